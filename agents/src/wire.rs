@@ -1,0 +1,165 @@
+//! Wire types between agents and the orchestrator: a compatibility boundary.
+//!
+//! Agents POST an [`AgentReport`] to `/v1/reports` and GET
+//! `/v1/agents/commands?wait=MS` (long-poll); both answers are a
+//! [`ReportResponse`] carrying the commands waiting for that agent. Add fields
+//! only with `#[serde(default)]`; never rename or remove one.
+
+use serde::{Deserialize, Serialize};
+
+/// One report from a site's agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentReport {
+    /// The reporting site; must match the site of the bearer token.
+    pub site: String,
+    /// Increases with every report of one agent process (restarts reset it).
+    pub seq: u64,
+    /// Agent process start, unix ms (tells restarts apart; never used for freshness).
+    #[serde(default)]
+    pub started_unix_ms: u64,
+    /// Results of the site's local checks.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    /// This agent's probes of other sites' public endpoints (peer view).
+    #[serde(default)]
+    pub peers: Vec<PeerProbe>,
+    /// Outcomes of commands finished since the last report (repeated until acknowledged).
+    #[serde(default)]
+    pub outcomes: Vec<CommandOutcome>,
+}
+
+/// The result of one check or probe.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckResult {
+    /// Check name from the config.
+    pub name: String,
+    pub ok: bool,
+    /// Whether a failure counts toward "site down".
+    #[serde(default)]
+    pub critical: bool,
+    /// Human-readable cause or status (e.g. "status 503", "connection refused").
+    #[serde(default)]
+    pub detail: String,
+    /// How long it took, ms.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+/// One agent's view of another site's endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerProbe {
+    /// The probed site.
+    pub site: String,
+    /// Each endpoint's result.
+    pub results: Vec<CheckResult>,
+}
+
+impl PeerProbe {
+    /// The site's service is failing from this vantage point when any endpoint fails.
+    pub fn failing(&self) -> bool {
+        self.results.is_empty() || self.results.iter().any(|r| !r.ok)
+    }
+}
+
+/// What the orchestrator asks an agent to do.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Run the site's promote hooks in order.
+    Promote,
+    /// Run the site's demote hooks in order (fencing).
+    Demote,
+    /// Start replication from this site (data issue).
+    StartReplication,
+    /// Stop replication (data issue).
+    StopReplication,
+    /// Run a resync pass (data issue).
+    Resync,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Promote => "promote",
+            CommandKind::Demote => "demote",
+            CommandKind::StartReplication => "start_replication",
+            CommandKind::StopReplication => "stop_replication",
+            CommandKind::Resync => "resync",
+        }
+    }
+}
+
+/// A command for one agent. `id` is deterministic (`group:epoch:kind`), so a
+/// resumed runbook that asks again gets the first run's outcome, not a second run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub id: String,
+    pub group: String,
+    pub epoch: u64,
+    pub kind: CommandKind,
+    /// Peer site for replication commands.
+    #[serde(default)]
+    pub peer: Option<String>,
+}
+
+impl Command {
+    pub fn new(group: &str, epoch: u64, kind: CommandKind) -> Self {
+        Command {
+            id: format!("{group}:{epoch}:{}", kind.as_str()),
+            group: group.to_string(),
+            epoch,
+            kind,
+            peer: None,
+        }
+    }
+}
+
+/// The outcome of one command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CommandOutcome {
+    pub id: String,
+    pub ok: bool,
+    /// Summary: which hook failed and why.
+    #[serde(default)]
+    pub detail: String,
+    /// Each hook run, in order.
+    #[serde(default)]
+    pub hooks: Vec<HookOutcome>,
+}
+
+/// One hook run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HookOutcome {
+    pub name: String,
+    pub ok: bool,
+    /// Exit code, if the hook exited.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// "exit 0", "timed out after 30s", "cannot start: ...".
+    pub detail: String,
+    pub elapsed_ms: u64,
+}
+
+/// The orchestrator's answer to a report or a command poll.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReportResponse {
+    /// Commands to run (the agent ignores ids it already ran or is running).
+    #[serde(default)]
+    pub commands: Vec<Command>,
+    /// Outcome ids the orchestrator has recorded; the agent stops resending them.
+    #[serde(default)]
+    pub acked: Vec<String>,
+}
+
+/// Error body of every 4xx/5xx answer of the orchestrator and frontend APIs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiError {
+    pub error: String,
+}

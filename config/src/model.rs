@@ -1,0 +1,430 @@
+//! The failover.conf data model: one serde struct per TOML table.
+//!
+//! These types are what the file says, deserialised with `deny_unknown_fields`
+//! and typed durations. Cross-references (a group naming a site, a frontend
+//! naming a backend) are checked in [`crate::load`], which is the only way to
+//! obtain a [`Config`], so code that holds one may rely on them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The whole file, validated. Built only by [`crate::load`] / [`crate::parse`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path the config was read from (for messages).
+    pub path: PathBuf,
+    pub orchestrator: OrchestratorConfig,
+    pub detection: Detection,
+    /// Sites by name, in name order.
+    pub sites: BTreeMap<String, SiteConfig>,
+    /// Frontend machines by name.
+    pub frontends: BTreeMap<String, FrontendConfig>,
+    /// Protected services by name.
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+impl Config {
+    /// The groups a site takes part in.
+    pub fn groups_of_site<'a>(&'a self, site: &'a str) -> impl Iterator<Item = (&'a String, &'a GroupConfig)> + 'a {
+        self.groups
+            .iter()
+            .filter(move |(_, g)| g.sites.get_ref().iter().any(|s| s.get_ref() == site))
+    }
+
+    /// Sites that share at least one group with `site` (its peers), excluding itself.
+    pub fn peers_of(&self, site: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .groups_of_site(site)
+            .flat_map(|(_, g)| g.site_names())
+            .filter(|s| s != site)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// `[orchestrator]`: where the orchestrator listens and keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    /// Address the HTTP API binds to.
+    pub listen: SocketAddr,
+    /// Base URL agents, frontends' owners and the CLI use to reach the API.
+    /// Defaults to `http://{listen}`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Directory for the embedded state store.
+    pub data_dir: PathBuf,
+    /// Operator bearer token (needed for every API call that is not an agent report).
+    pub operator_token: SecretRef,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Long-poll wait for agent command fetches.
+    #[serde(default = "default_long_poll", with = "humantime_serde")]
+    pub long_poll: Duration,
+    /// How often routing is compared with what the strategy observes.
+    #[serde(default = "default_reconcile", with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+}
+
+impl OrchestratorConfig {
+    /// The API base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_long_poll() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Where a secret comes from: exactly one of `file` or `env`. The value itself
+/// is never in the config file, so it can never be echoed from it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// Path of a file whose content (trimmed) is the secret.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Name of an environment variable holding the secret.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// `[detection]`: timings and guards of DESIGN §3.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detection {
+    /// One detection round; also the default report and probe interval.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Consecutive down rounds before a site is confirmed down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Consecutive healthy rounds before a site counts as recovered.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Unbroken health needed (besides `rise`) before failback.
+    #[serde(default = "default_hold_down", with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// An agent whose last report is older than this is stale.
+    #[serde(default = "default_agent_timeout", with = "humantime_serde")]
+    pub agent_timeout: Duration,
+    /// Timeout of one external or peer probe.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    /// Automatic failovers allowed per group per `failover_window`.
+    #[serde(default = "default_max_failovers")]
+    pub max_failovers: u32,
+    /// Window of the failover budget.
+    #[serde(default = "default_failover_window", with = "humantime_serde")]
+    pub failover_window: Duration,
+}
+
+impl Default for Detection {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            fall: default_fall(),
+            rise: default_rise(),
+            hold_down: default_hold_down(),
+            agent_timeout: default_agent_timeout(),
+            probe_timeout: default_probe_timeout(),
+            max_failovers: default_max_failovers(),
+            failover_window: default_failover_window(),
+        }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_rise() -> u32 {
+    3
+}
+fn default_hold_down() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_agent_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_max_failovers() -> u32 {
+    2
+}
+fn default_failover_window() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `[sites.NAME]`: one location that can serve the group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Bearer token this site's agent reports with.
+    pub agent_token: SecretRef,
+    /// How often the agent reports (default: `detection.interval`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub report_interval: Option<Duration>,
+    /// Local checks run by the site's agent.
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    /// Public endpoints probed from outside (orchestrator and peer agents).
+    #[serde(default)]
+    pub endpoints: Vec<CheckSpec>,
+    /// Hooks run in order when the site is promoted.
+    #[serde(default)]
+    pub promote: Vec<HookSpec>,
+    /// Hooks run in order when the site is demoted (fenced).
+    #[serde(default)]
+    pub demote: Vec<HookSpec>,
+}
+
+/// What a check does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// HTTP or HTTPS GET of `url`.
+    Http,
+    /// TCP connect to `address`.
+    Tcp,
+    /// Run `command`; exit status 0 is healthy.
+    Command,
+}
+
+/// One check or endpoint probe. The fields used depend on `kind`
+/// (validated in [`crate::load`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Name shown in reports and evidence tables.
+    pub name: String,
+    pub kind: Spanned<CheckKind>,
+    /// `http`: the URL to GET.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// `http`: the expected status (default 200).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    /// `http`: a substring the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// `tcp`: host:port to connect to.
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// `command`: argv of the command.
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Time allowed for one run.
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A failing critical check makes the site down (with outside agreement).
+    #[serde(default = "default_true")]
+    pub critical: bool,
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A promote or demote hook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSpec {
+    pub name: String,
+    /// argv; run without a shell.
+    pub command: Spanned<Vec<String>>,
+    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `[frontends.NAME]`: one `warden frontend` machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    /// Address of its control API.
+    pub control: SocketAddr,
+    /// Bearer token shared by the orchestrator and this frontend.
+    pub token: SecretRef,
+}
+
+/// How a group moves traffic.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Dns,
+    Frontend,
+    Hybrid,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Dns => "dns",
+            Scheme::Frontend => "frontend",
+            Scheme::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// When to fail back.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailbackMode {
+    /// After the primary is recovered (rise + hold_down).
+    #[default]
+    Auto,
+    /// Only on `warden failback GROUP`.
+    Manual,
+}
+
+/// How hard the old active site is fenced.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fencing {
+    /// Fencing must succeed (demote acknowledged or fence command exit 0).
+    Required,
+    /// Try; go on if the old site cannot be reached.
+    #[default]
+    BestEffort,
+    /// Do not fence.
+    Off,
+}
+
+/// `[groups.NAME]`: one protected service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// Ordered site names; the first is the primary.
+    pub sites: Spanned<Vec<Spanned<String>>>,
+    pub scheme: Spanned<Scheme>,
+    /// `false`: a confirmed disaster waits for `warden approve`.
+    #[serde(default = "default_true")]
+    pub automatic: bool,
+    #[serde(default)]
+    pub failback: FailbackMode,
+    #[serde(default)]
+    pub fencing: Fencing,
+    /// Optional fence command run at the fence step (argv).
+    #[serde(default)]
+    pub fence_command: Option<Vec<String>>,
+    /// Time allowed for one runbook step.
+    #[serde(default = "default_step_timeout", with = "humantime_serde")]
+    pub step_timeout: Duration,
+    /// Settings of the `frontend` scheme (and the frontend layer of `hybrid`).
+    #[serde(default)]
+    pub frontend: Option<Spanned<FrontendScheme>>,
+    /// Settings of the `dns` scheme (and the DNS layer of `hybrid`).
+    #[serde(default)]
+    pub dns: Option<Spanned<DnsScheme>>,
+}
+
+impl GroupConfig {
+    /// Site names in order (primary first).
+    pub fn site_names(&self) -> Vec<String> {
+        self.sites.get_ref().iter().map(|s| s.get_ref().clone()).collect()
+    }
+    /// The primary site (first in the list).
+    pub fn primary(&self) -> &str {
+        self.sites.get_ref()[0].get_ref()
+    }
+}
+
+fn default_step_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// Which frontend implementation a `frontend` group drives.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FrontendDriverKind {
+    /// `warden frontend`.
+    Builtin,
+    /// HAProxy through its runtime API.
+    Haproxy,
+}
+
+/// `[groups.NAME.frontend]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendScheme {
+    pub driver: Spanned<FrontendDriverKind>,
+    /// Names of `[frontends.*]` entries that serve this group.
+    #[serde(default)]
+    pub frontends: Vec<Spanned<String>>,
+    /// Address each frontend listens on for this group's users.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Backend address per site name.
+    pub backends: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// How long connections to the old backend may drain on failback.
+    #[serde(default = "default_drain", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// DNS provider kinds (implemented in the DNS issue).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsProviderKind {
+    Noip,
+    Dyndns2,
+    Rfc2136,
+}
+
+/// `[groups.NAME.dns]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsScheme {
+    pub provider: DnsProviderKind,
+    /// The record users resolve.
+    pub name: String,
+    /// Record TTL.
+    #[serde(default = "default_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Address per site (dns) or per frontend (hybrid).
+    pub addresses: BTreeMap<String, String>,
+    /// Update server (dyndns2 URL or RFC 2136 primary host:port).
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Zone (rfc2136).
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Credentials: No-IP user/password or TSIG key file.
+    #[serde(default)]
+    pub credentials: Option<SecretRef>,
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(60)
+}

@@ -1,0 +1,69 @@
+//! Secrets (tokens, keys, passwords): loaded from a file or an environment
+//! variable named in the config, held in a type whose `Debug` and `Display`
+//! never show the value.
+
+use std::fmt;
+
+use crate::model::SecretRef;
+use crate::ConfigError;
+
+/// A loaded secret. Compare with [`Secret::matches`]; print it never.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+impl Secret {
+    /// Wrap a value obtained elsewhere (tests, demo).
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// Load the secret described by `r`; `key` names it in errors.
+    pub fn load(key: &str, r: &SecretRef) -> Result<Secret, ConfigError> {
+        let err = |reason: String| ConfigError::Secret {
+            key: key.to_string(),
+            reason,
+        };
+        let value = match (&r.file, &r.env) {
+            (Some(path), None) => std::fs::read_to_string(path)
+                .map_err(|e| err(format!("cannot read secret file {}: {e}", path.display())))?,
+            (None, Some(var)) => std::env::var(var)
+                .map_err(|_| err(format!("environment variable {var} is not set (or not UTF-8)")))?,
+            _ => return Err(err("give exactly one of `file` or `env`".into())),
+        };
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            return Err(err("the secret is empty".into()));
+        }
+        if value.len() < 8 {
+            return Err(err("the secret is shorter than 8 characters".into()));
+        }
+        Ok(Secret(value))
+    }
+
+    /// The value, for putting on the wire (an Authorization header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a presented token.
+    pub fn matches(&self, presented: &str) -> bool {
+        let a = self.0.as_bytes();
+        let b = presented.as_bytes();
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}

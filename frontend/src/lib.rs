@@ -1,0 +1,2 @@
+//! The built-in traffic switch (placeholder, being built).
+pub mod api;
