@@ -1,1 +1,78 @@
-fn main() {}
+//! `warden`: the one binary. Parses the command line, starts tracing, loads
+//! and validates the config, and hands over to a library's `run(config, shutdown)`.
+
+mod cli;
+mod demo;
+mod echo;
+mod probe;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Cli, Cmd};
+
+/// Exit status for configuration errors (EX_CONFIG-like, as sysexits' EX_USAGE).
+pub const EXIT_CONFIG: u8 = 64;
+
+fn init_tracing(quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if quiet { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let json = std::env::var("WARDEN_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// First SIGINT/SIGTERM cancels `token` (graceful); a second one exits at once.
+fn shutdown_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(cause = %e, "cannot install SIGTERM handler");
+                    return;
+                }
+            };
+        for n in 0..2 {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            if n == 0 {
+                tracing::info!("shutting down (signal again to force)");
+                token.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    let quiet =
+        matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Probe { json: true, .. }) || cli.cmd.is_client();
+    init_tracing(quiet);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(cli::dispatch(cli))
+}

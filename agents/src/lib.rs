@@ -1,1 +1,21 @@
-//! placeholder
+//! The site agent (`warden agent`): runs a site's local checks, probes its
+//! peer sites' public endpoints, reports both to the orchestrator, and runs
+//! the promote/demote hooks the orchestrator asks for. Agents only connect
+//! outward.
+//!
+//! Layout:
+//! - [`wire`]: agent ⇄ orchestrator JSON types, a compatibility boundary;
+//! - [`checks`]: one http/tcp/command check or probe → one [`wire::CheckResult`];
+//! - [`hooks`]: a promote/demote hook list → one [`wire::CommandOutcome`];
+//! - [`agent`]: [`AgentSettings`] from the config and the [`run`] loop
+//!   (reports, command long-poll, idempotent command execution);
+//! - [`error`]: [`AgentError`], what went wrong and whose move it is.
+
+pub mod agent;
+pub mod checks;
+pub mod error;
+pub mod hooks;
+pub mod wire;
+
+pub use agent::{run, AgentSettings, PeerEndpoints};
+pub use error::AgentError;

@@ -1,7 +1,7 @@
 //! Wire types between agents and the orchestrator: a compatibility boundary.
 //!
 //! Agents POST an [`AgentReport`] to `/v1/reports` and GET
-//! `/v1/agents/commands?wait=MS` (long-poll); both answers are a
+//! `/v1/agents/commands?wait_ms=MS` (long-poll); both answers are a
 //! [`ReportResponse`] carrying the commands waiting for that agent. Add fields
 //! only with `#[serde(default)]`; never rename or remove one.
 
@@ -95,7 +95,6 @@ impl CommandKind {
 /// A command for one agent. `id` is deterministic (`group:epoch:kind`), so a
 /// resumed runbook that asks again gets the first run's outcome, not a second run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct Command {
     pub id: String,
     pub group: String,
@@ -148,7 +147,6 @@ pub struct HookOutcome {
 
 /// The orchestrator's answer to a report or a command poll.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
 pub struct ReportResponse {
     /// Commands to run (the agent ignores ids it already ran or is running).
     #[serde(default)]

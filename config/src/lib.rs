@@ -47,7 +47,11 @@ pub enum ConfigError {
 }
 
 fn format_problems(p: &[Problem]) -> String {
-    let mut s = format!("{} problem{} in configuration:", p.len(), if p.len() == 1 { "" } else { "s" });
+    let mut s = format!(
+        "{} problem{} in configuration:",
+        p.len(),
+        if p.len() == 1 { "" } else { "s" }
+    );
     for x in p {
         s.push_str("\n  ");
         s.push_str(&x.to_string());
@@ -58,21 +62,30 @@ fn format_problems(p: &[Problem]) -> String {
 impl Config {
     /// The named site, or an error listing the defined ones.
     pub fn site(&self, name: &str) -> Result<&SiteConfig, ConfigError> {
-        self.sites.get(name).ok_or_else(|| ConfigError::UnknownName {
-            kind: "site",
-            name: name.to_string(),
-            path: self.path.clone(),
-            known: self.sites.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.sites
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownName {
+                kind: "site",
+                name: name.to_string(),
+                path: self.path.clone(),
+                known: self.sites.keys().cloned().collect::<Vec<_>>().join(", "),
+            })
     }
 
     /// The named frontend, or an error listing the defined ones.
     pub fn frontend(&self, name: &str) -> Result<&FrontendConfig, ConfigError> {
-        self.frontends.get(name).ok_or_else(|| ConfigError::UnknownName {
-            kind: "frontend",
-            name: name.to_string(),
-            path: self.path.clone(),
-            known: self.frontends.keys().cloned().collect::<Vec<_>>().join(", "),
-        })
+        self.frontends
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownName {
+                kind: "frontend",
+                name: name.to_string(),
+                path: self.path.clone(),
+                known: self
+                    .frontends
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }

@@ -30,7 +30,10 @@ pub struct Config {
 
 impl Config {
     /// The groups a site takes part in.
-    pub fn groups_of_site<'a>(&'a self, site: &'a str) -> impl Iterator<Item = (&'a String, &'a GroupConfig)> + 'a {
+    pub fn groups_of_site<'a>(
+        &'a self,
+        site: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a GroupConfig)> + 'a {
         self.groups
             .iter()
             .filter(move |(_, g)| g.sites.get_ref().iter().any(|s| s.get_ref() == site))
@@ -349,7 +352,11 @@ pub struct GroupConfig {
 impl GroupConfig {
     /// Site names in order (primary first).
     pub fn site_names(&self) -> Vec<String> {
-        self.sites.get_ref().iter().map(|s| s.get_ref().clone()).collect()
+        self.sites
+            .get_ref()
+            .iter()
+            .map(|s| s.get_ref().clone())
+            .collect()
     }
     /// The primary site (first in the list).
     pub fn primary(&self) -> &str {

@@ -38,8 +38,11 @@ impl Secret {
         let value = match (&r.file, &r.env) {
             (Some(path), None) => std::fs::read_to_string(path)
                 .map_err(|e| err(format!("cannot read secret file {}: {e}", path.display())))?,
-            (None, Some(var)) => std::env::var(var)
-                .map_err(|_| err(format!("environment variable {var} is not set (or not UTF-8)")))?,
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                err(format!(
+                    "environment variable {var} is not set (or not UTF-8)"
+                ))
+            })?,
             _ => return Err(err("give exactly one of `file` or `env`".into())),
         };
         let value = value.trim().to_string();

@@ -1,2 +1,158 @@
-//! The built-in traffic switch (placeholder, being built).
+//! The built-in traffic switch (`warden frontend`): one TCP listener per
+//! group, proxying every new connection to the group's current site, and an
+//! epoch-fenced control API through which the orchestrator moves the route.
+//!
+//! Layout:
+//! - [`api`]: wire types of the control API (a compatibility boundary);
+//! - [`settings`]: what one frontend needs, taken from the validated config;
+//! - `route`: the in-memory route table, epochs and connection generations;
+//! - `proxy`: the accept loops and the per-connection copy;
+//! - `control`: the axum control API (authentication, fencing);
+//! - [`error`]: the error enum, [`FrontendError`].
+//!
+//! Entry point: [`run`]. Routes live in memory only: a restarted frontend
+//! routes nothing (new connections are closed) until the orchestrator's
+//! reconciliation sends the route again.
+
 pub mod api;
+mod control;
+pub mod error;
+mod proxy;
+mod route;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+pub use error::FrontendError;
+pub use settings::{FrontendSettings, GroupSettings};
+
+/// Time allowed, after shutdown, for connection tasks and drain timers to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Addresses actually bound (useful with port 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundAddrs {
+    /// The control API.
+    pub control: SocketAddr,
+    /// Each group's client listener, by group name.
+    pub groups: BTreeMap<String, SocketAddr>,
+}
+
+/// Run the frontend until `shutdown` fires (then stop accepting, close every
+/// connection and return `Ok`) or a fatal error occurs.
+///
+/// Every listener is bound before `ready` receives the bound addresses and the
+/// `frontend ready` line is logged; a bind failure returns
+/// [`FrontendError::Bind`] naming the listener and address.
+pub async fn run(
+    cfg: FrontendSettings,
+    shutdown: CancellationToken,
+    ready: Option<oneshot::Sender<BoundAddrs>>,
+) -> Result<(), FrontendError> {
+    let control = bind("control API".to_string(), cfg.control).await?;
+    let control_addr = local_addr(&control, "control API", cfg.control)?;
+    let mut listeners = Vec::with_capacity(cfg.groups.len());
+    let mut bound = BTreeMap::new();
+    for (name, g) in &cfg.groups {
+        let label = format!("listener of group {name}");
+        let l = bind(label.clone(), g.listen).await?;
+        bound.insert(name.clone(), local_addr(&l, &label, g.listen)?);
+        listeners.push((name.clone(), l));
+    }
+    if cfg.groups.is_empty() {
+        warn!(frontend = %cfg.name, "no group lists this frontend; only the control API runs");
+    }
+
+    // Child of the caller's token: a fatal error stops this frontend's tasks
+    // without cancelling the caller's other components.
+    let stop = shutdown.child_token();
+    let tasks = TaskTracker::new();
+    let table = Arc::new(route::Table::new(&cfg.groups, &stop, &tasks));
+    let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
+    for (name, listener) in listeners {
+        let Some(group) = table.group(&name).cloned() else {
+            continue; // the table was built from the same map
+        };
+        let (stop, tasks) = (stop.clone(), tasks.clone());
+        set.spawn(async move {
+            proxy::serve_group(listener, group, stop, tasks).await;
+            Ok(())
+        });
+    }
+    let app = control::router(Arc::clone(&table), cfg.token.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let control_stop = stop.clone();
+    set.spawn(async move {
+        axum::serve(control, app)
+            .with_graceful_shutdown(control_stop.cancelled_owned())
+            .await
+            .map_err(FrontendError::Serve)
+    });
+
+    let groups_list = bound
+        .iter()
+        .map(|(g, a)| format!("{g}={a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    info!(frontend = %cfg.name, control = %control_addr, groups = %groups_list, "frontend ready");
+    if let Some(ready) = ready {
+        // The caller may have stopped waiting; that is not our failure.
+        let _ = ready.send(BoundAddrs {
+            control: control_addr,
+            groups: bound,
+        });
+    }
+
+    let mut result = Ok(());
+    while let Some(joined) = set.join_next().await {
+        let outcome = joined
+            .map_err(|e| FrontendError::Task(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = outcome {
+            error!(frontend = %cfg.name, cause = %e, "frontend task failed; stopping");
+            if result.is_ok() {
+                result = Err(e);
+            }
+        } else if !stop.is_cancelled() {
+            warn!(frontend = %cfg.name, "a frontend task ended before shutdown; stopping");
+        }
+        stop.cancel();
+    }
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(frontend = %cfg.name, grace = ?SHUTDOWN_GRACE, "connections still closing after the grace period; leaving them");
+    }
+    info!(frontend = %cfg.name, "frontend stopped");
+    result
+}
+
+async fn bind(listener: String, addr: SocketAddr) -> Result<TcpListener, FrontendError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| FrontendError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+fn local_addr(l: &TcpListener, label: &str, addr: SocketAddr) -> Result<SocketAddr, FrontendError> {
+    l.local_addr().map_err(|source| FrontendError::Bind {
+        listener: label.to_string(),
+        addr,
+        source,
+    })
+}

@@ -1,1 +1,156 @@
-//! placeholder
+//! The orchestrator: collects evidence, confirms disasters, runs crash-safe
+//! runbooks, reconciles routing and serves the `/v1` API.
+//!
+//! Layout:
+//! - [`detector`]: evidence → verdicts, hysteresis and guards (pure, paused-time tested);
+//! - [`runbook`]: the step engine over a [`runbook::RunbookEnv`] (persist before each step);
+//! - [`store`]: durable state behind [`store::Store`] (redb file by default);
+//! - [`service`]: shared state, decision loop, reconciliation, the live `RunbookEnv`;
+//! - [`api`]: the HTTP API; [`model`]: persisted and reported types; [`metrics`].
+
+pub mod api;
+pub mod detector;
+pub mod metrics;
+pub mod model;
+pub mod runbook;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use warden_config::{Config, ConfigError};
+
+use crate::service::Shared;
+use crate::store::LocalStore;
+
+/// Errors of the orchestrator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrchestratorError {
+    /// Configuration or a secret is wrong: fix the file, then restart.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The service cannot be assembled from this config (e.g. a scheme not built yet).
+    #[error("{0}")]
+    Setup(String),
+    /// The state store failed: check the data dir's disk and permissions.
+    #[error("state store: {0}")]
+    Store(String),
+    /// The API could not bind its address.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A request named something that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A request is malformed or names something invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A request conflicts with the current state (e.g. a runbook is running).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Run the orchestrator until `shutdown` fires. `ready` receives the bound API address.
+pub async fn run(
+    cfg: Config,
+    shutdown: CancellationToken,
+    ready: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), OrchestratorError> {
+    let strategies = service::build_strategies(&cfg)?;
+    let store = Arc::new(LocalStore::open(&cfg.orchestrator.data_dir)?);
+    let shared = Shared::new(cfg, store, strategies, shutdown.clone())?;
+    let addr = shared.cfg.orchestrator.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| OrchestratorError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| OrchestratorError::Bind { addr, source })?;
+    shared.event(
+        model::EventKind::Started,
+        None,
+        None,
+        format!(
+            "orchestrator {} started on {bound} with {} groups",
+            env!("CARGO_PKG_VERSION"),
+            shared.cfg.groups.len()
+        ),
+        vec![],
+        None,
+    );
+    shared.resume();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let s = shared.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(s.cfg.detection.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => s.probe_sites().await,
+                }
+            }
+        });
+    }
+    {
+        let s = shared.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(s.cfg.detection.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => s.detect_round(),
+                }
+            }
+        });
+    }
+    {
+        let s = shared.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(s.cfg.orchestrator.reconcile_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => s.reconcile_once().await,
+                }
+            }
+        });
+    }
+    info!(listen = %bound, groups = shared.cfg.groups.len(), sites = shared.cfg.sites.len(), "orchestrator ready");
+    if let Some(tx) = ready {
+        let _ = tx.send(bound);
+    }
+    let app = api::router(shared.clone());
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|source| OrchestratorError::Bind {
+            addr: bound,
+            source,
+        })?;
+    shutdown.cancel();
+    let grace = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if grace.is_err() {
+        tracing::warn!("tasks did not stop within 5 s");
+    }
+    Ok(())
+}

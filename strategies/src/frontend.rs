@@ -1,1 +1,937 @@
-//! The frontend scheme (placeholder).
+//! The `frontend` scheme: a group's traffic passes through one or more
+//! frontends (TCP proxies), and moving it means telling every frontend which
+//! site to route to, fenced by the epoch.
+//!
+//! - [`FrontendDriver`]: how one frontend is driven (set and read its route);
+//! - [`BuiltinDriver`]: the `builtin` driver, the control API of `warden frontend`;
+//! - [`FrontendStrategy`]: the [`Strategy`] over every frontend of a group,
+//!   built from the config by [`FrontendStrategy::from_config`] or [`build`].
+//!
+//! HAProxy (driver `haproxy`) arrives with its own issue.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use tracing::{debug, warn};
+use warden_config::{Config, FrontendDriverKind, Secret};
+use warden_frontend::api::{ErrorBody, RouteMode, RouteState, SetRoute};
+
+use crate::{Epoch, Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+
+/// One frontend as the strategy drives it, for one group.
+///
+/// Both calls are idempotent and may be repeated (a resumed runbook, a
+/// reconcile). Errors: [`StrategyError::StaleEpoch`] when the frontend has
+/// accepted a newer epoch, [`StrategyError::Unreachable`] when it cannot be
+/// reached (retry), [`StrategyError::Rejected`] for everything else.
+#[async_trait]
+pub trait FrontendDriver: Send + Sync {
+    /// The frontend's name (`[frontends.NAME]`), used in drift lines and events.
+    fn name(&self) -> &str;
+    /// Route the group to `site` with fencing token `epoch`.
+    async fn set_route(
+        &self,
+        site: &str,
+        epoch: u64,
+        mode: SwitchMode,
+    ) -> Result<(), StrategyError>;
+    /// The frontend's route for the group: the site (`None` when it routes
+    /// nothing, e.g. after a restart) and the highest epoch it has accepted.
+    async fn route(&self) -> Result<(Option<String>, u64), StrategyError>;
+}
+
+/// Drives one `warden frontend` through its control API (see
+/// [`warden_frontend::api`]), for one group.
+pub struct BuiltinDriver {
+    /// Frontend name.
+    name: String,
+    /// Element name in errors: `frontend NAME`.
+    element: String,
+    group: String,
+    /// `http://ADDR`, no trailing slash.
+    base: String,
+    token: Secret,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for BuiltinDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinDriver")
+            .field("name", &self.name)
+            .field("group", &self.group)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest piece of an unexpected answer quoted in an error.
+const QUOTE_MAX: usize = 200;
+
+impl BuiltinDriver {
+    /// Time allowed for one control request (connect included).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// A driver for `group` on the frontend `name` whose control API listens on `control`.
+    pub fn new(
+        name: &str,
+        group: &str,
+        control: SocketAddr,
+        token: Secret,
+        timeout: Duration,
+    ) -> Result<BuiltinDriver, StrategyError> {
+        let client = http_client(timeout).map_err(|e| {
+            StrategyError::Config(format!(
+                "cannot build the HTTP client for frontend {name}: {}",
+                chain(&e)
+            ))
+        })?;
+        Ok(BuiltinDriver {
+            name: name.to_string(),
+            element: format!("frontend {name}"),
+            group: group.to_string(),
+            base: format!("http://{control}"),
+            token,
+            client,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("{}/v1/routes/{}", self.base, self.group)
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> StrategyError {
+        StrategyError::Unreachable {
+            element: self.element.clone(),
+            reason: chain(e),
+        }
+    }
+
+    fn rejected(&self, reason: String) -> StrategyError {
+        StrategyError::Rejected {
+            element: self.element.clone(),
+            reason,
+        }
+    }
+
+    /// Turn a non-2xx answer into an error; `sent` is the epoch of a PUT.
+    async fn refusal(&self, resp: reqwest::Response, sent: Option<u64>) -> StrategyError {
+        let status = resp.status();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => return self.unreachable(&e),
+        };
+        let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+        if let (
+            StatusCode::CONFLICT,
+            Some(sent),
+            Some(ErrorBody {
+                seen_epoch: Some(seen),
+                ..
+            }),
+        ) = (status, sent, &body)
+        {
+            if *seen > sent {
+                return StrategyError::StaleEpoch {
+                    element: self.element.clone(),
+                    sent,
+                    seen: *seen,
+                };
+            }
+        }
+        let reason = match body {
+            Some(b) => b.error,
+            None => quote(&text),
+        };
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => " (check frontends.NAME.token: the orchestrator and the frontend must hold the same token)",
+            StatusCode::NOT_FOUND => " (is this frontend configured to serve the group? restart it after changing failover.conf)",
+            _ => "",
+        };
+        self.rejected(format!("HTTP {}: {reason}{hint}", status.as_u16()))
+    }
+}
+
+#[async_trait]
+impl FrontendDriver for BuiltinDriver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn set_route(
+        &self,
+        site: &str,
+        epoch: u64,
+        mode: SwitchMode,
+    ) -> Result<(), StrategyError> {
+        let body = SetRoute {
+            site: site.to_string(),
+            epoch,
+            mode: match mode {
+                SwitchMode::Immediate => RouteMode::Immediate,
+                SwitchMode::Drain => RouteMode::Drain,
+            },
+        };
+        let resp = self
+            .client
+            .put(self.url())
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp, Some(epoch)).await);
+        }
+        let state: RouteState = resp
+            .json()
+            .await
+            .map_err(|e| self.rejected(format!("unreadable answer to PUT: {}", chain(&e))))?;
+        if state.site.as_deref() != Some(site) {
+            return Err(self.rejected(format!(
+                "accepted the route to {site:?} at epoch {epoch} but reports {:?} at epoch {}",
+                state.site, state.epoch
+            )));
+        }
+        debug!(frontend = %self.name, group = %self.group, site, epoch, "frontend route set");
+        Ok(())
+    }
+
+    async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+        let resp = self
+            .client
+            .get(self.url())
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp, None).await);
+        }
+        let state: RouteState = resp
+            .json()
+            .await
+            .map_err(|e| self.rejected(format!("unreadable answer to GET: {}", chain(&e))))?;
+        Ok((state.site, state.epoch))
+    }
+}
+
+/// An HTTP client for control requests. reqwest is built with
+/// `rustls-no-provider`: when the process installed no rustls crypto provider,
+/// TLS is configured here with `ring` and no trusted roots, which is enough for
+/// the plain-HTTP control API and installs nothing process-wide.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // Control traffic goes straight to the frontend's address, never through an HTTP proxy.
+        .no_proxy();
+    let builder = if rustls::crypto::CryptoProvider::get_default().is_some() {
+        builder
+    } else {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        match rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+        {
+            Ok(b) => builder.tls_backend_preconfigured(
+                b.with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            ),
+            // Not reachable with ring's defaults; let reqwest report its own error then.
+            Err(_) => builder,
+        }
+    };
+    builder.build()
+}
+
+/// An error and its causes, `a: b: c` (reqwest's own message omits the cause).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn quote(text: &str) -> String {
+    let t = text.trim();
+    if t.is_empty() {
+        return "(empty body)".into();
+    }
+    match t.char_indices().nth(QUOTE_MAX) {
+        Some((i, _)) => format!("{:?}…", &t[..i]),
+        None => format!("{t:?}"),
+    }
+}
+
+/// The `frontend` strategy of one group: every frontend of the group gets
+/// every route command, and `current()` reads them all back.
+pub struct FrontendStrategy {
+    group: String,
+    /// Strategy name for events: `frontend/builtin`, ...
+    name: String,
+    /// Sites the group may route to; empty = not checked here (the frontend checks).
+    sites: Vec<String>,
+    drivers: Vec<Arc<dyn FrontendDriver>>,
+}
+
+impl std::fmt::Debug for FrontendStrategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontendStrategy")
+            .field("group", &self.group)
+            .field("name", &self.name)
+            .field(
+                "frontends",
+                &self.drivers.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl FrontendStrategy {
+    /// A strategy for `group` over `drivers` (at least one).
+    pub fn new(
+        group: &str,
+        drivers: Vec<Arc<dyn FrontendDriver>>,
+    ) -> Result<FrontendStrategy, StrategyError> {
+        if drivers.is_empty() {
+            return Err(StrategyError::Config(format!(
+                "group {group}: the frontend scheme needs at least one frontend"
+            )));
+        }
+        Ok(FrontendStrategy {
+            group: group.to_string(),
+            name: "frontend".into(),
+            sites: Vec::new(),
+            drivers,
+        })
+    }
+
+    /// Build the strategy of `group` from the validated config: one driver per
+    /// frontend listed in `[groups.GROUP.frontend]`, each with its loaded token.
+    /// Driver `haproxy` → [`StrategyError::Config`] (not available yet).
+    pub fn from_config(cfg: &Config, group: &str) -> Result<Arc<dyn Strategy>, StrategyError> {
+        Ok(Arc::new(FrontendStrategy::configured(cfg, group)?))
+    }
+
+    /// [`FrontendStrategy::from_config`], as the concrete type.
+    pub fn configured(cfg: &Config, group: &str) -> Result<FrontendStrategy, StrategyError> {
+        let g = cfg.groups.get(group).ok_or_else(|| {
+            StrategyError::Config(format!(
+                "unknown group {group:?}; defined groups: [{}]",
+                cfg.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let scheme = g
+            .frontend
+            .as_ref()
+            .ok_or_else(|| {
+                StrategyError::Config(format!(
+                    "group {group} has no [groups.{group}.frontend] table (its scheme is {:?})",
+                    g.scheme.get_ref().as_str()
+                ))
+            })?
+            .get_ref();
+        match scheme.driver.get_ref() {
+            FrontendDriverKind::Builtin => {}
+            FrontendDriverKind::Haproxy => {
+                return Err(StrategyError::Config(
+                    "driver \"haproxy\" is not available yet".into(),
+                ))
+            }
+        }
+        let mut drivers: Vec<Arc<dyn FrontendDriver>> = Vec::with_capacity(scheme.frontends.len());
+        for fe_name in &scheme.frontends {
+            let fe_name = fe_name.get_ref();
+            let fe = cfg
+                .frontend(fe_name)
+                .map_err(|e| StrategyError::Config(e.to_string()))?;
+            let token = Secret::load(&format!("frontends.{fe_name}.token"), &fe.token)
+                .map_err(|e| StrategyError::Config(e.to_string()))?;
+            let driver = BuiltinDriver::new(
+                fe_name,
+                group,
+                fe.control,
+                token,
+                BuiltinDriver::DEFAULT_TIMEOUT,
+            )?;
+            drivers.push(Arc::new(driver));
+        }
+        let mut s = FrontendStrategy::new(group, drivers)?;
+        s.name = "frontend/builtin".into();
+        s.sites = scheme
+            .backends
+            .keys()
+            .map(|k| k.get_ref().clone())
+            .collect();
+        Ok(s)
+    }
+
+    /// The group this strategy moves.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+}
+
+/// The strategy of a `frontend` group, ready to hold as `Arc<dyn Strategy>`.
+pub fn build(cfg: &Config, group: &str) -> Result<Arc<dyn Strategy>, StrategyError> {
+    FrontendStrategy::from_config(cfg, group)
+}
+
+/// The error to report when several frontends failed: the first one that
+/// retrying cannot fix (a stale epoch must stop the runbook even when another
+/// frontend was merely unreachable), else the first one.
+fn most_severe(errors: Vec<StrategyError>) -> Option<StrategyError> {
+    let i = errors.iter().position(|e| !e.is_transient()).unwrap_or(0);
+    errors.into_iter().nth(i)
+}
+
+#[async_trait]
+impl Strategy for FrontendStrategy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Send the route to every frontend at once; fail if any failed (after
+    /// all were tried), with the error chosen by `most_severe`.
+    async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError> {
+        if !self.sites.is_empty() && !self.sites.contains(&target.site) {
+            return Err(StrategyError::Config(format!(
+                "site {:?} has no backend in group {}; sites: [{}]",
+                target.site,
+                self.group,
+                self.sites.join(", ")
+            )));
+        }
+        let sends = self.drivers.iter().map(|d| async move {
+            (
+                d.name(),
+                d.set_route(&target.site, epoch, target.mode).await,
+            )
+        });
+        let mut errors = Vec::new();
+        for (frontend, result) in join_all(sends).await {
+            if let Err(e) = result {
+                warn!(group = %self.group, frontend, site = %target.site, epoch, cause = %e, "frontend did not take the route");
+                errors.push(e);
+            }
+        }
+        match most_severe(errors) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Read every frontend's route. The observed site is the one most
+    /// frontends report (the first listed wins a tie), the epoch the highest
+    /// reported; every frontend that differs or cannot be read is a drift line.
+    /// Fails only when no frontend can be read.
+    async fn current(&self) -> Result<Observed, StrategyError> {
+        let reads = self
+            .drivers
+            .iter()
+            .map(|d| async move { (d.name(), d.route().await) });
+        let reads = join_all(reads).await;
+
+        let answers: Vec<&(Option<String>, u64)> =
+            reads.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+        if answers.is_empty() {
+            let errors: Vec<StrategyError> =
+                reads.into_iter().filter_map(|(_, r)| r.err()).collect();
+            if errors.len() > 1 && errors.iter().all(StrategyError::is_transient) {
+                return Err(StrategyError::Unreachable {
+                    element: format!("every frontend of group {}", self.group),
+                    reason: errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                });
+            }
+            return Err(most_severe(errors).unwrap_or_else(|| {
+                StrategyError::Config(format!("group {}: no frontends", self.group))
+            }));
+        }
+        let epoch = answers.iter().map(|(_, e)| *e).max().unwrap_or(0);
+        let mut best: Option<(&Option<String>, usize)> = None;
+        for (site, _) in &answers {
+            let n = answers.iter().filter(|(s, _)| s == site).count();
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((site, n));
+            }
+        }
+        let site = best.and_then(|(s, _)| s.clone());
+
+        let mut drift = Vec::new();
+        for (frontend, read) in &reads {
+            match read {
+                Err(StrategyError::Unreachable { reason, .. }) => {
+                    drift.push(format!("{frontend} unreachable: {reason}"))
+                }
+                Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
+                Ok((s, e)) if *s == site && *e == epoch => {}
+                Ok((None, _)) => drift.push(format!("{frontend} has no route")),
+                Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
+            }
+        }
+        Ok(Observed { site, epoch, drift })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use tokio::task::JoinHandle;
+    use tokio_util::sync::CancellationToken;
+    use warden_frontend::{FrontendError, FrontendSettings, GroupSettings};
+
+    const TOKEN: &str = "strategy-test-token";
+
+    /// A real `warden frontend` serving group "web" (sites a, b) on 127.0.0.1.
+    struct Fe {
+        control: SocketAddr,
+        stop: CancellationToken,
+        handle: Option<JoinHandle<Result<(), FrontendError>>>,
+    }
+
+    impl Drop for Fe {
+        fn drop(&mut self) {
+            self.stop.cancel();
+        }
+    }
+
+    async fn frontend_at(control: SocketAddr) -> Fe {
+        let settings = FrontendSettings {
+            name: "fe-test".into(),
+            control,
+            token: Secret::new(TOKEN),
+            groups: BTreeMap::from([(
+                "web".to_string(),
+                GroupSettings {
+                    listen: "127.0.0.1:0".parse().expect("addr"),
+                    backends: BTreeMap::from([
+                        ("a".to_string(), "127.0.0.1:9".to_string()),
+                        ("b".to_string(), "127.0.0.1:9".to_string()),
+                    ]),
+                    drain_timeout: Duration::from_secs(1),
+                },
+            )]),
+        };
+        let stop = CancellationToken::new();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let handle = tokio::spawn(warden_frontend::run(settings, stop.clone(), Some(tx)));
+        let bound = tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .expect("ready in time")
+            .expect("ready");
+        Fe {
+            control: bound.control,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    async fn frontend() -> Fe {
+        frontend_at("127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    impl Fe {
+        /// Stop the frontend and wait for `run` to return.
+        async fn stop(mut self) {
+            self.stop.cancel();
+            let handle = self.handle.take().expect("running");
+            let r = tokio::time::timeout(Duration::from_secs(10), handle)
+                .await
+                .expect("stops in time")
+                .expect("no panic");
+            r.expect("clean stop");
+        }
+    }
+
+    fn driver(name: &str, fe: &Fe, token: &str) -> Arc<dyn FrontendDriver> {
+        Arc::new(
+            BuiltinDriver::new(
+                name,
+                "web",
+                fe.control,
+                Secret::new(token),
+                BuiltinDriver::DEFAULT_TIMEOUT,
+            )
+            .expect("driver"),
+        )
+    }
+
+    fn route(site: &str, mode: SwitchMode) -> SiteRoute {
+        SiteRoute {
+            site: site.into(),
+            mode,
+        }
+    }
+
+    #[tokio::test]
+    async fn activate_then_current_round_trip() {
+        let fe = frontend().await;
+        let s = FrontendStrategy::new("web", vec![driver("fe1", &fe, TOKEN)]).expect("strategy");
+        let before = s.current().await.expect("readable");
+        assert_eq!(
+            before,
+            Observed {
+                site: None,
+                epoch: 0,
+                drift: vec![]
+            }
+        );
+
+        s.activate(&route("a", SwitchMode::Immediate), 1)
+            .await
+            .expect("activate a");
+        s.activate(&route("a", SwitchMode::Immediate), 1)
+            .await
+            .expect("a repeat is fine");
+        assert_eq!(
+            s.current().await.expect("readable"),
+            Observed {
+                site: Some("a".into()),
+                epoch: 1,
+                drift: vec![]
+            }
+        );
+
+        s.activate(&route("b", SwitchMode::Drain), 2)
+            .await
+            .expect("activate b");
+        assert_eq!(
+            s.current().await.expect("readable"),
+            Observed {
+                site: Some("b".into()),
+                epoch: 2,
+                drift: vec![]
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn stale_epoch_maps_to_stale_epoch() {
+        let fe = frontend().await;
+        let s = FrontendStrategy::new("web", vec![driver("fe1", &fe, TOKEN)]).expect("strategy");
+        s.activate(&route("b", SwitchMode::Immediate), 5)
+            .await
+            .expect("activate");
+        let err = s
+            .activate(&route("a", SwitchMode::Immediate), 3)
+            .await
+            .expect_err("stale");
+        match &err {
+            StrategyError::StaleEpoch {
+                element,
+                sent,
+                seen,
+            } => {
+                assert_eq!((element.as_str(), *sent, *seen), ("frontend fe1", 3, 5));
+            }
+            other => panic!("expected StaleEpoch, got {other:?}"),
+        }
+        assert!(!err.is_transient());
+
+        // Two decisions for one epoch: refused, but not "stale".
+        let err = s
+            .activate(&route("a", SwitchMode::Immediate), 5)
+            .await
+            .expect_err("conflict");
+        assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("conflicting decision for epoch 5"),
+            "{err}"
+        );
+        assert_eq!(
+            s.current().await.expect("readable").site.as_deref(),
+            Some("b")
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_token_and_unknown_group_are_rejected() {
+        let fe = frontend().await;
+        let s = FrontendStrategy::new("web", vec![driver("fe1", &fe, "not-the-token")])
+            .expect("strategy");
+        let err = s
+            .activate(&route("a", SwitchMode::Immediate), 1)
+            .await
+            .expect_err("unauthorized");
+        assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+        assert!(err.to_string().contains("HTTP 401"), "{err}");
+        assert!(!err.to_string().contains(TOKEN));
+
+        let other = BuiltinDriver::new(
+            "fe1",
+            "db",
+            fe.control,
+            Secret::new(TOKEN),
+            BuiltinDriver::DEFAULT_TIMEOUT,
+        )
+        .expect("driver");
+        let err = other.route().await.expect_err("fe1 does not serve db");
+        assert!(
+            matches!(err, StrategyError::Rejected { .. }) && err.to_string().contains("HTTP 404"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn drift_when_a_frontend_is_stopped_or_restarted_empty() {
+        let fe1 = frontend().await;
+        let fe2 = frontend().await;
+        let fe2_addr = fe2.control;
+        let s = FrontendStrategy::new(
+            "web",
+            vec![driver("fe1", &fe1, TOKEN), driver("fe2", &fe2, TOKEN)],
+        )
+        .expect("strategy");
+        s.activate(&route("a", SwitchMode::Immediate), 1)
+            .await
+            .expect("both take it");
+        assert_eq!(
+            s.current().await.expect("readable").drift,
+            Vec::<String>::new()
+        );
+
+        fe2.stop().await;
+        let seen = s.current().await.expect("fe1 is readable");
+        assert_eq!((seen.site.as_deref(), seen.epoch), (Some("a"), 1));
+        assert_eq!(seen.drift.len(), 1, "{:?}", seen.drift);
+        assert!(
+            seen.drift[0].starts_with("fe2 unreachable: "),
+            "{:?}",
+            seen.drift
+        );
+
+        // Activation reaches fe1 and reports fe2.
+        let err = s
+            .activate(&route("b", SwitchMode::Immediate), 2)
+            .await
+            .expect_err("fe2 is down");
+        assert!(
+            matches!(&err, StrategyError::Unreachable { element, .. } if element == "frontend fe2"),
+            "{err:?}"
+        );
+        assert!(err.is_transient());
+        assert_eq!(
+            s.current().await.expect("readable").site.as_deref(),
+            Some("b")
+        );
+
+        // fe2 comes back empty on the same address: "no route" until reconciled.
+        let _fe2 = frontend_at(fe2_addr).await;
+        let seen = s.current().await.expect("readable");
+        assert_eq!(seen.drift, vec!["fe2 has no route".to_string()]);
+        s.activate(&route("b", SwitchMode::Immediate), 2)
+            .await
+            .expect("reconcile re-applies");
+        assert_eq!(
+            s.current().await.expect("readable"),
+            Observed {
+                site: Some("b".into()),
+                epoch: 2,
+                drift: vec![]
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn every_frontend_unreachable_is_an_error() {
+        let fe1 = frontend().await;
+        let fe2 = frontend().await;
+        let s = FrontendStrategy::new(
+            "web",
+            vec![driver("fe1", &fe1, TOKEN), driver("fe2", &fe2, TOKEN)],
+        )
+        .expect("strategy");
+        fe1.stop().await;
+        fe2.stop().await;
+        let err = s.current().await.expect_err("nothing readable");
+        assert!(
+            matches!(&err, StrategyError::Unreachable { element, .. } if element == "every frontend of group web"),
+            "{err:?}"
+        );
+    }
+
+    /// A scripted driver for the agreement logic.
+    struct Scripted {
+        name: String,
+        route: Mutex<Result<(Option<String>, u64), String>>,
+    }
+
+    #[async_trait]
+    impl FrontendDriver for Scripted {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        async fn set_route(
+            &self,
+            site: &str,
+            epoch: u64,
+            _mode: SwitchMode,
+        ) -> Result<(), StrategyError> {
+            *self.route.lock().expect("lock") = Ok((Some(site.to_string()), epoch));
+            Ok(())
+        }
+        async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+            self.route
+                .lock()
+                .expect("lock")
+                .clone()
+                .map_err(|reason| StrategyError::Unreachable {
+                    element: format!("frontend {}", self.name),
+                    reason,
+                })
+        }
+    }
+
+    fn scripted(name: &str, route: Result<(Option<&str>, u64), &str>) -> Arc<dyn FrontendDriver> {
+        Arc::new(Scripted {
+            name: name.into(),
+            route: Mutex::new(
+                route
+                    .map(|(s, e)| (s.map(String::from), e))
+                    .map_err(String::from),
+            ),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_majority_site_wins_and_each_dissenter_is_listed() {
+        let s = FrontendStrategy::new(
+            "web",
+            vec![
+                scripted("fe1", Ok((Some("b"), 3))),
+                scripted("fe2", Ok((Some("a"), 4))),
+                scripted("fe3", Ok((Some("a"), 4))),
+                scripted("fe4", Ok((None, 0))),
+                scripted("fe5", Err("connection refused")),
+            ],
+        )
+        .expect("strategy");
+        let seen = s.current().await.expect("readable");
+        assert_eq!(seen.site.as_deref(), Some("a"));
+        assert_eq!(seen.epoch, 4);
+        assert_eq!(
+            seen.drift,
+            vec![
+                "fe1 routes to b at epoch 3".to_string(),
+                "fe4 has no route".to_string(),
+                "fe5 unreachable: connection refused".to_string(),
+            ]
+        );
+
+        // A tie goes to the first listed frontend.
+        let s = FrontendStrategy::new(
+            "web",
+            vec![
+                scripted("fe1", Ok((Some("b"), 3))),
+                scripted("fe2", Ok((Some("a"), 3))),
+            ],
+        )
+        .expect("strategy");
+        let seen = s.current().await.expect("readable");
+        assert_eq!(seen.site.as_deref(), Some("b"));
+        assert_eq!(seen.drift, vec!["fe2 routes to a at epoch 3".to_string()]);
+    }
+
+    fn config(token_file: &Path, driver: &str) -> Config {
+        let text = format!(
+            r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/tmp/warden-test"
+operator_token = {{ env = "WARDEN_TEST_UNUSED" }}
+
+[sites.a]
+agent_token = {{ env = "WARDEN_TEST_UNUSED" }}
+[sites.b]
+agent_token = {{ env = "WARDEN_TEST_UNUSED" }}
+
+[frontends.fe1]
+control = "127.0.0.1:7101"
+token = {{ file = {tf:?} }}
+[frontends.fe2]
+control = "127.0.0.1:7102"
+token = {{ file = {tf:?} }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "{driver}"
+frontends = ["fe1", "fe2"]
+listen = "127.0.0.1:8080"
+backends = {{ a = "10.0.0.1:80", b = "10.0.0.2:80" }}
+"#,
+            tf = token_file.display().to_string()
+        );
+        match warden_config::parse(&text, Path::new("test.conf")) {
+            Ok(c) => c,
+            Err(e) => panic!("test config does not parse: {e}"),
+        }
+    }
+
+    fn token_file(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!(
+            "warden-strategies-{tag}-{}.token",
+            std::process::id()
+        ));
+        std::fs::write(&p, format!("{TOKEN}\n")).expect("write token file");
+        p
+    }
+
+    #[tokio::test]
+    async fn from_config_builds_one_driver_per_frontend() {
+        let tf = token_file("build");
+        let cfg = config(&tf, "builtin");
+        let s = FrontendStrategy::configured(&cfg, "web").expect("strategy");
+        assert_eq!(s.name(), "frontend/builtin");
+        assert_eq!(s.group(), "web");
+        assert_eq!(
+            s.drivers.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            vec!["fe1", "fe2"]
+        );
+        let err = s
+            .activate(&route("c", SwitchMode::Immediate), 1)
+            .await
+            .expect_err("c is not a site");
+        assert!(
+            matches!(err, StrategyError::Config(_)) && err.to_string().contains("sites: [a, b]"),
+            "{err}"
+        );
+        assert!(build(&cfg, "web").is_ok());
+        let err = build(&cfg, "nope").err().expect("unknown group");
+        assert!(err.to_string().contains("defined groups: [web]"), "{err}");
+        let _ = std::fs::remove_file(tf);
+    }
+
+    #[test]
+    fn haproxy_is_not_available_yet() {
+        let tf = token_file("haproxy");
+        let cfg = config(&tf, "haproxy");
+        let err = FrontendStrategy::from_config(&cfg, "web")
+            .err()
+            .expect("haproxy refused");
+        assert!(
+            matches!(&err, StrategyError::Config(m) if m == "driver \"haproxy\" is not available yet"),
+            "{err:?}"
+        );
+        let _ = std::fs::remove_file(tf);
+    }
+}

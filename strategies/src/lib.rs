@@ -68,7 +68,11 @@ pub trait Strategy: Send + Sync {
 pub enum StrategyError {
     /// The routing layer has seen a newer decision: this orchestrator is stale. Fatal for this step; do not retry.
     #[error("refused by {element}: epoch {sent} is older than the {seen} it has seen (a newer decision exists; this orchestrator is stale)")]
-    StaleEpoch { element: String, sent: Epoch, seen: Epoch },
+    StaleEpoch {
+        element: String,
+        sent: Epoch,
+        seen: Epoch,
+    },
     /// The routing element could not be reached or timed out. Transient: retry.
     #[error("{element} unreachable: {reason}")]
     Unreachable { element: String, reason: String },

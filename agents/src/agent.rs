@@ -1,0 +1,698 @@
+//! The agent process: [`AgentSettings`] taken from the config, and [`run`],
+//! which reports to the orchestrator and carries out its commands.
+//!
+//! Three tasks share one `Shared` and stop on the shutdown token:
+//! - **report**: every interval, run the local checks and the peer probes
+//!   concurrently (each bounded by the interval), then POST an
+//!   [`AgentReport`] to `{base}/v1/reports`. A command that finishes wakes it
+//!   early so its outcome travels at once;
+//! - **poll**: long-poll `GET {base}/v1/agents/commands?wait_ms=N` so that
+//!   commands arrive well within one interval;
+//! - **executor**: run commands one at a time, in arrival order (a promote and
+//!   a demote of the same site never overlap).
+//!
+//! Commands from either channel go through one `CommandBook`, which makes
+//! delivery idempotent by command id: an id queued or running is ignored, an
+//! id already finished gets its stored outcome sent again, never a second
+//! run. Outcomes travel with every report until the orchestrator lists them in
+//! `acked`.
+//!
+//! The agent only connects outward. When the orchestrator is unreachable it
+//! logs one warning per change of cause, keeps checking, and retries: the
+//! report loop on its own schedule, the poll loop with a backoff that never
+//! exceeds the interval.
+//!
+//! On shutdown a running hook is killed (`kill_on_drop`); the orchestrator
+//! will time the command out or ask again, and hooks are idempotent.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::future::join_all;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use warden_config::{CheckSpec, Config, HookSpec, Secret};
+
+use crate::checks::{describe_http_error, run_all};
+use crate::error::AgentError;
+use crate::hooks::{run_hooks, HookContext};
+use crate::wire::{
+    AgentReport, ApiError, Command, CommandKind, CommandOutcome, PeerProbe, ReportResponse,
+};
+
+/// How many finished outcomes are kept for answering a repeated command id.
+pub const FINISHED_KEPT: usize = 256;
+
+/// How long the tasks get to stop after shutdown before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Outcome detail of the replication commands until the data issue lands.
+const NO_REPLICATION: &str = "replication is not configured for this site";
+
+/// Everything one agent needs, resolved from the config (secret loaded).
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// The site this agent runs for (reported in every report and to hooks).
+    pub site: String,
+    /// This site's agent bearer token.
+    pub token: Secret,
+    /// Orchestrator API base URL, without a trailing slash.
+    pub orchestrator_url: String,
+    /// Report interval; also the deadline of each round of checks and probes.
+    pub interval: Duration,
+    /// How long the orchestrator may hold a command poll (`wait_ms`).
+    pub long_poll: Duration,
+    /// The site's local checks.
+    pub checks: Vec<CheckSpec>,
+    /// Peer sites with public endpoints to probe (peers without endpoints are left out).
+    pub peers: Vec<PeerEndpoints>,
+    /// Hooks run in order on a `promote` command.
+    pub promote: Vec<HookSpec>,
+    /// Hooks run in order on a `demote` command.
+    pub demote: Vec<HookSpec>,
+}
+
+/// One peer site's public endpoints, as this agent probes them.
+#[derive(Debug, Clone)]
+pub struct PeerEndpoints {
+    pub site: String,
+    /// Endpoint specs whose timeout is already capped by `detection.probe_timeout`.
+    pub endpoints: Vec<CheckSpec>,
+}
+
+impl AgentSettings {
+    /// Resolve the settings of `site`'s agent: load its token, pick its checks,
+    /// its peers' endpoints (probe timeout = min(`detection.probe_timeout`,
+    /// the endpoint's timeout)), its hooks, and the report interval
+    /// (`report_interval` or else `detection.interval`).
+    pub fn from_config(config: &Config, site: &str) -> Result<Self, AgentError> {
+        let sc = config.site(site)?;
+        let token = Secret::load(&format!("sites.{site}.agent_token"), &sc.agent_token)?;
+        let probe_timeout = config.detection.probe_timeout;
+        let peers = config
+            .peers_of(site)
+            .into_iter()
+            .filter_map(|peer| {
+                let endpoints: Vec<CheckSpec> = config
+                    .sites
+                    .get(&peer)?
+                    .endpoints
+                    .iter()
+                    .map(|e| with_timeout_at_most(e, probe_timeout))
+                    .collect();
+                (!endpoints.is_empty()).then_some(PeerEndpoints {
+                    site: peer,
+                    endpoints,
+                })
+            })
+            .collect();
+        let settings = AgentSettings {
+            site: site.to_string(),
+            token,
+            orchestrator_url: config.orchestrator.base_url(),
+            interval: sc.report_interval.unwrap_or(config.detection.interval),
+            long_poll: config.orchestrator.long_poll,
+            checks: sc.checks.clone(),
+            peers,
+            promote: sc.promote.clone(),
+            demote: sc.demote.clone(),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Reject settings [`run`] cannot work with.
+    fn validate(&self) -> Result<(), AgentError> {
+        if self.interval.is_zero() {
+            return Err(AgentError::InvalidSetting {
+                key: format!("sites.{}.report_interval", self.site),
+                reason: "the report interval must be a positive duration".into(),
+            });
+        }
+        let url = reqwest::Url::parse(&self.orchestrator_url).map_err(|e| {
+            AgentError::InvalidSetting {
+                key: "orchestrator.url".into(),
+                reason: format!("{:?} is not a URL: {e}", self.orchestrator_url),
+            }
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(AgentError::InvalidSetting {
+                key: "orchestrator.url".into(),
+                reason: format!(
+                    "{:?} must be an http:// or https:// URL",
+                    self.orchestrator_url
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn with_timeout_at_most(spec: &CheckSpec, max: Duration) -> CheckSpec {
+    let mut s = spec.clone();
+    s.timeout = s.timeout.min(max);
+    s
+}
+
+/// Run the agent until `shutdown` is cancelled.
+///
+/// Returns `Ok(())` after a clean shutdown; an error only for settings that
+/// cannot work or a bug (a panicked task). Orchestrator outages are not
+/// errors: they are logged and retried. A rustls crypto provider must be
+/// installed before calling this (the binary does it).
+pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result<(), AgentError> {
+    settings.validate()?;
+    let interval = settings.interval;
+    // A slow check must not hold up the schedule beyond one interval.
+    let mut settings = settings;
+    settings.checks = settings
+        .checks
+        .iter()
+        .map(|c| with_timeout_at_most(c, interval))
+        .collect();
+    for p in &mut settings.peers {
+        p.endpoints = p
+            .endpoints
+            .iter()
+            .map(|c| with_timeout_at_most(c, interval))
+            .collect();
+    }
+
+    let orchestrator = reqwest::Client::builder()
+        .connect_timeout(interval.max(Duration::from_secs(1)))
+        .build()
+        .map_err(AgentError::Client)?;
+    // Probes measure direct reachability of local services and peer sites: no proxy.
+    let probe = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(AgentError::Client)?;
+
+    let (queue, queued) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        reports_url: format!("{}/v1/reports", settings.orchestrator_url),
+        commands_url: format!("{}/v1/agents/commands", settings.orchestrator_url),
+        started_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0),
+        settings,
+        orchestrator,
+        probe,
+        book: Mutex::new(CommandBook::default()),
+        queue,
+        finished: Notify::new(),
+    });
+
+    info!(
+        site = %shared.settings.site,
+        orchestrator = %shared.settings.orchestrator_url,
+        interval = %humantime::format_duration(interval),
+        checks = shared.settings.checks.len(),
+        peers = shared.settings.peers.len(),
+        "agent ready"
+    );
+
+    let token = shutdown.child_token();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(report_loop(shared.clone(), token.clone()));
+    tasks.spawn(poll_loop(shared.clone(), token.clone()));
+    tasks.spawn(execute(shared, queued, token.clone()));
+
+    let mut result = Ok(());
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            Some(joined) = tasks.join_next() => {
+                if let Err(e) = joined {
+                    result = Err(AgentError::Task(e.to_string()));
+                    break;
+                }
+            }
+        }
+    }
+    token.cancel();
+    let drain = async {
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined {
+                if result.is_ok() {
+                    result = Err(AgentError::Task(e.to_string()));
+                }
+            }
+        }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        warn!(grace = ?SHUTDOWN_GRACE, "agent tasks did not stop in time; aborting them");
+        tasks.abort_all();
+    }
+    info!("agent stopped");
+    result
+}
+
+/// State shared by the agent's tasks.
+struct Shared {
+    settings: AgentSettings,
+    reports_url: String,
+    commands_url: String,
+    started_unix_ms: u64,
+    /// Talks to the orchestrator (honours proxy settings).
+    orchestrator: reqwest::Client,
+    /// Runs http checks and probes.
+    probe: reqwest::Client,
+    /// Dedup and outcome bookkeeping, written by all three tasks.
+    book: Mutex<CommandBook>,
+    /// New commands for the executor (ids already marked active in `book`).
+    queue: mpsc::UnboundedSender<Command>,
+    /// Wakes the report loop early when a command has finished.
+    finished: Notify,
+}
+
+impl Shared {
+    fn book(&self) -> MutexGuard<'_, CommandBook> {
+        // The book stays consistent even if a holder panicked: every method
+        // completes its few updates without awaiting.
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply an orchestrator answer: drop acked outcomes, take new commands.
+    /// Returns how many commands were new.
+    fn handle(&self, resp: ReportResponse, via: &'static str) -> usize {
+        let mut book = self.book();
+        book.ack(&resp.acked);
+        let mut new = 0;
+        for cmd in resp.commands {
+            match book.offer(&cmd) {
+                Offer::Run => {
+                    info!(command = %cmd.id, kind = cmd.kind.as_str(), via, "command received");
+                    new += 1;
+                    let _ = self.queue.send(cmd);
+                }
+                Offer::Resend => {
+                    debug!(command = %cmd.id, via, "command already finished; resending its outcome")
+                }
+                Offer::Ignore => {
+                    debug!(command = %cmd.id, via, "command already queued or running")
+                }
+            }
+        }
+        new
+    }
+
+    async fn report(&self, seq: u64) -> Result<ReportResponse, AgentError> {
+        let (checks, peers) = tokio::join!(
+            run_all(&self.settings.checks, &self.probe),
+            self.probe_peers()
+        );
+        let report = AgentReport {
+            site: self.settings.site.clone(),
+            seq,
+            started_unix_ms: self.started_unix_ms,
+            checks,
+            peers,
+            outcomes: self.book().unacked(),
+        };
+        let req = self
+            .orchestrator
+            .post(&self.reports_url)
+            .timeout(self.settings.interval.max(Duration::from_secs(1)))
+            .json(&report);
+        self.call(req).await
+    }
+
+    async fn probe_peers(&self) -> Vec<PeerProbe> {
+        join_all(self.settings.peers.iter().map(|p| async {
+            PeerProbe {
+                site: p.site.clone(),
+                results: run_all(&p.endpoints, &self.probe).await,
+            }
+        }))
+        .await
+    }
+
+    async fn poll(&self) -> Result<ReportResponse, AgentError> {
+        let wait_ms = u64::try_from(self.settings.long_poll.as_millis()).unwrap_or(u64::MAX);
+        let req = self
+            .orchestrator
+            .get(format!("{}?wait_ms={wait_ms}", self.commands_url))
+            .timeout(self.settings.long_poll + self.settings.interval.max(Duration::from_secs(2)));
+        self.call(req).await
+    }
+
+    async fn call(&self, req: reqwest::RequestBuilder) -> Result<ReportResponse, AgentError> {
+        let unreachable = |e: reqwest::Error| AgentError::Unreachable(describe_http_error(&e));
+        let resp = req
+            .bearer_auth(self.settings.token.expose())
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            let message = match serde_json::from_slice::<ApiError>(&body) {
+                Ok(e) => e.error,
+                Err(_) => String::from_utf8_lossy(&body).chars().take(200).collect(),
+            };
+            return Err(AgentError::Rejected {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(ReportResponse::default());
+        }
+        serde_json::from_slice(&body).map_err(|e| AgentError::BadResponse(e.to_string()))
+    }
+}
+
+async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
+    let mut ticker = tokio::time::interval(shared.settings.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut link = Link::new("report", &shared.reports_url);
+    let mut seq = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return,
+            _ = ticker.tick() => {}
+            _ = shared.finished.notified() => {}
+        }
+        seq += 1;
+        let answer = tokio::select! {
+            _ = token.cancelled() => return,
+            a = shared.report(seq) => a,
+        };
+        match answer {
+            Ok(resp) => {
+                link.up();
+                shared.handle(resp, "report");
+            }
+            Err(e) => link.down(&e),
+        }
+    }
+}
+
+async fn poll_loop(shared: Arc<Shared>, token: CancellationToken) {
+    let interval = shared.settings.interval;
+    let first_backoff = interval.min(Duration::from_millis(100));
+    let mut backoff = first_backoff;
+    let mut link = Link::new("command poll", &shared.commands_url);
+    loop {
+        let started = Instant::now();
+        let answer = tokio::select! {
+            _ = token.cancelled() => return,
+            a = shared.poll() => a,
+        };
+        let pause = match answer {
+            Ok(resp) => {
+                link.up();
+                backoff = first_backoff;
+                // Poll again at once only after news; an orchestrator that does not
+                // hold the poll, or repeats commands already taken, gets one per interval.
+                if shared.handle(resp, "poll") > 0 {
+                    Duration::ZERO
+                } else {
+                    interval.saturating_sub(started.elapsed())
+                }
+            }
+            Err(e) => {
+                link.down(&e);
+                let pause = backoff;
+                backoff = (backoff * 2).min(interval);
+                pause
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// Runs queued commands one at a time.
+async fn execute(
+    shared: Arc<Shared>,
+    mut queued: mpsc::UnboundedReceiver<Command>,
+    token: CancellationToken,
+) {
+    loop {
+        let cmd = tokio::select! {
+            _ = token.cancelled() => return,
+            c = queued.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        // Cancelling drops the hook run, which kills the running hook.
+        let outcome = tokio::select! {
+            _ = token.cancelled() => return,
+            o = run_command(&shared.settings, &cmd) => o,
+        };
+        if outcome.ok {
+            info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
+        } else {
+            warn!(command = %cmd.id, detail = %outcome.detail, "command failed");
+        }
+        shared.book().finish(outcome);
+        shared.finished.notify_one();
+    }
+}
+
+async fn run_command(settings: &AgentSettings, cmd: &Command) -> CommandOutcome {
+    let hooks = match cmd.kind {
+        CommandKind::Promote => &settings.promote,
+        CommandKind::Demote => &settings.demote,
+        CommandKind::StartReplication | CommandKind::StopReplication | CommandKind::Resync => {
+            return CommandOutcome {
+                id: cmd.id.clone(),
+                ok: false,
+                detail: NO_REPLICATION.into(),
+                hooks: Vec::new(),
+            };
+        }
+    };
+    info!(command = %cmd.id, group = %cmd.group, epoch = cmd.epoch, hooks = hooks.len(), "running {} hooks", cmd.kind.as_str());
+    let cx = HookContext {
+        group: cmd.group.clone(),
+        epoch: cmd.epoch,
+        site: settings.site.clone(),
+        action: cmd.kind,
+    };
+    run_hooks(&cmd.id, hooks, &cx).await
+}
+
+/// What to do with a delivered command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    /// New id: queue it.
+    Run,
+    /// Already finished: its stored outcome is reported again.
+    Resend,
+    /// Already queued or running: nothing to do.
+    Ignore,
+}
+
+/// Command bookkeeping that makes delivery idempotent by id.
+#[derive(Debug, Default)]
+struct CommandBook {
+    /// Ids queued or running: a second delivery is ignored.
+    active: HashSet<String>,
+    /// The last [`FINISHED_KEPT`] outcomes, oldest first: a repeated id gets
+    /// its outcome again instead of a second run.
+    finished: VecDeque<CommandOutcome>,
+    /// Outcomes sent with every report until the orchestrator acks them.
+    unacked: Vec<CommandOutcome>,
+}
+
+impl CommandBook {
+    fn offer(&mut self, cmd: &Command) -> Offer {
+        if self.active.contains(&cmd.id) {
+            return Offer::Ignore;
+        }
+        if let Some(done) = self.finished.iter().find(|o| o.id == cmd.id) {
+            if !self.unacked.iter().any(|o| o.id == cmd.id) {
+                self.unacked.push(done.clone());
+            }
+            return Offer::Resend;
+        }
+        self.active.insert(cmd.id.clone());
+        Offer::Run
+    }
+
+    fn finish(&mut self, outcome: CommandOutcome) {
+        self.active.remove(&outcome.id);
+        self.finished.retain(|o| o.id != outcome.id);
+        self.finished.push_back(outcome.clone());
+        while self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+        self.unacked.retain(|o| o.id != outcome.id);
+        self.unacked.push(outcome);
+        // The orchestrator refuses reports with more than 256 outcomes.
+        if self.unacked.len() > FINISHED_KEPT {
+            let extra = self.unacked.len() - FINISHED_KEPT;
+            self.unacked.drain(..extra);
+        }
+    }
+
+    fn ack(&mut self, ids: &[String]) {
+        self.unacked.retain(|o| !ids.contains(&o.id));
+    }
+
+    fn unacked(&self) -> Vec<CommandOutcome> {
+        self.unacked.clone()
+    }
+}
+
+/// Health of one connection to the orchestrator, so that failures are
+/// logged once per change of cause rather than once per attempt.
+struct Link {
+    what: &'static str,
+    url: String,
+    /// The cause last logged; `None` while requests succeed.
+    failing: Option<String>,
+}
+
+impl Link {
+    fn new(what: &'static str, url: &str) -> Self {
+        Link {
+            what,
+            url: url.to_string(),
+            failing: None,
+        }
+    }
+
+    fn down(&mut self, e: &AgentError) {
+        let cause = e.to_string();
+        if self.failing.as_deref() == Some(cause.as_str()) {
+            debug!(request = self.what, url = %self.url, cause = %cause, "orchestrator request failed again");
+        } else {
+            warn!(request = self.what, url = %self.url, cause = %cause, "orchestrator request failed");
+            self.failing = Some(cause);
+        }
+    }
+
+    fn up(&mut self) {
+        if self.failing.take().is_some() {
+            info!(request = self.what, url = %self.url, "orchestrator reachable again");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(id: &str) -> Command {
+        Command {
+            id: id.into(),
+            group: "g".into(),
+            epoch: 1,
+            kind: CommandKind::Promote,
+            peer: None,
+        }
+    }
+
+    fn outcome(id: &str) -> CommandOutcome {
+        CommandOutcome {
+            id: id.into(),
+            ok: true,
+            detail: String::new(),
+            hooks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn book_dedups_resends_and_acks() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("a")), Offer::Run);
+        assert_eq!(b.offer(&cmd("a")), Offer::Ignore);
+        assert!(b.unacked().is_empty());
+        b.finish(outcome("a"));
+        assert_eq!(b.unacked(), vec![outcome("a")]);
+        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
+        assert_eq!(
+            b.unacked().len(),
+            1,
+            "a resend does not duplicate an unacked outcome"
+        );
+        b.ack(&["a".to_string()]);
+        assert!(b.unacked().is_empty());
+        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
+        assert_eq!(b.unacked(), vec![outcome("a")]);
+    }
+
+    #[test]
+    fn book_keeps_the_last_256() {
+        let mut b = CommandBook::default();
+        for i in 0..=FINISHED_KEPT {
+            let id = i.to_string();
+            assert_eq!(b.offer(&cmd(&id)), Offer::Run);
+            b.finish(outcome(&id));
+        }
+        assert_eq!(b.finished.len(), FINISHED_KEPT);
+        assert_eq!(
+            b.unacked().len(),
+            FINISHED_KEPT,
+            "a report carries at most 256 outcomes"
+        );
+        assert_eq!(b.offer(&cmd("0")), Offer::Run, "the oldest was forgotten");
+        assert_eq!(b.offer(&cmd("1")), Offer::Resend);
+    }
+
+    #[tokio::test]
+    async fn replication_commands_are_refused() {
+        let settings = AgentSettings {
+            site: "ca".into(),
+            token: Secret::new("token-123456"),
+            orchestrator_url: "http://127.0.0.1:1".into(),
+            interval: Duration::from_millis(100),
+            long_poll: Duration::from_millis(100),
+            checks: Vec::new(),
+            peers: Vec::new(),
+            promote: Vec::new(),
+            demote: Vec::new(),
+        };
+        for kind in [
+            CommandKind::StartReplication,
+            CommandKind::StopReplication,
+            CommandKind::Resync,
+        ] {
+            let out = run_command(&settings, &Command::new("g", 3, kind)).await;
+            assert!(!out.ok);
+            assert_eq!(out.detail, NO_REPLICATION);
+            assert_eq!(out.id, format!("g:3:{}", kind.as_str()));
+        }
+    }
+
+    #[test]
+    fn validate_rejects_bad_url_and_zero_interval() {
+        let mut s = AgentSettings {
+            site: "ca".into(),
+            token: Secret::new("token-123456"),
+            orchestrator_url: "ftp://x".into(),
+            interval: Duration::from_millis(100),
+            long_poll: Duration::ZERO,
+            checks: Vec::new(),
+            peers: Vec::new(),
+            promote: Vec::new(),
+            demote: Vec::new(),
+        };
+        assert!(matches!(
+            s.validate(),
+            Err(AgentError::InvalidSetting { .. })
+        ));
+        s.orchestrator_url = "http://127.0.0.1:9".into();
+        assert!(s.validate().is_ok());
+        s.interval = Duration::ZERO;
+        assert!(matches!(
+            s.validate(),
+            Err(AgentError::InvalidSetting { .. })
+        ));
+    }
+}

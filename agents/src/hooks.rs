@@ -1,0 +1,372 @@
+//! Promote and demote hooks: run a site's [`HookSpec`] list in order and turn
+//! it into one [`CommandOutcome`].
+//!
+//! Each hook is an argv run without a shell, with stdin closed, its own
+//! timeout (the child is killed when it runs over), and four environment
+//! variables telling it what it serves: `WARDEN_GROUP`, `WARDEN_EPOCH`,
+//! `WARDEN_SITE`, `WARDEN_ACTION` (`promote` / `demote`). The list stops at
+//! the first hook that fails; later hooks are not run. The last 2 KiB of the
+//! failing hook's stdout and stderr go into the outcome's `detail`.
+//!
+//! Dropping a running [`run_hooks`] future kills the current hook
+//! (`kill_on_drop`). Hooks must be idempotent: the orchestrator may ask again
+//! after an agent restart.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::task::AbortOnDropHandle;
+use tracing::{info, warn};
+use warden_config::HookSpec;
+
+use crate::checks::{describe_exit, describe_io, elapsed_ms, timed_out};
+use crate::wire::{CommandKind, CommandOutcome, HookOutcome};
+
+/// Most bytes of a hook's combined stdout and stderr kept for the outcome.
+pub const OUTPUT_TAIL_BYTES: usize = 2048;
+
+/// How long to wait for a hook's pipes to close after it exited or was killed
+/// (a grandchild may still hold them open).
+const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+/// What the hooks are told about the command they serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookContext {
+    /// `WARDEN_GROUP`.
+    pub group: String,
+    /// `WARDEN_EPOCH`.
+    pub epoch: u64,
+    /// `WARDEN_SITE`: the site this agent runs for.
+    pub site: String,
+    /// `WARDEN_ACTION`: [`CommandKind::as_str`] of the command.
+    pub action: CommandKind,
+}
+
+/// One hook run: the outcome sent to the orchestrator, plus its output tail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRun {
+    pub outcome: HookOutcome,
+    /// The last [`OUTPUT_TAIL_BYTES`] of stdout and stderr (interleaved as
+    /// they arrived), lossily decoded and trimmed.
+    pub output: String,
+}
+
+/// Run `hooks` in order for command `command_id`, stopping at the first failure.
+///
+/// An empty list succeeds ("no promote hooks configured").
+pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -> CommandOutcome {
+    let action = cx.action.as_str();
+    let mut outcomes = Vec::with_capacity(hooks.len());
+    for hook in hooks {
+        let run = run_hook(hook, cx).await;
+        if run.outcome.ok {
+            info!(command = %command_id, hook = %hook.name, elapsed_ms = run.outcome.elapsed_ms, "hook succeeded");
+            outcomes.push(run.outcome);
+            continue;
+        }
+        warn!(command = %command_id, hook = %hook.name, cause = %run.outcome.detail, output = %run.output, "hook failed");
+        let mut detail = format!(
+            "{action} hook {:?} failed: {}",
+            hook.name, run.outcome.detail
+        );
+        if !run.output.is_empty() {
+            detail.push_str("; output: ");
+            detail.push_str(&run.output);
+        }
+        outcomes.push(run.outcome);
+        return CommandOutcome {
+            id: command_id.to_string(),
+            ok: false,
+            detail,
+            hooks: outcomes,
+        };
+    }
+    let detail = match outcomes.len() {
+        0 => format!("no {action} hooks configured"),
+        1 => format!("1 {action} hook succeeded"),
+        n => format!("{n} {action} hooks succeeded"),
+    };
+    CommandOutcome {
+        id: command_id.to_string(),
+        ok: true,
+        detail,
+        hooks: outcomes,
+    }
+}
+
+/// Run one hook with its timeout; never fails, the outcome says what happened.
+pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
+    let started = Instant::now();
+    let fail = |detail: String, started: Instant| HookRun {
+        outcome: HookOutcome {
+            name: hook.name.clone(),
+            ok: false,
+            exit_code: None,
+            detail,
+            elapsed_ms: elapsed_ms(started),
+        },
+        output: String::new(),
+    };
+    let Some((program, args)) = hook.command.get_ref().split_first() else {
+        return fail("cannot start: empty command".into(), started);
+    };
+    let spawned = tokio::process::Command::new(program)
+        .args(args)
+        .env("WARDEN_GROUP", &cx.group)
+        .env("WARDEN_EPOCH", cx.epoch.to_string())
+        .env("WARDEN_SITE", &cx.site)
+        .env("WARDEN_ACTION", cx.action.as_str())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot start: {}", describe_io(&e)), started),
+    };
+
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(AbortOnDropHandle::new(tokio::spawn(collect(
+            out,
+            tail.clone(),
+        ))));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(AbortOnDropHandle::new(tokio::spawn(collect(
+            err,
+            tail.clone(),
+        ))));
+    }
+
+    let (ok, exit_code, detail) = match tokio::time::timeout(hook.timeout, child.wait()).await {
+        Ok(Ok(status)) => (status.success(), status.code(), describe_exit(status)),
+        Ok(Err(e)) => (false, None, format!("cannot wait: {}", describe_io(&e))),
+        Err(_) => {
+            let _ = child.kill().await;
+            (false, None, timed_out(hook.timeout))
+        }
+    };
+    let elapsed = elapsed_ms(started);
+    // Collect what the pipes still hold; give up on pipes a grandchild keeps open.
+    let _ = tokio::time::timeout(PIPE_GRACE, futures::future::join_all(readers)).await;
+    let output = tail.lock().map(|t| t.text()).unwrap_or_default();
+    HookRun {
+        outcome: HookOutcome {
+            name: hook.name.clone(),
+            ok,
+            exit_code,
+            detail,
+            elapsed_ms: elapsed,
+        },
+        output,
+    }
+}
+
+/// Copy a pipe into the shared tail until EOF or an error.
+async fn collect(mut pipe: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Ok(mut t) = tail.lock() {
+                    t.push(&buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// The last [`OUTPUT_TAIL_BYTES`] bytes written.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > OUTPUT_TAIL_BYTES {
+            let cut = self.0.len() - OUTPUT_TAIL_BYTES;
+            self.0.drain(..cut);
+        }
+    }
+
+    fn text(&self) -> String {
+        // The cut may split a UTF-8 sequence: skip continuation bytes at the start.
+        let start = self
+            .0
+            .iter()
+            .position(|b| (b & 0xC0) != 0x80)
+            .unwrap_or(self.0.len());
+        String::from_utf8_lossy(&self.0[start..]).trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cx() -> HookContext {
+        HookContext {
+            group: "swift".into(),
+            epoch: 7,
+            site: "ca".into(),
+            action: CommandKind::Promote,
+        }
+    }
+
+    fn hook(name: &str, argv: &[&str], timeout: &str) -> HookSpec {
+        let argv: Vec<String> = argv.iter().map(|s| format!("{s:?}")).collect();
+        toml::from_str(&format!(
+            "name = {name:?}\ncommand = [{}]\ntimeout = {timeout:?}",
+            argv.join(", ")
+        ))
+        .unwrap()
+    }
+
+    fn temp_file(tag: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("warden-hooks-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        p
+    }
+
+    #[tokio::test]
+    async fn runs_in_order_with_environment() {
+        let log = temp_file("order");
+        let script = format!(
+            "echo \"$0 $WARDEN_ACTION $WARDEN_GROUP $WARDEN_EPOCH $WARDEN_SITE\" >> {}",
+            log.display()
+        );
+        let hooks = [
+            hook("first", &["sh", "-c", &script, "first"], "5s"),
+            hook("second", &["sh", "-c", &script, "second"], "5s"),
+        ];
+        let out = run_hooks("swift:7:promote", &hooks, &cx()).await;
+        assert!(out.ok, "{out:?}");
+        assert_eq!(out.id, "swift:7:promote");
+        assert_eq!(out.detail, "2 promote hooks succeeded");
+        assert_eq!(
+            out.hooks
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["first", "second"]
+        );
+        assert!(out
+            .hooks
+            .iter()
+            .all(|h| h.exit_code == Some(0) && h.detail == "exit 0"));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            text,
+            "first promote swift 7 ca\nsecond promote swift 7 ca\n"
+        );
+        let _ = std::fs::remove_file(&log);
+    }
+
+    #[tokio::test]
+    async fn stops_at_first_failure_with_output_tail() {
+        let log = temp_file("stop");
+        let hooks = [
+            hook("ok", &["true"], "5s"),
+            hook(
+                "broken",
+                &["sh", "-c", "echo to-stdout; echo 'disk full' >&2; exit 2"],
+                "5s",
+            ),
+            hook(
+                "never",
+                &["sh", "-c", &format!("touch {}", log.display())],
+                "5s",
+            ),
+        ];
+        let out = run_hooks("g:1:demote", &hooks, &cx()).await;
+        assert!(!out.ok);
+        assert_eq!(out.hooks.len(), 2);
+        assert!(out.hooks[0].ok);
+        assert!(!out.hooks[1].ok);
+        assert_eq!(out.hooks[1].exit_code, Some(2));
+        assert_eq!(out.hooks[1].detail, "exit 2");
+        assert!(
+            out.detail
+                .starts_with("promote hook \"broken\" failed: exit 2; output: "),
+            "{}",
+            out.detail
+        );
+        assert!(
+            out.detail.contains("disk full") && out.detail.contains("to-stdout"),
+            "{}",
+            out.detail
+        );
+        assert!(!log.exists(), "a hook after the failure ran");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_hook() {
+        let hooks = [
+            hook("slow", &["sleep", "10"], "200ms"),
+            hook("after", &["true"], "5s"),
+        ];
+        let started = Instant::now();
+        let out = run_hooks("g:1:promote", &hooks, &cx()).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!out.ok);
+        assert_eq!(out.hooks.len(), 1);
+        assert_eq!(out.hooks[0].detail, "timed out after 200ms");
+        assert_eq!(out.hooks[0].exit_code, None);
+    }
+
+    #[tokio::test]
+    async fn missing_program_and_empty_list() {
+        let out = run_hooks(
+            "g:1:promote",
+            &[hook("x", &["/nonexistent/warden-hook"], "1s")],
+            &cx(),
+        )
+        .await;
+        assert!(!out.ok);
+        assert_eq!(
+            out.hooks[0].detail,
+            "cannot start: No such file or directory"
+        );
+
+        let out = run_hooks("g:1:promote", &[], &cx()).await;
+        assert!(out.ok);
+        assert_eq!(out.detail, "no promote hooks configured");
+    }
+
+    #[tokio::test]
+    async fn output_tail_is_bounded() {
+        let h = hook(
+            "loud",
+            &[
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done; exit 1",
+            ],
+            "5s",
+        );
+        let run = run_hook(&h, &cx()).await;
+        assert!(run.output.len() <= OUTPUT_TAIL_BYTES);
+        assert!(run.output.ends_with("line-499"), "{}", run.output);
+        assert!(!run.output.contains("line-0\n"));
+    }
+
+    #[test]
+    fn tail_skips_split_utf8() {
+        let mut t = Tail::default();
+        t.push("é".repeat(OUTPUT_TAIL_BYTES).as_bytes());
+        t.push(b"x");
+        let s = t.text();
+        assert!(s.ends_with('x'));
+        assert!(!s.contains('\u{FFFD}'));
+    }
+}

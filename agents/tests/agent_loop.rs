@@ -1,0 +1,361 @@
+//! The agent loop against a fake orchestrator on 127.0.0.1:0: reports carry
+//! the bearer token, checks and peer probes; a command delivered through both
+//! the report response and the long-poll runs its hook once; its outcome is
+//! resent until acked, and again when the command is asked for again.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warden_agents::wire::{AgentReport, Command, CommandKind, ReportResponse};
+use warden_agents::{run, AgentError, AgentSettings};
+
+const TOKEN: &str = "agent-token-ca-0123456789";
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A file path unique to this test process and `tag`, removed if present.
+fn temp_path(tag: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("warden-agent-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// A two-site config (ca, tx in group "swift") whose orchestrator is at `base`.
+fn config(
+    base: &str,
+    tcp_check: &str,
+    hook_log: &std::path::Path,
+    tag: &str,
+) -> warden_config::Config {
+    let token_file = temp_path(&format!("{tag}-token"));
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:9"
+url = "{base}/"
+data_dir = "/tmp/warden-agent-test"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
+long_poll = "300ms"
+
+[detection]
+interval = "100ms"
+agent_timeout = "1s"
+probe_timeout = "300ms"
+
+[sites.ca]
+agent_token = {{ file = "{token}" }}
+checks = [
+  {{ name = "api", kind = "tcp", address = "{tcp_check}" }},
+  {{ name = "optional", kind = "command", command = ["false"], critical = false }},
+]
+promote = [
+  {{ name = "mark", command = ["sh", "-c", "echo \"$WARDEN_ACTION $WARDEN_GROUP $WARDEN_EPOCH $WARDEN_SITE\" >> {log}; sleep 0.5"] }},
+]
+
+[sites.tx]
+agent_token = {{ env = "WARDEN_TEST_TX_TOKEN_UNUSED" }}
+endpoints = [
+  {{ name = "web", kind = "http", url = "{base}/health", body_contains = "ok" }},
+]
+
+[sites.ny]
+agent_token = {{ env = "WARDEN_TEST_NY_TOKEN_UNUSED" }}
+
+[groups.swift]
+sites = ["ca", "tx", "ny"]
+scheme = "dns"
+
+[groups.swift.dns]
+provider = "noip"
+name = "swift.example.org"
+credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
+addresses = {{ ca = "192.0.2.1", tx = "192.0.2.2", ny = "192.0.2.3" }}
+"#,
+        token = token_file.display(),
+        log = hook_log.display(),
+    );
+    warden_config::parse(&text, std::path::Path::new("test.conf")).unwrap()
+}
+
+/// What the fake orchestrator saw, and where it is in the scenario.
+#[derive(Default)]
+struct Fake {
+    /// Every report, in arrival order.
+    reports: Vec<AgentReport>,
+    /// The Authorization header of every request (reports and polls).
+    auth: Vec<Option<String>>,
+    /// The `wait_ms` query of every poll.
+    waits: Vec<Option<String>>,
+    /// Deliveries of the command through report responses / polls.
+    via_report: u32,
+    via_poll: u32,
+    /// Reports that carried the outcome before the first ack.
+    outcome_reports: u32,
+    /// Seq of the report whose answer acked the outcome the first time.
+    acked_at: Option<u64>,
+    /// Reports after the first ack (and before the redelivery).
+    after_ack: u32,
+    /// Those of them that still carried the outcome (must stay 0).
+    after_ack_with_outcome: u32,
+    /// The command was handed out again after the ack.
+    redelivered: bool,
+    /// The agent answered the redelivery with the stored outcome.
+    resent: bool,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+fn command() -> Command {
+    Command::new("swift", 7, CommandKind::Promote)
+}
+
+async fn report(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    Json(r): Json<AgentReport>,
+) -> Json<ReportResponse> {
+    let id = command().id;
+    let mut f = fake.lock().unwrap();
+    f.auth.push(auth(&headers));
+    let carries = r.outcomes.iter().any(|o| o.id == id);
+    let mut resp = ReportResponse::default();
+    if f.acked_at.is_none() {
+        if carries {
+            f.outcome_reports += 1;
+            // Ack only the second report carrying it, to see it resent.
+            if f.outcome_reports >= 2 {
+                f.acked_at = Some(r.seq);
+                resp.acked.push(id.clone());
+            }
+        } else {
+            f.via_report += 1;
+            resp.commands.push(command());
+        }
+    } else if !f.redelivered {
+        f.after_ack += 1;
+        if carries {
+            f.after_ack_with_outcome += 1;
+        }
+    } else if carries && !f.resent {
+        f.resent = true;
+        resp.acked.push(id);
+    }
+    f.reports.push(r);
+    Json(resp)
+}
+
+async fn poll(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Json<ReportResponse> {
+    {
+        let mut f = fake.lock().unwrap();
+        f.auth.push(auth(&headers));
+        f.waits.push(q.get("wait_ms").cloned());
+        let mut resp = ReportResponse::default();
+        if f.outcome_reports == 0 {
+            f.via_poll += 1;
+            resp.commands.push(command());
+            return Json(resp);
+        }
+        if f.after_ack >= 3 && !f.redelivered {
+            f.redelivered = true;
+            resp.commands.push(command());
+            return Json(resp);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    Json(ReportResponse::default())
+}
+
+fn auth(h: &HeaderMap) -> Option<String> {
+    h.get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn fake_orchestrator() -> (String, std::net::SocketAddr, Shared) {
+    let fake: Shared = Arc::default();
+    let app = Router::new()
+        .route("/v1/reports", post(report))
+        .route("/v1/agents/commands", get(poll))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(fake.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), addr, fake)
+}
+
+/// Wait until `cond` holds on the fake's state, failing after 10s.
+async fn eventually(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if cond(&fake.lock().unwrap()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[test]
+fn settings_from_config() {
+    let log = temp_path("settings-log");
+    let cfg = config("http://127.0.0.1:4000", "127.0.0.1:1", &log, "settings");
+    let s = AgentSettings::from_config(&cfg, "ca").unwrap();
+    assert_eq!(s.site, "ca");
+    assert_eq!(s.token.expose(), TOKEN);
+    assert_eq!(s.orchestrator_url, "http://127.0.0.1:4000");
+    assert_eq!(s.interval, Duration::from_millis(100));
+    assert_eq!(s.long_poll, Duration::from_millis(300));
+    assert_eq!(
+        s.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["api", "optional"]
+    );
+    assert_eq!(s.promote.len(), 1);
+    assert!(s.demote.is_empty());
+    // ny has no endpoints: not probed (an empty probe would read as "failing").
+    assert_eq!(s.peers.len(), 1);
+    assert_eq!(s.peers[0].site, "tx");
+    assert_eq!(
+        s.peers[0].endpoints[0].timeout,
+        Duration::from_millis(300),
+        "capped by probe_timeout"
+    );
+
+    let err = AgentSettings::from_config(&cfg, "nowhere").unwrap_err();
+    assert!(matches!(err, AgentError::Config(_)), "{err:?}");
+    // tx's token variable is unset: a config error that does not leak anything.
+    let err = AgentSettings::from_config(&cfg, "tx").unwrap_err();
+    assert!(
+        err.to_string().contains("WARDEN_TEST_TX_TOKEN_UNUSED"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_and_runs_a_command_once() {
+    install_crypto();
+    let (base, addr, fake) = fake_orchestrator().await;
+    let hook_log = temp_path("hook-log");
+    let cfg = config(&base, &addr.to_string(), &hook_log, "loop");
+    let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(settings, shutdown.clone()));
+
+    eventually(&fake, "the outcome acked", |f| f.acked_at.is_some()).await;
+    eventually(&fake, "the stored outcome resent after redelivery", |f| {
+        f.resent
+    })
+    .await;
+    let stop = Instant::now();
+    shutdown.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(5), agent)
+        .await
+        .expect("agent stops on shutdown");
+    result.unwrap().unwrap();
+    assert!(stop.elapsed() < Duration::from_secs(2));
+
+    let f = fake.lock().unwrap();
+    // Every request carries the bearer token; polls ask for the configured wait.
+    assert!(
+        f.auth
+            .iter()
+            .all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))),
+        "{:?}",
+        f.auth
+    );
+    assert!(
+        f.waits.iter().all(|w| w.as_deref() == Some("300")),
+        "{:?}",
+        f.waits
+    );
+
+    // Reports: the site, consecutive seqs, one start time, the checks and the peer view.
+    let first = &f.reports[0];
+    assert_eq!(first.site, "ca");
+    assert!(first.started_unix_ms > 0);
+    for (i, r) in f.reports.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        assert_eq!(r.started_unix_ms, first.started_unix_ms);
+    }
+    let checks: Vec<_> = first
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.ok, c.critical))
+        .collect();
+    assert_eq!(checks, [("api", true, true), ("optional", false, false)]);
+    assert_eq!(first.checks[1].detail, "exit 1");
+    assert_eq!(first.peers.len(), 1);
+    assert_eq!(first.peers[0].site, "tx");
+    assert_eq!(first.peers[0].results[0].name, "web");
+    assert!(first.peers[0].results[0].ok, "{:?}", first.peers[0]);
+
+    // Delivered through both channels, several times, while running: one run.
+    assert!(
+        f.via_report >= 1 && f.via_poll >= 1,
+        "report {} poll {}",
+        f.via_report,
+        f.via_poll
+    );
+    assert!(f.via_report + f.via_poll >= 3);
+    let runs = std::fs::read_to_string(&hook_log).unwrap();
+    assert_eq!(runs, "promote swift 7 ca\n");
+
+    // The outcome: resent until acked, then no more, then again when asked again.
+    let outcome = f
+        .reports
+        .iter()
+        .find_map(|r| r.outcomes.first())
+        .expect("an outcome was reported");
+    assert_eq!(outcome.id, "swift:7:promote");
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.hooks.len(), 1);
+    assert_eq!(outcome.hooks[0].name, "mark");
+    assert_eq!(f.outcome_reports, 2);
+    assert!(f.after_ack >= 3);
+    assert_eq!(
+        f.after_ack_with_outcome, 0,
+        "outcome resent after it was acked"
+    );
+    let _ = std::fs::remove_file(&hook_log);
+}
+
+#[tokio::test]
+async fn keeps_going_without_an_orchestrator_and_stops_promptly() {
+    install_crypto();
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap()
+    };
+    let hook_log = temp_path("down-log");
+    let cfg = config(
+        &format!("http://{closed}"),
+        &closed.to_string(),
+        &hook_log,
+        "down",
+    );
+    let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(settings, shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!agent.is_finished(), "the agent gave up");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(2), agent)
+        .await
+        .expect("agent stops on shutdown")
+        .unwrap()
+        .unwrap();
+}

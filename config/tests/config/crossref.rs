@@ -1,0 +1,229 @@
+//! Cross-references between tables: groups name sites and frontends,
+//! schemes need their tables, backends and addresses cover the group.
+
+use crate::{find, one, pos_of, problems, show, BASE};
+
+const DNS_GROUP: &str = r#"
+[groups.www]
+sites = ["ca", "tx"]
+scheme = "dns"
+
+[groups.www.dns]
+provider = "rfc2136"
+name = "www.example.net"
+server = "ns1.example.net:53"
+zone = "example.net"
+addresses = { ca = "10.1.0.10", tx = "10.2.0.10" }
+"#;
+
+#[test]
+fn unknown_site() {
+    let text = BASE.replace("sites = [\"ca\", \"tx\"]", "sites = [\"ca\", \"ny\"]");
+    let p = problems(&text);
+    let u = find(&p, "groups.web.sites[1]");
+    assert_eq!((u.line, u.col), pos_of(&text, "\"ny\""));
+    assert_eq!(u.value.as_deref(), Some("\"ny\""));
+    assert!(
+        u.message.contains("unknown site; defined sites: [ca, tx]"),
+        "{u}"
+    );
+}
+
+#[test]
+fn duplicate_site_and_too_few_sites() {
+    let text = BASE.replace(
+        "sites = [\"ca\", \"tx\"]",
+        "sites = [\"ca\", \"tx\", \"ca\"]",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.sites[2]");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"ca\"]"));
+    assert!(p.message.contains("twice"), "{p}");
+
+    let text = BASE.replace("sites = [\"ca\", \"tx\"]", "sites = [\"ca\"]");
+    let p = problems(&text);
+    assert!(find(&p, "groups.web.sites")
+        .message
+        .contains("at least two"));
+}
+
+#[test]
+fn a_broken_site_is_not_also_unknown() {
+    // sites.tx fails to parse (no agent_token); the group naming it must not
+    // add "unknown site".
+    let text = BASE.replace("agent_token = { env = \"WARDEN_TX_TOKEN\" }", "");
+    let p = one(&text);
+    assert_eq!(p.key, "sites.tx.agent_token");
+    assert_eq!((p.line, p.col), pos_of(&text, "[sites.tx]"));
+}
+
+#[test]
+fn missing_and_extra_backend() {
+    let text = BASE.replace(
+        "backends = { ca = \"10.1.0.10:8443\", tx = \"10.2.0.10:8443\" }",
+        "backends = { ca = \"10.1.0.10:8443\", ny = \"10.3.0.10:8443\" }",
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    let missing = &p[0];
+    assert_eq!(missing.key, "groups.web.frontend.backends");
+    assert_eq!((missing.line, missing.col), pos_of(&text, "{ ca ="));
+    assert!(
+        missing.message.contains("no backend for site \"tx\""),
+        "{missing}"
+    );
+    let extra = &p[1];
+    assert_eq!(extra.key, "groups.web.frontend.backends.ny");
+    assert_eq!((extra.line, extra.col), pos_of(&text, "ny ="));
+
+    let text = BASE.replace("tx = \"10.2.0.10:8443\"", "tx = \"10.2.0.10\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.frontend.backends.tx");
+    assert!(p.message.contains("host:port"), "{p}");
+}
+
+#[test]
+fn frontend_scheme_without_frontend_table() {
+    let start = BASE.find("[groups.web.frontend]").unwrap();
+    let text = &BASE[..start];
+    let p = one(text);
+    assert_eq!(p.key, "groups.web.scheme");
+    assert_eq!((p.line, p.col), pos_of(text, "\"frontend\""));
+    assert!(
+        p.message.contains("needs a [groups.web.frontend] table"),
+        "{p}"
+    );
+}
+
+#[test]
+fn dns_table_on_frontend_scheme() {
+    let text = format!("{BASE}\n[groups.web.dns]\nprovider = \"noip\"\nname = \"www.example.net\"\ncredentials = {{ env = \"NOIP\" }}\naddresses = {{ ca = \"10.1.0.10\", tx = \"10.2.0.10\" }}\n");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.dns");
+    assert_eq!(p.line, pos_of(&text, "[groups.web.dns]").0);
+    assert!(p.message.contains("does not use a dns table"), "{p}");
+
+    // And the other way round.
+    let text = format!("{BASE}{}", DNS_GROUP.replace("[groups.www.dns]", "[groups.www.frontend]\ndriver = \"haproxy\"\nbackends = { ca = \"a:1\", tx = \"b:2\" }\n\n[groups.www.dns]"));
+    let p = one(&text);
+    assert_eq!(p.key, "groups.www.frontend");
+    assert!(p.message.contains("does not use a frontend table"), "{p}");
+}
+
+#[test]
+fn unknown_frontend_name() {
+    let text = BASE.replace("frontends = [\"fe1\"]", "frontends = [\"fe1\", \"fe9\"]");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.frontend.frontends[1]");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"fe9\""));
+    assert!(
+        p.message
+            .contains("unknown frontend; defined frontends: [fe1]"),
+        "{p}"
+    );
+}
+
+#[test]
+fn builtin_driver_needs_frontends_and_listen() {
+    let text = BASE.replace("frontends = [\"fe1\"]\nlisten = \"10.0.0.5:443\"\n", "");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    find(&p, "groups.web.frontend.frontends");
+    find(&p, "groups.web.frontend.listen");
+}
+
+#[test]
+fn dns_scheme_checks() {
+    crate::ok(&format!("{BASE}{DNS_GROUP}"));
+
+    // Address per site: missing and unknown keys.
+    let text = format!(
+        "{BASE}{}",
+        DNS_GROUP.replace(
+            "addresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }",
+            "addresses = { ca = \"10.1.0.10\", fe1 = \"10.0.0.5\" }"
+        )
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    assert!(find(&p, "groups.www.dns.addresses")
+        .message
+        .contains("no address for site \"tx\""));
+    let extra = find(&p, "groups.www.dns.addresses.fe1");
+    assert_eq!((extra.line, extra.col), pos_of(&text, "\"10.0.0.5\" }"));
+
+    // rfc2136 needs a zone.
+    let text = format!(
+        "{BASE}{}",
+        DNS_GROUP.replace("zone = \"example.net\"\n", "")
+    );
+    assert_eq!(one(&text).key, "groups.www.dns.zone");
+
+    // Unknown provider.
+    let text = format!("{BASE}{}", DNS_GROUP.replace("\"rfc2136\"", "\"route53\""));
+    let p = one(&text);
+    assert_eq!(p.key, "groups.www.dns.provider");
+    assert!(
+        p.message.contains("\"noip\", \"dyndns2\", \"rfc2136\""),
+        "{p}"
+    );
+
+    // dns scheme without a dns table.
+    let end = DNS_GROUP.find("[groups.www.dns]").unwrap();
+    let p = one(&format!("{BASE}{}", &DNS_GROUP[..end]));
+    assert_eq!(p.key, "groups.www.scheme");
+    assert!(p.message.contains("needs a [groups.www.dns] table"), "{p}");
+}
+
+#[test]
+fn hybrid_addresses_are_per_frontend() {
+    let text = BASE.replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        + "\n[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"ns1.example.net:53\"\nzone = \"example.net\"\naddresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }\n";
+    let p = problems(&text);
+    assert!(
+        find(&p, "groups.web.dns.addresses")
+            .message
+            .contains("no address for frontend \"fe1\""),
+        "{}",
+        show(&p)
+    );
+    assert!(find(&p, "groups.web.dns.addresses.ca")
+        .message
+        .contains("not a frontend of this group"));
+    crate::ok(&text.replace(
+        "addresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }",
+        "addresses = { fe1 = \"10.0.0.5\" }",
+    ));
+}
+
+#[test]
+fn endpoint_kinds_and_check_fields() {
+    let text = BASE.replace("[sites.tx]\n", "[sites.tx]\nendpoints = [{ name = \"x\", kind = \"command\", command = [\"/bin/true\"] }]\n");
+    let p = one(&text);
+    assert_eq!(p.key, "sites.tx.endpoints[0].kind");
+    assert!(p.message.contains("\"http\" and \"tcp\""), "{p}");
+
+    let text = BASE.replace("[sites.tx]\n", "[sites.tx]\nchecks = [{ name = \"db\", kind = \"tcp\", address = \"db.tx.example.net\" }]\n");
+    let p = one(&text);
+    assert_eq!(p.key, "sites.tx.checks[0].address");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"db.tx.example.net\""));
+
+    let text = BASE.replace("[sites.tx]\n", "[sites.tx]\nchecks = [{ name = \"c\", kind = \"command\" }, { name = \"c\", kind = \"command\", command = [] }]\n");
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{}", show(&p));
+    find(&p, "sites.tx.checks[0].command");
+    find(&p, "sites.tx.checks[1].command");
+    assert!(find(&p, "sites.tx.checks[1].name")
+        .message
+        .contains("twice"));
+}
+
+#[test]
+fn bad_names() {
+    let text = BASE.replace("[sites.tx]", "[sites.\"t x\"]");
+    let p = problems(&text);
+    let bad = find(&p, "sites.\"t x\"");
+    assert_eq!(bad.line, pos_of(&text, "[sites.\"t x\"]").0);
+    // The group's reference to tx is now unknown.
+    find(&p, "groups.web.sites[1]");
+}

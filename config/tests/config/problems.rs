@@ -1,0 +1,240 @@
+//! Several problems at once, sorted by position; messages say what was found
+//! and what is allowed; syntax errors carry line:col.
+
+use std::path::Path;
+
+use crate::{find, one, pos_of, problems, show, BASE};
+
+#[test]
+fn several_problems_listed_at_once_sorted_by_line() {
+    let text = BASE
+        .replace("interval = \"500ms\"", "interval = \"soon\"")
+        .replace("url = \"http://127.0.0.1:8080/healthz\"\n", "")
+        .replace(
+            "sites = [\"ca\", \"tx\"]",
+            "sites = [\"ca\", \"tx\", \"zz\"]",
+        );
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{}", show(&p));
+    assert_eq!(p[0].key, "detection.interval");
+    assert_eq!((p[0].line, p[0].col), pos_of(&text, "\"soon\""));
+    assert_eq!(p[1].key, "sites.ca.checks[0].url");
+    assert_eq!(p[1].line, pos_of(&text, "kind = \"http\"").0);
+    assert!(p[1].message.contains("needs url"), "{}", p[1]);
+    assert_eq!(p[2].key, "groups.web.sites[2]");
+    assert_eq!((p[2].line, p[2].col), pos_of(&text, "\"zz\""));
+    assert!(p
+        .windows(2)
+        .all(|w| (w[0].line, w[0].col) <= (w[1].line, w[1].col)));
+
+    // The error's text lists them all, one per line, in the documented format.
+    let e = warden_config::parse(&text, Path::new("/etc/warden/failover.conf"))
+        .unwrap_err()
+        .to_string();
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines[0], "3 problems in configuration:");
+    let (l, c) = pos_of(&text, "\"soon\"");
+    assert!(
+        lines[1].trim_start().starts_with(&format!(
+            "/etc/warden/failover.conf:{l}:{c}: detection.interval = \"soon\": "
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_duration_says_what_was_found_and_what_is_expected() {
+    let text = BASE.replace("interval = \"500ms\"", "interval = \"5 parsecs\"");
+    let p = one(&text);
+    assert_eq!(p.key, "detection.interval");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"5 parsecs\""));
+    assert_eq!(p.value.as_deref(), Some("\"5 parsecs\""));
+    assert!(p.message.contains("\"500ms\""), "{p}");
+    assert!(
+        p.message.contains("parsecs"),
+        "says which unit is unknown: {p}"
+    );
+    let shown = p.to_string();
+    assert!(
+        shown.contains("detection.interval = \"5 parsecs\": not a duration"),
+        "{shown}"
+    );
+
+    // A number instead of a string.
+    let p = one(&BASE.replace("interval = \"500ms\"", "interval = 500"));
+    assert_eq!(p.value.as_deref(), Some("500"));
+    assert!(
+        p.message.contains("\"500ms\"") && p.message.contains("found an integer"),
+        "{p}"
+    );
+
+    // Nested: a check's timeout.
+    let text = BASE.replace(
+        "kind = \"http\"",
+        "kind = \"http\"\ntimeout = \"1 fortnight\"",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "sites.ca.checks[0].timeout");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"1 fortnight\""));
+}
+
+#[test]
+fn zero_durations_and_counts_are_rejected_at_their_position() {
+    let text = BASE.replace(
+        "interval = \"500ms\"",
+        "interval = \"500ms\"\nfall = 0\nprobe_timeout = \"0s\"",
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    let fall = find(&p, "detection.fall");
+    assert_eq!((fall.line, fall.col), pos_of(&text, "0\nprobe"));
+    let pt = find(&p, "detection.probe_timeout");
+    assert_eq!((pt.line, pt.col), pos_of(&text, "\"0s\""));
+
+    let text = BASE.replace("interval = \"500ms\"", "interval = \"3s\"");
+    let p = one(&text);
+    assert_eq!(p.key, "detection.agent_timeout");
+    assert!(p.message.contains("longer than detection.interval"), "{p}");
+}
+
+#[test]
+fn wrong_types_name_the_expected_type() {
+    let text = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"warden.example.net\"",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.listen");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"warden.example.net\""));
+    assert!(p.message.contains("IP:PORT"), "{p}");
+
+    let text = BASE.replace("scheme = \"frontend\"", "scheme = \"anycast\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.scheme");
+    assert_eq!(p.value.as_deref(), Some("\"anycast\""));
+    assert!(
+        p.message.contains("\"dns\", \"frontend\", \"hybrid\""),
+        "{p}"
+    );
+
+    let text = BASE.replace("kind = \"http\"", "kind = \"icmp\"");
+    let p = one(&text);
+    assert_eq!(p.key, "sites.ca.checks[0].kind");
+    assert!(p.message.contains("\"http\", \"tcp\", \"command\""), "{p}");
+
+    let text = BASE.replace("sites = [\"ca\", \"tx\"]", "sites = \"ca\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.sites");
+    assert!(
+        p.message.contains("expected an array, found a string"),
+        "{p}"
+    );
+
+    let text = format!(
+        "detection = 5\n{}",
+        BASE.replace("[detection]\ninterval = \"500ms\"", "")
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "detection");
+    assert!(p.message.contains("expected a table"), "{p}");
+}
+
+#[test]
+fn missing_required_key_is_reported_once() {
+    let text = BASE.replace("data_dir = \"/var/lib/warden\"\n", "");
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.data_dir");
+    assert_eq!((p.line, p.col), pos_of(&text, "[orchestrator]"));
+    assert!(p.message.contains("missing required key"), "{p}");
+
+    // A required key with a bad value: reported as bad, not also as missing.
+    let text = BASE.replace("listen = \"10.0.0.2:7000\"", "listen = 7000");
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.listen");
+}
+
+#[test]
+fn missing_orchestrator_table() {
+    let text = BASE.replace("[orchestrator]", "[orchestrator_x]");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    find(&p, "orchestrator");
+    find(&p, "orchestrator_x");
+}
+
+#[test]
+fn problems_in_many_tables_are_all_reported() {
+    let text = BASE
+        .replace(
+            "listen = \"10.0.0.2:7000\"",
+            "listen = \"10.0.0.2:7000\"\nport = 1",
+        )
+        .replace("[sites.tx]\n", "[sites.tx]\nreport_interval = \"often\"\n")
+        .replace("control = \"10.0.0.5:7100\"", "control = \"fe1:7100\"")
+        .replace("driver = \"builtin\"", "driver = \"nginx\"");
+    let p = problems(&text);
+    let keys: Vec<&str> = p.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "orchestrator.port",
+            "sites.tx.report_interval",
+            "frontends.fe1.control",
+            "groups.web.frontend.driver"
+        ],
+        "{}",
+        show(&p)
+    );
+}
+
+#[test]
+fn syntax_errors_have_line_and_column() {
+    let text = BASE
+        .replace("fall = 3", "")
+        .replace("interval = \"500ms\"", "interval = ");
+    let p = problems(&text);
+    assert_eq!(p[0].key, "(syntax)");
+    assert_eq!(p[0].line, pos_of(&text, "interval = ").0);
+    assert!(p[0].col > 1, "{}", show(&p));
+
+    let text = BASE.replace("[sites.tx]", "[sites.tx");
+    let p = problems(&text);
+    assert_eq!(p[0].key, "(syntax)");
+    assert_eq!(p[0].line, pos_of(&text, "[sites.tx").0, "{}", show(&p));
+
+    // A table defined twice.
+    let text = format!("{BASE}\n[sites.ca]\nagent_token = {{ env = \"X\" }}\n");
+    let p = problems(&text);
+    assert_eq!(p[0].key, "(syntax)");
+    assert!(p[0].message.contains("duplicate"), "{}", show(&p));
+    assert_eq!(p[0].line, pos_of_last(&text, "[sites.ca]").0);
+
+    // Several syntax errors at once.
+    let text = BASE
+        .replace(
+            "data_dir = \"/var/lib/warden\"",
+            "data_dir = /var/lib/warden",
+        )
+        .replace("name = \"app\"", "name = \"app");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    assert_eq!(p[0].line, pos_of(&text, "data_dir").0);
+    assert_eq!(p[1].line, pos_of(&text, "name = \"app").0);
+}
+
+fn pos_of_last(text: &str, needle: &str) -> (usize, usize) {
+    let n = text.matches(needle).count();
+    crate::pos_of_nth(text, needle, n - 1)
+}
+
+#[test]
+fn columns_count_characters() {
+    // A multibyte character before the error on the same line.
+    let text = BASE.replace(
+        "data_dir = \"/var/lib/warden\"",
+        "data_dir = \"/var/lib/wärden\" ; oops",
+    );
+    let p = problems(&text);
+    assert_eq!(p[0].line, pos_of(&text, "; oops").0);
+    assert_eq!(p[0].col, pos_of(&text, "; oops").1, "{}", show(&p));
+}

@@ -1,0 +1,220 @@
+//! Secrets are never echoed: not from the file (even where serde's message
+//! would quote them) and not from Secret::load.
+
+use std::io::Write;
+
+use warden_config::{ConfigError, Secret, SecretRef};
+
+use crate::{error_text, find, one, pos_of, problems, BASE};
+
+const SECRET: &str = "hunter2hunter2";
+
+fn assert_no_leak(text: &str) -> String {
+    let e = error_text(text);
+    assert!(!e.contains(SECRET), "secret echoed:\n{e}");
+    e
+}
+
+#[test]
+fn inline_unknown_key_in_a_secret_ref_is_not_echoed() {
+    let text = BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }",
+        &format!(
+            "operator_token = {{ file = \"/etc/warden/operator.token\", value = \"{SECRET}\" }}"
+        ),
+    );
+    let e = assert_no_leak(&text);
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.operator_token.value");
+    assert_eq!((p.line, p.col), pos_of(&text, "value ="));
+    assert!(e.contains("allowed keys here: file, env"), "{e}");
+}
+
+#[test]
+fn secret_written_inline_is_masked() {
+    // A string where a { file | env } table belongs: serde would quote it.
+    let text = BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }",
+        &format!("operator_token = \"{SECRET}\""),
+    );
+    let e = assert_no_leak(&text);
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.operator_token");
+    assert_eq!(p.value.as_deref(), Some("\"****\""));
+    assert_eq!((p.line, p.col), pos_of(&text, &format!("\"{SECRET}\"")));
+    assert!(p.message.contains("{ file = "), "{e}");
+
+    let text = BASE.replace(
+        "agent_token = { env = \"WARDEN_CA_TOKEN\" }",
+        &format!("agent_token = {{ env = [\"{SECRET}\"] }}"),
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "sites.ca.agent_token.env");
+    assert_eq!(p.value.as_deref(), Some("\"****\""));
+    assert_no_leak(&text);
+
+    let text = BASE.replace(
+        "token = { file = \"/etc/warden/fe1.token\" }",
+        &format!("token = {{ file = \"/x\", env = 5 }}\n# {SECRET}"),
+    );
+    let p = problems(&text);
+    find(&p, "frontends.fe1.token.env");
+    assert_no_leak(&text);
+}
+
+#[test]
+fn values_under_secret_looking_keys_are_masked() {
+    // Top-level and misspelt keys: the key is reported, never the value.
+    for (from, to) in [
+        (
+            "[orchestrator]\n",
+            format!("password = \"{SECRET}\"\n[orchestrator]\n"),
+        ),
+        (
+            "data_dir = ",
+            format!("opertor_tokn = \"{SECRET}\"\ndata_dir = "),
+        ),
+        (
+            "data_dir = ",
+            format!("api_key = \"{SECRET}\"\ndata_dir = "),
+        ),
+    ] {
+        let text = BASE.replacen(from, &to, 1);
+        let e = assert_no_leak(&text);
+        assert!(e.contains("unknown key"), "{e}");
+    }
+    // A syntax error on a secret's line.
+    assert_no_leak(&BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }",
+        &format!("operator_token = {SECRET}"),
+    ));
+}
+
+#[test]
+fn dns_credentials_are_masked() {
+    let text = BASE
+        .replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        .replace("[groups.web.frontend]", &format!("[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"app.example.net\"\nserver = \"ns1.example.net:53\"\nzone = \"example.net\"\ncredentials = \"{SECRET}\"\naddresses = {{ fe1 = \"10.0.0.5\" }}\n\n[groups.web.frontend]"));
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.dns.credentials");
+    assert_no_leak(&text);
+}
+
+#[test]
+fn secret_ref_needs_exactly_one_source() {
+    let text = BASE.replace(
+        "{ env = \"WARDEN_TX_TOKEN\" }",
+        "{ env = \"WARDEN_TX_TOKEN\", file = \"/etc/warden/tx\" }",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "sites.tx.agent_token");
+    assert_eq!(
+        (p.line, p.col),
+        pos_of(&text, "{ env = \"WARDEN_TX_TOKEN\", file")
+    );
+    assert!(p.message.contains("exactly one"), "{p}");
+
+    let p = one(&BASE.replace("{ env = \"WARDEN_TX_TOKEN\" }", "{}"));
+    assert_eq!(p.key, "sites.tx.agent_token");
+    assert!(p.message.contains("env = "), "{p}");
+
+    let p = one(&BASE.replace("{ env = \"WARDEN_TX_TOKEN\" }", "{ env = \"\" }"));
+    assert_eq!(p.key, "sites.tx.agent_token.env");
+}
+
+fn secret_err(r: &SecretRef) -> String {
+    match Secret::load("orchestrator.operator_token", r) {
+        Ok(_) => panic!("expected an error"),
+        Err(e @ ConfigError::Secret { .. }) => e.to_string(),
+        Err(e) => panic!("expected ConfigError::Secret, got {e:?}"),
+    }
+}
+
+fn file_with(content: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(content.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn secret_load_from_file_trims() {
+    let f = file_with(&format!("  {SECRET}\n"));
+    let s = Secret::load(
+        "k",
+        &SecretRef {
+            file: Some(f.path().to_path_buf()),
+            env: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.expose(), SECRET);
+    assert!(s.matches(SECRET));
+    assert!(!s.matches("hunter2hunter3"));
+    assert!(!s.matches("hunter2"));
+    assert!(!format!("{s:?} {s}").contains(SECRET));
+}
+
+#[test]
+fn secret_load_from_env() {
+    // A variable name no other test uses (tests run in parallel).
+    let var = "WARDEN_CONFIG_TEST_SECRET_FROM_ENV";
+    std::env::set_var(var, SECRET);
+    let s = Secret::load(
+        "k",
+        &SecretRef {
+            file: None,
+            env: Some(var.into()),
+        },
+    )
+    .unwrap();
+    assert_eq!(s.expose(), SECRET);
+
+    let missing = "WARDEN_CONFIG_TEST_SECRET_NOT_SET";
+    std::env::remove_var(missing);
+    let e = secret_err(&SecretRef {
+        file: None,
+        env: Some(missing.into()),
+    });
+    assert!(
+        e.contains(missing) && e.contains("orchestrator.operator_token"),
+        "{e}"
+    );
+}
+
+#[test]
+fn empty_or_short_secret_is_rejected_without_echo() {
+    let f = file_with(" \n");
+    let e = secret_err(&SecretRef {
+        file: Some(f.path().to_path_buf()),
+        env: None,
+    });
+    assert!(e.contains("empty"), "{e}");
+
+    let f = file_with("s3cr7\n");
+    let e = secret_err(&SecretRef {
+        file: Some(f.path().to_path_buf()),
+        env: None,
+    });
+    assert!(e.contains("shorter than 8"), "{e}");
+    assert!(!e.contains("s3cr7"), "{e}");
+
+    let var = "WARDEN_CONFIG_TEST_SHORT_SECRET";
+    std::env::set_var(var, "pw123");
+    let e = secret_err(&SecretRef {
+        file: None,
+        env: Some(var.into()),
+    });
+    assert!(!e.contains("pw123"), "{e}");
+
+    let e = secret_err(&SecretRef {
+        file: Some("/nonexistent/warden/secret".into()),
+        env: None,
+    });
+    assert!(e.contains("/nonexistent/warden/secret"), "{e}");
+
+    let e = secret_err(&SecretRef {
+        file: Some("/x".into()),
+        env: Some("Y".into()),
+    });
+    assert!(e.contains("exactly one"), "{e}");
+}

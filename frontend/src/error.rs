@@ -1,0 +1,32 @@
+//! The crate's error enum: what can stop a frontend from starting or running.
+
+use std::io;
+use std::net::SocketAddr;
+
+/// Errors of the built-in frontend. All of them are fatal for [`crate::run`]:
+/// the process should exit and be restarted once the cause is fixed (the
+/// orchestrator's reconciliation then puts the routes back).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrontendError {
+    /// The configuration names no such frontend, or its token cannot be loaded: fix failover.conf or the secret.
+    #[error(transparent)]
+    Config(#[from] warden_config::ConfigError),
+    /// A group served by this frontend lacks a setting the proxy needs: fix the group's `[groups.NAME.frontend]` table.
+    #[error("group {group}: {reason}")]
+    Group { group: String, reason: String },
+    /// A listener could not be bound (address in use, no permission, not local): free the address or change the config.
+    #[error("cannot bind {listener} on {addr}: {source}")]
+    Bind {
+        listener: String,
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// The control API server stopped with an I/O error while running: restart the frontend.
+    #[error("control API server failed: {0}")]
+    Serve(#[source] io::Error),
+    /// An internal task panicked or was aborted: a bug; restart the frontend and report it.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}

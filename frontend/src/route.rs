@@ -1,0 +1,271 @@
+//! The route table: per group, the highest epoch seen, the routed site and
+//! the *generation* of connections that go to it.
+//!
+//! A generation is one period during which a group routes to one backend. It
+//! owns a [`CancellationToken`]: every proxied connection opened during the
+//! generation holds a clone and closes when it fires. A switch starts a new
+//! generation and fires the old token at once (`immediate`) or after the
+//! group's drain timeout (`drain`). Tokens are children of the frontend's
+//! shutdown token, so shutdown closes every connection.
+//!
+//! State is in memory only: a restarted frontend has no route until the
+//! orchestrator's reconciliation sends one.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{RouteMode, RouteState, SetRoute};
+use crate::settings::GroupSettings;
+
+/// Every group this frontend serves.
+pub(crate) struct Table {
+    groups: BTreeMap<String, Arc<GroupRoute>>,
+}
+
+impl Table {
+    /// One empty route per group; `shutdown` is the parent of every generation token,
+    /// `tasks` tracks drain timers (and, in the proxy, connections).
+    pub(crate) fn new(
+        groups: &BTreeMap<String, GroupSettings>,
+        shutdown: &CancellationToken,
+        tasks: &TaskTracker,
+    ) -> Table {
+        let groups = groups
+            .iter()
+            .map(|(name, g)| {
+                let route = GroupRoute {
+                    name: name.clone(),
+                    backends: g.backends.clone(),
+                    drain_timeout: g.drain_timeout,
+                    shutdown: shutdown.clone(),
+                    tasks: tasks.clone(),
+                    inner: Mutex::new(Inner::default()),
+                    active: AtomicU64::new(0),
+                };
+                (name.clone(), Arc::new(route))
+            })
+            .collect();
+        Table { groups }
+    }
+
+    pub(crate) fn group(&self, name: &str) -> Option<&Arc<GroupRoute>> {
+        self.groups.get(name)
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    pub(crate) fn states(&self) -> BTreeMap<String, RouteState> {
+        self.groups
+            .iter()
+            .map(|(k, g)| (k.clone(), g.state()))
+            .collect()
+    }
+}
+
+/// The route of one group.
+pub(crate) struct GroupRoute {
+    pub(crate) name: String,
+    /// Site → backend `host:port`; routes may only name these sites.
+    backends: BTreeMap<String, String>,
+    drain_timeout: Duration,
+    /// Parent of every generation token (cancelled on shutdown).
+    shutdown: CancellationToken,
+    /// Tracks drain timers so that shutdown can wait for them.
+    tasks: TaskTracker,
+    inner: Mutex<Inner>,
+    /// Open client connections of every generation (reported in [`RouteState`]).
+    active: AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Highest epoch accepted for this group.
+    epoch: u64,
+    /// How many times the routed site changed.
+    switches: u64,
+    /// The generation new connections join; `None` until the first route.
+    current: Option<Generation>,
+    /// Old generations left to drain; an immediate switch cuts them too.
+    draining: Vec<Generation>,
+}
+
+/// One period of routing to one backend (see the module docs).
+#[derive(Clone)]
+pub(crate) struct Generation {
+    pub(crate) site: String,
+    pub(crate) backend: String,
+    /// Fires when connections of this generation must close.
+    pub(crate) cancel: CancellationToken,
+    /// Open connections of this generation (for the drain log line).
+    active: Arc<AtomicU64>,
+}
+
+/// Holds one connection in the counts; decrements them on drop.
+pub(crate) struct ConnGuard {
+    group: Arc<GroupRoute>,
+    generation: Arc<AtomicU64>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.group.active.fetch_sub(1, Ordering::Relaxed);
+        self.generation.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What a successful [`GroupRoute::set`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// The routed site changed (from `from`).
+    Switched { from: Option<String> },
+    /// Same site, higher epoch: only the fence moved.
+    EpochRaised { from: u64 },
+    /// Same site and epoch: a repeat, nothing changed.
+    Unchanged,
+}
+
+/// Why a [`GroupRoute::set`] was refused; the route is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The site has no backend in this group.
+    UnknownSite { site: String, allowed: Vec<String> },
+    /// A higher epoch was already accepted.
+    Stale { sent: u64, seen: u64 },
+    /// The same epoch was already accepted for another site.
+    Conflict {
+        epoch: u64,
+        routed: String,
+        requested: String,
+    },
+}
+
+impl GroupRoute {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // No code panics while holding the lock; recover the data if one ever does.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The generation a new connection joins, with the connection counted;
+    /// `None` when the group has no route yet.
+    pub(crate) fn join(self: &Arc<Self>) -> Option<(Generation, ConnGuard)> {
+        let inner = self.lock();
+        let generation = inner.current.clone()?;
+        self.active.fetch_add(1, Ordering::Relaxed);
+        generation.active.fetch_add(1, Ordering::Relaxed);
+        let guard = ConnGuard {
+            group: Arc::clone(self),
+            generation: Arc::clone(&generation.active),
+        };
+        Some((generation, guard))
+    }
+
+    pub(crate) fn allowed_sites(&self) -> Vec<String> {
+        self.backends.keys().cloned().collect()
+    }
+
+    pub(crate) fn state(&self) -> RouteState {
+        let inner = self.lock();
+        self.state_of(&inner)
+    }
+
+    fn state_of(&self, inner: &Inner) -> RouteState {
+        RouteState {
+            site: inner.current.as_ref().map(|g| g.site.clone()),
+            backend: inner.current.as_ref().map(|g| g.backend.clone()),
+            epoch: inner.epoch,
+            switches: inner.switches,
+            active_connections: self.active.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Apply a route command, fenced by its epoch (see [`crate::api`]).
+    pub(crate) fn set(&self, req: &SetRoute) -> Result<(Applied, RouteState), Refused> {
+        let Some(backend) = self.backends.get(&req.site) else {
+            return Err(Refused::UnknownSite {
+                site: req.site.clone(),
+                allowed: self.allowed_sites(),
+            });
+        };
+        let mut inner = self.lock();
+        inner.draining.retain(|g| !g.cancel.is_cancelled());
+        if req.epoch < inner.epoch {
+            return Err(Refused::Stale {
+                sent: req.epoch,
+                seen: inner.epoch,
+            });
+        }
+        let routed = inner.current.as_ref().map(|g| g.site.clone());
+        let applied = match routed {
+            Some(site) if site == req.site => {
+                if req.epoch == inner.epoch {
+                    Applied::Unchanged
+                } else {
+                    let from = inner.epoch;
+                    inner.epoch = req.epoch;
+                    Applied::EpochRaised { from }
+                }
+            }
+            Some(site) if req.epoch == inner.epoch => {
+                return Err(Refused::Conflict {
+                    epoch: req.epoch,
+                    routed: site,
+                    requested: req.site.clone(),
+                });
+            }
+            from => {
+                let next = Generation {
+                    site: req.site.clone(),
+                    backend: backend.clone(),
+                    cancel: self.shutdown.child_token(),
+                    active: Arc::new(AtomicU64::new(0)),
+                };
+                let old = inner.current.replace(next);
+                inner.epoch = req.epoch;
+                inner.switches += 1;
+                match req.mode {
+                    RouteMode::Immediate => {
+                        let mut cut: Vec<Generation> = inner.draining.drain(..).collect();
+                        cut.extend(old);
+                        for g in &cut {
+                            g.cancel.cancel();
+                        }
+                    }
+                    RouteMode::Drain => {
+                        if let Some(old) = old {
+                            self.drain(old.clone());
+                            inner.draining.push(old);
+                        }
+                    }
+                }
+                Applied::Switched { from }
+            }
+        };
+        Ok((applied, self.state_of(&inner)))
+    }
+
+    /// Close `old`'s connections once the drain timeout is over.
+    fn drain(&self, old: Generation) {
+        let timeout = self.drain_timeout;
+        let group = self.name.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => {
+                    let left = old.active.load(Ordering::Relaxed);
+                    if left > 0 {
+                        tracing::info!(group = %group, site = %old.site, backend = %old.backend, connections = left, "drain timeout over; closing remaining connections");
+                    }
+                    old.cancel.cancel();
+                }
+                // Cut early by an immediate switch or by shutdown.
+                _ = old.cancel.cancelled() => {}
+            }
+        });
+    }
+}

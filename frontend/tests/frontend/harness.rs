@@ -1,0 +1,272 @@
+//! Shared test harness: echo backends that answer their name, a frontend
+//! started on 127.0.0.1 port 0, and a control API client.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use warden_config::Secret;
+use warden_frontend::{BoundAddrs, FrontendError, FrontendSettings, GroupSettings};
+
+pub const TOKEN: &str = "test-token-0123456789";
+
+/// A TCP backend that answers every line with its name.
+pub struct Echo {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn echo(name: &'static str) -> Echo {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind echo backend");
+    let addr = listener.local_addr().expect("echo addr");
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            let (conn, _) = tokio::select! {
+                _ = s.cancelled() => return,
+                r = listener.accept() => match r { Ok(c) => c, Err(_) => return },
+            };
+            let s = s.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = conn.into_split();
+                let mut lines = BufReader::new(r).lines();
+                loop {
+                    let line = tokio::select! {
+                        _ = s.cancelled() => return,
+                        l = lines.next_line() => l,
+                    };
+                    match line {
+                        Ok(Some(_)) => {
+                            if w.write_all(format!("{name}\n").as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    Echo { addr, stop }
+}
+
+/// A running frontend; stopped on drop.
+pub struct Frontend {
+    pub addrs: BoundAddrs,
+    pub shutdown: CancellationToken,
+    pub handle: Option<JoinHandle<Result<(), FrontendError>>>,
+    client: reqwest::Client,
+}
+
+impl Drop for Frontend {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn group(backends: &[(&str, SocketAddr)], drain: Duration) -> GroupSettings {
+    GroupSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        backends: backends
+            .iter()
+            .map(|(s, a)| (s.to_string(), a.to_string()))
+            .collect(),
+        drain_timeout: drain,
+    }
+}
+
+pub fn settings(groups: BTreeMap<String, GroupSettings>) -> FrontendSettings {
+    FrontendSettings {
+        name: "fe-test".into(),
+        control: "127.0.0.1:0".parse().expect("addr"),
+        token: Secret::new(TOKEN),
+        groups,
+    }
+}
+
+pub fn http_client() -> reqwest::Client {
+    // reqwest is built with `rustls-no-provider`; plain http needs no TLS, but
+    // building a client needs a provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .expect("http client")
+}
+
+pub async fn start(groups: BTreeMap<String, GroupSettings>) -> Frontend {
+    let shutdown = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = tokio::spawn(warden_frontend::run(
+        settings(groups),
+        shutdown.clone(),
+        Some(tx),
+    ));
+    let addrs = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("frontend ready in time")
+        .expect("frontend reported ready");
+    Frontend {
+        addrs,
+        shutdown,
+        handle: Some(handle),
+        client: http_client(),
+    }
+}
+
+/// One group "web" with sites a and b, drained for `drain`.
+pub async fn start_web(drain: Duration) -> (Frontend, Echo, Echo) {
+    let (a, b) = (echo("a").await, echo("b").await);
+    let groups = BTreeMap::from([(
+        "web".to_string(),
+        group(&[("a", a.addr), ("b", b.addr)], drain),
+    )]);
+    (start(groups).await, a, b)
+}
+
+impl Frontend {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addrs.control)
+    }
+
+    pub fn listen(&self, group: &str) -> SocketAddr {
+        self.addrs.groups[group]
+    }
+
+    /// PUT a route with the right token.
+    pub async fn put(
+        &self,
+        group: &str,
+        site: &str,
+        epoch: u64,
+        mode: &str,
+    ) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "site": site, "epoch": epoch, "mode": mode });
+        self.put_raw(group, body.to_string(), Some(TOKEN)).await
+    }
+
+    pub async fn put_raw(
+        &self,
+        group: &str,
+        body: String,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .put(self.url(&format!("/v1/routes/{group}")))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("control API answers");
+        let status = resp.status();
+        let body = resp.json::<Value>().await.expect("JSON body");
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("control API answers");
+        let status = resp.status();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// The group's route as the control API reports it.
+    pub async fn route(&self, group: &str) -> Value {
+        let (status, body) = self.get("/v1/routes", Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body[group].clone()
+    }
+
+    /// Stop and wait for `run` to return.
+    pub async fn stop(mut self) -> Result<(), FrontendError> {
+        self.shutdown.cancel();
+        let handle = self.handle.take().expect("running");
+        tokio::time::timeout(Duration::from_secs(10), handle)
+            .await
+            .expect("run returns promptly after shutdown")
+            .expect("run did not panic")
+    }
+}
+
+/// An open client connection through the frontend.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr)
+            .await
+            .expect("connect to frontend listener");
+        Conn {
+            reader: BufReader::new(s),
+        }
+    }
+
+    /// Send a line and return the backend's answer (its name), or `None` if the connection closed.
+    pub async fn ask(&mut self) -> Option<String> {
+        if self.reader.get_mut().write_all(b"who\n").await.is_err() {
+            return None;
+        }
+        let mut line = String::new();
+        match tokio::time::timeout(Duration::from_secs(3), self.reader.read_line(&mut line)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => None,
+            Ok(Ok(_)) => Some(line.trim().to_string()),
+            Err(_) => panic!("no answer and no close within 3s"),
+        }
+    }
+
+    /// Wait until the frontend closes the connection; panics after `within`.
+    pub async fn closed_within(&mut self, within: Duration) {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(within, self.reader.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {}
+            Ok(Ok(n)) => panic!("expected a close, read {n} bytes"),
+            Err(_) => panic!("connection still open after {within:?}"),
+        }
+    }
+}
+
+/// One new connection's answer.
+pub async fn ask_new(addr: SocketAddr) -> Option<String> {
+    Conn::open(addr).await.ask().await
+}
+
+/// Retry `$cond` (an async bool expression) until it holds or `$patience` runs out.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $patience:expr, $($msg:tt)+) => {{
+        let deadline = tokio::time::Instant::now() + $patience;
+        loop {
+            if $cond {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!($($msg)+);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}

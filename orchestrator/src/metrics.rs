@@ -1,0 +1,68 @@
+//! Prometheus metrics of the orchestrator, served at `/metrics`.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The orchestrator's metrics and their registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub reports: Counter,
+    pub rejected: Counter,
+    pub report_seconds: Histogram,
+    pub events: Counter,
+    pub runbooks: Counter,
+    pub last_rto_ms: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("warden");
+        let reports = Counter::default();
+        let rejected = Counter::default();
+        let report_seconds = Histogram::new([0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1]);
+        let events = Counter::default();
+        let runbooks = Counter::default();
+        let last_rto_ms = Gauge::default();
+        registry.register("agent_reports", "Agent reports accepted", reports.clone());
+        registry.register(
+            "api_rejected",
+            "API requests rejected (auth or bad input)",
+            rejected.clone(),
+        );
+        registry.register(
+            "report_handling_seconds",
+            "Time to handle one agent report",
+            report_seconds.clone(),
+        );
+        registry.register("events", "Events recorded", events.clone());
+        registry.register("runbooks_finished", "Runbooks finished", runbooks.clone());
+        registry.register(
+            "last_rto_ms",
+            "RTO of the last finished runbook, ms",
+            last_rto_ms.clone(),
+        );
+        Metrics {
+            registry,
+            reports,
+            rejected,
+            report_seconds,
+            events,
+            runbooks,
+            last_rto_ms,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,270 @@
+//! Persisted and reported state of the orchestrator: group state, runbooks,
+//! events and evidence tables. These are also the JSON bodies of the `/v1`
+//! read endpoints, so fields are only ever added.
+
+use serde::{Deserialize, Serialize};
+
+/// What a group is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Traffic on the active site, nothing in progress.
+    Steady,
+    /// A runbook is running.
+    Running,
+    /// A confirmed disaster (or failback) waits for `warden approve`.
+    PendingApproval,
+    /// The last runbook failed; the operator decides (`warden failover`).
+    Failed,
+}
+
+/// A move that waits for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub kind: RunbookKind,
+    pub to: String,
+    /// Why it waits: "automatic = false", "failover budget exhausted (2 in 1h)".
+    pub reason: String,
+    pub since_unix_ms: u64,
+}
+
+/// Persistent state of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupState {
+    pub name: String,
+    /// The site traffic is routed to (as decided).
+    pub active: String,
+    /// The highest epoch decided for this group.
+    pub epoch: u64,
+    pub phase: Phase,
+    /// Operator maintenance: no automatic decisions.
+    #[serde(default)]
+    pub maintenance: bool,
+    #[serde(default)]
+    pub pending: Option<Pending>,
+    /// Runbook in progress, if any.
+    #[serde(default)]
+    pub runbook: Option<u64>,
+    /// Unix ms of each automatic move, for the failover budget.
+    #[serde(default)]
+    pub moves_unix_ms: Vec<u64>,
+    /// Unix ms of the first failing evidence of the current incident (for RTO).
+    #[serde(default)]
+    pub incident_started_unix_ms: Option<u64>,
+}
+
+/// The kind of a runbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunbookKind {
+    Failover,
+    Failback,
+}
+
+/// Runbook steps, in order of execution for each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    /// Record the decision and the evidence.
+    Decide,
+    /// Demote the old active site / run the fence command.
+    Fence,
+    /// Stop replication into the new active site.
+    StopReplication,
+    /// Resync new ← old (failback; no-op without a replication plan).
+    Resync,
+    /// Demote the old active site so writes stop (failback cut-over).
+    Demote,
+    /// Promote the new active site and wait for its checks.
+    Promote,
+    /// Move traffic with the group's strategy.
+    Switch,
+    /// Observe the new routing and probe end to end.
+    Verify,
+    /// Start replication from the new active site.
+    StartReplication,
+}
+
+impl StepName {
+    pub fn for_kind(kind: RunbookKind) -> &'static [StepName] {
+        use StepName::*;
+        match kind {
+            RunbookKind::Failover => &[Decide, Fence, StopReplication, Promote, Switch, Verify],
+            RunbookKind::Failback => &[
+                Decide,
+                Resync,
+                Demote,
+                Promote,
+                Switch,
+                Verify,
+                StartReplication,
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Done,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: StepName,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub started_unix_ms: Option<u64>,
+    #[serde(default)]
+    pub finished_unix_ms: Option<u64>,
+    /// How many times the step was started (more than 1 after a resume or retry).
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunbookStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A persisted runbook: the steps and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runbook {
+    pub id: u64,
+    pub group: String,
+    pub kind: RunbookKind,
+    pub from: String,
+    pub to: String,
+    pub epoch: u64,
+    /// Who started it: "detector", "operator", "failback".
+    pub trigger: String,
+    pub status: RunbookStatus,
+    pub steps: Vec<StepRecord>,
+    pub started_unix_ms: u64,
+    #[serde(default)]
+    pub finished_unix_ms: Option<u64>,
+    /// First failing evidence of the incident (failover) or the decision time.
+    pub incident_started_unix_ms: u64,
+    /// Incident start → verified switch.
+    #[serde(default)]
+    pub rto_ms: Option<u64>,
+    /// How many times an orchestrator process resumed it.
+    #[serde(default)]
+    pub resumes: u32,
+}
+
+impl Runbook {
+    pub fn new(
+        id: u64,
+        group: &str,
+        kind: RunbookKind,
+        from: &str,
+        to: &str,
+        epoch: u64,
+        trigger: &str,
+        now: u64,
+        incident: u64,
+    ) -> Self {
+        Runbook {
+            id,
+            group: group.to_string(),
+            kind,
+            from: from.to_string(),
+            to: to.to_string(),
+            epoch,
+            trigger: trigger.to_string(),
+            status: RunbookStatus::Running,
+            steps: StepName::for_kind(kind)
+                .iter()
+                .map(|&name| StepRecord {
+                    name,
+                    status: StepStatus::Pending,
+                    started_unix_ms: None,
+                    finished_unix_ms: None,
+                    attempts: 0,
+                    detail: String::new(),
+                })
+                .collect(),
+            started_unix_ms: now,
+            finished_unix_ms: None,
+            incident_started_unix_ms: incident,
+            rto_ms: None,
+            resumes: 0,
+        }
+    }
+
+    /// Index of the first step not finished.
+    pub fn next_step(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .position(|s| matches!(s.status, StepStatus::Pending | StepStatus::Running))
+    }
+}
+
+/// One row of an evidence table: what one vantage point saw of one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRow {
+    pub site: String,
+    /// "agent" (local checks), "heartbeat", "orchestrator" (external probe), "peer:NAME".
+    pub vantage: String,
+    /// "ok", "failing", "stale", "none".
+    pub status: String,
+    pub detail: String,
+    /// Age of the evidence when the decision was made.
+    #[serde(default)]
+    pub age_ms: Option<u64>,
+}
+
+/// What kind of thing happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Started,
+    SiteDown,
+    SiteConfirmedDown,
+    SiteRecovered,
+    PathFault,
+    DeadAgent,
+    Unconfirmed,
+    Isolated,
+    IsolationEnded,
+    PendingApproval,
+    Approved,
+    RunbookStarted,
+    StepStarted,
+    StepFinished,
+    RunbookSucceeded,
+    RunbookFailed,
+    RunbookResumed,
+    Reconciled,
+    ReconcileFailed,
+    Fencing,
+    Maintenance,
+    NoStandby,
+}
+
+/// A decision or observation, with the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: u64,
+    pub time_unix_ms: u64,
+    pub kind: EventKind,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub site: Option<String>,
+    pub message: String,
+    #[serde(default)]
+    pub evidence: Vec<EvidenceRow>,
+    #[serde(default)]
+    pub runbook: Option<u64>,
+}

@@ -1,0 +1,920 @@
+//! The runbook engine (DESIGN §4): executes a persisted [`Runbook`] step by
+//! step against a [`RunbookEnv`], persisting each step *before* it starts and
+//! after it ends, so that a killed orchestrator resumes where it was.
+//!
+//! Every step is idempotent: commands carry deterministic ids (agents return
+//! the first run's outcome), and `activate` with the same epoch and site is a
+//! no-op at the routing layer. Safe to cancel at any await point: cancelling
+//! leaves the runbook `running` in the store, to be resumed.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use warden_agents::wire::{Command, CommandKind, CommandOutcome};
+use warden_config::Fencing;
+use warden_strategies::{Observed, SiteRoute, StrategyError, SwitchMode};
+
+use crate::model::{EventKind, Runbook, RunbookKind, RunbookStatus, StepName, StepStatus};
+use crate::store::Store;
+
+/// What the engine needs from the world. The service implements it with
+/// agents, strategies and probes; unit tests with a simulation.
+#[async_trait]
+pub trait RunbookEnv: Send + Sync {
+    /// Wall-clock unix ms (derived from tokio time, so paused tests move it).
+    fn now_ms(&self) -> u64;
+    /// Whether the site's agent reported recently.
+    fn agent_fresh(&self, site: &str) -> bool;
+    /// Queue a command for the site's agent and wait for its outcome.
+    async fn command(
+        &self,
+        site: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<CommandOutcome, String>;
+    /// Wait until the site's agent reports every critical check passing.
+    async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String>;
+    async fn activate(
+        &self,
+        group: &str,
+        route: &SiteRoute,
+        epoch: u64,
+    ) -> Result<(), StrategyError>;
+    async fn current(&self, group: &str) -> Result<Observed, StrategyError>;
+    /// End-to-end probe through the group's public entry; Ok(detail) when it answers.
+    async fn probe_entry(&self, group: &str) -> Result<String, String>;
+    /// Run the group's fence command.
+    async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String>;
+    /// Whether the group has a replication plan (the data issue adds them).
+    fn has_replication(&self, group: &str) -> bool;
+    /// The runbook was persisted with new progress (for status views).
+    fn progress(&self, _rb: &Runbook) {}
+    /// Record an event.
+    fn event(
+        &self,
+        kind: EventKind,
+        group: &str,
+        site: Option<&str>,
+        message: String,
+        runbook: Option<u64>,
+    );
+}
+
+/// Per-group settings the engine obeys.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub fencing: Fencing,
+    pub fence_command: Option<Vec<String>>,
+    pub step_timeout: Duration,
+}
+
+enum Outcome {
+    Done(String),
+    Skipped(String),
+    Failed(String),
+}
+
+/// Run (or resume) `rb` to the end. Returns the final runbook (also persisted).
+pub async fn execute(
+    mut rb: Runbook,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+    policy: &Policy,
+) -> Runbook {
+    while let Some(i) = rb.next_step() {
+        let name = rb.steps[i].name;
+        {
+            let s = &mut rb.steps[i];
+            s.status = StepStatus::Running;
+            s.attempts += 1;
+            s.started_unix_ms = Some(env.now_ms());
+            s.finished_unix_ms = None;
+        }
+        if let Err(e) = store.put_runbook(&rb) {
+            // Without the record we must not act: a crash now could repeat an unrecorded step.
+            env.event(
+                EventKind::RunbookFailed,
+                &rb.group,
+                None,
+                format!("cannot persist step {name:?}: {e}"),
+                Some(rb.id),
+            );
+            rb.status = RunbookStatus::Failed;
+            return rb;
+        }
+        env.progress(&rb);
+        env.event(
+            EventKind::StepStarted,
+            &rb.group,
+            None,
+            format!(
+                "{} step {} started (attempt {})",
+                kind_str(rb.kind),
+                step_str(name),
+                rb.steps[i].attempts
+            ),
+            Some(rb.id),
+        );
+        let outcome =
+            match tokio::time::timeout(policy.step_timeout, run_step(&rb, name, env, policy)).await
+            {
+                Ok(o) => o,
+                Err(_) => Outcome::Failed(format!(
+                    "timed out after {}",
+                    humantime_fmt(policy.step_timeout)
+                )),
+            };
+        let (status, detail) = match outcome {
+            Outcome::Done(d) => (StepStatus::Done, d),
+            Outcome::Skipped(d) => (StepStatus::Skipped, d),
+            Outcome::Failed(d) => (StepStatus::Failed, d),
+        };
+        let now = env.now_ms();
+        {
+            let s = &mut rb.steps[i];
+            s.status = status;
+            s.detail = detail.clone();
+            s.finished_unix_ms = Some(now);
+        }
+        env.event(
+            EventKind::StepFinished,
+            &rb.group,
+            None,
+            format!(
+                "{} step {}: {:?}: {detail}",
+                kind_str(rb.kind),
+                step_str(name),
+                status
+            ),
+            Some(rb.id),
+        );
+        if status == StepStatus::Failed {
+            rb.status = RunbookStatus::Failed;
+            rb.finished_unix_ms = Some(now);
+            let _ = store.put_runbook(&rb);
+            env.progress(&rb);
+            env.event(
+                EventKind::RunbookFailed,
+                &rb.group,
+                Some(&rb.to),
+                format!(
+                    "{} to {} failed at step {}: {detail}",
+                    kind_str(rb.kind),
+                    rb.to,
+                    step_str(name)
+                ),
+                Some(rb.id),
+            );
+            return rb;
+        }
+        if name == StepName::Verify {
+            rb.rto_ms = Some(now.saturating_sub(rb.incident_started_unix_ms));
+        }
+        if let Err(e) = store.put_runbook(&rb) {
+            env.event(
+                EventKind::RunbookFailed,
+                &rb.group,
+                None,
+                format!("cannot persist step {name:?}: {e}"),
+                Some(rb.id),
+            );
+            rb.status = RunbookStatus::Failed;
+            return rb;
+        }
+        env.progress(&rb);
+    }
+    rb.status = RunbookStatus::Succeeded;
+    rb.finished_unix_ms = Some(env.now_ms());
+    let _ = store.put_runbook(&rb);
+    env.progress(&rb);
+    env.event(
+        EventKind::RunbookSucceeded,
+        &rb.group,
+        Some(&rb.to),
+        format!(
+            "{} {} → {} done at epoch {}; RTO {} ms",
+            kind_str(rb.kind),
+            rb.from,
+            rb.to,
+            rb.epoch,
+            rb.rto_ms.unwrap_or(0)
+        ),
+        Some(rb.id),
+    );
+    rb
+}
+
+pub fn kind_str(k: RunbookKind) -> &'static str {
+    match k {
+        RunbookKind::Failover => "failover",
+        RunbookKind::Failback => "failback",
+    }
+}
+
+pub fn step_str(s: StepName) -> &'static str {
+    match s {
+        StepName::Decide => "decide",
+        StepName::Fence => "fence",
+        StepName::StopReplication => "stop_replication",
+        StepName::Resync => "resync",
+        StepName::Demote => "demote",
+        StepName::Promote => "promote",
+        StepName::Switch => "switch",
+        StepName::Verify => "verify",
+        StepName::StartReplication => "start_replication",
+    }
+}
+
+fn humantime_fmt(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn outcome_text(o: &CommandOutcome) -> String {
+    let hooks: Vec<String> = o
+        .hooks
+        .iter()
+        .map(|h| format!("{}: {}", h.name, h.detail))
+        .collect();
+    if hooks.is_empty() {
+        if o.detail.is_empty() {
+            "no hooks configured".into()
+        } else {
+            o.detail.clone()
+        }
+    } else {
+        hooks.join("; ")
+    }
+}
+
+async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
+    let t = policy.step_timeout;
+    match name {
+        StepName::Decide => Outcome::Done(format!(
+            "move {} → {} decided at epoch {} by {}",
+            rb.from, rb.to, rb.epoch, rb.trigger
+        )),
+        StepName::Fence => fence(rb, env, policy).await,
+        StepName::StopReplication | StepName::Resync | StepName::StartReplication => {
+            if env.has_replication(&rb.group) {
+                let kind = match name {
+                    StepName::StopReplication => CommandKind::StopReplication,
+                    StepName::Resync => CommandKind::Resync,
+                    _ => CommandKind::StartReplication,
+                };
+                // Resync runs at the returning site (it pulls from the active one).
+                let site = &rb.to;
+                let cmd = Command::new(&rb.group, rb.epoch, kind);
+                match env.command(site, cmd, t).await {
+                    Ok(o) if o.ok => Outcome::Done(outcome_text(&o)),
+                    Ok(o) => Outcome::Failed(outcome_text(&o)),
+                    Err(e) => Outcome::Failed(e),
+                }
+            } else {
+                Outcome::Skipped("no replication plan for this group".into())
+            }
+        }
+        StepName::Demote => {
+            // Failback cut-over: writes must stop at the active site before the final pass.
+            let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
+            match env.command(&rb.from, cmd, t).await {
+                Ok(o) if o.ok => {
+                    Outcome::Done(format!("{} demoted: {}", rb.from, outcome_text(&o)))
+                }
+                Ok(o) => {
+                    Outcome::Failed(format!("{} demote failed: {}", rb.from, outcome_text(&o)))
+                }
+                Err(e) => Outcome::Failed(format!("{} demote: {e}", rb.from)),
+            }
+        }
+        StepName::Promote => {
+            let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Promote);
+            let o = match env.command(&rb.to, cmd, t).await {
+                Ok(o) if o.ok => o,
+                Ok(o) => {
+                    return Outcome::Failed(format!(
+                        "{} promote failed: {}",
+                        rb.to,
+                        outcome_text(&o)
+                    ))
+                }
+                Err(e) => return Outcome::Failed(format!("{} promote: {e}", rb.to)),
+            };
+            match env.wait_healthy(&rb.to, t).await {
+                Ok(()) => Outcome::Done(format!(
+                    "{} promoted ({}); checks pass",
+                    rb.to,
+                    outcome_text(&o)
+                )),
+                Err(e) => Outcome::Failed(format!(
+                    "{} promoted but its checks do not pass: {e}",
+                    rb.to
+                )),
+            }
+        }
+        StepName::Switch => {
+            let mode = match rb.kind {
+                RunbookKind::Failover => SwitchMode::Immediate,
+                RunbookKind::Failback => SwitchMode::Drain,
+            };
+            let route = SiteRoute {
+                site: rb.to.clone(),
+                mode,
+            };
+            let mut delay = Duration::from_millis(50);
+            let deadline =
+                tokio::time::Instant::now() + t.saturating_sub(Duration::from_millis(200));
+            loop {
+                match env.activate(&rb.group, &route, rb.epoch).await {
+                    Ok(()) => {
+                        return Outcome::Done(format!(
+                            "traffic routed to {} at epoch {}",
+                            rb.to, rb.epoch
+                        ))
+                    }
+                    Err(e @ StrategyError::StaleEpoch { .. }) => {
+                        env.event(
+                            EventKind::Fencing,
+                            &rb.group,
+                            None,
+                            format!("switch refused: {e}"),
+                            Some(rb.id),
+                        );
+                        return Outcome::Failed(e.to_string());
+                    }
+                    Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                        tracing::warn!(group = %rb.group, cause = %e, "switch failed, retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(1));
+                    }
+                    Err(e) => return Outcome::Failed(e.to_string()),
+                }
+            }
+        }
+        StepName::Verify => {
+            let deadline =
+                tokio::time::Instant::now() + t.saturating_sub(Duration::from_millis(200));
+            loop {
+                let last;
+                match env.current(&rb.group).await {
+                    Ok(o)
+                        if o.site.as_deref() == Some(rb.to.as_str())
+                            && o.epoch >= rb.epoch
+                            && o.drift.is_empty() =>
+                    {
+                        match env.probe_entry(&rb.group).await {
+                            Ok(d) => {
+                                return Outcome::Done(format!(
+                                    "routing layer reports {} at epoch {}; {d}",
+                                    rb.to, o.epoch
+                                ))
+                            }
+                            Err(e) => {
+                                last = format!("route is right but the entry probe failed: {e}")
+                            }
+                        }
+                    }
+                    Ok(o) => {
+                        last = format!(
+                            "routing layer reports {:?} at epoch {} (drift: {})",
+                            o.site,
+                            o.epoch,
+                            o.drift.join("; ")
+                        )
+                    }
+                    Err(e) => last = e.to_string(),
+                }
+                tracing::debug!(group = %rb.group, %last, "verify not yet");
+                if tokio::time::Instant::now() >= deadline {
+                    return Outcome::Failed(format!("not verified: {last}"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
+    if policy.fencing == Fencing::Off {
+        return Outcome::Skipped("fencing = \"off\"".into());
+    }
+    let mut notes = Vec::new();
+    let mut fenced = false;
+    if env.agent_fresh(&rb.from) {
+        // Best effort: a site whose service died may still run its demote hooks.
+        let wait = match policy.fencing {
+            Fencing::Required => policy.step_timeout,
+            _ => policy.step_timeout.min(Duration::from_secs(10)),
+        };
+        let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
+        match env.command(&rb.from, cmd, wait).await {
+            Ok(o) if o.ok => {
+                fenced = true;
+                notes.push(format!("{} demoted: {}", rb.from, outcome_text(&o)));
+            }
+            Ok(o) => notes.push(format!("{} demote failed: {}", rb.from, outcome_text(&o))),
+            Err(e) => notes.push(format!("{} demote: {e}", rb.from)),
+        }
+    } else {
+        notes.push(format!(
+            "{}'s agent is unreachable; demote not sent",
+            rb.from
+        ));
+    }
+    if let Some(argv) = &policy.fence_command {
+        match env.fence_command(argv, policy.step_timeout).await {
+            Ok(d) => {
+                fenced = true;
+                notes.push(format!("fence command: {d}"));
+            }
+            Err(e) => notes.push(format!("fence command failed: {e}")),
+        }
+    }
+    let text = notes.join("; ");
+    match (fenced, policy.fencing) {
+        (true, _) => Outcome::Done(text),
+        (false, Fencing::Required) => Outcome::Failed(format!(
+            "fencing = \"required\" and {} could not be fenced: {text}",
+            rb.from
+        )),
+        (false, _) => Outcome::Done(format!("best effort: {text}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The runbook state machine against a simulated world, on paused time.
+    use super::*;
+    use crate::model::Event;
+    use crate::store::MemStore;
+    use crate::OrchestratorError;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+    use warden_agents::wire::HookOutcome;
+
+    #[derive(Default)]
+    struct World {
+        route: Mutex<(Option<String>, u64, u64)>,
+        outcomes: Mutex<HashMap<String, CommandOutcome>>,
+        hook_runs: Mutex<HashMap<(String, CommandKind), u32>>,
+        stale: Mutex<Vec<String>>,
+        failing_promote: Mutex<Vec<String>>,
+        unhealthy: Mutex<Vec<String>>,
+        events: Mutex<Vec<(EventKind, String)>>,
+    }
+
+    impl World {
+        fn runs(&self, site: &str, k: CommandKind) -> u32 {
+            *self
+                .hook_runs
+                .lock()
+                .unwrap()
+                .get(&(site.to_string(), k))
+                .unwrap_or(&0)
+        }
+    }
+
+    #[async_trait]
+    impl RunbookEnv for World {
+        fn now_ms(&self) -> u64 {
+            tokio::time::Instant::now().elapsed().as_millis() as u64 + 1_000_000
+        }
+        fn agent_fresh(&self, site: &str) -> bool {
+            !self.stale.lock().unwrap().iter().any(|s| s == site)
+        }
+        async fn command(
+            &self,
+            site: &str,
+            cmd: Command,
+            timeout: Duration,
+        ) -> Result<CommandOutcome, String> {
+            if !self.agent_fresh(site) {
+                tokio::time::sleep(timeout).await;
+                return Err(format!("no outcome from {site}"));
+            }
+            if let Some(o) = self.outcomes.lock().unwrap().get(&cmd.id) {
+                return Ok(o.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await; // hooks take time
+            *self
+                .hook_runs
+                .lock()
+                .unwrap()
+                .entry((site.to_string(), cmd.kind))
+                .or_default() += 1;
+            let ok = !(cmd.kind == CommandKind::Promote
+                && self
+                    .failing_promote
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s == site));
+            let o = CommandOutcome {
+                id: cmd.id.clone(),
+                ok,
+                detail: String::new(),
+                hooks: vec![HookOutcome {
+                    name: "hook".into(),
+                    ok,
+                    exit_code: Some(if ok { 0 } else { 1 }),
+                    detail: format!("exit {}", if ok { 0 } else { 1 }),
+                    elapsed_ms: 300,
+                }],
+            };
+            self.outcomes.lock().unwrap().insert(cmd.id, o.clone());
+            Ok(o)
+        }
+        async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String> {
+            if self.unhealthy.lock().unwrap().iter().any(|s| s == site) {
+                tokio::time::sleep(timeout).await;
+                return Err("web: status 503".into());
+            }
+            Ok(())
+        }
+        async fn activate(
+            &self,
+            _group: &str,
+            route: &SiteRoute,
+            epoch: u64,
+        ) -> Result<(), StrategyError> {
+            let mut r = self.route.lock().unwrap();
+            if epoch < r.1 {
+                return Err(StrategyError::StaleEpoch {
+                    element: "fe1".into(),
+                    sent: epoch,
+                    seen: r.1,
+                });
+            }
+            if epoch == r.1 && r.0.as_deref() != Some(route.site.as_str()) {
+                return Err(StrategyError::Rejected {
+                    element: "fe1".into(),
+                    reason: "conflicting route for the same epoch".into(),
+                });
+            }
+            if r.0.as_deref() != Some(route.site.as_str()) {
+                r.2 += 1;
+            }
+            r.0 = Some(route.site.clone());
+            r.1 = epoch;
+            Ok(())
+        }
+        async fn current(&self, _group: &str) -> Result<Observed, StrategyError> {
+            let r = self.route.lock().unwrap();
+            Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec![],
+            })
+        }
+        async fn probe_entry(&self, _group: &str) -> Result<String, String> {
+            Ok("entry answers".into())
+        }
+        async fn fence_command(
+            &self,
+            argv: &[String],
+            _timeout: Duration,
+        ) -> Result<String, String> {
+            if argv[0] == "true" {
+                Ok("exit 0".into())
+            } else {
+                Err("exit 1".into())
+            }
+        }
+        fn has_replication(&self, _group: &str) -> bool {
+            false
+        }
+        fn event(
+            &self,
+            kind: EventKind,
+            _group: &str,
+            _site: Option<&str>,
+            message: String,
+            _runbook: Option<u64>,
+        ) {
+            self.events.lock().unwrap().push((kind, message));
+        }
+    }
+
+    /// A store that "crashes" (refuses every later write) right after the
+    /// given step was persisted as running: the process died mid-step.
+    struct CrashStore {
+        inner: MemStore,
+        crash_in: Option<StepName>,
+        crashed: AtomicBool,
+    }
+
+    impl Store for CrashStore {
+        fn groups(&self) -> Result<Vec<crate::model::GroupState>, OrchestratorError> {
+            self.inner.groups()
+        }
+        fn put_group(&self, g: &crate::model::GroupState) -> Result<(), OrchestratorError> {
+            self.inner.put_group(g)
+        }
+        fn put_group_and_runbook(
+            &self,
+            g: &crate::model::GroupState,
+            rb: &Runbook,
+        ) -> Result<(), OrchestratorError> {
+            self.inner.put_group_and_runbook(g, rb)
+        }
+        fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+            if self.crashed.load(Ordering::SeqCst) {
+                return Err(OrchestratorError::Store("process killed".into()));
+            }
+            self.inner.put_runbook(rb)?;
+            if let Some(step) = self.crash_in {
+                if rb
+                    .steps
+                    .iter()
+                    .any(|s| s.name == step && s.status == StepStatus::Running)
+                {
+                    self.crashed.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(())
+        }
+        fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+            self.inner.runbooks()
+        }
+        fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
+            self.inner.put_event(e)
+        }
+        fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
+            self.inner.events(after, limit)
+        }
+        fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+            self.inner.last_event_id()
+        }
+    }
+
+    fn policy(fencing: Fencing, fence_command: Option<Vec<String>>) -> Policy {
+        Policy {
+            fencing,
+            fence_command,
+            step_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn world_on(site: &str, epoch: u64) -> World {
+        let w = World::default();
+        *w.route.lock().unwrap() = (Some(site.into()), epoch, 0);
+        w
+    }
+
+    fn failover_rb() -> Runbook {
+        Runbook::new(
+            1,
+            "web",
+            RunbookKind::Failover,
+            "a",
+            "b",
+            2,
+            "detector",
+            1_000_000,
+            999_000,
+        )
+    }
+
+    fn statuses(rb: &Runbook) -> Vec<(StepName, StepStatus)> {
+        rb.steps.iter().map(|s| (s.name, s.status)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failover_runs_every_step_in_order_and_switches_once() {
+        let w = world_on("a", 1);
+        let store = MemStore::default();
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &store,
+            &policy(Fencing::BestEffort, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+        use StepName::*;
+        use StepStatus::*;
+        assert_eq!(
+            statuses(&rb),
+            vec![
+                (Decide, Done),
+                (Fence, Done),
+                (StopReplication, Skipped),
+                (Promote, Done),
+                (Switch, Done),
+                (Verify, Done)
+            ]
+        );
+        assert_eq!(*w.route.lock().unwrap(), (Some("b".into()), 2, 1));
+        assert_eq!(w.runs("a", CommandKind::Demote), 1);
+        assert_eq!(w.runs("b", CommandKind::Promote), 1);
+        assert!(
+            rb.rto_ms.unwrap() >= 1000,
+            "RTO counts from the incident start"
+        );
+        // persisted copy equals the returned one
+        assert_eq!(store.runbooks().unwrap()[0], rb);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn best_effort_fencing_goes_on_when_the_old_site_is_unreachable() {
+        let w = world_on("a", 1);
+        w.stale.lock().unwrap().push("a".into());
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::BestEffort, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded);
+        assert!(
+            rb.steps[1].detail.contains("unreachable"),
+            "{}",
+            rb.steps[1].detail
+        );
+        assert_eq!(w.runs("a", CommandKind::Demote), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn required_fencing_stops_the_runbook_before_any_switch() {
+        let w = world_on("a", 1);
+        w.stale.lock().unwrap().push("a".into());
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Required, Some(vec!["false".into()])),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Failed);
+        assert_eq!(rb.steps[1].status, StepStatus::Failed);
+        assert!(rb.steps[1].detail.contains("required"));
+        assert_eq!(
+            *w.route.lock().unwrap(),
+            (Some("a".into()), 1, 0),
+            "traffic untouched"
+        );
+        assert_eq!(w.runs("b", CommandKind::Promote), 0);
+        // ...and a working fence command satisfies it.
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Required, Some(vec!["true".into()])),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_promote_never_switches() {
+        let w = world_on("a", 1);
+        w.failing_promote.lock().unwrap().push("b".into());
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Failed);
+        let p = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Promote)
+            .unwrap();
+        assert_eq!(p.status, StepStatus::Failed);
+        assert!(p.detail.contains("promote failed"), "{}", p.detail);
+        assert_eq!(w.route.lock().unwrap().2, 0);
+        assert!(w
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(k, _)| *k == EventKind::RunbookFailed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promote_whose_checks_never_pass_times_out() {
+        let w = world_on("a", 1);
+        w.unhealthy.lock().unwrap().push("b".into());
+        let t0 = tokio::time::Instant::now();
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Failed);
+        let p = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Promote)
+            .unwrap();
+        assert!(p.detail.contains("timed out"), "{}", p.detail);
+        assert!(t0.elapsed() >= Duration::from_secs(5));
+        assert_eq!(w.route.lock().unwrap().2, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_epoch_at_the_switch_is_a_fencing_event_not_a_retry_loop() {
+        let w = world_on("a", 7); // a newer decision already reached the frontend
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Failed);
+        let s = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Switch)
+            .unwrap();
+        assert_eq!(s.attempts, 1);
+        assert!(
+            s.detail.contains("epoch 2 is older than the 7"),
+            "{}",
+            s.detail
+        );
+        assert!(w
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(k, _)| *k == EventKind::Fencing));
+        assert_eq!(*w.route.lock().unwrap(), (Some("a".into()), 7, 0));
+    }
+
+    async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
+        let (from, to, epoch0) = match kind {
+            RunbookKind::Failover => ("a", "b", 1),
+            RunbookKind::Failback => ("b", "a", 2),
+        };
+        let w = world_on(from, epoch0);
+        let rb0 = Runbook::new(
+            1,
+            "web",
+            kind,
+            from,
+            to,
+            epoch0 + 1,
+            "detector",
+            1_000_000,
+            1_000_000,
+        );
+        let store = CrashStore {
+            inner: MemStore::default(),
+            crash_in: Some(crash_in),
+            crashed: AtomicBool::new(false),
+        };
+        let p = policy(Fencing::BestEffort, None);
+        let died = execute(rb0, &w, &store, &p).await;
+        assert_ne!(
+            died.status,
+            RunbookStatus::Succeeded,
+            "crash injected in {crash_in:?}"
+        );
+        // The restarted process reads the store and resumes.
+        let persisted = store.inner.runbooks().unwrap().pop().unwrap();
+        let at = persisted.next_step().unwrap();
+        assert_eq!(persisted.steps[at].name, crash_in);
+        assert_eq!(persisted.steps[at].status, StepStatus::Running);
+        let fresh = MemStore::default();
+        let done = execute(persisted, &w, &fresh, &p).await;
+        assert_eq!(
+            done.status,
+            RunbookStatus::Succeeded,
+            "{kind:?} crash in {crash_in:?}: {done:#?}"
+        );
+        assert_eq!(done.steps[at].attempts, 2);
+        let r = w.route.lock().unwrap().clone();
+        assert_eq!(
+            r,
+            (Some(to.to_string()), epoch0 + 1, 1),
+            "{kind:?} crash in {crash_in:?}: exactly one switch"
+        );
+        assert_eq!(
+            w.runs(to, CommandKind::Promote),
+            1,
+            "promote hooks ran once"
+        );
+        assert!(w.runs(from, CommandKind::Demote) <= 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_after_a_crash_in_every_failover_step() {
+        for &step in StepName::for_kind(RunbookKind::Failover) {
+            crash_and_resume(RunbookKind::Failover, step).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn resume_after_a_crash_in_every_failback_step() {
+        for &step in StepName::for_kind(RunbookKind::Failback) {
+            crash_and_resume(RunbookKind::Failback, step).await;
+        }
+    }
+}

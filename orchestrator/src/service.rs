@@ -1,0 +1,1139 @@
+//! The orchestrator service: shared state, the detection loop that turns
+//! rounds into decisions, runbook tasks, reconciliation, and the
+//! [`RunbookEnv`] implementation that talks to agents and strategies.
+//!
+//! One `Mutex<State>` guards everything that decisions read, so a decision and
+//! the evidence it was made on are always consistent. No await happens while
+//! it is held.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use warden_agents::wire::{AgentReport, Command, CommandOutcome, ReportResponse};
+use warden_config::{Config, FailbackMode, Scheme, Secret};
+use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+
+use crate::detector::{Detector, Evidence, Transition, Verdict};
+use crate::metrics::Metrics;
+use crate::model::*;
+use crate::runbook::{self, Policy, RunbookEnv};
+use crate::store::Store;
+use crate::OrchestratorError;
+
+/// Unix-ms clock derived from tokio's clock, so paused-time tests move it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_unix_ms: u64,
+    base: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let base_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Clock {
+            base_unix_ms,
+            base: Instant::now(),
+        }
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.base_unix_ms + self.base.elapsed().as_millis() as u64
+    }
+    pub fn to_ms(&self, at: Instant) -> u64 {
+        let off = at.saturating_duration_since(self.base).as_millis() as u64;
+        self.base_unix_ms + off
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything decisions read, behind one lock.
+pub struct State {
+    pub evidence: Evidence,
+    pub detector: Detector,
+    pub groups: BTreeMap<String, GroupState>,
+    /// Commands waiting per site (kept until the outcome arrives).
+    pub queues: BTreeMap<String, Vec<Command>>,
+    /// Outcomes by command id.
+    pub outcomes: BTreeMap<String, CommandOutcome>,
+    /// Recent events (the store has them all).
+    pub recent: VecDeque<Event>,
+    pub next_event: u64,
+    pub next_runbook: u64,
+    /// Latest runbook per id (running and recent).
+    pub runbooks: BTreeMap<u64, Runbook>,
+    /// Per group: a "no healthy standby" event was already raised for this incident.
+    pub no_standby_raised: BTreeMap<String, bool>,
+}
+
+/// Shared by the loops, the API handlers and the runbook tasks.
+pub struct Shared {
+    pub cfg: Config,
+    pub operator: Secret,
+    /// (site, token) pairs.
+    pub agent_tokens: Vec<(String, Secret)>,
+    pub store: Arc<dyn Store>,
+    pub strategies: BTreeMap<String, Arc<dyn Strategy>>,
+    pub state: Mutex<State>,
+    /// Bumped on every accepted report (waiters for outcomes and health).
+    pub report_tick: watch::Sender<u64>,
+    /// Bumped whenever a command is queued (long-polls).
+    pub command_tick: watch::Sender<u64>,
+    pub clock: Clock,
+    pub http: reqwest::Client,
+    pub metrics: Metrics,
+    pub shutdown: CancellationToken,
+}
+
+/// Build the strategy of every group. Fails on schemes not available yet.
+pub fn build_strategies(
+    cfg: &Config,
+) -> Result<BTreeMap<String, Arc<dyn Strategy>>, OrchestratorError> {
+    let mut out = BTreeMap::new();
+    for (name, g) in &cfg.groups {
+        let s: Arc<dyn Strategy> = match g.scheme.get_ref() {
+            Scheme::Frontend => warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
+                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
+            other => {
+                return Err(OrchestratorError::Setup(format!(
+                    "group {name}: scheme \"{}\" is not available in this build yet (only \"frontend\" with driver \"builtin\")",
+                    other.as_str()
+                )))
+            }
+        };
+        out.insert(name.clone(), s);
+    }
+    Ok(out)
+}
+
+impl Shared {
+    pub fn new(
+        cfg: Config,
+        store: Arc<dyn Store>,
+        strategies: BTreeMap<String, Arc<dyn Strategy>>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Shared>, OrchestratorError> {
+        let operator = Secret::load(
+            "orchestrator.operator_token",
+            &cfg.orchestrator.operator_token,
+        )?;
+        let mut agent_tokens = Vec::new();
+        for (name, s) in &cfg.sites {
+            agent_tokens.push((
+                name.clone(),
+                Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?,
+            ));
+        }
+        let clock = Clock::new();
+        let mut groups: BTreeMap<String, GroupState> = store
+            .groups()?
+            .into_iter()
+            .map(|g| (g.name.clone(), g))
+            .collect();
+        groups.retain(|k, _| cfg.groups.contains_key(k));
+        for (name, g) in &cfg.groups {
+            let sites = g.site_names();
+            let fresh = GroupState {
+                name: name.clone(),
+                active: g.primary().to_string(),
+                epoch: 1,
+                phase: Phase::Steady,
+                maintenance: false,
+                pending: None,
+                runbook: None,
+                moves_unix_ms: vec![],
+                incident_started_unix_ms: None,
+            };
+            let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
+            if !sites.contains(&entry.active) {
+                warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
+                let epoch = entry.epoch + 1;
+                *entry = GroupState { epoch, ..fresh };
+            }
+            store.put_group(entry)?;
+        }
+        let runbooks: BTreeMap<u64, Runbook> =
+            store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
+        let next_runbook = runbooks.keys().next_back().copied().unwrap_or(0) + 1;
+        let next_event = store.last_event_id()? + 1;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.detection.probe_timeout)
+            .build()
+            .map_err(|e| OrchestratorError::Setup(format!("http client: {e}")))?;
+        let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned());
+        let state = State {
+            evidence: Evidence::default(),
+            detector,
+            groups,
+            queues: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            recent: VecDeque::new(),
+            next_event,
+            next_runbook,
+            runbooks,
+            no_standby_raised: BTreeMap::new(),
+        };
+        Ok(Arc::new(Shared {
+            cfg,
+            operator,
+            agent_tokens,
+            store,
+            strategies,
+            state: Mutex::new(state),
+            report_tick: watch::channel(0).0,
+            command_tick: watch::channel(0).0,
+            clock,
+            http,
+            metrics: Metrics::new(),
+            shutdown,
+        }))
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record an event (state lock must NOT be held).
+    pub fn event(
+        &self,
+        kind: EventKind,
+        group: Option<&str>,
+        site: Option<&str>,
+        message: String,
+        evidence: Vec<EvidenceRow>,
+        runbook: Option<u64>,
+    ) {
+        let mut st = self.lock();
+        self.event_locked(&mut st, kind, group, site, message, evidence, runbook);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn event_locked(
+        &self,
+        st: &mut State,
+        kind: EventKind,
+        group: Option<&str>,
+        site: Option<&str>,
+        message: String,
+        evidence: Vec<EvidenceRow>,
+        runbook: Option<u64>,
+    ) {
+        let e = Event {
+            id: st.next_event,
+            time_unix_ms: self.clock.now_ms(),
+            kind,
+            group: group.map(str::to_string),
+            site: site.map(str::to_string),
+            message,
+            evidence,
+            runbook,
+        };
+        st.next_event += 1;
+        info!(event = ?e.kind, group = e.group.as_deref().unwrap_or("-"), site = e.site.as_deref().unwrap_or("-"), "{}", e.message);
+        if let Err(err) = self.store.put_event(&e) {
+            warn!(cause = %err, "cannot persist event");
+        }
+        self.metrics.events.inc();
+        st.recent.push_back(e);
+        while st.recent.len() > 2000 {
+            st.recent.pop_front();
+        }
+    }
+
+    /// Which site a bearer token belongs to.
+    pub fn site_of_token(&self, token: &str) -> Option<&str> {
+        self.agent_tokens
+            .iter()
+            .find(|(_, s)| s.matches(token))
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// Accept a report (already authenticated for `site`).
+    pub fn accept_report(&self, report: AgentReport) -> ReportResponse {
+        let site = report.site.clone();
+        let mut acked = Vec::new();
+        let mut st = self.lock();
+        for o in &report.outcomes {
+            acked.push(o.id.clone());
+            if let Some(q) = st.queues.get_mut(&site) {
+                q.retain(|c| c.id != o.id);
+            }
+            st.outcomes.insert(o.id.clone(), o.clone());
+        }
+        if st.outcomes.len() > 4096 {
+            let drop: Vec<String> = st
+                .outcomes
+                .keys()
+                .take(st.outcomes.len() - 4096)
+                .cloned()
+                .collect();
+            for k in drop {
+                st.outcomes.remove(&k);
+            }
+        }
+        st.evidence
+            .reports
+            .insert(site.clone(), (Instant::now(), report));
+        let commands = st.queues.get(&site).cloned().unwrap_or_default();
+        drop(st);
+        self.report_tick.send_modify(|v| *v += 1);
+        ReportResponse { commands, acked }
+    }
+
+    pub fn commands_for(&self, site: &str) -> Vec<Command> {
+        self.lock().queues.get(site).cloned().unwrap_or_default()
+    }
+
+    fn policy(&self, group: &str) -> Policy {
+        let g = &self.cfg.groups[group];
+        Policy {
+            fencing: g.fencing,
+            fence_command: g.fence_command.clone(),
+            step_timeout: g.step_timeout,
+        }
+    }
+
+    /// Start a runbook (state lock held by caller). Returns its id.
+    #[allow(clippy::too_many_arguments)]
+    fn start_runbook_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        group: &str,
+        kind: RunbookKind,
+        to: &str,
+        trigger: &str,
+        automatic: bool,
+        evidence: Vec<EvidenceRow>,
+    ) -> Result<u64, OrchestratorError> {
+        let now = self.clock.now_ms();
+        let g = st
+            .groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
+        let id = st.next_runbook;
+        let epoch = g.epoch + 1;
+        let incident = match kind {
+            RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
+            RunbookKind::Failback => now,
+        };
+        let rb = Runbook::new(
+            id, group, kind, &g.active, to, epoch, trigger, now, incident,
+        );
+        let mut ng = g.clone();
+        ng.epoch = epoch;
+        ng.phase = Phase::Running;
+        ng.runbook = Some(id);
+        ng.pending = None;
+        if automatic {
+            ng.moves_unix_ms.push(now);
+        }
+        self.store.put_group_and_runbook(&ng, &rb)?;
+        st.next_runbook += 1;
+        st.groups.insert(group.to_string(), ng);
+        st.runbooks.insert(id, rb.clone());
+        self.event_locked(
+            st,
+            EventKind::RunbookStarted,
+            Some(group),
+            Some(to),
+            format!(
+                "{} {} → {} started by {trigger} at epoch {epoch}",
+                runbook::kind_str(kind),
+                g.active,
+                to
+            ),
+            evidence,
+            Some(id),
+        );
+        self.spawn_runbook(rb);
+        Ok(id)
+    }
+
+    fn spawn_runbook(self: &Arc<Self>, rb: Runbook) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let policy = me.policy(&rb.group);
+            let env = Env { shared: me.clone() };
+            let shutdown = me.shutdown.clone();
+            let group = rb.group.clone();
+            let done = tokio::select! {
+                rb = runbook::execute(rb, &env, me.store.as_ref(), &policy) => rb,
+                _ = shutdown.cancelled() => {
+                    info!(group = %group, "shutdown: runbook left running in the store; it resumes on restart");
+                    return;
+                }
+            };
+            me.finish_runbook(done);
+        });
+    }
+
+    fn finish_runbook(&self, rb: Runbook) {
+        let mut st = self.lock();
+        st.runbooks.insert(rb.id, rb.clone());
+        let Some(g) = st.groups.get(&rb.group).cloned() else {
+            return;
+        };
+        let mut ng = g;
+        let switched = rb
+            .steps
+            .iter()
+            .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+        if switched {
+            ng.active = rb.to.clone();
+        }
+        ng.runbook = None;
+        ng.phase = match rb.status {
+            RunbookStatus::Succeeded => Phase::Steady,
+            _ => Phase::Failed,
+        };
+        if rb.status == RunbookStatus::Succeeded {
+            ng.incident_started_unix_ms = None;
+        }
+        if let Err(e) = self.store.put_group(&ng) {
+            warn!(cause = %e, "cannot persist group state");
+        }
+        st.groups.insert(rb.group.clone(), ng);
+        self.metrics.runbooks.inc();
+        if let Some(rto) = rb.rto_ms {
+            self.metrics.last_rto_ms.set(rto as i64);
+        }
+    }
+
+    /// Resume runbooks left running by a previous process.
+    pub fn resume(self: &Arc<Self>) {
+        let mut to_spawn = Vec::new();
+        let mut to_finish = Vec::new();
+        {
+            let st = self.lock();
+            for g in st.groups.values() {
+                if g.phase != Phase::Running {
+                    continue;
+                }
+                let Some(id) = g.runbook else { continue };
+                match st.runbooks.get(&id) {
+                    Some(rb) if rb.status == RunbookStatus::Running => to_spawn.push(rb.clone()),
+                    Some(rb) => to_finish.push(rb.clone()),
+                    None => warn!(group = %g.name, runbook = id, "runbook missing from store"),
+                }
+            }
+        }
+        for rb in to_finish {
+            self.finish_runbook(rb);
+        }
+        for mut rb in to_spawn {
+            rb.resumes += 1;
+            let step = rb
+                .next_step()
+                .map(|i| runbook::step_str(rb.steps[i].name))
+                .unwrap_or("end");
+            self.event(
+                EventKind::RunbookResumed,
+                Some(&rb.group),
+                Some(&rb.to),
+                format!(
+                    "resuming {} {} → {} at step {step} (epoch {})",
+                    runbook::kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.epoch
+                ),
+                vec![],
+                Some(rb.id),
+            );
+            // Re-queue nothing here: the step re-sends its command with the same id.
+            self.spawn_runbook(rb);
+        }
+    }
+
+    /// One detection round and the decisions it leads to.
+    pub fn detect_round(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let st = &mut *st;
+        let round = st.detector.round(&st.evidence, now);
+        if let Some(iso) = round.isolation_changed {
+            let (kind, msg) = if iso {
+                (EventKind::Isolated, "the orchestrator reaches no site and hears from no agent: it is the one cut off; deciding nothing".to_string())
+            } else {
+                (
+                    EventKind::IsolationEnded,
+                    "the orchestrator hears from sites again".to_string(),
+                )
+            };
+            let ev: Vec<EvidenceRow> = round
+                .sites
+                .iter()
+                .flat_map(|s| s.evidence.clone())
+                .collect();
+            self.event_locked(st, kind, None, None, msg, ev, None);
+        }
+        if round.isolated {
+            return;
+        }
+        for s in &round.sites {
+            for t in &s.transitions {
+                let (kind, msg) = match (t, &s.verdict) {
+                    (Transition::ConfirmedDown, v) => (
+                        EventKind::SiteConfirmedDown,
+                        format!(
+                            "site {} confirmed down after {} rounds: {}",
+                            s.site,
+                            self.cfg.detection.fall,
+                            v.reason()
+                        ),
+                    ),
+                    (Transition::Recovered, _) => (
+                        EventKind::SiteRecovered,
+                        format!(
+                            "site {} recovered: {} healthy rounds and hold-down {:?} passed",
+                            s.site, self.cfg.detection.rise, self.cfg.detection.hold_down
+                        ),
+                    ),
+                    (Transition::Changed, Verdict::Down(r)) => (
+                        EventKind::SiteDown,
+                        format!("site {} down this round: {r}", s.site),
+                    ),
+                    (Transition::Changed, Verdict::PathFault(r)) => (
+                        EventKind::PathFault,
+                        format!("path fault to site {} (not a disaster): {r}", s.site),
+                    ),
+                    (Transition::Changed, Verdict::DeadAgent(r)) => (
+                        EventKind::DeadAgent,
+                        format!("dead agent at site {} (not a disaster): {r}", s.site),
+                    ),
+                    (Transition::Changed, Verdict::Unconfirmed(r)) => {
+                        (EventKind::Unconfirmed, format!("site {}: {r}", s.site))
+                    }
+                    _ => continue,
+                };
+                self.event_locked(st, kind, None, Some(&s.site), msg, s.evidence.clone(), None);
+            }
+        }
+        // Decisions per group.
+        let names: Vec<String> = st.groups.keys().cloned().collect();
+        for name in names {
+            let g = st.groups[&name].clone();
+            let gc = &self.cfg.groups[&name];
+            if g.maintenance || g.phase == Phase::Running {
+                continue;
+            }
+            let active_track = st.detector.track(&g.active).cloned().unwrap_or_default();
+            let evidence: Vec<EvidenceRow> = round
+                .sites
+                .iter()
+                .filter(|s| gc.site_names().contains(&s.site))
+                .flat_map(|s| s.evidence.clone())
+                .collect();
+            if g.phase == Phase::PendingApproval {
+                if let Some(p) = &g.pending {
+                    if p.kind == RunbookKind::Failover && !active_track.confirmed_down {
+                        let mut ng = g.clone();
+                        ng.pending = None;
+                        ng.phase = Phase::Steady;
+                        let _ = self.store.put_group(&ng);
+                        st.groups.insert(name.clone(), ng);
+                        self.event_locked(
+                            st,
+                            EventKind::PendingApproval,
+                            Some(&name),
+                            Some(&g.active),
+                            format!(
+                                "pending failover withdrawn: {} is no longer confirmed down",
+                                g.active
+                            ),
+                            evidence,
+                            None,
+                        );
+                    }
+                }
+                continue;
+            }
+            if g.phase == Phase::Failed {
+                continue;
+            }
+            // Failover?
+            if active_track.confirmed_down {
+                if g.incident_started_unix_ms.is_none() {
+                    if let Some(ff) = active_track.first_failing {
+                        let ms = self.clock.to_ms(ff);
+                        if let Some(gs) = st.groups.get_mut(&name) {
+                            gs.incident_started_unix_ms = Some(ms);
+                        }
+                    }
+                }
+                let target = gc.site_names().into_iter().find(|s| {
+                    s != &g.active
+                        && round
+                            .sites
+                            .iter()
+                            .any(|r| &r.site == s && r.verdict == Verdict::Healthy)
+                });
+                let Some(target) = target else {
+                    if !st.no_standby_raised.get(&name).copied().unwrap_or(false) {
+                        st.no_standby_raised.insert(name.clone(), true);
+                        self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), evidence, None);
+                    }
+                    continue;
+                };
+                st.no_standby_raised.insert(name.clone(), false);
+                self.decide(st, &name, RunbookKind::Failover, &target, evidence);
+                continue;
+            }
+            // Failback?
+            let primary = gc.primary().to_string();
+            if g.active != primary
+                && gc.failback == FailbackMode::Auto
+                && st.detector.is_recovered(&primary, now)
+                && round
+                    .sites
+                    .iter()
+                    .any(|r| r.site == primary && r.verdict == Verdict::Healthy)
+            {
+                self.decide(st, &name, RunbookKind::Failback, &primary, evidence);
+            }
+        }
+    }
+
+    /// An automatic decision: start it, or make it pending (manual mode, budget).
+    fn decide(
+        self: &Arc<Self>,
+        st: &mut State,
+        group: &str,
+        kind: RunbookKind,
+        to: &str,
+        evidence: Vec<EvidenceRow>,
+    ) {
+        let gc = &self.cfg.groups[group];
+        let now = self.clock.now_ms();
+        let window = self.cfg.detection.failover_window.as_millis() as u64;
+        let g = st.groups[group].clone();
+        let recent = g
+            .moves_unix_ms
+            .iter()
+            .filter(|&&t| now.saturating_sub(t) < window)
+            .count() as u32;
+        let reason = if !gc.automatic {
+            Some("automatic = false".to_string())
+        } else if recent >= self.cfg.detection.max_failovers {
+            Some(format!(
+                "failover budget exhausted: {recent} automatic moves in the last {} (max_failovers = {})",
+                humantime::format_duration(self.cfg.detection.failover_window),
+                self.cfg.detection.max_failovers
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let mut ng = g.clone();
+            ng.phase = Phase::PendingApproval;
+            ng.pending = Some(Pending {
+                kind,
+                to: to.to_string(),
+                reason: reason.clone(),
+                since_unix_ms: now,
+            });
+            ng.moves_unix_ms.retain(|&t| now.saturating_sub(t) < window);
+            let _ = self.store.put_group(&ng);
+            st.groups.insert(group.to_string(), ng);
+            self.event_locked(
+                st,
+                EventKind::PendingApproval,
+                Some(group),
+                Some(to),
+                format!(
+                    "{} {} → {to} waits for `warden approve {group}`: {reason}",
+                    runbook::kind_str(kind),
+                    g.active
+                ),
+                evidence,
+                None,
+            );
+            return;
+        }
+        if let Err(e) = self.start_runbook_locked(st, group, kind, to, "detector", true, evidence) {
+            warn!(group, cause = %e, "cannot start runbook");
+        }
+    }
+
+    /// Operator actions.
+    pub fn operator_failover(
+        self: &Arc<Self>,
+        group: &str,
+        to: &str,
+    ) -> Result<u64, OrchestratorError> {
+        let gc = self
+            .cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        if !gc.site_names().iter().any(|s| s == to) {
+            return Err(OrchestratorError::BadRequest(format!(
+                "site {to:?} is not in group {group}; its sites are [{}]",
+                gc.site_names().join(", ")
+            )));
+        }
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        if g.active == to {
+            return Err(OrchestratorError::Conflict(format!(
+                "{to} is already the active site of group {group}"
+            )));
+        }
+        let kind = if to == gc.primary() {
+            RunbookKind::Failback
+        } else {
+            RunbookKind::Failover
+        };
+        self.start_runbook_locked(&mut st, group, kind, to, "operator", false, vec![])
+    }
+
+    pub fn operator_failback(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
+        let gc = self
+            .cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let primary = gc.primary().to_string();
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        if g.active == primary {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} already runs on its primary {primary}"
+            )));
+        }
+        if st
+            .detector
+            .track(&primary)
+            .is_some_and(|t| t.confirmed_down)
+        {
+            return Err(OrchestratorError::Conflict(format!(
+                "primary {primary} is still confirmed down; fail back once it is healthy"
+            )));
+        }
+        self.start_runbook_locked(
+            &mut st,
+            group,
+            RunbookKind::Failback,
+            &primary,
+            "operator",
+            false,
+            vec![],
+        )
+    }
+
+    pub fn operator_approve(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
+        if !self.cfg.groups.contains_key(group) {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        }
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        let Some(p) = g
+            .pending
+            .clone()
+            .filter(|_| g.phase == Phase::PendingApproval)
+        else {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} has no pending decision"
+            )));
+        };
+        self.event_locked(
+            &mut st,
+            EventKind::Approved,
+            Some(group),
+            Some(&p.to),
+            format!(
+                "operator approved {} → {} ({})",
+                runbook::kind_str(p.kind),
+                p.to,
+                p.reason
+            ),
+            vec![],
+            None,
+        );
+        // Approval resets the budget window: the operator has taken responsibility.
+        if let Some(gs) = st.groups.get_mut(group) {
+            gs.moves_unix_ms.clear();
+        }
+        self.start_runbook_locked(&mut st, group, p.kind, &p.to, "approved", false, vec![])
+    }
+
+    pub fn operator_maintenance(&self, group: &str, on: bool) -> Result<(), OrchestratorError> {
+        if !self.cfg.groups.contains_key(group) {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        }
+        let mut st = self.lock();
+        let mut g = st.groups[group].clone();
+        g.maintenance = on;
+        self.store.put_group(&g)?;
+        st.groups.insert(group.to_string(), g);
+        self.event_locked(
+            &mut st,
+            EventKind::Maintenance,
+            Some(group),
+            None,
+            format!(
+                "maintenance {}",
+                if on {
+                    "on: no automatic decisions"
+                } else {
+                    "off"
+                }
+            ),
+            vec![],
+            None,
+        );
+        Ok(())
+    }
+
+    /// Compare decided routing with what each strategy observes; re-apply on drift.
+    pub async fn reconcile_once(&self) {
+        let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
+        for g in groups {
+            if g.phase == Phase::Running {
+                continue;
+            }
+            let Some(strategy) = self.strategies.get(&g.name) else {
+                continue;
+            };
+            let observed = strategy.current().await;
+            let drift = match &observed {
+                Ok(o)
+                    if o.site.as_deref() == Some(g.active.as_str())
+                        && o.drift.is_empty()
+                        && o.epoch == g.epoch =>
+                {
+                    None
+                }
+                Ok(o) => Some(format!(
+                    "routing layer reports {:?} at epoch {}{}",
+                    o.site,
+                    o.epoch,
+                    if o.drift.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (drift: {})", o.drift.join("; "))
+                    }
+                )),
+                Err(e) => Some(format!("cannot observe routing: {e}")),
+            };
+            let Some(drift) = drift else { continue };
+            // Re-check that nothing started meanwhile.
+            {
+                let st = self.lock();
+                if st
+                    .groups
+                    .get(&g.name)
+                    .is_none_or(|x| x.phase == Phase::Running || x.epoch != g.epoch)
+                {
+                    continue;
+                }
+            }
+            let route = SiteRoute {
+                site: g.active.clone(),
+                mode: SwitchMode::Immediate,
+            };
+            match strategy.activate(&route, g.epoch).await {
+                Ok(()) => self.event(
+                    EventKind::Reconciled,
+                    Some(&g.name),
+                    Some(&g.active),
+                    format!(
+                        "routing drift corrected: {drift}; re-applied {} at epoch {}",
+                        g.active, g.epoch
+                    ),
+                    vec![],
+                    None,
+                ),
+                Err(e) => {
+                    if matches!(e, StrategyError::StaleEpoch { .. }) {
+                        self.event(
+                            EventKind::Fencing,
+                            Some(&g.name),
+                            None,
+                            format!("reconcile refused: {e}"),
+                            vec![],
+                            None,
+                        );
+                    } else {
+                        // Raise once per distinct cause, not every cycle.
+                        let msg = format!("cannot correct routing drift ({drift}): {e}");
+                        let dup =
+                            self.lock().recent.iter().rev().take(50).any(|ev| {
+                                ev.kind == EventKind::ReconcileFailed && ev.message == msg
+                            });
+                        if !dup {
+                            self.event(
+                                EventKind::ReconcileFailed,
+                                Some(&g.name),
+                                None,
+                                msg,
+                                vec![],
+                                None,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Probe every site's endpoints once (the external view).
+    pub async fn probe_sites(&self) {
+        let futs = self
+            .cfg
+            .sites
+            .iter()
+            .filter(|(_, s)| !s.endpoints.is_empty())
+            .map(|(name, s)| {
+                let specs: Vec<_> = s
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let mut e = e.clone();
+                        e.timeout = e.timeout.min(self.cfg.detection.probe_timeout);
+                        e
+                    })
+                    .collect();
+                async move {
+                    (
+                        name.clone(),
+                        warden_agents::checks::run_all(&specs, &self.http).await,
+                    )
+                }
+            });
+        let results = futures::future::join_all(futs).await;
+        let now = Instant::now();
+        let mut st = self.lock();
+        for (name, r) in results {
+            st.evidence.external.insert(name, (now, r));
+        }
+    }
+
+    /// Address where users enter the group (each frontend's listener).
+    fn entry_addrs(&self, group: &str) -> Vec<SocketAddr> {
+        let gc = &self.cfg.groups[group];
+        let Some(fs) = &gc.frontend else {
+            return vec![];
+        };
+        let f = fs.get_ref();
+        let Some(listen) = f.listen else {
+            return vec![];
+        };
+        f.frontends
+            .iter()
+            .filter_map(|n| self.cfg.frontends.get(n.get_ref()))
+            .map(|fe| {
+                let ip: IpAddr = if listen.ip().is_unspecified() {
+                    fe.control.ip()
+                } else {
+                    listen.ip()
+                };
+                SocketAddr::new(ip, listen.port())
+            })
+            .collect()
+    }
+}
+
+/// The runbook environment of the live service.
+struct Env {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl RunbookEnv for Env {
+    fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
+    fn agent_fresh(&self, site: &str) -> bool {
+        let st = self.shared.lock();
+        st.detector.agent_fresh(&st.evidence, site, Instant::now())
+    }
+
+    async fn command(
+        &self,
+        site: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<CommandOutcome, String> {
+        let id = cmd.id.clone();
+        {
+            let mut st = self.shared.lock();
+            if let Some(o) = st.outcomes.get(&id) {
+                return Ok(o.clone());
+            }
+            let q = st.queues.entry(site.to_string()).or_default();
+            if !q.iter().any(|c| c.id == id) {
+                q.push(cmd);
+            }
+        }
+        self.shared.command_tick.send_modify(|v| *v += 1);
+        let mut rx = self.shared.report_tick.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(o) = self.shared.lock().outcomes.get(&id) {
+                return Ok(o.clone());
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("orchestrator shutting down".into()),
+                Err(_) => {
+                    let fresh = self.agent_fresh(site);
+                    return Err(format!(
+                        "no outcome from {site}'s agent within {:.1}s (agent {})",
+                        timeout.as_secs_f64(),
+                        if fresh { "reporting" } else { "not reporting" }
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String> {
+        // A report received after this moment, with every critical check passing.
+        let since = Instant::now();
+        let mut rx = self.shared.report_tick.subscribe();
+        let deadline = since + timeout;
+        let mut last = "no report yet".to_string();
+        loop {
+            {
+                let st = self.shared.lock();
+                if let Some((at, rep)) = st.evidence.reports.get(site) {
+                    if *at >= since {
+                        let bad: Vec<String> = rep
+                            .checks
+                            .iter()
+                            .filter(|c| c.critical && !c.ok)
+                            .map(|c| format!("{}: {}", c.name, c.detail))
+                            .collect();
+                        if bad.is_empty() {
+                            return Ok(());
+                        }
+                        last = bad.join("; ");
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("orchestrator shutting down".into()),
+                Err(_) => return Err(last),
+            }
+        }
+    }
+
+    async fn activate(
+        &self,
+        group: &str,
+        route: &SiteRoute,
+        epoch: u64,
+    ) -> Result<(), StrategyError> {
+        let s = self
+            .shared
+            .strategies
+            .get(group)
+            .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
+        s.activate(route, epoch).await
+    }
+
+    async fn current(&self, group: &str) -> Result<Observed, StrategyError> {
+        let s = self
+            .shared
+            .strategies
+            .get(group)
+            .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
+        s.current().await
+    }
+
+    async fn probe_entry(&self, group: &str) -> Result<String, String> {
+        let addrs = self.shared.entry_addrs(group);
+        if addrs.is_empty() {
+            return Ok("no entry address to probe".into());
+        }
+        for a in &addrs {
+            match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(a))
+                .await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("entry {a}: {e}")),
+                Err(_) => return Err(format!("entry {a}: connect timed out")),
+            }
+        }
+        Ok(format!(
+            "entry {} accepts connections",
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+
+    async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String> {
+        let Some((prog, args)) = argv.split_first() else {
+            return Err("empty fence command".into());
+        };
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null());
+        match tokio::time::timeout(timeout, cmd.output()).await {
+            Ok(Ok(o)) if o.status.success() => Ok("exit 0".into()),
+            Ok(Ok(o)) => Err(format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            )),
+            Ok(Err(e)) => Err(format!("cannot start {prog}: {e}")),
+            Err(_) => Err(format!("timed out after {:.1}s", timeout.as_secs_f64())),
+        }
+    }
+
+    fn has_replication(&self, _group: &str) -> bool {
+        false
+    }
+
+    fn progress(&self, rb: &Runbook) {
+        self.shared.lock().runbooks.insert(rb.id, rb.clone());
+    }
+
+    fn event(
+        &self,
+        kind: EventKind,
+        group: &str,
+        site: Option<&str>,
+        message: String,
+        runbook: Option<u64>,
+    ) {
+        self.shared
+            .event(kind, Some(group), site, message, vec![], runbook);
+    }
+}

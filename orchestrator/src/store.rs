@@ -1,0 +1,249 @@
+//! The orchestrator's durable state behind the [`Store`] trait, and its
+//! embedded implementation [`LocalStore`] (redb, one file under the data dir).
+//!
+//! Every write is one ACID transaction, so a process killed at any point
+//! leaves either the old or the new value, never a torn one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::model::{Event, GroupState, Runbook};
+use crate::OrchestratorError;
+
+const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
+const RUNBOOKS: TableDefinition<u64, &[u8]> = TableDefinition::new("runbooks");
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// Durable state. Implementations must make each call atomic.
+pub trait Store: Send + Sync {
+    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError>;
+    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError>;
+    /// Write a group and a runbook together (a decision and its runbook are one fact).
+    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError>;
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError>;
+    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError>;
+    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError>;
+    /// Events with id > `after`, oldest first, at most `limit`.
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError>;
+    fn last_event_id(&self) -> Result<u64, OrchestratorError>;
+}
+
+/// redb-backed store at `DATA_DIR/warden.redb`.
+#[derive(Clone)]
+pub struct LocalStore {
+    db: Arc<Database>,
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
+    serde_json::to_vec(v).map_err(|e| OrchestratorError::Store(format!("encode: {e}")))
+}
+
+fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, OrchestratorError> {
+    serde_json::from_slice(b).map_err(|e| OrchestratorError::Store(format!("decode: {e}")))
+}
+
+fn se(e: impl std::fmt::Display) -> OrchestratorError {
+    OrchestratorError::Store(e.to_string())
+}
+
+impl LocalStore {
+    /// Open (or create) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, OrchestratorError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            OrchestratorError::Store(format!(
+                "cannot create data dir {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join("warden.redb");
+        let db = Database::create(&path).map_err(|e| {
+            OrchestratorError::Store(format!("cannot open {}: {e}", path.display()))
+        })?;
+        let tx = db.begin_write().map_err(se)?;
+        tx.open_table(GROUPS).map_err(se)?;
+        tx.open_table(RUNBOOKS).map_err(se)?;
+        tx.open_table(EVENTS).map_err(se)?;
+        tx.commit().map_err(se)?;
+        Ok(LocalStore { db: Arc::new(db) })
+    }
+}
+
+impl Store for LocalStore {
+    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
+        let tx = self.db.begin_read().map_err(se)?;
+        let t = tx.open_table(GROUPS).map_err(se)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(se)? {
+            let (_, v) = item.map_err(se)?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
+        let bytes = enc(g)?;
+        let tx = self.db.begin_write().map_err(se)?;
+        {
+            let mut t = tx.open_table(GROUPS).map_err(se)?;
+            t.insert(g.name.as_str(), bytes.as_slice()).map_err(se)?;
+        }
+        tx.commit().map_err(se)
+    }
+
+    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
+        let gb = enc(g)?;
+        let rbb = enc(rb)?;
+        let tx = self.db.begin_write().map_err(se)?;
+        {
+            let mut t = tx.open_table(GROUPS).map_err(se)?;
+            t.insert(g.name.as_str(), gb.as_slice()).map_err(se)?;
+            let mut r = tx.open_table(RUNBOOKS).map_err(se)?;
+            r.insert(rb.id, rbb.as_slice()).map_err(se)?;
+        }
+        tx.commit().map_err(se)
+    }
+
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+        let bytes = enc(rb)?;
+        let tx = self.db.begin_write().map_err(se)?;
+        {
+            let mut t = tx.open_table(RUNBOOKS).map_err(se)?;
+            t.insert(rb.id, bytes.as_slice()).map_err(se)?;
+        }
+        tx.commit().map_err(se)
+    }
+
+    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+        let tx = self.db.begin_read().map_err(se)?;
+        let t = tx.open_table(RUNBOOKS).map_err(se)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(se)? {
+            let (_, v) = item.map_err(se)?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
+        let bytes = enc(e)?;
+        let tx = self.db.begin_write().map_err(se)?;
+        {
+            let mut t = tx.open_table(EVENTS).map_err(se)?;
+            t.insert(e.id, bytes.as_slice()).map_err(se)?;
+        }
+        tx.commit().map_err(se)
+    }
+
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
+        let tx = self.db.begin_read().map_err(se)?;
+        let t = tx.open_table(EVENTS).map_err(se)?;
+        let mut out = Vec::new();
+        for item in t.range(after.saturating_add(1)..).map_err(se)? {
+            let (_, v) = item.map_err(se)?;
+            out.push(dec(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+        let tx = self.db.begin_read().map_err(se)?;
+        let t = tx.open_table(EVENTS).map_err(se)?;
+        let last = t.last().map_err(se)?;
+        Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+}
+
+/// An in-memory store for unit tests (and to show the trait's contract).
+#[derive(Default)]
+pub struct MemStore {
+    inner: std::sync::Mutex<MemInner>,
+}
+
+#[derive(Default)]
+struct MemInner {
+    groups: std::collections::BTreeMap<String, GroupState>,
+    runbooks: std::collections::BTreeMap<u64, Runbook>,
+    events: std::collections::BTreeMap<u64, Event>,
+}
+
+impl Store for MemStore {
+    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
+        Ok(self
+            .inner
+            .lock()
+            .expect("poisoned")
+            .groups
+            .values()
+            .cloned()
+            .collect())
+    }
+    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
+        self.inner
+            .lock()
+            .expect("poisoned")
+            .groups
+            .insert(g.name.clone(), g.clone());
+        Ok(())
+    }
+    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
+        let mut i = self.inner.lock().expect("poisoned");
+        i.groups.insert(g.name.clone(), g.clone());
+        i.runbooks.insert(rb.id, rb.clone());
+        Ok(())
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+        self.inner
+            .lock()
+            .expect("poisoned")
+            .runbooks
+            .insert(rb.id, rb.clone());
+        Ok(())
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+        Ok(self
+            .inner
+            .lock()
+            .expect("poisoned")
+            .runbooks
+            .values()
+            .cloned()
+            .collect())
+    }
+    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
+        self.inner
+            .lock()
+            .expect("poisoned")
+            .events
+            .insert(e.id, e.clone());
+        Ok(())
+    }
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
+        Ok(self
+            .inner
+            .lock()
+            .expect("poisoned")
+            .events
+            .range(after.saturating_add(1)..)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+        Ok(self
+            .inner
+            .lock()
+            .expect("poisoned")
+            .events
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,261 @@
+//! `warden probe`: the client-side outage meter. Every interval it makes one
+//! TCP connect or HTTP GET (a new connection each time, as a new user would),
+//! and records each outage window from the first failure to the next success.
+//! This is the RTO users saw during a drill.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// One outage window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outage {
+    /// Offset from the probe's start of the first failed attempt, ms.
+    pub start_ms: u64,
+    /// Offset of the first successful attempt after it, ms (None: still out at the end).
+    pub end_ms: Option<u64>,
+    pub duration_ms: u64,
+    /// The first error of the window.
+    pub error: String,
+}
+
+/// What a probe run saw.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ProbeReport {
+    pub target: String,
+    pub attempts: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub outages: Vec<Outage>,
+    pub total_outage_ms: u64,
+    pub longest_outage_ms: u64,
+    /// HTTP: how many answers carried each body (trimmed, first 64 chars): which site answered.
+    pub answers: BTreeMap<String, u64>,
+    /// The body of the last successful answer.
+    pub last_answer: Option<String>,
+}
+
+#[derive(Clone)]
+enum Target {
+    Tcp(String),
+    Http(String),
+}
+
+fn parse_target(t: &str) -> Result<Target, String> {
+    if t.starts_with("http://") || t.starts_with("https://") {
+        Ok(Target::Http(t.to_string()))
+    } else if let Some(rest) = t.strip_prefix("tcp://") {
+        Ok(Target::Tcp(rest.to_string()))
+    } else if t
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+    {
+        Ok(Target::Tcp(t.to_string()))
+    } else {
+        Err(format!(
+            "target {t:?}: give http://host:port/path, tcp://host:port or host:port"
+        ))
+    }
+}
+
+/// Observer called on each event (for live printing).
+pub type OnEvent = Box<dyn FnMut(&ProbeEvent) + Send>;
+
+/// Live events of a probe run.
+pub enum ProbeEvent {
+    OutageStarted { at_ms: u64, error: String },
+    OutageEnded(Outage),
+    Answer { at_ms: u64, body: String },
+}
+
+/// The probe loop, usable from the demo: runs until `stop` or `duration`.
+pub async fn run(
+    target: &str,
+    interval: Duration,
+    timeout: Option<Duration>,
+    duration: Option<Duration>,
+    stop: CancellationToken,
+    mut on_event: Option<OnEvent>,
+) -> Result<ProbeReport, String> {
+    let t = parse_target(target)?;
+    let timeout = timeout.unwrap_or(interval).max(Duration::from_millis(50));
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut rep = ProbeReport {
+        target: target.to_string(),
+        ..Default::default()
+    };
+    let mut open: Option<(u64, String)> = None;
+    let mut last_body: Option<String> = None;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if duration.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
+        let at_ms = start.elapsed().as_millis() as u64;
+        let result: Result<Option<String>, String> = match &t {
+            Target::Tcp(addr) => {
+                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr.as_str()))
+                    .await
+                {
+                    Ok(Ok(_)) => Ok(None),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("connect timed out after {}ms", timeout.as_millis())),
+                }
+            }
+            Target::Http(url) => match http.get(url).send().await {
+                Ok(r) if r.status().is_success() => match r.text().await {
+                    Ok(b) => Ok(Some(b.trim().chars().take(64).collect())),
+                    Err(e) => Err(format!("body: {e}")),
+                },
+                Ok(r) => Err(format!("status {}", r.status().as_u16())),
+                Err(e) => Err(if e.is_timeout() {
+                    format!("timed out after {}ms", timeout.as_millis())
+                } else if e.is_connect() {
+                    "connection failed".to_string()
+                } else {
+                    "request failed".to_string()
+                }),
+            },
+        };
+        rep.attempts += 1;
+        match result {
+            Ok(body) => {
+                rep.ok += 1;
+                if let Some((s, error)) = open.take() {
+                    let o = Outage {
+                        start_ms: s,
+                        end_ms: Some(at_ms),
+                        duration_ms: at_ms - s,
+                        error,
+                    };
+                    if let Some(f) = on_event.as_mut() {
+                        f(&ProbeEvent::OutageEnded(o.clone()));
+                    }
+                    rep.outages.push(o);
+                }
+                if let Some(b) = body {
+                    *rep.answers.entry(b.clone()).or_default() += 1;
+                    if last_body.as_ref() != Some(&b) {
+                        if let Some(f) = on_event.as_mut() {
+                            f(&ProbeEvent::Answer {
+                                at_ms,
+                                body: b.clone(),
+                            });
+                        }
+                    }
+                    last_body = Some(b);
+                }
+            }
+            Err(e) => {
+                rep.failed += 1;
+                if open.is_none() {
+                    if let Some(f) = on_event.as_mut() {
+                        f(&ProbeEvent::OutageStarted {
+                            at_ms,
+                            error: e.clone(),
+                        });
+                    }
+                    open = Some((at_ms, e));
+                }
+            }
+        }
+    }
+    if let Some((s, error)) = open.take() {
+        let end = start.elapsed().as_millis() as u64;
+        rep.outages.push(Outage {
+            start_ms: s,
+            end_ms: None,
+            duration_ms: end - s,
+            error,
+        });
+    }
+    rep.total_outage_ms = rep.outages.iter().map(|o| o.duration_ms).sum();
+    rep.longest_outage_ms = rep.outages.iter().map(|o| o.duration_ms).max().unwrap_or(0);
+    rep.last_answer = last_body;
+    Ok(rep)
+}
+
+/// `warden probe` itself.
+pub async fn main(
+    target: &str,
+    interval: Duration,
+    timeout: Option<Duration>,
+    duration: Option<Duration>,
+    json: bool,
+) -> ExitCode {
+    let stop = CancellationToken::new();
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.cancel();
+        });
+    }
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Ok(mut t) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                t.recv().await;
+                stop.cancel();
+            }
+        });
+    }
+    let printer: Option<OnEvent> = if json {
+        None
+    } else {
+        Some(Box::new(|e: &ProbeEvent| match e {
+            ProbeEvent::OutageStarted { at_ms, error } => {
+                println!("+{:>8.3}s  outage started: {error}", *at_ms as f64 / 1000.0)
+            }
+            ProbeEvent::OutageEnded(o) => println!(
+                "+{:>8.3}s  outage ended after {:.3}s",
+                o.end_ms.unwrap_or(0) as f64 / 1000.0,
+                o.duration_ms as f64 / 1000.0
+            ),
+            ProbeEvent::Answer { at_ms, body } => {
+                println!("+{:>8.3}s  answered by: {body}", *at_ms as f64 / 1000.0)
+            }
+        }))
+    };
+    let rep = match run(target, interval, timeout, duration, stop, printer).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(crate::EXIT_CONFIG);
+        }
+    };
+    if json {
+        match serde_json::to_string(&rep) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    } else {
+        println!(
+            "{} attempts, {} ok, {} failed; {} outage(s), total {:.3}s, longest {:.3}s",
+            rep.attempts,
+            rep.ok,
+            rep.failed,
+            rep.outages.len(),
+            rep.total_outage_ms as f64 / 1000.0,
+            rep.longest_outage_ms as f64 / 1000.0
+        );
+    }
+    ExitCode::SUCCESS
+}

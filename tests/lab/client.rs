@@ -1,0 +1,205 @@
+//! A client that keeps requesting a URL from inside a lab host, in a
+//! background thread, and records every answer, so a test can measure how
+//! long a failover made the service unavailable and what it served after.
+//!
+//! Each sample is one curl run (`ip netns exec`, about 20 ms of start-up).
+//! Requests start every `interval` (start to start); a request slower than
+//! the interval delays the next one instead of piling up.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::{net, sys, Lab};
+
+/// One request of a [`ClientLoop`].
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// When the request started.
+    pub at: Instant,
+    /// How long it took.
+    pub latency: Duration,
+    /// HTTP status if any response arrived.
+    pub status: Option<u16>,
+    /// `Ok(body)` for a 2xx answer; `Err(description)` for no answer or
+    /// any other status.
+    pub result: Result<String, String>,
+}
+
+impl Sample {
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+}
+
+/// A background client; see the module docs. Stops on `Drop` too.
+pub struct ClientLoop {
+    /// Set to ask the thread to finish after its current request.
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ClientLoop {
+    /// Starts requesting `url` from `from_host` every `interval`, each
+    /// request limited to `timeout`.
+    pub fn start(
+        lab: &Lab,
+        from_host: &str,
+        url: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<ClientLoop> {
+        let ns = lab.host(from_host)?.ns.clone();
+        let tools: &'static sys::Tools = lab.tools;
+        let dir: PathBuf = lab.dir.clone();
+        let url = url.to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, samples) = (stop.clone(), samples.clone());
+            std::thread::Builder::new()
+                .name(format!("client-loop-{from_host}"))
+                .spawn(move || {
+                    let mut next = Instant::now();
+                    while !stop.load(Ordering::SeqCst) {
+                        let at = Instant::now();
+                        let outcome = net::curl_in_ns(tools, &ns, &dir, &[&url], timeout);
+                        let latency = at.elapsed();
+                        let (status, result) = match outcome {
+                            Ok((code, body)) if (200..300).contains(&code) => {
+                                (Some(code), Ok(body))
+                            }
+                            Ok((code, body)) => {
+                                (Some(code), Err(format!("http {code}: {}", body.trim())))
+                            }
+                            Err(e) => (None, Err(format!("{e:#}"))),
+                        };
+                        samples.lock().unwrap().push(Sample {
+                            at,
+                            latency,
+                            status,
+                            result,
+                        });
+                        next = (next + interval).max(Instant::now());
+                        while !stop.load(Ordering::SeqCst) && Instant::now() < next {
+                            std::thread::sleep(
+                                (next - Instant::now()).min(Duration::from_millis(20)),
+                            );
+                        }
+                    }
+                })?
+        };
+        Ok(ClientLoop {
+            stop,
+            samples,
+            thread: Some(thread),
+        })
+    }
+
+    /// The samples so far (the loop keeps running).
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().unwrap().clone()
+    }
+
+    /// Stops after the request in flight and returns all samples.
+    pub fn stop(mut self) -> Vec<Sample> {
+        self.finish();
+        self.samples()
+    }
+
+    fn finish(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ClientLoop {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Lab {
+    /// Shorthand for [`ClientLoop::start`].
+    pub fn client_loop(
+        &self,
+        from_host: &str,
+        url: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<ClientLoop> {
+        ClientLoop::start(self, from_host, url, interval, timeout)
+    }
+}
+
+/// A run of failed samples.
+#[derive(Clone, Debug)]
+pub struct Outage {
+    /// Start of the first failed request.
+    pub start: Instant,
+    /// Start of the next successful request; `None` if none followed.
+    pub end: Option<Instant>,
+    /// Number of failed requests.
+    pub failures: usize,
+    /// Error of the first failure, for messages.
+    pub first_error: String,
+}
+
+/// Every run of consecutive failures, in order.
+pub fn outage_windows(samples: &[Sample]) -> Vec<Outage> {
+    let mut out: Vec<Outage> = Vec::new();
+    let mut current: Option<Outage> = None;
+    for s in samples {
+        match (&s.result, current.as_mut()) {
+            (Err(e), None) => {
+                current = Some(Outage {
+                    start: s.at,
+                    end: None,
+                    failures: 1,
+                    first_error: e.clone(),
+                })
+            }
+            (Err(_), Some(o)) => o.failures += 1,
+            (Ok(_), Some(_)) => {
+                let mut o = current.take().unwrap();
+                o.end = Some(s.at);
+                out.push(o);
+            }
+            (Ok(_), None) => {}
+        }
+    }
+    out.extend(current);
+    out
+}
+
+/// Duration of each outage: from the first failed request to the next
+/// successful one. An outage that never ended is measured to the end of the
+/// last sample.
+pub fn outages(samples: &[Sample]) -> Vec<Duration> {
+    let last = samples.last().map(|s| s.at + s.latency);
+    outage_windows(samples)
+        .into_iter()
+        .map(|o| {
+            o.end
+                .or(last)
+                .unwrap_or(o.start)
+                .saturating_duration_since(o.start)
+        })
+        .collect()
+}
+
+/// Bodies of the successful requests started at or after `t`.
+pub fn bodies_after(samples: &[Sample], t: Instant) -> Vec<String> {
+    samples
+        .iter()
+        .filter(|s| s.at >= t)
+        .filter_map(|s| s.result.as_ref().ok().cloned())
+        .collect()
+}
