@@ -77,6 +77,8 @@ pub struct State {
     pub runbooks: BTreeMap<u64, Runbook>,
     /// Per group: a "no healthy standby" event was already raised for this incident.
     pub no_standby_raised: BTreeMap<String, bool>,
+    /// An `isolated` event was raised and not yet ended.
+    pub isolation_announced: bool,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -185,6 +187,7 @@ impl Shared {
             next_runbook,
             runbooks,
             no_standby_raised: BTreeMap::new(),
+            isolation_announced: false,
         };
         Ok(Arc::new(Shared {
             cfg,
@@ -465,7 +468,14 @@ impl Shared {
         let mut st = self.lock();
         let st = &mut *st;
         let round = st.detector.round(&st.evidence, now);
-        if let Some(iso) = round.isolation_changed {
+        // At start-up nothing has been heard yet: that is not isolation worth an alert.
+        let announce = match round.isolation_changed {
+            Some(true) => !st.evidence.reports.is_empty(),
+            Some(false) => st.isolation_announced,
+            None => false,
+        };
+        if let (true, Some(iso)) = (announce, round.isolation_changed) {
+            st.isolation_announced = iso;
             let (kind, msg) = if iso {
                 (EventKind::Isolated, "the orchestrator reaches no site and hears from no agent: it is the one cut off; deciding nothing".to_string())
             } else {

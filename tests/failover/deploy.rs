@@ -1,0 +1,344 @@
+//! A two-site deployment on lab hosts: sites `a` (primary) and `b` with an
+//! echo service and an agent each, the orchestrator on `ctl`, a built-in
+//! frontend on `fe`, and a client host `cli`. The config is generated with
+//! the lab's addresses; knobs for what each test varies.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::lab::{self, secs, Lab};
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub const HOSTS: &[&str] = &["a", "b", "ctl", "fe", "cli"];
+pub const SVC_PORT: u16 = 8080;
+pub const API_PORT: u16 = 7000;
+pub const CONTROL_PORT: u16 = 7100;
+pub const ENTRY_PORT: u16 = 8000;
+
+/// What a test may change in the generated config.
+#[derive(Clone)]
+pub struct Knobs {
+    pub failback: &'static str,
+    pub hold_down: &'static str,
+    pub max_failovers: u32,
+    /// Promote hook of site b: a shell snippet.
+    pub promote_b: String,
+    pub promote_a: String,
+}
+
+impl Default for Knobs {
+    fn default() -> Self {
+        Knobs {
+            failback: "auto",
+            hold_down: "3s",
+            max_failovers: 5,
+            promote_b: "true".into(),
+            promote_a: "true".into(),
+        }
+    }
+}
+
+pub struct Deployment {
+    pub lab: Lab,
+    pub config: PathBuf,
+    pub operator_token: String,
+    pub frontend_token: String,
+}
+
+impl Deployment {
+    /// Build hosts, write config and tokens; start nothing yet.
+    pub fn new(lab: Lab, knobs: Knobs) -> Result<Deployment> {
+        let ip = |h: &str| lab.ip(h);
+        let op = format!("operator-{}", lab.prefix());
+        let fe = format!("frontend-{}", lab.prefix());
+        let opf = lab.write_file("operator.token", &op)?;
+        let fef = lab.write_file("frontend.token", &fe)?;
+        let taf = lab.write_file("a.token", format!("agent-a-{}", lab.prefix()))?;
+        let tbf = lab.write_file("b.token", format!("agent-b-{}", lab.prefix()))?;
+        let hooks = lab.dir().join("hooks.log");
+        let conf = format!(
+            r#"[orchestrator]
+listen = "{ctl}:{API_PORT}"
+data_dir = "{data}"
+operator_token = {{ file = "{opf}" }}
+reconcile_interval = "1s"
+long_poll = "2s"
+
+[detection]
+interval = "250ms"
+fall = 3
+rise = 3
+hold_down = "{hold}"
+agent_timeout = "1500ms"
+probe_timeout = "500ms"
+max_failovers = {maxf}
+failover_window = "1h"
+
+[sites.a]
+agent_token = {{ file = "{taf}" }}
+checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
+endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
+promote = [{{ name = "promote-a", command = ["/bin/sh", "-c", "echo promote a $WARDEN_EPOCH >> {hooks}; {pa}"], timeout = "20s" }}]
+demote = [{{ name = "demote-a", command = ["/bin/sh", "-c", "echo demote a $WARDEN_EPOCH >> {hooks}"], timeout = "5s" }}]
+
+[sites.b]
+agent_token = {{ file = "{tbf}" }}
+checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
+endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
+promote = [{{ name = "promote-b", command = ["/bin/sh", "-c", "echo promote b $WARDEN_EPOCH >> {hooks}; {pb}"], timeout = "20s" }}]
+demote = [{{ name = "demote-b", command = ["/bin/sh", "-c", "echo demote b $WARDEN_EPOCH >> {hooks}"], timeout = "5s" }}]
+
+[frontends.fe1]
+control = "{fe}:{CONTROL_PORT}"
+token = {{ file = "{fef}" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+failback = "{fb}"
+step_timeout = "30s"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "0.0.0.0:{ENTRY_PORT}"
+drain_timeout = "2s"
+backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
+"#,
+            ctl = ip("ctl"),
+            a = ip("a"),
+            b = ip("b"),
+            fe = ip("fe"),
+            data = lab.dir().join("data").display(),
+            opf = opf.display(),
+            fef = fef.display(),
+            taf = taf.display(),
+            tbf = tbf.display(),
+            hooks = hooks.display(),
+            hold = knobs.hold_down,
+            maxf = knobs.max_failovers,
+            fb = knobs.failback,
+            pa = knobs.promote_a,
+            pb = knobs.promote_b,
+        );
+        let config = lab.write_file("failover.conf", conf)?;
+        Ok(Deployment {
+            lab,
+            config,
+            operator_token: op,
+            frontend_token: fe,
+        })
+    }
+
+    pub fn cfg_arg(&self) -> String {
+        self.config.display().to_string()
+    }
+
+    pub fn start_service(&self, site: &str) -> Result<()> {
+        let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
+        self.lab.spawn(
+            site,
+            &format!("svc-{site}"),
+            WARDEN,
+            ["echo-server", "--listen", &listen, "--text", site],
+        )?;
+        self.lab.wait_tcp(site, listen.parse()?, secs(10))
+    }
+
+    pub fn start_agent(&self, site: &str) -> Result<()> {
+        self.lab.spawn(
+            site,
+            &format!("agent-{site}"),
+            WARDEN,
+            ["agent", "--config", &self.cfg_arg(), "--site", site],
+        )?;
+        Ok(())
+    }
+
+    pub fn start_orchestrator(&self) -> Result<()> {
+        self.lab.spawn(
+            "ctl",
+            "orchestrator",
+            WARDEN,
+            ["orchestrator", "--config", &self.cfg_arg()],
+        )?;
+        self.lab.wait_tcp(
+            "ctl",
+            format!("{}:{API_PORT}", self.lab.ip("ctl")).parse()?,
+            secs(15),
+        )
+    }
+
+    pub fn start_frontend(&self) -> Result<()> {
+        self.lab.spawn(
+            "fe",
+            "frontend",
+            WARDEN,
+            ["frontend", "--config", &self.cfg_arg(), "--name", "fe1"],
+        )?;
+        self.lab.wait_tcp(
+            "fe",
+            format!("{}:{CONTROL_PORT}", self.lab.ip("fe")).parse()?,
+            secs(15),
+        )
+    }
+
+    /// Everything up, and users reach site a through the frontend.
+    pub fn start_all(&self) -> Result<()> {
+        self.start_service("a")?;
+        self.start_service("b")?;
+        self.start_frontend()?;
+        self.start_orchestrator()?;
+        self.start_agent("a")?;
+        self.start_agent("b")?;
+        self.wait_users_on("a", secs(20))
+            .context("initial route to a")?;
+        // Let the detector see every vantage point healthy before faults.
+        self.wait_verdict("a", "healthy", secs(15))?;
+        self.wait_verdict("b", "healthy", secs(15))?;
+        Ok(())
+    }
+
+    pub fn entry_url(&self) -> String {
+        format!("http://{}:{ENTRY_PORT}/", self.lab.ip("fe"))
+    }
+
+    /// One request from the client host through the frontend.
+    pub fn user_get(&self) -> Result<String> {
+        let (status, body) = self.lab.http_get("cli", &self.entry_url(), secs(2))?;
+        if status != 200 {
+            bail!("status {status}");
+        }
+        Ok(body.trim().to_string())
+    }
+
+    pub fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.2), || {
+            let b = self.user_get()?;
+            if b == site {
+                Ok(())
+            } else {
+                bail!("users reach {b:?}, want {site:?}")
+            }
+        })
+    }
+
+    /// Run the warden CLI on the orchestrator host.
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut all = vec!["--config", self.config.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        self.lab.run("ctl", WARDEN, all)
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.cli(args)?;
+        if !out.status.success() {
+            bail!(
+                "warden {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn status(&self) -> Result<Value> {
+        Ok(serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?)
+    }
+
+    pub fn group(&self) -> Result<Value> {
+        let s = self.status()?;
+        s["groups"]
+            .as_array()
+            .and_then(|g| g.first().cloned())
+            .context("no group in status")
+    }
+
+    pub fn events(&self) -> Result<Vec<Value>> {
+        let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn events_of(&self, kind: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .events()?
+            .into_iter()
+            .filter(|e| e["kind"] == kind)
+            .collect())
+    }
+
+    pub fn wait_event(&self, kind: &str, limit: Duration) -> Result<Value> {
+        lab::eventually(limit, secs(0.25), || {
+            self.events_of(kind)?
+                .into_iter()
+                .next()
+                .with_context(|| format!("no {kind} event yet"))
+        })
+    }
+
+    pub fn runbooks(&self) -> Result<Vec<Value>> {
+        let out = self.lab.run_ok(
+            "ctl",
+            "curl",
+            [
+                "-s",
+                "-m",
+                "5",
+                "-H",
+                &format!("Authorization: Bearer {}", self.operator_token),
+                &format!("http://{}:{API_PORT}/v1/runbooks", self.lab.ip("ctl")),
+            ],
+        )?;
+        let v: Value = serde_json::from_str(&out).with_context(|| format!("runbooks: {out}"))?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.25), || {
+            let g = self.group()?;
+            let s = g["sites"]
+                .as_array()
+                .and_then(|ss| ss.iter().find(|s| s["name"] == site).cloned())
+                .context("site missing")?;
+            if s["verdict"] == verdict {
+                Ok(())
+            } else {
+                bail!(
+                    "site {site} verdict {} ({}), want {verdict}",
+                    s["verdict"],
+                    s["reason"]
+                )
+            }
+        })
+    }
+
+    /// The frontend's own view of the route: (site, epoch, switches).
+    pub fn frontend_route(&self) -> Result<(Value, u64, u64)> {
+        let out = self.lab.run_ok(
+            "ctl",
+            "curl",
+            [
+                "-s",
+                "-m",
+                "5",
+                "-H",
+                &format!("Authorization: Bearer {}", self.frontend_token),
+                &format!("http://{}:{CONTROL_PORT}/v1/routes", self.lab.ip("fe")),
+            ],
+        )?;
+        let v: Value = serde_json::from_str(&out).with_context(|| format!("routes: {out}"))?;
+        let r = &v["web"];
+        Ok((
+            r["site"].clone(),
+            r["epoch"].as_u64().unwrap_or(0),
+            r["switches"].as_u64().unwrap_or(0),
+        ))
+    }
+
+    pub fn hook_log(&self) -> String {
+        std::fs::read_to_string(self.lab.dir().join("hooks.log")).unwrap_or_default()
+    }
+}

@@ -1,0 +1,568 @@
+//! Failover and failback across network-namespace hosts, with the real
+//! `warden` binary on every host and client traffic through the frontend.
+//! Each test builds its own lab (unique names and subnet) and tears it down.
+
+#[path = "../lab/mod.rs"]
+mod lab;
+
+mod deploy;
+
+use std::time::Instant;
+
+use anyhow::Result;
+use deploy::{Deployment, Knobs, HOSTS};
+use lab::secs;
+
+fn deployment(knobs: Knobs) -> Option<Deployment> {
+    let lab = lab::Lab::new_or_skip(HOSTS)?;
+    Some(Deployment::new(lab, knobs).expect("deployment config"))
+}
+
+fn no_runbooks(d: &Deployment) -> Result<()> {
+    let rbs = d.runbooks()?;
+    assert!(rbs.is_empty(), "no runbook may run, found {rbs:#?}");
+    Ok(())
+}
+
+/// 1 + 5: the primary's service dies → confirmed, failover, clients reach b
+/// with a bounded outage; the primary returns → failback after hold_down.
+#[test]
+fn primary_dies_failover_then_failback_after_hold_down() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        hold_down: "4s",
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    let client = d
+        .lab
+        .client_loop("cli", &d.entry_url(), secs(0.1), secs(1))?;
+    std::thread::sleep(secs(1));
+    let killed = Instant::now();
+    d.lab.kill("svc-a")?;
+    d.wait_users_on("b", secs(30))?;
+    let confirmed = d.wait_event("site_confirmed_down", secs(5))?;
+    assert_eq!(confirmed["site"], "a");
+    let vantages: Vec<String> = confirmed["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}={}",
+                r["vantage"].as_str().unwrap(),
+                r["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        vantages.contains(&"agent=failing".to_string())
+            && vantages.contains(&"orchestrator=failing".to_string())
+            && vantages.contains(&"peer:b=failing".to_string()),
+        "evidence table: {vantages:?}"
+    );
+    let g = d.group()?;
+    assert_eq!(g["active"], "b");
+    assert_eq!(g["epoch"], 2);
+    let rb = &d.runbooks()?[0];
+    assert_eq!(rb["kind"], "failover");
+    assert_eq!(rb["status"], "succeeded");
+    let steps: Vec<&str> = rb["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "decide",
+            "fence",
+            "stop_replication",
+            "promote",
+            "switch",
+            "verify"
+        ]
+    );
+    assert!(
+        d.hook_log().contains("promote b 2"),
+        "promote hook ran at b: {}",
+        d.hook_log()
+    );
+
+    // The client saw one outage, bounded (the tight goal is in the benchmark).
+    let samples = client.stop();
+    let outs: Vec<_> = lab::outage_windows(&samples)
+        .into_iter()
+        .filter(|o| o.start >= killed)
+        .collect();
+    assert_eq!(outs.len(), 1, "one outage window: {outs:?}");
+    let len = outs[0]
+        .end
+        .expect("service came back")
+        .duration_since(outs[0].start);
+    assert!(len < secs(10), "client outage {len:?}");
+
+    // Primary returns: failback only after hold_down of unbroken health.
+    let client = d
+        .lab
+        .client_loop("cli", &d.entry_url(), secs(0.1), secs(1))?;
+    let restored = Instant::now();
+    d.start_service("a")?;
+    d.wait_users_on("a", secs(40))?;
+    let waited = restored.elapsed();
+    assert!(
+        waited >= secs(4),
+        "failback waited only {waited:?} (hold_down 4s)"
+    );
+    let g = d.group()?;
+    assert_eq!(g["active"], "a");
+    assert_eq!(g["epoch"], 3);
+    let rbs = d.runbooks()?;
+    assert_eq!(rbs.len(), 2);
+    assert_eq!(rbs[1]["kind"], "failback");
+    assert_eq!(rbs[1]["status"], "succeeded");
+    // Failback is planned: users see no outage (connections drain).
+    let samples = client.stop();
+    assert!(
+        lab::outage_windows(&samples).is_empty(),
+        "failback outage: {:?}",
+        lab::outage_windows(&samples)
+    );
+    Ok(())
+}
+
+/// 2: the orchestrator alone is cut off from the primary → path fault, no failover.
+#[test]
+fn orchestrator_cut_from_primary_is_a_path_fault() -> Result<()> {
+    let Some(d) = deployment(Knobs::default()) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.cut("a", "ctl")?; // inside a's namespace: drop everything to/from ctl
+    let ev = d.wait_event("path_fault", secs(15))?;
+    assert_eq!(ev["site"], "a");
+    std::thread::sleep(secs(5)); // far longer than fall × interval
+    no_runbooks(&d)?;
+    assert_eq!(d.group()?["active"], "a");
+    assert_eq!(d.user_get()?, "a");
+    assert!(d.events_of("site_confirmed_down")?.is_empty());
+    d.lab.heal("a", "ctl")?;
+    d.wait_verdict("a", "healthy", secs(15))?;
+    no_runbooks(&d)
+}
+
+/// 3: the orchestrator is cut off from everyone → it decides nothing.
+#[test]
+fn isolated_orchestrator_takes_no_action() -> Result<()> {
+    let Some(d) = deployment(Knobs::default()) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.isolate("ctl")?;
+    std::thread::sleep(secs(6));
+    // The CLI runs on ctl itself (loopback to its own address still works).
+    let s = d.status()?;
+    assert_eq!(s["isolated"], true, "status shows isolation");
+    d.lab.unisolate("ctl")?;
+    d.wait_verdict("a", "healthy", secs(15))?;
+    no_runbooks(&d)?;
+    assert!(d.events_of("site_confirmed_down")?.is_empty());
+    assert_eq!(d.events_of("isolated")?.len(), 1);
+    assert_eq!(d.group()?["epoch"], 1);
+    assert_eq!(d.user_get()?, "a");
+    Ok(())
+}
+
+/// 4: the primary's agent dies while its service is healthy → dead-agent event, no failover.
+#[test]
+fn dead_agent_is_not_a_dead_site() -> Result<()> {
+    let Some(d) = deployment(Knobs::default()) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("agent-a")?;
+    let ev = d.wait_event("dead_agent", secs(15))?;
+    assert_eq!(ev["site"], "a");
+    std::thread::sleep(secs(4));
+    no_runbooks(&d)?;
+    assert_eq!(d.user_get()?, "a");
+    Ok(())
+}
+
+/// 5 (manual): with failback = "manual" the group stays on b until `warden failback`.
+#[test]
+fn manual_failback_waits_for_the_operator() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        failback: "manual",
+        hold_down: "1s",
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("svc-a")?;
+    d.wait_users_on("b", secs(30))?;
+    d.start_service("a")?;
+    d.wait_event("site_recovered", secs(20))?;
+    std::thread::sleep(secs(3));
+    assert_eq!(d.user_get()?, "b", "no automatic failback");
+    assert_eq!(d.runbooks()?.len(), 1);
+    d.cli_ok(&["failback", "web"])?;
+    d.wait_users_on("a", secs(30))?;
+    let rbs = d.runbooks()?;
+    assert_eq!(rbs[1]["trigger"], "operator");
+    Ok(())
+}
+
+/// 6: the orchestrator is SIGKILLed during a slow promote hook → after a
+/// restart the runbook completes and the frontend switched exactly once.
+#[test]
+fn orchestrator_killed_mid_runbook_resumes_and_switches_once() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        promote_b: "sleep 4".into(),
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("svc-a")?;
+    // Wait until the runbook is in its promote step.
+    lab::eventually(secs(20), secs(0.1), || {
+        let rbs = d.runbooks()?;
+        let rb = rbs.first().ok_or_else(|| anyhow::anyhow!("no runbook"))?;
+        let promote = rb["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "promote")
+            .unwrap()
+            .clone();
+        anyhow::ensure!(
+            promote["status"] == "running",
+            "promote is {}",
+            promote["status"]
+        );
+        Ok(())
+    })?;
+    d.lab.kill("orchestrator")?;
+    std::thread::sleep(secs(1));
+    d.lab.restart("orchestrator")?;
+    d.wait_users_on("b", secs(40))?;
+    let rb = lab::eventually(secs(20), secs(0.2), || {
+        let rbs = d.runbooks()?;
+        let rb = rbs[0].clone();
+        anyhow::ensure!(rb["status"] == "succeeded", "runbook {}", rb["status"]);
+        Ok(rb)
+    })?;
+    assert_eq!(rb["resumes"], 1);
+    assert_eq!(d.runbooks()?.len(), 1, "no second runbook");
+    let (site, epoch, switches) = d.frontend_route()?;
+    assert_eq!(site, "b");
+    assert_eq!(epoch, 2);
+    // switches counts route changes since the frontend started: a (reconcile) then b.
+    assert_eq!(
+        switches, 2,
+        "exactly one switch to b after the initial route"
+    );
+    assert_eq!(
+        d.hook_log().matches("promote b 2").count(),
+        1,
+        "promote hook ran once: {}",
+        d.hook_log()
+    );
+    assert_eq!(d.events_of("runbook_resumed")?.len(), 1);
+    Ok(())
+}
+
+/// 7: a flapping primary → at most max_failovers moves, then pending approval.
+#[test]
+fn flapping_primary_exhausts_the_budget_then_waits_for_approval() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        hold_down: "1s",
+        max_failovers: 2,
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("svc-a")?; // move 1
+    d.wait_users_on("b", secs(30))?;
+    d.start_service("a")?; // move 2 (failback)
+    d.wait_users_on("a", secs(30))?;
+    lab::eventually(secs(10), secs(0.2), || {
+        anyhow::ensure!(d.group()?["phase"] == "steady", "not steady yet");
+        Ok(())
+    })?;
+    d.wait_verdict("b", "healthy", secs(10))?;
+    d.lab.kill("svc-a")?; // would be move 3
+    let ev = d.wait_event("pending_approval", secs(20))?;
+    assert!(
+        ev["message"].as_str().unwrap().contains("budget"),
+        "{}",
+        ev["message"]
+    );
+    let g = d.group()?;
+    assert_eq!(g["phase"], "pending_approval");
+    assert_eq!(g["active"], "a");
+    std::thread::sleep(secs(2));
+    assert_eq!(d.runbooks()?.len(), 2, "no third move without approval");
+    let human = d.cli_ok(&["status"])?;
+    assert!(human.contains("warden approve web"), "{human}");
+    d.cli_ok(&["approve", "web"])?;
+    d.wait_users_on("b", secs(30))?;
+    assert_eq!(d.runbooks()?.len(), 3);
+    Ok(())
+}
+
+/// 8: a stale epoch is refused by the frontend; a frontend restarted empty
+/// gets its route back from reconciliation.
+#[test]
+fn frontend_refuses_stale_epochs_and_is_reconciled_after_restart() -> Result<()> {
+    let Some(d) = deployment(Knobs::default()) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.cli_ok(&["failover", "web", "--to", "b"])?;
+    d.wait_users_on("b", secs(30))?;
+    // A stale orchestrator tries to move traffic back with epoch 1.
+    let url = format!(
+        "http://{}:{}/v1/routes/web",
+        d.lab.ip("fe"),
+        deploy::CONTROL_PORT
+    );
+    let out = d.lab.run_ok(
+        "cli",
+        "curl",
+        [
+            "-s",
+            "-m",
+            "5",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "PUT",
+            "-H",
+            &format!("Authorization: Bearer {}", d.frontend_token),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"site":"a","epoch":1}"#,
+            &url,
+        ],
+    )?;
+    assert!(out.trim_end().ends_with("409"), "{out}");
+    assert!(out.contains("stale epoch"), "{out}");
+    assert_eq!(d.user_get()?, "b");
+    // Restart the frontend with no state: reconciliation restores b.
+    d.lab.kill("frontend")?;
+    d.lab.restart("frontend")?;
+    d.wait_users_on("b", secs(20))?;
+    let ev = lab::eventually(secs(10), secs(0.25), || {
+        d.events_of("reconciled")?
+            .into_iter()
+            .find(|e| e["site"] == "b")
+            .ok_or_else(|| anyhow::anyhow!("no reconcile to b yet"))
+    })?;
+    assert!(
+        ev["message"].as_str().unwrap().contains("drift"),
+        "{}",
+        ev["message"]
+    );
+    let (site, epoch, _) = d.frontend_route()?;
+    assert_eq!((site.as_str(), epoch), (Some("b"), 2));
+    assert_eq!(
+        d.runbooks()?.len(),
+        1,
+        "reconciliation is not a new decision"
+    );
+    Ok(())
+}
+
+/// 9: bad config, bad API bodies, wrong tokens → clear errors, nothing changed.
+#[test]
+fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
+    let Some(d) = deployment(Knobs::default()) else {
+        return Ok(());
+    };
+    // A broken config: check-config lists every problem and exits 64; the
+    // orchestrator refuses to start and binds nothing.
+    let bad = d.lab.write_file(
+        "bad.conf",
+        std::fs::read_to_string(&d.config)?
+            .replace("fall = 3", "fall = 0")
+            .replace("sites = [\"a\", \"b\"]", "sites = [\"a\", \"zz\"]"),
+    )?;
+    let out = d.lab.run(
+        "ctl",
+        deploy::WARDEN,
+        ["check-config", bad.to_str().unwrap()],
+    )?;
+    assert_eq!(out.status.code(), Some(64));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("detection.fall") && text.contains("groups.web.sites[1]"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with(&format!("{}:", bad.display()))),
+        "{text}"
+    );
+    let out = d.lab.run(
+        "ctl",
+        deploy::WARDEN,
+        ["orchestrator", "--config", bad.to_str().unwrap()],
+    )?;
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        !d.lab.tcp_connects(
+            "cli",
+            format!("{}:{}", d.lab.ip("ctl"), deploy::API_PORT).parse()?,
+            secs(1)
+        )?,
+        "nothing listens"
+    );
+
+    d.start_all()?;
+    let api = format!("http://{}:{}", d.lab.ip("ctl"), deploy::API_PORT);
+    let curl = |token: &str, method: &str, path: &str, body: &str| -> Result<(u16, String)> {
+        let out = d.lab.run_ok(
+            "cli",
+            "curl",
+            [
+                "-s",
+                "-m",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                method,
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                body,
+                &format!("{api}{path}"),
+            ],
+        )?;
+        let (b, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+        Ok((code.parse()?, b.to_string()))
+    };
+    let agent_a = std::fs::read_to_string(d.lab.dir().join("a.token"))?;
+    let op = d.operator_token.clone();
+    let before = d.group()?;
+    let cases: Vec<(&str, &str, &str, String, u16, &str)> = vec![
+        (
+            "wrong token",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"{"to":"b"}"#.into(),
+            401,
+            "invalid",
+        ),
+        (
+            "agent token on operator endpoint",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"{"to":"b"}"#.into(),
+            403,
+            "agent token",
+        ),
+        (
+            "malformed JSON",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"{"to":"#.into(),
+            400,
+            "malformed",
+        ),
+        (
+            "unknown field",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"{"to":"b","force":true}"#.into(),
+            400,
+            "unknown field",
+        ),
+        (
+            "unknown site",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"{"to":"zz"}"#.into(),
+            400,
+            "not in group",
+        ),
+        (
+            "unknown group",
+            "POST",
+            "/v1/groups/nope/failover",
+            r#"{"to":"b"}"#.into(),
+            404,
+            "nope",
+        ),
+        (
+            "agent reports for another site",
+            "POST",
+            "/v1/reports",
+            r#"{"site":"b","seq":1}"#.into(),
+            403,
+            "may only report",
+        ),
+        (
+            "malformed report",
+            "POST",
+            "/v1/reports",
+            r#"{"site":"a","seq":"x"}"#.into(),
+            400,
+            "malformed",
+        ),
+        (
+            "oversize body",
+            "POST",
+            "/v1/reports",
+            format!(r#"{{"site":"a","seq":1,"pad":"{}"}}"#, "x".repeat(70_000)),
+            413,
+            "",
+        ),
+        (
+            "approve with nothing pending",
+            "POST",
+            "/v1/groups/web/approve",
+            String::new(),
+            409,
+            "no pending",
+        ),
+    ];
+    for (what, method, path, body, want, needle) in cases {
+        let token = match what {
+            "wrong token" => "not-a-token",
+            "agent token on operator endpoint" => agent_a.trim(),
+            _ if path == "/v1/reports" => agent_a.trim(),
+            _ => op.as_str(),
+        };
+        let (code, text) = curl(token, method, path, &body)?;
+        assert_eq!(code, want, "{what}: {text}");
+        assert!(text.contains(needle), "{what}: {text:?} lacks {needle:?}");
+        assert!(
+            !text.contains(&op) && !text.contains(agent_a.trim()),
+            "{what}: a secret leaked"
+        );
+    }
+    let after = d.group()?;
+    assert_eq!(after["epoch"], before["epoch"]);
+    assert_eq!(after["active"], "a");
+    no_runbooks(&d)?;
+    assert_eq!(d.user_get()?, "a");
+    // No secret in any log.
+    for name in ["orchestrator", "agent-a", "agent-b", "frontend"] {
+        let log = d.lab.log(name);
+        assert!(
+            !log.contains(&op) && !log.contains(agent_a.trim()) && !log.contains(&d.frontend_token),
+            "secret in {name} log"
+        );
+    }
+    Ok(())
+}
