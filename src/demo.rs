@@ -330,8 +330,7 @@ async fn wait_runbook(client: &Client, kind: &str) -> anyhow::Result<Value> {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|r| r["kind"] == kind)
-            .last()
+            .rfind(|r| r["kind"] == kind)
         {
             if rb["status"] != "running" {
                 return Ok(rb.clone());

@@ -163,6 +163,7 @@ pub struct Runbook {
 }
 
 impl Runbook {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
         group: &str,
