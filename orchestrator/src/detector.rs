@@ -17,10 +17,32 @@ use crate::model::EvidenceRow;
 /// Latest evidence, stamped with the time the orchestrator received it.
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
-    /// Last report of each site's agent.
+    /// Last report of each site's agent (insert with [`Evidence::insert_report`]).
     pub reports: BTreeMap<String, (Instant, AgentReport)>,
     /// The orchestrator's own probes of each site's endpoints.
     pub external: BTreeMap<String, (Instant, Vec<CheckResult>)>,
+    /// Which agents have reported probes of a site (probed site → reporters),
+    /// so a round costs O(peer views), not O(sites²).
+    probed_by: BTreeMap<String, std::collections::BTreeSet<String>>,
+}
+
+impl Evidence {
+    /// Record a report received at `at`.
+    pub fn insert_report(&mut self, at: Instant, report: AgentReport) {
+        for p in &report.peers {
+            if !self
+                .probed_by
+                .get(&p.site)
+                .is_some_and(|s| s.contains(&report.site))
+            {
+                self.probed_by
+                    .entry(p.site.clone())
+                    .or_default()
+                    .insert(report.site.clone());
+            }
+        }
+        self.reports.insert(report.site.clone(), (at, report));
+    }
 }
 
 /// What one round concluded about one site.
@@ -244,7 +266,10 @@ impl Detector {
         };
         // Peer views: other sites' fresh agents that probed this site.
         let mut peers: Vec<bool> = Vec::new();
-        for (peer, (at, rep)) in &ev.reports {
+        for peer in ev.probed_by.get(site).into_iter().flatten() {
+            let Some((at, rep)) = ev.reports.get(peer) else {
+                continue;
+            };
             if peer == site || now.saturating_duration_since(*at) > fresh_window {
                 continue;
             }
@@ -463,14 +488,10 @@ mod tests {
         ) {
             let now = Instant::now();
             if let Some(ok) = a_agent {
-                self.ev
-                    .reports
-                    .insert("a".into(), (now, report("a", ok, &[("b", true)])));
+                self.ev.insert_report(now, report("a", ok, &[("b", true)]));
             }
             if b_agent {
-                self.ev
-                    .reports
-                    .insert("b".into(), (now, report("b", true, &[("a", peer_sees_a)])));
+                self.ev.insert_report(now, report("b", true, &[("a", peer_sees_a)]));
             }
             if let Some(ok) = ext_a {
                 self.ev.external.insert("a".into(), (now, vec![check(ok)]));

@@ -85,8 +85,9 @@ pub struct State {
 pub struct Shared {
     pub cfg: Config,
     pub operator: Secret,
-    /// (site, token) pairs.
-    pub agent_tokens: Vec<(String, Secret)>,
+    /// Agent token → site. A hash lookup (not a constant-time scan) keeps a
+    /// report O(1) with tens of thousands of sites; tokens are long and random.
+    pub agent_tokens: std::collections::HashMap<String, String>,
     pub store: Arc<dyn Store>,
     pub strategies: BTreeMap<String, Arc<dyn Strategy>>,
     pub state: Mutex<State>,
@@ -132,12 +133,14 @@ impl Shared {
             "orchestrator.operator_token",
             &cfg.orchestrator.operator_token,
         )?;
-        let mut agent_tokens = Vec::new();
+        let mut agent_tokens = std::collections::HashMap::new();
         for (name, s) in &cfg.sites {
-            agent_tokens.push((
-                name.clone(),
-                Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?,
-            ));
+            let t = Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?;
+            if let Some(other) = agent_tokens.insert(t.expose().to_string(), name.clone()) {
+                return Err(OrchestratorError::Setup(format!(
+                    "sites.{name}.agent_token and sites.{other}.agent_token are the same secret; give every site its own"
+                )));
+            }
         }
         let clock = Clock::new();
         let mut groups: BTreeMap<String, GroupState> = store
@@ -258,10 +261,7 @@ impl Shared {
 
     /// Which site a bearer token belongs to.
     pub fn site_of_token(&self, token: &str) -> Option<&str> {
-        self.agent_tokens
-            .iter()
-            .find(|(_, s)| s.matches(token))
-            .map(|(n, _)| n.as_str())
+        self.agent_tokens.get(token).map(String::as_str)
     }
 
     /// Accept a report (already authenticated for `site`).
@@ -534,6 +534,13 @@ impl Shared {
             }
         }
         // Decisions per group.
+        let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
+            round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
+        let healthy = |s: &str| {
+            by_site
+                .get(s)
+                .is_some_and(|r| r.verdict == Verdict::Healthy)
+        };
         let names: Vec<String> = st.groups.keys().cloned().collect();
         for name in names {
             let g = st.groups[&name].clone();
@@ -542,12 +549,14 @@ impl Shared {
                 continue;
             }
             let active_track = st.detector.track(&g.active).cloned().unwrap_or_default();
-            let evidence: Vec<EvidenceRow> = round
-                .sites
-                .iter()
-                .filter(|s| gc.site_names().contains(&s.site))
-                .flat_map(|s| s.evidence.clone())
-                .collect();
+            let sites = gc.site_names();
+            let evidence = || -> Vec<EvidenceRow> {
+                sites
+                    .iter()
+                    .filter_map(|s| by_site.get(s.as_str()))
+                    .flat_map(|s| s.evidence.clone())
+                    .collect()
+            };
             if g.phase == Phase::PendingApproval {
                 if let Some(p) = &g.pending {
                     if p.kind == RunbookKind::Failover && !active_track.confirmed_down {
@@ -565,7 +574,7 @@ impl Shared {
                                 "pending failover withdrawn: {} is no longer confirmed down",
                                 g.active
                             ),
-                            evidence,
+                            evidence(),
                             None,
                         );
                     }
@@ -585,22 +594,19 @@ impl Shared {
                         }
                     }
                 }
-                let target = gc.site_names().into_iter().find(|s| {
-                    s != &g.active
-                        && round
-                            .sites
-                            .iter()
-                            .any(|r| &r.site == s && r.verdict == Verdict::Healthy)
-                });
+                let target = sites
+                    .iter()
+                    .find(|s| *s != &g.active && healthy(s))
+                    .cloned();
                 let Some(target) = target else {
                     if !st.no_standby_raised.get(&name).copied().unwrap_or(false) {
                         st.no_standby_raised.insert(name.clone(), true);
-                        self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), evidence, None);
+                        self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), evidence(), None);
                     }
                     continue;
                 };
                 st.no_standby_raised.insert(name.clone(), false);
-                self.decide(st, &name, RunbookKind::Failover, &target, evidence);
+                self.decide(st, &name, RunbookKind::Failover, &target, evidence());
                 continue;
             }
             // Failback?
@@ -608,12 +614,9 @@ impl Shared {
             if g.active != primary
                 && gc.failback == FailbackMode::Auto
                 && st.detector.is_recovered(&primary, now)
-                && round
-                    .sites
-                    .iter()
-                    .any(|r| r.site == primary && r.verdict == Verdict::Healthy)
+                && healthy(&primary)
             {
-                self.decide(st, &name, RunbookKind::Failback, &primary, evidence);
+                self.decide(st, &name, RunbookKind::Failback, &primary, evidence());
             }
         }
     }
