@@ -491,7 +491,8 @@ mod tests {
                 self.ev.insert_report(now, report("a", ok, &[("b", true)]));
             }
             if b_agent {
-                self.ev.insert_report(now, report("b", true, &[("a", peer_sees_a)]));
+                self.ev
+                    .insert_report(now, report("b", true, &[("a", peer_sees_a)]));
             }
             if let Some(ok) = ext_a {
                 self.ev.external.insert("a".into(), (now, vec![check(ok)]));

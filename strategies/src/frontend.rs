@@ -83,7 +83,18 @@ impl BuiltinDriver {
         token: Secret,
         timeout: Duration,
     ) -> Result<BuiltinDriver, StrategyError> {
-        let client = http_client(timeout).map_err(|e| {
+        // One client (connection pool, TLS config) per process for the default
+        // timeout: an orchestrator with 10,000 groups must not hold 10,000 pools.
+        static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        let built = if timeout == Self::DEFAULT_TIMEOUT {
+            match SHARED.get() {
+                Some(c) => Ok(c.clone()),
+                None => http_client(timeout).map(|c| SHARED.get_or_init(|| c).clone()),
+            }
+        } else {
+            http_client(timeout)
+        };
+        let client = built.map_err(|e| {
             StrategyError::Config(format!(
                 "cannot build the HTTP client for frontend {name}: {}",
                 chain(&e)

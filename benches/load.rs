@@ -1,0 +1,283 @@
+//! Orchestrator load benchmark: simulated agents report for GROUPS groups
+//! (2 sites each) at 1 Hz per site to a real `warden orchestrator` process on
+//! 127.0.0.1, with a real `warden frontend` serving every group. Measures the
+//! orchestrator's CPU (from /proc), its RSS, and report handling time (client
+//! round trip and the server-side histogram). Prints a table.
+//!
+//! `cargo bench --bench load` (BENCH_GROUPS=10000 DURATION_S=30 by default).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free port below the ephemeral range, so the frontend's 10,000 port-0
+/// listeners cannot take it before the orchestrator binds it.
+fn free_port() -> Result<u16> {
+    let base = 20_000 + (std::process::id() % 5_000) as u16;
+    for p in base..30_000 {
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!("no free port in 20000-30000")
+}
+
+fn proc_cpu_ticks(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let rest = &s[s.rfind(')').context("stat")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Ok(f[11].parse::<u64>()? + f[12].parse::<u64>()?)
+}
+
+fn proc_rss_kb(pid: u32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("rss")?.parse()?)
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let groups: usize = std::env::var("BENCH_GROUPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let duration = Duration::from_secs(
+        std::env::var("DURATION_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    );
+    let sites = groups * 2;
+    let dir = std::env::temp_dir().join(format!("warden-load-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tokens"))?;
+    let api = free_port()?;
+    let _hold = std::net::TcpListener::bind(("127.0.0.1", api))?;
+    let ctl = free_port()?;
+    drop(_hold);
+    std::fs::write(dir.join("op.token"), "operator-token-load")?;
+    std::fs::write(dir.join("fe.token"), "frontend-token-load")?;
+    let mut conf = String::new();
+    writeln!(conf, "[orchestrator]\nlisten = \"127.0.0.1:{api}\"\ndata_dir = \"{}\"\noperator_token = {{ file = \"{}\" }}\nreconcile_interval = \"10s\"\nmax_body_bytes = 65536\n", dir.join("data").display(), dir.join("op.token").display())?;
+    writeln!(
+        conf,
+        "[detection]\ninterval = \"1s\"\nagent_timeout = \"3s\"\nfall = 3\nrise = 3\n"
+    )?;
+    writeln!(
+        conf,
+        "[frontends.fe1]\ncontrol = \"127.0.0.1:{ctl}\"\ntoken = {{ file = \"{}\" }}\n",
+        dir.join("fe.token").display()
+    )?;
+    let mut tokens = Vec::with_capacity(sites);
+    for i in 0..sites {
+        let t = format!("agent-token-{i:06}-load");
+        let p = dir.join("tokens").join(format!("s{i}"));
+        std::fs::write(&p, &t)?;
+        tokens.push(t);
+        writeln!(
+            conf,
+            "[sites.s{i}]\nagent_token = {{ file = \"{}\" }}\n",
+            p.display()
+        )?;
+    }
+    for g in 0..groups {
+        let (a, b) = (2 * g, 2 * g + 1);
+        writeln!(conf, "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\n[groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\nbackends = {{ s{a} = \"127.0.0.1:9\", s{b} = \"127.0.0.1:9\" }}\n")?;
+    }
+    let cfg = dir.join("failover.conf");
+    std::fs::write(&cfg, conf)?;
+    eprintln!(
+        "config: {groups} groups, {sites} sites in {}",
+        cfg.display()
+    );
+
+    let log = |n: &str| -> Result<Stdio> { Ok(std::fs::File::create(dir.join(n))?.into()) };
+    let _fe = Kill(
+        Command::new(WARDEN)
+            .args(["frontend", "--config"])
+            .arg(&cfg)
+            .args(["--name", "fe1"])
+            .env("WARDEN_LOG", "warn")
+            .stdout(log("fe.log")?)
+            .stderr(log("fe.err")?)
+            .spawn()?,
+    );
+    let orch = Kill(
+        Command::new(WARDEN)
+            .args(["orchestrator", "--config"])
+            .arg(&cfg)
+            .env("WARDEN_LOG", "warn")
+            .stdout(log("orch.log")?)
+            .stderr(log("orch.err")?)
+            .spawn()?,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let base = format!("http://127.0.0.1:{api}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()?;
+    // Wait for the API.
+    let t0 = Instant::now();
+    rt.block_on(async {
+        loop {
+            if client
+                .get(format!("{base}/v1/status"))
+                .bearer_auth("operator-token-load")
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(120) {
+                bail!("orchestrator did not come up; see {}", dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })?;
+    eprintln!("orchestrator up after {:.1}s", t0.elapsed().as_secs_f64());
+    let pid = orch.0.id();
+    let lat: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+    let sent = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let tokens = Arc::new(tokens);
+    let warmup = Duration::from_secs(5);
+    let (cpu0, rss_before, measured) = rt.block_on(async {
+        let start = Instant::now();
+        let end = start + warmup + duration;
+        let workers = 64usize;
+        let mut tasks = Vec::new();
+        for w in 0..workers {
+            let (client, base, tokens, lat, sent, errors) = (client.clone(), base.clone(), tokens.clone(), lat.clone(), sent.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                // Worker w owns sites w, w+workers, ...; each site reports once per second.
+                let mine: Vec<usize> = (w..tokens.len()).step_by(workers).collect();
+                let per = Duration::from_secs(1).as_secs_f64() / mine.len().max(1) as f64;
+                let mut seq = 0u64;
+                let mut next = Instant::now() + Duration::from_secs_f64(per * (w as f64 / workers as f64));
+                loop {
+                    for &i in &mine {
+                        if Instant::now() >= end {
+                            return;
+                        }
+                        tokio::time::sleep_until(next.into()).await;
+                        next += Duration::from_secs_f64(per);
+                        seq += 1;
+                        let peer = i ^ 1;
+                        let body = format!(r#"{{"site":"s{i}","seq":{seq},"checks":[{{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}}],"peers":[{{"site":"s{peer}","results":[{{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}}]}}]}}"#);
+                        let t = Instant::now();
+                        let r = client.post(format!("{base}/v1/reports")).bearer_auth(&tokens[i]).header("content-type", "application/json").body(body).send().await;
+                        let us = t.elapsed().as_micros() as u64;
+                        match r {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                                if t.duration_since(start) > warmup {
+                                    lat.lock().unwrap().push(us);
+                                    sent.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(warmup).await;
+        let cpu0 = proc_cpu_ticks(pid).unwrap_or(0);
+        let rss_before = proc_rss_kb(pid).unwrap_or(0);
+        let m0 = Instant::now();
+        for t in tasks {
+            let _ = t.await;
+        }
+        (cpu0, rss_before, m0.elapsed())
+    });
+    let cpu1 = proc_cpu_ticks(pid)?;
+    let rss = proc_rss_kb(pid)?;
+    let metrics = rt.block_on(async {
+        client
+            .get(format!("{base}/metrics"))
+            .bearer_auth("operator-token-load")
+            .send()
+            .await?
+            .text()
+            .await
+    })?;
+    let mut l = lat.lock().unwrap().clone();
+    l.sort_unstable();
+    let cpu_pct = (cpu1 - cpu0) as f64 / 100.0 / measured.as_secs_f64() * 100.0;
+    let rate = sent.load(Ordering::Relaxed) as f64 / measured.as_secs_f64();
+    let mut buckets = BTreeMap::new();
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("warden_report_handling_seconds_bucket"))
+    {
+        if let (Some(le), Some(v)) = (
+            line.split("le=\"").nth(1).and_then(|s| s.split('"').next()),
+            line.split_whitespace().last(),
+        ) {
+            buckets.insert(le.to_string(), v.to_string());
+        }
+    }
+    println!("| measure | value | goal |");
+    println!("|---|---:|---|");
+    println!("| groups / sites | {groups} / {sites} | 10,000 / 20,000 |");
+    println!("| reports accepted per second | {rate:.0} | {sites} |");
+    println!("| report errors | {} | 0 |", errors.load(Ordering::Relaxed));
+    println!("| orchestrator CPU (% of one core) | {cpu_pct:.1} | <= 50 |");
+    println!(
+        "| orchestrator RSS (MB) | {:.1} (after warm-up {:.1}) | <= 512 |",
+        rss as f64 / 1024.0,
+        rss_before as f64 / 1024.0
+    );
+    println!(
+        "| report round trip p50 / p99 / max (ms) | {:.2} / {:.2} / {:.2} | p99 <= 5 |",
+        pct(&l, 0.5) as f64 / 1000.0,
+        pct(&l, 0.99) as f64 / 1000.0,
+        l.last().copied().unwrap_or(0) as f64 / 1000.0
+    );
+    println!(
+        "| server-side handling histogram (le → count) | {} | |",
+        buckets
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    drop(orch);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
