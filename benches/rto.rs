@@ -59,7 +59,7 @@ fn main() -> Result<()> {
         let samples = client.stop();
         let first_b = samples
             .iter()
-            .find(|s| s.at >= killed && s.result.as_deref() == Ok("b"))
+            .find(|s| s.at >= killed && s.result.as_deref().map(str::trim) == Ok("b"))
             .map(|s| s.at + s.latency);
         let outage = first_b
             .map(|t| t.duration_since(killed))
