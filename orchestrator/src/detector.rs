@@ -17,8 +17,8 @@ use crate::model::EvidenceRow;
 /// Latest evidence, stamped with the time the orchestrator received it.
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
-    /// Last report of each site's agent (insert with [`Evidence::insert_report`]).
-    pub reports: BTreeMap<String, (Instant, AgentReport)>,
+    /// Last report of each site's agent: private so every insert keeps `probed_by` in step.
+    reports: BTreeMap<String, (Instant, AgentReport)>,
     /// The orchestrator's own probes of each site's endpoints.
     pub external: BTreeMap<String, (Instant, Vec<CheckResult>)>,
     /// Which agents have reported probes of a site (probed site → reporters),
@@ -42,6 +42,16 @@ impl Evidence {
             }
         }
         self.reports.insert(report.site.clone(), (at, report));
+    }
+
+    /// The last report of `site` and when it was received.
+    pub fn report(&self, site: &str) -> Option<&(Instant, AgentReport)> {
+        self.reports.get(site)
+    }
+
+    /// Whether any agent has reported since start.
+    pub fn has_reports(&self) -> bool {
+        !self.reports.is_empty()
     }
 }
 

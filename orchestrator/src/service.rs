@@ -287,9 +287,7 @@ impl Shared {
                 st.outcomes.remove(&k);
             }
         }
-        st.evidence
-            .reports
-            .insert(site.clone(), (Instant::now(), report));
+        st.evidence.insert_report(Instant::now(), report);
         let commands = st.queues.get(&site).cloned().unwrap_or_default();
         drop(st);
         self.report_tick.send_modify(|v| *v += 1);
@@ -470,7 +468,7 @@ impl Shared {
         let round = st.detector.round(&st.evidence, now);
         // At start-up nothing has been heard yet: that is not isolation worth an alert.
         let announce = match round.isolation_changed {
-            Some(true) => !st.evidence.reports.is_empty(),
+            Some(true) => st.evidence.has_reports(),
             Some(false) => st.isolation_announced,
             None => false,
         };
@@ -1037,7 +1035,7 @@ impl RunbookEnv for Env {
         loop {
             {
                 let st = self.shared.lock();
-                if let Some((at, rep)) = st.evidence.reports.get(site) {
+                if let Some((at, rep)) = st.evidence.report(site) {
                     if *at >= since {
                         let bad: Vec<String> = rep
                             .checks
