@@ -89,48 +89,27 @@ pub async fn run(
     shared.resume();
 
     let mut tasks = tokio::task::JoinSet::new();
-    {
-        let s = shared.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(s.cfg.detection.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => s.probe_sites().await,
-                }
-            }
-        });
-    }
-    {
-        let s = shared.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(s.cfg.detection.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => s.detect_round(),
-                }
-            }
-        });
-    }
-    {
-        let s = shared.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(s.cfg.orchestrator.reconcile_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => s.reconcile_once().await,
-                }
-            }
-        });
-    }
+    let detection = shared.cfg.detection.interval;
+    let s = shared.clone();
+    every(&mut tasks, detection, shutdown.clone(), move || {
+        let s = s.clone();
+        async move { s.probe_sites().await }
+    });
+    let s = shared.clone();
+    every(&mut tasks, detection, shutdown.clone(), move || {
+        s.detect_round();
+        std::future::ready(())
+    });
+    let s = shared.clone();
+    every(
+        &mut tasks,
+        shared.cfg.orchestrator.reconcile_interval,
+        shutdown.clone(),
+        move || {
+            let s = s.clone();
+            async move { s.reconcile_once().await }
+        },
+    );
     info!(listen = %bound, groups = shared.cfg.groups.len(), sites = shared.cfg.sites.len(), "orchestrator ready");
     if let Some(tx) = ready {
         let _ = tx.send(bound);
@@ -153,4 +132,26 @@ pub async fn run(
         tracing::warn!("tasks did not stop within 5 s");
     }
     Ok(())
+}
+
+/// Run `f` every `period` (first run at once, missed ticks delayed) until `stop`.
+fn every<F, Fut>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    period: std::time::Duration,
+    stop: CancellationToken,
+    mut f: F,
+) where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => f().await,
+            }
+        }
+    });
 }
