@@ -433,21 +433,26 @@ async fn events(
         );
     };
     let limit = q.limit.unwrap_or(1000).min(10_000);
-    match s.store.events(q.after, usize::MAX) {
-        Ok(all) => {
-            let out: Vec<Event> = all
-                .into_iter()
-                .filter(|e| {
-                    q.group
-                        .as_ref()
-                        .is_none_or(|g| e.group.as_deref() == Some(g.as_str()))
-                })
-                .take(limit)
-                .collect();
-            Json(out).into_response()
-        }
-        Err(e) => e.into_response(),
+    // Page through the store so a filtered query never loads the whole history at once.
+    let mut out: Vec<Event> = Vec::new();
+    let mut after = q.after;
+    while out.len() < limit {
+        let page = match s.store.events(after, 1000) {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        };
+        let Some(last) = page.last().map(|e| e.id) else {
+            break;
+        };
+        after = last;
+        out.extend(page.into_iter().filter(|e| {
+            q.group
+                .as_ref()
+                .is_none_or(|g| e.group.as_deref() == Some(g.as_str()))
+        }));
     }
+    out.truncate(limit);
+    Json(out).into_response()
 }
 
 #[derive(Deserialize)]

@@ -89,6 +89,7 @@ pub async fn run(
     shared.resume();
 
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(shared.clone().write_events(shutdown.clone()));
     let detection = shared.cfg.detection.interval;
     let s = shared.clone();
     every(&mut tasks, detection, shutdown.clone(), move || {

@@ -90,19 +90,10 @@ pub async fn execute(
             s.started_unix_ms = Some(env.now_ms());
             s.finished_unix_ms = None;
         }
-        if let Err(e) = store.put_runbook(&rb) {
-            // Without the record we must not act: a crash now could repeat an unrecorded step.
-            env.event(
-                EventKind::RunbookFailed,
-                &rb.group,
-                None,
-                format!("cannot persist step {name:?}: {e}"),
-                Some(rb.id),
-            );
-            rb.status = RunbookStatus::Failed;
+        // Without the record we must not act: a crash now could repeat an unrecorded step.
+        if !persist(&mut rb, name, env, store) {
             return rb;
         }
-        env.progress(&rb);
         env.event(
             EventKind::StepStarted,
             &rb.group,
@@ -151,7 +142,7 @@ pub async fn execute(
         if status == StepStatus::Failed {
             rb.status = RunbookStatus::Failed;
             rb.finished_unix_ms = Some(now);
-            let _ = store.put_runbook(&rb);
+            final_record(&rb, store);
             env.progress(&rb);
             env.event(
                 EventKind::RunbookFailed,
@@ -170,22 +161,13 @@ pub async fn execute(
         if name == StepName::Verify {
             rb.rto_ms = Some(now.saturating_sub(rb.incident_started_unix_ms));
         }
-        if let Err(e) = store.put_runbook(&rb) {
-            env.event(
-                EventKind::RunbookFailed,
-                &rb.group,
-                None,
-                format!("cannot persist step {name:?}: {e}"),
-                Some(rb.id),
-            );
-            rb.status = RunbookStatus::Failed;
+        if !persist(&mut rb, name, env, store) {
             return rb;
         }
-        env.progress(&rb);
     }
     rb.status = RunbookStatus::Succeeded;
     rb.finished_unix_ms = Some(env.now_ms());
-    let _ = store.put_runbook(&rb);
+    final_record(&rb, store);
     env.progress(&rb);
     env.event(
         EventKind::RunbookSucceeded,
@@ -202,6 +184,36 @@ pub async fn execute(
         Some(rb.id),
     );
     rb
+}
+
+/// Record a finished runbook. If this write is lost the store still says
+/// `running`, and a restart resumes the idempotent steps: safe, so only warn.
+fn final_record(rb: &Runbook, store: &dyn Store) {
+    if let Err(e) = store.put_runbook(rb) {
+        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the finished runbook; it will be resumed on restart");
+    }
+}
+
+/// Write `rb` and publish its progress; on a store error mark it failed
+/// (in memory: the store holds the last good record to resume from).
+fn persist(rb: &mut Runbook, step: StepName, env: &dyn RunbookEnv, store: &dyn Store) -> bool {
+    match store.put_runbook(rb) {
+        Ok(()) => {
+            env.progress(rb);
+            true
+        }
+        Err(e) => {
+            env.event(
+                EventKind::RunbookFailed,
+                &rb.group,
+                None,
+                format!("cannot persist step {}: {e}", step_str(step)),
+                Some(rb.id),
+            );
+            rb.status = RunbookStatus::Failed;
+            false
+        }
+    }
 }
 
 pub fn kind_str(k: RunbookKind) -> &'static str {

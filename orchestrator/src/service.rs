@@ -99,6 +99,9 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
+    /// Events recorded but not yet in the store (see [`Shared::write_events`]).
+    unsaved: Mutex<Vec<Event>>,
+    unsaved_notify: tokio::sync::Notify,
 }
 
 /// Build the strategy of every group. Fails on schemes not available yet.
@@ -205,6 +208,8 @@ impl Shared {
             http,
             metrics: Metrics::new(),
             shutdown,
+            unsaved: Mutex::new(Vec::new()),
+            unsaved_notify: tokio::sync::Notify::new(),
         }))
     }
 
@@ -249,13 +254,41 @@ impl Shared {
         };
         st.next_event += 1;
         info!(event = ?e.kind, group = e.group.as_deref().unwrap_or("-"), site = e.site.as_deref().unwrap_or("-"), "{}", e.message);
-        if let Err(err) = self.store.put_event(&e) {
-            warn!(cause = %err, "cannot persist event");
-        }
+        // Persisted by `write_events` in batches, outside the state lock: an
+        // incident that raises thousands of events must not hold up reports.
+        self.unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e.clone());
+        self.unsaved_notify.notify_one();
         self.metrics.events.inc();
         st.recent.push_back(e);
         while st.recent.len() > 2000 {
             st.recent.pop_front();
+        }
+    }
+
+    /// Persist recorded events in batches until `stop`, then once more.
+    pub async fn write_events(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let stopping = tokio::select! {
+                _ = self.unsaved_notify.notified() => false,
+                _ = stop.cancelled() => true,
+            };
+            let batch =
+                std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                let store = self.store.clone();
+                let n = batch.len();
+                match tokio::task::spawn_blocking(move || store.put_events(&batch)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(cause = %e, events = n, "cannot persist events"),
+                    Err(e) => warn!(cause = %e, events = n, "event writer task failed"),
+                }
+            }
+            if stopping {
+                return;
+            }
         }
     }
 

@@ -27,6 +27,10 @@ pub trait Store: Send + Sync {
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError>;
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError>;
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError>;
+    /// Write several events; implementations should make it one transaction.
+    fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
+        events.iter().try_for_each(|e| self.put_event(e))
+    }
     /// Events with id > `after`, oldest first, at most `limit`.
     fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError>;
     fn last_event_id(&self) -> Result<u64, OrchestratorError>;
@@ -138,6 +142,21 @@ impl Store for LocalStore {
         tx.commit().map_err(se)
     }
 
+    fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
+        let encoded = events
+            .iter()
+            .map(|e| Ok((e.id, enc(e)?)))
+            .collect::<Result<Vec<_>, OrchestratorError>>()?;
+        let tx = self.db.begin_write().map_err(se)?;
+        {
+            let mut t = tx.open_table(EVENTS).map_err(se)?;
+            for (id, bytes) in &encoded {
+                t.insert(*id, bytes.as_slice()).map_err(se)?;
+            }
+        }
+        tx.commit().map_err(se)
+    }
+
     fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
         let tx = self.db.begin_read().map_err(se)?;
         let t = tx.open_table(EVENTS).map_err(se)?;
@@ -245,5 +264,40 @@ impl Store for MemStore {
             .next_back()
             .copied()
             .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventKind;
+
+    fn ev(id: u64) -> Event {
+        Event {
+            id,
+            time_unix_ms: id,
+            kind: EventKind::Started,
+            group: None,
+            site: None,
+            message: format!("e{id}"),
+            evidence: vec![],
+            runbook: None,
+        }
+    }
+
+    #[test]
+    fn batched_events_survive_reopen_and_page_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = LocalStore::open(dir.path()).unwrap();
+            s.put_events(&(1..=2500).map(ev).collect::<Vec<_>>())
+                .unwrap();
+        }
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.last_event_id().unwrap(), 2500);
+        let page = s.events(1000, 1000).unwrap();
+        assert_eq!(page.first().map(|e| e.id), Some(1001));
+        assert_eq!(page.last().map(|e| e.id), Some(2000));
+        assert_eq!(s.events(2400, 1000).unwrap().len(), 100);
     }
 }

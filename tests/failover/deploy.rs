@@ -279,20 +279,18 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         })
     }
 
+    /// GET a JSON document from the ctl host with a bearer token.
+    fn get_json(&self, token: &str, url: &str) -> Result<Value> {
+        let auth = format!("Authorization: Bearer {token}");
+        let out = self
+            .lab
+            .run_ok("ctl", "curl", ["-s", "-m", "5", "-H", &auth, url])?;
+        serde_json::from_str(&out).with_context(|| format!("GET {url}: {out}"))
+    }
+
     pub fn runbooks(&self) -> Result<Vec<Value>> {
-        let out = self.lab.run_ok(
-            "ctl",
-            "curl",
-            [
-                "-s",
-                "-m",
-                "5",
-                "-H",
-                &format!("Authorization: Bearer {}", self.operator_token),
-                &format!("http://{}:{API_PORT}/v1/runbooks", self.lab.ip("ctl")),
-            ],
-        )?;
-        let v: Value = serde_json::from_str(&out).with_context(|| format!("runbooks: {out}"))?;
+        let url = format!("http://{}:{API_PORT}/v1/runbooks", self.lab.ip("ctl"));
+        let v = self.get_json(&self.operator_token, &url)?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
@@ -317,19 +315,8 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
 
     /// The frontend's own view of the route: (site, epoch, switches).
     pub fn frontend_route(&self) -> Result<(Value, u64, u64)> {
-        let out = self.lab.run_ok(
-            "ctl",
-            "curl",
-            [
-                "-s",
-                "-m",
-                "5",
-                "-H",
-                &format!("Authorization: Bearer {}", self.frontend_token),
-                &format!("http://{}:{CONTROL_PORT}/v1/routes", self.lab.ip("fe")),
-            ],
-        )?;
-        let v: Value = serde_json::from_str(&out).with_context(|| format!("routes: {out}"))?;
+        let url = format!("http://{}:{CONTROL_PORT}/v1/routes", self.lab.ip("fe"));
+        let v = self.get_json(&self.frontend_token, &url)?;
         let r = &v["web"];
         Ok((
             r["site"].clone(),
