@@ -73,6 +73,9 @@ pub enum Cmd {
     Approve { group: String },
     /// Maintenance mode: no automatic decisions for the group.
     Maintenance { group: String, mode: OnOff },
+    /// Lift a group's alerts after fixing their cause (e.g. a DNS provider
+    /// that stopped itself after `badauth`, or a `911` retry hold).
+    Clear { group: String },
     /// Decisions with the evidence behind them.
     Events {
         #[arg(long)]
@@ -95,6 +98,11 @@ pub enum Cmd {
         /// Stop after this long (default: until Ctrl-C).
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
+        /// DNS mode: resolve the target's host through this server (IP or
+        /// IP:PORT) before every attempt, caching answers for their TTL as
+        /// users' resolvers do, so the outage includes DNS caching.
+        #[arg(long, value_parser = parse_resolver)]
+        resolver: Option<std::net::SocketAddr>,
         /// Print one JSON summary at the end instead of lines.
         #[arg(long)]
         json: bool,
@@ -114,6 +122,10 @@ pub enum Cmd {
     },
 }
 
+fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
+    warden_config::parse_dns_server(s)
+}
+
 impl Cmd {
     pub fn is_client(&self) -> bool {
         matches!(
@@ -123,6 +135,7 @@ impl Cmd {
                 | Cmd::Failback { .. }
                 | Cmd::Approve { .. }
                 | Cmd::Maintenance { .. }
+                | Cmd::Clear { .. }
                 | Cmd::Events { .. }
                 | Cmd::CheckConfig { .. }
         )
@@ -234,8 +247,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             interval,
             timeout,
             duration,
+            resolver,
             json,
-        } => crate::probe::main(&target, interval, timeout, duration, json).await,
+        } => crate::probe::main(&target, interval, timeout, duration, resolver, json).await,
         Cmd::Demo { json } => match crate::demo::run(json).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -403,6 +417,24 @@ async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             .await?;
             println!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
+        Cmd::Clear { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/clear"), Value::Null)
+                .await?;
+            let lifted: Vec<String> = v["cleared"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .collect();
+            if lifted.is_empty() {
+                println!("{group}: nothing was blocked");
+            } else {
+                for l in lifted {
+                    println!("{group}: cleared: {l}");
+                }
+            }
+        }
         Cmd::Events { json, group, after } => {
             let mut path = format!("/v1/events?after={after}");
             if let Some(g) = group {
@@ -449,6 +481,13 @@ pub fn render_status(v: &Value) -> String {
                 ""
             }
         ));
+        for a in g["alerts"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  ALERT: {} (fix it, then `warden clear {}`)\n",
+                s(a),
+                s(&g["name"])
+            ));
+        }
         if let Some(p) = g["pending"].as_object() {
             out.push_str(&format!(
                 "  pending: {} to {} — {} (run `warden approve {}`)\n",

@@ -228,6 +228,7 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
                 Duration::from_millis(50),
                 Some(Duration::from_millis(250)),
                 None,
+                None,
                 stop,
                 Some(printer),
             )

@@ -2,14 +2,69 @@
 //! TCP connect or HTTP GET (a new connection each time, as a new user would),
 //! and records each outage window from the first failure to the next success.
 //! This is the RTO users saw during a drill.
+//!
+//! DNS mode (`--resolver IP[:PORT]`): the target's host name is resolved
+//! before every attempt through a resolver that caches answers for their TTL,
+//! as users' stub resolvers do, so the outage includes DNS caching.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// A resolver that asks one server and caches answers for their TTL.
+#[derive(Clone)]
+pub struct TtlResolver(hickory_resolver::TokioResolver);
+
+impl TtlResolver {
+    pub fn new(server: SocketAddr, timeout: Duration) -> Result<TtlResolver, String> {
+        use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+        let mut ns = NameServerConfig::udp_and_tcp(server.ip());
+        for c in &mut ns.connections {
+            c.port = server.port();
+        }
+        let config = ResolverConfig::from_parts(None, vec![], vec![ns]);
+        let mut opts = ResolverOpts::default();
+        opts.timeout = timeout;
+        opts.attempts = 1;
+        opts.use_hosts_file = ResolveHosts::Never;
+        let r = hickory_resolver::Resolver::builder_with_config(
+            config,
+            hickory_resolver::net::runtime::TokioRuntimeProvider::default(),
+        )
+        .with_options(opts)
+        .build()
+        .map_err(|e| format!("cannot build the resolver for {server}: {e}"))?;
+        Ok(TtlResolver(r))
+    }
+
+    /// The first address of `host` (from the cache while its TTL lasts).
+    pub async fn lookup(&self, host: &str) -> Result<IpAddr, String> {
+        let ips = self
+            .0
+            .lookup_ip(host)
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?;
+        ips.iter()
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))
+    }
+}
+
+impl reqwest::dns::Resolve for TtlResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let r = self.clone();
+        Box::pin(async move {
+            let ip = r.lookup(name.as_str()).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(SocketAddr::new(ip, 0)));
+            Ok(addrs)
+        })
+    }
+}
 
 /// One outage window.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +92,9 @@ pub struct ProbeReport {
     pub answers: BTreeMap<String, u64>,
     /// The body of the last successful answer.
     pub last_answer: Option<String>,
+    /// DNS mode: the resolver asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
 }
 
 #[derive(Clone)]
@@ -78,20 +136,28 @@ pub async fn run(
     interval: Duration,
     timeout: Option<Duration>,
     duration: Option<Duration>,
+    resolver: Option<SocketAddr>,
     stop: CancellationToken,
     mut on_event: Option<OnEvent>,
 ) -> Result<ProbeReport, String> {
     let t = parse_target(target)?;
     let timeout = timeout.unwrap_or(interval).max(Duration::from_millis(50));
-    let http = reqwest::Client::builder()
+    let dns = match resolver {
+        Some(server) => Some(TtlResolver::new(server, timeout)?),
+        None => None,
+    };
+    let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .pool_max_idle_per_host(0)
-        .no_proxy()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .no_proxy();
+    if let Some(r) = &dns {
+        builder = builder.dns_resolver(std::sync::Arc::new(r.clone()));
+    }
+    let http = builder.build().map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut rep = ProbeReport {
         target: target.to_string(),
+        resolver: resolver.map(|r| r.to_string()),
         ..Default::default()
     };
     let mut open: Option<(u64, String)> = None;
@@ -109,12 +175,32 @@ pub async fn run(
         let at_ms = start.elapsed().as_millis() as u64;
         let result: Result<Option<String>, String> = match &t {
             Target::Tcp(addr) => {
-                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr.as_str()))
-                    .await
-                {
-                    Ok(Ok(_)) => Ok(None),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("connect timed out after {}ms", timeout.as_millis())),
+                let resolved = match (&dns, addr.rsplit_once(':')) {
+                    (Some(r), Some((host, port))) => r
+                        .lookup(host.trim_matches(['[', ']']))
+                        .await
+                        .map(|ip| Some(SocketAddr::new(ip, port.parse().unwrap_or(0)))),
+                    _ => Ok(None),
+                };
+                match resolved {
+                    Err(e) => Err(e),
+                    Ok(resolved) => {
+                        let connect = async {
+                            match resolved {
+                                Some(sa) => tokio::net::TcpStream::connect(sa).await,
+                                None => tokio::net::TcpStream::connect(addr.as_str()).await,
+                            }
+                        };
+                        match tokio::time::timeout(timeout, connect).await {
+                            // In DNS mode, the answer is the address users were sent to.
+                            Ok(Ok(_)) => Ok(resolved.map(|sa| sa.ip().to_string())),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err(format!(
+                                "connect timed out after {}ms",
+                                timeout.as_millis()
+                            )),
+                        }
+                    }
                 }
             }
             Target::Http(url) => match http.get(url).send().await {
@@ -196,6 +282,7 @@ pub async fn main(
     interval: Duration,
     timeout: Option<Duration>,
     duration: Option<Duration>,
+    resolver: Option<SocketAddr>,
     json: bool,
 ) -> ExitCode {
     let stop = CancellationToken::new();
@@ -234,7 +321,7 @@ pub async fn main(
             }
         }))
     };
-    let rep = match run(target, interval, timeout, duration, stop, printer).await {
+    let rep = match run(target, interval, timeout, duration, resolver, stop, printer).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -36,6 +36,10 @@ pub enum ConfigError {
     /// A secret could not be loaded from where the config says it is.
     #[error("{key}: {reason}")]
     Secret { key: String, reason: String },
+    /// A frontend name passed on the command line is an HAProxy machine, which
+    /// warden drives but does not run: run `warden frontend` only for kind "builtin".
+    #[error("frontend {name:?} in {path} has kind = \"haproxy\": warden drives that HAProxy through its runtime API and does not run it; `warden frontend` runs only kind \"builtin\" frontends")]
+    NotBuiltin { name: String, path: PathBuf },
     /// A name passed on the command line is not in the file.
     #[error("{kind} {name:?} is not defined in {path}; defined: [{known}]")]
     UnknownName {
@@ -72,8 +76,15 @@ impl Config {
             })
     }
 
-    /// The named frontend, or an error listing the defined ones.
+    /// The named `warden frontend` (kind "builtin"), or an error listing the
+    /// defined ones (or saying that it is an HAProxy).
     pub fn frontend(&self, name: &str) -> Result<&FrontendConfig, ConfigError> {
+        if self.haproxy_frontends.contains_key(name) {
+            return Err(ConfigError::NotBuiltin {
+                name: name.to_string(),
+                path: self.path.clone(),
+            });
+        }
         self.frontends
             .get(name)
             .ok_or_else(|| ConfigError::UnknownName {

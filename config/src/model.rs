@@ -22,8 +22,11 @@ pub struct Config {
     pub detection: Detection,
     /// Sites by name, in name order.
     pub sites: BTreeMap<String, SiteConfig>,
-    /// Frontend machines by name.
+    /// `warden frontend` machines (`[frontends.NAME]` with kind "builtin") by name.
     pub frontends: BTreeMap<String, FrontendConfig>,
+    /// HAProxy machines (`[frontends.NAME]` with kind "haproxy") by name.
+    /// A name is in exactly one of `frontends` and `haproxy_frontends`.
+    pub haproxy_frontends: BTreeMap<String, HaproxyFrontendConfig>,
     /// Protected services by name.
     pub groups: BTreeMap<String, GroupConfig>,
 }
@@ -268,7 +271,27 @@ fn default_hook_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-/// `[frontends.NAME]`: one `warden frontend` machine.
+/// `[frontends.NAME]` as written: one frontend machine of either kind. The
+/// keys allowed depend on `kind`; [`crate::load`] checks them and turns each
+/// entry into a [`FrontendConfig`] or a [`HaproxyFrontendConfig`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendEntry {
+    /// What runs on the machine (default `builtin`); a group's driver must match it.
+    #[serde(default)]
+    pub kind: Option<Spanned<FrontendDriverKind>>,
+    /// `builtin`: address of its control API.
+    #[serde(default)]
+    pub control: Option<SocketAddr>,
+    /// `builtin`: bearer token shared by the orchestrator and this frontend.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// `haproxy`: where its runtime API listens, a UNIX socket path or IP:PORT.
+    #[serde(default)]
+    pub runtime: Option<Spanned<String>>,
+}
+
+/// `[frontends.NAME]` with kind `builtin`: one `warden frontend` machine.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FrontendConfig {
@@ -276,6 +299,47 @@ pub struct FrontendConfig {
     pub control: SocketAddr,
     /// Bearer token shared by the orchestrator and this frontend.
     pub token: SecretRef,
+}
+
+/// `[frontends.NAME]` with kind `haproxy`: one HAProxy process, driven
+/// through its runtime API (`stats socket ... level admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyFrontendConfig {
+    /// Where the runtime API listens.
+    pub runtime: RuntimeAddr,
+}
+
+/// Address of an HAProxy runtime API: a UNIX socket or a TCP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeAddr {
+    /// `stats socket /run/haproxy/admin.sock level admin`.
+    Unix(PathBuf),
+    /// `stats socket ipv4@127.0.0.1:9999 level admin`.
+    Tcp(SocketAddr),
+}
+
+impl RuntimeAddr {
+    /// An absolute path is a UNIX socket, an `IP:PORT` a TCP address.
+    pub fn parse(s: &str) -> Result<RuntimeAddr, String> {
+        if s.starts_with('/') {
+            if s.len() < 2 || s.ends_with('/') || s.contains('\0') {
+                return Err("not a socket path; expected the path of the runtime API's UNIX socket, e.g. \"/run/haproxy/admin.sock\"".into());
+            }
+            return Ok(RuntimeAddr::Unix(PathBuf::from(s)));
+        }
+        s.parse::<SocketAddr>().map(RuntimeAddr::Tcp).map_err(|_| {
+            "expected the absolute path of a UNIX socket (\"/run/haproxy/admin.sock\") or an IP:PORT address (\"127.0.0.1:9999\"); host names are not allowed here".to_string()
+        })
+    }
+}
+
+impl std::fmt::Display for RuntimeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            RuntimeAddr::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
 }
 
 /// How a group moves traffic.
@@ -368,14 +432,25 @@ fn default_step_timeout() -> Duration {
     Duration::from_secs(60)
 }
 
-/// Which frontend implementation a `frontend` group drives.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+/// Which frontend implementation a `frontend` group drives, and what runs on
+/// a `[frontends.NAME]` machine (`kind`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum FrontendDriverKind {
-    /// `warden frontend`.
+    /// `warden frontend`, driven through its control API.
+    #[default]
     Builtin,
-    /// HAProxy through its runtime API.
+    /// HAProxy, driven through its runtime API.
     Haproxy,
+}
+
+impl FrontendDriverKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrontendDriverKind::Builtin => "builtin",
+            FrontendDriverKind::Haproxy => "haproxy",
+        }
+    }
 }
 
 /// `[groups.NAME.frontend]`.
@@ -386,14 +461,41 @@ pub struct FrontendScheme {
     /// Names of `[frontends.*]` entries that serve this group.
     #[serde(default)]
     pub frontends: Vec<Spanned<String>>,
-    /// Address each frontend listens on for this group's users.
+    /// `builtin`: address each frontend listens on for this group's users.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
-    /// Backend address per site name.
+    /// `builtin`: backend address per site name (required, one per site).
+    #[serde(default)]
     pub backends: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// `haproxy`: the HAProxy backend that holds one server per site (required).
+    #[serde(default)]
+    pub backend: Option<Spanned<String>>,
+    /// `haproxy`: the HAProxy server name per site; a site not listed uses its own name.
+    #[serde(default)]
+    pub servers: BTreeMap<Spanned<String>, Spanned<String>>,
     /// How long connections to the old backend may drain on failback.
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub drain_timeout: Duration,
+}
+
+impl FrontendScheme {
+    /// `haproxy`: the HAProxy server that stands for `site` (`servers`, else the site name).
+    pub fn server_of<'a>(&'a self, site: &'a str) -> &'a str {
+        self.servers
+            .iter()
+            .find(|(k, _)| k.get_ref() == site)
+            .map(|(_, v)| v.get_ref().as_str())
+            .unwrap_or(site)
+    }
+}
+
+/// Is `s` usable as an HAProxy proxy or server name (and so safe to put in a
+/// runtime API command)? HAProxy allows ASCII letters, digits, `-`, `_`, `.` and `:`.
+pub fn valid_haproxy_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 fn default_drain() -> Duration {
@@ -427,11 +529,76 @@ pub struct DnsScheme {
     /// Zone (rfc2136).
     #[serde(default)]
     pub zone: Option<String>,
-    /// Credentials: No-IP user/password or TSIG key file.
+    /// Credentials: No-IP / dyndns2 `user:password`, or the TSIG key (a BIND
+    /// key file, `algorithm:name:secret`, or a bare base64 secret with `key_name`).
     #[serde(default)]
     pub credentials: Option<SecretRef>,
+    /// More hostnames moved together with `name` (same addresses, same update).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Authoritative servers asked directly to verify the record (`IP` or
+    /// `IP:PORT`). Default for rfc2136: `server`. For noip/dyndns2 without
+    /// nameservers, verification falls back to the provider's own answer.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// User-Agent sent to noip/dyndns2 servers:
+    /// `Company NameOfProgram/Version contact@example`.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// TSIG key name, when `credentials` holds only the base64 secret.
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// TSIG algorithm, when `credentials` holds only the base64 secret:
+    /// `hmac-sha256` (default), `hmac-sha384` or `hmac-sha512`.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// Time allowed for one update or query (retries continue within the step timeout).
+    #[serde(default = "default_dns_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 fn default_ttl() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_dns_timeout() -> Duration {
+    Duration::from_secs(3)
+}
+
+/// The TSIG algorithms an rfc2136 provider can sign with.
+pub const TSIG_ALGORITHMS: [&str; 3] = ["hmac-sha256", "hmac-sha384", "hmac-sha512"];
+
+/// Parse one `addresses` value: one or two IPs separated by commas, at most
+/// one IPv4 (A record) and one IPv6 (AAAA record).
+pub fn parse_record_addresses(
+    s: &str,
+) -> Result<(Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>), String> {
+    let mut v4 = None;
+    let mut v6 = None;
+    for part in s.split(',').map(str::trim) {
+        match part.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(a)) if v4.is_none() => v4 = Some(a),
+            Ok(std::net::IpAddr::V6(a)) if v6.is_none() => v6 = Some(a),
+            Ok(_) => return Err("at most one IPv4 and one IPv6 address".into()),
+            Err(_) => return Err(format!("{part:?} is not an IP address")),
+        }
+    }
+    if v4.is_none() && v6.is_none() {
+        return Err("no address".into());
+    }
+    Ok((v4, v6))
+}
+
+/// Parse a DNS server given as `IP` (port 53) or `IP:PORT`.
+pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    let s = s.trim();
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    Err(format!(
+        "{s:?} is not an IP address or IP:PORT (e.g. \"10.0.0.53:53\" or \"[fd00::53]:53\")"
+    ))
 }

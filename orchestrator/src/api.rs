@@ -111,6 +111,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/groups/{group}/failback", post(failback))
         .route("/v1/groups/{group}/approve", post(approve))
         .route("/v1/groups/{group}/maintenance", post(maintenance))
+        .route("/v1/groups/{group}/clear", post(clear))
         .route("/v1/sites", get(sites))
         .route("/v1/events", get(events))
         .route("/v1/runbooks", get(runbooks))
@@ -233,6 +234,10 @@ pub struct GroupView {
     pub pending: Option<Pending>,
     pub runbook: Option<Runbook>,
     pub sites: Vec<SiteView>,
+    /// Conditions only an operator can clear (`warden clear GROUP`), e.g. a
+    /// DNS provider that stopped itself after a fatal answer.
+    #[serde(default)]
+    pub alerts: Vec<String>,
 }
 
 /// `GET /v1/status`.
@@ -300,6 +305,7 @@ fn group_view(s: &Shared, g: &GroupState) -> GroupView {
         pending: g.pending.clone(),
         runbook,
         sites: site_views(s, &gc.site_names()),
+        alerts: s.alerts(&g.name),
     }
 }
 
@@ -408,6 +414,23 @@ async fn maintenance(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Byt
     }
 }
 
+/// `POST /v1/groups/{group}/clear` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClearView {
+    /// What was lifted (empty: nothing was blocked).
+    pub cleared: Vec<String>,
+}
+
+async fn clear(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
+    if let Err(r) = operator(&s, &h) {
+        return r;
+    }
+    match s.operator_clear(&g) {
+        Ok(cleared) => Json(ClearView { cleared }).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 #[derive(Deserialize)]
 struct EventsQuery {
     #[serde(default)]
@@ -495,6 +518,8 @@ async fn metrics(State(s): S, h: HeaderMap) -> Response {
     if let Err(r) = operator(&s, &h) {
         return r;
     }
+    let alerts: usize = s.cfg.groups.keys().map(|g| s.alerts(g).len()).sum();
+    s.metrics.alerts.set(alerts as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -14,6 +14,9 @@ pub struct Metrics {
     pub events: Counter,
     pub runbooks: Counter,
     pub last_rto_ms: Gauge,
+    /// Alerts in force (blocked DNS providers, holds), over every group;
+    /// set when `/metrics` is scraped.
+    pub alerts: Gauge,
 }
 
 impl Metrics {
@@ -25,6 +28,7 @@ impl Metrics {
         let events = Counter::default();
         let runbooks = Counter::default();
         let last_rto_ms = Gauge::default();
+        let alerts = Gauge::default();
         registry.register("agent_reports", "Agent reports accepted", reports.clone());
         registry.register(
             "api_rejected",
@@ -43,7 +47,13 @@ impl Metrics {
             "RTO of the last finished runbook, ms",
             last_rto_ms.clone(),
         );
+        registry.register(
+            "alerts",
+            "Alerts an operator must clear (e.g. a DNS provider blocked after a fatal answer)",
+            alerts.clone(),
+        );
         Metrics {
+            alerts,
             registry,
             reports,
             rejected,

@@ -251,6 +251,10 @@ pub enum EventKind {
     Fencing,
     Maintenance,
     NoStandby,
+    /// Something only an operator can fix (a DNS provider blocked itself).
+    Alert,
+    /// The operator cleared alerts.
+    AlertCleared,
 }
 
 /// A decision or observation, with the evidence behind it.

@@ -343,7 +343,7 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
                             rb.to, rb.epoch
                         ))
                     }
-                    Err(e @ StrategyError::StaleEpoch { .. }) => {
+                    Err(e) if e.is_fencing() => {
                         env.event(
                             EventKind::Fencing,
                             &rb.group,
@@ -353,9 +353,21 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
                         );
                         return Outcome::Failed(e.to_string());
                     }
+                    Err(e @ StrategyError::Blocked { .. }) => {
+                        env.event(
+                            EventKind::Alert,
+                            &rb.group,
+                            None,
+                            format!("switch not attempted: {e}"),
+                            Some(rb.id),
+                        );
+                        return Outcome::Failed(e.to_string());
+                    }
                     Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
                         tracing::warn!(group = %rb.group, cause = %e, "switch failed, retrying");
-                        tokio::time::sleep(delay).await;
+                        // Exponential backoff with jitter (50 % to 100 % of the step).
+                        let jitter = rand::random::<f64>() * 0.5 + 0.5;
+                        tokio::time::sleep(delay.mul_f64(jitter)).await;
                         delay = (delay * 2).min(Duration::from_secs(1));
                     }
                     Err(e) => return Outcome::Failed(e.to_string()),

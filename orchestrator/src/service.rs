@@ -113,9 +113,11 @@ pub fn build_strategies(
         let s: Arc<dyn Strategy> = match g.scheme.get_ref() {
             Scheme::Frontend => warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
                 .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
+            Scheme::Dns => warden_strategies::dns::DnsStrategy::from_config(cfg, name)
+                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
             other => {
                 return Err(OrchestratorError::Setup(format!(
-                    "group {name}: scheme \"{}\" is not available in this build yet (only \"frontend\" with driver \"builtin\")",
+                    "group {name}: scheme \"{}\" is not available in this build yet",
                     other.as_str()
                 )))
             }
@@ -915,36 +917,64 @@ impl Shared {
                     None,
                 ),
                 Err(e) => {
-                    if matches!(e, StrategyError::StaleEpoch { .. }) {
-                        self.event(
-                            EventKind::Fencing,
-                            Some(&g.name),
-                            None,
-                            format!("reconcile refused: {e}"),
-                            vec![],
-                            None,
-                        );
+                    let (kind, msg) = if e.is_fencing() {
+                        (EventKind::Fencing, format!("reconcile refused: {e}"))
+                    } else if matches!(e, StrategyError::Blocked { .. }) {
+                        (
+                            EventKind::Alert,
+                            format!("cannot correct routing drift ({drift}): {e}"),
+                        )
                     } else {
-                        // Raise once per distinct cause, not every cycle.
-                        let msg = format!("cannot correct routing drift ({drift}): {e}");
-                        let dup =
-                            self.lock().recent.iter().rev().take(50).any(|ev| {
-                                ev.kind == EventKind::ReconcileFailed && ev.message == msg
-                            });
-                        if !dup {
-                            self.event(
-                                EventKind::ReconcileFailed,
-                                Some(&g.name),
-                                None,
-                                msg,
-                                vec![],
-                                None,
-                            );
-                        }
+                        (
+                            EventKind::ReconcileFailed,
+                            format!("cannot correct routing drift ({drift}): {e}"),
+                        )
+                    };
+                    // Raise once per distinct cause, not every cycle.
+                    let dup = self
+                        .lock()
+                        .recent
+                        .iter()
+                        .rev()
+                        .take(50)
+                        .any(|ev| ev.kind == kind && ev.message == msg);
+                    if !dup {
+                        self.event(kind, Some(&g.name), None, msg, vec![], None);
                     }
                 }
             }
         }
+    }
+
+    /// Alerts of every group's strategy (blocked providers, holds).
+    pub fn alerts(&self, group: &str) -> Vec<String> {
+        self.strategies
+            .get(group)
+            .map(|s| s.alerts())
+            .unwrap_or_default()
+    }
+
+    /// `warden clear GROUP`: the operator fixed the cause of the group's
+    /// alerts; lift provider blocks and holds. Returns what was lifted.
+    pub fn operator_clear(&self, group: &str) -> Result<Vec<String>, OrchestratorError> {
+        let strategy = self
+            .strategies
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let lifted = strategy.clear_alerts();
+        self.event(
+            EventKind::AlertCleared,
+            Some(group),
+            None,
+            if lifted.is_empty() {
+                "operator cleared alerts: nothing was blocked".to_string()
+            } else {
+                format!("operator cleared alerts: {}", lifted.join("; "))
+            },
+            vec![],
+            None,
+        );
+        Ok(lifted)
     }
 
     /// Probe every site's endpoints once (the external view).

@@ -4,11 +4,11 @@
 //!
 //! - [`FrontendDriver`]: how one frontend is driven (set and read its route);
 //! - [`BuiltinDriver`]: the `builtin` driver, the control API of `warden frontend`;
+//! - the `haproxy` driver, HAProxy's Runtime API, is [`crate::haproxy::HaproxyDriver`];
 //! - [`FrontendStrategy`]: the [`Strategy`] over every frontend of a group,
 //!   built from the config by [`FrontendStrategy::from_config`] or [`build`].
-//!
-//! HAProxy (driver `haproxy`) arrives with its own issue.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use warden_config::{Config, FrontendDriverKind, Secret};
 use warden_frontend::api::{ErrorBody, RouteMode, RouteState, SetRoute};
 
+use crate::haproxy::{HaproxyDriver, HaproxySettings};
 use crate::{Epoch, Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
 
 /// One frontend as the strategy drives it, for one group.
@@ -328,8 +329,8 @@ impl FrontendStrategy {
     }
 
     /// Build the strategy of `group` from the validated config: one driver per
-    /// frontend listed in `[groups.GROUP.frontend]`, each with its loaded token.
-    /// Driver `haproxy` → [`StrategyError::Config`] (not available yet).
+    /// frontend listed in `[groups.GROUP.frontend]` (`builtin`: each with its
+    /// loaded token; `haproxy`: each on its runtime API address).
     pub fn from_config(cfg: &Config, group: &str) -> Result<Arc<dyn Strategy>, StrategyError> {
         Ok(Arc::new(FrontendStrategy::configured(cfg, group)?))
     }
@@ -352,38 +353,67 @@ impl FrontendStrategy {
                 ))
             })?
             .get_ref();
-        match scheme.driver.get_ref() {
-            FrontendDriverKind::Builtin => {}
-            FrontendDriverKind::Haproxy => {
-                return Err(StrategyError::Config(
-                    "driver \"haproxy\" is not available yet".into(),
-                ))
-            }
-        }
         let mut drivers: Vec<Arc<dyn FrontendDriver>> = Vec::with_capacity(scheme.frontends.len());
-        for fe_name in &scheme.frontends {
-            let fe_name = fe_name.get_ref();
-            let fe = cfg
-                .frontend(fe_name)
-                .map_err(|e| StrategyError::Config(e.to_string()))?;
-            let token = Secret::load(&format!("frontends.{fe_name}.token"), &fe.token)
-                .map_err(|e| StrategyError::Config(e.to_string()))?;
-            let driver = BuiltinDriver::new(
-                fe_name,
-                group,
-                fe.control,
-                token,
-                BuiltinDriver::DEFAULT_TIMEOUT,
-            )?;
-            drivers.push(Arc::new(driver));
-        }
+        let (name, sites) = match scheme.driver.get_ref() {
+            FrontendDriverKind::Builtin => {
+                for fe_name in &scheme.frontends {
+                    let fe_name = fe_name.get_ref();
+                    let fe = cfg
+                        .frontend(fe_name)
+                        .map_err(|e| StrategyError::Config(e.to_string()))?;
+                    let token = Secret::load(&format!("frontends.{fe_name}.token"), &fe.token)
+                        .map_err(|e| StrategyError::Config(e.to_string()))?;
+                    let driver = BuiltinDriver::new(
+                        fe_name,
+                        group,
+                        fe.control,
+                        token,
+                        BuiltinDriver::DEFAULT_TIMEOUT,
+                    )?;
+                    drivers.push(Arc::new(driver));
+                }
+                let sites = scheme
+                    .backends
+                    .keys()
+                    .map(|k| k.get_ref().clone())
+                    .collect();
+                ("frontend/builtin", sites)
+            }
+            FrontendDriverKind::Haproxy => {
+                let backend = scheme.backend.as_ref().ok_or_else(|| {
+                    StrategyError::Config(format!(
+                        "group {group}: driver \"haproxy\" needs groups.{group}.frontend.backend"
+                    ))
+                })?;
+                let sites = g.site_names();
+                let servers: BTreeMap<String, String> = sites
+                    .iter()
+                    .map(|s| (s.clone(), scheme.server_of(s).to_string()))
+                    .collect();
+                for fe_name in &scheme.frontends {
+                    let fe_name = fe_name.get_ref();
+                    let fe = cfg.haproxy_frontends.get(fe_name).ok_or_else(|| {
+                        StrategyError::Config(format!(
+                            "group {group}: frontend {fe_name:?} is not a [frontends.NAME] table with kind = \"haproxy\""
+                        ))
+                    })?;
+                    let driver = HaproxyDriver::new(HaproxySettings {
+                        frontend: fe_name.clone(),
+                        group: group.to_string(),
+                        runtime: fe.runtime.clone(),
+                        backend: backend.get_ref().clone(),
+                        servers: servers.clone(),
+                        drain_timeout: scheme.drain_timeout,
+                        timeout: HaproxyDriver::DEFAULT_TIMEOUT,
+                    })?;
+                    drivers.push(Arc::new(driver));
+                }
+                ("frontend/haproxy", sites)
+            }
+        };
         let mut s = FrontendStrategy::new(group, drivers)?;
-        s.name = "frontend/builtin".into();
-        s.sites = scheme
-            .backends
-            .keys()
-            .map(|k| k.get_ref().clone())
-            .collect();
+        s.name = name.into();
+        s.sites = sites;
         Ok(s)
     }
 
@@ -933,16 +963,44 @@ backends = {{ a = "10.0.0.1:80", b = "10.0.0.2:80" }}
     }
 
     #[test]
-    fn haproxy_is_not_available_yet() {
-        let tf = token_file("haproxy");
-        let cfg = config(&tf, "haproxy");
-        let err = FrontendStrategy::from_config(&cfg, "web")
-            .err()
-            .expect("haproxy refused");
-        assert!(
-            matches!(&err, StrategyError::Config(m) if m == "driver \"haproxy\" is not available yet"),
-            "{err:?}"
+    fn haproxy_driver_is_built_from_config() {
+        let text = r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/tmp/warden-test"
+operator_token = { env = "WARDEN_TEST_UNUSED" }
+
+[sites.a]
+agent_token = { env = "WARDEN_TEST_UNUSED" }
+[sites.b]
+agent_token = { env = "WARDEN_TEST_UNUSED" }
+
+[frontends.hx1]
+kind = "haproxy"
+runtime = "/run/haproxy/admin.sock"
+[frontends.hx2]
+kind = "haproxy"
+runtime = "127.0.0.1:9999"
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "haproxy"
+frontends = ["hx1", "hx2"]
+backend = "be_web"
+servers = { a = "srv_a" }
+"#;
+        let cfg = match warden_config::parse(text, Path::new("test.conf")) {
+            Ok(c) => c,
+            Err(e) => panic!("test config does not parse: {e}"),
+        };
+        let s = FrontendStrategy::configured(&cfg, "web").expect("strategy");
+        assert_eq!(s.name(), "frontend/haproxy");
+        assert_eq!(
+            s.drivers.iter().map(|d| d.name()).collect::<Vec<_>>(),
+            vec!["hx1", "hx2"]
         );
-        let _ = std::fs::remove_file(tf);
+        assert_eq!(s.sites, vec!["a".to_string(), "b".to_string()]);
     }
 }

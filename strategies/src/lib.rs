@@ -3,12 +3,18 @@
 //! Layout:
 //! - this file: the trait, its value types and the crate's error enum;
 //! - [`frontend`]: the `frontend` scheme, with drivers behind [`frontend::FrontendDriver`]
-//!   (`builtin` = `warden frontend`; HAProxy arrives with its own issue).
+//!   (`builtin` = `warden frontend`, `haproxy` = HAProxy's runtime API);
+//! - [`haproxy`]: the `haproxy` driver, [`haproxy::HaproxyDriver`] (Runtime API
+//!   client, epoch fence kept in an HAProxy variable, timed drains);
+//! - [`dns`]: the `dns` scheme, with providers behind [`dns::DnsProvider`]
+//!   (`noip`, `dyndns2`, `rfc2136`) and verification against authoritative servers.
 //!
 //! Strategies never read files: they are built from a validated
 //! `warden_config::Config` plus loaded secrets.
 
+pub mod dns;
 pub mod frontend;
+pub mod haproxy;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -60,6 +66,15 @@ pub trait Strategy: Send + Sync {
     async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError>;
     /// Observe where traffic goes now, from the routing layer itself.
     async fn current(&self) -> Result<Observed, StrategyError>;
+    /// Conditions only an operator can clear (a DNS provider blocked after a
+    /// fatal answer, a retry hold): one line each; empty when healthy.
+    fn alerts(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The operator fixed the cause: lift blocks and holds. Returns what was cleared.
+    fn clear_alerts(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Errors of strategies. Each says whose fault it is and what to do.
@@ -82,11 +97,29 @@ pub enum StrategyError {
     /// Configuration does not allow this (unknown site, unsupported driver).
     #[error("configuration: {0}")]
     Config(String),
+    /// A compare-and-set was refused: the routing element no longer holds what
+    /// this orchestrator last wrote (another writer, or a hand edit). A fencing
+    /// event; never retried blindly.
+    #[error("refused by {element}: {reason}")]
+    Conflict { element: String, reason: String },
+    /// The provider is blocked until an operator acts (a fatal answer such as
+    /// `badauth`, or a retry hold such as `911`): no request was sent.
+    #[error("{element} is blocked: {reason}")]
+    Blocked { element: String, reason: String },
 }
 
 impl StrategyError {
     /// Whether retrying the same call may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, StrategyError::Unreachable { .. })
+    }
+
+    /// Whether this is a fencing refusal (a newer or other writer owns the
+    /// routing layer): record a fencing event, stop, do not retry.
+    pub fn is_fencing(&self) -> bool {
+        matches!(
+            self,
+            StrategyError::StaleEpoch { .. } | StrategyError::Conflict { .. }
+        )
     }
 }

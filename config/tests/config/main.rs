@@ -4,6 +4,7 @@
 
 mod crossref;
 mod examples;
+mod haproxy;
 mod problems;
 mod secrets;
 mod unknown_keys;

@@ -1,0 +1,366 @@
+//! The `dns` scheme: users resolve a name, and moving them means changing
+//! that name's A/AAAA records to the standby site's addresses.
+//!
+//! - [`DnsProvider`]: how records are changed (one implementation per provider
+//!   kind; more can be added without touching the orchestrator);
+//! - [`dyndns`]: `noip` and `dyndns2` (the dyndns2 HTTP update protocol);
+//! - [`rfc2136`]: DNS UPDATE signed with TSIG, with compare-and-set prerequisites;
+//! - [`query`]: questions asked directly to authoritative servers (AA bit, no cache);
+//! - [`DnsStrategy`]: the [`Strategy`] of a `dns` group: publish through the
+//!   provider, observe from the authoritative servers.
+
+pub mod dyndns;
+pub mod query;
+pub mod rfc2136;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use warden_config::{parse_dns_server, parse_record_addresses, Config, DnsProviderKind, DnsScheme};
+
+use crate::{Epoch, Observed, SiteRoute, Strategy, StrategyError};
+
+/// What a name should resolve to: at most one IPv4 (A) and one IPv6 (AAAA) address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RecordValue {
+    pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
+}
+
+impl RecordValue {
+    /// Parse an `addresses` value of failover.conf (`"10.1.0.10"`, `"fd00::10"`
+    /// or `"10.1.0.10, fd00::10"`).
+    pub fn parse(s: &str) -> Result<RecordValue, String> {
+        let (v4, v6) = parse_record_addresses(s)?;
+        Ok(RecordValue { v4, v6 })
+    }
+
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_none() && self.v6.is_none()
+    }
+}
+
+impl fmt::Display for RecordValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.v4, self.v6) {
+            (Some(a), Some(b)) => write!(f, "{a}, {b}"),
+            (Some(a), None) => write!(f, "{a}"),
+            (None, Some(b)) => write!(f, "{b}"),
+            (None, None) => f.write_str("(no address)"),
+        }
+    }
+}
+
+/// What a provider itself knows about the records it manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderView {
+    /// The value every managed name holds (`None`: unknown, absent or the
+    /// names disagree; `drift` says which).
+    pub value: Option<RecordValue>,
+    /// The highest epoch the provider knows was published (0: none).
+    pub epoch: Epoch,
+    /// Lines that describe disagreement (empty when consistent).
+    pub drift: Vec<String>,
+}
+
+/// How the records of one group are changed.
+///
+/// Errors follow [`StrategyError`]: `Unreachable` is transient (the runbook
+/// retries with backoff inside its step timeout); `Conflict` and `StaleEpoch`
+/// are fencing refusals; `Blocked` means the provider stopped itself until an
+/// operator acts (nothing was sent); `Rejected` and `Config` need a fix.
+#[async_trait]
+pub trait DnsProvider: Send + Sync {
+    /// `noip`, `dyndns2` or `rfc2136`.
+    fn kind(&self) -> &'static str;
+    /// Point every managed name at `value` (the addresses of `site`), fenced
+    /// by `epoch`. Idempotent: when the provider knows the names already hold
+    /// `value`, nothing needless is sent.
+    async fn publish(
+        &self,
+        site: &str,
+        value: &RecordValue,
+        epoch: Epoch,
+    ) -> Result<(), StrategyError>;
+    /// The provider's own view (rfc2136: read from the primary server;
+    /// dyndns2: the last answer of the update server, `None` before any).
+    async fn observe(&self) -> Result<Option<ProviderView>, StrategyError>;
+    /// Blocks and holds in force, one line each (see [`Strategy::alerts`]).
+    fn alerts(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Lift blocks and holds (the operator fixed the cause). Returns what was lifted.
+    fn clear(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The `dns` strategy of one group.
+pub struct DnsStrategy {
+    group: String,
+    /// `dns/rfc2136`, `dns/noip`, ...
+    name: String,
+    /// The record users resolve, then its aliases.
+    names: Vec<String>,
+    /// Site → addresses.
+    sites: BTreeMap<String, RecordValue>,
+    /// Authoritative servers asked to verify (empty: the provider's own view).
+    nameservers: Vec<SocketAddr>,
+    timeout: Duration,
+    provider: Arc<dyn DnsProvider>,
+}
+
+impl fmt::Debug for DnsStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsStrategy")
+            .field("group", &self.group)
+            .field("name", &self.name)
+            .field("names", &self.names)
+            .field("nameservers", &self.nameservers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsStrategy {
+    /// A strategy for `group` that moves `names` between the addresses in
+    /// `sites` through `provider`, verified against `nameservers`.
+    pub fn new(
+        group: &str,
+        names: Vec<String>,
+        sites: BTreeMap<String, RecordValue>,
+        nameservers: Vec<SocketAddr>,
+        timeout: Duration,
+        provider: Arc<dyn DnsProvider>,
+    ) -> DnsStrategy {
+        DnsStrategy {
+            group: group.to_string(),
+            name: format!("dns/{}", provider.kind()),
+            names,
+            sites,
+            nameservers,
+            timeout,
+            provider,
+        }
+    }
+
+    /// Build the strategy of `group` from the validated config. `addresses`
+    /// keys are sites (scheme `dns`); for `hybrid` use [`DnsStrategy::for_targets`].
+    pub fn from_config(cfg: &Config, group: &str) -> Result<Arc<dyn Strategy>, StrategyError> {
+        Ok(Arc::new(DnsStrategy::for_targets(cfg, group)?))
+    }
+
+    /// [`DnsStrategy::from_config`] as the concrete type; the keys of
+    /// `addresses` become the targets `activate` accepts.
+    pub fn for_targets(cfg: &Config, group: &str) -> Result<DnsStrategy, StrategyError> {
+        let g = cfg.groups.get(group).ok_or_else(|| {
+            StrategyError::Config(format!(
+                "unknown group {group:?}; defined groups: [{}]",
+                cfg.groups.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        let dns = g
+            .dns
+            .as_ref()
+            .ok_or_else(|| {
+                StrategyError::Config(format!(
+                    "group {group} has no [groups.{group}.dns] table"
+                ))
+            })?
+            .get_ref();
+        let mut sites = BTreeMap::new();
+        for (k, v) in &dns.addresses {
+            let value = RecordValue::parse(v).map_err(|e| {
+                StrategyError::Config(format!("groups.{group}.dns.addresses.{k}: {e}"))
+            })?;
+            sites.insert(k.clone(), value);
+        }
+        let names = names_of(dns);
+        let provider: Arc<dyn DnsProvider> = match dns.provider {
+            DnsProviderKind::Rfc2136 => Arc::new(rfc2136::Rfc2136Provider::from_config(group, dns)?),
+            DnsProviderKind::Noip | DnsProviderKind::Dyndns2 => {
+                Arc::new(dyndns::DyndnsProvider::from_config(group, dns)?)
+            }
+        };
+        let mut nameservers = Vec::new();
+        for ns in &dns.nameservers {
+            nameservers.push(parse_dns_server(ns).map_err(|e| {
+                StrategyError::Config(format!("groups.{group}.dns.nameservers: {e}"))
+            })?);
+        }
+        if nameservers.is_empty() && dns.provider == DnsProviderKind::Rfc2136 {
+            if let Some(server) = &dns.server {
+                nameservers.push(parse_dns_server(server).map_err(|e| {
+                    StrategyError::Config(format!("groups.{group}.dns.server: {e}"))
+                })?);
+            }
+        }
+        Ok(DnsStrategy::new(
+            group,
+            names,
+            sites,
+            nameservers,
+            dns.timeout,
+            provider,
+        ))
+    }
+
+    /// The provider (tests, status).
+    pub fn provider(&self) -> &Arc<dyn DnsProvider> {
+        &self.provider
+    }
+
+    fn site_of(&self, value: &RecordValue) -> Option<String> {
+        self.sites
+            .iter()
+            .find(|(_, v)| *v == value)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Which record types any target uses (skip asking for the others).
+    fn types_in_use(&self) -> (bool, bool) {
+        let v4 = self.sites.values().any(|v| v.v4.is_some());
+        let v6 = self.sites.values().any(|v| v.v6.is_some());
+        (v4, v6)
+    }
+}
+
+/// The record users resolve, then its aliases, as absolute names without the trailing dot.
+pub fn names_of(dns: &DnsScheme) -> Vec<String> {
+    let mut names = vec![dns.name.trim().trim_end_matches('.').to_string()];
+    for a in &dns.aliases {
+        let a = a.trim().trim_end_matches('.').to_string();
+        if !names.contains(&a) {
+            names.push(a);
+        }
+    }
+    names
+}
+
+#[async_trait]
+impl Strategy for DnsStrategy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError> {
+        let value = self.sites.get(&target.site).ok_or_else(|| {
+            StrategyError::Config(format!(
+                "site {:?} has no address in groups.{}.dns.addresses; known: [{}]",
+                target.site,
+                self.group,
+                self.sites.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+        self.provider.publish(&target.site, value, epoch).await
+    }
+
+    /// Ask every authoritative server for every name (no cache, AA bit
+    /// checked). The observed site is the one whose addresses the first
+    /// server gives for the main name; every other disagreement is a drift
+    /// line. The epoch is the provider's. Without nameservers, the provider's
+    /// own view is used.
+    async fn current(&self) -> Result<Observed, StrategyError> {
+        let view = self.provider.observe().await;
+        if self.nameservers.is_empty() {
+            let view = view?;
+            return Ok(match view {
+                None => Observed {
+                    site: None,
+                    epoch: 0,
+                    drift: vec![],
+                },
+                Some(v) => {
+                    let mut drift = v.drift.clone();
+                    let site = v.value.as_ref().and_then(|x| self.site_of(x));
+                    if let (Some(x), None) = (&v.value, &site) {
+                        drift.push(format!("the provider reports {x}, which is no target's address"));
+                    }
+                    Observed {
+                        site,
+                        epoch: v.epoch,
+                        drift,
+                    }
+                }
+            });
+        }
+        let (want4, want6) = self.types_in_use();
+        let asks = self.nameservers.iter().flat_map(|ns| {
+            self.names.iter().map(move |n| async move {
+                let r = query::address_records(*ns, n, want4, want6, self.timeout).await;
+                (*ns, n.as_str(), r)
+            })
+        });
+        let answers = join_all(asks).await;
+        let mut drift = Vec::new();
+        let mut reference: Option<RecordValue> = None;
+        let mut any_ok = false;
+        let mut errors = Vec::new();
+        for (ns, name, r) in &answers {
+            match r {
+                Ok(a) => {
+                    any_ok = true;
+                    if !a.authoritative {
+                        drift.push(format!(
+                            "{ns} answered for {name} without the AA bit: it is not authoritative for the zone"
+                        ));
+                        continue;
+                    }
+                    if a.extra_v4 || a.extra_v6 {
+                        drift.push(format!(
+                            "{name} at {ns} holds several addresses of one type ({})",
+                            a.all.join(", ")
+                        ));
+                    }
+                    match &reference {
+                        None => reference = Some(a.value),
+                        Some(r) if *r == a.value => {}
+                        Some(r) => drift.push(format!(
+                            "{name} at {ns} holds {} but {} was expected",
+                            a.value, r
+                        )),
+                    }
+                }
+                Err(e) => {
+                    drift.push(format!("{ns} cannot be asked about {name}: {e}"));
+                    errors.push(e.clone());
+                }
+            }
+        }
+        if !any_ok {
+            return Err(StrategyError::Unreachable {
+                element: format!("authoritative servers of group {}", self.group),
+                reason: errors.join("; "),
+            });
+        }
+        let site = reference.as_ref().and_then(|v| self.site_of(v));
+        if let (Some(v), None) = (&reference, &site) {
+            drift.push(format!(
+                "{} holds {v}, which is no target's address",
+                self.names[0]
+            ));
+        }
+        let epoch = match view {
+            Ok(Some(v)) => v.epoch,
+            Ok(None) => 0,
+            Err(e) => {
+                drift.push(format!("cannot read the provider's epoch: {e}"));
+                0
+            }
+        };
+        Ok(Observed { site, epoch, drift })
+    }
+
+    fn alerts(&self) -> Vec<String> {
+        self.provider.alerts()
+    }
+
+    fn clear_alerts(&self) -> Vec<String> {
+        self.provider.clear()
+    }
+}

@@ -1,0 +1,717 @@
+//! The `rfc2136` provider: DNS UPDATE (RFC 2136) signed with TSIG (RFC 8945)
+//! sent to the zone's primary server, UDP first and TCP when needed.
+//!
+//! Compare-and-set: every update carries prerequisites (RFC 2136 §2.4) that
+//! each name's A and AAAA RRsets still hold what warden last wrote, and that
+//! the group's marker record `_warden.NAME TXT "warden epoch=E site=S"` is
+//! unchanged. A stale orchestrator's update is therefore refused by the DNS
+//! server itself (NXRRSET/YXRRSET); warden then reads the zone once and
+//! reports [`StrategyError::StaleEpoch`] (a newer decision wrote the marker)
+//! or [`StrategyError::Conflict`] (the records were changed outside warden),
+//! never retrying blindly. A hand edit is adopted on the next call (the
+//! marker shows that no newer decision exists), so reconciliation can undo it.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use data_encoding::BASE64;
+use hickory_net::proto::op::{Message, OpCode, Query, ResponseCode, UpdateMessage};
+use hickory_net::proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_net::proto::rr::rdata::{A, AAAA, TXT};
+use hickory_net::proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+use tracing::{info, warn};
+use warden_config::{parse_dns_server, DnsScheme, Secret};
+
+use super::query::{self, describe_net_error, fqdn};
+use super::{names_of, DnsProvider, ProviderView, RecordValue};
+use crate::{Epoch, StrategyError};
+
+/// Allowed clock difference for TSIG (seconds), as BIND and nsupdate use.
+const FUDGE: u16 = 300;
+
+/// A TSIG key: name, algorithm and secret bytes. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct TsigKey {
+    pub name: String,
+    pub algorithm: String,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TsigKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TsigKey {
+    /// Parse the credentials of an rfc2136 provider. Accepted forms:
+    /// a BIND key file (`key "NAME" { algorithm ALG; secret "B64"; };`),
+    /// Knot's `keymgr` output (`id:` / `algorithm:` / `secret:` lines),
+    /// nsupdate's `ALG:NAME:B64` or `NAME:B64`, or a bare base64 secret with
+    /// `key_name` (and `algorithm`) set in the config.
+    /// Errors never quote the secret.
+    pub fn parse(
+        text: &str,
+        key_name: Option<&str>,
+        algorithm: Option<&str>,
+    ) -> Result<TsigKey, String> {
+        let text = text.trim();
+        let (name, alg, secret) = if text.contains('{') {
+            // BIND: key "name" { algorithm hmac-sha256; secret "..."; };
+            let name = between(text, "key", "{")
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .ok_or("a BIND key file must start with key \"NAME\" {")?;
+            let alg = field_after(text, "algorithm").ok_or("the BIND key has no algorithm")?;
+            let secret = field_after(text, "secret").ok_or("the BIND key has no secret")?;
+            (name, alg, secret)
+        } else if text.contains("secret:") {
+            // Knot keymgr: key:\n  - id: NAME\n    algorithm: ALG\n    secret: B64
+            let get = |k: &str| {
+                text.lines()
+                    .map(|l| l.trim().trim_start_matches("- ").trim())
+                    .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            };
+            let name = get("id:").ok_or("a Knot key has no id: line")?;
+            let alg = get("algorithm:").ok_or("a Knot key has no algorithm: line")?;
+            let secret = get("secret:").ok_or("a Knot key has no secret: line")?;
+            (name, alg, secret)
+        } else {
+            let parts: Vec<&str> = text.split(':').collect();
+            match parts.as_slice() {
+                [alg, name, secret] => (name.to_string(), alg.to_string(), secret.to_string()),
+                [name, secret] => (
+                    name.to_string(),
+                    algorithm.unwrap_or("hmac-sha256").to_string(),
+                    secret.to_string(),
+                ),
+                [secret] => match key_name {
+                    Some(n) => (
+                        n.to_string(),
+                        algorithm.unwrap_or("hmac-sha256").to_string(),
+                        secret.to_string(),
+                    ),
+                    None => return Err(
+                        "the credentials hold only a secret: set key_name (and algorithm) in the dns table, or use a BIND key file or ALGORITHM:NAME:SECRET".into(),
+                    ),
+                },
+                _ => return Err("expected a BIND key file, a Knot key, ALGORITHM:NAME:SECRET or NAME:SECRET".into()),
+            }
+        };
+        let alg = alg.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !warden_config::TSIG_ALGORITHMS.contains(&alg.as_str()) {
+            return Err(format!(
+                "TSIG algorithm {alg:?} is not supported; use one of {}",
+                warden_config::TSIG_ALGORITHMS.join(", ")
+            ));
+        }
+        let secret = BASE64
+            .decode(secret.trim().as_bytes())
+            .map_err(|_| "the TSIG secret is not valid base64".to_string())?;
+        if secret.is_empty() {
+            return Err("the TSIG secret is empty".into());
+        }
+        Ok(TsigKey {
+            name: name.trim().trim_end_matches('.').to_string(),
+            algorithm: alg,
+            secret,
+        })
+    }
+
+    /// A hickory signer for this key.
+    pub fn signer(&self) -> Result<TSigner, String> {
+        let alg = match self.algorithm.as_str() {
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            _ => TsigAlgorithm::HmacSha256,
+        };
+        let name = fqdn(&self.name)?;
+        TSigner::new(self.secret.clone(), alg, name, FUDGE)
+            .map_err(|e| format!("cannot use TSIG key {}: {e}", self.name))
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = text.find(start)? + start.len();
+    let j = text[i..].find(end)? + i;
+    Some(&text[i..j])
+}
+
+/// `algorithm hmac-sha256;` → `hmac-sha256`; `secret "x";` → `x`.
+fn field_after(text: &str, word: &str) -> Option<String> {
+    let i = text.find(word)? + word.len();
+    let rest = &text[i..];
+    let j = rest.find(';')?;
+    let v = rest[..j].trim().trim_matches('"').trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// The address records of one name, as read from the primary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct NameRecords {
+    a: Vec<Ipv4Addr>,
+    aaaa: Vec<Ipv6Addr>,
+}
+
+impl NameRecords {
+    fn holds(&self, v: &RecordValue) -> bool {
+        self.a == v.v4.into_iter().collect::<Vec<_>>()
+            && self.aaaa == v.v6.into_iter().collect::<Vec<_>>()
+    }
+    fn value(&self) -> Option<RecordValue> {
+        if self.a.len() > 1 || self.aaaa.len() > 1 || (self.a.is_empty() && self.aaaa.is_empty())
+        {
+            return None;
+        }
+        Some(RecordValue {
+            v4: self.a.first().copied(),
+            v6: self.aaaa.first().copied(),
+        })
+    }
+    fn describe(&self) -> String {
+        let all: Vec<String> = self
+            .a
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.aaaa.iter().map(ToString::to_string))
+            .collect();
+        if all.is_empty() {
+            "no address".into()
+        } else {
+            all.join(", ")
+        }
+    }
+}
+
+/// The group's marker record: which decision last wrote the names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Marker {
+    epoch: Epoch,
+    site: String,
+}
+
+/// What the zone holds for the group (or what warden last wrote there).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Snapshot {
+    names: Vec<NameRecords>,
+    /// Raw TXT strings at the marker name (each record's strings joined).
+    marker_txt: Vec<String>,
+}
+
+impl Snapshot {
+    fn marker(&self) -> Option<Marker> {
+        self.marker_txt.iter().find_map(|t| parse_marker(t))
+    }
+    fn all_hold(&self, v: &RecordValue) -> bool {
+        self.names.iter().all(|n| n.holds(v))
+    }
+}
+
+fn marker_text(epoch: Epoch, site: &str) -> String {
+    format!("warden epoch={epoch} site={site}")
+}
+
+fn parse_marker(t: &str) -> Option<Marker> {
+    let mut epoch = None;
+    let mut site = None;
+    let mut it = t.split_whitespace();
+    if it.next()? != "warden" {
+        return None;
+    }
+    for part in it {
+        if let Some(e) = part.strip_prefix("epoch=") {
+            epoch = e.parse().ok();
+        } else if let Some(s) = part.strip_prefix("site=") {
+            site = Some(s.to_string());
+        }
+    }
+    Some(Marker {
+        epoch: epoch?,
+        site: site?,
+    })
+}
+
+/// The rfc2136 provider of one group.
+pub struct Rfc2136Provider {
+    group: String,
+    /// `DNS server ADDR (zone Z)`, the element named in errors.
+    element: String,
+    server: SocketAddr,
+    zone: Name,
+    zone_text: String,
+    /// Managed names (text, absolute name), the main one first.
+    names: Vec<(String, Name)>,
+    marker: Name,
+    ttl: u32,
+    key: TsigKey,
+    signer: TSigner,
+    timeout: Duration,
+    /// What warden last wrote (or adopted); `None`: read the zone first.
+    last: Mutex<Option<Snapshot>>,
+}
+
+impl std::fmt::Debug for Rfc2136Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rfc2136Provider")
+            .field("group", &self.group)
+            .field("server", &self.server)
+            .field("zone", &self.zone_text)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rfc2136Provider {
+    /// Build from `[groups.GROUP.dns]` (provider "rfc2136"), loading the TSIG key.
+    pub fn from_config(group: &str, dns: &DnsScheme) -> Result<Rfc2136Provider, StrategyError> {
+        let cfg = |m: String| StrategyError::Config(format!("groups.{group}.dns: {m}"));
+        let server = dns
+            .server
+            .as_deref()
+            .ok_or_else(|| cfg("rfc2136 needs server".into()))?;
+        let server = parse_dns_server(server).map_err(|e| cfg(format!("server: {e}")))?;
+        let zone = dns
+            .zone
+            .as_deref()
+            .ok_or_else(|| cfg("rfc2136 needs zone".into()))?;
+        let cred = dns
+            .credentials
+            .as_ref()
+            .ok_or_else(|| cfg("rfc2136 needs credentials (the TSIG key)".into()))?;
+        let secret = Secret::load(&format!("groups.{group}.dns.credentials"), cred)
+            .map_err(|e| StrategyError::Config(e.to_string()))?;
+        let key = TsigKey::parse(
+            secret.expose(),
+            dns.key_name.as_deref(),
+            dns.algorithm.as_deref(),
+        )
+        .map_err(|e| cfg(format!("credentials: {e}")))?;
+        let ttl = u32::try_from(dns.ttl.as_secs().max(1)).unwrap_or(u32::MAX);
+        Rfc2136Provider::new(group, server, zone, &names_of(dns), ttl, key, dns.timeout)
+    }
+
+    /// A provider for `names` in `zone` at the primary `server`.
+    pub fn new(
+        group: &str,
+        server: SocketAddr,
+        zone: &str,
+        names: &[String],
+        ttl: u32,
+        key: TsigKey,
+        timeout: Duration,
+    ) -> Result<Rfc2136Provider, StrategyError> {
+        let cfg = |m: String| StrategyError::Config(format!("groups.{group}.dns: {m}"));
+        let zone_name = fqdn(zone).map_err(|e| cfg(format!("zone: {e}")))?;
+        let mut parsed = Vec::new();
+        for n in names {
+            let name = fqdn(n).map_err(|e| cfg(format!("name: {e}")))?;
+            if !zone_name.zone_of(&name) {
+                return Err(cfg(format!(
+                    "{n:?} is not inside zone {zone:?}; the record must belong to the zone being updated"
+                )));
+            }
+            parsed.push((n.clone(), name));
+        }
+        let main = parsed
+            .first()
+            .map(|(n, _)| n.clone())
+            .ok_or_else(|| cfg("no name to manage".into()))?;
+        let marker = fqdn(&format!("_warden.{main}")).map_err(|e| cfg(format!("name: {e}")))?;
+        let signer = key.signer().map_err(cfg)?;
+        Ok(Rfc2136Provider {
+            group: group.to_string(),
+            element: format!("DNS server {server} (zone {})", zone.trim_end_matches('.')),
+            server,
+            zone: zone_name,
+            zone_text: zone.trim_end_matches('.').to_string(),
+            names: parsed,
+            marker,
+            ttl,
+            key,
+            signer,
+            timeout,
+            last: Mutex::new(None),
+        })
+    }
+
+    fn last(&self) -> Option<Snapshot> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_last(&self, s: Option<Snapshot>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    fn unreachable(&self, reason: String) -> StrategyError {
+        StrategyError::Unreachable {
+            element: self.element.clone(),
+            reason,
+        }
+    }
+
+    fn rejected(&self, reason: String) -> StrategyError {
+        StrategyError::Rejected {
+            element: self.element.clone(),
+            reason,
+        }
+    }
+
+    /// Read every managed name and the marker from the primary.
+    async fn read(&self) -> Result<Snapshot, StrategyError> {
+        let mut snap = Snapshot::default();
+        for (text, name) in &self.names {
+            let mut recs = NameRecords::default();
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                let r = self.ask(name, rtype).await?;
+                for rec in &r.answers {
+                    if rec.name != *name {
+                        continue;
+                    }
+                    match &rec.data {
+                        RData::A(a) => recs.a.push(a.0),
+                        RData::AAAA(a) => recs.aaaa.push(a.0),
+                        _ => {}
+                    }
+                }
+            }
+            recs.a.sort();
+            recs.aaaa.sort();
+            let _ = text;
+            snap.names.push(recs);
+        }
+        let r = self.ask(&self.marker, RecordType::TXT).await?;
+        for rec in &r.answers {
+            if let RData::TXT(t) = &rec.data {
+                snap.marker_txt.push(txt_string(t));
+            }
+        }
+        Ok(snap)
+    }
+
+    async fn ask(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<hickory_net::proto::op::DnsResponse, StrategyError> {
+        let r = query::ask(self.server, name, rtype, self.timeout)
+            .await
+            .map_err(|e| self.unreachable(describe_net_error(&e)))?;
+        match r.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => {}
+            ResponseCode::ServFail => {
+                return Err(self.unreachable(format!(
+                    "SERVFAIL reading {name} {rtype}: the server cannot serve the zone right now"
+                )))
+            }
+            ResponseCode::Refused => {
+                return Err(self.rejected(format!(
+                    "REFUSED reading {name} {rtype}: the server does not serve zone {} to us; check server and zone",
+                    self.zone_text
+                )))
+            }
+            other => {
+                return Err(self.rejected(format!(
+                    "answered {other} reading {name} {rtype}"
+                )))
+            }
+        }
+        if !r.metadata.authoritative {
+            return Err(self.rejected(format!(
+                "the answer for {name} is not authoritative (AA bit clear): {} is not the primary of zone {}",
+                self.server, self.zone_text
+            )));
+        }
+        Ok(r)
+    }
+
+    /// The UPDATE that moves every name from `from` to `to` at `epoch`.
+    fn update_message(&self, from: &Snapshot, to: &RecordValue, site: &str, epoch: Epoch) -> Message {
+        let mut msg = Message::query();
+        msg.metadata.op_code = OpCode::Update;
+        msg.metadata.recursion_desired = false;
+        let mut zone = Query::new();
+        zone.set_name(self.zone.clone())
+            .set_query_class(DNSClass::IN)
+            .set_query_type(RecordType::SOA);
+        msg.add_zone(zone);
+
+        for ((_, name), recs) in self.names.iter().zip(&from.names) {
+            prerequisite(
+                &mut msg,
+                name,
+                RecordType::A,
+                recs.a.iter().map(|a| RData::A(A(*a))).collect(),
+            );
+            prerequisite(
+                &mut msg,
+                name,
+                RecordType::AAAA,
+                recs.aaaa.iter().map(|a| RData::AAAA(AAAA(*a))).collect(),
+            );
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                let mut del = Record::update0(name.clone(), 0, rtype).into_record_of_rdata();
+                del.dns_class = DNSClass::ANY;
+                msg.add_update(del);
+            }
+            if let Some(a) = to.v4 {
+                msg.add_update(Record::from_rdata(name.clone(), self.ttl, RData::A(A(a))));
+            }
+            if let Some(a) = to.v6 {
+                msg.add_update(Record::from_rdata(name.clone(), self.ttl, RData::AAAA(AAAA(a))));
+            }
+        }
+        prerequisite(
+            &mut msg,
+            &self.marker,
+            RecordType::TXT,
+            from.marker_txt
+                .iter()
+                .map(|t| RData::TXT(TXT::new(vec![t.clone()])))
+                .collect(),
+        );
+        let mut del = Record::update0(self.marker.clone(), 0, RecordType::TXT).into_record_of_rdata();
+        del.dns_class = DNSClass::ANY;
+        msg.add_update(del);
+        msg.add_update(Record::from_rdata(
+            self.marker.clone(),
+            self.ttl,
+            RData::TXT(TXT::new(vec![marker_text(epoch, site)])),
+        ));
+        msg
+    }
+
+    fn target_snapshot(&self, to: &RecordValue, site: &str, epoch: Epoch) -> Snapshot {
+        Snapshot {
+            names: self
+                .names
+                .iter()
+                .map(|_| NameRecords {
+                    a: to.v4.into_iter().collect(),
+                    aaaa: to.v6.into_iter().collect(),
+                })
+                .collect(),
+            marker_txt: vec![marker_text(epoch, site)],
+        }
+    }
+}
+
+/// RFC 2136 §2.4: "RRset exists (value dependent)" with `values`, or "RRset
+/// does not exist" when `values` is empty.
+fn prerequisite(msg: &mut Message, name: &Name, rtype: RecordType, values: Vec<RData>) {
+    if values.is_empty() {
+        let mut r = Record::update0(name.clone(), 0, rtype).into_record_of_rdata();
+        r.dns_class = DNSClass::NONE;
+        msg.add_pre_requisite(r);
+    } else {
+        for v in values {
+            msg.add_pre_requisite(Record::from_rdata(name.clone(), 0, v));
+        }
+    }
+}
+
+fn txt_string(t: &TXT) -> String {
+    t.txt_data
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+#[async_trait]
+impl DnsProvider for Rfc2136Provider {
+    fn kind(&self) -> &'static str {
+        "rfc2136"
+    }
+
+    async fn publish(
+        &self,
+        site: &str,
+        value: &RecordValue,
+        epoch: Epoch,
+    ) -> Result<(), StrategyError> {
+        let from = match self.last() {
+            Some(s) => s,
+            None => {
+                let s = self.read().await?;
+                self.set_last(Some(s.clone()));
+                s
+            }
+        };
+        if let Some(m) = from.marker() {
+            if m.epoch > epoch {
+                return Err(StrategyError::StaleEpoch {
+                    element: self.element.clone(),
+                    sent: epoch,
+                    seen: m.epoch,
+                });
+            }
+        }
+        // Always send (even when warden believes the zone already holds the
+        // target): only the server's prerequisite check can tell a stale
+        // belief from the truth, and a repeated update is harmless.
+        let msg = self.update_message(&from, value, site, epoch);
+        let sent = query::send(self.server, msg, Some(self.signer.clone()), self.timeout).await;
+        let (resp, transport) = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                let why = describe_net_error(&e);
+                // A TSIG failure is not transient: the key must be fixed.
+                return Err(if why.contains("TSIG") {
+                    self.rejected(format!("update of {} refused: {why}", self.names[0].0))
+                } else {
+                    // The update may or may not have been applied: read again next time.
+                    self.set_last(None);
+                    self.unreachable(why)
+                });
+            }
+        };
+        let code = resp.metadata.response_code;
+        match code {
+            ResponseCode::NoError => {
+                info!(group = %self.group, server = %self.server, ?transport, names = self.names.len(), to = %value, epoch, "DNS update applied");
+                self.set_last(Some(self.target_snapshot(value, site, epoch)));
+                Ok(())
+            }
+            ResponseCode::NXRRSet
+            | ResponseCode::YXRRSet
+            | ResponseCode::NXDomain
+            | ResponseCode::YXDomain => {
+                // The server refused the compare-and-set. Find out why, once.
+                self.set_last(None);
+                let now = self.read().await?;
+                if let Some(m) = now.marker() {
+                    if m.epoch == epoch && m.site == site && now.all_hold(value) {
+                        // Our own earlier update (a retry after a lost answer).
+                        self.set_last(Some(now));
+                        return Ok(());
+                    }
+                    if m.epoch > epoch {
+                        warn!(group = %self.group, server = %self.server, sent = epoch, seen = m.epoch, "DNS update refused: a newer decision owns the record");
+                        return Err(StrategyError::StaleEpoch {
+                            element: format!("{} (prerequisite {code})", self.element),
+                            sent: epoch,
+                            seen: m.epoch,
+                        });
+                    }
+                }
+                let wrote: Vec<String> = from.names.iter().map(NameRecords::describe).collect();
+                let holds: Vec<String> = now.names.iter().map(NameRecords::describe).collect();
+                let same_marker = now.marker() == from.marker();
+                if same_marker {
+                    // No newer decision wrote the marker: a hand edit. Adopt
+                    // what the zone holds so the next call (reconcile) can set it right.
+                    self.set_last(Some(now));
+                }
+                Err(StrategyError::Conflict {
+                    element: self.element.clone(),
+                    reason: format!(
+                        "the compare-and-set prerequisite failed ({code}): {} holds [{}] but warden last wrote [{}]{}; not retried",
+                        self.names[0].0,
+                        holds.join("; "),
+                        wrote.join("; "),
+                        if same_marker {
+                            " (changed outside warden; the next reconcile will restore it)".to_string()
+                        } else {
+                            format!(
+                                " and the marker {} changed (another writer); check who else updates zone {}",
+                                self.marker, self.zone_text
+                            )
+                        }
+                    ),
+                })
+            }
+            ResponseCode::NotAuth
+            | ResponseCode::BADSIG
+            | ResponseCode::BADKEY
+            | ResponseCode::BADTIME => Err(self.rejected(format!(
+                "the server rejected our TSIG signature ({code}) with key {}: check the key name, secret and algorithm ({}) against the server's key, and that both clocks agree",
+                self.key.name, self.key.algorithm
+            ))),
+            ResponseCode::Refused => Err(self.rejected(format!(
+                "REFUSED the update: the server's update policy does not let key {} change {} in zone {}",
+                self.key.name, self.names[0].0, self.zone_text
+            ))),
+            ResponseCode::NotZone => Err(self.rejected(format!(
+                "NOTZONE: {} is not in zone {} at this server",
+                self.names[0].0, self.zone_text
+            ))),
+            ResponseCode::ServFail => {
+                self.set_last(None);
+                Err(self.unreachable(
+                    "SERVFAIL: the server could not apply the update (retrying)".into(),
+                ))
+            }
+            other => Err(self.rejected(format!("the server answered {other} to the update"))),
+        }
+    }
+
+    async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
+        let snap = self.read().await?;
+        let mut drift = Vec::new();
+        let main = snap.names.first().and_then(NameRecords::value);
+        for ((text, _), recs) in self.names.iter().zip(&snap.names) {
+            if recs.value() != main || recs.value().is_none() {
+                drift.push(format!("{text} at {} holds {}", self.server, recs.describe()));
+            }
+        }
+        let marker = snap.marker();
+        if marker.is_none() && !snap.marker_txt.is_empty() {
+            drift.push(format!("{} holds an unreadable marker", self.marker));
+        }
+        Ok(Some(ProviderView {
+            value: main,
+            epoch: marker.map(|m| m.epoch).unwrap_or(0),
+            drift,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B64: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM0NQ==";
+
+    #[test]
+    fn parses_every_key_form() {
+        let bind = format!("key \"drkey\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{B64}\";\n}};\n");
+        let k = TsigKey::parse(&bind, None, None).unwrap();
+        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("drkey", "hmac-sha256"));
+        let knot = format!("# hmac-sha512:k2:{B64}\nkey:\n  - id: k2\n    algorithm: hmac-sha512\n    secret: {B64}\n");
+        let k = TsigKey::parse(&knot, None, None).unwrap();
+        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("k2", "hmac-sha512"));
+        let k = TsigKey::parse(&format!("hmac-sha384:k3:{B64}"), None, None).unwrap();
+        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("k3", "hmac-sha384"));
+        let k = TsigKey::parse(B64, Some("k4"), None).unwrap();
+        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("k4", "hmac-sha256"));
+        assert!(k.signer().is_ok());
+    }
+
+    #[test]
+    fn bad_keys_say_what_is_wrong_without_the_secret() {
+        for (text, want) in [
+            (B64.to_string(), "set key_name"),
+            (format!("hmac-md5:k:{B64}"), "not supported"),
+            ("hmac-sha256:k:not*base64*at*all".to_string(), "not valid base64"),
+            ("key \"k\" { algorithm hmac-sha256; };".to_string(), "no secret"),
+        ] {
+            let e = TsigKey::parse(&text, None, None).unwrap_err();
+            assert!(e.contains(want), "{e}");
+            assert!(!e.contains(B64) && !e.contains("not*base64"), "{e}");
+        }
+        let k = TsigKey::parse(B64, Some("k"), None).unwrap();
+        assert!(!format!("{k:?}").contains(B64));
+    }
+
+    #[test]
+    fn marker_round_trip() {
+        let m = parse_marker(&marker_text(7, "b")).unwrap();
+        assert_eq!(m, Marker { epoch: 7, site: "b".into() });
+        assert_eq!(parse_marker("v=spf1 -all"), None);
+    }
+}

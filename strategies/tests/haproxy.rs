@@ -1,0 +1,860 @@
+//! The `haproxy` driver against a real HAProxy (Debian package `haproxy`):
+//! each test starts `haproxy -db` on 127.0.0.1 with a TCP frontend whose
+//! backend holds one server per site (small TCP services in this process that
+//! answer their site's name), drives it through the Runtime API (UNIX socket
+//! or TCP), and checks which site answers real client connections.
+//!
+//! Without `haproxy` on the PATH the tests print a note and pass, unless
+//! `CI=true`, where they fail. Fixed ports: 29400-29499 (one block of ten per
+//! test).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+use warden_config::RuntimeAddr;
+use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
+use warden_strategies::haproxy::{HaproxyDriver, HaproxySettings};
+use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+
+// ------------------------------------------------------------------ harness
+
+/// Is `haproxy` installed? Panics under CI=true when it is not.
+fn haproxy_available() -> bool {
+    match Command::new("haproxy").arg("-v").output() {
+        Ok(o) if o.status.success() => true,
+        other => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("haproxy is not installed (apt-get install -y haproxy): {other:?}");
+            }
+            eprintln!("SKIPPED: haproxy is not installed (apt-get install -y haproxy)");
+            false
+        }
+    }
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("warden-haproxy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A TCP service standing for one site: answers every line with the site's name.
+struct Backend {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn backend(name: &'static str) -> Backend {
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                while let Ok(Some(_)) = lines.next_line().await {
+                    if w.write_all(format!("{name}\n").as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Backend { addr, task }
+}
+
+/// One server line of the HAProxy backend.
+struct Server {
+    name: &'static str,
+    addr: SocketAddr,
+    /// `disabled` in haproxy.cfg: starts in maintenance.
+    disabled: bool,
+}
+
+/// A running `haproxy -db` with frontend `fe_web` → backend `be_web`.
+struct Haproxy {
+    dir: TempDir,
+    cfg: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    /// Where clients connect.
+    front: SocketAddr,
+    /// The admin UNIX socket (always configured).
+    sock: PathBuf,
+    /// The admin TCP socket, if asked for.
+    tcp: Option<SocketAddr>,
+    /// A `level operator` UNIX socket (not allowed to change servers).
+    operator_sock: PathBuf,
+}
+
+impl Haproxy {
+    /// Write the config and start HAProxy. `base` is the test's port block:
+    /// frontend on `base`, TCP runtime API on `base + 9`.
+    async fn start(tag: &str, base: u16, tcp_runtime: bool, servers: &[Server]) -> Haproxy {
+        let dir = TempDir::new(tag);
+        let front: SocketAddr = format!("127.0.0.1:{base}").parse().expect("addr");
+        let tcp: Option<SocketAddr> =
+            tcp_runtime.then(|| format!("127.0.0.1:{}", base + 9).parse().expect("addr"));
+        for a in std::iter::once(front).chain(tcp) {
+            if let Err(e) = std::net::TcpListener::bind(a) {
+                panic!(
+                    "port {a} is taken ({e}): this test needs ports {base}-{}",
+                    base + 9
+                );
+            }
+        }
+        let sock = dir.0.join("admin.sock");
+        let operator_sock = dir.0.join("operator.sock");
+        let mut cfg = format!(
+            "global\n    stats socket {} mode 600 level admin\n    stats socket {} mode 600 level operator\n",
+            sock.display(),
+            operator_sock.display()
+        );
+        if let Some(t) = tcp {
+            cfg.push_str(&format!("    stats socket ipv4@{t} level admin\n"));
+        }
+        cfg.push_str(&format!(
+            "    stats timeout 30s\n    log stderr format short local0 info\n\n\
+             defaults\n    mode tcp\n    log global\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+             frontend fe_web\n    bind {front}\n    default_backend be_web\n\n\
+             backend be_web\n    balance first\n"
+        ));
+        for s in servers {
+            cfg.push_str(&format!(
+                "    server {} {}{}\n",
+                s.name,
+                s.addr,
+                if s.disabled { " disabled" } else { "" }
+            ));
+        }
+        let path = dir.0.join("haproxy.cfg");
+        std::fs::write(&path, cfg).expect("write haproxy.cfg");
+        let log = dir.0.join("haproxy.log");
+        let mut h = Haproxy {
+            cfg: path,
+            log,
+            child: None,
+            front,
+            sock,
+            tcp,
+            operator_sock,
+            dir,
+        };
+        h.spawn().await;
+        h
+    }
+
+    /// Start the process and wait until both the frontend and the Runtime API answer.
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open log");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&self.cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn haproxy");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let api = raw(
+                &RuntimeAddr::Unix(self.sock.clone()),
+                "show servers state be_web",
+            )
+            .await;
+            let front = TcpStream::connect(self.front).await;
+            if api.as_deref().is_ok_and(|r| r.starts_with("1\n")) && front.is_ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("haproxy exited with {status}:\n{}", self.log_text());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "haproxy not ready after 10 s (api: {api:?}):\n{}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kill the process (by its PID) and wait for it.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A restart: all runtime state (server states, variables) is lost.
+    async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn unix(&self) -> RuntimeAddr {
+        RuntimeAddr::Unix(self.sock.clone())
+    }
+
+    /// `srv_admin_state` of each server, from a raw `show servers state`.
+    async fn admin_states(&self) -> Vec<(String, u32)> {
+        let reply = raw(&self.unix(), "show servers state be_web")
+            .await
+            .expect("runtime API answers");
+        reply
+            .lines()
+            .skip(2)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f[3].to_string(), f[6].parse().expect("admin state"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- haproxy log ({}):\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+/// One command to a Runtime API, the way an operator would with socat.
+async fn raw(addr: &RuntimeAddr, line: &str) -> std::io::Result<String> {
+    let mut buf = String::new();
+    match addr {
+        RuntimeAddr::Unix(p) => {
+            let mut s = UnixStream::connect(p).await?;
+            s.write_all(format!("{line}\n").as_bytes()).await?;
+            s.read_to_string(&mut buf).await?;
+        }
+        RuntimeAddr::Tcp(a) => {
+            let mut s = TcpStream::connect(a).await?;
+            s.write_all(format!("{line}\n").as_bytes()).await?;
+            s.read_to_string(&mut buf).await?;
+        }
+    }
+    Ok(buf)
+}
+
+/// A client connection through the frontend.
+struct Client {
+    lines: Lines<BufReader<OwnedReadHalf>>,
+    w: OwnedWriteHalf,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).await.expect("connect to HAProxy");
+        let (r, w) = s.into_split();
+        Client {
+            lines: BufReader::new(r).lines(),
+            w,
+        }
+    }
+
+    /// Ask once on this connection: the name of the site that answers.
+    async fn ask(&mut self) -> Result<String, String> {
+        self.w
+            .write_all(b"which site?\n")
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        match tokio::time::timeout(Duration::from_secs(2), self.lines.next_line()).await {
+            Err(_) => Err("no answer within 2 s".into()),
+            Ok(Err(e)) => Err(format!("read: {e}")),
+            Ok(Ok(None)) => Err("connection closed".into()),
+            Ok(Ok(Some(l))) => Ok(l),
+        }
+    }
+}
+
+/// Which site answers a new connection.
+async fn served_by(front: SocketAddr) -> Result<String, String> {
+    Client::connect(front).await.ask().await
+}
+
+/// Poll `check` every 50 ms until it succeeds or `patience` runs out.
+async fn eventually<F, Fut>(what: &str, patience: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let deadline = Instant::now() + patience;
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(e) if Instant::now() > deadline => {
+                panic!("{what}: still not true after {patience:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+fn settings(runtime: RuntimeAddr, backend: &str, drain: Duration) -> HaproxySettings {
+    HaproxySettings {
+        frontend: "hx1".into(),
+        group: "web".into(),
+        runtime,
+        backend: backend.into(),
+        servers: [("a", "srv_a"), ("b", "srv_b")]
+            .into_iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect(),
+        drain_timeout: drain,
+        timeout: HaproxyDriver::DEFAULT_TIMEOUT,
+    }
+}
+
+fn strategy(s: HaproxySettings) -> FrontendStrategy {
+    let d: Arc<dyn FrontendDriver> = Arc::new(HaproxyDriver::new(s).expect("driver"));
+    FrontendStrategy::new("web", vec![d]).expect("strategy")
+}
+
+fn to(site: &str, mode: SwitchMode) -> SiteRoute {
+    SiteRoute {
+        site: site.into(),
+        mode,
+    }
+}
+
+fn observed(site: Option<&str>, epoch: u64) -> Observed {
+    Observed {
+        site: site.map(String::from),
+        epoch,
+        drift: vec![],
+    }
+}
+
+async fn two_sites() -> (Backend, Backend) {
+    (backend("site-a").await, backend("site-b").await)
+}
+
+fn servers(a: &Backend, b: &Backend, b_disabled: bool) -> Vec<Server> {
+    vec![
+        Server {
+            name: "srv_a",
+            addr: a.addr,
+            disabled: false,
+        },
+        Server {
+            name: "srv_b",
+            addr: b.addr,
+            disabled: b_disabled,
+        },
+    ]
+}
+
+// -------------------------------------------------------------------- tests
+
+#[tokio::test]
+async fn unix_socket_activate_moves_real_traffic_and_cuts_old_connections() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("unix", 29400, false, &servers(&a, &b, false)).await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(5)));
+    assert_eq!(s.name(), "frontend");
+
+    // haproxy.cfg has both servers ready: no single route yet, no fence.
+    assert_eq!(s.current().await.expect("readable"), observed(None, 0));
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+
+    s.activate(&to("b", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to b");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 1));
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 1), ("srv_b".to_string(), 0)]
+    );
+    // Repeating the same activation changes nothing.
+    let mut held = Client::connect(ha.front).await;
+    assert_eq!(held.ask().await.as_deref(), Ok("site-b"));
+    s.activate(&to("b", SwitchMode::Immediate), 1)
+        .await
+        .expect("idempotent");
+    assert_eq!(
+        held.ask().await.as_deref(),
+        Ok("site-b"),
+        "kept its connection"
+    );
+
+    // A disaster switch back to a: b's open connection is cut at once.
+    s.activate(&to("a", SwitchMode::Immediate), 2)
+        .await
+        .expect("route to a");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    let cut = held.ask().await;
+    assert!(cut.is_err(), "the old connection must be cut, got {cut:?}");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("a"), 2));
+    for _ in 0..20 {
+        assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    }
+}
+
+#[tokio::test]
+async fn tcp_socket_drain_lets_old_connections_finish_then_cuts_them() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("drain", 29410, true, &servers(&a, &b, false)).await;
+    let tcp = RuntimeAddr::Tcp(ha.tcp.expect("tcp runtime"));
+    let drain = Duration::from_millis(1500);
+    let s = strategy(settings(tcp, "be_web", drain));
+
+    s.activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+
+    let t0 = Instant::now();
+    s.activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    assert!(
+        t0.elapsed() < drain / 2,
+        "activate must not wait for the drain ({:?})",
+        t0.elapsed()
+    );
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(
+        old.ask().await.as_deref(),
+        Ok("site-a"),
+        "old connection drains"
+    );
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+    // srv_a drains (admin state 8).
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 8), ("srv_b".to_string(), 0)]
+    );
+
+    // After the drain timeout: maintenance, and the old connection is cut.
+    eventually(
+        "srv_a in maintenance after the drain",
+        drain * 3,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    assert!(
+        t0.elapsed() >= drain,
+        "drain ended early: {:?}",
+        t0.elapsed()
+    );
+    let cut = old.ask().await;
+    assert!(
+        cut.is_err(),
+        "the drained connection must be cut, got {cut:?}"
+    );
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+}
+
+#[tokio::test]
+async fn a_newer_route_cancels_a_pending_drain() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("supersede", 29420, false, &servers(&a, &b, false)).await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_millis(700)));
+    s.activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("a");
+    s.activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("drain to b");
+    // Back to a before a's drain has ended: the pending end of that drain
+    // must not put a, the target again, in maintenance.
+    s.activate(&to("a", SwitchMode::Drain), 3)
+        .await
+        .expect("drain to a");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 0), ("srv_b".to_string(), 1)]
+    );
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("a"), 3));
+}
+
+#[tokio::test]
+async fn stale_epoch_is_refused_and_the_fence_outlives_the_orchestrator() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("stale", 29430, false, &servers(&a, &b, false)).await;
+    let first = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    first
+        .activate(&to("b", SwitchMode::Immediate), 5)
+        .await
+        .expect("route to b at 5");
+    drop(first);
+
+    // A new process (a restarted or a stale orchestrator) reads the fence from HAProxy.
+    let second = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    assert_eq!(
+        second.current().await.expect("readable"),
+        observed(Some("b"), 5)
+    );
+    let err = second
+        .activate(&to("a", SwitchMode::Immediate), 3)
+        .await
+        .expect_err("epoch 3 < 5");
+    match &err {
+        StrategyError::StaleEpoch {
+            element,
+            sent,
+            seen,
+        } => assert_eq!((element.as_str(), *sent, *seen), ("HAProxy hx1", 3, 5)),
+        other => panic!("expected StaleEpoch, got {other:?}"),
+    }
+    assert!(!err.is_transient());
+    // Another site at the same epoch: a conflicting decision.
+    let err = second
+        .activate(&to("a", SwitchMode::Immediate), 5)
+        .await
+        .expect_err("conflict");
+    assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("conflicting decision for epoch 5"),
+        "{err}"
+    );
+    // Nothing moved.
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<5:b>\n"
+    );
+    // A newer epoch is accepted.
+    second
+        .activate(&to("a", SwitchMode::Immediate), 6)
+        .await
+        .expect("epoch 6");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+}
+
+#[tokio::test]
+async fn haproxy_restart_loses_the_route_and_activate_restores_it() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    // haproxy.cfg itself routes to a (b is `disabled`).
+    let mut ha = Haproxy::start("restart", 29440, false, &servers(&a, &b, true)).await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("a"), 0));
+
+    s.activate(&to("b", SwitchMode::Immediate), 3)
+        .await
+        .expect("route to b");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 3));
+
+    // Restart: runtime state and the fence are gone; haproxy.cfg routes to a again.
+    ha.restart().await;
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    let seen = s.current().await.expect("readable");
+    assert_eq!(seen, observed(Some("a"), 0), "drift the orchestrator sees");
+
+    // What reconciliation does: the decided route again, same epoch.
+    s.activate(&to("b", SwitchMode::Immediate), 3)
+        .await
+        .expect("reconcile");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 3));
+}
+
+#[tokio::test]
+async fn unknown_backend_or_server_and_wrong_socket_are_clear_errors() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("errors", 29450, false, &servers(&a, &b, false)).await;
+
+    // A backend haproxy.cfg does not have.
+    let s = strategy(settings(ha.unix(), "be_nosuch", Duration::from_secs(1)));
+    let err = s
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect_err("no such backend");
+    assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("\"Can't find backend.\""), "{msg}");
+    assert!(msg.contains("groups.web.frontend.backend"), "{msg}");
+    let err = s.current().await.expect_err("current fails too");
+    assert!(err.to_string().contains("Can't find backend"), "{err}");
+
+    // A server the backend does not have: refused before anything changes.
+    let mut bad = settings(ha.unix(), "be_web", Duration::from_secs(1));
+    bad.servers.insert("b".into(), "srv_zz".into());
+    let s = strategy(bad);
+    let err = s
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect_err("no such server");
+    assert!(
+        err.to_string().contains(
+            "backend be_web has no server \"srv_zz\" (site b); its servers: [srv_a, srv_b]"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 0), ("srv_b".to_string(), 0)]
+    );
+
+    // A socket without `level admin`.
+    let s = strategy(settings(
+        RuntimeAddr::Unix(ha.operator_sock.clone()),
+        "be_web",
+        Duration::from_secs(1),
+    ));
+    let err = s
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect_err("operator level");
+    assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+    assert!(err.to_string().contains("level admin"), "{err}");
+
+    // No HAProxy there: transient.
+    let s = strategy(settings(
+        RuntimeAddr::Unix(ha.dir.0.join("nothing.sock")),
+        "be_web",
+        Duration::from_secs(1),
+    ));
+    let err = s.current().await.expect_err("no socket");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("nothing.sock"), "{err}");
+    let s = strategy(settings(
+        RuntimeAddr::Tcp("127.0.0.1:29459".parse().expect("addr")),
+        "be_web",
+        Duration::from_secs(1),
+    ));
+    let err = s
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect_err("nothing listens");
+    assert!(err.is_transient(), "{err:?}");
+}
+
+/// A fake Runtime API on a UNIX socket: `get var` finds nothing, every other
+/// command gets `reply` (or no answer at all when `reply` is `None`).
+async fn fake_api(path: &Path, reply: Option<String>) -> JoinHandle<()> {
+    let l = UnixListener::bind(path).expect("bind fake API");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let Ok(Some(line)) = lines.next_line().await else {
+                    return;
+                };
+                let answer = if line.starts_with("get var ") {
+                    "Variable not found.\n\n".to_string()
+                } else {
+                    match &reply {
+                        Some(r) => r.clone(),
+                        None => {
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                    }
+                };
+                let _ = w.write_all(answer.as_bytes()).await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn garbage_replies_are_rejected_with_the_reply_quoted() {
+    // No HAProxy needed: a fake API answers what a broken or foreign one might.
+    let dir = TempDir::new("garbage");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            format!("{}\n", "garbage ".repeat(100)),
+            "unexpected reply to \"show servers state be_web\": \"garbage garbage",
+        ),
+        (
+            "1\n# be_id be_name srv_id srv_name srv_op_state srv_admin_state\n3 be_web 1 srv_a 2\n\n".into(),
+            "server line 1 has 5 fields, the header 6",
+        ),
+        (
+            "2\n# be_id be_name\n\n".into(),
+            "format version 2, only version 1 is understood",
+        ),
+        (
+            "1\n# be_id be_name srv_id srv_name srv_op_state srv_admin_state\n3 be_web 1 srv_a 2 0\n".into(),
+            "truncated",
+        ),
+    ];
+    for (i, (reply, want)) in cases.into_iter().enumerate() {
+        let path = dir.0.join(format!("fake{i}.sock"));
+        let task = fake_api(&path, Some(reply)).await;
+        let s = strategy(settings(
+            RuntimeAddr::Unix(path),
+            "be_web",
+            Duration::from_secs(1),
+        ));
+        let err = s
+            .activate(&to("a", SwitchMode::Immediate), 1)
+            .await
+            .expect_err("garbage refused");
+        assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(want), "case {i}: {msg}");
+        assert!(msg.len() < 800, "case {i}: the quote is truncated: {msg}");
+        task.abort();
+    }
+
+    // An API that accepts but never answers: transient, after the timeout.
+    let path = dir.0.join("silent.sock");
+    let task = fake_api(&path, None).await;
+    let mut st = settings(RuntimeAddr::Unix(path), "be_web", Duration::from_secs(1));
+    st.timeout = Duration::from_millis(300);
+    let s = strategy(st);
+    let t0 = Instant::now();
+    let err = s.current().await.expect_err("silent");
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    task.abort();
+}
+
+#[tokio::test]
+async fn configured_from_failover_conf() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    // Site b's server has the default name: the site's own name.
+    let ha = Haproxy::start(
+        "configured",
+        29460,
+        true,
+        &[
+            Server {
+                name: "srv_a",
+                addr: a.addr,
+                disabled: false,
+            },
+            Server {
+                name: "b",
+                addr: b.addr,
+                disabled: false,
+            },
+        ],
+    )
+    .await;
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/tmp/warden-test"
+operator_token = {{ env = "WARDEN_TEST_UNUSED" }}
+
+[sites.a]
+agent_token = {{ env = "WARDEN_TEST_UNUSED" }}
+[sites.b]
+agent_token = {{ env = "WARDEN_TEST_UNUSED" }}
+
+[frontends.hx1]
+kind = "haproxy"
+runtime = "{sock}"
+[frontends.hx2]
+kind = "haproxy"
+runtime = "{tcp}"
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "haproxy"
+frontends = ["hx1", "hx2"]
+backend = "be_web"
+servers = {{ a = "srv_a" }}
+drain_timeout = "1s"
+"#,
+        sock = ha.sock.display(),
+        tcp = ha.tcp.expect("tcp runtime"),
+    );
+    let cfg = match warden_config::parse(&text, Path::new("test.conf")) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    // Both "frontends" are the same HAProxy, reached two ways: they must agree.
+    let s = FrontendStrategy::configured(&cfg, "web").expect("strategy");
+    assert_eq!(s.name(), "frontend/haproxy");
+    s.activate(&to("b", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to b");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 1));
+    let err = s
+        .activate(&to("c", SwitchMode::Immediate), 2)
+        .await
+        .expect_err("not a site");
+    assert!(matches!(err, StrategyError::Config(_)), "{err:?}");
+}

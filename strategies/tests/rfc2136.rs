@@ -1,0 +1,328 @@
+//! The rfc2136 provider and the DNS strategy against real BIND9 and real
+//! Knot DNS on loopback: updates signed with TSIG, the compare-and-set
+//! prerequisite refusing a stale writer, a wrong secret refused with no
+//! change, a hand edit adopted and undone, verification from the
+//! authoritative answer (AA bit).
+
+#[path = "../../tests/dnsd/mod.rs"]
+mod dnsd;
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dnsd::{Kind, Prepared, Zone};
+use warden_strategies::dns::rfc2136::{Rfc2136Provider, TsigKey};
+use warden_strategies::dns::{DnsProvider, DnsStrategy, RecordValue};
+use warden_strategies::{SiteRoute, Strategy, StrategyError, SwitchMode};
+
+const ZONE: &str = "dr.example.test";
+const NAME: &str = "app.dr.example.test";
+const A: &str = "127.0.0.11";
+const B: &str = "127.0.0.12";
+
+/// A DNS server process, killed on drop.
+struct Server {
+    child: Child,
+    prep: Prepared,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP.
+fn free_port() -> u16 {
+    loop {
+        let t = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let p = t.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn start(kind: Kind) -> Option<Server> {
+    if !dnsd::require(kind) {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let zone = Zone {
+        origin: ZONE.into(),
+        ttl: 5,
+        records: vec![
+            ("ns1".into(), "A".into(), "127.0.0.1".into()),
+            ("app".into(), "A".into(), A.into()),
+        ],
+    };
+    let prep = dnsd::prepare(kind, dir.path(), listen, &zone).expect("prepare");
+    let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+    let child = Command::new(&prep.argv[0])
+        .args(&prep.argv[1..])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn dns server");
+    let server = Server {
+        child,
+        prep,
+        _dir: dir,
+    };
+    let t0 = Instant::now();
+    loop {
+        if dnsd::dig(listen, NAME, "A").is_ok_and(|a| a == A) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{} did not answer: {}",
+            kind.label(),
+            std::fs::read_to_string(server.prep.dir.join("server.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(server)
+}
+
+fn key(s: &Server) -> TsigKey {
+    TsigKey::parse(
+        &std::fs::read_to_string(&s.prep.key_file).expect("key file"),
+        None,
+        None,
+    )
+    .expect("key")
+}
+
+fn provider(s: &Server, key: TsigKey) -> Rfc2136Provider {
+    Rfc2136Provider::new(
+        "web",
+        s.prep.listen,
+        ZONE,
+        &[NAME.to_string()],
+        5,
+        key,
+        Duration::from_secs(2),
+    )
+    .expect("provider")
+}
+
+fn value(ip: &str) -> RecordValue {
+    RecordValue::parse(ip).expect("ip")
+}
+
+fn strategy(s: &Server, p: Rfc2136Provider) -> DnsStrategy {
+    let sites = BTreeMap::from([("a".to_string(), value(A)), ("b".to_string(), value(B))]);
+    DnsStrategy::new(
+        "web",
+        vec![NAME.to_string()],
+        sites,
+        vec![s.prep.listen],
+        Duration::from_secs(2),
+        Arc::new(p),
+    )
+}
+
+fn route(site: &str) -> SiteRoute {
+    SiteRoute {
+        site: site.into(),
+        mode: SwitchMode::Immediate,
+    }
+}
+
+async fn switch_and_verify(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let st = strategy(&s, provider(&s, key(&s)));
+    // Before warden wrote anything: the zone's value, no marker.
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site.as_deref(), Some("a"));
+    assert_eq!(o.epoch, 0);
+    st.activate(&route("b"), 2).await.expect("switch to b");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("b"), 2), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+    // TTL as configured.
+    let args: Vec<String> = dnsd::dig_args(s.prep.listen, NAME, "A")
+        .into_iter()
+        .filter(|a| a != "+short")
+        .collect();
+    let ttl = Command::new("dig")
+        .args(args)
+        .args(["+noall", "+answer"])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&ttl.stdout).to_string();
+    assert!(line.split_whitespace().nth(1) == Some("5"), "{line}");
+    // Back, then the same call again (a resumed runbook): idempotent.
+    st.activate(&route("a"), 3).await.expect("switch to a");
+    st.activate(&route("a"), 3).await.expect("repeat");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 3));
+    // The marker names the decision.
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden epoch=3 site=a\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_switch_and_verify() {
+    switch_and_verify(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_switch_and_verify() {
+    switch_and_verify(Kind::Knot).await;
+}
+
+async fn stale_writer_refused(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let old = provider(&s, key(&s));
+    old.publish("a", &value(A), 2).await.expect("old writer, epoch 2");
+    // A newer orchestrator moves users to b at epoch 3.
+    let new = provider(&s, key(&s));
+    new.publish("b", &value(B), 3).await.expect("new writer, epoch 3");
+    // The old one, still believing it wrote a at epoch 2, tries again: the
+    // server refuses the prerequisite; warden reports a fencing error.
+    let e = old.publish("a", &value(A), 2).await.unwrap_err();
+    assert!(e.is_fencing(), "{e}");
+    assert!(
+        matches!(e, StrategyError::StaleEpoch { sent: 2, seen: 3, .. }),
+        "{e}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+
+    // Even with a higher epoch, a writer whose last write is not what the zone
+    // holds is refused by the server's compare-and-set (a conflict, not retried).
+    let other = provider(&s, key(&s));
+    other.publish("b", &value(B), 3).await.expect("reads and adopts");
+    new.publish("a", &value(A), 4).await.expect("new writer moves on");
+    let e = other.publish("b", &value(B), 5).await.unwrap_err();
+    assert!(matches!(e, StrategyError::Conflict { .. }), "{e}");
+    assert!(e.to_string().contains("another writer"), "{e}");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden epoch=4 site=a\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_stale_writer_refused() {
+    stale_writer_refused(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_stale_writer_refused() {
+    stale_writer_refused(Kind::Knot).await;
+}
+
+async fn wrong_secret_refused(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let wrong_secret = dnsd::random_secret();
+    let wrong = TsigKey::parse(
+        &dnsd::bind_key(&s.prep.key_name, &wrong_secret),
+        None,
+        None,
+    )
+    .unwrap();
+    let p = provider(&s, wrong);
+    let e = p.publish("b", &value(B), 2).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, StrategyError::Rejected { .. }), "{text}");
+    assert!(!e.is_transient(), "a bad key must not be retried: {text}");
+    assert!(text.contains("TSIG"), "{text}");
+    assert!(!text.contains(&wrong_secret) && !text.contains(&s.prep.secret_b64));
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A, "no change");
+
+    // An unknown key name: the same clear refusal.
+    let unknown = TsigKey::parse(&dnsd::bind_key("nosuchkey", &s.prep.secret_b64), None, None)
+        .unwrap();
+    let e = provider(&s, unknown)
+        .publish("b", &value(B), 2)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("TSIG"), "{e}");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A, "no change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_wrong_secret_refused() {
+    wrong_secret_refused(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_wrong_secret_refused() {
+    wrong_secret_refused(Kind::Knot).await;
+}
+
+/// A record changed by hand: the strategy sees drift; the first correction is
+/// refused by the compare-and-set (reported), the next one (reconcile) puts
+/// the route back because no newer decision wrote the marker.
+async fn hand_edit_is_undone(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let st = strategy(&s, provider(&s, key(&s)));
+    st.activate(&route("b"), 2).await.expect("switch");
+    let script = format!(
+        "server {} {}\nzone {ZONE}\nupdate delete {NAME} A\nupdate add {NAME} 5 A 127.0.0.99\nsend\n",
+        s.prep.listen.ip(),
+        s.prep.listen.port()
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-k"])
+        .arg(&s.prep.key_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nsupdate");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "hand edit with nsupdate");
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site, None, "{o:?}");
+    assert!(o.drift.iter().any(|d| d.contains("127.0.0.99")), "{o:?}");
+    let e = st.activate(&route("b"), 2).await.unwrap_err();
+    assert!(e.to_string().contains("changed outside warden"), "{e}");
+    st.activate(&route("b"), 2).await.expect("second try adopts and corrects");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_hand_edit_is_undone() {
+    hand_edit_is_undone(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_hand_edit_is_undone() {
+    hand_edit_is_undone(Kind::Knot).await;
+}
+
+/// A server that is down: a transient error naming it (the runbook retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_is_transient() {
+    let Some(s) = start(Kind::Bind) else { return };
+    let listen = s.prep.listen;
+    let k = key(&s);
+    drop(s);
+    let p = Rfc2136Provider::new(
+        "web",
+        listen,
+        ZONE,
+        &[NAME.to_string()],
+        5,
+        k,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let e = p.publish("b", &value(B), 2).await.unwrap_err();
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().contains(&listen.to_string()), "{e}");
+}

@@ -1,0 +1,264 @@
+//! A `dns`-scheme deployment on lab hosts: sites `a` and `b` (echo service +
+//! agent), `ctl` (orchestrator), `dns` (real BIND9 or Knot serving the zone),
+//! `cli` (users). Shared by the DNS integration tests and the DNS benchmark.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use crate::dnsd::{self, Kind, Prepared, Zone};
+use crate::lab::{self, secs, Lab};
+use serde_json::Value;
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub const HOSTS: &[&str] = &["a", "b", "ctl", "dns", "cli"];
+pub const SVC_PORT: u16 = 8080;
+pub const API_PORT: u16 = 7000;
+pub const ZONE: &str = "dr.example.test";
+pub const NAME: &str = "app.dr.example.test";
+
+pub struct Dep {
+    pub lab: Lab,
+    pub config: PathBuf,
+    pub server: Prepared,
+    pub ttl_s: u64,
+}
+
+impl Dep {
+    pub fn new(kind: Kind, ttl_s: u64, hold_down: &str) -> Option<Dep> {
+        if !dnsd::require(kind) {
+            return None;
+        }
+        let lab = Lab::new_or_skip(HOSTS)?;
+        Some(Dep::build(lab, kind, ttl_s, hold_down).expect("deployment"))
+    }
+
+    fn build(lab: Lab, kind: Kind, ttl_s: u64, hold_down: &str) -> Result<Dep> {
+        let ip = |h: &str| lab.ip(h);
+        let dns_addr: SocketAddr = (ip("dns"), 53).into();
+        let zone = Zone {
+            origin: ZONE.into(),
+            ttl: ttl_s as u32,
+            records: vec![
+                ("ns1".into(), "A".into(), ip("dns").to_string()),
+                ("app".into(), "A".into(), ip("a").to_string()),
+            ],
+        };
+        let server = dnsd::prepare(kind, &lab.dir().join(kind.label()), dns_addr, &zone)?;
+        let opf = lab.write_file("operator.token", format!("operator-{}", lab.prefix()))?;
+        let taf = lab.write_file("a.token", format!("agent-a-{}", lab.prefix()))?;
+        let tbf = lab.write_file("b.token", format!("agent-b-{}", lab.prefix()))?;
+        let conf = format!(
+            r#"[orchestrator]
+listen = "{ctl}:{API_PORT}"
+data_dir = "{data}"
+operator_token = {{ file = "{opf}" }}
+reconcile_interval = "1s"
+long_poll = "2s"
+
+[detection]
+interval = "250ms"
+fall = 3
+rise = 3
+hold_down = "{hold_down}"
+agent_timeout = "1500ms"
+probe_timeout = "500ms"
+
+[sites.a]
+agent_token = {{ file = "{taf}" }}
+checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
+endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
+
+[sites.b]
+agent_token = {{ file = "{tbf}" }}
+checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
+endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "dns"
+failback = "auto"
+step_timeout = "20s"
+
+[groups.web.dns]
+provider = "rfc2136"
+name = "{NAME}"
+ttl = "{ttl_s}s"
+server = "{dns}:53"
+zone = "{ZONE}"
+credentials = {{ file = "{key}" }}
+addresses = {{ a = "{a}", b = "{b}" }}
+"#,
+            ctl = ip("ctl"),
+            a = ip("a"),
+            b = ip("b"),
+            dns = ip("dns"),
+            data = lab.dir().join("data").display(),
+            opf = opf.display(),
+            taf = taf.display(),
+            tbf = tbf.display(),
+            key = server.key_file.display(),
+        );
+        let config = lab.write_file("failover.conf", conf)?;
+        Ok(Dep {
+            lab,
+            config,
+            server,
+            ttl_s,
+        })
+    }
+
+    pub fn cfg(&self) -> String {
+        self.config.display().to_string()
+    }
+
+    pub fn start_dns(&self) -> Result<()> {
+        let name = self.server.kind.label();
+        self.lab
+            .spawn("dns", name, &self.server.argv[0], &self.server.argv[1..])?;
+        let want = self.lab.ip("a").to_string();
+        lab::eventually(secs(10), secs(0.1), || {
+            let got = self.dig(NAME)?;
+            if got == want {
+                Ok(())
+            } else {
+                bail!("{name} answers {got:?} (log: {})", self.lab.log(name))
+            }
+        })
+    }
+
+    /// The authoritative answer for `name`, asked from the users' host.
+    pub fn dig(&self, name: &str) -> Result<String> {
+        let out = self.lab.run_ok(
+            "cli",
+            "dig",
+            dnsd::dig_args(self.server.listen, name, "A"),
+        )?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Whether the server answers `NAME` with the AA bit.
+    pub fn authoritative(&self) -> Result<bool> {
+        let mut args: Vec<String> = dnsd::dig_args(self.server.listen, NAME, "A")
+            .into_iter()
+            .filter(|a| a != "+short")
+            .collect();
+        args.push("+norecurse".into());
+        let out = self.lab.run_ok("cli", "dig", args)?;
+        Ok(out
+            .lines()
+            .any(|l| l.contains(";; flags:") && l.contains(" aa")))
+    }
+
+    /// What a user sees: resolve through the authoritative server, then GET
+    /// the service at the answer.
+    pub fn user_get(&self) -> Result<String> {
+        let ip = self.dig(NAME)?;
+        if ip.is_empty() {
+            bail!("{NAME} does not resolve");
+        }
+        let (status, body) =
+            self.lab
+                .http_get("cli", &format!("http://{ip}:{SVC_PORT}/"), secs(2))?;
+        if status != 200 {
+            bail!("status {status}");
+        }
+        Ok(body.trim().to_string())
+    }
+
+    pub fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.2), || {
+            let b = self.user_get()?;
+            if b == site {
+                Ok(())
+            } else {
+                bail!("users reach {b:?}, want {site:?}")
+            }
+        })
+    }
+
+    pub fn start_service(&self, site: &str) -> Result<()> {
+        let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
+        self.lab.spawn(
+            site,
+            &format!("svc-{site}"),
+            WARDEN,
+            ["echo-server", "--listen", &listen, "--text", site],
+        )?;
+        self.lab.wait_tcp(site, listen.parse()?, secs(10))
+    }
+
+    pub fn start_all(&self) -> Result<()> {
+        self.start_dns()?;
+        self.start_service("a")?;
+        self.start_service("b")?;
+        self.lab.spawn_env(
+            "ctl",
+            "orchestrator",
+            WARDEN,
+            ["orchestrator", "--config", &self.cfg()],
+            [("WARDEN_LOG", "debug")],
+        )?;
+        self.lab.wait_tcp(
+            "ctl",
+            format!("{}:{API_PORT}", self.lab.ip("ctl")).parse()?,
+            secs(15),
+        )?;
+        for s in ["a", "b"] {
+            self.lab.spawn_env(
+                s,
+                &format!("agent-{s}"),
+                WARDEN,
+                ["agent", "--config", &self.cfg(), "--site", s],
+                [("WARDEN_LOG", "debug")],
+            )?;
+        }
+        self.wait_users_on("a", secs(20))?;
+        self.wait_verdict("b", "healthy", secs(15))
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["--config".to_string(), self.cfg()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let out = self.lab.run("ctl", WARDEN, all)?;
+        if !out.status.success() {
+            bail!(
+                "warden {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn group(&self) -> Result<Value> {
+        let s: Value = serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?;
+        s["groups"]
+            .as_array()
+            .and_then(|g| g.first().cloned())
+            .context("no group in status")
+    }
+
+    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.25), || {
+            let g = self.group()?;
+            let s = g["sites"]
+                .as_array()
+                .and_then(|ss| ss.iter().find(|s| s["name"] == site).cloned())
+                .context("site missing")?;
+            if s["verdict"] == verdict {
+                Ok(())
+            } else {
+                bail!("site {site} verdict {}, want {verdict}", s["verdict"])
+            }
+        })
+    }
+
+    pub fn events(&self) -> Result<Vec<Value>> {
+        let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+}
+

@@ -1,0 +1,184 @@
+//! The `dns` scheme across network-namespace hosts: sites `a` and `b` run an
+//! echo service and an agent, `ctl` the orchestrator, `dns` a real BIND9 or
+//! Knot DNS serving the zone, `cli` the users. Users resolve the name through
+//! the authoritative server and connect to the answer; warden moves them by
+//! DNS UPDATE signed with TSIG.
+
+#[path = "../lab/mod.rs"]
+mod lab;
+
+#[path = "../dnsd/mod.rs"]
+mod dnsd;
+
+#[allow(dead_code)]
+mod deploy;
+
+use anyhow::{Context, Result};
+use deploy::{Dep, NAME, SVC_PORT, WARDEN};
+use dnsd::Kind;
+use lab::secs;
+use serde_json::Value;
+
+const TTL_S: u64 = 2;
+
+/// A full failover and failback of a `dns` group: the primary's service
+/// dies → the record moves to b (checked at the authoritative server with the
+/// AA bit, and by users connecting to the answer); a returns → failback.
+/// `warden probe` in DNS mode measures what users saw, TTL caching included.
+/// The TSIG secret never shows up in any log or output.
+fn failover_and_failback(kind: Kind) -> Result<()> {
+    let Some(d) = Dep::new(kind, TTL_S, "3s") else {
+        return Ok(());
+    };
+    d.start_all()?;
+    let resolver = d.server.listen.to_string();
+    d.lab.spawn(
+        "cli",
+        "probe",
+        WARDEN,
+        [
+            "probe",
+            &format!("http://{NAME}:{SVC_PORT}/"),
+            "--resolver",
+            &resolver,
+            "--interval",
+            "100ms",
+            "--timeout",
+            "500ms",
+            "--duration",
+            "60s",
+            "--json",
+        ],
+    )?;
+    std::thread::sleep(secs(1));
+    d.lab.kill("svc-a")?;
+    d.wait_users_on("b", secs(30))
+        .context("users moved to b")?;
+    assert_eq!(d.dig(NAME)?, d.lab.ip("b").to_string());
+    assert!(d.authoritative()?, "the answer carries the AA bit");
+    let g = d.group()?;
+    assert_eq!(g["active"], "b");
+    assert_eq!(g["scheme"], "dns");
+    let epoch_after_failover = g["epoch"].as_u64().unwrap_or(0);
+    let marker = d.lab.run_ok(
+        "cli",
+        "dig",
+        dnsd::dig_args(d.server.listen, &format!("_warden.{NAME}"), "TXT"),
+    )?;
+    assert!(
+        marker.contains(&format!("epoch={epoch_after_failover} site=b")),
+        "marker {marker:?}, epoch {epoch_after_failover}"
+    );
+
+    // The primary returns: failback after hold_down, users back on a.
+    d.start_service("a")?;
+    d.wait_users_on("a", secs(40))
+        .context("failback to a")?;
+    let g = d.group()?;
+    assert_eq!(g["active"], "a");
+    assert!(g["epoch"].as_u64().unwrap_or(0) > epoch_after_failover);
+
+    // Users' resolvers may hold the old answer for the TTL: after that, they are back on a too.
+    std::thread::sleep(secs(TTL_S as f64 + 1.5));
+    // What the users saw (DNS caching included).
+    d.lab.stop("probe")?;
+    let log = d.lab.log("probe");
+    let rep: Value = log
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .with_context(|| format!("probe printed no JSON: {log}"))?;
+    eprintln!("{}: probe report: {rep}", kind.label());
+    let answers = rep["answers"].as_object().cloned().unwrap_or_default();
+    assert!(
+        answers.contains_key("a") && answers.contains_key("b"),
+        "users were answered by both sites: {rep}"
+    );
+    assert_eq!(rep["last_answer"], "a", "users are back on a: {rep}");
+    let longest = rep["longest_outage_ms"].as_u64().unwrap_or(u64::MAX);
+    assert!(
+        longest < 20_000,
+        "longest outage {longest} ms (generous bound; the benchmark measures it): {rep}"
+    );
+
+    // Events: both runbooks succeeded through the DNS strategy.
+    let evs = d.events()?;
+    let ok = evs
+        .iter()
+        .filter(|e| e["kind"] == "runbook_succeeded")
+        .count();
+    assert!(ok >= 2, "failover and failback succeeded: {evs:#?}");
+
+    // The secret appears nowhere: logs of every process, status, events.
+    let mut everything = String::new();
+    for p in ["orchestrator", "agent-a", "agent-b", "probe"] {
+        everything.push_str(&d.lab.log(p));
+    }
+    everything.push_str(&d.cli_ok(&["status", "--json"])?);
+    everything.push_str(&d.cli_ok(&["events", "--json"])?);
+    everything.push_str(&d.cli_ok(&["status"])?);
+    assert!(everything.contains("DNS update applied"), "debug logs captured");
+    assert!(
+        !everything.contains(&d.server.secret_b64),
+        "the TSIG secret leaked into logs or output"
+    );
+    Ok(())
+}
+
+#[test]
+fn bind_dns_failover_and_failback() -> Result<()> {
+    failover_and_failback(Kind::Bind)
+}
+
+#[test]
+fn knot_dns_failover_and_failback() -> Result<()> {
+    failover_and_failback(Kind::Knot)
+}
+
+/// A wrong TSIG secret: the orchestrator's switch fails with a clear
+/// message, the record is unchanged, and the secret is not in the output.
+#[test]
+fn wrong_tsig_secret_fails_switch_clearly() -> Result<()> {
+    let Some(d) = Dep::new(Kind::Bind, TTL_S, "3s") else {
+        return Ok(());
+    };
+    // Replace the key warden reads with a wrong secret of the same name.
+    let wrong = dnsd::random_secret();
+    let real_key = std::fs::read_to_string(&d.server.key_file)?;
+    let warden_key = d.lab.write_file(
+        "warden-tsig.key",
+        dnsd::bind_key(&d.server.key_name, &wrong),
+    )?;
+    let conf = std::fs::read_to_string(&d.config)?.replace(
+        &d.server.key_file.display().to_string(),
+        &warden_key.display().to_string(),
+    );
+    std::fs::write(&d.config, conf)?;
+    assert!(real_key.contains(&d.server.secret_b64));
+    d.start_all()?;
+    // Reconciliation already tried to write the marker with the wrong key.
+    let refused = lab::eventually(secs(20), secs(0.5), || {
+        d.events()?
+            .into_iter()
+            .find(|e| e["kind"] == "reconcile_failed")
+            .context("no reconcile_failed yet")
+    })?;
+    assert!(
+        refused["message"].as_str().unwrap_or_default().contains("TSIG"),
+        "{refused}"
+    );
+    d.cli_ok(&["failover", "web", "--to", "b"])?;
+    let failed = lab::eventually(secs(40), secs(0.5), || {
+        let evs = d.events()?;
+        evs.into_iter()
+            .find(|e| e["kind"] == "runbook_failed")
+            .context("no runbook_failed yet")
+    })?;
+    let msg = failed["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("TSIG"), "clear reason: {msg}");
+    assert_eq!(d.dig(NAME)?, d.lab.ip("a").to_string(), "record unchanged");
+    let mut everything = d.lab.log("orchestrator");
+    everything.push_str(&d.cli_ok(&["events", "--json"])?);
+    assert!(!everything.contains(&wrong) && !everything.contains(&d.server.secret_b64));
+    Ok(())
+}
