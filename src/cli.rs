@@ -120,6 +120,25 @@ pub enum Cmd {
         #[arg(long)]
         text: String,
     },
+    /// A strict fake No-IP update server (integration tests): stats at GET /test/stats.
+    #[command(hide = true)]
+    FakeNoip {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The account's username.
+        #[arg(long)]
+        account: String,
+        /// File holding the account's password.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// A hostname of the account (repeat for more).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "/test/stats")]
+        stats_path: String,
+        #[arg(long, value_enum, default_value = "noip")]
+        flavor: crate::fake_noip::FakeFlavor,
+    },
 }
 
 fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -257,6 +276,34 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::FakeNoip {
+            listen,
+            account,
+            password_file,
+            hosts,
+            stats_path,
+            flavor,
+        } => {
+            let token = CancellationToken::new();
+            shutdown_on_signal(token.clone());
+            let r = crate::fake_noip::run(
+                listen,
+                &account,
+                &password_file,
+                &hosts,
+                &stats_path,
+                flavor,
+                token,
+            )
+            .await;
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::EchoServer { listen, text } => {
             let token = CancellationToken::new();
             shutdown_on_signal(token.clone());

@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod echo;
+mod fake_noip;
 mod probe;
 
 use std::process::ExitCode;

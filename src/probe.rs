@@ -22,7 +22,9 @@ pub struct TtlResolver(hickory_resolver::TokioResolver);
 
 impl TtlResolver {
     pub fn new(server: SocketAddr, timeout: Duration) -> Result<TtlResolver, String> {
-        use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
+        use hickory_resolver::config::{
+            NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+        };
         let mut ns = NameServerConfig::udp_and_tcp(server.ip());
         for c in &mut ns.connections {
             c.port = server.port();
@@ -195,10 +197,9 @@ pub async fn run(
                             // In DNS mode, the answer is the address users were sent to.
                             Ok(Ok(_)) => Ok(resolved.map(|sa| sa.ip().to_string())),
                             Ok(Err(e)) => Err(e.to_string()),
-                            Err(_) => Err(format!(
-                                "connect timed out after {}ms",
-                                timeout.as_millis()
-                            )),
+                            Err(_) => {
+                                Err(format!("connect timed out after {}ms", timeout.as_millis()))
+                            }
                         }
                     }
                 }

@@ -1420,7 +1420,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         if dns.provider == DnsProviderKind::Rfc2136 {
             if let Some(server) = &dns.server {
-                if let Err(e) = crate::model::parse_dns_server(server) {
+                if let Err(e) = crate::model::dns_server_syntax(server) {
                     let k = format!("{key}.server");
                     self.push(self.at(&k), &k, Some(format!("{server:?}")), e);
                 }
@@ -1463,7 +1463,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
         for (i, ns) in dns.nameservers.iter().enumerate() {
-            if let Err(e) = crate::model::parse_dns_server(ns) {
+            if let Err(e) = crate::model::dns_server_syntax(ns) {
                 let k = format!("{key}.nameservers[{i}]");
                 self.push(self.at(&k), &k, Some(format!("{ns:?}")), e);
             }

@@ -589,8 +589,36 @@ pub fn parse_record_addresses(
     Ok((v4, v6))
 }
 
-/// Parse a DNS server given as `IP` (port 53) or `IP:PORT`.
+/// Check the form of a DNS server: `IP`, `IP:PORT`, `[IPv6]:PORT`, `HOST`
+/// or `HOST:PORT` (port 53 when absent). Does not resolve anything.
+pub fn dns_server_syntax(s: &str) -> Result<(), String> {
+    let s = s.trim();
+    if s.parse::<std::net::SocketAddr>().is_ok() || s.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS server address; expected IP, IP:PORT or HOST:PORT (e.g. \"10.0.0.53:53\", \"[fd00::53]:53\", \"ns1.example.net:53\")"
+        ))
+    }
+}
+
+/// Parse a DNS server (see [`dns_server_syntax`]); a host name is resolved
+/// once, here (blocking), and its first address used.
 pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
     let s = s.trim();
     if let Ok(a) = s.parse::<std::net::SocketAddr>() {
         return Ok(a);
@@ -598,7 +626,15 @@ pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, 53));
     }
-    Err(format!(
-        "{s:?} is not an IP address or IP:PORT (e.g. \"10.0.0.53:53\" or \"[fd00::53]:53\")"
-    ))
+    dns_server_syntax(s)?;
+    let with_port = if s.contains(':') {
+        s.to_string()
+    } else {
+        format!("{s}:53")
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve DNS server {s:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("DNS server {s:?} has no address"))
 }

@@ -111,8 +111,10 @@ pub fn build_strategies(
     let mut out = BTreeMap::new();
     for (name, g) in &cfg.groups {
         let s: Arc<dyn Strategy> = match g.scheme.get_ref() {
-            Scheme::Frontend => warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
-                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
+            Scheme::Frontend => {
+                warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
+                    .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?
+            }
             Scheme::Dns => warden_strategies::dns::DnsStrategy::from_config(cfg, name)
                 .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
             other => {

@@ -184,16 +184,27 @@ async fn knot_switch_and_verify() {
 async fn stale_writer_refused(kind: Kind) {
     let Some(s) = start(kind) else { return };
     let old = provider(&s, key(&s));
-    old.publish("a", &value(A), 2).await.expect("old writer, epoch 2");
+    old.publish("a", &value(A), 2)
+        .await
+        .expect("old writer, epoch 2");
     // A newer orchestrator moves users to b at epoch 3.
     let new = provider(&s, key(&s));
-    new.publish("b", &value(B), 3).await.expect("new writer, epoch 3");
+    new.publish("b", &value(B), 3)
+        .await
+        .expect("new writer, epoch 3");
     // The old one, still believing it wrote a at epoch 2, tries again: the
     // server refuses the prerequisite; warden reports a fencing error.
     let e = old.publish("a", &value(A), 2).await.unwrap_err();
     assert!(e.is_fencing(), "{e}");
     assert!(
-        matches!(e, StrategyError::StaleEpoch { sent: 2, seen: 3, .. }),
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 2,
+                seen: 3,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
@@ -201,8 +212,13 @@ async fn stale_writer_refused(kind: Kind) {
     // Even with a higher epoch, a writer whose last write is not what the zone
     // holds is refused by the server's compare-and-set (a conflict, not retried).
     let other = provider(&s, key(&s));
-    other.publish("b", &value(B), 3).await.expect("reads and adopts");
-    new.publish("a", &value(A), 4).await.expect("new writer moves on");
+    other
+        .publish("b", &value(B), 3)
+        .await
+        .expect("reads and adopts");
+    new.publish("a", &value(A), 4)
+        .await
+        .expect("new writer moves on");
     let e = other.publish("b", &value(B), 5).await.unwrap_err();
     assert!(matches!(e, StrategyError::Conflict { .. }), "{e}");
     assert!(e.to_string().contains("another writer"), "{e}");
@@ -224,12 +240,8 @@ async fn knot_stale_writer_refused() {
 async fn wrong_secret_refused(kind: Kind) {
     let Some(s) = start(kind) else { return };
     let wrong_secret = dnsd::random_secret();
-    let wrong = TsigKey::parse(
-        &dnsd::bind_key(&s.prep.key_name, &wrong_secret),
-        None,
-        None,
-    )
-    .unwrap();
+    let wrong =
+        TsigKey::parse(&dnsd::bind_key(&s.prep.key_name, &wrong_secret), None, None).unwrap();
     let p = provider(&s, wrong);
     let e = p.publish("b", &value(B), 2).await.unwrap_err();
     let text = e.to_string();
@@ -240,8 +252,8 @@ async fn wrong_secret_refused(kind: Kind) {
     assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A, "no change");
 
     // An unknown key name: the same clear refusal.
-    let unknown = TsigKey::parse(&dnsd::bind_key("nosuchkey", &s.prep.secret_b64), None, None)
-        .unwrap();
+    let unknown =
+        TsigKey::parse(&dnsd::bind_key("nosuchkey", &s.prep.secret_b64), None, None).unwrap();
     let e = provider(&s, unknown)
         .publish("b", &value(B), 2)
         .await
@@ -291,7 +303,9 @@ async fn hand_edit_is_undone(kind: Kind) {
     assert!(o.drift.iter().any(|d| d.contains("127.0.0.99")), "{o:?}");
     let e = st.activate(&route("b"), 2).await.unwrap_err();
     assert!(e.to_string().contains("changed outside warden"), "{e}");
-    st.activate(&route("b"), 2).await.expect("second try adopts and corrects");
+    st.activate(&route("b"), 2)
+        .await
+        .expect("second try adopts and corrects");
     assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
 }
 

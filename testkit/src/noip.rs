@@ -171,7 +171,14 @@ impl fmt::Debug for FakeNoip {
 impl FakeNoip {
     /// A No-IP account `account` with `password` owning `hosts` (no address yet).
     pub fn new(account: &str, password: &str, hosts: &[&str]) -> FakeNoip {
-        FakeNoip::build(account, password, hosts, Flavor::Noip, 20, DEFAULT_STATS_PATH)
+        FakeNoip::build(
+            account,
+            password,
+            hosts,
+            Flavor::Noip,
+            20,
+            DEFAULT_STATS_PATH,
+        )
     }
 
     /// The same account served as `flavor`.
@@ -256,10 +263,7 @@ impl FakeNoip {
 
     /// Set what `host` holds (as if updated earlier). Adds the host to the account.
     pub fn set_ip(&self, host: &str, ips: HostIps) {
-        self.lock()
-            .stats
-            .ips
-            .insert(host.to_ascii_lowercase(), ips);
+        self.lock().stats.ips.insert(host.to_ascii_lowercase(), ips);
     }
 
     /// What `host` holds now (`None`: not a host of the account).
@@ -297,7 +301,9 @@ impl FakeNoip {
 
     /// Answer the next request with `body` as is (status 200).
     pub fn answer_next(&self, body: &str) {
-        self.lock().script.push_back(Scripted::Raw(body.to_string()));
+        self.lock()
+            .script
+            .push_back(Scripted::Raw(body.to_string()));
     }
 
     /// Answer the next request with HTTP `status` and `body`.
@@ -391,8 +397,8 @@ impl FakeNoip {
                 let Some(cur) = s.stats.ips.get_mut(&h) else {
                     return "nohost".to_string();
                 };
-                let changed = v4.is_some_and(|a| cur.v4 != Some(a))
-                    || v6.is_some_and(|a| cur.v6 != Some(a));
+                let changed =
+                    v4.is_some_and(|a| cur.v4 != Some(a)) || v6.is_some_and(|a| cur.v6 != Some(a));
                 if let Some(a) = v4 {
                     cur.v4 = Some(a);
                 }
@@ -438,7 +444,8 @@ pub fn agent_is_valid(ua: &str) -> bool {
     let program = parts[1..parts.len() - 1]
         .iter()
         .any(|p| matches!(p.split_once('/'), Some((a, b)) if !a.is_empty() && !b.is_empty()));
-    let contact_ok = matches!(contact.split_once('@'), Some((a, b)) if !a.is_empty() && !b.is_empty());
+    let contact_ok =
+        matches!(contact.split_once('@'), Some((a, b)) if !a.is_empty() && !b.is_empty());
     program && contact_ok
 }
 
@@ -713,7 +720,9 @@ mod tests {
     #[test]
     fn agents() {
         assert!(agent_is_valid("warden warden/0.1.0 ops@example.net"));
-        assert!(agent_is_valid("Bobs Update Client WindowsXP/1.2 bob@example.com"));
+        assert!(agent_is_valid(
+            "Bobs Update Client WindowsXP/1.2 bob@example.com"
+        ));
         assert!(!agent_is_valid("curl/8.0"));
         assert!(!agent_is_valid("warden warden/0.1.0"));
         assert!(!agent_is_valid("warden warden 0.1.0 ops@example.net"));

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use crate::dnsd::{self, Kind, Prepared, Zone};
 use crate::lab::{self, secs, Lab};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
@@ -64,6 +64,7 @@ rise = 3
 hold_down = "{hold_down}"
 agent_timeout = "1500ms"
 probe_timeout = "500ms"
+max_failovers = 1000
 
 [sites.a]
 agent_token = {{ file = "{taf}" }}
@@ -130,11 +131,9 @@ addresses = {{ a = "{a}", b = "{b}" }}
 
     /// The authoritative answer for `name`, asked from the users' host.
     pub fn dig(&self, name: &str) -> Result<String> {
-        let out = self.lab.run_ok(
-            "cli",
-            "dig",
-            dnsd::dig_args(self.server.listen, name, "A"),
-        )?;
+        let out = self
+            .lab
+            .run_ok("cli", "dig", dnsd::dig_args(self.server.listen, name, "A"))?;
         Ok(out.trim().to_string())
     }
 
@@ -261,4 +260,3 @@ addresses = {{ a = "{a}", b = "{b}" }}
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 }
-

@@ -52,8 +52,7 @@ fn failover_and_failback(kind: Kind) -> Result<()> {
     )?;
     std::thread::sleep(secs(1));
     d.lab.kill("svc-a")?;
-    d.wait_users_on("b", secs(30))
-        .context("users moved to b")?;
+    d.wait_users_on("b", secs(30)).context("users moved to b")?;
     assert_eq!(d.dig(NAME)?, d.lab.ip("b").to_string());
     assert!(d.authoritative()?, "the answer carries the AA bit");
     let g = d.group()?;
@@ -72,8 +71,7 @@ fn failover_and_failback(kind: Kind) -> Result<()> {
 
     // The primary returns: failback after hold_down, users back on a.
     d.start_service("a")?;
-    d.wait_users_on("a", secs(40))
-        .context("failback to a")?;
+    d.wait_users_on("a", secs(40)).context("failback to a")?;
     let g = d.group()?;
     assert_eq!(g["active"], "a");
     assert!(g["epoch"].as_u64().unwrap_or(0) > epoch_after_failover);
@@ -117,7 +115,10 @@ fn failover_and_failback(kind: Kind) -> Result<()> {
     everything.push_str(&d.cli_ok(&["status", "--json"])?);
     everything.push_str(&d.cli_ok(&["events", "--json"])?);
     everything.push_str(&d.cli_ok(&["status"])?);
-    assert!(everything.contains("DNS update applied"), "debug logs captured");
+    assert!(
+        everything.contains("DNS update applied"),
+        "debug logs captured"
+    );
     assert!(
         !everything.contains(&d.server.secret_b64),
         "the TSIG secret leaked into logs or output"
@@ -164,7 +165,10 @@ fn wrong_tsig_secret_fails_switch_clearly() -> Result<()> {
             .context("no reconcile_failed yet")
     })?;
     assert!(
-        refused["message"].as_str().unwrap_or_default().contains("TSIG"),
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TSIG"),
         "{refused}"
     );
     d.cli_ok(&["failover", "web", "--to", "b"])?;
@@ -180,5 +184,189 @@ fn wrong_tsig_secret_fails_switch_clearly() -> Result<()> {
     let mut everything = d.lab.log("orchestrator");
     everything.push_str(&d.cli_ok(&["events", "--json"])?);
     assert!(!everything.contains(&wrong) && !everything.contains(&d.server.secret_b64));
+    Ok(())
+}
+
+/// Provider `noip` against the strict No-IP stand-in (`warden fake-noip`) on
+/// the dns host. Wrong credentials: the first update earns `badauth`; the
+/// provider stops itself (alert event, ALERT in `warden status`), a failover's
+/// switch step fails without contacting the server, reconciliation does not
+/// hammer it; `warden clear` allows exactly one more try. Fixing the
+/// credentials and restarting (the reload) resumes updates; a failover then
+/// moves the No-IP record. The password never shows up anywhere.
+#[test]
+fn noip_badauth_stops_updates_until_fixed() -> Result<()> {
+    let Some(d) = Dep::new(Kind::Bind, TTL_S, "3s") else {
+        return Ok(());
+    };
+    let fake = format!("{}:8245", d.lab.ip("dns"));
+    let good_pw = format!("right-{}", d.lab.prefix());
+    let bad_pw = format!("wrong-{}", d.lab.prefix());
+    let pwfile = d.lab.write_file("noip.password", &good_pw)?;
+    let cred = d
+        .lab
+        .write_file("noip.credentials", format!("warden:{bad_pw}"))?;
+    let conf = std::fs::read_to_string(&d.config)?;
+    let cut = conf.find("[groups.web.dns]").context("dns table")?;
+    let table = format!(
+        r#"[groups.web.dns]
+provider = "noip"
+name = "{NAME}"
+server = "http://{fake}/nic/update"
+credentials = {{ file = "{cred}" }}
+user_agent = "WardenTests warden/0.1 tests@warden.invalid"
+addresses = {{ a = "{a}", b = "{b}" }}
+"#,
+        cred = cred.display(),
+        a = d.lab.ip("a"),
+        b = d.lab.ip("b"),
+    );
+    std::fs::write(&d.config, format!("{}{table}", &conf[..cut]))?;
+    d.lab.spawn(
+        "dns",
+        "fake-noip",
+        WARDEN,
+        [
+            "fake-noip",
+            "--listen",
+            &fake,
+            "--account",
+            "warden",
+            "--password-file",
+            &pwfile.display().to_string(),
+            "--host",
+            NAME,
+        ],
+    )?;
+    d.lab.wait_tcp("dns", fake.parse()?, secs(10))?;
+    let stats = || -> Result<Value> {
+        let out = d.lab.run_ok(
+            "cli",
+            "curl",
+            ["-s", "-m", "3", &format!("http://{fake}/test/stats")],
+        )?;
+        Ok(serde_json::from_str(&out)?)
+    };
+    d.start_service("a")?;
+    d.start_service("b")?;
+    d.lab.spawn_env(
+        "ctl",
+        "orchestrator",
+        WARDEN,
+        ["orchestrator", "--config", &d.cfg()],
+        [("WARDEN_LOG", "debug")],
+    )?;
+    for s in ["a", "b"] {
+        d.lab.spawn(
+            s,
+            &format!("agent-{s}"),
+            WARDEN,
+            ["agent", "--config", &d.cfg(), "--site", s],
+        )?;
+    }
+    // Reconciliation publishes a (nothing confirmed yet) and earns badauth.
+    let alert = lab::eventually(secs(20), secs(0.25), || {
+        d.events()?
+            .into_iter()
+            .find(|e| e["kind"] == "alert")
+            .context("no alert event yet")
+    })?;
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("badauth"),
+        "{alert}"
+    );
+    let g = d.group()?;
+    let alerts = g["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(alerts.len(), 1, "{g}");
+    assert!(d.cli_ok(&["status"])?.contains("ALERT"));
+
+    // A failover now: the DNS step fails at once, without a request.
+    d.wait_verdict("b", "healthy", secs(15))?;
+    let before = stats()?["requests"].as_u64().unwrap_or(0);
+    assert_eq!(before, 1, "one update so far: {}", stats()?);
+    d.cli_ok(&["failover", "web", "--to", "b"])?;
+    let failed = lab::eventually(secs(30), secs(0.25), || {
+        d.events()?
+            .into_iter()
+            .find(|e| e["kind"] == "runbook_failed")
+            .context("no runbook_failed yet")
+    })?;
+    let msg = failed["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("blocked") && msg.contains("badauth"), "{msg}");
+    // Several reconcile cycles (1 s): still no new request.
+    std::thread::sleep(secs(3.5));
+    assert_eq!(stats()?["requests"].as_u64(), Some(1), "no hammering");
+
+    // `warden clear`: exactly one more try (badauth again), then blocked again.
+    let out = d.cli_ok(&["clear", "web"])?;
+    assert!(out.contains("cleared"), "{out}");
+    lab::eventually(secs(10), secs(0.25), || {
+        anyhow::ensure!(stats()?["requests"].as_u64() == Some(2), "not yet");
+        Ok(())
+    })?;
+    std::thread::sleep(secs(3));
+    assert_eq!(stats()?["requests"].as_u64(), Some(2), "blocked again");
+    assert!(d.events()?.iter().any(|e| e["kind"] == "alert_cleared"));
+
+    // The fix: right credentials, restart (reload). Updates resume: the
+    // record is set to the active site (a: the failover failed).
+    std::fs::write(&cred, format!("warden:{good_pw}"))?;
+    d.lab.restart("orchestrator")?;
+    lab::eventually(secs(20), secs(0.25), || {
+        let s = stats()?;
+        let ip = s["ips"][NAME]["v4"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(ip == d.lab.ip("a").to_string(), "record {ip:?}: {s}");
+        Ok(())
+    })?;
+    assert!(d.group()?["alerts"]
+        .as_array()
+        .is_some_and(|a| a.is_empty()));
+    // The failed failover left the group to the operator (phase failed),
+    // who now moves it again.
+    // (a's service is stopped first, or auto failback would move users back.)
+    assert_eq!(d.group()?["phase"], "failed");
+    d.lab.kill("svc-a")?;
+    d.cli_ok(&["failover", "web", "--to", "b"])?;
+    lab::eventually(secs(30), secs(0.25), || {
+        let s = stats()?;
+        let ip = s["ips"][NAME]["v4"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(ip == d.lab.ip("b").to_string(), "record {ip:?}: {s}");
+        Ok(())
+    })
+    .with_context(|| {
+        format!(
+            "events: {:#?}",
+            d.events()
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .take(12)
+                .map(|e| format!("{} {}", e["kind"], e["message"]))
+                .collect::<Vec<_>>()
+        )
+    })?;
+    lab::eventually(secs(10), secs(0.25), || {
+        anyhow::ensure!(d.group()?["active"] == "b", "not active on b yet");
+        Ok(())
+    })?;
+    // No needless update: a few reconcile cycles add no request.
+    let n = stats()?["requests"].as_u64().unwrap_or(0);
+    std::thread::sleep(secs(3));
+    let s = stats()?;
+    assert_eq!(s["requests"].as_u64(), Some(n), "no needless nochg: {s}");
+
+    let mut everything = d.lab.log("orchestrator");
+    everything.push_str(&d.cli_ok(&["events", "--json"])?);
+    everything.push_str(&d.cli_ok(&["status", "--json"])?);
+    assert!(!everything.contains(&bad_pw) && !everything.contains(&good_pw));
     Ok(())
 }

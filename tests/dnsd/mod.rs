@@ -181,11 +181,7 @@ zone:
             );
             let cf = dir.join("knot.conf");
             std::fs::write(&cf, conf)?;
-            vec![
-                "knotd".into(),
-                "-c".into(),
-                cf.display().to_string(),
-            ]
+            vec!["knotd".into(), "-c".into(), cf.display().to_string()]
         }
     };
     Ok(Prepared {
@@ -231,9 +227,9 @@ pub fn have(kind: Kind) -> bool {
 }
 
 pub fn which(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join(bin).is_file())
-    }) || Path::new("/usr/sbin").join(bin).is_file()
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+        || Path::new("/usr/sbin").join(bin).is_file()
 }
 
 /// Skip (outside CI) or fail (CI=true) when a prerequisite is missing.

@@ -227,3 +227,72 @@ fn bad_names() {
     // The group's reference to tx is now unknown.
     find(&p, "groups.web.sites[1]");
 }
+
+#[test]
+fn dns_provider_keys_are_checked_where_they_are() {
+    // Addresses must be IPs: one v4 and/or one v6.
+    let text = format!(
+        "{BASE}{}",
+        DNS_GROUP.replace("tx = \"10.2.0.10\"", "tx = \"10.2.0.10, 10.2.0.11\"")
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "groups.www.dns.addresses.tx");
+    assert!(p.message.contains("at most one IPv4"), "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"10.2.0.10, 10.2.0.11\""));
+    crate::ok(&format!(
+        "{BASE}{}",
+        DNS_GROUP.replace("tx = \"10.2.0.10\"", "tx = \"10.2.0.10, fd00:2::10\"")
+    ));
+    let text = format!(
+        "{BASE}{}",
+        DNS_GROUP.replace("tx = \"10.2.0.10\"", "tx = \"tx.example.net\"")
+    );
+    assert!(one(&text).message.contains("is not an IP address"));
+
+    // Nameservers, algorithm, timeout.
+    let text = format!(
+        "{BASE}{}",
+        DNS_GROUP.replace(
+            "zone = \"example.net\"\n",
+            "zone = \"example.net\"\nnameservers = [\"10.0.0.53:53\", \"bad host:x\"]\nalgorithm = \"hmac-md5\"\ntimeout = \"0s\"\n"
+        )
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{}", show(&p));
+    let ns = find(&p, "groups.www.dns.nameservers[1]");
+    assert_eq!((ns.line, ns.col), pos_of(&text, "\"bad host:x\""));
+    assert!(find(&p, "groups.www.dns.algorithm")
+        .message
+        .contains("hmac-sha256"));
+    find(&p, "groups.www.dns.timeout");
+
+    // noip: credentials, a well-formed User-Agent, no TSIG keys; dyndns2 needs a URL.
+    let noip = DNS_GROUP
+        .replace("\"rfc2136\"", "\"noip\"")
+        .replace("server = \"ns1.example.net:53\"\n", "")
+        .replace("zone = \"example.net\"\n", "");
+    let p = one(&format!("{BASE}{noip}"));
+    assert_eq!(p.key, "groups.www.dns.credentials");
+    let noip = noip.replace(
+        "name = ",
+        "credentials = { file = \"/etc/warden/noip\" }\nuser_agent = \"warden\"\nkey_name = \"k\"\nname = ",
+    );
+    let p = problems(&format!("{BASE}{noip}"));
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    assert!(find(&p, "groups.www.dns.user_agent")
+        .message
+        .contains("Company NameOfProgram/Version contact@example"));
+    find(&p, "groups.www.dns.key_name");
+    let dyn2 = noip
+        .replace("\"noip\"", "\"dyndns2\"")
+        .replace("user_agent = \"warden\"\nkey_name = \"k\"\n", "");
+    let p = one(&format!("{BASE}{dyn2}"));
+    assert_eq!(p.key, "groups.www.dns.server");
+    crate::ok(&format!(
+        "{BASE}{}",
+        dyn2.replace(
+            "name = ",
+            "server = \"https://members.example.net/nic/update\"\nname = "
+        )
+    ));
+}

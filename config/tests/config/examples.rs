@@ -66,11 +66,20 @@ fn frontend_example() {
 
 #[test]
 fn dns_and_hybrid_examples() {
-    let c = example("dns.conf");
+    let c = example("rfc2136.conf");
     let d = c.groups["www"].dns.as_ref().unwrap().get_ref();
     assert_eq!(d.addresses.len(), 2);
     assert_eq!(d.ttl, Duration::from_secs(60));
     assert!(d.credentials.as_ref().unwrap().file.is_some());
+
+    let c = example("noip.conf");
+    let d = c.groups["www"].dns.as_ref().unwrap().get_ref();
+    assert_eq!(d.aliases, ["api.example.ddns.net"]);
+    assert!(d.user_agent.as_deref().unwrap().contains("warden/"));
+    let c = example("dyndns2.conf");
+    let d = c.groups["www"].dns.as_ref().unwrap().get_ref();
+    assert!(d.addresses["tx"].contains("fd00:2::10"));
+    assert!(d.credentials.as_ref().unwrap().env.is_some());
 
     let c = example("hybrid.conf");
     let g = &c.groups["app"];

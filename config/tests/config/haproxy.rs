@@ -239,3 +239,17 @@ fn servers_map_group_sites_to_distinct_valid_names() {
         "{p}"
     );
 }
+
+#[test]
+fn haproxy_example() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/haproxy.conf");
+    let c = warden_config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(c.frontends.is_empty());
+    assert_eq!(
+        c.haproxy_frontends["edge2"].runtime,
+        RuntimeAddr::Tcp("10.0.0.6:9999".parse().unwrap())
+    );
+    let f = c.groups["shop"].frontend.as_ref().unwrap().get_ref();
+    assert_eq!((f.server_of("ca"), f.server_of("tx")), ("srv_ca", "tx"));
+}

@@ -227,7 +227,10 @@ pub fn parse_answer(body: &str, hosts: usize, flavor: Flavor) -> Result<Vec<Line
             None => (*l, ""),
         };
         let code = Code::parse(word).ok_or_else(|| {
-            format!("{:?} is not a return code of the dyndns2 protocol", word)
+            format!(
+                "{} is not a return code of the dyndns2 protocol",
+                quote_max(word, 40)
+            )
         })?;
         let mut ips = Vec::new();
         if code.class() == Class::Success {
@@ -240,9 +243,9 @@ pub fn parse_answer(body: &str, hosts: usize, flavor: Flavor) -> Result<Vec<Line
                 }
             } else {
                 for part in rest.split(',').map(str::trim) {
-                    let ip = part.parse::<IpAddr>().map_err(|_| {
-                        format!("`{} {rest}`: {part:?} is not an IP address", code.as_str())
-                    })?;
+                    let ip = part
+                        .parse::<IpAddr>()
+                        .map_err(|_| format!("{} is not an IP address", quote_max(part, 60)))?;
                     ips.push(ip);
                 }
             }
@@ -266,7 +269,9 @@ pub fn parse_answer(body: &str, hosts: usize, flavor: Flavor) -> Result<Vec<Line
 /// A stop in force (fatal code or hold).
 #[derive(Debug, Clone)]
 struct Stop {
-    /// The alert line.
+    /// What happened and what to do (the reason of [`StrategyError::Blocked`]).
+    reason: String,
+    /// The alert line: `reason` with the group and the server.
     line: String,
     /// Holds only: when sending is allowed again.
     until: Option<Instant>,
@@ -374,7 +379,9 @@ impl DyndnsProvider {
         };
         let url = Url::parse(server).map_err(|e| {
             // A URL with credentials in it is not echoed.
-            cfg(format!("server: not a URL ({e}); expected e.g. \"{NOIP_SERVER}\""))
+            cfg(format!(
+                "server: not a URL ({e}); expected e.g. \"{NOIP_SERVER}\""
+            ))
         })?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(cfg(
@@ -388,7 +395,10 @@ impl DyndnsProvider {
             )));
         }
         if url.fragment().is_some() {
-            return Err(cfg(format!("server: {:?} has a #fragment; remove it", url.as_str())));
+            return Err(cfg(format!(
+                "server: {:?} has a #fragment; remove it",
+                url.as_str()
+            )));
         }
         let (user, password) = match credentials.expose().split_once(':') {
             Some((u, p)) if !u.trim().is_empty() && !p.is_empty() => {
@@ -409,9 +419,7 @@ impl DyndnsProvider {
             }
         }
         let user_agent = user_agent.unwrap_or(DEFAULT_USER_AGENT).trim().to_string();
-        if user_agent.is_empty()
-            || reqwest::header::HeaderValue::from_str(&user_agent).is_err()
-        {
+        if user_agent.is_empty() || reqwest::header::HeaderValue::from_str(&user_agent).is_err() {
             return Err(cfg(format!(
                 "user_agent: {user_agent:?} cannot be sent as a User-Agent header"
             )));
@@ -459,8 +467,17 @@ impl DyndnsProvider {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn prefix(&self) -> String {
-        format!("dns/{} group {}", self.flavor.kind(), self.group)
+    fn stop(&self, reason: &str, until: Option<Instant>) -> Stop {
+        Stop {
+            reason: reason.to_string(),
+            line: format!(
+                "dns/{} group {} ({}): {reason}",
+                self.flavor.kind(),
+                self.group,
+                self.element
+            ),
+            until,
+        }
     }
 
     fn unreachable(&self, reason: String) -> StrategyError {
@@ -487,11 +504,11 @@ impl DyndnsProvider {
     /// The stop in force, if any (an expired hold is dropped).
     fn stopped(&self, st: &mut State) -> Option<String> {
         if let Some(b) = &st.block {
-            return Some(b.line.clone());
+            return Some(b.reason.clone());
         }
         if let Some(h) = &st.hold {
             if h.until.is_some_and(|u| Instant::now() < u) {
-                return Some(h.line.clone());
+                return Some(h.reason.clone());
             }
             info!(group = %self.group, server = %self.element, "update hold expired; updates resume");
             st.hold = None;
@@ -530,33 +547,23 @@ impl DyndnsProvider {
 
     /// Stop for good (until `clear()` or a reload) after a fatal answer.
     fn block(&self, what: &str, why: &str) -> StrategyError {
-        let line = format!(
-            "{}: updates stopped after {what} from {}: {why}; nothing is sent through this provider until the configuration is fixed and reloaded, or this alert is cleared",
-            self.prefix(),
-            self.element,
+        let reason = format!(
+            "updates stopped after {what}: {why}; nothing is sent through this provider until the configuration is fixed and reloaded, or this alert is cleared"
         );
         warn!(group = %self.group, server = %self.element, answer = what, "DNS updates stopped: the provider answered a fatal code");
-        self.lock().block = Some(Stop {
-            line: line.clone(),
-            until: None,
-        });
-        self.blocked(&line)
+        self.lock().block = Some(self.stop(&reason, None));
+        self.blocked(&reason)
     }
 
     /// Hold for [`HOLD`] after `911`/`dnserr`/HTTP 429.
     fn hold(&self, what: &str, why: &str) -> StrategyError {
-        let line = format!(
-            "{}: updates held until {} (30 min) after {what} from {}: {why}; clear this alert to retry earlier",
-            self.prefix(),
+        let reason = format!(
+            "updates held until {} (30 min) after {what}: {why}; clear this alert to retry earlier",
             wall_clock_after(HOLD),
-            self.element,
         );
         warn!(group = %self.group, server = %self.element, answer = what, hold = "30m", "DNS updates held");
-        self.lock().hold = Some(Stop {
-            line: line.clone(),
-            until: Some(Instant::now() + HOLD),
-        });
-        self.blocked(&line)
+        self.lock().hold = Some(self.stop(&reason, Some(Instant::now() + HOLD)));
+        self.blocked(&reason)
     }
 
     /// The update URL for `hosts` and `value` (commas and colons left as
@@ -606,7 +613,12 @@ impl DyndnsProvider {
     }
 
     /// Handle an HTTP answer that is not `200` with return codes.
-    fn status_error(&self, status: StatusCode, text: &str, location: Option<String>) -> StrategyError {
+    fn status_error(
+        &self,
+        status: StatusCode,
+        text: &str,
+        location: Option<String>,
+    ) -> StrategyError {
         let s = status.as_u16();
         let q = quote(text);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -851,6 +863,13 @@ impl DnsProvider for DyndnsProvider {
         }
         lifted
     }
+
+    fn forget(&self, names: &[String]) {
+        let mut st = self.lock();
+        for n in names {
+            st.confirmed.remove(n);
+        }
+    }
 }
 
 /// The addresses named by a success line.
@@ -909,12 +928,17 @@ fn error_text(e: &reqwest::Error) -> String {
     s
 }
 
+/// `text` quoted, cut after [`QUOTE_MAX`] characters.
 fn quote(text: &str) -> String {
+    quote_max(text, QUOTE_MAX)
+}
+
+fn quote_max(text: &str, max: usize) -> String {
     let t = text.trim();
     if t.is_empty() {
         return "(empty body)".into();
     }
-    match t.char_indices().nth(QUOTE_MAX) {
+    match t.char_indices().nth(max) {
         Some((i, _)) => format!("{:?}…", &t[..i]),
         None => format!("{t:?}"),
     }
@@ -986,7 +1010,9 @@ mod tests {
 
     #[test]
     fn classes() {
-        for c in ["nohost", "badauth", "badagent", "!donator", "abuse", "notfqdn", "numhost"] {
+        for c in [
+            "nohost", "badauth", "badagent", "!donator", "abuse", "notfqdn", "numhost",
+        ] {
             assert_eq!(Code::parse(c).unwrap().class(), Class::Fatal, "{c}");
         }
         for c in ["911", "dnserr"] {
@@ -996,7 +1022,10 @@ mod tests {
 
     #[test]
     fn encoding_keeps_commas() {
-        assert_eq!(encode("a.example.net,b.example.net"), "a.example.net,b.example.net");
+        assert_eq!(
+            encode("a.example.net,b.example.net"),
+            "a.example.net,b.example.net"
+        );
         assert_eq!(encode("a b&c"), "a%20b%26c");
     }
 

@@ -99,6 +99,10 @@ pub trait DnsProvider: Send + Sync {
     fn clear(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The authoritative servers show that `names` do not hold what the
+    /// provider believes it confirmed (a hand edit at the provider): the next
+    /// `publish` must send for them instead of trusting its memory.
+    fn forget(&self, _names: &[String]) {}
 }
 
 /// The `dns` strategy of one group.
@@ -168,9 +172,7 @@ impl DnsStrategy {
             .dns
             .as_ref()
             .ok_or_else(|| {
-                StrategyError::Config(format!(
-                    "group {group} has no [groups.{group}.dns] table"
-                ))
+                StrategyError::Config(format!("group {group} has no [groups.{group}.dns] table"))
             })?
             .get_ref();
         let mut sites = BTreeMap::new();
@@ -182,7 +184,9 @@ impl DnsStrategy {
         }
         let names = names_of(dns);
         let provider: Arc<dyn DnsProvider> = match dns.provider {
-            DnsProviderKind::Rfc2136 => Arc::new(rfc2136::Rfc2136Provider::from_config(group, dns)?),
+            DnsProviderKind::Rfc2136 => {
+                Arc::new(rfc2136::Rfc2136Provider::from_config(group, dns)?)
+            }
             DnsProviderKind::Noip | DnsProviderKind::Dyndns2 => {
                 Arc::new(dyndns::DyndnsProvider::from_config(group, dns)?)
             }
@@ -257,6 +261,27 @@ impl Strategy for DnsStrategy {
                 self.sites.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
+        if !self.nameservers.is_empty() {
+            // A provider that skips updates it believes are done (noip's
+            // "no needless nochg") must not skip one the zone contradicts.
+            let (want4, want6) = self.types_in_use();
+            let asks = self.names.iter().map(|n| async move {
+                let first = self.nameservers[0];
+                (
+                    n,
+                    query::address_records(first, n, want4, want6, self.timeout).await,
+                )
+            });
+            let wrong: Vec<String> = join_all(asks)
+                .await
+                .into_iter()
+                .filter(|(_, r)| r.as_ref().is_ok_and(|a| a.value != *value))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !wrong.is_empty() {
+                self.provider.forget(&wrong);
+            }
+        }
         self.provider.publish(&target.site, value, epoch).await
     }
 
@@ -279,7 +304,9 @@ impl Strategy for DnsStrategy {
                     let mut drift = v.drift.clone();
                     let site = v.value.as_ref().and_then(|x| self.site_of(x));
                     if let (Some(x), None) = (&v.value, &site) {
-                        drift.push(format!("the provider reports {x}, which is no target's address"));
+                        drift.push(format!(
+                            "the provider reports {x}, which is no target's address"
+                        ));
                     }
                     Observed {
                         site,

@@ -164,8 +164,7 @@ impl NameRecords {
             && self.aaaa == v.v6.into_iter().collect::<Vec<_>>()
     }
     fn value(&self) -> Option<RecordValue> {
-        if self.a.len() > 1 || self.aaaa.len() > 1 || (self.a.is_empty() && self.aaaa.is_empty())
-        {
+        if self.a.len() > 1 || self.aaaa.len() > 1 || (self.a.is_empty() && self.aaaa.is_empty()) {
             return None;
         }
         Some(RecordValue {
@@ -430,7 +429,13 @@ impl Rfc2136Provider {
     }
 
     /// The UPDATE that moves every name from `from` to `to` at `epoch`.
-    fn update_message(&self, from: &Snapshot, to: &RecordValue, site: &str, epoch: Epoch) -> Message {
+    fn update_message(
+        &self,
+        from: &Snapshot,
+        to: &RecordValue,
+        site: &str,
+        epoch: Epoch,
+    ) -> Message {
         let mut msg = Message::query();
         msg.metadata.op_code = OpCode::Update;
         msg.metadata.recursion_desired = false;
@@ -462,7 +467,11 @@ impl Rfc2136Provider {
                 msg.add_update(Record::from_rdata(name.clone(), self.ttl, RData::A(A(a))));
             }
             if let Some(a) = to.v6 {
-                msg.add_update(Record::from_rdata(name.clone(), self.ttl, RData::AAAA(AAAA(a))));
+                msg.add_update(Record::from_rdata(
+                    name.clone(),
+                    self.ttl,
+                    RData::AAAA(AAAA(a)),
+                ));
             }
         }
         prerequisite(
@@ -474,7 +483,8 @@ impl Rfc2136Provider {
                 .map(|t| RData::TXT(TXT::new(vec![t.clone()])))
                 .collect(),
         );
-        let mut del = Record::update0(self.marker.clone(), 0, RecordType::TXT).into_record_of_rdata();
+        let mut del =
+            Record::update0(self.marker.clone(), 0, RecordType::TXT).into_record_of_rdata();
         del.dns_class = DNSClass::ANY;
         msg.add_update(del);
         msg.add_update(Record::from_rdata(
@@ -656,7 +666,11 @@ impl DnsProvider for Rfc2136Provider {
         let main = snap.names.first().and_then(NameRecords::value);
         for ((text, _), recs) in self.names.iter().zip(&snap.names) {
             if recs.value() != main || recs.value().is_none() {
-                drift.push(format!("{text} at {} holds {}", self.server, recs.describe()));
+                drift.push(format!(
+                    "{text} at {} holds {}",
+                    self.server,
+                    recs.describe()
+                ));
             }
         }
         let marker = snap.marker();
@@ -679,16 +693,29 @@ mod tests {
 
     #[test]
     fn parses_every_key_form() {
-        let bind = format!("key \"drkey\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{B64}\";\n}};\n");
+        let bind =
+            format!("key \"drkey\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{B64}\";\n}};\n");
         let k = TsigKey::parse(&bind, None, None).unwrap();
-        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("drkey", "hmac-sha256"));
+        assert_eq!(
+            (k.name.as_str(), k.algorithm.as_str()),
+            ("drkey", "hmac-sha256")
+        );
         let knot = format!("# hmac-sha512:k2:{B64}\nkey:\n  - id: k2\n    algorithm: hmac-sha512\n    secret: {B64}\n");
         let k = TsigKey::parse(&knot, None, None).unwrap();
-        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("k2", "hmac-sha512"));
+        assert_eq!(
+            (k.name.as_str(), k.algorithm.as_str()),
+            ("k2", "hmac-sha512")
+        );
         let k = TsigKey::parse(&format!("hmac-sha384:k3:{B64}"), None, None).unwrap();
-        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("k3", "hmac-sha384"));
+        assert_eq!(
+            (k.name.as_str(), k.algorithm.as_str()),
+            ("k3", "hmac-sha384")
+        );
         let k = TsigKey::parse(B64, Some("k4"), None).unwrap();
-        assert_eq!((k.name.as_str(), k.algorithm.as_str()), ("k4", "hmac-sha256"));
+        assert_eq!(
+            (k.name.as_str(), k.algorithm.as_str()),
+            ("k4", "hmac-sha256")
+        );
         assert!(k.signer().is_ok());
     }
 
@@ -697,8 +724,14 @@ mod tests {
         for (text, want) in [
             (B64.to_string(), "set key_name"),
             (format!("hmac-md5:k:{B64}"), "not supported"),
-            ("hmac-sha256:k:not*base64*at*all".to_string(), "not valid base64"),
-            ("key \"k\" { algorithm hmac-sha256; };".to_string(), "no secret"),
+            (
+                "hmac-sha256:k:not*base64*at*all".to_string(),
+                "not valid base64",
+            ),
+            (
+                "key \"k\" { algorithm hmac-sha256; };".to_string(),
+                "no secret",
+            ),
         ] {
             let e = TsigKey::parse(&text, None, None).unwrap_err();
             assert!(e.contains(want), "{e}");
@@ -711,7 +744,13 @@ mod tests {
     #[test]
     fn marker_round_trip() {
         let m = parse_marker(&marker_text(7, "b")).unwrap();
-        assert_eq!(m, Marker { epoch: 7, site: "b".into() });
+        assert_eq!(
+            m,
+            Marker {
+                epoch: 7,
+                site: "b".into()
+            }
+        );
         assert_eq!(parse_marker("v=spf1 -all"), None);
     }
 }

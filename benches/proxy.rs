@@ -1,0 +1,453 @@
+//! Proxy benchmark: the built-in frontend (`warden frontend`, the release
+//! binary) against HAProxy in TCP mode, on the same machine, in front of the
+//! same backend (a small keep-alive HTTP responder inside this process), with
+//! `wrk` over loopback. Two cases: keep-alive connections, and a new
+//! connection per request (`wrk -H "Connection: close"`). The backend alone
+//! is measured too, as the ceiling. Prints one table.
+//!
+//! `cargo bench --bench proxy` (needs `haproxy` and `wrk`; DURATION_S=10,
+//! THREADS=2, CONNECTIONS=50, ROUNDS=3 by default). Each round runs every
+//! target in both cases (2 s warm-up, then the measured run); the table
+//! shows the median round. Ports 29500-29599 on 127.0.0.1.
+//!
+//! Goal (issue): built-in ≥ 0.9 × HAProxy's requests/s, p99 ≤ 1.2 × HAProxy's.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use warden_config::{RuntimeAddr, Secret};
+use warden_strategies::frontend::{BuiltinDriver, FrontendDriver};
+use warden_strategies::haproxy::{HaproxyDriver, HaproxySettings};
+use warden_strategies::SwitchMode;
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+const TOKEN: &str = "proxy-bench-token";
+const BODY: &[u8] = b"hello, world\n";
+
+/// A child process killed (by PID) and reaped on drop.
+struct Kill(tokio::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        // SIGKILL to the child's PID; tokio reaps it.
+        let _ = self.0.start_kill();
+    }
+}
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A free port in 29500-29599.
+fn free_port(taken: &[u16]) -> Result<u16> {
+    for p in 29_500..29_600 {
+        if !taken.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!("no free port in 29500-29599")
+}
+
+/// The backend: HTTP/1.1 with keep-alive; answers every request head with a
+/// 13-byte body, and closes after answering a request that says `Connection: close`.
+async fn serve_http(listener: TcpListener) {
+    while let Ok((s, _)) = listener.accept().await {
+        tokio::spawn(http_conn(s));
+    }
+}
+
+async fn http_conn(mut s: TcpStream) {
+    let _ = s.set_nodelay(true);
+    let keep = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n",
+        BODY.len()
+    )
+    .into_bytes();
+    let close = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n",
+        BODY.len()
+    )
+    .into_bytes();
+    let mut buf = vec![0u8; 8192];
+    let mut filled = 0;
+    let mut out = Vec::with_capacity(1024);
+    loop {
+        match s.read(&mut buf[filled..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => filled += n,
+        }
+        // Answer every complete request head in the buffer (wrk does not
+        // pipeline, but a proxy may coalesce).
+        let mut start = 0;
+        let mut closing = false;
+        while let Some(end) = find(&buf[start..filled], b"\r\n\r\n") {
+            let head = &buf[start..start + end];
+            closing = contains_ci(head, b"connection: close");
+            out.extend_from_slice(if closing { &close } else { &keep });
+            out.extend_from_slice(BODY);
+            start += end + 4;
+            if closing {
+                break;
+            }
+        }
+        if !out.is_empty() {
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        if closing {
+            let _ = s.shutdown().await;
+            return;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
+        if filled == buf.len() {
+            return; // a head larger than 8 KiB: not from wrk
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// CPU time (user + system, in clock ticks) of a process.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// One wrk run.
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    /// CPU of the proxy process, in % of one core (None for the direct run).
+    cpu: Option<f64>,
+}
+
+fn parse_latency_ms(s: &str) -> Option<f64> {
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))?;
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        _ => return None,
+    })
+}
+
+fn parse_wrk(out: &str) -> Result<(f64, f64, f64, u64)> {
+    let mut rps = None;
+    let mut p50 = None;
+    let mut p99 = None;
+    let mut errors = 0;
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(v) = t.strip_prefix("Requests/sec:") {
+            rps = v.trim().parse::<f64>().ok();
+        } else if let Some(v) = t.strip_prefix("50%") {
+            p50 = parse_latency_ms(v.trim());
+        } else if let Some(v) = t.strip_prefix("99%") {
+            p99 = parse_latency_ms(v.trim());
+        } else if let Some(v) = t.strip_prefix("Socket errors:") {
+            errors += v
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some(v) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += v.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    match (rps, p50, p99) {
+        (Some(r), Some(a), Some(b)) => Ok((r, a, b, errors)),
+        _ => bail!("cannot read wrk's output:\n{out}"),
+    }
+}
+
+async fn wrk(
+    addr: SocketAddr,
+    close: bool,
+    secs: u64,
+    threads: u32,
+    conns: u32,
+    pid: Option<u32>,
+) -> Result<Run> {
+    let mut cmd = tokio::process::Command::new("wrk");
+    cmd.arg(format!("-t{threads}"))
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .arg("--latency");
+    if close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    cmd.arg(format!("http://{addr}/"));
+    let before = pid.and_then(cpu_ticks);
+    let t0 = std::time::Instant::now();
+    let out = cmd.output().await.context("run wrk")?;
+    let wall = t0.elapsed().as_secs_f64();
+    let after = pid.and_then(cpu_ticks);
+    if !out.status.success() {
+        bail!(
+            "wrk failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (rps, p50_ms, p99_ms, errors) = parse_wrk(&text)?;
+    // Clock ticks are 100 per second on Linux.
+    let cpu = match (before, after) {
+        (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / wall * 100.0),
+        _ => None,
+    };
+    Ok(Run {
+        rps,
+        p50_ms,
+        p99_ms,
+        errors,
+        cpu,
+    })
+}
+
+/// Wait until a TCP listener answers.
+async fn wait_listening(addr: SocketAddr, what: &str, log: &Path) -> Result<()> {
+    for _ in 0..200 {
+        if TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!(
+        "{what} not listening on {addr} after 5 s; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    )
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<(PathBuf, Stdio, Stdio)> {
+    let p = dir.join(name);
+    let f = std::fs::File::create(&p)?;
+    Ok((p, f.try_clone()?.into(), f.into()))
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let secs: u64 = env_or("DURATION_S", 10);
+    let threads: u32 = env_or("THREADS", 2);
+    let conns: u32 = env_or("CONNECTIONS", 50);
+    let rounds: u32 = env_or("ROUNDS", 3).max(1);
+    for tool in ["haproxy", "wrk"] {
+        if std::process::Command::new(tool).arg("-v").output().is_err() {
+            bail!("{tool} is not installed (apt-get install -y haproxy wrk)");
+        }
+    }
+
+    let dir = std::env::temp_dir().join(format!("warden-proxy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+
+    // The backend, shared by both proxies.
+    let backend = TcpListener::bind("127.0.0.1:0").await?;
+    let backend_addr = backend.local_addr()?;
+    tokio::spawn(serve_http(backend));
+
+    let mut taken = Vec::new();
+    let mut port = || -> Result<u16> {
+        let p = free_port(&taken)?;
+        taken.push(p);
+        Ok(p)
+    };
+    let (builtin_port, control_port, haproxy_port) = (port()?, port()?, port()?);
+    let builtin_addr: SocketAddr = ([127, 0, 0, 1], builtin_port).into();
+    let control_addr: SocketAddr = ([127, 0, 0, 1], control_port).into();
+    let haproxy_addr: SocketAddr = ([127, 0, 0, 1], haproxy_port).into();
+
+    // warden frontend.
+    std::fs::write(dir.join("fe.token"), TOKEN)?;
+    let conf = format!(
+        "[orchestrator]\nlisten = \"127.0.0.1:9\"\ndata_dir = \"{data}\"\noperator_token = {{ file = \"{tok}\" }}\n\n\
+         [sites.a]\nagent_token = {{ file = \"{tok}\" }}\n[sites.b]\nagent_token = {{ file = \"{tok}\" }}\n\n\
+         [frontends.fe1]\ncontrol = \"{control_addr}\"\ntoken = {{ file = \"{tok}\" }}\n\n\
+         [groups.bench]\nsites = [\"a\", \"b\"]\nscheme = \"frontend\"\n\
+         [groups.bench.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"{builtin_addr}\"\n\
+         backends = {{ a = \"{backend_addr}\", b = \"{backend_addr}\" }}\n",
+        data = dir.join("data").display(),
+        tok = dir.join("fe.token").display(),
+    );
+    let cfg = dir.join("failover.conf");
+    std::fs::write(&cfg, conf)?;
+    let (fe_log, out, err) = log_file(&dir, "frontend.log")?;
+    let fe = Kill(
+        tokio::process::Command::new(WARDEN)
+            .args(["frontend", "--config"])
+            .arg(&cfg)
+            .args(["--name", "fe1"])
+            .env("WARDEN_LOG", "warn")
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .context("start warden frontend")?,
+    );
+    wait_listening(control_addr, "warden frontend control API", &fe_log).await?;
+    let driver = BuiltinDriver::new(
+        "fe1",
+        "bench",
+        control_addr,
+        Secret::new(TOKEN),
+        BuiltinDriver::DEFAULT_TIMEOUT,
+    )?;
+    driver.set_route("a", 1, SwitchMode::Immediate).await?;
+    wait_listening(builtin_addr, "warden frontend", &fe_log).await?;
+
+    // HAProxy, TCP mode, defaults otherwise (threads = cores).
+    let sock = dir.join("admin.sock");
+    let hcfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &hcfg,
+        format!(
+            "global\n    stats socket {} mode 600 level admin\n    maxconn 4096\n\n\
+             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+             frontend fe_bench\n    bind {haproxy_addr}\n    default_backend be_bench\n\n\
+             backend be_bench\n    balance first\n    server a {backend_addr}\n    server b {backend_addr}\n",
+            sock.display()
+        ),
+    )?;
+    let (ha_log, out, err) = log_file(&dir, "haproxy.log")?;
+    let ha = Kill(
+        tokio::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&hcfg)
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .context("start haproxy")?,
+    );
+    wait_listening(haproxy_addr, "haproxy", &ha_log).await?;
+    // Route with the haproxy driver, as the orchestrator would.
+    let hx = HaproxyDriver::new(HaproxySettings {
+        frontend: "hx1".into(),
+        group: "bench".into(),
+        runtime: RuntimeAddr::Unix(sock.clone()),
+        backend: "be_bench".into(),
+        servers: [("a", "a"), ("b", "b")]
+            .into_iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect(),
+        drain_timeout: Duration::from_secs(1),
+        timeout: HaproxyDriver::DEFAULT_TIMEOUT,
+    })?;
+    hx.set_route("a", 1, SwitchMode::Immediate).await?;
+
+    let targets: [(&str, SocketAddr, Option<u32>); 3] = [
+        ("backend alone", backend_addr, None),
+        ("warden frontend", builtin_addr, fe.0.id()),
+        ("haproxy 2.6 (tcp)", haproxy_addr, ha.0.id()),
+    ];
+    eprintln!(
+        "wrk -t{threads} -c{conns} -d{secs}s --latency [-H \"Connection: close\"]; backend {backend_addr}, builtin {builtin_addr}, haproxy {haproxy_addr}"
+    );
+    // Rounds interleave the targets, so that a burst of other load on the
+    // machine hits all of them alike; the table shows the median round.
+    let mut runs: Vec<(&str, bool, Run)> = Vec::new();
+    for round in 1..=rounds {
+        for close in [false, true] {
+            for (name, addr, pid) in &targets {
+                // Warm-up (connections, caches), not measured.
+                wrk(*addr, close, 2, threads, conns, None).await?;
+                let r = wrk(*addr, close, secs, threads, conns, *pid).await?;
+                eprintln!(
+                    "round {round}: {name:>18} {:>10}: {:>9.0} req/s p99 {:.2} ms",
+                    if close { "new conn" } else { "keep-alive" },
+                    r.rps,
+                    r.p99_ms
+                );
+                runs.push((*name, close, r));
+            }
+        }
+    }
+
+    let case = |close: bool| {
+        if close {
+            "new connection per request"
+        } else {
+            "keep-alive"
+        }
+    };
+    let median = |name: &str, close: bool, f: fn(&Run) -> f64| -> (f64, f64, f64) {
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter(|(n, c, _)| *n == name && *c == close)
+            .map(|(_, _, r)| f(r))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        match (v.first(), v.last()) {
+            (Some(lo), Some(hi)) => (v[v.len() / 2], *lo, *hi),
+            _ => (f64::NAN, f64::NAN, f64::NAN),
+        }
+    };
+    println!();
+    println!(
+        "| case | target | requests/s (median; min–max) | p50 ms | p99 ms (median; min–max) | proxy CPU, % of a core | errors |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    for close in [false, true] {
+        for (name, _, _) in &targets {
+            let (rps, rlo, rhi) = median(name, close, |r| r.rps);
+            let (p50, _, _) = median(name, close, |r| r.p50_ms);
+            let (p99, plo, phi) = median(name, close, |r| r.p99_ms);
+            let (cpu, _, _) = median(name, close, |r| r.cpu.unwrap_or(f64::NAN));
+            let errors: u64 = runs
+                .iter()
+                .filter(|(n, c, _)| n == name && *c == close)
+                .map(|(_, _, r)| r.errors)
+                .sum();
+            println!(
+                "| {} | {name} | {rps:.0} ({rlo:.0}–{rhi:.0}) | {p50:.3} | {p99:.2} ({plo:.2}–{phi:.2}) | {} | {errors} |",
+                case(close),
+                if cpu.is_nan() { "–".to_string() } else { format!("{cpu:.0}") },
+            );
+        }
+    }
+    println!();
+    for close in [false, true] {
+        let (b_rps, _, _) = median("warden frontend", close, |r| r.rps);
+        let (h_rps, _, _) = median("haproxy 2.6 (tcp)", close, |r| r.rps);
+        let (b_p99, _, _) = median("warden frontend", close, |r| r.p99_ms);
+        let (h_p99, _, _) = median("haproxy 2.6 (tcp)", close, |r| r.p99_ms);
+        let (rps, p99) = (b_rps / h_rps, b_p99 / h_p99);
+        println!(
+            "{}: built-in / HAProxy = {rps:.2}× requests/s (goal ≥ 0.90: {}), {p99:.2}× p99 (goal ≤ 1.20: {})",
+            case(close),
+            if rps >= 0.9 { "met" } else { "NOT met" },
+            if p99 <= 1.2 { "met" } else { "NOT met" },
+        );
+    }
+    drop(fe);
+    drop(ha);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,0 +1,821 @@
+//! The `noip` and `dyndns2` providers against `warden_testkit::noip::FakeNoip`,
+//! a strict stand-in for No-IP's update server (No-IP itself cannot be
+//! reached from here): success, no needless `nochg`, the 30-minute hold after
+//! `911`, every fatal code stopping updates without hammering the server,
+//! several hostnames, IPv6, Dyn's codes, faults, and the password kept out
+//! of every error, `Debug` output and log line.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use warden_config::Secret;
+use warden_strategies::dns::dyndns::{DyndnsProvider, Flavor, DEFAULT_USER_AGENT, HOLD};
+use warden_strategies::dns::{DnsProvider, DnsStrategy, RecordValue};
+use warden_strategies::{SiteRoute, Strategy, StrategyError, SwitchMode};
+use warden_testkit::noip::{self, FakeNoip, HostIps, Running};
+
+const USER: &str = "ops@example.net";
+const PASSWORD: &str = "Pa55-w0rd-never-shown";
+const WWW: &str = "www.example.net";
+const WWW2: &str = "www2.example.net";
+const WWW3: &str = "www3.example.net";
+
+fn v4(a: &str) -> RecordValue {
+    RecordValue {
+        v4: Some(a.parse().unwrap()),
+        v6: None,
+    }
+}
+
+fn creds(password: &str) -> Secret {
+    Secret::new(format!("{USER}:{password}"))
+}
+
+async fn start(fake: &FakeNoip) -> Running {
+    noip::start(fake.clone()).await.expect("start the fake")
+}
+
+fn provider(flavor: Flavor, run: &Running, names: &[&str]) -> DyndnsProvider {
+    provider_with(flavor, run, names, &creds(PASSWORD), None)
+}
+
+fn provider_with(
+    flavor: Flavor,
+    run: &Running,
+    names: &[&str],
+    credentials: &Secret,
+    user_agent: Option<&str>,
+) -> DyndnsProvider {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    DyndnsProvider::new(
+        flavor,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        credentials,
+        user_agent,
+        Duration::from_secs(2),
+    )
+    .expect("build the provider")
+}
+
+fn ips(v4: &str) -> HostIps {
+    HostIps {
+        v4: Some(v4.parse().unwrap()),
+        v6: None,
+    }
+}
+
+fn assert_blocked(e: &StrategyError, needle: &str) {
+    match e {
+        StrategyError::Blocked { reason, .. } => {
+            assert!(reason.contains(needle), "{needle:?} not in {reason:?}")
+        }
+        other => panic!("expected Blocked mentioning {needle:?}, got {other:?}"),
+    }
+    assert!(!e.is_transient());
+}
+
+#[tokio::test]
+async fn good_answer_confirms_the_value() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    assert_eq!(
+        p.observe().await.unwrap(),
+        None,
+        "nothing known before an answer"
+    );
+
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+
+    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    let view = p.observe().await.unwrap().expect("a view after good");
+    assert_eq!(view.value, Some(v4("192.0.2.10")));
+    assert_eq!(view.epoch, 1);
+    assert!(view.drift.is_empty());
+    let log = fake.log();
+    assert_eq!(log.len(), 1);
+    assert!(log[0].authorized, "basic auth accepted");
+    assert_eq!(log[0].answer, "good 192.0.2.10");
+    assert_eq!(log[0].hostnames, vec![WWW.to_string()]);
+    assert_eq!(log[0].myip.as_deref(), Some("192.0.2.10"));
+    assert_eq!(log[0].user_agent.as_deref(), Some(DEFAULT_USER_AGENT));
+    assert!(p.alerts().is_empty());
+}
+
+#[tokio::test]
+async fn configured_user_agent_reaches_the_server() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let ua = "Example-Corp warden/0.1.0 dns-team@example.net";
+    let p = provider_with(Flavor::Noip, &run, &[WWW], &creds(PASSWORD), Some(ua));
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    assert_eq!(fake.log()[0].user_agent.as_deref(), Some(ua));
+}
+
+#[tokio::test]
+async fn nochg_is_not_caused_again_and_again() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("192.0.2.10"), 2).await.unwrap();
+    assert_eq!(fake.requests(), 1, "a confirmed value is not sent again");
+    assert_eq!(p.observe().await.unwrap().unwrap().epoch, 2);
+
+    // A restarted orchestrator knows nothing: its first update is allowed
+    // (and earns one nochg), the next one is not sent.
+    let restarted = provider(Flavor::Noip, &run, &[WWW]);
+    restarted.publish("ca", &v4("192.0.2.10"), 2).await.unwrap();
+    restarted.publish("ca", &v4("192.0.2.10"), 2).await.unwrap();
+    restarted.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+    let stats = fake.stats();
+    assert_eq!((stats.good, stats.nochg), (1, 1));
+    assert_eq!(fake.log()[1].answer, "nochg 192.0.2.10");
+
+    // A different value is sent.
+    restarted
+        .publish("tx", &v4("198.51.100.20"), 4)
+        .await
+        .unwrap();
+    assert_eq!(fake.requests(), 3);
+    assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
+}
+
+#[tokio::test]
+async fn code_911_holds_updates_for_30_minutes() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    fake.fail_next("911", 1);
+
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "911");
+    assert_blocked(&e, "30 min");
+    assert_eq!(fake.requests(), 1);
+    let alerts = p.alerts();
+    assert_eq!(alerts.len(), 1);
+    assert!(alerts[0].contains("held until"), "{alerts:?}");
+
+    // Paused time: nothing below does network I/O until `resume`.
+    tokio::time::pause();
+    tokio::time::advance(HOLD - Duration::from_secs(60)).await;
+    for epoch in 1..4 {
+        let e = p.publish("ca", &v4("192.0.2.10"), epoch).await.unwrap_err();
+        assert_blocked(&e, "no request was sent");
+    }
+    assert_eq!(p.alerts().len(), 1, "still held after 29 minutes");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert!(p.alerts().is_empty(), "the hold ends after 30 minutes");
+    tokio::time::resume();
+
+    assert_eq!(fake.requests(), 1, "no request during the hold");
+    p.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+}
+
+#[tokio::test]
+async fn a_hold_can_be_cleared_by_the_operator() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    fake.fail_next("911", 1);
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let lifted = p.clear();
+    assert_eq!(lifted.len(), 1);
+    assert!(lifted[0].contains("911"));
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+}
+
+/// Publish a fatal case, then check: `Blocked`, an alert, further publishes
+/// send nothing, `clear()` lifts it and the next publish is sent.
+async fn fatal_case(fake: &FakeNoip, p: &DyndnsProvider, code: &str) {
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, &format!("`{code}`"));
+    let sent = fake.requests();
+    assert_eq!(sent, 1, "{code}: one request");
+    let alerts = p.alerts();
+    assert_eq!(alerts.len(), 1, "{code}: {alerts:?}");
+    assert!(alerts[0].contains(code), "{code}: {alerts:?}");
+    assert!(alerts[0].contains("updates stopped"), "{alerts:?}");
+    for (epoch, value) in [(2, "192.0.2.10"), (3, "198.51.100.20"), (4, "203.0.113.30")] {
+        let e = p.publish("tx", &v4(value), epoch).await.unwrap_err();
+        assert_blocked(&e, "no request was sent");
+    }
+    assert_eq!(fake.requests(), sent, "{code}: no hammering while blocked");
+    // Time alone does not lift a block.
+    assert_eq!(p.alerts().len(), 1);
+    let lifted = p.clear();
+    assert_eq!(lifted.len(), 1, "{code}");
+    assert!(p.alerts().is_empty());
+    let _ = p.publish("ca", &v4("192.0.2.10"), 5).await;
+    assert_eq!(fake.requests(), sent + 1, "{code}: sent again after clear");
+}
+
+#[tokio::test]
+async fn badauth_stops_updates() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider_with(Flavor::Noip, &run, &[WWW], &creds("wrong-password"), None);
+    fatal_case(&fake, &p, "badauth").await;
+    assert!(!fake.log()[0].authorized);
+    assert_eq!(fake.ip_of(WWW), Some(HostIps::default()), "nothing changed");
+    // Still wrong after the clear: blocked again at once.
+    assert_eq!(p.alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn badagent_stops_updates() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    // Not No-IP's "Company Program/Version contact" form: the server disables the client.
+    let p = provider_with(
+        Flavor::Noip,
+        &run,
+        &[WWW],
+        &creds(PASSWORD),
+        Some("curl/8.0"),
+    );
+    fatal_case(&fake, &p, "badagent").await;
+}
+
+#[tokio::test]
+async fn nohost_stops_updates() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &["ghost.example.net"]);
+    fatal_case(&fake, &p, "nohost").await;
+}
+
+#[tokio::test]
+async fn abuse_and_donator_stop_updates() {
+    for code in ["abuse", "!donator"] {
+        let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+        let run = start(&fake).await;
+        let p = provider(Flavor::Noip, &run, &[WWW]);
+        fake.fail_next(code, 1);
+        fatal_case(&fake, &p, code).await;
+        assert_eq!(
+            fake.ip_of(WWW),
+            Some(ips("192.0.2.10")),
+            "{code}: the update after clear went through"
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_hostnames_get_one_code_per_line() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2, WWW3]);
+    fake.set_ip(WWW2, ips("192.0.2.10"));
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW, WWW2, WWW3]);
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    let log = fake.log();
+    assert_eq!(log.len(), 1, "one update for every hostname");
+    assert_eq!(log[0].hostnames, vec![WWW, WWW2, WWW3]);
+    assert_eq!(
+        log[0].answer,
+        "good 192.0.2.10\nnochg 192.0.2.10\ngood 192.0.2.10"
+    );
+    for h in [WWW, WWW2, WWW3] {
+        assert_eq!(fake.ip_of(h), Some(ips("192.0.2.10")));
+    }
+    assert_eq!(
+        p.observe().await.unwrap().unwrap().value,
+        Some(v4("192.0.2.10"))
+    );
+}
+
+#[tokio::test]
+async fn mixed_answers_count_the_fatal_one() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW, "ghost.example.net"]);
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "`nohost` for ghost.example.net");
+    assert_eq!(fake.log()[0].answer, "good 192.0.2.10\nnohost");
+    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    let view = p.observe().await.unwrap().unwrap();
+    assert_eq!(view.value, None, "the names disagree");
+    assert_eq!(view.epoch, 0, "the publish did not complete");
+    assert!(
+        view.drift.iter().any(|d| d.contains("ghost.example.net")),
+        "{view:?}"
+    );
+}
+
+#[tokio::test]
+async fn one_failure_line_for_several_hostnames_applies_to_all() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2]);
+    let run = start(&fake).await;
+    let p = provider_with(
+        Flavor::Noip,
+        &run,
+        &[WWW, WWW2],
+        &creds("wrong-password"),
+        None,
+    );
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "`badauth` for www.example.net, www2.example.net");
+}
+
+#[tokio::test]
+async fn ipv6_goes_in_myipv6() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    let dual = RecordValue::parse("192.0.2.10, 2001:db8::10").unwrap();
+    p.publish("ca", &dual, 1).await.unwrap();
+    let log = fake.log();
+    assert_eq!(log[0].myip.as_deref(), Some("192.0.2.10"));
+    assert_eq!(log[0].myipv6.as_deref(), Some("2001:db8::10"));
+    assert_eq!(log[0].answer, "good 192.0.2.10,2001:db8::10");
+    assert_eq!(
+        fake.ip_of(WWW),
+        Some(HostIps {
+            v4: Some("192.0.2.10".parse().unwrap()),
+            v6: Some("2001:db8::10".parse().unwrap()),
+        })
+    );
+    assert_eq!(p.observe().await.unwrap().unwrap().value, Some(dual));
+
+    let only6 = RecordValue::parse("2001:db8::20").unwrap();
+    p.publish("tx", &only6, 2).await.unwrap();
+    let log = fake.log();
+    assert_eq!(log[1].myip, None);
+    assert_eq!(log[1].myipv6.as_deref(), Some("2001:db8::20"));
+    assert_eq!(log[1].answer, "good 2001:db8::20");
+}
+
+#[tokio::test]
+async fn dyndns2_codes() {
+    // notfqdn: a hostname without a domain.
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]).with_flavor(noip::Flavor::Dyndns2);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Dyndns2, &run, &["www"]);
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "`notfqdn`");
+    assert_eq!(p.alerts().len(), 1);
+
+    // numhost: more hostnames than the server takes in one update (answered once).
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2])
+        .with_flavor(noip::Flavor::Dyndns2)
+        .with_max_hosts(1);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Dyndns2, &run, &[WWW, WWW2]);
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "`numhost`");
+    assert_eq!(fake.log()[0].answer, "numhost");
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_eq!(fake.requests(), 1);
+
+    // dnserr: a hold, like 911.
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]).with_flavor(noip::Flavor::Dyndns2);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Dyndns2, &run, &[WWW]);
+    fake.fail_next("dnserr", 1);
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "held until");
+    assert_blocked(&e, "`dnserr`");
+    // A bare `good` (no address) is fine from a dyndns2 server.
+    p.clear();
+    fake.answer_next("good");
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test]
+async fn unknown_answer_is_rejected_and_quoted() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW, WWW2]);
+    fake.answer_next("<html><body>Scheduled maintenance</body></html>");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    match &e {
+        StrategyError::Rejected { reason, .. } => {
+            assert!(reason.contains("Scheduled maintenance"), "{reason}");
+            assert!(reason.contains("not a return code"), "{reason}");
+        }
+        other => panic!("expected Rejected, got {other:?}"),
+    }
+    // Fewer lines than hostnames.
+    fake.answer_next("good 192.0.2.10");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("1 line for 2 hostnames")),
+        "{e}"
+    );
+    // A very long answer is quoted truncated.
+    fake.answer_next(&"x".repeat(5000));
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(e.to_string().len() < 1000, "{}", e.to_string().len());
+    // The server set another address than the one sent.
+    fake.answer_next("good 203.0.113.99\ngood 203.0.113.99");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("203.0.113.99")),
+        "{e}"
+    );
+    assert!(p.alerts().is_empty(), "not a block");
+}
+
+#[tokio::test]
+async fn http_errors_say_what_happened() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+
+    fake.status_next(503, "Service Unavailable");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(e.to_string().contains("HTTP 503"), "{e}");
+    assert!(p.alerts().is_empty());
+
+    fake.status_next(404, "Not Found");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("HTTP 404") && reason.contains("update URL")),
+        "{e}"
+    );
+
+    fake.status_next(302, "");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("redirect")),
+        "{e}"
+    );
+
+    // A 5xx whose body is a return code is that code.
+    fake.status_next(500, "911");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "held until");
+    p.clear();
+
+    // 401 without a code: the credentials are refused; stop.
+    fake.status_next(401, "Unauthorized");
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_blocked(&e, "HTTP 401");
+    assert_blocked(&e, "credentials");
+    let n = fake.requests();
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_eq!(fake.requests(), n);
+    p.clear();
+
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+}
+
+#[tokio::test]
+async fn timeouts_and_refused_connections_are_transient() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    fake.stall_next();
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(e.to_string().contains("no answer within"), "{e}");
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+
+    // Nothing listens there any more.
+    let url = run.update_url();
+    drop(run);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&url),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(e.to_string().contains("8245"), "the No-IP hint: {e}");
+}
+
+#[tokio::test]
+async fn stale_epoch_is_refused_without_a_request() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    p.publish("tx", &v4("198.51.100.20"), 5).await.unwrap();
+    let e = p.publish("ca", &v4("192.0.2.10"), 4).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 4,
+                seen: 5,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn bad_settings_are_config_errors() {
+    let names = vec![WWW.to_string()];
+    let t = Duration::from_secs(1);
+    let cases: Vec<(Option<&str>, Secret, Flavor)> = vec![
+        (None, creds(PASSWORD), Flavor::Dyndns2),
+        (
+            Some("ftp://example.net/nic/update"),
+            creds(PASSWORD),
+            Flavor::Noip,
+        ),
+        (
+            Some("https://ops:Pa55-w0rd-never-shown@example.net/nic/update"),
+            creds(PASSWORD),
+            Flavor::Noip,
+        ),
+        (Some("not a url"), creds(PASSWORD), Flavor::Noip),
+        (None, Secret::new(PASSWORD), Flavor::Noip),
+    ];
+    for (server, c, flavor) in cases {
+        let e = DyndnsProvider::new(flavor, "web", server, &names, &c, None, t).unwrap_err();
+        assert!(matches!(e, StrategyError::Config(_)), "{e:?}");
+        assert!(!e.to_string().contains(PASSWORD), "password shown: {e}");
+    }
+    // No-IP's server is the default.
+    let p =
+        DyndnsProvider::new(Flavor::Noip, "web", None, &names, &creds(PASSWORD), None, t).unwrap();
+    assert!(format!("{p:?}").contains("https://dynupdate.no-ip.com/nic/update"));
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_password_is_never_shown() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    let mut shown = vec![format!("{p:?}")];
+    let mut record = |r: Result<(), StrategyError>| {
+        if let Err(e) = r {
+            shown.push(format!("{e}"));
+            shown.push(format!("{e:?}"));
+        }
+    };
+    record(p.publish("ca", &v4("192.0.2.10"), 1).await);
+    for body in ["garbage", "badauth", "911"] {
+        p.clear();
+        fake.answer_next(body);
+        record(p.publish("tx", &v4("198.51.100.20"), 2).await);
+    }
+    for status in [401, 500, 404] {
+        p.clear();
+        fake.status_next(status, "no");
+        record(p.publish("tx", &v4("198.51.100.20"), 2).await);
+    }
+    let wrong = provider_with(
+        Flavor::Noip,
+        &run,
+        &[WWW],
+        &creds("wrong-Pa55-w0rd-never-shown"),
+        None,
+    );
+    record(wrong.publish("ca", &v4("192.0.2.10"), 1).await);
+    shown.extend(p.alerts());
+    shown.extend(wrong.alerts());
+    shown.push(format!("{wrong:?}"));
+    // Connection refused: nothing listens at the URL any more.
+    let url = run.update_url();
+    drop(run);
+    let names = vec![WWW.to_string()];
+    let gone = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&url),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_secs(1),
+    )
+    .unwrap();
+    if let Err(e) = gone.publish("ca", &v4("192.0.2.10"), 1).await {
+        shown.push(format!("{e:?}"));
+    }
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("DNS update"), "the capture works: {logs}");
+    let basic = data_encoding::BASE64.encode(format!("{USER}:{PASSWORD}").as_bytes());
+    for text in shown.iter().chain(std::iter::once(&logs)) {
+        assert!(!text.contains(PASSWORD), "password in {text}");
+        assert!(!text.contains("Pa55"), "part of the password in {text}");
+        assert!(!text.contains(&basic), "encoded credentials in {text}");
+    }
+    assert!(shown.len() > 10, "{shown:?}");
+}
+
+#[tokio::test]
+async fn the_fake_is_strict_about_the_protocol() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}?hostname={WWW}&myip=192.0.2.10", run.update_url());
+    let ua = "Example warden/0.1 ops@example.net";
+
+    // No basic authentication: the HTTP challenge, no return code.
+    let r = http
+        .get(&url)
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!("Basic realm=\"{}\"", noip::REALM).as_str()
+    );
+    // Wrong password: `badauth`.
+    let r = http
+        .get(&url)
+        .basic_auth(USER, Some("nope"))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "badauth".to_string())
+    );
+    // No or ill-formed User-Agent: `badagent`.
+    let r = http
+        .get(&url)
+        .basic_auth(USER, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "badagent");
+    let r = http
+        .get(&url)
+        .basic_auth(USER, Some(PASSWORD))
+        .header("User-Agent", "warden/0.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "badagent");
+    // Only GET updates.
+    let r = http
+        .post(&url)
+        .basic_auth(USER, Some(PASSWORD))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // Offline is a paid feature.
+    let r = http
+        .get(format!("{url}&offline=YES"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "!donator");
+    // Without myip, the source address is used.
+    let r = http
+        .get(format!("{}?hostname={WWW}", run.update_url()))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "good 127.0.0.1");
+    assert_eq!(fake.ip_of(WWW), Some(ips("127.0.0.1")));
+    assert_eq!(fake.requests(), 7);
+
+    // Scripting and statistics over HTTP (what a test outside the process uses).
+    let r = http
+        .post(format!(
+            "http://{}/test/fail?code=abuse&count=1",
+            run.addr()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = http
+        .get(&url)
+        .basic_auth(USER, Some(PASSWORD))
+        .header("User-Agent", ua)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "abuse");
+    let stats: serde_json::Value = http
+        .get(format!("http://{}{}", run.addr(), fake.stats_path()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["requests"], 8, "{stats}");
+    assert_eq!(stats["ips"][WWW]["v4"], "127.0.0.1", "{stats}");
+}
+
+#[tokio::test]
+async fn built_from_failover_conf() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2]);
+    let run = start(&fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cred = dir.path().join("noip.cred");
+    std::fs::write(&cred, format!("{USER}:{PASSWORD}\n")).unwrap();
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "{dir}"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN" }}
+
+[sites.ca]
+agent_token = {{ env = "WARDEN_TEST_CA" }}
+
+[sites.tx]
+agent_token = {{ env = "WARDEN_TEST_TX" }}
+
+[groups.www]
+sites = ["ca", "tx"]
+scheme = "dns"
+
+[groups.www.dns]
+provider = "noip"
+name = "{WWW}"
+aliases = ["{WWW2}"]
+server = "{url}"
+credentials = {{ file = "{cred}" }}
+user_agent = "Example-Corp warden/0.1.0 dns@example.net"
+
+[groups.www.dns.addresses]
+ca = "192.0.2.10"
+tx = "198.51.100.20"
+"#,
+        dir = dir.path().display(),
+        url = run.update_url(),
+        cred = cred.display(),
+    );
+    let cfg = match warden_config::parse(&text, std::path::Path::new("test.conf")) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    let s = DnsStrategy::for_targets(&cfg, "www").unwrap();
+    assert_eq!(s.name(), "dns/noip");
+    let route = SiteRoute {
+        site: "tx".into(),
+        mode: SwitchMode::Immediate,
+    };
+    s.activate(&route, 1).await.unwrap();
+    s.activate(&route, 1).await.unwrap();
+    assert_eq!(fake.requests(), 1);
+    assert_eq!(fake.log()[0].hostnames, vec![WWW, WWW2]);
+    assert_eq!(
+        fake.log()[0].user_agent.as_deref(),
+        Some("Example-Corp warden/0.1.0 dns@example.net")
+    );
+    let now = s.current().await.unwrap();
+    assert_eq!(now.site.as_deref(), Some("tx"));
+    assert_eq!(now.epoch, 1);
+    assert!(now.drift.is_empty(), "{:?}", now.drift);
+    assert!(s.alerts().is_empty());
+}
