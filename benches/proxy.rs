@@ -39,6 +39,15 @@ impl Drop for Kill {
     }
 }
 
+/// A directory removed on drop (also when the bench fails).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
         .ok()
@@ -264,8 +273,10 @@ async fn main() -> Result<()> {
         }
     }
 
-    let dir = std::env::temp_dir().join(format!("warden-proxy-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let tmp =
+        TempDir(std::env::temp_dir().join(format!("warden-proxy-bench-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0)?;
+    let dir = tmp.0.clone();
 
     // The backend, shared by both proxies.
     let backend = TcpListener::bind("127.0.0.1:0").await?;
@@ -372,10 +383,12 @@ async fn main() -> Result<()> {
     );
     // Rounds interleave the targets, so that a burst of other load on the
     // machine hits all of them alike; the table shows the median round.
-    let mut runs: Vec<(&str, bool, Run)> = Vec::new();
+    let mut runs: Vec<(u32, &str, bool, Run)> = Vec::new();
     for round in 1..=rounds {
+        // Alternate which proxy goes first.
+        let order: [usize; 3] = if round % 2 == 1 { [0, 1, 2] } else { [0, 2, 1] };
         for close in [false, true] {
-            for (name, addr, pid) in &targets {
+            for (name, addr, pid) in order.iter().map(|&i| &targets[i]) {
                 // Warm-up (connections, caches), not measured.
                 wrk(*addr, close, 2, threads, conns, None).await?;
                 let r = wrk(*addr, close, secs, threads, conns, *pid).await?;
@@ -385,7 +398,7 @@ async fn main() -> Result<()> {
                     r.rps,
                     r.p99_ms
                 );
-                runs.push((*name, close, r));
+                runs.push((round, *name, close, r));
             }
         }
     }
@@ -400,8 +413,8 @@ async fn main() -> Result<()> {
     let median = |name: &str, close: bool, f: fn(&Run) -> f64| -> (f64, f64, f64) {
         let mut v: Vec<f64> = runs
             .iter()
-            .filter(|(n, c, _)| *n == name && *c == close)
-            .map(|(_, _, r)| f(r))
+            .filter(|(_, n, c, _)| *n == name && *c == close)
+            .map(|(_, _, _, r)| f(r))
             .collect();
         v.sort_by(f64::total_cmp);
         match (v.first(), v.last()) {
@@ -411,24 +424,35 @@ async fn main() -> Result<()> {
     };
     println!();
     println!(
-        "| case | target | requests/s (median; min–max) | p50 ms | p99 ms (median; min–max) | proxy CPU, % of a core | errors |"
+        "| case | target | requests/s (median; min–max) | p50 ms | p99 ms (median; min–max) | proxy CPU, % of a core | proxy CPU µs / request | errors |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for close in [false, true] {
         for (name, _, _) in &targets {
             let (rps, rlo, rhi) = median(name, close, |r| r.rps);
             let (p50, _, _) = median(name, close, |r| r.p50_ms);
             let (p99, plo, phi) = median(name, close, |r| r.p99_ms);
             let (cpu, _, _) = median(name, close, |r| r.cpu.unwrap_or(f64::NAN));
+            let (per_req, _, _) = median(name, close, |r| {
+                r.cpu.map(|c| c / 100.0 * 1e6 / r.rps).unwrap_or(f64::NAN)
+            });
+            let show = |v: f64, prec: usize| {
+                if v.is_nan() {
+                    "–".to_string()
+                } else {
+                    format!("{v:.prec$}")
+                }
+            };
             let errors: u64 = runs
                 .iter()
-                .filter(|(n, c, _)| n == name && *c == close)
-                .map(|(_, _, r)| r.errors)
+                .filter(|(_, n, c, _)| n == name && *c == close)
+                .map(|(_, _, _, r)| r.errors)
                 .sum();
             println!(
-                "| {} | {name} | {rps:.0} ({rlo:.0}–{rhi:.0}) | {p50:.3} | {p99:.2} ({plo:.2}–{phi:.2}) | {} | {errors} |",
+                "| {} | {name} | {rps:.0} ({rlo:.0}–{rhi:.0}) | {p50:.3} | {p99:.2} ({plo:.2}–{phi:.2}) | {} | {} | {errors} |",
                 case(close),
-                if cpu.is_nan() { "–".to_string() } else { format!("{cpu:.0}") },
+                show(cpu, 0),
+                show(per_req, 1),
             );
         }
     }
@@ -439,15 +463,27 @@ async fn main() -> Result<()> {
         let (b_p99, _, _) = median("warden frontend", close, |r| r.p99_ms);
         let (h_p99, _, _) = median("haproxy 2.6 (tcp)", close, |r| r.p99_ms);
         let (rps, p99) = (b_rps / h_rps, b_p99 / h_p99);
+        // The same ratios within each round (the two runs were back to back).
+        let paired: Vec<String> = (1..=rounds)
+            .filter_map(|round| {
+                let get = |n: &str| {
+                    runs.iter()
+                        .find(|(rd, x, c, _)| *rd == round && *x == n && *c == close)
+                        .map(|(_, _, _, r)| r)
+                };
+                let (b, h) = (get("warden frontend")?, get("haproxy 2.6 (tcp)")?);
+                Some(format!("{:.2}/{:.2}", b.rps / h.rps, b.p99_ms / h.p99_ms))
+            })
+            .collect();
         println!(
-            "{}: built-in / HAProxy = {rps:.2}× requests/s (goal ≥ 0.90: {}), {p99:.2}× p99 (goal ≤ 1.20: {})",
+            "{}: built-in / HAProxy (medians) = {rps:.2}× requests/s (goal ≥ 0.90: {}), {p99:.2}× p99 (goal ≤ 1.20: {}); per round (req/s / p99): {}",
             case(close),
             if rps >= 0.9 { "met" } else { "NOT met" },
             if p99 <= 1.2 { "met" } else { "NOT met" },
+            paired.join(", "),
         );
     }
     drop(fe);
     drop(ha);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -243,7 +243,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                     file.display(),
                     cfg.sites.len(),
                     cfg.groups.len(),
-                    cfg.frontends.len()
+                    cfg.frontends.len() + cfg.haproxy_frontends.len()
                 );
                 ExitCode::SUCCESS
             }

@@ -158,9 +158,16 @@ impl HaproxyDriver {
                 settings.frontend, settings.group
             )));
         }
-        for server in settings.servers.values() {
+        for (site, server) in &settings.servers {
             if !valid_haproxy_name(server) {
                 return Err(bad("server", server));
+            }
+            // Sites are written into the fence variable.
+            if !warden_config::load::valid_name(site) {
+                return Err(StrategyError::Config(format!(
+                    "frontend {}: {site:?} is not a valid site name",
+                    settings.frontend
+                )));
             }
         }
         if !warden_config::load::valid_name(&settings.group) {
@@ -295,7 +302,8 @@ impl Inner {
                         "{what} (is HAProxy running with `stats socket {} level admin`?)",
                         match runtime {
                             RuntimeAddr::Unix(p) => p.display().to_string(),
-                            RuntimeAddr::Tcp(a) => format!("ipv4@{a}"),
+                            RuntimeAddr::Tcp(a) if a.is_ipv4() => format!("ipv4@{a}"),
+                            RuntimeAddr::Tcp(a) => format!("ipv6@{a}"),
                         }
                     ))
                 });
@@ -317,7 +325,7 @@ impl Inner {
         let reply = self.command(line).await?;
         if reply.is_empty() {
             // HAProxy always answers at least a newline; silence means the
-            // connection was closed before the command ran.
+            // connection was closed early, and the command may not have run.
             return Err(self.unreachable(format!(
                 "runtime API at {} closed the connection without answering {}",
                 self.settings.runtime,
@@ -445,26 +453,18 @@ impl Inner {
         .await
     }
 
-    /// The end of a drain: if the fence still holds (`epoch`, `site`), every
-    /// server in `servers` that is still draining goes to maintenance and
-    /// loses its connections.
+    /// The end of a drain: every server in `servers` that is still draining
+    /// goes to maintenance and loses its connections, if the fence still
+    /// holds (`epoch`, `site`). A newer route writes the fence before it
+    /// touches any server, so the fence is read after the servers' states and
+    /// again just before each server: a newer route is left alone (but for a
+    /// race within one command's round trip, which reconciliation repairs).
     async fn finish_drain(&self, epoch: u64, site: &str, servers: &[String]) {
-        let g = &self.settings.group;
-        match self.read_fence().await {
-            Ok(Some(f)) if f.epoch == epoch && f.site == site => {}
-            Ok(f) => {
-                debug!(group = %g, epoch, ?f, "route changed during the drain; leaving the servers alone");
-                return;
-            }
-            Err(e) => {
-                warn!(group = %g, frontend = %self.settings.frontend, cause = %e, "cannot end the drain: servers stay in drain");
-                return;
-            }
-        }
+        let (g, fe) = (&self.settings.group, &self.settings.frontend);
         let state = match self.servers_state().await {
             Ok(s) => s,
             Err(e) => {
-                warn!(group = %g, frontend = %self.settings.frontend, cause = %e, "cannot end the drain: servers stay in drain");
+                warn!(group = %g, frontend = %fe, cause = %e, "cannot end the drain: servers stay in drain");
                 return;
             }
         };
@@ -472,12 +472,21 @@ impl Inner {
             if !state.iter().any(|s| &s.name == server && s.draining()) {
                 continue;
             }
-            match self.cut(server).await {
-                Ok(()) => {
-                    debug!(group = %g, frontend = %self.settings.frontend, server = %server, "drain ended")
+            match self.read_fence().await {
+                Ok(Some(f)) if f.epoch == epoch && f.site == site => {}
+                Ok(f) => {
+                    debug!(group = %g, epoch, ?f, "route changed during the drain; leaving the servers alone");
+                    return;
                 }
                 Err(e) => {
-                    warn!(group = %g, frontend = %self.settings.frontend, server = %server, cause = %e, "cannot end the drain of a server")
+                    warn!(group = %g, frontend = %fe, cause = %e, "cannot end the drain: servers stay in drain");
+                    return;
+                }
+            }
+            match self.cut(server).await {
+                Ok(()) => debug!(group = %g, frontend = %fe, server = %server, "drain ended"),
+                Err(e) => {
+                    warn!(group = %g, frontend = %fe, server = %server, cause = %e, "cannot end the drain of a server")
                 }
             }
         }
