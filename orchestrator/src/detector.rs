@@ -143,6 +143,11 @@ pub struct Detector {
     cfg: Detection,
     sites: BTreeMap<String, SiteTrack>,
     isolated: bool,
+    /// The targets have no agent of their own (the frontends of `hybrid`
+    /// groups): rule 2 of DESIGN §3 is the only way down, a majority of the
+    /// outside vantage points reaching the target is healthy, and isolation
+    /// is left to the caller (it is judged on the sites).
+    agentless: bool,
 }
 
 fn age_ms(now: Instant, at: Instant) -> u64 {
@@ -171,6 +176,17 @@ impl Detector {
                 .map(|s| (s, SiteTrack::default()))
                 .collect(),
             isolated: false,
+            agentless: false,
+        }
+    }
+
+    /// A detector for targets without agents (see the `agentless` field):
+    /// evidence is the orchestrator's probes (`external`) and the agents'
+    /// peer probes naming the target.
+    pub fn agentless(cfg: Detection, targets: impl IntoIterator<Item = String>) -> Self {
+        Detector {
+            agentless: true,
+            ..Detector::new(cfg, targets)
         }
     }
 
@@ -239,6 +255,7 @@ impl Detector {
                     });
                 }
             }
+            None if self.agentless => {}
             None => rows.push(EvidenceRow {
                 site: site.into(),
                 vantage: "heartbeat".into(),
@@ -319,6 +336,21 @@ impl Detector {
             } else {
                 Verdict::Healthy
             }
+        } else if self.agentless && agent.is_none() {
+            if answered == 0 {
+                Verdict::Unknown("no vantage point answered".into())
+            } else if outside_failing * 2 > answered {
+                Verdict::Down(format!(
+                    "{outside_failing} of {answered} vantage points cannot reach it"
+                ))
+            } else if external == Some(true) {
+                Verdict::PathFault(format!(
+                    "orchestrator probes fail but {} of {answered} vantage points reach it",
+                    answered - outside_failing
+                ))
+            } else {
+                Verdict::Healthy
+            }
         } else if answered == 0 {
             Verdict::Unknown("agent stale and no outside vantage point answered".into())
         } else if outside_failing * 2 > answered {
@@ -349,7 +381,7 @@ impl Detector {
                     && r.iter().all(|c| c.ok)
             })
         });
-        let isolated = !any_agent && !any_probe_ok;
+        let isolated = !self.agentless && !any_agent && !any_probe_ok;
         let isolation_changed = (isolated != self.isolated).then_some(isolated);
         self.isolated = isolated;
 
