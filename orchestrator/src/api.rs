@@ -152,12 +152,12 @@ async fn report(State(s): S, h: HeaderMap, body: Bytes) -> Response {
     if let Some(p) = rep
         .peers
         .iter()
-        .find(|p| !s.cfg.sites.contains_key(&p.site))
+        .find(|p| !s.cfg.sites.contains_key(&p.site) && !s.frontend_probes.contains_key(&p.site))
     {
         s.metrics.rejected.inc();
         return err(
             StatusCode::BAD_REQUEST,
-            format!("peers: unknown site {:?}", p.site),
+            format!("peers: unknown site or hybrid frontend {:?}", p.site),
         );
     }
     let resp: ReportResponse = s.accept_report(rep);
