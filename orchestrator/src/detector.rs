@@ -741,4 +741,43 @@ mod tests {
         assert!(at.duration_since(start) < Duration::from_millis(5500));
         assert!(w.det.is_recovered("a", Instant::now()));
     }
+
+    /// Frontends of hybrid groups (no agent): down only when a majority of
+    /// the vantage points that answered fail; the orchestrator's failing
+    /// probe alone is a path fault; `fall` rounds confirm.
+    #[tokio::test(start_paused = true)]
+    async fn agentless_targets_follow_the_majority_of_vantage_points() {
+        let mut det = Detector::agentless(cfg(), ["fe1".to_string()]);
+        let mut ev = Evidence::default();
+        let now = Instant::now();
+        // Orchestrator fails, both agents reach it: path fault, never down.
+        ev.external.insert("fe1".into(), (now, vec![check(false)]));
+        ev.insert_report(now, report("a", true, &[("fe1", true)]));
+        ev.insert_report(now, report("b", true, &[("fe1", true)]));
+        for _ in 0..5 {
+            let r = det.round(&ev, now);
+            assert!(!r.isolated);
+            assert_eq!(r.sites[0].verdict.label(), "path_fault");
+        }
+        assert!(!det.track("fe1").unwrap().confirmed_down);
+        // Everyone reaches it: healthy (no heartbeat row, no dead agent).
+        ev.external.insert("fe1".into(), (now, vec![check(true)]));
+        let r = det.round(&ev, now);
+        assert_eq!(r.sites[0].verdict, Verdict::Healthy);
+        assert!(r.sites[0].evidence.iter().all(|e| e.vantage != "heartbeat"));
+        // Orchestrator and one agent fail, the other agent is stale: 2 of 2 → down, confirmed after fall.
+        let later = now + Duration::from_secs(2);
+        ev.external
+            .insert("fe1".into(), (later, vec![check(false)]));
+        ev.insert_report(later, report("a", true, &[("fe1", false)]));
+        let mut confirmed = 0;
+        for i in 1..=3 {
+            let r = det.round(&ev, later);
+            assert_eq!(r.sites[0].verdict.label(), "down", "round {i}");
+            if r.sites[0].transitions.contains(&Transition::ConfirmedDown) {
+                confirmed = i;
+            }
+        }
+        assert_eq!(confirmed, 3);
+    }
 }
