@@ -109,7 +109,25 @@ impl AgentSettings {
                     endpoints,
                 })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Frontends of this site's hybrid groups are probed like peer sites,
+        // so the orchestrator judges a frontend machine from several vantage
+        // points (a frontend's name stands where a peer site's would).
+        let mut peers = peers;
+        for (fe, (spec, groups)) in config.hybrid_frontend_probes() {
+            let serves_site = groups.iter().any(|g| {
+                config
+                    .groups
+                    .get(g)
+                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
+            });
+            if serves_site && !peers.iter().any(|p| p.site == fe) {
+                peers.push(PeerEndpoints {
+                    site: fe,
+                    endpoints: vec![with_timeout_at_most(&spec, probe_timeout)],
+                });
+            }
+        }
         let settings = AgentSettings {
             site: site.to_string(),
             token,

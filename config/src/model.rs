@@ -42,6 +42,61 @@ impl Config {
             .filter(move |(_, g)| g.sites.get_ref().iter().any(|s| s.get_ref() == site))
     }
 
+    /// The frontends of `hybrid` groups and the TCP check that tells whether
+    /// each one's machine serves users: a connect to its public address (its
+    /// `groups.G.dns.addresses` entry) on the group's `listen` port, or to its
+    /// control API when the listen port is 0 or the address is missing. The
+    /// orchestrator and every agent of the group run the same check, so a
+    /// frontend is judged from several vantage points like a site (DESIGN §3).
+    /// `groups` lists the hybrid groups each frontend serves.
+    pub fn hybrid_frontend_probes(&self) -> BTreeMap<String, (CheckSpec, Vec<String>)> {
+        let mut out: BTreeMap<String, (CheckSpec, Vec<String>)> = BTreeMap::new();
+        for (gname, g) in &self.groups {
+            if *g.scheme.get_ref() != Scheme::Hybrid {
+                continue;
+            }
+            let (Some(fs), Some(dns)) = (&g.frontend, &g.dns) else {
+                continue;
+            };
+            let (fs, dns) = (fs.get_ref(), dns.get_ref());
+            let port = fs.listen.map(|l| l.port()).filter(|p| *p != 0);
+            for fe in &fs.frontends {
+                let fe = fe.get_ref();
+                let public = dns
+                    .addresses
+                    .get(fe)
+                    .and_then(|a| parse_record_addresses(a).ok())
+                    .and_then(|(v4, v6)| {
+                        v4.map(std::net::IpAddr::V4)
+                            .or(v6.map(std::net::IpAddr::V6))
+                    });
+                let addr = match (public, port) {
+                    (Some(ip), Some(port)) => SocketAddr::new(ip, port),
+                    _ => match self.frontends.get(fe) {
+                        Some(f) => f.control,
+                        None => continue,
+                    },
+                };
+                let entry = out.entry(fe.clone()).or_insert_with(|| {
+                    let spec = CheckSpec {
+                        name: format!("frontend {fe}"),
+                        kind: Spanned::new(0..0, CheckKind::Tcp),
+                        url: None,
+                        expect_status: None,
+                        body_contains: None,
+                        address: Some(Spanned::new(0..0, addr.to_string())),
+                        command: None,
+                        timeout: self.detection.probe_timeout,
+                        critical: true,
+                    };
+                    (spec, Vec::new())
+                });
+                entry.1.push(gname.clone());
+            }
+        }
+        out
+    }
+
     /// Sites that share at least one group with `site` (its peers), excluding itself.
     pub fn peers_of(&self, site: &str) -> Vec<String> {
         let mut out: Vec<String> = self

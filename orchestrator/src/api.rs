@@ -152,12 +152,12 @@ async fn report(State(s): S, h: HeaderMap, body: Bytes) -> Response {
     if let Some(p) = rep
         .peers
         .iter()
-        .find(|p| !s.cfg.sites.contains_key(&p.site))
+        .find(|p| !s.cfg.sites.contains_key(&p.site) && !s.frontend_probes.contains_key(&p.site))
     {
         s.metrics.rejected.inc();
         return err(
             StatusCode::BAD_REQUEST,
-            format!("peers: unknown site {:?}", p.site),
+            format!("peers: unknown site or hybrid frontend {:?}", p.site),
         );
     }
     let resp: ReportResponse = s.accept_report(rep);
@@ -238,6 +238,12 @@ pub struct GroupView {
     /// DNS provider that stopped itself after a fatal answer.
     #[serde(default)]
     pub alerts: Vec<String>,
+    /// `hybrid`: the frontend the DNS name points at (as decided).
+    #[serde(default)]
+    pub frontend: Option<String>,
+    /// `hybrid`: each frontend machine's health, judged like a site.
+    #[serde(default)]
+    pub frontends: Vec<SiteView>,
 }
 
 /// `GET /v1/status`.
@@ -248,13 +254,23 @@ pub struct StatusView {
 }
 
 fn site_views(s: &Shared, names: &[String]) -> Vec<SiteView> {
+    views(s, names, false)
+}
+
+/// Site views from the site detector, or (`frontends`) from the detector of hybrid frontends.
+fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteView> {
     let st = s.lock();
+    let (detector, evidence) = if frontends {
+        (&st.fe_detector, &st.fe_evidence)
+    } else {
+        (&st.detector, &st.evidence)
+    };
     let now = Instant::now();
     names
         .iter()
         .map(|n| {
-            let (v, evidence) = st.detector.evaluate(&st.evidence, n, now);
-            let t = st.detector.track(n).cloned().unwrap_or_default();
+            let (v, evidence) = detector.evaluate(evidence, n, now);
+            let t = detector.track(n).cloned().unwrap_or_default();
             SiteView {
                 name: n.clone(),
                 verdict: t
@@ -268,7 +284,7 @@ fn site_views(s: &Shared, names: &[String]) -> Vec<SiteView> {
                 down_rounds: t.down_rounds,
                 healthy_rounds: t.healthy_rounds,
                 hold_down_left_ms: if t.confirmed_down || t.healthy_since.is_some() {
-                    st.detector
+                    detector
                         .hold_down_left(n, now)
                         .map(|d| d.as_millis() as u64)
                 } else {
@@ -306,6 +322,23 @@ fn group_view(s: &Shared, g: &GroupState) -> GroupView {
         runbook,
         sites: site_views(s, &gc.site_names()),
         alerts: s.alerts(&g.name),
+        frontend: g.frontend.clone().or_else(|| {
+            (gc.scheme.get_ref() == &warden_config::Scheme::Hybrid)
+                .then_some(gc.frontend.as_ref())
+                .flatten()
+                .and_then(|f| f.get_ref().frontends.first())
+                .map(|f| f.get_ref().clone())
+        }),
+        frontends: if gc.scheme.get_ref() == &warden_config::Scheme::Hybrid {
+            let names: Vec<String> = gc
+                .frontend
+                .iter()
+                .flat_map(|f| f.get_ref().frontends.iter().map(|n| n.get_ref().clone()))
+                .collect();
+            views(s, &names, true)
+        } else {
+            Vec::new()
+        },
     }
 }
 

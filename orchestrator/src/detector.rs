@@ -143,6 +143,11 @@ pub struct Detector {
     cfg: Detection,
     sites: BTreeMap<String, SiteTrack>,
     isolated: bool,
+    /// The targets have no agent of their own (the frontends of `hybrid`
+    /// groups): rule 2 of DESIGN §3 is the only way down, a majority of the
+    /// outside vantage points reaching the target is healthy, and isolation
+    /// is left to the caller (it is judged on the sites).
+    agentless: bool,
 }
 
 fn age_ms(now: Instant, at: Instant) -> u64 {
@@ -171,6 +176,17 @@ impl Detector {
                 .map(|s| (s, SiteTrack::default()))
                 .collect(),
             isolated: false,
+            agentless: false,
+        }
+    }
+
+    /// A detector for targets without agents (see the `agentless` field):
+    /// evidence is the orchestrator's probes (`external`) and the agents'
+    /// peer probes naming the target.
+    pub fn agentless(cfg: Detection, targets: impl IntoIterator<Item = String>) -> Self {
+        Detector {
+            agentless: true,
+            ..Detector::new(cfg, targets)
         }
     }
 
@@ -239,6 +255,7 @@ impl Detector {
                     });
                 }
             }
+            None if self.agentless => {}
             None => rows.push(EvidenceRow {
                 site: site.into(),
                 vantage: "heartbeat".into(),
@@ -319,6 +336,21 @@ impl Detector {
             } else {
                 Verdict::Healthy
             }
+        } else if self.agentless && agent.is_none() {
+            if answered == 0 {
+                Verdict::Unknown("no vantage point answered".into())
+            } else if outside_failing * 2 > answered {
+                Verdict::Down(format!(
+                    "{outside_failing} of {answered} vantage points cannot reach it"
+                ))
+            } else if external == Some(true) {
+                Verdict::PathFault(format!(
+                    "orchestrator probes fail but {} of {answered} vantage points reach it",
+                    answered - outside_failing
+                ))
+            } else {
+                Verdict::Healthy
+            }
         } else if answered == 0 {
             Verdict::Unknown("agent stale and no outside vantage point answered".into())
         } else if outside_failing * 2 > answered {
@@ -349,7 +381,7 @@ impl Detector {
                     && r.iter().all(|c| c.ok)
             })
         });
-        let isolated = !any_agent && !any_probe_ok;
+        let isolated = !self.agentless && !any_agent && !any_probe_ok;
         let isolation_changed = (isolated != self.isolated).then_some(isolated);
         self.isolated = isolated;
 
@@ -708,5 +740,44 @@ mod tests {
         assert!(at.duration_since(start) >= Duration::from_secs(5));
         assert!(at.duration_since(start) < Duration::from_millis(5500));
         assert!(w.det.is_recovered("a", Instant::now()));
+    }
+
+    /// Frontends of hybrid groups (no agent): down only when a majority of
+    /// the vantage points that answered fail; the orchestrator's failing
+    /// probe alone is a path fault; `fall` rounds confirm.
+    #[tokio::test(start_paused = true)]
+    async fn agentless_targets_follow_the_majority_of_vantage_points() {
+        let mut det = Detector::agentless(cfg(), ["fe1".to_string()]);
+        let mut ev = Evidence::default();
+        let now = Instant::now();
+        // Orchestrator fails, both agents reach it: path fault, never down.
+        ev.external.insert("fe1".into(), (now, vec![check(false)]));
+        ev.insert_report(now, report("a", true, &[("fe1", true)]));
+        ev.insert_report(now, report("b", true, &[("fe1", true)]));
+        for _ in 0..5 {
+            let r = det.round(&ev, now);
+            assert!(!r.isolated);
+            assert_eq!(r.sites[0].verdict.label(), "path_fault");
+        }
+        assert!(!det.track("fe1").unwrap().confirmed_down);
+        // Everyone reaches it: healthy (no heartbeat row, no dead agent).
+        ev.external.insert("fe1".into(), (now, vec![check(true)]));
+        let r = det.round(&ev, now);
+        assert_eq!(r.sites[0].verdict, Verdict::Healthy);
+        assert!(r.sites[0].evidence.iter().all(|e| e.vantage != "heartbeat"));
+        // Orchestrator and one agent fail, the other agent is stale: 2 of 2 → down, confirmed after fall.
+        let later = now + Duration::from_secs(2);
+        ev.external
+            .insert("fe1".into(), (later, vec![check(false)]));
+        ev.insert_report(later, report("a", true, &[("fe1", false)]));
+        let mut confirmed = 0;
+        for i in 1..=3 {
+            let r = det.round(&ev, later);
+            assert_eq!(r.sites[0].verdict.label(), "down", "round {i}");
+            if r.sites[0].transitions.contains(&Transition::ConfirmedDown) {
+                confirmed = i;
+            }
+        }
+        assert_eq!(confirmed, 3);
     }
 }

@@ -51,6 +51,10 @@ pub struct GroupState {
     /// Unix ms of the first failing evidence of the current incident (for RTO).
     #[serde(default)]
     pub incident_started_unix_ms: Option<u64>,
+    /// `hybrid` groups: the frontend the DNS name points at (as decided);
+    /// `None` for other schemes.
+    #[serde(default)]
+    pub frontend: Option<String>,
 }
 
 /// The kind of a runbook.
@@ -255,6 +259,14 @@ pub enum EventKind {
     Alert,
     /// The operator cleared alerts.
     AlertCleared,
+    /// `hybrid`: a frontend machine is down this round (frontend layer).
+    FrontendDown,
+    /// `hybrid`: a frontend machine is confirmed down (`fall` rounds).
+    FrontendConfirmedDown,
+    /// `hybrid`: a confirmed-down frontend machine is healthy again.
+    FrontendRecovered,
+    /// `hybrid`: the DNS name was moved to another frontend (frontend layer).
+    FrontendMoved,
 }
 
 /// A decision or observation, with the evidence behind it.

@@ -79,6 +79,14 @@ pub struct State {
     pub no_standby_raised: BTreeMap<String, bool>,
     /// An `isolated` event was raised and not yet ended.
     pub isolation_announced: bool,
+    /// `hybrid` groups' frontends judged like sites (DESIGN §3) from the
+    /// orchestrator's probes and the agents' peer probes; see [`Detector::agentless`].
+    pub fe_evidence: Evidence,
+    pub fe_detector: Detector,
+    /// Hybrid groups whose DNS layer is being moved right now (one move at a time).
+    pub dns_moving: std::collections::BTreeSet<String>,
+    /// Per hybrid group: a "no healthy frontend" event was already raised.
+    pub no_frontend_raised: BTreeMap<String, bool>,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -99,12 +107,15 @@ pub struct Shared {
     pub http: reqwest::Client,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
+    /// The frontends of `hybrid` groups and their probe (see
+    /// [`Config::hybrid_frontend_probes`]); empty without hybrid groups.
+    pub frontend_probes: BTreeMap<String, (warden_config::CheckSpec, Vec<String>)>,
     /// Events recorded but not yet in the store (see [`Shared::write_events`]).
     unsaved: Mutex<Vec<Event>>,
     unsaved_notify: tokio::sync::Notify,
 }
 
-/// Build the strategy of every group. Fails on schemes not available yet.
+/// Build the strategy of every group. Fails when a group's strategy cannot be built (config, secrets).
 pub fn build_strategies(
     cfg: &Config,
 ) -> Result<BTreeMap<String, Arc<dyn Strategy>>, OrchestratorError> {
@@ -117,12 +128,8 @@ pub fn build_strategies(
             }
             Scheme::Dns => warden_strategies::dns::DnsStrategy::from_config(cfg, name)
                 .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
-            other => {
-                return Err(OrchestratorError::Setup(format!(
-                    "group {name}: scheme \"{}\" is not available in this build yet",
-                    other.as_str()
-                )))
-            }
+            Scheme::Hybrid => warden_strategies::hybrid::HybridStrategy::from_config(cfg, name)
+                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
         };
         out.insert(name.clone(), s);
     }
@@ -168,6 +175,7 @@ impl Shared {
                 runbook: None,
                 moves_unix_ms: vec![],
                 incident_started_unix_ms: None,
+                frontend: None,
             };
             let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
             if !sites.contains(&entry.active) {
@@ -198,7 +206,15 @@ impl Shared {
             runbooks,
             no_standby_raised: BTreeMap::new(),
             isolation_announced: false,
+            fe_evidence: Evidence::default(),
+            fe_detector: Detector::agentless(
+                cfg.detection.clone(),
+                cfg.hybrid_frontend_probes().into_keys(),
+            ),
+            dns_moving: Default::default(),
+            no_frontend_raised: BTreeMap::new(),
         };
+        let frontend_probes = cfg.hybrid_frontend_probes();
         Ok(Arc::new(Shared {
             cfg,
             operator,
@@ -212,6 +228,7 @@ impl Shared {
             http,
             metrics: Metrics::new(),
             shutdown,
+            frontend_probes,
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
         }))
@@ -324,7 +341,16 @@ impl Shared {
                 st.outcomes.remove(&k);
             }
         }
-        st.evidence.insert_report(Instant::now(), report);
+        let now = Instant::now();
+        if report
+            .peers
+            .iter()
+            .any(|p| self.frontend_probes.contains_key(&p.site))
+        {
+            // The agent's probes of hybrid frontends are evidence about them.
+            st.fe_evidence.insert_report(now, report.clone());
+        }
+        st.evidence.insert_report(now, report);
         let commands = st.queues.get(&site).cloned().unwrap_or_default();
         drop(st);
         self.report_tick.send_modify(|v| *v += 1);
@@ -389,7 +415,12 @@ impl Shared {
             Some(group),
             Some(to),
             format!(
-                "{} {} → {} started by {trigger} at epoch {epoch}",
+                "{}{} {} → {} started by {trigger} at epoch {epoch}",
+                if self.cfg.groups[group].scheme.get_ref() == &warden_config::Scheme::Hybrid {
+                    "site layer (frontends route to the new site): "
+                } else {
+                    ""
+                },
                 runbook::kind_str(kind),
                 g.active,
                 to
@@ -568,6 +599,7 @@ impl Shared {
                 self.event_locked(st, kind, None, Some(&s.site), msg, s.evidence.clone(), None);
             }
         }
+        self.frontend_round_locked(st, now);
         // Decisions per group.
         let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
             round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
@@ -654,6 +686,154 @@ impl Shared {
                 self.decide(st, &name, RunbookKind::Failback, &primary, evidence());
             }
         }
+    }
+
+    /// The frontend layer of `hybrid` groups: judge every frontend machine
+    /// (same rules as sites, no agent of their own), record its transitions,
+    /// and move a group's DNS name off a confirmed-down frontend to a healthy one.
+    fn frontend_round_locked(self: &Arc<Self>, st: &mut State, now: Instant) {
+        if self.frontend_probes.is_empty() {
+            return;
+        }
+        let round = st.fe_detector.round(&st.fe_evidence, now);
+        for f in &round.sites {
+            for t in &f.transitions {
+                let (kind, msg) = match (t, &f.verdict) {
+                    (Transition::ConfirmedDown, v) => (
+                        EventKind::FrontendConfirmedDown,
+                        format!(
+                            "frontend {} confirmed down after {} rounds: {}",
+                            f.site,
+                            self.cfg.detection.fall,
+                            v.reason()
+                        ),
+                    ),
+                    (Transition::Recovered, _) => (
+                        EventKind::FrontendRecovered,
+                        format!("frontend {} recovered", f.site),
+                    ),
+                    (Transition::Changed, Verdict::Down(r)) => (
+                        EventKind::FrontendDown,
+                        format!("frontend {} down this round: {r}", f.site),
+                    ),
+                    (Transition::Changed, Verdict::PathFault(r)) => (
+                        EventKind::PathFault,
+                        format!(
+                            "path fault to frontend {} (not a frontend death): {r}",
+                            f.site
+                        ),
+                    ),
+                    _ => continue,
+                };
+                self.event_locked(st, kind, None, Some(&f.site), msg, f.evidence.clone(), None);
+            }
+        }
+        let by_fe: BTreeMap<&str, &crate::detector::SiteRound> =
+            round.sites.iter().map(|f| (f.site.as_str(), f)).collect();
+        let names: Vec<String> = st.groups.keys().cloned().collect();
+        for name in names {
+            let Some(h) = self.strategies.get(&name).and_then(|s| s.as_hybrid()) else {
+                continue;
+            };
+            let g = st.groups[&name].clone();
+            if g.maintenance || st.dns_moving.contains(&name) {
+                continue;
+            }
+            let frontends = h.frontend_names();
+            let current = g.frontend.clone().unwrap_or_else(|| frontends[0].clone());
+            if !st
+                .fe_detector
+                .track(&current)
+                .is_some_and(|t| t.confirmed_down)
+            {
+                st.no_frontend_raised.insert(name.clone(), false);
+                continue;
+            }
+            let evidence: Vec<EvidenceRow> = frontends
+                .iter()
+                .filter_map(|f| by_fe.get(f.as_str()))
+                .flat_map(|f| f.evidence.clone())
+                .collect();
+            let target = frontends
+                .iter()
+                .find(|f| {
+                    **f != current
+                        && by_fe
+                            .get(f.as_str())
+                            .is_some_and(|r| r.verdict == Verdict::Healthy)
+                })
+                .cloned();
+            let Some(target) = target else {
+                if !st.no_frontend_raised.get(&name).copied().unwrap_or(false) {
+                    st.no_frontend_raised.insert(name.clone(), true);
+                    self.event_locked(st, EventKind::NoStandby, Some(&name), None, format!("frontend layer: {current} is confirmed down but no other frontend of group {name} is healthy; DNS stays"), evidence, None);
+                }
+                continue;
+            };
+            let mut ng = g.clone();
+            ng.frontend = Some(target.clone());
+            if let Err(e) = self.store.put_group(&ng) {
+                warn!(group = %name, cause = %e, "cannot persist the frontend decision; retrying next round");
+                continue;
+            }
+            st.groups.insert(name.clone(), ng);
+            st.dns_moving.insert(name.clone());
+            let why = by_fe
+                .get(current.as_str())
+                .map(|r| r.verdict.reason().to_string())
+                .unwrap_or_default();
+            self.event_locked(
+                st,
+                EventKind::FrontendMoved,
+                Some(&name),
+                None,
+                format!("frontend layer: {current} confirmed down ({why}) → DNS to {target} at epoch {}", g.epoch),
+                evidence,
+                None,
+            );
+            self.spawn_dns_move(name, target, g.epoch);
+        }
+    }
+
+    /// Point a hybrid group's DNS name at `frontend` (the decision is already
+    /// persisted: a failure here is retried by reconciliation).
+    fn spawn_dns_move(self: &Arc<Self>, group: String, frontend: String, epoch: u64) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Some(strategy) = me.strategies.get(&group).cloned() else {
+                return;
+            };
+            let Some(h) = strategy.as_hybrid() else {
+                return;
+            };
+            let started = Instant::now();
+            let r = tokio::select! {
+                r = h.point_dns(&frontend, epoch) => r,
+                _ = me.shutdown.cancelled() => {
+                    me.lock().dns_moving.remove(&group);
+                    return;
+                }
+            };
+            me.lock().dns_moving.remove(&group);
+            let (kind, msg) = match r {
+                Ok(()) => (
+                    EventKind::FrontendMoved,
+                    format!(
+                        "frontend layer: DNS of group {group} points at {frontend} (published at epoch {epoch} in {} ms)",
+                        started.elapsed().as_millis()
+                    ),
+                ),
+                Err(e) if e.is_fencing() => (
+                    EventKind::Fencing,
+                    format!("frontend layer: DNS move to {frontend} refused: {e}"),
+                ),
+                Err(e) => (
+                    EventKind::ReconcileFailed,
+                    format!("frontend layer: DNS move to {frontend} failed (reconciliation retries): {e}"),
+                ),
+            };
+            me.event(kind, Some(&group), None, msg, vec![], None);
+        });
     }
 
     /// An automatic decision: start it, or make it pending (manual mode, budget).
@@ -869,6 +1049,10 @@ impl Shared {
             let Some(strategy) = self.strategies.get(&g.name) else {
                 continue;
             };
+            if let Some(h) = strategy.as_hybrid() {
+                self.reconcile_hybrid(&g, h).await;
+                continue;
+            }
             let observed = strategy.current().await;
             let drift = match &observed {
                 Ok(o)
@@ -948,6 +1132,123 @@ impl Shared {
         }
     }
 
+    /// Raise an event once per distinct cause (not every reconcile cycle).
+    fn event_once(&self, kind: EventKind, group: &str, site: Option<&str>, msg: String) {
+        let dup = self
+            .lock()
+            .recent
+            .iter()
+            .rev()
+            .take(50)
+            .any(|ev| ev.kind == kind && ev.message == msg);
+        if !dup {
+            self.event(kind, Some(group), site, msg, vec![], None);
+        }
+    }
+
+    /// Whether `g` is still the decided state (nothing started meanwhile).
+    fn unchanged(&self, g: &GroupState) -> bool {
+        self.lock().groups.get(&g.name).is_some_and(|x| {
+            x.phase != Phase::Running && x.epoch == g.epoch && x.frontend == g.frontend
+        })
+    }
+
+    /// Reconcile both layers of a hybrid group. Site layer: every frontend
+    /// that answers must route to the active site at the group's epoch (a
+    /// restarted, empty frontend gets its route back); unreachable frontends
+    /// are left to the frontend layer. Frontend layer: the DNS name must
+    /// point at the decided frontend (a hand edit or a failed move is redone),
+    /// unless that frontend is confirmed down (the detector moves it).
+    async fn reconcile_hybrid(
+        &self,
+        g: &GroupState,
+        h: &warden_strategies::hybrid::HybridStrategy,
+    ) {
+        let route = SiteRoute {
+            site: g.active.clone(),
+            mode: SwitchMode::Immediate,
+        };
+        for (fe, read) in h.routes().await {
+            let (site, epoch) = match read {
+                Ok(x) => x,
+                Err(e) if e.is_transient() => continue,
+                Err(e) => {
+                    self.event_once(
+                        EventKind::ReconcileFailed,
+                        &g.name,
+                        None,
+                        format!("site layer: cannot read {fe}'s route: {e}"),
+                    );
+                    continue;
+                }
+            };
+            if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
+                continue;
+            }
+            let drift = match &site {
+                None => format!("{fe} has no route (restarted empty?) at epoch {epoch}"),
+                Some(s) => format!("{fe} routes to {s} at epoch {epoch}"),
+            };
+            if !self.unchanged(g) {
+                return;
+            }
+            match h.set_route(&fe, &route, g.epoch).await {
+                Ok(()) => self.event(
+                    EventKind::Reconciled,
+                    Some(&g.name),
+                    Some(&g.active),
+                    format!("site layer: routing drift corrected: {drift}; re-applied {} at epoch {} to {fe}", g.active, g.epoch),
+                    vec![],
+                    None,
+                ),
+                Err(e) if e.is_fencing() => self.event_once(EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
+                Err(e) => self.event_once(EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
+            }
+        }
+        let frontends = h.frontend_names();
+        let want = g.frontend.clone().unwrap_or_else(|| frontends[0].clone());
+        {
+            let st = self.lock();
+            if st.dns_moving.contains(&g.name)
+                || st
+                    .fe_detector
+                    .track(&want)
+                    .is_some_and(|t| t.confirmed_down)
+            {
+                return;
+            }
+        }
+        let drift = match h.dns_current().await {
+            Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => return,
+            Ok(o) => format!(
+                "the name resolves to {}{}",
+                o.site.as_deref().unwrap_or("no frontend"),
+                if o.drift.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (drift: {})", o.drift.join("; "))
+                }
+            ),
+            Err(e) => format!("cannot observe DNS: {e}"),
+        };
+        if !self.unchanged(g) {
+            return;
+        }
+        match h.point_dns(&want, g.epoch).await {
+            Ok(()) => self.event(
+                EventKind::Reconciled,
+                Some(&g.name),
+                None,
+                format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch),
+                vec![],
+                None,
+            ),
+            Err(e) if e.is_fencing() => self.event_once(EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
+            Err(e) if matches!(e, StrategyError::Blocked { .. }) => self.event_once(EventKind::Alert, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
+            Err(e) => self.event_once(EventKind::ReconcileFailed, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
+        }
+    }
+
     /// Alerts of every group's strategy (blocked providers, holds).
     pub fn alerts(&self, group: &str) -> Vec<String> {
         self.strategies
@@ -979,7 +1280,7 @@ impl Shared {
         Ok(lifted)
     }
 
-    /// Probe every site's endpoints once (the external view).
+    /// Probe every site's endpoints and every hybrid frontend once (the external view).
     pub async fn probe_sites(&self) {
         let futs = self
             .cfg
@@ -1003,11 +1304,26 @@ impl Shared {
                     )
                 }
             });
-        let results = futures::future::join_all(futs).await;
+        let fe_futs = self
+            .frontend_probes
+            .iter()
+            .map(|(name, (spec, _))| async move {
+                (
+                    name.clone(),
+                    warden_agents::checks::run_all(std::slice::from_ref(spec), &self.http).await,
+                )
+            });
+        let (results, fe_results) = tokio::join!(
+            futures::future::join_all(futs),
+            futures::future::join_all(fe_futs)
+        );
         let now = Instant::now();
         let mut st = self.lock();
         for (name, r) in results {
             st.evidence.external.insert(name, (now, r));
+        }
+        for (name, r) in fe_results {
+            st.fe_evidence.external.insert(name, (now, r));
         }
     }
 
@@ -1152,23 +1468,26 @@ impl RunbookEnv for Env {
         if addrs.is_empty() {
             return Ok("no entry address to probe".into());
         }
+        // Hybrid: users enter through whichever frontend DNS points at, and a
+        // dead frontend is the frontend layer's business: one entry suffices.
+        let any = self.shared.cfg.groups[group].scheme.get_ref() == &Scheme::Hybrid;
+        let mut reached = Vec::new();
+        let mut failed = Vec::new();
         for a in &addrs {
             match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(a))
                 .await
             {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => return Err(format!("entry {a}: {e}")),
-                Err(_) => return Err(format!("entry {a}: connect timed out")),
+                Ok(Ok(_)) => reached.push(a.to_string()),
+                Ok(Err(e)) if !any => return Err(format!("entry {a}: {e}")),
+                Err(_) if !any => return Err(format!("entry {a}: connect timed out")),
+                Ok(Err(e)) => failed.push(format!("entry {a}: {e}")),
+                Err(_) => failed.push(format!("entry {a}: connect timed out")),
             }
         }
-        Ok(format!(
-            "entry {} accepts connections",
-            addrs
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        if reached.is_empty() {
+            return Err(failed.join("; "));
+        }
+        Ok(format!("entry {} accepts connections", reached.join(", ")))
     }
 
     async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String> {

@@ -421,6 +421,11 @@ impl FrontendStrategy {
     pub fn group(&self) -> &str {
         &self.group
     }
+
+    /// The drivers, one per frontend, in the order of the config.
+    pub fn drivers(&self) -> &[Arc<dyn FrontendDriver>] {
+        &self.drivers
+    }
 }
 
 /// The strategy of a `frontend` group, ready to hold as `Arc<dyn Strategy>`.
@@ -431,7 +436,7 @@ pub fn build(cfg: &Config, group: &str) -> Result<Arc<dyn Strategy>, StrategyErr
 /// The error to report when several frontends failed: the first one that
 /// retrying cannot fix (a stale epoch must stop the runbook even when another
 /// frontend was merely unreachable), else the first one.
-fn most_severe(errors: Vec<StrategyError>) -> Option<StrategyError> {
+pub(crate) fn most_severe(errors: Vec<StrategyError>) -> Option<StrategyError> {
     let i = errors.iter().position(|e| !e.is_transient()).unwrap_or(0);
     errors.into_iter().nth(i)
 }

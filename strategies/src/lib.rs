@@ -7,7 +7,10 @@
 //! - [`haproxy`]: the `haproxy` driver, [`haproxy::HaproxyDriver`] (Runtime API
 //!   client, epoch fence kept in an HAProxy variable, timed drains);
 //! - [`dns`]: the `dns` scheme, with providers behind [`dns::DnsProvider`]
-//!   (`noip`, `dyndns2`, `rfc2136`) and verification against authoritative servers.
+//!   (`noip`, `dyndns2`, `rfc2136`) and verification against authoritative servers;
+//! - [`hybrid`]: the `hybrid` scheme, [`hybrid::HybridStrategy`]: frontends
+//!   route to the active site (site layer), DNS points at the active frontend
+//!   (frontend layer).
 //!
 //! Strategies never read files: they are built from a validated
 //! `warden_config::Config` plus loaded secrets.
@@ -15,6 +18,7 @@
 pub mod dns;
 pub mod frontend;
 pub mod haproxy;
+pub mod hybrid;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -74,6 +78,11 @@ pub trait Strategy: Send + Sync {
     /// The operator fixed the cause: lift blocks and holds. Returns what was cleared.
     fn clear_alerts(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// The two-layer view of a `hybrid` strategy (the orchestrator moves its
+    /// DNS layer between frontends on its own); `None` for every other scheme.
+    fn as_hybrid(&self) -> Option<&hybrid::HybridStrategy> {
+        None
     }
 }
 

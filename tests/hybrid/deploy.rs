@@ -1,0 +1,370 @@
+//! A `hybrid`-scheme deployment on lab hosts: sites `a` and `b` (echo
+//! service + agent), frontends `fe1` and `fe2` (`warden frontend`), `dns`
+//! (real BIND9 serving the zone; the name points at the active frontend),
+//! `ctl` (orchestrator), `cli` (users, who resolve the name through BIND and
+//! connect to the answer). Shared by the hybrid tests and the hybrid benchmark.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::dnsd::{self, Kind, Prepared, Zone};
+use crate::lab::{self, secs, Lab};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub const HOSTS: &[&str] = &["a", "b", "fe1", "fe2", "ctl", "dns", "cli"];
+pub const SVC_PORT: u16 = 8080;
+pub const API_PORT: u16 = 7000;
+pub const CONTROL_PORT: u16 = 7100;
+pub const ENTRY_PORT: u16 = 8000;
+pub const ZONE: &str = "dr.example.test";
+pub const NAME: &str = "app.dr.example.test";
+
+pub struct Dep {
+    pub lab: Lab,
+    pub config: PathBuf,
+    pub server: Prepared,
+    pub operator_token: String,
+    /// Control token of fe1, fe2.
+    pub fe_tokens: [String; 2],
+    pub ttl_s: u64,
+}
+
+impl Dep {
+    /// `None` (skip) without root/netns or BIND, outside CI.
+    pub fn new(ttl_s: u64) -> Option<Dep> {
+        if !dnsd::require(Kind::Bind) {
+            return None;
+        }
+        let lab = Lab::new_or_skip(HOSTS)?;
+        Some(Dep::build(lab, ttl_s).expect("deployment"))
+    }
+
+    fn build(lab: Lab, ttl_s: u64) -> Result<Dep> {
+        let ip = |h: &str| lab.ip(h);
+        let zone = Zone {
+            origin: ZONE.into(),
+            ttl: ttl_s as u32,
+            records: vec![
+                ("ns1".into(), "A".into(), ip("dns").to_string()),
+                ("app".into(), "A".into(), ip("fe1").to_string()),
+            ],
+        };
+        let server = dnsd::prepare(
+            Kind::Bind,
+            &lab.dir().join("bind"),
+            (ip("dns"), 53).into(),
+            &zone,
+        )?;
+        let op = format!("operator-{}", lab.prefix());
+        let fe_tokens = [
+            format!("fe1-{}", lab.prefix()),
+            format!("fe2-{}", lab.prefix()),
+        ];
+        let opf = lab.write_file("operator.token", &op)?;
+        let f1f = lab.write_file("fe1.token", &fe_tokens[0])?;
+        let f2f = lab.write_file("fe2.token", &fe_tokens[1])?;
+        let taf = lab.write_file("a.token", format!("agent-a-{}", lab.prefix()))?;
+        let tbf = lab.write_file("b.token", format!("agent-b-{}", lab.prefix()))?;
+        let conf = format!(
+            r#"[orchestrator]
+listen = "{ctl}:{API_PORT}"
+data_dir = "{data}"
+operator_token = {{ file = "{opf}" }}
+reconcile_interval = "1s"
+long_poll = "2s"
+
+[detection]
+interval = "250ms"
+fall = 3
+rise = 3
+hold_down = "5s"
+agent_timeout = "1500ms"
+probe_timeout = "500ms"
+max_failovers = 1000
+
+[sites.a]
+agent_token = {{ file = "{taf}" }}
+checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
+endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
+
+[sites.b]
+agent_token = {{ file = "{tbf}" }}
+checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
+endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
+
+[frontends.fe1]
+control = "{fe1}:{CONTROL_PORT}"
+token = {{ file = "{f1f}" }}
+
+[frontends.fe2]
+control = "{fe2}:{CONTROL_PORT}"
+token = {{ file = "{f2f}" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "hybrid"
+failback = "manual"
+step_timeout = "20s"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1", "fe2"]
+listen = "0.0.0.0:{ENTRY_PORT}"
+backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
+
+[groups.web.dns]
+provider = "rfc2136"
+name = "{NAME}"
+ttl = "{ttl_s}s"
+server = "{dns}:53"
+zone = "{ZONE}"
+credentials = {{ file = "{key}" }}
+addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
+"#,
+            ctl = ip("ctl"),
+            a = ip("a"),
+            b = ip("b"),
+            fe1 = ip("fe1"),
+            fe2 = ip("fe2"),
+            dns = ip("dns"),
+            data = lab.dir().join("data").display(),
+            opf = opf.display(),
+            f1f = f1f.display(),
+            f2f = f2f.display(),
+            taf = taf.display(),
+            tbf = tbf.display(),
+            key = server.key_file.display(),
+        );
+        let config = lab.write_file("failover.conf", conf)?;
+        Ok(Dep {
+            lab,
+            config,
+            server,
+            operator_token: op,
+            fe_tokens,
+            ttl_s,
+        })
+    }
+
+    pub fn cfg(&self) -> String {
+        self.config.display().to_string()
+    }
+
+    /// What BIND answers for the name, asked from the users' host.
+    pub fn dig(&self) -> Result<String> {
+        let out = self
+            .lab
+            .run_ok("cli", "dig", dnsd::dig_args(self.server.listen, NAME, "A"))?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Which frontend the name resolves to (`fe1`, `fe2` or the raw answer).
+    pub fn dns_frontend(&self) -> Result<String> {
+        let ip = self.dig()?;
+        Ok(["fe1", "fe2"]
+            .into_iter()
+            .find(|f| self.lab.ip(f).to_string() == ip)
+            .map(str::to_string)
+            .unwrap_or(ip))
+    }
+
+    /// What a user sees: resolve the name through BIND, then GET the service
+    /// through the frontend at the answer.
+    pub fn user_get(&self) -> Result<String> {
+        let ip = self.dig()?;
+        if ip.is_empty() {
+            bail!("{NAME} does not resolve");
+        }
+        let (status, body) =
+            self.lab
+                .http_get("cli", &format!("http://{ip}:{ENTRY_PORT}/"), secs(2))?;
+        if status != 200 {
+            bail!("status {status}");
+        }
+        Ok(body.trim().to_string())
+    }
+
+    pub fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.2), || {
+            let b = self.user_get()?;
+            if b == site {
+                Ok(())
+            } else {
+                bail!("users reach {b:?}, want {site:?}")
+            }
+        })
+    }
+
+    pub fn wait_dns_on(&self, frontend: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.2), || {
+            let f = self.dns_frontend()?;
+            if f == frontend {
+                Ok(())
+            } else {
+                bail!("{NAME} resolves to {f}, want {frontend}")
+            }
+        })
+    }
+
+    pub fn start_service(&self, site: &str) -> Result<()> {
+        let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
+        self.lab.spawn(
+            site,
+            &format!("svc-{site}"),
+            WARDEN,
+            ["echo-server", "--listen", &listen, "--text", site],
+        )?;
+        self.lab.wait_tcp(site, listen.parse()?, secs(10))
+    }
+
+    pub fn start_frontend(&self, fe: &str) -> Result<()> {
+        self.lab.spawn(
+            fe,
+            &format!("frontend-{fe}"),
+            WARDEN,
+            ["frontend", "--config", &self.cfg(), "--name", fe],
+        )?;
+        self.lab.wait_tcp(
+            fe,
+            format!("{}:{CONTROL_PORT}", self.lab.ip(fe)).parse()?,
+            secs(15),
+        )
+    }
+
+    /// Everything up; users reach a through fe1.
+    pub fn start_all(&self) -> Result<()> {
+        let s = &self.server;
+        self.lab.spawn("dns", "bind", &s.argv[0], &s.argv[1..])?;
+        lab::eventually(secs(10), secs(0.1), || {
+            if self.dig()? == self.lab.ip("fe1").to_string() {
+                Ok(())
+            } else {
+                bail!("BIND not answering yet (log: {})", self.lab.log("bind"))
+            }
+        })?;
+        self.start_service("a")?;
+        self.start_service("b")?;
+        self.start_frontend("fe1")?;
+        self.start_frontend("fe2")?;
+        self.lab.spawn_env(
+            "ctl",
+            "orchestrator",
+            WARDEN,
+            ["orchestrator", "--config", &self.cfg()],
+            [("WARDEN_LOG", "debug")],
+        )?;
+        self.lab.wait_tcp(
+            "ctl",
+            format!("{}:{API_PORT}", self.lab.ip("ctl")).parse()?,
+            secs(15),
+        )?;
+        for site in ["a", "b"] {
+            self.lab.spawn_env(
+                site,
+                &format!("agent-{site}"),
+                WARDEN,
+                ["agent", "--config", &self.cfg(), "--site", site],
+                [("WARDEN_LOG", "debug")],
+            )?;
+        }
+        self.wait_users_on("a", secs(20))
+            .context("initial route to a through fe1")?;
+        for fe in ["fe1", "fe2"] {
+            lab::eventually(secs(15), secs(0.25), || {
+                let (site, _) = self.frontend_route(fe)?;
+                if site == "a" {
+                    Ok(())
+                } else {
+                    bail!("{fe} routes to {site:?}")
+                }
+            })?;
+        }
+        self.wait_verdict("a", "healthy", secs(15))?;
+        self.wait_verdict("b", "healthy", secs(15))?;
+        Ok(())
+    }
+
+    /// The site dies: its service and its agent are gone.
+    pub fn kill_site(&self, site: &str) -> Result<()> {
+        self.lab.kill(&format!("svc-{site}"))?;
+        self.lab.kill(&format!("agent-{site}"))?;
+        Ok(())
+    }
+
+    /// A frontend's host dies: nothing reaches it any more (packets dropped).
+    pub fn kill_frontend_host(&self, fe: &str) -> Result<()> {
+        self.lab.isolate(fe)
+    }
+
+    fn get_json(&self, token: &str, url: &str) -> Result<Value> {
+        let auth = format!("Authorization: Bearer {token}");
+        let out = self
+            .lab
+            .run_ok("ctl", "curl", ["-s", "-m", "5", "-H", &auth, url])?;
+        serde_json::from_str(&out).with_context(|| format!("GET {url}: {out}"))
+    }
+
+    /// A frontend's own view of the route: (site or "", epoch).
+    pub fn frontend_route(&self, fe: &str) -> Result<(String, u64)> {
+        let i = if fe == "fe1" { 0 } else { 1 };
+        let url = format!("http://{}:{CONTROL_PORT}/v1/routes", self.lab.ip(fe));
+        let v = self.get_json(&self.fe_tokens[i], &url)?;
+        let r = &v["web"];
+        Ok((
+            r["site"].as_str().unwrap_or("").to_string(),
+            r["epoch"].as_u64().unwrap_or(0),
+        ))
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["--config".to_string(), self.cfg()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let out = self.lab.run("ctl", WARDEN, all)?;
+        if !out.status.success() {
+            bail!(
+                "warden {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn group(&self) -> Result<Value> {
+        let s: Value = serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?;
+        s["groups"]
+            .as_array()
+            .and_then(|g| g.first().cloned())
+            .context("no group in status")
+    }
+
+    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+        lab::eventually(limit, secs(0.25), || {
+            let g = self.group()?;
+            let s = g["sites"]
+                .as_array()
+                .and_then(|ss| ss.iter().find(|s| s["name"] == site).cloned())
+                .context("site missing")?;
+            if s["verdict"] == verdict {
+                Ok(())
+            } else {
+                bail!("site {site} verdict {}, want {verdict}", s["verdict"])
+            }
+        })
+    }
+
+    pub fn events(&self) -> Result<Vec<Value>> {
+        let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Whether an event of `kind` whose message contains `needle` was recorded.
+    pub fn has_event(&self, kind: &str, needle: &str) -> Result<bool> {
+        Ok(self.events()?.iter().any(|e| {
+            e["kind"] == kind && e["message"].as_str().is_some_and(|m| m.contains(needle))
+        }))
+    }
+}

@@ -1,0 +1,168 @@
+//! The `hybrid` scheme across network-namespace hosts: sites `a` and `b`
+//! (echo service + agent), two built-in frontends `fe1` and `fe2`, a real
+//! BIND9 on `dns` whose name points at the active frontend, the orchestrator
+//! on `ctl`, and users on `cli` who resolve the name through BIND and connect
+//! to the answer. A site failure moves the frontends (DNS unchanged); a
+//! frontend failure moves DNS (the frontends keep routing).
+
+#[path = "../lab/mod.rs"]
+mod lab;
+
+#[path = "../dnsd/mod.rs"]
+mod dnsd;
+
+#[allow(dead_code)]
+mod deploy;
+
+use anyhow::{ensure, Context, Result};
+use deploy::{Dep, CONTROL_PORT};
+use lab::secs;
+
+const TTL_S: u64 = 2;
+
+fn run(f: impl FnOnce(&Dep) -> Result<()>) {
+    let Some(d) = Dep::new(TTL_S) else {
+        return;
+    };
+    let r = d.start_all().and_then(|()| f(&d));
+    // The events tell which layer moved and why: shown for every run.
+    if let Ok(evs) = d.events() {
+        for e in evs {
+            eprintln!("event {} {}: {}", e["kind"], e["site"], e["message"]);
+        }
+    }
+    if let Err(e) = r {
+        d.lab.print_log_tails();
+        panic!("{e:#}");
+    }
+}
+
+/// Case 1: site a dies → both frontends route to b; DNS stays on fe1.
+#[test]
+fn site_down_moves_both_frontends_dns_unchanged() {
+    run(|d| {
+        d.kill_site("a")?;
+        d.wait_users_on("b", secs(30)).context("users reach b")?;
+        lab::eventually(secs(15), secs(0.25), || {
+            let r1 = d.frontend_route("fe1")?;
+            let r2 = d.frontend_route("fe2")?;
+            ensure!(r1.0 == "b" && r1 == r2, "fe1 {r1:?}, fe2 {r2:?}");
+            Ok(())
+        })
+        .context("both frontends on b at one epoch")?;
+        assert_eq!(d.dns_frontend()?, "fe1", "DNS unchanged by a site failure");
+        assert!(
+            !d.has_event("frontend_moved", "")?,
+            "no frontend-layer move for a site failure"
+        );
+        assert!(d.has_event("runbook_started", "site layer")?);
+        assert_eq!(d.group()?["active"], "b");
+        Ok(())
+    });
+}
+
+/// Case 2: fe1's host dies → DNS moves to fe2; users keep reaching a.
+#[test]
+fn frontend_host_down_moves_dns() {
+    run(|d| {
+        d.kill_frontend_host("fe1")?;
+        d.wait_dns_on("fe2", secs(30)).context("DNS moved to fe2")?;
+        d.wait_users_on("a", secs(15))
+            .context("users reach a through fe2")?;
+        assert_eq!(d.group()?["active"], "a", "no site move");
+        assert!(d.has_event("frontend_confirmed_down", "fe1")?);
+        assert!(d.has_event("frontend_moved", "frontend layer: fe1 confirmed down")?);
+        assert!(d.has_event("frontend_moved", "points at fe2")?);
+        assert!(!d.has_event("runbook_started", "")?, "no site runbook");
+        Ok(())
+    });
+}
+
+/// Case 3: site a and fe1 die together → users reach b through fe2.
+#[test]
+fn site_and_frontend_down_together() {
+    run(|d| {
+        d.kill_frontend_host("fe1")?;
+        d.kill_site("a")?;
+        d.wait_users_on("b", secs(45))
+            .context("users reach b through fe2")?;
+        assert_eq!(d.dns_frontend()?, "fe2");
+        assert_eq!(d.frontend_route("fe2")?.0, "b");
+        assert!(d.has_event("frontend_moved", "fe1 confirmed down")?);
+        assert!(d.has_event("runbook_started", "site layer")?);
+        Ok(())
+    });
+}
+
+/// Case 4: a frontend restarted empty gets its route back by
+/// reconciliation, and the correction is an event.
+#[test]
+fn restarted_frontend_is_reconciled() {
+    run(|d| {
+        let before = d.frontend_route("fe2")?;
+        d.lab.kill("frontend-fe2")?;
+        d.start_frontend("fe2")?;
+        lab::eventually(secs(15), secs(0.25), || {
+            let r = d.frontend_route("fe2")?;
+            ensure!(r == before, "fe2 holds {r:?}, want {before:?}");
+            Ok(())
+        })
+        .context("fe2's route restored")?;
+        lab::eventually(secs(5), secs(0.25), || {
+            ensure!(
+                d.has_event("reconciled", "fe2")?,
+                "no reconciled event for fe2"
+            );
+            Ok(())
+        })?;
+        // fe2 serves users again: point a user straight at it.
+        let (status, body) = d.lab.http_get(
+            "cli",
+            &format!("http://{}:{}/", d.lab.ip("fe2"), deploy::ENTRY_PORT),
+            secs(2),
+        )?;
+        assert_eq!((status, body.trim()), (200, "a"));
+        Ok(())
+    });
+}
+
+/// Case 5: a route command with a stale epoch is refused by a frontend of the pair.
+#[test]
+fn stale_epoch_is_refused_by_a_frontend() {
+    run(|d| {
+        // Move the site once so the frontends hold epoch ≥ 2.
+        d.kill_site("a")?;
+        d.wait_users_on("b", secs(30))?;
+        let (_, epoch) = d.frontend_route("fe2")?;
+        ensure!(epoch >= 2, "epoch {epoch}");
+        let url = format!("http://{}:{CONTROL_PORT}/v1/routes/web", d.lab.ip("fe2"));
+        let auth = format!("Authorization: Bearer {}", d.fe_tokens[1]);
+        let body = format!(r#"{{"site":"a","epoch":{}}}"#, epoch - 1);
+        let out = d.lab.run_ok(
+            "ctl",
+            "curl",
+            [
+                "-s",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PUT",
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body,
+                &url,
+            ],
+        )?;
+        assert_eq!(out.trim(), "409", "stale epoch refused");
+        assert_eq!(d.frontend_route("fe2")?, ("b".to_string(), epoch));
+        d.wait_users_on("b", secs(5))?;
+        Ok(())
+    });
+}
