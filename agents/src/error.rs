@@ -26,7 +26,11 @@ pub enum AgentError {
     /// The replication peer cannot be reached (rsync exit 10/12/30/35: daemon down, network, timeout):
     /// retryable; continuous replication retries with backoff and runs a full pass when it is back.
     #[error("replication target {target} unreachable (rsync exit {code}): {detail}; check that the peer's rsync daemon runs and the network allows the port, warden keeps retrying")]
-    ReplicationUnreachable { target: String, code: i32, detail: String },
+    ReplicationUnreachable {
+        target: String,
+        code: i32,
+        detail: String,
+    },
     /// The rsync daemon refused the user or password: fatal, the operator fixes the secret or the daemon's secrets file.
     #[error("rsync daemon refused user {user:?} on module {module:?} (auth failed): check the replication password secret and the `auth users`/`secrets file` of that module on the peer")]
     ReplicationAuth { module: String, user: String },
@@ -35,13 +39,25 @@ pub enum AgentError {
     ReplicationNoModule { target: String, module: String },
     /// The target refuses writes (`read only = yes`, permissions): fatal, the operator fixes the peer.
     #[error("rsync module {module:?} at {target} refuses writes: {detail}; set `read only = no` and make the module path writable for the daemon's uid")]
-    ReplicationReadOnly { target: String, module: String, detail: String },
+    ReplicationReadOnly {
+        target: String,
+        module: String,
+        detail: String,
+    },
     /// rsync failed for another reason (partial transfer, protocol error): retryable; the detail is rsync's own message.
     #[error("rsync to {target} failed (exit {code}): {detail}")]
-    Rsync { target: String, code: i32, detail: String },
+    Rsync {
+        target: String,
+        code: i32,
+        detail: String,
+    },
     /// rsync could not be run at all: fatal, install rsync on the agent host or fix `rsync_path`.
     #[error("cannot run {program}: {source}; install rsync on this host or fix the rsync path")]
-    RsyncSpawn { program: String, #[source] source: std::io::Error },
+    RsyncSpawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The replicated directory cannot be watched or read: fatal until the operator fixes the path or raises inotify limits.
     #[error("cannot watch {path}: {reason}")]
     Watch { path: String, reason: String },

@@ -105,7 +105,10 @@ impl RsyncSettings {
         } else {
             self.host.clone()
         };
-        format!("rsync://{}@{}:{}/{}/", self.user, host, self.port, self.module)
+        format!(
+            "rsync://{}@{}:{}/{}/",
+            self.user, host, self.port, self.module
+        )
     }
 
     /// `host:port/module`, how errors name the target.
@@ -203,10 +206,11 @@ impl Replicator for RsyncReplicator {
             }
         }
         let shared = &self.shared;
-        let source = std::fs::canonicalize(&shared.settings.source).map_err(|e| AgentError::Watch {
-            path: shared.settings.source.display().to_string(),
-            reason: format!("{e}; create the directory or fix the replication source"),
-        })?;
+        let source =
+            std::fs::canonicalize(&shared.settings.source).map_err(|e| AgentError::Watch {
+                path: shared.settings.source.display().to_string(),
+                reason: format!("{e}; create the directory or fix the replication source"),
+            })?;
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watcher = watch_tree(shared.clone(), source)?;
         shared.state.lock().unwrap().full_since = Some(Instant::now());
@@ -217,11 +221,17 @@ impl Replicator for RsyncReplicator {
                 shared.state.lock().unwrap().full_since = None;
                 return Err(e);
             }
-            Err(e) => warn!(target = %shared.settings.target(), cause = %e, "initial full pass failed, retrying in the background"),
+            Err(e) => {
+                warn!(target = %shared.settings.target(), cause = %e, "initial full pass failed, retrying in the background")
+            }
         }
         let task = tokio::spawn(worker(shared.clone(), cancel.clone()));
         info!(source = %shared.settings.source.display(), target = %shared.settings.target(), "rsync replication running");
-        *running = Some(Running { cancel, task, _watcher: watcher });
+        *running = Some(Running {
+            cancel,
+            task,
+            _watcher: watcher,
+        });
         Ok(())
     }
 
@@ -273,7 +283,10 @@ impl Replicator for RsyncReplicator {
 }
 
 /// Starts a recursive inotify watch on `source` that records changes in `shared`.
-fn watch_tree(shared: Arc<Shared>, source: PathBuf) -> Result<notify::RecommendedWatcher, AgentError> {
+fn watch_tree(
+    shared: Arc<Shared>,
+    source: PathBuf,
+) -> Result<notify::RecommendedWatcher, AgentError> {
     let root = source.clone();
     let handler = move |res: notify::Result<notify::Event>| {
         let now = Instant::now();
@@ -314,10 +327,12 @@ fn watch_tree(shared: Arc<Shared>, source: PathBuf) -> Result<notify::Recommende
         path: path.clone(),
         reason: e.to_string(),
     })?;
-    watcher.watch(&source, RecursiveMode::Recursive).map_err(|e| AgentError::Watch {
-        path,
-        reason: format!("{e}; check the path and fs.inotify.max_user_watches"),
-    })?;
+    watcher
+        .watch(&source, RecursiveMode::Recursive)
+        .map_err(|e| AgentError::Watch {
+            path,
+            reason: format!("{e}; check the path and fs.inotify.max_user_watches"),
+        })?;
     Ok(watcher)
 }
 
@@ -329,7 +344,10 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
     loop {
         let (has_work, full) = {
             let st = shared.state.lock().unwrap();
-            (st.full_since.is_some() || !st.paths.is_empty(), st.full_since.is_some())
+            (
+                st.full_since.is_some() || !st.paths.is_empty(),
+                st.full_since.is_some(),
+            )
         };
         if !has_work {
             tokio::select! {
@@ -404,7 +422,11 @@ impl Shared {
     }
 
     /// One `--files-from` transfer of the listed relative paths.
-    async fn batch(&self, paths: Vec<PathBuf>, cancel: &CancellationToken) -> Result<(), AgentError> {
+    async fn batch(
+        &self,
+        paths: Vec<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
         let s = &self.settings;
         let mut list = Vec::new();
         for p in &paths {
@@ -445,7 +467,10 @@ impl Shared {
         self.rsync(args, None, cancel, |line| {
             done.items += 1;
             if line.starts_with(['<', '>']) {
-                let len = line.get(12..).and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<u64>().ok());
+                let len = line
+                    .get(12..)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<u64>().ok());
                 done.bytes += len.unwrap_or(0);
             }
             if let Some(tx) = progress {
@@ -453,7 +478,11 @@ impl Shared {
             }
         })
         .await?;
-        debug!(items = done.items, bytes = done.bytes, "rsync full pass done");
+        debug!(
+            items = done.items,
+            bytes = done.bytes,
+            "rsync full pass done"
+        );
         Ok(ResyncReport {
             done,
             elapsed: started.elapsed(),
@@ -478,7 +507,11 @@ impl Shared {
             .args(&args)
             .env("RSYNC_PASSWORD", s.password.expose())
             .env("LC_ALL", "C")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -544,7 +577,13 @@ fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| if pw.is_empty() { l.to_string() } else { l.replace(pw, "<redacted>") })
+        .map(|l| {
+            if pw.is_empty() {
+                l.to_string()
+            } else {
+                l.replace(pw, "<redacted>")
+            }
+        })
         .collect();
     let detail = {
         let tail = &lines[lines.len().saturating_sub(3)..];
@@ -572,9 +611,17 @@ fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
             detail,
         }
     } else if matches!(code, 10 | 12 | 30 | 35) {
-        AgentError::ReplicationUnreachable { target, code, detail }
+        AgentError::ReplicationUnreachable {
+            target,
+            code,
+            detail,
+        }
     } else {
-        AgentError::Rsync { target, code, detail }
+        AgentError::Rsync {
+            target,
+            code,
+            detail,
+        }
     }
 }
 
@@ -615,12 +662,32 @@ mod tests {
 
     #[test]
     fn parses_itemized_differences() {
-        let d = |p: &str, kind| Some(Difference { path: PathBuf::from(p), kind });
-        assert_eq!(parse_difference("*deleting   old.txt"), d("old.txt", DifferenceKind::ExtraAtTarget));
-        assert_eq!(parse_difference("<f+++++++++ new.txt"), d("new.txt", DifferenceKind::MissingAtTarget));
-        assert_eq!(parse_difference("cd+++++++++ dir/"), d("dir/", DifferenceKind::MissingAtTarget));
-        assert_eq!(parse_difference("<f.st...... a/b"), d("a/b", DifferenceKind::Changed));
-        assert_eq!(parse_difference("<f..t...... a/c"), d("a/c", DifferenceKind::Changed));
+        let d = |p: &str, kind| {
+            Some(Difference {
+                path: PathBuf::from(p),
+                kind,
+            })
+        };
+        assert_eq!(
+            parse_difference("*deleting   old.txt"),
+            d("old.txt", DifferenceKind::ExtraAtTarget)
+        );
+        assert_eq!(
+            parse_difference("<f+++++++++ new.txt"),
+            d("new.txt", DifferenceKind::MissingAtTarget)
+        );
+        assert_eq!(
+            parse_difference("cd+++++++++ dir/"),
+            d("dir/", DifferenceKind::MissingAtTarget)
+        );
+        assert_eq!(
+            parse_difference("<f.st...... a/b"),
+            d("a/b", DifferenceKind::Changed)
+        );
+        assert_eq!(
+            parse_difference("<f..t...... a/c"),
+            d("a/c", DifferenceKind::Changed)
+        );
         assert_eq!(parse_difference(".d..t...... dir/"), None);
         assert_eq!(parse_difference(".f...p..... mode-only"), None);
         assert_eq!(parse_difference(".d..t...... ./"), None);
@@ -628,13 +695,22 @@ mod tests {
 
     #[test]
     fn errors_never_quote_the_password() {
-        let s = RsyncSettings::new("/src", "127.0.0.1", "drdata", "drsync", Secret::new("hunter2-pw"));
+        let s = RsyncSettings::new(
+            "/src",
+            "127.0.0.1",
+            "drdata",
+            "drsync",
+            Secret::new("hunter2-pw"),
+        );
         let e = classify(&s, 5, "@ERROR: auth failed on module drdata\nhunter2-pw\n");
         let msg = e.to_string();
         assert!(msg.contains("drdata") && !msg.contains("hunter2"), "{msg}");
         let e = classify(&s, 23, "rsync: weird hunter2-pw thing\n");
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        assert!(matches!(classify(&s, 10, "connection refused"), AgentError::ReplicationUnreachable { .. }));
+        assert!(matches!(
+            classify(&s, 10, "connection refused"),
+            AgentError::ReplicationUnreachable { .. }
+        ));
         assert_eq!(s.url(), "rsync://drsync@127.0.0.1:873/drdata/");
     }
 }
