@@ -23,7 +23,62 @@ pub enum AgentError {
     /// The orchestrator's answer is not a valid response body: retryable; usually agent and orchestrator versions differ.
     #[error("unreadable answer from the orchestrator: {0}")]
     BadResponse(String),
+    /// The replication peer cannot be reached (rsync exit 10/12/30/35: daemon down, network, timeout):
+    /// retryable; continuous replication retries with backoff and runs a full pass when it is back.
+    #[error("replication target {target} unreachable (rsync exit {code}): {detail}; check that the peer's rsync daemon runs and the network allows the port, warden keeps retrying")]
+    ReplicationUnreachable {
+        target: String,
+        code: i32,
+        detail: String,
+    },
+    /// The rsync daemon refused the user or password: fatal, the operator fixes the secret or the daemon's secrets file.
+    #[error("rsync daemon refused user {user:?} on module {module:?} (auth failed): check the replication password secret and the `auth users`/`secrets file` of that module on the peer")]
+    ReplicationAuth { module: String, user: String },
+    /// The rsync daemon has no such module: fatal, the operator fixes the module name or the daemon config.
+    #[error("rsync daemon at {target} has no module {module:?}: fix the module name in the replication settings or add it to the peer's rsyncd.conf")]
+    ReplicationNoModule { target: String, module: String },
+    /// The target refuses writes (`read only = yes`, permissions): fatal, the operator fixes the peer.
+    #[error("rsync module {module:?} at {target} refuses writes: {detail}; set `read only = no` and make the module path writable for the daemon's uid")]
+    ReplicationReadOnly {
+        target: String,
+        module: String,
+        detail: String,
+    },
+    /// rsync failed for another reason (partial transfer, protocol error): retryable; the detail is rsync's own message.
+    #[error("rsync to {target} failed (exit {code}): {detail}")]
+    Rsync {
+        target: String,
+        code: i32,
+        detail: String,
+    },
+    /// rsync could not be run at all: fatal, install rsync on the agent host or fix `rsync_path`.
+    #[error("cannot run {program}: {source}; install rsync on this host or fix the rsync path")]
+    RsyncSpawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The replicated directory cannot be watched or read: fatal until the operator fixes the path or raises inotify limits.
+    #[error("cannot watch {path}: {reason}")]
+    Watch { path: String, reason: String },
+    /// A replication call was cancelled by its token: not an error of the peer.
+    #[error("replication cancelled")]
+    ReplicationCancelled,
     /// An agent task panicked: fatal, a bug in warden.
     #[error("agent task failed: {0}")]
     Task(String),
+}
+
+impl AgentError {
+    /// Whether retrying the same replication call later can succeed (peer down, partial transfer).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            AgentError::ReplicationUnreachable { .. }
+                | AgentError::Rsync { .. }
+                | AgentError::Unreachable(_)
+                | AgentError::Rejected { .. }
+                | AgentError::BadResponse(_)
+        )
+    }
 }

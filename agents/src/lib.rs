@@ -9,12 +9,15 @@
 //! - [`hooks`]: a promote/demote hook list → one [`wire::CommandOutcome`];
 //! - [`agent`]: [`AgentSettings`] from the config and the [`run`] loop
 //!   (reports, command long-poll, idempotent command execution);
+//! - [`replicate`]: the [`replicate::Replicator`] trait and its plans
+//!   (`rsync`: inotify-driven mirroring to an rsync daemon module);
 //! - [`error`]: [`AgentError`], what went wrong and whose move it is.
 
 pub mod agent;
 pub mod checks;
 pub mod error;
 pub mod hooks;
+pub mod replicate;
 pub mod wire;
 
 pub use agent::{run, AgentSettings, PeerEndpoints};

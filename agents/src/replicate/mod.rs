@@ -1,0 +1,91 @@
+//! Replication plans, agent side: keep a site's data mirrored at the peer
+//! site so a failover finds it there (DESIGN.md §6).
+//!
+//! A [`Replicator`] owns one direction (this site → the peer). The
+//! orchestrator decides the direction; the agent only runs it. Plans:
+//! - [`rsync`]: a directory mirrored to an rsync daemon module with the real
+//!   `rsync` binary, driven by inotify ([`rsync::RsyncReplicator`]).
+
+pub mod rsync;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::AgentError;
+
+pub use rsync::{RsyncReplicator, RsyncSettings};
+
+/// How far a full pass has got (sent on the progress channel while it runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Items (files, directories, links, deletions) rsync reported as changed so far.
+    pub items: u64,
+    /// Bytes of the files among them (their full length, not the wire bytes).
+    pub bytes: u64,
+}
+
+/// What a finished full pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResyncReport {
+    /// The final [`Progress`].
+    pub done: Progress,
+    /// Wall time of the pass.
+    pub elapsed: Duration,
+}
+
+/// One way the source and the target differ, found by [`Replicator::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    /// Path relative to the replicated root (directories end with `/`).
+    pub path: PathBuf,
+    /// What differs.
+    pub kind: DifferenceKind,
+}
+
+/// The kind of a [`Difference`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DifferenceKind {
+    /// At the source, not at the target.
+    MissingAtTarget,
+    /// At the target, not at the source.
+    ExtraAtTarget,
+    /// On both sides, with a different size and/or modification time.
+    Changed,
+}
+
+/// One replication plan in one direction. Held as `Arc<dyn Replicator>`.
+///
+/// All calls are safe to repeat: `start` on a running replicator and `stop`
+/// on a stopped one do nothing; `resync` is a full mirror and idempotent.
+#[async_trait]
+pub trait Replicator: Send + Sync {
+    /// Starts continuous replication: a full pass first, then every change
+    /// as it happens, until `stop` or until `shutdown` is cancelled.
+    /// Returns once the replicator is running. Fails only on what retrying
+    /// cannot fix (wrong password, missing or read-only target); an
+    /// unreachable peer is retried in the background.
+    async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError>;
+
+    /// Stops continuous replication and waits for its transfer to end
+    /// (a running transfer is killed).
+    async fn stop(&self);
+
+    /// Runs one full pass now (deletes at the target what the source lacks),
+    /// reporting progress on `progress` when given. Cancelled by `cancel`.
+    async fn resync(
+        &self,
+        cancel: CancellationToken,
+        progress: Option<watch::Sender<Progress>>,
+    ) -> Result<ResyncReport, AgentError>;
+
+    /// The age of the oldest change not yet at the target; zero when in sync.
+    fn lag(&self) -> Duration;
+
+    /// Compares source and target by relative path, size and mtime; empty
+    /// means equal. Read-only at both ends.
+    async fn verify(&self) -> Result<Vec<Difference>, AgentError>;
+}

@@ -1,0 +1,716 @@
+//! The `rsync` plan: a local directory mirrored into an rsync daemon module
+//! at the peer site with the real `rsync` binary.
+//!
+//! - Changes are seen with inotify (`notify`, recursive). The watcher only
+//!   records relative paths in [`State`]; one worker task turns them into
+//!   transfers, one rsync at a time (the `transfer` lock).
+//! - A batch is what arrived within `batch_window` (or `batch_max` paths):
+//!   `rsync -a -r --files-from=- --from0 --delete-missing-args --force`, so a
+//!   listed path that no longer exists is deleted at the target. A rename is
+//!   both paths: the old one is deleted, the new one sent (a directory with
+//!   its subtree, hence `-r`).
+//! - A full pass (`rsync -a --delete --force`) runs at start, on an inotify
+//!   queue overflow (a `Rescan` event or a watcher error), when more than
+//!   `max_pending` paths wait, and after any failed transfer — so when an
+//!   unreachable peer comes back, whatever changed meanwhile converges.
+//!   Failures are retried with exponential backoff.
+//! - The password goes to rsync in `RSYNC_PASSWORD` (the child's
+//!   environment), never on the command line, and is scrubbed from any rsync
+//!   output quoted in an error.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use notify::{RecursiveMode, Watcher};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use warden_config::secret::Secret;
+
+use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
+use crate::AgentError;
+
+/// Where and how to mirror. Built by the caller (later from the
+/// `[replication]` config table); [`RsyncSettings::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct RsyncSettings {
+    /// The local directory whose contents are mirrored.
+    pub source: PathBuf,
+    /// The peer's rsync daemon host (name or IP address).
+    pub host: String,
+    /// The daemon's TCP port (873 by default).
+    pub port: u16,
+    /// The daemon module that receives the mirror.
+    pub module: String,
+    /// The module's `auth users` user.
+    pub user: String,
+    /// That user's password from the module's secrets file.
+    pub password: Secret,
+    /// The rsync binary.
+    pub rsync_path: PathBuf,
+    /// How long changes are gathered before a batch transfer.
+    pub batch_window: Duration,
+    /// A batch is sent early once this many paths wait.
+    pub batch_max: usize,
+    /// Past this many waiting paths, a full pass replaces the list.
+    pub max_pending: usize,
+    /// First retry delay after a failed transfer (doubles up to `retry_max`).
+    pub retry_min: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// rsync's `--contimeout` and `--timeout` (I/O stall).
+    pub io_timeout: Duration,
+}
+
+impl RsyncSettings {
+    /// Settings with the defaults: port 873, `rsync` from `PATH`, 50 ms
+    /// batches of at most 1000 paths, full pass past 100 000 pending paths,
+    /// retries from 200 ms to 10 s, 30 s I/O timeout.
+    pub fn new(
+        source: impl Into<PathBuf>,
+        host: impl Into<String>,
+        module: impl Into<String>,
+        user: impl Into<String>,
+        password: Secret,
+    ) -> Self {
+        RsyncSettings {
+            source: source.into(),
+            host: host.into(),
+            port: 873,
+            module: module.into(),
+            user: user.into(),
+            password,
+            rsync_path: PathBuf::from("rsync"),
+            batch_window: Duration::from_millis(50),
+            batch_max: 1000,
+            max_pending: 100_000,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// `rsync://user@host:port/module/` (no password in it).
+    pub fn url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "rsync://{}@{}:{}/{}/",
+            self.user, host, self.port, self.module
+        )
+    }
+
+    /// `host:port/module`, how errors name the target.
+    fn target(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.module)
+    }
+}
+
+/// What is waiting to be transferred; written by the watcher, taken by the worker.
+#[derive(Debug, Default)]
+struct State {
+    /// Changed paths relative to the source root, not yet in a transfer.
+    paths: BTreeSet<PathBuf>,
+    /// When the oldest of `paths` changed.
+    pending_since: Option<Instant>,
+    /// Set when a full pass is needed, to when it became needed.
+    full_since: Option<Instant>,
+    /// The oldest change covered by the transfer that is running now.
+    inflight_since: Option<Instant>,
+}
+
+enum Work {
+    Full,
+    Batch(Vec<PathBuf>),
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Shared by the replicator, the watcher callback and the worker task.
+struct Shared {
+    settings: RsyncSettings,
+    state: Mutex<State>,
+    /// Wakes the worker when the watcher recorded something.
+    wake: Notify,
+    /// One rsync against the target at a time (worker, `resync`, `verify`).
+    transfer: tokio::sync::Mutex<()>,
+}
+
+/// A running continuous replication.
+struct Running {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    /// Kept alive for as long as replication runs; dropping it stops inotify.
+    _watcher: notify::RecommendedWatcher,
+}
+
+/// The rsync [`Replicator`]. See the module docs.
+pub struct RsyncReplicator {
+    shared: Arc<Shared>,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl RsyncReplicator {
+    /// A stopped replicator; nothing runs until [`Replicator::start`].
+    pub fn new(settings: RsyncSettings) -> Self {
+        RsyncReplicator {
+            shared: Arc::new(Shared {
+                settings,
+                state: Mutex::new(State::default()),
+                wake: Notify::new(),
+                transfer: tokio::sync::Mutex::new(()),
+            }),
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &RsyncSettings {
+        &self.shared.settings
+    }
+}
+
+impl Drop for RsyncReplicator {
+    fn drop(&mut self) {
+        if let Ok(running) = self.running.try_lock() {
+            if let Some(r) = running.as_ref() {
+                r.cancel.cancel();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Replicator for RsyncReplicator {
+    async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.as_ref() {
+            if !r.cancel.is_cancelled() && !r.task.is_finished() {
+                return Ok(());
+            }
+        }
+        let shared = &self.shared;
+        let source =
+            std::fs::canonicalize(&shared.settings.source).map_err(|e| AgentError::Watch {
+                path: shared.settings.source.display().to_string(),
+                reason: format!("{e}; create the directory or fix the replication source"),
+            })?;
+        // Watch first, then the full pass: nothing changed after the pass started is lost.
+        let watcher = watch_tree(shared.clone(), source)?;
+        shared.state.lock().unwrap().full_since = Some(Instant::now());
+        let cancel = shutdown.child_token();
+        match shared.do_work(&cancel).await {
+            Ok(()) => {}
+            Err(e) if !e.is_retryable() => {
+                shared.state.lock().unwrap().full_since = None;
+                return Err(e);
+            }
+            Err(e) => {
+                warn!(target = %shared.settings.target(), cause = %e, "initial full pass failed, retrying in the background")
+            }
+        }
+        let task = tokio::spawn(worker(shared.clone(), cancel.clone()));
+        info!(source = %shared.settings.source.display(), target = %shared.settings.target(), "rsync replication running");
+        *running = Some(Running {
+            cancel,
+            task,
+            _watcher: watcher,
+        });
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        let r = self.running.lock().await.take();
+        if let Some(r) = r {
+            r.cancel.cancel();
+            let _ = r.task.await;
+            info!(target = %self.shared.settings.target(), "rsync replication stopped");
+        }
+    }
+
+    async fn resync(
+        &self,
+        cancel: CancellationToken,
+        progress: Option<watch::Sender<Progress>>,
+    ) -> Result<ResyncReport, AgentError> {
+        self.shared.full_pass(&cancel, progress.as_ref()).await
+    }
+
+    fn lag(&self) -> Duration {
+        let s = self.shared.state.lock().unwrap();
+        earliest(earliest(s.pending_since, s.full_since), s.inflight_since)
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    async fn verify(&self) -> Result<Vec<Difference>, AgentError> {
+        let s = &self.shared.settings;
+        let args = vec![
+            "-a".into(),
+            "--delete".into(),
+            "--dry-run".into(),
+            "--out-format=%i %n".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        let mut diffs = Vec::new();
+        let cancel = CancellationToken::new();
+        self.shared
+            .rsync(args, None, &cancel, |line| {
+                if let Some(d) = parse_difference(line) {
+                    diffs.push(d);
+                }
+            })
+            .await?;
+        Ok(diffs)
+    }
+}
+
+/// Starts a recursive inotify watch on `source` that records changes in `shared`.
+fn watch_tree(
+    shared: Arc<Shared>,
+    source: PathBuf,
+) -> Result<notify::RecommendedWatcher, AgentError> {
+    let root = source.clone();
+    let handler = move |res: notify::Result<notify::Event>| {
+        let now = Instant::now();
+        let mut st = shared.state.lock().unwrap();
+        match res {
+            Err(e) => {
+                warn!(cause = %e, "inotify error, a full pass follows");
+                st.full_since = earliest(st.full_since, Some(now));
+            }
+            Ok(ev) if ev.need_rescan() => {
+                warn!("inotify queue overflow, a full pass follows");
+                st.full_since = earliest(st.full_since, Some(now));
+            }
+            Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
+            Ok(ev) => {
+                for p in &ev.paths {
+                    if let Ok(rel) = p.strip_prefix(&root) {
+                        if !rel.as_os_str().is_empty() {
+                            st.paths.insert(rel.to_path_buf());
+                        }
+                    }
+                }
+                if st.paths.is_empty() {
+                    return;
+                }
+                st.pending_since = earliest(st.pending_since, Some(now));
+                if st.paths.len() > shared.settings.max_pending {
+                    st.paths.clear();
+                    st.full_since = earliest(st.full_since, st.pending_since.take());
+                }
+            }
+        }
+        drop(st);
+        shared.wake.notify_one();
+    };
+    let path = source.display().to_string();
+    let mut watcher = notify::recommended_watcher(handler).map_err(|e| AgentError::Watch {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    watcher
+        .watch(&source, RecursiveMode::Recursive)
+        .map_err(|e| AgentError::Watch {
+            path,
+            reason: format!("{e}; check the path and fs.inotify.max_user_watches"),
+        })?;
+    Ok(watcher)
+}
+
+/// The continuous loop: wait for changes, gather a batch, transfer, retry failures.
+async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
+    let s = &shared.settings;
+    let mut backoff = s.retry_min;
+    let mut failing = false;
+    loop {
+        let (has_work, full) = {
+            let st = shared.state.lock().unwrap();
+            (
+                st.full_since.is_some() || !st.paths.is_empty(),
+                st.full_since.is_some(),
+            )
+        };
+        if !has_work {
+            tokio::select! {
+                _ = shared.wake.notified() => continue,
+                _ = cancel.cancelled() => return,
+            }
+        }
+        if !full {
+            // Let the batch fill for one window, or until it is large enough.
+            let deadline = tokio::time::Instant::now() + s.batch_window;
+            while shared.state.lock().unwrap().paths.len() < s.batch_max {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = shared.wake.notified() => {}
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+        match shared.do_work(&cancel).await {
+            Ok(()) => {
+                if failing {
+                    info!(target = %s.target(), "replication target reachable again, caught up with a full pass");
+                }
+                failing = false;
+                backoff = s.retry_min;
+            }
+            Err(AgentError::ReplicationCancelled) => return,
+            Err(e) => {
+                if !failing {
+                    warn!(target = %s.target(), cause = %e, "replication transfer failed, retrying with a full pass");
+                } else {
+                    debug!(target = %s.target(), cause = %e, "replication still failing");
+                }
+                failing = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(s.retry_max);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Takes what is pending and transfers it; on failure a full pass is owed.
+    async fn do_work(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        let work = {
+            let mut st = self.state.lock().unwrap();
+            let since = earliest(st.full_since, st.pending_since);
+            st.inflight_since = earliest(st.inflight_since, since);
+            st.pending_since = None;
+            let paths = std::mem::take(&mut st.paths);
+            if st.full_since.take().is_some() {
+                Work::Full
+            } else {
+                Work::Batch(paths.into_iter().collect())
+            }
+        };
+        let result = match work {
+            Work::Full => self.full_pass(cancel, None).await.map(|_| ()),
+            Work::Batch(paths) if paths.is_empty() => Ok(()),
+            Work::Batch(paths) => self.batch(paths, cancel).await,
+        };
+        let mut st = self.state.lock().unwrap();
+        if result.is_err() {
+            // The full pass after recovery covers this transfer's changes.
+            st.full_since = earliest(st.full_since, st.inflight_since);
+        }
+        st.inflight_since = None;
+        result
+    }
+
+    /// One `--files-from` transfer of the listed relative paths.
+    async fn batch(
+        &self,
+        paths: Vec<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let mut list = Vec::new();
+        for p in &paths {
+            list.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            list.push(0);
+        }
+        debug!(paths = paths.len(), "rsync batch");
+        let args = vec![
+            "-a".into(),
+            "-r".into(),
+            "--files-from=-".into(),
+            "--from0".into(),
+            "--delete-missing-args".into(),
+            "--force".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        self.rsync(args, Some(list), cancel, |_| {}).await
+    }
+
+    /// `rsync -a --delete --force SOURCE/ URL`, counting what rsync reports.
+    async fn full_pass(
+        &self,
+        cancel: &CancellationToken,
+        progress: Option<&watch::Sender<Progress>>,
+    ) -> Result<ResyncReport, AgentError> {
+        let s = &self.settings;
+        let started = Instant::now();
+        let args = vec![
+            "-a".into(),
+            "--delete".into(),
+            "--force".into(),
+            "--out-format=%i %l %n".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        let mut done = Progress::default();
+        self.rsync(args, None, cancel, |line| {
+            done.items += 1;
+            if line.starts_with(['<', '>']) {
+                let len = line
+                    .get(12..)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<u64>().ok());
+                done.bytes += len.unwrap_or(0);
+            }
+            if let Some(tx) = progress {
+                tx.send_replace(done);
+            }
+        })
+        .await?;
+        debug!(
+            items = done.items,
+            bytes = done.bytes,
+            "rsync full pass done"
+        );
+        Ok(ResyncReport {
+            done,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Runs rsync with the password in its environment, feeding `stdin` and
+    /// handing each stdout line to `on_line`; kills it when `cancel` fires.
+    async fn rsync(
+        &self,
+        mut args: Vec<OsString>,
+        stdin: Option<Vec<u8>>,
+        cancel: &CancellationToken,
+        mut on_line: impl FnMut(&str) + Send,
+    ) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let secs = s.io_timeout.as_secs().max(1);
+        args.insert(0, format!("--contimeout={secs}").into());
+        args.insert(0, format!("--timeout={secs}").into());
+        let _one_at_a_time = self.transfer.lock().await;
+        let mut child = Command::new(&s.rsync_path)
+            .args(&args)
+            .env("RSYNC_PASSWORD", s.password.expose())
+            .env("LC_ALL", "C")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| AgentError::RsyncSpawn {
+                program: s.rsync_path.display().to_string(),
+                source,
+            })?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&data).await;
+                let _ = pipe.shutdown().await;
+            });
+        }
+        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+        let stderr_task = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = stderr_pipe.read_to_end(&mut buf).await;
+            buf
+        });
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+        let status = loop {
+            tokio::select! {
+                line = lines.next_line() => match line {
+                    Ok(Some(l)) => on_line(&l),
+                    _ => break tokio::select! {
+                        st = child.wait() => st,
+                        _ = cancel.cancelled() => { let _ = child.kill().await; return Err(AgentError::ReplicationCancelled) }
+                    },
+                },
+                _ = cancel.cancelled() => {
+                    let _ = child.kill().await;
+                    return Err(AgentError::ReplicationCancelled);
+                }
+            }
+        };
+        let status = status.map_err(|source| AgentError::RsyncSpawn {
+            program: s.rsync_path.display().to_string(),
+            source,
+        })?;
+        let stderr = String::from_utf8_lossy(&stderr_task.await.unwrap_or_default()).into_owned();
+        match status.code() {
+            // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
+            Some(0) | Some(24) => Ok(()),
+            code => Err(classify(s, code.unwrap_or(-1), &stderr)),
+        }
+    }
+}
+
+/// `SOURCE/`: the trailing slash makes rsync mirror the contents.
+fn source_arg(source: &Path) -> OsString {
+    let mut a = source.as_os_str().to_owned();
+    if !a.as_encoded_bytes().ends_with(b"/") {
+        a.push("/");
+    }
+    a
+}
+
+/// Turns a failed rsync run into the error that says whose move it is.
+fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
+    let pw = s.password.expose();
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            if pw.is_empty() {
+                l.to_string()
+            } else {
+                l.replace(pw, "<redacted>")
+            }
+        })
+        .collect();
+    let detail = {
+        let tail = &lines[lines.len().saturating_sub(3)..];
+        if tail.is_empty() {
+            "no message from rsync".to_string()
+        } else {
+            tail.join(" / ")
+        }
+    };
+    let target = s.target();
+    if stderr.contains("@ERROR: auth failed") {
+        AgentError::ReplicationAuth {
+            module: s.module.clone(),
+            user: s.user.clone(),
+        }
+    } else if stderr.contains("@ERROR: Unknown module") {
+        AgentError::ReplicationNoModule {
+            target,
+            module: s.module.clone(),
+        }
+    } else if stderr.contains("module is read only") || stderr.contains("Permission denied") {
+        AgentError::ReplicationReadOnly {
+            target,
+            module: s.module.clone(),
+            detail,
+        }
+    } else if matches!(code, 10 | 12 | 30 | 35) {
+        AgentError::ReplicationUnreachable {
+            target,
+            code,
+            detail,
+        }
+    } else {
+        AgentError::Rsync {
+            target,
+            code,
+            detail,
+        }
+    }
+}
+
+/// One line of `rsync --dry-run --out-format='%i %n'` → a difference, if it is one.
+fn parse_difference(line: &str) -> Option<Difference> {
+    let (item, name) = line.split_at_checked(11)?;
+    let name = name.strip_prefix(' ')?;
+    if name.is_empty() || name == "./" {
+        return None;
+    }
+    let path = PathBuf::from(name);
+    if item.starts_with("*deleting") {
+        return Some(Difference {
+            path,
+            kind: DifferenceKind::ExtraAtTarget,
+        });
+    }
+    let flags = item.as_bytes();
+    if flags.len() < 5 {
+        return None;
+    }
+    let kind = if item[2..].starts_with('+') {
+        DifferenceKind::MissingAtTarget
+    } else if flags[1] == b'd' {
+        // A directory's own mtime follows its children; not a difference of content.
+        return None;
+    } else if matches!(flags[3], b's') || matches!(flags[4], b't' | b'T') {
+        DifferenceKind::Changed
+    } else {
+        return None;
+    };
+    Some(Difference { path, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_itemized_differences() {
+        let d = |p: &str, kind| {
+            Some(Difference {
+                path: PathBuf::from(p),
+                kind,
+            })
+        };
+        assert_eq!(
+            parse_difference("*deleting   old.txt"),
+            d("old.txt", DifferenceKind::ExtraAtTarget)
+        );
+        assert_eq!(
+            parse_difference("<f+++++++++ new.txt"),
+            d("new.txt", DifferenceKind::MissingAtTarget)
+        );
+        assert_eq!(
+            parse_difference("cd+++++++++ dir/"),
+            d("dir/", DifferenceKind::MissingAtTarget)
+        );
+        assert_eq!(
+            parse_difference("<f.st...... a/b"),
+            d("a/b", DifferenceKind::Changed)
+        );
+        assert_eq!(
+            parse_difference("<f..t...... a/c"),
+            d("a/c", DifferenceKind::Changed)
+        );
+        assert_eq!(parse_difference(".d..t...... dir/"), None);
+        assert_eq!(parse_difference(".f...p..... mode-only"), None);
+        assert_eq!(parse_difference(".d..t...... ./"), None);
+    }
+
+    #[test]
+    fn errors_never_quote_the_password() {
+        let s = RsyncSettings::new(
+            "/src",
+            "127.0.0.1",
+            "drdata",
+            "drsync",
+            Secret::new("hunter2-pw"),
+        );
+        let e = classify(&s, 5, "@ERROR: auth failed on module drdata\nhunter2-pw\n");
+        let msg = e.to_string();
+        assert!(msg.contains("drdata") && !msg.contains("hunter2"), "{msg}");
+        let e = classify(&s, 23, "rsync: weird hunter2-pw thing\n");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        assert!(matches!(
+            classify(&s, 10, "connection refused"),
+            AgentError::ReplicationUnreachable { .. }
+        ));
+        assert_eq!(s.url(), "rsync://drsync@127.0.0.1:873/drdata/");
+    }
+}
