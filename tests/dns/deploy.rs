@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::dnsd::{self, Kind, Prepared, Zone};
 use crate::lab::{self, secs, Lab};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
 
 pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
@@ -114,6 +114,32 @@ addresses = {{ a = "{a}", b = "{b}" }}
         self.config.display().to_string()
     }
 
+    /// The operator's CLI on the orchestrator host.
+    pub fn operator(&self) -> lab::Operator<'_> {
+        lab::Operator {
+            lab: &self.lab,
+            host: "ctl",
+            warden: WARDEN,
+            config: &self.config,
+        }
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        self.operator().cli_ok(args)
+    }
+
+    pub fn group(&self) -> Result<Value> {
+        self.operator().group()
+    }
+
+    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+        self.operator().wait_verdict(site, verdict, limit)
+    }
+
+    pub fn events(&self) -> Result<Vec<Value>> {
+        self.operator().events()
+    }
+
     pub fn start_dns(&self) -> Result<()> {
         let name = self.server.kind.label();
         self.lab
@@ -215,48 +241,5 @@ addresses = {{ a = "{a}", b = "{b}" }}
         }
         self.wait_users_on("a", secs(20))?;
         self.wait_verdict("b", "healthy", secs(15))
-    }
-
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        let mut all = vec!["--config".to_string(), self.cfg()];
-        all.extend(args.iter().map(|s| s.to_string()));
-        let out = self.lab.run("ctl", WARDEN, all)?;
-        if !out.status.success() {
-            bail!(
-                "warden {} failed: {}{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    pub fn group(&self) -> Result<Value> {
-        let s: Value = serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?;
-        s["groups"]
-            .as_array()
-            .and_then(|g| g.first().cloned())
-            .context("no group in status")
-    }
-
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
-        lab::eventually(limit, secs(0.25), || {
-            let g = self.group()?;
-            let s = g["sites"]
-                .as_array()
-                .and_then(|ss| ss.iter().find(|s| s["name"] == site).cloned())
-                .context("site missing")?;
-            if s["verdict"] == verdict {
-                Ok(())
-            } else {
-                bail!("site {site} verdict {}, want {verdict}", s["verdict"])
-            }
-        })
-    }
-
-    pub fn events(&self) -> Result<Vec<Value>> {
-        let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
-        Ok(v.as_array().cloned().unwrap_or_default())
     }
 }

@@ -136,6 +136,36 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         self.config.display().to_string()
     }
 
+    /// The operator's CLI on the orchestrator host.
+    pub fn operator(&self) -> lab::Operator<'_> {
+        lab::Operator {
+            lab: &self.lab,
+            host: "ctl",
+            warden: WARDEN,
+            config: &self.config,
+        }
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        self.operator().cli_ok(args)
+    }
+
+    pub fn status(&self) -> Result<Value> {
+        self.operator().status()
+    }
+
+    pub fn group(&self) -> Result<Value> {
+        self.operator().group()
+    }
+
+    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+        self.operator().wait_verdict(site, verdict, limit)
+    }
+
+    pub fn events(&self) -> Result<Vec<Value>> {
+        self.operator().events()
+    }
+
     pub fn start_service(&self, site: &str) -> Result<()> {
         let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
         self.lab.spawn(
@@ -225,43 +255,6 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         })
     }
 
-    /// Run the warden CLI on the orchestrator host.
-    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
-        let mut all = vec!["--config", self.config.to_str().unwrap_or_default()];
-        all.extend_from_slice(args);
-        self.lab.run("ctl", WARDEN, all)
-    }
-
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.cli(args)?;
-        if !out.status.success() {
-            bail!(
-                "warden {} failed: {}{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    pub fn status(&self) -> Result<Value> {
-        Ok(serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?)
-    }
-
-    pub fn group(&self) -> Result<Value> {
-        let s = self.status()?;
-        s["groups"]
-            .as_array()
-            .and_then(|g| g.first().cloned())
-            .context("no group in status")
-    }
-
-    pub fn events(&self) -> Result<Vec<Value>> {
-        let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
-        Ok(v.as_array().cloned().unwrap_or_default())
-    }
-
     pub fn events_of(&self, kind: &str) -> Result<Vec<Value>> {
         Ok(self
             .events()?
@@ -292,25 +285,6 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         let url = format!("http://{}:{API_PORT}/v1/runbooks", self.lab.ip("ctl"));
         let v = self.get_json(&self.operator_token, &url)?;
         Ok(v.as_array().cloned().unwrap_or_default())
-    }
-
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
-        lab::eventually(limit, secs(0.25), || {
-            let g = self.group()?;
-            let s = g["sites"]
-                .as_array()
-                .and_then(|ss| ss.iter().find(|s| s["name"] == site).cloned())
-                .context("site missing")?;
-            if s["verdict"] == verdict {
-                Ok(())
-            } else {
-                bail!(
-                    "site {site} verdict {} ({}), want {verdict}",
-                    s["verdict"],
-                    s["reason"]
-                )
-            }
-        })
     }
 
     /// The frontend's own view of the route: (site, epoch, switches).

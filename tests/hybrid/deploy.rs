@@ -152,6 +152,32 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         self.config.display().to_string()
     }
 
+    /// The operator's CLI on the orchestrator host.
+    pub fn operator(&self) -> lab::Operator<'_> {
+        lab::Operator {
+            lab: &self.lab,
+            host: "ctl",
+            warden: WARDEN,
+            config: &self.config,
+        }
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        self.operator().cli_ok(args)
+    }
+
+    pub fn group(&self) -> Result<Value> {
+        self.operator().group()
+    }
+
+    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+        self.operator().wait_verdict(site, verdict, limit)
+    }
+
+    pub fn events(&self) -> Result<Vec<Value>> {
+        self.operator().events()
+    }
+
     /// What BIND answers for the name, asked from the users' host.
     pub fn dig(&self) -> Result<String> {
         let out = self
@@ -316,49 +342,6 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
             r["site"].as_str().unwrap_or("").to_string(),
             r["epoch"].as_u64().unwrap_or(0),
         ))
-    }
-
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        let mut all = vec!["--config".to_string(), self.cfg()];
-        all.extend(args.iter().map(|s| s.to_string()));
-        let out = self.lab.run("ctl", WARDEN, all)?;
-        if !out.status.success() {
-            bail!(
-                "warden {} failed: {}{}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    pub fn group(&self) -> Result<Value> {
-        let s: Value = serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?;
-        s["groups"]
-            .as_array()
-            .and_then(|g| g.first().cloned())
-            .context("no group in status")
-    }
-
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
-        lab::eventually(limit, secs(0.25), || {
-            let g = self.group()?;
-            let s = g["sites"]
-                .as_array()
-                .and_then(|ss| ss.iter().find(|s| s["name"] == site).cloned())
-                .context("site missing")?;
-            if s["verdict"] == verdict {
-                Ok(())
-            } else {
-                bail!("site {site} verdict {}, want {verdict}", s["verdict"])
-            }
-        })
-    }
-
-    pub fn events(&self) -> Result<Vec<Value>> {
-        let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
-        Ok(v.as_array().cloned().unwrap_or_default())
     }
 
     /// Whether an event of `kind` whose message contains `needle` was recorded.

@@ -52,6 +52,7 @@ mod client;
 mod eventually;
 mod faults;
 mod net;
+mod operator;
 mod proc;
 mod sys;
 
@@ -71,6 +72,7 @@ pub use client::{bodies_after, outage_windows, outages, ClientLoop, Outage, Samp
 pub(crate) use eventually::assert_eventually;
 pub use eventually::eventually;
 pub use net::CurlError;
+pub use operator::Operator;
 pub use proc::ProcHandle;
 
 /// Longest host name: interface names are at most 15 characters and the
