@@ -61,6 +61,16 @@ pub enum AgentError {
     /// The replicated directory cannot be watched or read: fatal until the operator fixes the path or raises inotify limits.
     #[error("cannot watch {path}: {reason}")]
     Watch { path: String, reason: String },
+    /// The pair's manifest cannot be read or written: fatal for the resync (nothing is deleted on a guess); the operator fixes the path or its permissions.
+    #[error("replication manifest {path}: {reason}")]
+    Manifest { path: String, reason: String },
+    /// A divergent item could not be moved aside or removed: the resync stops before anything is overwritten.
+    #[error("cannot {action} divergent item {name}: {reason}")]
+    Divergent {
+        action: String,
+        name: String,
+        reason: String,
+    },
     /// A replication call was cancelled by its token: not an error of the peer.
     #[error("replication cancelled")]
     ReplicationCancelled,

@@ -5,18 +5,28 @@
 //! orchestrator decides the direction; the agent only runs it. Plans:
 //! - [`rsync`]: a directory mirrored to an rsync daemon module with the real
 //!   `rsync` binary, driven by inotify ([`rsync::RsyncReplicator`]).
+//!
+//! The failback side is a [`Resyncer`]: the returning (stale) site brings
+//! itself to the active peer's content, using the pair's [`Manifest`] to tell
+//! deletions from divergent writes ([`manifest`]).
 
+pub mod manifest;
 pub mod rsync;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
 
+pub use manifest::{
+    classify, Classification, DivergentItem, DivergentPolicy, DivergentReason, Item, Listing,
+    Manifest,
+};
 pub use rsync::{RsyncReplicator, RsyncSettings};
 
 /// How far a full pass has got (sent on the progress channel while it runs).
@@ -88,4 +98,62 @@ pub trait Replicator: Send + Sync {
     /// Compares source and target by relative path, size and mtime; empty
     /// means equal. Read-only at both ends.
     async fn verify(&self) -> Result<Vec<Difference>, AgentError>;
+}
+
+/// How far a resync pass has got: done and left (sent while it runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncProgress {
+    pub items_done: u64,
+    pub bytes_done: u64,
+    pub items_left: u64,
+    pub bytes_left: u64,
+}
+
+/// What one [`Resyncer::pass`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Items and bytes fetched from the peer.
+    pub fetched: Progress,
+    /// Items deleted here because the peer deleted them (in the manifest, gone at the peer).
+    pub deleted: u64,
+    /// Divergent items found in this pass and what was done with them.
+    pub divergent: Vec<DivergentItem>,
+    /// Items the peer holds after the pass (its listing).
+    pub peer_items: u64,
+    /// Wall time of the pass.
+    pub elapsed: Duration,
+}
+
+/// What [`Resyncer::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Items compared (at the peer), and their bytes.
+    pub items: u64,
+    pub bytes: u64,
+    /// Items present here only because the policy kept them (not differences).
+    pub excepted: u64,
+    /// Everything else that differs; empty means verified equal.
+    pub differences: Vec<Difference>,
+}
+
+/// The returning (stale) site's side of a failback or switchover: bring this
+/// site to exactly the active peer's content (DESIGN §4 failback 2–3).
+#[async_trait]
+pub trait Resyncer: Send + Sync {
+    /// One pass: list both sides, [`classify`] against the manifest, apply
+    /// `policy` to divergent items here, fetch from the peer, delete here
+    /// what the peer deleted. At the end the manifest records what is now
+    /// equal on both sides, so a later pass does not take an item fetched in
+    /// this one for a divergent write. Idempotent; cancelled by `cancel`.
+    async fn pass(
+        &self,
+        policy: DivergentPolicy,
+        cancel: CancellationToken,
+        progress: Option<watch::Sender<ResyncProgress>>,
+    ) -> Result<PassReport, AgentError>;
+
+    /// Compares this site with the peer by counts and content checksums
+    /// (rsync `--checksum`, Swift ETags). Names in `except` (divergent items
+    /// the policy kept) are not differences. Read-only at both ends.
+    async fn verify(&self, except: &[String]) -> Result<VerifyReport, AgentError>;
 }

@@ -1,0 +1,313 @@
+//! The per-pair manifest (what was last confirmed in sync) and the resync
+//! classification built on it: which items a returning (stale) site must
+//! fetch, delete, or treat as divergent writes (issue 5, DESIGN §4 failback).
+//!
+//! Listings do not show deletions, and a site that died may hold writes that
+//! never reached its peer. With the manifest `M`, the stale site's listing
+//! `H` (here) and the active peer's listing `P`, for every name:
+//!
+//! | here (`H`)              | peer (`P`)        | decision                                       |
+//! | ----------------------- | ----------------- | ---------------------------------------------- |
+//! | absent                  | present           | fetch                                          |
+//! | equal to `P`            | —                 | nothing (in sync)                              |
+//! | equal to `M`            | present, differs  | fetch (changed at the peer during the disaster)|
+//! | equal to `M`            | absent            | delete here (deleted during the disaster)      |
+//! | not in `M` / differs    | absent            | divergent (written here, never replicated)     |
+//! | not in `M` / differs    | present, differs  | divergent conflict: the peer's version wins    |
+//!
+//! A divergent item is handled by the group's [`DivergentPolicy`]. Items are
+//! compared by [`Item::version`]: a plan-specific string (`mtime` seconds for
+//! files, `etag@x-timestamp` for Swift objects) plus the size.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::AgentError;
+
+/// What to do with an item the stale site wrote that never reached the peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergentPolicy {
+    /// Leave it where it is and report it (default). A conflicting version
+    /// (the peer has the same name) cannot stay in place: it is moved aside
+    /// as with `quarantine`.
+    #[default]
+    Keep,
+    /// Move it aside (a side directory or container) and report it.
+    Quarantine,
+    /// Delete it (or let the peer's version overwrite it) and report it.
+    Discard,
+}
+
+impl DivergentPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DivergentPolicy::Keep => "keep",
+            DivergentPolicy::Quarantine => "quarantine",
+            DivergentPolicy::Discard => "discard",
+        }
+    }
+}
+
+/// One item of a listing or a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Bytes.
+    pub size: u64,
+    /// Plan-specific version: mtime in whole seconds for files,
+    /// `ETAG@X-TIMESTAMP` for Swift objects. Equal versions and sizes = same item.
+    pub version: String,
+}
+
+/// Name (relative path, or `container/object`) → item.
+pub type Listing = BTreeMap<String, Item>;
+
+/// What was last confirmed equal on both sides of one replication pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// When it was confirmed, unix ms.
+    pub confirmed_unix_ms: u64,
+    /// The items confirmed at both sides.
+    pub items: Listing,
+}
+
+impl Manifest {
+    /// A manifest of `items`, confirmed now.
+    pub fn confirmed(items: Listing) -> Self {
+        Manifest {
+            confirmed_unix_ms: now_ms(),
+            items,
+        }
+    }
+
+    /// Loads the manifest at `path`; a missing file is an empty manifest
+    /// (every item the stale site holds alone then counts as divergent:
+    /// nothing is deleted on a guess).
+    pub fn load(path: &Path) -> Result<Self, AgentError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| AgentError::Manifest {
+                path: path.display().to_string(),
+                reason: format!("not a warden manifest: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            Err(e) => Err(AgentError::Manifest {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Writes it atomically (temp file, fsync, rename), creating the parent directory.
+    pub fn save(&self, path: &Path) -> Result<(), AgentError> {
+        use std::io::Write;
+        let err = |e: std::io::Error| AgentError::Manifest {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(err)?;
+            }
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let body = serde_json::to_vec(self).map_err(|e| AgentError::Manifest {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&body).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        std::fs::rename(&tmp, path).map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Why an item is divergent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DivergentReason {
+    /// Not in the manifest: written here and never confirmed at the peer.
+    NotInManifest,
+    /// In the manifest, but changed here since it was confirmed.
+    ChangedSinceSync,
+}
+
+/// The resync plan for one stale site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classification {
+    /// Names to fetch from the peer (missing or older here).
+    pub fetch: Vec<String>,
+    /// Names to delete here (deleted at the peer during the disaster).
+    pub delete: Vec<String>,
+    /// Divergent names: why, and whether the peer also holds (another version of) the name.
+    pub divergent: Vec<(String, DivergentReason, bool)>,
+    /// Bytes the fetches will carry (the peer's sizes).
+    pub fetch_bytes: u64,
+}
+
+/// Applies the table in the module docs.
+pub fn classify(manifest: &Manifest, here: &Listing, peer: &Listing) -> Classification {
+    let mut c = Classification::default();
+    for (name, p) in peer {
+        match here.get(name) {
+            None => {
+                c.fetch.push(name.clone());
+                c.fetch_bytes += p.size;
+            }
+            Some(h) if h == p => {}
+            Some(h) => {
+                match manifest.items.get(name) {
+                    Some(m) if m == h => {}
+                    Some(_) => {
+                        c.divergent
+                            .push((name.clone(), DivergentReason::ChangedSinceSync, true))
+                    }
+                    None => c
+                        .divergent
+                        .push((name.clone(), DivergentReason::NotInManifest, true)),
+                }
+                c.fetch.push(name.clone());
+                c.fetch_bytes += p.size;
+            }
+        }
+    }
+    for (name, h) in here {
+        if peer.contains_key(name) {
+            continue;
+        }
+        match manifest.items.get(name) {
+            Some(m) if m == h => c.delete.push(name.clone()),
+            Some(_) => c
+                .divergent
+                .push((name.clone(), DivergentReason::ChangedSinceSync, false)),
+            None => c
+                .divergent
+                .push((name.clone(), DivergentReason::NotInManifest, false)),
+        }
+    }
+    c
+}
+
+/// What happened to one divergent item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DivergentItem {
+    /// Name (relative path or `container/object`).
+    pub name: String,
+    pub reason: DivergentReason,
+    /// `kept`, `quarantined`, or `discarded`.
+    pub action: String,
+    /// Where a quarantined copy went (path or `container/object`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+}
+
+/// Unix time in ms now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(size: u64, v: &str) -> Item {
+        Item {
+            size,
+            version: v.into(),
+        }
+    }
+
+    fn listing(items: &[(&str, u64, &str)]) -> Listing {
+        items
+            .iter()
+            .map(|(n, s, v)| (n.to_string(), item(*s, v)))
+            .collect()
+    }
+
+    #[test]
+    fn classifies_every_row_of_the_table() {
+        let manifest = Manifest::confirmed(listing(&[
+            ("same", 1, "1"),
+            ("changed-at-peer", 1, "1"),
+            ("deleted-at-peer", 1, "1"),
+            ("changed-here", 1, "1"),
+            ("changed-here-deleted-at-peer", 1, "1"),
+        ]));
+        let here = listing(&[
+            ("same", 1, "1"),
+            ("changed-at-peer", 1, "1"),
+            ("deleted-at-peer", 1, "1"),
+            ("changed-here", 2, "5"),
+            ("changed-here-deleted-at-peer", 2, "5"),
+            ("new-here", 3, "7"),
+            ("new-both-differ", 3, "7"),
+            ("new-both-same", 3, "7"),
+        ]);
+        let peer = listing(&[
+            ("same", 1, "1"),
+            ("changed-at-peer", 9, "9"),
+            ("changed-here", 1, "1"),
+            ("new-at-peer", 4, "4"),
+            ("new-both-differ", 8, "8"),
+            ("new-both-same", 3, "7"),
+        ]);
+        let c = classify(&manifest, &here, &peer);
+        assert_eq!(
+            c.fetch,
+            vec![
+                "changed-at-peer",
+                "changed-here",
+                "new-at-peer",
+                "new-both-differ"
+            ]
+        );
+        assert_eq!(c.fetch_bytes, 9 + 1 + 4 + 8);
+        assert_eq!(c.delete, vec!["deleted-at-peer"]);
+        use DivergentReason::*;
+        assert_eq!(
+            c.divergent,
+            vec![
+                ("changed-here".to_string(), ChangedSinceSync, true),
+                ("new-both-differ".to_string(), NotInManifest, true),
+                (
+                    "changed-here-deleted-at-peer".to_string(),
+                    ChangedSinceSync,
+                    false
+                ),
+                ("new-here".to_string(), NotInManifest, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_manifest_never_deletes() {
+        let here = listing(&[("a", 1, "1")]);
+        let c = classify(&Manifest::default(), &here, &Listing::new());
+        assert!(c.delete.is_empty());
+        assert_eq!(c.divergent.len(), 1);
+    }
+
+    #[test]
+    fn manifest_round_trips_and_missing_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/m.json");
+        assert_eq!(Manifest::load(&path).unwrap(), Manifest::default());
+        let m = Manifest::confirmed(listing(&[("x/y", 5, "123")]));
+        m.save(&path).unwrap();
+        assert_eq!(Manifest::load(&path).unwrap(), m);
+        std::fs::write(&path, b"{not json").unwrap();
+        let e = Manifest::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("m.json") && e.contains("not a warden manifest"),
+            "{e}"
+        );
+    }
+}
