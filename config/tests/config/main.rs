@@ -6,6 +6,7 @@ mod crossref;
 mod examples;
 mod haproxy;
 mod problems;
+mod replication;
 mod secrets;
 mod unknown_keys;
 

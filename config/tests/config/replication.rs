@@ -1,0 +1,162 @@
+//! `[groups.NAME.replication]`: each plan's keys, per-site tables, and every
+//! mistake reported at its place.
+
+use std::time::Duration;
+
+use warden_config::{parse_rsync_module, Divergent, ReplicationPlan};
+
+use crate::{find, ok, pos_of, problems, show, BASE};
+
+const RSYNC: &str = r#"
+[groups.web.replication]
+plan = "rsync"
+divergent = "quarantine"
+resync_lag_max = "500ms"
+
+[groups.web.replication.sites.ca]
+path = "/srv/data"
+module = "10.1.0.10:8873/data"
+user = "warden"
+password = { file = "/etc/warden/rsync.pw" }
+
+[groups.web.replication.sites.tx]
+path = "/srv/data"
+module = "10.2.0.10/data"
+user = "warden"
+password = { env = "RSYNC_PW" }
+manifest = "/var/lib/warden/web.manifest.json"
+"#;
+
+#[test]
+fn rsync_plan_parses_with_defaults() {
+    let c = ok(&format!("{BASE}{RSYNC}"));
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!(r.plan, ReplicationPlan::Rsync);
+    assert_eq!(r.divergent, Divergent::Quarantine);
+    assert_eq!(r.resync_lag_max, Duration::from_millis(500));
+    assert_eq!(r.resync_timeout, Duration::from_secs(3600));
+    assert_eq!(
+        r.sites["ca"].rsync_target(),
+        Some(("10.1.0.10".into(), 8873, "data".into()))
+    );
+    assert_eq!(
+        r.sites["tx"].rsync_target(),
+        Some(("10.2.0.10".into(), 873, "data".into()))
+    );
+    // No table: no replication, and divergent defaults to keep.
+    assert!(ok(BASE).groups["web"].replication.is_none());
+    assert_eq!(Divergent::default(), Divergent::Keep);
+}
+
+#[test]
+fn rsync_module_syntax() {
+    assert_eq!(
+        parse_rsync_module("[fd00::1]:900/m").unwrap(),
+        ("fd00::1".into(), 900, "m".into())
+    );
+    for bad in ["host", "host/", "host:0/m", "host:x/m", "/m", "h/a/b"] {
+        assert!(parse_rsync_module(bad).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn rsync_mistakes_are_reported_where_they_are() {
+    let text = format!("{BASE}{RSYNC}")
+        .replace(
+            "module = \"10.2.0.10/data\"\n",
+            "module = \"10.2.0.10:99999/data\"\n",
+        )
+        .replace(
+            "password = { env = \"RSYNC_PW\" }\n",
+            "auth_url = \"http://x/auth/v1.0\"\n",
+        )
+        .replace("divergent = \"quarantine\"", "divergent = \"merge\"");
+    let p = problems(&text);
+    let m = find(&p, "groups.web.replication.sites.tx.module");
+    assert!(m.message.contains("65535"), "{}", show(&p));
+    assert_eq!((m.line, m.col), pos_of(&text, "\"10.2.0.10:99999/data\""));
+    let pw = find(&p, "groups.web.replication.sites.tx.password");
+    assert!(pw.message.contains("needs password"), "{}", show(&p));
+    let au = find(&p, "groups.web.replication.sites.tx.auth_url");
+    assert!(au.message.contains("does not use"), "{}", show(&p));
+    let d = find(&p, "groups.web.replication.divergent");
+    assert!(
+        d.message.contains("keep") && d.message.contains("quarantine"),
+        "{}",
+        show(&p)
+    );
+}
+
+#[test]
+fn a_missing_site_table_and_a_stranger_site() {
+    let text = format!("{BASE}{RSYNC}").replace(
+        "[groups.web.replication.sites.tx]",
+        "[groups.web.replication.sites.ny]",
+    );
+    let p = problems(&text);
+    find(&p, "groups.web.replication.sites.ny");
+    let tx = find(&p, "groups.web.replication.sites.tx");
+    assert!(tx
+        .message
+        .contains("needs a [groups.web.replication.sites.tx] table"));
+}
+
+const SWIFT: &str = r#"
+[groups.web.replication]
+plan = "swift-container-sync"
+containers = ["photos", "docs"]
+realm = "realm1"
+sync_key = { file = "/etc/warden/sync.key" }
+
+[groups.web.replication.sites.ca]
+auth_url = "http://10.1.0.10:8080/auth/v1.0"
+user = "test:tester"
+key = { file = "/etc/warden/swift-ca.key" }
+cluster = "clustera"
+
+[groups.web.replication.sites.tx]
+auth_url = "http://10.2.0.10:8080/auth/v1.0"
+user = "test:tester"
+key = { env = "SWIFT_TX_KEY" }
+cluster = "clusterb"
+"#;
+
+#[test]
+fn swift_plans() {
+    let c = ok(&format!("{BASE}{SWIFT}"));
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!(r.plan, ReplicationPlan::SwiftContainerSync);
+    assert_eq!(r.containers, ["photos", "docs"]);
+    // plain swift: no realm, sync_key or cluster
+    let text = format!("{BASE}{SWIFT}").replace("swift-container-sync", "swift");
+    let p = problems(&text);
+    for k in [
+        "groups.web.replication.realm",
+        "groups.web.replication.sync_key",
+        "groups.web.replication.sites.ca.cluster",
+    ] {
+        assert!(find(&p, k).message.contains("does not use"), "{}", show(&p));
+    }
+    // container sync without realm, and an empty placement list
+    let text = format!("{BASE}{SWIFT}")
+        .replace("realm = \"realm1\"\n", "")
+        .replace("containers = [\"photos\", \"docs\"]", "containers = []");
+    let p = problems(&text);
+    find(&p, "groups.web.replication.realm");
+    find(&p, "groups.web.replication.containers");
+}
+
+#[test]
+fn none_and_command_plans() {
+    ok(&format!(
+        "{BASE}\n[groups.web.replication]\nplan = \"none\"\n"
+    ));
+    ok(&format!(
+        "{BASE}\n[groups.web.replication]\nplan = \"command\"\nstart = [\"/usr/local/bin/db-repl\", \"start\"]\nresync = [\"/usr/local/bin/db-repl\", \"resync\"]\n"
+    ));
+    let p = problems(&format!(
+        "{BASE}\n[groups.web.replication]\nplan = \"command\"\nstart = []\n"
+    ));
+    find(&p, "groups.web.replication.start");
+    find(&p, "groups.web.replication.resync");
+}
