@@ -69,6 +69,13 @@ pub enum Cmd {
     },
     /// Fail a group back to its primary.
     Failback { group: String },
+    /// Planned move of a healthy group to another site with zero data loss:
+    /// resync, stop writes at the active site, final pass, verify, switch.
+    Switchover {
+        group: String,
+        #[arg(long)]
+        to: String,
+    },
     /// Approve a pending decision (manual mode or exhausted failover budget).
     Approve { group: String },
     /// Maintenance mode: no automatic decisions for the group.
@@ -152,6 +159,7 @@ impl Cmd {
             Cmd::Status { .. }
                 | Cmd::Failover { .. }
                 | Cmd::Failback { .. }
+                | Cmd::Switchover { .. }
                 | Cmd::Approve { .. }
                 | Cmd::Maintenance { .. }
                 | Cmd::Clear { .. }
@@ -449,6 +457,18 @@ async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 .await?;
             println!("failback of {group} started (runbook {})", v["runbook"]);
         }
+        Cmd::Switchover { group, to } => {
+            let v = c
+                .post(
+                    &format!("/v1/groups/{group}/switchover"),
+                    serde_json::json!({ "to": to }),
+                )
+                .await?;
+            println!(
+                "switchover of {group} to {to} started (runbook {})",
+                v["runbook"]
+            );
+        }
         Cmd::Approve { group } => {
             let v = c
                 .post(&format!("/v1/groups/{group}/approve"), Value::Null)
@@ -534,6 +554,56 @@ pub fn render_status(v: &Value) -> String {
                 s(a),
                 s(&g["name"])
             ));
+        }
+        if let Some(r) = g["replication"].as_object() {
+            let ms = |v: &Value| match v.as_u64() {
+                Some(n) => format!("{:.1}s", n as f64 / 1000.0),
+                None => "-".into(),
+            };
+            let mut line = format!("  replication {}: {}", s(&r["plan"]), s(&r["state"]));
+            if r["source"].is_string() {
+                line.push_str(&format!(" {} → {}", s(&r["source"]), s(&r["target"])));
+            }
+            line.push_str(&format!(
+                "  lag {}  rpo {}",
+                ms(&r["lag_ms"]),
+                ms(&r["rpo_ms"])
+            ));
+            if let Some(p) = r["progress"].as_object() {
+                line.push_str(&format!(
+                    "  pass {}: {} items / {} bytes done, {} items / {} bytes left",
+                    s(&r["passes"]),
+                    s(&p["items_done"]),
+                    s(&p["bytes_done"]),
+                    s(&p["items_left"]),
+                    s(&p["bytes_left"])
+                ));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            for e in r["errors"].as_array().into_iter().flatten() {
+                out.push_str(&format!("  REPLICATION ERROR: {}\n", s(e)));
+            }
+            let div = r["divergent"].as_array().cloned().unwrap_or_default();
+            if !div.is_empty() {
+                out.push_str(&format!(
+                    "  divergent items ({}, policy {}):\n",
+                    div.len(),
+                    s(&r["divergent_policy"])
+                ));
+                for d in &div {
+                    out.push_str(&format!(
+                        "    {}  {}  {}{}\n",
+                        s(&d["name"]),
+                        s(&d["reason"]),
+                        s(&d["action"]),
+                        d["moved_to"]
+                            .as_str()
+                            .map(|m| format!(" → {m}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
         }
         if let Some(p) = g["pending"].as_object() {
             out.push_str(&format!(

@@ -40,6 +40,7 @@ use warden_config::{CheckSpec, Config, HookSpec, Secret};
 use crate::checks::{describe_http_error, run_all};
 use crate::error::AgentError;
 use crate::hooks::{run_hooks, HookContext};
+use crate::replication::Replication;
 use crate::wire::{
     AgentReport, ApiError, Command, CommandKind, CommandOutcome, PeerProbe, ReportResponse,
 };
@@ -50,7 +51,7 @@ pub const FINISHED_KEPT: usize = 256;
 /// How long the tasks get to stop after shutdown before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Outcome detail of the replication commands until the data issue lands.
+/// Outcome detail of replication commands at a site without a replication plan.
 const NO_REPLICATION: &str = "replication is not configured for this site";
 
 /// Everything one agent needs, resolved from the config (secret loaded).
@@ -74,6 +75,8 @@ pub struct AgentSettings {
     pub promote: Vec<HookSpec>,
     /// Hooks run in order on a `demote` command.
     pub demote: Vec<HookSpec>,
+    /// This site's replication plans (groups with a `replication` table).
+    pub replication: Option<Arc<Replication>>,
 }
 
 /// One peer site's public endpoints, as this agent probes them.
@@ -138,6 +141,7 @@ impl AgentSettings {
             peers,
             promote: sc.promote.clone(),
             demote: sc.demote.clone(),
+            replication: Replication::from_config(config, site).map(Arc::new),
         };
         settings.validate()?;
         Ok(settings)
@@ -235,6 +239,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         "agent ready"
     );
 
+    let replication = shared.settings.replication.clone();
     let token = shutdown.child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(report_loop(shared.clone(), token.clone()));
@@ -254,6 +259,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         }
     }
     token.cancel();
+    if let Some(r) = &replication {
+        r.shutdown().await;
+    }
     let drain = async {
         while let Some(joined) = tasks.join_next().await {
             if let Err(e) = joined {
@@ -332,6 +340,12 @@ impl Shared {
             checks,
             peers,
             outcomes: self.book().unacked(),
+            replication: self
+                .settings
+                .replication
+                .as_ref()
+                .map(|r| r.status())
+                .unwrap_or_default(),
         };
         let req = self
             .orchestrator
@@ -466,6 +480,35 @@ async fn execute(
                 None => return,
             },
         };
+        if is_replication(cmd.kind) {
+            // Replication commands can run for minutes (a resync): they get
+            // their own task, so hooks and reports are not held up. Each
+            // group runs one replication command at a time.
+            let shared = shared.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                let outcome = match &shared.settings.replication {
+                    Some(r) => tokio::select! {
+                        _ = token.cancelled() => return,
+                        o = r.run(&cmd, &token) => o,
+                    },
+                    None => CommandOutcome {
+                        id: cmd.id.clone(),
+                        ok: false,
+                        detail: NO_REPLICATION.into(),
+                        hooks: Vec::new(),
+                    },
+                };
+                if outcome.ok {
+                    info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
+                } else {
+                    warn!(command = %cmd.id, detail = %outcome.detail, "command failed");
+                }
+                shared.book().finish(outcome);
+                shared.finished.notify_one();
+            });
+            continue;
+        }
         // Cancelling drops the hook run, which kills the running hook.
         let outcome = tokio::select! {
             _ = token.cancelled() => return,
@@ -485,7 +528,10 @@ async fn run_command(settings: &AgentSettings, cmd: &Command) -> CommandOutcome 
     let hooks = match cmd.kind {
         CommandKind::Promote => &settings.promote,
         CommandKind::Demote => &settings.demote,
-        CommandKind::StartReplication | CommandKind::StopReplication | CommandKind::Resync => {
+        CommandKind::StartReplication
+        | CommandKind::StopReplication
+        | CommandKind::Resync
+        | CommandKind::FinalSync => {
             return CommandOutcome {
                 id: cmd.id.clone(),
                 ok: false,
@@ -502,6 +548,16 @@ async fn run_command(settings: &AgentSettings, cmd: &Command) -> CommandOutcome 
         action: cmd.kind,
     };
     run_hooks(&cmd.id, hooks, &cx).await
+}
+
+fn is_replication(kind: CommandKind) -> bool {
+    matches!(
+        kind,
+        CommandKind::StartReplication
+            | CommandKind::StopReplication
+            | CommandKind::Resync
+            | CommandKind::FinalSync
+    )
 }
 
 /// What to do with a delivered command.
@@ -675,11 +731,13 @@ mod tests {
             peers: Vec::new(),
             promote: Vec::new(),
             demote: Vec::new(),
+            replication: None,
         };
         for kind in [
             CommandKind::StartReplication,
             CommandKind::StopReplication,
             CommandKind::Resync,
+            CommandKind::FinalSync,
         ] {
             let out = run_command(&settings, &Command::new("g", 3, kind)).await;
             assert!(!out.ok);
@@ -700,6 +758,7 @@ mod tests {
             peers: Vec::new(),
             promote: Vec::new(),
             demote: Vec::new(),
+            replication: None,
         };
         assert!(matches!(
             s.validate(),

@@ -10,7 +10,10 @@
 //! - [`agent`]: [`AgentSettings`] from the config and the [`run`] loop
 //!   (reports, command long-poll, idempotent command execution);
 //! - [`replicate`]: the [`replicate::Replicator`] trait and its plans
-//!   (`rsync`: inotify-driven mirroring to an rsync daemon module);
+//!   (`rsync`: inotify-driven mirroring to an rsync daemon module), the pair
+//!   manifest, and `replicate::plan` (a plan built from the config);
+//! - [`replication`]: this site's replication role per group (source,
+//!   resync, idle): what the replication commands do, and its status report;
 //! - [`error`]: [`AgentError`], what went wrong and whose move it is.
 
 pub mod agent;
@@ -18,6 +21,7 @@ pub mod checks;
 pub mod error;
 pub mod hooks;
 pub mod replicate;
+pub mod replication;
 pub mod wire;
 
 pub use agent::{run, AgentSettings, PeerEndpoints};

@@ -27,6 +27,60 @@ pub struct AgentReport {
     /// Outcomes of commands finished since the last report (repeated until acknowledged).
     #[serde(default)]
     pub outcomes: Vec<CommandOutcome>,
+    /// What this site's replication is doing, per group with a replication plan.
+    #[serde(default)]
+    pub replication: Vec<ReplicationStatus>,
+}
+
+/// One group's replication as seen by one site's agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationStatus {
+    pub group: String,
+    /// `source` (continuous replication to `peer` runs), `resync` (fetching
+    /// from `peer`), or `idle`.
+    pub role: String,
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Epoch of the command that started the current role.
+    #[serde(default)]
+    pub epoch: u64,
+    /// `source`: age of the oldest change not yet at the peer (the RPO if this site died now).
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
+    /// `resync`: progress of the pass that runs now.
+    #[serde(default)]
+    pub progress: Option<ResyncProgressWire>,
+    /// `resync`: passes finished so far.
+    #[serde(default)]
+    pub passes: u32,
+    /// The last replication error, if the last attempt failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Divergent items found by the last resync and what was done with them.
+    #[serde(default)]
+    pub divergent: Vec<DivergentWire>,
+}
+
+/// Items and bytes of a resync pass: done and left.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ResyncProgressWire {
+    pub items_done: u64,
+    pub bytes_done: u64,
+    pub items_left: u64,
+    pub bytes_left: u64,
+}
+
+/// One divergent item (written at a site that died, never replicated).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DivergentWire {
+    pub name: String,
+    /// `not_in_manifest` or `changed_since_sync`.
+    pub reason: String,
+    /// `kept`, `quarantined` or `discarded`.
+    pub action: String,
+    #[serde(default)]
+    pub moved_to: Option<String>,
 }
 
 /// The result of one check or probe.
@@ -72,12 +126,16 @@ pub enum CommandKind {
     Promote,
     /// Run the site's demote hooks in order (fencing).
     Demote,
-    /// Start replication from this site (data issue).
+    /// Start continuous replication from this site to `peer`.
     StartReplication,
-    /// Stop replication (data issue).
+    /// Stop this site's continuous replication.
     StopReplication,
-    /// Run a resync pass (data issue).
+    /// Failback: bring this (returning) site up to `peer` — resync passes
+    /// until one is shorter than `resync_lag_max`.
     Resync,
+    /// Failback cut-over, after `peer` was demoted: the final delta pass and
+    /// verification that this site holds what `peer` holds.
+    FinalSync,
 }
 
 impl CommandKind {
@@ -88,6 +146,7 @@ impl CommandKind {
             CommandKind::StartReplication => "start_replication",
             CommandKind::StopReplication => "stop_replication",
             CommandKind::Resync => "resync",
+            CommandKind::FinalSync => "final_sync",
         }
     }
 }

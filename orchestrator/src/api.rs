@@ -109,6 +109,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/groups/{group}", get(group))
         .route("/v1/groups/{group}/failover", post(failover))
         .route("/v1/groups/{group}/failback", post(failback))
+        .route("/v1/groups/{group}/switchover", post(switchover))
         .route("/v1/groups/{group}/approve", post(approve))
         .route("/v1/groups/{group}/maintenance", post(maintenance))
         .route("/v1/groups/{group}/clear", post(clear))
@@ -244,6 +245,90 @@ pub struct GroupView {
     /// `hybrid`: each frontend machine's health, judged like a site.
     #[serde(default)]
     pub frontends: Vec<SiteView>,
+    /// Groups with a replication plan.
+    #[serde(default)]
+    pub replication: Option<ReplicationView>,
+}
+
+/// A group's replication, as `warden status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicationView {
+    pub plan: String,
+    /// The group's divergent policy.
+    pub divergent_policy: String,
+    /// `replicating` (active → standby runs), `paused` (after a failover,
+    /// until the failback's resync), `resync` (a returning site fetches),
+    /// `starting`, or `not running`.
+    pub state: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    /// The active site's reported lag, ms.
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
+    /// What losing the active site now would lose, ms (lag + report age, or
+    /// the time since replication was paused).
+    #[serde(default)]
+    pub rpo_ms: Option<u64>,
+    /// A resync that runs now: items/bytes done and left, passes.
+    #[serde(default)]
+    pub progress: Option<warden_agents::wire::ResyncProgressWire>,
+    #[serde(default)]
+    pub passes: u32,
+    /// `SITE: error` for every site whose last replication attempt failed.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Divergent items found by the last resync.
+    #[serde(default)]
+    pub divergent: Vec<warden_agents::wire::DivergentWire>,
+}
+
+fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
+    let rc = s.cfg.groups[&g.name].replication.as_ref()?.get_ref();
+    let st = s.lock();
+    let sites = s.cfg.groups[&g.name].site_names();
+    let mut v = ReplicationView {
+        plan: rc.plan.as_str().to_string(),
+        divergent_policy: format!("{:?}", rc.divergent).to_lowercase(),
+        state: "not running".into(),
+        source: None,
+        target: None,
+        lag_ms: None,
+        rpo_ms: s.rpo_ms(&st, &g.name, s.clock.now_ms()),
+        progress: None,
+        passes: 0,
+        errors: Vec::new(),
+        divergent: g.divergent.clone(),
+    };
+    for site in &sites {
+        let Some((_, r)) = Shared::replication_status(&st, site, &g.name) else {
+            continue;
+        };
+        if let Some(e) = &r.error {
+            v.errors.push(format!("{site}: {e}"));
+        }
+        match r.role.as_str() {
+            "source" if *site == g.active => {
+                v.state = "replicating".into();
+                v.source = Some(site.clone());
+                v.target = r.peer.clone();
+                v.lag_ms = r.lag_ms;
+            }
+            "resync" => {
+                v.state = "resync".into();
+                v.source = r.peer.clone();
+                v.target = Some(site.clone());
+                v.progress = r.progress;
+                v.passes = r.passes;
+            }
+            _ => {}
+        }
+    }
+    if v.state == "not running" && g.replication_paused_since_unix_ms.is_some() {
+        v.state = "paused".into();
+    }
+    Some(v)
 }
 
 /// `GET /v1/status`.
@@ -329,6 +414,7 @@ fn group_view(s: &Shared, g: &GroupState) -> GroupView {
                 .and_then(|f| f.get_ref().frontends.first())
                 .map(|f| f.get_ref().clone())
         }),
+        replication: replication_view(s, g),
         frontends: if gc.scheme.get_ref() == &warden_config::Scheme::Hybrid {
             let names: Vec<String> = gc
                 .frontend
@@ -412,6 +498,20 @@ async fn failback(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response 
         return r;
     }
     match s.operator_failback(&g) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn switchover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
+    if let Err(r) = operator(&s, &h) {
+        return r;
+    }
+    let b: FailoverBody = match parse_json(&s, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match s.operator_switchover(&g, &b.to) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
@@ -553,6 +653,19 @@ async fn metrics(State(s): S, h: HeaderMap) -> Response {
     }
     let alerts: usize = s.cfg.groups.keys().map(|g| s.alerts(g).len()).sum();
     s.metrics.alerts.set(alerts as i64);
+    {
+        let st = s.lock();
+        let now = s.clock.now_ms();
+        for (name, g) in &s.cfg.groups {
+            if g.replication.is_some() {
+                let rpo = s.rpo_ms(&st, name, now).map(|v| v as i64).unwrap_or(-1);
+                s.metrics
+                    .rpo_ms
+                    .get_or_create(&vec![("group".to_string(), name.clone())])
+                    .set(rpo);
+            }
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -503,6 +503,7 @@ mod tests {
                     results: vec![check(*ok)],
                 })
                 .collect(),
+            replication: vec![],
             outcomes: vec![],
         }
     }

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the orchestrator, served at `/metrics`.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -17,6 +18,9 @@ pub struct Metrics {
     /// Alerts in force (blocked DNS providers, holds), over every group;
     /// set when `/metrics` is scraped.
     pub alerts: Gauge,
+    /// Per group with replication: the RPO now (what losing the active site
+    /// would lose), ms; -1 when unknown. Set when `/metrics` is scraped.
+    pub rpo_ms: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -29,6 +33,12 @@ impl Metrics {
         let runbooks = Counter::default();
         let last_rto_ms = Gauge::default();
         let alerts = Gauge::default();
+        let rpo_ms = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "rpo_ms",
+            "Replication lag of the active site (the RPO if it died now), ms; -1 unknown",
+            rpo_ms.clone(),
+        );
         registry.register("agent_reports", "Agent reports accepted", reports.clone());
         registry.register(
             "api_rejected",
@@ -54,6 +64,7 @@ impl Metrics {
         );
         Metrics {
             alerts,
+            rpo_ms,
             registry,
             reports,
             rejected,

@@ -55,6 +55,17 @@ pub struct GroupState {
     /// `None` for other schemes.
     #[serde(default)]
     pub frontend: Option<String>,
+    /// Groups with a replication plan: since when continuous replication
+    /// from the active site is paused (a failover stopped it; the failback's
+    /// resync and `start_replication` end the pause). `None`: it should run.
+    #[serde(default)]
+    pub replication_paused_since_unix_ms: Option<u64>,
+    /// Divergent items reported by the last resync (kept until `warden clear`).
+    #[serde(default)]
+    pub divergent: Vec<warden_agents::wire::DivergentWire>,
+    /// An aborted failback is not retried automatically before this time.
+    #[serde(default)]
+    pub failback_retry_unix_ms: Option<u64>,
 }
 
 /// The kind of a runbook.
@@ -63,6 +74,8 @@ pub struct GroupState {
 pub enum RunbookKind {
     Failover,
     Failback,
+    /// Planned move of a healthy pair (`warden switchover`): the failback cut-over.
+    Switchover,
 }
 
 /// Runbook steps, in order of execution for each kind.
@@ -79,6 +92,8 @@ pub enum StepName {
     Resync,
     /// Demote the old active site so writes stop (failback cut-over).
     Demote,
+    /// Final delta pass and verification at the returning site (after Demote).
+    FinalSync,
     /// Promote the new active site and wait for its checks.
     Promote,
     /// Move traffic with the group's strategy.
@@ -94,10 +109,11 @@ impl StepName {
         use StepName::*;
         match kind {
             RunbookKind::Failover => &[Decide, Fence, StopReplication, Promote, Switch, Verify],
-            RunbookKind::Failback => &[
+            RunbookKind::Failback | RunbookKind::Switchover => &[
                 Decide,
                 Resync,
                 Demote,
+                FinalSync,
                 Promote,
                 Switch,
                 Verify,
@@ -164,6 +180,10 @@ pub struct Runbook {
     /// How many times an orchestrator process resumed it.
     #[serde(default)]
     pub resumes: u32,
+    /// A failback/switchover that failed before the switch and left traffic,
+    /// writes and the active site as they were (rolled back).
+    #[serde(default)]
+    pub aborted: bool,
 }
 
 impl Runbook {
@@ -204,6 +224,7 @@ impl Runbook {
             incident_started_unix_ms: incident,
             rto_ms: None,
             resumes: 0,
+            aborted: false,
         }
     }
 
@@ -267,6 +288,16 @@ pub enum EventKind {
     FrontendRecovered,
     /// `hybrid`: the DNS name was moved to another frontend (frontend layer).
     FrontendMoved,
+    /// A resync found divergent items (listed, with what was done to each).
+    Divergent,
+    /// Resync progress (items/bytes done and left, passes).
+    ResyncProgress,
+    /// Replication started, stopped or failed at a site (reconciliation).
+    Replication,
+    /// The RPO (replication lag of the active site) went over `rpo_max`, or back under it.
+    RpoExceeded,
+    /// A failback/switchover failed before the switch and was rolled back.
+    FailbackAborted,
 }
 
 /// A decision or observation, with the evidence behind it.

@@ -45,8 +45,11 @@ pub trait RunbookEnv: Send + Sync {
     async fn probe_entry(&self, group: &str) -> Result<String, String>;
     /// Run the group's fence command.
     async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String>;
-    /// Whether the group has a replication plan (the data issue adds them).
+    /// Whether the group has a replication plan.
     fn has_replication(&self, group: &str) -> bool;
+    /// A resync or final-sync step at `site` finished: record what its agent
+    /// reported (divergent items) for status and events.
+    fn resync_finished(&self, _rb: &Runbook, _site: &str) {}
     /// The runbook was persisted with new progress (for status views).
     fn progress(&self, _rb: &Runbook) {}
     /// Record an event.
@@ -66,6 +69,18 @@ pub struct Policy {
     pub fencing: Fencing,
     pub fence_command: Option<Vec<String>>,
     pub step_timeout: Duration,
+    /// Time allowed for the resync and final-sync steps (`resync_timeout`).
+    pub resync_timeout: Duration,
+}
+
+impl Policy {
+    /// The time allowed for one step.
+    pub fn timeout_of(&self, step: StepName) -> Duration {
+        match step {
+            StepName::Resync | StepName::FinalSync => self.resync_timeout.max(self.step_timeout),
+            _ => self.step_timeout,
+        }
+    }
 }
 
 enum Outcome {
@@ -106,15 +121,11 @@ pub async fn execute(
             ),
             Some(rb.id),
         );
-        let outcome =
-            match tokio::time::timeout(policy.step_timeout, run_step(&rb, name, env, policy)).await
-            {
-                Ok(o) => o,
-                Err(_) => Outcome::Failed(format!(
-                    "timed out after {}",
-                    humantime_fmt(policy.step_timeout)
-                )),
-            };
+        let limit = policy.timeout_of(name);
+        let outcome = match tokio::time::timeout(limit, run_step(&rb, name, env, policy)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Failed(format!("timed out after {}", humantime_fmt(limit))),
+        };
         let (status, detail) = match outcome {
             Outcome::Done(d) => (StepStatus::Done, d),
             Outcome::Skipped(d) => (StepStatus::Skipped, d),
@@ -142,6 +153,9 @@ pub async fn execute(
         if status == StepStatus::Failed {
             rb.status = RunbookStatus::Failed;
             rb.finished_unix_ms = Some(now);
+            if rb.kind != RunbookKind::Failover {
+                rollback(&mut rb, env, policy).await;
+            }
             final_record(&rb, store);
             env.progress(&rb);
             env.event(
@@ -186,6 +200,52 @@ pub async fn execute(
     rb
 }
 
+/// A failback or switchover failed. Before the switch nothing moved but
+/// (maybe) the old active site's demote: promote it again so users keep a
+/// writable site. Marks the runbook `aborted` when traffic and writes are as
+/// they were; otherwise it stays failed for the operator.
+async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
+    let done = |n: StepName| {
+        rb.steps
+            .iter()
+            .any(|s| s.name == n && s.status == StepStatus::Done)
+    };
+    if done(StepName::Switch) {
+        return;
+    }
+    let demote_started = rb
+        .steps
+        .iter()
+        .any(|s| s.name == StepName::Demote && s.status != StepStatus::Pending);
+    if !demote_started {
+        rb.aborted = true;
+        return;
+    }
+    let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Promote);
+    cmd.id = format!("{}:{}:promote_back", rb.group, rb.epoch);
+    let outcome = env.command(&rb.from, cmd, policy.step_timeout).await;
+    let text = match &outcome {
+        Ok(o) => outcome_text(o),
+        Err(e) => e.clone(),
+    };
+    rb.aborted = matches!(&outcome, Ok(o) if o.ok);
+    env.event(
+        if rb.aborted {
+            EventKind::FailbackAborted
+        } else {
+            EventKind::RunbookFailed
+        },
+        &rb.group,
+        Some(&rb.from),
+        format!(
+            "{} promoted again after the failed {}: {text}",
+            rb.from,
+            kind_str(rb.kind)
+        ),
+        Some(rb.id),
+    );
+}
+
 /// Record a finished runbook. If this write is lost the store still says
 /// `running`, and a restart resumes the idempotent steps: safe, so only warn.
 fn final_record(rb: &Runbook, store: &dyn Store) {
@@ -220,6 +280,7 @@ pub fn kind_str(k: RunbookKind) -> &'static str {
     match k {
         RunbookKind::Failover => "failover",
         RunbookKind::Failback => "failback",
+        RunbookKind::Switchover => "switchover",
     }
 }
 
@@ -228,6 +289,7 @@ pub fn step_str(s: StepName) -> &'static str {
         StepName::Decide => "decide",
         StepName::Fence => "fence",
         StepName::StopReplication => "stop_replication",
+        StepName::FinalSync => "final_sync",
         StepName::Resync => "resync",
         StepName::Demote => "demote",
         StepName::Promote => "promote",
@@ -266,23 +328,53 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
             rb.from, rb.to, rb.epoch, rb.trigger
         )),
         StepName::Fence => fence(rb, env, policy).await,
-        StepName::StopReplication | StepName::Resync | StepName::StartReplication => {
-            if env.has_replication(&rb.group) {
-                let kind = match name {
-                    StepName::StopReplication => CommandKind::StopReplication,
-                    StepName::Resync => CommandKind::Resync,
-                    _ => CommandKind::StartReplication,
-                };
-                // Resync runs at the returning site (it pulls from the active one).
-                let site = &rb.to;
-                let cmd = Command::new(&rb.group, rb.epoch, kind);
-                match env.command(site, cmd, t).await {
-                    Ok(o) if o.ok => Outcome::Done(outcome_text(&o)),
-                    Ok(o) => Outcome::Failed(outcome_text(&o)),
-                    Err(e) => Outcome::Failed(e),
+        StepName::StopReplication => {
+            if !env.has_replication(&rb.group) {
+                return Outcome::Skipped("no replication plan for this group".into());
+            }
+            // Replication into the new active site runs at the old one.
+            if !env.agent_fresh(&rb.from) {
+                return Outcome::Done(format!(
+                    "{}'s agent is not reporting: its replication stopped with it (the orchestrator will not restart it)",
+                    rb.from
+                ));
+            }
+            let cmd = Command::new(&rb.group, rb.epoch, CommandKind::StopReplication);
+            match env.command(&rb.from, cmd, t).await {
+                Ok(o) if o.ok => Outcome::Done(outcome_text(&o)),
+                Ok(o) if policy.fencing != Fencing::Required => Outcome::Done(format!(
+                    "{} could not stop its replication ({}); going on (fencing = best-effort)",
+                    rb.from,
+                    outcome_text(&o)
+                )),
+                Ok(o) => Outcome::Failed(outcome_text(&o)),
+                Err(e) if policy.fencing != Fencing::Required => {
+                    Outcome::Done(format!("{e}; going on (fencing = best-effort)"))
                 }
-            } else {
-                Outcome::Skipped("no replication plan for this group".into())
+                Err(e) => Outcome::Failed(e),
+            }
+        }
+        StepName::Resync | StepName::FinalSync | StepName::StartReplication => {
+            if !env.has_replication(&rb.group) {
+                return Outcome::Skipped("no replication plan for this group".into());
+            }
+            let kind = match name {
+                StepName::Resync => CommandKind::Resync,
+                StepName::FinalSync => CommandKind::FinalSync,
+                _ => CommandKind::StartReplication,
+            };
+            // All three run at the returning site, with the old active site as peer:
+            // resync and final sync fetch from it; replication then runs toward it.
+            let mut cmd = Command::new(&rb.group, rb.epoch, kind);
+            cmd.peer = Some(rb.from.clone());
+            let res = env.command(&rb.to, cmd, policy.timeout_of(name)).await;
+            if matches!(name, StepName::Resync | StepName::FinalSync) {
+                env.resync_finished(rb, &rb.to);
+            }
+            match res {
+                Ok(o) if o.ok => Outcome::Done(outcome_text(&o)),
+                Ok(o) => Outcome::Failed(format!("{}: {}", rb.to, outcome_text(&o))),
+                Err(e) => Outcome::Failed(e),
             }
         }
         StepName::Demote => {
@@ -326,7 +418,7 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
         StepName::Switch => {
             let mode = match rb.kind {
                 RunbookKind::Failover => SwitchMode::Immediate,
-                RunbookKind::Failback => SwitchMode::Drain,
+                RunbookKind::Failback | RunbookKind::Switchover => SwitchMode::Drain,
             };
             let route = SiteRoute {
                 site: rb.to.clone(),
@@ -676,6 +768,7 @@ mod tests {
             fencing,
             fence_command,
             step_timeout: Duration::from_secs(5),
+            resync_timeout: Duration::from_secs(5),
         }
     }
 
@@ -875,7 +968,7 @@ mod tests {
     async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
         let (from, to, epoch0) = match kind {
             RunbookKind::Failover => ("a", "b", 1),
-            RunbookKind::Failback => ("b", "a", 2),
+            RunbookKind::Failback | RunbookKind::Switchover => ("b", "a", 2),
         };
         let w = world_on(from, epoch0);
         let rb0 = Runbook::new(

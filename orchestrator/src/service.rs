@@ -16,7 +16,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use warden_agents::wire::{AgentReport, Command, CommandOutcome, ReportResponse};
+use warden_agents::wire::{
+    AgentReport, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
+};
 use warden_config::{Config, FailbackMode, Scheme, Secret};
 use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
 
@@ -87,6 +89,8 @@ pub struct State {
     pub dns_moving: std::collections::BTreeSet<String>,
     /// Per hybrid group: a "no healthy frontend" event was already raised.
     pub no_frontend_raised: BTreeMap<String, bool>,
+    /// Per group with `rpo_max`: the RPO is over it (an event was raised).
+    pub rpo_over: BTreeMap<String, bool>,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -176,6 +180,9 @@ impl Shared {
                 moves_unix_ms: vec![],
                 incident_started_unix_ms: None,
                 frontend: None,
+                replication_paused_since_unix_ms: None,
+                divergent: vec![],
+                failback_retry_unix_ms: None,
             };
             let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
             if !sites.contains(&entry.active) {
@@ -213,6 +220,7 @@ impl Shared {
             ),
             dns_moving: Default::default(),
             no_frontend_raised: BTreeMap::new(),
+            rpo_over: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
         Ok(Arc::new(Shared {
@@ -367,6 +375,11 @@ impl Shared {
             fencing: g.fencing,
             fence_command: g.fence_command.clone(),
             step_timeout: g.step_timeout,
+            resync_timeout: g
+                .replication
+                .as_ref()
+                .map(|r| r.get_ref().resync_timeout)
+                .unwrap_or(g.step_timeout),
         }
     }
 
@@ -392,7 +405,7 @@ impl Shared {
         let epoch = g.epoch + 1;
         let incident = match kind {
             RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
-            RunbookKind::Failback => now,
+            RunbookKind::Failback | RunbookKind::Switchover => now,
         };
         let rb = Runbook::new(
             id, group, kind, &g.active, to, epoch, trigger, now, incident,
@@ -404,6 +417,14 @@ impl Shared {
         ng.pending = None;
         if automatic {
             ng.moves_unix_ms.push(now);
+        }
+        if kind == RunbookKind::Failover
+            && self.cfg.groups[group].replication.is_some()
+            && ng.replication_paused_since_unix_ms.is_none()
+        {
+            // From here on nothing may restart replication from the old
+            // active site; the failback's resync ends the pause.
+            ng.replication_paused_since_unix_ms = Some(now);
         }
         self.store.put_group_and_runbook(&ng, &rb)?;
         st.next_runbook += 1;
@@ -467,10 +488,44 @@ impl Shared {
         ng.runbook = None;
         ng.phase = match rb.status {
             RunbookStatus::Succeeded => Phase::Steady,
+            _ if rb.aborted && !switched => Phase::Steady,
             _ => Phase::Failed,
         };
         if rb.status == RunbookStatus::Succeeded {
             ng.incident_started_unix_ms = None;
+            ng.failback_retry_unix_ms = None;
+        }
+        let replication_started = rb
+            .steps
+            .iter()
+            .any(|s| s.name == StepName::StartReplication && s.status == StepStatus::Done);
+        if replication_started {
+            ng.replication_paused_since_unix_ms = None;
+        }
+        if rb.aborted && !switched {
+            let backoff = self.cfg.detection.hold_down.max(Duration::from_secs(5));
+            let retry = self.clock.now_ms() + backoff.as_millis() as u64;
+            ng.failback_retry_unix_ms = Some(retry);
+            self.event_locked(
+                &mut st,
+                EventKind::FailbackAborted,
+                Some(&rb.group),
+                Some(&rb.from),
+                format!(
+                    "{} {} → {} aborted before the switch: users stay on {}, which keeps its data and writes; {}",
+                    runbook::kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.from,
+                    if rb.kind == RunbookKind::Failback {
+                        format!("retried once {} is recovered again, not before {} s from now", rb.to, backoff.as_secs())
+                    } else {
+                        "run the switchover again when the cause is fixed".to_string()
+                    }
+                ),
+                vec![],
+                Some(rb.id),
+            );
         }
         if let Err(e) = self.store.put_group(&ng) {
             warn!(cause = %e, "cannot persist group state");
@@ -480,6 +535,209 @@ impl Shared {
         if let Some(rto) = rb.rto_ms {
             self.metrics.last_rto_ms.set(rto as i64);
         }
+    }
+
+    /// The latest replication status `site`'s agent reported for `group`, with the report's age.
+    pub fn replication_status(
+        st: &State,
+        site: &str,
+        group: &str,
+    ) -> Option<(Duration, ReplicationStatus)> {
+        let (at, rep) = st.evidence.report(site)?;
+        let r = rep.replication.iter().find(|r| r.group == group)?;
+        Some((at.elapsed(), r.clone()))
+    }
+
+    /// After a resync step: keep the divergent items the returning site
+    /// reported (status shows them) and list them in one event.
+    fn record_divergent(&self, rb: &Runbook, site: &str) {
+        let mut st = self.lock();
+        let Some((_, r)) = Self::replication_status(&st, site, &rb.group) else {
+            return;
+        };
+        let Some(g) = st.groups.get(&rb.group).cloned() else {
+            return;
+        };
+        if r.divergent.is_empty() || r.divergent == g.divergent {
+            return;
+        }
+        let mut ng = g;
+        ng.divergent = r.divergent.clone();
+        if let Err(e) = self.store.put_group(&ng) {
+            warn!(cause = %e, "cannot persist divergent items");
+        }
+        st.groups.insert(rb.group.clone(), ng);
+        let list: Vec<String> = r
+            .divergent
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} ({}, {}{})",
+                    d.name,
+                    d.reason,
+                    d.action,
+                    d.moved_to
+                        .as_ref()
+                        .map(|m| format!(" to {m}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        self.event_locked(
+            &mut st,
+            EventKind::Divergent,
+            Some(&rb.group),
+            Some(site),
+            format!(
+                "{} divergent item(s) at {site} (written there, never replicated; policy {}): {}",
+                r.divergent.len(),
+                self.cfg.groups[&rb.group]
+                    .replication
+                    .as_ref()
+                    .map(|x| format!("{:?}", x.get_ref().divergent).to_lowercase())
+                    .unwrap_or_default(),
+                list.join(", ")
+            ),
+            vec![],
+            Some(rb.id),
+        );
+    }
+
+    /// Keep continuous replication as decided (run from every detection
+    /// round): in a steady group whose replication is not paused, the active
+    /// site replicates to its standby; no other site replicates. Commands
+    /// carry the agent's start time in their id, so each agent process is
+    /// asked once per epoch (a fatal error is not retried in a loop: it shows
+    /// in `warden status`).
+    fn replication_round_locked(&self, st: &mut State) {
+        let mut queued = false;
+        let now_ms = self.clock.now_ms();
+        let names: Vec<String> = st.groups.keys().cloned().collect();
+        for name in names {
+            let gc = &self.cfg.groups[&name];
+            let Some(rc) = gc.replication.as_ref().map(|r| r.get_ref()) else {
+                continue;
+            };
+            let g = st.groups[&name].clone();
+            if g.phase == Phase::Running {
+                continue;
+            }
+            let sites = gc.site_names();
+            let standby = sites.iter().find(|s| **s != g.active).cloned();
+            let want_source = g.replication_paused_since_unix_ms.is_none();
+            for site in &sites {
+                let Some((age, r)) = Self::replication_status(st, site, &name) else {
+                    continue;
+                };
+                if age > self.cfg.detection.agent_timeout {
+                    continue;
+                }
+                let started = st
+                    .evidence
+                    .report(site)
+                    .map(|(_, r)| r.started_unix_ms)
+                    .unwrap_or(0);
+                let is_active = *site == g.active;
+                let (kind, peer) = if is_active && want_source {
+                    let Some(peer) = standby.clone() else {
+                        continue;
+                    };
+                    if r.role == "source" && r.peer.as_deref() == Some(peer.as_str()) {
+                        continue;
+                    }
+                    if r.role == "resync" {
+                        continue;
+                    }
+                    (CommandKind::StartReplication, Some(peer))
+                } else if r.role == "source" {
+                    (CommandKind::StopReplication, None)
+                } else {
+                    continue;
+                };
+                let mut cmd = Command::new(&name, g.epoch, kind);
+                cmd.id = format!("{}:{started}", cmd.id);
+                cmd.peer = peer.clone();
+                if st.outcomes.contains_key(&cmd.id) {
+                    continue;
+                }
+                let q = st.queues.entry(site.clone()).or_default();
+                if q.iter().any(|c| c.id == cmd.id) {
+                    continue;
+                }
+                q.push(cmd);
+                queued = true;
+                let msg = match kind {
+                    CommandKind::StartReplication => format!(
+                        "asking {site} to replicate to {} ({}); it reported {}",
+                        peer.unwrap_or_default(),
+                        rc.plan.as_str(),
+                        r.role
+                    ),
+                    _ => format!(
+                        "asking {site} to stop replicating: {} is the active site{}",
+                        g.active,
+                        if want_source {
+                            ""
+                        } else {
+                            " and replication is paused until failback"
+                        }
+                    ),
+                };
+                self.event_locked(
+                    st,
+                    EventKind::Replication,
+                    Some(&name),
+                    Some(site),
+                    msg,
+                    vec![],
+                    None,
+                );
+            }
+            // RPO watch: over rpo_max → one event; back under → one event.
+            if let Some(max) = rc.rpo_max {
+                let rpo = self.rpo_ms(st, &name, now_ms);
+                let over = rpo.is_none_or(|r| r > max.as_millis() as u64);
+                let was = st.rpo_over.get(&name).copied().unwrap_or(false);
+                if over != was {
+                    st.rpo_over.insert(name.clone(), over);
+                    let shown = rpo.map(|r| format!("{} ms", r)).unwrap_or_else(|| {
+                        "unknown (no replication report from the active site)".into()
+                    });
+                    self.event_locked(
+                        st,
+                        EventKind::RpoExceeded,
+                        Some(&name),
+                        Some(&g.active),
+                        if over {
+                            format!("RPO {shown} is over rpo_max {} ms: losing {} now would lose that much", max.as_millis(), g.active)
+                        } else {
+                            format!("RPO back under rpo_max: {shown}")
+                        },
+                        vec![],
+                        None,
+                    );
+                }
+            }
+        }
+        if queued {
+            self.command_tick.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// The RPO of `group` now: what would be lost if its active site died
+    /// this moment. The active site's reported lag plus the report's age;
+    /// while replication is paused (after a failover), the time since the
+    /// pause. `None` when the active site reports no replication.
+    pub fn rpo_ms(&self, st: &State, group: &str, now_ms: u64) -> Option<u64> {
+        let g = st.groups.get(group)?;
+        if let Some(p) = g.replication_paused_since_unix_ms {
+            return Some(now_ms.saturating_sub(p));
+        }
+        let (age, r) = Self::replication_status(st, &g.active, group)?;
+        if r.role != "source" {
+            return None;
+        }
+        Some(r.lag_ms.unwrap_or(0) + age.as_millis() as u64)
     }
 
     /// Resume runbooks left running by a previous process.
@@ -600,6 +858,7 @@ impl Shared {
             }
         }
         self.frontend_round_locked(st, now);
+        self.replication_round_locked(st);
         // Decisions per group.
         let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
             round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
@@ -678,8 +937,12 @@ impl Shared {
             }
             // Failback?
             let primary = gc.primary().to_string();
+            let retry_ok = g
+                .failback_retry_unix_ms
+                .is_none_or(|t| self.clock.now_ms() >= t);
             if g.active != primary
                 && gc.failback == FailbackMode::Auto
+                && retry_ok
                 && st.detector.is_recovered(&primary, now)
                 && healthy(&primary)
             {
@@ -975,6 +1238,55 @@ impl Shared {
         )
     }
 
+    /// `warden switchover GROUP --to SITE`: the failback cut-over applied to
+    /// a healthy pair (resync, demote, final pass + verify, promote, switch).
+    pub fn operator_switchover(
+        self: &Arc<Self>,
+        group: &str,
+        to: &str,
+    ) -> Result<u64, OrchestratorError> {
+        let gc = self
+            .cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        if !gc.site_names().iter().any(|s| s == to) {
+            return Err(OrchestratorError::BadRequest(format!(
+                "{to:?} is not a site of group {group}; its sites: {}",
+                gc.site_names().join(", ")
+            )));
+        }
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        if g.active == to {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} already runs on {to}"
+            )));
+        }
+        for site in [&g.active, &to.to_string()] {
+            if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{site}'s agent is not reporting: a switchover needs both sites healthy (use failover for a lost site)"
+                )));
+            }
+        }
+        self.start_runbook_locked(
+            &mut st,
+            group,
+            RunbookKind::Switchover,
+            to,
+            "operator",
+            false,
+            vec![],
+        )
+    }
+
     pub fn operator_approve(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
@@ -1264,7 +1576,22 @@ impl Shared {
             .strategies
             .get(group)
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
-        let lifted = strategy.clear_alerts();
+        let mut lifted = strategy.clear_alerts();
+        {
+            let mut st = self.lock();
+            if let Some(g) = st.groups.get(group).cloned() {
+                if !g.divergent.is_empty() {
+                    lifted.push(format!(
+                        "{} divergent item(s) acknowledged",
+                        g.divergent.len()
+                    ));
+                    let mut ng = g;
+                    ng.divergent.clear();
+                    self.store.put_group(&ng)?;
+                    st.groups.insert(group.to_string(), ng);
+                }
+            }
+        }
         self.event(
             EventKind::AlertCleared,
             Some(group),
@@ -1513,8 +1840,16 @@ impl RunbookEnv for Env {
         }
     }
 
-    fn has_replication(&self, _group: &str) -> bool {
-        false
+    fn has_replication(&self, group: &str) -> bool {
+        self.shared
+            .cfg
+            .groups
+            .get(group)
+            .is_some_and(|g| g.replication.is_some())
+    }
+
+    fn resync_finished(&self, rb: &Runbook, site: &str) {
+        self.shared.record_divergent(rb, site);
     }
 
     fn progress(&self, rb: &Runbook) {
@@ -1679,6 +2014,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
                     results: vec![check(peer_ok)],
                 }],
                 outcomes,
+                replication: vec![],
             });
         }
         {

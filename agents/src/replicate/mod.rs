@@ -11,6 +11,7 @@
 //! deletions from divergent writes ([`manifest`]).
 
 pub mod manifest;
+pub mod plan;
 pub mod rsync;
 
 use std::path::PathBuf;

@@ -1,0 +1,458 @@
+//! The agent's replication role per group: what the orchestrator's
+//! replication commands do at this site, and what the agent reports about it.
+//!
+//! A site plays one role per group at a time:
+//! - `source`: continuous replication from this site to the peer runs (the
+//!   active site; started by `start_replication`, ended by `stop_replication`);
+//! - `resync`: this returning site is being brought up to the active peer
+//!   (`resync`: passes until one is shorter than `resync_lag_max`; then
+//!   `final_sync` after the peer was demoted: one more pass and verification);
+//! - `idle`.
+//!
+//! Entering `resync` stops `source` first: a stale site must never push.
+//! Commands are idempotent: a repeated `start_replication` toward the same peer
+//! keeps the running replicator; a repeated `resync` runs passes again (each
+//! pass is a full comparison).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use warden_config::{Config, Divergent, ReplicationConfig};
+
+use crate::replicate::{plan, DivergentItem, DivergentPolicy, Replicator, ResyncProgress};
+use crate::wire::{
+    Command, CommandKind, CommandOutcome, DivergentWire, ReplicationStatus, ResyncProgressWire,
+};
+use crate::AgentError;
+
+/// Resync passes before the step gives up on reaching `resync_lag_max`.
+pub const MAX_PASSES: u32 = 50;
+
+enum Role {
+    Idle,
+    Source {
+        peer: String,
+        epoch: u64,
+        replicator: Arc<dyn Replicator>,
+    },
+    Resync {
+        peer: String,
+        epoch: u64,
+        progress: watch::Receiver<ResyncProgress>,
+    },
+}
+
+struct GroupRun {
+    role: Role,
+    passes: u32,
+    error: Option<String>,
+    divergent: Vec<DivergentItem>,
+    /// Cancels the continuous replicator of the `source` role.
+    cancel: Option<CancellationToken>,
+}
+
+/// One group's replication at this site.
+struct GroupRepl {
+    cfg: ReplicationConfig,
+    run: Mutex<GroupRun>,
+    /// One replication command of a group at a time.
+    busy: tokio::sync::Mutex<()>,
+}
+
+/// Every group of this site that has a replication plan.
+pub struct Replication {
+    site: String,
+    config: Config,
+    groups: BTreeMap<String, GroupRepl>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("site", &self.site)
+            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+pub fn policy_of(d: Divergent) -> DivergentPolicy {
+    match d {
+        Divergent::Keep => DivergentPolicy::Keep,
+        Divergent::Quarantine => DivergentPolicy::Quarantine,
+        Divergent::Discard => DivergentPolicy::Discard,
+    }
+}
+
+impl Replication {
+    /// The groups of `site` with a `[groups.NAME.replication]` table; `None` when there are none.
+    pub fn from_config(config: &Config, site: &str) -> Option<Self> {
+        let groups: BTreeMap<String, GroupRepl> = config
+            .groups
+            .iter()
+            .filter(|(_, g)| g.site_names().iter().any(|s| s == site))
+            .filter_map(|(name, g)| {
+                let cfg = g.replication.as_ref()?.get_ref().clone();
+                Some((
+                    name.clone(),
+                    GroupRepl {
+                        cfg,
+                        run: Mutex::new(GroupRun {
+                            role: Role::Idle,
+                            passes: 0,
+                            error: None,
+                            divergent: Vec::new(),
+                            cancel: None,
+                        }),
+                        busy: tokio::sync::Mutex::new(()),
+                    },
+                ))
+            })
+            .collect();
+        (!groups.is_empty()).then(|| Replication {
+            site: site.to_string(),
+            config: config.clone(),
+            groups,
+        })
+    }
+
+    /// Carries out one replication command; never panics, always an outcome.
+    pub async fn run(&self, cmd: &Command, shutdown: &CancellationToken) -> CommandOutcome {
+        let out = |ok: bool, detail: String| CommandOutcome {
+            id: cmd.id.clone(),
+            ok,
+            detail,
+            hooks: Vec::new(),
+        };
+        let Some(g) = self.groups.get(&cmd.group) else {
+            return out(
+                false,
+                format!(
+                    "group {} has no replication plan at site {}",
+                    cmd.group, self.site
+                ),
+            );
+        };
+        let _one = g.busy.lock().await;
+        let result = match cmd.kind {
+            CommandKind::StartReplication => self.start(g, cmd, shutdown).await,
+            CommandKind::StopReplication => Ok(self.stop(g).await),
+            CommandKind::Resync => self.catch_up(g, cmd, shutdown).await,
+            CommandKind::FinalSync => self.final_sync(g, cmd, shutdown).await,
+            CommandKind::Promote | CommandKind::Demote => Err(format!(
+                "{} is not a replication command",
+                cmd.kind.as_str()
+            )),
+        };
+        let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(detail) => {
+                run.error = None;
+                out(true, detail)
+            }
+            Err(e) => {
+                run.error = Some(e.clone());
+                out(false, e)
+            }
+        }
+    }
+
+    fn peer_of(&self, cmd: &Command) -> Result<String, String> {
+        cmd.peer
+            .clone()
+            .ok_or_else(|| format!("{} command without a peer site", cmd.kind.as_str()))
+    }
+
+    async fn start(
+        &self,
+        g: &GroupRepl,
+        cmd: &Command,
+        shutdown: &CancellationToken,
+    ) -> Result<String, String> {
+        let peer = self.peer_of(cmd)?;
+        {
+            let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+            if let Role::Source {
+                peer: p, epoch: e, ..
+            } = &mut run.role
+            {
+                if *p == peer {
+                    *e = cmd.epoch;
+                    return Ok(format!(
+                        "replication {} → {peer} already running",
+                        self.site
+                    ));
+                }
+            }
+        }
+        self.stop(g).await;
+        let replicator = plan::replicator(&self.config, &cmd.group, &self.site, &peer)
+            .map_err(|e| e.to_string())?;
+        let cancel = shutdown.child_token();
+        replicator
+            .start(cancel.clone())
+            .await
+            .map_err(|e| format!("replication {} → {peer} cannot start: {e}", self.site))?;
+        info!(group = %cmd.group, peer = %peer, plan = g.cfg.plan.as_str(), "replication started");
+        let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+        run.role = Role::Source {
+            peer: peer.clone(),
+            epoch: cmd.epoch,
+            replicator,
+        };
+        run.cancel = Some(cancel);
+        Ok(format!(
+            "replication {} → {peer} started ({})",
+            self.site,
+            g.cfg.plan.as_str()
+        ))
+    }
+
+    async fn stop(&self, g: &GroupRepl) -> String {
+        let (role, cancel) = {
+            let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                std::mem::replace(&mut run.role, Role::Idle),
+                run.cancel.take(),
+            )
+        };
+        match role {
+            Role::Source {
+                peer, replicator, ..
+            } => {
+                replicator.stop().await;
+                if let Some(c) = cancel {
+                    c.cancel();
+                }
+                format!("replication {} → {peer} stopped", self.site)
+            }
+            _ => format!("no replication was running from {}", self.site),
+        }
+    }
+
+    /// Resync passes until one takes less than `resync_lag_max`.
+    async fn catch_up(
+        &self,
+        g: &GroupRepl,
+        cmd: &Command,
+        shutdown: &CancellationToken,
+    ) -> Result<String, String> {
+        let peer = self.peer_of(cmd)?;
+        let stopped = self.stop(g).await;
+        let resyncer = plan::resyncer(&self.config, &cmd.group, &self.site, &peer)
+            .map_err(|e| e.to_string())?;
+        let policy = policy_of(g.cfg.divergent);
+        let lag_max = g.cfg.resync_lag_max;
+        let (tx, rx) = watch::channel(ResyncProgress::default());
+        {
+            let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+            run.role = Role::Resync {
+                peer: peer.clone(),
+                epoch: cmd.epoch,
+                progress: rx,
+            };
+            run.passes = 0;
+            run.divergent.clear();
+        }
+        let (mut fetched, mut bytes, mut deleted) = (0u64, 0u64, 0u64);
+        let mut last = Duration::ZERO;
+        for pass in 1..=MAX_PASSES {
+            let report = resyncer
+                .pass(policy, shutdown.child_token(), Some(tx.clone()))
+                .await
+                .map_err(|e| format!("resync pass {pass} from {peer} failed: {e}"))?;
+            fetched += report.fetched.items;
+            bytes += report.fetched.bytes;
+            deleted += report.deleted;
+            last = report.elapsed;
+            {
+                let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+                run.passes = pass;
+                merge_divergent(&mut run.divergent, report.divergent);
+            }
+            info!(group = %cmd.group, pass, fetched = report.fetched.items, deleted = report.deleted, elapsed_ms = report.elapsed.as_millis() as u64, "resync pass done");
+            if report.elapsed < lag_max {
+                let div = g
+                    .run
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .divergent
+                    .len();
+                return Ok(format!(
+                    "{stopped}; resync {} ← {peer}: {pass} passes, fetched {fetched} items ({bytes} bytes), deleted {deleted}, divergent {div}; last pass {} ms < resync_lag_max {} ms",
+                    self.site,
+                    last.as_millis(),
+                    lag_max.as_millis()
+                ));
+            }
+        }
+        warn!(group = %cmd.group, "resync never got under resync_lag_max");
+        Err(format!(
+            "resync {} ← {peer}: {MAX_PASSES} passes and the last still took {} ms (resync_lag_max {} ms): the active site changes faster than it can be copied",
+            self.site,
+            last.as_millis(),
+            lag_max.as_millis()
+        ))
+    }
+
+    /// The cut-over pass: one more pass, then verification.
+    async fn final_sync(
+        &self,
+        g: &GroupRepl,
+        cmd: &Command,
+        shutdown: &CancellationToken,
+    ) -> Result<String, String> {
+        let peer = self.peer_of(cmd)?;
+        self.stop(g).await;
+        let resyncer = plan::resyncer(&self.config, &cmd.group, &self.site, &peer)
+            .map_err(|e| e.to_string())?;
+        let policy = policy_of(g.cfg.divergent);
+        let (tx, rx) = watch::channel(ResyncProgress::default());
+        {
+            let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+            run.role = Role::Resync {
+                peer: peer.clone(),
+                epoch: cmd.epoch,
+                progress: rx,
+            };
+        }
+        let report = resyncer
+            .pass(policy, shutdown.child_token(), Some(tx))
+            .await
+            .map_err(|e| format!("final resync pass from {peer} failed: {e}"))?;
+        let kept: Vec<String> = {
+            let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+            run.passes += 1;
+            merge_divergent(&mut run.divergent, report.divergent.clone());
+            run.divergent
+                .iter()
+                .filter(|d| d.action == "kept")
+                .map(|d| d.name.clone())
+                .collect()
+        };
+        let v = resyncer
+            .verify(&kept)
+            .await
+            .map_err(|e| format!("verification against {peer} failed to run: {e}"))?;
+        if !v.differences.is_empty() {
+            let shown: Vec<String> = v
+                .differences
+                .iter()
+                .take(10)
+                .map(|d| format!("{} ({:?})", d.path.display(), d.kind))
+                .collect();
+            return Err(format!(
+                "verification failed: {} differ between {} and {peer}: {}{}",
+                v.differences.len(),
+                self.site,
+                shown.join(", "),
+                if v.differences.len() > 10 {
+                    ", …"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+        run.role = Role::Idle;
+        Ok(format!(
+            "final pass fetched {} items ({} bytes), deleted {} in {} ms; verified {} holds what {peer} holds: {} items, {} bytes (checksums), {} divergent kept",
+            report.fetched.items,
+            report.fetched.bytes,
+            report.deleted,
+            report.elapsed.as_millis(),
+            self.site,
+            v.items,
+            v.bytes,
+            v.excepted
+        ))
+    }
+
+    /// What to put in the next report.
+    pub fn status(&self) -> Vec<ReplicationStatus> {
+        self.groups
+            .iter()
+            .map(|(name, g)| {
+                let run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+                let mut s = ReplicationStatus {
+                    group: name.clone(),
+                    role: "idle".into(),
+                    passes: run.passes,
+                    error: run.error.clone(),
+                    divergent: run.divergent.iter().map(divergent_wire).collect(),
+                    ..Default::default()
+                };
+                match &run.role {
+                    Role::Idle => {}
+                    Role::Source {
+                        peer,
+                        epoch,
+                        replicator,
+                    } => {
+                        s.role = "source".into();
+                        s.peer = Some(peer.clone());
+                        s.epoch = *epoch;
+                        s.lag_ms = Some(replicator.lag().as_millis() as u64);
+                    }
+                    Role::Resync {
+                        peer,
+                        epoch,
+                        progress,
+                    } => {
+                        let p = *progress.borrow();
+                        s.role = "resync".into();
+                        s.peer = Some(peer.clone());
+                        s.epoch = *epoch;
+                        s.progress = Some(ResyncProgressWire {
+                            items_done: p.items_done,
+                            bytes_done: p.bytes_done,
+                            items_left: p.items_left,
+                            bytes_left: p.bytes_left,
+                        });
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
+    /// Stops every continuous replicator (agent shutdown).
+    pub async fn shutdown(&self) {
+        for g in self.groups.values() {
+            self.stop(g).await;
+        }
+    }
+}
+
+fn merge_divergent(into: &mut Vec<DivergentItem>, new: Vec<DivergentItem>) {
+    for d in new {
+        if let Some(old) = into.iter_mut().find(|o| o.name == d.name) {
+            *old = d;
+        } else {
+            into.push(d);
+        }
+    }
+}
+
+fn divergent_wire(d: &DivergentItem) -> DivergentWire {
+    DivergentWire {
+        name: d.name.clone(),
+        reason: match d.reason {
+            crate::replicate::DivergentReason::NotInManifest => "not_in_manifest".into(),
+            crate::replicate::DivergentReason::ChangedSinceSync => "changed_since_sync".into(),
+        },
+        action: d.action.clone(),
+        moved_to: d.moved_to.clone(),
+    }
+}
+
+/// Only for errors that name a plan this build cannot run.
+pub(crate) fn unavailable(plan: &str) -> AgentError {
+    AgentError::InvalidSetting {
+        key: "replication.plan".into(),
+        reason: format!("plan {plan:?} is not available in this build"),
+    }
+}
