@@ -1716,13 +1716,30 @@ impl RunbookEnv for Env {
         self.shared.command_tick.send_modify(|v| *v += 1);
         let mut rx = self.shared.report_tick.subscribe();
         let deadline = Instant::now() + timeout;
+        // A command whose agent stops reporting fails early (a resync can be
+        // allowed an hour; a dead returning site must not hold it that long).
+        let grace = self.shared.cfg.detection.agent_timeout;
+        let mut silent_since: Option<Instant> = None;
         loop {
             if let Some(o) = self.shared.lock().outcomes.get(&id) {
                 return Ok(o.clone());
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
+            if self.agent_fresh(site) {
+                silent_since = None;
+            } else {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > grace {
+                    return Err(format!(
+                        "{site}'s agent stopped reporting while {id} was running (no report for over {:.1}s)",
+                        (grace * 2).as_secs_f64()
+                    ));
+                }
+            }
+            let wake = deadline.min(Instant::now() + Duration::from_millis(250));
+            match tokio::time::timeout_at(wake, rx.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err("orchestrator shutting down".into()),
+                Err(_) if Instant::now() < deadline => {}
                 Err(_) => {
                     let fresh = self.agent_fresh(site);
                     return Err(format!(

@@ -27,6 +27,8 @@ pub struct Knobs {
     /// Promote hook of site b: a shell snippet.
     pub promote_b: String,
     pub promote_a: String,
+    /// TOML appended to the generated config (e.g. a `[groups.web.replication]` table).
+    pub extra: String,
 }
 
 impl Default for Knobs {
@@ -37,6 +39,7 @@ impl Default for Knobs {
             max_failovers: 5,
             promote_b: "true".into(),
             promote_a: "true".into(),
+            extra: String::new(),
         }
     }
 }
@@ -106,7 +109,7 @@ frontends = ["fe1"]
 listen = "0.0.0.0:{ENTRY_PORT}"
 drain_timeout = "2s"
 backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
-"#,
+{extra}"#,
             ctl = ip("ctl"),
             a = ip("a"),
             b = ip("b"),
@@ -122,6 +125,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             fb = knobs.failback,
             pa = knobs.promote_a,
             pb = knobs.promote_b,
+            extra = knobs.extra,
         );
         let config = lab.write_file("failover.conf", conf)?;
         Ok(Deployment {

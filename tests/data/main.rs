@@ -1,0 +1,521 @@
+//! Data across a disaster (issue 5), with the real `warden` binary and real
+//! rsync daemons on network-namespace hosts: sites `a` and `b` each run an
+//! echo service, an rsync daemon exporting the site's data directory, and an
+//! agent whose `rsync` plan mirrors the active site's directory into the
+//! other site's module. Users go through the built-in frontend on `fe`.
+
+#[path = "../lab/mod.rs"]
+mod lab;
+
+#[path = "../failover/deploy.rs"]
+#[allow(dead_code)]
+mod deploy;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use deploy::{Deployment, Knobs, HOSTS};
+use lab::secs;
+use serde_json::Value;
+
+const RSYNC_USER: &str = "warden";
+
+struct Data {
+    d: Deployment,
+}
+
+impl Data {
+    /// A deployment whose group `web` has an rsync plan with `policy`;
+    /// `password_b` is what the config says b's module wants (the daemon
+    /// wants `pw-b-right`).
+    fn new(policy: &str, password_b: &str) -> Option<Data> {
+        let lab = lab::Lab::new_or_skip(HOSTS)?;
+        let dir = lab.dir().to_path_buf();
+        for site in ["a", "b"] {
+            std::fs::create_dir_all(dir.join(format!("{site}-data"))).unwrap();
+        }
+        let pwa = lab.write_file("rsync-a.pw", "pw-a-right").unwrap();
+        let pwb = lab.write_file("rsync-b.pw", password_b).unwrap();
+        let extra = format!(
+            r#"
+[groups.web.replication]
+plan = "rsync"
+divergent = "{policy}"
+resync_lag_max = "2s"
+resync_timeout = "120s"
+
+[groups.web.replication.sites.a]
+path = "{adir}"
+module = "{aip}:873/data"
+user = "{RSYNC_USER}"
+password = {{ file = "{pwa}" }}
+
+[groups.web.replication.sites.b]
+path = "{bdir}"
+module = "{bip}:873/data"
+user = "{RSYNC_USER}"
+password = {{ file = "{pwb}" }}
+"#,
+            adir = dir.join("a-data").display(),
+            bdir = dir.join("b-data").display(),
+            aip = lab.ip("a"),
+            bip = lab.ip("b"),
+            pwa = pwa.display(),
+            pwb = pwb.display(),
+        );
+        let d = Deployment::new(
+            lab,
+            Knobs {
+                hold_down: "3s",
+                max_failovers: 1000,
+                extra,
+                ..Knobs::default()
+            },
+        )
+        .expect("deployment");
+        Some(Data { d })
+    }
+
+    fn dir(&self, site: &str) -> PathBuf {
+        self.d.lab.dir().join(format!("{site}-data"))
+    }
+
+    /// The site's rsync daemon: module `data` = the site's directory.
+    fn start_rsyncd(&self, site: &str) -> Result<()> {
+        let lab = &self.d.lab;
+        let secrets = lab.write_file(
+            &format!("rsyncd-{site}.secrets"),
+            format!("{RSYNC_USER}:pw-{site}-right\n"),
+        )?;
+        std::fs::set_permissions(
+            &secrets,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
+        let conf = lab.write_file(
+            &format!("rsyncd-{site}.conf"),
+            format!(
+                "use chroot = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
+                self.dir(site).display(),
+                secrets.display()
+            ),
+        )?;
+        let ip = lab.ip(site);
+        lab.spawn(
+            site,
+            &format!("rsyncd-{site}"),
+            "rsync",
+            [
+                "--daemon".to_string(),
+                "--no-detach".into(),
+                format!("--address={ip}"),
+                "--port=873".into(),
+                format!("--config={}", conf.display()),
+            ],
+        )?;
+        lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
+    }
+
+    fn start(&self) -> Result<()> {
+        self.start_rsyncd("a")?;
+        self.start_rsyncd("b")?;
+        self.d.start_all()
+    }
+
+    /// The whole site a: service, agent, rsync daemon.
+    fn kill_site(&self, site: &str) -> Result<()> {
+        for p in ["agent", "svc", "rsyncd"] {
+            self.d.lab.kill(&format!("{p}-{site}"))?;
+        }
+        Ok(())
+    }
+
+    /// Every warden log of the deployment.
+    fn logs(&self) -> String {
+        ["agent-a", "agent-b", "orchestrator", "frontend"]
+            .iter()
+            .map(|n| self.d.lab.log(n))
+            .collect()
+    }
+
+    fn restart_site(&self, site: &str) -> Result<()> {
+        self.start_rsyncd(site)?;
+        self.d.start_service(site)?;
+        self.d.start_agent(site)
+    }
+
+    fn write(&self, site: &str, rel: &str, body: &str) -> Result<()> {
+        let p = self.dir(site).join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, body).with_context(|| format!("write {}", p.display()))
+    }
+
+    fn replication(&self) -> Result<Value> {
+        Ok(self.d.group()?["replication"].clone())
+    }
+
+    fn wait_same(&self, limit: Duration) -> Result<BTreeMap<String, Vec<u8>>> {
+        lab::eventually(limit, secs(0.2), || {
+            let (a, b) = (tree(&self.dir("a"))?, tree(&self.dir("b"))?);
+            if a == b {
+                Ok(a)
+            } else {
+                bail!(
+                    "a and b differ: only/changed at a {:?}, only/changed at b {:?}",
+                    diff(&a, &b),
+                    diff(&b, &a)
+                )
+            }
+        })
+    }
+}
+
+/// Relative path → content of every file under `root`.
+fn tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("read {}", d.display()))? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root)?.to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    x.iter()
+        .filter(|(k, v)| y.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .take(10)
+        .collect()
+}
+
+fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
+    m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+fn runbook_of<'a>(rbs: &'a [Value], kind: &str) -> Option<&'a Value> {
+    rbs.iter().rev().find(|r| r["kind"] == kind)
+}
+
+fn step<'a>(rb: &'a Value, name: &str) -> &'a Value {
+    rb["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// Issue tests 1 and 2: continuous replication a → b; a disaster with writes
+/// and deletes at b and divergent writes left on a; failback resyncs b → a
+/// (quarantining the divergent items), verifies, switches, and replication
+/// runs a → b again. Nothing written during the disaster is lost.
+#[test]
+fn disaster_writes_come_back_and_divergent_writes_are_quarantined() -> Result<()> {
+    let Some(x) = Data::new("quarantine", "pw-b-right") else {
+        return Ok(());
+    };
+    x.write("a", "before.txt", "written before warden started")?;
+    x.write("a", "docs/shared.txt", "v1 from a")?;
+    x.start()?;
+
+    // 1. continuous replication: create, overwrite, rename, delete
+    x.wait_same(secs(20)).context("initial full pass a → b")?;
+    x.write("a", "new.txt", "new at a")?;
+    x.write("a", "docs/shared.txt", "v2 from a")?;
+    x.write("a", "gone.txt", "deleted later, during the disaster")?;
+    x.write("a", "changed-on-a.txt", "replicated version")?;
+    x.write("a", "old-name.txt", "renamed")?;
+    std::fs::rename(
+        x.dir("a").join("old-name.txt"),
+        x.dir("a").join("new-name.txt"),
+    )?;
+    x.write("a", "tmp.txt", "short-lived")?;
+    std::fs::remove_file(x.dir("a").join("tmp.txt"))?;
+    let synced = x.wait_same(secs(20)).context("changes at a reach b")?;
+    assert!(!synced.contains_key("old-name.txt") && !synced.contains_key("tmp.txt"));
+    assert_eq!(
+        text(&synced, "docs/shared.txt").as_deref(),
+        Some("v2 from a")
+    );
+    let r = x.replication()?;
+    assert_eq!(r["state"], "replicating", "{r}");
+    assert_eq!(
+        (r["source"].as_str(), r["target"].as_str()),
+        (Some("a"), Some("b"))
+    );
+    assert!(r["rpo_ms"].as_u64().is_some_and(|v| v < 5_000), "{r}");
+    let status = x.d.cli_ok(&["status"])?;
+    assert!(
+        status.contains("replication rsync: replicating a → b"),
+        "{status}"
+    );
+
+    // The manifest is flushed at most once a second.
+    std::thread::sleep(secs(1.5));
+    // 2. a's agent dies first: writes at a from now on never reach b.
+    x.d.lab.kill("agent-a")?;
+    x.write(
+        "a",
+        "never-replicated.txt",
+        "written at a after its agent died",
+    )?;
+    x.write("a", "changed-on-a.txt", "changed at a, never replicated")?;
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    // writes and deletes at b during the disaster
+    x.write("b", "during.txt", "written at b during the disaster")?;
+    x.write("b", "docs/shared.txt", "v3 from b during the disaster")?;
+    std::fs::remove_file(x.dir("b").join("gone.txt"))?;
+    assert_eq!(x.replication()?["state"], "paused");
+
+    // a returns → failback: resync, demote b, final pass + verify, switch
+    x.restart_site("a")?;
+    x.d.wait_users_on("a", secs(90)).context("failback to a")?;
+    let rbs = x.d.runbooks()?;
+    let fb = runbook_of(&rbs, "failback").context("no failback runbook")?;
+    let fb = lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
+        if fb["status"] == "succeeded" {
+            Ok(fb)
+        } else {
+            bail!("failback {}", fb["status"])
+        }
+    })
+    .with_context(|| format!("{fb:#}"))?;
+    for s in [
+        "resync",
+        "demote",
+        "final_sync",
+        "promote",
+        "switch",
+        "verify",
+        "start_replication",
+    ] {
+        assert_eq!(step(&fb, s)["status"], "done", "{s}: {fb:#}");
+    }
+    let fin = step(&fb, "final_sync")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(fin.contains("verified a holds what b holds"), "{fin}");
+
+    let a = tree(&x.dir("a"))?;
+    // every write made during the disaster is at a; deleted items are gone
+    assert_eq!(
+        text(&a, "during.txt").as_deref(),
+        Some("written at b during the disaster")
+    );
+    assert_eq!(
+        text(&a, "docs/shared.txt").as_deref(),
+        Some("v3 from b during the disaster")
+    );
+    assert!(
+        !a.contains_key("gone.txt"),
+        "deleted at b during the disaster"
+    );
+    for k in ["before.txt", "new.txt", "new-name.txt"] {
+        assert!(a.contains_key(k), "{k} lost");
+    }
+    // divergent writes: moved aside, listed in status and in an event
+    assert!(!a.contains_key("never-replicated.txt"));
+    assert_eq!(
+        text(&a, "changed-on-a.txt").as_deref(),
+        Some("replicated version")
+    );
+    let mut qdir = x.dir("a").into_os_string();
+    qdir.push(".warden-quarantine");
+    let q = tree(Path::new(&qdir))?;
+    let quarantined: Vec<&String> = q.keys().collect();
+    assert!(
+        q.iter().any(|(k, v)| k.ends_with("never-replicated.txt")
+            && v == b"written at a after its agent died"),
+        "{quarantined:?}"
+    );
+    assert!(
+        q.iter().any(|(k, v)| k.ends_with("changed-on-a.txt") && v == b"changed at a, never replicated"),
+        "{quarantined:?}"
+    );
+    let r = x.replication()?;
+    let names: Vec<&str> = r["divergent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| d["name"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        names.contains(&"never-replicated.txt") && names.contains(&"changed-on-a.txt"),
+        "{r}"
+    );
+    assert!(
+        r["divergent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["action"] == "quarantined"),
+        "{r}"
+    );
+    let ev = x.d.wait_event("divergent", secs(5))?;
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .contains("never-replicated.txt"),
+        "{ev}"
+    );
+    let status = x.d.cli_ok(&["status"])?;
+    assert!(
+        status.contains("never-replicated.txt") && status.contains("quarantined"),
+        "{status}"
+    );
+
+    // replication runs a → b again
+    x.write("a", "after.txt", "after failback")?;
+    let both = x
+        .wait_same(secs(30))
+        .context("forward replication after failback")?;
+    assert!(both.contains_key("after.txt") && both.contains_key("during.txt"));
+    let r = x.replication()?;
+    assert_eq!(
+        (r["state"].as_str(), r["source"].as_str()),
+        (Some("replicating"), Some("a")),
+        "{r}"
+    );
+    // the rsync password never shows
+    let all = format!(
+        "{status}{}{}",
+        serde_json::to_string(&x.d.events()?)?,
+        x.logs()
+    );
+    assert!(!all.contains("pw-b-right") && !all.contains("pw-a-right"));
+    Ok(())
+}
+
+/// Issue test 3: the returning site dies again during the resync → the
+/// failback aborts before anything moves, users stay on b with all data;
+/// when a returns again, the resync resumes and the failback completes.
+#[test]
+fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    x.write("a", "seed.txt", "seed")?;
+    x.start()?;
+    x.wait_same(secs(20))?;
+    std::thread::sleep(secs(1.5));
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    // Enough written at b that the resync takes a while.
+    let blob = "x".repeat(256 * 1024);
+    for i in 0..1200 {
+        x.write("b", &format!("bulk/{:04}.dat", i), &blob)?;
+    }
+    x.restart_site("a")?;
+    // Wait until the failback's resync runs, then a dies again.
+    lab::eventually(secs(60), secs(0.05), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failback") {
+            Some(fb) if step(fb, "resync")["status"] == "running" => Ok(()),
+            _ => bail!("resync not running yet"),
+        }
+    })?;
+    x.kill_site("a")?;
+    let ev = x.d.wait_event("failback_aborted", secs(60))?;
+    assert!(
+        ev["message"].as_str().unwrap().contains("users stay on b"),
+        "{ev}"
+    );
+    let g = x.d.group()?;
+    assert_eq!(
+        (g["active"].as_str(), g["phase"].as_str()),
+        (Some("b"), Some("steady")),
+        "{g:#}"
+    );
+    let fb = runbook_of(&x.d.runbooks()?, "failback").cloned().unwrap();
+    assert_eq!(step(&fb, "resync")["status"], "failed", "{fb:#}");
+    for s in ["demote", "switch"] {
+        assert_eq!(step(&fb, s)["status"], "pending", "{s}: {fb:#}");
+    }
+    assert_eq!(x.d.user_get()?, "b");
+    assert_eq!(tree(&x.dir("b"))?.len(), 1201, "nothing lost at b");
+
+    // a returns for good: the resync resumes (a new failback) and completes.
+    x.write("b", "late.txt", "written at b while a was down again")?;
+    x.restart_site("a")?;
+    x.d.wait_users_on("a", secs(120))
+        .context("second failback")?;
+    let a = lab::eventually(secs(30), secs(0.3), || {
+        let a = tree(&x.dir("a"))?;
+        if a.len() >= 1202 {
+            Ok(a)
+        } else {
+            bail!("{} files at a", a.len())
+        }
+    })?;
+    assert!(
+        a.contains_key("late.txt") && a.contains_key("bulk/1199.dat") && a.contains_key("seed.txt")
+    );
+    x.wait_same(secs(30))?;
+    Ok(())
+}
+
+/// Issue test 6 (system level): a wrong rsync password → a clear error in
+/// `warden status` without the secret; a failback whose resync cannot run
+/// aborts before the switch and users stay on the standby.
+#[test]
+fn wrong_rsync_password_is_reported_and_the_failback_stops_before_the_switch() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-WRONG") else {
+        return Ok(());
+    };
+    x.write("a", "seed.txt", "seed")?;
+    x.start()?;
+    let r = lab::eventually(secs(20), secs(0.25), || {
+        let r = x.replication()?;
+        if r["errors"].as_array().is_some_and(|e| !e.is_empty()) {
+            Ok(r)
+        } else {
+            bail!("no replication error yet: {r}")
+        }
+    })?;
+    let err = r["errors"][0].as_str().unwrap().to_string();
+    assert!(
+        err.starts_with("a: ") && err.contains("auth failed"),
+        "{err}"
+    );
+    let status = x.d.cli_ok(&["status"])?;
+    assert!(status.contains("REPLICATION ERROR: a: "), "{status}");
+    assert!(!status.contains("pw-b-WRONG"), "{status}");
+    assert!(tree(&x.dir("b"))?.is_empty(), "nothing may reach b");
+
+    // failover to b (the service at a dies), then a returns: the failback's
+    // resync at a cannot log in to b's module → aborted, users stay on b.
+    x.d.lab.kill("svc-a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    x.d.start_service("a")?;
+    let ev = x.d.wait_event("failback_aborted", secs(60))?;
+    assert!(
+        ev["message"].as_str().unwrap().contains("users stay on b"),
+        "{ev}"
+    );
+    let fb = runbook_of(&x.d.runbooks()?, "failback").cloned().unwrap();
+    let detail = step(&fb, "resync")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(detail.contains("auth failed"), "{detail}");
+    assert_eq!(step(&fb, "switch")["status"], "pending");
+    assert_eq!(x.d.user_get()?, "b");
+    let all = format!("{}{}", serde_json::to_string(&x.d.events()?)?, x.logs());
+    assert!(!all.contains("pw-b-WRONG") && !all.contains("pw-b-right"));
+    Ok(())
+}
