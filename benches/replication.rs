@@ -1,17 +1,25 @@
-//! Replication benchmark: a burst of small files written into a watched
-//! directory, and the time until all of them are at the peer. warden's rsync
-//! replicator (`warden_agents::replicate::RsyncReplicator`) against lsyncd
-//! (`delay = 0`, `default.rsync`, config as in the shared recipe), both
-//! pushing into the same real rsync daemon module on 127.0.0.1. Prints one
-//! table.
+//! Replication benchmark: warden's rsync replicator
+//! (`warden_agents::replicate::RsyncReplicator`) against lsyncd (`delay = 0`,
+//! `default.rsync`, config as in the shared recipe), both pushing into the
+//! same real rsync daemon module on 127.0.0.1. Two cases, one table each:
+//! - burst: FILES small files written at once, time until all are at the peer;
+//! - steady: RATE files/s for STEADY_SECS, per-file lag = time from the end
+//!   of its write to its appearance at the target (seen with inotify on the
+//!   target: rsync renames its temp file into place), p50/p99/max, and the
+//!   time to converge after the last write.
 //!
 //! `cargo bench --bench replication` (needs `rsync` and `lsyncd`; FILES=10000,
-//! ROUNDS=1 by default). Each round uses a fresh source and an emptied target.
+//! ROUNDS=1, RATE=1000, STEADY_SECS=60 by default; 0 skips a case). Each round
+//! uses a fresh source and an emptied target.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use notify::Watcher;
 
 use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
@@ -68,26 +76,30 @@ fn reset(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn warden_round(work: &Path, port: u16, files: usize) -> Result<Duration> {
-    let (src, tgt) = (work.join("src-w"), work.join("target"));
-    reset(&src)?;
-    reset(&tgt)?;
-    let mut s = RsyncSettings::new(&src, "127.0.0.1", "drdata", USER, Secret::new(PASSWORD));
+/// A running mirror of `src` into the daemon module.
+enum Mirror {
+    Warden(RsyncReplicator),
+    Lsyncd(Kill),
+}
+
+impl Mirror {
+    async fn stop(self) {
+        match self {
+            Mirror::Warden(r) => r.stop().await,
+            Mirror::Lsyncd(k) => drop(k),
+        }
+    }
+}
+
+async fn start_warden(src: &Path, port: u16) -> Result<Mirror> {
+    let mut s = RsyncSettings::new(src, "127.0.0.1", "drdata", USER, Secret::new(PASSWORD));
     s.port = port;
     let repl = RsyncReplicator::new(s);
     repl.start(CancellationToken::new()).await?;
-    let t0 = Instant::now();
-    write_burst(&src, files);
-    wait_count(&tgt, files).await?;
-    let took = t0.elapsed();
-    repl.stop().await;
-    Ok(took)
+    Ok(Mirror::Warden(repl))
 }
 
-async fn lsyncd_round(work: &Path, port: u16, files: usize) -> Result<Duration> {
-    let (src, tgt) = (work.join("src-l"), work.join("target"));
-    reset(&src)?;
-    reset(&tgt)?;
+async fn start_lsyncd(work: &Path, port: u16, src: &Path) -> Result<Mirror> {
     let log = work.join("lsyncd.log");
     let _ = std::fs::remove_file(&log);
     let conf = format!(
@@ -100,7 +112,7 @@ sync {{ default.rsync, source = "{src}/", target = "rsync://{USER}@127.0.0.1:{po
         pw = work.join("client.pw").display()
     );
     std::fs::write(work.join("lsyncd.lua"), conf)?;
-    let _lsyncd = Kill(
+    let lsyncd = Kill(
         Command::new("lsyncd")
             .arg("-nodaemon")
             .arg(work.join("lsyncd.lua"))
@@ -119,16 +131,149 @@ sync {{ default.rsync, source = "{src}/", target = "rsync://{USER}@127.0.0.1:{po
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(Mirror::Lsyncd(lsyncd))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Warden,
+    Lsyncd,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Warden => "warden rsync",
+            Tool::Lsyncd => "lsyncd d=0",
+        }
+    }
+
+    /// Fresh source and emptied target, mirror running.
+    async fn start(self, work: &Path, port: u16) -> Result<(PathBuf, Mirror)> {
+        let (src, tgt) = match self {
+            Tool::Warden => (work.join("src-w"), work.join("target")),
+            Tool::Lsyncd => (work.join("src-l"), work.join("target")),
+        };
+        reset(&src)?;
+        reset(&tgt)?;
+        let mirror = match self {
+            Tool::Warden => start_warden(&src, port).await?,
+            Tool::Lsyncd => start_lsyncd(work, port, &src).await?,
+        };
+        Ok((src, mirror))
+    }
+}
+
+async fn burst_round(tool: Tool, work: &Path, port: u16, files: usize) -> Result<Duration> {
+    let (src, mirror) = tool.start(work, port).await?;
     let t0 = Instant::now();
     write_burst(&src, files);
-    wait_count(&tgt, files).await?;
-    Ok(t0.elapsed())
+    wait_count(&work.join("target"), files).await?;
+    let took = t0.elapsed();
+    mirror.stop().await;
+    Ok(took)
+}
+
+/// Per-file lags of a steady round, and the time to converge after the last write.
+struct Steady {
+    lags: Vec<Duration>,
+    converge: Duration,
+}
+
+async fn steady_round(
+    tool: Tool,
+    work: &Path,
+    port: u16,
+    rate: usize,
+    secs: usize,
+) -> Result<Steady> {
+    let (src, mirror) = tool.start(work, port).await?;
+    let tgt = work.join("target");
+    // First appearance of each name at the target (rsync renames its temp file into place).
+    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let overflow = Arc::new(Mutex::new(false));
+    let (seen2, overflow2) = (seen.clone(), overflow.clone());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let now = Instant::now();
+        match res {
+            Ok(ev) if ev.need_rescan() => *overflow2.lock().unwrap() = true,
+            Ok(ev) if !matches!(ev.kind, notify::EventKind::Access(_)) => {
+                let mut seen = seen2.lock().unwrap();
+                for p in ev.paths {
+                    if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                        if !name.starts_with('.') {
+                            seen.entry(name.to_string()).or_insert(now);
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => *overflow2.lock().unwrap() = true,
+        }
+    })?;
+    watcher.watch(&tgt, notify::RecursiveMode::NonRecursive)?;
+
+    let n = rate * secs;
+    let writer_src = src.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut done = Vec::with_capacity(n);
+        let t0 = Instant::now();
+        for i in 0..n {
+            let due = t0 + Duration::from_secs_f64(i as f64 / rate as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            std::fs::write(
+                writer_src.join(format!("s{i}.txt")),
+                format!("payload {i}\n"),
+            )
+            .unwrap();
+            done.push(Instant::now());
+        }
+        done
+    })
+    .await?;
+    let last_write = *written.last().context("no files written")?;
+    wait_count(&tgt, n).await?;
+    // The watcher sees the last renames a moment after the directory count.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.lock().unwrap().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(watcher);
+    mirror.stop().await;
+    if *overflow.lock().unwrap() {
+        bail!("inotify queue overflow on the target: lags would be wrong");
+    }
+    let seen = seen.lock().unwrap();
+    let mut lags = Vec::with_capacity(n);
+    let mut converged = last_write;
+    for (i, w) in written.iter().enumerate() {
+        let at = *seen
+            .get(&format!("s{i}.txt"))
+            .with_context(|| format!("s{i}.txt arrival not seen"))?;
+        converged = converged.max(at);
+        lags.push(at.saturating_duration_since(*w));
+    }
+    lags.sort();
+    Ok(Steady {
+        lags,
+        converge: converged - last_write,
+    })
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let files = env_num("FILES", 10_000);
     let rounds = env_num("ROUNDS", 1);
+    let rate = env_num("RATE", 1000);
+    let secs = env_num("STEADY_SECS", 60);
     let work = tempfile::tempdir()?;
     let w = work.path();
     std::fs::create_dir(w.join("target"))?;
@@ -157,27 +302,55 @@ async fn main() -> Result<()> {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let mut rows = Vec::new();
-    for round in 1..=rounds {
-        let wt = warden_round(w, port, files).await?;
-        let lt = lsyncd_round(w, port, files).await?;
-        rows.push((round, wt, lt));
-    }
-    println!(
-        "burst of {files} small files → rsync daemon module, time until all are at the target"
-    );
-    println!(
-        "{:<6} {:>14} {:>14} {:>8}",
-        "round", "warden rsync", "lsyncd d=0", "ratio"
-    );
-    for (round, wt, lt) in rows {
+    if files > 0 {
+        let mut rows = Vec::new();
+        for round in 1..=rounds {
+            let wt = burst_round(Tool::Warden, w, port, files).await?;
+            let lt = burst_round(Tool::Lsyncd, w, port, files).await?;
+            rows.push((round, wt, lt));
+        }
         println!(
-            "{:<6} {:>12.2} s {:>12.2} s {:>8.2}",
-            round,
-            wt.as_secs_f64(),
-            lt.as_secs_f64(),
-            wt.as_secs_f64() / lt.as_secs_f64()
+            "burst of {files} small files → rsync daemon module, time until all are at the target"
         );
+        println!(
+            "{:<6} {:>14} {:>14} {:>8}",
+            "round", "warden rsync", "lsyncd d=0", "ratio"
+        );
+        for (round, wt, lt) in rows {
+            println!(
+                "{:<6} {:>12.2} s {:>12.2} s {:>8.2}",
+                round,
+                wt.as_secs_f64(),
+                lt.as_secs_f64(),
+                wt.as_secs_f64() / lt.as_secs_f64()
+            );
+        }
+    }
+    if rate > 0 && secs > 0 {
+        let mut rows = Vec::new();
+        for tool in [Tool::Warden, Tool::Lsyncd] {
+            rows.push((tool, steady_round(tool, w, port, rate, secs).await?));
+        }
+        println!();
+        println!(
+            "steady {rate} files/s for {secs} s ({} files) → rsync daemon module, per-file lag from write to visible at the target",
+            rate * secs
+        );
+        println!(
+            "{:<14} {:>9} {:>9} {:>9} {:>10}",
+            "", "p50", "p99", "max", "converge"
+        );
+        let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+        for (tool, st) in &rows {
+            println!(
+                "{:<14} {:>9} {:>9} {:>9} {:>10}",
+                tool.name(),
+                ms(pct(&st.lags, 0.5)),
+                ms(pct(&st.lags, 0.99)),
+                ms(*st.lags.last().unwrap()),
+                ms(st.converge)
+            );
+        }
     }
     Ok(())
 }

@@ -71,6 +71,16 @@ pub enum AgentError {
         name: String,
         reason: String,
     },
+    /// The local directory a resync writes into cannot be created or written: fatal until the operator fixes its path, ownership or mount.
+    #[error("local replication directory {path} is not writable: {reason}; fix its path, ownership or mount (nothing was fetched)")]
+    LocalTarget { path: String, reason: String },
+    /// A `command` replication plan's command failed, timed out or could not start: the detail ends with its stderr tail.
+    #[error("replication {phase} command {command:?} failed: {detail}")]
+    ReplicationCommand {
+        phase: String,
+        command: String,
+        detail: String,
+    },
     /// A replication call was cancelled by its token: not an error of the peer.
     #[error("replication cancelled")]
     ReplicationCancelled,

@@ -2,182 +2,18 @@
 //! test from a temp dir, killed by PID on drop). Needs the `rsync` binary: in
 //! CI (`CI=true`) its absence fails the suite, elsewhere the tests skip.
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use warden_agents::replicate::{DifferenceKind, Replicator, RsyncReplicator, RsyncSettings};
+use warden_agents::replicate::{
+    DifferenceKind, Item, Listing, Manifest, Replicator, RsyncReplicator,
+};
 use warden_agents::AgentError;
-use warden_config::Secret;
 
-const USER: &str = "drsync";
-const PASSWORD: &str = "s3cret-Pw-9";
-const PATIENCE: Duration = Duration::from_secs(20);
-
-fn have_rsync() -> bool {
-    let ok = Command::new("rsync")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("rsync is not installed; CI must install it (apt-get install -y rsync)");
-        }
-        eprintln!("note: rsync not installed, skipping this test");
-    }
-    ok
-}
-
-/// An rsync daemon with a writable module `drdata`, a read-only module `ro`.
-struct Daemon {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for sub in ["target", "ro", "src"] {
-            std::fs::create_dir(d.join(sub)).unwrap();
-        }
-        std::fs::write(d.join("rsyncd.secrets"), format!("{USER}:{PASSWORD}\n")).unwrap();
-        chmod600(&d.join("rsyncd.secrets"));
-        let module = |name: &str, path: &str, ro: &str| {
-            format!(
-                "[{name}]\n path = {}\n read only = {ro}\n auth users = {USER}\n secrets file = {}\n hosts allow = 127.0.0.1\n",
-                d.join(path).display(),
-                d.join("rsyncd.secrets").display()
-            )
-        };
-        let conf = format!(
-            "use chroot = no\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
-            d.join("rsyncd.log").display(),
-            module("drdata", "target", "no"),
-            module("ro", "ro", "yes")
-        );
-        std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut daemon = Daemon {
-            dir,
-            port,
-            child: None,
-        };
-        daemon.up();
-        daemon
-    }
-
-    fn up(&mut self) {
-        let d = self.dir.path();
-        let child = Command::new("rsync")
-            .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
-            .arg(format!("--port={}", self.port))
-            .arg(format!("--config={}", d.join("rsyncd.conf").display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn rsync --daemon");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ok = Command::new("rsync")
-                .arg(format!("rsync://127.0.0.1:{}/", self.port))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ok {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rsync daemon not ready on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-    }
-
-    fn src(&self) -> PathBuf {
-        self.dir.path().join("src")
-    }
-
-    fn target(&self) -> PathBuf {
-        self.dir.path().join("target")
-    }
-
-    fn settings(&self, module: &str, password: &str) -> RsyncSettings {
-        let mut s =
-            RsyncSettings::new(self.src(), "127.0.0.1", module, USER, Secret::new(password));
-        s.port = self.port;
-        s.retry_max = Duration::from_millis(500);
-        s.io_timeout = Duration::from_secs(5);
-        s
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.down();
-        if std::thread::panicking() {
-            let log =
-                std::fs::read_to_string(self.dir.path().join("rsyncd.log")).unwrap_or_default();
-            eprintln!("--- rsyncd.log (tail)\n{}", tail(&log, 30));
-        }
-    }
-}
-
-fn tail(s: &str, n: usize) -> String {
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn chmod600(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// Relative path → file content (None for a directory).
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            if p.is_dir() {
-                out.insert(rel, None);
-                walk(root, &p, out);
-            } else {
-                out.insert(rel, std::fs::read(&p).ok());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
+#[path = "support/rsyncd.rs"]
+mod rsyncd;
+use rsyncd::*;
 
 async fn converges(d: &Daemon, what: &str) {
     let deadline = Instant::now() + PATIENCE;
@@ -375,4 +211,81 @@ async fn verify_reports_differences_until_a_full_pass() {
     assert_eq!(*rx.borrow(), report.done);
     assert_eq!(repl.verify().await.unwrap(), vec![]);
     assert_eq!(snapshot(&src), snapshot(&tgt));
+}
+
+/// The manifest form of a tree, computed independently of the crate.
+fn expected_listing(root: &Path) -> Listing {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Listing) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            let m = p.symlink_metadata().unwrap();
+            if m.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let name = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                out.insert(
+                    name,
+                    Item {
+                        size: m.len(),
+                        version: m.mtime().to_string(),
+                    },
+                );
+            }
+        }
+    }
+    let mut out = Listing::new();
+    walk(root, root, &mut out);
+    out
+}
+
+async fn manifest_becomes(path: &Path, want: &Listing, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let got = Manifest::load(path).unwrap().items;
+        if &got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("{what}: manifest\n{got:?}\nwanted\n{want:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_replicator_keeps_the_pair_manifest() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let src = d.src();
+    let manifest = d.dir.path().join("state/manifest.json");
+    std::fs::write(src.join("seed.txt"), "seed").unwrap();
+    std::fs::create_dir(src.join("dir")).unwrap();
+    std::fs::write(src.join("dir/in dir.txt"), "x").unwrap();
+    std::os::unix::fs::symlink("seed.txt", src.join("link")).unwrap();
+    let mut settings = d.settings("drdata", PASSWORD);
+    settings.manifest = Some(manifest.clone());
+    let repl = RsyncReplicator::new(settings);
+    repl.start(CancellationToken::new()).await.unwrap();
+    converges(&d, "initial full pass").await;
+    manifest_becomes(&manifest, &expected_listing(&src), "after the full pass").await;
+    assert_eq!(Manifest::load(&manifest).unwrap().items.len(), 3);
+
+    // Batches: a create, an overwrite, a delete, a directory rename.
+    std::fs::write(src.join("new.txt"), "new file").unwrap();
+    std::fs::write(src.join("seed.txt"), "seed, overwritten").unwrap();
+    std::fs::remove_file(src.join("link")).unwrap();
+    std::fs::rename(src.join("dir"), src.join("dir2")).unwrap();
+    converges(&d, "batch").await;
+    let want = expected_listing(&src);
+    assert!(want.contains_key("dir2/in dir.txt") && !want.contains_key("link"));
+    manifest_becomes(&manifest, &want, "after batches").await;
+
+    // A change after stop is not confirmed at the target: not in the manifest.
+    repl.stop().await;
+    std::fs::write(src.join("after-stop.txt"), "x").unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(Manifest::load(&manifest).unwrap().items, want);
 }

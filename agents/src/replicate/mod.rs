@@ -4,15 +4,20 @@
 //! A [`Replicator`] owns one direction (this site → the peer). The
 //! orchestrator decides the direction; the agent only runs it. Plans:
 //! - [`rsync`]: a directory mirrored to an rsync daemon module with the real
-//!   `rsync` binary, driven by inotify ([`rsync::RsyncReplicator`]).
+//!   `rsync` binary, driven by inotify ([`rsync::RsyncReplicator`]); its
+//!   failback side pulls the module back ([`rsync_resync::RsyncResyncer`]);
+//! - [`command`]: a user command per phase for anything else, e.g. a
+//!   database ([`command::CommandPlan`]).
 //!
 //! The failback side is a [`Resyncer`]: the returning (stale) site brings
 //! itself to the active peer's content, using the pair's [`Manifest`] to tell
 //! deletions from divergent writes ([`manifest`]).
 
+pub mod command;
 pub mod manifest;
 pub mod plan;
 pub mod rsync;
+pub mod rsync_resync;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,11 +29,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::AgentError;
 
+pub use command::{CommandLine, CommandPlan, CommandSettings};
 pub use manifest::{
     classify, Classification, DivergentItem, DivergentPolicy, DivergentReason, Item, Listing,
     Manifest,
 };
 pub use rsync::{RsyncReplicator, RsyncSettings};
+pub use rsync_resync::RsyncResyncer;
 
 /// How far a full pass has got (sent on the progress channel while it runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

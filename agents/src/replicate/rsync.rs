@@ -17,6 +17,13 @@
 //! - The password goes to rsync in `RSYNC_PASSWORD` (the child's
 //!   environment), never on the command line, and is scrubbed from any rsync
 //!   output quoted in an error.
+//! - With `manifest` set, the pair [`Manifest`] (what is confirmed at the
+//!   target) is kept up to date: after a full pass it becomes the local
+//!   listing taken *before* the pass, after a batch the batch's paths are
+//!   updated from a stat taken before the transfer (so a file changed during
+//!   a transfer is recorded at its older version: a later resync then calls
+//!   it divergent rather than deleting it). Saved atomically at most once a
+//!   second and when replication stops.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -35,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::secret::Secret;
 
+use super::manifest::{Item, Listing, Manifest};
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
@@ -68,12 +76,19 @@ pub struct RsyncSettings {
     pub retry_max: Duration,
     /// rsync's `--contimeout` and `--timeout` (I/O stall).
     pub io_timeout: Duration,
+    /// The pair manifest file (what is confirmed at the peer). When set, the
+    /// push replicator maintains it and [`super::RsyncResyncer`] reads it.
+    pub manifest: Option<PathBuf>,
+    /// Where a resync moves divergent local items aside; `None` means the
+    /// sibling `<source>.warden-quarantine/`.
+    pub quarantine: Option<PathBuf>,
 }
 
 impl RsyncSettings {
     /// Settings with the defaults: port 873, `rsync` from `PATH`, 50 ms
     /// batches of at most 1000 paths, full pass past 100 000 pending paths,
-    /// retries from 200 ms to 10 s, 30 s I/O timeout.
+    /// retries from 200 ms to 10 s, 30 s I/O timeout, no manifest, the
+    /// sibling quarantine directory.
     pub fn new(
         source: impl Into<PathBuf>,
         host: impl Into<String>,
@@ -95,7 +110,23 @@ impl RsyncSettings {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             io_timeout: Duration::from_secs(30),
+            manifest: None,
+            quarantine: None,
         }
+    }
+
+    /// The quarantine directory: `quarantine`, or `<source>.warden-quarantine`.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        if let Some(q) = &self.quarantine {
+            return q.clone();
+        }
+        let mut name = self
+            .source
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_else(|| OsString::from("root"));
+        name.push(".warden-quarantine");
+        self.source.with_file_name(name)
     }
 
     /// `rsync://user@host:port/module/` (no password in it).
@@ -112,7 +143,7 @@ impl RsyncSettings {
     }
 
     /// `host:port/module`, how errors name the target.
-    fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         format!("{}:{}/{}", self.host, self.port, self.module)
     }
 }
@@ -150,7 +181,32 @@ struct Shared {
     wake: Notify,
     /// One rsync against the target at a time (worker, `resync`, `verify`).
     transfer: tokio::sync::Mutex<()>,
+    /// The manifest being maintained; `None` until loaded (or without `settings.manifest`).
+    book: Mutex<Option<Book>>,
 }
+
+/// The in-memory pair manifest of a running replicator.
+#[derive(Debug, Default)]
+struct Book {
+    items: Listing,
+    /// Changed since the last save.
+    dirty: bool,
+    /// When it was last saved (at most one save a second).
+    saved_at: Option<Instant>,
+}
+
+/// How a batch changes the manifest once its transfer succeeded (from a stat taken before it).
+enum Update {
+    /// A file or symlink with its version.
+    Set(String, Item),
+    /// A directory (sent with its subtree): its entries become this listing (names relative to the root).
+    Subtree(String, Listing),
+    /// Gone: the name and everything under it leave the manifest.
+    Remove(String),
+}
+
+/// How often the manifest is saved at most.
+const MANIFEST_SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// A running continuous replication.
 struct Running {
@@ -175,6 +231,7 @@ impl RsyncReplicator {
                 state: Mutex::new(State::default()),
                 wake: Notify::new(),
                 transfer: tokio::sync::Mutex::new(()),
+                book: Mutex::new(None),
             }),
             running: tokio::sync::Mutex::new(None),
         }
@@ -211,6 +268,7 @@ impl Replicator for RsyncReplicator {
                 path: shared.settings.source.display().to_string(),
                 reason: format!("{e}; create the directory or fix the replication source"),
             })?;
+        shared.load_book()?;
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watcher = watch_tree(shared.clone(), source)?;
         shared.state.lock().unwrap().full_since = Some(Instant::now());
@@ -240,6 +298,7 @@ impl Replicator for RsyncReplicator {
         if let Some(r) = r {
             r.cancel.cancel();
             let _ = r.task.await;
+            self.shared.save_manifest(true).await;
             info!(target = %self.shared.settings.target(), "rsync replication stopped");
         }
     }
@@ -249,7 +308,10 @@ impl Replicator for RsyncReplicator {
         cancel: CancellationToken,
         progress: Option<watch::Sender<Progress>>,
     ) -> Result<ResyncReport, AgentError> {
-        self.shared.full_pass(&cancel, progress.as_ref()).await
+        self.shared.load_book()?;
+        let report = self.shared.full_pass(&cancel, progress.as_ref()).await?;
+        self.shared.save_manifest(false).await;
+        Ok(report)
     }
 
     fn lag(&self) -> Duration {
@@ -336,8 +398,14 @@ fn watch_tree(
     Ok(watcher)
 }
 
-/// The continuous loop: wait for changes, gather a batch, transfer, retry failures.
+/// The continuous loop, then a last manifest save.
 async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
+    work_loop(&shared, cancel).await;
+    shared.save_manifest(true).await;
+}
+
+/// Wait for changes, gather a batch, transfer, retry failures.
+async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
     let s = &shared.settings;
     let mut backoff = s.retry_min;
     let mut failing = false;
@@ -350,8 +418,13 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
             )
         };
         if !has_work {
+            let save_in = shared.save_due_in();
             tokio::select! {
                 _ = shared.wake.notified() => continue,
+                _ = tokio::time::sleep(save_in.unwrap_or_default()), if save_in.is_some() => {
+                    shared.save_manifest(false).await;
+                    continue;
+                }
                 _ = cancel.cancelled() => return,
             }
         }
@@ -368,6 +441,7 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
         }
         match shared.do_work(&cancel).await {
             Ok(()) => {
+                shared.save_manifest(false).await;
                 if failing {
                     info!(target = %s.target(), "replication target reachable again, caught up with a full pass");
                 }
@@ -393,6 +467,70 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
 }
 
 impl Shared {
+    /// Loads the manifest file into memory once (when `settings.manifest` is set).
+    fn load_book(&self) -> Result<(), AgentError> {
+        let Some(path) = &self.settings.manifest else {
+            return Ok(());
+        };
+        let mut book = self.book.lock().unwrap();
+        if book.is_none() {
+            *book = Some(Book {
+                items: Manifest::load(path)?.items,
+                ..Book::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the manifest is maintained (set and loaded).
+    fn keeps_manifest(&self) -> bool {
+        self.book.lock().unwrap().is_some()
+    }
+
+    /// How long until an unsaved manifest is due to be saved; `None` when nothing is unsaved.
+    fn save_due_in(&self) -> Option<Duration> {
+        let book = self.book.lock().unwrap();
+        let b = book.as_ref().filter(|b| b.dirty)?;
+        Some(
+            b.saved_at
+                .map(|t| MANIFEST_SAVE_EVERY.saturating_sub(t.elapsed()))
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Saves the manifest if it changed and (unless `force`) the last save is a second old.
+    async fn save_manifest(&self, force: bool) {
+        let Some(path) = self.settings.manifest.clone() else {
+            return;
+        };
+        let manifest = {
+            let mut book = self.book.lock().unwrap();
+            let Some(b) = book.as_mut().filter(|b| b.dirty) else {
+                return;
+            };
+            if !force
+                && b.saved_at
+                    .is_some_and(|t| t.elapsed() < MANIFEST_SAVE_EVERY)
+            {
+                return;
+            }
+            b.dirty = false;
+            b.saved_at = Some(Instant::now());
+            Manifest::confirmed(b.items.clone())
+        };
+        let saved = tokio::task::spawn_blocking(move || manifest.save(&path)).await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(cause = %e, "cannot save the replication manifest, retrying later");
+                if let Some(b) = self.book.lock().unwrap().as_mut() {
+                    b.dirty = true;
+                }
+            }
+            Err(e) => warn!(cause = %e, "manifest save task failed"),
+        }
+    }
+
     /// Takes what is pending and transfers it; on failure a full pass is owed.
     async fn do_work(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
         let work = {
@@ -428,6 +566,16 @@ impl Shared {
         cancel: &CancellationToken,
     ) -> Result<(), AgentError> {
         let s = &self.settings;
+        let updates = if self.keeps_manifest() {
+            let (root, paths) = (s.source.clone(), paths.clone());
+            Some(
+                tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
+                    .await
+                    .map_err(|e| AgentError::Task(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let mut list = Vec::new();
         for p in &paths {
             list.extend_from_slice(p.as_os_str().as_encoded_bytes());
@@ -444,7 +592,14 @@ impl Shared {
             source_arg(&s.source),
             s.url().into(),
         ];
-        self.rsync(args, Some(list), cancel, |_| {}).await
+        self.rsync(args, Some(list), cancel, |_| {}).await?;
+        if let Some(updates) = updates {
+            if let Some(b) = self.book.lock().unwrap().as_mut() {
+                apply_updates(&mut b.items, updates);
+                b.dirty = true;
+            }
+        }
+        Ok(())
     }
 
     /// `rsync -a --delete --force SOURCE/ URL`, counting what rsync reports.
@@ -455,6 +610,19 @@ impl Shared {
     ) -> Result<ResyncReport, AgentError> {
         let s = &self.settings;
         let started = Instant::now();
+        // The listing before the pass: what the pass is sure to have carried.
+        let before = if self.keeps_manifest() {
+            let root = s.source.clone();
+            let listing = tokio::task::spawn_blocking(move || list_local(&root))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
+            Some(listing.map_err(|e| AgentError::Watch {
+                path: s.source.display().to_string(),
+                reason: format!("cannot list it for the manifest: {e}"),
+            })?)
+        } else {
+            None
+        };
         let args = vec![
             "-a".into(),
             "--delete".into(),
@@ -483,6 +651,12 @@ impl Shared {
             bytes = done.bytes,
             "rsync full pass done"
         );
+        if let Some(items) = before {
+            if let Some(b) = self.book.lock().unwrap().as_mut() {
+                b.items = items;
+                b.dirty = true;
+            }
+        }
         Ok(ResyncReport {
             done,
             elapsed: started.elapsed(),
@@ -493,76 +667,194 @@ impl Shared {
     /// handing each stdout line to `on_line`; kills it when `cancel` fires.
     async fn rsync(
         &self,
-        mut args: Vec<OsString>,
+        args: Vec<OsString>,
         stdin: Option<Vec<u8>>,
         cancel: &CancellationToken,
-        mut on_line: impl FnMut(&str) + Send,
+        on_line: impl FnMut(&str) + Send,
     ) -> Result<(), AgentError> {
-        let s = &self.settings;
-        let secs = s.io_timeout.as_secs().max(1);
-        args.insert(0, format!("--contimeout={secs}").into());
-        args.insert(0, format!("--timeout={secs}").into());
         let _one_at_a_time = self.transfer.lock().await;
-        let mut child = Command::new(&s.rsync_path)
-            .args(&args)
-            .env("RSYNC_PASSWORD", s.password.expose())
-            .env("LC_ALL", "C")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|source| AgentError::RsyncSpawn {
-                program: s.rsync_path.display().to_string(),
-                source,
-            })?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            tokio::spawn(async move {
-                let _ = pipe.write_all(&data).await;
-                let _ = pipe.shutdown().await;
-            });
-        }
-        let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-        let stderr_task = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = stderr_pipe.read_to_end(&mut buf).await;
-            buf
-        });
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
-        let status = loop {
-            tokio::select! {
-                line = lines.next_line() => match line {
-                    Ok(Some(l)) => on_line(&l),
-                    _ => break tokio::select! {
-                        st = child.wait() => st,
-                        _ = cancel.cancelled() => { let _ = child.kill().await; return Err(AgentError::ReplicationCancelled) }
-                    },
-                },
-                _ = cancel.cancelled() => {
-                    let _ = child.kill().await;
-                    return Err(AgentError::ReplicationCancelled);
-                }
-            }
-        };
-        let status = status.map_err(|source| AgentError::RsyncSpawn {
+        run_rsync(&self.settings, args, stdin, cancel, on_line).await
+    }
+}
+
+/// Runs rsync for `s` with the password in its environment (and `TZ=UTC`,
+/// `LC_ALL=C` so listings are parseable), feeding `stdin` and handing each
+/// stdout line to `on_line`; kills it when `cancel` fires.
+pub(crate) async fn run_rsync(
+    s: &RsyncSettings,
+    mut args: Vec<OsString>,
+    stdin: Option<Vec<u8>>,
+    cancel: &CancellationToken,
+    mut on_line: impl FnMut(&str) + Send,
+) -> Result<(), AgentError> {
+    let secs = s.io_timeout.as_secs().max(1);
+    args.insert(0, format!("--contimeout={secs}").into());
+    args.insert(0, format!("--timeout={secs}").into());
+    let mut child = Command::new(&s.rsync_path)
+        .args(&args)
+        .env("RSYNC_PASSWORD", s.password.expose())
+        .env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| AgentError::RsyncSpawn {
             program: s.rsync_path.display().to_string(),
             source,
         })?;
-        let stderr = String::from_utf8_lossy(&stderr_task.await.unwrap_or_default()).into_owned();
-        match status.code() {
-            // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
-            Some(0) | Some(24) => Ok(()),
-            code => Err(classify(s, code.unwrap_or(-1), &stderr)),
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&data).await;
+            let _ = pipe.shutdown().await;
+        });
+    }
+    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr_pipe.read_to_end(&mut buf).await;
+        buf
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let status = loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => on_line(&l),
+                _ => break tokio::select! {
+                    st = child.wait() => st,
+                    _ = cancel.cancelled() => { let _ = child.kill().await; return Err(AgentError::ReplicationCancelled) }
+                },
+            },
+            _ = cancel.cancelled() => {
+                let _ = child.kill().await;
+                return Err(AgentError::ReplicationCancelled);
+            }
+        }
+    };
+    let status = status.map_err(|source| AgentError::RsyncSpawn {
+        program: s.rsync_path.display().to_string(),
+        source,
+    })?;
+    let stderr = String::from_utf8_lossy(&stderr_task.await.unwrap_or_default()).into_owned();
+    match status.code() {
+        // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
+        Some(0) | Some(24) => Ok(()),
+        code => Err(classify(s, code.unwrap_or(-1), &stderr)),
+    }
+}
+
+/// The manifest form of the tree under `root`: files and symlinks (not
+/// followed), named by their path relative to `root` with `/`, versioned by
+/// their mtime in whole seconds. A missing `root` is an error.
+pub(crate) fn list_local(root: &Path) -> std::io::Result<Listing> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Listing) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let rel = if prefix.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = match entry.path().symlink_metadata() {
+                Ok(m) => m,
+                // Vanished while listing: not there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                match walk(&entry.path(), &rel, out) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r?,
+                }
+            } else if let Some(item) = item_of(&meta) {
+                out.insert(rel, item);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Listing::new();
+    walk(root, "", &mut out)?;
+    Ok(out)
+}
+
+/// The manifest item of a file or symlink (`None` for anything else).
+pub(crate) fn item_of(meta: &std::fs::Metadata) -> Option<Item> {
+    use std::os::unix::fs::MetadataExt;
+    let ft = meta.file_type();
+    (ft.is_file() || ft.is_symlink()).then(|| Item {
+        size: meta.len(),
+        version: meta.mtime().to_string(),
+    })
+}
+
+/// Stats a batch's paths (relative to `root`) for the manifest.
+fn stat_paths(root: &Path, paths: &[PathBuf]) -> Vec<Update> {
+    paths
+        .iter()
+        .map(|p| {
+            let name = p.to_string_lossy().into_owned();
+            let full = root.join(p);
+            match full.symlink_metadata() {
+                Ok(m) if m.is_dir() => {
+                    let sub = list_local(&full).unwrap_or_default();
+                    Update::Subtree(
+                        name.clone(),
+                        sub.into_iter()
+                            .map(|(k, v)| (format!("{name}/{k}"), v))
+                            .collect(),
+                    )
+                }
+                Ok(m) => match item_of(&m) {
+                    Some(item) => Update::Set(name, item),
+                    None => Update::Remove(name),
+                },
+                Err(_) => Update::Remove(name),
+            }
+        })
+        .collect()
+}
+
+/// Applies a successful batch's [`Update`]s to the manifest items.
+fn apply_updates(items: &mut Listing, updates: Vec<Update>) {
+    let remove_under = |items: &mut Listing, name: &str| {
+        let prefix = format!("{name}/");
+        let under: Vec<String> = items
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in under {
+            items.remove(&k);
+        }
+    };
+    for u in updates {
+        match u {
+            Update::Set(name, item) => {
+                remove_under(items, &name);
+                items.insert(name, item);
+            }
+            Update::Subtree(name, sub) => {
+                items.remove(&name);
+                remove_under(items, &name);
+                items.extend(sub);
+            }
+            Update::Remove(name) => {
+                items.remove(&name);
+                remove_under(items, &name);
+            }
         }
     }
 }
 
 /// `SOURCE/`: the trailing slash makes rsync mirror the contents.
-fn source_arg(source: &Path) -> OsString {
+pub(crate) fn source_arg(source: &Path) -> OsString {
     let mut a = source.as_os_str().to_owned();
     if !a.as_encoded_bytes().ends_with(b"/") {
         a.push("/");
@@ -571,7 +863,7 @@ fn source_arg(source: &Path) -> OsString {
 }
 
 /// Turns a failed rsync run into the error that says whose move it is.
-fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
+pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
     let pw = s.password.expose();
     let lines: Vec<String> = stderr
         .lines()
@@ -626,7 +918,7 @@ fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
 }
 
 /// One line of `rsync --dry-run --out-format='%i %n'` → a difference, if it is one.
-fn parse_difference(line: &str) -> Option<Difference> {
+pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
     let (item, name) = line.split_at_checked(11)?;
     let name = name.strip_prefix(' ')?;
     if name.is_empty() || name == "./" {
@@ -648,7 +940,7 @@ fn parse_difference(line: &str) -> Option<Difference> {
     } else if flags[1] == b'd' {
         // A directory's own mtime follows its children; not a difference of content.
         return None;
-    } else if matches!(flags[3], b's') || matches!(flags[4], b't' | b'T') {
+    } else if flags[2] == b'c' || flags[3] == b's' || matches!(flags[4], b't' | b'T') {
         DifferenceKind::Changed
     } else {
         return None;

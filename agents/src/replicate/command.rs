@@ -1,0 +1,386 @@
+//! The `command` plan: replication of anything warden has no plan for (a
+//! database, a message queue) through one user command per phase
+//! (DESIGN.md §6). [`CommandPlan`] is both the [`Replicator`] (start, stop,
+//! resync, verify, lag) and the [`Resyncer`] (pass = the resync command,
+//! verify = the verify command) of its pair.
+//!
+//! - A command is an argv run without a shell or a string run with `sh -c`
+//!   ([`CommandLine`]); stdin is closed; it runs in its own process group so
+//!   that a timeout or a cancel kills it with everything it started.
+//! - Its environment tells it what it serves: `WARDEN_GROUP`, `WARDEN_PEER`,
+//!   `WARDEN_PHASE` (`start`, `stop`, `resync`, `verify`, `lag`); a resync
+//!   pass adds `WARDEN_DIVERGENT_POLICY`, a verify `WARDEN_EXCEPT` (the kept
+//!   names, one a line).
+//! - Exit 0 is success; anything else (or the timeout) is
+//!   [`AgentError::ReplicationCommand`] with the tail of its stderr.
+//! - `lag` (optional) prints the replication lag in milliseconds; it runs
+//!   every `lag_interval` while replication runs and [`Replicator::lag`]
+//!   returns the last value (zero without a lag command).
+//!
+//! Every command must be idempotent: the orchestrator may repeat any phase
+//! (after an agent restart, `stop` runs even if this process never started).
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::manifest::DivergentPolicy;
+use super::{
+    Difference, PassReport, Progress, Replicator, ResyncProgress, ResyncReport, Resyncer,
+    VerifyReport,
+};
+use crate::AgentError;
+
+/// Most bytes of a command's stderr quoted in an error.
+const STDERR_TAIL: usize = 2048;
+/// Most bytes of a command's stdout kept (the lag command prints one number).
+const STDOUT_KEEP: usize = 64 * 1024;
+
+/// One command: an argv (no shell) or a `sh -c` string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandLine {
+    /// Run with `sh -c`.
+    Shell(String),
+    /// Program and arguments, no shell.
+    Argv(Vec<String>),
+}
+
+impl CommandLine {
+    /// How errors name it.
+    fn describe(&self) -> String {
+        match self {
+            CommandLine::Shell(s) => s.clone(),
+            CommandLine::Argv(v) => v.join(" "),
+        }
+    }
+}
+
+/// The commands and their context. [`CommandSettings::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct CommandSettings {
+    /// `WARDEN_GROUP`.
+    pub group: String,
+    /// `WARDEN_PEER`: the peer site of this direction.
+    pub peer: String,
+    /// Starts continuous replication towards the peer.
+    pub start: CommandLine,
+    /// Stops it.
+    pub stop: CommandLine,
+    /// One full resync (also a failback pass).
+    pub resync: CommandLine,
+    /// Exit 0 when both sides are equal.
+    pub verify: CommandLine,
+    /// Prints the lag in milliseconds; `None`: lag is reported as zero.
+    pub lag: Option<CommandLine>,
+    /// Longest run of any command; it is killed past this.
+    pub timeout: Duration,
+    /// How often the lag command runs while replication runs.
+    pub lag_interval: Duration,
+}
+
+impl CommandSettings {
+    /// Settings with the defaults: no lag command, 10 min timeout, lag every 5 s.
+    pub fn new(
+        group: impl Into<String>,
+        peer: impl Into<String>,
+        start: CommandLine,
+        stop: CommandLine,
+        resync: CommandLine,
+        verify: CommandLine,
+    ) -> Self {
+        CommandSettings {
+            group: group.into(),
+            peer: peer.into(),
+            start,
+            stop,
+            resync,
+            verify,
+            lag: None,
+            timeout: Duration::from_secs(600),
+            lag_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The running lag poller.
+struct Running {
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The `command` plan. See the module docs.
+pub struct CommandPlan {
+    settings: Arc<CommandSettings>,
+    /// The last lag the lag command printed, ms (shared with the poller).
+    lag_ms: Arc<AtomicU64>,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl CommandPlan {
+    /// A stopped plan; nothing runs until a call.
+    pub fn new(settings: CommandSettings) -> Self {
+        CommandPlan {
+            settings: Arc::new(settings),
+            lag_ms: Arc::new(AtomicU64::new(0)),
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &CommandSettings {
+        &self.settings
+    }
+}
+
+impl Drop for CommandPlan {
+    fn drop(&mut self) {
+        if let Ok(running) = self.running.try_lock() {
+            if let Some(r) = running.as_ref() {
+                r.cancel.cancel();
+            }
+        }
+    }
+}
+
+/// Runs `cmd` for `phase` with the WARDEN_* environment plus `extra`; its
+/// stdout on success, [`AgentError::ReplicationCommand`] otherwise.
+async fn run(
+    s: &CommandSettings,
+    phase: &str,
+    cmd: &CommandLine,
+    extra: &[(&str, String)],
+    cancel: &CancellationToken,
+) -> Result<String, AgentError> {
+    let started = Instant::now();
+    let fail = |detail: String| AgentError::ReplicationCommand {
+        phase: phase.into(),
+        command: cmd.describe(),
+        detail,
+    };
+    let mut c = match cmd {
+        CommandLine::Shell(line) => {
+            let mut c = tokio::process::Command::new("sh");
+            c.arg("-c").arg(line);
+            c
+        }
+        CommandLine::Argv(argv) => {
+            let Some((program, args)) = argv.split_first() else {
+                return Err(fail("empty command".into()));
+            };
+            let mut c = tokio::process::Command::new(program);
+            c.args(args);
+            c
+        }
+    };
+    c.env("WARDEN_GROUP", &s.group)
+        .env("WARDEN_PEER", &s.peer)
+        .env("WARDEN_PHASE", phase)
+        .envs(extra.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = c.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    let pid = child.id();
+    let out = tokio::spawn(keep_tail(child.stdout.take().expect("piped"), STDOUT_KEEP));
+    let err = tokio::spawn(keep_tail(child.stderr.take().expect("piped"), STDERR_TAIL));
+    let outcome = tokio::select! {
+        st = child.wait() => Ok(st),
+        _ = tokio::time::sleep(s.timeout) => Err(format!("timed out after {}, killed", humantime::format_duration(s.timeout))),
+        _ = cancel.cancelled() => Err("cancelled, killed".to_string()),
+    };
+    if outcome.is_err() {
+        // The whole process group: a shell's children too.
+        if let Some(pid) = pid {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await;
+        }
+        let _ = child.kill().await;
+    }
+    let grace = Duration::from_millis(200);
+    let stdout = tokio::time::timeout(grace, out)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr = tokio::time::timeout(grace, err)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+    let with_stderr = |d: String| {
+        if stderr.is_empty() {
+            d
+        } else {
+            format!("{d}; stderr: {stderr}")
+        }
+    };
+    let status = match outcome {
+        Ok(Ok(st)) => st,
+        Ok(Err(e)) => return Err(fail(format!("cannot wait for it: {e}"))),
+        Err(why) => {
+            if cancel.is_cancelled() {
+                return Err(AgentError::ReplicationCancelled);
+            }
+            return Err(fail(with_stderr(why)));
+        }
+    };
+    debug!(phase, elapsed_ms = started.elapsed().as_millis() as u64, %status, "replication command ran");
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("exit {code}"),
+            None => format!("{status}"),
+        };
+        return Err(fail(with_stderr(how)));
+    }
+    Ok(String::from_utf8_lossy(&stdout).into_owned())
+}
+
+/// Reads `pipe` to its end, keeping the last `keep` bytes (UTF-8 boundary fixed later by lossy decoding).
+async fn keep_tail(mut pipe: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                kept.extend_from_slice(&buf[..n]);
+                if kept.len() > keep {
+                    kept.drain(..kept.len() - keep);
+                }
+            }
+        }
+    }
+    kept
+}
+
+/// Runs the lag command every `lag_interval` until cancelled.
+async fn poll_lag(s: Arc<CommandSettings>, lag_ms: Arc<AtomicU64>, cancel: CancellationToken) {
+    let Some(cmd) = s.lag.clone() else {
+        return;
+    };
+    loop {
+        match run(&s, "lag", &cmd, &[], &cancel).await {
+            Ok(out) => match out.trim().parse::<u64>() {
+                Ok(ms) => lag_ms.store(ms, Ordering::Relaxed),
+                Err(_) => {
+                    warn!(output = %out.trim(), "lag command did not print a number of milliseconds")
+                }
+            },
+            Err(AgentError::ReplicationCancelled) => return,
+            Err(e) => warn!(cause = %e, "lag command failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(s.lag_interval) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+#[async_trait]
+impl Replicator for CommandPlan {
+    async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let mut running = self.running.lock().await;
+        if running.as_ref().is_some_and(|r| !r.cancel.is_cancelled()) {
+            return Ok(());
+        }
+        let s = &self.settings;
+        run(s, "start", &s.start, &[], &shutdown).await?;
+        let cancel = shutdown.child_token();
+        let task = s.lag.is_some().then(|| {
+            tokio::spawn(poll_lag(
+                self.settings.clone(),
+                self.lag_ms.clone(),
+                cancel.clone(),
+            ))
+        });
+        *running = Some(Running { cancel, task });
+        info!(group = %s.group, peer = %s.peer, "command replication started");
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take() {
+            r.cancel.cancel();
+            if let Some(t) = r.task {
+                let _ = t.await;
+            }
+        }
+        let s = &self.settings;
+        match run(s, "stop", &s.stop, &[], &CancellationToken::new()).await {
+            Ok(_) => info!(group = %s.group, peer = %s.peer, "command replication stopped"),
+            Err(e) => warn!(cause = %e, "stop command failed"),
+        }
+        self.lag_ms.store(0, Ordering::Relaxed);
+    }
+
+    async fn resync(
+        &self,
+        cancel: CancellationToken,
+        _progress: Option<watch::Sender<Progress>>,
+    ) -> Result<ResyncReport, AgentError> {
+        let started = Instant::now();
+        let s = &self.settings;
+        run(s, "resync", &s.resync, &[], &cancel).await?;
+        Ok(ResyncReport {
+            done: Progress::default(),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    fn lag(&self) -> Duration {
+        Duration::from_millis(self.lag_ms.load(Ordering::Relaxed))
+    }
+
+    async fn verify(&self) -> Result<Vec<Difference>, AgentError> {
+        let s = &self.settings;
+        run(s, "verify", &s.verify, &[], &CancellationToken::new()).await?;
+        Ok(Vec::new())
+    }
+}
+
+#[async_trait]
+impl Resyncer for CommandPlan {
+    async fn pass(
+        &self,
+        policy: DivergentPolicy,
+        cancel: CancellationToken,
+        _progress: Option<watch::Sender<ResyncProgress>>,
+    ) -> Result<PassReport, AgentError> {
+        let started = Instant::now();
+        let s = &self.settings;
+        let extra = [("WARDEN_DIVERGENT_POLICY", policy.as_str().to_string())];
+        run(s, "resync", &s.resync, &extra, &cancel).await?;
+        Ok(PassReport {
+            elapsed: started.elapsed(),
+            ..PassReport::default()
+        })
+    }
+
+    async fn verify(&self, except: &[String]) -> Result<VerifyReport, AgentError> {
+        let s = &self.settings;
+        let extra = [("WARDEN_EXCEPT", except.join("\n"))];
+        run(s, "verify", &s.verify, &extra, &CancellationToken::new()).await?;
+        Ok(VerifyReport {
+            excepted: except.len() as u64,
+            ..VerifyReport::default()
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! A real rsync daemon on 127.0.0.1 for the replication tests: started per
+//! test from a temp dir (a writable module `drdata` on `target/`, a read-only
+//! module `ro`), killed by PID on drop; plus tree snapshots. `munge symlinks
+//! = no`: with `use chroot = no` the daemon would otherwise store symlinks
+//! with a `/rsyncd-munged/` prefix, and target snapshots would differ.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warden_agents::replicate::RsyncSettings;
+use warden_config::Secret;
+
+pub const USER: &str = "drsync";
+pub const PASSWORD: &str = "s3cret-Pw-9";
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub fn have_rsync() -> bool {
+    let ok = Command::new("rsync")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("rsync is not installed; CI must install it (apt-get install -y rsync)");
+        }
+        eprintln!("note: rsync not installed, skipping this test");
+    }
+    ok
+}
+
+/// An rsync daemon with a writable module `drdata`, a read-only module `ro`.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for sub in ["target", "ro", "src"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+        std::fs::write(d.join("rsyncd.secrets"), format!("{USER}:{PASSWORD}\n")).unwrap();
+        chmod600(&d.join("rsyncd.secrets"));
+        let module = |name: &str, path: &str, ro: &str| {
+            format!(
+                "[{name}]\n path = {}\n read only = {ro}\n auth users = {USER}\n secrets file = {}\n hosts allow = 127.0.0.1\n",
+                d.join(path).display(),
+                d.join("rsyncd.secrets").display()
+            )
+        };
+        let conf = format!(
+            "use chroot = no\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
+            d.join("rsyncd.log").display(),
+            module("drdata", "target", "no"),
+            module("ro", "ro", "yes")
+        );
+        std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut daemon = Daemon {
+            dir,
+            port,
+            child: None,
+        };
+        daemon.up();
+        daemon
+    }
+
+    pub fn up(&mut self) {
+        let d = self.dir.path();
+        let child = Command::new("rsync")
+            .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--config={}", d.join("rsyncd.conf").display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rsync --daemon");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ok = Command::new("rsync")
+                .arg(format!("rsync://127.0.0.1:{}/", self.port))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rsync daemon not ready on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn src(&self) -> PathBuf {
+        self.dir.path().join("src")
+    }
+
+    pub fn target(&self) -> PathBuf {
+        self.dir.path().join("target")
+    }
+
+    pub fn settings(&self, module: &str, password: &str) -> RsyncSettings {
+        let mut s =
+            RsyncSettings::new(self.src(), "127.0.0.1", module, USER, Secret::new(password));
+        s.port = self.port;
+        s.retry_max = Duration::from_millis(500);
+        s.io_timeout = Duration::from_secs(5);
+        s
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.down();
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.dir.path().join("rsyncd.log")).unwrap_or_default();
+            eprintln!("--- rsyncd.log (tail)\n{}", tail(&log, 30));
+        }
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+pub fn chmod600(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Relative path → file content (None for a directory).
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if p.is_dir() {
+                out.insert(rel, None);
+                walk(root, &p, out);
+            } else {
+                out.insert(rel, std::fs::read(&p).ok());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
