@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use warden_config::{Config, ReplicationConfig, ReplicationPlan, ReplicationSite, Secret};
 
-use super::{Replicator, Resyncer, RsyncReplicator, RsyncSettings};
+use super::{Replicator, Resyncer, RsyncReplicator, RsyncResyncer, RsyncSettings};
 use crate::replication::unavailable;
 use crate::AgentError;
 
@@ -73,7 +73,8 @@ pub fn rsync_settings(
     )?;
     let mut s = RsyncSettings::new(path.clone(), host, module, user, password);
     s.port = port;
-    let _manifest = manifest_path(here, &path); // MERGE: s.manifest
+    s.manifest = Some(manifest_path(here, &path));
+    s.quarantine = Some(quarantine_path(here, &path));
     Ok(s)
 }
 
@@ -115,9 +116,15 @@ pub fn replicator(
 pub fn resyncer(
     config: &Config,
     group: &str,
-    _site: &str,
-    _peer: &str,
+    site: &str,
+    peer: &str,
 ) -> Result<Arc<dyn Resyncer>, AgentError> {
     let r = repl(config, group)?;
-    Err(unavailable(r.plan.as_str()))
+    match r.plan {
+        // The local directory is `site`'s; the module is `peer`'s.
+        ReplicationPlan::Rsync => Ok(Arc::new(RsyncResyncer::new(rsync_settings(
+            config, group, site, peer,
+        )?)?)),
+        other => Err(unavailable(other.as_str())),
+    }
 }

@@ -689,6 +689,10 @@ pub(crate) async fn run_rsync(
 ) -> Result<(), AgentError> {
     let secs = s.io_timeout.as_secs().max(1);
     args.insert(0, format!("--contimeout={secs}").into());
+    // Compare modification times to the nanosecond: with the default (whole
+    // seconds) a same-size rewrite within the second of the last transfer
+    // would be skipped by rsync's quick check and never reach the peer.
+    args.insert(0, "--modify-window=-1".into());
     args.insert(0, format!("--timeout={secs}").into());
     let mut child = Command::new(&s.rsync_path)
         .args(&args)
