@@ -10,199 +10,14 @@ mod lab;
 #[path = "../failover/deploy.rs"]
 #[allow(dead_code)]
 mod deploy;
+mod site;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use deploy::{Deployment, Knobs, HOSTS};
 use lab::secs;
 use serde_json::Value;
-
-const RSYNC_USER: &str = "warden";
-
-struct Data {
-    d: Deployment,
-}
-
-impl Data {
-    /// A deployment whose group `web` has an rsync plan with `policy`;
-    /// `password_b` is what the config says b's module wants (the daemon
-    /// wants `pw-b-right`).
-    fn new(policy: &str, password_b: &str) -> Option<Data> {
-        let lab = lab::Lab::new_or_skip(HOSTS)?;
-        let dir = lab.dir().to_path_buf();
-        for site in ["a", "b"] {
-            std::fs::create_dir_all(dir.join(format!("{site}-data"))).unwrap();
-        }
-        let pwa = lab.write_file("rsync-a.pw", "pw-a-right").unwrap();
-        let pwb = lab.write_file("rsync-b.pw", password_b).unwrap();
-        let extra = format!(
-            r#"
-[groups.web.replication]
-plan = "rsync"
-divergent = "{policy}"
-resync_lag_max = "2s"
-resync_timeout = "120s"
-
-[groups.web.replication.sites.a]
-path = "{adir}"
-module = "{aip}:873/data"
-user = "{RSYNC_USER}"
-password = {{ file = "{pwa}" }}
-
-[groups.web.replication.sites.b]
-path = "{bdir}"
-module = "{bip}:873/data"
-user = "{RSYNC_USER}"
-password = {{ file = "{pwb}" }}
-"#,
-            adir = dir.join("a-data").display(),
-            bdir = dir.join("b-data").display(),
-            aip = lab.ip("a"),
-            bip = lab.ip("b"),
-            pwa = pwa.display(),
-            pwb = pwb.display(),
-        );
-        let d = Deployment::new(
-            lab,
-            Knobs {
-                hold_down: "3s",
-                max_failovers: 1000,
-                extra,
-                ..Knobs::default()
-            },
-        )
-        .expect("deployment");
-        Some(Data { d })
-    }
-
-    fn dir(&self, site: &str) -> PathBuf {
-        self.d.lab.dir().join(format!("{site}-data"))
-    }
-
-    /// The site's rsync daemon: module `data` = the site's directory.
-    fn start_rsyncd(&self, site: &str) -> Result<()> {
-        let lab = &self.d.lab;
-        let secrets = lab.write_file(
-            &format!("rsyncd-{site}.secrets"),
-            format!("{RSYNC_USER}:pw-{site}-right\n"),
-        )?;
-        std::fs::set_permissions(
-            &secrets,
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )?;
-        let conf = lab.write_file(
-            &format!("rsyncd-{site}.conf"),
-            format!(
-                "use chroot = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
-                self.dir(site).display(),
-                secrets.display()
-            ),
-        )?;
-        let ip = lab.ip(site);
-        lab.spawn(
-            site,
-            &format!("rsyncd-{site}"),
-            "rsync",
-            [
-                "--daemon".to_string(),
-                "--no-detach".into(),
-                format!("--address={ip}"),
-                "--port=873".into(),
-                format!("--config={}", conf.display()),
-            ],
-        )?;
-        lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
-    }
-
-    fn start(&self) -> Result<()> {
-        self.start_rsyncd("a")?;
-        self.start_rsyncd("b")?;
-        self.d.start_all()
-    }
-
-    /// The whole site a: service, agent, rsync daemon.
-    fn kill_site(&self, site: &str) -> Result<()> {
-        for p in ["agent", "svc", "rsyncd"] {
-            self.d.lab.kill(&format!("{p}-{site}"))?;
-        }
-        Ok(())
-    }
-
-    /// Every warden log of the deployment.
-    fn logs(&self) -> String {
-        ["agent-a", "agent-b", "orchestrator", "frontend"]
-            .iter()
-            .map(|n| self.d.lab.log(n))
-            .collect()
-    }
-
-    fn restart_site(&self, site: &str) -> Result<()> {
-        self.start_rsyncd(site)?;
-        self.d.start_service(site)?;
-        self.d.start_agent(site)
-    }
-
-    fn write(&self, site: &str, rel: &str, body: &str) -> Result<()> {
-        let p = self.dir(site).join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&p, body).with_context(|| format!("write {}", p.display()))
-    }
-
-    fn replication(&self) -> Result<Value> {
-        Ok(self.d.group()?["replication"].clone())
-    }
-
-    fn wait_same(&self, limit: Duration) -> Result<BTreeMap<String, Vec<u8>>> {
-        lab::eventually(limit, secs(0.2), || {
-            let (a, b) = (tree(&self.dir("a"))?, tree(&self.dir("b"))?);
-            if a == b {
-                Ok(a)
-            } else {
-                bail!(
-                    "a and b differ: only/changed at a {:?}, only/changed at b {:?}",
-                    diff(&a, &b),
-                    diff(&b, &a)
-                )
-            }
-        })
-    }
-}
-
-/// Relative path → content of every file under `root`.
-fn tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).with_context(|| format!("read {}", d.display()))? {
-            let e = e?;
-            let p = e.path();
-            if e.file_type()?.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(root)?.to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap_or_default());
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
-    x.iter()
-        .filter(|(k, v)| y.get(*k) != Some(*v))
-        .map(|(k, _)| k.clone())
-        .take(10)
-        .collect()
-}
-
-fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
-    m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
-}
+use site::{text, tree, Data};
 
 fn runbook_of<'a>(rbs: &'a [Value], kind: &str) -> Option<&'a Value> {
     rbs.iter().rev().find(|r| r["kind"] == kind)
@@ -517,5 +332,69 @@ fn wrong_rsync_password_is_reported_and_the_failback_stops_before_the_switch() -
     assert_eq!(x.d.user_get()?, "b");
     let all = format!("{}{}", serde_json::to_string(&x.d.events()?)?, x.logs());
     assert!(!all.contains("pw-b-WRONG") && !all.contains("pw-b-right"));
+    Ok(())
+}
+
+/// Planned switchover (`warden switchover web --to b`): every write made at
+/// a up to its demote is at b when users arrive there (the final pass and the
+/// checksum verification run between demote and promote), then replication
+/// runs b → a; and back again.
+#[test]
+fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
+    let Some(x) = Data::with_failback("keep", "pw-b-right", "manual") else {
+        return Ok(());
+    };
+    x.write("a", "one.txt", "1")?;
+    x.start()?;
+    x.wait_same(secs(20))?;
+    // Written right before the switchover: only the resync / final pass can carry them.
+    for i in 0..300 {
+        x.write("a", &format!("late/{i:03}.txt"), &format!("late write {i}"))?;
+    }
+    let out = x.d.cli_ok(&["switchover", "web", "--to", "b"])?;
+    assert!(out.contains("switchover of web to b started"), "{out}");
+    x.d.wait_users_on("b", secs(60))?;
+    let rb = lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        let rb = runbook_of(&rbs, "switchover").cloned().context("none")?;
+        if rb["status"] == "succeeded" {
+            Ok(rb)
+        } else {
+            bail!("switchover {}", rb["status"])
+        }
+    })?;
+    assert!(
+        step(&rb, "final_sync")["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("verified b holds what a holds"),
+        "{rb:#}"
+    );
+    let b = tree(&x.dir("b"))?;
+    assert_eq!(b.len(), 301, "every write at a is at b");
+    assert_eq!(text(&b, "late/299.txt").as_deref(), Some("late write 299"));
+    // replication now runs b → a
+    x.write("b", "at-b.txt", "written at b after the switchover")?;
+    x.wait_same(secs(30))?;
+    let r = x.replication()?;
+    assert_eq!((r["source"].as_str(), r["target"].as_str()), (Some("b"), Some("a")), "{r}");
+    // and back to a
+    x.d.cli_ok(&["switchover", "web", "--to", "a"])?;
+    x.d.wait_users_on("a", secs(60))?;
+    let a = lab::eventually(secs(30), secs(0.3), || {
+        let a = tree(&x.dir("a"))?;
+        if a.contains_key("at-b.txt") {
+            Ok(a)
+        } else {
+            bail!("at-b.txt not at a yet")
+        }
+    })?;
+    assert_eq!(a.len(), 302);
+    // refused: a switchover to the active site, or to a stranger
+    let again = x.d.operator().cli(&["switchover", "web", "--to", "a"])?;
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already runs on a"));
+    let bad = x.d.operator().cli(&["switchover", "web", "--to", "zz"])?;
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a site of group web"));
     Ok(())
 }

@@ -1,0 +1,203 @@
+//! The data deployment shared by `tests/data` and `benches/cutover`: the
+//! failover deployment plus, per site, an rsync daemon exporting the site's
+//! data directory and a `[groups.web.replication]` rsync plan.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::deploy::{Deployment, Knobs, HOSTS};
+use crate::lab::{self, secs};
+
+const RSYNC_USER: &str = "warden";
+
+pub struct Data {
+    pub d: Deployment,
+}
+
+impl Data {
+    /// A deployment whose group `web` has an rsync plan with `policy`;
+    /// `password_b` is what the config says b's module wants (the daemon
+    /// wants `pw-b-right`).
+    pub fn new(policy: &str, password_b: &str) -> Option<Data> {
+        Self::with_failback(policy, password_b, "auto")
+    }
+
+    pub fn with_failback(policy: &str, password_b: &str, failback: &'static str) -> Option<Data> {
+        let lab = lab::Lab::new_or_skip(HOSTS)?;
+        let dir = lab.dir().to_path_buf();
+        for site in ["a", "b"] {
+            std::fs::create_dir_all(dir.join(format!("{site}-data"))).unwrap();
+        }
+        let pwa = lab.write_file("rsync-a.pw", "pw-a-right").unwrap();
+        let pwb = lab.write_file("rsync-b.pw", password_b).unwrap();
+        let extra = format!(
+            r#"
+[groups.web.replication]
+plan = "rsync"
+divergent = "{policy}"
+resync_lag_max = "2s"
+resync_timeout = "120s"
+
+[groups.web.replication.sites.a]
+path = "{adir}"
+module = "{aip}:873/data"
+user = "{RSYNC_USER}"
+password = {{ file = "{pwa}" }}
+
+[groups.web.replication.sites.b]
+path = "{bdir}"
+module = "{bip}:873/data"
+user = "{RSYNC_USER}"
+password = {{ file = "{pwb}" }}
+"#,
+            adir = dir.join("a-data").display(),
+            bdir = dir.join("b-data").display(),
+            aip = lab.ip("a"),
+            bip = lab.ip("b"),
+            pwa = pwa.display(),
+            pwb = pwb.display(),
+        );
+        let d = Deployment::new(
+            lab,
+            Knobs {
+                hold_down: "3s",
+                max_failovers: 1000,
+                failback,
+                extra,
+                ..Knobs::default()
+            },
+        )
+        .expect("deployment");
+        Some(Data { d })
+    }
+
+    pub fn dir(&self, site: &str) -> PathBuf {
+        self.d.lab.dir().join(format!("{site}-data"))
+    }
+
+    /// The site's rsync daemon: module `data` = the site's directory.
+    pub fn start_rsyncd(&self, site: &str) -> Result<()> {
+        let lab = &self.d.lab;
+        let secrets = lab.write_file(
+            &format!("rsyncd-{site}.secrets"),
+            format!("{RSYNC_USER}:pw-{site}-right\n"),
+        )?;
+        std::fs::set_permissions(
+            &secrets,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
+        let conf = lab.write_file(
+            &format!("rsyncd-{site}.conf"),
+            format!(
+                "use chroot = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
+                self.dir(site).display(),
+                secrets.display()
+            ),
+        )?;
+        let ip = lab.ip(site);
+        lab.spawn(
+            site,
+            &format!("rsyncd-{site}"),
+            "rsync",
+            [
+                "--daemon".to_string(),
+                "--no-detach".into(),
+                format!("--address={ip}"),
+                "--port=873".into(),
+                format!("--config={}", conf.display()),
+            ],
+        )?;
+        lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
+    }
+
+    pub fn start(&self) -> Result<()> {
+        self.start_rsyncd("a")?;
+        self.start_rsyncd("b")?;
+        self.d.start_all()
+    }
+
+    /// The whole site a: service, agent, rsync daemon.
+    pub fn kill_site(&self, site: &str) -> Result<()> {
+        for p in ["agent", "svc", "rsyncd"] {
+            self.d.lab.kill(&format!("{p}-{site}"))?;
+        }
+        Ok(())
+    }
+
+    /// Every warden log of the deployment.
+    pub fn logs(&self) -> String {
+        ["agent-a", "agent-b", "orchestrator", "frontend"]
+            .iter()
+            .map(|n| self.d.lab.log(n))
+            .collect()
+    }
+
+    pub fn restart_site(&self, site: &str) -> Result<()> {
+        self.start_rsyncd(site)?;
+        self.d.start_service(site)?;
+        self.d.start_agent(site)
+    }
+
+    pub fn write(&self, site: &str, rel: &str, body: &str) -> Result<()> {
+        let p = self.dir(site).join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&p, body).with_context(|| format!("write {}", p.display()))
+    }
+
+    pub fn replication(&self) -> Result<Value> {
+        Ok(self.d.group()?["replication"].clone())
+    }
+
+    pub fn wait_same(&self, limit: Duration) -> Result<BTreeMap<String, Vec<u8>>> {
+        lab::eventually(limit, secs(0.2), || {
+            let (a, b) = (tree(&self.dir("a"))?, tree(&self.dir("b"))?);
+            if a == b {
+                Ok(a)
+            } else {
+                bail!(
+                    "a and b differ: only/changed at a {:?}, only/changed at b {:?}",
+                    diff(&a, &b),
+                    diff(&b, &a)
+                )
+            }
+        })
+    }
+}
+
+/// Relative path → content of every file under `root`.
+pub fn tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("read {}", d.display()))? {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(root)?.to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    x.iter()
+        .filter(|(k, v)| y.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .take(10)
+        .collect()
+}
+
+pub fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
+    m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
