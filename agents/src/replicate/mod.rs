@@ -5,6 +5,10 @@
 //! orchestrator decides the direction; the agent only runs it. Plans:
 //! - [`rsync`]: a directory mirrored to an rsync daemon module with the real
 //!   `rsync` binary, driven by inotify ([`rsync::RsyncReplicator`]).
+//! - [`swift`]: two Swift clusters through the Swift API
+//!   ([`swift::SwiftReplicator`], [`swift::SwiftResyncer`]), Swift's own
+//!   container sync ([`swift::SwiftContainerSync`]), and `none`
+//!   ([`swift::NoReplication`], a stretched cluster).
 //!
 //! The failback side is a [`Resyncer`]: the returning (stale) site brings
 //! itself to the active peer's content, using the pair's [`Manifest`] to tell
@@ -12,6 +16,7 @@
 
 pub mod manifest;
 pub mod rsync;
+pub mod swift;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -28,6 +33,10 @@ pub use manifest::{
     Manifest,
 };
 pub use rsync::{RsyncReplicator, RsyncSettings};
+pub use swift::{
+    ContainerSyncSettings, NoReplication, SwiftClient, SwiftContainerSync, SwiftReplicator,
+    SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings,
+};
 
 /// How far a full pass has got (sent on the progress channel while it runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
