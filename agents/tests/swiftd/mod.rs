@@ -116,7 +116,13 @@ impl Clusters {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/swift-clusters.sh");
+        // agents/ (the tests) or the repo root (the bench)
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let script = [root.join("scripts"), root.join("../scripts")]
+            .into_iter()
+            .map(|d| d.join("swift-clusters.sh"))
+            .find(|p| p.is_file())
+            .expect("scripts/swift-clusters.sh not found");
         let ports = [
             ("SWIFT_A_PROXY_PORT", free_port()),
             ("SWIFT_B_PROXY_PORT", free_port()),

@@ -26,6 +26,9 @@
 //! know.
 //!
 //! **One round** of [`SwiftReplicator`]:
+//! Rounds follow each other at once while they find work; `interval` is the
+//! pause after a round that found nothing.
+//!
 //! 1. every placement container exists on both clusters, with the source's
 //!    `X-Container-Meta-*`, `X-Container-Read` and `X-Container-Write` at the
 //!    destination (a container found only at the destination is created at
@@ -98,7 +101,8 @@ pub struct SwiftReplicatorSettings {
     pub containers: Vec<String>,
     /// The pair manifest (JSON), saved after each round that changed it.
     pub manifest: PathBuf,
-    /// Pause between two rounds (default 1 s).
+    /// Pause after a round that found nothing to do (default 1 s); a round
+    /// that copied or deleted something is followed by the next at once.
     pub interval: Duration,
     /// Copies and deletes in flight at once (default 16).
     pub concurrency: usize,
@@ -443,7 +447,13 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
                 }
                 failing = false;
                 backoff = s.retry_min;
-                s.interval
+                // a round that found work is followed by another at once: a
+                // burst is usually still arriving
+                if done.items > 0 {
+                    Duration::ZERO
+                } else {
+                    s.interval
+                }
             }
             Err(AgentError::ReplicationCancelled) => return,
             Err(e) => {
