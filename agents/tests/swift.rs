@@ -205,6 +205,42 @@ async fn continuous_replication(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The destination site down: start() still succeeds, the lag grows while
+/// A is written, and everything arrives once B is back (retried in the background).
+async fn peer_down_and_back(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "outage";
+    a.put_container(c, &BTreeMap::new()).await?;
+    put(a, c, "before", "written before the outage").await?;
+    env.cl.stop_one("b");
+    let repl = env.replicator(&[c], "outage.json");
+    let started = Instant::now();
+    let r = repl.start(CancellationToken::new()).await;
+    ensure!(
+        r.is_ok(),
+        "an unreachable peer is retried, not fatal: {r:?}"
+    );
+    ensure!(started.elapsed() < Duration::from_secs(10));
+    put(a, c, "during", "written while B is down").await?;
+    eventually("lag grows while B is down", PATIENCE, || async {
+        Ok(repl.lag() > Duration::from_secs(2))
+    })
+    .await?;
+    env.cl.start_one("b");
+    eventually(
+        "everything at B after it is back",
+        Duration::from_secs(60),
+        || async { Ok(etags(b, c).await?.len() == 2 && repl.verify().await?.is_empty()) },
+    )
+    .await?;
+    eventually("lag back to zero", PATIENCE, || async {
+        Ok(repl.lag().is_zero())
+    })
+    .await?;
+    repl.stop().await;
+    Ok(())
+}
+
 /// Containers of the placement list created at either site appear at every
 /// site with their metadata and ACLs.
 async fn placement_containers(env: &Env<'_>) -> Result<()> {
@@ -581,6 +617,7 @@ async fn swift_plans_against_two_real_clusters() {
         resync_after_disaster(&env, DivergentPolicy::Discard)
     );
     scenario!("container_sync", container_sync(&env));
+    scenario!("peer_down_and_back", peer_down_and_back(&env));
     scenario!("token_renewal", token_renewal(&env));
     drop(env);
     drop(cl);

@@ -298,6 +298,9 @@ struct State {
     seen: HashMap<String, u64>,
     /// The oldest source change known not to be at the destination yet.
     oldest_pending: Option<SystemTime>,
+    /// When the last successful round started (µs): later source
+    /// timestamps are changes not confirmed at the destination.
+    last_ok_start_us: Option<u64>,
 }
 
 struct Shared {
@@ -457,6 +460,10 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
             }
             Err(AgentError::ReplicationCancelled) => return,
             Err(e) => {
+                tokio::select! {
+                    _ = shared.note_unconfirmed() => {}
+                    _ = cancel.cancelled() => return,
+                }
                 if !failing {
                     warn!(destination = %s.destination.auth_url, cause = %e, "swift replication round failed, retrying");
                 } else {
@@ -475,12 +482,59 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
 enum Op {
     Copy(String),
     Delete(String),
 }
 
 impl Shared {
+    /// After a failed round (destination down): the source alone tells which
+    /// changes are not confirmed yet (written after the last good round
+    /// started, or unknown to the manifest before any), so the lag keeps
+    /// growing while the peer is away.
+    async fn note_unconfirmed(&self) {
+        let last_ok = self.state.lock().unwrap().last_ok_start_us;
+        let manifest = self
+            .state
+            .lock()
+            .unwrap()
+            .manifest
+            .clone()
+            .unwrap_or_default();
+        let mut oldest: Option<u64> = None;
+        for c in &self.settings.containers {
+            let Ok(Some(list)) = self.src.list_objects(c).await else {
+                return;
+            };
+            for e in list {
+                let ts = e.timestamp_us();
+                let pending = match last_ok {
+                    Some(t) => ts >= t,
+                    None => manifest
+                        .items
+                        .get(&format!("{c}/{}", e.name))
+                        .and_then(|i| parse_version(&i.version))
+                        .is_none_or(|(etag, _)| etag != e.hash),
+                };
+                if pending {
+                    oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
+                }
+            }
+        }
+        if let Some(o) = oldest {
+            let mut st = self.state.lock().unwrap();
+            let t = us_to_system(o);
+            st.oldest_pending = Some(st.oldest_pending.map_or(t, |p| p.min(t)));
+        }
+    }
+
     fn manifest(&self) -> Result<Manifest, AgentError> {
         if let Some(m) = self.state.lock().unwrap().manifest.clone() {
             return Ok(m);
@@ -498,6 +552,7 @@ impl Shared {
     ) -> Result<Progress, AgentError> {
         let _one = self.round.lock().await;
         let s = &self.settings;
+        let round_start_us = now_us();
         let work = async {
             ensure_containers(&self.src, &self.dst, &s.containers).await?;
             let manifest = self.manifest()?;
@@ -601,7 +656,9 @@ impl Shared {
         match first_err {
             Some(e) => Err(e),
             None => {
-                self.state.lock().unwrap().oldest_pending = None;
+                let mut st = self.state.lock().unwrap();
+                st.oldest_pending = None;
+                st.last_ok_start_us = Some(round_start_us);
                 Ok(done)
             }
         }
@@ -674,10 +731,7 @@ impl Shared {
                 ops.push(Op::Copy(name.clone()));
             }
         }
-        let now_us = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
+        let now_us = now_us();
         for (name, item) in &manifest.items {
             if src.contains_key(name) {
                 continue;
