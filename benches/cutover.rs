@@ -55,7 +55,11 @@ fn main() -> Result<()> {
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     let mut extra = Vec::new();
     for round in 0..rounds {
-        let (from, to) = if round % 2 == 0 { ("a", "b") } else { ("b", "a") };
+        let (from, to) = if round % 2 == 0 {
+            ("a", "b")
+        } else {
+            ("b", "a")
+        };
         for i in 0..files {
             x.write(from, &format!("r{round}/{i:05}.dat"), &blob)?;
         }
@@ -77,7 +81,8 @@ fn main() -> Result<()> {
             }
         })?;
         let demote = ms(&rb, "demote", "started_unix_ms")?;
-        let fin = ms(&rb, "final_sync", "finished_unix_ms")? - ms(&rb, "final_sync", "started_unix_ms")?;
+        let fin =
+            ms(&rb, "final_sync", "finished_unix_ms")? - ms(&rb, "final_sync", "started_unix_ms")?;
         let promoted = ms(&rb, "promote", "finished_unix_ms")?;
         let switched = ms(&rb, "switch", "finished_unix_ms")?;
         let pause = promoted - demote;

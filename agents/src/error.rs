@@ -81,6 +81,27 @@ pub enum AgentError {
         command: String,
         detail: String,
     },
+    /// The Swift auth endpoint refused the user and key: fatal, the operator fixes the key (never quoted) or the user.
+    #[error("Swift auth at {url} refused user {user} ({status}): check the key")]
+    SwiftAuth {
+        url: String,
+        user: String,
+        status: u16,
+    },
+    /// A Swift cluster could not be reached or did not answer in time: retryable, warden keeps trying.
+    #[error("Swift at {url} unreachable: {detail}; warden keeps retrying")]
+    SwiftUnreachable { url: String, detail: String },
+    /// A Swift call answered an error status: retryable when 5xx, 408 or 429 (the cluster is busy or degraded), otherwise the operator's or warden's fault.
+    #[error("Swift {method} {url} answered {status}: {detail}")]
+    SwiftStatus {
+        method: String,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    /// A Swift answer could not be read (not a JSON listing, no token): retryable; usually a proxy in between or the wrong URL.
+    #[error("unreadable answer from Swift at {url}: {detail}")]
+    SwiftBadResponse { url: String, detail: String },
     /// A replication call was cancelled by its token: not an error of the peer.
     #[error("replication cancelled")]
     ReplicationCancelled,
@@ -99,6 +120,8 @@ impl AgentError {
                 | AgentError::Unreachable(_)
                 | AgentError::Rejected { .. }
                 | AgentError::BadResponse(_)
-        )
+                | AgentError::SwiftUnreachable { .. }
+                | AgentError::SwiftBadResponse { .. }
+        ) || matches!(self, AgentError::SwiftStatus { status, .. } if *status >= 500 || *status == 408 || *status == 429)
     }
 }

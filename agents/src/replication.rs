@@ -27,7 +27,6 @@ use crate::replicate::{plan, DivergentItem, DivergentPolicy, Replicator, ResyncP
 use crate::wire::{
     Command, CommandKind, CommandOutcome, DivergentWire, ReplicationStatus, ResyncProgressWire,
 };
-use crate::AgentError;
 
 /// Resync passes before the step gives up on reaching `resync_lag_max`.
 pub const MAX_PASSES: u32 = 50;
@@ -446,13 +445,5 @@ fn divergent_wire(d: &DivergentItem) -> DivergentWire {
         },
         action: d.action.clone(),
         moved_to: d.moved_to.clone(),
-    }
-}
-
-/// Only for errors that name a plan this build cannot run.
-pub(crate) fn unavailable(plan: &str) -> AgentError {
-    AgentError::InvalidSetting {
-        key: "replication.plan".into(),
-        reason: format!("plan {plan:?} is not available in this build"),
     }
 }

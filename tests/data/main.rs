@@ -377,7 +377,11 @@ fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
     x.write("b", "at-b.txt", "written at b after the switchover")?;
     x.wait_same(secs(30))?;
     let r = x.replication()?;
-    assert_eq!((r["source"].as_str(), r["target"].as_str()), (Some("b"), Some("a")), "{r}");
+    assert_eq!(
+        (r["source"].as_str(), r["target"].as_str()),
+        (Some("b"), Some("a")),
+        "{r}"
+    );
     // and back to a
     x.d.cli_ok(&["switchover", "web", "--to", "a"])?;
     x.d.wait_users_on("a", secs(60))?;

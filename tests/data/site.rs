@@ -200,4 +200,3 @@ pub fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec
 pub fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
     m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
 }
-

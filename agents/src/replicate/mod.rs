@@ -7,7 +7,11 @@
 //!   `rsync` binary, driven by inotify ([`rsync::RsyncReplicator`]); its
 //!   failback side pulls the module back ([`rsync_resync::RsyncResyncer`]);
 //! - [`command`]: a user command per phase for anything else, e.g. a
-//!   database ([`command::CommandPlan`]).
+//!   database ([`command::CommandPlan`]);
+//! - [`swift`]: two Swift clusters through the Swift API
+//!   ([`swift::SwiftReplicator`], [`swift::SwiftResyncer`]), Swift's own
+//!   container sync ([`swift::SwiftContainerSync`]), and `none`
+//!   ([`swift::NoReplication`], a stretched cluster).
 //!
 //! The failback side is a [`Resyncer`]: the returning (stale) site brings
 //! itself to the active peer's content, using the pair's [`Manifest`] to tell
@@ -18,6 +22,7 @@ pub mod manifest;
 pub mod plan;
 pub mod rsync;
 pub mod rsync_resync;
+pub mod swift;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,6 +41,10 @@ pub use manifest::{
 };
 pub use rsync::{RsyncReplicator, RsyncSettings};
 pub use rsync_resync::RsyncResyncer;
+pub use swift::{
+    ContainerSyncSettings, NoReplication, SwiftClient, SwiftContainerSync, SwiftReplicator,
+    SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings,
+};
 
 /// How far a full pass has got (sent on the progress channel while it runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -7,8 +7,16 @@ use std::sync::Arc;
 
 use warden_config::{Config, ReplicationConfig, ReplicationPlan, ReplicationSite, Secret};
 
-use super::{Replicator, Resyncer, RsyncReplicator, RsyncResyncer, RsyncSettings};
-use crate::replication::unavailable;
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, DivergentPolicy,
+    NoReplication, PassReport, Replicator, ResyncProgress, Resyncer, RsyncReplicator,
+    RsyncResyncer, RsyncSettings, SwiftContainerSync, SwiftReplicator, SwiftReplicatorSettings,
+    SwiftResyncer, SwiftResyncerSettings, SwiftSettings, VerifyReport,
+};
 use crate::AgentError;
 
 fn repl<'a>(config: &'a Config, group: &str) -> Result<&'a ReplicationConfig, AgentError> {
@@ -96,6 +104,111 @@ pub fn quarantine_path(s: &ReplicationSite, path: &std::path::Path) -> PathBuf {
     })
 }
 
+/// One site's Swift endpoint from the config (key loaded).
+fn swift_settings(
+    r: &ReplicationConfig,
+    group: &str,
+    name: &str,
+) -> Result<SwiftSettings, AgentError> {
+    let s = site(r, group, name)?;
+    let url = s
+        .auth_url
+        .clone()
+        .ok_or_else(|| missing(group, name, "auth_url"))?;
+    let user = s.user.clone().ok_or_else(|| missing(group, name, "user"))?;
+    let key_ref = s.key.as_ref().ok_or_else(|| missing(group, name, "key"))?;
+    let key = Secret::load(
+        &format!("groups.{group}.replication.sites.{name}.key"),
+        key_ref,
+    )?;
+    Ok(SwiftSettings::new(url, user, key))
+}
+
+/// `manifest`, or `/var/lib/warden/GROUP.SITE.swift-manifest.json`.
+fn swift_manifest(r: &ReplicationConfig, group: &str, name: &str) -> PathBuf {
+    r.sites
+        .get(name)
+        .and_then(|s| s.manifest.clone())
+        .unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "/var/lib/warden/{group}.{name}.swift-manifest.json"
+            ))
+        })
+}
+
+fn container_sync(
+    r: &ReplicationConfig,
+    group: &str,
+    here: &str,
+    peer: &str,
+) -> Result<SwiftContainerSync, AgentError> {
+    let realm = r.realm.clone().ok_or_else(|| AgentError::InvalidSetting {
+        key: format!("groups.{group}.replication.realm"),
+        reason: "missing".into(),
+    })?;
+    let key_ref = r
+        .sync_key
+        .as_ref()
+        .ok_or_else(|| AgentError::InvalidSetting {
+            key: format!("groups.{group}.replication.sync_key"),
+            reason: "missing".into(),
+        })?;
+    let key = Secret::load(&format!("groups.{group}.replication.sync_key"), key_ref)?;
+    let cluster = |n: &str| {
+        site(r, group, n)?
+            .cluster
+            .clone()
+            .ok_or_else(|| missing(group, n, "cluster"))
+    };
+    let mut s = ContainerSyncSettings::new(
+        swift_settings(r, group, here)?,
+        swift_settings(r, group, peer)?,
+        realm,
+        cluster(here)?,
+        cluster(peer)?,
+        key,
+        r.containers.clone(),
+    );
+    s.poll = r.interval;
+    SwiftContainerSync::new(s)
+}
+
+fn command_plan(r: &ReplicationConfig, group: &str, peer: &str) -> CommandPlan {
+    let line = |v: &Option<Vec<String>>| {
+        CommandLine::Argv(v.clone().unwrap_or_else(|| vec!["true".to_string()]))
+    };
+    let mut s = CommandSettings::new(
+        group,
+        peer,
+        line(&r.start),
+        line(&r.stop),
+        line(&r.resync),
+        line(&r.verify),
+    );
+    s.lag = r.lag.clone().map(CommandLine::Argv);
+    s.timeout = r.resync_timeout;
+    CommandPlan::new(s)
+}
+
+/// Plan `none` (a stretched cluster): nothing to fetch, nothing differs.
+struct NoResync;
+
+#[async_trait]
+impl Resyncer for NoResync {
+    async fn pass(
+        &self,
+        _policy: DivergentPolicy,
+        _cancel: CancellationToken,
+        _progress: Option<watch::Sender<ResyncProgress>>,
+    ) -> Result<PassReport, AgentError> {
+        Ok(PassReport::default())
+    }
+
+    async fn verify(&self, _except: &[String]) -> Result<VerifyReport, AgentError> {
+        Ok(VerifyReport::default())
+    }
+}
+
 /// The continuous replicator `site` → `peer`.
 pub fn replicator(
     config: &Config,
@@ -108,7 +221,20 @@ pub fn replicator(
         ReplicationPlan::Rsync => Ok(Arc::new(RsyncReplicator::new(rsync_settings(
             config, group, site, peer,
         )?))),
-        other => Err(unavailable(other.as_str())),
+        ReplicationPlan::Swift => {
+            let mut s = SwiftReplicatorSettings::new(
+                swift_settings(r, group, site)?,
+                swift_settings(r, group, peer)?,
+                r.containers.clone(),
+                swift_manifest(r, group, site),
+            );
+            s.interval = r.interval;
+            s.concurrency = r.concurrency;
+            Ok(Arc::new(SwiftReplicator::new(s)?))
+        }
+        ReplicationPlan::SwiftContainerSync => Ok(Arc::new(container_sync(r, group, site, peer)?)),
+        ReplicationPlan::None => Ok(Arc::new(NoReplication)),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
     }
 }
 
@@ -125,6 +251,19 @@ pub fn resyncer(
         ReplicationPlan::Rsync => Ok(Arc::new(RsyncResyncer::new(rsync_settings(
             config, group, site, peer,
         )?)?)),
-        other => Err(unavailable(other.as_str())),
+        // Container sync has no manifest of its own: the failback copies
+        // through the API like the swift plan, then the direction flips.
+        ReplicationPlan::Swift | ReplicationPlan::SwiftContainerSync => {
+            let mut s = SwiftResyncerSettings::new(
+                swift_settings(r, group, site)?,
+                swift_settings(r, group, peer)?,
+                r.containers.clone(),
+                swift_manifest(r, group, site),
+            );
+            s.concurrency = r.concurrency;
+            Ok(Arc::new(SwiftResyncer::new(s)?))
+        }
+        ReplicationPlan::None => Ok(Arc::new(NoResync)),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
     }
 }

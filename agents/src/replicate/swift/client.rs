@@ -1,0 +1,816 @@
+//! [`SwiftClient`]: the few Swift API calls the Swift plans need, over
+//! `reqwest`, with tempauth v1 authentication.
+//!
+//! - Auth: `GET {auth_url}` with `X-Auth-User`/`X-Auth-Key` gives the
+//!   storage URL and a token; a 401 on any later call renews the token once
+//!   and repeats the call. The key is a [`Secret`]: it only ever goes into
+//!   the `X-Auth-Key` header, never into an error, a log line or `Debug`.
+//! - Listings are paged with `marker` (`?format=json&limit=…&marker=…`).
+//! - Names are percent-encoded per path segment (object names keep their `/`).
+//! - Errors say whose move it is: [`AgentError::SwiftAuth`] (wrong key,
+//!   fatal), [`AgentError::SwiftUnreachable`] (connect/timeout, retryable),
+//!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tracing::debug;
+use warden_config::Secret;
+
+use crate::AgentError;
+
+/// How to reach one Swift cluster (tempauth v1). [`SwiftSettings::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct SwiftSettings {
+    /// The tempauth URL, e.g. `http://127.0.0.1:8080/auth/v1.0`.
+    pub auth_url: String,
+    /// `account:user`, e.g. `test:tester`.
+    pub user: String,
+    /// The user's key (never logged).
+    pub key: Secret,
+    /// Timeout of one request, body included (default 60 s).
+    pub timeout: Duration,
+    /// Connect timeout (default 5 s).
+    pub connect_timeout: Duration,
+    /// Entries per listing page (default 10 000, Swift's maximum).
+    pub page_size: usize,
+}
+
+impl SwiftSettings {
+    /// Settings with the defaults: 60 s request timeout, 5 s connect timeout, pages of 10 000.
+    pub fn new(auth_url: impl Into<String>, user: impl Into<String>, key: Secret) -> Self {
+        SwiftSettings {
+            auth_url: auth_url.into(),
+            user: user.into(),
+            key,
+            timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            page_size: 10_000,
+        }
+    }
+}
+
+/// One entry of a JSON container listing.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ObjectEntry {
+    pub name: String,
+    /// The ETag (MD5 of the content for plain objects).
+    pub hash: String,
+    pub bytes: u64,
+    #[serde(default)]
+    pub content_type: String,
+    /// The object's X-Timestamp as `YYYY-MM-DDTHH:MM:SS.ffffff` (UTC).
+    pub last_modified: String,
+}
+
+impl ObjectEntry {
+    /// `last_modified` in microseconds since the epoch (0 if unreadable).
+    pub fn timestamp_us(&self) -> u64 {
+        parse_listing_time(&self.last_modified).unwrap_or(0)
+    }
+}
+
+#[derive(Deserialize)]
+struct ContainerEntry {
+    name: String,
+}
+
+/// An object's headers, as HEAD/GET return them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub etag: String,
+    pub content_type: String,
+    pub length: u64,
+    /// X-Timestamp in microseconds since the epoch.
+    pub timestamp_us: u64,
+    /// `x-object-meta-*` (lower-case names, values as sent), plus
+    /// `content-encoding`, `content-disposition` and `x-delete-at` when set.
+    pub meta: BTreeMap<String, String>,
+}
+
+impl ObjectInfo {
+    /// When this version was first written anywhere: warden's origin
+    /// timestamp header if a replicator wrote it here, else its own X-Timestamp.
+    pub fn origin_us(&self) -> u64 {
+        self.meta
+            .get(super::ORIGIN_TS_HEADER)
+            .and_then(|v| parse_x_timestamp(v))
+            .unwrap_or(self.timestamp_us)
+    }
+}
+
+/// A container's headers, as HEAD returns them (lower-case names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ContainerInfo {
+    /// The headers replicated between sites: `x-container-meta-*`,
+    /// `x-container-read`, `x-container-write`.
+    pub fn replicated(&self) -> BTreeMap<String, String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| is_replicated_container_header(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+pub(crate) fn is_replicated_container_header(name: &str) -> bool {
+    name.starts_with("x-container-meta-")
+        && !name.starts_with("x-container-meta-quota-")
+        && !name.starts_with("x-container-meta-temp-url-")
+        || name == "x-container-read"
+        || name == "x-container-write"
+}
+
+#[derive(Clone)]
+struct Session {
+    storage_url: String,
+    token: String,
+    /// Counts authentications, so that concurrent 401s renew once.
+    generation: u64,
+}
+
+/// A Swift API client for one cluster and one user. Cheap to share (`Arc`);
+/// all calls are safe from many tasks at once.
+pub struct SwiftClient {
+    settings: SwiftSettings,
+    http: reqwest::Client,
+    session: Mutex<Option<Session>>,
+}
+
+impl std::fmt::Debug for SwiftClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwiftClient")
+            .field("auth_url", &self.settings.auth_url)
+            .field("user", &self.settings.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request body that can be sent twice (after a token renewal).
+type Body = Option<Bytes>;
+
+impl SwiftClient {
+    /// A client; nothing is sent until the first call. Fails only when the
+    /// HTTP client cannot be built (no TLS crypto provider installed).
+    pub fn new(settings: SwiftSettings) -> Result<Self, AgentError> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(AgentError::Client)?;
+        Ok(SwiftClient {
+            settings,
+            http,
+            session: Mutex::new(None),
+        })
+    }
+
+    pub fn settings(&self) -> &SwiftSettings {
+        &self.settings
+    }
+
+    /// The account's storage URL (authenticating first if needed), e.g.
+    /// `http://127.0.0.1:8080/v1/AUTH_test`.
+    pub async fn storage_url(&self) -> Result<String, AgentError> {
+        Ok(self.session(None).await?.storage_url)
+    }
+
+    /// The account name (`AUTH_test`): the storage URL's last segment.
+    pub async fn account(&self) -> Result<String, AgentError> {
+        let url = self.storage_url().await?;
+        Ok(url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Authenticates now (a fresh token), so a wrong key shows at once.
+    pub async fn authenticate(&self) -> Result<(), AgentError> {
+        let mut guard = self.session.lock().await;
+        let generation = guard.as_ref().map(|s| s.generation).unwrap_or(0);
+        *guard = Some(self.auth(generation + 1).await?);
+        Ok(())
+    }
+
+    /// The current session; renews it when `stale` is the generation that got a 401.
+    async fn session(&self, stale: Option<u64>) -> Result<Session, AgentError> {
+        let mut guard = self.session.lock().await;
+        match (guard.as_ref(), stale) {
+            (Some(s), None) => return Ok(s.clone()),
+            (Some(s), Some(g)) if s.generation != g => return Ok(s.clone()),
+            _ => {}
+        }
+        let generation = guard.as_ref().map(|s| s.generation).unwrap_or(0) + 1;
+        let s = self.auth(generation).await?;
+        *guard = Some(s.clone());
+        Ok(s)
+    }
+
+    async fn auth(&self, generation: u64) -> Result<Session, AgentError> {
+        let s = &self.settings;
+        let resp = self
+            .http
+            .get(&s.auth_url)
+            .header("X-Auth-User", &s.user)
+            .header("X-Auth-Key", s.key.expose())
+            .send()
+            .await
+            .map_err(|e| unreachable_err(&s.auth_url, &e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(AgentError::SwiftAuth {
+                url: s.auth_url.clone(),
+                user: s.user.clone(),
+                status: status.as_u16(),
+            });
+        }
+        if !status.is_success() {
+            return Err(AgentError::SwiftStatus {
+                method: "GET".into(),
+                url: s.auth_url.clone(),
+                status: status.as_u16(),
+                detail: "authentication failed".into(),
+            });
+        }
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        match (header("x-storage-url"), header("x-auth-token")) {
+            (Some(storage_url), Some(token)) => {
+                debug!(auth_url = %s.auth_url, user = %s.user, "swift authenticated");
+                Ok(Session {
+                    storage_url,
+                    token,
+                    generation,
+                })
+            }
+            _ => Err(AgentError::SwiftBadResponse {
+                url: s.auth_url.clone(),
+                detail: "no X-Storage-Url or X-Auth-Token in the auth answer (is this a tempauth v1 URL?)".into(),
+            }),
+        }
+    }
+
+    /// Sends `method` to `storage_url/path?query`, renewing the token once on 401.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<reqwest::Response, AgentError> {
+        let mut session = self.session(None).await?;
+        for attempt in 0..2 {
+            let mut url = format!("{}{}", session.storage_url, path);
+            for (i, (k, v)) in query.iter().enumerate() {
+                url.push(if i == 0 { '?' } else { '&' });
+                url.push_str(&format!("{}={}", encode(k), encode(v)));
+            }
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("X-Auth-Token", &session.token)
+                .headers(headers.clone());
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            } else if method == Method::PUT {
+                req = req.header("Content-Length", "0");
+            }
+            let resp = req.send().await.map_err(|e| unreachable_err(&url, &e))?;
+            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                debug!(url = %url, "swift token refused, authenticating again");
+                session = self.session(Some(session.generation)).await?;
+                continue;
+            }
+            return Ok(resp);
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Like `send`, then fails on any status but 2xx (and `allow`).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        headers: &HeaderMap,
+        body: Body,
+        allow: &[StatusCode],
+    ) -> Result<reqwest::Response, AgentError> {
+        let resp = self
+            .send(method.clone(), path, query, headers, body)
+            .await?;
+        let status = resp.status();
+        if status.is_success() || allow.contains(&status) {
+            return Ok(resp);
+        }
+        let url = resp.url().to_string();
+        let text = resp.text().await.unwrap_or_default();
+        Err(AgentError::SwiftStatus {
+            method: method.to_string(),
+            url,
+            status: status.as_u16(),
+            detail: short(&text),
+        })
+    }
+
+    /// Every container of the account (paged).
+    pub async fn list_containers(&self) -> Result<Vec<String>, AgentError> {
+        let mut out = Vec::new();
+        loop {
+            let page: Vec<ContainerEntry> = self
+                .page("", out.last().map(String::as_str))
+                .await?
+                .unwrap_or_default();
+            let n = page.len();
+            out.extend(page.into_iter().map(|c| c.name));
+            if n < self.settings.page_size {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every object of `container` (paged); `None` when the container does not exist.
+    pub async fn list_objects(
+        &self,
+        container: &str,
+    ) -> Result<Option<Vec<ObjectEntry>>, AgentError> {
+        let path = format!("/{}", encode(container));
+        let mut out: Vec<ObjectEntry> = Vec::new();
+        loop {
+            let marker = out.last().map(|e| e.name.clone());
+            let Some(page) = self.page::<ObjectEntry>(&path, marker.as_deref()).await? else {
+                return Ok(None);
+            };
+            let n = page.len();
+            out.extend(page);
+            if n < self.settings.page_size {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        marker: Option<&str>,
+    ) -> Result<Option<Vec<T>>, AgentError> {
+        let limit = self.settings.page_size.to_string();
+        let mut query = vec![("format", "json"), ("limit", limit.as_str())];
+        if let Some(m) = marker {
+            query.push(("marker", m));
+        }
+        let resp = self
+            .call(
+                Method::GET,
+                path,
+                &query,
+                &HeaderMap::new(),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let url = resp.url().to_string();
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(Some(Vec::new()));
+        }
+        let body = resp.bytes().await.map_err(|e| unreachable_err(&url, &e))?;
+        if body.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| AgentError::SwiftBadResponse {
+                url,
+                detail: format!("not a JSON listing: {e}"),
+            })
+    }
+
+    /// The container's headers; `None` when it does not exist.
+    pub async fn head_container(
+        &self,
+        container: &str,
+    ) -> Result<Option<ContainerInfo>, AgentError> {
+        let resp = self
+            .call(
+                Method::HEAD,
+                &format!("/{}", encode(container)),
+                &[],
+                &HeaderMap::new(),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(ContainerInfo {
+            headers: header_map(resp.headers()),
+        }))
+    }
+
+    /// Creates (or updates) `container` with these headers (`PUT`).
+    pub async fn put_container(
+        &self,
+        container: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
+        let h = to_headers(headers)?;
+        self.call(
+            Method::PUT,
+            &format!("/{}", encode(container)),
+            &[],
+            &h,
+            None,
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets these headers on an existing container (`POST`); `x-remove-*` removes.
+    pub async fn post_container(
+        &self,
+        container: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
+        let h = to_headers(headers)?;
+        self.call(
+            Method::POST,
+            &format!("/{}", encode(container)),
+            &[],
+            &h,
+            None,
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an (empty) container; a missing one is not an error.
+    pub async fn delete_container(&self, container: &str) -> Result<(), AgentError> {
+        self.call(
+            Method::DELETE,
+            &format!("/{}", encode(container)),
+            &[],
+            &HeaderMap::new(),
+            None,
+            &[StatusCode::NOT_FOUND],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The object's headers; `None` when it does not exist.
+    pub async fn head_object(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<ObjectInfo>, AgentError> {
+        let resp = self
+            .call(
+                Method::HEAD,
+                &object_path(container, object),
+                &[],
+                &HeaderMap::new(),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(object_info(resp.headers())))
+    }
+
+    /// The object's headers and content; `None` when it does not exist.
+    pub async fn get_object(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<(ObjectInfo, Bytes)>, AgentError> {
+        let resp = self
+            .call(
+                Method::GET,
+                &object_path(container, object),
+                &[],
+                &HeaderMap::new(),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let info = object_info(resp.headers());
+        let url = resp.url().to_string();
+        let body = resp.bytes().await.map_err(|e| unreachable_err(&url, &e))?;
+        Ok(Some((info, body)))
+    }
+
+    /// Writes an object: `content_type` and `meta` (full header names, e.g.
+    /// `x-object-meta-color`) go with it. Returns the ETag Swift computed.
+    pub async fn put_object(
+        &self,
+        container: &str,
+        object: &str,
+        body: Bytes,
+        content_type: &str,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<String, AgentError> {
+        let mut h = to_headers(meta)?;
+        if !content_type.is_empty() {
+            h.insert(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_str(content_type).map_err(|_| bad_header("content-type"))?,
+            );
+        }
+        let resp = self
+            .call(
+                Method::PUT,
+                &object_path(container, object),
+                &[],
+                &h,
+                Some(body),
+                &[],
+            )
+            .await?;
+        Ok(resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string())
+    }
+
+    /// Server-side copy within this cluster (`PUT` with `X-Copy-From`), metadata included.
+    pub async fn copy_object(
+        &self,
+        from_container: &str,
+        from_object: &str,
+        to_container: &str,
+        to_object: &str,
+    ) -> Result<(), AgentError> {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-copy-from",
+            HeaderValue::from_str(&object_path(from_container, from_object))
+                .map_err(|_| bad_header("x-copy-from"))?,
+        );
+        self.call(
+            Method::PUT,
+            &object_path(to_container, to_object),
+            &[],
+            &h,
+            None,
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an object; a missing one is not an error (returns false).
+    pub async fn delete_object(&self, container: &str, object: &str) -> Result<bool, AgentError> {
+        let resp = self
+            .call(
+                Method::DELETE,
+                &object_path(container, object),
+                &[],
+                &HeaderMap::new(),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        Ok(resp.status() != StatusCode::NOT_FOUND)
+    }
+}
+
+fn bad_header(name: &str) -> AgentError {
+    AgentError::InvalidSetting {
+        key: name.to_string(),
+        reason: "not a valid HTTP header value".into(),
+    }
+}
+
+fn to_headers(map: &BTreeMap<String, String>) -> Result<HeaderMap, AgentError> {
+    let mut h = HeaderMap::new();
+    for (k, v) in map {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad_header(k))?;
+        let value = HeaderValue::from_str(v).map_err(|_| bad_header(k))?;
+        h.insert(name, value);
+    }
+    Ok(h)
+}
+
+fn header_map(h: &HeaderMap) -> BTreeMap<String, String> {
+    h.iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+fn object_info(h: &HeaderMap) -> ObjectInfo {
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let meta = h
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.as_str();
+            k.starts_with("x-object-meta-")
+                || k == "content-encoding"
+                || k == "content-disposition"
+                || k == "x-delete-at"
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    ObjectInfo {
+        etag: get("etag").trim_matches('"').to_string(),
+        content_type: get("content-type"),
+        length: get("content-length").parse().unwrap_or(0),
+        timestamp_us: parse_x_timestamp(&get("x-timestamp")).unwrap_or(0),
+        meta,
+    }
+}
+
+fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {
+    use std::error::Error;
+    let mut detail = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        detail = format!("{detail}: {s}");
+        src = s.source();
+    }
+    AgentError::SwiftUnreachable {
+        url: strip_query(url),
+        detail,
+    }
+}
+
+fn strip_query(url: &str) -> String {
+    url.split('?').next().unwrap_or(url).to_string()
+}
+
+fn short(text: &str) -> String {
+    let t = text.trim();
+    let mut s: String = t.chars().take(200).collect();
+    if s.len() < t.len() {
+        s.push('…');
+    }
+    if s.is_empty() {
+        s = "no message".into();
+    }
+    s
+}
+
+/// `/container/object`, each segment percent-encoded (object `/` kept).
+pub(crate) fn object_path(container: &str, object: &str) -> String {
+    format!("/{}/{}", encode(container), encode_keep_slash(object))
+}
+
+fn encode(s: &str) -> String {
+    encode_with(s, false)
+}
+
+fn encode_keep_slash(s: &str) -> String {
+    encode_with(s, true)
+}
+
+fn encode_with(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `1795307425.60651` (Swift's X-Timestamp; an `_offset` suffix is ignored) → µs.
+pub fn parse_x_timestamp(s: &str) -> Option<u64> {
+    let s = s.split('_').next()?.trim();
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let secs: u64 = secs.parse().ok()?;
+    let mut frac: String = frac.chars().take(6).collect();
+    if !frac.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    while frac.len() < 6 {
+        frac.push('0');
+    }
+    Some(secs * 1_000_000 + frac.parse::<u64>().ok()?)
+}
+
+/// µs → Swift's X-Timestamp form with 5 decimals (`1795307425.60651`).
+pub fn format_x_timestamp(us: u64) -> String {
+    format!("{}.{:05}", us / 1_000_000, (us % 1_000_000) / 10)
+}
+
+/// A listing's `2026-11-22T00:30:25.606510` (UTC) → µs since the epoch.
+pub fn parse_listing_time(s: &str) -> Option<u64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>());
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|p| p.parse::<i64>());
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let days = days_from_civil(y, m, day);
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let mut frac: String = frac.chars().take(6).collect();
+    while frac.len() < 6 {
+        frac.push('0');
+    }
+    let us: i64 = frac.parse().ok()?;
+    u64::try_from(secs * 1_000_000 + us).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_parse_and_format() {
+        assert_eq!(
+            parse_x_timestamp("1795307425.60651"),
+            Some(1_795_307_425_606_510)
+        );
+        assert_eq!(parse_x_timestamp("1795307425"), Some(1_795_307_425_000_000));
+        assert_eq!(
+            parse_x_timestamp("1795307425.60651_0000000000000001"),
+            Some(1_795_307_425_606_510)
+        );
+        assert_eq!(parse_x_timestamp("junk"), None);
+        assert_eq!(
+            format_x_timestamp(1_795_307_425_606_510),
+            "1795307425.60651"
+        );
+        // the same instant as the listing shows it (curl output in the recipe)
+        assert_eq!(
+            parse_listing_time("2026-11-22T00:30:25.606510"),
+            Some(1_795_307_425_606_510)
+        );
+        assert_eq!(parse_listing_time("1970-01-01T00:00:00"), Some(0));
+    }
+
+    #[test]
+    fn paths_are_encoded_per_segment() {
+        assert_eq!(object_path("c 1", "a/b c%"), "/c%201/a/b%20c%25");
+        assert_eq!(encode("ü"), "%C3%BC");
+    }
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let s = SwiftSettings::new(
+            "http://127.0.0.1:1/auth/v1.0",
+            "test:tester",
+            Secret::new("k3y-value"),
+        );
+        assert!(!format!("{s:?}").contains("k3y-value"));
+        let c = SwiftClient::new(s).unwrap();
+        assert!(!format!("{c:?}").contains("k3y-value"));
+    }
+}

@@ -1,0 +1,758 @@
+//! The Swift plans: OpenStack Swift clusters kept in step through the Swift
+//! API (DESIGN.md §6).
+//!
+//! - [`client`]: [`SwiftClient`], tempauth v1, paged listings, containers and
+//!   objects with their metadata.
+//! - This module: the `swift` plan, [`SwiftReplicator`]: a poll loop (every
+//!   `interval`) that copies a source cluster's placement containers to a
+//!   destination cluster.
+//! - [`resync`]: [`SwiftResyncer`], the stale cluster brought to the active one.
+//! - [`container_sync`]: the `swift-container-sync` plan
+//!   ([`SwiftContainerSync`], Swift's own container sync, direction set by
+//!   `start`), and the `none` plan ([`NoReplication`], a stretched cluster).
+//!
+//! **Timestamps.** Swift's rule is "the newer X-Timestamp wins". A client
+//! cannot set X-Timestamp on a PUT: the proxy's gatekeeper moves it aside
+//! and only the container-sync middleware restores it, for requests signed
+//! with the realm and container keys (checked in Swift 2.30; tempauth's
+//! `.reseller_admin` does not change that). So every copy warden writes
+//! carries the version's origin timestamp in [`ORIGIN_TS_HEADER`]
+//! (`X-Object-Meta-Warden-Ts`, the source's own X-Timestamp, or its
+//! `Warden-Ts` if the source object is itself a copy), and an object's
+//! version is `ETAG@ORIGIN_TS` ([`Item::version`], the pair manifest). The
+//! listing only shows the local X-Timestamp (`last_modified`), so the poll
+//! loop reads origins from the manifest (same ETag = same version) and HEADs
+//! an object only when the destination holds a version the manifest does not
+//! know.
+//!
+//! **One round** of [`SwiftReplicator`]:
+//! Rounds follow each other at once while they find work; `interval` is the
+//! pause after a round that found nothing.
+//!
+//! 1. every placement container exists on both clusters, with the source's
+//!    `X-Container-Meta-*`, `X-Container-Read` and `X-Container-Write` at the
+//!    destination (a container found only at the destination is created at
+//!    the source too: one namespace across sites);
+//! 2. both listings (paged); an object is copied when missing at the
+//!    destination, when its ETag differs and the source version is newer,
+//!    or when the source rewrote it since the last round (same ETag, new
+//!    timestamp: metadata or content type may have changed);
+//! 3. names in the manifest that are gone at the source are deleted at the
+//!    destination (listings do not show deletions), unless the destination
+//!    changed them since;
+//! 4. copies (GET, then PUT with `Content-Type` and `X-Object-Meta-*`) and
+//!    deletes run `concurrency` at a time; the manifest is saved when it changed.
+//!
+//! Objects are copied through memory (no streaming): fine for the small and
+//! medium objects of a DR pair; SLO/DLO segments are copied as plain objects.
+
+pub mod client;
+pub mod container_sync;
+pub mod resync;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    Difference, DifferenceKind, Item, Listing, Manifest, Progress, Replicator, ResyncReport,
+};
+use crate::AgentError;
+
+pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};
+pub use container_sync::{ContainerSyncSettings, NoReplication, SwiftContainerSync};
+pub use resync::{SwiftResyncer, SwiftResyncerSettings};
+
+/// The metadata header carrying a copy's origin timestamp (lower case, as sent).
+pub const ORIGIN_TS_HEADER: &str = "x-object-meta-warden-ts";
+
+/// The side container a quarantined object goes to, on the stale cluster.
+pub fn quarantine_container(container: &str) -> String {
+    format!("{container}.warden-quarantine")
+}
+
+/// `ETAG@ORIGIN_TS`, the [`Item::version`] of a Swift object.
+pub fn version(etag: &str, origin_us: u64) -> String {
+    format!("{etag}@{}", client::format_x_timestamp(origin_us))
+}
+
+/// `ETAG@TS` → (ETag, µs).
+pub fn parse_version(v: &str) -> Option<(&str, u64)> {
+    let (etag, ts) = v.rsplit_once('@')?;
+    Some((etag, client::parse_x_timestamp(ts)?))
+}
+
+/// The `swift` plan's settings. [`SwiftReplicatorSettings::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct SwiftReplicatorSettings {
+    /// The cluster replicated from (this site).
+    pub source: SwiftSettings,
+    /// The cluster replicated to (the peer site).
+    pub destination: SwiftSettings,
+    /// The group's placement list: the containers kept on every site.
+    pub containers: Vec<String>,
+    /// The pair manifest (JSON), saved after each round that changed it.
+    pub manifest: PathBuf,
+    /// Pause after a round that found nothing to do (default 1 s); a round
+    /// that copied or deleted something is followed by the next at once.
+    pub interval: Duration,
+    /// Copies and deletes in flight at once (default 16).
+    pub concurrency: usize,
+    /// First retry delay after a failed round (doubles up to `retry_max`; default 200 ms).
+    pub retry_min: Duration,
+    /// Longest retry delay (default 10 s).
+    pub retry_max: Duration,
+}
+
+impl SwiftReplicatorSettings {
+    /// Settings with the defaults: interval 1 s, concurrency 16, retries 200 ms to 10 s.
+    pub fn new(
+        source: SwiftSettings,
+        destination: SwiftSettings,
+        containers: Vec<String>,
+        manifest: impl Into<PathBuf>,
+    ) -> Self {
+        SwiftReplicatorSettings {
+            source,
+            destination,
+            containers,
+            manifest: manifest.into(),
+            interval: Duration::from_secs(1),
+            concurrency: 16,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+        }
+    }
+
+    fn validate(&self) -> Result<(), AgentError> {
+        let bad = |key: &str, reason: &str| {
+            Err(AgentError::InvalidSetting {
+                key: key.into(),
+                reason: reason.into(),
+            })
+        };
+        if self.containers.is_empty() {
+            return bad("containers", "list at least one container to replicate");
+        }
+        if let Some(c) = self
+            .containers
+            .iter()
+            .find(|c| c.is_empty() || c.contains('/'))
+        {
+            return bad("containers", &format!("{c:?} is not a container name"));
+        }
+        if self.concurrency == 0 {
+            return bad("concurrency", "must be at least 1");
+        }
+        if self.interval.is_zero() {
+            return bad("interval", "must be more than zero");
+        }
+        Ok(())
+    }
+}
+
+/// Makes every container of `containers` exist on both clusters; `a`'s
+/// replicated headers (metadata, ACLs) win, a container only `b` holds is
+/// created at `a` with `b`'s headers.
+pub(crate) async fn ensure_containers(
+    a: &SwiftClient,
+    b: &SwiftClient,
+    containers: &[String],
+) -> Result<(), AgentError> {
+    for c in containers {
+        let (ha, hb) = tokio::try_join!(a.head_container(c), b.head_container(c))?;
+        match (ha, hb) {
+            (None, None) => {
+                a.put_container(c, &BTreeMap::new()).await?;
+                b.put_container(c, &BTreeMap::new()).await?;
+                info!(container = %c, "created container on both clusters");
+            }
+            (Some(ia), None) => {
+                b.put_container(c, &ia.replicated()).await?;
+                info!(container = %c, "created container at the peer cluster");
+            }
+            (None, Some(ib)) => {
+                a.put_container(c, &ib.replicated()).await?;
+                info!(container = %c, "container found only at the peer, created here too");
+            }
+            (Some(ia), Some(ib)) => {
+                let want = ia.replicated();
+                let have = ib.replicated();
+                if want != have {
+                    let mut h = want.clone();
+                    for k in have.keys().filter(|k| !want.contains_key(*k)) {
+                        let rest = k.strip_prefix("x-").unwrap_or(k);
+                        h.insert(format!("x-remove-{rest}"), "x".into());
+                    }
+                    b.post_container(c, &h).await?;
+                    debug!(container = %c, "container metadata copied to the peer cluster");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies one object `from` → `to` with its content type and metadata and
+/// its origin timestamp; `None` when it vanished at `from` meanwhile.
+pub(crate) async fn copy_object(
+    from: &SwiftClient,
+    to: &SwiftClient,
+    container: &str,
+    object: &str,
+) -> Result<Option<Item>, AgentError> {
+    let Some((info, body)) = from.get_object(container, object).await? else {
+        return Ok(None);
+    };
+    let origin = info.origin_us();
+    let mut meta = info.meta.clone();
+    meta.insert(ORIGIN_TS_HEADER.into(), client::format_x_timestamp(origin));
+    let size = body.len() as u64;
+    let etag = to
+        .put_object(container, object, body, &info.content_type, &meta)
+        .await?;
+    if !info.etag.is_empty() && !etag.is_empty() && etag != info.etag {
+        return Err(AgentError::SwiftBadResponse {
+            url: format!("{}/{container}/{object}", to.settings().auth_url),
+            detail: format!("copy stored ETag {etag}, the source has {}", info.etag),
+        });
+    }
+    Ok(Some(Item {
+        size,
+        version: version(&info.etag, origin),
+    }))
+}
+
+/// Both clusters' listings of `containers` (missing container = empty), keyed `container/object`.
+pub(crate) async fn list_pair(
+    a: &SwiftClient,
+    b: &SwiftClient,
+    containers: &[String],
+) -> Result<(BTreeMap<String, ObjectEntry>, BTreeMap<String, ObjectEntry>), AgentError> {
+    let mut la = BTreeMap::new();
+    let mut lb = BTreeMap::new();
+    for c in containers {
+        let (ea, eb) = tokio::try_join!(a.list_objects(c), b.list_objects(c))?;
+        for e in ea.unwrap_or_default() {
+            la.insert(format!("{c}/{}", e.name), e);
+        }
+        for e in eb.unwrap_or_default() {
+            lb.insert(format!("{c}/{}", e.name), e);
+        }
+    }
+    Ok((la, lb))
+}
+
+/// Name + ETag comparison of two listings (`a` = source, `b` = target).
+pub(crate) fn compare(
+    a: &BTreeMap<String, ObjectEntry>,
+    b: &BTreeMap<String, ObjectEntry>,
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    for (name, e) in a {
+        match b.get(name) {
+            None => out.push(Difference {
+                path: name.into(),
+                kind: DifferenceKind::MissingAtTarget,
+            }),
+            Some(f) if f.hash != e.hash => out.push(Difference {
+                path: name.into(),
+                kind: DifferenceKind::Changed,
+            }),
+            Some(_) => {}
+        }
+    }
+    for name in b.keys().filter(|n| !a.contains_key(*n)) {
+        out.push(Difference {
+            path: name.into(),
+            kind: DifferenceKind::ExtraAtTarget,
+        });
+    }
+    out
+}
+
+/// `container/object` → (container, object).
+pub(crate) fn split_name(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or((name, ""))
+}
+
+pub(crate) fn us_to_system(us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us)
+}
+
+/// Mutable state of the poll loop.
+#[derive(Debug, Default)]
+struct State {
+    /// The manifest as last saved (loaded on the first round).
+    manifest: Option<Manifest>,
+    /// `container/object` → the source's listing timestamp when last confirmed
+    /// (a rewrite with the same ETag shows as a new timestamp).
+    seen: HashMap<String, u64>,
+    /// The oldest source change known not to be at the destination yet.
+    oldest_pending: Option<SystemTime>,
+    /// When the last successful round started (µs): later source
+    /// timestamps are changes not confirmed at the destination.
+    last_ok_start_us: Option<u64>,
+}
+
+struct Shared {
+    settings: SwiftReplicatorSettings,
+    src: SwiftClient,
+    dst: SwiftClient,
+    state: Mutex<State>,
+    /// One round at a time (the poll loop, `resync`).
+    round: tokio::sync::Mutex<()>,
+}
+
+struct Running {
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// The `swift` [`Replicator`]. See the module docs.
+pub struct SwiftReplicator {
+    shared: Arc<Shared>,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+impl SwiftReplicator {
+    /// A stopped replicator. Fails on invalid settings or when the HTTP
+    /// client cannot be built; nothing is sent until [`Replicator::start`].
+    pub fn new(settings: SwiftReplicatorSettings) -> Result<Self, AgentError> {
+        settings.validate()?;
+        let src = SwiftClient::new(settings.source.clone())?;
+        let dst = SwiftClient::new(settings.destination.clone())?;
+        Ok(SwiftReplicator {
+            shared: Arc::new(Shared {
+                settings,
+                src,
+                dst,
+                state: Mutex::new(State::default()),
+                round: tokio::sync::Mutex::new(()),
+            }),
+            running: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn settings(&self) -> &SwiftReplicatorSettings {
+        &self.shared.settings
+    }
+
+    /// The source cluster's client.
+    pub fn source(&self) -> &SwiftClient {
+        &self.shared.src
+    }
+
+    /// The destination cluster's client.
+    pub fn destination(&self) -> &SwiftClient {
+        &self.shared.dst
+    }
+}
+
+impl Drop for SwiftReplicator {
+    fn drop(&mut self) {
+        if let Ok(running) = self.running.try_lock() {
+            if let Some(r) = running.as_ref() {
+                r.cancel.cancel();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Replicator for SwiftReplicator {
+    async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.as_ref() {
+            if !r.cancel.is_cancelled() && !r.task.is_finished() {
+                return Ok(());
+            }
+        }
+        let s = &self.shared;
+        for client in [&s.src, &s.dst] {
+            match client.authenticate().await {
+                Ok(()) => {}
+                Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) => {
+                    warn!(cause = %e, "swift cluster not reachable yet, replication retries in the background")
+                }
+            }
+        }
+        let cancel = shutdown.child_token();
+        let task = tokio::spawn(worker(s.clone(), cancel.clone()));
+        info!(
+            source = %s.settings.source.auth_url,
+            destination = %s.settings.destination.auth_url,
+            containers = s.settings.containers.len(),
+            "swift replication running"
+        );
+        *running = Some(Running { cancel, task });
+        Ok(())
+    }
+
+    async fn stop(&self) {
+        let r = self.running.lock().await.take();
+        if let Some(r) = r {
+            r.cancel.cancel();
+            let _ = r.task.await;
+            info!(destination = %self.shared.settings.destination.auth_url, "swift replication stopped");
+        }
+    }
+
+    async fn resync(
+        &self,
+        cancel: CancellationToken,
+        progress: Option<watch::Sender<Progress>>,
+    ) -> Result<ResyncReport, AgentError> {
+        let started = Instant::now();
+        let done = self.shared.round(&cancel, progress.as_ref()).await?;
+        Ok(ResyncReport {
+            done,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    fn lag(&self) -> Duration {
+        let st = self.shared.state.lock().unwrap();
+        st.oldest_pending
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default()
+    }
+
+    async fn verify(&self) -> Result<Vec<Difference>, AgentError> {
+        let s = &self.shared;
+        let (a, b) = list_pair(&s.src, &s.dst, &s.settings.containers).await?;
+        Ok(compare(&a, &b))
+    }
+}
+
+/// The poll loop: a round every `interval`, failures retried with backoff.
+async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
+    let s = &shared.settings;
+    let mut backoff = s.retry_min;
+    let mut failing = false;
+    loop {
+        let pause = match shared.round(&cancel, None).await {
+            Ok(done) => {
+                if failing {
+                    info!(destination = %s.destination.auth_url, "swift replication recovered");
+                }
+                if done.items > 0 {
+                    debug!(items = done.items, bytes = done.bytes, "swift round");
+                }
+                failing = false;
+                backoff = s.retry_min;
+                // a round that found work is followed by another at once: a
+                // burst is usually still arriving
+                if done.items > 0 {
+                    Duration::ZERO
+                } else {
+                    s.interval
+                }
+            }
+            Err(AgentError::ReplicationCancelled) => return,
+            Err(e) => {
+                tokio::select! {
+                    _ = shared.note_unconfirmed() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                if !failing {
+                    warn!(destination = %s.destination.auth_url, cause = %e, "swift replication round failed, retrying");
+                } else {
+                    debug!(cause = %e, "swift replication still failing");
+                }
+                failing = true;
+                let pause = backoff;
+                backoff = (backoff * 2).min(s.retry_max);
+                pause
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+enum Op {
+    Copy(String),
+    Delete(String),
+}
+
+impl Shared {
+    /// After a failed round (destination down): the source alone tells which
+    /// changes are not confirmed yet (written after the last good round
+    /// started, or unknown to the manifest before any), so the lag keeps
+    /// growing while the peer is away.
+    async fn note_unconfirmed(&self) {
+        let last_ok = self.state.lock().unwrap().last_ok_start_us;
+        let manifest = self
+            .state
+            .lock()
+            .unwrap()
+            .manifest
+            .clone()
+            .unwrap_or_default();
+        let mut oldest: Option<u64> = None;
+        for c in &self.settings.containers {
+            let Ok(Some(list)) = self.src.list_objects(c).await else {
+                return;
+            };
+            for e in list {
+                let ts = e.timestamp_us();
+                let pending = match last_ok {
+                    Some(t) => ts >= t,
+                    None => manifest
+                        .items
+                        .get(&format!("{c}/{}", e.name))
+                        .and_then(|i| parse_version(&i.version))
+                        .is_none_or(|(etag, _)| etag != e.hash),
+                };
+                if pending {
+                    oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
+                }
+            }
+        }
+        if let Some(o) = oldest {
+            let mut st = self.state.lock().unwrap();
+            let t = us_to_system(o);
+            st.oldest_pending = Some(st.oldest_pending.map_or(t, |p| p.min(t)));
+        }
+    }
+
+    fn manifest(&self) -> Result<Manifest, AgentError> {
+        if let Some(m) = self.state.lock().unwrap().manifest.clone() {
+            return Ok(m);
+        }
+        let m = Manifest::load(&self.settings.manifest)?;
+        self.state.lock().unwrap().manifest = Some(m.clone());
+        Ok(m)
+    }
+
+    /// One round (module docs); progress counts copies and deletes done.
+    async fn round(
+        &self,
+        cancel: &CancellationToken,
+        progress: Option<&watch::Sender<Progress>>,
+    ) -> Result<Progress, AgentError> {
+        let _one = self.round.lock().await;
+        let s = &self.settings;
+        let round_start_us = now_us();
+        let work = async {
+            ensure_containers(&self.src, &self.dst, &s.containers).await?;
+            let manifest = self.manifest()?;
+            let (src, dst) = list_pair(&self.src, &self.dst, &s.containers).await?;
+            self.plan(&manifest, &src, &dst)
+                .await
+                .map(|p| (manifest, src, dst, p))
+        };
+        let (manifest, src, dst, (ops, mut confirmed, mut oldest)) = tokio::select! {
+            r = work => r?,
+            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+        };
+        if ops.is_empty() {
+            self.state.lock().unwrap().oldest_pending = None;
+        } else {
+            let mut st = self.state.lock().unwrap();
+            oldest = match (st.oldest_pending, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            st.oldest_pending = oldest;
+        }
+        let mut done = Progress::default();
+        let mut first_err = None;
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
+        let mut results = futures::stream::iter(ops)
+            .map(|op| async move {
+                match op {
+                    Op::Copy(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = copy_object(&self.src, &self.dst, c, o).await;
+                        (name, true, r)
+                    }
+                    Op::Delete(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = self.dst.delete_object(c, o).await.map(|_| None);
+                        (name, false, r)
+                    }
+                }
+            })
+            .buffer_unordered(s.concurrency);
+        loop {
+            let next = tokio::select! {
+                n = results.next() => n,
+                _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+            };
+            let Some((name, is_copy, r)) = next else {
+                break;
+            };
+            match r {
+                Ok(Some(item)) => {
+                    done.items += 1;
+                    done.bytes += item.size;
+                    if let Some(e) = src.get(&name) {
+                        self.state
+                            .lock()
+                            .unwrap()
+                            .seen
+                            .insert(name.clone(), e.timestamp_us());
+                    }
+                    confirmed.insert(name, item);
+                }
+                Ok(None) => {
+                    // a copy whose source vanished meanwhile: the next round deletes it
+                    if !is_copy {
+                        done.items += 1;
+                        self.state.lock().unwrap().seen.remove(&name);
+                        deleted.insert(name);
+                    }
+                }
+                Err(e) => {
+                    debug!(object = %name, cause = %e, "swift copy/delete failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+            if let Some(tx) = progress {
+                tx.send_replace(done);
+            }
+        }
+        drop(results);
+        // Old entries of names whose copy or delete failed or was skipped
+        // stay: they still describe what was last equal on both sides.
+        let mut items: Listing = manifest
+            .items
+            .iter()
+            .filter(|(n, _)| {
+                !confirmed.contains_key(*n)
+                    && !deleted.contains(*n)
+                    && (src.contains_key(*n) || dst.contains_key(*n))
+            })
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .collect();
+        items.append(&mut confirmed);
+        let in_placement = |n: &str| s.containers.iter().any(|c| split_name(n).0 == c);
+        items.retain(|n, _| in_placement(n));
+        if items != manifest.items {
+            let m = Manifest::confirmed(items);
+            m.save(&s.manifest)?;
+            self.state.lock().unwrap().manifest = Some(m);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => {
+                let mut st = self.state.lock().unwrap();
+                st.oldest_pending = None;
+                st.last_ok_start_us = Some(round_start_us);
+                Ok(done)
+            }
+        }
+    }
+
+    /// Decides the copies and deletes; returns them, the entries already in
+    /// sync (the new manifest's base) and the oldest pending change.
+    async fn plan(
+        &self,
+        manifest: &Manifest,
+        src: &BTreeMap<String, ObjectEntry>,
+        dst: &BTreeMap<String, ObjectEntry>,
+    ) -> Result<(Vec<Op>, Listing, Option<SystemTime>), AgentError> {
+        let seen = self.state.lock().unwrap().seen.clone();
+        let mut ops = Vec::new();
+        let mut confirmed = Listing::new();
+        let mut oldest: Option<u64> = None;
+        let mut note = |us: u64| oldest = Some(oldest.map_or(us, |o| o.min(us)));
+        let mut in_sync_seen = Vec::new();
+        for (name, e) in src {
+            let m = manifest
+                .items
+                .get(name)
+                .and_then(|i| parse_version(&i.version));
+            let s_ts = match m {
+                Some((etag, ts)) if etag == e.hash => ts,
+                _ => e.timestamp_us(),
+            };
+            let copy = match dst.get(name) {
+                None => true,
+                Some(d) if d.hash == e.hash => {
+                    let rewritten = seen.get(name).is_some_and(|&t| t != e.timestamp_us());
+                    if !rewritten {
+                        let version = match m {
+                            Some((etag, ts)) if etag == e.hash => version(etag, ts),
+                            _ => version(&e.hash, s_ts),
+                        };
+                        confirmed.insert(
+                            name.clone(),
+                            Item {
+                                size: e.bytes,
+                                version,
+                            },
+                        );
+                        in_sync_seen.push((name.clone(), e.timestamp_us()));
+                    }
+                    rewritten
+                }
+                Some(d) => {
+                    let d_ts = match m {
+                        Some((etag, ts)) if etag == d.hash => ts,
+                        _ => {
+                            let (c, o) = split_name(name);
+                            match self.dst.head_object(c, o).await? {
+                                Some(info) => info.origin_us(),
+                                None => 0,
+                            }
+                        }
+                    };
+                    if s_ts > d_ts {
+                        true
+                    } else {
+                        debug!(object = %name, "destination holds a newer version, left as is");
+                        false
+                    }
+                }
+            };
+            if copy {
+                note(e.timestamp_us());
+                ops.push(Op::Copy(name.clone()));
+            }
+        }
+        let now_us = now_us();
+        for (name, item) in &manifest.items {
+            if src.contains_key(name) {
+                continue;
+            }
+            let Some(d) = dst.get(name) else { continue };
+            match parse_version(&item.version) {
+                Some((etag, _)) if etag == d.hash => {
+                    note(now_us);
+                    ops.push(Op::Delete(name.clone()));
+                }
+                _ => {
+                    debug!(object = %name, "deleted at the source but changed at the destination, left as is")
+                }
+            }
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            for (n, t) in in_sync_seen {
+                st.seen.insert(n, t);
+            }
+        }
+        Ok((ops, confirmed, oldest.map(us_to_system)))
+    }
+}

@@ -1,0 +1,363 @@
+//! [`SwiftResyncer`]: the returning (stale) Swift cluster ("here") brought
+//! to exactly the active peer cluster's content, for the placement
+//! containers (DESIGN §4 failback 2–3).
+//!
+//! A pass lists both clusters, gives every object its version
+//! (`ETAG@ORIGIN_TS`: the manifest's version when the ETag matches it, else
+//! the same string on both sides when the ETags agree, else the listing's
+//! timestamp), runs [`classify`], then in this order: divergent items per
+//! the [`DivergentPolicy`] (quarantine = server-side copy into
+//! `<container>.warden-quarantine` here, named `object@TS`, then delete;
+//! discard = delete; keep = leave, but a conflict is quarantined first),
+//! fetches (GET at the peer, PUT here with the origin timestamp), deletes,
+//! and finally saves the manifest (what is now equal on both sides).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
+use super::{
+    copy_object, ensure_containers, list_pair, parse_version, quarantine_container, split_name,
+    version,
+};
+use crate::replicate::{
+    classify, Difference, DifferenceKind, DivergentItem, DivergentPolicy, Item, Listing, Manifest,
+    PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
+};
+use crate::AgentError;
+
+/// Settings of a [`SwiftResyncer`]. [`SwiftResyncerSettings::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct SwiftResyncerSettings {
+    /// This (stale, returning) cluster.
+    pub here: SwiftSettings,
+    /// The active peer cluster.
+    pub peer: SwiftSettings,
+    /// The group's placement list.
+    pub containers: Vec<String>,
+    /// The pair manifest (the same file the replicator of this pair keeps).
+    pub manifest: PathBuf,
+    /// Fetches and deletes in flight at once (default 16).
+    pub concurrency: usize,
+}
+
+impl SwiftResyncerSettings {
+    /// Settings with the default concurrency (16).
+    pub fn new(
+        here: SwiftSettings,
+        peer: SwiftSettings,
+        containers: Vec<String>,
+        manifest: impl Into<PathBuf>,
+    ) -> Self {
+        SwiftResyncerSettings {
+            here,
+            peer,
+            containers,
+            manifest: manifest.into(),
+            concurrency: 16,
+        }
+    }
+}
+
+/// The Swift [`Resyncer`]. See the module docs.
+pub struct SwiftResyncer {
+    settings: SwiftResyncerSettings,
+    here: SwiftClient,
+    peer: SwiftClient,
+}
+
+impl SwiftResyncer {
+    /// Fails when the HTTP client cannot be built or a setting cannot work.
+    pub fn new(settings: SwiftResyncerSettings) -> Result<Self, AgentError> {
+        if settings.containers.is_empty() {
+            return Err(AgentError::InvalidSetting {
+                key: "containers".into(),
+                reason: "list at least one container to resync".into(),
+            });
+        }
+        if settings.concurrency == 0 {
+            return Err(AgentError::InvalidSetting {
+                key: "concurrency".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        let here = SwiftClient::new(settings.here.clone())?;
+        let peer = SwiftClient::new(settings.peer.clone())?;
+        Ok(SwiftResyncer {
+            settings,
+            here,
+            peer,
+        })
+    }
+}
+
+/// Listings → versioned [`Listing`]s that [`classify`] can compare (module docs).
+fn versions(
+    manifest: &Manifest,
+    here: &BTreeMap<String, ObjectEntry>,
+    peer: &BTreeMap<String, ObjectEntry>,
+) -> (Listing, Listing) {
+    let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>| {
+        let known = manifest
+            .items
+            .get(name)
+            .filter(|i| parse_version(&i.version).is_some_and(|(etag, _)| etag == e.hash));
+        let version = match (known, at_peer) {
+            (Some(i), _) => i.version.clone(),
+            // the same content on both sides: the same version (the peer's timestamp)
+            (None, Some(p)) if p.hash == e.hash => version(&e.hash, p.timestamp_us()),
+            (None, _) => version(&e.hash, e.timestamp_us()),
+        };
+        let item = Item {
+            size: e.bytes,
+            version,
+        };
+        (name.clone(), item)
+    };
+    let h = here.iter().map(|(n, e)| v(n, e, peer.get(n))).collect();
+    let p = peer.iter().map(|(n, e)| v(n, e, Some(e))).collect();
+    (h, p)
+}
+
+#[async_trait]
+impl Resyncer for SwiftResyncer {
+    async fn pass(
+        &self,
+        policy: DivergentPolicy,
+        cancel: CancellationToken,
+        progress: Option<watch::Sender<ResyncProgress>>,
+    ) -> Result<PassReport, AgentError> {
+        let started = Instant::now();
+        let s = &self.settings;
+        let prepare = async {
+            ensure_containers(&self.peer, &self.here, &s.containers).await?;
+            let manifest = Manifest::load(&s.manifest)?;
+            let (peer_raw, here_raw) = list_pair(&self.peer, &self.here, &s.containers).await?;
+            Ok::<_, AgentError>((manifest, peer_raw, here_raw))
+        };
+        let (manifest, peer_raw, here_raw) = tokio::select! {
+            r = prepare => r?,
+            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+        };
+        let (here, peer) = versions(&manifest, &here_raw, &peer_raw);
+        let plan = classify(&manifest, &here, &peer);
+        let state = Mutex::new(ResyncProgress {
+            items_left: (plan.fetch.len() + plan.delete.len() + plan.divergent.len()) as u64,
+            bytes_left: plan.fetch_bytes,
+            ..Default::default()
+        });
+        let report_progress = |items: u64, bytes: u64| {
+            let mut p = state.lock().unwrap();
+            p.items_done += items;
+            p.items_left = p.items_left.saturating_sub(items);
+            p.bytes_done += bytes;
+            p.bytes_left = p.bytes_left.saturating_sub(bytes);
+            if let Some(tx) = &progress {
+                tx.send_replace(*p);
+            }
+        };
+        report_progress(0, 0);
+
+        // 1. divergent items, before anything here is overwritten
+        let mut divergent = Vec::new();
+        for (name, reason, peer_has) in &plan.divergent {
+            if cancel.is_cancelled() {
+                return Err(AgentError::ReplicationCancelled);
+            }
+            let (c, o) = split_name(name);
+            let quarantine = match policy {
+                DivergentPolicy::Quarantine => true,
+                DivergentPolicy::Keep => *peer_has,
+                DivergentPolicy::Discard => false,
+            };
+            let mut item = DivergentItem {
+                name: name.clone(),
+                reason: *reason,
+                action: String::new(),
+                moved_to: None,
+            };
+            let fail = |action: &str, e: AgentError| AgentError::Divergent {
+                action: action.into(),
+                name: name.clone(),
+                reason: e.to_string(),
+            };
+            if quarantine {
+                let qc = quarantine_container(c);
+                let ts = here_raw.get(name).map(|e| e.timestamp_us()).unwrap_or(0);
+                let qo = format!("{o}@{}", format_x_timestamp(ts));
+                if self
+                    .here
+                    .head_container(&qc)
+                    .await
+                    .map_err(|e| fail("quarantine", e))?
+                    .is_none()
+                {
+                    self.here
+                        .put_container(&qc, &BTreeMap::new())
+                        .await
+                        .map_err(|e| fail("quarantine", e))?;
+                }
+                self.here
+                    .copy_object(c, o, &qc, &qo)
+                    .await
+                    .map_err(|e| fail("quarantine", e))?;
+                self.here
+                    .delete_object(c, o)
+                    .await
+                    .map_err(|e| fail("quarantine", e))?;
+                item.action = "quarantined".into();
+                item.moved_to = Some(format!("{qc}/{qo}"));
+            } else if policy == DivergentPolicy::Discard {
+                if !peer_has {
+                    self.here
+                        .delete_object(c, o)
+                        .await
+                        .map_err(|e| fail("discard", e))?;
+                }
+                item.action = "discarded".into();
+            } else {
+                item.action = "kept".into();
+            }
+            info!(object = %name, action = %item.action, reason = ?reason, "divergent Swift object");
+            report_progress(1, 0);
+            divergent.push(item);
+        }
+
+        // 2. fetches and deletes, `concurrency` at a time
+        enum Op {
+            Fetch(String),
+            Delete(String),
+        }
+        let ops: Vec<Op> = plan
+            .fetch
+            .iter()
+            .cloned()
+            .map(Op::Fetch)
+            .chain(plan.delete.iter().cloned().map(Op::Delete))
+            .collect();
+        let mut results = futures::stream::iter(ops)
+            .map(|op| async move {
+                match op {
+                    Op::Fetch(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = copy_object(&self.peer, &self.here, c, o).await;
+                        (name, true, r)
+                    }
+                    Op::Delete(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = self.here.delete_object(c, o).await.map(|_| None);
+                        (name, false, r)
+                    }
+                }
+            })
+            .buffer_unordered(s.concurrency);
+        let mut fetched = Progress::default();
+        let mut deleted = 0u64;
+        let mut first_err = None;
+        let mut failed = Vec::new();
+        loop {
+            let next = tokio::select! {
+                n = results.next() => n,
+                _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+            };
+            let Some((name, is_fetch, r)) = next else {
+                break;
+            };
+            match r {
+                Ok(Some(item)) => {
+                    fetched.items += 1;
+                    fetched.bytes += item.size;
+                    report_progress(1, item.size);
+                }
+                Ok(None) if is_fetch => {
+                    // gone at the peer meanwhile: the next pass deletes it here
+                    failed.push(name);
+                    report_progress(1, 0);
+                }
+                Ok(None) => {
+                    deleted += 1;
+                    report_progress(1, 0);
+                }
+                Err(e) => {
+                    failed.push(name);
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        drop(results);
+
+        // 3. the manifest: what the peer holds and is now equal here
+        let mut items: Listing = peer
+            .iter()
+            .filter(|(n, _)| !failed.iter().any(|f| f == *n))
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .collect();
+        for f in &failed {
+            if let Some(old) = manifest.items.get(f) {
+                items.insert(f.clone(), old.clone());
+            }
+        }
+        Manifest::confirmed(items).save(&s.manifest)?;
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        info!(
+            fetched = fetched.items,
+            bytes = fetched.bytes,
+            deleted,
+            divergent = divergent.len(),
+            "swift resync pass done"
+        );
+        Ok(PassReport {
+            fetched,
+            deleted,
+            divergent,
+            peer_items: peer.len() as u64,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    async fn verify(&self, except: &[String]) -> Result<VerifyReport, AgentError> {
+        let s = &self.settings;
+        let (peer, here) = list_pair(&self.peer, &self.here, &s.containers).await?;
+        let mut report = VerifyReport {
+            items: peer.len() as u64,
+            bytes: peer.values().map(|e| e.bytes).sum(),
+            ..Default::default()
+        };
+        for (name, e) in &peer {
+            match here.get(name) {
+                None => report.differences.push(Difference {
+                    path: name.into(),
+                    kind: DifferenceKind::MissingAtTarget,
+                }),
+                Some(h) if h.hash != e.hash || h.bytes != e.bytes => {
+                    report.differences.push(Difference {
+                        path: name.into(),
+                        kind: DifferenceKind::Changed,
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+        for name in here.keys().filter(|n| !peer.contains_key(*n)) {
+            if except.iter().any(|x| x == name) {
+                report.excepted += 1;
+            } else {
+                report.differences.push(Difference {
+                    path: name.into(),
+                    kind: DifferenceKind::ExtraAtTarget,
+                });
+            }
+        }
+        Ok(report)
+    }
+}

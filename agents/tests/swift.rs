@@ -1,0 +1,629 @@
+//! The Swift plans against two real Swift clusters on 127.0.0.1 (started once
+//! for this binary by `swiftd`, stopped by PID at the end, also on failure).
+//! Every scenario runs, each on its own containers; the test fails listing
+//! the scenarios that failed.
+
+mod swiftd;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use warden_agents::replicate::swift::{quarantine_container, ORIGIN_TS_HEADER};
+use warden_agents::replicate::{
+    ContainerSyncSettings, DivergentPolicy, NoReplication, Replicator, Resyncer, SwiftClient,
+    SwiftContainerSync, SwiftReplicator, SwiftReplicatorSettings, SwiftResyncer,
+    SwiftResyncerSettings,
+};
+use warden_agents::AgentError;
+use warden_config::Secret;
+
+use swiftd::Clusters;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+/// Container sync: the daemon's interval is 1 s, but it first sleeps a random part of it.
+const SYNC_PATIENCE: Duration = Duration::from_secs(90);
+
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: not within {limit:?} (last error: {last:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn put(c: &SwiftClient, cont: &str, obj: &str, body: &str) -> Result<String> {
+    Ok(c.put_object(
+        cont,
+        obj,
+        Bytes::from(body.to_string()),
+        "text/plain",
+        &BTreeMap::new(),
+    )
+    .await?)
+}
+
+async fn etags(c: &SwiftClient, cont: &str) -> Result<BTreeMap<String, String>> {
+    Ok(c.list_objects(cont)
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.hash))
+        .collect())
+}
+
+async fn body(c: &SwiftClient, cont: &str, obj: &str) -> Result<Option<String>> {
+    Ok(c.get_object(cont, obj)
+        .await?
+        .map(|(_, b)| String::from_utf8_lossy(&b).into_owned()))
+}
+
+struct Env<'a> {
+    cl: &'a Clusters,
+    a: SwiftClient,
+    b: SwiftClient,
+}
+
+impl Env<'_> {
+    fn replicator(&self, containers: &[&str], manifest: &str) -> SwiftReplicator {
+        let s = SwiftReplicatorSettings::new(
+            self.cl.a.settings(),
+            self.cl.b.settings(),
+            containers.iter().map(|c| c.to_string()).collect(),
+            self.cl.scratch().join(manifest),
+        );
+        SwiftReplicator::new(s).unwrap()
+    }
+}
+
+/// Objects created, overwritten, renamed (copy + delete) and deleted at A
+/// show up at B with the same ETag, content type and metadata.
+async fn continuous_replication(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "repl";
+    let repl = env.replicator(&[c], "repl.json");
+    let shutdown = CancellationToken::new();
+    repl.start(shutdown.clone()).await?;
+    eventually("container at A", PATIENCE, || async {
+        Ok(a.head_container(c).await?.is_some())
+    })
+    .await?;
+    let e1 = a
+        .put_object(
+            c,
+            "dir/one.txt",
+            Bytes::from_static(b"one v1"),
+            "text/x-one",
+            &meta(&[("x-object-meta-color", "blue")]),
+        )
+        .await?;
+    put(a, c, "two", "two").await?;
+    put(a, c, "old name", "renamed content").await?;
+    put(a, c, "doomed", "to be deleted").await?;
+    eventually("four objects at B", PATIENCE, || async {
+        Ok(etags(b, c).await? == etags(a, c).await? && etags(b, c).await?.len() == 4)
+    })
+    .await?;
+    let (info, got) = b.get_object(c, "dir/one.txt").await?.context("one at B")?;
+    ensure!(info.etag == e1 && &got[..] == b"one v1", "{info:?}");
+    ensure!(info.content_type == "text/x-one", "{info:?}");
+    ensure!(info.meta.get("x-object-meta-color").map(String::as_str) == Some("blue"));
+    let origin = a.head_object(c, "dir/one.txt").await?.context("one at A")?;
+    ensure!(
+        info.origin_us() == origin.timestamp_us,
+        "the copy carries A's X-Timestamp in {ORIGIN_TS_HEADER}: {info:?} vs {origin:?}"
+    );
+
+    // overwrite (new content, type, metadata), rename, delete
+    let e1b = a
+        .put_object(
+            c,
+            "dir/one.txt",
+            Bytes::from_static(b"one v2, longer"),
+            "application/x-two",
+            &meta(&[("x-object-meta-color", "red"), ("x-object-meta-size", "L")]),
+        )
+        .await?;
+    a.copy_object(c, "old name", c, "new name").await?;
+    a.delete_object(c, "old name").await?;
+    a.delete_object(c, "doomed").await?;
+    eventually("changes at B", PATIENCE, || async {
+        let at_b = etags(b, c).await?;
+        Ok(at_b == etags(a, c).await? && at_b.get("dir/one.txt") == Some(&e1b))
+    })
+    .await?;
+    let at_b = etags(b, c).await?;
+    ensure!(
+        at_b.keys().collect::<Vec<_>>() == ["dir/one.txt", "new name", "two"],
+        "{at_b:?}"
+    );
+    let info = b.head_object(c, "dir/one.txt").await?.context("one at B")?;
+    ensure!(info.content_type == "application/x-two", "{info:?}");
+    ensure!(info.meta.get("x-object-meta-color").map(String::as_str) == Some("red"));
+    ensure!(info.meta.get("x-object-meta-size").map(String::as_str) == Some("L"));
+    ensure!(body(b, c, "new name").await?.as_deref() == Some("renamed content"));
+
+    // a rewrite with the same content but new metadata is carried too
+    a.put_object(
+        c,
+        "two",
+        Bytes::from_static(b"two"),
+        "text/x-retyped",
+        &BTreeMap::new(),
+    )
+    .await?;
+    eventually("retyped object at B", PATIENCE, || async {
+        Ok(b.head_object(c, "two").await?.map(|i| i.content_type) == Some("text/x-retyped".into()))
+    })
+    .await?;
+
+    eventually("lag back to zero", PATIENCE, || async {
+        Ok(repl.lag().is_zero())
+    })
+    .await?;
+    let diffs = repl.verify().await?;
+    ensure!(diffs.is_empty(), "verify: {diffs:?}");
+    // the manifest names every replicated object as ETAG@TIMESTAMP
+    let m = warden_agents::replicate::Manifest::load(&env.cl.scratch().join("repl.json"))?;
+    let v = &m
+        .items
+        .get("repl/dir/one.txt")
+        .context("manifest entry")?
+        .version;
+    ensure!(v.starts_with(&format!("{e1b}@")), "{v}");
+    repl.stop().await;
+    // stopped: nothing flows any more
+    put(a, c, "after-stop", "x").await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        b.head_object(c, "after-stop").await?.is_none(),
+        "replicated after stop()"
+    );
+    shutdown.cancel();
+    Ok(())
+}
+
+/// The destination site down: start() still succeeds, the lag grows while
+/// A is written, and everything arrives once B is back (retried in the background).
+async fn peer_down_and_back(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "outage";
+    a.put_container(c, &BTreeMap::new()).await?;
+    put(a, c, "before", "written before the outage").await?;
+    env.cl.stop_one("b");
+    let repl = env.replicator(&[c], "outage.json");
+    let started = Instant::now();
+    let r = repl.start(CancellationToken::new()).await;
+    ensure!(
+        r.is_ok(),
+        "an unreachable peer is retried, not fatal: {r:?}"
+    );
+    ensure!(started.elapsed() < Duration::from_secs(10));
+    put(a, c, "during", "written while B is down").await?;
+    eventually("lag grows while B is down", PATIENCE, || async {
+        Ok(repl.lag() > Duration::from_secs(2))
+    })
+    .await?;
+    env.cl.start_one("b");
+    eventually(
+        "everything at B after it is back",
+        Duration::from_secs(60),
+        || async { Ok(etags(b, c).await?.len() == 2 && repl.verify().await?.is_empty()) },
+    )
+    .await?;
+    eventually("lag back to zero", PATIENCE, || async {
+        Ok(repl.lag().is_zero())
+    })
+    .await?;
+    repl.stop().await;
+    Ok(())
+}
+
+/// Containers of the placement list created at either site appear at every
+/// site with their metadata and ACLs.
+async fn placement_containers(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let at_a = meta(&[
+        ("x-container-meta-owner", "alice"),
+        ("x-container-read", ".r:*,.rlistings"),
+        ("x-container-write", "test:tester2"),
+    ]);
+    a.put_container("place-a", &at_a).await?;
+    b.put_container("place-b", &meta(&[("x-container-meta-owner", "bob")]))
+        .await?;
+    let repl = env.replicator(&["place-a", "place-b", "place-new"], "place.json");
+    repl.start(CancellationToken::new()).await?;
+    eventually("all containers on both sites", PATIENCE, || async {
+        for c in ["place-a", "place-b", "place-new"] {
+            if a.head_container(c).await?.is_none() || b.head_container(c).await?.is_none() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+    .await?;
+    let pa = b.head_container("place-a").await?.context("place-a at B")?;
+    ensure!(
+        pa.replicated() == at_a,
+        "place-a at B: {:?}",
+        pa.replicated()
+    );
+    let pb = a.head_container("place-b").await?.context("place-b at A")?;
+    ensure!(pb.get("x-container-meta-owner") == Some("bob"), "{pb:?}");
+    // a change at A follows; a removed ACL is removed at B
+    a.post_container(
+        "place-a",
+        &meta(&[
+            ("x-container-meta-owner", "carol"),
+            ("x-remove-container-write", "x"),
+        ]),
+    )
+    .await?;
+    eventually("metadata change at B", PATIENCE, || async {
+        let h = b.head_container("place-a").await?.unwrap_or_default();
+        Ok(
+            h.get("x-container-meta-owner") == Some("carol")
+                && h.get("x-container-write").is_none(),
+        )
+    })
+    .await?;
+    repl.stop().await;
+    Ok(())
+}
+
+/// B active while A was stale: B's writes and deletes reach A, A's own
+/// writes are handled by `policy`, nothing B holds is missing afterwards.
+async fn resync_after_disaster(env: &Env<'_>, policy: DivergentPolicy) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = format!("dis-{}", policy.as_str());
+    let c = c.as_str();
+    let manifest = format!("dis-{}.json", policy.as_str());
+    // 1. normal times: A → B
+    let repl = env.replicator(&[c], &manifest);
+    repl.start(CancellationToken::new()).await?;
+    eventually("container", PATIENCE, || async {
+        Ok(a.head_container(c).await?.is_some())
+    })
+    .await?;
+    for (o, v) in [
+        ("same", "s"),
+        ("gone-at-b", "g"),
+        ("changed-at-b", "c1"),
+        ("conflict", "k1"),
+    ] {
+        put(a, c, o, v).await?;
+    }
+    eventually("replicated before the disaster", PATIENCE, || async {
+        Ok(etags(b, c).await?.len() == 4 && repl.verify().await?.is_empty())
+    })
+    .await?;
+    repl.resync(CancellationToken::new(), None).await?; // one more confirmed round: manifest saved
+    repl.stop().await;
+
+    // 2. disaster: B active and written; A stale with writes of its own
+    put(b, c, "new-at-b", "from b").await?;
+    put(b, c, "changed-at-b", "c2 from b").await?;
+    b.delete_object(c, "gone-at-b").await?;
+    let conflict_b = put(b, c, "conflict", "k2 from b").await?;
+    let div_a = put(a, c, "div-new", "only on a").await?;
+    put(a, c, "conflict", "k3 from a").await?;
+
+    // 3. failback: A resyncs from B
+    let res = SwiftResyncer::new(SwiftResyncerSettings::new(
+        env.cl.a.settings(),
+        env.cl.b.settings(),
+        vec![c.to_string()],
+        env.cl.scratch().join(&manifest),
+    ))?;
+    let (tx, rx) = tokio::sync::watch::channel(Default::default());
+    let report = res.pass(policy, CancellationToken::new(), Some(tx)).await?;
+    let p = *rx.borrow();
+    ensure!(
+        p.items_left == 0 && p.bytes_left == 0 && p.items_done >= 4,
+        "{p:?}"
+    );
+    ensure!(report.deleted == 1, "{report:?}");
+    ensure!(
+        report.fetched.items == 3,
+        "new-at-b, changed-at-b, conflict: {report:?}"
+    );
+    ensure!(report.peer_items == 4, "{report:?}");
+    let at_a = etags(a, c).await?;
+    let at_b = etags(b, c).await?;
+    for (name, etag) in &at_b {
+        ensure!(
+            at_a.get(name) == Some(etag),
+            "{name} not at A as at B: {at_a:?}"
+        );
+    }
+    ensure!(!at_a.contains_key("gone-at-b"), "{at_a:?}");
+    ensure!(at_a.get("conflict") == Some(&conflict_b));
+    let div: BTreeMap<&str, &warden_agents::replicate::DivergentItem> = report
+        .divergent
+        .iter()
+        .map(|d| (d.name.as_str(), d))
+        .collect();
+    ensure!(div.len() == 2, "{:?}", report.divergent);
+    let dn = div
+        .get(&*format!("{c}/div-new"))
+        .context("div-new reported")?;
+    let dc = div
+        .get(&*format!("{c}/conflict"))
+        .context("conflict reported")?;
+    let qc = quarantine_container(c);
+    let in_quarantine = |d: &warden_agents::replicate::DivergentItem| {
+        let to = d.moved_to.clone();
+        let qc = qc.clone();
+        async move {
+            let to = to.context("moved_to")?;
+            let obj = to
+                .strip_prefix(&format!("{qc}/"))
+                .context("in the quarantine container")?;
+            body(a, &qc, obj).await
+        }
+    };
+    let mut except = Vec::new();
+    match policy {
+        DivergentPolicy::Keep => {
+            ensure!(
+                dn.action == "kept" && at_a.get("div-new") == Some(&div_a),
+                "{dn:?}"
+            );
+            ensure!(dc.action == "quarantined", "a conflict cannot stay: {dc:?}");
+            ensure!(in_quarantine(dc).await?.as_deref() == Some("k3 from a"));
+            except.push(format!("{c}/div-new"));
+        }
+        DivergentPolicy::Quarantine => {
+            ensure!(
+                dn.action == "quarantined" && !at_a.contains_key("div-new"),
+                "{dn:?}"
+            );
+            ensure!(in_quarantine(dn).await?.as_deref() == Some("only on a"));
+            ensure!(dc.action == "quarantined");
+            ensure!(in_quarantine(dc).await?.as_deref() == Some("k3 from a"));
+        }
+        DivergentPolicy::Discard => {
+            ensure!(
+                dn.action == "discarded" && !at_a.contains_key("div-new"),
+                "{dn:?}"
+            );
+            ensure!(dc.action == "discarded" && dc.moved_to.is_none(), "{dc:?}");
+            ensure!(
+                a.head_container(&qc).await?.is_none(),
+                "nothing quarantined"
+            );
+        }
+    }
+    let v = res.verify(&except).await?;
+    ensure!(v.differences.is_empty(), "{v:?}");
+    ensure!(v.items == 4 && v.excepted == except.len() as u64, "{v:?}");
+    // without the exception a kept item is a difference
+    if !except.is_empty() {
+        ensure!(res.verify(&[]).await?.differences.len() == 1);
+    }
+    // a second pass has nothing left to do
+    let again = res.pass(policy, CancellationToken::new(), None).await?;
+    ensure!(again.fetched.items == 0 && again.deleted == 0, "{again:?}");
+    ensure!(again.divergent.len() == except.len(), "{again:?}");
+    Ok(())
+}
+
+/// Swift's own container sync, direction A → B, then flipped to B → A.
+async fn container_sync(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "csync";
+    let key = Secret::new("sync-key-123");
+    let plan = |here: &swiftd::Cluster, peer: &swiftd::Cluster| {
+        SwiftContainerSync::new(ContainerSyncSettings::new(
+            here.settings(),
+            peer.settings(),
+            swiftd::REALM,
+            &here.name,
+            &peer.name,
+            key.clone(),
+            vec![c.to_string()],
+        ))
+    };
+    let from_a = plan(&env.cl.a, &env.cl.b)?;
+    let from_b = plan(&env.cl.b, &env.cl.a)?;
+    from_a.start(CancellationToken::new()).await?;
+    let ha = a.head_container(c).await?.context("at A")?;
+    let hb = b.head_container(c).await?.context("at B")?;
+    ensure!(
+        ha.get("x-container-sync-to") == Some("//realm1/clusterb/AUTH_test/csync"),
+        "{ha:?}"
+    );
+    ensure!(hb.get("x-container-sync-to").is_none(), "{hb:?}");
+    ensure!(
+        hb.get("x-container-sync-key") == Some("sync-key-123"),
+        "{hb:?}"
+    );
+    let e = put(a, c, "from-a", "a to b").await?;
+    eventually("A → B by container sync", SYNC_PATIENCE, || async {
+        Ok(etags(b, c).await?.get("from-a") == Some(&e))
+    })
+    .await?;
+    eventually("container-sync lag 0", PATIENCE, || async {
+        Ok(from_a.lag().is_zero())
+    })
+    .await?;
+    ensure!(from_a.verify().await?.is_empty());
+
+    // failover: B becomes the source
+    from_a.stop().await;
+    from_b.start(CancellationToken::new()).await?;
+    let ha = a.head_container(c).await?.context("at A")?;
+    let hb = b.head_container(c).await?.context("at B")?;
+    ensure!(
+        hb.get("x-container-sync-to") == Some("//realm1/clustera/AUTH_test/csync"),
+        "{hb:?}"
+    );
+    ensure!(ha.get("x-container-sync-to").is_none(), "{ha:?}");
+    let e = put(b, c, "from-b", "b to a").await?;
+    // while it is not there, verify says so
+    let d = from_b.verify().await?;
+    ensure!(
+        d.is_empty() || d.iter().any(|d| d.path.ends_with("from-b")),
+        "{d:?}"
+    );
+    eventually("B → A by container sync", SYNC_PATIENCE, || async {
+        Ok(etags(a, c).await?.get("from-b") == Some(&e))
+    })
+    .await?;
+    eventually("verify after the flip", PATIENCE, || async {
+        Ok(from_b.verify().await?.is_empty())
+    })
+    .await?;
+    from_b.stop().await;
+    let hb = b.head_container(c).await?.context("at B")?;
+    ensure!(
+        hb.get("x-container-sync-to").is_none(),
+        "stop removes Sync-To: {hb:?}"
+    );
+
+    // the `none` plan does nothing and reports nothing
+    let none = NoReplication;
+    none.start(CancellationToken::new()).await?;
+    ensure!(none.lag().is_zero() && none.verify().await?.is_empty());
+    Ok(())
+}
+
+/// A wrong key: a clear error naming the URL and user, never the key; start() fails.
+async fn wrong_key(env: &Env<'_>) -> Result<()> {
+    let bad = "Not-The-Key-91";
+    let s = SwiftReplicatorSettings::new(
+        env.cl.a.settings_with_key(bad),
+        env.cl.b.settings(),
+        vec!["wrong".into()],
+        env.cl.scratch().join("wrong.json"),
+    );
+    let repl = SwiftReplicator::new(s)?;
+    let t0 = Instant::now();
+    let err = repl
+        .start(CancellationToken::new())
+        .await
+        .err()
+        .context("start() with a wrong key must fail")?;
+    ensure!(t0.elapsed() < Duration::from_secs(10), "not right away");
+    let msg = err.to_string();
+    ensure!(
+        matches!(err, AgentError::SwiftAuth { status: 401, .. }),
+        "{err:?}"
+    );
+    ensure!(!err.is_retryable());
+    ensure!(
+        msg.contains(&env.cl.a.auth_url) && msg.contains("test:tester") && msg.contains("key"),
+        "{msg}"
+    );
+    ensure!(
+        !msg.contains(bad) && !format!("{err:?}").contains(bad),
+        "{msg}"
+    );
+    ensure!(!format!("{:?}", repl.settings()).contains(bad));
+    // nothing was created at B
+    ensure!(env.b.head_container("wrong").await?.is_none());
+    // same for the resyncer and the container-sync plan
+    let res = SwiftResyncer::new(SwiftResyncerSettings::new(
+        env.cl.a.settings_with_key(bad),
+        env.cl.b.settings(),
+        vec!["wrong".into()],
+        env.cl.scratch().join("wrong.json"),
+    ))?;
+    let e = res
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .err()
+        .context("pass with a wrong key")?;
+    ensure!(
+        matches!(e, AgentError::SwiftAuth { .. }) && !e.to_string().contains(bad),
+        "{e}"
+    );
+    Ok(())
+}
+
+/// A token lost by the cluster (restart: tokens live in memcached) is renewed.
+async fn token_renewal(env: &Env<'_>) -> Result<()> {
+    let a = &env.a;
+    put(a, "renew", "x", "before").await.ok();
+    a.put_container("renew", &BTreeMap::new()).await?;
+    put(a, "renew", "x", "before").await?;
+    env.cl.stop_one("a");
+    env.cl.start_one("a");
+    // the same client, its old token unknown to the restarted memcached
+    eventually("call after restart", PATIENCE, || async {
+        Ok(body(a, "renew", "x").await?.as_deref() == Some("before"))
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swift_plans_against_two_real_clusters() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(cl) = Clusters::start() else { return };
+    let env = Env {
+        a: SwiftClient::new(cl.a.settings()).unwrap(),
+        b: SwiftClient::new(cl.b.settings()).unwrap(),
+        cl: &cl,
+    };
+    let mut failed = Vec::new();
+    macro_rules! scenario {
+        ($name:expr, $f:expr) => {{
+            let t0 = Instant::now();
+            match $f.await {
+                Ok(()) => eprintln!("scenario {} ... ok ({:.1?})", $name, t0.elapsed()),
+                Err(e) => {
+                    eprintln!("scenario {} ... FAILED: {e:#}", $name);
+                    failed.push(format!("{}: {e:#}", $name));
+                }
+            }
+        }};
+    }
+    scenario!("wrong_key", wrong_key(&env));
+    scenario!("continuous_replication", continuous_replication(&env));
+    scenario!("placement_containers", placement_containers(&env));
+    scenario!(
+        "resync_keep",
+        resync_after_disaster(&env, DivergentPolicy::Keep)
+    );
+    scenario!(
+        "resync_quarantine",
+        resync_after_disaster(&env, DivergentPolicy::Quarantine)
+    );
+    scenario!(
+        "resync_discard",
+        resync_after_disaster(&env, DivergentPolicy::Discard)
+    );
+    scenario!("container_sync", container_sync(&env));
+    scenario!("peer_down_and_back", peer_down_and_back(&env));
+    scenario!("token_renewal", token_renewal(&env));
+    drop(env);
+    drop(cl);
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n")
+    );
+}
