@@ -179,4 +179,3 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     walk(root, root, &mut out);
     out
 }
-
