@@ -9,8 +9,9 @@
 //!   time to converge after the last write.
 //!
 //! `cargo bench --bench replication` (needs `rsync` and `lsyncd`; FILES=10000,
-//! ROUNDS=1, RATE=1000, STEADY_SECS=60 by default; 0 skips a case). Each round
-//! uses a fresh source and an emptied target.
+//! ROUNDS=1, RATE=1000, STEADY_SECS=60 by default; 0 skips a case;
+//! MAX_TRANSFERS and WINDOW_MS override warden's defaults for tuning). Each
+//! round uses a fresh source and an emptied target.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -94,6 +95,12 @@ impl Mirror {
 async fn start_warden(src: &Path, port: u16) -> Result<Mirror> {
     let mut s = RsyncSettings::new(src, "127.0.0.1", "drdata", USER, Secret::new(PASSWORD));
     s.port = port;
+    if let Ok(n) = std::env::var("MAX_TRANSFERS") {
+        s.max_transfers = n.parse()?;
+    }
+    if let Ok(ms) = std::env::var("WINDOW_MS") {
+        s.batch_window = Duration::from_millis(ms.parse()?);
+    }
     let repl = RsyncReplicator::new(s);
     repl.start(CancellationToken::new()).await?;
     Ok(Mirror::Warden(repl))

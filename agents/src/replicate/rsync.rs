@@ -3,9 +3,17 @@
 //!
 //! - Changes are seen with inotify (`notify`, recursive). The watcher only
 //!   records relative paths in [`State`]; one worker task turns them into
-//!   transfers, one rsync at a time (the `transfer` lock).
-//! - A batch is what arrived within `batch_window` (or `batch_max` paths):
-//!   `rsync -a -r --files-from=- --from0 --delete-missing-args --force`, so a
+//!   transfers.
+//! - Up to `max_transfers` batches run at once (an rsync session spends most
+//!   of its ~0.1 s waiting, not working), but never two with overlapping
+//!   paths (the same path, or one inside the other), so a path's versions
+//!   arrive in order. A full pass or `verify` runs alone (the `transfer`
+//!   lock: batches share it, they take it exclusively).
+//! - A batch is what arrived within `batch_window` of its oldest change (or
+//!   `batch_max` paths); changes that waited for a free transfer go at once:
+//!   `rsync -a -r --files-from=- --from0 --delete-missing-args --force
+//!   --ignore-times` (every listed path changed, even a same-size rewrite in
+//!   the same second that rsync's quick check would skip), so a
 //!   listed path that no longer exists is deleted at the target. A rename is
 //!   both paths: the old one is deleted, the new one sent (a directory with
 //!   its subtree, hence `-r`).
@@ -64,8 +72,10 @@ pub struct RsyncSettings {
     pub password: Secret,
     /// The rsync binary.
     pub rsync_path: PathBuf,
-    /// How long changes are gathered before a batch transfer.
+    /// How long changes are gathered (from the oldest) before a batch transfer.
     pub batch_window: Duration,
+    /// Most batch transfers running at once (at least 1).
+    pub max_transfers: usize,
     /// A batch is sent early once this many paths wait.
     pub batch_max: usize,
     /// Past this many waiting paths, a full pass replaces the list.
@@ -85,10 +95,10 @@ pub struct RsyncSettings {
 }
 
 impl RsyncSettings {
-    /// Settings with the defaults: port 873, `rsync` from `PATH`, 50 ms
-    /// batches of at most 1000 paths, full pass past 100 000 pending paths,
-    /// retries from 200 ms to 10 s, 30 s I/O timeout, no manifest, the
-    /// sibling quarantine directory.
+    /// Settings with the defaults: port 873, `rsync` from `PATH`, 10 ms
+    /// batches of at most 1000 paths, 8 batch transfers at once, full pass
+    /// past 100 000 pending paths, retries from 200 ms to 10 s, 30 s I/O
+    /// timeout, no manifest, the sibling quarantine directory.
     pub fn new(
         source: impl Into<PathBuf>,
         host: impl Into<String>,
@@ -104,7 +114,8 @@ impl RsyncSettings {
             user: user.into(),
             password,
             rsync_path: PathBuf::from("rsync"),
-            batch_window: Duration::from_millis(50),
+            batch_window: Duration::from_millis(10),
+            max_transfers: 8,
             batch_max: 1000,
             max_pending: 100_000,
             retry_min: Duration::from_millis(200),
@@ -157,13 +168,37 @@ struct State {
     pending_since: Option<Instant>,
     /// Set when a full pass is needed, to when it became needed.
     full_since: Option<Instant>,
-    /// The oldest change covered by the transfer that is running now.
-    inflight_since: Option<Instant>,
+    /// The oldest change covered by the running full pass.
+    full_inflight_since: Option<Instant>,
+    /// Running batches: id → (oldest change covered, its paths).
+    batches: std::collections::BTreeMap<u64, (Instant, Vec<PathBuf>)>,
+    /// All paths of the running batches (a pending path overlapping one waits).
+    batch_paths: BTreeSet<PathBuf>,
+    /// The next batch id.
+    next_batch: u64,
 }
 
-enum Work {
-    Full,
-    Batch(Vec<PathBuf>),
+impl State {
+    /// The oldest change not yet confirmed at the target.
+    fn oldest(&self) -> Option<Instant> {
+        let batches = self.batches.values().map(|(t, _)| *t).min();
+        earliest(
+            earliest(self.pending_since, self.full_since),
+            earliest(self.full_inflight_since, batches),
+        )
+    }
+
+    /// Whether `p` is, contains or is inside a path of a running batch.
+    fn overlaps_running(&self, p: &Path) -> bool {
+        if p.ancestors().any(|a| self.batch_paths.contains(a)) {
+            return true;
+        }
+        // Paths inside `p` sort right after it (components compare in order).
+        self.batch_paths
+            .range::<Path, _>((std::ops::Bound::Excluded(p), std::ops::Bound::Unbounded))
+            .next()
+            .is_some_and(|q| q.starts_with(p))
+    }
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
@@ -179,8 +214,8 @@ struct Shared {
     state: Mutex<State>,
     /// Wakes the worker when the watcher recorded something.
     wake: Notify,
-    /// One rsync against the target at a time (worker, `resync`, `verify`).
-    transfer: tokio::sync::Mutex<()>,
+    /// Batches share it; a full pass and `verify` take it alone.
+    transfer: tokio::sync::RwLock<()>,
     /// The manifest being maintained; `None` until loaded (or without `settings.manifest`).
     book: Mutex<Option<Book>>,
 }
@@ -230,7 +265,7 @@ impl RsyncReplicator {
                 settings,
                 state: Mutex::new(State::default()),
                 wake: Notify::new(),
-                transfer: tokio::sync::Mutex::new(()),
+                transfer: tokio::sync::RwLock::new(()),
                 book: Mutex::new(None),
             }),
             running: tokio::sync::Mutex::new(None),
@@ -273,7 +308,7 @@ impl Replicator for RsyncReplicator {
         let watcher = watch_tree(shared.clone(), source)?;
         shared.state.lock().unwrap().full_since = Some(Instant::now());
         let cancel = shutdown.child_token();
-        match shared.do_work(&cancel).await {
+        match shared.run_full(&cancel).await {
             Ok(()) => {}
             Err(e) if !e.is_retryable() => {
                 shared.state.lock().unwrap().full_since = None;
@@ -316,9 +351,7 @@ impl Replicator for RsyncReplicator {
 
     fn lag(&self) -> Duration {
         let s = self.shared.state.lock().unwrap();
-        earliest(earliest(s.pending_since, s.full_since), s.inflight_since)
-            .map(|t| t.elapsed())
-            .unwrap_or_default()
+        s.oldest().map(|t| t.elapsed()).unwrap_or_default()
     }
 
     async fn verify(&self) -> Result<Vec<Difference>, AgentError> {
@@ -334,7 +367,7 @@ impl Replicator for RsyncReplicator {
         let mut diffs = Vec::new();
         let cancel = CancellationToken::new();
         self.shared
-            .rsync(args, None, &cancel, |line| {
+            .rsync(args, None, true, &cancel, |line| {
                 if let Some(d) = parse_difference(line) {
                     diffs.push(d);
                 }
@@ -404,64 +437,90 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
     shared.save_manifest(true).await;
 }
 
-/// Wait for changes, gather a batch, transfer, retry failures.
+/// Wait for changes, gather batches, run up to `max_transfers` of them,
+/// run a full pass when one is owed (alone), retry failures.
 async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
     let s = &shared.settings;
     let mut backoff = s.retry_min;
     let mut failing = false;
+    let mut running: tokio::task::JoinSet<Result<(), AgentError>> = tokio::task::JoinSet::new();
     loop {
-        let (has_work, full) = {
-            let st = shared.state.lock().unwrap();
-            (
-                st.full_since.is_some() || !st.paths.is_empty(),
-                st.full_since.is_some(),
-            )
-        };
-        if !has_work {
-            let save_in = shared.save_due_in();
-            tokio::select! {
-                _ = shared.wake.notified() => continue,
-                _ = tokio::time::sleep(save_in.unwrap_or_default()), if save_in.is_some() => {
-                    shared.save_manifest(false).await;
-                    continue;
-                }
-                _ = cancel.cancelled() => return,
+        while let Some(done) = running.try_join_next() {
+            if !shared.batch_done(done, &mut failing).await {
+                return;
             }
         }
-        if !full {
-            // Let the batch fill for one window, or until it is large enough.
-            let deadline = tokio::time::Instant::now() + s.batch_window;
-            while shared.state.lock().unwrap().paths.len() < s.batch_max {
+        let (full, pending, since, many) = {
+            let st = shared.state.lock().unwrap();
+            (
+                st.full_since.is_some(),
+                !st.paths.is_empty(),
+                st.pending_since,
+                st.paths.len() >= s.batch_max,
+            )
+        };
+        if full {
+            if let Some(done) = running.join_next().await {
+                if !shared.batch_done(done, &mut failing).await {
+                    return;
+                }
+                continue;
+            }
+            match shared.run_full(&cancel).await {
+                Ok(()) => {
+                    shared.save_manifest(false).await;
+                    if failing {
+                        info!(target = %s.target(), "replication target reachable again, caught up with a full pass");
+                    }
+                    failing = false;
+                    backoff = s.retry_min;
+                }
+                Err(AgentError::ReplicationCancelled) => return,
+                Err(e) => {
+                    if !failing {
+                        warn!(target = %s.target(), cause = %e, "replication transfer failed, retrying with a full pass");
+                    } else {
+                        debug!(target = %s.target(), cause = %e, "replication still failing");
+                    }
+                    failing = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(s.retry_max);
+                }
+            }
+            continue;
+        }
+        if pending && running.len() < s.max_transfers.max(1) {
+            // Let the batch fill for one window from its oldest change, or until it is large.
+            let deadline = since.map(|t| t + s.batch_window);
+            if let Some(deadline) = deadline.filter(|d| *d > Instant::now() && !many) {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = tokio::time::sleep_until(deadline.into()) => {}
                     _ = shared.wake.notified() => {}
                     _ = cancel.cancelled() => return,
                 }
+                continue;
             }
+            if let Some((id, paths)) = shared.take_batch() {
+                running.spawn(shared.clone().run_batch(id, paths, cancel.clone()));
+                continue;
+            }
+            // Everything pending overlaps a running batch: wait for one to end.
         }
-        match shared.do_work(&cancel).await {
-            Ok(()) => {
+        let save_in = shared.save_due_in().filter(|_| running.is_empty());
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if !shared.batch_done(done, &mut failing).await {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(save_in.unwrap_or_default()), if save_in.is_some() => {
                 shared.save_manifest(false).await;
-                if failing {
-                    info!(target = %s.target(), "replication target reachable again, caught up with a full pass");
-                }
-                failing = false;
-                backoff = s.retry_min;
             }
-            Err(AgentError::ReplicationCancelled) => return,
-            Err(e) => {
-                if !failing {
-                    warn!(target = %s.target(), cause = %e, "replication transfer failed, retrying with a full pass");
-                } else {
-                    debug!(target = %s.target(), cause = %e, "replication still failing");
-                }
-                failing = true;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = cancel.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(s.retry_max);
-            }
+            _ = cancel.cancelled() => return,
         }
     }
 }
@@ -531,31 +590,99 @@ impl Shared {
         }
     }
 
-    /// Takes what is pending and transfers it; on failure a full pass is owed.
-    async fn do_work(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
-        let work = {
-            let mut st = self.state.lock().unwrap();
-            let since = earliest(st.full_since, st.pending_since);
-            st.inflight_since = earliest(st.inflight_since, since);
-            st.pending_since = None;
-            let paths = std::mem::take(&mut st.paths);
-            if st.full_since.take().is_some() {
-                Work::Full
-            } else {
-                Work::Batch(paths.into_iter().collect())
+    /// Handles a finished batch; `false` when the worker must end (cancelled).
+    async fn batch_done(
+        &self,
+        done: Result<Result<(), AgentError>, tokio::task::JoinError>,
+        failing: &mut bool,
+    ) -> bool {
+        match done {
+            Ok(Ok(())) => {
+                self.save_manifest(false).await;
+                true
             }
-        };
-        let result = match work {
-            Work::Full => self.full_pass(cancel, None).await.map(|_| ()),
-            Work::Batch(paths) if paths.is_empty() => Ok(()),
-            Work::Batch(paths) => self.batch(paths, cancel).await,
-        };
+            Ok(Err(AgentError::ReplicationCancelled)) => false,
+            Ok(Err(e)) => {
+                if !*failing {
+                    warn!(target = %self.settings.target(), cause = %e, "replication batch failed, a full pass follows");
+                }
+                *failing = true;
+                true
+            }
+            Err(e) => {
+                warn!(cause = %e, "replication batch task failed, a full pass follows");
+                let mut st = self.state.lock().unwrap();
+                st.full_since = earliest(st.full_since, Some(Instant::now()));
+                true
+            }
+        }
+    }
+
+    /// Takes up to `batch_max` pending paths that overlap no running batch
+    /// and marks them running.
+    fn take_batch(&self) -> Option<(u64, Vec<PathBuf>)> {
+        let mut st = self.state.lock().unwrap();
+        let since = st.pending_since?;
+        let mut taken = Vec::new();
+        let mut left = BTreeSet::new();
+        for p in std::mem::take(&mut st.paths) {
+            if taken.len() < self.settings.batch_max && !st.overlaps_running(&p) {
+                // Overlaps within the batch are fine: one rsync sends them in order.
+                taken.push(p);
+            } else {
+                left.insert(p);
+            }
+        }
+        st.paths = left;
+        if st.paths.is_empty() {
+            st.pending_since = None;
+        }
+        if taken.is_empty() {
+            return None;
+        }
+        let id = st.next_batch;
+        st.next_batch += 1;
+        st.batch_paths.extend(taken.iter().cloned());
+        st.batches.insert(id, (since, taken.clone()));
+        Some((id, taken))
+    }
+
+    /// Runs batch `id`; on failure a full pass is owed from its oldest change.
+    async fn run_batch(
+        self: Arc<Self>,
+        id: u64,
+        paths: Vec<PathBuf>,
+        cancel: CancellationToken,
+    ) -> Result<(), AgentError> {
+        let result = self.batch(paths, &cancel).await;
+        let mut st = self.state.lock().unwrap();
+        if let Some((since, paths)) = st.batches.remove(&id) {
+            for p in &paths {
+                st.batch_paths.remove(p);
+            }
+            if result.is_err() {
+                st.full_since = earliest(st.full_since, Some(since));
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+        result
+    }
+
+    /// Runs the owed full pass (it covers everything pending); on failure it stays owed.
+    async fn run_full(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        {
+            let mut st = self.state.lock().unwrap();
+            let since = earliest(st.full_since.take(), st.pending_since.take());
+            st.full_inflight_since = earliest(st.full_inflight_since, since);
+            st.paths.clear();
+        }
+        let result = self.full_pass(cancel, None).await.map(|_| ());
         let mut st = self.state.lock().unwrap();
         if result.is_err() {
-            // The full pass after recovery covers this transfer's changes.
-            st.full_since = earliest(st.full_since, st.inflight_since);
+            st.full_since = earliest(st.full_since, st.full_inflight_since);
         }
-        st.inflight_since = None;
+        st.full_inflight_since = None;
         result
     }
 
@@ -589,10 +716,13 @@ impl Shared {
             "--from0".into(),
             "--delete-missing-args".into(),
             "--force".into(),
+            // Listed because they changed: rsync's size+mtime quick check
+            // would skip a same-size rewrite within the same second.
+            "--ignore-times".into(),
             source_arg(&s.source),
             s.url().into(),
         ];
-        self.rsync(args, Some(list), cancel, |_| {}).await?;
+        self.rsync(args, Some(list), false, cancel, |_| {}).await?;
         if let Some(updates) = updates {
             if let Some(b) = self.book.lock().unwrap().as_mut() {
                 apply_updates(&mut b.items, updates);
@@ -632,7 +762,7 @@ impl Shared {
             s.url().into(),
         ];
         let mut done = Progress::default();
-        self.rsync(args, None, cancel, |line| {
+        self.rsync(args, None, true, cancel, |line| {
             done.items += 1;
             if line.starts_with(['<', '>']) {
                 let len = line
@@ -665,15 +795,22 @@ impl Shared {
 
     /// Runs rsync with the password in its environment, feeding `stdin` and
     /// handing each stdout line to `on_line`; kills it when `cancel` fires.
+    /// `alone`: no other transfer runs meanwhile (full pass, verify).
     async fn rsync(
         &self,
         args: Vec<OsString>,
         stdin: Option<Vec<u8>>,
+        alone: bool,
         cancel: &CancellationToken,
         on_line: impl FnMut(&str) + Send,
     ) -> Result<(), AgentError> {
-        let _one_at_a_time = self.transfer.lock().await;
-        run_rsync(&self.settings, args, stdin, cancel, on_line).await
+        if alone {
+            let _alone = self.transfer.write().await;
+            run_rsync(&self.settings, args, stdin, cancel, on_line).await
+        } else {
+            let _shared = self.transfer.read().await;
+            run_rsync(&self.settings, args, stdin, cancel, on_line).await
+        }
     }
 }
 
@@ -987,6 +1124,51 @@ mod tests {
         assert_eq!(parse_difference(".d..t...... dir/"), None);
         assert_eq!(parse_difference(".f...p..... mode-only"), None);
         assert_eq!(parse_difference(".d..t...... ./"), None);
+    }
+
+    #[test]
+    fn running_batches_block_overlapping_paths_only() {
+        let mut st = State::default();
+        st.batch_paths.insert(PathBuf::from("a/b"));
+        st.batch_paths.insert(PathBuf::from("c"));
+        for (p, overlaps) in [
+            ("a/b", true),
+            ("a", true),
+            ("a/b/c", true),
+            ("c/d/e", true),
+            ("a/bc", false),
+            ("a b", false),
+            ("a/a", false),
+            ("d", false),
+        ] {
+            assert_eq!(st.overlaps_running(Path::new(p)), overlaps, "{p}");
+        }
+    }
+
+    #[test]
+    fn batch_updates_set_replace_subtrees_and_remove() {
+        let it = |v: &str| Item {
+            size: 1,
+            version: v.into(),
+        };
+        let mut items: Listing = [("a", "1"), ("d/x", "1"), ("d/y", "1"), ("dz", "1")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), it(v)))
+            .collect();
+        apply_updates(
+            &mut items,
+            vec![
+                Update::Set("a".into(), it("2")),
+                Update::Subtree("d".into(), [("d/z".to_string(), it("3"))].into()),
+                Update::Remove("dz".into()),
+                Update::Set("new".into(), it("4")),
+            ],
+        );
+        let got: Vec<(&str, &str)> = items
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.version.as_str()))
+            .collect();
+        assert_eq!(got, vec![("a", "2"), ("d/z", "3"), ("new", "4")]);
     }
 
     #[test]
