@@ -394,11 +394,20 @@ fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
         }
     })?;
     assert_eq!(a.len(), 302);
+    lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "switchover") {
+            Some(rb) if rb["to"] == "a" && rb["status"] == "succeeded" => Ok(()),
+            other => bail!("second switchover not done: {other:?}"),
+        }
+    })?;
     // refused: a switchover to the active site, or to a stranger
     let again = x.d.operator().cli(&["switchover", "web", "--to", "a"])?;
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already runs on a"));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already runs on a"), "{err}");
     let bad = x.d.operator().cli(&["switchover", "web", "--to", "zz"])?;
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a site of group web"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("not a site of group web"), "{err}");
     Ok(())
 }
