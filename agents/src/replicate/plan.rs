@@ -267,3 +267,118 @@ pub fn resyncer(
         ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/tmp/warden-plan-test"
+operator_token = { env = "WARDEN_PLAN_TEST_SECRET" }
+
+[sites.a]
+agent_token = { env = "WARDEN_PLAN_TEST_SECRET" }
+
+[sites.b]
+agent_token = { env = "WARDEN_PLAN_TEST_SECRET" }
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = { env = "WARDEN_PLAN_TEST_SECRET" }
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = { a = "127.0.0.1:8080", b = "127.0.0.1:8081" }
+"#;
+
+    fn config(replication: &str) -> Config {
+        // The Swift clients build reqwest with rustls (the binary installs ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        std::env::set_var("WARDEN_PLAN_TEST_SECRET", "s3cret-plan-test");
+        warden_config::parse(
+            &format!("{CONF}{replication}"),
+            std::path::Path::new("plan.conf"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rsync_settings_take_the_peers_module_and_the_local_manifest() {
+        let c = config(
+            r#"
+[groups.web.replication]
+plan = "rsync"
+[groups.web.replication.sites.a]
+path = "/srv/a"
+module = "10.0.0.1:8873/data"
+user = "ua"
+password = { env = "WARDEN_PLAN_TEST_SECRET" }
+[groups.web.replication.sites.b]
+path = "/srv/b"
+module = "10.0.0.2/data"
+user = "ub"
+password = { env = "WARDEN_PLAN_TEST_SECRET" }
+"#,
+        );
+        let s = rsync_settings(&c, "web", "a", "b").unwrap();
+        assert_eq!(s.source, PathBuf::from("/srv/a"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.module.as_str(), s.user.as_str()),
+            ("10.0.0.2", 873, "data", "ub")
+        );
+        assert_eq!(
+            s.manifest,
+            Some(PathBuf::from("/srv/a.warden-manifest.json"))
+        );
+        assert_eq!(
+            s.quarantine,
+            Some(PathBuf::from("/srv/a.warden-quarantine"))
+        );
+        assert!(replicator(&c, "web", "a", "b").is_ok());
+        assert!(resyncer(&c, "web", "b", "a").is_ok());
+    }
+
+    #[test]
+    fn every_plan_builds_from_the_config() {
+        let swift_sites = r#"
+[groups.web.replication.sites.a]
+auth_url = "http://127.0.0.1:1/auth/v1.0"
+user = "test:tester"
+key = { env = "WARDEN_PLAN_TEST_SECRET" }
+CLUSTER_A
+[groups.web.replication.sites.b]
+auth_url = "http://127.0.0.1:2/auth/v1.0"
+user = "test:tester"
+key = { env = "WARDEN_PLAN_TEST_SECRET" }
+CLUSTER_B
+"#;
+        let plain = swift_sites
+            .replace("CLUSTER_A", "")
+            .replace("CLUSTER_B", "");
+        let synced = swift_sites
+            .replace("CLUSTER_A", "cluster = \"clustera\"")
+            .replace("CLUSTER_B", "cluster = \"clusterb\"");
+        for conf in [
+            format!("[groups.web.replication]\nplan = \"swift\"\ncontainers = [\"c1\"]\n{plain}"),
+            format!("[groups.web.replication]\nplan = \"swift-container-sync\"\ncontainers = [\"c1\"]\nrealm = \"realm1\"\nsync_key = {{ env = \"WARDEN_PLAN_TEST_SECRET\" }}\n{synced}"),
+            "[groups.web.replication]\nplan = \"none\"\n".to_string(),
+            "[groups.web.replication]\nplan = \"command\"\nstart = [\"true\"]\nresync = [\"true\"]\n".to_string(),
+        ] {
+            let c = config(&format!("\n{conf}"));
+            if let Err(e) = replicator(&c, "web", "a", "b") {
+                panic!("{conf}: {e}");
+            }
+            if let Err(e) = resyncer(&c, "web", "b", "a") {
+                panic!("{conf}: {e}");
+            }
+        }
+    }
+}
