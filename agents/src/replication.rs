@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use warden_config::{Config, Divergent, ReplicationConfig};
 
-use crate::replicate::{plan, DivergentItem, DivergentPolicy, Replicator, ResyncProgress};
+use crate::replicate::{
+    plan, DivergentItem, DivergentPolicy, Replicator, ResyncProgress, Resyncer,
+};
 use crate::wire::{
     Command, CommandKind, CommandOutcome, DivergentWire, ReplicationStatus, ResyncProgressWire,
 };
@@ -232,6 +234,27 @@ impl Replication {
         }
     }
 
+    /// Stops any continuous replication from this site (a stale site must
+    /// never push), builds the resyncer and enters the `resync` role.
+    async fn enter_resync(
+        &self,
+        g: &GroupRepl,
+        cmd: &Command,
+        peer: &str,
+    ) -> Result<(String, Arc<dyn Resyncer>, watch::Sender<ResyncProgress>), String> {
+        let stopped = self.stop(g).await;
+        let resyncer = plan::resyncer(&self.config, &cmd.group, &self.site, peer)
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = watch::channel(ResyncProgress::default());
+        let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+        run.role = Role::Resync {
+            peer: peer.to_string(),
+            epoch: cmd.epoch,
+            progress: rx,
+        };
+        Ok((stopped, resyncer, tx))
+    }
+
     /// Resync passes until one takes less than `resync_lag_max`.
     async fn catch_up(
         &self,
@@ -240,22 +263,14 @@ impl Replication {
         shutdown: &CancellationToken,
     ) -> Result<String, String> {
         let peer = self.peer_of(cmd)?;
-        let stopped = self.stop(g).await;
-        let resyncer = plan::resyncer(&self.config, &cmd.group, &self.site, &peer)
-            .map_err(|e| e.to_string())?;
-        let policy = policy_of(g.cfg.divergent);
-        let lag_max = g.cfg.resync_lag_max;
-        let (tx, rx) = watch::channel(ResyncProgress::default());
+        let (stopped, resyncer, tx) = self.enter_resync(g, cmd, &peer).await?;
         {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
-            run.role = Role::Resync {
-                peer: peer.clone(),
-                epoch: cmd.epoch,
-                progress: rx,
-            };
             run.passes = 0;
             run.divergent.clear();
         }
+        let policy = policy_of(g.cfg.divergent);
+        let lag_max = g.cfg.resync_lag_max;
         let (mut fetched, mut bytes, mut deleted) = (0u64, 0u64, 0u64);
         let mut last = Duration::ZERO;
         for pass in 1..=MAX_PASSES {
@@ -305,19 +320,8 @@ impl Replication {
         shutdown: &CancellationToken,
     ) -> Result<String, String> {
         let peer = self.peer_of(cmd)?;
-        self.stop(g).await;
-        let resyncer = plan::resyncer(&self.config, &cmd.group, &self.site, &peer)
-            .map_err(|e| e.to_string())?;
+        let (_, resyncer, tx) = self.enter_resync(g, cmd, &peer).await?;
         let policy = policy_of(g.cfg.divergent);
-        let (tx, rx) = watch::channel(ResyncProgress::default());
-        {
-            let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
-            run.role = Role::Resync {
-                peer: peer.clone(),
-                epoch: cmd.epoch,
-                progress: rx,
-            };
-        }
         let report = resyncer
             .pass(policy, shutdown.child_token(), Some(tx))
             .await
