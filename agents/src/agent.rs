@@ -487,44 +487,39 @@ async fn execute(
             let shared = shared.clone();
             let token = token.clone();
             tokio::spawn(async move {
-                let outcome = match &shared.settings.replication {
-                    Some(r) => tokio::select! {
-                        _ = token.cancelled() => return,
-                        o = r.run(&cmd, &token) => o,
-                    },
-                    None => CommandOutcome {
-                        id: cmd.id.clone(),
-                        ok: false,
-                        detail: NO_REPLICATION.into(),
-                        hooks: Vec::new(),
-                    },
+                let outcome = tokio::select! {
+                    _ = token.cancelled() => return,
+                    o = run_command(&shared.settings, &cmd, &token) => o,
                 };
-                if outcome.ok {
-                    info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
-                } else {
-                    warn!(command = %cmd.id, detail = %outcome.detail, "command failed");
-                }
-                shared.book().finish(outcome);
-                shared.finished.notify_one();
+                finish(&shared, &cmd, outcome);
             });
             continue;
         }
         // Cancelling drops the hook run, which kills the running hook.
         let outcome = tokio::select! {
             _ = token.cancelled() => return,
-            o = run_command(&shared.settings, &cmd) => o,
+            o = run_command(&shared.settings, &cmd, &token) => o,
         };
-        if outcome.ok {
-            info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
-        } else {
-            warn!(command = %cmd.id, detail = %outcome.detail, "command failed");
-        }
-        shared.book().finish(outcome);
-        shared.finished.notify_one();
+        finish(&shared, &cmd, outcome);
     }
 }
 
-async fn run_command(settings: &AgentSettings, cmd: &Command) -> CommandOutcome {
+/// Records a finished command's outcome and wakes the report loop.
+fn finish(shared: &Shared, cmd: &Command, outcome: CommandOutcome) {
+    if outcome.ok {
+        info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
+    } else {
+        warn!(command = %cmd.id, detail = %outcome.detail, "command failed");
+    }
+    shared.book().finish(outcome);
+    shared.finished.notify_one();
+}
+
+async fn run_command(
+    settings: &AgentSettings,
+    cmd: &Command,
+    token: &CancellationToken,
+) -> CommandOutcome {
     let hooks = match cmd.kind {
         CommandKind::Promote => &settings.promote,
         CommandKind::Demote => &settings.demote,
@@ -532,11 +527,14 @@ async fn run_command(settings: &AgentSettings, cmd: &Command) -> CommandOutcome 
         | CommandKind::StopReplication
         | CommandKind::Resync
         | CommandKind::FinalSync => {
-            return CommandOutcome {
-                id: cmd.id.clone(),
-                ok: false,
-                detail: NO_REPLICATION.into(),
-                hooks: Vec::new(),
+            return match &settings.replication {
+                Some(r) => r.run(cmd, token).await,
+                None => CommandOutcome {
+                    id: cmd.id.clone(),
+                    ok: false,
+                    detail: NO_REPLICATION.into(),
+                    hooks: Vec::new(),
+                },
             };
         }
     };
@@ -739,7 +737,12 @@ mod tests {
             CommandKind::Resync,
             CommandKind::FinalSync,
         ] {
-            let out = run_command(&settings, &Command::new("g", 3, kind)).await;
+            let out = run_command(
+                &settings,
+                &Command::new("g", 3, kind),
+                &CancellationToken::new(),
+            )
+            .await;
             assert!(!out.ok);
             assert_eq!(out.detail, NO_REPLICATION);
             assert_eq!(out.id, format!("g:3:{}", kind.as_str()));

@@ -39,6 +39,8 @@ enum Role {
         peer: String,
         epoch: u64,
         replicator: Arc<dyn Replicator>,
+        /// Cancels the replicator's background work.
+        cancel: CancellationToken,
     },
     Resync {
         peer: String,
@@ -52,8 +54,6 @@ struct GroupRun {
     passes: u32,
     error: Option<String>,
     divergent: Vec<DivergentItem>,
-    /// Cancels the continuous replicator of the `source` role.
-    cancel: Option<CancellationToken>,
 }
 
 /// One group's replication at this site.
@@ -106,7 +106,6 @@ impl Replication {
                             passes: 0,
                             error: None,
                             divergent: Vec::new(),
-                            cancel: None,
                         }),
                         busy: tokio::sync::Mutex::new(()),
                     },
@@ -203,8 +202,8 @@ impl Replication {
             peer: peer.clone(),
             epoch: cmd.epoch,
             replicator,
+            cancel,
         };
-        run.cancel = Some(cancel);
         Ok(format!(
             "replication {} → {peer} started ({})",
             self.site,
@@ -213,21 +212,19 @@ impl Replication {
     }
 
     async fn stop(&self, g: &GroupRepl) -> String {
-        let (role, cancel) = {
+        let role = {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
-            (
-                std::mem::replace(&mut run.role, Role::Idle),
-                run.cancel.take(),
-            )
+            std::mem::replace(&mut run.role, Role::Idle)
         };
         match role {
             Role::Source {
-                peer, replicator, ..
+                peer,
+                replicator,
+                cancel,
+                ..
             } => {
                 replicator.stop().await;
-                if let Some(c) = cancel {
-                    c.cancel();
-                }
+                cancel.cancel();
                 format!("replication {} → {peer} stopped", self.site)
             }
             _ => format!("no replication was running from {}", self.site),
@@ -394,6 +391,7 @@ impl Replication {
                         peer,
                         epoch,
                         replicator,
+                        ..
                     } => {
                         s.role = "source".into();
                         s.peer = Some(peer.clone());

@@ -738,6 +738,16 @@ pub enum Divergent {
     Discard,
 }
 
+impl Divergent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Divergent::Keep => "keep",
+            Divergent::Quarantine => "quarantine",
+            Divergent::Discard => "discard",
+        }
+    }
+}
+
 /// `[groups.NAME.replication]`: how the group's data follows the active site.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -290,7 +290,7 @@ fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
     let sites = s.cfg.groups[&g.name].site_names();
     let mut v = ReplicationView {
         plan: rc.plan.as_str().to_string(),
-        divergent_policy: format!("{:?}", rc.divergent).to_lowercase(),
+        divergent_policy: rc.divergent.as_str().to_string(),
         state: "not running".into(),
         source: None,
         target: None,

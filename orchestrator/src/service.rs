@@ -594,7 +594,7 @@ impl Shared {
                 self.cfg.groups[&rb.group]
                     .replication
                     .as_ref()
-                    .map(|x| format!("{:?}", x.get_ref().divergent).to_lowercase())
+                    .map(|x| x.get_ref().divergent.as_str())
                     .unwrap_or_default(),
                 list.join(", ")
             ),
