@@ -346,6 +346,7 @@ impl Shared {
                 .as_ref()
                 .map(|r| r.status())
                 .unwrap_or_default(),
+            authority: Vec::new(),
         };
         let req = self
             .orchestrator
@@ -526,7 +527,8 @@ async fn run_command(
         CommandKind::StartReplication
         | CommandKind::StopReplication
         | CommandKind::Resync
-        | CommandKind::FinalSync => {
+        | CommandKind::FinalSync
+        | CommandKind::Clear => {
             return match &settings.replication {
                 Some(r) => r.run(cmd, token).await,
                 None => CommandOutcome {
@@ -555,6 +557,7 @@ fn is_replication(kind: CommandKind) -> bool {
             | CommandKind::StopReplication
             | CommandKind::Resync
             | CommandKind::FinalSync
+            | CommandKind::Clear
     )
 }
 
@@ -667,6 +670,7 @@ mod tests {
             epoch: 1,
             kind: CommandKind::Promote,
             peer: None,
+            site: String::new(),
         }
     }
 

@@ -4,6 +4,12 @@
 //! `/v1/agents/commands?wait_ms=MS` (long-poll); both answers are a
 //! [`ReportResponse`] carrying the commands waiting for that agent. Add fields
 //! only with `#[serde(default)]`; never rename or remove one.
+//!
+//! Authority (DESIGN §10): every [`Command`] names its group, epoch and target
+//! site; the orchestrator tells every agent the current epoch of its groups
+//! ([`ReportResponse::epochs`]) and agents report what they believe
+//! ([`AgentReport::authority`]), so a site that was failed away from while
+//! unreachable is found and demoted as soon as it is heard again.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +36,29 @@ pub struct AgentReport {
     /// What this site's replication is doing, per group with a replication plan.
     #[serde(default)]
     pub replication: Vec<ReplicationStatus>,
+    /// Per group: the highest epoch this agent has seen and its last role
+    /// (kept on disk, so it survives restarts).
+    #[serde(default)]
+    pub authority: Vec<AuthorityWire>,
+}
+
+/// What one agent believes about one group: the highest epoch it has seen,
+/// its last role, and whether it may push replicated data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AuthorityWire {
+    pub group: String,
+    /// The highest epoch seen (commands and the orchestrator's `epochs`).
+    pub epoch: u64,
+    /// `active` (promoted, or the configured primary never told otherwise),
+    /// `standby` (demoted, or never promoted).
+    pub role: String,
+    /// The epoch of the demote that last fenced this site, if any; it may push
+    /// data again only after a resync for a newer epoch completed here.
+    #[serde(default)]
+    pub demoted_at: Option<u64>,
+    /// This site may push replicated data (no demote since its last resync).
+    #[serde(default)]
+    pub may_push: bool,
 }
 
 /// One group's replication as seen by one site's agent.
@@ -57,10 +86,40 @@ pub struct ReplicationStatus {
     /// The last replication error, if the last attempt failed.
     #[serde(default)]
     pub error: Option<String>,
-    /// Divergent items found by the last resync and what was done with them.
+    /// Divergent items found by the last resync and what was done with them:
+    /// one page of the full list (at most [`DIVERGENT_PAGE_ITEMS`] items and
+    /// about [`DIVERGENT_PAGE_BYTES`] bytes), starting at `divergent_offset`.
+    /// The agent sends the pages in turn, so reports stay small whatever the
+    /// list's length; the orchestrator assembles the full list.
     #[serde(default)]
     pub divergent: Vec<DivergentWire>,
+    /// How many divergent items there are in all.
+    #[serde(default)]
+    pub divergent_total: u64,
+    /// Index of the first item of `divergent` in the full list.
+    #[serde(default)]
+    pub divergent_offset: u64,
+    /// Changes whenever the full list changes (a hash of it).
+    #[serde(default)]
+    pub divergent_digest: u64,
+    /// Set while the mass-delete guard (or an empty / unmounted source) holds
+    /// replication: what it saw and what to do. Nothing is deleted until the
+    /// operator runs `warden clear GROUP`.
+    #[serde(default)]
+    pub guard: Option<String>,
+    /// Items that cannot be replicated safely (Swift names with dot segments
+    /// or control characters): refused, never copied or deleted. First
+    /// items only; `refused_total` counts them all.
+    #[serde(default)]
+    pub refused: Vec<String>,
+    #[serde(default)]
+    pub refused_total: u64,
 }
+
+/// Most divergent items in one report's page.
+pub const DIVERGENT_PAGE_ITEMS: usize = 100;
+/// About the most bytes of divergent names in one report's page.
+pub const DIVERGENT_PAGE_BYTES: usize = 16 * 1024;
 
 /// Items and bytes of a resync pass: done and left.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -136,6 +195,9 @@ pub enum CommandKind {
     /// Failback cut-over, after `peer` was demoted: the final delta pass and
     /// verification that this site holds what `peer` holds.
     FinalSync,
+    /// The operator cleared the group's alerts (`warden clear`): a pass held
+    /// by the mass-delete guard may go ahead once.
+    Clear,
 }
 
 impl CommandKind {
@@ -147,6 +209,7 @@ impl CommandKind {
             CommandKind::StopReplication => "stop_replication",
             CommandKind::Resync => "resync",
             CommandKind::FinalSync => "final_sync",
+            CommandKind::Clear => "clear",
         }
     }
 }
@@ -162,6 +225,9 @@ pub struct Command {
     /// Peer site for replication commands.
     #[serde(default)]
     pub peer: Option<String>,
+    /// The site the command is for; an agent refuses a command for another site.
+    #[serde(default)]
+    pub site: String,
 }
 
 impl Command {
@@ -172,7 +238,14 @@ impl Command {
             epoch,
             kind,
             peer: None,
+            site: String::new(),
         }
+    }
+
+    /// The same command addressed to `site`.
+    pub fn to_site(mut self, site: &str) -> Self {
+        self.site = site.to_string();
+        self
     }
 }
 
@@ -213,6 +286,10 @@ pub struct ReportResponse {
     /// Outcome ids the orchestrator has recorded; the agent stops resending them.
     #[serde(default)]
     pub acked: Vec<String>,
+    /// The current epoch of every group of the agent's site: the agent keeps
+    /// the highest it has seen and refuses commands below it.
+    #[serde(default)]
+    pub epochs: std::collections::BTreeMap<String, u64>,
 }
 
 /// Error body of every 4xx/5xx answer of the orchestrator and frontend APIs.

@@ -765,6 +765,14 @@ pub struct ReplicationConfig {
     /// Alert when the active site's replication lag (the RPO if it died now) exceeds this.
     #[serde(default, with = "humantime_serde")]
     pub rpo_max: Option<Duration>,
+    /// Mass-delete guard: a pass that would delete more than this share of
+    /// the peer's items (0.0–1.0) *and* more than `max_delete_count` items
+    /// stops, alerts and waits for `warden clear`.
+    #[serde(default = "default_max_delete_share")]
+    pub max_delete_share: f64,
+    /// Mass-delete guard: see `max_delete_share`.
+    #[serde(default = "default_max_delete_count")]
+    pub max_delete_count: u64,
     /// swift / swift-container-sync: the placement list (containers kept on every site).
     #[serde(default)]
     pub containers: Vec<String>,
@@ -882,6 +890,14 @@ pub fn parse_rsync_module(s: &str) -> Result<(String, u16, String), String> {
         None => 873,
     };
     Ok((host, port, module.to_string()))
+}
+
+fn default_max_delete_share() -> f64 {
+    0.10
+}
+
+fn default_max_delete_count() -> u64 {
+    100
 }
 
 fn default_resync_lag_max() -> Duration {

@@ -197,6 +197,7 @@ async fn poll_commands(
             return Json(ReportResponse {
                 commands: cmds,
                 acked: vec![],
+                epochs: Default::default(),
             })
             .into_response();
         }

@@ -505,6 +505,7 @@ mod tests {
                 .collect(),
             replication: vec![],
             outcomes: vec![],
+            authority: vec![],
         }
     }
 

@@ -362,7 +362,11 @@ impl Shared {
         let commands = st.queues.get(&site).cloned().unwrap_or_default();
         drop(st);
         self.report_tick.send_modify(|v| *v += 1);
-        ReportResponse { commands, acked }
+        ReportResponse {
+            commands,
+            acked,
+            epochs: Default::default(),
+        }
     }
 
     pub fn commands_for(&self, site: &str) -> Vec<Command> {
@@ -2032,6 +2036,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
                 }],
                 outcomes,
                 replication: vec![],
+                authority: vec![],
             });
         }
         {

@@ -18,6 +18,7 @@
 //! deletions from divergent writes ([`manifest`]).
 
 pub mod command;
+pub mod guard;
 pub mod manifest;
 pub mod plan;
 pub mod rsync;
