@@ -83,6 +83,9 @@ pub enum Cmd {
     /// Lift a group's alerts after fixing their cause (e.g. a DNS provider
     /// that stopped itself after `badauth`, or a `911` retry hold).
     Clear { group: String },
+    /// Take the higher epoch the routing layer (or an agent) holds as the
+    /// group's own, after checking that no other orchestrator acts.
+    AdoptEpoch { group: String },
     /// Decisions with the evidence behind them.
     Events {
         #[arg(long)]
@@ -163,6 +166,7 @@ impl Cmd {
                 | Cmd::Approve { .. }
                 | Cmd::Maintenance { .. }
                 | Cmd::Clear { .. }
+                | Cmd::AdoptEpoch { .. }
                 | Cmd::Events { .. }
                 | Cmd::CheckConfig { .. }
         )
@@ -501,6 +505,15 @@ async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                     println!("{group}: cleared: {l}");
                 }
             }
+        }
+        Cmd::AdoptEpoch { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/adopt-epoch"), Value::Null)
+                .await?;
+            println!(
+                "{group}: adopted epoch {}; the next move carries a higher one",
+                v["epoch"]
+            );
         }
         Cmd::Events { json, group, after } => {
             let mut path = format!("/v1/events?after={after}");

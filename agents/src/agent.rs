@@ -37,12 +37,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::{CheckSpec, Config, HookSpec, Secret};
 
+use crate::authority::Authority;
 use crate::checks::{describe_http_error, run_all};
 use crate::error::AgentError;
 use crate::hooks::{run_hooks, HookContext};
 use crate::replication::Replication;
 use crate::wire::{
-    AgentReport, ApiError, Command, CommandKind, CommandOutcome, PeerProbe, ReportResponse,
+    AgentReport, ApiError, Command, CommandKind, CommandOutcome, PeerProbe, ReplicationStatus,
+    ReportResponse, DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
 };
 
 /// How many finished outcomes are kept for answering a repeated command id.
@@ -77,6 +79,10 @@ pub struct AgentSettings {
     pub demote: Vec<HookSpec>,
     /// This site's replication plans (groups with a `replication` table).
     pub replication: Option<Arc<Replication>>,
+    /// Where the authority state (highest epochs, roles) is kept.
+    pub state_dir: std::path::PathBuf,
+    /// This site's groups and each group's primary site.
+    pub groups: Vec<(String, String)>,
 }
 
 /// One peer site's public endpoints, as this agent probes them.
@@ -142,6 +148,16 @@ impl AgentSettings {
             promote: sc.promote.clone(),
             demote: sc.demote.clone(),
             replication: Replication::from_config(config, site).map(Arc::new),
+            state_dir: sc
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| config.orchestrator.data_dir.join(format!("agent-{site}"))),
+            groups: config
+                .groups
+                .iter()
+                .filter(|(_, g)| g.site_names().iter().any(|s| s == site))
+                .map(|(name, g)| (name.clone(), g.primary().to_string()))
+                .collect(),
         };
         settings.validate()?;
         Ok(settings)
@@ -214,8 +230,10 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         .build()
         .map_err(AgentError::Client)?;
 
+    let authority = Authority::open(&settings.state_dir, &settings.site, &settings.groups)?;
     let (queue, queued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
+        authority,
         reports_url: format!("{}/v1/reports", settings.orchestrator_url),
         commands_url: format!("{}/v1/agents/commands", settings.orchestrator_url),
         started_unix_ms: SystemTime::now()
@@ -282,6 +300,8 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
 /// State shared by the agent's tasks.
 struct Shared {
     settings: AgentSettings,
+    /// Highest epochs, roles, may-push: checked before every command.
+    authority: Authority,
     reports_url: String,
     commands_url: String,
     started_unix_ms: u64,
@@ -307,6 +327,7 @@ impl Shared {
     /// Apply an orchestrator answer: drop acked outcomes, take new commands.
     /// Returns how many commands were new.
     fn handle(&self, resp: ReportResponse, via: &'static str) -> usize {
+        self.authority.observe(&resp.epochs);
         let mut book = self.book();
         book.ack(&resp.acked);
         let mut new = 0;
@@ -345,8 +366,11 @@ impl Shared {
                 .replication
                 .as_ref()
                 .map(|r| r.status())
-                .unwrap_or_default(),
-            authority: Vec::new(),
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| page_divergent(r, seq))
+                .collect(),
+            authority: self.authority.wire(),
         };
         let req = self
             .orchestrator
@@ -473,21 +497,39 @@ async fn execute(
     mut queued: mpsc::UnboundedReceiver<Command>,
     token: CancellationToken,
 ) {
+    // Replication commands run in their own tasks, tracked here: dropping
+    // the set on shutdown aborts them.
+    let mut replication = JoinSet::new();
     loop {
         let cmd = tokio::select! {
             _ = token.cancelled() => return,
+            Some(_) = replication.join_next(), if !replication.is_empty() => continue,
             c = queued.recv() => match c {
                 Some(c) => c,
                 None => return,
             },
         };
+        if let Err(refusal) = shared.authority.admit(&cmd) {
+            warn!(command = %cmd.id, "{refusal}");
+            finish(
+                &shared,
+                &cmd,
+                CommandOutcome {
+                    id: cmd.id.clone(),
+                    ok: false,
+                    detail: refusal,
+                    hooks: Vec::new(),
+                },
+            );
+            continue;
+        }
         if is_replication(cmd.kind) {
             // Replication commands can run for minutes (a resync): they get
             // their own task, so hooks and reports are not held up. Each
             // group runs one replication command at a time.
             let shared = shared.clone();
             let token = token.clone();
-            tokio::spawn(async move {
+            replication.spawn(async move {
                 let outcome = tokio::select! {
                     _ = token.cancelled() => return,
                     o = run_command(&shared.settings, &cmd, &token) => o,
@@ -507,6 +549,9 @@ async fn execute(
 
 /// Records a finished command's outcome and wakes the report loop.
 fn finish(shared: &Shared, cmd: &Command, outcome: CommandOutcome) {
+    if outcome.ok {
+        shared.authority.record(cmd);
+    }
     if outcome.ok {
         info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
     } else {
@@ -548,6 +593,43 @@ async fn run_command(
         action: cmd.kind,
     };
     run_hooks(&cmd.id, hooks, &cx).await
+}
+
+/// Cut a status's divergent list to one page, the pages taken in turn from
+/// report to report (`seq`), so a report stays small however long the list.
+fn page_divergent(mut r: ReplicationStatus, seq: u64) -> ReplicationStatus {
+    use std::hash::{Hash, Hasher};
+    let all = std::mem::take(&mut r.divergent);
+    let total = all.len();
+    r.divergent_total = total as u64;
+    if total == 0 {
+        return r;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for d in &all {
+        (&d.name, &d.reason, &d.action, &d.moved_to).hash(&mut h);
+    }
+    r.divergent_digest = h.finish();
+    // Page boundaries are fixed by item count and size from the start of the
+    // list, so every report of the same list cuts the same pages.
+    let mut starts = vec![0usize];
+    let (mut n, mut bytes) = (0usize, 0usize);
+    for (i, d) in all.iter().enumerate() {
+        let size = d.name.len() + d.moved_to.as_ref().map_or(0, String::len) + 64;
+        if n > 0 && (n == DIVERGENT_PAGE_ITEMS || bytes + size > DIVERGENT_PAGE_BYTES) {
+            starts.push(i);
+            n = 0;
+            bytes = 0;
+        }
+        n += 1;
+        bytes += size;
+    }
+    let page = (seq as usize) % starts.len();
+    let from = starts[page];
+    let to = starts.get(page + 1).copied().unwrap_or(total);
+    r.divergent_offset = from as u64;
+    r.divergent = all[from..to].to_vec();
+    r
 }
 
 fn is_replication(kind: CommandKind) -> bool {
@@ -734,6 +816,8 @@ mod tests {
             promote: Vec::new(),
             demote: Vec::new(),
             replication: None,
+            state_dir: std::env::temp_dir(),
+            groups: Vec::new(),
         };
         for kind in [
             CommandKind::StartReplication,
@@ -766,6 +850,8 @@ mod tests {
             promote: Vec::new(),
             demote: Vec::new(),
             replication: None,
+            state_dir: std::env::temp_dir(),
+            groups: Vec::new(),
         };
         assert!(matches!(
             s.validate(),

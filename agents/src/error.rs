@@ -14,6 +14,10 @@ pub enum AgentError {
     /// The HTTP client could not be built (e.g. no TLS crypto provider installed): fatal, a bug in the binary.
     #[error("cannot build the http client: {0}")]
     Client(#[source] reqwest::Error),
+    /// The agent's authority state (highest epochs, roles) cannot be read or
+    /// written: fatal at start, the operator fixes the directory.
+    #[error("cannot keep the agent's authority state in {path}: {detail}; make the directory writable or set sites.SITE.state_dir")]
+    State { path: String, detail: String },
     /// The orchestrator could not be reached or did not answer in time: retryable, the agent keeps trying.
     #[error("orchestrator unreachable: {0}")]
     Unreachable(String),

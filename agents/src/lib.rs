@@ -17,6 +17,7 @@
 //! - [`error`]: [`AgentError`], what went wrong and whose move it is.
 
 pub mod agent;
+pub mod authority;
 pub mod checks;
 pub mod error;
 pub mod hooks;

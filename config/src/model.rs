@@ -259,6 +259,11 @@ pub struct SiteConfig {
     /// Hooks run in order when the site is demoted (fenced).
     #[serde(default)]
     pub demote: Vec<HookSpec>,
+    /// Where this site's agent keeps, per group, the highest epoch it has seen
+    /// and its last role (survives restarts). Default:
+    /// `{orchestrator.data_dir}/agent-NAME` on the agent's host.
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// What a check does.

@@ -113,6 +113,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/groups/{group}/approve", post(approve))
         .route("/v1/groups/{group}/maintenance", post(maintenance))
         .route("/v1/groups/{group}/clear", post(clear))
+        .route("/v1/groups/{group}/adopt-epoch", post(adopt_epoch))
+        .route("/v1/groups/{group}/divergent", get(divergent))
         .route("/v1/sites", get(sites))
         .route("/v1/events", get(events))
         .route("/v1/runbooks", get(runbooks))
@@ -280,10 +282,18 @@ pub struct ReplicationView {
     /// `SITE: error` for every site whose last replication attempt failed.
     #[serde(default)]
     pub errors: Vec<String>,
-    /// Divergent items found by the last resync.
+    /// Divergent items found by the last resync: the first
+    /// [`DIVERGENT_IN_STATUS`]; all of them through
+    /// `GET /v1/groups/{group}/divergent`.
     #[serde(default)]
     pub divergent: Vec<warden_agents::wire::DivergentWire>,
+    /// How many divergent items there are in all.
+    #[serde(default)]
+    pub divergent_total: usize,
 }
+
+/// Divergent items shown in a status view.
+pub const DIVERGENT_IN_STATUS: usize = 100;
 
 fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
     let rc = s.cfg.groups[&g.name].replication.as_ref()?.get_ref();
@@ -300,7 +310,13 @@ fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
         progress: None,
         passes: 0,
         errors: Vec::new(),
-        divergent: g.divergent.clone(),
+        divergent: g
+            .divergent
+            .iter()
+            .take(DIVERGENT_IN_STATUS)
+            .cloned()
+            .collect(),
+        divergent_total: g.divergent.len(),
     };
     for site in &sites {
         let Some((_, r)) = Shared::replication_status(&st, site, &g.name) else {
@@ -526,6 +542,75 @@ async fn approve(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /v1/groups/{group}/adopt-epoch` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdoptedView {
+    /// The group's epoch now (the one seen outside).
+    pub epoch: u64,
+}
+
+async fn adopt_epoch(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
+    if let Err(r) = operator(&s, &h) {
+        return r;
+    }
+    match s.operator_adopt_epoch(&g) {
+        Ok(epoch) => Json(AdoptedView { epoch }).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /v1/groups/{group}/divergent?offset=N&limit=M` answer: one page of
+/// the divergent items the last resync found (reports carry pages only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DivergentPage {
+    pub total: usize,
+    pub offset: usize,
+    pub items: Vec<warden_agents::wire::DivergentWire>,
+}
+
+async fn divergent(
+    State(s): S,
+    h: HeaderMap,
+    Path(g): Path<String>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = operator(&s, &h) {
+        return r;
+    }
+    let Ok(Query(q)) = q else {
+        return err(
+            StatusCode::BAD_REQUEST,
+            "offset and limit must be non-negative integers",
+        );
+    };
+    let st = s.lock();
+    let Some(gs) = st.groups.get(&g) else {
+        return err(StatusCode::NOT_FOUND, &format!("no group {g:?}"));
+    };
+    let limit = q.limit.unwrap_or(500).min(5000);
+    let items: Vec<_> = gs
+        .divergent
+        .iter()
+        .skip(q.offset)
+        .take(limit)
+        .cloned()
+        .collect();
+    Json(DivergentPage {
+        total: gs.divergent.len(),
+        offset: q.offset,
+        items,
+    })
+    .into_response()
 }
 
 #[derive(Deserialize)]

@@ -9,7 +9,10 @@
 //! - [`api`]: the HTTP API; [`model`]: persisted and reported types; [`metrics`].
 
 pub mod api;
+pub mod authority;
+pub mod commands;
 pub mod detector;
+pub mod divergent;
 pub mod metrics;
 pub mod model;
 pub mod runbook;
@@ -86,6 +89,7 @@ pub async fn run(
         vec![],
         None,
     );
+    shared.adopt_fresh_groups().await;
     shared.resume();
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -21,6 +21,8 @@ pub struct Metrics {
     /// Per group with replication: the RPO now (what losing the active site
     /// would lose), ms; -1 when unknown. Set when `/metrics` is scraped.
     pub rpo_ms: Family<Vec<(String, String)>, Gauge>,
+    /// Command outcomes dropped: reported for a command not queued for the reporting site.
+    pub dropped_outcomes: Counter,
 }
 
 impl Metrics {
@@ -34,6 +36,12 @@ impl Metrics {
         let last_rto_ms = Gauge::default();
         let alerts = Gauge::default();
         let rpo_ms = Family::<Vec<(String, String)>, Gauge>::default();
+        let dropped_outcomes = Counter::default();
+        registry.register(
+            "dropped_outcomes",
+            "Command outcomes dropped because the command was not queued for the reporting site",
+            dropped_outcomes.clone(),
+        );
         registry.register(
             "rpo_ms",
             "Replication lag of the active site (the RPO if it died now), ms; -1 unknown",
@@ -63,6 +71,7 @@ impl Metrics {
             alerts.clone(),
         );
         Metrics {
+            dropped_outcomes,
             alerts,
             rpo_ms,
             registry,

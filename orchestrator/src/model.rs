@@ -66,6 +66,10 @@ pub struct GroupState {
     /// An aborted failback is not retried automatically before this time.
     #[serde(default)]
     pub failback_retry_unix_ms: Option<u64>,
+    /// Automatic decisions are held (the group is new to the store): why.
+    /// Lifted once every site of the group has reported, or by `warden approve`.
+    #[serde(default)]
+    pub hold: Option<String>,
 }
 
 /// The kind of a runbook.
@@ -298,6 +302,9 @@ pub enum EventKind {
     RpoExceeded,
     /// A failback/switchover failed before the switch and was rolled back.
     FailbackAborted,
+    /// The orchestrator took a state it did not decide (a new store adopting
+    /// the routing layer, or the operator's `warden adopt-epoch`).
+    Adopted,
 }
 
 /// A decision or observation, with the evidence behind it.

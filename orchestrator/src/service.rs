@@ -22,6 +22,7 @@ use warden_agents::wire::{
 use warden_config::{Config, FailbackMode, Scheme, Secret};
 use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
 
+use crate::commands::{Accepted, Ledger};
 use crate::detector::{Detector, Evidence, Transition, Verdict};
 use crate::metrics::Metrics;
 use crate::model::*;
@@ -67,10 +68,8 @@ pub struct State {
     pub evidence: Evidence,
     pub detector: Detector,
     pub groups: BTreeMap<String, GroupState>,
-    /// Commands waiting per site (kept until the outcome arrives).
-    pub queues: BTreeMap<String, Vec<Command>>,
-    /// Outcomes by command id.
-    pub outcomes: BTreeMap<String, CommandOutcome>,
+    /// Commands queued for agents and their outcomes (see [`Ledger`]).
+    pub ledger: Ledger,
     /// Recent events (the store has them all).
     pub recent: VecDeque<Event>,
     pub next_event: u64,
@@ -91,6 +90,12 @@ pub struct State {
     pub no_frontend_raised: BTreeMap<String, bool>,
     /// Per group with `rpo_max`: the RPO is over it (an event was raised).
     pub rpo_over: BTreeMap<String, bool>,
+    /// Per group: an epoch above the group's seen outside (see [`crate::authority`]).
+    pub epoch_ahead: BTreeMap<String, crate::authority::EpochAhead>,
+    /// Groups new to the store, to be adopted from the routing layer at start.
+    pub fresh: std::collections::BTreeSet<String>,
+    /// Divergent lists being assembled from report pages, per (site, group).
+    pub divergent_pages: BTreeMap<(String, String), crate::divergent::Assembly>,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -167,6 +172,7 @@ impl Shared {
             .map(|g| (g.name.clone(), g))
             .collect();
         groups.retain(|k, _| cfg.groups.contains_key(k));
+        let mut fresh_groups = std::collections::BTreeSet::new();
         for (name, g) in &cfg.groups {
             let sites = g.site_names();
             let fresh = GroupState {
@@ -183,7 +189,14 @@ impl Shared {
                 replication_paused_since_unix_ms: None,
                 divergent: vec![],
                 failback_retry_unix_ms: None,
+                hold: Some(
+                    "the group is new to the store: automatic decisions wait until every site has reported"
+                        .to_string(),
+                ),
             };
+            if !groups.contains_key(name) {
+                fresh_groups.insert(name.clone());
+            }
             let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
             if !sites.contains(&entry.active) {
                 warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
@@ -205,8 +218,7 @@ impl Shared {
             evidence: Evidence::default(),
             detector,
             groups,
-            queues: BTreeMap::new(),
-            outcomes: BTreeMap::new(),
+            ledger: Ledger::default(),
             recent: VecDeque::new(),
             next_event,
             next_runbook,
@@ -221,6 +233,9 @@ impl Shared {
             dns_moving: Default::default(),
             no_frontend_raised: BTreeMap::new(),
             rpo_over: BTreeMap::new(),
+            epoch_ahead: BTreeMap::new(),
+            fresh: fresh_groups,
+            divergent_pages: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
         Ok(Arc::new(Shared {
@@ -327,28 +342,23 @@ impl Shared {
     }
 
     /// Accept a report (already authenticated for `site`).
+    ///
+    /// Outcomes count only for commands queued for this very site (see
+    /// [`Ledger::accept`]); every outcome is acked so the agent stops
+    /// resending it. A site that believes it is active for a group that was
+    /// failed away from it is told to demote before anything else.
     pub fn accept_report(&self, report: AgentReport) -> ReportResponse {
         let site = report.site.clone();
         let mut acked = Vec::new();
         let mut st = self.lock();
         for o in &report.outcomes {
             acked.push(o.id.clone());
-            if let Some(q) = st.queues.get_mut(&site) {
-                q.retain(|c| c.id != o.id);
-            }
-            st.outcomes.insert(o.id.clone(), o.clone());
-        }
-        if st.outcomes.len() > 4096 {
-            let drop: Vec<String> = st
-                .outcomes
-                .keys()
-                .take(st.outcomes.len() - 4096)
-                .cloned()
-                .collect();
-            for k in drop {
-                st.outcomes.remove(&k);
+            if st.ledger.accept(&site, o) == Accepted::Late {
+                info!(site = %site, command = %crate::commands::display_id(&o.id), "late outcome for a withdrawn command ignored");
             }
         }
+        self.authority_check_locked(&mut st, &site, &report.authority);
+        self.divergent_intake_locked(&mut st, &site, &report.replication);
         let now = Instant::now();
         if report
             .peers
@@ -359,18 +369,34 @@ impl Shared {
             st.fe_evidence.insert_report(now, report.clone());
         }
         st.evidence.insert_report(now, report);
-        let commands = st.queues.get(&site).cloned().unwrap_or_default();
+        let commands = st.ledger.pending_for(&site);
+        let epochs = self.epochs_of_locked(&st, &site);
         drop(st);
         self.report_tick.send_modify(|v| *v += 1);
         ReportResponse {
             commands,
             acked,
-            epochs: Default::default(),
+            epochs,
         }
     }
 
+    /// The commands waiting for `site`, demotes first.
     pub fn commands_for(&self, site: &str) -> Vec<Command> {
-        self.lock().queues.get(site).cloned().unwrap_or_default()
+        self.lock().ledger.pending_for(site)
+    }
+
+    /// The current epoch of every group `site` belongs to (told to its agent).
+    pub fn epochs_of_locked(&self, st: &State, site: &str) -> BTreeMap<String, u64> {
+        st.groups
+            .iter()
+            .filter(|(name, _)| {
+                self.cfg
+                    .groups
+                    .get(*name)
+                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
+            })
+            .map(|(name, g)| (name.clone(), g.epoch))
+            .collect()
     }
 
     fn policy(&self, group: &str) -> Policy {
@@ -406,7 +432,12 @@ impl Shared {
             .cloned()
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
         let id = st.next_runbook;
-        let epoch = g.epoch + 1;
+        let epoch = g.epoch.checked_add(1).ok_or_else(|| {
+            OrchestratorError::Conflict(format!(
+                "group {group} is at epoch {}: no later epoch exists",
+                g.epoch
+            ))
+        })?;
         let incident = match kind {
             RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
             RunbookKind::Failback | RunbookKind::Switchover => now,
@@ -431,6 +462,12 @@ impl Shared {
             ng.replication_paused_since_unix_ms = Some(now);
         }
         self.store.put_group_and_runbook(&ng, &rb)?;
+        // Orders of earlier epochs are void from here on.
+        st.ledger.withdraw_below(
+            group,
+            epoch,
+            &format!("runbook {id} moved the group to epoch {epoch}"),
+        );
         st.next_runbook += 1;
         st.groups.insert(group.to_string(), ng);
         st.runbooks.insert(id, rb.clone());
@@ -478,6 +515,18 @@ impl Shared {
     fn finish_runbook(&self, rb: Runbook) {
         let mut st = self.lock();
         st.runbooks.insert(rb.id, rb.clone());
+        // Its commands no agent has answered are taken back: nobody may act on
+        // them later (a silent site that returns must not promote itself).
+        let withdrawn = st
+            .ledger
+            .withdraw_runbook(rb.id, &format!("runbook {} ended", rb.id));
+        if !withdrawn.is_empty() {
+            let list: Vec<String> = withdrawn
+                .iter()
+                .map(|c| format!("{} for {}", c.id, c.site))
+                .collect();
+            info!(runbook = rb.id, commands = %list.join(", "), "withdrew the runbook's unanswered commands");
+        }
         let Some(g) = st.groups.get(&rb.group).cloned() else {
             return;
         };
@@ -552,61 +601,6 @@ impl Shared {
         Some((at.elapsed(), r.clone()))
     }
 
-    /// After a resync step: keep the divergent items the returning site
-    /// reported (status shows them) and list them in one event.
-    fn record_divergent(&self, rb: &Runbook, site: &str) {
-        let mut st = self.lock();
-        let Some((_, r)) = Self::replication_status(&st, site, &rb.group) else {
-            return;
-        };
-        let Some(g) = st.groups.get(&rb.group).cloned() else {
-            return;
-        };
-        if r.divergent.is_empty() || r.divergent == g.divergent {
-            return;
-        }
-        let mut ng = g;
-        ng.divergent = r.divergent.clone();
-        if let Err(e) = self.store.put_group(&ng) {
-            warn!(cause = %e, "cannot persist divergent items");
-        }
-        st.groups.insert(rb.group.clone(), ng);
-        let list: Vec<String> = r
-            .divergent
-            .iter()
-            .map(|d| {
-                format!(
-                    "{} ({}, {}{})",
-                    d.name,
-                    d.reason,
-                    d.action,
-                    d.moved_to
-                        .as_ref()
-                        .map(|m| format!(" to {m}"))
-                        .unwrap_or_default()
-                )
-            })
-            .collect();
-        self.event_locked(
-            &mut st,
-            EventKind::Divergent,
-            Some(&rb.group),
-            Some(site),
-            format!(
-                "{} divergent item(s) at {site} (written there, never replicated; policy {}): {}",
-                r.divergent.len(),
-                self.cfg.groups[&rb.group]
-                    .replication
-                    .as_ref()
-                    .map(|x| x.get_ref().divergent.as_str())
-                    .unwrap_or_default(),
-                list.join(", ")
-            ),
-            vec![],
-            Some(rb.id),
-        );
-    }
-
     /// Keep continuous replication as decided (run from every detection
     /// round): in a steady group whose replication is not paused, the active
     /// site replicates to its standby; no other site replicates. Commands
@@ -623,7 +617,7 @@ impl Shared {
                 continue;
             };
             let g = st.groups[&name].clone();
-            if g.phase == Phase::Running {
+            if g.phase == Phase::Running || self.held_locked(st, &name).is_some() {
                 continue;
             }
             let sites = gc.site_names();
@@ -658,17 +652,13 @@ impl Shared {
                 } else {
                     continue;
                 };
-                let mut cmd = Command::new(&name, g.epoch, kind);
+                let mut cmd = Command::new(&name, g.epoch, kind).to_site(site);
                 cmd.id = format!("{}:{started}", cmd.id);
                 cmd.peer = peer.clone();
-                if st.outcomes.contains_key(&cmd.id) {
+                if st.ledger.state(&cmd.id).is_some() {
                     continue;
                 }
-                let q = st.queues.entry(site.clone()).or_default();
-                if q.iter().any(|c| c.id == cmd.id) {
-                    continue;
-                }
-                q.push(cmd);
+                st.ledger.queue(cmd, None);
                 queued = true;
                 let msg = match kind {
                     CommandKind::StartReplication => format!(
@@ -795,6 +785,8 @@ impl Shared {
         let now = Instant::now();
         let mut st = self.lock();
         let st = &mut *st;
+        self.lift_holds_locked(st, now);
+        self.flush_dropped_locked(st);
         let round = st.detector.round(&st.evidence, now);
         // At start-up nothing has been heard yet: that is not isolation worth an alert.
         let announce = match round.isolation_changed {
@@ -1123,6 +1115,8 @@ impl Shared {
             .count() as u32;
         let reason = if !gc.automatic {
             Some("automatic = false".to_string())
+        } else if let Some(why) = self.held_locked(st, group) {
+            Some(why)
         } else if recent >= self.cfg.detection.max_failovers {
             Some(format!(
                 "failover budget exhausted: {recent} automatic moves in the last {} (max_failovers = {})",
@@ -1296,6 +1290,16 @@ impl Shared {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         }
         let mut st = self.lock();
+        if let Some(x) = st.epoch_ahead.get(group) {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: {} holds epoch {}, above the group's {}: adopt it first (`warden adopt-epoch {group}`), \
+                 or any move would be refused as stale",
+                x.seen_at, x.epoch, st.groups[group].epoch
+            )));
+        }
+        if let Some(gs) = st.groups.get_mut(group) {
+            gs.hold = None;
+        }
         let g = st.groups[group].clone();
         let Some(p) = g
             .pending
@@ -1370,6 +1374,13 @@ impl Shared {
                 continue;
             }
             let observed = strategy.current().await;
+            if let Ok(o) = &observed {
+                if o.epoch > g.epoch {
+                    let mut st = self.lock();
+                    self.note_epoch_ahead_locked(&mut st, &g, o.epoch, "the routing layer");
+                    continue;
+                }
+            }
             let drift = match &observed {
                 Ok(o)
                     if o.site.as_deref() == Some(g.active.as_str())
@@ -1567,10 +1578,33 @@ impl Shared {
 
     /// Alerts of every group's strategy (blocked providers, holds).
     pub fn alerts(&self, group: &str) -> Vec<String> {
-        self.strategies
+        let mut out = self
+            .strategies
             .get(group)
             .map(|s| s.alerts())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let st = self.lock();
+        if let Some(x) = st.epoch_ahead.get(group) {
+            let own = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
+            out.push(crate::authority::epoch_ahead_alert(group, own, x));
+        }
+        if let Some(gc) = self.cfg.groups.get(group) {
+            for site in gc.site_names() {
+                if let Some((_, r)) = Self::replication_status(&st, &site, group) {
+                    if let Some(guard) = r.guard {
+                        out.push(format!("replication at {site}: {guard}"));
+                    }
+                    if r.refused_total > 0 {
+                        out.push(format!(
+                            "replication at {site}: {} item(s) refused (names that cannot be copied safely), e.g. {}",
+                            r.refused_total,
+                            r.refused.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `warden clear GROUP`: the operator fixed the cause of the group's
@@ -1583,6 +1617,26 @@ impl Shared {
         let mut lifted = strategy.clear_alerts();
         {
             let mut st = self.lock();
+            // A pass held by an agent's mass-delete guard may go ahead once.
+            let epoch = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
+            let now_ms = self.clock.now_ms();
+            let mut released = false;
+            for site in self.cfg.groups[group].site_names() {
+                let guarded = Self::replication_status(&st, &site, group)
+                    .is_some_and(|(_, r)| r.guard.is_some());
+                if guarded {
+                    let mut cmd = Command::new(group, epoch, CommandKind::Clear).to_site(&site);
+                    cmd.id = format!("{}:{now_ms}", cmd.id);
+                    st.ledger.queue(cmd, None);
+                    lifted.push(format!(
+                        "the mass-delete guard at {site} lets the held pass go ahead once"
+                    ));
+                    released = true;
+                }
+            }
+            if released {
+                self.command_tick.send_modify(|v| *v += 1);
+            }
             if let Some(g) = st.groups.get(group).cloned() {
                 if !g.divergent.is_empty() {
                     lifted.push(format!(
@@ -1706,16 +1760,15 @@ impl RunbookEnv for Env {
         cmd: Command,
         timeout: Duration,
     ) -> Result<CommandOutcome, String> {
+        let cmd = cmd.to_site(site);
         let id = cmd.id.clone();
         {
             let mut st = self.shared.lock();
-            if let Some(o) = st.outcomes.get(&id) {
+            if let Some(o) = st.ledger.outcome(&id) {
                 return Ok(o.clone());
             }
-            let q = st.queues.entry(site.to_string()).or_default();
-            if !q.iter().any(|c| c.id == id) {
-                q.push(cmd);
-            }
+            let runbook = st.groups.get(&cmd.group).and_then(|g| g.runbook);
+            st.ledger.queue(cmd, runbook);
         }
         self.shared.command_tick.send_modify(|v| *v += 1);
         let mut rx = self.shared.report_tick.subscribe();
@@ -1725,8 +1778,15 @@ impl RunbookEnv for Env {
         let grace = self.shared.cfg.detection.agent_timeout;
         let mut silent_since: Option<Instant> = None;
         loop {
-            if let Some(o) = self.shared.lock().outcomes.get(&id) {
-                return Ok(o.clone());
+            {
+                let st = self.shared.lock();
+                match st.ledger.state(&id) {
+                    Some(crate::commands::CommandState::Finished(o)) => return Ok(o.clone()),
+                    Some(crate::commands::CommandState::Withdrawn(why)) => {
+                        return Err(format!("{id} was withdrawn: {why}"))
+                    }
+                    _ => {}
+                }
             }
             if self.agent_fresh(site) {
                 silent_since = None;

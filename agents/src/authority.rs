@@ -1,0 +1,361 @@
+//! The agent's memory of authority (DESIGN §10): per group, the highest epoch
+//! it has seen, its last role and whether it may push replicated data, kept
+//! on disk so that a restart forgets nothing.
+//!
+//! Rules, applied before any command runs:
+//! - a command for another site, or for a group this site is not in, is refused;
+//! - a command below the highest epoch seen is refused (the outcome says so);
+//!   the highest epoch is raised, and written to disk, *before* a command runs,
+//!   so a replayed older id is refused even after a crash mid-command;
+//! - a demote at the highest epoch or above always runs;
+//! - a site that was demoted (failed away from) never pushes data again until
+//!   a resync for a newer epoch than that demote has completed here
+//!   (`start_replication` is refused until then).
+//!
+//! The state file is written whole to a temporary file, fsync'd, and renamed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::error::AgentError;
+use crate::wire::{AuthorityWire, Command, CommandKind};
+
+/// A site's last role in a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Active,
+    Standby,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Active => "active",
+            Role::Standby => "standby",
+        }
+    }
+}
+
+/// What the agent remembers of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupAuthority {
+    pub epoch: u64,
+    pub role: Role,
+    /// Epoch of the last successful demote.
+    #[serde(default)]
+    pub demoted_at: Option<u64>,
+    /// Epoch of the last completed resync (final sync) at this site.
+    #[serde(default)]
+    pub resynced_at: Option<u64>,
+}
+
+impl GroupAuthority {
+    /// No demote since the last resync for a newer epoch.
+    pub fn may_push(&self) -> bool {
+        match self.demoted_at {
+            None => true,
+            Some(d) => self.resynced_at.is_some_and(|r| r > d),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    site: String,
+    groups: BTreeMap<String, GroupAuthority>,
+}
+
+/// The agent's authority state, shared by its tasks.
+#[derive(Debug)]
+pub struct Authority {
+    site: String,
+    path: PathBuf,
+    groups: Mutex<BTreeMap<String, GroupAuthority>>,
+}
+
+impl Authority {
+    /// Load (or start) the state of `site` in `dir`. `groups` are the site's
+    /// groups with their primary site: a group never seen before starts at
+    /// epoch 0, `active` at its primary and `standby` elsewhere.
+    pub fn open(dir: &Path, site: &str, groups: &[(String, String)]) -> Result<Self, AgentError> {
+        let path = dir.join("authority.json");
+        let shown = path.display().to_string();
+        let fail = |detail: String| AgentError::State {
+            path: shown.clone(),
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        let mut file = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<File>(&bytes).map_err(|e| {
+                fail(format!(
+                    "unreadable ({e}); move it aside only if you know this site's role"
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if !file.site.is_empty() && file.site != site {
+            return Err(fail(format!(
+                "it belongs to site {:?}, not {site:?}: give every site its own state_dir",
+                file.site
+            )));
+        }
+        for (group, primary) in groups {
+            file.groups
+                .entry(group.clone())
+                .or_insert_with(|| GroupAuthority {
+                    epoch: 0,
+                    role: if primary == site {
+                        Role::Active
+                    } else {
+                        Role::Standby
+                    },
+                    demoted_at: None,
+                    resynced_at: None,
+                });
+        }
+        let a = Authority {
+            site: site.to_string(),
+            path,
+            groups: Mutex::new(file.groups),
+        };
+        a.save(&a.lock()).map_err(fail)?;
+        Ok(a)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, GroupAuthority>> {
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, groups: &BTreeMap<String, GroupAuthority>) -> Result<(), String> {
+        let file = File {
+            site: self.site.clone(),
+            groups: groups.clone(),
+        };
+        let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+        let tmp = self.path.with_extension("json.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| e.to_string())
+    }
+
+    /// Raise the highest epochs to what the orchestrator says is current.
+    pub fn observe(&self, epochs: &BTreeMap<String, u64>) {
+        let mut g = self.lock();
+        let mut changed = false;
+        for (group, &epoch) in epochs {
+            if let Some(a) = g.get_mut(group) {
+                if epoch > a.epoch {
+                    a.epoch = epoch;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            if let Err(e) = self.save(&g) {
+                warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen");
+            }
+        }
+    }
+
+    /// May `cmd` run here? Raises (and persists) the highest epoch when it
+    /// may; `Err` is the refusal, said in the command's outcome.
+    pub fn admit(&self, cmd: &Command) -> Result<(), String> {
+        if !cmd.site.is_empty() && cmd.site != self.site {
+            return Err(format!(
+                "refused: {} is addressed to site {:?}, this agent is site {:?}",
+                cmd.id, cmd.site, self.site
+            ));
+        }
+        let mut g = self.lock();
+        let Some(a) = g.get_mut(&cmd.group) else {
+            return Err(format!(
+                "refused: site {} is not in group {:?}",
+                self.site, cmd.group
+            ));
+        };
+        if cmd.epoch < a.epoch {
+            return Err(format!(
+                "refused: {} carries epoch {}, older than epoch {} this agent has already seen for group {} \
+                 (a stale or replayed order)",
+                cmd.id, cmd.epoch, a.epoch, cmd.group
+            ));
+        }
+        if cmd.kind == CommandKind::StartReplication && !a.may_push() {
+            return Err(format!(
+                "refused: site {} was demoted at epoch {} (failed away from) and has not completed a resync \
+                 for a newer epoch since; it must not push its data to the peer",
+                self.site,
+                a.demoted_at.unwrap_or_default()
+            ));
+        }
+        if cmd.epoch > a.epoch {
+            a.epoch = cmd.epoch;
+            self.save(&g).map_err(|e| {
+                format!(
+                    "refused: cannot persist epoch {} before acting: {e}",
+                    cmd.epoch
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Record what a successful command changed.
+    pub fn record(&self, cmd: &Command) {
+        let mut g = self.lock();
+        let Some(a) = g.get_mut(&cmd.group) else {
+            return;
+        };
+        let before = a.clone();
+        match cmd.kind {
+            CommandKind::Promote => a.role = Role::Active,
+            CommandKind::Demote => {
+                a.role = Role::Standby;
+                a.demoted_at = Some(a.demoted_at.map_or(cmd.epoch, |d| d.max(cmd.epoch)));
+            }
+            CommandKind::FinalSync => {
+                a.resynced_at = Some(a.resynced_at.map_or(cmd.epoch, |r| r.max(cmd.epoch)));
+            }
+            _ => {}
+        }
+        if *a != before {
+            info!(group = %cmd.group, epoch = cmd.epoch, role = a.role.as_str(), may_push = a.may_push(), "authority state changed");
+            if let Err(e) = self.save(&g) {
+                warn!(path = %self.path.display(), cause = %e, "cannot persist the authority state");
+            }
+        }
+    }
+
+    /// What the agent reports.
+    pub fn wire(&self) -> Vec<AuthorityWire> {
+        self.lock()
+            .iter()
+            .map(|(group, a)| AuthorityWire {
+                group: group.clone(),
+                epoch: a.epoch,
+                role: a.role.as_str().to_string(),
+                demoted_at: a.demoted_at,
+                may_push: a.may_push(),
+            })
+            .collect()
+    }
+
+    /// One group's state (tests, status).
+    pub fn get(&self, group: &str) -> Option<GroupAuthority> {
+        self.lock().get(group).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn groups() -> Vec<(String, String)> {
+        vec![("web".into(), "a".into())]
+    }
+
+    fn cmd(epoch: u64, kind: CommandKind, site: &str) -> Command {
+        Command::new("web", epoch, kind).to_site(site)
+    }
+
+    #[test]
+    fn older_epochs_are_refused_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        assert_eq!(
+            a.get("web").unwrap().role,
+            Role::Active,
+            "the primary starts active"
+        );
+        a.admit(&cmd(3, CommandKind::Promote, "a")).unwrap();
+        drop(a);
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let e = a.admit(&cmd(2, CommandKind::Promote, "a")).unwrap_err();
+        assert!(e.contains("epoch 2, older than epoch 3"), "{e}");
+        // Same epoch (several commands of one runbook) is fine.
+        a.admit(&cmd(3, CommandKind::Demote, "a")).unwrap();
+    }
+
+    #[test]
+    fn the_orchestrators_epochs_raise_the_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "b", &groups()).unwrap();
+        assert_eq!(a.get("web").unwrap().role, Role::Standby);
+        a.observe(&BTreeMap::from([
+            ("web".to_string(), 5),
+            ("other".to_string(), 9),
+        ]));
+        assert!(a.admit(&cmd(4, CommandKind::Promote, "b")).is_err());
+        a.admit(&cmd(5, CommandKind::Promote, "b")).unwrap();
+        assert!(
+            a.get("other").is_none(),
+            "groups of other sites are not kept"
+        );
+    }
+
+    #[test]
+    fn commands_for_another_site_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let e = a.admit(&cmd(2, CommandKind::Promote, "b")).unwrap_err();
+        assert!(e.contains("addressed to site \"b\""), "{e}");
+        let e = a
+            .admit(&Command::new("nope", 2, CommandKind::Promote).to_site("a"))
+            .unwrap_err();
+        assert!(e.contains("not in group"), "{e}");
+    }
+
+    #[test]
+    fn a_demoted_site_pushes_only_after_a_newer_resync() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(1, CommandKind::StartReplication, "a"))
+            .unwrap();
+        let demote = cmd(2, CommandKind::Demote, "a");
+        a.admit(&demote).unwrap();
+        a.record(&demote);
+        let e = a
+            .admit(&cmd(2, CommandKind::StartReplication, "a"))
+            .unwrap_err();
+        assert!(e.contains("demoted at epoch 2"), "{e}");
+        // A resync at the same epoch as the demote does not count…
+        a.record(&cmd(2, CommandKind::FinalSync, "a"));
+        assert!(a
+            .admit(&cmd(2, CommandKind::StartReplication, "a"))
+            .is_err());
+        // …one for a newer epoch does, and survives a restart.
+        let fs = cmd(3, CommandKind::FinalSync, "a");
+        a.admit(&fs).unwrap();
+        a.record(&fs);
+        drop(a);
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(3, CommandKind::StartReplication, "a"))
+            .unwrap();
+        let w = a.wire();
+        assert_eq!(w[0].role, "standby");
+        assert!(w[0].may_push);
+    }
+
+    #[test]
+    fn a_state_dir_of_another_site_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Authority::open(dir.path(), "a", &groups()).unwrap();
+        let e = Authority::open(dir.path(), "b", &groups()).unwrap_err();
+        assert!(e.to_string().contains("belongs to site \"a\""), "{e}");
+    }
+}

@@ -1,0 +1,345 @@
+//! Authority of the orchestrator over its groups (DESIGN §10): what it does
+//! when the world shows an epoch it did not allocate, when its store is new,
+//! and when a site that was failed away from turns up believing it is active.
+//!
+//! - A group new to the store adopts what the routing layer shows (route and
+//!   epoch), starts with replication paused when something was routed before,
+//!   and holds automatic decisions until every site of the group has reported
+//!   (or an operator approves).
+//! - An epoch above the group's, seen at the routing layer or in an agent's
+//!   report, is recorded as [`EpochAhead`], shown as an alert, and holds
+//!   automatic decisions and replication orders; nothing jumps silently: the
+//!   operator adopts it with `warden adopt-epoch GROUP`.
+//! - A site whose agent reports the `active` role for a steady group whose
+//!   active site is another is told to demote, before anything else.
+//! - Outcomes dropped by the command ledger (foreign or unknown ids) become
+//!   one event per reporting site and period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::warn;
+use warden_agents::wire::{AuthorityWire, Command, CommandKind};
+
+use crate::model::{EventKind, GroupState, Phase};
+use crate::service::{Shared, State};
+use crate::OrchestratorError;
+
+/// An epoch seen outside that is higher than the group's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochAhead {
+    pub epoch: u64,
+    /// Where it was seen ("the routing layer", "site b's agent").
+    pub seen_at: String,
+}
+
+/// How long a fresh store waits for the routing layer's answer at start.
+const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Shared {
+    /// Look at what a reporting agent believes (state lock held).
+    pub(crate) fn authority_check_locked(
+        &self,
+        st: &mut State,
+        site: &str,
+        authority: &[AuthorityWire],
+    ) {
+        let mut told = false;
+        for a in authority.iter().take(1024) {
+            let Some(gc) = self.cfg.groups.get(&a.group) else {
+                continue;
+            };
+            if !gc.site_names().iter().any(|s| s == site) {
+                continue;
+            }
+            let Some(g) = st.groups.get(&a.group).cloned() else {
+                continue;
+            };
+            if a.epoch > g.epoch {
+                self.note_epoch_ahead_locked(st, &g, a.epoch, &format!("{site}'s agent"));
+                continue;
+            }
+            if g.phase != Phase::Steady || g.active == site || a.role != "active" {
+                continue;
+            }
+            let cmd = Command::new(&g.name, g.epoch, CommandKind::Demote).to_site(site);
+            if st.ledger.queue(cmd, None) {
+                told = true;
+                self.event_locked(
+                    st,
+                    EventKind::Fencing,
+                    Some(&g.name),
+                    Some(site),
+                    format!(
+                        "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
+                         its agent reports role active at epoch {}: demoting it now, before anything else it is told",
+                        g.active, g.epoch, a.epoch
+                    ),
+                    vec![],
+                    None,
+                );
+            }
+        }
+        if told {
+            self.command_tick.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// Record an epoch above the group's (state lock held); alert once per new value.
+    pub(crate) fn note_epoch_ahead_locked(
+        &self,
+        st: &mut State,
+        g: &GroupState,
+        epoch: u64,
+        seen_at: &str,
+    ) {
+        if st
+            .epoch_ahead
+            .get(&g.name)
+            .is_some_and(|x| x.epoch >= epoch)
+        {
+            return;
+        }
+        st.epoch_ahead.insert(
+            g.name.clone(),
+            EpochAhead {
+                epoch,
+                seen_at: seen_at.to_string(),
+            },
+        );
+        let msg = epoch_ahead_message(&g.name, g.epoch, epoch, seen_at);
+        self.event_locked(st, EventKind::Alert, Some(&g.name), None, msg, vec![], None);
+    }
+
+    /// Why automatic decisions of `group` are held, if they are.
+    pub(crate) fn held_locked(&self, st: &State, group: &str) -> Option<String> {
+        if let Some(x) = st.epoch_ahead.get(group) {
+            let own = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
+            return Some(epoch_ahead_message(group, own, x.epoch, &x.seen_at));
+        }
+        st.groups.get(group).and_then(|g| g.hold.clone())
+    }
+
+    /// Lift the start-up hold of groups whose every site has reported (state lock held).
+    pub(crate) fn lift_holds_locked(&self, st: &mut State, now: tokio::time::Instant) {
+        let held: Vec<String> = st
+            .groups
+            .values()
+            .filter(|g| g.hold.is_some())
+            .map(|g| g.name.clone())
+            .collect();
+        for name in held {
+            let Some(gc) = self.cfg.groups.get(&name) else {
+                continue;
+            };
+            let all = gc
+                .site_names()
+                .iter()
+                .all(|s| st.detector.agent_fresh(&st.evidence, s, now));
+            if !all {
+                continue;
+            }
+            let Some(mut ng) = st.groups.get(&name).cloned() else {
+                continue;
+            };
+            ng.hold = None;
+            if let Err(e) = self.store.put_group(&ng) {
+                warn!(cause = %e, "cannot persist group state");
+                continue;
+            }
+            st.groups.insert(name.clone(), ng);
+            self.event_locked(
+                st,
+                EventKind::Approved,
+                Some(&name),
+                None,
+                "every site of the group has reported: automatic decisions resume".to_string(),
+                vec![],
+                None,
+            );
+        }
+    }
+
+    /// Turn the ledger's tallies of dropped outcomes into events (state lock held).
+    pub(crate) fn flush_dropped_locked(&self, st: &mut State) {
+        for (site, t) in st.ledger.take_dropped() {
+            self.metrics.dropped_outcomes.inc_by(t.count);
+            self.event_locked(
+                st,
+                EventKind::Fencing,
+                None,
+                Some(&site),
+                format!(
+                    "dropped {} command outcome(s) reported by {site}'s agent for commands not queued for {site} \
+                     (forged, replayed or stale): {}",
+                    t.count,
+                    t.examples.join(", ")
+                ),
+                vec![],
+                None,
+            );
+        }
+    }
+
+    /// Groups new to the store: adopt what the routing layer shows. Runs once
+    /// at start, before the loops.
+    pub async fn adopt_fresh_groups(self: &Arc<Self>) {
+        let fresh: Vec<String> = self.lock().fresh.iter().cloned().collect();
+        for name in fresh {
+            let Some(strategy) = self.strategies.get(&name).cloned() else {
+                continue;
+            };
+            let observed = tokio::time::timeout(ADOPT_TIMEOUT, strategy.current()).await;
+            let mut st = self.lock();
+            st.fresh.remove(&name);
+            let Some(g) = st.groups.get(&name).cloned() else {
+                continue;
+            };
+            let sites = self
+                .cfg
+                .groups
+                .get(&name)
+                .map(|c| c.site_names())
+                .unwrap_or_default();
+            let (msg, ng) = match observed {
+                Ok(Ok(o)) if o.epoch > 0 => {
+                    let mut ng = g.clone();
+                    ng.epoch = o.epoch.max(g.epoch);
+                    let site = o.site.filter(|s| sites.contains(s));
+                    if let Some(s) = &site {
+                        ng.active = s.clone();
+                    }
+                    let has_plan = self
+                        .cfg
+                        .groups
+                        .get(&name)
+                        .is_some_and(|c| c.replication.is_some());
+                    if has_plan {
+                        ng.replication_paused_since_unix_ms = Some(self.clock.now_ms());
+                    }
+                    (
+                        format!(
+                            "the store had no state for {name}: adopted what the routing layer shows: {} at epoch {}{}; \
+                             automatic decisions wait until every site has reported (or `warden approve`)",
+                            site.as_deref().map(|s| format!("active {s}")).unwrap_or_else(|| format!("no consistent route, keeping {}", g.active)),
+                            o.epoch,
+                            if has_plan { "; replication paused until a failback or switchover resyncs" } else { "" }
+                        ),
+                        ng,
+                    )
+                }
+                Ok(Ok(_)) => (
+                    format!(
+                        "the store had no state for {name} and nothing is routed yet: starting at epoch {} with {} active; \
+                         automatic decisions wait until every site has reported",
+                        g.epoch, g.active
+                    ),
+                    g.clone(),
+                ),
+                Ok(Err(e)) => (
+                    format!(
+                        "the store had no state for {name} and the routing layer cannot be read ({e}): starting at epoch {} \
+                         with {} active; automatic decisions wait until every site has reported",
+                        g.epoch, g.active
+                    ),
+                    g.clone(),
+                ),
+                Err(_) => (
+                    format!(
+                        "the store had no state for {name} and the routing layer did not answer within {}s: starting at \
+                         epoch {} with {} active; automatic decisions wait until every site has reported",
+                        ADOPT_TIMEOUT.as_secs(),
+                        g.epoch,
+                        g.active
+                    ),
+                    g.clone(),
+                ),
+            };
+            if let Err(e) = self.store.put_group(&ng) {
+                warn!(group = %name, cause = %e, "cannot persist adopted group state");
+            }
+            st.groups.insert(name.clone(), ng);
+            self.event_locked(
+                &mut st,
+                EventKind::Adopted,
+                Some(&name),
+                None,
+                msg,
+                vec![],
+                None,
+            );
+        }
+    }
+
+    /// `warden adopt-epoch GROUP`: take the higher epoch seen outside as the
+    /// group's own, so that the next move carries a higher one still.
+    pub fn operator_adopt_epoch(&self, group: &str) -> Result<u64, OrchestratorError> {
+        let mut st = self.lock();
+        let g = st
+            .groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} has a runbook running; adopt when it has ended"
+            )));
+        }
+        let Some(ahead) = st.epoch_ahead.get(group).cloned() else {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: no epoch above {} has been seen; nothing to adopt",
+                g.epoch
+            )));
+        };
+        if ahead.epoch == u64::MAX {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: {} holds epoch {} (the largest there is): no later move could carry a higher one. \
+                 Reset that element (e.g. restart the frontend, or delete the DNS marker), then wait for the next \
+                 reconcile",
+                ahead.seen_at, ahead.epoch
+            )));
+        }
+        let mut ng = g.clone();
+        ng.epoch = ahead.epoch;
+        ng.hold = None;
+        self.store.put_group(&ng)?;
+        st.groups.insert(group.to_string(), ng);
+        st.epoch_ahead.remove(group);
+        let withdrawn = st.ledger.withdraw_below(
+            group,
+            ahead.epoch,
+            &format!("epoch {} adopted", ahead.epoch),
+        );
+        self.event_locked(
+            &mut st,
+            EventKind::Adopted,
+            Some(group),
+            None,
+            format!(
+                "operator adopted epoch {} seen at {} (the group was at {}); {} queued command(s) withdrawn; \
+                 the next move carries epoch {}",
+                ahead.epoch,
+                ahead.seen_at,
+                g.epoch,
+                withdrawn.len(),
+                ahead.epoch.saturating_add(1)
+            ),
+            vec![],
+            None,
+        );
+        Ok(ahead.epoch)
+    }
+}
+
+/// The alert line of an [`EpochAhead`].
+pub fn epoch_ahead_alert(group: &str, own: u64, x: &EpochAhead) -> String {
+    epoch_ahead_message(group, own, x.epoch, &x.seen_at)
+}
+
+fn epoch_ahead_message(group: &str, own: u64, seen: u64, seen_at: &str) -> String {
+    format!(
+        "{seen_at} holds epoch {seen} for {group}, above this orchestrator's {own} (a lost or replaced store, another \
+         orchestrator, or a forged order): every move would be refused as stale, so automatic decisions and \
+         replication orders are held. Once you know no other orchestrator acts: `warden adopt-epoch {group}`"
+    )
+}

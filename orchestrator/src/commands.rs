@@ -1,0 +1,382 @@
+//! The command ledger: every command the orchestrator queued for an agent,
+//! for which site, and its outcome (DESIGN §10, "who may give an order").
+//!
+//! Only this module decides whether an outcome counts:
+//! - an outcome is recorded only for a command this orchestrator queued, and
+//!   only when it comes from the site the command was queued for; anything
+//!   else is dropped and tallied per reporting site (the service turns the
+//!   tally into an event);
+//! - commands belong to a runbook (or to the replication round): when the
+//!   runbook ends or the group's epoch moves on, its queued commands are
+//!   withdrawn and no agent is handed them again;
+//! - memory is bounded by what the orchestrator queued, never by what agents
+//!   send: finished entries are evicted oldest first, outcome texts are cut.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use warden_agents::wire::{Command, CommandKind, CommandOutcome};
+
+/// Finished or withdrawn entries kept (for a resumed runbook that asks again).
+pub const FINISHED_KEPT: usize = 4096;
+/// Longest outcome detail kept, in bytes.
+const DETAIL_MAX: usize = 2048;
+/// Most hook results kept per outcome.
+const HOOKS_MAX: usize = 64;
+
+/// Where a command stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandState {
+    Queued,
+    Finished(CommandOutcome),
+    /// Taken back (its runbook ended or the epoch moved on); the reason.
+    Withdrawn(String),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    cmd: Command,
+    runbook: Option<u64>,
+    state: CommandState,
+}
+
+/// What became of one outcome an agent sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Recorded: the command was queued for this site and waited for it.
+    Recorded,
+    /// Already recorded (an agent resends until acked).
+    Repeated,
+    /// A late outcome for a command that was withdrawn: ignored.
+    Late,
+    /// The command was queued for another site: dropped.
+    Foreign { queued_for: String },
+    /// No such command was queued: dropped.
+    Unknown,
+}
+
+/// Outcomes dropped from one reporting site since the last event about it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DroppedTally {
+    pub count: u64,
+    /// The first few ids, cut and escaped for display.
+    pub examples: Vec<String>,
+}
+
+/// Commands queued for agents and their outcomes.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: HashMap<String, Entry>,
+    /// Queued ids per site, in queue order.
+    queued: BTreeMap<String, Vec<String>>,
+    /// Finished and withdrawn ids, oldest first (eviction order).
+    done: VecDeque<String>,
+    dropped: BTreeMap<String, DroppedTally>,
+}
+
+impl Ledger {
+    /// Queue `cmd` for `cmd.site`. A command already finished is not queued
+    /// again (its outcome stands); a withdrawn one is queued again (asked
+    /// anew, e.g. the demote of a site that was unreachable). Returns whether
+    /// it is now queued and was not before.
+    pub fn queue(&mut self, cmd: Command, runbook: Option<u64>) -> bool {
+        debug_assert!(!cmd.site.is_empty(), "commands name their site");
+        if let Some(e) = self.entries.get_mut(&cmd.id) {
+            match e.state {
+                CommandState::Queued | CommandState::Finished(_) => return false,
+                CommandState::Withdrawn(_) => {
+                    self.done.retain(|id| id != &cmd.id);
+                }
+            }
+        }
+        let q = self.queued.entry(cmd.site.clone()).or_default();
+        if cmd.kind == CommandKind::Demote {
+            // A demote goes before anything else the site is told.
+            q.insert(0, cmd.id.clone());
+        } else {
+            q.push(cmd.id.clone());
+        }
+        self.entries.insert(
+            cmd.id.clone(),
+            Entry {
+                cmd,
+                runbook,
+                state: CommandState::Queued,
+            },
+        );
+        true
+    }
+
+    /// The state of command `id`, if it is known.
+    pub fn state(&self, id: &str) -> Option<&CommandState> {
+        self.entries.get(id).map(|e| &e.state)
+    }
+
+    /// The outcome of command `id`, once its site reported it.
+    pub fn outcome(&self, id: &str) -> Option<&CommandOutcome> {
+        match self.state(id)? {
+            CommandState::Finished(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The commands waiting for `site`, demotes first.
+    pub fn pending_for(&self, site: &str) -> Vec<Command> {
+        self.queued
+            .get(site)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.entries.get(id))
+                    .map(|e| e.cmd.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `site` has a demote waiting for `group`.
+    pub fn demote_pending(&self, site: &str, group: &str) -> bool {
+        self.pending_for(site)
+            .iter()
+            .any(|c| c.group == group && c.kind == CommandKind::Demote)
+    }
+
+    /// Take one outcome reported by `site`'s agent.
+    pub fn accept(&mut self, site: &str, outcome: &CommandOutcome) -> Accepted {
+        let verdict = match self.entries.get(&outcome.id) {
+            None => Accepted::Unknown,
+            Some(e) if e.cmd.site != site => Accepted::Foreign {
+                queued_for: e.cmd.site.clone(),
+            },
+            Some(e) => match e.state {
+                CommandState::Queued => Accepted::Recorded,
+                CommandState::Finished(_) => Accepted::Repeated,
+                CommandState::Withdrawn(_) => Accepted::Late,
+            },
+        };
+        match &verdict {
+            Accepted::Recorded => {
+                if let Some(q) = self.queued.get_mut(site) {
+                    q.retain(|id| id != &outcome.id);
+                }
+                if let Some(e) = self.entries.get_mut(&outcome.id) {
+                    e.state = CommandState::Finished(bounded(outcome));
+                }
+                self.retire(outcome.id.clone());
+            }
+            Accepted::Foreign { .. } | Accepted::Unknown => {
+                let t = self.dropped.entry(site.to_string()).or_default();
+                t.count += 1;
+                if t.examples.len() < 3 {
+                    t.examples.push(display_id(&outcome.id));
+                }
+            }
+            Accepted::Repeated | Accepted::Late => {}
+        }
+        verdict
+    }
+
+    /// Withdraw the queued commands of `group` below `epoch` (the epoch moved
+    /// on). Returns the withdrawn commands.
+    pub fn withdraw_below(&mut self, group: &str, epoch: u64, why: &str) -> Vec<Command> {
+        self.withdraw(|e| e.cmd.group == group && e.cmd.epoch < epoch, why)
+    }
+
+    /// Withdraw the queued commands of runbook `id` (it ended).
+    pub fn withdraw_runbook(&mut self, id: u64, why: &str) -> Vec<Command> {
+        self.withdraw(|e| e.runbook == Some(id), why)
+    }
+
+    /// Take (and reset) the per-site tallies of dropped outcomes.
+    pub fn take_dropped(&mut self) -> BTreeMap<String, DroppedTally> {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Queued commands, all sites (for tests and views).
+    pub fn queued_count(&self) -> usize {
+        self.queued.values().map(Vec::len).sum()
+    }
+
+    fn withdraw(&mut self, pick: impl Fn(&Entry) -> bool, why: &str) -> Vec<Command> {
+        let ids: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.state == CommandState::Queued && pick(e))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(e) = self.entries.get_mut(&id) {
+                e.state = CommandState::Withdrawn(why.to_string());
+                if let Some(q) = self.queued.get_mut(&e.cmd.site) {
+                    q.retain(|x| x != &id);
+                }
+                out.push(e.cmd.clone());
+            }
+            self.retire(id);
+        }
+        out
+    }
+
+    fn retire(&mut self, id: String) {
+        self.done.push_back(id);
+        while self.done.len() > FINISHED_KEPT {
+            if let Some(old) = self.done.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
+}
+
+/// An outcome with its texts cut to size (an agent's answer is untrusted input).
+fn bounded(o: &CommandOutcome) -> CommandOutcome {
+    let mut o = o.clone();
+    cut(&mut o.detail, DETAIL_MAX);
+    o.hooks.truncate(HOOKS_MAX);
+    for h in &mut o.hooks {
+        cut(&mut h.name, 256);
+        cut(&mut h.detail, DETAIL_MAX / 4);
+    }
+    o
+}
+
+fn cut(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+}
+
+/// A reported id, cut and with control characters escaped, for events.
+pub fn display_id(id: &str) -> String {
+    let mut s: String = id.chars().take(80).flat_map(char::escape_debug).collect();
+    if id.chars().count() > 80 {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(group: &str, epoch: u64, kind: CommandKind, site: &str) -> Command {
+        Command::new(group, epoch, kind).to_site(site)
+    }
+
+    fn ok(id: &str) -> CommandOutcome {
+        CommandOutcome {
+            id: id.into(),
+            ok: true,
+            detail: "done".into(),
+            hooks: vec![],
+        }
+    }
+
+    #[test]
+    fn outcomes_count_only_from_the_site_the_command_was_queued_for() {
+        let mut l = Ledger::default();
+        let demote = cmd("web", 2, CommandKind::Demote, "ca");
+        // Sent before anything was queued: dropped, not remembered.
+        assert_eq!(l.accept("tx", &ok(&demote.id)), Accepted::Unknown);
+        assert!(l.queue(demote.clone(), Some(1)));
+        assert!(l.outcome(&demote.id).is_none());
+        assert_eq!(
+            l.accept("tx", &ok(&demote.id)),
+            Accepted::Foreign {
+                queued_for: "ca".into()
+            }
+        );
+        assert!(
+            l.outcome(&demote.id).is_none(),
+            "a foreign outcome never counts"
+        );
+        assert_eq!(l.pending_for("ca"), vec![demote.clone()]);
+        assert_eq!(l.accept("ca", &ok(&demote.id)), Accepted::Recorded);
+        assert!(l.outcome(&demote.id).is_some());
+        assert!(l.pending_for("ca").is_empty());
+        assert_eq!(l.accept("ca", &ok(&demote.id)), Accepted::Repeated);
+        let d = l.take_dropped();
+        assert_eq!(d["tx"].count, 2);
+        assert!(l.take_dropped().is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_unknown_outcomes_keeps_nothing() {
+        let mut l = Ledger::default();
+        let real = cmd("web", 3, CommandKind::Promote, "ca");
+        l.queue(real.clone(), Some(7));
+        for i in 0..10_000 {
+            let mut o = ok(&format!("~flood{i}"));
+            o.detail = "x".repeat(62_000);
+            assert_eq!(l.accept("ca", &o), Accepted::Unknown);
+        }
+        assert_eq!(
+            l.entries.len(),
+            1,
+            "only what the orchestrator queued is kept"
+        );
+        assert_eq!(l.pending_for("ca"), vec![real]);
+        assert_eq!(l.take_dropped()["ca"].count, 10_000);
+    }
+
+    #[test]
+    fn recorded_outcomes_are_cut_to_size() {
+        let mut l = Ledger::default();
+        let c = cmd("web", 3, CommandKind::Promote, "ca");
+        l.queue(c.clone(), None);
+        let mut o = ok(&c.id);
+        o.detail = "é".repeat(40_000);
+        l.accept("ca", &o);
+        assert!(l.outcome(&c.id).unwrap().detail.len() <= DETAIL_MAX + 3);
+    }
+
+    #[test]
+    fn ending_a_runbook_or_moving_the_epoch_withdraws_its_commands() {
+        let mut l = Ledger::default();
+        let promote = cmd("web", 3, CommandKind::Promote, "ca");
+        let repl = cmd("web", 3, CommandKind::StartReplication, "tx");
+        let other = cmd("db", 3, CommandKind::Promote, "ca");
+        l.queue(promote.clone(), Some(9));
+        l.queue(repl.clone(), None);
+        l.queue(other.clone(), Some(10));
+        let w = l.withdraw_runbook(9, "runbook 9 ended");
+        assert_eq!(w, vec![promote.clone()]);
+        assert_eq!(l.pending_for("ca"), vec![other.clone()]);
+        assert_eq!(l.accept("ca", &ok(&promote.id)), Accepted::Late);
+        assert!(l.outcome(&promote.id).is_none());
+        let w = l.withdraw_below("web", 4, "epoch 4");
+        assert_eq!(w, vec![repl]);
+        assert!(l.pending_for("tx").is_empty());
+        assert_eq!(l.pending_for("ca"), vec![other]);
+        // A withdrawn command may be asked anew.
+        assert!(l.queue(promote.clone(), None));
+        assert_eq!(l.pending_for("ca")[1], promote);
+    }
+
+    #[test]
+    fn demotes_go_first() {
+        let mut l = Ledger::default();
+        l.queue(cmd("web", 2, CommandKind::StartReplication, "a"), None);
+        l.queue(cmd("web", 2, CommandKind::Demote, "a"), None);
+        assert_eq!(l.pending_for("a")[0].kind, CommandKind::Demote);
+        assert!(l.demote_pending("a", "web"));
+    }
+
+    #[test]
+    fn finished_entries_are_evicted_oldest_first() {
+        let mut l = Ledger::default();
+        for e in 0..(FINISHED_KEPT as u64 + 10) {
+            let c = cmd("web", e, CommandKind::Promote, "a");
+            l.queue(c.clone(), None);
+            l.accept("a", &ok(&c.id));
+        }
+        assert!(l.entries.len() <= FINISHED_KEPT);
+        assert!(l.outcome("web:0:promote").is_none());
+        assert!(l
+            .outcome(&format!("web:{}:promote", FINISHED_KEPT + 9))
+            .is_some());
+    }
+}
