@@ -431,6 +431,13 @@ impl Shared {
             .get(group)
             .cloned()
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
+        if let Some(x) = st.epoch_ahead.get(group) {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: {} holds epoch {}, above the group's {}: any move would be refused as stale; \
+                 adopt it first (`warden adopt-epoch {group}`) once you know no other orchestrator acts",
+                x.seen_at, x.epoch, g.epoch
+            )));
+        }
         let id = st.next_runbook;
         let epoch = g.epoch.checked_add(1).ok_or_else(|| {
             OrchestratorError::Conflict(format!(
@@ -448,6 +455,8 @@ impl Shared {
         let mut ng = g.clone();
         ng.epoch = epoch;
         ng.phase = Phase::Running;
+        // A decision was taken (by the detector with every site heard, or an operator).
+        ng.hold = None;
         ng.runbook = Some(id);
         ng.pending = None;
         if automatic {

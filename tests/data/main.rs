@@ -411,3 +411,148 @@ fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
     assert!(err.contains("not a site of group web"), "{err}");
     Ok(())
 }
+
+/// `GET` an operator API path from the ctl host: the parsed JSON.
+fn api_get(x: &Data, path: &str) -> Result<Value> {
+    let url = format!("http://{}:{}{path}", x.d.lab.ip("ctl"), deploy::API_PORT);
+    let auth = format!("Authorization: Bearer {}", x.d.operator_token);
+    let out =
+        x.d.lab
+            .run_ok("ctl", "curl", ["-s", "-m", "10", "-H", &auth, &url])?;
+    serde_json::from_str(&out).with_context(|| format!("GET {path}: {out}"))
+}
+
+/// Issue 10, test 3: fail over a → b, write at b, lose the orchestrator's
+/// store and restart it, bring a back → the new store adopts what the
+/// routing layer shows (b at epoch 2), replication stays paused, a (which
+/// still believes it is active) is demoted and never pushes; every file
+/// written at b survives, and reaches a through the failback's resync.
+#[test]
+fn a_lost_orchestrator_store_adopts_the_routing_layer_and_keeps_every_write() -> Result<()> {
+    let Some(x) = Data::with_failback("keep", "pw-b-right", "manual") else {
+        return Ok(());
+    };
+    x.write("a", "before.txt", "written before warden started")?;
+    x.start()?;
+    x.wait_same(secs(20)).context("initial full pass a → b")?;
+    std::thread::sleep(secs(1.5));
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    for i in 0..50 {
+        x.write("b", &format!("at-b/{i}.txt"), &format!("written at b {i}"))?;
+    }
+    // The orchestrator's data dir is lost.
+    x.d.lab.kill("orchestrator")?;
+    std::fs::remove_dir_all(x.d.lab.dir().join("data"))?;
+    x.d.lab.restart("orchestrator")?;
+    let ev = x.d.wait_event("adopted", secs(20))?;
+    let msg = ev["message"].as_str().unwrap_or_default().to_string();
+    assert!(
+        msg.contains("active b at epoch 2") && msg.contains("replication paused"),
+        "{msg}"
+    );
+    let g = x.d.group()?;
+    assert_eq!(
+        (g["active"].as_str(), g["epoch"].as_u64()),
+        (Some("b"), Some(2))
+    );
+    assert_eq!(x.replication()?["state"], "paused", "{g:#}");
+
+    // a returns believing it is active at epoch 1: it is demoted, never pushes.
+    x.restart_site("a")?;
+    lab::eventually(secs(20), secs(0.25), || {
+        if x.d.hook_log().lines().any(|l| l == "demote a 2") {
+            Ok(())
+        } else {
+            bail!("a not demoted yet: {}", x.d.hook_log())
+        }
+    })?;
+    std::thread::sleep(secs(3));
+    let b = tree(&x.dir("b"))?;
+    for i in 0..50 {
+        assert_eq!(
+            text(&b, &format!("at-b/{i}.txt")).as_deref(),
+            Some(format!("written at b {i}").as_str()),
+            "a write at b was undone"
+        );
+    }
+    assert_eq!(x.replication()?["state"], "paused");
+    assert_eq!(x.d.user_get()?, "b");
+
+    // The failback resyncs a from b; then replication runs a → b again.
+    lab::eventually(secs(30), secs(1), || {
+        x.d.cli_ok(&["failback", "web"]).map(|_| ())
+    })?;
+    x.d.wait_users_on("a", secs(90)).context("failback to a")?;
+    let a = lab::eventually(secs(30), secs(0.3), || {
+        let a = tree(&x.dir("a"))?;
+        if (0..50).all(|i| a.contains_key(&format!("at-b/{i}.txt"))) {
+            Ok(a)
+        } else {
+            bail!("b's writes not at a yet")
+        }
+    })?;
+    assert!(a.contains_key("before.txt"));
+    x.write("a", "after.txt", "after the failback")?;
+    x.wait_same(secs(30))?;
+    Ok(())
+}
+
+/// Issue 10, test 6: 2,000 divergent items quarantined at the returning
+/// site → reports keep flowing (no body over the limit), the failback
+/// completes, and the full list is there through the API, paged.
+#[test]
+fn two_thousand_quarantined_items_do_not_stop_reports() -> Result<()> {
+    let Some(x) = Data::new("quarantine", "pw-b-right") else {
+        return Ok(());
+    };
+    x.write("a", "before.txt", "written before warden started")?;
+    x.start()?;
+    x.wait_same(secs(20))?;
+    std::thread::sleep(secs(1.5));
+    x.d.lab.kill("agent-a")?;
+    for i in 0..2000 {
+        x.write(
+            "a",
+            &format!("divergent/with-a-rather-long-name-to-fill-the-report-{i:05}.txt"),
+            "never replicated",
+        )?;
+    }
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    x.restart_site("a")?;
+    x.d.wait_users_on("a", secs(120)).context("failback to a")?;
+    lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failback") {
+            Some(rb) if rb["status"] == "succeeded" => Ok(()),
+            other => bail!("failback not done: {other:?}"),
+        }
+    })?;
+    let page = lab::eventually(secs(30), secs(0.5), || {
+        let v = api_get(&x, "/v1/groups/web/divergent?offset=0&limit=5000")?;
+        if v["total"] == 2000 {
+            Ok(v)
+        } else {
+            bail!("divergent total {}", v["total"])
+        }
+    })?;
+    let names: std::collections::BTreeSet<&str> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2000);
+    assert!(names.contains("divergent/with-a-rather-long-name-to-fill-the-report-01999.txt"));
+    let second = api_get(&x, "/v1/groups/web/divergent?offset=1990&limit=100")?;
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(10));
+    let r = x.replication()?;
+    assert_eq!(r["divergent_total"], 2000, "{r}");
+    assert!(r["divergent"].as_array().is_some_and(|d| d.len() <= 100));
+    let log = x.d.lab.log("agent-a");
+    assert!(!log.contains("413"), "a report was refused: {log}");
+    // Reports still arrive: a's agent is fresh.
+    x.d.wait_verdict("a", "healthy", secs(10))?;
+    Ok(())
+}

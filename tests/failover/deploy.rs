@@ -27,6 +27,11 @@ pub struct Knobs {
     /// Promote hook of site b: a shell snippet.
     pub promote_b: String,
     pub promote_a: String,
+    /// Demote hooks: shell snippets run after the hook logs its run.
+    pub demote_a: String,
+    pub demote_b: String,
+    /// TOML keys added to `[groups.web]` (e.g. `fencing = "required"`).
+    pub group_extra: String,
     /// TOML appended to the generated config (e.g. a `[groups.web.replication]` table).
     pub extra: String,
 }
@@ -39,6 +44,9 @@ impl Default for Knobs {
             max_failovers: 5,
             promote_b: "true".into(),
             promote_a: "true".into(),
+            demote_a: "true".into(),
+            demote_b: "true".into(),
+            group_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -85,14 +93,16 @@ agent_token = {{ file = "{taf}" }}
 checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
 endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
 promote = [{{ name = "promote-a", command = ["/bin/sh", "-c", "echo promote a $WARDEN_EPOCH >> {hooks}; {pa}"], timeout = "20s" }}]
-demote = [{{ name = "demote-a", command = ["/bin/sh", "-c", "echo demote a $WARDEN_EPOCH >> {hooks}"], timeout = "5s" }}]
+demote = [{{ name = "demote-a", command = ["/bin/sh", "-c", "echo demote a $WARDEN_EPOCH >> {hooks}; {da}"], timeout = "10s" }}]
+state_dir = "{state_a}"
 
 [sites.b]
 agent_token = {{ file = "{tbf}" }}
 checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
 endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
 promote = [{{ name = "promote-b", command = ["/bin/sh", "-c", "echo promote b $WARDEN_EPOCH >> {hooks}; {pb}"], timeout = "20s" }}]
-demote = [{{ name = "demote-b", command = ["/bin/sh", "-c", "echo demote b $WARDEN_EPOCH >> {hooks}"], timeout = "5s" }}]
+demote = [{{ name = "demote-b", command = ["/bin/sh", "-c", "echo demote b $WARDEN_EPOCH >> {hooks}; {db}"], timeout = "10s" }}]
+state_dir = "{state_b}"
 
 [frontends.fe1]
 control = "{fe}:{CONTROL_PORT}"
@@ -103,6 +113,7 @@ sites = ["a", "b"]
 scheme = "frontend"
 failback = "{fb}"
 step_timeout = "30s"
+{gx}
 [groups.web.frontend]
 driver = "builtin"
 frontends = ["fe1"]
@@ -125,6 +136,11 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             fb = knobs.failback,
             pa = knobs.promote_a,
             pb = knobs.promote_b,
+            da = knobs.demote_a,
+            db = knobs.demote_b,
+            gx = knobs.group_extra,
+            state_a = lab.dir().join("state-a").display(),
+            state_b = lab.dir().join("state-b").display(),
             extra = knobs.extra,
         );
         let config = lab.write_file("failover.conf", conf)?;
