@@ -556,3 +556,63 @@ fn two_thousand_quarantined_items_do_not_stop_reports() -> Result<()> {
     x.d.wait_verdict("a", "healthy", secs(10))?;
     Ok(())
 }
+
+/// Issue 10, test 4: the source directory is emptied while replicating →
+/// nothing is deleted at the peer, the mass-delete guard shows as an alert;
+/// once the files are back, `warden clear` resumes replication.
+#[test]
+fn an_emptied_source_deletes_nothing_at_the_peer() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    for i in 0..300 {
+        x.write("a", &format!("files/{i}.txt"), &format!("file {i}"))?;
+    }
+    x.start()?;
+    x.wait_same(secs(30)).context("initial full pass a → b")?;
+    // Someone empties a's data directory (or its volume is gone).
+    std::fs::remove_dir_all(x.dir("a").join("files"))?;
+    let alert = lab::eventually(secs(20), secs(0.25), || {
+        let g = x.d.group()?;
+        g["alerts"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|s| s.as_str().unwrap_or("").contains("mass-delete guard"))
+            })
+            .cloned()
+            .with_context(|| format!("no guard alert yet: {}", g["alerts"]))
+    })?;
+    assert!(alert.as_str().unwrap().contains("warden clear"), "{alert}");
+    std::thread::sleep(secs(2));
+    let b = tree(&x.dir("b"))?;
+    assert_eq!(
+        b.keys().filter(|k| k.starts_with("files/")).count(),
+        300,
+        "nothing deleted at the peer"
+    );
+    // The operator restores the files, then clears.
+    for i in 0..300 {
+        x.write("a", &format!("files/{i}.txt"), &format!("file {i}"))?;
+    }
+    x.d.cli_ok(&["clear", "web"])?;
+    x.write("a", "after-clear.txt", "replication resumed")?;
+    let both = x.wait_same(secs(30))?;
+    assert_eq!(
+        text(&both, "after-clear.txt").as_deref(),
+        Some("replication resumed")
+    );
+    lab::eventually(secs(20), secs(0.5), || {
+        let g = x.d.group()?;
+        let held = g["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|s| s.as_str().unwrap_or("").contains("mass-delete guard"))
+        });
+        if held {
+            bail!("guard still shown: {}", g["alerts"])
+        } else {
+            Ok(())
+        }
+    })?;
+    Ok(())
+}
