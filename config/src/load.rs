@@ -1067,6 +1067,16 @@ impl<'t, 'r> Cx<'t, 'r> {
             let k = format!("{base}.concurrency");
             self.push(self.at(&k), &k, self.value_at(&k), "must be at least 1");
         }
+        let share = r.max_delete_share;
+        if !share.is_finite() || !(0.0..=1.0).contains(&share) {
+            let k = format!("{base}.max_delete_share");
+            self.push(
+                self.at(&k),
+                &k,
+                self.value_at(&k),
+                "must be a share from 0.0 to 1.0 (e.g. 0.10: a pass may delete up to 10 % of the peer's items)",
+            );
+        }
         if let Some(s) = &r.sync_key {
             self.check_secret(&format!("{base}.sync_key"), s);
         }
