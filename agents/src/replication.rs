@@ -283,6 +283,8 @@ impl Replication {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut run.role, Role::Idle)
         };
+        // The held pass (if any) ends with its role; a new one checks again.
+        g.hold.passed();
         match role {
             Role::Source {
                 peer,

@@ -989,7 +989,16 @@ impl Shared {
         if gone.is_empty() {
             return Ok(());
         }
-        // Items at the target these deletions take (a directory: its subtree).
+        // Items at the target these deletions take (a directory: its
+        // subtree, once even when its entries are listed too).
+        let gone: Vec<&String> = gone
+            .iter()
+            .filter(|n| {
+                !gone.iter().any(|a| {
+                    n.len() > a.len() && n.starts_with(a.as_str()) && n.as_bytes()[a.len()] == b'/'
+                })
+            })
+            .collect();
         let (deletes, known_book) = match self.book.lock().unwrap().as_ref() {
             Some(b) => (
                 gone.iter()
