@@ -283,7 +283,8 @@ impl Resyncer for RsyncResyncer {
                 }
                 (DivergentPolicy::Keep, true) | (DivergentPolicy::Quarantine, _) => {
                     let to = self.move_aside(name, stamp)?;
-                    ("quarantined", Some(to.display().to_string()))
+                    // Shown like the names: non-UTF-8 bytes as `\xNN`.
+                    ("quarantined", Some(escape_name(to.as_os_str().as_bytes())))
                 }
                 (DivergentPolicy::Discard, true) => ("discarded", None),
                 (DivergentPolicy::Discard, false) => {
