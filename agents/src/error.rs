@@ -106,6 +106,11 @@ pub enum AgentError {
     /// A Swift answer could not be read (not a JSON listing, no token): retryable; usually a proxy in between or the wrong URL.
     #[error("unreadable answer from Swift at {url}: {detail}")]
     SwiftBadResponse { url: String, detail: String },
+    /// The mass-delete guard holds the pass (it would delete too much of the
+    /// other side, or the source is empty or unmounted): nothing was deleted;
+    /// retried until the cause is fixed or the operator runs `warden clear`.
+    #[error("{0}")]
+    DeleteGuard(String),
     /// A replication call was cancelled by its token: not an error of the peer.
     #[error("replication cancelled")]
     ReplicationCancelled,

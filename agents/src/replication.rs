@@ -13,6 +13,15 @@
 //! Commands are idempotent: a repeated `start_replication` toward the same peer
 //! keeps the running replicator; a repeated `resync` runs passes again (each
 //! pass is a full comparison).
+//!
+//! One replication command of a group runs at a time, but a command never
+//! waits behind a long one it overrides: `stop_replication` cancels whatever
+//! runs (a start still in its initial full pass, resync passes; their rsync is
+//! killed) and `resync`/`final_sync` cancel a running start. `clear` (`warden
+//! clear GROUP`) does not queue at all: it releases a pass held by the
+//! mass-delete guard (the group's [`GuardHold`], reported as
+//! `ReplicationStatus.guard`) to go ahead once. A held resync pass waits and
+//! retries ([`GUARD_RETRY`]) until released or until the cause is gone.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -23,15 +32,20 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use warden_config::{Config, Divergent, ReplicationConfig};
 
+use crate::replicate::guard::GuardHold;
 use crate::replicate::{
-    plan, DivergentItem, DivergentPolicy, Replicator, ResyncProgress, Resyncer,
+    plan, DivergentItem, DivergentPolicy, PassReport, Replicator, ResyncProgress, Resyncer,
 };
 use crate::wire::{
     Command, CommandKind, CommandOutcome, DivergentWire, ReplicationStatus, ResyncProgressWire,
 };
+use crate::AgentError;
 
 /// Resync passes before the step gives up on reaching `resync_lag_max`.
 pub const MAX_PASSES: u32 = 50;
+
+/// How often a resync pass held by the mass-delete guard is tried again.
+pub const GUARD_RETRY: Duration = Duration::from_secs(2);
 
 enum Role {
     Idle,
@@ -62,6 +76,10 @@ struct GroupRepl {
     run: Mutex<GroupRun>,
     /// One replication command of a group at a time.
     busy: tokio::sync::Mutex<()>,
+    /// The command running now and its cancel token (a stop cancels it).
+    current: Mutex<Option<(CommandKind, CancellationToken)>>,
+    /// The mass-delete guard's state, shared with the group's plans.
+    hold: GuardHold,
 }
 
 /// Every group of this site that has a replication plan.
@@ -108,6 +126,8 @@ impl Replication {
                             divergent: Vec::new(),
                         }),
                         busy: tokio::sync::Mutex::new(()),
+                        current: Mutex::new(None),
+                        hold: GuardHold::new(),
                     },
                 ))
             })
@@ -136,18 +156,39 @@ impl Replication {
                 ),
             );
         };
+        if cmd.kind == CommandKind::Clear {
+            // Never queued behind a held pass: it is what that pass waits for.
+            return out(true, self.clear(g, &cmd.group));
+        }
+        // Override what runs now instead of waiting for it.
+        if let Some((kind, token)) = g.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let overrides = match cmd.kind {
+                CommandKind::StopReplication => true,
+                CommandKind::Resync | CommandKind::FinalSync => {
+                    *kind == CommandKind::StartReplication
+                }
+                _ => false,
+            };
+            if overrides {
+                info!(group = %cmd.group, running = kind.as_str(), by = cmd.kind.as_str(), "interrupting the running replication command");
+                token.cancel();
+            }
+        }
         let _one = g.busy.lock().await;
+        let token = shutdown.child_token();
+        *g.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((cmd.kind, token.clone()));
         let result = match cmd.kind {
-            CommandKind::StartReplication => self.start(g, cmd, shutdown).await,
+            CommandKind::StartReplication => self.start(g, cmd, &token).await,
             CommandKind::StopReplication => Ok(self.stop(g).await),
-            CommandKind::Resync => self.catch_up(g, cmd, shutdown).await,
-            CommandKind::FinalSync => self.final_sync(g, cmd, shutdown).await,
-            CommandKind::Clear => Ok("nothing held by the mass-delete guard".to_string()),
+            CommandKind::Resync => self.catch_up(g, cmd, &token).await,
+            CommandKind::FinalSync => self.final_sync(g, cmd, &token).await,
+            CommandKind::Clear => Ok(self.clear(g, &cmd.group)),
             CommandKind::Promote | CommandKind::Demote => Err(format!(
                 "{} is not a replication command",
                 cmd.kind.as_str()
             )),
         };
+        g.current.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(detail) => {
@@ -158,6 +199,17 @@ impl Replication {
                 run.error = Some(e.clone());
                 out(false, e)
             }
+        }
+    }
+
+    /// `warden clear GROUP`: a pass held by the mass-delete guard goes ahead once.
+    fn clear(&self, g: &GroupRepl, group: &str) -> String {
+        match g.hold.release() {
+            Some(held) => {
+                warn!(group = %group, held = %held, "operator released the pass held by the mass-delete guard");
+                format!("released the pass held by the mass-delete guard; it goes ahead once (it was held: {held})")
+            }
+            None => "nothing held by the mass-delete guard".to_string(),
         }
     }
 
@@ -190,13 +242,22 @@ impl Replication {
             }
         }
         self.stop(g).await;
-        let replicator = plan::replicator(&self.config, &cmd.group, &self.site, &peer)
-            .map_err(|e| e.to_string())?;
+        let replicator =
+            plan::replicator_held(&self.config, &cmd.group, &self.site, &peer, &g.hold)
+                .map_err(|e| e.to_string())?;
+        // Lives as long as the replicator; a stop cancels it (the initial pass too).
         let cancel = shutdown.child_token();
-        replicator
-            .start(cancel.clone())
-            .await
-            .map_err(|e| format!("replication {} → {peer} cannot start: {e}", self.site))?;
+        let started = replicator.start(cancel.clone()).await;
+        if let Err(e) = started {
+            cancel.cancel();
+            return Err(match e {
+                AgentError::ReplicationCancelled => format!(
+                    "replication {} → {peer} interrupted before its initial pass ended",
+                    self.site
+                ),
+                e => format!("replication {} → {peer} cannot start: {e}", self.site),
+            });
+        }
         info!(group = %cmd.group, peer = %peer, plan = g.cfg.plan.as_str(), "replication started");
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
         run.role = Role::Source {
@@ -205,8 +266,13 @@ impl Replication {
             replicator,
             cancel,
         };
+        let held = g
+            .hold
+            .held()
+            .map(|h| format!("; held: {h}"))
+            .unwrap_or_default();
         Ok(format!(
-            "replication {} → {peer} started ({})",
+            "replication {} → {peer} started ({}){held}",
             self.site,
             g.cfg.plan.as_str()
         ))
@@ -217,6 +283,8 @@ impl Replication {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut run.role, Role::Idle)
         };
+        // The held pass (if any) ends with its role; a new one checks again.
+        g.hold.passed();
         match role {
             Role::Source {
                 peer,
@@ -241,7 +309,7 @@ impl Replication {
         peer: &str,
     ) -> Result<(String, Arc<dyn Resyncer>, watch::Sender<ResyncProgress>), String> {
         let stopped = self.stop(g).await;
-        let resyncer = plan::resyncer(&self.config, &cmd.group, &self.site, peer)
+        let resyncer = plan::resyncer_held(&self.config, &cmd.group, &self.site, peer, &g.hold)
             .map_err(|e| e.to_string())?;
         let (tx, rx) = watch::channel(ResyncProgress::default());
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
@@ -272,8 +340,7 @@ impl Replication {
         let (mut fetched, mut bytes, mut deleted) = (0u64, 0u64, 0u64);
         let mut last = Duration::ZERO;
         for pass in 1..=MAX_PASSES {
-            let report = resyncer
-                .pass(policy, shutdown.child_token(), Some(tx.clone()))
+            let report = guarded_pass(&*resyncer, &g.hold, policy, shutdown, &tx)
                 .await
                 .map_err(|e| format!("resync pass {pass} from {peer} failed: {e}"))?;
             fetched += report.fetched.items;
@@ -320,8 +387,7 @@ impl Replication {
         let peer = self.peer_of(cmd)?;
         let (_, resyncer, tx) = self.enter_resync(g, cmd, &peer).await?;
         let policy = policy_of(g.cfg.divergent);
-        let report = resyncer
-            .pass(policy, shutdown.child_token(), Some(tx))
+        let report = guarded_pass(&*resyncer, &g.hold, policy, shutdown, &tx)
             .await
             .map_err(|e| format!("final resync pass from {peer} failed: {e}"))?;
         let kept: Vec<String> = {
@@ -383,6 +449,7 @@ impl Replication {
                     role: "idle".into(),
                     passes: run.passes,
                     error: run.error.clone(),
+                    guard: g.hold.held(),
                     divergent: run.divergent.iter().map(divergent_wire).collect(),
                     ..Default::default()
                 };
@@ -425,6 +492,38 @@ impl Replication {
     pub async fn shutdown(&self) {
         for g in self.groups.values() {
             self.stop(g).await;
+        }
+    }
+}
+
+/// One resync pass; while the mass-delete guard holds it, waits (status
+/// shows the guard) and tries again every [`GUARD_RETRY`] or as soon as the
+/// operator releases it, until `cancel` (a stop, shutdown).
+async fn guarded_pass(
+    resyncer: &dyn Resyncer,
+    hold: &GuardHold,
+    policy: DivergentPolicy,
+    cancel: &CancellationToken,
+    tx: &watch::Sender<ResyncProgress>,
+) -> Result<PassReport, AgentError> {
+    let mut warned = false;
+    loop {
+        match resyncer
+            .pass(policy, cancel.child_token(), Some(tx.clone()))
+            .await
+        {
+            Err(AgentError::DeleteGuard(why)) => {
+                if !warned {
+                    warn!(reason = %why, "resync pass held by the mass-delete guard, nothing deleted; waiting");
+                    warned = true;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(GUARD_RETRY) => {}
+                    _ = hold.released() => {}
+                    _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+                }
+            }
+            r => return r,
         }
     }
 }

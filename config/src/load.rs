@@ -1067,6 +1067,16 @@ impl<'t, 'r> Cx<'t, 'r> {
             let k = format!("{base}.concurrency");
             self.push(self.at(&k), &k, self.value_at(&k), "must be at least 1");
         }
+        let share = r.max_delete_share;
+        if !share.is_finite() || !(0.0..=1.0).contains(&share) {
+            let k = format!("{base}.max_delete_share");
+            self.push(
+                self.at(&k),
+                &k,
+                self.value_at(&k),
+                "must be a share from 0.0 to 1.0 (e.g. 0.10: a pass may delete up to 10 % of the peer's items)",
+            );
+        }
         if let Some(s) = &r.sync_key {
             self.check_secret(&format!("{base}.sync_key"), s);
         }
@@ -1788,4 +1798,88 @@ pub fn valid_name(s: &str) -> bool {
         && s.len() <= 63
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/var/lib/warden"
+operator_token = { env = "T" }
+
+[sites.a]
+agent_token = { env = "T" }
+
+[sites.b]
+agent_token = { env = "T" }
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = { env = "T" }
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = { a = "127.0.0.1:8080", b = "127.0.0.1:8081" }
+
+[groups.web.replication]
+plan = "none"
+"#;
+
+    fn problems(extra: &str) -> (String, Vec<Problem>) {
+        let text = format!("{BASE}{extra}");
+        match parse(&text, Path::new("guard.conf")) {
+            Err(ConfigError::Invalid(p)) => (text, p),
+            other => panic!("expected problems for {extra:?}, got {other:?}"),
+        }
+    }
+
+    /// (line, col) of the first `needle` in `text`, 1-based.
+    fn pos(text: &str, needle: &str) -> (usize, usize) {
+        let at = text.find(needle).unwrap();
+        let before = &text[..at];
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        (before.matches('\n').count() + 1, at - line_start + 1)
+    }
+
+    #[test]
+    fn mass_delete_guard_keys_default_and_are_checked_where_they_are() {
+        let c = parse(BASE, Path::new("guard.conf")).unwrap();
+        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+        assert_eq!((r.max_delete_share, r.max_delete_count), (0.10, 100));
+        let c = parse(
+            &format!("{BASE}max_delete_share = 1.0\nmax_delete_count = 0\n"),
+            Path::new("guard.conf"),
+        )
+        .unwrap();
+        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+        assert_eq!((r.max_delete_share, r.max_delete_count), (1.0, 0));
+
+        for bad in ["1.5", "-0.1", "nan", "inf"] {
+            let (text, p) = problems(&format!("max_delete_share = {bad}\n"));
+            let e = p
+                .iter()
+                .find(|x| x.key == "groups.web.replication.max_delete_share")
+                .unwrap_or_else(|| panic!("{bad}: {p:?}"));
+            assert!(e.message.contains("0.0 to 1.0"), "{}", e.message);
+            assert_eq!(
+                (e.line, e.col),
+                pos(&text, &format!("{bad}\n")),
+                "{bad}: {e}"
+            );
+        }
+        let (text, p) = problems("max_delete_count = -1\n");
+        let e = p
+            .iter()
+            .find(|x| x.key == "groups.web.replication.max_delete_count")
+            .unwrap_or_else(|| panic!("{p:?}"));
+        assert_eq!((e.line, e.col), pos(&text, "-1\n"), "{e}");
+    }
 }

@@ -2,7 +2,15 @@
 //! that would delete a large part of the peer's copy — an emptied or
 //! unmounted source, an empty peer during a resync — stops and waits for the
 //! operator instead of propagating the loss.
+//!
+//! [`DeleteGuard`] holds the thresholds; [`GuardHold`] is what one group's
+//! plan and the agent's replication role share: what the guard holds now
+//! (reported in `ReplicationStatus.guard`) and the operator's one-time
+//! release (`warden clear GROUP`).
 
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 use warden_config::ReplicationConfig;
 
 /// Thresholds of the guard: a pass trips it when it would delete more than
@@ -55,9 +63,117 @@ impl DeleteGuard {
     }
 }
 
+/// What the guard holds for one group, shared by its plan and the agent's
+/// replication role. Cheap to clone (one shared state).
+#[derive(Debug, Clone, Default)]
+pub struct GuardHold(Arc<HoldInner>);
+
+#[derive(Debug, Default)]
+struct HoldInner {
+    state: Mutex<HoldState>,
+    /// Wakes a held pass waiting for its retry when the operator releases it.
+    released: Notify,
+}
+
+#[derive(Debug, Default)]
+struct HoldState {
+    /// Why replication is held (what was seen, what to do); `None` when nothing is held.
+    held: Option<String>,
+    /// The operator released the held pass: the next check lets it go ahead once.
+    release: bool,
+}
+
+impl GuardHold {
+    /// A hold with nothing held.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, HoldState> {
+        self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Why replication is held now, if it is.
+    pub fn held(&self) -> Option<String> {
+        self.state().held.clone()
+    }
+
+    /// A pass found `reason` (a tripped [`DeleteGuard::check`], an empty or
+    /// unmounted source): `Ok(true)` when the operator released the held
+    /// pass (it goes ahead, once), else the pass is held: `Err(reason)`.
+    pub fn trip(&self, reason: String) -> Result<bool, String> {
+        let mut st = self.state();
+        if std::mem::take(&mut st.release) {
+            st.held = None;
+            return Ok(true);
+        }
+        st.held = Some(reason.clone());
+        Err(reason)
+    }
+
+    /// Runs `check`'s verdict through [`GuardHold::trip`]: `Ok(false)` when
+    /// within the limits, `Ok(true)` when released by the operator.
+    pub fn check(
+        &self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        target_items: u64,
+        target: &str,
+    ) -> Result<bool, String> {
+        match guard.check(deletes, target_items, target) {
+            Ok(()) => Ok(false),
+            Err(reason) => self.trip(reason),
+        }
+    }
+
+    /// A pass went through: nothing is held any more.
+    pub fn passed(&self) {
+        let mut st = self.state();
+        st.held = None;
+        st.release = false;
+    }
+
+    /// The operator checked and lets the held pass go ahead once (`warden
+    /// clear`). Returns what was held; `None` (and nothing released) when
+    /// nothing was held, so a clear never pre-authorises a later mass delete.
+    pub fn release(&self) -> Option<String> {
+        let held = {
+            let mut st = self.state();
+            let held = st.held.clone();
+            st.release = held.is_some();
+            held
+        };
+        if held.is_some() {
+            self.0.released.notify_one();
+        }
+        held
+    }
+
+    /// Resolves when the operator releases the hold (for a held pass waiting to retry).
+    pub async fn released(&self) {
+        self.0.released.notified().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hold_is_released_once_and_only_when_held() {
+        let h = GuardHold::new();
+        let g = DeleteGuard::default();
+        assert_eq!(h.release(), None, "nothing held, nothing released");
+        assert_eq!(h.check(&g, 5, 10, "b"), Ok(false));
+        let e = h.check(&g, 500, 1000, "b").unwrap_err();
+        assert_eq!(h.held().as_deref(), Some(e.as_str()));
+        assert!(h.release().is_some());
+        assert_eq!(h.check(&g, 500, 1000, "b"), Ok(true), "released once");
+        assert_eq!(h.held(), None);
+        assert!(h.check(&g, 500, 1000, "b").is_err(), "only once");
+        h.passed();
+        assert_eq!(h.held(), None);
+    }
 
     #[test]
     fn trips_only_over_both_limits() {

@@ -18,6 +18,14 @@
 //! A divergent item is handled by the group's [`DivergentPolicy`]. Items are
 //! compared by [`Item::version`]: a plan-specific string (`mtime` seconds for
 //! files, `etag@x-timestamp` for Swift objects) plus the size.
+//!
+//! File names are bytes, not text: the rsync plan keys its listings with
+//! [`escape_name`] (UTF-8 as is, a backslash as `\\`, every other byte as
+//! `\xNN`), a lossless form that [`unescape_name`] turns back into the exact
+//! bytes, so two names never collide and the escaped key is also the name
+//! shown to operators. Its manifests say so (`escaped_names`); an older
+//! manifest without the flag (plain UTF-8 names) is read by escaping its
+//! backslashes ([`Manifest::load_escaped`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,6 +80,10 @@ pub struct Manifest {
     pub confirmed_unix_ms: u64,
     /// The items confirmed at both sides.
     pub items: Listing,
+    /// Names are [`escape_name`]d bytes (the rsync plan); absent in older
+    /// manifests and in the Swift plans' (plain UTF-8 names).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub escaped_names: bool,
 }
 
 impl Manifest {
@@ -80,7 +92,30 @@ impl Manifest {
         Manifest {
             confirmed_unix_ms: now_ms(),
             items,
+            escaped_names: false,
         }
+    }
+
+    /// A manifest of `items` keyed by [`escape_name`]d byte names, confirmed now.
+    pub fn confirmed_escaped(items: Listing) -> Self {
+        Manifest {
+            escaped_names: true,
+            ..Self::confirmed(items)
+        }
+    }
+
+    /// [`Manifest::load`] for byte-named listings: an older manifest with
+    /// plain UTF-8 names is converted to [`escape_name`]d keys.
+    pub fn load_escaped(path: &Path) -> Result<Self, AgentError> {
+        let mut m = Self::load(path)?;
+        if !m.escaped_names {
+            m.items = std::mem::take(&mut m.items)
+                .into_iter()
+                .map(|(k, v)| (escape_name(k.as_bytes()), v))
+                .collect();
+            m.escaped_names = true;
+        }
+        Ok(m)
     }
 
     /// Loads the manifest at `path`; a missing file is an empty manifest
@@ -206,6 +241,58 @@ pub struct DivergentItem {
     pub moved_to: Option<String>,
 }
 
+/// The lossless text form of a byte name: valid UTF-8 as is, except a
+/// backslash as `\\`; every byte of an invalid sequence as `\xNN`
+/// (lowercase hex). Also how such names are shown (`DivergentWire.name`).
+pub fn escape_name(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// The bytes of an [`escape_name`]d name. A backslash that starts neither
+/// `\\` nor `\xNN` is taken literally (never produced by `escape_name`).
+pub fn unescape_name(name: &str) -> Vec<u8> {
+    let b = name.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'\\') {
+                out.push(b'\\');
+                i += 2;
+                continue;
+            }
+            if b.get(i + 1) == Some(&b'x') {
+                if let (Some(h), Some(l)) = (
+                    b.get(i + 2).copied().and_then(hex),
+                    b.get(i + 3).copied().and_then(hex),
+                ) {
+                    out.push(h * 16 + l);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
 /// Unix time in ms now.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -293,6 +380,48 @@ mod tests {
         let c = classify(&Manifest::default(), &here, &Listing::new());
         assert!(c.delete.is_empty());
         assert_eq!(c.divergent.len(), 1);
+    }
+
+    #[test]
+    fn byte_names_round_trip_and_never_collide() {
+        let names: [&[u8]; 6] = [
+            b"plain/a b.txt",
+            b"caf\xc3\xa9",
+            b"bad\xff\xfe/x",
+            "bad\u{FFFD}\u{FFFD}/x".as_bytes(),
+            b"back\\slash\\x41",
+            b"trunc\xc3",
+        ];
+        let shown: Vec<String> = names.iter().map(|n| escape_name(n)).collect();
+        assert_eq!(shown[1], "caf\u{e9}");
+        assert_eq!(shown[2], "bad\\xff\\xfe/x");
+        assert_eq!(shown[4], "back\\\\slash\\\\x41");
+        assert_eq!(shown[5], "trunc\\xc3");
+        for (n, s) in names.iter().zip(&shown) {
+            assert_eq!(unescape_name(s), *n, "{s}");
+        }
+        let distinct: std::collections::BTreeSet<&String> = shown.iter().collect();
+        assert_eq!(distinct.len(), names.len());
+    }
+
+    #[test]
+    fn escaped_manifests_round_trip_bytes_and_old_ones_are_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let name = escape_name(b"x\xff\\y");
+        let m = Manifest::confirmed_escaped(listing(&[(&name, 1, "1")]));
+        m.save(&path).unwrap();
+        assert_eq!(Manifest::load_escaped(&path).unwrap(), m);
+        // An older manifest: plain UTF-8 names, a backslash as itself.
+        std::fs::write(
+            &path,
+            br#"{"confirmed_unix_ms":1,"items":{"a\\b":{"size":1,"version":"1"}}}"#,
+        )
+        .unwrap();
+        let old = Manifest::load_escaped(&path).unwrap();
+        let keys: Vec<&String> = old.items.keys().collect();
+        assert_eq!(keys, vec!["a\\\\b"]);
+        assert_eq!(unescape_name(keys[0]), b"a\\b");
     }
 
     #[test]

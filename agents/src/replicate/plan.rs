@@ -1,6 +1,8 @@
 //! Builds a group's replication plan for one direction from the config:
 //! the [`Replicator`] a source site runs toward its peer, and the
-//! [`Resyncer`] a returning site runs against the active peer.
+//! [`Resyncer`] a returning site runs against the active peer. The `_held`
+//! variants share the group's [`GuardHold`] with the plan (the mass-delete
+//! guard's state, reported and released by the agent's replication role).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::guard::{DeleteGuard, GuardHold};
 use super::{
     CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, DivergentPolicy,
     NoReplication, PassReport, Replicator, ResyncProgress, Resyncer, RsyncReplicator,
@@ -83,6 +86,7 @@ pub fn rsync_settings(
     s.port = port;
     s.manifest = Some(manifest_path(here, &path));
     s.quarantine = Some(quarantine_path(here, &path));
+    s.guard = DeleteGuard::from_config(r);
     Ok(s)
 }
 
@@ -216,11 +220,24 @@ pub fn replicator(
     site: &str,
     peer: &str,
 ) -> Result<Arc<dyn Replicator>, AgentError> {
+    replicator_held(config, group, site, peer, &GuardHold::new())
+}
+
+/// [`replicator`], its mass-delete guard reporting into `hold`.
+pub fn replicator_held(
+    config: &Config,
+    group: &str,
+    site: &str,
+    peer: &str,
+    hold: &GuardHold,
+) -> Result<Arc<dyn Replicator>, AgentError> {
     let r = repl(config, group)?;
     match r.plan {
-        ReplicationPlan::Rsync => Ok(Arc::new(RsyncReplicator::new(rsync_settings(
-            config, group, site, peer,
-        )?))),
+        ReplicationPlan::Rsync => {
+            let mut s = rsync_settings(config, group, site, peer)?;
+            s.hold = hold.clone();
+            Ok(Arc::new(RsyncReplicator::new(s)))
+        }
         ReplicationPlan::Swift => {
             let mut s = SwiftReplicatorSettings::new(
                 swift_settings(r, group, site)?,
@@ -245,12 +262,25 @@ pub fn resyncer(
     site: &str,
     peer: &str,
 ) -> Result<Arc<dyn Resyncer>, AgentError> {
+    resyncer_held(config, group, site, peer, &GuardHold::new())
+}
+
+/// [`resyncer`], its mass-delete guard reporting into `hold`.
+pub fn resyncer_held(
+    config: &Config,
+    group: &str,
+    site: &str,
+    peer: &str,
+    hold: &GuardHold,
+) -> Result<Arc<dyn Resyncer>, AgentError> {
     let r = repl(config, group)?;
     match r.plan {
         // The local directory is `site`'s; the module is `peer`'s.
-        ReplicationPlan::Rsync => Ok(Arc::new(RsyncResyncer::new(rsync_settings(
-            config, group, site, peer,
-        )?)?)),
+        ReplicationPlan::Rsync => {
+            let mut s = rsync_settings(config, group, site, peer)?;
+            s.hold = hold.clone();
+            Ok(Arc::new(RsyncResyncer::new(s)?))
+        }
         // Container sync has no manifest of its own: the failback copies
         // through the API like the swift plan, then the direction flips.
         ReplicationPlan::Swift | ReplicationPlan::SwiftContainerSync => {

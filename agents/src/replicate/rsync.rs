@@ -22,6 +22,24 @@
 //!   `max_pending` paths wait, and after any failed transfer — so when an
 //!   unreachable peer comes back, whatever changed meanwhile converges.
 //!   Failures are retried with exponential backoff.
+//! - Every full pass is guarded (DESIGN §10): a dry run (`-n --delete -ii`)
+//!   counts what it would delete out of the items at the target first, and
+//!   the pass does not run when that is more than `max_delete_share` *and*
+//!   `max_delete_count` ([`DeleteGuard`]), when the source is empty while the
+//!   target holds items, or when the source was a mount point at start and is
+//!   not one now (its `st_dev` equals its parent's). The reason is kept in the
+//!   shared [`GuardHold`] (the group's `guard` status); the pass is retried
+//!   with backoff, so it goes through by itself once the cause is fixed, or
+//!   once when the operator releases it (`warden clear`). The real pass then
+//!   runs with `--max-delete` (the checked count) in case the source emptied
+//!   in between. Batches that delete (an inotify remove or rename) wait until
+//!   removals have been quiet for [`DELETE_SETTLE`] (at most
+//!   [`DELETE_SETTLE_MAX`]), so an `rm -rf` arrives as one batch; a batch
+//!   whose deletions (with those of the last [`DELETE_WINDOW`]) trip the
+//!   guard, or that finds the source empty or unmounted, is not sent: a full
+//!   pass (which holds) is owed instead.
+//! - rsync runs in its own process group; cancelling (a stop) kills the
+//!   group, and so does dropping a transfer.
 //! - The password goes to rsync in `RSYNC_PASSWORD` (the child's
 //!   environment), never on the command line, and is scrubbed from any rsync
 //!   output quoted in an error.
@@ -31,10 +49,12 @@
 //!   updated from a stat taken before the transfer (so a file changed during
 //!   a transfer is recorded at its older version: a later resync then calls
 //!   it divergent rather than deleting it). Saved atomically at most once a
-//!   second and when replication stops.
+//!   second and when replication stops. Names are bytes: manifest keys are
+//!   [`escape_name`]d.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -50,7 +70,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::secret::Secret;
 
-use super::manifest::{Item, Listing, Manifest};
+use super::guard::{DeleteGuard, GuardHold};
+use super::manifest::{escape_name, Item, Listing, Manifest};
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
@@ -92,6 +113,10 @@ pub struct RsyncSettings {
     /// Where a resync moves divergent local items aside; `None` means the
     /// sibling `<source>.warden-quarantine/`.
     pub quarantine: Option<PathBuf>,
+    /// The mass-delete guard's thresholds (`max_delete_share`, `max_delete_count`).
+    pub guard: DeleteGuard,
+    /// What the guard holds, shared with the agent's replication role.
+    pub hold: GuardHold,
 }
 
 impl RsyncSettings {
@@ -123,6 +148,8 @@ impl RsyncSettings {
             io_timeout: Duration::from_secs(30),
             manifest: None,
             quarantine: None,
+            guard: DeleteGuard::default(),
+            hold: GuardHold::new(),
         }
     }
 
@@ -176,6 +203,12 @@ struct State {
     batch_paths: BTreeSet<PathBuf>,
     /// The next batch id.
     next_batch: u64,
+    /// When inotify last saw something leave a path (a remove or a rename).
+    last_remove: Option<Instant>,
+    /// Deletions sent by recent batches (within [`DELETE_WINDOW`]).
+    recent_deletes: VecDeque<(Instant, u64)>,
+    /// Items at the target after the last full pass (its dry run's count).
+    target_items: Option<u64>,
 }
 
 impl State {
@@ -201,12 +234,27 @@ impl State {
     }
 }
 
+/// The later of two optional deadlines.
+fn earliest_some_max(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
 }
+
+/// Batches wait until removals have been quiet this long (an `rm -rf` is one batch).
+pub const DELETE_SETTLE: Duration = Duration::from_millis(100);
+/// ... but not longer than this after their oldest change.
+pub const DELETE_SETTLE_MAX: Duration = Duration::from_secs(1);
+/// Batch deletions within this window count together against the guard.
+pub const DELETE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Shared by the replicator, the watcher callback and the worker task.
 struct Shared {
@@ -218,6 +266,8 @@ struct Shared {
     transfer: tokio::sync::RwLock<()>,
     /// The manifest being maintained; `None` until loaded (or without `settings.manifest`).
     book: Mutex<Option<Book>>,
+    /// Whether the source was a mount point when replication started.
+    was_mount: Mutex<bool>,
 }
 
 /// The in-memory pair manifest of a running replicator.
@@ -255,6 +305,8 @@ struct Running {
 pub struct RsyncReplicator {
     shared: Arc<Shared>,
     running: tokio::sync::Mutex<Option<Running>>,
+    /// Cancels a `start` still in its initial full pass (`stop` does not wait for it).
+    starting: Mutex<Option<CancellationToken>>,
 }
 
 impl RsyncReplicator {
@@ -267,8 +319,10 @@ impl RsyncReplicator {
                 wake: Notify::new(),
                 transfer: tokio::sync::RwLock::new(()),
                 book: Mutex::new(None),
+                was_mount: Mutex::new(false),
             }),
             running: tokio::sync::Mutex::new(None),
+            starting: Mutex::new(None),
         }
     }
 
@@ -280,6 +334,14 @@ impl RsyncReplicator {
 
 impl Drop for RsyncReplicator {
     fn drop(&mut self) {
+        if let Some(t) = self
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            t.cancel();
+        }
         if let Ok(running) = self.running.try_lock() {
             if let Some(r) = running.as_ref() {
                 r.cancel.cancel();
@@ -304,12 +366,19 @@ impl Replicator for RsyncReplicator {
                 reason: format!("{e}; create the directory or fix the replication source"),
             })?;
         shared.load_book()?;
+        *shared.was_mount.lock().unwrap() = is_mount_point(&source).unwrap_or(false);
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watcher = watch_tree(shared.clone(), source)?;
         shared.state.lock().unwrap().full_since = Some(Instant::now());
         let cancel = shutdown.child_token();
-        match shared.run_full(&cancel).await {
+        *self.starting.lock().unwrap() = Some(cancel.clone());
+        let first = shared.run_full(&cancel).await;
+        self.starting.lock().unwrap().take();
+        match first {
             Ok(()) => {}
+            Err(AgentError::DeleteGuard(why)) => {
+                warn!(target = %shared.settings.target(), reason = %why, "initial full pass held by the mass-delete guard")
+            }
             Err(e) if !e.is_retryable() => {
                 shared.state.lock().unwrap().full_since = None;
                 return Err(e);
@@ -329,6 +398,10 @@ impl Replicator for RsyncReplicator {
     }
 
     async fn stop(&self) {
+        // A start still in its initial pass ends now (its rsync is killed).
+        if let Some(t) = self.starting.lock().unwrap().take() {
+            t.cancel();
+        }
         let r = self.running.lock().await.take();
         if let Some(r) = r {
             r.cancel.cancel();
@@ -397,6 +470,17 @@ fn watch_tree(
             }
             Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
             Ok(ev) => {
+                if matches!(
+                    ev.kind,
+                    notify::EventKind::Remove(_)
+                        | notify::EventKind::Modify(notify::event::ModifyKind::Name(
+                            notify::event::RenameMode::From
+                                | notify::event::RenameMode::Both
+                                | notify::event::RenameMode::Any
+                        ))
+                ) {
+                    st.last_remove = Some(now);
+                }
                 for p in &ev.paths {
                     if let Ok(rel) = p.strip_prefix(&root) {
                         if !rel.as_os_str().is_empty() {
@@ -450,13 +534,14 @@ async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
                 return;
             }
         }
-        let (full, pending, since, many) = {
+        let (full, pending, since, many, removed) = {
             let st = shared.state.lock().unwrap();
             (
                 st.full_since.is_some(),
                 !st.paths.is_empty(),
                 st.pending_since,
                 st.paths.len() >= s.batch_max,
+                st.last_remove,
             )
         };
         if full {
@@ -476,6 +561,18 @@ async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
                     backoff = s.retry_min;
                 }
                 Err(AgentError::ReplicationCancelled) => return,
+                Err(AgentError::DeleteGuard(why)) => {
+                    if !failing {
+                        warn!(target = %s.target(), reason = %why, "replication held by the mass-delete guard, nothing deleted; retrying");
+                    }
+                    failing = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = s.hold.released() => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(s.retry_max);
+                }
                 Err(e) => {
                     if !failing {
                         warn!(target = %s.target(), cause = %e, "replication transfer failed, retrying with a full pass");
@@ -493,9 +590,17 @@ async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
             continue;
         }
         if pending && running.len() < s.max_transfers.max(1) {
-            // Let the batch fill for one window from its oldest change, or until it is large.
-            let deadline = since.map(|t| t + s.batch_window);
-            if let Some(deadline) = deadline.filter(|d| *d > Instant::now() && !many) {
+            // Let the batch fill for one window from its oldest change, or
+            // until it is large; while paths are being removed, until the
+            // removals settle (bounded), so a mass delete is judged whole.
+            let fill = since
+                .map(|t| t + s.batch_window)
+                .filter(|d| *d > Instant::now() && !many);
+            let settle = since
+                .zip(removed)
+                .map(|(t, r)| (r + DELETE_SETTLE).min(t + DELETE_SETTLE_MAX));
+            let deadline = earliest_some_max(fill, settle).filter(|d| *d > Instant::now());
+            if let Some(deadline) = deadline {
                 tokio::select! {
                     _ = tokio::time::sleep_until(deadline.into()) => {}
                     _ = shared.wake.notified() => {}
@@ -602,6 +707,10 @@ impl Shared {
                 true
             }
             Ok(Err(AgentError::ReplicationCancelled)) => false,
+            Ok(Err(AgentError::DeleteGuard(why))) => {
+                warn!(target = %self.settings.target(), reason = %why, "replication batch not sent (mass-delete guard), a guarded full pass follows");
+                true
+            }
             Ok(Err(e)) => {
                 if !*failing {
                     warn!(target = %self.settings.target(), cause = %e, "replication batch failed, a full pass follows");
@@ -693,6 +802,8 @@ impl Shared {
         cancel: &CancellationToken,
     ) -> Result<(), AgentError> {
         let s = &self.settings;
+        self.check_mount()?;
+        self.guard_batch(&paths).await?;
         let updates = if self.keeps_manifest() {
             let (root, paths) = (s.source.clone(), paths.clone());
             Some(
@@ -740,6 +851,7 @@ impl Shared {
     ) -> Result<ResyncReport, AgentError> {
         let s = &self.settings;
         let started = Instant::now();
+        let released_mount = self.check_mount()?;
         // The listing before the pass: what the pass is sure to have carried.
         let before = if self.keeps_manifest() {
             let root = s.source.clone();
@@ -753,14 +865,35 @@ impl Shared {
         } else {
             None
         };
-        let args = vec![
+        // The guard: what would this pass delete, out of how many items at the target?
+        let dry = self.dry_run(cancel).await?;
+        let target = s.target();
+        let verdict = if dry.source_items == 0 && dry.target_items > 0 {
+            s.hold.trip(format!(
+                "mass-delete guard: the replication source {} is empty while {target} holds {} items; \
+                 nothing was deleted. Check the source (emptied, unmounted?): replication resumes by itself \
+                 once its files are back; run `warden clear GROUP` only if the peer must really be emptied",
+                s.source.display(),
+                dry.target_items
+            ))
+        } else {
+            s.hold
+                .check(&s.guard, dry.deletes, dry.target_items, &target)
+        };
+        let released = verdict.map_err(AgentError::DeleteGuard)? || released_mount;
+        let mut args: Vec<OsString> = vec![
             "-a".into(),
             "--delete".into(),
             "--force".into(),
             "--out-format=%i %l %n".into(),
-            source_arg(&s.source),
-            s.url().into(),
         ];
+        if !released {
+            // The source may empty between the dry run and the pass.
+            let most = dry.deletes.max(s.guard.max_count);
+            args.push(format!("--max-delete={most}").into());
+        }
+        args.push(source_arg(&s.source));
+        args.push(s.url().into());
         let mut done = Progress::default();
         self.rsync(args, None, true, cancel, |line| {
             done.items += 1;
@@ -775,7 +908,24 @@ impl Shared {
                 tx.send_replace(done);
             }
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            AgentError::Rsync { code: 25, .. } => {
+                let why = format!(
+                    "mass-delete guard: the source {} changed during the pass and rsync stopped deleting \
+                     at --max-delete (checked: {} of {} items at {target}). Check the source, then run \
+                     `warden clear GROUP` if the deletions are wanted",
+                    s.source.display(),
+                    dry.deletes,
+                    dry.target_items
+                );
+                let _ = s.hold.trip(why.clone());
+                AgentError::DeleteGuard(why)
+            }
+            e => e,
+        })?;
+        s.hold.passed();
+        self.state.lock().unwrap().target_items = Some(dry.source_items);
         debug!(
             items = done.items,
             bytes = done.bytes,
@@ -791,6 +941,131 @@ impl Shared {
             done,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// The source was a mount point at start and is not one now: held
+    /// (`Err`), unless the operator released it (`Ok(true)`, and the source
+    /// as it is now becomes the baseline).
+    fn check_mount(&self) -> Result<bool, AgentError> {
+        let s = &self.settings;
+        if !*self.was_mount.lock().unwrap() {
+            return Ok(false);
+        }
+        if is_mount_point(&s.source).unwrap_or(false) {
+            return Ok(false);
+        }
+        let why = format!(
+            "mass-delete guard: the replication source {} was a mount point when replication started \
+             and is not one now (unmounted?); nothing was sent or deleted. Mount it again (replication \
+             resumes by itself), or run `warden clear GROUP` if the data now lives there unmounted",
+            s.source.display()
+        );
+        s.hold.trip(why).map_err(AgentError::DeleteGuard)?;
+        *self.was_mount.lock().unwrap() = false;
+        Ok(true)
+    }
+
+    /// A batch that would delete too much (with the recent batches), or
+    /// delete from a source that is now empty, is not sent (`Err`; the
+    /// guarded full pass that follows holds with exact counts).
+    async fn guard_batch(&self, paths: &[PathBuf]) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let (root, list) = (s.source.clone(), paths.to_vec());
+        let (gone, empty) = tokio::task::spawn_blocking(move || {
+            let gone: Vec<String> = list
+                .iter()
+                .filter(|p| {
+                    matches!(root.join(p).symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+                })
+                .map(|p| escape_name(p.as_os_str().as_bytes()))
+                .collect();
+            let empty = std::fs::read_dir(&root)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            (gone, empty)
+        })
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))?;
+        if gone.is_empty() {
+            return Ok(());
+        }
+        // Items at the target these deletions take (a directory: its
+        // subtree, once even when its entries are listed too).
+        let gone: Vec<&String> = gone
+            .iter()
+            .filter(|n| {
+                !gone.iter().any(|a| {
+                    n.len() > a.len() && n.starts_with(a.as_str()) && n.as_bytes()[a.len()] == b'/'
+                })
+            })
+            .collect();
+        let (deletes, known_book) = match self.book.lock().unwrap().as_ref() {
+            Some(b) => (
+                gone.iter()
+                    .map(|n| count_under(&b.items, n).max(1))
+                    .sum::<u64>(),
+                Some(b.items.len() as u64),
+            ),
+            None => (gone.len() as u64, None),
+        };
+        let now = Instant::now();
+        let mut st = self.state.lock().unwrap();
+        while st
+            .recent_deletes
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > DELETE_WINDOW)
+        {
+            st.recent_deletes.pop_front();
+        }
+        let recent: u64 = st.recent_deletes.iter().map(|(_, n)| n).sum();
+        let known = known_book.or(st.target_items).unwrap_or(0);
+        if empty && known > 0 {
+            return Err(AgentError::DeleteGuard(format!(
+                "the source {} is empty while {} holds {known} items",
+                s.source.display(),
+                s.target()
+            )));
+        }
+        s.guard
+            .check(recent + deletes, known, &s.target())
+            .map_err(AgentError::DeleteGuard)?;
+        st.recent_deletes.push_back((now, deletes));
+        Ok(())
+    }
+
+    /// `rsync -n -a --delete -ii`: what a full pass would delete, and how
+    /// many items the source and the target hold (the root not counted).
+    async fn dry_run(&self, cancel: &CancellationToken) -> Result<DryRun, AgentError> {
+        let s = &self.settings;
+        let args = vec![
+            "-n".into(),
+            "-a".into(),
+            "--delete".into(),
+            "-ii".into(),
+            "--out-format=%i %n".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        let mut dry = DryRun::default();
+        self.rsync(args, None, true, cancel, |line| {
+            let Some((flags, name)) = line.split_at_checked(11) else {
+                return;
+            };
+            if name.trim_start() == "./" || name.is_empty() {
+                return;
+            }
+            if flags.starts_with("*deleting") {
+                dry.deletes += 1;
+                dry.target_items += 1;
+            } else if flags.get(2..).is_some_and(|f| f.starts_with("+++++++")) {
+                dry.source_items += 1;
+            } else if flags.starts_with(['<', '>', 'c', 'h', '.']) {
+                dry.source_items += 1;
+                dry.target_items += 1;
+            }
+        })
+        .await?;
+        Ok(dry)
     }
 
     /// Runs rsync with the password in its environment, feeding `stdin` and
@@ -811,6 +1086,56 @@ impl Shared {
             let _shared = self.transfer.read().await;
             run_rsync(&self.settings, args, stdin, cancel, on_line).await
         }
+    }
+}
+
+/// What a full pass's dry run found (see [`Shared::dry_run`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct DryRun {
+    deletes: u64,
+    source_items: u64,
+    target_items: u64,
+}
+
+/// Items of `items` named `name` or under `name/`.
+fn count_under(items: &Listing, name: &str) -> u64 {
+    let prefix = format!("{name}/");
+    let under = items
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .count() as u64;
+    under + u64::from(items.contains_key(name))
+}
+
+/// Whether `path` is a mount point: its device differs from its parent's
+/// (`/` always is).
+pub(crate) fn is_mount_point(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path)?;
+    let Some(parent) = path.parent() else {
+        return Ok(true);
+    };
+    Ok(std::fs::metadata(&path)?.dev() != std::fs::metadata(parent)?.dev())
+}
+
+/// Kills a child's whole process group (rsync forks) when dropped, unless disarmed.
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    fn kill_now(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill_now();
     }
 }
 
@@ -843,12 +1168,15 @@ pub(crate) async fn run_rsync(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a stop kills rsync and the processes it forked.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| AgentError::RsyncSpawn {
             program: s.rsync_path.display().to_string(),
             source,
         })?;
+    let mut group = GroupKill(child.id());
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         tokio::spawn(async move {
             let _ = pipe.write_all(&data).await;
@@ -868,15 +1196,22 @@ pub(crate) async fn run_rsync(
                 Ok(Some(l)) => on_line(&l),
                 _ => break tokio::select! {
                     st = child.wait() => st,
-                    _ = cancel.cancelled() => { let _ = child.kill().await; return Err(AgentError::ReplicationCancelled) }
+                    _ = cancel.cancelled() => {
+                        group.kill_now();
+                        let _ = child.kill().await;
+                        return Err(AgentError::ReplicationCancelled)
+                    }
                 },
             },
             _ = cancel.cancelled() => {
+                group.kill_now();
                 let _ = child.kill().await;
                 return Err(AgentError::ReplicationCancelled);
             }
         }
     };
+    // Exited and reaped: its group id may be reused, never kill it now.
+    group.0 = None;
     let status = status.map_err(|source| AgentError::RsyncSpawn {
         program: s.rsync_path.display().to_string(),
         source,
@@ -890,16 +1225,16 @@ pub(crate) async fn run_rsync(
 }
 
 /// The manifest form of the tree under `root`: files and symlinks (not
-/// followed), named by their path relative to `root` with `/`, versioned by
+/// followed), named by their path relative to `root` with `/`
+/// ([`escape_name`]d bytes), versioned by
 /// their mtime in whole seconds. A missing `root` is an error.
 pub(crate) fn list_local(root: &Path) -> std::io::Result<Listing> {
     fn walk(dir: &Path, prefix: &str, out: &mut Listing) -> std::io::Result<()> {
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+            let name = escape_name(entry.file_name().as_bytes());
             let rel = if prefix.is_empty() {
-                name.into_owned()
+                name
             } else {
                 format!("{prefix}/{name}")
             };
@@ -940,7 +1275,7 @@ fn stat_paths(root: &Path, paths: &[PathBuf]) -> Vec<Update> {
     paths
         .iter()
         .map(|p| {
-            let name = p.to_string_lossy().into_owned();
+            let name = escape_name(p.as_os_str().as_bytes());
             let full = root.join(p);
             match full.symlink_metadata() {
                 Ok(m) if m.is_dir() => {
@@ -1058,6 +1393,31 @@ pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError
     }
 }
 
+/// Undoes rsync's `\#ooo` (octal byte) escapes in the names it prints
+/// (with `LC_ALL=C` every byte outside printable ASCII is escaped).
+pub(crate) fn rsync_unescape(name: &str) -> Vec<u8> {
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 < b.len()
+            && b[i + 1] == b'#'
+            && b[i + 2..i + 5].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 2] - b'0') as u32 * 64
+                + (b[i + 3] - b'0') as u32 * 8
+                + (b[i + 4] - b'0') as u32;
+            out.push(v as u8);
+            i += 5;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// One line of `rsync --dry-run --out-format='%i %n'` → a difference, if it is one.
 pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
     let (item, name) = line.split_at_checked(11)?;
@@ -1065,7 +1425,7 @@ pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
     if name.is_empty() || name == "./" {
         return None;
     }
-    let path = PathBuf::from(name);
+    let path = PathBuf::from(OsString::from_vec(rsync_unescape(name)));
     if item.starts_with("*deleting") {
         return Some(Difference {
             path,

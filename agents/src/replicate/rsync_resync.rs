@@ -7,21 +7,28 @@
 //!    --no-h`, `TZ=UTC`, names unescaped from rsync's `\#ooo`) — a wrong
 //!    password or a missing module fails here, before anything local changes;
 //! 2. lists the local tree in the same form (files and symlinks, whole-second
-//!    mtimes) and [`classify`]s;
-//! 3. applies the [`DivergentPolicy`] to divergent items *before* anything is
+//!    mtimes) and [`classify`]s; names are bytes throughout, keyed by their
+//!    lossless [`escape_name`] form (also what reports show);
+//! 3. asks the mass-delete guard ([`GuardHold`]): a pass that would delete
+//!    more than `max_delete_share` *and* `max_delete_count` of the local
+//!    items, or any item the manifest calls in sync when the peer module is
+//!    empty, does not run ([`AgentError::DeleteGuard`], nothing changed here)
+//!    until the cause is fixed or the operator releases it once;
+//! 4. applies the [`DivergentPolicy`] to divergent items *before* anything is
 //!    overwritten: `quarantine` moves them to `<quarantine>/<unix-ms>/<name>`,
 //!    `discard` deletes them (a conflicting version is left for the peer's to
 //!    overwrite), `keep` leaves them in place under an rsync protect rule
-//!    (`P /name`) — except a conflict (the peer has the name too), which is
+//!    (`P /name`, raw bytes, wildcards escaped) — except a conflict (the peer has the name too), which is
 //!    moved to the quarantine because the peer's version wins;
-//! 4. runs ONE `rsync -a --delete --force` pull from the module, reporting
+//! 5. runs ONE `rsync -a --delete --force` pull from the module, reporting
 //!    [`ResyncProgress`] from rsync's itemized lines;
-//! 5. records the manifest: the items now equal on both sides.
+//! 6. records the manifest: the items now equal on both sides.
 //!
 //! [`Resyncer::verify`] is a checksum dry-run pull (`-n -a -c --delete`),
 //! excluding the kept names. Both only read the peer.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,8 +37,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::manifest::{classify, now_ms, DivergentItem, DivergentPolicy, Item, Listing, Manifest};
-use super::rsync::{list_local, parse_difference, run_rsync, source_arg, RsyncSettings};
+use super::guard::GuardHold;
+use super::manifest::{
+    classify, escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, Item, Listing,
+    Manifest,
+};
+use super::rsync::{
+    list_local, parse_difference, rsync_unescape, run_rsync, source_arg, RsyncSettings,
+};
 use super::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
 };
@@ -120,10 +133,20 @@ impl RsyncResyncer {
         Ok(())
     }
 
+    /// The local path of an [`escape_name`]d name.
+    fn local(&self, name: &str) -> PathBuf {
+        self.settings
+            .source
+            .join(OsStr::from_bytes(&unescape_name(name)))
+    }
+
     /// Moves `name` (relative to the local root) to `<quarantine>/<stamp>/<name>`.
     fn move_aside(&self, name: &str, stamp: u64) -> Result<PathBuf, AgentError> {
-        let from = self.settings.source.join(name);
-        let to = self.quarantine.join(stamp.to_string()).join(name);
+        let from = self.local(name);
+        let to = self
+            .quarantine
+            .join(stamp.to_string())
+            .join(OsStr::from_bytes(&unescape_name(name)));
         let moved = (|| {
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -138,8 +161,35 @@ impl RsyncResyncer {
         Ok(to)
     }
 
+    /// The mass-delete guard for a pass that deletes `deletes` of the `here`
+    /// local items (the peer deleted them, says the manifest).
+    fn guard(&self, deletes: &[String], here: u64, peer_empty: bool) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let hold: &GuardHold = &s.hold;
+        if deletes.is_empty() {
+            hold.passed();
+            return Ok(());
+        }
+        let local = format!("{} (here)", s.source.display());
+        let verdict = if peer_empty {
+            hold.trip(format!(
+                "mass-delete guard: the peer module {} is empty while the manifest says {} of the {here} \
+                 items in {local} are in sync with it; nothing was deleted here. Check the peer (wrong \
+                 module, emptied, unmounted?): the resync goes on by itself once its data is back; run \
+                 `warden clear GROUP` only if the peer's data was really deleted",
+                s.target(),
+                deletes.len()
+            ))
+        } else {
+            hold.check(&s.guard, deletes.len() as u64, here, &local)
+        };
+        verdict.map_err(AgentError::DeleteGuard)?;
+        hold.passed();
+        Ok(())
+    }
+
     /// Writes NUL-separated filter rules to a temp file; removed on drop.
-    fn filter_file(&self, rules: &[String]) -> Result<Option<TempFile>, AgentError> {
+    fn filter_file(&self, rules: &[Vec<u8>]) -> Result<Option<TempFile>, AgentError> {
         if rules.is_empty() {
             return Ok(None);
         }
@@ -150,7 +200,7 @@ impl RsyncResyncer {
         ));
         let mut body = Vec::new();
         for r in rules {
-            body.extend_from_slice(r.as_bytes());
+            body.extend_from_slice(r);
             body.push(0);
         }
         std::fs::write(&path, body).map_err(|e| AgentError::LocalTarget {
@@ -177,21 +227,31 @@ fn now_ms_unique() -> String {
     format!("{}-{}", now_ms(), N.fetch_add(1, Ordering::Relaxed))
 }
 
-/// An rsync filter pattern anchored at the transfer root that matches `name` literally.
-fn anchored(name: &str) -> String {
+/// The rsync filter rule `RULE /NAME` (NAME: the raw bytes of an
+/// [`escape_name`]d name), anchored at the transfer root, matching NAME literally.
+fn rule(rule: &str, name: &str) -> Vec<u8> {
+    let mut out = rule.as_bytes().to_vec();
+    out.push(b' ');
+    out.extend(anchored(&unescape_name(name)));
+    out
+}
+
+/// An rsync filter pattern anchored at the transfer root that matches the
+/// byte name `name` literally.
+fn anchored(name: &[u8]) -> Vec<u8> {
+    let mut out = vec![b'/'];
     // Backslashes only escape when the pattern holds a wildcard.
-    if name.contains(['*', '?', '[']) {
-        let mut out = String::from("/");
-        for c in name.chars() {
-            if matches!(c, '*' | '?' | '[' | '\\') {
-                out.push('\\');
+    if name.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+        for &b in name {
+            if matches!(b, b'*' | b'?' | b'[' | b'\\') {
+                out.push(b'\\');
             }
-            out.push(c);
+            out.push(b);
         }
-        out
     } else {
-        format!("/{name}")
+        out.extend_from_slice(name);
     }
+    out
 }
 
 #[async_trait]
@@ -204,11 +264,12 @@ impl Resyncer for RsyncResyncer {
     ) -> Result<PassReport, AgentError> {
         let started = Instant::now();
         let s = &self.settings;
-        let manifest = Manifest::load(&self.manifest)?;
+        let manifest = Manifest::load_escaped(&self.manifest)?;
         let peer = self.list_peer(&cancel).await?;
         self.prepare_local()?;
         let here = self.list_here().await?;
         let plan = classify(&manifest, &here, &peer);
+        self.guard(&plan.delete, here.len() as u64, peer.is_empty())?;
 
         // Divergent items first: nothing is overwritten before they are safe.
         let stamp = now_ms();
@@ -217,21 +278,20 @@ impl Resyncer for RsyncResyncer {
         for (name, reason, peer_has) in &plan.divergent {
             let (action, moved_to) = match (policy, peer_has) {
                 (DivergentPolicy::Keep, false) => {
-                    protect.push(format!("P {}", anchored(name)));
+                    protect.push(rule("P", name));
                     ("kept", None)
                 }
                 (DivergentPolicy::Keep, true) | (DivergentPolicy::Quarantine, _) => {
                     let to = self.move_aside(name, stamp)?;
-                    ("quarantined", Some(to.display().to_string()))
+                    // Shown like the names: non-UTF-8 bytes as `\xNN`.
+                    ("quarantined", Some(escape_name(to.as_os_str().as_bytes())))
                 }
                 (DivergentPolicy::Discard, true) => ("discarded", None),
                 (DivergentPolicy::Discard, false) => {
-                    std::fs::remove_file(s.source.join(name)).map_err(|e| {
-                        AgentError::Divergent {
-                            action: "discard".into(),
-                            name: name.clone(),
-                            reason: e.to_string(),
-                        }
+                    std::fs::remove_file(self.local(name)).map_err(|e| AgentError::Divergent {
+                        action: "discard".into(),
+                        name: name.clone(),
+                        reason: e.to_string(),
                     })?;
                     ("discarded", None)
                 }
@@ -314,7 +374,7 @@ impl Resyncer for RsyncResyncer {
             .into_iter()
             .filter(|(name, item)| peer.get(name) == Some(item))
             .collect();
-        let (path, m) = (self.manifest.clone(), Manifest::confirmed(equal));
+        let (path, m) = (self.manifest.clone(), Manifest::confirmed_escaped(equal));
         tokio::task::spawn_blocking(move || m.save(&path))
             .await
             .map_err(|e| AgentError::Task(e.to_string()))??;
@@ -342,10 +402,7 @@ impl Resyncer for RsyncResyncer {
         let s = &self.settings;
         let cancel = CancellationToken::new();
         let peer = self.list_peer(&cancel).await?;
-        let rules: Vec<String> = except
-            .iter()
-            .map(|n| format!("- {}", anchored(n)))
-            .collect();
+        let rules: Vec<Vec<u8>> = except.iter().map(|n| rule("-", n)).collect();
         let filter = self.filter_file(&rules)?;
         let mut args: Vec<OsString> = vec![
             "-n".into(),
@@ -371,7 +428,7 @@ impl Resyncer for RsyncResyncer {
         .await?;
         // A directory kept only because it holds a kept item is not a difference.
         differences.retain(|d: &Difference| {
-            let p = d.path.to_string_lossy();
+            let p = escape_name(d.path.as_os_str().as_bytes());
             let dir = p.trim_end_matches('/');
             !(d.kind == DifferenceKind::ExtraAtTarget
                 && p.ends_with('/')
@@ -403,17 +460,15 @@ pub(crate) fn parse_list_line(line: &str) -> Option<(String, Item)> {
     let (date, rest) = rest.split_once(' ')?;
     let (time, name) = rest.split_once(' ')?;
     let mtime = epoch_utc(date, time)?;
-    let mut name = unescape(name);
-    if *kind == b'l' {
-        if let Some(i) = name.find(" -> ") {
-            name.truncate(i);
-        }
-    }
+    let name = match (*kind == b'l', name.find(" -> ")) {
+        (true, Some(i)) => &name[..i],
+        _ => name,
+    };
     if name.is_empty() {
         return None;
     }
     Some((
-        name,
+        escape_name(&rsync_unescape(name)),
         Item {
             size,
             version: mtime.to_string(),
@@ -441,30 +496,6 @@ fn epoch_utc(date: &str, time: &str) -> Option<i64> {
     Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
-/// Undoes rsync's `\#ooo` (octal byte) escapes in listed names.
-fn unescape(name: &str) -> String {
-    let b = name.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 < b.len()
-            && b[i + 1] == b'#'
-            && b[i + 2..i + 5].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 2] - b'0') as u32 * 64
-                + (b[i + 3] - b'0') as u32 * 8
-                + (b[i + 4] - b'0') as u32;
-            out.push(v as u8);
-            i += 5;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,7 +508,7 @@ mod tests {
         };
         assert_eq!(
             parse_list_line("-rw-r--r--           2 2020/01/02 03:04:05 sub/b\\#ack"),
-            Some(("sub/b\\#ack".into(), it(2, 1_577_934_245)))
+            Some(("sub/b\\\\#ack".into(), it(2, 1_577_934_245)))
         );
         assert_eq!(
             parse_list_line("-rw-r--r--     2097152 1970/01/01 00:00:01  two  spaces "),
@@ -489,7 +520,7 @@ mod tests {
         );
         assert_eq!(
             parse_list_line("-rw-r--r--           1 2026/11/22 00:30:36 lit\\#134#101"),
-            Some(("lit\\#101".into(), it(1, 1_795_307_436)))
+            Some(("lit\\\\#101".into(), it(1, 1_795_307_436)))
         );
         assert_eq!(
             parse_list_line("lrwxrwxrwx           7 2024/02/29 12:00:00 link -> x y.txt"),
@@ -508,8 +539,20 @@ mod tests {
 
     #[test]
     fn filter_patterns_match_literally() {
-        assert_eq!(anchored("a/b c.txt"), "/a/b c.txt");
-        assert_eq!(anchored("x*[y]\\z"), "/x\\*\\[y]\\\\z");
+        assert_eq!(anchored(b"a/b c.txt"), b"/a/b c.txt");
+        assert_eq!(anchored(b"x*[y]\\z"), b"/x\\*\\[y]\\\\z");
+        assert_eq!(anchored(b"raw\xff"), b"/raw\xff");
+        assert_eq!(rule("P", "raw\\xff?"), b"P /raw\xff\\?");
+        assert_eq!(
+            parse_list_line("-rw-r--r--           1 2026/11/22 00:30:36 n\\#377\\#376"),
+            Some((
+                "n\\xff\\xfe".into(),
+                Item {
+                    size: 1,
+                    version: "1795307436".into()
+                }
+            ))
+        );
     }
 
     #[test]

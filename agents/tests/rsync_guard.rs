@@ -1,0 +1,220 @@
+//! The mass-delete guard of the rsync plan against a real rsync daemon on
+//! 127.0.0.1, driven through the agent's replication role with real
+//! commands: an emptied source is held (nothing deleted at the peer, the
+//! guard in the status), restoring it resumes replication, `clear` lets a
+//! held pass go ahead once; an empty peer module never makes a resync delete
+//! local files. Needs `rsync` (CI fails without it, elsewhere the tests skip).
+
+use std::path::Path;
+use std::time::Duration;
+
+use warden_agents::wire::CommandKind;
+
+#[path = "support/rsyncd.rs"]
+mod rsyncd;
+use rsyncd::*;
+#[path = "support/rsync_repl.rs"]
+mod rsync_repl;
+use rsync_repl::*;
+
+const FILES: usize = 150;
+
+fn fill(root: &Path) {
+    for i in 0..FILES {
+        let p = root.join(format!("d{}/f{i}.txt", i % 5));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("file {i}")).unwrap();
+    }
+}
+
+fn empty(root: &Path) {
+    for e in std::fs::read_dir(root).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        } else {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+}
+
+fn file_count(root: &Path) -> usize {
+    snapshot(root).values().filter(|v| v.is_some()).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_source_is_held_until_restored_or_cleared() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    fill(&d.src());
+    let r = site_a(&d, "");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(
+        file_count(&d.target()),
+        FILES,
+        "the initial pass copied everything"
+    );
+    assert_eq!(status(&r).guard, None);
+
+    // The source is emptied while replicating: nothing goes, the guard says why.
+    empty(&d.src());
+    eventually(PATIENCE, "the guard holds replication", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    assert!(
+        held.contains("empty") && held.contains(&d.src().display().to_string()),
+        "{held}"
+    );
+    assert!(held.contains("warden clear"), "says what to do: {held}");
+    assert_eq!(status(&r).role, "source");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        file_count(&d.target()),
+        FILES,
+        "nothing was deleted at the peer"
+    );
+
+    // Restored (then cleared): replication resumes, nothing was lost.
+    fill(&d.src());
+    let out = run(&r, CommandKind::Clear).await;
+    assert!(out.ok, "{}", out.detail);
+    eventually(PATIENCE, "the guard releases", || {
+        status(&r).guard.is_none()
+    })
+    .await;
+    std::fs::write(d.src().join("after-restore.txt"), "new").unwrap();
+    eventually(PATIENCE, "a new file replicates", || {
+        d.target().join("after-restore.txt").exists()
+    })
+    .await;
+    assert_eq!(file_count(&d.target()), FILES + 1);
+
+    // Emptied again; this time the operator means it: clear lets the pass go.
+    empty(&d.src());
+    eventually(PATIENCE, "the guard holds again", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    assert_eq!(file_count(&d.target()), FILES + 1, "held: nothing deleted");
+    let out = run(&r, CommandKind::Clear).await;
+    assert!(out.ok && out.detail.contains("released"), "{}", out.detail);
+    eventually(PATIENCE, "the released pass empties the peer", || {
+        file_count(&d.target()) == 0
+    })
+    .await;
+    assert_eq!(status(&r).guard, None);
+    std::fs::write(d.src().join("fresh.txt"), "fresh").unwrap();
+    eventually(PATIENCE, "replication resumed after the clear", || {
+        d.target().join("fresh.txt").exists()
+    })
+    .await;
+    let out = run(&r, CommandKind::Clear).await;
+    assert!(
+        out.ok && out.detail.contains("nothing held"),
+        "{}",
+        out.detail
+    );
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_deleting_more_than_the_limits_is_held_but_a_few_deletes_go() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    fill(&d.src());
+    let r = site_a(&d, "max_delete_share = 0.2\nmax_delete_count = 10\n");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    // A few deletes (under the count) go through.
+    for i in 0..5 {
+        std::fs::remove_file(d.src().join(format!("d{}/f{i}.txt", i % 5))).unwrap();
+    }
+    eventually(PATIENCE, "small deletes replicate", || {
+        file_count(&d.target()) == FILES - 5
+    })
+    .await;
+    assert_eq!(status(&r).guard, None);
+    // One directory of five (29 files; with the directory 30 of the 150
+    // items at the peer: 20 %, not over 20 %): goes. Then two more
+    // (62 of 120 items, 52 %, and over 10 items): held.
+    std::fs::remove_dir_all(d.src().join("d0")).unwrap();
+    eventually(PATIENCE, "a 20 % delete replicates", || {
+        !d.target().join("d0").exists()
+    })
+    .await;
+    let before = file_count(&d.target());
+    std::fs::remove_dir_all(d.src().join("d1")).unwrap();
+    std::fs::remove_dir_all(d.src().join("d2")).unwrap();
+    eventually(PATIENCE, "the guard holds the mass delete", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    assert!(held.contains("would delete"), "{held}");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(file_count(&d.target()), before, "nothing deleted");
+    assert!(d.target().join("d1/f6.txt").exists());
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(status(&r).guard, None, "stopped: nothing held any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_peer_module_never_makes_a_resync_delete_local_files() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    fill(&d.src());
+    let r = site_a(&d, "");
+    // In sync through the push replicator, which records the manifest.
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    let manifest = std::path::PathBuf::from(format!("{}.warden-manifest.json", d.src().display()));
+    assert!(manifest.exists(), "the push recorded the manifest");
+    let before = snapshot(&d.src());
+
+    // The peer module comes back empty (wrong disk mounted, say).
+    let saved = d.dir.path().join("saved");
+    std::fs::rename(d.target(), &saved).unwrap();
+    std::fs::create_dir(d.target()).unwrap();
+    let r = std::sync::Arc::new(r);
+    let resync = tokio::spawn({
+        let r = r.clone();
+        async move { run(&r, CommandKind::Resync).await }
+    });
+    eventually(PATIENCE, "the guard holds the resync", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    assert!(
+        held.contains("is empty") && held.contains(&format!("{FILES} of the {FILES}")),
+        "{held}"
+    );
+    assert_eq!(status(&r).role, "resync");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(snapshot(&d.src()), before, "nothing deleted here");
+    assert!(!resync.is_finished(), "the held resync waits");
+
+    // The peer's data is back: the waiting resync goes on by itself.
+    std::fs::remove_dir(d.target()).unwrap();
+    std::fs::rename(&saved, d.target()).unwrap();
+    let out = tokio::time::timeout(PATIENCE, resync)
+        .await
+        .expect("the resync ends once the peer is back")
+        .unwrap();
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(snapshot(&d.src()), before);
+    assert_eq!(status(&r).guard, None);
+}
