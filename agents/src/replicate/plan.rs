@@ -230,6 +230,7 @@ pub fn replicator(
             );
             s.interval = r.interval;
             s.concurrency = r.concurrency;
+            s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
             Ok(Arc::new(SwiftReplicator::new(s)?))
         }
         ReplicationPlan::SwiftContainerSync => Ok(Arc::new(container_sync(r, group, site, peer)?)),
@@ -261,6 +262,7 @@ pub fn resyncer(
                 swift_manifest(r, group, site),
             );
             s.concurrency = r.concurrency;
+            s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
             Ok(Arc::new(SwiftResyncer::new(s)?))
         }
         ReplicationPlan::None => Ok(Arc::new(NoResync)),
