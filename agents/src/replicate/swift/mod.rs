@@ -938,3 +938,53 @@ impl Shared {
         Ok((ops, confirmed, oldest.map(us_to_system)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cleared_guard_lets_one_pass_delete_up_to_what_was_held() {
+        let g = DeleteGuard {
+            max_share: 0.5,
+            max_count: 3,
+        };
+        let mut st = GuardState::default();
+        assert!(!st.clear(), "nothing held");
+        assert!(st.check(&g, 8, 10, "b").is_err());
+        assert!(st.held.as_deref().is_some_and(|m| m.contains("8 of 10")));
+        assert!(st.check(&g, 8, 10, "b").is_err(), "held until cleared");
+        assert!(st.clear());
+        assert!(
+            st.check(&g, 9, 10, "b").is_err(),
+            "more than the operator saw is held again"
+        );
+        assert!(st.clear());
+        assert!(st.check(&g, 8, 10, "b").is_ok());
+        assert!(st.held.is_none());
+        assert!(st.check(&g, 8, 10, "b").is_err(), "the permit is used up");
+        assert!(st.check(&g, 1, 10, "b").is_ok(), "within the limits");
+        assert!(st.held.is_none() && !st.clear());
+    }
+
+    #[test]
+    fn placement_lists_with_unusable_names_are_refused() {
+        for bad in ["..", ".", "a/b", "", "c\n"] {
+            assert!(check_containers(&[bad.to_string()]).is_err(), "{bad:?}");
+        }
+        assert!(check_containers(&["c".into(), "d.e".into()]).is_ok());
+    }
+
+    #[test]
+    fn cluster_labels_carry_no_credentials() {
+        let s = SwiftSettings::new(
+            "http://user:pw@127.0.0.1:9080/auth/v1.0?k=v",
+            "test:tester",
+            warden_config::Secret::new("k3y"),
+        );
+        assert_eq!(
+            cluster_label(&s),
+            "the Swift cluster at http://127.0.0.1:9080"
+        );
+    }
+}
