@@ -106,9 +106,14 @@ pub enum AgentError {
     /// A Swift answer could not be read (not a JSON listing, no token): retryable; usually a proxy in between or the wrong URL.
     #[error("unreadable answer from Swift at {url}: {detail}")]
     SwiftBadResponse { url: String, detail: String },
-    /// The mass-delete guard holds the pass (it would delete too much of the
-    /// other side, or the source is empty or unmounted): nothing was deleted;
-    /// retried until the cause is fixed or the operator runs `warden clear`.
+    /// A Swift container or object name warden refuses to put in a URL (a `.`/`..`
+    /// segment, a control character) or a URL that would not point inside its
+    /// account and container: nothing was sent; the name is listed as refused.
+    #[error("refused Swift name {name}: {reason}; nothing was sent for it")]
+    SwiftUnsafeName { name: String, reason: String },
+    /// The mass-delete guard holds a pass (the message says what it would have
+    /// deleted): nothing was deleted; the next pass checks again, `warden clear`
+    /// lets one go ahead.
     #[error("{0}")]
     DeleteGuard(String),
     /// A replication call was cancelled by its token: not an error of the peer.

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
+use warden_agents::replicate::guard::DeleteGuard;
 use warden_agents::replicate::swift::{quarantine_container, ORIGIN_TS_HEADER};
 use warden_agents::replicate::{
     ContainerSyncSettings, DivergentPolicy, NoReplication, Replicator, Resyncer, SwiftClient,
@@ -80,6 +82,118 @@ async fn body(c: &SwiftClient, cont: &str, obj: &str) -> Result<Option<String>> 
         .map(|(_, b)| String::from_utf8_lossy(&b).into_owned()))
 }
 
+/// One HTTP/1.1 request sent byte for byte as given, with no URL library in
+/// between (dot segments and percent escapes reach Swift as written);
+/// returns the status and the response headers.
+async fn raw_request(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
+    let host = base_url
+        .strip_prefix("http://")
+        .and_then(|r| r.split('/').next())
+        .context("an http:// URL")?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut conn = tokio::net::TcpStream::connect(host).await?;
+    conn.write_all(req.as_bytes()).await?;
+    conn.write_all(body).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), conn.read_to_end(&mut answer)).await??;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("an HTTP status line")?;
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok((status, head))
+}
+
+/// PUTs `body` at `storage_url/container/raw_object` without any path
+/// normalisation (`raw_object` is sent as written: `a/../b`, `ctl%01x`).
+async fn raw_put(
+    cl: &swiftd::Cluster,
+    container: &str,
+    raw_object: &str,
+    body: &str,
+) -> Result<()> {
+    let (status, head) = raw_request(
+        &cl.auth_url,
+        "GET",
+        "/auth/v1.0",
+        &[("X-Auth-User", swiftd::USER), ("X-Auth-Key", swiftd::KEY)],
+        b"",
+    )
+    .await?;
+    ensure!(status == 200, "auth: {status}");
+    let token = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("x-auth-token")
+                .then(|| v.trim().to_string())
+        })
+        .context("a token")?;
+    let account = cl
+        .storage_url
+        .strip_prefix("http://")
+        .and_then(|r| r.split_once('/'))
+        .context("storage path")?
+        .1;
+    let path = format!("/{account}/{container}/{raw_object}");
+    let (status, _) = raw_request(
+        &cl.auth_url,
+        "PUT",
+        &path,
+        &[("X-Auth-Token", &token)],
+        body.as_bytes(),
+    )
+    .await?;
+    ensure!(status == 201, "raw PUT {path}: {status}");
+    Ok(())
+}
+
+/// Every container of the account but `skip`, with each object's ETag and
+/// timestamp: a write anywhere else shows as a difference.
+async fn snapshot(
+    c: &SwiftClient,
+    skip: &[&str],
+) -> Result<BTreeMap<String, Vec<(String, String, String)>>> {
+    let mut out = BTreeMap::new();
+    for cont in c.list_containers().await? {
+        if skip.contains(&cont.as_str()) {
+            continue;
+        }
+        let objs = c
+            .list_objects(&cont)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.name, e.hash, e.last_modified))
+            .collect();
+        out.insert(cont, objs);
+    }
+    Ok(out)
+}
+
+async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
+    Ok(etags(c, cont).await?.into_keys().collect())
+}
+
 struct Env<'a> {
     cl: &'a Clusters,
     a: SwiftClient,
@@ -96,6 +210,324 @@ impl Env<'_> {
         );
         SwiftReplicator::new(s).unwrap()
     }
+
+    fn guarded_replicator(
+        &self,
+        containers: &[&str],
+        manifest: &str,
+        guard: DeleteGuard,
+    ) -> SwiftReplicator {
+        let mut s = SwiftReplicatorSettings::new(
+            self.cl.a.settings(),
+            self.cl.b.settings(),
+            containers.iter().map(|c| c.to_string()).collect(),
+            self.cl.scratch().join(manifest),
+        );
+        s.guard = guard;
+        SwiftReplicator::new(s).unwrap()
+    }
+
+    /// A resyncer bringing `here` to `peer`.
+    fn resyncer(
+        &self,
+        here_is_a: bool,
+        containers: &[&str],
+        manifest: &str,
+        guard: DeleteGuard,
+    ) -> SwiftResyncer {
+        let (here, peer) = if here_is_a {
+            (&self.cl.a, &self.cl.b)
+        } else {
+            (&self.cl.b, &self.cl.a)
+        };
+        let mut s = SwiftResyncerSettings::new(
+            here.settings(),
+            peer.settings(),
+            containers.iter().map(|c| c.to_string()).collect(),
+            self.cl.scratch().join(manifest),
+        );
+        s.guard = guard;
+        SwiftResyncer::new(s).unwrap()
+    }
+}
+
+/// The names a URL would rewrite, as sent raw, and as the status shows them.
+const UNSAFE: [(&str, &str); 7] = [
+    ("a/../b", "a/../b"),
+    ("x/./y", "x/./y"),
+    ("../names-nb/evil", "../names-nb/evil"),
+    ("%2e%2e/names-nb/e2", "../names-nb/e2"),
+    ("ctl%01x", "ctl\\u{1}x"),
+    ("nl%0Ax", "nl\\nx"),
+    ("del%7Fx", "del\\u{7f}x"),
+];
+
+fn check_refused(refused: &[String], c: &str) -> Result<()> {
+    for (_, shown) in UNSAFE {
+        let want = format!("{c}/{shown} (");
+        ensure!(
+            refused.iter().any(|r| r.starts_with(&want)),
+            "{want:?} not listed as refused: {refused:?}"
+        );
+    }
+    ensure!(refused.len() == UNSAFE.len(), "{refused:?}");
+    ensure!(
+        refused.iter().all(|r| !r.chars().any(char::is_control)),
+        "escaped: {refused:?}"
+    );
+    Ok(())
+}
+
+/// Objects whose names a URL layer would resolve into another path (`a/../b`,
+/// `../names-nb/evil`) or that hold control characters, created at A with a
+/// raw HTTP client: replication and a resync under quarantine and under
+/// discard refuse them and list them; nothing outside the container changes
+/// at either cluster; ordinary and awkward-but-safe names still replicate.
+async fn unsafe_names(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "names";
+    let nb = "names-nb";
+    let qc = quarantine_container(c);
+    for (cl, who) in [(a, "A"), (b, "B")] {
+        cl.put_container(c, &BTreeMap::new()).await?;
+        cl.put_container(nb, &BTreeMap::new()).await?;
+        // what an escaped copy, delete or quarantine would hit
+        put(cl, nb, "evil", &format!("neighbour at {who}")).await?;
+        put(cl, nb, "e2", &format!("neighbour 2 at {who}")).await?;
+    }
+    let safe = [
+        "ok1",
+        "b",
+        "x/y",
+        "back\\slash",
+        "h#x",
+        "q?x",
+        "p%2e%2e/z",
+        "e//x",
+        "/lead",
+        "trail/",
+    ];
+    for o in safe {
+        put(a, c, o, &format!("{o} at A")).await?;
+    }
+    for (raw, _) in UNSAFE {
+        raw_put(&env.cl.a, c, raw, "unsafe at A").await?;
+    }
+    ensure!(
+        names(a, c).await?.len() == safe.len() + UNSAFE.len(),
+        "the raw names exist at A: {:?}",
+        names(a, c).await?
+    );
+    let skip = [c, qc.as_str()];
+    let (before_a, before_b) = (snapshot(a, &skip).await?, snapshot(b, &skip).await?);
+
+    // 1. replication A → B
+    let repl = env.replicator(&[c], "names.json");
+    repl.start(CancellationToken::new()).await?;
+    let mut want: Vec<String> = safe.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    eventually("the safe names at B", PATIENCE, || async {
+        Ok(names(b, c).await? == want)
+    })
+    .await?;
+    for o in safe {
+        ensure!(
+            body(b, c, o).await?.as_deref() == Some(&*format!("{o} at A")),
+            "{o} at B"
+        );
+    }
+    // deletes still flow
+    a.delete_object(c, "ok1").await?;
+    eventually("delete carried", PATIENCE, || async {
+        Ok(!names(b, c).await?.contains(&"ok1".to_string()))
+    })
+    .await?;
+    repl.stop().await;
+    ensure!(
+        snapshot(a, &skip).await? == before_a,
+        "nothing outside {c} changed at A"
+    );
+    ensure!(
+        snapshot(b, &skip).await? == before_b,
+        "nothing outside {c} changed at B"
+    );
+    check_refused(&repl.refused(), c)?;
+    ensure!(
+        repl.verify().await?.is_empty(),
+        "refused names are not differences"
+    );
+
+    // 2. failback: B is stale and holds the same unsafe names, plus a divergent write
+    for (raw, _) in UNSAFE {
+        raw_put(&env.cl.b, c, raw, "unsafe at B").await?;
+    }
+    put(a, c, "b", "b changed at A").await?;
+    for (policy, div) in [
+        (DivergentPolicy::Quarantine, "div-q"),
+        (DivergentPolicy::Discard, "div-d"),
+    ] {
+        put(b, c, div, "divergent at B").await?;
+        let res = env.resyncer(false, &[c], "names.json", DeleteGuard::default());
+        let report = res.pass(policy, CancellationToken::new(), None).await?;
+        let d: Vec<_> = report
+            .divergent
+            .iter()
+            .map(|d| (d.name.as_str(), d.action.as_str()))
+            .collect();
+        let action = if policy == DivergentPolicy::Quarantine {
+            "quarantined"
+        } else {
+            "discarded"
+        };
+        ensure!(
+            d == [(&*format!("{c}/{div}"), action)],
+            "{policy:?}: only the ordinary divergent item: {d:?}"
+        );
+        ensure!(
+            body(b, c, "b").await?.as_deref() == Some("b changed at A"),
+            "fetches still work"
+        );
+        let at_b = names(b, c).await?;
+        ensure!(!at_b.contains(&div.to_string()), "{at_b:?}");
+        ensure!(
+            at_b.len() == safe.len() - 1 + UNSAFE.len(),
+            "the unsafe names stay at B, untouched: {at_b:?}"
+        );
+        let q = names(b, &qc).await?;
+        ensure!(
+            q.iter().all(|n| n.starts_with("div-q@")),
+            "only the ordinary item in quarantine: {q:?}"
+        );
+        ensure!(res.verify(&[]).await?.differences.is_empty());
+        ensure!(
+            snapshot(a, &skip).await? == before_a,
+            "{policy:?}: nothing outside {c} changed at A"
+        );
+        ensure!(
+            snapshot(b, &skip).await? == before_b,
+            "{policy:?}: nothing outside {c} changed at B"
+        );
+        check_refused(&res.refused(), c)?;
+    }
+    ensure!(body(b, nb, "evil").await?.as_deref() == Some("neighbour at B"));
+    Ok(())
+}
+
+/// Most of a source container deleted: the copier deletes nothing at the
+/// peer and says why; the source restored, replication goes on by itself;
+/// a held round goes ahead after `clear_guard`. The same for the resyncer.
+async fn delete_guard(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let guard = DeleteGuard {
+        max_share: 0.5,
+        max_count: 3,
+    };
+    let c = "guard";
+    a.put_container(c, &BTreeMap::new()).await?;
+    let all: Vec<String> = (0..10).map(|i| format!("o{i}")).collect();
+    for o in &all {
+        put(a, c, o, o).await?;
+    }
+    let repl = env.guarded_replicator(&[c], "guard.json", guard);
+    repl.start(CancellationToken::new()).await?;
+    eventually("ten objects at B", PATIENCE, || async {
+        Ok(names(b, c).await?.len() == 10)
+    })
+    .await?;
+    ensure!(repl.guard().is_none());
+    for o in &all[..8] {
+        a.delete_object(c, o).await?;
+    }
+    eventually("the guard holds", PATIENCE, || async {
+        Ok(repl.guard().is_some())
+    })
+    .await?;
+    let msg = repl.guard().context("guard message")?;
+    ensure!(
+        msg.contains("8 of 10") && msg.contains("warden clear"),
+        "{msg}"
+    );
+    ensure!(!msg.contains(swiftd::KEY), "{msg}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(
+        names(b, c).await?.len() == 10,
+        "nothing deleted at B while held"
+    );
+    ensure!(repl.guard().is_some(), "still held");
+    let r = repl.resync(CancellationToken::new(), None).await;
+    ensure!(matches!(r, Err(AgentError::DeleteGuard(_))), "{r:?}");
+    // the source restored: replication goes on by itself
+    for o in &all[..8] {
+        put(a, c, o, o).await?;
+    }
+    eventually("released after the restore", PATIENCE, || async {
+        Ok(repl.guard().is_none() && repl.verify().await?.is_empty())
+    })
+    .await?;
+    // deletes within the limits flow
+    a.delete_object(c, "o9").await?;
+    a.delete_object(c, "o8").await?;
+    eventually("two deletes carried", PATIENCE, || async {
+        Ok(names(b, c).await?.len() == 8)
+    })
+    .await?;
+    // held again, then cleared by the operator
+    for o in &all[..6] {
+        a.delete_object(c, o).await?;
+    }
+    eventually("held again", PATIENCE, || async {
+        Ok(repl.guard().is_some())
+    })
+    .await?;
+    ensure!(names(b, c).await?.len() == 8);
+    ensure!(repl.clear_guard(), "a round was held");
+    eventually("the cleared round deletes", PATIENCE, || async {
+        Ok(names(b, c).await? == ["o6", "o7"] && repl.guard().is_none())
+    })
+    .await?;
+    ensure!(!repl.clear_guard(), "nothing held any more");
+    repl.stop().await;
+
+    // the resyncer: A (stale) from B, where most objects were deleted
+    for o in &all {
+        put(a, c, o, o).await?;
+    }
+    repl.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await?.len() == 10);
+    for o in &all[..8] {
+        b.delete_object(c, o).await?;
+    }
+    let res = env.resyncer(true, &[c], "guard.json", guard);
+    let r = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await;
+    let Err(AgentError::DeleteGuard(msg)) = r else {
+        bail!("the resync pass is held: {r:?}");
+    };
+    ensure!(msg.contains("8 of 10"), "{msg}");
+    ensure!(res.guard().as_deref() == Some(msg.as_str()));
+    ensure!(names(a, c).await?.len() == 10, "nothing deleted at A");
+    for o in &all[..8] {
+        put(b, c, o, o).await?;
+    }
+    let p = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(p.deleted == 0 && res.guard().is_none(), "{p:?}");
+    for o in &all[..8] {
+        b.delete_object(c, o).await?;
+    }
+    ensure!(res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .is_err());
+    ensure!(res.clear_guard());
+    let p = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(p.deleted == 8, "{p:?}");
+    ensure!(names(a, c).await? == ["o8", "o9"]);
+    Ok(())
 }
 
 /// Objects created, overwritten, renamed (copy + delete) and deleted at A
@@ -616,6 +1048,8 @@ async fn swift_plans_against_two_real_clusters() {
         "resync_discard",
         resync_after_disaster(&env, DivergentPolicy::Discard)
     );
+    scenario!("unsafe_names", unsafe_names(&env));
+    scenario!("delete_guard", delete_guard(&env));
     scenario!("container_sync", container_sync(&env));
     scenario!("peer_down_and_back", peer_down_and_back(&env));
     scenario!("token_renewal", token_renewal(&env));

@@ -116,6 +116,28 @@ pub trait Replicator: Send + Sync {
     /// Compares source and target by relative path, size and mtime; empty
     /// means equal. Read-only at both ends.
     async fn verify(&self) -> Result<Vec<Difference>, AgentError>;
+
+    /// Items the last pass refused to touch (names a URL would rewrite,
+    /// control characters), escaped for display with the reason, sorted;
+    /// the full list (the status shows the first ones and the count).
+    /// Default: none.
+    fn refused(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// While the mass-delete guard holds replication: its message (what
+    /// the pass would have deleted, what to do). `None` otherwise, and
+    /// again once a pass is within the limits. Default: `None`.
+    fn guard(&self) -> Option<String> {
+        None
+    }
+
+    /// The operator's `warden clear`: lets the next pass go ahead once
+    /// (deleting no more than the held pass would have). Returns whether
+    /// a pass was held. Default: nothing held, `false`.
+    fn clear_guard(&self) -> bool {
+        false
+    }
 }
 
 /// How far a resync pass has got: done and left (sent while it runs).
@@ -174,4 +196,25 @@ pub trait Resyncer: Send + Sync {
     /// (rsync `--checksum`, Swift ETags). Names in `except` (divergent items
     /// the policy kept) are not differences. Read-only at both ends.
     async fn verify(&self, except: &[String]) -> Result<VerifyReport, AgentError>;
+
+    /// Items the last pass refused to touch (never fetched, deleted,
+    /// quarantined or discarded), escaped for display with the reason,
+    /// sorted. Default: none.
+    fn refused(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The mass-delete guard's message while it holds this resyncer's
+    /// passes ([`Resyncer::pass`] then fails with
+    /// [`AgentError::DeleteGuard`] and deletes nothing). Default: `None`.
+    fn guard(&self) -> Option<String> {
+        None
+    }
+
+    /// The operator's `warden clear`: the next pass may delete up to what
+    /// the held one would have. Returns whether a pass was held. Default:
+    /// `false`.
+    fn clear_guard(&self) -> bool {
+        false
+    }
 }

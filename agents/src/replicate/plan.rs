@@ -247,6 +247,7 @@ pub fn replicator_held(
             );
             s.interval = r.interval;
             s.concurrency = r.concurrency;
+            s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
             Ok(Arc::new(SwiftReplicator::new(s)?))
         }
         ReplicationPlan::SwiftContainerSync => Ok(Arc::new(container_sync(r, group, site, peer)?)),
@@ -291,6 +292,7 @@ pub fn resyncer_held(
                 swift_manifest(r, group, site),
             );
             s.concurrency = r.concurrency;
+            s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
             Ok(Arc::new(SwiftResyncer::new(s)?))
         }
         ReplicationPlan::None => Ok(Arc::new(NoResync)),

@@ -43,11 +43,24 @@
 //! 4. copies (GET, then PUT with `Content-Type` and `X-Object-Meta-*`) and
 //!    deletes run `concurrency` at a time; the manifest is saved when it changed.
 //!
+//! **Refused names** ([`names`]): objects whose names a URL would rewrite
+//! (`.`/`..` segments) or that hold control characters are left out of both
+//! listings: never copied, never deleted, never in the manifest; each round
+//! lists them ([`Replicator::refused`]) and logs each new one once.
+//!
+//! **Mass-delete guard** ([`DeleteGuard`]): a round that would delete more
+//! than `max_delete_share` of the destination's objects *and* more than
+//! `max_delete_count` of them (an emptied or wrongly mounted source) stops
+//! before copying or deleting anything; [`Replicator::guard`] says why. The
+//! next round checks again (a restored source goes on by itself);
+//! [`Replicator::clear_guard`] lets the next round delete up to what was held.
+//!
 //! Objects are copied through memory (no streaming): fine for the small and
 //! medium objects of a DR pair; SLO/DLO segments are copied as plain objects.
 
 pub mod client;
 pub mod container_sync;
+pub mod names;
 pub mod resync;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -62,6 +75,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::guard::DeleteGuard;
 use super::{
     Difference, DifferenceKind, Item, Listing, Manifest, Progress, Replicator, ResyncReport,
 };
@@ -110,6 +124,8 @@ pub struct SwiftReplicatorSettings {
     pub retry_min: Duration,
     /// Longest retry delay (default 10 s).
     pub retry_max: Duration,
+    /// The mass-delete guard's limits (default [`DeleteGuard::default`]).
+    pub guard: DeleteGuard,
 }
 
 impl SwiftReplicatorSettings {
@@ -129,6 +145,7 @@ impl SwiftReplicatorSettings {
             concurrency: 16,
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
+            guard: DeleteGuard::default(),
         }
     }
 
@@ -142,13 +159,7 @@ impl SwiftReplicatorSettings {
         if self.containers.is_empty() {
             return bad("containers", "list at least one container to replicate");
         }
-        if let Some(c) = self
-            .containers
-            .iter()
-            .find(|c| c.is_empty() || c.contains('/'))
-        {
-            return bad("containers", &format!("{c:?} is not a container name"));
-        }
+        check_containers(&self.containers)?;
         if self.concurrency == 0 {
             return bad("concurrency", "must be at least 1");
         }
@@ -156,6 +167,34 @@ impl SwiftReplicatorSettings {
             return bad("interval", "must be more than zero");
         }
         Ok(())
+    }
+}
+
+/// Refuses a placement list with a name [`names`] does not accept (also as
+/// the base of a quarantine container).
+pub(crate) fn check_containers(containers: &[String]) -> Result<(), AgentError> {
+    for c in containers {
+        if let Some(reason) = names::container_problem(c)
+            .or_else(|| names::container_problem(&quarantine_container(c)))
+        {
+            return Err(AgentError::InvalidSetting {
+                key: "containers".into(),
+                reason: format!(
+                    "{:?} is not a usable container name: {reason}",
+                    names::display(c)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A cluster named for messages: its auth URL's scheme, host and port (no
+/// user info, path or query).
+pub(crate) fn cluster_label(settings: &SwiftSettings) -> String {
+    match reqwest::Url::parse(&settings.auth_url) {
+        Ok(u) => format!("the Swift cluster at {}", u.origin().ascii_serialization()),
+        Err(_) => "the Swift cluster".into(),
     }
 }
 
@@ -231,24 +270,123 @@ pub(crate) async fn copy_object(
     }))
 }
 
-/// Both clusters' listings of `containers` (missing container = empty), keyed `container/object`.
+/// A listing keyed `container/object`.
+pub(crate) type Objects = BTreeMap<String, ObjectEntry>;
+
+/// Both clusters' listings of `containers` (missing container = empty),
+/// keyed `container/object`, without the refused names.
 pub(crate) async fn list_pair(
     a: &SwiftClient,
     b: &SwiftClient,
     containers: &[String],
-) -> Result<(BTreeMap<String, ObjectEntry>, BTreeMap<String, ObjectEntry>), AgentError> {
+) -> Result<(Objects, Objects), AgentError> {
+    let (la, lb, _) = list_pair_refused(a, b, containers).await?;
+    Ok((la, lb))
+}
+
+/// [`list_pair`], and the names left out ([`names::refused_entry`], both
+/// sides, sorted, each once).
+pub(crate) async fn list_pair_refused(
+    a: &SwiftClient,
+    b: &SwiftClient,
+    containers: &[String],
+) -> Result<(Objects, Objects, Vec<String>), AgentError> {
     let mut la = BTreeMap::new();
     let mut lb = BTreeMap::new();
+    let mut refused = BTreeSet::new();
     for c in containers {
         let (ea, eb) = tokio::try_join!(a.list_objects(c), b.list_objects(c))?;
-        for e in ea.unwrap_or_default() {
-            la.insert(format!("{c}/{}", e.name), e);
-        }
-        for e in eb.unwrap_or_default() {
-            lb.insert(format!("{c}/{}", e.name), e);
+        for (list, into) in [(ea, &mut la), (eb, &mut lb)] {
+            for e in list.unwrap_or_default() {
+                match names::object_problem(&e.name) {
+                    Some(reason) => {
+                        refused.insert(names::refused_entry(c, &e.name, reason));
+                    }
+                    None => {
+                        into.insert(format!("{c}/{}", e.name), e);
+                    }
+                }
+            }
         }
     }
-    Ok((la, lb))
+    Ok((la, lb, refused.into_iter().collect()))
+}
+
+/// Logs each refused name not in `before` once (the alert), returns `now`.
+pub(crate) fn note_refused(before: &[String], now: Vec<String>, side: &str) -> Vec<String> {
+    let new: Vec<&String> = now.iter().filter(|n| !before.contains(n)).collect();
+    if !new.is_empty() {
+        warn!(
+            count = now.len(),
+            new = ?new.iter().take(10).collect::<Vec<_>>(),
+            "{side}: Swift objects with names that cannot be replicated safely are refused (never copied or deleted); rename them"
+        );
+    }
+    now
+}
+
+/// Where the mass-delete guard stands for one replicator or resyncer.
+#[derive(Debug, Default)]
+pub(crate) struct GuardState {
+    /// The message while a pass is held.
+    pub held: Option<String>,
+    /// Deletes the held pass would have made; set by `clear` as a one-time
+    /// permit for a pass deleting no more than that.
+    held_deletes: u64,
+    permit: Option<u64>,
+}
+
+impl GuardState {
+    /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
+    /// go ahead (a permit is used up), else the held message.
+    pub fn check(
+        &mut self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        target_items: u64,
+        target: &str,
+    ) -> Result<(), String> {
+        match guard.check(deletes, target_items, target) {
+            Ok(()) => {
+                if self.held.take().is_some() {
+                    info!(
+                        target,
+                        "mass-delete guard: the pass is within the limits again"
+                    );
+                }
+                self.permit = None;
+                Ok(())
+            }
+            Err(msg) => {
+                if let Some(n) = self.permit.take() {
+                    if deletes <= n {
+                        warn!(
+                            target,
+                            deletes, "mass-delete guard cleared by the operator: this pass deletes"
+                        );
+                        self.held = None;
+                        return Ok(());
+                    }
+                }
+                if self.held.as_deref() != Some(msg.as_str()) {
+                    warn!(target, deletes, target_items, "{msg}");
+                }
+                self.held = Some(msg.clone());
+                self.held_deletes = deletes;
+                Err(msg)
+            }
+        }
+    }
+
+    /// The operator's clear: the next pass may delete up to what was held.
+    pub fn clear(&mut self) -> bool {
+        if self.held.is_some() {
+            self.permit = Some(self.held_deletes);
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Name + ETag comparison of two listings (`a` = source, `b` = target).
@@ -301,6 +439,10 @@ struct State {
     /// When the last successful round started (µs): later source
     /// timestamps are changes not confirmed at the destination.
     last_ok_start_us: Option<u64>,
+    /// The names the last listing refused.
+    refused: Vec<String>,
+    /// The mass-delete guard.
+    guard: GuardState,
 }
 
 struct Shared {
@@ -432,6 +574,18 @@ impl Replicator for SwiftReplicator {
         let (a, b) = list_pair(&s.src, &s.dst, &s.settings.containers).await?;
         Ok(compare(&a, &b))
     }
+
+    fn refused(&self) -> Vec<String> {
+        self.shared.state.lock().unwrap().refused.clone()
+    }
+
+    fn guard(&self) -> Option<String> {
+        self.shared.state.lock().unwrap().guard.held.clone()
+    }
+
+    fn clear_guard(&self) -> bool {
+        self.shared.state.lock().unwrap().guard.clear()
+    }
 }
 
 /// The poll loop: a round every `interval`, failures retried with backoff.
@@ -459,6 +613,17 @@ async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
                 }
             }
             Err(AgentError::ReplicationCancelled) => return,
+            Err(AgentError::DeleteGuard(_)) => {
+                // held (logged by the guard once per message): the source
+                // alone tells the lag; the next round checks again
+                tokio::select! {
+                    _ = shared.note_unconfirmed() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                failing = false;
+                backoff = s.retry_min;
+                s.interval
+            }
             Err(e) => {
                 tokio::select! {
                     _ = shared.note_unconfirmed() => {}
@@ -556,7 +721,12 @@ impl Shared {
         let work = async {
             ensure_containers(&self.src, &self.dst, &s.containers).await?;
             let manifest = self.manifest()?;
-            let (src, dst) = list_pair(&self.src, &self.dst, &s.containers).await?;
+            let (src, dst, refused) =
+                list_pair_refused(&self.src, &self.dst, &s.containers).await?;
+            {
+                let mut st = self.state.lock().unwrap();
+                st.refused = note_refused(&st.refused, refused, "swift replication");
+            }
             self.plan(&manifest, &src, &dst)
                 .await
                 .map(|p| (manifest, src, dst, p))
@@ -565,6 +735,18 @@ impl Shared {
             r = work => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
+        let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
+        let target = cluster_label(&s.destination);
+        let held =
+            self.state
+                .lock()
+                .unwrap()
+                .guard
+                .check(&s.guard, deletes, dst.len() as u64, &target);
+        if let Err(msg) = held {
+            // nothing copied or deleted: the source may be the one in trouble
+            return Err(AgentError::DeleteGuard(msg));
+        }
         if ops.is_empty() {
             self.state.lock().unwrap().oldest_pending = None;
         } else {
@@ -754,5 +936,55 @@ impl Shared {
             }
         }
         Ok((ops, confirmed, oldest.map(us_to_system)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cleared_guard_lets_one_pass_delete_up_to_what_was_held() {
+        let g = DeleteGuard {
+            max_share: 0.5,
+            max_count: 3,
+        };
+        let mut st = GuardState::default();
+        assert!(!st.clear(), "nothing held");
+        assert!(st.check(&g, 8, 10, "b").is_err());
+        assert!(st.held.as_deref().is_some_and(|m| m.contains("8 of 10")));
+        assert!(st.check(&g, 8, 10, "b").is_err(), "held until cleared");
+        assert!(st.clear());
+        assert!(
+            st.check(&g, 9, 10, "b").is_err(),
+            "more than the operator saw is held again"
+        );
+        assert!(st.clear());
+        assert!(st.check(&g, 8, 10, "b").is_ok());
+        assert!(st.held.is_none());
+        assert!(st.check(&g, 8, 10, "b").is_err(), "the permit is used up");
+        assert!(st.check(&g, 1, 10, "b").is_ok(), "within the limits");
+        assert!(st.held.is_none() && !st.clear());
+    }
+
+    #[test]
+    fn placement_lists_with_unusable_names_are_refused() {
+        for bad in ["..", ".", "a/b", "", "c\n"] {
+            assert!(check_containers(&[bad.to_string()]).is_err(), "{bad:?}");
+        }
+        assert!(check_containers(&["c".into(), "d.e".into()]).is_ok());
+    }
+
+    #[test]
+    fn cluster_labels_carry_no_credentials() {
+        let s = SwiftSettings::new(
+            "http://user:pw@127.0.0.1:9080/auth/v1.0?k=v",
+            "test:tester",
+            warden_config::Secret::new("k3y"),
+        );
+        assert_eq!(
+            cluster_label(&s),
+            "the Swift cluster at http://127.0.0.1:9080"
+        );
     }
 }

@@ -11,6 +11,13 @@
 //! discard = delete; keep = leave, but a conflict is quarantined first),
 //! fetches (GET at the peer, PUT here with the origin timestamp), deletes,
 //! and finally saves the manifest (what is now equal on both sides).
+//!
+//! Names a URL would rewrite or with control characters ([`super::names`])
+//! are left out of both listings: never fetched, deleted, quarantined or
+//! discarded, listed by [`Resyncer::refused`]. A pass that would delete (or
+//! discard) more than the [`DeleteGuard`] allows here fails with
+//! [`AgentError::DeleteGuard`] before touching anything;
+//! [`Resyncer::clear_guard`] lets the next pass go ahead.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,9 +32,10 @@ use tracing::info;
 
 use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
-    copy_object, ensure_containers, list_pair, parse_version, quarantine_container, split_name,
-    version,
+    check_containers, cluster_label, copy_object, ensure_containers, list_pair, list_pair_refused,
+    note_refused, parse_version, quarantine_container, split_name, version, GuardState,
 };
+use crate::replicate::guard::DeleteGuard;
 use crate::replicate::{
     classify, Difference, DifferenceKind, DivergentItem, DivergentPolicy, Item, Listing, Manifest,
     PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
@@ -47,6 +55,8 @@ pub struct SwiftResyncerSettings {
     pub manifest: PathBuf,
     /// Fetches and deletes in flight at once (default 16).
     pub concurrency: usize,
+    /// The mass-delete guard's limits (default [`DeleteGuard::default`]).
+    pub guard: DeleteGuard,
 }
 
 impl SwiftResyncerSettings {
@@ -63,6 +73,7 @@ impl SwiftResyncerSettings {
             containers,
             manifest: manifest.into(),
             concurrency: 16,
+            guard: DeleteGuard::default(),
         }
     }
 }
@@ -72,6 +83,9 @@ pub struct SwiftResyncer {
     settings: SwiftResyncerSettings,
     here: SwiftClient,
     peer: SwiftClient,
+    /// Names the last listing refused.
+    refused: Mutex<Vec<String>>,
+    guard: Mutex<GuardState>,
 }
 
 impl SwiftResyncer {
@@ -89,12 +103,15 @@ impl SwiftResyncer {
                 reason: "must be at least 1".into(),
             });
         }
+        check_containers(&settings.containers)?;
         let here = SwiftClient::new(settings.here.clone())?;
         let peer = SwiftClient::new(settings.peer.clone())?;
         Ok(SwiftResyncer {
             settings,
             here,
             peer,
+            refused: Mutex::new(Vec::new()),
+            guard: Mutex::new(GuardState::default()),
         })
     }
 }
@@ -140,15 +157,36 @@ impl Resyncer for SwiftResyncer {
         let prepare = async {
             ensure_containers(&self.peer, &self.here, &s.containers).await?;
             let manifest = Manifest::load(&s.manifest)?;
-            let (peer_raw, here_raw) = list_pair(&self.peer, &self.here, &s.containers).await?;
-            Ok::<_, AgentError>((manifest, peer_raw, here_raw))
+            let (peer_raw, here_raw, refused) =
+                list_pair_refused(&self.peer, &self.here, &s.containers).await?;
+            Ok::<_, AgentError>((manifest, peer_raw, here_raw, refused))
         };
-        let (manifest, peer_raw, here_raw) = tokio::select! {
+        let (manifest, peer_raw, here_raw, refused) = tokio::select! {
             r = prepare => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
+        {
+            let mut r = self.refused.lock().unwrap();
+            *r = note_refused(&r, refused, "swift resync");
+        }
         let (here, peer) = versions(&manifest, &here_raw, &peer_raw);
         let plan = classify(&manifest, &here, &peer);
+        // deletes here: what the peer deleted, and what the policy discards
+        let discards = match policy {
+            DivergentPolicy::Discard => plan.divergent.iter().filter(|(_, _, p)| !p).count(),
+            _ => 0,
+        };
+        let deletes = (plan.delete.len() + discards) as u64;
+        self.guard
+            .lock()
+            .unwrap()
+            .check(
+                &s.guard,
+                deletes,
+                here.len() as u64,
+                &cluster_label(&s.here),
+            )
+            .map_err(AgentError::DeleteGuard)?;
         let state = Mutex::new(ResyncProgress {
             items_left: (plan.fetch.len() + plan.delete.len() + plan.divergent.len()) as u64,
             bytes_left: plan.fetch_bytes,
@@ -359,5 +397,17 @@ impl Resyncer for SwiftResyncer {
             }
         }
         Ok(report)
+    }
+
+    fn refused(&self) -> Vec<String> {
+        self.refused.lock().unwrap().clone()
+    }
+
+    fn guard(&self) -> Option<String> {
+        self.guard.lock().unwrap().held.clone()
+    }
+
+    fn clear_guard(&self) -> bool {
+        self.guard.lock().unwrap().clear()
     }
 }
