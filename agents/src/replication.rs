@@ -44,6 +44,9 @@ use crate::AgentError;
 /// Resync passes before the step gives up on reaching `resync_lag_max`.
 pub const MAX_PASSES: u32 = 50;
 
+/// Refused item names shown in a report (the count is always complete).
+const REFUSED_SHOWN: usize = 20;
+
 /// How often a resync pass held by the mass-delete guard is tried again.
 pub const GUARD_RETRY: Duration = Duration::from_secs(2);
 
@@ -204,6 +207,18 @@ impl Replication {
 
     /// `warden clear GROUP`: a pass held by the mass-delete guard goes ahead once.
     fn clear(&self, g: &GroupRepl, group: &str) -> String {
+        let plan_held = {
+            let run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+            match &run.role {
+                Role::Source { replicator, .. } => replicator.clone().clear_guard(),
+                _ => false,
+            }
+        };
+        if plan_held {
+            warn!(group = %group, "operator released the round held by the plan's mass-delete guard");
+            return "released the round held by the mass-delete guard; it goes ahead once"
+                .to_string();
+        }
         match g.hold.release() {
             Some(held) => {
                 warn!(group = %group, held = %held, "operator released the pass held by the mass-delete guard");
@@ -465,6 +480,13 @@ impl Replication {
                         s.peer = Some(peer.clone());
                         s.epoch = *epoch;
                         s.lag_ms = Some(replicator.lag().as_millis() as u64);
+                        // Plans that hold their own guard or refuse names (Swift).
+                        if s.guard.is_none() {
+                            s.guard = replicator.guard();
+                        }
+                        let refused = replicator.refused();
+                        s.refused_total = refused.len() as u64;
+                        s.refused = refused.into_iter().take(REFUSED_SHOWN).collect();
                     }
                     Role::Resync {
                         peer,

@@ -595,7 +595,7 @@ async fn divergent(
     };
     let st = s.lock();
     let Some(gs) = st.groups.get(&g) else {
-        return err(StatusCode::NOT_FOUND, &format!("no group {g:?}"));
+        return err(StatusCode::NOT_FOUND, format!("no group {g:?}"));
     };
     let limit = q.limit.unwrap_or(500).min(5000);
     let items: Vec<_> = gs
