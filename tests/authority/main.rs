@@ -422,7 +422,12 @@ fn an_epoch_pushed_far_ahead_is_reported_then_adopted() -> Result<()> {
     let ev = d
         .events_of("adopted")?
         .into_iter()
-        .find(|e| e["message"].as_str().unwrap_or("").contains("operator adopted"))
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("operator adopted")
+        })
         .context("an adopted event names the operator's action")?;
     assert!(
         ev["message"].as_str().unwrap().contains(&huge.to_string()),
