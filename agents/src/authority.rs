@@ -139,7 +139,11 @@ impl Authority {
             groups: groups.clone(),
         };
         let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-        let tmp = self.path.with_extension("json.tmp");
+        // A name of its own per process: two agents wrongly sharing the
+        // directory never rename each other's half-written file.
+        let tmp = self
+            .path
+            .with_extension(format!("json.tmp.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&body)?;

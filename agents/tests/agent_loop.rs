@@ -38,6 +38,9 @@ fn config(
 ) -> warden_config::Config {
     let token_file = temp_path(&format!("{tag}-token"));
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    // Each test's agent keeps its authority state (highest epochs) apart.
+    let state_dir = temp_path(&format!("{tag}-state"));
+    let _ = std::fs::remove_dir_all(&state_dir);
     let text = format!(
         r#"
 [orchestrator]
@@ -54,6 +57,7 @@ probe_timeout = "300ms"
 
 [sites.ca]
 agent_token = {{ file = "{token}" }}
+state_dir = "{state}"
 checks = [
   {{ name = "api", kind = "tcp", address = "{tcp_check}" }},
   {{ name = "optional", kind = "command", command = ["false"], critical = false }},
@@ -83,6 +87,7 @@ addresses = {{ ca = "192.0.2.1", tx = "192.0.2.2", ny = "192.0.2.3" }}
 "#,
         token = token_file.display(),
         log = hook_log.display(),
+        state = state_dir.display(),
     );
     warden_config::parse(&text, std::path::Path::new("test.conf")).unwrap()
 }

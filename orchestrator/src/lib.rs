@@ -15,6 +15,7 @@ pub mod detector;
 pub mod divergent;
 pub mod metrics;
 pub mod model;
+pub mod retry;
 pub mod runbook;
 pub mod service;
 pub mod store;

@@ -70,6 +70,15 @@ pub struct GroupState {
     /// Lifted once every site of the group has reported, or by `warden approve`.
     #[serde(default)]
     pub hold: Option<String>,
+    /// Failbacks rolled back in a row (for the retry back-off).
+    #[serde(default)]
+    pub failback_aborts: u32,
+    /// Why the last failback was rolled back (numbers blanked out).
+    #[serde(default)]
+    pub last_failback_failure: Option<String>,
+    /// Automatic failback stopped after the same failure twice: the alert.
+    #[serde(default)]
+    pub failback_blocked: Option<String>,
 }
 
 /// The kind of a runbook.

@@ -193,6 +193,9 @@ impl Shared {
                     "the group is new to the store: automatic decisions wait until every site has reported"
                         .to_string(),
                 ),
+                failback_aborts: 0,
+                last_failback_failure: None,
+                failback_blocked: None,
             };
             if !groups.contains_key(name) {
                 fresh_groups.insert(name.clone());
@@ -556,6 +559,9 @@ impl Shared {
         if rb.status == RunbookStatus::Succeeded {
             ng.incident_started_unix_ms = None;
             ng.failback_retry_unix_ms = None;
+            if rb.kind != RunbookKind::Failover {
+                crate::retry::reset(&mut ng);
+            }
         }
         let replication_started = rb
             .steps
@@ -565,9 +571,29 @@ impl Shared {
             ng.replication_paused_since_unix_ms = None;
         }
         if rb.aborted && !switched {
-            let backoff = self.cfg.detection.hold_down.max(Duration::from_secs(5));
+            let base = self.cfg.detection.hold_down.max(Duration::from_secs(5));
+            let after = if rb.kind == RunbookKind::Failback {
+                crate::retry::on_aborted(&mut ng, &rb, base)
+            } else {
+                crate::retry::After::Retry(base)
+            };
+            let backoff = match &after {
+                crate::retry::After::Retry(d) => *d,
+                crate::retry::After::Stop(_) => base,
+            };
             let retry = self.clock.now_ms() + backoff.as_millis() as u64;
             ng.failback_retry_unix_ms = Some(retry);
+            if let crate::retry::After::Stop(msg) = &after {
+                self.event_locked(
+                    &mut st,
+                    EventKind::Alert,
+                    Some(&rb.group),
+                    Some(&rb.to),
+                    msg.clone(),
+                    vec![],
+                    Some(rb.id),
+                );
+            }
             self.event_locked(
                 &mut st,
                 EventKind::FailbackAborted,
@@ -579,7 +605,9 @@ impl Shared {
                     rb.from,
                     rb.to,
                     rb.from,
-                    if rb.kind == RunbookKind::Failback {
+                    if rb.kind == RunbookKind::Failback && ng.failback_blocked.is_some() {
+                        "automatic failback stopped: the same failure twice".to_string()
+                    } else if rb.kind == RunbookKind::Failback {
                         format!("retried once {} is recovered again, not before {} s from now", rb.to, backoff.as_secs())
                     } else {
                         "run the switchover again when the cause is fixed".to_string()
@@ -942,9 +970,9 @@ impl Shared {
             }
             // Failback?
             let primary = gc.primary().to_string();
-            let retry_ok = g
-                .failback_retry_unix_ms
-                .is_none_or(|t| self.clock.now_ms() >= t);
+            let retry_ok = g.failback_blocked.is_none()
+                && g.failback_retry_unix_ms
+                    .is_none_or(|t| self.clock.now_ms() >= t);
             if g.active != primary
                 && gc.failback == FailbackMode::Auto
                 && retry_ok
@@ -1233,6 +1261,10 @@ impl Shared {
             return Err(OrchestratorError::Conflict(format!(
                 "primary {primary} is still confirmed down; fail back once it is healthy"
             )));
+        }
+        // The operator takes over from a stopped automatic failback.
+        if let Some(gs) = st.groups.get_mut(group) {
+            gs.failback_blocked = None;
         }
         self.start_runbook_locked(
             &mut st,
@@ -1597,6 +1629,13 @@ impl Shared {
             let own = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
             out.push(crate::authority::epoch_ahead_alert(group, own, x));
         }
+        if let Some(b) = st
+            .groups
+            .get(group)
+            .and_then(|g| g.failback_blocked.clone())
+        {
+            out.push(b);
+        }
         if let Some(gc) = self.cfg.groups.get(group) {
             for site in gc.site_names() {
                 if let Some((_, r)) = Self::replication_status(&st, &site, group) {
@@ -1645,6 +1684,16 @@ impl Shared {
             }
             if released {
                 self.command_tick.send_modify(|v| *v += 1);
+            }
+            if let Some(g) = st.groups.get(group).cloned() {
+                if g.failback_blocked.is_some() {
+                    let mut ng = g;
+                    crate::retry::reset(&mut ng);
+                    ng.failback_retry_unix_ms = None;
+                    self.store.put_group(&ng)?;
+                    st.groups.insert(group.to_string(), ng);
+                    lifted.push("automatic failback may retry".to_string());
+                }
             }
             if let Some(g) = st.groups.get(group).cloned() {
                 if !g.divergent.is_empty() {

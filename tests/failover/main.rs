@@ -566,3 +566,51 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
     }
     Ok(())
 }
+
+/// Issue 11, test 5: a failback that keeps failing (a's promote hook always
+/// fails) is rolled back, retried once, and stops after the second identical
+/// failure: an alert, users stay on b, and the epoch stops moving.
+#[test]
+fn a_failback_failing_twice_the_same_way_stops_retrying() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        hold_down: "1s",
+        promote_a: "exit 1".into(),
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("svc-a")?;
+    d.wait_users_on("b", secs(30))?;
+    d.start_service("a")?;
+    let alert = lab::eventually(secs(60), secs(0.5), || {
+        let g = d.group()?;
+        g["alerts"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x.as_str().unwrap_or("").contains("failed twice"))
+            })
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no alert yet: {}", g["alerts"]))
+    })?;
+    let text = alert.as_str().unwrap_or_default();
+    assert!(text.contains("users stay on b"), "{text}");
+    let epoch = d.group()?["epoch"].as_u64().unwrap_or(0);
+    // Long enough for several more retries at the first back-off (5 s).
+    std::thread::sleep(secs(12));
+    let failbacks: Vec<_> = d
+        .runbooks()?
+        .into_iter()
+        .filter(|r| r["kind"] == "failback")
+        .collect();
+    assert_eq!(failbacks.len(), 2, "{failbacks:#?}");
+    assert!(failbacks.iter().all(|r| r["status"] != "succeeded"));
+    assert_eq!(d.group()?["epoch"].as_u64(), Some(epoch), "no epoch churn");
+    assert_eq!(epoch, 4, "failover 2, two failbacks 3 and 4");
+    assert_eq!(d.user_get()?, "b", "users stay on the active site");
+    // The operator clears: automatic failback may try again.
+    let out = d.cli_ok(&["clear", "web"])?;
+    assert!(out.contains("automatic failback may retry"), "{out}");
+    Ok(())
+}
