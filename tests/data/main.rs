@@ -616,3 +616,187 @@ fn an_emptied_source_deletes_nothing_at_the_peer() -> Result<()> {
     })?;
     Ok(())
 }
+
+/// Every file under `root` whose name (last component) is exactly `name`, as bytes.
+fn find_named(root: &Path, name: &[u8]) -> Vec<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            } else if e.file_name().as_bytes() == name {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Issue 10, test 8: a divergent file whose name is not UTF-8 (next to an
+/// in-sync file whose lossy name would be the same) under `policy` → the
+/// policy is applied to exactly that file, the failback succeeds.
+fn non_utf8_divergent_name(policy: &str) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(x) = Data::new(policy, "pw-b-right") else {
+        return Ok(());
+    };
+    let odd = b"odd-\xff.txt".to_vec();
+    let lossy = "odd-\u{FFFD}.txt";
+    x.write("a", lossy, "in sync, lossy twin")?;
+    x.start()?;
+    x.wait_same(secs(20))?;
+    std::thread::sleep(secs(1.5));
+    x.d.lab.kill("agent-a")?;
+    let odd_path = x.dir("a").join(std::ffi::OsStr::from_bytes(&odd));
+    std::fs::write(&odd_path, "divergent, not UTF-8")?;
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    x.restart_site("a")?;
+    x.d.wait_users_on("a", secs(90)).context("failback to a")?;
+    lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failback") {
+            Some(rb) if rb["status"] == "succeeded" => Ok(()),
+            other => bail!("failback not done: {other:?}"),
+        }
+    })?;
+    // The twin is untouched whatever the policy.
+    assert_eq!(
+        std::fs::read_to_string(x.dir("a").join(lossy))?,
+        "in sync, lossy twin"
+    );
+    let mut qdir = x.dir("a").into_os_string();
+    qdir.push(".warden-quarantine");
+    let in_quarantine = find_named(Path::new(&qdir), &odd);
+    let at_a = odd_path.exists();
+    match policy {
+        "keep" => {
+            assert!(at_a, "kept at a");
+            assert_eq!(std::fs::read_to_string(&odd_path)?, "divergent, not UTF-8");
+            assert!(in_quarantine.is_empty());
+        }
+        "quarantine" => {
+            assert!(!at_a, "moved away from a");
+            assert_eq!(in_quarantine.len(), 1, "{in_quarantine:?}");
+            assert_eq!(
+                std::fs::read_to_string(&in_quarantine[0])?,
+                "divergent, not UTF-8"
+            );
+        }
+        _ => {
+            assert!(!at_a && in_quarantine.is_empty(), "discarded");
+        }
+    }
+    let r = x.replication()?;
+    let item = r["divergent"]
+        .as_array()
+        .and_then(|d| {
+            d.iter()
+                .find(|i| i["name"].as_str() == Some(r"odd-\xff.txt"))
+        })
+        .cloned()
+        .with_context(|| format!("listed with its bytes escaped: {r}"))?;
+    let want = match policy {
+        "keep" => "kept",
+        "quarantine" => "quarantined",
+        _ => "discarded",
+    };
+    assert_eq!(item["action"], want, "{item}");
+    Ok(())
+}
+
+#[test]
+fn a_non_utf8_divergent_name_is_kept_exactly() -> Result<()> {
+    non_utf8_divergent_name("keep")
+}
+
+#[test]
+fn a_non_utf8_divergent_name_is_quarantined_exactly() -> Result<()> {
+    non_utf8_divergent_name("quarantine")
+}
+
+#[test]
+fn a_non_utf8_divergent_name_is_discarded_exactly() -> Result<()> {
+    non_utf8_divergent_name("discard")
+}
+
+/// Issue 10, test 5: a failover during a slow initial pass (a's link to b
+/// shaped to 4 Mbit/s, 24 MiB to push): the stop at a ends the pass at once
+/// and no rsync pushing from a is left.
+#[test]
+fn a_failover_stops_a_slow_initial_pass_at_once() -> Result<()> {
+    let Some(x) = Data::with_failback("keep", "pw-b-right", "manual") else {
+        return Ok(());
+    };
+    for i in 0..24 {
+        let block: Vec<u8> = (0..1024 * 1024)
+            .map(|j| ((i * 31 + j) % 251) as u8)
+            .collect();
+        let p = x.dir("a").join(format!("big/{i}.bin"));
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(p, block)?;
+    }
+    x.d.lab.run_ok(
+        "a",
+        "tc",
+        [
+            "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "4mbit", "burst", "32kbit",
+            "latency", "400ms",
+        ],
+    )?;
+    x.start()?;
+    // The initial pass runs: an rsync client at a.
+    let clients = |x: &Data| -> Result<Vec<String>> {
+        let ns = x.d.lab.ns("a").to_string();
+        let pids =
+            x.d.lab
+                .run_ok("a", "ip", ["netns", "pids", &ns])
+                .unwrap_or_default();
+        let mut out = Vec::new();
+        for pid in pids.split_whitespace() {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            // A push names the peer's module last.
+            let push = cmd
+                .split_whitespace()
+                .last()
+                .is_some_and(|a| a.starts_with("rsync://"));
+            if cmd.starts_with("rsync ") && push {
+                out.push(format!("{pid}: {cmd}"));
+            }
+        }
+        Ok(out)
+    };
+    lab::eventually(secs(20), secs(0.1), || {
+        if clients(&x)?.is_empty() {
+            bail!("no rsync pushing from a yet")
+        } else {
+            Ok(())
+        }
+    })?;
+    std::thread::sleep(secs(1));
+    x.d.cli_ok(&["failover", "web", "--to", "b"])?;
+    x.d.wait_users_on("b", secs(30))?;
+    let rb = lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failover") {
+            Some(rb) if rb["status"] == "succeeded" => Ok(rb.clone()),
+            other => bail!("failover not done: {other:?}"),
+        }
+    })?;
+    let stop = step(&rb, "stop_replication");
+    assert_eq!(stop["status"], "done", "{rb:#}");
+    let took = stop["finished_unix_ms"].as_u64().unwrap_or(u64::MAX)
+        - stop["started_unix_ms"].as_u64().unwrap_or(0);
+    assert!(took <= 1_500, "stop took {took} ms: {stop}");
+    std::thread::sleep(secs(1));
+    let left = clients(&x)?;
+    assert!(left.is_empty(), "rsync pushes left at a: {left:?}");
+    Ok(())
+}
