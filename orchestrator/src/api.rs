@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use warden_agents::wire::{AgentReport, ApiError, ReportResponse};
+use warden_proto::agent::{AgentReport, ApiError, ReportResponse};
 
 use crate::model::{Event, EvidenceRow, GroupState, Pending, Phase, Runbook};
 use crate::service::Shared;
@@ -276,7 +276,7 @@ pub struct ReplicationView {
     pub rpo_ms: Option<u64>,
     /// A resync that runs now: items/bytes done and left, passes.
     #[serde(default)]
-    pub progress: Option<warden_agents::wire::ResyncProgressWire>,
+    pub progress: Option<warden_proto::agent::ResyncProgressWire>,
     #[serde(default)]
     pub passes: u32,
     /// `SITE: error` for every site whose last replication attempt failed.
@@ -286,7 +286,7 @@ pub struct ReplicationView {
     /// [`DIVERGENT_IN_STATUS`]; all of them through
     /// `GET /v1/groups/{group}/divergent`.
     #[serde(default)]
-    pub divergent: Vec<warden_agents::wire::DivergentWire>,
+    pub divergent: Vec<warden_proto::agent::DivergentWire>,
     /// How many divergent items there are in all.
     #[serde(default)]
     pub divergent_total: usize,
@@ -575,7 +575,7 @@ struct PageQuery {
 pub struct DivergentPage {
     pub total: usize,
     pub offset: usize,
-    pub items: Vec<warden_agents::wire::DivergentWire>,
+    pub items: Vec<warden_proto::agent::DivergentWire>,
 }
 
 async fn divergent(

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::warn;
-use warden_agents::wire::{AuthorityWire, Command, CommandKind};
+use warden_proto::agent::{AuthorityWire, Command, CommandKind};
 
 use crate::model::{EventKind, GroupState, Phase};
 use crate::service::{Shared, State};

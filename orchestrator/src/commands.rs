@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use warden_agents::wire::{Command, CommandKind, CommandOutcome};
+use warden_proto::agent::{Command, CommandKind, CommandOutcome};
 
 /// Finished or withdrawn entries kept (for a resumed runbook that asks again).
 pub const FINISHED_KEPT: usize = 4096;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use warden_agents::wire::{AgentReport, CheckResult};
 use warden_config::Detection;
+use warden_proto::agent::{AgentReport, CheckResult};
 
 use crate::model::EvidenceRow;
 
@@ -460,7 +460,7 @@ impl Detector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_agents::wire::PeerProbe;
+    use warden_proto::agent::PeerProbe;
 
     fn cfg() -> Detection {
         Detection {

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use tracing::warn;
-use warden_agents::wire::{DivergentWire, ReplicationStatus};
+use warden_proto::agent::{DivergentWire, ReplicationStatus};
 
 use crate::model::{EventKind, Runbook};
 use crate::service::{Shared, State};

@@ -62,7 +62,7 @@ pub struct GroupState {
     pub replication_paused_since_unix_ms: Option<u64>,
     /// Divergent items reported by the last resync (kept until `warden clear`).
     #[serde(default)]
-    pub divergent: Vec<warden_agents::wire::DivergentWire>,
+    pub divergent: Vec<warden_proto::agent::DivergentWire>,
     /// An aborted failback is not retried automatically before this time.
     #[serde(default)]
     pub failback_retry_unix_ms: Option<u64>,

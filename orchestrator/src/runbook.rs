@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use warden_agents::wire::{Command, CommandKind, CommandOutcome};
 use warden_config::Fencing;
+use warden_proto::agent::{Command, CommandKind, CommandOutcome};
 use warden_strategies::{Observed, SiteRoute, StrategyError, SwitchMode};
 
 use crate::model::{EventKind, Runbook, RunbookKind, RunbookStatus, StepName, StepStatus};
@@ -566,7 +566,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
-    use warden_agents::wire::HookOutcome;
+    use warden_proto::agent::HookOutcome;
 
     #[derive(Default)]
     struct World {

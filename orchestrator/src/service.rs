@@ -16,10 +16,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use warden_agents::wire::{
+use warden_config::{Config, FailbackMode, Scheme, Secret};
+use warden_proto::agent::{
     AgentReport, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
 };
-use warden_config::{Config, FailbackMode, Scheme, Secret};
 use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
 
 use crate::commands::{Accepted, Ledger};
@@ -1743,7 +1743,7 @@ impl Shared {
                 async move {
                     (
                         name.clone(),
-                        warden_agents::checks::run_all(&specs, &self.http).await,
+                        warden_checks::run_all(&specs, &self.http).await,
                     )
                 }
             });
@@ -1753,7 +1753,7 @@ impl Shared {
             .map(|(name, (spec, _))| async move {
                 (
                     name.clone(),
-                    warden_agents::checks::run_all(std::slice::from_ref(spec), &self.http).await,
+                    warden_checks::run_all(std::slice::from_ref(spec), &self.http).await,
                 )
             });
         let (results, fe_results) = tokio::join!(
@@ -2014,7 +2014,7 @@ mod tests {
     //! failover budget (the guards that live above the detector).
     use super::*;
     use crate::store::MemStore;
-    use warden_agents::wire::{CheckResult, PeerProbe};
+    use warden_proto::agent::{CheckResult, PeerProbe};
 
     #[derive(Default)]
     struct FakeRoute {

@@ -18,7 +18,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use tracing::{debug, warn};
 use warden_config::{Config, FrontendDriverKind, Secret};
-use warden_frontend::api::{ErrorBody, RouteMode, RouteState, SetRoute};
+use warden_proto::frontend::{ErrorBody, RouteMode, RouteState, SetRoute};
 
 use crate::haproxy::{HaproxyDriver, HaproxySettings};
 use crate::{Epoch, Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
@@ -46,7 +46,7 @@ pub trait FrontendDriver: Send + Sync {
 }
 
 /// Drives one `warden frontend` through its control API (see
-/// [`warden_frontend::api`]), for one group.
+/// [`warden_proto::frontend`]), for one group.
 pub struct BuiltinDriver {
     /// Frontend name.
     name: String,

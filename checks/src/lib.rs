@@ -1,0 +1,384 @@
+//! Health checks and endpoint probes: one [`CheckSpec`] in, one [`CheckResult`] out.
+//!
+//! Owns the three check kinds of failover.conf (`http`, `tcp`, `command`) and
+//! how a failure is put into words. A check never returns an error and never
+//! outlives its `timeout`: every way it can go wrong becomes `ok = false` with
+//! a short human `detail` ("status 503 (expected 200)", "connection refused",
+//! "timed out after 1s", "exit 1", "cannot start: No such file or directory").
+//! The same code serves the site's local checks and its probes of peer sites'
+//! endpoints.
+
+use std::error::Error as _;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use warden_config::{CheckKind, CheckSpec};
+
+use warden_proto::agent::CheckResult;
+
+/// Largest body prefix searched for `body_contains`; a health page is small.
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Run one check, bounded by `spec.timeout`.
+///
+/// `client` is used for `http` checks only; its own timeouts are irrelevant
+/// because the whole check (connect, headers, body) runs under `spec.timeout`.
+pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResult {
+    let started = Instant::now();
+    let attempt = async {
+        match spec.kind.get_ref() {
+            CheckKind::Http => http_check(spec, client).await,
+            CheckKind::Tcp => tcp_check(spec).await,
+            CheckKind::Command => command_check(spec).await,
+        }
+    };
+    let (ok, detail) = match tokio::time::timeout(spec.timeout, attempt).await {
+        Ok(r) => r,
+        // Dropping the attempt drops the connection or kills the child (kill_on_drop).
+        Err(_) => (false, timed_out(spec.timeout)),
+    };
+    CheckResult {
+        name: spec.name.clone(),
+        ok,
+        critical: spec.critical,
+        detail,
+        elapsed_ms: elapsed_ms(started),
+    }
+}
+
+/// Run all checks concurrently; results come back in the order of `specs`.
+pub async fn run_all(specs: &[CheckSpec], client: &reqwest::Client) -> Vec<CheckResult> {
+    futures::future::join_all(specs.iter().map(|s| run_check(s, client))).await
+}
+
+async fn http_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String) {
+    let Some(url) = &spec.url else {
+        return (false, "no url configured".into());
+    };
+    let expected = spec.expect_status.unwrap_or(200);
+    let mut resp = match client.get(url.get_ref()).send().await {
+        Ok(r) => r,
+        Err(e) => return (false, describe_http_error(&e)),
+    };
+    let status = resp.status().as_u16();
+    if status != expected {
+        return (false, format!("status {status} (expected {expected})"));
+    }
+    let Some(needle) = spec.body_contains.as_deref() else {
+        return (true, format!("status {status}"));
+    };
+    let mut body: Vec<u8> = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if contains(&body, needle.as_bytes()) {
+                    return (true, format!("status {status}"));
+                }
+                if body.len() >= MAX_BODY_BYTES {
+                    return (
+                        false,
+                        format!("body lacks {needle:?} (first {MAX_BODY_BYTES} bytes)"),
+                    );
+                }
+            }
+            Ok(None) => return (false, format!("body lacks {needle:?}")),
+            Err(e) => return (false, format!("reading body: {}", describe_http_error(&e))),
+        }
+    }
+}
+
+async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
+    let Some(address) = &spec.address else {
+        return (false, "no address configured".into());
+    };
+    match tokio::net::TcpStream::connect(address.get_ref().as_str()).await {
+        Ok(_) => (true, "connected".into()),
+        Err(e) => (false, describe_io(&e)),
+    }
+}
+
+async fn command_check(spec: &CheckSpec) -> (bool, String) {
+    let Some((program, args)) = spec
+        .command
+        .as_ref()
+        .and_then(|c| c.get_ref().split_first())
+    else {
+        return (false, "no command configured".into());
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return (false, format!("cannot start: {}", describe_io(&e))),
+    };
+    match child.wait().await {
+        Ok(status) => (status.success(), describe_exit(status)),
+        Err(e) => (false, format!("cannot wait: {}", describe_io(&e))),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// "timed out after 1s": the wording shared by checks and hooks.
+pub fn timed_out(after: Duration) -> String {
+    format!("timed out after {}", humantime::format_duration(after))
+}
+
+/// Whole milliseconds since `started`, saturating.
+pub fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// "exit 0", "exit 1", "killed by signal 9".
+pub fn describe_exit(status: std::process::ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exit {code}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return format!("killed by signal {sig}");
+        }
+    }
+    status.to_string()
+}
+
+/// A short cause for an I/O error, without the "(os error N)" suffix.
+pub fn describe_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".into(),
+        ErrorKind::ConnectionReset => "connection reset".into(),
+        ErrorKind::TimedOut => "timed out".into(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error ") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// A short cause for a reqwest error: the innermost I/O error if there is one
+/// ("connection refused"), else the innermost message.
+pub fn describe_http_error(e: &reqwest::Error) -> String {
+    let mut innermost = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return describe_io(io);
+        }
+        innermost = s.to_string();
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        format!("cannot connect: {innermost}")
+    } else {
+        innermost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::routing::get;
+    use axum::Router;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn client() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder().no_proxy().build().unwrap()
+    }
+
+    fn spec(toml_text: &str) -> CheckSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    /// A local HTTP server: `/ok` 200 "all ok", `/down` 503, `/slow` answers after 5s.
+    async fn server() -> String {
+        let app = Router::new()
+            .route("/ok", get(|| async { "all ok" }))
+            .route(
+                "/down",
+                get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    /// An address nobody listens on.
+    async fn closed_port() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        addr.to_string()
+    }
+
+    #[tokio::test]
+    async fn http_ok_with_body_match() {
+        let base = server().await;
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/ok\"\nbody_contains = \"ok\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.name, "web");
+        assert!(r.critical);
+        assert_eq!(r.detail, "status 200");
+    }
+
+    #[tokio::test]
+    async fn http_bad_status() {
+        let base = server().await;
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/down\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "status 503 (expected 200)");
+    }
+
+    #[tokio::test]
+    async fn http_expected_status_other_than_200() {
+        let base = server().await;
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/down\"\nexpect_status = 503\ncritical = false"
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
+        assert!(!r.critical);
+    }
+
+    #[tokio::test]
+    async fn http_body_mismatch() {
+        let base = server().await;
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/ok\"\nbody_contains = \"healthy\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "body lacks \"healthy\"");
+    }
+
+    #[tokio::test]
+    async fn http_timeout() {
+        let base = server().await;
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/slow\"\ntimeout = \"200ms\""
+        ));
+        let started = Instant::now();
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "timed out after 200ms");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn http_connection_refused() {
+        let addr = closed_port().await;
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"http://{addr}/\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "connection refused");
+    }
+
+    #[tokio::test]
+    async fn tcp_ok_and_refused() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let s = spec(&format!(
+            "name = \"db\"\nkind = \"tcp\"\naddress = \"{addr}\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.detail, "connected");
+
+        let closed = closed_port().await;
+        let s = spec(&format!(
+            "name = \"db\"\nkind = \"tcp\"\naddress = \"{closed}\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "connection refused");
+    }
+
+    #[tokio::test]
+    async fn command_exit_codes() {
+        let ok = spec("name = \"c\"\nkind = \"command\"\ncommand = [\"true\"]");
+        let r = run_check(&ok, &client()).await;
+        assert!(r.ok, "{r:?}");
+        assert_eq!(r.detail, "exit 0");
+
+        let bad = spec("name = \"c\"\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"exit 3\"]");
+        let r = run_check(&bad, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "exit 3");
+
+        let one = spec("name = \"c\"\nkind = \"command\"\ncommand = [\"false\"]");
+        assert_eq!(run_check(&one, &client()).await.detail, "exit 1");
+    }
+
+    #[tokio::test]
+    async fn command_timeout_kills_it() {
+        let s = spec(
+            "name = \"c\"\nkind = \"command\"\ncommand = [\"sleep\", \"10\"]\ntimeout = \"200ms\"",
+        );
+        let started = Instant::now();
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "timed out after 200ms");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn command_missing_program() {
+        let s = spec("name = \"c\"\nkind = \"command\"\ncommand = [\"/nonexistent/warden-check\"]");
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert_eq!(r.detail, "cannot start: No such file or directory");
+    }
+
+    #[tokio::test]
+    async fn run_all_is_concurrent_and_ordered() {
+        let slow = spec("name = \"a\"\nkind = \"command\"\ncommand = [\"sleep\", \"0.4\"]");
+        let slow2 = spec("name = \"b\"\nkind = \"command\"\ncommand = [\"sleep\", \"0.4\"]");
+        let started = Instant::now();
+        let rs = run_all(&[slow, slow2], &client()).await;
+        assert!(
+            started.elapsed() < Duration::from_millis(750),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            rs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(rs.iter().all(|r| r.ok));
+    }
+}

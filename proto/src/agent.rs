@@ -1,0 +1,295 @@
+//! Wire types between agents and the orchestrator: a compatibility boundary.
+//!
+//! Agents POST an [`AgentReport`] to `/v1/reports` and GET
+//! `/v1/agents/commands?wait_ms=MS` (long-poll); both answers are a
+//! [`ReportResponse`] carrying the commands waiting for that agent. Add fields
+//! only with `#[serde(default)]`; never rename or remove one. Unknown fields
+//! are ignored (not refused), so an orchestrator accepts a newer agent's
+//! report and an agent a newer orchestrator's answer.
+//!
+//! Authority (DESIGN §10): every [`Command`] names its group, epoch and target
+//! site; the orchestrator tells every agent the current epoch of its groups
+//! ([`ReportResponse::epochs`]) and agents report what they believe
+//! ([`AgentReport::authority`]), so a site that was failed away from while
+//! unreachable is found and demoted as soon as it is heard again.
+
+use serde::{Deserialize, Serialize};
+
+/// One report from a site's agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentReport {
+    /// The reporting site; must match the site of the bearer token.
+    pub site: String,
+    /// Increases with every report of one agent process (restarts reset it).
+    pub seq: u64,
+    /// Agent process start, unix ms (tells restarts apart; never used for freshness).
+    #[serde(default)]
+    pub started_unix_ms: u64,
+    /// Results of the site's local checks.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+    /// This agent's probes of other sites' public endpoints (peer view).
+    #[serde(default)]
+    pub peers: Vec<PeerProbe>,
+    /// Outcomes of commands finished since the last report (repeated until acknowledged).
+    #[serde(default)]
+    pub outcomes: Vec<CommandOutcome>,
+    /// What this site's replication is doing, per group with a replication plan.
+    #[serde(default)]
+    pub replication: Vec<ReplicationStatus>,
+    /// Per group: the highest epoch this agent has seen and its last role
+    /// (kept on disk, so it survives restarts).
+    #[serde(default)]
+    pub authority: Vec<AuthorityWire>,
+}
+
+/// What one agent believes about one group: the highest epoch it has seen,
+/// its last role, and whether it may push replicated data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AuthorityWire {
+    pub group: String,
+    /// The highest epoch seen (commands and the orchestrator's `epochs`).
+    pub epoch: u64,
+    /// `active` (promoted, or the configured primary never told otherwise),
+    /// `standby` (demoted, or never promoted).
+    pub role: String,
+    /// The epoch of the demote that last fenced this site, if any; it may push
+    /// data again only after a resync for a newer epoch completed here.
+    #[serde(default)]
+    pub demoted_at: Option<u64>,
+    /// This site may push replicated data (no demote since its last resync).
+    #[serde(default)]
+    pub may_push: bool,
+}
+
+/// One group's replication as seen by one site's agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ReplicationStatus {
+    pub group: String,
+    /// `source` (continuous replication to `peer` runs), `resync` (fetching
+    /// from `peer`), or `idle`.
+    pub role: String,
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Epoch of the command that started the current role.
+    #[serde(default)]
+    pub epoch: u64,
+    /// `source`: age of the oldest change not yet at the peer (the RPO if this site died now).
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
+    /// `resync`: progress of the pass that runs now.
+    #[serde(default)]
+    pub progress: Option<ResyncProgressWire>,
+    /// `resync`: passes finished so far.
+    #[serde(default)]
+    pub passes: u32,
+    /// The last replication error, if the last attempt failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Divergent items found by the last resync and what was done with them:
+    /// one page of the full list (at most [`DIVERGENT_PAGE_ITEMS`] items and
+    /// about [`DIVERGENT_PAGE_BYTES`] bytes), starting at `divergent_offset`.
+    /// The agent sends the pages in turn, so reports stay small whatever the
+    /// list's length; the orchestrator assembles the full list.
+    #[serde(default)]
+    pub divergent: Vec<DivergentWire>,
+    /// How many divergent items there are in all.
+    #[serde(default)]
+    pub divergent_total: u64,
+    /// Index of the first item of `divergent` in the full list.
+    #[serde(default)]
+    pub divergent_offset: u64,
+    /// Changes whenever the full list changes (a hash of it).
+    #[serde(default)]
+    pub divergent_digest: u64,
+    /// Set while the mass-delete guard (or an empty / unmounted source) holds
+    /// replication: what it saw and what to do. Nothing is deleted until the
+    /// operator runs `warden clear GROUP`.
+    #[serde(default)]
+    pub guard: Option<String>,
+    /// Items that cannot be replicated safely (Swift names with dot segments
+    /// or control characters): refused, never copied or deleted. First
+    /// items only; `refused_total` counts them all.
+    #[serde(default)]
+    pub refused: Vec<String>,
+    #[serde(default)]
+    pub refused_total: u64,
+}
+
+/// Most divergent items in one report's page.
+pub const DIVERGENT_PAGE_ITEMS: usize = 100;
+/// About the most bytes of divergent names in one report's page.
+pub const DIVERGENT_PAGE_BYTES: usize = 16 * 1024;
+
+/// Items and bytes of a resync pass: done and left.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ResyncProgressWire {
+    pub items_done: u64,
+    pub bytes_done: u64,
+    pub items_left: u64,
+    pub bytes_left: u64,
+}
+
+/// One divergent item (written at a site that died, never replicated).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DivergentWire {
+    pub name: String,
+    /// `not_in_manifest` or `changed_since_sync`.
+    pub reason: String,
+    /// `kept`, `quarantined` or `discarded`.
+    pub action: String,
+    #[serde(default)]
+    pub moved_to: Option<String>,
+}
+
+/// The result of one check or probe.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckResult {
+    /// Check name from the config.
+    pub name: String,
+    pub ok: bool,
+    /// Whether a failure counts toward "site down".
+    #[serde(default)]
+    pub critical: bool,
+    /// Human-readable cause or status (e.g. "status 503", "connection refused").
+    #[serde(default)]
+    pub detail: String,
+    /// How long it took, ms.
+    #[serde(default)]
+    pub elapsed_ms: u64,
+}
+
+/// One agent's view of another site's endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerProbe {
+    /// The probed site.
+    pub site: String,
+    /// Each endpoint's result.
+    pub results: Vec<CheckResult>,
+}
+
+impl PeerProbe {
+    /// The site's service is failing from this vantage point when any endpoint fails.
+    pub fn failing(&self) -> bool {
+        self.results.is_empty() || self.results.iter().any(|r| !r.ok)
+    }
+}
+
+/// What the orchestrator asks an agent to do.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Run the site's promote hooks in order.
+    Promote,
+    /// Run the site's demote hooks in order (fencing).
+    Demote,
+    /// Start continuous replication from this site to `peer`.
+    StartReplication,
+    /// Stop this site's continuous replication.
+    StopReplication,
+    /// Failback: bring this (returning) site up to `peer` — resync passes
+    /// until one is shorter than `resync_lag_max`.
+    Resync,
+    /// Failback cut-over, after `peer` was demoted: the final delta pass and
+    /// verification that this site holds what `peer` holds.
+    FinalSync,
+    /// The operator cleared the group's alerts (`warden clear`): a pass held
+    /// by the mass-delete guard may go ahead once.
+    Clear,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Promote => "promote",
+            CommandKind::Demote => "demote",
+            CommandKind::StartReplication => "start_replication",
+            CommandKind::StopReplication => "stop_replication",
+            CommandKind::Resync => "resync",
+            CommandKind::FinalSync => "final_sync",
+            CommandKind::Clear => "clear",
+        }
+    }
+}
+
+/// A command for one agent. `id` is deterministic (`group:epoch:kind`), so a
+/// resumed runbook that asks again gets the first run's outcome, not a second run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Command {
+    pub id: String,
+    pub group: String,
+    pub epoch: u64,
+    pub kind: CommandKind,
+    /// Peer site for replication commands.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// The site the command is for; an agent refuses a command for another site.
+    #[serde(default)]
+    pub site: String,
+}
+
+impl Command {
+    pub fn new(group: &str, epoch: u64, kind: CommandKind) -> Self {
+        Command {
+            id: format!("{group}:{epoch}:{}", kind.as_str()),
+            group: group.to_string(),
+            epoch,
+            kind,
+            peer: None,
+            site: String::new(),
+        }
+    }
+
+    /// The same command addressed to `site`.
+    pub fn to_site(mut self, site: &str) -> Self {
+        self.site = site.to_string();
+        self
+    }
+}
+
+/// The outcome of one command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CommandOutcome {
+    pub id: String,
+    pub ok: bool,
+    /// Summary: which hook failed and why.
+    #[serde(default)]
+    pub detail: String,
+    /// Each hook run, in order.
+    #[serde(default)]
+    pub hooks: Vec<HookOutcome>,
+}
+
+/// One hook run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HookOutcome {
+    pub name: String,
+    pub ok: bool,
+    /// Exit code, if the hook exited.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// "exit 0", "timed out after 30s", "cannot start: ...".
+    pub detail: String,
+    pub elapsed_ms: u64,
+}
+
+/// The orchestrator's answer to a report or a command poll.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ReportResponse {
+    /// Commands to run (the agent ignores ids it already ran or is running).
+    #[serde(default)]
+    pub commands: Vec<Command>,
+    /// Outcome ids the orchestrator has recorded; the agent stops resending them.
+    #[serde(default)]
+    pub acked: Vec<String>,
+    /// The current epoch of every group of the agent's site: the agent keeps
+    /// the highest it has seen and refuses commands below it.
+    #[serde(default)]
+    pub epochs: std::collections::BTreeMap<String, u64>,
+}
+
+/// Error body of every 4xx/5xx answer of the orchestrator and frontend APIs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ApiError {
+    pub error: String,
+}

@@ -1,0 +1,66 @@
+//! Wire types of the frontend control API (a compatibility boundary, served
+//! by `warden frontend`, spoken by the orchestrator's builtin driver).
+//!
+//! - `PUT /v1/routes/{group}` with [`SetRoute`] → 200 [`RouteState`], 409 on a stale epoch;
+//! - `GET /v1/routes` → map group → [`RouteState`];
+//! - `GET /v1/routes/{group}` → [`RouteState`] of one group;
+//! - `GET /v1/health` → 200 while the frontend runs.
+//!
+//! Every request carries `Authorization: Bearer <token>` (else 401). Errors
+//! answer [`ErrorBody`]: 400 bad body or site, 404 unknown group, 409 stale
+//! or conflicting epoch (with `seen_epoch`), 413 body over 64 KiB.
+//!
+//! Epoch rules for `PUT`: lower than the highest seen → 409 "stale epoch N < M";
+//! equal with the routed site → 200, nothing changes (a repeat); equal with
+//! another site → 409 (two decisions for one epoch); higher → applied.
+
+use serde::{Deserialize, Serialize};
+
+/// Set the route of one group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SetRoute {
+    /// Site to route to (must be a backend of the group in this frontend's config).
+    pub site: String,
+    /// Fencing token; lower than the highest seen → 409.
+    pub epoch: u64,
+    /// "immediate" (close old connections now) or "drain" (let them finish for drain_timeout).
+    #[serde(default)]
+    pub mode: RouteMode,
+}
+
+/// How existing connections to the old backend are treated.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteMode {
+    /// Close connections to the old backend at once (a disaster).
+    #[default]
+    Immediate,
+    /// Let connections to the old backend live for the group's drain timeout (a planned move).
+    Drain,
+}
+
+/// The route of one group as the frontend holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteState {
+    /// Site now routed to; `None` after a start with no state.
+    pub site: Option<String>,
+    /// Backend address of that site.
+    pub backend: Option<String>,
+    /// Highest epoch seen for this group.
+    pub epoch: u64,
+    /// How many times the routed site changed since this frontend started.
+    pub switches: u64,
+    /// Open client connections.
+    pub active_connections: u64,
+}
+
+/// Body of every error answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// What went wrong, for humans and logs.
+    pub error: String,
+    /// On 409: the highest epoch this frontend has accepted for the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_epoch: Option<u64>,
+}
