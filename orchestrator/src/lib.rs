@@ -5,14 +5,16 @@
 //! - [`detector`]: evidence → verdicts, hysteresis and guards (pure, paused-time tested);
 //! - [`runbook`]: the step engine over a [`runbook::RunbookEnv`] (persist before each step);
 //! - [`store`]: durable state behind [`store::Store`] (redb file by default);
-//! - [`service`]: shared state, decision loop, reconciliation, the live `RunbookEnv`;
+//! - [`service`]: the live service, split into rooms with one owner each
+//!   (intake, detect, runbooks, replication, reconcile, hybrid, authority,
+//!   operator, views, events);
+//! - [`commands`]: the command ledger (who a command was queued for, its outcome);
+//! - [`retry`]: bounded failback retries;
 //! - [`api`]: the HTTP API; [`model`]: persisted and reported types; [`metrics`].
 
 pub mod api;
-pub mod authority;
 pub mod commands;
 pub mod detector;
-pub mod divergent;
 pub mod metrics;
 pub mod model;
 pub mod retry;
@@ -71,7 +73,7 @@ pub async fn run(
     let strategies = service::build_strategies(&cfg)?;
     let store = Arc::new(LocalStore::open(&cfg.orchestrator.data_dir)?);
     let shared = Shared::new(cfg, store, strategies, shutdown.clone())?;
-    let addr = shared.cfg.orchestrator.listen;
+    let addr = shared.config().orchestrator.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| OrchestratorError::Bind { addr, source })?;
@@ -85,7 +87,7 @@ pub async fn run(
         format!(
             "orchestrator {} started on {bound} with {} groups",
             env!("CARGO_PKG_VERSION"),
-            shared.cfg.groups.len()
+            shared.config().groups.len()
         ),
         vec![],
         None,
@@ -95,7 +97,7 @@ pub async fn run(
 
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(shared.clone().write_events(shutdown.clone()));
-    let detection = shared.cfg.detection.interval;
+    let detection = shared.config().detection.interval;
     let s = shared.clone();
     every(&mut tasks, detection, shutdown.clone(), move || {
         let s = s.clone();
@@ -109,14 +111,14 @@ pub async fn run(
     let s = shared.clone();
     every(
         &mut tasks,
-        shared.cfg.orchestrator.reconcile_interval,
+        shared.config().orchestrator.reconcile_interval,
         shutdown.clone(),
         move || {
             let s = s.clone();
             async move { s.reconcile_once().await }
         },
     );
-    info!(listen = %bound, groups = shared.cfg.groups.len(), sites = shared.cfg.sites.len(), "orchestrator ready");
+    info!(listen = %bound, groups = shared.config().groups.len(), sites = shared.config().sites.len(), "orchestrator ready");
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }

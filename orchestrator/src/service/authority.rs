@@ -21,8 +21,8 @@ use std::time::Duration;
 use tracing::warn;
 use warden_proto::agent::{AuthorityWire, Command, CommandKind};
 
+use super::{Shared, State};
 use crate::model::{EventKind, GroupState, Phase};
-use crate::service::{Shared, State};
 use crate::OrchestratorError;
 
 /// An epoch seen outside that is higher than the group's own.

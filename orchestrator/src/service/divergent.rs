@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use tracing::warn;
 use warden_proto::agent::{DivergentWire, ReplicationStatus};
 
+use super::{Shared, State};
 use crate::model::{EventKind, Runbook};
-use crate::service::{Shared, State};
 
 /// Most items kept of one list (a lying agent cannot make the orchestrator hold more).
 pub const ITEMS_KEPT: u64 = 100_000;

@@ -1,0 +1,237 @@
+//! The detection round: evidence → verdicts (the detector) → decisions
+//! (failover, failback), with the guards above the detector (manual mode,
+//! failover budget, start-up hold, epochs seen ahead).
+
+use super::*;
+
+impl Shared {
+    /// One detection round and the decisions it leads to.
+    pub fn detect_round(self: &Arc<Self>) {
+        let now = Instant::now();
+        let mut st = self.lock();
+        let st = &mut *st;
+        self.lift_holds_locked(st, now);
+        self.flush_dropped_locked(st);
+        let round = st.detector.round(&st.evidence, now);
+        // At start-up nothing has been heard yet: that is not isolation worth an alert.
+        let announce = match round.isolation_changed {
+            Some(true) => st.evidence.has_reports(),
+            Some(false) => st.isolation_announced,
+            None => false,
+        };
+        if let (true, Some(iso)) = (announce, round.isolation_changed) {
+            st.isolation_announced = iso;
+            let (kind, msg) = if iso {
+                (EventKind::Isolated, "the orchestrator reaches no site and hears from no agent: it is the one cut off; deciding nothing".to_string())
+            } else {
+                (
+                    EventKind::IsolationEnded,
+                    "the orchestrator hears from sites again".to_string(),
+                )
+            };
+            let ev: Vec<EvidenceRow> = round
+                .sites
+                .iter()
+                .flat_map(|s| s.evidence.clone())
+                .collect();
+            self.event_locked(st, kind, None, None, msg, ev, None);
+        }
+        if round.isolated {
+            return;
+        }
+        for s in &round.sites {
+            for t in &s.transitions {
+                let (kind, msg) = match (t, &s.verdict) {
+                    (Transition::ConfirmedDown, v) => (
+                        EventKind::SiteConfirmedDown,
+                        format!(
+                            "site {} confirmed down after {} rounds: {}",
+                            s.site,
+                            self.cfg.detection.fall,
+                            v.reason()
+                        ),
+                    ),
+                    (Transition::Recovered, _) => (
+                        EventKind::SiteRecovered,
+                        format!(
+                            "site {} recovered: {} healthy rounds and hold-down {:?} passed",
+                            s.site, self.cfg.detection.rise, self.cfg.detection.hold_down
+                        ),
+                    ),
+                    (Transition::Changed, Verdict::Down(r)) => (
+                        EventKind::SiteDown,
+                        format!("site {} down this round: {r}", s.site),
+                    ),
+                    (Transition::Changed, Verdict::PathFault(r)) => (
+                        EventKind::PathFault,
+                        format!("path fault to site {} (not a disaster): {r}", s.site),
+                    ),
+                    (Transition::Changed, Verdict::DeadAgent(r)) => (
+                        EventKind::DeadAgent,
+                        format!("dead agent at site {} (not a disaster): {r}", s.site),
+                    ),
+                    (Transition::Changed, Verdict::Unconfirmed(r)) => {
+                        (EventKind::Unconfirmed, format!("site {}: {r}", s.site))
+                    }
+                    _ => continue,
+                };
+                self.event_locked(st, kind, None, Some(&s.site), msg, s.evidence.clone(), None);
+            }
+        }
+        self.frontend_round_locked(st, now);
+        self.replication_round_locked(st);
+        // Decisions per group.
+        let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
+            round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
+        let healthy = |s: &str| {
+            by_site
+                .get(s)
+                .is_some_and(|r| r.verdict == Verdict::Healthy)
+        };
+        let names: Vec<String> = st.groups.keys().cloned().collect();
+        for name in names {
+            let g = st.groups[&name].clone();
+            let gc = &self.cfg.groups[&name];
+            if g.maintenance || g.phase == Phase::Running {
+                continue;
+            }
+            let active_track = st.detector.track(&g.active).cloned().unwrap_or_default();
+            let sites = gc.site_names();
+            let evidence = || -> Vec<EvidenceRow> {
+                sites
+                    .iter()
+                    .filter_map(|s| by_site.get(s.as_str()))
+                    .flat_map(|s| s.evidence.clone())
+                    .collect()
+            };
+            if g.phase == Phase::PendingApproval {
+                if let Some(p) = &g.pending {
+                    if p.kind == RunbookKind::Failover && !active_track.confirmed_down {
+                        let mut ng = g.clone();
+                        ng.pending = None;
+                        ng.phase = Phase::Steady;
+                        let _ = self.store.put_group(&ng);
+                        st.groups.insert(name.clone(), ng);
+                        self.event_locked(
+                            st,
+                            EventKind::PendingApproval,
+                            Some(&name),
+                            Some(&g.active),
+                            format!(
+                                "pending failover withdrawn: {} is no longer confirmed down",
+                                g.active
+                            ),
+                            evidence(),
+                            None,
+                        );
+                    }
+                }
+                continue;
+            }
+            if g.phase == Phase::Failed {
+                continue;
+            }
+            // Failover?
+            if active_track.confirmed_down {
+                if g.incident_started_unix_ms.is_none() {
+                    if let Some(ff) = active_track.first_failing {
+                        let ms = self.clock.to_ms(ff);
+                        if let Some(gs) = st.groups.get_mut(&name) {
+                            gs.incident_started_unix_ms = Some(ms);
+                        }
+                    }
+                }
+                let target = sites
+                    .iter()
+                    .find(|s| *s != &g.active && healthy(s))
+                    .cloned();
+                let Some(target) = target else {
+                    if !st.no_standby_raised.get(&name).copied().unwrap_or(false) {
+                        st.no_standby_raised.insert(name.clone(), true);
+                        self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), evidence(), None);
+                    }
+                    continue;
+                };
+                st.no_standby_raised.insert(name.clone(), false);
+                self.decide(st, &name, RunbookKind::Failover, &target, evidence());
+                continue;
+            }
+            // Failback?
+            let primary = gc.primary().to_string();
+            let retry_ok = g.failback_blocked.is_none()
+                && g.failback_retry_unix_ms
+                    .is_none_or(|t| self.clock.now_ms() >= t);
+            if g.active != primary
+                && gc.failback == FailbackMode::Auto
+                && retry_ok
+                && st.detector.is_recovered(&primary, now)
+                && healthy(&primary)
+            {
+                self.decide(st, &name, RunbookKind::Failback, &primary, evidence());
+            }
+        }
+    }
+
+    /// An automatic decision: start it, or make it pending (manual mode, budget).
+    pub(crate) fn decide(
+        self: &Arc<Self>,
+        st: &mut State,
+        group: &str,
+        kind: RunbookKind,
+        to: &str,
+        evidence: Vec<EvidenceRow>,
+    ) {
+        let gc = &self.cfg.groups[group];
+        let now = self.clock.now_ms();
+        let window = self.cfg.detection.failover_window.as_millis() as u64;
+        let g = st.groups[group].clone();
+        let recent = g
+            .moves_unix_ms
+            .iter()
+            .filter(|&&t| now.saturating_sub(t) < window)
+            .count() as u32;
+        let reason = if !gc.automatic {
+            Some("automatic = false".to_string())
+        } else if let Some(why) = self.held_locked(st, group) {
+            Some(why)
+        } else if recent >= self.cfg.detection.max_failovers {
+            Some(format!(
+                "failover budget exhausted: {recent} automatic moves in the last {} (max_failovers = {})",
+                humantime::format_duration(self.cfg.detection.failover_window),
+                self.cfg.detection.max_failovers
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let mut ng = g.clone();
+            ng.phase = Phase::PendingApproval;
+            ng.pending = Some(Pending {
+                kind,
+                to: to.to_string(),
+                reason: reason.clone(),
+                since_unix_ms: now,
+            });
+            ng.moves_unix_ms.retain(|&t| now.saturating_sub(t) < window);
+            let _ = self.store.put_group(&ng);
+            st.groups.insert(group.to_string(), ng);
+            self.event_locked(
+                st,
+                EventKind::PendingApproval,
+                Some(group),
+                Some(to),
+                format!(
+                    "{} {} → {to} waits for `warden approve {group}`: {reason}",
+                    runbook::kind_str(kind),
+                    g.active
+                ),
+                evidence,
+                None,
+            );
+            return;
+        }
+        if let Err(e) = self.start_runbook_locked(st, group, kind, to, "detector", true, evidence) {
+            warn!(group, cause = %e, "cannot start runbook");
+        }
+    }
+}

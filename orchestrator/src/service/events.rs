@@ -1,0 +1,95 @@
+//! The event log of the live service: recording (buffered, never written
+//! under the state lock), the batched writer task, and raising an event once.
+
+use super::*;
+
+impl Shared {
+    /// Record an event (state lock must NOT be held).
+    pub fn event(
+        &self,
+        kind: EventKind,
+        group: Option<&str>,
+        site: Option<&str>,
+        message: String,
+        evidence: Vec<EvidenceRow>,
+        runbook: Option<u64>,
+    ) {
+        let mut st = self.lock();
+        self.event_locked(&mut st, kind, group, site, message, evidence, runbook);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn event_locked(
+        &self,
+        st: &mut State,
+        kind: EventKind,
+        group: Option<&str>,
+        site: Option<&str>,
+        message: String,
+        evidence: Vec<EvidenceRow>,
+        runbook: Option<u64>,
+    ) {
+        let e = Event {
+            id: st.next_event,
+            time_unix_ms: self.clock.now_ms(),
+            kind,
+            group: group.map(str::to_string),
+            site: site.map(str::to_string),
+            message,
+            evidence,
+            runbook,
+        };
+        st.next_event += 1;
+        info!(event = ?e.kind, group = e.group.as_deref().unwrap_or("-"), site = e.site.as_deref().unwrap_or("-"), "{}", e.message);
+        // Persisted by `write_events` in batches, outside the state lock: an
+        // incident that raises thousands of events must not hold up reports.
+        self.unsaved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e.clone());
+        self.unsaved_notify.notify_one();
+        self.metrics.events.inc();
+        st.recent.push_back(e);
+        while st.recent.len() > 2000 {
+            st.recent.pop_front();
+        }
+    }
+
+    /// Persist recorded events in batches until `stop`, then once more.
+    pub async fn write_events(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let stopping = tokio::select! {
+                _ = self.unsaved_notify.notified() => false,
+                _ = stop.cancelled() => true,
+            };
+            let batch =
+                std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
+            if !batch.is_empty() {
+                let store = self.store.clone();
+                let n = batch.len();
+                match tokio::task::spawn_blocking(move || store.put_events(&batch)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(cause = %e, events = n, "cannot persist events"),
+                    Err(e) => warn!(cause = %e, events = n, "event writer task failed"),
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Raise an event once per distinct cause (not every reconcile cycle).
+    pub(crate) fn event_once(&self, kind: EventKind, group: &str, site: Option<&str>, msg: String) {
+        let dup = self
+            .lock()
+            .recent
+            .iter()
+            .rev()
+            .take(50)
+            .any(|ev| ev.kind == kind && ev.message == msg);
+        if !dup {
+            self.event(kind, Some(group), site, msg, vec![], None);
+        }
+    }
+}

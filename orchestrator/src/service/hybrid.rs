@@ -1,0 +1,250 @@
+//! The frontend layer of `hybrid` groups: judging every frontend machine,
+//! moving the DNS name off a confirmed-down frontend, reconciling both layers.
+
+use super::*;
+
+impl Shared {
+    /// The frontend layer of `hybrid` groups: judge every frontend machine
+    /// (same rules as sites, no agent of their own), record its transitions,
+    /// and move a group's DNS name off a confirmed-down frontend to a healthy one.
+    pub(crate) fn frontend_round_locked(self: &Arc<Self>, st: &mut State, now: Instant) {
+        if self.frontend_probes.is_empty() {
+            return;
+        }
+        let round = st.fe_detector.round(&st.fe_evidence, now);
+        for f in &round.sites {
+            for t in &f.transitions {
+                let (kind, msg) = match (t, &f.verdict) {
+                    (Transition::ConfirmedDown, v) => (
+                        EventKind::FrontendConfirmedDown,
+                        format!(
+                            "frontend {} confirmed down after {} rounds: {}",
+                            f.site,
+                            self.cfg.detection.fall,
+                            v.reason()
+                        ),
+                    ),
+                    (Transition::Recovered, _) => (
+                        EventKind::FrontendRecovered,
+                        format!("frontend {} recovered", f.site),
+                    ),
+                    (Transition::Changed, Verdict::Down(r)) => (
+                        EventKind::FrontendDown,
+                        format!("frontend {} down this round: {r}", f.site),
+                    ),
+                    (Transition::Changed, Verdict::PathFault(r)) => (
+                        EventKind::PathFault,
+                        format!(
+                            "path fault to frontend {} (not a frontend death): {r}",
+                            f.site
+                        ),
+                    ),
+                    _ => continue,
+                };
+                self.event_locked(st, kind, None, Some(&f.site), msg, f.evidence.clone(), None);
+            }
+        }
+        let by_fe: BTreeMap<&str, &crate::detector::SiteRound> =
+            round.sites.iter().map(|f| (f.site.as_str(), f)).collect();
+        let names: Vec<String> = st.groups.keys().cloned().collect();
+        for name in names {
+            let Some(h) = self.strategies.get(&name).and_then(|s| s.as_hybrid()) else {
+                continue;
+            };
+            let g = st.groups[&name].clone();
+            if g.maintenance || st.dns_moving.contains(&name) {
+                continue;
+            }
+            let frontends = h.frontend_names();
+            let current = g.frontend.clone().unwrap_or_else(|| frontends[0].clone());
+            if !st
+                .fe_detector
+                .track(&current)
+                .is_some_and(|t| t.confirmed_down)
+            {
+                st.no_frontend_raised.insert(name.clone(), false);
+                continue;
+            }
+            let evidence: Vec<EvidenceRow> = frontends
+                .iter()
+                .filter_map(|f| by_fe.get(f.as_str()))
+                .flat_map(|f| f.evidence.clone())
+                .collect();
+            let target = frontends
+                .iter()
+                .find(|f| {
+                    **f != current
+                        && by_fe
+                            .get(f.as_str())
+                            .is_some_and(|r| r.verdict == Verdict::Healthy)
+                })
+                .cloned();
+            let Some(target) = target else {
+                if !st.no_frontend_raised.get(&name).copied().unwrap_or(false) {
+                    st.no_frontend_raised.insert(name.clone(), true);
+                    self.event_locked(st, EventKind::NoStandby, Some(&name), None, format!("frontend layer: {current} is confirmed down but no other frontend of group {name} is healthy; DNS stays"), evidence, None);
+                }
+                continue;
+            };
+            let mut ng = g.clone();
+            ng.frontend = Some(target.clone());
+            if let Err(e) = self.store.put_group(&ng) {
+                warn!(group = %name, cause = %e, "cannot persist the frontend decision; retrying next round");
+                continue;
+            }
+            st.groups.insert(name.clone(), ng);
+            st.dns_moving.insert(name.clone());
+            let why = by_fe
+                .get(current.as_str())
+                .map(|r| r.verdict.reason().to_string())
+                .unwrap_or_default();
+            self.event_locked(
+                st,
+                EventKind::FrontendMoved,
+                Some(&name),
+                None,
+                format!("frontend layer: {current} confirmed down ({why}) → DNS to {target} at epoch {}", g.epoch),
+                evidence,
+                None,
+            );
+            self.spawn_dns_move(name, target, g.epoch);
+        }
+    }
+
+    /// Point a hybrid group's DNS name at `frontend` (the decision is already
+    /// persisted: a failure here is retried by reconciliation).
+    pub(crate) fn spawn_dns_move(self: &Arc<Self>, group: String, frontend: String, epoch: u64) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Some(strategy) = me.strategies.get(&group).cloned() else {
+                return;
+            };
+            let Some(h) = strategy.as_hybrid() else {
+                return;
+            };
+            let started = Instant::now();
+            let r = tokio::select! {
+                r = h.point_dns(&frontend, epoch) => r,
+                _ = me.shutdown.cancelled() => {
+                    me.lock().dns_moving.remove(&group);
+                    return;
+                }
+            };
+            me.lock().dns_moving.remove(&group);
+            let (kind, msg) = match r {
+                Ok(()) => (
+                    EventKind::FrontendMoved,
+                    format!(
+                        "frontend layer: DNS of group {group} points at {frontend} (published at epoch {epoch} in {} ms)",
+                        started.elapsed().as_millis()
+                    ),
+                ),
+                Err(e) if e.is_fencing() => (
+                    EventKind::Fencing,
+                    format!("frontend layer: DNS move to {frontend} refused: {e}"),
+                ),
+                Err(e) => (
+                    EventKind::ReconcileFailed,
+                    format!("frontend layer: DNS move to {frontend} failed (reconciliation retries): {e}"),
+                ),
+            };
+            me.event(kind, Some(&group), None, msg, vec![], None);
+        });
+    }
+
+    /// Reconcile both layers of a hybrid group. Site layer: every frontend
+    /// that answers must route to the active site at the group's epoch (a
+    /// restarted, empty frontend gets its route back); unreachable frontends
+    /// are left to the frontend layer. Frontend layer: the DNS name must
+    /// point at the decided frontend (a hand edit or a failed move is redone),
+    /// unless that frontend is confirmed down (the detector moves it).
+    pub(crate) async fn reconcile_hybrid(
+        &self,
+        g: &GroupState,
+        h: &warden_strategies::hybrid::HybridStrategy,
+    ) {
+        let route = SiteRoute {
+            site: g.active.clone(),
+            mode: SwitchMode::Immediate,
+        };
+        for (fe, read) in h.routes().await {
+            let (site, epoch) = match read {
+                Ok(x) => x,
+                Err(e) if e.is_transient() => continue,
+                Err(e) => {
+                    self.event_once(
+                        EventKind::ReconcileFailed,
+                        &g.name,
+                        None,
+                        format!("site layer: cannot read {fe}'s route: {e}"),
+                    );
+                    continue;
+                }
+            };
+            if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
+                continue;
+            }
+            let drift = match &site {
+                None => format!("{fe} has no route (restarted empty?) at epoch {epoch}"),
+                Some(s) => format!("{fe} routes to {s} at epoch {epoch}"),
+            };
+            if !self.unchanged(g) {
+                return;
+            }
+            match h.set_route(&fe, &route, g.epoch).await {
+                Ok(()) => self.event(
+                    EventKind::Reconciled,
+                    Some(&g.name),
+                    Some(&g.active),
+                    format!("site layer: routing drift corrected: {drift}; re-applied {} at epoch {} to {fe}", g.active, g.epoch),
+                    vec![],
+                    None,
+                ),
+                Err(e) if e.is_fencing() => self.event_once(EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
+                Err(e) => self.event_once(EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
+            }
+        }
+        let frontends = h.frontend_names();
+        let want = g.frontend.clone().unwrap_or_else(|| frontends[0].clone());
+        {
+            let st = self.lock();
+            if st.dns_moving.contains(&g.name)
+                || st
+                    .fe_detector
+                    .track(&want)
+                    .is_some_and(|t| t.confirmed_down)
+            {
+                return;
+            }
+        }
+        let drift = match h.dns_current().await {
+            Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => return,
+            Ok(o) => format!(
+                "the name resolves to {}{}",
+                o.site.as_deref().unwrap_or("no frontend"),
+                if o.drift.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (drift: {})", o.drift.join("; "))
+                }
+            ),
+            Err(e) => format!("cannot observe DNS: {e}"),
+        };
+        if !self.unchanged(g) {
+            return;
+        }
+        match h.point_dns(&want, g.epoch).await {
+            Ok(()) => self.event(
+                EventKind::Reconciled,
+                Some(&g.name),
+                None,
+                format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch),
+                vec![],
+                None,
+            ),
+            Err(e) if e.is_fencing() => self.event_once(EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
+            Err(e) if matches!(e, StrategyError::Blocked { .. }) => self.event_once(EventKind::Alert, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
+            Err(e) => self.event_once(EventKind::ReconcileFailed, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
+        }
+    }
+}

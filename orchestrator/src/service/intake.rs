@@ -1,0 +1,142 @@
+//! Evidence intake: agent reports (outcomes through the command ledger,
+//! authority, divergent pages), the commands waiting for a site, and the
+//! orchestrator's own probes of every site and hybrid frontend.
+
+use super::*;
+
+impl Shared {
+    /// Which site a bearer token belongs to.
+    pub fn site_of_token(&self, token: &str) -> Option<&str> {
+        self.agent_tokens.get(token).map(String::as_str)
+    }
+
+    /// Accept a report (already authenticated for `site`).
+    ///
+    /// Outcomes count only for commands queued for this very site (see
+    /// [`Ledger::accept`]); every outcome is acked so the agent stops
+    /// resending it. A site that believes it is active for a group that was
+    /// failed away from it is told to demote before anything else.
+    pub fn accept_report(&self, report: AgentReport) -> ReportResponse {
+        let site = report.site.clone();
+        let mut acked = Vec::new();
+        let mut st = self.lock();
+        for o in &report.outcomes {
+            acked.push(o.id.clone());
+            if st.ledger.accept(&site, o) == Accepted::Late {
+                info!(site = %site, command = %crate::commands::display_id(&o.id), "late outcome for a withdrawn command ignored");
+            }
+        }
+        self.authority_check_locked(&mut st, &site, &report.authority);
+        self.divergent_intake_locked(&mut st, &site, &report.replication);
+        let now = Instant::now();
+        if report
+            .peers
+            .iter()
+            .any(|p| self.frontend_probes.contains_key(&p.site))
+        {
+            // The agent's probes of hybrid frontends are evidence about them.
+            st.fe_evidence.insert_report(now, report.clone());
+        }
+        st.evidence.insert_report(now, report);
+        let commands = st.ledger.pending_for(&site);
+        let epochs = self.epochs_of_locked(&st, &site);
+        drop(st);
+        self.report_tick.send_modify(|v| *v += 1);
+        ReportResponse {
+            commands,
+            acked,
+            epochs,
+        }
+    }
+
+    /// The commands waiting for `site`, demotes first.
+    pub fn commands_for(&self, site: &str) -> Vec<Command> {
+        self.lock().ledger.pending_for(site)
+    }
+
+    /// The current epoch of every group `site` belongs to (told to its agent).
+    pub fn epochs_of_locked(&self, st: &State, site: &str) -> BTreeMap<String, u64> {
+        st.groups
+            .iter()
+            .filter(|(name, _)| {
+                self.cfg
+                    .groups
+                    .get(*name)
+                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
+            })
+            .map(|(name, g)| (name.clone(), g.epoch))
+            .collect()
+    }
+
+    /// Probe every site's endpoints and every hybrid frontend once (the external view).
+    pub async fn probe_sites(&self) {
+        let futs = self
+            .cfg
+            .sites
+            .iter()
+            .filter(|(_, s)| !s.endpoints.is_empty())
+            .map(|(name, s)| {
+                let specs: Vec<_> = s
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let mut e = e.clone();
+                        e.timeout = e.timeout.min(self.cfg.detection.probe_timeout);
+                        e
+                    })
+                    .collect();
+                async move {
+                    (
+                        name.clone(),
+                        warden_checks::run_all(&specs, &self.http).await,
+                    )
+                }
+            });
+        let fe_futs = self
+            .frontend_probes
+            .iter()
+            .map(|(name, (spec, _))| async move {
+                (
+                    name.clone(),
+                    warden_checks::run_all(std::slice::from_ref(spec), &self.http).await,
+                )
+            });
+        let (results, fe_results) = tokio::join!(
+            futures::future::join_all(futs),
+            futures::future::join_all(fe_futs)
+        );
+        let now = Instant::now();
+        let mut st = self.lock();
+        for (name, r) in results {
+            st.evidence.external.insert(name, (now, r));
+        }
+        for (name, r) in fe_results {
+            st.fe_evidence.external.insert(name, (now, r));
+        }
+    }
+
+    /// Address where users enter the group (each frontend's listener).
+    pub(crate) fn entry_addrs(&self, group: &str) -> Vec<SocketAddr> {
+        let gc = &self.cfg.groups[group];
+        let Some(fs) = &gc.frontend else {
+            return vec![];
+        };
+        let f = fs.get_ref();
+        // Port 0 (tests, benches) has no fixed address to probe from here.
+        let Some(listen) = f.listen.filter(|l| l.port() != 0) else {
+            return vec![];
+        };
+        f.frontends
+            .iter()
+            .filter_map(|n| self.cfg.frontends.get(n.get_ref()))
+            .map(|fe| {
+                let ip: IpAddr = if listen.ip().is_unspecified() {
+                    fe.control.ip()
+                } else {
+                    listen.ip()
+                };
+                SocketAddr::new(ip, listen.port())
+            })
+            .collect()
+    }
+}

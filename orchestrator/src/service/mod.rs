@@ -1,0 +1,327 @@
+//! The orchestrator service: [`Shared`] (private state behind one lock, the
+//! store, the strategies, the command ledger) and its rooms, one owner each:
+//!
+//! - [`events`]: the event log (buffered, written by one task, never under the lock);
+//! - [`intake`]: agent reports and command polls, the orchestrator's own probes;
+//! - [`detect`]: the detection round and the decisions it leads to;
+//! - [`runbooks`]: start, run (tracked tasks), finish and resume runbooks, the live `RunbookEnv`;
+//! - [`replication`]: replication orders per round, replication status, RPO;
+//! - [`divergent`]: divergent lists assembled from report pages;
+//! - [`hybrid`]: the frontend layer of hybrid groups;
+//! - [`reconcile`]: routing drift, re-applied;
+//! - [`authority`]: adoption by a new store, epochs seen ahead, demoting a site
+//!   failed away from while cut off, dropped outcomes;
+//! - [`operator`]: operator actions and alerts;
+//! - [`views`]: read-only views for the API.
+//!
+//! One `Mutex<State>` guards everything that decisions read, so a decision and
+//! the evidence it was made on are always consistent. No await happens while
+//! it is held. Fields are private: the API reaches the service only through
+//! methods.
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use warden_config::{Config, FailbackMode, Scheme, Secret};
+use warden_proto::agent::{
+    AgentReport, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
+};
+use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+
+use crate::commands::{Accepted, Ledger};
+use crate::detector::{Detector, Evidence, Transition, Verdict};
+use crate::metrics::Metrics;
+use crate::model::*;
+use crate::runbook::{self, Policy, RunbookEnv};
+use crate::store::Store;
+use crate::OrchestratorError;
+
+mod authority;
+mod detect;
+mod divergent;
+mod events;
+mod hybrid;
+mod intake;
+mod operator;
+mod reconcile;
+mod replication;
+mod runbooks;
+#[cfg(test)]
+mod tests;
+mod views;
+
+pub use authority::EpochAhead;
+pub use views::{
+    DivergentPage, GroupView, ReplicationView, SiteView, StatusView, DIVERGENT_IN_STATUS,
+};
+
+/// Unix-ms clock derived from tokio's clock, so paused-time tests move it too.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    base_unix_ms: u64,
+    base: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let base_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Clock {
+            base_unix_ms,
+            base: Instant::now(),
+        }
+    }
+    pub fn now_ms(&self) -> u64 {
+        self.base_unix_ms + self.base.elapsed().as_millis() as u64
+    }
+    pub fn to_ms(&self, at: Instant) -> u64 {
+        let off = at.saturating_duration_since(self.base).as_millis() as u64;
+        self.base_unix_ms + off
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything decisions read, behind one lock.
+pub struct State {
+    evidence: Evidence,
+    detector: Detector,
+    groups: BTreeMap<String, GroupState>,
+    /// Commands queued for agents and their outcomes (see [`Ledger`]).
+    ledger: Ledger,
+    /// Recent events (the store has them all).
+    recent: VecDeque<Event>,
+    next_event: u64,
+    next_runbook: u64,
+    /// Latest runbook per id (running and recent).
+    runbooks: BTreeMap<u64, Runbook>,
+    /// Per group: a "no healthy standby" event was already raised for this incident.
+    no_standby_raised: BTreeMap<String, bool>,
+    /// An `isolated` event was raised and not yet ended.
+    isolation_announced: bool,
+    /// `hybrid` groups' frontends judged like sites (DESIGN §3) from the
+    /// orchestrator's probes and the agents' peer probes; see [`Detector::agentless`].
+    fe_evidence: Evidence,
+    fe_detector: Detector,
+    /// Hybrid groups whose DNS layer is being moved right now (one move at a time).
+    dns_moving: std::collections::BTreeSet<String>,
+    /// Per hybrid group: a "no healthy frontend" event was already raised.
+    no_frontend_raised: BTreeMap<String, bool>,
+    /// Per group with `rpo_max`: the RPO is over it (an event was raised).
+    rpo_over: BTreeMap<String, bool>,
+    /// Per group: an epoch above the group's seen outside (see [`crate::authority`]).
+    epoch_ahead: BTreeMap<String, authority::EpochAhead>,
+    /// Groups new to the store, to be adopted from the routing layer at start.
+    fresh: std::collections::BTreeSet<String>,
+    /// Divergent lists being assembled from report pages, per (site, group).
+    divergent_pages: BTreeMap<(String, String), divergent::Assembly>,
+}
+
+/// Shared by the loops, the API handlers and the runbook tasks.
+pub struct Shared {
+    cfg: Config,
+    operator: Secret,
+    /// Agent token → site. A hash lookup (not a constant-time scan) keeps a
+    /// report O(1) with tens of thousands of sites; tokens are long and random.
+    agent_tokens: std::collections::HashMap<String, String>,
+    store: Arc<dyn Store>,
+    strategies: BTreeMap<String, Arc<dyn Strategy>>,
+    state: Mutex<State>,
+    /// Bumped on every accepted report (waiters for outcomes and health).
+    report_tick: watch::Sender<u64>,
+    /// Bumped whenever a command is queued (long-polls).
+    command_tick: watch::Sender<u64>,
+    clock: Clock,
+    http: reqwest::Client,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+    /// The frontends of `hybrid` groups and their probe (see
+    /// [`Config::hybrid_frontend_probes`]); empty without hybrid groups.
+    frontend_probes: BTreeMap<String, (warden_config::CheckSpec, Vec<String>)>,
+    /// Events recorded but not yet in the store (see [`Shared::write_events`]).
+    unsaved: Mutex<Vec<Event>>,
+    unsaved_notify: tokio::sync::Notify,
+}
+
+/// Build the strategy of every group. Fails when a group's strategy cannot be built (config, secrets).
+pub fn build_strategies(
+    cfg: &Config,
+) -> Result<BTreeMap<String, Arc<dyn Strategy>>, OrchestratorError> {
+    let mut out = BTreeMap::new();
+    for (name, g) in &cfg.groups {
+        let s: Arc<dyn Strategy> = match g.scheme.get_ref() {
+            Scheme::Frontend => {
+                warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
+                    .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?
+            }
+            Scheme::Dns => warden_strategies::dns::DnsStrategy::from_config(cfg, name)
+                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
+            Scheme::Hybrid => warden_strategies::hybrid::HybridStrategy::from_config(cfg, name)
+                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
+        };
+        out.insert(name.clone(), s);
+    }
+    Ok(out)
+}
+
+impl Shared {
+    pub fn new(
+        cfg: Config,
+        store: Arc<dyn Store>,
+        strategies: BTreeMap<String, Arc<dyn Strategy>>,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Shared>, OrchestratorError> {
+        let operator = Secret::load(
+            "orchestrator.operator_token",
+            &cfg.orchestrator.operator_token,
+        )?;
+        let mut agent_tokens = std::collections::HashMap::new();
+        for (name, s) in &cfg.sites {
+            let t = Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?;
+            if let Some(other) = agent_tokens.insert(t.expose().to_string(), name.clone()) {
+                return Err(OrchestratorError::Setup(format!(
+                    "sites.{name}.agent_token and sites.{other}.agent_token are the same secret; give every site its own"
+                )));
+            }
+        }
+        let clock = Clock::new();
+        let mut groups: BTreeMap<String, GroupState> = store
+            .groups()?
+            .into_iter()
+            .map(|g| (g.name.clone(), g))
+            .collect();
+        groups.retain(|k, _| cfg.groups.contains_key(k));
+        let mut fresh_groups = std::collections::BTreeSet::new();
+        for (name, g) in &cfg.groups {
+            let sites = g.site_names();
+            let fresh = GroupState {
+                name: name.clone(),
+                active: g.primary().to_string(),
+                epoch: 1,
+                phase: Phase::Steady,
+                maintenance: false,
+                pending: None,
+                runbook: None,
+                moves_unix_ms: vec![],
+                incident_started_unix_ms: None,
+                frontend: None,
+                replication_paused_since_unix_ms: None,
+                divergent: vec![],
+                failback_retry_unix_ms: None,
+                hold: Some(
+                    "the group is new to the store: automatic decisions wait until every site has reported"
+                        .to_string(),
+                ),
+                failback_aborts: 0,
+                last_failback_failure: None,
+                failback_blocked: None,
+            };
+            if !groups.contains_key(name) {
+                fresh_groups.insert(name.clone());
+            }
+            let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
+            if !sites.contains(&entry.active) {
+                warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
+                let epoch = entry.epoch + 1;
+                *entry = GroupState { epoch, ..fresh };
+            }
+            store.put_group(entry)?;
+        }
+        let runbooks: BTreeMap<u64, Runbook> =
+            store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
+        let next_runbook = runbooks.keys().next_back().copied().unwrap_or(0) + 1;
+        let next_event = store.last_event_id()? + 1;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.detection.probe_timeout)
+            .build()
+            .map_err(|e| OrchestratorError::Setup(format!("http client: {e}")))?;
+        let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned());
+        let state = State {
+            evidence: Evidence::default(),
+            detector,
+            groups,
+            ledger: Ledger::default(),
+            recent: VecDeque::new(),
+            next_event,
+            next_runbook,
+            runbooks,
+            no_standby_raised: BTreeMap::new(),
+            isolation_announced: false,
+            fe_evidence: Evidence::default(),
+            fe_detector: Detector::agentless(
+                cfg.detection.clone(),
+                cfg.hybrid_frontend_probes().into_keys(),
+            ),
+            dns_moving: Default::default(),
+            no_frontend_raised: BTreeMap::new(),
+            rpo_over: BTreeMap::new(),
+            epoch_ahead: BTreeMap::new(),
+            fresh: fresh_groups,
+            divergent_pages: BTreeMap::new(),
+        };
+        let frontend_probes = cfg.hybrid_frontend_probes();
+        Ok(Arc::new(Shared {
+            cfg,
+            operator,
+            agent_tokens,
+            store,
+            strategies,
+            state: Mutex::new(state),
+            report_tick: watch::channel(0).0,
+            command_tick: watch::channel(0).0,
+            clock,
+            http,
+            metrics: Metrics::new(),
+            shutdown,
+            frontend_probes,
+            unsaved: Mutex::new(Vec::new()),
+            unsaved_notify: tokio::sync::Notify::new(),
+        }))
+    }
+
+    /// The validated config the service runs.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Cancelled when the service shuts down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Changes whenever a command is queued (for long-polls).
+    pub fn command_ticks(&self) -> watch::Receiver<u64> {
+        self.command_tick.subscribe()
+    }
+
+    /// Whether `token` is the operator token (constant-time comparison).
+    pub fn is_operator(&self, token: &str) -> bool {
+        self.operator.matches(token)
+    }
+
+    /// Whether an agent may report about `name`: a site, or a hybrid frontend it probes.
+    pub fn is_probe_target(&self, name: &str) -> bool {
+        self.cfg.sites.contains_key(name) || self.frontend_probes.contains_key(name)
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

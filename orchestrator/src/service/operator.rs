@@ -1,0 +1,317 @@
+//! Operator actions (failover, failback, switchover, approve, maintenance,
+//! clear) and the alerts an operator must clear.
+
+use super::*;
+
+impl Shared {
+    /// Operator actions.
+    pub fn operator_failover(
+        self: &Arc<Self>,
+        group: &str,
+        to: &str,
+    ) -> Result<u64, OrchestratorError> {
+        let gc = self
+            .cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        if !gc.site_names().iter().any(|s| s == to) {
+            return Err(OrchestratorError::BadRequest(format!(
+                "site {to:?} is not in group {group}; its sites are [{}]",
+                gc.site_names().join(", ")
+            )));
+        }
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        if g.active == to {
+            return Err(OrchestratorError::Conflict(format!(
+                "{to} is already the active site of group {group}"
+            )));
+        }
+        let kind = if to == gc.primary() {
+            RunbookKind::Failback
+        } else {
+            RunbookKind::Failover
+        };
+        self.start_runbook_locked(&mut st, group, kind, to, "operator", false, vec![])
+    }
+
+    pub fn operator_failback(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
+        let gc = self
+            .cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let primary = gc.primary().to_string();
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        if g.active == primary {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} already runs on its primary {primary}"
+            )));
+        }
+        if st
+            .detector
+            .track(&primary)
+            .is_some_and(|t| t.confirmed_down)
+        {
+            return Err(OrchestratorError::Conflict(format!(
+                "primary {primary} is still confirmed down; fail back once it is healthy"
+            )));
+        }
+        // The operator takes over from a stopped automatic failback.
+        if let Some(gs) = st.groups.get_mut(group) {
+            gs.failback_blocked = None;
+        }
+        self.start_runbook_locked(
+            &mut st,
+            group,
+            RunbookKind::Failback,
+            &primary,
+            "operator",
+            false,
+            vec![],
+        )
+    }
+
+    /// `warden switchover GROUP --to SITE`: the failback cut-over applied to
+    /// a healthy pair (resync, demote, final pass + verify, promote, switch).
+    pub fn operator_switchover(
+        self: &Arc<Self>,
+        group: &str,
+        to: &str,
+    ) -> Result<u64, OrchestratorError> {
+        let gc = self
+            .cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        if !gc.site_names().iter().any(|s| s == to) {
+            return Err(OrchestratorError::BadRequest(format!(
+                "{to:?} is not a site of group {group}; its sites: {}",
+                gc.site_names().join(", ")
+            )));
+        }
+        let mut st = self.lock();
+        let g = st.groups[group].clone();
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        if g.active == to {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} already runs on {to}"
+            )));
+        }
+        for site in [&g.active, &to.to_string()] {
+            if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{site}'s agent is not reporting: a switchover needs both sites healthy (use failover for a lost site)"
+                )));
+            }
+        }
+        self.start_runbook_locked(
+            &mut st,
+            group,
+            RunbookKind::Switchover,
+            to,
+            "operator",
+            false,
+            vec![],
+        )
+    }
+
+    pub fn operator_approve(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
+        if !self.cfg.groups.contains_key(group) {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        }
+        let mut st = self.lock();
+        if let Some(x) = st.epoch_ahead.get(group) {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: {} holds epoch {}, above the group's {}: adopt it first (`warden adopt-epoch {group}`), \
+                 or any move would be refused as stale",
+                x.seen_at, x.epoch, st.groups[group].epoch
+            )));
+        }
+        if let Some(gs) = st.groups.get_mut(group) {
+            gs.hold = None;
+        }
+        let g = st.groups[group].clone();
+        let Some(p) = g
+            .pending
+            .clone()
+            .filter(|_| g.phase == Phase::PendingApproval)
+        else {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} has no pending decision"
+            )));
+        };
+        self.event_locked(
+            &mut st,
+            EventKind::Approved,
+            Some(group),
+            Some(&p.to),
+            format!(
+                "operator approved {} → {} ({})",
+                runbook::kind_str(p.kind),
+                p.to,
+                p.reason
+            ),
+            vec![],
+            None,
+        );
+        // Approval resets the budget window: the operator has taken responsibility.
+        if let Some(gs) = st.groups.get_mut(group) {
+            gs.moves_unix_ms.clear();
+        }
+        self.start_runbook_locked(&mut st, group, p.kind, &p.to, "approved", false, vec![])
+    }
+
+    pub fn operator_maintenance(&self, group: &str, on: bool) -> Result<(), OrchestratorError> {
+        if !self.cfg.groups.contains_key(group) {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        }
+        let mut st = self.lock();
+        let mut g = st.groups[group].clone();
+        g.maintenance = on;
+        self.store.put_group(&g)?;
+        st.groups.insert(group.to_string(), g);
+        self.event_locked(
+            &mut st,
+            EventKind::Maintenance,
+            Some(group),
+            None,
+            format!(
+                "maintenance {}",
+                if on {
+                    "on: no automatic decisions"
+                } else {
+                    "off"
+                }
+            ),
+            vec![],
+            None,
+        );
+        Ok(())
+    }
+
+    /// Alerts of every group's strategy (blocked providers, holds).
+    pub fn alerts(&self, group: &str) -> Vec<String> {
+        let mut out = self
+            .strategies
+            .get(group)
+            .map(|s| s.alerts())
+            .unwrap_or_default();
+        let st = self.lock();
+        if let Some(x) = st.epoch_ahead.get(group) {
+            let own = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
+            out.push(super::authority::epoch_ahead_alert(group, own, x));
+        }
+        if let Some(b) = st
+            .groups
+            .get(group)
+            .and_then(|g| g.failback_blocked.clone())
+        {
+            out.push(b);
+        }
+        if let Some(gc) = self.cfg.groups.get(group) {
+            for site in gc.site_names() {
+                if let Some((_, r)) = Self::replication_status(&st, &site, group) {
+                    if let Some(guard) = r.guard {
+                        out.push(format!("replication at {site}: {guard}"));
+                    }
+                    if r.refused_total > 0 {
+                        out.push(format!(
+                            "replication at {site}: {} item(s) refused (names that cannot be copied safely), e.g. {}",
+                            r.refused_total,
+                            r.refused.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// `warden clear GROUP`: the operator fixed the cause of the group's
+    /// alerts; lift provider blocks and holds. Returns what was lifted.
+    pub fn operator_clear(&self, group: &str) -> Result<Vec<String>, OrchestratorError> {
+        let strategy = self
+            .strategies
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let mut lifted = strategy.clear_alerts();
+        {
+            let mut st = self.lock();
+            // A pass held by an agent's mass-delete guard may go ahead once.
+            let epoch = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
+            let now_ms = self.clock.now_ms();
+            let mut released = false;
+            for site in self.cfg.groups[group].site_names() {
+                let guarded = Self::replication_status(&st, &site, group)
+                    .is_some_and(|(_, r)| r.guard.is_some());
+                if guarded {
+                    let mut cmd = Command::new(group, epoch, CommandKind::Clear).to_site(&site);
+                    cmd.id = format!("{}:{now_ms}", cmd.id);
+                    st.ledger.queue(cmd, None);
+                    lifted.push(format!(
+                        "the mass-delete guard at {site} lets the held pass go ahead once"
+                    ));
+                    released = true;
+                }
+            }
+            if released {
+                self.command_tick.send_modify(|v| *v += 1);
+            }
+            if let Some(g) = st.groups.get(group).cloned() {
+                if g.failback_blocked.is_some() {
+                    let mut ng = g;
+                    crate::retry::reset(&mut ng);
+                    ng.failback_retry_unix_ms = None;
+                    self.store.put_group(&ng)?;
+                    st.groups.insert(group.to_string(), ng);
+                    lifted.push("automatic failback may retry".to_string());
+                }
+            }
+            if let Some(g) = st.groups.get(group).cloned() {
+                if !g.divergent.is_empty() {
+                    lifted.push(format!(
+                        "{} divergent item(s) acknowledged",
+                        g.divergent.len()
+                    ));
+                    let mut ng = g;
+                    ng.divergent.clear();
+                    self.store.put_group(&ng)?;
+                    st.groups.insert(group.to_string(), ng);
+                }
+            }
+        }
+        self.event(
+            EventKind::AlertCleared,
+            Some(group),
+            None,
+            if lifted.is_empty() {
+                "operator cleared alerts: nothing was blocked".to_string()
+            } else {
+                format!("operator cleared alerts: {}", lifted.join("; "))
+            },
+            vec![],
+            None,
+        );
+        Ok(lifted)
+    }
+}

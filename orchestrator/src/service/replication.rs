@@ -1,0 +1,151 @@
+//! Replication orders of every detection round (only the active site
+//! replicates, toward its standby), the replication status agents report, and
+//! the RPO.
+
+use super::*;
+
+impl Shared {
+    /// The latest replication status `site`'s agent reported for `group`, with the report's age.
+    pub fn replication_status(
+        st: &State,
+        site: &str,
+        group: &str,
+    ) -> Option<(Duration, ReplicationStatus)> {
+        let (at, rep) = st.evidence.report(site)?;
+        let r = rep.replication.iter().find(|r| r.group == group)?;
+        Some((at.elapsed(), r.clone()))
+    }
+
+    /// Keep continuous replication as decided (run from every detection
+    /// round): in a steady group whose replication is not paused, the active
+    /// site replicates to its standby; no other site replicates. Commands
+    /// carry the agent's start time in their id, so each agent process is
+    /// asked once per epoch (a fatal error is not retried in a loop: it shows
+    /// in `warden status`).
+    pub(crate) fn replication_round_locked(&self, st: &mut State) {
+        let mut queued = false;
+        let now_ms = self.clock.now_ms();
+        let names: Vec<String> = st.groups.keys().cloned().collect();
+        for name in names {
+            let gc = &self.cfg.groups[&name];
+            let Some(rc) = gc.replication.as_ref().map(|r| r.get_ref()) else {
+                continue;
+            };
+            let g = st.groups[&name].clone();
+            if g.phase == Phase::Running || self.held_locked(st, &name).is_some() {
+                continue;
+            }
+            let sites = gc.site_names();
+            let standby = sites.iter().find(|s| **s != g.active).cloned();
+            let want_source = g.replication_paused_since_unix_ms.is_none();
+            for site in &sites {
+                let Some((age, r)) = Self::replication_status(st, site, &name) else {
+                    continue;
+                };
+                if age > self.cfg.detection.agent_timeout {
+                    continue;
+                }
+                let started = st
+                    .evidence
+                    .report(site)
+                    .map(|(_, r)| r.started_unix_ms)
+                    .unwrap_or(0);
+                let is_active = *site == g.active;
+                let (kind, peer) = if is_active && want_source {
+                    let Some(peer) = standby.clone() else {
+                        continue;
+                    };
+                    if r.role == "source" && r.peer.as_deref() == Some(peer.as_str()) {
+                        continue;
+                    }
+                    if r.role == "resync" {
+                        continue;
+                    }
+                    (CommandKind::StartReplication, Some(peer))
+                } else if r.role == "source" {
+                    (CommandKind::StopReplication, None)
+                } else {
+                    continue;
+                };
+                let mut cmd = Command::new(&name, g.epoch, kind).to_site(site);
+                cmd.id = format!("{}:{started}", cmd.id);
+                cmd.peer = peer.clone();
+                if st.ledger.state(&cmd.id).is_some() {
+                    continue;
+                }
+                st.ledger.queue(cmd, None);
+                queued = true;
+                let msg = match kind {
+                    CommandKind::StartReplication => format!(
+                        "asking {site} to replicate to {} ({}); it reported {}",
+                        peer.unwrap_or_default(),
+                        rc.plan.as_str(),
+                        r.role
+                    ),
+                    _ => format!(
+                        "asking {site} to stop replicating: {} is the active site{}",
+                        g.active,
+                        if want_source {
+                            ""
+                        } else {
+                            " and replication is paused until failback"
+                        }
+                    ),
+                };
+                self.event_locked(
+                    st,
+                    EventKind::Replication,
+                    Some(&name),
+                    Some(site),
+                    msg,
+                    vec![],
+                    None,
+                );
+            }
+            // RPO watch: over rpo_max → one event; back under → one event.
+            if let Some(max) = rc.rpo_max {
+                let rpo = self.rpo_ms(st, &name, now_ms);
+                let over = rpo.is_none_or(|r| r > max.as_millis() as u64);
+                let was = st.rpo_over.get(&name).copied().unwrap_or(false);
+                if over != was {
+                    st.rpo_over.insert(name.clone(), over);
+                    let shown = rpo.map(|r| format!("{} ms", r)).unwrap_or_else(|| {
+                        "unknown (no replication report from the active site)".into()
+                    });
+                    self.event_locked(
+                        st,
+                        EventKind::RpoExceeded,
+                        Some(&name),
+                        Some(&g.active),
+                        if over {
+                            format!("RPO {shown} is over rpo_max {} ms: losing {} now would lose that much", max.as_millis(), g.active)
+                        } else {
+                            format!("RPO back under rpo_max: {shown}")
+                        },
+                        vec![],
+                        None,
+                    );
+                }
+            }
+        }
+        if queued {
+            self.command_tick.send_modify(|v| *v += 1);
+        }
+    }
+
+    /// The RPO of `group` now: what would be lost if its active site died
+    /// this moment. The active site's reported lag plus the report's age;
+    /// while replication is paused (after a failover), the time since the
+    /// pause. `None` when the active site reports no replication.
+    pub fn rpo_ms(&self, st: &State, group: &str, now_ms: u64) -> Option<u64> {
+        let g = st.groups.get(group)?;
+        if let Some(p) = g.replication_paused_since_unix_ms {
+            return Some(now_ms.saturating_sub(p));
+        }
+        let (age, r) = Self::replication_status(st, &g.active, group)?;
+        if r.role != "source" {
+            return None;
+        }
+        Some(r.lag_ms.unwrap_or(0) + age.as_millis() as u64)
+    }
+}

@@ -1,0 +1,492 @@
+//! Runbooks of the live service: start (the decision and its runbook in one
+//! store transaction), the tracked runbook tasks, finish (group state,
+//! withdrawal of unanswered commands, bounded failback retries), resume
+//! after a restart, and the live [`RunbookEnv`] that talks to agents and
+//! strategies.
+
+use super::*;
+
+impl Shared {
+    pub(crate) fn policy(&self, group: &str) -> Policy {
+        let g = &self.cfg.groups[group];
+        Policy {
+            fencing: g.fencing,
+            fence_command: g.fence_command.clone(),
+            step_timeout: g.step_timeout,
+            resync_timeout: g
+                .replication
+                .as_ref()
+                .map(|r| r.get_ref().resync_timeout)
+                .unwrap_or(g.step_timeout),
+        }
+    }
+
+    /// Start a runbook (state lock held by caller). Returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_runbook_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        group: &str,
+        kind: RunbookKind,
+        to: &str,
+        trigger: &str,
+        automatic: bool,
+        evidence: Vec<EvidenceRow>,
+    ) -> Result<u64, OrchestratorError> {
+        let now = self.clock.now_ms();
+        let g = st
+            .groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
+        if let Some(x) = st.epoch_ahead.get(group) {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: {} holds epoch {}, above the group's {}: any move would be refused as stale; \
+                 adopt it first (`warden adopt-epoch {group}`) once you know no other orchestrator acts",
+                x.seen_at, x.epoch, g.epoch
+            )));
+        }
+        let id = st.next_runbook;
+        let epoch = g.epoch.checked_add(1).ok_or_else(|| {
+            OrchestratorError::Conflict(format!(
+                "group {group} is at epoch {}: no later epoch exists",
+                g.epoch
+            ))
+        })?;
+        let incident = match kind {
+            RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
+            RunbookKind::Failback | RunbookKind::Switchover => now,
+        };
+        let rb = Runbook::new(
+            id, group, kind, &g.active, to, epoch, trigger, now, incident,
+        );
+        let mut ng = g.clone();
+        ng.epoch = epoch;
+        ng.phase = Phase::Running;
+        // A decision was taken (by the detector with every site heard, or an operator).
+        ng.hold = None;
+        ng.runbook = Some(id);
+        ng.pending = None;
+        if automatic {
+            ng.moves_unix_ms.push(now);
+        }
+        if kind == RunbookKind::Failover
+            && self.cfg.groups[group].replication.is_some()
+            && ng.replication_paused_since_unix_ms.is_none()
+        {
+            // From here on nothing may restart replication from the old
+            // active site; the failback's resync ends the pause.
+            ng.replication_paused_since_unix_ms = Some(now);
+        }
+        self.store.put_group_and_runbook(&ng, &rb)?;
+        // Orders of earlier epochs are void from here on.
+        st.ledger.withdraw_below(
+            group,
+            epoch,
+            &format!("runbook {id} moved the group to epoch {epoch}"),
+        );
+        st.next_runbook += 1;
+        st.groups.insert(group.to_string(), ng);
+        st.runbooks.insert(id, rb.clone());
+        self.event_locked(
+            st,
+            EventKind::RunbookStarted,
+            Some(group),
+            Some(to),
+            format!(
+                "{}{} {} → {} started by {trigger} at epoch {epoch}",
+                if self.cfg.groups[group].scheme.get_ref() == &warden_config::Scheme::Hybrid {
+                    "site layer (frontends route to the new site): "
+                } else {
+                    ""
+                },
+                runbook::kind_str(kind),
+                g.active,
+                to
+            ),
+            evidence,
+            Some(id),
+        );
+        self.spawn_runbook(rb);
+        Ok(id)
+    }
+
+    pub(crate) fn spawn_runbook(self: &Arc<Self>, rb: Runbook) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let policy = me.policy(&rb.group);
+            let env = Env { shared: me.clone() };
+            let shutdown = me.shutdown.clone();
+            let group = rb.group.clone();
+            let done = tokio::select! {
+                rb = runbook::execute(rb, &env, me.store.as_ref(), &policy) => rb,
+                _ = shutdown.cancelled() => {
+                    info!(group = %group, "shutdown: runbook left running in the store; it resumes on restart");
+                    return;
+                }
+            };
+            me.finish_runbook(done);
+        });
+    }
+
+    pub(crate) fn finish_runbook(&self, rb: Runbook) {
+        let mut st = self.lock();
+        st.runbooks.insert(rb.id, rb.clone());
+        // Its commands no agent has answered are taken back: nobody may act on
+        // them later (a silent site that returns must not promote itself).
+        let withdrawn = st
+            .ledger
+            .withdraw_runbook(rb.id, &format!("runbook {} ended", rb.id));
+        if !withdrawn.is_empty() {
+            let list: Vec<String> = withdrawn
+                .iter()
+                .map(|c| format!("{} for {}", c.id, c.site))
+                .collect();
+            info!(runbook = rb.id, commands = %list.join(", "), "withdrew the runbook's unanswered commands");
+        }
+        let Some(g) = st.groups.get(&rb.group).cloned() else {
+            return;
+        };
+        let mut ng = g;
+        let switched = rb
+            .steps
+            .iter()
+            .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+        if switched {
+            ng.active = rb.to.clone();
+        }
+        ng.runbook = None;
+        ng.phase = match rb.status {
+            RunbookStatus::Succeeded => Phase::Steady,
+            _ if rb.aborted && !switched => Phase::Steady,
+            _ => Phase::Failed,
+        };
+        if rb.status == RunbookStatus::Succeeded {
+            ng.incident_started_unix_ms = None;
+            ng.failback_retry_unix_ms = None;
+            if rb.kind != RunbookKind::Failover {
+                crate::retry::reset(&mut ng);
+            }
+        }
+        let replication_started = rb
+            .steps
+            .iter()
+            .any(|s| s.name == StepName::StartReplication && s.status == StepStatus::Done);
+        if replication_started {
+            ng.replication_paused_since_unix_ms = None;
+        }
+        if rb.aborted && !switched {
+            let base = self.cfg.detection.hold_down.max(Duration::from_secs(5));
+            let after = if rb.kind == RunbookKind::Failback {
+                crate::retry::on_aborted(&mut ng, &rb, base)
+            } else {
+                crate::retry::After::Retry(base)
+            };
+            let backoff = match &after {
+                crate::retry::After::Retry(d) => *d,
+                crate::retry::After::Stop(_) => base,
+            };
+            let retry = self.clock.now_ms() + backoff.as_millis() as u64;
+            ng.failback_retry_unix_ms = Some(retry);
+            if let crate::retry::After::Stop(msg) = &after {
+                self.event_locked(
+                    &mut st,
+                    EventKind::Alert,
+                    Some(&rb.group),
+                    Some(&rb.to),
+                    msg.clone(),
+                    vec![],
+                    Some(rb.id),
+                );
+            }
+            self.event_locked(
+                &mut st,
+                EventKind::FailbackAborted,
+                Some(&rb.group),
+                Some(&rb.from),
+                format!(
+                    "{} {} → {} aborted before the switch: users stay on {}, which keeps its data and writes; {}",
+                    runbook::kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.from,
+                    if rb.kind == RunbookKind::Failback && ng.failback_blocked.is_some() {
+                        "automatic failback stopped: the same failure twice".to_string()
+                    } else if rb.kind == RunbookKind::Failback {
+                        format!("retried once {} is recovered again, not before {} s from now", rb.to, backoff.as_secs())
+                    } else {
+                        "run the switchover again when the cause is fixed".to_string()
+                    }
+                ),
+                vec![],
+                Some(rb.id),
+            );
+        }
+        if let Err(e) = self.store.put_group(&ng) {
+            warn!(cause = %e, "cannot persist group state");
+        }
+        st.groups.insert(rb.group.clone(), ng);
+        self.metrics.runbooks.inc();
+        if let Some(rto) = rb.rto_ms {
+            self.metrics.last_rto_ms.set(rto as i64);
+        }
+    }
+
+    /// Resume runbooks left running by a previous process.
+    pub fn resume(self: &Arc<Self>) {
+        let mut to_spawn = Vec::new();
+        let mut to_finish = Vec::new();
+        {
+            let st = self.lock();
+            for g in st.groups.values() {
+                if g.phase != Phase::Running {
+                    continue;
+                }
+                let Some(id) = g.runbook else { continue };
+                match st.runbooks.get(&id) {
+                    Some(rb) if rb.status == RunbookStatus::Running => to_spawn.push(rb.clone()),
+                    Some(rb) => to_finish.push(rb.clone()),
+                    None => warn!(group = %g.name, runbook = id, "runbook missing from store"),
+                }
+            }
+        }
+        for rb in to_finish {
+            self.finish_runbook(rb);
+        }
+        for mut rb in to_spawn {
+            rb.resumes += 1;
+            let step = rb
+                .next_step()
+                .map(|i| runbook::step_str(rb.steps[i].name))
+                .unwrap_or("end");
+            self.event(
+                EventKind::RunbookResumed,
+                Some(&rb.group),
+                Some(&rb.to),
+                format!(
+                    "resuming {} {} → {} at step {step} (epoch {})",
+                    runbook::kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.epoch
+                ),
+                vec![],
+                Some(rb.id),
+            );
+            // Re-queue nothing here: the step re-sends its command with the same id.
+            self.spawn_runbook(rb);
+        }
+    }
+}
+
+/// The runbook environment of the live service.
+struct Env {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl RunbookEnv for Env {
+    fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
+    fn agent_fresh(&self, site: &str) -> bool {
+        let st = self.shared.lock();
+        st.detector.agent_fresh(&st.evidence, site, Instant::now())
+    }
+
+    async fn command(
+        &self,
+        site: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<CommandOutcome, String> {
+        let cmd = cmd.to_site(site);
+        let id = cmd.id.clone();
+        {
+            let mut st = self.shared.lock();
+            if let Some(o) = st.ledger.outcome(&id) {
+                return Ok(o.clone());
+            }
+            let runbook = st.groups.get(&cmd.group).and_then(|g| g.runbook);
+            st.ledger.queue(cmd, runbook);
+        }
+        self.shared.command_tick.send_modify(|v| *v += 1);
+        let mut rx = self.shared.report_tick.subscribe();
+        let deadline = Instant::now() + timeout;
+        // A command whose agent stops reporting fails early (a resync can be
+        // allowed an hour; a dead returning site must not hold it that long).
+        let grace = self.shared.cfg.detection.agent_timeout;
+        let mut silent_since: Option<Instant> = None;
+        loop {
+            {
+                let st = self.shared.lock();
+                match st.ledger.state(&id) {
+                    Some(crate::commands::CommandState::Finished(o)) => return Ok(o.clone()),
+                    Some(crate::commands::CommandState::Withdrawn(why)) => {
+                        return Err(format!("{id} was withdrawn: {why}"))
+                    }
+                    _ => {}
+                }
+            }
+            if self.agent_fresh(site) {
+                silent_since = None;
+            } else {
+                let since = *silent_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > grace {
+                    return Err(format!(
+                        "{site}'s agent stopped reporting while {id} was running (no report for over {:.1}s)",
+                        (grace * 2).as_secs_f64()
+                    ));
+                }
+            }
+            let wake = deadline.min(Instant::now() + Duration::from_millis(250));
+            match tokio::time::timeout_at(wake, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("orchestrator shutting down".into()),
+                Err(_) if Instant::now() < deadline => {}
+                Err(_) => {
+                    let fresh = self.agent_fresh(site);
+                    return Err(format!(
+                        "no outcome from {site}'s agent within {:.1}s (agent {})",
+                        timeout.as_secs_f64(),
+                        if fresh { "reporting" } else { "not reporting" }
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String> {
+        // A report received after this moment, with every critical check passing.
+        let since = Instant::now();
+        let mut rx = self.shared.report_tick.subscribe();
+        let deadline = since + timeout;
+        let mut last = "no report yet".to_string();
+        loop {
+            {
+                let st = self.shared.lock();
+                if let Some((at, rep)) = st.evidence.report(site) {
+                    if *at >= since {
+                        let bad: Vec<String> = rep
+                            .checks
+                            .iter()
+                            .filter(|c| c.critical && !c.ok)
+                            .map(|c| format!("{}: {}", c.name, c.detail))
+                            .collect();
+                        if bad.is_empty() {
+                            return Ok(());
+                        }
+                        last = bad.join("; ");
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("orchestrator shutting down".into()),
+                Err(_) => return Err(last),
+            }
+        }
+    }
+
+    async fn activate(
+        &self,
+        group: &str,
+        route: &SiteRoute,
+        epoch: u64,
+    ) -> Result<(), StrategyError> {
+        let s = self
+            .shared
+            .strategies
+            .get(group)
+            .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
+        s.activate(route, epoch).await
+    }
+
+    async fn current(&self, group: &str) -> Result<Observed, StrategyError> {
+        let s = self
+            .shared
+            .strategies
+            .get(group)
+            .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
+        s.current().await
+    }
+
+    async fn probe_entry(&self, group: &str) -> Result<String, String> {
+        let addrs = self.shared.entry_addrs(group);
+        if addrs.is_empty() {
+            return Ok("no entry address to probe".into());
+        }
+        // Hybrid: users enter through whichever frontend DNS points at, and a
+        // dead frontend is the frontend layer's business: one entry suffices.
+        let any = self.shared.cfg.groups[group].scheme.get_ref() == &Scheme::Hybrid;
+        let mut reached = Vec::new();
+        let mut failed = Vec::new();
+        for a in &addrs {
+            match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(a))
+                .await
+            {
+                Ok(Ok(_)) => reached.push(a.to_string()),
+                Ok(Err(e)) if !any => return Err(format!("entry {a}: {e}")),
+                Err(_) if !any => return Err(format!("entry {a}: connect timed out")),
+                Ok(Err(e)) => failed.push(format!("entry {a}: {e}")),
+                Err(_) => failed.push(format!("entry {a}: connect timed out")),
+            }
+        }
+        if reached.is_empty() {
+            return Err(failed.join("; "));
+        }
+        Ok(format!("entry {} accepts connections", reached.join(", ")))
+    }
+
+    async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String> {
+        let Some((prog, args)) = argv.split_first() else {
+            return Err("empty fence command".into());
+        };
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null());
+        match tokio::time::timeout(timeout, cmd.output()).await {
+            Ok(Ok(o)) if o.status.success() => Ok("exit 0".into()),
+            Ok(Ok(o)) => Err(format!(
+                "{}: {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            )),
+            Ok(Err(e)) => Err(format!("cannot start {prog}: {e}")),
+            Err(_) => Err(format!("timed out after {:.1}s", timeout.as_secs_f64())),
+        }
+    }
+
+    fn has_replication(&self, group: &str) -> bool {
+        self.shared
+            .cfg
+            .groups
+            .get(group)
+            .is_some_and(|g| g.replication.is_some())
+    }
+
+    fn resync_finished(&self, rb: &Runbook, site: &str) {
+        self.shared.record_divergent(rb, site);
+    }
+
+    fn progress(&self, rb: &Runbook) {
+        self.shared.lock().runbooks.insert(rb.id, rb.clone());
+    }
+
+    fn event(
+        &self,
+        kind: EventKind,
+        group: &str,
+        site: Option<&str>,
+        message: String,
+        runbook: Option<u64>,
+    ) {
+        self.shared
+            .event(kind, Some(group), site, message, vec![], runbook);
+    }
+}

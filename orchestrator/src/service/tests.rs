@@ -1,0 +1,259 @@
+//! Decisions of the live service on paused time: manual mode and the
+//! failover budget (the guards that live above the detector).
+use super::*;
+use crate::store::MemStore;
+use warden_proto::agent::{CheckResult, PeerProbe};
+
+#[derive(Default)]
+struct FakeRoute {
+    route: Mutex<(Option<String>, u64)>,
+}
+
+#[async_trait]
+impl Strategy for FakeRoute {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    async fn activate(&self, target: &SiteRoute, epoch: u64) -> Result<(), StrategyError> {
+        let mut r = self.route.lock().unwrap();
+        if epoch < r.1 {
+            return Err(StrategyError::StaleEpoch {
+                element: "fake".into(),
+                sent: epoch,
+                seen: r.1,
+            });
+        }
+        *r = (Some(target.site.clone()), epoch);
+        Ok(())
+    }
+    async fn current(&self) -> Result<Observed, StrategyError> {
+        let r = self.route.lock().unwrap();
+        Ok(Observed {
+            site: r.0.clone(),
+            epoch: r.1,
+            drift: vec![],
+        })
+    }
+}
+
+fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!(
+        "warden-svc-{}-{}-{automatic}-{max_failovers}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (f, v) in [
+        ("op", "operator-secret"),
+        ("a", "agent-a-secret"),
+        ("b", "agent-b-secret"),
+        ("fe", "frontend-secret"),
+    ] {
+        std::fs::write(dir.join(f), v).unwrap();
+    }
+    let d = dir.display();
+    let text = format!(
+        r#"[orchestrator]
+listen = "127.0.0.1:0"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+[detection]
+interval = "250ms"
+fall = 3
+rise = 3
+hold_down = "2s"
+agent_timeout = "1s"
+max_failovers = {max_failovers}
+failover_window = "1h"
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+automatic = {automatic}
+step_timeout = "5s"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:0"
+backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
+"#
+    );
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
+    let fake = Arc::new(FakeRoute::default());
+    let strategies: BTreeMap<String, Arc<dyn Strategy>> =
+        [("web".to_string(), fake.clone() as Arc<dyn Strategy>)].into();
+    let shared = Shared::new(
+        cfg,
+        Arc::new(MemStore::default()),
+        strategies,
+        CancellationToken::new(),
+    )
+    .expect("shared");
+    (shared, fake, dir)
+}
+
+fn check(ok: bool) -> CheckResult {
+    CheckResult {
+        name: "web".into(),
+        ok,
+        critical: true,
+        detail: if ok {
+            "status 200"
+        } else {
+            "connection refused"
+        }
+        .into(),
+        elapsed_ms: 1,
+    }
+}
+
+/// One 250 ms round: both agents report (answering queued commands), the
+/// orchestrator's probes land, the detector runs, runbook tasks progress.
+async fn round(s: &Arc<Shared>, a_up: bool) {
+    for (site, peer, local, peer_ok) in [("a", "b", a_up, true), ("b", "a", true, a_up)] {
+        let outcomes = s
+            .commands_for(site)
+            .into_iter()
+            .map(|c| CommandOutcome {
+                id: c.id,
+                ok: true,
+                detail: "ok".into(),
+                hooks: vec![],
+            })
+            .collect();
+        s.accept_report(AgentReport {
+            site: site.into(),
+            seq: 1,
+            started_unix_ms: 0,
+            checks: vec![check(local)],
+            peers: vec![PeerProbe {
+                site: peer.into(),
+                results: vec![check(peer_ok)],
+            }],
+            outcomes,
+            replication: vec![],
+            authority: vec![],
+        });
+    }
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.evidence
+            .external
+            .insert("a".into(), (now, vec![check(a_up)]));
+        st.evidence
+            .external
+            .insert("b".into(), (now, vec![check(true)]));
+    }
+    s.detect_round();
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(250)).await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+fn group(s: &Shared) -> GroupState {
+    s.lock().groups["web"].clone()
+}
+
+async fn rounds_until(
+    s: &Arc<Shared>,
+    a_up: bool,
+    max: usize,
+    what: &str,
+    f: impl Fn(&GroupState) -> bool,
+) {
+    for _ in 0..max {
+        if f(&group(s)) {
+            return;
+        }
+        round(s, a_up).await;
+    }
+    panic!("{what}: group is {:#?}", group(s));
+}
+
+#[tokio::test(start_paused = true)]
+async fn manual_mode_turns_a_confirmed_disaster_into_a_pending_decision() {
+    let (s, fake, dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    for _ in 0..10 {
+        round(&s, false).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::PendingApproval);
+    assert_eq!(g.active, "a");
+    let p = g.pending.expect("pending decision");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    assert!(p.reason.contains("automatic = false"), "{}", p.reason);
+    assert!(
+        s.lock().runbooks.is_empty(),
+        "nothing moves without the operator"
+    );
+    assert!(
+        s.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::PendingApproval && !e.evidence.is_empty()),
+        "the pending decision carries its evidence"
+    );
+    // The operator approves: the failover runs.
+    s.operator_approve("web").expect("approve");
+    rounds_until(&s, false, 40, "failover after approval", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    assert_eq!(*fake.route.lock().unwrap(), (Some("b".into()), 2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_budget_stops_automatic_moves_until_approved() {
+    let (s, fake, dir) = setup(true, 1);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    // Move 1: automatic failover.
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    assert_eq!(group(&s).moves_unix_ms.len(), 1);
+    // a recovers: a failback would be move 2, over the budget of 1.
+    rounds_until(&s, true, 60, "pending failback", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    let g = group(&s);
+    assert_eq!(g.active, "b");
+    let p = g.pending.expect("pending");
+    assert_eq!(p.kind, RunbookKind::Failback);
+    assert!(p.reason.contains("budget exhausted"), "{}", p.reason);
+    for _ in 0..20 {
+        round(&s, true).await;
+    }
+    assert_eq!(group(&s).phase, Phase::PendingApproval, "still waiting");
+    assert_eq!(s.lock().runbooks.len(), 1);
+    s.operator_approve("web").expect("approve");
+    rounds_until(&s, true, 40, "failback after approval", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    assert_eq!(*fake.route.lock().unwrap(), (Some("a".into()), 3));
+    assert!(
+        s.operator_approve("web").is_err(),
+        "nothing left to approve"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,363 @@
+//! Operator views of the live service (`warden status`, `/v1/groups`,
+//! `/v1/sites`, runbooks, divergent pages): read-only snapshots built from the
+//! state under its lock; the API only serializes them.
+
+use super::*;
+use crate::model::{EvidenceRow, Pending, Phase};
+use serde::{Deserialize, Serialize};
+
+/// Health of one site as the orchestrator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SiteView {
+    pub name: String,
+    /// Last round's verdict: healthy, down, path_fault, dead_agent, unconfirmed, unknown.
+    pub verdict: String,
+    pub reason: String,
+    pub confirmed_down: bool,
+    pub down_rounds: u32,
+    pub healthy_rounds: u32,
+    /// Time left before a recovering site counts as recovered.
+    pub hold_down_left_ms: Option<u64>,
+    pub evidence: Vec<EvidenceRow>,
+}
+
+/// A group as shown by `warden status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupView {
+    pub name: String,
+    pub scheme: String,
+    pub primary: String,
+    pub active: String,
+    pub epoch: u64,
+    pub phase: Phase,
+    pub maintenance: bool,
+    pub pending: Option<Pending>,
+    pub runbook: Option<Runbook>,
+    pub sites: Vec<SiteView>,
+    /// Conditions only an operator can clear (`warden clear GROUP`), e.g. a
+    /// DNS provider that stopped itself after a fatal answer.
+    #[serde(default)]
+    pub alerts: Vec<String>,
+    /// `hybrid`: the frontend the DNS name points at (as decided).
+    #[serde(default)]
+    pub frontend: Option<String>,
+    /// `hybrid`: each frontend machine's health, judged like a site.
+    #[serde(default)]
+    pub frontends: Vec<SiteView>,
+    /// Groups with a replication plan.
+    #[serde(default)]
+    pub replication: Option<ReplicationView>,
+}
+
+/// A group's replication, as `warden status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReplicationView {
+    pub plan: String,
+    /// The group's divergent policy.
+    pub divergent_policy: String,
+    /// `replicating` (active → standby runs), `paused` (after a failover,
+    /// until the failback's resync), `resync` (a returning site fetches),
+    /// `starting`, or `not running`.
+    pub state: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    /// The active site's reported lag, ms.
+    #[serde(default)]
+    pub lag_ms: Option<u64>,
+    /// What losing the active site now would lose, ms (lag + report age, or
+    /// the time since replication was paused).
+    #[serde(default)]
+    pub rpo_ms: Option<u64>,
+    /// A resync that runs now: items/bytes done and left, passes.
+    #[serde(default)]
+    pub progress: Option<warden_proto::agent::ResyncProgressWire>,
+    #[serde(default)]
+    pub passes: u32,
+    /// `SITE: error` for every site whose last replication attempt failed.
+    #[serde(default)]
+    pub errors: Vec<String>,
+    /// Divergent items found by the last resync: the first
+    /// [`DIVERGENT_IN_STATUS`]; all of them through
+    /// `GET /v1/groups/{group}/divergent`.
+    #[serde(default)]
+    pub divergent: Vec<warden_proto::agent::DivergentWire>,
+    /// How many divergent items there are in all.
+    #[serde(default)]
+    pub divergent_total: usize,
+}
+
+/// Divergent items shown in a status view.
+pub const DIVERGENT_IN_STATUS: usize = 100;
+
+pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
+    let rc = s.cfg.groups[&g.name].replication.as_ref()?.get_ref();
+    let st = s.lock();
+    let sites = s.cfg.groups[&g.name].site_names();
+    let mut v = ReplicationView {
+        plan: rc.plan.as_str().to_string(),
+        divergent_policy: rc.divergent.as_str().to_string(),
+        state: "not running".into(),
+        source: None,
+        target: None,
+        lag_ms: None,
+        rpo_ms: s.rpo_ms(&st, &g.name, s.clock.now_ms()),
+        progress: None,
+        passes: 0,
+        errors: Vec::new(),
+        divergent: g
+            .divergent
+            .iter()
+            .take(DIVERGENT_IN_STATUS)
+            .cloned()
+            .collect(),
+        divergent_total: g.divergent.len(),
+    };
+    for site in &sites {
+        let Some((_, r)) = Shared::replication_status(&st, site, &g.name) else {
+            continue;
+        };
+        if let Some(e) = &r.error {
+            v.errors.push(format!("{site}: {e}"));
+        }
+        match r.role.as_str() {
+            "source" if *site == g.active => {
+                v.state = "replicating".into();
+                v.source = Some(site.clone());
+                v.target = r.peer.clone();
+                v.lag_ms = r.lag_ms;
+            }
+            "resync" => {
+                v.state = "resync".into();
+                v.source = r.peer.clone();
+                v.target = Some(site.clone());
+                v.progress = r.progress;
+                v.passes = r.passes;
+            }
+            _ => {}
+        }
+    }
+    if v.state == "not running" && g.replication_paused_since_unix_ms.is_some() {
+        v.state = "paused".into();
+    }
+    Some(v)
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusView {
+    pub isolated: bool,
+    pub groups: Vec<GroupView>,
+}
+
+pub(crate) fn site_views(s: &Shared, names: &[String]) -> Vec<SiteView> {
+    views(s, names, false)
+}
+
+/// Site views from the site detector, or (`frontends`) from the detector of hybrid frontends.
+pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteView> {
+    let st = s.lock();
+    let (detector, evidence) = if frontends {
+        (&st.fe_detector, &st.fe_evidence)
+    } else {
+        (&st.detector, &st.evidence)
+    };
+    let now = Instant::now();
+    names
+        .iter()
+        .map(|n| {
+            let (v, evidence) = detector.evaluate(evidence, n, now);
+            let t = detector.track(n).cloned().unwrap_or_default();
+            SiteView {
+                name: n.clone(),
+                verdict: t
+                    .last
+                    .as_ref()
+                    .map(|v| v.label())
+                    .unwrap_or("unknown")
+                    .to_string(),
+                reason: v.reason().to_string(),
+                confirmed_down: t.confirmed_down,
+                down_rounds: t.down_rounds,
+                healthy_rounds: t.healthy_rounds,
+                hold_down_left_ms: if t.confirmed_down || t.healthy_since.is_some() {
+                    detector
+                        .hold_down_left(n, now)
+                        .map(|d| d.as_millis() as u64)
+                } else {
+                    None
+                },
+                evidence,
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn group_view(s: &Shared, g: &GroupState) -> GroupView {
+    let gc = &s.cfg.groups[&g.name];
+    let runbook = {
+        let st = s.lock();
+        g.runbook
+            .and_then(|id| st.runbooks.get(&id).cloned())
+            .or_else(|| {
+                st.runbooks
+                    .values()
+                    .rev()
+                    .find(|r| r.group == g.name)
+                    .cloned()
+            })
+    };
+    GroupView {
+        name: g.name.clone(),
+        scheme: gc.scheme.get_ref().as_str().to_string(),
+        primary: gc.primary().to_string(),
+        active: g.active.clone(),
+        epoch: g.epoch,
+        phase: g.phase,
+        maintenance: g.maintenance,
+        pending: g.pending.clone(),
+        runbook,
+        sites: site_views(s, &gc.site_names()),
+        alerts: s.alerts(&g.name),
+        frontend: g.frontend.clone().or_else(|| {
+            (gc.scheme.get_ref() == &warden_config::Scheme::Hybrid)
+                .then_some(gc.frontend.as_ref())
+                .flatten()
+                .and_then(|f| f.get_ref().frontends.first())
+                .map(|f| f.get_ref().clone())
+        }),
+        replication: replication_view(s, g),
+        frontends: if gc.scheme.get_ref() == &warden_config::Scheme::Hybrid {
+            let names: Vec<String> = gc
+                .frontend
+                .iter()
+                .flat_map(|f| f.get_ref().frontends.iter().map(|n| n.get_ref().clone()))
+                .collect();
+            views(s, &names, true)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// `GET /v1/groups/{group}/divergent?offset=N&limit=M` answer: one page of
+/// the divergent items the last resync found (reports carry pages only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DivergentPage {
+    pub total: usize,
+    pub offset: usize,
+    pub items: Vec<warden_proto::agent::DivergentWire>,
+}
+
+impl Shared {
+    /// Every group, as `warden status` shows it.
+    pub fn status_view(&self) -> StatusView {
+        let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
+        let isolated = self.lock().detector.is_isolated();
+        StatusView {
+            isolated,
+            groups: groups.iter().map(|g| group_view(self, g)).collect(),
+        }
+    }
+
+    /// Every group's view.
+    pub fn group_views(&self) -> Vec<GroupView> {
+        let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
+        groups.iter().map(|g| group_view(self, g)).collect()
+    }
+
+    /// One group's view, if it exists.
+    pub fn group_view(&self, name: &str) -> Option<GroupView> {
+        let g = self.lock().groups.get(name).cloned()?;
+        Some(group_view(self, &g))
+    }
+
+    /// Every site's view.
+    pub fn site_views(&self) -> Vec<SiteView> {
+        let names: Vec<String> = self.cfg.sites.keys().cloned().collect();
+        site_views(self, &names)
+    }
+
+    /// One page of a group's divergent items.
+    pub fn divergent_page(
+        &self,
+        group: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Option<DivergentPage> {
+        let st = self.lock();
+        let gs = st.groups.get(group)?;
+        Some(DivergentPage {
+            total: gs.divergent.len(),
+            offset,
+            items: gs
+                .divergent
+                .iter()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    /// Runbooks in memory (running and recent), optionally of one group.
+    pub fn runbooks(&self, group: Option<&str>) -> Vec<Runbook> {
+        self.lock()
+            .runbooks
+            .values()
+            .filter(|r| group.is_none_or(|g| r.group == g))
+            .cloned()
+            .collect()
+    }
+
+    /// One runbook.
+    pub fn runbook(&self, id: u64) -> Option<Runbook> {
+        self.lock().runbooks.get(&id).cloned()
+    }
+
+    /// Up to `limit` events after `after`, optionally of one group, paged
+    /// through the store so a filtered query never loads the whole history.
+    pub fn events_after(
+        &self,
+        after: u64,
+        limit: usize,
+        group: Option<&str>,
+    ) -> Result<Vec<Event>, OrchestratorError> {
+        let mut out: Vec<Event> = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let page = self.store.events(after, 1000)?;
+            let Some(last) = page.last().map(|e| e.id) else {
+                break;
+            };
+            after = last;
+            out.extend(
+                page.into_iter()
+                    .filter(|e| group.is_none_or(|g| e.group.as_deref() == Some(g))),
+            );
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Prometheus text, with the gauges that are computed when scraped.
+    pub fn metrics_text(&self) -> String {
+        let alerts: usize = self.cfg.groups.keys().map(|g| self.alerts(g).len()).sum();
+        self.metrics.alerts.set(alerts as i64);
+        {
+            let st = self.lock();
+            let now = self.clock.now_ms();
+            for (name, g) in &self.cfg.groups {
+                if g.replication.is_some() {
+                    let rpo = self.rpo_ms(&st, name, now).map(|v| v as i64).unwrap_or(-1);
+                    self.metrics
+                        .rpo_ms
+                        .get_or_create(&vec![("group".to_string(), name.clone())])
+                        .set(rpo);
+                }
+            }
+        }
+        self.metrics.encode()
+    }
+}
