@@ -15,6 +15,7 @@
 pub mod api;
 pub mod commands;
 pub mod detector;
+pub mod licence;
 pub mod metrics;
 pub mod model;
 pub mod retry;
@@ -134,6 +135,7 @@ pub async fn run(
     shutdown.cancel();
     let grace = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
+        shared.licence().wait().await;
     })
     .await;
     if grace.is_err() {

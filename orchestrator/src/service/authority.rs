@@ -274,6 +274,7 @@ impl Shared {
     /// `warden adopt-epoch GROUP`: take the higher epoch seen outside as the
     /// group's own, so that the next move carries a higher one still.
     pub fn operator_adopt_epoch(&self, group: &str) -> Result<u64, OrchestratorError> {
+        self.must_act()?;
         let mut st = self.lock();
         let g = st
             .groups

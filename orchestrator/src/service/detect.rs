@@ -181,6 +181,9 @@ impl Shared {
         to: &str,
         evidence: Vec<EvidenceRow>,
     ) {
+        if !self.licence.is_held() {
+            return;
+        }
         let gc = &self.cfg.groups[group];
         let now = self.clock.now_ms();
         let window = self.cfg.detection.failover_window.as_millis() as u64;

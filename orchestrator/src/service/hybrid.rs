@@ -52,7 +52,7 @@ impl Shared {
                 continue;
             };
             let g = st.groups[&name].clone();
-            if g.maintenance || st.dns_moving.contains(&name) {
+            if g.maintenance || st.dns_moving.contains(&name) || !self.licence.is_held() {
                 continue;
             }
             let frontends = h.frontend_names();
@@ -115,7 +115,9 @@ impl Shared {
     /// persisted: a failure here is retried by reconciliation).
     pub(crate) fn spawn_dns_move(self: &Arc<Self>, group: String, frontend: String, epoch: u64) {
         let me = self.clone();
-        tokio::spawn(async move {
+        let g2 = group.clone();
+        let started = self.licence.spawn(move |term| async move {
+            let group = g2;
             let Some(strategy) = me.strategies.get(&group).cloned() else {
                 return;
             };
@@ -125,7 +127,7 @@ impl Shared {
             let started = Instant::now();
             let r = tokio::select! {
                 r = h.point_dns(&frontend, epoch) => r,
-                _ = me.shutdown.cancelled() => {
+                _ = term.cancelled() => {
                     me.lock().dns_moving.remove(&group);
                     return;
                 }
@@ -150,6 +152,10 @@ impl Shared {
             };
             me.event(kind, Some(&group), None, msg, vec![], None);
         });
+        if !started {
+            // Not ours to move any more; reconciliation of the holder redoes it.
+            self.lock().dns_moving.remove(&group);
+        }
     }
 
     /// Reconcile both layers of a hybrid group. Site layer: every frontend

@@ -36,6 +36,7 @@ use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode
 
 use crate::commands::{Accepted, Ledger};
 use crate::detector::{Detector, Evidence, Transition, Verdict};
+use crate::licence::Licence;
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::runbook::{self, Policy, RunbookEnv};
@@ -153,6 +154,8 @@ pub struct Shared {
     /// Events recorded but not yet in the store (see [`Shared::write_events`]).
     unsaved: Mutex<Vec<Event>>,
     unsaved_notify: tokio::sync::Notify,
+    /// Held while this process may act (see [`Licence`]).
+    licence: Licence,
 }
 
 /// Build the strategy of every group. Fails when a group's strategy cannot be built (config, secrets).
@@ -272,6 +275,7 @@ impl Shared {
             divergent_pages: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
+        let licence = Licence::held(&shutdown);
         Ok(Arc::new(Shared {
             cfg,
             operator,
@@ -288,12 +292,31 @@ impl Shared {
             frontend_probes,
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
+            licence,
         }))
     }
 
     /// The validated config the service runs.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The licence to act (decisions, runbooks, reconciliation, replication
+    /// orders, DNS moves run only while it is held).
+    pub fn licence(&self) -> &Licence {
+        &self.licence
+    }
+
+    /// `Err` when this process may not act now.
+    pub(crate) fn must_act(&self) -> Result<(), OrchestratorError> {
+        if self.licence.is_held() {
+            Ok(())
+        } else {
+            Err(OrchestratorError::Conflict(
+                "this orchestrator does not hold the licence to act now; ask the one that does"
+                    .into(),
+            ))
+        }
     }
 
     /// The service's metrics.

@@ -182,6 +182,7 @@ impl Shared {
     }
 
     pub fn operator_maintenance(&self, group: &str, on: bool) -> Result<(), OrchestratorError> {
+        self.must_act()?;
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         }
@@ -250,6 +251,7 @@ impl Shared {
     /// `warden clear GROUP`: the operator fixed the cause of the group's
     /// alerts; lift provider blocks and holds. Returns what was lifted.
     pub fn operator_clear(&self, group: &str) -> Result<Vec<String>, OrchestratorError> {
+        self.must_act()?;
         let strategy = self
             .strategies
             .get(group)

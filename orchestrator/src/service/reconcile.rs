@@ -7,6 +7,9 @@ use super::*;
 impl Shared {
     /// Compare decided routing with what each strategy observes; re-apply on drift.
     pub async fn reconcile_once(&self) {
+        if !self.licence.is_held() {
+            return;
+        }
         let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
         for g in groups {
             if g.phase == Phase::Running {

@@ -23,6 +23,9 @@ impl Shared {
     /// asked once per epoch (a fatal error is not retried in a loop: it shows
     /// in `warden status`).
     pub(crate) fn replication_round_locked(&self, st: &mut State) {
+        if !self.licence.is_held() {
+            return;
+        }
         let mut queued = false;
         let now_ms = self.clock.now_ms();
         let names: Vec<String> = st.groups.keys().cloned().collect();

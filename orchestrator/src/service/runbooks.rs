@@ -33,6 +33,7 @@ impl Shared {
         automatic: bool,
         evidence: Vec<EvidenceRow>,
     ) -> Result<u64, OrchestratorError> {
+        self.must_act()?;
         let now = self.clock.now_ms();
         let g = st
             .groups
@@ -111,22 +112,31 @@ impl Shared {
         Ok(id)
     }
 
+    /// Run `rb` as a task under the licence to act: losing the licence (or
+    /// shutdown) cancels it mid-step and leaves it `running` in the store,
+    /// for whoever holds the licence next to resume.
     pub(crate) fn spawn_runbook(self: &Arc<Self>, rb: Runbook) {
         let me = self.clone();
-        tokio::spawn(async move {
+        let id = rb.id;
+        let started = self.licence.spawn(move |term| async move {
             let policy = me.policy(&rb.group);
             let env = Env { shared: me.clone() };
-            let shutdown = me.shutdown.clone();
             let group = rb.group.clone();
             let done = tokio::select! {
                 rb = runbook::execute(rb, &env, me.store.as_ref(), &policy) => rb,
-                _ = shutdown.cancelled() => {
-                    info!(group = %group, "shutdown: runbook left running in the store; it resumes on restart");
+                _ = term.cancelled() => {
+                    info!(group = %group, "licence ended (shutdown or revoked): runbook left running in the store; it resumes under the next licence");
                     return;
                 }
             };
             me.finish_runbook(done);
         });
+        if !started {
+            warn!(
+                runbook = id,
+                "not holding the licence to act: runbook left in the store for the holder"
+            );
+        }
     }
 
     pub(crate) fn finish_runbook(&self, rb: Runbook) {
@@ -234,6 +244,9 @@ impl Shared {
 
     /// Resume runbooks left running by a previous process.
     pub fn resume(self: &Arc<Self>) {
+        if !self.licence.is_held() {
+            return;
+        }
         let mut to_spawn = Vec::new();
         let mut to_finish = Vec::new();
         {

@@ -1,0 +1,122 @@
+//! The licence to act: the one object under which everything that changes the
+//! world runs — decisions, runbooks, reconciliation, replication orders, DNS
+//! moves. Evidence intake and views never need it.
+//!
+//! A licence is granted for a *term*. Work started under a term (runbook
+//! tasks, DNS moves) is tracked and is cancelled when the term is revoked, so
+//! a holder that loses its licence stops acting mid-step; a cancelled runbook
+//! stays `running` in the store for the next holder to resume. With the local
+//! store the licence is held from start to shutdown; with etcd it will follow
+//! the leader lease (DESIGN §7).
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// The licence to act, with the tasks started under it.
+#[derive(Debug)]
+pub struct Licence {
+    shutdown: CancellationToken,
+    /// The current term: `None` while not held; cancelled on revocation.
+    term: Mutex<Option<CancellationToken>>,
+    tasks: TaskTracker,
+}
+
+impl Licence {
+    /// A licence that is not held (yet).
+    pub fn new(shutdown: &CancellationToken) -> Self {
+        Licence {
+            shutdown: shutdown.clone(),
+            term: Mutex::new(None),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    /// A licence held from now until shutdown (the local store: one process).
+    pub fn held(shutdown: &CancellationToken) -> Self {
+        let l = Licence::new(shutdown);
+        l.grant();
+        l
+    }
+
+    fn term(&self) -> std::sync::MutexGuard<'_, Option<CancellationToken>> {
+        self.term.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this process may act now.
+    pub fn is_held(&self) -> bool {
+        self.term().as_ref().is_some_and(|t| !t.is_cancelled())
+    }
+
+    /// Start a new term (no-op when one is running).
+    pub fn grant(&self) {
+        let mut t = self.term();
+        if t.as_ref().is_none_or(|t| t.is_cancelled()) {
+            *t = Some(self.shutdown.child_token());
+            info!("licence to act granted");
+        }
+    }
+
+    /// End the term: everything started under it is cancelled.
+    pub fn revoke(&self, why: &str) {
+        if let Some(t) = self.term().take() {
+            t.cancel();
+            warn!(cause = %why, "licence to act revoked: cancelling what was started under it");
+        }
+    }
+
+    /// The current term's token (cancelled on revocation or shutdown), if held.
+    pub fn token(&self) -> Option<CancellationToken> {
+        self.term().clone().filter(|t| !t.is_cancelled())
+    }
+
+    /// Run `work` under the current term, tracked. `work` gets the term's
+    /// token and must stop when it is cancelled. Returns false (and runs
+    /// nothing) when the licence is not held.
+    pub fn spawn<F, Fut>(&self, work: F) -> bool
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Some(token) = self.token() else {
+            return false;
+        };
+        self.tasks.spawn(work(token));
+        true
+    }
+
+    /// After shutdown: wait for the tracked tasks (they see the cancelled term).
+    pub async fn wait(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn revoking_cancels_what_was_started_and_refuses_new_work() {
+        let shutdown = CancellationToken::new();
+        let l = Licence::held(&shutdown);
+        assert!(l.is_held());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        assert!(l.spawn(|t| async move {
+            t.cancelled().await;
+            let _ = tx.send("stopped");
+        }));
+        l.revoke("test");
+        assert!(!l.is_held());
+        assert_eq!(rx.await.unwrap(), "stopped");
+        assert!(!l.spawn(|_| async {}), "no work without the licence");
+        l.grant();
+        assert!(l.is_held(), "a new term");
+        shutdown.cancel();
+        assert!(!l.is_held(), "shutdown ends the term");
+        l.wait().await;
+    }
+}
