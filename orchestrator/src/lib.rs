@@ -18,6 +18,7 @@ pub mod detector;
 pub mod licence;
 pub mod metrics;
 pub mod model;
+pub mod recorded;
 pub mod retry;
 pub mod runbook;
 pub mod service;

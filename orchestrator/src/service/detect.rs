@@ -16,11 +16,11 @@ impl Shared {
         // At start-up nothing has been heard yet: that is not isolation worth an alert.
         let announce = match round.isolation_changed {
             Some(true) => st.evidence.has_reports(),
-            Some(false) => st.isolation_announced,
+            Some(false) => st.recorded.holds("isolated"),
             None => false,
         };
         if let (true, Some(iso)) = (announce, round.isolation_changed) {
-            st.isolation_announced = iso;
+            st.recorded.observe("isolated", iso.then_some("isolated"));
             let (kind, msg) = if iso {
                 (EventKind::Isolated, "the orchestrator reaches no site and hears from no agent: it is the one cut off; deciding nothing".to_string())
             } else {
@@ -146,13 +146,15 @@ impl Shared {
                     .find(|s| *s != &g.active && healthy(s))
                     .cloned();
                 let Some(target) = target else {
-                    if !st.no_standby_raised.get(&name).copied().unwrap_or(false) {
-                        st.no_standby_raised.insert(name.clone(), true);
+                    if st
+                        .recorded
+                        .observe(&format!("no_standby/{name}"), Some(g.active.as_str()))
+                    {
                         self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), evidence(), None);
                     }
                     continue;
                 };
-                st.no_standby_raised.insert(name.clone(), false);
+                st.recorded.observe(&format!("no_standby/{name}"), None);
                 self.decide(st, &name, RunbookKind::Failover, &target, evidence());
                 continue;
             }

@@ -79,17 +79,24 @@ impl Shared {
         }
     }
 
-    /// Raise an event once per distinct cause (not every reconcile cycle).
-    pub(crate) fn event_once(&self, kind: EventKind, group: &str, site: Option<&str>, msg: String) {
-        let dup = self
-            .lock()
-            .recent
-            .iter()
-            .rev()
-            .take(50)
-            .any(|ev| ev.kind == kind && ev.message == msg);
-        if !dup {
-            self.event(kind, Some(group), site, msg, vec![], None);
+    /// Level-triggered: record an event about condition `key` only when
+    /// what is observed (`msg`) differs from what was last recorded for it.
+    pub(crate) fn event_level(
+        &self,
+        key: &str,
+        kind: EventKind,
+        group: &str,
+        site: Option<&str>,
+        msg: String,
+    ) {
+        let mut st = self.lock();
+        if st.recorded.observe(key, Some(&msg)) {
+            self.event_locked(&mut st, kind, Some(group), site, msg, vec![], None);
         }
+    }
+
+    /// Condition(s) under `prefix` no longer hold (e.g. the group reconciled).
+    pub(crate) fn level_cleared(&self, prefix: &str) {
+        self.lock().recorded.clear_prefix(prefix);
     }
 }

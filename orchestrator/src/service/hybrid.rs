@@ -62,7 +62,7 @@ impl Shared {
                 .track(&current)
                 .is_some_and(|t| t.confirmed_down)
             {
-                st.no_frontend_raised.insert(name.clone(), false);
+                st.recorded.observe(&format!("no_frontend/{name}"), None);
                 continue;
             }
             let evidence: Vec<EvidenceRow> = frontends
@@ -80,8 +80,10 @@ impl Shared {
                 })
                 .cloned();
             let Some(target) = target else {
-                if !st.no_frontend_raised.get(&name).copied().unwrap_or(false) {
-                    st.no_frontend_raised.insert(name.clone(), true);
+                if st
+                    .recorded
+                    .observe(&format!("no_frontend/{name}"), Some(current.as_str()))
+                {
                     self.event_locked(st, EventKind::NoStandby, Some(&name), None, format!("frontend layer: {current} is confirmed down but no other frontend of group {name} is healthy; DNS stays"), evidence, None);
                 }
                 continue;
@@ -178,7 +180,8 @@ impl Shared {
                 Ok(x) => x,
                 Err(e) if e.is_transient() => continue,
                 Err(e) => {
-                    self.event_once(
+                    self.event_level(
+                        &format!("reconcile/{}/read/{fe}", g.name),
                         EventKind::ReconcileFailed,
                         &g.name,
                         None,
@@ -188,6 +191,8 @@ impl Shared {
                 }
             };
             if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
+                self.level_cleared(&format!("reconcile/{}/read/{fe}", g.name));
+                self.level_cleared(&format!("reconcile/{}/site/{fe}", g.name));
                 continue;
             }
             let drift = match &site {
@@ -206,8 +211,8 @@ impl Shared {
                     vec![],
                     None,
                 ),
-                Err(e) if e.is_fencing() => self.event_once(EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
-                Err(e) => self.event_once(EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
+                Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
+                Err(e) => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
             }
         }
         let frontends = h.frontend_names();
@@ -224,7 +229,10 @@ impl Shared {
             }
         }
         let drift = match h.dns_current().await {
-            Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => return,
+            Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => {
+                self.level_cleared(&format!("reconcile/{}/dns", g.name));
+                return;
+            }
             Ok(o) => format!(
                 "the name resolves to {}{}",
                 o.site.as_deref().unwrap_or("no frontend"),
@@ -248,9 +256,9 @@ impl Shared {
                 vec![],
                 None,
             ),
-            Err(e) if e.is_fencing() => self.event_once(EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
-            Err(e) if matches!(e, StrategyError::Blocked { .. }) => self.event_once(EventKind::Alert, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
-            Err(e) => self.event_once(EventKind::ReconcileFailed, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
+            Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
+            Err(e) if matches!(e, StrategyError::Blocked { .. }) => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::Alert, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
+            Err(e) => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::ReconcileFailed, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
         }
     }
 }

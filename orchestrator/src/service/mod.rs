@@ -108,20 +108,14 @@ pub struct State {
     next_runbook: u64,
     /// Latest runbook per id (running and recent).
     runbooks: BTreeMap<u64, Runbook>,
-    /// Per group: a "no healthy standby" event was already raised for this incident.
-    no_standby_raised: BTreeMap<String, bool>,
-    /// An `isolated` event was raised and not yet ended.
-    isolation_announced: bool,
+    /// What was last recorded of every condition worth an event (level-triggered).
+    recorded: crate::recorded::Recorded,
     /// `hybrid` groups' frontends judged like sites (DESIGN §3) from the
     /// orchestrator's probes and the agents' peer probes; see [`Detector::agentless`].
     fe_evidence: Evidence,
     fe_detector: Detector,
     /// Hybrid groups whose DNS layer is being moved right now (one move at a time).
     dns_moving: std::collections::BTreeSet<String>,
-    /// Per hybrid group: a "no healthy frontend" event was already raised.
-    no_frontend_raised: BTreeMap<String, bool>,
-    /// Per group with `rpo_max`: the RPO is over it (an event was raised).
-    rpo_over: BTreeMap<String, bool>,
     /// Per group: an epoch above the group's seen outside (see [`crate::authority`]).
     epoch_ahead: BTreeMap<String, authority::EpochAhead>,
     /// Groups new to the store, to be adopted from the routing layer at start.
@@ -260,16 +254,13 @@ impl Shared {
             next_event,
             next_runbook,
             runbooks,
-            no_standby_raised: BTreeMap::new(),
-            isolation_announced: false,
+            recorded: Default::default(),
             fe_evidence: Evidence::default(),
             fe_detector: Detector::agentless(
                 cfg.detection.clone(),
                 cfg.hybrid_frontend_probes().into_keys(),
             ),
             dns_moving: Default::default(),
-            no_frontend_raised: BTreeMap::new(),
-            rpo_over: BTreeMap::new(),
             epoch_ahead: BTreeMap::new(),
             fresh: fresh_groups,
             divergent_pages: BTreeMap::new(),

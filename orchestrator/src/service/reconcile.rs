@@ -66,18 +66,22 @@ impl Shared {
                 site: g.active.clone(),
                 mode: SwitchMode::Immediate,
             };
+            let key = format!("reconcile/{}", g.name);
             match strategy.activate(&route, g.epoch).await {
-                Ok(()) => self.event(
-                    EventKind::Reconciled,
-                    Some(&g.name),
-                    Some(&g.active),
-                    format!(
-                        "routing drift corrected: {drift}; re-applied {} at epoch {}",
-                        g.active, g.epoch
-                    ),
-                    vec![],
-                    None,
-                ),
+                Ok(()) => {
+                    self.level_cleared(&key);
+                    self.event(
+                        EventKind::Reconciled,
+                        Some(&g.name),
+                        Some(&g.active),
+                        format!(
+                            "routing drift corrected: {drift}; re-applied {} at epoch {}",
+                            g.active, g.epoch
+                        ),
+                        vec![],
+                        None,
+                    )
+                }
                 Err(e) => {
                     let (kind, msg) = if e.is_fencing() {
                         (EventKind::Fencing, format!("reconcile refused: {e}"))
@@ -92,17 +96,8 @@ impl Shared {
                             format!("cannot correct routing drift ({drift}): {e}"),
                         )
                     };
-                    // Raise once per distinct cause, not every cycle.
-                    let dup = self
-                        .lock()
-                        .recent
-                        .iter()
-                        .rev()
-                        .take(50)
-                        .any(|ev| ev.kind == kind && ev.message == msg);
-                    if !dup {
-                        self.event(kind, Some(&g.name), None, msg, vec![], None);
-                    }
+                    // Recorded when the cause changes, not every cycle.
+                    self.event_level(&key, kind, &g.name, None, msg);
                 }
             }
         }

@@ -109,9 +109,10 @@ impl Shared {
             if let Some(max) = rc.rpo_max {
                 let rpo = self.rpo_ms(st, &name, now_ms);
                 let over = rpo.is_none_or(|r| r > max.as_millis() as u64);
-                let was = st.rpo_over.get(&name).copied().unwrap_or(false);
-                if over != was {
-                    st.rpo_over.insert(name.clone(), over);
+                if st
+                    .recorded
+                    .observe(&format!("rpo_over/{name}"), over.then_some("over"))
+                {
                     let shown = rpo.map(|r| format!("{} ms", r)).unwrap_or_else(|| {
                         "unknown (no replication report from the active site)".into()
                     });

@@ -1,0 +1,73 @@
+//! Level-triggered event bookkeeping: for every condition worth an event
+//! (a site isolated, no healthy standby, the RPO over its limit, a reconcile
+//! that keeps failing), what was last *recorded*. An event is due only when
+//! what is observed now differs from it — desired vs observed, as in
+//! controllers — instead of "already raised" flags or searching recent events
+//! for the same text.
+
+use std::collections::BTreeMap;
+
+/// The last recorded state of every condition, by key.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    last: BTreeMap<String, String>,
+}
+
+impl Recorded {
+    /// Observe condition `key` as `now` (`None`: the condition does not hold).
+    /// Returns true when that differs from what was last recorded (and
+    /// records it): the caller then records an event saying what changed.
+    pub fn observe(&mut self, key: &str, now: Option<&str>) -> bool {
+        let before = self.last.get(key).map(String::as_str);
+        if before == now {
+            return false;
+        }
+        match now {
+            Some(v) => {
+                self.last.insert(key.to_string(), v.to_string());
+            }
+            None => {
+                self.last.remove(key);
+            }
+        }
+        true
+    }
+
+    /// Whether condition `key` was last recorded as holding.
+    pub fn holds(&self, key: &str) -> bool {
+        self.last.contains_key(key)
+    }
+
+    /// Forget every condition whose key starts with `prefix` (the thing is
+    /// fine again, whatever went wrong with it before).
+    pub fn clear_prefix(&mut self, prefix: &str) {
+        self.last.retain(|k, _| !k.starts_with(prefix));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_due_only_when_the_observation_changes() {
+        let mut r = Recorded::default();
+        assert!(!r.observe("no_standby/web", None), "nothing to say");
+        assert!(r.observe("no_standby/web", Some("b down")));
+        assert!(!r.observe("no_standby/web", Some("b down")), "same state");
+        assert!(
+            r.observe("no_standby/web", Some("b and c down")),
+            "a new fact"
+        );
+        assert!(r.holds("no_standby/web"));
+        assert!(r.observe("no_standby/web", None), "it ended");
+        assert!(!r.holds("no_standby/web"));
+        r.observe("reconcile/web/fe1", Some("x"));
+        r.observe("reconcile/web/fe2", Some("y"));
+        r.clear_prefix("reconcile/web/");
+        assert!(
+            r.observe("reconcile/web/fe1", Some("x")),
+            "raised again after recovery"
+        );
+    }
+}
