@@ -196,9 +196,13 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(c) => return c,
             };
+            let settings = match warden_orchestrator::OrchestratorSettings::from_config(cfg) {
+                Ok(s) => s,
+                Err(e) => return config_exit(e),
+            };
             let token = CancellationToken::new();
             shutdown_on_signal(token.clone());
-            match warden_orchestrator::run(cfg, token, None).await {
+            match warden_orchestrator::run(settings, token, None).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(
                     e @ (warden_orchestrator::OrchestratorError::Config(_)

@@ -176,9 +176,10 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
     tokio::spawn(async move { warden_frontend::run(fe, t, Some(tx)).await });
     rx.await.context("frontend did not start")?;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (c, t) = (cfg.clone(), all.child_token());
+    let settings = warden_orchestrator::OrchestratorSettings::from_config(cfg.clone())?;
+    let t = all.child_token();
     tokio::spawn(async move {
-        if let Err(e) = warden_orchestrator::run(c, t, Some(tx)).await {
+        if let Err(e) = warden_orchestrator::run(settings, t, Some(tx)).await {
             eprintln!("orchestrator: {e}");
         }
     });

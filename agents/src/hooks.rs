@@ -109,7 +109,7 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
         },
         output: String::new(),
     };
-    let Some((program, args)) = hook.command.get_ref().split_first() else {
+    let Some((program, args)) = hook.argv().split_first() else {
         return fail("cannot start: empty command".into(), started);
     };
     let spawned = tokio::process::Command::new(program)

@@ -327,6 +327,13 @@ pub struct HookSpec {
     pub timeout: Duration,
 }
 
+impl HookSpec {
+    /// The hook's argv (program first).
+    pub fn argv(&self) -> &[String] {
+        self.command.get_ref()
+    }
+}
+
 fn default_hook_timeout() -> Duration {
     Duration::from_secs(30)
 }
@@ -489,6 +496,22 @@ impl GroupConfig {
     pub fn primary(&self) -> &str {
         self.sites.get_ref()[0].get_ref()
     }
+    /// How traffic moves for this group.
+    pub fn scheme(&self) -> Scheme {
+        *self.scheme.get_ref()
+    }
+    /// `[groups.NAME.frontend]`, if present.
+    pub fn frontend_scheme(&self) -> Option<&FrontendScheme> {
+        self.frontend.as_ref().map(|f| f.get_ref())
+    }
+    /// `[groups.NAME.dns]`, if present.
+    pub fn dns_scheme(&self) -> Option<&DnsScheme> {
+        self.dns.as_ref().map(|d| d.get_ref())
+    }
+    /// `[groups.NAME.replication]`, if present.
+    pub fn replication(&self) -> Option<&ReplicationConfig> {
+        self.replication.as_ref().map(|r| r.get_ref())
+    }
 }
 
 fn default_step_timeout() -> Duration {
@@ -542,6 +565,29 @@ pub struct FrontendScheme {
 }
 
 impl FrontendScheme {
+    /// Which frontend implementation the group drives.
+    pub fn driver(&self) -> FrontendDriverKind {
+        *self.driver.get_ref()
+    }
+    /// Names of the `[frontends.*]` entries serving the group, in order.
+    pub fn frontend_names(&self) -> Vec<String> {
+        self.frontends.iter().map(|f| f.get_ref().clone()).collect()
+    }
+    /// Whether frontend `name` serves the group.
+    pub fn is_served_by(&self, name: &str) -> bool {
+        self.frontends.iter().any(|f| f.get_ref() == name)
+    }
+    /// `builtin`: backend address per site.
+    pub fn backend_addrs(&self) -> BTreeMap<String, String> {
+        self.backends
+            .iter()
+            .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
+            .collect()
+    }
+    /// `haproxy`: the HAProxy backend name, if set.
+    pub fn haproxy_backend(&self) -> Option<&str> {
+        self.backend.as_ref().map(|b| b.get_ref().as_str())
+    }
     /// `haproxy`: the HAProxy server that stands for `site` (`servers`, else the site name).
     pub fn server_of<'a>(&'a self, site: &'a str) -> &'a str {
         self.servers

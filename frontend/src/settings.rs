@@ -43,23 +43,20 @@ impl FrontendSettings {
         let token = Secret::load(&format!("frontends.{name}.token"), &fe.token)?;
         let mut groups = BTreeMap::new();
         for (gname, g) in &cfg.groups {
-            let Some(scheme) = &g.frontend else { continue };
-            let scheme = scheme.get_ref();
-            if *scheme.driver.get_ref() != FrontendDriverKind::Builtin {
+            let Some(scheme) = g.frontend_scheme() else {
+                continue;
+            };
+            if scheme.driver() != FrontendDriverKind::Builtin {
                 continue;
             }
-            if !scheme.frontends.iter().any(|f| f.get_ref() == name) {
+            if !scheme.is_served_by(name) {
                 continue;
             }
             let listen = scheme.listen.ok_or_else(|| FrontendError::Group {
                 group: gname.clone(),
                 reason: "no listen address in [groups.NAME.frontend] (driver \"builtin\" needs listen = \"ADDR:PORT\")".into(),
             })?;
-            let backends: BTreeMap<String, String> = scheme
-                .backends
-                .iter()
-                .map(|(site, addr)| (site.get_ref().clone(), addr.get_ref().clone()))
-                .collect();
+            let backends: BTreeMap<String, String> = scheme.backend_addrs();
             if backends.is_empty() {
                 return Err(FrontendError::Group {
                     group: gname.clone(),

@@ -22,6 +22,7 @@ pub mod recorded;
 pub mod retry;
 pub mod runbook;
 pub mod service;
+pub mod settings;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -30,9 +31,10 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use warden_config::{Config, ConfigError};
+use warden_config::ConfigError;
 
 use crate::service::Shared;
+pub use crate::settings::OrchestratorSettings;
 use crate::store::LocalStore;
 
 /// Errors of the orchestrator.
@@ -68,13 +70,12 @@ pub enum OrchestratorError {
 
 /// Run the orchestrator until `shutdown` fires. `ready` receives the bound API address.
 pub async fn run(
-    cfg: Config,
+    settings: OrchestratorSettings,
     shutdown: CancellationToken,
     ready: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), OrchestratorError> {
-    let strategies = service::build_strategies(&cfg)?;
-    let store = Arc::new(LocalStore::open(&cfg.orchestrator.data_dir)?);
-    let shared = Shared::new(cfg, store, strategies, shutdown.clone())?;
+    let store = Arc::new(LocalStore::open(&settings.config.orchestrator.data_dir)?);
+    let shared = Shared::new(settings, store, shutdown.clone())?;
     let addr = shared.config().orchestrator.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

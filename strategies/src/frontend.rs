@@ -343,21 +343,16 @@ impl FrontendStrategy {
                 cfg.groups.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let scheme = g
-            .frontend
-            .as_ref()
-            .ok_or_else(|| {
-                StrategyError::Config(format!(
-                    "group {group} has no [groups.{group}.frontend] table (its scheme is {:?})",
-                    g.scheme.get_ref().as_str()
-                ))
-            })?
-            .get_ref();
+        let scheme = g.frontend_scheme().ok_or_else(|| {
+            StrategyError::Config(format!(
+                "group {group} has no [groups.{group}.frontend] table (its scheme is {:?})",
+                g.scheme().as_str()
+            ))
+        })?;
         let mut drivers: Vec<Arc<dyn FrontendDriver>> = Vec::with_capacity(scheme.frontends.len());
-        let (name, sites) = match scheme.driver.get_ref() {
+        let (name, sites) = match scheme.driver() {
             FrontendDriverKind::Builtin => {
-                for fe_name in &scheme.frontends {
-                    let fe_name = fe_name.get_ref();
+                for fe_name in &scheme.frontend_names() {
                     let fe = cfg
                         .frontend(fe_name)
                         .map_err(|e| StrategyError::Config(e.to_string()))?;
@@ -372,15 +367,11 @@ impl FrontendStrategy {
                     )?;
                     drivers.push(Arc::new(driver));
                 }
-                let sites = scheme
-                    .backends
-                    .keys()
-                    .map(|k| k.get_ref().clone())
-                    .collect();
+                let sites = scheme.backend_addrs().into_keys().collect();
                 ("frontend/builtin", sites)
             }
             FrontendDriverKind::Haproxy => {
-                let backend = scheme.backend.as_ref().ok_or_else(|| {
+                let backend = scheme.haproxy_backend().ok_or_else(|| {
                     StrategyError::Config(format!(
                         "group {group}: driver \"haproxy\" needs groups.{group}.frontend.backend"
                     ))
@@ -390,8 +381,7 @@ impl FrontendStrategy {
                     .iter()
                     .map(|s| (s.clone(), scheme.server_of(s).to_string()))
                     .collect();
-                for fe_name in &scheme.frontends {
-                    let fe_name = fe_name.get_ref();
+                for fe_name in &scheme.frontend_names() {
                     let fe = cfg.haproxy_frontends.get(fe_name).ok_or_else(|| {
                         StrategyError::Config(format!(
                             "group {group}: frontend {fe_name:?} is not a [frontends.NAME] table with kind = \"haproxy\""
@@ -401,7 +391,7 @@ impl FrontendStrategy {
                         frontend: fe_name.clone(),
                         group: group.to_string(),
                         runtime: fe.runtime.clone(),
-                        backend: backend.get_ref().clone(),
+                        backend: backend.to_string(),
                         servers: servers.clone(),
                         drain_timeout: scheme.drain_timeout,
                         timeout: HaproxyDriver::DEFAULT_TIMEOUT,

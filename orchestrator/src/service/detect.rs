@@ -90,8 +90,12 @@ impl Shared {
         };
         let names: Vec<String> = st.groups.keys().cloned().collect();
         for name in names {
-            let g = st.groups[&name].clone();
-            let gc = &self.cfg.groups[&name];
+            let Some(g) = st.groups.get(&name).cloned() else {
+                continue;
+            };
+            let Some(gc) = self.cfg.groups.get(&name) else {
+                continue;
+            };
             if g.maintenance || g.phase == Phase::Running {
                 continue;
             }
@@ -186,10 +190,14 @@ impl Shared {
         if !self.licence.is_held() {
             return;
         }
-        let gc = &self.cfg.groups[group];
+        let Some(gc) = self.cfg.groups.get(group) else {
+            return;
+        };
         let now = self.clock.now_ms();
         let window = self.cfg.detection.failover_window.as_millis() as u64;
-        let g = st.groups[group].clone();
+        let Some(g) = st.groups.get(group).cloned() else {
+            return;
+        };
         let recent = g
             .moves_unix_ms
             .iter()

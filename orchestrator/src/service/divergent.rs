@@ -158,8 +158,8 @@ impl Shared {
             .cfg
             .groups
             .get(group)
-            .and_then(|g| g.replication.as_ref())
-            .map(|x| x.get_ref().divergent.as_str())
+            .and_then(|g| g.replication())
+            .map(|x| x.divergent.as_str())
             .unwrap_or_default();
         self.event_locked(
             st,

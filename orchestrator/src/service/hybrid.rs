@@ -51,7 +51,9 @@ impl Shared {
             let Some(h) = self.strategies.get(&name).and_then(|s| s.as_hybrid()) else {
                 continue;
             };
-            let g = st.groups[&name].clone();
+            let Some(g) = st.groups.get(&name).cloned() else {
+                continue;
+            };
             if g.maintenance || st.dns_moving.contains(&name) || !self.licence.is_held() {
                 continue;
             }

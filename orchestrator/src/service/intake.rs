@@ -117,18 +117,16 @@ impl Shared {
 
     /// Address where users enter the group (each frontend's listener).
     pub(crate) fn entry_addrs(&self, group: &str) -> Vec<SocketAddr> {
-        let gc = &self.cfg.groups[group];
-        let Some(fs) = &gc.frontend else {
+        let Some(f) = self.cfg.groups.get(group).and_then(|g| g.frontend_scheme()) else {
             return vec![];
         };
-        let f = fs.get_ref();
         // Port 0 (tests, benches) has no fixed address to probe from here.
         let Some(listen) = f.listen.filter(|l| l.port() != 0) else {
             return vec![];
         };
-        f.frontends
+        f.frontend_names()
             .iter()
-            .filter_map(|n| self.cfg.frontends.get(n.get_ref()))
+            .filter_map(|n| self.cfg.frontends.get(n))
             .map(|fe| {
                 let ip: IpAddr = if listen.ip().is_unspecified() {
                     fe.control.ip()

@@ -40,6 +40,7 @@ use crate::licence::Licence;
 use crate::metrics::Metrics;
 use crate::model::*;
 use crate::runbook::{self, Policy, RunbookEnv};
+use crate::settings::OrchestratorSettings;
 use crate::store::Store;
 use crate::OrchestratorError;
 
@@ -152,47 +153,18 @@ pub struct Shared {
     licence: Licence,
 }
 
-/// Build the strategy of every group. Fails when a group's strategy cannot be built (config, secrets).
-pub fn build_strategies(
-    cfg: &Config,
-) -> Result<BTreeMap<String, Arc<dyn Strategy>>, OrchestratorError> {
-    let mut out = BTreeMap::new();
-    for (name, g) in &cfg.groups {
-        let s: Arc<dyn Strategy> = match g.scheme.get_ref() {
-            Scheme::Frontend => {
-                warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
-                    .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?
-            }
-            Scheme::Dns => warden_strategies::dns::DnsStrategy::from_config(cfg, name)
-                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
-            Scheme::Hybrid => warden_strategies::hybrid::HybridStrategy::from_config(cfg, name)
-                .map_err(|e| OrchestratorError::Setup(format!("group {name}: {e}")))?,
-        };
-        out.insert(name.clone(), s);
-    }
-    Ok(out)
-}
-
 impl Shared {
     pub fn new(
-        cfg: Config,
+        settings: OrchestratorSettings,
         store: Arc<dyn Store>,
-        strategies: BTreeMap<String, Arc<dyn Strategy>>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Shared>, OrchestratorError> {
-        let operator = Secret::load(
-            "orchestrator.operator_token",
-            &cfg.orchestrator.operator_token,
-        )?;
-        let mut agent_tokens = std::collections::HashMap::new();
-        for (name, s) in &cfg.sites {
-            let t = Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?;
-            if let Some(other) = agent_tokens.insert(t.expose().to_string(), name.clone()) {
-                return Err(OrchestratorError::Setup(format!(
-                    "sites.{name}.agent_token and sites.{other}.agent_token are the same secret; give every site its own"
-                )));
-            }
-        }
+        let OrchestratorSettings {
+            config: cfg,
+            operator,
+            agent_tokens,
+            strategies,
+        } = settings;
         let clock = Clock::new();
         let mut groups: BTreeMap<String, GroupState> = store
             .groups()?

@@ -22,7 +22,9 @@ impl Shared {
             )));
         }
         let mut st = self.lock();
-        let g = st.groups[group].clone();
+        let Some(g) = st.groups.get(group).cloned() else {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        };
         if g.phase == Phase::Running {
             return Err(OrchestratorError::Conflict(format!(
                 "a runbook (id {}) is running for group {group}",
@@ -50,7 +52,9 @@ impl Shared {
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
         let primary = gc.primary().to_string();
         let mut st = self.lock();
-        let g = st.groups[group].clone();
+        let Some(g) = st.groups.get(group).cloned() else {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        };
         if g.phase == Phase::Running {
             return Err(OrchestratorError::Conflict(format!(
                 "a runbook (id {}) is running for group {group}",
@@ -105,7 +109,9 @@ impl Shared {
             )));
         }
         let mut st = self.lock();
-        let g = st.groups[group].clone();
+        let Some(g) = st.groups.get(group).cloned() else {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        };
         if g.phase == Phase::Running {
             return Err(OrchestratorError::Conflict(format!(
                 "a runbook (id {}) is running for group {group}",
@@ -144,13 +150,17 @@ impl Shared {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group}: {} holds epoch {}, above the group's {}: adopt it first (`warden adopt-epoch {group}`), \
                  or any move would be refused as stale",
-                x.seen_at, x.epoch, st.groups[group].epoch
+                x.seen_at,
+                x.epoch,
+                st.groups.get(group).map(|g| g.epoch).unwrap_or_default()
             )));
         }
         if let Some(gs) = st.groups.get_mut(group) {
             gs.hold = None;
         }
-        let g = st.groups[group].clone();
+        let Some(g) = st.groups.get(group).cloned() else {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        };
         let Some(p) = g
             .pending
             .clone()
@@ -187,7 +197,9 @@ impl Shared {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         }
         let mut st = self.lock();
-        let mut g = st.groups[group].clone();
+        let Some(mut g) = st.groups.get(group).cloned() else {
+            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+        };
         g.maintenance = on;
         self.store.put_group(&g)?;
         st.groups.insert(group.to_string(), g);
@@ -263,7 +275,13 @@ impl Shared {
             let epoch = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
             let now_ms = self.clock.now_ms();
             let mut released = false;
-            for site in self.cfg.groups[group].site_names() {
+            let sites = self
+                .cfg
+                .groups
+                .get(group)
+                .map(|g| g.site_names())
+                .unwrap_or_default();
+            for site in sites {
                 let guarded = Self::replication_status(&st, &site, group)
                     .is_some_and(|(_, r)| r.guard.is_some());
                 if guarded {

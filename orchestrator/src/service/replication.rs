@@ -30,11 +30,15 @@ impl Shared {
         let now_ms = self.clock.now_ms();
         let names: Vec<String> = st.groups.keys().cloned().collect();
         for name in names {
-            let gc = &self.cfg.groups[&name];
-            let Some(rc) = gc.replication.as_ref().map(|r| r.get_ref()) else {
+            let Some(gc) = self.cfg.groups.get(&name) else {
                 continue;
             };
-            let g = st.groups[&name].clone();
+            let Some(rc) = gc.replication() else {
+                continue;
+            };
+            let Some(g) = st.groups.get(&name).cloned() else {
+                continue;
+            };
             if g.phase == Phase::Running || self.held_locked(st, &name).is_some() {
                 continue;
             }

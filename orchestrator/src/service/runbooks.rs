@@ -7,18 +7,17 @@
 use super::*;
 
 impl Shared {
-    pub(crate) fn policy(&self, group: &str) -> Policy {
-        let g = &self.cfg.groups[group];
-        Policy {
+    pub(crate) fn policy(&self, group: &str) -> Option<Policy> {
+        let g = self.cfg.groups.get(group)?;
+        Some(Policy {
             fencing: g.fencing,
             fence_command: g.fence_command.clone(),
             step_timeout: g.step_timeout,
             resync_timeout: g
-                .replication
-                .as_ref()
-                .map(|r| r.get_ref().resync_timeout)
+                .replication()
+                .map(|r| r.resync_timeout)
                 .unwrap_or(g.step_timeout),
-        }
+        })
     }
 
     /// Start a runbook (state lock held by caller). Returns its id.
@@ -72,7 +71,11 @@ impl Shared {
             ng.moves_unix_ms.push(now);
         }
         if kind == RunbookKind::Failover
-            && self.cfg.groups[group].replication.is_some()
+            && self
+                .cfg
+                .groups
+                .get(group)
+                .is_some_and(|g| g.replication.is_some())
             && ng.replication_paused_since_unix_ms.is_none()
         {
             // From here on nothing may restart replication from the old
@@ -96,7 +99,12 @@ impl Shared {
             Some(to),
             format!(
                 "{}{} {} → {} started by {trigger} at epoch {epoch}",
-                if self.cfg.groups[group].scheme.get_ref() == &warden_config::Scheme::Hybrid {
+                if self
+                    .cfg
+                    .groups
+                    .get(group)
+                    .is_some_and(|g| g.scheme() == warden_config::Scheme::Hybrid)
+                {
                     "site layer (frontends route to the new site): "
                 } else {
                     ""
@@ -119,7 +127,10 @@ impl Shared {
         let me = self.clone();
         let id = rb.id;
         let started = self.licence.spawn(move |term| async move {
-            let policy = me.policy(&rb.group);
+            let Some(policy) = me.policy(&rb.group) else {
+                warn!(group = %rb.group, runbook = rb.id, "runbook of a group that is no longer configured: left in the store");
+                return;
+            };
             let env = Env { shared: me.clone() };
             let group = rb.group.clone();
             let done = tokio::select! {
@@ -432,7 +443,12 @@ impl RunbookEnv for Env {
         }
         // Hybrid: users enter through whichever frontend DNS points at, and a
         // dead frontend is the frontend layer's business: one entry suffices.
-        let any = self.shared.cfg.groups[group].scheme.get_ref() == &Scheme::Hybrid;
+        let any = self
+            .shared
+            .cfg
+            .groups
+            .get(group)
+            .is_some_and(|g| g.scheme() == Scheme::Hybrid);
         let mut reached = Vec::new();
         let mut failed = Vec::new();
         for a in &addrs {

@@ -89,10 +89,11 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     let fake = Arc::new(FakeRoute::default());
     let strategies: BTreeMap<String, Arc<dyn Strategy>> =
         [("web".to_string(), fake.clone() as Arc<dyn Strategy>)].into();
+    let settings =
+        crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
     let shared = Shared::new(
-        cfg,
+        settings,
         Arc::new(MemStore::default()),
-        strategies,
         CancellationToken::new(),
     )
     .expect("shared");

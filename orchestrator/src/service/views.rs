@@ -92,9 +92,9 @@ pub struct ReplicationView {
 pub const DIVERGENT_IN_STATUS: usize = 100;
 
 pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
-    let rc = s.cfg.groups[&g.name].replication.as_ref()?.get_ref();
+    let rc = s.cfg.groups.get(&g.name)?.replication()?;
     let st = s.lock();
-    let sites = s.cfg.groups[&g.name].site_names();
+    let sites = s.cfg.groups.get(&g.name)?.site_names();
     let mut v = ReplicationView {
         plan: rc.plan.as_str().to_string(),
         divergent_policy: rc.divergent.as_str().to_string(),
@@ -194,8 +194,8 @@ pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteVi
         .collect()
 }
 
-pub(crate) fn group_view(s: &Shared, g: &GroupState) -> GroupView {
-    let gc = &s.cfg.groups[&g.name];
+pub(crate) fn group_view(s: &Shared, g: &GroupState) -> Option<GroupView> {
+    let gc = s.cfg.groups.get(&g.name)?;
     let runbook = {
         let st = s.lock();
         g.runbook
@@ -208,9 +208,9 @@ pub(crate) fn group_view(s: &Shared, g: &GroupState) -> GroupView {
                     .cloned()
             })
     };
-    GroupView {
+    Some(GroupView {
         name: g.name.clone(),
-        scheme: gc.scheme.get_ref().as_str().to_string(),
+        scheme: gc.scheme().as_str().to_string(),
         primary: gc.primary().to_string(),
         active: g.active.clone(),
         epoch: g.epoch,
@@ -221,24 +221,22 @@ pub(crate) fn group_view(s: &Shared, g: &GroupState) -> GroupView {
         sites: site_views(s, &gc.site_names()),
         alerts: s.alerts(&g.name),
         frontend: g.frontend.clone().or_else(|| {
-            (gc.scheme.get_ref() == &warden_config::Scheme::Hybrid)
-                .then_some(gc.frontend.as_ref())
+            (gc.scheme() == warden_config::Scheme::Hybrid)
+                .then_some(gc.frontend_scheme())
                 .flatten()
-                .and_then(|f| f.get_ref().frontends.first())
-                .map(|f| f.get_ref().clone())
+                .and_then(|f| f.frontend_names().into_iter().next())
         }),
         replication: replication_view(s, g),
-        frontends: if gc.scheme.get_ref() == &warden_config::Scheme::Hybrid {
+        frontends: if gc.scheme() == warden_config::Scheme::Hybrid {
             let names: Vec<String> = gc
-                .frontend
-                .iter()
-                .flat_map(|f| f.get_ref().frontends.iter().map(|n| n.get_ref().clone()))
-                .collect();
+                .frontend_scheme()
+                .map(|f| f.frontend_names())
+                .unwrap_or_default();
             views(s, &names, true)
         } else {
             Vec::new()
         },
-    }
+    })
 }
 
 /// `GET /v1/groups/{group}/divergent?offset=N&limit=M` answer: one page of
@@ -257,20 +255,20 @@ impl Shared {
         let isolated = self.lock().detector.is_isolated();
         StatusView {
             isolated,
-            groups: groups.iter().map(|g| group_view(self, g)).collect(),
+            groups: groups.iter().filter_map(|g| group_view(self, g)).collect(),
         }
     }
 
     /// Every group's view.
     pub fn group_views(&self) -> Vec<GroupView> {
         let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
-        groups.iter().map(|g| group_view(self, g)).collect()
+        groups.iter().filter_map(|g| group_view(self, g)).collect()
     }
 
     /// One group's view, if it exists.
     pub fn group_view(&self, name: &str) -> Option<GroupView> {
         let g = self.lock().groups.get(name).cloned()?;
-        Some(group_view(self, &g))
+        group_view(self, &g)
     }
 
     /// Every site's view.

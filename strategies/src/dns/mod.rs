@@ -168,13 +168,9 @@ impl DnsStrategy {
                 cfg.groups.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        let dns = g
-            .dns
-            .as_ref()
-            .ok_or_else(|| {
-                StrategyError::Config(format!("group {group} has no [groups.{group}.dns] table"))
-            })?
-            .get_ref();
+        let dns = g.dns_scheme().ok_or_else(|| {
+            StrategyError::Config(format!("group {group} has no [groups.{group}.dns] table"))
+        })?;
         let mut sites = BTreeMap::new();
         for (k, v) in &dns.addresses {
             let value = RecordValue::parse(v).map_err(|e| {
