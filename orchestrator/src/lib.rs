@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod model;
 pub mod recorded;
 pub mod retry;
+pub mod routing;
 pub mod runbook;
 pub mod service;
 pub mod settings;

@@ -3,11 +3,10 @@
 //! preconditions checked), like the agent's and the frontend's settings.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use warden_config::{Config, Scheme, Secret};
-use warden_strategies::Strategy;
 
+use crate::routing::Routing;
 use crate::OrchestratorError;
 
 /// The orchestrator's resolved settings.
@@ -19,7 +18,7 @@ pub struct OrchestratorSettings {
     /// Agent token → site; every site has its own token (checked).
     pub agent_tokens: HashMap<String, String>,
     /// Every group's strategy, built (secrets read) before the service starts.
-    pub strategies: BTreeMap<String, Arc<dyn Strategy>>,
+    pub strategies: BTreeMap<String, Routing>,
 }
 
 impl std::fmt::Debug for OrchestratorSettings {
@@ -43,7 +42,7 @@ impl OrchestratorSettings {
     /// As [`OrchestratorSettings::from_config`] with strategies given (tests).
     pub fn with_strategies(
         config: Config,
-        strategies: BTreeMap<String, Arc<dyn Strategy>>,
+        strategies: BTreeMap<String, Routing>,
     ) -> Result<Self, OrchestratorError> {
         let operator = Secret::load(
             "orchestrator.operator_token",
@@ -73,25 +72,23 @@ impl OrchestratorSettings {
 }
 
 /// Build the strategy of every group. Fails when a group's strategy cannot be built (config, secrets).
-pub fn build_strategies(
-    cfg: &Config,
-) -> Result<BTreeMap<String, Arc<dyn Strategy>>, OrchestratorError> {
+pub fn build_strategies(cfg: &Config) -> Result<BTreeMap<String, Routing>, OrchestratorError> {
     let mut out = BTreeMap::new();
     for (name, g) in &cfg.groups {
         let setup = |e: warden_strategies::StrategyError| {
             OrchestratorError::Setup(format!("group {name}: {e}"))
         };
-        let s: Arc<dyn Strategy> = match g.scheme() {
-            Scheme::Frontend => {
+        let s = match g.scheme() {
+            Scheme::Frontend => Routing::Single(
                 warden_strategies::frontend::FrontendStrategy::from_config(cfg, name)
-                    .map_err(setup)?
-            }
-            Scheme::Dns => {
-                warden_strategies::dns::DnsStrategy::from_config(cfg, name).map_err(setup)?
-            }
-            Scheme::Hybrid => {
-                warden_strategies::hybrid::HybridStrategy::from_config(cfg, name).map_err(setup)?
-            }
+                    .map_err(setup)?,
+            ),
+            Scheme::Dns => Routing::Single(
+                warden_strategies::dns::DnsStrategy::from_config(cfg, name).map_err(setup)?,
+            ),
+            Scheme::Hybrid => Routing::Hybrid(
+                warden_strategies::hybrid::HybridStrategy::from_config(cfg, name).map_err(setup)?,
+            ),
         };
         out.insert(name.clone(), s);
     }

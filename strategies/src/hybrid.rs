@@ -70,8 +70,8 @@ impl HybridStrategy {
         Ok(HybridStrategy::new(group, frontends, dns))
     }
 
-    /// [`HybridStrategy::configured`], ready to hold as `Arc<dyn Strategy>`.
-    pub fn from_config(cfg: &Config, group: &str) -> Result<Arc<dyn Strategy>, StrategyError> {
+    /// [`HybridStrategy::configured`], shared.
+    pub fn from_config(cfg: &Config, group: &str) -> Result<Arc<HybridStrategy>, StrategyError> {
         Ok(Arc::new(HybridStrategy::configured(cfg, group)?))
     }
 
@@ -221,9 +221,5 @@ impl Strategy for HybridStrategy {
 
     fn clear_alerts(&self) -> Vec<String> {
         self.dns.clear_alerts()
-    }
-
-    fn as_hybrid(&self) -> Option<&HybridStrategy> {
-        Some(self)
     }
 }

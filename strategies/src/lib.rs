@@ -79,11 +79,6 @@ pub trait Strategy: Send + Sync {
     fn clear_alerts(&self) -> Vec<String> {
         Vec::new()
     }
-    /// The two-layer view of a `hybrid` strategy (the orchestrator moves its
-    /// DNS layer between frontends on its own); `None` for every other scheme.
-    fn as_hybrid(&self) -> Option<&hybrid::HybridStrategy> {
-        None
-    }
 }
 
 /// Errors of strategies. Each says whose fault it is and what to do.

@@ -48,7 +48,7 @@ impl Shared {
             round.sites.iter().map(|f| (f.site.as_str(), f)).collect();
         let names: Vec<String> = st.groups.keys().cloned().collect();
         for name in names {
-            let Some(h) = self.strategies.get(&name).and_then(|s| s.as_hybrid()) else {
+            let Some(h) = self.strategies.get(&name).and_then(|s| s.hybrid()) else {
                 continue;
             };
             let Some(g) = st.groups.get(&name).cloned() else {
@@ -125,7 +125,7 @@ impl Shared {
             let Some(strategy) = me.strategies.get(&group).cloned() else {
                 return;
             };
-            let Some(h) = strategy.as_hybrid() else {
+            let Some(h) = strategy.hybrid() else {
                 return;
             };
             let started = Instant::now();

@@ -32,7 +32,7 @@ use warden_config::{Config, FailbackMode, Scheme, Secret};
 use warden_proto::agent::{
     AgentReport, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
 };
-use warden_strategies::{Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+use warden_strategies::{Observed, SiteRoute, StrategyError, SwitchMode};
 
 use crate::commands::{Accepted, Ledger};
 use crate::detector::{Detector, Evidence, Transition, Verdict};
@@ -133,7 +133,7 @@ pub struct Shared {
     /// report O(1) with tens of thousands of sites; tokens are long and random.
     agent_tokens: std::collections::HashMap<String, String>,
     store: Arc<dyn Store>,
-    strategies: BTreeMap<String, Arc<dyn Strategy>>,
+    strategies: BTreeMap<String, crate::routing::Routing>,
     state: Mutex<State>,
     /// Bumped on every accepted report (waiters for outcomes and health).
     report_tick: watch::Sender<u64>,

@@ -18,7 +18,7 @@ impl Shared {
             let Some(strategy) = self.strategies.get(&g.name) else {
                 continue;
             };
-            if let Some(h) = strategy.as_hybrid() {
+            if let Some(h) = strategy.hybrid() {
                 self.reconcile_hybrid(&g, h).await;
                 continue;
             }

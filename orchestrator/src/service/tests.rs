@@ -3,6 +3,7 @@
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::{CheckResult, PeerProbe};
+use warden_strategies::Strategy;
 
 #[derive(Default)]
 struct FakeRoute {
@@ -87,8 +88,11 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     );
     let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
     let fake = Arc::new(FakeRoute::default());
-    let strategies: BTreeMap<String, Arc<dyn Strategy>> =
-        [("web".to_string(), fake.clone() as Arc<dyn Strategy>)].into();
+    let strategies: BTreeMap<String, crate::routing::Routing> = [(
+        "web".to_string(),
+        crate::routing::Routing::Single(fake.clone() as Arc<dyn Strategy>),
+    )]
+    .into();
     let settings =
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
     let shared = Shared::new(
