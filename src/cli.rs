@@ -206,7 +206,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(
                     e @ (warden_orchestrator::OrchestratorError::Config(_)
-                    | warden_orchestrator::OrchestratorError::Setup(_)),
+                    | warden_orchestrator::OrchestratorError::Setup(_)
+                    | warden_orchestrator::OrchestratorError::Strategy { .. }),
                 ) => config_exit(e),
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -15,6 +15,7 @@
 pub mod api;
 pub mod commands;
 pub mod detector;
+pub mod error;
 pub mod licence;
 pub mod metrics;
 pub mod model;
@@ -32,42 +33,11 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
-use warden_config::ConfigError;
 
+pub use crate::error::OrchestratorError;
 use crate::service::Shared;
 pub use crate::settings::OrchestratorSettings;
 use crate::store::LocalStore;
-
-/// Errors of the orchestrator.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum OrchestratorError {
-    /// Configuration or a secret is wrong: fix the file, then restart.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The service cannot be assembled from this config (e.g. a scheme not built yet).
-    #[error("{0}")]
-    Setup(String),
-    /// The state store failed: check the data dir's disk and permissions.
-    #[error("state store: {0}")]
-    Store(String),
-    /// The API could not bind its address.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A request named something that does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// A request is malformed or names something invalid.
-    #[error("{0}")]
-    BadRequest(String),
-    /// A request conflicts with the current state (e.g. a runbook is running).
-    #[error("{0}")]
-    Conflict(String),
-}
 
 /// Run the orchestrator until `shutdown` fires. `ready` receives the bound API address.
 pub async fn run(

@@ -735,7 +735,10 @@ mod tests {
         }
         fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
             if self.crashed.load(Ordering::SeqCst) {
-                return Err(OrchestratorError::Store("process killed".into()));
+                return Err(OrchestratorError::store(
+                    "write",
+                    std::io::Error::other("process killed"),
+                ));
             }
             self.inner.put_runbook(rb)?;
             if let Some(step) = self.crash_in {

@@ -75,8 +75,9 @@ impl OrchestratorSettings {
 pub fn build_strategies(cfg: &Config) -> Result<BTreeMap<String, Routing>, OrchestratorError> {
     let mut out = BTreeMap::new();
     for (name, g) in &cfg.groups {
-        let setup = |e: warden_strategies::StrategyError| {
-            OrchestratorError::Setup(format!("group {name}: {e}"))
+        let setup = |source| OrchestratorError::Strategy {
+            group: name.clone(),
+            source,
         };
         let s = match g.scheme() {
             Scheme::Frontend => Routing::Single(

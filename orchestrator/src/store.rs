@@ -43,30 +43,26 @@ pub struct LocalStore {
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
-    serde_json::to_vec(v).map_err(|e| OrchestratorError::Store(format!("encode: {e}")))
+    serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
 }
 
 fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, OrchestratorError> {
-    serde_json::from_slice(b).map_err(|e| OrchestratorError::Store(format!("decode: {e}")))
+    serde_json::from_slice(b).map_err(|e| OrchestratorError::store("decode", e))
 }
 
-fn se(e: impl std::fmt::Display) -> OrchestratorError {
-    OrchestratorError::Store(e.to_string())
+fn se(e: impl Into<redb::Error>) -> OrchestratorError {
+    OrchestratorError::store("redb", e.into())
 }
 
 impl LocalStore {
     /// Open (or create) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, OrchestratorError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
-            OrchestratorError::Store(format!(
-                "cannot create data dir {}: {e}",
-                data_dir.display()
-            ))
+            OrchestratorError::store(format!("cannot create data dir {}", data_dir.display()), e)
         })?;
         let path = data_dir.join("warden.redb");
-        let db = Database::create(&path).map_err(|e| {
-            OrchestratorError::Store(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let db = Database::create(&path)
+            .map_err(|e| OrchestratorError::store(format!("cannot open {}", path.display()), e))?;
         let tx = db.begin_write().map_err(se)?;
         tx.open_table(GROUPS).map_err(se)?;
         tx.open_table(RUNBOOKS).map_err(se)?;

@@ -215,7 +215,9 @@ impl Shared {
         let http = reqwest::Client::builder()
             .timeout(cfg.detection.probe_timeout)
             .build()
-            .map_err(|e| OrchestratorError::Setup(format!("http client: {e}")))?;
+            .map_err(|e| {
+                OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
+            })?;
         let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned());
         let state = State {
             evidence: Evidence::default(),
