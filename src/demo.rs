@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warden_config::Secret;
 
-use crate::cli::Client;
+use crate::client::Client;
 use crate::probe::{self, ProbeEvent};
 
 fn free_port() -> anyhow::Result<u16> {

@@ -2,6 +2,7 @@
 //! and validates the config, and hands over to a library's `run(config, shutdown)`.
 
 mod cli;
+mod client;
 mod demo;
 mod echo;
 mod fake_noip;

@@ -1,0 +1,165 @@
+//! The command line: every subcommand and its arguments (clap).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "warden",
+    version,
+    about = "Disaster-recovery failover orchestrator"
+)]
+pub struct Cli {
+    /// failover.conf (services read it; client commands take the API URL and operator token from it).
+    #[arg(long, global = true, env = "WARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Orchestrator API base URL (client commands; overrides the config).
+    #[arg(long, global = true, env = "WARDEN_URL")]
+    pub url: Option<String>,
+    /// File holding the operator token (client commands; overrides the config).
+    #[arg(long, global = true, env = "WARDEN_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the orchestrator.
+    Orchestrator,
+    /// Run a site's agent.
+    Agent {
+        #[arg(long)]
+        site: String,
+    },
+    /// Run a built-in frontend (TCP proxy with control API).
+    Frontend {
+        #[arg(long)]
+        name: String,
+    },
+    /// Check a config file; lists every problem with file:line:col; exit 64 if any.
+    CheckConfig { file: PathBuf },
+    /// Groups: active site, state, epoch, per-site health per vantage point.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fail a group over to a site now (operator decision).
+    Failover {
+        group: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Fail a group back to its primary.
+    Failback { group: String },
+    /// Planned move of a healthy group to another site with zero data loss:
+    /// resync, stop writes at the active site, final pass, verify, switch.
+    Switchover {
+        group: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Approve a pending decision (manual mode or exhausted failover budget).
+    Approve { group: String },
+    /// Maintenance mode: no automatic decisions for the group.
+    Maintenance { group: String, mode: OnOff },
+    /// Lift a group's alerts after fixing their cause (e.g. a DNS provider
+    /// that stopped itself after `badauth`, or a `911` retry hold).
+    Clear { group: String },
+    /// Take the higher epoch the routing layer (or an agent) holds as the
+    /// group's own, after checking that no other orchestrator acts.
+    AdoptEpoch { group: String },
+    /// Decisions with the evidence behind them.
+    Events {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        group: Option<String>,
+        /// Only events with id greater than this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+    /// Client-side outage meter: TCP connect or HTTP GET every interval.
+    Probe {
+        /// http://host:port/path, or host:port / tcp://host:port.
+        target: String,
+        #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+        interval: Duration,
+        /// Per-attempt timeout (default: the interval, at least 50ms).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<Duration>,
+        /// Stop after this long (default: until Ctrl-C).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// DNS mode: resolve the target's host through this server (IP or
+        /// IP:PORT) before every attempt, caching answers for their TTL as
+        /// users' resolvers do, so the outage includes DNS caching.
+        #[arg(long, value_parser = parse_resolver)]
+        resolver: Option<std::net::SocketAddr>,
+        /// Print one JSON summary at the end instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local quickstart: two sites, agents, orchestrator and a frontend; a failover and a failback.
+    Demo {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A tiny HTTP service answering TEXT (used by the demo and the tests as a site's service).
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        text: String,
+    },
+    /// A strict fake No-IP update server (integration tests): stats at GET /test/stats.
+    #[command(hide = true)]
+    FakeNoip {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// The account's username.
+        #[arg(long)]
+        account: String,
+        /// File holding the account's password.
+        #[arg(long)]
+        password_file: PathBuf,
+        /// A hostname of the account (repeat for more).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value = "/test/stats")]
+        stats_path: String,
+        #[arg(long, value_enum, default_value = "noip")]
+        flavor: crate::fake_noip::FakeFlavor,
+    },
+}
+
+fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
+    warden_config::parse_dns_server(s)
+}
+
+impl Cmd {
+    pub fn is_client(&self) -> bool {
+        matches!(
+            self,
+            Cmd::Status { .. }
+                | Cmd::Failover { .. }
+                | Cmd::Failback { .. }
+                | Cmd::Switchover { .. }
+                | Cmd::Approve { .. }
+                | Cmd::Maintenance { .. }
+                | Cmd::Clear { .. }
+                | Cmd::AdoptEpoch { .. }
+                | Cmd::Events { .. }
+                | Cmd::CheckConfig { .. }
+        )
+    }
+}

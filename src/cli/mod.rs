@@ -1,0 +1,12 @@
+//! Command-line interface: [`args`] (every subcommand), [`serve`] (the
+//! service subcommands and `check-config`), [`operator`] (the operator
+//! commands, one API call each) and [`render`] (what a person reads). The
+//! API client itself is [`crate::client`], shared with the quickstart.
+
+mod args;
+mod operator;
+mod render;
+mod serve;
+
+pub(crate) use args::{Cli, Cmd};
+pub(crate) use serve::dispatch;

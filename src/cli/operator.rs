@@ -1,0 +1,118 @@
+//! Operator commands: one API call each, rendered for a person (or as JSON).
+
+use serde_json::Value;
+
+use anyhow::bail;
+
+use super::args::{Cmd, OnOff};
+use super::render::{render_events, render_status};
+use crate::client::Client;
+
+pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Status { json } => {
+            let v = c.get("/v1/status").await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let view: warden_orchestrator::api::StatusView = serde_json::from_value(v)
+                    .map_err(|e| {
+                        anyhow::anyhow!("the orchestrator's status is not what this CLI reads: {e}")
+                    })?;
+                print!("{}", render_status(&view));
+            }
+        }
+        Cmd::Failover { group, to } => {
+            let v = c
+                .post(
+                    &format!("/v1/groups/{group}/failover"),
+                    serde_json::json!({ "to": to }),
+                )
+                .await?;
+            println!(
+                "failover of {group} to {to} started (runbook {})",
+                v["runbook"]
+            );
+        }
+        Cmd::Failback { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/failback"), Value::Null)
+                .await?;
+            println!("failback of {group} started (runbook {})", v["runbook"]);
+        }
+        Cmd::Switchover { group, to } => {
+            let v = c
+                .post(
+                    &format!("/v1/groups/{group}/switchover"),
+                    serde_json::json!({ "to": to }),
+                )
+                .await?;
+            println!(
+                "switchover of {group} to {to} started (runbook {})",
+                v["runbook"]
+            );
+        }
+        Cmd::Approve { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/approve"), Value::Null)
+                .await?;
+            println!("approved; runbook {} started for {group}", v["runbook"]);
+        }
+        Cmd::Maintenance { group, mode } => {
+            let on = matches!(mode, OnOff::On);
+            c.post(
+                &format!("/v1/groups/{group}/maintenance"),
+                serde_json::json!({ "on": on }),
+            )
+            .await?;
+            println!("maintenance {} for {group}", if on { "on" } else { "off" });
+        }
+        Cmd::Clear { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/clear"), Value::Null)
+                .await?;
+            let lifted: Vec<String> = v["cleared"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| c.as_str().unwrap_or_default().to_string())
+                .collect();
+            if lifted.is_empty() {
+                println!("{group}: nothing was blocked");
+            } else {
+                for l in lifted {
+                    println!("{group}: cleared: {l}");
+                }
+            }
+        }
+        Cmd::AdoptEpoch { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/adopt-epoch"), Value::Null)
+                .await?;
+            println!(
+                "{group}: adopted epoch {}; the next move carries a higher one",
+                v["epoch"]
+            );
+        }
+        Cmd::Events { json, group, after } => {
+            let mut path = format!("/v1/events?after={after}");
+            if let Some(g) = group {
+                path.push_str(&format!("&group={g}"));
+            }
+            let v = c.get(&path).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let events: Vec<warden_orchestrator::model::Event> = serde_json::from_value(v)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "the orchestrator's events are not what this CLI reads: {e}"
+                        )
+                    })?;
+                print!("{}", render_events(&events));
+            }
+        }
+        _ => bail!("not a client command"),
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! What a person reads: `warden status` and `warden events` rendered from the
+//! API's typed views (`warden_orchestrator::api::StatusView`, `model::Event`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use warden_orchestrator::api::StatusView;
+use warden_orchestrator::model::Event;
+
+/// An enum or number as the API spells it (`"steady"`, `"failover"`).
+fn name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Null) | Err(_) => "-".into(),
+        Ok(other) => other.to_string(),
+    }
+}
+
+fn opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".into())
+}
+
+/// The human table of `warden status`.
+pub(crate) fn render_status(v: &StatusView) -> String {
+    let mut out = String::new();
+    if v.isolated {
+        out.push_str("WARNING: the orchestrator is isolated (reaches no site, hears no agent): deciding nothing\n\n");
+    }
+    for g in &v.groups {
+        out.push_str(&format!(
+            "group {}  scheme {}  active {}  (primary {})  epoch {}  state {}{}\n",
+            g.name,
+            g.scheme,
+            g.active,
+            g.primary,
+            g.epoch,
+            name(&g.phase),
+            if g.maintenance { "  MAINTENANCE" } else { "" }
+        ));
+        for a in &g.alerts {
+            out.push_str(&format!(
+                "  ALERT: {a} (fix it, then `warden clear {}`)\n",
+                g.name
+            ));
+        }
+        if let Some(r) = &g.replication {
+            let ms = |v: Option<u64>| match v {
+                Some(n) => format!("{:.1}s", n as f64 / 1000.0),
+                None => "-".into(),
+            };
+            let mut line = format!("  replication {}: {}", r.plan, r.state);
+            if let Some(source) = &r.source {
+                line.push_str(&format!(" {source} → {}", opt(&r.target)));
+            }
+            line.push_str(&format!("  lag {}  rpo {}", ms(r.lag_ms), ms(r.rpo_ms)));
+            if let Some(p) = &r.progress {
+                line.push_str(&format!(
+                    "  pass {}: {} items / {} bytes done, {} items / {} bytes left",
+                    r.passes, p.items_done, p.bytes_done, p.items_left, p.bytes_left
+                ));
+            }
+            out.push_str(&line);
+            out.push('\n');
+            for e in &r.errors {
+                out.push_str(&format!("  REPLICATION ERROR: {e}\n"));
+            }
+            if !r.divergent.is_empty() {
+                let total = r.divergent_total.max(r.divergent.len());
+                out.push_str(&format!(
+                    "  divergent items ({total}, policy {}):\n",
+                    r.divergent_policy
+                ));
+                for d in &r.divergent {
+                    out.push_str(&format!(
+                        "    {}  {}  {}{}\n",
+                        d.name,
+                        d.reason,
+                        d.action,
+                        d.moved_to
+                            .as_ref()
+                            .map(|m| format!(" → {m}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                if total > r.divergent.len() {
+                    out.push_str(&format!(
+                        "    … and {} more (GET /v1/groups/{}/divergent)\n",
+                        total - r.divergent.len(),
+                        g.name
+                    ));
+                }
+            }
+        }
+        if let Some(p) = &g.pending {
+            out.push_str(&format!(
+                "  pending: {} to {} — {} (run `warden approve {}`)\n",
+                name(&p.kind),
+                p.to,
+                p.reason,
+                g.name
+            ));
+        }
+        if let Some(rb) = &g.runbook {
+            let steps: Vec<String> = rb
+                .steps
+                .iter()
+                .map(|st| format!("{}:{}", name(&st.name), name(&st.status)))
+                .collect();
+            out.push_str(&format!(
+                "  runbook {} {} {} → {} {}  rto {} ms  [{}]\n",
+                rb.id,
+                name(&rb.kind),
+                rb.from,
+                rb.to,
+                name(&rb.status),
+                name(&rb.rto_ms),
+                steps.join(" ")
+            ));
+        }
+        out.push_str(&format!(
+            "  {:<12} {:<12} {:<14} {:<9} {:<8} {}\n",
+            "SITE", "VERDICT", "VANTAGE", "STATUS", "AGE", "DETAIL"
+        ));
+        for site in &g.sites {
+            let verdict = format!(
+                "{}{}",
+                site.verdict,
+                if site.confirmed_down { "*" } else { "" }
+            );
+            let mut first = true;
+            for row in &site.evidence {
+                let (n, vd) = if first {
+                    (site.name.clone(), verdict.clone())
+                } else {
+                    (String::new(), String::new())
+                };
+                first = false;
+                let age = row
+                    .age_ms
+                    .map(|a| format!("{a}ms"))
+                    .unwrap_or_else(|| "-".into());
+                out.push_str(&format!(
+                    "  {:<12} {:<12} {:<14} {:<9} {:<8} {}\n",
+                    n, vd, row.vantage, row.status, age, row.detail
+                ));
+            }
+            if first {
+                out.push_str(&format!(
+                    "  {:<12} {:<12} (no evidence yet)\n",
+                    site.name, verdict
+                ));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str("(* = confirmed down)\n");
+    out
+}
+
+/// The human list of `warden events`.
+pub(crate) fn render_events(events: &[Event]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let when = humantime::format_rfc3339_millis(
+            std::time::UNIX_EPOCH + Duration::from_millis(e.time_unix_ms),
+        );
+        out.push_str(&format!(
+            "#{} {} {:<20} group={} site={}  {}\n",
+            e.id,
+            when,
+            name(&e.kind),
+            opt(&e.group),
+            opt(&e.site),
+            e.message
+        ));
+        if !e.evidence.is_empty() {
+            out.push_str(&format!(
+                "      {:<10} {:<14} {:<9} {}\n",
+                "SITE", "VANTAGE", "STATUS", "DETAIL"
+            ));
+            for r in &e.evidence {
+                out.push_str(&format!(
+                    "      {:<10} {:<14} {:<9} {}\n",
+                    r.site, r.vantage, r.status, r.detail
+                ));
+            }
+        }
+    }
+    out
+}
