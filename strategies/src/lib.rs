@@ -2,10 +2,11 @@
 //!
 //! Layout:
 //! - this file: the trait, its value types and the crate's error enum;
-//! - [`frontend`]: the `frontend` scheme, with drivers behind [`frontend::FrontendDriver`]
-//!   (`builtin` = `warden frontend`, `haproxy` = HAProxy's runtime API);
-//! - [`haproxy`]: the `haproxy` driver, [`haproxy::HaproxyDriver`] (Runtime API
-//!   client, epoch fence kept in an HAProxy variable, timed drains);
+//! - [`frontend`]: the `frontend` scheme, with drivers behind
+//!   [`frontend::FrontendDriver`]: `frontend/builtin.rs` (`warden frontend`'s
+//!   control API) and `frontend/haproxy.rs` (HAProxy's Runtime API, epoch
+//!   fence kept in an HAProxy variable, timed drains);
+//! - `text.rs`: errors and untrusted answers put into words, for every driver;
 //! - [`dns`]: the `dns` scheme, with providers behind [`dns::DnsProvider`]
 //!   (`noip`, `dyndns2`, `rfc2136`) and verification against authoritative servers;
 //! - [`hybrid`]: the `hybrid` scheme, [`hybrid::HybridStrategy`]: frontends
@@ -18,8 +19,11 @@
 pub mod dns;
 mod error;
 pub mod frontend;
-pub mod haproxy;
 pub mod hybrid;
+mod text;
+
+/// The `haproxy` driver (kept at its old path).
+pub use frontend::haproxy;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

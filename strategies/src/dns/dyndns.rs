@@ -934,14 +934,7 @@ fn quote(text: &str) -> String {
 }
 
 fn quote_max(text: &str, max: usize) -> String {
-    let t = text.trim();
-    if t.is_empty() {
-        return "(empty body)".into();
-    }
-    match t.char_indices().nth(max) {
-        Some((i, _)) => format!("{:?}…", &t[..i]),
-        None => format!("{t:?}"),
-    }
+    crate::text::quote(text, max, "body")
 }
 
 /// The HTTP client: redirects not followed (credentials stay with the

@@ -60,7 +60,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 use warden_config::{valid_haproxy_name, RuntimeAddr};
 
-use crate::frontend::FrontendDriver;
+use super::FrontendDriver;
 use crate::{StrategyError, SwitchMode};
 
 /// Longest reply read from the Runtime API; a longer one is refused.
@@ -615,14 +615,7 @@ fn parse_fence(reply: &str, var: &str) -> Result<Option<Fence>, String> {
 }
 
 fn quote(text: &str) -> String {
-    let t = text.trim();
-    if t.is_empty() {
-        return "(empty reply)".into();
-    }
-    match t.char_indices().nth(QUOTE_MAX) {
-        Some((i, _)) => format!("{:?}…", &t[..i]),
-        None => format!("{t:?}"),
-    }
+    crate::text::quote(text, QUOTE_MAX, "reply")
 }
 
 #[async_trait]

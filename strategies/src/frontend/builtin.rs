@@ -1,0 +1,235 @@
+//! The `builtin` frontend driver: the control API of `warden frontend`
+//! ([`warden_proto::frontend`]), one group per driver, over plain HTTP with a
+//! bearer token.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use tracing::debug;
+use warden_config::Secret;
+use warden_proto::frontend::{ErrorBody, RouteMode, RouteState, SetRoute};
+
+use super::FrontendDriver;
+use crate::text::chain;
+use crate::{StrategyError, SwitchMode};
+
+fn quote_body(text: &str) -> String {
+    crate::text::quote(text, QUOTE_MAX, "body")
+}
+
+/// Drives one `warden frontend` through its control API (see
+/// [`warden_proto::frontend`]), for one group.
+pub struct BuiltinDriver {
+    /// Frontend name.
+    name: String,
+    /// Element name in errors: `frontend NAME`.
+    element: String,
+    group: String,
+    /// `http://ADDR`, no trailing slash.
+    base: String,
+    token: Secret,
+    client: reqwest::Client,
+}
+
+impl std::fmt::Debug for BuiltinDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltinDriver")
+            .field("name", &self.name)
+            .field("group", &self.group)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Longest piece of an unexpected answer quoted in an error.
+const QUOTE_MAX: usize = 200;
+
+impl BuiltinDriver {
+    /// Time allowed for one control request (connect included).
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// A driver for `group` on the frontend `name` whose control API listens on `control`.
+    pub fn new(
+        name: &str,
+        group: &str,
+        control: SocketAddr,
+        token: Secret,
+        timeout: Duration,
+    ) -> Result<BuiltinDriver, StrategyError> {
+        // One client (connection pool, TLS config) per process for the default
+        // timeout: an orchestrator with 10,000 groups must not hold 10,000 pools.
+        static SHARED: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        let built = if timeout == Self::DEFAULT_TIMEOUT {
+            match SHARED.get() {
+                Some(c) => Ok(c.clone()),
+                None => http_client(timeout).map(|c| SHARED.get_or_init(|| c).clone()),
+            }
+        } else {
+            http_client(timeout)
+        };
+        let client = built.map_err(|e| {
+            StrategyError::Config(format!(
+                "cannot build the HTTP client for frontend {name}: {}",
+                chain(&e)
+            ))
+        })?;
+        Ok(BuiltinDriver {
+            name: name.to_string(),
+            element: format!("frontend {name}"),
+            group: group.to_string(),
+            base: format!("http://{control}"),
+            token,
+            client,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("{}/v1/routes/{}", self.base, self.group)
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> StrategyError {
+        StrategyError::Unreachable {
+            element: self.element.clone(),
+            reason: chain(e),
+        }
+    }
+
+    fn rejected(&self, reason: String) -> StrategyError {
+        StrategyError::Rejected {
+            element: self.element.clone(),
+            reason,
+        }
+    }
+
+    /// Turn a non-2xx answer into an error; `sent` is the epoch of a PUT.
+    async fn refusal(&self, resp: reqwest::Response, sent: Option<u64>) -> StrategyError {
+        let status = resp.status();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => return self.unreachable(&e),
+        };
+        let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+        if let (
+            StatusCode::CONFLICT,
+            Some(sent),
+            Some(ErrorBody {
+                seen_epoch: Some(seen),
+                ..
+            }),
+        ) = (status, sent, &body)
+        {
+            if *seen > sent {
+                return StrategyError::StaleEpoch {
+                    element: self.element.clone(),
+                    sent,
+                    seen: *seen,
+                };
+            }
+        }
+        let reason = match body {
+            Some(b) => b.error,
+            None => quote_body(&text),
+        };
+        let hint = match status {
+            StatusCode::UNAUTHORIZED => " (check frontends.NAME.token: the orchestrator and the frontend must hold the same token)",
+            StatusCode::NOT_FOUND => " (is this frontend configured to serve the group? restart it after changing failover.conf)",
+            _ => "",
+        };
+        self.rejected(format!("HTTP {}: {reason}{hint}", status.as_u16()))
+    }
+}
+
+#[async_trait]
+impl FrontendDriver for BuiltinDriver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn set_route(
+        &self,
+        site: &str,
+        epoch: u64,
+        mode: SwitchMode,
+    ) -> Result<(), StrategyError> {
+        let body = SetRoute {
+            site: site.to_string(),
+            epoch,
+            mode: match mode {
+                SwitchMode::Immediate => RouteMode::Immediate,
+                SwitchMode::Drain => RouteMode::Drain,
+            },
+        };
+        let resp = self
+            .client
+            .put(self.url())
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp, Some(epoch)).await);
+        }
+        let state: RouteState = resp
+            .json()
+            .await
+            .map_err(|e| self.rejected(format!("unreadable answer to PUT: {}", chain(&e))))?;
+        if state.site.as_deref() != Some(site) {
+            return Err(self.rejected(format!(
+                "accepted the route to {site:?} at epoch {epoch} but reports {:?} at epoch {}",
+                state.site, state.epoch
+            )));
+        }
+        debug!(frontend = %self.name, group = %self.group, site, epoch, "frontend route set");
+        Ok(())
+    }
+
+    async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+        let resp = self
+            .client
+            .get(self.url())
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp, None).await);
+        }
+        let state: RouteState = resp
+            .json()
+            .await
+            .map_err(|e| self.rejected(format!("unreadable answer to GET: {}", chain(&e))))?;
+        Ok((state.site, state.epoch))
+    }
+}
+
+/// An HTTP client for control requests. reqwest is built with
+/// `rustls-no-provider`: when the process installed no rustls crypto provider,
+/// TLS is configured here with `ring` and no trusted roots, which is enough for
+/// the plain-HTTP control API and installs nothing process-wide.
+fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        // Control traffic goes straight to the frontend's address, never through an HTTP proxy.
+        .no_proxy();
+    let builder = if rustls::crypto::CryptoProvider::get_default().is_some() {
+        builder
+    } else {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        match rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+        {
+            Ok(b) => builder.tls_backend_preconfigured(
+                b.with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            ),
+            // Not reachable with ring's defaults; let reqwest report its own error then.
+            Err(_) => builder,
+        }
+    };
+    builder.build()
+}
