@@ -66,11 +66,12 @@ pub async fn run(
         vec![],
         None,
     );
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(shared.clone().write_events(shutdown.clone()));
+    tasks.spawn(shared.clone().write_groups(shutdown.clone()));
     shared.adopt_fresh_groups().await;
     shared.resume();
 
-    let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(shared.clone().write_events(shutdown.clone()));
     let detection = shared.config().detection.interval;
     let s = shared.clone();
     every(&mut tasks, detection, shutdown.clone(), move || {

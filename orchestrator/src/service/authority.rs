@@ -18,7 +18,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::warn;
 use warden_proto::agent::{AuthorityWire, Command, CommandKind};
 
 use super::{Shared, State};
@@ -143,10 +142,7 @@ impl Shared {
                 continue;
             };
             ng.hold = None;
-            if let Err(e) = self.store.put_group(&ng) {
-                warn!(cause = %e, "cannot persist group state");
-                continue;
-            }
+            self.persist(&ng);
             st.groups.insert(name.clone(), ng);
             self.event_locked(
                 st,
@@ -255,9 +251,7 @@ impl Shared {
                     g.clone(),
                 ),
             };
-            if let Err(e) = self.store.put_group(&ng) {
-                warn!(group = %name, cause = %e, "cannot persist adopted group state");
-            }
+            self.persist(&ng);
             st.groups.insert(name.clone(), ng);
             self.event_locked(
                 &mut st,
@@ -303,7 +297,7 @@ impl Shared {
         let mut ng = g.clone();
         ng.epoch = ahead.epoch;
         ng.hold = None;
-        self.store.put_group(&ng)?;
+        self.persist(&ng);
         st.groups.insert(group.to_string(), ng);
         st.epoch_ahead.remove(group);
         let withdrawn = st.ledger.withdraw_below(

@@ -114,7 +114,7 @@ impl Shared {
                         let mut ng = g.clone();
                         ng.pending = None;
                         ng.phase = Phase::Steady;
-                        let _ = self.store.put_group(&ng);
+                        self.persist(&ng);
                         st.groups.insert(name.clone(), ng);
                         self.event_locked(
                             st,
@@ -226,7 +226,7 @@ impl Shared {
                 since_unix_ms: now,
             });
             ng.moves_unix_ms.retain(|&t| now.saturating_sub(t) < window);
-            let _ = self.store.put_group(&ng);
+            self.persist(&ng);
             st.groups.insert(group.to_string(), ng);
             self.event_locked(
                 st,

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use tracing::warn;
 use warden_proto::agent::{DivergentWire, ReplicationStatus};
 
 use super::{Shared, State};
@@ -132,9 +131,7 @@ impl Shared {
         }
         let mut ng = g;
         ng.divergent = list;
-        if let Err(e) = self.store.put_group(&ng) {
-            warn!(cause = %e, "cannot persist divergent items");
-        }
+        self.persist(&ng);
         let n = ng.divergent.len();
         let shown: Vec<String> = ng
             .divergent

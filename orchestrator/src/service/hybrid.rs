@@ -92,10 +92,7 @@ impl Shared {
             };
             let mut ng = g.clone();
             ng.frontend = Some(target.clone());
-            if let Err(e) = self.store.put_group(&ng) {
-                warn!(group = %name, cause = %e, "cannot persist the frontend decision; retrying next round");
-                continue;
-            }
+            self.persist(&ng);
             st.groups.insert(name.clone(), ng);
             st.dns_moving.insert(name.clone());
             let why = by_fe

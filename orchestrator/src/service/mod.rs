@@ -51,6 +51,7 @@ mod events;
 mod hybrid;
 mod intake;
 mod operator;
+mod persist;
 mod reconcile;
 mod replication;
 mod runbooks;
@@ -151,6 +152,8 @@ pub struct Shared {
     unsaved_notify: tokio::sync::Notify,
     /// Held while this process may act (see [`Licence`]).
     licence: Licence,
+    /// Group state changes waiting for the store (see [`persist`]).
+    writer: persist::GroupWriter,
 }
 
 impl Shared {
@@ -258,6 +261,7 @@ impl Shared {
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
             licence,
+            writer: persist::GroupWriter::new(),
         }))
     }
 

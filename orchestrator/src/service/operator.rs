@@ -201,7 +201,7 @@ impl Shared {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         };
         g.maintenance = on;
-        self.store.put_group(&g)?;
+        self.persist(&g);
         st.groups.insert(group.to_string(), g);
         self.event_locked(
             &mut st,
@@ -302,7 +302,7 @@ impl Shared {
                     let mut ng = g;
                     crate::retry::reset(&mut ng);
                     ng.failback_retry_unix_ms = None;
-                    self.store.put_group(&ng)?;
+                    self.persist(&ng);
                     st.groups.insert(group.to_string(), ng);
                     lifted.push("automatic failback may retry".to_string());
                 }
@@ -315,7 +315,7 @@ impl Shared {
                     ));
                     let mut ng = g;
                     ng.divergent.clear();
-                    self.store.put_group(&ng)?;
+                    self.persist(&ng);
                     st.groups.insert(group.to_string(), ng);
                 }
             }

@@ -82,7 +82,9 @@ impl Shared {
             // active site; the failback's resync ends the pause.
             ng.replication_paused_since_unix_ms = Some(now);
         }
-        self.store.put_group_and_runbook(&ng, &rb)?;
+        // Committed by the group writer, outside the lock; the runbook
+        // task acts only once this decision is durable.
+        let durable = self.persist_decision(&ng, &rb);
         // Orders of earlier epochs are void from here on.
         st.ledger.withdraw_below(
             group,
@@ -116,17 +118,22 @@ impl Shared {
             evidence,
             Some(id),
         );
-        self.spawn_runbook(rb);
+        self.spawn_runbook(rb, Some(durable));
         Ok(id)
     }
 
     /// Run `rb` as a task under the licence to act: losing the licence (or
     /// shutdown) cancels it mid-step and leaves it `running` in the store,
     /// for whoever holds the licence next to resume.
-    pub(crate) fn spawn_runbook(self: &Arc<Self>, rb: Runbook) {
+    pub(crate) fn spawn_runbook(self: &Arc<Self>, rb: Runbook, durable: Option<u64>) {
         let me = self.clone();
         let id = rb.id;
         let started = self.licence.spawn(move |term| async move {
+            if let Some(seq) = durable {
+                if !me.writer.durable(seq, &term).await {
+                    return;
+                }
+            }
             let Some(policy) = me.policy(&rb.group) else {
                 warn!(group = %rb.group, runbook = rb.id, "runbook of a group that is no longer configured: left in the store");
                 return;
@@ -243,9 +250,7 @@ impl Shared {
                 Some(rb.id),
             );
         }
-        if let Err(e) = self.store.put_group(&ng) {
-            warn!(cause = %e, "cannot persist group state");
-        }
+        self.persist(&ng);
         st.groups.insert(rb.group.clone(), ng);
         self.metrics.runbooks.inc();
         if let Some(rto) = rb.rto_ms {
@@ -298,7 +303,7 @@ impl Shared {
                 Some(rb.id),
             );
             // Re-queue nothing here: the step re-sends its command with the same id.
-            self.spawn_runbook(rb);
+            self.spawn_runbook(rb, None);
         }
     }
 }

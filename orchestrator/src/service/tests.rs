@@ -101,6 +101,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
         CancellationToken::new(),
     )
     .expect("shared");
+    tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
     (shared, fake, dir)
 }
 
@@ -158,6 +159,7 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
             .insert("b".into(), (now, vec![check(true)]));
     }
     s.detect_round();
+    s.writer_settled().await;
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }

@@ -1,0 +1,162 @@
+//! Durable group state without disk writes under the state lock: changes are
+//! queued (the newest state per group wins) and one writer task commits them,
+//! on a blocking thread, in store transactions — a decision together with its
+//! runbook. A runbook task starts acting only once its decision is durable
+//! ([`GroupWriter::durable`]); a failed commit is retried every second and
+//! said in the log until the store takes it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::model::{GroupState, Runbook};
+
+#[derive(Default)]
+struct Queue {
+    groups: BTreeMap<String, GroupState>,
+    /// New runbooks, each committed with its group's state.
+    runbooks: Vec<Runbook>,
+    /// Sequence number of the newest change queued.
+    seq: u64,
+}
+
+/// Changes of group state waiting to be committed.
+pub(crate) struct GroupWriter {
+    queue: Mutex<Queue>,
+    notify: Notify,
+    /// The newest sequence number known durable.
+    written: watch::Sender<u64>,
+}
+
+impl GroupWriter {
+    pub(crate) fn new() -> Self {
+        GroupWriter {
+            queue: Mutex::new(Queue::default()),
+            notify: Notify::new(),
+            written: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `g` (and a new runbook with it); the change's sequence number.
+    pub(crate) fn queue(&self, g: &GroupState, rb: Option<&Runbook>) -> u64 {
+        let mut q = self.lock();
+        q.seq += 1;
+        q.groups.insert(g.name.clone(), g.clone());
+        if let Some(rb) = rb {
+            q.runbooks.push(rb.clone());
+        }
+        let seq = q.seq;
+        drop(q);
+        self.notify.notify_one();
+        seq
+    }
+
+    /// Wait until change `seq` is durable; false if `stop` came first.
+    pub(crate) async fn durable(&self, seq: u64, stop: &CancellationToken) -> bool {
+        let mut rx = self.written.subscribe();
+        tokio::select! {
+            r = rx.wait_for(|w| *w >= seq) => r.is_ok(),
+            _ = stop.cancelled() => false,
+        }
+    }
+}
+
+impl Shared {
+    /// Wait until every change queued so far is durable (tests, shutdown checks).
+    pub(crate) async fn writer_settled(&self) {
+        let seq = self.writer.lock().seq;
+        self.writer.durable(seq, &CancellationToken::new()).await;
+    }
+
+    /// Queue a group's new state for the store (never writes under the lock).
+    pub(crate) fn persist(&self, g: &GroupState) -> u64 {
+        self.writer.queue(g, None)
+    }
+
+    /// Queue a decision: the group's new state and its runbook, committed together.
+    pub(crate) fn persist_decision(&self, g: &GroupState, rb: &Runbook) -> u64 {
+        self.writer.queue(g, Some(rb))
+    }
+
+    /// The writer task: commit queued changes until `stop`, then once more.
+    pub async fn write_groups(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let stopping = tokio::select! {
+                _ = self.writer.notify.notified() => false,
+                _ = stop.cancelled() => true,
+            };
+            loop {
+                let (groups, runbooks, seq) = {
+                    let mut q = self.writer.lock();
+                    (
+                        std::mem::take(&mut q.groups),
+                        std::mem::take(&mut q.runbooks),
+                        q.seq,
+                    )
+                };
+                if groups.is_empty() && runbooks.is_empty() {
+                    break;
+                }
+                let store = self.store.clone();
+                let (g2, r2) = (groups.clone(), runbooks.clone());
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut groups = g2;
+                    for rb in &r2 {
+                        match groups.remove(&rb.group) {
+                            Some(g) => store.put_group_and_runbook(&g, rb)?,
+                            None => store.put_runbook(rb)?,
+                        }
+                    }
+                    for g in groups.values() {
+                        store.put_group(g)?;
+                    }
+                    Ok::<(), crate::OrchestratorError>(())
+                })
+                .await;
+                match result {
+                    Ok(Ok(())) => {
+                        self.writer.written.send_replace(seq);
+                    }
+                    failed => {
+                        let cause = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            Err(e) => e.to_string(),
+                            Ok(Ok(())) => String::new(),
+                        };
+                        warn!(cause = %cause, "cannot persist group state; retrying in 1 s");
+                        // Put the changes back under anything newer.
+                        {
+                            let mut q = self.writer.lock();
+                            for (name, g) in groups {
+                                q.groups.entry(name).or_insert(g);
+                            }
+                            let newer = std::mem::take(&mut q.runbooks);
+                            q.runbooks = runbooks;
+                            q.runbooks.extend(newer);
+                        }
+                        if stopping {
+                            info!("shutdown: group state not persisted; the runbooks it covers resume from the store as it was");
+                            return;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.cancelled() => {}
+                        }
+                    }
+                }
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+}
