@@ -71,7 +71,8 @@ impl GroupWriter {
 }
 
 impl Shared {
-    /// Wait until every change queued so far is durable (tests, shutdown checks).
+    /// Wait until every change queued so far is durable.
+    #[cfg(test)]
     pub(crate) async fn writer_settled(&self) {
         let seq = self.writer.lock().seq;
         self.writer.durable(seq, &CancellationToken::new()).await;
