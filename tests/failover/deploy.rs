@@ -214,11 +214,10 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             WARDEN,
             ["orchestrator", "--config", &self.cfg_arg()],
         )?;
-        self.lab.wait_tcp(
-            "ctl",
-            format!("{}:{API_PORT}", self.lab.ip("ctl")).parse()?,
-            secs(15),
-        )
+        // Its readiness line comes once the API is bound.
+        self.lab
+            .wait_log("orchestrator", "orchestrator ready", lab::patient(secs(15)))
+            .map(|_| ())
     }
 
     pub fn start_frontend(&self) -> Result<()> {
@@ -228,11 +227,9 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             WARDEN,
             ["frontend", "--config", &self.cfg_arg(), "--name", "fe1"],
         )?;
-        self.lab.wait_tcp(
-            "fe",
-            format!("{}:{CONTROL_PORT}", self.lab.ip("fe")).parse()?,
-            secs(15),
-        )
+        self.lab
+            .wait_log("frontend", "frontend ready", lab::patient(secs(15)))
+            .map(|_| ())
     }
 
     /// Everything up, and users reach site a through the frontend.

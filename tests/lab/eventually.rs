@@ -5,14 +5,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+/// `timeout` stretched by `WARDEN_TEST_PATIENCE` (a factor, default 1): a
+/// slow or loaded machine raises it instead of every bound in every test.
+pub fn patient(timeout: Duration) -> Duration {
+    let factor = std::env::var("WARDEN_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|f| f.is_finite() && *f >= 1.0)
+        .unwrap_or(1.0);
+    timeout.mul_f64(factor)
+}
+
 /// Calls `f` every `interval` until it returns `Ok`, for at most `timeout`
-/// (at least once). On timeout returns the last error, with the number of
-/// attempts and the timeout as context.
+/// (× [`patient`]; at least once). On timeout returns the last error, with
+/// the number of attempts and the timeout as context.
 pub fn eventually<T>(
     timeout: Duration,
     interval: Duration,
     mut f: impl FnMut() -> Result<T>,
 ) -> Result<T> {
+    let timeout = patient(timeout);
     let start = Instant::now();
     let mut attempts = 0u32;
     loop {
@@ -39,7 +51,7 @@ macro_rules! assert_eventually {
         $crate::lab::assert_eventually!($cond, $timeout, "{}", stringify!($cond))
     };
     ($cond:expr, $timeout:expr, $($arg:tt)+) => {{
-        let timeout: ::std::time::Duration = $timeout;
+        let timeout: ::std::time::Duration = $crate::lab::patient($timeout);
         let start = ::std::time::Instant::now();
         loop {
             if $cond {

@@ -70,7 +70,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub use client::{bodies_after, outage_windows, outages, ClientLoop, Outage, Sample};
 pub(crate) use eventually::assert_eventually;
-pub use eventually::eventually;
+pub use eventually::{eventually, patient};
 pub use net::CurlError;
 pub use operator::Operator;
 pub use proc::ProcHandle;
