@@ -4,17 +4,37 @@
 use super::*;
 
 impl Shared {
-    /// Operator actions.
+    /// The precheck every action shares: the group is configured…
+    fn group_config(&self, group: &str) -> Result<&warden_config::GroupConfig, OrchestratorError> {
+        self.cfg
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))
+    }
+
+    /// …and no runbook runs for it (state lock held): its state.
+    fn idle_group_locked(st: &State, group: &str) -> Result<GroupState, OrchestratorError> {
+        let g = st
+            .groups
+            .get(group)
+            .cloned()
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        if g.phase == Phase::Running {
+            return Err(OrchestratorError::Conflict(format!(
+                "a runbook (id {}) is running for group {group}",
+                g.runbook.unwrap_or(0)
+            )));
+        }
+        Ok(g)
+    }
+
+    /// `warden failover GROUP --to SITE` (to the primary: a failback).
     pub fn operator_failover(
         self: &Arc<Self>,
         group: &str,
         to: &str,
     ) -> Result<u64, OrchestratorError> {
-        let gc = self
-            .cfg
-            .groups
-            .get(group)
-            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let gc = self.group_config(group)?;
         if !gc.site_names().iter().any(|s| s == to) {
             return Err(OrchestratorError::BadRequest(format!(
                 "site {to:?} is not in group {group}; its sites are [{}]",
@@ -22,15 +42,7 @@ impl Shared {
             )));
         }
         let mut st = self.lock();
-        let Some(g) = st.groups.get(group).cloned() else {
-            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
-        };
-        if g.phase == Phase::Running {
-            return Err(OrchestratorError::Conflict(format!(
-                "a runbook (id {}) is running for group {group}",
-                g.runbook.unwrap_or(0)
-            )));
-        }
+        let g = Self::idle_group_locked(&st, group)?;
         if g.active == to {
             return Err(OrchestratorError::Conflict(format!(
                 "{to} is already the active site of group {group}"
@@ -45,22 +57,10 @@ impl Shared {
     }
 
     pub fn operator_failback(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
-        let gc = self
-            .cfg
-            .groups
-            .get(group)
-            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let gc = self.group_config(group)?;
         let primary = gc.primary().to_string();
         let mut st = self.lock();
-        let Some(g) = st.groups.get(group).cloned() else {
-            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
-        };
-        if g.phase == Phase::Running {
-            return Err(OrchestratorError::Conflict(format!(
-                "a runbook (id {}) is running for group {group}",
-                g.runbook.unwrap_or(0)
-            )));
-        }
+        let g = Self::idle_group_locked(&st, group)?;
         if g.active == primary {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} already runs on its primary {primary}"
@@ -97,11 +97,7 @@ impl Shared {
         group: &str,
         to: &str,
     ) -> Result<u64, OrchestratorError> {
-        let gc = self
-            .cfg
-            .groups
-            .get(group)
-            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let gc = self.group_config(group)?;
         if !gc.site_names().iter().any(|s| s == to) {
             return Err(OrchestratorError::BadRequest(format!(
                 "{to:?} is not a site of group {group}; its sites: {}",
@@ -109,15 +105,7 @@ impl Shared {
             )));
         }
         let mut st = self.lock();
-        let Some(g) = st.groups.get(group).cloned() else {
-            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
-        };
-        if g.phase == Phase::Running {
-            return Err(OrchestratorError::Conflict(format!(
-                "a runbook (id {}) is running for group {group}",
-                g.runbook.unwrap_or(0)
-            )));
-        }
+        let g = Self::idle_group_locked(&st, group)?;
         if g.active == to {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} already runs on {to}"
