@@ -38,6 +38,18 @@
 //!   whose deletions (with those of the last [`DELETE_WINDOW`]) trip the
 //!   guard, or that finds the source empty or unmounted, is not sent: a full
 //!   pass (which holds) is owed instead.
+//! - Every transfer carries the [`attribute_args`] besides `-a`: xattrs
+//!   (`-X`), ACLs (`-A`), hard links (`-H`), sparseness (`-S`), each on by
+//!   default and switched by the config. `-H` only links names sent in the
+//!   same transfer, so a batch whose regular files have other names outside
+//!   it is not sent: a full pass is owed instead. A `--files-from` batch
+//!   never sends the root `.` itself, so a batch that names a top-level
+//!   entry, or the root (an event on the root itself), ends with a root-only
+//!   transfer ([`Shared::send_root`]) that restores its mtime and attributes.
+//!   Symlinks are never followed by the watcher.
+//! - Before the first full pass that reaches the peer, the module is probed
+//!   ([`check_symlinks`]): a daemon that munges or sanitizes symlinks
+//!   (`use chroot = no`) is refused with the fix (docs/rsyncd.md).
 //! - rsync runs in its own process group; cancelling (a stop) kills the
 //!   group, and so does dropping a transfer.
 //! - The password goes to rsync in `RSYNC_PASSWORD` (the child's
@@ -526,10 +538,16 @@ fn watch_tree(
         shared.wake.notify_one();
     };
     let path = source.display().to_string();
-    let mut watcher = notify::recommended_watcher(handler).map_err(|e| AgentError::Watch {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    // Symlinks are replicated as links, never followed: a link to a
+    // directory outside the tree (or `../..`) would otherwise be watched,
+    // and its events sent as paths through it (turning it into a directory
+    // at the peer).
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher =
+        notify::RecommendedWatcher::new(handler, config).map_err(|e| AgentError::Watch {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     watcher
         .watch(&source, RecursiveMode::Recursive)
         .map_err(|e| AgentError::Watch {
@@ -1775,6 +1793,45 @@ mod tests {
         assert_eq!(
             parse_difference("hf          h2"),
             d("h2", DifferenceKind::Changed)
+        );
+    }
+
+    #[test]
+    fn a_batch_with_hard_links_outside_it_needs_a_full_pass() {
+        let dir = std::env::temp_dir().join(format!("warden-links-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        std::fs::write(dir.join("a"), "a").unwrap();
+        std::fs::hard_link(dir.join("a"), dir.join("d/b")).unwrap();
+        std::fs::write(dir.join("lone"), "x").unwrap();
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert!(links_outside(&dir, &p(&["d/b"])));
+        assert!(links_outside(&dir, &p(&["a", "lone"])));
+        assert!(!links_outside(&dir, &p(&["a", "d"])));
+        assert!(!links_outside(&dir, &p(&["a", "d/b", "d"])));
+        assert!(!links_outside(&dir, &p(&["lone", "gone"])));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_the_symlink_probe_back() {
+        let n = ".warden-symlink-probe-1-0";
+        assert_eq!(
+            parse_probe_line(
+                &format!(
+                    "lrwxrwxrwx          37 2026/11/30 18:55:35 {n} -> {SYMLINK_PROBE_TARGET}"
+                ),
+                n
+            ),
+            Some((37, SYMLINK_PROBE_TARGET.to_string()))
+        );
+        assert_eq!(
+            parse_probe_line(&format!("-rw-r--r--  3 2026/11/30 18:55:35 {n}"), n),
+            None
+        );
+        assert_eq!(
+            attribute_args(&RsyncSettings::new("/s", "h", "m", "u", Secret::new("p"))),
+            ["-X", "-A", "-H", "-S"].map(OsString::from).to_vec()
         );
     }
 
