@@ -48,6 +48,13 @@ pub enum AgentError {
         module: String,
         detail: String,
     },
+    /// The peer's module does not store symlinks byte for byte (it munges or sanitizes them): fatal, the operator fixes the peer's rsyncd.conf.
+    #[error("rsync module {module:?} at {target} alters symlinks: {detail}; set `use chroot = yes` and `munge symlinks = no` for that module in the peer's rsyncd.conf (see docs/rsyncd.md); nothing was replicated")]
+    ReplicationSymlinks {
+        target: String,
+        module: String,
+        detail: String,
+    },
     /// rsync failed for another reason (partial transfer, protocol error): retryable; the detail is rsync's own message.
     #[error("rsync to {target} failed (exit {code}): {detail}")]
     Rsync {

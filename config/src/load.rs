@@ -1097,7 +1097,11 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         let swift = matches!(plan, P::Swift | P::SwiftContainerSync);
         // Group-level keys only some plans use.
-        let group_keys: [(&str, bool, bool); 7] = [
+        let group_keys: [(&str, bool, bool); 11] = [
+            ("xattrs", r.xattrs.is_some(), plan == P::Rsync),
+            ("acls", r.acls.is_some(), plan == P::Rsync),
+            ("hard_links", r.hard_links.is_some(), plan == P::Rsync),
+            ("sparse", r.sparse.is_some(), plan == P::Rsync),
             ("containers", !r.containers.is_empty(), swift),
             ("realm", r.realm.is_some(), plan == P::SwiftContainerSync),
             (
@@ -1881,5 +1885,50 @@ plan = "none"
             .find(|x| x.key == "groups.web.replication.max_delete_count")
             .unwrap_or_else(|| panic!("{p:?}"));
         assert_eq!((e.line, e.col), pos(&text, "-1\n"), "{e}");
+    }
+
+    #[test]
+    fn rsync_attribute_keys_default_on_and_belong_to_the_rsync_plan() {
+        let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
+        let sites = "\n[groups.web.replication.sites.a]\npath = \"/srv/a\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n[groups.web.replication.sites.b]\npath = \"/srv/b\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n";
+        let parsed =
+            |extra: &str| parse(&format!("{rsync}{extra}{sites}"), Path::new("attrs.conf"));
+        let get = |c: &crate::Config| {
+            let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+            (
+                r.rsync_xattrs(),
+                r.rsync_acls(),
+                r.rsync_hard_links(),
+                r.rsync_sparse(),
+            )
+        };
+        std::env::set_var("X", "pw");
+        assert_eq!(get(&parsed("").unwrap()), (true, true, true, true));
+        let c =
+            parsed("xattrs = true\nacls = false\nhard_links = false\nsparse = false\n").unwrap();
+        assert_eq!(get(&c), (true, false, false, false));
+        // Not a boolean: the key, where it is.
+        let text = format!("{rsync}xattrs = \"yes\"\n{sites}");
+        match parse(&text, Path::new("attrs.conf")) {
+            Err(ConfigError::Invalid(p)) => {
+                let e = p
+                    .iter()
+                    .find(|x| x.key.ends_with("xattrs"))
+                    .unwrap_or_else(|| panic!("{p:?}"));
+                assert_eq!((e.line, e.col), pos(&text, "\"yes\""), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another plan: the key does not belong there.
+        for k in ["xattrs", "acls", "hard_links", "sparse"] {
+            let (text, p) = problems(&format!("{k} = true\n"));
+            let e = p
+                .iter()
+                .find(|x| x.key == format!("groups.web.replication.{k}"))
+                .unwrap_or_else(|| panic!("{k}: {p:?}"));
+            assert!(e.message.contains("does not use this key"), "{e}");
+            let (line, col) = pos(&text, &format!("{k} = true"));
+            assert_eq!((e.line, e.col), (line, col + k.len() + 3), "{e}");
+        }
     }
 }

@@ -824,6 +824,19 @@ pub struct ReplicationConfig {
     /// Mass-delete guard: see `max_delete_share`.
     #[serde(default = "default_max_delete_count")]
     pub max_delete_count: u64,
+    /// rsync: carry extended attributes (`-X`), e.g. Swift's
+    /// `user.swift.metadata`. Default true; read it with [`Self::rsync_xattrs`].
+    #[serde(default)]
+    pub xattrs: Option<bool>,
+    /// rsync: carry POSIX ACLs (`-A`). Default true.
+    #[serde(default)]
+    pub acls: Option<bool>,
+    /// rsync: carry hard links (`-H`). Default true.
+    #[serde(default)]
+    pub hard_links: Option<bool>,
+    /// rsync: keep sparse files sparse (`-S`). Default true.
+    #[serde(default)]
+    pub sparse: Option<bool>,
     /// swift / swift-container-sync: the placement list (containers kept on every site).
     #[serde(default)]
     pub containers: Vec<String>,
@@ -857,6 +870,28 @@ pub struct ReplicationConfig {
     /// Per-site endpoints and paths.
     #[serde(default)]
     pub sites: BTreeMap<String, ReplicationSite>,
+}
+
+impl ReplicationConfig {
+    /// rsync `xattrs` (default true: a faithful copy).
+    pub fn rsync_xattrs(&self) -> bool {
+        self.xattrs.unwrap_or(true)
+    }
+
+    /// rsync `acls` (default true).
+    pub fn rsync_acls(&self) -> bool {
+        self.acls.unwrap_or(true)
+    }
+
+    /// rsync `hard_links` (default true).
+    pub fn rsync_hard_links(&self) -> bool {
+        self.hard_links.unwrap_or(true)
+    }
+
+    /// rsync `sparse` (default true).
+    pub fn rsync_sparse(&self) -> bool {
+        self.sparse.unwrap_or(true)
+    }
 }
 
 /// `[groups.NAME.replication.sites.SITE]`.

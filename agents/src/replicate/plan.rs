@@ -87,6 +87,10 @@ pub fn rsync_settings(
     s.manifest = Some(manifest_path(here, &path));
     s.quarantine = Some(quarantine_path(here, &path));
     s.guard = DeleteGuard::from_config(r);
+    s.xattrs = r.rsync_xattrs();
+    s.acls = r.rsync_acls();
+    s.hard_links = r.rsync_hard_links();
+    s.sparse = r.rsync_sparse();
     Ok(s)
 }
 
@@ -331,6 +335,21 @@ listen = "127.0.0.1:8000"
 backends = { a = "127.0.0.1:8080", b = "127.0.0.1:8081" }
 "#;
 
+    const CONF_SITES: &str = r#"
+[groups.web.replication]
+plan = "rsync"
+[groups.web.replication.sites.a]
+path = "/srv/a"
+module = "10.0.0.1:8873/data"
+user = "ua"
+password = { env = "WARDEN_PLAN_TEST_SECRET" }
+[groups.web.replication.sites.b]
+path = "/srv/b"
+module = "10.0.0.2/data"
+user = "ub"
+password = { env = "WARDEN_PLAN_TEST_SECRET" }
+"#;
+
     fn config(replication: &str) -> Config {
         // The Swift clients build reqwest with rustls (the binary installs ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -344,22 +363,7 @@ backends = { a = "127.0.0.1:8080", b = "127.0.0.1:8081" }
 
     #[test]
     fn rsync_settings_take_the_peers_module_and_the_local_manifest() {
-        let c = config(
-            r#"
-[groups.web.replication]
-plan = "rsync"
-[groups.web.replication.sites.a]
-path = "/srv/a"
-module = "10.0.0.1:8873/data"
-user = "ua"
-password = { env = "WARDEN_PLAN_TEST_SECRET" }
-[groups.web.replication.sites.b]
-path = "/srv/b"
-module = "10.0.0.2/data"
-user = "ub"
-password = { env = "WARDEN_PLAN_TEST_SECRET" }
-"#,
-        );
+        let c = config(CONF_SITES);
         let s = rsync_settings(&c, "web", "a", "b").unwrap();
         assert_eq!(s.source, PathBuf::from("/srv/a"));
         assert_eq!(
@@ -376,6 +380,19 @@ password = { env = "WARDEN_PLAN_TEST_SECRET" }
         );
         assert!(replicator(&c, "web", "a", "b").is_ok());
         assert!(resyncer(&c, "web", "b", "a").is_ok());
+        assert_eq!(
+            (s.xattrs, s.acls, s.hard_links, s.sparse),
+            (true, true, true, true)
+        );
+        let c = config(&CONF_SITES.replace(
+            "plan = \"rsync\"",
+            "plan = \"rsync\"\nacls = false\nhard_links = false\nsparse = false",
+        ));
+        let s = rsync_settings(&c, "web", "a", "b").unwrap();
+        assert_eq!(
+            (s.xattrs, s.acls, s.hard_links, s.sparse),
+            (true, false, false, false)
+        );
     }
 
     #[test]

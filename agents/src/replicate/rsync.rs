@@ -38,6 +38,18 @@
 //!   whose deletions (with those of the last [`DELETE_WINDOW`]) trip the
 //!   guard, or that finds the source empty or unmounted, is not sent: a full
 //!   pass (which holds) is owed instead.
+//! - Every transfer carries the [`attribute_args`] besides `-a`: xattrs
+//!   (`-X`), ACLs (`-A`), hard links (`-H`), sparseness (`-S`), each on by
+//!   default and switched by the config. `-H` only links names sent in the
+//!   same transfer, so a batch whose regular files have other names outside
+//!   it is not sent: a full pass is owed instead. A `--files-from` batch
+//!   never sends the root `.` itself, so a batch that names a top-level
+//!   entry, or the root (an event on the root itself), ends with a root-only
+//!   transfer ([`Shared::send_root`]) that restores its mtime and attributes.
+//!   Symlinks are never followed by the watcher.
+//! - Before the first full pass that reaches the peer, the module is probed
+//!   ([`check_symlinks`]): a daemon that munges or sanitizes symlinks
+//!   (`use chroot = no`) is refused with the fix (docs/rsyncd.md).
 //! - rsync runs in its own process group; cancelling (a stop) kills the
 //!   group, and so does dropping a transfer.
 //! - The password goes to rsync in `RSYNC_PASSWORD` (the child's
@@ -117,13 +129,24 @@ pub struct RsyncSettings {
     pub guard: DeleteGuard,
     /// What the guard holds, shared with the agent's replication role.
     pub hold: GuardHold,
+    /// Carry extended attributes (`-X`): e.g. Swift's `user.swift.metadata`,
+    /// SELinux labels, file capabilities.
+    pub xattrs: bool,
+    /// Carry POSIX ACLs (`-A`).
+    pub acls: bool,
+    /// Carry hard links (`-H`); a batch that changes a name whose inode has
+    /// other names outside the batch is sent by a full pass instead.
+    pub hard_links: bool,
+    /// Write runs of zeros as holes (`-S`): a sparse file stays sparse.
+    pub sparse: bool,
 }
 
 impl RsyncSettings {
     /// Settings with the defaults: port 873, `rsync` from `PATH`, 10 ms
     /// batches of at most 1000 paths, 8 batch transfers at once, full pass
     /// past 100 000 pending paths, retries from 200 ms to 10 s, 30 s I/O
-    /// timeout, no manifest, the sibling quarantine directory.
+    /// timeout, no manifest, the sibling quarantine directory; xattrs, ACLs,
+    /// hard links and sparseness carried.
     pub fn new(
         source: impl Into<PathBuf>,
         host: impl Into<String>,
@@ -150,6 +173,10 @@ impl RsyncSettings {
             quarantine: None,
             guard: DeleteGuard::default(),
             hold: GuardHold::new(),
+            xattrs: true,
+            acls: true,
+            hard_links: true,
+            sparse: true,
         }
     }
 
@@ -268,6 +295,9 @@ struct Shared {
     book: Mutex<Option<Book>>,
     /// Whether the source was a mount point when replication started.
     was_mount: Mutex<bool>,
+    /// Set once the peer module was seen to store symlinks byte for byte
+    /// ([`check_symlinks`], before the first full pass that reaches it).
+    module_checked: std::sync::atomic::AtomicBool,
 }
 
 /// The in-memory pair manifest of a running replicator.
@@ -320,6 +350,7 @@ impl RsyncReplicator {
                 transfer: tokio::sync::RwLock::new(()),
                 book: Mutex::new(None),
                 was_mount: Mutex::new(false),
+                module_checked: std::sync::atomic::AtomicBool::new(false),
             }),
             running: tokio::sync::Mutex::new(None),
             starting: Mutex::new(None),
@@ -417,6 +448,7 @@ impl Replicator for RsyncReplicator {
         progress: Option<watch::Sender<Progress>>,
     ) -> Result<ResyncReport, AgentError> {
         self.shared.load_book()?;
+        self.shared.check_module(&cancel).await?;
         let report = self.shared.full_pass(&cancel, progress.as_ref()).await?;
         self.shared.save_manifest(false).await;
         Ok(report)
@@ -483,7 +515,11 @@ fn watch_tree(
                 }
                 for p in &ev.paths {
                     if let Ok(rel) = p.strip_prefix(&root) {
-                        if !rel.as_os_str().is_empty() {
+                        if rel.as_os_str().is_empty() {
+                            // The root itself (its mode, owner, xattrs): `.`
+                            // is never listed to rsync, it asks for [`Shared::send_root`].
+                            st.paths.insert(PathBuf::from(ROOT));
+                        } else {
                             st.paths.insert(rel.to_path_buf());
                         }
                     }
@@ -502,10 +538,16 @@ fn watch_tree(
         shared.wake.notify_one();
     };
     let path = source.display().to_string();
-    let mut watcher = notify::recommended_watcher(handler).map_err(|e| AgentError::Watch {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
+    // Symlinks are replicated as links, never followed: a link to a
+    // directory outside the tree (or `../..`) would otherwise be watched,
+    // and its events sent as paths through it (turning it into a directory
+    // at the peer).
+    let config = notify::Config::default().with_follow_symlinks(false);
+    let mut watcher =
+        notify::RecommendedWatcher::new(handler, config).map_err(|e| AgentError::Watch {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     watcher
         .watch(&source, RecursiveMode::Recursive)
         .map_err(|e| AgentError::Watch {
@@ -763,19 +805,88 @@ impl Shared {
         paths: Vec<PathBuf>,
         cancel: CancellationToken,
     ) -> Result<(), AgentError> {
-        let result = self.batch(paths, &cancel).await;
+        let (result, owe_full) = match self.send_batch(paths, &cancel).await {
+            Ok(sent) => (Ok(()), !sent),
+            Err(e) => (Err(e), true),
+        };
         let mut st = self.state.lock().unwrap();
         if let Some((since, paths)) = st.batches.remove(&id) {
             for p in &paths {
                 st.batch_paths.remove(p);
             }
-            if result.is_err() {
+            if owe_full {
                 st.full_since = earliest(st.full_since, Some(since));
             }
         }
         drop(st);
         self.wake.notify_one();
         result
+    }
+
+    /// A batch's paths as rsync needs them: `Ok(false)` (nothing sent) when a
+    /// full pass must send them instead, because `-H` only links names sent
+    /// in the same transfer and a changed file has other names outside the
+    /// batch. The root ([`ROOT`]) is never listed: a batch that names it or
+    /// a top-level entry (whose creation, rewrite or deletion at the peer
+    /// changes the peer root's mtime) ends with [`Shared::send_root`].
+    async fn send_batch(
+        &self,
+        paths: Vec<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, AgentError> {
+        let s = &self.settings;
+        let (root, paths): (Vec<PathBuf>, Vec<PathBuf>) =
+            paths.into_iter().partition(|p| p == Path::new(ROOT));
+        let touches_root = !root.is_empty() || paths.iter().any(|p| p.components().count() == 1);
+        if s.hard_links && !paths.is_empty() {
+            let (root, list) = (s.source.clone(), paths.clone());
+            let linked = tokio::task::spawn_blocking(move || links_outside(&root, &list))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
+            if linked {
+                debug!(
+                    paths = paths.len(),
+                    "batch changes hard-linked files with names outside it, a full pass sends it"
+                );
+                return Ok(false);
+            }
+        }
+        if !paths.is_empty() {
+            self.batch(paths, cancel).await?;
+        }
+        if touches_root {
+            self.send_root(cancel).await?;
+        }
+        Ok(true)
+    }
+
+    /// `rsync -a -d --no-r --exclude=* SOURCE/ URL`: only the transfer root
+    /// itself, with its mtime, mode, owner, xattrs and ACLs. A
+    /// `--files-from` batch sends the implied directories of its paths but
+    /// never `.`, while writing or deleting top-level names changes the
+    /// peer root's mtime.
+    async fn send_root(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let args = vec![
+            "-a".into(),
+            "--no-r".into(),
+            "-d".into(),
+            "--exclude=*".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        self.rsync(args, None, false, cancel, |_| {}).await
+    }
+
+    /// [`check_symlinks`] until it passed once.
+    async fn check_module(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        use std::sync::atomic::Ordering;
+        if self.module_checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        check_symlinks(&self.settings, cancel).await?;
+        self.module_checked.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs the owed full pass (it covers everything pending); on failure it stays owed.
@@ -786,7 +897,10 @@ impl Shared {
             st.full_inflight_since = earliest(st.full_inflight_since, since);
             st.paths.clear();
         }
-        let result = self.full_pass(cancel, None).await.map(|_| ());
+        let result = match self.check_module(cancel).await {
+            Ok(()) => self.full_pass(cancel, None).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
         let mut st = self.state.lock().unwrap();
         if result.is_err() {
             st.full_since = earliest(st.full_since, st.full_inflight_since);
@@ -1070,7 +1184,9 @@ impl Shared {
 
     /// Runs rsync with the password in its environment, feeding `stdin` and
     /// handing each stdout line to `on_line`; kills it when `cancel` fires.
-    /// `alone`: no other transfer runs meanwhile (full pass, verify).
+    /// `alone`: no other transfer runs meanwhile (full pass, verify). Every
+    /// push transfer and dry run goes through here, so each carries the
+    /// [`attribute_args`].
     async fn rsync(
         &self,
         args: Vec<OsString>,
@@ -1079,6 +1195,9 @@ impl Shared {
         cancel: &CancellationToken,
         on_line: impl FnMut(&str) + Send,
     ) -> Result<(), AgentError> {
+        let mut all = attribute_args(&self.settings);
+        all.extend(args);
+        let args = all;
         if alone {
             let _alone = self.transfer.write().await;
             run_rsync(&self.settings, args, stdin, cancel, on_line).await
@@ -1105,6 +1224,178 @@ fn count_under(items: &Listing, name: &str) -> u64 {
         .take_while(|(k, _)| k.starts_with(&prefix))
         .count() as u64;
     under + u64::from(items.contains_key(name))
+}
+
+/// The batch path that stands for the source root itself (never listed to rsync).
+const ROOT: &str = ".";
+
+/// The attribute flags every rsync transfer carries besides `-a` (push
+/// batches, full passes and their dry runs, `verify`, resync pulls and
+/// their checksum dry runs): `-X` (xattrs), `-A` (ACLs), `-H` (hard links),
+/// `-S` (sparse), as enabled in `s`. Listings (`--list-only`) need none.
+pub(crate) fn attribute_args(s: &RsyncSettings) -> Vec<OsString> {
+    [
+        (s.xattrs, "-X"),
+        (s.acls, "-A"),
+        (s.hard_links, "-H"),
+        (s.sparse, "-S"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, flag)| flag.into())
+    .collect()
+}
+
+/// Whether a regular file among `paths` (relative to `root`; directories
+/// with their subtrees, symlinks not followed) has hard links whose other
+/// names are not among them: `-H` only links names sent in the same
+/// transfer, so sent alone such a file would arrive as a separate copy.
+fn links_outside(root: &Path, paths: &[PathBuf]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mut groups: std::collections::HashMap<(u64, u64), (u64, BTreeSet<PathBuf>)> =
+        std::collections::HashMap::new();
+    let mut stack: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+    while let Some(p) = stack.pop() {
+        let Ok(m) = p.symlink_metadata() else {
+            continue;
+        };
+        if m.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if m.is_file() && m.nlink() > 1 {
+            groups
+                .entry((m.dev(), m.ino()))
+                .or_insert_with(|| (m.nlink(), BTreeSet::new()))
+                .1
+                .insert(p);
+        }
+    }
+    groups
+        .values()
+        .any(|(links, names)| (names.len() as u64) < *links)
+}
+
+/// The target of the probe symlink [`check_symlinks`] pushes: absolute,
+/// and with `..` reaching out of the tree, the two things a daemon that
+/// sanitizes symlinks changes.
+pub const SYMLINK_PROBE_TARGET: &str = "/warden-symlink-probe/../../outside/x";
+
+/// Checks that the peer module stores symlinks byte for byte: pushes a
+/// probe symlink to [`SYMLINK_PROBE_TARGET`] under a scratch name, reads it
+/// back with `--list-only -l` and removes it. A daemon that munges symlinks
+/// (`munge symlinks`, the default without chroot) shows the target unchanged
+/// but 15 bytes longer (`/rsyncd-munged/`); one that sanitizes them (no
+/// chroot, `munge symlinks = no`) shows another target. Either is
+/// [`AgentError::ReplicationSymlinks`] with the fix (see docs/rsyncd.md).
+pub(crate) async fn check_symlinks(
+    s: &RsyncSettings,
+    cancel: &CancellationToken,
+) -> Result<(), AgentError> {
+    let unique = format!("{}-{}", std::process::id(), probe_counter());
+    let dir = TempDir(std::env::temp_dir().join(format!("warden-symlink-probe-{unique}")));
+    let name = format!(".warden-symlink-probe-{unique}");
+    let local = dir.0.join(&name);
+    let io = |e: std::io::Error| AgentError::Watch {
+        path: dir.0.display().to_string(),
+        reason: format!("cannot create the symlink probe: {e}"),
+    };
+    std::fs::create_dir_all(&dir.0).map_err(io)?;
+    std::os::unix::fs::symlink(SYMLINK_PROBE_TARGET, &local).map_err(io)?;
+    run_rsync(
+        s,
+        vec!["-l".into(), local.clone().into(), s.url().into()],
+        None,
+        cancel,
+        |_| {},
+    )
+    .await?;
+    let mut seen = None;
+    let listed = run_rsync(
+        s,
+        vec![
+            "--list-only".into(),
+            "-l".into(),
+            "--no-h".into(),
+            format!("{}{name}", s.url()).into(),
+        ],
+        None,
+        cancel,
+        |line| {
+            if let Some(x) = parse_probe_line(line, &name) {
+                seen = Some(x);
+            }
+        },
+    )
+    .await;
+    // Removed whatever the listing said: the name is missing here now.
+    let _ = std::fs::remove_file(&local);
+    let removed = run_rsync(
+        s,
+        vec![
+            "-l".into(),
+            "--files-from=-".into(),
+            "--from0".into(),
+            "--delete-missing-args".into(),
+            source_arg(&dir.0),
+            s.url().into(),
+        ],
+        Some(format!("{name}\0").into_bytes()),
+        cancel,
+        |_| {},
+    )
+    .await;
+    listed?;
+    if let Err(e) = removed {
+        warn!(target = %s.target(), probe = %name, cause = %e, "cannot remove the symlink probe from the peer module");
+    }
+    let want = SYMLINK_PROBE_TARGET;
+    let detail = match seen {
+        Some((size, target)) if size == want.len() as u64 && target == want => return Ok(()),
+        Some((size, target)) if target == want && size == (want.len() + 15) as u64 => format!(
+            "a probe symlink to {want:?} was stored munged as \"/rsyncd-munged/{want}\" (the daemon's \
+             `munge symlinks`, on by default when `use chroot = no`): the peer's copies point nowhere and \
+             every symlink would look divergent at failback"
+        ),
+        Some((_, target)) => format!(
+            "a probe symlink to {want:?} was stored as {target:?} (the daemon sanitizes symlink targets \
+             when `use chroot = no`): absolute and `..` targets would arrive changed"
+        ),
+        None => format!("the probe symlink {name} was not listed back by the module"),
+    };
+    Err(AgentError::ReplicationSymlinks {
+        target: s.target(),
+        module: s.module.clone(),
+        detail,
+    })
+}
+
+/// One `--list-only -l` line for `name`: its size and symlink target.
+fn parse_probe_line(line: &str, name: &str) -> Option<(u64, String)> {
+    let mut fields = line.split_whitespace();
+    let perms = fields.next()?;
+    if !perms.starts_with('l') {
+        return None;
+    }
+    let size = fields.next()?.parse().ok()?;
+    let rest = line.split_once(&format!(" {name} -> "))?.1;
+    Some((size, rest.to_string()))
+}
+
+/// A per-process counter for unique probe names.
+fn probe_counter() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A directory removed (with its contents) when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Whether `path` is a mount point: its device differs from its parent's
@@ -1441,7 +1732,14 @@ pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
     } else if flags[1] == b'd' {
         // A directory's own mtime follows its children; not a difference of content.
         return None;
-    } else if flags[2] == b'c' || flags[3] == b's' || matches!(flags[4], b't' | b'T') {
+    } else if flags[2] == b'c'
+        || flags[3] == b's'
+        || matches!(flags[4], b't' | b'T')
+        // A hard link to make, an ACL or xattrs to change (`-H`, `-A`, `-X`).
+        || flags[0] == b'h'
+        || flags.get(9) == Some(&b'a')
+        || flags.get(10) == Some(&b'x')
+    {
         DifferenceKind::Changed
     } else {
         return None;
@@ -1484,6 +1782,57 @@ mod tests {
         assert_eq!(parse_difference(".d..t...... dir/"), None);
         assert_eq!(parse_difference(".f...p..... mode-only"), None);
         assert_eq!(parse_difference(".d..t...... ./"), None);
+        assert_eq!(
+            parse_difference(".f........x meta"),
+            d("meta", DifferenceKind::Changed)
+        );
+        assert_eq!(
+            parse_difference(".f.......a. acl"),
+            d("acl", DifferenceKind::Changed)
+        );
+        assert_eq!(
+            parse_difference("hf          h2"),
+            d("h2", DifferenceKind::Changed)
+        );
+    }
+
+    #[test]
+    fn a_batch_with_hard_links_outside_it_needs_a_full_pass() {
+        let dir = std::env::temp_dir().join(format!("warden-links-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        std::fs::write(dir.join("a"), "a").unwrap();
+        std::fs::hard_link(dir.join("a"), dir.join("d/b")).unwrap();
+        std::fs::write(dir.join("lone"), "x").unwrap();
+        let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert!(links_outside(&dir, &p(&["d/b"])));
+        assert!(links_outside(&dir, &p(&["a", "lone"])));
+        assert!(!links_outside(&dir, &p(&["a", "d"])));
+        assert!(!links_outside(&dir, &p(&["a", "d/b", "d"])));
+        assert!(!links_outside(&dir, &p(&["lone", "gone"])));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reads_the_symlink_probe_back() {
+        let n = ".warden-symlink-probe-1-0";
+        assert_eq!(
+            parse_probe_line(
+                &format!(
+                    "lrwxrwxrwx          37 2026/11/30 18:55:35 {n} -> {SYMLINK_PROBE_TARGET}"
+                ),
+                n
+            ),
+            Some((37, SYMLINK_PROBE_TARGET.to_string()))
+        );
+        assert_eq!(
+            parse_probe_line(&format!("-rw-r--r--  3 2026/11/30 18:55:35 {n}"), n),
+            None
+        );
+        assert_eq!(
+            attribute_args(&RsyncSettings::new("/s", "h", "m", "u", Secret::new("p"))),
+            ["-X", "-A", "-H", "-S"].map(OsString::from).to_vec()
+        );
     }
 
     #[test]

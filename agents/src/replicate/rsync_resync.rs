@@ -43,7 +43,8 @@ use super::manifest::{
     Manifest,
 };
 use super::rsync::{
-    list_local, parse_difference, rsync_unescape, run_rsync, source_arg, RsyncSettings,
+    attribute_args, list_local, parse_difference, rsync_unescape, run_rsync, source_arg,
+    RsyncSettings,
 };
 use super::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
@@ -313,6 +314,7 @@ impl Resyncer for RsyncResyncer {
             "--force".into(),
             "--out-format=%i %l %n".into(),
         ];
+        args.extend(attribute_args(s));
         if let Some(f) = &filter {
             args.push("--from0".into());
             let mut rule = OsString::from("--filter=merge ");
@@ -411,6 +413,7 @@ impl Resyncer for RsyncResyncer {
             "--delete".into(),
             "--out-format=%i %n".into(),
         ];
+        args.extend(attribute_args(s));
         if let Some(f) = &filter {
             args.push("--from0".into());
             let mut rule = OsString::from("--filter=merge ");

@@ -1,8 +1,10 @@
 //! A real rsync daemon on 127.0.0.1 for the replication tests: started per
 //! test from a temp dir (a writable module `drdata` on `target/`, a read-only
-//! module `ro`), killed by PID on drop; plus tree snapshots. `munge symlinks
-//! = no`: with `use chroot = no` the daemon would otherwise store symlinks
-//! with a `/rsyncd-munged/` prefix, and target snapshots would differ.
+//! module `ro`), killed by PID on drop; plus tree snapshots. Configured as
+//! docs/rsyncd.md asks (`use chroot = yes`, `munge symlinks = no`): without
+//! chroot the daemon munges symlinks (`/rsyncd-munged/` prefix) or, with
+//! `munge symlinks = no`, sanitizes their targets, and the replicator refuses
+//! such a module at start.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -58,7 +60,7 @@ impl Daemon {
             )
         };
         let conf = format!(
-            "use chroot = no\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
+            "use chroot = yes\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
             d.join("rsyncd.log").display(),
             module("drdata", "target", "no"),
             module("ro", "ro", "yes")
