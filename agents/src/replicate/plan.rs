@@ -26,8 +26,7 @@ fn repl<'a>(config: &'a Config, group: &str) -> Result<&'a ReplicationConfig, Ag
     config
         .groups
         .get(group)
-        .and_then(|g| g.replication.as_ref())
-        .map(|r| r.get_ref())
+        .and_then(|g| g.replication())
         .ok_or_else(|| AgentError::InvalidSetting {
             key: format!("groups.{group}.replication"),
             reason: "the group has no replication plan".into(),
