@@ -1,704 +1,11 @@
-//! Reading failover.conf: parse each table on its own so that every problem in
-//! the file is reported at once, then check cross-references.
-//!
-//! Each problem carries file:line:col, the dotted key, the offending value
-//! (masked for secret keys) and what is allowed.
-//!
-//! How "every problem at once" works: each table (`[orchestrator]`,
-//! `[detection]`, each `[sites.NAME]`, ...) is deserialised on its own. When
-//! serde stops at a bad key, the key is located in the parsed tree by its span
-//! (giving a precise dotted path such as `sites.ca.checks[0].urlx`), reported,
-//! removed from a copy of the table, and the table is deserialised again, until
-//! it succeeds or a required key is missing.
+//! The per-table checks of failover.conf: what each table's keys may be,
+//! and the cross-references between tables (sites of groups, frontends of
+//! schemes, replication sites), each problem at its file:line:col.
 
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
-use std::fmt;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
-
-use serde::de::DeserializeOwned;
-
-use toml::de::{DeTable, DeValue, ValueDeserializer};
-use toml::Spanned;
-
-use crate::model::*;
-use crate::ConfigError;
-
-/// One thing wrong with the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub file: PathBuf,
-    pub line: usize,
-    pub col: usize,
-    /// Dotted key, e.g. `groups.web.sites[1]`.
-    pub key: String,
-    /// What was found (masked if secret), if there was a value.
-    pub value: Option<String>,
-    /// What is wrong and what is allowed.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file.display(),
-            self.line,
-            self.col,
-            self.key
-        )?;
-        if let Some(v) = &self.value {
-            write!(f, " = {v}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-/// Read and validate a config file.
-pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
-}
-
-/// Parse and validate config text; `path` is used in messages only.
-pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    let (root, syntax) = DeTable::parse_recoverable(text);
-    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
-    let mut cx = Cx {
-        text,
-        path: path.to_path_buf(),
-        root: &root,
-        problems: Vec::new(),
-        deser: BTreeSet::new(),
-    };
-    let cfg = if syntax.is_empty() {
-        cx.parse_all()
-    } else {
-        // The recovered tree may be missing whole tables; validating it would
-        // only add confusing follow-on problems.
-        for e in &syntax {
-            let span = e.span().unwrap_or(0..0);
-            cx.push(
-                span,
-                "(syntax)",
-                None,
-                format!("invalid TOML: {}", e.message().trim()),
-            );
-        }
-        None
-    };
-    if cx.problems.is_empty() {
-        if let Some(cfg) = cfg {
-            return Ok(cfg);
-        }
-    }
-    let mut problems = cx.problems;
-    problems.sort_by(|a, b| (a.line, a.col, &a.key).cmp(&(b.line, b.col, &b.key)));
-    problems.dedup();
-    Err(ConfigError::Invalid(problems))
-}
-
-/// Keys whose values are secrets: never echoed.
-const SECRET_WORDS: &[&str] = &["token", "password", "secret", "credentials", "key"];
-
-/// How a masked value is shown.
-const MASK: &str = "\"****\"";
-
-/// Is any part of this dotted key secret-looking?
-fn is_secret(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| k.contains(w))
-}
-
-/// Rounds of "report, remove the bad key, try again" per table.
-const MAX_ROUNDS: usize = 64;
-
-/// One step of a path into the TOML tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// `base` followed by `segs` as a dotted key: `sites.ca` + `checks`,`0`,`url`
-/// = `sites.ca.checks[0].url`.
-fn fmt_path(base: &str, segs: &[Seg]) -> String {
-    let mut s = base.to_string();
-    for seg in segs {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                if !k.is_empty()
-                    && k.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    s.push_str(k);
-                } else {
-                    s.push_str(&format!("{k:?}"));
-                }
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
-/// Split a dotted key made by [`fmt_path`] (with bare keys only) back into steps.
-fn parse_path(key: &str) -> Vec<Seg> {
-    let mut out = Vec::new();
-    for part in key.split('.') {
-        let (name, mut rest) = part
-            .split_once('[')
-            .map(|(n, r)| (n, Some(r)))
-            .unwrap_or((part, None));
-        if !name.is_empty() {
-            out.push(Seg::Key(name.to_string()));
-        }
-        while let Some(r) = rest {
-            let (idx, tail) = r.split_once(']').unwrap_or((r, ""));
-            if let Ok(i) = idx.parse() {
-                out.push(Seg::Index(i));
-            }
-            rest = tail.strip_prefix('[');
-        }
-    }
-    out
-}
-
-/// The node at `segs` below `v`, if there is one.
-fn get<'a, 'i>(v: &'a Spanned<DeValue<'i>>, segs: &[Seg]) -> Option<&'a Spanned<DeValue<'i>>> {
-    let mut cur = v;
-    for seg in segs {
-        cur = match (seg, cur.get_ref()) {
-            (Seg::Key(k), DeValue::Table(t)) => t.iter().find(|(kk, _)| kk.get_ref() == k)?.1,
-            (Seg::Index(i), DeValue::Array(a)) => a.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
-/// The path below `v` of the node a serde error points at: the deepest key or
-/// value whose span is exactly `target`, else the smallest one containing it.
-///
-/// Every node is visited, because a `[header]` table's span covers only its
-/// header line, not its keys.
-fn locate(v: &Spanned<DeValue<'_>>, target: &Range<usize>) -> Vec<Seg> {
-    // (exact, -len, depth) ordering: higher is better.
-    type Best = Option<((bool, std::cmp::Reverse<usize>, usize), Vec<Seg>)>;
-    fn consider(span: Range<usize>, target: &Range<usize>, path: &[Seg], best: &mut Best) {
-        let exact = span == *target;
-        let contains = span.start <= target.start && target.end <= span.end && !span.is_empty();
-        if !exact && !contains {
-            return;
-        }
-        let rank = (exact, std::cmp::Reverse(span.len()), path.len());
-        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-            *best = Some((rank, path.to_vec()));
-        }
-    }
-    fn walk(v: &Spanned<DeValue<'_>>, target: &Range<usize>, path: &mut Vec<Seg>, best: &mut Best) {
-        consider(v.span(), target, path, best);
-        match v.get_ref() {
-            DeValue::Table(t) => {
-                for (k, x) in t.iter() {
-                    path.push(Seg::Key(k.get_ref().to_string()));
-                    consider(k.span(), target, path, best);
-                    walk(x, target, path, best);
-                    path.pop();
-                }
-            }
-            DeValue::Array(a) => {
-                for (i, x) in a.iter().enumerate() {
-                    path.push(Seg::Index(i));
-                    walk(x, target, path, best);
-                    path.pop();
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut best = None;
-    walk(v, target, &mut Vec::new(), &mut best);
-    best.map(|(_, p)| p).unwrap_or_default()
-}
-
-/// Remove the innermost table key on `segs` from `v`; returns how many steps
-/// of `segs` name the removed key, or `None` if nothing could be removed.
-/// Array elements are never removed, so indexes in later messages stay right.
-fn remove(v: &mut Spanned<DeValue<'_>>, segs: &[Seg]) -> Option<usize> {
-    let k = segs.iter().rposition(|s| matches!(s, Seg::Key(_)))?;
-    let mut cur = v;
-    for seg in &segs[..k] {
-        cur = match (seg, cur.get_mut()) {
-            (Seg::Key(name), DeValue::Table(t)) => {
-                t.iter_mut().find(|(kk, _)| kk.get_ref() == name)?.1
-            }
-            (Seg::Index(i), DeValue::Array(a)) => a.get_mut(*i)?,
-            _ => return None,
-        };
-    }
-    let Seg::Key(name) = &segs[k] else {
-        return None;
-    };
-    match cur.get_mut() {
-        DeValue::Table(t) => {
-            let found = t.keys().find(|kk| kk.get_ref() == name)?.clone();
-            t.remove(&found).map(|_| k + 1)
-        }
-        _ => None,
-    }
-}
-
-/// Every string inside `v` (to scrub secret values out of messages).
-fn strings<'a>(v: &'a Spanned<DeValue<'_>>, out: &mut Vec<&'a str>) {
-    match v.get_ref() {
-        DeValue::String(s) => out.push(s),
-        DeValue::Table(t) => t.iter().for_each(|(_, x)| strings(x, out)),
-        DeValue::Array(a) => a.iter().for_each(|x| strings(x, out)),
-        _ => {}
-    }
-}
-
-/// The names between backquotes in a serde message: "one of `a`, `b`" → [a, b].
-fn quoted(s: &str) -> Vec<&str> {
-    s.split('`').skip(1).step_by(2).collect()
-}
-
-/// Describe serde's "found" part without repeating the value (it is shown
-/// separately, and may be a secret).
-fn describe_found(found: &str) -> String {
-    let found = found.trim();
-    let word = found.split([' ', '`']).next().unwrap_or(found);
-    match word {
-        "string" => "a string".into(),
-        "integer" => "an integer".into(),
-        "floating" => "a float".into(),
-        "boolean" => "a boolean".into(),
-        "map" => "a table".into(),
-        "sequence" => "an array".into(),
-        "char" => "a character".into(),
-        _ => found.to_string(),
-    }
-}
-
-/// Say what is allowed in words an operator knows (TOML, not Rust).
-fn describe_expected(expected: &str) -> String {
-    let e = expected.trim();
-    match e {
-        "struct SecretRef" => {
-            "a secret reference: { file = \"/etc/warden/NAME\" } or { env = \"VAR\" } (secret values are never written in the file)".into()
-        }
-        "a duration" => DURATION_HINT.into(),
-        "socket address" => "an IP:PORT address such as \"10.0.0.1:7000\"".into(),
-        "a sequence" => "an array".into(),
-        "a map" => "a table".into(),
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer".into(),
-        "a borrowed string" | "a string" => "a string".into(),
-        "a boolean" => "a boolean (true or false)".into(),
-        _ if e.starts_with("struct ") => "a table".into(),
-        _ if e.starts_with("one of ") || e.starts_with('`') => {
-            let v: Vec<String> = quoted(e).iter().map(|s| format!("\"{s}\"")).collect();
-            format!("one of {}", v.join(", "))
-        }
-        _ => e.to_string(),
-    }
-}
-
-const DURATION_HINT: &str = "a duration such as \"500ms\", \"3s\" or \"1m 30s\"";
-
-/// Turn a serde/toml message into "what is wrong; what is allowed".
-/// `node` is the offending value, if any.
-fn humanize(msg: &str, node: Option<&Spanned<DeValue<'_>>>) -> String {
-    let msg = msg.trim();
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        return match rest.split_once(", expected ") {
-            Some((_, allowed)) => format!(
-                "unknown key; allowed keys here: {}",
-                quoted(allowed).join(", ")
-            ),
-            None => "unknown key; this table takes no keys".into(),
-        };
-    }
-    if let Some(rest) = msg.strip_prefix("unknown variant `") {
-        return match rest.split_once(", expected ") {
-            Some((_, allowed)) => {
-                let v: Vec<String> = quoted(allowed).iter().map(|s| format!("\"{s}\"")).collect();
-                format!("unknown value; allowed: {}", v.join(", "))
-            }
-            None => "unknown value".into(),
-        };
-    }
-    for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some(rest) = msg.strip_prefix(prefix) {
-            if let Some((found, expected)) = rest.rsplit_once(", expected ") {
-                let what = describe_expected(expected);
-                if expected.trim() == "a duration" {
-                    if let Some(DeValue::String(s)) = node.map(|n| n.get_ref()) {
-                        let why = humantime::parse_duration(s)
-                            .err()
-                            .map(|e| format!(" ({e})"))
-                            .unwrap_or_default();
-                        return format!("not a duration{why}; expected {what}");
-                    }
-                }
-                return format!("expected {what}, found {}", describe_found(found));
-            }
-        }
-    }
-    if msg == "invalid socket address syntax" {
-        return "not an IP:PORT address; expected an address such as \"10.0.0.1:7000\" or \"[::1]:7000\" (host names are not allowed here)"
-            .into();
-    }
-    msg.to_string()
-}
-
-/// `Some(name)` if the message is serde's "missing field `name`".
-fn missing_field(msg: &str) -> Option<String> {
-    let rest = msg.trim().strip_prefix("missing field `")?;
-    Some(rest.trim_end_matches('`').to_string())
-}
-
-/// Is `s` a plausible `host:port`?
-fn host_port(s: &str) -> bool {
-    s.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty() && !h.contains(char::is_whitespace) && p.parse::<u16>().is_ok_and(|p| p > 0)
-    })
-}
-
-/// A `[frontends.NAME]` entry checked against its kind.
-enum CheckedFrontend {
-    Builtin(FrontendConfig),
-    Haproxy(HaproxyFrontendConfig),
-}
-
-struct Cx<'t, 'r> {
-    text: &'t str,
-    path: PathBuf,
-    /// The whole parsed file, to find where a key is.
-    root: &'r Spanned<DeValue<'t>>,
-    problems: Vec<Problem>,
-    /// Keys serde already complained about: a later check of the same key
-    /// (or its table) would only repeat the problem with a defaulted value.
-    deser: BTreeSet<String>,
-}
+use super::*;
 
 impl<'t, 'r> Cx<'t, 'r> {
-    /// 1-based line and column (in characters) of a byte offset.
-    fn pos(&self, offset: usize) -> (usize, usize) {
-        let mut offset = offset.min(self.text.len());
-        while !self.text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() + 1;
-        (line, col)
-    }
-
-    /// Did deserialisation already report `key` or something inside it?
-    fn covered(&self, key: &str) -> bool {
-        self.deser.iter().any(|k| {
-            k.strip_prefix(key).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
-            })
-        })
-    }
-
-    /// Record a problem found while deserialising.
-    fn push_de(&mut self, span: Range<usize>, key: &str, value: Option<String>, message: String) {
-        self.deser.insert(key.to_string());
-        self.add(span, key, value, message);
-    }
-
-    /// Record a problem found by a check after deserialising, unless it only
-    /// repeats one serde reported.
-    fn push(
-        &mut self,
-        span: Range<usize>,
-        key: &str,
-        value: Option<String>,
-        message: impl Into<String>,
-    ) {
-        if !self.covered(key) {
-            self.add(span, key, value, message.into());
-        }
-    }
-
-    /// Record a problem. `value` is masked and the message scrubbed if `key`
-    /// looks secret.
-    fn add(&mut self, span: Range<usize>, key: &str, value: Option<String>, message: String) {
-        let (line, col) = self.pos(span.start);
-        let mut message = message;
-        let value = if is_secret(key) {
-            if let Some(v) = &value {
-                let inner = v.trim_matches('"');
-                if inner.len() >= 3 {
-                    message = message.replace(inner, "****");
-                }
-            }
-            value.map(|_| MASK.to_string())
-        } else {
-            value
-        };
-        self.problems.push(Problem {
-            file: self.path.clone(),
-            line,
-            col,
-            key: key.to_string(),
-            value,
-            message,
-        });
-    }
-
-    /// The source text of a short single-line value, to show what was found.
-    fn snippet(&self, span: &Range<usize>) -> Option<String> {
-        let s = self.text.get(span.clone())?.trim();
-        if s.is_empty() || s.contains('\n') || s.chars().count() > 80 {
-            return None;
-        }
-        Some(s.to_string())
-    }
-
-    /// What to show as the value of `node`: scalars and inline arrays/tables,
-    /// not `[header]` tables.
-    fn shown(&self, node: &Spanned<DeValue<'_>>) -> Option<String> {
-        let s = self.snippet(&node.span())?;
-        match node.get_ref() {
-            DeValue::Table(_) if !s.starts_with('{') => None,
-            DeValue::Array(_) if s.starts_with("[[") => None,
-            _ => Some(s),
-        }
-    }
-
-    /// Span of the value at a dotted key, or of the nearest enclosing value
-    /// that exists (so a defaulted key points at its table).
-    fn at(&self, key: &str) -> Range<usize> {
-        let mut cur = self.root;
-        for seg in parse_path(key) {
-            let next = match (&seg, cur.get_ref()) {
-                (Seg::Key(k), DeValue::Table(t)) => {
-                    t.iter().find(|(kk, _)| kk.get_ref() == k).map(|(_, v)| v)
-                }
-                (Seg::Index(i), DeValue::Array(a)) => a.get(*i),
-                _ => None,
-            };
-            match next {
-                Some(n) => cur = n,
-                None => break,
-            }
-        }
-        cur.span()
-    }
-
-    /// The value at a dotted key, if present, as shown in a problem.
-    fn value_at(&self, key: &str) -> Option<String> {
-        let node = get(self.root, &parse_path(key))?;
-        self.shown(node)
-    }
-
-    /// Deserialize one table; every serde error becomes a problem under its
-    /// precise dotted key (see the module doc).
-    ///
-    /// Returns the value when the table could be built, possibly with defaults
-    /// in place of reported bad keys (so cross-reference checks can still run),
-    /// and `None` when a required key is missing or wrong.
-    fn de<T: DeserializeOwned>(&mut self, base: &str, value: &Spanned<DeValue<'_>>) -> Option<T> {
-        let mut v = value.clone();
-        let mut removed: Vec<String> = Vec::new();
-        for _ in 0..MAX_ROUNDS {
-            let err = match T::deserialize(ValueDeserializer::from(v.clone())) {
-                Ok(t) => return Some(t),
-                Err(e) => e,
-            };
-            let span = err.span().unwrap_or_else(|| v.span());
-            let segs = locate(&v, &span);
-            let key = fmt_path(base, &segs);
-            if let Some(field) = missing_field(err.message()) {
-                let full = fmt_path(&key, &[Seg::Key(field.clone())]);
-                // Missing because we removed it after reporting it: already said.
-                if !removed.contains(&full) {
-                    self.push_de(span, &full, None, format!("missing required key `{field}`"));
-                }
-                return None;
-            }
-            let node = get(&v, &segs);
-            let unknown = err.message().trim().starts_with("unknown field");
-            let mut message = humanize(err.message(), node);
-            if is_secret(&key) {
-                if let Some(n) = node {
-                    let mut found = Vec::new();
-                    strings(n, &mut found);
-                    for s in found.into_iter().filter(|s| !s.is_empty()) {
-                        message = message.replace(s, "****");
-                    }
-                }
-            }
-            // The value of an unknown key is never needed to fix it (and a
-            // misspelt secret key must not leak), so it is not shown.
-            let shown = if unknown {
-                None
-            } else {
-                node.and_then(|n| self.shown(n))
-            };
-            self.push_de(span, &key, shown, message);
-            let k = remove(&mut v, &segs)?;
-            removed.push(fmt_path(base, &segs[..k]));
-        }
-        None
-    }
-
-    fn table<'a>(&mut self, key: &str, v: &'a Spanned<DeValue<'t>>) -> Option<&'a DeTable<'t>> {
-        match v.get_ref() {
-            DeValue::Table(t) => Some(t),
-            other => {
-                let shown = self.shown(v);
-                self.push(
-                    v.span(),
-                    key,
-                    shown,
-                    format!("expected a table, found {}", other.type_str()),
-                );
-                None
-            }
-        }
-    }
-
-    /// A `[section.NAME]` map: each entry parsed on its own. Also returns every
-    /// validly named entry, parsed or not, so that a reference to a broken
-    /// entry is not also reported as unknown.
-    fn named<T: DeserializeOwned>(
-        &mut self,
-        section: &str,
-        v: Option<&'r Spanned<DeValue<'t>>>,
-    ) -> (BTreeMap<String, T>, BTreeSet<String>) {
-        let mut out = BTreeMap::new();
-        let mut defined = BTreeSet::new();
-        let Some(v) = v else { return (out, defined) };
-        let Some(t) = self.table(section, v) else {
-            return (out, defined);
-        };
-        for (name, val) in t.iter() {
-            let key = fmt_path(section, &[Seg::Key(name.get_ref().to_string())]);
-            if !valid_name(name.get_ref()) {
-                self.push(
-                    name.span(),
-                    &key,
-                    Some(format!("{:?}", name.get_ref())),
-                    "names may contain only ASCII letters, digits, '-' and '_' (1-63 characters)",
-                );
-                continue;
-            }
-            defined.insert(name.get_ref().to_string());
-            if let Some(parsed) = self.de::<T>(&key, val) {
-                out.insert(name.get_ref().to_string(), parsed);
-            }
-        }
-        (out, defined)
-    }
-
-    fn parse_all(&mut self) -> Option<Config> {
-        let root: &'r Spanned<DeValue<'t>> = self.root;
-        let DeValue::Table(top) = root.get_ref() else {
-            return None;
-        };
-        let mut sections: BTreeMap<&str, &'r Spanned<DeValue<'t>>> = BTreeMap::new();
-        const ALLOWED: &str =
-            "allowed top-level tables: orchestrator, detection, sites, frontends, groups";
-        for (k, v) in top.iter() {
-            match k.get_ref().as_ref() {
-                "orchestrator" => sections.insert("orchestrator", v),
-                "detection" => sections.insert("detection", v),
-                "sites" => sections.insert("sites", v),
-                "frontends" => sections.insert("frontends", v),
-                "groups" => sections.insert("groups", v),
-                other => {
-                    let key = fmt_path("", &[Seg::Key(other.to_string())]);
-                    self.push(k.span(), &key, None, format!("unknown key; {ALLOWED}"));
-                    None
-                }
-            };
-        }
-
-        let orchestrator: Option<OrchestratorConfig> = match sections.get("orchestrator") {
-            Some(v) => self.de("orchestrator", v),
-            None => {
-                self.push(
-                    0..0,
-                    "orchestrator",
-                    None,
-                    "missing table [orchestrator] (needs listen, data_dir, operator_token)",
-                );
-                None
-            }
-        };
-        let detection: Option<Detection> = match sections.get("detection") {
-            Some(v) => self.de("detection", v),
-            None => Some(Detection::default()),
-        };
-        let (sites, site_names) = self.named::<SiteConfig>("sites", sections.get("sites").copied());
-        let (frontend_entries, frontend_names) =
-            self.named::<FrontendEntry>("frontends", sections.get("frontends").copied());
-        let (groups, _) = self.named::<GroupConfig>("groups", sections.get("groups").copied());
-
-        if let Some(o) = &orchestrator {
-            self.check_orchestrator(o);
-        }
-        if let Some(d) = &detection {
-            self.check_detection(d);
-        }
-        for (name, site) in &sites {
-            self.check_site(name, site);
-        }
-        let mut frontends = BTreeMap::new();
-        let mut haproxy_frontends = BTreeMap::new();
-        let mut frontend_kinds = BTreeMap::new();
-        for (name, fe) in &frontend_entries {
-            let kind_key = fmt_path(
-                "frontends",
-                &[Seg::Key(name.clone()), Seg::Key("kind".into())],
-            );
-            if self.covered(&kind_key) {
-                // A bad kind is reported already; checking the keys against a
-                // guessed kind would only add confusing problems.
-                continue;
-            }
-            let kind = fe.kind.as_ref().map(|k| *k.get_ref()).unwrap_or_default();
-            frontend_kinds.insert(name.clone(), kind);
-            match self.check_frontend(name, fe) {
-                Some(CheckedFrontend::Builtin(c)) => {
-                    frontends.insert(name.clone(), c);
-                }
-                Some(CheckedFrontend::Haproxy(c)) => {
-                    haproxy_frontends.insert(name.clone(), c);
-                }
-                None => {}
-            }
-        }
-        for (name, g) in &groups {
-            self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
-        }
-
-        Some(Config {
-            path: self.path.clone(),
-            orchestrator: orchestrator?,
-            detection: detection?,
-            sites,
-            frontends,
-            haproxy_frontends,
-            groups,
-        })
-    }
-
-    fn check_orchestrator(&mut self, o: &OrchestratorConfig) {
+    pub(super) fn check_orchestrator(&mut self, o: &OrchestratorConfig) {
         self.check_secret("orchestrator.operator_token", &o.operator_token);
         if o.max_body_bytes < 1024 {
             self.push(
@@ -725,7 +32,7 @@ impl<'t, 'r> Cx<'t, 'r> {
     }
 
     /// Report a zero duration at `key`.
-    fn positive(&mut self, key: &str) {
+    pub(super) fn positive(&mut self, key: &str) {
         let value = self.value_at(key);
         self.push(
             self.at(key),
@@ -735,7 +42,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         );
     }
 
-    fn check_detection(&mut self, d: &Detection) {
+    pub(super) fn check_detection(&mut self, d: &Detection) {
         for (key, v) in [("detection.fall", d.fall), ("detection.rise", d.rise)] {
             if v == 0 {
                 self.push(self.at(key), key, Some("0".into()), "must be at least 1");
@@ -767,7 +74,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    fn check_site(&mut self, name: &str, site: &SiteConfig) {
+    pub(super) fn check_site(&mut self, name: &str, site: &SiteConfig) {
         self.check_secret(&format!("sites.{name}.agent_token"), &site.agent_token);
         if site.report_interval.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("sites.{name}.report_interval"));
@@ -813,7 +120,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    fn check_secret(&mut self, key: &str, s: &SecretRef) {
+    pub(super) fn check_secret(&mut self, key: &str, s: &SecretRef) {
         let span = self.at(key);
         match (&s.file, &s.env) {
             (Some(_), Some(_)) => self.push(
@@ -850,7 +157,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    fn check_check(&mut self, key: &str, c: &CheckSpec) {
+    pub(super) fn check_check(&mut self, key: &str, c: &CheckSpec) {
         let kspan = c.kind.span();
         match c.kind.get_ref() {
             CheckKind::Http => match &c.url {
@@ -922,7 +229,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    fn check_group(
+    pub(super) fn check_group(
         &mut self,
         name: &str,
         g: &GroupConfig,
@@ -1044,7 +351,7 @@ impl<'t, 'r> Cx<'t, 'r> {
 
     /// `[groups.NAME.replication]`: the plan's keys are there for every site
     /// of the group, and keys of other plans are not.
-    fn check_replication(
+    pub(super) fn check_replication(
         &mut self,
         name: &str,
         r: &crate::model::ReplicationConfig,
@@ -1301,7 +608,11 @@ impl<'t, 'r> Cx<'t, 'r> {
     /// Check a `[frontends.NAME]` entry against its kind: the keys that kind
     /// needs are there, the other kind's keys are not. The typed entry when
     /// nothing is missing.
-    fn check_frontend(&mut self, name: &str, fe: &FrontendEntry) -> Option<CheckedFrontend> {
+    pub(super) fn check_frontend(
+        &mut self,
+        name: &str,
+        fe: &FrontendEntry,
+    ) -> Option<CheckedFrontend> {
         let key = fmt_path("frontends", &[Seg::Key(name.to_string())]);
         let kind = fe.kind.as_ref().map(|k| *k.get_ref()).unwrap_or_default();
         let foreign: &[(&str, bool, &str)] = match kind {
@@ -1381,7 +692,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    fn check_frontend_scheme(
+    pub(super) fn check_frontend_scheme(
         &mut self,
         name: &str,
         fs: &Spanned<FrontendScheme>,
@@ -1513,7 +824,7 @@ impl<'t, 'r> Cx<'t, 'r> {
 
     /// The keys of `[groups.NAME.frontend]` with driver "haproxy": `backend`,
     /// `servers`, and none of the builtin driver's.
-    fn check_haproxy_scheme(
+    pub(super) fn check_haproxy_scheme(
         &mut self,
         key: &str,
         fs: &Spanned<FrontendScheme>,
@@ -1596,7 +907,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    fn check_dns(
+    pub(super) fn check_dns(
         &mut self,
         name: &str,
         scheme: Scheme,
@@ -1792,143 +1103,6 @@ impl<'t, 'r> Cx<'t, 'r> {
                     format!("{e}; expected \"10.1.0.10\", \"fd00::10\" or \"10.1.0.10, fd00::10\""),
                 );
             }
-        }
-    }
-}
-
-/// Site, group and frontend names.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BASE: &str = r#"[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/var/lib/warden"
-operator_token = { env = "T" }
-
-[sites.a]
-agent_token = { env = "T" }
-
-[sites.b]
-agent_token = { env = "T" }
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = { env = "T" }
-
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = { a = "127.0.0.1:8080", b = "127.0.0.1:8081" }
-
-[groups.web.replication]
-plan = "none"
-"#;
-
-    fn problems(extra: &str) -> (String, Vec<Problem>) {
-        let text = format!("{BASE}{extra}");
-        match parse(&text, Path::new("guard.conf")) {
-            Err(ConfigError::Invalid(p)) => (text, p),
-            other => panic!("expected problems for {extra:?}, got {other:?}"),
-        }
-    }
-
-    /// (line, col) of the first `needle` in `text`, 1-based.
-    fn pos(text: &str, needle: &str) -> (usize, usize) {
-        let at = text.find(needle).unwrap();
-        let before = &text[..at];
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        (before.matches('\n').count() + 1, at - line_start + 1)
-    }
-
-    #[test]
-    fn mass_delete_guard_keys_default_and_are_checked_where_they_are() {
-        let c = parse(BASE, Path::new("guard.conf")).unwrap();
-        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
-        assert_eq!((r.max_delete_share, r.max_delete_count), (0.10, 100));
-        let c = parse(
-            &format!("{BASE}max_delete_share = 1.0\nmax_delete_count = 0\n"),
-            Path::new("guard.conf"),
-        )
-        .unwrap();
-        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
-        assert_eq!((r.max_delete_share, r.max_delete_count), (1.0, 0));
-
-        for bad in ["1.5", "-0.1", "nan", "inf"] {
-            let (text, p) = problems(&format!("max_delete_share = {bad}\n"));
-            let e = p
-                .iter()
-                .find(|x| x.key == "groups.web.replication.max_delete_share")
-                .unwrap_or_else(|| panic!("{bad}: {p:?}"));
-            assert!(e.message.contains("0.0 to 1.0"), "{}", e.message);
-            assert_eq!(
-                (e.line, e.col),
-                pos(&text, &format!("{bad}\n")),
-                "{bad}: {e}"
-            );
-        }
-        let (text, p) = problems("max_delete_count = -1\n");
-        let e = p
-            .iter()
-            .find(|x| x.key == "groups.web.replication.max_delete_count")
-            .unwrap_or_else(|| panic!("{p:?}"));
-        assert_eq!((e.line, e.col), pos(&text, "-1\n"), "{e}");
-    }
-
-    #[test]
-    fn rsync_attribute_keys_default_on_and_belong_to_the_rsync_plan() {
-        let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
-        let sites = "\n[groups.web.replication.sites.a]\npath = \"/srv/a\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n[groups.web.replication.sites.b]\npath = \"/srv/b\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n";
-        let parsed =
-            |extra: &str| parse(&format!("{rsync}{extra}{sites}"), Path::new("attrs.conf"));
-        let get = |c: &crate::Config| {
-            let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
-            (
-                r.rsync_xattrs(),
-                r.rsync_acls(),
-                r.rsync_hard_links(),
-                r.rsync_sparse(),
-            )
-        };
-        std::env::set_var("X", "pw");
-        assert_eq!(get(&parsed("").unwrap()), (true, true, true, true));
-        let c =
-            parsed("xattrs = true\nacls = false\nhard_links = false\nsparse = false\n").unwrap();
-        assert_eq!(get(&c), (true, false, false, false));
-        // Not a boolean: the key, where it is.
-        let text = format!("{rsync}xattrs = \"yes\"\n{sites}");
-        match parse(&text, Path::new("attrs.conf")) {
-            Err(ConfigError::Invalid(p)) => {
-                let e = p
-                    .iter()
-                    .find(|x| x.key.ends_with("xattrs"))
-                    .unwrap_or_else(|| panic!("{p:?}"));
-                assert_eq!((e.line, e.col), pos(&text, "\"yes\""), "{e}");
-            }
-            other => panic!("{other:?}"),
-        }
-        // Another plan: the key does not belong there.
-        for k in ["xattrs", "acls", "hard_links", "sparse"] {
-            let (text, p) = problems(&format!("{k} = true\n"));
-            let e = p
-                .iter()
-                .find(|x| x.key == format!("groups.web.replication.{k}"))
-                .unwrap_or_else(|| panic!("{k}: {p:?}"));
-            assert!(e.message.contains("does not use this key"), "{e}");
-            let (line, col) = pos(&text, &format!("{k} = true"));
-            assert_eq!((e.line, e.col), (line, col + k.len() + 3), "{e}");
         }
     }
 }

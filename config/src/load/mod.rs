@@ -1,0 +1,135 @@
+//! Reading failover.conf: parse each table on its own so that every problem in
+//! the file is reported at once, then check cross-references.
+//!
+//! Each problem carries file:line:col, the dotted key, the offending value
+//! (masked for secret keys) and what is allowed.
+//!
+//! How "every problem at once" works: each table (`[orchestrator]`,
+//! `[detection]`, each `[sites.NAME]`, ...) is deserialised on its own. When
+//! serde stops at a bad key, the key is located in the parsed tree by its span
+//! (giving a precise dotted path such as `sites.ca.checks[0].urlx`), reported,
+//! removed from a copy of the table, and the table is deserialised again, until
+//! it succeeds or a required key is missing.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use crate::model::*;
+use crate::ConfigError;
+
+/// One thing wrong with the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    /// Dotted key, e.g. `groups.web.sites[1]`.
+    pub key: String,
+    /// What was found (masked if secret), if there was a value.
+    pub value: Option<String>,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.col,
+            self.key
+        )?;
+        if let Some(v) = &self.value {
+            write!(f, " = {v}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parse and validate config text; `path` is used in messages only.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let mut cx = Cx {
+        text,
+        path: path.to_path_buf(),
+        root: &root,
+        problems: Vec::new(),
+        deser: BTreeSet::new(),
+    };
+    let cfg = if syntax.is_empty() {
+        cx.parse_all()
+    } else {
+        // The recovered tree may be missing whole tables; validating it would
+        // only add confusing follow-on problems.
+        for e in &syntax {
+            let span = e.span().unwrap_or(0..0);
+            cx.push(
+                span,
+                "(syntax)",
+                None,
+                format!("invalid TOML: {}", e.message().trim()),
+            );
+        }
+        None
+    };
+    if cx.problems.is_empty() {
+        if let Some(cfg) = cfg {
+            return Ok(cfg);
+        }
+    }
+    let mut problems = cx.problems;
+    problems.sort_by(|a, b| (a.line, a.col, &a.key).cmp(&(b.line, b.col, &b.key)));
+    problems.dedup();
+    Err(ConfigError::Invalid(problems))
+}
+
+mod checks;
+mod engine;
+#[cfg(test)]
+mod tests;
+
+use engine::*;
+/// A `[frontends.NAME]` entry checked against its kind.
+enum CheckedFrontend {
+    Builtin(FrontendConfig),
+    Haproxy(HaproxyFrontendConfig),
+}
+
+struct Cx<'t, 'r> {
+    text: &'t str,
+    path: PathBuf,
+    /// The whole parsed file, to find where a key is.
+    root: &'r Spanned<DeValue<'t>>,
+    problems: Vec<Problem>,
+    /// Keys serde already complained about: a later check of the same key
+    /// (or its table) would only repeat the problem with a defaulted value.
+    deser: BTreeSet<String>,
+}
+
+/// Site, group and frontend names.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

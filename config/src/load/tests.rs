@@ -1,0 +1,123 @@
+use super::*;
+
+const BASE: &str = r#"[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/var/lib/warden"
+operator_token = { env = "T" }
+
+[sites.a]
+agent_token = { env = "T" }
+
+[sites.b]
+agent_token = { env = "T" }
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = { env = "T" }
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = { a = "127.0.0.1:8080", b = "127.0.0.1:8081" }
+
+[groups.web.replication]
+plan = "none"
+"#;
+
+fn problems(extra: &str) -> (String, Vec<Problem>) {
+    let text = format!("{BASE}{extra}");
+    match parse(&text, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => (text, p),
+        other => panic!("expected problems for {extra:?}, got {other:?}"),
+    }
+}
+
+/// (line, col) of the first `needle` in `text`, 1-based.
+fn pos(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).unwrap();
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (before.matches('\n').count() + 1, at - line_start + 1)
+}
+
+#[test]
+fn mass_delete_guard_keys_default_and_are_checked_where_they_are() {
+    let c = parse(BASE, Path::new("guard.conf")).unwrap();
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!((r.max_delete_share, r.max_delete_count), (0.10, 100));
+    let c = parse(
+        &format!("{BASE}max_delete_share = 1.0\nmax_delete_count = 0\n"),
+        Path::new("guard.conf"),
+    )
+    .unwrap();
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!((r.max_delete_share, r.max_delete_count), (1.0, 0));
+
+    for bad in ["1.5", "-0.1", "nan", "inf"] {
+        let (text, p) = problems(&format!("max_delete_share = {bad}\n"));
+        let e = p
+            .iter()
+            .find(|x| x.key == "groups.web.replication.max_delete_share")
+            .unwrap_or_else(|| panic!("{bad}: {p:?}"));
+        assert!(e.message.contains("0.0 to 1.0"), "{}", e.message);
+        assert_eq!(
+            (e.line, e.col),
+            pos(&text, &format!("{bad}\n")),
+            "{bad}: {e}"
+        );
+    }
+    let (text, p) = problems("max_delete_count = -1\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "groups.web.replication.max_delete_count")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert_eq!((e.line, e.col), pos(&text, "-1\n"), "{e}");
+}
+
+#[test]
+fn rsync_attribute_keys_default_on_and_belong_to_the_rsync_plan() {
+    let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
+    let sites = "\n[groups.web.replication.sites.a]\npath = \"/srv/a\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n[groups.web.replication.sites.b]\npath = \"/srv/b\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n";
+    let parsed = |extra: &str| parse(&format!("{rsync}{extra}{sites}"), Path::new("attrs.conf"));
+    let get = |c: &crate::Config| {
+        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+        (
+            r.rsync_xattrs(),
+            r.rsync_acls(),
+            r.rsync_hard_links(),
+            r.rsync_sparse(),
+        )
+    };
+    std::env::set_var("X", "pw");
+    assert_eq!(get(&parsed("").unwrap()), (true, true, true, true));
+    let c = parsed("xattrs = true\nacls = false\nhard_links = false\nsparse = false\n").unwrap();
+    assert_eq!(get(&c), (true, false, false, false));
+    // Not a boolean: the key, where it is.
+    let text = format!("{rsync}xattrs = \"yes\"\n{sites}");
+    match parse(&text, Path::new("attrs.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key.ends_with("xattrs"))
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert_eq!((e.line, e.col), pos(&text, "\"yes\""), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another plan: the key does not belong there.
+    for k in ["xattrs", "acls", "hard_links", "sparse"] {
+        let (text, p) = problems(&format!("{k} = true\n"));
+        let e = p
+            .iter()
+            .find(|x| x.key == format!("groups.web.replication.{k}"))
+            .unwrap_or_else(|| panic!("{k}: {p:?}"));
+        assert!(e.message.contains("does not use this key"), "{e}");
+        let (line, col) = pos(&text, &format!("{k} = true"));
+        assert_eq!((e.line, e.col), (line, col + k.len() + 3), "{e}");
+    }
+}
