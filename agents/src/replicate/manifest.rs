@@ -19,6 +19,21 @@
 //! compared by [`Item::version`]: a plan-specific string (`mtime` seconds for
 //! files, `etag@x-timestamp` for Swift objects) plus the size.
 //!
+//! Whole seconds cannot tell two versions of a file apart (a write at both
+//! sites within one second, same size), so the rsync plan does not ask "is
+//! here equal to the manifest's version" but "does this local file still
+//! hold only what was confirmed": its manifest entry carries a [`Stamp`]
+//! (inode, mtime and ctime to the nanosecond; every write changes the ctime,
+//! and nothing can set it back), recorded from a `stat` taken *after* the
+//! transfer that confirmed it and checked against what rsync reported
+//! ([`classify_local`]). A local item whose stamp differs (or that has none)
+//! while the peer has the name is not called divergent on its times: its
+//! content is compared with the peer's ([`LocalPlan::check`], a checksum
+//! dry run), and only a different content is a conflict. Changes at the
+//! peer never make an item divergent: the peer's side is the pull's to
+//! settle. Empty directories are items too (version [`DIR`]), so a
+//! divergent empty directory follows the policy like a file.
+//!
 //! File names are bytes, not text: the rsync plan keys its listings with
 //! [`escape_name`] (UTF-8 as is, a backslash as `\\`, every other byte as
 //! `\xNN`), a lossless form that [`unescape_name`] turns back into the exact
@@ -73,6 +88,42 @@ pub struct Item {
 /// Name (relative path, or `container/object`) → item.
 pub type Listing = BTreeMap<String, Item>;
 
+/// [`Item::version`] of a directory (the rsync plan lists empty ones).
+pub const DIR: &str = "dir";
+
+impl Item {
+    /// Whether it is a directory ([`DIR`]).
+    pub fn is_dir(&self) -> bool {
+        self.version == DIR
+    }
+}
+
+/// What proves a local file unchanged since it was confirmed: any write,
+/// truncation, rename over it, `touch` or attribute change moves the
+/// ctime (which no user can set), and a replacement has another inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub ino: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    /// The stamp of a `symlink_metadata`.
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+/// Name → [`Stamp`] of the local items (the rsync plan).
+pub type Stamps = BTreeMap<String, Stamp>;
+
 /// What was last confirmed equal on both sides of one replication pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -84,6 +135,11 @@ pub struct Manifest {
     /// manifests and in the Swift plans' (plain UTF-8 names).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub escaped_names: bool,
+    /// The local [`Stamp`] of confirmed items (the rsync plan): an item
+    /// whose stamp still matches holds nothing the peer has not had. Items
+    /// without one (older manifests) are compared by size and version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stamps: Stamps,
 }
 
 impl Manifest {
@@ -93,6 +149,7 @@ impl Manifest {
             confirmed_unix_ms: now_ms(),
             items,
             escaped_names: false,
+            stamps: Stamps::new(),
         }
     }
 
@@ -113,9 +170,31 @@ impl Manifest {
                 .into_iter()
                 .map(|(k, v)| (escape_name(k.as_bytes()), v))
                 .collect();
+            m.stamps = std::mem::take(&mut m.stamps)
+                .into_iter()
+                .map(|(k, v)| (escape_name(k.as_bytes()), v))
+                .collect();
             m.escaped_names = true;
         }
         Ok(m)
+    }
+
+    /// Whether the local item `name` (`item`, `stamp`) still holds only what
+    /// was confirmed: its stamp equals the recorded one (and so does the
+    /// size); without a recorded stamp (an older manifest), its size and
+    /// version do. A directory in the manifest as a directory always does.
+    pub fn unchanged(&self, name: &str, item: &Item, stamp: Option<&Stamp>) -> bool {
+        let Some(m) = self.items.get(name) else {
+            return false;
+        };
+        if m.is_dir() || item.is_dir() {
+            return m.is_dir() && item.is_dir();
+        }
+        match (self.stamps.get(name), stamp) {
+            (Some(a), Some(b)) => a == b && m.size == item.size,
+            (Some(_), None) => false,
+            (None, _) => m == item,
+        }
     }
 
     /// Loads the manifest at `path`; a missing file is an empty manifest
@@ -223,6 +302,103 @@ pub fn classify(manifest: &Manifest, here: &Listing, peer: &Listing) -> Classifi
             None => c
                 .divergent
                 .push((name.clone(), DivergentReason::NotInManifest, false)),
+        }
+    }
+    c
+}
+
+/// The rsync resync plan for one stale site ([`classify_local`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalPlan {
+    /// The peer's items that differ here or are missing (the pull brings them).
+    pub fetch: Vec<String>,
+    /// Local items unchanged since confirmed, gone at the peer: deleted here.
+    pub delete: Vec<String>,
+    /// Divergent names: why, and whether the peer also holds the name.
+    pub divergent: Vec<(String, DivergentReason, bool)>,
+    /// Local files changed since confirmed (or never confirmed) that the
+    /// peer also holds as a file: divergent only if their content differs
+    /// (a checksum comparison decides; see [`LocalPlan::settle`]).
+    pub check: Vec<String>,
+    /// Bytes the fetches will carry (the peer's sizes).
+    pub fetch_bytes: u64,
+}
+
+impl LocalPlan {
+    /// The outcome of the content check: `differ` (names of `check` whose
+    /// content differs at the peer, or that the peer no longer has) become
+    /// divergent conflicts; the others are in sync.
+    pub fn settle(&mut self, manifest: &Manifest, differ: &std::collections::BTreeSet<String>) {
+        for name in std::mem::take(&mut self.check) {
+            if differ.contains(&name) {
+                let reason = if manifest.items.contains_key(&name) {
+                    DivergentReason::ChangedSinceSync
+                } else {
+                    DivergentReason::NotInManifest
+                };
+                self.divergent.push((name, reason, true));
+            }
+        }
+        self.divergent.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+}
+
+/// Whether `listing` holds anything under `name/`.
+fn holds_under(listing: &Listing, name: &str) -> bool {
+    let prefix = format!("{name}/");
+    listing
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|(k, _)| k.starts_with(&prefix))
+}
+
+/// The rsync plan's classification: `here` with its `stamps` (this site's
+/// files, symlinks and empty directories), `peer` (the active site's
+/// listing), against `manifest`. A local item is safe to overwrite or
+/// delete only when [`Manifest::unchanged`] says so; a changed one the peer
+/// also has as a file goes to [`LocalPlan::check`]; everything else changed
+/// here is divergent. Changes at the peer alone are never divergent.
+pub fn classify_local(
+    manifest: &Manifest,
+    here: &Listing,
+    stamps: &Stamps,
+    peer: &Listing,
+) -> LocalPlan {
+    let mut c = LocalPlan::default();
+    let reason = |name: &str| {
+        if manifest.items.contains_key(name) {
+            DivergentReason::ChangedSinceSync
+        } else {
+            DivergentReason::NotInManifest
+        }
+    };
+    for (name, p) in peer {
+        let fetch = match here.get(name) {
+            None => true,
+            Some(h) => h.size != p.size || h.version != p.version,
+        };
+        if fetch {
+            c.fetch.push(name.clone());
+            c.fetch_bytes += p.size;
+        }
+    }
+    for (name, h) in here {
+        if manifest.unchanged(name, h, stamps.get(name)) {
+            if !(peer.contains_key(name) || h.is_dir() && holds_under(peer, name)) {
+                c.delete.push(name.clone());
+            }
+            continue;
+        }
+        match peer.get(name) {
+            // An empty directory here: in sync when the peer has it, or anything under it.
+            Some(p) if h.is_dir() && p.is_dir() => {}
+            None if h.is_dir() && holds_under(peer, name) => {}
+            None => c.divergent.push((name.clone(), reason(name), false)),
+            // A directory at one side, a file or symlink at the other.
+            Some(p) if p.is_dir() || h.is_dir() => {
+                c.divergent.push((name.clone(), reason(name), true))
+            }
+            Some(_) => c.check.push(name.clone()),
         }
     }
     c
