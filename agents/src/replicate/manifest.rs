@@ -26,12 +26,12 @@
 //! (inode, mtime and ctime to the nanosecond; every write changes the ctime,
 //! and nothing can set it back), recorded from a `stat` taken *after* the
 //! transfer that confirmed it and checked against what rsync reported
-//! ([`classify_local`]). A local item whose stamp differs (or that has none)
-//! while the peer has the name is not called divergent on its times: its
-//! content is compared with the peer's ([`LocalPlan::check`], a checksum
-//! dry run), and only a different content is a conflict. Changes at the
-//! peer never make an item divergent: the peer's side is the pull's to
-//! settle. Empty directories are items too (version [`DIR`]), so a
+//! ([`Manifest::unchanged`]). A local item whose stamp differs (or that has
+//! none) while the peer has the name is not called divergent on its times:
+//! its content is compared with the peer's (a checksum dry run), and only a
+//! different content is a conflict. Changes at the peer never make an item
+//! divergent: the peer's side is the pull's to settle
+//! (`rsync_resync.rs`). Empty directories are items too (version [`DIR`]), so a
 //! divergent empty directory follows the policy like a file.
 //!
 //! File names are bytes, not text: the rsync plan keys its listings with
@@ -307,103 +307,6 @@ pub fn classify(manifest: &Manifest, here: &Listing, peer: &Listing) -> Classifi
     c
 }
 
-/// The rsync resync plan for one stale site ([`classify_local`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LocalPlan {
-    /// The peer's items that differ here or are missing (the pull brings them).
-    pub fetch: Vec<String>,
-    /// Local items unchanged since confirmed, gone at the peer: deleted here.
-    pub delete: Vec<String>,
-    /// Divergent names: why, and whether the peer also holds the name.
-    pub divergent: Vec<(String, DivergentReason, bool)>,
-    /// Local files changed since confirmed (or never confirmed) that the
-    /// peer also holds as a file: divergent only if their content differs
-    /// (a checksum comparison decides; see [`LocalPlan::settle`]).
-    pub check: Vec<String>,
-    /// Bytes the fetches will carry (the peer's sizes).
-    pub fetch_bytes: u64,
-}
-
-impl LocalPlan {
-    /// The outcome of the content check: `differ` (names of `check` whose
-    /// content differs at the peer, or that the peer no longer has) become
-    /// divergent conflicts; the others are in sync.
-    pub fn settle(&mut self, manifest: &Manifest, differ: &std::collections::BTreeSet<String>) {
-        for name in std::mem::take(&mut self.check) {
-            if differ.contains(&name) {
-                let reason = if manifest.items.contains_key(&name) {
-                    DivergentReason::ChangedSinceSync
-                } else {
-                    DivergentReason::NotInManifest
-                };
-                self.divergent.push((name, reason, true));
-            }
-        }
-        self.divergent.sort_by(|a, b| a.0.cmp(&b.0));
-    }
-}
-
-/// Whether `listing` holds anything under `name/`.
-fn holds_under(listing: &Listing, name: &str) -> bool {
-    let prefix = format!("{name}/");
-    listing
-        .range(prefix.clone()..)
-        .next()
-        .is_some_and(|(k, _)| k.starts_with(&prefix))
-}
-
-/// The rsync plan's classification: `here` with its `stamps` (this site's
-/// files, symlinks and empty directories), `peer` (the active site's
-/// listing), against `manifest`. A local item is safe to overwrite or
-/// delete only when [`Manifest::unchanged`] says so; a changed one the peer
-/// also has as a file goes to [`LocalPlan::check`]; everything else changed
-/// here is divergent. Changes at the peer alone are never divergent.
-pub fn classify_local(
-    manifest: &Manifest,
-    here: &Listing,
-    stamps: &Stamps,
-    peer: &Listing,
-) -> LocalPlan {
-    let mut c = LocalPlan::default();
-    let reason = |name: &str| {
-        if manifest.items.contains_key(name) {
-            DivergentReason::ChangedSinceSync
-        } else {
-            DivergentReason::NotInManifest
-        }
-    };
-    for (name, p) in peer {
-        let fetch = match here.get(name) {
-            None => true,
-            Some(h) => h.size != p.size || h.version != p.version,
-        };
-        if fetch {
-            c.fetch.push(name.clone());
-            c.fetch_bytes += p.size;
-        }
-    }
-    for (name, h) in here {
-        if manifest.unchanged(name, h, stamps.get(name)) {
-            if !(peer.contains_key(name) || h.is_dir() && holds_under(peer, name)) {
-                c.delete.push(name.clone());
-            }
-            continue;
-        }
-        match peer.get(name) {
-            // An empty directory here: in sync when the peer has it, or anything under it.
-            Some(p) if h.is_dir() && p.is_dir() => {}
-            None if h.is_dir() && holds_under(peer, name) => {}
-            None => c.divergent.push((name.clone(), reason(name), false)),
-            // A directory at one side, a file or symlink at the other.
-            Some(p) if p.is_dir() || h.is_dir() => {
-                c.divergent.push((name.clone(), reason(name), true))
-            }
-            Some(_) => c.check.push(name.clone()),
-        }
-    }
-    c
-}
-
 /// What happened to one divergent item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DivergentItem {
@@ -548,6 +451,67 @@ mod tests {
                 ("new-here".to_string(), NotInManifest, false),
             ]
         );
+    }
+
+    #[test]
+    fn unchanged_means_the_same_stamp_to_the_nanosecond() {
+        let st = Stamp {
+            ino: 10,
+            mtime_ns: 1_700_000_000_000_000_001,
+            ctime_ns: 1_700_000_000_000_000_002,
+        };
+        let mut m = Manifest::confirmed(listing(&[("f", 3, "1700000000"), ("d", 0, DIR)]));
+        m.stamps.insert("f".into(), st);
+        let f = item(3, "1700000000");
+        assert!(m.unchanged("f", &f, Some(&st)));
+        // Same second, same size: another nanosecond is another version.
+        let ns = Stamp {
+            mtime_ns: st.mtime_ns + 1,
+            ..st
+        };
+        assert!(!m.unchanged("f", &f, Some(&ns)));
+        // mtime set back after a write: the ctime still moved.
+        let ct = Stamp {
+            ctime_ns: st.ctime_ns + 5,
+            ..st
+        };
+        assert!(!m.unchanged("f", &f, Some(&ct)));
+        // Replaced by another file (rename over it).
+        let ino = Stamp { ino: 11, ..st };
+        assert!(!m.unchanged("f", &f, Some(&ino)));
+        assert!(!m.unchanged("f", &item(4, "1700000000"), Some(&st)));
+        assert!(!m.unchanged("f", &f, None));
+        assert!(!m.unchanged("new", &f, Some(&st)));
+        // Directories: in the manifest as a directory is enough.
+        assert!(m.unchanged("d", &item(0, DIR), Some(&ns)));
+        assert!(!m.unchanged("f", &item(0, DIR), Some(&st)));
+        // An older manifest without stamps: size and version.
+        let old = Manifest::confirmed(listing(&[("f", 3, "1700000000")]));
+        assert!(old.unchanged("f", &f, Some(&st)));
+        assert!(!old.unchanged("f", &item(3, "1700000001"), Some(&st)));
+    }
+
+    #[test]
+    fn stamps_round_trip_and_older_manifests_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let mut m = Manifest::confirmed_escaped(listing(&[("a\\b", 1, "1")]));
+        m.stamps.insert(
+            "a\\b".into(),
+            Stamp {
+                ino: 1,
+                mtime_ns: 2,
+                ctime_ns: 3,
+            },
+        );
+        m.save(&path).unwrap();
+        assert_eq!(Manifest::load_escaped(&path).unwrap(), m);
+        std::fs::write(
+            &path,
+            br#"{"confirmed_unix_ms":1,"items":{"a\b":{"size":1,"version":"1"}}}"#,
+        )
+        .unwrap();
+        assert!(Manifest::load_escaped(&path).unwrap().stamps.is_empty());
     }
 
     #[test]

@@ -48,8 +48,9 @@
 //!   [`Stamp`] (inode, ns mtime, ctime) only when a stat before the transfer
 //!   and one after it agree, i.e. the version sent is the one recorded
 //!   (after a full pass: the listings before and after the pass; after a
-//!   batch: its paths). An item that changed during its transfer leaves the
-//!   manifest: a later resync compares its content instead of trusting it.
+//!   batch: its paths). An item that changed during its transfer keeps its
+//!   older entry, whose stamp no longer matches: a later resync compares its
+//!   content instead of trusting it.
 //!   Saved atomically at most once a second and when replication stops.
 //!   Names are bytes: manifest keys are [`escape_name`]d.
 
@@ -941,11 +942,25 @@ impl Shared {
             "rsync full pass done"
         );
         if let Some((mut items, mut stamps)) = before {
-            // Only what did not change while the pass ran is what it carried.
+            // Only what did not change while the pass ran is what it carried;
+            // what did keeps its older entry (see `confirmed_updates`).
             let (_, after) = self.list_source().await?;
-            stamps.retain(|name, st| after.get(name) == Some(st));
-            items.retain(|name, _| stamps.contains_key(name));
             if let Some(b) = self.book.lock().unwrap().as_mut() {
+                let changed: Vec<String> = stamps
+                    .iter()
+                    .filter(|(name, st)| after.get(*name) != Some(*st))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in changed {
+                    items.remove(&name);
+                    stamps.remove(&name);
+                    if let Some(old) = b.items.get(&name) {
+                        items.insert(name.clone(), old.clone());
+                        if let Some(st) = b.stamps.get(&name) {
+                            stamps.insert(name, *st);
+                        }
+                    }
+                }
                 b.items = items;
                 b.stamps = stamps;
                 b.dirty = true;
@@ -1348,25 +1363,27 @@ fn stat_paths(root: &Path, paths: &[PathBuf]) -> Vec<Update> {
         .collect()
 }
 
-/// The updates of a transfer from the stats `before` and `after` it: an
-/// item that changed in between (the version sent is unknown) is removed.
+/// The updates of a transfer from the stats `before` and `after` it. A
+/// path that changed in between (the version sent is unknown) is left as
+/// the manifest had it: its old stamp no longer matches, so a later resync
+/// compares its content, and the guard still counts its entries.
 fn confirmed_updates(before: Vec<Update>, after: Vec<Update>) -> Vec<Update> {
-    before
-        .into_iter()
-        .zip(after)
-        .map(|(b, a)| match (b, a) {
-            (b @ Update::Set(..), a) if a == b => b,
-            (Update::Subtree(name, mut items, mut stamps), Update::Subtree(_, _, now)) => {
+    let mut out = Vec::new();
+    for (b, a) in before.into_iter().zip(after) {
+        match (b, a) {
+            (b, a) if a == b => out.push(b),
+            (Update::Subtree(_, items, mut stamps), Update::Subtree(_, _, now)) => {
                 stamps.retain(|k, st| now.get(k) == Some(st));
-                items.retain(|k, _| stamps.contains_key(k));
-                Update::Subtree(name, items, stamps)
+                for (k, item) in items {
+                    if let Some(st) = stamps.remove(&k) {
+                        out.push(Update::Set(k, item, st));
+                    }
+                }
             }
-            (Update::Remove(name), Update::Remove(_)) => Update::Remove(name),
-            (Update::Set(name, ..) | Update::Subtree(name, ..) | Update::Remove(name), _) => {
-                Update::Remove(name)
-            }
-        })
-        .collect()
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Applies a successful batch's [`Update`]s to the manifest.
@@ -1627,7 +1644,7 @@ mod tests {
     }
 
     #[test]
-    fn a_path_changed_during_its_transfer_leaves_the_manifest() {
+    fn a_path_changed_during_its_transfer_keeps_its_old_entry() {
         let it = |v: &str| Item {
             size: 1,
             version: v.into(),
@@ -1661,13 +1678,7 @@ mod tests {
             confirmed_updates(before, after),
             vec![
                 Update::Set("same".into(), it("1"), st(1)),
-                Update::Remove("changed".into()),
-                Update::Subtree(
-                    "d".into(),
-                    [("d/a".to_string(), it("1"))].into(),
-                    [("d/a".to_string(), st(1))].into(),
-                ),
-                Update::Remove("gone".into()),
+                Update::Set("d/a".into(), it("1"), st(1)),
             ]
         );
     }

@@ -2,30 +2,46 @@
 //! (stale) site and pulls the active peer's rsync daemon module into the
 //! local directory (DESIGN §4 failback 2–3).
 //!
-//! One [`Resyncer::pass`]:
-//! 1. loads the pair [`Manifest`] and lists the peer (`rsync --list-only -r
-//!    --no-h`, `TZ=UTC`, names unescaped from rsync's `\#ooo`) — a wrong
-//!    password or a missing module fails here, before anything local changes;
-//! 2. lists the local tree in the same form (files and symlinks, whole-second
-//!    mtimes) and [`classify`]s; names are bytes throughout, keyed by their
-//!    lossless [`escape_name`] form (also what reports show);
-//! 3. asks the mass-delete guard ([`GuardHold`]): a pass that would delete
-//!    more than `max_delete_share` *and* `max_delete_count` of the local
-//!    items, or any item the manifest calls in sync when the peer module is
-//!    empty, does not run ([`AgentError::DeleteGuard`], nothing changed here)
-//!    until the cause is fixed or the operator releases it once;
-//! 4. applies the [`DivergentPolicy`] to divergent items *before* anything is
+//! One [`Resyncer::pass`] (issue 11: it loses nothing, undoes nothing):
+//! 1. loads the pair [`Manifest`] and lists the local tree with each item's
+//!    [`Stamp`] (inode, ns mtime, ctime): files, symlinks, empty
+//!    directories; names are bytes throughout, keyed by their lossless
+//!    [`escape_name`] form (also what reports show);
+//! 2. only a local item the manifest does not call unchanged
+//!    ([`Manifest::unchanged`]) can be divergent, and only if its content
+//!    differs from the peer's or the peer lacks it: one checksum dry run over
+//!    those names (`-n -c -ii --files-from`) decides. What changes at the
+//!    peer, even while the pass runs, is never divergent;
+//! 3. applies the [`DivergentPolicy`] to divergent items *before* anything is
 //!    overwritten: `quarantine` moves them to `<quarantine>/<unix-ms>/<name>`,
-//!    `discard` deletes them (a conflicting version is left for the peer's to
-//!    overwrite), `keep` leaves them in place under an rsync protect rule
-//!    (`P /name`, raw bytes, wildcards escaped) — except a conflict (the peer has the name too), which is
-//!    moved to the quarantine because the peer's version wins;
-//! 5. runs ONE `rsync -a --delete --force` pull from the module, reporting
-//!    [`ResyncProgress`] from rsync's itemized lines;
-//! 6. records the manifest: the items now equal on both sides.
+//!    `discard` deletes them, `keep` leaves them in place, excluded from the
+//!    pull (`- /name`, raw bytes, wildcards escaped) — except a conflict (the
+//!    peer has the name too), which is moved to the quarantine because the
+//!    peer's version wins;
+//! 4. runs ONE `rsync -a -ii` pull from the module (no `--delete`): its
+//!    itemized lines (`%i %l %M %n`) name every item of the peer, fetched or
+//!    not, so this single scan of the peer is also its listing, and report
+//!    [`ResyncProgress`];
+//! 5. records the manifest from what rsync settled: an item is confirmed
+//!    with a stat taken after the pull that matches what rsync reported
+//!    (size, mtime, kind), so a file the peer changed while the pass ran is
+//!    confirmed at the version that arrived here, and one it deleted after
+//!    sending is deleted by the next pass; recorded even when the pull
+//!    failed midway (what it settled is confirmed);
+//! 6. deletes here what is unchanged since confirmed and the peer no longer
+//!    lists, after the mass-delete guard ([`GuardHold`]): a pass that would
+//!    delete more than `max_delete_share` *and* `max_delete_count` of the
+//!    local items, or any when the peer module is empty, deletes nothing
+//!    ([`AgentError::DeleteGuard`]) until the cause is fixed or the operator
+//!    releases it once. A wrong password or a missing module fails at the
+//!    first rsync, before anything local changes.
 //!
-//! [`Resyncer::verify`] is a checksum dry-run pull (`-n -a -c --delete`),
-//! excluding the kept names. Both only read the peer.
+//! [`Resyncer::verify`] after a pass of the same resyncer covers that pass's
+//! delta (the items it fetched, by checksum; the items it could not confirm;
+//! kept items unless excepted): what the cut-over waits for grows with what
+//! changed, not with the data. On a fresh resyncer it is the whole tree, a
+//! checksum dry run (`-n -a -c --delete`), run before the cut-over while
+//! writes still flow. Both only read the peer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -445,8 +461,9 @@ impl Resyncer for RsyncResyncer {
                     // Shown like the names: non-UTF-8 bytes as `\xNN`.
                     ("quarantined", Some(escape_name(to.as_os_str().as_bytes())))
                 }
-                (DivergentPolicy::Discard, true) => ("discarded", None),
-                (DivergentPolicy::Discard, false) => {
+                // Removed, not left to be overwritten: with the same size
+                // and mtime, rsync's quick check would keep it.
+                (DivergentPolicy::Discard, _) => {
                     let p = self.local(name);
                     let removed = if here.get(name).is_some_and(Item::is_dir) {
                         std::fs::remove_dir(&p)
