@@ -80,6 +80,8 @@ password = {{ file = "{pwb}" }}
     }
 
     /// The site's rsync daemon: module `data` = the site's directory.
+    /// `munge symlinks = no`: with `use chroot = no` the daemon would store
+    /// symlinks with a `/rsyncd-munged/` prefix.
     pub fn start_rsyncd(&self, site: &str) -> Result<()> {
         let lab = &self.d.lab;
         let secrets = lab.write_file(
@@ -93,7 +95,7 @@ password = {{ file = "{pwb}" }}
         let conf = lab.write_file(
             &format!("rsyncd-{site}.conf"),
             format!(
-                "use chroot = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
+                "use chroot = no\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
                 self.dir(site).display(),
                 secrets.display()
             ),
