@@ -346,6 +346,9 @@ struct Delta {
     missing: Vec<String>,
     /// Names here the peer did not list and that were not deleted.
     extra: Vec<String>,
+    /// Items and bytes the pass confirmed in sync (the manifest it saved).
+    items: u64,
+    bytes: u64,
 }
 
 /// The manifest after a pull: every item rsync `settled` that is here as
@@ -433,9 +436,15 @@ impl Resyncer for RsyncResyncer {
     ) -> Result<PassReport, AgentError> {
         let started = Instant::now();
         let s = &self.settings;
-        let manifest = Manifest::load_escaped(&self.manifest)?;
         self.prepare_local()?;
-        let (here, stamps) = self.list_here_stamped().await?;
+        // The manifest and the local tree, read side by side.
+        let path = self.manifest.clone();
+        let (manifest, listed) = tokio::join!(
+            tokio::task::spawn_blocking(move || Manifest::load_escaped(&path)),
+            self.list_here_stamped()
+        );
+        let manifest = manifest.map_err(|e| AgentError::Task(e.to_string()))??;
+        let (here, stamps) = listed?;
 
         // 1. Only what changed here since it was confirmed can be divergent;
         //    its content decides (a checksum dry run, which also says
@@ -604,6 +613,10 @@ impl Resyncer for RsyncResyncer {
                 now.items_done += deletes.len() as u64;
             }
         }
+        let (confirmed, confirmed_bytes) = (
+            next.items.len() as u64,
+            next.items.values().map(|i| i.size).sum::<u64>(),
+        );
         let path = self.manifest.clone();
         tokio::task::spawn_blocking(move || next.save(&path))
             .await
@@ -618,6 +631,8 @@ impl Resyncer for RsyncResyncer {
             missing,
             // Kept divergent items: here only (differences unless excepted).
             extra: keep.iter().cloned().collect(),
+            items: confirmed,
+            bytes: confirmed_bytes,
         });
 
         let report = PassReport {
@@ -816,10 +831,9 @@ impl RsyncResyncer {
                 kind: DifferenceKind::ExtraAtTarget,
             });
         }
-        let m = Manifest::load_escaped(&self.manifest)?;
         Ok(VerifyReport {
-            items: m.items.len() as u64,
-            bytes: m.items.values().map(|i| i.size).sum(),
+            items: delta.items,
+            bytes: delta.bytes,
             excepted: except.len() as u64,
             differences,
         })
