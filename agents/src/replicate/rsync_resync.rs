@@ -352,8 +352,8 @@ struct Delta {
 }
 
 /// The manifest after a pull: every item rsync `settled` that is here as
-/// rsync reported it (size, whole-second mtime, kind) is confirmed with a
-/// stat taken now; an older entry stays while its item here is untouched
+/// rsync reported it (kind, whole-second mtime, size unless it fetched the
+/// content) is confirmed with a stat taken now; an older entry stays while its item here is untouched
 /// (`here`/`stamps`: the listing before the pull). Also returns the settled
 /// names that are not here as reported.
 fn confirm(
@@ -390,10 +390,14 @@ fn confirm(
         let path = root.join(OsStr::from_bytes(&unescape_name(&it.name)));
         let meta = path.symlink_metadata();
         let entry = match (&meta, it.kind) {
+            // rsync sets the mtime from its file list; a write here after
+            // it would move it. The size may differ from the list's when
+            // the peer's file grew while it was read: what arrived is still
+            // the peer's.
             (Ok(m), b'f' | b'L')
                 if (m.is_file() == (it.kind == b'f'))
-                    && m.len() == it.size
-                    && m.mtime() == it.mtime =>
+                    && m.mtime() == it.mtime
+                    && (m.len() == it.size || it.fetched) =>
             {
                 item_of(m)
             }
@@ -416,11 +420,10 @@ fn confirm(
                 items.insert(it.name.clone(), item);
                 new_stamps.insert(it.name.clone(), Stamp::of(&m));
             }
-            _ => {
-                items.remove(&it.name);
-                new_stamps.remove(&it.name);
-                missing.push(it.name.clone());
-            }
+            // Not here as rsync reported it: not confirmed. An entry carried
+            // over stays (its stamp still proves the older version, or no
+            // longer matches and the next pass compares contents).
+            _ => missing.push(it.name.clone()),
         }
     }
     (items, new_stamps, missing)
@@ -1008,6 +1011,61 @@ mod tests {
         );
         assert_eq!(parse_settled("*deleting   0 1970/01/01-00:00:00 x"), None);
         assert_eq!(parse_settled("garbage"), None);
+    }
+
+    #[test]
+    fn confirms_what_arrived_and_keeps_what_was_confirmed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        for (name, body) in [
+            ("old", "old"),
+            ("grew", "grew while read"),
+            ("touched", "x"),
+        ] {
+            std::fs::write(root.join(name), body).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(root.join(name))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let (here, stamps) = list_local_stamped(root).unwrap();
+        let mut old = Manifest::confirmed_escaped(here.clone());
+        old.stamps = stamps.clone();
+        old.items.remove("grew");
+        old.stamps.remove("grew");
+        let settled = |name: &str, fetched: bool, size: u64, mtime: i64| Settled {
+            name: name.into(),
+            kind: b'f',
+            fetched,
+            untouched: !fetched,
+            size,
+            mtime,
+        };
+        // `touched` changed here after rsync wrote it: its mtime moved.
+        std::fs::write(root.join("touched"), "y").unwrap();
+        let (items, new_stamps, missing) = confirm(
+            root,
+            &[
+                settled("old", false, 3, 1_700_000_000),
+                settled("grew", true, 4, 1_700_000_000),
+                settled("touched", true, 1, 1_700_000_000),
+            ],
+            &old,
+            &here,
+            &stamps,
+        );
+        let keys: Vec<&String> = items.keys().collect();
+        assert_eq!(keys, vec!["grew", "old", "touched"]);
+        assert_eq!(items["grew"].size, 15, "what arrived, not the list's size");
+        let ino = std::fs::symlink_metadata(root.join("grew")).unwrap().ino();
+        assert_eq!(new_stamps["grew"].ino, ino);
+        // The carried entry of `touched` keeps its old stamp: no longer matching.
+        assert_eq!(new_stamps["touched"], stamps["touched"]);
+        assert_eq!(missing, vec!["touched"]);
     }
 
     #[test]
