@@ -1,12 +1,15 @@
-//! Failback cut-over benchmark: how long writes are paused when users move
-//! between sites with the rsync plan. Planned switchovers a → b → a … across
-//! network-namespace hosts (real `warden` binaries, real rsync daemons); right
-//! before each, FILES files of 4 KiB are written at the active site, so the
-//! final delta pass has work to do. The pause is from the demote of the old
-//! active site (writes stop) to the promote of the new one (writes resume);
-//! the goal is ≤ 2 s plus the final delta transfer. Prints a table; needs root.
+//! Failback cut-over benchmark (issue 11): how long writes are refused when
+//! users move between sites with the rsync plan, and whether that grows
+//! with the data set. For each size (SIZES, files of ~19.5 KB: 20,000 files
+//! ≈ 390 MB), a fresh deployment on network-namespace hosts (real `warden`
+//! binaries, real rsync daemons) runs planned switchovers a → b → a …; right
+//! before each, CHANGED files are rewritten at the active site, so the final
+//! pass has a delta to carry. The pause is from the demote of the old active
+//! site (writes stop) to the end of the promote of the new one (writes
+//! resume). Goal: ≤ 500 ms with 20,000 files, within 1.2× of 2,000 files.
+//! Prints a table per round and a summary; needs root.
 //!
-//! `cargo bench --bench cutover` (ROUNDS=6, FILES=500 by default).
+//! `cargo bench --bench cutover` (SIZES=2000,20000 CHANGED=500 ROUNDS=4).
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -19,9 +22,14 @@ mod deploy;
 #[allow(dead_code)]
 mod site;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use lab::secs;
 use serde_json::Value;
+
+const FILE_BYTES: usize = 19_500;
 
 fn env_num(key: &str, default: usize) -> usize {
     std::env::var(key)
@@ -38,33 +46,73 @@ fn ms(rb: &Value, step: &str, field: &str) -> Result<u64> {
         .with_context(|| format!("step {step} has no {field}: {rb:#}"))
 }
 
-fn main() -> Result<()> {
-    if std::env::args().any(|a| a == "--list") {
-        return Ok(());
+/// Relative path → size of every file under `root` (no content read).
+fn sizes(root: &Path) -> Result<BTreeMap<String, u64>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let m = e.metadata()?;
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(root)?.to_string_lossy().into_owned();
+                out.insert(rel, m.len());
+            }
+        }
     }
-    let rounds = env_num("ROUNDS", 6);
-    let files = env_num("FILES", 500);
+    Ok(out)
+}
+
+/// Waits until both sites list the same files with the same sizes, and the
+/// `probe` file has the same content.
+fn wait_same(x: &site::Data, probe: &str, limit: std::time::Duration) -> Result<()> {
+    lab::eventually(limit, secs(0.5), || {
+        let (a, b) = (sizes(&x.dir("a"))?, sizes(&x.dir("b"))?);
+        let same = |p: &str| {
+            std::fs::read(x.dir("a").join(p)).ok() == std::fs::read(x.dir("b").join(p)).ok()
+        };
+        if a == b && same(probe) {
+            Ok(())
+        } else {
+            bail!("{} files at a, {} at b", a.len(), b.len())
+        }
+    })
+}
+
+struct Row {
+    files: usize,
+    fin: u64,
+    pause: u64,
+}
+
+/// One deployment with `files` files; `false` when the lab cannot run here.
+fn run_size(files: usize, changed: usize, rounds: usize, rows: &mut Vec<Row>) -> Result<bool> {
     let Some(x) = site::Data::with_failback("keep", "pw-b-right", "manual") else {
-        eprintln!("cutover bench skipped: needs root, ip, iptables and rsync");
-        return Ok(());
+        return Ok(false);
     };
+    let blob = "d".repeat(FILE_BYTES);
+    for i in 0..files {
+        x.write("a", &format!("data/{:03}/{i:05}.dat", i / 200), &blob)?;
+    }
     x.start()?;
-    x.wait_same(secs(30))?;
-    let blob = "w".repeat(4096);
-    println!("| round | move | files written just before | final pass + verify (ms) | writes paused: demote → promoted (ms) | pause − final pass (ms) | users moved: demote → switch done (ms) |");
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
-    let mut extra = Vec::new();
+    wait_same(&x, "data/000/00000.dat", secs(900)).context("initial replication")?;
+    std::thread::sleep(secs(1.5));
     for round in 0..rounds {
         let (from, to) = if round % 2 == 0 {
             ("a", "b")
         } else {
             ("b", "a")
         };
-        for i in 0..files {
-            x.write(from, &format!("r{round}/{i:05}.dat"), &blob)?;
+        // CHANGED files rewritten right before the switchover (same size).
+        let body = format!("{round:02}").repeat(FILE_BYTES / 2);
+        for k in 0..changed {
+            let i = (k * 37 + round * 11) % files;
+            x.write(from, &format!("data/{:03}/{i:05}.dat", i / 200), &body)?;
         }
         x.d.cli_ok(&["switchover", "web", "--to", to])?;
-        let rb = lab::eventually(secs(120), secs(0.2), || {
+        let rb = lab::eventually(secs(600), secs(0.2), || {
             let rbs = x.d.runbooks()?;
             let rb = rbs
                 .iter()
@@ -84,22 +132,68 @@ fn main() -> Result<()> {
         let fin =
             ms(&rb, "final_sync", "finished_unix_ms")? - ms(&rb, "final_sync", "started_unix_ms")?;
         let promoted = ms(&rb, "promote", "finished_unix_ms")?;
-        let switched = ms(&rb, "switch", "finished_unix_ms")?;
+        let resync = ms(&rb, "resync", "finished_unix_ms")? - ms(&rb, "resync", "started_unix_ms")?;
         let pause = promoted - demote;
-        extra.push(pause.saturating_sub(fin));
         println!(
-            "| {} | {from} → {to} | {files} | {fin} | {pause} | {} | {} |",
+            "| {files} | {} MB | {} | {from} → {to} | {changed} | {resync} | {fin} | {pause} |",
+            files * FILE_BYTES / 1_000_000,
             round + 1,
-            pause.saturating_sub(fin),
-            switched - demote
         );
-        x.wait_same(secs(60))?;
+        rows.push(Row { files, fin, pause });
+        let i = (round * 11) % files;
+        wait_same(&x, &format!("data/{:03}/{i:05}.dat", i / 200), secs(300))?;
+        std::thread::sleep(secs(1.5));
     }
-    extra.sort();
+    Ok(true)
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let sizes: Vec<usize> = std::env::var("SIZES")
+        .unwrap_or_else(|_| "2000,20000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let changed = env_num("CHANGED", 500);
+    let rounds = env_num("ROUNDS", 4);
+    println!("| files | data | round | move | changed just before | resync step incl. checksum pre-check (ms) | final pass + delta verify (ms) | writes refused: demote → promoted (ms) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut rows = Vec::new();
+    for &files in &sizes {
+        if !run_size(files, changed, rounds, &mut rows)? {
+            eprintln!("cutover bench skipped: needs root, ip, iptables and rsync");
+            return Ok(());
+        }
+    }
+    println!();
     println!(
-        "\nwrites paused beyond the final pass: median {} ms, max {} ms (goal ≤ 2000 ms)",
-        extra[extra.len() / 2],
-        extra[extra.len() - 1]
+        "| files | median final pass (ms) | median writes refused (ms) | max writes refused (ms) |"
     );
+    println!("| --- | --- | --- | --- |");
+    let mut medians = Vec::new();
+    for &files in &sizes {
+        let of: Vec<&Row> = rows.iter().filter(|r| r.files == files).collect();
+        let pause = median(of.iter().map(|r| r.pause).collect());
+        medians.push(pause);
+        println!(
+            "| {files} | {} | {pause} | {} |",
+            median(of.iter().map(|r| r.fin).collect()),
+            of.iter().map(|r| r.pause).max().unwrap_or(0)
+        );
+    }
+    if let (Some(first), Some(last)) = (medians.first(), medians.last()) {
+        println!(
+            "\nwrites refused, largest vs smallest size: {:.2}× (goal ≤ 1.2×); largest {} ms (goal ≤ 500 ms)",
+            *last as f64 / (*first).max(1) as f64,
+            last
+        );
+    }
     Ok(())
 }

@@ -6,7 +6,10 @@
 //!   active site; started by `start_replication`, ended by `stop_replication`);
 //! - `resync`: this returning site is being brought up to the active peer
 //!   (`resync`: passes until one is shorter than `resync_lag_max`; then
-//!   `final_sync` after the peer was demoted: one more pass and verification);
+//!   then a whole-tree checksum verification while writes still flow;
+//!   `final_sync` after the peer was demoted: one more pass and a
+//!   verification of that pass's delta, so the cut-over's pause follows
+//!   what changed, not the size of the data);
 //! - `idle`.
 //!
 //! Entering `resync` stops `source` first: a stale site must never push.
@@ -117,7 +120,7 @@ impl Replication {
             .iter()
             .filter(|(_, g)| g.site_names().iter().any(|s| s == site))
             .filter_map(|(name, g)| {
-                let cfg = g.replication.as_ref()?.get_ref().clone();
+                let cfg = g.replication()?.clone();
                 Some((
                     name.clone(),
                     GroupRepl {
@@ -369,14 +372,13 @@ impl Replication {
             }
             info!(group = %cmd.group, pass, fetched = report.fetched.items, deleted = report.deleted, elapsed_ms = report.elapsed.as_millis() as u64, "resync pass done");
             if report.elapsed < lag_max {
-                let div = g
-                    .run
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .divergent
-                    .len();
+                let (div, kept) = {
+                    let run = g.run.lock().unwrap_or_else(|p| p.into_inner());
+                    (run.divergent.len(), kept_names(&run.divergent))
+                };
+                let checked = self.precheck(g, cmd, &peer, &kept).await;
                 return Ok(format!(
-                    "{stopped}; resync {} ← {peer}: {pass} passes, fetched {fetched} items ({bytes} bytes), deleted {deleted}, divergent {div}; last pass {} ms < resync_lag_max {} ms",
+                    "{stopped}; resync {} ← {peer}: {pass} passes, fetched {fetched} items ({bytes} bytes), deleted {deleted}, divergent {div}; last pass {} ms < resync_lag_max {} ms; {checked}",
                     self.site,
                     last.as_millis(),
                     lag_max.as_millis()
@@ -392,7 +394,42 @@ impl Replication {
         ))
     }
 
-    /// The cut-over pass: one more pass, then verification.
+    /// The whole-tree checksum verification, run before the cut-over while
+    /// writes still flow at the peer (so the cut-over's own verification
+    /// only covers its final pass's delta): reads every item at both sides.
+    /// Differences are expected where the peer is being written; content
+    /// that differs where size and time agree (what no quick check sees)
+    /// is reported in the outcome and the log.
+    async fn precheck(&self, g: &GroupRepl, cmd: &Command, peer: &str, kept: &[String]) -> String {
+        let fresh = match plan::resyncer_held(&self.config, &cmd.group, &self.site, peer, &g.hold) {
+            Ok(r) => r,
+            Err(e) => return format!("checksum pre-check not run: {e}"),
+        };
+        let started = std::time::Instant::now();
+        match fresh.verify(kept).await {
+            Ok(v) => {
+                let silent: Vec<String> = v
+                    .differences
+                    .iter()
+                    .filter(|d| d.kind == crate::replicate::DifferenceKind::Changed)
+                    .map(|d| d.path.display().to_string())
+                    .collect();
+                if !silent.is_empty() {
+                    warn!(group = %cmd.group, items = silent.len(), first = %silent[0], "checksum pre-check: content differs from the peer (or is being written there)");
+                }
+                format!(
+                    "checksum pre-check of {} items ({} bytes) in {} ms: {} differ (writes still flow at {peer})",
+                    v.items,
+                    v.bytes,
+                    started.elapsed().as_millis(),
+                    v.differences.len()
+                )
+            }
+            Err(e) => format!("checksum pre-check failed to run: {e}"),
+        }
+    }
+
+    /// The cut-over pass: one more pass, then verification of what it did.
     async fn final_sync(
         &self,
         g: &GroupRepl,
@@ -409,11 +446,7 @@ impl Replication {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             run.passes += 1;
             merge_divergent(&mut run.divergent, report.divergent.clone());
-            run.divergent
-                .iter()
-                .filter(|d| d.action == "kept")
-                .map(|d| d.name.clone())
-                .collect()
+            kept_names(&run.divergent)
         };
         let v = resyncer
             .verify(&kept)
@@ -441,7 +474,7 @@ impl Replication {
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
         run.role = Role::Idle;
         Ok(format!(
-            "final pass fetched {} items ({} bytes), deleted {} in {} ms; verified {} holds what {peer} holds: {} items, {} bytes (checksums), {} divergent kept",
+            "final pass fetched {} items ({} bytes), deleted {} in {} ms; verified {} holds what {peer} holds: {} items, {} bytes (the pass's delta by checksum), {} divergent kept",
             report.fetched.items,
             report.fetched.bytes,
             report.deleted,
@@ -548,6 +581,15 @@ async fn guarded_pass(
             r => return r,
         }
     }
+}
+
+/// The names the policy kept in place (not differences at verification).
+fn kept_names(divergent: &[DivergentItem]) -> Vec<String> {
+    divergent
+        .iter()
+        .filter(|d| d.action == "kept")
+        .map(|d| d.name.clone())
+        .collect()
 }
 
 fn merge_divergent(into: &mut Vec<DivergentItem>, new: Vec<DivergentItem>) {

@@ -800,3 +800,239 @@ fn a_failover_stops_a_slow_initial_pass_at_once() -> Result<()> {
     assert!(left.is_empty(), "rsync pushes left at a: {left:?}");
     Ok(())
 }
+
+/// What a writer at the active site had acknowledged: the last content of
+/// every name it wrote, and the names it deleted last.
+#[derive(Debug, Default)]
+struct Acked {
+    written: std::collections::BTreeMap<String, String>,
+    deleted: std::collections::BTreeSet<String>,
+    ops: u64,
+}
+
+/// A writer at `site` (200 operations a second): creates, overwrites and
+/// deletes files under `live/` and among `old` (files replicated before the
+/// disaster), until the site's demote hook has run. An operation counts as
+/// acknowledged only when the demote had not begun after it completed.
+fn writer(
+    x: &Data,
+    site: &'static str,
+    old: Vec<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Acked> {
+    let dir = x.dir(site);
+    let hooks = x.d.lab.dir().join("hooks.log");
+    let demoted = move || {
+        std::fs::read_to_string(&hooks)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("demote {site} ")))
+    };
+    std::thread::spawn(move || {
+        let mut acked = Acked::default();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) && !demoted() {
+            let name = if next(4) == 0 && !old.is_empty() {
+                old[next(old.len() as u64) as usize].clone()
+            } else {
+                format!("live/{:03}/{:04}.txt", next(8), next(400))
+            };
+            let path = dir.join(&name);
+            let body = format!("{name} write {}", acked.ops);
+            let delete = next(3) == 0;
+            let done = if delete {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    r => Some(r.is_ok()),
+                }
+            } else {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                Some(std::fs::write(&path, &body).is_ok())
+            };
+            if demoted() {
+                break; // unknown whether it was acknowledged before the cut-over
+            }
+            if done == Some(true) {
+                acked.ops += 1;
+                if delete {
+                    acked.written.remove(&name);
+                    acked.deleted.insert(name);
+                } else {
+                    acked.deleted.remove(&name);
+                    acked.written.insert(name, body);
+                }
+            }
+            std::thread::sleep(secs(0.005));
+        }
+        acked
+    })
+}
+
+/// Issue 11, test 1: a writer at the active site (b) deletes and overwrites
+/// files, old and new, at 200 operations a second while the failback
+/// resyncs a (policy `keep`): after the failback every acknowledged delete
+/// is absent at both sites, every acknowledged write present, and nothing
+/// is called divergent (a wrote nothing of its own).
+#[test]
+fn acknowledged_deletes_and_writes_survive_a_failback_under_load() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    // A rich tree: nested directories, empty ones, a symlink.
+    let mut old = Vec::new();
+    for i in 0..2000 {
+        let name = format!("tree/{:02}/{:02}/f{i:04}.dat", i % 17, i % 5);
+        x.write("a", &name, &format!("original {i} {}", "x".repeat(i % 300)))?;
+        old.push(name);
+    }
+    std::fs::create_dir_all(x.dir("a").join("tree/empty/dir"))?;
+    std::os::unix::fs::symlink("../tree/00/00/f0000.dat", x.dir("a").join("tree/link"))?;
+    x.start()?;
+    x.wait_same(secs(60)).context("initial full pass a → b")?;
+    std::thread::sleep(secs(1.5));
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+
+    // The writer runs from the disaster through the failback's resync.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = writer(&x, "b", old.clone(), stop.clone());
+    std::thread::sleep(secs(2));
+    x.restart_site("a")?;
+    let waited = x.d.wait_users_on("a", secs(120)).context("failback to a");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = w.join().expect("writer");
+    waited?;
+    let fb = lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
+        if fb["status"] == "succeeded" {
+            Ok(fb)
+        } else {
+            bail!("failback {}", fb["status"])
+        }
+    })?;
+    let resync = step(&fb, "resync")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    eprintln!(
+        "writer: {} acknowledged operations, {} deletes; resync: {resync}",
+        acked.ops,
+        acked.deleted.len()
+    );
+    assert!(acked.ops > 200, "the writer hardly ran: {}", acked.ops);
+    assert!(acked.deleted.len() > 50, "{}", acked.deleted.len());
+    let fin = step(&fb, "final_sync")["detail"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    eprintln!("final_sync: {fin}");
+    assert!(
+        !fin.contains("fetched 0 items") && !resync.contains("fetched 0 items"),
+        "the writer's changes reached both the resync and the final pass: {resync} / {fin}"
+    );
+
+    // Forward replication a → b carries nothing back.
+    x.write("a", "after.txt", "after the failback")?;
+    let both = x
+        .wait_same(secs(60))
+        .context("forward replication after failback")?;
+    for name in &acked.deleted {
+        assert!(!both.contains_key(name), "deleted at b, came back: {name}");
+    }
+    for (name, body) in &acked.written {
+        assert_eq!(
+            text(&both, name).as_deref(),
+            Some(body.as_str()),
+            "acknowledged write lost or undone: {name}"
+        );
+    }
+    assert!(x.dir("a").join("tree/empty/dir").is_dir());
+    let r = x.replication()?;
+    assert_eq!(
+        r["divergent"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "false divergent items: {r}"
+    );
+    let mut q = x.dir("a").into_os_string();
+    q.push(".warden-quarantine");
+    assert!(!Path::new(&q).exists(), "nothing quarantined");
+    Ok(())
+}
+
+/// Issue 11, test 2: a file written at both sites within the same second to
+/// the same size (the returning site's write never replicated) → detected,
+/// and handled by the policy (quarantine): a's version set aside, b's in
+/// place at both sites.
+#[test]
+fn a_same_second_same_size_conflict_is_quarantined_at_failback() -> Result<()> {
+    let Some(x) = Data::new("quarantine", "pw-b-right") else {
+        return Ok(());
+    };
+    x.write("a", "conflict.txt", "version 0")?;
+    x.write("a", "other.txt", "unchanged")?;
+    x.start()?;
+    x.wait_same(secs(20))?;
+    std::thread::sleep(secs(1.5));
+    x.d.lab.kill("agent-a")?;
+    // One second, 0.2 s into it, well in the past: both writes fall in it.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let second = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now.as_secs() - 60);
+    let set = |site: &str, body: &str, ms: u64| -> Result<()> {
+        x.write(site, "conflict.txt", body)?;
+        std::fs::File::options()
+            .write(true)
+            .open(x.dir(site).join("conflict.txt"))?
+            .set_modified(second + std::time::Duration::from_millis(ms))?;
+        Ok(())
+    };
+    set("a", "version A", 200)?;
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    set("b", "version B", 700)?;
+
+    x.restart_site("a")?;
+    x.d.wait_users_on("a", secs(90)).context("failback to a")?;
+    lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failback") {
+            Some(fb) if fb["status"] == "succeeded" => Ok(()),
+            other => bail!("failback not done: {other:?}"),
+        }
+    })?;
+    let a = tree(&x.dir("a"))?;
+    assert_eq!(text(&a, "conflict.txt").as_deref(), Some("version B"));
+    assert_eq!(text(&a, "other.txt").as_deref(), Some("unchanged"));
+    let mut qdir = x.dir("a").into_os_string();
+    qdir.push(".warden-quarantine");
+    let q = tree(Path::new(&qdir))?;
+    assert!(
+        q.iter()
+            .any(|(k, v)| k.ends_with("conflict.txt") && v == b"version A"),
+        "a's version set aside: {:?}",
+        q.keys().collect::<Vec<_>>()
+    );
+    let r = x.replication()?;
+    let div: Vec<(&str, &str)> = r["divergent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or(""),
+                d["action"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(div, vec![("conflict.txt", "quarantined")], "{r}");
+    x.write("a", "after.txt", "after")?;
+    let both = x.wait_same(secs(30))?;
+    assert_eq!(text(&both, "conflict.txt").as_deref(), Some("version B"));
+    Ok(())
+}

@@ -80,6 +80,8 @@ password = {{ file = "{pwb}" }}
     }
 
     /// The site's rsync daemon: module `data` = the site's directory.
+    /// As docs/rsyncd.md asks: `use chroot = yes` and `munge symlinks = no`,
+    /// so symlinks arrive byte for byte (warden refuses a module that munges).
     pub fn start_rsyncd(&self, site: &str) -> Result<()> {
         let lab = &self.d.lab;
         let secrets = lab.write_file(
@@ -93,7 +95,7 @@ password = {{ file = "{pwb}" }}
         let conf = lab.write_file(
             &format!("rsyncd-{site}.conf"),
             format!(
-                "use chroot = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
+                "use chroot = yes\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
                 self.dir(site).display(),
                 secrets.display()
             ),

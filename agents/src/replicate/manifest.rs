@@ -19,6 +19,21 @@
 //! compared by [`Item::version`]: a plan-specific string (`mtime` seconds for
 //! files, `etag@x-timestamp` for Swift objects) plus the size.
 //!
+//! Whole seconds cannot tell two versions of a file apart (a write at both
+//! sites within one second, same size), so the rsync plan does not ask "is
+//! here equal to the manifest's version" but "does this local file still
+//! hold only what was confirmed": its manifest entry carries a [`Stamp`]
+//! (inode, mtime and ctime to the nanosecond; every write changes the ctime,
+//! and nothing can set it back), recorded from a `stat` taken *after* the
+//! transfer that confirmed it and checked against what rsync reported
+//! ([`Manifest::unchanged`]). A local item whose stamp differs (or that has
+//! none) while the peer has the name is not called divergent on its times:
+//! its content is compared with the peer's (a checksum dry run), and only a
+//! different content is a conflict. Changes at the peer never make an item
+//! divergent: the peer's side is the pull's to settle
+//! (`rsync_resync.rs`). Empty directories are items too (version [`DIR`]), so a
+//! divergent empty directory follows the policy like a file.
+//!
 //! File names are bytes, not text: the rsync plan keys its listings with
 //! [`escape_name`] (UTF-8 as is, a backslash as `\\`, every other byte as
 //! `\xNN`), a lossless form that [`unescape_name`] turns back into the exact
@@ -73,6 +88,42 @@ pub struct Item {
 /// Name (relative path, or `container/object`) → item.
 pub type Listing = BTreeMap<String, Item>;
 
+/// [`Item::version`] of a directory (the rsync plan lists empty ones).
+pub const DIR: &str = "dir";
+
+impl Item {
+    /// Whether it is a directory ([`DIR`]).
+    pub fn is_dir(&self) -> bool {
+        self.version == DIR
+    }
+}
+
+/// What proves a local file unchanged since it was confirmed: any write,
+/// truncation, rename over it, `touch` or attribute change moves the
+/// ctime (which no user can set), and a replacement has another inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub ino: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl Stamp {
+    /// The stamp of a `symlink_metadata`.
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+        }
+    }
+}
+
+/// Name → [`Stamp`] of the local items (the rsync plan).
+pub type Stamps = BTreeMap<String, Stamp>;
+
 /// What was last confirmed equal on both sides of one replication pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -84,6 +135,11 @@ pub struct Manifest {
     /// manifests and in the Swift plans' (plain UTF-8 names).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub escaped_names: bool,
+    /// The local [`Stamp`] of confirmed items (the rsync plan): an item
+    /// whose stamp still matches holds nothing the peer has not had. Items
+    /// without one (older manifests) are compared by size and version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stamps: Stamps,
 }
 
 impl Manifest {
@@ -93,6 +149,7 @@ impl Manifest {
             confirmed_unix_ms: now_ms(),
             items,
             escaped_names: false,
+            stamps: Stamps::new(),
         }
     }
 
@@ -113,9 +170,31 @@ impl Manifest {
                 .into_iter()
                 .map(|(k, v)| (escape_name(k.as_bytes()), v))
                 .collect();
+            m.stamps = std::mem::take(&mut m.stamps)
+                .into_iter()
+                .map(|(k, v)| (escape_name(k.as_bytes()), v))
+                .collect();
             m.escaped_names = true;
         }
         Ok(m)
+    }
+
+    /// Whether the local item `name` (`item`, `stamp`) still holds only what
+    /// was confirmed: its stamp equals the recorded one (and so does the
+    /// size); without a recorded stamp (an older manifest), its size and
+    /// version do. A directory in the manifest as a directory always does.
+    pub fn unchanged(&self, name: &str, item: &Item, stamp: Option<&Stamp>) -> bool {
+        let Some(m) = self.items.get(name) else {
+            return false;
+        };
+        if m.is_dir() || item.is_dir() {
+            return m.is_dir() && item.is_dir();
+        }
+        match (self.stamps.get(name), stamp) {
+            (Some(a), Some(b)) => a == b && m.size == item.size,
+            (Some(_), None) => false,
+            (None, _) => m == item,
+        }
     }
 
     /// Loads the manifest at `path`; a missing file is an empty manifest
@@ -372,6 +451,67 @@ mod tests {
                 ("new-here".to_string(), NotInManifest, false),
             ]
         );
+    }
+
+    #[test]
+    fn unchanged_means_the_same_stamp_to_the_nanosecond() {
+        let st = Stamp {
+            ino: 10,
+            mtime_ns: 1_700_000_000_000_000_001,
+            ctime_ns: 1_700_000_000_000_000_002,
+        };
+        let mut m = Manifest::confirmed(listing(&[("f", 3, "1700000000"), ("d", 0, DIR)]));
+        m.stamps.insert("f".into(), st);
+        let f = item(3, "1700000000");
+        assert!(m.unchanged("f", &f, Some(&st)));
+        // Same second, same size: another nanosecond is another version.
+        let ns = Stamp {
+            mtime_ns: st.mtime_ns + 1,
+            ..st
+        };
+        assert!(!m.unchanged("f", &f, Some(&ns)));
+        // mtime set back after a write: the ctime still moved.
+        let ct = Stamp {
+            ctime_ns: st.ctime_ns + 5,
+            ..st
+        };
+        assert!(!m.unchanged("f", &f, Some(&ct)));
+        // Replaced by another file (rename over it).
+        let ino = Stamp { ino: 11, ..st };
+        assert!(!m.unchanged("f", &f, Some(&ino)));
+        assert!(!m.unchanged("f", &item(4, "1700000000"), Some(&st)));
+        assert!(!m.unchanged("f", &f, None));
+        assert!(!m.unchanged("new", &f, Some(&st)));
+        // Directories: in the manifest as a directory is enough.
+        assert!(m.unchanged("d", &item(0, DIR), Some(&ns)));
+        assert!(!m.unchanged("f", &item(0, DIR), Some(&st)));
+        // An older manifest without stamps: size and version.
+        let old = Manifest::confirmed(listing(&[("f", 3, "1700000000")]));
+        assert!(old.unchanged("f", &f, Some(&st)));
+        assert!(!old.unchanged("f", &item(3, "1700000001"), Some(&st)));
+    }
+
+    #[test]
+    fn stamps_round_trip_and_older_manifests_have_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let mut m = Manifest::confirmed_escaped(listing(&[("a\\b", 1, "1")]));
+        m.stamps.insert(
+            "a\\b".into(),
+            Stamp {
+                ino: 1,
+                mtime_ns: 2,
+                ctime_ns: 3,
+            },
+        );
+        m.save(&path).unwrap();
+        assert_eq!(Manifest::load_escaped(&path).unwrap(), m);
+        std::fs::write(
+            &path,
+            br#"{"confirmed_unix_ms":1,"items":{"a\b":{"size":1,"version":"1"}}}"#,
+        )
+        .unwrap();
+        assert!(Manifest::load_escaped(&path).unwrap().stamps.is_empty());
     }
 
     #[test]

@@ -56,13 +56,15 @@
 //!   environment), never on the command line, and is scrubbed from any rsync
 //!   output quoted in an error.
 //! - With `manifest` set, the pair [`Manifest`] (what is confirmed at the
-//!   target) is kept up to date: after a full pass it becomes the local
-//!   listing taken *before* the pass, after a batch the batch's paths are
-//!   updated from a stat taken before the transfer (so a file changed during
-//!   a transfer is recorded at its older version: a later resync then calls
-//!   it divergent rather than deleting it). Saved atomically at most once a
-//!   second and when replication stops. Names are bytes: manifest keys are
-//!   [`escape_name`]d.
+//!   target) is kept up to date: an item is recorded with its local
+//!   [`Stamp`] (inode, ns mtime, ctime) only when a stat before the transfer
+//!   and one after it agree, i.e. the version sent is the one recorded
+//!   (after a full pass: the listings before and after the pass; after a
+//!   batch: its paths). An item that changed during its transfer keeps its
+//!   older entry, whose stamp no longer matches: a later resync compares its
+//!   content instead of trusting it.
+//!   Saved atomically at most once a second and when replication stops.
+//!   Names are bytes: manifest keys are [`escape_name`]d.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
@@ -83,7 +85,7 @@ use tracing::{debug, info, warn};
 use warden_config::secret::Secret;
 
 use super::guard::{DeleteGuard, GuardHold};
-use super::manifest::{escape_name, Item, Listing, Manifest};
+use super::manifest::{escape_name, Item, Listing, Manifest, Stamp, Stamps, DIR};
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
@@ -304,18 +306,22 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Book {
     items: Listing,
+    /// The local stamps of `items` (what was sent).
+    stamps: Stamps,
     /// Changed since the last save.
     dirty: bool,
     /// When it was last saved (at most one save a second).
     saved_at: Option<Instant>,
 }
 
-/// How a batch changes the manifest once its transfer succeeded (from a stat taken before it).
+/// How a batch changes the manifest once its transfer succeeded (from stats
+/// taken before and after it that agree).
+#[derive(Debug, PartialEq)]
 enum Update {
-    /// A file or symlink with its version.
-    Set(String, Item),
+    /// A file, symlink or empty directory with its version and stamp.
+    Set(String, Item, Stamp),
     /// A directory (sent with its subtree): its entries become this listing (names relative to the root).
-    Subtree(String, Listing),
+    Subtree(String, Listing, Stamps),
     /// Gone: the name and everything under it leave the manifest.
     Remove(String),
 }
@@ -680,8 +686,10 @@ impl Shared {
         };
         let mut book = self.book.lock().unwrap();
         if book.is_none() {
+            let m = Manifest::load_escaped(path)?;
             *book = Some(Book {
-                items: Manifest::load(path)?.items,
+                items: m.items,
+                stamps: m.stamps,
                 ..Book::default()
             });
         }
@@ -722,7 +730,10 @@ impl Shared {
             }
             b.dirty = false;
             b.saved_at = Some(Instant::now());
-            Manifest::confirmed(b.items.clone())
+            Manifest {
+                stamps: b.stamps.clone(),
+                ..Manifest::confirmed_escaped(b.items.clone())
+            }
         };
         let saved = tokio::task::spawn_blocking(move || manifest.save(&path)).await;
         match saved {
@@ -948,9 +959,15 @@ impl Shared {
             s.url().into(),
         ];
         self.rsync(args, Some(list), false, cancel, |_| {}).await?;
-        if let Some(updates) = updates {
+        if let Some(before) = updates {
+            // What was sent is what was stat'ed before only if it still is.
+            let root = s.source.clone();
+            let after = tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
+            let updates = confirmed_updates(before, after);
             if let Some(b) = self.book.lock().unwrap().as_mut() {
-                apply_updates(&mut b.items, updates);
+                apply_updates(b, updates);
                 b.dirty = true;
             }
         }
@@ -968,14 +985,7 @@ impl Shared {
         let released_mount = self.check_mount()?;
         // The listing before the pass: what the pass is sure to have carried.
         let before = if self.keeps_manifest() {
-            let root = s.source.clone();
-            let listing = tokio::task::spawn_blocking(move || list_local(&root))
-                .await
-                .map_err(|e| AgentError::Task(e.to_string()))?;
-            Some(listing.map_err(|e| AgentError::Watch {
-                path: s.source.display().to_string(),
-                reason: format!("cannot list it for the manifest: {e}"),
-            })?)
+            Some(self.list_source().await?)
         } else {
             None
         };
@@ -1045,9 +1055,28 @@ impl Shared {
             bytes = done.bytes,
             "rsync full pass done"
         );
-        if let Some(items) = before {
+        if let Some((mut items, mut stamps)) = before {
+            // Only what did not change while the pass ran is what it carried;
+            // what did keeps its older entry (see `confirmed_updates`).
+            let (_, after) = self.list_source().await?;
             if let Some(b) = self.book.lock().unwrap().as_mut() {
+                let changed: Vec<String> = stamps
+                    .iter()
+                    .filter(|(name, st)| after.get(*name) != Some(*st))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in changed {
+                    items.remove(&name);
+                    stamps.remove(&name);
+                    if let Some(old) = b.items.get(&name) {
+                        items.insert(name.clone(), old.clone());
+                        if let Some(st) = b.stamps.get(&name) {
+                            stamps.insert(name, *st);
+                        }
+                    }
+                }
                 b.items = items;
+                b.stamps = stamps;
                 b.dirty = true;
             }
         }
@@ -1055,6 +1084,19 @@ impl Shared {
             done,
             elapsed: started.elapsed(),
         })
+    }
+
+    /// The source's items and stamps for the manifest (a blocking walk off the runtime).
+    async fn list_source(&self) -> Result<(Listing, Stamps), AgentError> {
+        let s = &self.settings;
+        let root = s.source.clone();
+        tokio::task::spawn_blocking(move || list_local_stamped(&root))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))?
+            .map_err(|e| AgentError::Watch {
+                path: s.source.display().to_string(),
+                reason: format!("cannot list it for the manifest: {e}"),
+            })
     }
 
     /// The source was a mount point at start and is not one now: held
@@ -1515,14 +1557,21 @@ pub(crate) async fn run_rsync(
     }
 }
 
-/// The manifest form of the tree under `root`: files and symlinks (not
-/// followed), named by their path relative to `root` with `/`
-/// ([`escape_name`]d bytes), versioned by
-/// their mtime in whole seconds. A missing `root` is an error.
+/// The manifest form of the tree under `root`: files, symlinks (not
+/// followed) and empty directories, named by their path relative to `root`
+/// with `/` ([`escape_name`]d bytes), versioned by their mtime in whole
+/// seconds ([`DIR`] for directories). A missing `root` is an error.
 pub(crate) fn list_local(root: &Path) -> std::io::Result<Listing> {
-    fn walk(dir: &Path, prefix: &str, out: &mut Listing) -> std::io::Result<()> {
+    list_local_stamped(root).map(|(items, _)| items)
+}
+
+/// [`list_local`] with every item's [`Stamp`].
+pub(crate) fn list_local_stamped(root: &Path) -> std::io::Result<(Listing, Stamps)> {
+    fn walk(dir: &Path, prefix: &str, out: &mut (Listing, Stamps)) -> std::io::Result<bool> {
+        let mut any = false;
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
+            any = true;
             let name = escape_name(entry.file_name().as_bytes());
             let rel = if prefix.is_empty() {
                 name
@@ -1537,18 +1586,32 @@ pub(crate) fn list_local(root: &Path) -> std::io::Result<Listing> {
             };
             if meta.is_dir() {
                 match walk(&entry.path(), &rel, out) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        out.0.insert(rel.clone(), dir_item());
+                        out.1.insert(rel, Stamp::of(&meta));
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    r => r?,
+                    Err(e) => return Err(e),
                 }
             } else if let Some(item) = item_of(&meta) {
-                out.insert(rel, item);
+                out.0.insert(rel.clone(), item);
+                out.1.insert(rel, Stamp::of(&meta));
             }
         }
-        Ok(())
+        Ok(any)
     }
-    let mut out = Listing::new();
+    let mut out = (Listing::new(), Stamps::new());
     walk(root, "", &mut out)?;
     Ok(out)
+}
+
+/// The manifest item of an (empty) directory.
+pub(crate) fn dir_item() -> Item {
+    Item {
+        size: 0,
+        version: DIR.to_string(),
+    }
 }
 
 /// The manifest item of a file or symlink (`None` for anything else).
@@ -1570,16 +1633,19 @@ fn stat_paths(root: &Path, paths: &[PathBuf]) -> Vec<Update> {
             let full = root.join(p);
             match full.symlink_metadata() {
                 Ok(m) if m.is_dir() => {
-                    let sub = list_local(&full).unwrap_or_default();
+                    let (items, stamps) = list_local_stamped(&full).unwrap_or_default();
+                    if items.is_empty() {
+                        return Update::Set(name, dir_item(), Stamp::of(&m));
+                    }
+                    let under = |k: String| format!("{name}/{k}");
                     Update::Subtree(
                         name.clone(),
-                        sub.into_iter()
-                            .map(|(k, v)| (format!("{name}/{k}"), v))
-                            .collect(),
+                        items.into_iter().map(|(k, v)| (under(k), v)).collect(),
+                        stamps.into_iter().map(|(k, v)| (under(k), v)).collect(),
                     )
                 }
                 Ok(m) => match item_of(&m) {
-                    Some(item) => Update::Set(name, item),
+                    Some(item) => Update::Set(name, item, Stamp::of(&m)),
                     None => Update::Remove(name),
                 },
                 Err(_) => Update::Remove(name),
@@ -1588,33 +1654,62 @@ fn stat_paths(root: &Path, paths: &[PathBuf]) -> Vec<Update> {
         .collect()
 }
 
-/// Applies a successful batch's [`Update`]s to the manifest items.
-fn apply_updates(items: &mut Listing, updates: Vec<Update>) {
-    let remove_under = |items: &mut Listing, name: &str| {
+/// The updates of a transfer from the stats `before` and `after` it. A
+/// path that changed in between (the version sent is unknown) is left as
+/// the manifest had it: its old stamp no longer matches, so a later resync
+/// compares its content, and the guard still counts its entries.
+fn confirmed_updates(before: Vec<Update>, after: Vec<Update>) -> Vec<Update> {
+    let mut out = Vec::new();
+    for (b, a) in before.into_iter().zip(after) {
+        match (b, a) {
+            (b, a) if a == b => out.push(b),
+            (Update::Subtree(_, items, mut stamps), Update::Subtree(_, _, now)) => {
+                stamps.retain(|k, st| now.get(k) == Some(st));
+                for (k, item) in items {
+                    if let Some(st) = stamps.remove(&k) {
+                        out.push(Update::Set(k, item, st));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Applies a successful batch's [`Update`]s to the manifest.
+fn apply_updates(book: &mut Book, updates: Vec<Update>) {
+    fn remove_under(book: &mut Book, name: &str) {
         let prefix = format!("{name}/");
-        let under: Vec<String> = items
+        let under: Vec<String> = book
+            .items
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
             .map(|(k, _)| k.clone())
             .collect();
         for k in under {
-            items.remove(&k);
+            book.items.remove(&k);
+            book.stamps.remove(&k);
         }
-    };
+    }
     for u in updates {
         match u {
-            Update::Set(name, item) => {
-                remove_under(items, &name);
-                items.insert(name, item);
+            Update::Set(name, item, stamp) => {
+                remove_under(book, &name);
+                book.items.insert(name.clone(), item);
+                book.stamps.insert(name, stamp);
             }
-            Update::Subtree(name, sub) => {
-                items.remove(&name);
-                remove_under(items, &name);
-                items.extend(sub);
+            Update::Subtree(name, sub, stamps) => {
+                book.items.remove(&name);
+                book.stamps.remove(&name);
+                remove_under(book, &name);
+                book.items.extend(sub);
+                book.stamps.extend(stamps);
             }
             Update::Remove(name) => {
-                items.remove(&name);
-                remove_under(items, &name);
+                book.items.remove(&name);
+                book.stamps.remove(&name);
+                remove_under(book, &name);
             }
         }
     }
@@ -1860,24 +1955,81 @@ mod tests {
             size: 1,
             version: v.into(),
         };
-        let mut items: Listing = [("a", "1"), ("d/x", "1"), ("d/y", "1"), ("dz", "1")]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), it(v)))
-            .collect();
+        let st = |n: u64| Stamp {
+            ino: n,
+            mtime_ns: n as i64,
+            ctime_ns: n as i64,
+        };
+        let mut book = Book::default();
+        for (k, v) in [("a", "1"), ("d/x", "1"), ("d/y", "1"), ("dz", "1")] {
+            book.items.insert(k.to_string(), it(v));
+            book.stamps.insert(k.to_string(), st(1));
+        }
         apply_updates(
-            &mut items,
+            &mut book,
             vec![
-                Update::Set("a".into(), it("2")),
-                Update::Subtree("d".into(), [("d/z".to_string(), it("3"))].into()),
+                Update::Set("a".into(), it("2"), st(2)),
+                Update::Subtree(
+                    "d".into(),
+                    [("d/z".to_string(), it("3"))].into(),
+                    [("d/z".to_string(), st(3))].into(),
+                ),
                 Update::Remove("dz".into()),
-                Update::Set("new".into(), it("4")),
+                Update::Set("new".into(), it("4"), st(4)),
             ],
         );
-        let got: Vec<(&str, &str)> = items
+        let got: Vec<(&str, &str)> = book
+            .items
             .iter()
             .map(|(k, v)| (k.as_str(), v.version.as_str()))
             .collect();
         assert_eq!(got, vec![("a", "2"), ("d/z", "3"), ("new", "4")]);
+        let stamps: Vec<(&str, u64)> = book
+            .stamps
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.ino))
+            .collect();
+        assert_eq!(stamps, vec![("a", 2), ("d/z", 3), ("new", 4)]);
+    }
+
+    #[test]
+    fn a_path_changed_during_its_transfer_keeps_its_old_entry() {
+        let it = |v: &str| Item {
+            size: 1,
+            version: v.into(),
+        };
+        let st = |n: i64| Stamp {
+            ino: 7,
+            mtime_ns: n,
+            ctime_ns: n,
+        };
+        let before = vec![
+            Update::Set("same".into(), it("1"), st(1)),
+            Update::Set("changed".into(), it("1"), st(1)),
+            Update::Subtree(
+                "d".into(),
+                [("d/a".to_string(), it("1")), ("d/b".to_string(), it("1"))].into(),
+                [("d/a".to_string(), st(1)), ("d/b".to_string(), st(1))].into(),
+            ),
+            Update::Set("gone".into(), it("1"), st(1)),
+        ];
+        let after = vec![
+            Update::Set("same".into(), it("1"), st(1)),
+            Update::Set("changed".into(), it("1"), st(2)),
+            Update::Subtree(
+                "d".into(),
+                [("d/a".to_string(), it("1")), ("d/b".to_string(), it("1"))].into(),
+                [("d/a".to_string(), st(1)), ("d/b".to_string(), st(5))].into(),
+            ),
+            Update::Remove("gone".into()),
+        ];
+        assert_eq!(
+            confirmed_updates(before, after),
+            vec![
+                Update::Set("same".into(), it("1"), st(1)),
+                Update::Set("d/a".into(), it("1"), st(1)),
+            ]
+        );
     }
 
     #[test]

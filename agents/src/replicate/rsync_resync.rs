@@ -2,34 +2,52 @@
 //! (stale) site and pulls the active peer's rsync daemon module into the
 //! local directory (DESIGN §4 failback 2–3).
 //!
-//! One [`Resyncer::pass`]:
-//! 1. loads the pair [`Manifest`] and lists the peer (`rsync --list-only -r
-//!    --no-h`, `TZ=UTC`, names unescaped from rsync's `\#ooo`) — a wrong
-//!    password or a missing module fails here, before anything local changes;
-//! 2. lists the local tree in the same form (files and symlinks, whole-second
-//!    mtimes) and [`classify`]s; names are bytes throughout, keyed by their
-//!    lossless [`escape_name`] form (also what reports show);
-//! 3. asks the mass-delete guard ([`GuardHold`]): a pass that would delete
-//!    more than `max_delete_share` *and* `max_delete_count` of the local
-//!    items, or any item the manifest calls in sync when the peer module is
-//!    empty, does not run ([`AgentError::DeleteGuard`], nothing changed here)
-//!    until the cause is fixed or the operator releases it once;
-//! 4. applies the [`DivergentPolicy`] to divergent items *before* anything is
+//! One [`Resyncer::pass`] (issue 11: it loses nothing, undoes nothing):
+//! 1. loads the pair [`Manifest`] and lists the local tree with each item's
+//!    [`Stamp`] (inode, ns mtime, ctime): files, symlinks, empty
+//!    directories; names are bytes throughout, keyed by their lossless
+//!    [`escape_name`] form (also what reports show);
+//! 2. only a local item the manifest does not call unchanged
+//!    ([`Manifest::unchanged`]) can be divergent, and only if its content
+//!    differs from the peer's or the peer lacks it: one checksum dry run over
+//!    those names (`-n -c -ii --files-from`) decides. What changes at the
+//!    peer, even while the pass runs, is never divergent;
+//! 3. applies the [`DivergentPolicy`] to divergent items *before* anything is
 //!    overwritten: `quarantine` moves them to `<quarantine>/<unix-ms>/<name>`,
-//!    `discard` deletes them (a conflicting version is left for the peer's to
-//!    overwrite), `keep` leaves them in place under an rsync protect rule
-//!    (`P /name`, raw bytes, wildcards escaped) — except a conflict (the peer has the name too), which is
-//!    moved to the quarantine because the peer's version wins;
-//! 5. runs ONE `rsync -a --delete --force` pull from the module, reporting
-//!    [`ResyncProgress`] from rsync's itemized lines;
-//! 6. records the manifest: the items now equal on both sides.
+//!    `discard` deletes them, `keep` leaves them in place, excluded from the
+//!    pull (`- /name`, raw bytes, wildcards escaped) — except a conflict (the
+//!    peer has the name too), which is moved to the quarantine because the
+//!    peer's version wins;
+//! 4. runs ONE `rsync -a -ii` pull from the module (no `--delete`): its
+//!    itemized lines (`%i %l %M %n`) name every item of the peer, fetched or
+//!    not, so this single scan of the peer is also its listing, and report
+//!    [`ResyncProgress`];
+//! 5. records the manifest from what rsync settled: an item is confirmed
+//!    with a stat taken after the pull that matches what rsync reported
+//!    (size, mtime, kind), so a file the peer changed while the pass ran is
+//!    confirmed at the version that arrived here, and one it deleted after
+//!    sending is deleted by the next pass; recorded even when the pull
+//!    failed midway (what it settled is confirmed);
+//! 6. deletes here what is unchanged since confirmed and the peer no longer
+//!    lists, after the mass-delete guard ([`GuardHold`]): a pass that would
+//!    delete more than `max_delete_share` *and* `max_delete_count` of the
+//!    local items, or any when the peer module is empty, deletes nothing
+//!    ([`AgentError::DeleteGuard`]) until the cause is fixed or the operator
+//!    releases it once. A wrong password or a missing module fails at the
+//!    first rsync, before anything local changes.
 //!
-//! [`Resyncer::verify`] is a checksum dry-run pull (`-n -a -c --delete`),
-//! excluding the kept names. Both only read the peer.
+//! [`Resyncer::verify`] after a pass of the same resyncer covers that pass's
+//! delta (the items it fetched, by checksum; the items it could not confirm;
+//! kept items unless excepted): what the cut-over waits for grows with what
+//! changed, not with the data. On a fresh resyncer it is the whole tree, a
+//! checksum dry run (`-n -a -c --delete`), run before the cut-over while
+//! writes still flow. Both only read the peer.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -39,12 +57,12 @@ use tracing::{info, warn};
 
 use super::guard::GuardHold;
 use super::manifest::{
-    classify, escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, Item, Listing,
-    Manifest,
+    escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
+    Listing, Manifest, Stamp, Stamps,
 };
 use super::rsync::{
-    attribute_args, list_local, parse_difference, rsync_unescape, run_rsync, source_arg,
-    RsyncSettings,
+    attribute_args, dir_item, item_of, list_local, list_local_stamped, parse_difference,
+    rsync_unescape, run_rsync, source_arg, RsyncSettings,
 };
 use super::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
@@ -59,6 +77,9 @@ pub struct RsyncResyncer {
     settings: RsyncSettings,
     manifest: PathBuf,
     quarantine: PathBuf,
+    /// What this resyncer's last pass left to verify: set, [`Resyncer::verify`]
+    /// covers that delta; unset (a fresh resyncer), the whole tree.
+    last: Mutex<Option<Delta>>,
 }
 
 impl RsyncResyncer {
@@ -77,6 +98,7 @@ impl RsyncResyncer {
             settings,
             manifest,
             quarantine,
+            last: Mutex::new(None),
         })
     }
 
@@ -212,6 +234,15 @@ impl RsyncResyncer {
     }
 }
 
+/// Whether `names` holds anything under `name/`.
+fn holds_under(names: &BTreeSet<String>, name: &str) -> bool {
+    let prefix = format!("{name}/");
+    names
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|k| k.starts_with(&prefix))
+}
+
 /// A file removed when dropped.
 struct TempFile(PathBuf);
 
@@ -255,6 +286,149 @@ fn anchored(name: &[u8]) -> Vec<u8> {
     out
 }
 
+/// One itemized line of the pull (`%i %l %M %n`): an item rsync settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// [`escape_name`]d, without a directory's trailing `/`.
+    pub name: String,
+    /// `f` file, `L` symlink, `d` directory (rsync's second flag).
+    pub kind: u8,
+    /// Content was transferred (`>f`, a new or changed symlink `cL`).
+    pub fetched: bool,
+    /// rsync changed nothing about it (`.f` and no flag set).
+    pub untouched: bool,
+    pub size: u64,
+    /// Whole seconds, as rsync's file list had it.
+    pub mtime: i64,
+}
+
+/// Parses one line of `--out-format=%i %l %M %n` (with `TZ=UTC`).
+pub(crate) fn parse_settled(line: &str) -> Option<Settled> {
+    let (flags, rest) = line.split_at_checked(11)?;
+    let fb = flags.as_bytes();
+    if !matches!(fb[0], b'>' | b'c' | b'.' | b'h') {
+        return None;
+    }
+    let kind = fb[1];
+    let (size, rest) = rest.trim_start().split_once(' ')?;
+    let (when, name) = rest.split_once(' ')?;
+    let (date, time) = when.split_once('-')?;
+    let mtime = epoch_utc(date, time)?;
+    let name = name.strip_suffix('/').unwrap_or(name);
+    if name.is_empty() || name == "." {
+        return None;
+    }
+    Some(Settled {
+        name: escape_name(&rsync_unescape(name)),
+        kind,
+        fetched: fb[0] == b'>' || (fb[0] == b'c' && kind == b'L'),
+        untouched: fb[0] == b'.' && fb[2..].iter().all(|b| matches!(b, b' ' | b'.')),
+        size: size.parse().ok()?,
+        mtime,
+    })
+}
+
+/// What a content comparison found for one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Same {
+    /// The peer holds the same content (or, for a directory, a directory).
+    Equal,
+    /// The peer holds another content or another kind of item.
+    Differs,
+}
+
+/// What the last [`Resyncer::pass`] of this resyncer left to verify.
+#[derive(Debug, Default, Clone)]
+struct Delta {
+    /// Names whose content the pass fetched (their checksums are compared).
+    fetched: Vec<String>,
+    /// Names the peer listed that are not here as it listed them.
+    missing: Vec<String>,
+    /// Names here the peer did not list and that were not deleted.
+    extra: Vec<String>,
+    /// Items and bytes the pass confirmed in sync (the manifest it saved).
+    items: u64,
+    bytes: u64,
+}
+
+/// The manifest after a pull: every item rsync `settled` that is here as
+/// rsync reported it (kind, whole-second mtime, size unless it fetched the
+/// content) is confirmed with a stat taken now; an older entry stays while its item here is untouched
+/// (`here`/`stamps`: the listing before the pull). Also returns the settled
+/// names that are not here as reported.
+fn confirm(
+    root: &Path,
+    settled: &[Settled],
+    old: &Manifest,
+    here: &Listing,
+    stamps: &Stamps,
+) -> (Listing, Stamps, Vec<String>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut items = Listing::new();
+    let mut new_stamps = Stamps::new();
+    for (name, item) in here {
+        if old.unchanged(name, item, stamps.get(name)) {
+            items.insert(name.clone(), old.items[name].clone());
+            if let Some(st) = stamps.get(name) {
+                new_stamps.insert(name.clone(), *st);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for it in settled {
+        // Untouched by rsync and already confirmed as it is: no stat needed
+        // (this keeps a pass with a small delta from stat'ing the tree twice).
+        if it.untouched
+            && (it.kind == b'd'
+                && (items.contains_key(&it.name) || !here.get(&it.name).is_some_and(Item::is_dir))
+                || items
+                    .get(&it.name)
+                    .is_some_and(|i| i.size == it.size && i.version == it.mtime.to_string()))
+        {
+            continue;
+        }
+        let path = root.join(OsStr::from_bytes(&unescape_name(&it.name)));
+        let meta = path.symlink_metadata();
+        let entry = match (&meta, it.kind) {
+            // rsync sets the mtime from its file list; a write here after
+            // it would move it. The size may differ from the list's when
+            // the peer's file grew while it was read: what arrived is still
+            // the peer's.
+            (Ok(m), b'f' | b'L')
+                if (m.is_file() == (it.kind == b'f'))
+                    && m.mtime() == it.mtime
+                    && (m.len() == it.size || it.fetched) =>
+            {
+                item_of(m)
+            }
+            (Ok(m), b'd') if m.is_dir() => {
+                // Only empty directories are items; a full one is its entries.
+                match std::fs::read_dir(&path).map(|mut d| d.next().is_none()) {
+                    Ok(true) => Some(dir_item()),
+                    _ => {
+                        items.remove(&it.name);
+                        new_stamps.remove(&it.name);
+                        continue;
+                    }
+                }
+            }
+            (_, b'f' | b'L' | b'd') => None,
+            _ => continue,
+        };
+        match (entry, meta) {
+            (Some(item), Ok(m)) => {
+                items.insert(it.name.clone(), item);
+                new_stamps.insert(it.name.clone(), Stamp::of(&m));
+            }
+            // Not here as rsync reported it: not confirmed. An entry carried
+            // over stays (its stamp still proves the older version, or no
+            // longer matches and the next pass compares contents).
+            _ => missing.push(it.name.clone()),
+        }
+    }
+    (items, new_stamps, missing)
+}
+
 #[async_trait]
 impl Resyncer for RsyncResyncer {
     async fn pass(
@@ -265,21 +439,47 @@ impl Resyncer for RsyncResyncer {
     ) -> Result<PassReport, AgentError> {
         let started = Instant::now();
         let s = &self.settings;
-        let manifest = Manifest::load_escaped(&self.manifest)?;
-        let peer = self.list_peer(&cancel).await?;
         self.prepare_local()?;
-        let here = self.list_here().await?;
-        let plan = classify(&manifest, &here, &peer);
-        self.guard(&plan.delete, here.len() as u64, peer.is_empty())?;
+        // The manifest and the local tree, read side by side.
+        let path = self.manifest.clone();
+        let (manifest, listed) = tokio::join!(
+            tokio::task::spawn_blocking(move || Manifest::load_escaped(&path)),
+            self.list_here_stamped()
+        );
+        let manifest = manifest.map_err(|e| AgentError::Task(e.to_string()))??;
+        let (here, stamps) = listed?;
 
-        // Divergent items first: nothing is overwritten before they are safe.
+        // 1. Only what changed here since it was confirmed can be divergent;
+        //    its content decides (a checksum dry run, which also says
+        //    whether the peer has it). Changes at the peer never do.
+        let changed: Vec<String> = here
+            .iter()
+            .filter(|(n, i)| !manifest.unchanged(n, i, stamps.get(*n)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        let at_peer = self.compare(&changed, &here, &cancel).await?;
+        let mut div = Vec::new();
+        for name in &changed {
+            let reason = if manifest.items.contains_key(name) {
+                DivergentReason::ChangedSinceSync
+            } else {
+                DivergentReason::NotInManifest
+            };
+            match at_peer.get(name) {
+                Some(Same::Equal) => {}
+                Some(Same::Differs) => div.push((name.clone(), reason, true)),
+                None => div.push((name.clone(), reason, false)),
+            }
+        }
+
+        // 2. Divergent items first: nothing is overwritten before they are safe.
         let stamp = now_ms();
         let mut divergent = Vec::new();
-        let mut protect = Vec::new();
-        for (name, reason, peer_has) in &plan.divergent {
+        let mut keep: BTreeSet<String> = BTreeSet::new();
+        for (name, reason, peer_has) in &div {
             let (action, moved_to) = match (policy, peer_has) {
                 (DivergentPolicy::Keep, false) => {
-                    protect.push(rule("P", name));
+                    keep.insert(name.clone());
                     ("kept", None)
                 }
                 (DivergentPolicy::Keep, true) | (DivergentPolicy::Quarantine, _) => {
@@ -287,9 +487,16 @@ impl Resyncer for RsyncResyncer {
                     // Shown like the names: non-UTF-8 bytes as `\xNN`.
                     ("quarantined", Some(escape_name(to.as_os_str().as_bytes())))
                 }
-                (DivergentPolicy::Discard, true) => ("discarded", None),
-                (DivergentPolicy::Discard, false) => {
-                    std::fs::remove_file(self.local(name)).map_err(|e| AgentError::Divergent {
+                // Removed, not left to be overwritten: with the same size
+                // and mtime, rsync's quick check would keep it.
+                (DivergentPolicy::Discard, _) => {
+                    let p = self.local(name);
+                    let removed = if here.get(name).is_some_and(Item::is_dir) {
+                        std::fs::remove_dir(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                    removed.map_err(|e| AgentError::Divergent {
                         action: "discard".into(),
                         name: name.clone(),
                         reason: e.to_string(),
@@ -305,14 +512,29 @@ impl Resyncer for RsyncResyncer {
                 moved_to,
             });
         }
+        let divergent_names: BTreeSet<&String> = div.iter().map(|(n, _, _)| n).collect();
+        // Directories only the moved or discarded items were in go with them.
+        for d in divergent.iter().filter(|d| d.action != "kept") {
+            let mut up = d.name.as_str();
+            while let Some((parent, _)) = up.rsplit_once('/') {
+                if std::fs::remove_dir(self.local(parent)).is_err() {
+                    break;
+                }
+                up = parent;
+            }
+        }
 
-        // One pull.
-        let filter = self.filter_file(&protect)?;
+        // 3. One pull without --delete: `-ii` itemizes every item of the
+        //    peer, so this one scan of the peer also tells what it lacks.
+        //    Kept items are excluded (the peer's name, if it appears
+        //    meanwhile, waits for the next pass).
+        let rules: Vec<Vec<u8>> = keep.iter().map(|n| rule("-", n)).collect();
+        let filter = self.filter_file(&rules)?;
         let mut args: Vec<OsString> = vec![
             "-a".into(),
-            "--delete".into(),
             "--force".into(),
-            "--out-format=%i %l %n".into(),
+            "-ii".into(),
+            "--out-format=%i %l %M %n".into(),
         ];
         args.extend(attribute_args(s));
         if let Some(f) = &filter {
@@ -323,69 +545,105 @@ impl Resyncer for RsyncResyncer {
         }
         args.push(s.url().into());
         args.push(source_arg(&s.source));
-        let total_items = (plan.fetch.len() + plan.delete.len()) as u64;
-        let mut now = ResyncProgress {
-            items_left: total_items,
-            bytes_left: plan.fetch_bytes,
-            ..Default::default()
-        };
+        let mut now = ResyncProgress::default();
         if let Some(tx) = &progress {
             tx.send_replace(now);
         }
         let mut fetched = Progress::default();
-        run_rsync(s, args, None, &cancel, |line| {
-            let Some((flags, rest)) = line.split_at_checked(11) else {
+        let mut settled: Vec<Settled> = Vec::new();
+        let pulled = run_rsync(s, args, None, &cancel, |line| {
+            let Some(item) = parse_settled(line) else {
                 return;
             };
-            let fb = flags.as_bytes();
-            if flags.starts_with("*deleting") {
-                if !rest.trim_end().ends_with('/') {
-                    now.items_done += 1;
-                }
-            } else if fb[0] == b'>' || (fb[0] == b'c' && fb[1] == b'L') {
-                let len = rest
-                    .trim_start()
-                    .split(' ')
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
+            if item.fetched {
                 fetched.items += 1;
-                fetched.bytes += len;
+                fetched.bytes += item.size;
                 now.items_done += 1;
-                now.bytes_done += len;
-            } else {
-                return;
+                now.bytes_done += item.size;
+                if let Some(tx) = &progress {
+                    tx.send_replace(now);
+                }
             }
-            now.items_left = total_items.saturating_sub(now.items_done);
-            now.bytes_left = plan.fetch_bytes.saturating_sub(now.bytes_done);
-            if let Some(tx) = &progress {
-                tx.send_replace(now);
-            }
+            settled.push(item);
         })
-        .await?;
+        .await;
         drop(filter);
-        now.items_left = 0;
-        now.bytes_left = 0;
+        let pulled = match pulled {
+            // Nothing settled (wrong password, no module, unreachable): nothing to record.
+            Err(e) if settled.is_empty() => return Err(e),
+            r => r,
+        };
+
+        // 4. The manifest from what rsync settled, checked by a stat now;
+        //    recorded even when the pull failed or was cancelled midway.
+        let peer_names: BTreeSet<String> = settled.iter().map(|i| i.name.clone()).collect();
+        let peer_items = settled.iter().filter(|i| i.kind != b'd').count() as u64;
+        let fetched_names: Vec<String> = settled
+            .iter()
+            .filter(|i| i.fetched)
+            .map(|i| i.name.clone())
+            .collect();
+        let (items, new_stamps, missing) = {
+            let (root, old, here, stamps) = (
+                s.source.clone(),
+                manifest.clone(),
+                here.clone(),
+                stamps.clone(),
+            );
+            tokio::task::spawn_blocking(move || confirm(&root, &settled, &old, &here, &stamps))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?
+        };
+        let mut next = Manifest {
+            stamps: new_stamps,
+            ..Manifest::confirmed_escaped(items)
+        };
+
+        // 5. Deletions, only after a complete listing of the peer: what is
+        //    here unchanged since confirmed and the peer did not list.
+        let mut deletes: Vec<String> = Vec::new();
+        let mut held = Ok(());
+        if pulled.is_ok() {
+            deletes = here
+                .iter()
+                .filter(|(n, _)| !peer_names.contains(*n) && !divergent_names.contains(n))
+                .filter(|(n, i)| manifest.unchanged(n, i, stamps.get(*n)))
+                .filter(|(n, i)| !(i.is_dir() && holds_under(&peer_names, n)))
+                .map(|(n, _)| n.clone())
+                .collect();
+            held = self.guard(&deletes, here.len() as u64, peer_names.is_empty());
+            if held.is_ok() {
+                self.delete_here(&deletes, &peer_names, &mut next)?;
+                now.items_done += deletes.len() as u64;
+            }
+        }
+        let (confirmed, confirmed_bytes) = (
+            next.items.len() as u64,
+            next.items.values().map(|i| i.size).sum::<u64>(),
+        );
+        let path = self.manifest.clone();
+        tokio::task::spawn_blocking(move || next.save(&path))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))??;
+        pulled?;
+        held?;
         if let Some(tx) = &progress {
             tx.send_replace(now);
         }
-
-        // The manifest: what is now equal on both sides.
-        let after = self.list_here().await?;
-        let equal: Listing = after
-            .into_iter()
-            .filter(|(name, item)| peer.get(name) == Some(item))
-            .collect();
-        let (path, m) = (self.manifest.clone(), Manifest::confirmed_escaped(equal));
-        tokio::task::spawn_blocking(move || m.save(&path))
-            .await
-            .map_err(|e| AgentError::Task(e.to_string()))??;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Delta {
+            fetched: fetched_names,
+            missing,
+            // Kept divergent items: here only (differences unless excepted).
+            extra: keep.iter().cloned().collect(),
+            items: confirmed,
+            bytes: confirmed_bytes,
+        });
 
         let report = PassReport {
             fetched,
-            deleted: plan.delete.len() as u64,
+            deleted: deletes.len() as u64,
             divergent,
-            peer_items: peer.len() as u64,
+            peer_items,
             elapsed: started.elapsed(),
         };
         info!(
@@ -395,12 +653,199 @@ impl Resyncer for RsyncResyncer {
             deleted = report.deleted,
             divergent = report.divergent.len(),
             policy = policy.as_str(),
+            elapsed_ms = report.elapsed.as_millis() as u64,
             "resync pass done"
         );
         Ok(report)
     }
 
+    /// After a pass of this resyncer: that pass's delta (what it fetched,
+    /// by checksum; what it could not confirm); on a fresh resyncer: the
+    /// whole tree by checksum (`rsync -n -a -c --delete`).
     async fn verify(&self, except: &[String]) -> Result<VerifyReport, AgentError> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match last {
+            Some(delta) => self.verify_delta(delta, except).await,
+            None => self.verify_full(except).await,
+        }
+    }
+}
+
+impl RsyncResyncer {
+    /// Compares the content of the local items `names` with the peer's
+    /// (`rsync -n -a -c -ii --files-from`): `Equal`, `Differs`, or absent
+    /// when the peer does not have the name.
+    async fn compare(
+        &self,
+        names: &[String],
+        here: &Listing,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, Same>, AgentError> {
+        let mut out = BTreeMap::new();
+        if names.is_empty() {
+            return Ok(out);
+        }
+        let s = &self.settings;
+        let mut list = Vec::new();
+        for n in names {
+            list.extend_from_slice(&unescape_name(n));
+            list.push(0);
+        }
+        let args: Vec<OsString> = vec![
+            "-n".into(),
+            "-a".into(),
+            "-c".into(),
+            "-ii".into(),
+            "--ignore-missing-args".into(),
+            "--files-from=-".into(),
+            "--from0".into(),
+            "--out-format=%i %n".into(),
+            s.url().into(),
+            source_arg(&s.source),
+        ];
+        let wanted: BTreeSet<&String> = names.iter().collect();
+        run_rsync(s, args, Some(list), cancel, |line| {
+            let Some((flags, name)) = line.split_at_checked(11) else {
+                return;
+            };
+            let Some(name) = name.strip_prefix(' ') else {
+                return;
+            };
+            let fb = flags.as_bytes();
+            let name = escape_name(&rsync_unescape(name.strip_suffix('/').unwrap_or(name)));
+            if !wanted.contains(&name)
+                || fb.len() < 3
+                || !matches!(fb[0], b'>' | b'c' | b'.' | b'h')
+            {
+                return;
+            }
+            let here_dir = here.get(&name).is_some_and(Item::is_dir);
+            let same = if here_dir {
+                fb[1] == b'd' && fb[0] != b'c'
+            } else {
+                fb[0] == b'.' && fb[2] != b'+' && fb[1] != b'd'
+            };
+            out.insert(name, if same { Same::Equal } else { Same::Differs });
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// Deletes `names` here (files, symlinks, empty directories), then the
+    /// directories they leave empty that the peer does not have, and takes
+    /// them out of `m`.
+    fn delete_here(
+        &self,
+        names: &[String],
+        peer: &BTreeSet<String>,
+        m: &mut Manifest,
+    ) -> Result<(), AgentError> {
+        let mut parents = BTreeSet::new();
+        for name in names {
+            let p = self.local(name);
+            let gone = match p.symlink_metadata() {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir(&p),
+                Ok(_) => std::fs::remove_file(&p),
+                Err(e) => Err(e),
+            };
+            match gone {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(AgentError::LocalTarget {
+                        path: p.display().to_string(),
+                        reason: format!("cannot delete it (deleted at the peer): {e}"),
+                    })
+                }
+            }
+            m.items.remove(name);
+            m.stamps.remove(name);
+            let mut up = name.as_str();
+            while let Some((parent, _)) = up.rsplit_once('/') {
+                parents.insert(parent.to_string());
+                up = parent;
+            }
+        }
+        // Deepest first; a directory that still holds something stays.
+        for dir in parents.iter().rev() {
+            if !peer.contains(dir) {
+                let _ = std::fs::remove_dir(self.local(dir));
+            }
+        }
+        Ok(())
+    }
+
+    /// The local tree with stamps (blocking walk off the runtime).
+    async fn list_here_stamped(&self) -> Result<(Listing, Stamps), AgentError> {
+        let root = self.settings.source.clone();
+        let listed = tokio::task::spawn_blocking(move || list_local_stamped(&root))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))?;
+        listed.map_err(|e| AgentError::LocalTarget {
+            path: self.settings.source.display().to_string(),
+            reason: format!("cannot list it: {e}"),
+        })
+    }
+
+    /// The last pass's delta: its fetched items by checksum, plus what it
+    /// could not confirm. Proportional to the delta, not to the tree.
+    async fn verify_delta(
+        &self,
+        delta: Delta,
+        except: &[String],
+    ) -> Result<VerifyReport, AgentError> {
+        let s = &self.settings;
+        let cancel = CancellationToken::new();
+        let mut differences = Vec::new();
+        let path = |n: &str| PathBuf::from(OsString::from_vec(unescape_name(n)));
+        if !delta.fetched.is_empty() {
+            let mut list = Vec::new();
+            for n in &delta.fetched {
+                list.extend_from_slice(&unescape_name(n));
+                list.push(0);
+            }
+            let mut args: Vec<OsString> = vec![
+                "-n".into(),
+                "-a".into(),
+                "-c".into(),
+                "--files-from=-".into(),
+                "--from0".into(),
+                "--out-format=%i %n".into(),
+            ];
+            // Attributes too: a lost xattr or ACL is a difference.
+            args.extend(attribute_args(s));
+            args.extend([s.url().into(), source_arg(&s.source)]);
+            run_rsync(s, args, Some(list), &cancel, |line| {
+                if let Some(d) = parse_difference(line) {
+                    if d.kind != DifferenceKind::Changed || line.as_bytes().get(2) == Some(&b'c') {
+                        differences.push(d);
+                    }
+                }
+            })
+            .await?;
+        }
+        for n in &delta.missing {
+            differences.push(Difference {
+                path: path(n),
+                kind: DifferenceKind::MissingAtTarget,
+            });
+        }
+        for n in delta.extra.iter().filter(|n| !except.contains(n)) {
+            differences.push(Difference {
+                path: path(n),
+                kind: DifferenceKind::ExtraAtTarget,
+            });
+        }
+        Ok(VerifyReport {
+            items: delta.items,
+            bytes: delta.bytes,
+            excepted: except.len() as u64,
+            differences,
+        })
+    }
+
+    /// The whole tree by checksum: `rsync -n -a -c --delete`, excluding the kept names.
+    async fn verify_full(&self, except: &[String]) -> Result<VerifyReport, AgentError> {
         let s = &self.settings;
         let cancel = CancellationToken::new();
         let peer = self.list_peer(&cancel).await?;
@@ -538,6 +983,92 @@ mod tests {
             parse_list_line("-rw-r--r--     1,234 2026/11/22 00:30:34 commas"),
             None
         );
+    }
+
+    #[test]
+    fn parses_what_the_pull_settled() {
+        let p = parse_settled(">f+++++++++ 5 2026/11/22-00:30:36 new\\#012line").unwrap();
+        assert_eq!(p.name, "new\nline");
+        assert_eq!(
+            (p.kind, p.fetched, p.untouched, p.size),
+            (b'f', true, false, 5)
+        );
+        assert_eq!(p.mtime, 1_795_307_436);
+        let p = parse_settled(".f          19500 2026/11/22-00:30:36 d/x y.dat").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.fetched, p.untouched),
+            ("d/x y.dat", false, true)
+        );
+        let p = parse_settled(".f..t...... 3 2026/11/22-00:30:36 t").unwrap();
+        assert!(!p.fetched && !p.untouched);
+        let p = parse_settled("cL+++++++++ 8 2026/11/22-00:30:36 link").unwrap();
+        assert_eq!((p.kind, p.fetched), (b'L', true));
+        let p = parse_settled("cd+++++++++ 4096 2026/11/22-00:30:36 sub/dir/").unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.kind, p.fetched),
+            ("sub/dir", b'd', false)
+        );
+        assert_eq!(
+            parse_settled(".d          4096 2026/11/22-00:30:36 ./"),
+            None
+        );
+        assert_eq!(parse_settled("*deleting   0 1970/01/01-00:00:00 x"), None);
+        assert_eq!(parse_settled("garbage"), None);
+    }
+
+    #[test]
+    fn confirms_what_arrived_and_keeps_what_was_confirmed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        for (name, body) in [
+            ("old", "old"),
+            ("grew", "grew while read"),
+            ("touched", "x"),
+        ] {
+            std::fs::write(root.join(name), body).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(root.join(name))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let (here, stamps) = list_local_stamped(root).unwrap();
+        let mut old = Manifest::confirmed_escaped(here.clone());
+        old.stamps = stamps.clone();
+        old.items.remove("grew");
+        old.stamps.remove("grew");
+        let settled = |name: &str, fetched: bool, size: u64, mtime: i64| Settled {
+            name: name.into(),
+            kind: b'f',
+            fetched,
+            untouched: !fetched,
+            size,
+            mtime,
+        };
+        // `touched` changed here after rsync wrote it: its mtime moved.
+        std::fs::write(root.join("touched"), "y").unwrap();
+        let (items, new_stamps, missing) = confirm(
+            root,
+            &[
+                settled("old", false, 3, 1_700_000_000),
+                settled("grew", true, 4, 1_700_000_000),
+                settled("touched", true, 1, 1_700_000_000),
+            ],
+            &old,
+            &here,
+            &stamps,
+        );
+        let keys: Vec<&String> = items.keys().collect();
+        assert_eq!(keys, vec!["grew", "old", "touched"]);
+        assert_eq!(items["grew"].size, 15, "what arrived, not the list's size");
+        let ino = std::fs::symlink_metadata(root.join("grew")).unwrap().ino();
+        assert_eq!(new_stamps["grew"].ino, ino);
+        // The carried entry of `touched` keeps its old stamp: no longer matching.
+        assert_eq!(new_stamps["touched"], stamps["touched"]);
+        assert_eq!(missing, vec!["touched"]);
     }
 
     #[test]
