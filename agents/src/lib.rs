@@ -22,7 +22,8 @@ pub mod checks;
 pub mod error;
 pub mod hooks;
 pub mod replicate;
-pub mod replication;
+/// The agent's replication role per group (in `replicate/`, next to the plans it drives).
+pub use replicate::replication;
 pub mod wire;
 
 pub use agent::{run, AgentSettings, PeerEndpoints};

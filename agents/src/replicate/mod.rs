@@ -21,8 +21,10 @@ pub mod command;
 pub mod guard;
 pub mod manifest;
 pub mod plan;
+pub mod replication;
 pub mod rsync;
-pub mod rsync_resync;
+/// The rsync plan's failback side (kept at its old path).
+pub use rsync::resync as rsync_resync;
 pub mod swift;
 
 use std::path::PathBuf;

@@ -55,16 +55,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::guard::GuardHold;
-use super::manifest::{
-    escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
-    Listing, Manifest, Stamp, Stamps,
-};
-use super::rsync::{
+use super::{
     attribute_args, dir_item, item_of, list_local, list_local_stamped, parse_difference,
     rsync_unescape, run_rsync, source_arg, RsyncSettings,
 };
-use super::{
+use crate::replicate::guard::GuardHold;
+use crate::replicate::manifest::{
+    escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
+    Listing, Manifest, Stamp, Stamps,
+};
+use crate::replicate::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
 };
 use crate::AgentError;

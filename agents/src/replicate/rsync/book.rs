@@ -1,0 +1,253 @@
+//! Manifest bookkeeping of the push side: what is confirmed at the peer
+//! (items and their stamps), listing and stat-ing the source, and the counts
+//! the mass-delete guard needs.
+
+use super::*;
+
+/// The in-memory pair manifest of a running replicator.
+#[derive(Debug, Default)]
+pub(super) struct Book {
+    pub(super) items: Listing,
+    /// The local stamps of `items` (what was sent).
+    pub(super) stamps: Stamps,
+    /// Changed since the last save.
+    pub(super) dirty: bool,
+    /// When it was last saved (at most one save a second).
+    pub(super) saved_at: Option<Instant>,
+}
+
+/// How a batch changes the manifest once its transfer succeeded (from stats
+/// taken before and after it that agree).
+#[derive(Debug, PartialEq)]
+pub(super) enum Update {
+    /// A file, symlink or empty directory with its version and stamp.
+    Set(String, Item, Stamp),
+    /// A directory (sent with its subtree): its entries become this listing (names relative to the root).
+    Subtree(String, Listing, Stamps),
+    /// Gone: the name and everything under it leave the manifest.
+    Remove(String),
+}
+
+/// How often the manifest is saved at most.
+pub(super) const MANIFEST_SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// What a full pass's dry run found (see [`Shared::dry_run`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct DryRun {
+    pub(super) deletes: u64,
+    pub(super) source_items: u64,
+    pub(super) target_items: u64,
+}
+
+/// Items of `items` named `name` or under `name/`.
+pub(super) fn count_under(items: &Listing, name: &str) -> u64 {
+    let prefix = format!("{name}/");
+    let under = items
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .count() as u64;
+    under + u64::from(items.contains_key(name))
+}
+
+/// Whether a regular file among `paths` (relative to `root`; directories
+/// with their subtrees, symlinks not followed) has hard links whose other
+/// names are not among them: `-H` only links names sent in the same
+/// transfer, so sent alone such a file would arrive as a separate copy.
+pub(super) fn links_outside(root: &Path, paths: &[PathBuf]) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mut groups: std::collections::HashMap<(u64, u64), (u64, BTreeSet<PathBuf>)> =
+        std::collections::HashMap::new();
+    let mut stack: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+    while let Some(p) = stack.pop() {
+        let Ok(m) = p.symlink_metadata() else {
+            continue;
+        };
+        if m.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&p) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if m.is_file() && m.nlink() > 1 {
+            groups
+                .entry((m.dev(), m.ino()))
+                .or_insert_with(|| (m.nlink(), BTreeSet::new()))
+                .1
+                .insert(p);
+        }
+    }
+    groups
+        .values()
+        .any(|(links, names)| (names.len() as u64) < *links)
+}
+
+/// Whether `path` is a mount point: its device differs from its parent's
+/// (`/` always is).
+pub(crate) fn is_mount_point(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path)?;
+    let Some(parent) = path.parent() else {
+        return Ok(true);
+    };
+    Ok(std::fs::metadata(&path)?.dev() != std::fs::metadata(parent)?.dev())
+}
+
+/// The manifest form of the tree under `root`: files, symlinks (not
+/// followed) and empty directories, named by their path relative to `root`
+/// with `/` ([`escape_name`]d bytes), versioned by their mtime in whole
+/// seconds ([`DIR`] for directories). A missing `root` is an error.
+pub(crate) fn list_local(root: &Path) -> std::io::Result<Listing> {
+    list_local_stamped(root).map(|(items, _)| items)
+}
+
+/// [`list_local`] with every item's [`Stamp`].
+pub(crate) fn list_local_stamped(root: &Path) -> std::io::Result<(Listing, Stamps)> {
+    pub(super) fn walk(
+        dir: &Path,
+        prefix: &str,
+        out: &mut (Listing, Stamps),
+    ) -> std::io::Result<bool> {
+        let mut any = false;
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            any = true;
+            let name = escape_name(entry.file_name().as_bytes());
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let meta = match entry.path().symlink_metadata() {
+                Ok(m) => m,
+                // Vanished while listing: not there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                match walk(&entry.path(), &rel, out) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        out.0.insert(rel.clone(), dir_item());
+                        out.1.insert(rel, Stamp::of(&meta));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            } else if let Some(item) = item_of(&meta) {
+                out.0.insert(rel.clone(), item);
+                out.1.insert(rel, Stamp::of(&meta));
+            }
+        }
+        Ok(any)
+    }
+    let mut out = (Listing::new(), Stamps::new());
+    walk(root, "", &mut out)?;
+    Ok(out)
+}
+
+/// The manifest item of an (empty) directory.
+pub(crate) fn dir_item() -> Item {
+    Item {
+        size: 0,
+        version: DIR.to_string(),
+    }
+}
+
+/// The manifest item of a file or symlink (`None` for anything else).
+pub(crate) fn item_of(meta: &std::fs::Metadata) -> Option<Item> {
+    use std::os::unix::fs::MetadataExt;
+    let ft = meta.file_type();
+    (ft.is_file() || ft.is_symlink()).then(|| Item {
+        size: meta.len(),
+        version: meta.mtime().to_string(),
+    })
+}
+
+/// Stats a batch's paths (relative to `root`) for the manifest.
+pub(super) fn stat_paths(root: &Path, paths: &[PathBuf]) -> Vec<Update> {
+    paths
+        .iter()
+        .map(|p| {
+            let name = escape_name(p.as_os_str().as_bytes());
+            let full = root.join(p);
+            match full.symlink_metadata() {
+                Ok(m) if m.is_dir() => {
+                    let (items, stamps) = list_local_stamped(&full).unwrap_or_default();
+                    if items.is_empty() {
+                        return Update::Set(name, dir_item(), Stamp::of(&m));
+                    }
+                    let under = |k: String| format!("{name}/{k}");
+                    Update::Subtree(
+                        name.clone(),
+                        items.into_iter().map(|(k, v)| (under(k), v)).collect(),
+                        stamps.into_iter().map(|(k, v)| (under(k), v)).collect(),
+                    )
+                }
+                Ok(m) => match item_of(&m) {
+                    Some(item) => Update::Set(name, item, Stamp::of(&m)),
+                    None => Update::Remove(name),
+                },
+                Err(_) => Update::Remove(name),
+            }
+        })
+        .collect()
+}
+
+/// The updates of a transfer from the stats `before` and `after` it. A
+/// path that changed in between (the version sent is unknown) is left as
+/// the manifest had it: its old stamp no longer matches, so a later resync
+/// compares its content, and the guard still counts its entries.
+pub(super) fn confirmed_updates(before: Vec<Update>, after: Vec<Update>) -> Vec<Update> {
+    let mut out = Vec::new();
+    for (b, a) in before.into_iter().zip(after) {
+        match (b, a) {
+            (b, a) if a == b => out.push(b),
+            (Update::Subtree(_, items, mut stamps), Update::Subtree(_, _, now)) => {
+                stamps.retain(|k, st| now.get(k) == Some(st));
+                for (k, item) in items {
+                    if let Some(st) = stamps.remove(&k) {
+                        out.push(Update::Set(k, item, st));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Applies a successful batch's [`Update`]s to the manifest.
+pub(super) fn apply_updates(book: &mut Book, updates: Vec<Update>) {
+    pub(super) fn remove_under(book: &mut Book, name: &str) {
+        let prefix = format!("{name}/");
+        let under: Vec<String> = book
+            .items
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in under {
+            book.items.remove(&k);
+            book.stamps.remove(&k);
+        }
+    }
+    for u in updates {
+        match u {
+            Update::Set(name, item, stamp) => {
+                remove_under(book, &name);
+                book.items.insert(name.clone(), item);
+                book.stamps.insert(name, stamp);
+            }
+            Update::Subtree(name, sub, stamps) => {
+                book.items.remove(&name);
+                book.stamps.remove(&name);
+                remove_under(book, &name);
+                book.items.extend(sub);
+                book.stamps.extend(stamps);
+            }
+            Update::Remove(name) => {
+                book.items.remove(&name);
+                book.stamps.remove(&name);
+                remove_under(book, &name);
+            }
+        }
+    }
+}

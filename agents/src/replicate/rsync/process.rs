@@ -1,0 +1,361 @@
+//! The rsync process wrapper: one rsync run in its own process group (killed
+//! as a group when dropped), its output parsed (itemized differences, escaped
+//! names), its exit codes classified, and the symlink probe of the peer
+//! module.
+
+use super::*;
+
+/// The target of the probe symlink [`check_symlinks`] pushes: absolute,
+/// and with `..` reaching out of the tree, the two things a daemon that
+/// sanitizes symlinks changes.
+pub const SYMLINK_PROBE_TARGET: &str = "/warden-symlink-probe/../../outside/x";
+
+/// Checks that the peer module stores symlinks byte for byte: pushes a
+/// probe symlink to [`SYMLINK_PROBE_TARGET`] under a scratch name, reads it
+/// back with `--list-only -l` and removes it. A daemon that munges symlinks
+/// (`munge symlinks`, the default without chroot) shows the target unchanged
+/// but 15 bytes longer (`/rsyncd-munged/`); one that sanitizes them (no
+/// chroot, `munge symlinks = no`) shows another target. Either is
+/// [`AgentError::ReplicationSymlinks`] with the fix (see docs/rsyncd.md).
+pub(crate) async fn check_symlinks(
+    s: &RsyncSettings,
+    cancel: &CancellationToken,
+) -> Result<(), AgentError> {
+    let unique = format!("{}-{}", std::process::id(), probe_counter());
+    let dir = TempDir(std::env::temp_dir().join(format!("warden-symlink-probe-{unique}")));
+    let name = format!(".warden-symlink-probe-{unique}");
+    let local = dir.0.join(&name);
+    let io = |e: std::io::Error| AgentError::Watch {
+        path: dir.0.display().to_string(),
+        reason: format!("cannot create the symlink probe: {e}"),
+    };
+    std::fs::create_dir_all(&dir.0).map_err(io)?;
+    std::os::unix::fs::symlink(SYMLINK_PROBE_TARGET, &local).map_err(io)?;
+    run_rsync(
+        s,
+        vec!["-l".into(), local.clone().into(), s.url().into()],
+        None,
+        cancel,
+        |_| {},
+    )
+    .await?;
+    let mut seen = None;
+    let listed = run_rsync(
+        s,
+        vec![
+            "--list-only".into(),
+            "-l".into(),
+            "--no-h".into(),
+            format!("{}{name}", s.url()).into(),
+        ],
+        None,
+        cancel,
+        |line| {
+            if let Some(x) = parse_probe_line(line, &name) {
+                seen = Some(x);
+            }
+        },
+    )
+    .await;
+    // Removed whatever the listing said: the name is missing here now.
+    let _ = std::fs::remove_file(&local);
+    let removed = run_rsync(
+        s,
+        vec![
+            "-l".into(),
+            "--files-from=-".into(),
+            "--from0".into(),
+            "--delete-missing-args".into(),
+            source_arg(&dir.0),
+            s.url().into(),
+        ],
+        Some(format!("{name}\0").into_bytes()),
+        cancel,
+        |_| {},
+    )
+    .await;
+    listed?;
+    if let Err(e) = removed {
+        warn!(target = %s.target(), probe = %name, cause = %e, "cannot remove the symlink probe from the peer module");
+    }
+    let want = SYMLINK_PROBE_TARGET;
+    let detail = match seen {
+        Some((size, target)) if size == want.len() as u64 && target == want => return Ok(()),
+        Some((size, target)) if target == want && size == (want.len() + 15) as u64 => format!(
+            "a probe symlink to {want:?} was stored munged as \"/rsyncd-munged/{want}\" (the daemon's \
+             `munge symlinks`, on by default when `use chroot = no`): the peer's copies point nowhere and \
+             every symlink would look divergent at failback"
+        ),
+        Some((_, target)) => format!(
+            "a probe symlink to {want:?} was stored as {target:?} (the daemon sanitizes symlink targets \
+             when `use chroot = no`): absolute and `..` targets would arrive changed"
+        ),
+        None => format!("the probe symlink {name} was not listed back by the module"),
+    };
+    Err(AgentError::ReplicationSymlinks {
+        target: s.target(),
+        module: s.module.clone(),
+        detail,
+    })
+}
+
+/// One `--list-only -l` line for `name`: its size and symlink target.
+pub(super) fn parse_probe_line(line: &str, name: &str) -> Option<(u64, String)> {
+    let mut fields = line.split_whitespace();
+    let perms = fields.next()?;
+    if !perms.starts_with('l') {
+        return None;
+    }
+    let size = fields.next()?.parse().ok()?;
+    let rest = line.split_once(&format!(" {name} -> "))?.1;
+    Some((size, rest.to_string()))
+}
+
+/// A per-process counter for unique probe names.
+pub(super) fn probe_counter() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A directory removed (with its contents) when dropped.
+pub(super) struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills a child's whole process group (rsync forks) when dropped, unless disarmed.
+pub(super) struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    pub(super) fn kill_now(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
+/// Runs rsync for `s` with the password in its environment (and `TZ=UTC`,
+/// `LC_ALL=C` so listings are parseable), feeding `stdin` and handing each
+/// stdout line to `on_line`; kills it when `cancel` fires.
+pub(crate) async fn run_rsync(
+    s: &RsyncSettings,
+    mut args: Vec<OsString>,
+    stdin: Option<Vec<u8>>,
+    cancel: &CancellationToken,
+    mut on_line: impl FnMut(&str) + Send,
+) -> Result<(), AgentError> {
+    let secs = s.io_timeout.as_secs().max(1);
+    args.insert(0, format!("--contimeout={secs}").into());
+    // Compare modification times to the nanosecond: with the default (whole
+    // seconds) a same-size rewrite within the second of the last transfer
+    // would be skipped by rsync's quick check and never reach the peer.
+    args.insert(0, "--modify-window=-1".into());
+    args.insert(0, format!("--timeout={secs}").into());
+    let mut child = Command::new(&s.rsync_path)
+        .args(&args)
+        .env("RSYNC_PASSWORD", s.password.expose())
+        .env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a stop kills rsync and the processes it forked.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| AgentError::RsyncSpawn {
+            program: s.rsync_path.display().to_string(),
+            source,
+        })?;
+    let mut group = GroupKill(child.id());
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        tokio::spawn(async move {
+            let _ = pipe.write_all(&data).await;
+            let _ = pipe.shutdown().await;
+        });
+    }
+    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr_pipe.read_to_end(&mut buf).await;
+        buf
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
+    let status = loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(l)) => on_line(&l),
+                _ => break tokio::select! {
+                    st = child.wait() => st,
+                    _ = cancel.cancelled() => {
+                        group.kill_now();
+                        let _ = child.kill().await;
+                        return Err(AgentError::ReplicationCancelled)
+                    }
+                },
+            },
+            _ = cancel.cancelled() => {
+                group.kill_now();
+                let _ = child.kill().await;
+                return Err(AgentError::ReplicationCancelled);
+            }
+        }
+    };
+    // Exited and reaped: its group id may be reused, never kill it now.
+    group.0 = None;
+    let status = status.map_err(|source| AgentError::RsyncSpawn {
+        program: s.rsync_path.display().to_string(),
+        source,
+    })?;
+    let stderr = String::from_utf8_lossy(&stderr_task.await.unwrap_or_default()).into_owned();
+    match status.code() {
+        // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
+        Some(0) | Some(24) => Ok(()),
+        code => Err(classify(s, code.unwrap_or(-1), &stderr)),
+    }
+}
+
+/// `SOURCE/`: the trailing slash makes rsync mirror the contents.
+pub(crate) fn source_arg(source: &Path) -> OsString {
+    let mut a = source.as_os_str().to_owned();
+    if !a.as_encoded_bytes().ends_with(b"/") {
+        a.push("/");
+    }
+    a
+}
+
+/// Turns a failed rsync run into the error that says whose move it is.
+pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError {
+    let pw = s.password.expose();
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            if pw.is_empty() {
+                l.to_string()
+            } else {
+                l.replace(pw, "<redacted>")
+            }
+        })
+        .collect();
+    let detail = {
+        let tail = &lines[lines.len().saturating_sub(3)..];
+        if tail.is_empty() {
+            "no message from rsync".to_string()
+        } else {
+            tail.join(" / ")
+        }
+    };
+    let target = s.target();
+    if stderr.contains("@ERROR: auth failed") {
+        AgentError::ReplicationAuth {
+            module: s.module.clone(),
+            user: s.user.clone(),
+        }
+    } else if stderr.contains("@ERROR: Unknown module") {
+        AgentError::ReplicationNoModule {
+            target,
+            module: s.module.clone(),
+        }
+    } else if stderr.contains("module is read only") || stderr.contains("Permission denied") {
+        AgentError::ReplicationReadOnly {
+            target,
+            module: s.module.clone(),
+            detail,
+        }
+    } else if matches!(code, 10 | 12 | 30 | 35) {
+        AgentError::ReplicationUnreachable {
+            target,
+            code,
+            detail,
+        }
+    } else {
+        AgentError::Rsync {
+            target,
+            code,
+            detail,
+        }
+    }
+}
+
+/// Undoes rsync's `\#ooo` (octal byte) escapes in the names it prints
+/// (with `LC_ALL=C` every byte outside printable ASCII is escaped).
+pub(crate) fn rsync_unescape(name: &str) -> Vec<u8> {
+    let b = name.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 < b.len()
+            && b[i + 1] == b'#'
+            && b[i + 2..i + 5].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 2] - b'0') as u32 * 64
+                + (b[i + 3] - b'0') as u32 * 8
+                + (b[i + 4] - b'0') as u32;
+            out.push(v as u8);
+            i += 5;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// One line of `rsync --dry-run --out-format='%i %n'` → a difference, if it is one.
+pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
+    let (item, name) = line.split_at_checked(11)?;
+    let name = name.strip_prefix(' ')?;
+    if name.is_empty() || name == "./" {
+        return None;
+    }
+    let path = PathBuf::from(OsString::from_vec(rsync_unescape(name)));
+    if item.starts_with("*deleting") {
+        return Some(Difference {
+            path,
+            kind: DifferenceKind::ExtraAtTarget,
+        });
+    }
+    let flags = item.as_bytes();
+    if flags.len() < 5 {
+        return None;
+    }
+    let kind = if item[2..].starts_with('+') {
+        DifferenceKind::MissingAtTarget
+    } else if flags[1] == b'd' {
+        // A directory's own mtime follows its children; not a difference of content.
+        return None;
+    } else if flags[2] == b'c'
+        || flags[3] == b's'
+        || matches!(flags[4], b't' | b'T')
+        // A hard link to make, an ACL or xattrs to change (`-H`, `-A`, `-X`).
+        || flags[0] == b'h'
+        || flags.get(9) == Some(&b'a')
+        || flags.get(10) == Some(&b'x')
+    {
+        DifferenceKind::Changed
+    } else {
+        return None;
+    };
+    Some(Difference { path, kind })
+}

@@ -1,0 +1,147 @@
+//! The rsync plan's settings ([`RsyncSettings`]): what to mirror where, with
+//! which password and attributes, and the flags every transfer carries.
+
+use super::*;
+
+/// Where and how to mirror. Built by the caller (later from the
+/// `[replication]` config table); [`RsyncSettings::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct RsyncSettings {
+    /// The local directory whose contents are mirrored.
+    pub source: PathBuf,
+    /// The peer's rsync daemon host (name or IP address).
+    pub host: String,
+    /// The daemon's TCP port (873 by default).
+    pub port: u16,
+    /// The daemon module that receives the mirror.
+    pub module: String,
+    /// The module's `auth users` user.
+    pub user: String,
+    /// That user's password from the module's secrets file.
+    pub password: Secret,
+    /// The rsync binary.
+    pub rsync_path: PathBuf,
+    /// How long changes are gathered (from the oldest) before a batch transfer.
+    pub batch_window: Duration,
+    /// Most batch transfers running at once (at least 1).
+    pub max_transfers: usize,
+    /// A batch is sent early once this many paths wait.
+    pub batch_max: usize,
+    /// Past this many waiting paths, a full pass replaces the list.
+    pub max_pending: usize,
+    /// First retry delay after a failed transfer (doubles up to `retry_max`).
+    pub retry_min: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// rsync's `--contimeout` and `--timeout` (I/O stall).
+    pub io_timeout: Duration,
+    /// The pair manifest file (what is confirmed at the peer). When set, the
+    /// push replicator maintains it and [`super::RsyncResyncer`] reads it.
+    pub manifest: Option<PathBuf>,
+    /// Where a resync moves divergent local items aside; `None` means the
+    /// sibling `<source>.warden-quarantine/`.
+    pub quarantine: Option<PathBuf>,
+    /// The mass-delete guard's thresholds (`max_delete_share`, `max_delete_count`).
+    pub guard: DeleteGuard,
+    /// What the guard holds, shared with the agent's replication role.
+    pub hold: GuardHold,
+    /// Carry extended attributes (`-X`): e.g. Swift's `user.swift.metadata`,
+    /// SELinux labels, file capabilities.
+    pub xattrs: bool,
+    /// Carry POSIX ACLs (`-A`).
+    pub acls: bool,
+    /// Carry hard links (`-H`); a batch that changes a name whose inode has
+    /// other names outside the batch is sent by a full pass instead.
+    pub hard_links: bool,
+    /// Write runs of zeros as holes (`-S`): a sparse file stays sparse.
+    pub sparse: bool,
+}
+
+impl RsyncSettings {
+    /// Settings with the defaults: port 873, `rsync` from `PATH`, 10 ms
+    /// batches of at most 1000 paths, 8 batch transfers at once, full pass
+    /// past 100 000 pending paths, retries from 200 ms to 10 s, 30 s I/O
+    /// timeout, no manifest, the sibling quarantine directory; xattrs, ACLs,
+    /// hard links and sparseness carried.
+    pub fn new(
+        source: impl Into<PathBuf>,
+        host: impl Into<String>,
+        module: impl Into<String>,
+        user: impl Into<String>,
+        password: Secret,
+    ) -> Self {
+        RsyncSettings {
+            source: source.into(),
+            host: host.into(),
+            port: 873,
+            module: module.into(),
+            user: user.into(),
+            password,
+            rsync_path: PathBuf::from("rsync"),
+            batch_window: Duration::from_millis(10),
+            max_transfers: 8,
+            batch_max: 1000,
+            max_pending: 100_000,
+            retry_min: Duration::from_millis(200),
+            retry_max: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(30),
+            manifest: None,
+            quarantine: None,
+            guard: DeleteGuard::default(),
+            hold: GuardHold::new(),
+            xattrs: true,
+            acls: true,
+            hard_links: true,
+            sparse: true,
+        }
+    }
+
+    /// The quarantine directory: `quarantine`, or `<source>.warden-quarantine`.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        if let Some(q) = &self.quarantine {
+            return q.clone();
+        }
+        let mut name = self
+            .source
+            .file_name()
+            .map(|n| n.to_owned())
+            .unwrap_or_else(|| OsString::from("root"));
+        name.push(".warden-quarantine");
+        self.source.with_file_name(name)
+    }
+
+    /// `rsync://user@host:port/module/` (no password in it).
+    pub fn url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!(
+            "rsync://{}@{}:{}/{}/",
+            self.user, host, self.port, self.module
+        )
+    }
+
+    /// `host:port/module`, how errors name the target.
+    pub(crate) fn target(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.module)
+    }
+}
+
+/// The attribute flags every rsync transfer carries besides `-a` (push
+/// batches, full passes and their dry runs, `verify`, resync pulls and
+/// their checksum dry runs): `-X` (xattrs), `-A` (ACLs), `-H` (hard links),
+/// `-S` (sparse), as enabled in `s`. Listings (`--list-only`) need none.
+pub(crate) fn attribute_args(s: &RsyncSettings) -> Vec<OsString> {
+    [
+        (s.xattrs, "-X"),
+        (s.acls, "-A"),
+        (s.hard_links, "-H"),
+        (s.sparse, "-S"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, flag)| flag.into())
+    .collect()
+}

@@ -1,0 +1,206 @@
+use super::*;
+
+#[test]
+fn parses_itemized_differences() {
+    let d = |p: &str, kind| {
+        Some(Difference {
+            path: PathBuf::from(p),
+            kind,
+        })
+    };
+    assert_eq!(
+        parse_difference("*deleting   old.txt"),
+        d("old.txt", DifferenceKind::ExtraAtTarget)
+    );
+    assert_eq!(
+        parse_difference("<f+++++++++ new.txt"),
+        d("new.txt", DifferenceKind::MissingAtTarget)
+    );
+    assert_eq!(
+        parse_difference("cd+++++++++ dir/"),
+        d("dir/", DifferenceKind::MissingAtTarget)
+    );
+    assert_eq!(
+        parse_difference("<f.st...... a/b"),
+        d("a/b", DifferenceKind::Changed)
+    );
+    assert_eq!(
+        parse_difference("<f..t...... a/c"),
+        d("a/c", DifferenceKind::Changed)
+    );
+    assert_eq!(parse_difference(".d..t...... dir/"), None);
+    assert_eq!(parse_difference(".f...p..... mode-only"), None);
+    assert_eq!(parse_difference(".d..t...... ./"), None);
+    assert_eq!(
+        parse_difference(".f........x meta"),
+        d("meta", DifferenceKind::Changed)
+    );
+    assert_eq!(
+        parse_difference(".f.......a. acl"),
+        d("acl", DifferenceKind::Changed)
+    );
+    assert_eq!(
+        parse_difference("hf          h2"),
+        d("h2", DifferenceKind::Changed)
+    );
+}
+
+#[test]
+fn a_batch_with_hard_links_outside_it_needs_a_full_pass() {
+    let dir = std::env::temp_dir().join(format!("warden-links-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("d")).unwrap();
+    std::fs::write(dir.join("a"), "a").unwrap();
+    std::fs::hard_link(dir.join("a"), dir.join("d/b")).unwrap();
+    std::fs::write(dir.join("lone"), "x").unwrap();
+    let p = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+    assert!(links_outside(&dir, &p(&["d/b"])));
+    assert!(links_outside(&dir, &p(&["a", "lone"])));
+    assert!(!links_outside(&dir, &p(&["a", "d"])));
+    assert!(!links_outside(&dir, &p(&["a", "d/b", "d"])));
+    assert!(!links_outside(&dir, &p(&["lone", "gone"])));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn reads_the_symlink_probe_back() {
+    let n = ".warden-symlink-probe-1-0";
+    assert_eq!(
+        parse_probe_line(
+            &format!("lrwxrwxrwx          37 2026/11/30 18:55:35 {n} -> {SYMLINK_PROBE_TARGET}"),
+            n
+        ),
+        Some((37, SYMLINK_PROBE_TARGET.to_string()))
+    );
+    assert_eq!(
+        parse_probe_line(&format!("-rw-r--r--  3 2026/11/30 18:55:35 {n}"), n),
+        None
+    );
+    assert_eq!(
+        attribute_args(&RsyncSettings::new("/s", "h", "m", "u", Secret::new("p"))),
+        ["-X", "-A", "-H", "-S"].map(OsString::from).to_vec()
+    );
+}
+
+#[test]
+fn running_batches_block_overlapping_paths_only() {
+    let mut st = State::default();
+    st.batch_paths.insert(PathBuf::from("a/b"));
+    st.batch_paths.insert(PathBuf::from("c"));
+    for (p, overlaps) in [
+        ("a/b", true),
+        ("a", true),
+        ("a/b/c", true),
+        ("c/d/e", true),
+        ("a/bc", false),
+        ("a b", false),
+        ("a/a", false),
+        ("d", false),
+    ] {
+        assert_eq!(st.overlaps_running(Path::new(p)), overlaps, "{p}");
+    }
+}
+
+#[test]
+fn batch_updates_set_replace_subtrees_and_remove() {
+    let it = |v: &str| Item {
+        size: 1,
+        version: v.into(),
+    };
+    let st = |n: u64| Stamp {
+        ino: n,
+        mtime_ns: n as i64,
+        ctime_ns: n as i64,
+    };
+    let mut book = Book::default();
+    for (k, v) in [("a", "1"), ("d/x", "1"), ("d/y", "1"), ("dz", "1")] {
+        book.items.insert(k.to_string(), it(v));
+        book.stamps.insert(k.to_string(), st(1));
+    }
+    apply_updates(
+        &mut book,
+        vec![
+            Update::Set("a".into(), it("2"), st(2)),
+            Update::Subtree(
+                "d".into(),
+                [("d/z".to_string(), it("3"))].into(),
+                [("d/z".to_string(), st(3))].into(),
+            ),
+            Update::Remove("dz".into()),
+            Update::Set("new".into(), it("4"), st(4)),
+        ],
+    );
+    let got: Vec<(&str, &str)> = book
+        .items
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.version.as_str()))
+        .collect();
+    assert_eq!(got, vec![("a", "2"), ("d/z", "3"), ("new", "4")]);
+    let stamps: Vec<(&str, u64)> = book
+        .stamps
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.ino))
+        .collect();
+    assert_eq!(stamps, vec![("a", 2), ("d/z", 3), ("new", 4)]);
+}
+
+#[test]
+fn a_path_changed_during_its_transfer_keeps_its_old_entry() {
+    let it = |v: &str| Item {
+        size: 1,
+        version: v.into(),
+    };
+    let st = |n: i64| Stamp {
+        ino: 7,
+        mtime_ns: n,
+        ctime_ns: n,
+    };
+    let before = vec![
+        Update::Set("same".into(), it("1"), st(1)),
+        Update::Set("changed".into(), it("1"), st(1)),
+        Update::Subtree(
+            "d".into(),
+            [("d/a".to_string(), it("1")), ("d/b".to_string(), it("1"))].into(),
+            [("d/a".to_string(), st(1)), ("d/b".to_string(), st(1))].into(),
+        ),
+        Update::Set("gone".into(), it("1"), st(1)),
+    ];
+    let after = vec![
+        Update::Set("same".into(), it("1"), st(1)),
+        Update::Set("changed".into(), it("1"), st(2)),
+        Update::Subtree(
+            "d".into(),
+            [("d/a".to_string(), it("1")), ("d/b".to_string(), it("1"))].into(),
+            [("d/a".to_string(), st(1)), ("d/b".to_string(), st(5))].into(),
+        ),
+        Update::Remove("gone".into()),
+    ];
+    assert_eq!(
+        confirmed_updates(before, after),
+        vec![
+            Update::Set("same".into(), it("1"), st(1)),
+            Update::Set("d/a".into(), it("1"), st(1)),
+        ]
+    );
+}
+
+#[test]
+fn errors_never_quote_the_password() {
+    let s = RsyncSettings::new(
+        "/src",
+        "127.0.0.1",
+        "drdata",
+        "drsync",
+        Secret::new("hunter2-pw"),
+    );
+    let e = classify(&s, 5, "@ERROR: auth failed on module drdata\nhunter2-pw\n");
+    let msg = e.to_string();
+    assert!(msg.contains("drdata") && !msg.contains("hunter2"), "{msg}");
+    let e = classify(&s, 23, "rsync: weird hunter2-pw thing\n");
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert!(matches!(
+        classify(&s, 10, "connection refused"),
+        AgentError::ReplicationUnreachable { .. }
+    ));
+    assert_eq!(s.url(), "rsync://drsync@127.0.0.1:873/drdata/");
+}
