@@ -10,14 +10,14 @@ use warden_config::Secret;
 use crate::cli::Cli;
 
 /// An operator's connection to the orchestrator API.
-pub struct Client {
+pub(crate) struct Client {
     base: String,
     token: Secret,
     http: reqwest::Client,
 }
 
 impl Client {
-    pub fn new(cli: &Cli) -> anyhow::Result<Client> {
+    pub(crate) fn new(cli: &Cli) -> anyhow::Result<Client> {
         let cfg = match &cli.config {
             Some(p) => Some(warden_config::load(p)?),
             None => None,
@@ -49,14 +49,14 @@ impl Client {
         Ok(Client { base, token, http })
     }
 
-    pub fn with(base: String, token: Secret) -> anyhow::Result<Client> {
+    pub(crate) fn with(base: String, token: Secret) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
         Ok(Client { base, token, http })
     }
 
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         let r = self
             .http
             .get(format!("{}{path}", self.base))
@@ -67,7 +67,7 @@ impl Client {
         answer(r).await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         let r = self
             .http
             .post(format!("{}{path}", self.base))

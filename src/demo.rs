@@ -81,7 +81,7 @@ fn runbook_lines(rb: &Value) -> Vec<String> {
 }
 
 /// Run the demo.
-pub async fn run(json_out: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(json_out: bool) -> anyhow::Result<()> {
     let say = Say {
         json: json_out,
         t0: Instant::now(),

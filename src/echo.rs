@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// Serve `text` on `listen` until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listen: SocketAddr,
     text: String,
     shutdown: CancellationToken,

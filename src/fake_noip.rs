@@ -13,7 +13,7 @@ use warden_testkit::noip::{self, FakeNoip};
 
 /// Which server the fake plays.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum FakeFlavor {
+pub(crate) enum FakeFlavor {
     /// No-IP's codes.
     Noip,
     /// Adds Dyn's `notfqdn`, `numhost`, `dnserr`.
@@ -22,7 +22,7 @@ pub enum FakeFlavor {
 
 /// Serve a fake account `account` (password read from `password_file`)
 /// owning `hosts` on `listen` until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     listen: SocketAddr,
     account: &str,
     password_file: &Path,

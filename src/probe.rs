@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 /// A resolver that asks one server and caches answers for their TTL.
 #[derive(Clone)]
-pub struct TtlResolver(hickory_resolver::TokioResolver);
+pub(crate) struct TtlResolver(hickory_resolver::TokioResolver);
 
 impl TtlResolver {
-    pub fn new(server: SocketAddr, timeout: Duration) -> Result<TtlResolver, String> {
+    pub(crate) fn new(server: SocketAddr, timeout: Duration) -> Result<TtlResolver, String> {
         use hickory_resolver::config::{
             NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
         };
@@ -45,7 +45,7 @@ impl TtlResolver {
     }
 
     /// The first address of `host` (from the cache while its TTL lasts).
-    pub async fn lookup(&self, host: &str) -> Result<IpAddr, String> {
+    pub(crate) async fn lookup(&self, host: &str) -> Result<IpAddr, String> {
         let ips = self
             .0
             .lookup_ip(host)
@@ -70,7 +70,7 @@ impl reqwest::dns::Resolve for TtlResolver {
 
 /// One outage window.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outage {
+pub(crate) struct Outage {
     /// Offset from the probe's start of the first failed attempt, ms.
     pub start_ms: u64,
     /// Offset of the first successful attempt after it, ms (None: still out at the end).
@@ -82,7 +82,7 @@ pub struct Outage {
 
 /// What a probe run saw.
 #[derive(Debug, Clone, Serialize, Default)]
-pub struct ProbeReport {
+pub(crate) struct ProbeReport {
     pub target: String,
     pub attempts: u64,
     pub ok: u64,
@@ -123,17 +123,17 @@ fn parse_target(t: &str) -> Result<Target, String> {
 }
 
 /// Observer called on each event (for live printing).
-pub type OnEvent = Box<dyn FnMut(&ProbeEvent) + Send>;
+pub(crate) type OnEvent = Box<dyn FnMut(&ProbeEvent) + Send>;
 
 /// Live events of a probe run.
-pub enum ProbeEvent {
+pub(crate) enum ProbeEvent {
     OutageStarted { at_ms: u64, error: String },
     OutageEnded(Outage),
     Answer { at_ms: u64, body: String },
 }
 
 /// The probe loop, usable from the demo: runs until `stop` or `duration`.
-pub async fn run(
+pub(crate) async fn run(
     target: &str,
     interval: Duration,
     timeout: Option<Duration>,
@@ -278,7 +278,7 @@ pub async fn run(
 }
 
 /// `warden probe` itself.
-pub async fn main(
+pub(crate) async fn main(
     target: &str,
     interval: Duration,
     timeout: Option<Duration>,

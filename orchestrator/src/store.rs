@@ -14,9 +14,9 @@ use serde::Serialize;
 use crate::model::{Event, GroupState, Runbook};
 use crate::OrchestratorError;
 
-const GROUPS: TableDefinition<&str, &[u8]> = TableDefinition::new("groups");
-const RUNBOOKS: TableDefinition<u64, &[u8]> = TableDefinition::new("runbooks");
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups");
+const RUNBOOKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("runbooks");
+const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
 
 /// Durable state. Implementations must make each call atomic.
 pub trait Store: Send + Sync {

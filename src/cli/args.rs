@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     version,
     about = "Disaster-recovery failover orchestrator"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// failover.conf (services read it; client commands take the API URL and operator token from it).
     #[arg(long, global = true, env = "WARDEN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -26,13 +26,13 @@ pub struct Cli {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OnOff {
+pub(crate) enum OnOff {
     On,
     Off,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Run the orchestrator.
     Orchestrator,
     /// Run a site's agent.
@@ -147,7 +147,7 @@ fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
 }
 
 impl Cmd {
-    pub fn is_client(&self) -> bool {
+    pub(crate) fn is_client(&self) -> bool {
         matches!(
             self,
             Cmd::Status { .. }

@@ -29,7 +29,7 @@ fn config_exit(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-pub async fn dispatch(cli: Cli) -> ExitCode {
+pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
     match cli.cmd {
         Cmd::Orchestrator => {
             let cfg = match load_config(cli.config.as_deref()) {

@@ -14,7 +14,7 @@ use crate::lab::{self, secs};
 
 const RSYNC_USER: &str = "warden";
 
-pub struct Data {
+pub(crate) struct Data {
     pub d: Deployment,
 }
 
@@ -22,11 +22,15 @@ impl Data {
     /// A deployment whose group `web` has an rsync plan with `policy`;
     /// `password_b` is what the config says b's module wants (the daemon
     /// wants `pw-b-right`).
-    pub fn new(policy: &str, password_b: &str) -> Option<Data> {
+    pub(crate) fn new(policy: &str, password_b: &str) -> Option<Data> {
         Self::with_failback(policy, password_b, "auto")
     }
 
-    pub fn with_failback(policy: &str, password_b: &str, failback: &'static str) -> Option<Data> {
+    pub(crate) fn with_failback(
+        policy: &str,
+        password_b: &str,
+        failback: &'static str,
+    ) -> Option<Data> {
         let lab = lab::Lab::new_or_skip(HOSTS)?;
         let dir = lab.dir().to_path_buf();
         for site in ["a", "b"] {
@@ -75,14 +79,14 @@ password = {{ file = "{pwb}" }}
         Some(Data { d })
     }
 
-    pub fn dir(&self, site: &str) -> PathBuf {
+    pub(crate) fn dir(&self, site: &str) -> PathBuf {
         self.d.lab.dir().join(format!("{site}-data"))
     }
 
     /// The site's rsync daemon: module `data` = the site's directory.
     /// As docs/rsyncd.md asks: `use chroot = yes` and `munge symlinks = no`,
     /// so symlinks arrive byte for byte (warden refuses a module that munges).
-    pub fn start_rsyncd(&self, site: &str) -> Result<()> {
+    pub(crate) fn start_rsyncd(&self, site: &str) -> Result<()> {
         let lab = &self.d.lab;
         let secrets = lab.write_file(
             &format!("rsyncd-{site}.secrets"),
@@ -116,14 +120,14 @@ password = {{ file = "{pwb}" }}
         lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
     }
 
-    pub fn start(&self) -> Result<()> {
+    pub(crate) fn start(&self) -> Result<()> {
         self.start_rsyncd("a")?;
         self.start_rsyncd("b")?;
         self.d.start_all()
     }
 
     /// The whole site a: service, agent, rsync daemon.
-    pub fn kill_site(&self, site: &str) -> Result<()> {
+    pub(crate) fn kill_site(&self, site: &str) -> Result<()> {
         for p in ["agent", "svc", "rsyncd"] {
             self.d.lab.kill(&format!("{p}-{site}"))?;
         }
@@ -131,20 +135,20 @@ password = {{ file = "{pwb}" }}
     }
 
     /// Every warden log of the deployment.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         ["agent-a", "agent-b", "orchestrator", "frontend"]
             .iter()
             .map(|n| self.d.lab.log(n))
             .collect()
     }
 
-    pub fn restart_site(&self, site: &str) -> Result<()> {
+    pub(crate) fn restart_site(&self, site: &str) -> Result<()> {
         self.start_rsyncd(site)?;
         self.d.start_service(site)?;
         self.d.start_agent(site)
     }
 
-    pub fn write(&self, site: &str, rel: &str, body: &str) -> Result<()> {
+    pub(crate) fn write(&self, site: &str, rel: &str, body: &str) -> Result<()> {
         let p = self.dir(site).join(rel);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
@@ -152,11 +156,11 @@ password = {{ file = "{pwb}" }}
         std::fs::write(&p, body).with_context(|| format!("write {}", p.display()))
     }
 
-    pub fn replication(&self) -> Result<Value> {
+    pub(crate) fn replication(&self) -> Result<Value> {
         Ok(self.d.group()?["replication"].clone())
     }
 
-    pub fn wait_same(&self, limit: Duration) -> Result<BTreeMap<String, Vec<u8>>> {
+    pub(crate) fn wait_same(&self, limit: Duration) -> Result<BTreeMap<String, Vec<u8>>> {
         lab::eventually(limit, secs(0.2), || {
             let (a, b) = (tree(&self.dir("a"))?, tree(&self.dir("b"))?);
             if a == b {
@@ -173,7 +177,7 @@ password = {{ file = "{pwb}" }}
 }
 
 /// Relative path → content of every file under `root`.
-pub fn tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+pub(crate) fn tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -191,7 +195,7 @@ pub fn tree(root: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     Ok(out)
 }
 
-pub fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+pub(crate) fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
     x.iter()
         .filter(|(k, v)| y.get(*k) != Some(*v))
         .map(|(k, _)| k.clone())
@@ -199,6 +203,6 @@ pub fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>) -> Vec
         .collect()
 }
 
-pub fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
+pub(crate) fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
     m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
 }

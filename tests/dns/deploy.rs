@@ -11,14 +11,14 @@ use crate::lab::{self, secs, Lab};
 use anyhow::{bail, Result};
 use serde_json::Value;
 
-pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
-pub const HOSTS: &[&str] = &["a", "b", "ctl", "dns", "cli"];
-pub const SVC_PORT: u16 = 8080;
-pub const API_PORT: u16 = 7000;
-pub const ZONE: &str = "dr.example.test";
-pub const NAME: &str = "app.dr.example.test";
+pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub(crate) const HOSTS: &[&str] = &["a", "b", "ctl", "dns", "cli"];
+pub(crate) const SVC_PORT: u16 = 8080;
+pub(crate) const API_PORT: u16 = 7000;
+pub(crate) const ZONE: &str = "dr.example.test";
+pub(crate) const NAME: &str = "app.dr.example.test";
 
-pub struct Dep {
+pub(crate) struct Dep {
     pub lab: Lab,
     pub config: PathBuf,
     pub server: Prepared,
@@ -26,7 +26,7 @@ pub struct Dep {
 }
 
 impl Dep {
-    pub fn new(kind: Kind, ttl_s: u64, hold_down: &str) -> Option<Dep> {
+    pub(crate) fn new(kind: Kind, ttl_s: u64, hold_down: &str) -> Option<Dep> {
         if !dnsd::require(kind) {
             return None;
         }
@@ -110,12 +110,12 @@ addresses = {{ a = "{a}", b = "{b}" }}
         })
     }
 
-    pub fn cfg(&self) -> String {
+    pub(crate) fn cfg(&self) -> String {
         self.config.display().to_string()
     }
 
     /// The operator's CLI on the orchestrator host.
-    pub fn operator(&self) -> lab::Operator<'_> {
+    pub(crate) fn operator(&self) -> lab::Operator<'_> {
         lab::Operator {
             lab: &self.lab,
             host: "ctl",
@@ -124,23 +124,23 @@ addresses = {{ a = "{a}", b = "{b}" }}
         }
     }
 
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
         self.operator().cli_ok(args)
     }
 
-    pub fn group(&self) -> Result<Value> {
+    pub(crate) fn group(&self) -> Result<Value> {
         self.operator().group()
     }
 
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
         self.operator().wait_verdict(site, verdict, limit)
     }
 
-    pub fn events(&self) -> Result<Vec<Value>> {
+    pub(crate) fn events(&self) -> Result<Vec<Value>> {
         self.operator().events()
     }
 
-    pub fn start_dns(&self) -> Result<()> {
+    pub(crate) fn start_dns(&self) -> Result<()> {
         let name = self.server.kind.label();
         self.lab
             .spawn("dns", name, &self.server.argv[0], &self.server.argv[1..])?;
@@ -156,7 +156,7 @@ addresses = {{ a = "{a}", b = "{b}" }}
     }
 
     /// The authoritative answer for `name`, asked from the users' host.
-    pub fn dig(&self, name: &str) -> Result<String> {
+    pub(crate) fn dig(&self, name: &str) -> Result<String> {
         let out = self
             .lab
             .run_ok("cli", "dig", dnsd::dig_args(self.server.listen, name, "A"))?;
@@ -164,7 +164,7 @@ addresses = {{ a = "{a}", b = "{b}" }}
     }
 
     /// Whether the server answers `NAME` with the AA bit.
-    pub fn authoritative(&self) -> Result<bool> {
+    pub(crate) fn authoritative(&self) -> Result<bool> {
         let mut args: Vec<String> = dnsd::dig_args(self.server.listen, NAME, "A")
             .into_iter()
             .filter(|a| a != "+short")
@@ -178,7 +178,7 @@ addresses = {{ a = "{a}", b = "{b}" }}
 
     /// What a user sees: resolve through the authoritative server, then GET
     /// the service at the answer.
-    pub fn user_get(&self) -> Result<String> {
+    pub(crate) fn user_get(&self) -> Result<String> {
         let ip = self.dig(NAME)?;
         if ip.is_empty() {
             bail!("{NAME} does not resolve");
@@ -192,7 +192,7 @@ addresses = {{ a = "{a}", b = "{b}" }}
         Ok(body.trim().to_string())
     }
 
-    pub fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
         lab::eventually(limit, secs(0.2), || {
             let b = self.user_get()?;
             if b == site {
@@ -203,7 +203,7 @@ addresses = {{ a = "{a}", b = "{b}" }}
         })
     }
 
-    pub fn start_service(&self, site: &str) -> Result<()> {
+    pub(crate) fn start_service(&self, site: &str) -> Result<()> {
         let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
         self.lab.spawn(
             site,
@@ -214,7 +214,7 @@ addresses = {{ a = "{a}", b = "{b}" }}
         self.lab.wait_tcp(site, listen.parse()?, secs(10))
     }
 
-    pub fn start_all(&self) -> Result<()> {
+    pub(crate) fn start_all(&self) -> Result<()> {
         self.start_dns()?;
         self.start_service("a")?;
         self.start_service("b")?;

@@ -18,19 +18,19 @@ use anyhow::{bail, Context, Result};
 
 /// Which server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Bind,
     Knot,
 }
 
 impl Kind {
-    pub fn binary(self) -> &'static str {
+    pub(crate) fn binary(self) -> &'static str {
         match self {
             Kind::Bind => "named",
             Kind::Knot => "knotd",
         }
     }
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Kind::Bind => "bind",
             Kind::Knot => "knot",
@@ -40,7 +40,7 @@ impl Kind {
 
 /// The zone a server serves.
 #[derive(Debug, Clone)]
-pub struct Zone {
+pub(crate) struct Zone {
     /// e.g. `dr.example.test`.
     pub origin: String,
     pub ttl: u32,
@@ -50,7 +50,7 @@ pub struct Zone {
 
 /// A prepared server: its command line and key material.
 #[derive(Debug, Clone)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     pub kind: Kind,
     pub argv: Vec<String>,
     pub dir: PathBuf,
@@ -64,7 +64,7 @@ pub struct Prepared {
 }
 
 /// A fresh random TSIG secret (32 bytes, base64).
-pub fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     use std::io::Read;
     let mut buf = [0u8; 32];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
@@ -74,7 +74,7 @@ pub fn random_secret() -> String {
 }
 
 /// The same key in BIND key-file format.
-pub fn bind_key(name: &str, secret_b64: &str) -> String {
+pub(crate) fn bind_key(name: &str, secret_b64: &str) -> String {
     format!("key \"{name}\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{secret_b64}\";\n}};\n")
 }
 
@@ -91,7 +91,7 @@ fn zone_text(z: &Zone) -> String {
 }
 
 /// Write config, zone and key for `kind` listening on `listen`, under `dir`.
-pub fn prepare(kind: Kind, dir: &Path, listen: SocketAddr, zone: &Zone) -> Result<Prepared> {
+pub(crate) fn prepare(kind: Kind, dir: &Path, listen: SocketAddr, zone: &Zone) -> Result<Prepared> {
     std::fs::create_dir_all(dir)?;
     let key_name = "wardenkey".to_string();
     let secret_b64 = random_secret();
@@ -196,7 +196,7 @@ zone:
 }
 
 /// `dig` arguments asking `server` for `name`/`rtype`, short output.
-pub fn dig_args(server: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
+pub(crate) fn dig_args(server: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
     vec![
         format!("@{}", server.ip()),
         "-p".into(),
@@ -210,7 +210,7 @@ pub fn dig_args(server: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
 }
 
 /// Ask `server` with `dig` from this namespace (loopback tests).
-pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> Result<String> {
+pub(crate) fn dig(server: SocketAddr, name: &str, rtype: &str) -> Result<String> {
     let out: Output = Command::new("dig")
         .args(dig_args(server, name, rtype))
         .output()
@@ -222,18 +222,18 @@ pub fn dig(server: SocketAddr, name: &str, rtype: &str) -> Result<String> {
 }
 
 /// Whether the binaries a test needs are installed.
-pub fn have(kind: Kind) -> bool {
+pub(crate) fn have(kind: Kind) -> bool {
     which(kind.binary()) && which("dig")
 }
 
-pub fn which(bin: &str) -> bool {
+pub(crate) fn which(bin: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
         || Path::new("/usr/sbin").join(bin).is_file()
 }
 
 /// Skip (outside CI) or fail (CI=true) when a prerequisite is missing.
-pub fn require(kind: Kind) -> bool {
+pub(crate) fn require(kind: Kind) -> bool {
     if have(kind) {
         return true;
     }

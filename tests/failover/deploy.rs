@@ -11,16 +11,16 @@ use serde_json::Value;
 
 use crate::lab::{self, secs, Lab};
 
-pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
-pub const HOSTS: &[&str] = &["a", "b", "ctl", "fe", "cli"];
-pub const SVC_PORT: u16 = 8080;
-pub const API_PORT: u16 = 7000;
-pub const CONTROL_PORT: u16 = 7100;
-pub const ENTRY_PORT: u16 = 8000;
+pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub(crate) const HOSTS: &[&str] = &["a", "b", "ctl", "fe", "cli"];
+pub(crate) const SVC_PORT: u16 = 8080;
+pub(crate) const API_PORT: u16 = 7000;
+pub(crate) const CONTROL_PORT: u16 = 7100;
+pub(crate) const ENTRY_PORT: u16 = 8000;
 
 /// What a test may change in the generated config.
 #[derive(Clone)]
-pub struct Knobs {
+pub(crate) struct Knobs {
     pub failback: &'static str,
     pub hold_down: &'static str,
     pub max_failovers: u32,
@@ -52,7 +52,7 @@ impl Default for Knobs {
     }
 }
 
-pub struct Deployment {
+pub(crate) struct Deployment {
     pub lab: Lab,
     pub config: PathBuf,
     pub operator_token: String,
@@ -61,7 +61,7 @@ pub struct Deployment {
 
 impl Deployment {
     /// Build hosts, write config and tokens; start nothing yet.
-    pub fn new(lab: Lab, knobs: Knobs) -> Result<Deployment> {
+    pub(crate) fn new(lab: Lab, knobs: Knobs) -> Result<Deployment> {
         let ip = |h: &str| lab.ip(h);
         let op = format!("operator-{}", lab.prefix());
         let fe = format!("frontend-{}", lab.prefix());
@@ -152,12 +152,12 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         })
     }
 
-    pub fn cfg_arg(&self) -> String {
+    pub(crate) fn cfg_arg(&self) -> String {
         self.config.display().to_string()
     }
 
     /// The operator's CLI on the orchestrator host.
-    pub fn operator(&self) -> lab::Operator<'_> {
+    pub(crate) fn operator(&self) -> lab::Operator<'_> {
         lab::Operator {
             lab: &self.lab,
             host: "ctl",
@@ -166,27 +166,27 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         }
     }
 
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
         self.operator().cli_ok(args)
     }
 
-    pub fn status(&self) -> Result<Value> {
+    pub(crate) fn status(&self) -> Result<Value> {
         self.operator().status()
     }
 
-    pub fn group(&self) -> Result<Value> {
+    pub(crate) fn group(&self) -> Result<Value> {
         self.operator().group()
     }
 
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
         self.operator().wait_verdict(site, verdict, limit)
     }
 
-    pub fn events(&self) -> Result<Vec<Value>> {
+    pub(crate) fn events(&self) -> Result<Vec<Value>> {
         self.operator().events()
     }
 
-    pub fn start_service(&self, site: &str) -> Result<()> {
+    pub(crate) fn start_service(&self, site: &str) -> Result<()> {
         let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
         self.lab.spawn(
             site,
@@ -197,7 +197,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         self.lab.wait_tcp(site, listen.parse()?, secs(10))
     }
 
-    pub fn start_agent(&self, site: &str) -> Result<()> {
+    pub(crate) fn start_agent(&self, site: &str) -> Result<()> {
         self.lab.spawn(
             site,
             &format!("agent-{site}"),
@@ -207,7 +207,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         Ok(())
     }
 
-    pub fn start_orchestrator(&self) -> Result<()> {
+    pub(crate) fn start_orchestrator(&self) -> Result<()> {
         self.lab.spawn(
             "ctl",
             "orchestrator",
@@ -220,7 +220,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             .map(|_| ())
     }
 
-    pub fn start_frontend(&self) -> Result<()> {
+    pub(crate) fn start_frontend(&self) -> Result<()> {
         self.lab.spawn(
             "fe",
             "frontend",
@@ -233,7 +233,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
     }
 
     /// Everything up, and users reach site a through the frontend.
-    pub fn start_all(&self) -> Result<()> {
+    pub(crate) fn start_all(&self) -> Result<()> {
         self.start_service("a")?;
         self.start_service("b")?;
         self.start_frontend()?;
@@ -248,12 +248,12 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         Ok(())
     }
 
-    pub fn entry_url(&self) -> String {
+    pub(crate) fn entry_url(&self) -> String {
         format!("http://{}:{ENTRY_PORT}/", self.lab.ip("fe"))
     }
 
     /// One request from the client host through the frontend.
-    pub fn user_get(&self) -> Result<String> {
+    pub(crate) fn user_get(&self) -> Result<String> {
         let (status, body) = self.lab.http_get("cli", &self.entry_url(), secs(2))?;
         if status != 200 {
             bail!("status {status}");
@@ -261,7 +261,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         Ok(body.trim().to_string())
     }
 
-    pub fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
         lab::eventually(limit, secs(0.2), || {
             let b = self.user_get()?;
             if b == site {
@@ -272,7 +272,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         })
     }
 
-    pub fn events_of(&self, kind: &str) -> Result<Vec<Value>> {
+    pub(crate) fn events_of(&self, kind: &str) -> Result<Vec<Value>> {
         Ok(self
             .events()?
             .into_iter()
@@ -280,7 +280,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             .collect())
     }
 
-    pub fn wait_event(&self, kind: &str, limit: Duration) -> Result<Value> {
+    pub(crate) fn wait_event(&self, kind: &str, limit: Duration) -> Result<Value> {
         lab::eventually(limit, secs(0.25), || {
             self.events_of(kind)?
                 .into_iter()
@@ -298,14 +298,14 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         serde_json::from_str(&out).with_context(|| format!("GET {url}: {out}"))
     }
 
-    pub fn runbooks(&self) -> Result<Vec<Value>> {
+    pub(crate) fn runbooks(&self) -> Result<Vec<Value>> {
         let url = format!("http://{}:{API_PORT}/v1/runbooks", self.lab.ip("ctl"));
         let v = self.get_json(&self.operator_token, &url)?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
     /// The frontend's own view of the route: (site, epoch, switches).
-    pub fn frontend_route(&self) -> Result<(Value, u64, u64)> {
+    pub(crate) fn frontend_route(&self) -> Result<(Value, u64, u64)> {
         let url = format!("http://{}:{CONTROL_PORT}/v1/routes", self.lab.ip("fe"));
         let v = self.get_json(&self.frontend_token, &url)?;
         let r = &v["web"];
@@ -316,7 +316,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         ))
     }
 
-    pub fn hook_log(&self) -> String {
+    pub(crate) fn hook_log(&self) -> String {
         std::fs::read_to_string(self.lab.dir().join("hooks.log")).unwrap_or_default()
     }
 }

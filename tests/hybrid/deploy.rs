@@ -12,16 +12,16 @@ use crate::lab::{self, secs, Lab};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-pub const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
-pub const HOSTS: &[&str] = &["a", "b", "fe1", "fe2", "ctl", "dns", "cli"];
-pub const SVC_PORT: u16 = 8080;
-pub const API_PORT: u16 = 7000;
-pub const CONTROL_PORT: u16 = 7100;
-pub const ENTRY_PORT: u16 = 8000;
-pub const ZONE: &str = "dr.example.test";
-pub const NAME: &str = "app.dr.example.test";
+pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+pub(crate) const HOSTS: &[&str] = &["a", "b", "fe1", "fe2", "ctl", "dns", "cli"];
+pub(crate) const SVC_PORT: u16 = 8080;
+pub(crate) const API_PORT: u16 = 7000;
+pub(crate) const CONTROL_PORT: u16 = 7100;
+pub(crate) const ENTRY_PORT: u16 = 8000;
+pub(crate) const ZONE: &str = "dr.example.test";
+pub(crate) const NAME: &str = "app.dr.example.test";
 
-pub struct Dep {
+pub(crate) struct Dep {
     pub lab: Lab,
     pub config: PathBuf,
     pub server: Prepared,
@@ -33,7 +33,7 @@ pub struct Dep {
 
 impl Dep {
     /// `None` (skip) without root/netns or BIND, outside CI.
-    pub fn new(ttl_s: u64) -> Option<Dep> {
+    pub(crate) fn new(ttl_s: u64) -> Option<Dep> {
         if !dnsd::require(Kind::Bind) {
             return None;
         }
@@ -148,12 +148,12 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         })
     }
 
-    pub fn cfg(&self) -> String {
+    pub(crate) fn cfg(&self) -> String {
         self.config.display().to_string()
     }
 
     /// The operator's CLI on the orchestrator host.
-    pub fn operator(&self) -> lab::Operator<'_> {
+    pub(crate) fn operator(&self) -> lab::Operator<'_> {
         lab::Operator {
             lab: &self.lab,
             host: "ctl",
@@ -162,24 +162,24 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         }
     }
 
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
         self.operator().cli_ok(args)
     }
 
-    pub fn group(&self) -> Result<Value> {
+    pub(crate) fn group(&self) -> Result<Value> {
         self.operator().group()
     }
 
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
         self.operator().wait_verdict(site, verdict, limit)
     }
 
-    pub fn events(&self) -> Result<Vec<Value>> {
+    pub(crate) fn events(&self) -> Result<Vec<Value>> {
         self.operator().events()
     }
 
     /// What BIND answers for the name, asked from the users' host.
-    pub fn dig(&self) -> Result<String> {
+    pub(crate) fn dig(&self) -> Result<String> {
         let out = self
             .lab
             .run_ok("cli", "dig", dnsd::dig_args(self.server.listen, NAME, "A"))?;
@@ -187,7 +187,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     /// Which frontend the name resolves to (`fe1`, `fe2` or the raw answer).
-    pub fn dns_frontend(&self) -> Result<String> {
+    pub(crate) fn dns_frontend(&self) -> Result<String> {
         let ip = self.dig()?;
         Ok(["fe1", "fe2"]
             .into_iter()
@@ -198,7 +198,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
 
     /// What a user sees: resolve the name through BIND, then GET the service
     /// through the frontend at the answer.
-    pub fn user_get(&self) -> Result<String> {
+    pub(crate) fn user_get(&self) -> Result<String> {
         let ip = self.dig()?;
         if ip.is_empty() {
             bail!("{NAME} does not resolve");
@@ -212,7 +212,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         Ok(body.trim().to_string())
     }
 
-    pub fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_users_on(&self, site: &str, limit: Duration) -> Result<()> {
         lab::eventually(limit, secs(0.2), || {
             let b = self.user_get()?;
             if b == site {
@@ -223,7 +223,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         })
     }
 
-    pub fn wait_dns_on(&self, frontend: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_dns_on(&self, frontend: &str, limit: Duration) -> Result<()> {
         lab::eventually(limit, secs(0.2), || {
             let f = self.dns_frontend()?;
             if f == frontend {
@@ -234,7 +234,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         })
     }
 
-    pub fn start_service(&self, site: &str) -> Result<()> {
+    pub(crate) fn start_service(&self, site: &str) -> Result<()> {
         let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
         self.lab.spawn(
             site,
@@ -245,7 +245,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         self.lab.wait_tcp(site, listen.parse()?, secs(10))
     }
 
-    pub fn start_frontend(&self, fe: &str) -> Result<()> {
+    pub(crate) fn start_frontend(&self, fe: &str) -> Result<()> {
         self.lab.spawn(
             fe,
             &format!("frontend-{fe}"),
@@ -260,7 +260,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     /// Everything up; users reach a through fe1.
-    pub fn start_all(&self) -> Result<()> {
+    pub(crate) fn start_all(&self) -> Result<()> {
         let s = &self.server;
         self.lab.spawn("dns", "bind", &s.argv[0], &s.argv[1..])?;
         lab::eventually(secs(10), secs(0.1), || {
@@ -313,14 +313,14 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     /// The site dies: its service and its agent are gone.
-    pub fn kill_site(&self, site: &str) -> Result<()> {
+    pub(crate) fn kill_site(&self, site: &str) -> Result<()> {
         self.lab.kill(&format!("svc-{site}"))?;
         self.lab.kill(&format!("agent-{site}"))?;
         Ok(())
     }
 
     /// A frontend's host dies: nothing reaches it any more (packets dropped).
-    pub fn kill_frontend_host(&self, fe: &str) -> Result<()> {
+    pub(crate) fn kill_frontend_host(&self, fe: &str) -> Result<()> {
         self.lab.isolate(fe)
     }
 
@@ -333,7 +333,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     /// A frontend's own view of the route: (site or "", epoch).
-    pub fn frontend_route(&self, fe: &str) -> Result<(String, u64)> {
+    pub(crate) fn frontend_route(&self, fe: &str) -> Result<(String, u64)> {
         let i = if fe == "fe1" { 0 } else { 1 };
         let url = format!("http://{}:{CONTROL_PORT}/v1/routes", self.lab.ip(fe));
         let v = self.get_json(&self.fe_tokens[i], &url)?;
@@ -345,7 +345,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     /// Whether an event of `kind` whose message contains `needle` was recorded.
-    pub fn has_event(&self, kind: &str, needle: &str) -> Result<bool> {
+    pub(crate) fn has_event(&self, kind: &str, needle: &str) -> Result<bool> {
         Ok(self.events()?.iter().any(|e| {
             e["kind"] == kind && e["message"].as_str().is_some_and(|m| m.contains(needle))
         }))

@@ -18,7 +18,7 @@ use super::{net, sys, Lab};
 
 /// One request of a [`ClientLoop`].
 #[derive(Clone, Debug)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// When the request started.
     pub at: Instant,
     /// How long it took.
@@ -31,13 +31,13 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         self.result.is_ok()
     }
 }
 
 /// A background client; see the module docs. Stops on `Drop` too.
-pub struct ClientLoop {
+pub(crate) struct ClientLoop {
     /// Set to ask the thread to finish after its current request.
     stop: Arc<AtomicBool>,
     samples: Arc<Mutex<Vec<Sample>>>,
@@ -47,7 +47,7 @@ pub struct ClientLoop {
 impl ClientLoop {
     /// Starts requesting `url` from `from_host` every `interval`, each
     /// request limited to `timeout`.
-    pub fn start(
+    pub(crate) fn start(
         lab: &Lab,
         from_host: &str,
         url: &str,
@@ -102,12 +102,12 @@ impl ClientLoop {
     }
 
     /// The samples so far (the loop keeps running).
-    pub fn samples(&self) -> Vec<Sample> {
+    pub(crate) fn samples(&self) -> Vec<Sample> {
         self.samples.lock().unwrap().clone()
     }
 
     /// Stops after the request in flight and returns all samples.
-    pub fn stop(mut self) -> Vec<Sample> {
+    pub(crate) fn stop(mut self) -> Vec<Sample> {
         self.finish();
         self.samples()
     }
@@ -128,7 +128,7 @@ impl Drop for ClientLoop {
 
 impl Lab {
     /// Shorthand for [`ClientLoop::start`].
-    pub fn client_loop(
+    pub(crate) fn client_loop(
         &self,
         from_host: &str,
         url: &str,
@@ -141,7 +141,7 @@ impl Lab {
 
 /// A run of failed samples.
 #[derive(Clone, Debug)]
-pub struct Outage {
+pub(crate) struct Outage {
     /// Start of the first failed request.
     pub start: Instant,
     /// Start of the next successful request; `None` if none followed.
@@ -153,7 +153,7 @@ pub struct Outage {
 }
 
 /// Every run of consecutive failures, in order.
-pub fn outage_windows(samples: &[Sample]) -> Vec<Outage> {
+pub(crate) fn outage_windows(samples: &[Sample]) -> Vec<Outage> {
     let mut out: Vec<Outage> = Vec::new();
     let mut current: Option<Outage> = None;
     for s in samples {
@@ -182,7 +182,7 @@ pub fn outage_windows(samples: &[Sample]) -> Vec<Outage> {
 /// Duration of each outage: from the first failed request to the next
 /// successful one. An outage that never ended is measured to the end of the
 /// last sample.
-pub fn outages(samples: &[Sample]) -> Vec<Duration> {
+pub(crate) fn outages(samples: &[Sample]) -> Vec<Duration> {
     let last = samples.last().map(|s| s.at + s.latency);
     outage_windows(samples)
         .into_iter()
@@ -196,7 +196,7 @@ pub fn outages(samples: &[Sample]) -> Vec<Duration> {
 }
 
 /// Bodies of the successful requests started at or after `t`.
-pub fn bodies_after(samples: &[Sample], t: Instant) -> Vec<String> {
+pub(crate) fn bodies_after(samples: &[Sample], t: Instant) -> Vec<String> {
     samples
         .iter()
         .filter(|s| s.at >= t)

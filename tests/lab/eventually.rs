@@ -7,7 +7,7 @@ use anyhow::Result;
 
 /// `timeout` stretched by `WARDEN_TEST_PATIENCE` (a factor, default 1): a
 /// slow or loaded machine raises it instead of every bound in every test.
-pub fn patient(timeout: Duration) -> Duration {
+pub(crate) fn patient(timeout: Duration) -> Duration {
     let factor = std::env::var("WARDEN_TEST_PATIENCE")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
@@ -19,7 +19,7 @@ pub fn patient(timeout: Duration) -> Duration {
 /// Calls `f` every `interval` until it returns `Ok`, for at most `timeout`
 /// (× [`patient`]; at least once). On timeout returns the last error, with
 /// the number of attempts and the timeout as context.
-pub fn eventually<T>(
+pub(crate) fn eventually<T>(
     timeout: Duration,
     interval: Duration,
     mut f: impl FnMut() -> Result<T>,

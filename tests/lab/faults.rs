@@ -43,34 +43,34 @@ impl Lab {
 
     /// In `host`, drop everything from and to `peer` (a one-sided view:
     /// `host` loses `peer`; other hosts still reach both).
-    pub fn cut(&self, host: &str, peer: &str) -> Result<()> {
+    pub(crate) fn cut(&self, host: &str, peer: &str) -> Result<()> {
         let ip = self.host(peer)?.ip.to_string();
         self.add_rule(host, "INPUT", &["-s", &ip, "-j", "DROP"])?;
         self.add_rule(host, "OUTPUT", &["-d", &ip, "-j", "DROP"])
     }
 
     /// Undoes [`Lab::cut`].
-    pub fn heal(&self, host: &str, peer: &str) -> Result<()> {
+    pub(crate) fn heal(&self, host: &str, peer: &str) -> Result<()> {
         let ip = self.host(peer)?.ip.to_string();
         self.del_rule(host, "INPUT", &["-s", &ip, "-j", "DROP"])?;
         self.del_rule(host, "OUTPUT", &["-d", &ip, "-j", "DROP"])
     }
 
     /// [`Lab::cut`] on both sides.
-    pub fn cut_both(&self, a: &str, b: &str) -> Result<()> {
+    pub(crate) fn cut_both(&self, a: &str, b: &str) -> Result<()> {
         self.cut(a, b)?;
         self.cut(b, a)
     }
 
     /// [`Lab::heal`] on both sides.
-    pub fn heal_both(&self, a: &str, b: &str) -> Result<()> {
+    pub(crate) fn heal_both(&self, a: &str, b: &str) -> Result<()> {
         self.heal(a, b)?;
         self.heal(b, a)
     }
 
     /// In `host`, TCP to `peer` is refused at once (RST) instead of timing
     /// out: looks like a dead service rather than a partition.
-    pub fn reject(&self, host: &str, peer: &str) -> Result<()> {
+    pub(crate) fn reject(&self, host: &str, peer: &str) -> Result<()> {
         let ip = self.host(peer)?.ip.to_string();
         self.add_rule(
             host,
@@ -89,7 +89,7 @@ impl Lab {
     }
 
     /// Undoes [`Lab::reject`].
-    pub fn unreject(&self, host: &str, peer: &str) -> Result<()> {
+    pub(crate) fn unreject(&self, host: &str, peer: &str) -> Result<()> {
         let ip = self.host(peer)?.ip.to_string();
         self.del_rule(
             host,
@@ -109,19 +109,19 @@ impl Lab {
 
     /// Partition `host` from everyone: drop all traffic in and out of its
     /// `eth0` (its own loopback keeps working).
-    pub fn isolate(&self, host: &str) -> Result<()> {
+    pub(crate) fn isolate(&self, host: &str) -> Result<()> {
         self.add_rule(host, "INPUT", &["-i", "eth0", "-j", "DROP"])?;
         self.add_rule(host, "OUTPUT", &["-o", "eth0", "-j", "DROP"])
     }
 
     /// Undoes [`Lab::isolate`] (only those rules; cuts stay).
-    pub fn unisolate(&self, host: &str) -> Result<()> {
+    pub(crate) fn unisolate(&self, host: &str) -> Result<()> {
         self.del_rule(host, "INPUT", &["-i", "eth0", "-j", "DROP"])?;
         self.del_rule(host, "OUTPUT", &["-o", "eth0", "-j", "DROP"])
     }
 
     /// Flushes every rule in `host` (all cuts, rejects, isolation).
-    pub fn heal_all(&self, host: &str) -> Result<()> {
+    pub(crate) fn heal_all(&self, host: &str) -> Result<()> {
         for chain in ["INPUT", "OUTPUT"] {
             if !self.iptables(host, &["-F", chain])? {
                 anyhow::bail!("iptables -F {chain} in {host} failed");
@@ -132,13 +132,13 @@ impl Lab {
 
     /// Takes the root-side end of `host`'s veth down: its packets vanish
     /// (peers time out), as if its cable were pulled.
-    pub fn link_down(&self, host: &str) -> Result<()> {
+    pub(crate) fn link_down(&self, host: &str) -> Result<()> {
         let veth = &self.host(host)?.veth;
         sys::run(&self.tools.ip, ["link", "set", veth.as_str(), "down"]).map(drop)
     }
 
     /// Undoes [`Lab::link_down`] (traffic flows again within ~0.2 s).
-    pub fn link_up(&self, host: &str) -> Result<()> {
+    pub(crate) fn link_up(&self, host: &str) -> Result<()> {
         let veth = &self.host(host)?.veth;
         sys::run(&self.tools.ip, ["link", "set", veth.as_str(), "up"]).map(drop)
     }

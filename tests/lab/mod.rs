@@ -68,26 +68,26 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-pub use client::{bodies_after, outage_windows, outages, ClientLoop, Outage, Sample};
+pub(crate) use client::{bodies_after, outage_windows, outages, ClientLoop, Outage, Sample};
 pub(crate) use eventually::assert_eventually;
-pub use eventually::{eventually, patient};
-pub use net::CurlError;
-pub use operator::Operator;
-pub use proc::ProcHandle;
+pub(crate) use eventually::{eventually, patient};
+pub(crate) use net::CurlError;
+pub(crate) use operator::Operator;
+pub(crate) use proc::ProcHandle;
 
 /// Longest host name: interface names are at most 15 characters and the
 /// root-side veth is called `<prefix>-<host>` with a 5-character prefix.
-pub const MAX_HOST_NAME: usize = 9;
+pub(crate) const MAX_HOST_NAME: usize = 9;
 
 /// Shorthand for `Duration::from_secs_f64`, handy in test bodies.
-pub fn secs(s: impl Into<f64>) -> Duration {
+pub(crate) fn secs(s: impl Into<f64>) -> Duration {
     Duration::from_secs_f64(s.into())
 }
 
 /// The error [`Lab::new`] returns when the machine lacks a prerequisite and
 /// `CI` is not set: the test should return early (see [`require!`]).
 #[derive(Debug)]
-pub struct Skip(pub String);
+pub(crate) struct Skip(pub String);
 
 impl fmt::Display for Skip {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,7 +136,7 @@ struct Host {
 /// the bridge deleted, and the last lines of every process log are printed
 /// to stderr (the test harness shows them only for failing tests). `Lab` is
 /// `Send + Sync`; share it with `Arc` if several threads drive it.
-pub struct Lab {
+pub(crate) struct Lab {
     /// Unique `w` + 4 hex digits; every machine-global name starts with it.
     prefix: String,
     /// Third octet of `10.231.X.0/24`.
@@ -175,7 +175,7 @@ impl Lab {
     ///
     /// Missing prerequisites: panics when `CI=true`, else returns an error
     /// wrapping [`Skip`].
-    pub fn new(hosts: &[&str]) -> Result<Lab> {
+    pub(crate) fn new(hosts: &[&str]) -> Result<Lab> {
         let tools = match sys::prerequisites() {
             Ok(tools) => tools,
             Err(missing) if sys::in_ci() => {
@@ -244,7 +244,7 @@ impl Lab {
 
     /// [`Lab::new`], but `None` (after printing why) when the machine lacks
     /// a prerequisite; panics on any other set-up error.
-    pub fn new_or_skip(hosts: &[&str]) -> Option<Lab> {
+    pub(crate) fn new_or_skip(hosts: &[&str]) -> Option<Lab> {
         match Lab::new(hosts) {
             Ok(lab) => Some(lab),
             Err(e) if e.is::<Skip>() => None,
@@ -287,39 +287,39 @@ impl Lab {
     }
 
     /// Address of `host`'s `eth0`. Panics on an unknown host.
-    pub fn ip(&self, host: &str) -> Ipv4Addr {
+    pub(crate) fn ip(&self, host: &str) -> Ipv4Addr {
         self.host(host).unwrap_or_else(|e| panic!("{e}")).ip
     }
 
     /// Namespace name of `host` (for `ip netns exec` by hand).
-    pub fn ns(&self, host: &str) -> &str {
+    pub(crate) fn ns(&self, host: &str) -> &str {
         &self.host(host).unwrap_or_else(|e| panic!("{e}")).ns
     }
 
     /// Host names in the order given to [`Lab::new`].
-    pub fn hosts(&self) -> Vec<&str> {
+    pub(crate) fn hosts(&self) -> Vec<&str> {
         self.hosts.iter().map(|h| h.name.as_str()).collect()
     }
 
     /// The unique name prefix of this lab (`w` + 4 hex digits).
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// `10.231.X.0/24`.
-    pub fn subnet_cidr(&self) -> String {
+    pub(crate) fn subnet_cidr(&self) -> String {
         format!("10.231.{}.0/24", self.subnet)
     }
 
     /// The lab's scratch directory (logs, configs). Removed on teardown
     /// unless the test panicked.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// Writes `content` to `name` (relative, may contain `/`) in the lab
     /// directory and returns the absolute path.
-    pub fn write_file(&self, name: &str, content: impl AsRef<[u8]>) -> Result<PathBuf> {
+    pub(crate) fn write_file(&self, name: &str, content: impl AsRef<[u8]>) -> Result<PathBuf> {
         if Path::new(name).is_absolute() || name.split('/').any(|c| c == "..") {
             bail!("write_file: {name:?} must be relative and stay inside the lab dir");
         }
@@ -333,7 +333,7 @@ impl Lab {
 
     /// Runs a short command to completion inside `host` (any exit status).
     /// It has no time limit of its own: use it for commands that end.
-    pub fn run<I, S>(
+    pub(crate) fn run<I, S>(
         &self,
         host: &str,
         program: impl AsRef<std::ffi::OsStr>,
@@ -355,7 +355,7 @@ impl Lab {
     }
 
     /// [`Lab::run`] that fails on a non-zero exit and returns stdout.
-    pub fn run_ok<I, S>(
+    pub(crate) fn run_ok<I, S>(
         &self,
         host: &str,
         program: impl AsRef<std::ffi::OsStr>,

@@ -17,7 +17,7 @@ use super::{sys, Lab};
 
 /// A failed curl run: no HTTP status was received.
 #[derive(Debug, Clone)]
-pub struct CurlError {
+pub(crate) struct CurlError {
     /// curl's exit code: 7 = connection refused, 28 = timed out, …
     pub exit_code: Option<i32>,
     pub stderr: String,
@@ -25,12 +25,12 @@ pub struct CurlError {
 
 impl CurlError {
     /// The peer did not answer in time (DROP rule, link down, hung host).
-    pub fn is_timeout(&self) -> bool {
+    pub(crate) fn is_timeout(&self) -> bool {
         self.exit_code == Some(28)
     }
 
     /// Connection refused or unreachable at once (dead service, REJECT).
-    pub fn is_refused(&self) -> bool {
+    pub(crate) fn is_refused(&self) -> bool {
         self.exit_code == Some(7)
     }
 }
@@ -88,13 +88,23 @@ impl Lab {
     /// GET `url` from inside `from_host`; returns (status, body). Any HTTP
     /// status is `Ok`; no response at all is an error whose root cause is a
     /// [`CurlError`] (`e.downcast_ref::<CurlError>()`).
-    pub fn http_get(&self, from_host: &str, url: &str, timeout: Duration) -> Result<(u16, String)> {
+    pub(crate) fn http_get(
+        &self,
+        from_host: &str,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<(u16, String)> {
         self.curl(from_host, &[url], timeout)
     }
 
     /// curl from inside `from_host` with extra arguments, for other methods,
     /// headers and bodies, e.g. `&["-X", "POST", "-H", &auth, "--data", "{}", url]`.
-    pub fn curl(&self, from_host: &str, args: &[&str], timeout: Duration) -> Result<(u16, String)> {
+    pub(crate) fn curl(
+        &self,
+        from_host: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<(u16, String)> {
         let ns = &self.host(from_host)?.ns;
         curl_in_ns(self.tools, ns, &self.dir, args, timeout)
             .with_context(|| format!("curl {} from {from_host}", args.join(" ")))
@@ -102,7 +112,7 @@ impl Lab {
 
     /// Whether a TCP connection from `from_host` to `addr` succeeds within
     /// `timeout` (bash `/dev/tcp` under coreutils `timeout`).
-    pub fn tcp_connects(
+    pub(crate) fn tcp_connects(
         &self,
         from_host: &str,
         addr: SocketAddr,
@@ -128,7 +138,12 @@ impl Lab {
     }
 
     /// Waits until a TCP connect from `host_from` to `addr` succeeds.
-    pub fn wait_tcp(&self, host_from: &str, addr: SocketAddr, deadline: Duration) -> Result<()> {
+    pub(crate) fn wait_tcp(
+        &self,
+        host_from: &str,
+        addr: SocketAddr,
+        deadline: Duration,
+    ) -> Result<()> {
         let start = Instant::now();
         loop {
             let left = deadline.saturating_sub(start.elapsed());

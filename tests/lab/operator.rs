@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::lab::{eventually, secs, Lab};
 
 /// `warden --config CONFIG ...` on `host`.
-pub struct Operator<'a> {
+pub(crate) struct Operator<'a> {
     pub lab: &'a Lab,
     pub host: &'a str,
     pub warden: &'a str,
@@ -21,14 +21,14 @@ pub struct Operator<'a> {
 
 impl Operator<'_> {
     /// Run the CLI; the output whatever the exit status.
-    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+    pub(crate) fn cli(&self, args: &[&str]) -> Result<Output> {
         let mut all = vec!["--config".to_string(), self.config.display().to_string()];
         all.extend(args.iter().map(|s| s.to_string()));
         self.lab.run(self.host, self.warden, all)
     }
 
     /// Run the CLI; its stdout, or an error with both streams.
-    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
         let out = self.cli(args)?;
         if !out.status.success() {
             bail!(
@@ -42,12 +42,12 @@ impl Operator<'_> {
     }
 
     /// `warden status --json`.
-    pub fn status(&self) -> Result<Value> {
+    pub(crate) fn status(&self) -> Result<Value> {
         Ok(serde_json::from_str(&self.cli_ok(&["status", "--json"])?)?)
     }
 
     /// The first group of `warden status --json`.
-    pub fn group(&self) -> Result<Value> {
+    pub(crate) fn group(&self) -> Result<Value> {
         self.status()?["groups"]
             .as_array()
             .and_then(|g| g.first().cloned())
@@ -55,14 +55,14 @@ impl Operator<'_> {
     }
 
     /// `warden events --json`, oldest first.
-    pub fn events(&self) -> Result<Vec<Value>> {
+    pub(crate) fn events(&self) -> Result<Vec<Value>> {
         let v: Value = serde_json::from_str(&self.cli_ok(&["events", "--json"])?)?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
     /// Wait until the first group reports `verdict` for `site` (a site or, in
     /// hybrid groups, whatever `sites` lists).
-    pub fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
+    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
         eventually(limit, secs(0.25), || {
             let g = self.group()?;
             let s = g["sites"]

@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::{sys, Lab};
 
 /// How long [`Lab::stop`] waits after SIGTERM before SIGKILL.
-pub const STOP_GRACE: Duration = Duration::from_secs(5);
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Lines of each log printed when the lab is torn down.
 const TAIL_LINES: usize = 80;
@@ -49,7 +49,7 @@ struct Proc {
 /// A spawned process: its name, host, PID (the program itself, since
 /// `ip netns exec` execs it) and log file.
 #[derive(Clone, Debug)]
-pub struct ProcHandle {
+pub(crate) struct ProcHandle {
     pub name: String,
     pub host: String,
     pub pid: u32,
@@ -58,7 +58,7 @@ pub struct ProcHandle {
 
 impl ProcHandle {
     /// The whole log (all incarnations), lossily decoded.
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         String::from_utf8_lossy(&fs::read(&self.log).unwrap_or_default()).into_owned()
     }
 }
@@ -68,7 +68,7 @@ impl Lab {
     /// directory as working directory, stdin closed and stdout+stderr
     /// appended to `<lab dir>/<name>.log`. `name` must not be in use by a
     /// running process.
-    pub fn spawn<I, S>(
+    pub(crate) fn spawn<I, S>(
         &self,
         host: &str,
         name: &str,
@@ -89,7 +89,7 @@ impl Lab {
     }
 
     /// [`Lab::spawn`] with extra environment variables.
-    pub fn spawn_env<I, S, E, K, V>(
+    pub(crate) fn spawn_env<I, S, E, K, V>(
         &self,
         host: &str,
         name: &str,
@@ -195,7 +195,7 @@ impl Lab {
 
     /// SIGKILL and reap. Returns the exit status (also when it had already
     /// exited).
-    pub fn kill(&self, name: &str) -> Result<ExitStatus> {
+    pub(crate) fn kill(&self, name: &str) -> Result<ExitStatus> {
         let (child, _) = self.take_child(name)?;
         let status = match child {
             Some(mut c) => {
@@ -211,12 +211,12 @@ impl Lab {
 
     /// SIGTERM, wait up to [`STOP_GRACE`], then SIGKILL. Returns the exit
     /// status.
-    pub fn stop(&self, name: &str) -> Result<ExitStatus> {
+    pub(crate) fn stop(&self, name: &str) -> Result<ExitStatus> {
         self.stop_within(name, STOP_GRACE)
     }
 
     /// [`Lab::stop`] with a chosen grace period.
-    pub fn stop_within(&self, name: &str, grace: Duration) -> Result<ExitStatus> {
+    pub(crate) fn stop_within(&self, name: &str, grace: Duration) -> Result<ExitStatus> {
         let (child, pid) = self.take_child(name)?;
         let status = match child {
             Some(mut c) => {
@@ -244,7 +244,7 @@ impl Lab {
 
     /// Stops the process if it runs (SIGTERM, then SIGKILL) and starts it
     /// again with the same host, program, arguments and environment.
-    pub fn restart(&self, name: &str) -> Result<ProcHandle> {
+    pub(crate) fn restart(&self, name: &str) -> Result<ProcHandle> {
         if self.is_running(name) {
             self.stop(name)?;
         }
@@ -261,17 +261,17 @@ impl Lab {
     }
 
     /// SIGSTOP: the process hangs (its TCP handshakes still complete).
-    pub fn pause(&self, name: &str) -> Result<()> {
+    pub(crate) fn pause(&self, name: &str) -> Result<()> {
         sys::signal(self.tools, self.pid(name)?, "STOP")
     }
 
     /// SIGCONT after [`Lab::pause`].
-    pub fn resume(&self, name: &str) -> Result<()> {
+    pub(crate) fn resume(&self, name: &str) -> Result<()> {
         sys::signal(self.tools, self.pid(name)?, "CONT")
     }
 
     /// PID of the current (or last) incarnation.
-    pub fn pid(&self, name: &str) -> Result<u32> {
+    pub(crate) fn pid(&self, name: &str) -> Result<u32> {
         self.procs
             .lock()
             .unwrap()
@@ -282,7 +282,7 @@ impl Lab {
     }
 
     /// Handle of a process spawned earlier.
-    pub fn handle(&self, name: &str) -> Option<ProcHandle> {
+    pub(crate) fn handle(&self, name: &str) -> Option<ProcHandle> {
         self.procs
             .lock()
             .unwrap()
@@ -292,7 +292,7 @@ impl Lab {
     }
 
     /// Whether the process is alive (reaps it if it has exited).
-    pub fn is_running(&self, name: &str) -> bool {
+    pub(crate) fn is_running(&self, name: &str) -> bool {
         self.procs
             .lock()
             .unwrap()
@@ -302,7 +302,7 @@ impl Lab {
     }
 
     /// Exit status once it has exited (reaps it if needed).
-    pub fn exit_status(&self, name: &str) -> Option<ExitStatus> {
+    pub(crate) fn exit_status(&self, name: &str) -> Option<ExitStatus> {
         let mut procs = self.procs.lock().unwrap();
         let p = procs.map.get_mut(name)?;
         p.running();
@@ -310,7 +310,7 @@ impl Lab {
     }
 
     /// Waits for the process to exit by itself.
-    pub fn wait_exit(&self, name: &str, timeout: Duration) -> Result<ExitStatus> {
+    pub(crate) fn wait_exit(&self, name: &str, timeout: Duration) -> Result<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.exit_status(name) {
@@ -324,14 +324,14 @@ impl Lab {
     }
 
     /// The whole log of a process (all incarnations).
-    pub fn log(&self, name: &str) -> String {
+    pub(crate) fn log(&self, name: &str) -> String {
         self.handle(name).map(|h| h.log_text()).unwrap_or_default()
     }
 
     /// Waits until the current incarnation logs a line containing `needle`
     /// and returns that line: the readiness check for daemons. Fails early
     /// if the process exits first.
-    pub fn wait_log(&self, name: &str, needle: &str, timeout: Duration) -> Result<String> {
+    pub(crate) fn wait_log(&self, name: &str, needle: &str, timeout: Duration) -> Result<String> {
         let (log, offset) = {
             let procs = self.procs.lock().unwrap();
             let p = procs
@@ -371,7 +371,7 @@ impl Lab {
     }
 
     /// Prints the last lines of every process log to stderr.
-    pub fn print_log_tails(&self) {
+    pub(crate) fn print_log_tails(&self) {
         let procs = self.procs.lock().unwrap();
         for name in &procs.order {
             let p = &procs.map[name];

@@ -16,7 +16,7 @@ use crate::rsyncd::{Daemon, PASSWORD, USER};
 const PW_ENV: &str = "WARDEN_RSYNC_REPL_TEST_PW";
 
 /// The config, with `extra` lines added to `[groups.web.replication]`.
-pub fn config(d: &Daemon, extra: &str) -> Config {
+pub(crate) fn config(d: &Daemon, extra: &str) -> Config {
     std::env::set_var(PW_ENV, PASSWORD);
     let module = format!("127.0.0.1:{}/drdata", d.port);
     let text = format!(
@@ -69,23 +69,23 @@ password = {{ env = "{PW_ENV}" }}
 }
 
 /// Site `a`'s replication role.
-pub fn site_a(d: &Daemon, extra: &str) -> Replication {
+pub(crate) fn site_a(d: &Daemon, extra: &str) -> Replication {
     Replication::from_config(&config(d, extra), "a").expect("group web replicates at a")
 }
 
 /// A replication command for group `web` at site `a`, toward peer `b`.
-pub fn cmd(kind: CommandKind, epoch: u64) -> Command {
+pub(crate) fn cmd(kind: CommandKind, epoch: u64) -> Command {
     let mut c = Command::new("web", epoch, kind);
     c.peer = Some("b".into());
     c.site = "a".into();
     c
 }
 
-pub async fn run(r: &Replication, kind: CommandKind) -> CommandOutcome {
+pub(crate) async fn run(r: &Replication, kind: CommandKind) -> CommandOutcome {
     r.run(&cmd(kind, 1), &CancellationToken::new()).await
 }
 
-pub fn status(r: &Replication) -> ReplicationStatus {
+pub(crate) fn status(r: &Replication) -> ReplicationStatus {
     r.status()
         .into_iter()
         .find(|s| s.group == "web")
@@ -93,7 +93,7 @@ pub fn status(r: &Replication) -> ReplicationStatus {
 }
 
 /// Waits (polling) until `f` holds, or panics with `what` after `patience`.
-pub async fn eventually(patience: Duration, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) async fn eventually(patience: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + patience;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting: {what}");

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use warden_agents::replicate::RsyncSettings;
 use warden_config::Secret;
 
-pub const USER: &str = "drsync";
-pub const PASSWORD: &str = "s3cret-Pw-9";
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const USER: &str = "drsync";
+pub(crate) const PASSWORD: &str = "s3cret-Pw-9";
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
-pub fn have_rsync() -> bool {
+pub(crate) fn have_rsync() -> bool {
     let ok = Command::new("rsync")
         .arg("--version")
         .stdout(Stdio::null())
@@ -37,14 +37,14 @@ pub fn have_rsync() -> bool {
 }
 
 /// An rsync daemon with a writable module `drdata`, a read-only module `ro`.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
 }
 
 impl Daemon {
-    pub fn start() -> Daemon {
+    pub(crate) fn start() -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for sub in ["target", "ro", "src"] {
@@ -80,7 +80,7 @@ impl Daemon {
         daemon
     }
 
-    pub fn up(&mut self) {
+    pub(crate) fn up(&mut self) {
         let d = self.dir.path();
         let child = Command::new("rsync")
             .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
@@ -112,7 +112,7 @@ impl Daemon {
         }
     }
 
-    pub fn down(&mut self) {
+    pub(crate) fn down(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &c.id().to_string()])
@@ -121,15 +121,15 @@ impl Daemon {
         }
     }
 
-    pub fn src(&self) -> PathBuf {
+    pub(crate) fn src(&self) -> PathBuf {
         self.dir.path().join("src")
     }
 
-    pub fn target(&self) -> PathBuf {
+    pub(crate) fn target(&self) -> PathBuf {
         self.dir.path().join("target")
     }
 
-    pub fn settings(&self, module: &str, password: &str) -> RsyncSettings {
+    pub(crate) fn settings(&self, module: &str, password: &str) -> RsyncSettings {
         let mut s =
             RsyncSettings::new(self.src(), "127.0.0.1", module, USER, Secret::new(password));
         s.port = self.port;
@@ -150,18 +150,18 @@ impl Drop for Daemon {
     }
 }
 
-pub fn tail(s: &str, n: usize) -> String {
+pub(crate) fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-pub fn chmod600(p: &Path) {
+pub(crate) fn chmod600(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Relative path → file content (None for a directory).
-pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Option<Vec<u8>>>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;

@@ -16,13 +16,13 @@ use std::process::Command;
 use warden_agents::replicate::SwiftSettings;
 use warden_config::Secret;
 
-pub const USER: &str = "test:tester";
-pub const KEY: &str = "testing";
-pub const REALM: &str = "realm1";
+pub(crate) const USER: &str = "test:tester";
+pub(crate) const KEY: &str = "testing";
+pub(crate) const REALM: &str = "realm1";
 
 /// One cluster's endpoints.
 #[derive(Debug, Clone)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub auth_url: String,
     pub storage_url: String,
     /// Its name in the container-sync realm (`clustera`, `clusterb`).
@@ -31,17 +31,17 @@ pub struct Cluster {
 
 impl Cluster {
     /// Settings for `test:tester` with `key`.
-    pub fn settings_with_key(&self, key: &str) -> SwiftSettings {
+    pub(crate) fn settings_with_key(&self, key: &str) -> SwiftSettings {
         SwiftSettings::new(&self.auth_url, USER, Secret::new(key))
     }
 
-    pub fn settings(&self) -> SwiftSettings {
+    pub(crate) fn settings(&self) -> SwiftSettings {
         self.settings_with_key(KEY)
     }
 }
 
 /// Both clusters, running until dropped.
-pub struct Clusters {
+pub(crate) struct Clusters {
     dir: tempfile::TempDir,
     script: PathBuf,
     pub a: Cluster,
@@ -86,7 +86,7 @@ fn free_base() -> u16 {
 
 impl Clusters {
     /// Starts both clusters (container-sync interval 1 s), or `None` to skip.
-    pub fn start() -> Option<Clusters> {
+    pub(crate) fn start() -> Option<Clusters> {
         let missing: Vec<&str> = [
             "swift-proxy-server",
             "swift-account-server",
@@ -184,7 +184,7 @@ impl Clusters {
     }
 
     /// A scratch directory that lives as long as the clusters.
-    pub fn scratch(&self) -> &Path {
+    pub(crate) fn scratch(&self) -> &Path {
         self.dir.path()
     }
 
@@ -199,12 +199,12 @@ impl Clusters {
     }
 
     /// Stops one cluster (`"a"` or `"b"`): a site failure.
-    pub fn stop_one(&self, which: &str) {
+    pub(crate) fn stop_one(&self, which: &str) {
         self.script(&["stop", which]);
     }
 
     /// Starts it again (same data).
-    pub fn start_one(&self, which: &str) {
+    pub(crate) fn start_one(&self, which: &str) {
         self.script(&["start", which]);
     }
 }

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use warden_config::Secret;
 use warden_frontend::{BoundAddrs, FrontendError, FrontendSettings, GroupSettings};
 
-pub const TOKEN: &str = "test-token-0123456789";
+pub(crate) const TOKEN: &str = "test-token-0123456789";
 
 /// A TCP backend that answers every line with its name.
-pub struct Echo {
+pub(crate) struct Echo {
     pub addr: SocketAddr,
     stop: CancellationToken,
 }
@@ -28,7 +28,7 @@ impl Drop for Echo {
     }
 }
 
-pub async fn echo(name: &'static str) -> Echo {
+pub(crate) async fn echo(name: &'static str) -> Echo {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind echo backend");
@@ -66,7 +66,7 @@ pub async fn echo(name: &'static str) -> Echo {
 }
 
 /// A running frontend; stopped on drop.
-pub struct Frontend {
+pub(crate) struct Frontend {
     pub addrs: BoundAddrs,
     pub shutdown: CancellationToken,
     pub handle: Option<JoinHandle<Result<(), FrontendError>>>,
@@ -79,7 +79,7 @@ impl Drop for Frontend {
     }
 }
 
-pub fn group(backends: &[(&str, SocketAddr)], drain: Duration) -> GroupSettings {
+pub(crate) fn group(backends: &[(&str, SocketAddr)], drain: Duration) -> GroupSettings {
     GroupSettings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         backends: backends
@@ -90,7 +90,7 @@ pub fn group(backends: &[(&str, SocketAddr)], drain: Duration) -> GroupSettings 
     }
 }
 
-pub fn settings(groups: BTreeMap<String, GroupSettings>) -> FrontendSettings {
+pub(crate) fn settings(groups: BTreeMap<String, GroupSettings>) -> FrontendSettings {
     FrontendSettings {
         name: "fe-test".into(),
         control: "127.0.0.1:0".parse().expect("addr"),
@@ -99,7 +99,7 @@ pub fn settings(groups: BTreeMap<String, GroupSettings>) -> FrontendSettings {
     }
 }
 
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     // reqwest is built with `rustls-no-provider`; plain http needs no TLS, but
     // building a client needs a provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -110,7 +110,7 @@ pub fn http_client() -> reqwest::Client {
         .expect("http client")
 }
 
-pub async fn start(groups: BTreeMap<String, GroupSettings>) -> Frontend {
+pub(crate) async fn start(groups: BTreeMap<String, GroupSettings>) -> Frontend {
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let handle = tokio::spawn(warden_frontend::run(
@@ -131,7 +131,7 @@ pub async fn start(groups: BTreeMap<String, GroupSettings>) -> Frontend {
 }
 
 /// One group "web" with sites a and b, drained for `drain`.
-pub async fn start_web(drain: Duration) -> (Frontend, Echo, Echo) {
+pub(crate) async fn start_web(drain: Duration) -> (Frontend, Echo, Echo) {
     let (a, b) = (echo("a").await, echo("b").await);
     let groups = BTreeMap::from([(
         "web".to_string(),
@@ -141,16 +141,16 @@ pub async fn start_web(drain: Duration) -> (Frontend, Echo, Echo) {
 }
 
 impl Frontend {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addrs.control)
     }
 
-    pub fn listen(&self, group: &str) -> SocketAddr {
+    pub(crate) fn listen(&self, group: &str) -> SocketAddr {
         self.addrs.groups[group]
     }
 
     /// PUT a route with the right token.
-    pub async fn put(
+    pub(crate) async fn put(
         &self,
         group: &str,
         site: &str,
@@ -161,7 +161,7 @@ impl Frontend {
         self.put_raw(group, body.to_string(), Some(TOKEN)).await
     }
 
-    pub async fn put_raw(
+    pub(crate) async fn put_raw(
         &self,
         group: &str,
         body: String,
@@ -181,7 +181,7 @@ impl Frontend {
         (status, body)
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut req = self.client.get(self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -193,14 +193,14 @@ impl Frontend {
     }
 
     /// The group's route as the control API reports it.
-    pub async fn route(&self, group: &str) -> Value {
+    pub(crate) async fn route(&self, group: &str) -> Value {
         let (status, body) = self.get("/v1/routes", Some(TOKEN)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body[group].clone()
     }
 
     /// Stop and wait for `run` to return.
-    pub async fn stop(mut self) -> Result<(), FrontendError> {
+    pub(crate) async fn stop(mut self) -> Result<(), FrontendError> {
         self.shutdown.cancel();
         let handle = self.handle.take().expect("running");
         tokio::time::timeout(Duration::from_secs(10), handle)
@@ -211,12 +211,12 @@ impl Frontend {
 }
 
 /// An open client connection through the frontend.
-pub struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
 }
 
 impl Conn {
-    pub async fn open(addr: SocketAddr) -> Conn {
+    pub(crate) async fn open(addr: SocketAddr) -> Conn {
         let s = TcpStream::connect(addr)
             .await
             .expect("connect to frontend listener");
@@ -226,7 +226,7 @@ impl Conn {
     }
 
     /// Send a line and return the backend's answer (its name), or `None` if the connection closed.
-    pub async fn ask(&mut self) -> Option<String> {
+    pub(crate) async fn ask(&mut self) -> Option<String> {
         if self.reader.get_mut().write_all(b"who\n").await.is_err() {
             return None;
         }
@@ -239,7 +239,7 @@ impl Conn {
     }
 
     /// Wait until the frontend closes the connection; panics after `within`.
-    pub async fn closed_within(&mut self, within: Duration) {
+    pub(crate) async fn closed_within(&mut self, within: Duration) {
         let mut buf = [0u8; 64];
         match tokio::time::timeout(within, self.reader.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => {}
@@ -250,7 +250,7 @@ impl Conn {
 }
 
 /// One new connection's answer.
-pub async fn ask_new(addr: SocketAddr) -> Option<String> {
+pub(crate) async fn ask_new(addr: SocketAddr) -> Option<String> {
     Conn::open(addr).await.ask().await
 }
 

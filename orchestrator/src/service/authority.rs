@@ -327,7 +327,7 @@ impl Shared {
 }
 
 /// The alert line of an [`EpochAhead`].
-pub fn epoch_ahead_alert(group: &str, own: u64, x: &EpochAhead) -> String {
+pub(super) fn epoch_ahead_alert(group: &str, own: u64, x: &EpochAhead) -> String {
     epoch_ahead_message(group, own, x.epoch, &x.seen_at)
 }
 

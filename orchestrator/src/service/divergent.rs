@@ -15,13 +15,13 @@ use super::{Shared, State};
 use crate::model::{EventKind, Runbook};
 
 /// Most items kept of one list (a lying agent cannot make the orchestrator hold more).
-pub const ITEMS_KEPT: u64 = 100_000;
+pub(super) const ITEMS_KEPT: u64 = 100_000;
 /// Items of the list written into the event (the rest through the API).
 const IN_EVENT: usize = 20;
 
 /// One (site, group)'s list being put together.
 #[derive(Debug, Default)]
-pub struct Assembly {
+pub(super) struct Assembly {
     digest: u64,
     total: u64,
     pages: BTreeMap<u64, Vec<DivergentWire>>,
@@ -29,7 +29,7 @@ pub struct Assembly {
 
 impl Assembly {
     /// Add the page `r` carries; the full list when it is complete.
-    pub fn add(&mut self, r: &ReplicationStatus) -> Option<Vec<DivergentWire>> {
+    pub(super) fn add(&mut self, r: &ReplicationStatus) -> Option<Vec<DivergentWire>> {
         // Agents before paging sent the whole list with no total.
         let total = if r.divergent_total == 0 {
             r.divergent.len() as u64

@@ -8,7 +8,7 @@ use super::*;
 /// The target of the probe symlink [`check_symlinks`] pushes: absolute,
 /// and with `..` reaching out of the tree, the two things a daemon that
 /// sanitizes symlinks changes.
-pub const SYMLINK_PROBE_TARGET: &str = "/warden-symlink-probe/../../outside/x";
+pub(crate) const SYMLINK_PROBE_TARGET: &str = "/warden-symlink-probe/../../outside/x";
 
 /// Checks that the peer module stores symlinks byte for byte: pushes a
 /// probe symlink to [`SYMLINK_PROBE_TARGET`] under a scratch name, reads it

@@ -339,7 +339,7 @@ pub(crate) struct GuardState {
 impl GuardState {
     /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
     /// go ahead (a permit is used up), else the held message.
-    pub fn check(
+    pub(crate) fn check(
         &mut self,
         guard: &DeleteGuard,
         deletes: u64,
@@ -379,7 +379,7 @@ impl GuardState {
     }
 
     /// The operator's clear: the next pass may delete up to what was held.
-    pub fn clear(&mut self) -> bool {
+    pub(crate) fn clear(&mut self) -> bool {
         if self.held.is_some() {
             self.permit = Some(self.held_deletes);
             true
