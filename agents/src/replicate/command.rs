@@ -29,7 +29,6 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -112,18 +111,13 @@ impl CommandSettings {
     }
 }
 
-/// The running lag poller.
-struct Running {
-    cancel: CancellationToken,
-    task: Option<JoinHandle<()>>,
-}
-
 /// The `command` plan. See the module docs.
 pub struct CommandPlan {
     settings: Arc<CommandSettings>,
     /// The last lag the lag command printed, ms (shared with the poller).
     lag_ms: Arc<AtomicU64>,
-    running: tokio::sync::Mutex<Option<Running>>,
+    /// The lag poller (a token alone when there is no lag command).
+    running: crate::replicate::task::TaskSlot,
 }
 
 impl CommandPlan {
@@ -132,7 +126,7 @@ impl CommandPlan {
         CommandPlan {
             settings: Arc::new(settings),
             lag_ms: Arc::new(AtomicU64::new(0)),
-            running: tokio::sync::Mutex::new(None),
+            running: Default::default(),
         }
     }
 
@@ -144,11 +138,7 @@ impl CommandPlan {
 
 impl Drop for CommandPlan {
     fn drop(&mut self) {
-        if let Ok(running) = self.running.try_lock() {
-            if let Some(r) = running.as_ref() {
-                r.cancel.cancel();
-            }
-        }
+        self.running.cancel_now();
     }
 }
 
@@ -297,7 +287,7 @@ async fn poll_lag(s: Arc<CommandSettings>, lag_ms: Arc<AtomicU64>, cancel: Cance
 impl Replicator for CommandPlan {
     async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let mut running = self.running.lock().await;
-        if running.as_ref().is_some_and(|r| !r.cancel.is_cancelled()) {
+        if running.is_running() {
             return Ok(());
         }
         let s = &self.settings;
@@ -310,19 +300,13 @@ impl Replicator for CommandPlan {
                 cancel.clone(),
             ))
         });
-        *running = Some(Running { cancel, task });
+        running.set(cancel, task, ());
         info!(group = %s.group, peer = %s.peer, "command replication started");
         Ok(())
     }
 
     async fn stop(&self) {
-        let mut running = self.running.lock().await;
-        if let Some(r) = running.take() {
-            r.cancel.cancel();
-            if let Some(t) = r.task {
-                let _ = t.await;
-            }
-        }
+        self.running.stop().await;
         let s = &self.settings;
         match run(s, "stop", &s.stop, &[], &CancellationToken::new()).await {
             Ok(_) => info!(group = %s.group, peer = %s.peer, "command replication stopped"),

@@ -26,6 +26,7 @@ pub mod rsync;
 /// The rsync plan's failback side (kept at its old path).
 pub use rsync::resync as rsync_resync;
 pub mod swift;
+pub(crate) mod task;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -79,7 +79,6 @@ use notify::{RecursiveMode, Watcher};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::secret::Secret;
@@ -187,18 +186,11 @@ struct Shared {
     module_checked: std::sync::atomic::AtomicBool,
 }
 
-/// A running continuous replication.
-struct Running {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-    /// Kept alive for as long as replication runs; dropping it stops inotify.
-    _watcher: notify::RecommendedWatcher,
-}
-
 /// The rsync [`Replicator`]. See the module docs.
 pub struct RsyncReplicator {
     shared: Arc<Shared>,
-    running: tokio::sync::Mutex<Option<Running>>,
+    /// The worker, with the inotify watcher kept alive as long as it runs.
+    running: crate::replicate::task::TaskSlot<notify::RecommendedWatcher>,
     /// Cancels a `start` still in its initial full pass (`stop` does not wait for it).
     starting: Mutex<Option<CancellationToken>>,
 }
@@ -216,7 +208,7 @@ impl RsyncReplicator {
                 was_mount: Mutex::new(false),
                 module_checked: std::sync::atomic::AtomicBool::new(false),
             }),
-            running: tokio::sync::Mutex::new(None),
+            running: Default::default(),
             starting: Mutex::new(None),
         }
     }
@@ -237,11 +229,7 @@ impl Drop for RsyncReplicator {
         {
             t.cancel();
         }
-        if let Ok(running) = self.running.try_lock() {
-            if let Some(r) = running.as_ref() {
-                r.cancel.cancel();
-            }
-        }
+        self.running.cancel_now();
     }
 }
 
@@ -249,10 +237,8 @@ impl Drop for RsyncReplicator {
 impl Replicator for RsyncReplicator {
     async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let mut running = self.running.lock().await;
-        if let Some(r) = running.as_ref() {
-            if !r.cancel.is_cancelled() && !r.task.is_finished() {
-                return Ok(());
-            }
+        if running.is_running() {
+            return Ok(());
         }
         let shared = &self.shared;
         let source =
@@ -284,11 +270,7 @@ impl Replicator for RsyncReplicator {
         }
         let task = tokio::spawn(worker(shared.clone(), cancel.clone()));
         info!(source = %shared.settings.source.display(), target = %shared.settings.target(), "rsync replication running");
-        *running = Some(Running {
-            cancel,
-            task,
-            _watcher: watcher,
-        });
+        running.set(cancel, Some(task), watcher);
         Ok(())
     }
 
@@ -297,10 +279,7 @@ impl Replicator for RsyncReplicator {
         if let Some(t) = self.starting.lock().unwrap().take() {
             t.cancel();
         }
-        let r = self.running.lock().await.take();
-        if let Some(r) = r {
-            r.cancel.cancel();
-            let _ = r.task.await;
+        if self.running.stop().await {
             self.shared.save_manifest(true).await;
             info!(target = %self.shared.settings.target(), "rsync replication stopped");
         }

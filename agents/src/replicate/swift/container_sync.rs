@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::Secret;
@@ -89,15 +88,10 @@ struct Shared {
     oldest_pending: Mutex<Option<SystemTime>>,
 }
 
-struct Running {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
-
 /// The `swift-container-sync` [`Replicator`]. See the module docs.
 pub struct SwiftContainerSync {
     shared: Arc<Shared>,
-    running: tokio::sync::Mutex<Option<Running>>,
+    running: crate::replicate::task::TaskSlot,
 }
 
 impl SwiftContainerSync {
@@ -134,7 +128,7 @@ impl SwiftContainerSync {
                 peer,
                 oldest_pending: Mutex::new(None),
             }),
-            running: tokio::sync::Mutex::new(None),
+            running: Default::default(),
         })
     }
 
@@ -238,11 +232,7 @@ async fn watcher(shared: Arc<Shared>, mut applied: bool, cancel: CancellationTok
 
 impl Drop for SwiftContainerSync {
     fn drop(&mut self) {
-        if let Ok(running) = self.running.try_lock() {
-            if let Some(r) = running.as_ref() {
-                r.cancel.cancel();
-            }
-        }
+        self.running.cancel_now();
     }
 }
 
@@ -250,10 +240,8 @@ impl Drop for SwiftContainerSync {
 impl Replicator for SwiftContainerSync {
     async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let mut running = self.running.lock().await;
-        if let Some(r) = running.as_ref() {
-            if !r.cancel.is_cancelled() && !r.task.is_finished() {
-                return Ok(());
-            }
+        if running.is_running() {
+            return Ok(());
         }
         let applied = match self.shared.apply().await {
             Ok(()) => true,
@@ -265,16 +253,12 @@ impl Replicator for SwiftContainerSync {
         };
         let cancel = shutdown.child_token();
         let task = tokio::spawn(watcher(self.shared.clone(), applied, cancel.clone()));
-        *running = Some(Running { cancel, task });
+        running.set(cancel, Some(task), ());
         Ok(())
     }
 
     async fn stop(&self) {
-        let r = self.running.lock().await.take();
-        if let Some(r) = r {
-            r.cancel.cancel();
-            let _ = r.task.await;
-        }
+        self.running.stop().await;
         let mut h = BTreeMap::new();
         h.insert("x-remove-container-sync-to".to_string(), "x".to_string());
         for c in &self.shared.settings.containers {

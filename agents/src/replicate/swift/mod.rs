@@ -71,7 +71,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -454,15 +453,10 @@ struct Shared {
     round: tokio::sync::Mutex<()>,
 }
 
-struct Running {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
-}
-
 /// The `swift` [`Replicator`]. See the module docs.
 pub struct SwiftReplicator {
     shared: Arc<Shared>,
-    running: tokio::sync::Mutex<Option<Running>>,
+    running: crate::replicate::task::TaskSlot,
 }
 
 impl SwiftReplicator {
@@ -480,7 +474,7 @@ impl SwiftReplicator {
                 state: Mutex::new(State::default()),
                 round: tokio::sync::Mutex::new(()),
             }),
-            running: tokio::sync::Mutex::new(None),
+            running: Default::default(),
         })
     }
 
@@ -501,11 +495,7 @@ impl SwiftReplicator {
 
 impl Drop for SwiftReplicator {
     fn drop(&mut self) {
-        if let Ok(running) = self.running.try_lock() {
-            if let Some(r) = running.as_ref() {
-                r.cancel.cancel();
-            }
-        }
+        self.running.cancel_now();
     }
 }
 
@@ -513,10 +503,8 @@ impl Drop for SwiftReplicator {
 impl Replicator for SwiftReplicator {
     async fn start(&self, shutdown: CancellationToken) -> Result<(), AgentError> {
         let mut running = self.running.lock().await;
-        if let Some(r) = running.as_ref() {
-            if !r.cancel.is_cancelled() && !r.task.is_finished() {
-                return Ok(());
-            }
+        if running.is_running() {
+            return Ok(());
         }
         let s = &self.shared;
         for client in [&s.src, &s.dst] {
@@ -536,15 +524,12 @@ impl Replicator for SwiftReplicator {
             containers = s.settings.containers.len(),
             "swift replication running"
         );
-        *running = Some(Running { cancel, task });
+        running.set(cancel, Some(task), ());
         Ok(())
     }
 
     async fn stop(&self) {
-        let r = self.running.lock().await.take();
-        if let Some(r) = r {
-            r.cancel.cancel();
-            let _ = r.task.await;
+        if self.running.stop().await {
             info!(destination = %self.shared.settings.destination.auth_url, "swift replication stopped");
         }
     }
