@@ -203,41 +203,27 @@ addresses = {{ a = "{a}", b = "{b}" }}
         })
     }
 
+    /// warden's processes of this deployment (debug logs: the tests search them).
+    pub(crate) fn warden(&self) -> lab::Warden<'_> {
+        lab::Warden {
+            lab: &self.lab,
+            warden: WARDEN,
+            config: &self.config,
+            env: &[("WARDEN_LOG", "debug")],
+        }
+    }
+
     pub(crate) fn start_service(&self, site: &str) -> Result<()> {
-        let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
-        self.lab.spawn(
-            site,
-            &format!("svc-{site}"),
-            WARDEN,
-            ["echo-server", "--listen", &listen, "--text", site],
-        )?;
-        self.lab.wait_tcp(site, listen.parse()?, secs(10))
+        self.warden().service(site, SVC_PORT)
     }
 
     pub(crate) fn start_all(&self) -> Result<()> {
         self.start_dns()?;
         self.start_service("a")?;
         self.start_service("b")?;
-        self.lab.spawn_env(
-            "ctl",
-            "orchestrator",
-            WARDEN,
-            ["orchestrator", "--config", &self.cfg()],
-            [("WARDEN_LOG", "debug")],
-        )?;
-        self.lab.wait_tcp(
-            "ctl",
-            format!("{}:{API_PORT}", self.lab.ip("ctl")).parse()?,
-            secs(15),
-        )?;
+        self.warden().orchestrator("ctl")?;
         for s in ["a", "b"] {
-            self.lab.spawn_env(
-                s,
-                &format!("agent-{s}"),
-                WARDEN,
-                ["agent", "--config", &self.cfg(), "--site", s],
-                [("WARDEN_LOG", "debug")],
-            )?;
+            self.warden().agent(s)?;
         }
         self.wait_users_on("a", secs(20))?;
         self.wait_verdict("b", "healthy", secs(15))

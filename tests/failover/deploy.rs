@@ -152,10 +152,6 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         })
     }
 
-    pub(crate) fn cfg_arg(&self) -> String {
-        self.config.display().to_string()
-    }
-
     /// The operator's CLI on the orchestrator host.
     pub(crate) fn operator(&self) -> lab::Operator<'_> {
         lab::Operator {
@@ -186,50 +182,30 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         self.operator().events()
     }
 
+    /// warden's processes of this deployment.
+    pub(crate) fn warden(&self) -> lab::Warden<'_> {
+        lab::Warden {
+            lab: &self.lab,
+            warden: WARDEN,
+            config: &self.config,
+            env: &[],
+        }
+    }
+
     pub(crate) fn start_service(&self, site: &str) -> Result<()> {
-        let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
-        self.lab.spawn(
-            site,
-            &format!("svc-{site}"),
-            WARDEN,
-            ["echo-server", "--listen", &listen, "--text", site],
-        )?;
-        self.lab.wait_tcp(site, listen.parse()?, secs(10))
+        self.warden().service(site, SVC_PORT)
     }
 
     pub(crate) fn start_agent(&self, site: &str) -> Result<()> {
-        self.lab.spawn(
-            site,
-            &format!("agent-{site}"),
-            WARDEN,
-            ["agent", "--config", &self.cfg_arg(), "--site", site],
-        )?;
-        Ok(())
+        self.warden().agent(site)
     }
 
     pub(crate) fn start_orchestrator(&self) -> Result<()> {
-        self.lab.spawn(
-            "ctl",
-            "orchestrator",
-            WARDEN,
-            ["orchestrator", "--config", &self.cfg_arg()],
-        )?;
-        // Its readiness line comes once the API is bound.
-        self.lab
-            .wait_log("orchestrator", "orchestrator ready", lab::patient(secs(15)))
-            .map(|_| ())
+        self.warden().orchestrator("ctl")
     }
 
     pub(crate) fn start_frontend(&self) -> Result<()> {
-        self.lab.spawn(
-            "fe",
-            "frontend",
-            WARDEN,
-            ["frontend", "--config", &self.cfg_arg(), "--name", "fe1"],
-        )?;
-        self.lab
-            .wait_log("frontend", "frontend ready", lab::patient(secs(15)))
-            .map(|_| ())
+        self.warden().frontend("fe", "fe1", "frontend")
     }
 
     /// Everything up, and users reach site a through the frontend.

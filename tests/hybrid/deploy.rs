@@ -234,29 +234,22 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         })
     }
 
+    /// warden's processes of this deployment (debug logs: the tests search them).
+    pub(crate) fn warden(&self) -> lab::Warden<'_> {
+        lab::Warden {
+            lab: &self.lab,
+            warden: WARDEN,
+            config: &self.config,
+            env: &[("WARDEN_LOG", "debug")],
+        }
+    }
+
     pub(crate) fn start_service(&self, site: &str) -> Result<()> {
-        let listen = format!("{}:{SVC_PORT}", self.lab.ip(site));
-        self.lab.spawn(
-            site,
-            &format!("svc-{site}"),
-            WARDEN,
-            ["echo-server", "--listen", &listen, "--text", site],
-        )?;
-        self.lab.wait_tcp(site, listen.parse()?, secs(10))
+        self.warden().service(site, SVC_PORT)
     }
 
     pub(crate) fn start_frontend(&self, fe: &str) -> Result<()> {
-        self.lab.spawn(
-            fe,
-            &format!("frontend-{fe}"),
-            WARDEN,
-            ["frontend", "--config", &self.cfg(), "--name", fe],
-        )?;
-        self.lab.wait_tcp(
-            fe,
-            format!("{}:{CONTROL_PORT}", self.lab.ip(fe)).parse()?,
-            secs(15),
-        )
+        self.warden().frontend(fe, fe, &format!("frontend-{fe}"))
     }
 
     /// Everything up; users reach a through fe1.
@@ -274,26 +267,9 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         self.start_service("b")?;
         self.start_frontend("fe1")?;
         self.start_frontend("fe2")?;
-        self.lab.spawn_env(
-            "ctl",
-            "orchestrator",
-            WARDEN,
-            ["orchestrator", "--config", &self.cfg()],
-            [("WARDEN_LOG", "debug")],
-        )?;
-        self.lab.wait_tcp(
-            "ctl",
-            format!("{}:{API_PORT}", self.lab.ip("ctl")).parse()?,
-            secs(15),
-        )?;
+        self.warden().orchestrator("ctl")?;
         for site in ["a", "b"] {
-            self.lab.spawn_env(
-                site,
-                &format!("agent-{site}"),
-                WARDEN,
-                ["agent", "--config", &self.cfg(), "--site", site],
-                [("WARDEN_LOG", "debug")],
-            )?;
+            self.warden().agent(site)?;
         }
         self.wait_users_on("a", secs(20))
             .context("initial route to a through fe1")?;

@@ -55,6 +55,7 @@ mod net;
 mod operator;
 mod proc;
 mod sys;
+mod warden;
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -74,6 +75,7 @@ pub(crate) use eventually::{eventually, patient};
 pub(crate) use net::CurlError;
 pub(crate) use operator::Operator;
 pub(crate) use proc::ProcHandle;
+pub(crate) use warden::Warden;
 
 /// Longest host name: interface names are at most 15 characters and the
 /// root-side veth is called `<prefix>-<host>` with a 5-character prefix.
