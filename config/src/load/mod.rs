@@ -105,6 +105,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 mod checks;
 mod engine;
+mod replication;
+mod schemes;
 #[cfg(test)]
 mod tests;
 

@@ -90,6 +90,7 @@ use crate::AgentError;
 
 mod book;
 mod process;
+mod pull;
 pub mod resync;
 mod settings;
 #[cfg(test)]

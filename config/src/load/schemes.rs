@@ -1,0 +1,507 @@
+//! The checks of `[frontends.NAME]` and of the groups' `frontend` and `dns`
+//! schemes: drivers, frontends, backends, HAProxy names, DNS providers.
+
+use super::*;
+
+impl<'t, 'r> Cx<'t, 'r> {
+    /// Check a `[frontends.NAME]` entry against its kind: the keys that kind
+    /// needs are there, the other kind's keys are not. The typed entry when
+    /// nothing is missing.
+    pub(super) fn check_frontend(
+        &mut self,
+        name: &str,
+        fe: &FrontendEntry,
+    ) -> Option<CheckedFrontend> {
+        let key = fmt_path("frontends", &[Seg::Key(name.to_string())]);
+        let kind = fe.kind.as_ref().map(|k| *k.get_ref()).unwrap_or_default();
+        let foreign: &[(&str, bool, &str)] = match kind {
+            FrontendDriverKind::Builtin => &[(
+                "runtime",
+                fe.runtime.is_some(),
+                "only kind = \"haproxy\" is reached through a runtime API; this frontend is kind \"builtin\" (the default: `warden frontend`, which needs control and token). Add kind = \"haproxy\" or remove this key",
+            )],
+            FrontendDriverKind::Haproxy => &[
+                (
+                    "control",
+                    fe.control.is_some(),
+                    "kind \"haproxy\" is reached through runtime; control is only for kind \"builtin\" (`warden frontend`): remove this key",
+                ),
+                (
+                    "token",
+                    fe.token.is_some(),
+                    "kind \"haproxy\" takes no token (HAProxy's runtime API has no authentication: keep it on a UNIX socket or a loopback address): remove this key",
+                ),
+            ],
+        };
+        for (field, present, message) in foreign {
+            if *present {
+                let k = format!("{key}.{field}");
+                self.push(self.at(&k), &k, None, *message);
+            }
+        }
+        match kind {
+            FrontendDriverKind::Builtin => {
+                if fe.control.is_none() {
+                    let k = format!("{key}.control");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        None,
+                        "missing required key `control`: a kind \"builtin\" frontend (the default) needs the IP:PORT of its control API, e.g. control = \"10.0.0.5:7100\"",
+                    );
+                }
+                match &fe.token {
+                    None => {
+                        let k = format!("{key}.token");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            None,
+                            "missing required key `token`: a kind \"builtin\" frontend (the default) needs token = { file = \"/etc/warden/NAME.token\" } or { env = \"VAR\" }",
+                        );
+                    }
+                    Some(t) => self.check_secret(&format!("{key}.token"), t),
+                }
+                let (Some(control), Some(token)) = (fe.control, fe.token.clone()) else {
+                    return None;
+                };
+                Some(CheckedFrontend::Builtin(FrontendConfig { control, token }))
+            }
+            FrontendDriverKind::Haproxy => {
+                let k = format!("{key}.runtime");
+                let Some(r) = &fe.runtime else {
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        None,
+                        "missing required key `runtime`: a kind \"haproxy\" frontend needs the address of HAProxy's runtime API (a `stats socket ... level admin` line of haproxy.cfg), e.g. runtime = \"/run/haproxy/admin.sock\" or \"127.0.0.1:9999\"",
+                    );
+                    return None;
+                };
+                match RuntimeAddr::parse(r.get_ref()) {
+                    Ok(runtime) => {
+                        Some(CheckedFrontend::Haproxy(HaproxyFrontendConfig { runtime }))
+                    }
+                    Err(e) => {
+                        self.push(r.span(), &k, Some(format!("{:?}", r.get_ref())), e);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_frontend_scheme(
+        &mut self,
+        name: &str,
+        fs: &Spanned<FrontendScheme>,
+        list: &[Spanned<String>],
+        sites: &BTreeSet<String>,
+        frontends: &BTreeSet<String>,
+        frontend_kinds: &BTreeMap<String, FrontendDriverKind>,
+    ) {
+        let f = fs.get_ref();
+        let key = format!("groups.{name}.frontend");
+        let driver = *f.driver.get_ref();
+        let dname = driver.as_str();
+        if f.frontends.is_empty() {
+            self.push(
+                fs.span(),
+                &format!("{key}.frontends"),
+                None,
+                format!("driver \"{dname}\" needs frontends = [\"NAME\", ...] naming [frontends.NAME] tables of kind \"{dname}\""),
+            );
+        }
+        match driver {
+            FrontendDriverKind::Builtin => {
+                if f.listen.is_none() {
+                    self.push(
+                        fs.span(),
+                        &format!("{key}.listen"),
+                        None,
+                        "driver \"builtin\" needs listen = \"ADDR:PORT\" (where each frontend accepts this group's users)",
+                    );
+                }
+                for (field, present) in [
+                    ("backend", f.backend.is_some()),
+                    ("servers", !f.servers.is_empty()),
+                ] {
+                    if present {
+                        let k = format!("{key}.{field}");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            None,
+                            format!("only driver \"haproxy\" uses {field}; driver \"builtin\" forwards to backends = {{ SITE = \"host:port\", ... }}: remove this key"),
+                        );
+                    }
+                }
+            }
+            FrontendDriverKind::Haproxy => self.check_haproxy_scheme(&key, fs, list),
+        }
+        let mut seen = Vec::new();
+        for (i, fe) in f.frontends.iter().enumerate() {
+            let k = format!("{key}.frontends[{i}]");
+            if !frontends.contains(fe.get_ref()) {
+                let known: Vec<_> = frontends.iter().cloned().collect();
+                self.push(
+                    fe.span(),
+                    &k,
+                    Some(format!("{:?}", fe.get_ref())),
+                    format!(
+                        "unknown frontend; defined frontends: [{}]",
+                        known.join(", ")
+                    ),
+                );
+            }
+            if let Some(kind) = frontend_kinds.get(fe.get_ref()).filter(|k| **k != driver) {
+                self.push(
+                    fe.span(),
+                    &k,
+                    Some(format!("{:?}", fe.get_ref())),
+                    format!(
+                        "frontend {:?} is kind \"{}\" but this group's driver is \"{dname}\"; list only frontends with kind = \"{dname}\", or change the driver",
+                        fe.get_ref(),
+                        kind.as_str()
+                    ),
+                );
+            }
+            if seen.contains(fe.get_ref()) {
+                self.push(
+                    fe.span(),
+                    &k,
+                    Some(format!("{:?}", fe.get_ref())),
+                    "frontend listed twice",
+                );
+            }
+            seen.push(fe.get_ref().clone());
+        }
+        if driver == FrontendDriverKind::Builtin {
+            // (An unknown site is reported already; asking for its backend would mislead.)
+            for s in list.iter().filter(|s| sites.contains(s.get_ref())) {
+                if !f.backends.keys().any(|k| k.get_ref() == s.get_ref()) {
+                    let k = format!("{key}.backends");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        None,
+                        format!(
+                            "no backend for site {:?}; give one \"host:port\" per site of the group",
+                            s.get_ref()
+                        ),
+                    );
+                }
+            }
+            for (k, v) in &f.backends {
+                let bkey = fmt_path(&format!("{key}.backends"), &[Seg::Key(k.get_ref().clone())]);
+                if !list.iter().any(|s| s.get_ref() == k.get_ref()) {
+                    let sites: Vec<_> = list.iter().map(|s| s.get_ref().as_str()).collect();
+                    self.push(
+                        k.span(),
+                        &bkey,
+                        None,
+                        format!(
+                            "not a site of this group; the group's sites: [{}]",
+                            sites.join(", ")
+                        ),
+                    );
+                }
+                if !host_port(v.get_ref()) {
+                    self.push(
+                        v.span(),
+                        &bkey,
+                        Some(format!("{:?}", v.get_ref())),
+                        "must be host:port, e.g. \"10.1.0.10:8080\"",
+                    );
+                }
+            }
+        }
+        if f.drain_timeout.is_zero() {
+            self.positive(&format!("{key}.drain_timeout"));
+        }
+    }
+
+    /// The keys of `[groups.NAME.frontend]` with driver "haproxy": `backend`,
+    /// `servers`, and none of the builtin driver's.
+    pub(super) fn check_haproxy_scheme(
+        &mut self,
+        key: &str,
+        fs: &Spanned<FrontendScheme>,
+        list: &[Spanned<String>],
+    ) {
+        const NAMES: &str = "HAProxy names use only ASCII letters, digits, '-', '_', '.' and ':'";
+        let f = fs.get_ref();
+        let bkey = format!("{key}.backend");
+        match &f.backend {
+            None => self.push(
+                fs.span(),
+                &bkey,
+                None,
+                "driver \"haproxy\" needs backend = \"NAME\": the backend of haproxy.cfg that holds one server per site",
+            ),
+            Some(b) if !valid_haproxy_name(b.get_ref()) => self.push(
+                b.span(),
+                &bkey,
+                Some(format!("{:?}", b.get_ref())),
+                format!("not an HAProxy backend name; {NAMES}"),
+            ),
+            Some(_) => {}
+        }
+        if f.listen.is_some() {
+            let k = format!("{key}.listen");
+            self.push(
+                self.at(&k),
+                &k,
+                self.value_at(&k),
+                "driver \"haproxy\" does not use listen: the `bind` lines of haproxy.cfg decide where users connect; remove this key",
+            );
+        }
+        if !f.backends.is_empty() {
+            let k = format!("{key}.backends");
+            self.push(
+                self.at(&k),
+                &k,
+                None,
+                "driver \"haproxy\" does not use backends: the server addresses are in haproxy.cfg (one `server` per site in the backend); name each site's server with servers = { SITE = \"SERVER\" } instead",
+            );
+        }
+        let skey = format!("{key}.servers");
+        for (site, server) in &f.servers {
+            let k = fmt_path(&skey, &[Seg::Key(site.get_ref().clone())]);
+            if !list.iter().any(|s| s.get_ref() == site.get_ref()) {
+                let sites: Vec<_> = list.iter().map(|s| s.get_ref().as_str()).collect();
+                self.push(
+                    site.span(),
+                    &k,
+                    None,
+                    format!(
+                        "not a site of this group; the group's sites: [{}]",
+                        sites.join(", ")
+                    ),
+                );
+            }
+            if !valid_haproxy_name(server.get_ref()) {
+                self.push(
+                    server.span(),
+                    &k,
+                    Some(format!("{:?}", server.get_ref())),
+                    format!("not an HAProxy server name; {NAMES}"),
+                );
+            }
+        }
+        let mut taken: Vec<(&str, &str)> = Vec::new();
+        for site in list {
+            let site = site.get_ref().as_str();
+            let server = f.server_of(site);
+            if let Some((other, _)) = taken.iter().find(|(_, s)| *s == server) {
+                let k = fmt_path(&skey, &[Seg::Key(site.to_string())]);
+                self.push(
+                    self.at(&k),
+                    &k,
+                    Some(format!("{server:?}")),
+                    format!("sites {other:?} and {site:?} both map to HAProxy server {server:?}; each site needs its own server (a site not listed in servers uses its own name)"),
+                );
+            }
+            taken.push((site, server));
+        }
+    }
+
+    pub(super) fn check_dns(
+        &mut self,
+        name: &str,
+        scheme: Scheme,
+        d: &Spanned<DnsScheme>,
+        list: &[Spanned<String>],
+        sites: &BTreeSet<String>,
+        fe_names: Option<Vec<String>>,
+    ) {
+        let dns = d.get_ref();
+        let key = format!("groups.{name}.dns");
+        if let Some(c) = &dns.credentials {
+            self.check_secret(&format!("{key}.credentials"), c);
+        }
+        if dns.name.trim().is_empty() {
+            let k = format!("{key}.name");
+            self.push(
+                self.at(&k),
+                &k,
+                Some("\"\"".into()),
+                "must be the record users resolve, e.g. \"www.example.net\"",
+            );
+        }
+        if dns.ttl.is_zero() {
+            self.positive(&format!("{key}.ttl"));
+        }
+        match dns.provider {
+            DnsProviderKind::Rfc2136 => {
+                for (field, val, example) in [
+                    ("server", &dns.server, "\"ns1.example.net:53\""),
+                    ("zone", &dns.zone, "\"example.net\""),
+                ] {
+                    if val.as_deref().is_none_or(|s| s.trim().is_empty()) {
+                        let k = format!("{key}.{field}");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            None,
+                            format!("provider \"rfc2136\" needs {field} = {example}"),
+                        );
+                    }
+                }
+            }
+            DnsProviderKind::Noip | DnsProviderKind::Dyndns2 => {
+                if dns.credentials.is_none() {
+                    let k = format!("{key}.credentials");
+                    self.push(self.at(&k), &k, None, "this provider needs credentials = { file = \"/etc/warden/NAME\" } or { env = \"VAR\" }");
+                }
+                if dns.provider == DnsProviderKind::Dyndns2 && dns.server.is_none() {
+                    let k = format!("{key}.server");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        None,
+                        "provider \"dyndns2\" needs server = \"https://members.example.net/nic/update\" (the update URL)",
+                    );
+                }
+                if let Some(url) = &dns.server {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        let k = format!("{key}.server");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            Some(format!("{url:?}")),
+                            "must be the update URL, e.g. \"https://dynupdate.no-ip.com/nic/update\"",
+                        );
+                    }
+                }
+                for (field, v) in [("key_name", &dns.key_name), ("algorithm", &dns.algorithm)] {
+                    if v.is_some() {
+                        let k = format!("{key}.{field}");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            None,
+                            "only provider \"rfc2136\" uses a TSIG key; remove this key",
+                        );
+                    }
+                }
+            }
+        }
+        if dns.provider == DnsProviderKind::Rfc2136 {
+            if let Some(server) = &dns.server {
+                if let Err(e) = crate::model::dns_server_syntax(server) {
+                    let k = format!("{key}.server");
+                    self.push(self.at(&k), &k, Some(format!("{server:?}")), e);
+                }
+            }
+            if let Some(alg) = &dns.algorithm {
+                if !crate::model::TSIG_ALGORITHMS.contains(&alg.as_str()) {
+                    let k = format!("{key}.algorithm");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        Some(format!("{alg:?}")),
+                        format!(
+                            "unknown TSIG algorithm; expected one of {}",
+                            crate::model::TSIG_ALGORITHMS.join(", ")
+                        ),
+                    );
+                }
+            }
+            if dns.user_agent.is_some() {
+                let k = format!("{key}.user_agent");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    None,
+                    "only providers \"noip\" and \"dyndns2\" send a User-Agent; remove this key",
+                );
+            }
+        }
+        if let Some(ua) = &dns.user_agent {
+            // No-IP: "Company NameOfProgram/Version contact@example".
+            let parts: Vec<&str> = ua.split_whitespace().collect();
+            if parts.len() < 3 || !parts[1].contains('/') {
+                let k = format!("{key}.user_agent");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    Some(format!("{ua:?}")),
+                    "must have the form \"Company NameOfProgram/Version contact@example\" (No-IP blocks other forms)",
+                );
+            }
+        }
+        for (i, ns) in dns.nameservers.iter().enumerate() {
+            if let Err(e) = crate::model::dns_server_syntax(ns) {
+                let k = format!("{key}.nameservers[{i}]");
+                self.push(self.at(&k), &k, Some(format!("{ns:?}")), e);
+            }
+        }
+        for (i, a) in dns.aliases.iter().enumerate() {
+            if a.trim().is_empty() || a.contains(char::is_whitespace) || a.contains(',') {
+                let k = format!("{key}.aliases[{i}]");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    Some(format!("{a:?}")),
+                    "must be a hostname, e.g. \"www2.example.net\"",
+                );
+            }
+        }
+        if dns.timeout.is_zero() {
+            self.positive(&format!("{key}.timeout"));
+        }
+        // Which names `addresses` is keyed by: sites (dns) or the group's
+        // frontends (hybrid: users resolve to a frontend, which picks the site).
+        let (what, expected): (&str, Vec<String>) = match scheme {
+            Scheme::Hybrid => match fe_names {
+                Some(f) => ("frontend", f),
+                None => return, // already reported: hybrid needs a frontend table
+            },
+            _ => ("site", list.iter().map(|s| s.get_ref().clone()).collect()),
+        };
+        let akey = format!("{key}.addresses");
+        // (An unknown site is reported already; asking for its address would mislead.)
+        for n in expected
+            .iter()
+            .filter(|n| what != "site" || sites.contains(*n))
+        {
+            if !dns.addresses.contains_key(n) {
+                self.push(
+                    self.at(&akey),
+                    &akey,
+                    None,
+                    format!(
+                        "no address for {what} {n:?}; give one address per {what} of the group"
+                    ),
+                );
+            }
+        }
+        for (k, v) in &dns.addresses {
+            let ak = fmt_path(&akey, &[Seg::Key(k.clone())]);
+            if !expected.contains(k) {
+                self.push(
+                    self.at(&ak),
+                    &ak,
+                    Some(format!("{v:?}")),
+                    format!("not a {what} of this group; keys of addresses are the group's {what}s: [{}]", expected.join(", ")),
+                );
+            }
+            if v.trim().is_empty() {
+                self.push(
+                    self.at(&ak),
+                    &ak,
+                    Some("\"\"".into()),
+                    "must be an address, e.g. \"10.1.0.10\"",
+                );
+            } else if let Err(e) = crate::model::parse_record_addresses(v) {
+                self.push(
+                    self.at(&ak),
+                    &ak,
+                    Some(format!("{v:?}")),
+                    format!("{e}; expected \"10.1.0.10\", \"fd00::10\" or \"10.1.0.10, fd00::10\""),
+                );
+            }
+        }
+    }
+}
