@@ -55,16 +55,13 @@ impl Shared {
     }
 
     /// The current epoch of every group `site` belongs to (told to its agent).
+    /// (O(the site's groups): every report pays it.)
     pub fn epochs_of_locked(&self, st: &State, site: &str) -> BTreeMap<String, u64> {
-        st.groups
-            .iter()
-            .filter(|(name, _)| {
-                self.cfg
-                    .groups
-                    .get(*name)
-                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
-            })
-            .map(|(name, g)| (name.clone(), g.epoch))
+        self.site_groups
+            .get(site)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| st.groups.get(name).map(|g| (name.clone(), g.epoch)))
             .collect()
     }
 

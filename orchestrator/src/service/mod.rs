@@ -152,6 +152,8 @@ pub struct Shared {
     unsaved_notify: tokio::sync::Notify,
     /// Held while this process may act (see [`Licence`]).
     licence: Licence,
+    /// Site → the groups it belongs to (built once: reports look it up).
+    site_groups: BTreeMap<String, Vec<String>>,
     /// Group state changes waiting for the store (see [`persist`]).
     writer: persist::GroupWriter,
 }
@@ -244,6 +246,12 @@ impl Shared {
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
         let licence = Licence::held(&shutdown);
+        let mut site_groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (name, g) in &cfg.groups {
+            for site in g.site_names() {
+                site_groups.entry(site).or_default().push(name.clone());
+            }
+        }
         Ok(Arc::new(Shared {
             cfg,
             operator,
@@ -261,6 +269,7 @@ impl Shared {
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
             licence,
+            site_groups,
             writer: persist::GroupWriter::new(),
         }))
     }
