@@ -24,6 +24,15 @@ pub(super) fn holds_under(names: &BTreeSet<String>, name: &str) -> bool {
 /// A file removed when dropped.
 pub(super) struct TempFile(pub(super) PathBuf);
 
+impl TempFile {
+    /// The rsync arguments that read this file as NUL-separated filter rules.
+    pub(super) fn args(&self) -> [std::ffi::OsString; 2] {
+        let mut rule = std::ffi::OsString::from("--filter=merge ");
+        rule.push(&self.0);
+        ["--from0".into(), rule]
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);

@@ -345,10 +345,7 @@ impl Resyncer for RsyncResyncer {
         ];
         args.extend(attribute_args(s));
         if let Some(f) = &filter {
-            args.push("--from0".into());
-            let mut rule = OsString::from("--filter=merge ");
-            rule.push(&f.0);
-            args.push(rule);
+            args.extend(f.args());
         }
         args.push(s.url().into());
         args.push(source_arg(&s.source));
@@ -667,10 +664,7 @@ impl RsyncResyncer {
         ];
         args.extend(attribute_args(s));
         if let Some(f) = &filter {
-            args.push("--from0".into());
-            let mut rule = OsString::from("--filter=merge ");
-            rule.push(&f.0);
-            args.push(rule);
+            args.extend(f.args());
         }
         args.push(s.url().into());
         args.push(source_arg(&s.source));

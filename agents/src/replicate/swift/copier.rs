@@ -1,0 +1,356 @@
+//! The `swift` copier's rounds: list both clusters' placement containers,
+//! compare, copy the newer version, delete what vanished (under the
+//! mass-delete guard), and the worker task that runs rounds until stopped.
+
+use super::*;
+
+/// The poll loop: a round every `interval`, failures retried with backoff.
+pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
+    let s = &shared.settings;
+    let mut backoff = s.retry_min;
+    let mut failing = false;
+    loop {
+        let pause = match shared.round(&cancel, None).await {
+            Ok(done) => {
+                if failing {
+                    info!(destination = %s.destination.auth_url, "swift replication recovered");
+                }
+                if done.items > 0 {
+                    debug!(items = done.items, bytes = done.bytes, "swift round");
+                }
+                failing = false;
+                backoff = s.retry_min;
+                // a round that found work is followed by another at once: a
+                // burst is usually still arriving
+                if done.items > 0 {
+                    Duration::ZERO
+                } else {
+                    s.interval
+                }
+            }
+            Err(AgentError::ReplicationCancelled) => return,
+            Err(AgentError::DeleteGuard(_)) => {
+                // held (logged by the guard once per message): the source
+                // alone tells the lag; the next round checks again
+                tokio::select! {
+                    _ = shared.note_unconfirmed() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                failing = false;
+                backoff = s.retry_min;
+                s.interval
+            }
+            Err(e) => {
+                tokio::select! {
+                    _ = shared.note_unconfirmed() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                if !failing {
+                    warn!(destination = %s.destination.auth_url, cause = %e, "swift replication round failed, retrying");
+                } else {
+                    debug!(cause = %e, "swift replication still failing");
+                }
+                failing = true;
+                let pause = backoff;
+                backoff = (backoff * 2).min(s.retry_max);
+                pause
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+pub(super) fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub(super) enum Op {
+    Copy(String),
+    Delete(String),
+}
+
+impl Shared {
+    /// After a failed round (destination down): the source alone tells which
+    /// changes are not confirmed yet (written after the last good round
+    /// started, or unknown to the manifest before any), so the lag keeps
+    /// growing while the peer is away.
+    pub(super) async fn note_unconfirmed(&self) {
+        let last_ok = self.state.lock().unwrap().last_ok_start_us;
+        let manifest = self
+            .state
+            .lock()
+            .unwrap()
+            .manifest
+            .clone()
+            .unwrap_or_default();
+        let mut oldest: Option<u64> = None;
+        for c in &self.settings.containers {
+            let Ok(Some(list)) = self.src.list_objects(c).await else {
+                return;
+            };
+            for e in list {
+                let ts = e.timestamp_us();
+                let pending = match last_ok {
+                    Some(t) => ts >= t,
+                    None => manifest
+                        .items
+                        .get(&format!("{c}/{}", e.name))
+                        .and_then(|i| parse_version(&i.version))
+                        .is_none_or(|(etag, _)| etag != e.hash),
+                };
+                if pending {
+                    oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
+                }
+            }
+        }
+        if let Some(o) = oldest {
+            let mut st = self.state.lock().unwrap();
+            let t = us_to_system(o);
+            st.oldest_pending = Some(st.oldest_pending.map_or(t, |p| p.min(t)));
+        }
+    }
+
+    pub(super) fn manifest(&self) -> Result<Manifest, AgentError> {
+        if let Some(m) = self.state.lock().unwrap().manifest.clone() {
+            return Ok(m);
+        }
+        let m = Manifest::load(&self.settings.manifest)?;
+        self.state.lock().unwrap().manifest = Some(m.clone());
+        Ok(m)
+    }
+
+    /// One round (module docs); progress counts copies and deletes done.
+    pub(super) async fn round(
+        &self,
+        cancel: &CancellationToken,
+        progress: Option<&watch::Sender<Progress>>,
+    ) -> Result<Progress, AgentError> {
+        let _one = self.round.lock().await;
+        let s = &self.settings;
+        let round_start_us = now_us();
+        let work = async {
+            ensure_containers(&self.src, &self.dst, &s.containers).await?;
+            let manifest = self.manifest()?;
+            let (src, dst, refused) =
+                list_pair_refused(&self.src, &self.dst, &s.containers).await?;
+            {
+                let mut st = self.state.lock().unwrap();
+                st.refused = note_refused(&st.refused, refused, "swift replication");
+            }
+            self.plan(&manifest, &src, &dst)
+                .await
+                .map(|p| (manifest, src, dst, p))
+        };
+        let (manifest, src, dst, (ops, mut confirmed, mut oldest)) = tokio::select! {
+            r = work => r?,
+            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+        };
+        let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
+        let target = cluster_label(&s.destination);
+        let held =
+            self.state
+                .lock()
+                .unwrap()
+                .guard
+                .check(&s.guard, deletes, dst.len() as u64, &target);
+        if let Err(msg) = held {
+            // nothing copied or deleted: the source may be the one in trouble
+            return Err(AgentError::DeleteGuard(msg));
+        }
+        if ops.is_empty() {
+            self.state.lock().unwrap().oldest_pending = None;
+        } else {
+            let mut st = self.state.lock().unwrap();
+            oldest = match (st.oldest_pending, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            st.oldest_pending = oldest;
+        }
+        let mut done = Progress::default();
+        let mut first_err = None;
+        let mut deleted: BTreeSet<String> = BTreeSet::new();
+        let mut results = futures::stream::iter(ops)
+            .map(|op| async move {
+                match op {
+                    Op::Copy(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = copy_object(&self.src, &self.dst, c, o).await;
+                        (name, true, r)
+                    }
+                    Op::Delete(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = self.dst.delete_object(c, o).await.map(|_| None);
+                        (name, false, r)
+                    }
+                }
+            })
+            .buffer_unordered(s.concurrency);
+        loop {
+            let next = tokio::select! {
+                n = results.next() => n,
+                _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+            };
+            let Some((name, is_copy, r)) = next else {
+                break;
+            };
+            match r {
+                Ok(Some(item)) => {
+                    done.items += 1;
+                    done.bytes += item.size;
+                    if let Some(e) = src.get(&name) {
+                        self.state
+                            .lock()
+                            .unwrap()
+                            .seen
+                            .insert(name.clone(), e.timestamp_us());
+                    }
+                    confirmed.insert(name, item);
+                }
+                Ok(None) => {
+                    // a copy whose source vanished meanwhile: the next round deletes it
+                    if !is_copy {
+                        done.items += 1;
+                        self.state.lock().unwrap().seen.remove(&name);
+                        deleted.insert(name);
+                    }
+                }
+                Err(e) => {
+                    debug!(object = %name, cause = %e, "swift copy/delete failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+            if let Some(tx) = progress {
+                tx.send_replace(done);
+            }
+        }
+        drop(results);
+        // Old entries of names whose copy or delete failed or was skipped
+        // stay: they still describe what was last equal on both sides.
+        let mut items: Listing = manifest
+            .items
+            .iter()
+            .filter(|(n, _)| {
+                !confirmed.contains_key(*n)
+                    && !deleted.contains(*n)
+                    && (src.contains_key(*n) || dst.contains_key(*n))
+            })
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .collect();
+        items.append(&mut confirmed);
+        let in_placement = |n: &str| s.containers.iter().any(|c| split_name(n).0 == c);
+        items.retain(|n, _| in_placement(n));
+        if items != manifest.items {
+            let m = Manifest::confirmed(items);
+            m.save(&s.manifest)?;
+            self.state.lock().unwrap().manifest = Some(m);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => {
+                let mut st = self.state.lock().unwrap();
+                st.oldest_pending = None;
+                st.last_ok_start_us = Some(round_start_us);
+                Ok(done)
+            }
+        }
+    }
+
+    /// Decides the copies and deletes; returns them, the entries already in
+    /// sync (the new manifest's base) and the oldest pending change.
+    pub(super) async fn plan(
+        &self,
+        manifest: &Manifest,
+        src: &BTreeMap<String, ObjectEntry>,
+        dst: &BTreeMap<String, ObjectEntry>,
+    ) -> Result<(Vec<Op>, Listing, Option<SystemTime>), AgentError> {
+        let seen = self.state.lock().unwrap().seen.clone();
+        let mut ops = Vec::new();
+        let mut confirmed = Listing::new();
+        let mut oldest: Option<u64> = None;
+        let mut note = |us: u64| oldest = Some(oldest.map_or(us, |o| o.min(us)));
+        let mut in_sync_seen = Vec::new();
+        for (name, e) in src {
+            let m = manifest
+                .items
+                .get(name)
+                .and_then(|i| parse_version(&i.version));
+            let s_ts = match m {
+                Some((etag, ts)) if etag == e.hash => ts,
+                _ => e.timestamp_us(),
+            };
+            let copy = match dst.get(name) {
+                None => true,
+                Some(d) if d.hash == e.hash => {
+                    let rewritten = seen.get(name).is_some_and(|&t| t != e.timestamp_us());
+                    if !rewritten {
+                        let version = match m {
+                            Some((etag, ts)) if etag == e.hash => version(etag, ts),
+                            _ => version(&e.hash, s_ts),
+                        };
+                        confirmed.insert(
+                            name.clone(),
+                            Item {
+                                size: e.bytes,
+                                version,
+                            },
+                        );
+                        in_sync_seen.push((name.clone(), e.timestamp_us()));
+                    }
+                    rewritten
+                }
+                Some(d) => {
+                    let d_ts = match m {
+                        Some((etag, ts)) if etag == d.hash => ts,
+                        _ => {
+                            let (c, o) = split_name(name);
+                            match self.dst.head_object(c, o).await? {
+                                Some(info) => info.origin_us(),
+                                None => 0,
+                            }
+                        }
+                    };
+                    if s_ts > d_ts {
+                        true
+                    } else {
+                        debug!(object = %name, "destination holds a newer version, left as is");
+                        false
+                    }
+                }
+            };
+            if copy {
+                note(e.timestamp_us());
+                ops.push(Op::Copy(name.clone()));
+            }
+        }
+        let now_us = now_us();
+        for (name, item) in &manifest.items {
+            if src.contains_key(name) {
+                continue;
+            }
+            let Some(d) = dst.get(name) else { continue };
+            match parse_version(&item.version) {
+                Some((etag, _)) if etag == d.hash => {
+                    note(now_us);
+                    ops.push(Op::Delete(name.clone()));
+                }
+                _ => {
+                    debug!(object = %name, "deleted at the source but changed at the destination, left as is")
+                }
+            }
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            for (n, t) in in_sync_seen {
+                st.seen.insert(n, t);
+            }
+        }
+        Ok((ops, confirmed, oldest.map(us_to_system)))
+    }
+}

@@ -1,0 +1,459 @@
+//! The failover.conf data model: one serde struct per TOML table.
+//!
+//! These types are what the file says, deserialised with `deny_unknown_fields`
+//! and typed durations. Cross-references (a group naming a site, a frontend
+//! naming a backend) are checked in [`crate::load`], which is the only way to
+//! obtain a [`Config`], so code that holds one may rely on them.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+mod group;
+mod replication;
+
+pub use group::*;
+pub use replication::*;
+
+/// The whole file, validated. Built only by [`crate::load`] / [`crate::parse`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Path the config was read from (for messages).
+    pub path: PathBuf,
+    pub orchestrator: OrchestratorConfig,
+    pub detection: Detection,
+    /// Sites by name, in name order.
+    pub sites: BTreeMap<String, SiteConfig>,
+    /// `warden frontend` machines (`[frontends.NAME]` with kind "builtin") by name.
+    pub frontends: BTreeMap<String, FrontendConfig>,
+    /// HAProxy machines (`[frontends.NAME]` with kind "haproxy") by name.
+    /// A name is in exactly one of `frontends` and `haproxy_frontends`.
+    pub haproxy_frontends: BTreeMap<String, HaproxyFrontendConfig>,
+    /// Protected services by name.
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+impl Config {
+    /// The groups a site takes part in.
+    pub fn groups_of_site<'a>(
+        &'a self,
+        site: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a GroupConfig)> + 'a {
+        self.groups
+            .iter()
+            .filter(move |(_, g)| g.sites.get_ref().iter().any(|s| s.get_ref() == site))
+    }
+
+    /// The frontends of `hybrid` groups and the TCP check that tells whether
+    /// each one's machine serves users: a connect to its public address (its
+    /// `groups.G.dns.addresses` entry) on the group's `listen` port, or to its
+    /// control API when the listen port is 0 or the address is missing. The
+    /// orchestrator and every agent of the group run the same check, so a
+    /// frontend is judged from several vantage points like a site (DESIGN §3).
+    /// `groups` lists the hybrid groups each frontend serves.
+    pub fn hybrid_frontend_probes(&self) -> BTreeMap<String, (CheckSpec, Vec<String>)> {
+        let mut out: BTreeMap<String, (CheckSpec, Vec<String>)> = BTreeMap::new();
+        for (gname, g) in &self.groups {
+            if *g.scheme.get_ref() != Scheme::Hybrid {
+                continue;
+            }
+            let (Some(fs), Some(dns)) = (&g.frontend, &g.dns) else {
+                continue;
+            };
+            let (fs, dns) = (fs.get_ref(), dns.get_ref());
+            let port = fs.listen.map(|l| l.port()).filter(|p| *p != 0);
+            for fe in &fs.frontends {
+                let fe = fe.get_ref();
+                let public = dns
+                    .addresses
+                    .get(fe)
+                    .and_then(|a| parse_record_addresses(a).ok())
+                    .and_then(|(v4, v6)| {
+                        v4.map(std::net::IpAddr::V4)
+                            .or(v6.map(std::net::IpAddr::V6))
+                    });
+                let addr = match (public, port) {
+                    (Some(ip), Some(port)) => SocketAddr::new(ip, port),
+                    _ => match self.frontends.get(fe) {
+                        Some(f) => f.control,
+                        None => continue,
+                    },
+                };
+                let entry = out.entry(fe.clone()).or_insert_with(|| {
+                    let spec = CheckSpec {
+                        name: format!("frontend {fe}"),
+                        kind: Spanned::new(0..0, CheckKind::Tcp),
+                        url: None,
+                        expect_status: None,
+                        body_contains: None,
+                        address: Some(Spanned::new(0..0, addr.to_string())),
+                        command: None,
+                        timeout: self.detection.probe_timeout,
+                        critical: true,
+                    };
+                    (spec, Vec::new())
+                });
+                entry.1.push(gname.clone());
+            }
+        }
+        out
+    }
+
+    /// Sites that share at least one group with `site` (its peers), excluding itself.
+    pub fn peers_of(&self, site: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .groups_of_site(site)
+            .flat_map(|(_, g)| g.site_names())
+            .filter(|s| s != site)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// `[orchestrator]`: where the orchestrator listens and keeps its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    /// Address the HTTP API binds to.
+    pub listen: SocketAddr,
+    /// Base URL agents, frontends' owners and the CLI use to reach the API.
+    /// Defaults to `http://{listen}`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Directory for the embedded state store.
+    pub data_dir: PathBuf,
+    /// Operator bearer token (needed for every API call that is not an agent report).
+    pub operator_token: SecretRef,
+    /// Largest accepted request body, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Long-poll wait for agent command fetches.
+    #[serde(default = "default_long_poll", with = "humantime_serde")]
+    pub long_poll: Duration,
+    /// How often routing is compared with what the strategy observes.
+    #[serde(default = "default_reconcile", with = "humantime_serde")]
+    pub reconcile_interval: Duration,
+}
+
+impl OrchestratorConfig {
+    /// The API base URL, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        match &self.url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_long_poll() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_reconcile() -> Duration {
+    Duration::from_secs(2)
+}
+
+/// Where a secret comes from: exactly one of `file` or `env`. The value itself
+/// is never in the config file, so it can never be echoed from it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// Path of a file whose content (trimmed) is the secret.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Name of an environment variable holding the secret.
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// `[detection]`: timings and guards of DESIGN §3.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Detection {
+    /// One detection round; also the default report and probe interval.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Consecutive down rounds before a site is confirmed down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Consecutive healthy rounds before a site counts as recovered.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Unbroken health needed (besides `rise`) before failback.
+    #[serde(default = "default_hold_down", with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// An agent whose last report is older than this is stale.
+    #[serde(default = "default_agent_timeout", with = "humantime_serde")]
+    pub agent_timeout: Duration,
+    /// Timeout of one external or peer probe.
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    /// Automatic failovers allowed per group per `failover_window`.
+    #[serde(default = "default_max_failovers")]
+    pub max_failovers: u32,
+    /// Window of the failover budget.
+    #[serde(default = "default_failover_window", with = "humantime_serde")]
+    pub failover_window: Duration,
+}
+
+impl Default for Detection {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            fall: default_fall(),
+            rise: default_rise(),
+            hold_down: default_hold_down(),
+            agent_timeout: default_agent_timeout(),
+            probe_timeout: default_probe_timeout(),
+            max_failovers: default_max_failovers(),
+            failover_window: default_failover_window(),
+        }
+    }
+}
+
+fn default_interval() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_fall() -> u32 {
+    3
+}
+fn default_rise() -> u32 {
+    3
+}
+fn default_hold_down() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_agent_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_max_failovers() -> u32 {
+    2
+}
+fn default_failover_window() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `[sites.NAME]`: one location that can serve the group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Bearer token this site's agent reports with.
+    pub agent_token: SecretRef,
+    /// How often the agent reports (default: `detection.interval`).
+    #[serde(default, with = "humantime_serde::option")]
+    pub report_interval: Option<Duration>,
+    /// Local checks run by the site's agent.
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+    /// Public endpoints probed from outside (orchestrator and peer agents).
+    #[serde(default)]
+    pub endpoints: Vec<CheckSpec>,
+    /// Hooks run in order when the site is promoted.
+    #[serde(default)]
+    pub promote: Vec<HookSpec>,
+    /// Hooks run in order when the site is demoted (fenced).
+    #[serde(default)]
+    pub demote: Vec<HookSpec>,
+    /// Where this site's agent keeps, per group, the highest epoch it has seen
+    /// and its last role (survives restarts). Default:
+    /// `{orchestrator.data_dir}/agent-NAME` on the agent's host.
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// What a check does.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// HTTP or HTTPS GET of `url`.
+    Http,
+    /// TCP connect to `address`.
+    Tcp,
+    /// Run `command`; exit status 0 is healthy.
+    Command,
+}
+
+/// One check or endpoint probe. The fields used depend on `kind`
+/// (validated in [`crate::load`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Name shown in reports and evidence tables.
+    pub name: String,
+    pub kind: Spanned<CheckKind>,
+    /// `http`: the URL to GET.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// `http`: the expected status (default 200).
+    #[serde(default)]
+    pub expect_status: Option<u16>,
+    /// `http`: a substring the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// `tcp`: host:port to connect to.
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
+    /// `command`: argv of the command.
+    #[serde(default)]
+    pub command: Option<Spanned<Vec<String>>>,
+    /// Time allowed for one run.
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A failing critical check makes the site down (with outside agreement).
+    #[serde(default = "default_true")]
+    pub critical: bool,
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A promote or demote hook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSpec {
+    pub name: String,
+    /// argv; run without a shell.
+    pub command: Spanned<Vec<String>>,
+    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl HookSpec {
+    /// The hook's argv (program first).
+    pub fn argv(&self) -> &[String] {
+        self.command.get_ref()
+    }
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// `[frontends.NAME]` as written: one frontend machine of either kind. The
+/// keys allowed depend on `kind`; [`crate::load`] checks them and turns each
+/// entry into a [`FrontendConfig`] or a [`HaproxyFrontendConfig`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendEntry {
+    /// What runs on the machine (default `builtin`); a group's driver must match it.
+    #[serde(default)]
+    pub kind: Option<Spanned<FrontendDriverKind>>,
+    /// `builtin`: address of its control API.
+    #[serde(default)]
+    pub control: Option<SocketAddr>,
+    /// `builtin`: bearer token shared by the orchestrator and this frontend.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// `haproxy`: where its runtime API listens, a UNIX socket path or IP:PORT.
+    #[serde(default)]
+    pub runtime: Option<Spanned<String>>,
+}
+
+/// `[frontends.NAME]` with kind `builtin`: one `warden frontend` machine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    /// Address of its control API.
+    pub control: SocketAddr,
+    /// Bearer token shared by the orchestrator and this frontend.
+    pub token: SecretRef,
+}
+
+/// `[frontends.NAME]` with kind `haproxy`: one HAProxy process, driven
+/// through its runtime API (`stats socket ... level admin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaproxyFrontendConfig {
+    /// Where the runtime API listens.
+    pub runtime: RuntimeAddr,
+}
+
+/// Address of an HAProxy runtime API: a UNIX socket or a TCP address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeAddr {
+    /// `stats socket /run/haproxy/admin.sock level admin`.
+    Unix(PathBuf),
+    /// `stats socket ipv4@127.0.0.1:9999 level admin`.
+    Tcp(SocketAddr),
+}
+
+impl RuntimeAddr {
+    /// An absolute path is a UNIX socket, an `IP:PORT` a TCP address.
+    pub fn parse(s: &str) -> Result<RuntimeAddr, String> {
+        if s.starts_with('/') {
+            if s.len() < 2 || s.ends_with('/') || s.contains('\0') {
+                return Err("not a socket path; expected the path of the runtime API's UNIX socket, e.g. \"/run/haproxy/admin.sock\"".into());
+            }
+            return Ok(RuntimeAddr::Unix(PathBuf::from(s)));
+        }
+        s.parse::<SocketAddr>().map(RuntimeAddr::Tcp).map_err(|_| {
+            "expected the absolute path of a UNIX socket (\"/run/haproxy/admin.sock\") or an IP:PORT address (\"127.0.0.1:9999\"); host names are not allowed here".to_string()
+        })
+    }
+}
+
+impl std::fmt::Display for RuntimeAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            RuntimeAddr::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+/// How a group moves traffic.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Dns,
+    Frontend,
+    Hybrid,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Dns => "dns",
+            Scheme::Frontend => "frontend",
+            Scheme::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// When to fail back.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailbackMode {
+    /// After the primary is recovered (rise + hold_down).
+    #[default]
+    Auto,
+    /// Only on `warden failback GROUP`.
+    Manual,
+}
+
+/// How hard the old active site is fenced.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fencing {
+    /// Fencing must succeed (demote acknowledged or fence command exit 0).
+    Required,
+    /// Try; go on if the old site cannot be reached.
+    #[default]
+    BestEffort,
+    /// Do not fence.
+    Off,
+}
