@@ -185,7 +185,14 @@ fn dead_agent_is_not_a_dead_site() -> Result<()> {
     };
     d.start_all()?;
     d.lab.kill("agent-a")?;
-    let ev = d.wait_event("dead_agent", secs(15))?;
+    // (A start-up round may already have named b, whose agent had not
+    // reported yet: look for the event about a.)
+    let ev = lab::eventually(secs(15), secs(0.25), || {
+        d.events_of("dead_agent")?
+            .into_iter()
+            .find(|e| e["site"] == "a")
+            .ok_or_else(|| anyhow::anyhow!("no dead_agent event for a yet"))
+    })?;
     assert_eq!(ev["site"], "a");
     std::thread::sleep(secs(4));
     no_runbooks(&d)?;

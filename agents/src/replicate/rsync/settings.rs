@@ -134,7 +134,7 @@ impl RsyncSettings {
 /// their checksum dry runs): `-X` (xattrs), `-A` (ACLs), `-H` (hard links),
 /// `-S` (sparse), as enabled in `s`. Listings (`--list-only`) need none.
 pub(crate) fn attribute_args(s: &RsyncSettings) -> Vec<OsString> {
-    [
+    let mut args: Vec<OsString> = [
         (s.xattrs, "-X"),
         (s.acls, "-A"),
         (s.hard_links, "-H"),
@@ -143,5 +143,12 @@ pub(crate) fn attribute_args(s: &RsyncSettings) -> Vec<OsString> {
     .into_iter()
     .filter(|(on, _)| *on)
     .map(|(_, flag)| flag.into())
-    .collect()
+    .collect();
+    // The other side's symlink probe lives for a moment in this tree (the
+    // module is the data directory): it is never data, never replicated.
+    args.push(PROBE_EXCLUDE.into());
+    args
 }
+
+/// Keeps every transfer off the symlink probes (see `process::check_symlinks`).
+pub(crate) const PROBE_EXCLUDE: &str = "--exclude=/.warden-symlink-probe-*";

@@ -78,7 +78,9 @@ fn reads_the_symlink_probe_back() {
     );
     assert_eq!(
         attribute_args(&RsyncSettings::new("/s", "h", "m", "u", Secret::new("p"))),
-        ["-X", "-A", "-H", "-S"].map(OsString::from).to_vec()
+        ["-X", "-A", "-H", "-S", PROBE_EXCLUDE]
+            .map(OsString::from)
+            .to_vec()
     );
 }
 
