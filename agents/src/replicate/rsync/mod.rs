@@ -766,7 +766,7 @@ impl Shared {
     ) -> Result<(), AgentError> {
         let s = &self.settings;
         self.check_mount()?;
-        self.guard_batch(&paths).await?;
+        self.guard_batch(&paths, cancel).await?;
         let updates = if self.keeps_manifest() {
             let (root, paths) = (s.source.clone(), paths.clone());
             Some(
@@ -962,7 +962,11 @@ impl Shared {
     /// A batch that would delete too much (with the recent batches), or
     /// delete from a source that is now empty, is not sent (`Err`; the
     /// guarded full pass that follows holds with exact counts).
-    async fn guard_batch(&self, paths: &[PathBuf]) -> Result<(), AgentError> {
+    async fn guard_batch(
+        &self,
+        paths: &[PathBuf],
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
         let s = &self.settings;
         let (root, list) = (s.source.clone(), paths.to_vec());
         let (gone, empty) = tokio::task::spawn_blocking(move || {
@@ -993,14 +997,27 @@ impl Shared {
                 })
             })
             .collect();
-        let (deletes, known_book) = match self.book.lock().unwrap().as_ref() {
+        // The book counts exactly only names it knows as files: it is a
+        // lower bound of the target (a pass keeps what changed while it ran
+        // at its older entry, or none), so a gone directory or a name it
+        // does not know is counted at the target itself.
+        let (book_deletes, known_book, exact) = match self.book.lock().unwrap().as_ref() {
             Some(b) => (
                 gone.iter()
                     .map(|n| count_under(&b.items, n).max(1))
                     .sum::<u64>(),
                 Some(b.items.len() as u64),
+                gone.iter().all(|n| {
+                    b.items.get(n.as_str()).is_some_and(|i| !i.is_dir())
+                        && count_under(&b.items, n) == 1
+                }),
             ),
-            None => (gone.len() as u64, None),
+            None => (gone.len() as u64, None, false),
+        };
+        let deletes = if exact {
+            book_deletes
+        } else {
+            book_deletes.max(self.batch_deletes(paths, cancel).await?)
         };
         let now = Instant::now();
         let mut st = self.state.lock().unwrap();
@@ -1012,7 +1029,7 @@ impl Shared {
             st.recent_deletes.pop_front();
         }
         let recent: u64 = st.recent_deletes.iter().map(|(_, n)| n).sum();
-        let known = known_book.or(st.target_items).unwrap_or(0);
+        let known = known_book.max(st.target_items).unwrap_or(0);
         if empty && known > 0 {
             return Err(AgentError::DeleteGuard(format!(
                 "the source {} is empty while {} holds {known} items",
@@ -1025,6 +1042,42 @@ impl Shared {
             .map_err(AgentError::DeleteGuard)?;
         st.recent_deletes.push_back((now, deletes));
         Ok(())
+    }
+
+    /// `rsync -n` of a batch: how many items at the target it would delete
+    /// (a directory counts with everything under it).
+    async fn batch_deletes(
+        &self,
+        paths: &[PathBuf],
+        cancel: &CancellationToken,
+    ) -> Result<u64, AgentError> {
+        let s = &self.settings;
+        let mut list = Vec::new();
+        for p in paths {
+            list.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            list.push(0);
+        }
+        let args = vec![
+            "-n".into(),
+            "-a".into(),
+            "-r".into(),
+            "--files-from=-".into(),
+            "--from0".into(),
+            "--delete-missing-args".into(),
+            "--force".into(),
+            "-ii".into(),
+            "--out-format=%i %n".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        let mut deletes = 0;
+        self.rsync(args, Some(list), false, cancel, |line| {
+            if line.starts_with("*deleting") {
+                deletes += 1;
+            }
+        })
+        .await?;
+        Ok(deletes)
     }
 
     /// `rsync -n -a --delete -ii`: what a full pass would delete, and how
