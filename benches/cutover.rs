@@ -27,6 +27,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use lab::secs;
+use lab::Deploy;
 use serde_json::Value;
 
 const FILE_BYTES: usize = 19_500;

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use dnsd::{Kind, Zone};
 use lab::secs;
+use lab::Deploy;
 use serde_json::Value;
 use warden_strategies::dns::query::address_records;
 use warden_strategies::dns::rfc2136::{Rfc2136Provider, TsigKey};

@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::Result;
 use deploy::{Deployment, Knobs, HOSTS};
 use lab::secs;
+use lab::Deploy;
 
 fn main() -> Result<()> {
     if std::env::args().any(|a| a == "--list") {

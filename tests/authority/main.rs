@@ -14,6 +14,7 @@ mod deploy;
 use anyhow::{bail, Context, Result};
 use deploy::{Deployment, Knobs, API_PORT, CONTROL_PORT, HOSTS, WARDEN};
 use lab::secs;
+use lab::Deploy;
 use serde_json::Value;
 
 fn deployment(knobs: Knobs) -> Option<Deployment> {

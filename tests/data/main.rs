@@ -16,6 +16,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use lab::secs;
+use lab::Deploy;
 use serde_json::Value;
 use site::{text, tree, Data};
 

@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::deploy::{Deployment, Knobs, HOSTS};
+use crate::lab::Deploy;
 use crate::lab::{self, secs};
 
 const RSYNC_USER: &str = "warden";

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::dnsd::{self, Kind, Prepared, Zone};
-use crate::lab::{self, secs, Lab};
+use crate::lab::{self, secs, Deploy, Lab, Tokens};
 use anyhow::{bail, Result};
-use serde_json::Value;
 
 pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 pub(crate) const HOSTS: &[&str] = &["a", "b", "ctl", "dns", "cli"];
@@ -23,6 +22,22 @@ pub(crate) struct Dep {
     pub config: PathBuf,
     pub server: Prepared,
     pub ttl_s: u64,
+}
+
+impl Deploy for Dep {
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+    fn config(&self) -> &std::path::Path {
+        &self.config
+    }
+    fn warden_bin(&self) -> &'static str {
+        WARDEN
+    }
+    /// Debug logs: the tests search them.
+    fn warden_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[("WARDEN_LOG", "debug")]
+    }
 }
 
 impl Dep {
@@ -46,36 +61,12 @@ impl Dep {
             ],
         };
         let server = dnsd::prepare(kind, &lab.dir().join(kind.label()), dns_addr, &zone)?;
-        let opf = lab.write_file("operator.token", format!("operator-{}", lab.prefix()))?;
-        let taf = lab.write_file("a.token", format!("agent-a-{}", lab.prefix()))?;
-        let tbf = lab.write_file("b.token", format!("agent-b-{}", lab.prefix()))?;
+        let tokens = Tokens::new(&lab, &["a", "b"])?;
         let conf = format!(
-            r#"[orchestrator]
-listen = "{ctl}:{API_PORT}"
-data_dir = "{data}"
-operator_token = {{ file = "{opf}" }}
-reconcile_interval = "1s"
-long_poll = "2s"
-
-[detection]
-interval = "250ms"
-fall = 3
-rise = 3
-hold_down = "{hold_down}"
-agent_timeout = "1500ms"
-probe_timeout = "500ms"
-max_failovers = 1000
-
-[sites.a]
-agent_token = {{ file = "{taf}" }}
-checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
-endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
-
-[sites.b]
-agent_token = {{ file = "{tbf}" }}
-checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
-endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
-
+            r#"{orchestrator}
+{detection}
+{site_a}
+{site_b}
 [groups.web]
 sites = ["a", "b"]
 scheme = "dns"
@@ -91,14 +82,13 @@ zone = "{ZONE}"
 credentials = {{ file = "{key}" }}
 addresses = {{ a = "{a}", b = "{b}" }}
 "#,
-            ctl = ip("ctl"),
+            orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
+            detection = lab::detection(hold_down, 1000, ""),
+            site_a = tokens.site(&lab, "a", SVC_PORT, ""),
+            site_b = tokens.site(&lab, "b", SVC_PORT, ""),
             a = ip("a"),
             b = ip("b"),
             dns = ip("dns"),
-            data = lab.dir().join("data").display(),
-            opf = opf.display(),
-            taf = taf.display(),
-            tbf = tbf.display(),
             key = server.key_file.display(),
         );
         let config = lab.write_file("failover.conf", conf)?;
@@ -108,36 +98,6 @@ addresses = {{ a = "{a}", b = "{b}" }}
             server,
             ttl_s,
         })
-    }
-
-    pub(crate) fn cfg(&self) -> String {
-        self.config.display().to_string()
-    }
-
-    /// The operator's CLI on the orchestrator host.
-    pub(crate) fn operator(&self) -> lab::Operator<'_> {
-        lab::Operator {
-            lab: &self.lab,
-            host: "ctl",
-            warden: WARDEN,
-            config: &self.config,
-        }
-    }
-
-    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        self.operator().cli_ok(args)
-    }
-
-    pub(crate) fn group(&self) -> Result<Value> {
-        self.operator().group()
-    }
-
-    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
-        self.operator().wait_verdict(site, verdict, limit)
-    }
-
-    pub(crate) fn events(&self) -> Result<Vec<Value>> {
-        self.operator().events()
     }
 
     pub(crate) fn start_dns(&self) -> Result<()> {
@@ -201,16 +161,6 @@ addresses = {{ a = "{a}", b = "{b}" }}
                 bail!("users reach {b:?}, want {site:?}")
             }
         })
-    }
-
-    /// warden's processes of this deployment (debug logs: the tests search them).
-    pub(crate) fn warden(&self) -> lab::Warden<'_> {
-        lab::Warden {
-            lab: &self.lab,
-            warden: WARDEN,
-            config: &self.config,
-            env: &[("WARDEN_LOG", "debug")],
-        }
     }
 
     pub(crate) fn start_service(&self, site: &str) -> Result<()> {

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use deploy::{Dep, NAME, SVC_PORT, WARDEN};
 use dnsd::Kind;
 use lab::secs;
+use lab::Deploy;
 use serde_json::Value;
 
 const TTL_S: u64 = 2;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::lab::{self, secs, Lab};
+use crate::lab::{self, secs, Deploy, Lab, Tokens};
 
 pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 pub(crate) const HOSTS: &[&str] = &["a", "b", "ctl", "fe", "cli"];
@@ -59,51 +59,45 @@ pub(crate) struct Deployment {
     pub frontend_token: String,
 }
 
+impl Deploy for Deployment {
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+    fn config(&self) -> &std::path::Path {
+        &self.config
+    }
+    fn warden_bin(&self) -> &'static str {
+        WARDEN
+    }
+}
+
 impl Deployment {
     /// Build hosts, write config and tokens; start nothing yet.
     pub(crate) fn new(lab: Lab, knobs: Knobs) -> Result<Deployment> {
         let ip = |h: &str| lab.ip(h);
-        let op = format!("operator-{}", lab.prefix());
+        let tokens = Tokens::new(&lab, &["a", "b"])?;
         let fe = format!("frontend-{}", lab.prefix());
-        let opf = lab.write_file("operator.token", &op)?;
         let fef = lab.write_file("frontend.token", &fe)?;
-        let taf = lab.write_file("a.token", format!("agent-a-{}", lab.prefix()))?;
-        let tbf = lab.write_file("b.token", format!("agent-b-{}", lab.prefix()))?;
-        let hooks = lab.dir().join("hooks.log");
+        let hooks = lab.dir().join("hooks.log").display().to_string();
+        let hook = |kind: &str, site: &str, then: &str, timeout: &str| {
+            format!(
+                r#"{kind} = [{{ name = "{kind}-{site}", command = ["/bin/sh", "-c", "echo {kind} {site} $WARDEN_EPOCH >> {hooks}; {then}"], timeout = "{timeout}" }}]"#
+            )
+        };
+        let site = |s: &str, promote: &str, demote: &str| {
+            let extra = format!(
+                "{}\n{}\nstate_dir = \"{}\"\n",
+                hook("promote", s, promote, "20s"),
+                hook("demote", s, demote, "10s"),
+                lab.dir().join(format!("state-{s}")).display()
+            );
+            tokens.site(&lab, s, SVC_PORT, &extra)
+        };
         let conf = format!(
-            r#"[orchestrator]
-listen = "{ctl}:{API_PORT}"
-data_dir = "{data}"
-operator_token = {{ file = "{opf}" }}
-reconcile_interval = "1s"
-long_poll = "2s"
-
-[detection]
-interval = "250ms"
-fall = 3
-rise = 3
-hold_down = "{hold}"
-agent_timeout = "1500ms"
-probe_timeout = "500ms"
-max_failovers = {maxf}
-failover_window = "1h"
-
-[sites.a]
-agent_token = {{ file = "{taf}" }}
-checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
-endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
-promote = [{{ name = "promote-a", command = ["/bin/sh", "-c", "echo promote a $WARDEN_EPOCH >> {hooks}; {pa}"], timeout = "20s" }}]
-demote = [{{ name = "demote-a", command = ["/bin/sh", "-c", "echo demote a $WARDEN_EPOCH >> {hooks}; {da}"], timeout = "10s" }}]
-state_dir = "{state_a}"
-
-[sites.b]
-agent_token = {{ file = "{tbf}" }}
-checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
-endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
-promote = [{{ name = "promote-b", command = ["/bin/sh", "-c", "echo promote b $WARDEN_EPOCH >> {hooks}; {pb}"], timeout = "20s" }}]
-demote = [{{ name = "demote-b", command = ["/bin/sh", "-c", "echo demote b $WARDEN_EPOCH >> {hooks}; {db}"], timeout = "10s" }}]
-state_dir = "{state_b}"
-
+            r#"{orchestrator}
+{detection}
+{site_a}
+{site_b}
 [frontends.fe1]
 control = "{fe}:{CONTROL_PORT}"
 token = {{ file = "{fef}" }}
@@ -121,75 +115,29 @@ listen = "0.0.0.0:{ENTRY_PORT}"
 drain_timeout = "2s"
 backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
 {extra}"#,
-            ctl = ip("ctl"),
+            orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
+            detection = lab::detection(
+                knobs.hold_down,
+                knobs.max_failovers,
+                "failover_window = \"1h\"\n"
+            ),
+            site_a = site("a", &knobs.promote_a, &knobs.demote_a),
+            site_b = site("b", &knobs.promote_b, &knobs.demote_b),
             a = ip("a"),
             b = ip("b"),
             fe = ip("fe"),
-            data = lab.dir().join("data").display(),
-            opf = opf.display(),
             fef = fef.display(),
-            taf = taf.display(),
-            tbf = tbf.display(),
-            hooks = hooks.display(),
-            hold = knobs.hold_down,
-            maxf = knobs.max_failovers,
             fb = knobs.failback,
-            pa = knobs.promote_a,
-            pb = knobs.promote_b,
-            da = knobs.demote_a,
-            db = knobs.demote_b,
             gx = knobs.group_extra,
-            state_a = lab.dir().join("state-a").display(),
-            state_b = lab.dir().join("state-b").display(),
             extra = knobs.extra,
         );
         let config = lab.write_file("failover.conf", conf)?;
         Ok(Deployment {
             lab,
             config,
-            operator_token: op,
+            operator_token: tokens.operator,
             frontend_token: fe,
         })
-    }
-
-    /// The operator's CLI on the orchestrator host.
-    pub(crate) fn operator(&self) -> lab::Operator<'_> {
-        lab::Operator {
-            lab: &self.lab,
-            host: "ctl",
-            warden: WARDEN,
-            config: &self.config,
-        }
-    }
-
-    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        self.operator().cli_ok(args)
-    }
-
-    pub(crate) fn status(&self) -> Result<Value> {
-        self.operator().status()
-    }
-
-    pub(crate) fn group(&self) -> Result<Value> {
-        self.operator().group()
-    }
-
-    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
-        self.operator().wait_verdict(site, verdict, limit)
-    }
-
-    pub(crate) fn events(&self) -> Result<Vec<Value>> {
-        self.operator().events()
-    }
-
-    /// warden's processes of this deployment.
-    pub(crate) fn warden(&self) -> lab::Warden<'_> {
-        lab::Warden {
-            lab: &self.lab,
-            warden: WARDEN,
-            config: &self.config,
-            env: &[],
-        }
     }
 
     pub(crate) fn start_service(&self, site: &str) -> Result<()> {

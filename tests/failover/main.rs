@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use deploy::{Deployment, Knobs, HOSTS};
 use lab::secs;
+use lab::Deploy;
 
 fn deployment(knobs: Knobs) -> Option<Deployment> {
     let lab = lab::Lab::new_or_skip(HOSTS)?;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::dnsd::{self, Kind, Prepared, Zone};
-use crate::lab::{self, secs, Lab};
+use crate::lab::{self, secs, Deploy, Lab, Tokens};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
@@ -29,6 +29,22 @@ pub(crate) struct Dep {
     /// Control token of fe1, fe2.
     pub fe_tokens: [String; 2],
     pub ttl_s: u64,
+}
+
+impl Deploy for Dep {
+    fn lab(&self) -> &Lab {
+        &self.lab
+    }
+    fn config(&self) -> &std::path::Path {
+        &self.config
+    }
+    fn warden_bin(&self) -> &'static str {
+        WARDEN
+    }
+    /// Debug logs: the tests search them.
+    fn warden_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[("WARDEN_LOG", "debug")]
+    }
 }
 
 impl Dep {
@@ -57,43 +73,18 @@ impl Dep {
             (ip("dns"), 53).into(),
             &zone,
         )?;
-        let op = format!("operator-{}", lab.prefix());
+        let tokens = Tokens::new(&lab, &["a", "b"])?;
         let fe_tokens = [
             format!("fe1-{}", lab.prefix()),
             format!("fe2-{}", lab.prefix()),
         ];
-        let opf = lab.write_file("operator.token", &op)?;
         let f1f = lab.write_file("fe1.token", &fe_tokens[0])?;
         let f2f = lab.write_file("fe2.token", &fe_tokens[1])?;
-        let taf = lab.write_file("a.token", format!("agent-a-{}", lab.prefix()))?;
-        let tbf = lab.write_file("b.token", format!("agent-b-{}", lab.prefix()))?;
         let conf = format!(
-            r#"[orchestrator]
-listen = "{ctl}:{API_PORT}"
-data_dir = "{data}"
-operator_token = {{ file = "{opf}" }}
-reconcile_interval = "1s"
-long_poll = "2s"
-
-[detection]
-interval = "250ms"
-fall = 3
-rise = 3
-hold_down = "5s"
-agent_timeout = "1500ms"
-probe_timeout = "500ms"
-max_failovers = 1000
-
-[sites.a]
-agent_token = {{ file = "{taf}" }}
-checks = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", body_contains = "a", timeout = "500ms" }}]
-endpoints = [{{ name = "web", kind = "http", url = "http://{a}:{SVC_PORT}/", timeout = "500ms" }}]
-
-[sites.b]
-agent_token = {{ file = "{tbf}" }}
-checks = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", body_contains = "b", timeout = "500ms" }}]
-endpoints = [{{ name = "web", kind = "http", url = "http://{b}:{SVC_PORT}/", timeout = "500ms" }}]
-
+            r#"{orchestrator}
+{detection}
+{site_a}
+{site_b}
 [frontends.fe1]
 control = "{fe1}:{CONTROL_PORT}"
 token = {{ file = "{f1f}" }}
@@ -123,18 +114,17 @@ zone = "{ZONE}"
 credentials = {{ file = "{key}" }}
 addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
 "#,
-            ctl = ip("ctl"),
+            orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
+            detection = lab::detection("5s", 1000, ""),
+            site_a = tokens.site(&lab, "a", SVC_PORT, ""),
+            site_b = tokens.site(&lab, "b", SVC_PORT, ""),
             a = ip("a"),
             b = ip("b"),
             fe1 = ip("fe1"),
             fe2 = ip("fe2"),
             dns = ip("dns"),
-            data = lab.dir().join("data").display(),
-            opf = opf.display(),
             f1f = f1f.display(),
             f2f = f2f.display(),
-            taf = taf.display(),
-            tbf = tbf.display(),
             key = server.key_file.display(),
         );
         let config = lab.write_file("failover.conf", conf)?;
@@ -142,40 +132,10 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
             lab,
             config,
             server,
-            operator_token: op,
+            operator_token: tokens.operator,
             fe_tokens,
             ttl_s,
         })
-    }
-
-    pub(crate) fn cfg(&self) -> String {
-        self.config.display().to_string()
-    }
-
-    /// The operator's CLI on the orchestrator host.
-    pub(crate) fn operator(&self) -> lab::Operator<'_> {
-        lab::Operator {
-            lab: &self.lab,
-            host: "ctl",
-            warden: WARDEN,
-            config: &self.config,
-        }
-    }
-
-    pub(crate) fn cli_ok(&self, args: &[&str]) -> Result<String> {
-        self.operator().cli_ok(args)
-    }
-
-    pub(crate) fn group(&self) -> Result<Value> {
-        self.operator().group()
-    }
-
-    pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
-        self.operator().wait_verdict(site, verdict, limit)
-    }
-
-    pub(crate) fn events(&self) -> Result<Vec<Value>> {
-        self.operator().events()
     }
 
     /// What BIND answers for the name, asked from the users' host.
@@ -232,16 +192,6 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
                 bail!("{NAME} resolves to {f}, want {frontend}")
             }
         })
-    }
-
-    /// warden's processes of this deployment (debug logs: the tests search them).
-    pub(crate) fn warden(&self) -> lab::Warden<'_> {
-        lab::Warden {
-            lab: &self.lab,
-            warden: WARDEN,
-            config: &self.config,
-            env: &[("WARDEN_LOG", "debug")],
-        }
     }
 
     pub(crate) fn start_service(&self, site: &str) -> Result<()> {

@@ -17,6 +17,7 @@ mod deploy;
 use anyhow::{ensure, Context, Result};
 use deploy::{Dep, CONTROL_PORT};
 use lab::secs;
+use lab::Deploy;
 
 const TTL_S: u64 = 2;
 

@@ -29,6 +29,9 @@
 //! - `client.rs`: [`ClientLoop`], a background client that records outages.
 //! - `eventually.rs`: polling assertions.
 //! - `sys.rs`: tools, prerequisites, name reservations.
+//! - `operator.rs`, `warden.rs`: the operator's CLI and warden's processes.
+//! - `deploy.rs`: what every two-site deployment shares (tokens, the
+//!   common config tables, the [`Deploy`] handles).
 //!
 //! Safety rules (see `/work/shared/recipes/netns-hosts.md`): all test
 //! traffic starts inside a namespace; namespaces have no default route;
@@ -49,6 +52,7 @@
 #![allow(dead_code, unused_macros, unused_imports)]
 
 mod client;
+mod deploy;
 mod eventually;
 mod faults;
 mod net;
@@ -70,6 +74,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{anyhow, bail, Context, Result};
 
 pub(crate) use client::{bodies_after, outage_windows, outages, ClientLoop, Outage, Sample};
+pub(crate) use deploy::{detection, Deploy, Tokens};
 pub(crate) use eventually::assert_eventually;
 pub(crate) use eventually::{eventually, patient};
 pub(crate) use net::CurlError;
