@@ -1,0 +1,273 @@
+//! The rsync plan's transfers: a batch (`--files-from`), the root alone,
+//! the guarded full pass (`--delete`), and the manifest bookkeeping each
+//! confirms (what was stat'ed the same before and after it).
+
+use super::*;
+use tokio::sync::watch;
+
+impl Shared {
+    /// A batch's paths as rsync needs them: `Ok(false)` (nothing sent) when a
+    /// full pass must send them instead, because `-H` only links names sent
+    /// in the same transfer and a changed file has other names outside the
+    /// batch. The root ([`ROOT`]) is never listed: a batch that names it or
+    /// a top-level entry (whose creation, rewrite or deletion at the peer
+    /// changes the peer root's mtime) ends with [`Shared::send_root`].
+    pub(super) async fn send_batch(
+        &self,
+        paths: Vec<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, AgentError> {
+        let s = &self.settings;
+        let (root, paths): (Vec<PathBuf>, Vec<PathBuf>) =
+            paths.into_iter().partition(|p| p == Path::new(ROOT));
+        let touches_root = !root.is_empty() || paths.iter().any(|p| p.components().count() == 1);
+        if s.hard_links && !paths.is_empty() {
+            let (root, list) = (s.source.clone(), paths.clone());
+            let linked = tokio::task::spawn_blocking(move || links_outside(&root, &list))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
+            if linked {
+                debug!(
+                    paths = paths.len(),
+                    "batch changes hard-linked files with names outside it, a full pass sends it"
+                );
+                return Ok(false);
+            }
+        }
+        if !paths.is_empty() {
+            self.batch(paths, cancel).await?;
+        }
+        if touches_root {
+            self.send_root(cancel).await?;
+        }
+        Ok(true)
+    }
+
+    /// `rsync -a -d --no-r --exclude=* SOURCE/ URL`: only the transfer root
+    /// itself, with its mtime, mode, owner, xattrs and ACLs. A
+    /// `--files-from` batch sends the implied directories of its paths but
+    /// never `.`, while writing or deleting top-level names changes the
+    /// peer root's mtime.
+    pub(super) async fn send_root(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let args = vec![
+            "-a".into(),
+            "--no-r".into(),
+            "-d".into(),
+            "--exclude=*".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        self.rsync(args, None, false, cancel, |_| {}).await
+    }
+
+    /// [`check_symlinks`] until it passed once.
+    pub(super) async fn check_module(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        use std::sync::atomic::Ordering;
+        if self.module_checked.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        check_symlinks(&self.settings, cancel).await?;
+        self.module_checked.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Runs the owed full pass (it covers everything pending); on failure it stays owed.
+    pub(super) async fn run_full(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
+        {
+            let mut st = self.state.lock().unwrap();
+            let since = earliest(st.full_since.take(), st.pending_since.take());
+            st.full_inflight_since = earliest(st.full_inflight_since, since);
+            st.paths.clear();
+        }
+        let result = match self.check_module(cancel).await {
+            Ok(()) => self.full_pass(cancel, None).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let mut st = self.state.lock().unwrap();
+        if result.is_err() {
+            st.full_since = earliest(st.full_since, st.full_inflight_since);
+        }
+        st.full_inflight_since = None;
+        result
+    }
+
+    /// One `--files-from` transfer of the listed relative paths.
+    pub(super) async fn batch(
+        &self,
+        paths: Vec<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let s = &self.settings;
+        self.check_mount()?;
+        self.guard_batch(&paths, cancel).await?;
+        let updates = if self.keeps_manifest() {
+            let (root, paths) = (s.source.clone(), paths.clone());
+            Some(
+                tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
+                    .await
+                    .map_err(|e| AgentError::Task(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let mut list = Vec::new();
+        for p in &paths {
+            list.extend_from_slice(p.as_os_str().as_encoded_bytes());
+            list.push(0);
+        }
+        debug!(paths = paths.len(), "rsync batch");
+        let args = vec![
+            "-a".into(),
+            "-r".into(),
+            "--files-from=-".into(),
+            "--from0".into(),
+            "--delete-missing-args".into(),
+            "--force".into(),
+            // Listed because they changed: rsync's size+mtime quick check
+            // would skip a same-size rewrite within the same second.
+            "--ignore-times".into(),
+            source_arg(&s.source),
+            s.url().into(),
+        ];
+        self.rsync(args, Some(list), false, cancel, |_| {}).await?;
+        if let Some(before) = updates {
+            // What was sent is what was stat'ed before only if it still is.
+            let root = s.source.clone();
+            let after = tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
+            let updates = confirmed_updates(before, after);
+            if let Some(b) = self.book.lock().unwrap().as_mut() {
+                apply_updates(b, updates);
+                b.dirty = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// `rsync -a --delete --force SOURCE/ URL`, counting what rsync reports.
+    pub(super) async fn full_pass(
+        &self,
+        cancel: &CancellationToken,
+        progress: Option<&watch::Sender<Progress>>,
+    ) -> Result<ResyncReport, AgentError> {
+        let s = &self.settings;
+        let started = Instant::now();
+        let released_mount = self.check_mount()?;
+        // The listing before the pass: what the pass is sure to have carried.
+        let before = if self.keeps_manifest() {
+            Some(self.list_source().await?)
+        } else {
+            None
+        };
+        // The guard: what would this pass delete, out of how many items at the target?
+        let dry = self.dry_run(cancel).await?;
+        let target = s.target();
+        let verdict = if dry.source_items == 0 && dry.target_items > 0 {
+            s.hold.trip(format!(
+                "mass-delete guard: the replication source {} is empty while {target} holds {} items; \
+                 nothing was deleted. Check the source (emptied, unmounted?): replication resumes by itself \
+                 once its files are back; run `warden clear GROUP` only if the peer must really be emptied",
+                s.source.display(),
+                dry.target_items
+            ))
+        } else {
+            s.hold
+                .check(&s.guard, dry.deletes, dry.target_items, &target)
+        };
+        let released = verdict.map_err(AgentError::DeleteGuard)? || released_mount;
+        let mut args: Vec<OsString> = vec![
+            "-a".into(),
+            "--delete".into(),
+            "--force".into(),
+            "--out-format=%i %l %n".into(),
+        ];
+        if !released {
+            // The source may empty between the dry run and the pass.
+            let most = dry.deletes.max(s.guard.max_count);
+            args.push(format!("--max-delete={most}").into());
+        }
+        args.push(source_arg(&s.source));
+        args.push(s.url().into());
+        let mut done = Progress::default();
+        self.rsync(args, None, true, cancel, |line| {
+            done.items += 1;
+            if line.starts_with(['<', '>']) {
+                let len = line
+                    .get(12..)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<u64>().ok());
+                done.bytes += len.unwrap_or(0);
+            }
+            if let Some(tx) = progress {
+                tx.send_replace(done);
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            AgentError::Rsync { code: 25, .. } => {
+                let why = format!(
+                    "mass-delete guard: the source {} changed during the pass and rsync stopped deleting \
+                     at --max-delete (checked: {} of {} items at {target}). Check the source, then run \
+                     `warden clear GROUP` if the deletions are wanted",
+                    s.source.display(),
+                    dry.deletes,
+                    dry.target_items
+                );
+                let _ = s.hold.trip(why.clone());
+                AgentError::DeleteGuard(why)
+            }
+            e => e,
+        })?;
+        s.hold.passed();
+        self.state.lock().unwrap().target_items = Some(dry.source_items);
+        debug!(
+            items = done.items,
+            bytes = done.bytes,
+            "rsync full pass done"
+        );
+        if let Some((mut items, mut stamps)) = before {
+            // Only what did not change while the pass ran is what it carried;
+            // what did keeps its older entry (see `confirmed_updates`).
+            let (_, after) = self.list_source().await?;
+            if let Some(b) = self.book.lock().unwrap().as_mut() {
+                let changed: Vec<String> = stamps
+                    .iter()
+                    .filter(|(name, st)| after.get(*name) != Some(*st))
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                for name in changed {
+                    items.remove(&name);
+                    stamps.remove(&name);
+                    if let Some(old) = b.items.get(&name) {
+                        items.insert(name.clone(), old.clone());
+                        if let Some(st) = b.stamps.get(&name) {
+                            stamps.insert(name, *st);
+                        }
+                    }
+                }
+                b.items = items;
+                b.stamps = stamps;
+                b.dirty = true;
+            }
+        }
+        Ok(ResyncReport {
+            done,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// The source's items and stamps for the manifest (a blocking walk off the runtime).
+    pub(super) async fn list_source(&self) -> Result<(Listing, Stamps), AgentError> {
+        let s = &self.settings;
+        let root = s.source.clone();
+        tokio::task::spawn_blocking(move || list_local_stamped(&root))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))?
+            .map_err(|e| AgentError::Watch {
+                path: s.source.display().to_string(),
+                reason: format!("cannot list it for the manifest: {e}"),
+            })
+    }
+}

@@ -1,0 +1,210 @@
+//! The rsync plan's scheduler: one worker task turns what the watcher
+//! recorded into transfers — batches gathered for a window (deletions until
+//! they settle), up to `max_transfers` at once and never two overlapping,
+//! a full pass alone when one is owed, retries with backoff — and saves the
+//! manifest as it goes.
+
+use super::*;
+
+/// The continuous loop, then a last manifest save.
+pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
+    work_loop(&shared, cancel).await;
+    shared.save_manifest(true).await;
+}
+
+/// Wait for changes, gather batches, run up to `max_transfers` of them,
+/// run a full pass when one is owed (alone), retry failures.
+pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
+    let s = &shared.settings;
+    let mut backoff = s.retry_min;
+    let mut failing = false;
+    let mut running: tokio::task::JoinSet<Result<(), AgentError>> = tokio::task::JoinSet::new();
+    loop {
+        while let Some(done) = running.try_join_next() {
+            if !shared.batch_done(done, &mut failing).await {
+                return;
+            }
+        }
+        let (full, pending, since, many, removed) = {
+            let st = shared.state.lock().unwrap();
+            (
+                st.full_since.is_some(),
+                !st.paths.is_empty(),
+                st.pending_since,
+                st.paths.len() >= s.batch_max,
+                st.last_remove,
+            )
+        };
+        if full {
+            if let Some(done) = running.join_next().await {
+                if !shared.batch_done(done, &mut failing).await {
+                    return;
+                }
+                continue;
+            }
+            match shared.run_full(&cancel).await {
+                Ok(()) => {
+                    shared.save_manifest(false).await;
+                    if failing {
+                        info!(target = %s.target(), "replication target reachable again, caught up with a full pass");
+                    }
+                    failing = false;
+                    backoff = s.retry_min;
+                }
+                Err(AgentError::ReplicationCancelled) => return,
+                Err(AgentError::DeleteGuard(why)) => {
+                    if !failing {
+                        warn!(target = %s.target(), reason = %why, "replication held by the mass-delete guard, nothing deleted; retrying");
+                    }
+                    failing = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = s.hold.released() => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(s.retry_max);
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(target = %s.target(), cause = %e, "replication transfer failed, retrying with a full pass");
+                    } else {
+                        debug!(target = %s.target(), cause = %e, "replication still failing");
+                    }
+                    failing = true;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(s.retry_max);
+                }
+            }
+            continue;
+        }
+        if pending && running.len() < s.max_transfers.max(1) {
+            // Let the batch fill for one window from its oldest change, or
+            // until it is large; while paths are being removed, until the
+            // removals settle (bounded), so a mass delete is judged whole.
+            let fill = since
+                .map(|t| t + s.batch_window)
+                .filter(|d| *d > Instant::now() && !many);
+            let settle = since
+                .zip(removed)
+                .map(|(t, r)| (r + DELETE_SETTLE).min(t + DELETE_SETTLE_MAX));
+            let deadline = earliest_some_max(fill, settle).filter(|d| *d > Instant::now());
+            if let Some(deadline) = deadline {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline.into()) => {}
+                    _ = shared.wake.notified() => {}
+                    _ = cancel.cancelled() => return,
+                }
+                continue;
+            }
+            if let Some((id, paths)) = shared.take_batch() {
+                running.spawn(shared.clone().run_batch(id, paths, cancel.clone()));
+                continue;
+            }
+            // Everything pending overlaps a running batch: wait for one to end.
+        }
+        let save_in = shared.save_due_in().filter(|_| running.is_empty());
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            Some(done) = running.join_next(), if !running.is_empty() => {
+                if !shared.batch_done(done, &mut failing).await {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(save_in.unwrap_or_default()), if save_in.is_some() => {
+                shared.save_manifest(false).await;
+            }
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+impl Shared {
+    /// Handles a finished batch; `false` when the worker must end (cancelled).
+    pub(super) async fn batch_done(
+        &self,
+        done: Result<Result<(), AgentError>, tokio::task::JoinError>,
+        failing: &mut bool,
+    ) -> bool {
+        match done {
+            Ok(Ok(())) => {
+                self.save_manifest(false).await;
+                true
+            }
+            Ok(Err(AgentError::ReplicationCancelled)) => false,
+            Ok(Err(AgentError::DeleteGuard(why))) => {
+                warn!(target = %self.settings.target(), reason = %why, "replication batch not sent (mass-delete guard), a guarded full pass follows");
+                true
+            }
+            Ok(Err(e)) => {
+                if !*failing {
+                    warn!(target = %self.settings.target(), cause = %e, "replication batch failed, a full pass follows");
+                }
+                *failing = true;
+                true
+            }
+            Err(e) => {
+                warn!(cause = %e, "replication batch task failed, a full pass follows");
+                let mut st = self.state.lock().unwrap();
+                st.full_since = earliest(st.full_since, Some(Instant::now()));
+                true
+            }
+        }
+    }
+
+    /// Takes up to `batch_max` pending paths that overlap no running batch
+    /// and marks them running.
+    pub(super) fn take_batch(&self) -> Option<(u64, Vec<PathBuf>)> {
+        let mut st = self.state.lock().unwrap();
+        let since = st.pending_since?;
+        let mut taken = Vec::new();
+        let mut left = BTreeSet::new();
+        for p in std::mem::take(&mut st.paths) {
+            if taken.len() < self.settings.batch_max && !st.overlaps_running(&p) {
+                // Overlaps within the batch are fine: one rsync sends them in order.
+                taken.push(p);
+            } else {
+                left.insert(p);
+            }
+        }
+        st.paths = left;
+        if st.paths.is_empty() {
+            st.pending_since = None;
+        }
+        if taken.is_empty() {
+            return None;
+        }
+        let id = st.next_batch;
+        st.next_batch += 1;
+        st.batch_paths.extend(taken.iter().cloned());
+        st.batches.insert(id, (since, taken.clone()));
+        Some((id, taken))
+    }
+
+    /// Runs batch `id`; on failure a full pass is owed from its oldest change.
+    pub(super) async fn run_batch(
+        self: Arc<Self>,
+        id: u64,
+        paths: Vec<PathBuf>,
+        cancel: CancellationToken,
+    ) -> Result<(), AgentError> {
+        let (result, owe_full) = match self.send_batch(paths, &cancel).await {
+            Ok(sent) => (Ok(()), !sent),
+            Err(e) => (Err(e), true),
+        };
+        let mut st = self.state.lock().unwrap();
+        if let Some((since, paths)) = st.batches.remove(&id) {
+            for p in &paths {
+                st.batch_paths.remove(p);
+            }
+            if owe_full {
+                st.full_since = earliest(st.full_since, Some(since));
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+        result
+    }
+}
