@@ -10,7 +10,10 @@ mod lab;
 #[path = "../failover/deploy.rs"]
 #[allow(dead_code)]
 mod deploy;
+mod fidelity;
 mod site;
+#[path = "../../agents/tests/support/tree.rs"]
+mod tree;
 
 use std::path::Path;
 

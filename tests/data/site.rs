@@ -17,6 +17,8 @@ const RSYNC_USER: &str = "warden";
 
 pub(crate) struct Data {
     pub d: Deployment,
+    /// Each site's replicated directory: `[a, b]`.
+    dirs: [PathBuf; 2],
 }
 
 impl Data {
@@ -34,8 +36,23 @@ impl Data {
     ) -> Option<Data> {
         let lab = lab::Lab::new_or_skip(HOSTS)?;
         let dir = lab.dir().to_path_buf();
-        for site in ["a", "b"] {
-            std::fs::create_dir_all(dir.join(format!("{site}-data"))).unwrap();
+        let dirs = [dir.join("a-data"), dir.join("b-data")];
+        Some(Self::build(lab, dirs, policy, password_b, failback, "true"))
+    }
+
+    /// A deployment on `lab` whose sites replicate `dirs` (`[a, b]`, made
+    /// here when missing); `promote` is both sites' promote hook (a shell
+    /// snippet).
+    pub(crate) fn build(
+        lab: lab::Lab,
+        dirs: [PathBuf; 2],
+        policy: &str,
+        password_b: &str,
+        failback: &'static str,
+        promote: &str,
+    ) -> Data {
+        for d in &dirs {
+            std::fs::create_dir_all(d).unwrap();
         }
         let pwa = lab.write_file("rsync-a.pw", "pw-a-right").unwrap();
         let pwb = lab.write_file("rsync-b.pw", password_b).unwrap();
@@ -59,8 +76,8 @@ module = "{bip}:873/data"
 user = "{RSYNC_USER}"
 password = {{ file = "{pwb}" }}
 "#,
-            adir = dir.join("a-data").display(),
-            bdir = dir.join("b-data").display(),
+            adir = dirs[0].display(),
+            bdir = dirs[1].display(),
             aip = lab.ip("a"),
             bip = lab.ip("b"),
             pwa = pwa.display(),
@@ -73,15 +90,21 @@ password = {{ file = "{pwb}" }}
                 max_failovers: 1000,
                 failback,
                 extra,
+                promote_a: promote.into(),
+                promote_b: promote.into(),
                 ..Knobs::default()
             },
         )
         .expect("deployment");
-        Some(Data { d })
+        Data { d, dirs }
     }
 
     pub(crate) fn dir(&self, site: &str) -> PathBuf {
-        self.d.lab.dir().join(format!("{site}-data"))
+        match site {
+            "a" => self.dirs[0].clone(),
+            "b" => self.dirs[1].clone(),
+            other => panic!("no data directory for site {other}"),
+        }
     }
 
     /// The site's rsync daemon: module `data` = the site's directory.
