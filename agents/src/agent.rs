@@ -519,6 +519,7 @@ async fn execute(
                     ok: false,
                     detail: refusal,
                     hooks: Vec::new(),
+                    checks: None,
                 },
             );
             continue;
@@ -539,10 +540,19 @@ async fn execute(
             continue;
         }
         // Cancelling drops the hook run, which kills the running hook.
-        let outcome = tokio::select! {
+        let mut outcome = tokio::select! {
             _ = token.cancelled() => return,
             o = run_command(&shared.settings, &cmd, &token) => o,
         };
+        if outcome.ok && cmd.kind == CommandKind::Promote && !shared.settings.checks.is_empty() {
+            // Checks taken after the hooks travel with the outcome: the
+            // orchestrator need not wait for the next report to see them.
+            let checks = tokio::select! {
+                _ = token.cancelled() => return,
+                c = run_all(&shared.settings.checks, &shared.probe) => c,
+            };
+            outcome.checks = Some(checks);
+        }
         finish(&shared, &cmd, outcome);
     }
 }
@@ -580,6 +590,7 @@ async fn run_command(
                     id: cmd.id.clone(),
                     ok: false,
                     detail: NO_REPLICATION.into(),
+                    checks: None,
                     hooks: Vec::new(),
                 },
             };
@@ -760,6 +771,7 @@ mod tests {
         CommandOutcome {
             id: id.into(),
             ok: true,
+            checks: None,
             detail: String::new(),
             hooks: Vec::new(),
         }

@@ -81,6 +81,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
             ok: false,
             detail,
             hooks: outcomes,
+            checks: None,
         };
     }
     let detail = match outcomes.len() {
@@ -92,6 +93,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
         id: command_id.to_string(),
         ok: true,
         detail,
+        checks: None,
         hooks: outcomes,
     }
 }

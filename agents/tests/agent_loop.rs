@@ -329,6 +329,15 @@ async fn reports_and_runs_a_command_once() {
     assert!(outcome.ok, "{outcome:?}");
     assert_eq!(outcome.hooks.len(), 1);
     assert_eq!(outcome.hooks[0].name, "mark");
+    // The promote's checks, run after its hooks, travel with the outcome.
+    let fresh: Vec<_> = outcome
+        .checks
+        .as_ref()
+        .expect("a promote outcome carries checks")
+        .iter()
+        .map(|c| (c.name.as_str(), c.ok, c.critical))
+        .collect();
+    assert_eq!(fresh, [("api", true, true), ("optional", false, false)]);
     assert_eq!(f.outcome_reports, 2);
     assert!(f.after_ack >= 3);
     assert_eq!(

@@ -22,6 +22,8 @@ pub const FINISHED_KEPT: usize = 4096;
 const DETAIL_MAX: usize = 2048;
 /// Most hook results kept per outcome.
 const HOOKS_MAX: usize = 64;
+/// The most check results kept from a promote outcome.
+const CHECKS_MAX: usize = 64;
 
 /// Where a command stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,6 +237,13 @@ fn bounded(o: &CommandOutcome) -> CommandOutcome {
         cut(&mut h.name, 256);
         cut(&mut h.detail, DETAIL_MAX / 4);
     }
+    if let Some(checks) = &mut o.checks {
+        checks.truncate(CHECKS_MAX);
+        for c in checks {
+            cut(&mut c.name, 256);
+            cut(&mut c.detail, DETAIL_MAX / 4);
+        }
+    }
     o
 }
 
@@ -272,6 +281,7 @@ mod tests {
             ok: true,
             detail: "done".into(),
             hooks: vec![],
+            checks: None,
         }
     }
 

@@ -403,6 +403,17 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
                 }
                 Err(e) => return Outcome::Failed(format!("{} promote: {e}", rb.to)),
             };
+            // Checks the agent ran right after the hooks: no wait for a report.
+            if o.checks
+                .as_ref()
+                .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c.ok || !c.critical))
+            {
+                return Outcome::Done(format!(
+                    "{} promoted ({}); checks run after the hooks pass",
+                    rb.to,
+                    outcome_text(&o)
+                ));
+            }
             match env.wait_healthy(&rb.to, t).await {
                 Ok(()) => Outcome::Done(format!(
                     "{} promoted ({}); checks pass",
@@ -576,6 +587,8 @@ mod tests {
         stale: Mutex<Vec<String>>,
         failing_promote: Mutex<Vec<String>>,
         unhealthy: Mutex<Vec<String>>,
+        /// What the checks a promote outcome carries say (none when unset).
+        fresh_checks: Mutex<Option<bool>>,
         events: Mutex<Vec<(EventKind, String)>>,
     }
 
@@ -636,6 +649,15 @@ mod tests {
                     detail: format!("exit {}", if ok { 0 } else { 1 }),
                     elapsed_ms: 300,
                 }],
+                checks: self.fresh_checks.lock().unwrap().map(|pass| {
+                    vec![warden_proto::agent::CheckResult {
+                        name: "web".into(),
+                        ok: pass,
+                        critical: true,
+                        detail: if pass { "status 200" } else { "status 503" }.into(),
+                        elapsed_ms: 2,
+                    }]
+                }),
             };
             self.outcomes.lock().unwrap().insert(cmd.id, o.clone());
             Ok(o)
@@ -935,6 +957,57 @@ mod tests {
         assert!(p.detail.contains("timed out"), "{}", p.detail);
         assert!(t0.elapsed() >= Duration::from_secs(5));
         assert_eq!(w.route.lock().unwrap().2, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promote_whose_outcome_carries_passing_checks_does_not_wait_for_a_report() {
+        let w = world_on("a", 1);
+        // Reports would never show b healthy: only the outcome's checks can end the step.
+        w.unhealthy.lock().unwrap().push("b".into());
+        *w.fresh_checks.lock().unwrap() = Some(true);
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded);
+        let p = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Promote)
+            .unwrap();
+        assert!(
+            p.detail.contains("checks run after the hooks pass"),
+            "{}",
+            p.detail
+        );
+        assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("b"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promote_whose_outcome_carries_failing_checks_waits_for_reports() {
+        let w = world_on("a", 1);
+        w.unhealthy.lock().unwrap().push("b".into());
+        *w.fresh_checks.lock().unwrap() = Some(false);
+        let t0 = tokio::time::Instant::now();
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Failed);
+        let p = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Promote)
+            .unwrap();
+        // It waited for a report to show them pass, until the step's timeout.
+        assert!(p.detail.contains("timed out"), "{}", p.detail);
+        assert!(t0.elapsed() >= Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]

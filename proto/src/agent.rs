@@ -258,6 +258,10 @@ pub struct CommandOutcome {
     /// Each hook run, in order.
     #[serde(default)]
     pub hooks: Vec<HookOutcome>,
+    /// A promote's local checks, run right after its hooks succeeded: the
+    /// orchestrator need not wait a report interval to see them pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<CheckResult>>,
 }
 
 /// One hook run.

@@ -152,6 +152,7 @@ impl Replication {
             ok,
             detail,
             hooks: Vec::new(),
+            checks: None,
         };
         let Some(g) = self.groups.get(&cmd.group) else {
             return out(

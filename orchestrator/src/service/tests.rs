@@ -132,6 +132,7 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
                 ok: true,
                 detail: "ok".into(),
                 hooks: vec![],
+                checks: None,
             })
             .collect();
         s.accept_report(AgentReport {
