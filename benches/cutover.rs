@@ -135,8 +135,12 @@ fn run_size(files: usize, changed: usize, rounds: usize, rows: &mut Vec<Row>) ->
         let promoted = ms(&rb, "promote", "finished_unix_ms")?;
         let resync = ms(&rb, "resync", "finished_unix_ms")? - ms(&rb, "resync", "started_unix_ms")?;
         let pause = promoted - demote;
+        let step = |n: &str| -> Result<u64> {
+            Ok(ms(&rb, n, "finished_unix_ms")? - ms(&rb, n, "started_unix_ms")?)
+        };
+        let (demote_ms, promote_ms) = (step("demote")?, step("promote")?);
         println!(
-            "| {files} | {} MB | {} | {from} → {to} | {changed} | {resync} | {fin} | {pause} |",
+            "| {files} | {} MB | {} | {from} → {to} | {changed} | {resync} | {demote_ms} | {fin} | {promote_ms} | {pause} |",
             files * FILE_BYTES / 1_000_000,
             round + 1,
         );
@@ -164,8 +168,8 @@ fn main() -> Result<()> {
         .collect();
     let changed = env_num("CHANGED", 500);
     let rounds = env_num("ROUNDS", 4);
-    println!("| files | data | round | move | changed just before | resync step incl. checksum pre-check (ms) | final pass + delta verify (ms) | writes refused: demote → promoted (ms) |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| files | data | round | move | changed just before | resync step incl. checksum pre-check (ms) | demote (ms) | final pass + delta verify (ms) | promote (ms) | writes refused: demote → promoted (ms) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rows = Vec::new();
     for &files in &sizes {
         if !run_size(files, changed, rounds, &mut rows)? {
