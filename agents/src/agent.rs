@@ -520,6 +520,7 @@ async fn execute(
                     detail: refusal,
                     hooks: Vec::new(),
                     checks: None,
+                    journal: None,
                 },
             );
             continue;
@@ -553,6 +554,15 @@ async fn execute(
             };
             outcome.checks = Some(checks);
         }
+        if let (true, Some(mark), Some(r)) = (
+            outcome.ok && cmd.kind == CommandKind::Demote,
+            cmd.journal_since,
+            &shared.settings.replication,
+        ) {
+            // The hooks stopped the writes: what changed since the resync
+            // began is now final.
+            outcome.journal = Some(r.journal_since(&cmd.group, mark).await);
+        }
         finish(&shared, &cmd, outcome);
     }
 }
@@ -583,7 +593,8 @@ async fn run_command(
         | CommandKind::StopReplication
         | CommandKind::Resync
         | CommandKind::FinalSync
-        | CommandKind::Clear => {
+        | CommandKind::Clear
+        | CommandKind::Journal => {
             return match &settings.replication {
                 Some(r) => r.run(cmd, token).await,
                 None => CommandOutcome {
@@ -591,6 +602,7 @@ async fn run_command(
                     ok: false,
                     detail: NO_REPLICATION.into(),
                     checks: None,
+                    journal: None,
                     hooks: Vec::new(),
                 },
             };
@@ -651,6 +663,7 @@ fn is_replication(kind: CommandKind) -> bool {
             | CommandKind::Resync
             | CommandKind::FinalSync
             | CommandKind::Clear
+            | CommandKind::Journal
     )
 }
 
@@ -764,6 +777,8 @@ mod tests {
             kind: CommandKind::Promote,
             peer: None,
             site: String::new(),
+            journal_since: None,
+            changed: None,
         }
     }
 
@@ -772,6 +787,7 @@ mod tests {
             id: id.into(),
             ok: true,
             checks: None,
+            journal: None,
             detail: String::new(),
             hooks: Vec::new(),
         }

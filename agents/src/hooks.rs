@@ -82,6 +82,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
             detail,
             hooks: outcomes,
             checks: None,
+            journal: None,
         };
     }
     let detail = match outcomes.len() {
@@ -94,6 +95,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
         ok: true,
         detail,
         checks: None,
+        journal: None,
         hooks: outcomes,
     }
 }

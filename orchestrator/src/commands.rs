@@ -22,6 +22,10 @@ pub const FINISHED_KEPT: usize = 4096;
 const DETAIL_MAX: usize = 2048;
 /// Most hook results kept per outcome.
 const HOOKS_MAX: usize = 64;
+/// The most changed names kept from a demote's journal, and their bytes
+/// (more: the final pass covers the whole tree).
+const JOURNAL_NAMES_MAX: usize = 4_096;
+const JOURNAL_BYTES_MAX: usize = 48 * 1024;
 /// The most check results kept from a promote outcome.
 const CHECKS_MAX: usize = 64;
 
@@ -237,6 +241,18 @@ fn bounded(o: &CommandOutcome) -> CommandOutcome {
         cut(&mut h.name, 256);
         cut(&mut h.detail, DETAIL_MAX / 4);
     }
+    if let Some(j) = &mut o.journal {
+        cut(&mut j.note, DETAIL_MAX / 4);
+        let bytes: usize = j.names.iter().flatten().map(|n| n.len() + 3).sum();
+        if j.names
+            .as_ref()
+            .is_some_and(|n| n.len() > JOURNAL_NAMES_MAX)
+            || bytes > JOURNAL_BYTES_MAX
+        {
+            j.names = None;
+            j.note = format!("{bytes} bytes of changed names, more than this orchestrator keeps");
+        }
+    }
     if let Some(checks) = &mut o.checks {
         checks.truncate(CHECKS_MAX);
         for c in checks {
@@ -282,6 +298,7 @@ mod tests {
             detail: "done".into(),
             hooks: vec![],
             checks: None,
+            journal: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! read endpoints, so fields are only ever added.
 
 use serde::{Deserialize, Serialize};
+use warden_proto::agent::JournalMark;
 
 /// What a group is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,6 +198,15 @@ pub struct Runbook {
     /// writes and the active site as they were (rolled back).
     #[serde(default)]
     pub aborted: bool,
+    /// Failback/switchover: the mark of the change journal the old active
+    /// site started before the resync (its demote answers with what
+    /// changed since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalMark>,
+    /// The names that demote said changed: the final pass covers only
+    /// them. `None`: a full final pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
 }
 
 impl Runbook {
@@ -238,6 +248,8 @@ impl Runbook {
             rto_ms: None,
             resumes: 0,
             aborted: false,
+            journal: None,
+            changed: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use warden_config::Fencing;
-use warden_proto::agent::{Command, CommandKind, CommandOutcome};
+use warden_proto::agent::{Command, CommandKind, CommandOutcome, JournalMark};
 use warden_strategies::{Observed, SiteRoute, StrategyError, SwitchMode};
 
 use crate::model::{EventKind, Runbook, RunbookKind, RunbookStatus, StepName, StepStatus};
@@ -85,8 +85,18 @@ impl Policy {
 
 enum Outcome {
     Done(String),
+    /// Done, with something the later steps need (kept in the runbook).
+    Carrying(String, Carry),
     Skipped(String),
     Failed(String),
+}
+
+/// What a step hands to later ones through the persisted runbook.
+enum Carry {
+    /// The old active site's change journal started here (resync step).
+    Journal(JournalMark),
+    /// What its demote said changed since (`None`: it could not say).
+    Changed(Option<Vec<String>>),
 }
 
 /// Run (or resume) `rb` to the end. Returns the final runbook (also persisted).
@@ -128,6 +138,13 @@ pub async fn execute(
         };
         let (status, detail) = match outcome {
             Outcome::Done(d) => (StepStatus::Done, d),
+            Outcome::Carrying(d, carry) => {
+                match carry {
+                    Carry::Journal(mark) => rb.journal = Some(mark),
+                    Carry::Changed(names) => rb.changed = names,
+                }
+                (StepStatus::Done, d)
+            }
             Outcome::Skipped(d) => (StepStatus::Skipped, d),
             Outcome::Failed(d) => (StepStatus::Failed, d),
         };
@@ -320,6 +337,45 @@ fn outcome_text(o: &CommandOutcome) -> String {
     }
 }
 
+/// Asks the old active site (`rb.from`) to journal what changes in the
+/// group's data from now on: what to say in the step, and the journal's
+/// mark when it started one. Never fails the step: without a journal the
+/// final pass covers the whole tree.
+async fn start_journal(
+    rb: &Runbook,
+    env: &dyn RunbookEnv,
+    t: Duration,
+) -> (String, Option<JournalMark>) {
+    if !env.agent_fresh(&rb.from) {
+        return (
+            format!("no change journal ({}'s agent is not reporting)", rb.from),
+            None,
+        );
+    }
+    let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Journal);
+    cmd.peer = Some(rb.to.clone());
+    match env
+        .command(&rb.from, cmd, t.min(JOURNAL_START_TIMEOUT))
+        .await
+    {
+        Ok(o) if o.ok => match o.journal {
+            Some(j) => (format!("{} journals its changes", rb.from), Some(j.mark)),
+            None => (
+                format!("no change journal ({} sent no mark)", rb.from),
+                None,
+            ),
+        },
+        Ok(o) => (
+            format!("no change journal at {}: {}", rb.from, outcome_text(&o)),
+            None,
+        ),
+        Err(e) => (format!("no change journal at {}: {e}", rb.from), None),
+    }
+}
+
+/// How long the resync step waits for the old active site to start its journal.
+const JOURNAL_START_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     let t = policy.step_timeout;
     match name {
@@ -363,24 +419,65 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
                 StepName::FinalSync => CommandKind::FinalSync,
                 _ => CommandKind::StartReplication,
             };
+            // Before the resync: the old active site journals what changes
+            // from now on, so the cut-over's final pass covers only that.
+            let journal = if name == StepName::Resync {
+                Some(start_journal(rb, env, t).await)
+            } else {
+                None
+            };
             // All three run at the returning site, with the old active site as peer:
             // resync and final sync fetch from it; replication then runs toward it.
             let mut cmd = Command::new(&rb.group, rb.epoch, kind);
             cmd.peer = Some(rb.from.clone());
+            if name == StepName::FinalSync && rb.journal.is_some() {
+                cmd.changed = rb.changed.clone();
+            }
             let res = env.command(&rb.to, cmd, policy.timeout_of(name)).await;
             if matches!(name, StepName::Resync | StepName::FinalSync) {
                 env.resync_finished(rb, &rb.to);
             }
-            match res {
-                Ok(o) if o.ok => Outcome::Done(outcome_text(&o)),
-                Ok(o) => Outcome::Failed(format!("{}: {}", rb.to, outcome_text(&o))),
-                Err(e) => Outcome::Failed(e),
+            match (res, journal) {
+                (Ok(o), Some((said, Some(mark)))) if o.ok => Outcome::Carrying(
+                    format!("{said}; {}", outcome_text(&o)),
+                    Carry::Journal(mark),
+                ),
+                (Ok(o), Some((said, None))) if o.ok => {
+                    Outcome::Done(format!("{said}; {}", outcome_text(&o)))
+                }
+                (Ok(o), _) if o.ok => Outcome::Done(outcome_text(&o)),
+                (Ok(o), _) => Outcome::Failed(format!("{}: {}", rb.to, outcome_text(&o))),
+                (Err(e), _) => Outcome::Failed(e),
             }
         }
         StepName::Demote => {
             // Failback cut-over: writes must stop at the active site before the final pass.
-            let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
+            let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
+            cmd.journal_since = rb.journal;
             match env.command(&rb.from, cmd, t).await {
+                Ok(o) if o.ok && rb.journal.is_some() => {
+                    let (said, names) = match o.journal.clone() {
+                        Some(j) if Some(j.mark) == rb.journal && j.names.is_some() => {
+                            let n = j.names.as_ref().map_or(0, Vec::len);
+                            (
+                                format!("its journal names {n} changed since the resync began"),
+                                j.names,
+                            )
+                        }
+                        Some(j) => (
+                            format!(
+                                "its journal cannot say what changed ({}): a full final pass",
+                                j.note
+                            ),
+                            None,
+                        ),
+                        None => ("it sent no journal: a full final pass".to_string(), None),
+                    };
+                    Outcome::Carrying(
+                        format!("{} demoted: {}; {said}", rb.from, outcome_text(&o)),
+                        Carry::Changed(names),
+                    )
+                }
                 Ok(o) if o.ok => {
                     Outcome::Done(format!("{} demoted: {}", rb.from, outcome_text(&o)))
                 }
@@ -577,7 +674,7 @@ mod tests {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
-    use warden_proto::agent::HookOutcome;
+    use warden_proto::agent::{HookOutcome, JournalReport};
 
     #[derive(Default)]
     struct World {
@@ -590,6 +687,12 @@ mod tests {
         /// What the checks a promote outcome carries say (none when unset).
         fresh_checks: Mutex<Option<bool>>,
         events: Mutex<Vec<(EventKind, String)>>,
+        /// The group has a replication plan (replication steps run).
+        replication: AtomicBool,
+        /// What a demote with `journal_since` answers.
+        journaled: Mutex<Option<Vec<String>>>,
+        /// Every command sent, with its site.
+        sent: Mutex<Vec<(String, Command)>>,
     }
 
     impl World {
@@ -621,6 +724,10 @@ mod tests {
                 tokio::time::sleep(timeout).await;
                 return Err(format!("no outcome from {site}"));
             }
+            self.sent
+                .lock()
+                .unwrap()
+                .push((site.to_string(), cmd.clone()));
             if let Some(o) = self.outcomes.lock().unwrap().get(&cmd.id) {
                 return Ok(o.clone());
             }
@@ -658,6 +765,19 @@ mod tests {
                         elapsed_ms: 2,
                     }]
                 }),
+                journal: match (cmd.kind, cmd.journal_since) {
+                    (CommandKind::Journal, _) => Some(JournalReport {
+                        mark: JournalMark { id: 7, seq: 3 },
+                        names: None,
+                        note: String::new(),
+                    }),
+                    (CommandKind::Demote, Some(mark)) => Some(JournalReport {
+                        mark,
+                        names: self.journaled.lock().unwrap().clone(),
+                        note: "overflow".into(),
+                    }),
+                    _ => None,
+                },
             };
             self.outcomes.lock().unwrap().insert(cmd.id, o.clone());
             Ok(o)
@@ -719,7 +839,7 @@ mod tests {
             }
         }
         fn has_replication(&self, _group: &str) -> bool {
-            false
+            self.replication.load(Ordering::Relaxed)
         }
         fn event(
             &self,
@@ -1047,6 +1167,8 @@ mod tests {
             RunbookKind::Failback | RunbookKind::Switchover => ("b", "a", 2),
         };
         let w = world_on(from, epoch0);
+        w.replication.store(true, Ordering::Relaxed);
+        *w.journaled.lock().unwrap() = Some(vec!["x".into()]);
         let rb0 = Runbook::new(
             1,
             "web",
@@ -1095,6 +1217,20 @@ mod tests {
             "promote hooks ran once"
         );
         assert!(w.runs(from, CommandKind::Demote) <= 1);
+        if kind != RunbookKind::Failover {
+            // The journal's mark and names live in the store across the crash.
+            let sent = w.sent.lock().unwrap();
+            let fin = sent
+                .iter()
+                .rev()
+                .find(|(_, c)| c.kind == CommandKind::FinalSync)
+                .expect("a final sync");
+            assert_eq!(
+                fin.1.changed,
+                Some(vec!["x".to_string()]),
+                "{kind:?} crash in {crash_in:?}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -1109,5 +1245,85 @@ mod tests {
         for &step in StepName::for_kind(RunbookKind::Failback) {
             crash_and_resume(RunbookKind::Failback, step).await;
         }
+    }
+
+    /// A failback with replication: the old active site's journal starts
+    /// before the resync, its demote is asked for the names since that mark,
+    /// and the final sync gets them — or none when the journal could not say.
+    async fn failback_with_journal(
+        names: Option<Vec<String>>,
+    ) -> (Runbook, Vec<(String, Command)>) {
+        let w = world_on("b", 2);
+        w.replication.store(true, Ordering::Relaxed);
+        *w.journaled.lock().unwrap() = names;
+        let rb = Runbook::new(
+            1,
+            "web",
+            RunbookKind::Failback,
+            "b",
+            "a",
+            3,
+            "failback",
+            1_000_000,
+            1_000_000,
+        );
+        let rb = execute(
+            rb,
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::BestEffort, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+        let sent = w.sent.lock().unwrap().clone();
+        (rb, sent)
+    }
+
+    fn first<'a>(
+        sent: &'a [(String, Command)],
+        site: &str,
+        kind: CommandKind,
+    ) -> (usize, &'a Command) {
+        sent.iter()
+            .enumerate()
+            .find(|(_, (s, c))| s == site && c.kind == kind)
+            .map(|(i, (_, c))| (i, c))
+            .unwrap_or_else(|| panic!("no {kind:?} to {site} in {sent:#?}"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failback_hands_the_names_journaled_at_the_old_site_to_the_final_pass() {
+        let (rb, sent) = failback_with_journal(Some(vec!["docs/a.txt".into()])).await;
+        let (j, _) = first(&sent, "b", CommandKind::Journal);
+        let (r, _) = first(&sent, "a", CommandKind::Resync);
+        assert!(j < r, "the journal starts before the resync: {sent:#?}");
+        let (_, demote) = first(&sent, "b", CommandKind::Demote);
+        assert_eq!(demote.journal_since, Some(JournalMark { id: 7, seq: 3 }));
+        let (_, fin) = first(&sent, "a", CommandKind::FinalSync);
+        assert_eq!(fin.changed, Some(vec!["docs/a.txt".to_string()]));
+        assert_eq!(rb.changed, Some(vec!["docs/a.txt".to_string()]));
+        let d = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Demote)
+            .unwrap();
+        assert!(d.detail.contains("names 1 changed"), "{}", d.detail);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_journal_that_cannot_say_means_a_full_final_pass() {
+        let (rb, sent) = failback_with_journal(None).await;
+        let (_, fin) = first(&sent, "a", CommandKind::FinalSync);
+        assert_eq!(fin.changed, None);
+        let d = rb
+            .steps
+            .iter()
+            .find(|s| s.name == StepName::Demote)
+            .unwrap();
+        assert!(
+            d.detail.contains("cannot say what changed (overflow)"),
+            "{}",
+            d.detail
+        );
     }
 }

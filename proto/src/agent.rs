@@ -196,6 +196,12 @@ pub enum CommandKind {
     /// The operator cleared the group's alerts (`warden clear`): a pass held
     /// by the mass-delete guard may go ahead once.
     Clear,
+    /// Failback, at the active site before the returning one resyncs: keep
+    /// a journal of what changes in this group's data from now on; the
+    /// outcome's `journal` carries its mark. A later demote with
+    /// `journal_since` answers with the names changed since the mark, so the
+    /// cut-over's final pass covers only them.
+    Journal,
 }
 
 impl CommandKind {
@@ -208,6 +214,7 @@ impl CommandKind {
             CommandKind::Resync => "resync",
             CommandKind::FinalSync => "final_sync",
             CommandKind::Clear => "clear",
+            CommandKind::Journal => "journal",
         }
     }
 }
@@ -226,6 +233,36 @@ pub struct Command {
     /// The site the command is for; an agent refuses a command for another site.
     #[serde(default)]
     pub site: String,
+    /// Demote at a failback's cut-over: after the hooks, answer with the
+    /// names changed in the group's data since this journal mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal_since: Option<JournalMark>,
+    /// Final sync: the names (escaped as in manifests) the peer's journal
+    /// says changed there since the resync began; the final pass may cover
+    /// only them. `None`: a full final pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
+}
+
+/// A point in one site's change journal: the journal (`id`, new for every
+/// journal an agent starts) and how many changes it had recorded.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalMark {
+    pub id: u64,
+    pub seq: u64,
+}
+
+/// What a site's change journal answers: its mark, and (to a demote with
+/// `journal_since`) the names changed since that mark, or `None` with the
+/// reason in `note` when it cannot say for certain (overflow, too many,
+/// another journal, hard-linked files).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JournalReport {
+    pub mark: JournalMark,
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+    #[serde(default)]
+    pub note: String,
 }
 
 impl Command {
@@ -237,6 +274,8 @@ impl Command {
             kind,
             peer: None,
             site: String::new(),
+            journal_since: None,
+            changed: None,
         }
     }
 
@@ -262,6 +301,9 @@ pub struct CommandOutcome {
     /// orchestrator need not wait a report interval to see them pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<CheckResult>>,
+    /// A journal command's mark, or a demote's changed names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalReport>,
 }
 
 /// One hook run.

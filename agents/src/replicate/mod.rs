@@ -19,6 +19,7 @@
 
 pub mod command;
 pub mod guard;
+pub mod journal;
 pub mod manifest;
 pub mod plan;
 pub mod replication;
@@ -194,6 +195,21 @@ pub trait Resyncer: Send + Sync {
         cancel: CancellationToken,
         progress: Option<watch::Sender<ResyncProgress>>,
     ) -> Result<PassReport, AgentError>;
+
+    /// The cut-over's final pass when the peer's change journal named what
+    /// changed there since the resync began (`changed`, escaped names):
+    /// only those names, and the subtrees of those that are directories,
+    /// leaving `kept` divergent items alone. `Ok(Err(reason))` when this
+    /// plan or this case cannot (a full [`Resyncer::pass`] must run
+    /// instead); nothing was changed then. Default: cannot.
+    async fn pass_changed(
+        &self,
+        _changed: &[String],
+        _kept: &[String],
+        _cancel: CancellationToken,
+    ) -> Result<Result<PassReport, String>, AgentError> {
+        Ok(Err("this plan has no journal pass".into()))
+    }
 
     /// Compares this site with the peer by counts and content checksums
     /// (rsync `--checksum`, Swift ETags). Names in `except` (divergent items

@@ -93,6 +93,28 @@ pub fn rsync_settings(
     Ok(s)
 }
 
+/// Where `site` keeps a change journal of the group's data (the rsync plan
+/// only): the data directory, and a private barrier directory beside the
+/// site's manifest (`MANIFEST.journal`). `None` for plans without one.
+pub fn journal_paths(
+    config: &Config,
+    group: &str,
+    site_name: &str,
+) -> Result<Option<(PathBuf, PathBuf)>, AgentError> {
+    let r = repl(config, group)?;
+    if r.plan != ReplicationPlan::Rsync {
+        return Ok(None);
+    }
+    let here = site(r, group, site_name)?;
+    let path = here
+        .path
+        .clone()
+        .ok_or_else(|| missing(group, site_name, "path"))?;
+    let mut barrier = manifest_path(here, &path).into_os_string();
+    barrier.push(".journal");
+    Ok(Some((path, PathBuf::from(barrier))))
+}
+
 /// `manifest`, or `PATH.warden-manifest.json` beside the directory.
 pub fn manifest_path(s: &ReplicationSite, path: &std::path::Path) -> PathBuf {
     s.manifest.clone().unwrap_or_else(|| {

@@ -36,11 +36,14 @@ use tracing::{info, warn};
 use warden_config::{Config, Divergent, ReplicationConfig};
 
 use crate::replicate::guard::GuardHold;
+use crate::replicate::journal::ChangeJournal;
+use crate::replicate::manifest::escape_name;
 use crate::replicate::{
     plan, DivergentItem, DivergentPolicy, PassReport, Replicator, ResyncProgress, Resyncer,
 };
 use crate::wire::{
-    Command, CommandKind, CommandOutcome, DivergentWire, ReplicationStatus, ResyncProgressWire,
+    Command, CommandKind, CommandOutcome, DivergentWire, JournalMark, JournalReport,
+    ReplicationStatus, ResyncProgressWire,
 };
 use crate::AgentError;
 
@@ -52,6 +55,16 @@ const REFUSED_SHOWN: usize = 20;
 
 /// How often a resync pass held by the mass-delete guard is tried again.
 pub const GUARD_RETRY: Duration = Duration::from_secs(2);
+
+/// The most changed names a demote's outcome carries (more: a full final pass).
+pub const JOURNAL_NAMES_MAX: usize = 2_000;
+
+/// Their most bytes: the outcome travels in a report (64 KiB at most).
+pub const JOURNAL_BYTES_MAX: usize = 24 * 1024;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 enum Role {
     Idle,
@@ -86,6 +99,9 @@ struct GroupRepl {
     current: Mutex<Option<(CommandKind, CancellationToken)>>,
     /// The mass-delete guard's state, shared with the group's plans.
     hold: GuardHold,
+    /// The change journal this site keeps while a returning peer resyncs
+    /// from it (`journal` command), read once by the demote at the cut-over.
+    journal: Mutex<Option<Arc<ChangeJournal>>>,
 }
 
 /// Every group of this site that has a replication plan.
@@ -134,6 +150,7 @@ impl Replication {
                         busy: tokio::sync::Mutex::new(()),
                         current: Mutex::new(None),
                         hold: GuardHold::new(),
+                        journal: Mutex::new(None),
                     },
                 ))
             })
@@ -153,6 +170,7 @@ impl Replication {
             detail,
             hooks: Vec::new(),
             checks: None,
+            journal: None,
         };
         let Some(g) = self.groups.get(&cmd.group) else {
             return out(
@@ -166,6 +184,28 @@ impl Replication {
         if cmd.kind == CommandKind::Clear {
             // Never queued behind a held pass: it is what that pass waits for.
             return out(true, self.clear(g, &cmd.group));
+        }
+        if cmd.kind == CommandKind::Journal {
+            // Runs beside whatever replication command runs: it only watches.
+            return match self.journal_start(g, cmd).await {
+                Ok((detail, mark)) => CommandOutcome {
+                    journal: Some(JournalReport {
+                        mark,
+                        names: None,
+                        note: String::new(),
+                    }),
+                    ..out(true, detail)
+                },
+                Err(e) => out(false, e),
+            };
+        }
+        if matches!(
+            cmd.kind,
+            CommandKind::StartReplication | CommandKind::Resync | CommandKind::FinalSync
+        ) {
+            // This site's data is now written by the peer or pushed from
+            // here: a journal kept for a failback has no more use.
+            lock(&g.journal).take();
         }
         // Override what runs now instead of waiting for it.
         if let Some((kind, token)) = g.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
@@ -190,7 +230,7 @@ impl Replication {
             CommandKind::Resync => self.catch_up(g, cmd, &token).await,
             CommandKind::FinalSync => self.final_sync(g, cmd, &token).await,
             CommandKind::Clear => Ok(self.clear(g, &cmd.group)),
-            CommandKind::Promote | CommandKind::Demote => Err(format!(
+            CommandKind::Promote | CommandKind::Demote | CommandKind::Journal => Err(format!(
                 "{} is not a replication command",
                 cmd.kind.as_str()
             )),
@@ -440,9 +480,32 @@ impl Replication {
         let peer = self.peer_of(cmd)?;
         let (_, resyncer, tx) = self.enter_resync(g, cmd, &peer).await?;
         let policy = policy_of(g.cfg.divergent);
-        let report = guarded_pass(&*resyncer, &g.hold, policy, shutdown, &tx)
-            .await
-            .map_err(|e| format!("final resync pass from {peer} failed: {e}"))?;
+        let kept_before = kept_names(&lock(&g.run).divergent);
+        let journaled = match &cmd.changed {
+            Some(names) => match resyncer
+                .pass_changed(names, &kept_before, shutdown.clone())
+                .await
+            {
+                Ok(Ok(r)) => Ok((r, format!("{} names journaled at {peer}", names.len()))),
+                Ok(Err(why)) => Err(format!("full final pass: {why}")),
+                Err(e) => {
+                    return Err(format!(
+                        "final pass of the names journaled at {peer} failed: {e}"
+                    ))
+                }
+            },
+            None => Err(format!("full final pass: no change journal from {peer}")),
+        };
+        let (report, how) = match journaled {
+            Ok(done) => done,
+            Err(how) => {
+                info!(group = %cmd.group, "{how}");
+                let r = guarded_pass(&*resyncer, &g.hold, policy, shutdown, &tx)
+                    .await
+                    .map_err(|e| format!("final resync pass from {peer} failed: {e}"))?;
+                (r, how)
+            }
+        };
         let kept: Vec<String> = {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             run.passes += 1;
@@ -475,7 +538,7 @@ impl Replication {
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
         run.role = Role::Idle;
         Ok(format!(
-            "final pass fetched {} items ({} bytes), deleted {} in {} ms; verified {} holds what {peer} holds: {} items, {} bytes (the pass's delta by checksum), {} divergent kept",
+            "final pass ({how}) fetched {} items ({} bytes), deleted {} in {} ms; verified {} holds what {peer} holds: {} items, {} bytes (the pass's delta by checksum), {} divergent kept",
             report.fetched.items,
             report.fetched.bytes,
             report.deleted,
@@ -485,6 +548,105 @@ impl Replication {
             v.bytes,
             v.excepted
         ))
+    }
+
+    /// Starts this site's change journal of the group's data (or keeps the
+    /// one running): the outcome's detail and the journal's mark.
+    async fn journal_start(
+        &self,
+        g: &GroupRepl,
+        cmd: &Command,
+    ) -> Result<(String, JournalMark), String> {
+        let running = lock(&g.journal).clone();
+        if let Some(j) = running {
+            let mark = j.mark_flushed().await?;
+            return Ok((
+                format!("change journal of {} already running", self.site),
+                mark,
+            ));
+        }
+        let paths =
+            plan::journal_paths(&self.config, &cmd.group, &self.site).map_err(|e| e.to_string())?;
+        let Some((root, barrier)) = paths else {
+            return Err(format!(
+                "the {} plan keeps no change journal: the final pass covers the whole tree",
+                g.cfg.plan.as_str()
+            ));
+        };
+        let j = tokio::task::spawn_blocking(move || ChangeJournal::start(&root, &barrier))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot start the change journal: {e}"))?;
+        let j = Arc::new(j);
+        let mark = j.mark_flushed().await?;
+        *lock(&g.journal) = Some(j);
+        info!(group = %cmd.group, journal = %format!("{:x}", mark.id), "change journal started");
+        Ok((format!("change journal of {} started", self.site), mark))
+    }
+
+    /// What changed in the group's data here since `mark` (a demote at the
+    /// cut-over asks, after its hooks stopped the writes). The journal is
+    /// read once and dropped. `names: None` with the reason when it cannot
+    /// say for certain, or when the list would be too long to carry.
+    pub async fn journal_since(&self, group: &str, mark: JournalMark) -> JournalReport {
+        let none = |note: String| JournalReport {
+            mark,
+            names: None,
+            note,
+        };
+        let Some(g) = self.groups.get(group) else {
+            return none(format!("group {group} has no replication plan here"));
+        };
+        let Some(j) = lock(&g.journal).take() else {
+            return none(format!(
+                "no change journal at {} (its agent restarted?)",
+                self.site
+            ));
+        };
+        let names = match j.since(mark).await {
+            Ok(n) => n,
+            Err(e) => return none(e),
+        };
+        if names.len() > JOURNAL_NAMES_MAX {
+            return none(format!(
+                "{} names changed, more than the {JOURNAL_NAMES_MAX} a demote carries",
+                names.len()
+            ));
+        }
+        // `-H` links only names sent together: a changed file that has other
+        // names needs the full pass.
+        if g.cfg.rsync_hard_links() {
+            let root = match plan::journal_paths(&self.config, group, &self.site) {
+                Ok(Some((root, _))) => root,
+                _ => return none("no data directory".into()),
+            };
+            let linked = names.iter().find(|n| {
+                root.join(n)
+                    .symlink_metadata()
+                    .is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::nlink(&m) > 1)
+            });
+            if let Some(n) = linked {
+                return none(format!(
+                    "{} changed and has other hard links",
+                    escape_name(n.as_os_str().as_encoded_bytes())
+                ));
+            }
+        }
+        let escaped: Vec<String> = names
+            .iter()
+            .map(|n| escape_name(n.as_os_str().as_encoded_bytes()))
+            .collect();
+        let bytes: usize = escaped.iter().map(|n| n.len() + 3).sum();
+        if bytes > JOURNAL_BYTES_MAX {
+            return none(format!(
+                "the changed names take {bytes} bytes, more than the {JOURNAL_BYTES_MAX} a demote carries"
+            ));
+        }
+        JournalReport {
+            mark,
+            names: Some(escaped),
+            note: String::new(),
+        }
     }
 
     /// What to put in the next report.

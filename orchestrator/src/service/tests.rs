@@ -133,6 +133,7 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
                 detail: "ok".into(),
                 hooks: vec![],
                 checks: None,
+                journal: None,
             })
             .collect();
         s.accept_report(AgentReport {

@@ -71,6 +71,8 @@ use crate::AgentError;
 
 use super::pull::*;
 
+mod journaled;
+
 /// The rsync [`Resyncer`]: `settings.source` is the local (stale) directory,
 /// host/port/module/user/password name the active peer's daemon module,
 /// `settings.manifest` the pair manifest (required), `settings.quarantine`
@@ -461,6 +463,16 @@ impl Resyncer for RsyncResyncer {
             "resync pass done"
         );
         Ok(report)
+    }
+
+    async fn pass_changed(
+        &self,
+        changed: &[String],
+        kept: &[String],
+        cancel: CancellationToken,
+    ) -> Result<Result<PassReport, String>, AgentError> {
+        self.prepare_local()?;
+        self.journaled_pass(changed, kept, cancel).await
     }
 
     /// After a pass of this resyncer: that pass's delta (what it fetched,

@@ -1,0 +1,319 @@
+//! The change journal of a site's data directory: a recursive inotify watch
+//! that records which names changed, in order, from the moment it started.
+//! The active site keeps one during a failback (the orchestrator's `journal`
+//! command) so the cut-over's final pass at the returning site can cover
+//! only what changed since the resync began, not the whole tree.
+//!
+//! What it promises: every change made in the tree after [`ChangeJournal::mark`]
+//! and before [`ChangeJournal::since`] is called is among the names `since`
+//! returns — or `since` says it cannot tell (an inotify queue overflow or
+//! error, more names than it keeps, another journal's mark). Before it
+//! answers, `since` flushes the inotify queue with a barrier: a file created
+//! in a private directory watched by the same inotify instance, whose event
+//! comes after every event queued before it (one inotify queue is FIFO), so
+//! a write acknowledged before the demote's hooks ended is never missed.
+//! Directories created after the mark are named themselves (the final pass
+//! sends their subtree), so inotify's gap between a new directory and its
+//! watch does not matter.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::Notify;
+use tracing::{debug, warn};
+
+use crate::wire::JournalMark;
+use crate::AgentError;
+
+/// Names kept before the journal gives up (it then says it cannot tell).
+pub const MAX_NAMES: usize = 200_000;
+
+/// How long [`ChangeJournal::since`] waits for its barrier event.
+const BARRIER_WAIT: Duration = Duration::from_secs(5);
+
+/// `.` in a journal: the root directory itself (its own attributes).
+pub const ROOT: &str = ".";
+
+#[derive(Default)]
+struct State {
+    seq: u64,
+    /// Relative name → the seq of its latest change.
+    names: HashMap<PathBuf, u64>,
+    /// Why the journal can no longer say what changed.
+    broken: Option<String>,
+    /// Barrier files whose event arrived.
+    barriers: HashSet<OsString>,
+}
+
+/// A running journal; dropping it stops the watch and removes its barrier
+/// directory.
+pub struct ChangeJournal {
+    id: u64,
+    barrier_dir: PathBuf,
+    state: Arc<Mutex<State>>,
+    arrived: Arc<Notify>,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl std::fmt::Debug for ChangeJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeJournal")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ChangeJournal {
+    /// Watches `root` (recursively, symlinks not followed) and
+    /// `barrier_dir` (made here, private, outside `root`). Blocking: the
+    /// recursive watch visits every directory; run it off the async threads.
+    pub fn start(root: &Path, barrier_dir: &Path) -> Result<ChangeJournal, AgentError> {
+        let watch_err = |path: &Path, e: String| AgentError::Watch {
+            path: path.display().to_string(),
+            reason: e,
+        };
+        if barrier_dir.starts_with(root) {
+            return Err(watch_err(
+                barrier_dir,
+                "the journal's barrier directory must be outside the data directory".into(),
+            ));
+        }
+        let _ = std::fs::remove_dir_all(barrier_dir);
+        std::fs::create_dir_all(barrier_dir).map_err(|e| watch_err(barrier_dir, e.to_string()))?;
+        let _ = std::fs::set_permissions(
+            barrier_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        );
+        let state = Arc::new(Mutex::new(State::default()));
+        let arrived = Arc::new(Notify::new());
+        let handler = {
+            let (state, arrived) = (state.clone(), arrived.clone());
+            let (root, barriers) = (root.to_path_buf(), barrier_dir.to_path_buf());
+            move |res: notify::Result<notify::Event>| {
+                let mut st = lock(&state);
+                match res {
+                    Err(e) => {
+                        if st.broken.is_none() {
+                            warn!(cause = %e, "change journal: inotify error; it can no longer tell what changed");
+                            st.broken = Some(format!("inotify error: {e}"));
+                        }
+                    }
+                    Ok(ev) if ev.need_rescan() => {
+                        if st.broken.is_none() {
+                            warn!("change journal: inotify queue overflow; it can no longer tell what changed");
+                            st.broken = Some("the inotify queue overflowed".into());
+                        }
+                    }
+                    Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
+                    Ok(ev) => {
+                        for p in &ev.paths {
+                            if let Ok(rel) = p.strip_prefix(&barriers) {
+                                st.barriers.insert(rel.as_os_str().to_owned());
+                                arrived.notify_waiters();
+                            } else if let Ok(rel) = p.strip_prefix(&root) {
+                                if st.broken.is_some() {
+                                    continue;
+                                }
+                                st.seq += 1;
+                                let seq = st.seq;
+                                let name = if rel.as_os_str().is_empty() {
+                                    PathBuf::from(ROOT)
+                                } else {
+                                    rel.to_path_buf()
+                                };
+                                st.names.insert(name, seq);
+                                if st.names.len() > MAX_NAMES {
+                                    st.names.clear();
+                                    st.broken =
+                                        Some(format!("more than {MAX_NAMES} names changed"));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut watcher = notify::RecommendedWatcher::new(handler, config)
+            .map_err(|e| watch_err(root, e.to_string()))?;
+        watcher
+            .watch(barrier_dir, RecursiveMode::NonRecursive)
+            .map_err(|e| watch_err(barrier_dir, e.to_string()))?;
+        watcher.watch(root, RecursiveMode::Recursive).map_err(|e| {
+            watch_err(
+                root,
+                format!("{e}; check the path and fs.inotify.max_user_watches"),
+            )
+        })?;
+        let id = journal_id();
+        debug!(id, root = %root.display(), "change journal started");
+        Ok(ChangeJournal {
+            id,
+            barrier_dir: barrier_dir.to_path_buf(),
+            state,
+            arrived,
+            _watcher: watcher,
+        })
+    }
+
+    /// Where the journal stands now.
+    pub fn mark(&self) -> JournalMark {
+        JournalMark {
+            id: self.id,
+            seq: lock(&self.state).seq,
+        }
+    }
+
+    /// [`ChangeJournal::mark`] after a flush: changes made before the call
+    /// are before the mark (without the flush they may land after it, which
+    /// only names them once more).
+    pub async fn mark_flushed(&self) -> Result<JournalMark, String> {
+        self.flush().await?;
+        Ok(self.mark())
+    }
+
+    /// Every name changed after `mark`, sorted, once the inotify queue was
+    /// flushed; `Err` says why the journal cannot tell.
+    pub async fn since(&self, mark: JournalMark) -> Result<Vec<PathBuf>, String> {
+        if mark.id != self.id {
+            return Err(format!(
+                "the mark is of journal {:x}, this site keeps journal {:x} (its agent restarted or another journal began)",
+                mark.id, self.id
+            ));
+        }
+        self.flush().await?;
+        let st = lock(&self.state);
+        if let Some(why) = &st.broken {
+            return Err(why.clone());
+        }
+        if mark.seq > st.seq {
+            return Err(format!(
+                "the mark ({}) is ahead of the journal ({})",
+                mark.seq, st.seq
+            ));
+        }
+        let mut names: Vec<PathBuf> = st
+            .names
+            .iter()
+            .filter(|(_, seq)| **seq > mark.seq)
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Creates a barrier file and waits for its event: every event queued
+    /// before it has then been recorded.
+    async fn flush(&self) -> Result<(), String> {
+        let name = OsString::from(format!("barrier-{}", next_barrier()));
+        let path = self.barrier_dir.join(&name);
+        let arrived = self.arrived.notified();
+        tokio::pin!(arrived);
+        arrived.as_mut().enable();
+        std::fs::write(&path, b"")
+            .map_err(|e| format!("cannot write the journal's barrier {}: {e}", path.display()))?;
+        let deadline = tokio::time::Instant::now() + BARRIER_WAIT;
+        let result = loop {
+            if lock(&self.state).barriers.remove(&name) {
+                break Ok(());
+            }
+            if tokio::time::timeout_at(deadline, arrived.as_mut())
+                .await
+                .is_err()
+            {
+                break Err(format!(
+                    "the journal's barrier event did not arrive within {} s",
+                    BARRIER_WAIT.as_secs()
+                ));
+            }
+            arrived.set(self.arrived.notified());
+            arrived.as_mut().enable();
+        };
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+}
+
+impl Drop for ChangeJournal {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.barrier_dir);
+    }
+}
+
+/// A journal id unlikely to repeat across agent restarts: time and pid.
+fn journal_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    nanos ^ (u64::from(std::process::id()) << 48) ^ next_barrier().rotate_left(32)
+}
+
+fn next_barrier() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_what_changed_after_the_mark_and_nothing_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("old/deep")).unwrap();
+        std::fs::write(root.join("old/deep/kept.txt"), "x").unwrap();
+        let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
+        std::fs::write(root.join("before.txt"), "before the mark").unwrap();
+        let mark = j.mark_flushed().await.unwrap();
+        let empty = j.since(mark).await.unwrap();
+        assert!(empty.is_empty(), "{empty:?}");
+        std::fs::write(root.join("top.txt"), "new").unwrap();
+        std::fs::write(root.join("old/deep/kept.txt"), "rewritten").unwrap();
+        std::fs::create_dir_all(root.join("new/a/b")).unwrap();
+        std::fs::write(root.join("new/a/b/f.txt"), "in a new dir").unwrap();
+        std::fs::rename(root.join("before.txt"), root.join("renamed.txt")).unwrap();
+        std::fs::remove_dir_all(root.join("old/deep")).unwrap();
+        // Right before asking: the barrier makes it count.
+        std::fs::write(root.join("last.txt"), "last").unwrap();
+        let names = j.since(mark).await.unwrap();
+        for want in [
+            "top.txt",
+            "old/deep/kept.txt",
+            "old/deep",
+            "new",
+            "before.txt",
+            "renamed.txt",
+            "last.txt",
+        ] {
+            assert!(
+                names.contains(&PathBuf::from(want)),
+                "{want} missing from {names:?}"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_foreign_mark_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
+        let mut m = j.mark();
+        m.id ^= 1;
+        let e = j.since(m).await.unwrap_err();
+        assert!(e.contains("agent restarted"), "{e}");
+        let inside = ChangeJournal::start(&root, &root.join("barrier")).unwrap_err();
+        assert!(inside.to_string().contains("outside"), "{inside}");
+    }
+}

@@ -1,0 +1,255 @@
+//! The cut-over's final pass from the active peer's change journal: the
+//! peer named what changed in its data since the resync began (its demote
+//! answered with the names), so the pull covers only them — `rsync -a -r
+//! --files-from --delete-missing-args` — and stats only what it touched;
+//! the pause no longer grows with the size of the tree.
+//!
+//! It runs only when that is as safe as a full pass; otherwise it changes
+//! nothing and says why (a full pass follows):
+//! - a name to be replaced or deleted here must hold nothing the manifest
+//!   does not call unchanged (a local change would be overwritten without
+//!   being set aside): every item here at or under a changed name is
+//!   checked;
+//! - a kept divergent item at or under a changed name;
+//! - more items here at or under the changed names than the mass-delete
+//!   guard's `max_delete_count` (the full pass's guard then judges).
+
+use super::*;
+use crate::replicate::manifest::Stamp;
+use crate::replicate::rsync::{dir_item, item_of};
+
+impl RsyncResyncer {
+    pub(super) async fn journaled_pass(
+        &self,
+        changed: &[String],
+        kept: &[String],
+        cancel: CancellationToken,
+    ) -> Result<Result<PassReport, String>, AgentError> {
+        let started = Instant::now();
+        let s = &self.settings;
+        if let Some(k) = kept.iter().find(|k| {
+            changed
+                .iter()
+                .any(|c| *k == c || k.starts_with(&format!("{c}/")))
+        }) {
+            return Ok(Err(format!(
+                "the kept divergent item {k} is among the journaled names"
+            )));
+        }
+        let path = self.manifest.clone();
+        let manifest = tokio::task::spawn_blocking(move || Manifest::load_escaped(&path))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))??;
+        // 1. What is here at or under the changed names, all unchanged since confirmed?
+        let (root, names, old) = (s.source.clone(), changed.to_vec(), manifest.clone());
+        let max = s.guard.max_count;
+        let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old, max))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))?;
+        let (here, stamps) = match checked {
+            Ok(found) => found,
+            Err(why) => return Ok(Err(why)),
+        };
+
+        // 2. One pull of the names (directories with their subtrees); names
+        //    the peer no longer has are deleted here.
+        let mut list = Vec::new();
+        let mut top = false;
+        for n in changed {
+            if n == ROOT_NAME || !n.contains('/') {
+                top = true;
+            }
+            if n != ROOT_NAME {
+                list.extend_from_slice(&unescape_name(n));
+                list.push(0);
+            }
+        }
+        let rules: Vec<Vec<u8>> = kept.iter().map(|n| rule("-", n)).collect();
+        let filter = self.filter_file(&rules)?;
+        let mut settled: Vec<Settled> = Vec::new();
+        let mut fetched = Progress::default();
+        if !list.is_empty() {
+            let mut args: Vec<OsString> = vec![
+                "-a".into(),
+                "-r".into(),
+                "--files-from=-".into(),
+                "--from0".into(),
+                "--delete-missing-args".into(),
+                "--force".into(),
+                // Named because they changed: a same-size rewrite in the
+                // same second must not pass rsync's quick check.
+                "--ignore-times".into(),
+                "-ii".into(),
+                "--out-format=%i %l %M %n".into(),
+            ];
+            args.extend(attribute_args(s));
+            if let Some(f) = &filter {
+                args.extend(f.args());
+            }
+            args.push(s.url().into());
+            args.push(source_arg(&s.source));
+            run_rsync(s, args, Some(list), &cancel, |line| {
+                if let Some(item) = parse_settled(line) {
+                    if item.fetched {
+                        fetched.items += 1;
+                        fetched.bytes += item.size;
+                    }
+                    settled.push(item);
+                }
+            })
+            .await?;
+        }
+        if top {
+            // The root's own mtime, mode and xattrs (never sent by `--files-from`).
+            let mut args: Vec<OsString> = vec![
+                "-a".into(),
+                "--no-r".into(),
+                "-d".into(),
+                "--exclude=*".into(),
+            ];
+            args.extend(attribute_args(s));
+            args.push(s.url().into());
+            args.push(source_arg(&s.source));
+            run_rsync(s, args, None, &cancel, |_| {}).await?;
+        }
+        drop(filter);
+
+        // 3. The manifest: entries at or under the changed names are what
+        //    the pull settled, confirmed by a stat now; the rest stays.
+        let (root, old, settled_c, here_c, stamps_c) = (
+            s.source.clone(),
+            manifest.clone(),
+            settled.clone(),
+            here.clone(),
+            stamps.clone(),
+        );
+        let (items, new_stamps, missing) = tokio::task::spawn_blocking(move || {
+            confirm(&root, &settled_c, &old, &here_c, &stamps_c)
+        })
+        .await
+        .map_err(|e| AgentError::Task(e.to_string()))?;
+        let mut next = manifest.clone();
+        let mut deleted = 0u64;
+        for n in changed.iter().filter(|n| *n != ROOT_NAME) {
+            let under = format!("{n}/");
+            next.items.retain(|k, _| k != n && !k.starts_with(&under));
+            next.stamps.retain(|k, _| k != n && !k.starts_with(&under));
+            if here.contains_key(n) && self.local(n).symlink_metadata().is_err() {
+                deleted += 1;
+            }
+        }
+        for (k, v) in items {
+            next.items.insert(k, v);
+        }
+        // A directory that is no longer empty is its entries, not an item.
+        for d in settled.iter().filter(|i| i.kind == b'd') {
+            let full = std::fs::read_dir(self.local(&d.name))
+                .map(|mut e| e.next().is_some())
+                .unwrap_or(false);
+            if full {
+                next.items.remove(&d.name);
+                next.stamps.remove(&d.name);
+            }
+        }
+        for (k, v) in new_stamps {
+            next.stamps.insert(k, v);
+        }
+        next.confirmed_unix_ms = now_ms();
+        let (confirmed, confirmed_bytes) = (
+            next.items.len() as u64,
+            next.items.values().map(|i| i.size).sum::<u64>(),
+        );
+        let path = self.manifest.clone();
+        tokio::task::spawn_blocking(move || next.save(&path))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))??;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Delta {
+            fetched: settled
+                .iter()
+                .filter(|i| i.fetched)
+                .map(|i| i.name.clone())
+                .collect(),
+            missing,
+            extra: kept.to_vec(),
+            items: confirmed,
+            bytes: confirmed_bytes,
+        });
+        let report = PassReport {
+            fetched,
+            deleted,
+            divergent: Vec::new(),
+            peer_items: settled.iter().filter(|i| i.kind != b'd').count() as u64,
+            elapsed: started.elapsed(),
+        };
+        info!(
+            target = %s.target(),
+            names = changed.len(),
+            fetched = report.fetched.items,
+            deleted = report.deleted,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "journaled final pass done"
+        );
+        Ok(Ok(report))
+    }
+}
+
+/// The journal's name for the root directory itself.
+const ROOT_NAME: &str = ".";
+
+/// Every item here at or under `names` (files, symlinks, empty
+/// directories, as a pass lists them) with its stamp — provided each is
+/// what `manifest` confirmed and there are at most `max` of them; else why not.
+fn local_items(
+    root: &Path,
+    names: &[String],
+    manifest: &Manifest,
+    max: u64,
+) -> Result<(Listing, Stamps), String> {
+    let mut here = Listing::new();
+    let mut stamps = Stamps::new();
+    let mut stack: Vec<String> = names.iter().filter(|n| *n != ROOT_NAME).cloned().collect();
+    while let Some(name) = stack.pop() {
+        if here.contains_key(&name) {
+            continue;
+        }
+        let path = root.join(OsStr::from_bytes(&unescape_name(&name)));
+        let meta = match path.symlink_metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot stat {name} here: {e}")),
+        };
+        let item = if meta.is_dir() {
+            let entries: Vec<_> = std::fs::read_dir(&path)
+                .map_err(|e| format!("cannot list {name} here: {e}"))?
+                .flatten()
+                .collect();
+            if !entries.is_empty() {
+                for e in entries {
+                    stack.push(format!("{name}/{}", escape_name(e.file_name().as_bytes())));
+                }
+                continue;
+            }
+            dir_item()
+        } else {
+            match item_of(&meta) {
+                Some(i) => i,
+                // Not a kind the plan carries (socket, device): never deleted by a pass either.
+                None => return Err(format!("{name} here is not a file, link or directory")),
+            }
+        };
+        let stamp = Stamp::of(&meta);
+        if !manifest.unchanged(&name, &item, Some(&stamp)) {
+            return Err(format!(
+                "{name} changed here since the last pass (a full pass sets it aside by the policy)"
+            ));
+        }
+        here.insert(name.clone(), item);
+        stamps.insert(name, stamp);
+        if here.len() as u64 > max {
+            return Err(format!(
+                "the journaled names cover more than {max} items here (max_delete_count): the full pass's guard judges"
+            ));
+        }
+    }
+    Ok((here, stamps))
+}

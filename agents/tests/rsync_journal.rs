@@ -1,0 +1,169 @@
+//! The cut-over's journaled final pass against a real rsync daemon on
+//! 127.0.0.1: the daemon's `drdata` module is the active peer, whose
+//! [`ChangeJournal`] (started before the resync, as the failback runbook
+//! does) names what changed there; the harness's `src/` is the returning
+//! site. The pass over only those names must leave the returning site as a
+//! full pass would, and refuse (changing nothing) when a full pass is
+//! needed. Needs `rsync` (CI fails without it, elsewhere the tests skip).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tokio_util::sync::CancellationToken;
+use warden_agents::replicate::journal::ChangeJournal;
+use warden_agents::replicate::manifest::escape_name;
+use warden_agents::replicate::{DivergentPolicy, Resyncer, RsyncResyncer, RsyncSettings};
+
+#[path = "support/rsyncd.rs"]
+mod rsyncd;
+use rsyncd::*;
+
+fn write(root: &Path, name: &str, body: &str) {
+    let p = root.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+fn settings(d: &Daemon) -> RsyncSettings {
+    let mut s = d.settings("drdata", PASSWORD);
+    s.manifest = Some(d.dir.path().join("state/manifest.json"));
+    s
+}
+
+/// Everything under `root`: files with content, symlinks with target,
+/// directories, and each one's mtime to the nanosecond.
+fn tree(root: &Path) -> BTreeMap<PathBuf, (Option<Vec<u8>>, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    for (k, v) in snapshot(root) {
+        let m = root.join(&k).symlink_metadata().unwrap();
+        let body = if m.file_type().is_symlink() {
+            Some(
+                std::fs::read_link(root.join(&k))
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+            )
+        } else {
+            v
+        };
+        out.insert(k, (body, m.mtime(), m.mtime_nsec()));
+    }
+    out
+}
+
+/// The active peer with a tree, its journal started, the returning site
+/// resynced by a full pass (which writes the manifest): `(journal, mark)`.
+async fn synced(d: &Daemon) -> (ChangeJournal, warden_agents::wire::JournalMark) {
+    let active = d.target();
+    for i in 0..40 {
+        write(
+            &active,
+            &format!("docs/{}/f{i}.txt", i % 4),
+            &format!("file {i}"),
+        );
+    }
+    write(&active, "gone/soon/a.txt", "a");
+    write(&active, "gone/soon/b.txt", "b");
+    write(&active, "top.txt", "top");
+    std::os::unix::fs::symlink("docs/0/f0.txt", active.join("link")).unwrap();
+    let journal = ChangeJournal::start(&active, &d.dir.path().join("journal-barrier")).unwrap();
+    let mark = journal.mark_flushed().await.unwrap();
+    let first = RsyncResyncer::new(settings(d)).unwrap();
+    first
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(tree(&d.src()), tree(&active), "after the resync pass");
+    (journal, mark)
+}
+
+fn changed(names: Vec<PathBuf>) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| escape_name(n.as_os_str().as_encoded_bytes()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journaled_names_alone_bring_the_returning_site_to_the_peer() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (journal, mark) = synced(&d).await;
+    let active = d.target();
+    // Writes at the active site after the resync pass, until its demote.
+    write(&active, "docs/1/f1.txt", "rewritten, same size?");
+    write(&active, "docs/2/f2.txt", "file 2"); // same content, new mtime
+    write(&active, "new/deep/dir/x.txt", "in a new directory");
+    write(&active, "new/deep/dir/y.txt", "and another");
+    std::fs::remove_file(active.join("docs/3/f3.txt")).unwrap();
+    std::fs::remove_dir_all(active.join("gone")).unwrap();
+    std::fs::rename(active.join("top.txt"), active.join("top-renamed.txt")).unwrap();
+    std::fs::remove_file(active.join("link")).unwrap();
+    std::os::unix::fs::symlink("../elsewhere", active.join("link")).unwrap();
+    let names = changed(journal.since(mark).await.unwrap());
+    assert!(names.len() < 20, "only what changed: {names:?}");
+
+    let fin = RsyncResyncer::new(settings(&d)).unwrap();
+    let report = fin
+        .pass_changed(&names, &[], CancellationToken::new())
+        .await
+        .unwrap()
+        .expect("a journaled pass");
+    assert_eq!(tree(&d.src()), tree(&active), "after the journaled pass");
+    assert!(report.fetched.items >= 5, "{report:?}");
+    let v = fin.verify(&[]).await.unwrap();
+    assert!(v.differences.is_empty(), "{:?}", v.differences);
+
+    // The manifest it saved is what a full pass finds: nothing to fetch,
+    // delete or call divergent.
+    let full = RsyncResyncer::new(settings(&d)).unwrap();
+    let again = full
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.fetched.items, again.deleted, again.divergent.len()),
+        (0, 0, 0),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_changes() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (journal, mark) = synced(&d).await;
+    let (active, here) = (d.target(), d.src());
+    write(&active, "docs/1/f1.txt", "the peer's new version");
+    std::fs::remove_dir_all(active.join("gone")).unwrap();
+    // The returning site wrote under a name the peer also changed or deleted.
+    write(&here, "gone/soon/local-only.txt", "never replicated");
+    let names = changed(journal.since(mark).await.unwrap());
+    let before = tree(&here);
+    let fin = RsyncResyncer::new(settings(&d)).unwrap();
+    let why = fin
+        .pass_changed(&names, &[], CancellationToken::new())
+        .await
+        .unwrap()
+        .expect_err("a full pass must decide");
+    assert!(why.contains("changed here"), "{why}");
+    assert_eq!(tree(&here), before, "nothing changed here");
+
+    // A kept divergent item under a journaled name: the same.
+    let why = fin
+        .pass_changed(
+            &names,
+            &["gone/soon/local-only.txt".into()],
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap()
+        .expect_err("a full pass must decide");
+    assert!(why.contains("kept divergent"), "{why}");
+    assert_eq!(tree(&here), before, "nothing changed here");
+}
