@@ -457,6 +457,8 @@ async fn poll_loop(shared: Arc<Shared>, token: CancellationToken) {
     let first_backoff = interval.min(Duration::from_millis(100));
     let mut backoff = first_backoff;
     let mut link = Link::new("command poll", &shared.commands_url);
+    // Answers in a row that brought nothing new.
+    let mut quiet = 0u32;
     loop {
         let started = Instant::now();
         let answer = tokio::select! {
@@ -467,12 +469,21 @@ async fn poll_loop(shared: Arc<Shared>, token: CancellationToken) {
             Ok(resp) => {
                 link.up();
                 backoff = first_backoff;
-                // Poll again at once only after news; an orchestrator that does not
-                // hold the poll, or repeats commands already taken, gets one per interval.
-                if shared.handle(resp, "poll") > 0 {
+                // Poll again at once after news, and once after an early
+                // answer without news (the report may have brought the same
+                // command first); an orchestrator that does not hold the poll,
+                // or repeats commands already taken, gets one per interval.
+                let news = shared.handle(resp, "poll") > 0;
+                if news || started.elapsed() >= interval {
+                    quiet = 0;
                     Duration::ZERO
                 } else {
-                    interval.saturating_sub(started.elapsed())
+                    quiet += 1;
+                    if quiet == 1 {
+                        Duration::ZERO
+                    } else {
+                        interval.saturating_sub(started.elapsed())
+                    }
                 }
             }
             Err(e) => {

@@ -166,4 +166,18 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
         .expect_err("a full pass must decide");
     assert!(why.contains("kept divergent"), "{why}");
     assert_eq!(tree(&here), before, "nothing changed here");
+
+    // Names that would leave the tree (a lying or broken peer): refused.
+    for bad in ["../escape", "/etc/passwd", "docs/../../x", "docs//f", ""] {
+        let why = fin
+            .pass_changed(&[bad.to_string()], &[], CancellationToken::new())
+            .await
+            .unwrap()
+            .expect_err(bad);
+        assert!(
+            why.contains("not a relative path inside the tree"),
+            "{bad}: {why}"
+        );
+    }
+    assert_eq!(tree(&here), before, "nothing changed here");
 }

@@ -194,8 +194,10 @@ async fn poll_commands(
     let deadline = Instant::now() + wait;
     let mut rx = s.command_ticks();
     loop {
-        let cmds = s.commands_for(&site);
-        if !cmds.is_empty() || Instant::now() >= deadline {
+        // Only a command this site's polls have not handed out yet ends the
+        // wait early: one it already runs would end every poll at once.
+        let (cmds, fresh) = s.commands_for_poll(&site);
+        if fresh || Instant::now() >= deadline {
             return Json(ReportResponse {
                 commands: cmds,
                 acked: vec![],

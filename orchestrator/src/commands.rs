@@ -43,6 +43,9 @@ struct Entry {
     cmd: Command,
     runbook: Option<u64>,
     state: CommandState,
+    /// A long-poll already handed it out: it alone does not end the next
+    /// poll early (the agent runs it; reports keep repeating it).
+    polled: bool,
 }
 
 /// What became of one outcome an agent sent.
@@ -107,6 +110,7 @@ impl Ledger {
                 cmd,
                 runbook,
                 state: CommandState::Queued,
+                polled: false,
             },
         );
         true
@@ -136,6 +140,24 @@ impl Ledger {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// For a long-poll: what [`Ledger::pending_for`] gives, and whether any
+    /// of it was not handed out by a poll yet (only that ends a poll early:
+    /// a command the agent already runs would otherwise answer every poll
+    /// at once, and the agent would wait a report interval for the next
+    /// one). All of them count as handed out from now on.
+    pub fn take_for_poll(&mut self, site: &str) -> (Vec<Command>, bool) {
+        let mut fresh = false;
+        let mut out = Vec::new();
+        for id in self.queued.get(site).into_iter().flatten() {
+            if let Some(e) = self.entries.get_mut(id) {
+                fresh |= !e.polled;
+                e.polled = true;
+                out.push(e.cmd.clone());
+            }
+        }
+        (out, fresh)
     }
 
     /// Whether `site` has a demote waiting for `group`.
@@ -300,6 +322,24 @@ mod tests {
             checks: None,
             journal: None,
         }
+    }
+
+    #[test]
+    fn a_poll_ends_early_only_for_a_command_no_poll_handed_out_yet() {
+        let mut l = Ledger::default();
+        assert_eq!(l.take_for_poll("a"), (vec![], false));
+        let first = cmd("web", 2, CommandKind::FinalSync, "a");
+        l.queue(first.clone(), None);
+        assert_eq!(l.take_for_poll("a"), (vec![first.clone()], true));
+        // Running at the agent, still pending: not a reason to answer at once.
+        assert_eq!(l.take_for_poll("a"), (vec![first.clone()], false));
+        let next = cmd("web", 2, CommandKind::Promote, "a");
+        l.queue(next.clone(), None);
+        let (cmds, fresh) = l.take_for_poll("a");
+        assert!(fresh);
+        assert_eq!(cmds.len(), 2);
+        // Reports still repeat every pending command.
+        assert_eq!(l.pending_for("a").len(), 2);
     }
 
     #[test]

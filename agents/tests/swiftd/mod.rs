@@ -61,27 +61,26 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A free port (bound and released; the script binds it right after).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A base port with `base`, `base+1`, `base+2` all free.
-fn free_base() -> u16 {
+/// A base port with `base..base+n` free now and none of them in `taken`
+/// (bound and released; the script binds them right after). Ports chosen
+/// for one start must not overlap: two Swift servers on one port share it
+/// (SO_REUSEPORT) and answer each other's requests.
+fn free_ports(taken: &mut Vec<u16>, n: u16) -> u16 {
     for _ in 0..200 {
-        let base = free_port();
-        if base > 65_000 {
+        let base = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65_000 || (0..n).any(|i| taken.contains(&(base + i))) {
             continue;
         }
-        if (1..3).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+        if (1..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            taken.extend((0..n).map(|i| base + i));
             return base;
         }
     }
-    panic!("no three consecutive free ports found");
+    panic!("no {n} consecutive free ports found");
 }
 
 impl Clusters {
@@ -123,13 +122,14 @@ impl Clusters {
             .map(|d| d.join("swift-clusters.sh"))
             .find(|p| p.is_file())
             .expect("scripts/swift-clusters.sh not found");
+        let mut taken = Vec::new();
         let ports = [
-            ("SWIFT_A_PROXY_PORT", free_port()),
-            ("SWIFT_B_PROXY_PORT", free_port()),
-            ("SWIFT_A_MEMCACHED_PORT", free_port()),
-            ("SWIFT_B_MEMCACHED_PORT", free_port()),
-            ("SWIFT_A_PORT_BASE", free_base()),
-            ("SWIFT_B_PORT_BASE", free_base()),
+            ("SWIFT_A_PROXY_PORT", free_ports(&mut taken, 1)),
+            ("SWIFT_B_PROXY_PORT", free_ports(&mut taken, 1)),
+            ("SWIFT_A_MEMCACHED_PORT", free_ports(&mut taken, 1)),
+            ("SWIFT_B_MEMCACHED_PORT", free_ports(&mut taken, 1)),
+            ("SWIFT_A_PORT_BASE", free_ports(&mut taken, 3)),
+            ("SWIFT_B_PORT_BASE", free_ports(&mut taken, 3)),
         ];
         let swift_dir = dir.path().join("swift");
         let mut cmd = Command::new("bash");

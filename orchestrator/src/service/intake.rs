@@ -54,6 +54,12 @@ impl Shared {
         self.lock().ledger.pending_for(site)
     }
 
+    /// For a long-poll: `site`'s pending commands, and whether any of them
+    /// is new to its polls ([`crate::commands::Ledger::take_for_poll`]).
+    pub fn commands_for_poll(&self, site: &str) -> (Vec<Command>, bool) {
+        self.lock().ledger.take_for_poll(site)
+    }
+
     /// The current epoch of every group `site` belongs to (told to its agent).
     /// (O(the site's groups): every report pays it.)
     pub fn epochs_of_locked(&self, st: &State, site: &str) -> BTreeMap<String, u64> {

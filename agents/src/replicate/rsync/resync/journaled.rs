@@ -27,6 +27,13 @@ impl RsyncResyncer {
     ) -> Result<Result<PassReport, String>, AgentError> {
         let started = Instant::now();
         let s = &self.settings;
+        // Names come from the peer through the orchestrator: each must stay
+        // inside the tree.
+        if let Some(bad) = changed.iter().find(|n| !inside(n)) {
+            return Ok(Err(format!(
+                "the journal names {bad:?}, which is not a relative path inside the tree"
+            )));
+        }
         if let Some(k) = kept.iter().find(|k| {
             changed
                 .iter()
@@ -191,6 +198,20 @@ impl RsyncResyncer {
         );
         Ok(Ok(report))
     }
+}
+
+/// Whether an escaped name is `.` or a relative path without `.`, `..` or
+/// empty components (nothing a join could take outside the tree).
+fn inside(name: &str) -> bool {
+    if name == ROOT_NAME {
+        return true;
+    }
+    let raw = unescape_name(name);
+    !raw.is_empty()
+        && !raw.contains(&0)
+        && raw
+            .split(|b| *b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
 /// The journal's name for the root directory itself.
