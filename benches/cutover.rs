@@ -3,13 +3,15 @@
 //! with the data set. For each size (SIZES, files of ~19.5 KB: 20,000 files
 //! ≈ 390 MB), a fresh deployment on network-namespace hosts (real `warden`
 //! binaries, real rsync daemons) runs planned switchovers a → b → a …; right
-//! before each, CHANGED files are rewritten at the active site, so the final
-//! pass has a delta to carry. The pause is from the demote of the old active
-//! site (writes stop) to the end of the promote of the new one (writes
-//! resume). Goal: ≤ 500 ms with 20,000 files, within 1.2× of 2,000 files.
+//! before each, CHANGED files are rewritten at the active site (the resync
+//! step carries them), and LATE more by its demote hook — the last writes
+//! before writes stop, which only the final pass can carry. The pause is
+//! from the demote of the old active site (writes stop) to the end of the
+//! promote of the new one (writes resume); it includes the hook's own
+//! writes. Goal: ≤ 500 ms with 20,000 files, within 1.2× of 2,000 files.
 //! Prints a table per round and a summary; needs root.
 //!
-//! `cargo bench --bench cutover` (SIZES=2000,20000 CHANGED=500 ROUNDS=4).
+//! `cargo bench --bench cutover` (SIZES=2000,20000 CHANGED=500 LATE=500 ROUNDS=4).
 
 #[path = "../tests/lab/mod.rs"]
 mod lab;
@@ -89,10 +91,55 @@ struct Row {
 }
 
 /// One deployment with `files` files; `false` when the lab cannot run here.
-fn run_size(files: usize, changed: usize, rounds: usize, rows: &mut Vec<Row>) -> Result<bool> {
-    let Some(x) = site::Data::with_failback("keep", "pw-b-right", "manual") else {
+/// The demote hook's writer: `LATE` files of `FILE_BYTES` rewritten in
+/// the site's directory (`argv`: a's dir, b's dir, files, late), content
+/// `late EPOCH` padded; the same choice of files as [`late_name`].
+const LATE_WRITER: &str = r#"import os, sys
+a, b, files, late = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+root = a if os.environ["WARDEN_SITE"] == "a" else b
+epoch = int(os.environ["WARDEN_EPOCH"])
+body = ("late %d " % epoch).encode().ljust(19500, b"l")
+for k in range(late):
+    i = (k * 53 + epoch * 7) % files
+    with open(os.path.join(root, "data/%03d/%05d.dat" % (i // 200, i)), "wb") as f:
+        f.write(body)
+"#;
+
+/// The first file the demote hook rewrote at `epoch`, and its content.
+fn late_name(epoch: u64, files: usize) -> (String, Vec<u8>) {
+    let i = (epoch as usize * 7) % files;
+    let mut body = format!("late {epoch} ").into_bytes();
+    body.resize(FILE_BYTES, b'l');
+    (format!("data/{:03}/{i:05}.dat", i / 200), body)
+}
+
+fn run_size(
+    files: usize,
+    changed: usize,
+    late: usize,
+    rounds: usize,
+    rows: &mut Vec<Row>,
+) -> Result<bool> {
+    let Some(lab) = lab::Lab::new_or_skip(deploy::HOSTS) else {
         return Ok(false);
     };
+    let dir = lab.dir().to_path_buf();
+    let writer = lab.write_file("late-writer.py", LATE_WRITER)?;
+    let demote = format!(
+        "python3 {} {} {} {files} {late}",
+        writer.display(),
+        dir.join("a-data").display(),
+        dir.join("b-data").display()
+    );
+    let x = site::Data::build(
+        lab,
+        [dir.join("a-data"), dir.join("b-data")],
+        "keep",
+        "pw-b-right",
+        "manual",
+        "true",
+        &demote,
+    );
     let blob = "d".repeat(FILE_BYTES);
     for i in 0..files {
         x.write("a", &format!("data/{:03}/{i:05}.dat", i / 200), &blob)?;
@@ -140,11 +187,29 @@ fn run_size(files: usize, changed: usize, rounds: usize, rows: &mut Vec<Row>) ->
         };
         let (demote_ms, promote_ms) = (step("demote")?, step("promote")?);
         println!(
-            "| {files} | {} MB | {} | {from} → {to} | {changed} | {resync} | {demote_ms} | {fin} | {promote_ms} | {pause} |",
+            "| {files} | {} MB | {} | {from} → {to} | {changed} | {late} | {resync} | {demote_ms} | {fin} | {promote_ms} | {pause} |",
             files * FILE_BYTES / 1_000_000,
             round + 1,
         );
         rows.push(Row { files, fin, pause });
+        let detail = |n: &str| -> String {
+            rb["steps"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["name"] == n))
+                .and_then(|s| s["detail"].as_str())
+                .unwrap_or("")
+                .chars()
+                .take(300)
+                .collect()
+        };
+        eprintln!("  demote: {}", detail("demote"));
+        eprintln!("  final_sync: {}", detail("final_sync"));
+        // The demote hook's writes are at the new active site.
+        let (name, body) = late_name(rb["epoch"].as_u64().context("epoch")?, files);
+        let got = std::fs::read(x.dir(to).join(&name))?;
+        if got != body {
+            bail!("{name} at {to} is not what {from}'s demote hook wrote last");
+        }
         let i = (round * 11) % files;
         wait_same(&x, &format!("data/{:03}/{i:05}.dat", i / 200), secs(300))?;
         std::thread::sleep(secs(1.5));
@@ -167,12 +232,13 @@ fn main() -> Result<()> {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let changed = env_num("CHANGED", 500);
+    let late = env_num("LATE", 500);
     let rounds = env_num("ROUNDS", 4);
-    println!("| files | data | round | move | changed just before | resync step incl. checksum pre-check (ms) | demote (ms) | final pass + delta verify (ms) | promote (ms) | writes refused: demote → promoted (ms) |");
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| files | data | round | move | changed just before | changed by the demote hook | resync step incl. checksum pre-check (ms) | demote (ms) | final pass + delta verify (ms) | promote (ms) | writes refused: demote → promoted (ms) |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rows = Vec::new();
     for &files in &sizes {
-        if !run_size(files, changed, rounds, &mut rows)? {
+        if !run_size(files, changed, late, rounds, &mut rows)? {
             eprintln!("cutover bench skipped: needs root, ip, iptables and rsync");
             return Ok(());
         }

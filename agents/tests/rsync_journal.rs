@@ -167,6 +167,31 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
     assert!(why.contains("kept divergent"), "{why}");
     assert_eq!(tree(&here), before, "nothing changed here");
 
+    // The peer deleted more than the mass-delete guard lets a pass delete:
+    // the full pass's guard decides, nothing is deleted here.
+    for i in 0..150 {
+        write(&here, &format!("bulk/f{i}.txt"), "bulk");
+    }
+    let fresh = RsyncResyncer::new(settings(&d)).unwrap();
+    for i in 0..150 {
+        write(&active, &format!("bulk/f{i}.txt"), "bulk");
+    }
+    let mark = journal.mark_flushed().await.unwrap();
+    fresh
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(active.join("bulk")).unwrap();
+    let names = changed(journal.since(mark).await.unwrap());
+    let before = tree(&here);
+    let why = fresh
+        .pass_changed(&names, &[], CancellationToken::new())
+        .await
+        .unwrap()
+        .expect_err("the guard's limits");
+    assert!(why.contains("guard"), "{why}");
+    assert_eq!(tree(&here), before, "nothing deleted here");
+
     // Names that would leave the tree (a lying or broken peer): refused.
     for bad in ["../escape", "/etc/passwd", "docs/../../x", "docs//f", ""] {
         let why = fin

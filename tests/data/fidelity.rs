@@ -336,6 +336,7 @@ fn a_swift_device_directory_is_served_by_the_standby_swift_after_failover() -> R
         "pw-b-right",
         "manual",
         &flush.display().to_string(),
+        "true",
     );
     let swift = Swift::start(&x.d.lab, &sdir)?;
     x.start()?;

@@ -37,12 +37,14 @@ impl Data {
         let lab = lab::Lab::new_or_skip(HOSTS)?;
         let dir = lab.dir().to_path_buf();
         let dirs = [dir.join("a-data"), dir.join("b-data")];
-        Some(Self::build(lab, dirs, policy, password_b, failback, "true"))
+        Some(Self::build(
+            lab, dirs, policy, password_b, failback, "true", "true",
+        ))
     }
 
     /// A deployment on `lab` whose sites replicate `dirs` (`[a, b]`, made
-    /// here when missing); `promote` is both sites' promote hook (a shell
-    /// snippet).
+    /// here when missing); `promote` and `demote` are both sites' promote
+    /// and demote hooks (shell snippets).
     pub(crate) fn build(
         lab: lab::Lab,
         dirs: [PathBuf; 2],
@@ -50,6 +52,7 @@ impl Data {
         password_b: &str,
         failback: &'static str,
         promote: &str,
+        demote: &str,
     ) -> Data {
         for d in &dirs {
             std::fs::create_dir_all(d).unwrap();
@@ -92,6 +95,8 @@ password = {{ file = "{pwb}" }}
                 extra,
                 promote_a: promote.into(),
                 promote_b: promote.into(),
+                demote_a: demote.into(),
+                demote_b: demote.into(),
                 ..Knobs::default()
             },
         )

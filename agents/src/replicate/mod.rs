@@ -201,7 +201,8 @@ pub trait Resyncer: Send + Sync {
     /// only those names, and the subtrees of those that are directories,
     /// leaving `kept` divergent items alone. `Ok(Err(reason))` when this
     /// plan or this case cannot (a full [`Resyncer::pass`] must run
-    /// instead); nothing was changed then. Default: cannot.
+    /// instead); nothing was deleted or set aside then (newer content may
+    /// have arrived, which that pass confirms). Default: cannot.
     async fn pass_changed(
         &self,
         _changed: &[String],

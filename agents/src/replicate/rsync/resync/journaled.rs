@@ -1,18 +1,20 @@
 //! The cut-over's final pass from the active peer's change journal: the
 //! peer named what changed in its data since the resync began (its demote
 //! answered with the names), so the pull covers only them — `rsync -a -r
-//! --files-from --delete-missing-args` — and stats only what it touched;
-//! the pause no longer grows with the size of the tree.
+//! --files-from --ignore-missing-args` — and stats only what it touched;
+//! the pause no longer grows with the size of the tree. The pull's `-ii`
+//! lines say which of the names the peer still has; the others are deleted
+//! here once the mass-delete guard's limits are checked.
 //!
-//! It runs only when that is as safe as a full pass; otherwise it changes
-//! nothing and says why (a full pass follows):
+//! It runs only when that is as safe as a full pass; otherwise it deletes
+//! and sets aside nothing and says why (a full pass follows):
 //! - a name to be replaced or deleted here must hold nothing the manifest
 //!   does not call unchanged (a local change would be overwritten without
 //!   being set aside): every item here at or under a changed name is
 //!   checked;
 //! - a kept divergent item at or under a changed name;
-//! - more items here at or under the changed names than the mass-delete
-//!   guard's `max_delete_count` (the full pass's guard then judges).
+//! - deletions over the mass-delete guard's limits (the full pass's guard
+//!   then holds them, with its alert).
 
 use super::*;
 use crate::replicate::manifest::Stamp;
@@ -49,8 +51,7 @@ impl RsyncResyncer {
             .map_err(|e| AgentError::Task(e.to_string()))??;
         // 1. What is here at or under the changed names, all unchanged since confirmed?
         let (root, names, old) = (s.source.clone(), changed.to_vec(), manifest.clone());
-        let max = s.guard.max_count;
-        let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old, max))
+        let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old))
             .await
             .map_err(|e| AgentError::Task(e.to_string()))?;
         let (here, stamps) = match checked {
@@ -58,8 +59,8 @@ impl RsyncResyncer {
             Err(why) => return Ok(Err(why)),
         };
 
-        // 2. One pull of the names (directories with their subtrees); names
-        //    the peer no longer has are deleted here.
+        // 2. One pull of the names (directories with their subtrees); what
+        //    it itemizes is what the peer has.
         let mut list = Vec::new();
         let mut top = false;
         for n in changed {
@@ -81,7 +82,7 @@ impl RsyncResyncer {
                 "-r".into(),
                 "--files-from=-".into(),
                 "--from0".into(),
-                "--delete-missing-args".into(),
+                "--ignore-missing-args".into(),
                 "--force".into(),
                 // Named because they changed: a same-size rewrite in the
                 // same second must not pass rsync's quick check.
@@ -106,6 +107,77 @@ impl RsyncResyncer {
             })
             .await?;
         }
+        drop(filter);
+
+        // 3. Names the peer no longer has: deleted here (every item at or
+        //    under them was checked unchanged), within the guard's limits.
+        let at_peer: BTreeSet<&str> = settled.iter().map(|i| i.name.as_str()).collect();
+        let gone: Vec<&String> = changed
+            .iter()
+            .filter(|n| *n != ROOT_NAME && !at_peer.contains(n.as_str()))
+            .filter(|n| self.local(n).symlink_metadata().is_ok())
+            .collect();
+        let doomed = here
+            .keys()
+            .filter(|k| {
+                gone.iter()
+                    .any(|g| k == g || k.starts_with(&format!("{g}/")))
+            })
+            .count() as u64;
+        let local_label = format!("{} (here)", s.source.display());
+        let total = (manifest.items.len() as u64).max(here.len() as u64);
+        if let Err(held) = s.guard.check(doomed, total, &local_label) {
+            return Ok(Err(format!(
+                "the journaled deletions are over the guard's limits ({held})"
+            )));
+        }
+        let mut deleted = 0u64;
+        for g in &gone {
+            let p = self.local(g);
+            let removed = match p.symlink_metadata() {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+                Ok(_) => std::fs::remove_file(&p),
+                Err(_) => Ok(()),
+            };
+            removed.map_err(|e| AgentError::LocalTarget {
+                path: p.display().to_string(),
+                reason: format!("cannot delete what the peer deleted: {e}"),
+            })?;
+            deleted += 1;
+        }
+        // A deletion here changed its parent's mtime: the parents again,
+        // without their content (`-d`), as the peer has them.
+        let mut parents = Vec::new();
+        for g in &gone {
+            match g.rsplit_once('/') {
+                Some((p, _)) => {
+                    parents.extend_from_slice(&unescape_name(p));
+                    parents.push(0);
+                }
+                None => top = true,
+            }
+        }
+        if !parents.is_empty() {
+            let mut args: Vec<OsString> = vec![
+                "-a".into(),
+                "-d".into(),
+                "--no-r".into(),
+                "--files-from=-".into(),
+                "--from0".into(),
+                "--ignore-missing-args".into(),
+                "-ii".into(),
+                "--out-format=%i %l %M %n".into(),
+            ];
+            args.extend(attribute_args(s));
+            args.push(s.url().into());
+            args.push(source_arg(&s.source));
+            run_rsync(s, args, Some(parents), &cancel, |line| {
+                if let Some(item) = parse_settled(line) {
+                    settled.push(item);
+                }
+            })
+            .await?;
+        }
         if top {
             // The root's own mtime, mode and xattrs (never sent by `--files-from`).
             let mut args: Vec<OsString> = vec![
@@ -119,9 +191,8 @@ impl RsyncResyncer {
             args.push(source_arg(&s.source));
             run_rsync(s, args, None, &cancel, |_| {}).await?;
         }
-        drop(filter);
 
-        // 3. The manifest: entries at or under the changed names are what
+        // 4. The manifest: entries at or under the changed names are what
         //    the pull settled, confirmed by a stat now; the rest stays.
         let (root, old, settled_c, here_c, stamps_c) = (
             s.source.clone(),
@@ -136,14 +207,10 @@ impl RsyncResyncer {
         .await
         .map_err(|e| AgentError::Task(e.to_string()))?;
         let mut next = manifest.clone();
-        let mut deleted = 0u64;
         for n in changed.iter().filter(|n| *n != ROOT_NAME) {
             let under = format!("{n}/");
             next.items.retain(|k, _| k != n && !k.starts_with(&under));
             next.stamps.retain(|k, _| k != n && !k.starts_with(&under));
-            if here.contains_key(n) && self.local(n).symlink_metadata().is_err() {
-                deleted += 1;
-            }
         }
         for (k, v) in items {
             next.items.insert(k, v);
@@ -219,12 +286,11 @@ const ROOT_NAME: &str = ".";
 
 /// Every item here at or under `names` (files, symlinks, empty
 /// directories, as a pass lists them) with its stamp — provided each is
-/// what `manifest` confirmed and there are at most `max` of them; else why not.
+/// what `manifest` confirmed; else why not.
 fn local_items(
     root: &Path,
     names: &[String],
     manifest: &Manifest,
-    max: u64,
 ) -> Result<(Listing, Stamps), String> {
     let mut here = Listing::new();
     let mut stamps = Stamps::new();
@@ -266,11 +332,6 @@ fn local_items(
         }
         here.insert(name.clone(), item);
         stamps.insert(name, stamp);
-        if here.len() as u64 > max {
-            return Err(format!(
-                "the journaled names cover more than {max} items here (max_delete_count): the full pass's guard judges"
-            ));
-        }
     }
     Ok((here, stamps))
 }
