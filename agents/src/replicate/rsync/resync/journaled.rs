@@ -9,9 +9,9 @@
 //! It runs only when that is as safe as a full pass; otherwise it deletes
 //! and sets aside nothing and says why (a full pass follows):
 //! - a name to be replaced or deleted here must hold nothing the manifest
-//!   does not call unchanged (a local change would be overwritten without
-//!   being set aside): every item here at or under a changed name is
-//!   checked;
+//!   does not call unchanged unless its content is the peer's (a local
+//!   change would be overwritten without being set aside): every item here
+//!   at or under a changed name is checked, moved ones by checksum;
 //! - a kept divergent item at or under a changed name;
 //! - deletions over the mass-delete guard's limits (the full pass's guard
 //!   then holds them, with its alert).
@@ -54,10 +54,21 @@ impl RsyncResyncer {
         let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old))
             .await
             .map_err(|e| AgentError::Task(e.to_string()))?;
-        let (here, stamps) = match checked {
+        let (here, stamps, moved) = match checked {
             Ok(found) => found,
             Err(why) => return Ok(Err(why)),
         };
+        // Items here that moved since confirmed: harmless only when their
+        // content is the peer's (the old active site's own replication may
+        // have brought it); a checksum dry run says.
+        if !moved.is_empty() {
+            let at_peer = self.compare(&moved, &here, &cancel).await?;
+            if let Some(n) = moved.iter().find(|n| at_peer.get(*n) != Some(&Same::Equal)) {
+                return Ok(Err(format!(
+                    "{n} changed here since the last pass and differs from the peer's (a full pass sets it aside by the policy)"
+                )));
+            }
+        }
 
         // 2. One pull of the names (directories with their subtrees); what
         //    it itemizes is what the peer has.
@@ -285,13 +296,14 @@ fn inside(name: &str) -> bool {
 const ROOT_NAME: &str = ".";
 
 /// Every item here at or under `names` (files, symlinks, empty
-/// directories, as a pass lists them) with its stamp — provided each is
-/// what `manifest` confirmed; else why not.
+/// directories, as a pass lists them) with its stamp, and those of them
+/// the manifest does not call unchanged; `Err` says what cannot be read.
 fn local_items(
     root: &Path,
     names: &[String],
     manifest: &Manifest,
-) -> Result<(Listing, Stamps), String> {
+) -> Result<(Listing, Stamps, Vec<String>), String> {
+    let mut moved = Vec::new();
     let mut here = Listing::new();
     let mut stamps = Stamps::new();
     let mut stack: Vec<String> = names.iter().filter(|n| *n != ROOT_NAME).cloned().collect();
@@ -326,12 +338,10 @@ fn local_items(
         };
         let stamp = Stamp::of(&meta);
         if !manifest.unchanged(&name, &item, Some(&stamp)) {
-            return Err(format!(
-                "{name} changed here since the last pass (a full pass sets it aside by the policy)"
-            ));
+            moved.push(name.clone());
         }
         here.insert(name.clone(), item);
         stamps.insert(name, stamp);
     }
-    Ok((here, stamps))
+    Ok((here, stamps, moved))
 }
