@@ -565,14 +565,20 @@ async fn execute(
             };
             outcome.checks = Some(checks);
         }
-        if let (true, Some(mark), Some(r)) = (
+        if let (true, Some(r)) = (
             outcome.ok && cmd.kind == CommandKind::Demote,
-            cmd.journal_since,
             &shared.settings.replication,
         ) {
+            // A demoted site must not push its data to the peer.
+            if let Some(stopped) = r.demoted(&cmd.group).await {
+                info!(command = %cmd.id, "{stopped}");
+                outcome.detail = format!("{}; {stopped}", outcome.detail);
+            }
             // The hooks stopped the writes: what changed since the resync
             // began is now final.
-            outcome.journal = Some(r.journal_since(&cmd.group, mark).await);
+            if let Some(mark) = cmd.journal_since {
+                outcome.journal = Some(r.journal_since(&cmd.group, mark).await);
+            }
         }
         finish(&shared, &cmd, outcome);
     }

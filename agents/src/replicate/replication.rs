@@ -186,15 +186,19 @@ impl Replication {
             return out(true, self.clear(g, &cmd.group));
         }
         if cmd.kind == CommandKind::Journal {
-            // Runs beside whatever replication command runs: it only watches.
+            // The peer pulls from here from now on: stop pushing into it
+            // (its resync must not race this site's own transfers) and keep
+            // a journal of what changes instead.
+            let stopped = self.stop_pushing(g).await;
             return match self.journal_start(g, cmd).await {
                 Ok((detail, mark)) => CommandOutcome {
+                    detail: format!("{stopped}; {detail}"),
                     journal: Some(JournalReport {
                         mark,
                         names: None,
                         note: String::new(),
                     }),
-                    ..out(true, detail)
+                    ..out(true, String::new())
                 },
                 Err(e) => out(false, e),
             };
@@ -548,6 +552,33 @@ impl Replication {
             v.bytes,
             v.excepted
         ))
+    }
+
+    /// Stops the group's continuous replication from this site, cancelling
+    /// a start still in its initial pass (a demoted site, or one a peer now
+    /// pulls from, must not push).
+    async fn stop_pushing(&self, g: &GroupRepl) -> String {
+        if let Some((kind, token)) = lock(&g.current).as_ref() {
+            if *kind == CommandKind::StartReplication {
+                token.cancel();
+            }
+        }
+        let _one = g.busy.lock().await;
+        self.stop(g).await
+    }
+
+    /// A demote at this site: its replication of `group` stops (see
+    /// [`Replication::stop_pushing`]); what to say in the outcome.
+    pub async fn demoted(&self, group: &str) -> Option<String> {
+        let g = self.groups.get(group)?;
+        let running = matches!(lock(&g.run).role, Role::Source { .. })
+            || lock(&g.current)
+                .as_ref()
+                .is_some_and(|(k, _)| *k == CommandKind::StartReplication);
+        if !running {
+            return None;
+        }
+        Some(self.stop_pushing(g).await)
     }
 
     /// Starts this site's change journal of the group's data (or keeps the

@@ -1,0 +1,71 @@
+//! The active site's part in a journaled cut-over, through [`Replication`]
+//! with real commands and a real rsync daemon on 127.0.0.1: the `journal`
+//! command stops the site's push into the peer (the peer pulls from now on)
+//! and answers with a mark; a demote stops any push and answers with the
+//! names changed since the mark, once; a plan without a journal says so.
+//! Needs `rsync` (CI fails without it, elsewhere the tests skip).
+
+use std::time::Duration;
+
+use warden_agents::wire::CommandKind;
+
+#[path = "support/rsyncd.rs"]
+mod rsyncd;
+use rsyncd::*;
+#[path = "support/rsync_repl.rs"]
+mod rsync_repl;
+use rsync_repl::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_command_stops_the_push_and_the_demote_names_what_changed() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    std::fs::write(d.src().join("before.txt"), "before").unwrap();
+    let r = site_a(&d, "");
+    let started = run(&r, CommandKind::StartReplication).await;
+    assert!(started.ok, "{started:?}");
+    assert_eq!(status(&r).role, "source");
+
+    let j = run(&r, CommandKind::Journal).await;
+    assert!(j.ok, "{j:?}");
+    assert!(j.detail.contains("stopped"), "{}", j.detail);
+    let mark = j.journal.as_ref().expect("a mark").mark;
+    assert_eq!(status(&r).role, "idle", "no push while the peer pulls");
+    std::fs::write(d.src().join("after.txt"), "after the mark").unwrap();
+    std::fs::create_dir_all(d.src().join("new/dir")).unwrap();
+    std::fs::write(d.src().join("new/dir/x"), "x").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !d.target().join("after.txt").exists(),
+        "pushed after the journal started"
+    );
+
+    let rep = r.journal_since("web", mark).await;
+    let names = rep.names.expect("names");
+    assert!(names.contains(&"after.txt".to_string()), "{names:?}");
+    assert!(names.contains(&"new".to_string()), "{names:?}");
+    assert!(!names.contains(&"before.txt".to_string()), "{names:?}");
+    // Read once: a second ask (another mark, a restarted journal) cannot tell.
+    let again = r.journal_since("web", mark).await;
+    assert!(again.names.is_none());
+    assert!(again.note.contains("no change journal"), "{}", again.note);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_site_stops_pushing() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let r = site_a(&d, "");
+    assert!(run(&r, CommandKind::StartReplication).await.ok);
+    let said = r.demoted("web").await.expect("it was pushing");
+    assert!(said.contains("stopped"), "{said}");
+    assert_eq!(status(&r).role, "idle");
+    std::fs::write(d.src().join("late.txt"), "written after the demote").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!d.target().join("late.txt").exists());
+    assert!(r.demoted("web").await.is_none(), "nothing left to stop");
+}
