@@ -204,6 +204,10 @@ fn run_size(
         };
         eprintln!("  demote: {}", detail("demote"));
         eprintln!("  final_sync: {}", detail("final_sync"));
+        let r = x.replication()?;
+        if r["divergent"].as_array().is_some_and(|d| !d.is_empty()) {
+            eprintln!("  divergent: {}", r["divergent"]);
+        }
         // The demote hook's writes are at the new active site.
         let (name, body) = late_name(rb["epoch"].as_u64().context("epoch")?, files);
         let got = std::fs::read(x.dir(to).join(&name))?;

@@ -796,6 +796,7 @@ mod tests {
             site: String::new(),
             journal_since: None,
             changed: None,
+            replica: false,
         }
     }
 

@@ -111,7 +111,7 @@ async fn the_journaled_names_alone_bring_the_returning_site_to_the_peer() {
 
     let fin = RsyncResyncer::new(settings(&d)).unwrap();
     let report = fin
-        .pass_changed(&names, &[], CancellationToken::new())
+        .pass_changed(&names, &[], false, CancellationToken::new())
         .await
         .unwrap()
         .expect("a journaled pass");
@@ -150,7 +150,7 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
     let before = tree(&here);
     let fin = RsyncResyncer::new(settings(&d)).unwrap();
     let why = fin
-        .pass_changed(&names, &[], CancellationToken::new())
+        .pass_changed(&names, &[], false, CancellationToken::new())
         .await
         .unwrap()
         .expect_err("a full pass must decide");
@@ -162,6 +162,7 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
         .pass_changed(
             &names,
             &["gone/soon/local-only.txt".into()],
+            false,
             CancellationToken::new(),
         )
         .await
@@ -188,7 +189,7 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
     let names = changed(journal.since(mark).await.unwrap());
     let before = tree(&here);
     let why = fresh
-        .pass_changed(&names, &[], CancellationToken::new())
+        .pass_changed(&names, &[], false, CancellationToken::new())
         .await
         .unwrap()
         .expect_err("the guard's limits");
@@ -198,7 +199,7 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
     // Names that would leave the tree (a lying or broken peer): refused.
     for bad in ["../escape", "/etc/passwd", "docs/../../x", "docs//f", ""] {
         let why = fin
-            .pass_changed(&[bad.to_string()], &[], CancellationToken::new())
+            .pass_changed(&[bad.to_string()], &[], false, CancellationToken::new())
             .await
             .unwrap()
             .expect_err(bad);

@@ -69,3 +69,40 @@ async fn a_demoted_site_stops_pushing() {
     assert!(!d.target().join("late.txt").exists());
     assert!(r.demoted("web").await.is_none(), "nothing left to stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicas_differences_are_stale_copies_replaced_not_divergent() {
+    if !have_rsync() {
+        return;
+    }
+    // `a` (the harness's src/) resyncs from `b` (the daemon's module).
+    for replica in [false, true] {
+        let d = Daemon::start();
+        std::fs::write(d.target().join("f.txt"), "the peer's newer version").unwrap();
+        std::fs::write(d.src().join("f.txt"), "older copy").unwrap();
+        std::fs::write(d.src().join("only-here.txt"), "not at the peer").unwrap();
+        let r = site_a(&d, r#"divergent = "quarantine""#);
+        let mut c = cmd(CommandKind::Resync, 1);
+        c.replica = replica;
+        let out = r.run(&c, &tokio_util::sync::CancellationToken::new()).await;
+        assert!(out.ok, "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(d.src().join("f.txt")).unwrap(),
+            "the peer's newer version"
+        );
+        let divergent = status(&r).divergent.len();
+        let mut q = d.src().into_os_string();
+        q.push(".warden-quarantine");
+        if replica {
+            assert_eq!(divergent, 0, "a replica has no divergent items");
+            assert!(
+                !d.src().join("only-here.txt").exists(),
+                "removed like a push would"
+            );
+            assert!(!std::path::Path::new(&q).exists(), "nothing quarantined");
+        } else {
+            assert_eq!(divergent, 2, "a returning site's own writes are divergent");
+            assert!(std::path::Path::new(&q).exists(), "set aside");
+        }
+    }
+}

@@ -207,6 +207,10 @@ pub struct Runbook {
     /// them. `None`: a full final pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<Vec<String>>,
+    /// A switchover whose target was the active site's replication target
+    /// when it began: its differences are stale copies, not divergent writes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
 }
 
 impl Runbook {
@@ -250,6 +254,7 @@ impl Runbook {
             aborted: false,
             journal: None,
             changed: None,
+            replica: false,
         }
     }
 

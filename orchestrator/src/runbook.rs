@@ -430,6 +430,7 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
             // resync and final sync fetch from it; replication then runs toward it.
             let mut cmd = Command::new(&rb.group, rb.epoch, kind);
             cmd.peer = Some(rb.from.clone());
+            cmd.replica = rb.replica && name != StepName::StartReplication;
             if name == StepName::FinalSync && rb.journal.is_some() {
                 cmd.changed = rb.changed.clone();
             }
@@ -1308,6 +1309,36 @@ mod tests {
             .find(|s| s.name == StepName::Demote)
             .unwrap();
         assert!(d.detail.contains("names 1 changed"), "{}", d.detail);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_switchover_to_a_replica_says_so_to_its_resync_and_final_sync() {
+        let w = world_on("a", 2);
+        w.replication.store(true, Ordering::Relaxed);
+        let mut rb = Runbook::new(
+            1,
+            "web",
+            RunbookKind::Switchover,
+            "a",
+            "b",
+            3,
+            "operator",
+            1_000_000,
+            1_000_000,
+        );
+        rb.replica = true;
+        let rb = execute(
+            rb,
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::BestEffort, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+        let sent = w.sent.lock().unwrap().clone();
+        assert!(first(&sent, "b", CommandKind::Resync).1.replica);
+        assert!(first(&sent, "b", CommandKind::FinalSync).1.replica);
+        assert!(!first(&sent, "b", CommandKind::StartReplication).1.replica);
     }
 
     #[tokio::test(start_paused = true)]

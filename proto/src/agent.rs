@@ -242,6 +242,12 @@ pub struct Command {
     /// only them. `None`: a full final pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed: Option<Vec<String>>,
+    /// Resync and final sync of a switchover: until the runbook began this
+    /// site was the peer's continuous replication target, so what differs
+    /// here is the peer's older versions (nobody writes at a replica): it is
+    /// replaced like the peer's push would, not reported as divergent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replica: bool,
 }
 
 /// A point in one site's change journal: the journal (`id`, new for every
@@ -276,6 +282,7 @@ impl Command {
             site: String::new(),
             journal_since: None,
             changed: None,
+            replica: false,
         }
     }
 

@@ -371,6 +371,17 @@ fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
     assert!(fin.contains("verified b holds what a holds"), "{rb:#}");
     // The cut-over covered what a's change journal named, not the whole tree.
     assert!(fin.contains("names journaled at a"), "{rb:#}");
+    // b was a's replica: its stale copies are replaced, never called divergent.
+    assert_eq!(rb["replica"], true, "{rb:#}");
+    let r = x.replication()?;
+    assert_eq!(
+        r["divergent"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "false divergent items: {r}"
+    );
+    let mut q = x.dir("b").into_os_string();
+    q.push(".warden-quarantine");
+    assert!(!Path::new(&q).exists(), "nothing quarantined at b");
     let b = tree(&x.dir("b"))?;
     assert_eq!(b.len(), 301, "every write at a is at b");
     assert_eq!(text(&b, "late/299.txt").as_deref(), Some("late write 299"));

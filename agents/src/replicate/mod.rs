@@ -199,7 +199,9 @@ pub trait Resyncer: Send + Sync {
     /// The cut-over's final pass when the peer's change journal named what
     /// changed there since the resync began (`changed`, escaped names):
     /// only those names, and the subtrees of those that are directories,
-    /// leaving `kept` divergent items alone. `Ok(Err(reason))` when this
+    /// leaving `kept` divergent items alone; at a `replica` (see
+    /// `Command::replica`) what moved here is replaced without a look.
+    /// `Ok(Err(reason))` when this
     /// plan or this case cannot (a full [`Resyncer::pass`] must run
     /// instead); nothing was deleted or set aside then (newer content may
     /// have arrived, which that pass confirms). Default: cannot.
@@ -207,6 +209,7 @@ pub trait Resyncer: Send + Sync {
         &self,
         _changed: &[String],
         _kept: &[String],
+        _replica: bool,
         _cancel: CancellationToken,
     ) -> Result<Result<PassReport, String>, AgentError> {
         Ok(Err("this plan has no journal pass".into()))

@@ -120,6 +120,27 @@ impl std::fmt::Debug for Replication {
     }
 }
 
+/// The policy of a resync or final sync: the group's, except at a replica
+/// (a switchover's target), whose differences are the peer's older
+/// versions: replaced (`discard`) like the peer's push would.
+fn policy_for(g: &GroupRepl, cmd: &Command) -> DivergentPolicy {
+    if cmd.replica {
+        DivergentPolicy::Discard
+    } else {
+        policy_of(g.cfg.divergent)
+    }
+}
+
+/// A pass's divergent items, or none at a replica (stale copies replaced,
+/// said in the log, not divergent writes).
+fn divergent_of(cmd: &Command, items: Vec<DivergentItem>) -> Vec<DivergentItem> {
+    if cmd.replica && !items.is_empty() {
+        info!(group = %cmd.group, items = items.len(), "replica: stale copies of the peer's items replaced");
+        return Vec::new();
+    }
+    items
+}
+
 pub fn policy_of(d: Divergent) -> DivergentPolicy {
     match d {
         Divergent::Keep => DivergentPolicy::Keep,
@@ -398,7 +419,7 @@ impl Replication {
             run.passes = 0;
             run.divergent.clear();
         }
-        let policy = policy_of(g.cfg.divergent);
+        let policy = policy_for(g, cmd);
         let lag_max = g.cfg.resync_lag_max;
         let (mut fetched, mut bytes, mut deleted) = (0u64, 0u64, 0u64);
         let mut last = Duration::ZERO;
@@ -413,7 +434,7 @@ impl Replication {
             {
                 let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
                 run.passes = pass;
-                merge_divergent(&mut run.divergent, report.divergent);
+                merge_divergent(&mut run.divergent, divergent_of(cmd, report.divergent));
             }
             info!(group = %cmd.group, pass, fetched = report.fetched.items, deleted = report.deleted, elapsed_ms = report.elapsed.as_millis() as u64, "resync pass done");
             if report.elapsed < lag_max {
@@ -483,11 +504,11 @@ impl Replication {
     ) -> Result<String, String> {
         let peer = self.peer_of(cmd)?;
         let (_, resyncer, tx) = self.enter_resync(g, cmd, &peer).await?;
-        let policy = policy_of(g.cfg.divergent);
+        let policy = policy_for(g, cmd);
         let kept_before = kept_names(&lock(&g.run).divergent);
         let journaled = match &cmd.changed {
             Some(names) => match resyncer
-                .pass_changed(names, &kept_before, shutdown.clone())
+                .pass_changed(names, &kept_before, cmd.replica, shutdown.clone())
                 .await
             {
                 Ok(Ok(r)) => Ok((r, format!("{} names journaled at {peer}", names.len()))),
@@ -513,7 +534,10 @@ impl Replication {
         let kept: Vec<String> = {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             run.passes += 1;
-            merge_divergent(&mut run.divergent, report.divergent.clone());
+            merge_divergent(
+                &mut run.divergent,
+                divergent_of(cmd, report.divergent.clone()),
+            );
             kept_names(&run.divergent)
         };
         let v = resyncer

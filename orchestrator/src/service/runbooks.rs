@@ -57,9 +57,17 @@ impl Shared {
             RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
             RunbookKind::Failback | RunbookKind::Switchover => now,
         };
-        let rb = Runbook::new(
+        let mut rb = Runbook::new(
             id, group, kind, &g.active, to, epoch, trigger, now, incident,
         );
+        // A switchover to the site the active one replicates into: that
+        // site is a replica (its differences are the active site's older
+        // versions). Not after a failover (replication paused: the target
+        // may hold writes of its own).
+        rb.replica = kind == RunbookKind::Switchover
+            && g.replication_paused_since_unix_ms.is_none()
+            && Self::replication_status(st, &g.active, group)
+                .is_some_and(|(_, r)| r.role == "source" && r.peer.as_deref() == Some(to));
         let mut ng = g.clone();
         ng.epoch = epoch;
         ng.phase = Phase::Running;

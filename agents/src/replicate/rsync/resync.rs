@@ -469,10 +469,11 @@ impl Resyncer for RsyncResyncer {
         &self,
         changed: &[String],
         kept: &[String],
+        replica: bool,
         cancel: CancellationToken,
     ) -> Result<Result<PassReport, String>, AgentError> {
         self.prepare_local()?;
-        self.journaled_pass(changed, kept, cancel).await
+        self.journaled_pass(changed, kept, replica, cancel).await
     }
 
     /// After a pass of this resyncer: that pass's delta (what it fetched,

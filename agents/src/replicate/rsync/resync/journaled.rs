@@ -25,6 +25,7 @@ impl RsyncResyncer {
         &self,
         changed: &[String],
         kept: &[String],
+        replica: bool,
         cancel: CancellationToken,
     ) -> Result<Result<PassReport, String>, AgentError> {
         let started = Instant::now();
@@ -61,7 +62,8 @@ impl RsyncResyncer {
         // Items here that moved since confirmed: harmless only when their
         // content is the peer's (the old active site's own replication may
         // have brought it); a checksum dry run says.
-        if !moved.is_empty() {
+        // At a replica they are the peer's older versions.
+        if !moved.is_empty() && !replica {
             let at_peer = self.compare(&moved, &here, &cancel).await?;
             if let Some(n) = moved.iter().find(|n| at_peer.get(*n) != Some(&Same::Equal)) {
                 return Ok(Err(format!(
