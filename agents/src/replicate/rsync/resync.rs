@@ -287,12 +287,22 @@ impl Resyncer for RsyncResyncer {
         let mut keep: BTreeSet<String> = BTreeSet::new();
         for (name, reason, peer_has) in &div {
             let (action, moved_to) = match (policy, peer_has) {
+                // Gone meanwhile: nothing to keep.
+                (DivergentPolicy::Keep, false) if self.local(name).symlink_metadata().is_err() => {
+                    continue
+                }
                 (DivergentPolicy::Keep, false) => {
                     keep.insert(name.clone());
                     ("kept", None)
                 }
                 (DivergentPolicy::Keep, true) | (DivergentPolicy::Quarantine, _) => {
-                    let to = self.move_aside(name, stamp)?;
+                    let to = match self.move_aside(name, stamp) {
+                        Ok(to) => to,
+                        // Gone meanwhile (a transfer's temporary file, a
+                        // delete): nothing to set aside.
+                        Err(_) if self.local(name).symlink_metadata().is_err() => continue,
+                        Err(e) => return Err(e),
+                    };
                     // Shown like the names: non-UTF-8 bytes as `\xNN`.
                     ("quarantined", Some(escape_name(to.as_os_str().as_bytes())))
                 }
@@ -305,11 +315,18 @@ impl Resyncer for RsyncResyncer {
                     } else {
                         std::fs::remove_file(&p)
                     };
-                    removed.map_err(|e| AgentError::Divergent {
-                        action: "discard".into(),
-                        name: name.clone(),
-                        reason: e.to_string(),
-                    })?;
+                    match removed {
+                        Ok(()) => {}
+                        // Gone meanwhile: nothing to discard.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => {
+                            return Err(AgentError::Divergent {
+                                action: "discard".into(),
+                                name: name.clone(),
+                                reason: e.to_string(),
+                            })
+                        }
+                    }
                     ("discarded", None)
                 }
             };

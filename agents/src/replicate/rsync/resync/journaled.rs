@@ -100,6 +100,9 @@ impl RsyncResyncer {
                 // Named because they changed: a same-size rewrite in the
                 // same second must not pass rsync's quick check.
                 "--ignore-times".into(),
+                // Whole files: the delta algorithm would read both copies
+                // of every named file to save bytes on a fast link.
+                "--whole-file".into(),
                 "-ii".into(),
                 "--out-format=%i %l %M %n".into(),
             ];
