@@ -125,12 +125,16 @@ fn run_size(
     };
     let dir = lab.dir().to_path_buf();
     let writer = lab.write_file("late-writer.py", LATE_WRITER)?;
-    let demote = format!(
-        "python3 {} {} {} {files} {late}",
-        writer.display(),
-        dir.join("a-data").display(),
-        dir.join("b-data").display()
-    );
+    let demote = if late == 0 {
+        "true".to_string()
+    } else {
+        format!(
+            "python3 {} {} {} {files} {late}",
+            writer.display(),
+            dir.join("a-data").display(),
+            dir.join("b-data").display()
+        )
+    };
     let x = site::Data::build(
         lab,
         [dir.join("a-data"), dir.join("b-data")],
@@ -209,10 +213,12 @@ fn run_size(
             eprintln!("  divergent: {}", r["divergent"]);
         }
         // The demote hook's writes are at the new active site.
-        let (name, body) = late_name(rb["epoch"].as_u64().context("epoch")?, files);
-        let got = std::fs::read(x.dir(to).join(&name))?;
-        if got != body {
-            bail!("{name} at {to} is not what {from}'s demote hook wrote last");
+        if late > 0 {
+            let (name, body) = late_name(rb["epoch"].as_u64().context("epoch")?, files);
+            let got = std::fs::read(x.dir(to).join(&name))?;
+            if got != body {
+                bail!("{name} at {to} is not what {from}'s demote hook wrote last");
+            }
         }
         let i = (round * 11) % files;
         wait_same(&x, &format!("data/{:03}/{i:05}.dat", i / 200), secs(300))?;
