@@ -10,13 +10,8 @@
 //! (package `attr`) and `setfacl`/`getfacl` (package `acl`): in CI
 //! (`CI=true`) a missing one fails the suite, elsewhere the tests skip.
 
-use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::hash::{Hash, Hasher};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
