@@ -26,39 +26,6 @@ fn file_count(root: &std::path::Path) -> usize {
     snapshot(root).values().filter(|v| v.is_some()).count()
 }
 
-/// Puts an rsync limited to 256 KiB/s first in `PATH`.
-fn slow_rsync(d: &Daemon) {
-    let real = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v rsync"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let bin = d.dir.path().join("slow-bin");
-    std::fs::create_dir(&bin).unwrap();
-    let wrapper = bin.join("rsync");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec {} --bwlimit=256 \"$@\"\n", real.trim()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::env::set_var(
-        "PATH",
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directories_removed_during_the_initial_pass_are_counted_at_the_peer() {
     if !have_rsync() {
@@ -74,7 +41,7 @@ async fn directories_removed_during_the_initial_pass_are_counted_at_the_peer() {
     // Sent last (rsync sends in name order): about 3 s at 256 KiB/s.
     let big: Vec<u8> = (0..768 * 1024).map(|j| (j % 251) as u8).collect();
     std::fs::write(d.src().join("zz-big.bin"), big).unwrap();
-    slow_rsync(&d);
+    slow_rsync_in_path(d.dir.path());
     let r = Arc::new(site_a(&d, ""));
     let start = tokio::spawn({
         let r = r.clone();

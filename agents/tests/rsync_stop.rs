@@ -130,35 +130,7 @@ async fn stop_interrupts_the_initial_pass_and_a_resync_and_kills_rsync() {
     }
     let d = Daemon::start();
     // rsync limited to 256 KiB/s: 16 MiB take about a minute.
-    let real = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v rsync"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let bin = d.dir.path().join("slow-bin");
-    std::fs::create_dir(&bin).unwrap();
-    let wrapper = bin.join("rsync");
-    std::fs::write(
-        &wrapper,
-        format!("#!/bin/sh\nexec {} --bwlimit=256 \"$@\"\n", real.trim()),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::env::set_var(
-        "PATH",
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
-    );
+    slow_rsync_in_path(d.dir.path());
     big_tree(&d.src());
     let r = Arc::new(site_a(&d, ""));
 

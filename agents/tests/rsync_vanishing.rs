@@ -29,29 +29,15 @@ async fn a_divergent_candidate_that_vanishes_is_skipped_under_every_policy() {
         std::fs::write(d.src().join("f.txt"), "here, never confirmed").unwrap();
         let vanishing = d.src().join(".g.txt.Ab12Cd");
         std::fs::write(&vanishing, "a transfer's temporary file").unwrap();
-        let real = String::from_utf8(
-            std::process::Command::new("sh")
-                .args(["-c", "command -v rsync"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
         let wrapper = d.dir.path().join("rsync-vanish");
-        std::fs::write(
+        rsync_wrapper(
             &wrapper,
-            format!(
-                "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -c ] && rm -f '{}'; done\nexec {} \"$@\"\n",
-                vanishing.display(),
-                real.trim()
+            &format!(
+                "for a in \"$@\"; do [ \"$a\" = -c ] && rm -f '{}'; done",
+                vanishing.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            &wrapper,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+            "",
+        );
         let mut s = d.settings("drdata", PASSWORD);
         s.manifest = Some(d.dir.path().join("manifest.json"));
         s.rsync_path = wrapper;

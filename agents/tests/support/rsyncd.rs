@@ -36,6 +36,41 @@ pub(crate) fn have_rsync() -> bool {
     ok
 }
 
+/// Writes an executable `rsync` wrapper at `path`: the shell `body` runs
+/// first, then the real rsync (found on `PATH` now) with `extra` arguments
+/// before the caller's.
+pub(crate) fn rsync_wrapper(path: &Path, body: &str, extra: &str) {
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v rsync"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::fs::write(
+        path,
+        format!("#!/bin/sh\n{body}\nexec {} {extra} \"$@\"\n", real.trim()),
+    )
+    .unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+/// Puts an rsync limited to 256 KiB/s first in this process's `PATH`.
+pub(crate) fn slow_rsync_in_path(dir: &Path) {
+    let bin = dir.join("slow-bin");
+    std::fs::create_dir(&bin).unwrap();
+    rsync_wrapper(&bin.join("rsync"), "", "--bwlimit=256");
+    std::env::set_var(
+        "PATH",
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
+}
+
 /// An rsync daemon with a writable module `drdata`, a read-only module `ro`.
 pub(crate) struct Daemon {
     pub dir: tempfile::TempDir,
