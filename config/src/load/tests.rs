@@ -121,3 +121,38 @@ fn rsync_attribute_keys_default_on_and_belong_to_the_rsync_plan() {
         assert_eq!((e.line, e.col), (line, col + k.len() + 3), "{e}");
     }
 }
+
+#[test]
+fn durations_longer_than_ten_years_are_refused_where_they_are() {
+    // Appended to [groups.web.replication]; then a table of its own.
+    let (text, p) = problems("resync_timeout = \"300000000000y\"\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "groups.web.replication.resync_timeout")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(e.message.contains("too long"), "{}", e.message);
+    assert!(e.message.contains("10 years"), "{}", e.message);
+    assert_eq!((e.line, e.col), pos(&text, "\"300000000000y\""), "{e}");
+
+    let text = BASE.replace(
+        "scheme = \"frontend\"\n",
+        "scheme = \"frontend\"\nstep_timeout = \"300000000000y\"\n",
+    );
+    match parse(&text, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key == "groups.web.step_timeout")
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert!(e.message.contains("too long"), "{}", e.message);
+            assert_eq!((e.line, e.col), pos(&text, "\"300000000000y\""), "{e}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    // Ten years is still a setting (an operator's "never", in effect).
+    let ok = BASE.replace(
+        "scheme = \"frontend\"\n",
+        "scheme = \"frontend\"\nstep_timeout = \"3650days\"\n",
+    );
+    parse(&ok, Path::new("guard.conf")).expect("ten years");
+}

@@ -21,7 +21,10 @@ pub struct GroupConfig {
     #[serde(default)]
     pub fence_command: Option<Vec<String>>,
     /// Time allowed for one runbook step.
-    #[serde(default = "default_step_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_step_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub step_timeout: Duration,
     /// Settings of the `frontend` scheme (and the frontend layer of `hybrid`).
     #[serde(default)]
@@ -111,7 +114,7 @@ pub struct FrontendScheme {
     #[serde(default)]
     pub servers: BTreeMap<Spanned<String>, Spanned<String>>,
     /// How long connections to the old backend may drain on failback.
-    #[serde(default = "default_drain", with = "humantime_serde")]
+    #[serde(default = "default_drain", deserialize_with = "duration::deserialize")]
     pub drain_timeout: Duration,
 }
 
@@ -179,7 +182,7 @@ pub struct DnsScheme {
     /// The record users resolve.
     pub name: String,
     /// Record TTL.
-    #[serde(default = "default_ttl", with = "humantime_serde")]
+    #[serde(default = "default_ttl", deserialize_with = "duration::deserialize")]
     pub ttl: Duration,
     /// Address per site (dns) or per frontend (hybrid).
     pub addresses: BTreeMap<String, String>,
@@ -213,7 +216,10 @@ pub struct DnsScheme {
     #[serde(default)]
     pub algorithm: Option<String>,
     /// Time allowed for one update or query (retries continue within the step timeout).
-    #[serde(default = "default_dns_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_dns_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub timeout: Duration,
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod duration;
 mod group;
 mod replication;
 
@@ -134,10 +135,16 @@ pub struct OrchestratorConfig {
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// Long-poll wait for agent command fetches.
-    #[serde(default = "default_long_poll", with = "humantime_serde")]
+    #[serde(
+        default = "default_long_poll",
+        deserialize_with = "duration::deserialize"
+    )]
     pub long_poll: Duration,
     /// How often routing is compared with what the strategy observes.
-    #[serde(default = "default_reconcile", with = "humantime_serde")]
+    #[serde(
+        default = "default_reconcile",
+        deserialize_with = "duration::deserialize"
+    )]
     pub reconcile_interval: Duration,
 }
 
@@ -179,7 +186,10 @@ pub struct SecretRef {
 #[serde(deny_unknown_fields)]
 pub struct Detection {
     /// One detection round; also the default report and probe interval.
-    #[serde(default = "default_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_interval",
+        deserialize_with = "duration::deserialize"
+    )]
     pub interval: Duration,
     /// Consecutive down rounds before a site is confirmed down.
     #[serde(default = "default_fall")]
@@ -188,19 +198,31 @@ pub struct Detection {
     #[serde(default = "default_rise")]
     pub rise: u32,
     /// Unbroken health needed (besides `rise`) before failback.
-    #[serde(default = "default_hold_down", with = "humantime_serde")]
+    #[serde(
+        default = "default_hold_down",
+        deserialize_with = "duration::deserialize"
+    )]
     pub hold_down: Duration,
     /// An agent whose last report is older than this is stale.
-    #[serde(default = "default_agent_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_agent_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub agent_timeout: Duration,
     /// Timeout of one external or peer probe.
-    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_probe_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub probe_timeout: Duration,
     /// Automatic failovers allowed per group per `failover_window`.
     #[serde(default = "default_max_failovers")]
     pub max_failovers: u32,
     /// Window of the failover budget.
-    #[serde(default = "default_failover_window", with = "humantime_serde")]
+    #[serde(
+        default = "default_failover_window",
+        deserialize_with = "duration::deserialize"
+    )]
     pub failover_window: Duration,
 }
 
@@ -251,7 +273,7 @@ pub struct SiteConfig {
     /// Bearer token this site's agent reports with.
     pub agent_token: SecretRef,
     /// How often the agent reports (default: `detection.interval`).
-    #[serde(default, with = "humantime_serde::option")]
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
     pub report_interval: Option<Duration>,
     /// Local checks run by the site's agent.
     #[serde(default)]
@@ -308,7 +330,10 @@ pub struct CheckSpec {
     #[serde(default)]
     pub command: Option<Spanned<Vec<String>>>,
     /// Time allowed for one run.
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_check_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub timeout: Duration,
     /// A failing critical check makes the site down (with outside agreement).
     #[serde(default = "default_true")]
@@ -329,7 +354,10 @@ pub struct HookSpec {
     pub name: String,
     /// argv; run without a shell.
     pub command: Spanned<Vec<String>>,
-    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_hook_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub timeout: Duration,
 }
 

@@ -63,13 +63,19 @@ pub struct ReplicationConfig {
     #[serde(default)]
     pub divergent: Divergent,
     /// Failback cut-over starts once a resync pass takes less than this.
-    #[serde(default = "default_resync_lag_max", with = "humantime_serde")]
+    #[serde(
+        default = "default_resync_lag_max",
+        deserialize_with = "duration::deserialize"
+    )]
     pub resync_lag_max: Duration,
     /// Time allowed for the whole resync step (all passes) and the final pass.
-    #[serde(default = "default_resync_timeout", with = "humantime_serde")]
+    #[serde(
+        default = "default_resync_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
     pub resync_timeout: Duration,
     /// Alert when the active site's replication lag (the RPO if it died now) exceeds this.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
     pub rpo_max: Option<Duration>,
     /// Mass-delete guard: a pass that would delete more than this share of
     /// the peer's items (0.0–1.0) *and* more than `max_delete_count` items
@@ -96,7 +102,10 @@ pub struct ReplicationConfig {
     #[serde(default)]
     pub containers: Vec<String>,
     /// swift: how often listings are compared.
-    #[serde(default = "default_repl_interval", with = "humantime_serde")]
+    #[serde(
+        default = "default_repl_interval",
+        deserialize_with = "duration::deserialize"
+    )]
     pub interval: Duration,
     /// swift: concurrent object copies.
     #[serde(default = "default_concurrency")]
