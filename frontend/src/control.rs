@@ -151,6 +151,12 @@ async fn put_route(
             format!("cannot read body: {}", rej.body_text()),
         )
     })?;
+    warden_proto::require_object(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid SetRoute body: {e}"),
+        )
+    })?;
     let req: SetRoute = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -94,6 +94,13 @@ fn agent<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &Shared, body: &Bytes) -> Result<T, Response> {
+    if let Err(e) = warden_proto::require_object(body) {
+        s.metrics().rejected.inc();
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("malformed JSON body: {e}"),
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         s.metrics().rejected.inc();
         err(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}"))

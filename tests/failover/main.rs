@@ -505,6 +505,24 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             400,
             "not in group",
         ),
+        // serde would read a struct from an array of its fields: ["b"] was
+        // a failover to b, [true] turned maintenance on.
+        (
+            "an array where an object is documented",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"["b"]"#.into(),
+            400,
+            "must be a JSON object",
+        ),
+        (
+            "an array as the maintenance body",
+            "POST",
+            "/v1/groups/web/maintenance",
+            "[true]".into(),
+            400,
+            "must be a JSON object",
+        ),
         (
             "unknown group",
             "POST",
@@ -564,6 +582,7 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
     let after = d.group()?;
     assert_eq!(after["epoch"], before["epoch"]);
     assert_eq!(after["active"], "a");
+    assert_eq!(after["maintenance"], false, "{after}");
     no_runbooks(&d)?;
     assert_eq!(d.user_get()?, "a");
     // No secret in any log.

@@ -145,6 +145,20 @@ async fn bad_requests_are_refused_and_the_route_unchanged() {
         "{body}"
     );
 
+    // An array of the fields (serde would read it as the struct): refused.
+    let (status, body) = fe
+        .put_raw("web", r#"["b",2,"immediate"]"#.into(), Some(TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("must be a JSON object"),
+        "{body}"
+    );
+    assert_eq!(fe.route("web").await["site"], "a");
+
     let (status, body) = fe
         .put_raw(
             "web",
