@@ -293,6 +293,13 @@ mod tests {
         assert!(e.contains("epoch 2, older than epoch 3"), "{e}");
         // Same epoch (several commands of one runbook) is fine.
         a.admit(&cmd(3, CommandKind::Demote, "a")).unwrap();
+        // A replayed or late journal order (it stops this site's push) is
+        // refused like any other, and so is one addressed to another site.
+        let e = a.admit(&cmd(2, CommandKind::Journal, "a")).unwrap_err();
+        assert!(e.contains("stale or replayed"), "{e}");
+        let e = a.admit(&cmd(3, CommandKind::Journal, "b")).unwrap_err();
+        assert!(e.contains("addressed to site"), "{e}");
+        a.admit(&cmd(3, CommandKind::Journal, "a")).unwrap();
     }
 
     #[test]

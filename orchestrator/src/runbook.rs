@@ -692,6 +692,9 @@ mod tests {
         replication: AtomicBool,
         /// What a demote with `journal_since` answers.
         journaled: Mutex<Option<Vec<String>>>,
+        /// The demote answers for another journal than it was asked about
+        /// (a late or replayed outcome, a restarted agent's new journal).
+        other_journal: AtomicBool,
         /// Every command sent, with its site.
         sent: Mutex<Vec<(String, Command)>>,
     }
@@ -773,7 +776,11 @@ mod tests {
                         note: String::new(),
                     }),
                     (CommandKind::Demote, Some(mark)) => Some(JournalReport {
-                        mark,
+                        mark: if self.other_journal.load(Ordering::Relaxed) {
+                            JournalMark { id: 99, ..mark }
+                        } else {
+                            mark
+                        },
                         names: self.journaled.lock().unwrap().clone(),
                         note: "overflow".into(),
                     }),
@@ -1339,6 +1346,39 @@ mod tests {
         assert!(first(&sent, "b", CommandKind::Resync).1.replica);
         assert!(first(&sent, "b", CommandKind::FinalSync).1.replica);
         assert!(!first(&sent, "b", CommandKind::StartReplication).1.replica);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn names_for_another_journal_are_not_taken() {
+        let w = world_on("b", 2);
+        w.replication.store(true, Ordering::Relaxed);
+        w.other_journal.store(true, Ordering::Relaxed);
+        *w.journaled.lock().unwrap() = Some(vec!["only-this.txt".into()]);
+        let rb = Runbook::new(
+            1,
+            "web",
+            RunbookKind::Failback,
+            "b",
+            "a",
+            3,
+            "failback",
+            1_000_000,
+            1_000_000,
+        );
+        let rb = execute(
+            rb,
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::BestEffort, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+        let sent = w.sent.lock().unwrap().clone();
+        let (_, fin) = first(&sent, "a", CommandKind::FinalSync);
+        assert_eq!(
+            fin.changed, None,
+            "names of another journal: a full final pass"
+        );
     }
 
     #[tokio::test(start_paused = true)]

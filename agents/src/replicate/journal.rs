@@ -53,6 +53,7 @@ struct State {
 /// directory.
 pub struct ChangeJournal {
     id: u64,
+    root: PathBuf,
     barrier_dir: PathBuf,
     state: Arc<Mutex<State>>,
     arrived: Arc<Notify>,
@@ -157,11 +158,17 @@ impl ChangeJournal {
         debug!(id, root = %root.display(), "change journal started");
         Ok(ChangeJournal {
             id,
+            root: root.to_path_buf(),
             barrier_dir: barrier_dir.to_path_buf(),
             state,
             arrived,
             _watcher: watcher,
         })
+    }
+
+    /// The directory it watches.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Where the journal stands now.

@@ -13,6 +13,8 @@
 //! - `idle`.
 //!
 //! Entering `resync` stops `source` first: a stale site must never push.
+//! The active site's part of a cut-over (stop pushing, the change journal)
+//! is in [`handover`].
 //! Commands are idempotent: a repeated `start_replication` toward the same peer
 //! keeps the running replicator; a repeated `resync` runs passes again (each
 //! pass is a full comparison).
@@ -37,7 +39,6 @@ use warden_config::{Config, Divergent, ReplicationConfig};
 
 use crate::replicate::guard::GuardHold;
 use crate::replicate::journal::ChangeJournal;
-use crate::replicate::manifest::escape_name;
 use crate::replicate::{
     plan, DivergentItem, DivergentPolicy, PassReport, Replicator, ResyncProgress, Resyncer,
 };
@@ -56,11 +57,8 @@ const REFUSED_SHOWN: usize = 20;
 /// How often a resync pass held by the mass-delete guard is tried again.
 pub const GUARD_RETRY: Duration = Duration::from_secs(2);
 
-/// The most changed names a demote's outcome carries (more: a full final pass).
-pub const JOURNAL_NAMES_MAX: usize = 2_000;
-
-/// Their most bytes: the outcome travels in a report (64 KiB at most).
-pub const JOURNAL_BYTES_MAX: usize = 24 * 1024;
+mod handover;
+pub use handover::{JOURNAL_BYTES_MAX, JOURNAL_NAMES_MAX};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -576,132 +574,6 @@ impl Replication {
             v.bytes,
             v.excepted
         ))
-    }
-
-    /// Stops the group's continuous replication from this site, cancelling
-    /// a start still in its initial pass (a demoted site, or one a peer now
-    /// pulls from, must not push).
-    async fn stop_pushing(&self, g: &GroupRepl) -> String {
-        if let Some((kind, token)) = lock(&g.current).as_ref() {
-            if *kind == CommandKind::StartReplication {
-                token.cancel();
-            }
-        }
-        let _one = g.busy.lock().await;
-        self.stop(g).await
-    }
-
-    /// A demote at this site: its replication of `group` stops (see
-    /// [`Replication::stop_pushing`]); what to say in the outcome.
-    pub async fn demoted(&self, group: &str) -> Option<String> {
-        let g = self.groups.get(group)?;
-        let running = matches!(lock(&g.run).role, Role::Source { .. })
-            || lock(&g.current)
-                .as_ref()
-                .is_some_and(|(k, _)| *k == CommandKind::StartReplication);
-        if !running {
-            return None;
-        }
-        Some(self.stop_pushing(g).await)
-    }
-
-    /// Starts this site's change journal of the group's data (or keeps the
-    /// one running): the outcome's detail and the journal's mark.
-    async fn journal_start(
-        &self,
-        g: &GroupRepl,
-        cmd: &Command,
-    ) -> Result<(String, JournalMark), String> {
-        let running = lock(&g.journal).clone();
-        if let Some(j) = running {
-            let mark = j.mark_flushed().await?;
-            return Ok((
-                format!("change journal of {} already running", self.site),
-                mark,
-            ));
-        }
-        let paths =
-            plan::journal_paths(&self.config, &cmd.group, &self.site).map_err(|e| e.to_string())?;
-        let Some((root, barrier)) = paths else {
-            return Err(format!(
-                "the {} plan keeps no change journal: the final pass covers the whole tree",
-                g.cfg.plan.as_str()
-            ));
-        };
-        let j = tokio::task::spawn_blocking(move || ChangeJournal::start(&root, &barrier))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("cannot start the change journal: {e}"))?;
-        let j = Arc::new(j);
-        let mark = j.mark_flushed().await?;
-        *lock(&g.journal) = Some(j);
-        info!(group = %cmd.group, journal = %format!("{:x}", mark.id), "change journal started");
-        Ok((format!("change journal of {} started", self.site), mark))
-    }
-
-    /// What changed in the group's data here since `mark` (a demote at the
-    /// cut-over asks, after its hooks stopped the writes). The journal is
-    /// read once and dropped. `names: None` with the reason when it cannot
-    /// say for certain, or when the list would be too long to carry.
-    pub async fn journal_since(&self, group: &str, mark: JournalMark) -> JournalReport {
-        let none = |note: String| JournalReport {
-            mark,
-            names: None,
-            note,
-        };
-        let Some(g) = self.groups.get(group) else {
-            return none(format!("group {group} has no replication plan here"));
-        };
-        let Some(j) = lock(&g.journal).take() else {
-            return none(format!(
-                "no change journal at {} (its agent restarted?)",
-                self.site
-            ));
-        };
-        let names = match j.since(mark).await {
-            Ok(n) => n,
-            Err(e) => return none(e),
-        };
-        if names.len() > JOURNAL_NAMES_MAX {
-            return none(format!(
-                "{} names changed, more than the {JOURNAL_NAMES_MAX} a demote carries",
-                names.len()
-            ));
-        }
-        // `-H` links only names sent together: a changed file that has other
-        // names needs the full pass.
-        if g.cfg.rsync_hard_links() {
-            let root = match plan::journal_paths(&self.config, group, &self.site) {
-                Ok(Some((root, _))) => root,
-                _ => return none("no data directory".into()),
-            };
-            let linked = names.iter().find(|n| {
-                root.join(n)
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::nlink(&m) > 1)
-            });
-            if let Some(n) = linked {
-                return none(format!(
-                    "{} changed and has other hard links",
-                    escape_name(n.as_os_str().as_encoded_bytes())
-                ));
-            }
-        }
-        let escaped: Vec<String> = names
-            .iter()
-            .map(|n| escape_name(n.as_os_str().as_encoded_bytes()))
-            .collect();
-        let bytes: usize = escaped.iter().map(|n| n.len() + 3).sum();
-        if bytes > JOURNAL_BYTES_MAX {
-            return none(format!(
-                "the changed names take {bytes} bytes, more than the {JOURNAL_BYTES_MAX} a demote carries"
-            ));
-        }
-        JournalReport {
-            mark,
-            names: Some(escaped),
-            note: String::new(),
-        }
     }
 
     /// What to put in the next report.

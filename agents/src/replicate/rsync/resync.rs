@@ -73,6 +73,9 @@ use super::pull::*;
 
 mod journaled;
 
+/// The itemized line of a pull that [`parse_settled`] reads (with `-ii`).
+const ITEMIZED: &str = "--out-format=%i %l %M %n";
+
 /// The rsync [`Resyncer`]: `settings.source` is the local (stale) directory,
 /// host/port/module/user/password name the active peer's daemon module,
 /// `settings.manifest` the pair manifest (required), `settings.quarantine`
@@ -213,6 +216,21 @@ impl RsyncResyncer {
         verdict.map_err(AgentError::DeleteGuard)?;
         hold.passed();
         Ok(())
+    }
+
+    /// `rsync -a FLAGS [-X -A -H -S as configured] [FILTER] URL/ LOCAL/`:
+    /// every read of the peer's module (a pull, or with `-n` a comparison).
+    fn pull_args(&self, flags: &[&str], filter: Option<&TempFile>) -> Vec<OsString> {
+        let s = &self.settings;
+        let mut args: Vec<OsString> = vec!["-a".into()];
+        args.extend(flags.iter().map(OsString::from));
+        args.extend(attribute_args(s));
+        if let Some(f) = filter {
+            args.extend(f.args());
+        }
+        args.push(s.url().into());
+        args.push(source_arg(&s.source));
+        args
     }
 
     /// Writes NUL-separated filter rules to a temp file; removed on drop.
@@ -356,18 +374,7 @@ impl Resyncer for RsyncResyncer {
         //    meanwhile, waits for the next pass).
         let rules: Vec<Vec<u8>> = keep.iter().map(|n| rule("-", n)).collect();
         let filter = self.filter_file(&rules)?;
-        let mut args: Vec<OsString> = vec![
-            "-a".into(),
-            "--force".into(),
-            "-ii".into(),
-            "--out-format=%i %l %M %n".into(),
-        ];
-        args.extend(attribute_args(s));
-        if let Some(f) = &filter {
-            args.extend(f.args());
-        }
-        args.push(s.url().into());
-        args.push(source_arg(&s.source));
+        let args = self.pull_args(&["--force", "-ii", ITEMIZED], filter.as_ref());
         let mut now = ResyncProgress::default();
         if let Some(tx) = &progress {
             tx.send_replace(now);
@@ -638,17 +645,17 @@ impl RsyncResyncer {
                 list.extend_from_slice(&unescape_name(n));
                 list.push(0);
             }
-            let mut args: Vec<OsString> = vec![
-                "-n".into(),
-                "-a".into(),
-                "-c".into(),
-                "--files-from=-".into(),
-                "--from0".into(),
-                "--out-format=%i %n".into(),
-            ];
             // Attributes too: a lost xattr or ACL is a difference.
-            args.extend(attribute_args(s));
-            args.extend([s.url().into(), source_arg(&s.source)]);
+            let args = self.pull_args(
+                &[
+                    "-n",
+                    "-c",
+                    "--files-from=-",
+                    "--from0",
+                    "--out-format=%i %n",
+                ],
+                None,
+            );
             run_rsync(s, args, Some(list), &cancel, |line| {
                 if let Some(d) = parse_difference(line) {
                     if d.kind != DifferenceKind::Changed || line.as_bytes().get(2) == Some(&b'c') {
@@ -685,19 +692,10 @@ impl RsyncResyncer {
         let peer = self.list_peer(&cancel).await?;
         let rules: Vec<Vec<u8>> = except.iter().map(|n| rule("-", n)).collect();
         let filter = self.filter_file(&rules)?;
-        let mut args: Vec<OsString> = vec![
-            "-n".into(),
-            "-a".into(),
-            "-c".into(),
-            "--delete".into(),
-            "--out-format=%i %n".into(),
-        ];
-        args.extend(attribute_args(s));
-        if let Some(f) = &filter {
-            args.extend(f.args());
-        }
-        args.push(s.url().into());
-        args.push(source_arg(&s.source));
+        let args = self.pull_args(
+            &["-n", "-c", "--delete", "--out-format=%i %n"],
+            filter.as_ref(),
+        );
         let mut differences = Vec::new();
         run_rsync(s, args, None, &cancel, |line| {
             if let Some(d) = parse_difference(line) {

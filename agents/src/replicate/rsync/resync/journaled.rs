@@ -17,6 +17,7 @@
 //!   then holds them, with its alert).
 
 use super::*;
+use crate::replicate::journal::ROOT;
 use crate::replicate::manifest::Stamp;
 use crate::replicate::rsync::{dir_item, item_of};
 
@@ -77,10 +78,10 @@ impl RsyncResyncer {
         let mut list = Vec::new();
         let mut top = false;
         for n in changed {
-            if n == ROOT_NAME || !n.contains('/') {
+            if n == ROOT || !n.contains('/') {
                 top = true;
             }
-            if n != ROOT_NAME {
+            if n != ROOT {
                 list.extend_from_slice(&unescape_name(n));
                 list.push(0);
             }
@@ -90,28 +91,24 @@ impl RsyncResyncer {
         let mut settled: Vec<Settled> = Vec::new();
         let mut fetched = Progress::default();
         if !list.is_empty() {
-            let mut args: Vec<OsString> = vec![
-                "-a".into(),
-                "-r".into(),
-                "--files-from=-".into(),
-                "--from0".into(),
-                "--ignore-missing-args".into(),
-                "--force".into(),
-                // Named because they changed: a same-size rewrite in the
-                // same second must not pass rsync's quick check.
-                "--ignore-times".into(),
-                // Whole files: the delta algorithm would read both copies
-                // of every named file to save bytes on a fast link.
-                "--whole-file".into(),
-                "-ii".into(),
-                "--out-format=%i %l %M %n".into(),
-            ];
-            args.extend(attribute_args(s));
-            if let Some(f) = &filter {
-                args.extend(f.args());
-            }
-            args.push(s.url().into());
-            args.push(source_arg(&s.source));
+            // `--ignore-times`: named because they changed, a same-size
+            // rewrite in the same second must not pass the quick check;
+            // `--whole-file`: the delta algorithm would read both copies of
+            // every named file to save bytes on a fast link.
+            let args = self.pull_args(
+                &[
+                    "-r",
+                    "--files-from=-",
+                    "--from0",
+                    "--ignore-missing-args",
+                    "--force",
+                    "--ignore-times",
+                    "--whole-file",
+                    "-ii",
+                    ITEMIZED,
+                ],
+                filter.as_ref(),
+            );
             run_rsync(s, args, Some(list), &cancel, |line| {
                 if let Some(item) = parse_settled(line) {
                     if item.fetched {
@@ -130,7 +127,7 @@ impl RsyncResyncer {
         let at_peer: BTreeSet<&str> = settled.iter().map(|i| i.name.as_str()).collect();
         let gone: Vec<&String> = changed
             .iter()
-            .filter(|n| *n != ROOT_NAME && !at_peer.contains(n.as_str()))
+            .filter(|n| *n != ROOT && !at_peer.contains(n.as_str()))
             .filter(|n| self.local(n).symlink_metadata().is_ok())
             .collect();
         let doomed = here
@@ -174,19 +171,18 @@ impl RsyncResyncer {
             }
         }
         if !parents.is_empty() {
-            let mut args: Vec<OsString> = vec![
-                "-a".into(),
-                "-d".into(),
-                "--no-r".into(),
-                "--files-from=-".into(),
-                "--from0".into(),
-                "--ignore-missing-args".into(),
-                "-ii".into(),
-                "--out-format=%i %l %M %n".into(),
-            ];
-            args.extend(attribute_args(s));
-            args.push(s.url().into());
-            args.push(source_arg(&s.source));
+            let args = self.pull_args(
+                &[
+                    "-d",
+                    "--no-r",
+                    "--files-from=-",
+                    "--from0",
+                    "--ignore-missing-args",
+                    "-ii",
+                    ITEMIZED,
+                ],
+                None,
+            );
             run_rsync(s, args, Some(parents), &cancel, |line| {
                 if let Some(item) = parse_settled(line) {
                     settled.push(item);
@@ -196,15 +192,7 @@ impl RsyncResyncer {
         }
         if top {
             // The root's own mtime, mode and xattrs (never sent by `--files-from`).
-            let mut args: Vec<OsString> = vec![
-                "-a".into(),
-                "--no-r".into(),
-                "-d".into(),
-                "--exclude=*".into(),
-            ];
-            args.extend(attribute_args(s));
-            args.push(s.url().into());
-            args.push(source_arg(&s.source));
+            let args = self.pull_args(&["--no-r", "-d", "--exclude=*"], None);
             run_rsync(s, args, None, &cancel, |_| {}).await?;
         }
 
@@ -223,7 +211,7 @@ impl RsyncResyncer {
         .await
         .map_err(|e| AgentError::Task(e.to_string()))?;
         let mut next = manifest.clone();
-        for n in changed.iter().filter(|n| *n != ROOT_NAME) {
+        for n in changed.iter().filter(|n| *n != ROOT) {
             let under = format!("{n}/");
             next.items.retain(|k, _| k != n && !k.starts_with(&under));
             next.stamps.retain(|k, _| k != n && !k.starts_with(&under));
@@ -286,7 +274,7 @@ impl RsyncResyncer {
 /// Whether an escaped name is `.` or a relative path without `.`, `..` or
 /// empty components (nothing a join could take outside the tree).
 fn inside(name: &str) -> bool {
-    if name == ROOT_NAME {
+    if name == ROOT {
         return true;
     }
     let raw = unescape_name(name);
@@ -296,9 +284,6 @@ fn inside(name: &str) -> bool {
             .split(|b| *b == b'/')
             .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
-
-/// The journal's name for the root directory itself.
-const ROOT_NAME: &str = ".";
 
 /// Every item here at or under `names` (files, symlinks, empty
 /// directories, as a pass lists them) with its stamp, and those of them
@@ -311,7 +296,7 @@ fn local_items(
     let mut moved = Vec::new();
     let mut here = Listing::new();
     let mut stamps = Stamps::new();
-    let mut stack: Vec<String> = names.iter().filter(|n| *n != ROOT_NAME).cloned().collect();
+    let mut stack: Vec<String> = names.iter().filter(|n| *n != ROOT).cloned().collect();
     while let Some(name) = stack.pop() {
         if here.contains_key(&name) {
             continue;
