@@ -14,7 +14,7 @@
 //!
 //! Entering `resync` stops `source` first: a stale site must never push.
 //! The active site's part of a cut-over (stop pushing, the change journal)
-//! is in [`handover`].
+//! is in `replication/handover.rs`.
 //! Commands are idempotent: a repeated `start_replication` toward the same peer
 //! keeps the running replicator; a repeated `resync` runs passes again (each
 //! pass is a full comparison).

@@ -28,7 +28,7 @@ impl Replication {
     }
 
     /// A demote at this site: its replication of `group` stops (see
-    /// [`Replication::stop_pushing`]); what to say in the outcome.
+    /// `stop_pushing`); what to say in the outcome.
     pub async fn demoted(&self, group: &str) -> Option<String> {
         let g = self.groups.get(group)?;
         let running = matches!(lock(&g.run).role, Role::Source { .. })
