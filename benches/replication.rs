@@ -293,7 +293,7 @@ async fn main() -> Result<()> {
     std::fs::write(
         w.join("rsyncd.conf"),
         format!(
-            "use chroot = yes\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\n[drdata]\n path = {}\n read only = no\n auth users = {USER}\n secrets file = {}\n",
+            "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\n[drdata]\n path = {}\n read only = no\n auth users = {USER}\n secrets file = {}\n",
             w.join("target").display(),
             w.join("rsyncd.secrets").display()
         ),

@@ -128,7 +128,7 @@ password = {{ file = "{pwb}" }}
         let conf = lab.write_file(
             &format!("rsyncd-{site}.conf"),
             format!(
-                "use chroot = yes\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
+                "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
                 self.dir(site).display(),
                 secrets.display()
             ),

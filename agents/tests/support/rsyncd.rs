@@ -95,7 +95,7 @@ impl Daemon {
             )
         };
         let conf = format!(
-            "use chroot = yes\nmunge symlinks = no\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
+            "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
             d.join("rsyncd.log").display(),
             module("drdata", "target", "no"),
             module("ro", "ro", "yes")

@@ -71,7 +71,10 @@ use crate::AgentError;
 
 use super::pull::*;
 
+mod held;
 mod journaled;
+
+use held::HeldManifest;
 
 /// The itemized line of a pull that [`parse_settled`] reads (with `-ii`).
 const ITEMIZED: &str = "--out-format=%i %l %M %n";
@@ -82,7 +85,8 @@ const ITEMIZED: &str = "--out-format=%i %l %M %n";
 /// where divergent items go (default `<source>.warden-quarantine`).
 pub struct RsyncResyncer {
     settings: RsyncSettings,
-    manifest: PathBuf,
+    /// The pair manifest (its file, held in memory between passes).
+    manifest: std::sync::Arc<HeldManifest>,
     quarantine: PathBuf,
     /// What this resyncer's last pass left to verify: set, [`Resyncer::verify`]
     /// covers that delta; unset (a fresh resyncer), the whole tree.
@@ -103,7 +107,7 @@ impl RsyncResyncer {
         let quarantine = settings.quarantine_dir();
         Ok(RsyncResyncer {
             settings,
-            manifest,
+            manifest: HeldManifest::of(manifest),
             quarantine,
             last: Mutex::new(None),
         })
@@ -268,12 +272,8 @@ impl Resyncer for RsyncResyncer {
         let s = &self.settings;
         self.prepare_local()?;
         // The manifest and the local tree, read side by side.
-        let path = self.manifest.clone();
-        let (manifest, listed) = tokio::join!(
-            tokio::task::spawn_blocking(move || Manifest::load_escaped(&path)),
-            self.list_here_stamped()
-        );
-        let manifest = manifest.map_err(|e| AgentError::Task(e.to_string()))??;
+        let (manifest, listed) = tokio::join!(self.take_manifest(), self.list_here_stamped());
+        let manifest = manifest?;
         let (here, stamps) = listed?;
 
         // 1. Only what changed here since it was confirmed can be divergent;
@@ -451,10 +451,7 @@ impl Resyncer for RsyncResyncer {
             next.items.len() as u64,
             next.items.values().map(|i| i.size).sum::<u64>(),
         );
-        let path = self.manifest.clone();
-        tokio::task::spawn_blocking(move || next.save(&path))
-            .await
-            .map_err(|e| AgentError::Task(e.to_string()))??;
+        self.store_manifest(next).await?;
         pulled?;
         held?;
         if let Some(tx) = &progress {

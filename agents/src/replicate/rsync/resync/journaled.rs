@@ -47,10 +47,7 @@ impl RsyncResyncer {
                 "the kept divergent item {k} is among the journaled names"
             )));
         }
-        let path = self.manifest.clone();
-        let manifest = tokio::task::spawn_blocking(move || Manifest::load_escaped(&path))
-            .await
-            .map_err(|e| AgentError::Task(e.to_string()))??;
+        let manifest = std::sync::Arc::new(self.take_manifest().await?);
         // 1. What is here at or under the changed names, all unchanged since confirmed?
         let (root, names, old) = (s.source.clone(), changed.to_vec(), manifest.clone());
         let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old))
@@ -196,6 +193,34 @@ impl RsyncResyncer {
             run_rsync(s, args, None, &cancel, |_| {}).await?;
         }
 
+        // Nothing named but the root (its attributes are no manifest
+        // entry): the manifest stands as it is, unwritten.
+        if changed.iter().all(|n| n == ROOT) {
+            let (items, bytes) = (
+                manifest.items.len() as u64,
+                manifest.items.values().map(|i| i.size).sum::<u64>(),
+            );
+            let held = self.manifest.clone();
+            let m = std::sync::Arc::unwrap_or_clone(manifest);
+            tokio::task::spawn_blocking(move || held.put_back(m))
+                .await
+                .map_err(|e| AgentError::Task(e.to_string()))?;
+            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Delta {
+                fetched: Vec::new(),
+                missing: Vec::new(),
+                extra: kept.to_vec(),
+                items,
+                bytes,
+            });
+            return Ok(Ok(PassReport {
+                fetched,
+                deleted,
+                divergent: Vec::new(),
+                peer_items: 0,
+                elapsed: started.elapsed(),
+            }));
+        }
+
         // 4. The manifest: entries at or under the changed names are what
         //    the pull settled, confirmed by a stat now; the rest stays.
         let (root, old, settled_c, here_c, stamps_c) = (
@@ -210,11 +235,25 @@ impl RsyncResyncer {
         })
         .await
         .map_err(|e| AgentError::Task(e.to_string()))?;
-        let mut next = manifest.clone();
+        // Every other holder is done with it: no copy of the whole manifest.
+        let mut next = std::sync::Arc::unwrap_or_clone(manifest);
+        // (By range: a scan of the whole manifest per name would make the
+        // pause grow with the tree again.)
         for n in changed.iter().filter(|n| *n != ROOT) {
             let under = format!("{n}/");
-            next.items.retain(|k, _| k != n && !k.starts_with(&under));
-            next.stamps.retain(|k, _| k != n && !k.starts_with(&under));
+            let doomed: Vec<String> = std::iter::once(n.clone())
+                .chain(
+                    next.items
+                        .range::<String, _>(&under..)
+                        .map(|(k, _)| k)
+                        .take_while(|k| k.starts_with(&under))
+                        .cloned(),
+                )
+                .collect();
+            for k in doomed {
+                next.items.remove(&k);
+                next.stamps.remove(&k);
+            }
         }
         for (k, v) in items {
             next.items.insert(k, v);
@@ -237,10 +276,7 @@ impl RsyncResyncer {
             next.items.len() as u64,
             next.items.values().map(|i| i.size).sum::<u64>(),
         );
-        let path = self.manifest.clone();
-        tokio::task::spawn_blocking(move || next.save(&path))
-            .await
-            .map_err(|e| AgentError::Task(e.to_string()))??;
+        self.store_manifest(next).await?;
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Delta {
             fetched: settled
                 .iter()
