@@ -84,6 +84,12 @@ fn main() -> Result<()> {
     drop(_hold);
     std::fs::write(dir.join("op.token"), "operator-token-load")?;
     std::fs::write(dir.join("fe.token"), "frontend-token-load")?;
+    for t in ["op.token", "fe.token"] {
+        std::fs::set_permissions(
+            dir.join(t),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
+    }
     let mut conf = String::new();
     writeln!(conf, "[orchestrator]\nlisten = \"127.0.0.1:{api}\"\ndata_dir = \"{}\"\noperator_token = {{ file = \"{}\" }}\nreconcile_interval = \"10s\"\nmax_body_bytes = 65536\n", dir.join("data").display(), dir.join("op.token").display())?;
     writeln!(
@@ -100,6 +106,7 @@ fn main() -> Result<()> {
         let t = format!("agent-token-{i:06}-load");
         let p = dir.join("tokens").join(format!("s{i}"));
         std::fs::write(&p, &t)?;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         tokens.push(t);
         writeln!(
             conf,

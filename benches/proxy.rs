@@ -296,6 +296,10 @@ async fn main() -> Result<()> {
 
     // warden frontend.
     std::fs::write(dir.join("fe.token"), TOKEN)?;
+    std::fs::set_permissions(
+        dir.join("fe.token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let conf = format!(
         "[orchestrator]\nlisten = \"127.0.0.1:9\"\ndata_dir = \"{data}\"\noperator_token = {{ file = \"{tok}\" }}\n\n\
          [sites.a]\nagent_token = {{ file = \"{tok}\" }}\n[sites.b]\nagent_token = {{ file = \"{tok}\" }}\n\n\

@@ -286,6 +286,10 @@ async fn main() -> Result<()> {
     std::fs::create_dir(w.join("target"))?;
     std::fs::write(w.join("rsyncd.secrets"), format!("{USER}:{PASSWORD}\n"))?;
     std::fs::write(w.join("client.pw"), format!("{PASSWORD}\n"))?;
+    std::fs::set_permissions(
+        w.join("client.pw"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     for f in ["rsyncd.secrets", "client.pw"] {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(w.join(f), std::fs::Permissions::from_mode(0o600))?;

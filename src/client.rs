@@ -35,6 +35,7 @@ impl Client {
                 &warden_config::SecretRef {
                     file: Some(f.clone()),
                     env: None,
+                    others_may_read: false,
                 },
             )?,
             (None, Some(c)) => Secret::load(

@@ -90,6 +90,7 @@ pub(crate) async fn run(json_out: bool) -> anyhow::Result<()> {
     let token = |name: &str| -> anyhow::Result<std::path::PathBuf> {
         let p = dir.join(format!("{name}.token"));
         std::fs::write(&p, format!("demo-{name}-{}", std::process::id()))?;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok(p)
     };
     let (op, ta, tb, tf) = (
@@ -360,5 +361,6 @@ async fn spawn_echo(addr: SocketAddr, text: &str, stop: CancellationToken) -> an
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let d = std::env::temp_dir().join(format!("warden-demo-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     Ok(d)
 }

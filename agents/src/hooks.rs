@@ -2,11 +2,13 @@
 //! it into one [`CommandOutcome`].
 //!
 //! Each hook is an argv run without a shell, with stdin closed, its own
-//! timeout (the child is killed when it runs over), and four environment
-//! variables telling it what it serves: `WARDEN_GROUP`, `WARDEN_EPOCH`,
-//! `WARDEN_SITE`, `WARDEN_ACTION` (`promote` / `demote`). The list stops at
-//! the first hook that fails; later hooks are not run. The last 2 KiB of the
-//! failing hook's stdout and stderr go into the outcome's `detail`.
+//! timeout (the child is killed when it runs over), a clean environment
+//! (`warden_config::child::clean_env`: PATH, HOME, LANG and the like, the
+//! site's `pass_env`, never a secret) and four variables telling it what it
+//! serves: `WARDEN_GROUP`, `WARDEN_EPOCH`, `WARDEN_SITE`, `WARDEN_ACTION`
+//! (`promote` / `demote`). The list stops at the first hook that fails;
+//! later hooks are not run. The last 2 KiB of the failing hook's stdout and
+//! stderr, every loaded secret masked, go into the outcome's `detail`.
 //!
 //! Dropping a running [`run_hooks`] future kills the current hook
 //! (`kill_on_drop`). Hooks must be idempotent: the orchestrator may ask again
@@ -118,6 +120,8 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
     };
     let spawned = tokio::process::Command::new(program)
         .args(args)
+        .env_clear()
+        .envs(warden_config::child::clean_env())
         .env("WARDEN_GROUP", &cx.group)
         .env("WARDEN_EPOCH", cx.epoch.to_string())
         .env("WARDEN_SITE", &cx.site)
@@ -158,7 +162,7 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
     let elapsed = elapsed_ms(started);
     // Collect what the pipes still hold; give up on pipes a grandchild keeps open.
     let _ = tokio::time::timeout(PIPE_GRACE, futures::future::join_all(readers)).await;
-    let output = tail.lock().map(|t| t.text()).unwrap_or_default();
+    let output = warden_config::child::scrub(&tail.lock().map(|t| t.text()).unwrap_or_default());
     HookRun {
         outcome: HookOutcome {
             name: hook.name.clone(),

@@ -38,6 +38,11 @@ fn config(
 ) -> warden_config::Config {
     let token_file = temp_path(&format!("{tag}-token"));
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     // Each test's agent keeps its authority state (highest epochs) apart.
     let state_dir = temp_path(&format!("{tag}-state"));
     let _ = std::fs::remove_dir_all(&state_dir);

@@ -108,6 +108,8 @@ async fn command_check(spec: &CheckSpec) -> (bool, String) {
     };
     let child = tokio::process::Command::new(program)
         .args(args)
+        .env_clear()
+        .envs(warden_config::child::clean_env())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

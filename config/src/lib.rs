@@ -5,10 +5,13 @@
 //! - [`model`]: serde structs, one per TOML table;
 //! - [`load`]: parse every table on its own, report every problem with
 //!   file:line:col, check cross-references;
-//! - [`secret`]: read secrets from files or environment variables, never echo them.
+//! - [`secret`]: read secrets from files or environment variables, never echo them;
+//! - [`child`]: the clean environment of child processes and the masking of
+//!   secrets in their output.
 //!
 //! Other crates receive a validated [`Config`]; none of them reads the file.
 
+pub mod child;
 mod error;
 pub mod load;
 pub mod model;

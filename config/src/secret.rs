@@ -8,7 +8,8 @@ use crate::model::SecretRef;
 use crate::ConfigError;
 
 /// A loaded secret. Compare with [`Secret::matches`]; print it never.
-#[derive(Clone, PartialEq, Eq)]
+/// It has no `==`: compare only with [`Secret::matches`] (constant time).
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl fmt::Debug for Secret {
@@ -36,8 +37,11 @@ impl Secret {
             reason,
         };
         let value = match (&r.file, &r.env) {
-            (Some(path), None) => std::fs::read_to_string(path)
-                .map_err(|e| err(format!("cannot read secret file {}: {e}", path.display())))?,
+            (Some(path), None) => {
+                check_mode(key, path, r.others_may_read)?;
+                std::fs::read_to_string(path)
+                    .map_err(|e| err(format!("cannot read secret file {}: {e}", path.display())))?
+            }
             (None, Some(var)) => std::env::var(var).map_err(|_| {
                 err(format!(
                     "environment variable {var} is not set (or not UTF-8)"
@@ -52,7 +56,17 @@ impl Secret {
         if value.len() < 8 {
             return Err(err("the secret is shorter than 8 characters".into()));
         }
+        crate::child::register(&value, r.env.as_deref());
         Ok(Secret(value))
+    }
+
+    /// Wraps a value and registers it like a loaded one (masked in child
+    /// output, kept from children's environments): for secrets warden makes
+    /// itself (the quickstart's tokens).
+    pub fn registered(value: impl Into<String>) -> Self {
+        let value = value.into();
+        crate::child::register(&value, None);
+        Secret(value)
     }
 
     /// The value, for putting on the wire (an Authorization header).
@@ -69,4 +83,34 @@ impl Secret {
         }
         a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
+}
+
+/// A secret file that every user can read is refused (the message says how
+/// to fix it), or only warned about when the reference says
+/// `others_may_read = true`.
+fn check_mode(key: &str, path: &std::path::Path, others_may_read: bool) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // the read that follows says why
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o004 == 0 {
+        return Ok(());
+    }
+    let what = format!(
+        "secret file {} is readable by every user (mode {mode:04o})",
+        path.display()
+    );
+    if others_may_read {
+        tracing::warn!(key, "{what}; allowed by others_may_read = true");
+        return Ok(());
+    }
+    Err(ConfigError::Secret {
+        key: key.to_string(),
+        reason: format!(
+            "{what}: run `chmod 600 {}` (or 640 with a group that may read it), \
+             or set `others_may_read = true` in this secret's reference to accept it",
+            path.display()
+        ),
+    })
 }

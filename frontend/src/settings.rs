@@ -139,6 +139,7 @@ backends = {{ a = "10.0.0.1:5432", b = "10.0.0.2:5432" }}
             std::process::id()
         ));
         std::fs::write(&p, "s3cret-token-value\n").expect("write token file");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         p
     }
 

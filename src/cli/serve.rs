@@ -36,6 +36,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(c) => return c,
             };
+            warden_config::child::set_pass_env(&cfg.orchestrator.pass_env);
             let settings = match warden_orchestrator::OrchestratorSettings::from_config(cfg) {
                 Ok(s) => s,
                 Err(e) => return config_exit(e),
@@ -60,6 +61,9 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(c) => return c,
             };
+            if let Some(sc) = cfg.sites.get(&site) {
+                warden_config::child::set_pass_env(&sc.pass_env);
+            }
             let settings = match warden_agents::AgentSettings::from_config(&cfg, &site) {
                 Ok(s) => s,
                 Err(e) => return config_exit(e),

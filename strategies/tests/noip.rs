@@ -762,6 +762,7 @@ async fn built_from_failover_conf() {
     let dir = tempfile::tempdir().unwrap();
     let cred = dir.path().join("noip.cred");
     std::fs::write(&cred, format!("{USER}:{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&cred, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let text = format!(
         r#"
 [orchestrator]

@@ -335,6 +335,8 @@ impl Lab {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(&path, content).with_context(|| format!("writing {}", path.display()))?;
+        // Private, like every secret file warden accepts (tokens, passwords).
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok(path)
     }
 

@@ -172,7 +172,9 @@ async fn run(
             c
         }
     };
-    c.env("WARDEN_GROUP", &s.group)
+    c.env_clear()
+        .envs(warden_config::child::clean_env())
+        .env("WARDEN_GROUP", &s.group)
         .env("WARDEN_PEER", &s.peer)
         .env("WARDEN_PHASE", phase)
         .envs(extra.iter().map(|(k, v)| (k, v)))
@@ -213,7 +215,7 @@ async fn run(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&stderr).trim().to_string();
+    let stderr = warden_config::child::scrub(String::from_utf8_lossy(&stderr).trim());
     let with_stderr = |d: String| {
         if stderr.is_empty() {
             d

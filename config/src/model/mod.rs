@@ -146,6 +146,11 @@ pub struct OrchestratorConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub reconcile_interval: Duration,
+    /// Environment variables (besides PATH, HOME, LANG and the like) passed
+    /// to the orchestrator's fence commands; a variable that holds a secret
+    /// is never passed.
+    #[serde(default, deserialize_with = "var_names")]
+    pub pass_env: Vec<String>,
 }
 
 impl OrchestratorConfig {
@@ -179,6 +184,10 @@ pub struct SecretRef {
     /// Name of an environment variable holding the secret.
     #[serde(default)]
     pub env: Option<String>,
+    /// Accept a secret `file` that every user can read (with a warning);
+    /// by default such a file is refused.
+    #[serde(default)]
+    pub others_may_read: bool,
 }
 
 /// `[detection]`: timings and guards of DESIGN §3.
@@ -292,6 +301,22 @@ pub struct SiteConfig {
     /// `{orchestrator.data_dir}/agent-NAME` on the agent's host.
     #[serde(default)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// Environment variables (besides PATH, HOME, LANG and the like) passed
+    /// to this site's hooks, checks and replication processes; a variable
+    /// that holds a secret is never passed.
+    #[serde(default, deserialize_with = "var_names")]
+    pub pass_env: Vec<String>,
+}
+
+/// A list of environment variable names (`[A-Za-z_][A-Za-z0-9_]*`).
+fn var_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    if let Some(bad) = names.iter().find(|n| !crate::child::valid_var_name(n)) {
+        return Err(serde::de::Error::custom(format!(
+            "{bad:?} is not an environment variable name (letters, digits and _, not starting with a digit)"
+        )));
+    }
+    Ok(names)
 }
 
 /// What a check does.

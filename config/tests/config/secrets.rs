@@ -144,6 +144,7 @@ fn secret_load_from_file_trims() {
         &SecretRef {
             file: Some(f.path().to_path_buf()),
             env: None,
+            others_may_read: false,
         },
     )
     .unwrap();
@@ -164,6 +165,7 @@ fn secret_load_from_env() {
         &SecretRef {
             file: None,
             env: Some(var.into()),
+            others_may_read: false,
         },
     )
     .unwrap();
@@ -174,6 +176,7 @@ fn secret_load_from_env() {
     let e = secret_err(&SecretRef {
         file: None,
         env: Some(missing.into()),
+        others_may_read: false,
     });
     assert!(
         e.contains(missing) && e.contains("orchestrator.operator_token"),
@@ -187,6 +190,7 @@ fn empty_or_short_secret_is_rejected_without_echo() {
     let e = secret_err(&SecretRef {
         file: Some(f.path().to_path_buf()),
         env: None,
+        others_may_read: false,
     });
     assert!(e.contains("empty"), "{e}");
 
@@ -194,6 +198,7 @@ fn empty_or_short_secret_is_rejected_without_echo() {
     let e = secret_err(&SecretRef {
         file: Some(f.path().to_path_buf()),
         env: None,
+        others_may_read: false,
     });
     assert!(e.contains("shorter than 8"), "{e}");
     assert!(!e.contains("s3cr7"), "{e}");
@@ -203,18 +208,50 @@ fn empty_or_short_secret_is_rejected_without_echo() {
     let e = secret_err(&SecretRef {
         file: None,
         env: Some(var.into()),
+        others_may_read: false,
     });
     assert!(!e.contains("pw123"), "{e}");
 
     let e = secret_err(&SecretRef {
         file: Some("/nonexistent/warden/secret".into()),
         env: None,
+        others_may_read: false,
     });
     assert!(e.contains("/nonexistent/warden/secret"), "{e}");
 
     let e = secret_err(&SecretRef {
         file: Some("/x".into()),
         env: Some("Y".into()),
+        others_may_read: false,
     });
     assert!(e.contains("exactly one"), "{e}");
+}
+
+#[test]
+fn a_secret_file_everyone_can_read_is_refused_unless_accepted() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = file_with(&format!("{SECRET}\n"));
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = SecretRef {
+        file: Some(f.path().to_path_buf()),
+        env: None,
+        others_may_read: false,
+    };
+    let e = secret_err(&r);
+    assert!(
+        e.contains("readable by every user (mode 0644)")
+            && e.contains(&format!("chmod 600 {}", f.path().display()))
+            && e.contains("others_may_read"),
+        "{e}"
+    );
+    assert!(!e.contains(SECRET), "{e}");
+    // Group-readable is fine; so is everyone-readable when accepted.
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(Secret::load("k", &r).is_ok());
+    std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let accepted = SecretRef {
+        others_may_read: true,
+        ..r
+    };
+    assert_eq!(Secret::load("k", &accepted).unwrap().expose(), SECRET);
 }

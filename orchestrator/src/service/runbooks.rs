@@ -487,6 +487,8 @@ impl RunbookEnv for Env {
         };
         let mut cmd = tokio::process::Command::new(prog);
         cmd.args(args)
+            .env_clear()
+            .envs(warden_config::child::clean_env())
             .kill_on_drop(true)
             .stdin(std::process::Stdio::null());
         match tokio::time::timeout(timeout, cmd.output()).await {
@@ -494,7 +496,7 @@ impl RunbookEnv for Env {
             Ok(Ok(o)) => Err(format!(
                 "{}: {}",
                 o.status,
-                String::from_utf8_lossy(&o.stderr)
+                warden_config::child::scrub(&String::from_utf8_lossy(&o.stderr))
                     .chars()
                     .take(300)
                     .collect::<String>()

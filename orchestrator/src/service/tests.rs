@@ -52,6 +52,11 @@ fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, s
         ("fe", "frontend-secret"),
     ] {
         std::fs::write(dir.join(f), v).unwrap();
+        std::fs::set_permissions(
+            dir.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
     }
     let d = dir.display();
     let text = format!(

@@ -691,6 +691,7 @@ backends = {{ a = "10.0.0.1:80", b = "10.0.0.2:80" }}
             std::process::id()
         ));
         std::fs::write(&p, format!("{TOKEN}\n")).expect("write token file");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         p
     }
 

@@ -173,6 +173,8 @@ pub(crate) async fn run_rsync(
     args.insert(0, "--sockopts=TCP_NODELAY".into());
     let mut child = Command::new(&s.rsync_path)
         .args(&args)
+        .env_clear()
+        .envs(warden_config::child::clean_env())
         .env("RSYNC_PASSWORD", s.password.expose())
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
@@ -231,7 +233,9 @@ pub(crate) async fn run_rsync(
         program: s.rsync_path.display().to_string(),
         source,
     })?;
-    let stderr = String::from_utf8_lossy(&stderr_task.await.unwrap_or_default()).into_owned();
+    let stderr = warden_config::child::scrub(&String::from_utf8_lossy(
+        &stderr_task.await.unwrap_or_default(),
+    ));
     match status.code() {
         // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
         Some(0) | Some(24) => Ok(()),

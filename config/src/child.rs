@@ -1,0 +1,173 @@
+//! What child processes see of warden: hooks, checks, fence commands,
+//! rsync and replication commands run with a clean environment
+//! ([`clean_env`]: a few harmless variables plus the ones the config names
+//! in `pass_env`, never a variable that holds one of warden's secrets), and
+//! any text of theirs that reaches logs, events or API answers goes through
+//! [`scrub`] first, which masks every secret this process has loaded.
+//!
+//! The registry is process-wide: [`crate::Secret::load`] records each value
+//! (and the name of its environment variable, if it came from one) as it
+//! loads it, so nothing can be loaded without being known here.
+
+use std::ffi::OsString;
+use std::sync::RwLock;
+
+/// Variables every child gets from warden's own environment (when set):
+/// what programs need to run, nothing that can hold a credential.
+pub const BASE_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+];
+
+/// `PATH` when warden itself has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Shortest piece of a secret masked where a text was cut.
+const PARTIAL_MIN: usize = 4;
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static SECRET_VARS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static PASS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Records a loaded secret (and the variable it came from).
+pub(crate) fn register(value: &str, var: Option<&str>) {
+    let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    if !s.iter().any(|v| v == value) {
+        s.push(value.to_string());
+        // Longest first: a secret containing another is masked whole.
+        s.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+    if let Some(var) = var {
+        let mut v = SECRET_VARS.write().unwrap_or_else(|p| p.into_inner());
+        if !v.iter().any(|n| n == var) {
+            v.push(var.to_string());
+        }
+    }
+}
+
+/// Whether `name` can be an environment variable's name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn valid_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Sets the names (besides [`BASE_ENV`]) passed to children: the config's
+/// `pass_env` of the process's role. Called once at start.
+pub fn set_pass_env(names: &[String]) {
+    *PASS.write().unwrap_or_else(|p| p.into_inner()) = names.to_vec();
+}
+
+/// The environment for a child: [`BASE_ENV`] and the `pass_env` names that
+/// are set, minus any variable that is the source of a loaded secret or
+/// whose value is one. Use with `Command::env_clear().envs(clean_env())`.
+pub fn clean_env() -> Vec<(OsString, OsString)> {
+    let pass = PASS.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let vars = SECRET_VARS
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = Vec::new();
+    for name in BASE_ENV
+        .iter()
+        .copied()
+        .chain(pass.iter().map(String::as_str))
+    {
+        if vars.iter().any(|v| v == name) || out.iter().any(|(k, _)| k == name) {
+            continue;
+        }
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        let holds_secret = value
+            .to_str()
+            .is_some_and(|v| secrets.iter().any(|s| v.contains(s.as_str())));
+        if !holds_secret {
+            out.push((OsString::from(name), value));
+        }
+    }
+    if !out.iter().any(|(k, _)| k == "PATH") {
+        out.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    out
+}
+
+/// `text` with every loaded secret replaced by `****`, and a piece of one
+/// (at least 4 characters) masked where the text begins or ends — an
+/// output tail cut in the middle of a secret.
+pub fn scrub(text: &str) -> String {
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "****");
+        }
+    }
+    for s in secrets.iter() {
+        // The longest suffix of the secret the text starts with.
+        if let Some(n) = (PARTIAL_MIN..s.len())
+            .rev()
+            .find(|&n| s.is_char_boundary(s.len() - n) && out.starts_with(&s[s.len() - n..]))
+        {
+            out.replace_range(..n, "****");
+        }
+        // The longest prefix of the secret the text ends with.
+        if let Some(n) = (PARTIAL_MIN..s.len())
+            .rev()
+            .find(|&n| s.is_char_boundary(n) && out.ends_with(&s[..n]))
+        {
+            let at = out.len() - n;
+            out.replace_range(at.., "****");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_whole_and_cut_secrets() {
+        register("hunter2-secret-value", None);
+        register("hunter2-secret-value-longer", None);
+        assert_eq!(
+            scrub("token=hunter2-secret-value-longer; again hunter2-secret-value."),
+            "token=****; again ****."
+        );
+        // A tail that begins inside a secret, and one that ends inside one.
+        assert_eq!(scrub("ret-value and more"), "**** and more");
+        assert_eq!(scrub("output: hunter2-se"), "output: ****");
+        assert_eq!(scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn children_get_no_secret_variable() {
+        std::env::set_var("WARDEN_TEST_CHILD_SECRET_VAR", "x");
+        std::env::set_var("WARDEN_TEST_CHILD_HOLDS", "prefix-child-secret-0123");
+        std::env::set_var("WARDEN_TEST_CHILD_PLAIN", "plain");
+        register("value-of-the-var", Some("WARDEN_TEST_CHILD_SECRET_VAR"));
+        register("child-secret-0123", None);
+        set_pass_env(&[
+            "WARDEN_TEST_CHILD_SECRET_VAR".into(),
+            "WARDEN_TEST_CHILD_HOLDS".into(),
+            "WARDEN_TEST_CHILD_PLAIN".into(),
+        ]);
+        let env = clean_env();
+        let names: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert!(names.contains(&"PATH"));
+        assert!(names.contains(&"WARDEN_TEST_CHILD_PLAIN"));
+        assert!(!names.contains(&"WARDEN_TEST_CHILD_SECRET_VAR"));
+        assert!(!names.contains(&"WARDEN_TEST_CHILD_HOLDS"));
+        set_pass_env(&[]);
+        assert!(!clean_env()
+            .iter()
+            .any(|(k, _)| k == "WARDEN_TEST_CHILD_PLAIN"));
+    }
+
+    #[test]
+    fn variable_names() {
+        assert!(valid_var_name("HTTP_PROXY") && valid_var_name("_x1"));
+        assert!(!valid_var_name("1X") && !valid_var_name("A-B") && !valid_var_name(""));
+    }
+}
