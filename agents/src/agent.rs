@@ -236,6 +236,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         authority,
         reports_url: format!("{}/v1/reports", settings.orchestrator_url),
         commands_url: format!("{}/v1/agents/commands", settings.orchestrator_url),
+        boot: format!("{:032x}", rand::random::<u128>()),
         started_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -305,6 +306,8 @@ struct Shared {
     reports_url: String,
     commands_url: String,
     started_unix_ms: u64,
+    /// This process's random id, sent with every report (see `AgentReport::boot`).
+    boot: String,
     /// Talks to the orchestrator (honours proxy settings).
     orchestrator: reqwest::Client,
     /// Runs http checks and probes.
@@ -358,6 +361,7 @@ impl Shared {
             site: self.settings.site.clone(),
             seq,
             started_unix_ms: self.started_unix_ms,
+            boot: self.boot.clone(),
             checks,
             peers,
             outcomes: self.book().unacked(),

@@ -38,9 +38,13 @@ async fn directories_removed_during_the_initial_pass_are_counted_at_the_peer() {
         std::fs::write(p, format!("file {i}")).unwrap();
     }
     std::fs::write(d.src().join("keep.txt"), "still here").unwrap();
-    // Sent last (rsync sends in name order): about 3 s at 256 KiB/s.
+    // Sent last, about 3 s at 256 KiB/s: rsync sends directory by
+    // directory in name order (incremental recursion), and a directory's
+    // own files before its subdirectories' — so in a last subdirectory,
+    // not at the top (rsync 3.5 sends top-level files first).
     let big: Vec<u8> = (0..768 * 1024).map(|j| (j % 251) as u8).collect();
-    std::fs::write(d.src().join("zz-big.bin"), big).unwrap();
+    std::fs::create_dir(d.src().join("zz")).unwrap();
+    std::fs::write(d.src().join("zz/big.bin"), big).unwrap();
     slow_rsync_in_path(d.dir.path());
     let r = Arc::new(site_a(&d, ""));
     let start = tokio::spawn({

@@ -1,7 +1,9 @@
 //! The HTTP API under `/v1`: agent reports and command long-polls (agent
-//! tokens, each only for its own site), status, events and runbooks, and
-//! operator actions (operator token). Bodies are size-limited; malformed input
-//! gets a 4xx with a reason and changes nothing.
+//! tokens, each only for its own site), status, events, runbooks and
+//! metrics (the read-only token or an operator's), and operator actions
+//! (operator tokens only; the acting operator's name goes into the events).
+//! Bodies are size-limited; malformed input gets a 4xx with a reason and
+//! changes nothing.
 
 // Handlers return `Response` errors directly; boxing them buys nothing here.
 #![allow(clippy::result_large_err)]
@@ -51,29 +53,51 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Check the operator token.
-fn operator(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
+/// Check an operator token; returns the operator's name (for events).
+fn operator<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
     match bearer(h) {
-        Some(t) if s.is_operator(t) => Ok(()),
-        Some(t) if s.site_of_token(t).is_some() => {
-            s.metrics().rejected.inc();
-            Err(err(
-                StatusCode::FORBIDDEN,
-                "an agent token may not call operator endpoints",
-            ))
-        }
-        Some(_) => {
-            s.metrics().rejected.inc();
-            Err(err(StatusCode::UNAUTHORIZED, "invalid bearer token"))
-        }
-        None => {
-            s.metrics().rejected.inc();
-            Err(err(
-                StatusCode::UNAUTHORIZED,
-                "missing Authorization: Bearer <token>",
-            ))
-        }
+        Some(t) => match s.operator_name(t) {
+            Some(name) => Ok(name),
+            None if s.is_reader(t) => {
+                s.metrics().rejected.inc();
+                Err(err(
+                    StatusCode::FORBIDDEN,
+                    "the read-only token may not act; use an operator token",
+                ))
+            }
+            None => Err(unknown_token(s, t)),
+        },
+        None => Err(missing_token(s)),
     }
+}
+
+/// Check a token that may read: the read-only token or an operator's.
+fn reader(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
+    match bearer(h) {
+        Some(t) if s.is_reader(t) || s.operator_name(t).is_some() => Ok(()),
+        Some(t) => Err(unknown_token(s, t)),
+        None => Err(missing_token(s)),
+    }
+}
+
+fn unknown_token(s: &Shared, t: &str) -> Response {
+    s.metrics().rejected.inc();
+    if s.site_of_token(t).is_some() {
+        err(
+            StatusCode::FORBIDDEN,
+            "an agent token may not call operator endpoints",
+        )
+    } else {
+        err(StatusCode::UNAUTHORIZED, "invalid bearer token")
+    }
+}
+
+fn missing_token(s: &Shared) -> Response {
+    s.metrics().rejected.inc();
+    err(
+        StatusCode::UNAUTHORIZED,
+        "missing Authorization: Bearer <token>",
+    )
 }
 
 /// Check an agent token; returns its site.
@@ -204,6 +228,10 @@ async fn report(State(s): S, h: HeaderMap, body: Bytes) -> Response {
             format!("peers: unknown site or hybrid frontend {:?}", p.site),
         );
     }
+    if let Err(why) = s.admit_report_seq(&rep.site, &rep.boot, rep.seq) {
+        s.metrics().rejected.inc();
+        return err(StatusCode::CONFLICT, why);
+    }
     let resp: ReportResponse = s.accept_report(rep);
     s.metrics().reports.inc();
     s.metrics()
@@ -256,21 +284,21 @@ async fn poll_commands(
 }
 
 async fn status(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     Json(s.status_view()).into_response()
 }
 
 async fn groups(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     Json(s.group_views()).into_response()
 }
 
 async fn group(State(s): S, h: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     match s.group_view(&name) {
@@ -280,7 +308,7 @@ async fn group(State(s): S, h: HeaderMap, Path(name): Path<String>) -> Response 
 }
 
 async fn sites(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     Json(s.site_views()).into_response()
@@ -298,48 +326,52 @@ struct Started {
 }
 
 async fn failover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
     let b: FailoverBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_failover(&g, &b.to) {
+    match s.operator_failover(&g, &b.to, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn failback(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
-    match s.operator_failback(&g) {
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
+    match s.operator_failback(&g, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn switchover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
     let b: FailoverBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_switchover(&g, &b.to) {
+    match s.operator_switchover(&g, &b.to, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn approve(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
-    match s.operator_approve(&g) {
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
+    match s.operator_approve(&g, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
@@ -353,10 +385,11 @@ pub struct AdoptedView {
 }
 
 async fn adopt_epoch(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
-    match s.operator_adopt_epoch(&g) {
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
+    match s.operator_adopt_epoch(&g, &by) {
         Ok(epoch) => Json(AdoptedView { epoch }).into_response(),
         Err(e) => e.into_response(),
     }
@@ -376,7 +409,7 @@ async fn divergent(
     Path(g): Path<String>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     let Ok(Query(q)) = q else {
@@ -399,14 +432,15 @@ struct MaintenanceBody {
 }
 
 async fn maintenance(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
     let b: MaintenanceBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_maintenance(&g, b.on) {
+    match s.operator_maintenance(&g, b.on, &by) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
@@ -420,10 +454,11 @@ pub struct ClearView {
 }
 
 async fn clear(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    if let Err(r) = operator(&s, &h) {
-        return r;
-    }
-    match s.operator_clear(&g) {
+    let by = match operator(&s, &h) {
+        Ok(name) => name.to_string(),
+        Err(r) => return r,
+    };
+    match s.operator_clear(&g, &by) {
         Ok(cleared) => Json(ClearView { cleared }).into_response(),
         Err(e) => e.into_response(),
     }
@@ -444,7 +479,7 @@ async fn events(
     h: HeaderMap,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     let Ok(Query(q)) = q else {
@@ -467,14 +502,14 @@ struct RunbooksQuery {
 }
 
 async fn runbooks(State(s): S, h: HeaderMap, Query(q): Query<RunbooksQuery>) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     Json(s.runbooks(q.group.as_deref())).into_response()
 }
 
 async fn runbook_one(State(s): S, h: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     let Ok(id) = id.parse::<u64>() else {
@@ -490,7 +525,7 @@ async fn runbook_one(State(s): S, h: HeaderMap, Path(id): Path<String>) -> Respo
 }
 
 async fn metrics(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = operator(&s, &h) {
+    if let Err(r) = reader(&s, &h) {
         return r;
     }
     (

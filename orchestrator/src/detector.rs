@@ -495,6 +495,7 @@ mod tests {
             site: site.into(),
             seq: 1,
             started_unix_ms: 0,
+            boot: String::new(),
             checks: vec![check(local_ok)],
             peers: peers
                 .iter()

@@ -13,10 +13,12 @@ use crate::OrchestratorError;
 pub struct OrchestratorSettings {
     /// The validated config (its tables are read through span-free accessors).
     pub config: Config,
-    /// The operator's bearer token.
-    pub operator: Secret,
-    /// Agent token → site; every site has its own token (checked).
-    pub agent_tokens: HashMap<String, String>,
+    /// Operator tokens by name (`operator` for `operator_token`).
+    pub operators: Vec<(String, Secret)>,
+    /// The read-only token, if configured.
+    pub reader: Option<Secret>,
+    /// SHA-256 of an agent token → site; every site has its own token (checked).
+    pub agent_tokens: HashMap<TokenDigest, String>,
     /// Every group's strategy, built (secrets read) before the service starts.
     pub strategies: BTreeMap<String, Routing>,
 }
@@ -44,18 +46,39 @@ impl OrchestratorSettings {
         config: Config,
         strategies: BTreeMap<String, Routing>,
     ) -> Result<Self, OrchestratorError> {
-        let operator = Secret::load(
-            "orchestrator.operator_token",
-            &config.orchestrator.operator_token,
-        )?;
+        let o = &config.orchestrator;
+        let mut operators = vec![(
+            "operator".to_string(),
+            Secret::load("orchestrator.operator_token", &o.operator_token)?,
+        )];
+        for (i, t) in o.operators.iter().enumerate() {
+            let key = format!("orchestrator.operators[{i}].token");
+            operators.push((t.name.clone(), Secret::load(&key, &t.token)?));
+        }
+        let reader = match &o.read_token {
+            Some(r) => Some(Secret::load("orchestrator.read_token", r)?),
+            None => None,
+        };
+        // Every token names one role and one holder.
+        let mut roles: HashMap<TokenDigest, String> = HashMap::new();
+        let mut distinct =
+            |digest: TokenDigest, who: String| match roles.insert(digest, who.clone()) {
+                Some(other) => Err(OrchestratorError::Setup(format!(
+                    "{who} and {other} are the same secret; give each its own"
+                ))),
+                None => Ok(()),
+            };
+        for (name, t) in &operators {
+            distinct(digest(t.expose()), format!("operator token {name:?}"))?;
+        }
+        if let Some(r) = &reader {
+            distinct(digest(r.expose()), "orchestrator.read_token".into())?;
+        }
         let mut agent_tokens = HashMap::new();
         for (name, s) in &config.sites {
             let t = Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?;
-            if let Some(other) = agent_tokens.insert(t.expose().to_string(), name.clone()) {
-                return Err(OrchestratorError::Setup(format!(
-                    "sites.{name}.agent_token and sites.{other}.agent_token are the same secret; give every site its own"
-                )));
-            }
+            distinct(digest(t.expose()), format!("sites.{name}.agent_token"))?;
+            agent_tokens.insert(digest(t.expose()), name.clone());
         }
         if let Some(g) = config.groups.keys().find(|g| !strategies.contains_key(*g)) {
             return Err(OrchestratorError::Setup(format!(
@@ -64,11 +87,25 @@ impl OrchestratorSettings {
         }
         Ok(OrchestratorSettings {
             config,
-            operator,
+            operators,
+            reader,
             agent_tokens,
             strategies,
         })
     }
+}
+
+/// SHA-256 of a bearer token: agent tokens are looked up by it, so the
+/// lookup's timing depends on the digest, never on how much of a real
+/// token a guess matched (there are too many agents to compare each).
+pub type TokenDigest = [u8; 32];
+
+/// The [`TokenDigest`] of `token`.
+pub fn digest(token: &str) -> TokenDigest {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
 }
 
 /// Build the strategy of every group. Fails when a group's strategy cannot be built (config, secrets).

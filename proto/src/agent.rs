@@ -22,6 +22,10 @@ pub struct AgentReport {
     pub site: String,
     /// Increases with every report of one agent process (restarts reset it).
     pub seq: u64,
+    /// A random id of the agent process (fresh at every start): with `seq`
+    /// it lets the orchestrator refuse a replayed report.
+    #[serde(default)]
+    pub boot: String,
     /// Agent process start, unix ms (tells restarts apart; never used for freshness).
     #[serde(default)]
     pub started_unix_ms: u64,

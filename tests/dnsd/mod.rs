@@ -97,6 +97,11 @@ pub(crate) fn prepare(kind: Kind, dir: &Path, listen: SocketAddr, zone: &Zone) -
     let secret_b64 = random_secret();
     let key_file = dir.join("tsig.key");
     std::fs::write(&key_file, bind_key(&key_name, &secret_b64))?;
+    // Private: warden refuses a secret file everyone can read.
+    std::fs::set_permissions(
+        &key_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )?;
     let zfile = dir.join(format!("{}.zone", zone.origin));
     std::fs::write(&zfile, zone_text(zone))?;
     let d = dir.display();

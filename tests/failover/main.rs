@@ -659,3 +659,137 @@ fn a_failback_failing_twice_the_same_way_stops_retrying() -> Result<()> {
     assert!(out.contains("automatic failback may retry"), "{out}");
     Ok(())
 }
+
+/// Issue 14, test 3: roles and replayed reports, against the real binaries.
+/// The read-only token reads (status, events, metrics) and can never act;
+/// a named operator's action is recorded under its name; an agent report
+/// played again (same process, same seq) is refused and changes nothing.
+#[test]
+fn read_only_token_cannot_act_operators_are_named_and_replays_are_refused() -> Result<()> {
+    let Some(d) = deployment(Knobs::default()) else {
+        return Ok(());
+    };
+    let read = format!("read-only-{}", d.lab.prefix());
+    let alice = format!("alice-{}", d.lab.prefix());
+    let read_file = d.lab.write_file("read.token", &read)?;
+    let alice_file = d.lab.write_file("alice.token", &alice)?;
+    let mut conf = std::fs::read_to_string(&d.config)?;
+    conf.push_str(&format!(
+        "\n[orchestrator.read_token]\nfile = \"{}\"\n\n[[orchestrator.operators]]\nname = \"alice\"\ntoken = {{ file = \"{}\" }}\n",
+        read_file.display(),
+        alice_file.display()
+    ));
+    std::fs::write(&d.config, conf)?;
+    d.start_all()?;
+    d.wait_verdict("a", "healthy", secs(20))?;
+
+    let api = format!("http://{}:{}", d.lab.ip("ctl"), deploy::API_PORT);
+    let call = |token: &str, method: &str, path: &str, body: &str| -> Result<(u16, String)> {
+        let out = d.lab.run_ok(
+            "cli",
+            "curl",
+            [
+                "-s",
+                "-m",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                method,
+                "-H",
+                &format!("Authorization: Bearer {token}"),
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                body,
+                &format!("{api}{path}"),
+            ],
+        )?;
+        let (b, code) = out.trim_end().rsplit_once('\n').unwrap_or(("", out.trim()));
+        Ok((code.parse()?, b.to_string()))
+    };
+
+    // Reads with the read-only token.
+    for path in [
+        "/v1/status",
+        "/v1/groups/web",
+        "/v1/events",
+        "/v1/runbooks",
+        "/metrics",
+    ] {
+        let (code, body) = call(&read, "GET", path, "")?;
+        assert_eq!(code, 200, "GET {path} with the read-only token: {body}");
+    }
+    // No action with it: refused, clearly, and nothing changes.
+    let before = d.runbooks()?.len();
+    for (path, body) in [
+        ("/v1/groups/web/failover", r#"{"to":"b"}"#),
+        ("/v1/groups/web/maintenance", r#"{"on":true}"#),
+        ("/v1/groups/web/clear", ""),
+    ] {
+        let (code, text) = call(&read, "POST", path, body)?;
+        assert_eq!(code, 403, "POST {path} with the read-only token: {text}");
+        assert!(text.contains("read-only token may not act"), "{text}");
+    }
+    assert_eq!(d.group()?["maintenance"], false);
+    assert_eq!(d.runbooks()?.len(), before);
+    assert_eq!(d.user_get()?, "a");
+
+    // A named operator acts; the event says who.
+    let (code, text) = call(
+        &alice,
+        "POST",
+        "/v1/groups/web/maintenance",
+        r#"{"on":true}"#,
+    )?;
+    assert_eq!(code, 204, "{text}");
+    let (code, text) = call(
+        &d.operator_token,
+        "POST",
+        "/v1/groups/web/maintenance",
+        r#"{"on":false}"#,
+    )?;
+    assert_eq!(code, 204, "{text}");
+    let msgs: Vec<String> = d
+        .events_of("maintenance")?
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("on") && m.ends_with("(operator alice)")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.starts_with("maintenance off (operator)")),
+        "{msgs:?}"
+    );
+
+    // A report played again is refused (409), a newer one of the same process is not.
+    let token_a = std::fs::read_to_string(d.lab.dir().join("a.token"))?;
+    let report = |seq: u64| {
+        serde_json::json!({
+            "site": "a", "seq": seq, "boot": "captured-process",
+            "checks": [{ "name": "web", "ok": true, "critical": true }],
+        })
+        .to_string()
+    };
+    let (code, text) = call(&token_a, "POST", "/v1/reports", &report(7))?;
+    assert_eq!(code, 200, "{text}");
+    let (code, text) = call(&token_a, "POST", "/v1/reports", &report(7))?;
+    assert_eq!(code, 409, "{text}");
+    assert!(
+        text.contains("replayed") && text.contains("captured-process"),
+        "{text}"
+    );
+    let (code, _) = call(&token_a, "POST", "/v1/reports", &report(3))?;
+    assert_eq!(code, 409, "an older seq of the same process");
+    let (code, text) = call(&token_a, "POST", "/v1/reports", &report(8))?;
+    assert_eq!(code, 200, "{text}");
+    // The real agent (its own process id and sequence) is still heard.
+    std::thread::sleep(secs(2));
+    d.wait_verdict("a", "healthy", secs(10))?;
+    assert_eq!(d.runbooks()?.len(), before);
+    Ok(())
+}

@@ -129,8 +129,16 @@ pub struct OrchestratorConfig {
     pub url: Option<String>,
     /// Directory for the embedded state store.
     pub data_dir: PathBuf,
-    /// Operator bearer token (needed for every API call that is not an agent report).
+    /// Operator bearer token (needed for every API call that is not an agent
+    /// report); its events name it `operator`.
     pub operator_token: SecretRef,
+    /// More operator tokens, each with the name its actions' events record.
+    #[serde(default, deserialize_with = "operator_list")]
+    pub operators: Vec<NamedToken>,
+    /// A read-only bearer token: status, groups, sites, events, runbooks,
+    /// divergent lists and metrics; never an action.
+    #[serde(default)]
+    pub read_token: Option<SecretRef>,
     /// Largest accepted request body, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -306,6 +314,46 @@ pub struct SiteConfig {
     /// that holds a secret is never passed.
     #[serde(default, deserialize_with = "var_names")]
     pub pass_env: Vec<String>,
+}
+
+/// One named operator token (`[[orchestrator.operators]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NamedToken {
+    /// Recorded in the events of this token's actions (`[A-Za-z0-9._-]`, 1–64).
+    pub name: String,
+    /// The token.
+    pub token: SecretRef,
+}
+
+/// Operator names: valid, unique, not `operator` (the `operator_token`'s).
+fn operator_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NamedToken>, D::Error> {
+    let list = Vec::<NamedToken>::deserialize(d)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &list {
+        let ok = (1..=64).contains(&t.name.len())
+            && t.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "operator name {:?}: 1 to 64 of letters, digits, '.', '_', '-'",
+                t.name
+            )));
+        }
+        if t.name == "operator" {
+            return Err(serde::de::Error::custom(
+                "operator name \"operator\" is the name of orchestrator.operator_token; choose another",
+            ));
+        }
+        if !seen.insert(t.name.as_str()) {
+            return Err(serde::de::Error::custom(format!(
+                "operator name {:?} is given twice",
+                t.name
+            )));
+        }
+    }
+    Ok(list)
 }
 
 /// A list of environment variable names (`[A-Za-z_][A-Za-z0-9_]*`).

@@ -267,7 +267,7 @@ impl Shared {
 
     /// `warden adopt-epoch GROUP`: take the higher epoch seen outside as the
     /// group's own, so that the next move carries a higher one still.
-    pub fn operator_adopt_epoch(&self, group: &str) -> Result<u64, OrchestratorError> {
+    pub fn operator_adopt_epoch(&self, group: &str, by: &str) -> Result<u64, OrchestratorError> {
         self.must_act()?;
         let mut st = self.lock();
         let g = st
@@ -311,8 +311,9 @@ impl Shared {
             Some(group),
             None,
             format!(
-                "operator adopted epoch {} seen at {} (the group was at {}); {} queued command(s) withdrawn; \
+                "{} adopted epoch {} seen at {} (the group was at {}); {} queued command(s) withdrawn; \
                  the next move carries epoch {}",
+                super::operator::operator_label(by),
                 ahead.epoch,
                 ahead.seen_at,
                 g.epoch,

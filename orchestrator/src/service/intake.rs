@@ -7,7 +7,15 @@ use super::*;
 impl Shared {
     /// Which site a bearer token belongs to.
     pub fn site_of_token(&self, token: &str) -> Option<&str> {
-        self.agent_tokens.get(token).map(String::as_str)
+        self.agent_tokens
+            .get(&crate::settings::digest(token))
+            .map(String::as_str)
+    }
+
+    /// Refuses a report that is not newer than the last one of its agent
+    /// process (see [`replay`]).
+    pub fn admit_report_seq(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {
+        self.report_seqs.admit(site, boot, seq)
     }
 
     /// Accept a report (already authenticated for `site`).

@@ -12,6 +12,7 @@
 //! - [`authority`]: adoption by a new store, epochs seen ahead, demoting a site
 //!   failed away from while cut off, dropped outcomes;
 //! - [`operator`]: operator actions and alerts;
+//! - [`replay`]: each agent process's report sequence (replays refused);
 //! - [`views`]: read-only views for the API.
 //!
 //! One `Mutex<State>` guards everything that decisions read, so a decision and
@@ -53,6 +54,7 @@ mod intake;
 mod operator;
 mod persist;
 mod reconcile;
+mod replay;
 mod replication;
 mod runbooks;
 #[cfg(test)]
@@ -129,10 +131,16 @@ pub struct State {
 /// Shared by the loops, the API handlers and the runbook tasks.
 pub struct Shared {
     cfg: Config,
-    operator: Secret,
-    /// Agent token → site. A hash lookup (not a constant-time scan) keeps a
-    /// report O(1) with tens of thousands of sites; tokens are long and random.
-    agent_tokens: std::collections::HashMap<String, String>,
+    /// Operator tokens by name.
+    operators: Vec<(String, Secret)>,
+    /// The read-only token.
+    reader: Option<Secret>,
+    /// Last accepted report seq per agent process (replays are refused).
+    report_seqs: replay::ReportSeqs,
+    /// SHA-256 of an agent token → site. A hash lookup (not a scan) keeps a
+    /// report O(1) with tens of thousands of sites; keyed by the digest, its
+    /// timing says nothing about the tokens.
+    agent_tokens: std::collections::HashMap<crate::settings::TokenDigest, String>,
     store: Arc<dyn Store>,
     strategies: BTreeMap<String, crate::routing::Routing>,
     state: Mutex<State>,
@@ -166,7 +174,8 @@ impl Shared {
     ) -> Result<Arc<Shared>, OrchestratorError> {
         let OrchestratorSettings {
             config: cfg,
-            operator,
+            operators,
+            reader,
             agent_tokens,
             strategies,
         } = settings;
@@ -254,7 +263,9 @@ impl Shared {
         }
         Ok(Arc::new(Shared {
             cfg,
-            operator,
+            operators,
+            reader,
+            report_seqs: replay::ReportSeqs::default(),
             agent_tokens,
             store,
             strategies,
@@ -312,9 +323,21 @@ impl Shared {
         self.command_tick.subscribe()
     }
 
-    /// Whether `token` is the operator token (constant-time comparison).
-    pub fn is_operator(&self, token: &str) -> bool {
-        self.operator.matches(token)
+    /// The name of the operator whose token `token` is: every operator
+    /// token is compared (constant time each, no early exit).
+    pub fn operator_name(&self, token: &str) -> Option<&str> {
+        let mut found = None;
+        for (name, t) in &self.operators {
+            if t.matches(token) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+
+    /// Whether `token` is the read-only token (constant-time comparison).
+    pub fn is_reader(&self, token: &str) -> bool {
+        self.reader.as_ref().is_some_and(|r| r.matches(token))
     }
 
     /// Whether an agent may report about `name`: a site, or a hybrid frontend it probes.

@@ -29,10 +29,12 @@ impl Shared {
     }
 
     /// `warden failover GROUP --to SITE` (to the primary: a failback).
+    /// `by`: the acting operator's name (in the runbook's trigger and events).
     pub fn operator_failover(
         self: &Arc<Self>,
         group: &str,
         to: &str,
+        by: &str,
     ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
         if !gc.site_names().iter().any(|s| s == to) {
@@ -53,10 +55,15 @@ impl Shared {
         } else {
             RunbookKind::Failover
         };
-        self.start_runbook_locked(&mut st, group, kind, to, "operator", false, vec![])
+        let trigger = operator_label(by);
+        self.start_runbook_locked(&mut st, group, kind, to, &trigger, false, vec![])
     }
 
-    pub fn operator_failback(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
+    pub fn operator_failback(
+        self: &Arc<Self>,
+        group: &str,
+        by: &str,
+    ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
         let primary = gc.primary().to_string();
         let mut st = self.lock();
@@ -84,7 +91,7 @@ impl Shared {
             group,
             RunbookKind::Failback,
             &primary,
-            "operator",
+            &operator_label(by),
             false,
             vec![],
         )
@@ -96,6 +103,7 @@ impl Shared {
         self: &Arc<Self>,
         group: &str,
         to: &str,
+        by: &str,
     ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
         if !gc.site_names().iter().any(|s| s == to) {
@@ -123,13 +131,17 @@ impl Shared {
             group,
             RunbookKind::Switchover,
             to,
-            "operator",
+            &operator_label(by),
             false,
             vec![],
         )
     }
 
-    pub fn operator_approve(self: &Arc<Self>, group: &str) -> Result<u64, OrchestratorError> {
+    pub fn operator_approve(
+        self: &Arc<Self>,
+        group: &str,
+        by: &str,
+    ) -> Result<u64, OrchestratorError> {
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         }
@@ -164,7 +176,8 @@ impl Shared {
             Some(group),
             Some(&p.to),
             format!(
-                "operator approved {} → {} ({})",
+                "{} approved {} → {} ({})",
+                operator_label(by),
                 runbook::kind_str(p.kind),
                 p.to,
                 p.reason
@@ -176,10 +189,16 @@ impl Shared {
         if let Some(gs) = st.groups.get_mut(group) {
             gs.moves_unix_ms.clear();
         }
-        self.start_runbook_locked(&mut st, group, p.kind, &p.to, "approved", false, vec![])
+        let trigger = format!("approved by {}", operator_label(by));
+        self.start_runbook_locked(&mut st, group, p.kind, &p.to, &trigger, false, vec![])
     }
 
-    pub fn operator_maintenance(&self, group: &str, on: bool) -> Result<(), OrchestratorError> {
+    pub fn operator_maintenance(
+        &self,
+        group: &str,
+        on: bool,
+        by: &str,
+    ) -> Result<(), OrchestratorError> {
         self.must_act()?;
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
@@ -197,12 +216,13 @@ impl Shared {
             Some(group),
             None,
             format!(
-                "maintenance {}",
+                "maintenance {} ({})",
                 if on {
                     "on: no automatic decisions"
                 } else {
                     "off"
-                }
+                },
+                operator_label(by)
             ),
             vec![],
             None,
@@ -250,7 +270,7 @@ impl Shared {
 
     /// `warden clear GROUP`: the operator fixed the cause of the group's
     /// alerts; lift provider blocks and holds. Returns what was lifted.
-    pub fn operator_clear(&self, group: &str) -> Result<Vec<String>, OrchestratorError> {
+    pub fn operator_clear(&self, group: &str, by: &str) -> Result<Vec<String>, OrchestratorError> {
         self.must_act()?;
         let strategy = self
             .strategies
@@ -313,13 +333,27 @@ impl Shared {
             Some(group),
             None,
             if lifted.is_empty() {
-                "operator cleared alerts: nothing was blocked".to_string()
+                format!("{} cleared alerts: nothing was blocked", operator_label(by))
             } else {
-                format!("operator cleared alerts: {}", lifted.join("; "))
+                format!(
+                    "{} cleared alerts: {}",
+                    operator_label(by),
+                    lifted.join("; ")
+                )
             },
             vec![],
             None,
         );
         Ok(lifted)
+    }
+}
+
+/// How events and runbook triggers name an acting operator: `operator` for
+/// `orchestrator.operator_token`, `operator NAME` for a named token.
+pub(crate) fn operator_label(by: &str) -> String {
+    if by == "operator" {
+        "operator".to_string()
+    } else {
+        format!("operator {by}")
     }
 }

@@ -145,6 +145,7 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
             site: site.into(),
             seq: 1,
             started_unix_ms: 0,
+            boot: String::new(),
             checks: vec![check(local)],
             peers: vec![PeerProbe {
                 site: peer.into(),
@@ -223,7 +224,7 @@ async fn manual_mode_turns_a_confirmed_disaster_into_a_pending_decision() {
         "the pending decision carries its evidence"
     );
     // The operator approves: the failover runs.
-    s.operator_approve("web").expect("approve");
+    s.operator_approve("web", "operator").expect("approve");
     rounds_until(&s, false, 40, "failover after approval", |g| {
         g.phase == Phase::Steady && g.active == "b"
     })
@@ -259,14 +260,14 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
     }
     assert_eq!(group(&s).phase, Phase::PendingApproval, "still waiting");
     assert_eq!(s.lock().runbooks.len(), 1);
-    s.operator_approve("web").expect("approve");
+    s.operator_approve("web", "operator").expect("approve");
     rounds_until(&s, true, 40, "failback after approval", |g| {
         g.phase == Phase::Steady && g.active == "a"
     })
     .await;
     assert_eq!(*fake.route.lock().unwrap(), (Some("a".into()), 3));
     assert!(
-        s.operator_approve("web").is_err(),
+        s.operator_approve("web", "operator").is_err(),
         "nothing left to approve"
     );
     let _ = std::fs::remove_dir_all(dir);

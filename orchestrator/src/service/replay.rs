@@ -1,0 +1,83 @@
+//! Report sequence guard: every agent report carries its process's random
+//! `boot` id and a `seq` that grows with each report of that process; a
+//! report whose seq is not above the last one accepted from the same
+//! process is a replay (or a reordered duplicate) and is refused. Up to
+//! [`BOOTS_KEPT`] processes are remembered per site, so a replay of an
+//! earlier process's report is refused too; a new process (a restart)
+//! starts its own sequence. A forger who holds the site's token can still
+//! make up new reports — TLS keeps the token secret; this keeps a captured
+//! report from being played again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// Agent processes remembered per site.
+pub(super) const BOOTS_KEPT: usize = 8;
+
+/// Last accepted seq per (site, agent process).
+#[derive(Default)]
+pub(super) struct ReportSeqs {
+    by_site: Mutex<HashMap<String, VecDeque<(String, u64)>>>,
+}
+
+impl ReportSeqs {
+    /// Admits `seq` of agent process `boot` at `site`, or says why not.
+    pub(super) fn admit(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {
+        let mut all = self.by_site.lock().unwrap_or_else(|p| p.into_inner());
+        let boots = all.entry(site.to_string()).or_default();
+        match boots.iter().position(|(b, _)| b == boot) {
+            Some(i) => {
+                let last = boots[i].1;
+                if seq <= last {
+                    return Err(format!(
+                        "report seq {seq} of {site}'s agent process {boot:?} is not above its last accepted seq {last}: \
+                         a replayed or reordered report is refused"
+                    ));
+                }
+                // Most recent first.
+                let mut entry = boots.remove(i).unwrap_or_default();
+                entry.1 = seq;
+                boots.push_front(entry);
+            }
+            None => {
+                boots.push_front((boot.to_string(), seq));
+                boots.truncate(BOOTS_KEPT);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_or_older_report_is_refused_and_a_restart_starts_over() {
+        let s = ReportSeqs::default();
+        s.admit("a", "p1", 1).unwrap();
+        s.admit("a", "p1", 2).unwrap();
+        let e = s.admit("a", "p1", 2).unwrap_err();
+        assert!(
+            e.contains("replayed") && e.contains("last accepted seq 2"),
+            "{e}"
+        );
+        assert!(s.admit("a", "p1", 1).is_err());
+        // Another site, another process: their own sequences.
+        s.admit("b", "p1", 1).unwrap();
+        s.admit("a", "p2", 1).unwrap();
+        // The earlier process's reports stay refused after the restart.
+        assert!(s.admit("a", "p1", 2).is_err());
+        s.admit("a", "p1", 3).unwrap();
+    }
+
+    #[test]
+    fn remembers_a_bounded_number_of_processes() {
+        let s = ReportSeqs::default();
+        for i in 0..100 {
+            s.admit("a", &format!("p{i}"), 5).unwrap();
+        }
+        assert_eq!(s.by_site.lock().unwrap()["a"].len(), BOOTS_KEPT);
+        assert!(s.admit("a", "p99", 5).is_err());
+    }
+}
