@@ -528,12 +528,19 @@ async fn metrics(State(s): S, h: HeaderMap) -> Response {
     if let Err(r) = reader(&s, &h) {
         return r;
     }
+    // What the scraper asks for: OpenMetrics only when its Accept says so.
+    let openmetrics = h
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    let content_type = if openmetrics {
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    } else {
+        "text/plain; version=0.0.4; charset=utf-8"
+    };
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics_text(),
+        [(header::CONTENT_TYPE, content_type)],
+        s.metrics_text(openmetrics),
     )
         .into_response()
 }

@@ -1,7 +1,12 @@
-//! Prometheus metrics of the orchestrator, served at `/metrics`.
+//! Prometheus metrics of the orchestrator, served at `/metrics`: OpenMetrics
+//! text to a scraper that asks for it (`Accept: application/openmetrics-text`),
+//! the classic text format (0.0.4) otherwise — what `promtool check metrics`
+//! and older scrapers read. Base units (seconds), `_total` counters.
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -14,13 +19,15 @@ pub struct Metrics {
     pub report_seconds: Histogram,
     pub events: Counter,
     pub runbooks: Counter,
-    pub last_rto_ms: Gauge,
+    /// RTO of the last finished runbook, seconds.
+    pub last_rto_seconds: Gauge<f64, AtomicU64>,
     /// Alerts in force (blocked DNS providers, holds), over every group;
     /// set when `/metrics` is scraped.
     pub alerts: Gauge,
     /// Per group with replication: the RPO now (what losing the active site
-    /// would lose), ms; -1 when unknown. Set when `/metrics` is scraped.
-    pub rpo_ms: Family<Vec<(String, String)>, Gauge>,
+    /// would lose), seconds; no sample while unknown. Set when `/metrics`
+    /// is scraped.
+    pub rpo_seconds: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
     /// Command outcomes dropped: reported for a command not queued for the reporting site.
     pub dropped_outcomes: Counter,
 }
@@ -33,9 +40,9 @@ impl Metrics {
         let report_seconds = Histogram::new([0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1]);
         let events = Counter::default();
         let runbooks = Counter::default();
-        let last_rto_ms = Gauge::default();
+        let last_rto_seconds = Gauge::<f64, AtomicU64>::default();
         let alerts = Gauge::default();
-        let rpo_ms = Family::<Vec<(String, String)>, Gauge>::default();
+        let rpo_seconds = Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
         let dropped_outcomes = Counter::default();
         registry.register(
             "dropped_outcomes",
@@ -43,9 +50,9 @@ impl Metrics {
             dropped_outcomes.clone(),
         );
         registry.register(
-            "rpo_ms",
-            "Replication lag of the active site (the RPO if it died now), ms; -1 unknown",
-            rpo_ms.clone(),
+            "rpo_seconds",
+            "Replication lag of the active site (the RPO if it died now), seconds; absent while unknown",
+            rpo_seconds.clone(),
         );
         registry.register("agent_reports", "Agent reports accepted", reports.clone());
         registry.register(
@@ -61,9 +68,9 @@ impl Metrics {
         registry.register("events", "Events recorded", events.clone());
         registry.register("runbooks_finished", "Runbooks finished", runbooks.clone());
         registry.register(
-            "last_rto_ms",
-            "RTO of the last finished runbook, ms",
-            last_rto_ms.clone(),
+            "last_rto_seconds",
+            "RTO of the last finished runbook, seconds",
+            last_rto_seconds.clone(),
         );
         registry.register(
             "alerts",
@@ -73,17 +80,18 @@ impl Metrics {
         Metrics {
             dropped_outcomes,
             alerts,
-            rpo_ms,
+            rpo_seconds,
             registry,
             reports,
             rejected,
             report_seconds,
             events,
             runbooks,
-            last_rto_ms,
+            last_rto_seconds,
         }
     }
 
+    /// OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut s = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
@@ -91,8 +99,61 @@ impl Metrics {
     }
 }
 
+/// The classic Prometheus text format (0.0.4) of OpenMetrics text from
+/// prometheus-client: a counter's `# HELP`/`# TYPE` lines carry the
+/// `_total` name its samples have (OpenMetrics names the family without
+/// it), and the OpenMetrics-only `# UNIT` and `# EOF` lines go.
+pub fn classic_text(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            (counters.contains(name) && !name.ends_with("_total"))
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_total_and_drops_eof() {
+        let m = Metrics::new();
+        m.reports.inc();
+        m.last_rto_seconds.set(1.25);
+        let om = m.encode();
+        assert!(om.contains("# TYPE warden_agent_reports counter") && om.contains("# EOF"));
+        let c = classic_text(&om);
+        assert!(
+            c.contains("# TYPE warden_agent_reports_total counter\n"),
+            "{c}"
+        );
+        assert!(c.contains("# HELP warden_agent_reports_total "), "{c}");
+        assert!(c.contains("warden_agent_reports_total 1\n"), "{c}");
+        assert!(c.contains("warden_last_rto_seconds 1.25\n"), "{c}");
+        assert!(!c.contains("# EOF") && !c.contains("_ms"), "{c}");
     }
 }

@@ -720,6 +720,58 @@ fn read_only_token_cannot_act_operators_are_named_and_replays_are_refused() -> R
         let (code, body) = call(&read, "GET", path, "")?;
         assert_eq!(code, 200, "GET {path} with the read-only token: {body}");
     }
+    // Test 6: what /metrics serves passes promtool (the classic text format
+    // unless the scraper asks for OpenMetrics).
+    let out = d.lab.run(
+        "cli",
+        "bash",
+        [
+            "-c",
+            &format!(
+                "set -o pipefail; curl -sf -H 'Authorization: Bearer {read}' {api}/metrics | promtool check metrics"
+            ),
+        ],
+    )?;
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let classic = d.lab.run_ok(
+        "cli",
+        "curl",
+        [
+            "-sf",
+            "-H",
+            &format!("Authorization: Bearer {read}"),
+            &format!("{api}/metrics"),
+        ],
+    )?;
+    assert!(
+        classic.contains("# TYPE warden_agent_reports_total counter"),
+        "{classic}"
+    );
+    let reports: f64 = classic
+        .lines()
+        .find_map(|l| l.strip_prefix("warden_agent_reports_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(reports > 0.0, "{classic}");
+    let om = d.lab.run_ok(
+        "cli",
+        "curl",
+        [
+            "-sf",
+            "-H",
+            &format!("Authorization: Bearer {read}"),
+            "-H",
+            "Accept: application/openmetrics-text; version=1.0.0",
+            &format!("{api}/metrics"),
+        ],
+    )?;
+    assert!(om.trim_end().ends_with("# EOF"), "{om}");
+
     // No action with it: refused, clearly, and nothing changes.
     let before = d.runbooks()?.len();
     for (path, body) in [

@@ -262,7 +262,7 @@ impl Shared {
         st.groups.insert(rb.group.clone(), ng);
         self.metrics.runbooks.inc();
         if let Some(rto) = rb.rto_ms {
-            self.metrics.last_rto_ms.set(rto as i64);
+            self.metrics.last_rto_seconds.set(rto as f64 / 1000.0);
         }
     }
 

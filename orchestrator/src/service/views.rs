@@ -339,8 +339,9 @@ impl Shared {
         Ok(out)
     }
 
-    /// Prometheus text, with the gauges that are computed when scraped.
-    pub fn metrics_text(&self) -> String {
+    /// Prometheus text (OpenMetrics when `openmetrics`, else the classic
+    /// format), with the gauges that are computed when scraped.
+    pub fn metrics_text(&self, openmetrics: bool) -> String {
         let alerts: usize = self.cfg.groups.keys().map(|g| self.alerts(g).len()).sum();
         self.metrics.alerts.set(alerts as i64);
         {
@@ -348,14 +349,27 @@ impl Shared {
             let now = self.clock.now_ms();
             for (name, g) in &self.cfg.groups {
                 if g.replication.is_some() {
-                    let rpo = self.rpo_ms(&st, name, now).map(|v| v as i64).unwrap_or(-1);
-                    self.metrics
-                        .rpo_ms
-                        .get_or_create(&vec![("group".to_string(), name.clone())])
-                        .set(rpo);
+                    let labels = vec![("group".to_string(), name.clone())];
+                    match self.rpo_ms(&st, name, now) {
+                        Some(ms) => {
+                            self.metrics
+                                .rpo_seconds
+                                .get_or_create(&labels)
+                                .set(ms as f64 / 1000.0);
+                        }
+                        // Unknown: no sample (a number would be read as a lag).
+                        None => {
+                            self.metrics.rpo_seconds.remove(&labels);
+                        }
+                    }
                 }
             }
         }
-        self.metrics.encode()
+        let text = self.metrics.encode();
+        if openmetrics {
+            text
+        } else {
+            crate::metrics::classic_text(&text)
+        }
     }
 }
