@@ -15,6 +15,7 @@
 //! reconciliation sends the route again.
 
 pub mod api;
+pub mod budget;
 mod control;
 pub mod error;
 mod proxy;
@@ -78,25 +79,30 @@ pub async fn run(
     let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
     let table = Arc::new(route::Table::new(&cfg.groups, &stop, &tasks));
+    // What the open-file limit allows (raised at start when it may be).
+    let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
+    let slots = budget::ClientSlots::for_fd_limit(fd_limit);
+    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, "descriptor budget");
     let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
     for (name, listener) in listeners {
         let Some(group) = table.group(&name).cloned() else {
             continue; // the table was built from the same map
         };
-        let (stop, tasks) = (stop.clone(), tasks.clone());
+        let (stop, tasks, slots) = (stop.clone(), tasks.clone(), slots.clone());
         set.spawn(async move {
-            proxy::serve_group(listener, group, stop, tasks).await;
+            proxy::serve_group(listener, group, stop, tasks, slots).await;
             Ok(())
         });
     }
-    let app = control::router(Arc::clone(&table), cfg.token.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let app = control::router(Arc::clone(&table), cfg.token.clone());
     let control_stop = stop.clone();
     set.spawn(async move {
-        axum::serve(control, app)
-            .with_graceful_shutdown(control_stop.cancelled_owned())
-            .await
-            .map_err(FrontendError::Serve)
+        let limits = warden_serve::Limits {
+            max_connections: budget::CONTROL_CONNECTIONS,
+            ..warden_serve::Limits::default()
+        };
+        warden_serve::serve(control, app, limits, control_stop).await;
+        Ok(())
     });
 
     let groups_list = bound

@@ -155,8 +155,33 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint; see docs/api.md") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            known_token_first,
+        ))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(shared)
+}
+
+/// Every endpoint needs a token: one that is nobody's is refused before
+/// any handler (or body extractor) runs, so an unauthenticated client
+/// never makes the API read a body. Which role may call what is each
+/// handler's check.
+async fn known_token_first(
+    State(s): S,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match bearer(req.headers()) {
+        None => missing_token(&s),
+        Some(t)
+            if s.site_of_token(t).is_none() && s.operator_name(t).is_none() && !s.is_reader(t) =>
+        {
+            s.metrics().rejected.inc();
+            err(StatusCode::UNAUTHORIZED, "invalid bearer token")
+        }
+        Some(_) => next.run(req).await,
+    }
 }
 
 /// Error answers that axum and its extractors make themselves (405 for a
@@ -259,6 +284,16 @@ async fn poll_commands(
         return err(
             StatusCode::BAD_REQUEST,
             "wait_ms must be an integer number of milliseconds",
+        );
+    };
+    let Some(_slot) = s.poll_slot(&site) else {
+        s.metrics().rejected.inc();
+        return err(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{site} already has {} command polls open; an agent needs one",
+                crate::service::polls::POLLS_PER_SITE
+            ),
         );
     };
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(0)).min(s.config().orchestrator.long_poll);

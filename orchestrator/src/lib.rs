@@ -45,6 +45,9 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), OrchestratorError> {
+    if let Some(n) = warden_serve::raise_fd_limit() {
+        tracing::debug!(fd_limit = n, "open-file limit");
+    }
     let store = Arc::new(LocalStore::open(&settings.config.orchestrator.data_dir)?);
     let shared = Shared::new(settings, store, shutdown.clone())?;
     let addr = shared.config().orchestrator.listen;
@@ -98,14 +101,15 @@ pub async fn run(
         let _ = tx.send(bound);
     }
     let app = api::router(shared.clone());
-    let stop = shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|source| OrchestratorError::Bind {
-            addr: bound,
-            source,
-        })?;
+    let o = &shared.config().orchestrator;
+    let limits = warden_serve::Limits {
+        max_connections: o.max_connections,
+        header_read_timeout: o.header_read_timeout,
+        // A long-poll may wait `long_poll` before it answers.
+        request_timeout: o.request_timeout.saturating_add(o.long_poll),
+        ..warden_serve::Limits::default()
+    };
+    warden_serve::serve(listener, app, limits, shutdown.clone()).await;
     shutdown.cancel();
     let grace = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}

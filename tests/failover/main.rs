@@ -5,6 +5,7 @@
 #[path = "../lab/mod.rs"]
 mod lab;
 
+mod abuse;
 mod deploy;
 
 use std::time::Instant;

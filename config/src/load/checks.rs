@@ -26,8 +26,22 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
         // long_poll may be 0 (no long-polling); a zero reconcile interval would spin.
-        if o.reconcile_interval.is_zero() {
-            self.positive("orchestrator.reconcile_interval");
+        for (key, v) in [
+            ("orchestrator.reconcile_interval", o.reconcile_interval),
+            ("orchestrator.header_read_timeout", o.header_read_timeout),
+            ("orchestrator.request_timeout", o.request_timeout),
+        ] {
+            if v.is_zero() {
+                self.positive(key);
+            }
+        }
+        if !(16..=1_000_000).contains(&o.max_connections) {
+            self.push(
+                self.at("orchestrator.max_connections"),
+                "orchestrator.max_connections",
+                Some(o.max_connections.to_string()),
+                "must be between 16 and 1000000",
+            );
         }
     }
 

@@ -154,6 +154,23 @@ pub struct OrchestratorConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub reconcile_interval: Duration,
+    /// Open API connections at most; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Time a client has for a request's line and headers (and a kept-alive
+    /// connection's idle time).
+    #[serde(
+        default = "default_header_read_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub header_read_timeout: Duration,
+    /// Time from a request's headers to the start of its answer (body read
+    /// included); a long-poll gets `long_poll` on top.
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub request_timeout: Duration,
     /// Environment variables (besides PATH, HOME, LANG and the like) passed
     /// to the orchestrator's fence commands; a variable that holds a secret
     /// is never passed.
@@ -173,6 +190,15 @@ impl OrchestratorConfig {
 
 fn default_max_body() -> usize {
     64 * 1024
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_long_poll() -> Duration {
     Duration::from_secs(10)

@@ -12,6 +12,11 @@ impl Shared {
             .map(String::as_str)
     }
 
+    /// A slot for one more command long-poll of `site` (`None`: at the cap).
+    pub fn poll_slot(&self, site: &str) -> Option<polls::PollSlot> {
+        self.polls.enter(site)
+    }
+
     /// Refuses a report that is not newer than the last one of its agent
     /// process (see [`replay`]).
     pub fn admit_report_seq(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {

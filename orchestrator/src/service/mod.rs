@@ -13,6 +13,7 @@
 //!   failed away from while cut off, dropped outcomes;
 //! - [`operator`]: operator actions and alerts;
 //! - [`replay`]: each agent process's report sequence (replays refused);
+//! - [`polls`]: concurrent command long-polls per site (capped);
 //! - [`views`]: read-only views for the API.
 //!
 //! One `Mutex<State>` guards everything that decisions read, so a decision and
@@ -53,6 +54,7 @@ mod hybrid;
 mod intake;
 mod operator;
 mod persist;
+pub mod polls;
 mod reconcile;
 mod replay;
 mod replication;
@@ -137,6 +139,8 @@ pub struct Shared {
     reader: Option<Secret>,
     /// Last accepted report seq per agent process (replays are refused).
     report_seqs: replay::ReportSeqs,
+    /// Open command long-polls per site.
+    polls: polls::Polls,
     /// SHA-256 of an agent token → site. A hash lookup (not a scan) keeps a
     /// report O(1) with tens of thousands of sites; keyed by the digest, its
     /// timing says nothing about the tokens.
@@ -266,6 +270,7 @@ impl Shared {
             operators,
             reader,
             report_seqs: replay::ReportSeqs::default(),
+            polls: polls::Polls::default(),
             agent_tokens,
             store,
             strategies,

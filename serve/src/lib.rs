@@ -1,0 +1,226 @@
+//! The HTTP listeners of warden's APIs (the orchestrator's, the frontend's
+//! control API), hardened against clients that hold resources without
+//! finishing anything:
+//!
+//! - a **connection cap**: beyond [`Limits::max_connections`] open
+//!   connections a new one is closed at once (the process keeps its
+//!   descriptors for the connections it serves);
+//! - a **header read timeout**: the request line and headers must arrive
+//!   within [`Limits::header_read_timeout`] (a slowloris client sending a
+//!   byte a second is cut off), and it also bounds the idle time of a
+//!   kept-alive connection before its next request;
+//! - a **request timeout**: from the headers to the start of the answer
+//!   (reading the body included) at most [`Limits::request_timeout`];
+//! - **size limits with JSON answers**: a request URI over
+//!   [`Limits::max_uri_bytes`] gets 414 and headers over
+//!   [`Limits::max_header_bytes`] get 431, both with the `{"error": …}` body
+//!   every API error has (hyper's own limit, [`HYPER_BUF_BYTES`], is far
+//!   above them and only answers without a body).
+//!
+//! Authentication before the body is read is the router's part (a
+//! middleware that runs before any extractor). [`raise_fd_limit`] lifts the
+//! process's soft descriptor limit to its hard limit at start.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{header, Request, Response, StatusCode};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_service::Service;
+use tracing::{debug, warn};
+
+/// hyper's read buffer: the hard cap on a request head, well above
+/// [`Limits::max_header_bytes`] so that warden's own JSON 431 answers first.
+pub const HYPER_BUF_BYTES: usize = 64 * 1024;
+
+/// What one listener allows.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections at most; more are closed at once.
+    pub max_connections: usize,
+    /// Time for a request's line and headers (and a kept-alive connection's
+    /// idle time before its next request).
+    pub header_read_timeout: Duration,
+    /// Time from the headers to the start of the answer, body read included.
+    pub request_timeout: Duration,
+    /// Longest request URI (path and query).
+    pub max_uri_bytes: usize,
+    /// Largest total of header names and values.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// A JSON error answer: `{"error": message}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// What the listener refuses before the router sees the request.
+fn precheck(req: &Request<Incoming>, limits: &Limits) -> Option<Response<Body>> {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return Some(json_error(
+            StatusCode::URI_TOO_LONG,
+            &format!(
+                "request URI of {uri_len} bytes; at most {} are accepted",
+                limits.max_uri_bytes
+            ),
+        ));
+    }
+    let header_len: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_len > limits.max_header_bytes {
+        return Some(json_error(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            &format!(
+                "request headers of {header_len} bytes; at most {} are accepted",
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    None
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` fires, then
+/// lets open requests finish (at most 5 s). The router sees each client's
+/// address as [`ConnectInfo<SocketAddr>`].
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut conns = tokio::task::JoinSet::new();
+    let mut refused: u64 = 0;
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+        };
+        while conns.try_join_next().is_some() {}
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors (or a connection reset before accept):
+                // wait a little instead of spinning, then go on.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                warn!(
+                    peer = %peer,
+                    max_connections = limits.max_connections,
+                    refused,
+                    "connection cap reached: connection closed"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let limits = limits.clone();
+        let stop = shutdown.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            serve_connection(stream, peer, app, limits, stop).await;
+        });
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: Limits,
+    stop: CancellationToken,
+) {
+    let request_timeout = limits.request_timeout;
+    let header_timeout = limits.header_read_timeout;
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let mut app = app.clone();
+        let limits = limits.clone();
+        async move {
+            if let Some(refused) = precheck(&req, &limits) {
+                return Ok::<_, Infallible>(refused);
+            }
+            req.extensions_mut().insert(ConnectInfo(peer));
+            match tokio::time::timeout(request_timeout, app.call(req.map(Body::new))).await {
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(never)) => match never {},
+                Err(_) => Ok(json_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "request not complete within {} s",
+                        request_timeout.as_secs_f64()
+                    ),
+                )),
+            }
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(HYPER_BUF_BYTES);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let done = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = stop.cancelled() => None,
+    };
+    let result = match done {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Raises this process's soft limit of open descriptors as far as the hard
+/// limit allows (a busy listener needs more than the usual 1024); returns
+/// the limit now.
+pub fn raise_fd_limit() -> Option<u64> {
+    rlimit::increase_nofile_limit(u64::MAX).ok()
+}

@@ -1,0 +1,156 @@
+//! The listener's limits against a real socket on loopback: long URIs and
+//! headers get JSON 414/431, a connection beyond the cap is closed at once,
+//! headers that trickle in are cut at the header timeout, a slow answer at
+//! the request timeout (JSON 408), and the router sees the client address.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::routing::get;
+use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use warden_serve::{serve, Limits};
+
+async fn start(limits: Limits) -> (SocketAddr, CancellationToken) {
+    let app = Router::new()
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, app, limits, stop.clone()));
+    (addr, stop)
+}
+
+/// Sends `req`, returns everything the server sends until it closes (or 3 s).
+async fn exchange(addr: SocketAddr, req: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(req).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_connections: 4,
+        header_read_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_millis(500),
+        max_uri_bytes: 100,
+        max_header_bytes: 1000,
+    }
+}
+
+#[tokio::test]
+async fn sizes_are_refused_with_json_and_the_router_sees_the_client() {
+    let (addr, _stop) = start(limits()).await;
+    let ok = exchange(
+        addr,
+        b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.ends_with("127.0.0.1"),
+        "{ok}"
+    );
+
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(200)
+    );
+    let r = exchange(addr, long.as_bytes()).await;
+    assert!(r.starts_with("HTTP/1.1 414"), "{r}");
+    assert!(
+        r.contains("application/json")
+            && r.contains(r#"{"error":"request URI of 201 bytes; at most 100 are accepted"}"#),
+        "{r}"
+    );
+
+    let big = format!(
+        "GET /peer HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "b".repeat(2000)
+    );
+    let r = exchange(addr, big.as_bytes()).await;
+    assert!(
+        r.starts_with("HTTP/1.1 431") && r.contains(r#""error":"request headers of"#),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn slow_clients_and_slow_answers_are_cut() {
+    let (addr, _stop) = start(limits()).await;
+    // Headers a byte at a time, never finished: closed at the header timeout.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let t = Instant::now();
+    let mut closed = false;
+    for b in b"GET /peer HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if s.write_all(&[*b]).await.is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a trickling header was never cut");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    // An answer later than the request timeout: 408 with a JSON body.
+    let r = exchange(
+        addr,
+        b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 408")
+            && r.contains(r#"{"error":"request not complete within 0.5 s"}"#),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_at_once() {
+    let (addr, stop) = start(Limits {
+        header_read_timeout: Duration::from_secs(10),
+        ..limits()
+    })
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "the fifth connection stays open: {n:?}"
+    );
+    // One of the four leaves: a new one is served.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = exchange(
+        addr,
+        b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    stop.cancel();
+}
