@@ -44,9 +44,26 @@ impl Client {
             )?,
             (None, None) => bail!("give --config FILE or --token-file FILE for the operator token"),
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if base.starts_with("https://") {
+            let ca = cli.ca.clone().or_else(|| {
+                cfg.as_ref()
+                    .and_then(|c| c.orchestrator.tls.as_ref())
+                    .and_then(|t| t.ca.clone())
+            });
+            let identity = match (&cli.client_cert, &cli.client_key) {
+                (Some(cert), Some(key)) => Some(warden_serve::tls::Identity {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            };
+            builder = builder.tls_backend_preconfigured(warden_serve::tls::client_config(
+                ca.as_deref(),
+                identity.as_ref(),
+            )?);
+        }
+        let http = builder.build()?;
         Ok(Client { base, token, http })
     }
 

@@ -83,6 +83,8 @@ pub struct AgentSettings {
     pub state_dir: std::path::PathBuf,
     /// This site's groups and each group's primary site.
     pub groups: Vec<(String, String)>,
+    /// TLS towards the orchestrator (its CA, this site's client certificate).
+    pub tls: Option<rustls::ClientConfig>,
 }
 
 /// One peer site's public endpoints, as this agent probes them.
@@ -91,6 +93,34 @@ pub struct PeerEndpoints {
     pub site: String,
     /// Endpoint specs whose timeout is already capped by `detection.probe_timeout`.
     pub endpoints: Vec<CheckSpec>,
+}
+
+/// The TLS client configuration towards an orchestrator that speaks TLS:
+/// its CA (`orchestrator.tls.ca`), and this site's certificate
+/// (`sites.SITE.client_tls`) for one that verifies its clients.
+fn orchestrator_tls(
+    config: &Config,
+    site: &str,
+) -> Result<Option<rustls::ClientConfig>, AgentError> {
+    let o = &config.orchestrator;
+    if o.tls.is_none() && !o.base_url().starts_with("https://") {
+        return Ok(None);
+    }
+    let ca = o.tls.as_ref().and_then(|t| t.ca.as_deref());
+    let identity = config
+        .sites
+        .get(site)
+        .and_then(|s| s.client_tls.as_ref())
+        .map(|c| warden_serve::tls::Identity {
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        });
+    warden_serve::tls::client_config(ca, identity.as_ref())
+        .map(Some)
+        .map_err(|e| AgentError::InvalidSetting {
+            key: format!("sites.{site}.client_tls / orchestrator.tls.ca"),
+            reason: e.to_string(),
+        })
 }
 
 impl AgentSettings {
@@ -158,6 +188,7 @@ impl AgentSettings {
                 .filter(|(_, g)| g.site_names().iter().any(|s| s == site))
                 .map(|(name, g)| (name.clone(), g.primary().to_string()))
                 .collect(),
+            tls: orchestrator_tls(config, site)?,
         };
         settings.validate()?;
         Ok(settings)
@@ -220,10 +251,12 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
             .collect();
     }
 
-    let orchestrator = reqwest::Client::builder()
-        .connect_timeout(interval.max(Duration::from_secs(1)))
-        .build()
-        .map_err(AgentError::Client)?;
+    let mut builder =
+        reqwest::Client::builder().connect_timeout(interval.max(Duration::from_secs(1)));
+    if let Some(tls) = settings.tls.clone() {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    let orchestrator = builder.build().map_err(AgentError::Client)?;
     // Probes measure direct reachability of local services and peer sites: no proxy.
     let probe = reqwest::Client::builder()
         .no_proxy()
@@ -868,6 +901,7 @@ mod tests {
             replication: None,
             state_dir: std::env::temp_dir(),
             groups: Vec::new(),
+            tls: None,
         };
         for kind in [
             CommandKind::StartReplication,
@@ -902,6 +936,7 @@ mod tests {
             replication: None,
             state_dir: std::env::temp_dir(),
             groups: Vec::new(),
+            tls: None,
         };
         assert!(matches!(
             s.validate(),

@@ -26,6 +26,9 @@ pub enum FrontendError {
     /// The control API server stopped with an I/O error while running: restart the frontend.
     #[error("control API server failed: {0}")]
     Serve(#[source] io::Error),
+    /// The control API's TLS files cannot be used: fix them.
+    #[error("frontend control API TLS: {0}")]
+    Tls(#[source] warden_serve::ServeError),
     /// An internal task panicked or was aborted: a bug; restart the frontend and report it.
     #[error("internal task failed: {0}")]
     Task(String),

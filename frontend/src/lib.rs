@@ -95,13 +95,19 @@ pub async fn run(
         });
     }
     let app = control::router(Arc::clone(&table), cfg.token.clone());
+    let tls = match &cfg.tls {
+        Some(files) => Some(Arc::new(
+            warden_serve::tls::ServerTls::new(files.clone()).map_err(FrontendError::Tls)?,
+        )),
+        None => None,
+    };
     let control_stop = stop.clone();
     set.spawn(async move {
         let limits = warden_serve::Limits {
             max_connections: budget::CONTROL_CONNECTIONS,
             ..warden_serve::Limits::default()
         };
-        warden_serve::serve(control, app, limits, control_stop).await;
+        warden_serve::serve(control, app, limits, tls, control_stop).await;
         Ok(())
     });
 

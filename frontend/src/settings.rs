@@ -20,6 +20,8 @@ pub struct FrontendSettings {
     pub control: SocketAddr,
     /// Bearer token every control request must carry.
     pub token: Secret,
+    /// TLS of the control API.
+    pub tls: Option<warden_serve::tls::ServerFiles>,
     /// Groups this frontend proxies, by group name.
     pub groups: BTreeMap<String, GroupSettings>,
 }
@@ -76,6 +78,11 @@ impl FrontendSettings {
             name: name.to_string(),
             control: fe.control,
             token,
+            tls: fe.tls.as_ref().map(|t| warden_serve::tls::ServerFiles {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: t.client_ca.clone(),
+            }),
             groups,
         })
     }

@@ -172,16 +172,33 @@ async fn known_token_first(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    match bearer(req.headers()) {
-        None => missing_token(&s),
-        Some(t)
-            if s.site_of_token(t).is_none() && s.operator_name(t).is_none() && !s.is_reader(t) =>
-        {
+    let site = match bearer(req.headers()) {
+        None => return missing_token(&s),
+        Some(t) => match s.site_of_token(t) {
+            Some(site) => Some(site.to_string()),
+            None if s.operator_name(t).is_some() || s.is_reader(t) => None,
+            None => {
+                s.metrics().rejected.inc();
+                return err(StatusCode::UNAUTHORIZED, "invalid bearer token");
+            }
+        },
+    };
+    // With client certificates (mTLS), an agent's must name its site: a
+    // certificate for one site cannot report for another.
+    if let (Some(site), true) = (&site, s.verifies_client_certs()) {
+        let named = req
+            .extensions()
+            .get::<warden_serve::PeerCertificate>()
+            .is_some_and(|c| warden_serve::tls::cert_names(&c.0, site));
+        if !named {
             s.metrics().rejected.inc();
-            err(StatusCode::UNAUTHORIZED, "invalid bearer token")
+            return err(
+                StatusCode::FORBIDDEN,
+                format!("the client certificate does not name site {site:?} (subjectAltName DNS {site}): it cannot act for it"),
+            );
         }
-        Some(_) => next.run(req).await,
     }
+    next.run(req).await
 }
 
 /// Error answers that axum and its extractors make themselves (405 for a

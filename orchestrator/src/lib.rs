@@ -109,7 +109,18 @@ pub async fn run(
         request_timeout: o.request_timeout.saturating_add(o.long_poll),
         ..warden_serve::Limits::default()
     };
-    warden_serve::serve(listener, app, limits, shutdown.clone()).await;
+    let tls = match &o.tls {
+        Some(t) => Some(Arc::new(
+            warden_serve::tls::ServerTls::new(warden_serve::tls::ServerFiles {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: t.client_ca.clone(),
+            })
+            .map_err(|e| OrchestratorError::Setup(format!("orchestrator.tls: {e}")))?,
+        )),
+        None => None,
+    };
+    warden_serve::serve(listener, app, limits, tls, shutdown.clone()).await;
     shutdown.cancel();
     let grace = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}

@@ -17,9 +17,14 @@
 //!   every API error has (hyper's own limit, [`HYPER_BUF_BYTES`], is far
 //!   above them and only answers without a body).
 //!
-//! Authentication before the body is read is the router's part (a
-//! middleware that runs before any extractor). [`raise_fd_limit`] lifts the
-//! process's soft descriptor limit to its hard limit at start.
+//! With [`tls::ServerTls`] the listener speaks TLS only (the handshake
+//! within the header timeout); a verified client certificate reaches the
+//! router as a [`PeerCertificate`] extension. Authentication before the body
+//! is read is the router's part (a middleware that runs before any
+//! extractor). [`raise_fd_limit`] lifts the process's soft descriptor limit
+//! to its hard limit at start.
+
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,11 +37,25 @@ use axum::http::{header, Request, Response, StatusCode};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 use tracing::{debug, warn};
+
+/// What can go wrong setting a listener up.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A TLS file (certificate, key, CA) cannot be used: fix the file.
+    #[error("TLS file {path}: {reason}")]
+    Tls { path: String, reason: String },
+}
+
+/// The client certificate (DER, the leaf) a TLS client presented and the
+/// listener verified; in the request extensions of TLS connections.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Arc<Vec<u8>>);
 
 /// hyper's read buffer: the hard cap on a request head, well above
 /// [`Limits::max_header_bytes`] so that warden's own JSON 431 answers first.
@@ -116,6 +135,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<tls::ServerTls>>,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -154,9 +174,34 @@ pub async fn serve(
         let app = app.clone();
         let limits = limits.clone();
         let stop = shutdown.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
             let _slot = slot;
-            serve_connection(stream, peer, app, limits, stop).await;
+            let Some(tls) = tls else {
+                serve_connection(stream, peer, None, app, limits, stop).await;
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+            let stream = match handshake.await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!(peer = %peer, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    debug!(peer = %peer, "TLS handshake not done within the header timeout");
+                    return;
+                }
+            };
+            let cert = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| PeerCertificate(Arc::new(c.as_ref().to_vec())));
+            serve_connection(stream, peer, cert, app, limits, stop).await;
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -165,23 +210,30 @@ pub async fn serve(
     .await;
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+async fn serve_connection<I>(
+    stream: I,
     peer: SocketAddr,
+    cert: Option<PeerCertificate>,
     app: Router,
     limits: Limits,
     stop: CancellationToken,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let request_timeout = limits.request_timeout;
     let header_timeout = limits.header_read_timeout;
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let mut app = app.clone();
         let limits = limits.clone();
+        let cert = cert.clone();
         async move {
             if let Some(refused) = precheck(&req, &limits) {
                 return Ok::<_, Infallible>(refused);
             }
             req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(c) = cert {
+                req.extensions_mut().insert(c);
+            }
             match tokio::time::timeout(request_timeout, app.call(req.map(Body::new))).await {
                 Ok(Ok(resp)) => Ok(resp),
                 Ok(Err(never)) => match never {},

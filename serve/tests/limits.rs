@@ -30,7 +30,7 @@ async fn start(limits: Limits) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, app, limits, stop.clone()));
+    tokio::spawn(serve(listener, app, limits, None, stop.clone()));
     (addr, stop)
 }
 

@@ -21,6 +21,26 @@ pub(crate) struct Cli {
     /// File holding the operator token (client commands; overrides the config).
     #[arg(long, global = true, env = "WARDEN_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// CA (PEM) to trust for an https:// API (default: the config's
+    /// `orchestrator.tls.ca`, else the system's roots).
+    #[arg(long, global = true, env = "WARDEN_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for an API that verifies its clients (mTLS).
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "WARDEN_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
     #[command(subcommand)]
     pub cmd: Cmd,
 }

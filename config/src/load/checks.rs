@@ -35,6 +35,17 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.positive(key);
             }
         }
+        if let Some(t) = &o.tls {
+            self.check_tls("orchestrator.tls", t);
+            if o.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+                self.push(
+                    self.at("orchestrator.url"),
+                    "orchestrator.url",
+                    o.url.clone(),
+                    "the API speaks TLS (orchestrator.tls): the url must be https://",
+                );
+            }
+        }
         if !(16..=1_000_000).contains(&o.max_connections) {
             self.push(
                 self.at("orchestrator.max_connections"),
@@ -42,6 +53,29 @@ impl<'t, 'r> Cx<'t, 'r> {
                 Some(o.max_connections.to_string()),
                 "must be between 16 and 1000000",
             );
+        }
+    }
+
+    /// A TLS table's files are absolute paths.
+    pub(super) fn check_tls(&mut self, key: &str, t: &crate::TlsConfig) {
+        let files = [
+            ("cert", Some(&t.cert)),
+            ("key", Some(&t.key)),
+            ("ca", t.ca.as_ref()),
+            ("client_ca", t.client_ca.as_ref()),
+        ];
+        for (field, path) in files {
+            if let Some(p) = path {
+                if !p.is_absolute() {
+                    let k = format!("{key}.{field}");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        Some(format!("{:?}", p.display().to_string())),
+                        "must be an absolute path to a PEM file",
+                    );
+                }
+            }
         }
     }
 

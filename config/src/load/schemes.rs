@@ -22,6 +22,11 @@ impl<'t, 'r> Cx<'t, 'r> {
             )],
             FrontendDriverKind::Haproxy => &[
                 (
+                    "tls",
+                    fe.tls.is_some(),
+                    "kind \"haproxy\" is driven through its runtime API; tls is only for kind \"builtin\" (`warden frontend`'s control API): remove this key",
+                ),
+                (
                     "control",
                     fe.control.is_some(),
                     "kind \"haproxy\" is reached through runtime; control is only for kind \"builtin\" (`warden frontend`): remove this key",
@@ -65,7 +70,14 @@ impl<'t, 'r> Cx<'t, 'r> {
                 let (Some(control), Some(token)) = (fe.control, fe.token.clone()) else {
                     return None;
                 };
-                Some(CheckedFrontend::Builtin(FrontendConfig { control, token }))
+                if let Some(t) = &fe.tls {
+                    self.check_tls(&format!("{key}.tls"), t);
+                }
+                Some(CheckedFrontend::Builtin(FrontendConfig {
+                    control,
+                    token,
+                    tls: fe.tls.clone(),
+                }))
             }
             FrontendDriverKind::Haproxy => {
                 let k = format!("{key}.runtime");

@@ -171,6 +171,13 @@ pub struct OrchestratorConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub request_timeout: Duration,
+    /// TLS of the API (the `url` is then `https://`).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The certificate the orchestrator presents to frontends that verify
+    /// their clients.
+    #[serde(default)]
+    pub client_tls: Option<ClientTls>,
     /// Environment variables (besides PATH, HOME, LANG and the like) passed
     /// to the orchestrator's fence commands; a variable that holds a secret
     /// is never passed.
@@ -183,6 +190,7 @@ impl OrchestratorConfig {
     pub fn base_url(&self) -> String {
         match &self.url {
             Some(u) => u.trim_end_matches('/').to_string(),
+            None if self.tls.is_some() => format!("https://{}", self.listen),
             None => format!("http://{}", self.listen),
         }
     }
@@ -335,6 +343,10 @@ pub struct SiteConfig {
     /// `{orchestrator.data_dir}/agent-NAME` on the agent's host.
     #[serde(default)]
     pub state_dir: Option<std::path::PathBuf>,
+    /// The certificate this site's agent presents to an orchestrator that
+    /// verifies its clients; it must name the site (subjectAltName DNS).
+    #[serde(default)]
+    pub client_tls: Option<ClientTls>,
     /// Environment variables (besides PATH, HOME, LANG and the like) passed
     /// to this site's hooks, checks and replication processes; a variable
     /// that holds a secret is never passed.
@@ -489,6 +501,9 @@ pub struct FrontendEntry {
     /// `haproxy`: where its runtime API listens, a UNIX socket path or IP:PORT.
     #[serde(default)]
     pub runtime: Option<Spanned<String>>,
+    /// `builtin`: TLS of its control API.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// `[frontends.NAME]` with kind `builtin`: one `warden frontend` machine.
@@ -499,6 +514,36 @@ pub struct FrontendConfig {
     pub control: SocketAddr,
     /// Bearer token shared by the orchestrator and this frontend.
     pub token: SecretRef,
+    /// TLS of its control API (the orchestrator then speaks https to it).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS of a server (`[orchestrator.tls]`, `[frontends.NAME.tls]`): PEM files.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain this server presents (leaf first).
+    pub cert: PathBuf,
+    /// Its private key (refused when every user can read it).
+    pub key: PathBuf,
+    /// The CA its clients trust for it (default: the system's roots).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// When set, every client must present a certificate signed by this CA
+    /// (mTLS); an agent's must name its site.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A client certificate (mTLS): PEM files.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTls {
+    /// Certificate chain presented (leaf first).
+    pub cert: PathBuf,
+    /// Its private key (refused when every user can read it).
+    pub key: PathBuf,
 }
 
 /// `[frontends.NAME]` with kind `haproxy`: one HAProxy process, driven

@@ -95,6 +95,7 @@ pub(crate) fn settings(groups: BTreeMap<String, GroupSettings>) -> FrontendSetti
         name: "fe-test".into(),
         control: "127.0.0.1:0".parse().expect("addr"),
         token: Secret::new(TOKEN),
+        tls: None,
         groups,
     }
 }

@@ -340,6 +340,15 @@ impl Shared {
         found
     }
 
+    /// Whether the API verifies client certificates (mTLS).
+    pub fn verifies_client_certs(&self) -> bool {
+        self.cfg
+            .orchestrator
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca.is_some())
+    }
+
     /// Whether `token` is the read-only token (constant-time comparison).
     pub fn is_reader(&self, token: &str) -> bool {
         self.reader.as_ref().is_some_and(|r| r.matches(token))

@@ -86,6 +86,28 @@ impl BuiltinDriver {
         })
     }
 
+    /// Speaks https to the control API with `tls` (the frontend's CA, the
+    /// orchestrator's client certificate if the frontend verifies clients);
+    /// its own connection pool.
+    pub fn with_tls(mut self, tls: rustls::ClientConfig) -> Result<BuiltinDriver, StrategyError> {
+        let control = self.base.trim_start_matches("http://").to_string();
+        self.client = reqwest::Client::builder()
+            .timeout(Self::DEFAULT_TIMEOUT)
+            .connect_timeout(Self::DEFAULT_TIMEOUT)
+            .no_proxy()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| {
+                StrategyError::Config(format!(
+                    "cannot build the HTTPS client for frontend {}: {}",
+                    self.name,
+                    chain(&e)
+                ))
+            })?;
+        self.base = format!("https://{control}");
+        Ok(self)
+    }
+
     fn url(&self) -> String {
         format!("{}/v1/routes/{}", self.base, self.group)
     }

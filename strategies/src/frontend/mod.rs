@@ -118,13 +118,27 @@ impl FrontendStrategy {
                         .map_err(|e| StrategyError::Config(e.to_string()))?;
                     let token = Secret::load(&format!("frontends.{fe_name}.token"), &fe.token)
                         .map_err(|e| StrategyError::Config(e.to_string()))?;
-                    let driver = BuiltinDriver::new(
+                    let mut driver = BuiltinDriver::new(
                         fe_name,
                         group,
                         fe.control,
                         token,
                         BuiltinDriver::DEFAULT_TIMEOUT,
                     )?;
+                    if let Some(tls) = &fe.tls {
+                        let identity = cfg.orchestrator.client_tls.as_ref().map(|c| {
+                            warden_serve::tls::Identity {
+                                cert: c.cert.clone(),
+                                key: c.key.clone(),
+                            }
+                        });
+                        let client =
+                            warden_serve::tls::client_config(tls.ca.as_deref(), identity.as_ref())
+                                .map_err(|e| {
+                                    StrategyError::Config(format!("frontends.{fe_name}.tls: {e}"))
+                                })?;
+                        driver = driver.with_tls(client)?;
+                    }
                     drivers.push(Arc::new(driver));
                 }
                 let sites = scheme.backend_addrs().into_keys().collect();
@@ -316,6 +330,7 @@ mod tests {
             name: "fe-test".into(),
             control,
             token: Secret::new(TOKEN),
+            tls: None,
             groups: BTreeMap::from([(
                 "web".to_string(),
                 GroupSettings {
