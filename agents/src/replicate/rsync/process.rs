@@ -22,14 +22,18 @@ pub(crate) async fn check_symlinks(
     cancel: &CancellationToken,
 ) -> Result<(), AgentError> {
     let unique = format!("{}-{}", std::process::id(), probe_counter());
-    let dir = TempDir(std::env::temp_dir().join(format!("warden-symlink-probe-{unique}")));
+    let private = super::pull::private_temp_dir().map_err(|e| AgentError::Watch {
+        path: std::env::temp_dir().display().to_string(),
+        reason: format!("cannot create the symlink probe: {e}"),
+    })?;
+    let dir = TempDir(private.join(format!("symlink-probe-{unique}")));
     let name = format!(".warden-symlink-probe-{unique}");
     let local = dir.0.join(&name);
     let io = |e: std::io::Error| AgentError::Watch {
         path: dir.0.display().to_string(),
         reason: format!("cannot create the symlink probe: {e}"),
     };
-    std::fs::create_dir_all(&dir.0).map_err(io)?;
+    std::fs::create_dir(&dir.0).map_err(io)?;
     std::os::unix::fs::symlink(SYMLINK_PROBE_TARGET, &local).map_err(io)?;
     run_rsync(
         s,

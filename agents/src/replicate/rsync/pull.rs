@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::{dir_item, item_of, rsync_unescape};
 use crate::replicate::manifest::{
-    escape_name, now_ms, unescape_name, Item, Listing, Manifest, Stamp, Stamps,
+    escape_name, unescape_name, Item, Listing, Manifest, Stamp, Stamps,
 };
 
 /// Whether `names` holds anything under `name/`.
@@ -22,28 +22,51 @@ pub(super) fn holds_under(names: &BTreeSet<String>, name: &str) -> bool {
 }
 
 /// A file removed when dropped.
-pub(super) struct TempFile(pub(super) PathBuf);
+pub(super) struct TempFile(tempfile::TempPath);
 
 impl TempFile {
+    /// A new file holding `body`: created exclusively (`O_EXCL`, a random
+    /// name, mode 0600) in [`private_temp_dir`]; removed when dropped.
+    pub(super) fn with(prefix: &str, suffix: &str, body: &[u8]) -> std::io::Result<TempFile> {
+        use std::io::Write;
+        let mut f = tempfile::Builder::new()
+            .prefix(prefix)
+            .suffix(suffix)
+            .tempfile_in(private_temp_dir()?)?;
+        f.write_all(body)?;
+        f.flush()?;
+        Ok(TempFile(f.into_temp_path()))
+    }
+
     /// The rsync arguments that read this file as NUL-separated filter rules.
     pub(super) fn args(&self) -> [std::ffi::OsString; 2] {
         let mut rule = std::ffi::OsString::from("--filter=merge ");
-        rule.push(&self.0);
+        rule.push(self.0.as_os_str());
         ["--from0".into(), rule]
     }
 }
 
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// This user's private directory for warden's temporary files,
+/// `$TMPDIR/warden-UID` (mode 0700): created if missing; one that is not a
+/// real directory owned by this user, or that others may enter, is refused.
+pub(crate) fn private_temp_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    // The owner of /proc/self is this process's effective user.
+    let uid = std::fs::metadata("/proc/self")?.uid();
+    let dir = std::env::temp_dir().join(format!("warden-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
     }
-}
-
-/// Unix ms plus a per-process counter, for unique temp names.
-pub(super) fn now_ms_unique() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", now_ms(), N.fetch_add(1, Ordering::Relaxed))
+    let m = std::fs::symlink_metadata(&dir)?;
+    if !m.is_dir() || m.uid() != uid || m.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a private directory of uid {uid} (a directory, mode 0700): remove it",
+            dir.display()
+        )));
+    }
+    Ok(dir)
 }
 
 /// The rsync filter rule `RULE /NAME` (NAME: the raw bytes of an

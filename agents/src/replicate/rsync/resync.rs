@@ -242,21 +242,18 @@ impl RsyncResyncer {
         if rules.is_empty() {
             return Ok(None);
         }
-        let path = std::env::temp_dir().join(format!(
-            "warden-resync-{}-{}.filter",
-            std::process::id(),
-            now_ms_unique()
-        ));
         let mut body = Vec::new();
         for r in rules {
             body.extend_from_slice(r);
             body.push(0);
         }
-        std::fs::write(&path, body).map_err(|e| AgentError::LocalTarget {
-            path: path.display().to_string(),
-            reason: format!("cannot write the rsync filter file: {e}"),
+        let file = TempFile::with("warden-resync-", ".filter", &body).map_err(|e| {
+            AgentError::LocalTarget {
+                path: std::env::temp_dir().display().to_string(),
+                reason: format!("cannot write the rsync filter file: {e}"),
+            }
         })?;
-        Ok(Some(TempFile(path)))
+        Ok(Some(file))
     }
 }
 
