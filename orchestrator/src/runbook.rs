@@ -914,6 +914,14 @@ mod tests {
         fn last_event_id(&self) -> Result<u64, OrchestratorError> {
             self.inner.last_event_id()
         }
+        fn prune_events(
+            &self,
+            keep: usize,
+            before_unix_ms: u64,
+            max: usize,
+        ) -> Result<usize, OrchestratorError> {
+            self.inner.prune_events(keep, before_unix_ms, max)
+        }
     }
 
     fn policy(fencing: Fencing, fence_command: Option<Vec<String>>) -> Policy {

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -34,6 +34,14 @@ pub trait Store: Send + Sync {
     /// Events with id > `after`, oldest first, at most `limit`.
     fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError>;
     fn last_event_id(&self) -> Result<u64, OrchestratorError>;
+    /// Deletes the oldest events beyond the newest `keep` and those recorded
+    /// before `before_unix_ms`, at most `max` in one call; how many went.
+    fn prune_events(
+        &self,
+        keep: usize,
+        before_unix_ms: u64,
+        max: usize,
+    ) -> Result<usize, OrchestratorError>;
 }
 
 /// redb-backed store at `DATA_DIR/warden.redb`.
@@ -173,6 +181,40 @@ impl Store for LocalStore {
         let last = t.last().map_err(se)?;
         Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
     }
+
+    fn prune_events(
+        &self,
+        keep: usize,
+        before_unix_ms: u64,
+        max: usize,
+    ) -> Result<usize, OrchestratorError> {
+        let tx = self.db.begin_write().map_err(se)?;
+        let mut removed = 0;
+        {
+            let mut t = tx.open_table(EVENTS).map_err(se)?;
+            let mut excess = (t.len().map_err(se)? as usize).saturating_sub(keep);
+            while removed < max {
+                let oldest = match t.first().map_err(se)? {
+                    Some((k, v)) => {
+                        let old =
+                            excess > 0 || dec::<Event>(v.value())?.time_unix_ms < before_unix_ms;
+                        old.then(|| k.value())
+                    }
+                    None => None,
+                };
+                let Some(id) = oldest else { break };
+                t.remove(id).map_err(se)?;
+                excess = excess.saturating_sub(1);
+                removed += 1;
+            }
+        }
+        if removed == 0 {
+            tx.abort().map_err(se)?;
+            return Ok(0);
+        }
+        tx.commit().map_err(se)?;
+        Ok(removed)
+    }
 }
 
 /// An in-memory store for unit tests (and to show the trait's contract).
@@ -250,6 +292,28 @@ impl Store for MemStore {
             .map(|(_, e)| e.clone())
             .collect())
     }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before_unix_ms: u64,
+        max: usize,
+    ) -> Result<usize, OrchestratorError> {
+        let mut inner = self.inner.lock().expect("poisoned");
+        let mut excess = inner.events.len().saturating_sub(keep);
+        let mut removed = 0;
+        while removed < max {
+            let Some((&id, e)) = inner.events.iter().next() else {
+                break;
+            };
+            if excess == 0 && e.time_unix_ms >= before_unix_ms {
+                break;
+            }
+            inner.events.remove(&id);
+            excess = excess.saturating_sub(1);
+            removed += 1;
+        }
+        Ok(removed)
+    }
     fn last_event_id(&self) -> Result<u64, OrchestratorError> {
         Ok(self
             .inner
@@ -295,5 +359,25 @@ mod tests {
         assert_eq!(page.first().map(|e| e.id), Some(1001));
         assert_eq!(page.last().map(|e| e.id), Some(2000));
         assert_eq!(s.events(2400, 1000).unwrap().len(), 100);
+    }
+
+    #[test]
+    fn events_are_pruned_by_count_and_age_in_both_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalStore::open(dir.path()).unwrap();
+        let mem = MemStore::default();
+        for s in [&local as &dyn Store, &mem] {
+            s.put_events(&(1..=500).map(ev).collect::<Vec<_>>())
+                .unwrap();
+            // Keep the newest 300: ids 201..=500 (bounded work per call).
+            assert_eq!(s.prune_events(300, 0, 150).unwrap(), 150);
+            assert_eq!(s.prune_events(300, 0, 1000).unwrap(), 50);
+            assert_eq!(s.events(0, 1).unwrap()[0].id, 201);
+            // By age: everything recorded before t = 450 (ev(id) at t = id).
+            assert_eq!(s.prune_events(1000, 450, 1000).unwrap(), 249);
+            assert_eq!(s.events(0, 1).unwrap()[0].id, 450);
+            assert_eq!(s.prune_events(1000, 450, 1000).unwrap(), 0);
+            assert_eq!(s.last_event_id().unwrap(), 500);
+        }
     }
 }

@@ -46,6 +46,23 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+        if !(100..=100_000_000).contains(&o.events_keep) {
+            self.push(
+                self.at("orchestrator.events_keep"),
+                "orchestrator.events_keep",
+                Some(o.events_keep.to_string()),
+                "must be between 100 and 100000000",
+            );
+        }
+        if o.events_max_age < std::time::Duration::from_secs(3600) {
+            let value = self.value_at("orchestrator.events_max_age");
+            self.push(
+                self.at("orchestrator.events_max_age"),
+                "orchestrator.events_max_age",
+                value,
+                "must be at least 1h",
+            );
+        }
         if !(16..=1_000_000).contains(&o.max_connections) {
             self.push(
                 self.at("orchestrator.max_connections"),

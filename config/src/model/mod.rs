@@ -171,6 +171,15 @@ pub struct OrchestratorConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub request_timeout: Duration,
+    /// Events kept in the store at most (the oldest go first).
+    #[serde(default = "default_events_keep")]
+    pub events_keep: usize,
+    /// Events older than this are deleted from the store.
+    #[serde(
+        default = "default_events_max_age",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub events_max_age: Duration,
     /// TLS of the API (the `url` is then `https://`).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -198,6 +207,12 @@ impl OrchestratorConfig {
 
 fn default_max_body() -> usize {
     64 * 1024
+}
+fn default_events_keep() -> usize {
+    100_000
+}
+fn default_events_max_age() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
 }
 fn default_max_connections() -> usize {
     4096

@@ -67,9 +67,29 @@ impl Shared {
             if !batch.is_empty() {
                 let store = self.store.clone();
                 let n = batch.len();
-                match tokio::task::spawn_blocking(move || store.put_events(&batch)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => warn!(cause = %e, events = n, "cannot persist events"),
+                let o = &self.cfg.orchestrator;
+                let keep = o.events_keep;
+                let before = self.clock.now_ms().saturating_sub(
+                    u64::try_from(o.events_max_age.as_millis()).unwrap_or(u64::MAX),
+                );
+                // Written, then the oldest beyond the retention pruned (at
+                // most a bounded number per batch), off the async threads.
+                let written = tokio::task::spawn_blocking(move || {
+                    store.put_events(&batch)?;
+                    store.prune_events(keep, before, 10_000)
+                })
+                .await;
+                match written {
+                    Ok(Ok(pruned)) => {
+                        self.store_ok("events");
+                        if pruned > 0 {
+                            tracing::debug!(pruned, "old events pruned");
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        warn!(cause = %e, events = n, "cannot persist events");
+                        self.store_trouble("events", &e.to_string());
+                    }
                     Err(e) => warn!(cause = %e, events = n, "event writer task failed"),
                 }
             }
@@ -77,6 +97,32 @@ impl Shared {
                 return;
             }
         }
+    }
+
+    /// The store failed to write `what`: an alert on every group (status,
+    /// `warden_alerts`) until a write succeeds.
+    pub(crate) fn store_trouble(&self, what: &str, cause: &str) {
+        let mut t = self.store_trouble.lock().unwrap_or_else(|p| p.into_inner());
+        t.insert(what.to_string(), cause.to_string());
+    }
+
+    /// A write of `what` succeeded: its alert ends.
+    pub(crate) fn store_ok(&self, what: &str) {
+        let mut t = self.store_trouble.lock().unwrap_or_else(|p| p.into_inner());
+        t.remove(what);
+    }
+
+    /// The store's alerts in force.
+    pub(crate) fn store_alerts(&self) -> Vec<String> {
+        let t = self.store_trouble.lock().unwrap_or_else(|p| p.into_inner());
+        t.iter()
+            .map(|(what, cause)| {
+                format!(
+                    "the store ({}) cannot write {what}: {cause} — free space or fix the disk; decisions wait until it can",
+                    self.cfg.orchestrator.data_dir.display()
+                )
+            })
+            .collect()
     }
 
     /// Level-triggered: record an event about condition `key` only when

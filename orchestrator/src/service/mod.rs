@@ -141,6 +141,8 @@ pub struct Shared {
     report_seqs: replay::ReportSeqs,
     /// Open command long-polls per site.
     polls: polls::Polls,
+    /// What the store failed to write, and why (alerts until it can).
+    store_trouble: Mutex<BTreeMap<String, String>>,
     /// SHA-256 of an agent token → site. A hash lookup (not a scan) keeps a
     /// report O(1) with tens of thousands of sites; keyed by the digest, its
     /// timing says nothing about the tokens.
@@ -271,6 +273,7 @@ impl Shared {
             reader,
             report_seqs: replay::ReportSeqs::default(),
             polls: polls::Polls::default(),
+            store_trouble: Mutex::new(BTreeMap::new()),
             agent_tokens,
             store,
             strategies,

@@ -237,6 +237,7 @@ impl Shared {
             .get(group)
             .map(|s| s.alerts())
             .unwrap_or_default();
+        out.extend(self.store_alerts());
         let st = self.lock();
         if let Some(x) = st.epoch_ahead.get(group) {
             let own = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();

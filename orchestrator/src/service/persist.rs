@@ -126,6 +126,7 @@ impl Shared {
                 match result {
                     Ok(Ok(())) => {
                         self.writer.written.send_replace(seq);
+                        self.store_ok("group state");
                     }
                     failed => {
                         let cause = match failed {
@@ -134,6 +135,7 @@ impl Shared {
                             Ok(Ok(())) => String::new(),
                         };
                         warn!(cause = %cause, "cannot persist group state; retrying in 1 s");
+                        self.store_trouble("group state", &cause);
                         // Put the changes back under anything newer.
                         {
                             let mut q = self.writer.lock();

@@ -38,6 +38,16 @@ impl Strategy for FakeRoute {
 }
 
 fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+    setup_with(automatic, max_failovers, "", Arc::new(MemStore::default()))
+}
+
+/// [`setup`] with extra `[orchestrator]` lines and a given store.
+fn setup_with(
+    automatic: bool,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+    store: Arc<dyn crate::store::Store>,
+) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!(
         "warden-svc-{}-{}-{automatic}-{max_failovers}",
@@ -64,6 +74,7 @@ fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, s
 listen = "127.0.0.1:0"
 data_dir = "{d}/data"
 operator_token = {{ file = "{d}/op" }}
+{orchestrator_extra}
 [detection]
 interval = "250ms"
 fall = 3
@@ -100,12 +111,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     .into();
     let settings =
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
-    let shared = Shared::new(
-        settings,
-        Arc::new(MemStore::default()),
-        CancellationToken::new(),
-    )
-    .expect("shared");
+    let shared = Shared::new(settings, store, CancellationToken::new()).expect("shared");
     tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
     (shared, fake, dir)
 }
@@ -270,5 +276,145 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
         s.operator_approve("web", "operator").is_err(),
         "nothing left to approve"
     );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A store whose writes fail while `full` is set (a full disk).
+#[derive(Default)]
+struct FullDisk {
+    inner: MemStore,
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl FullDisk {
+    fn check(&self) -> Result<(), crate::OrchestratorError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::OrchestratorError::store(
+                "write",
+                std::io::Error::other("No space left on device (os error 28)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl crate::store::Store for FullDisk {
+    fn groups(&self) -> Result<Vec<GroupState>, crate::OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &GroupState) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_group_and_runbook(g, rb)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &Event) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_event(e)
+    }
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.check()?;
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+#[tokio::test]
+async fn events_are_kept_by_count_and_a_failing_store_is_an_alert() {
+    let store = Arc::new(FullDisk::default());
+    let (s, _fake, dir) = setup_with(false, 1, "events_keep = 100", store.clone());
+    let stop = CancellationToken::new();
+    tokio::spawn(s.clone().write_events(stop.clone()));
+    for i in 0..300 {
+        s.event(
+            EventKind::Maintenance,
+            Some("web"),
+            None,
+            format!("e{i}"),
+            vec![],
+            None,
+        );
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let newest = s.lock().next_event - 1;
+    let mut kept = Vec::new();
+    for _ in 0..100 {
+        kept = store.inner.events(0, 10_000).unwrap();
+        if kept.last().map(|e| e.id) == Some(newest) && kept.len() <= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(kept.len(), 100, "the newest 100 are kept");
+    assert_eq!(kept.last().map(|e| e.id), Some(newest));
+    assert!(s.alerts("web").is_empty(), "{:?}", s.alerts("web"));
+
+    // The disk fills: an alert on the group, saying what and where.
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.event(
+        EventKind::Maintenance,
+        Some("web"),
+        None,
+        "one more".into(),
+        vec![],
+        None,
+    );
+    let mut alerts = Vec::new();
+    for _ in 0..100 {
+        alerts = s.alerts("web");
+        if !alerts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("cannot write events") && a.contains("No space left")),
+        "{alerts:?}"
+    );
+    // Space again: the alert ends with the next write.
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.event(
+        EventKind::Maintenance,
+        Some("web"),
+        None,
+        "and one more".into(),
+        vec![],
+        None,
+    );
+    for _ in 0..100 {
+        if s.alerts("web").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(s.alerts("web").is_empty(), "{:?}", s.alerts("web"));
+    stop.cancel();
     let _ = std::fs::remove_dir_all(dir);
 }
