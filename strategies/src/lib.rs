@@ -19,6 +19,8 @@
 pub mod dns;
 mod error;
 pub mod frontend;
+#[cfg(test)]
+mod fuzz;
 pub mod hybrid;
 mod text;
 

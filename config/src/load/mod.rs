@@ -56,12 +56,56 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Read and validate a config file.
+/// Largest config file read: a real one is a few KiB; a huge file (or a
+/// huge array in it) would only cost memory before it is refused.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Read and validate a config file: at most [`MAX_CONFIG_BYTES`], UTF-8
+/// (the first byte that is not gets its line and column).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    use std::io::Read;
+    let io = |source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let problem = |line, col, message: String| {
+        ConfigError::Invalid(vec![Problem {
+            file: path.to_path_buf(),
+            line,
+            col,
+            key: "(file)".into(),
+            value: None,
+            message,
+        }])
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(problem(
+            1,
+            1,
+            format!(
+                "the file is larger than {MAX_CONFIG_BYTES} bytes; a warden config is a few KiB"
+            ),
+        ));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            return Err(problem(
+                line,
+                col,
+                "not UTF-8: a config file is UTF-8 text".into(),
+            ));
+        }
+    };
     parse(&text, path)
 }
 

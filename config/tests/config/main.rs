@@ -5,6 +5,7 @@
 mod crossref;
 mod examples;
 mod haproxy;
+mod mutations;
 mod problems;
 mod replication;
 mod secrets;

@@ -418,3 +418,96 @@ async fn events_are_kept_by_count_and_a_failing_store_is_an_alert() {
     stop.cancel();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue 14, fuzzed parsers: agent reports. Arbitrary report bodies (JSON
+/// built from the report's own field names and odd values) are parsed as
+/// the API does, and whatever parses is handed to the service as a report
+/// from site a: nothing panics, the service still answers. Cases:
+/// `PROPTEST_CASES` (default 256; the long run is in FUZZING.md).
+#[tokio::test(start_paused = true)]
+async fn arbitrary_agent_reports_never_panic_the_service() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let (s, _fake, dir) = setup(true, 1);
+    // Reports shaped like real ones, with odd values where values go.
+    let text = "\\PC{0,12}";
+    let check = (text, any::<bool>(), any::<bool>(), text).prop_map(|(name, ok, critical, detail)| {
+        serde_json::json!({ "name": name, "ok": ok, "critical": critical, "detail": detail })
+    });
+    let id = prop_oneof![
+        prop::sample::select(
+            &[
+                "web:2:promote",
+                "web:1:demote",
+                "web:18446744073709551615:switch",
+                "x:1:promote",
+                ":::",
+                ""
+            ][..]
+        )
+        .prop_map(String::from),
+        text.prop_map(String::from),
+    ];
+    let outcome = (id, any::<bool>(), text, prop::collection::vec(check.clone(), 0..3)).prop_map(
+        |(id, ok, detail, checks)| serde_json::json!({ "id": id, "ok": ok, "detail": detail, "checks": checks }),
+    );
+    let authority = (
+        prop::sample::select(&["web", "other", ""][..]),
+        any::<u64>(),
+        prop::sample::select(&["active", "standby", "resync", "", "\u{0}"][..]),
+        proptest::option::of(any::<u64>()),
+        any::<bool>(),
+    )
+        .prop_map(|(group, epoch, role, demoted_at, may_push)| {
+            serde_json::json!({ "group": group, "epoch": epoch, "role": role, "demoted_at": demoted_at, "may_push": may_push })
+        });
+    let peer = (
+        prop::sample::select(&["a", "b", "zz"][..]),
+        prop::collection::vec(check.clone(), 0..3),
+    )
+        .prop_map(|(site, results)| serde_json::json!({ "site": site, "results": results }));
+    let body = (
+        any::<u64>(),
+        text,
+        prop::collection::vec(check, 0..4),
+        prop::collection::vec(peer, 0..3),
+        prop::collection::vec(outcome, 0..4),
+        prop::collection::vec(authority, 0..3),
+    )
+        .prop_map(|(seq, boot, checks, peers, outcomes, authority)| {
+            serde_json::json!({ "site": "a", "seq": seq, "boot": boot, "checks": checks,
+                "peers": peers, "outcomes": outcomes, "authority": authority })
+            .to_string()
+        });
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let parsed = std::sync::atomic::AtomicU32::new(0);
+    runner
+        .run(&body, |text| {
+            if warden_proto::require_object(text.as_bytes()).is_err() {
+                return Ok(());
+            }
+            if let Ok(mut rep) = serde_json::from_str::<AgentReport>(&text) {
+                parsed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                rep.site = "a".into();
+                let _ = s.accept_report(rep);
+            }
+            Ok(())
+        })
+        .expect("no input panics the report path");
+    // Still serving: a normal report is accepted and the status renders.
+    round(&s, true).await;
+    assert!(!s.status_view().groups.is_empty());
+    eprintln!(
+        "{} of {cases} bodies parsed as reports and were accepted",
+        parsed.into_inner()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -189,7 +189,7 @@ impl NameRecords {
 
 /// The group's marker record: which decision last wrote the names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Marker {
+pub(crate) struct Marker {
     epoch: Epoch,
     site: String,
 }
@@ -215,7 +215,7 @@ fn marker_text(epoch: Epoch, site: &str) -> String {
     format!("warden epoch={epoch} site={site}")
 }
 
-fn parse_marker(t: &str) -> Option<Marker> {
+pub(crate) fn parse_marker(t: &str) -> Option<Marker> {
     let mut epoch = None;
     let mut site = None;
     let mut it = t.split_whitespace();

@@ -225,7 +225,7 @@ impl HaproxyDriver {
 
 /// One server's line of `show servers state`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ServerState {
+pub(crate) struct ServerState {
     name: String,
     /// `srv_admin_state`: a bit field (see [`ADMIN_MAINT`], [`ADMIN_DRAIN`]).
     admin: u32,
@@ -245,7 +245,7 @@ impl ServerState {
 
 /// The fence held in HAProxy: the highest accepted epoch and its site.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Fence {
+pub(crate) struct Fence {
     epoch: u64,
     site: String,
 }
@@ -516,7 +516,7 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 /// Parse `show servers state BACKEND` (format version 1). `Err("")` when the
 /// reply is not a state dump at all (an error message), `Err(why)` when it is
 /// a malformed one.
-fn parse_servers_state(reply: &str, backend: &str) -> Result<Vec<ServerState>, String> {
+pub(crate) fn parse_servers_state(reply: &str, backend: &str) -> Result<Vec<ServerState>, String> {
     match reply.split('\n').next() {
         Some("1") => {}
         Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) => {
@@ -589,7 +589,7 @@ fn parse_servers_state(reply: &str, backend: &str) -> Result<Vec<ServerState>, S
 
 /// Parse the reply to `get var NAME`: `Ok(None)` for "Variable not found.",
 /// `Err("")` for any other message, `Err(why)` for a malformed value.
-fn parse_fence(reply: &str, var: &str) -> Result<Option<Fence>, String> {
+pub(crate) fn parse_fence(reply: &str, var: &str) -> Result<Option<Fence>, String> {
     let text = reply.trim_end_matches('\n');
     if text == "Variable not found." {
         return Ok(None);

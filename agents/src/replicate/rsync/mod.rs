@@ -89,6 +89,8 @@ use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
 mod book;
+#[cfg(test)]
+mod fuzz;
 mod guarded;
 mod process;
 mod pull;

@@ -104,7 +104,7 @@ pub(crate) async fn check_symlinks(
 }
 
 /// One `--list-only -l` line for `name`: its size and symlink target.
-pub(super) fn parse_probe_line(line: &str, name: &str) -> Option<(u64, String)> {
+pub(crate) fn parse_probe_line(line: &str, name: &str) -> Option<(u64, String)> {
     let mut fields = line.split_whitespace();
     let perms = fields.next()?;
     if !perms.starts_with('l') {
@@ -354,7 +354,9 @@ pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
     if flags.len() < 5 {
         return None;
     }
-    let kind = if item[2..].starts_with('+') {
+    // Bytes, not `str` slices: a line that is not rsync's (any text can
+    // arrive on the pipe) must not split a character.
+    let kind = if flags[2] == b'+' {
         DifferenceKind::MissingAtTarget
     } else if flags[1] == b'd' {
         // A directory's own mtime follows its children; not a difference of content.
