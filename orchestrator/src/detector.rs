@@ -435,10 +435,18 @@ impl Detector {
                         t.first_failing = None;
                     }
                 }
-                _ => {
+                // Judged unwell by its own agent: recovery starts over.
+                Verdict::Unconfirmed(_) => {
                     t.down_rounds = 0;
                     t.healthy_rounds = 0;
                     t.healthy_since = None;
+                }
+                // Cannot judge the site this round (DESIGN §3): a disaster
+                // needs consecutive down rounds, so that count starts over;
+                // recovery pauses — healthy rounds and the hold-down clock
+                // already earned stay, none is added.
+                Verdict::PathFault(_) | Verdict::DeadAgent(_) | Verdict::Unknown(_) => {
+                    t.down_rounds = 0;
                 }
             }
             t.last = Some(verdict.clone());
@@ -743,6 +751,87 @@ mod tests {
         assert!(at.duration_since(start) >= Duration::from_secs(5));
         assert!(at.duration_since(start) < Duration::from_millis(5500));
         assert!(w.det.is_recovered("a", Instant::now()));
+    }
+
+    /// Issue 15: a returning primary behind a lossy path (every other of
+    /// our probes lost: path-fault rounds between healthy ones) still
+    /// recovers after `rise` healthy rounds and the hold-down — those rounds
+    /// pause recovery, they do not restart it; a round its own agent calls
+    /// unwell (`unconfirmed`) does restart it. And the same alternation of
+    /// down and path-fault rounds never confirms a disaster.
+    #[tokio::test(start_paused = true)]
+    async fn rounds_that_cannot_judge_pause_recovery_and_never_add_up_to_down() {
+        let mut w = World::new();
+        for _ in 0..3 {
+            w.feed(Some(false), false, Some(false), true, true);
+            w.round();
+            tick().await;
+        }
+        assert!(w.det.track("a").unwrap().confirmed_down);
+        let start = Instant::now();
+        let mut recovered_at = None;
+        for i in 0..60 {
+            // Odd rounds: our probe of a is lost, the agent and b say healthy.
+            let lost = i % 2 == 1;
+            w.feed(Some(true), true, Some(!lost), true, true);
+            let r = w.round();
+            if lost {
+                assert_eq!(World::a(&r).verdict.label(), "path_fault");
+            }
+            if World::a(&r).transitions.contains(&Transition::Recovered) {
+                recovered_at = Some(Instant::now());
+                break;
+            }
+            tick().await;
+        }
+        let at = recovered_at.expect("recovers behind a lossy path");
+        assert!(
+            at.duration_since(start) >= Duration::from_secs(5),
+            "hold-down kept"
+        );
+        assert!(
+            at.duration_since(start) < Duration::from_secs(6),
+            "{:?}",
+            at.duration_since(start)
+        );
+
+        // Unconfirmed (its own critical check fails) starts recovery over.
+        let mut w = World::new();
+        for _ in 0..3 {
+            w.feed(Some(false), false, Some(false), true, true);
+            w.round();
+            tick().await;
+        }
+        for _ in 0..16 {
+            w.feed(Some(true), true, Some(true), true, true);
+            w.round();
+            tick().await;
+        }
+        w.feed(Some(false), true, Some(true), true, true);
+        assert_eq!(World::a(&w.round()).verdict.label(), "unconfirmed");
+        tick().await;
+        w.feed(Some(true), true, Some(true), true, true);
+        let r = w.round();
+        assert!(!World::a(&r).transitions.contains(&Transition::Recovered));
+        assert!(
+            !w.det.is_recovered("a", Instant::now()),
+            "the hold-down starts over"
+        );
+
+        // Down rounds separated by path-fault rounds never confirm.
+        let mut w = World::new();
+        for i in 0..12 {
+            if i % 2 == 0 {
+                w.feed(Some(false), false, Some(false), true, true);
+            } else {
+                w.feed(Some(true), true, Some(false), true, true);
+            }
+            let r = w.round();
+            let want = if i % 2 == 0 { "down" } else { "path_fault" };
+            assert_eq!(World::a(&r).verdict.label(), want, "round {i}");
+            tick().await;
+        }
+        assert!(!w.det.track("a").unwrap().confirmed_down);
     }
 
     /// Frontends of hybrid groups (no agent): down only when a majority of
