@@ -101,10 +101,23 @@ pub struct SiteTrack {
     pub down_rounds: u32,
     pub healthy_rounds: u32,
     pub healthy_since: Option<Instant>,
+    /// Start of the current run of rounds that could not judge the site,
+    /// while it was healthy: that time does not count towards the hold-down.
+    pub unjudged_since: Option<Instant>,
     pub confirmed_down: bool,
     /// First down round of the current incident (for RTO).
     pub first_failing: Option<Instant>,
     pub last: Option<Verdict>,
+}
+
+impl SiteTrack {
+    /// Health time earned towards the hold-down: since `healthy_since`,
+    /// minus the rounds that could not judge the site (paused, DESIGN §3).
+    pub fn healthy_for(&self, now: Instant) -> Option<Duration> {
+        let since = self.healthy_since?;
+        let until = self.unjudged_since.unwrap_or(now);
+        Some(until.saturating_duration_since(since))
+    }
 }
 
 /// A change worth an event.
@@ -210,20 +223,14 @@ impl Detector {
         self.sites.get(site).is_some_and(|t| {
             !t.confirmed_down
                 && t.healthy_rounds >= self.cfg.rise
-                && t.healthy_since
-                    .is_some_and(|s| now.saturating_duration_since(s) >= self.cfg.hold_down)
+                && t.healthy_for(now).is_some_and(|h| h >= self.cfg.hold_down)
         })
     }
 
     /// How long until `site` may count as recovered (for status output).
     pub fn hold_down_left(&self, site: &str, now: Instant) -> Option<Duration> {
         let t = self.sites.get(site)?;
-        let since = t.healthy_since?;
-        Some(
-            self.cfg
-                .hold_down
-                .saturating_sub(now.saturating_duration_since(since)),
-        )
+        Some(self.cfg.hold_down.saturating_sub(t.healthy_for(now)?))
     }
 
     /// Evaluate one site without changing state; returns the verdict and the evidence table.
@@ -409,6 +416,7 @@ impl Detector {
                     t.down_rounds += 1;
                     t.healthy_rounds = 0;
                     t.healthy_since = None;
+                    t.unjudged_since = None;
                     if t.first_failing.is_none() {
                         t.first_failing = Some(now);
                     }
@@ -420,6 +428,11 @@ impl Detector {
                 Verdict::Healthy => {
                     t.down_rounds = 0;
                     t.healthy_rounds += 1;
+                    // Back from rounds that could not judge: the clock
+                    // resumes where it stopped.
+                    if let (Some(u), Some(h)) = (t.unjudged_since.take(), t.healthy_since) {
+                        t.healthy_since = Some(h + now.saturating_duration_since(u));
+                    }
                     if t.healthy_since.is_none() {
                         t.healthy_since = Some(now);
                     }
@@ -440,13 +453,18 @@ impl Detector {
                     t.down_rounds = 0;
                     t.healthy_rounds = 0;
                     t.healthy_since = None;
+                    t.unjudged_since = None;
                 }
                 // Cannot judge the site this round (DESIGN §3): a disaster
                 // needs consecutive down rounds, so that count starts over;
-                // recovery pauses — healthy rounds and the hold-down clock
-                // already earned stay, none is added.
+                // recovery pauses — healthy rounds and the hold-down time
+                // already earned stay, and the clock stops until a round
+                // judges the site again.
                 Verdict::PathFault(_) | Verdict::DeadAgent(_) | Verdict::Unknown(_) => {
                     t.down_rounds = 0;
+                    if t.healthy_since.is_some() && t.unjudged_since.is_none() {
+                        t.unjudged_since = Some(now);
+                    }
                 }
             }
             t.last = Some(verdict.clone());
@@ -784,16 +802,14 @@ mod tests {
             }
             tick().await;
         }
+        // Half the rounds judge it: 5 s of judged health take about 10 s.
         let at = recovered_at.expect("recovers behind a lossy path");
+        let took = at.duration_since(start);
         assert!(
-            at.duration_since(start) >= Duration::from_secs(5),
-            "hold-down kept"
+            took >= Duration::from_secs(9),
+            "unjudged time does not count: {took:?}"
         );
-        assert!(
-            at.duration_since(start) < Duration::from_secs(6),
-            "{:?}",
-            at.duration_since(start)
-        );
+        assert!(took < Duration::from_secs(11), "{took:?}");
 
         // Unconfirmed (its own critical check fails) starts recovery over.
         let mut w = World::new();

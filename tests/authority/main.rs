@@ -124,6 +124,9 @@ fn wait_runbook_done(d: &Deployment, id: &Value) -> Result<Value> {
 fn forged_outcomes_from_another_site_change_nothing() -> Result<()> {
     let Some(d) = deployment(Knobs {
         group_extra: r#"fencing = "required""#.into(),
+        // The operator's failover must stay put while the test looks: a
+        // healthy primary is otherwise failed back to after hold_down.
+        failback: "manual",
         ..Knobs::default()
     }) else {
         return Ok(());
