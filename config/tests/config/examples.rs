@@ -125,10 +125,15 @@ fn documentation_example_parses() {
         .skip(1)
         .map(|b| b.split("```").next().unwrap())
         .collect();
+    // Every complete config in the docs parses (the TLS example too) ...
+    for b in blocks.iter().filter(|b| b.contains("[orchestrator]")) {
+        crate::ok(b);
+    }
+    // ... and the annotated one is what it says.
     let complete = blocks
         .iter()
-        .find(|b| b.contains("[orchestrator]"))
-        .expect("a complete example in the docs");
+        .find(|b| b.contains("[orchestrator]") && b.contains("[groups.web]"))
+        .expect("the annotated example in the docs");
     let c = crate::ok(complete);
     assert_eq!(c.groups["web"].site_names(), ["ca", "tx"]);
     assert_eq!(c.orchestrator.base_url(), "https://warden.example.net:7000");
