@@ -26,6 +26,10 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 struct Ctx {
     table: Arc<Table>,
     token: Arc<Secret>,
+    /// With client certificates (mTLS): the name the caller's certificate
+    /// must carry (`orchestrator`): another certificate of the same CA (an
+    /// agent's, an operator's) with the token is no licence to switch.
+    cert_name: Option<Arc<str>>,
 }
 
 /// An error answer: a status and an [`ErrorBody`].
@@ -58,10 +62,12 @@ impl IntoResponse for ApiError {
 }
 
 /// The control API router; serve it with `ConnectInfo<SocketAddr>`.
-pub(crate) fn router(table: Arc<Table>, token: Secret) -> Router {
+/// `cert_name`: with mTLS, the name a caller's certificate must carry.
+pub(crate) fn router(table: Arc<Table>, token: Secret, cert_name: Option<&str>) -> Router {
     let ctx = Ctx {
         table,
         token: Arc::new(token),
+        cert_name: cert_name.map(Arc::from),
     };
     Router::new()
         .route("/v1/health", get(health))
@@ -96,6 +102,20 @@ async fn authenticate(State(ctx): State<Ctx>, req: Request, next: Next) -> Respo
             "missing or wrong bearer token (Authorization: Bearer <token>)",
         )
         .into_response();
+    }
+    if let Some(name) = &ctx.cert_name {
+        let named = req
+            .extensions()
+            .get::<warden_serve::PeerCertificate>()
+            .is_some_and(|c| warden_serve::tls::cert_names(&c.0, name));
+        if !named {
+            warn!(method = %req.method(), path = %req.uri().path(), "control request with a client certificate that does not name {name}");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("the client certificate does not name {name} (subjectAltName DNS {name}): only the orchestrator may drive this frontend"),
+            )
+            .into_response();
+        }
     }
     next.run(req).await
 }

@@ -94,7 +94,13 @@ pub async fn run(
             Ok(())
         });
     }
-    let app = control::router(Arc::clone(&table), cfg.token.clone());
+    // With mTLS only the orchestrator's certificate may drive routes.
+    let cert_name = cfg
+        .tls
+        .as_ref()
+        .and_then(|t| t.client_ca.as_ref())
+        .map(|_| "orchestrator");
+    let app = control::router(Arc::clone(&table), cfg.token.clone(), cert_name);
     let tls = match &cfg.tls {
         Some(files) => Some(Arc::new(
             warden_serve::tls::ServerTls::new(files.clone()).map_err(FrontendError::Tls)?,

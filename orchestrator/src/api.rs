@@ -29,6 +29,9 @@ use crate::OrchestratorError;
 
 type S = State<Arc<Shared>>;
 
+mod auth;
+use auth::{agent, known_token_first, operator, reader};
+
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(ApiError { error: msg.into() })).into_response()
 }
@@ -42,78 +45,6 @@ impl IntoResponse for OrchestratorError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         err(status, self.to_string())
-    }
-}
-
-fn bearer(h: &HeaderMap) -> Option<&str> {
-    h.get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-/// Check an operator token; returns the operator's name (for events).
-fn operator<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
-    match bearer(h) {
-        Some(t) => match s.operator_name(t) {
-            Some(name) => Ok(name),
-            None if s.is_reader(t) => {
-                s.metrics().rejected.inc();
-                Err(err(
-                    StatusCode::FORBIDDEN,
-                    "the read-only token may not act; use an operator token",
-                ))
-            }
-            None => Err(unknown_token(s, t)),
-        },
-        None => Err(missing_token(s)),
-    }
-}
-
-/// Check a token that may read: the read-only token or an operator's.
-fn reader(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
-    match bearer(h) {
-        Some(t) if s.is_reader(t) || s.operator_name(t).is_some() => Ok(()),
-        Some(t) => Err(unknown_token(s, t)),
-        None => Err(missing_token(s)),
-    }
-}
-
-fn unknown_token(s: &Shared, t: &str) -> Response {
-    s.metrics().rejected.inc();
-    if s.site_of_token(t).is_some() {
-        err(
-            StatusCode::FORBIDDEN,
-            "an agent token may not call operator endpoints",
-        )
-    } else {
-        err(StatusCode::UNAUTHORIZED, "invalid bearer token")
-    }
-}
-
-fn missing_token(s: &Shared) -> Response {
-    s.metrics().rejected.inc();
-    err(
-        StatusCode::UNAUTHORIZED,
-        "missing Authorization: Bearer <token>",
-    )
-}
-
-/// Check an agent token; returns its site.
-fn agent<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
-    match bearer(h) {
-        Some(t) => s.site_of_token(t).ok_or_else(|| {
-            s.metrics().rejected.inc();
-            err(StatusCode::UNAUTHORIZED, "invalid agent token")
-        }),
-        None => {
-            s.metrics().rejected.inc();
-            Err(err(
-                StatusCode::UNAUTHORIZED,
-                "missing Authorization: Bearer <token>",
-            ))
-        }
     }
 }
 
@@ -161,44 +92,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         ))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(shared)
-}
-
-/// Every endpoint needs a token: one that is nobody's is refused before
-/// any handler (or body extractor) runs, so an unauthenticated client
-/// never makes the API read a body. Which role may call what is each
-/// handler's check.
-async fn known_token_first(
-    State(s): S,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let site = match bearer(req.headers()) {
-        None => return missing_token(&s),
-        Some(t) => match s.site_of_token(t) {
-            Some(site) => Some(site.to_string()),
-            None if s.operator_name(t).is_some() || s.is_reader(t) => None,
-            None => {
-                s.metrics().rejected.inc();
-                return err(StatusCode::UNAUTHORIZED, "invalid bearer token");
-            }
-        },
-    };
-    // With client certificates (mTLS), an agent's must name its site: a
-    // certificate for one site cannot report for another.
-    if let (Some(site), true) = (&site, s.verifies_client_certs()) {
-        let named = req
-            .extensions()
-            .get::<warden_serve::PeerCertificate>()
-            .is_some_and(|c| warden_serve::tls::cert_names(&c.0, site));
-        if !named {
-            s.metrics().rejected.inc();
-            return err(
-                StatusCode::FORBIDDEN,
-                format!("the client certificate does not name site {site:?} (subjectAltName DNS {site}): it cannot act for it"),
-            );
-        }
-    }
-    next.run(req).await
 }
 
 /// Error answers that axum and its extractors make themselves (405 for a

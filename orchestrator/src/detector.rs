@@ -575,6 +575,15 @@ mod tests {
         fn round(&mut self) -> Round {
             self.det.round(&self.ev, Instant::now())
         }
+        /// Three rounds of a failing locally and from outside: confirmed down.
+        async fn confirm_a_down(&mut self) {
+            for _ in 0..3 {
+                self.feed(Some(false), false, Some(false), true, true);
+                self.round();
+                tick().await;
+            }
+            assert!(self.det.track("a").unwrap().confirmed_down);
+        }
         fn a(r: &Round) -> &SiteRound {
             r.sites.iter().find(|s| s.site == "a").unwrap()
         }
@@ -738,12 +747,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn recovery_needs_rise_rounds_and_unbroken_hold_down() {
         let mut w = World::new();
-        for _ in 0..3 {
-            w.feed(Some(false), false, Some(false), true, true);
-            w.round();
-            tick().await;
-        }
-        assert!(w.det.track("a").unwrap().confirmed_down);
+        w.confirm_a_down().await;
         // Healthy for 4 s, then one bad round, then healthy again: the hold-down restarts.
         for _ in 0..16 {
             w.feed(Some(true), true, Some(true), true, true);
@@ -780,12 +784,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn rounds_that_cannot_judge_pause_recovery_and_never_add_up_to_down() {
         let mut w = World::new();
-        for _ in 0..3 {
-            w.feed(Some(false), false, Some(false), true, true);
-            w.round();
-            tick().await;
-        }
-        assert!(w.det.track("a").unwrap().confirmed_down);
+        w.confirm_a_down().await;
         let start = Instant::now();
         let mut recovered_at = None;
         for i in 0..60 {
@@ -813,11 +812,7 @@ mod tests {
 
         // Unconfirmed (its own critical check fails) starts recovery over.
         let mut w = World::new();
-        for _ in 0..3 {
-            w.feed(Some(false), false, Some(false), true, true);
-            w.round();
-            tick().await;
-        }
+        w.confirm_a_down().await;
         for _ in 0..16 {
             w.feed(Some(true), true, Some(true), true, true);
             w.round();

@@ -240,6 +240,52 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         ))
     }
 
+    /// `curl -s -m 5 ARGS` from the `cli` host: curl's exit code, the
+    /// HTTP status (0 without an answer) and the body.
+    pub(crate) fn curl(&self, args: &[&str]) -> Result<(i32, u16, String)> {
+        let mut all = vec!["-s", "-m", "5", "-w", "\n%{http_code}"];
+        all.extend_from_slice(args);
+        let out = self.lab.run("cli", "curl", all)?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text
+            .trim_end()
+            .rsplit_once('\n')
+            .unwrap_or(("", text.trim()));
+        Ok((
+            out.status.code().unwrap_or(-1),
+            code.parse().unwrap_or(0),
+            body.to_string(),
+        ))
+    }
+
+    /// `METHOD path` on the orchestrator's (plain HTTP) API with `token` and
+    /// a JSON `body`: the status and the body; an error if curl failed.
+    pub(crate) fn api(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String)> {
+        let auth = format!("Authorization: Bearer {token}");
+        let url = format!("http://{}:{API_PORT}{path}", self.lab.ip("ctl"));
+        let (rc, status, text) = self.curl(&[
+            "-X",
+            method,
+            "-H",
+            &auth,
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            body,
+            &url,
+        ])?;
+        if rc != 0 {
+            bail!("curl {method} {url}: exit {rc}");
+        }
+        Ok((status, text))
+    }
+
     pub(crate) fn hook_log(&self) -> String {
         std::fs::read_to_string(self.lab.dir().join("hooks.log")).unwrap_or_default()
     }

@@ -122,19 +122,17 @@ key = "{b_key}"
 
     // curl --cacert reads the API (with the operator's certificate).
     let auth = format!("Authorization: Bearer {}", d.operator_token);
+    // (curl's exit code, the body and the status on a last line)
     let curl = |extra: &[&str], path: &str, body: Option<&str>| -> Result<(i32, String)> {
         let url = format!("{api}{path}");
-        let mut args: Vec<&str> = vec!["-s", "-m", "5", "-w", "\n%{http_code}", "-H", &auth];
+        let mut args: Vec<&str> = vec!["-H", &auth];
         args.extend_from_slice(extra);
         if let Some(b) = body {
             args.extend_from_slice(&["-H", "content-type: application/json", "--data-binary", b]);
         }
         args.push(&url);
-        let out = d.lab.run("cli", "curl", args)?;
-        Ok((
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
+        let (rc, status, text) = d.curl(&args)?;
+        Ok((rc, format!("{text}\n{status}")))
     };
     let (ca, op, op_key) = (p("ca.pem"), p("operator.pem"), p("operator.key"));
     let (rc, text) = curl(
@@ -158,35 +156,27 @@ key = "{b_key}"
     let auth_a = format!("Authorization: Bearer {}", token_a.trim());
     let agent_curl = |cert: &str, key: &str, seq: u64| -> Result<(i32, String)> {
         let body = report(seq);
+        let extra = [
+            "--cacert",
+            ca.as_str(),
+            "--cert",
+            cert,
+            "--key",
+            key,
+            "-H",
+            auth_a.as_str(),
+        ];
         let url = format!("{api}/v1/reports");
-        let out = d.lab.run(
-            "cli",
-            "curl",
-            [
-                "-s",
-                "-m",
-                "5",
-                "-w",
-                "\n%{http_code}",
-                "--cacert",
-                &ca,
-                "--cert",
-                cert,
-                "--key",
-                key,
-                "-H",
-                &auth_a,
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                &body,
-                &url,
-            ],
-        )?;
-        Ok((
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        ))
+        let mut args = extra.to_vec();
+        args.extend_from_slice(&[
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body,
+            &url,
+        ]);
+        let (rc, status, text) = d.curl(&args)?;
+        Ok((rc, format!("{text}\n{status}")))
     };
     let (rc, text) = curl(&["--cacert", &ca], "/v1/status", None)?;
     assert!(
@@ -245,6 +235,46 @@ key = "{b_key}"
     let g = d.group()?;
     assert_eq!(g["active"], "a", "{g}");
     d.wait_verdict("a", "healthy", secs(10))?;
+
+    // An order to the frontend without the orchestrator's certificate:
+    // the frontend's token and a newer epoch are not enough.
+    let route = format!("https://{fe}:{}/v1/routes/web", deploy::CONTROL_PORT);
+    let fe_auth = format!("Authorization: Bearer {}", d.frontend_token);
+    for extra in [
+        vec!["--cacert", ca.as_str()],
+        vec![
+            "--cacert",
+            ca.as_str(),
+            "--cert",
+            op.as_str(),
+            "--key",
+            op_key.as_str(),
+        ],
+    ] {
+        let mut args = extra.clone();
+        args.extend_from_slice(&[
+            "-X",
+            "PUT",
+            "-H",
+            &fe_auth,
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"site":"b","epoch":99}"#,
+            &route,
+        ]);
+        let (rc, status, body) = d.curl(&args)?;
+        // Without a certificate: refused at the handshake. With one from the
+        // same CA that does not name the orchestrator (the operator's):
+        // 403, the route stays a.
+        if extra.len() == 2 {
+            assert_ne!(rc, 0, "no client certificate: {status} {body}");
+        } else {
+            assert_eq!(status, 403, "{body}");
+            assert!(body.contains("does not name orchestrator"), "{body}");
+        }
+    }
+    assert_eq!(d.user_get()?, "a", "no forged route switched the frontend");
 
     // A failover and a failback over TLS, end to end.
     d.cli_ok(&["failover", "web", "--to", "b"])?;

@@ -1,0 +1,122 @@
+//! Who is calling: the bearer token names an agent (its site), an operator
+//! (a name for the events) or the read-only reader; an unknown token is
+//! refused before anything reads the body, and with client certificates an
+//! agent's must name its site. Which role may call what is each handler's
+//! check, through [`agent`], [`operator`] and [`reader`].
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{err, S};
+use crate::service::Shared;
+
+pub(super) fn bearer(h: &HeaderMap) -> Option<&str> {
+    h.get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Check an operator token; returns the operator's name (for events).
+pub(super) fn operator<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
+    match bearer(h) {
+        Some(t) => match s.operator_name(t) {
+            Some(name) => Ok(name),
+            None if s.is_reader(t) => {
+                s.metrics().rejected.inc();
+                Err(err(
+                    StatusCode::FORBIDDEN,
+                    "the read-only token may not act; use an operator token",
+                ))
+            }
+            None => Err(unknown_token(s, t)),
+        },
+        None => Err(missing_token(s)),
+    }
+}
+
+/// Check a token that may read: the read-only token or an operator's.
+pub(super) fn reader(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
+    match bearer(h) {
+        Some(t) if s.is_reader(t) || s.operator_name(t).is_some() => Ok(()),
+        Some(t) => Err(unknown_token(s, t)),
+        None => Err(missing_token(s)),
+    }
+}
+
+fn unknown_token(s: &Shared, t: &str) -> Response {
+    s.metrics().rejected.inc();
+    if s.site_of_token(t).is_some() {
+        err(
+            StatusCode::FORBIDDEN,
+            "an agent token may not call operator endpoints",
+        )
+    } else {
+        err(StatusCode::UNAUTHORIZED, "invalid bearer token")
+    }
+}
+
+pub(super) fn missing_token(s: &Shared) -> Response {
+    s.metrics().rejected.inc();
+    err(
+        StatusCode::UNAUTHORIZED,
+        "missing Authorization: Bearer <token>",
+    )
+}
+
+/// Check an agent token; returns its site.
+pub(super) fn agent<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
+    match bearer(h) {
+        Some(t) => s.site_of_token(t).ok_or_else(|| {
+            s.metrics().rejected.inc();
+            err(StatusCode::UNAUTHORIZED, "invalid agent token")
+        }),
+        None => {
+            s.metrics().rejected.inc();
+            Err(err(
+                StatusCode::UNAUTHORIZED,
+                "missing Authorization: Bearer <token>",
+            ))
+        }
+    }
+}
+
+/// Every endpoint needs a token: one that is nobody's is refused before
+/// any handler (or body extractor) runs, so an unauthenticated client
+/// never makes the API read a body. Which role may call what is each
+/// handler's check.
+pub(super) async fn known_token_first(
+    State(s): S,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let site = match bearer(req.headers()) {
+        None => return missing_token(&s),
+        Some(t) => match s.site_of_token(t) {
+            Some(site) => Some(site.to_string()),
+            None if s.operator_name(t).is_some() || s.is_reader(t) => None,
+            None => {
+                s.metrics().rejected.inc();
+                return err(StatusCode::UNAUTHORIZED, "invalid bearer token");
+            }
+        },
+    };
+    // With client certificates (mTLS), an agent's must name its site: a
+    // certificate for one site cannot report for another.
+    if let (Some(site), true) = (&site, s.verifies_client_certs()) {
+        let named = req
+            .extensions()
+            .get::<warden_serve::PeerCertificate>()
+            .is_some_and(|c| warden_serve::tls::cert_names(&c.0, site));
+        if !named {
+            s.metrics().rejected.inc();
+            return err(
+                StatusCode::FORBIDDEN,
+                format!("the client certificate does not name site {site:?} (subjectAltName DNS {site}): it cannot act for it"),
+            );
+        }
+    }
+    next.run(req).await
+}
