@@ -9,9 +9,12 @@ use warden_config::Secret;
 
 use crate::cli::Cli;
 
-/// An operator's connection to the orchestrator API.
+/// An operator's connection to the orchestrator API: one URL, or every
+/// orchestrator of an etcd deployment (tried in turn; an action answered
+/// with a redirect to the leader is sent there, but only when the leader's
+/// URL is one of these — a forged redirect never gets the token).
 pub(crate) struct Client {
-    base: String,
+    bases: Vec<String>,
     token: Secret,
     http: reqwest::Client,
 }
@@ -22,9 +25,13 @@ impl Client {
             Some(p) => Some(warden_config::load(p)?),
             None => None,
         };
-        let base = match (&cli.url, &cfg) {
-            (Some(u), _) => u.trim_end_matches('/').to_string(),
-            (None, Some(c)) => c.orchestrator.base_url(),
+        let bases: Vec<String> = match (&cli.url, &cfg) {
+            (Some(u), _) => u
+                .split(',')
+                .map(|u| u.trim().trim_end_matches('/').to_string())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            (None, Some(c)) => c.orchestrator.urls(),
             (None, None) => {
                 bail!("give --config FILE or --url URL (or WARDEN_CONFIG / WARDEN_URL)")
             }
@@ -44,8 +51,13 @@ impl Client {
             )?,
             (None, None) => bail!("give --config FILE or --token-file FILE for the operator token"),
         };
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        if base.starts_with("https://") {
+        if bases.is_empty() {
+            bail!("--url names no orchestrator");
+        }
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none());
+        if bases.iter().any(|b| b.starts_with("https://")) {
             let ca = cli.ca.clone().or_else(|| {
                 cfg.as_ref()
                     .and_then(|c| c.orchestrator.tls.as_ref())
@@ -64,37 +76,105 @@ impl Client {
             )?);
         }
         let http = builder.build()?;
-        Ok(Client { base, token, http })
+        Ok(Client { bases, token, http })
     }
 
     pub(crate) fn with(base: String, token: Secret) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        Ok(Client { base, token, http })
+        Ok(Client {
+            bases: vec![base],
+            token,
+            http,
+        })
+    }
+
+    /// Every orchestrator URL this client knows.
+    pub(crate) fn bases(&self) -> &[String] {
+        &self.bases
     }
 
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the orchestrator at {}", self.base))?;
-        answer(r).await
+        self.send(reqwest::Method::GET, path, None).await
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// `GET {base}{path}` on one orchestrator: its status code and body.
+    pub(crate) async fn get_at(&self, base: &str, path: &str) -> anyhow::Result<(u16, Value)> {
         let r = self
             .http
-            .post(format!("{}{path}", self.base))
+            .get(format!("{base}{path}"))
             .bearer_auth(self.token.expose())
-            .json(&body)
             .send()
             .await
-            .with_context(|| format!("cannot reach the orchestrator at {}", self.base))?;
-        answer(r).await
+            .with_context(|| format!("cannot reach the orchestrator at {base}"))?;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Send to the first orchestrator that answers; follow one redirect to
+    /// the leader when it is a known orchestrator.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let mut last = None;
+        for base in &self.bases {
+            let r = match self.once(&method, base, path, body.as_ref()).await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            if r.status() != reqwest::StatusCode::TEMPORARY_REDIRECT {
+                return answer(r).await;
+            }
+            let location = r
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let Some(leader) = self.bases.iter().find(|b| location == format!("{b}{path}")) else {
+                bail!(
+                    "orchestrator {base} redirects to {location:?}, which is not one of the configured orchestrators; not following it"
+                );
+            };
+            let r = self.once(&method, leader, path, body.as_ref()).await?;
+            if r.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
+                bail!("the leader changed while the request was sent; try again");
+            }
+            return answer(r).await;
+        }
+        Err(last.unwrap_or_else(|| anyhow!("no orchestrator URL")))
+    }
+
+    async fn once(
+        &self,
+        method: &reqwest::Method,
+        base: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{base}{path}"))
+            .bearer_auth(self.token.expose());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send()
+            .await
+            .with_context(|| format!("cannot reach the orchestrator at {base}"))
     }
 }
 

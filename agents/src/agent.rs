@@ -63,8 +63,10 @@ pub struct AgentSettings {
     pub site: String,
     /// This site's agent bearer token.
     pub token: Secret,
-    /// Orchestrator API base URL, without a trailing slash.
-    pub orchestrator_url: String,
+    /// API base URL of every orchestrator (one, or each node of an etcd
+    /// deployment), without a trailing slash: reports go to all of them,
+    /// commands are taken from whichever leads.
+    pub orchestrator_urls: Vec<String>,
     /// Report interval; also the deadline of each round of checks and probes.
     pub interval: Duration,
     /// How long the orchestrator may hold a command poll (`wait_ms`).
@@ -170,7 +172,7 @@ impl AgentSettings {
         let settings = AgentSettings {
             site: site.to_string(),
             token,
-            orchestrator_url: config.orchestrator.base_url(),
+            orchestrator_urls: config.orchestrator.urls(),
             interval: sc.report_interval.unwrap_or(config.detection.interval),
             long_poll: config.orchestrator.long_poll,
             checks: sc.checks.clone(),
@@ -202,20 +204,23 @@ impl AgentSettings {
                 reason: "the report interval must be a positive duration".into(),
             });
         }
-        let url = reqwest::Url::parse(&self.orchestrator_url).map_err(|e| {
-            AgentError::InvalidSetting {
-                key: "orchestrator.url".into(),
-                reason: format!("{:?} is not a URL: {e}", self.orchestrator_url),
-            }
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
+        if self.orchestrator_urls.is_empty() {
             return Err(AgentError::InvalidSetting {
                 key: "orchestrator.url".into(),
-                reason: format!(
-                    "{:?} must be an http:// or https:// URL",
-                    self.orchestrator_url
-                ),
+                reason: "no orchestrator URL".into(),
             });
+        }
+        for u in &self.orchestrator_urls {
+            let url = reqwest::Url::parse(u).map_err(|e| AgentError::InvalidSetting {
+                key: "orchestrator.url".into(),
+                reason: format!("{u:?} is not a URL: {e}"),
+            })?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(AgentError::InvalidSetting {
+                    key: "orchestrator.url".into(),
+                    reason: format!("{u:?} must be an http:// or https:// URL"),
+                });
+            }
         }
         Ok(())
     }
@@ -267,8 +272,14 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     let (queue, queued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         authority,
-        reports_url: format!("{}/v1/reports", settings.orchestrator_url),
-        commands_url: format!("{}/v1/agents/commands", settings.orchestrator_url),
+        targets: settings
+            .orchestrator_urls
+            .iter()
+            .map(|u| Target {
+                reports_url: format!("{u}/v1/reports"),
+                commands_url: format!("{u}/v1/agents/commands"),
+            })
+            .collect(),
         boot: format!("{:032x}", rand::random::<u128>()),
         started_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -284,7 +295,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
 
     info!(
         site = %shared.settings.site,
-        orchestrator = %shared.settings.orchestrator_url,
+        orchestrator = %shared.settings.orchestrator_urls.join(", "),
         interval = %humantime::format_duration(interval),
         checks = shared.settings.checks.len(),
         peers = shared.settings.peers.len(),
@@ -295,7 +306,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     let token = shutdown.child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(report_loop(shared.clone(), token.clone()));
-    tasks.spawn(poll_loop(shared.clone(), token.clone()));
+    for i in 0..shared.targets.len() {
+        tasks.spawn(poll_loop(shared.clone(), i, token.clone()));
+    }
     tasks.spawn(execute(shared, queued, token.clone()));
 
     let mut result = Ok(());
@@ -331,13 +344,20 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     result
 }
 
+/// One orchestrator's endpoints.
+struct Target {
+    reports_url: String,
+    commands_url: String,
+}
+
 /// State shared by the agent's tasks.
 struct Shared {
     settings: AgentSettings,
     /// Highest epochs, roles, may-push: checked before every command.
     authority: Authority,
-    reports_url: String,
-    commands_url: String,
+    /// Every orchestrator: reports go to all; commands come from the leader
+    /// (the others answer with none and ack nothing).
+    targets: Vec<Target>,
     started_unix_ms: u64,
     /// This process's random id, sent with every report (see `AgentReport::boot`).
     boot: String,
@@ -385,7 +405,7 @@ impl Shared {
         new
     }
 
-    async fn report(&self, seq: u64) -> Result<ReportResponse, AgentError> {
+    async fn report(&self, seq: u64) -> Vec<Result<ReportResponse, AgentError>> {
         let (checks, peers) = tokio::join!(
             run_all(&self.settings.checks, &self.probe),
             self.probe_peers()
@@ -409,12 +429,15 @@ impl Shared {
                 .collect(),
             authority: self.authority.wire(),
         };
-        let req = self
-            .orchestrator
-            .post(&self.reports_url)
-            .timeout(self.settings.interval.max(Duration::from_secs(1)))
-            .json(&report);
-        self.call(req).await
+        join_all(self.targets.iter().map(|t| {
+            let req = self
+                .orchestrator
+                .post(&t.reports_url)
+                .timeout(self.settings.interval.max(Duration::from_secs(1)))
+                .json(&report);
+            self.call(req)
+        }))
+        .await
     }
 
     async fn probe_peers(&self) -> Vec<PeerProbe> {
@@ -427,11 +450,14 @@ impl Shared {
         .await
     }
 
-    async fn poll(&self) -> Result<ReportResponse, AgentError> {
+    async fn poll(&self, target: usize) -> Result<ReportResponse, AgentError> {
         let wait_ms = u64::try_from(self.settings.long_poll.as_millis()).unwrap_or(u64::MAX);
         let req = self
             .orchestrator
-            .get(format!("{}?wait_ms={wait_ms}", self.commands_url))
+            .get(format!(
+                "{}?wait_ms={wait_ms}",
+                self.targets[target].commands_url
+            ))
             .timeout(self.settings.long_poll + self.settings.interval.max(Duration::from_secs(2)));
         self.call(req).await
     }
@@ -465,7 +491,11 @@ impl Shared {
 async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
     let mut ticker = tokio::time::interval(shared.settings.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut link = Link::new("report", &shared.reports_url);
+    let mut links: Vec<Link> = shared
+        .targets
+        .iter()
+        .map(|t| Link::new("report", &t.reports_url))
+        .collect();
     let mut seq = 0u64;
     loop {
         tokio::select! {
@@ -479,28 +509,30 @@ async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
             _ = token.cancelled() => return,
             a = shared.report(seq) => a,
         };
-        match answer {
-            Ok(resp) => {
-                link.up();
-                shared.handle(resp, "report");
+        for (answer, link) in answer.into_iter().zip(links.iter_mut()) {
+            match answer {
+                Ok(resp) => {
+                    link.up();
+                    shared.handle(resp, "report");
+                }
+                Err(e) => link.down(&e),
             }
-            Err(e) => link.down(&e),
         }
     }
 }
 
-async fn poll_loop(shared: Arc<Shared>, token: CancellationToken) {
+async fn poll_loop(shared: Arc<Shared>, target: usize, token: CancellationToken) {
     let interval = shared.settings.interval;
     let first_backoff = interval.min(Duration::from_millis(100));
     let mut backoff = first_backoff;
-    let mut link = Link::new("command poll", &shared.commands_url);
+    let mut link = Link::new("command poll", &shared.targets[target].commands_url);
     // Answers in a row that brought nothing new.
     let mut quiet = 0u32;
     loop {
         let started = Instant::now();
         let answer = tokio::select! {
             _ = token.cancelled() => return,
-            a = shared.poll() => a,
+            a = shared.poll(target) => a,
         };
         let pause = match answer {
             Ok(resp) => {
@@ -891,7 +923,7 @@ mod tests {
         let settings = AgentSettings {
             site: "ca".into(),
             token: Secret::new("token-123456"),
-            orchestrator_url: "http://127.0.0.1:1".into(),
+            orchestrator_urls: vec!["http://127.0.0.1:1".into()],
             interval: Duration::from_millis(100),
             long_poll: Duration::from_millis(100),
             checks: Vec::new(),
@@ -926,7 +958,7 @@ mod tests {
         let mut s = AgentSettings {
             site: "ca".into(),
             token: Secret::new("token-123456"),
-            orchestrator_url: "ftp://x".into(),
+            orchestrator_urls: vec!["ftp://x".into()],
             interval: Duration::from_millis(100),
             long_poll: Duration::ZERO,
             checks: Vec::new(),
@@ -942,7 +974,7 @@ mod tests {
             s.validate(),
             Err(AgentError::InvalidSetting { .. })
         ));
-        s.orchestrator_url = "http://127.0.0.1:9".into();
+        s.orchestrator_urls = vec!["http://127.0.0.1:9".into()];
         assert!(s.validate().is_ok());
         s.interval = Duration::ZERO;
         assert!(matches!(

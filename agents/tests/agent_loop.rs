@@ -227,7 +227,10 @@ fn settings_from_config() {
     let s = AgentSettings::from_config(&cfg, "ca").unwrap();
     assert_eq!(s.site, "ca");
     assert_eq!(s.token.expose(), TOKEN);
-    assert_eq!(s.orchestrator_url, "http://127.0.0.1:4000");
+    assert_eq!(
+        s.orchestrator_urls,
+        vec!["http://127.0.0.1:4000".to_string()]
+    );
     assert_eq!(s.interval, Duration::from_millis(100));
     assert_eq!(s.long_poll, Duration::from_millis(300));
     assert_eq!(

@@ -30,6 +30,7 @@ use crate::OrchestratorError;
 type S = State<Arc<Shared>>;
 
 mod auth;
+pub mod leader;
 use auth::{agent, known_token_first, operator, reader};
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -65,12 +66,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: &Shared, body: &Bytes) -> Resul
 /// Build the router.
 pub fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config().orchestrator.max_body_bytes;
-    Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll_commands))
-        .route("/v1/status", get(status))
-        .route("/v1/groups", get(groups))
-        .route("/v1/groups/{group}", get(group))
+    let actions = Router::new()
         .route("/v1/groups/{group}/failover", post(failover))
         .route("/v1/groups/{group}/failback", post(failback))
         .route("/v1/groups/{group}/switchover", post(switchover))
@@ -78,6 +74,20 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/groups/{group}/maintenance", post(maintenance))
         .route("/v1/groups/{group}/clear", post(clear))
         .route("/v1/groups/{group}/adopt-epoch", post(adopt_epoch))
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            leader::leader_only,
+        ));
+    let public = Router::new()
+        .route("/v1/leader", get(leader::leader))
+        .route("/healthz", get(leader::healthz));
+    Router::new()
+        .merge(actions)
+        .route("/v1/reports", post(report))
+        .route("/v1/agents/commands", get(poll_commands))
+        .route("/v1/status", get(status))
+        .route("/v1/groups", get(groups))
+        .route("/v1/groups/{group}", get(group))
         .route("/v1/groups/{group}/divergent", get(divergent))
         .route("/v1/sites", get(sites))
         .route("/v1/events", get(events))
@@ -90,6 +100,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             known_token_first,
         ))
+        .merge(public)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(shared)
 }

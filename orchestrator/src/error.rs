@@ -31,6 +31,10 @@ pub enum OrchestratorError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// This orchestrator does not (or no longer) hold the leader lease: its
+    /// write was refused, by etcd itself when another node leads.
+    #[error("not the leader: {0}")]
+    Deposed(String),
     /// The API could not bind its address.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

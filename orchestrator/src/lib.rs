@@ -16,6 +16,7 @@ pub mod api;
 pub mod commands;
 pub mod detector;
 pub mod error;
+pub mod etcd;
 pub mod licence;
 pub mod metrics;
 pub mod model;
@@ -30,12 +31,15 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+use warden_config::StoreKind;
 
 pub use crate::error::OrchestratorError;
-use crate::service::Shared;
+use crate::etcd::leader::{Election, Leadership};
+use crate::etcd::EtcdStore;
+use crate::service::{HaRole, Mode, Shared};
 pub use crate::settings::OrchestratorSettings;
 use crate::store::LocalStore;
 
@@ -48,8 +52,44 @@ pub async fn run(
     if let Some(n) = warden_serve::raise_fd_limit() {
         tracing::debug!(fd_limit = n, "open-file limit");
     }
-    let store = Arc::new(LocalStore::open(&settings.config.orchestrator.data_dir)?);
-    let shared = Shared::new(settings, store, shutdown.clone())?;
+    let o = &settings.config.orchestrator;
+    let mut election = None;
+    let shared = match (o.store, &o.etcd) {
+        (StoreKind::Etcd, Some(etcd)) => {
+            if !o.nodes.is_empty() && settings.node.is_none() {
+                return Err(OrchestratorError::Setup(
+                    "the config lists [[orchestrator.nodes]]: start each with --node NAME".into(),
+                ));
+            }
+            let node = settings
+                .node
+                .clone()
+                .unwrap_or_else(|| "orchestrator".to_string());
+            let (ttl, timeout) = (etcd.lease_ttl, etcd.timeout);
+            let store = EtcdStore::connect(etcd)?;
+            let (view, seen) = watch::channel(Leadership::new(&node, ttl));
+            let shared = Shared::with_mode(
+                settings,
+                Arc::new(store.clone()),
+                shutdown.clone(),
+                Mode::Elected(seen),
+            )?;
+            election = Some(Election {
+                store,
+                node,
+                ttl,
+                timeout,
+                role: Arc::new(HaRole(shared.clone())),
+                view,
+            });
+            shared
+        }
+        _ => {
+            let store = Arc::new(LocalStore::open(&o.data_dir)?);
+            Shared::new(settings, store, shutdown.clone())?
+        }
+    };
+    let ha = election.is_some();
     let addr = shared.config().orchestrator.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -72,8 +112,24 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(shared.clone().write_events(shutdown.clone()));
     tasks.spawn(shared.clone().write_groups(shutdown.clone()));
-    shared.adopt_fresh_groups().await;
-    shared.resume();
+    if let Some(e) = election {
+        // The leader loop grants the licence (and adopts and resumes) when
+        // this node wins; followers mirror the store meanwhile.
+        tasks.spawn(e.run(shutdown.clone()));
+        let s = shared.clone();
+        every(
+            &mut tasks,
+            shared.mirror_period(),
+            shutdown.clone(),
+            move || {
+                let s = s.clone();
+                async move { s.mirror_store().await }
+            },
+        );
+    } else {
+        shared.adopt_fresh_groups().await;
+        shared.resume();
+    }
 
     let detection = shared.config().detection.interval;
     let s = shared.clone();
@@ -96,7 +152,7 @@ pub async fn run(
             async move { s.reconcile_once().await }
         },
     );
-    info!(listen = %bound, groups = shared.config().groups.len(), sites = shared.config().sites.len(), "orchestrator ready");
+    info!(listen = %bound, ha, groups = shared.config().groups.len(), sites = shared.config().sites.len(), "orchestrator ready");
     if let Some(tx) = ready {
         let _ = tx.send(bound);
     }

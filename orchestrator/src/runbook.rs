@@ -279,6 +279,12 @@ fn persist(rb: &mut Runbook, step: StepName, env: &dyn RunbookEnv, store: &dyn S
             env.progress(rb);
             true
         }
+        Err(e @ crate::OrchestratorError::Deposed(_)) => {
+            // Another orchestrator leads: it resumes this runbook from the
+            // store. Stop without a word in the record (still `running`).
+            tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: runbook left to the new leader");
+            false
+        }
         Err(e) => {
             env.event(
                 EventKind::RunbookFailed,

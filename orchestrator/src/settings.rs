@@ -21,6 +21,8 @@ pub struct OrchestratorSettings {
     pub agent_tokens: HashMap<TokenDigest, String>,
     /// Every group's strategy, built (secrets read) before the service starts.
     pub strategies: BTreeMap<String, Routing>,
+    /// This orchestrator's node name (`--node`) in an etcd deployment.
+    pub node: Option<String>,
 }
 
 impl std::fmt::Debug for OrchestratorSettings {
@@ -91,7 +93,27 @@ impl OrchestratorSettings {
             reader,
             agent_tokens,
             strategies,
+            node: None,
         })
+    }
+
+    /// Run as node `name` of `[[orchestrator.nodes]]`: its `listen` and `url`.
+    pub fn as_node(mut self, name: &str) -> Result<Self, OrchestratorError> {
+        let o = &self.config.orchestrator;
+        let Some(mine) = o.for_node(name) else {
+            let known: Vec<&str> = o.nodes.iter().map(|n| n.name.as_str()).collect();
+            return Err(OrchestratorError::Setup(if known.is_empty() {
+                format!("--node {name}: the config has no [[orchestrator.nodes]]")
+            } else {
+                format!(
+                    "--node {name}: no such node in [[orchestrator.nodes]] (known: {})",
+                    known.join(", ")
+                )
+            }));
+        };
+        self.config.orchestrator = mine;
+        self.node = Some(name.to_string());
+        Ok(self)
     }
 }
 

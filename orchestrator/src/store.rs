@@ -42,12 +42,21 @@ pub trait Store: Send + Sync {
         before_unix_ms: u64,
         max: usize,
     ) -> Result<usize, OrchestratorError>;
+    /// Whether this process may write now (etcd: only the leader).
+    fn writable(&self) -> bool {
+        true
+    }
+    /// Where the state is, for alerts.
+    fn describe(&self) -> String {
+        "the state store".into()
+    }
 }
 
 /// redb-backed store at `DATA_DIR/warden.redb`.
 #[derive(Clone)]
 pub struct LocalStore {
     db: Arc<Database>,
+    path: std::path::PathBuf,
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
@@ -76,11 +85,18 @@ impl LocalStore {
         tx.open_table(RUNBOOKS).map_err(se)?;
         tx.open_table(EVENTS).map_err(se)?;
         tx.commit().map_err(se)?;
-        Ok(LocalStore { db: Arc::new(db) })
+        Ok(LocalStore {
+            db: Arc::new(db),
+            path,
+        })
     }
 }
 
 impl Store for LocalStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
         let tx = self.db.begin_read().map_err(se)?;
         let t = tx.open_table(GROUPS).map_err(se)?;

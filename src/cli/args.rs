@@ -54,7 +54,11 @@ pub(crate) enum OnOff {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Cmd {
     /// Run the orchestrator.
-    Orchestrator,
+    Orchestrator {
+        /// This orchestrator's name in `[[orchestrator.nodes]]` (store = "etcd").
+        #[arg(long, env = "WARDEN_NODE")]
+        node: Option<String>,
+    },
     /// Run a site's agent.
     Agent {
         #[arg(long)]

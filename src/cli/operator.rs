@@ -11,10 +11,28 @@ use crate::client::Client;
 pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
     match cmd {
         Cmd::Status { json } => {
-            let v = c.get("/v1/status").await?;
+            let nodes = orchestrators(c).await;
+            let v = match nodes.iter().find(|n| n["is_leader"] == Value::Bool(true)) {
+                Some(leader) => {
+                    let base = leader["url"].as_str().unwrap_or_default().to_string();
+                    match c.get_at(&base, "/v1/status").await {
+                        Ok((200, v)) => v,
+                        _ => c.get("/v1/status").await?,
+                    }
+                }
+                None => c.get("/v1/status").await?,
+            };
+            let many = c.bases().len() > 1 || v.get("leadership").is_some_and(|l| !l.is_null());
             if *json {
+                let mut v = v;
+                if many {
+                    v["orchestrators"] = Value::Array(nodes);
+                }
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
+                if many {
+                    print!("{}", super::render::render_orchestrators(&nodes));
+                }
                 let view: warden_orchestrator::api::StatusView = serde_json::from_value(v)
                     .map_err(|e| {
                         anyhow::anyhow!("the orchestrator's status is not what this CLI reads: {e}")
@@ -115,4 +133,21 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         _ => bail!("not a client command"),
     }
     Ok(())
+}
+
+/// `GET /v1/leader` of every orchestrator, each with its `url`; an
+/// unreachable one is listed with its error.
+async fn orchestrators(c: &Client) -> Vec<Value> {
+    let asks = c.bases().iter().map(|base| async move {
+        let mut v = match c.get_at(base, "/v1/leader").await {
+            Ok((_, v)) if v.is_object() => v,
+            Ok((status, _)) => {
+                serde_json::json!({ "error": format!("answered {status} without a leader view") })
+            }
+            Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
+        };
+        v["url"] = Value::String(base.clone());
+        v
+    });
+    futures::future::join_all(asks).await
 }

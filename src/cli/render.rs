@@ -188,3 +188,41 @@ pub(crate) fn render_events(events: &[Event]) -> String {
     }
     out
 }
+
+/// The orchestrators of an etcd deployment: who leads, the lease, etcd.
+pub(crate) fn render_orchestrators(nodes: &[serde_json::Value]) -> String {
+    let mut out = String::from("orchestrators:\n");
+    for n in nodes {
+        let url = n["url"].as_str().unwrap_or("?");
+        if let Some(e) = n.get("error").and_then(|e| e.as_str()) {
+            out.push_str(&format!("  {url}  UNREACHABLE: {e}\n"));
+            continue;
+        }
+        let node = n["node"].as_str().unwrap_or("?");
+        let role = if n["is_leader"].as_bool() == Some(true) {
+            "LEADER".to_string()
+        } else {
+            match n["leader"].as_str() {
+                Some(l) => format!("follower (leader {l})"),
+                None => "follower (no leader)".to_string(),
+            }
+        };
+        let lease = match n["lease_remaining_ms"].as_u64() {
+            Some(ms) => format!(
+                "lease {:.1}s left of {}s",
+                ms as f64 / 1000.0,
+                n["lease_ttl_ms"].as_u64().unwrap_or(0) / 1000
+            ),
+            None => "lease -".to_string(),
+        };
+        let etcd = match (n["etcd_ok"].as_bool(), n["etcd_trouble"].as_str()) {
+            (Some(true), _) => "etcd ok".to_string(),
+            (Some(false), Some(t)) => format!("etcd FAILING: {t}"),
+            (Some(false), None) => "etcd FAILING".to_string(),
+            (None, _) => format!("store {}", n["store"].as_str().unwrap_or("?")),
+        };
+        out.push_str(&format!("  {node:<10} {url}  {role}  {lease}  {etcd}\n"));
+    }
+    out.push('\n');
+    out
+}

@@ -31,13 +31,17 @@ fn config_exit(e: impl std::fmt::Display) -> ExitCode {
 
 pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
     match cli.cmd {
-        Cmd::Orchestrator => {
+        Cmd::Orchestrator { node } => {
             let cfg = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(c) => return c,
             };
             warden_config::child::set_pass_env(&cfg.orchestrator.pass_env);
-            let settings = match warden_orchestrator::OrchestratorSettings::from_config(cfg) {
+            let settings = match warden_orchestrator::OrchestratorSettings::from_config(cfg)
+                .and_then(|s| match &node {
+                    Some(n) => s.as_node(n),
+                    None => Ok(s),
+                }) {
                 Ok(s) => s,
                 Err(e) => return config_exit(e),
             };

@@ -192,9 +192,121 @@ pub struct OrchestratorConfig {
     /// is never passed.
     #[serde(default, deserialize_with = "var_names")]
     pub pass_env: Vec<String>,
+    /// Where durable state lives: `local` (an embedded file in `data_dir`,
+    /// one orchestrator) or `etcd` (several orchestrators, one leader).
+    #[serde(default)]
+    pub store: StoreKind,
+    /// `[orchestrator.etcd]`: the etcd cluster of `store = "etcd"`.
+    #[serde(default)]
+    pub etcd: Option<EtcdConfig>,
+    /// `[[orchestrator.nodes]]`: every orchestrator of an `etcd` deployment;
+    /// each process is started with `--node NAME` and listens on its node's
+    /// address. Agents report to all of them; the CLI tries each.
+    #[serde(default)]
+    pub nodes: Vec<NodeConfig>,
+}
+
+/// `[orchestrator] store`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded redb file under `data_dir` (one orchestrator process).
+    #[default]
+    Local,
+    /// An etcd cluster: several orchestrators, the lease holder acts.
+    Etcd,
+}
+
+/// `[orchestrator.etcd]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// Client URLs of the etcd members (`http://IP:2379` or `https://…`).
+    pub endpoints: Vec<String>,
+    /// Every key warden writes starts with this prefix.
+    #[serde(default = "default_etcd_prefix")]
+    pub prefix: String,
+    /// The leader lease's time to live: a leader cut off from etcd stops
+    /// acting within it, and a new one is elected after it.
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub lease_ttl: Duration,
+    /// Time allowed for one etcd request.
+    #[serde(
+        default = "default_etcd_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub timeout: Duration,
+    /// TLS towards etcd: its CA, and a client certificate when etcd asks.
+    #[serde(default)]
+    pub tls: Option<EtcdTls>,
+}
+
+/// `[orchestrator.etcd.tls]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdTls {
+    /// The CA that signed the etcd members' certificates.
+    pub ca: PathBuf,
+    /// Client certificate (with `key`), when etcd verifies clients.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+fn default_etcd_prefix() -> String {
+    "/warden/".into()
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(3)
+}
+fn default_etcd_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// One orchestrator of an `etcd` deployment (`[[orchestrator.nodes]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Its name (`warden orchestrator --node NAME`), shown in status and events.
+    pub name: String,
+    /// Address its API binds to.
+    pub listen: SocketAddr,
+    /// Base URL of its API; defaults to `http://{listen}` (`https://` with TLS).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 impl OrchestratorConfig {
+    /// The API base URL of every orchestrator: each node's, or the one.
+    pub fn urls(&self) -> Vec<String> {
+        if self.nodes.is_empty() {
+            return vec![self.base_url()];
+        }
+        self.nodes.iter().map(|n| self.node_url(n)).collect()
+    }
+
+    /// A node's API base URL, without a trailing slash.
+    pub fn node_url(&self, n: &NodeConfig) -> String {
+        match &n.url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None if self.tls.is_some() => format!("https://{}", n.listen),
+            None => format!("http://{}", n.listen),
+        }
+    }
+
+    /// The config as node `name` runs it: its `listen` and `url`.
+    pub fn for_node(&self, name: &str) -> Option<OrchestratorConfig> {
+        let n = self.nodes.iter().find(|n| n.name == name)?;
+        let mut o = self.clone();
+        o.url = Some(self.node_url(n));
+        o.listen = n.listen;
+        Some(o)
+    }
+
     /// The API base URL, without a trailing slash.
     pub fn base_url(&self) -> String {
         match &self.url {

@@ -190,6 +190,13 @@ impl Shared {
         if !self.licence.is_held() {
             return;
         }
+        if !self.evidence_warm() {
+            info!(
+                group,
+                "just elected: no automatic decision before one evidence window has passed"
+            );
+            return;
+        }
         let Some(gc) = self.cfg.groups.get(group) else {
             return;
         };

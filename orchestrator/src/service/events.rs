@@ -64,7 +64,10 @@ impl Shared {
             };
             let batch =
                 std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
-            if !batch.is_empty() {
+            if !batch.is_empty() && !self.store.writable() {
+                // A follower's events are its own log lines, not the record.
+                tracing::debug!(events = batch.len(), "not the leader: events not written");
+            } else if !batch.is_empty() {
                 let store = self.store.clone();
                 let n = batch.len();
                 let o = &self.cfg.orchestrator;
@@ -85,6 +88,9 @@ impl Shared {
                         if pruned > 0 {
                             tracing::debug!(pruned, "old events pruned");
                         }
+                    }
+                    Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
+                        warn!(cause = %e, events = n, "events not written: deposed");
                     }
                     Ok(Err(e)) => {
                         warn!(cause = %e, events = n, "cannot persist events");
@@ -117,10 +123,14 @@ impl Shared {
         let t = self.store_trouble.lock().unwrap_or_else(|p| p.into_inner());
         t.iter()
             .map(|(what, cause)| {
-                format!(
-                    "the store ({}) cannot write {what}: {cause} — free space or fix the disk; decisions wait until it can",
-                    self.cfg.orchestrator.data_dir.display()
-                )
+                if what == "etcd" {
+                    format!("etcd does not answer: {cause} — no orchestrator acts without a majority of its members; routes stay as they are")
+                } else {
+                    format!(
+                        "the store ({}) cannot write {what}: {cause} — free space or fix the disk; decisions wait until it can",
+                        self.store.describe()
+                    )
+                }
             })
             .collect()
     }

@@ -33,6 +33,22 @@ impl Shared {
         let site = report.site.clone();
         let mut acked = Vec::new();
         let mut st = self.lock();
+        if !self.licence.is_held() {
+            // Not the leader: the report is evidence only. No outcome is
+            // acked (the leader must see them), no command or epoch is told.
+            let now = Instant::now();
+            if report
+                .peers
+                .iter()
+                .any(|p| self.frontend_probes.contains_key(&p.site))
+            {
+                st.fe_evidence.insert_report(now, report.clone());
+            }
+            st.evidence.insert_report(now, report);
+            drop(st);
+            self.report_tick.send_modify(|v| *v += 1);
+            return ReportResponse::default();
+        }
         for o in &report.outcomes {
             acked.push(o.id.clone());
             if st.ledger.accept(&site, o) == Accepted::Late {

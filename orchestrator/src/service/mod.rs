@@ -50,6 +50,7 @@ mod authority;
 mod detect;
 mod divergent;
 mod events;
+mod ha;
 mod hybrid;
 mod intake;
 mod operator;
@@ -64,6 +65,7 @@ mod tests;
 mod views;
 
 pub use authority::EpochAhead;
+pub use ha::HaRole;
 pub use views::{
     DivergentPage, GroupView, ReplicationView, SiteView, StatusView, DIVERGENT_IN_STATUS,
 };
@@ -93,6 +95,83 @@ impl Clock {
         let off = at.saturating_duration_since(self.base).as_millis() as u64;
         self.base_unix_ms + off
     }
+}
+
+/// The state as the store has it, completed from the config.
+pub(crate) struct Loaded {
+    pub(crate) groups: BTreeMap<String, GroupState>,
+    /// Groups new to the store.
+    pub(crate) fresh: std::collections::BTreeSet<String>,
+    /// Groups created or corrected from the config, to be written.
+    pub(crate) to_write: Vec<GroupState>,
+    pub(crate) runbooks: BTreeMap<u64, Runbook>,
+    pub(crate) next_runbook: u64,
+    pub(crate) next_event: u64,
+}
+
+/// Read groups, runbooks and event ids from `store`: groups the config no
+/// longer has are left out, new ones start at their primary, and a stored
+/// active site the group no longer has moves to the primary at a new epoch.
+pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, OrchestratorError> {
+    let mut groups: BTreeMap<String, GroupState> = store
+        .groups()?
+        .into_iter()
+        .map(|g| (g.name.clone(), g))
+        .collect();
+    groups.retain(|k, _| cfg.groups.contains_key(k));
+    let mut fresh_groups = std::collections::BTreeSet::new();
+    let mut to_write = Vec::new();
+    for (name, g) in &cfg.groups {
+        let sites = g.site_names();
+        let fresh = GroupState {
+            name: name.clone(),
+            active: g.primary().to_string(),
+            epoch: 1,
+            phase: Phase::Steady,
+            maintenance: false,
+            pending: None,
+            runbook: None,
+            moves_unix_ms: vec![],
+            incident_started_unix_ms: None,
+            frontend: None,
+            replication_paused_since_unix_ms: None,
+            divergent: vec![],
+            failback_retry_unix_ms: None,
+            hold: Some(
+                "the group is new to the store: automatic decisions wait until every site has reported"
+                    .to_string(),
+            ),
+            failback_aborts: 0,
+            last_failback_failure: None,
+            failback_blocked: None,
+        };
+        let mut changed = !groups.contains_key(name);
+        if changed {
+            fresh_groups.insert(name.clone());
+        }
+        let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
+        if !sites.contains(&entry.active) {
+            warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
+            let epoch = entry.epoch + 1;
+            *entry = GroupState { epoch, ..fresh };
+            changed = true;
+        }
+        if changed {
+            to_write.push(entry.clone());
+        }
+    }
+    let runbooks: BTreeMap<u64, Runbook> =
+        store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
+    let next_runbook = runbooks.keys().next_back().copied().unwrap_or(0) + 1;
+    let next_event = store.last_event_id()? + 1;
+    Ok(Loaded {
+        groups,
+        fresh: fresh_groups,
+        to_write,
+        runbooks,
+        next_runbook,
+        next_event,
+    })
 }
 
 impl Default for Clock {
@@ -170,13 +249,40 @@ pub struct Shared {
     site_groups: BTreeMap<String, Vec<String>>,
     /// Group state changes waiting for the store (see [`persist`]).
     writer: persist::GroupWriter,
+    /// With etcd: the leadership as this node sees it (see [`ha`]).
+    ha: Option<ha::Ha>,
+}
+
+/// How a service gets its licence to act.
+pub enum Mode {
+    /// Alone on a local store: held from start to shutdown.
+    Local,
+    /// One of several on etcd: held while this node holds the leader lease.
+    Elected(watch::Receiver<crate::etcd::leader::Leadership>),
+}
+
+impl Mode {
+    fn is_local(&self) -> bool {
+        matches!(self, Mode::Local)
+    }
 }
 
 impl Shared {
+    /// A single orchestrator on its own store: it acts from the start.
     pub fn new(
         settings: OrchestratorSettings,
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
+    ) -> Result<Arc<Shared>, OrchestratorError> {
+        Self::with_mode(settings, store, shutdown, Mode::Local)
+    }
+
+    /// A service that acts as `mode` says (alone, or when elected).
+    pub fn with_mode(
+        settings: OrchestratorSettings,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+        mode: Mode,
     ) -> Result<Arc<Shared>, OrchestratorError> {
         let OrchestratorSettings {
             config: cfg,
@@ -184,54 +290,24 @@ impl Shared {
             reader,
             agent_tokens,
             strategies,
+            node: _,
         } = settings;
         let clock = Clock::new();
-        let mut groups: BTreeMap<String, GroupState> = store
-            .groups()?
-            .into_iter()
-            .map(|g| (g.name.clone(), g))
-            .collect();
-        groups.retain(|k, _| cfg.groups.contains_key(k));
-        let mut fresh_groups = std::collections::BTreeSet::new();
-        for (name, g) in &cfg.groups {
-            let sites = g.site_names();
-            let fresh = GroupState {
-                name: name.clone(),
-                active: g.primary().to_string(),
-                epoch: 1,
-                phase: Phase::Steady,
-                maintenance: false,
-                pending: None,
-                runbook: None,
-                moves_unix_ms: vec![],
-                incident_started_unix_ms: None,
-                frontend: None,
-                replication_paused_since_unix_ms: None,
-                divergent: vec![],
-                failback_retry_unix_ms: None,
-                hold: Some(
-                    "the group is new to the store: automatic decisions wait until every site has reported"
-                        .to_string(),
-                ),
-                failback_aborts: 0,
-                last_failback_failure: None,
-                failback_blocked: None,
-            };
-            if !groups.contains_key(name) {
-                fresh_groups.insert(name.clone());
+        let loaded = load_state(&cfg, store.as_ref())?;
+        if mode.is_local() {
+            // One process: it acts from the start, so the corrections are written now.
+            for g in &loaded.to_write {
+                store.put_group(g)?;
             }
-            let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
-            if !sites.contains(&entry.active) {
-                warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
-                let epoch = entry.epoch + 1;
-                *entry = GroupState { epoch, ..fresh };
-            }
-            store.put_group(entry)?;
         }
-        let runbooks: BTreeMap<u64, Runbook> =
-            store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
-        let next_runbook = runbooks.keys().next_back().copied().unwrap_or(0) + 1;
-        let next_event = store.last_event_id()? + 1;
+        let Loaded {
+            groups,
+            fresh: fresh_groups,
+            runbooks,
+            next_runbook,
+            next_event,
+            ..
+        } = loaded;
         let http = reqwest::Client::builder()
             .timeout(cfg.detection.probe_timeout)
             .build()
@@ -260,7 +336,11 @@ impl Shared {
             divergent_pages: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
-        let licence = Licence::held(&shutdown);
+        let licence = if mode.is_local() {
+            Licence::held(&shutdown)
+        } else {
+            Licence::new(&shutdown)
+        };
         let mut site_groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, g) in &cfg.groups {
             for site in g.site_names() {
@@ -290,6 +370,10 @@ impl Shared {
             licence,
             site_groups,
             writer: persist::GroupWriter::new(),
+            ha: match mode {
+                Mode::Local => None,
+                Mode::Elected(view) => Some(ha::Ha::new(view)),
+            },
         }))
     }
 

@@ -60,6 +60,13 @@ impl GroupWriter {
         seq
     }
 
+    /// Drop every queued change (this node stepped down: they are void).
+    pub(crate) fn discard(&self) {
+        let mut q = self.lock();
+        q.groups.clear();
+        q.runbooks.clear();
+    }
+
     /// Wait until change `seq` is durable; false if `stop` came first.
     pub(crate) async fn durable(&self, seq: u64, stop: &CancellationToken) -> bool {
         let mut rx = self.written.subscribe();
@@ -127,6 +134,10 @@ impl Shared {
                     Ok(Ok(())) => {
                         self.writer.written.send_replace(seq);
                         self.store_ok("group state");
+                    }
+                    Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
+                        // Another node leads: these changes are void.
+                        warn!(cause = %e, "group state not written: deposed");
                     }
                     failed => {
                         let cause = match failed {

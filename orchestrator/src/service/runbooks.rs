@@ -155,6 +155,10 @@ impl Shared {
                     return;
                 }
             };
+            if done.status == RunbookStatus::Running {
+                // Deposed mid-run: the record in the store is the new leader's to resume.
+                return;
+            }
             me.finish_runbook(done);
         });
         if !started {

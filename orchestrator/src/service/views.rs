@@ -149,6 +149,9 @@ pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<Replication
 pub struct StatusView {
     pub isolated: bool,
     pub groups: Vec<GroupView>,
+    /// With `store = "etcd"`: the leadership as the answering node sees it.
+    #[serde(default)]
+    pub leadership: Option<crate::etcd::leader::Leadership>,
 }
 
 pub(crate) fn site_views(s: &Shared, names: &[String]) -> Vec<SiteView> {
@@ -256,6 +259,7 @@ impl Shared {
         StatusView {
             isolated,
             groups: groups.iter().filter_map(|g| group_view(self, g)).collect(),
+            leadership: self.leadership(),
         }
     }
 

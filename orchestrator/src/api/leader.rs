@@ -1,0 +1,126 @@
+//! Which orchestrator leads, for load balancers, systemd and the CLI:
+//! `GET /v1/leader` (200 on the leader, 503 on the others, like Patroni's
+//! `/leader`), `GET /healthz` (200 while the process serves), and the
+//! guard of operator actions: a node that does not lead answers them with
+//! `307 Temporary Redirect` to the leader's URL (the CLI follows it only to
+//! an orchestrator URL it knows), or `503` when nobody leads.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+
+use crate::service::Shared;
+
+/// The body of `GET /v1/leader`.
+#[derive(Debug, Serialize)]
+pub struct LeaderView {
+    /// The node that answered.
+    pub node: String,
+    /// Whether it leads (holds the licence to act).
+    pub is_leader: bool,
+    /// Who leads, as this node last saw it.
+    pub leader: Option<String>,
+    /// The leader's API URL (from the config), when known.
+    pub leader_url: Option<String>,
+    /// `local` or `etcd`.
+    pub store: &'static str,
+    pub term: Option<i64>,
+    pub lease_ttl_ms: Option<u64>,
+    pub lease_remaining_ms: Option<u64>,
+    /// Whether etcd answered this node's last request.
+    pub etcd_ok: Option<bool>,
+    pub etcd_trouble: Option<String>,
+}
+
+/// What this node knows of the leadership.
+pub fn view(s: &Shared) -> LeaderView {
+    match s.leadership() {
+        None => LeaderView {
+            node: "orchestrator".into(),
+            is_leader: s.licence().is_held(),
+            leader: Some("orchestrator".into()),
+            leader_url: Some(s.config().orchestrator.base_url()),
+            store: "local",
+            term: None,
+            lease_ttl_ms: None,
+            lease_remaining_ms: None,
+            etcd_ok: None,
+            etcd_trouble: None,
+        },
+        Some(l) => LeaderView {
+            leader_url: l.leader.as_deref().and_then(|n| s.node_url(n)),
+            node: l.node,
+            is_leader: l.is_leader,
+            leader: l.leader,
+            store: "etcd",
+            term: l.term,
+            lease_ttl_ms: Some(l.lease_ttl_ms),
+            lease_remaining_ms: l.lease_remaining_ms,
+            etcd_ok: Some(l.etcd_ok),
+            etcd_trouble: l.etcd_trouble,
+        },
+    }
+}
+
+/// `GET /v1/leader`: 200 on the leader, 503 elsewhere; no token needed.
+pub async fn leader(State(s): State<Arc<Shared>>) -> Response {
+    let v = view(&s);
+    let status = if v.is_leader {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(v)).into_response()
+}
+
+/// `GET /healthz`: the process serves.
+pub async fn healthz() -> Response {
+    (StatusCode::OK, Json(serde_json::json!({ "ok": true }))).into_response()
+}
+
+/// Operator actions only on the leader: elsewhere a redirect to it.
+pub async fn leader_only(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if s.licence().is_held() {
+        return next.run(req).await;
+    }
+    let v = view(&s);
+    match (&v.leader, &v.leader_url) {
+        (Some(name), Some(url)) if name != &v.node => {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let location = format!("{url}{path}");
+            let body = serde_json::json!({
+                "error": format!("orchestrator {} does not lead; the leader is {name} at {url}", v.node),
+                "leader": name,
+                "leader_url": url,
+            });
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+                Json(body),
+            )
+                .into_response()
+        }
+        _ => {
+            let why = v
+                .etcd_trouble
+                .map(|t| format!(" (etcd: {t})"))
+                .unwrap_or_default();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "error": format!("no orchestrator leads now{why}; actions wait for a leader"),
+                })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The leader lease: one orchestrator of an etcd deployment holds the key
+//! `P leader`, attached to its lease, and only it may act (DESIGN §7).
+//!
+//! Each node grants itself a lease of `lease_ttl` and tries, every poll,
+//! a transaction "create `P leader` = my name with my lease if it does not
+//! exist". The one that succeeds leads; its term is the key's create
+//! revision, which guards every write ([`super::EtcdStore::set_guard`]).
+//!
+//! The leader keeps its lease alive every third of the TTL. Its own deadline
+//! is the send time of the last keep-alive etcd answered plus the TTL, less a
+//! tenth: etcd expires the lease no earlier than the TTL after it *received*
+//! that keep-alive, so the leader stops acting before anyone else can win.
+//! At the deadline (etcd unreachable, a partition, a pause), or when the key
+//! is no longer its own, it steps down at once: the licence is revoked, which
+//! cancels the step in progress. On shutdown it resigns (deletes the key and
+//! revokes the lease) so a follower takes over within one poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::EtcdStore;
+
+/// What the service does when this node wins or loses the lease.
+#[async_trait]
+pub trait Role: Send + Sync {
+    /// This node won: load the state from the store, then take the licence.
+    /// An error gives the lease back.
+    async fn take_over(&self, term: i64) -> Result<(), String>;
+    /// This node lost the lease (or shuts down): stop acting now.
+    fn step_down(&self, why: &str);
+    /// etcd answered (`None`) or failed (`Some(cause)`).
+    fn etcd_health(&self, trouble: Option<&str>);
+}
+
+/// This node's view of the leadership, for status and `/v1/leader`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Leadership {
+    /// This node.
+    pub node: String,
+    /// Who holds the leader key, as last read (`None`: nobody, or unknown).
+    pub leader: Option<String>,
+    /// Whether this node holds the licence to act.
+    pub is_leader: bool,
+    /// The leader key's create revision while this node leads.
+    pub term: Option<i64>,
+    /// The lease's time to live.
+    pub lease_ttl_ms: u64,
+    /// Time left of the leader's lease, as last seen (the leader's own
+    /// deadline on the leader; etcd's count on the others).
+    pub lease_remaining_ms: Option<u64>,
+    /// Whether etcd answered the last request.
+    pub etcd_ok: bool,
+    /// The last etcd failure while it does not answer.
+    pub etcd_trouble: Option<String>,
+    #[serde(skip)]
+    pub seen_at: Option<Instant>,
+}
+
+impl Leadership {
+    pub fn new(node: &str, ttl: Duration) -> Self {
+        Leadership {
+            node: node.to_string(),
+            leader: None,
+            is_leader: false,
+            term: None,
+            lease_ttl_ms: ttl.as_millis() as u64,
+            lease_remaining_ms: None,
+            etcd_ok: false,
+            etcd_trouble: Some("not contacted yet".into()),
+            seen_at: None,
+        }
+    }
+
+    /// The lease time left now (counted down since it was seen).
+    pub fn remaining_now(&self) -> Option<u64> {
+        let r = self.lease_remaining_ms?;
+        let gone = self.seen_at.map(|t| t.elapsed().as_millis() as u64)?;
+        Some(r.saturating_sub(gone))
+    }
+}
+
+/// The election loop of one node.
+pub struct Election {
+    pub store: EtcdStore,
+    pub node: String,
+    pub ttl: Duration,
+    pub timeout: Duration,
+    pub role: Arc<dyn Role>,
+    pub view: watch::Sender<Leadership>,
+}
+
+enum Outcome {
+    /// Lost or gave back the lease; try again.
+    Lost(String),
+    /// Shutdown.
+    Stop,
+}
+
+impl Election {
+    fn poll(&self) -> Duration {
+        (self.ttl / 10).clamp(Duration::from_millis(100), Duration::from_millis(500))
+    }
+
+    fn trouble(&self, cause: &str) {
+        self.role.etcd_health(Some(cause));
+        self.view.send_modify(|v| {
+            v.etcd_ok = false;
+            v.etcd_trouble = Some(cause.to_string());
+        });
+    }
+
+    fn healthy(&self) {
+        self.role.etcd_health(None);
+        self.view.send_modify(|v| {
+            v.etcd_ok = true;
+            v.etcd_trouble = None;
+        });
+    }
+
+    async fn pause(&self, stop: &CancellationToken) -> bool {
+        tokio::select! {
+            _ = stop.cancelled() => false,
+            _ = tokio::time::sleep(self.poll()) => true,
+        }
+    }
+
+    /// Run until `stop`: follow, campaign, lead, step down, again.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut client = self.store.client();
+        let ttl_s = i64::try_from(self.ttl.as_secs()).unwrap_or(60).max(1);
+        while !stop.is_cancelled() {
+            let lease =
+                match tokio::time::timeout(self.timeout, client.lease_grant(ttl_s, None)).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
+                        self.trouble(&format!("cannot grant a lease: {e}"));
+                        if !self.pause(&stop).await {
+                            break;
+                        }
+                        continue;
+                    }
+                    Err(_) => {
+                        self.trouble("cannot grant a lease: no answer in time");
+                        if !self.pause(&stop).await {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+            let granted = Duration::from_secs(u64::try_from(lease.ttl()).unwrap_or(1).max(1));
+            match self.campaign(&mut client, lease.id(), granted, &stop).await {
+                Outcome::Stop => {
+                    let _ =
+                        tokio::time::timeout(self.timeout, client.lease_revoke(lease.id())).await;
+                    break;
+                }
+                Outcome::Lost(why) => {
+                    info!(node = %self.node, cause = %why, "leader lease given up; campaigning again");
+                    let _ =
+                        tokio::time::timeout(self.timeout, client.lease_revoke(lease.id())).await;
+                }
+            }
+        }
+        self.view.send_modify(|v| {
+            v.is_leader = false;
+            v.term = None;
+        });
+    }
+
+    /// Follow until the leader key is free, then take it and lead.
+    async fn campaign(
+        &self,
+        client: &mut Client,
+        lease: i64,
+        ttl: Duration,
+        stop: &CancellationToken,
+    ) -> Outcome {
+        let key = self.store.leader_key();
+        // The lease must outlive the campaign: keep it alive while following.
+        let mut last_alive = Instant::now();
+        loop {
+            let txn = Txn::new()
+                .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(
+                    key.clone(),
+                    self.node.clone(),
+                    Some(PutOptions::new().with_lease(lease)),
+                )])
+                .or_else([TxnOp::get(key.clone(), None)]);
+            let sent = Instant::now();
+            match tokio::time::timeout(self.timeout, client.txn(txn)).await {
+                Ok(Ok(resp)) if resp.succeeded() => {
+                    self.healthy();
+                    let term = resp.header().map(|h| h.revision()).unwrap_or(0);
+                    return self.lead(client, lease, ttl, term, sent, stop).await;
+                }
+                Ok(Ok(resp)) => {
+                    self.healthy();
+                    let holder = resp.op_responses().into_iter().find_map(|r| match r {
+                        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| {
+                            (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease())
+                        }),
+                        _ => None,
+                    });
+                    let remaining = match &holder {
+                        Some((_, l)) => client
+                            .lease_time_to_live(*l, None)
+                            .await
+                            .ok()
+                            .and_then(|r| u64::try_from(r.ttl()).ok())
+                            .map(|s| s * 1000),
+                        None => None,
+                    };
+                    if holder.as_ref().is_some_and(|(n, _)| n == &self.node) {
+                        // Our own key from an earlier life (a restart within
+                        // its TTL): wait for it to expire like anyone else.
+                        info!(node = %self.node, "the leader key still names this node from before; waiting for it to expire");
+                    }
+                    self.view.send_modify(|v| {
+                        v.leader = holder.map(|(n, _)| n);
+                        v.is_leader = false;
+                        v.lease_remaining_ms = remaining;
+                        v.seen_at = Some(Instant::now());
+                    });
+                }
+                Ok(Err(e)) => self.trouble(&format!("campaign: {e}")),
+                Err(_) => self.trouble("campaign: no answer in time"),
+            }
+            if last_alive.elapsed() >= ttl / 3 {
+                match self.keep_alive(client, lease).await {
+                    Ok(_) => last_alive = Instant::now(),
+                    Err(e) => return Outcome::Lost(format!("own lease: {e}")),
+                }
+            }
+            if !self.pause(stop).await {
+                return Outcome::Stop;
+            }
+        }
+    }
+
+    /// One keep-alive round trip; the TTL etcd granted again.
+    async fn keep_alive(&self, client: &mut Client, lease: i64) -> Result<Duration, String> {
+        let round = async {
+            let (mut keeper, mut stream) = client
+                .lease_keep_alive(lease)
+                .await
+                .map_err(|e| e.to_string())?;
+            keeper.keep_alive().await.map_err(|e| e.to_string())?;
+            match stream.message().await {
+                Ok(Some(r)) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl() as u64)),
+                Ok(Some(_)) => Err("the lease has expired".to_string()),
+                Ok(None) => Err("etcd closed the keep-alive stream".to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match tokio::time::timeout(self.timeout, round).await {
+            Ok(r) => r,
+            Err(_) => Err("no keep-alive answer in time".into()),
+        }
+    }
+
+    async fn lead(
+        &self,
+        client: &mut Client,
+        lease: i64,
+        ttl: Duration,
+        term: i64,
+        sent: Instant,
+        stop: &CancellationToken,
+    ) -> Outcome {
+        let margin = ttl / 10;
+        let mut deadline = sent + ttl - margin;
+        self.store.set_guard(Some(term));
+        self.view.send_modify(|v| {
+            v.leader = Some(self.node.clone());
+            v.term = Some(term);
+            v.lease_remaining_ms = Some(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_millis() as u64,
+            );
+            v.seen_at = Some(Instant::now());
+        });
+        info!(node = %self.node, term, "won the leader lease; loading the state from etcd");
+        let take_over = tokio::select! {
+            r = self.role.take_over(term) => r,
+            _ = tokio::time::sleep_until(deadline) => Err("the state could not be loaded within the lease".into()),
+            _ = stop.cancelled() => Err("shutdown".into()),
+        };
+        if let Err(e) = take_over {
+            self.end_term(client, &format!("cannot take over: {e}"))
+                .await;
+            return if stop.is_cancelled() {
+                Outcome::Stop
+            } else {
+                Outcome::Lost(e)
+            };
+        }
+        self.view.send_modify(|v| v.is_leader = true);
+        let period = ttl / 3;
+        let key = self.store.leader_key();
+        loop {
+            let next = Instant::now() + period;
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    self.end_term(client, "shutdown: resigning").await;
+                    return Outcome::Stop;
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.trouble("the leader lease could not be renewed in time");
+                    self.end_term(client, "the lease could not be renewed before its deadline").await;
+                    return Outcome::Lost("lease deadline".into());
+                }
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            let sent = Instant::now();
+            let alive = tokio::select! {
+                r = self.keep_alive(client, lease) => r,
+                _ = tokio::time::sleep_until(deadline) => Err("the lease deadline passed during the keep-alive".into()),
+            };
+            match alive {
+                Ok(granted) => {
+                    // Still our key? (An operator may have deleted it.)
+                    let ours = tokio::time::timeout(self.timeout, client.get(key.clone(), None))
+                        .await
+                        .map_err(|_| "no answer in time".to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                        .map(|r| r.kvs().first().map(|kv| kv.create_revision()) == Some(term));
+                    match ours {
+                        Ok(true) => {
+                            self.healthy();
+                            deadline = sent + granted - granted / 10;
+                            self.view.send_modify(|v| {
+                                v.lease_remaining_ms = Some(
+                                    deadline
+                                        .saturating_duration_since(Instant::now())
+                                        .as_millis() as u64,
+                                );
+                                v.seen_at = Some(Instant::now());
+                            });
+                        }
+                        Ok(false) => {
+                            self.end_term(client, "the leader key is no longer this node's")
+                                .await;
+                            return Outcome::Lost("leader key gone".into());
+                        }
+                        Err(e) => self.trouble(&format!("leader check: {e}")),
+                    }
+                }
+                Err(e) => {
+                    warn!(node = %self.node, cause = %e, "leader lease keep-alive failed");
+                    self.trouble(&format!("keep-alive: {e}"));
+                    if e.contains("expired") {
+                        self.end_term(client, "the lease expired").await;
+                        return Outcome::Lost("lease expired".into());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop acting, then give the key back if etcd still lets us.
+    async fn end_term(&self, client: &mut Client, why: &str) {
+        self.role.step_down(why);
+        let term = self
+            .store
+            .guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        self.view.send_modify(|v| {
+            v.is_leader = false;
+            v.term = None;
+            v.leader = None;
+            v.lease_remaining_ms = None;
+        });
+        if let Some(term) = term {
+            let key = self.store.leader_key();
+            let txn = Txn::new()
+                .when([Compare::create_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    term,
+                )])
+                .and_then([TxnOp::delete(key, None)]);
+            let _ = tokio::time::timeout(self.timeout, client.txn(txn)).await;
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! The orchestrator's durable state in etcd ([`EtcdStore`], `store = "etcd"`)
+//! and the leader lease ([`leader`]) that is the licence to act of a
+//! highly available deployment (DESIGN §7).
+//!
+//! Key layout under the configured prefix `P`:
+//! - `P leader`: the name of the node holding the licence, attached to its lease;
+//! - `P groups/NAME`, `P runbooks/ID`, `P events/ID` (ids zero-padded to 20
+//!   digits, so key order is id order): JSON, as the local store keeps them.
+//!
+//! **Every write is guarded by leadership**: it is one etcd transaction whose
+//! compare says "the leader key is still the one this node created" (its
+//! create revision). A deposed leader's write — after its lease expired and
+//! another node won — fails in etcd itself and comes back as
+//! [`OrchestratorError::Deposed`]; a node that never won writes nothing.
+//!
+//! The [`Store`] trait is synchronous (its callers run on blocking threads
+//! or hold no lock); the etcd client is async. Calls run on a private
+//! runtime of one thread and the caller waits for the answer, bounded by the
+//! configured request timeout.
+
+pub mod leader;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, SortOrder, SortTarget,
+    Txn, TxnOp,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use warden_config::EtcdConfig;
+
+use crate::model::{Event, GroupState, Runbook};
+use crate::store::Store;
+use crate::OrchestratorError;
+
+/// At most this many operations in one transaction (etcd's default limit is 128).
+const TXN_OPS: usize = 100;
+
+/// The runtime the etcd client lives on; shut down without blocking when dropped.
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// State kept in etcd; writes only while this node holds the leader key.
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+    rt: Arc<Runtime>,
+    prefix: String,
+    timeout: Duration,
+    /// The create revision of the leader key this node holds, if it holds it.
+    guard: Arc<Mutex<Option<i64>>>,
+}
+
+fn ee(what: &str, e: etcd_client::Error) -> OrchestratorError {
+    OrchestratorError::store(format!("etcd: {what}"), e)
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
+    serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
+}
+
+fn dec<T: DeserializeOwned>(key: &[u8], b: &[u8]) -> Result<T, OrchestratorError> {
+    serde_json::from_slice(b).map_err(|e| {
+        OrchestratorError::store(
+            format!("decode {}", String::from_utf8_lossy(key).escape_debug()),
+            e,
+        )
+    })
+}
+
+/// The first key after every key starting with `prefix` (etcd's range end).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Block this thread on `f` (telling a multi-thread tokio runtime first).
+fn wait<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+impl EtcdStore {
+    /// Connect to the cluster (no request is sent yet: a cluster that is
+    /// down at start is waited for by the leader loop, not fatal).
+    pub fn connect(cfg: &EtcdConfig) -> Result<EtcdStore, OrchestratorError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("warden-etcd")
+            .enable_all()
+            .build()
+            .map_err(|e| OrchestratorError::Setup(format!("cannot start the etcd runtime: {e}")))?;
+        let mut opts = ConnectOptions::new()
+            .with_timeout(cfg.timeout)
+            .with_connect_timeout(cfg.timeout)
+            .with_keep_alive(cfg.timeout, cfg.timeout)
+            .with_keep_alive_while_idle(true)
+            // A member without a raft leader (no quorum) answers at once
+            // instead of holding the request.
+            .with_require_leader(true);
+        if let Some(t) = &cfg.tls {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| {
+                    OrchestratorError::Setup(format!(
+                        "orchestrator.etcd.tls: cannot read {}: {e}",
+                        p.display()
+                    ))
+                })
+            };
+            let mut tls = etcd_client::TlsOptions::new()
+                .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)?));
+            if let (Some(c), Some(k)) = (&t.cert, &t.key) {
+                // Refuses a key every user can read.
+                warden_serve::tls::load_key(k).map_err(|e| {
+                    OrchestratorError::Setup(format!("orchestrator.etcd.tls.key: {e}"))
+                })?;
+                tls = tls.identity(etcd_client::Identity::from_pem(read(c)?, read(k)?));
+            }
+            opts = opts.with_tls(tls);
+        }
+        let endpoints = cfg.endpoints.clone();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        rt.spawn(async move {
+            // `connect` only sets up the balanced channel (on this runtime).
+            let _ = tx.send(Client::connect(endpoints, Some(opts)).await);
+        });
+        let client = wait(move || rx.recv())
+            .map_err(|_| OrchestratorError::Setup("the etcd runtime stopped".into()))?
+            .map_err(|e| OrchestratorError::Setup(format!("orchestrator.etcd: {e}")))?;
+        Ok(EtcdStore {
+            client,
+            rt: Arc::new(Runtime(Some(rt))),
+            prefix: cfg.prefix.clone(),
+            timeout: cfg.timeout,
+            guard: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The client (for the leader loop; it runs on [`EtcdStore::spawn`]).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Run `fut` on the etcd runtime.
+    pub fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.rt
+            .0
+            .as_ref()
+            .expect("runtime present until drop")
+            .spawn(fut)
+    }
+
+    pub(crate) fn key(&self, rest: &str) -> Vec<u8> {
+        format!("{}{rest}", self.prefix).into_bytes()
+    }
+
+    /// The leader key.
+    pub fn leader_key(&self) -> Vec<u8> {
+        self.key("leader")
+    }
+
+    fn id_key(&self, table: &str, id: u64) -> Vec<u8> {
+        self.key(&format!("{table}/{id:020}"))
+    }
+
+    /// Writes are allowed under the leader key created at `revision`
+    /// (`None`: this node is not the leader and writes nothing).
+    pub fn set_guard(&self, revision: Option<i64>) {
+        *self.guard.lock().unwrap_or_else(|p| p.into_inner()) = revision;
+    }
+
+    fn guard(&self) -> Result<i64, OrchestratorError> {
+        self.guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ok_or_else(|| OrchestratorError::Deposed("this orchestrator is not the leader".into()))
+    }
+
+    /// Run `fut` on the etcd runtime and wait for it (at most three request
+    /// timeouts), from any thread.
+    fn call<T, F>(&self, what: &'static str, fut: F) -> Result<T, OrchestratorError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, OrchestratorError>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let limit = self.timeout * 3;
+        self.spawn(async move {
+            let r = tokio::time::timeout(limit, fut).await;
+            let _ = tx.send(r);
+        });
+        let answer = wait(move || rx.recv());
+        match answer {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(OrchestratorError::store(
+                format!("etcd: {what}"),
+                format!("no answer within {}", humantime::format_duration(limit)),
+            )),
+            Err(_) => Err(OrchestratorError::store(
+                format!("etcd: {what}"),
+                "the etcd runtime stopped",
+            )),
+        }
+    }
+
+    /// One guarded transaction of `ops` (split when longer than etcd allows:
+    /// each part is guarded on its own).
+    fn write(&self, what: &'static str, ops: Vec<TxnOp>) -> Result<(), OrchestratorError> {
+        let rev = self.guard()?;
+        let key = self.leader_key();
+        let mut client = self.client.clone();
+        self.call(what, async move {
+            let mut ops = ops;
+            while !ops.is_empty() {
+                let rest = ops.split_off(ops.len().min(TXN_OPS));
+                let txn = Txn::new()
+                    .when([Compare::create_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        rev,
+                    )])
+                    .and_then(std::mem::replace(&mut ops, rest));
+                let resp = client.txn(txn).await.map_err(|e| ee(what, e))?;
+                if !resp.succeeded() {
+                    return Err(OrchestratorError::Deposed(format!(
+                        "{what} refused by etcd: the leader key is no longer this node's (another orchestrator leads now)"
+                    )));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn list<T: DeserializeOwned + Send + 'static>(
+        &self,
+        what: &'static str,
+        table: &str,
+    ) -> Result<Vec<T>, OrchestratorError> {
+        let prefix = self.key(&format!("{table}/"));
+        let mut client = self.client.clone();
+        self.call(what, async move {
+            let resp = client
+                .get(prefix, Some(GetOptions::new().with_prefix()))
+                .await
+                .map_err(|e| ee(what, e))?;
+            resp.kvs()
+                .iter()
+                .map(|kv| dec(kv.key(), kv.value()))
+                .collect()
+        })
+    }
+
+    /// Who leads now (the leader key's value), read from etcd.
+    pub fn leader_now(&self) -> Result<Option<String>, OrchestratorError> {
+        let key = self.leader_key();
+        let mut client = self.client.clone();
+        self.call("read the leader", async move {
+            let resp = client
+                .get(key, None)
+                .await
+                .map_err(|e| ee("read the leader", e))?;
+            Ok(resp
+                .kvs()
+                .first()
+                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+        })
+    }
+}
+
+impl Store for EtcdStore {
+    fn writable(&self) -> bool {
+        self.guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn describe(&self) -> String {
+        format!("etcd under {}", self.prefix)
+    }
+
+    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
+        self.list("read groups", "groups")
+    }
+
+    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
+        let op = TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None);
+        self.write("write a group", vec![op])
+    }
+
+    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
+        let ops = vec![
+            TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None),
+            TxnOp::put(self.id_key("runbooks", rb.id), enc(rb)?, None),
+        ];
+        self.write("write a decision", ops)
+    }
+
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+        let op = TxnOp::put(self.id_key("runbooks", rb.id), enc(rb)?, None);
+        self.write("write a runbook", vec![op])
+    }
+
+    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+        self.list("read runbooks", "runbooks")
+    }
+
+    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
+        self.put_events(std::slice::from_ref(e))
+    }
+
+    fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
+        let ops = events
+            .iter()
+            .map(|e| Ok(TxnOp::put(self.id_key("events", e.id), enc(e)?, None)))
+            .collect::<Result<Vec<_>, OrchestratorError>>()?;
+        self.write("write events", ops)
+    }
+
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
+        let from = self.id_key("events", after.saturating_add(1));
+        let end = prefix_end(&self.key("events/"));
+        let mut client = self.client.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call("read events", async move {
+            let resp = client
+                .get(
+                    from,
+                    Some(GetOptions::new().with_range(end).with_limit(limit)),
+                )
+                .await
+                .map_err(|e| ee("read events", e))?;
+            resp.kvs()
+                .iter()
+                .map(|kv| dec(kv.key(), kv.value()))
+                .collect()
+        })
+    }
+
+    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+        let prefix = self.key("events/");
+        let mut client = self.client.clone();
+        self.call("read the last event", async move {
+            let resp = client
+                .get(
+                    prefix.clone(),
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_sort(SortTarget::Key, SortOrder::Descend)
+                            .with_limit(1)
+                            .with_keys_only(),
+                    ),
+                )
+                .await
+                .map_err(|e| ee("read the last event", e))?;
+            Ok(resp
+                .kvs()
+                .first()
+                .and_then(|kv| {
+                    std::str::from_utf8(&kv.key()[prefix.len()..])
+                        .ok()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0))
+        })
+    }
+
+    fn prune_events(
+        &self,
+        keep: usize,
+        before_unix_ms: u64,
+        max: usize,
+    ) -> Result<usize, OrchestratorError> {
+        let prefix = self.key("events/");
+        let mut client = self.client.clone();
+        let (count, oldest) = self.call("count events", async move {
+            let count = client
+                .get(
+                    prefix.clone(),
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
+                .await
+                .map_err(|e| ee("count events", e))?
+                .count();
+            let oldest = client
+                .get(
+                    prefix,
+                    Some(
+                        GetOptions::new()
+                            .with_prefix()
+                            .with_limit(i64::try_from(max).unwrap_or(i64::MAX)),
+                    ),
+                )
+                .await
+                .map_err(|e| ee("read the oldest events", e))?;
+            let oldest: Vec<(Vec<u8>, u64)> = oldest
+                .kvs()
+                .iter()
+                .map(|kv| {
+                    let e: Event = dec(kv.key(), kv.value())?;
+                    Ok((kv.key().to_vec(), e.time_unix_ms))
+                })
+                .collect::<Result<_, OrchestratorError>>()?;
+            Ok((count, oldest))
+        })?;
+        let excess = usize::try_from(count).unwrap_or(0).saturating_sub(keep);
+        let doomed = oldest
+            .iter()
+            .enumerate()
+            .take_while(|(i, (_, at))| *i < excess || *at < before_unix_ms)
+            .count();
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let first = oldest[0].0.clone();
+        let end = prefix_end(&oldest[doomed - 1].0);
+        let op = TxnOp::delete(first, Some(DeleteOptions::new().with_range(end)));
+        self.write("prune events", vec![op])?;
+        Ok(doomed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_first_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"/w/events/"), b"/w/events0".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff"), vec![0]);
+    }
+}

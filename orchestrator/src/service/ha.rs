@@ -1,0 +1,165 @@
+//! The service's side of high availability on etcd (DESIGN §7): what a node
+//! does when it wins the leader lease ([`HaRole::take_over`]: load the
+//! state from etcd, then take the licence and resume runbooks), when it
+//! loses it ([`HaRole::step_down`]: revoke the licence, withdraw every
+//! command it queued, drop writes it had not made), and, while it follows,
+//! keeping its view of groups and runbooks current from etcd
+//! ([`Shared::mirror_store`]) so that status and reads on any node are true.
+//!
+//! Evidence is never loaded: every node keeps its own, warm, from the
+//! agents that report to all of them. A node elected before it has been up
+//! for one evidence window (agent timeout plus `fall` rounds) decides
+//! nothing automatically until then: no blind failover after an election.
+
+use std::time::Duration;
+
+use super::*;
+use crate::etcd::leader::{Leadership, Role};
+
+/// This node's leadership as the election loop last saw it.
+pub(crate) struct Ha {
+    view: watch::Receiver<Leadership>,
+    /// Automatic decisions wait until this instant (evidence window).
+    warm_at: Instant,
+}
+
+impl Ha {
+    pub(crate) fn new(view: watch::Receiver<Leadership>) -> Self {
+        Ha {
+            view,
+            warm_at: Instant::now(),
+        }
+    }
+}
+
+/// The service as the election loop drives it.
+pub struct HaRole(pub Arc<Shared>);
+
+#[async_trait]
+impl Role for HaRole {
+    async fn take_over(&self, term: i64) -> Result<(), String> {
+        let s = self.0.clone();
+        let store = s.store.clone();
+        let cfg = s.cfg.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_state(&cfg, store.as_ref()))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        {
+            let mut st = s.lock();
+            st.groups = loaded.groups;
+            st.fresh = loaded.fresh;
+            st.runbooks = loaded.runbooks;
+            st.next_runbook = loaded.next_runbook.max(st.next_runbook);
+            st.next_event = loaded.next_event;
+            st.ledger = Ledger::default();
+            st.dns_moving.clear();
+            st.recorded = Default::default();
+            st.epoch_ahead.clear();
+        }
+        // What a follower recorded is not the leader's to write.
+        s.unsaved.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for g in &loaded.to_write {
+            s.persist(g);
+        }
+        s.licence.grant();
+        let node =
+            s.ha.as_ref()
+                .map(|h| h.view.borrow().node.clone())
+                .unwrap_or_default();
+        s.event(
+            EventKind::Started,
+            None,
+            None,
+            format!(
+                "orchestrator {node} leads (term {term}): state loaded from etcd, runbooks resume"
+            ),
+            vec![],
+            None,
+        );
+        s.adopt_fresh_groups().await;
+        s.resume();
+        Ok(())
+    }
+
+    fn step_down(&self, why: &str) {
+        let s = &self.0;
+        s.licence.revoke(why);
+        {
+            let mut st = s.lock();
+            st.ledger = Ledger::default();
+            st.dns_moving.clear();
+        }
+        s.writer.discard();
+        s.unsaved.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        s.command_tick.send_modify(|v| *v += 1);
+        warn!(cause = %why, "stepped down: not acting until elected again");
+    }
+
+    fn etcd_health(&self, trouble: Option<&str>) {
+        match trouble {
+            Some(cause) => self.0.store_trouble("etcd", cause),
+            None => self.0.store_ok("etcd"),
+        }
+    }
+}
+
+impl Shared {
+    /// With etcd: the leadership as this node sees it.
+    pub fn leadership(&self) -> Option<Leadership> {
+        self.ha.as_ref().map(|h| {
+            let mut l = h.view.borrow().clone();
+            l.lease_remaining_ms = l.remaining_now();
+            l.is_leader = l.is_leader && self.licence.is_held();
+            l
+        })
+    }
+
+    /// The base URL of node `name` (from the config).
+    pub fn node_url(&self, name: &str) -> Option<String> {
+        let o = &self.cfg.orchestrator;
+        o.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| o.node_url(n))
+    }
+
+    /// Whether automatic decisions may be made yet (a node elected right
+    /// after it started waits for one evidence window).
+    pub(crate) fn evidence_warm(&self) -> bool {
+        let Some(ha) = &self.ha else { return true };
+        let d = &self.cfg.detection;
+        let window = d.agent_timeout + d.interval * d.fall;
+        ha.warm_at.elapsed() >= window
+    }
+
+    /// While following: replace the view of groups and runbooks with etcd's.
+    pub async fn mirror_store(&self) {
+        if self.ha.is_none() || self.licence.is_held() {
+            return;
+        }
+        let store = self.store.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            Ok::<_, OrchestratorError>((store.groups()?, store.runbooks()?))
+        })
+        .await;
+        let Ok(Ok((groups, runbooks))) = read else {
+            return;
+        };
+        if self.licence.is_held() {
+            return;
+        }
+        let mut st = self.lock();
+        for g in groups {
+            if self.cfg.groups.contains_key(&g.name) {
+                st.groups.insert(g.name.clone(), g);
+            }
+        }
+        st.runbooks = runbooks.into_iter().map(|r| (r.id, r)).collect();
+    }
+
+    /// How often a follower mirrors the store.
+    pub fn mirror_period(&self) -> Duration {
+        self.cfg.detection.interval.max(Duration::from_millis(500))
+    }
+}
