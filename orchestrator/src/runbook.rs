@@ -116,7 +116,7 @@ pub async fn execute(
             s.finished_unix_ms = None;
         }
         // Without the record we must not act: a crash now could repeat an unrecorded step.
-        if !persist(&mut rb, name, env, store) {
+        if !persist(&mut rb, name, env, store).await {
             return rb;
         }
         env.event(
@@ -192,7 +192,7 @@ pub async fn execute(
         if name == StepName::Verify {
             rb.rto_ms = Some(now.saturating_sub(rb.incident_started_unix_ms));
         }
-        if !persist(&mut rb, name, env, store) {
+        if !persist(&mut rb, name, env, store).await {
             return rb;
         }
     }
@@ -263,6 +263,9 @@ async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
     );
 }
 
+/// How long a failing runbook write is retried before the runbook fails.
+pub const PERSIST_RETRY: Duration = Duration::from_secs(5);
+
 /// Record a finished runbook. If this write is lost the store still says
 /// `running`, and a restart resumes the idempotent steps: safe, so only warn.
 fn final_record(rb: &Runbook, store: &dyn Store) {
@@ -273,8 +276,26 @@ fn final_record(rb: &Runbook, store: &dyn Store) {
 
 /// Write `rb` and publish its progress; on a store error mark it failed
 /// (in memory: the store holds the last good record to resume from).
-fn persist(rb: &mut Runbook, step: StepName, env: &dyn RunbookEnv, store: &dyn Store) -> bool {
-    match store.put_runbook(rb) {
+///
+/// A store error is retried for [`PERSIST_RETRY`] first (etcd electing a new
+/// raft leader takes a second or two); a deposed orchestrator stops at once.
+async fn persist(
+    rb: &mut Runbook,
+    step: StepName,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+) -> bool {
+    let started = tokio::time::Instant::now();
+    let mut written = store.put_runbook(rb);
+    while let Err(e) = &written {
+        if matches!(e, crate::OrchestratorError::Deposed(_)) || started.elapsed() >= PERSIST_RETRY {
+            break;
+        }
+        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the runbook; retrying");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        written = store.put_runbook(rb);
+    }
+    match written {
         Ok(()) => {
             env.progress(rb);
             true

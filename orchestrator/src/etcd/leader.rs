@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::EtcdStore;
+use super::{retrying, EtcdStore};
 
 /// What the service does when this node wins or loses the lease.
 #[async_trait]
@@ -137,35 +137,32 @@ impl Election {
         let mut client = self.store.client();
         let ttl_s = i64::try_from(self.ttl.as_secs()).unwrap_or(60).max(1);
         while !stop.is_cancelled() {
-            let lease =
-                match tokio::time::timeout(self.timeout, client.lease_grant(ttl_s, None)).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => {
-                        self.trouble(&format!("cannot grant a lease: {e}"));
-                        if !self.pause(&stop).await {
-                            break;
-                        }
-                        continue;
+            let grant = retrying(self.timeout, client.clone(), |mut c| async move {
+                c.lease_grant(ttl_s, None).await
+            })
+            .await;
+            let lease = match grant {
+                Ok(r) => r,
+                Err(e) => {
+                    self.trouble(&format!("cannot grant a lease: {e}"));
+                    if !self.pause(&stop).await {
+                        break;
                     }
-                    Err(_) => {
-                        self.trouble("cannot grant a lease: no answer in time");
-                        if !self.pause(&stop).await {
-                            break;
-                        }
-                        continue;
-                    }
-                };
+                    continue;
+                }
+            };
             let granted = Duration::from_secs(u64::try_from(lease.ttl()).unwrap_or(1).max(1));
             match self.campaign(&mut client, lease.id(), granted, &stop).await {
                 Outcome::Stop => {
-                    let _ =
-                        tokio::time::timeout(self.timeout, client.lease_revoke(lease.id())).await;
+                    self.revoke(&client, lease.id()).await;
                     break;
                 }
                 Outcome::Lost(why) => {
                     info!(node = %self.node, cause = %why, "leader lease given up; campaigning again");
-                    let _ =
-                        tokio::time::timeout(self.timeout, client.lease_revoke(lease.id())).await;
+                    self.revoke(&client, lease.id()).await;
+                    if !self.pause(&stop).await {
+                        break;
+                    }
                 }
             }
         }
@@ -173,6 +170,13 @@ impl Election {
             v.is_leader = false;
             v.term = None;
         });
+    }
+
+    async fn revoke(&self, client: &Client, lease: i64) {
+        let _ = retrying(self.timeout, client.clone(), |mut c| async move {
+            c.lease_revoke(lease).await
+        })
+        .await;
     }
 
     /// Follow until the leader key is free, then take it and lead.
@@ -196,13 +200,18 @@ impl Election {
                 )])
                 .or_else([TxnOp::get(key.clone(), None)]);
             let sent = Instant::now();
-            match tokio::time::timeout(self.timeout, client.txn(txn)).await {
-                Ok(Ok(resp)) if resp.succeeded() => {
+            let answer = retrying(self.timeout, client.clone(), |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await;
+            match answer {
+                Ok(resp) if resp.succeeded() => {
                     self.healthy();
                     let term = resp.header().map(|h| h.revision()).unwrap_or(0);
                     return self.lead(client, lease, ttl, term, sent, stop).await;
                 }
-                Ok(Ok(resp)) => {
+                Ok(resp) => {
                     self.healthy();
                     let holder = resp.op_responses().into_iter().find_map(|r| match r {
                         TxnOpResponse::Get(g) => g.kvs().first().map(|kv| {
@@ -231,8 +240,7 @@ impl Election {
                         v.seen_at = Some(Instant::now());
                     });
                 }
-                Ok(Err(e)) => self.trouble(&format!("campaign: {e}")),
-                Err(_) => self.trouble("campaign: no answer in time"),
+                Err(e) => self.trouble(&format!("campaign: {e}")),
             }
             if last_alive.elapsed() >= ttl / 3 {
                 match self.keep_alive(client, lease).await {
@@ -248,22 +256,17 @@ impl Election {
 
     /// One keep-alive round trip; the TTL etcd granted again.
     async fn keep_alive(&self, client: &mut Client, lease: i64) -> Result<Duration, String> {
-        let round = async {
-            let (mut keeper, mut stream) = client
-                .lease_keep_alive(lease)
-                .await
-                .map_err(|e| e.to_string())?;
-            keeper.keep_alive().await.map_err(|e| e.to_string())?;
-            match stream.message().await {
-                Ok(Some(r)) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl() as u64)),
-                Ok(Some(_)) => Err("the lease has expired".to_string()),
-                Ok(None) => Err("etcd closed the keep-alive stream".to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        match tokio::time::timeout(self.timeout, round).await {
-            Ok(r) => r,
-            Err(_) => Err("no keep-alive answer in time".into()),
+        let answer = retrying(self.timeout, client.clone(), |mut c| async move {
+            let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
+            keeper.keep_alive().await?;
+            stream.message().await
+        })
+        .await;
+        match answer {
+            Ok(Some(r)) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl() as u64)),
+            Ok(Some(_)) => Err("the lease has expired".to_string()),
+            Ok(None) => Err("etcd closed the keep-alive stream".to_string()),
+            Err(e) => Err(e),
         }
     }
 
@@ -329,11 +332,12 @@ impl Election {
             match alive {
                 Ok(granted) => {
                     // Still our key? (An operator may have deleted it.)
-                    let ours = tokio::time::timeout(self.timeout, client.get(key.clone(), None))
-                        .await
-                        .map_err(|_| "no answer in time".to_string())
-                        .and_then(|r| r.map_err(|e| e.to_string()))
-                        .map(|r| r.kvs().first().map(|kv| kv.create_revision()) == Some(term));
+                    let ours = retrying(self.timeout, client.clone(), |mut c| {
+                        let key = key.clone();
+                        async move { c.get(key, None).await }
+                    })
+                    .await
+                    .map(|r| r.kvs().first().map(|kv| kv.create_revision()) == Some(term));
                     match ours {
                         Ok(true) => {
                             self.healthy();
@@ -391,7 +395,11 @@ impl Election {
                     term,
                 )])
                 .and_then([TxnOp::delete(key, None)]);
-            let _ = tokio::time::timeout(self.timeout, client.txn(txn)).await;
+            let _ = retrying(self.timeout, client.clone(), |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await;
         }
     }
 }

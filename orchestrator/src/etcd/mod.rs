@@ -61,10 +61,6 @@ pub struct EtcdStore {
     guard: Arc<Mutex<Option<i64>>>,
 }
 
-fn ee(what: &str, e: etcd_client::Error) -> OrchestratorError {
-    OrchestratorError::store(format!("etcd: {what}"), e)
-}
-
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
     serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
 }
@@ -200,26 +196,23 @@ impl EtcdStore {
             .ok_or_else(|| OrchestratorError::Deposed("this orchestrator is not the leader".into()))
     }
 
-    /// Run `fut` on the etcd runtime and wait for it (at most three request
-    /// timeouts), from any thread.
-    fn call<T, F>(&self, what: &'static str, fut: F) -> Result<T, OrchestratorError>
+    /// Run `op` on the etcd runtime, retried while etcd is unreachable or
+    /// between raft leaders (see [`retrying`]), and wait for it from any thread.
+    fn call<T, F, Fut>(&self, what: &'static str, op: F) -> Result<T, OrchestratorError>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, OrchestratorError>> + Send + 'static,
+        F: FnMut(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, etcd_client::Error>> + Send,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let limit = self.timeout * 3;
+        let client = self.client.clone();
         self.spawn(async move {
-            let r = tokio::time::timeout(limit, fut).await;
-            let _ = tx.send(r);
+            let _ = tx.send(retrying(limit, client, op).await);
         });
-        let answer = wait(move || rx.recv());
-        match answer {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(OrchestratorError::store(
-                format!("etcd: {what}"),
-                format!("no answer within {}", humantime::format_duration(limit)),
-            )),
+        match wait(move || rx.recv()) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(OrchestratorError::store(format!("etcd: {what}"), e)),
             Err(_) => Err(OrchestratorError::store(
                 format!("etcd: {what}"),
                 "the etcd runtime stopped",
@@ -229,30 +222,26 @@ impl EtcdStore {
 
     /// One guarded transaction of `ops` (split when longer than etcd allows:
     /// each part is guarded on its own).
-    fn write(&self, what: &'static str, ops: Vec<TxnOp>) -> Result<(), OrchestratorError> {
+    fn write(&self, what: &'static str, mut ops: Vec<TxnOp>) -> Result<(), OrchestratorError> {
         let rev = self.guard()?;
         let key = self.leader_key();
-        let mut client = self.client.clone();
-        self.call(what, async move {
-            let mut ops = ops;
-            while !ops.is_empty() {
-                let rest = ops.split_off(ops.len().min(TXN_OPS));
+        while !ops.is_empty() {
+            let rest = ops.split_off(ops.len().min(TXN_OPS));
+            let part = std::mem::replace(&mut ops, rest);
+            let key = key.clone();
+            let ok = self.call(what, move |mut c| {
                 let txn = Txn::new()
-                    .when([Compare::create_revision(
-                        key.clone(),
-                        CompareOp::Equal,
-                        rev,
-                    )])
-                    .and_then(std::mem::replace(&mut ops, rest));
-                let resp = client.txn(txn).await.map_err(|e| ee(what, e))?;
-                if !resp.succeeded() {
-                    return Err(OrchestratorError::Deposed(format!(
-                        "{what} refused by etcd: the leader key is no longer this node's (another orchestrator leads now)"
-                    )));
-                }
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, rev)])
+                    .and_then(part.clone());
+                async move { c.txn(txn).await.map(|r| r.succeeded()) }
+            })?;
+            if !ok {
+                return Err(OrchestratorError::Deposed(format!(
+                    "{what} refused by etcd: the leader key is no longer this node's (another orchestrator leads now)"
+                )));
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     fn list<T: DeserializeOwned + Send + 'static>(
@@ -261,33 +250,74 @@ impl EtcdStore {
         table: &str,
     ) -> Result<Vec<T>, OrchestratorError> {
         let prefix = self.key(&format!("{table}/"));
-        let mut client = self.client.clone();
-        self.call(what, async move {
-            let resp = client
-                .get(prefix, Some(GetOptions::new().with_prefix()))
-                .await
-                .map_err(|e| ee(what, e))?;
-            resp.kvs()
-                .iter()
-                .map(|kv| dec(kv.key(), kv.value()))
-                .collect()
-        })
+        let resp = self.call(what, move |mut c| {
+            let prefix = prefix.clone();
+            async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
+        })?;
+        resp.kvs()
+            .iter()
+            .map(|kv| dec(kv.key(), kv.value()))
+            .collect()
     }
 
     /// Who leads now (the leader key's value), read from etcd.
     pub fn leader_now(&self) -> Result<Option<String>, OrchestratorError> {
         let key = self.leader_key();
-        let mut client = self.client.clone();
-        self.call("read the leader", async move {
-            let resp = client
-                .get(key, None)
-                .await
-                .map_err(|e| ee("read the leader", e))?;
-            Ok(resp
-                .kvs()
-                .first()
-                .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
-        })
+        let resp = self.call("read the leader", move |mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
+        })?;
+        Ok(resp
+            .kvs()
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
+    }
+}
+
+/// Whether etcd may answer if asked again: a member down or unreachable,
+/// or no raft leader for the moment.
+pub(crate) fn transient(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => matches!(
+            format!("{:?}", s.code()).as_str(),
+            "Unavailable" | "DeadlineExceeded" | "Unknown" | "Aborted"
+        ),
+        _ => false,
+    }
+}
+
+/// Run `op` until it answers, fails for good, or `limit` passes; a
+/// transient failure (see [`transient`]) is tried again after 50 ms (the
+/// balanced channel then picks another member).
+pub(crate) async fn retrying<T, F, Fut>(
+    limit: Duration,
+    client: Client,
+    mut op: F,
+) -> Result<T, String>
+where
+    F: FnMut(Client) -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, op(client.clone())).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e))
+                if transient(&e)
+                    && tokio::time::Instant::now() + Duration::from_millis(50) < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => {
+                return Err(format!(
+                    "no answer within {}",
+                    humantime::format_duration(limit)
+                ))
+            }
+        }
     }
 }
 
@@ -344,30 +374,31 @@ impl Store for EtcdStore {
     fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
         let from = self.id_key("events", after.saturating_add(1));
         let end = prefix_end(&self.key("events/"));
-        let mut client = self.client.clone();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.call("read events", async move {
-            let resp = client
-                .get(
+        let resp = self.call("read events", move |mut c| {
+            let (from, end) = (from.clone(), end.clone());
+            async move {
+                c.get(
                     from,
                     Some(GetOptions::new().with_range(end).with_limit(limit)),
                 )
                 .await
-                .map_err(|e| ee("read events", e))?;
-            resp.kvs()
-                .iter()
-                .map(|kv| dec(kv.key(), kv.value()))
-                .collect()
-        })
+            }
+        })?;
+        resp.kvs()
+            .iter()
+            .map(|kv| dec(kv.key(), kv.value()))
+            .collect()
     }
 
     fn last_event_id(&self) -> Result<u64, OrchestratorError> {
         let prefix = self.key("events/");
-        let mut client = self.client.clone();
-        self.call("read the last event", async move {
-            let resp = client
-                .get(
-                    prefix.clone(),
+        let p = prefix.clone();
+        let resp = self.call("read the last event", move |mut c| {
+            let prefix = p.clone();
+            async move {
+                c.get(
+                    prefix,
                     Some(
                         GetOptions::new()
                             .with_prefix()
@@ -377,18 +408,18 @@ impl Store for EtcdStore {
                     ),
                 )
                 .await
-                .map_err(|e| ee("read the last event", e))?;
-            Ok(resp
-                .kvs()
-                .first()
-                .and_then(|kv| {
-                    std::str::from_utf8(&kv.key()[prefix.len()..])
-                        .ok()?
-                        .parse()
-                        .ok()
-                })
-                .unwrap_or(0))
-        })
+            }
+        })?;
+        Ok(resp
+            .kvs()
+            .first()
+            .and_then(|kv| {
+                std::str::from_utf8(&kv.key()[prefix.len()..])
+                    .ok()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0))
     }
 
     fn prune_events(
@@ -398,37 +429,32 @@ impl Store for EtcdStore {
         max: usize,
     ) -> Result<usize, OrchestratorError> {
         let prefix = self.key("events/");
-        let mut client = self.client.clone();
-        let (count, oldest) = self.call("count events", async move {
-            let count = client
-                .get(
-                    prefix.clone(),
-                    Some(GetOptions::new().with_prefix().with_count_only()),
-                )
-                .await
-                .map_err(|e| ee("count events", e))?
-                .count();
-            let oldest = client
-                .get(
-                    prefix,
-                    Some(
-                        GetOptions::new()
-                            .with_prefix()
-                            .with_limit(i64::try_from(max).unwrap_or(i64::MAX)),
-                    ),
-                )
-                .await
-                .map_err(|e| ee("read the oldest events", e))?;
-            let oldest: Vec<(Vec<u8>, u64)> = oldest
-                .kvs()
-                .iter()
-                .map(|kv| {
-                    let e: Event = dec(kv.key(), kv.value())?;
-                    Ok((kv.key().to_vec(), e.time_unix_ms))
-                })
-                .collect::<Result<_, OrchestratorError>>()?;
-            Ok((count, oldest))
+        let p = prefix.clone();
+        let count = self
+            .call("count events", move |mut c| {
+                let p = p.clone();
+                async move {
+                    c.get(p, Some(GetOptions::new().with_prefix().with_count_only()))
+                        .await
+                }
+            })?
+            .count();
+        let max_i = i64::try_from(max).unwrap_or(i64::MAX);
+        let resp = self.call("read the oldest events", move |mut c| {
+            let p = prefix.clone();
+            async move {
+                c.get(p, Some(GetOptions::new().with_prefix().with_limit(max_i)))
+                    .await
+            }
         })?;
+        let oldest: Vec<(Vec<u8>, u64)> = resp
+            .kvs()
+            .iter()
+            .map(|kv| {
+                let e: Event = dec(kv.key(), kv.value())?;
+                Ok((kv.key().to_vec(), e.time_unix_ms))
+            })
+            .collect::<Result<_, OrchestratorError>>()?;
         let excess = usize::try_from(count).unwrap_or(0).saturating_sub(keep);
         let doomed = oldest
             .iter()

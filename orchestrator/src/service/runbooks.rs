@@ -262,7 +262,8 @@ impl Shared {
                 Some(rb.id),
             );
         }
-        self.persist(&ng);
+        // The runbook's last record and the group's new phase are one fact.
+        self.persist_decision(&ng, &rb);
         st.groups.insert(rb.group.clone(), ng);
         self.metrics.runbooks.inc();
         if let Some(rto) = rb.rto_ms {
