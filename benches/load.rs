@@ -4,7 +4,9 @@
 //! orchestrator's CPU (from /proc), its RSS, and report handling time (client
 //! round trip and the server-side histogram). Prints a table.
 //!
-//! `cargo bench --bench load` (BENCH_GROUPS=10000 DURATION_S=30 by default).
+//! `cargo bench --bench load` (BENCH_GROUPS=10000 DURATION_S=30 by default);
+//! `STORE=etcd` runs the orchestrator on `store = "etcd"` against one real
+//! etcd member on loopback (started here) and reports etcd's write rate.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -92,6 +94,31 @@ fn main() -> Result<()> {
     }
     let mut conf = String::new();
     writeln!(conf, "[orchestrator]\nlisten = \"127.0.0.1:{api}\"\ndata_dir = \"{}\"\noperator_token = {{ file = \"{}\" }}\nreconcile_interval = \"10s\"\nmax_body_bytes = 65536\n", dir.join("data").display(), dir.join("op.token").display())?;
+    let etcd_store = std::env::var("STORE").is_ok_and(|v| v == "etcd");
+    let mut etcd = None;
+    if etcd_store {
+        let (cp, pp) = (free_port()?, free_port()? + 1);
+        let url = format!("http://127.0.0.1:{cp}");
+        let peer = format!("http://127.0.0.1:{pp}");
+        etcd = Some((
+            Kill(
+                Command::new("etcd")
+                    .args(["--name", "l1", "--data-dir"])
+                    .arg(dir.join("etcd"))
+                    .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+                    .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                    .args(["--initial-cluster", &format!("l1={peer}")])
+                    .args(["--logger", "zap", "--log-outputs"])
+                    .arg(dir.join("etcd.log"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .context("etcd (apt-get install etcd-server)")?,
+            ),
+            url.clone(),
+        ));
+        writeln!(conf, "store = \"etcd\"\n[orchestrator.etcd]\nendpoints = [\"{url}\"]\nlease_ttl = \"3s\"\n")?;
+    }
     writeln!(
         conf,
         "[detection]\ninterval = \"1s\"\nagent_timeout = \"3s\"\nfall = 3\nrise = 3\n"
@@ -174,14 +201,31 @@ fn main() -> Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })?;
+    if etcd_store {
+        rt.block_on(async {
+            while !client
+                .get(format!("{base}/v1/leader"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                if t0.elapsed() > Duration::from_secs(120) {
+                    bail!("the orchestrator did not lead; see {}", dir.display());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(())
+        })?;
+    }
     eprintln!("orchestrator up after {:.1}s", t0.elapsed().as_secs_f64());
+    let etcd_url = etcd.as_ref().map(|(_, u)| u.clone());
     let pid = orch.0.id();
     let lat: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let tokens = Arc::new(tokens);
     let warmup = Duration::from_secs(5);
-    let (cpu0, rss_before, measured) = rt.block_on(async {
+    let (cpu0, rss_before, measured, etcd_rate) = rt.block_on(async {
         let start = Instant::now();
         let end = start + warmup + duration;
         let workers = 64usize;
@@ -224,13 +268,17 @@ fn main() -> Result<()> {
             }));
         }
         tokio::time::sleep(warmup).await;
+        let w0 = etcd_proposals(&client, etcd_url.as_deref()).await;
         let cpu0 = proc_cpu_ticks(pid).unwrap_or(0);
         let rss_before = proc_rss_kb(pid).unwrap_or(0);
         let m0 = Instant::now();
         for t in tasks {
             let _ = t.await;
         }
-        (cpu0, rss_before, m0.elapsed())
+        let measured = m0.elapsed();
+        let w1 = etcd_proposals(&client, etcd_url.as_deref()).await;
+        let rate = w0.zip(w1).map(|(a, b)| (b - a) / measured.as_secs_f64());
+        (cpu0, rss_before, measured, rate)
     });
     let cpu1 = proc_cpu_ticks(pid)?;
     let rss = proc_rss_kb(pid)?;
@@ -259,6 +307,11 @@ fn main() -> Result<()> {
             buckets.insert(le.to_string(), v.to_string());
         }
     }
+    println!(
+        "store: {}",
+        if etcd_store { "etcd (one member on loopback)" } else { "local (redb)" }
+    );
+    println!();
     println!("| measure | value | goal |");
     println!("|---|---:|---|");
     println!("| groups / sites | {groups} / {sites} | 10,000 / 20,000 |");
@@ -284,7 +337,26 @@ fn main() -> Result<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
+    if let Some(r) = etcd_rate {
+        println!("| etcd writes (raft proposals committed per second) | {r:.1} | |");
+    }
     drop(orch);
+    drop(etcd);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// etcd's count of committed raft proposals (every write), from its /metrics.
+async fn etcd_proposals(client: &reqwest::Client, url: Option<&str>) -> Option<f64> {
+    let text = client
+        .get(format!("{}/metrics", url?))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find(|l| l.starts_with("etcd_server_proposals_committed_total "))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
 }

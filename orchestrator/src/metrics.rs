@@ -30,6 +30,12 @@ pub struct Metrics {
     pub rpo_seconds: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
     /// Command outcomes dropped: reported for a command not queued for the reporting site.
     pub dropped_outcomes: Counter,
+    /// 1 while this orchestrator holds the licence to act (always 1 with the
+    /// local store); set when `/metrics` is scraped.
+    pub leader: Gauge,
+    /// With etcd (label `node`): 1 while etcd answers this node, else 0;
+    /// no sample with the local store. Set when scraped.
+    pub etcd_up: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -44,6 +50,18 @@ impl Metrics {
         let alerts = Gauge::default();
         let rpo_seconds = Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
         let dropped_outcomes = Counter::default();
+        let leader = Gauge::default();
+        let etcd_up = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "leader",
+            "1 while this orchestrator holds the licence to act (the leader lease with etcd)",
+            leader.clone(),
+        );
+        registry.register(
+            "etcd_up",
+            "1 while etcd answers this orchestrator (store = etcd only)",
+            etcd_up.clone(),
+        );
         registry.register(
             "dropped_outcomes",
             "Command outcomes dropped because the command was not queued for the reporting site",
@@ -78,6 +96,8 @@ impl Metrics {
             alerts.clone(),
         );
         Metrics {
+            leader,
+            etcd_up,
             dropped_outcomes,
             alerts,
             rpo_seconds,

@@ -22,6 +22,10 @@ const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
 pub trait Store: Send + Sync {
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError>;
     fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError>;
+    /// Write several groups; implementations should batch them.
+    fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
+        groups.iter().try_for_each(|g| self.put_group(g))
+    }
     /// Write a group and a runbook together (a decision and its runbook are one fact).
     fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError>;
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError>;
@@ -114,6 +118,21 @@ impl Store for LocalStore {
         {
             let mut t = tx.open_table(GROUPS).map_err(se)?;
             t.insert(g.name.as_str(), bytes.as_slice()).map_err(se)?;
+        }
+        tx.commit().map_err(se)
+    }
+
+    fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
+        let encoded = groups
+            .iter()
+            .map(|g| Ok((g.name.as_str(), enc(g)?)))
+            .collect::<Result<Vec<_>, OrchestratorError>>()?;
+        let tx = self.db.begin_write().map_err(se)?;
+        {
+            let mut t = tx.open_table(GROUPS).map_err(se)?;
+            for (name, bytes) in &encoded {
+                t.insert(*name, bytes.as_slice()).map_err(se)?;
+            }
         }
         tx.commit().map_err(se)
     }

@@ -4,6 +4,7 @@
 
 mod crossref;
 mod examples;
+mod ha;
 mod haproxy;
 mod mutations;
 mod problems;

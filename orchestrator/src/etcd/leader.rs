@@ -310,8 +310,9 @@ impl Election {
         self.view.send_modify(|v| v.is_leader = true);
         let period = ttl / 3;
         let key = self.store.leader_key();
+        // Renew at once: the take-over may have used part of the lease.
+        let mut next = Instant::now();
         loop {
-            let next = Instant::now() + period;
             tokio::select! {
                 _ = stop.cancelled() => {
                     self.end_term(client, "shutdown: resigning").await;
@@ -324,6 +325,7 @@ impl Election {
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
+            next = Instant::now() + period;
             let sent = Instant::now();
             let alive = tokio::select! {
                 r = self.keep_alive(client, lease) => r,

@@ -342,6 +342,14 @@ impl Store for EtcdStore {
         self.write("write a group", vec![op])
     }
 
+    fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
+        let ops = groups
+            .iter()
+            .map(|g| Ok(TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None)))
+            .collect::<Result<Vec<_>, OrchestratorError>>()?;
+        self.write("write groups", ops)
+    }
+
     fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
         let ops = vec![
             TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None),

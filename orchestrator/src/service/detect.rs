@@ -10,7 +10,10 @@ impl Shared {
         let now = Instant::now();
         let mut st = self.lock();
         let st = &mut *st;
-        self.lift_holds_locked(st, now);
+        let acting = self.licence.is_held();
+        if acting {
+            self.lift_holds_locked(st, now);
+        }
         self.flush_dropped_locked(st);
         let round = st.detector.round(&st.evidence, now);
         // At start-up nothing has been heard yet: that is not isolation worth an alert.
@@ -79,6 +82,10 @@ impl Shared {
             }
         }
         self.frontend_round_locked(st, now);
+        if !acting {
+            // A follower keeps its verdicts warm; the group state is the leader's.
+            return;
+        }
         self.replication_round_locked(st);
         // Decisions per group.
         let by_site: BTreeMap<&str, &crate::detector::SiteRound> =

@@ -77,8 +77,13 @@ impl Role for HaRole {
             vec![],
             None,
         );
-        s.adopt_fresh_groups().await;
-        s.resume();
+        // Adoption may wait for an unreachable routing layer: it runs under
+        // the licence, not in the take-over the lease renewal waits for.
+        let me = s.clone();
+        s.licence.spawn(move |_term| async move {
+            me.adopt_fresh_groups().await;
+            me.resume();
+        });
         Ok(())
     }
 

@@ -124,9 +124,8 @@ impl Shared {
                             None => store.put_runbook(rb)?,
                         }
                     }
-                    for g in groups.values() {
-                        store.put_group(g)?;
-                    }
+                    let rest: Vec<_> = groups.into_values().collect();
+                    store.put_groups(&rest)?;
                     Ok::<(), crate::OrchestratorError>(())
                 })
                 .await;

@@ -348,6 +348,15 @@ impl Shared {
     pub fn metrics_text(&self, openmetrics: bool) -> String {
         let alerts: usize = self.cfg.groups.keys().map(|g| self.alerts(g).len()).sum();
         self.metrics.alerts.set(alerts as i64);
+        self.metrics
+            .leader
+            .set(i64::from(self.licence.is_held()));
+        if let Some(l) = self.leadership() {
+            self.metrics
+                .etcd_up
+                .get_or_create(&vec![("node".to_string(), l.node.clone())])
+                .set(i64::from(l.etcd_ok));
+        }
         {
             let st = self.lock();
             let now = self.clock.now_ms();
