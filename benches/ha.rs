@@ -99,7 +99,7 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let Some(d) = Ha::new("true") else {
+    let Some(d) = Ha::with_budget("true", 1000) else {
         eprintln!("ha bench skipped: needs root, ip, iptables, etcd");
         return Ok(());
     };

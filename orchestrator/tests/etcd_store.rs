@@ -42,6 +42,11 @@ fn free_port() -> u16 {
 }
 
 fn etcd() -> Option<Etcd> {
+    etcd_with(&[], "http")
+}
+
+/// etcd with extra flags (TLS), its URLs in `scheme`.
+fn etcd_with(flags: &[String], scheme: &str) -> Option<Etcd> {
     let bin = ["/usr/bin/etcd", "/usr/local/bin/etcd"]
         .iter()
         .map(PathBuf::from)
@@ -54,9 +59,10 @@ fn etcd() -> Option<Etcd> {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let (cp, pp) = (free_port(), free_port());
-    let url = format!("http://127.0.0.1:{cp}");
+    let url = format!("{scheme}://127.0.0.1:{cp}");
     let peer = format!("http://127.0.0.1:{pp}");
     let child = Command::new(bin)
+        .args(flags)
         .args(["--name", "t1", "--data-dir"])
         .arg(dir.path().join("data"))
         .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
@@ -74,7 +80,7 @@ fn etcd() -> Option<Etcd> {
         _dir: dir,
     };
     let t = Instant::now();
-    while std::net::TcpStream::connect(e.url.trim_start_matches("http://")).is_err() {
+    while std::net::TcpStream::connect(e.url.split("://").nth(1).unwrap_or_default()).is_err() {
         assert!(t.elapsed() < Duration::from_secs(20), "etcd did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -284,4 +290,94 @@ async fn one_leader_and_it_steps_down_within_the_ttl_when_etcd_stops_answering()
     }
     stop.cancel();
     let _ = tokio::join!(t1, t2);
+}
+
+/// A CA, etcd's server certificate for 127.0.0.1, a client certificate of
+/// that CA and one of another CA, made with openssl in `$1`.
+const CERTS: &str = r#"
+set -eu
+cd "$1"
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+ca() { key "$1"; openssl req -x509 -key "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1" 2>/dev/null; }
+leaf() {
+  key "$1"
+  openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
+  printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\n' "$2" > "$1.ext"
+  openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial -days 2 -out "$1.pem" -extfile "$1.ext" 2>/dev/null
+}
+ca ca
+ca other
+leaf server "IP:127.0.0.1" ca
+leaf client "DNS:orchestrator" ca
+leaf rogue "DNS:orchestrator" other
+chmod 600 ./*.key
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_to_etcd_with_a_client_certificate() {
+    let pki = tempfile::tempdir().unwrap();
+    let script = pki.path().join("certs.sh");
+    std::fs::write(&script, CERTS).unwrap();
+    let ok = Command::new("bash")
+        .arg(&script)
+        .arg(pki.path())
+        .status()
+        .expect("bash and openssl");
+    assert!(ok.success(), "certificates made");
+    let f = |n: &str| pki.path().join(n);
+    let flags: Vec<String> = vec![
+        "--cert-file".into(),
+        f("server.pem").display().to_string(),
+        "--key-file".into(),
+        f("server.key").display().to_string(),
+        "--trusted-ca-file".into(),
+        f("ca.pem").display().to_string(),
+        "--client-cert-auth".into(),
+    ];
+    let Some(e) = etcd_with(&flags, "https") else {
+        return;
+    };
+    let tls = |cert: &str| warden_config::EtcdTls {
+        ca: f("ca.pem"),
+        cert: Some(f(&format!("{cert}.pem"))),
+        key: Some(f(&format!("{cert}.key"))),
+    };
+    let mut c = cfg(&e.url, "/tls/");
+    c.tls = Some(tls("client"));
+    let s = EtcdStore::connect(&c).expect("connects over TLS");
+    assert_eq!(s.leader_now().expect("a read over mTLS"), None);
+    let (term, _) = {
+        // Take the key over TLS too, through the store's own client.
+        use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+        let mut client = s.client();
+        let lease = client.lease_grant(5, None).await.unwrap().id();
+        let key = s.leader_key();
+        let r = client
+            .txn(
+                Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, "n", Some(PutOptions::new().with_lease(lease)))]),
+            )
+            .await
+            .unwrap();
+        (r.header().unwrap().revision(), lease)
+    };
+    s.set_guard(Some(term));
+    s.put_group(&group("web", 4)).expect("a guarded write over TLS");
+    assert_eq!(s.groups().unwrap()[0].epoch, 4);
+
+    // A certificate from another CA is refused by etcd.
+    let mut rogue = cfg(&e.url, "/tls/");
+    rogue.tls = Some(tls("rogue"));
+    let r = EtcdStore::connect(&rogue).and_then(|s| s.leader_now());
+    assert!(r.is_err(), "a foreign client certificate reads nothing: {r:?}");
+
+    // A private key every user can read is refused before any connection.
+    std::fs::set_permissions(
+        f("client.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let err = EtcdStore::connect(&c).err().expect("refused");
+    assert!(err.to_string().contains("readable by every user"), "{err}");
 }

@@ -72,10 +72,15 @@ impl Ha {
     /// Build hosts, write the config; start nothing. `promote_b` is a shell
     /// snippet run by b's promote hook after it logged its run.
     pub(crate) fn new(promote_b: &str) -> Option<Ha> {
+        Self::with_budget(promote_b, 5)
+    }
+
+    /// As [`Ha::new`] with `max_failovers` automatic moves per hour.
+    pub(crate) fn with_budget(promote_b: &str, max_failovers: u32) -> Option<Ha> {
         let (etcd, etcdctl) = etcd_tools()?;
         let lab = Lab::new_or_skip(HOSTS)?;
         let (config, operator_token, frontend_token) =
-            write_config(&lab, promote_b).expect("ha config");
+            write_config(&lab, promote_b, max_failovers).expect("ha config");
         Some(Ha {
             lab,
             config,
@@ -350,7 +355,11 @@ impl Ha {
     }
 }
 
-fn write_config(lab: &Lab, promote_b: &str) -> Result<(PathBuf, String, String)> {
+fn write_config(
+    lab: &Lab,
+    promote_b: &str,
+    max_failovers: u32,
+) -> Result<(PathBuf, String, String)> {
     let tokens = Tokens::new(lab, &["a", "b"])?;
     let opf = lab.write_file("ha-operator.token", &tokens.operator)?;
     let fe = format!("frontend-{}", lab.prefix());
@@ -425,7 +434,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         opf = opf.display(),
         prefix = lab.prefix(),
         ttl = LEASE_TTL.as_secs(),
-        detection = lab::detection("3s", 5, "failover_window = \"1h\"\n"),
+        detection = lab::detection("3s", max_failovers, "failover_window = \"1h\"\n"),
         site_a = site("a", "true"),
         site_b = site("b", promote_b),
         fe_ip = lab.ip("fe"),

@@ -174,8 +174,8 @@ fn a_file_that_is_not_utf8_or_is_huge_is_refused_with_a_position() {
     let e = load(&p).unwrap_err().to_string();
     assert!(e.contains("bad.conf:2:12: (file): not UTF-8"), "{e}");
     let mut huge = b"[orchestrator]\nx = [".to_vec();
-    huge.extend(std::iter::repeat_n(b"1, ".as_slice(), 600_000).flatten());
+    huge.extend(std::iter::repeat_n(b"1, ".as_slice(), 3_000_000).flatten());
     std::fs::write(&p, &huge).unwrap();
     let e = load(&p).unwrap_err().to_string();
-    assert!(e.contains("larger than 1048576 bytes"), "{e}");
+    assert!(e.contains("larger than 8388608 bytes"), "{e}");
 }

@@ -106,6 +106,8 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(|e| OrchestratorError::Setup(format!("cannot start the etcd runtime: {e}")))?;
+        // Held so that an early return below drops it without blocking.
+        let rt = Runtime(Some(rt));
         let mut opts = ConnectOptions::new()
             .with_timeout(cfg.timeout)
             .with_connect_timeout(cfg.timeout)
@@ -136,7 +138,7 @@ impl EtcdStore {
         }
         let endpoints = cfg.endpoints.clone();
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        rt.spawn(async move {
+        rt.0.as_ref().expect("just built").spawn(async move {
             // `connect` only sets up the balanced channel (on this runtime).
             let _ = tx.send(Client::connect(endpoints, Some(opts)).await);
         });
@@ -145,7 +147,7 @@ impl EtcdStore {
             .map_err(|e| OrchestratorError::Setup(format!("orchestrator.etcd: {e}")))?;
         Ok(EtcdStore {
             client,
-            rt: Arc::new(Runtime(Some(rt))),
+            rt: Arc::new(rt),
             prefix: cfg.prefix.clone(),
             timeout: cfg.timeout,
             guard: Arc::new(Mutex::new(None)),
