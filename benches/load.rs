@@ -105,8 +105,18 @@ fn main() -> Result<()> {
                 Command::new("etcd")
                     .args(["--name", "l1", "--data-dir"])
                     .arg(dir.join("etcd"))
-                    .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-                    .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                    .args([
+                        "--listen-client-urls",
+                        &url,
+                        "--advertise-client-urls",
+                        &url,
+                    ])
+                    .args([
+                        "--listen-peer-urls",
+                        &peer,
+                        "--initial-advertise-peer-urls",
+                        &peer,
+                    ])
                     .args(["--initial-cluster", &format!("l1={peer}")])
                     .args(["--logger", "zap", "--log-outputs"])
                     .arg(dir.join("etcd.log"))
@@ -117,7 +127,10 @@ fn main() -> Result<()> {
             ),
             url.clone(),
         ));
-        writeln!(conf, "store = \"etcd\"\n[orchestrator.etcd]\nendpoints = [\"{url}\"]\nlease_ttl = \"3s\"\n")?;
+        writeln!(
+            conf,
+            "store = \"etcd\"\n[orchestrator.etcd]\nendpoints = [\"{url}\"]\nlease_ttl = \"3s\"\n"
+        )?;
     }
     writeln!(
         conf,
@@ -309,7 +322,11 @@ fn main() -> Result<()> {
     }
     println!(
         "store: {}",
-        if etcd_store { "etcd (one member on loopback)" } else { "local (redb)" }
+        if etcd_store {
+            "etcd (one member on loopback)"
+        } else {
+            "local (redb)"
+        }
     );
     println!();
     println!("| measure | value | goal |");

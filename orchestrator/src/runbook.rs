@@ -288,7 +288,10 @@ async fn persist(
     let started = tokio::time::Instant::now();
     let mut written = store.put_runbook(rb);
     while let Err(e) = &written {
-        if matches!(e, crate::OrchestratorError::Deposed(_)) || started.elapsed() >= PERSIST_RETRY {
+        if matches!(e, crate::OrchestratorError::Deposed(_))
+            || store.may_act_unwritten()
+            || started.elapsed() >= PERSIST_RETRY
+        {
             break;
         }
         tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the runbook; retrying");
@@ -305,6 +308,13 @@ async fn persist(
             // store. Stop without a word in the record (still `running`).
             tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: runbook left to the new leader");
             false
+        }
+        Err(e) if store.may_act_unwritten() => {
+            // A full disk must not stop a failover that does not need it: go
+            // on from memory (the decision's alert already said so).
+            tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "step not persisted; going on from memory");
+            env.progress(rb);
+            true
         }
         Err(e) => {
             env.event(

@@ -54,12 +54,19 @@ pub trait Store: Send + Sync {
     fn describe(&self) -> String {
         "the state store".into()
     }
+    /// Whether the orchestrator may act when this store cannot write (the
+    /// local file on a full disk: a failover from memory beats none). Never
+    /// with etcd: there, a refused write is the loss of the licence.
+    fn may_act_unwritten(&self) -> bool {
+        false
+    }
 }
 
 /// redb-backed store at `DATA_DIR/warden.redb`.
 #[derive(Clone)]
 pub struct LocalStore {
-    db: Arc<Database>,
+    /// `None` between a failed reopen and the next attempt.
+    db: Arc<std::sync::RwLock<Option<Database>>>,
     path: std::path::PathBuf,
 }
 
@@ -90,9 +97,41 @@ impl LocalStore {
         tx.open_table(EVENTS).map_err(se)?;
         tx.commit().map_err(se)?;
         Ok(LocalStore {
-            db: Arc::new(db),
+            db: Arc::new(std::sync::RwLock::new(Some(db))),
             path,
         })
+    }
+
+    /// Run `f` on the database. After a failure the database is closed and
+    /// opened again: redb refuses every operation after an I/O error (a full
+    /// disk) until it is reopened, and the file is consistent (each commit
+    /// is atomic), so the next write says what is wrong now — and succeeds
+    /// once there is space again.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, OrchestratorError>,
+    ) -> Result<T, OrchestratorError> {
+        let result = {
+            let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(db) => f(db),
+                None => Err(OrchestratorError::store(
+                    format!("cannot open {}", self.path.display()),
+                    "the database could not be opened again after an error",
+                )),
+            }
+        };
+        if result.is_err() {
+            let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+            *guard = None;
+            match Database::create(&self.path) {
+                Ok(db) => *guard = Some(db),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), cause = %e, "cannot open the store again; retrying at the next operation")
+                }
+            }
+        }
+        result
     }
 }
 
@@ -101,120 +140,144 @@ impl Store for LocalStore {
         self.path.display().to_string()
     }
 
+    fn may_act_unwritten(&self) -> bool {
+        true
+    }
+
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
-        let tx = self.db.begin_read().map_err(se)?;
-        let t = tx.open_table(GROUPS).map_err(se)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(se)? {
-            let (_, v) = item.map_err(se)?;
-            out.push(dec(v.value())?);
-        }
-        Ok(out)
+        self.with(|db| {
+            let tx = db.begin_read().map_err(se)?;
+            let t = tx.open_table(GROUPS).map_err(se)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(se)? {
+                let (_, v) = item.map_err(se)?;
+                out.push(dec(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
-        let bytes = enc(g)?;
-        let tx = self.db.begin_write().map_err(se)?;
-        {
-            let mut t = tx.open_table(GROUPS).map_err(se)?;
-            t.insert(g.name.as_str(), bytes.as_slice()).map_err(se)?;
-        }
-        tx.commit().map_err(se)
+        self.with(|db| {
+            let bytes = enc(g)?;
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(GROUPS).map_err(se)?;
+                t.insert(g.name.as_str(), bytes.as_slice()).map_err(se)?;
+            }
+            tx.commit().map_err(se)
+        })
     }
 
     fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
-        let encoded = groups
-            .iter()
-            .map(|g| Ok((g.name.as_str(), enc(g)?)))
-            .collect::<Result<Vec<_>, OrchestratorError>>()?;
-        let tx = self.db.begin_write().map_err(se)?;
-        {
-            let mut t = tx.open_table(GROUPS).map_err(se)?;
-            for (name, bytes) in &encoded {
-                t.insert(*name, bytes.as_slice()).map_err(se)?;
+        self.with(|db| {
+            let encoded = groups
+                .iter()
+                .map(|g| Ok((g.name.as_str(), enc(g)?)))
+                .collect::<Result<Vec<_>, OrchestratorError>>()?;
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(GROUPS).map_err(se)?;
+                for (name, bytes) in &encoded {
+                    t.insert(*name, bytes.as_slice()).map_err(se)?;
+                }
             }
-        }
-        tx.commit().map_err(se)
+            tx.commit().map_err(se)
+        })
     }
 
     fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
-        let gb = enc(g)?;
-        let rbb = enc(rb)?;
-        let tx = self.db.begin_write().map_err(se)?;
-        {
-            let mut t = tx.open_table(GROUPS).map_err(se)?;
-            t.insert(g.name.as_str(), gb.as_slice()).map_err(se)?;
-            let mut r = tx.open_table(RUNBOOKS).map_err(se)?;
-            r.insert(rb.id, rbb.as_slice()).map_err(se)?;
-        }
-        tx.commit().map_err(se)
+        self.with(|db| {
+            let gb = enc(g)?;
+            let rbb = enc(rb)?;
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(GROUPS).map_err(se)?;
+                t.insert(g.name.as_str(), gb.as_slice()).map_err(se)?;
+                let mut r = tx.open_table(RUNBOOKS).map_err(se)?;
+                r.insert(rb.id, rbb.as_slice()).map_err(se)?;
+            }
+            tx.commit().map_err(se)
+        })
     }
 
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
-        let bytes = enc(rb)?;
-        let tx = self.db.begin_write().map_err(se)?;
-        {
-            let mut t = tx.open_table(RUNBOOKS).map_err(se)?;
-            t.insert(rb.id, bytes.as_slice()).map_err(se)?;
-        }
-        tx.commit().map_err(se)
+        self.with(|db| {
+            let bytes = enc(rb)?;
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(RUNBOOKS).map_err(se)?;
+                t.insert(rb.id, bytes.as_slice()).map_err(se)?;
+            }
+            tx.commit().map_err(se)
+        })
     }
 
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        let tx = self.db.begin_read().map_err(se)?;
-        let t = tx.open_table(RUNBOOKS).map_err(se)?;
-        let mut out = Vec::new();
-        for item in t.iter().map_err(se)? {
-            let (_, v) = item.map_err(se)?;
-            out.push(dec(v.value())?);
-        }
-        Ok(out)
+        self.with(|db| {
+            let tx = db.begin_read().map_err(se)?;
+            let t = tx.open_table(RUNBOOKS).map_err(se)?;
+            let mut out = Vec::new();
+            for item in t.iter().map_err(se)? {
+                let (_, v) = item.map_err(se)?;
+                out.push(dec(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
-        let bytes = enc(e)?;
-        let tx = self.db.begin_write().map_err(se)?;
-        {
-            let mut t = tx.open_table(EVENTS).map_err(se)?;
-            t.insert(e.id, bytes.as_slice()).map_err(se)?;
-        }
-        tx.commit().map_err(se)
+        self.with(|db| {
+            let bytes = enc(e)?;
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(EVENTS).map_err(se)?;
+                t.insert(e.id, bytes.as_slice()).map_err(se)?;
+            }
+            tx.commit().map_err(se)
+        })
     }
 
     fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
-        let encoded = events
-            .iter()
-            .map(|e| Ok((e.id, enc(e)?)))
-            .collect::<Result<Vec<_>, OrchestratorError>>()?;
-        let tx = self.db.begin_write().map_err(se)?;
-        {
-            let mut t = tx.open_table(EVENTS).map_err(se)?;
-            for (id, bytes) in &encoded {
-                t.insert(*id, bytes.as_slice()).map_err(se)?;
+        self.with(|db| {
+            let encoded = events
+                .iter()
+                .map(|e| Ok((e.id, enc(e)?)))
+                .collect::<Result<Vec<_>, OrchestratorError>>()?;
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(EVENTS).map_err(se)?;
+                for (id, bytes) in &encoded {
+                    t.insert(*id, bytes.as_slice()).map_err(se)?;
+                }
             }
-        }
-        tx.commit().map_err(se)
+            tx.commit().map_err(se)
+        })
     }
 
     fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
-        let tx = self.db.begin_read().map_err(se)?;
-        let t = tx.open_table(EVENTS).map_err(se)?;
-        let mut out = Vec::new();
-        for item in t.range(after.saturating_add(1)..).map_err(se)? {
-            let (_, v) = item.map_err(se)?;
-            out.push(dec(v.value())?);
-            if out.len() >= limit {
-                break;
+        self.with(|db| {
+            let tx = db.begin_read().map_err(se)?;
+            let t = tx.open_table(EVENTS).map_err(se)?;
+            let mut out = Vec::new();
+            for item in t.range(after.saturating_add(1)..).map_err(se)? {
+                let (_, v) = item.map_err(se)?;
+                out.push(dec(v.value())?);
+                if out.len() >= limit {
+                    break;
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn last_event_id(&self) -> Result<u64, OrchestratorError> {
-        let tx = self.db.begin_read().map_err(se)?;
-        let t = tx.open_table(EVENTS).map_err(se)?;
-        let last = t.last().map_err(se)?;
-        Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+        self.with(|db| {
+            let tx = db.begin_read().map_err(se)?;
+            let t = tx.open_table(EVENTS).map_err(se)?;
+            let last = t.last().map_err(se)?;
+            Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+        })
     }
 
     fn prune_events(
@@ -223,32 +286,34 @@ impl Store for LocalStore {
         before_unix_ms: u64,
         max: usize,
     ) -> Result<usize, OrchestratorError> {
-        let tx = self.db.begin_write().map_err(se)?;
-        let mut removed = 0;
-        {
-            let mut t = tx.open_table(EVENTS).map_err(se)?;
-            let mut excess = (t.len().map_err(se)? as usize).saturating_sub(keep);
-            while removed < max {
-                let oldest = match t.first().map_err(se)? {
-                    Some((k, v)) => {
-                        let old =
-                            excess > 0 || dec::<Event>(v.value())?.time_unix_ms < before_unix_ms;
-                        old.then(|| k.value())
-                    }
-                    None => None,
-                };
-                let Some(id) = oldest else { break };
-                t.remove(id).map_err(se)?;
-                excess = excess.saturating_sub(1);
-                removed += 1;
+        self.with(|db| {
+            let tx = db.begin_write().map_err(se)?;
+            let mut removed = 0;
+            {
+                let mut t = tx.open_table(EVENTS).map_err(se)?;
+                let mut excess = (t.len().map_err(se)? as usize).saturating_sub(keep);
+                while removed < max {
+                    let oldest = match t.first().map_err(se)? {
+                        Some((k, v)) => {
+                            let old = excess > 0
+                                || dec::<Event>(v.value())?.time_unix_ms < before_unix_ms;
+                            old.then(|| k.value())
+                        }
+                        None => None,
+                    };
+                    let Some(id) = oldest else { break };
+                    t.remove(id).map_err(se)?;
+                    excess = excess.saturating_sub(1);
+                    removed += 1;
+                }
             }
-        }
-        if removed == 0 {
-            tx.abort().map_err(se)?;
-            return Ok(0);
-        }
-        tx.commit().map_err(se)?;
-        Ok(removed)
+            if removed == 0 {
+                tx.abort().map_err(se)?;
+                return Ok(0);
+            }
+            tx.commit().map_err(se)?;
+            Ok(removed)
+        })
     }
 }
 

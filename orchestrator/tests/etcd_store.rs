@@ -65,8 +65,18 @@ fn etcd_with(flags: &[String], scheme: &str) -> Option<Etcd> {
         .args(flags)
         .args(["--name", "t1", "--data-dir"])
         .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-        .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+        .args([
+            "--listen-client-urls",
+            &url,
+            "--advertise-client-urls",
+            &url,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
         .args(["--initial-cluster", &format!("t1={peer}")])
         .args(["--logger", "zap", "--log-outputs"])
         .arg(dir.path().join("etcd.log"))
@@ -114,7 +124,11 @@ async fn take_key(url: &str, store: &EtcdStore, node: &str) -> (i64, i64) {
         .txn(
             Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(key, node, Some(PutOptions::new().with_lease(lease)))]),
+                .and_then([TxnOp::put(
+                    key,
+                    node,
+                    Some(PutOptions::new().with_lease(lease)),
+                )]),
         )
         .await
         .unwrap();
@@ -129,7 +143,10 @@ async fn a_deposed_leaders_writes_are_refused_by_etcd() {
     let new = EtcdStore::connect(&cfg(&e.url, "/t1/")).unwrap();
 
     assert!(
-        matches!(old.put_group(&group("web", 1)), Err(OrchestratorError::Deposed(_))),
+        matches!(
+            old.put_group(&group("web", 1)),
+            Err(OrchestratorError::Deposed(_))
+        ),
         "a node that never led writes nothing"
     );
     let (term, lease) = take_key(&e.url, &old, "old").await;
@@ -137,7 +154,9 @@ async fn a_deposed_leaders_writes_are_refused_by_etcd() {
     old.put_group(&group("web", 2)).expect("the leader writes");
 
     // Its lease ends (expired or revoked): another node takes the key.
-    let mut c = etcd_client::Client::connect([e.url.as_str()], None).await.unwrap();
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
     c.lease_revoke(lease).await.unwrap();
     let (term2, _) = take_key(&e.url, &new, "new").await;
     new.set_guard(Some(term2));
@@ -149,7 +168,8 @@ async fn a_deposed_leaders_writes_are_refused_by_etcd() {
         matches!(late, Err(OrchestratorError::Deposed(_))),
         "late write: {late:?}"
     );
-    new.put_group(&group("web", 3)).expect("the new leader writes");
+    new.put_group(&group("web", 3))
+        .expect("the new leader writes");
     let groups = new.groups().unwrap();
     assert_eq!(groups.len(), 1);
     assert_eq!(groups[0].epoch, 3, "the deposed write left no trace");
@@ -185,7 +205,10 @@ async fn events_page_and_prune_in_etcd() {
     assert_eq!(page[19].id, 120);
     // Keep the newest 200 and nothing recorded before t = 600 ms (id 60).
     let pruned = s.prune_events(200, 600, 10_000).unwrap();
-    assert_eq!(pruned, 59, "ids 1..=59 go (the oldest 50 by count, 59 by age)");
+    assert_eq!(
+        pruned, 59,
+        "ids 1..=59 go (the oldest 50 by count, 59 by age)"
+    );
     let rest = s.events(0, 1000).unwrap();
     assert_eq!(rest.first().map(|e| e.id), Some(60));
     assert_eq!(rest.len(), 191);
@@ -260,7 +283,11 @@ async fn one_leader_and_it_steps_down_within_the_ttl_when_etcd_stops_answering()
 
     // etcd stops answering (paused): the leader steps down within the TTL.
     let pid = e.child.id().to_string();
-    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
     let paused = Instant::now();
     while leader.borrow().is_leader {
         assert!(
@@ -282,10 +309,17 @@ async fn one_leader_and_it_steps_down_within_the_ttl_when_etcd_stops_answering()
         down <= Duration::from_secs(2),
         "stepped down {down:?} after etcd stopped (TTL 2 s)"
     );
-    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let t = Instant::now();
     while !(v1.borrow().is_leader || v2.borrow().is_leader) {
-        assert!(t.elapsed() < Duration::from_secs(15), "no leader after etcd returned");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "no leader after etcd returned"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.cancel();
@@ -356,21 +390,29 @@ async fn tls_to_etcd_with_a_client_certificate() {
             .txn(
                 Txn::new()
                     .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key, "n", Some(PutOptions::new().with_lease(lease)))]),
+                    .and_then([TxnOp::put(
+                        key,
+                        "n",
+                        Some(PutOptions::new().with_lease(lease)),
+                    )]),
             )
             .await
             .unwrap();
         (r.header().unwrap().revision(), lease)
     };
     s.set_guard(Some(term));
-    s.put_group(&group("web", 4)).expect("a guarded write over TLS");
+    s.put_group(&group("web", 4))
+        .expect("a guarded write over TLS");
     assert_eq!(s.groups().unwrap()[0].epoch, 4);
 
     // A certificate from another CA is refused by etcd.
     let mut rogue = cfg(&e.url, "/tls/");
     rogue.tls = Some(tls("rogue"));
     let r = EtcdStore::connect(&rogue).and_then(|s| s.leader_now());
-    assert!(r.is_err(), "a foreign client certificate reads nothing: {r:?}");
+    assert!(
+        r.is_err(),
+        "a foreign client certificate reads nothing: {r:?}"
+    );
 
     // A private key every user can read is refused before any connection.
     std::fs::set_permissions(

@@ -140,6 +140,9 @@ pub async fn serve(
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut conns = tokio::task::JoinSet::new();
+    if let Some(t) = &tls {
+        conns.spawn(reload_on_hangup(t.clone(), shutdown.clone()));
+    }
     let mut refused: u64 = 0;
     loop {
         let accepted = tokio::select! {
@@ -275,4 +278,26 @@ async fn serve_connection<I>(
 /// the limit now.
 pub fn raise_fd_limit() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
+}
+
+/// SIGHUP: read the TLS files again (a rotated certificate), until `stop`.
+async fn reload_on_hangup(tls: Arc<tls::ServerTls>, stop: CancellationToken) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        warn!("cannot install the SIGHUP handler: TLS files reload only when they change");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                match tls.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                    Err(e) => warn!(error = %e, "SIGHUP: the TLS files do not load; keeping the previous ones"),
+                }
+            }
+        }
+    }
 }

@@ -124,9 +124,9 @@ fn mtimes(files: &ServerFiles) -> Vec<Option<SystemTime>> {
 }
 
 /// A TLS server configuration that follows its files: when one of them
-/// changes (checked at most once a second, at a new connection), it is
-/// read again; a new set that does not load is logged and the old one
-/// stays in use.
+/// changes (checked at most once a second, at a new connection), or on
+/// [`ServerTls::reload`] (the server calls it on SIGHUP), it is read again;
+/// a new set that does not load is logged and the old one stays in use.
 pub struct ServerTls {
     files: ServerFiles,
     current: Mutex<(Arc<rustls::ServerConfig>, Vec<Option<SystemTime>>, Instant)>,
@@ -141,6 +141,16 @@ impl ServerTls {
             files,
             current: Mutex::new((cfg, seen, Instant::now())),
         })
+    }
+
+    /// Read the files again now (SIGHUP); on an error the old ones stay.
+    pub fn reload(&self) -> Result<(), ServeError> {
+        let cfg = build_server(&self.files)?;
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        cur.0 = cfg;
+        cur.1 = mtimes(&self.files);
+        cur.2 = Instant::now();
+        Ok(())
     }
 
     /// Whether clients must present a certificate.

@@ -7,6 +7,7 @@ mod lab;
 
 mod abuse;
 mod deploy;
+mod disk;
 mod roles;
 mod tls;
 

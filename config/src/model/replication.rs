@@ -77,6 +77,11 @@ pub struct ReplicationConfig {
     /// Alert when the active site's replication lag (the RPO if it died now) exceeds this.
     #[serde(default, deserialize_with = "duration::option::deserialize")]
     pub rpo_max: Option<Duration>,
+    /// An automatic failover to a standby whose last known replication lag
+    /// exceeds this (or is unknown) waits for `warden approve` instead
+    /// (Patroni's `maximum_lag_on_failover`).
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    pub max_lag_on_failover: Option<Duration>,
     /// Mass-delete guard: a pass that would delete more than this share of
     /// the peer's items (0.0–1.0) *and* more than `max_delete_count` items
     /// stops, alerts and waits for `warden clear`.

@@ -97,6 +97,16 @@ pub struct Election {
     pub view: watch::Sender<Leadership>,
 }
 
+/// What a keep-alive found.
+enum Renewal {
+    /// Renewed for this TTL.
+    Renewed(Duration),
+    /// etcd says the lease no longer exists.
+    Expired,
+    /// No answer (timeout, no member, no quorum): the lease may still run.
+    Failed(String),
+}
+
 enum Outcome {
     /// Lost or gave back the lease; try again.
     Lost(String),
@@ -244,8 +254,11 @@ impl Election {
             }
             if last_alive.elapsed() >= ttl / 3 {
                 match self.keep_alive(client, lease).await {
-                    Ok(_) => last_alive = Instant::now(),
-                    Err(e) => return Outcome::Lost(format!("own lease: {e}")),
+                    Renewal::Renewed(_) => last_alive = Instant::now(),
+                    Renewal::Expired => return Outcome::Lost("own lease expired".into()),
+                    // Not answered: try again next time (the grant is redone
+                    // if etcd later says the lease is gone).
+                    Renewal::Failed(e) => self.trouble(&format!("keep-alive of own lease: {e}")),
                 }
             }
             if !self.pause(stop).await {
@@ -254,8 +267,8 @@ impl Election {
         }
     }
 
-    /// One keep-alive round trip; the TTL etcd granted again.
-    async fn keep_alive(&self, client: &mut Client, lease: i64) -> Result<Duration, String> {
+    /// One keep-alive round trip.
+    async fn keep_alive(&self, client: &mut Client, lease: i64) -> Renewal {
         let answer = retrying(self.timeout, client.clone(), |mut c| async move {
             let (mut keeper, mut stream) = c.lease_keep_alive(lease).await?;
             keeper.keep_alive().await?;
@@ -263,10 +276,11 @@ impl Election {
         })
         .await;
         match answer {
-            Ok(Some(r)) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl() as u64)),
-            Ok(Some(_)) => Err("the lease has expired".to_string()),
-            Ok(None) => Err("etcd closed the keep-alive stream".to_string()),
-            Err(e) => Err(e),
+            Ok(Some(r)) if r.ttl() > 0 => Renewal::Renewed(Duration::from_secs(r.ttl() as u64)),
+            // etcd answered: this lease is gone.
+            Ok(Some(_)) => Renewal::Expired,
+            Ok(None) => Renewal::Failed("etcd closed the keep-alive stream".to_string()),
+            Err(e) => Renewal::Failed(e),
         }
     }
 
@@ -329,10 +343,10 @@ impl Election {
             let sent = Instant::now();
             let alive = tokio::select! {
                 r = self.keep_alive(client, lease) => r,
-                _ = tokio::time::sleep_until(deadline) => Err("the lease deadline passed during the keep-alive".into()),
+                _ = tokio::time::sleep_until(deadline) => Renewal::Failed("the lease deadline passed during the keep-alive".into()),
             };
             match alive {
-                Ok(granted) => {
+                Renewal::Renewed(granted) => {
                     // Still our key? (An operator may have deleted it.)
                     let ours = retrying(self.timeout, client.clone(), |mut c| {
                         let key = key.clone();
@@ -361,13 +375,15 @@ impl Election {
                         Err(e) => self.trouble(&format!("leader check: {e}")),
                     }
                 }
-                Err(e) => {
+                Renewal::Expired => {
+                    self.end_term(client, "etcd says the lease has expired")
+                        .await;
+                    return Outcome::Lost("lease expired".into());
+                }
+                Renewal::Failed(e) => {
+                    // The deadline above ends the term if this goes on.
                     warn!(node = %self.node, cause = %e, "leader lease keep-alive failed");
                     self.trouble(&format!("keep-alive: {e}"));
-                    if e.contains("expired") {
-                        self.end_term(client, "the lease expired").await;
-                        return Outcome::Lost("lease expired".into());
-                    }
                 }
             }
         }

@@ -347,7 +347,13 @@ impl Store for EtcdStore {
     fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
         let ops = groups
             .iter()
-            .map(|g| Ok(TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None)))
+            .map(|g| {
+                Ok(TxnOp::put(
+                    self.key(&format!("groups/{}", g.name)),
+                    enc(g)?,
+                    None,
+                ))
+            })
             .collect::<Result<Vec<_>, OrchestratorError>>()?;
         self.write("write groups", ops)
     }

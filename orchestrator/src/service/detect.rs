@@ -221,6 +221,8 @@ impl Shared {
             Some("automatic = false".to_string())
         } else if let Some(why) = self.held_locked(st, group) {
             Some(why)
+        } else if let Some(why) = self.lag_too_large_locked(st, group, kind, to) {
+            Some(why)
         } else if recent >= self.cfg.detection.max_failovers {
             Some(format!(
                 "failover budget exhausted: {recent} automatic moves in the last {} (max_failovers = {})",
@@ -259,6 +261,38 @@ impl Shared {
         }
         if let Err(e) = self.start_runbook_locked(st, group, kind, to, "detector", true, evidence) {
             warn!(group, cause = %e, "cannot start runbook");
+        }
+    }
+
+    /// `max_lag_on_failover`: why an automatic failover to `to` must wait,
+    /// if the standby's last known lag exceeds it or is unknown.
+    fn lag_too_large_locked(
+        &self,
+        st: &State,
+        group: &str,
+        kind: RunbookKind,
+        to: &str,
+    ) -> Option<String> {
+        if kind != RunbookKind::Failover {
+            return None;
+        }
+        let max = self
+            .cfg
+            .groups
+            .get(group)?
+            .replication()?
+            .max_lag_on_failover?;
+        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        let shown = humantime::format_duration(max);
+        match Self::last_lag_ms(st, group) {
+            Some(lag) if lag <= max_ms => None,
+            Some(lag) => Some(format!(
+                "standby {to} was {} behind at the last report (max_lag_on_failover = {shown}): promoting it would lose those writes",
+                humantime::format_duration(Duration::from_millis(lag))
+            )),
+            None => Some(format!(
+                "the replication lag toward standby {to} is unknown (max_lag_on_failover = {shown})"
+            )),
         }
     }
 }

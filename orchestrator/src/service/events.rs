@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// Events kept in memory at most while the store cannot write them.
+const UNSAVED_MAX: usize = 10_000;
+
 impl Shared {
     /// Record an event (state lock must NOT be held).
     pub fn event(
@@ -77,6 +80,7 @@ impl Shared {
                 );
                 // Written, then the oldest beyond the retention pruned (at
                 // most a bounded number per batch), off the async threads.
+                let kept = batch.clone();
                 let written = tokio::task::spawn_blocking(move || {
                     store.put_events(&batch)?;
                     store.prune_events(keep, before, 10_000)
@@ -93,8 +97,23 @@ impl Shared {
                         warn!(cause = %e, events = n, "events not written: deposed");
                     }
                     Ok(Err(e)) => {
-                        warn!(cause = %e, events = n, "cannot persist events");
+                        warn!(cause = %e, events = n, "cannot persist events; retrying in 1 s");
                         self.store_trouble("events", &e.to_string());
+                        // Kept (the newest UNSAVED_MAX at most) and tried again.
+                        {
+                            let mut u = self.unsaved.lock().unwrap_or_else(|p| p.into_inner());
+                            let newer = std::mem::replace(&mut *u, kept);
+                            u.extend(newer);
+                            let excess = u.len().saturating_sub(UNSAVED_MAX);
+                            u.drain(..excess);
+                        }
+                        if !stopping {
+                            tokio::select! {
+                                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                                _ = stop.cancelled() => {}
+                            }
+                            self.unsaved_notify.notify_one();
+                        }
                     }
                     Err(e) => warn!(cause = %e, events = n, "event writer task failed"),
                 }
@@ -127,8 +146,13 @@ impl Shared {
                     format!("etcd does not answer: {cause} — no orchestrator acts without a majority of its members; routes stay as they are")
                 } else {
                     format!(
-                        "the store ({}) cannot write {what}: {cause} — free space or fix the disk; decisions wait until it can",
-                        self.store.describe()
+                        "the store ({}) cannot write {what}: {cause} — free space or fix the disk; {}",
+                        self.store.describe(),
+                        if self.store.may_act_unwritten() {
+                            "until it can, failovers run from memory and a crash of the orchestrator would lose them"
+                        } else {
+                            "decisions wait until it can"
+                        }
                     )
                 }
             })

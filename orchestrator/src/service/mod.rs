@@ -46,6 +46,8 @@ use crate::settings::OrchestratorSettings;
 use crate::store::Store;
 use crate::OrchestratorError;
 
+#[cfg(test)]
+mod accepted;
 mod authority;
 mod detect;
 mod divergent;

@@ -2,7 +2,10 @@
 //! queued (the newest state per group wins) and one writer task commits them,
 //! on a blocking thread, in store transactions — a decision together with its
 //! runbook. A runbook task starts acting only once its decision is durable
-//! ([`GroupWriter::durable`]); a failed commit is retried every second and
+//! — or, with a store that allows it (the local
+//! file on a full disk), once its commit has failed: the failover then runs
+//! from memory under an alert rather than not at all
+//! ([`GroupWriter::durable_or_failed`]); a failed commit is retried every second and
 //! said in the log until the store takes it.
 
 use std::collections::BTreeMap;
@@ -31,6 +34,8 @@ pub(crate) struct GroupWriter {
     notify: Notify,
     /// The newest sequence number known durable.
     written: watch::Sender<u64>,
+    /// The newest sequence number whose commit failed (a full disk).
+    failed: watch::Sender<u64>,
 }
 
 impl GroupWriter {
@@ -39,6 +44,7 @@ impl GroupWriter {
             queue: Mutex::new(Queue::default()),
             notify: Notify::new(),
             written: watch::channel(0).0,
+            failed: watch::channel(0).0,
         }
     }
 
@@ -67,12 +73,20 @@ impl GroupWriter {
         q.runbooks.clear();
     }
 
-    /// Wait until change `seq` is durable; false if `stop` came first.
-    pub(crate) async fn durable(&self, seq: u64, stop: &CancellationToken) -> bool {
-        let mut rx = self.written.subscribe();
+    /// Wait until change `seq` is durable, or (`volatile`) until its commit
+    /// failed once; `None` if `stop` came first, else whether it is durable.
+    pub(crate) async fn durable_or_failed(
+        &self,
+        seq: u64,
+        volatile: bool,
+        stop: &CancellationToken,
+    ) -> Option<bool> {
+        let mut written = self.written.subscribe();
+        let mut failed = self.failed.subscribe();
         tokio::select! {
-            r = rx.wait_for(|w| *w >= seq) => r.is_ok(),
-            _ = stop.cancelled() => false,
+            r = written.wait_for(|w| *w >= seq) => r.is_ok().then_some(true),
+            r = failed.wait_for(|f| *f >= seq), if volatile => r.is_ok().then_some(false),
+            _ = stop.cancelled() => None,
         }
     }
 }
@@ -82,7 +96,9 @@ impl Shared {
     #[cfg(test)]
     pub(crate) async fn writer_settled(&self) {
         let seq = self.writer.lock().seq;
-        self.writer.durable(seq, &CancellationToken::new()).await;
+        self.writer
+            .durable_or_failed(seq, false, &CancellationToken::new())
+            .await;
     }
 
     /// Queue a group's new state for the store (never writes under the lock).
@@ -146,6 +162,7 @@ impl Shared {
                         };
                         warn!(cause = %cause, "cannot persist group state; retrying in 1 s");
                         self.store_trouble("group state", &cause);
+                        self.writer.failed.send_replace(seq);
                         // Put the changes back under anything newer.
                         {
                             let mut q = self.writer.lock();

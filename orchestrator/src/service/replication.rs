@@ -145,6 +145,20 @@ impl Shared {
     /// this moment. The active site's reported lag plus the report's age;
     /// while replication is paused (after a failover), the time since the
     /// pause. `None` when the active site reports no replication.
+    /// The replication lag toward the standby at the active site's last
+    /// report (not growing with the report's age), if it was replicating.
+    pub(crate) fn last_lag_ms(st: &State, group: &str) -> Option<u64> {
+        let g = st.groups.get(group)?;
+        if g.replication_paused_since_unix_ms.is_some() {
+            return None;
+        }
+        let (_, r) = Self::replication_status(st, &g.active, group)?;
+        if r.role != "source" {
+            return None;
+        }
+        r.lag_ms
+    }
+
     pub fn rpo_ms(&self, st: &State, group: &str, now_ms: u64) -> Option<u64> {
         let g = st.groups.get(group)?;
         if let Some(p) = g.replication_paused_since_unix_ms {

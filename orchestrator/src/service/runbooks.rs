@@ -138,8 +138,24 @@ impl Shared {
         let id = rb.id;
         let started = self.licence.spawn(move |term| async move {
             if let Some(seq) = durable {
-                if !me.writer.durable(seq, &term).await {
-                    return;
+                let volatile = me.store.may_act_unwritten();
+                match me.writer.durable_or_failed(seq, volatile, &term).await {
+                    None => return,
+                    Some(true) => {}
+                    Some(false) => me.event(
+                        EventKind::Alert,
+                        Some(&rb.group),
+                        Some(&rb.to),
+                        format!(
+                            "the store cannot write ({}): running {} {} → {} from memory; a crash of the orchestrator now would lose this runbook",
+                            me.store.describe(),
+                            runbook::kind_str(rb.kind),
+                            rb.from,
+                            rb.to
+                        ),
+                        vec![],
+                        Some(rb.id),
+                    ),
                 }
             }
             let Some(policy) = me.policy(&rb.group) else {

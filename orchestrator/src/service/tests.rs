@@ -6,8 +6,8 @@ use warden_proto::agent::{CheckResult, PeerProbe};
 use warden_strategies::Strategy;
 
 #[derive(Default)]
-struct FakeRoute {
-    route: Mutex<(Option<String>, u64)>,
+pub(super) struct FakeRoute {
+    pub(super) route: Mutex<(Option<String>, u64)>,
 }
 
 #[async_trait]
@@ -41,13 +41,8 @@ fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, s
     setup_with(automatic, max_failovers, "", Arc::new(MemStore::default()))
 }
 
-/// [`setup`] with extra `[orchestrator]` lines and a given store.
-fn setup_with(
-    automatic: bool,
-    max_failovers: u32,
-    orchestrator_extra: &str,
-    store: Arc<dyn crate::store::Store>,
-) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+/// A fresh directory with the token files of [`config_text`].
+pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> std::path::PathBuf {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!(
         "warden-svc-{}-{}-{automatic}-{max_failovers}",
@@ -68,8 +63,18 @@ fn setup_with(
         )
         .unwrap();
     }
+    dir
+}
+
+/// The test config: sites a and b, group web on a fake frontend.
+pub(super) fn config_text(
+    dir: &std::path::Path,
+    automatic: bool,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+) -> String {
     let d = dir.display();
-    let text = format!(
+    format!(
         r#"[orchestrator]
 listen = "127.0.0.1:0"
 data_dir = "{d}/data"
@@ -101,8 +106,30 @@ frontends = ["fe1"]
 listen = "127.0.0.1:0"
 backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
 "#
-    );
-    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
+    )
+}
+
+/// [`setup`] with extra `[orchestrator]` lines and a given store.
+pub(super) fn setup_with(
+    automatic: bool,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+    store: Arc<dyn crate::store::Store>,
+) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+    let dir = test_dir(automatic, max_failovers);
+    let text = config_text(&dir, automatic, max_failovers, orchestrator_extra);
+    let (shared, fake) = start_from(&text, &dir, store).expect("config");
+    (shared, fake, dir)
+}
+
+/// The service on config `text` (token files in `dir`), with a fake route;
+/// the loader's error if it refuses the text.
+pub(super) fn start_from(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+) -> Result<(Arc<Shared>, Arc<FakeRoute>), warden_config::ConfigError> {
+    let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let fake = Arc::new(FakeRoute::default());
     let strategies: BTreeMap<String, crate::routing::Routing> = [(
         "web".to_string(),
@@ -113,7 +140,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
     let shared = Shared::new(settings, store, CancellationToken::new()).expect("shared");
     tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
-    (shared, fake, dir)
+    Ok((shared, fake))
 }
 
 fn check(ok: bool) -> CheckResult {
@@ -133,7 +160,17 @@ fn check(ok: bool) -> CheckResult {
 
 /// One 250 ms round: both agents report (answering queued commands), the
 /// orchestrator's probes land, the detector runs, runbook tasks progress.
-async fn round(s: &Arc<Shared>, a_up: bool) {
+pub(super) async fn round(s: &Arc<Shared>, a_up: bool) {
+    round_inner(s, a_up, true).await
+}
+
+/// [`round`]; `settle`: wait for the store writer (not with a full disk).
+pub(super) async fn round_inner(s: &Arc<Shared>, a_up: bool, settle: bool) {
+    round_lag(s, a_up, settle, None).await
+}
+
+/// [`round_inner`]; a's report carries its replication toward b with `lag` (ms).
+async fn round_lag(s: &Arc<Shared>, a_up: bool, settle: bool, lag: Option<u64>) {
     for (site, peer, local, peer_ok) in [("a", "b", a_up, true), ("b", "a", true, a_up)] {
         let outcomes = s
             .commands_for(site)
@@ -158,7 +195,17 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
                 results: vec![check(peer_ok)],
             }],
             outcomes,
-            replication: vec![],
+            replication: match (site, lag) {
+                ("a", Some(ms)) => vec![ReplicationStatus {
+                    group: "web".into(),
+                    role: "source".into(),
+                    peer: Some("b".into()),
+                    epoch: 1,
+                    lag_ms: Some(ms),
+                    ..ReplicationStatus::default()
+                }],
+                _ => vec![],
+            },
             authority: vec![],
         });
     }
@@ -173,7 +220,9 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
             .insert("b".into(), (now, vec![check(true)]));
     }
     s.detect_round();
-    s.writer_settled().await;
+    if settle {
+        s.writer_settled().await;
+    }
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
@@ -183,7 +232,7 @@ async fn round(s: &Arc<Shared>, a_up: bool) {
     }
 }
 
-fn group(s: &Shared) -> GroupState {
+pub(super) fn group(s: &Shared) -> GroupState {
     s.lock().groups["web"].clone()
 }
 
@@ -284,6 +333,8 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
 struct FullDisk {
     inner: MemStore,
     full: std::sync::atomic::AtomicBool,
+    /// Acts when it cannot write, as the local file store does.
+    volatile: bool,
 }
 
 impl FullDisk {
@@ -299,6 +350,9 @@ impl FullDisk {
 }
 
 impl crate::store::Store for FullDisk {
+    fn may_act_unwritten(&self) -> bool {
+        self.volatile
+    }
     fn groups(&self) -> Result<Vec<GroupState>, crate::OrchestratorError> {
         self.inner.groups()
     }
@@ -510,4 +564,113 @@ async fn arbitrary_agent_reports_never_panic_the_service() {
         parsed.into_inner()
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_disk_is_an_alert_and_the_failover_still_routes_users() {
+    let store = Arc::new(FullDisk {
+        volatile: true,
+        ..FullDisk::default()
+    });
+    let (s, fake, dir) = setup_with(true, 5, "", store.clone());
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut moved = false;
+    for _ in 0..60 {
+        round_inner(&s, false, false).await;
+        let g = group(&s);
+        if g.phase == Phase::Steady && g.active == "b" {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "failover despite the full disk: {:#?}", group(&s));
+    assert_eq!(
+        *fake.route.lock().unwrap(),
+        (Some("b".into()), 2),
+        "users routed to b"
+    );
+    let alerts = s.alerts("web");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("cannot write group state") && a.contains("No space left")),
+        "{alerts:?}"
+    );
+    assert!(
+        s.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::Alert && e.message.contains("from memory")),
+        "the event says the runbook ran from memory"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_must_not_act_unwritten_holds_the_failover() {
+    // As with etcd: an unwritable store is no licence to act.
+    let store = Arc::new(FullDisk::default());
+    let (s, fake, dir) = setup_with(true, 5, "", store.clone());
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..40 {
+        round_inner(&s, false, false).await;
+    }
+    assert_eq!(fake.route.lock().unwrap().0, None, "nothing routed");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `max_lag_on_failover`: an automatic failover to a standby that was too far
+/// behind (or whose lag is unknown) waits for approval, the lag in the reason;
+/// a standby within it is failed over to at once.
+#[tokio::test(start_paused = true)]
+async fn a_lagging_standby_is_not_promoted_without_approval() {
+    for (lag, held) in [
+        (Some(90_000), Some("1m 30s behind")),
+        (None, Some("unknown")),
+        (Some(2_000), None),
+    ] {
+        let dir = test_dir(true, 5);
+        let text = config_text(&dir, true, 5, "")
+            + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
+        let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+        for _ in 0..4 {
+            round_lag(&s, true, true, lag).await;
+        }
+        // a's service dies; its agent still says how far behind b is.
+        for _ in 0..12 {
+            round_lag(&s, false, true, lag).await;
+        }
+        let g = group(&s);
+        match held {
+            Some(why) => {
+                assert_eq!(g.phase, Phase::PendingApproval, "lag {lag:?}: {g:#?}");
+                let p = g.pending.expect("pending");
+                assert!(
+                    p.reason.contains(why) && p.reason.contains("max_lag_on_failover"),
+                    "{}",
+                    p.reason
+                );
+                assert_eq!(fake.route.lock().unwrap().0, None, "nobody moved");
+                s.operator_approve("web", "operator").expect("approve");
+                rounds_until(&s, false, 40, "failover after approval", |g| {
+                    g.phase == Phase::Steady && g.active == "b"
+                })
+                .await;
+            }
+            None => {
+                rounds_until(&s, false, 40, "automatic failover", |g| {
+                    g.phase == Phase::Steady && g.active == "b"
+                })
+                .await;
+            }
+        }
+        assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

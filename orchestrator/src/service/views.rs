@@ -348,9 +348,7 @@ impl Shared {
     pub fn metrics_text(&self, openmetrics: bool) -> String {
         let alerts: usize = self.cfg.groups.keys().map(|g| self.alerts(g).len()).sum();
         self.metrics.alerts.set(alerts as i64);
-        self.metrics
-            .leader
-            .set(i64::from(self.licence.is_held()));
+        self.metrics.leader.set(i64::from(self.licence.is_held()));
         if let Some(l) = self.leadership() {
             self.metrics
                 .etcd_up

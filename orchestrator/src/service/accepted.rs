@@ -1,0 +1,106 @@
+//! Whatever `check-config` accepts must run: the service test's config with
+//! its timings and numbers drawn from the whole range the loader takes (and
+//! beyond: what it refuses is skipped), then a confirmed disaster, a
+//! failover, the primary's return and a failback, on paused time. The bug
+//! this guards against: `step_timeout = "300000000000y"` passed the loader
+//! and the first failover panicked adding it to an instant.
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+
+use super::tests::{config_text, group, round_inner, start_from, test_dir};
+use super::*;
+use crate::store::MemStore;
+
+/// Values the loader takes for most keys, edges included (10 years is the
+/// longest duration there is).
+const DURATIONS: &[&str] = &[
+    "1ms", "10ms", "250ms", "1s", "3s", "59s", "1h", "30d", "3650d",
+];
+/// Values it should refuse (or that sit just outside its ranges).
+const ABSURD_DURATIONS: &[&str] = &["0s", "1ns", "10y", "300000000000y", "18446744073709551615s"];
+const NUMBERS: &[&str] = &["1", "2", "3", "10", "255", "65535"];
+const ABSURD_NUMBERS: &[&str] = &["0", "256", "4294967295", "18446744073709551615"];
+
+#[tokio::test(start_paused = true)]
+async fn accepted_timings_run_a_failover_and_a_failback() {
+    let d = || prop_oneof![6 => prop::sample::select(DURATIONS), 1 => prop::sample::select(ABSURD_DURATIONS)];
+    let n = || prop_oneof![6 => prop::sample::select(NUMBERS), 1 => prop::sample::select(ABSURD_NUMBERS)];
+    let strategy = ((d(), n(), n(), d(), d()), (d(), d(), n(), d()));
+    let mut runner = TestRunner::new(Config {
+        cases: 128,
+        ..Config::default()
+    });
+    let mut accepted = 0;
+    for _ in 0..128 {
+        let (
+            (interval, fall, rise, hold_down, agent_timeout),
+            (probe_timeout, step_timeout, max_failovers, window),
+        ) = strategy.new_tree(&mut runner).expect("a case").current();
+        let dir = test_dir(true, 1);
+        let text = config_text(&dir, true, 5, "")
+            .replace(
+                "interval = \"250ms\"",
+                &format!("interval = \"{interval}\"\nprobe_timeout = \"{probe_timeout}\""),
+            )
+            .replace("fall = 3", &format!("fall = {fall}"))
+            .replace("rise = 3", &format!("rise = {rise}"))
+            .replace(
+                "hold_down = \"2s\"",
+                &format!("hold_down = \"{hold_down}\""),
+            )
+            .replace(
+                "agent_timeout = \"1s\"",
+                &format!("agent_timeout = \"{agent_timeout}\""),
+            )
+            .replace(
+                "max_failovers = 5",
+                &format!("max_failovers = {max_failovers}"),
+            )
+            .replace(
+                "failover_window = \"1h\"",
+                &format!("failover_window = \"{window}\""),
+            )
+            .replace(
+                "step_timeout = \"5s\"",
+                &format!("step_timeout = \"{step_timeout}\""),
+            );
+        let (s, fake) = match start_from(&text, &dir, Arc::new(MemStore::default())) {
+            Ok(x) => x,
+            Err(e) => {
+                if std::env::var("SHOW_REFUSED").is_ok() {
+                    eprintln!("refused: {e}");
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            }
+        };
+        accepted += 1;
+        for _ in 0..4 {
+            round_inner(&s, true, true).await;
+        }
+        for _ in 0..30 {
+            round_inner(&s, false, true).await;
+        }
+        for _ in 0..30 {
+            round_inner(&s, true, true).await;
+        }
+        let g = group(&s);
+        if g.active == "b" && g.phase != Phase::Running {
+            let _ = s.operator_failback("web", "operator");
+        }
+        for _ in 0..30 {
+            round_inner(&s, true, true).await;
+        }
+        // Whatever the timings made of it, the service still answers.
+        let view = s.status_view();
+        assert_eq!(view.groups.len(), 1, "{text}");
+        let _ = fake.route.lock().map(|r| r.1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(
+        accepted >= 10,
+        "only {accepted} of 128 configs were accepted: the test proves little"
+    );
+}
