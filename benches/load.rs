@@ -97,7 +97,11 @@ fn main() -> Result<()> {
     let etcd_store = std::env::var("STORE").is_ok_and(|v| v == "etcd");
     let mut etcd = None;
     if etcd_store {
-        let (cp, pp) = (free_port()?, free_port()? + 1);
+        // Ports apart from the API's and the frontend's (still held here).
+        let h1 = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let h2 = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        let (cp, pp) = (h1.local_addr()?.port(), h2.local_addr()?.port());
+        drop((h1, h2));
         let url = format!("http://127.0.0.1:{cp}");
         let peer = format!("http://127.0.0.1:{pp}");
         etcd = Some((

@@ -161,6 +161,9 @@ pub struct Detector {
     /// outside vantage points reaching the target is healthy, and isolation
     /// is left to the caller (it is judged on the sites).
     agentless: bool,
+    /// Per site: how long without a report makes its agent *silent* (two of
+    /// its report intervals; see [`Detector::with_report_intervals`]).
+    silence: BTreeMap<String, Duration>,
 }
 
 fn age_ms(now: Instant, at: Instant) -> u64 {
@@ -190,7 +193,31 @@ impl Detector {
                 .collect(),
             isolated: false,
             agentless: false,
+            silence: BTreeMap::new(),
         }
+    }
+
+    /// The sites' report intervals: an agent that has missed two reports is
+    /// *silent*, and a silent site that every outside vantage point sees
+    /// failing is down for the round (the whole site is gone: no need to
+    /// wait for `agent_timeout`). Without an entry: the detection interval.
+    pub fn with_report_intervals(
+        mut self,
+        intervals: impl IntoIterator<Item = (String, Duration)>,
+    ) -> Self {
+        self.silence = intervals
+            .into_iter()
+            .map(|(s, d)| (s, d.saturating_mul(2)))
+            .collect();
+        self
+    }
+
+    fn silent_after(&self, site: &str) -> Duration {
+        self.silence
+            .get(site)
+            .copied()
+            .unwrap_or(self.cfg.interval.saturating_mul(2))
+            .min(self.cfg.agent_timeout)
     }
 
     /// A detector for targets without agents (see the `agentless` field):
@@ -240,6 +267,10 @@ impl Detector {
         let agent = ev.reports.get(site);
         let agent_fresh =
             agent.is_some_and(|(at, _)| now.saturating_duration_since(*at) <= fresh_window);
+        let silent = !self.agentless
+            && agent.is_some_and(|(at, _)| {
+                now.saturating_duration_since(*at) > self.silent_after(site)
+            });
         // Local view and heartbeat.
         let mut local_failing = false;
         match agent {
@@ -247,7 +278,12 @@ impl Detector {
                 rows.push(EvidenceRow {
                     site: site.into(),
                     vantage: "heartbeat".into(),
-                    status: if agent_fresh { "ok" } else { "stale" }.into(),
+                    status: match (agent_fresh, silent) {
+                        (true, false) => "ok",
+                        (true, true) => "silent",
+                        (false, _) => "stale",
+                    }
+                    .into(),
                     detail: format!("last report seq {}", rep.seq),
                     age_ms: Some(age_ms(now, *at)),
                 });
@@ -324,7 +360,14 @@ impl Detector {
         let answered = outside.len();
         let peers_ok = !peers.is_empty() && peers.iter().all(|f| !f);
 
-        let verdict = if agent_fresh {
+        let verdict = if agent_fresh && silent && answered > 0 && outside_failing == answered {
+            // The whole site is gone: its agent missed two reports and no
+            // outside vantage point reaches its service.
+            Verdict::Down(format!(
+                "agent silent (no report for {} ms) and all {answered} outside vantage points see the service failing",
+                agent.map(|(at, _)| age_ms(now, *at)).unwrap_or(0)
+            ))
+        } else if agent_fresh {
             if local_failing {
                 if outside_failing >= 1 {
                     Verdict::Down(format!("critical check failing locally, confirmed by {outside_failing} of {answered} outside vantage points"))
@@ -693,6 +736,55 @@ mod tests {
             let r = w.round();
             assert!(matches!(World::a(&r).verdict, Verdict::PathFault(_)));
             tick().await;
+        }
+        assert!(!w.det.track("a").unwrap().confirmed_down);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_site_nobody_reaches_is_confirmed_before_agent_timeout() {
+        // interval 250 ms: silent after 500 ms; agent_timeout 1 s.
+        let mut w = World::new();
+        w.feed(Some(true), true, Some(true), true, true);
+        w.round();
+        let mut confirmed = None;
+        for i in 1..=8 {
+            tick().await;
+            // The whole site is gone: no report, every outside view fails.
+            w.feed(None, false, Some(false), true, true);
+            let r = w.round();
+            let a = World::a(&r);
+            if i == 3 {
+                assert!(
+                    matches!(&a.verdict, Verdict::Down(why) if why.contains("silent")),
+                    "two missed reports and nobody reaches it: {:?}",
+                    a.verdict
+                );
+                assert!(a.evidence.iter().any(|e| e.status == "silent"));
+            }
+            if a.transitions.contains(&Transition::ConfirmedDown) {
+                confirmed = Some(i);
+                break;
+            }
+        }
+        // Without the silence rule: first down at 1.25 s, confirmed at 1.75 s.
+        assert_eq!(confirmed, Some(5), "confirmed 1.25 s after the loss");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_agent_on_a_reachable_site_is_never_down() {
+        let mut w = World::new();
+        w.feed(Some(true), true, Some(true), true, true);
+        w.round();
+        for _ in 0..12 {
+            tick().await;
+            // The agent is gone; the service answers everyone outside.
+            w.feed(None, true, Some(true), true, true);
+            let r = w.round();
+            assert!(
+                !matches!(World::a(&r).verdict, Verdict::Down(_)),
+                "{:?}",
+                World::a(&r).verdict
+            );
         }
         assert!(!w.det.track("a").unwrap().confirmed_down);
     }

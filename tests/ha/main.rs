@@ -363,3 +363,26 @@ fn etcd_leader_killed_mid_runbook_and_an_empty_follower_rejoins() -> Result<()> 
     assert_eq!(rbs[0]["status"], "succeeded");
     Ok(())
 }
+
+/// A site cut off for a while and back: its orchestrator talks to etcd
+/// again by itself and can be elected (nothing to restart).
+#[test]
+fn a_site_that_returns_rejoins_and_can_lead_again() -> Result<()> {
+    let Some(d) = Ha::new("true") else {
+        return Ok(());
+    };
+    d.start_all("a")?;
+    d.lab.link_down("a")?;
+    d.wait_leader(&["b", "w"], secs(20))?;
+    std::thread::sleep(secs(3));
+    d.lab.link_up("a")?;
+    lab::eventually(secs(20), secs(0.2), || match d.leader_view("a") {
+        Ok((_, v)) if v["etcd_ok"] == true && v["leader"].is_string() => Ok(()),
+        other => bail!("o-a not back with etcd: {other:?}"),
+    })?;
+    // The others go: o-a must be able to lead.
+    d.lab.kill("orch-b")?;
+    d.lab.kill("orch-w")?;
+    d.wait_leader(&["a"], LEASE_TTL + secs(10))?;
+    Ok(())
+}

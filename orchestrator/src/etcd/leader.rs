@@ -120,6 +120,9 @@ impl Election {
     }
 
     fn trouble(&self, cause: &str) {
+        if self.view.borrow().etcd_ok {
+            warn!(node = %self.node, cause, "etcd does not answer");
+        }
         self.role.etcd_health(Some(cause));
         self.view.send_modify(|v| {
             v.etcd_ok = false;
@@ -128,6 +131,9 @@ impl Election {
     }
 
     fn healthy(&self) {
+        if !self.view.borrow().etcd_ok {
+            info!(node = %self.node, "etcd answers");
+        }
         self.role.etcd_health(None);
         self.view.send_modify(|v| {
             v.etcd_ok = true;

@@ -316,7 +316,13 @@ impl Shared {
             .map_err(|e| {
                 OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
             })?;
-        let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned());
+        let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned())
+            .with_report_intervals(cfg.sites.iter().map(|(name, s)| {
+                (
+                    name.clone(),
+                    s.report_interval.unwrap_or(cfg.detection.interval),
+                )
+            }));
         let state = State {
             evidence: Evidence::default(),
             detector,
