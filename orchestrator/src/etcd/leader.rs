@@ -256,6 +256,8 @@ impl Election {
                         v.seen_at = Some(Instant::now());
                     });
                 }
+                // Our lease expired while etcd was out of reach: grant a new one.
+                Err(e) if e.lease_gone() => return Outcome::Lost("own lease expired".into()),
                 Err(e) => self.trouble(&format!("campaign: {e}")),
             }
             if last_alive.elapsed() >= ttl / 3 {
@@ -286,7 +288,8 @@ impl Election {
             // etcd answered: this lease is gone.
             Ok(Some(_)) => Renewal::Expired,
             Ok(None) => Renewal::Failed("etcd closed the keep-alive stream".to_string()),
-            Err(e) => Renewal::Failed(e),
+            Err(e) if e.lease_gone() => Renewal::Expired,
+            Err(e) => Renewal::Failed(e.to_string()),
         }
     }
 

@@ -214,7 +214,10 @@ impl EtcdStore {
         });
         match wait(move || rx.recv()) {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(OrchestratorError::store(format!("etcd: {what}"), e)),
+            Ok(Err(e)) => Err(OrchestratorError::store(
+                format!("etcd: {what}"),
+                e.to_string(),
+            )),
             Err(_) => Err(OrchestratorError::store(
                 format!("etcd: {what}"),
                 "the etcd runtime stopped",
@@ -289,6 +292,37 @@ pub(crate) fn transient(e: &etcd_client::Error) -> bool {
     }
 }
 
+/// Why an etcd request gave up.
+#[derive(Debug)]
+pub enum Fail {
+    /// etcd (or the transport) said no.
+    Etcd(etcd_client::Error),
+    /// No answer within the limit.
+    Timeout(Duration),
+}
+
+impl Fail {
+    /// etcd answered that the lease does not exist (it expired).
+    pub fn lease_gone(&self) -> bool {
+        match self {
+            Fail::Etcd(etcd_client::Error::GRpcStatus(s)) => {
+                format!("{:?}", s.code()) == "NotFound" && s.message().contains("lease not found")
+            }
+            Fail::Etcd(etcd_client::Error::LeaseKeepAliveError(m)) => m.contains("lease not found"),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Etcd(e) => write!(f, "{e}"),
+            Fail::Timeout(d) => write!(f, "no answer within {}", humantime::format_duration(*d)),
+        }
+    }
+}
+
 /// Run `op` until it answers, fails for good, or `limit` passes; a
 /// transient failure (see [`transient`]) is tried again after 50 ms (the
 /// balanced channel then picks another member).
@@ -296,7 +330,7 @@ pub(crate) async fn retrying<T, F, Fut>(
     limit: Duration,
     client: Client,
     mut op: F,
-) -> Result<T, String>
+) -> Result<T, Fail>
 where
     F: FnMut(Client) -> Fut,
     Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -312,13 +346,8 @@ where
             {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => {
-                return Err(format!(
-                    "no answer within {}",
-                    humantime::format_duration(limit)
-                ))
-            }
+            Ok(Err(e)) => return Err(Fail::Etcd(e)),
+            Err(_) => return Err(Fail::Timeout(limit)),
         }
     }
 }
