@@ -245,6 +245,15 @@ impl Detector {
             .is_some_and(|(at, _)| now.saturating_duration_since(*at) <= self.cfg.agent_timeout)
     }
 
+    /// Whether the agent of `site` reported within two of its report
+    /// intervals (not silent): what a runbook asks before it sends a command
+    /// it will wait for.
+    pub fn agent_heard(&self, ev: &Evidence, site: &str, now: Instant) -> bool {
+        ev.reports
+            .get(site)
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) <= self.silent_after(site))
+    }
+
     /// Recovered: `rise` healthy rounds and `hold_down` of unbroken health, and not confirmed down.
     pub fn is_recovered(&self, site: &str, now: Instant) -> bool {
         self.sites.get(site).is_some_and(|t| {

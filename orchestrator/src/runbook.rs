@@ -25,6 +25,11 @@ pub trait RunbookEnv: Send + Sync {
     fn now_ms(&self) -> u64;
     /// Whether the site's agent reported recently.
     fn agent_fresh(&self, site: &str) -> bool;
+    /// Whether it reported within two of its report intervals (not silent):
+    /// the fence step sends no demote to wait for to a silent site.
+    fn agent_heard(&self, site: &str) -> bool {
+        self.agent_fresh(site)
+    }
     /// Queue a command for the site's agent and wait for its outcome.
     async fn command(
         &self,
@@ -661,7 +666,13 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     }
     let mut notes = Vec::new();
     let mut fenced = false;
-    if env.agent_fresh(&rb.from) {
+    // Best effort skips a silent site (two missed reports: it is probably
+    // gone); required fencing still tries while the agent is not stale.
+    let reachable = match policy.fencing {
+        Fencing::Required => env.agent_fresh(&rb.from),
+        _ => env.agent_heard(&rb.from),
+    };
+    if reachable {
         // Best effort: a site whose service died may still run its demote hooks.
         let wait = match policy.fencing {
             Fencing::Required => policy.step_timeout,
@@ -678,7 +689,7 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
         }
     } else {
         notes.push(format!(
-            "{}'s agent is unreachable; demote not sent",
+            "{}'s agent is silent or unreachable; demote not sent",
             rb.from
         ));
     }

@@ -141,6 +141,49 @@ fn primary_dies_failover_then_failback_after_hold_down() -> Result<()> {
 }
 
 /// 2: the orchestrator alone is cut off from the primary → path fault, no failover.
+/// Issue 15, test 3: the whole site host dies (its service, its agent, every
+/// packet): confirmed by the silent-site rule in `fall` rounds instead of
+/// after `agent_timeout`; the time from the loss to users on b is printed
+/// and bounded generously.
+#[test]
+fn whole_site_loss_fails_over_without_waiting_for_agent_timeout() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        failback: "manual",
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    let client = d
+        .lab
+        .client_loop("cli", &d.entry_url(), secs(0.05), secs(1))?;
+    std::thread::sleep(secs(1));
+    d.lab.link_down("a")?;
+    let lost = Instant::now();
+    d.wait_users_on("b", secs(30))?;
+    let samples = client.stop();
+    let first_b = samples
+        .iter()
+        .find(|s| s.at >= lost && s.result.as_deref().map(str::trim) == Ok("b"))
+        .map(|s| (s.at + s.latency).duration_since(lost))
+        .expect("an answer from b");
+    eprintln!("whole site a lost: users on b after {first_b:?}");
+    // The first down round came from the silent-site rule (the agent had
+    // missed two reports, long before agent_timeout).
+    let down = d.wait_event("site_down", secs(5))?;
+    assert!(
+        down["message"].as_str().unwrap_or("").contains("silent"),
+        "first down round by the silent-site rule: {down}"
+    );
+    d.wait_event("site_confirmed_down", secs(5))?;
+    // agent_timeout 1.5 s + fall 3 x 250 ms = 2.25 s is the old rule's floor.
+    assert!(
+        first_b < secs(10),
+        "users on b {first_b:?} after the site was lost"
+    );
+    Ok(())
+}
+
 #[test]
 fn orchestrator_cut_from_primary_is_a_path_fault() -> Result<()> {
     let Some(d) = deployment(Knobs::default()) else {

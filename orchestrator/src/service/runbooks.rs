@@ -353,6 +353,11 @@ impl RunbookEnv for Env {
         st.detector.agent_fresh(&st.evidence, site, Instant::now())
     }
 
+    fn agent_heard(&self, site: &str) -> bool {
+        let st = self.shared.lock();
+        st.detector.agent_heard(&st.evidence, site, Instant::now())
+    }
+
     async fn command(
         &self,
         site: &str,
