@@ -1048,3 +1048,62 @@ fn a_same_second_same_size_conflict_is_quarantined_at_failback() -> Result<()> {
     assert_eq!(text(&both, "conflict.txt").as_deref(), Some("version B"));
     Ok(())
 }
+
+/// Issue 15, test 6: `max_lag_on_failover`. b's rsync module is unreachable
+/// from a, so a write at a waits and the replication lag grows; a's service
+/// dies: the failover to the lagging b waits for approval (the lag in the
+/// reason), nothing moves; `warden approve` moves users to b.
+#[test]
+fn a_lagging_standby_waits_for_approval() -> Result<()> {
+    let Some(x) = Data::with_failback("keep", "pw-b-right", "manual") else {
+        return Ok(());
+    };
+    let conf = std::fs::read_to_string(&x.d.config)?.replace(
+        "resync_timeout = \"120s\"",
+        "resync_timeout = \"120s\"\nmax_lag_on_failover = \"2s\"",
+    );
+    std::fs::write(&x.d.config, conf)?;
+    x.start()?;
+    x.write("a", "before.txt", "replicated")?;
+    x.wait_same(secs(20))?;
+    // a can no longer reach b's rsync daemon (everything else still works).
+    let b = x.d.lab.ip("b").to_string();
+    x.d.lab.run_ok(
+        "a",
+        "iptables",
+        [
+            "-A", "OUTPUT", "-p", "tcp", "-d", &b, "--dport", "873", "-j", "REJECT",
+        ],
+    )?;
+    x.write("a", "late.txt", "never reached b")?;
+    lab::eventually(secs(30), secs(0.25), || {
+        let r = x.replication()?;
+        match r["lag_ms"].as_u64() {
+            Some(ms) if ms > 3_000 => Ok(()),
+            _ => bail!("lag not above 3 s yet: {r}"),
+        }
+    })?;
+    x.d.lab.kill("svc-a")?;
+    let g = lab::eventually(secs(30), secs(0.25), || {
+        let g = x.d.group()?;
+        if g["phase"] == "pending_approval" {
+            Ok(g)
+        } else {
+            bail!("not pending yet: {}", g["phase"])
+        }
+    })?;
+    let reason = g["pending"]["reason"].as_str().unwrap_or("").to_string();
+    assert!(
+        reason.contains("behind") && reason.contains("max_lag_on_failover"),
+        "{reason}"
+    );
+    std::thread::sleep(secs(2));
+    assert_eq!(
+        x.d.group()?["active"],
+        "a",
+        "nothing moved without approval"
+    );
+    x.d.cli_ok(&["approve", "web"])?;
+    x.d.wait_users_on("b", secs(30))?;
+    Ok(())
+}
