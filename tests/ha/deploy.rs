@@ -136,6 +136,9 @@ impl Ha {
                 "100".into(),
                 "--election-timeout".into(),
                 "1000".into(),
+                // A member back from a partition does not force an election
+                // (the default from etcd 3.5 on).
+                "--pre-vote".into(),
                 "--logger".into(),
                 "zap".into(),
                 "--log-outputs".into(),

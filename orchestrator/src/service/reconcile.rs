@@ -5,11 +5,22 @@
 use super::*;
 
 impl Shared {
-    /// Compare decided routing with what each strategy observes; re-apply on drift.
+    /// Compare decided routing with what each strategy observes; re-apply on
+    /// drift. Runs under the licence's term: a node that loses the licence
+    /// stops mid-way (a re-apply in flight is abandoned, not finished late).
     pub async fn reconcile_once(&self) {
-        if !self.licence.is_held() {
+        let Some(term) = self.licence.token() else {
             return;
+        };
+        tokio::select! {
+            _ = term.cancelled() => {
+                info!("licence ended during reconciliation: stopped");
+            }
+            _ = self.reconcile_groups() => {}
         }
+    }
+
+    async fn reconcile_groups(&self) {
         let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
         for g in groups {
             if g.phase == Phase::Running {
