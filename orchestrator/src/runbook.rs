@@ -274,7 +274,7 @@ pub const PERSIST_RETRY: Duration = Duration::from_secs(5);
 /// Record a finished runbook. If this write is lost the store still says
 /// `running`, and a restart resumes the idempotent steps: safe, so only warn.
 fn final_record(rb: &Runbook, store: &dyn Store) {
-    if let Err(e) = store.put_runbook(rb) {
+    if let Err(e) = crate::store::blocking(|| store.put_runbook(rb)) {
         tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the finished runbook; it will be resumed on restart");
     }
 }
@@ -291,7 +291,7 @@ async fn persist(
     store: &dyn Store,
 ) -> bool {
     let started = tokio::time::Instant::now();
-    let mut written = store.put_runbook(rb);
+    let mut written = crate::store::blocking(|| store.put_runbook(rb));
     while let Err(e) = &written {
         if matches!(e, crate::OrchestratorError::Deposed(_))
             || store.may_act_unwritten()
@@ -301,7 +301,7 @@ async fn persist(
         }
         tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the runbook; retrying");
         tokio::time::sleep(Duration::from_millis(250)).await;
-        written = store.put_runbook(rb);
+        written = crate::store::blocking(|| store.put_runbook(rb));
     }
     match written {
         Ok(()) => {

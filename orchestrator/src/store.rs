@@ -62,6 +62,19 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Run a blocking store call from async code: on a multi-thread runtime the
+/// worker hands its other tasks to a new worker first (`block_in_place`),
+/// so a disk commit never stalls the tasks that share the thread; on a
+/// current-thread runtime (tests) it simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// redb-backed store at `DATA_DIR/warden.redb`.
 #[derive(Clone)]
 pub struct LocalStore {

@@ -86,15 +86,7 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// Block this thread on `f` (telling a multi-thread tokio runtime first).
-fn wait<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
+use crate::store::blocking as wait;
 
 impl EtcdStore {
     /// Connect to the cluster (no request is sent yet: a cluster that is

@@ -329,7 +329,7 @@ impl Shared {
         let mut out: Vec<Event> = Vec::new();
         let mut after = after;
         while out.len() < limit {
-            let page = self.store.events(after, 1000)?;
+            let page = crate::store::blocking(|| self.store.events(after, 1000))?;
             let Some(last) = page.last().map(|e| e.id) else {
                 break;
             };
