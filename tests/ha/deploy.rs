@@ -318,6 +318,39 @@ impl Ha {
         serde_json::from_str(&out).with_context(|| format!("GET {url}: {out}"))
     }
 
+    /// `curl -X METHOD` with a bearer token and a JSON body from `ctl`;
+    /// what curl's `-w FORMAT` prints (e.g. `%{http_code}`).
+    pub(crate) fn send(
+        &self,
+        method: &str,
+        token: &str,
+        url: &str,
+        body: &str,
+        format: &str,
+    ) -> Result<String> {
+        let auth = format!("Authorization: Bearer {token}");
+        self.lab.run_ok(
+            "ctl",
+            "curl",
+            [
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                format,
+                "-X",
+                method,
+                "-H",
+                &auth,
+                "-H",
+                "Content-Type: application/json",
+                "--data",
+                body,
+                url,
+            ],
+        )
+    }
+
     /// The runbooks as the node on `host` has them.
     pub(crate) fn runbooks_at(&self, host: &str) -> Result<Vec<Value>> {
         let v = self.get_json(

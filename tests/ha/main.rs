@@ -55,27 +55,13 @@ fn leader_killed_in_a_slow_promote_the_next_one_finishes_it_once() -> Result<()>
     let (_, epoch0, switches0) = d.frontend_route()?;
 
     // A follower answers an action with a redirect to the leader and starts nothing.
-    let auth = format!("Authorization: Bearer {}", d.operator_token);
     let url = format!("{}/v1/groups/web/failover", d.api("b"));
-    let out = d.lab.run_ok(
-        "ctl",
-        "curl",
-        [
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{redirect_url}",
-            "-X",
-            "POST",
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            r#"{"to":"b"}"#,
-            &url,
-        ],
+    let out = d.send(
+        "POST",
+        &d.operator_token,
+        &url,
+        r#"{"to":"b"}"#,
+        "%{http_code} %{redirect_url}",
     )?;
     assert_eq!(
         out,
@@ -201,27 +187,13 @@ fn leader_cut_off_from_etcd_stops_acting_within_the_lease() -> Result<()> {
 
     // The deposed node performs nothing: its answer to an action is a
     // redirect or "no leader", never a runbook.
-    let auth = format!("Authorization: Bearer {}", d.operator_token);
     let url = format!("{}/v1/groups/web/failover", d.api("a"));
-    let out = d.lab.run_ok(
-        "ctl",
-        "curl",
-        [
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-            "-H",
-            &auth,
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            r#"{"to":"b"}"#,
-            &url,
-        ],
+    let out = d.send(
+        "POST",
+        &d.operator_token,
+        &url,
+        r#"{"to":"b"}"#,
+        "%{http_code}",
     )?;
     assert!(out == "307" || out == "503", "deposed node answered {out}");
 
@@ -231,33 +203,13 @@ fn leader_cut_off_from_etcd_stops_acting_within_the_lease() -> Result<()> {
     let moved = Instant::now();
     d.wait_users_on("b", secs(30))?;
     // The routing layer refuses the deposed leader's epoch.
-    let fe_auth = format!("Authorization: Bearer {}", d.frontend_token);
     let route = format!(
         "http://{}:{}/v1/routes/web",
         d.lab.ip("fe"),
         deploy::CONTROL_PORT
     );
     let body = format!(r#"{{"site":"a","epoch":{epoch0}}}"#);
-    let out = d.lab.run_ok(
-        "ctl",
-        "curl",
-        [
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "PUT",
-            "-H",
-            &fe_auth,
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            &body,
-            &route,
-        ],
-    )?;
+    let out = d.send("PUT", &d.frontend_token, &route, &body, "%{http_code}")?;
     assert_eq!(out, "409", "a late activate at the old epoch is refused");
     std::thread::sleep(secs(3));
     let samples = client.stop();
