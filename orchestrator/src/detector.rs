@@ -419,6 +419,13 @@ impl Detector {
                 "agent unreachable and orchestrator probes fail, but peers reach the service"
                     .into(),
             )
+        } else if agent.is_none() {
+            // Nothing was ever heard from it (the orchestrator just started,
+            // or the agent never did): say that, not that an agent died.
+            Verdict::Unknown(format!(
+                "no report from its agent yet; {} of {answered} outside vantage points reach the service",
+                answered - outside_failing
+            ))
         } else {
             Verdict::DeadAgent(format!(
                 "agent stale while {} of {answered} outside vantage points reach the service",
@@ -796,6 +803,27 @@ mod tests {
             );
         }
         assert!(!w.det.track("a").unwrap().confirmed_down);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_site_never_heard_from_is_unknown_not_a_dead_agent() {
+        // The orchestrator's first probes land before the agent's first report.
+        let mut w = World::new();
+        w.feed(None, true, Some(true), true, true);
+        let r = w.round();
+        assert!(
+            matches!(&World::a(&r).verdict, Verdict::Unknown(why) if why.contains("no report")),
+            "{:?}",
+            World::a(&r).verdict
+        );
+        // Once it has reported and then stops, it is a dead agent.
+        tick().await;
+        w.feed(Some(true), true, Some(true), true, true);
+        w.round();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        w.feed(None, true, Some(true), true, true);
+        let r = w.round();
+        assert!(matches!(World::a(&r).verdict, Verdict::DeadAgent(_)));
     }
 
     #[tokio::test(start_paused = true)]
