@@ -193,3 +193,94 @@ async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
     }
     serde_json::from_str(&text).map_err(|e| anyhow!("orchestrator sent malformed JSON: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    use axum::Router;
+
+    use super::*;
+
+    async fn serve(app: Router) -> String {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    /// A redirect to a place that is not a configured orchestrator (a forged
+    /// or compromised follower) is not followed: the operator token never
+    /// goes there.
+    #[tokio::test]
+    async fn a_redirect_to_an_unknown_url_is_not_followed() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let thief = serve(Router::new().fallback(move || {
+            h.fetch_add(1, Ordering::SeqCst);
+            async { StatusCode::OK }
+        }))
+        .await;
+        let to = format!("{thief}/v1/groups/web/failover");
+        let follower =
+            serve(Router::new().route(
+                "/v1/groups/web/failover",
+                post(move || {
+                    let to = to.clone();
+                    async move {
+                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response()
+                    }
+                }),
+            ))
+            .await;
+        let c = Client::with(follower, Secret::new("operator-token-x")).unwrap();
+        let err = c
+            .post("/v1/groups/web/failover", serde_json::json!({"to": "b"}))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not one of the configured orchestrators"),
+            "{err}"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "nothing reached the other URL"
+        );
+    }
+
+    /// A redirect to a configured orchestrator is followed once.
+    #[tokio::test]
+    async fn a_redirect_to_the_leader_is_followed() {
+        let leader = serve(Router::new().route(
+            "/v1/groups/web/failover",
+            post(|| async { (StatusCode::ACCEPTED, "{\"runbook\": 7}") }),
+        ))
+        .await;
+        let to = format!("{leader}/v1/groups/web/failover");
+        let follower =
+            serve(Router::new().route(
+                "/v1/groups/web/failover",
+                post(move || {
+                    let to = to.clone();
+                    async move {
+                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response()
+                    }
+                }),
+            ))
+            .await;
+        let mut c = Client::with(follower, Secret::new("operator-token-x")).unwrap();
+        c.bases.push(leader);
+        let v = c
+            .post("/v1/groups/web/failover", serde_json::json!({"to": "b"}))
+            .await
+            .unwrap();
+        assert_eq!(v["runbook"], 7);
+    }
+}

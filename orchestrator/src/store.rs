@@ -54,6 +54,11 @@ pub trait Store: Send + Sync {
     fn describe(&self) -> String {
         "the state store".into()
     }
+    /// A number that changes whenever a group or runbook is written, if the
+    /// store can tell cheaply (a follower mirrors only when it moved).
+    fn state_version(&self) -> Option<i64> {
+        None
+    }
     /// Whether the orchestrator may act when this store cannot write (the
     /// local file on a full disk: a failover from memory beats none). Never
     /// with etcd: there, a refused write is the loss of the licence.

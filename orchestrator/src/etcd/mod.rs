@@ -39,6 +39,9 @@ use crate::OrchestratorError;
 /// At most this many operations in one transaction (etcd's default limit is 128).
 const TXN_OPS: usize = 100;
 
+/// Events read at most per request while pruning.
+const PRUNE_PAGE: usize = 100;
+
 /// The runtime the etcd client lives on; shut down without blocking when dropped.
 struct Runtime(Option<tokio::runtime::Runtime>);
 
@@ -360,6 +363,34 @@ impl Store for EtcdStore {
         self.list("read groups", "groups")
     }
 
+    fn state_version(&self) -> Option<i64> {
+        // The newest modification among groups and runbooks (keys only).
+        let mut newest = 0;
+        for table in ["groups/", "runbooks/"] {
+            let prefix = self.key(table);
+            let resp = self
+                .call("read the state version", move |mut c| {
+                    let p = prefix.clone();
+                    async move {
+                        c.get(
+                            p,
+                            Some(
+                                GetOptions::new()
+                                    .with_prefix()
+                                    .with_keys_only()
+                                    .with_sort(SortTarget::Mod, SortOrder::Descend)
+                                    .with_limit(1),
+                            ),
+                        )
+                        .await
+                    }
+                })
+                .ok()?;
+            newest = newest.max(resp.kvs().first().map(|kv| kv.mod_revision()).unwrap_or(0));
+        }
+        Some(newest)
+    }
+
     fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
         let op = TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None);
         self.write("write a group", vec![op])
@@ -476,33 +507,49 @@ impl Store for EtcdStore {
                 }
             })?
             .count();
-        let max_i = i64::try_from(max).unwrap_or(i64::MAX);
-        let resp = self.call("read the oldest events", move |mut c| {
-            let p = prefix.clone();
-            async move {
-                c.get(p, Some(GetOptions::new().with_prefix().with_limit(max_i)))
-                    .await
-            }
-        })?;
-        let oldest: Vec<(Vec<u8>, u64)> = resp
-            .kvs()
-            .iter()
-            .map(|kv| {
-                let e: Event = dec(kv.key(), kv.value())?;
-                Ok((kv.key().to_vec(), e.time_unix_ms))
-            })
-            .collect::<Result<_, OrchestratorError>>()?;
         let excess = usize::try_from(count).unwrap_or(0).saturating_sub(keep);
-        let doomed = oldest
-            .iter()
-            .enumerate()
-            .take_while(|(i, (_, at))| *i < excess || *at < before_unix_ms)
-            .count();
+        // Read from the oldest only as far as something goes: the excess by
+        // count, then by age a page that starts at one event and doubles
+        // while they are all old (a batch in steady state reads one event).
+        let end_all = prefix_end(&prefix);
+        let mut oldest: Vec<Vec<u8>> = Vec::new();
+        let mut from = prefix.clone();
+        let mut page = 1usize;
+        'pages: while oldest.len() < max {
+            let want = if oldest.len() < excess {
+                (excess - oldest.len()).min(PRUNE_PAGE)
+            } else {
+                page
+            }
+            .min(max - oldest.len());
+            let (f, e) = (from.clone(), end_all.clone());
+            let limit = i64::try_from(want).unwrap_or(i64::MAX);
+            let resp = self.call("read the oldest events", move |mut c| {
+                let (f, e) = (f.clone(), e.clone());
+                async move {
+                    c.get(f, Some(GetOptions::new().with_range(e).with_limit(limit)))
+                        .await
+                }
+            })?;
+            if resp.kvs().is_empty() {
+                break;
+            }
+            for kv in resp.kvs() {
+                let ev: Event = dec(kv.key(), kv.value())?;
+                if oldest.len() >= excess && ev.time_unix_ms >= before_unix_ms {
+                    break 'pages;
+                }
+                oldest.push(kv.key().to_vec());
+                from = prefix_end(kv.key());
+            }
+            page = (page * 2).min(PRUNE_PAGE);
+        }
+        let doomed = oldest.len();
         if doomed == 0 {
             return Ok(0);
         }
-        let first = oldest[0].0.clone();
-        let end = prefix_end(&oldest[doomed - 1].0);
+        let first = oldest[0].clone();
+        let end = prefix_end(&oldest[doomed - 1]);
         let op = TxnOp::delete(first, Some(DeleteOptions::new().with_range(end)));
         self.write("prune events", vec![op])?;
         Ok(doomed)

@@ -21,6 +21,9 @@ pub(crate) struct Ha {
     view: watch::Receiver<Leadership>,
     /// Automatic decisions wait until this instant (evidence window).
     warm_at: Instant,
+    /// The store's state version at the last mirror (nothing to read while
+    /// it stays).
+    mirrored: Mutex<Option<i64>>,
 }
 
 impl Ha {
@@ -28,6 +31,7 @@ impl Ha {
         Ha {
             view,
             warm_at: Instant::now(),
+            mirrored: Mutex::new(None),
         }
     }
 }
@@ -96,6 +100,10 @@ impl Role for HaRole {
             st.dns_moving.clear();
         }
         s.writer.discard();
+        if let Some(ha) = &s.ha {
+            // Memory may hold changes that never reached etcd: mirror at once.
+            *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         s.unsaved.lock().unwrap_or_else(|p| p.into_inner()).clear();
         s.command_tick.send_modify(|v| *v += 1);
         warn!(cause = %why, "stepped down: not acting until elected again");
@@ -140,17 +148,24 @@ impl Shared {
 
     /// While following: replace the view of groups and runbooks with etcd's.
     pub async fn mirror_store(&self) {
-        if self.ha.is_none() || self.licence.is_held() {
+        let Some(ha) = &self.ha else { return };
+        if self.licence.is_held() {
             return;
         }
         let store = self.store.clone();
+        let last = *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner());
         let read = tokio::task::spawn_blocking(move || {
-            Ok::<_, OrchestratorError>((store.groups()?, store.runbooks()?))
+            let version = store.state_version();
+            if version.is_some() && version == last {
+                return Ok(None);
+            }
+            Ok::<_, OrchestratorError>(Some((version, store.groups()?, store.runbooks()?)))
         })
         .await;
-        let Ok(Ok((groups, runbooks))) = read else {
+        let Ok(Ok(Some((version, groups, runbooks)))) = read else {
             return;
         };
+        *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner()) = version;
         if self.licence.is_held() {
             return;
         }

@@ -31,33 +31,20 @@ impl Shared {
     /// failed away from it is told to demote before anything else.
     pub fn accept_report(&self, report: AgentReport) -> ReportResponse {
         let site = report.site.clone();
-        let mut acked = Vec::new();
-        let mut st = self.lock();
-        if !self.licence.is_held() {
-            // Not the leader: the report is evidence only. No outcome is
-            // acked (the leader must see them), no command or epoch is told.
-            let now = Instant::now();
-            if report
-                .peers
-                .iter()
-                .any(|p| self.frontend_probes.contains_key(&p.site))
-            {
-                st.fe_evidence.insert_report(now, report.clone());
-            }
-            st.evidence.insert_report(now, report);
-            drop(st);
-            self.report_tick.send_modify(|v| *v += 1);
-            return ReportResponse::default();
-        }
-        for o in &report.outcomes {
-            acked.push(o.id.clone());
-            if st.ledger.accept(&site, o) == Accepted::Late {
-                info!(site = %site, command = %crate::commands::display_id(&o.id), "late outcome for a withdrawn command ignored");
-            }
-        }
-        self.authority_check_locked(&mut st, &site, &report.authority);
-        self.divergent_intake_locked(&mut st, &site, &report.replication);
         let now = Instant::now();
+        let acting = self.licence.is_held();
+        let mut st = self.lock();
+        let mut acked = Vec::new();
+        if acting {
+            for o in &report.outcomes {
+                acked.push(o.id.clone());
+                if st.ledger.accept(&site, o) == Accepted::Late {
+                    info!(site = %site, command = %crate::commands::display_id(&o.id), "late outcome for a withdrawn command ignored");
+                }
+            }
+            self.authority_check_locked(&mut st, &site, &report.authority);
+            self.divergent_intake_locked(&mut st, &site, &report.replication);
+        }
         if report
             .peers
             .iter()
@@ -67,15 +54,20 @@ impl Shared {
             st.fe_evidence.insert_report(now, report.clone());
         }
         st.evidence.insert_report(now, report);
-        let commands = st.ledger.pending_for(&site);
-        let epochs = self.epochs_of_locked(&st, &site);
+        // Not the leader: the report is evidence only. No outcome is acked
+        // (the leader must see them), no command or epoch is told.
+        let answer = if acting {
+            ReportResponse {
+                commands: st.ledger.pending_for(&site),
+                acked,
+                epochs: self.epochs_of_locked(&st, &site),
+            }
+        } else {
+            ReportResponse::default()
+        };
         drop(st);
         self.report_tick.send_modify(|v| *v += 1);
-        ReportResponse {
-            commands,
-            acked,
-            epochs,
-        }
+        answer
     }
 
     /// The commands waiting for `site`, demotes first.

@@ -621,6 +621,10 @@ async fn a_store_that_must_not_act_unwritten_holds_the_failover() {
     for _ in 0..40 {
         round_inner(&s, false, false).await;
     }
+    // The disaster was confirmed and decided; the runbook waits for the
+    // decision to be written, and routes nothing.
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::Running, "a decision was made: {g:#?}");
     assert_eq!(fake.route.lock().unwrap().0, None, "nothing routed");
     let _ = std::fs::remove_dir_all(dir);
 }
