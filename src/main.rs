@@ -60,16 +60,23 @@ fn shutdown_on_signal(token: CancellationToken) {
     });
 }
 
+/// One allocator for every process warden runs (orchestrator, agent,
+/// frontend): fewer cycles per report than glibc's under many small
+/// allocations (see BENCHMARKS.md, "Load").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let quiet =
         matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Probe { json: true, .. }) || cli.cmd.is_client();
     init_tracing(quiet);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Cmd::Orchestrator { threads, .. } = &cli.cmd {
+        builder.worker_threads(usize::from(*threads));
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -140,11 +140,19 @@ async fn json_errors(resp: Response) -> Response {
     out
 }
 
-async fn report(State(s): S, h: HeaderMap, body: Bytes) -> Response {
+async fn report(
+    State(s): S,
+    known: Option<axum::Extension<auth::AgentSite>>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
     let t0 = Instant::now();
-    let site = match agent(&s, &h) {
-        Ok(x) => x.to_string(),
-        Err(r) => return r,
+    let site = match known {
+        Some(axum::Extension(auth::AgentSite(site))) => site,
+        None => match agent(&s, &h) {
+            Ok(x) => x.to_string(),
+            Err(r) => return r,
+        },
     };
     let rep: AgentReport = match parse_json(&s, &body) {
         Ok(r) => r,

@@ -5,7 +5,7 @@
 //! Pure logic over [`Evidence`] and a `now`: no I/O, no clock of its own, so
 //! every rule is unit-tested on paused tokio time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -18,12 +18,13 @@ use crate::model::EvidenceRow;
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
     /// Last report of each site's agent: private so every insert keeps `probed_by` in step.
-    reports: BTreeMap<String, (Instant, AgentReport)>,
+    /// (Hash maps: looked up by key only, on every report and round.)
+    reports: HashMap<String, (Instant, AgentReport)>,
     /// The orchestrator's own probes of each site's endpoints.
     pub external: BTreeMap<String, (Instant, Vec<CheckResult>)>,
     /// Which agents have reported probes of a site (probed site → reporters),
     /// so a round costs O(peer views), not O(sites²).
-    probed_by: BTreeMap<String, std::collections::BTreeSet<String>>,
+    probed_by: HashMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Evidence {
@@ -41,7 +42,13 @@ impl Evidence {
                     .insert(report.site.clone());
             }
         }
-        self.reports.insert(report.site.clone(), (at, report));
+        // Replace in place: no key allocation for a site already known.
+        match self.reports.get_mut(&report.site) {
+            Some(slot) => *slot = (at, report),
+            None => {
+                self.reports.insert(report.site.clone(), (at, report));
+            }
+        }
     }
 
     /// The last report of `site` and when it was received.

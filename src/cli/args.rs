@@ -58,6 +58,13 @@ pub(crate) enum Cmd {
         /// This orchestrator's name in `[[orchestrator.nodes]]` (store = "etcd").
         #[arg(long, env = "WARDEN_NODE")]
         node: Option<String>,
+        /// Worker threads of the orchestrator's async runtime. One is the
+        /// default: its work is I/O (reports, probes, orders), and a second
+        /// worker cost about a third more CPU per report in cross-thread
+        /// wake-ups (BENCHMARKS.md, "Load"). Store requests and disk writes
+        /// run on their own threads either way.
+        #[arg(long, env = "WARDEN_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: u16,
     },
     /// Run a site's agent.
     Agent {

@@ -31,7 +31,7 @@ fn config_exit(e: impl std::fmt::Display) -> ExitCode {
 
 pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
     match cli.cmd {
-        Cmd::Orchestrator { node } => {
+        Cmd::Orchestrator { node, .. } => {
             let cfg = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(c) => return c,

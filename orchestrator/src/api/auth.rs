@@ -118,5 +118,16 @@ pub(super) async fn known_token_first(
             );
         }
     }
+    let mut req = req;
+    if let Some(site) = site {
+        // The handler of an agent's endpoint takes it from here (one token
+        // lookup per request).
+        req.extensions_mut().insert(AgentSite(site));
+    }
     next.run(req).await
 }
+
+/// The site whose agent token authenticated this request (set by
+/// [`known_token_first`]).
+#[derive(Clone, Debug)]
+pub(super) struct AgentSite(pub(super) String);

@@ -231,12 +231,41 @@ impl Election {
                     self.healthy();
                     let holder = resp.op_responses().into_iter().find_map(|r| match r {
                         TxnOpResponse::Get(g) => g.kvs().first().map(|kv| {
-                            (String::from_utf8_lossy(kv.value()).into_owned(), kv.lease())
+                            (
+                                String::from_utf8_lossy(kv.value()).into_owned(),
+                                kv.lease(),
+                                kv.create_revision(),
+                            )
                         }),
                         _ => None,
                     });
+                    if let Some((_, held_by, created)) = &holder {
+                        if *held_by == lease {
+                            // The key is on this very lease: an earlier try
+                            // of this campaign was applied but its answer was
+                            // lost (etcd paused, a member failed over, the
+                            // request retried). It is our term; we keep this
+                            // lease alive, so waiting for it to expire would
+                            // wait forever. Renew first, so the deadline
+                            // counts from a renewal we know was sent now.
+                            let (term, sent) = (*created, Instant::now());
+                            match self.keep_alive(client, lease).await {
+                                Renewal::Renewed(_) => {
+                                    self.healthy();
+                                    info!(node = %self.node, term, "the leader key is already on this node's lease (an answer was lost): leading");
+                                    return self.lead(client, lease, ttl, term, sent, stop).await;
+                                }
+                                Renewal::Expired => {
+                                    return Outcome::Lost("own lease expired".into())
+                                }
+                                Renewal::Failed(e) => {
+                                    self.trouble(&format!("keep-alive of own lease: {e}"))
+                                }
+                            }
+                        }
+                    }
                     let remaining = match &holder {
-                        Some((_, l)) => client
+                        Some((_, l, _)) => client
                             .lease_time_to_live(*l, None)
                             .await
                             .ok()
@@ -244,13 +273,14 @@ impl Election {
                             .map(|s| s * 1000),
                         None => None,
                     };
-                    if holder.as_ref().is_some_and(|(n, _)| n == &self.node) {
+                    if holder.as_ref().is_some_and(|(n, _, _)| n == &self.node) {
                         // Our own key from an earlier life (a restart within
-                        // its TTL): wait for it to expire like anyone else.
+                        // its TTL, another lease): wait for it to expire like
+                        // anyone else.
                         info!(node = %self.node, "the leader key still names this node from before; waiting for it to expire");
                     }
                     self.view.send_modify(|v| {
-                        v.leader = holder.map(|(n, _)| n);
+                        v.leader = holder.map(|(n, _, _)| n);
                         v.is_leader = false;
                         v.lease_remaining_ms = remaining;
                         v.seen_at = Some(Instant::now());

@@ -66,7 +66,12 @@ impl Shared {
             ReportResponse::default()
         };
         drop(st);
-        self.report_tick.send_modify(|v| *v += 1);
+        // Only a runbook step waiting for a report listens; with nobody
+        // subscribed there is nobody to wake (a later subscriber waits for
+        // later reports anyway).
+        if self.report_tick.receiver_count() > 0 {
+            self.report_tick.send_modify(|v| *v += 1);
+        }
         answer
     }
 

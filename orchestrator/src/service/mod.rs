@@ -242,13 +242,16 @@ pub struct Shared {
     /// The frontends of `hybrid` groups and their probe (see
     /// [`Config::hybrid_frontend_probes`]); empty without hybrid groups.
     frontend_probes: BTreeMap<String, (warden_config::CheckSpec, Vec<String>)>,
+    /// Every site and hybrid frontend an agent may report probes of (a hash
+    /// set: every report's peers are looked up here).
+    probe_targets: std::collections::HashSet<String>,
     /// Events recorded but not yet in the store (see [`Shared::write_events`]).
     unsaved: Mutex<Vec<Event>>,
     unsaved_notify: tokio::sync::Notify,
     /// Held while this process may act (see [`Licence`]).
     licence: Licence,
     /// Site → the groups it belongs to (built once: reports look it up).
-    site_groups: BTreeMap<String, Vec<String>>,
+    site_groups: std::collections::HashMap<String, Vec<String>>,
     /// Group state changes waiting for the store (see [`persist`]).
     writer: persist::GroupWriter,
     /// With etcd: the leadership as this node sees it (see [`ha`]).
@@ -344,12 +347,19 @@ impl Shared {
             divergent_pages: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
+        let probe_targets = cfg
+            .sites
+            .keys()
+            .chain(frontend_probes.keys())
+            .cloned()
+            .collect();
         let licence = if mode.is_local() {
             Licence::held(&shutdown)
         } else {
             Licence::new(&shutdown)
         };
-        let mut site_groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut site_groups: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
         for (name, g) in &cfg.groups {
             for site in g.site_names() {
                 site_groups.entry(site).or_default().push(name.clone());
@@ -373,6 +383,7 @@ impl Shared {
             metrics: Metrics::new(),
             shutdown,
             frontend_probes,
+            probe_targets,
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
             licence,
@@ -451,7 +462,7 @@ impl Shared {
 
     /// Whether an agent may report about `name`: a site, or a hybrid frontend it probes.
     pub fn is_probe_target(&self, name: &str) -> bool {
-        self.cfg.sites.contains_key(name) || self.frontend_probes.contains_key(name)
+        self.probe_targets.contains(name)
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {

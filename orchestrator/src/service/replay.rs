@@ -24,7 +24,13 @@ impl ReportSeqs {
     /// Admits `seq` of agent process `boot` at `site`, or says why not.
     pub(super) fn admit(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {
         let mut all = self.by_site.lock().unwrap_or_else(|p| p.into_inner());
-        let boots = all.entry(site.to_string()).or_default();
+        // No key allocation for a site seen before (every report comes here).
+        if !all.contains_key(site) {
+            all.insert(site.to_string(), VecDeque::new());
+        }
+        let Some(boots) = all.get_mut(site) else {
+            return Err(format!("report of {site}: no sequence record"));
+        };
         match boots.iter().position(|(b, _)| b == boot) {
             Some(i) => {
                 let last = boots[i].1;
@@ -35,9 +41,13 @@ impl ReportSeqs {
                     ));
                 }
                 // Most recent first.
-                let mut entry = boots.remove(i).unwrap_or_default();
-                entry.1 = seq;
-                boots.push_front(entry);
+                if i == 0 {
+                    boots[0].1 = seq;
+                } else {
+                    let mut entry = boots.remove(i).unwrap_or_default();
+                    entry.1 = seq;
+                    boots.push_front(entry);
+                }
             }
             None => {
                 boots.push_front((boot.to_string(), seq));
