@@ -6,7 +6,9 @@
 //! - [`api`]: wire types of the control API (a compatibility boundary);
 //! - [`settings`]: what one frontend needs, taken from the validated config;
 //! - `route`: the in-memory route table, epochs and connection generations;
-//! - `proxy`: the accept loops and the per-connection copy;
+//! - `listener`: a group's listening sockets, one per worker (`SO_REUSEPORT`);
+//! - `proxy`: the accept loops and the per-connection handling;
+//! - `relay`: the bytes of one connection, both ways, and how it ends;
 //! - `control`: the axum control API (authentication, fencing);
 //! - [`error`]: the error enum, [`FrontendError`].
 //!
@@ -18,7 +20,9 @@ pub mod api;
 pub mod budget;
 mod control;
 pub mod error;
+mod listener;
 mod proxy;
+mod relay;
 mod route;
 pub mod settings;
 
@@ -64,11 +68,15 @@ pub async fn run(
     let control_addr = local_addr(&control, "control API", cfg.control)?;
     let mut listeners = Vec::with_capacity(cfg.groups.len());
     let mut bound = BTreeMap::new();
+    let per_group = listener::per_group();
     for (name, g) in &cfg.groups {
         let label = format!("listener of group {name}");
-        let l = bind(label.clone(), g.listen).await?;
-        bound.insert(name.clone(), local_addr(&l, &label, g.listen)?);
-        listeners.push((name.clone(), l));
+        let sockets = listener::bind(&label, g.listen, per_group)?;
+        // `bind` returns at least one socket; all share its address.
+        if let Some(first) = sockets.first() {
+            bound.insert(name.clone(), local_addr(first, &label, g.listen)?);
+        }
+        listeners.push((name.clone(), sockets));
     }
     if cfg.groups.is_empty() {
         warn!(frontend = %cfg.name, "no group lists this frontend; only the control API runs");
@@ -82,17 +90,21 @@ pub async fn run(
     // What the open-file limit allows (raised at start when it may be).
     let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
     let slots = budget::ClientSlots::for_fd_limit(fd_limit);
-    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, "descriptor budget");
+    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, accept_loops_per_group = per_group, "descriptor budget");
     let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
-    for (name, listener) in listeners {
+    for (name, sockets) in listeners {
         let Some(group) = table.group(&name).cloned() else {
             continue; // the table was built from the same map
         };
-        let (stop, tasks, slots) = (stop.clone(), tasks.clone(), slots.clone());
-        set.spawn(async move {
-            proxy::serve_group(listener, group, stop, tasks, slots).await;
-            Ok(())
-        });
+        // One accept loop per socket; the kernel spreads connections over them.
+        for socket in sockets {
+            let (group, stop, tasks, slots) =
+                (Arc::clone(&group), stop.clone(), tasks.clone(), slots.clone());
+            set.spawn(async move {
+                proxy::serve_group(socket, group, stop, tasks, slots).await;
+                Ok(())
+            });
+        }
     }
     // With mTLS only the orchestrator's certificate may drive routes.
     let cert_name = cfg
