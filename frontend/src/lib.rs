@@ -7,6 +7,7 @@
 //! - [`settings`]: what one frontend needs, taken from the validated config;
 //! - `route`: the in-memory route table, epochs and connection generations;
 //! - `listener`: a group's listening sockets, one per worker (`SO_REUSEPORT`);
+//! - `workers`: the data path's threads, each with its own runtime;
 //! - `proxy`: the accept loops and the per-connection handling;
 //! - `relay`: the bytes of one connection, both ways, and how it ends;
 //! - `control`: the axum control API (authentication, fencing);
@@ -25,6 +26,7 @@ mod proxy;
 mod relay;
 mod route;
 pub mod settings;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -68,13 +70,18 @@ pub async fn run(
     let control_addr = local_addr(&control, "control API", cfg.control)?;
     let mut listeners = Vec::with_capacity(cfg.groups.len());
     let mut bound = BTreeMap::new();
-    let per_group = listener::per_group();
+    let workers = workers::count();
     for (name, g) in &cfg.groups {
         let label = format!("listener of group {name}");
-        let sockets = listener::bind(&label, g.listen, per_group)?;
+        let sockets = listener::bind(&label, g.listen, workers)?;
         // `bind` returns at least one socket; all share its address.
         if let Some(first) = sockets.first() {
-            bound.insert(name.clone(), local_addr(first, &label, g.listen)?);
+            let addr = first.local_addr().map_err(|source| FrontendError::Bind {
+                listener: label.clone(),
+                addr: g.listen,
+                source,
+            })?;
+            bound.insert(name.clone(), addr);
         }
         listeners.push((name.clone(), sockets));
     }
@@ -90,22 +97,7 @@ pub async fn run(
     // What the open-file limit allows (raised at start when it may be).
     let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
     let slots = budget::ClientSlots::for_fd_limit(fd_limit);
-    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, accept_loops_per_group = per_group, "descriptor budget");
-    let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
-    for (name, sockets) in listeners {
-        let Some(group) = table.group(&name).cloned() else {
-            continue; // the table was built from the same map
-        };
-        // One accept loop per socket; the kernel spreads connections over them.
-        for socket in sockets {
-            let (group, stop, tasks, slots) =
-                (Arc::clone(&group), stop.clone(), tasks.clone(), slots.clone());
-            set.spawn(async move {
-                proxy::serve_group(socket, group, stop, tasks, slots).await;
-                Ok(())
-            });
-        }
-    }
+    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, proxy_workers = workers, "descriptor budget");
     // With mTLS only the orchestrator's certificate may drive routes.
     let cert_name = cfg
         .tls
@@ -119,6 +111,35 @@ pub async fn run(
         )),
         None => None,
     };
+    // Worker i accepts on socket i of every group.
+    let mut shares: Vec<workers::Share> = (0..workers).map(|_| Vec::new()).collect();
+    for (name, sockets) in listeners {
+        let Some(group) = table.group(&name) else {
+            continue; // the table was built from the same map
+        };
+        for (share, socket) in shares.iter_mut().zip(sockets) {
+            share.push((Arc::clone(group), socket));
+        }
+    }
+    let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
+    for (index, share) in shares.into_iter().enumerate() {
+        let finished =
+            match workers::spawn(index, share, stop.clone(), slots.clone(), SHUTDOWN_GRACE) {
+                Ok(finished) => finished,
+                Err(e) => {
+                    // The workers already started stop with this token.
+                    stop.cancel();
+                    return Err(e);
+                }
+            };
+        set.spawn(async move {
+            finished.await.unwrap_or_else(|_| {
+                Err(FrontendError::Task(format!(
+                    "proxy worker {index} ended without an answer"
+                )))
+            })
+        });
+    }
     let control_stop = stop.clone();
     set.spawn(async move {
         let limits = warden_serve::Limits {

@@ -1,7 +1,7 @@
-//! A group's listening sockets: one per runtime worker thread, all bound to
-//! the group's address with `SO_REUSEPORT`, so the kernel spreads new
-//! connections over as many accept loops as there are workers instead of
-//! queueing them all behind one. The sockets carry `TCP_NODELAY`, which the
+//! A group's listening sockets: one per proxy worker thread
+//! ([`crate::workers`]), all bound to the group's address with
+//! `SO_REUSEPORT`, so the kernel spreads new connections over as many accept
+//! loops as there are workers instead of queueing them all behind one. The sockets carry `TCP_NODELAY`, which the
 //! connections they accept inherit (Linux), so no per-connection call sets it.
 //!
 //! `SO_REUSEPORT` would also let another process of the same user bind the
@@ -12,28 +12,22 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpSocket;
 
 use crate::FrontendError;
 
 /// Pending connections each socket's kernel queue holds (as `TcpListener::bind`).
 const BACKLOG: u32 = 1024;
 
-/// The accept loops one group's address gets: one per worker of the runtime.
-pub(crate) fn per_group() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_workers()
-        .max(1)
-}
-
 /// `count` listening sockets sharing `addr` (its port chosen by the first
-/// when it is 0); `label` names the listener in errors.
+/// when it is 0), non-blocking and registered with no runtime yet (each
+/// worker takes its own with `TcpListener::from_std`); `label` names the
+/// listener in errors. Call within a runtime.
 pub(crate) fn bind(
     label: &str,
     addr: SocketAddr,
     count: usize,
-) -> Result<Vec<TcpListener>, FrontendError> {
+) -> Result<Vec<std::net::TcpListener>, FrontendError> {
     let err = |source| FrontendError::Bind {
         listener: label.to_string(),
         addr,
@@ -41,7 +35,9 @@ pub(crate) fn bind(
     };
     if addr.port() != 0 {
         // Dropped at once: only the exclusive bind matters.
-        socket(addr, false).and_then(|s| s.bind(addr)).map_err(err)?;
+        socket(addr, false)
+            .and_then(|s| s.bind(addr))
+            .map_err(err)?;
     }
     let first = listen(addr).map_err(err)?;
     let shared = first.local_addr().map_err(err)?;
@@ -64,11 +60,11 @@ fn socket(addr: SocketAddr, reuseport: bool) -> std::io::Result<TcpSocket> {
     Ok(s)
 }
 
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let s = socket(addr, true)?;
     s.set_nodelay(true)?;
     s.bind(addr)?;
-    s.listen(BACKLOG)
+    s.listen(BACKLOG)?.into_std()
 }
 
 #[cfg(test)]
@@ -77,7 +73,11 @@ mod tests {
 
     #[tokio::test]
     async fn sockets_share_the_port_and_accepted_connections_have_nodelay() {
-        let l = bind("test", "127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let l: Vec<_> = bind("test", "127.0.0.1:0".parse().unwrap(), 3)
+            .unwrap()
+            .into_iter()
+            .map(|s| tokio::net::TcpListener::from_std(s).unwrap())
+            .collect();
         let addr = l[0].local_addr().unwrap();
         assert_ne!(addr.port(), 0);
         for other in &l[1..] {
@@ -102,7 +102,9 @@ mod tests {
         assert_eq!(bind("again", addr, 2).unwrap().len(), 2);
     }
 
-    async fn accept_any(l: &[TcpListener]) -> (usize, (tokio::net::TcpStream, SocketAddr)) {
+    async fn accept_any(
+        l: &[tokio::net::TcpListener],
+    ) -> (usize, (tokio::net::TcpStream, SocketAddr)) {
         loop {
             for (i, x) in l.iter().enumerate() {
                 if let Ok(Ok(c)) =

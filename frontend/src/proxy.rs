@@ -1,7 +1,8 @@
-//! The data path: accept loops per group (one per listening socket of the
-//! group, see [`crate::listener`]); each client connection is proxied to the
-//! backend of the group's current route generation and closed when that
-//! generation ends (see [`crate::route`]). The bytes are moved by
+//! The data path: accept loops (one per group on each proxy worker thread,
+//! each on its own listening socket, see [`crate::workers`] and
+//! [`crate::listener`]); each client connection is proxied to the backend of
+//! the group's current route generation and closed when that generation ends
+//! (see [`crate::route`]). The bytes are moved by
 //! [`crate::relay`]. Client connections are capped and closed when idle
 //! ([`crate::budget`]).
 

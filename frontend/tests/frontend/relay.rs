@@ -23,7 +23,9 @@ where
     F: FnOnce(TcpStream) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
     let addr = l.local_addr().expect("backend addr");
     tokio::spawn(async move {
         if let Ok((s, _)) = l.accept().await {
@@ -71,7 +73,9 @@ async fn a_client_half_close_reaches_the_backend_and_the_answer_still_flows() {
     let addr = backend(|mut s| async move {
         let mut got = Vec::new();
         if s.read_to_end(&mut got).await.is_ok() {
-            let _ = s.write_all(format!("{} bytes\n", got.len()).as_bytes()).await;
+            let _ = s
+                .write_all(format!("{} bytes\n", got.len()).as_bytes())
+                .await;
         }
     })
     .await;
@@ -113,7 +117,9 @@ async fn a_backend_half_close_is_passed_on_while_client_bytes_are_still_on_their
     tokio::time::timeout(PATIENCE, async {
         c.write_all(&data).await.expect("every byte is accepted");
         c.shutdown().await.expect("half-close");
-        c.read_to_end(&mut end).await.expect("the backend's end arrives");
+        c.read_to_end(&mut end)
+            .await
+            .expect("the backend's end arrives");
     })
     .await
     .expect("in time");
