@@ -123,6 +123,9 @@ pub async fn run(
     }
     let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
     for (index, share) in shares.into_iter().enumerate() {
+        if share.is_empty() {
+            break; // no group: only the control API runs
+        }
         let finished =
             match workers::spawn(index, share, stop.clone(), slots.clone(), SHUTDOWN_GRACE) {
                 Ok(finished) => finished,

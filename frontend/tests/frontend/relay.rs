@@ -1,7 +1,7 @@
 //! How the proxy relays bytes and ends connections: every byte of a backend
 //! that closes reaches the client, half-closes are passed on while the other
-//! side still has bytes to send, and every accept loop of a multi-threaded
-//! runtime serves connections.
+//! side still has bytes to send, every proxy worker's accept loop serves
+//! connections, and a frontend with no group keeps running.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -152,4 +152,17 @@ async fn every_accept_loop_serves_and_shutdown_closes_them_all() {
             "every listening socket is closed"
         );
     }
+}
+
+#[tokio::test]
+async fn a_frontend_with_no_group_keeps_its_control_api() {
+    let fe = start(BTreeMap::new()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = fe.get("/v1/health", Some(crate::harness::TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !fe.handle.as_ref().expect("running").is_finished(),
+        "no worker ended the frontend"
+    );
+    fe.stop().await.expect("clean stop");
 }
