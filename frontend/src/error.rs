@@ -29,7 +29,9 @@ pub enum FrontendError {
     /// The control API's TLS files cannot be used: fix them.
     #[error("frontend control API TLS: {0}")]
     Tls(#[source] warden_serve::ServeError),
-    /// An internal task panicked or was aborted: a bug; restart the frontend and report it.
+    /// An internal task panicked or was aborted (a bug: report it), or a proxy
+    /// worker's thread or runtime could not start (out of threads or memory):
+    /// restart the frontend.
     #[error("internal task failed: {0}")]
     Task(String),
 }

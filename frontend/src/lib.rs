@@ -6,7 +6,10 @@
 //! - [`api`]: wire types of the control API (a compatibility boundary);
 //! - [`settings`]: what one frontend needs, taken from the validated config;
 //! - `route`: the in-memory route table, epochs and connection generations;
-//! - `proxy`: the accept loops and the per-connection copy;
+//! - `listener`: a group's listening sockets, one per worker (`SO_REUSEPORT`);
+//! - `workers`: the data path's threads, each with its own runtime;
+//! - `proxy`: the accept loops and the per-connection handling;
+//! - `relay`: the bytes of one connection, both ways, and how it ends;
 //! - `control`: the axum control API (authentication, fencing);
 //! - [`error`]: the error enum, [`FrontendError`].
 //!
@@ -18,9 +21,12 @@ pub mod api;
 pub mod budget;
 mod control;
 pub mod error;
+mod listener;
 mod proxy;
+mod relay;
 mod route;
 pub mod settings;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -64,11 +70,20 @@ pub async fn run(
     let control_addr = local_addr(&control, "control API", cfg.control)?;
     let mut listeners = Vec::with_capacity(cfg.groups.len());
     let mut bound = BTreeMap::new();
+    let workers = workers::count();
     for (name, g) in &cfg.groups {
         let label = format!("listener of group {name}");
-        let l = bind(label.clone(), g.listen).await?;
-        bound.insert(name.clone(), local_addr(&l, &label, g.listen)?);
-        listeners.push((name.clone(), l));
+        let sockets = listener::bind(&label, g.listen, workers)?;
+        // `bind` returns at least one socket; all share its address.
+        if let Some(first) = sockets.first() {
+            let addr = first.local_addr().map_err(|source| FrontendError::Bind {
+                listener: label.clone(),
+                addr: g.listen,
+                source,
+            })?;
+            bound.insert(name.clone(), addr);
+        }
+        listeners.push((name.clone(), sockets));
     }
     if cfg.groups.is_empty() {
         warn!(frontend = %cfg.name, "no group lists this frontend; only the control API runs");
@@ -82,18 +97,7 @@ pub async fn run(
     // What the open-file limit allows (raised at start when it may be).
     let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
     let slots = budget::ClientSlots::for_fd_limit(fd_limit);
-    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, "descriptor budget");
-    let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
-    for (name, listener) in listeners {
-        let Some(group) = table.group(&name).cloned() else {
-            continue; // the table was built from the same map
-        };
-        let (stop, tasks, slots) = (stop.clone(), tasks.clone(), slots.clone());
-        set.spawn(async move {
-            proxy::serve_group(listener, group, stop, tasks, slots).await;
-            Ok(())
-        });
-    }
+    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, proxy_workers = workers, "descriptor budget");
     // With mTLS only the orchestrator's certificate may drive routes.
     let cert_name = cfg
         .tls
@@ -107,6 +111,38 @@ pub async fn run(
         )),
         None => None,
     };
+    // Worker i accepts on socket i of every group.
+    let mut shares: Vec<workers::Share> = (0..workers).map(|_| Vec::new()).collect();
+    for (name, sockets) in listeners {
+        let Some(group) = table.group(&name) else {
+            continue; // the table was built from the same map
+        };
+        for (share, socket) in shares.iter_mut().zip(sockets) {
+            share.push((Arc::clone(group), socket));
+        }
+    }
+    let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
+    for (index, share) in shares.into_iter().enumerate() {
+        if share.is_empty() {
+            break; // no group: only the control API runs
+        }
+        let finished =
+            match workers::spawn(index, share, stop.clone(), slots.clone(), SHUTDOWN_GRACE) {
+                Ok(finished) => finished,
+                Err(e) => {
+                    // The workers already started stop with this token.
+                    stop.cancel();
+                    return Err(e);
+                }
+            };
+        set.spawn(async move {
+            finished.await.unwrap_or_else(|_| {
+                Err(FrontendError::Task(format!(
+                    "proxy worker {index} ended without an answer"
+                )))
+            })
+        });
+    }
     let control_stop = stop.clone();
     set.spawn(async move {
         let limits = warden_serve::Limits {

@@ -1,18 +1,23 @@
-//! The data path: one accept loop per group; each client connection is
-//! proxied to the backend of the group's current route generation and closed
-//! when that generation ends (see [`crate::route`]). Client connections are
-//! capped and closed when idle ([`crate::budget`]).
+//! The data path: accept loops (one per group on each proxy worker thread,
+//! each on its own listening socket, see [`crate::workers`] and
+//! [`crate::listener`]); each client connection is proxied to the backend of
+//! the group's current route generation and closed when that generation ends
+//! (see [`crate::route`]). The bytes are moved by
+//! [`crate::relay`]. Client connections are capped and closed when idle
+//! ([`crate::budget`]).
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
+use crate::relay;
 use crate::route::GroupRoute;
 
 /// Time allowed to connect to a backend before the client is dropped.
@@ -20,8 +25,9 @@ const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Accept connections for `group` until `shutdown` fires. Connection tasks
-/// are spawned on `tasks` so that shutdown can wait for them.
+/// Accept connections on one of `group`'s listening sockets until `shutdown`
+/// fires. Connection tasks are spawned on `tasks` so that shutdown can wait
+/// for them.
 pub(crate) async fn serve_group(
     listener: TcpListener,
     group: Arc<GroupRoute>,
@@ -30,9 +36,12 @@ pub(crate) async fn serve_group(
     slots: ClientSlots,
 ) {
     let mut refused: u64 = 0;
+    // Registered once, not per accepted connection.
+    let stopped = shutdown.cancelled();
+    tokio::pin!(stopped);
     loop {
         let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = &mut stopped => break,
             r = listener.accept() => r,
         };
         match accepted {
@@ -55,7 +64,7 @@ pub(crate) async fn serve_group(
             Err(e) => {
                 warn!(group = %group.name, cause = %e, "accept failed");
                 tokio::select! {
-                    _ = shutdown.cancelled() => break,
+                    _ = &mut stopped => break,
                     _ = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
                 }
             }
@@ -64,19 +73,17 @@ pub(crate) async fn serve_group(
     debug!(group = %group.name, "listener closed");
 }
 
-/// Proxy one client connection; dropping both streams closes them.
-async fn handle(client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>) {
+/// Proxy one client connection; dropping both streams closes them. The
+/// client socket has `TCP_NODELAY` from its listener.
+async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>) {
     let Some((generation, _counted)) = group.join() else {
         debug!(group = %group.name, %peer, "no route yet; closing connection");
         return;
     };
     let site = generation.site.as_str();
     let backend_addr = generation.backend.as_str();
-    if let Err(e) = client.set_nodelay(true) {
-        debug!(group = %group.name, %peer, cause = %e, "cannot set TCP_NODELAY on client socket");
-    }
-    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, TcpStream::connect(backend_addr));
-    let backend = tokio::select! {
+    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(backend_addr));
+    let mut backend = tokio::select! {
         _ = generation.cancel.cancelled() => {
             debug!(group = %group.name, %peer, site, "route switched while connecting; closing connection");
             return;
@@ -93,12 +100,8 @@ async fn handle(client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>) {
             }
         },
     };
-    if let Err(e) = backend.set_nodelay(true) {
-        debug!(group = %group.name, site, cause = %e, "cannot set TCP_NODELAY on backend socket");
-    }
     debug!(group = %group.name, %peer, site, backend = backend_addr, "proxying");
     let activity = Activity::new();
-    let (mut client, mut backend) = (activity.watch(client), activity.watch(backend));
     tokio::select! {
         _ = generation.cancel.cancelled() => {
             debug!(group = %group.name, %peer, site, "connection closed by a route switch or shutdown");
@@ -106,9 +109,35 @@ async fn handle(client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>) {
         _ = activity.idle_for(CLIENT_IDLE_TIMEOUT) => {
             debug!(group = %group.name, %peer, site, idle = ?CLIENT_IDLE_TIMEOUT, "idle connection closed");
         }
-        r = tokio::io::copy_bidirectional(&mut client, &mut backend) => match r {
-            Ok((up, down)) => debug!(group = %group.name, %peer, site, bytes_up = up, bytes_down = down, "connection finished"),
+        r = relay::relay(&mut client, &mut backend, &activity) => match r {
+            Ok(moved) => debug!(group = %group.name, %peer, site, bytes_up = moved.up, bytes_down = moved.down, "connection finished"),
             Err(e) => debug!(group = %group.name, %peer, site, cause = %e, "connection ended with an error"),
         },
     }
+}
+
+/// Connect to `backend` (`host:port`), trying each address it resolves to in
+/// turn (as `TcpStream::connect`), with `TCP_NODELAY` set before the connect.
+async fn connect(backend: &str) -> io::Result<TcpStream> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(backend).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if let Err(e) = socket.set_nodelay(true) {
+            debug!(backend, cause = %e, "cannot set TCP_NODELAY on backend socket");
+        }
+        match socket.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the backend address resolves to no address",
+        )
+    }))
 }

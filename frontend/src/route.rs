@@ -29,7 +29,7 @@ pub(crate) struct Table {
 
 impl Table {
     /// One empty route per group; `shutdown` is the parent of every generation token,
-    /// `tasks` tracks drain timers (and, in the proxy, connections).
+    /// `tasks` tracks drain timers (connections are tracked by their proxy worker).
     pub(crate) fn new(
         groups: &BTreeMap<String, GroupSettings>,
         shutdown: &CancellationToken,

@@ -1,0 +1,162 @@
+//! The byte relay of one proxied connection, client ⇄ backend, on the two
+//! sockets themselves: each direction reads into its own buffer, allocated
+//! at its first readable event and never zeroed (reads fill its spare
+//! capacity), and writes all of it out before reading again.
+//!
+//! How a connection ends (the caller then closes both sockets):
+//! - the backend ends its stream: once its data is written to the client,
+//!   both sockets are closed at once — no `shutdown` before the `close` —
+//!   when nothing from the client is waiting to be relayed (the client has
+//!   ended too, or its receive queue is empty). Otherwise the end is passed
+//!   on as a half-close (`shutdown(Write)` of the client) and the client's
+//!   bytes still flow to the backend until the client ends. Not relayed as a
+//!   half-close: a backend that ends its side and then still waits for
+//!   client bytes that have not arrived yet — they are refused;
+//! - the client ends its stream: passed on as a half-close of the backend,
+//!   whose answer still flows until the backend ends;
+//! - an error on either socket.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::io::poll_read_buf;
+
+use crate::budget::Activity;
+
+/// Bytes read at once in each direction (the copy buffer of tokio and std).
+const BUF_SIZE: usize = 8 * 1024;
+
+/// Bytes relayed each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// Client → backend.
+    pub(crate) up: u64,
+    /// Backend → client.
+    pub(crate) down: u64,
+}
+
+/// One direction: its buffer and how far it got.
+struct Half {
+    /// Bytes read and not all written yet; empty capacity until the first read.
+    buf: Vec<u8>,
+    /// How much of `buf` is written.
+    written: usize,
+    /// The source ended its stream.
+    eof: bool,
+    /// The end was passed on as a half-close of the destination.
+    shut: bool,
+    moved: u64,
+}
+
+impl Half {
+    fn new() -> Half {
+        Half {
+            buf: Vec::new(),
+            written: 0,
+            eof: false,
+            shut: false,
+            moved: 0,
+        }
+    }
+
+    /// Nothing read is waiting to be written.
+    fn drained(&self) -> bool {
+        self.written == self.buf.len()
+    }
+
+    /// Copy `from` → `to` until `from` has ended and all it sent is written.
+    /// Through the streams' own `poll_read`/`poll_write`: a short read or
+    /// write ends the readiness there, with no extra call that would only
+    /// answer "would block".
+    fn poll_copy(
+        &mut self,
+        cx: &mut Context<'_>,
+        from: &mut TcpStream,
+        to: &mut TcpStream,
+        activity: &Activity,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            if !self.drained() {
+                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.buf[self.written..]))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.written += n;
+                self.moved += n as u64;
+                activity.touch();
+                continue;
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            ready!(from.poll_read_ready(cx))?;
+            self.buf.clear();
+            self.written = 0;
+            if self.buf.capacity() == 0 {
+                self.buf.reserve_exact(BUF_SIZE);
+            }
+            // Into the spare capacity, never zeroed.
+            match ready!(poll_read_buf(Pin::new(&mut *from), cx, &mut self.buf))? {
+                0 => self.eof = true,
+                _ => activity.touch(),
+            }
+        }
+    }
+}
+
+/// Whether the client has bytes waiting in its receive queue, as far as the
+/// runtime has seen (no system call when it saw none).
+fn poll_client_waiting(cx: &mut Context<'_>, client: &TcpStream) -> io::Result<bool> {
+    let mut one = [0u8; 1];
+    match client.poll_peek(cx, &mut ReadBuf::new(&mut one)) {
+        Poll::Pending => Ok(false),
+        Poll::Ready(Ok(n)) => Ok(n > 0),
+        Poll::Ready(Err(e)) => Err(e),
+    }
+}
+
+/// Relay between `client` and `backend` until the connection ends (see the
+/// module docs); every byte moved touches `activity`.
+pub(crate) async fn relay(
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
+    activity: &Activity,
+) -> io::Result<Moved> {
+    let (mut up, mut down) = (Half::new(), Half::new());
+    poll_fn(|cx| -> Poll<io::Result<()>> {
+        if !up.shut {
+            if let Poll::Ready(r) = up.poll_copy(cx, client, backend, activity) {
+                r?;
+                ready!(Pin::new(&mut *backend).poll_shutdown(cx))?;
+                up.shut = true;
+                if down.shut {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        if !down.shut {
+            if let Poll::Ready(r) = down.poll_copy(cx, backend, client, activity) {
+                r?;
+                let client_done = up.drained() && (up.eof || !poll_client_waiting(cx, client)?);
+                if client_done {
+                    return Poll::Ready(Ok(()));
+                }
+                ready!(Pin::new(&mut *client).poll_shutdown(cx))?;
+                down.shut = true;
+                if up.shut {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await?;
+    Ok(Moved {
+        up: up.moved,
+        down: down.moved,
+    })
+}

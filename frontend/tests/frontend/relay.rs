@@ -1,0 +1,168 @@
+//! How the proxy relays bytes and ends connections: every byte of a backend
+//! that closes reaches the client, half-closes are passed on while the other
+//! side still has bytes to send, every proxy worker's accept loop serves
+//! connections, and a frontend with no group keeps running.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+use crate::harness::{ask_new, group, start, start_web};
+
+const DRAIN: Duration = Duration::from_secs(5);
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A backend that runs `serve` on its first connection.
+async fn backend<F, Fut>(serve: F) -> SocketAddr
+where
+    F: FnOnce(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = l.local_addr().expect("backend addr");
+    tokio::spawn(async move {
+        if let Ok((s, _)) = l.accept().await {
+            serve(s).await;
+        }
+    });
+    addr
+}
+
+/// A frontend whose group "web" routes to `addr` (site a).
+async fn through(addr: SocketAddr) -> (crate::harness::Frontend, SocketAddr) {
+    let groups = BTreeMap::from([("web".to_string(), group(&[("a", addr)], DRAIN))]);
+    let fe = start(groups).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    let listen = fe.listen("web");
+    (fe, listen)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn a_closing_backend_delivers_every_byte_then_the_end() {
+    let sent = pattern(4 << 20);
+    let body = sent.clone();
+    let addr = backend(move |mut s| async move {
+        let _ = s.write_all(&body).await;
+        // Dropped: closed without a shutdown, as many servers do.
+    })
+    .await;
+    let (_fe, listen) = through(addr).await;
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    let mut got = Vec::new();
+    tokio::time::timeout(PATIENCE, c.read_to_end(&mut got))
+        .await
+        .expect("the end arrives")
+        .expect("no error");
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "the bytes arrive intact and in order");
+}
+
+#[tokio::test]
+async fn a_client_half_close_reaches_the_backend_and_the_answer_still_flows() {
+    let addr = backend(|mut s| async move {
+        let mut got = Vec::new();
+        if s.read_to_end(&mut got).await.is_ok() {
+            let _ = s
+                .write_all(format!("{} bytes\n", got.len()).as_bytes())
+                .await;
+        }
+    })
+    .await;
+    let (_fe, listen) = through(addr).await;
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    c.write_all(&pattern(100_000)).await.expect("write");
+    c.shutdown().await.expect("half-close");
+    let mut answer = String::new();
+    tokio::time::timeout(PATIENCE, c.read_to_string(&mut answer))
+        .await
+        .expect("answer and end arrive")
+        .expect("no error");
+    assert_eq!(answer, "100000 bytes\n");
+}
+
+#[tokio::test]
+async fn a_backend_half_close_is_passed_on_while_client_bytes_are_still_on_their_way() {
+    const LEN: usize = 64 << 20;
+    let (count_tx, count_rx) = oneshot::channel();
+    let addr = backend(move |mut s| async move {
+        let mut first = [0u8; 1];
+        if s.read_exact(&mut first).await.is_err() {
+            return;
+        }
+        // Read nothing for a while: the client's bytes pile up in the proxy
+        // and the sockets' queues.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let _ = s.shutdown().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut rest = Vec::new();
+        let n = s.read_to_end(&mut rest).await.map(|n| n + 1);
+        let _ = count_tx.send(n.ok());
+    })
+    .await;
+    let (_fe, listen) = through(addr).await;
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    let data = pattern(LEN);
+    let mut end = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        c.write_all(&data).await.expect("every byte is accepted");
+        c.shutdown().await.expect("half-close");
+        c.read_to_end(&mut end)
+            .await
+            .expect("the backend's end arrives");
+    })
+    .await
+    .expect("in time");
+    assert!(end.is_empty());
+    let count = tokio::time::timeout(PATIENCE, count_rx)
+        .await
+        .expect("the backend reports")
+        .expect("the backend ran");
+    assert_eq!(count, Some(LEN), "the backend read every client byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accept_loop_serves_and_shutdown_closes_them_all() {
+    let (fe, _a, _b) = start_web(DRAIN).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    let listen = fe.listen("web");
+    // Connections from many source ports: the kernel spreads them over both
+    // sockets; one without a running accept loop would leave some unanswered.
+    let asks: Vec<_> = (0..200)
+        .map(|_| tokio::spawn(tokio::time::timeout(PATIENCE, ask_new(listen))))
+        .collect();
+    for ask in asks {
+        let answer = ask.await.expect("task").expect("answered in time");
+        assert_eq!(answer.as_deref(), Some("a"));
+    }
+    fe.stop().await.expect("clean stop");
+    for _ in 0..20 {
+        assert!(
+            TcpStream::connect(listen).await.is_err(),
+            "every listening socket is closed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_frontend_with_no_group_keeps_its_control_api() {
+    let fe = start(BTreeMap::new()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, _) = fe.get("/v1/health", Some(crate::harness::TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !fe.handle.as_ref().expect("running").is_finished(),
+        "no worker ended the frontend"
+    );
+    fe.stop().await.expect("clean stop");
+}
