@@ -6,6 +6,7 @@
 mod lab;
 
 mod abuse;
+mod chaos;
 mod deploy;
 mod disk;
 mod roles;

@@ -120,6 +120,29 @@ impl Lab {
         self.del_rule(host, "OUTPUT", &["-o", "eth0", "-j", "DROP"])
     }
 
+    /// Drops each packet `host` receives on `eth0` with probability
+    /// `permille`/1000 (iptables `statistic`, random mode): with every host
+    /// doing it, each link loses that share of its packets one way.
+    pub(crate) fn lossy(&self, host: &str, permille: u16) -> Result<()> {
+        let p = format!("{:.3}", f64::from(permille) / 1000.0);
+        self.add_rule(host, "INPUT", &loss_spec(&["-i", "eth0"], &p))
+    }
+
+    /// Undoes [`Lab::lossy`].
+    pub(crate) fn unlossy(&self, host: &str, permille: u16) -> Result<()> {
+        let p = format!("{:.3}", f64::from(permille) / 1000.0);
+        self.del_rule(host, "INPUT", &loss_spec(&["-i", "eth0"], &p))
+    }
+
+    /// In `host`, drop `permille`/1000 of the packets from and to `peer`
+    /// (a lossy path between two hosts, both directions).
+    pub(crate) fn lossy_path(&self, host: &str, peer: &str, permille: u16) -> Result<()> {
+        let ip = self.host(peer)?.ip.to_string();
+        let p = format!("{:.3}", f64::from(permille) / 1000.0);
+        self.add_rule(host, "INPUT", &loss_spec(&["-s", &ip], &p))?;
+        self.add_rule(host, "OUTPUT", &loss_spec(&["-d", &ip], &p))
+    }
+
     /// Flushes every rule in `host` (all cuts, rejects, isolation).
     pub(crate) fn heal_all(&self, host: &str) -> Result<()> {
         for chain in ["INPUT", "OUTPUT"] {
@@ -142,4 +165,20 @@ impl Lab {
         let veth = &self.host(host)?.veth;
         sys::run(&self.tools.ip, ["link", "set", veth.as_str(), "up"]).map(drop)
     }
+}
+
+/// `MATCH -m statistic --mode random --probability P -j DROP`.
+fn loss_spec<'a>(matches: &[&'a str], p: &'a str) -> Vec<&'a str> {
+    let mut spec = matches.to_vec();
+    spec.extend_from_slice(&[
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        p,
+        "-j",
+        "DROP",
+    ]);
+    spec
 }
