@@ -227,7 +227,10 @@ impl Shared {
                 return;
             }
         }
-        let drift = match h.dns_current().await {
+        let observed = h.dns_current().await;
+        // Unread DNS is not a drift: a re-point is then a precaution.
+        let blind = observed.is_err();
+        let drift = match observed {
             Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => {
                 self.level_cleared(&format!("reconcile/{}/dns", g.name));
                 return;
@@ -251,7 +254,11 @@ impl Shared {
                 EventKind::Reconciled,
                 Some(&g.name),
                 None,
-                format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch),
+                if blind {
+                    format!("frontend layer: {drift}; pointed the name at {want} (epoch {}) as a precaution (no drift was seen)", g.epoch)
+                } else {
+                    format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch)
+                },
                 vec![],
                 None,
             ),

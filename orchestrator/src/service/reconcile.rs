@@ -41,6 +41,10 @@ impl Shared {
                     continue;
                 }
             }
+            // Say exactly what was seen: a drift, or nothing at all (the
+            // layer could not be read; re-applying is then a precaution,
+            // not a correction).
+            let blind = observed.is_err();
             let drift = match &observed {
                 Ok(o)
                     if o.site.as_deref() == Some(g.active.as_str())
@@ -85,27 +89,33 @@ impl Shared {
                         EventKind::Reconciled,
                         Some(&g.name),
                         Some(&g.active),
-                        format!(
-                            "routing drift corrected: {drift}; re-applied {} at epoch {}",
-                            g.active, g.epoch
-                        ),
+                        if blind {
+                            format!(
+                                "{drift}; re-applied {} at epoch {} as a precaution (no drift was seen)",
+                                g.active, g.epoch
+                            )
+                        } else {
+                            format!(
+                                "routing drift corrected: {drift}; re-applied {} at epoch {}",
+                                g.active, g.epoch
+                            )
+                        },
                         vec![],
                         None,
                     )
                 }
                 Err(e) => {
+                    let what = if blind {
+                        format!("{drift}, and re-applying {} failed", g.active)
+                    } else {
+                        format!("cannot correct routing drift ({drift})")
+                    };
                     let (kind, msg) = if e.is_fencing() {
                         (EventKind::Fencing, format!("reconcile refused: {e}"))
                     } else if matches!(e, StrategyError::Blocked { .. }) {
-                        (
-                            EventKind::Alert,
-                            format!("cannot correct routing drift ({drift}): {e}"),
-                        )
+                        (EventKind::Alert, format!("{what}: {e}"))
                     } else {
-                        (
-                            EventKind::ReconcileFailed,
-                            format!("cannot correct routing drift ({drift}): {e}"),
-                        )
+                        (EventKind::ReconcileFailed, format!("{what}: {e}"))
                     };
                     // Recorded when the cause changes, not every cycle.
                     self.event_level(&key, kind, &g.name, None, msg);
@@ -119,5 +129,46 @@ impl Shared {
         self.lock().groups.get(&g.name).is_some_and(|x| {
             x.phase != Phase::Running && x.epoch == g.epoch && x.frontend == g.frontend
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::super::tests::setup_with;
+    use super::*;
+    use crate::store::MemStore;
+
+    fn last_reconcile_event(s: &Shared) -> String {
+        s.lock()
+            .recent
+            .iter()
+            .rev()
+            .find(|e| matches!(e.kind, EventKind::Reconciled | EventKind::ReconcileFailed))
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    }
+
+    /// An event says what was observed: a layer that could not be read is
+    /// not reported as a corrected drift; a real drift is.
+    #[tokio::test(start_paused = true)]
+    async fn a_reconcile_that_could_not_observe_says_so() {
+        let (s, fake, _dir) = setup_with(true, 3, "", Arc::new(MemStore::default()));
+        *fake.route.lock().unwrap() = (Some("a".into()), 1);
+        fake.blind.store(true, Ordering::SeqCst);
+        s.reconcile_once().await;
+        let msg = last_reconcile_event(&s);
+        assert!(msg.contains("cannot observe routing"), "{msg}");
+        assert!(msg.contains("no drift was seen"), "{msg}");
+        assert!(!msg.contains("drift corrected"), "{msg}");
+
+        fake.blind.store(false, Ordering::SeqCst);
+        *fake.route.lock().unwrap() = (Some("b".into()), 1);
+        s.reconcile_once().await;
+        let msg = last_reconcile_event(&s);
+        assert!(msg.starts_with("routing drift corrected"), "{msg}");
+        assert!(msg.contains("\"b\""), "the drift seen is named: {msg}");
+        assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
     }
 }

@@ -8,6 +8,8 @@ use warden_strategies::Strategy;
 #[derive(Default)]
 pub(super) struct FakeRoute {
     pub(super) route: Mutex<(Option<String>, u64)>,
+    /// `current` fails as if the layer could not be reached.
+    pub(super) blind: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -28,6 +30,12 @@ impl Strategy for FakeRoute {
         Ok(())
     }
     async fn current(&self) -> Result<Observed, StrategyError> {
+        if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StrategyError::Unreachable {
+                element: "fake".into(),
+                reason: "request timed out".into(),
+            });
+        }
         let r = self.route.lock().unwrap();
         Ok(Observed {
             site: r.0.clone(),
