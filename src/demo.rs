@@ -350,7 +350,7 @@ async fn spawn_echo(addr: SocketAddr, text: &str, stop: CancellationToken) -> an
     let (tx, rx) = tokio::sync::oneshot::channel();
     let text = text.to_string();
     tokio::spawn(async move {
-        if let Err(e) = crate::echo::serve(addr, text, stop, Some(tx)).await {
+        if let Err(e) = crate::echo::serve(addr, text, None, stop, Some(tx)).await {
             eprintln!("echo: {e:#}");
         }
     });

@@ -46,8 +46,9 @@ pub trait RunbookEnv: Send + Sync {
         epoch: u64,
     ) -> Result<(), StrategyError>;
     async fn current(&self, group: &str) -> Result<Observed, StrategyError>;
-    /// End-to-end probe through the group's public entry; Ok(detail) when it answers.
-    async fn probe_entry(&self, group: &str) -> Result<String, String>;
+    /// End-to-end probe through the group's public entry for users reaching
+    /// `site` (its identity when it declares one); Ok(detail) when it answers so.
+    async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String>;
     /// Run the group's fence command.
     async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String>;
     /// Whether the group has a replication plan.
@@ -628,7 +629,7 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
                             && o.epoch >= rb.epoch
                             && o.drift.is_empty() =>
                     {
-                        match env.probe_entry(&rb.group).await {
+                        match env.probe_entry(&rb.group, &rb.to).await {
                             Ok(d) => {
                                 return Outcome::Done(format!(
                                     "routing layer reports {} at epoch {}; {d}",
@@ -880,7 +881,7 @@ mod tests {
                 drift: vec![],
             })
         }
-        async fn probe_entry(&self, _group: &str) -> Result<String, String> {
+        async fn probe_entry(&self, _group: &str, _site: &str) -> Result<String, String> {
             Ok("entry answers".into())
         }
         async fn fence_command(

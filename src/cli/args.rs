@@ -151,6 +151,9 @@ pub(crate) enum Cmd {
         listen: std::net::SocketAddr,
         #[arg(long)]
         text: String,
+        /// The `X-Served-By` header of every answer (default: the text).
+        #[arg(long)]
+        served_by: Option<String>,
     },
     /// A strict fake No-IP update server (integration tests): stats at GET /test/stats.
     #[command(hide = true)]

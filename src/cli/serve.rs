@@ -169,10 +169,14 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Cmd::EchoServer { listen, text } => {
+        Cmd::EchoServer {
+            listen,
+            text,
+            served_by,
+        } => {
             let token = CancellationToken::new();
             shutdown_on_signal(token.clone());
-            match crate::echo::serve(listen, text, token, None).await {
+            match crate::echo::serve(listen, text, served_by, token, None).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

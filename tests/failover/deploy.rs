@@ -85,8 +85,10 @@ impl Deployment {
             )
         };
         let site = |s: &str, promote: &str, demote: &str| {
+            // Each site's service names it in X-Served-By: every runbook's
+            // verify step checks that users reach the site they should.
             let extra = format!(
-                "{}\n{}\nstate_dir = \"{}\"\n",
+                "{}\n{}\nstate_dir = \"{}\"\n[sites.{s}.identity]\nheader = \"X-Served-By\"\nvalue = \"{s}\"\n",
                 hook("promote", s, promote, "20s"),
                 hook("demote", s, demote, "10s"),
                 lab.dir().join(format!("state-{s}")).display()

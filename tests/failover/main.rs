@@ -11,6 +11,7 @@ mod deploy;
 mod disk;
 mod roles;
 mod tls;
+mod verify;
 
 use std::time::Instant;
 
@@ -95,6 +96,12 @@ fn primary_dies_failover_then_failback_after_hold_down() -> Result<()> {
         d.hook_log().contains("promote b 2"),
         "promote hook ran at b: {}",
         d.hook_log()
+    );
+    // Verify went through the public entry and saw b's identity.
+    let verify = &rb["steps"][5]["detail"];
+    assert!(
+        verify.as_str().unwrap_or("").contains("answers as b"),
+        "verify through the entry: {verify}"
     );
 
     // The client saw one outage, bounded (the tight goal is in the benchmark).

@@ -593,6 +593,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         for (name, g) in &groups {
             self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
+            self.check_identities(name, g, &sites);
         }
 
         Some(Config {

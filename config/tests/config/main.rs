@@ -6,6 +6,7 @@ mod crossref;
 mod examples;
 mod ha;
 mod haproxy;
+mod identity;
 mod mutations;
 mod problems;
 mod replication;

@@ -51,6 +51,7 @@ mod accepted;
 mod authority;
 mod detect;
 mod divergent;
+mod entry;
 mod events;
 mod ha;
 mod hybrid;

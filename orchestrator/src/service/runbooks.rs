@@ -475,36 +475,8 @@ impl RunbookEnv for Env {
         s.current().await
     }
 
-    async fn probe_entry(&self, group: &str) -> Result<String, String> {
-        let addrs = self.shared.entry_addrs(group);
-        if addrs.is_empty() {
-            return Ok("no entry address to probe".into());
-        }
-        // Hybrid: users enter through whichever frontend DNS points at, and a
-        // dead frontend is the frontend layer's business: one entry suffices.
-        let any = self
-            .shared
-            .cfg
-            .groups
-            .get(group)
-            .is_some_and(|g| g.scheme() == Scheme::Hybrid);
-        let mut reached = Vec::new();
-        let mut failed = Vec::new();
-        for a in &addrs {
-            match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(a))
-                .await
-            {
-                Ok(Ok(_)) => reached.push(a.to_string()),
-                Ok(Err(e)) if !any => return Err(format!("entry {a}: {e}")),
-                Err(_) if !any => return Err(format!("entry {a}: connect timed out")),
-                Ok(Err(e)) => failed.push(format!("entry {a}: {e}")),
-                Err(_) => failed.push(format!("entry {a}: connect timed out")),
-            }
-        }
-        if reached.is_empty() {
-            return Err(failed.join("; "));
-        }
-        Ok(format!("entry {} accepts connections", reached.join(", ")))
+    async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String> {
+        self.shared.probe_entry(group, site).await
     }
 
     async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String> {

@@ -1,0 +1,143 @@
+//! The verify step's end-to-end probe through a group's public entry (the
+//! frontends' listeners): a TCP connect, or — when the target site declares
+//! an [`Identity`](warden_config::Identity) — an HTTP request on a new
+//! connection whose answer must identify that site. An answer that
+//! identifies another site of the group says so by name.
+
+use super::*;
+
+impl Shared {
+    /// Probe `group`'s public entry for users reaching `site`; Ok(detail) when
+    /// it answers as it should.
+    pub(crate) async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String> {
+        let addrs = self.entry_addrs(group);
+        if addrs.is_empty() {
+            return Ok("no entry address to probe".into());
+        }
+        let Some(g) = self.cfg.groups.get(group) else {
+            return Err(format!("no group {group}"));
+        };
+        // Hybrid: users enter through whichever frontend DNS points at, and a
+        // dead frontend is the frontend layer's business: one entry suffices.
+        let any = g.scheme() == Scheme::Hybrid;
+        let identity = self.cfg.sites.get(site).and_then(|s| s.identity.as_ref());
+        let mut reached = Vec::new();
+        let mut failed = Vec::new();
+        for a in &addrs {
+            let r = match identity {
+                Some(id) => self.identify(g, *a, site, id).await,
+                None => connect(*a).await,
+            };
+            match r {
+                Ok(d) => reached.push(d),
+                Err(e) if !any => return Err(e),
+                Err(e) => failed.push(e),
+            }
+        }
+        if reached.is_empty() {
+            return Err(failed.join("; "));
+        }
+        Ok(reached.join("; "))
+    }
+
+    /// GET the identity path through entry `addr` on a new connection; Ok
+    /// when the answer is `site`'s, else which site (if any) answered.
+    async fn identify(
+        &self,
+        g: &warden_config::GroupConfig,
+        addr: SocketAddr,
+        site: &str,
+        id: &warden_config::Identity,
+    ) -> Result<String, String> {
+        // No pooled connection: one opened before a switch may still be
+        // relayed to the old site.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .no_proxy()
+            .timeout(id.timeout)
+            .build()
+            .map_err(|e| format!("entry {addr}: cannot build the HTTP client: {e}"))?;
+        let url = format!("http://{addr}{}", id.path);
+        let resp = client
+            .get(&url)
+            .header(reqwest::header::CONNECTION, "close")
+            .send()
+            .await
+            .map_err(|e| format!("entry {addr}: GET {}: {}", id.path, error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        // Bounded: an identity is in the first 64 KiB or nowhere.
+        let body = read_prefix(resp, 64 * 1024).await;
+        let pairs = || headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
+        if id.matches(pairs(), &body) {
+            return Ok(format!(
+                "entry {addr} answers as {site} (GET {} → {status}, {})",
+                id.path,
+                describe(id)
+            ));
+        }
+        let other = g.site_names().into_iter().find(|s| {
+            s != site
+                && self
+                    .cfg
+                    .sites
+                    .get(s)
+                    .and_then(|c| c.identity.as_ref())
+                    .is_some_and(|o| o.matches(pairs(), &body))
+        });
+        Err(match other {
+            Some(o) => format!(
+                "entry {addr} answers as {o}, not {site} (GET {} → {status}; {site} is identified by {})",
+                id.path,
+                describe(id)
+            ),
+            None => format!(
+                "entry {addr}: the answer does not identify {site} (GET {} → {status}; expected {})",
+                id.path,
+                describe(id)
+            ),
+        })
+    }
+}
+
+/// A TCP connect to `addr` within 2 s.
+async fn connect(addr: SocketAddr) -> Result<String, String> {
+    match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => Ok(format!("entry {addr} accepts connections")),
+        Ok(Err(e)) => Err(format!("entry {addr}: {e}")),
+        Err(_) => Err(format!("entry {addr}: connect timed out")),
+    }
+}
+
+/// How `id` tells its site (for messages; values are not secrets).
+fn describe(id: &warden_config::Identity) -> String {
+    match (&id.header, &id.value, &id.body_contains) {
+        (Some(h), Some(v), _) => format!("header {h}: {v}"),
+        (_, _, Some(b)) => format!("a body containing {b:?}"),
+        _ => "nothing".into(),
+    }
+}
+
+/// The first `limit` bytes of the body (lossy UTF-8); what could not be read is left out.
+async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c[..c.len().min(limit - buf.len())]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// An error with its sources (reqwest's own message is often only "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        src = s.source();
+    }
+    out
+}
