@@ -52,6 +52,8 @@ mod authority;
 mod detect;
 mod divergent;
 mod events;
+#[cfg(test)]
+mod fresh_checks_tests;
 mod ha;
 mod hybrid;
 mod intake;
