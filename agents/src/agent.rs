@@ -417,7 +417,7 @@ impl Shared {
             boot: self.boot.clone(),
             checks,
             peers,
-            outcomes: self.book().unacked(),
+            outcomes: self.book().for_report(),
             replication: self
                 .settings
                 .replication
@@ -770,9 +770,12 @@ struct CommandBook {
     /// Ids queued or running: a second delivery is ignored.
     active: HashSet<String>,
     /// The last [`FINISHED_KEPT`] outcomes, oldest first: a repeated id gets
-    /// its outcome again instead of a second run.
+    /// its outcome again instead of a second run. Kept without the checks a
+    /// promote ran after its hooks: those were fresh once, not at a resend.
     finished: VecDeque<CommandOutcome>,
     /// Outcomes sent with every report until the orchestrator acks them.
+    /// A promote's checks go with the first report only (see
+    /// [`CommandBook::for_report`]).
     unacked: Vec<CommandOutcome>,
 }
 
@@ -794,7 +797,10 @@ impl CommandBook {
     fn finish(&mut self, outcome: CommandOutcome) {
         self.active.remove(&outcome.id);
         self.finished.retain(|o| o.id != outcome.id);
-        self.finished.push_back(outcome.clone());
+        self.finished.push_back(CommandOutcome {
+            checks: None,
+            ..outcome.clone()
+        });
         while self.finished.len() > FINISHED_KEPT {
             self.finished.pop_front();
         }
@@ -811,8 +817,21 @@ impl CommandBook {
         self.unacked.retain(|o| !ids.contains(&o.id));
     }
 
+    #[cfg(test)]
     fn unacked(&self) -> Vec<CommandOutcome> {
         self.unacked.clone()
+    }
+
+    /// The outcomes for the next report. A promote's checks travel in this
+    /// one only: as fresh as the report's own checks; a resend (the report
+    /// was lost, or the orchestrator asks again after a restart) carries the
+    /// outcome without them, and the orchestrator waits for a report.
+    fn for_report(&mut self) -> Vec<CommandOutcome> {
+        let out = self.unacked.clone();
+        for o in &mut self.unacked {
+            o.checks = None;
+        }
+        out
     }
 }
 
@@ -898,6 +917,33 @@ mod tests {
         assert!(b.unacked().is_empty());
         assert_eq!(b.offer(&cmd("a")), Offer::Resend);
         assert_eq!(b.unacked(), vec![outcome("a")]);
+    }
+
+    #[test]
+    fn a_promotes_fresh_checks_go_with_the_first_report_only() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("p")), Offer::Run);
+        let fresh = vec![crate::wire::CheckResult {
+            name: "web".into(),
+            ok: true,
+            critical: true,
+            detail: "status 200".into(),
+            elapsed_ms: 1,
+        }];
+        b.finish(CommandOutcome {
+            checks: Some(fresh.clone()),
+            ..outcome("p")
+        });
+        let first = b.for_report();
+        assert_eq!(first[0].checks.as_ref(), Some(&fresh));
+        // Not acked yet: resent, without the checks (they are older now).
+        let again = b.for_report();
+        assert_eq!(again, vec![outcome("p")]);
+        // Asked again after the ack (a restarted orchestrator): the stored
+        // outcome, without the checks of the first run.
+        b.ack(&["p".to_string()]);
+        assert_eq!(b.offer(&cmd("p")), Offer::Resend);
+        assert_eq!(b.for_report(), vec![outcome("p")]);
     }
 
     #[test]

@@ -36,6 +36,28 @@ fn config(
     hook_log: &std::path::Path,
     tag: &str,
 ) -> warden_config::Config {
+    config_marked(base, tcp_check, hook_log, tag, None)
+}
+
+/// [`config`]; with `marker`, ca's promote hook creates that file at its end
+/// and a critical check `marker` passes only once it exists.
+fn config_marked(
+    base: &str,
+    tcp_check: &str,
+    hook_log: &std::path::Path,
+    tag: &str,
+    marker: Option<&std::path::Path>,
+) -> warden_config::Config {
+    let (marker_check, touch) = match marker {
+        Some(m) => (
+            format!(
+                r#"  {{ name = "marker", kind = "command", command = ["test", "-f", "{m}"] }},"#,
+                m = m.display()
+            ),
+            format!("; touch {}", m.display()),
+        ),
+        None => (String::new(), String::new()),
+    };
     let token_file = temp_path(&format!("{tag}-token"));
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     std::fs::set_permissions(
@@ -66,9 +88,10 @@ state_dir = "{state}"
 checks = [
   {{ name = "api", kind = "tcp", address = "{tcp_check}" }},
   {{ name = "optional", kind = "command", command = ["false"], critical = false }},
+{marker_check}
 ]
 promote = [
-  {{ name = "mark", command = ["sh", "-c", "echo \"$WARDEN_ACTION $WARDEN_GROUP $WARDEN_EPOCH $WARDEN_SITE\" >> {log}; sleep 0.5"] }},
+  {{ name = "mark", command = ["sh", "-c", "echo \"$WARDEN_ACTION $WARDEN_GROUP $WARDEN_EPOCH $WARDEN_SITE\" >> {log}; sleep 0.5{touch}"] }},
 ]
 
 [sites.tx]
@@ -353,6 +376,51 @@ async fn reports_and_runs_a_command_once() {
         "outcome resent after it was acked"
     );
     let _ = std::fs::remove_file(&hook_log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotes_outcome_carries_checks_taken_after_its_hooks() {
+    install_crypto();
+    let (base, addr, fake) = fake_orchestrator().await;
+    let hook_log = temp_path("marker-log");
+    let marker = temp_path("marker");
+    let cfg = config_marked(&base, &addr.to_string(), &hook_log, "marker", Some(&marker));
+    let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(settings, shutdown.clone()));
+    eventually(&fake, "the outcome acked", |f| f.acked_at.is_some()).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
+
+    let f = fake.lock().unwrap();
+    let marker_check = |checks: &[warden_agents::wire::CheckResult]| {
+        checks
+            .iter()
+            .find(|c| c.name == "marker")
+            .map(|c| (c.ok, c.critical))
+    };
+    // Before the promote the file is not there: the check fails in reports.
+    assert_eq!(marker_check(&f.reports[0].checks), Some((false, true)));
+    // The outcome's checks were taken after the hook created it.
+    let carrying: Vec<_> = f
+        .reports
+        .iter()
+        .filter_map(|r| r.outcomes.iter().find(|o| o.id == command().id))
+        .collect();
+    assert!(
+        carrying.len() >= 2,
+        "resent before the ack: {}",
+        carrying.len()
+    );
+    let fresh = carrying[0]
+        .checks
+        .as_deref()
+        .expect("the first report of the outcome carries its checks");
+    assert_eq!(marker_check(fresh), Some((true, true)), "{fresh:?}");
+    // Only the first: a resend is no longer fresh.
+    assert_eq!(carrying[1].checks, None);
+    let _ = std::fs::remove_file(&hook_log);
+    let _ = std::fs::remove_file(&marker);
 }
 
 #[tokio::test]

@@ -533,6 +533,7 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
         }
         StepName::Promote => {
             let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Promote);
+            let id = cmd.id.clone();
             let o = match env.command(&rb.to, cmd, t).await {
                 Ok(o) if o.ok => o,
                 Ok(o) => {
@@ -545,10 +546,7 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
                 Err(e) => return Outcome::Failed(format!("{} promote: {e}", rb.to)),
             };
             // Checks the agent ran right after the hooks: no wait for a report.
-            if o.checks
-                .as_ref()
-                .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c.ok || !c.critical))
-            {
+            if fresh_checks_pass(&id, &o) {
                 return Outcome::Done(format!(
                     "{} promoted ({}); checks run after the hooks pass",
                     rb.to,
@@ -661,6 +659,19 @@ async fn run_step(rb: &Runbook, name: StepName, env: &dyn RunbookEnv, policy: &P
     }
 }
 
+/// Whether a promote outcome's own checks (taken by the agent right after
+/// its hooks) end the step without waiting for a report: only when the
+/// outcome answers this very command (`id` names the group, the epoch and the
+/// kind; the ledger already made sure it came from the site it was queued
+/// for), it carries checks (an older agent sends none) and every critical
+/// one passes. Anything else leaves the step to the reports.
+fn fresh_checks_pass(id: &str, o: &CommandOutcome) -> bool {
+    o.id == id
+        && o.checks
+            .as_ref()
+            .is_some_and(|c| !c.is_empty() && c.iter().all(|c| c.ok || !c.critical))
+}
+
 async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     if policy.fencing == Fencing::Off {
         return Outcome::Skipped("fencing = \"off\"".into());
@@ -734,8 +745,14 @@ mod tests {
         stale: Mutex<Vec<String>>,
         failing_promote: Mutex<Vec<String>>,
         unhealthy: Mutex<Vec<String>>,
-        /// What the checks a promote outcome carries say (none when unset).
+        /// What the checks a promote outcome carries say (none when unset:
+        /// an agent older than the field).
         fresh_checks: Mutex<Option<bool>>,
+        /// The promote's outcome carries this id instead of the command's
+        /// (an answer to another command or epoch).
+        answer_as: Mutex<Option<String>>,
+        /// Calls of `wait_healthy` (the step waited for a report).
+        waited: std::sync::atomic::AtomicU32,
         events: Mutex<Vec<(EventKind, String)>>,
         /// The group has a replication plan (replication steps run).
         replication: AtomicBool,
@@ -798,8 +815,12 @@ mod tests {
                     .unwrap()
                     .iter()
                     .any(|s| s == site));
+            let answer_as = match cmd.kind {
+                CommandKind::Promote => self.answer_as.lock().unwrap().clone(),
+                _ => None,
+            };
             let o = CommandOutcome {
-                id: cmd.id.clone(),
+                id: answer_as.unwrap_or_else(|| cmd.id.clone()),
                 ok,
                 detail: String::new(),
                 hooks: vec![HookOutcome {
@@ -840,6 +861,7 @@ mod tests {
             Ok(o)
         }
         async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String> {
+            self.waited.fetch_add(1, Ordering::Relaxed);
             if self.unhealthy.lock().unwrap().iter().any(|s| s == site) {
                 tokio::time::sleep(timeout).await;
                 return Err("web: status 503".into());
@@ -1168,6 +1190,79 @@ mod tests {
             "{}",
             p.detail
         );
+        assert_eq!(w.waited.load(Ordering::Relaxed), 0, "no report waited for");
+        assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("b"));
+    }
+
+    fn promote_step(rb: &Runbook) -> &crate::model::StepRecord {
+        rb.steps
+            .iter()
+            .find(|s| s.name == StepName::Promote)
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn promote_whose_fresh_checks_fail_ends_on_a_later_passing_report() {
+        // The outcome's checks fail (the service is still starting); a later
+        // report shows them pass: the step ends then, through the reports.
+        let w = world_on("a", 1);
+        *w.fresh_checks.lock().unwrap() = Some(false);
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded);
+        let p = promote_step(&rb);
+        assert!(p.detail.ends_with("; checks pass"), "{}", p.detail);
+        assert_eq!(w.waited.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fresh_checks_answering_another_command_or_epoch_do_not_end_the_promote() {
+        // Passing checks in an outcome for an older epoch's promote, or for
+        // another command of this epoch, say nothing about this promote.
+        for other in ["web:1:promote", "web:2:promote_back", "db:2:promote"] {
+            let w = world_on("a", 1);
+            w.unhealthy.lock().unwrap().push("b".into());
+            *w.fresh_checks.lock().unwrap() = Some(true);
+            *w.answer_as.lock().unwrap() = Some(other.into());
+            let t0 = tokio::time::Instant::now();
+            let rb = execute(
+                failover_rb(),
+                &w,
+                &MemStore::default(),
+                &policy(Fencing::Off, None),
+            )
+            .await;
+            assert_eq!(rb.status, RunbookStatus::Failed, "{other}");
+            let p = promote_step(&rb);
+            assert!(p.detail.contains("timed out"), "{other}: {}", p.detail);
+            assert!(t0.elapsed() >= Duration::from_secs(5), "{other}");
+            assert_eq!(w.waited.load(Ordering::Relaxed), 1, "{other}");
+            assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("a"), "{other}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_older_agent_without_fresh_checks_is_promoted_through_the_reports() {
+        // An agent older than `CommandOutcome::checks` sends none: the step
+        // waits for a report, as it always did.
+        let w = world_on("a", 1);
+        assert!(w.fresh_checks.lock().unwrap().is_none());
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded);
+        let p = promote_step(&rb);
+        assert!(p.detail.ends_with("; checks pass"), "{}", p.detail);
+        assert_eq!(w.waited.load(Ordering::Relaxed), 1);
         assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("b"));
     }
 

@@ -309,7 +309,9 @@ pub struct CommandOutcome {
     #[serde(default)]
     pub hooks: Vec<HookOutcome>,
     /// A promote's local checks, run right after its hooks succeeded: the
-    /// orchestrator need not wait a report interval to see them pass.
+    /// orchestrator need not wait a report interval to see them pass. Sent
+    /// with the first report that carries the outcome only (a resend is no
+    /// longer fresh); they count only for the promote this outcome answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<CheckResult>>,
     /// A journal command's mark, or a demote's changed names.
@@ -349,4 +351,44 @@ pub struct ReportResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ApiError {
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_older_agents_outcome_has_no_fresh_checks_and_a_newer_ones_keeps_them() {
+        // What an agent older than `CommandOutcome::checks` sends.
+        let old = r#"{"id":"web:2:promote","ok":true,"detail":"1 hook ran",
+            "hooks":[{"name":"up","ok":true,"exit_code":0,"detail":"exit 0","elapsed_ms":3}]}"#;
+        let o: CommandOutcome = serde_json::from_str(old).unwrap();
+        assert!(o.ok);
+        assert_eq!(o.checks, None);
+        // Without checks the field is left out, as an older agent would send it.
+        let text = serde_json::to_string(&o).unwrap();
+        assert!(!text.contains("checks"), "{text}");
+        let fresh = CommandOutcome {
+            checks: Some(vec![CheckResult {
+                name: "web".into(),
+                ok: true,
+                critical: true,
+                detail: "status 200".into(),
+                elapsed_ms: 1,
+            }]),
+            ..o
+        };
+        let back: CommandOutcome =
+            serde_json::from_str(&serde_json::to_string(&fresh).unwrap()).unwrap();
+        assert_eq!(back, fresh);
+        // An older orchestrator's view of a newer report: the field is ignored.
+        #[derive(Deserialize)]
+        struct OlderOutcome {
+            id: String,
+            ok: bool,
+        }
+        let older: OlderOutcome =
+            serde_json::from_str(&serde_json::to_string(&fresh).unwrap()).unwrap();
+        assert_eq!((older.id.as_str(), older.ok), ("web:2:promote", true));
+    }
 }

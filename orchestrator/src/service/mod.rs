@@ -53,6 +53,8 @@ mod detect;
 mod divergent;
 mod entry;
 mod events;
+#[cfg(test)]
+mod fresh_checks_tests;
 mod ha;
 mod hybrid;
 mod intake;

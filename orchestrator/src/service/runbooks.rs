@@ -338,8 +338,8 @@ impl Shared {
 }
 
 /// The runbook environment of the live service.
-struct Env {
-    shared: Arc<Shared>,
+pub(super) struct Env {
+    pub(super) shared: Arc<Shared>,
 }
 
 #[async_trait]
@@ -369,7 +369,13 @@ impl RunbookEnv for Env {
         {
             let mut st = self.shared.lock();
             if let Some(o) = st.ledger.outcome(&id) {
-                return Ok(o.clone());
+                // An earlier attempt's answer (a resumed step): its outcome
+                // stands, but the checks it carries are as old as that
+                // attempt, so they cannot end a promote; reports will.
+                return Ok(CommandOutcome {
+                    checks: None,
+                    ..o.clone()
+                });
             }
             let runbook = st.groups.get(&cmd.group).and_then(|g| g.runbook);
             st.ledger.queue(cmd, runbook);
