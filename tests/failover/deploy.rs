@@ -17,6 +17,7 @@ pub(crate) const SVC_PORT: u16 = 8080;
 pub(crate) const API_PORT: u16 = 7000;
 pub(crate) const CONTROL_PORT: u16 = 7100;
 pub(crate) const ENTRY_PORT: u16 = 8000;
+pub(crate) const HAPROXY_RUNTIME_PORT: u16 = 9999;
 
 /// What a test may change in the generated config.
 #[derive(Clone)]
@@ -34,6 +35,9 @@ pub(crate) struct Knobs {
     pub group_extra: String,
     /// TOML appended to the generated config (e.g. a `[groups.web.replication]` table).
     pub extra: String,
+    /// The frontend host runs a real HAProxy (driver "haproxy", runtime API
+    /// on TCP) instead of `warden frontend`.
+    pub haproxy: bool,
 }
 
 impl Default for Knobs {
@@ -48,12 +52,15 @@ impl Default for Knobs {
             demote_b: "true".into(),
             group_extra: String::new(),
             extra: String::new(),
+            haproxy: false,
         }
     }
 }
 
 pub(crate) struct Deployment {
     pub lab: Lab,
+    /// The frontend is HAProxy: its config file (see [`Knobs::haproxy`]).
+    pub haproxy_cfg: Option<PathBuf>,
     pub config: PathBuf,
     pub operator_token: String,
     pub frontend_token: String,
@@ -95,14 +102,41 @@ impl Deployment {
             );
             tokens.site(&lab, s, SVC_PORT, &extra)
         };
+        let (frontend, driver) = if knobs.haproxy {
+            (
+                format!(
+                    "kind = \"haproxy\"\nruntime = \"{}:{HAPROXY_RUNTIME_PORT}\"",
+                    ip("fe")
+                ),
+                "driver = \"haproxy\"\nbackend = \"be_web\"".to_string(),
+            )
+        } else {
+            (
+                format!("control = \"{}:{CONTROL_PORT}\"\ntoken = {{ file = \"{}\" }}", ip("fe"), fef.display()),
+                format!("driver = \"builtin\"\nbackends = {{ a = \"{}:{SVC_PORT}\", b = \"{}:{SVC_PORT}\" }}", ip("a"), ip("b")),
+            )
+        };
+        let haproxy_cfg = if knobs.haproxy {
+            let cfg = format!(
+                "global\n    stats socket ipv4@{fe}:{HAPROXY_RUNTIME_PORT} level admin\n    stats timeout 30s\n\n\
+                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+                 frontend fe_web\n    bind 0.0.0.0:{ENTRY_PORT}\n    default_backend be_web\n\n\
+                 backend be_web\n    balance first\n    server a {a}:{SVC_PORT}\n    server b {b}:{SVC_PORT}\n",
+                fe = ip("fe"),
+                a = ip("a"),
+                b = ip("b"),
+            );
+            Some(lab.write_file("haproxy.cfg", cfg)?)
+        } else {
+            None
+        };
         let conf = format!(
             r#"{orchestrator}
 {detection}
 {site_a}
 {site_b}
 [frontends.fe1]
-control = "{fe}:{CONTROL_PORT}"
-token = {{ file = "{fef}" }}
+{frontend}
 
 [groups.web]
 sites = ["a", "b"]
@@ -111,11 +145,10 @@ failback = "{fb}"
 step_timeout = "30s"
 {gx}
 [groups.web.frontend]
-driver = "builtin"
+{driver}
 frontends = ["fe1"]
 listen = "0.0.0.0:{ENTRY_PORT}"
 drain_timeout = "2s"
-backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
 {extra}"#,
             orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
             detection = lab::detection(
@@ -125,10 +158,6 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
             ),
             site_a = site("a", &knobs.promote_a, &knobs.demote_a),
             site_b = site("b", &knobs.promote_b, &knobs.demote_b),
-            a = ip("a"),
-            b = ip("b"),
-            fe = ip("fe"),
-            fef = fef.display(),
             fb = knobs.failback,
             gx = knobs.group_extra,
             extra = knobs.extra,
@@ -136,6 +165,7 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
         let config = lab.write_file("failover.conf", conf)?;
         Ok(Deployment {
             lab,
+            haproxy_cfg,
             config,
             operator_token: tokens.operator,
             frontend_token: fe,
@@ -155,7 +185,27 @@ backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
     }
 
     pub(crate) fn start_frontend(&self) -> Result<()> {
-        self.warden().frontend("fe", "fe1", "frontend")
+        let Some(cfg) = &self.haproxy_cfg else {
+            return self.warden().frontend("fe", "fe1", "frontend");
+        };
+        let cfg = cfg.display().to_string();
+        self.lab
+            .spawn("fe", "frontend", "haproxy", ["-db", "-f", cfg.as_str()])?;
+        let fe = self.lab.ip("fe");
+        for port in [ENTRY_PORT, HAPROXY_RUNTIME_PORT] {
+            self.lab
+                .wait_tcp("fe", (fe, port).into(), lab::patient(secs(10)))?;
+        }
+        Ok(())
+    }
+
+    /// One command to the HAProxy's runtime API (over TCP, from the fe host).
+    pub(crate) fn haproxy_cmd(&self, line: &str) -> Result<String> {
+        let script = format!(
+            "exec 3<>/dev/tcp/{}/{HAPROXY_RUNTIME_PORT}; printf '%s\\n' \"$0\" >&3; cat <&3",
+            self.lab.ip("fe")
+        );
+        self.lab.run_ok("fe", "bash", ["-c", script.as_str(), line])
     }
 
     /// Everything up, and users reach site a through the frontend.

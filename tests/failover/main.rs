@@ -9,6 +9,7 @@ mod abuse;
 mod chaos;
 mod deploy;
 mod disk;
+mod haproxy;
 mod roles;
 mod tls;
 mod verify;

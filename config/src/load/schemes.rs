@@ -259,13 +259,16 @@ impl<'t, 'r> Cx<'t, 'r> {
             ),
             Some(_) => {}
         }
-        if f.listen.is_some() {
+        // `listen` is optional here: where haproxy.cfg's `bind` accepts this
+        // group's users. warden does not configure it; it probes it (hybrid
+        // frontend health, the verify step through the entry).
+        if f.listen.is_some_and(|l| l.port() == 0) {
             let k = format!("{key}.listen");
             self.push(
                 self.at(&k),
                 &k,
                 self.value_at(&k),
-                "driver \"haproxy\" does not use listen: the `bind` lines of haproxy.cfg decide where users connect; remove this key",
+                "driver \"haproxy\": listen is the address of haproxy.cfg's `bind` for this group (probed by warden); it needs a port",
             );
         }
         if !f.backends.is_empty() {

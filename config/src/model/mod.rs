@@ -49,10 +49,24 @@ impl Config {
             .filter(move |(_, g)| g.sites.get_ref().iter().any(|s| s.get_ref() == site))
     }
 
+    /// The address of frontend `name`'s host as the config knows it: a
+    /// built-in frontend's control address, an HAProxy's runtime API over
+    /// TCP (`None` for a UNIX socket).
+    pub fn frontend_host_ip(&self, name: &str) -> Option<std::net::IpAddr> {
+        if let Some(f) = self.frontends.get(name) {
+            return Some(f.control.ip());
+        }
+        match &self.haproxy_frontends.get(name)?.runtime {
+            RuntimeAddr::Tcp(a) => Some(a.ip()),
+            RuntimeAddr::Unix(_) => None,
+        }
+    }
+
     /// The frontends of `hybrid` groups and the TCP check that tells whether
     /// each one's machine serves users: a connect to its public address (its
-    /// `groups.G.dns.addresses` entry) on the group's `listen` port, or to its
-    /// control API when the listen port is 0 or the address is missing. The
+    /// `groups.G.dns.addresses` entry) on the group's `listen` port, or — the
+    /// address missing — a built-in frontend's control API, an HAProxy's
+    /// runtime API host on the listen port. The
     /// orchestrator and every agent of the group run the same check, so a
     /// frontend is judged from several vantage points like a site (DESIGN §3).
     /// `groups` lists the hybrid groups each frontend serves.
@@ -79,9 +93,11 @@ impl Config {
                     });
                 let addr = match (public, port) {
                     (Some(ip), Some(port)) => SocketAddr::new(ip, port),
-                    _ => match self.frontends.get(fe) {
-                        Some(f) => f.control,
-                        None => continue,
+                    _ => match (self.frontends.get(fe), self.frontend_host_ip(fe), port) {
+                        (Some(f), _, _) => f.control,
+                        // An HAProxy: its users' port on its runtime API's host.
+                        (None, Some(ip), Some(port)) => SocketAddr::new(ip, port),
+                        _ => continue,
                     },
                 };
                 let entry = out.entry(fe.clone()).or_insert_with(|| {

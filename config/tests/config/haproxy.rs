@@ -175,18 +175,23 @@ fn haproxy_group_needs_a_backend_and_takes_no_builtin_keys() {
 
     let text = base().replace(
         "backend = \"be_shop\"\n",
-        "backend = \"be_shop\"\nlisten = \"10.0.0.5:443\"\nbackends = { ca = \"10.1.0.10:80\", tx = \"10.2.0.10:80\" }\n",
+        "backend = \"be_shop\"\nlisten = \"10.0.0.5:0\"\nbackends = { ca = \"10.1.0.10:80\", tx = \"10.2.0.10:80\" }\n",
     );
     let p = problems(&text);
     assert_eq!(p.len(), 2, "{}", show(&p));
     let l = find(&p, "groups.shop.frontend.listen");
-    assert_eq!(
-        (l.line, l.col),
-        pos_of_nth(&text, "\"10.0.0.5:443\"\nbackends", 1)
-    );
-    assert!(l.message.contains("`bind` lines"), "{l}");
+    assert_eq!((l.line, l.col), pos_of(&text, "\"10.0.0.5:0\""));
+    assert!(l.message.contains("needs a port"), "{l}");
     let b = find(&p, "groups.shop.frontend.backends");
     assert!(b.message.contains("servers = { SITE = \"SERVER\" }"), "{b}");
+
+    // listen is where haproxy.cfg's bind accepts users: allowed, probed.
+    let c = ok(&base().replace(
+        "backend = \"be_shop\"\n",
+        "backend = \"be_shop\"\nlisten = \"0.0.0.0:443\"\n",
+    ));
+    let f = c.groups["shop"].frontend_scheme().expect("frontend scheme");
+    assert_eq!(f.listen.map(|l| l.port()), Some(443));
 
     let text = base().replace("frontends = [\"hx1\", \"hx2\"]\n", "");
     let p = one(&text);

@@ -153,16 +153,17 @@ impl Shared {
         let Some(listen) = f.listen.filter(|l| l.port() != 0) else {
             return vec![];
         };
+        // Built-in or HAProxy: the listen IP, or the frontend host's when
+        // it listens on every address.
         f.frontend_names()
             .iter()
-            .filter_map(|n| self.cfg.frontends.get(n))
-            .map(|fe| {
+            .filter_map(|n| {
                 let ip: IpAddr = if listen.ip().is_unspecified() {
-                    fe.control.ip()
+                    self.cfg.frontend_host_ip(n)?
                 } else {
                     listen.ip()
                 };
-                SocketAddr::new(ip, listen.port())
+                Some(SocketAddr::new(ip, listen.port()))
             })
             .collect()
     }
