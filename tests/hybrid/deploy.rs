@@ -29,7 +29,13 @@ pub(crate) struct Dep {
     /// Control token of fe1, fe2.
     pub fe_tokens: [String; 2],
     pub ttl_s: u64,
+    /// The frontends are real HAProxy processes (driver "haproxy"); their
+    /// haproxy.cfg files, fe1's then fe2's.
+    pub haproxy: Option<[PathBuf; 2]>,
 }
+
+/// The HAProxy runtime API port on fe1 and fe2 (HAProxy variant).
+pub(crate) const HAPROXY_RUNTIME_PORT: u16 = 9999;
 
 impl Deploy for Dep {
     fn lab(&self) -> &Lab {
@@ -50,14 +56,19 @@ impl Deploy for Dep {
 impl Dep {
     /// `None` (skip) without root/netns or BIND, outside CI.
     pub(crate) fn new(ttl_s: u64) -> Option<Dep> {
+        Dep::new_with(ttl_s, false)
+    }
+
+    /// [`Dep::new`]; with `haproxy`, fe1 and fe2 run real HAProxy processes.
+    pub(crate) fn new_with(ttl_s: u64, haproxy: bool) -> Option<Dep> {
         if !dnsd::require(Kind::Bind) {
             return None;
         }
         let lab = Lab::new_or_skip(HOSTS)?;
-        Some(Dep::build(lab, ttl_s).expect("deployment"))
+        Some(Dep::build(lab, ttl_s, haproxy).expect("deployment"))
     }
 
-    fn build(lab: Lab, ttl_s: u64) -> Result<Dep> {
+    fn build(lab: Lab, ttl_s: u64, haproxy: bool) -> Result<Dep> {
         let ip = |h: &str| lab.ip(h);
         let zone = Zone {
             origin: ZONE.into(),
@@ -80,18 +91,54 @@ impl Dep {
         ];
         let f1f = lab.write_file("fe1.token", &fe_tokens[0])?;
         let f2f = lab.write_file("fe2.token", &fe_tokens[1])?;
+        let (fe1_table, fe2_table, driver) = if haproxy {
+            (
+                format!(
+                    "kind = \"haproxy\"\nruntime = \"{}:{HAPROXY_RUNTIME_PORT}\"",
+                    ip("fe1")
+                ),
+                format!(
+                    "kind = \"haproxy\"\nruntime = \"{}:{HAPROXY_RUNTIME_PORT}\"",
+                    ip("fe2")
+                ),
+                "driver = \"haproxy\"\nbackend = \"be_web\"".to_string(),
+            )
+        } else {
+            (
+                format!("control = \"{}:{CONTROL_PORT}\"\ntoken = {{ file = \"{}\" }}", ip("fe1"), f1f.display()),
+                format!("control = \"{}:{CONTROL_PORT}\"\ntoken = {{ file = \"{}\" }}", ip("fe2"), f2f.display()),
+                format!("driver = \"builtin\"\nbackends = {{ a = \"{}:{SVC_PORT}\", b = \"{}:{SVC_PORT}\" }}", ip("a"), ip("b")),
+            )
+        };
+        let haproxy_cfgs = if haproxy {
+            let cfg = |fe: &str| {
+                format!(
+                    "global\n    stats socket ipv4@{ip}:{HAPROXY_RUNTIME_PORT} level admin\n    stats timeout 30s\n\n\
+                     defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+                     frontend fe_web\n    bind 0.0.0.0:{ENTRY_PORT}\n    default_backend be_web\n\n\
+                     backend be_web\n    balance first\n    server a {a}:{SVC_PORT}\n    server b {b}:{SVC_PORT}\n",
+                    ip = ip(fe),
+                    a = ip("a"),
+                    b = ip("b"),
+                )
+            };
+            Some([
+                lab.write_file("haproxy-fe1.cfg", cfg("fe1"))?,
+                lab.write_file("haproxy-fe2.cfg", cfg("fe2"))?,
+            ])
+        } else {
+            None
+        };
         let conf = format!(
             r#"{orchestrator}
 {detection}
 {site_a}
 {site_b}
 [frontends.fe1]
-control = "{fe1}:{CONTROL_PORT}"
-token = {{ file = "{f1f}" }}
+{fe1_table}
 
 [frontends.fe2]
-control = "{fe2}:{CONTROL_PORT}"
-token = {{ file = "{f2f}" }}
+{fe2_table}
 
 [groups.web]
 sites = ["a", "b"]
@@ -100,10 +147,9 @@ failback = "manual"
 step_timeout = "20s"
 
 [groups.web.frontend]
-driver = "builtin"
+{driver}
 frontends = ["fe1", "fe2"]
 listen = "0.0.0.0:{ENTRY_PORT}"
-backends = {{ a = "{a}:{SVC_PORT}", b = "{b}:{SVC_PORT}" }}
 
 [groups.web.dns]
 provider = "rfc2136"
@@ -118,13 +164,9 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
             detection = lab::detection("5s", 1000, ""),
             site_a = tokens.site(&lab, "a", SVC_PORT, ""),
             site_b = tokens.site(&lab, "b", SVC_PORT, ""),
-            a = ip("a"),
-            b = ip("b"),
             fe1 = ip("fe1"),
             fe2 = ip("fe2"),
             dns = ip("dns"),
-            f1f = f1f.display(),
-            f2f = f2f.display(),
             key = server.key_file.display(),
         );
         let config = lab.write_file("failover.conf", conf)?;
@@ -135,6 +177,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
             operator_token: tokens.operator,
             fe_tokens,
             ttl_s,
+            haproxy: haproxy_cfgs,
         })
     }
 
@@ -199,7 +242,22 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     pub(crate) fn start_frontend(&self, fe: &str) -> Result<()> {
-        self.warden().frontend(fe, fe, &format!("frontend-{fe}"))
+        let Some(cfgs) = &self.haproxy else {
+            return self.warden().frontend(fe, fe, &format!("frontend-{fe}"));
+        };
+        let cfg = cfgs[usize::from(fe == "fe2")].display().to_string();
+        self.lab.spawn(
+            fe,
+            &format!("frontend-{fe}"),
+            "haproxy",
+            ["-db", "-f", cfg.as_str()],
+        )?;
+        let ip = self.lab.ip(fe);
+        for port in [ENTRY_PORT, HAPROXY_RUNTIME_PORT] {
+            self.lab
+                .wait_tcp(fe, (ip, port).into(), lab::patient(secs(10)))?;
+        }
+        Ok(())
     }
 
     /// Everything up; users reach a through fe1.
@@ -223,7 +281,11 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
         }
         self.wait_users_on("a", secs(20))
             .context("initial route to a through fe1")?;
-        for fe in ["fe1", "fe2"] {
+        // (An HAProxy has no warden control API to read; users say it.)
+        for fe in ["fe1", "fe2"]
+            .into_iter()
+            .filter(|_| self.haproxy.is_none())
+        {
             lab::eventually(secs(15), secs(0.25), || {
                 let (site, _) = self.frontend_route(fe)?;
                 if site == "a" {

@@ -167,3 +167,36 @@ fn stale_epoch_is_refused_by_a_frontend() {
         Ok(())
     });
 }
+
+/// Issue 15, test 7 (hybrid): the same scheme over two real HAProxy
+/// frontends (driver "haproxy", each probed at its public address on the
+/// group's listen port): the first HAProxy host dies → DNS moves to the
+/// second, which already routes to a.
+#[test]
+fn hybrid_over_two_haproxy_frontends_moves_dns_off_a_dead_one() {
+    let Some(d) = Dep::new_with(TTL_S, true) else {
+        return;
+    };
+    let r = d.start_all().and_then(|()| {
+        assert_eq!(d.dns_frontend()?, "fe1");
+        d.kill_frontend_host("fe1")?;
+        d.wait_dns_on("fe2", secs(30))
+            .context("DNS moves to the second HAProxy")?;
+        d.wait_users_on("a", secs(15))
+            .context("users reach a through fe2")?;
+        assert!(
+            d.has_event("frontend_moved", "")?,
+            "the frontend layer moved"
+        );
+        assert!(
+            !d.has_event("runbook_started", "site layer")?,
+            "no site-layer failover for a frontend failure"
+        );
+        assert_eq!(d.group()?["active"], "a");
+        Ok(())
+    });
+    if let Err(e) = r {
+        d.lab.print_log_tails();
+        panic!("{e:#}");
+    }
+}
