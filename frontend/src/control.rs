@@ -1,5 +1,6 @@
 //! The control API (axum): bearer-token authentication, the route table
-//! endpoints and their epoch fencing. Wire types live in [`crate::api`].
+//! endpoints and their epoch fencing, hold orders, `/metrics`. Wire types
+//! live in [`crate::api`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,12 +12,12 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router};
 use tracing::{debug, info, warn};
 use warden_config::Secret;
 
-use crate::api::{ErrorBody, RouteState, SetRoute};
+use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
 use crate::route::{Applied, Refused, Table};
 
 /// Largest accepted request body.
@@ -73,6 +74,8 @@ pub(crate) fn router(table: Arc<Table>, token: Secret, cert_name: Option<&str>) 
         .route("/v1/health", get(health))
         .route("/v1/routes", get(list_routes))
         .route("/v1/routes/{group}", get(get_route).put(put_route))
+        .route("/v1/routes/{group}/hold", put(put_hold))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -127,7 +130,7 @@ async fn health() -> Json<serde_json::Value> {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint; see /v1/routes, /v1/routes/{group}, /v1/health",
+        "no such endpoint; see /v1/routes, /v1/routes/{group}, /v1/routes/{group}/hold, /v1/health, /metrics",
     )
 }
 
@@ -165,24 +168,7 @@ async fn put_route(
         .table
         .group(&group)
         .ok_or_else(|| unknown_group(&ctx, &group))?;
-    let body = body.map_err(|rej| {
-        ApiError::new(
-            rej.status(),
-            format!("cannot read body: {}", rej.body_text()),
-        )
-    })?;
-    warden_proto::require_object(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid SetRoute body: {e}"),
-        )
-    })?;
-    let req: SetRoute = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid SetRoute body: {e}"),
-        )
-    })?;
+    let req: SetRoute = parse_body(body, "SetRoute")?;
     match g.set(&req) {
         Ok((applied, state)) => {
             match applied {
@@ -230,4 +216,126 @@ async fn put_route(
             Err(err)
         }
     }
+}
+
+/// A JSON object body of type `T` (`what` names it in errors).
+fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|rej| {
+        ApiError::new(
+            rej.status(),
+            format!("cannot read body: {}", rej.body_text()),
+        )
+    })?;
+    warden_proto::require_object(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid {what} body: {e}")))?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid {what} body: {e}")))
+}
+
+/// A hold order (see [`crate::api::Hold`]), fenced like a route.
+async fn put_hold(
+    State(ctx): State<Ctx>,
+    Path(group): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<RouteState>, ApiError> {
+    let g = ctx
+        .table
+        .group(&group)
+        .ok_or_else(|| unknown_group(&ctx, &group))?;
+    let req: Hold = parse_body(body, "Hold")?;
+    match g.set_hold(&req) {
+        Ok(state) => {
+            if req.ttl_ms == 0 {
+                info!(group = %group, epoch = req.epoch, "hold order withdrawn");
+            } else if g.hold_disabled() {
+                info!(group = %group, epoch = req.epoch, ttl_ms = req.ttl_ms, "hold order accepted; holding is off for this group (hold_connections = 0)");
+            } else {
+                info!(group = %group, epoch = req.epoch, ttl_ms = state.hold_remaining_ms, "hold order: new connections whose backend fails wait for a route change");
+            }
+            Ok(Json(state))
+        }
+        Err(Refused::Stale { sent, seen }) => {
+            let err = ApiError {
+                status: StatusCode::CONFLICT,
+                body: ErrorBody {
+                    error: format!("stale epoch {sent} < {seen}: hold order refused; a newer decision or order was already applied to group {group:?}"),
+                    seen_epoch: Some(seen),
+                },
+            };
+            warn!(group = %group, epoch = req.epoch, seen, "hold order refused: stale epoch");
+            Err(err)
+        }
+        Err(other) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("hold order refused: {other:?}"),
+        )),
+    }
+}
+
+/// One metric: name, type, help, and how to read it from a [`RouteState`].
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&RouteState) -> u64,
+);
+
+/// Prometheus text: each group's route epoch, switches, connections and holds.
+async fn metrics(State(ctx): State<Ctx>) -> Response {
+    let states = ctx.table.states();
+    let mut out = String::new();
+    let series: [Series; 7] = [
+        (
+            "warden_frontend_route_epoch",
+            "gauge",
+            "Highest epoch accepted for the group.",
+            |s| s.epoch,
+        ),
+        (
+            "warden_frontend_route_switches_total",
+            "counter",
+            "Times the routed site changed.",
+            |s| s.switches,
+        ),
+        (
+            "warden_frontend_active_connections",
+            "gauge",
+            "Open client connections.",
+            |s| s.active_connections,
+        ),
+        (
+            "warden_frontend_held_connections",
+            "gauge",
+            "Connections held now, waiting for a route change.",
+            |s| s.held_now,
+        ),
+        (
+            "warden_frontend_held_connections_total",
+            "counter",
+            "Connections held under a hold order.",
+            |s| s.held_total,
+        ),
+        (
+            "warden_frontend_held_rescued_total",
+            "counter",
+            "Held connections connected to a new site after a route change.",
+            |s| s.held_rescued,
+        ),
+        (
+            "warden_frontend_held_timed_out_total",
+            "counter",
+            "Held connections closed when their hold time was over.",
+            |s| s.held_timed_out,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (group, s) in &states {
+            out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", value(s)));
+        }
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -2,23 +2,27 @@
 //! each on its own listening socket, see [`crate::workers`] and
 //! [`crate::listener`]); each client connection is proxied to the backend of
 //! the group's current route generation and closed when that generation ends
-//! (see [`crate::route`]). The bytes are moved by
+//! (see [`crate::route`]). Under a hold order a connection whose backend
+//! refuses or times out is held until the route switches (then connected to
+//! the new backend) or its hold time is over. The bytes are moved by
 //! [`crate::relay`]. Client connections are capped and closed when idle
 //! ([`crate::budget`]).
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
 use crate::relay;
-use crate::route::GroupRoute;
+use crate::route::{Generation, GroupRoute};
 
 /// Time allowed to connect to a backend before the client is dropped.
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,30 +80,63 @@ pub(crate) async fn serve_group(
 /// Proxy one client connection; dropping both streams closes them. The
 /// client socket has `TCP_NODELAY` from its listener.
 async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>) {
-    let Some((generation, _counted)) = group.join() else {
+    let Some((mut generation, mut counted, armed)) = group.join() else {
         debug!(group = %group.name, %peer, "no route yet; closing connection");
         return;
     };
+    // Set while a hold order stands: when this connection's hold ends.
+    let mut until = armed;
+    // Set once the connection is held (counted until it is let go).
+    let mut held: Option<Held<'_>> = None;
+    let mut backend = loop {
+        let failed = match attempt(&group, &generation, until).await {
+            Attempt::Connected(s) => {
+                if let Some(h) = held.take() {
+                    h.rescued();
+                    debug!(group = %group.name, %peer, site = %generation.site, "held connection rescued by a route change");
+                }
+                break s;
+            }
+            Attempt::Closed => return,
+            Attempt::Switched => None,
+            Attempt::Failed(why) => Some(why),
+        };
+        let site = generation.site.as_str();
+        let backend_addr = generation.backend.as_str();
+        // A hold stands (from arrival, or ordered since): hold, else fail fast.
+        let Some(deadline) = until.or_else(|| group.hold_until()) else {
+            if let Some(why) = failed {
+                warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
+            }
+            return;
+        };
+        until = Some(deadline);
+        let h = held.get_or_insert_with(|| Held::new(&group));
+        if let Some(why) = &failed {
+            debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; holding the connection for a route change");
+        }
+        let mut switches = group.switches();
+        if *switches.borrow() == generation.number {
+            tokio::select! {
+                _ = group.shutdown().cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => {
+                    h.timed_out();
+                    warn!(group = %group.name, %peer, site, backend = backend_addr, "held connection: no route change within the hold time; closing client connection");
+                    return;
+                }
+                _ = switches.changed() => {}
+            }
+        }
+        // The route switched: retry on the new generation.
+        let Some((next, guard, _)) = group.join() else {
+            return;
+        };
+        generation = next;
+        counted = guard;
+    };
+    let _counted = counted;
     let site = generation.site.as_str();
     let backend_addr = generation.backend.as_str();
-    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(backend_addr));
-    let mut backend = tokio::select! {
-        _ = generation.cancel.cancelled() => {
-            debug!(group = %group.name, %peer, site, "route switched while connecting; closing connection");
-            return;
-        }
-        r = connect => match r {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %e, "backend connect failed; closing client connection");
-                return;
-            }
-            Err(_) => {
-                warn!(group = %group.name, %peer, site, backend = backend_addr, timeout = ?BACKEND_CONNECT_TIMEOUT, "backend connect timed out; closing client connection");
-                return;
-            }
-        },
-    };
     debug!(group = %group.name, %peer, site, backend = backend_addr, "proxying");
     let activity = Activity::new();
     tokio::select! {
@@ -113,6 +150,79 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
             Ok(moved) => debug!(group = %group.name, %peer, site, bytes_up = moved.up, bytes_down = moved.down, "connection finished"),
             Err(e) => debug!(group = %group.name, %peer, site, cause = %e, "connection ended with an error"),
         },
+    }
+}
+
+/// What one connect attempt came to.
+enum Attempt {
+    Connected(TcpStream),
+    /// Refused, unreachable or timed out: why.
+    Failed(String),
+    /// Under a hold: the route switched while connecting.
+    Switched,
+    /// The generation ended while connecting (no hold), or shutdown.
+    Closed,
+}
+
+/// Connect to `generation`'s backend. Under a hold (`until`), a route switch
+/// or the end of the hold interrupts the attempt; otherwise, as without a
+/// hold, the end of the generation closes the connection.
+async fn attempt(group: &GroupRoute, generation: &Generation, until: Option<Instant>) -> Attempt {
+    let backend = generation.backend.as_str();
+    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(backend));
+    let outcome = |r: Result<io::Result<TcpStream>, tokio::time::error::Elapsed>| match r {
+        Ok(Ok(s)) => Attempt::Connected(s),
+        Ok(Err(e)) => Attempt::Failed(e.to_string()),
+        Err(_) => Attempt::Failed(format!(
+            "timed out after {}ms",
+            BACKEND_CONNECT_TIMEOUT.as_millis()
+        )),
+    };
+    let Some(until) = until else {
+        return tokio::select! {
+            _ = generation.cancel.cancelled() => {
+                debug!(group = %group.name, site = %generation.site, "route switched while connecting; closing connection");
+                Attempt::Closed
+            }
+            r = connect => outcome(r),
+        };
+    };
+    let mut switches = group.switches();
+    if *switches.borrow() != generation.number {
+        return Attempt::Switched;
+    }
+    tokio::select! {
+        _ = group.shutdown().cancelled() => Attempt::Closed,
+        _ = switches.changed() => Attempt::Switched,
+        _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
+        r = connect => outcome(r),
+    }
+}
+
+/// A held connection: counted in `held_now` until dropped.
+struct Held<'a> {
+    group: &'a GroupRoute,
+}
+
+impl<'a> Held<'a> {
+    fn new(group: &'a GroupRoute) -> Held<'a> {
+        group.held.total.fetch_add(1, Ordering::Relaxed);
+        group.held.now.fetch_add(1, Ordering::Relaxed);
+        Held { group }
+    }
+
+    fn rescued(self) {
+        self.group.held.rescued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn timed_out(&self) {
+        self.group.held.timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.group.held.now.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

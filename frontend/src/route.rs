@@ -8,6 +8,12 @@
 //! group's drain timeout (`drain`). Tokens are children of the frontend's
 //! shutdown token, so shutdown closes every connection.
 //!
+//! A *hold order* ([`Hold`]) says a switch of the group may be coming: while
+//! it stands (until its ttl, or the next switch), a new connection whose
+//! backend refuses or times out is held for at most the group's
+//! `hold_connections` and retried on the new backend when the route switches
+//! (the `switched` channel). The order is fenced by epoch like a route.
+//!
 //! State is in memory only: a restarted frontend has no route until the
 //! orchestrator's reconciliation sends one.
 
@@ -16,10 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{RouteMode, RouteState, SetRoute};
+use crate::api::{Hold, RouteMode, RouteState, SetRoute, MAX_HOLD_TTL_MS};
 use crate::settings::GroupSettings;
 
 /// Every group this frontend serves.
@@ -42,6 +50,9 @@ impl Table {
                     name: name.clone(),
                     backends: g.backends.clone(),
                     drain_timeout: g.drain_timeout,
+                    hold_max: g.hold_connections,
+                    switched: watch::Sender::new(0),
+                    held: HeldCounts::default(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
                     inner: Mutex::new(Inner::default()),
@@ -75,6 +86,12 @@ pub(crate) struct GroupRoute {
     /// Site → backend `host:port`; routes may only name these sites.
     backends: BTreeMap<String, String>,
     drain_timeout: Duration,
+    /// Longest a connection is held under a hold order (`0`: never held).
+    hold_max: Duration,
+    /// The number of switches so far; held connections wait for it to move.
+    switched: watch::Sender<u64>,
+    /// What the hold did (reported in [`RouteState`] and `/metrics`).
+    pub(crate) held: HeldCounts,
     /// Parent of every generation token (cancelled on shutdown).
     shutdown: CancellationToken,
     /// Tracks drain timers so that shutdown can wait for them.
@@ -94,11 +111,38 @@ struct Inner {
     current: Option<Generation>,
     /// Old generations left to drain; an immediate switch cuts them too.
     draining: Vec<Generation>,
+    /// The hold order in effect, if any (see the module docs).
+    hold: Option<HoldOrder>,
+    /// Highest epoch of an accepted hold order (fences older orders).
+    hold_epoch: u64,
+}
+
+/// An accepted hold order.
+struct HoldOrder {
+    /// When it lapses on its own.
+    until: Instant,
+    /// `switches` when it was accepted: the next switch ends it.
+    switches_at: u64,
+}
+
+/// Counters of held connections.
+#[derive(Default)]
+pub(crate) struct HeldCounts {
+    /// Held right now.
+    pub(crate) now: AtomicU64,
+    /// Held since start.
+    pub(crate) total: AtomicU64,
+    /// Connected to a new site after a route change.
+    pub(crate) rescued: AtomicU64,
+    /// Closed when their hold time was over.
+    pub(crate) timed_out: AtomicU64,
 }
 
 /// One period of routing to one backend (see the module docs).
 #[derive(Clone)]
 pub(crate) struct Generation {
+    /// The group's switch count when this generation began.
+    pub(crate) number: u64,
     pub(crate) site: String,
     pub(crate) backend: String,
     /// Fires when connections of this generation must close.
@@ -152,18 +196,68 @@ impl GroupRoute {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The generation a new connection joins, with the connection counted;
-    /// `None` when the group has no route yet.
-    pub(crate) fn join(self: &Arc<Self>) -> Option<(Generation, ConnGuard)> {
+    /// The generation a new connection joins, with the connection counted,
+    /// and when its hold would end if a hold order stands now (see
+    /// [`GroupRoute::hold_until`]); `None` when the group has no route yet.
+    pub(crate) fn join(self: &Arc<Self>) -> Option<(Generation, ConnGuard, Option<Instant>)> {
         let inner = self.lock();
         let generation = inner.current.clone()?;
+        let hold = self.hold_of(&inner);
         self.active.fetch_add(1, Ordering::Relaxed);
         generation.active.fetch_add(1, Ordering::Relaxed);
         let guard = ConnGuard {
             group: Arc::clone(self),
             generation: Arc::clone(&generation.active),
         };
-        Some((generation, guard))
+        Some((generation, guard, hold))
+    }
+
+    /// When a connection held from now would be let go, if a hold order
+    /// stands (not lapsed, no switch since) and holding is on.
+    pub(crate) fn hold_until(&self) -> Option<Instant> {
+        self.hold_of(&self.lock())
+    }
+
+    fn hold_of(&self, inner: &Inner) -> Option<Instant> {
+        let order = inner.hold.as_ref()?;
+        let now = Instant::now();
+        (!self.hold_max.is_zero() && order.until > now && order.switches_at == inner.switches)
+            .then(|| now + self.hold_max)
+    }
+
+    /// A receiver of the switch count, marked seen at its current value.
+    pub(crate) fn switches(&self) -> watch::Receiver<u64> {
+        let mut rx = self.switched.subscribe();
+        rx.borrow_and_update();
+        rx
+    }
+
+    /// Fires on shutdown.
+    pub(crate) fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
+    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, Refused> {
+        let mut inner = self.lock();
+        let seen = inner.epoch.max(inner.hold_epoch);
+        if req.epoch < seen {
+            return Err(Refused::Stale {
+                sent: req.epoch,
+                seen,
+            });
+        }
+        inner.hold_epoch = req.epoch;
+        inner.hold = (req.ttl_ms > 0).then(|| HoldOrder {
+            until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
+            switches_at: inner.switches,
+        });
+        Ok(self.state_of(&inner))
+    }
+
+    /// Whether holding is turned off for this group (`hold_connections = "0s"`).
+    pub(crate) fn hold_disabled(&self) -> bool {
+        self.hold_max.is_zero()
     }
 
     pub(crate) fn allowed_sites(&self) -> Vec<String> {
@@ -182,6 +276,18 @@ impl GroupRoute {
             epoch: inner.epoch,
             switches: inner.switches,
             active_connections: self.active.load(Ordering::Relaxed),
+            hold_remaining_ms: inner
+                .hold
+                .as_ref()
+                .filter(|o| o.switches_at == inner.switches)
+                .map_or(0, |o| {
+                    let left = o.until.saturating_duration_since(Instant::now());
+                    u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+                }),
+            held_now: self.held.now.load(Ordering::Relaxed),
+            held_total: self.held.total.load(Ordering::Relaxed),
+            held_rescued: self.held.rescued.load(Ordering::Relaxed),
+            held_timed_out: self.held.timed_out.load(Ordering::Relaxed),
         }
     }
 
@@ -221,6 +327,7 @@ impl GroupRoute {
             }
             from => {
                 let next = Generation {
+                    number: inner.switches + 1,
                     site: req.site.clone(),
                     backend: backend.clone(),
                     cancel: self.shutdown.child_token(),
@@ -229,6 +336,9 @@ impl GroupRoute {
                 let old = inner.current.replace(next);
                 inner.epoch = req.epoch;
                 inner.switches += 1;
+                // The switch the order announced has come: held connections go to the new site.
+                inner.hold = None;
+                self.switched.send_replace(inner.switches);
                 match req.mode {
                     RouteMode::Immediate => {
                         let mut cut: Vec<Generation> = inner.draining.drain(..).collect();

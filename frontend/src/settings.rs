@@ -35,6 +35,8 @@ pub struct GroupSettings {
     pub backends: BTreeMap<String, String>,
     /// How long connections to the old backend live on after a `drain` switch.
     pub drain_timeout: Duration,
+    /// Longest a new connection is held under a hold order (`0`: never).
+    pub hold_connections: Duration,
 }
 
 impl FrontendSettings {
@@ -71,6 +73,7 @@ impl FrontendSettings {
                     listen,
                     backends,
                     drain_timeout: scheme.drain_timeout,
+                    hold_connections: scheme.hold_connections,
                 },
             );
         }
@@ -163,6 +166,7 @@ backends = {{ a = "10.0.0.1:5432", b = "10.0.0.2:5432" }}
         assert_eq!(web.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(web.backends["b"], "10.0.0.2:80");
         assert_eq!(web.drain_timeout, Duration::from_secs(3));
+        assert_eq!(web.hold_connections, Duration::from_secs(2), "default hold");
 
         let fe2 = FrontendSettings::from_config(&cfg, "fe2").expect("fe2 settings");
         assert_eq!(fe2.groups.keys().collect::<Vec<_>>(), vec!["db", "web"]);

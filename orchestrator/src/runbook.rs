@@ -53,6 +53,10 @@ pub trait RunbookEnv: Send + Sync {
     async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String>;
     /// Whether the group has a replication plan.
     fn has_replication(&self, group: &str) -> bool;
+    /// Tell the group's routing layer a switch is coming (`ttl` > 0) or no
+    /// longer is (`ttl` zero): frontends hold new connections whose backend
+    /// fails instead of closing them. Best effort, never waited for.
+    fn hold(&self, _group: &str, _epoch: u64, _ttl: Duration) {}
     /// A resync or final-sync step at `site` finished: record what its agent
     /// reported (divergent items) for status and events.
     fn resync_finished(&self, _rb: &Runbook, _site: &str) {}
@@ -137,6 +141,11 @@ pub async fn execute(
             ),
             Some(rb.id),
         );
+        if matches!(name, StepName::Fence | StepName::Demote) {
+            // The active site is about to be taken down (or is down): from
+            // here until the switch, users' new connections wait, not fail.
+            env.hold(&rb.group, rb.epoch, cut_over_window(&rb, i, policy));
+        }
         let limit = policy.timeout_of(name);
         let outcome = match tokio::time::timeout(limit, run_step(&rb, name, env, policy)).await {
             Ok(o) => o,
@@ -176,6 +185,14 @@ pub async fn execute(
         if status == StepStatus::Failed {
             rb.status = RunbookStatus::Failed;
             rb.finished_unix_ms = Some(now);
+            let switched = rb
+                .steps
+                .iter()
+                .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+            if !switched {
+                // No switch is coming after all: nothing may be held.
+                env.hold(&rb.group, rb.epoch, Duration::ZERO);
+            }
             if rb.kind != RunbookKind::Failover {
                 rollback(&mut rb, env, policy).await;
             }
@@ -221,6 +238,19 @@ pub async fn execute(
         Some(rb.id),
     );
     rb
+}
+
+/// How long a hold order sent before step `from` must stand: the time the
+/// steps up to and including the switch may take, and a second of margin.
+fn cut_over_window(rb: &Runbook, from: usize, policy: &Policy) -> Duration {
+    let mut window = Duration::from_secs(1);
+    for s in rb.steps.iter().skip(from) {
+        window = window.saturating_add(policy.timeout_of(s.name));
+        if s.name == StepName::Switch {
+            break;
+        }
+    }
+    window
 }
 
 /// A failback or switchover failed. Before the switch nothing moved but
@@ -763,6 +793,8 @@ mod tests {
         other_journal: AtomicBool,
         /// Every command sent, with its site.
         sent: Mutex<Vec<(String, Command)>>,
+        /// Hold orders (epoch, ttl) and the commands sent before each.
+        holds: Mutex<Vec<(u64, Duration, usize)>>,
     }
 
     impl World {
@@ -783,6 +815,10 @@ mod tests {
         }
         fn agent_fresh(&self, site: &str) -> bool {
             !self.stale.lock().unwrap().iter().any(|s| s == site)
+        }
+        fn hold(&self, _group: &str, epoch: u64, ttl: Duration) {
+            let sent = self.sent.lock().unwrap().len();
+            self.holds.lock().unwrap().push((epoch, ttl, sent));
         }
         async fn command(
             &self,
@@ -1113,6 +1149,61 @@ mod tests {
         )
         .await;
         assert_eq!(rb.status, RunbookStatus::Succeeded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_is_ordered_before_the_old_site_is_touched_and_withdrawn_when_no_switch_comes() {
+        // Failover: before the fence (the first command), for the steps up to the switch.
+        let w = world_on("a", 1);
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::BestEffort, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+        // Fence, stop_replication, promote, switch: 4 × 5 s, plus 1 s.
+        assert_eq!(
+            *w.holds.lock().unwrap(),
+            vec![(2, Duration::from_secs(21), 0)],
+            "one order, at the new epoch, before any command"
+        );
+
+        // Switchover: before the demote, not during the resync.
+        let w = world_on("a", 1);
+        let mut so = failover_rb();
+        so.kind = RunbookKind::Switchover;
+        so.steps = Runbook::new(1, "web", RunbookKind::Switchover, "a", "b", 2, "op", 0, 0).steps;
+        let rb = execute(so, &w, &MemStore::default(), &policy(Fencing::Off, None)).await;
+        assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+        let holds = w.holds.lock().unwrap().clone();
+        let sent = w.sent.lock().unwrap().clone();
+        assert_eq!(holds.len(), 1, "{holds:?}");
+        let (_, cmd) = &sent[holds[0].2];
+        assert_eq!(
+            cmd.kind,
+            CommandKind::Demote,
+            "the hold comes right before the demote"
+        );
+
+        // A failover that fails before its switch withdraws the order.
+        let w = world_on("a", 1);
+        w.failing_promote.lock().unwrap().push("b".into());
+        let rb = execute(
+            failover_rb(),
+            &w,
+            &MemStore::default(),
+            &policy(Fencing::Off, None),
+        )
+        .await;
+        assert_eq!(rb.status, RunbookStatus::Failed);
+        let holds = w.holds.lock().unwrap().clone();
+        assert_eq!(holds.len(), 2, "{holds:?}");
+        assert!(
+            holds[0].1 > Duration::ZERO && holds[1].1 == Duration::ZERO,
+            "{holds:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,7 +4,9 @@
 //! - `PUT /v1/routes/{group}` with [`SetRoute`] → 200 [`RouteState`], 409 on a stale epoch;
 //! - `GET /v1/routes` → map group → [`RouteState`];
 //! - `GET /v1/routes/{group}` → [`RouteState`] of one group;
-//! - `GET /v1/health` → 200 while the frontend runs.
+//! - `PUT /v1/routes/{group}/hold` with [`Hold`] → 200 [`RouteState`], 409 on a stale epoch;
+//! - `GET /v1/health` → 200 while the frontend runs;
+//! - `GET /metrics` → Prometheus text: routes, connections, held connections.
 //!
 //! Every request carries `Authorization: Bearer <token>` (else 401). Errors
 //! answer [`ErrorBody`]: 400 bad body or site, 404 unknown group, 409 stale
@@ -28,6 +30,26 @@ pub struct SetRoute {
     #[serde(default)]
     pub mode: RouteMode,
 }
+
+/// A hold order: a switch of the group may be coming (its site is suspected,
+/// or a runbook is under way). Until `ttl_ms` has passed or the route
+/// switches, a new connection whose backend refuses or times out is held (at
+/// most the group's `hold_connections`) and connected to the new site as
+/// soon as the route changes. Without an order a refused connect fails at once.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hold {
+    /// Fencing token: the group's epoch as the orchestrator knows it; lower
+    /// than the highest route or hold epoch seen → 409.
+    pub epoch: u64,
+    /// How long the order stands, in ms (capped by the frontend at
+    /// [`MAX_HOLD_TTL_MS`]); `0` withdraws an order.
+    pub ttl_ms: u64,
+}
+
+/// The longest a hold order stands: a crashed or deposed orchestrator
+/// cannot leave a frontend holding for longer.
+pub const MAX_HOLD_TTL_MS: u64 = 10 * 60 * 1000;
 
 /// How existing connections to the old backend are treated.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -53,6 +75,21 @@ pub struct RouteState {
     pub switches: u64,
     /// Open client connections.
     pub active_connections: u64,
+    /// Time left of the hold order in effect, ms; `0`: no order.
+    #[serde(default)]
+    pub hold_remaining_ms: u64,
+    /// Connections held right now (waiting for a route change).
+    #[serde(default)]
+    pub held_now: u64,
+    /// Connections held since the frontend started.
+    #[serde(default)]
+    pub held_total: u64,
+    /// Held connections connected to a new site after a route change.
+    #[serde(default)]
+    pub held_rescued: u64,
+    /// Held connections closed when their hold time was over.
+    #[serde(default)]
+    pub held_timed_out: u64,
 }
 
 /// Body of every error answer.

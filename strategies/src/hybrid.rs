@@ -146,6 +146,11 @@ impl Strategy for HybridStrategy {
         &self.name
     }
 
+    /// Site layer: the frontends hold new connections (see [`Strategy::hold`]).
+    async fn hold(&self, epoch: Epoch, ttl: std::time::Duration) -> Result<(), StrategyError> {
+        self.frontends.hold(epoch, ttl).await
+    }
+
     /// Site layer: send the route to every frontend at once. Succeeds when
     /// at least one frontend took it and the others were only unreachable.
     async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError> {

@@ -77,6 +77,15 @@ pub trait Strategy: Send + Sync {
     async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError>;
     /// Observe where traffic goes now, from the routing layer itself.
     async fn current(&self) -> Result<Observed, StrategyError>;
+    /// A switch of the group may be coming (its site is suspected, or a
+    /// runbook is under way): a routing layer that can hold new users'
+    /// connections instead of failing them does so for `ttl` (a zero `ttl`
+    /// withdraws the order), fenced by `epoch`. Best effort and idempotent;
+    /// the default holds nothing (DNS cannot).
+    async fn hold(&self, epoch: Epoch, ttl: std::time::Duration) -> Result<(), StrategyError> {
+        let _ = (epoch, ttl);
+        Ok(())
+    }
     /// Conditions only an operator can clear (a DNS provider blocked after a
     /// fatal answer, a retry hold): one line each; empty when healthy.
     fn alerts(&self) -> Vec<String> {

@@ -10,6 +10,7 @@ mod chaos;
 mod deploy;
 mod disk;
 mod haproxy;
+mod hold;
 mod roles;
 mod tls;
 mod verify;

@@ -54,6 +54,30 @@ impl ClientLoop {
         interval: Duration,
         timeout: Duration,
     ) -> Result<ClientLoop> {
+        Self::spawn(lab, from_host, url, interval, timeout, false)
+    }
+
+    /// Like [`ClientLoop::start`], but a new request starts every `interval`
+    /// even while earlier ones are still waiting (each in its own thread),
+    /// as independent users arrive: a slow answer delays no one else.
+    pub(crate) fn start_overlapping(
+        lab: &Lab,
+        from_host: &str,
+        url: &str,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<ClientLoop> {
+        Self::spawn(lab, from_host, url, interval, timeout, true)
+    }
+
+    fn spawn(
+        lab: &Lab,
+        from_host: &str,
+        url: &str,
+        interval: Duration,
+        timeout: Duration,
+        overlap: bool,
+    ) -> Result<ClientLoop> {
         let ns = lab.host(from_host)?.ns.clone();
         let tools: &'static sys::Tools = lab.tools;
         let dir: PathBuf = lab.dir.clone();
@@ -66,25 +90,21 @@ impl ClientLoop {
                 .name(format!("client-loop-{from_host}"))
                 .spawn(move || {
                     let mut next = Instant::now();
+                    let mut inflight = Vec::new();
                     while !stop.load(Ordering::SeqCst) {
-                        let at = Instant::now();
-                        let outcome = net::curl_in_ns(tools, &ns, &dir, &[&url], timeout);
-                        let latency = at.elapsed();
-                        let (status, result) = match outcome {
-                            Ok((code, body)) if (200..300).contains(&code) => {
-                                (Some(code), Ok(body))
+                        let request = {
+                            let (ns, dir, url, samples) =
+                                (ns.clone(), dir.clone(), url.clone(), samples.clone());
+                            move || {
+                                let sample = request(tools, &ns, &dir, &url, timeout);
+                                samples.lock().unwrap().push(sample);
                             }
-                            Ok((code, body)) => {
-                                (Some(code), Err(format!("http {code}: {}", body.trim())))
-                            }
-                            Err(e) => (None, Err(format!("{e:#}"))),
                         };
-                        samples.lock().unwrap().push(Sample {
-                            at,
-                            latency,
-                            status,
-                            result,
-                        });
+                        if overlap {
+                            inflight.push(std::thread::spawn(request));
+                        } else {
+                            request();
+                        }
                         next = (next + interval).max(Instant::now());
                         while !stop.load(Ordering::SeqCst) && Instant::now() < next {
                             std::thread::sleep(
@@ -92,6 +112,10 @@ impl ClientLoop {
                             );
                         }
                     }
+                    for t in inflight {
+                        let _ = t.join();
+                    }
+                    samples.lock().unwrap().sort_by_key(|s: &Sample| s.at);
                 })?
         };
         Ok(ClientLoop {
@@ -136,6 +160,30 @@ impl Lab {
         timeout: Duration,
     ) -> Result<ClientLoop> {
         ClientLoop::start(self, from_host, url, interval, timeout)
+    }
+}
+
+/// One request with curl in the namespace `ns`.
+fn request(
+    tools: &sys::Tools,
+    ns: &str,
+    dir: &std::path::Path,
+    url: &str,
+    timeout: Duration,
+) -> Sample {
+    let at = Instant::now();
+    let outcome = net::curl_in_ns(tools, ns, dir, &[url], timeout);
+    let latency = at.elapsed();
+    let (status, result) = match outcome {
+        Ok((code, body)) if (200..300).contains(&code) => (Some(code), Ok(body)),
+        Ok((code, body)) => (Some(code), Err(format!("http {code}: {}", body.trim()))),
+        Err(e) => (None, Err(format!("{e:#}"))),
+    };
+    Sample {
+        at,
+        latency,
+        status,
+        result,
     }
 }
 

@@ -231,6 +231,19 @@ impl<'t, 'r> Cx<'t, 'r> {
         if f.drain_timeout.is_zero() {
             self.positive(&format!("{key}.drain_timeout"));
         }
+        if f.hold_connections > MAX_HOLD_CONNECTIONS {
+            let k = format!("{key}.hold_connections");
+            let value = self.value_at(&k);
+            self.push(
+                self.at(&k),
+                &k,
+                value,
+                format!(
+                    "must be at most \"{}\" (a user's connection is held no longer); \"0s\" turns holding off",
+                    humantime::format_duration(MAX_HOLD_CONNECTIONS)
+                ),
+            );
+        }
     }
 
     /// The keys of `[groups.NAME.frontend]` with driver "haproxy": `backend`,

@@ -116,6 +116,14 @@ pub struct FrontendScheme {
     /// How long connections to the old backend may drain on failback.
     #[serde(default = "default_drain", deserialize_with = "duration::deserialize")]
     pub drain_timeout: Duration,
+    /// `builtin`: how long a new connection whose backend refuses or times
+    /// out may be held while the orchestrator has announced a switch of the
+    /// group (suspected site, runbook under way); `0s` turns holding off.
+    #[serde(
+        default = "default_hold_connections",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub hold_connections: Duration,
 }
 
 impl FrontendScheme {
@@ -163,6 +171,13 @@ pub fn valid_haproxy_name(s: &str) -> bool {
 
 fn default_drain() -> Duration {
     Duration::from_secs(5)
+}
+
+/// The longest `hold_connections`: a user's connection is never held longer.
+pub const MAX_HOLD_CONNECTIONS: Duration = Duration::from_secs(30);
+
+fn default_hold_connections() -> Duration {
+    Duration::from_secs(2)
 }
 
 /// DNS provider kinds (implemented in the DNS issue).

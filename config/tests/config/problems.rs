@@ -238,3 +238,47 @@ fn columns_count_characters() {
     assert_eq!(p[0].line, pos_of(&text, "; oops").0);
     assert_eq!(p[0].col, pos_of(&text, "; oops").1, "{}", show(&p));
 }
+
+#[test]
+fn hold_connections_defaults_to_two_seconds_and_is_checked_where_it_is() {
+    use std::time::Duration;
+    let hold = |c: &warden_config::Config| {
+        c.groups["web"]
+            .frontend
+            .as_ref()
+            .expect("frontend table")
+            .get_ref()
+            .hold_connections
+    };
+    assert_eq!(hold(&crate::ok(BASE)), Duration::from_secs(2), "default");
+    let set = |v: &str| {
+        BASE.replace(
+            "driver = \"builtin\"\n",
+            &format!("driver = \"builtin\"\nhold_connections = {v}\n"),
+        )
+    };
+    assert_eq!(
+        hold(&crate::ok(&set("\"0s\""))),
+        Duration::ZERO,
+        "0 turns it off"
+    );
+    assert_eq!(
+        hold(&crate::ok(&set("\"1500ms\""))),
+        Duration::from_millis(1500)
+    );
+
+    // Not a duration: at its place, with what is expected.
+    let text = set("\"two seconds\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.frontend.hold_connections");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"two seconds\""));
+    assert!(p.message.contains("not a duration"), "{p}");
+
+    // Longer than a user should wait: refused at its place, the bound named.
+    let text = set("\"5m\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.frontend.hold_connections");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"5m\""));
+    assert_eq!(p.value.as_deref(), Some("\"5m\""));
+    assert!(p.message.contains("at most \"30s\""), "{p}");
+}

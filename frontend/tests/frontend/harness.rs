@@ -87,6 +87,7 @@ pub(crate) fn group(backends: &[(&str, SocketAddr)], drain: Duration) -> GroupSe
             .map(|(s, a)| (s.to_string(), a.to_string()))
             .collect(),
         drain_timeout: drain,
+        hold_connections: Duration::from_secs(2),
     }
 }
 
@@ -162,15 +163,36 @@ impl Frontend {
         self.put_raw(group, body.to_string(), Some(TOKEN)).await
     }
 
+    /// PUT a hold order with the right token.
+    pub(crate) async fn hold(&self, group: &str, epoch: u64, ttl_ms: u64) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "epoch": epoch, "ttl_ms": ttl_ms });
+        self.put_path(
+            &format!("/v1/routes/{group}/hold"),
+            body.to_string(),
+            Some(TOKEN),
+        )
+        .await
+    }
+
     pub(crate) async fn put_raw(
         &self,
         group: &str,
         body: String,
         token: Option<&str>,
     ) -> (StatusCode, Value) {
+        self.put_path(&format!("/v1/routes/{group}"), body, token)
+            .await
+    }
+
+    pub(crate) async fn put_path(
+        &self,
+        path: &str,
+        body: String,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .client
-            .put(self.url(&format!("/v1/routes/{group}")))
+            .put(self.url(path))
             .header("content-type", "application/json")
             .body(body);
         if let Some(t) = token {
@@ -226,6 +248,25 @@ impl Conn {
         }
     }
 
+    /// Send a line without waiting for an answer.
+    pub(crate) async fn send(&mut self) {
+        self.reader
+            .get_mut()
+            .write_all(b"who\n")
+            .await
+            .expect("write to the frontend");
+    }
+
+    /// The answer to a line sent earlier, or `None` if the connection closed.
+    pub(crate) async fn answer(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match tokio::time::timeout(Duration::from_secs(3), self.reader.read_line(&mut line)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => None,
+            Ok(Ok(_)) => Some(line.trim().to_string()),
+            Err(_) => panic!("no answer and no close within 3s"),
+        }
+    }
+
     /// Send a line and return the backend's answer (its name), or `None` if the connection closed.
     pub(crate) async fn ask(&mut self) -> Option<String> {
         if self.reader.get_mut().write_all(b"who\n").await.is_err() {
@@ -248,6 +289,14 @@ impl Conn {
             Err(_) => panic!("connection still open after {within:?}"),
         }
     }
+}
+
+/// An address that refuses connections (a port just bound and released).
+pub(crate) async fn refusing() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    addr
 }
 
 /// One new connection's answer.

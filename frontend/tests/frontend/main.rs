@@ -2,6 +2,7 @@
 //! port 0, echo backends that answer their name, the control API over HTTP.
 
 mod harness;
+mod hold;
 mod relay;
 
 use std::collections::BTreeMap;

@@ -142,6 +142,14 @@ impl Shared {
             if g.phase == Phase::Failed {
                 continue;
             }
+            // Suspected: counted down, not yet confirmed. A switch may be
+            // coming: the frontends hold new connections meanwhile.
+            if !active_track.confirmed_down
+                && g.phase == Phase::Steady
+                && matches!(active_track.last, Some(Verdict::Down(_)))
+            {
+                self.suspect_locked(st, &g.active, now);
+            }
             // Failover?
             if active_track.confirmed_down {
                 if g.incident_started_unix_ms.is_none() {

@@ -53,6 +53,13 @@ impl Shared {
             // The agent's probes of hybrid frontends are evidence about them.
             st.fe_evidence.insert_report(now, report.clone());
         }
+        // The first sign of trouble: a switch may be coming (see `hold`).
+        if report.checks.iter().any(|c| c.critical && !c.ok) {
+            self.suspect_locked(&mut st, &site, now);
+        }
+        for p in report.peers.iter().filter(|p| p.failing()) {
+            self.suspect_locked(&mut st, &p.site, now);
+        }
         st.evidence.insert_report(now, report);
         // Not the leader: the report is evidence only. No outcome is acked
         // (the leader must see them), no command or epoch is told.
@@ -137,6 +144,9 @@ impl Shared {
         let now = Instant::now();
         let mut st = self.lock();
         for (name, r) in results {
+            if r.iter().any(|c| !c.ok) {
+                self.suspect_locked(&mut st, &name, now);
+            }
             st.evidence.external.insert(name, (now, r));
         }
         for (name, r) in fe_results {

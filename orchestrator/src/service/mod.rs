@@ -8,6 +8,7 @@
 //! - [`replication`]: replication orders per round, replication status, RPO;
 //! - [`divergent`]: divergent lists assembled from report pages;
 //! - [`hybrid`]: the frontend layer of hybrid groups;
+//! - [`hold`]: hold orders to frontends while a switch may be coming;
 //! - [`reconcile`]: routing drift, re-applied;
 //! - [`authority`]: adoption by a new store, epochs seen ahead, demoting a site
 //!   failed away from while cut off, dropped outcomes;
@@ -56,6 +57,7 @@ mod events;
 #[cfg(test)]
 mod fresh_checks_tests;
 mod ha;
+mod hold;
 mod hybrid;
 mod intake;
 mod operator;
@@ -212,6 +214,9 @@ pub struct State {
     fresh: std::collections::BTreeSet<String>,
     /// Divergent lists being assembled from report pages, per (site, group).
     divergent_pages: BTreeMap<(String, String), divergent::Assembly>,
+    /// Per group: when the last hold order for a suspected active site was
+    /// sent (renewed at most every half its ttl, see [`hold`]).
+    suspect_holds: BTreeMap<String, Instant>,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -348,6 +353,7 @@ impl Shared {
             epoch_ahead: BTreeMap::new(),
             fresh: fresh_groups,
             divergent_pages: BTreeMap::new(),
+            suspect_holds: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
         let probe_targets = cfg

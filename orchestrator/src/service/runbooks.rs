@@ -458,6 +458,10 @@ impl RunbookEnv for Env {
         }
     }
 
+    fn hold(&self, group: &str, epoch: u64, ttl: Duration) {
+        self.shared.order_hold(group, epoch, ttl);
+    }
+
     async fn activate(
         &self,
         group: &str,

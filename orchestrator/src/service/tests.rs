@@ -10,6 +10,8 @@ pub(super) struct FakeRoute {
     pub(super) route: Mutex<(Option<String>, u64)>,
     /// `current` fails as if the layer could not be reached.
     pub(super) blind: std::sync::atomic::AtomicBool,
+    /// Hold orders received: (epoch, ttl).
+    pub(super) holds: Mutex<Vec<(u64, Duration)>>,
 }
 
 #[async_trait]
@@ -27,6 +29,10 @@ impl Strategy for FakeRoute {
             });
         }
         *r = (Some(target.site.clone()), epoch);
+        Ok(())
+    }
+    async fn hold(&self, epoch: u64, ttl: Duration) -> Result<(), StrategyError> {
+        self.holds.lock().unwrap().push((epoch, ttl));
         Ok(())
     }
     async fn current(&self) -> Result<Observed, StrategyError> {
@@ -258,6 +264,60 @@ async fn rounds_until(
         round(s, a_up).await;
     }
     panic!("{what}: group is {:#?}", group(s));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise() {
+    let (s, fake, dir) = setup(true, 5);
+    for _ in 0..6 {
+        round(&s, true).await;
+    }
+    assert!(
+        fake.holds.lock().unwrap().is_empty(),
+        "healthy rounds order no hold: {:?}",
+        fake.holds.lock().unwrap()
+    );
+    // The first report showing a's critical check failing: a hold at once,
+    // before any detection round, at the group's epoch, for (fall + 2) rounds.
+    s.accept_report(AgentReport {
+        site: "a".into(),
+        seq: 2,
+        started_unix_ms: 0,
+        boot: String::new(),
+        checks: vec![check(false)],
+        peers: vec![],
+        outcomes: vec![],
+        replication: vec![],
+        authority: vec![],
+    });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        *fake.holds.lock().unwrap(),
+        vec![(1, Duration::from_millis(1250))]
+    );
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    let holds = fake.holds.lock().unwrap().clone();
+    let suspect = holds.iter().filter(|h| h.0 == 1).count();
+    assert!(
+        (1..=4).contains(&suspect),
+        "renewed at most every half ttl while suspected, not per report: {holds:?}"
+    );
+    assert_eq!(
+        holds.iter().filter(|h| h.0 == 2).count(),
+        1,
+        "one order from the runbook, at its epoch: {holds:?}"
+    );
+    // a stays down but is no longer active: nothing more is held.
+    for _ in 0..10 {
+        round(&s, false).await;
+    }
+    assert_eq!(fake.holds.lock().unwrap().len(), holds.len());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(start_paused = true)]

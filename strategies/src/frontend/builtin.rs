@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use reqwest::StatusCode;
 use tracing::debug;
 use warden_config::Secret;
-use warden_proto::frontend::{ErrorBody, RouteMode, RouteState, SetRoute};
+use warden_proto::frontend::{ErrorBody, Hold, RouteMode, RouteState, SetRoute};
 
 use super::FrontendDriver;
 use crate::text::chain;
@@ -206,6 +206,26 @@ impl FrontendDriver for BuiltinDriver {
             )));
         }
         debug!(frontend = %self.name, group = %self.group, site, epoch, "frontend route set");
+        Ok(())
+    }
+
+    async fn hold(&self, epoch: u64, ttl: Duration) -> Result<(), StrategyError> {
+        let body = Hold {
+            epoch,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        let resp = self
+            .client
+            .put(format!("{}/hold", self.url()))
+            .bearer_auth(self.token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp, Some(epoch)).await);
+        }
+        debug!(frontend = %self.name, group = %self.group, epoch, ttl_ms = body.ttl_ms, "frontend hold order sent");
         Ok(())
     }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::future::join_all;
-use tracing::warn;
+use tracing::{debug, warn};
 use warden_config::{Config, FrontendDriverKind, Secret};
 
 pub mod builtin;
@@ -43,6 +43,12 @@ pub trait FrontendDriver: Send + Sync {
     /// The frontend's route for the group: the site (`None` when it routes
     /// nothing, e.g. after a restart) and the highest epoch it has accepted.
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError>;
+    /// Hold new connections whose backend fails for `ttl` (see
+    /// [`Strategy::hold`]); the default holds nothing (HAProxy cannot).
+    async fn hold(&self, epoch: u64, ttl: std::time::Duration) -> Result<(), StrategyError> {
+        let _ = (epoch, ttl);
+        Ok(())
+    }
 }
 
 /// The `frontend` strategy of one group: every frontend of the group gets
@@ -54,6 +60,8 @@ pub struct FrontendStrategy {
     /// Sites the group may route to; empty = not checked here (the frontend checks).
     sites: Vec<String>,
     drivers: Vec<Arc<dyn FrontendDriver>>,
+    /// `hold_connections` is not zero: hold orders are worth sending.
+    holds: bool,
 }
 
 impl std::fmt::Debug for FrontendStrategy {
@@ -85,6 +93,7 @@ impl FrontendStrategy {
             name: "frontend".into(),
             sites: Vec::new(),
             drivers,
+            holds: true,
         })
     }
 
@@ -178,6 +187,7 @@ impl FrontendStrategy {
         let mut s = FrontendStrategy::new(group, drivers)?;
         s.name = name.into();
         s.sites = sites;
+        s.holds = !scheme.hold_connections.is_zero();
         Ok(s)
     }
 
@@ -232,6 +242,29 @@ impl Strategy for FrontendStrategy {
         for (frontend, result) in join_all(sends).await {
             if let Err(e) = result {
                 warn!(group = %self.group, frontend, site = %target.site, epoch, cause = %e, "frontend did not take the route");
+                errors.push(e);
+            }
+        }
+        match most_severe(errors) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Send the hold order to every frontend at once (none when
+    /// `hold_connections` is zero); fail if any failed, after all were tried.
+    async fn hold(&self, epoch: Epoch, ttl: std::time::Duration) -> Result<(), StrategyError> {
+        if !self.holds {
+            return Ok(());
+        }
+        let sends = self
+            .drivers
+            .iter()
+            .map(|d| async move { (d.name(), d.hold(epoch, ttl).await) });
+        let mut errors = Vec::new();
+        for (frontend, result) in join_all(sends).await {
+            if let Err(e) = result {
+                debug!(group = %self.group, frontend, epoch, cause = %e, "frontend did not take the hold order");
                 errors.push(e);
             }
         }
@@ -340,6 +373,7 @@ mod tests {
                         ("b".to_string(), "127.0.0.1:9".to_string()),
                     ]),
                     drain_timeout: Duration::from_secs(1),
+                    hold_connections: Duration::from_secs(2),
                 },
             )]),
         };
@@ -392,6 +426,40 @@ mod tests {
             site: site.into(),
             mode,
         }
+    }
+
+    #[tokio::test]
+    async fn hold_orders_reach_the_frontend_and_an_older_epoch_is_stale() {
+        let fe = frontend().await;
+        let s = FrontendStrategy::new("web", vec![driver("fe1", &fe, TOKEN)]).expect("strategy");
+        s.activate(&route("a", SwitchMode::Immediate), 3)
+            .await
+            .expect("activate a");
+        s.hold(3, Duration::from_secs(30))
+            .await
+            .expect("hold at the frontend's epoch");
+        let d = driver("fe1", &fe, TOKEN);
+        let e = d
+            .hold(2, Duration::from_secs(30))
+            .await
+            .expect_err("an older epoch is refused");
+        assert!(
+            matches!(
+                e,
+                StrategyError::StaleEpoch {
+                    sent: 2,
+                    seen: 3,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = driver("fe1", &fe, "wrong-token-xyz")
+            .hold(4, Duration::from_secs(30))
+            .await
+            .expect_err("only the orchestrator's token");
+        assert!(e.to_string().contains("401"), "{e}");
+        fe.stop().await;
     }
 
     #[tokio::test]

@@ -1,0 +1,199 @@
+//! Hold orders: a new connection whose backend refuses is held while the
+//! orchestrator has announced a switch, and connected to the new site when
+//! the route changes; without an order it fails fast; orders lapse, are
+//! fenced by epoch, and what they did is counted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::harness::{echo, group, refusing, start, Conn, Echo, Frontend, TOKEN};
+
+/// Group "web": site a refuses every connection, site b answers "b";
+/// connections are held for at most `hold`.
+async fn start_dead_a(hold: Duration) -> (Frontend, Echo, SocketAddr) {
+    let dead = refusing().await;
+    let b = echo("b").await;
+    let mut g = group(&[("a", dead), ("b", b.addr)], Duration::from_secs(5));
+    g.hold_connections = hold;
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    let (status, body) = fe.put("web", "a", 1, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (fe, b, dead)
+}
+
+fn count(route: &Value, field: &str) -> u64 {
+    route[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing in {route}"))
+}
+
+#[tokio::test]
+async fn a_held_connection_is_connected_to_the_new_site_when_the_route_changes() {
+    // Failover (immediate) and planned switchover (drain) alike.
+    for (epoch, mode) in [(2, "immediate"), (2, "drain")] {
+        let (fe, _b, _dead) = start_dead_a(Duration::from_secs(5)).await;
+        let (status, body) = fe.hold("web", 1, 10_000).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(count(&body, "hold_remaining_ms") > 9_000, "{body}");
+
+        let mut c = Conn::open(fe.listen("web")).await;
+        c.send().await;
+        let patience = Duration::from_secs(2);
+        crate::assert_eventually!(
+            count(&fe.route("web").await, "held_now") == 1,
+            patience,
+            "{mode}: the connection is not held: {}",
+            fe.route("web").await
+        );
+        // Still held, not closed, well after the refused connect.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(count(&fe.route("web").await, "held_now"), 1, "{mode}");
+
+        let (status, body) = fe.put("web", "b", epoch, mode).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            c.answer().await.as_deref(),
+            Some("b"),
+            "{mode}: the held connection reaches the new site"
+        );
+        let route = fe.route("web").await;
+        assert_eq!(count(&route, "held_total"), 1, "{mode}: {route}");
+        assert_eq!(count(&route, "held_rescued"), 1, "{mode}: {route}");
+        assert_eq!(count(&route, "held_timed_out"), 0, "{mode}: {route}");
+        assert_eq!(count(&route, "held_now"), 0, "{mode}: {route}");
+        assert_eq!(
+            count(&route, "hold_remaining_ms"),
+            0,
+            "{mode}: the switch ends the order: {route}"
+        );
+
+        // The same counts on /metrics.
+        let resp = crate::harness::http_client()
+            .get(fe.url("/metrics"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("metrics answer");
+        assert_eq!(resp.status(), StatusCode::OK);
+        let text = resp.text().await.expect("metrics text");
+        for line in [
+            "warden_frontend_held_connections_total{group=\"web\"} 1",
+            "warden_frontend_held_rescued_total{group=\"web\"} 1",
+            "warden_frontend_held_timed_out_total{group=\"web\"} 0",
+            "warden_frontend_held_connections{group=\"web\"} 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+        }
+    }
+}
+
+/// Open a connection and measure how long until the frontend closes it.
+async fn closed_after(fe: &Frontend) -> Duration {
+    let t = Instant::now();
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.closed_within(Duration::from_secs(5)).await;
+    t.elapsed()
+}
+
+#[tokio::test]
+async fn without_a_hold_order_a_refused_connect_fails_fast() {
+    let (fe, _b, _dead) = start_dead_a(Duration::from_secs(5)).await;
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+
+    // A withdrawn order (ttl 0) holds nothing either.
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    let (status, body) = fe.hold("web", 1, 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count(&body, "hold_remaining_ms"), 0, "{body}");
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+
+    // After the switch the order announced, it no longer stands.
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
+    assert_eq!(fe.put("web", "a", 3, "immediate").await.0, StatusCode::OK);
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert_eq!(count(&fe.route("web").await, "held_total"), 0);
+
+    // hold_connections = 0: an order is accepted but nothing is held.
+    let (fe, _b, _dead) = start_dead_a(Duration::ZERO).await;
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert_eq!(count(&fe.route("web").await, "held_total"), 0);
+}
+
+#[tokio::test]
+async fn a_held_connection_is_let_go_after_hold_connections_and_an_order_lapses() {
+    let (fe, _b, _dead) = start_dead_a(Duration::from_millis(600)).await;
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    let took = closed_after(&fe).await;
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_millis(2000),
+        "held for {took:?}, hold_connections 600ms"
+    );
+    let route = fe.route("web").await;
+    assert_eq!(count(&route, "held_total"), 1, "{route}");
+    assert_eq!(count(&route, "held_timed_out"), 1, "{route}");
+    assert_eq!(count(&route, "held_rescued"), 0, "{route}");
+    assert_eq!(count(&route, "held_now"), 0, "{route}");
+
+    // An order lapses on its own: nobody has to withdraw it.
+    let (status, body) = fe.hold("web", 1, 300).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(count(&fe.route("web").await, "hold_remaining_ms"), 0);
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert_eq!(count(&fe.route("web").await, "held_total"), 1);
+}
+
+#[tokio::test]
+async fn an_older_epoch_or_a_wrong_token_is_refused_and_holds_nothing() {
+    let (fe, _b, _dead) = start_dead_a(Duration::from_secs(5)).await;
+    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
+    let (status, body) = fe.hold("web", 4, 10_000).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stale epoch 4 < 5"),
+        "{body}"
+    );
+    assert_eq!(body["seen_epoch"], 5);
+    let body = serde_json::json!({ "epoch": 9, "ttl_ms": 10_000 }).to_string();
+    for token in [None, Some("wrong-token-0123456789")] {
+        let (status, answer) = fe
+            .put_path("/v1/routes/web/hold", body.clone(), token)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    }
+    let route = fe.route("web").await;
+    assert_eq!(count(&route, "hold_remaining_ms"), 0, "{route}");
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+
+    // A newer order fences older ones, even above the route's epoch.
+    assert_eq!(fe.hold("web", 7, 10_000).await.0, StatusCode::OK);
+    let (status, body) = fe.hold("web", 6, 0).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["seen_epoch"], 7);
+    assert!(count(&fe.route("web").await, "hold_remaining_ms") > 9_000);
+
+    // A misspelled field is a mistake, not a newer peer.
+    let (status, body) = fe
+        .put_path(
+            "/v1/routes/web/hold",
+            r#"{"epoch":8,"ttl":100}"#.to_string(),
+            Some(TOKEN),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

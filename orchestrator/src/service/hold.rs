@@ -1,0 +1,68 @@
+//! Hold orders: telling a group's frontends that a switch may be coming, so
+//! that users' new connections wait for the new route instead of failing.
+//! Sent for a steady group whose active site is suspected — at the first
+//! sign (a report with a critical check failing, a peer's or the
+//! orchestrator's probe failing: as it arrives, not a round later) and on
+//! every down round until confirmed — and by runbooks before they touch the
+//! active site (see [`crate::runbook::RunbookEnv::hold`]). Best effort: a
+//! frontend that misses an order only fails connections fast, as without
+//! it; an order lapses on its own, so a deposed or crashed orchestrator
+//! cannot leave a frontend holding.
+
+use super::*;
+
+impl Shared {
+    /// Send a hold order (`ttl` zero: withdraw it) for `group` at `epoch` to
+    /// its routing layer, in a task under the licence; never waited for.
+    pub(crate) fn order_hold(&self, group: &str, epoch: u64, ttl: Duration) {
+        let Some(routing) = self.strategies.get(group).cloned() else {
+            return;
+        };
+        let group = group.to_string();
+        self.licence.spawn(move |term| async move {
+            tokio::select! {
+                _ = term.cancelled() => {}
+                r = routing.hold(epoch, ttl) => match r {
+                    Ok(()) => tracing::debug!(group = %group, epoch, ttl = ?ttl, "hold order sent"),
+                    Err(e) => warn!(group = %group, epoch, cause = %e, "hold order not taken; a failing connection is closed at once there"),
+                },
+            }
+        });
+    }
+
+    /// `site` looks down from one vantage point: hold for every steady
+    /// group whose active site it is (state lock held). Renewed at most
+    /// every half ttl per group, so a site that keeps failing costs one
+    /// order per group per half ttl, not one per report.
+    pub(crate) fn suspect_locked(&self, st: &mut State, site: &str, now: Instant) {
+        if !self.licence.is_held() {
+            return;
+        }
+        let ttl = self.suspect_hold_ttl();
+        let groups: Vec<(String, u64)> = st
+            .groups
+            .iter()
+            .filter(|(_, g)| g.active == site && g.phase == Phase::Steady && !g.maintenance)
+            .map(|(name, g)| (name.clone(), g.epoch))
+            .collect();
+        for (group, epoch) in groups {
+            let fresh = st
+                .suspect_holds
+                .get(&group)
+                .is_some_and(|t| now.saturating_duration_since(*t) < ttl / 2);
+            if fresh {
+                continue;
+            }
+            st.suspect_holds.insert(group.clone(), now);
+            self.order_hold(&group, epoch, ttl);
+        }
+    }
+
+    /// How long a hold order for a suspected site stands: until the
+    /// detector could have confirmed it, and a round more (each down round
+    /// renews it; the runbook sends its own).
+    pub(crate) fn suspect_hold_ttl(&self) -> Duration {
+        let d = &self.cfg.detection;
+        d.interval.saturating_mul(d.fall.saturating_add(2))
+    }
+}
