@@ -93,7 +93,7 @@ fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
                 .iter()
                 .filter(|e| e["site"] == "a")
                 .count();
-            anyhow::ensure!(n >= i, "a not recovered yet");
+            anyhow::ensure!(n + 1 >= 2 * i, "a not recovered yet");
             Ok(())
         })?;
         lab::eventually(secs(30), secs(0.2), || {
