@@ -119,6 +119,13 @@ impl Shared {
                 "group {group} already runs on {to}"
             )));
         }
+        // A target still counted down would be failed straight back away
+        // from once users are on it: recovered first (rise and hold_down).
+        if st.detector.track(to).is_some_and(|t| t.confirmed_down) {
+            return Err(OrchestratorError::Conflict(format!(
+                "{to} is still confirmed down: a switchover moves users only to a site judged recovered (rise healthy rounds and hold_down); wait for its site_recovered event"
+            )));
+        }
         for site in [&g.active, &to.to_string()] {
             if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
                 return Err(OrchestratorError::Conflict(format!(

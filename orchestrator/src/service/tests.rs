@@ -396,6 +396,31 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A switchover to a site that answers again but is not judged recovered
+/// yet is refused (it would be failed straight back away from).
+#[tokio::test(start_paused = true)]
+async fn a_switchover_waits_for_the_target_to_be_recovered() {
+    let (s, _fake, dir) = setup(true, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    // a serves again: healthy rounds, but not rise + hold_down of them yet.
+    round(&s, true).await;
+    round(&s, true).await;
+    match s.operator_switchover("web", "a", "operator") {
+        Err(OrchestratorError::Conflict(m)) => {
+            assert!(m.contains("still confirmed down"), "{m}")
+        }
+        other => panic!("a switchover to a site still down: {other:?}"),
+    }
+    assert_eq!(s.lock().runbooks.len(), 1, "nothing started");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A store whose writes fail while `full` is set (a full disk).
 #[derive(Default)]
 struct FullDisk {
