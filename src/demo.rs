@@ -129,12 +129,14 @@ checks = [{{ name = "web", kind = "http", url = "http://127.0.0.1:{pa}/", body_c
 endpoints = [{{ name = "web", kind = "http", url = "http://127.0.0.1:{pa}/", timeout = "200ms" }}]
 promote = [{{ name = "promote", command = ["true"], timeout = "5s" }}]
 demote = [{{ name = "demote", command = ["true"], timeout = "5s" }}]
+identity = {{ header = "X-Served-By", value = "site-a" }}
 
 [sites.site-b]
 agent_token = {{ file = "{tb}" }}
 checks = [{{ name = "web", kind = "http", url = "http://127.0.0.1:{pb}/", body_contains = "site-b", timeout = "200ms" }}]
 endpoints = [{{ name = "web", kind = "http", url = "http://127.0.0.1:{pb}/", timeout = "200ms" }}]
 promote = [{{ name = "promote", command = ["true"], timeout = "5s" }}]
+identity = {{ header = "X-Served-By", value = "site-b" }}
 
 [frontends.fe1]
 control = "127.0.0.1:{pfc}"
