@@ -114,12 +114,13 @@ fn primary_dies_failover_then_failback_after_hold_down() -> Result<()> {
         // count every window still open at the kill or after it.
         .filter(|o| o.end.is_none_or(|e| e > killed))
         .collect();
-    assert_eq!(outs.len(), 1, "one outage window: {outs:?}");
-    let len = outs[0]
-        .end
-        .expect("service came back")
-        .duration_since(outs[0].start);
-    assert!(len < secs(10), "client outage {len:?}");
+    // At most one: the frontend holds new connections once the switch is
+    // announced, so a run may see no failed request at all.
+    assert!(outs.len() <= 1, "at most one outage window: {outs:?}");
+    if let Some(o) = outs.first() {
+        let len = o.end.expect("service came back").duration_since(o.start);
+        assert!(len < secs(10), "client outage {len:?}");
+    }
 
     // Primary returns: failback only after hold_down of unbroken health.
     let client = d
