@@ -49,6 +49,31 @@ fn switched(d: &Deployment, to: &str, nth: usize) -> Result<()> {
     })
 }
 
+/// a's service back, then a switchover to a once a counts as recovered for
+/// the `recovered`-th time (rise and hold_down: a switchover to a site still
+/// confirmed down is refused); `to_a`: switchovers to a so far, this one included.
+fn back_to_a(d: &Deployment, recovered: usize, to_a: usize) -> Result<()> {
+    d.start_service("a")?;
+    d.wait_verdict("a", "healthy", secs(30))?;
+    lab::eventually(secs(30), secs(0.2), || {
+        let n = d
+            .events_of("site_recovered")?
+            .iter()
+            .filter(|e| e["site"] == "a")
+            .count();
+        anyhow::ensure!(n >= recovered, "a not recovered yet");
+        Ok(())
+    })?;
+    lab::eventually(secs(30), secs(0.2), || {
+        anyhow::ensure!(d.group()?["phase"] == "steady", "not steady");
+        Ok(())
+    })?;
+    d.cli_ok(&["switchover", "web", "--to", "a"])?;
+    switched(d, "a", to_a)?;
+    d.wait_users_on("a", secs(30))?;
+    d.wait_verdict("b", "healthy", secs(30))
+}
+
 /// One deployment with `hold`; per drill (failover failed, total, switchover failed, total).
 fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
     let Some(lab) = lab::Lab::new_or_skip(HOSTS) else {
@@ -82,29 +107,9 @@ fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
         std::thread::sleep(secs(0.5));
         let (f1, n1) = failed(&client.stop(), killed);
 
-        // Back to a (not measured), once a counts as recovered (rise and
-        // hold_down): a switchover to a site still confirmed down would be
-        // failed over again at once.
-        d.start_service("a")?;
-        d.wait_verdict("a", "healthy", secs(30))?;
-        lab::eventually(secs(30), secs(0.2), || {
-            let n = d
-                .events_of("site_recovered")?
-                .iter()
-                .filter(|e| e["site"] == "a")
-                .count();
-            anyhow::ensure!(n + 1 >= 2 * i, "a not recovered yet");
-            Ok(())
-        })?;
-        lab::eventually(secs(30), secs(0.2), || {
-            anyhow::ensure!(d.group()?["phase"] == "steady", "not steady");
-            Ok(())
-        })?;
-        d.cli_ok(&["switchover", "web", "--to", "a"])?;
+        // Back to a (not measured).
         to_a += 1;
-        switched(&d, "a", to_a)?;
-        d.wait_users_on("a", secs(30))?;
-        d.wait_verdict("b", "healthy", secs(30))?;
+        back_to_a(&d, 2 * i - 1, to_a)?;
 
         // Planned switchover a → b: the demote stops a's service.
         std::fs::write(&pidfile, d.lab.pid("svc-a")?.to_string())?;
@@ -123,26 +128,8 @@ fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
         rows.push((f1, n1, f2, n2));
 
         // a back and active again for the next drill.
-        d.start_service("a")?;
-        d.wait_verdict("a", "healthy", secs(30))?;
-        lab::eventually(secs(30), secs(0.2), || {
-            let n = d
-                .events_of("site_recovered")?
-                .iter()
-                .filter(|e| e["site"] == "a")
-                .count();
-            anyhow::ensure!(n >= 2 * i, "a not recovered yet");
-            Ok(())
-        })?;
-        lab::eventually(secs(30), secs(0.2), || {
-            anyhow::ensure!(d.group()?["phase"] == "steady", "not steady");
-            Ok(())
-        })?;
-        d.cli_ok(&["switchover", "web", "--to", "a"])?;
         to_a += 1;
-        switched(&d, "a", to_a)?;
-        d.wait_users_on("a", secs(30))?;
-        d.wait_verdict("b", "healthy", secs(30))?;
+        back_to_a(&d, 2 * i, to_a)?;
     }
     Ok(rows)
 }

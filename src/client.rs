@@ -214,6 +214,22 @@ mod tests {
         format!("http://{addr}")
     }
 
+    /// A follower that answers a failover with 307 to `to`.
+    async fn redirecting_follower(to: String) -> String {
+        serve(
+            Router::new().route(
+                "/v1/groups/web/failover",
+                post(move || {
+                    let to = to.clone();
+                    async move {
+                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response()
+                    }
+                }),
+            ),
+        )
+        .await
+    }
+
     /// A redirect to a place that is not a configured orchestrator (a forged
     /// or compromised follower) is not followed: the operator token never
     /// goes there.
@@ -227,17 +243,7 @@ mod tests {
         }))
         .await;
         let to = format!("{thief}/v1/groups/web/failover");
-        let follower =
-            serve(Router::new().route(
-                "/v1/groups/web/failover",
-                post(move || {
-                    let to = to.clone();
-                    async move {
-                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response()
-                    }
-                }),
-            ))
-            .await;
+        let follower = redirecting_follower(to).await;
         let c = Client::with(follower, Secret::new("operator-token-x")).unwrap();
         let err = c
             .post("/v1/groups/web/failover", serde_json::json!({"to": "b"}))
@@ -264,17 +270,7 @@ mod tests {
         ))
         .await;
         let to = format!("{leader}/v1/groups/web/failover");
-        let follower =
-            serve(Router::new().route(
-                "/v1/groups/web/failover",
-                post(move || {
-                    let to = to.clone();
-                    async move {
-                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response()
-                    }
-                }),
-            ))
-            .await;
+        let follower = redirecting_follower(to).await;
         let mut c = Client::with(follower, Secret::new("operator-token-x")).unwrap();
         c.bases.push(leader);
         let v = c

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use warden_config::Secret;
 
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
-use crate::route::{Applied, Refused, Table};
+use crate::route::{Applied, GroupRoute, Refused, Table};
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -138,6 +138,14 @@ async fn list_routes(State(ctx): State<Ctx>) -> Json<BTreeMap<String, RouteState
     Json(ctx.table.states())
 }
 
+/// The route of `group`, or 404 naming the groups this frontend serves.
+fn group_route(ctx: &Ctx, group: &str) -> Result<Arc<GroupRoute>, ApiError> {
+    ctx.table
+        .group(group)
+        .cloned()
+        .ok_or_else(|| unknown_group(ctx, group))
+}
+
 fn unknown_group(ctx: &Ctx, group: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -152,10 +160,7 @@ async fn get_route(
     State(ctx): State<Ctx>,
     Path(group): Path<String>,
 ) -> Result<Json<RouteState>, ApiError> {
-    let g = ctx
-        .table
-        .group(&group)
-        .ok_or_else(|| unknown_group(&ctx, &group))?;
+    let g = group_route(&ctx, &group)?;
     Ok(Json(g.state()))
 }
 
@@ -164,10 +169,7 @@ async fn put_route(
     Path(group): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RouteState>, ApiError> {
-    let g = ctx
-        .table
-        .group(&group)
-        .ok_or_else(|| unknown_group(&ctx, &group))?;
+    let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
     match g.set(&req) {
         Ok((applied, state)) => {
@@ -195,13 +197,11 @@ async fn put_route(
                     StatusCode::BAD_REQUEST,
                     format!("site {site:?} is not a backend of group {group:?}; allowed sites: [{}]", allowed.join(", ")),
                 ),
-                Refused::Stale { sent, seen } => ApiError {
-                    status: StatusCode::CONFLICT,
-                    body: ErrorBody {
-                        error: format!("stale epoch {sent} < {seen}: a newer decision was already applied to group {group:?}"),
-                        seen_epoch: Some(seen),
-                    },
-                },
+                Refused::Stale { sent, seen } => stale(
+                    sent,
+                    seen,
+                    format!("a newer decision was already applied to group {group:?}"),
+                ),
                 Refused::Conflict { epoch, routed, requested } => ApiError {
                     status: StatusCode::CONFLICT,
                     body: ErrorBody {
@@ -241,10 +241,7 @@ async fn put_hold(
     Path(group): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RouteState>, ApiError> {
-    let g = ctx
-        .table
-        .group(&group)
-        .ok_or_else(|| unknown_group(&ctx, &group))?;
+    let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
     match g.set_hold(&req) {
         Ok(state) => {
@@ -257,21 +254,26 @@ async fn put_hold(
             }
             Ok(Json(state))
         }
-        Err(Refused::Stale { sent, seen }) => {
-            let err = ApiError {
-                status: StatusCode::CONFLICT,
-                body: ErrorBody {
-                    error: format!("stale epoch {sent} < {seen}: hold order refused; a newer decision or order was already applied to group {group:?}"),
-                    seen_epoch: Some(seen),
-                },
-            };
+        Err(seen) => {
             warn!(group = %group, epoch = req.epoch, seen, "hold order refused: stale epoch");
-            Err(err)
+            Err(stale(
+                req.epoch,
+                seen,
+                format!("hold order refused; a newer decision or order was already applied to group {group:?}"),
+            ))
         }
-        Err(other) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("hold order refused: {other:?}"),
-        )),
+    }
+}
+
+/// 409 for an order older than the epoch the group has seen (`seen_epoch`
+/// tells the orchestrator where it stands).
+fn stale(sent: u64, seen: u64, what: String) -> ApiError {
+    ApiError {
+        status: StatusCode::CONFLICT,
+        body: ErrorBody {
+            error: format!("stale epoch {sent} < {seen}: {what}"),
+            seen_epoch: Some(seen),
+        },
     }
 }
 

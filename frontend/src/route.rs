@@ -117,12 +117,10 @@ struct Inner {
     hold_epoch: u64,
 }
 
-/// An accepted hold order.
+/// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
 struct HoldOrder {
     /// When it lapses on its own.
     until: Instant,
-    /// `switches` when it was accepted: the next switch ends it.
-    switches_at: u64,
 }
 
 /// Counters of held connections.
@@ -221,8 +219,7 @@ impl GroupRoute {
     fn hold_of(&self, inner: &Inner) -> Option<Instant> {
         let order = inner.hold.as_ref()?;
         let now = Instant::now();
-        (!self.hold_max.is_zero() && order.until > now && order.switches_at == inner.switches)
-            .then(|| now + self.hold_max)
+        (!self.hold_max.is_zero() && order.until > now).then(|| now + self.hold_max)
     }
 
     /// A receiver of the switch count, marked seen at its current value.
@@ -237,20 +234,17 @@ impl GroupRoute {
         &self.shutdown
     }
 
-    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
-    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, Refused> {
+    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]);
+    /// refused with the epoch already seen when it is older.
+    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, u64> {
         let mut inner = self.lock();
         let seen = inner.epoch.max(inner.hold_epoch);
         if req.epoch < seen {
-            return Err(Refused::Stale {
-                sent: req.epoch,
-                seen,
-            });
+            return Err(seen);
         }
         inner.hold_epoch = req.epoch;
         inner.hold = (req.ttl_ms > 0).then(|| HoldOrder {
             until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
-            switches_at: inner.switches,
         });
         Ok(self.state_of(&inner))
     }
@@ -276,14 +270,10 @@ impl GroupRoute {
             epoch: inner.epoch,
             switches: inner.switches,
             active_connections: self.active.load(Ordering::Relaxed),
-            hold_remaining_ms: inner
-                .hold
-                .as_ref()
-                .filter(|o| o.switches_at == inner.switches)
-                .map_or(0, |o| {
-                    let left = o.until.saturating_duration_since(Instant::now());
-                    u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
-                }),
+            hold_remaining_ms: inner.hold.as_ref().map_or(0, |o| {
+                let left = o.until.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+            }),
             held_now: self.held.now.load(Ordering::Relaxed),
             held_total: self.held.total.load(Ordering::Relaxed),
             held_rescued: self.held.rescued.load(Ordering::Relaxed),

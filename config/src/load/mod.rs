@@ -150,6 +150,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 mod checks;
 mod engine;
+mod identity;
 mod replication;
 mod schemes;
 #[cfg(test)]

@@ -49,21 +49,22 @@ impl Shared {
         site: &str,
         id: &warden_config::Identity,
     ) -> Result<String, String> {
-        // No pooled connection: one opened before a switch may still be
-        // relayed to the old site.
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .no_proxy()
-            .timeout(id.timeout)
-            .build()
-            .map_err(|e| format!("entry {addr}: cannot build the HTTP client: {e}"))?;
+        // A new connection every time (`entry_http` pools none).
         let url = format!("http://{addr}{}", id.path);
-        let resp = client
+        let resp = self
+            .entry_http
             .get(&url)
+            .timeout(id.timeout)
             .header(reqwest::header::CONNECTION, "close")
             .send()
             .await
-            .map_err(|e| format!("entry {addr}: GET {}: {}", id.path, error_chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "entry {addr}: GET {}: {}",
+                    id.path,
+                    warden_checks::describe_http_error(&e)
+                )
+            })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         // Bounded: an identity is in the first 64 KiB or nowhere.
@@ -104,7 +105,7 @@ impl Shared {
 async fn connect(addr: SocketAddr) -> Result<String, String> {
     match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(format!("entry {addr} accepts connections")),
-        Ok(Err(e)) => Err(format!("entry {addr}: {e}")),
+        Ok(Err(e)) => Err(format!("entry {addr}: {}", warden_checks::describe_io(&e))),
         Err(_) => Err(format!("entry {addr}: connect timed out")),
     }
 }
@@ -128,16 +129,4 @@ async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> String {
         }
     }
     String::from_utf8_lossy(&buf).into_owned()
-}
-
-/// An error with its sources (reqwest's own message is often only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        src = s.source();
-    }
-    out
 }

@@ -39,22 +39,28 @@ impl Shared {
             return;
         }
         let ttl = self.suspect_hold_ttl();
-        let groups: Vec<(String, u64)> = st
-            .groups
-            .iter()
-            .filter(|(_, g)| g.active == site && g.phase == Phase::Steady && !g.maintenance)
-            .map(|(name, g)| (name.clone(), g.epoch))
+        // Only the site's own groups (a report path: not a scan of all groups).
+        let groups: Vec<(&String, u64)> = self
+            .site_groups
+            .get(site)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                let g = st.groups.get(name)?;
+                (g.active == site && g.phase == Phase::Steady && !g.maintenance)
+                    .then_some((name, g.epoch))
+            })
             .collect();
         for (group, epoch) in groups {
             let fresh = st
                 .suspect_holds
-                .get(&group)
+                .get(group)
                 .is_some_and(|t| now.saturating_duration_since(*t) < ttl / 2);
             if fresh {
                 continue;
             }
             st.suspect_holds.insert(group.clone(), now);
-            self.order_hold(&group, epoch, ttl);
+            self.order_hold(group, epoch, ttl);
         }
     }
 

@@ -245,6 +245,10 @@ pub struct Shared {
     command_tick: watch::Sender<u64>,
     clock: Clock,
     http: reqwest::Client,
+    /// The verify step's requests through a public entry: no pooled
+    /// connection (one opened before a switch may still be relayed to the
+    /// old site), no proxy (entries are addresses); see [`entry`].
+    entry_http: reqwest::Client,
     metrics: Metrics,
     shutdown: CancellationToken,
     /// The frontends of `hybrid` groups and their probe (see
@@ -327,6 +331,13 @@ impl Shared {
             .map_err(|e| {
                 OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
             })?;
+        let entry_http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .no_proxy()
+            .build()
+            .map_err(|e| {
+                OrchestratorError::Setup(format!("cannot build the entry probe http client: {e}"))
+            })?;
         let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned())
             .with_report_intervals(cfg.sites.iter().map(|(name, s)| {
                 (
@@ -389,6 +400,7 @@ impl Shared {
             command_tick: watch::channel(0).0,
             clock,
             http,
+            entry_http,
             metrics: Metrics::new(),
             shutdown,
             frontend_probes,

@@ -396,6 +396,28 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A node that does not hold the licence (a follower, a deposed leader)
+/// orders no hold, however loudly a site fails: only the leader speaks to
+/// the frontends.
+#[tokio::test(start_paused = true)]
+async fn no_hold_order_without_the_licence() {
+    let (s, fake, dir) = setup(true, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    s.licence.revoke("test: deposed");
+    for _ in 0..4 {
+        round(&s, false).await;
+    }
+    assert!(
+        fake.holds.lock().unwrap().is_empty(),
+        "a deposed node ordered holds: {:?}",
+        fake.holds.lock().unwrap()
+    );
+    assert_eq!(group(&s).active, "a", "nor moved anything");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A switchover to a site that answers again but is not judged recovered
 /// yet is refused (it would be failed straight back away from).
 #[tokio::test(start_paused = true)]
