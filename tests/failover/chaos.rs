@@ -43,9 +43,13 @@ fn five_percent_loss_on_every_link_for_three_minutes_moves_nothing() -> Result<(
             "a decision under 5 % loss: {decided:#?}"
         );
     }
+    let mut lost = 0;
     for h in crate::deploy::HOSTS {
+        lost += d.lab.lost_packets(h)?;
         d.lab.unlossy(h, LOSS)?;
     }
+    eprintln!("5 % loss for 180 s: {lost} packets dropped");
+    assert!(lost > 0, "the loss rules dropped packets");
     eprintln!("5 % loss for 180 s: {answered} of {asked} user requests answered by a");
     assert!(
         answered * 10 >= asked * 8,
@@ -197,6 +201,11 @@ fn a_primary_returning_behind_a_lossy_path_is_failed_back() -> Result<()> {
     d.lab.kill("svc-a")?;
     d.wait_users_on("b", secs(30))?;
     d.lab.lossy_path("ctl", "a", LOSS)?;
+    // The path really loses packets before a returns.
+    lab::eventually(secs(30), secs(0.25), || {
+        anyhow::ensure!(d.lab.lost_packets("ctl")? > 0, "nothing dropped yet");
+        Ok(())
+    })?;
     let back = Instant::now();
     d.start_service("a")?;
     let limit = hold_down + secs(15.0);
@@ -211,11 +220,19 @@ fn a_primary_returning_behind_a_lossy_path_is_failed_back() -> Result<()> {
     let took = back.elapsed();
     eprintln!("primary back behind 5 % loss: users on a after {took:?} (hold_down {hold_down:?})");
     assert!(took >= hold_down, "failback before hold_down: {took:?}");
-    let rbs = d.runbooks()?;
-    assert!(
-        rbs.iter()
-            .any(|r| r["kind"] == "failback" && r["status"] == "succeeded"),
-        "a finished failback runbook: {rbs:#?}"
+    // Users reach a at the switch; the runbook ends after its verify step.
+    lab::eventually(secs(15), secs(0.25), || {
+        let rbs = d.runbooks()?;
+        anyhow::ensure!(
+            rbs.iter()
+                .any(|r| r["kind"] == "failback" && r["status"] == "succeeded"),
+            "a finished failback runbook: {rbs:#?}"
+        );
+        Ok(())
+    })?;
+    eprintln!(
+        "path ctl ⇄ a: {} packets dropped",
+        d.lab.lost_packets("ctl")?
     );
     d.lab.heal_all("ctl")?;
     Ok(())

@@ -134,6 +134,31 @@ impl Lab {
         self.del_rule(host, "INPUT", &loss_spec(&["-i", "eth0"], &p))
     }
 
+    /// Packets the random-loss rules of `host` dropped so far (both chains;
+    /// shows a loss test really lost packets).
+    pub(crate) fn lost_packets(&self, host: &str) -> Result<u64> {
+        let ns = &self.host(host)?.ns;
+        let mut total = 0;
+        for chain in ["INPUT", "OUTPUT"] {
+            let out = std::process::Command::new(&self.tools.ip)
+                .args(["netns", "exec", ns.as_str()])
+                .arg(&self.tools.iptables)
+                .args(["-w", "5", "-L", chain, "-v", "-x", "-n"])
+                .stdin(std::process::Stdio::null())
+                .output()?;
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                if line.contains("statistic mode random") && line.contains("DROP") {
+                    total += line
+                        .split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// In `host`, drop `permille`/1000 of the packets from and to `peer`
     /// (a lossy path between two hosts, both directions).
     pub(crate) fn lossy_path(&self, host: &str, peer: &str, permille: u16) -> Result<()> {
