@@ -1,11 +1,13 @@
 //! The agent process: [`AgentSettings`] taken from the config, and [`run`],
 //! which reports to the orchestrator and carries out its commands.
 //!
-//! Three tasks share one `Shared` and stop on the shutdown token:
-//! - **report**: every interval, run the local checks and the peer probes
-//!   concurrently (each bounded by the interval), then POST an
-//!   [`AgentReport`] to `{base}/v1/reports`. A command that finishes wakes it
-//!   early so its outcome travels at once;
+//! Four tasks share one `Shared` and stop on the shutdown token:
+//! - **report**: every interval, run the local checks (each bounded by the
+//!   interval), then POST an [`AgentReport`] to `{base}/v1/reports` with
+//!   the latest peer views. A command that finishes wakes it early so its
+//!   outcome travels at once, and so does a peer view that changed verdict;
+//! - **peers**: probe the peer sites every interval ([`crate::peers`]): a
+//!   dead peer's probe timeout never delays a report;
 //! - **poll**: long-poll `GET {base}/v1/agents/commands?wait_ms=N` so that
 //!   commands arrive well within one interval;
 //! - **executor**: run commands one at a time, in arrival order (a promote and
@@ -41,10 +43,11 @@ use crate::authority::Authority;
 use crate::checks::{describe_http_error, run_all};
 use crate::error::AgentError;
 use crate::hooks::{run_hooks, HookContext};
+use crate::peers::PeerViews;
 use crate::replication::Replication;
 use crate::wire::{
-    AgentReport, ApiError, Command, CommandKind, CommandOutcome, PeerProbe, ReplicationStatus,
-    ReportResponse, DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
+    AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
+    DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
 };
 
 /// How many finished outcomes are kept for answering a repeated command id.
@@ -291,6 +294,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         book: Mutex::new(CommandBook::default()),
         queue,
         finished: Notify::new(),
+        peer_views: PeerViews::default(),
     });
 
     info!(
@@ -306,6 +310,14 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     let token = shutdown.child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(report_loop(shared.clone(), token.clone()));
+    if !shared.settings.peers.is_empty() {
+        let (s, t) = (shared.clone(), token.clone());
+        tasks.spawn(async move {
+            s.peer_views
+                .run(&s.settings.peers, &s.probe, s.settings.interval, t)
+                .await
+        });
+    }
     for i in 0..shared.targets.len() {
         tasks.spawn(poll_loop(shared.clone(), i, token.clone()));
     }
@@ -371,6 +383,8 @@ struct Shared {
     queue: mpsc::UnboundedSender<Command>,
     /// Wakes the report loop early when a command has finished.
     finished: Notify,
+    /// The latest probes of the peer sites (their own schedule; see [`crate::peers`]).
+    peer_views: PeerViews,
 }
 
 impl Shared {
@@ -406,10 +420,8 @@ impl Shared {
     }
 
     async fn report(&self, seq: u64) -> Vec<Result<ReportResponse, AgentError>> {
-        let (checks, peers) = tokio::join!(
-            run_all(&self.settings.checks, &self.probe),
-            self.probe_peers()
-        );
+        let checks = run_all(&self.settings.checks, &self.probe).await;
+        let peers = self.peer_views.snapshot();
         let report = AgentReport {
             site: self.settings.site.clone(),
             seq,
@@ -436,16 +448,6 @@ impl Shared {
                 .timeout(self.settings.interval.max(Duration::from_secs(1)))
                 .json(&report);
             self.call(req)
-        }))
-        .await
-    }
-
-    async fn probe_peers(&self) -> Vec<PeerProbe> {
-        join_all(self.settings.peers.iter().map(|p| async {
-            PeerProbe {
-                site: p.site.clone(),
-                results: run_all(&p.endpoints, &self.probe).await,
-            }
         }))
         .await
     }
@@ -503,6 +505,7 @@ async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
             _ = token.cancelled() => return,
             _ = ticker.tick() => {}
             _ = shared.finished.notified() => {}
+            _ = shared.peer_views.changed.notified() => {}
         }
         seq += 1;
         let answer = tokio::select! {

@@ -21,6 +21,7 @@ pub mod authority;
 pub mod checks;
 pub mod error;
 pub mod hooks;
+mod peers;
 pub mod replicate;
 /// The agent's replication role per group (in `replicate/`, next to the plans it drives).
 pub use replicate::replication;

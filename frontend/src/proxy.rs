@@ -98,6 +98,15 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 break s;
             }
             Attempt::Closed => return,
+            Attempt::Moved => {
+                let Some((next, guard, _)) = group.join() else {
+                    return;
+                };
+                debug!(group = %group.name, %peer, from = %generation.site, to = %next.site, "route switched before the backend answered; connecting to the new site");
+                generation = next;
+                counted = guard;
+                continue;
+            }
             Attempt::Switched => None,
             Attempt::Failed(why) => Some(why),
         };
@@ -160,13 +169,16 @@ enum Attempt {
     Failed(String),
     /// Under a hold: the route switched while connecting.
     Switched,
-    /// The generation ended while connecting (no hold), or shutdown.
+    /// No hold: the route switched (or the generation ended) before the
+    /// backend answered; the connection goes to the new route.
+    Moved,
+    /// Shutdown.
     Closed,
 }
 
 /// Connect to `generation`'s backend. Under a hold (`until`), a route switch
-/// or the end of the hold interrupts the attempt; otherwise, as without a
-/// hold, the end of the generation closes the connection.
+/// or the end of the hold interrupts the attempt; without one, a route
+/// switch moves the connection to the new route (nothing was relayed yet).
 async fn attempt(group: &GroupRoute, generation: &Generation, until: Option<Instant>) -> Attempt {
     let backend = generation.backend.as_str();
     let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(backend));
@@ -178,16 +190,22 @@ async fn attempt(group: &GroupRoute, generation: &Generation, until: Option<Inst
             BACKEND_CONNECT_TIMEOUT.as_millis()
         )),
     };
+    let mut switches = group.switches();
     let Some(until) = until else {
+        // No hold: nothing waits longer than the connect itself, but a
+        // connection that has not reached its backend when the route
+        // switches (nothing relayed yet) goes to the new site instead of
+        // failing with the old one.
+        if *switches.borrow() != generation.number {
+            return Attempt::Moved;
+        }
         return tokio::select! {
-            _ = generation.cancel.cancelled() => {
-                debug!(group = %group.name, site = %generation.site, "route switched while connecting; closing connection");
-                Attempt::Closed
-            }
+            _ = group.shutdown().cancelled() => Attempt::Closed,
+            _ = generation.cancel.cancelled() => Attempt::Moved,
+            _ = switches.changed() => Attempt::Moved,
             r = connect => outcome(r),
         };
     };
-    let mut switches = group.switches();
     if *switches.borrow() != generation.number {
         return Attempt::Switched;
     }

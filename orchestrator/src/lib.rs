@@ -131,17 +131,8 @@ pub async fn run(
         shared.resume();
     }
 
-    let detection = shared.config().detection.interval;
-    let s = shared.clone();
-    every(&mut tasks, detection, shutdown.clone(), move || {
-        let s = s.clone();
-        async move { s.probe_sites().await }
-    });
-    let s = shared.clone();
-    every(&mut tasks, detection, shutdown.clone(), move || {
-        s.detect_round();
-        std::future::ready(())
-    });
+    tasks.spawn(shared.clone().probe_loop(shutdown.clone()));
+    tasks.spawn(shared.clone().detection_loop(shutdown.clone()));
     let s = shared.clone();
     every(
         &mut tasks,

@@ -170,6 +170,12 @@ pub struct PeerProbe {
     pub site: String,
     /// Each endpoint's result.
     pub results: Vec<CheckResult>,
+    /// How long before the report was sent these results were taken (the
+    /// agent probes its peers on a schedule of its own, so a dead peer's
+    /// probe timeout never delays a report). The orchestrator dates the view
+    /// that much before it received the report; absent (older agents): 0.
+    #[serde(default)]
+    pub age_ms: u64,
 }
 
 impl PeerProbe {

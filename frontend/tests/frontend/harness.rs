@@ -299,6 +299,26 @@ pub(crate) async fn refusing() -> SocketAddr {
     addr
 }
 
+/// An address whose connects hang, as to a host whose packets vanish: a
+/// loopback listener that never accepts, its queue already full (Linux
+/// then drops new SYNs). Keep the returned value alive while it is used.
+pub(crate) async fn blackhole() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let l = sock.listen(0).expect("listen");
+    let addr = l.local_addr().expect("addr");
+    let mut fill = Vec::new();
+    // Fill the accept queue until a connect no longer completes at once.
+    for _ in 0..8 {
+        match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => fill.push(s),
+            _ => return (addr, l, fill),
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
+}
+
 /// One new connection's answer.
 pub(crate) async fn ask_new(addr: SocketAddr) -> Option<String> {
     Conn::open(addr).await.ask().await

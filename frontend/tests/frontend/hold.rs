@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{echo, group, refusing, start, Conn, Echo, Frontend, TOKEN};
+use crate::harness::{blackhole, echo, group, refusing, start, Conn, Echo, Frontend, TOKEN};
 
 /// Group "web": site a refuses every connection, site b answers "b";
 /// connections are held for at most `hold`.
@@ -88,6 +88,43 @@ async fn a_held_connection_is_connected_to_the_new_site_when_the_route_changes()
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
         }
+    }
+}
+
+#[tokio::test]
+async fn without_a_hold_a_connection_still_connecting_at_a_switch_goes_to_the_new_site() {
+    // Site a's packets vanish (its connects hang); nobody ordered a hold.
+    // Failover (immediate) and planned switchover (drain) alike.
+    for mode in ["immediate", "drain"] {
+        let (dead, _queue, _fill) = blackhole().await;
+        let b = echo("b").await;
+        let g = group(&[("a", dead), ("b", b.addr)], Duration::from_secs(5));
+        let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+        assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+
+        let mut c = Conn::open(fe.listen("web")).await;
+        c.send().await;
+        // Its connect to a is under way (and would hang for seconds).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let switched = Instant::now();
+        let (status, body) = fe.put("web", "b", 2, mode).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            c.answer().await.as_deref(),
+            Some("b"),
+            "{mode}: the connection reaches the new site instead of failing"
+        );
+        let took = switched.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "{mode}: answered {took:?} after the switch"
+        );
+        let route = fe.route("web").await;
+        assert_eq!(
+            count(&route, "held_total"),
+            0,
+            "{mode}: nothing was held: {route}"
+        );
     }
 }
 

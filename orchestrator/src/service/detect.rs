@@ -5,17 +5,37 @@
 use super::*;
 
 impl Shared {
-    /// One detection round and the decisions it leads to.
+    /// One (regular) detection round and the decisions it leads to.
     pub fn detect_round(self: &Arc<Self>) {
+        self.round_locked(false);
+    }
+
+    /// A prompt round (see [`crate::detector::Detector::prompt_round`]):
+    /// it only starts down streaks. Returns whether it counted for any site
+    /// or frontend (then the caller restarts its tick from now).
+    pub fn detect_prompt(self: &Arc<Self>) -> bool {
+        self.round_locked(true)
+    }
+
+    fn round_locked(self: &Arc<Self>, prompt: bool) -> bool {
         let now = Instant::now();
         let mut st = self.lock();
         let st = &mut *st;
         let acting = self.licence.is_held();
-        if acting {
-            self.lift_holds_locked(st, now);
-        }
-        self.flush_dropped_locked(st);
-        let round = st.detector.round(&st.evidence, now);
+        let round = if prompt {
+            let round = st.detector.prompt_round(&st.evidence, now);
+            let fe_counted = self.frontend_round_locked(st, now, true);
+            if !round.sites.iter().any(|s| s.counted) {
+                return fe_counted;
+            }
+            round
+        } else {
+            if acting {
+                self.lift_holds_locked(st, now);
+            }
+            self.flush_dropped_locked(st);
+            st.detector.round(&st.evidence, now)
+        };
         // At start-up nothing has been heard yet: that is not isolation worth an alert.
         let announce = match round.isolation_changed {
             Some(true) => st.evidence.has_reports(),
@@ -40,7 +60,7 @@ impl Shared {
             self.event_locked(st, kind, None, None, msg, ev, None);
         }
         if round.isolated {
-            return;
+            return false;
         }
         for s in &round.sites {
             for t in &s.transitions {
@@ -81,12 +101,16 @@ impl Shared {
                 self.event_locked(st, kind, None, Some(&s.site), msg, s.evidence.clone(), None);
             }
         }
-        self.frontend_round_locked(st, now);
+        if !prompt {
+            self.frontend_round_locked(st, now, false);
+        }
         if !acting {
             // A follower keeps its verdicts warm; the group state is the leader's.
-            return;
+            return prompt;
         }
-        self.replication_round_locked(st);
+        if !prompt {
+            self.replication_round_locked(st);
+        }
         // Decisions per group.
         let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
             round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
@@ -191,6 +215,7 @@ impl Shared {
                 self.decide(st, &name, RunbookKind::Failback, &primary, evidence());
             }
         }
+        prompt
     }
 
     /// An automatic decision: start it, or make it pending (manual mode, budget).

@@ -7,11 +7,25 @@ impl Shared {
     /// The frontend layer of `hybrid` groups: judge every frontend machine
     /// (same rules as sites, no agent of their own), record its transitions,
     /// and move a group's DNS name off a confirmed-down frontend to a healthy one.
-    pub(crate) fn frontend_round_locked(self: &Arc<Self>, st: &mut State, now: Instant) {
+    /// Returns whether the round counted for any frontend (a prompt round
+    /// counts only the first down round of a streak).
+    pub(crate) fn frontend_round_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        now: Instant,
+        prompt: bool,
+    ) -> bool {
         if self.frontend_probes.is_empty() {
-            return;
+            return false;
         }
-        let round = st.fe_detector.round(&st.fe_evidence, now);
+        let round = if prompt {
+            st.fe_detector.prompt_round(&st.fe_evidence, now)
+        } else {
+            st.fe_detector.round(&st.fe_evidence, now)
+        };
+        if prompt && !round.sites.iter().any(|f| f.counted) {
+            return false;
+        }
         for f in &round.sites {
             for t in &f.transitions {
                 let (kind, msg) = match (t, &f.verdict) {
@@ -110,6 +124,7 @@ impl Shared {
             );
             self.spawn_dns_move(name, target, g.epoch);
         }
+        true
     }
 
     /// Point a hybrid group's DNS name at `frontend` (the decision is already

@@ -54,11 +54,14 @@ impl Shared {
             st.fe_evidence.insert_report(now, report.clone());
         }
         // The first sign of trouble: a switch may be coming (see `hold`).
+        // ... and worth a look now, not at the next tick (see `cadence`).
         if report.checks.iter().any(|c| c.critical && !c.ok) {
             self.suspect_locked(&mut st, &site, now);
+            self.prompt_probe_locked(&st, &site);
         }
         for p in report.peers.iter().filter(|p| p.failing()) {
             self.suspect_locked(&mut st, &p.site, now);
+            self.prompt_round_locked(&st, &p.site);
         }
         st.evidence.insert_report(now, report);
         // Not the leader: the report is evidence only. No outcome is acked
@@ -116,8 +119,14 @@ impl Shared {
                     .endpoints
                     .iter()
                     .map(|e| {
+                        // Bounded by the interval too, as the agents'
+                        // checks: a probe that cannot answer within one
+                        // round is a failing probe for it.
                         let mut e = e.clone();
-                        e.timeout = e.timeout.min(self.cfg.detection.probe_timeout);
+                        e.timeout = e
+                            .timeout
+                            .min(self.cfg.detection.probe_timeout)
+                            .min(self.cfg.detection.interval);
                         e
                     })
                     .collect();
@@ -132,9 +141,11 @@ impl Shared {
             .frontend_probes
             .iter()
             .map(|(name, (spec, _))| async move {
+                let mut spec = spec.clone();
+                spec.timeout = spec.timeout.min(self.cfg.detection.interval);
                 (
                     name.clone(),
-                    warden_checks::run_all(std::slice::from_ref(spec), &self.http).await,
+                    warden_checks::run_all(std::slice::from_ref(&spec), &self.http).await,
                 )
             });
         let (results, fe_results) = tokio::join!(
@@ -144,13 +155,21 @@ impl Shared {
         let now = Instant::now();
         let mut st = self.lock();
         for (name, r) in results {
-            if r.iter().any(|c| !c.ok) {
+            let failing = r.iter().any(|c| !c.ok);
+            if failing {
                 self.suspect_locked(&mut st, &name, now);
             }
-            st.evidence.external.insert(name, (now, r));
+            st.evidence.external.insert(name.clone(), (now, r));
+            if failing {
+                self.prompt_round_locked(&st, &name);
+            }
         }
         for (name, r) in fe_results {
-            st.fe_evidence.external.insert(name, (now, r));
+            let failing = r.iter().any(|c| !c.ok);
+            st.fe_evidence.external.insert(name.clone(), (now, r));
+            if failing {
+                self.prompt_round_locked(&st, &name);
+            }
         }
     }
 

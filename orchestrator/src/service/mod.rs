@@ -50,6 +50,7 @@ use crate::OrchestratorError;
 #[cfg(test)]
 mod accepted;
 mod authority;
+mod cadence;
 mod detect;
 mod divergent;
 mod entry;
@@ -243,6 +244,8 @@ pub struct Shared {
     report_tick: watch::Sender<u64>,
     /// Bumped whenever a command is queued (long-polls).
     command_tick: watch::Sender<u64>,
+    /// Wakes the detection and probe loops early (see [`cadence`]).
+    cadence: cadence::Cadence,
     clock: Clock,
     http: reqwest::Client,
     /// The verify step's requests through a public entry: no pooled
@@ -398,6 +401,7 @@ impl Shared {
             state: Mutex::new(state),
             report_tick: watch::channel(0).0,
             command_tick: watch::channel(0).0,
+            cadence: cadence::Cadence::default(),
             clock,
             http,
             entry_http,

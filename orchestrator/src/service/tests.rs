@@ -207,6 +207,7 @@ async fn round_lag(s: &Arc<Shared>, a_up: bool, settle: bool, lag: Option<u64>) 
             peers: vec![PeerProbe {
                 site: peer.into(),
                 results: vec![check(peer_ok)],
+                age_ms: 0,
             }],
             outcomes,
             replication: match (site, lag) {
