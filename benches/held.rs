@@ -2,7 +2,9 @@
 //! (issue 15): a client on the lab's client host opens a new connection
 //! through the built-in frontend every 50 ms, each request with a 3 s
 //! budget and independent of the others (a held one delays no one else).
-//! Side by side in one run: `hold_connections = "2s"` (the default) and
+//! Side by side in one run, a fresh deployment each: `hold_connections =
+//! "2s"` with `connect_retry = "300ms"` (refused users also wait for the
+//! first hold order), `hold_connections = "2s"` alone (the defaults), and
 //! `"0s"` (holding off, as before). Each drill: kill a's service (SIGKILL;
 //! interval 250 ms, fall 3) → failover to b; a back, switch over to a; then
 //! a planned switchover a → b whose demote stops a's service and whose
@@ -74,8 +76,10 @@ fn back_to_a(d: &Deployment, recovered: usize, to_a: usize) -> Result<()> {
     d.wait_verdict("b", "healthy", secs(30))
 }
 
-/// One deployment with `hold`; per drill (failover failed, total, switchover failed, total).
-fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
+/// One deployment with the frontend settings `setting` (TOML lines of
+/// `[groups.web.frontend]`); per drill (failover failed, total, switchover
+/// failed, total).
+fn run(setting: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
     let Some(lab) = lab::Lab::new_or_skip(HOSTS) else {
         bail!("held bench skipped: needs root, ip and iptables");
     };
@@ -88,7 +92,7 @@ fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
             max_failovers: 1000,
             demote_a: format!("kill $(cat {}) || true", pidfile.display()),
             promote_b: "sleep 0.5".into(),
-            extra: format!("hold_connections = \"{hold}\"\n"),
+            extra: format!("{}\n", setting.replace(", ", "\n")),
             ..Knobs::default()
         },
     )?;
@@ -124,7 +128,7 @@ fn run(hold: &str, drills: usize) -> Result<Vec<(usize, usize, usize, usize)>> {
         std::thread::sleep(secs(0.5));
         let (f2, n2) = failed(&client.stop(), ordered);
         std::fs::remove_file(&pidfile)?;
-        eprintln!("hold {hold} drill {i}: failover {f1}/{n1} failed, switchover {f2}/{n2} failed");
+        eprintln!("{setting} drill {i}: failover {f1}/{n1} failed, switchover {f2}/{n2} failed");
         rows.push((f1, n1, f2, n2));
 
         // a back and active again for the next drill.
@@ -143,9 +147,13 @@ fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let mut all = Vec::new();
-    for hold in ["2s", "0s"] {
-        match run(hold, drills) {
-            Ok(rows) => all.push((hold, rows)),
+    for setting in [
+        "hold_connections = \"2s\", connect_retry = \"300ms\"",
+        "hold_connections = \"2s\"",
+        "hold_connections = \"0s\"",
+    ] {
+        match run(setting, drills) {
+            Ok(rows) => all.push((setting, rows)),
             Err(e) if e.to_string().contains("skipped") => {
                 eprintln!("{e}");
                 return Ok(());
@@ -153,21 +161,21 @@ fn main() -> Result<()> {
             Err(e) => return Err(e),
         }
     }
-    println!("| hold_connections | drill | failover: failed / requests | switchover: failed / requests |");
+    println!("| frontend settings | drill | failover: failed / requests | switchover: failed / requests |");
     println!("|---|---:|---:|---:|");
-    for (hold, rows) in &all {
+    for (setting, rows) in &all {
         for (i, (f1, n1, f2, n2)) in rows.iter().enumerate() {
-            println!("| {hold} | {} | {f1} / {n1} | {f2} / {n2} |", i + 1);
+            println!("| `{setting}` | {} | {f1} / {n1} | {f2} / {n2} |", i + 1);
         }
     }
     println!();
-    for (hold, rows) in &all {
+    for (setting, rows) in &all {
         let f1: usize = rows.iter().map(|r| r.0).sum();
         let n1: usize = rows.iter().map(|r| r.1).sum();
         let f2: usize = rows.iter().map(|r| r.2).sum();
         let n2: usize = rows.iter().map(|r| r.3).sum();
         println!(
-            "hold_connections {hold}: failover {f1} of {n1} requests failed, switchover {f2} of {n2} ({} drills)",
+            "{setting}: failover {f1} of {n1} requests failed, switchover {f2} of {n2} ({} drills)",
             rows.len()
         );
     }

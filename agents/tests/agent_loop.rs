@@ -334,10 +334,25 @@ async fn reports_and_runs_a_command_once() {
         .collect();
     assert_eq!(checks, [("api", true, true), ("optional", false, false)]);
     assert_eq!(first.checks[1].detail, "exit 1");
-    assert_eq!(first.peers.len(), 1);
-    assert_eq!(first.peers[0].site, "tx");
-    assert_eq!(first.peers[0].results[0].name, "web");
-    assert!(first.peers[0].results[0].ok, "{:?}", first.peers[0]);
+    // The peers are probed on their own schedule: the view travels with
+    // the next report once the first probe is done, dated by its age.
+    let viewed = f
+        .reports
+        .iter()
+        .find(|r| !r.peers.is_empty())
+        .expect("a report carries the peer view");
+    assert_eq!(viewed.peers.len(), 1);
+    assert_eq!(viewed.peers[0].site, "tx");
+    assert_eq!(viewed.peers[0].results[0].name, "web");
+    assert!(viewed.peers[0].results[0].ok, "{:?}", viewed.peers[0]);
+    assert!(
+        f.reports
+            .iter()
+            .flat_map(|r| &r.peers)
+            .all(|p| p.age_ms < 1_000),
+        "every view is recent: {:?}",
+        f.reports.iter().map(|r| &r.peers).collect::<Vec<_>>()
+    );
 
     // Delivered through both channels, several times, while running: one run.
     assert!(

@@ -289,7 +289,7 @@ type Series = (
 async fn metrics(State(ctx): State<Ctx>) -> Response {
     let states = ctx.table.states();
     let mut out = String::new();
-    let series: [Series; 7] = [
+    let series: [Series; 8] = [
         (
             "warden_frontend_route_epoch",
             "gauge",
@@ -331,6 +331,12 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
             "counter",
             "Held connections closed when their hold time was over.",
             |s| s.held_timed_out,
+        ),
+        (
+            "warden_frontend_retried_connections_total",
+            "counter",
+            "New connections refused without a hold order and tried again (connect_retry).",
+            |s| s.retried_total,
         ),
     ];
     for (name, kind, help, value) in series {

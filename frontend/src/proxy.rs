@@ -26,6 +26,8 @@ use crate::route::{Generation, GroupRoute};
 
 /// Time allowed to connect to a backend before the client is dropped.
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between two connects of a refused connection under `connect_retry`.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
 /// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -86,10 +88,16 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     };
     // Set while a hold order stands: when this connection's hold ends.
     let mut until = armed;
+    // Without a hold: until when a refused connect is tried again
+    // (`connect_retry`), so that a hold order or a switch on its way finds
+    // the user still there.
+    let retry_until = (!group.retry_max.is_zero()).then(|| Instant::now() + group.retry_max);
+    let mut retried = false;
     // Set once the connection is held (counted until it is let go).
     let mut held: Option<Held<'_>> = None;
     let mut backend = loop {
-        let failed = match attempt(&group, &generation, until).await {
+        let give_up = retry_until.filter(|_| until.is_none());
+        let failed = match attempt(&group, &generation, until, give_up).await {
             Attempt::Connected(s) => {
                 if let Some(h) = held.take() {
                     h.rescued();
@@ -114,6 +122,27 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         let backend_addr = generation.backend.as_str();
         // A hold stands (from arrival, or ordered since): hold, else fail fast.
         let Some(deadline) = until.or_else(|| group.hold_until()) else {
+            if let Some(r) = retry_until.filter(|r| Instant::now() < *r) {
+                if !retried {
+                    retried = true;
+                    group.held.retried.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(why) = &failed {
+                    debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; trying again (connect_retry)");
+                }
+                let mut switches = group.switches();
+                tokio::select! {
+                    _ = group.shutdown().cancelled() => return,
+                    _ = tokio::time::sleep_until(r.min(Instant::now() + RETRY_PAUSE)) => {}
+                    _ = switches.changed() => {}
+                }
+                let Some((next, guard, _)) = group.join() else {
+                    return;
+                };
+                generation = next;
+                counted = guard;
+                continue;
+            }
             if let Some(why) = failed {
                 warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
             }
@@ -179,7 +208,12 @@ enum Attempt {
 /// Connect to `generation`'s backend. Under a hold (`until`), a route switch
 /// or the end of the hold interrupts the attempt; without one, a route
 /// switch moves the connection to the new route (nothing was relayed yet).
-async fn attempt(group: &GroupRoute, generation: &Generation, until: Option<Instant>) -> Attempt {
+async fn attempt(
+    group: &GroupRoute,
+    generation: &Generation,
+    until: Option<Instant>,
+    give_up: Option<Instant>,
+) -> Attempt {
     let backend = generation.backend.as_str();
     let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(backend));
     let outcome = |r: Result<io::Result<TcpStream>, tokio::time::error::Elapsed>| match r {
@@ -199,10 +233,19 @@ async fn attempt(group: &GroupRoute, generation: &Generation, until: Option<Inst
         if *switches.borrow() != generation.number {
             return Attempt::Moved;
         }
+        // Under `connect_retry`, a connect that hangs ends with the retry
+        // window (then a hold order may have come).
+        let retry_over = async {
+            match give_up {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
         return tokio::select! {
             _ = group.shutdown().cancelled() => Attempt::Closed,
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
+            _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
             r = connect => outcome(r),
         };
     };

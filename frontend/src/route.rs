@@ -51,6 +51,7 @@ impl Table {
                     backends: g.backends.clone(),
                     drain_timeout: g.drain_timeout,
                     hold_max: g.hold_connections,
+                    retry_max: g.connect_retry,
                     switched: watch::Sender::new(0),
                     held: HeldCounts::default(),
                     shutdown: shutdown.clone(),
@@ -88,6 +89,8 @@ pub(crate) struct GroupRoute {
     drain_timeout: Duration,
     /// Longest a connection is held under a hold order (`0`: never held).
     hold_max: Duration,
+    /// Longest a refused new connection keeps trying without a hold order.
+    pub(crate) retry_max: Duration,
     /// The number of switches so far; held connections wait for it to move.
     switched: watch::Sender<u64>,
     /// What the hold did (reported in [`RouteState`] and `/metrics`).
@@ -134,6 +137,8 @@ pub(crate) struct HeldCounts {
     pub(crate) rescued: AtomicU64,
     /// Closed when their hold time was over.
     pub(crate) timed_out: AtomicU64,
+    /// Refused without a hold order and tried again (`connect_retry`).
+    pub(crate) retried: AtomicU64,
 }
 
 /// One period of routing to one backend (see the module docs).
@@ -278,6 +283,7 @@ impl GroupRoute {
             held_total: self.held.total.load(Ordering::Relaxed),
             held_rescued: self.held.rescued.load(Ordering::Relaxed),
             held_timed_out: self.held.timed_out.load(Ordering::Relaxed),
+            retried_total: self.held.retried.load(Ordering::Relaxed),
         }
     }
 

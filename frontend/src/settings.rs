@@ -37,6 +37,9 @@ pub struct GroupSettings {
     pub drain_timeout: Duration,
     /// Longest a new connection is held under a hold order (`0`: never).
     pub hold_connections: Duration,
+    /// Longest a refused new connection keeps trying without a hold order
+    /// (`0`: it fails at once).
+    pub connect_retry: Duration,
 }
 
 impl FrontendSettings {
@@ -74,6 +77,7 @@ impl FrontendSettings {
                     backends,
                     drain_timeout: scheme.drain_timeout,
                     hold_connections: scheme.hold_connections,
+                    connect_retry: scheme.connect_retry,
                 },
             );
         }

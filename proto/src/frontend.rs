@@ -90,6 +90,10 @@ pub struct RouteState {
     /// Held connections closed when their hold time was over.
     #[serde(default)]
     pub held_timed_out: u64,
+    /// New connections refused without a hold order and tried again
+    /// (`connect_retry`).
+    #[serde(default)]
+    pub retried_total: u64,
 }
 
 /// Body of every error answer.

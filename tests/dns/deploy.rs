@@ -17,6 +17,11 @@ pub(crate) const API_PORT: u16 = 7000;
 pub(crate) const ZONE: &str = "dr.example.test";
 pub(crate) const NAME: &str = "app.dr.example.test";
 
+/// `[sites.SITE.identity]`: the site's service names it in `X-Served-By`.
+fn identity(site: &str) -> String {
+    format!("[sites.{site}.identity]\nheader = \"X-Served-By\"\nvalue = \"{site}\"\n")
+}
+
 pub(crate) struct Dep {
     pub lab: Lab,
     pub config: PathBuf,
@@ -81,11 +86,14 @@ server = "{dns}:53"
 zone = "{ZONE}"
 credentials = {{ file = "{key}" }}
 addresses = {{ a = "{a}", b = "{b}" }}
+entry_port = {SVC_PORT}
 "#,
             orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
             detection = lab::detection(hold_down, 1000, ""),
-            site_a = tokens.site(&lab, "a", SVC_PORT, ""),
-            site_b = tokens.site(&lab, "b", SVC_PORT, ""),
+            // Each site names itself in X-Served-By: the verify step
+            // connects to the authoritative answer and checks who answers.
+            site_a = tokens.site(&lab, "a", SVC_PORT, &identity("a")),
+            site_b = tokens.site(&lab, "b", SVC_PORT, &identity("b")),
             a = ip("a"),
             b = ip("b"),
             dns = ip("dns"),

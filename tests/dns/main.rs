@@ -100,8 +100,22 @@ fn failover_and_failback(kind: Kind) -> Result<()> {
         "longest outage {longest} ms (generous bound; the benchmark measures it): {rep}"
     );
 
-    // Events: both runbooks succeeded through the DNS strategy.
+    // Both verify steps connected to the authoritative answer and saw the
+    // right site answer there.
     let evs = d.events()?;
+    for (kind_, to) in [("failover", "b"), ("failback", "a")] {
+        let want = format!("entry {}:{SVC_PORT} answers as {to}", d.lab.ip(to));
+        assert!(
+            evs.iter().any(|e| {
+                let m = e["message"].as_str().unwrap_or("");
+                m.starts_with(&format!("{kind_} step verify: Done")) && m.contains(&want)
+            }),
+            "{}: the {kind_}'s verify went to the answer and identified {to}: {evs:#?}",
+            kind.label()
+        );
+    }
+
+    // Events: both runbooks succeeded through the DNS strategy.
     let ok = evs
         .iter()
         .filter(|e| e["kind"] == "runbook_succeeded")
@@ -369,5 +383,59 @@ addresses = {{ a = "{a}", b = "{b}" }}
     everything.push_str(&d.cli_ok(&["events", "--json"])?);
     everything.push_str(&d.cli_ok(&["status", "--json"])?);
     assert!(!everything.contains(&bad_pw) && !everything.contains(&good_pw));
+    Ok(())
+}
+
+/// Issue 15, test 5 for the `dns` scheme: the authoritative servers answer
+/// b's address, but the service there answers as a (a misconfigured
+/// standby): the runbook fails at verify and names who answered.
+#[test]
+fn dns_verify_fails_when_the_answer_is_served_as_the_primary() -> Result<()> {
+    let Some(d) = Dep::new(Kind::Bind, TTL_S, "3s") else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.stop("svc-b")?;
+    let listen = format!("{}:{SVC_PORT}", d.lab.ip("b"));
+    d.lab.spawn(
+        "b",
+        "svc-b",
+        WARDEN,
+        [
+            "echo-server",
+            "--listen",
+            &listen,
+            "--text",
+            "b",
+            "--served-by",
+            "a",
+        ],
+    )?;
+    d.lab
+        .wait_tcp("b", listen.parse()?, lab::patient(secs(10)))?;
+    d.wait_verdict("b", "healthy", secs(15))?;
+    d.lab.kill("svc-a")?;
+    let failed = lab::eventually(secs(40), secs(0.25), || {
+        d.events()?
+            .into_iter()
+            .find(|e| e["kind"] == "runbook_failed")
+            .context("no runbook_failed event yet")
+    })?;
+    assert!(
+        failed["message"].as_str().unwrap_or("").contains("verify"),
+        "the runbook event names the step: {failed}"
+    );
+    let evs = d.events()?;
+    let want = format!("entry {listen} answers as a, not b");
+    assert!(
+        evs.iter().any(|e| {
+            let m = e["message"].as_str().unwrap_or("");
+            m.starts_with("failover step verify: Failed") && m.contains(&want)
+        }),
+        "the verify step names the answer's address and who answered there: {evs:#?}"
+    );
+    // The record did move (the switch step ran): the failure is what users
+    // would meet there, not the DNS update.
+    assert_eq!(d.dig(NAME)?, d.lab.ip("b").to_string());
     Ok(())
 }

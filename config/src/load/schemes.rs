@@ -231,6 +231,19 @@ impl<'t, 'r> Cx<'t, 'r> {
         if f.drain_timeout.is_zero() {
             self.positive(&format!("{key}.drain_timeout"));
         }
+        if f.connect_retry > crate::model::MAX_CONNECT_RETRY {
+            let k = format!("{key}.connect_retry");
+            let value = self.value_at(&k);
+            self.push(
+                self.at(&k),
+                &k,
+                value,
+                format!(
+                    "must be at most \"{}\" (a refused connection is retried no longer); \"0s\" fails it at once",
+                    humantime::format_duration(crate::model::MAX_CONNECT_RETRY)
+                ),
+            );
+        }
         if f.hold_connections > MAX_HOLD_CONNECTIONS {
             let k = format!("{key}.hold_connections");
             let value = self.value_at(&k);
@@ -291,6 +304,15 @@ impl<'t, 'r> Cx<'t, 'r> {
                 &k,
                 None,
                 "driver \"haproxy\" does not use backends: the server addresses are in haproxy.cfg (one `server` per site in the backend); name each site's server with servers = { SITE = \"SERVER\" } instead",
+            );
+        }
+        if !f.connect_retry.is_zero() {
+            let k = format!("{key}.connect_retry");
+            self.push(
+                self.at(&k),
+                &k,
+                self.value_at(&k),
+                "driver \"haproxy\" retries in haproxy.cfg (`retries`, `option redispatch`); connect_retry is the built-in frontend's",
             );
         }
         let skey = format!("{key}.servers");
@@ -478,6 +500,24 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         if dns.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
+        }
+        if let Some(port) = dns.entry_port {
+            let k = format!("{key}.entry_port");
+            if scheme == Scheme::Hybrid {
+                self.push(
+                    self.at(&k),
+                    &k,
+                    Some(port.to_string()),
+                    "a hybrid group's users enter through its frontends' listen port; remove this key",
+                );
+            } else if port == 0 {
+                self.push(
+                    self.at(&k),
+                    &k,
+                    Some(port.to_string()),
+                    "must be the port users connect to, 1-65535",
+                );
+            }
         }
         // Which names `addresses` is keyed by: sites (dns) or the group's
         // frontends (hybrid: users resolve to a frontend, which picks the site).

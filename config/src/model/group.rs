@@ -124,6 +124,14 @@ pub struct FrontendScheme {
         deserialize_with = "duration::deserialize"
     )]
     pub hold_connections: Duration,
+    /// `builtin`: how long a new connection whose backend refuses or times
+    /// out keeps trying when no hold order stands (a hold order or a switch
+    /// arriving meanwhile takes it over; then it fails). `0s` (default):
+    /// fail at once. Set it to about the detection interval so the users
+    /// who arrive between a failure and the orchestrator's first hold order
+    /// wait too.
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub connect_retry: Duration,
 }
 
 impl FrontendScheme {
@@ -176,6 +184,9 @@ fn default_drain() -> Duration {
 /// The longest `hold_connections`: a user's connection is never held longer.
 pub const MAX_HOLD_CONNECTIONS: Duration = Duration::from_secs(30);
 
+/// The longest `connect_retry`.
+pub const MAX_CONNECT_RETRY: Duration = Duration::from_secs(5);
+
 fn default_hold_connections() -> Duration {
     Duration::from_secs(2)
 }
@@ -214,6 +225,13 @@ pub struct DnsScheme {
     /// More hostnames moved together with `name` (same addresses, same update).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The port users connect to at the address `name` resolves to (`dns`
+    /// scheme). With it, the verify step connects there once the
+    /// authoritative servers answer the new site's address — and, when the
+    /// site declares an identity, checks that the answer is that site's.
+    /// Without it, verify stops at the authoritative answer.
+    #[serde(default)]
+    pub entry_port: Option<u16>,
     /// Authoritative servers asked directly to verify the record (`IP` or
     /// `IP:PORT`). Default for rfc2136: `server`. For noip/dyndns2 without
     /// nameservers, verification falls back to the provider's own answer.

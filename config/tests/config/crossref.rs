@@ -296,3 +296,36 @@ fn dns_provider_keys_are_checked_where_they_are() {
         )
     ));
 }
+
+#[test]
+fn a_dns_entry_port_is_a_port_and_only_for_the_dns_scheme() {
+    let with_port = |port: &str| {
+        format!(
+            "{BASE}{}",
+            DNS_GROUP.replace(
+                "addresses = {",
+                &format!("entry_port = {port}\naddresses = {{")
+            )
+        )
+    };
+    let c = crate::ok(&with_port("443"));
+    let dns = c.groups["www"].dns_scheme().expect("dns table");
+    assert_eq!(dns.entry_port, Some(443));
+
+    let text = with_port("0");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.www.dns.entry_port");
+    assert_eq!((p.line, p.col), pos_of(&text, "0\naddresses"));
+    assert!(p.message.contains("1-65535"), "{p}");
+
+    // Out of range for a port: refused where it stands, not wrapped.
+    let text = with_port("70000");
+    let p = one(&text);
+    assert_eq!((p.line, p.col), pos_of(&text, "70000"));
+
+    let text = BASE.replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        + "\n[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"ns1.example.net:53\"\nzone = \"example.net\"\nentry_port = 443\naddresses = { fe1 = \"10.0.0.5\" }\n";
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.dns.entry_port");
+    assert!(p.message.contains("frontends' listen port"), "{p}");
+}

@@ -258,3 +258,29 @@ fn haproxy_example() {
     let f = c.groups["shop"].frontend.as_ref().unwrap().get_ref();
     assert_eq!((f.server_of("ca"), f.server_of("tx")), ("srv_ca", "tx"));
 }
+
+#[test]
+fn connect_retry_is_the_builtin_frontends_and_bounded() {
+    let backends = "backends = { ca = \"10.1.0.10:8443\", tx = \"10.2.0.10:8443\" }";
+    assert!(BASE.contains(backends));
+    let text = BASE.replace(backends, &format!("{backends}\nconnect_retry = \"300ms\""));
+    let c = ok(&text);
+    assert_eq!(
+        c.groups["web"].frontend_scheme().unwrap().connect_retry,
+        Duration::from_millis(300)
+    );
+    let text = text.replace("\"300ms\"", "\"6s\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.web.frontend.connect_retry");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"6s\""));
+    assert!(p.message.contains("at most"), "{p}");
+
+    // HAProxy retries in haproxy.cfg.
+    let text = base().replace(
+        "drain_timeout = \"10s\"",
+        "drain_timeout = \"10s\"\nconnect_retry = \"300ms\"",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "groups.shop.frontend.connect_retry");
+    assert!(p.message.contains("haproxy.cfg"), "{p}");
+}

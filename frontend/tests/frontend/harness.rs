@@ -88,6 +88,7 @@ pub(crate) fn group(backends: &[(&str, SocketAddr)], drain: Duration) -> GroupSe
             .collect(),
         drain_timeout: drain,
         hold_connections: Duration::from_secs(2),
+        connect_retry: Duration::ZERO,
     }
 }
 

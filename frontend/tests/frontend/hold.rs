@@ -128,6 +128,49 @@ async fn without_a_hold_a_connection_still_connecting_at_a_switch_goes_to_the_ne
     }
 }
 
+#[tokio::test]
+async fn connect_retry_keeps_a_refused_user_until_the_hold_order_comes() {
+    let dead = refusing().await;
+    let b = echo("b").await;
+    let mut g = group(&[("a", dead), ("b", b.addr)], Duration::from_secs(5));
+    g.connect_retry = Duration::from_millis(800);
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+
+    // A user arrives before anyone has noticed a is gone: no order yet.
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "retried_total") == 1,
+        Duration::from_secs(2),
+        "the refused connection is tried again: {}",
+        fe.route("web").await
+    );
+    // The orchestrator's hold order comes within the retry window, then the switch.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        count(&fe.route("web").await, "held_now"),
+        1,
+        "past connect_retry, the order holds it"
+    );
+    assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
+    assert_eq!(c.answer().await.as_deref(), Some("b"), "the user reaches b");
+
+    // No order ever comes: the connection fails when connect_retry is over.
+    let (status, _) = fe.put("web", "a", 3, "immediate").await;
+    assert_eq!(status, StatusCode::OK);
+    let took = closed_after(&fe).await;
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_millis(2500),
+        "closed after {took:?} (connect_retry 800 ms)"
+    );
+    let route = fe.route("web").await;
+    assert_eq!(count(&route, "retried_total"), 2, "{route}");
+    assert_eq!(count(&route, "held_total"), 1, "{route}");
+}
+
 /// Open a connection and measure how long until the frontend closes it.
 async fn closed_after(fe: &Frontend) -> Duration {
     let t = Instant::now();

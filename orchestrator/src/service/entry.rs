@@ -1,8 +1,10 @@
 //! The verify step's end-to-end probe through a group's public entry (the
-//! frontends' listeners): a TCP connect, or — when the target site declares
-//! an [`Identity`](warden_config::Identity) — an HTTP request on a new
-//! connection whose answer must identify that site. An answer that
-//! identifies another site of the group says so by name.
+//! frontends' listeners; for a `dns` group with `entry_port`, the address
+//! the authoritative servers were just seen answering): a TCP connect, or —
+//! when the target site declares an [`Identity`](warden_config::Identity) —
+//! an HTTP request on a new connection whose answer must identify that
+//! site. An answer that identifies another site of the group says so by
+//! name.
 
 use super::*;
 
@@ -10,13 +12,16 @@ impl Shared {
     /// Probe `group`'s public entry for users reaching `site`; Ok(detail) when
     /// it answers as it should.
     pub(crate) async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String> {
-        let addrs = self.entry_addrs(group);
-        if addrs.is_empty() {
-            return Ok("no entry address to probe".into());
-        }
         let Some(g) = self.cfg.groups.get(group) else {
             return Err(format!("no group {group}"));
         };
+        let addrs = match g.scheme() {
+            Scheme::Dns => dns_entry(g, site),
+            _ => self.entry_addrs(group),
+        };
+        if addrs.is_empty() {
+            return Ok("no entry address to probe".into());
+        }
         // Hybrid: users enter through whichever frontend DNS points at, and a
         // dead frontend is the frontend layer's business: one entry suffices.
         let any = g.scheme() == Scheme::Hybrid;
@@ -51,20 +56,22 @@ impl Shared {
     ) -> Result<String, String> {
         // A new connection every time (`entry_http` pools none).
         let url = format!("http://{addr}{}", id.path);
-        let resp = self
+        let mut req = self
             .entry_http
             .get(&url)
             .timeout(id.timeout)
-            .header(reqwest::header::CONNECTION, "close")
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "entry {addr}: GET {}: {}",
-                    id.path,
-                    warden_checks::describe_http_error(&e)
-                )
-            })?;
+            .header(reqwest::header::CONNECTION, "close");
+        // A `dns` group's users ask for its name (name-based virtual hosts).
+        if let Some(dns) = g.dns_scheme().filter(|_| g.scheme() == Scheme::Dns) {
+            req = req.header(reqwest::header::HOST, dns.name.as_str());
+        }
+        let resp = req.send().await.map_err(|e| {
+            format!(
+                "entry {addr}: GET {}: {}",
+                id.path,
+                warden_checks::describe_http_error(&e)
+            )
+        })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         // Bounded: an identity is in the first 64 KiB or nowhere.
@@ -98,6 +105,29 @@ impl Shared {
                 describe(id)
             ),
         })
+    }
+}
+
+/// Where users of a `dns` group reach `site`: its record addresses on the
+/// group's `entry_port` (none without one). The verify step asks only once
+/// the authoritative servers answer exactly these addresses for the name
+/// (the routing read-back before it), so this is "the answer, then a
+/// connection to it".
+fn dns_entry(g: &warden_config::GroupConfig, site: &str) -> Vec<SocketAddr> {
+    let Some(dns) = g.dns_scheme() else {
+        return vec![];
+    };
+    let (Some(port), Some(addresses)) = (dns.entry_port, dns.addresses.get(site)) else {
+        return vec![];
+    };
+    match warden_config::parse_record_addresses(addresses) {
+        Ok((v4, v6)) => v4
+            .map(IpAddr::V4)
+            .into_iter()
+            .chain(v6.map(IpAddr::V6))
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect(),
+        Err(_) => vec![],
     }
 }
 

@@ -374,6 +374,7 @@ mod tests {
                     ]),
                     drain_timeout: Duration::from_secs(1),
                     hold_connections: Duration::from_secs(2),
+                    connect_retry: Duration::ZERO,
                 },
             )]),
         };
