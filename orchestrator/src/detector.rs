@@ -473,22 +473,38 @@ impl Detector {
             .is_some_and(|t| t.down_rounds == 0 && !t.confirmed_down)
     }
 
-    /// When the next agent not in a down streak turns *silent* if it sends
-    /// nothing more (its last report plus one and a half report intervals): a prompt
-    /// round then can start the streak of a whole-site loss at once.
-    pub fn next_silence(&self, ev: &Evidence, now: Instant) -> Option<Instant> {
+    /// The next agent that will turn *silent* (its last report one and a
+    /// half report intervals old) unless it reports first, and when: only
+    /// agents already *overdue* — their last report older than their
+    /// interval, so a report is missing — and not in a down streak. A
+    /// prompt round at that moment can start the streak of a whole-site
+    /// loss at once. In steady state no agent is overdue, and the scan
+    /// compares only times for the others (it runs several times a round).
+    pub fn next_silence(&self, ev: &Evidence, now: Instant) -> Option<(Instant, String)> {
         if self.agentless {
             return None;
         }
-        self.sites
-            .iter()
-            .filter(|(_, t)| t.down_rounds == 0 && !t.confirmed_down)
-            .filter_map(|(site, _)| {
-                let (at, _) = ev.reports.get(site)?;
-                let deadline = *at + self.silent_after(site) + Duration::from_millis(1);
-                (deadline > now).then_some(deadline)
-            })
+        let shortest = self
+            .report_intervals
+            .values()
+            .copied()
             .min()
+            .map_or(self.cfg.interval, |m| m.min(self.cfg.interval));
+        let mut next: Option<(Instant, &String)> = None;
+        for (site, (at, _)) in &ev.reports {
+            let age = now.saturating_duration_since(*at);
+            if age <= shortest || age <= self.report_interval(site) {
+                continue;
+            }
+            let deadline = *at + self.silent_after(site) + Duration::from_millis(1);
+            if deadline <= now || next.is_some_and(|(d, _)| d <= deadline) {
+                continue;
+            }
+            if self.wants_prompt(site) {
+                next = Some((deadline, site));
+            }
+        }
+        next.map(|(d, s)| (d, s.clone()))
     }
 
     /// A *prompt* round (DESIGN §3): evaluated as soon as bad evidence
@@ -500,18 +516,28 @@ impl Detector {
     /// interval after its first). `fall` down rounds therefore still span
     /// `(fall - 1) × interval` of failing evidence; only the wait for the
     /// first tick is gone.
-    pub fn prompt_round(&mut self, ev: &Evidence, now: Instant) -> Round {
-        self.round_of(ev, now, true)
+    /// Only `sites` (those the bad evidence is about) are evaluated.
+    pub fn prompt_round<'a>(
+        &mut self,
+        ev: &Evidence,
+        now: Instant,
+        sites: impl IntoIterator<Item = &'a String>,
+    ) -> Round {
+        let names: Vec<String> = sites
+            .into_iter()
+            .filter(|s| self.sites.contains_key(*s))
+            .cloned()
+            .collect();
+        self.round_of(ev, now, Some(names))
     }
 
     /// Run one detection round at `now`.
     pub fn round(&mut self, ev: &Evidence, now: Instant) -> Round {
-        self.round_of(ev, now, false)
+        self.round_of(ev, now, None)
     }
 
-    fn round_of(&mut self, ev: &Evidence, now: Instant, prompt: bool) -> Round {
-        let names: Vec<String> = self.sites.keys().cloned().collect();
-        if prompt {
+    fn round_of(&mut self, ev: &Evidence, now: Instant, prompt: Option<Vec<String>>) -> Round {
+        if let Some(names) = prompt {
             // Isolation is judged by the regular rounds only.
             let mut sites = Vec::new();
             for name in names {
@@ -538,6 +564,7 @@ impl Detector {
                 sites,
             };
         }
+        let names: Vec<String> = self.sites.keys().cloned().collect();
         // Isolation: no fresh agent and every external probe failing (or none).
         let any_agent = names.iter().any(|s| self.agent_fresh(ev, s, now));
         let any_probe_ok = names.iter().any(|s| {

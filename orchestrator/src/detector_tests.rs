@@ -473,8 +473,10 @@ async fn agentless_targets_follow_the_majority_of_vantage_points() {
 }
 
 impl World {
+    /// A prompt round about a (the site bad evidence names) and b.
     fn prompt(&mut self) -> Round {
-        self.det.prompt_round(&self.ev, Instant::now())
+        let sites = ["a".to_string(), "b".to_string()];
+        self.det.prompt_round(&self.ev, Instant::now(), &sites)
     }
 }
 
@@ -552,22 +554,36 @@ async fn next_silence_is_one_and_a_half_report_intervals_after_the_last_report()
     w.feed(Some(true), true, Some(true), true, true);
     let heard = Instant::now();
     w.round();
-    let due = w.det.next_silence(&w.ev, Instant::now()).unwrap();
-    assert_eq!(due, heard + Duration::from_millis(376));
+    assert_eq!(
+        w.det.next_silence(&w.ev, Instant::now()),
+        None,
+        "nobody is overdue"
+    );
+    tokio::time::advance(Duration::from_millis(100)).await;
+    w.ev.insert_report(Instant::now(), report("b", true, &[("a", true)]));
+    // 260 ms: a missed its report (interval 250 ms), b did not.
+    tokio::time::advance(Duration::from_millis(160)).await;
+    let (due, site) = w.det.next_silence(&w.ev, Instant::now()).unwrap();
+    assert_eq!(
+        (due, site.as_str()),
+        (heard + Duration::from_millis(376), "a")
+    );
     // The whole site is gone: at that moment every outside view fails.
-    tokio::time::advance(Duration::from_millis(300)).await;
     w.feed(None, false, Some(false), true, true);
     tokio::time::sleep_until(due).await;
-    let r = w.prompt();
+    let r = w.det.prompt_round(&w.ev, Instant::now(), [&site]);
+    assert_eq!(r.sites.len(), 1, "only the silent site is judged");
     let a = World::a(&r);
     assert!(
         a.counted && matches!(&a.verdict, Verdict::Down(why) if why.contains("silent")),
         "{:?}",
         a.verdict
     );
-    // In a streak: its silence no longer wakes anyone; b's still does.
-    let next = w.det.next_silence(&w.ev, Instant::now()).unwrap();
-    assert_eq!(next, heard + Duration::from_millis(300 + 376));
+    // In a streak: its silence no longer wakes anyone; b is not overdue.
+    assert_eq!(w.det.next_silence(&w.ev, Instant::now()), None);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    let (_, site) = w.det.next_silence(&w.ev, Instant::now()).unwrap();
+    assert_eq!(site, "b", "b missed its report now");
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,21 +9,40 @@
 //!   a **prompt round**, and so does an agent turning silent (the loop
 //!   wakes at the moment its last report is two report intervals old).
 //!
-//! A prompt round only starts down streaks ([`Detector::prompt_round`]);
-//! when it did, the tick restarts from it, so the streak's later rounds
-//! still come one interval apart. Triggers are for sites not already in a
-//! streak, and a prompt probe waits at least a quarter interval after the
-//! previous probe, so a flapping site cannot make either run hot.
+//! A prompt round evaluates only the sites the bad evidence is about and
+//! only starts down streaks ([`Detector::prompt_round`]); when it did, the
+//! tick restarts from it, so the streak's later rounds still come one
+//! interval apart. Triggers are for sites not already in a streak, and a
+//! prompt probe waits at least a quarter interval after the previous probe,
+//! so a flapping site cannot make either run hot. Silence is looked for
+//! every quarter interval among the agents already overdue (a report
+//! missing), then waited for to the millisecond.
 //!
 //! [`Detector::prompt_round`]: crate::detector::Detector::prompt_round
 
+use std::collections::BTreeSet;
+
 use super::*;
+
+#[derive(PartialEq, Eq)]
+enum Woke {
+    Timer,
+    Asked,
+}
 
 /// The wake-ups of the detection and probe loops.
 #[derive(Default)]
 pub(crate) struct Cadence {
     round: tokio::sync::Notify,
+    /// The sites (and hybrid frontends) a prompt round is asked for.
+    pending: Mutex<BTreeSet<String>>,
     probe: tokio::sync::Notify,
+}
+
+impl Cadence {
+    fn take_pending(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 impl Shared {
@@ -31,6 +50,11 @@ impl Shared {
     /// detection loop (state lock held).
     pub(crate) fn prompt_round_locked(&self, st: &State, site: &str) {
         if st.detector.wants_prompt(site) || st.fe_detector.wants_prompt(site) {
+            self.cadence
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(site.to_string());
             self.cadence.round.notify_one();
         }
     }
@@ -47,23 +71,40 @@ impl Shared {
     /// the module doc), until `stop`.
     pub async fn detection_loop(self: Arc<Self>, stop: CancellationToken) {
         let interval = self.cfg.detection.interval;
+        let scan = interval / 4;
         let mut next_tick = Instant::now();
         loop {
+            let now = Instant::now();
             let silence = {
                 let st = self.lock();
-                st.detector.next_silence(&st.evidence, Instant::now())
+                st.detector.next_silence(&st.evidence, now)
             };
-            let wake = silence.map_or(next_tick, |s| s.min(next_tick));
-            let regular = tokio::select! {
+            let rescan = now + scan;
+            let wake = match &silence {
+                Some((at, _)) => next_tick.min(*at).min(rescan),
+                None => next_tick.min(rescan),
+            };
+            let woke = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep_until(wake) => wake == next_tick,
-                _ = self.cadence.round.notified() => false,
+                _ = tokio::time::sleep_until(wake) => Woke::Timer,
+                _ = self.cadence.round.notified() => Woke::Asked,
             };
-            if regular {
-                self.detect_round();
-                next_tick = (next_tick + interval).max(Instant::now());
-            } else if self.detect_prompt() {
+            let mut sites = self.cadence.take_pending();
+            if woke == Woke::Timer {
+                if Instant::now() >= next_tick {
+                    self.detect_round();
+                    next_tick = (next_tick + interval).max(Instant::now());
+                    continue;
+                }
+                match silence {
+                    Some((at, site)) if Instant::now() >= at => {
+                        sites.insert(site);
+                    }
+                    _ => {}
+                }
+            }
+            if !sites.is_empty() && self.detect_prompt(&sites) {
                 next_tick = Instant::now() + interval;
             }
         }

@@ -2,29 +2,33 @@
 //! (failover, failback), with the guards above the detector (manual mode,
 //! failover budget, start-up hold, epochs seen ahead).
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 impl Shared {
     /// One (regular) detection round and the decisions it leads to.
     pub fn detect_round(self: &Arc<Self>) {
-        self.round_locked(false);
+        self.round_locked(None);
     }
 
-    /// A prompt round (see [`crate::detector::Detector::prompt_round`]):
-    /// it only starts down streaks. Returns whether it counted for any site
-    /// or frontend (then the caller restarts its tick from now).
-    pub fn detect_prompt(self: &Arc<Self>) -> bool {
-        self.round_locked(true)
+    /// A prompt round of `sites` (see
+    /// [`crate::detector::Detector::prompt_round`]): it only starts down
+    /// streaks. Returns whether it counted for any site or frontend (then
+    /// the caller restarts its tick from now).
+    pub(crate) fn detect_prompt(self: &Arc<Self>, sites: &BTreeSet<String>) -> bool {
+        self.round_locked(Some(sites))
     }
 
-    fn round_locked(self: &Arc<Self>, prompt: bool) -> bool {
+    fn round_locked(self: &Arc<Self>, prompt_for: Option<&BTreeSet<String>>) -> bool {
+        let prompt = prompt_for.is_some();
         let now = Instant::now();
         let mut st = self.lock();
         let st = &mut *st;
         let acting = self.licence.is_held();
-        let round = if prompt {
-            let round = st.detector.prompt_round(&st.evidence, now);
-            let fe_counted = self.frontend_round_locked(st, now, true);
+        let round = if let Some(sites) = prompt_for {
+            let round = st.detector.prompt_round(&st.evidence, now, sites);
+            let fe_counted = self.frontend_round_locked(st, now, Some(sites));
             if !round.sites.iter().any(|s| s.counted) {
                 return fe_counted;
             }
@@ -102,7 +106,7 @@ impl Shared {
             }
         }
         if !prompt {
-            self.frontend_round_locked(st, now, false);
+            self.frontend_round_locked(st, now, None);
         }
         if !acting {
             // A follower keeps its verdicts warm; the group state is the leader's.
@@ -114,10 +118,25 @@ impl Shared {
         // Decisions per group.
         let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
             round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
-        let healthy = |s: &str| {
-            by_site
-                .get(s)
-                .is_some_and(|r| r.verdict == Verdict::Healthy)
+        // A prompt round judged only some sites: the others stand as the
+        // last regular round left them.
+        let last_healthy: std::collections::HashSet<String> = if prompt {
+            self.cfg
+                .sites
+                .keys()
+                .filter(|s| {
+                    st.detector
+                        .track(s)
+                        .is_some_and(|t| t.last == Some(Verdict::Healthy))
+                })
+                .cloned()
+                .collect()
+        } else {
+            Default::default()
+        };
+        let healthy = |s: &str| match by_site.get(s) {
+            Some(r) => r.verdict == Verdict::Healthy,
+            None => last_healthy.contains(s),
         };
         let names: Vec<String> = st.groups.keys().cloned().collect();
         for name in names {

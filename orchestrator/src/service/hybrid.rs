@@ -13,17 +13,16 @@ impl Shared {
         self: &Arc<Self>,
         st: &mut State,
         now: Instant,
-        prompt: bool,
+        prompt_for: Option<&std::collections::BTreeSet<String>>,
     ) -> bool {
         if self.frontend_probes.is_empty() {
             return false;
         }
-        let round = if prompt {
-            st.fe_detector.prompt_round(&st.fe_evidence, now)
-        } else {
-            st.fe_detector.round(&st.fe_evidence, now)
+        let round = match prompt_for {
+            Some(names) => st.fe_detector.prompt_round(&st.fe_evidence, now, names),
+            None => st.fe_detector.round(&st.fe_evidence, now),
         };
-        if prompt && !round.sites.iter().any(|f| f.counted) {
+        if prompt_for.is_some() && !round.sites.iter().any(|f| f.counted) {
             return false;
         }
         for f in &round.sites {
