@@ -173,7 +173,8 @@ pub struct Detector {
     agentless: bool,
     /// Per site: its agent's report interval (see
     /// [`Detector::with_report_intervals`]: when an agent is *silent*).
-    report_intervals: BTreeMap<String, Duration>,
+    /// (A hash map: looked up for overdue agents several times a round.)
+    report_intervals: HashMap<String, Duration>,
 }
 
 fn age_ms(now: Instant, at: Instant) -> u64 {
@@ -203,7 +204,7 @@ impl Detector {
                 .collect(),
             isolated: false,
             agentless: false,
-            report_intervals: BTreeMap::new(),
+            report_intervals: HashMap::new(),
         }
     }
 
@@ -473,27 +474,36 @@ impl Detector {
             .is_some_and(|t| t.down_rounds == 0 && !t.confirmed_down)
     }
 
+    /// The shortest report interval of any site (the scan of
+    /// [`Detector::next_silence`] skips every agent heard within it).
+    pub fn shortest_report_interval(&self) -> Duration {
+        self.report_intervals
+            .values()
+            .copied()
+            .min()
+            .map_or(self.cfg.interval, |m| m.min(self.cfg.interval))
+    }
+
     /// The next agent that will turn *silent* (its last report one and a
     /// half report intervals old) unless it reports first, and when: only
     /// agents already *overdue* — their last report older than their
-    /// interval, so a report is missing — and not in a down streak. A
-    /// prompt round at that moment can start the streak of a whole-site
-    /// loss at once. In steady state no agent is overdue, and the scan
-    /// compares only times for the others (it runs several times a round).
+    /// interval and an eighth, so a report is missing, not just late by
+    /// jitter — and not in a down streak. A prompt round at that moment can
+    /// start the streak of a whole-site loss at once. In steady state no
+    /// agent is overdue, and the scan compares only times for the others
+    /// (it runs several times a round: call it at least every quarter of
+    /// the shortest report interval).
     pub fn next_silence(&self, ev: &Evidence, now: Instant) -> Option<(Instant, String)> {
         if self.agentless {
             return None;
         }
-        let shortest = self
-            .report_intervals
-            .values()
-            .copied()
-            .min()
-            .map_or(self.cfg.interval, |m| m.min(self.cfg.interval));
+        let shortest = self.shortest_report_interval();
+        let overdue = |i: Duration| i.saturating_add(i / 8);
+        let skip = overdue(shortest);
         let mut next: Option<(Instant, &String)> = None;
         for (site, (at, _)) in &ev.reports {
             let age = now.saturating_duration_since(*at);
-            if age <= shortest || age <= self.report_interval(site) {
+            if age <= skip || age <= overdue(self.report_interval(site)) {
                 continue;
             }
             let deadline = *at + self.silent_after(site) + Duration::from_millis(1);

@@ -561,8 +561,11 @@ async fn next_silence_is_one_and_a_half_report_intervals_after_the_last_report()
     );
     tokio::time::advance(Duration::from_millis(100)).await;
     w.ev.insert_report(Instant::now(), report("b", true, &[("a", true)]));
-    // 260 ms: a missed its report (interval 250 ms), b did not.
-    tokio::time::advance(Duration::from_millis(160)).await;
+    // 270 ms: a's report is late, within jitter (an eighth of 250 ms).
+    tokio::time::advance(Duration::from_millis(170)).await;
+    assert_eq!(w.det.next_silence(&w.ev, Instant::now()), None);
+    // 290 ms: a missed its report; b did not.
+    tokio::time::advance(Duration::from_millis(20)).await;
     let (due, site) = w.det.next_silence(&w.ev, Instant::now()).unwrap();
     assert_eq!(
         (due, site.as_str()),

@@ -71,7 +71,7 @@ impl Shared {
     /// the module doc), until `stop`.
     pub async fn detection_loop(self: Arc<Self>, stop: CancellationToken) {
         let interval = self.cfg.detection.interval;
-        let scan = interval / 4;
+        let scan = self.lock().detector.shortest_report_interval() / 4;
         let mut next_tick = Instant::now();
         loop {
             let now = Instant::now();
