@@ -151,6 +151,9 @@ driver = "builtin"
 frontends = ["fe1"]
 listen = "127.0.0.1:{pfl}"
 drain_timeout = "2s"
+# Users who arrive between the failure and the orchestrator's first hold
+# order retry their refused connect this long instead of failing.
+connect_retry = "300ms"
 backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
 "#,
         data = dir.join("data").display(),

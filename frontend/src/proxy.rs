@@ -95,6 +95,29 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     let mut retried = false;
     // Set once the connection is held (counted until it is let go).
     let mut held: Option<Held<'_>> = None;
+    // A cut-over is under way (the routed site is being demoted): do not
+    // even try it; wait for the switch, at most the hold time.
+    if let Some(deadline) = until.filter(|_| group.paused()) {
+        let h = held.get_or_insert_with(|| Held::new(&group));
+        debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
+        let mut switches = group.switches();
+        if *switches.borrow() == generation.number {
+            tokio::select! {
+                _ = group.shutdown().cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => {
+                    h.timed_out();
+                    warn!(group = %group.name, %peer, site = %generation.site, "held connection: no route change within the hold time; closing client connection");
+                    return;
+                }
+                _ = switches.changed() => {}
+            }
+        }
+        let Some((next, guard, _)) = group.join() else {
+            return;
+        };
+        generation = next;
+        counted = guard;
+    }
     let mut backend = loop {
         let give_up = retry_until.filter(|_| until.is_none());
         let failed = match attempt(&group, &generation, until, give_up).await {

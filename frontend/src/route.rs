@@ -124,6 +124,9 @@ struct Inner {
 struct HoldOrder {
     /// When it lapses on its own.
     until: Instant,
+    /// A cut-over: new connections wait for the switch without trying the
+    /// current backend (see [`crate::api::Hold::pause`]).
+    pause: bool,
 }
 
 /// Counters of held connections.
@@ -250,8 +253,21 @@ impl GroupRoute {
         inner.hold_epoch = req.epoch;
         inner.hold = (req.ttl_ms > 0).then(|| HoldOrder {
             until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
+            pause: req.pause,
         });
         Ok(self.state_of(&inner))
+    }
+
+    /// Whether a cut-over order stands (holding on, not lapsed, no switch
+    /// since): new connections wait for the switch without trying the
+    /// current backend.
+    pub(crate) fn paused(&self) -> bool {
+        let inner = self.lock();
+        !self.hold_max.is_zero()
+            && inner
+                .hold
+                .as_ref()
+                .is_some_and(|o| o.pause && o.until > Instant::now())
     }
 
     /// Whether holding is turned off for this group (`hold_connections = "0s"`).

@@ -45,6 +45,13 @@ pub struct Hold {
     /// How long the order stands, in ms (capped by the frontend at
     /// [`MAX_HOLD_TTL_MS`]); `0` withdraws an order.
     pub ttl_ms: u64,
+    /// A cut-over is under way (a runbook is about to demote the routed
+    /// site, or it is confirmed down): new connections do not go to the
+    /// current backend at all, they wait for the switch. Without it (a
+    /// suspected site) they try the current backend first and wait only if
+    /// it fails. Absent: `false` (an older orchestrator).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause: bool,
 }
 
 /// The longest a hold order stands: a crashed or deposed orchestrator

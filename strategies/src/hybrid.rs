@@ -147,8 +147,13 @@ impl Strategy for HybridStrategy {
     }
 
     /// Site layer: the frontends hold new connections (see [`Strategy::hold`]).
-    async fn hold(&self, epoch: Epoch, ttl: std::time::Duration) -> Result<(), StrategyError> {
-        self.frontends.hold(epoch, ttl).await
+    async fn hold(
+        &self,
+        epoch: Epoch,
+        ttl: std::time::Duration,
+        pause: bool,
+    ) -> Result<(), StrategyError> {
+        self.frontends.hold(epoch, ttl, pause).await
     }
 
     /// Site layer: send the route to every frontend at once. Succeeds when

@@ -80,10 +80,17 @@ pub trait Strategy: Send + Sync {
     /// A switch of the group may be coming (its site is suspected, or a
     /// runbook is under way): a routing layer that can hold new users'
     /// connections instead of failing them does so for `ttl` (a zero `ttl`
-    /// withdraws the order), fenced by `epoch`. Best effort and idempotent;
-    /// the default holds nothing (DNS cannot).
-    async fn hold(&self, epoch: Epoch, ttl: std::time::Duration) -> Result<(), StrategyError> {
-        let _ = (epoch, ttl);
+    /// withdraws the order), fenced by `epoch`; with `pause` (a cut-over is
+    /// under way) new connections wait for the switch without trying the
+    /// current site. Best effort and idempotent; the default holds nothing
+    /// (DNS cannot).
+    async fn hold(
+        &self,
+        epoch: Epoch,
+        ttl: std::time::Duration,
+        pause: bool,
+    ) -> Result<(), StrategyError> {
+        let _ = (epoch, ttl, pause);
         Ok(())
     }
     /// Conditions only an operator can clear (a DNS provider blocked after a

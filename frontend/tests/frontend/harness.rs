@@ -175,6 +175,17 @@ impl Frontend {
         .await
     }
 
+    /// PUT a cut-over hold order (`pause`: new users wait for the switch).
+    pub(crate) async fn pause(&self, group: &str, epoch: u64, ttl_ms: u64) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "epoch": epoch, "ttl_ms": ttl_ms, "pause": true });
+        self.put_path(
+            &format!("/v1/routes/{group}/hold"),
+            body.to_string(),
+            Some(TOKEN),
+        )
+        .await
+    }
+
     pub(crate) async fn put_raw(
         &self,
         group: &str,

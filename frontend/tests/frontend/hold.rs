@@ -129,6 +129,52 @@ async fn without_a_hold_a_connection_still_connecting_at_a_switch_goes_to_the_ne
 }
 
 #[tokio::test]
+async fn a_cut_over_order_keeps_new_users_off_the_site_being_demoted() {
+    // Both sites answer; a is about to be demoted (a planned switchover).
+    let (fe, _a, _b) = crate::harness::start_web(Duration::from_secs(5)).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    // A suspect order: users still reach a while it answers.
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    assert_eq!(
+        crate::harness::ask_new(fe.listen("web")).await.as_deref(),
+        Some("a")
+    );
+    // The cut-over order: a new user does not reach a at all, it waits...
+    let (status, body) = fe.pause("web", 2, 10_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_now") == 1,
+        Duration::from_secs(2),
+        "the new connection waits: {}",
+        fe.route("web").await
+    );
+    // ... and is connected to b by the switch.
+    assert_eq!(fe.put("web", "b", 2, "drain").await.0, StatusCode::OK);
+    assert_eq!(c.answer().await.as_deref(), Some("b"));
+    let route = fe.route("web").await;
+    assert_eq!(count(&route, "held_rescued"), 1, "{route}");
+    // The switch ended the order: new users go straight to b.
+    assert_eq!(
+        crate::harness::ask_new(fe.listen("web")).await.as_deref(),
+        Some("b")
+    );
+
+    // No switch within hold_connections (2 s here): let go, never sent to a.
+    let (fe, a, _b) = crate::harness::start_web(Duration::from_secs(5)).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    assert_eq!(fe.pause("web", 2, 10_000).await.0, StatusCode::OK);
+    let took = closed_after(&fe).await;
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+    assert_eq!(count(&fe.route("web").await, "held_timed_out"), 1);
+    let _ = a;
+}
+
+#[tokio::test]
 async fn connect_retry_keeps_a_refused_user_until_the_hold_order_comes() {
     let dead = refusing().await;
     let b = echo("b").await;

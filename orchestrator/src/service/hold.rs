@@ -14,7 +14,7 @@ use super::*;
 impl Shared {
     /// Send a hold order (`ttl` zero: withdraw it) for `group` at `epoch` to
     /// its routing layer, in a task under the licence; never waited for.
-    pub(crate) fn order_hold(&self, group: &str, epoch: u64, ttl: Duration) {
+    pub(crate) fn order_hold(&self, group: &str, epoch: u64, ttl: Duration, pause: bool) {
         let Some(routing) = self.strategies.get(group).cloned() else {
             return;
         };
@@ -22,7 +22,7 @@ impl Shared {
         self.licence.spawn(move |term| async move {
             tokio::select! {
                 _ = term.cancelled() => {}
-                r = routing.hold(epoch, ttl) => match r {
+                r = routing.hold(epoch, ttl, pause) => match r {
                     Ok(()) => tracing::debug!(group = %group, epoch, ttl = ?ttl, "hold order sent"),
                     Err(e) => warn!(group = %group, epoch, cause = %e, "hold order not taken; a failing connection is closed at once there"),
                 },
@@ -60,7 +60,8 @@ impl Shared {
                 continue;
             }
             st.suspect_holds.insert(group.clone(), now);
-            self.order_hold(group, epoch, ttl);
+            // Suspected only: users still try the site first.
+            self.order_hold(group, epoch, ttl, false);
         }
     }
 

@@ -459,7 +459,9 @@ impl RunbookEnv for Env {
     }
 
     fn hold(&self, group: &str, epoch: u64, ttl: Duration) {
-        self.shared.order_hold(group, epoch, ttl);
+        // A cut-over: the active site is about to be demoted (or is
+        // confirmed down); new users wait for the switch.
+        self.shared.order_hold(group, epoch, ttl, true);
     }
 
     async fn activate(

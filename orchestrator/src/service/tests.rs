@@ -11,7 +11,8 @@ pub(super) struct FakeRoute {
     /// `current` fails as if the layer could not be reached.
     pub(super) blind: std::sync::atomic::AtomicBool,
     /// Hold orders received: (epoch, ttl).
-    pub(super) holds: Mutex<Vec<(u64, Duration)>>,
+    /// Hold orders: (epoch, ttl, pause).
+    pub(super) holds: Mutex<Vec<(u64, Duration, bool)>>,
 }
 
 #[async_trait]
@@ -31,8 +32,8 @@ impl Strategy for FakeRoute {
         *r = (Some(target.site.clone()), epoch);
         Ok(())
     }
-    async fn hold(&self, epoch: u64, ttl: Duration) -> Result<(), StrategyError> {
-        self.holds.lock().unwrap().push((epoch, ttl));
+    async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
+        self.holds.lock().unwrap().push((epoch, ttl, pause));
         Ok(())
     }
     async fn current(&self) -> Result<Observed, StrategyError> {
@@ -296,7 +297,8 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
     }
     assert_eq!(
         *fake.holds.lock().unwrap(),
-        vec![(1, Duration::from_millis(1250))]
+        vec![(1, Duration::from_millis(1250), false)],
+        "a suspected site: users still try it first (no pause)"
     );
     rounds_until(&s, false, 40, "automatic failover", |g| {
         g.phase == Phase::Steady && g.active == "b"
@@ -312,6 +314,10 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
         holds.iter().filter(|h| h.0 == 2).count(),
         1,
         "one order from the runbook, at its epoch: {holds:?}"
+    );
+    assert!(
+        holds.iter().all(|h| h.2 == (h.0 == 2)),
+        "the runbook's order pauses new users (a cut-over), the suspect orders do not: {holds:?}"
     );
     // a stays down but is no longer active: nothing more is held.
     for _ in 0..10 {

@@ -209,10 +209,11 @@ impl FrontendDriver for BuiltinDriver {
         Ok(())
     }
 
-    async fn hold(&self, epoch: u64, ttl: Duration) -> Result<(), StrategyError> {
+    async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
         let body = Hold {
             epoch,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            pause,
         };
         let resp = self
             .client

@@ -45,8 +45,13 @@ pub trait FrontendDriver: Send + Sync {
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError>;
     /// Hold new connections whose backend fails for `ttl` (see
     /// [`Strategy::hold`]); the default holds nothing (HAProxy cannot).
-    async fn hold(&self, epoch: u64, ttl: std::time::Duration) -> Result<(), StrategyError> {
-        let _ = (epoch, ttl);
+    async fn hold(
+        &self,
+        epoch: u64,
+        ttl: std::time::Duration,
+        pause: bool,
+    ) -> Result<(), StrategyError> {
+        let _ = (epoch, ttl, pause);
         Ok(())
     }
 }
@@ -253,14 +258,19 @@ impl Strategy for FrontendStrategy {
 
     /// Send the hold order to every frontend at once (none when
     /// `hold_connections` is zero); fail if any failed, after all were tried.
-    async fn hold(&self, epoch: Epoch, ttl: std::time::Duration) -> Result<(), StrategyError> {
+    async fn hold(
+        &self,
+        epoch: Epoch,
+        ttl: std::time::Duration,
+        pause: bool,
+    ) -> Result<(), StrategyError> {
         if !self.holds {
             return Ok(());
         }
         let sends = self
             .drivers
             .iter()
-            .map(|d| async move { (d.name(), d.hold(epoch, ttl).await) });
+            .map(|d| async move { (d.name(), d.hold(epoch, ttl, pause).await) });
         let mut errors = Vec::new();
         for (frontend, result) in join_all(sends).await {
             if let Err(e) = result {
@@ -436,12 +446,12 @@ mod tests {
         s.activate(&route("a", SwitchMode::Immediate), 3)
             .await
             .expect("activate a");
-        s.hold(3, Duration::from_secs(30))
+        s.hold(3, Duration::from_secs(30), false)
             .await
             .expect("hold at the frontend's epoch");
         let d = driver("fe1", &fe, TOKEN);
         let e = d
-            .hold(2, Duration::from_secs(30))
+            .hold(2, Duration::from_secs(30), false)
             .await
             .expect_err("an older epoch is refused");
         assert!(
@@ -456,7 +466,7 @@ mod tests {
             "{e:?}"
         );
         let e = driver("fe1", &fe, "wrong-token-xyz")
-            .hold(4, Duration::from_secs(30))
+            .hold(4, Duration::from_secs(30), false)
             .await
             .expect_err("only the orchestrator's token");
         assert!(e.to_string().contains("401"), "{e}");
