@@ -67,6 +67,9 @@ fn haproxy_frontend_fails_over_and_back_with_client_traffic() -> Result<()> {
         );
         Ok(())
     })?;
+    // A few more requests after the failback (the client asks every 100 ms;
+    // the last one before the switch may still have been b's).
+    std::thread::sleep(secs(0.5));
     let samples = client.stop();
     let answered: Vec<&str> = samples
         .iter()

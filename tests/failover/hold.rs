@@ -146,9 +146,12 @@ fn with_connect_retry_a_service_kill_failover_fails_no_request() -> Result<()> {
         slowest(&samples)
     );
     assert_eq!(d.group()?["active"], "b");
+    // Users arriving during the runbook waited for the switch; those who
+    // arrived before the first hold order (if any did: the first sign
+    // comes 0–250 ms after the kill) retried (`retried_total`).
     assert!(
-        fe["retried_total"].as_u64().unwrap_or(0) > 0,
-        "users arrived before the first hold order and retried: {fe}"
+        fe["held_rescued"].as_u64().unwrap_or(0) > 0,
+        "users were held through the cut-over: {fe}"
     );
     assert!(
         failed.is_empty(),
