@@ -100,17 +100,8 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     if let Some(deadline) = until.filter(|_| group.paused()) {
         let h = held.get_or_insert_with(|| Held::new(&group));
         debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
-        let mut switches = group.switches();
-        if *switches.borrow() == generation.number {
-            tokio::select! {
-                _ = group.shutdown().cancelled() => return,
-                _ = tokio::time::sleep_until(deadline) => {
-                    h.timed_out();
-                    warn!(group = %group.name, %peer, site = %generation.site, "held connection: no route change within the hold time; closing client connection");
-                    return;
-                }
-                _ = switches.changed() => {}
-            }
+        if !wait_for_switch(&group, &generation, deadline, h, peer).await {
+            return;
         }
         let Some((next, guard, _)) = group.join() else {
             return;
@@ -176,17 +167,8 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         if let Some(why) = &failed {
             debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; holding the connection for a route change");
         }
-        let mut switches = group.switches();
-        if *switches.borrow() == generation.number {
-            tokio::select! {
-                _ = group.shutdown().cancelled() => return,
-                _ = tokio::time::sleep_until(deadline) => {
-                    h.timed_out();
-                    warn!(group = %group.name, %peer, site, backend = backend_addr, "held connection: no route change within the hold time; closing client connection");
-                    return;
-                }
-                _ = switches.changed() => {}
-            }
+        if !wait_for_switch(&group, &generation, deadline, h, peer).await {
+            return;
         }
         // The route switched: retry on the new generation.
         let Some((next, guard, _)) = group.join() else {
@@ -280,6 +262,30 @@ async fn attempt(
         _ = switches.changed() => Attempt::Switched,
         _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
         r = connect => outcome(r),
+    }
+}
+
+/// Wait, held, until the route switches away from `generation` (true), or
+/// the hold time is over or shutdown comes (false: the connection is let go).
+async fn wait_for_switch(
+    group: &GroupRoute,
+    generation: &Generation,
+    deadline: Instant,
+    h: &Held<'_>,
+    peer: SocketAddr,
+) -> bool {
+    let mut switches = group.switches();
+    if *switches.borrow() != generation.number {
+        return true;
+    }
+    tokio::select! {
+        _ = group.shutdown().cancelled() => false,
+        _ = tokio::time::sleep_until(deadline) => {
+            h.timed_out();
+            warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
+            false
+        }
+        _ = switches.changed() => true,
     }
 }
 
