@@ -121,6 +121,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
             }
             Attempt::Closed => return,
             Attempt::Moved => {
+                if group.shutdown().is_cancelled() {
+                    return;
+                }
                 let Some((next, guard, _)) = group.join() else {
                     return;
                 };
@@ -246,8 +249,9 @@ async fn attempt(
                 None => std::future::pending().await,
             }
         };
+        // (The generation's token is a child of the shutdown token: it
+        // fires on shutdown too, and `Moved` checks which it was.)
         return tokio::select! {
-            _ = group.shutdown().cancelled() => Attempt::Closed,
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
             _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
