@@ -7,14 +7,15 @@
 //!   of at the next probe tick;
 //! - a failing probe (the orchestrator's, or a peer's in a report) asks for
 //!   a **prompt round**, and so does an agent turning silent (the loop
-//!   wakes at the moment its last report is two report intervals old).
+//!   wakes at the moment its last report is 1.5 report intervals old).
 //!
 //! A prompt round evaluates only the sites the bad evidence is about and
 //! only starts down streaks ([`Detector::prompt_round`]); when it did, the
 //! tick restarts from it, so the streak's later rounds still come one
-//! interval apart. Triggers are for sites not already in a streak, and a
-//! prompt probe waits at least a quarter interval after the previous probe,
-//! so a flapping site cannot make either run hot. Silence is looked for
+//! interval apart. Triggers are for sites not already in a streak; a
+//! prompt probe covers only the sites named and waits at least a quarter
+//! interval after the previous one, so a flapping site cannot make either
+//! run hot. Silence is looked for
 //! every quarter interval among the agents already overdue (a report
 //! missing), then waited for to the millisecond.
 //!
@@ -37,11 +38,17 @@ pub(crate) struct Cadence {
     /// The sites (and hybrid frontends) a prompt round is asked for.
     pending: Mutex<BTreeSet<String>>,
     probe: tokio::sync::Notify,
+    /// The sites a prompt probe is asked for.
+    to_probe: Mutex<BTreeSet<String>>,
+}
+
+fn take(set: &Mutex<BTreeSet<String>>) -> BTreeSet<String> {
+    std::mem::take(&mut *set.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 impl Cadence {
     fn take_pending(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+        take(&self.pending)
     }
 }
 
@@ -63,6 +70,11 @@ impl Shared {
     /// (state lock held).
     pub(crate) fn prompt_probe_locked(&self, st: &State, site: &str) {
         if st.detector.wants_prompt(site) {
+            self.cadence
+                .to_probe
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(site.to_string());
             self.cadence.probe.notify_one();
         }
     }
@@ -111,32 +123,44 @@ impl Shared {
     }
 
     /// The orchestrator's probes of every site and hybrid frontend, every
-    /// interval and on request (see the module doc), until `stop`.
+    /// interval, and of the sites asked for in between (see the module
+    /// doc), until `stop`. A prompt probe covers only the sites named and
+    /// leaves the regular schedule as it is.
     pub async fn probe_loop(self: Arc<Self>, stop: CancellationToken) {
         let interval = self.cfg.detection.interval;
         let mut next = Instant::now();
-        let mut last: Option<Instant> = None;
+        let mut last_prompt: Option<Instant> = None;
         loop {
-            tokio::select! {
+            let regular = tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep_until(next) => {}
-                _ = self.cadence.probe.notified() => {
-                    if let Some(l) = last {
-                        tokio::select! {
-                            _ = stop.cancelled() => return,
-                            _ = tokio::time::sleep_until(l + interval / 4) => {}
-                        }
-                    }
+                _ = tokio::time::sleep_until(next) => true,
+                _ = self.cadence.probe.notified() => false,
+            };
+            if regular {
+                let started = Instant::now();
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.probe_sites(None) => {}
+                }
+                next = started + interval;
+                continue;
+            }
+            if let Some(l) = last_prompt {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep_until(l + interval / 4) => {}
                 }
             }
-            let started = Instant::now();
-            last = Some(started);
+            last_prompt = Some(Instant::now());
+            let sites = take(&self.cadence.to_probe);
+            if sites.is_empty() {
+                continue;
+            }
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = self.probe_sites() => {}
+                _ = self.probe_sites(Some(&sites)) => {}
             }
-            next = started + interval;
         }
     }
 }

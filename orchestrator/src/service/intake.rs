@@ -2,6 +2,8 @@
 //! authority, divergent pages), the commands waiting for a site, and the
 //! orchestrator's own probes of every site and hybrid frontend.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 impl Shared {
@@ -107,12 +109,14 @@ impl Shared {
             .collect()
     }
 
-    /// Probe every site's endpoints and every hybrid frontend once (the external view).
-    pub async fn probe_sites(&self) {
+    /// Probe every site's endpoints and every hybrid frontend once (the
+    /// external view); with `only`, just those sites (a prompt probe).
+    pub(crate) async fn probe_sites(&self, only: Option<&BTreeSet<String>>) {
         let futs = self
             .cfg
             .sites
             .iter()
+            .filter(|(name, _)| only.is_none_or(|o| o.contains(*name)))
             .filter(|(_, s)| !s.endpoints.is_empty())
             .map(|(name, s)| {
                 let specs: Vec<_> = s
@@ -137,17 +141,16 @@ impl Shared {
                     )
                 }
             });
-        let fe_futs = self
-            .frontend_probes
-            .iter()
-            .map(|(name, (spec, _))| async move {
+        let fe_futs = self.frontend_probes.iter().filter(|_| only.is_none()).map(
+            |(name, (spec, _))| async move {
                 let mut spec = spec.clone();
                 spec.timeout = spec.timeout.min(self.cfg.detection.interval);
                 (
                     name.clone(),
                     warden_checks::run_all(std::slice::from_ref(&spec), &self.http).await,
                 )
-            });
+            },
+        );
         let (results, fe_results) = tokio::join!(
             futures::future::join_all(futs),
             futures::future::join_all(fe_futs)
