@@ -22,7 +22,7 @@ use tracing::{debug, warn};
 
 use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
 use crate::relay;
-use crate::route::{Generation, GroupRoute};
+use crate::route::{ConnGuard, Generation, GroupRoute};
 
 /// Time allowed to connect to a backend before the client is dropped.
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,11 +103,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         if !wait_for_switch(&group, &generation, deadline, h, peer).await {
             return;
         }
-        let Some((next, guard, _)) = group.join() else {
+        if !rejoin(&group, &mut generation, &mut counted) {
             return;
-        };
-        generation = next;
-        counted = guard;
+        }
     }
     let mut backend = loop {
         let give_up = retry_until.filter(|_| until.is_none());
@@ -124,12 +122,10 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 if group.shutdown().is_cancelled() {
                     return;
                 }
-                let Some((next, guard, _)) = group.join() else {
+                if !rejoin(&group, &mut generation, &mut counted) {
                     return;
-                };
-                debug!(group = %group.name, %peer, from = %generation.site, to = %next.site, "route switched before the backend answered; connecting to the new site");
-                generation = next;
-                counted = guard;
+                }
+                debug!(group = %group.name, %peer, to = %generation.site, "route switched before the backend answered; connecting to the new site");
                 continue;
             }
             Attempt::Switched => None,
@@ -153,11 +149,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                     _ = tokio::time::sleep_until(r.min(Instant::now() + RETRY_PAUSE)) => {}
                     _ = switches.changed() => {}
                 }
-                let Some((next, guard, _)) = group.join() else {
+                if !rejoin(&group, &mut generation, &mut counted) {
                     return;
-                };
-                generation = next;
-                counted = guard;
+                }
                 continue;
             }
             if let Some(why) = failed {
@@ -174,11 +168,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
             return;
         }
         // The route switched: retry on the new generation.
-        let Some((next, guard, _)) = group.join() else {
+        if !rejoin(&group, &mut generation, &mut counted) {
             return;
-        };
-        generation = next;
-        counted = guard;
+        }
     };
     let _counted = counted;
     let site = generation.site.as_str();
@@ -266,6 +258,19 @@ async fn attempt(
         _ = switches.changed() => Attempt::Switched,
         _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
         r = connect => outcome(r),
+    }
+}
+
+/// Join `group`'s current generation again (after a switch, or to retry):
+/// false when the group has no route any more.
+fn rejoin(group: &Arc<GroupRoute>, generation: &mut Generation, counted: &mut ConnGuard) -> bool {
+    match group.join() {
+        Some((g, c, _)) => {
+            *generation = g;
+            *counted = c;
+            true
+        }
+        None => false,
     }
 }
 

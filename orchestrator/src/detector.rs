@@ -376,10 +376,11 @@ impl Detector {
             }
             if let Some(p) = rep.peers.iter().find(|p| p.site == site) {
                 // Dated when the peer took it (the age it reports can only
-                // make the view older than the report, never fresher).
-                let seen = at
-                    .checked_sub(Duration::from_millis(p.age_ms))
-                    .unwrap_or(*at);
+                // make the view older than the report, never fresher; an
+                // age beyond this clock's past is simply stale).
+                let Some(seen) = at.checked_sub(Duration::from_millis(p.age_ms)) else {
+                    continue;
+                };
                 if now.saturating_duration_since(seen) > fresh_window {
                     continue;
                 }

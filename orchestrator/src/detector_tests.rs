@@ -618,10 +618,16 @@ async fn a_peer_view_is_dated_when_the_peer_took_it() {
     assert!(matches!(v, Verdict::Down(_)), "{v:?}");
     let row = rows.iter().find(|r| r.vantage == "peer:b").unwrap();
     assert_eq!(row.age_ms, Some(900));
-    // Taken 1.1 s before: older than agent_timeout, so not a vantage point.
-    rep.peers[0].age_ms = 1_100;
-    w.ev.insert_report(Instant::now(), rep);
-    let (v, rows) = w.det.evaluate(&w.ev, "a", Instant::now());
-    assert!(rows.iter().all(|r| r.vantage != "peer:b"), "{rows:?}");
-    assert!(matches!(v, Verdict::Unconfirmed(_)), "{v:?}");
+    // Taken 1.1 s before: older than agent_timeout, so not a vantage point;
+    // nor is an age no clock can subtract (a lying or broken agent).
+    for age in [1_100, u64::MAX] {
+        rep.peers[0].age_ms = age;
+        w.ev.insert_report(Instant::now(), rep.clone());
+        let (v, rows) = w.det.evaluate(&w.ev, "a", Instant::now());
+        assert!(
+            rows.iter().all(|r| r.vantage != "peer:b"),
+            "{age}: {rows:?}"
+        );
+        assert!(matches!(v, Verdict::Unconfirmed(_)), "{age}: {v:?}");
+    }
 }

@@ -302,6 +302,29 @@ fn failover_rb() -> Runbook {
     )
 }
 
+/// The failback b → a at epoch 3, run to its end in `w` on a fresh store
+/// (best-effort fencing).
+async fn failback(w: &World) -> Runbook {
+    let rb = Runbook::new(
+        1,
+        "web",
+        RunbookKind::Failback,
+        "b",
+        "a",
+        3,
+        "failback",
+        1_000_000,
+        1_000_000,
+    );
+    execute(
+        rb,
+        w,
+        &MemStore::default(),
+        &policy(Fencing::BestEffort, None),
+    )
+    .await
+}
+
 fn statuses(rb: &Runbook) -> Vec<(StepName, StepStatus)> {
     rb.steps.iter().map(|s| (s.name, s.status)).collect()
 }
@@ -681,24 +704,7 @@ async fn failback_with_journal(names: Option<Vec<String>>) -> (Runbook, Vec<(Str
     let w = world_on("b", 2);
     w.replication.store(true, Ordering::Relaxed);
     *w.journaled.lock().unwrap() = names;
-    let rb = Runbook::new(
-        1,
-        "web",
-        RunbookKind::Failback,
-        "b",
-        "a",
-        3,
-        "failback",
-        1_000_000,
-        1_000_000,
-    );
-    let rb = execute(
-        rb,
-        &w,
-        &MemStore::default(),
-        &policy(Fencing::BestEffort, None),
-    )
-    .await;
+    let rb = failback(&w).await;
     assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
     let sent = w.sent.lock().unwrap().clone();
     (rb, sent)
@@ -767,24 +773,7 @@ async fn names_for_another_journal_are_not_taken() {
     w.replication.store(true, Ordering::Relaxed);
     w.other_journal.store(true, Ordering::Relaxed);
     *w.journaled.lock().unwrap() = Some(vec!["only-this.txt".into()]);
-    let rb = Runbook::new(
-        1,
-        "web",
-        RunbookKind::Failback,
-        "b",
-        "a",
-        3,
-        "failback",
-        1_000_000,
-        1_000_000,
-    );
-    let rb = execute(
-        rb,
-        &w,
-        &MemStore::default(),
-        &policy(Fencing::BestEffort, None),
-    )
-    .await;
+    let rb = failback(&w).await;
     assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
     let sent = w.sent.lock().unwrap().clone();
     let (_, fin) = first(&sent, "a", CommandKind::FinalSync);

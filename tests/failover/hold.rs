@@ -62,12 +62,19 @@ fn slowest(samples: &[lab::Sample]) -> std::time::Duration {
     samples.iter().map(|s| s.latency).max().unwrap_or_default()
 }
 
-#[test]
-fn a_service_kill_failover_fails_only_requests_before_its_first_sign() -> Result<()> {
-    let Some(lab) = lab::Lab::new_or_skip(HOSTS) else {
-        return Ok(());
-    };
-    let d = Deployment::new(lab, Knobs::default())?;
+/// What users saw through one service-kill failover of `d`: a client opens
+/// a new connection every 50 ms (3 s budget each) from a second before the
+/// kill of a's service until a second after users reach b.
+struct Drill {
+    /// Failed requests that ended after the kill, with why.
+    failed: Vec<String>,
+    /// Requests started after the kill.
+    during: usize,
+    /// The frontend's route with its hold counters, after the drill.
+    fe: Value,
+}
+
+fn service_kill_drill(d: &Deployment, label: &str) -> Result<Drill> {
     d.start_all()?;
     let client =
         lab::ClientLoop::start_overlapping(&d.lab, "cli", &d.entry_url(), secs(0.05), secs(3))?;
@@ -77,15 +84,28 @@ fn a_service_kill_failover_fails_only_requests_before_its_first_sign() -> Result
     d.wait_users_on("b", secs(30))?;
     std::thread::sleep(secs(1));
     let samples = client.stop();
-    let failed = failures(&samples, killed);
-    let fe = frontend_state(&d)?;
-    let during = samples.iter().filter(|s| s.at >= killed).count();
+    let drill = Drill {
+        failed: failures(&samples, killed),
+        during: samples.iter().filter(|s| s.at >= killed).count(),
+        fe: frontend_state(d)?,
+    };
     println!(
-        "failover: {} requests after the kill, {} failed, slowest {:?}; frontend: {fe}",
-        during,
-        failed.len(),
-        slowest(&samples)
+        "{label}: {} requests after the kill, {} failed, slowest {:?}; frontend: {}",
+        drill.during,
+        drill.failed.len(),
+        slowest(&samples),
+        drill.fe
     );
+    Ok(drill)
+}
+
+#[test]
+fn a_service_kill_failover_fails_only_requests_before_its_first_sign() -> Result<()> {
+    let Some(lab) = lab::Lab::new_or_skip(HOSTS) else {
+        return Ok(());
+    };
+    let d = Deployment::new(lab, Knobs::default())?;
+    let Drill { failed, during, fe } = service_kill_drill(&d, "failover")?;
     assert_eq!(d.group()?["active"], "b");
     assert!(
         fe["held_rescued"].as_u64().unwrap_or(0) > 0,
@@ -128,23 +148,7 @@ fn with_connect_retry_a_service_kill_failover_fails_no_request() -> Result<()> {
             ..Knobs::default()
         },
     )?;
-    d.start_all()?;
-    let client =
-        lab::ClientLoop::start_overlapping(&d.lab, "cli", &d.entry_url(), secs(0.05), secs(3))?;
-    std::thread::sleep(secs(1));
-    let killed = Instant::now();
-    d.lab.kill("svc-a")?;
-    d.wait_users_on("b", secs(30))?;
-    std::thread::sleep(secs(1));
-    let samples = client.stop();
-    let failed = failures(&samples, killed);
-    let fe = frontend_state(&d)?;
-    let during = samples.iter().filter(|s| s.at >= killed).count();
-    println!(
-        "failover with connect_retry: {during} requests after the kill, {} failed, slowest {:?}; frontend: {fe}",
-        failed.len(),
-        slowest(&samples)
-    );
+    let Drill { failed, during, fe } = service_kill_drill(&d, "failover with connect_retry")?;
     assert_eq!(d.group()?["active"], "b");
     // Users arriving during the runbook waited for the switch; those who
     // arrived before the first hold order (if any did: the first sign

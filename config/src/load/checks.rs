@@ -271,6 +271,28 @@ impl<'t, 'r> Cx<'t, 'r> {
         );
     }
 
+    /// `key` (a duration) must be at most `max`; `why` completes "(…" in the message.
+    pub(super) fn at_most(
+        &mut self,
+        key: &str,
+        v: std::time::Duration,
+        max: std::time::Duration,
+        why: &str,
+    ) {
+        if v > max {
+            let value = self.value_at(key);
+            self.push(
+                self.at(key),
+                key,
+                value,
+                format!(
+                    "must be at most \"{}\" ({why}",
+                    humantime::format_duration(max)
+                ),
+            );
+        }
+    }
+
     pub(super) fn check_detection(&mut self, d: &Detection) {
         for (key, v) in [("detection.fall", d.fall), ("detection.rise", d.rise)] {
             if v == 0 {

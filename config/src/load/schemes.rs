@@ -231,32 +231,18 @@ impl<'t, 'r> Cx<'t, 'r> {
         if f.drain_timeout.is_zero() {
             self.positive(&format!("{key}.drain_timeout"));
         }
-        if f.connect_retry > crate::model::MAX_CONNECT_RETRY {
-            let k = format!("{key}.connect_retry");
-            let value = self.value_at(&k);
-            self.push(
-                self.at(&k),
-                &k,
-                value,
-                format!(
-                    "must be at most \"{}\" (a refused connection is retried no longer); \"0s\" fails it at once",
-                    humantime::format_duration(crate::model::MAX_CONNECT_RETRY)
-                ),
-            );
-        }
-        if f.hold_connections > MAX_HOLD_CONNECTIONS {
-            let k = format!("{key}.hold_connections");
-            let value = self.value_at(&k);
-            self.push(
-                self.at(&k),
-                &k,
-                value,
-                format!(
-                    "must be at most \"{}\" (a user's connection is held no longer); \"0s\" turns holding off",
-                    humantime::format_duration(MAX_HOLD_CONNECTIONS)
-                ),
-            );
-        }
+        self.at_most(
+            &format!("{key}.connect_retry"),
+            f.connect_retry,
+            crate::model::MAX_CONNECT_RETRY,
+            "a refused connection is retried no longer); \"0s\" fails it at once",
+        );
+        self.at_most(
+            &format!("{key}.hold_connections"),
+            f.hold_connections,
+            MAX_HOLD_CONNECTIONS,
+            "a user's connection is held no longer); \"0s\" turns holding off",
+        );
     }
 
     /// The keys of `[groups.NAME.frontend]` with driver "haproxy": `backend`,

@@ -160,6 +160,15 @@ async fn a_cut_over_order_keeps_new_users_off_the_site_being_demoted() {
         crate::harness::ask_new(fe.listen("web")).await.as_deref(),
         Some("b")
     );
+    // A cut-over order from before the switch (late, replayed, or a deposed
+    // orchestrator's) is refused and pauses nobody.
+    let (status, body) = fe.pause("web", 1, 10_000).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(
+        crate::harness::ask_new(fe.listen("web")).await.as_deref(),
+        Some("b")
+    );
+    assert_eq!(count(&fe.route("web").await, "held_total"), 1);
 
     // No switch within hold_connections (2 s here): let go, never sent to a.
     let (fe, a, _b) = crate::harness::start_web(Duration::from_secs(5)).await;
