@@ -134,6 +134,10 @@ pub(crate) trait Deploy {
         self.operator().group()
     }
 
+    fn wait_steady(&self, limit: Duration) -> Result<Value> {
+        self.operator().wait_steady(limit)
+    }
+
     fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
         self.operator().wait_verdict(site, verdict, limit)
     }

@@ -60,6 +60,20 @@ impl Operator<'_> {
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
+    /// Wait until the first group runs no runbook (phase `steady`): a move's
+    /// users may reach the new site before its runbook has verified and
+    /// closed, and the next order is refused while one runs.
+    pub(crate) fn wait_steady(&self, limit: Duration) -> Result<Value> {
+        eventually(limit, secs(0.25), || {
+            let g = self.group()?;
+            if g["phase"] == "steady" {
+                Ok(g)
+            } else {
+                bail!("group phase {}, want steady", g["phase"])
+            }
+        })
+    }
+
     /// Wait until the first group reports `verdict` for `site` (a site or, in
     /// hybrid groups, whatever `sites` lists).
     pub(crate) fn wait_verdict(&self, site: &str, verdict: &str, limit: Duration) -> Result<()> {
