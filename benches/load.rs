@@ -312,18 +312,29 @@ fn main() -> Result<()> {
     l.sort_unstable();
     let cpu_pct = (cpu1 - cpu0) as f64 / 100.0 / measured.as_secs_f64() * 100.0;
     let rate = sent.load(Ordering::Relaxed) as f64 / measured.as_secs_f64();
-    let mut buckets = BTreeMap::new();
-    for line in metrics
-        .lines()
-        .filter(|l| l.starts_with("warden_report_handling_seconds_bucket"))
-    {
-        if let (Some(le), Some(v)) = (
-            line.split("le=\"").nth(1).and_then(|s| s.split('"').next()),
-            line.split_whitespace().last(),
-        ) {
-            buckets.insert(le.to_string(), v.to_string());
+    let histogram = |name: &str| -> BTreeMap<String, String> {
+        let mut buckets = BTreeMap::new();
+        for line in metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name}_bucket")))
+        {
+            if let (Some(le), Some(v)) = (
+                line.split("le=\"").nth(1).and_then(|s| s.split('"').next()),
+                line.split_whitespace().last(),
+            ) {
+                buckets.insert(le.to_string(), v.to_string());
+            }
         }
-    }
+        buckets
+    };
+    let show = |b: &BTreeMap<String, String>| {
+        b.iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let buckets = histogram("warden_report_handling_seconds");
+    let rounds = histogram("warden_detection_round_seconds");
     println!(
         "store: {}",
         if etcd_store {
@@ -352,11 +363,11 @@ fn main() -> Result<()> {
     );
     println!(
         "| server-side handling histogram (le → count) | {} | |",
-        buckets
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        show(&buckets)
+    );
+    println!(
+        "| detection round histogram, whole run (le → count) | {} | |",
+        show(&rounds)
     );
     if let Some(r) = etcd_rate {
         println!("| etcd writes (raft proposals committed per second) | {r:.1} | |");

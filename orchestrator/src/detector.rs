@@ -144,7 +144,6 @@ pub struct SiteRound {
     pub site: String,
     pub verdict: Verdict,
     pub transitions: Vec<Transition>,
-    pub evidence: Vec<EvidenceRow>,
     /// Whether the round counted for this site (a prompt round counts only
     /// the first down round of a streak; an isolated round counts nothing).
     pub counted: bool,
@@ -293,8 +292,43 @@ impl Detector {
 
     /// Evaluate one site without changing state; returns the verdict and the evidence table.
     pub fn evaluate(&self, ev: &Evidence, site: &str, now: Instant) -> (Verdict, Vec<EvidenceRow>) {
-        let fresh_window = self.cfg.agent_timeout;
         let mut rows = Vec::new();
+        let verdict = self.judge(ev, site, now, Some(&mut rows));
+        (verdict, rows)
+    }
+
+    /// The verdict of [`Detector::evaluate`] alone: what a round counts.
+    /// It builds no evidence table (a round over every site of a large
+    /// deployment would otherwise format a dozen strings per site, for
+    /// events that fire for a few).
+    pub fn verdict(&self, ev: &Evidence, site: &str, now: Instant) -> Verdict {
+        self.judge(ev, site, now, None)
+    }
+
+    /// The evidence table of [`Detector::evaluate`] alone: what an event or
+    /// a decision carries. Evaluated on the same evidence at the same `now`,
+    /// it is the table of the round that judged the verdict (a round and its
+    /// events run under one lock; the evaluation reads only the evidence
+    /// and the configuration, never the counters a round changes).
+    pub fn evidence(&self, ev: &Evidence, site: &str, now: Instant) -> Vec<EvidenceRow> {
+        self.evaluate(ev, site, now).1
+    }
+
+    /// The one evaluation behind the three above: `rows`, when given,
+    /// receives the evidence table.
+    fn judge(
+        &self,
+        ev: &Evidence,
+        site: &str,
+        now: Instant,
+        mut rows: Option<&mut Vec<EvidenceRow>>,
+    ) -> Verdict {
+        let mut add = |row: &dyn Fn() -> EvidenceRow| {
+            if let Some(rows) = rows.as_deref_mut() {
+                rows.push(row());
+            }
+        };
+        let fresh_window = self.cfg.agent_timeout;
         let agent = ev.reports.get(site);
         let agent_fresh =
             agent.is_some_and(|(at, _)| now.saturating_duration_since(*at) <= fresh_window);
@@ -306,7 +340,7 @@ impl Detector {
         let mut local_failing = false;
         match agent {
             Some((at, rep)) => {
-                rows.push(EvidenceRow {
+                add(&|| EvidenceRow {
                     site: site.into(),
                     vantage: "heartbeat".into(),
                     status: match (agent_fresh, silent) {
@@ -320,7 +354,7 @@ impl Detector {
                 });
                 if agent_fresh {
                     local_failing = rep.checks.iter().any(|c| c.critical && !c.ok);
-                    rows.push(EvidenceRow {
+                    add(&|| EvidenceRow {
                         site: site.into(),
                         vantage: "agent".into(),
                         status: if local_failing { "failing" } else { "ok" }.into(),
@@ -330,7 +364,7 @@ impl Detector {
                 }
             }
             None if self.agentless => {}
-            None => rows.push(EvidenceRow {
+            None => add(&|| EvidenceRow {
                 site: site.into(),
                 vantage: "heartbeat".into(),
                 status: "none".into(),
@@ -344,7 +378,7 @@ impl Detector {
                 if now.saturating_duration_since(*at) <= fresh_window && !results.is_empty() =>
             {
                 let failing = results.iter().any(|r| !r.ok);
-                rows.push(EvidenceRow {
+                add(&|| EvidenceRow {
                     site: site.into(),
                     vantage: "orchestrator".into(),
                     status: if failing { "failing" } else { "ok" }.into(),
@@ -354,7 +388,7 @@ impl Detector {
                 Some(failing)
             }
             Some((at, _)) => {
-                rows.push(EvidenceRow {
+                add(&|| EvidenceRow {
                     site: site.into(),
                     vantage: "orchestrator".into(),
                     status: "stale".into(),
@@ -366,7 +400,7 @@ impl Detector {
             None => None,
         };
         // Peer views: other sites' fresh agents that probed this site.
-        let mut peers: Vec<bool> = Vec::new();
+        let (mut peers, mut peers_failing) = (0usize, 0usize);
         for peer in ev.probed_by.get(site).into_iter().flatten() {
             let Some((at, rep)) = ev.reports.get(peer) else {
                 continue;
@@ -385,8 +419,9 @@ impl Detector {
                     continue;
                 }
                 let failing = p.failing();
-                peers.push(failing);
-                rows.push(EvidenceRow {
+                peers += 1;
+                peers_failing += usize::from(failing);
+                add(&|| EvidenceRow {
                     site: site.into(),
                     vantage: format!("peer:{peer}"),
                     status: if failing { "failing" } else { "ok" }.into(),
@@ -395,10 +430,10 @@ impl Detector {
                 });
             }
         }
-        let outside: Vec<bool> = external.into_iter().chain(peers.iter().copied()).collect();
-        let outside_failing = outside.iter().filter(|f| **f).count();
-        let answered = outside.len();
-        let peers_ok = !peers.is_empty() && peers.iter().all(|f| !f);
+        // The outside vantage points: the orchestrator's probe and the peers.
+        let outside_failing = usize::from(external == Some(true)) + peers_failing;
+        let answered = usize::from(external.is_some()) + peers;
+        let peers_ok = peers > 0 && peers_failing == 0;
 
         let verdict = if agent_fresh && silent && answered > 0 && outside_failing == answered {
             // The whole site is gone: its agent missed a report and no
@@ -414,7 +449,7 @@ impl Detector {
                 } else {
                     Verdict::Unconfirmed(format!("critical check failing locally but {answered} outside vantage points see the service answer"))
                 }
-            } else if external == Some(true) && (peers_ok || peers.is_empty()) {
+            } else if external == Some(true) && (peers_ok || peers == 0) {
                 Verdict::PathFault(
                     "orchestrator probes fail while the site's agent (and peers) say healthy"
                         .into(),
@@ -463,7 +498,7 @@ impl Detector {
                 answered - outside_failing
             ))
         };
-        (verdict, rows)
+        verdict
     }
 
     /// Whether fresh bad evidence about `site` is worth a prompt round: it
@@ -552,7 +587,7 @@ impl Detector {
             // Isolation is judged by the regular rounds only.
             let mut sites = Vec::new();
             for name in names {
-                let (verdict, evidence) = self.evaluate(ev, &name, now);
+                let verdict = self.verdict(ev, &name, now);
                 let starts = !self.isolated
                     && matches!(verdict, Verdict::Down(_))
                     && self.wants_prompt(&name);
@@ -565,7 +600,6 @@ impl Detector {
                     site: name,
                     verdict,
                     transitions,
-                    evidence,
                     counted: starts,
                 });
             }
@@ -589,27 +623,24 @@ impl Detector {
         let isolation_changed = (isolated != self.isolated).then_some(isolated);
         self.isolated = isolated;
 
-        let mut sites = Vec::new();
-        for name in names {
-            let (verdict, evidence) = self.evaluate(ev, &name, now);
-            if isolated {
-                // Decide nothing: counters frozen; health cannot be judged from here.
-                sites.push(SiteRound {
-                    site: name,
-                    verdict,
-                    transitions: Vec::new(),
-                    evidence,
-                    counted: false,
-                });
-                continue;
-            }
-            let transitions = self.count(&name, &verdict, now);
+        // Every site's verdict, then each counted on its track (one pass
+        // over the tracks, no lookup per site).
+        let verdicts: Vec<Verdict> = names.iter().map(|n| self.verdict(ev, n, now)).collect();
+        let mut sites = Vec::with_capacity(names.len());
+        let tracks = self.sites.values_mut();
+        for ((name, verdict), track) in names.into_iter().zip(verdicts).zip(tracks) {
+            // Isolated: decide nothing; counters frozen, health cannot be
+            // judged from here.
+            let transitions = if isolated {
+                Vec::new()
+            } else {
+                count_on(&self.cfg, track, &verdict, now)
+            };
             sites.push(SiteRound {
                 site: name,
                 verdict,
                 transitions,
-                evidence,
-                counted: true,
+                counted: !isolated,
             });
         }
         Round {
@@ -621,73 +652,83 @@ impl Detector {
 
     /// Count `verdict` as this round's for `site`: the hysteresis of DESIGN §3.
     fn count(&mut self, site: &str, verdict: &Verdict, now: Instant) -> Vec<Transition> {
-        let mut transitions = Vec::new();
-        let (fall, rise) = (self.cfg.fall, self.cfg.rise);
-        let Some(t) = self.sites.get_mut(site) else {
-            return transitions;
-        };
-        if t.last.as_ref().map(|v| v.label()) != Some(verdict.label()) {
-            transitions.push(Transition::Changed);
+        match self.sites.get_mut(site) {
+            Some(t) => count_on(&self.cfg, t, verdict, now),
+            None => Vec::new(),
         }
-        match verdict {
-            Verdict::Down(_) => {
-                t.down_rounds += 1;
-                t.healthy_rounds = 0;
-                t.healthy_since = None;
-                t.unjudged_since = None;
-                if t.first_failing.is_none() {
-                    t.first_failing = Some(now);
-                }
-                if !t.confirmed_down && t.down_rounds >= fall {
-                    t.confirmed_down = true;
-                    transitions.push(Transition::ConfirmedDown);
-                }
-            }
-            Verdict::Healthy => {
-                t.down_rounds = 0;
-                t.healthy_rounds += 1;
-                // Back from rounds that could not judge: the clock
-                // resumes where it stopped.
-                if let (Some(u), Some(h)) = (t.unjudged_since.take(), t.healthy_since) {
-                    t.healthy_since = Some(h + now.saturating_duration_since(u));
-                }
-                if t.healthy_since.is_none() {
-                    t.healthy_since = Some(now);
-                }
-                let held = t
-                    .healthy_since
-                    .is_some_and(|s| now.saturating_duration_since(s) >= self.cfg.hold_down);
-                if t.confirmed_down && t.healthy_rounds >= rise && held {
-                    t.confirmed_down = false;
-                    t.first_failing = None;
-                    transitions.push(Transition::Recovered);
-                }
-                if !t.confirmed_down {
-                    t.first_failing = None;
-                }
-            }
-            // Judged unwell by its own agent: recovery starts over.
-            Verdict::Unconfirmed(_) => {
-                t.down_rounds = 0;
-                t.healthy_rounds = 0;
-                t.healthy_since = None;
-                t.unjudged_since = None;
-            }
-            // Cannot judge the site this round (DESIGN §3): a disaster
-            // needs consecutive down rounds, so that count starts over;
-            // recovery pauses — healthy rounds and the hold-down time
-            // already earned stay, and the clock stops until a round
-            // judges the site again.
-            Verdict::PathFault(_) | Verdict::DeadAgent(_) | Verdict::Unknown(_) => {
-                t.down_rounds = 0;
-                if t.healthy_since.is_some() && t.unjudged_since.is_none() {
-                    t.unjudged_since = Some(now);
-                }
-            }
-        }
-        t.last = Some(verdict.clone());
-        transitions
     }
+}
+
+/// Count `verdict` as this round's on track `t`: the hysteresis of DESIGN §3.
+fn count_on(
+    cfg: &Detection,
+    t: &mut SiteTrack,
+    verdict: &Verdict,
+    now: Instant,
+) -> Vec<Transition> {
+    let mut transitions = Vec::new();
+    let (fall, rise) = (cfg.fall, cfg.rise);
+    if t.last.as_ref().map(|v| v.label()) != Some(verdict.label()) {
+        transitions.push(Transition::Changed);
+    }
+    match verdict {
+        Verdict::Down(_) => {
+            t.down_rounds += 1;
+            t.healthy_rounds = 0;
+            t.healthy_since = None;
+            t.unjudged_since = None;
+            if t.first_failing.is_none() {
+                t.first_failing = Some(now);
+            }
+            if !t.confirmed_down && t.down_rounds >= fall {
+                t.confirmed_down = true;
+                transitions.push(Transition::ConfirmedDown);
+            }
+        }
+        Verdict::Healthy => {
+            t.down_rounds = 0;
+            t.healthy_rounds += 1;
+            // Back from rounds that could not judge: the clock
+            // resumes where it stopped.
+            if let (Some(u), Some(h)) = (t.unjudged_since.take(), t.healthy_since) {
+                t.healthy_since = Some(h + now.saturating_duration_since(u));
+            }
+            if t.healthy_since.is_none() {
+                t.healthy_since = Some(now);
+            }
+            let held = t
+                .healthy_since
+                .is_some_and(|s| now.saturating_duration_since(s) >= cfg.hold_down);
+            if t.confirmed_down && t.healthy_rounds >= rise && held {
+                t.confirmed_down = false;
+                t.first_failing = None;
+                transitions.push(Transition::Recovered);
+            }
+            if !t.confirmed_down {
+                t.first_failing = None;
+            }
+        }
+        // Judged unwell by its own agent: recovery starts over.
+        Verdict::Unconfirmed(_) => {
+            t.down_rounds = 0;
+            t.healthy_rounds = 0;
+            t.healthy_since = None;
+            t.unjudged_since = None;
+        }
+        // Cannot judge the site this round (DESIGN §3): a disaster
+        // needs consecutive down rounds, so that count starts over;
+        // recovery pauses — healthy rounds and the hold-down time
+        // already earned stay, and the clock stops until a round
+        // judges the site again.
+        Verdict::PathFault(_) | Verdict::DeadAgent(_) | Verdict::Unknown(_) => {
+            t.down_rounds = 0;
+            if t.healthy_since.is_some() && t.unjudged_since.is_none() {
+                t.unjudged_since = Some(now);
+            }
+        }
+    }
+    t.last = Some(verdict.clone());
+    transitions
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub reports: Counter,
     pub rejected: Counter,
     pub report_seconds: Histogram,
+    /// Time of one regular detection round (every site judged, every
+    /// group's decision looked at), under the state lock.
+    pub round_seconds: Histogram,
     pub events: Counter,
     pub runbooks: Counter,
     /// RTO of the last finished runbook, seconds.
@@ -44,6 +47,8 @@ impl Metrics {
         let reports = Counter::default();
         let rejected = Counter::default();
         let report_seconds = Histogram::new([0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1]);
+        let round_seconds =
+            Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5]);
         let events = Counter::default();
         let runbooks = Counter::default();
         let last_rto_seconds = Gauge::<f64, AtomicU64>::default();
@@ -83,6 +88,11 @@ impl Metrics {
             "Time to handle one agent report",
             report_seconds.clone(),
         );
+        registry.register(
+            "detection_round_seconds",
+            "Time of one regular detection round (reports wait for it)",
+            round_seconds.clone(),
+        );
         registry.register("events", "Events recorded", events.clone());
         registry.register("runbooks_finished", "Runbooks finished", runbooks.clone());
         registry.register(
@@ -105,6 +115,7 @@ impl Metrics {
             reports,
             rejected,
             report_seconds,
+            round_seconds,
             events,
             runbooks,
             last_rto_seconds,

@@ -9,7 +9,11 @@ use super::*;
 impl Shared {
     /// One (regular) detection round and the decisions it leads to.
     pub fn detect_round(self: &Arc<Self>) {
+        let t0 = std::time::Instant::now();
         self.round_locked(None);
+        self.metrics()
+            .round_seconds
+            .observe(t0.elapsed().as_secs_f64());
     }
 
     /// A prompt round of `sites` (see
@@ -59,7 +63,7 @@ impl Shared {
             let ev: Vec<EvidenceRow> = round
                 .sites
                 .iter()
-                .flat_map(|s| s.evidence.clone())
+                .flat_map(|s| st.detector.evidence(&st.evidence, &s.site, now))
                 .collect();
             self.event_locked(st, kind, None, None, msg, ev, None);
         }
@@ -102,7 +106,8 @@ impl Shared {
                     }
                     _ => continue,
                 };
-                self.event_locked(st, kind, None, Some(&s.site), msg, s.evidence.clone(), None);
+                let rows = st.detector.evidence(&st.evidence, &s.site, now);
+                self.event_locked(st, kind, None, Some(&s.site), msg, rows, None);
             }
         }
         if !prompt {
@@ -115,30 +120,34 @@ impl Shared {
         if !prompt {
             self.replication_round_locked(st);
         }
-        // Decisions per group.
-        let by_site: BTreeMap<&str, &crate::detector::SiteRound> =
+        // Decisions per group. Only groups with something to decide are
+        // looked at further: a steady group on its primary whose active
+        // site is neither down this round nor confirmed down has none (no
+        // pending move, no suspicion, no failover, no failback) — in a
+        // large deployment, nearly all of them, every round.
+        let names: Vec<String> = st
+            .groups
+            .iter()
+            .filter(|(name, g)| !self.nothing_to_decide(st, name, g))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if names.is_empty() {
+            return prompt;
+        }
+        let by_site: std::collections::HashMap<&str, &crate::detector::SiteRound> =
             round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
         // A prompt round judged only some sites: the others stand as the
         // last regular round left them.
-        let last_healthy: std::collections::HashSet<String> = if prompt {
-            self.cfg
-                .sites
-                .keys()
-                .filter(|s| {
-                    st.detector
+        let healthy = |st: &State, s: &str| match by_site.get(s) {
+            Some(r) => r.verdict == Verdict::Healthy,
+            None => {
+                prompt
+                    && st
+                        .detector
                         .track(s)
                         .is_some_and(|t| t.last == Some(Verdict::Healthy))
-                })
-                .cloned()
-                .collect()
-        } else {
-            Default::default()
+            }
         };
-        let healthy = |s: &str| match by_site.get(s) {
-            Some(r) => r.verdict == Verdict::Healthy,
-            None => last_healthy.contains(s),
-        };
-        let names: Vec<String> = st.groups.keys().cloned().collect();
         for name in names {
             let Some(g) = st.groups.get(&name).cloned() else {
                 continue;
@@ -151,16 +160,18 @@ impl Shared {
             }
             let active_track = st.detector.track(&g.active).cloned().unwrap_or_default();
             let sites = gc.site_names();
-            let evidence = || -> Vec<EvidenceRow> {
+            // The evidence table of the group's sites judged this round.
+            let evidence = |st: &State| -> Vec<EvidenceRow> {
                 sites
                     .iter()
-                    .filter_map(|s| by_site.get(s.as_str()))
-                    .flat_map(|s| s.evidence.clone())
+                    .filter(|s| by_site.contains_key(s.as_str()))
+                    .flat_map(|s| st.detector.evidence(&st.evidence, s, now))
                     .collect()
             };
             if g.phase == Phase::PendingApproval {
                 if let Some(p) = &g.pending {
                     if p.kind == RunbookKind::Failover && !active_track.confirmed_down {
+                        let rows = evidence(st);
                         let mut ng = g.clone();
                         ng.pending = None;
                         ng.phase = Phase::Steady;
@@ -175,7 +186,7 @@ impl Shared {
                                 "pending failover withdrawn: {} is no longer confirmed down",
                                 g.active
                             ),
-                            evidence(),
+                            rows,
                             None,
                         );
                     }
@@ -205,19 +216,21 @@ impl Shared {
                 }
                 let target = sites
                     .iter()
-                    .find(|s| *s != &g.active && healthy(s))
+                    .find(|s| *s != &g.active && healthy(st, s))
                     .cloned();
                 let Some(target) = target else {
                     if st
                         .recorded
                         .observe(&format!("no_standby/{name}"), Some(g.active.as_str()))
                     {
-                        self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), evidence(), None);
+                        let rows = evidence(st);
+                        self.event_locked(st, EventKind::NoStandby, Some(&name), Some(&g.active), format!("{} is confirmed down but no standby of group {name} is healthy; waiting", g.active), rows, None);
                     }
                     continue;
                 };
                 st.recorded.observe(&format!("no_standby/{name}"), None);
-                self.decide(st, &name, RunbookKind::Failover, &target, evidence());
+                let rows = evidence(st);
+                self.decide(st, &name, RunbookKind::Failover, &target, rows);
                 continue;
             }
             // Failback?
@@ -229,12 +242,34 @@ impl Shared {
                 && gc.failback == FailbackMode::Auto
                 && retry_ok
                 && st.detector.is_recovered(&primary, now)
-                && healthy(&primary)
+                && healthy(st, &primary)
             {
-                self.decide(st, &name, RunbookKind::Failback, &primary, evidence());
+                let rows = evidence(st);
+                self.decide(st, &name, RunbookKind::Failback, &primary, rows);
             }
         }
         prompt
+    }
+
+    /// Whether a round can decide nothing for group `name` (see the
+    /// decision loop of `round_locked`): in maintenance, running or failed;
+    /// or steady on its primary with the active site neither down this
+    /// round nor confirmed down (every branch of the loop needs one of
+    /// those).
+    fn nothing_to_decide(&self, st: &State, name: &str, g: &GroupState) -> bool {
+        if g.maintenance || matches!(g.phase, Phase::Running | Phase::Failed) {
+            return true;
+        }
+        let on_primary = self
+            .cfg
+            .groups
+            .get(name)
+            .is_some_and(|gc| gc.primary() == g.active);
+        let active_well = st
+            .detector
+            .track(&g.active)
+            .is_none_or(|t| !t.confirmed_down && !matches!(t.last, Some(Verdict::Down(_))));
+        g.phase == Phase::Steady && on_primary && active_well
     }
 
     /// An automatic decision: start it, or make it pending (manual mode, budget).

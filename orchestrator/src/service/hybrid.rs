@@ -54,7 +54,8 @@ impl Shared {
                     ),
                     _ => continue,
                 };
-                self.event_locked(st, kind, None, Some(&f.site), msg, f.evidence.clone(), None);
+                let rows = st.fe_detector.evidence(&st.fe_evidence, &f.site, now);
+                self.event_locked(st, kind, None, Some(&f.site), msg, rows, None);
             }
         }
         let by_fe: BTreeMap<&str, &crate::detector::SiteRound> =
@@ -82,8 +83,8 @@ impl Shared {
             }
             let evidence: Vec<EvidenceRow> = frontends
                 .iter()
-                .filter_map(|f| by_fe.get(f.as_str()))
-                .flat_map(|f| f.evidence.clone())
+                .filter(|f| by_fe.contains_key(f.as_str()))
+                .flat_map(|f| st.fe_detector.evidence(&st.fe_evidence, f, now))
                 .collect();
             let target = frontends
                 .iter()

@@ -28,7 +28,18 @@ impl Shared {
         }
         let mut queued = false;
         let now_ms = self.clock.now_ms();
-        let names: Vec<String> = st.groups.keys().cloned().collect();
+        // Only the groups with a replication plan (no name copied for the others).
+        let names: Vec<String> = st
+            .groups
+            .keys()
+            .filter(|n| {
+                self.cfg
+                    .groups
+                    .get(n.as_str())
+                    .is_some_and(|gc| gc.replication().is_some())
+            })
+            .cloned()
+            .collect();
         for name in names {
             let Some(gc) = self.cfg.groups.get(&name) else {
                 continue;
