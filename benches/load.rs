@@ -2,7 +2,10 @@
 //! (2 sites each) at 1 Hz per site to a real `warden orchestrator` process on
 //! 127.0.0.1, with a real `warden frontend` serving every group. Measures the
 //! orchestrator's CPU (from /proc), its RSS, and report handling time (client
-//! round trip and the server-side histogram). Prints a table.
+//! round trip and the server-side histogram) and how long its detection
+//! rounds take. Prints a table. The load starts once the frontend routes
+//! every group (the orchestrator's first reconciliation has pushed them):
+//! a steady state, not the start-up.
 //!
 //! `cargo bench --bench load` (BENCH_GROUPS=10000 DURATION_S=30 by default);
 //! `STORE=etcd` runs the orchestrator on `store = "etcd"` against one real
@@ -234,7 +237,39 @@ fn main() -> Result<()> {
             Ok(())
         })?;
     }
-    eprintln!("orchestrator up after {:.1}s", t0.elapsed().as_secs_f64());
+    // Steady state: the frontend routes every group (the leader's first
+    // reconciliation has pushed 10,000 routes) before the load starts.
+    rt.block_on(async {
+        loop {
+            let routed = match client
+                .get(format!("http://127.0.0.1:{ctl}/v1/routes"))
+                .bearer_auth("frontend-token-load")
+                .send()
+                .await
+            {
+                Ok(r) => r
+                    .json::<BTreeMap<String, serde_json::Value>>()
+                    .await
+                    .map(|m| m.values().filter(|v| !v["site"].is_null()).count())
+                    .unwrap_or(0),
+                Err(_) => 0,
+            };
+            if routed == groups {
+                return Ok(());
+            }
+            if t0.elapsed() > Duration::from_secs(180) {
+                bail!(
+                    "the frontend routes {routed} of {groups} groups; see {}",
+                    dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })?;
+    eprintln!(
+        "orchestrator up and every group routed after {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     let etcd_url = etcd.as_ref().map(|(_, u)| u.clone());
     let pid = orch.0.id();
     let lat: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();

@@ -1,8 +1,8 @@
 //! The proxy's own descriptor budget and idle limit, so that a flood of
 //! users never takes what the control API needs: client connections (two
 //! descriptors each: client and backend) are capped by [`ClientSlots`],
-//! sized from the process's open-file limit minus a reserve for the control
-//! API, listeners and logs; a connection with no byte either way for
+//! sized from the process's open-file limit minus the listening sockets and a
+//! reserve for the control API and logs; a connection with no byte either way for
 //! [`CLIENT_IDLE_TIMEOUT`] is closed ([`Activity`] keeps the time of the
 //! last byte; the relay touches it).
 
@@ -27,10 +27,32 @@ pub struct ClientSlots {
     pub max: usize,
 }
 
+/// Listening sockets per group: one per proxy worker while all of them
+/// take at most a quarter of what the reserve leaves (the rest is for
+/// clients), else one per group — a frontend of thousands of groups on a
+/// 20,000-descriptor limit spreads its groups over the workers instead (see
+/// [`crate::listener`]). `None`: even one socket per group leaves fewer
+/// descriptors than 16 clients need.
+pub fn sockets_per_group(fd_limit: u64, groups: usize, workers: usize) -> Option<usize> {
+    let free = fd_limit.saturating_sub(RESERVED_FDS);
+    let (groups, workers) = (groups as u64, workers.max(1) as u64);
+    if groups.saturating_mul(workers) <= free / 4 {
+        Some(workers as usize)
+    } else if groups + 32 <= free {
+        Some(1)
+    } else {
+        None
+    }
+}
+
 impl ClientSlots {
-    /// Slots for a process allowed `fd_limit` open descriptors.
-    pub fn for_fd_limit(fd_limit: u64) -> ClientSlots {
-        let max = (fd_limit.saturating_sub(RESERVED_FDS) / 2).max(16) as usize;
+    /// Slots for a process allowed `fd_limit` open descriptors, `listeners`
+    /// of them taken by listening sockets.
+    pub fn for_fd_limit(fd_limit: u64, listeners: u64) -> ClientSlots {
+        let free = fd_limit
+            .saturating_sub(RESERVED_FDS)
+            .saturating_sub(listeners);
+        let max = (free / 2).max(16) as usize;
         ClientSlots {
             slots: Arc::new(Semaphore::new(max)),
             max,
@@ -89,13 +111,34 @@ mod tests {
 
     #[test]
     fn slots_leave_the_reserve() {
-        assert_eq!(ClientSlots::for_fd_limit(1024).max, 256);
-        assert_eq!(ClientSlots::for_fd_limit(100).max, 16);
-        let s = ClientSlots::for_fd_limit(0);
+        assert_eq!(ClientSlots::for_fd_limit(1024, 0).max, 256);
+        assert_eq!(ClientSlots::for_fd_limit(100, 0).max, 16);
+        let s = ClientSlots::for_fd_limit(0, 0);
         let held: Vec<_> = (0..16).map(|_| s.take().unwrap()).collect();
         assert!(s.take().is_none());
         drop(held);
         assert!(s.take().is_some());
+    }
+
+    /// Listening sockets count against the limit: two clients' worth of
+    /// descriptors fewer per socket.
+    #[test]
+    fn slots_leave_the_listeners() {
+        assert_eq!(ClientSlots::for_fd_limit(20_000, 10_000).max, 4_744);
+        assert_eq!(ClientSlots::for_fd_limit(20_000, 0).max, 9_744);
+    }
+
+    /// A socket per worker while they are few; one per group when many
+    /// groups would take the descriptors clients need; none when even that
+    /// does not fit.
+    #[test]
+    fn sockets_per_group_fit_the_limit() {
+        assert_eq!(sockets_per_group(20_000, 100, 2), Some(2));
+        assert_eq!(sockets_per_group(20_000, 10_000, 2), Some(1));
+        assert_eq!(sockets_per_group(1024, 2, 4), Some(4));
+        assert_eq!(sockets_per_group(1024, 400, 2), Some(1));
+        assert_eq!(sockets_per_group(1024, 600, 2), None);
+        assert_eq!(sockets_per_group(20_000, 1, 0), Some(1));
     }
 
     #[tokio::test(start_paused = true)]

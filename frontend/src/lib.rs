@@ -66,14 +66,26 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Option<oneshot::Sender<BoundAddrs>>,
 ) -> Result<(), FrontendError> {
+    // What the open-file limit allows (raised first, when it may be: every
+    // group's listening sockets count against it).
+    let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
+    let workers = workers::count();
+    let Some(per_group) = budget::sockets_per_group(fd_limit, cfg.groups.len(), workers) else {
+        return Err(FrontendError::Group {
+            group: "*".into(),
+            reason: format!(
+                "{} groups need a listening socket each, more than the open-file limit of {fd_limit} allows with room for clients; raise it (LimitNOFILE=, ulimit -n)",
+                cfg.groups.len()
+            ),
+        });
+    };
     let control = bind("control API".to_string(), cfg.control).await?;
     let control_addr = local_addr(&control, "control API", cfg.control)?;
     let mut listeners = Vec::with_capacity(cfg.groups.len());
     let mut bound = BTreeMap::new();
-    let workers = workers::count();
     for (name, g) in &cfg.groups {
         let label = format!("listener of group {name}");
-        let sockets = listener::bind(&label, g.listen, workers)?;
+        let sockets = listener::bind(&label, g.listen, per_group)?;
         // `bind` returns at least one socket; all share its address.
         if let Some(first) = sockets.first() {
             let addr = first.local_addr().map_err(|source| FrontendError::Bind {
@@ -94,10 +106,9 @@ pub async fn run(
     let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
     let table = Arc::new(route::Table::new(&cfg.groups, &stop, &tasks));
-    // What the open-file limit allows (raised at start when it may be).
-    let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
-    let slots = budget::ClientSlots::for_fd_limit(fd_limit);
-    info!(frontend = %cfg.name, fd_limit, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, proxy_workers = workers, "descriptor budget");
+    let listening = (cfg.groups.len() * per_group) as u64;
+    let slots = budget::ClientSlots::for_fd_limit(fd_limit, listening);
+    info!(frontend = %cfg.name, fd_limit, listening_sockets = listening, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, proxy_workers = workers, "descriptor budget");
     // With mTLS only the orchestrator's certificate may drive routes.
     let cert_name = cfg
         .tls
@@ -111,20 +122,22 @@ pub async fn run(
         )),
         None => None,
     };
-    // Worker i accepts on socket i of every group.
+    // Group k's socket j goes to worker (k + j) mod workers: with a socket
+    // per worker, every worker accepts for every group; with one socket per
+    // group, the groups are spread over the workers.
     let mut shares: Vec<workers::Share> = (0..workers).map(|_| Vec::new()).collect();
-    for (name, sockets) in listeners {
+    for (k, (name, sockets)) in listeners.into_iter().enumerate() {
         let Some(group) = table.group(&name) else {
             continue; // the table was built from the same map
         };
-        for (share, socket) in shares.iter_mut().zip(sockets) {
-            share.push((Arc::clone(group), socket));
+        for (j, socket) in sockets.into_iter().enumerate() {
+            shares[(k + j) % workers].push((Arc::clone(group), socket));
         }
     }
     let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
     for (index, share) in shares.into_iter().enumerate() {
         if share.is_empty() {
-            break; // no group: only the control API runs
+            continue; // no group for this worker (none, or fewer than workers)
         }
         let finished =
             match workers::spawn(index, share, stop.clone(), slots.clone(), SHUTDOWN_GRACE) {

@@ -6,6 +6,7 @@
 //! every rule is unit-tested on paused tokio time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -164,6 +165,8 @@ pub struct Round {
 pub struct Detector {
     cfg: Detection,
     sites: BTreeMap<String, SiteTrack>,
+    /// The keys of `sites`, in order (a round goes over them in parts).
+    names: Arc<[String]>,
     isolated: bool,
     /// The targets have no agent of their own (the frontends of `hybrid`
     /// groups): rule 2 of DESIGN §3 is the only way down, a majority of the
@@ -195,12 +198,14 @@ fn summarize(results: &[CheckResult]) -> String {
 
 impl Detector {
     pub fn new(cfg: Detection, sites: impl IntoIterator<Item = String>) -> Self {
+        let sites: BTreeMap<String, SiteTrack> = sites
+            .into_iter()
+            .map(|s| (s, SiteTrack::default()))
+            .collect();
         Detector {
             cfg,
-            sites: sites
-                .into_iter()
-                .map(|s| (s, SiteTrack::default()))
-                .collect(),
+            names: sites.keys().cloned().collect(),
+            sites,
             isolated: false,
             agentless: false,
             report_intervals: HashMap::new(),
@@ -609,10 +614,29 @@ impl Detector {
                 sites,
             };
         }
-        let names: Vec<String> = self.sites.keys().cloned().collect();
-        // Isolation: no fresh agent and every external probe failing (or none).
-        let any_agent = names.iter().any(|s| self.agent_fresh(ev, s, now));
-        let any_probe_ok = names.iter().any(|s| {
+        let (isolated, isolation_changed) = self.begin_round(ev, now);
+        let names = self.site_names();
+        let sites = self.round_part(ev, now, &names);
+        Round {
+            isolated,
+            isolation_changed,
+            sites,
+        }
+    }
+
+    /// Every site judged, in order.
+    pub fn site_names(&self) -> Arc<[String]> {
+        Arc::clone(&self.names)
+    }
+
+    /// The start of a regular round: whether the orchestrator is isolated
+    /// (no fresh agent and every external probe failing, or none) — then
+    /// the round counts nothing — and whether that changed. The sites are
+    /// then judged with [`Detector::round_part`], all at once
+    /// ([`Detector::round`]) or in parts with other work between them.
+    pub fn begin_round(&mut self, ev: &Evidence, now: Instant) -> (bool, Option<bool>) {
+        let any_agent = self.sites.keys().any(|s| self.agent_fresh(ev, s, now));
+        let any_probe_ok = self.sites.keys().any(|s| {
             ev.external.get(s).is_some_and(|(at, r)| {
                 now.saturating_duration_since(*at) <= self.cfg.agent_timeout
                     && !r.is_empty()
@@ -622,32 +646,35 @@ impl Detector {
         let isolated = !self.agentless && !any_agent && !any_probe_ok;
         let isolation_changed = (isolated != self.isolated).then_some(isolated);
         self.isolated = isolated;
+        (isolated, isolation_changed)
+    }
 
-        // Every site's verdict, then each counted on its track (one pass
-        // over the tracks, no lookup per site).
+    /// Judge and count `names` for the regular round begun by
+    /// [`Detector::begin_round`] (isolated: judged, not counted — health
+    /// cannot be judged from here). Every site's verdict first, then each
+    /// counted on its track.
+    pub fn round_part(&mut self, ev: &Evidence, now: Instant, names: &[String]) -> Vec<SiteRound> {
         let verdicts: Vec<Verdict> = names.iter().map(|n| self.verdict(ev, n, now)).collect();
-        let mut sites = Vec::with_capacity(names.len());
-        let tracks = self.sites.values_mut();
-        for ((name, verdict), track) in names.into_iter().zip(verdicts).zip(tracks) {
-            // Isolated: decide nothing; counters frozen, health cannot be
-            // judged from here.
-            let transitions = if isolated {
-                Vec::new()
-            } else {
-                count_on(&self.cfg, track, &verdict, now)
-            };
-            sites.push(SiteRound {
-                site: name,
-                verdict,
-                transitions,
-                counted: !isolated,
-            });
-        }
-        Round {
-            isolated,
-            isolation_changed,
-            sites,
-        }
+        let isolated = self.isolated;
+        let Detector { cfg, sites, .. } = self;
+        names
+            .iter()
+            .zip(verdicts)
+            .map(|(name, verdict)| {
+                let track = if isolated { None } else { sites.get_mut(name) };
+                let counted = track.is_some();
+                let transitions = match track {
+                    Some(t) => count_on(cfg, t, &verdict, now),
+                    None => Vec::new(),
+                };
+                SiteRound {
+                    site: name.clone(),
+                    verdict,
+                    transitions,
+                    counted,
+                }
+            })
+            .collect()
     }
 
     /// Count `verdict` as this round's for `site`: the hysteresis of DESIGN §3.

@@ -633,3 +633,43 @@ async fn a_peer_view_is_dated_when_the_peer_took_it() {
         assert!(matches!(v, Verdict::Unconfirmed(_)), "{age}: {v:?}");
     }
 }
+
+/// A regular round judged in parts (what the service does for a large
+/// deployment) counts exactly what one whole round counts: every site once,
+/// a down site in a late part confirmed after `fall` rounds like any other.
+#[tokio::test(start_paused = true)]
+async fn a_round_in_parts_counts_what_a_whole_round_counts() {
+    let names: Vec<String> = (0..2500).map(|i| format!("s{i:04}")).collect();
+    let mut ev = Evidence::default();
+    let mut whole = Detector::new(cfg(), names.clone());
+    let mut parts = Detector::new(cfg(), names.clone());
+    let down = "s2222";
+    for round in 1..=3 {
+        tick().await;
+        let now = Instant::now();
+        for (i, s) in names.iter().enumerate() {
+            let peer = &names[i ^ 1];
+            let ok = s != down;
+            ev.insert_report(now, report(s, ok, &[(peer, peer != down)]));
+            ev.external.insert(s.clone(), (now, vec![check(ok)]));
+        }
+        let w = whole.round(&ev, now);
+        let (isolated, _) = parts.begin_round(&ev, now);
+        assert!(!isolated && !w.isolated);
+        let mut judged = Vec::new();
+        for part in parts.site_names().chunks(1024) {
+            judged.extend(parts.round_part(&ev, now, part));
+        }
+        assert_eq!(judged.len(), names.len());
+        for (a, b) in w.sites.iter().zip(&judged) {
+            assert_eq!(
+                (&a.site, &a.verdict, &a.transitions, a.counted),
+                (&b.site, &b.verdict, &b.transitions, b.counted)
+            );
+        }
+        let t = parts.track(down).unwrap();
+        assert_eq!(t.down_rounds, round);
+        assert_eq!(t.confirmed_down, round == 3, "round {round}");
+        assert_eq!(parts.track("s0000").unwrap().healthy_rounds, round);
+    }
+}

@@ -22,6 +22,7 @@ pub mod frontend;
 #[cfg(test)]
 mod fuzz;
 pub mod hybrid;
+mod pass;
 mod text;
 
 /// The `haproxy` driver (kept at its old path).
@@ -77,6 +78,13 @@ pub trait Strategy: Send + Sync {
     async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError>;
     /// Observe where traffic goes now, from the routing layer itself.
     async fn current(&self) -> Result<Observed, StrategyError>;
+    /// [`Strategy::current`] within a pass over every group (see
+    /// [`ReadPass`]): an element that can be read for all its groups at
+    /// once is read once per pass. The default reads as `current`.
+    async fn current_in(&self, pass: &ReadPass) -> Result<Observed, StrategyError> {
+        let _ = pass;
+        self.current().await
+    }
     /// A switch of the group may be coming (its site is suspected, or a
     /// runbook is under way): a routing layer that can hold new users'
     /// connections instead of failing them does so for `ttl` (a zero `ttl`
@@ -105,3 +113,4 @@ pub trait Strategy: Send + Sync {
 }
 
 pub use error::StrategyError;
+pub use pass::{ReadPass, RouteTable};

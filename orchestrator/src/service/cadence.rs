@@ -105,7 +105,7 @@ impl Shared {
             let mut sites = self.cadence.take_pending();
             if woke == Woke::Timer {
                 if Instant::now() >= next_tick {
-                    self.detect_round();
+                    self.detect_round().await;
                     next_tick = (next_tick + interval).max(Instant::now());
                     continue;
                 }

@@ -4,16 +4,91 @@
 
 use std::collections::BTreeSet;
 
+use crate::detector::SiteRound;
+
+/// Sites judged in one part of a regular round (about half a millisecond
+/// of work): see [`Shared::detect_round`].
+const ROUND_PART: usize = 512;
+
+/// Between two parts of a round: the state lock is not fair (a thread that
+/// unlocks and locks again at once keeps it from those waiting), so the
+/// round's thread steps aside long enough for a waiting report to take it.
+fn breathe() {
+    std::thread::sleep(std::time::Duration::from_micros(100));
+}
+
 use super::*;
 
 impl Shared {
-    /// One (regular) detection round and the decisions it leads to.
-    pub fn detect_round(self: &Arc<Self>) {
+    /// One regular detection round and the decisions it leads to, on a
+    /// thread of its own (the blocking pool): judging tens of thousands of
+    /// sites takes tens of milliseconds of CPU that the runtime's worker
+    /// spends on agent reports meanwhile. The sites are judged in parts of
+    /// [`ROUND_PART`], the state lock released between two parts, so a
+    /// report waits for one part at most, never for the whole round. Each
+    /// part judges its sites on the evidence at its own instant; isolation
+    /// is judged once, at the start; the decisions come once every site is
+    /// judged.
+    pub async fn detect_round(self: &Arc<Self>) {
         let t0 = std::time::Instant::now();
-        self.round_locked(None);
+        let me = Arc::clone(self);
+        if let Err(e) = tokio::task::spawn_blocking(move || me.regular_round()).await {
+            warn!(cause = %e, "detection round did not finish");
+        }
         self.metrics()
             .round_seconds
             .observe(t0.elapsed().as_secs_f64());
+    }
+
+    fn regular_round(self: &Arc<Self>) {
+        let names = {
+            let now = Instant::now();
+            let mut st = self.lock();
+            let st = &mut *st;
+            if self.licence.is_held() {
+                self.lift_holds_locked(st, now);
+            }
+            self.flush_dropped_locked(st);
+            let (isolated, changed) = st.detector.begin_round(&st.evidence, now);
+            self.isolation_event_locked(st, changed, now);
+            if isolated {
+                return;
+            }
+            st.detector.site_names()
+        };
+        let mut judged = Vec::with_capacity(names.len());
+        for (i, part) in names.chunks(ROUND_PART).enumerate() {
+            if i > 0 {
+                breathe();
+            }
+            let now = Instant::now();
+            let mut st = self.lock();
+            let st = &mut *st;
+            let sites = st.detector.round_part(&st.evidence, now, part);
+            self.transition_events_locked(st, &sites, now);
+            judged.extend(sites);
+        }
+        {
+            let now = Instant::now();
+            let mut st = self.lock();
+            let st = &mut *st;
+            self.frontend_round_locked(st, now, None);
+            if !self.licence.is_held() {
+                // A follower keeps its verdicts warm; the group state is the leader's.
+                return;
+            }
+            self.replication_round_locked(st);
+        }
+        // The groups to look at, found in parts too.
+        let mut deciding = Vec::new();
+        for part in self.group_names.chunks(ROUND_PART) {
+            breathe();
+            let st = self.lock();
+            deciding.extend(self.deciding_locked(&st, part));
+        }
+        let now = Instant::now();
+        let mut st = self.lock();
+        self.decisions_locked(&mut st, deciding, &judged, now, false);
     }
 
     /// A prompt round of `sites` (see
@@ -21,56 +96,69 @@ impl Shared {
     /// streaks. Returns whether it counted for any site or frontend (then
     /// the caller restarts its tick from now).
     pub(crate) fn detect_prompt(self: &Arc<Self>, sites: &BTreeSet<String>) -> bool {
-        self.round_locked(Some(sites))
-    }
-
-    fn round_locked(self: &Arc<Self>, prompt_for: Option<&BTreeSet<String>>) -> bool {
-        let prompt = prompt_for.is_some();
         let now = Instant::now();
         let mut st = self.lock();
         let st = &mut *st;
-        let acting = self.licence.is_held();
-        let round = if let Some(sites) = prompt_for {
-            let round = st.detector.prompt_round(&st.evidence, now, sites);
-            let fe_counted = self.frontend_round_locked(st, now, Some(sites));
-            if !round.sites.iter().any(|s| s.counted) {
-                return fe_counted;
-            }
-            round
-        } else {
-            if acting {
-                self.lift_holds_locked(st, now);
-            }
-            self.flush_dropped_locked(st);
-            st.detector.round(&st.evidence, now)
-        };
-        // At start-up nothing has been heard yet: that is not isolation worth an alert.
-        let announce = match round.isolation_changed {
-            Some(true) => st.evidence.has_reports(),
-            Some(false) => st.recorded.holds("isolated"),
-            None => false,
-        };
-        if let (true, Some(iso)) = (announce, round.isolation_changed) {
-            st.recorded.observe("isolated", iso.then_some("isolated"));
-            let (kind, msg) = if iso {
-                (EventKind::Isolated, "the orchestrator reaches no site and hears from no agent: it is the one cut off; deciding nothing".to_string())
-            } else {
-                (
-                    EventKind::IsolationEnded,
-                    "the orchestrator hears from sites again".to_string(),
-                )
-            };
-            let ev: Vec<EvidenceRow> = round
-                .sites
-                .iter()
-                .flat_map(|s| st.detector.evidence(&st.evidence, &s.site, now))
-                .collect();
-            self.event_locked(st, kind, None, None, msg, ev, None);
+        let round = st.detector.prompt_round(&st.evidence, now, sites);
+        let fe_counted = self.frontend_round_locked(st, now, Some(sites));
+        if !round.sites.iter().any(|s| s.counted) {
+            return fe_counted;
         }
         if round.isolated {
             return false;
         }
-        for s in &round.sites {
+        self.transition_events_locked(st, &round.sites, now);
+        if self.licence.is_held() {
+            let names: Vec<String> = st.groups.keys().cloned().collect();
+            let names = self.deciding_locked(st, &names);
+            self.decisions_locked(st, names, &round.sites, now, true);
+        }
+        true
+    }
+
+    /// The isolation event when it started or ended (at start-up nothing
+    /// has been heard yet: that is not isolation worth an alert).
+    fn isolation_event_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        changed: Option<bool>,
+        now: Instant,
+    ) {
+        let announce = match changed {
+            Some(true) => st.evidence.has_reports(),
+            Some(false) => st.recorded.holds("isolated"),
+            None => false,
+        };
+        let (true, Some(iso)) = (announce, changed) else {
+            return;
+        };
+        st.recorded.observe("isolated", iso.then_some("isolated"));
+        let (kind, msg) = if iso {
+            (EventKind::Isolated, "the orchestrator reaches no site and hears from no agent: it is the one cut off; deciding nothing".to_string())
+        } else {
+            (
+                EventKind::IsolationEnded,
+                "the orchestrator hears from sites again".to_string(),
+            )
+        };
+        let ev: Vec<EvidenceRow> = st
+            .detector
+            .site_names()
+            .iter()
+            .flat_map(|s| st.detector.evidence(&st.evidence, s, now))
+            .collect();
+        self.event_locked(st, kind, None, None, msg, ev, None);
+    }
+
+    /// The events of the sites' transitions this round (with the evidence
+    /// each was judged on: same evidence, same instant).
+    fn transition_events_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        sites: &[SiteRound],
+        now: Instant,
+    ) {
+        for s in sites {
             for t in &s.transitions {
                 let (kind, msg) = match (t, &s.verdict) {
                     (Transition::ConfirmedDown, v) => (
@@ -110,32 +198,43 @@ impl Shared {
                 self.event_locked(st, kind, None, Some(&s.site), msg, rows, None);
             }
         }
-        if !prompt {
-            self.frontend_round_locked(st, now, None);
-        }
-        if !acting {
-            // A follower keeps its verdicts warm; the group state is the leader's.
-            return prompt;
-        }
-        if !prompt {
-            self.replication_round_locked(st);
-        }
-        // Decisions per group. Only groups with something to decide are
-        // looked at further: a steady group on its primary whose active
-        // site is neither down this round nor confirmed down has none (no
-        // pending move, no suspicion, no failover, no failback) — in a
-        // large deployment, nearly all of them, every round.
-        let names: Vec<String> = st
-            .groups
+    }
+
+    /// The decisions of a round (`judged`: its sites; a prompt round judged
+    /// only some, the others stand as the last regular round left them).
+    /// The groups a round may decide something for (see
+    /// [`Shared::nothing_to_decide`]): a steady group on its primary whose
+    /// active site is neither down this round nor confirmed down has
+    /// nothing — in a large deployment, nearly all of them, every round.
+    fn deciding_locked(&self, st: &State, names: &[String]) -> Vec<String> {
+        names
             .iter()
-            .filter(|(name, g)| !self.nothing_to_decide(st, name, g))
-            .map(|(name, _)| name.clone())
-            .collect();
+            .filter(|n| {
+                st.groups
+                    .get(n.as_str())
+                    .is_some_and(|g| !self.nothing_to_decide(st, n, g))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The decisions of a round for the groups `names` (see
+    /// [`Shared::deciding_locked`]; each is looked at again here, as it is
+    /// now). `judged`: the round's sites; a prompt round judged only some,
+    /// the others stand as the last regular round left them.
+    fn decisions_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        names: Vec<String>,
+        judged: &[SiteRound],
+        now: Instant,
+        prompt: bool,
+    ) {
         if names.is_empty() {
-            return prompt;
+            return;
         }
         let by_site: std::collections::HashMap<&str, &crate::detector::SiteRound> =
-            round.sites.iter().map(|s| (s.site.as_str(), s)).collect();
+            judged.iter().map(|s| (s.site.as_str(), s)).collect();
         // A prompt round judged only some sites: the others stand as the
         // last regular round left them.
         let healthy = |st: &State, s: &str| match by_site.get(s) {
@@ -248,7 +347,6 @@ impl Shared {
                 self.decide(st, &name, RunbookKind::Failback, &primary, rows);
             }
         }
-        prompt
     }
 
     /// Whether a round can decide nothing for group `name` (see the

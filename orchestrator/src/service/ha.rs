@@ -84,9 +84,13 @@ impl Role for HaRole {
         // Adoption may wait for an unreachable routing layer: it runs under
         // the licence, not in the take-over the lease renewal waits for.
         let me = s.clone();
+        // Then the routing layer is compared with the state just loaded at
+        // once, not a reconcile interval later: a deposed leader may have
+        // left it behind.
         s.licence.spawn(move |_term| async move {
             me.adopt_fresh_groups().await;
             me.resume();
+            me.reconcile_once().await;
         });
         Ok(())
     }

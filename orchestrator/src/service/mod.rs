@@ -267,6 +267,8 @@ pub struct Shared {
     licence: Licence,
     /// Site → the groups it belongs to (built once: reports look it up).
     site_groups: std::collections::HashMap<String, Vec<String>>,
+    /// Every group's name, in order (built once: each round goes over them).
+    group_names: Vec<String>,
     /// Group state changes waiting for the store (see [`persist`]).
     writer: persist::GroupWriter,
     /// With etcd: the leadership as this node sees it (see [`ha`]).
@@ -388,6 +390,7 @@ impl Shared {
                 site_groups.entry(site).or_default().push(name.clone());
             }
         }
+        let group_names: Vec<String> = cfg.groups.keys().cloned().collect();
         Ok(Arc::new(Shared {
             cfg,
             operators,
@@ -413,6 +416,7 @@ impl Shared {
             unsaved_notify: tokio::sync::Notify::new(),
             licence,
             site_groups,
+            group_names,
             writer: persist::GroupWriter::new(),
             ha: match mode {
                 Mode::Local => None,

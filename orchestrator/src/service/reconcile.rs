@@ -22,6 +22,10 @@ impl Shared {
 
     async fn reconcile_groups(&self) {
         let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
+        // Made after the snapshot: every route read in this pass (a
+        // frontend's table is read once for all its groups) is at least as
+        // new as the state it is compared with.
+        let pass = warden_strategies::ReadPass::new();
         for g in groups {
             if g.phase == Phase::Running {
                 continue;
@@ -33,11 +37,18 @@ impl Shared {
                 self.reconcile_hybrid(&g, h).await;
                 continue;
             }
-            let observed = strategy.current().await;
+            let observed = strategy.current_in(&pass).await;
             if let Ok(o) = &observed {
                 if o.epoch > g.epoch {
+                    // A move decided since the snapshot is not an epoch
+                    // seen ahead: compare with the group as it is now.
                     let mut st = self.lock();
-                    self.note_epoch_ahead_locked(&mut st, &g, o.epoch, "the routing layer");
+                    let now = st.groups.get(&g.name).cloned();
+                    if let Some(now) =
+                        now.filter(|x| o.epoch > x.epoch && x.phase != Phase::Running)
+                    {
+                        self.note_epoch_ahead_locked(&mut st, &now, o.epoch, "the routing layer");
+                    }
                     continue;
                 }
             }

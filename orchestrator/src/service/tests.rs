@@ -235,7 +235,7 @@ async fn round_lag(s: &Arc<Shared>, a_up: bool, settle: bool, lag: Option<u64>) 
             .external
             .insert("b".into(), (now, vec![check(true)]));
     }
-    s.detect_round();
+    s.detect_round().await;
     if settle {
         s.writer_settled().await;
     }

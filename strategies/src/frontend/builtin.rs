@@ -2,6 +2,7 @@
 //! ([`warden_proto::frontend`]), one group per driver, over plain HTTP with a
 //! bearer token.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use warden_config::Secret;
 use warden_proto::frontend::{ErrorBody, Hold, RouteMode, RouteState, SetRoute};
 
 use super::FrontendDriver;
+use crate::pass::TableError;
 use crate::text::chain;
-use crate::{StrategyError, SwitchMode};
+use crate::{ReadPass, RouteTable, StrategyError, SwitchMode};
 
 fn quote_body(text: &str) -> String {
     crate::text::quote(text, QUOTE_MAX, "body")
@@ -230,6 +232,25 @@ impl FrontendDriver for BuiltinDriver {
         Ok(())
     }
 
+    /// Within a pass, the frontend's whole route table (`GET /v1/routes`)
+    /// is read once for every group it serves.
+    async fn route_in(&self, pass: &ReadPass) -> Result<(Option<String>, u64), StrategyError> {
+        let key = format!("builtin {} {}", self.name, self.base);
+        let table = pass
+            .table(&key, || async {
+                self.route_table().await.map_err(TableError::of)
+            })
+            .await
+            .map_err(|e| e.error(&self.element))?;
+        table.get(&self.group).cloned().ok_or_else(|| {
+            self.rejected(format!(
+                "its route table has no group {:?} ({} groups served)",
+                self.group,
+                table.len()
+            ))
+        })
+    }
+
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
         let resp = self
             .client
@@ -246,6 +267,32 @@ impl FrontendDriver for BuiltinDriver {
             .await
             .map_err(|e| self.rejected(format!("unreadable answer to GET: {}", chain(&e))))?;
         Ok((state.site, state.epoch))
+    }
+}
+
+impl BuiltinDriver {
+    /// Every group's route as the frontend holds it (`GET /v1/routes`).
+    async fn route_table(&self) -> Result<RouteTable, StrategyError> {
+        let resp = self
+            .client
+            .get(format!("{}/v1/routes", self.base))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        if !resp.status().is_success() {
+            return Err(self.refusal(resp, None).await);
+        }
+        let states: BTreeMap<String, RouteState> = resp.json().await.map_err(|e| {
+            self.rejected(format!(
+                "unreadable answer to GET /v1/routes: {}",
+                chain(&e)
+            ))
+        })?;
+        Ok(states
+            .into_iter()
+            .map(|(group, st)| (group, (st.site, st.epoch)))
+            .collect())
     }
 }
 

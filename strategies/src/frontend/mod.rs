@@ -19,9 +19,12 @@ use warden_config::{Config, FrontendDriverKind, Secret};
 pub mod builtin;
 pub mod haproxy;
 
-use crate::{Epoch, Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+use crate::{Epoch, Observed, ReadPass, SiteRoute, Strategy, StrategyError, SwitchMode};
 pub use builtin::BuiltinDriver;
 pub use haproxy::{HaproxyDriver, HaproxySettings};
+
+/// One frontend's read of a group's route: (site, epoch), or why not.
+type RouteRead = Result<(Option<String>, u64), StrategyError>;
 
 /// One frontend as the strategy drives it, for one group.
 ///
@@ -43,6 +46,12 @@ pub trait FrontendDriver: Send + Sync {
     /// The frontend's route for the group: the site (`None` when it routes
     /// nothing, e.g. after a restart) and the highest epoch it has accepted.
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError>;
+    /// [`FrontendDriver::route`] within a pass over every group (see
+    /// [`ReadPass`]); the default reads as `route`.
+    async fn route_in(&self, pass: &ReadPass) -> Result<(Option<String>, u64), StrategyError> {
+        let _ = pass;
+        self.route().await
+    }
     /// Hold new connections whose backend fails for `ttl` (see
     /// [`Strategy::hold`]); the default holds nothing (HAProxy cannot).
     async fn hold(
@@ -220,6 +229,60 @@ pub(crate) fn most_severe(errors: Vec<StrategyError>) -> Option<StrategyError> {
     errors.into_iter().nth(i)
 }
 
+impl FrontendStrategy {
+    /// What every frontend's read says together. The observed site is the
+    /// one most frontends report (the first listed wins a tie), the epoch
+    /// the highest reported; every frontend that differs or cannot be read
+    /// is a drift line. Fails only when no frontend can be read.
+    fn observed(
+        &self,
+        reads: Vec<(&str, RouteRead)>,
+    ) -> Result<Observed, StrategyError> {
+        let answers: Vec<&(Option<String>, u64)> =
+            reads.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
+        if answers.is_empty() {
+            let errors: Vec<StrategyError> =
+                reads.into_iter().filter_map(|(_, r)| r.err()).collect();
+            if errors.len() > 1 && errors.iter().all(StrategyError::is_transient) {
+                return Err(StrategyError::Unreachable {
+                    element: format!("every frontend of group {}", self.group),
+                    reason: errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                });
+            }
+            return Err(most_severe(errors).unwrap_or_else(|| {
+                StrategyError::Config(format!("group {}: no frontends", self.group))
+            }));
+        }
+        let epoch = answers.iter().map(|(_, e)| *e).max().unwrap_or(0);
+        let mut best: Option<(&Option<String>, usize)> = None;
+        for (site, _) in &answers {
+            let n = answers.iter().filter(|(s, _)| s == site).count();
+            if best.is_none_or(|(_, m)| n > m) {
+                best = Some((site, n));
+            }
+        }
+        let site = best.and_then(|(s, _)| s.clone());
+
+        let mut drift = Vec::new();
+        for (frontend, read) in &reads {
+            match read {
+                Err(StrategyError::Unreachable { reason, .. }) => {
+                    drift.push(format!("{frontend} unreachable: {reason}"))
+                }
+                Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
+                Ok((s, e)) if *s == site && *e == epoch => {}
+                Ok((None, _)) => drift.push(format!("{frontend} has no route")),
+                Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
+            }
+        }
+        Ok(Observed { site, epoch, drift })
+    }
+}
+
 #[async_trait]
 impl Strategy for FrontendStrategy {
     fn name(&self) -> &str {
@@ -293,50 +356,17 @@ impl Strategy for FrontendStrategy {
             .drivers
             .iter()
             .map(|d| async move { (d.name(), d.route().await) });
-        let reads = join_all(reads).await;
+        self.observed(join_all(reads).await)
+    }
 
-        let answers: Vec<&(Option<String>, u64)> =
-            reads.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
-        if answers.is_empty() {
-            let errors: Vec<StrategyError> =
-                reads.into_iter().filter_map(|(_, r)| r.err()).collect();
-            if errors.len() > 1 && errors.iter().all(StrategyError::is_transient) {
-                return Err(StrategyError::Unreachable {
-                    element: format!("every frontend of group {}", self.group),
-                    reason: errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                });
-            }
-            return Err(most_severe(errors).unwrap_or_else(|| {
-                StrategyError::Config(format!("group {}: no frontends", self.group))
-            }));
-        }
-        let epoch = answers.iter().map(|(_, e)| *e).max().unwrap_or(0);
-        let mut best: Option<(&Option<String>, usize)> = None;
-        for (site, _) in &answers {
-            let n = answers.iter().filter(|(s, _)| s == site).count();
-            if best.is_none_or(|(_, m)| n > m) {
-                best = Some((site, n));
-            }
-        }
-        let site = best.and_then(|(s, _)| s.clone());
-
-        let mut drift = Vec::new();
-        for (frontend, read) in &reads {
-            match read {
-                Err(StrategyError::Unreachable { reason, .. }) => {
-                    drift.push(format!("{frontend} unreachable: {reason}"))
-                }
-                Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
-                Ok((s, e)) if *s == site && *e == epoch => {}
-                Ok((None, _)) => drift.push(format!("{frontend} has no route")),
-                Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
-            }
-        }
-        Ok(Observed { site, epoch, drift })
+    /// [`FrontendStrategy::current`], each frontend's route read once per
+    /// pass for all its groups (see [`ReadPass`]).
+    async fn current_in(&self, pass: &ReadPass) -> Result<Observed, StrategyError> {
+        let reads = self
+            .drivers
+            .iter()
+            .map(|d| async move { (d.name(), d.route_in(pass).await) });
+        self.observed(join_all(reads).await)
     }
 }
 
@@ -513,6 +543,63 @@ mod tests {
                 drift: vec![]
             }
         );
+    }
+
+    fn driver_for(group: &str, fe: &Fe) -> Arc<dyn FrontendDriver> {
+        Arc::new(
+            BuiltinDriver::new(
+                "fe1",
+                group,
+                fe.control,
+                Secret::new(TOKEN),
+                BuiltinDriver::DEFAULT_TIMEOUT,
+            )
+            .expect("driver"),
+        )
+    }
+
+    /// Within one pass the frontend's route table is read once for every
+    /// group on it; a group it does not serve is an error that names it; a
+    /// later pass reads anew (and sees a switch); a frontend that cannot be
+    /// read fails every group of the pass after one attempt.
+    #[tokio::test]
+    async fn a_pass_reads_each_frontend_once_for_all_its_groups() {
+        let fe = frontend().await;
+        let web = FrontendStrategy::new("web", vec![driver_for("web", &fe)]).expect("strategy");
+        let web_too = FrontendStrategy::new("web", vec![driver_for("web", &fe)]).expect("strategy");
+        let api = FrontendStrategy::new("api", vec![driver_for("api", &fe)]).expect("strategy");
+        web.activate(&route("a", SwitchMode::Immediate), 4)
+            .await
+            .expect("activate a");
+        let pass = ReadPass::new();
+        let want = Observed {
+            site: Some("a".into()),
+            epoch: 4,
+            drift: vec![],
+        };
+        assert_eq!(web.current_in(&pass).await.expect("read"), want);
+        assert_eq!(web_too.current_in(&pass).await.expect("read"), want);
+        let e = api.current_in(&pass).await.expect_err("not served");
+        assert!(
+            matches!(&e, StrategyError::Rejected { .. }) && e.to_string().contains("\"api\""),
+            "{e}"
+        );
+        assert_eq!(pass.tables_read(), 1, "one table read for the pass");
+
+        web.activate(&route("b", SwitchMode::Immediate), 5)
+            .await
+            .expect("activate b");
+        let next = ReadPass::new();
+        let seen = web.current_in(&next).await.expect("read");
+        assert_eq!((seen.site.as_deref(), seen.epoch), (Some("b"), 5));
+
+        fe.stop().await;
+        let gone = ReadPass::new();
+        for s in [&web, &web_too] {
+            let e = s.current_in(&gone).await.expect_err("frontend gone");
+            assert!(e.is_transient() && e.to_string().contains("fe1"), "{e}");
+        }
+        assert_eq!(gone.tables_read(), 1, "one attempt for the pass");
     }
 
     #[tokio::test]
