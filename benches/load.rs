@@ -173,7 +173,7 @@ fn main() -> Result<()> {
     );
 
     let log = |n: &str| -> Result<Stdio> { Ok(std::fs::File::create(dir.join(n))?.into()) };
-    let _fe = Kill(
+    let mut fe = Kill(
         Command::new(WARDEN)
             .args(["frontend", "--config"])
             .arg(&cfg)
@@ -332,6 +332,14 @@ fn main() -> Result<()> {
         let rate = w0.zip(w1).map(|(a, b)| (b - a) / measured.as_secs_f64());
         (cpu0, rss_before, measured, rate)
     });
+    // The frontend served the whole run (a frontend that died would make
+    // every reconciliation fail fast: not the load this bench measures).
+    if let Some(status) = fe.0.try_wait()? {
+        bail!(
+            "the frontend exited during the run ({status}): {}",
+            std::fs::read_to_string(dir.join("fe.err")).unwrap_or_default()
+        );
+    }
     let cpu1 = proc_cpu_ticks(pid)?;
     let rss = proc_rss_kb(pid)?;
     let metrics = rt.block_on(async {

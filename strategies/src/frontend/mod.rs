@@ -234,10 +234,7 @@ impl FrontendStrategy {
     /// one most frontends report (the first listed wins a tie), the epoch
     /// the highest reported; every frontend that differs or cannot be read
     /// is a drift line. Fails only when no frontend can be read.
-    fn observed(
-        &self,
-        reads: Vec<(&str, RouteRead)>,
-    ) -> Result<Observed, StrategyError> {
+    fn observed(&self, reads: Vec<(&str, RouteRead)>) -> Result<Observed, StrategyError> {
         let answers: Vec<&(Option<String>, u64)> =
             reads.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
         if answers.is_empty() {
