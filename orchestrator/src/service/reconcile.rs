@@ -161,6 +161,35 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// An epoch above the group's is an alert (decisions held) only when
+    /// it is above the group as it is when read: a move decided while the
+    /// pass went on is not an epoch seen ahead.
+    #[tokio::test(start_paused = true)]
+    async fn an_epoch_ahead_is_judged_against_the_group_as_it_is_now() {
+        let (s, fake, _dir) = setup_with(true, 3, "", Arc::new(MemStore::default()));
+        let epoch = s.lock().groups["web"].epoch;
+        // A move decided after the pass took its snapshot, before the read.
+        let me = Arc::clone(&s);
+        let route = Arc::clone(&fake);
+        *fake.on_read.lock().unwrap() = Some(Box::new(move || {
+            if let Some(g) = me.lock().groups.get_mut("web") {
+                g.epoch = epoch + 1;
+                g.active = "b".into();
+            }
+            *route.route.lock().unwrap() = (Some("b".into()), epoch + 1);
+        }));
+        s.reconcile_once().await;
+        assert!(s.lock().epoch_ahead.is_empty(), "not an epoch seen ahead");
+        assert!(s.lock().recent.iter().all(|e| e.kind != EventKind::Alert));
+
+        // An epoch above the group as it is now: the alert.
+        *fake.on_read.lock().unwrap() = None;
+        *fake.route.lock().unwrap() = (Some("a".into()), epoch + 5);
+        s.reconcile_once().await;
+        assert_eq!(s.lock().epoch_ahead["web"].epoch, epoch + 5);
+        assert!(s.lock().recent.iter().any(|e| e.kind == EventKind::Alert));
+    }
+
     /// An event says what was observed: a layer that could not be read is
     /// not reported as a corrected drift; a real drift is.
     #[tokio::test(start_paused = true)]

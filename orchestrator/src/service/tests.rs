@@ -13,6 +13,9 @@ pub(super) struct FakeRoute {
     /// Hold orders received: (epoch, ttl).
     /// Hold orders: (epoch, ttl, pause).
     pub(super) holds: Mutex<Vec<(u64, Duration, bool)>>,
+    /// Runs at each `current` before it answers (what happens meanwhile).
+    #[allow(clippy::type_complexity)]
+    pub(super) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 #[async_trait]
@@ -37,6 +40,9 @@ impl Strategy for FakeRoute {
         Ok(())
     }
     async fn current(&self) -> Result<Observed, StrategyError> {
+        if let Some(f) = self.on_read.lock().unwrap().as_ref() {
+            f();
+        }
         if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StrategyError::Unreachable {
                 element: "fake".into(),
