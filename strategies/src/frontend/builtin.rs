@@ -283,16 +283,20 @@ impl BuiltinDriver {
         if !resp.status().is_success() {
             return Err(self.refusal(resp, None).await);
         }
-        let states: BTreeMap<String, RouteState> = resp.json().await.map_err(|e| {
-            self.rejected(format!(
-                "unreadable answer to GET /v1/routes: {}",
-                chain(&e)
-            ))
-        })?;
-        Ok(states
-            .into_iter()
-            .map(|(group, st)| (group, (st.site, st.epoch)))
-            .collect())
+        let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        // A frontend of 10,000 groups answers megabytes: parsed off the
+        // runtime's workers, which serve agent reports meanwhile.
+        let parsed = tokio::task::spawn_blocking(move || {
+            serde_json::from_slice::<BTreeMap<String, RouteState>>(&body).map(|states| {
+                states
+                    .into_iter()
+                    .map(|(group, st)| (group, (st.site, st.epoch)))
+                    .collect::<RouteTable>()
+            })
+        })
+        .await
+        .map_err(|e| self.rejected(format!("reading GET /v1/routes failed: {e}")))?;
+        parsed.map_err(|e| self.rejected(format!("unreadable answer to GET /v1/routes: {e}")))
     }
 }
 
