@@ -34,6 +34,8 @@ pub struct BuiltinDriver {
     base: String,
     token: Secret,
     client: reqwest::Client,
+    /// The client's time for one request.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for BuiltinDriver {
@@ -52,6 +54,10 @@ const QUOTE_MAX: usize = 200;
 impl BuiltinDriver {
     /// Time allowed for one control request (connect included).
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Time allowed for the whole route table (a frontend of 10,000 groups
+    /// answers about 2 MB; over a slow link that needs longer than one
+    /// group's route, and it is read once per pass, not once per group).
+    pub const TABLE_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// A driver for `group` on the frontend `name` whose control API listens on `control`.
     pub fn new(
@@ -85,6 +91,7 @@ impl BuiltinDriver {
             base: format!("http://{control}"),
             token,
             client,
+            timeout,
         })
     }
 
@@ -276,6 +283,7 @@ impl BuiltinDriver {
         let resp = self
             .client
             .get(format!("{}/v1/routes", self.base))
+            .timeout(Self::TABLE_TIMEOUT.max(self.timeout))
             .bearer_auth(self.token.expose())
             .send()
             .await
