@@ -81,8 +81,10 @@ impl Shared {
         }
         // The groups to look at, found in parts too.
         let mut deciding = Vec::new();
-        for part in self.group_names.chunks(ROUND_PART) {
-            breathe();
+        for (i, part) in self.group_names.chunks(ROUND_PART).enumerate() {
+            if i > 0 {
+                breathe();
+            }
             let st = self.lock();
             deciding.extend(self.deciding_locked(&st, part));
         }
@@ -200,8 +202,6 @@ impl Shared {
         }
     }
 
-    /// The decisions of a round (`judged`: its sites; a prompt round judged
-    /// only some, the others stand as the last regular round left them).
     /// The groups a round may decide something for (see
     /// [`Shared::nothing_to_decide`]): a steady group on its primary whose
     /// active site is neither down this round nor confirmed down has
@@ -259,7 +259,7 @@ impl Shared {
             }
             let active_track = st.detector.track(&g.active).cloned().unwrap_or_default();
             let sites = gc.site_names();
-            // The evidence table of the group's sites judged this round.
+            // The evidence table, now, of the group's sites judged this round.
             let evidence = |st: &State| -> Vec<EvidenceRow> {
                 sites
                     .iter()
@@ -349,8 +349,8 @@ impl Shared {
         }
     }
 
-    /// Whether a round can decide nothing for group `name` (see the
-    /// decision loop of `round_locked`): in maintenance, running or failed;
+    /// Whether a round can decide nothing for group `name` (see
+    /// [`Shared::decisions_locked`]): in maintenance, running or failed;
     /// or steady on its primary with the active site neither down this
     /// round nor confirmed down (every branch of the loop needs one of
     /// those).
