@@ -259,16 +259,7 @@ impl FrontendDriver for BuiltinDriver {
     }
 
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
-        let resp = self
-            .client
-            .get(self.url())
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        if !resp.status().is_success() {
-            return Err(self.refusal(resp, None).await);
-        }
+        let resp = self.get(self.url(), self.timeout).await?;
         let state: RouteState = resp
             .json()
             .await
@@ -278,12 +269,16 @@ impl FrontendDriver for BuiltinDriver {
 }
 
 impl BuiltinDriver {
-    /// Every group's route as the frontend holds it (`GET /v1/routes`).
-    async fn route_table(&self) -> Result<RouteTable, StrategyError> {
+    /// `GET url` with the token within `timeout`: a 2xx answer, or the error.
+    async fn get(
+        &self,
+        url: String,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, StrategyError> {
         let resp = self
             .client
-            .get(format!("{}/v1/routes", self.base))
-            .timeout(Self::TABLE_TIMEOUT.max(self.timeout))
+            .get(url)
+            .timeout(timeout)
             .bearer_auth(self.token.expose())
             .send()
             .await
@@ -291,6 +286,13 @@ impl BuiltinDriver {
         if !resp.status().is_success() {
             return Err(self.refusal(resp, None).await);
         }
+        Ok(resp)
+    }
+
+    /// Every group's route as the frontend holds it (`GET /v1/routes`).
+    async fn route_table(&self) -> Result<RouteTable, StrategyError> {
+        let url = format!("{}/v1/routes", self.base);
+        let resp = self.get(url, Self::TABLE_TIMEOUT.max(self.timeout)).await?;
         let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         // A frontend of 10,000 groups answers megabytes: parsed off the
         // runtime's workers, which serve agent reports meanwhile.
