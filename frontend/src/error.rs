@@ -23,6 +23,10 @@ pub enum FrontendError {
         #[source]
         source: io::Error,
     },
+    /// Every group needs a listening socket, and the open-file limit leaves
+    /// too few descriptors for them and for clients: raise the limit.
+    #[error("{groups} groups need a listening socket each, more than the open-file limit of {fd_limit} allows with room for clients; raise it (LimitNOFILE=, ulimit -n)")]
+    Descriptors { groups: usize, fd_limit: u64 },
     /// The control API server stopped with an I/O error while running: restart the frontend.
     #[error("control API server failed: {0}")]
     Serve(#[source] io::Error),

@@ -71,12 +71,9 @@ pub async fn run(
     let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
     let workers = workers::count();
     let Some(per_group) = budget::sockets_per_group(fd_limit, cfg.groups.len(), workers) else {
-        return Err(FrontendError::Group {
-            group: "*".into(),
-            reason: format!(
-                "{} groups need a listening socket each, more than the open-file limit of {fd_limit} allows with room for clients; raise it (LimitNOFILE=, ulimit -n)",
-                cfg.groups.len()
-            ),
+        return Err(FrontendError::Descriptors {
+            groups: cfg.groups.len(),
+            fd_limit,
         });
     };
     let control = bind("control API".to_string(), cfg.control).await?;

@@ -13,8 +13,6 @@ use tokio::time::Instant;
 use warden_config::Detection;
 use warden_proto::agent::{AgentReport, CheckResult};
 
-use crate::model::EvidenceRow;
-
 /// Latest evidence, stamped with the time the orchestrator received it.
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
@@ -179,23 +177,6 @@ pub struct Detector {
     report_intervals: HashMap<String, Duration>,
 }
 
-fn age_ms(now: Instant, at: Instant) -> u64 {
-    now.saturating_duration_since(at).as_millis() as u64
-}
-
-fn summarize(results: &[CheckResult]) -> String {
-    let bad: Vec<String> = results
-        .iter()
-        .filter(|r| !r.ok)
-        .map(|r| format!("{}: {}", r.name, r.detail))
-        .collect();
-    if bad.is_empty() {
-        format!("{} ok", results.len())
-    } else {
-        bad.join("; ")
-    }
-}
-
 impl Detector {
     pub fn new(cfg: Detection, sites: impl IntoIterator<Item = String>) -> Self {
         let sites: BTreeMap<String, SiteTrack> = sites
@@ -293,217 +274,6 @@ impl Detector {
     pub fn hold_down_left(&self, site: &str, now: Instant) -> Option<Duration> {
         let t = self.sites.get(site)?;
         Some(self.cfg.hold_down.saturating_sub(t.healthy_for(now)?))
-    }
-
-    /// Evaluate one site without changing state; returns the verdict and the evidence table.
-    pub fn evaluate(&self, ev: &Evidence, site: &str, now: Instant) -> (Verdict, Vec<EvidenceRow>) {
-        let mut rows = Vec::new();
-        let verdict = self.judge(ev, site, now, Some(&mut rows));
-        (verdict, rows)
-    }
-
-    /// The verdict of [`Detector::evaluate`] alone: what a round counts.
-    /// It builds no evidence table (a round over every site of a large
-    /// deployment would otherwise format a dozen strings per site, for
-    /// events that fire for a few).
-    pub fn verdict(&self, ev: &Evidence, site: &str, now: Instant) -> Verdict {
-        self.judge(ev, site, now, None)
-    }
-
-    /// The evidence table of [`Detector::evaluate`] alone: what an event or
-    /// a decision carries. Evaluated on the same evidence at the same `now`,
-    /// it is the table of the round that judged the verdict (a round and its
-    /// events run under one lock; the evaluation reads only the evidence
-    /// and the configuration, never the counters a round changes).
-    pub fn evidence(&self, ev: &Evidence, site: &str, now: Instant) -> Vec<EvidenceRow> {
-        self.evaluate(ev, site, now).1
-    }
-
-    /// The one evaluation behind the three above: `rows`, when given,
-    /// receives the evidence table.
-    fn judge(
-        &self,
-        ev: &Evidence,
-        site: &str,
-        now: Instant,
-        mut rows: Option<&mut Vec<EvidenceRow>>,
-    ) -> Verdict {
-        let mut add = |row: &dyn Fn() -> EvidenceRow| {
-            if let Some(rows) = rows.as_deref_mut() {
-                rows.push(row());
-            }
-        };
-        let fresh_window = self.cfg.agent_timeout;
-        let agent = ev.reports.get(site);
-        let agent_fresh =
-            agent.is_some_and(|(at, _)| now.saturating_duration_since(*at) <= fresh_window);
-        let silent = !self.agentless
-            && agent.is_some_and(|(at, _)| {
-                now.saturating_duration_since(*at) > self.silent_after(site)
-            });
-        // Local view and heartbeat.
-        let mut local_failing = false;
-        match agent {
-            Some((at, rep)) => {
-                add(&|| EvidenceRow {
-                    site: site.into(),
-                    vantage: "heartbeat".into(),
-                    status: match (agent_fresh, silent) {
-                        (true, false) => "ok",
-                        (true, true) => "silent",
-                        (false, _) => "stale",
-                    }
-                    .into(),
-                    detail: format!("last report seq {}", rep.seq),
-                    age_ms: Some(age_ms(now, *at)),
-                });
-                if agent_fresh {
-                    local_failing = rep.checks.iter().any(|c| c.critical && !c.ok);
-                    add(&|| EvidenceRow {
-                        site: site.into(),
-                        vantage: "agent".into(),
-                        status: if local_failing { "failing" } else { "ok" }.into(),
-                        detail: summarize(&rep.checks),
-                        age_ms: Some(age_ms(now, *at)),
-                    });
-                }
-            }
-            None if self.agentless => {}
-            None => add(&|| EvidenceRow {
-                site: site.into(),
-                vantage: "heartbeat".into(),
-                status: "none".into(),
-                detail: "no report received yet".into(),
-                age_ms: None,
-            }),
-        }
-        // External view.
-        let external = match ev.external.get(site) {
-            Some((at, results))
-                if now.saturating_duration_since(*at) <= fresh_window && !results.is_empty() =>
-            {
-                let failing = results.iter().any(|r| !r.ok);
-                add(&|| EvidenceRow {
-                    site: site.into(),
-                    vantage: "orchestrator".into(),
-                    status: if failing { "failing" } else { "ok" }.into(),
-                    detail: summarize(results),
-                    age_ms: Some(age_ms(now, *at)),
-                });
-                Some(failing)
-            }
-            Some((at, _)) => {
-                add(&|| EvidenceRow {
-                    site: site.into(),
-                    vantage: "orchestrator".into(),
-                    status: "stale".into(),
-                    detail: "no recent probe result".into(),
-                    age_ms: Some(age_ms(now, *at)),
-                });
-                None
-            }
-            None => None,
-        };
-        // Peer views: other sites' fresh agents that probed this site.
-        let (mut peers, mut peers_failing) = (0usize, 0usize);
-        for peer in ev.probed_by.get(site).into_iter().flatten() {
-            let Some((at, rep)) = ev.reports.get(peer) else {
-                continue;
-            };
-            if peer == site {
-                continue;
-            }
-            if let Some(p) = rep.peers.iter().find(|p| p.site == site) {
-                // Dated when the peer took it (the age it reports can only
-                // make the view older than the report, never fresher; an
-                // age beyond this clock's past is simply stale).
-                let Some(seen) = at.checked_sub(Duration::from_millis(p.age_ms)) else {
-                    continue;
-                };
-                if now.saturating_duration_since(seen) > fresh_window {
-                    continue;
-                }
-                let failing = p.failing();
-                peers += 1;
-                peers_failing += usize::from(failing);
-                add(&|| EvidenceRow {
-                    site: site.into(),
-                    vantage: format!("peer:{peer}"),
-                    status: if failing { "failing" } else { "ok" }.into(),
-                    detail: summarize(&p.results),
-                    age_ms: Some(age_ms(now, seen)),
-                });
-            }
-        }
-        // The outside vantage points: the orchestrator's probe and the peers.
-        let outside_failing = usize::from(external == Some(true)) + peers_failing;
-        let answered = usize::from(external.is_some()) + peers;
-        let peers_ok = peers > 0 && peers_failing == 0;
-
-        let verdict = if agent_fresh && silent && answered > 0 && outside_failing == answered {
-            // The whole site is gone: its agent missed a report and no
-            // outside vantage point reaches its service.
-            Verdict::Down(format!(
-                "agent silent (no report for {} ms) and all {answered} outside vantage points see the service failing",
-                agent.map(|(at, _)| age_ms(now, *at)).unwrap_or(0)
-            ))
-        } else if agent_fresh {
-            if local_failing {
-                if outside_failing >= 1 {
-                    Verdict::Down(format!("critical check failing locally, confirmed by {outside_failing} of {answered} outside vantage points"))
-                } else {
-                    Verdict::Unconfirmed(format!("critical check failing locally but {answered} outside vantage points see the service answer"))
-                }
-            } else if external == Some(true) && (peers_ok || peers == 0) {
-                Verdict::PathFault(
-                    "orchestrator probes fail while the site's agent (and peers) say healthy"
-                        .into(),
-                )
-            } else if outside_failing * 2 > answered {
-                Verdict::Unconfirmed(
-                    "outside vantage points see failures while local checks pass".into(),
-                )
-            } else {
-                Verdict::Healthy
-            }
-        } else if self.agentless && agent.is_none() {
-            if answered == 0 {
-                Verdict::Unknown("no vantage point answered".into())
-            } else if outside_failing * 2 > answered {
-                Verdict::Down(format!(
-                    "{outside_failing} of {answered} vantage points cannot reach it"
-                ))
-            } else if external == Some(true) {
-                Verdict::PathFault(format!(
-                    "orchestrator probes fail but {} of {answered} vantage points reach it",
-                    answered - outside_failing
-                ))
-            } else {
-                Verdict::Healthy
-            }
-        } else if answered == 0 {
-            Verdict::Unknown("agent stale and no outside vantage point answered".into())
-        } else if outside_failing * 2 > answered {
-            Verdict::Down(format!("agent stale and {outside_failing} of {answered} outside vantage points see the service failing"))
-        } else if external == Some(true) && peers_ok {
-            Verdict::PathFault(
-                "agent unreachable and orchestrator probes fail, but peers reach the service"
-                    .into(),
-            )
-        } else if agent.is_none() {
-            // Nothing was ever heard from it (the orchestrator just started,
-            // or the agent never did): say that, not that an agent died.
-            Verdict::Unknown(format!(
-                "no report from its agent yet; {} of {answered} outside vantage points reach the service",
-                answered - outside_failing
-            ))
-        } else {
-            Verdict::DeadAgent(format!(
-                "agent stale while {} of {answered} outside vantage points reach the service",
-                answered - outside_failing
-            ))
-        };
-        verdict
     }
 
     /// Whether fresh bad evidence about `site` is worth a prompt round: it
@@ -757,6 +527,9 @@ fn count_on(
     t.last = Some(verdict.clone());
     transitions
 }
+
+#[path = "detector_judge.rs"]
+mod judge;
 
 #[cfg(test)]
 #[path = "detector_tests.rs"]

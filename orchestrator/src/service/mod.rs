@@ -51,6 +51,7 @@ use crate::OrchestratorError;
 mod accepted;
 mod authority;
 mod cadence;
+mod decide;
 mod detect;
 mod divergent;
 mod entry;

@@ -447,10 +447,15 @@ mod tests {
     }
 
     fn driver(name: &str, fe: &Fe, token: &str) -> Arc<dyn FrontendDriver> {
+        driver_of(name, "web", fe, token)
+    }
+
+    /// Frontend `name`'s driver for `group`.
+    fn driver_of(name: &str, group: &str, fe: &Fe, token: &str) -> Arc<dyn FrontendDriver> {
         Arc::new(
             BuiltinDriver::new(
                 name,
-                "web",
+                group,
                 fe.control,
                 Secret::new(token),
                 BuiltinDriver::DEFAULT_TIMEOUT,
@@ -542,19 +547,6 @@ mod tests {
         );
     }
 
-    fn driver_for(group: &str, fe: &Fe) -> Arc<dyn FrontendDriver> {
-        Arc::new(
-            BuiltinDriver::new(
-                "fe1",
-                group,
-                fe.control,
-                Secret::new(TOKEN),
-                BuiltinDriver::DEFAULT_TIMEOUT,
-            )
-            .expect("driver"),
-        )
-    }
-
     /// Within one pass the frontend's route table is read once for every
     /// group on it; a group it does not serve is an error that names it; a
     /// later pass reads anew (and sees a switch); a frontend that cannot be
@@ -562,9 +554,12 @@ mod tests {
     #[tokio::test]
     async fn a_pass_reads_each_frontend_once_for_all_its_groups() {
         let fe = frontend().await;
-        let web = FrontendStrategy::new("web", vec![driver_for("web", &fe)]).expect("strategy");
-        let web_too = FrontendStrategy::new("web", vec![driver_for("web", &fe)]).expect("strategy");
-        let api = FrontendStrategy::new("api", vec![driver_for("api", &fe)]).expect("strategy");
+        let web = FrontendStrategy::new("web", vec![driver_of("fe1", "web", &fe, TOKEN)])
+            .expect("strategy");
+        let web_too = FrontendStrategy::new("web", vec![driver_of("fe1", "web", &fe, TOKEN)])
+            .expect("strategy");
+        let api = FrontendStrategy::new("api", vec![driver_of("fe1", "api", &fe, TOKEN)])
+            .expect("strategy");
         web.activate(&route("a", SwitchMode::Immediate), 4)
             .await
             .expect("activate a");
