@@ -10,6 +10,10 @@
 //! target in both cases (2 s warm-up, then the measured run); the table
 //! shows the median round. Ports 29500-29599 on 127.0.0.1.
 //!
+//! `BASELINE=/path/to/another/warden` adds that build's frontend as a
+//! fourth target, run in the same rounds, and prints this build's ratios to
+//! it: an A/B of a change, side by side.
+//!
 //! Goal (issue 15): built-in ≥ 1.0 × HAProxy's requests/s and p99 ≤ 1.0 ×
 //! HAProxy's, in both cases, in the same run.
 
@@ -301,41 +305,35 @@ async fn main() -> Result<()> {
         dir.join("fe.token"),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )?;
-    let conf = format!(
-        "[orchestrator]\nlisten = \"127.0.0.1:9\"\ndata_dir = \"{data}\"\noperator_token = {{ file = \"{tok}\" }}\n\n\
-         [sites.a]\nagent_token = {{ file = \"{tok}\" }}\n[sites.b]\nagent_token = {{ file = \"{tok}\" }}\n\n\
-         [frontends.fe1]\ncontrol = \"{control_addr}\"\ntoken = {{ file = \"{tok}\" }}\n\n\
-         [groups.bench]\nsites = [\"a\", \"b\"]\nscheme = \"frontend\"\n\
-         [groups.bench.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"{builtin_addr}\"\n\
-         backends = {{ a = \"{backend_addr}\", b = \"{backend_addr}\" }}\n",
-        data = dir.join("data").display(),
-        tok = dir.join("fe.token").display(),
-    );
-    let cfg = dir.join("failover.conf");
-    std::fs::write(&cfg, conf)?;
-    let (fe_log, out, err) = log_file(&dir, "frontend.log")?;
-    let fe = Kill(
-        tokio::process::Command::new(WARDEN)
-            .args(["frontend", "--config"])
-            .arg(&cfg)
-            .args(["--name", "fe1"])
-            .env("WARDEN_LOG", "warn")
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .context("start warden frontend")?,
-    );
-    wait_listening(control_addr, "warden frontend control API", &fe_log).await?;
-    let driver = BuiltinDriver::new(
-        "fe1",
-        "bench",
+    let fe = start_frontend(
+        WARDEN.as_ref(),
+        &dir,
+        "fe",
+        builtin_addr,
         control_addr,
-        Secret::new(TOKEN),
-        BuiltinDriver::DEFAULT_TIMEOUT,
-    )?;
-    driver.set_route("a", 1, SwitchMode::Immediate).await?;
-    wait_listening(builtin_addr, "warden frontend", &fe_log).await?;
+        backend_addr,
+    )
+    .await?;
+    // A second build of warden, side by side in the same run (A/B of a change).
+    let baseline = match std::env::var_os("BASELINE") {
+        Some(bin) => {
+            let (addr, control): (SocketAddr, SocketAddr) = (
+                ([127, 0, 0, 1], port()?).into(),
+                ([127, 0, 0, 1], port()?).into(),
+            );
+            let fe = start_frontend(
+                Path::new(&bin),
+                &dir,
+                "baseline",
+                addr,
+                control,
+                backend_addr,
+            )
+            .await?;
+            Some((fe, addr))
+        }
+        None => None,
+    };
 
     // HAProxy, TCP mode, defaults otherwise (threads = cores).
     let sock = dir.join("admin.sock");
@@ -378,11 +376,14 @@ async fn main() -> Result<()> {
     })?;
     hx.set_route("a", 1, SwitchMode::Immediate).await?;
 
-    let targets: [(&str, SocketAddr, Option<u32>); 3] = [
+    let mut targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
         ("backend alone", backend_addr, None),
         ("warden frontend", builtin_addr, fe.0.id()),
         ("haproxy 2.6 (tcp)", haproxy_addr, ha.0.id()),
     ];
+    if let Some((b, addr)) = &baseline {
+        targets.push(("warden (BASELINE)", *addr, b.0.id()));
+    }
     eprintln!(
         "wrk -t{threads} -c{conns} -d{secs}s --latency [-H \"Connection: close\"]; backend {backend_addr}, builtin {builtin_addr}, haproxy {haproxy_addr}"
     );
@@ -391,7 +392,10 @@ async fn main() -> Result<()> {
     let mut runs: Vec<(u32, &str, bool, Run)> = Vec::new();
     for round in 1..=rounds {
         // Alternate which proxy goes first.
-        let order: [usize; 3] = if round % 2 == 1 { [0, 1, 2] } else { [0, 2, 1] };
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 0 {
+            order[1..].reverse();
+        }
         for close in [false, true] {
             for (name, addr, pid) in order.iter().map(|&i| &targets[i]) {
                 // Warm-up (connections, caches), not measured.
@@ -488,7 +492,70 @@ async fn main() -> Result<()> {
             paired.join(", "),
         );
     }
+    if baseline.is_some() {
+        for close in [false, true] {
+            let (n, _, _) = median("warden frontend", close, |r| r.rps);
+            let (b, _, _) = median("warden (BASELINE)", close, |r| r.rps);
+            let (n99, _, _) = median("warden frontend", close, |r| r.p99_ms);
+            let (b99, _, _) = median("warden (BASELINE)", close, |r| r.p99_ms);
+            println!(
+                "{}: this build / BASELINE (medians) = {:.2}× requests/s, {:.2}× p99",
+                case(close),
+                n / b,
+                n99 / b99
+            );
+        }
+    }
     drop(fe);
+    drop(baseline);
     drop(ha);
     Ok(())
+}
+
+/// Start `warden frontend` (the binary `bin`) serving one group on `addr`
+/// with its control API on `control`, and route the group to `backend`.
+async fn start_frontend(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    addr: SocketAddr,
+    control: SocketAddr,
+    backend: SocketAddr,
+) -> Result<Kill> {
+    let conf = format!(
+        "[orchestrator]\nlisten = \"127.0.0.1:9\"\ndata_dir = \"{data}\"\noperator_token = {{ file = \"{tok}\" }}\n\n\
+         [sites.a]\nagent_token = {{ file = \"{tok}\" }}\n[sites.b]\nagent_token = {{ file = \"{tok}\" }}\n\n\
+         [frontends.fe1]\ncontrol = \"{control}\"\ntoken = {{ file = \"{tok}\" }}\n\n\
+         [groups.bench]\nsites = [\"a\", \"b\"]\nscheme = \"frontend\"\n\
+         [groups.bench.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"{addr}\"\n\
+         backends = {{ a = \"{backend}\", b = \"{backend}\" }}\n",
+        data = dir.join(format!("data-{name}")).display(),
+        tok = dir.join("fe.token").display(),
+    );
+    let cfg = dir.join(format!("{name}.conf"));
+    std::fs::write(&cfg, conf)?;
+    let (log, out, err) = log_file(dir, &format!("{name}.log"))?;
+    let fe = Kill(
+        tokio::process::Command::new(bin)
+            .args(["frontend", "--config"])
+            .arg(&cfg)
+            .args(["--name", "fe1"])
+            .env("WARDEN_LOG", "warn")
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?,
+    );
+    wait_listening(control, "warden frontend control API", &log).await?;
+    let driver = BuiltinDriver::new(
+        "fe1",
+        "bench",
+        control,
+        Secret::new(TOKEN),
+        BuiltinDriver::DEFAULT_TIMEOUT,
+    )?;
+    driver.set_route("a", 1, SwitchMode::Immediate).await?;
+    wait_listening(addr, "warden frontend", &log).await?;
+    Ok(fe)
 }

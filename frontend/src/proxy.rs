@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -330,15 +330,7 @@ impl Drop for Held<'_> {
 async fn connect(backend: &str) -> io::Result<TcpStream> {
     let mut last = None;
     for addr in tokio::net::lookup_host(backend).await? {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        if let Err(e) = socket.set_nodelay(true) {
-            debug!(backend, cause = %e, "cannot set TCP_NODELAY on backend socket");
-        }
-        match socket.connect(addr).await {
+        match connect_to(addr).await {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
         }
@@ -350,3 +342,43 @@ async fn connect(backend: &str) -> io::Result<TcpStream> {
         )
     }))
 }
+
+/// Connect to `addr`. A connect that is complete when the call returns (a
+/// backend on this host: the handshake ran within it) is used at once;
+/// otherwise the socket is waited for until writable and its error read,
+/// as tokio's own connect does. `TcpSocket::connect` always waits for the
+/// runtime's next readiness event, a turn of the event loop per connection.
+async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    if let Err(e) = socket.set_tcp_nodelay(true) {
+        debug!(%addr, cause = %e, "cannot set TCP_NODELAY on backend socket");
+    }
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = TcpStream::from_std(socket.into())?;
+    // Connected already: the peer's address is known. (Bytes written to a
+    // socket still connecting would wait in it, but a refused or silent
+    // backend must fail here, where a hold or a retry can take over.)
+    if stream.peer_addr().is_ok() {
+        return Ok(stream);
+    }
+    stream.writable().await?;
+    if let Some(e) = stream.take_error()? {
+        return Err(e);
+    }
+    // Writable without an error but not connected cannot happen on Linux;
+    // say so rather than relay into a socket that is not one.
+    stream.peer_addr()?;
+    Ok(stream)
+}
+
+/// `EINPROGRESS` on Linux: a non-blocking connect under way.
+const EINPROGRESS: i32 = 115;

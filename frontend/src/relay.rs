@@ -15,12 +15,20 @@
 //! - the client ends its stream: passed on as a half-close of the backend,
 //!   whose answer still flows until the backend ends;
 //! - an error on either socket.
+//!
+//! The client's first bytes are usually there when the relay starts (a
+//! client sends its request right after connecting): they are read and
+//! passed to the backend at once ([`Half::early`]), not after a turn of the
+//! event loop for the runtime to report the sockets ready — the turn a
+//! proxy like HAProxy saves with its speculative reads.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Read, Write};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use socket2::SockRef;
 use tokio::io::{AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::io::poll_read_buf;
@@ -66,6 +74,40 @@ impl Half {
     /// Nothing read is waiting to be written.
     fn drained(&self) -> bool {
         self.written == self.buf.len()
+    }
+
+    /// Read what `from` holds already and write it to `to`, with plain
+    /// socket calls (the runtime has not reported either socket ready yet):
+    /// through this thread's scratch buffer, so nothing is allocated when
+    /// it all goes through; what `to` does not take stays in `buf` for
+    /// [`Half::poll_copy`]. Nothing there yet ("would block") is no error.
+    fn early(&mut self, from: &TcpStream, to: &TcpStream, activity: &Activity) -> io::Result<()> {
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF_SIZE]);
+        }
+        SCRATCH.with_borrow_mut(|scratch| {
+            let n = match (&*SockRef::from(from)).read(scratch) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            activity.touch();
+            let sent = match (&*SockRef::from(to)).write(&scratch[..n]) {
+                Ok(w) => w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                Err(e) => return Err(e),
+            };
+            self.moved += sent as u64;
+            if sent < n {
+                self.buf.extend_from_slice(&scratch[sent..n]);
+                self.written = 0;
+            }
+            Ok(())
+        })
     }
 
     /// Copy `from` → `to` until `from` has ended and all it sent is written.
@@ -127,6 +169,7 @@ pub(crate) async fn relay(
     activity: &Activity,
 ) -> io::Result<Moved> {
     let (mut up, mut down) = (Half::new(), Half::new());
+    up.early(client, backend, activity)?;
     poll_fn(|cx| -> Poll<io::Result<()>> {
         if !up.shut {
             if let Poll::Ready(r) = up.poll_copy(cx, client, backend, activity) {

@@ -166,3 +166,76 @@ async fn a_frontend_with_no_group_keeps_its_control_api() {
     );
     fe.stop().await.expect("clean stop");
 }
+
+/// A backend that echoes every byte of its first connection until the end.
+async fn echo_backend() -> SocketAddr {
+    backend(|s| async move {
+        let (mut r, mut w) = s.into_split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+        let _ = w.shutdown().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn bytes_sent_with_the_connect_arrive_whole_and_in_order() {
+    // The first bytes are read and passed on before the runtime reports the
+    // sockets ready (relay.rs, `early`); the rest through the event loop.
+    // A request larger than the first read must still arrive in order.
+    let (_fe, listen) = through(echo_backend().await).await;
+    let sent = pattern(300_000);
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    let (mut r, mut w) = c.split();
+    let reading = async {
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.map(|_| got)
+    };
+    let writing = async {
+        w.write_all(&sent).await?;
+        w.shutdown().await
+    };
+    let (got, wrote) = tokio::time::timeout(PATIENCE, async { tokio::join!(reading, writing) })
+        .await
+        .expect("the echo and its end arrive");
+    wrote.expect("every byte written");
+    let got = got.expect("no error");
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "the bytes come back intact and in order");
+}
+
+#[tokio::test]
+async fn a_backend_whose_handshake_completes_late_is_still_reached() {
+    // A backend whose accept queue is full drops the proxy's SYN: the
+    // backend connect does not complete within the call (as it does on
+    // loopback otherwise) and is waited for — the SYN is sent again after
+    // about a second — not taken for a failure.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let l = socket.listen(0).expect("listen with no room");
+    let addr = l.local_addr().expect("addr");
+    // Fills the queue (one connection, never accepted yet).
+    let _filler = TcpStream::connect(addr).await.expect("filler connects");
+    let (_fe, listen) = through(addr).await;
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    c.write_all(b"late hello").await.expect("write");
+    // Give the proxy's connect time to be dropped, then make room.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let echo = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let mut got = [0u8; 10];
+    tokio::time::timeout(PATIENCE, c.read_exact(&mut got))
+        .await
+        .expect("the echo arrives once the backend accepts")
+        .expect("no error");
+    assert_eq!(&got, b"late hello");
+    echo.abort();
+}
