@@ -10,6 +10,7 @@
 //! `cargo bench --bench load` (BENCH_GROUPS=10000 DURATION_S=30 by default);
 //! `STORE=etcd` runs the orchestrator on `store = "etcd"` against one real
 //! etcd member on loopback (started here) and reports etcd's write rate.
+//! `WARDEN_BIN=/path/to/warden` measures another build instead (an A/B).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -21,6 +22,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// The warden binary to measure: this build's, or `WARDEN_BIN` (another
+/// build, for an A/B of a change on the same bench).
+fn warden() -> String {
+    std::env::var("WARDEN_BIN").unwrap_or_else(|_| WARDEN.to_string())
+}
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -174,7 +181,7 @@ fn main() -> Result<()> {
 
     let log = |n: &str| -> Result<Stdio> { Ok(std::fs::File::create(dir.join(n))?.into()) };
     let mut fe = Kill(
-        Command::new(WARDEN)
+        Command::new(warden())
             .args(["frontend", "--config"])
             .arg(&cfg)
             .args(["--name", "fe1"])
@@ -184,7 +191,7 @@ fn main() -> Result<()> {
             .spawn()?,
     );
     let orch = Kill(
-        Command::new(WARDEN)
+        Command::new(warden())
             .args(["orchestrator", "--config"])
             .arg(&cfg)
             .env("WARDEN_LOG", "warn")
