@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use warden_config::Secret;
 
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
+use crate::balance::Balance;
 use crate::route::{Applied, GroupRoute, Refused, Table};
 
 /// Largest accepted request body.
@@ -26,6 +27,8 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 struct Ctx {
     table: Arc<Table>,
+    /// How connections are spread over the proxy workers (for `/metrics`).
+    balance: Arc<Balance>,
     token: Arc<Secret>,
     /// With client certificates (mTLS): the name the caller's certificate
     /// must carry (`orchestrator`): another certificate of the same CA (an
@@ -64,9 +67,15 @@ impl IntoResponse for ApiError {
 
 /// The control API router; serve it with `ConnectInfo<SocketAddr>`.
 /// `cert_name`: with mTLS, the name a caller's certificate must carry.
-pub(crate) fn router(table: Arc<Table>, token: Secret, cert_name: Option<&str>) -> Router {
+pub(crate) fn router(
+    table: Arc<Table>,
+    balance: Arc<Balance>,
+    token: Secret,
+    cert_name: Option<&str>,
+) -> Router {
     let ctx = Ctx {
         table,
+        balance,
         token: Arc::new(token),
         cert_name: cert_name.map(Arc::from),
     };
@@ -345,5 +354,15 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
             out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", value(s)));
         }
     }
+    out.push_str("# HELP warden_frontend_worker_connections Client connections each proxy worker serves.\n# TYPE warden_frontend_worker_connections gauge\n");
+    for (worker, n) in ctx.balance.loads() {
+        out.push_str(&format!(
+            "warden_frontend_worker_connections{{worker=\"{worker}\"}} {n}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP warden_frontend_handed_over_connections_total Connections a busier proxy worker handed to a less busy one.\n# TYPE warden_frontend_handed_over_connections_total counter\nwarden_frontend_handed_over_connections_total {}\n",
+        ctx.balance.handed_over()
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -18,6 +18,7 @@
 //! reconciliation sends the route again.
 
 pub mod api;
+mod balance;
 pub mod budget;
 mod control;
 pub mod error;
@@ -112,7 +113,6 @@ pub async fn run(
         .as_ref()
         .and_then(|t| t.client_ca.as_ref())
         .map(|_| "orchestrator");
-    let app = control::router(Arc::clone(&table), cfg.token.clone(), cert_name);
     let tls = match &cfg.tls {
         Some(files) => Some(Arc::new(
             warden_serve::tls::ServerTls::new(files.clone()).map_err(FrontendError::Tls)?,
@@ -131,20 +131,37 @@ pub async fn run(
             shares[(k + j) % workers].push((Arc::clone(group), socket));
         }
     }
+    let running: Vec<bool> = shares.iter().map(|s| !s.is_empty()).collect();
+    let (balance, mut inboxes) = balance::Balance::new(&running);
+    let app = control::router(
+        Arc::clone(&table),
+        Arc::clone(&balance),
+        cfg.token.clone(),
+        cert_name,
+    );
     let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
     for (index, share) in shares.into_iter().enumerate() {
-        if share.is_empty() {
-            continue; // no group for this worker (none, or fewer than workers)
-        }
-        let finished =
-            match workers::spawn(index, share, stop.clone(), slots.clone(), SHUTDOWN_GRACE) {
-                Ok(finished) => finished,
-                Err(e) => {
-                    // The workers already started stop with this token.
-                    stop.cancel();
-                    return Err(e);
-                }
-            };
+        // No group for this worker (none, or fewer than workers): not run.
+        let Some(inbox) = inboxes[index].take().filter(|_| !share.is_empty()) else {
+            continue;
+        };
+        let spawned = workers::spawn(
+            index,
+            share,
+            inbox,
+            Arc::clone(&balance),
+            stop.clone(),
+            slots.clone(),
+            SHUTDOWN_GRACE,
+        );
+        let finished = match spawned {
+            Ok(finished) => finished,
+            Err(e) => {
+                // The workers already started stop with this token.
+                stop.cancel();
+                return Err(e);
+            }
+        };
         set.spawn(async move {
             finished.await.unwrap_or_else(|_| {
                 Err(FrontendError::Task(format!(

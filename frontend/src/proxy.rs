@@ -6,7 +6,8 @@
 //! refuses or times out is held until the route switches (then connected to
 //! the new backend) or its hold time is over. The bytes are moved by
 //! [`crate::relay`]. Client connections are capped and closed when idle
-//! ([`crate::budget`]).
+//! ([`crate::budget`]); a worker serving clearly more connections than
+//! another hands new ones to it ([`crate::balance`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+
+use crate::balance::{Balance, Handoff, Served};
 use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
@@ -40,6 +44,8 @@ pub(crate) async fn serve_group(
     shutdown: CancellationToken,
     tasks: TaskTracker,
     slots: ClientSlots,
+    worker: usize,
+    balance: Arc<Balance>,
 ) {
     let mut refused: u64 = 0;
     // Registered once, not per accepted connection.
@@ -53,11 +59,17 @@ pub(crate) async fn serve_group(
         match accepted {
             Ok((client, peer)) => match slots.take() {
                 Some(slot) => {
-                    let group = Arc::clone(&group);
-                    tasks.spawn(async move {
-                        handle(client, peer, group).await;
-                        drop(slot);
-                    });
+                    let served = balance.place(worker);
+                    if served.worker() == worker {
+                        spawn_served(&tasks, client, peer, Arc::clone(&group), slot, served);
+                    } else {
+                        let here = Here {
+                            tasks: &tasks,
+                            balance: &balance,
+                            worker,
+                        };
+                        here.hand_over(client, peer, &group, slot, served);
+                    }
                 }
                 None => {
                     refused += 1;
@@ -77,6 +89,98 @@ pub(crate) async fn serve_group(
         }
     }
     debug!(group = %group.name, "listener closed");
+}
+
+/// Serve `client` on this worker's runtime; its slot and its count in the
+/// worker's load are given back when it ends.
+fn spawn_served(
+    tasks: &TaskTracker,
+    client: TcpStream,
+    peer: SocketAddr,
+    group: Arc<GroupRoute>,
+    slot: OwnedSemaphorePermit,
+    served: Served,
+) {
+    tasks.spawn(async move {
+        handle(client, peer, group).await;
+        drop(slot);
+        drop(served);
+    });
+}
+
+/// The accepting worker, for a connection it hands over.
+struct Here<'a> {
+    tasks: &'a TaskTracker,
+    balance: &'a Arc<Balance>,
+    worker: usize,
+}
+
+impl Here<'_> {
+    /// Send `client` to the worker `served` counts it on
+    /// ([`crate::balance`]); served here when that worker takes none.
+    fn hand_over(
+        &self,
+        client: TcpStream,
+        peer: SocketAddr,
+        group: &Arc<GroupRoute>,
+        slot: OwnedSemaphorePermit,
+        served: Served,
+    ) {
+        let client = match client.into_std() {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it");
+                return;
+            }
+        };
+        let h = Handoff {
+            client,
+            peer,
+            group: Arc::clone(group),
+            slot,
+            served,
+        };
+        if let Err(h) = self.balance.hand_over(h) {
+            let Handoff {
+                client,
+                peer,
+                group,
+                slot,
+                served,
+            } = *h;
+            drop(served);
+            match TcpStream::from_std(client) {
+                Ok(c) => {
+                    let served = self.balance.count(self.worker);
+                    spawn_served(self.tasks, c, peer, group, slot, served);
+                }
+                Err(e) => {
+                    debug!(group = %group.name, %peer, cause = %e, "cannot serve the connection here either; closing it")
+                }
+            }
+        }
+    }
+}
+
+/// Serve the connections other workers hand to this one, until `shutdown`.
+pub(crate) async fn serve_inbox(
+    mut inbox: mpsc::UnboundedReceiver<Handoff>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let h = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            h = inbox.recv() => h,
+        };
+        let Some(h) = h else { break };
+        match TcpStream::from_std(h.client) {
+            Ok(c) => spawn_served(&tasks, c, h.peer, h.group, h.slot, h.served),
+            Err(e) => {
+                warn!(group = %h.group.name, peer = %h.peer, cause = %e, "cannot take a handed-over connection; closing it")
+            }
+        }
+    }
 }
 
 /// Proxy one client connection; dropping both streams closes them. The

@@ -7,6 +7,9 @@
 //! the connections through their generation tokens, which wake tasks on any
 //! runtime.
 //!
+//! Each worker also serves the connections other workers hand it when they
+//! serve clearly more than it does ([`crate::balance`]).
+//!
 //! A worker runs until `stop` fires, then lets its connections close (they
 //! are cancelled through the same tokens) for at most the shutdown grace,
 //! and answers on its `done` channel, which the frontend's task set awaits.
@@ -15,12 +18,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::balance::{Balance, Handoff};
 use crate::budget::ClientSlots;
 use crate::proxy;
 use crate::route::GroupRoute;
@@ -39,6 +43,8 @@ pub(crate) type Share = Vec<(Arc<GroupRoute>, std::net::TcpListener)>;
 pub(crate) fn spawn(
     index: usize,
     share: Share,
+    inbox: mpsc::UnboundedReceiver<Handoff>,
+    balance: Arc<Balance>,
     stop: CancellationToken,
     slots: ClientSlots,
     grace: Duration,
@@ -52,7 +58,8 @@ pub(crate) fn spawn(
                 .build()
             {
                 Ok(rt) => {
-                    let result = rt.block_on(serve(index, share, stop, slots, grace));
+                    let result =
+                        rt.block_on(serve(index, share, inbox, balance, stop, slots, grace));
                     // A name lookup still on the blocking pool is not waited for.
                     rt.shutdown_timeout(grace);
                     result
@@ -94,6 +101,8 @@ async fn timer_anchor(stop: CancellationToken) {
 async fn serve(
     index: usize,
     share: Share,
+    inbox: mpsc::UnboundedReceiver<Handoff>,
+    balance: Arc<Balance>,
     stop: CancellationToken,
     slots: ClientSlots,
     grace: Duration,
@@ -102,6 +111,8 @@ async fn serve(
     let connections = TaskTracker::new();
     let mut loops = JoinSet::new();
     loops.spawn(timer_anchor(stop.clone()));
+    // Connections other workers hand over (`crate::balance`).
+    loops.spawn(proxy::serve_inbox(inbox, stop.clone(), connections.clone()));
     for (group, socket) in share {
         let listener = TcpListener::from_std(socket).map_err(|e| {
             FrontendError::Task(format!(
@@ -115,6 +126,8 @@ async fn serve(
             stop.clone(),
             connections.clone(),
             slots.clone(),
+            index,
+            Arc::clone(&balance),
         ));
     }
     let mut result = Ok(());
