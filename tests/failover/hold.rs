@@ -68,6 +68,9 @@ fn slowest(samples: &[lab::Sample]) -> std::time::Duration {
 struct Drill {
     /// Failed requests that ended after the kill, with why.
     failed: Vec<String>,
+    /// Of those, the ones that started once the service was dead (its
+    /// process reaped): none of their bytes can have gone to it.
+    failed_after_death: Vec<String>,
     /// Requests started after the kill.
     during: usize,
     /// The frontend's route with its hold counters, after the drill.
@@ -81,11 +84,17 @@ fn service_kill_drill(d: &Deployment, label: &str) -> Result<Drill> {
     std::thread::sleep(secs(1));
     let killed = Instant::now();
     d.lab.kill("svc-a")?;
+    let dead = Instant::now();
     d.wait_users_on("b", secs(30))?;
     std::thread::sleep(secs(1));
     let samples = client.stop();
     let drill = Drill {
         failed: failures(&samples, killed),
+        failed_after_death: samples
+            .iter()
+            .filter(|s| s.at >= dead)
+            .filter_map(|s| s.result.as_ref().err().cloned())
+            .collect(),
         during: samples.iter().filter(|s| s.at >= killed).count(),
         fe: frontend_state(d)?,
     };
@@ -105,7 +114,9 @@ fn a_service_kill_failover_fails_only_requests_before_its_first_sign() -> Result
         return Ok(());
     };
     let d = Deployment::new(lab, Knobs::default())?;
-    let Drill { failed, during, fe } = service_kill_drill(&d, "failover")?;
+    let Drill {
+        failed, during, fe, ..
+    } = service_kill_drill(&d, "failover")?;
     assert_eq!(d.group()?["active"], "b");
     assert!(
         fe["held_rescued"].as_u64().unwrap_or(0) > 0,
@@ -134,10 +145,12 @@ fn a_service_kill_failover_fails_only_requests_before_its_first_sign() -> Result
 
 /// With `connect_retry`, the users who arrive between the kill and the
 /// first hold order retry their refused connect until the order takes them
-/// over: no request fails at all (issue 15's goal; 1 s here, well above
-/// the first sign's ≤ 250 ms, so a loaded CI machine keeps the margin).
+/// over: no request that starts after the kill fails (issue 15's goal;
+/// `connect_retry` 1 s here, well above the first sign's ≤ 250 ms, so a
+/// loaded CI machine keeps the margin). One request in flight at the kill
+/// may be lost (CI saw one "empty reply" in about twenty runs).
 #[test]
-fn with_connect_retry_a_service_kill_failover_fails_no_request() -> Result<()> {
+fn with_connect_retry_no_request_started_after_a_service_kill_fails() -> Result<()> {
     let Some(lab) = lab::Lab::new_or_skip(HOSTS) else {
         return Ok(());
     };
@@ -148,7 +161,12 @@ fn with_connect_retry_a_service_kill_failover_fails_no_request() -> Result<()> {
             ..Knobs::default()
         },
     )?;
-    let Drill { failed, during, fe } = service_kill_drill(&d, "failover with connect_retry")?;
+    let Drill {
+        failed,
+        failed_after_death,
+        during,
+        fe,
+    } = service_kill_drill(&d, "failover with connect_retry")?;
     assert_eq!(d.group()?["active"], "b");
     // Users arriving during the runbook waited for the switch; those who
     // arrived before the first hold order (if any did: the first sign
@@ -157,8 +175,17 @@ fn with_connect_retry_a_service_kill_failover_fails_no_request() -> Result<()> {
         fe["held_rescued"].as_u64().unwrap_or(0) > 0,
         "users were held through the cut-over: {fe}"
     );
+    // No user who arrives once the service is dead fails.
     assert!(
-        failed.is_empty(),
+        failed_after_death.is_empty(),
+        "{} of {during} requests that started after the service died failed: {failed_after_death:?}",
+        failed_after_death.len()
+    );
+    // A request whose bytes had reached the service when it was killed
+    // cannot be replayed by a TCP proxy (it cannot know whether they were
+    // acted on); with a request every 50 ms, at most one is in flight.
+    assert!(
+        failed.len() <= 1,
         "{} of {during} requests failed during the failover: {failed:?}",
         failed.len()
     );
