@@ -12,9 +12,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
 
+use crate::proxy;
 use crate::route::GroupRoute;
 
 /// A connection on its way to another worker.
@@ -143,6 +148,81 @@ impl Balance {
             .filter(|(_, inbox)| inbox.is_some())
             .map(|(i, _)| (i, self.load[i].load(Ordering::Relaxed)))
             .collect()
+    }
+}
+
+/// The accepting worker, for a connection it hands over.
+pub(crate) struct Here<'a> {
+    pub(crate) tasks: &'a TaskTracker,
+    pub(crate) balance: &'a Arc<Balance>,
+    pub(crate) worker: usize,
+}
+
+impl Here<'_> {
+    /// Send `client` to the worker `served` counts it on
+    /// ([`crate::balance`]); served here when that worker takes none.
+    pub(crate) fn hand_over(
+        &self,
+        client: TcpStream,
+        peer: SocketAddr,
+        group: &Arc<GroupRoute>,
+        slot: OwnedSemaphorePermit,
+        served: Served,
+    ) {
+        let client = match client.into_std() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it");
+                return;
+            }
+        };
+        let h = Handoff {
+            client,
+            peer,
+            group: Arc::clone(group),
+            slot,
+            served,
+        };
+        if let Err(h) = self.balance.hand_over(h) {
+            let Handoff {
+                client,
+                peer,
+                group,
+                slot,
+                served,
+            } = *h;
+            drop(served);
+            match TcpStream::from_std(client) {
+                Ok(c) => {
+                    let served = self.balance.count(self.worker);
+                    proxy::spawn_served(self.tasks, c, peer, group, slot, served);
+                }
+                Err(e) => {
+                    warn!(group = %group.name, %peer, cause = %e, "cannot serve the connection here either; closing it")
+                }
+            }
+        }
+    }
+}
+
+/// Serve the connections other workers hand to this one, until `shutdown`.
+pub(crate) async fn serve_inbox(
+    mut inbox: mpsc::UnboundedReceiver<Handoff>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let h = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            h = inbox.recv() => h,
+        };
+        let Some(h) = h else { break };
+        match TcpStream::from_std(h.client) {
+            Ok(c) => proxy::spawn_served(&tasks, c, h.peer, h.group, h.slot, h.served),
+            Err(e) => {
+                warn!(group = %h.group.name, peer = %h.peer, cause = %e, "cannot take a handed-over connection; closing it")
+            }
+        }
     }
 }
 

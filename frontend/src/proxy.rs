@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
-use crate::balance::{Balance, Handoff, Served};
+use crate::balance::{self, Balance, Served};
 use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
@@ -63,7 +63,7 @@ pub(crate) async fn serve_group(
                     if served.worker() == worker {
                         spawn_served(&tasks, client, peer, Arc::clone(&group), slot, served);
                     } else {
-                        let here = Here {
+                        let here = balance::Here {
                             tasks: &tasks,
                             balance: &balance,
                             worker,
@@ -93,7 +93,7 @@ pub(crate) async fn serve_group(
 
 /// Serve `client` on this worker's runtime; its slot and its count in the
 /// worker's load are given back when it ends.
-fn spawn_served(
+pub(crate) fn spawn_served(
     tasks: &TaskTracker,
     client: TcpStream,
     peer: SocketAddr,
@@ -106,81 +106,6 @@ fn spawn_served(
         drop(slot);
         drop(served);
     });
-}
-
-/// The accepting worker, for a connection it hands over.
-struct Here<'a> {
-    tasks: &'a TaskTracker,
-    balance: &'a Arc<Balance>,
-    worker: usize,
-}
-
-impl Here<'_> {
-    /// Send `client` to the worker `served` counts it on
-    /// ([`crate::balance`]); served here when that worker takes none.
-    fn hand_over(
-        &self,
-        client: TcpStream,
-        peer: SocketAddr,
-        group: &Arc<GroupRoute>,
-        slot: OwnedSemaphorePermit,
-        served: Served,
-    ) {
-        let client = match client.into_std() {
-            Ok(c) => c,
-            Err(e) => {
-                debug!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it");
-                return;
-            }
-        };
-        let h = Handoff {
-            client,
-            peer,
-            group: Arc::clone(group),
-            slot,
-            served,
-        };
-        if let Err(h) = self.balance.hand_over(h) {
-            let Handoff {
-                client,
-                peer,
-                group,
-                slot,
-                served,
-            } = *h;
-            drop(served);
-            match TcpStream::from_std(client) {
-                Ok(c) => {
-                    let served = self.balance.count(self.worker);
-                    spawn_served(self.tasks, c, peer, group, slot, served);
-                }
-                Err(e) => {
-                    debug!(group = %group.name, %peer, cause = %e, "cannot serve the connection here either; closing it")
-                }
-            }
-        }
-    }
-}
-
-/// Serve the connections other workers hand to this one, until `shutdown`.
-pub(crate) async fn serve_inbox(
-    mut inbox: mpsc::UnboundedReceiver<Handoff>,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-) {
-    loop {
-        let h = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            h = inbox.recv() => h,
-        };
-        let Some(h) = h else { break };
-        match TcpStream::from_std(h.client) {
-            Ok(c) => spawn_served(&tasks, c, h.peer, h.group, h.slot, h.served),
-            Err(e) => {
-                warn!(group = %h.group.name, peer = %h.peer, cause = %e, "cannot take a handed-over connection; closing it")
-            }
-        }
-    }
 }
 
 /// Proxy one client connection; dropping both streams closes them. The

@@ -112,7 +112,11 @@ async fn serve(
     let mut loops = JoinSet::new();
     loops.spawn(timer_anchor(stop.clone()));
     // Connections other workers hand over (`crate::balance`).
-    loops.spawn(proxy::serve_inbox(inbox, stop.clone(), connections.clone()));
+    loops.spawn(crate::balance::serve_inbox(
+        inbox,
+        stop.clone(),
+        connections.clone(),
+    ));
     for (group, socket) in share {
         let listener = TcpListener::from_std(socket).map_err(|e| {
             FrontendError::Task(format!(

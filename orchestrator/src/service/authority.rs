@@ -142,8 +142,7 @@ impl Shared {
                 continue;
             };
             ng.hold = None;
-            self.persist(&ng);
-            st.groups.insert(name.clone(), ng);
+            self.put_group_locked(st, ng);
             self.event_locked(
                 st,
                 EventKind::Approved,
@@ -251,8 +250,7 @@ impl Shared {
                     g.clone(),
                 ),
             };
-            self.persist(&ng);
-            st.groups.insert(name.clone(), ng);
+            self.put_group_locked(&mut st, ng);
             self.event_locked(
                 &mut st,
                 EventKind::Adopted,
@@ -297,8 +295,7 @@ impl Shared {
         let mut ng = g.clone();
         ng.epoch = ahead.epoch;
         ng.hold = None;
-        self.persist(&ng);
-        st.groups.insert(group.to_string(), ng);
+        self.put_group_locked(&mut st, ng);
         st.epoch_ahead.remove(group);
         let withdrawn = st.ledger.withdraw_below(
             group,

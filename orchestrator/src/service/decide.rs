@@ -79,8 +79,7 @@ impl Shared {
                         let mut ng = g.clone();
                         ng.pending = None;
                         ng.phase = Phase::Steady;
-                        self.persist(&ng);
-                        st.groups.insert(name.clone(), ng);
+                        self.put_group_locked(st, ng);
                         self.event_locked(
                             st,
                             EventKind::PendingApproval,
@@ -232,8 +231,7 @@ impl Shared {
                 since_unix_ms: now,
             });
             ng.moves_unix_ms.retain(|&t| now.saturating_sub(t) < window);
-            self.persist(&ng);
-            st.groups.insert(group.to_string(), ng);
+            self.put_group_locked(st, ng);
             self.event_locked(
                 st,
                 EventKind::PendingApproval,

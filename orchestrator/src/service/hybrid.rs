@@ -106,8 +106,7 @@ impl Shared {
             };
             let mut ng = g.clone();
             ng.frontend = Some(target.clone());
-            self.persist(&ng);
-            st.groups.insert(name.clone(), ng);
+            self.put_group_locked(st, ng);
             st.dns_moving.insert(name.clone());
             let why = by_fe
                 .get(current.as_str())

@@ -318,8 +318,7 @@ impl Shared {
                     let mut ng = g;
                     crate::retry::reset(&mut ng);
                     ng.failback_retry_unix_ms = None;
-                    self.persist(&ng);
-                    st.groups.insert(group.to_string(), ng);
+                    self.put_group_locked(&mut st, ng);
                     lifted.push("automatic failback may retry".to_string());
                 }
             }
@@ -331,8 +330,7 @@ impl Shared {
                     ));
                     let mut ng = g;
                     ng.divergent.clear();
-                    self.persist(&ng);
-                    st.groups.insert(group.to_string(), ng);
+                    self.put_group_locked(&mut st, ng);
                 }
             }
         }

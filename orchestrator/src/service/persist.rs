@@ -16,7 +16,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Shared;
+use super::{Shared, State};
 use crate::model::{GroupState, Runbook};
 
 #[derive(Default)]
@@ -104,6 +104,13 @@ impl Shared {
     /// Queue a group's new state for the store (never writes under the lock).
     pub(crate) fn persist(&self, g: &GroupState) -> u64 {
         self.writer.queue(g, None)
+    }
+
+    /// A group's new state: queued for the store and made the current one
+    /// (the in-memory state under the lock is what every reader sees).
+    pub(crate) fn put_group_locked(&self, st: &mut State, g: GroupState) {
+        self.persist(&g);
+        st.groups.insert(g.name.clone(), g);
     }
 
     /// Queue a decision: the group's new state and its runbook, committed together.
