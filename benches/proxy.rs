@@ -12,7 +12,8 @@
 //!
 //! `BASELINE=/path/to/another/warden` adds that build's frontend as a
 //! fourth target, run in the same rounds, and prints this build's ratios to
-//! it: an A/B of a change, side by side.
+//! it: an A/B of a change, side by side. `CASES=keepalive` or `CASES=new`
+//! runs one case only (to profile it).
 //!
 //! Goal (issue 15): built-in ≥ 1.0 × HAProxy's requests/s and p99 ≤ 1.0 ×
 //! HAProxy's, in both cases, in the same run.
@@ -272,6 +273,13 @@ async fn main() -> Result<()> {
     let threads: u32 = env_or("THREADS", 2);
     let conns: u32 = env_or("CONNECTIONS", 50);
     let rounds: u32 = env_or("ROUNDS", 3).max(1);
+    // CASES=keepalive or CASES=new runs only that case (for profiling one).
+    let cases: Vec<bool> = match std::env::var("CASES").as_deref() {
+        Ok("keepalive") => vec![false],
+        Ok("new") => vec![true],
+        Ok("") | Err(_) => vec![false, true],
+        Ok(other) => bail!("CASES={other}: expected keepalive or new"),
+    };
     for tool in ["haproxy", "wrk"] {
         if std::process::Command::new(tool).arg("-v").output().is_err() {
             bail!("{tool} is not installed (apt-get install -y haproxy wrk)");
@@ -396,7 +404,7 @@ async fn main() -> Result<()> {
         if round % 2 == 0 {
             order[1..].reverse();
         }
-        for close in [false, true] {
+        for &close in &cases {
             for (name, addr, pid) in order.iter().map(|&i| &targets[i]) {
                 // Warm-up (connections, caches), not measured.
                 wrk(*addr, close, 2, threads, conns, None).await?;
@@ -436,7 +444,7 @@ async fn main() -> Result<()> {
         "| case | target | requests/s (median; min–max) | p50 ms | p99 ms (median; min–max) | proxy CPU, % of a core | proxy CPU µs / request | errors |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
-    for close in [false, true] {
+    for &close in &cases {
         for (name, _, _) in &targets {
             let (rps, rlo, rhi) = median(name, close, |r| r.rps);
             let (p50, _, _) = median(name, close, |r| r.p50_ms);
@@ -466,7 +474,7 @@ async fn main() -> Result<()> {
         }
     }
     println!();
-    for close in [false, true] {
+    for &close in &cases {
         let (b_rps, _, _) = median("warden frontend", close, |r| r.rps);
         let (h_rps, _, _) = median("haproxy 2.6 (tcp)", close, |r| r.rps);
         let (b_p99, _, _) = median("warden frontend", close, |r| r.p99_ms);
@@ -493,7 +501,7 @@ async fn main() -> Result<()> {
         );
     }
     if baseline.is_some() {
-        for close in [false, true] {
+        for &close in &cases {
             let (n, _, _) = median("warden frontend", close, |r| r.rps);
             let (b, _, _) = median("warden (BASELINE)", close, |r| r.rps);
             let (n99, _, _) = median("warden frontend", close, |r| r.p99_ms);

@@ -31,7 +31,8 @@ type S = State<Arc<Shared>>;
 
 mod auth;
 pub mod leader;
-use auth::{agent, known_token_first, operator, reader};
+use auth::{agent, operator, reader, KnownTokenFirst};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(ApiError { error: msg.into() })).into_response()
@@ -96,10 +97,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint; see docs/api.md") })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(
+        .layer(ValidateRequestHeaderLayer::custom(KnownTokenFirst(
             shared.clone(),
-            known_token_first,
-        ))
+        )))
         .merge(public)
         .layer(axum::middleware::map_response(json_errors))
         .with_state(shared)
@@ -143,16 +143,14 @@ async fn json_errors(resp: Response) -> Response {
 async fn report(
     State(s): S,
     known: Option<axum::Extension<auth::AgentSite>>,
-    h: HeaderMap,
     body: Bytes,
 ) -> Response {
     let t0 = Instant::now();
-    let site = match known {
-        Some(axum::Extension(auth::AgentSite(site))) => site,
-        None => match agent(&s, &h) {
-            Ok(x) => x.to_string(),
-            Err(r) => return r,
-        },
+    // Set by the token check for every agent token; a request without one
+    // came with another known token (an operator's, the reader's).
+    let Some(axum::Extension(auth::AgentSite(site))) = known else {
+        s.metrics().rejected.inc();
+        return err(StatusCode::UNAUTHORIZED, "invalid agent token");
     };
     let rep: AgentReport = match parse_json(&s, &body) {
         Ok(r) => r,

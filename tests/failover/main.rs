@@ -576,6 +576,14 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "may only report",
         ),
         (
+            "operator token on the report endpoint",
+            "POST",
+            "/v1/reports",
+            r#"{"site":"a","seq":1}"#.into(),
+            401,
+            "invalid agent token",
+        ),
+        (
             "malformed report",
             "POST",
             "/v1/reports",
@@ -620,6 +628,7 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
         let token = match what {
             "wrong token" => "not-a-token",
             "agent token on operator endpoint" => agent_a.trim(),
+            "operator token on the report endpoint" => op.as_str(),
             _ if path == "/v1/reports" => agent_a.trim(),
             _ => op.as_str(),
         };
