@@ -11,6 +11,9 @@
 //! `STORE=etcd` runs the orchestrator on `store = "etcd"` against one real
 //! etcd member on loopback (started here) and reports etcd's write rate.
 //! `WARDEN_BIN=/path/to/warden` measures another build instead (an A/B).
+//! The table ends with how fast the machine was during the run (a fixed
+//! decoding job timed before and after the load), to read runs of
+//! different hours against each other.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,6 +66,28 @@ fn proc_rss_kb(pid: u32) -> Result<u64> {
         .find(|l| l.starts_with("VmRSS:"))
         .context("VmRSS")?;
     Ok(line.split_whitespace().nth(1).context("rss")?.parse()?)
+}
+
+/// How fast this machine is right now: the median time of 7 passes, each
+/// decoding a report like the agents' 20,000 times as a `serde_json::Value`
+/// on this thread (nanoseconds per report). The orchestrator's CPU share
+/// moves with it: this machine is shared, and the same build measured
+/// 41–59 % within one evening. Taken before the load and after it.
+fn calibrate() -> f64 {
+    let body = r#"{"site":"s1","seq":7,"checks":[{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}],"peers":[{"site":"s0","results":[{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}]}]}"#;
+    let mut passes: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..20_000 {
+                let v: serde_json::Value =
+                    serde_json::from_str(std::hint::black_box(body)).unwrap_or_default();
+                std::hint::black_box(v);
+            }
+            t.elapsed().as_nanos() as f64 / 20_000.0
+        })
+        .collect();
+    passes.sort_by(f64::total_cmp);
+    passes[passes.len() / 2]
 }
 
 fn pct(sorted: &[u64], p: f64) -> u64 {
@@ -277,6 +302,7 @@ fn main() -> Result<()> {
         "orchestrator up and every group routed after {:.1}s",
         t0.elapsed().as_secs_f64()
     );
+    let speed_before = calibrate();
     let etcd_url = etcd.as_ref().map(|(_, u)| u.clone());
     let pid = orch.0.id();
     let lat: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
@@ -348,6 +374,7 @@ fn main() -> Result<()> {
         );
     }
     let cpu1 = proc_cpu_ticks(pid)?;
+    let speed_after = calibrate();
     let rss = proc_rss_kb(pid)?;
     let metrics = rt.block_on(async {
         client
@@ -418,6 +445,9 @@ fn main() -> Result<()> {
     println!(
         "| detection round histogram, whole run (le → count) | {} | |",
         show(&rounds)
+    );
+    println!(
+        "| machine speed: one JSON report decoded, ns (before / after the load) | {speed_before:.0} / {speed_after:.0} | (lower is faster) |"
     );
     if let Some(r) = etcd_rate {
         println!("| etcd writes (raft proposals committed per second) | {r:.1} | |");
