@@ -141,8 +141,9 @@ pub async fn run(
     );
     let mut set: JoinSet<Result<(), FrontendError>> = JoinSet::new();
     for (index, share) in shares.into_iter().enumerate() {
-        // No group for this worker (none, or fewer than workers): not run.
-        let Some(inbox) = inboxes[index].take().filter(|_| !share.is_empty()) else {
+        // No group for this worker (none, or fewer than workers): not run,
+        // and no inbox made for it.
+        let Some(inbox) = inboxes[index].take() else {
             continue;
         };
         let spawned = workers::spawn(

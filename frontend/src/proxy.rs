@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
-
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::balance::{self, Balance, Served};
 use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
@@ -389,7 +388,7 @@ async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
     }
     match socket.connect(&addr.into()) {
         Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
     let stream = TcpStream::from_std(socket.into())?;
@@ -408,6 +407,3 @@ async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
     stream.peer_addr()?;
     Ok(stream)
 }
-
-/// `EINPROGRESS` on Linux: a non-blocking connect under way.
-const EINPROGRESS: i32 = 115;

@@ -31,7 +31,7 @@ type S = State<Arc<Shared>>;
 
 mod auth;
 pub mod leader;
-use auth::{agent, operator, reader, KnownTokenFirst};
+use auth::{operator, reader, AgentSite, KnownTokenFirst};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -140,18 +140,8 @@ async fn json_errors(resp: Response) -> Response {
     out
 }
 
-async fn report(
-    State(s): S,
-    known: Option<axum::Extension<auth::AgentSite>>,
-    body: Bytes,
-) -> Response {
+async fn report(State(s): S, AgentSite(site): AgentSite, body: Bytes) -> Response {
     let t0 = Instant::now();
-    // Set by the token check for every agent token; a request without one
-    // came with another known token (an operator's, the reader's).
-    let Some(axum::Extension(auth::AgentSite(site))) = known else {
-        s.metrics().rejected.inc();
-        return err(StatusCode::UNAUTHORIZED, "invalid agent token");
-    };
     let rep: AgentReport = match parse_json(&s, &body) {
         Ok(r) => r,
         Err(r) => return r,
@@ -200,13 +190,9 @@ struct PollQuery {
 
 async fn poll_commands(
     State(s): S,
-    h: HeaderMap,
+    AgentSite(site): AgentSite,
     q: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let site = match agent(&s, &h) {
-        Ok(x) => x.to_string(),
-        Err(r) => return r,
-    };
     let Ok(Query(q)) = q else {
         return err(
             StatusCode::BAD_REQUEST,

@@ -584,6 +584,14 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "invalid agent token",
         ),
         (
+            "operator token on the command poll",
+            "GET",
+            "/v1/agents/commands",
+            String::new(),
+            401,
+            "invalid agent token",
+        ),
+        (
             "malformed report",
             "POST",
             "/v1/reports",
@@ -628,7 +636,9 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
         let token = match what {
             "wrong token" => "not-a-token",
             "agent token on operator endpoint" => agent_a.trim(),
-            "operator token on the report endpoint" => op.as_str(),
+            "operator token on the report endpoint" | "operator token on the command poll" => {
+                op.as_str()
+            }
             _ if path == "/v1/reports" => agent_a.trim(),
             _ => op.as_str(),
         };

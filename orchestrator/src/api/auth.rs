@@ -2,10 +2,12 @@
 //! (a name for the events) or the read-only reader; an unknown token is
 //! refused before anything reads the body, and with client certificates an
 //! agent's must name its site. Which role may call what is each handler's
-//! check, through [`agent`], [`operator`] and [`reader`].
+//! check, through [`AgentSite`], [`operator`] and [`reader`].
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::response::Response;
 use tower_http::validate_request::ValidateRequest;
@@ -68,23 +70,6 @@ pub(super) fn missing_token(s: &Shared) -> Response {
     )
 }
 
-/// Check an agent token; returns its site.
-pub(super) fn agent<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
-    match bearer(h) {
-        Some(t) => s.site_of_token(t).ok_or_else(|| {
-            s.metrics().rejected.inc();
-            err(StatusCode::UNAUTHORIZED, "invalid agent token")
-        }),
-        None => {
-            s.metrics().rejected.inc();
-            Err(err(
-                StatusCode::UNAUTHORIZED,
-                "missing Authorization: Bearer <token>",
-            ))
-        }
-    }
-}
-
 /// Every endpoint needs a token: one that is nobody's is refused before
 /// any handler (or body extractor) runs, so an unauthenticated client
 /// never makes the API read a body. Which role may call what is each
@@ -136,6 +121,22 @@ impl<B> ValidateRequest<B> for KnownTokenFirst {
 }
 
 /// The site whose agent token authenticated this request (set by
-/// [`KnownTokenFirst`]).
+/// [`KnownTokenFirst`]). As an extractor it is the agents' endpoints'
+/// check: a request that came with another known token (an operator's,
+/// the reader's) is refused.
 #[derive(Clone, Debug)]
 pub(super) struct AgentSite(pub(super) String);
+
+impl FromRequestParts<Arc<Shared>> for AgentSite {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        parts.extensions.remove::<AgentSite>().ok_or_else(|| {
+            s.metrics().rejected.inc();
+            err(StatusCode::UNAUTHORIZED, "invalid agent token")
+        })
+    }
+}
