@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use warden_proto::agent::{AgentReport, ApiError, ReportResponse};
@@ -64,8 +65,26 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: &Shared, body: &Bytes) -> Resul
     })
 }
 
-/// Build the router.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Paths anybody may read without a token: load balancers and systemd
+/// ask them (see [`leader`]).
+const LEADER_PATH: &str = "/v1/leader";
+const HEALTH_PATH: &str = "/healthz";
+
+/// The API: the routes inside the three layers every request passes —
+/// error bodies made JSON, the token check, the body limit — put around
+/// the router once as tower layers. (`Router::layer` wraps every route
+/// instead, and each wrap is a boxed service cloned for every request: 4 %
+/// of the orchestrator's CPU under the 20,000-agent load bench.)
+pub fn router(
+    shared: Arc<Shared>,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
+       + Send
+       + 'static {
     let limit = shared.config().orchestrator.max_body_bytes;
     let actions = Router::new()
         .route("/v1/groups/{group}/failover", post(failover))
@@ -79,10 +98,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             leader::leader_only,
         ));
-    let public = Router::new()
-        .route("/v1/leader", get(leader::leader))
-        .route("/healthz", get(leader::healthz));
-    Router::new()
+    let routes = Router::new()
         .merge(actions)
         .route("/v1/reports", post(report))
         .route("/v1/agents/commands", get(poll_commands))
@@ -95,20 +111,26 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/runbooks", get(runbooks))
         .route("/v1/runbooks/{id}", get(runbook_one))
         .route("/metrics", get(metrics))
+        .route(LEADER_PATH, get(leader::leader))
+        .route(HEALTH_PATH, get(leader::healthz))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint; see docs/api.md") })
+        .with_state(shared.clone());
+    tower::ServiceBuilder::new()
+        .map_response(json_errors)
+        .layer(ValidateRequestHeaderLayer::custom(KnownTokenFirst {
+            shared,
+            public: &[LEADER_PATH, HEALTH_PATH],
+        }))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(ValidateRequestHeaderLayer::custom(KnownTokenFirst(
-            shared.clone(),
-        )))
-        .merge(public)
-        .layer(axum::middleware::map_response(json_errors))
-        .with_state(shared)
+        .service(routes)
 }
 
 /// Error answers that axum and its extractors make themselves (405 for a
 /// method a path does not take, 413 over the body limit, …) carry plain
 /// text: they get the documented `{"error": …}` body, other headers kept.
-async fn json_errors(resp: Response) -> Response {
+/// Their text is in memory: it is read at once, without waiting (a body
+/// that would make one wait gives way to the status's reason).
+fn json_errors(resp: Response) -> Response {
     let status = resp.status();
     let json = resp
         .headers()
@@ -120,7 +142,8 @@ async fn json_errors(resp: Response) -> Response {
     }
     let (parts, body) = resp.into_parts();
     let text = axum::body::to_bytes(body, 4096)
-        .await
+        .now_or_never()
+        .and_then(Result::ok)
         .map(|b| String::from_utf8_lossy(&b).trim().to_string())
         .unwrap_or_default();
     let message = if text.is_empty() {

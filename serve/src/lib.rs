@@ -34,7 +34,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Request, Response, StatusCode};
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -128,16 +127,23 @@ fn precheck(req: &Request<Incoming>, limits: &Limits) -> Option<Response<Body>> 
     None
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` fires, then
-/// lets open requests finish (at most 5 s). The router sees each client's
-/// address as [`ConnectInfo<SocketAddr>`].
-pub async fn serve(
+/// Serves `app` (an axum `Router`, or a router inside tower layers that
+/// wrap it once rather than every route) on `listener` within `limits`
+/// until `shutdown` fires, then lets open requests finish (at most 5 s).
+/// The service sees each client's address as [`ConnectInfo<SocketAddr>`].
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: Limits,
     tls: Option<Arc<tls::ServerTls>>,
     shutdown: CancellationToken,
-) {
+) where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut conns = tokio::task::JoinSet::new();
     if let Some(t) = &tls {
@@ -213,15 +219,20 @@ pub async fn serve(
     .await;
 }
 
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     stream: I,
     peer: SocketAddr,
     cert: Option<PeerCertificate>,
-    app: Router,
+    app: S,
     limits: Limits,
     stop: CancellationToken,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let request_timeout = limits.request_timeout;
     let header_timeout = limits.header_read_timeout;
@@ -237,7 +248,11 @@ async fn serve_connection<I>(
             if let Some(c) = cert {
                 req.extensions_mut().insert(c);
             }
-            match tokio::time::timeout(request_timeout, app.call(req.map(Body::new))).await {
+            let answer = async {
+                std::future::poll_fn(|cx| app.poll_ready(cx)).await?;
+                app.call(req.map(Body::new)).await
+            };
+            match tokio::time::timeout(request_timeout, answer).await {
                 Ok(Ok(resp)) => Ok(resp),
                 Ok(Err(never)) => match never {},
                 Err(_) => Ok(json_error(

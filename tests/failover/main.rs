@@ -631,6 +631,40 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             409,
             "no pending",
         ),
+        // The two paths a load balancer asks need no token; nothing else
+        // does, not even a path below them.
+        (
+            "health without a token",
+            "GET",
+            "/healthz",
+            String::new(),
+            200,
+            r#"{"ok":true}"#,
+        ),
+        (
+            "leader check without a token",
+            "GET",
+            "/v1/leader",
+            String::new(),
+            200,
+            r#""is_leader":true"#,
+        ),
+        (
+            "below a public path without a token",
+            "GET",
+            "/healthz/x",
+            String::new(),
+            401,
+            "missing Authorization",
+        ),
+        (
+            "a method a public path does not take",
+            "POST",
+            "/healthz",
+            String::new(),
+            405,
+            r#"{"error":"method not allowed"}"#,
+        ),
     ];
     for (what, method, path, body, want, needle) in cases {
         let token = match what {
@@ -639,6 +673,10 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "operator token on the report endpoint" | "operator token on the command poll" => {
                 op.as_str()
             }
+            "health without a token"
+            | "leader check without a token"
+            | "below a public path without a token"
+            | "a method a public path does not take" => "",
             _ if path == "/v1/reports" => agent_a.trim(),
             _ => op.as_str(),
         };

@@ -77,14 +77,22 @@ pub(super) fn missing_token(s: &Shared) -> Response {
 /// `tower_http` request validator: nothing boxed or cloned per request
 /// (an `axum::middleware::from_fn` was about 5 % of the orchestrator's CPU
 /// under the 20,000-agent load bench).
+/// Around the whole router: the `public` paths (exact) pass without a
+/// token.
 #[derive(Clone)]
-pub(super) struct KnownTokenFirst(pub(super) Arc<Shared>);
+pub(super) struct KnownTokenFirst {
+    pub(super) shared: Arc<Shared>,
+    pub(super) public: &'static [&'static str],
+}
 
 impl<B> ValidateRequest<B> for KnownTokenFirst {
     type ResponseBody = axum::body::Body;
 
     fn validate(&mut self, req: &mut Request<B>) -> Result<(), Response> {
-        let s = &self.0;
+        if self.public.contains(&req.uri().path()) {
+            return Ok(());
+        }
+        let s = &self.shared;
         let site = match bearer(req.headers()) {
             None => return Err(missing_token(s)),
             Some(t) => match s.site_of_token(t) {
