@@ -29,23 +29,45 @@ pub struct Evidence {
 impl Evidence {
     /// Record a report received at `at`.
     pub fn insert_report(&mut self, at: Instant, report: AgentReport) {
+        // Replace in place: no key allocation for a site already known.
+        match self.reports.get_mut(&report.site) {
+            Some(slot) => {
+                // `probed_by` only grows, so it names this agent for every
+                // peer of its last report already: the same peers again
+                // (the usual case) need no look there.
+                let same_peers = slot.1.peers.len() == report.peers.len()
+                    && slot
+                        .1
+                        .peers
+                        .iter()
+                        .zip(&report.peers)
+                        .all(|(a, b)| a.site == b.site);
+                if !same_peers {
+                    Self::note_probes(&mut self.probed_by, &report);
+                }
+                *slot = (at, report);
+            }
+            None => {
+                Self::note_probes(&mut self.probed_by, &report);
+                self.reports.insert(report.site.clone(), (at, report));
+            }
+        }
+    }
+
+    /// Record in `probed_by` that `report`'s agent probes each of its peers.
+    fn note_probes(
+        probed_by: &mut HashMap<String, std::collections::BTreeSet<String>>,
+        report: &AgentReport,
+    ) {
         for p in &report.peers {
-            if !self
-                .probed_by
+            if !probed_by
                 .get(&p.site)
                 .is_some_and(|s| s.contains(&report.site))
             {
-                self.probed_by
+                probed_by
                     .entry(p.site.clone())
                     .or_default()
                     .insert(report.site.clone());
-            }
-        }
-        // Replace in place: no key allocation for a site already known.
-        match self.reports.get_mut(&report.site) {
-            Some(slot) => *slot = (at, report),
-            None => {
-                self.reports.insert(report.site.clone(), (at, report));
             }
         }
     }

@@ -673,3 +673,25 @@ async fn a_round_in_parts_counts_what_a_whole_round_counts() {
         assert_eq!(parts.track("s0000").unwrap().healthy_rounds, round);
     }
 }
+
+/// A report with the same peers as the agent's last one skips the
+/// `probed_by` look-up; one with other peers must still be counted as a
+/// view of each of them.
+#[test]
+fn an_agent_that_changes_its_peers_is_a_view_of_each() {
+    let mut ev = Evidence::default();
+    let now = Instant::now();
+    ev.insert_report(now, report("c", true, &[("a", true)]));
+    ev.insert_report(now, report("c", true, &[("a", true)]));
+    ev.insert_report(now, report("c", true, &[("b", false)]));
+    ev.insert_report(now, report("d", true, &[("b", true), ("a", true)]));
+    ev.insert_report(now, report("d", true, &[("a", true), ("b", true)]));
+    let by = |site: &str| -> Vec<String> {
+        ev.probed_by
+            .get(site)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(by("a"), ["c", "d"]);
+    assert_eq!(by("b"), ["c", "d"]);
+}
