@@ -24,38 +24,46 @@ impl ReportSeqs {
     /// Admits `seq` of agent process `boot` at `site`, or says why not.
     pub(super) fn admit(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {
         let mut all = self.by_site.lock().unwrap_or_else(|p| p.into_inner());
-        // No key allocation for a site seen before (every report comes here).
-        if !all.contains_key(site) {
-            all.insert(site.to_string(), VecDeque::new());
+        // One look-up for a site seen before (every report comes here), and
+        // no key allocation.
+        if let Some(boots) = all.get_mut(site) {
+            return admit_in(boots, site, boot, seq);
         }
-        let Some(boots) = all.get_mut(site) else {
-            return Err(format!("report of {site}: no sequence record"));
-        };
-        match boots.iter().position(|(b, _)| b == boot) {
-            Some(i) => {
-                let last = boots[i].1;
-                if seq <= last {
-                    return Err(format!(
-                        "report seq {seq} of {site}'s agent process {boot:?} is not above its last accepted seq {last}: \
-                         a replayed or reordered report is refused"
-                    ));
-                }
-                // Most recent first.
-                if i == 0 {
-                    boots[0].1 = seq;
-                } else {
-                    let mut entry = boots.remove(i).unwrap_or_default();
-                    entry.1 = seq;
-                    boots.push_front(entry);
-                }
-            }
-            None => {
-                boots.push_front((boot.to_string(), seq));
-                boots.truncate(BOOTS_KEPT);
-            }
-        }
-        Ok(())
+        admit_in(all.entry(site.to_string()).or_default(), site, boot, seq)
     }
+}
+
+/// [`ReportSeqs::admit`] among the processes remembered for `site`.
+fn admit_in(
+    boots: &mut VecDeque<(String, u64)>,
+    site: &str,
+    boot: &str,
+    seq: u64,
+) -> Result<(), String> {
+    match boots.iter().position(|(b, _)| b == boot) {
+        Some(i) => {
+            let last = boots[i].1;
+            if seq <= last {
+                return Err(format!(
+                    "report seq {seq} of {site}'s agent process {boot:?} is not above its last accepted seq {last}: \
+                     a replayed or reordered report is refused"
+                ));
+            }
+            // Most recent first.
+            if i == 0 {
+                boots[0].1 = seq;
+            } else {
+                let mut entry = boots.remove(i).unwrap_or_default();
+                entry.1 = seq;
+                boots.push_front(entry);
+            }
+        }
+        None => {
+            boots.push_front((boot.to_string(), seq));
+            boots.truncate(BOOTS_KEPT);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
