@@ -32,7 +32,7 @@ type S = State<Arc<Shared>>;
 
 mod auth;
 pub mod leader;
-use auth::{operator, reader, AgentSite, KnownTokenFirst};
+use auth::{AgentSite, KnownTokenFirst, Operator, Reader};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -254,34 +254,22 @@ async fn poll_commands(
     }
 }
 
-async fn status(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn status(State(s): S, _: Reader) -> Response {
     Json(s.status_view()).into_response()
 }
 
-async fn groups(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn groups(State(s): S, _: Reader) -> Response {
     Json(s.group_views()).into_response()
 }
 
-async fn group(State(s): S, h: HeaderMap, Path(name): Path<String>) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn group(State(s): S, _: Reader, Path(name): Path<String>) -> Response {
     match s.group_view(&name) {
         Some(g) => Json(g).into_response(),
         None => OrchestratorError::NotFound(format!("group {name:?}")).into_response(),
     }
 }
 
-async fn sites(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn sites(State(s): S, _: Reader) -> Response {
     Json(s.site_views()).into_response()
 }
 
@@ -296,11 +284,12 @@ struct Started {
     runbook: u64,
 }
 
-async fn failover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn failover(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
     let b: FailoverBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -311,22 +300,19 @@ async fn failover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes)
     }
 }
 
-async fn failback(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn failback(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
     match s.operator_failback(&g, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn switchover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn switchover(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
     let b: FailoverBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -337,11 +323,7 @@ async fn switchover(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Byte
     }
 }
 
-async fn approve(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn approve(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
     match s.operator_approve(&g, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
@@ -355,11 +337,7 @@ pub struct AdoptedView {
     pub epoch: u64,
 }
 
-async fn adopt_epoch(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn adopt_epoch(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
     match s.operator_adopt_epoch(&g, &by) {
         Ok(epoch) => Json(AdoptedView { epoch }).into_response(),
         Err(e) => e.into_response(),
@@ -376,13 +354,10 @@ struct PageQuery {
 
 async fn divergent(
     State(s): S,
-    h: HeaderMap,
+    _: Reader,
     Path(g): Path<String>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
     let Ok(Query(q)) = q else {
         return err(
             StatusCode::BAD_REQUEST,
@@ -402,11 +377,12 @@ struct MaintenanceBody {
     on: bool,
 }
 
-async fn maintenance(State(s): S, h: HeaderMap, Path(g): Path<String>, body: Bytes) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn maintenance(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
     let b: MaintenanceBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -424,11 +400,7 @@ pub struct ClearView {
     pub cleared: Vec<String>,
 }
 
-async fn clear(State(s): S, h: HeaderMap, Path(g): Path<String>) -> Response {
-    let by = match operator(&s, &h) {
-        Ok(name) => name.to_string(),
-        Err(r) => return r,
-    };
+async fn clear(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
     match s.operator_clear(&g, &by) {
         Ok(cleared) => Json(ClearView { cleared }).into_response(),
         Err(e) => e.into_response(),
@@ -447,12 +419,9 @@ struct EventsQuery {
 
 async fn events(
     State(s): S,
-    h: HeaderMap,
+    _: Reader,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
     let Ok(Query(q)) = q else {
         return err(
             StatusCode::BAD_REQUEST,
@@ -472,17 +441,11 @@ struct RunbooksQuery {
     group: Option<String>,
 }
 
-async fn runbooks(State(s): S, h: HeaderMap, Query(q): Query<RunbooksQuery>) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn runbooks(State(s): S, _: Reader, Query(q): Query<RunbooksQuery>) -> Response {
     Json(s.runbooks(q.group.as_deref())).into_response()
 }
 
-async fn runbook_one(State(s): S, h: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn runbook_one(State(s): S, _: Reader, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<u64>() else {
         return err(
             StatusCode::BAD_REQUEST,
@@ -495,10 +458,7 @@ async fn runbook_one(State(s): S, h: HeaderMap, Path(id): Path<String>) -> Respo
     }
 }
 
-async fn metrics(State(s): S, h: HeaderMap) -> Response {
-    if let Err(r) = reader(&s, &h) {
-        return r;
-    }
+async fn metrics(State(s): S, _: Reader, h: HeaderMap) -> Response {
     // What the scraper asks for: OpenMetrics only when its Accept says so.
     let openmetrics = h
         .get(header::ACCEPT)

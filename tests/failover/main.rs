@@ -518,6 +518,14 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "agent token",
         ),
         (
+            "agent token on a read endpoint",
+            "GET",
+            "/v1/status",
+            String::new(),
+            403,
+            "agent token",
+        ),
+        (
             "malformed JSON",
             "POST",
             "/v1/groups/web/failover",
@@ -669,7 +677,7 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
     for (what, method, path, body, want, needle) in cases {
         let token = match what {
             "wrong token" => "not-a-token",
-            "agent token on operator endpoint" => agent_a.trim(),
+            "agent token on operator endpoint" | "agent token on a read endpoint" => agent_a.trim(),
             "operator token on the report endpoint" | "operator token on the command poll" => {
                 op.as_str()
             }

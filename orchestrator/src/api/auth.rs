@@ -1,8 +1,10 @@
 //! Who is calling: the bearer token names an agent (its site), an operator
 //! (a name for the events) or the read-only reader; an unknown token is
 //! refused before anything reads the body, and with client certificates an
-//! agent's must name its site. Which role may call what is each handler's
-//! check, through [`AgentSite`], [`operator`] and [`reader`].
+//! agent's must name its site. The check finds the caller once
+//! ([`KnownTokenFirst`], a [`Caller`] for the request); which role may
+//! call what is each handler's extractor: [`AgentSite`], [`Operator`] or
+//! [`Reader`].
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use tower_http::validate_request::ValidateRequest;
 use super::err;
 use crate::service::Shared;
 
-pub(super) fn bearer(h: &HeaderMap) -> Option<&str> {
+fn bearer(h: &HeaderMap) -> Option<&str> {
     h.get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
@@ -23,62 +25,37 @@ pub(super) fn bearer(h: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Check an operator token; returns the operator's name (for events).
-pub(super) fn operator<'a>(s: &'a Shared, h: &HeaderMap) -> Result<&'a str, Response> {
-    match bearer(h) {
-        Some(t) => match s.operator_name(t) {
-            Some(name) => Ok(name),
-            None if s.is_reader(t) => {
-                s.metrics().rejected.inc();
-                Err(err(
-                    StatusCode::FORBIDDEN,
-                    "the read-only token may not act; use an operator token",
-                ))
-            }
-            None => Err(unknown_token(s, t)),
-        },
-        None => Err(missing_token(s)),
-    }
-}
-
-/// Check a token that may read: the read-only token or an operator's.
-pub(super) fn reader(s: &Shared, h: &HeaderMap) -> Result<(), Response> {
-    match bearer(h) {
-        Some(t) if s.is_reader(t) || s.operator_name(t).is_some() => Ok(()),
-        Some(t) => Err(unknown_token(s, t)),
-        None => Err(missing_token(s)),
-    }
-}
-
-fn unknown_token(s: &Shared, t: &str) -> Response {
-    s.metrics().rejected.inc();
-    if s.site_of_token(t).is_some() {
-        err(
-            StatusCode::FORBIDDEN,
-            "an agent token may not call operator endpoints",
-        )
-    } else {
-        err(StatusCode::UNAUTHORIZED, "invalid bearer token")
-    }
-}
-
-pub(super) fn missing_token(s: &Shared) -> Response {
-    s.metrics().rejected.inc();
-    err(
+fn missing_token(s: &Shared) -> Response {
+    refused(
+        s,
         StatusCode::UNAUTHORIZED,
         "missing Authorization: Bearer <token>",
     )
 }
 
+/// A refusal, counted.
+fn refused(s: &Shared, status: StatusCode, msg: impl Into<String>) -> Response {
+    s.metrics().rejected.inc();
+    err(status, msg)
+}
+
+/// Whose token came with the request: found once, by [`KnownTokenFirst`].
+#[derive(Clone, Debug)]
+enum Caller {
+    Agent(String),
+    Operator(String),
+    Reader,
+}
+
 /// Every endpoint needs a token: one that is nobody's is refused before
 /// any handler (or body extractor) runs, so an unauthenticated client
-/// never makes the API read a body. Which role may call what is each
-/// handler's check. A plain check on the request head, as a
-/// `tower_http` request validator: nothing boxed or cloned per request
-/// (an `axum::middleware::from_fn` was about 5 % of the orchestrator's CPU
+/// never makes the API read a body; a known one is named for the handler
+/// (a [`Caller`]), whose extractor says whether that role may call it.
+/// Exactly the `public` paths pass without a token. A plain check on the
+/// request head, as a `tower_http` request validator around the whole
+/// router: nothing boxed or cloned per request (an
+/// `axum::middleware::from_fn` was about 5 % of the orchestrator's CPU
 /// under the 20,000-agent load bench).
-/// Around the whole router: the `public` paths (exact) pass without a
-/// token.
 #[derive(Clone)]
 pub(super) struct KnownTokenFirst {
     pub(super) shared: Arc<Shared>,
@@ -93,45 +70,57 @@ impl<B> ValidateRequest<B> for KnownTokenFirst {
             return Ok(());
         }
         let s = &self.shared;
-        let site = match bearer(req.headers()) {
-            None => return Err(missing_token(s)),
-            Some(t) => match s.site_of_token(t) {
-                Some(site) => Some(site),
-                None if s.operator_name(t).is_some() || s.is_reader(t) => None,
-                None => {
-                    s.metrics().rejected.inc();
-                    return Err(err(StatusCode::UNAUTHORIZED, "invalid bearer token"));
-                }
-            },
+        let Some(t) = bearer(req.headers()) else {
+            return Err(missing_token(s));
         };
-        // With client certificates (mTLS), an agent's must name its site: a
-        // certificate for one site cannot report for another.
-        if let (Some(site), true) = (site, s.verifies_client_certs()) {
-            let named = req
-                .extensions()
-                .get::<warden_serve::PeerCertificate>()
-                .is_some_and(|c| warden_serve::tls::cert_names(&c.0, site));
-            if !named {
-                s.metrics().rejected.inc();
-                return Err(err(
-                    StatusCode::FORBIDDEN,
-                    format!("the client certificate does not name site {site:?} (subjectAltName DNS {site}): it cannot act for it"),
-                ));
+        let caller = if let Some(site) = s.site_of_token(t) {
+            // With client certificates (mTLS), an agent's must name its
+            // site: a certificate for one site cannot report for another.
+            if s.verifies_client_certs() {
+                let named = req
+                    .extensions()
+                    .get::<warden_serve::PeerCertificate>()
+                    .is_some_and(|c| warden_serve::tls::cert_names(&c.0, site));
+                if !named {
+                    return Err(refused(
+                        s,
+                        StatusCode::FORBIDDEN,
+                        format!("the client certificate does not name site {site:?} (subjectAltName DNS {site}): it cannot act for it"),
+                    ));
+                }
             }
-        }
-        if let Some(site) = site {
-            // The handler of an agent's endpoint takes it from here (one
-            // token lookup per request).
-            req.extensions_mut().insert(AgentSite(site.to_string()));
-        }
+            Caller::Agent(site.to_string())
+        } else if let Some(name) = s.operator_name(t) {
+            Caller::Operator(name.to_string())
+        } else if s.is_reader(t) {
+            Caller::Reader
+        } else {
+            return Err(refused(s, StatusCode::UNAUTHORIZED, "invalid bearer token"));
+        };
+        req.extensions_mut().insert(caller);
         Ok(())
     }
 }
 
-/// The site whose agent token authenticated this request (set by
-/// [`KnownTokenFirst`]). As an extractor it is the agents' endpoints'
-/// check: a request that came with another known token (an operator's,
-/// the reader's) is refused.
+/// The caller the token check named (none: the check did not run, which
+/// only a public path allows — refused as if no token came).
+fn caller<'a>(parts: &'a Parts, s: &Shared) -> Result<&'a Caller, Response> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .ok_or_else(|| missing_token(s))
+}
+
+fn agent_may_not_act(s: &Shared) -> Response {
+    refused(
+        s,
+        StatusCode::FORBIDDEN,
+        "an agent token may not call operator endpoints",
+    )
+}
+
+/// The agents' endpoints: the site whose agent token came with the
+/// request; another known token (an operator's, the reader's) is refused.
 #[derive(Clone, Debug)]
 pub(super) struct AgentSite(pub(super) String);
 
@@ -142,9 +131,50 @@ impl FromRequestParts<Arc<Shared>> for AgentSite {
         parts: &mut Parts,
         s: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
-        parts.extensions.remove::<AgentSite>().ok_or_else(|| {
-            s.metrics().rejected.inc();
-            err(StatusCode::UNAUTHORIZED, "invalid agent token")
-        })
+        match caller(parts, s)? {
+            Caller::Agent(site) => Ok(AgentSite(site.clone())),
+            _ => Err(refused(s, StatusCode::UNAUTHORIZED, "invalid agent token")),
+        }
+    }
+}
+
+/// The operator actions: the acting operator's name (for the events); the
+/// read-only token and agents' tokens are refused.
+pub(super) struct Operator(pub(super) String);
+
+impl FromRequestParts<Arc<Shared>> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        match caller(parts, s)? {
+            Caller::Operator(name) => Ok(Operator(name.clone())),
+            Caller::Reader => Err(refused(
+                s,
+                StatusCode::FORBIDDEN,
+                "the read-only token may not act; use an operator token",
+            )),
+            Caller::Agent(_) => Err(agent_may_not_act(s)),
+        }
+    }
+}
+
+/// The reads (status, events, runbooks, metrics): the read-only token or
+/// an operator's; agents' tokens are refused.
+pub(super) struct Reader;
+
+impl FromRequestParts<Arc<Shared>> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        s: &Arc<Shared>,
+    ) -> Result<Self, Self::Rejection> {
+        match caller(parts, s)? {
+            Caller::Operator(_) | Caller::Reader => Ok(Reader),
+            Caller::Agent(_) => Err(agent_may_not_act(s)),
+        }
     }
 }
