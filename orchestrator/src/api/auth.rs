@@ -102,12 +102,13 @@ impl<B> ValidateRequest<B> for KnownTokenFirst {
     }
 }
 
-/// The caller the token check named (none: the check did not run, which
-/// only a public path allows — refused as if no token came).
-fn caller<'a>(parts: &'a Parts, s: &Shared) -> Result<&'a Caller, Response> {
+/// The caller the token check named, taken out of the request (each
+/// handler has one role extractor); none: the check did not run, which
+/// only a public path allows — refused as if no token came.
+fn caller(parts: &mut Parts, s: &Shared) -> Result<Caller, Response> {
     parts
         .extensions
-        .get::<Caller>()
+        .remove::<Caller>()
         .ok_or_else(|| missing_token(s))
 }
 
@@ -132,7 +133,7 @@ impl FromRequestParts<Arc<Shared>> for AgentSite {
         s: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
         match caller(parts, s)? {
-            Caller::Agent(site) => Ok(AgentSite(site.clone())),
+            Caller::Agent(site) => Ok(AgentSite(site)),
             _ => Err(refused(s, StatusCode::UNAUTHORIZED, "invalid agent token")),
         }
     }
@@ -150,7 +151,7 @@ impl FromRequestParts<Arc<Shared>> for Operator {
         s: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
         match caller(parts, s)? {
-            Caller::Operator(name) => Ok(Operator(name.clone())),
+            Caller::Operator(name) => Ok(Operator(name)),
             Caller::Reader => Err(refused(
                 s,
                 StatusCode::FORBIDDEN,
