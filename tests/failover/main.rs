@@ -172,6 +172,10 @@ fn whole_site_loss_fails_over_without_waiting_for_agent_timeout() -> Result<()> 
     d.lab.link_down("a")?;
     let lost = Instant::now();
     d.wait_users_on("b", secs(30))?;
+    // The loop's request in flight at the switch may still be waiting out
+    // its 1 s budget: let it end and the loop send again before stopping
+    // it (stopping at once lost the race once in CI).
+    std::thread::sleep(secs(1.5));
     let samples = client.stop();
     // The first answer from b after the loss (a request sent just before it
     // may be the one: the frontend moves it to b at the switch).
