@@ -9,9 +9,14 @@
 //! release (`warden clear GROUP`).
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use warden_config::ReplicationConfig;
+
+/// Deletions within this window count together against the guard (an
+/// emptying source is seen by several batches or rounds, not one).
+pub const DELETE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Thresholds of the guard: a pass trips it when it would delete more than
 /// `max_share` of the target's items *and* more than `max_count` items.
@@ -41,21 +46,45 @@ impl DeleteGuard {
     /// `Err(message)` when deleting `deletes` of the `target_items` items at
     /// `target` (a site name or path, for the message) is too much.
     pub fn check(&self, deletes: u64, target_items: u64, target: &str) -> Result<(), String> {
-        if deletes <= self.max_count {
+        self.check_window(deletes, 0, target_items, target)
+    }
+
+    /// [`check`](Self::check) of a pass that follows `recent` deletions
+    /// carried at the target within [`DELETE_WINDOW`] (gone from its
+    /// `target_items` already): their total against the items before them,
+    /// so a source emptied slowly, a few items a round, trips it too.
+    pub fn check_window(
+        &self,
+        deletes: u64,
+        recent: u64,
+        target_items: u64,
+        target: &str,
+    ) -> Result<(), String> {
+        let (total, before) = (deletes + recent, target_items + recent);
+        if total <= self.max_count {
             return Ok(());
         }
-        let share = if target_items == 0 {
+        let share = if before == 0 {
             1.0
         } else {
-            deletes as f64 / target_items as f64
+            total as f64 / before as f64
         };
         if share <= self.max_share {
             return Ok(());
         }
+        let what = if recent == 0 {
+            format!("this pass would delete {deletes} of {target_items} items at {target}")
+        } else {
+            format!(
+                "this pass would delete {deletes} of {target_items} items at {target}, after {recent} \
+                 deleted there in the last {}: {total} of {before}",
+                humantime::format_duration(DELETE_WINDOW)
+            )
+        };
         Err(format!(
-            "mass-delete guard: this pass would delete {deletes} of {target_items} items at {target} \
-             ({:.0} %, over the limits of {:.0} % and {} items); nothing was deleted. \
-             Check the source (emptied, unmounted?), then run `warden clear GROUP` to let the pass go ahead",
+            "mass-delete guard: {what} ({:.0} %, over the limits of {:.0} % and {} items); \
+             this pass deleted nothing. Check the source (emptied, unmounted?), then run \
+             `warden clear GROUP` to let the pass go ahead",
             share * 100.0,
             self.max_share * 100.0,
             self.max_count

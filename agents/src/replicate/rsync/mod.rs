@@ -175,8 +175,7 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 pub const DELETE_SETTLE: Duration = Duration::from_millis(100);
 /// ... but not longer than this after their oldest change.
 pub const DELETE_SETTLE_MAX: Duration = Duration::from_secs(1);
-/// Batch deletions within this window count together against the guard.
-pub const DELETE_WINDOW: Duration = Duration::from_secs(60);
+pub use crate::replicate::guard::DELETE_WINDOW;
 
 /// Shared by the replicator, the watcher callback and the worker task.
 struct Shared {

@@ -153,12 +153,13 @@ impl Shared {
         };
         let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
         let target = cluster_label(&s.destination);
-        let held =
-            self.state
-                .lock()
-                .unwrap()
-                .guard
-                .check(&s.guard, deletes, dst.len() as u64, &target);
+        let held = self.state.lock().unwrap().guard.check_window(
+            &s.guard,
+            deletes,
+            dst.len() as u64,
+            &target,
+            Instant::now(),
+        );
         if let Err(msg) = held {
             // nothing copied or deleted: the source may be the one in trouble
             return Err(AgentError::DeleteGuard(msg));

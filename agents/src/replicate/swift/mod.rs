@@ -52,7 +52,9 @@
 //! than `max_delete_share` of the destination's objects *and* more than
 //! `max_delete_count` of them (an emptied or wrongly mounted source) stops
 //! before copying or deleting anything; [`Replicator::guard`] says why. The
-//! next round checks again (a restored source goes on by itself);
+//! deletions the rounds of the last [`DELETE_WINDOW`](super::guard::DELETE_WINDOW)
+//! carried count with a round's own (an emptying source is seen a few
+//! objects a round). The next round checks again (a restored source goes on by itself);
 //! [`Replicator::clear_guard`] lets the next round delete up to what was held.
 //!
 //! Objects are copied through memory (no streaming): fine for the small and
@@ -61,6 +63,7 @@
 pub mod client;
 pub mod container_sync;
 mod copier;
+mod guard_state;
 pub mod names;
 pub mod resync;
 
@@ -82,6 +85,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
+use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};
 pub use container_sync::{ContainerSyncSettings, NoReplication, SwiftContainerSync};
@@ -327,70 +331,6 @@ pub(crate) fn note_refused(before: &[String], now: Vec<String>, side: &str) -> V
     now
 }
 
-/// Where the mass-delete guard stands for one replicator or resyncer.
-#[derive(Debug, Default)]
-pub(crate) struct GuardState {
-    /// The message while a pass is held.
-    pub held: Option<String>,
-    /// Deletes the held pass would have made; set by `clear` as a one-time
-    /// permit for a pass deleting no more than that.
-    held_deletes: u64,
-    permit: Option<u64>,
-}
-
-impl GuardState {
-    /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
-    /// go ahead (a permit is used up), else the held message.
-    pub(crate) fn check(
-        &mut self,
-        guard: &DeleteGuard,
-        deletes: u64,
-        target_items: u64,
-        target: &str,
-    ) -> Result<(), String> {
-        match guard.check(deletes, target_items, target) {
-            Ok(()) => {
-                if self.held.take().is_some() {
-                    info!(
-                        target,
-                        "mass-delete guard: the pass is within the limits again"
-                    );
-                }
-                self.permit = None;
-                Ok(())
-            }
-            Err(msg) => {
-                if let Some(n) = self.permit.take() {
-                    if deletes <= n {
-                        warn!(
-                            target,
-                            deletes, "mass-delete guard cleared by the operator: this pass deletes"
-                        );
-                        self.held = None;
-                        return Ok(());
-                    }
-                }
-                if self.held.as_deref() != Some(msg.as_str()) {
-                    warn!(target, deletes, target_items, "{msg}");
-                }
-                self.held = Some(msg.clone());
-                self.held_deletes = deletes;
-                Err(msg)
-            }
-        }
-    }
-
-    /// The operator's clear: the next pass may delete up to what was held.
-    pub(crate) fn clear(&mut self) -> bool {
-        if self.held.is_some() {
-            self.permit = Some(self.held_deletes);
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Name + ETag comparison of two listings (`a` = source, `b` = target).
 pub(crate) fn compare(
     a: &BTreeMap<String, ObjectEntry>,
@@ -579,30 +519,6 @@ impl Replicator for SwiftReplicator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cleared_guard_lets_one_pass_delete_up_to_what_was_held() {
-        let g = DeleteGuard {
-            max_share: 0.5,
-            max_count: 3,
-        };
-        let mut st = GuardState::default();
-        assert!(!st.clear(), "nothing held");
-        assert!(st.check(&g, 8, 10, "b").is_err());
-        assert!(st.held.as_deref().is_some_and(|m| m.contains("8 of 10")));
-        assert!(st.check(&g, 8, 10, "b").is_err(), "held until cleared");
-        assert!(st.clear());
-        assert!(
-            st.check(&g, 9, 10, "b").is_err(),
-            "more than the operator saw is held again"
-        );
-        assert!(st.clear());
-        assert!(st.check(&g, 8, 10, "b").is_ok());
-        assert!(st.held.is_none());
-        assert!(st.check(&g, 8, 10, "b").is_err(), "the permit is used up");
-        assert!(st.check(&g, 1, 10, "b").is_ok(), "within the limits");
-        assert!(st.held.is_none() && !st.clear());
-    }
 
     #[test]
     fn placement_lists_with_unusable_names_are_refused() {

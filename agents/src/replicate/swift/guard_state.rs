@@ -1,0 +1,196 @@
+//! The mass-delete guard's state for one Swift replicator or resyncer: the
+//! held message, the operator's one-time permit (`warden clear`), and the
+//! deletions the replicator's recent rounds let through, which count
+//! together with a round's own against the limits.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use crate::replicate::guard::{DeleteGuard, DELETE_WINDOW};
+
+/// Where the mass-delete guard stands for one replicator or resyncer.
+#[derive(Debug, Default)]
+pub(crate) struct GuardState {
+    /// The message while a pass is held.
+    pub held: Option<String>,
+    /// Deletes the held pass would have made (with the recent ones); set by
+    /// `clear` as a one-time permit for a pass deleting no more than that.
+    held_deletes: u64,
+    permit: Option<u64>,
+    /// Deletions the replicator's recent rounds let through (within
+    /// [`DELETE_WINDOW`]), oldest first.
+    recent: VecDeque<(Instant, u64)>,
+}
+
+impl GuardState {
+    /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
+    /// go ahead (a permit is used up), else the held message.
+    pub(crate) fn check(
+        &mut self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        target_items: u64,
+        target: &str,
+    ) -> Result<(), String> {
+        self.decide(guard, deletes, 0, target_items, target)
+    }
+
+    /// [`check`](Self::check) counting the deletions of the rounds of the
+    /// last [`DELETE_WINDOW`] too (a source emptied while rounds run is seen
+    /// a few objects a round); the pass's deletes join them when it may go
+    /// ahead, and the count starts again after a pass the operator cleared.
+    pub(crate) fn check_window(
+        &mut self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        target_items: u64,
+        target: &str,
+        now: Instant,
+    ) -> Result<(), String> {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > DELETE_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let recent = self.recent.iter().map(|(_, n)| n).sum();
+        let permitted = self.permit.is_some();
+        self.decide(guard, deletes, recent, target_items, target)?;
+        if permitted && self.permit.is_none() {
+            // the operator let what was held go (this pass's deletes
+            // included): the count starts after it
+            self.recent.clear();
+        } else if deletes > 0 {
+            self.recent.push_back((now, deletes));
+        }
+        Ok(())
+    }
+
+    fn decide(
+        &mut self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        recent: u64,
+        target_items: u64,
+        target: &str,
+    ) -> Result<(), String> {
+        let total = deletes + recent;
+        match guard.check_window(deletes, recent, target_items, target) {
+            Ok(()) => {
+                if self.held.take().is_some() {
+                    info!(
+                        target,
+                        "mass-delete guard: the pass is within the limits again"
+                    );
+                }
+                self.permit = None;
+                Ok(())
+            }
+            Err(msg) => {
+                if let Some(n) = self.permit.take() {
+                    if total <= n {
+                        warn!(
+                            target,
+                            deletes, "mass-delete guard cleared by the operator: this pass deletes"
+                        );
+                        self.held = None;
+                        return Ok(());
+                    }
+                }
+                if self.held.as_deref() != Some(msg.as_str()) {
+                    warn!(target, deletes, recent, target_items, "{msg}");
+                }
+                self.held = Some(msg.clone());
+                self.held_deletes = total;
+                Err(msg)
+            }
+        }
+    }
+
+    /// The operator's clear: the next pass may delete up to what was held.
+    pub(crate) fn clear(&mut self) -> bool {
+        if self.held.is_some() {
+            self.permit = Some(self.held_deletes);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_cleared_guard_lets_one_pass_delete_up_to_what_was_held() {
+        let g = DeleteGuard {
+            max_share: 0.5,
+            max_count: 3,
+        };
+        let mut st = GuardState::default();
+        assert!(!st.clear(), "nothing held");
+        assert!(st.check(&g, 8, 10, "b").is_err());
+        assert!(st.held.as_deref().is_some_and(|m| m.contains("8 of 10")));
+        assert!(st.check(&g, 8, 10, "b").is_err(), "held until cleared");
+        assert!(st.clear());
+        assert!(
+            st.check(&g, 9, 10, "b").is_err(),
+            "more than the operator saw is held again"
+        );
+        assert!(st.clear());
+        assert!(st.check(&g, 8, 10, "b").is_ok());
+        assert!(st.held.is_none());
+        assert!(st.check(&g, 8, 10, "b").is_err(), "the permit is used up");
+        assert!(st.check(&g, 1, 10, "b").is_ok(), "within the limits");
+        assert!(st.held.is_none() && !st.clear());
+    }
+
+    #[test]
+    fn deletions_spread_over_rounds_count_together_within_the_window() {
+        let g = DeleteGuard {
+            max_share: 0.5,
+            max_count: 3,
+        };
+        let t0 = Instant::now();
+        let mut st = GuardState::default();
+        // ten items at the target; the source loses one a round
+        for (i, left) in (1..=5).zip((5..10).rev()) {
+            let now = t0 + Duration::from_secs(i);
+            assert!(
+                st.check_window(&g, 1, left + 1, "b", now).is_ok(),
+                "round {i}: {} of 10 is within the limits",
+                i
+            );
+        }
+        let now = t0 + Duration::from_secs(6);
+        let msg = st.check_window(&g, 1, 5, "b", now).unwrap_err();
+        assert!(
+            msg.contains("1 of 5 items") && msg.contains("6 of 10"),
+            "{msg}"
+        );
+        assert!(st.check_window(&g, 1, 5, "b", now).is_err(), "held");
+        // the same round long after: the old deletions have left the window
+        let later = t0 + DELETE_WINDOW + Duration::from_secs(6);
+        assert!(st.check_window(&g, 1, 5, "b", later).is_ok());
+        assert!(st.held.is_none());
+        // a clear lets the held total go and starts the count again
+        let mut st = GuardState::default();
+        assert!(st.check_window(&g, 3, 10, "b", t0).is_ok());
+        assert!(st.check_window(&g, 3, 7, "b", t0).is_err(), "6 of 10");
+        assert!(st.clear());
+        assert!(st.check_window(&g, 3, 7, "b", t0).is_ok());
+        assert!(
+            st.check_window(&g, 1, 4, "b", t0).is_ok(),
+            "the cleared deletions no longer count"
+        );
+        // the one-pass check (a resync pass) counts nothing from before
+        let mut st = GuardState::default();
+        assert!(st.check_window(&g, 3, 10, "b", t0).is_ok());
+        assert!(st.check(&g, 3, 7, "b").is_ok());
+    }
+}
