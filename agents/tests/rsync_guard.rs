@@ -130,7 +130,7 @@ async fn a_pass_deleting_more_than_the_limits_is_held_but_a_few_deletes_go() {
     }
     let d = Daemon::start();
     fill(&d.src());
-    let r = site_a(&d, "max_delete_share = 0.2\nmax_delete_count = 10\n");
+    let r = site_a(&d, "max_delete_share = 0.25\nmax_delete_count = 10\n");
     let out = run(&r, CommandKind::StartReplication).await;
     assert!(out.ok, "{}", out.detail);
     // A few deletes (under the count) go through.
@@ -142,11 +142,12 @@ async fn a_pass_deleting_more_than_the_limits_is_held_but_a_few_deletes_go() {
     })
     .await;
     assert_eq!(status(&r).guard, None);
-    // One directory of five (29 files; with the directory 30 of the 150
-    // items at the peer: 20 %, not over 20 %): goes. Then two more
-    // (62 of 120 items, 52 %, and over 10 items): held.
+    // One directory of five (29 files and the directory: 30 items; with
+    // the five deletions of a moment ago, 35 of the about 155 items at the
+    // peer: 23 %, not over 25 %): goes. Then two more (60 items; with the
+    // 35 of the last minute, 95 of 155: 61 %): held.
     std::fs::remove_dir_all(d.src().join("d0")).unwrap();
-    eventually(PATIENCE, "a 20 % delete replicates", || {
+    eventually(PATIENCE, "a 23 % delete replicates", || {
         !d.target().join("d0").exists()
     })
     .await;
@@ -217,4 +218,53 @@ async fn an_empty_peer_module_never_makes_a_resync_delete_local_files() {
     assert!(out.ok, "{}", out.detail);
     assert_eq!(snapshot(&d.src()), before);
     assert_eq!(status(&r).guard, None);
+}
+
+/// A source emptied slowly, one file at a time (a cleanup script, a
+/// failing disk): each batch deletes one file, within the limits, but the
+/// deletions of the last minute count together, and the full pass a held
+/// batch leads to counts them too: the file that takes the total over the
+/// limits stays at the peer until the operator clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_emptied_one_file_at_a_time_is_held_too() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    for i in 0..10 {
+        std::fs::write(d.src().join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let r = site_a(&d, "max_delete_share = 0.5\nmax_delete_count = 3\n");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(file_count(&d.target()), 10);
+    // five, each carried before the next (5 of the 10 files: 50 %, not over)
+    for i in 0..5 {
+        std::fs::remove_file(d.src().join(format!("f{i}"))).unwrap();
+        eventually(PATIENCE, "the deletion replicates", || {
+            file_count(&d.target()) == 9 - i
+        })
+        .await;
+        assert_eq!(status(&r).guard, None, "after {}", i + 1);
+    }
+    std::fs::remove_file(d.src().join("f5")).unwrap();
+    eventually(PATIENCE, "the sixth is held", || status(&r).guard.is_some()).await;
+    let held = status(&r).guard.unwrap();
+    assert!(held.contains("after 5 deleted"), "{held}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        d.target().join("f5").exists(),
+        "nothing more deleted at the peer"
+    );
+    assert_eq!(file_count(&d.target()), 5);
+    let out = run(&r, CommandKind::Clear).await;
+    assert!(out.ok && out.detail.contains("released"), "{}", out.detail);
+    eventually(PATIENCE, "the cleared pass deletes it", || {
+        !d.target().join("f5").exists()
+    })
+    .await;
+    assert_eq!(status(&r).guard, None);
+    assert_eq!(file_count(&d.target()), 4);
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
 }

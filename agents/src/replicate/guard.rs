@@ -8,8 +8,9 @@
 //! (reported in `ReplicationStatus.guard`) and the operator's one-time
 //! release (`warden clear GROUP`).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use warden_config::ReplicationConfig;
@@ -92,6 +93,38 @@ impl DeleteGuard {
     }
 }
 
+/// The deletions a replicator's recent passes carried, oldest first: what
+/// counts with a pass's own deletions within [`DELETE_WINDOW`].
+#[derive(Debug, Default)]
+pub(crate) struct RecentDeletes(VecDeque<(Instant, u64)>);
+
+impl RecentDeletes {
+    /// The deletions of the [`DELETE_WINDOW`] before `now` (older ones are
+    /// forgotten).
+    pub(crate) fn total(&mut self, now: Instant) -> u64 {
+        while self
+            .0
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > DELETE_WINDOW)
+        {
+            self.0.pop_front();
+        }
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    /// A pass at `now` deleted `n` items.
+    pub(crate) fn add(&mut self, now: Instant, n: u64) {
+        if n > 0 {
+            self.0.push_back((now, n));
+        }
+    }
+
+    /// The operator let a held pass go: the count starts after it.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// What the guard holds for one group, shared by its plan and the agent's
 /// replication role. Cheap to clone (one shared state).
 #[derive(Debug, Clone, Default)]
@@ -149,7 +182,20 @@ impl GuardHold {
         target_items: u64,
         target: &str,
     ) -> Result<bool, String> {
-        match guard.check(deletes, target_items, target) {
+        self.check_window(guard, deletes, 0, target_items, target)
+    }
+
+    /// [`check`](Self::check) of a pass that follows `recent` deletions
+    /// within [`DELETE_WINDOW`] ([`DeleteGuard::check_window`]).
+    pub fn check_window(
+        &self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        recent: u64,
+        target_items: u64,
+        target: &str,
+    ) -> Result<bool, String> {
+        match guard.check_window(deletes, recent, target_items, target) {
             Ok(()) => Ok(false),
             Err(reason) => self.trip(reason),
         }

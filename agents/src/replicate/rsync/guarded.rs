@@ -90,14 +90,7 @@ impl Shared {
         };
         let now = Instant::now();
         let mut st = self.state.lock().unwrap();
-        while st
-            .recent_deletes
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > DELETE_WINDOW)
-        {
-            st.recent_deletes.pop_front();
-        }
-        let recent: u64 = st.recent_deletes.iter().map(|(_, n)| n).sum();
+        let recent = st.recent_deletes.total(now);
         let known = known_book.max(st.target_items).unwrap_or(0);
         if empty && known > 0 {
             return Err(AgentError::DeleteGuard(format!(
@@ -109,7 +102,7 @@ impl Shared {
         s.guard
             .check(recent + deletes, known, &s.target())
             .map_err(AgentError::DeleteGuard)?;
-        st.recent_deletes.push_back((now, deletes));
+        st.recent_deletes.add(now, deletes);
         Ok(())
     }
 

@@ -37,7 +37,9 @@
 //!   [`DELETE_SETTLE_MAX`]), so an `rm -rf` arrives as one batch; a batch
 //!   whose deletions (with those of the last [`DELETE_WINDOW`]) trip the
 //!   guard, or that finds the source empty or unmounted, is not sent: a full
-//!   pass (which holds) is owed instead.
+//!   pass (which holds) is owed instead. A full pass counts the deletions of
+//!   the window with its own too (so a source emptied a file at a time is
+//!   held, not carried by the pass the tripped batch owes).
 //! - Every transfer carries the [`attribute_args`] besides `-a`: xattrs
 //!   (`-X`), ACLs (`-A`), hard links (`-H`), sparseness (`-S`), each on by
 //!   default and switched by the config. `-H` only links names sent in the
@@ -66,7 +68,7 @@
 //!   Saved atomically at most once a second and when replication stops.
 //!   Names are bytes: manifest keys are [`escape_name`]d.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -83,7 +85,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::secret::Secret;
 
-use super::guard::{DeleteGuard, GuardHold};
+use super::guard::{DeleteGuard, GuardHold, RecentDeletes};
 use super::manifest::{escape_name, Item, Listing, Manifest, Stamp, Stamps, DIR};
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
@@ -127,8 +129,8 @@ struct State {
     next_batch: u64,
     /// When inotify last saw something leave a path (a remove or a rename).
     last_remove: Option<Instant>,
-    /// Deletions sent by recent batches (within [`DELETE_WINDOW`]).
-    recent_deletes: VecDeque<(Instant, u64)>,
+    /// Deletions sent by recent batches and full passes (within [`DELETE_WINDOW`]).
+    recent_deletes: RecentDeletes,
     /// Items at the target after the last full pass (its dry run's count).
     target_items: Option<u64>,
 }

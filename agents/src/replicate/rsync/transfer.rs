@@ -164,6 +164,10 @@ impl Shared {
         // The guard: what would this pass delete, out of how many items at the target?
         let dry = self.dry_run(cancel).await?;
         let target = s.target();
+        // with the deletions of the last batches and passes (a source
+        // emptied a file at a time: the batch that tripped owes this pass)
+        let now = Instant::now();
+        let recent = self.state.lock().unwrap().recent_deletes.total(now);
         let verdict = if dry.source_items == 0 && dry.target_items > 0 {
             s.hold.trip(format!(
                 "mass-delete guard: the replication source {} is empty while {target} holds {} items; \
@@ -174,7 +178,7 @@ impl Shared {
             ))
         } else {
             s.hold
-                .check(&s.guard, dry.deletes, dry.target_items, &target)
+                .check_window(&s.guard, dry.deletes, recent, dry.target_items, &target)
         };
         let released = verdict.map_err(AgentError::DeleteGuard)? || released_mount;
         let mut args: Vec<OsString> = vec![
@@ -221,7 +225,15 @@ impl Shared {
             e => e,
         })?;
         s.hold.passed();
-        self.state.lock().unwrap().target_items = Some(dry.source_items);
+        {
+            let mut st = self.state.lock().unwrap();
+            st.target_items = Some(dry.source_items);
+            if released {
+                st.recent_deletes.clear();
+            } else {
+                st.recent_deletes.add(now, dry.deletes);
+            }
+        }
         debug!(
             items = done.items,
             bytes = done.bytes,

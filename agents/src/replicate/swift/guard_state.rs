@@ -3,12 +3,11 @@
 //! deletions the replicator's recent rounds let through, which count
 //! together with a round's own against the limits.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use tracing::{info, warn};
 
-use crate::replicate::guard::{DeleteGuard, DELETE_WINDOW};
+use crate::replicate::guard::{DeleteGuard, RecentDeletes};
 
 /// Where the mass-delete guard stands for one replicator or resyncer.
 #[derive(Debug, Default)]
@@ -20,8 +19,8 @@ pub(crate) struct GuardState {
     held_deletes: u64,
     permit: Option<u64>,
     /// Deletions the replicator's recent rounds let through (within
-    /// [`DELETE_WINDOW`]), oldest first.
-    recent: VecDeque<(Instant, u64)>,
+    /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW)), oldest first.
+    recent: RecentDeletes,
 }
 
 impl GuardState {
@@ -38,7 +37,7 @@ impl GuardState {
     }
 
     /// [`check`](Self::check) counting the deletions of the rounds of the
-    /// last [`DELETE_WINDOW`] too (a source emptied while rounds run is seen
+    /// last [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW) too (a source emptied while rounds run is seen
     /// a few objects a round); the pass's deletes join them when it may go
     /// ahead, and the count starts again after a pass the operator cleared.
     pub(crate) fn check_window(
@@ -49,22 +48,15 @@ impl GuardState {
         target: &str,
         now: Instant,
     ) -> Result<(), String> {
-        while self
-            .recent
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > DELETE_WINDOW)
-        {
-            self.recent.pop_front();
-        }
-        let recent = self.recent.iter().map(|(_, n)| n).sum();
+        let recent = self.recent.total(now);
         let permitted = self.permit.is_some();
         self.decide(guard, deletes, recent, target_items, target)?;
         if permitted && self.permit.is_none() {
             // the operator let what was held go (this pass's deletes
             // included): the count starts after it
             self.recent.clear();
-        } else if deletes > 0 {
-            self.recent.push_back((now, deletes));
+        } else {
+            self.recent.add(now, deletes);
         }
         Ok(())
     }
@@ -124,6 +116,7 @@ impl GuardState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replicate::guard::DELETE_WINDOW;
     use std::time::Duration;
 
     #[test]
