@@ -310,3 +310,52 @@ async fn a_cancelled_pass_stops_with_cancelled() {
         .unwrap_err();
     assert!(matches!(err, AgentError::ReplicationCancelled), "{err:?}");
 }
+
+/// A peer emptied while the resync's passes run (two files, then four):
+/// each pass alone is within the limits (4 of the 8 left is 50 %, not
+/// over), but the deletions of the passes of the last minute count
+/// together, so the second pass is held and deletes nothing here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_emptied_between_passes_is_held_at_the_total() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (here, peer) = (d.src(), d.target());
+    for i in 0..10 {
+        write(&here, &format!("f{i}"), &format!("file {i}"));
+    }
+    let push = RsyncReplicator::new(settings(&d));
+    push.resync(CancellationToken::new(), None).await.unwrap();
+    assert_eq!(files(&here), files(&peer));
+    let mut s = settings(&d);
+    s.guard = warden_agents::replicate::guard::DeleteGuard {
+        max_share: 0.5,
+        max_count: 3,
+    };
+    let resyncer = RsyncResyncer::new(s).unwrap();
+    for i in 0..2 {
+        std::fs::remove_file(peer.join(format!("f{i}"))).unwrap();
+    }
+    let report = resyncer
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 2, "{report:?}");
+    assert_eq!(files(&here), files(&peer));
+    for i in 2..6 {
+        std::fs::remove_file(peer.join(format!("f{i}"))).unwrap();
+    }
+    let err = resyncer
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    let AgentError::DeleteGuard(msg) = err else {
+        panic!("held by the guard: {err:?}");
+    };
+    assert!(
+        msg.contains("4 of 8 items") && msg.contains("after 2 deleted") && msg.contains("6 of 10"),
+        "{msg}"
+    );
+    assert_eq!(files(&here).len(), 8, "nothing more deleted here");
+}

@@ -549,6 +549,7 @@ async fn delete_guard(env: &Env<'_>) -> Result<()> {
 /// whole container runs for minutes): each round's one deletion is within
 /// the limits, but those of the last minute count together, so the round
 /// that takes the total over them is held; nothing more is deleted at B.
+/// The same for the passes of a resync.
 async fn delete_guard_window(env: &Env<'_>) -> Result<()> {
     let (a, b) = (&env.a, &env.b);
     let guard = DeleteGuard {
@@ -597,6 +598,36 @@ async fn delete_guard_window(env: &Env<'_>) -> Result<()> {
     })
     .await?;
     repl.stop().await;
+
+    // the resyncer (A brought to B's content): a peer emptied while the
+    // passes run, two objects, then four (4 of 8 alone is 50 %, not over)
+    for o in &all {
+        put(a, c, o, o).await?;
+    }
+    repl.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await?.len() == 10);
+    let res = env.resyncer(true, &[c], "guard-slow.json", guard);
+    for o in &all[..2] {
+        b.delete_object(c, o).await?;
+    }
+    let p = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(p.deleted == 2, "{p:?}");
+    for o in &all[2..6] {
+        b.delete_object(c, o).await?;
+    }
+    let r = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await;
+    let Err(AgentError::DeleteGuard(msg)) = r else {
+        bail!("the second pass is held: {r:?}");
+    };
+    ensure!(
+        msg.contains("4 of 8 items") && msg.contains("after 2 deleted") && msg.contains("6 of 10"),
+        "{msg}"
+    );
+    ensure!(names(a, c).await?.len() == 8, "nothing more deleted at A");
     Ok(())
 }
 

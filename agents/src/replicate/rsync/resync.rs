@@ -59,7 +59,7 @@ use super::{
     attribute_args, list_local, list_local_stamped, parse_difference, rsync_unescape, run_rsync,
     source_arg, RsyncSettings,
 };
-use crate::replicate::guard::GuardHold;
+use crate::replicate::guard::{GuardHold, RecentDeletes};
 use crate::replicate::manifest::{
     escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
     Listing, Manifest, Stamps,
@@ -91,6 +91,9 @@ pub struct RsyncResyncer {
     /// What this resyncer's last pass left to verify: set, [`Resyncer::verify`]
     /// covers that delta; unset (a fresh resyncer), the whole tree.
     last: Mutex<Option<Delta>>,
+    /// The deletions of this resyncer's recent passes (they count with a
+    /// pass's own against the guard).
+    recent: Mutex<RecentDeletes>,
 }
 
 impl RsyncResyncer {
@@ -110,6 +113,7 @@ impl RsyncResyncer {
             manifest: HeldManifest::of(manifest),
             quarantine,
             last: Mutex::new(None),
+            recent: Mutex::new(RecentDeletes::default()),
         })
     }
 
@@ -196,7 +200,9 @@ impl RsyncResyncer {
     }
 
     /// The mass-delete guard for a pass that deletes `deletes` of the `here`
-    /// local items (the peer deleted them, says the manifest).
+    /// local items (the peer deleted them, says the manifest), counted with
+    /// the deletions of the passes of the last
+    /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW).
     fn guard(&self, deletes: &[String], here: u64, peer_empty: bool) -> Result<(), AgentError> {
         let s = &self.settings;
         let hold: &GuardHold = &s.hold;
@@ -204,6 +210,8 @@ impl RsyncResyncer {
             hold.passed();
             return Ok(());
         }
+        let now = Instant::now();
+        let recent = self.recent.lock().unwrap().total(now);
         let local = format!("{} (here)", s.source.display());
         let verdict = if peer_empty {
             hold.trip(format!(
@@ -215,10 +223,16 @@ impl RsyncResyncer {
                 deletes.len()
             ))
         } else {
-            hold.check(&s.guard, deletes.len() as u64, here, &local)
+            hold.check_window(&s.guard, deletes.len() as u64, recent, here, &local)
         };
-        verdict.map_err(AgentError::DeleteGuard)?;
+        let released = verdict.map_err(AgentError::DeleteGuard)?;
         hold.passed();
+        let mut r = self.recent.lock().unwrap();
+        if released {
+            r.clear();
+        } else {
+            r.add(now, deletes.len() as u64);
+        }
         Ok(())
     }
 

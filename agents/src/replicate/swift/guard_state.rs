@@ -1,6 +1,6 @@
 //! The mass-delete guard's state for one Swift replicator or resyncer: the
 //! held message, the operator's one-time permit (`warden clear`), and the
-//! deletions the replicator's recent rounds let through, which count
+//! deletions its recent rounds or passes let through, which count
 //! together with a round's own against the limits.
 
 use std::time::Instant;
@@ -18,28 +18,19 @@ pub(crate) struct GuardState {
     /// `clear` as a one-time permit for a pass deleting no more than that.
     held_deletes: u64,
     permit: Option<u64>,
-    /// Deletions the replicator's recent rounds let through (within
+    /// Deletions the recent rounds or passes let through (within
     /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW)), oldest first.
     recent: RecentDeletes,
 }
 
 impl GuardState {
     /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
-    /// go ahead (a permit is used up), else the held message.
-    pub(crate) fn check(
-        &mut self,
-        guard: &DeleteGuard,
-        deletes: u64,
-        target_items: u64,
-        target: &str,
-    ) -> Result<(), String> {
-        self.decide(guard, deletes, 0, target_items, target)
-    }
-
-    /// [`check`](Self::check) counting the deletions of the rounds of the
-    /// last [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW) too (a source emptied while rounds run is seen
-    /// a few objects a round); the pass's deletes join them when it may go
-    /// ahead, and the count starts again after a pass the operator cleared.
+    /// go ahead (a permit is used up), else the held message. The deletions
+    /// of the passes of the last
+    /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW) count too
+    /// (a source emptied while rounds run is seen a few objects a round);
+    /// the pass's deletes join them when it may go ahead, and the count
+    /// starts again after a pass the operator cleared.
     pub(crate) fn check_window(
         &mut self,
         guard: &DeleteGuard,
@@ -125,21 +116,31 @@ mod tests {
             max_share: 0.5,
             max_count: 3,
         };
+        let t0 = Instant::now();
         let mut st = GuardState::default();
         assert!(!st.clear(), "nothing held");
-        assert!(st.check(&g, 8, 10, "b").is_err());
+        assert!(st.check_window(&g, 8, 10, "b", t0).is_err());
         assert!(st.held.as_deref().is_some_and(|m| m.contains("8 of 10")));
-        assert!(st.check(&g, 8, 10, "b").is_err(), "held until cleared");
+        assert!(
+            st.check_window(&g, 8, 10, "b", t0).is_err(),
+            "held until cleared"
+        );
         assert!(st.clear());
         assert!(
-            st.check(&g, 9, 10, "b").is_err(),
+            st.check_window(&g, 9, 10, "b", t0).is_err(),
             "more than the operator saw is held again"
         );
         assert!(st.clear());
-        assert!(st.check(&g, 8, 10, "b").is_ok());
+        assert!(st.check_window(&g, 8, 10, "b", t0).is_ok());
         assert!(st.held.is_none());
-        assert!(st.check(&g, 8, 10, "b").is_err(), "the permit is used up");
-        assert!(st.check(&g, 1, 10, "b").is_ok(), "within the limits");
+        assert!(
+            st.check_window(&g, 8, 10, "b", t0).is_err(),
+            "the permit is used up"
+        );
+        assert!(
+            st.check_window(&g, 1, 10, "b", t0).is_ok(),
+            "within the limits"
+        );
         assert!(st.held.is_none() && !st.clear());
     }
 
@@ -181,9 +182,5 @@ mod tests {
             st.check_window(&g, 1, 4, "b", t0).is_ok(),
             "the cleared deletions no longer count"
         );
-        // the one-pass check (a resync pass) counts nothing from before
-        let mut st = GuardState::default();
-        assert!(st.check_window(&g, 3, 10, "b", t0).is_ok());
-        assert!(st.check(&g, 3, 7, "b").is_ok());
     }
 }

@@ -16,8 +16,10 @@
 //! are left out of both listings: never fetched, deleted, quarantined or
 //! discarded, listed by [`Resyncer::refused`]. A pass that would delete (or
 //! discard) more than the [`DeleteGuard`] allows here fails with
-//! [`AgentError::DeleteGuard`] before touching anything;
-//! [`Resyncer::clear_guard`] lets the next pass go ahead.
+//! [`AgentError::DeleteGuard`] before touching anything (the deletions of
+//! the passes of the last minute count with its own: a peer emptied while
+//! the passes run is held too); [`Resyncer::clear_guard`] lets the next
+//! pass go ahead.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -180,11 +182,12 @@ impl Resyncer for SwiftResyncer {
         self.guard
             .lock()
             .unwrap()
-            .check(
+            .check_window(
                 &s.guard,
                 deletes,
                 here.len() as u64,
                 &cluster_label(&s.here),
+                Instant::now(),
             )
             .map_err(AgentError::DeleteGuard)?;
         let state = Mutex::new(ResyncProgress {
