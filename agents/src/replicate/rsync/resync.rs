@@ -202,16 +202,16 @@ impl RsyncResyncer {
     /// The mass-delete guard for a pass that deletes `deletes` of the `here`
     /// local items (the peer deleted them, says the manifest), counted with
     /// the deletions of the passes of the last
-    /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW).
-    fn guard(&self, deletes: &[String], here: u64, peer_empty: bool) -> Result<(), AgentError> {
+    /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW): `Ok(true)`
+    /// when the operator released the held pass.
+    fn guard(&self, deletes: &[String], here: u64, peer_empty: bool) -> Result<bool, AgentError> {
         let s = &self.settings;
         let hold: &GuardHold = &s.hold;
         if deletes.is_empty() {
             hold.passed();
-            return Ok(());
+            return Ok(false);
         }
-        let now = Instant::now();
-        let recent = self.recent.lock().unwrap().total(now);
+        let recent = self.recent.lock().unwrap().total(Instant::now());
         let local = format!("{} (here)", s.source.display());
         let verdict = if peer_empty {
             hold.trip(format!(
@@ -227,13 +227,10 @@ impl RsyncResyncer {
         };
         let released = verdict.map_err(AgentError::DeleteGuard)?;
         hold.passed();
-        let mut r = self.recent.lock().unwrap();
         if released {
-            r.clear();
-        } else {
-            r.add(now, deletes.len() as u64);
+            self.recent.lock().unwrap().clear();
         }
-        Ok(())
+        Ok(released)
     }
 
     /// `rsync -a FLAGS [-X -A -H -S as configured] [FILTER] URL/ LOCAL/`:
@@ -452,11 +449,20 @@ impl Resyncer for RsyncResyncer {
                 .filter(|(n, i)| !(i.is_dir() && holds_under(&peer_names, n)))
                 .map(|(n, _)| n.clone())
                 .collect();
-            held = self.guard(&deletes, here.len() as u64, peer_names.is_empty());
-            if held.is_ok() {
+            let checked = self.guard(&deletes, here.len() as u64, peer_names.is_empty());
+            if let Ok(released) = checked {
                 self.delete_here(&deletes, &peer_names, &mut next)?;
                 now.items_done += deletes.len() as u64;
+                // counted once done (a pass that failed before them is
+                // retried and checks them again)
+                if !released {
+                    self.recent
+                        .lock()
+                        .unwrap()
+                        .add(Instant::now(), deletes.len() as u64);
+                }
             }
+            held = checked.map(|_| ());
         }
         let (confirmed, confirmed_bytes) = (
             next.items.len() as u64,

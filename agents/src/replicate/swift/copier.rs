@@ -153,17 +153,19 @@ impl Shared {
         };
         let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
         let target = cluster_label(&s.destination);
+        let checked_at = Instant::now();
         let held = self.state.lock().unwrap().guard.check_window(
             &s.guard,
             deletes,
             dst.len() as u64,
             &target,
-            Instant::now(),
+            checked_at,
         );
-        if let Err(msg) = held {
+        let released = match held {
+            Ok(released) => released,
             // nothing copied or deleted: the source may be the one in trouble
-            return Err(AgentError::DeleteGuard(msg));
-        }
+            Err(msg) => return Err(AgentError::DeleteGuard(msg)),
+        };
         if ops.is_empty() {
             self.state.lock().unwrap().oldest_pending = None;
         } else {
@@ -232,6 +234,11 @@ impl Shared {
             }
         }
         drop(results);
+        self.state
+            .lock()
+            .unwrap()
+            .guard
+            .carried(released, checked_at, deleted.len() as u64);
         // Old entries of names whose copy or delete failed or was skipped
         // stay: they still describe what was last equal on both sides.
         let mut items: Listing = manifest

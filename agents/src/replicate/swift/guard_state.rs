@@ -25,12 +25,12 @@ pub(crate) struct GuardState {
 
 impl GuardState {
     /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
-    /// go ahead (a permit is used up), else the held message. The deletions
-    /// of the passes of the last
-    /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW) count too
-    /// (a source emptied while rounds run is seen a few objects a round);
-    /// the pass's deletes join them when it may go ahead, and the count
-    /// starts again after a pass the operator cleared.
+    /// go ahead — `Ok(true)` when the operator's clear let it go (the permit
+    /// is used up) — else the held message. The deletions carried in the
+    /// last [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW)
+    /// ([`carried`](Self::carried)) count too: a source emptied while rounds
+    /// run is seen a few objects a round. After a cleared pass the count
+    /// starts again.
     pub(crate) fn check_window(
         &mut self,
         guard: &DeleteGuard,
@@ -38,18 +38,26 @@ impl GuardState {
         target_items: u64,
         target: &str,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         let recent = self.recent.total(now);
         let permitted = self.permit.is_some();
         self.decide(guard, deletes, recent, target_items, target)?;
-        if permitted && self.permit.is_none() {
+        let released = permitted && self.permit.is_none();
+        if released {
             // the operator let what was held go (this pass's deletes
             // included): the count starts after it
             self.recent.clear();
-        } else {
-            self.recent.add(now, deletes);
         }
-        Ok(())
+        Ok(released)
+    }
+
+    /// The pass checked at `now` deleted `n` items (counted only when
+    /// done, so a round retried after failed deletes does not count them
+    /// twice); nothing is counted for a pass the operator `released`.
+    pub(crate) fn carried(&mut self, released: bool, now: Instant, n: u64) {
+        if !released {
+            self.recent.add(now, n);
+        }
     }
 
     fn decide(
@@ -155,11 +163,9 @@ mod tests {
         // ten items at the target; the source loses one a round
         for (i, left) in (1..=5).zip((5..10).rev()) {
             let now = t0 + Duration::from_secs(i);
-            assert!(
-                st.check_window(&g, 1, left + 1, "b", now).is_ok(),
-                "round {i}: {} of 10 is within the limits",
-                i
-            );
+            let r = st.check_window(&g, 1, left + 1, "b", now);
+            assert_eq!(r, Ok(false), "round {i}: {i} of 10 is within the limits");
+            st.carried(false, now, 1);
         }
         let now = t0 + Duration::from_secs(6);
         let msg = st.check_window(&g, 1, 5, "b", now).unwrap_err();
@@ -170,16 +176,25 @@ mod tests {
         assert!(st.check_window(&g, 1, 5, "b", now).is_err(), "held");
         // the same round long after: the old deletions have left the window
         let later = t0 + DELETE_WINDOW + Duration::from_secs(6);
-        assert!(st.check_window(&g, 1, 5, "b", later).is_ok());
+        assert_eq!(st.check_window(&g, 1, 5, "b", later), Ok(false));
         assert!(st.held.is_none());
-        // a clear lets the held total go and starts the count again
+
+        // deletions that failed are not counted: a round retried after
+        // its three deletes failed checks three again, not six
         let mut st = GuardState::default();
-        assert!(st.check_window(&g, 3, 10, "b", t0).is_ok());
+        assert_eq!(st.check_window(&g, 3, 10, "b", t0), Ok(false));
+        st.carried(false, t0, 0);
+        assert_eq!(st.check_window(&g, 3, 10, "b", t0), Ok(false));
+        st.carried(false, t0, 3);
         assert!(st.check_window(&g, 3, 7, "b", t0).is_err(), "6 of 10");
+
+        // a clear lets the held total go and starts the count again
         assert!(st.clear());
-        assert!(st.check_window(&g, 3, 7, "b", t0).is_ok());
-        assert!(
-            st.check_window(&g, 1, 4, "b", t0).is_ok(),
+        assert_eq!(st.check_window(&g, 3, 7, "b", t0), Ok(true), "released");
+        st.carried(true, t0, 3);
+        assert_eq!(
+            st.check_window(&g, 1, 4, "b", t0),
+            Ok(false),
             "the cleared deletions no longer count"
         );
     }

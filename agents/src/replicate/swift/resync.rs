@@ -179,7 +179,9 @@ impl Resyncer for SwiftResyncer {
             _ => 0,
         };
         let deletes = (plan.delete.len() + discards) as u64;
-        self.guard
+        let checked_at = Instant::now();
+        let released = self
+            .guard
             .lock()
             .unwrap()
             .check_window(
@@ -187,7 +189,7 @@ impl Resyncer for SwiftResyncer {
                 deletes,
                 here.len() as u64,
                 &cluster_label(&s.here),
-                Instant::now(),
+                checked_at,
             )
             .map_err(AgentError::DeleteGuard)?;
         let state = Mutex::new(ResyncProgress {
@@ -334,6 +336,11 @@ impl Resyncer for SwiftResyncer {
             }
         }
         drop(results);
+        let discarded = divergent.iter().filter(|d| d.action == "discarded").count() as u64;
+        self.guard
+            .lock()
+            .unwrap()
+            .carried(released, checked_at, deleted + discarded);
 
         // 3. the manifest: what the peer holds and is now equal here
         let mut items: Listing = peer
