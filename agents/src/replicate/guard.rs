@@ -119,6 +119,14 @@ impl RecentDeletes {
         }
     }
 
+    /// Takes back what [`add`](Self::add) counted at `at` for a pass that
+    /// then did not run.
+    pub(crate) fn undo(&mut self, at: Instant, n: u64) {
+        if let Some(i) = self.0.iter().position(|&e| e == (at, n)) {
+            self.0.remove(i);
+        }
+    }
+
     /// The operator let a held pass go: the count starts after it.
     pub(crate) fn clear(&mut self) {
         self.0.clear();
@@ -248,6 +256,24 @@ mod tests {
         assert!(h.check(&g, 500, 1000, "b").is_err(), "only once");
         h.passed();
         assert_eq!(h.held(), None);
+    }
+
+    #[test]
+    fn recent_deletes_expire_and_a_pass_not_run_is_taken_back() {
+        let t0 = Instant::now();
+        let mut r = RecentDeletes::default();
+        r.add(t0, 3);
+        r.add(t0 + Duration::from_secs(10), 0);
+        r.add(t0 + Duration::from_secs(20), 2);
+        assert_eq!(r.total(t0 + Duration::from_secs(30)), 5);
+        r.undo(t0 + Duration::from_secs(20), 2);
+        assert_eq!(r.total(t0 + Duration::from_secs(30)), 3, "taken back");
+        r.undo(t0 + Duration::from_secs(20), 2);
+        assert_eq!(r.total(t0 + Duration::from_secs(30)), 3, "only once");
+        assert_eq!(r.total(t0 + DELETE_WINDOW + Duration::from_secs(1)), 0);
+        r.add(t0 + DELETE_WINDOW, 4);
+        r.clear();
+        assert_eq!(r.total(t0 + DELETE_WINDOW), 0);
     }
 
     #[test]

@@ -30,12 +30,15 @@ impl Shared {
 
     /// A batch that would delete too much (with the recent batches), or
     /// delete from a source that is now empty, is not sent (`Err`; the
-    /// guarded full pass that follows holds with exact counts).
+    /// guarded full pass that follows holds with exact counts). `Ok`: the
+    /// deletions it counted into the window at once (a batch running beside
+    /// it sees them), to be taken back with
+    /// [`RecentDeletes::undo`] if the batch is not sent.
     pub(super) async fn guard_batch(
         &self,
         paths: &[PathBuf],
         cancel: &CancellationToken,
-    ) -> Result<(), AgentError> {
+    ) -> Result<(Instant, u64), AgentError> {
         let s = &self.settings;
         let (root, list) = (s.source.clone(), paths.to_vec());
         let (gone, empty) = tokio::task::spawn_blocking(move || {
@@ -54,7 +57,7 @@ impl Shared {
         .await
         .map_err(|e| AgentError::Task(e.to_string()))?;
         if gone.is_empty() {
-            return Ok(());
+            return Ok((Instant::now(), 0));
         }
         // Items at the target these deletions take (a directory: its
         // subtree, once even when its entries are listed too).
@@ -103,7 +106,7 @@ impl Shared {
             .check(recent + deletes, known, &s.target())
             .map_err(AgentError::DeleteGuard)?;
         st.recent_deletes.add(now, deletes);
-        Ok(())
+        Ok((now, deletes))
     }
 
     /// `rsync -n` of a batch: how many items at the target it would delete

@@ -98,9 +98,24 @@ impl Shared {
         paths: Vec<PathBuf>,
         cancel: &CancellationToken,
     ) -> Result<(), AgentError> {
-        let s = &self.settings;
         self.check_mount()?;
-        self.guard_batch(&paths, cancel).await?;
+        let counted = self.guard_batch(&paths, cancel).await?;
+        let sent = self.transfer_batch(paths, cancel).await;
+        if sent.is_err() {
+            // not sent: the full pass it owes counts what it deletes itself
+            let (at, n) = counted;
+            self.state.lock().unwrap().recent_deletes.undo(at, n);
+        }
+        sent
+    }
+
+    /// The transfer of a checked batch, and the book's update after it.
+    async fn transfer_batch(
+        &self,
+        paths: Vec<PathBuf>,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let s = &self.settings;
         let updates = if self.keeps_manifest() {
             let (root, paths) = (s.source.clone(), paths.clone());
             Some(
