@@ -196,6 +196,16 @@ impl Shared {
                 .check_window(&s.guard, dry.deletes, recent, dry.target_items, &target)
         };
         let released = verdict.map_err(AgentError::DeleteGuard)? || released_mount;
+        {
+            // counted at once, so a batch checked while this pass runs
+            // sees them; taken back below if the pass fails
+            let mut st = self.state.lock().unwrap();
+            if released {
+                st.recent_deletes.clear();
+            } else {
+                st.recent_deletes.add(now, dry.deletes);
+            }
+        }
         let mut args: Vec<OsString> = vec![
             "-a".into(),
             "--delete".into(),
@@ -210,21 +220,32 @@ impl Shared {
         args.push(source_arg(&s.source));
         args.push(s.url().into());
         let mut done = Progress::default();
-        self.rsync(args, None, true, cancel, |line| {
-            done.items += 1;
-            if line.starts_with(['<', '>']) {
-                let len = line
-                    .get(12..)
-                    .and_then(|r| r.split(' ').next())
-                    .and_then(|n| n.parse::<u64>().ok());
-                done.bytes += len.unwrap_or(0);
+        let ran = self
+            .rsync(args, None, true, cancel, |line| {
+                done.items += 1;
+                if line.starts_with(['<', '>']) {
+                    let len = line
+                        .get(12..)
+                        .and_then(|r| r.split(' ').next())
+                        .and_then(|n| n.parse::<u64>().ok());
+                    done.bytes += len.unwrap_or(0);
+                }
+                if let Some(tx) = progress {
+                    tx.send_replace(done);
+                }
+            })
+            .await;
+        if let Err(e) = &ran {
+            // code 25: rsync deleted up to --max-delete, they stay counted
+            if !released && !matches!(e, AgentError::Rsync { code: 25, .. }) {
+                self.state
+                    .lock()
+                    .unwrap()
+                    .recent_deletes
+                    .undo(now, dry.deletes);
             }
-            if let Some(tx) = progress {
-                tx.send_replace(done);
-            }
-        })
-        .await
-        .map_err(|e| match e {
+        }
+        ran.map_err(|e| match e {
             AgentError::Rsync { code: 25, .. } => {
                 let why = format!(
                     "mass-delete guard: the source {} changed during the pass and rsync stopped deleting \
@@ -240,15 +261,7 @@ impl Shared {
             e => e,
         })?;
         s.hold.passed();
-        {
-            let mut st = self.state.lock().unwrap();
-            st.target_items = Some(dry.source_items);
-            if released {
-                st.recent_deletes.clear();
-            } else {
-                st.recent_deletes.add(now, dry.deletes);
-            }
-        }
+        self.state.lock().unwrap().target_items = Some(dry.source_items);
         debug!(
             items = done.items,
             bytes = done.bytes,
