@@ -18,7 +18,7 @@ use warden_agents::replicate::swift::{quarantine_container, ORIGIN_TS_HEADER};
 use warden_agents::replicate::{
     ContainerSyncSettings, DivergentPolicy, NoReplication, Replicator, Resyncer, SwiftClient,
     SwiftContainerSync, SwiftReplicator, SwiftReplicatorSettings, SwiftResyncer,
-    SwiftResyncerSettings,
+    SwiftResyncerSettings, SwiftSettings,
 };
 use warden_agents::AgentError;
 use warden_config::Secret;
@@ -413,27 +413,42 @@ async fn unsafe_names(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Most of a source container deleted: the copier deletes nothing at the
-/// peer and says why; the source restored, replication goes on by itself;
-/// a held round goes ahead after `clear_guard`. The same for the resyncer.
-async fn delete_guard(env: &Env<'_>) -> Result<()> {
+/// The guard of the guard scenarios: more than 3 deletions and over 50 %.
+const GUARD: DeleteGuard = DeleteGuard {
+    max_share: 0.5,
+    max_count: 3,
+};
+
+/// Ten objects `PREFIX0..9` at A in container `c`, replicated to B by a
+/// running replicator under [`GUARD`] (manifest `manifest`).
+async fn ten_replicated_under_guard(
+    env: &Env<'_>,
+    c: &str,
+    prefix: &str,
+    manifest: &str,
+) -> Result<(SwiftReplicator, Vec<String>)> {
     let (a, b) = (&env.a, &env.b);
-    let guard = DeleteGuard {
-        max_share: 0.5,
-        max_count: 3,
-    };
-    let c = "guard";
     a.put_container(c, &BTreeMap::new()).await?;
-    let all: Vec<String> = (0..10).map(|i| format!("o{i}")).collect();
+    let all: Vec<String> = (0..10).map(|i| format!("{prefix}{i}")).collect();
     for o in &all {
         put(a, c, o, o).await?;
     }
-    let repl = env.guarded_replicator(&[c], "guard.json", guard);
+    let repl = env.guarded_replicator(&[c], manifest, GUARD);
     repl.start(CancellationToken::new()).await?;
     eventually("ten objects at B", PATIENCE, || async {
         Ok(names(b, c).await?.len() == 10)
     })
     .await?;
+    Ok((repl, all))
+}
+
+/// Most of a source container deleted: the copier deletes nothing at the
+/// peer and says why; the source restored, replication goes on by itself;
+/// a held round goes ahead after `clear_guard`. The same for the resyncer.
+async fn delete_guard(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "guard";
+    let (repl, all) = ten_replicated_under_guard(env, c, "o", "guard.json").await?;
     ensure!(repl.guard().is_none());
     // the source loses most of its objects between two rounds (the
     // replicator stopped meanwhile, so no round sees only a part)
@@ -512,7 +527,7 @@ async fn delete_guard(env: &Env<'_>) -> Result<()> {
     for o in &all[..8] {
         b.delete_object(c, o).await?;
     }
-    let res = env.resyncer(true, &[c], "guard.json", guard);
+    let res = env.resyncer(true, &[c], "guard.json", GUARD);
     let r = res
         .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
         .await;
@@ -552,22 +567,8 @@ async fn delete_guard(env: &Env<'_>) -> Result<()> {
 /// The same for the passes of a resync.
 async fn delete_guard_window(env: &Env<'_>) -> Result<()> {
     let (a, b) = (&env.a, &env.b);
-    let guard = DeleteGuard {
-        max_share: 0.5,
-        max_count: 3,
-    };
     let c = "guard-slow";
-    a.put_container(c, &BTreeMap::new()).await?;
-    let all: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
-    for o in &all {
-        put(a, c, o, o).await?;
-    }
-    let repl = env.guarded_replicator(&[c], "guard-slow.json", guard);
-    repl.start(CancellationToken::new()).await?;
-    eventually("ten objects at B", PATIENCE, || async {
-        Ok(names(b, c).await?.len() == 10)
-    })
-    .await?;
+    let (repl, all) = ten_replicated_under_guard(env, c, "s", "guard-slow.json").await?;
     // five, one at a time, each carried before the next: 5 of 10 is 50 %
     for (i, o) in all[..5].iter().enumerate() {
         a.delete_object(c, o).await?;
@@ -606,7 +607,7 @@ async fn delete_guard_window(env: &Env<'_>) -> Result<()> {
     }
     repl.resync(CancellationToken::new(), None).await?;
     ensure!(names(b, c).await?.len() == 10);
-    let res = env.resyncer(true, &[c], "guard-slow.json", guard);
+    let res = env.resyncer(true, &[c], "guard-slow.json", GUARD);
     for o in &all[..2] {
         b.delete_object(c, o).await?;
     }
@@ -628,6 +629,58 @@ async fn delete_guard_window(env: &Env<'_>) -> Result<()> {
         "{msg}"
     );
     ensure!(names(a, c).await?.len() == 8, "nothing more deleted at A");
+    Ok(())
+}
+
+/// Deletions the peer refuses are not counted against the guard: a
+/// replicator whose user at B may read the container but not delete in it
+/// (Swift's own ACLs: `X-Container-Read` only) retries its round of three
+/// deletions again and again; were the failed deletions counted, the third
+/// try would make them 9 of 16 and hold replication for nothing.
+async fn delete_guard_refused_deletes(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "guard-ro";
+    a.put_container(c, &BTreeMap::new()).await?;
+    let all: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    for o in &all {
+        put(a, c, o, o).await?;
+    }
+    let admin = env.guarded_replicator(&[c], "guard-ro.json", GUARD);
+    admin.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await?.len() == 10);
+    // at B only (a reader does not see a container's ACLs, so the
+    // container's headers look the same from both sides)
+    let acl: BTreeMap<String, String> =
+        [("x-container-read".to_string(), "test:tester2".to_string())].into();
+    b.post_container(c, &acl).await?;
+    let mut settings = SwiftReplicatorSettings::new(
+        env.cl.a.settings(),
+        SwiftSettings::new(&env.cl.b.auth_url, "test:tester2", Secret::new("testing2")),
+        vec![c.to_string()],
+        env.cl.scratch().join("guard-ro.json"),
+    );
+    settings.guard = GUARD;
+    let reader = SwiftReplicator::new(settings)?;
+    for o in &all[..3] {
+        a.delete_object(c, o).await?;
+    }
+    reader.start(CancellationToken::new()).await?;
+    // rounds retried at 0.2, 0.4, 0.8, 1.6 and 3.2 s: five in six seconds
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    ensure!(
+        names(b, c).await?.len() == 10,
+        "the deletions were refused at B"
+    );
+    ensure!(
+        reader.guard().is_none(),
+        "refused deletions counted: {:?}",
+        reader.guard()
+    );
+    reader.stop().await;
+    // the same deletions by a user who may make them: carried, not held
+    let r = admin.resync(CancellationToken::new(), None).await?;
+    ensure!(r.done.items == 3, "{r:?}");
+    ensure!(names(b, c).await? == all[3..]);
     Ok(())
 }
 
@@ -1152,6 +1205,10 @@ async fn swift_plans_against_two_real_clusters() {
     scenario!("unsafe_names", unsafe_names(&env));
     scenario!("delete_guard", delete_guard(&env));
     scenario!("delete_guard_window", delete_guard_window(&env));
+    scenario!(
+        "delete_guard_refused_deletes",
+        delete_guard_refused_deletes(&env)
+    );
     scenario!("container_sync", container_sync(&env));
     scenario!("peer_down_and_back", peer_down_and_back(&env));
     scenario!("token_renewal", token_renewal(&env));

@@ -94,7 +94,11 @@ impl DeleteGuard {
 }
 
 /// The deletions a replicator's recent passes carried, oldest first: what
-/// counts with a pass's own deletions within [`DELETE_WINDOW`].
+/// counts with a pass's own deletions within [`DELETE_WINDOW`]. A plan
+/// whose passes run one at a time records a pass once its deletions are
+/// done ([`passed`](Self::passed)); the rsync push, whose batches run side
+/// by side, records each at its check and takes back one not sent
+/// ([`undo`](Self::undo)).
 #[derive(Debug, Default)]
 pub(crate) struct RecentDeletes(VecDeque<(Instant, u64)>);
 
@@ -112,6 +116,16 @@ impl RecentDeletes {
         self.0.iter().map(|(_, n)| n).sum()
     }
 
+    /// A pass checked at `now` deletes `n` items; if the operator
+    /// `released` it (`warden clear`), the count starts after it instead.
+    pub(crate) fn passed(&mut self, released: bool, now: Instant, n: u64) {
+        if released {
+            self.0.clear();
+        } else {
+            self.add(now, n);
+        }
+    }
+
     /// A pass at `now` deleted `n` items.
     pub(crate) fn add(&mut self, now: Instant, n: u64) {
         if n > 0 {
@@ -125,11 +139,6 @@ impl RecentDeletes {
         if let Some(i) = self.0.iter().position(|&e| e == (at, n)) {
             self.0.remove(i);
         }
-    }
-
-    /// The operator let a held pass go: the count starts after it.
-    pub(crate) fn clear(&mut self) {
-        self.0.clear();
     }
 }
 
@@ -183,19 +192,9 @@ impl GuardHold {
 
     /// Runs `check`'s verdict through [`GuardHold::trip`]: `Ok(false)` when
     /// within the limits, `Ok(true)` when released by the operator.
+    /// `recent`: the deletions of the last [`DELETE_WINDOW`] that count with
+    /// the pass's own ([`DeleteGuard::check_window`]).
     pub fn check(
-        &self,
-        guard: &DeleteGuard,
-        deletes: u64,
-        target_items: u64,
-        target: &str,
-    ) -> Result<bool, String> {
-        self.check_window(guard, deletes, 0, target_items, target)
-    }
-
-    /// [`check`](Self::check) of a pass that follows `recent` deletions
-    /// within [`DELETE_WINDOW`] ([`DeleteGuard::check_window`]).
-    pub fn check_window(
         &self,
         guard: &DeleteGuard,
         deletes: u64,
@@ -247,13 +246,13 @@ mod tests {
         let h = GuardHold::new();
         let g = DeleteGuard::default();
         assert_eq!(h.release(), None, "nothing held, nothing released");
-        assert_eq!(h.check(&g, 5, 10, "b"), Ok(false));
-        let e = h.check(&g, 500, 1000, "b").unwrap_err();
+        assert_eq!(h.check(&g, 5, 0, 10, "b"), Ok(false));
+        let e = h.check(&g, 500, 0, 1000, "b").unwrap_err();
         assert_eq!(h.held().as_deref(), Some(e.as_str()));
         assert!(h.release().is_some());
-        assert_eq!(h.check(&g, 500, 1000, "b"), Ok(true), "released once");
+        assert_eq!(h.check(&g, 500, 0, 1000, "b"), Ok(true), "released once");
         assert_eq!(h.held(), None);
-        assert!(h.check(&g, 500, 1000, "b").is_err(), "only once");
+        assert!(h.check(&g, 500, 0, 1000, "b").is_err(), "only once");
         h.passed();
         assert_eq!(h.held(), None);
     }
@@ -271,9 +270,14 @@ mod tests {
         r.undo(t0 + Duration::from_secs(20), 2);
         assert_eq!(r.total(t0 + Duration::from_secs(30)), 3, "only once");
         assert_eq!(r.total(t0 + DELETE_WINDOW + Duration::from_secs(1)), 0);
-        r.add(t0 + DELETE_WINDOW, 4);
-        r.clear();
-        assert_eq!(r.total(t0 + DELETE_WINDOW), 0);
+        r.passed(false, t0 + DELETE_WINDOW, 4);
+        assert_eq!(r.total(t0 + DELETE_WINDOW), 4);
+        r.passed(true, t0 + DELETE_WINDOW, 9);
+        assert_eq!(
+            r.total(t0 + DELETE_WINDOW),
+            0,
+            "released: counted from here"
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@
 //!   in between. Batches that delete (an inotify remove or rename) wait until
 //!   removals have been quiet for [`DELETE_SETTLE`] (at most
 //!   [`DELETE_SETTLE_MAX`]), so an `rm -rf` arrives as one batch; a batch
-//!   whose deletions (with those of the last [`DELETE_WINDOW`]) trip the
+//!   whose deletions (with those of the last [`DELETE_WINDOW`](super::guard::DELETE_WINDOW)) trip the
 //!   guard, or that finds the source empty or unmounted, is not sent: a full
 //!   pass (which holds) is owed instead. A full pass counts the deletions of
 //!   the window with its own too (so a source emptied a file at a time is
@@ -129,7 +129,7 @@ struct State {
     next_batch: u64,
     /// When inotify last saw something leave a path (a remove or a rename).
     last_remove: Option<Instant>,
-    /// Deletions sent by recent batches and full passes (within [`DELETE_WINDOW`]).
+    /// Deletions sent by recent batches and full passes (within [`DELETE_WINDOW`](super::guard::DELETE_WINDOW)).
     recent_deletes: RecentDeletes,
     /// Items at the target after the last full pass (its dry run's count).
     target_items: Option<u64>,
@@ -177,7 +177,6 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 pub const DELETE_SETTLE: Duration = Duration::from_millis(100);
 /// ... but not longer than this after their oldest change.
 pub const DELETE_SETTLE_MAX: Duration = Duration::from_secs(1);
-pub use crate::replicate::guard::DELETE_WINDOW;
 
 /// Shared by the replicator, the watcher callback and the worker task.
 struct Shared {

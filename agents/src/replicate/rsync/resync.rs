@@ -223,13 +223,10 @@ impl RsyncResyncer {
                 deletes.len()
             ))
         } else {
-            hold.check_window(&s.guard, deletes.len() as u64, recent, here, &local)
+            hold.check(&s.guard, deletes.len() as u64, recent, here, &local)
         };
         let released = verdict.map_err(AgentError::DeleteGuard)?;
         hold.passed();
-        if released {
-            self.recent.lock().unwrap().clear();
-        }
         Ok(released)
     }
 
@@ -455,12 +452,10 @@ impl Resyncer for RsyncResyncer {
                 now.items_done += deletes.len() as u64;
                 // counted once done (a pass that failed before them is
                 // retried and checks them again)
-                if !released {
-                    self.recent
-                        .lock()
-                        .unwrap()
-                        .add(Instant::now(), deletes.len() as u64);
-                }
+                self.recent
+                    .lock()
+                    .unwrap()
+                    .passed(released, Instant::now(), deletes.len() as u64);
             }
             held = checked.map(|_| ());
         }

@@ -193,19 +193,16 @@ impl Shared {
             ))
         } else {
             s.hold
-                .check_window(&s.guard, dry.deletes, recent, dry.target_items, &target)
+                .check(&s.guard, dry.deletes, recent, dry.target_items, &target)
         };
         let released = verdict.map_err(AgentError::DeleteGuard)? || released_mount;
-        {
-            // counted at once, so a batch checked while this pass runs
-            // sees them; taken back below if the pass fails
-            let mut st = self.state.lock().unwrap();
-            if released {
-                st.recent_deletes.clear();
-            } else {
-                st.recent_deletes.add(now, dry.deletes);
-            }
-        }
+        // counted at once, so a batch checked while this pass runs sees
+        // them; taken back below if the pass fails
+        self.state
+            .lock()
+            .unwrap()
+            .recent_deletes
+            .passed(released, now, dry.deletes);
         let mut args: Vec<OsString> = vec![
             "-a".into(),
             "--delete".into(),

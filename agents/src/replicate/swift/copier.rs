@@ -154,7 +154,7 @@ impl Shared {
         let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
         let target = cluster_label(&s.destination);
         let checked_at = Instant::now();
-        let held = self.state.lock().unwrap().guard.check_window(
+        let held = self.state.lock().unwrap().guard.check(
             &s.guard,
             deletes,
             dst.len() as u64,

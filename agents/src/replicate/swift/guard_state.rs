@@ -31,7 +31,7 @@ impl GuardState {
     /// ([`carried`](Self::carried)) count too: a source emptied while rounds
     /// run is seen a few objects a round. After a cleared pass the count
     /// starts again.
-    pub(crate) fn check_window(
+    pub(crate) fn check(
         &mut self,
         guard: &DeleteGuard,
         deletes: u64,
@@ -40,34 +40,6 @@ impl GuardState {
         now: Instant,
     ) -> Result<bool, String> {
         let recent = self.recent.total(now);
-        let permitted = self.permit.is_some();
-        self.decide(guard, deletes, recent, target_items, target)?;
-        let released = permitted && self.permit.is_none();
-        if released {
-            // the operator let what was held go (this pass's deletes
-            // included): the count starts after it
-            self.recent.clear();
-        }
-        Ok(released)
-    }
-
-    /// The pass checked at `now` deleted `n` items (counted only when
-    /// done, so a round retried after failed deletes does not count them
-    /// twice); nothing is counted for a pass the operator `released`.
-    pub(crate) fn carried(&mut self, released: bool, now: Instant, n: u64) {
-        if !released {
-            self.recent.add(now, n);
-        }
-    }
-
-    fn decide(
-        &mut self,
-        guard: &DeleteGuard,
-        deletes: u64,
-        recent: u64,
-        target_items: u64,
-        target: &str,
-    ) -> Result<(), String> {
         let total = deletes + recent;
         match guard.check_window(deletes, recent, target_items, target) {
             Ok(()) => {
@@ -78,7 +50,7 @@ impl GuardState {
                     );
                 }
                 self.permit = None;
-                Ok(())
+                Ok(false)
             }
             Err(msg) => {
                 if let Some(n) = self.permit.take() {
@@ -88,7 +60,7 @@ impl GuardState {
                             deletes, "mass-delete guard cleared by the operator: this pass deletes"
                         );
                         self.held = None;
-                        return Ok(());
+                        return Ok(true);
                     }
                 }
                 if self.held.as_deref() != Some(msg.as_str()) {
@@ -99,6 +71,13 @@ impl GuardState {
                 Err(msg)
             }
         }
+    }
+
+    /// The pass checked at `now` deleted `n` items (counted only when
+    /// done, so a round retried after failed deletes does not count them
+    /// twice); after a pass the operator `released`, the count starts anew.
+    pub(crate) fn carried(&mut self, released: bool, now: Instant, n: u64) {
+        self.recent.passed(released, now, n);
     }
 
     /// The operator's clear: the next pass may delete up to what was held.
@@ -127,28 +106,22 @@ mod tests {
         let t0 = Instant::now();
         let mut st = GuardState::default();
         assert!(!st.clear(), "nothing held");
-        assert!(st.check_window(&g, 8, 10, "b", t0).is_err());
+        assert!(st.check(&g, 8, 10, "b", t0).is_err());
         assert!(st.held.as_deref().is_some_and(|m| m.contains("8 of 10")));
-        assert!(
-            st.check_window(&g, 8, 10, "b", t0).is_err(),
-            "held until cleared"
-        );
+        assert!(st.check(&g, 8, 10, "b", t0).is_err(), "held until cleared");
         assert!(st.clear());
         assert!(
-            st.check_window(&g, 9, 10, "b", t0).is_err(),
+            st.check(&g, 9, 10, "b", t0).is_err(),
             "more than the operator saw is held again"
         );
         assert!(st.clear());
-        assert!(st.check_window(&g, 8, 10, "b", t0).is_ok());
+        assert!(st.check(&g, 8, 10, "b", t0).is_ok());
         assert!(st.held.is_none());
         assert!(
-            st.check_window(&g, 8, 10, "b", t0).is_err(),
+            st.check(&g, 8, 10, "b", t0).is_err(),
             "the permit is used up"
         );
-        assert!(
-            st.check_window(&g, 1, 10, "b", t0).is_ok(),
-            "within the limits"
-        );
+        assert!(st.check(&g, 1, 10, "b", t0).is_ok(), "within the limits");
         assert!(st.held.is_none() && !st.clear());
     }
 
@@ -163,37 +136,37 @@ mod tests {
         // ten items at the target; the source loses one a round
         for (i, left) in (1..=5).zip((5..10).rev()) {
             let now = t0 + Duration::from_secs(i);
-            let r = st.check_window(&g, 1, left + 1, "b", now);
+            let r = st.check(&g, 1, left + 1, "b", now);
             assert_eq!(r, Ok(false), "round {i}: {i} of 10 is within the limits");
             st.carried(false, now, 1);
         }
         let now = t0 + Duration::from_secs(6);
-        let msg = st.check_window(&g, 1, 5, "b", now).unwrap_err();
+        let msg = st.check(&g, 1, 5, "b", now).unwrap_err();
         assert!(
             msg.contains("1 of 5 items") && msg.contains("6 of 10"),
             "{msg}"
         );
-        assert!(st.check_window(&g, 1, 5, "b", now).is_err(), "held");
+        assert!(st.check(&g, 1, 5, "b", now).is_err(), "held");
         // the same round long after: the old deletions have left the window
         let later = t0 + DELETE_WINDOW + Duration::from_secs(6);
-        assert_eq!(st.check_window(&g, 1, 5, "b", later), Ok(false));
+        assert_eq!(st.check(&g, 1, 5, "b", later), Ok(false));
         assert!(st.held.is_none());
 
         // deletions that failed are not counted: a round retried after
         // its three deletes failed checks three again, not six
         let mut st = GuardState::default();
-        assert_eq!(st.check_window(&g, 3, 10, "b", t0), Ok(false));
+        assert_eq!(st.check(&g, 3, 10, "b", t0), Ok(false));
         st.carried(false, t0, 0);
-        assert_eq!(st.check_window(&g, 3, 10, "b", t0), Ok(false));
+        assert_eq!(st.check(&g, 3, 10, "b", t0), Ok(false));
         st.carried(false, t0, 3);
-        assert!(st.check_window(&g, 3, 7, "b", t0).is_err(), "6 of 10");
+        assert!(st.check(&g, 3, 7, "b", t0).is_err(), "6 of 10");
 
         // a clear lets the held total go and starts the count again
         assert!(st.clear());
-        assert_eq!(st.check_window(&g, 3, 7, "b", t0), Ok(true), "released");
+        assert_eq!(st.check(&g, 3, 7, "b", t0), Ok(true), "released");
         st.carried(true, t0, 3);
         assert_eq!(
-            st.check_window(&g, 1, 4, "b", t0),
+            st.check(&g, 1, 4, "b", t0),
             Ok(false),
             "the cleared deletions no longer count"
         );

@@ -184,7 +184,7 @@ impl Resyncer for SwiftResyncer {
             .guard
             .lock()
             .unwrap()
-            .check_window(
+            .check(
                 &s.guard,
                 deletes,
                 here.len() as u64,
