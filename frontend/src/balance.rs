@@ -7,10 +7,16 @@
 //! busy one ([`slack`]) hands it over: the socket leaves its runtime and is
 //! sent to that worker's inbox, whose runtime registers it and serves it.
 //! Otherwise (the usual case) the connection stays where it was accepted.
+//! How much more is "clearly more" depends on how long connections live
+//! (an average of the recent ones): long-lived ones (keep-alive clients)
+//! are spread exactly, as an uneven split lasts as long as they do; short
+//! ones only past a slack, as their split evens out by itself within
+//! milliseconds and a hand-over costs more than it saves.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -37,12 +43,19 @@ pub(crate) struct Balance {
     load: Box<[AtomicUsize]>,
     inboxes: Box<[Option<mpsc::UnboundedSender<Handoff>>]>,
     handed_over: AtomicU64,
+    /// How long connections live, µs: a moving average over the recent
+    /// ones (each ended connection weighs an eighth).
+    lifetime_us: AtomicU64,
 }
+
+/// Connections that live at least this long on average are spread exactly.
+const LONG_LIVED: Duration = Duration::from_millis(100);
 
 /// One connection counted in its worker's load until dropped.
 pub(crate) struct Served {
     balance: Arc<Balance>,
     worker: usize,
+    since: Instant,
 }
 
 impl Served {
@@ -55,15 +68,21 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         self.balance.load[self.worker].fetch_sub(1, Ordering::Relaxed);
+        self.balance.ended(self.since.elapsed());
     }
 }
 
 /// How many more connections than the least busy worker a worker may
-/// serve before it hands new ones over: a couple, or an eighth more, so
-/// that the short bursts of connections opened and closed at once do not
-/// move sockets between threads for nothing.
-fn slack(least: usize) -> usize {
-    2 + least / 8
+/// serve before it hands new ones over: none when connections live long
+/// (an uneven split would last as long as they do); otherwise a couple, or
+/// an eighth more, so that the short bursts of connections opened and
+/// closed at once do not move sockets between threads for nothing.
+fn slack(least: usize, long_lived: bool) -> usize {
+    if long_lived {
+        0
+    } else {
+        2 + least / 8
+    }
 }
 
 impl Balance {
@@ -88,6 +107,9 @@ impl Balance {
             load: running.iter().map(|_| AtomicUsize::new(0)).collect(),
             inboxes: inboxes.into(),
             handed_over: AtomicU64::new(0),
+            // Until connections have ended, assume they live long (spread
+            // them exactly); a dozen short ones bring it below the line.
+            lifetime_us: AtomicU64::new(micros(LONG_LIVED) * 4),
         };
         (Arc::new(balance), receivers)
     }
@@ -105,7 +127,7 @@ impl Balance {
             .map(|(i, _)| (self.load[i].load(Ordering::Relaxed), i))
             .min();
         let worker = match least {
-            Some((n, i)) if mine > n + slack(n) => i,
+            Some((n, i)) if mine > n + slack(n, self.long_lived()) => i,
             _ => me,
         };
         self.count(worker)
@@ -117,7 +139,22 @@ impl Balance {
         Served {
             balance: Arc::clone(self),
             worker,
+            since: Instant::now(),
         }
+    }
+
+    /// A connection ended after `lived`: into the moving average. Two
+    /// workers ending connections at once may lose one of the two updates;
+    /// an average of the recent ones does not need every one.
+    fn ended(&self, lived: Duration) {
+        let old = self.lifetime_us.load(Ordering::Relaxed);
+        let new = old - old / 8 + micros(lived) / 8;
+        self.lifetime_us.store(new, Ordering::Relaxed);
+    }
+
+    /// Whether recent connections lived long ([`LONG_LIVED`]).
+    fn long_lived(&self) -> bool {
+        self.lifetime_us.load(Ordering::Relaxed) >= micros(LONG_LIVED)
     }
 
     /// Send a connection to the inbox of the worker it is counted on; back
@@ -149,6 +186,12 @@ impl Balance {
             .map(|(i, _)| (i, self.load[i].load(Ordering::Relaxed)))
             .collect()
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    // At most an hour, so the average's arithmetic cannot overflow.
+    let d = d.min(Duration::from_secs(3600));
+    u64::try_from(d.as_micros()).unwrap_or(0)
 }
 
 /// The accepting worker, for a connection it hands over.
@@ -230,9 +273,18 @@ pub(crate) async fn serve_inbox(
 mod tests {
     use super::*;
 
+    /// Recent connections ended within a millisecond.
+    fn short_lived(b: &Balance) {
+        for _ in 0..40 {
+            b.ended(Duration::from_micros(500));
+        }
+        assert!(!b.long_lived());
+    }
+
     #[test]
     fn a_connection_stays_unless_its_worker_serves_clearly_more() {
         let (b, _rx) = Balance::new(&[true, true]);
+        short_lived(&b);
         // Level: each keeps what it accepts.
         let a0 = b.place(0);
         let a1 = b.place(1);
@@ -249,6 +301,35 @@ mod tests {
         drop(held);
         drop(moved);
         assert_eq!(b.place(0).worker(), 0, "the counts fall as connections end");
+    }
+
+    #[test]
+    fn long_lived_connections_are_spread_exactly() {
+        let (b, _rx) = Balance::new(&[true, true]);
+        assert!(
+            b.long_lived(),
+            "no connection ended yet: assumed long-lived"
+        );
+        // The kernel gives all of them to worker 0: every other one moves.
+        let held: Vec<Served> = (0..50).map(|_| b.place(0)).collect();
+        let on_1 = held.iter().filter(|s| s.worker() == 1).count();
+        assert_eq!(on_1, 25, "50 long-lived connections split 25/25");
+        // Short ones since: the slack is back (3 against 1 stays).
+        drop(held);
+        short_lived(&b);
+        let _three: Vec<Served> = (0..3).map(|_| b.count(0)).collect();
+        let _one = b.count(1);
+        assert_eq!(
+            b.place(0).worker(),
+            0,
+            "within the slack once connections are short"
+        );
+        // And long ones again: the average follows the recent connections.
+        for _ in 0..40 {
+            b.ended(Duration::from_secs(5));
+        }
+        assert!(b.long_lived());
+        assert_eq!(b.place(0).worker(), 1, "spread exactly again");
     }
 
     #[test]
