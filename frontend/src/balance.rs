@@ -3,20 +3,18 @@
 //! sockets — to one worker — by a hash of its addresses (SO_REUSEPORT),
 //! blind to load: 50 keep-alive connections land 28/22 about as often as
 //! 25/25, and the busier thread then sets everyone's tail latency. A worker
-//! that accepts a connection while it serves clearly more than the least
-//! busy one ([`slack`]) hands it over: the socket leaves its runtime and is
-//! sent to that worker's inbox, whose runtime registers it and serves it.
-//! Otherwise (the usual case) the connection stays where it was accepted.
-//! How much more is "clearly more" depends on how long connections live
-//! (an average of the recent ones): long-lived ones (keep-alive clients)
-//! are spread exactly, as an uneven split lasts as long as they do; short
-//! ones only past a slack, as their split evens out by itself within
-//! milliseconds and a hand-over costs more than it saves.
+//! that accepts a connection while it serves more than the least busy one
+//! hands it over: the socket leaves its runtime and is sent to that
+//! worker's inbox, whose runtime registers it and serves it. Otherwise the
+//! connection stays where it was accepted. No slack: an allowance of a
+//! couple of connections (tried) left 50 keep-alive connections at 23/27
+//! for as long as they lived, and with a new connection per request it
+//! made fewer requests/s at a higher p99 than spreading exactly, in every
+//! round of an A/B (BENCHMARKS.md).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -43,19 +41,12 @@ pub(crate) struct Balance {
     load: Box<[AtomicUsize]>,
     inboxes: Box<[Option<mpsc::UnboundedSender<Handoff>>]>,
     handed_over: AtomicU64,
-    /// How long connections live, µs: a moving average over the recent
-    /// ones (each ended connection weighs an eighth).
-    lifetime_us: AtomicU64,
 }
-
-/// Connections that live at least this long on average are spread exactly.
-const LONG_LIVED: Duration = Duration::from_millis(100);
 
 /// One connection counted in its worker's load until dropped.
 pub(crate) struct Served {
     balance: Arc<Balance>,
     worker: usize,
-    since: Instant,
 }
 
 impl Served {
@@ -68,20 +59,6 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         self.balance.load[self.worker].fetch_sub(1, Ordering::Relaxed);
-        self.balance.ended(self.since.elapsed());
-    }
-}
-
-/// How many more connections than the least busy worker a worker may
-/// serve before it hands new ones over: none when connections live long
-/// (an uneven split would last as long as they do); otherwise a couple, or
-/// an eighth more, so that the short bursts of connections opened and
-/// closed at once do not move sockets between threads for nothing.
-fn slack(least: usize, long_lived: bool) -> usize {
-    if long_lived {
-        0
-    } else {
-        2 + least / 8
     }
 }
 
@@ -107,16 +84,13 @@ impl Balance {
             load: running.iter().map(|_| AtomicUsize::new(0)).collect(),
             inboxes: inboxes.into(),
             handed_over: AtomicU64::new(0),
-            // Until connections have ended, assume they live long (spread
-            // them exactly); a dozen short ones bring it below the line.
-            lifetime_us: AtomicU64::new(micros(LONG_LIVED) * 4),
         };
         (Arc::new(balance), receivers)
     }
 
     /// The worker that is to serve a connection worker `me` has just
-    /// accepted (`me` unless it serves clearly more than the least busy
-    /// running worker), counted there.
+    /// accepted (`me` unless it serves more than the least busy running
+    /// worker), counted there.
     pub(crate) fn place(self: &Arc<Self>, me: usize) -> Served {
         let mine = self.load[me].load(Ordering::Relaxed);
         let least = self
@@ -127,7 +101,7 @@ impl Balance {
             .map(|(i, _)| (self.load[i].load(Ordering::Relaxed), i))
             .min();
         let worker = match least {
-            Some((n, i)) if mine > n + slack(n, self.long_lived()) => i,
+            Some((n, i)) if mine > n => i,
             _ => me,
         };
         self.count(worker)
@@ -139,22 +113,7 @@ impl Balance {
         Served {
             balance: Arc::clone(self),
             worker,
-            since: Instant::now(),
         }
-    }
-
-    /// A connection ended after `lived`: into the moving average. Two
-    /// workers ending connections at once may lose one of the two updates;
-    /// an average of the recent ones does not need every one.
-    fn ended(&self, lived: Duration) {
-        let old = self.lifetime_us.load(Ordering::Relaxed);
-        let new = old - old / 8 + micros(lived) / 8;
-        self.lifetime_us.store(new, Ordering::Relaxed);
-    }
-
-    /// Whether recent connections lived long ([`LONG_LIVED`]).
-    fn long_lived(&self) -> bool {
-        self.lifetime_us.load(Ordering::Relaxed) >= micros(LONG_LIVED)
     }
 
     /// Send a connection to the inbox of the worker it is counted on; back
@@ -186,12 +145,6 @@ impl Balance {
             .map(|(i, _)| (i, self.load[i].load(Ordering::Relaxed)))
             .collect()
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    // At most an hour, so the average's arithmetic cannot overflow.
-    let d = d.min(Duration::from_secs(3600));
-    u64::try_from(d.as_micros()).unwrap_or(0)
 }
 
 /// The accepting worker, for a connection it hands over.
@@ -273,63 +226,33 @@ pub(crate) async fn serve_inbox(
 mod tests {
     use super::*;
 
-    /// Recent connections ended within a millisecond.
-    fn short_lived(b: &Balance) {
-        for _ in 0..40 {
-            b.ended(Duration::from_micros(500));
-        }
-        assert!(!b.long_lived());
-    }
-
     #[test]
-    fn a_connection_stays_unless_its_worker_serves_clearly_more() {
+    fn a_connection_stays_unless_its_worker_serves_more() {
         let (b, _rx) = Balance::new(&[true, true]);
-        short_lived(&b);
         // Level: each keeps what it accepts.
         let a0 = b.place(0);
         let a1 = b.place(1);
         assert_eq!((a0.worker(), a1.worker()), (0, 1));
-        // Worker 0 serves 3, worker 1 serves 1: within the slack (2 + 1/8).
-        let mut held: Vec<Served> = (0..2).map(|_| b.count(0)).collect();
-        assert_eq!(b.place(0).worker(), 0, "3 against 1 is within the slack");
-        held.push(b.count(0));
-        // 4 against 1: the next one goes to worker 1.
+        // Worker 0 serves 2, worker 1 serves 1: the next goes to worker 1.
+        let extra = b.count(0);
         let moved = b.place(0);
-        assert_eq!(moved.worker(), 1);
-        // Worker 1 accepting for itself keeps its own.
-        assert_eq!(b.place(1).worker(), 1);
-        drop(held);
-        drop(moved);
+        assert_eq!(moved.worker(), 1, "2 against 1: handed over");
+        // Level again (2/2): worker 0 keeps its own, worker 1 too.
+        let kept = b.place(0);
+        assert_eq!(kept.worker(), 0);
+        assert_eq!(b.place(1).worker(), 1, "the less busy worker keeps its own");
+        drop((extra, moved, kept));
         assert_eq!(b.place(0).worker(), 0, "the counts fall as connections end");
     }
 
     #[test]
-    fn long_lived_connections_are_spread_exactly() {
+    fn a_burst_on_one_worker_is_spread_exactly() {
         let (b, _rx) = Balance::new(&[true, true]);
-        assert!(
-            b.long_lived(),
-            "no connection ended yet: assumed long-lived"
-        );
         // The kernel gives all of them to worker 0: every other one moves.
         let held: Vec<Served> = (0..50).map(|_| b.place(0)).collect();
         let on_1 = held.iter().filter(|s| s.worker() == 1).count();
-        assert_eq!(on_1, 25, "50 long-lived connections split 25/25");
-        // Short ones since: the slack is back (3 against 1 stays).
-        drop(held);
-        short_lived(&b);
-        let _three: Vec<Served> = (0..3).map(|_| b.count(0)).collect();
-        let _one = b.count(1);
-        assert_eq!(
-            b.place(0).worker(),
-            0,
-            "within the slack once connections are short"
-        );
-        // And long ones again: the average follows the recent connections.
-        for _ in 0..40 {
-            b.ended(Duration::from_secs(5));
-        }
-        assert!(b.long_lived());
-        assert_eq!(b.place(0).worker(), 1, "spread exactly again");
+        assert_eq!(on_1, 25, "50 connections split 25/25");
+        assert_eq!(b.loads(), vec![(0, 25), (1, 25)]);
     }
 
     #[test]
