@@ -268,3 +268,54 @@ async fn a_source_emptied_one_file_at_a_time_is_held_too() {
     let out = run(&r, CommandKind::StopReplication).await;
     assert!(out.ok, "{}", out.detail);
 }
+
+#[tokio::test]
+async fn the_window_outlives_a_restart_of_the_agent() {
+    // The same drill, with the agent restarted (a new replication role, the
+    // old one's memory gone: a crash, an operator's restart, a crash loop)
+    // after the fifth deletion: the sixth is held all the same, as the
+    // deletions of the last minute are kept beside the manifest.
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    for i in 0..10 {
+        std::fs::write(d.src().join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let conf = "max_delete_share = 0.5\nmax_delete_count = 3\n";
+    let r = site_a(&d, conf);
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    for i in 0..5 {
+        std::fs::remove_file(d.src().join(format!("f{i}"))).unwrap();
+        eventually(PATIENCE, "the deletion replicates", || {
+            file_count(&d.target()) == 9 - i
+        })
+        .await;
+    }
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    drop(r);
+    let r = site_a(&d, conf);
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(
+        status(&r).guard,
+        None,
+        "the restart's own pass deletes nothing"
+    );
+    std::fs::remove_file(d.src().join("f5")).unwrap();
+    eventually(PATIENCE, "the sixth is held after the restart", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    assert!(held.contains("after 5 deleted"), "{held}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        d.target().join("f5").exists(),
+        "nothing more deleted at the peer"
+    );
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+}

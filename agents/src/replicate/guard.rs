@@ -8,9 +8,8 @@
 //! (reported in `ReplicationStatus.guard`) and the operator's one-time
 //! release (`warden clear GROUP`).
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use warden_config::ReplicationConfig;
@@ -93,54 +92,7 @@ impl DeleteGuard {
     }
 }
 
-/// The deletions a replicator's recent passes carried, oldest first: what
-/// counts with a pass's own deletions within [`DELETE_WINDOW`]. A plan
-/// whose passes run one at a time records a pass once its deletions are
-/// done ([`passed`](Self::passed)); the rsync push, whose batches run side
-/// by side, records each at its check and takes back one not sent
-/// ([`undo`](Self::undo)).
-#[derive(Debug, Default)]
-pub(crate) struct RecentDeletes(VecDeque<(Instant, u64)>);
-
-impl RecentDeletes {
-    /// The deletions of the [`DELETE_WINDOW`] before `now` (older ones are
-    /// forgotten).
-    pub(crate) fn total(&mut self, now: Instant) -> u64 {
-        while self
-            .0
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) > DELETE_WINDOW)
-        {
-            self.0.pop_front();
-        }
-        self.0.iter().map(|(_, n)| n).sum()
-    }
-
-    /// A pass checked at `now` deletes `n` items; if the operator
-    /// `released` it (`warden clear`), the count starts after it instead.
-    pub(crate) fn passed(&mut self, released: bool, now: Instant, n: u64) {
-        if released {
-            self.0.clear();
-        } else {
-            self.add(now, n);
-        }
-    }
-
-    /// A pass at `now` deleted `n` items.
-    pub(crate) fn add(&mut self, now: Instant, n: u64) {
-        if n > 0 {
-            self.0.push_back((now, n));
-        }
-    }
-
-    /// Takes back what [`add`](Self::add) counted at `at` for a pass that
-    /// then did not run.
-    pub(crate) fn undo(&mut self, at: Instant, n: u64) {
-        if let Some(i) = self.0.iter().position(|&e| e == (at, n)) {
-            self.0.remove(i);
-        }
-    }
-}
+pub(crate) use super::recent_deletes::RecentDeletes;
 
 /// What the guard holds for one group, shared by its plan and the agent's
 /// replication role. Cheap to clone (one shared state).
@@ -255,29 +207,6 @@ mod tests {
         assert!(h.check(&g, 500, 0, 1000, "b").is_err(), "only once");
         h.passed();
         assert_eq!(h.held(), None);
-    }
-
-    #[test]
-    fn recent_deletes_expire_and_a_pass_not_run_is_taken_back() {
-        let t0 = Instant::now();
-        let mut r = RecentDeletes::default();
-        r.add(t0, 3);
-        r.add(t0 + Duration::from_secs(10), 0);
-        r.add(t0 + Duration::from_secs(20), 2);
-        assert_eq!(r.total(t0 + Duration::from_secs(30)), 5);
-        r.undo(t0 + Duration::from_secs(20), 2);
-        assert_eq!(r.total(t0 + Duration::from_secs(30)), 3, "taken back");
-        r.undo(t0 + Duration::from_secs(20), 2);
-        assert_eq!(r.total(t0 + Duration::from_secs(30)), 3, "only once");
-        assert_eq!(r.total(t0 + DELETE_WINDOW + Duration::from_secs(1)), 0);
-        r.passed(false, t0 + DELETE_WINDOW, 4);
-        assert_eq!(r.total(t0 + DELETE_WINDOW), 4);
-        r.passed(true, t0 + DELETE_WINDOW, 9);
-        assert_eq!(
-            r.total(t0 + DELETE_WINDOW),
-            0,
-            "released: counted from here"
-        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod guard;
 pub mod journal;
 pub mod manifest;
 pub mod plan;
+pub(crate) mod recent_deletes;
 pub mod replication;
 pub mod rsync;
 /// The rsync plan's failback side (kept at its old path).

@@ -87,6 +87,7 @@ use warden_config::secret::Secret;
 
 use super::guard::{DeleteGuard, GuardHold, RecentDeletes};
 use super::manifest::{escape_name, Item, Listing, Manifest, Stamp, Stamps, DIR};
+use super::recent_deletes::beside;
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
@@ -207,10 +208,19 @@ pub struct RsyncReplicator {
 impl RsyncReplicator {
     /// A stopped replicator; nothing runs until [`Replicator::start`].
     pub fn new(settings: RsyncSettings) -> Self {
+        // The guard's window kept beside the manifest, when there is one.
+        let recent_deletes = settings
+            .manifest
+            .as_deref()
+            .map(|m| RecentDeletes::kept_in(beside(m, "push")))
+            .unwrap_or_default();
         RsyncReplicator {
             shared: Arc::new(Shared {
                 settings,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    recent_deletes,
+                    ..State::default()
+                }),
                 wake: Notify::new(),
                 transfer: tokio::sync::RwLock::new(()),
                 book: Mutex::new(None),

@@ -64,6 +64,7 @@ use crate::replicate::manifest::{
     escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
     Listing, Manifest, Stamps,
 };
+use crate::replicate::recent_deletes::beside;
 use crate::replicate::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
 };
@@ -108,12 +109,14 @@ impl RsyncResyncer {
                 reason: "the rsync resync needs the pair manifest path".into(),
             })?;
         let quarantine = settings.quarantine_dir();
+        // The guard's window kept beside the manifest.
+        let recent = RecentDeletes::kept_in(beside(&manifest, "resync"));
         Ok(RsyncResyncer {
             settings,
             manifest: HeldManifest::of(manifest),
             quarantine,
             last: Mutex::new(None),
-            recent: Mutex::new(RecentDeletes::default()),
+            recent: Mutex::new(recent),
         })
     }
 

@@ -24,6 +24,15 @@ pub(crate) struct GuardState {
 }
 
 impl GuardState {
+    /// A guard whose window of recent deletions is kept in `file`
+    /// ([`RecentDeletes::kept_in`]).
+    pub(crate) fn kept_in(file: std::path::PathBuf) -> Self {
+        GuardState {
+            recent: RecentDeletes::kept_in(file),
+            ..GuardState::default()
+        }
+    }
+
     /// Checks a pass that would delete `deletes` of `target_items`: `Ok` to
     /// go ahead — `Ok(true)` when the operator's clear let it go (the permit
     /// is used up) — else the held message. The deletions carried in the

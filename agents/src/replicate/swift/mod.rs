@@ -79,6 +79,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::guard::DeleteGuard;
+use super::recent_deletes::beside;
 use super::{
     Difference, DifferenceKind, Item, Listing, Manifest, Progress, Replicator, ResyncReport,
 };
@@ -409,12 +410,17 @@ impl SwiftReplicator {
         settings.validate()?;
         let src = SwiftClient::new(settings.source.clone())?;
         let dst = SwiftClient::new(settings.destination.clone())?;
+        // The guard's window kept beside the manifest.
+        let guard = GuardState::kept_in(beside(&settings.manifest, "push"));
         Ok(SwiftReplicator {
             shared: Arc::new(Shared {
                 settings,
                 src,
                 dst,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    guard,
+                    ..State::default()
+                }),
                 round: tokio::sync::Mutex::new(()),
             }),
             running: Default::default(),

@@ -38,6 +38,7 @@ use super::{
     note_refused, parse_version, quarantine_container, split_name, version, GuardState,
 };
 use crate::replicate::guard::DeleteGuard;
+use crate::replicate::recent_deletes::beside;
 use crate::replicate::{
     classify, Difference, DifferenceKind, DivergentItem, DivergentPolicy, Item, Listing, Manifest,
     PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
@@ -108,12 +109,14 @@ impl SwiftResyncer {
         check_containers(&settings.containers)?;
         let here = SwiftClient::new(settings.here.clone())?;
         let peer = SwiftClient::new(settings.peer.clone())?;
+        // The guard's window kept beside the manifest.
+        let guard = GuardState::kept_in(beside(&settings.manifest, "resync"));
         Ok(SwiftResyncer {
             settings,
             here,
             peer,
             refused: Mutex::new(Vec::new()),
-            guard: Mutex::new(GuardState::default()),
+            guard: Mutex::new(guard),
         })
     }
 }
