@@ -316,6 +316,29 @@ async fn the_window_outlives_a_restart_of_the_agent() {
         d.target().join("f5").exists(),
         "nothing more deleted at the peer"
     );
+    // Restarted again while held (an operator hoping to unstick it): the
+    // start's full pass is held in turn, and the file stays at the peer.
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    drop(r);
+    let r = site_a(&d, conf);
+    let out = run(&r, CommandKind::StartReplication).await;
+    eventually(PATIENCE, "held again after the second restart", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        d.target().join("f5").exists(),
+        "the restarted agent's pass deleted nothing ({})",
+        out.detail
+    );
+    let out = run(&r, CommandKind::Clear).await;
+    assert!(out.ok && out.detail.contains("released"), "{}", out.detail);
+    eventually(PATIENCE, "the cleared pass deletes it", || {
+        !d.target().join("f5").exists()
+    })
+    .await;
     let out = run(&r, CommandKind::StopReplication).await;
     assert!(out.ok, "{}", out.detail);
 }
