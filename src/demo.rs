@@ -52,6 +52,30 @@ async fn wait_answer(
     }
 }
 
+/// Waits until a request to `url` is answered by `want` (the frontend has
+/// its first route), asking every 50 ms.
+async fn wait_serving(url: &str, want: &str, limit: Duration) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(250))
+        .build()?;
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.text().await.is_ok_and(|b| b.trim() == want) {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the frontend did not route to {want} within {}s",
+                limit.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn runbook_lines(rb: &Value) -> Vec<String> {
     let mut out = vec![format!(
         "runbook {} {}: {} → {} at epoch {} — {}",
@@ -190,12 +214,21 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
         }
     });
     rx.await.context("orchestrator did not start")?;
+    // Agents stop first at the end, so none is left polling an
+    // orchestrator that is shutting down.
+    let agents = all.child_token();
     for site in ["site-a", "site-b"] {
         let s = warden_agents::AgentSettings::from_config(&cfg, site)?;
-        let t = all.child_token();
+        let t = agents.child_token();
         tokio::spawn(async move { warden_agents::run(s, t).await });
     }
     say.line(format!("started: site-a and site-b services, their agents, orchestrator on :{po}, frontend on 127.0.0.1:{pfl}"));
+    // The frontend has no route until the orchestrator's first
+    // reconciliation gives it one: users arrive once it serves.
+    let url = format!("http://127.0.0.1:{pfl}/");
+    wait_serving(&url, "site-a", Duration::from_secs(20))
+        .await
+        .context("initial route")?;
 
     // Client probe through the frontend.
     let (atx, mut arx) = mpsc::unbounded_channel::<(u64, String)>();
@@ -226,7 +259,6 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
             _ => {}
         })
     };
-    let url = format!("http://127.0.0.1:{pfl}/");
     let probe_task = {
         let stop = probe_stop.clone();
         tokio::spawn(async move {
@@ -308,8 +340,8 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
     let fo_out = outage_between(kill_ms, restore_ms);
     let fb_out = outage_between(restore_ms, u64::MAX);
     let report = json!({
-        "failover": { "client_outage_ms": fo_out, "rto_ms": fo["rto_ms"], "runbook": fo },
-        "failback": { "client_outage_ms": fb_out, "duration_ms": fb["finished_unix_ms"].as_u64().unwrap_or(0).saturating_sub(fb["started_unix_ms"].as_u64().unwrap_or(0)), "runbook": fb },
+        "failover": { "killed_at_ms": kill_ms, "client_outage_ms": fo_out, "rto_ms": fo["rto_ms"], "runbook": fo },
+        "failback": { "restored_at_ms": restore_ms, "client_outage_ms": fb_out, "duration_ms": fb["finished_unix_ms"].as_u64().unwrap_or(0).saturating_sub(fb["started_unix_ms"].as_u64().unwrap_or(0)), "runbook": fb },
         "probe": rep,
         "events": all_events,
     });
@@ -324,6 +356,8 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
         );
         println!("client: {} requests, {} failed", rep.attempts, rep.failed);
     }
+    agents.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     all.cancel();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let _ = std::fs::remove_dir_all(&dir);
