@@ -57,6 +57,22 @@ fn etcd_with(flags: &[String], scheme: &str) -> Option<Etcd> {
         eprintln!("skipped: etcd not installed");
         return None;
     };
+    // Ports picked here are free when picked, not when etcd binds them (a
+    // test beside this one may take one first): an etcd that exits at
+    // start, or stops answering right after it listened, is started again
+    // on other ports.
+    for attempt in 1..=5 {
+        if let Some(e) = start_etcd(&bin, flags, scheme) {
+            return Some(e);
+        }
+        eprintln!("etcd did not stay up (attempt {attempt}); again on other ports");
+    }
+    panic!("etcd did not start in 5 attempts");
+}
+
+/// One etcd start on fresh ports; `None` when it exited or stopped
+/// listening within its first moments.
+fn start_etcd(bin: &std::path::Path, flags: &[String], scheme: &str) -> Option<Etcd> {
     let dir = tempfile::tempdir().expect("tempdir");
     let (cp, pp) = (free_port(), free_port());
     let url = format!("{scheme}://127.0.0.1:{cp}");
@@ -84,15 +100,24 @@ fn etcd_with(flags: &[String], scheme: &str) -> Option<Etcd> {
         .stderr(Stdio::null())
         .spawn()
         .expect("etcd starts");
-    let e = Etcd {
+    let mut e = Etcd {
         child,
         url,
         _dir: dir,
     };
+    let addr = e.url.split("://").nth(1).unwrap_or_default().to_string();
     let t = Instant::now();
-    while std::net::TcpStream::connect(e.url.split("://").nth(1).unwrap_or_default()).is_err() {
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if e.child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
         assert!(t.elapsed() < Duration::from_secs(20), "etcd did not listen");
         std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still up, and still the one listening, a moment later.
+    std::thread::sleep(Duration::from_millis(300));
+    if e.child.try_wait().ok().flatten().is_some() || std::net::TcpStream::connect(&addr).is_err() {
+        return None;
     }
     Some(e)
 }

@@ -145,6 +145,11 @@ fn write(file: &Path, kept: &Kept) -> std::io::Result<()> {
     let mut tmp = file.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
+    // Beside the manifest, whose directory may not be there yet (it is
+    // made at the manifest's first save).
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&tmp, serde_json::to_vec(kept)?)?;
     std::fs::rename(&tmp, file)
 }
@@ -188,8 +193,9 @@ mod tests {
     #[test]
     fn the_window_is_kept_in_its_file_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let file = beside(&dir.path().join("data.warden-manifest.json"), "push");
-        assert!(file.ends_with("data.warden-manifest.json.push-deletes"));
+        // In a directory not made yet (the manifest's, before its first save).
+        let file = beside(&dir.path().join("state/data.warden-manifest.json"), "push");
+        assert!(file.ends_with("state/data.warden-manifest.json.push-deletes"));
         let now = Instant::now();
         let mut r = RecentDeletes::kept_in(file.clone());
         assert_eq!(r.total(now), 0, "no file yet: an empty window");
