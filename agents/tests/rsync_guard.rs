@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use warden_agents::replication::Replication;
 use warden_agents::wire::CommandKind;
 
 #[path = "support/rsyncd.rs"]
@@ -220,6 +221,30 @@ async fn an_empty_peer_module_never_makes_a_resync_delete_local_files() {
     assert_eq!(status(&r).guard, None);
 }
 
+/// The limits of the slow-emptying drills: half the files, more than 3.
+const HALF: &str = "max_delete_share = 0.5\nmax_delete_count = 3\n";
+
+/// Site a replicating ten files under [`HALF`], then five of them deleted
+/// one at a time, each carried before the next (5 of 10: 50 %, not over).
+async fn five_of_ten_deleted(d: &Daemon) -> Replication {
+    for i in 0..10 {
+        std::fs::write(d.src().join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let r = site_a(d, HALF);
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(file_count(&d.target()), 10);
+    for i in 0..5 {
+        std::fs::remove_file(d.src().join(format!("f{i}"))).unwrap();
+        eventually(PATIENCE, "the deletion replicates", || {
+            file_count(&d.target()) == 9 - i
+        })
+        .await;
+        assert_eq!(status(&r).guard, None, "after {}", i + 1);
+    }
+    r
+}
+
 /// A source emptied slowly, one file at a time (a cleanup script, a
 /// failing disk): each batch deletes one file, within the limits, but the
 /// deletions of the last minute count together, and the full pass a held
@@ -231,22 +256,7 @@ async fn a_source_emptied_one_file_at_a_time_is_held_too() {
         return;
     }
     let d = Daemon::start();
-    for i in 0..10 {
-        std::fs::write(d.src().join(format!("f{i}")), format!("file {i}")).unwrap();
-    }
-    let r = site_a(&d, "max_delete_share = 0.5\nmax_delete_count = 3\n");
-    let out = run(&r, CommandKind::StartReplication).await;
-    assert!(out.ok, "{}", out.detail);
-    assert_eq!(file_count(&d.target()), 10);
-    // five, each carried before the next (5 of the 10 files: 50 %, not over)
-    for i in 0..5 {
-        std::fs::remove_file(d.src().join(format!("f{i}"))).unwrap();
-        eventually(PATIENCE, "the deletion replicates", || {
-            file_count(&d.target()) == 9 - i
-        })
-        .await;
-        assert_eq!(status(&r).guard, None, "after {}", i + 1);
-    }
+    let r = five_of_ten_deleted(&d).await;
     std::fs::remove_file(d.src().join("f5")).unwrap();
     eventually(PATIENCE, "the sixth is held", || status(&r).guard.is_some()).await;
     let held = status(&r).guard.unwrap();
@@ -279,24 +289,11 @@ async fn the_window_outlives_a_restart_of_the_agent() {
         return;
     }
     let d = Daemon::start();
-    for i in 0..10 {
-        std::fs::write(d.src().join(format!("f{i}")), format!("file {i}")).unwrap();
-    }
-    let conf = "max_delete_share = 0.5\nmax_delete_count = 3\n";
-    let r = site_a(&d, conf);
-    let out = run(&r, CommandKind::StartReplication).await;
-    assert!(out.ok, "{}", out.detail);
-    for i in 0..5 {
-        std::fs::remove_file(d.src().join(format!("f{i}"))).unwrap();
-        eventually(PATIENCE, "the deletion replicates", || {
-            file_count(&d.target()) == 9 - i
-        })
-        .await;
-    }
+    let r = five_of_ten_deleted(&d).await;
     let out = run(&r, CommandKind::StopReplication).await;
     assert!(out.ok, "{}", out.detail);
     drop(r);
-    let r = site_a(&d, conf);
+    let r = site_a(&d, HALF);
     let out = run(&r, CommandKind::StartReplication).await;
     assert!(out.ok, "{}", out.detail);
     assert_eq!(
@@ -321,7 +318,7 @@ async fn the_window_outlives_a_restart_of_the_agent() {
     let out = run(&r, CommandKind::StopReplication).await;
     assert!(out.ok, "{}", out.detail);
     drop(r);
-    let r = site_a(&d, conf);
+    let r = site_a(&d, HALF);
     let out = run(&r, CommandKind::StartReplication).await;
     eventually(PATIENCE, "held again after the second restart", || {
         status(&r).guard.is_some()
