@@ -55,16 +55,18 @@ async fn wait_answer(
 /// Waits until a request to `url` is answered by `want` (the frontend has
 /// its first route), asking every 50 ms.
 async fn wait_serving(url: &str, want: &str, limit: Duration) -> anyhow::Result<()> {
+    let timeout = Duration::from_millis(250);
     let http = reqwest::Client::builder()
         .no_proxy()
-        .timeout(Duration::from_millis(250))
+        .timeout(timeout)
         .build()?;
     let deadline = Instant::now() + limit;
     loop {
-        if let Ok(r) = http.get(url).send().await {
-            if r.text().await.is_ok_and(|b| b.trim() == want) {
-                return Ok(());
-            }
+        if probe::ask(&http, url, timeout)
+            .await
+            .is_ok_and(|b| b == want)
+        {
+            return Ok(());
         }
         if Instant::now() >= deadline {
             bail!(

@@ -133,6 +133,30 @@ pub(crate) enum ProbeEvent {
 }
 
 /// The probe loop, usable from the demo: runs until `stop` or `duration`.
+/// One HTTP request of a probe: the answer's body (trimmed, its first 64
+/// characters: which site answered), or what went wrong in words.
+/// `timeout` is the client's, for the message.
+pub(crate) async fn ask(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    match http.get(url).send().await {
+        Ok(r) if r.status().is_success() => match r.text().await {
+            Ok(b) => Ok(b.trim().chars().take(64).collect()),
+            Err(e) => Err(format!("body: {e}")),
+        },
+        Ok(r) => Err(format!("status {}", r.status().as_u16())),
+        Err(e) => Err(if e.is_timeout() {
+            format!("timed out after {}ms", timeout.as_millis())
+        } else if e.is_connect() {
+            "connection failed".to_string()
+        } else {
+            "request failed".to_string()
+        }),
+    }
+}
+
 pub(crate) async fn run(
     target: &str,
     interval: Duration,
@@ -204,20 +228,7 @@ pub(crate) async fn run(
                     }
                 }
             }
-            Target::Http(url) => match http.get(url).send().await {
-                Ok(r) if r.status().is_success() => match r.text().await {
-                    Ok(b) => Ok(Some(b.trim().chars().take(64).collect())),
-                    Err(e) => Err(format!("body: {e}")),
-                },
-                Ok(r) => Err(format!("status {}", r.status().as_u16())),
-                Err(e) => Err(if e.is_timeout() {
-                    format!("timed out after {}ms", timeout.as_millis())
-                } else if e.is_connect() {
-                    "connection failed".to_string()
-                } else {
-                    "request failed".to_string()
-                }),
-            },
+            Target::Http(url) => ask(&http, url, timeout).await.map(Some),
         };
         rep.attempts += 1;
         match result {

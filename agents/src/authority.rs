@@ -300,6 +300,11 @@ mod tests {
         let e = a.admit(&cmd(3, CommandKind::Journal, "b")).unwrap_err();
         assert!(e.contains("addressed to site"), "{e}");
         a.admit(&cmd(3, CommandKind::Journal, "a")).unwrap();
+        // The release of a held mass-delete guard is an order too: a
+        // deposed leader's late `clear` (older epoch) lets nothing go.
+        let e = a.admit(&cmd(2, CommandKind::Clear, "a")).unwrap_err();
+        assert!(e.contains("stale or replayed"), "{e}");
+        a.admit(&cmd(3, CommandKind::Clear, "a")).unwrap();
     }
 
     #[test]

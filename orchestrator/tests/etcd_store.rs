@@ -114,7 +114,7 @@ fn start_etcd(bin: &std::path::Path, flags: &[String], scheme: &str) -> Option<E
         assert!(t.elapsed() < Duration::from_secs(20), "etcd did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Still up, and still the one listening, a moment later.
+    // Still up, and still answering, a moment later.
     std::thread::sleep(Duration::from_millis(300));
     if e.child.try_wait().ok().flatten().is_some() || std::net::TcpStream::connect(&addr).is_err() {
         return None;

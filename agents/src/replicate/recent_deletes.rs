@@ -35,12 +35,18 @@ struct Kept {
 }
 
 impl RecentDeletes {
+    /// The `side`'s window kept beside the plan's `manifest`
+    /// (`MANIFEST.push-deletes`, `MANIFEST.resync-deletes`).
+    pub(crate) fn beside(manifest: &Path, side: Side) -> Self {
+        Self::kept_in(beside(manifest, side))
+    }
+
     /// The window kept in `file`: what it holds from the last
     /// [`DELETE_WINDOW`] is counted from now on. A file that cannot be read
     /// or parsed is reported (the window then starts empty, as before this
     /// file existed); a time in the future (the clock stepped back) counts
     /// as now.
-    pub(crate) fn kept_in(file: PathBuf) -> Self {
+    fn kept_in(file: PathBuf) -> Self {
         let mut r = RecentDeletes {
             entries: VecDeque::new(),
             file: None,
@@ -154,12 +160,21 @@ fn write(file: &Path, kept: &Kept) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)
 }
 
-/// The file beside a plan's `manifest` where its window is kept: `what` is
-/// the plan's side (`push`, `resync`), as one site's push and its resync
-/// delete at different places.
-pub(crate) fn beside(manifest: &Path, what: &str) -> PathBuf {
+/// Which of a site's plans keeps the window: its push (or copier) deletes
+/// at the peer, its resync here, so each keeps its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    Push,
+    Resync,
+}
+
+/// The file beside a plan's `manifest` where the `side`'s window is kept.
+fn beside(manifest: &Path, side: Side) -> PathBuf {
     let mut p = manifest.as_os_str().to_owned();
-    p.push(format!(".{what}-deletes"));
+    p.push(match side {
+        Side::Push => ".push-deletes",
+        Side::Resync => ".resync-deletes",
+    });
     PathBuf::from(p)
 }
 
@@ -194,7 +209,10 @@ mod tests {
     fn the_window_is_kept_in_its_file_across_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         // In a directory not made yet (the manifest's, before its first save).
-        let file = beside(&dir.path().join("state/data.warden-manifest.json"), "push");
+        let file = beside(
+            &dir.path().join("state/data.warden-manifest.json"),
+            Side::Push,
+        );
         assert!(file.ends_with("state/data.warden-manifest.json.push-deletes"));
         let now = Instant::now();
         let mut r = RecentDeletes::kept_in(file.clone());

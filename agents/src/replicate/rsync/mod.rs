@@ -87,7 +87,7 @@ use warden_config::secret::Secret;
 
 use super::guard::{DeleteGuard, GuardHold, RecentDeletes};
 use super::manifest::{escape_name, Item, Listing, Manifest, Stamp, Stamps, DIR};
-use super::recent_deletes::beside;
+use super::recent_deletes::Side;
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
@@ -212,7 +212,7 @@ impl RsyncReplicator {
         let recent_deletes = settings
             .manifest
             .as_deref()
-            .map(|m| RecentDeletes::kept_in(beside(m, "push")))
+            .map(|m| RecentDeletes::beside(m, Side::Push))
             .unwrap_or_default();
         RsyncReplicator {
             shared: Arc::new(Shared {

@@ -64,7 +64,7 @@ use crate::replicate::manifest::{
     escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
     Listing, Manifest, Stamps,
 };
-use crate::replicate::recent_deletes::beside;
+use crate::replicate::recent_deletes::Side;
 use crate::replicate::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
 };
@@ -110,7 +110,7 @@ impl RsyncResyncer {
             })?;
         let quarantine = settings.quarantine_dir();
         // The guard's window kept beside the manifest.
-        let recent = RecentDeletes::kept_in(beside(&manifest, "resync"));
+        let recent = RecentDeletes::beside(&manifest, Side::Resync);
         Ok(RsyncResyncer {
             settings,
             manifest: HeldManifest::of(manifest),

@@ -8,6 +8,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use crate::replicate::guard::{DeleteGuard, RecentDeletes};
+use crate::replicate::recent_deletes::Side;
 
 /// Where the mass-delete guard stands for one replicator or resyncer.
 #[derive(Debug, Default)]
@@ -24,11 +25,11 @@ pub(crate) struct GuardState {
 }
 
 impl GuardState {
-    /// A guard whose window of recent deletions is kept in `file`
-    /// ([`RecentDeletes::kept_in`]).
-    pub(crate) fn kept_in(file: std::path::PathBuf) -> Self {
+    /// A guard whose window of recent deletions is the `side`'s, kept
+    /// beside the plan's `manifest` ([`RecentDeletes::beside`]).
+    pub(crate) fn beside(manifest: &std::path::Path, side: Side) -> Self {
         GuardState {
-            recent: RecentDeletes::kept_in(file),
+            recent: RecentDeletes::beside(manifest, side),
             ..GuardState::default()
         }
     }

@@ -79,7 +79,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::guard::DeleteGuard;
-use super::recent_deletes::beside;
+use super::recent_deletes::Side;
 use super::{
     Difference, DifferenceKind, Item, Listing, Manifest, Progress, Replicator, ResyncReport,
 };
@@ -411,7 +411,7 @@ impl SwiftReplicator {
         let src = SwiftClient::new(settings.source.clone())?;
         let dst = SwiftClient::new(settings.destination.clone())?;
         // The guard's window kept beside the manifest.
-        let guard = GuardState::kept_in(beside(&settings.manifest, "push"));
+        let guard = GuardState::beside(&settings.manifest, Side::Push);
         Ok(SwiftReplicator {
             shared: Arc::new(Shared {
                 settings,

@@ -38,7 +38,7 @@ use super::{
     note_refused, parse_version, quarantine_container, split_name, version, GuardState,
 };
 use crate::replicate::guard::DeleteGuard;
-use crate::replicate::recent_deletes::beside;
+use crate::replicate::recent_deletes::Side;
 use crate::replicate::{
     classify, Difference, DifferenceKind, DivergentItem, DivergentPolicy, Item, Listing, Manifest,
     PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
@@ -110,7 +110,7 @@ impl SwiftResyncer {
         let here = SwiftClient::new(settings.here.clone())?;
         let peer = SwiftClient::new(settings.peer.clone())?;
         // The guard's window kept beside the manifest.
-        let guard = GuardState::kept_in(beside(&settings.manifest, "resync"));
+        let guard = GuardState::beside(&settings.manifest, Side::Resync);
         Ok(SwiftResyncer {
             settings,
             here,
