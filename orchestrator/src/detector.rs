@@ -317,37 +317,66 @@ impl Detector {
             .map_or(self.cfg.interval, |m| m.min(self.cfg.interval))
     }
 
-    /// The next agent that will turn *silent* (its last report one and a
-    /// half report intervals old) unless it reports first, and when: only
+    /// When the next agent turns *silent* (its last report one and a half
+    /// report intervals old) after `after`, unless it reports first: only
     /// agents already *overdue* — their last report older than their
-    /// interval and an eighth, so a report is missing, not just late by
-    /// jitter — and not in a down streak. A prompt round at that moment can
-    /// start the streak of a whole-site loss at once. In steady state no
-    /// agent is overdue, and the scan compares only times for the others
-    /// (it runs several times a round: call it at least every quarter of
-    /// the shortest report interval).
-    pub fn next_silence(&self, ev: &Evidence, now: Instant) -> Option<(Instant, String)> {
-        if self.agentless {
-            return None;
-        }
-        let shortest = self.shortest_report_interval();
+    /// interval and an eighth at `now`, so a report is missing, not just
+    /// late by jitter — and not in a down streak. A prompt round at that
+    /// moment can start the streak of a whole-site loss at once. In steady
+    /// state no agent is overdue, and the scan compares only times for the
+    /// others (it runs several times a round: call it at least every
+    /// quarter of the shortest report interval). `after` is when silences
+    /// were last judged: a deadline passed since then is returned too (it
+    /// is due now).
+    pub fn next_silence(&self, ev: &Evidence, after: Instant, now: Instant) -> Option<Instant> {
+        self.overdue(ev, now)
+            .filter(|(deadline, _)| *deadline > after)
+            .fold(None, |next: Option<Instant>, (deadline, site)| {
+                // The time first: the site look-up only for an earlier one.
+                if next.is_none_or(|n| deadline < n) && self.wants_prompt(site) {
+                    Some(deadline)
+                } else {
+                    next
+                }
+            })
+    }
+
+    /// The agents that turned silent after `after` and by `now` (see
+    /// [`Detector::next_silence`]), for one prompt round: however many
+    /// agents fall silent at once (a site with all its agents lost, or
+    /// every report delayed by an overloaded path), they cost one scan and
+    /// one round, not one of each per agent.
+    pub fn silent_between(&self, ev: &Evidence, after: Instant, now: Instant) -> Vec<String> {
+        self.overdue(ev, now)
+            .filter(|(deadline, site)| {
+                *deadline > after && *deadline <= now && self.wants_prompt(site)
+            })
+            .map(|(_, site)| site.clone())
+            .collect()
+    }
+
+    /// Each overdue agent's site with its silence deadline (time
+    /// comparisons only, no look-up among the sites).
+    fn overdue<'a>(
+        &'a self,
+        ev: &'a Evidence,
+        now: Instant,
+    ) -> impl Iterator<Item = (Instant, &'a String)> + 'a {
         let overdue = |i: Duration| i.saturating_add(i / 8);
-        let skip = overdue(shortest);
-        let mut next: Option<(Instant, &String)> = None;
-        for (site, (at, _)) in &ev.reports {
-            let age = now.saturating_duration_since(*at);
-            if age <= skip || age <= overdue(self.report_interval(site)) {
-                continue;
-            }
-            let deadline = *at + self.silent_after(site) + Duration::from_millis(1);
-            if deadline <= now || next.is_some_and(|(d, _)| d <= deadline) {
-                continue;
-            }
-            if self.wants_prompt(site) {
-                next = Some((deadline, site));
-            }
-        }
-        next.map(|(d, s)| (d, s.clone()))
+        let skip = overdue(self.shortest_report_interval());
+        ev.reports
+            .iter()
+            .filter(move |_| !self.agentless)
+            .filter_map(move |(site, (at, _))| {
+                let age = now.saturating_duration_since(*at);
+                if age <= skip || age <= overdue(self.report_interval(site)) {
+                    return None;
+                }
+                Some((
+                    *at + self.silent_after(site) + Duration::from_millis(1),
+                    site,
+                ))
+            })
     }
 
     /// A *prompt* round (DESIGN §3): evaluated as soon as bad evidence

@@ -556,27 +556,34 @@ async fn next_silence_is_one_and_a_half_report_intervals_after_the_last_report()
     w.feed(Some(true), true, Some(true), true, true);
     let heard = Instant::now();
     w.round();
-    assert_eq!(
-        w.det.next_silence(&w.ev, Instant::now()),
-        None,
-        "nobody is overdue"
-    );
+    let judged = Instant::now();
+    let next = |w: &World| w.det.next_silence(&w.ev, judged, Instant::now());
+    assert_eq!(next(&w), None, "nobody is overdue");
     tokio::time::advance(Duration::from_millis(100)).await;
     w.ev.insert_report(Instant::now(), report("b", true, &[("a", true)]));
     // 270 ms: a's report is late, within jitter (an eighth of 250 ms).
     tokio::time::advance(Duration::from_millis(170)).await;
-    assert_eq!(w.det.next_silence(&w.ev, Instant::now()), None);
+    assert_eq!(next(&w), None);
     // 290 ms: a missed its report; b did not.
     tokio::time::advance(Duration::from_millis(20)).await;
-    let (due, site) = w.det.next_silence(&w.ev, Instant::now()).unwrap();
-    assert_eq!(
-        (due, site.as_str()),
-        (heard + Duration::from_millis(376), "a")
+    let due = next(&w).unwrap();
+    assert_eq!(due, heard + Duration::from_millis(376));
+    assert!(
+        w.det
+            .silent_between(&w.ev, judged, Instant::now())
+            .is_empty(),
+        "not silent yet"
     );
     // The whole site is gone: at that moment every outside view fails.
     w.feed(None, false, Some(false), true, true);
     tokio::time::sleep_until(due).await;
-    let r = w.det.prompt_round(&w.ev, Instant::now(), [&site]);
+    let silent = w.det.silent_between(&w.ev, judged, Instant::now());
+    assert_eq!(silent, ["a"]);
+    // A deadline passed and not judged yet is due at once.
+    tokio::time::advance(Duration::from_millis(5)).await;
+    assert_eq!(next(&w), Some(due), "still due: judged before it");
+    let r = w.det.prompt_round(&w.ev, Instant::now(), &silent);
+    let judged = Instant::now();
     assert_eq!(r.sites.len(), 1, "only the silent site is judged");
     let a = World::a(&r);
     assert!(
@@ -585,10 +592,50 @@ async fn next_silence_is_one_and_a_half_report_intervals_after_the_last_report()
         a.verdict
     );
     // In a streak: its silence no longer wakes anyone; b is not overdue.
-    assert_eq!(w.det.next_silence(&w.ev, Instant::now()), None);
+    assert_eq!(w.det.next_silence(&w.ev, judged, Instant::now()), None);
     tokio::time::advance(Duration::from_millis(200)).await;
-    let (_, site) = w.det.next_silence(&w.ev, Instant::now()).unwrap();
-    assert_eq!(site, "b", "b missed its report now");
+    let due = w.det.next_silence(&w.ev, judged, Instant::now()).unwrap();
+    tokio::time::sleep_until(due).await;
+    assert_eq!(
+        w.det.silent_between(&w.ev, judged, Instant::now()),
+        ["b"],
+        "b missed its report now"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn agents_falling_silent_together_are_judged_in_one_batch() {
+    // 100 sites whose agents report a millisecond apart, then all stop:
+    // one scan gives every agent silent by then, none twice.
+    let names: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+    let det = Detector::new(cfg(), names.clone());
+    let mut ev = Evidence::default();
+    let start = Instant::now();
+    for n in &names {
+        ev.insert_report(Instant::now(), report(n, true, &[]));
+        tokio::time::advance(Duration::from_millis(1)).await;
+    }
+    let judged = Instant::now();
+    // Nobody overdue yet (the last report 1 ms old, the first 100 ms).
+    assert_eq!(det.next_silence(&ev, judged, Instant::now()), None);
+    tokio::time::advance(Duration::from_millis(200)).await;
+    // The first silence: the first agent's report 376 ms old.
+    let first = det.next_silence(&ev, judged, Instant::now()).unwrap();
+    assert_eq!(first, start + Duration::from_millis(376));
+    tokio::time::sleep_until(first).await;
+    // 31 ms later (an eighth of the interval apart): every agent silent by then.
+    tokio::time::advance(Duration::from_millis(31)).await;
+    let now = Instant::now();
+    let batch = det.silent_between(&ev, judged, now);
+    assert_eq!(batch.len(), 32, "s0 … s31: {batch:?}");
+    let after = det.silent_between(&ev, now, now + Duration::from_millis(10));
+    assert_eq!(after.len(), 10, "the next ten, not the batch again");
+    assert!(after.iter().all(|s| !batch.contains(s)));
+    assert_eq!(
+        det.next_silence(&ev, now, now),
+        Some(start + Duration::from_millis(376 + 32)),
+        "the next deadline is the first one after the batch"
+    );
 }
 
 #[tokio::test(start_paused = true)]
