@@ -20,6 +20,8 @@ pub struct Metrics {
     /// Time of one regular detection round (every site judged, every
     /// group's decision looked at), under the state lock.
     pub round_seconds: Histogram,
+    /// Prompt rounds run between the regular ones (bad evidence, silent agents).
+    pub prompt_rounds: Counter,
     pub events: Counter,
     pub runbooks: Counter,
     /// RTO of the last finished runbook, seconds.
@@ -50,6 +52,7 @@ impl Metrics {
         let round_seconds =
             Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5]);
         let events = Counter::default();
+        let prompt_rounds = Counter::default();
         let runbooks = Counter::default();
         let last_rto_seconds = Gauge::<f64, AtomicU64>::default();
         let alerts = Gauge::default();
@@ -93,6 +96,11 @@ impl Metrics {
             "Time of one regular detection round (reports wait for it)",
             round_seconds.clone(),
         );
+        registry.register(
+            "prompt_rounds",
+            "Prompt detection rounds (bad evidence or agents turning silent between regular rounds)",
+            prompt_rounds.clone(),
+        );
         registry.register("events", "Events recorded", events.clone());
         registry.register("runbooks_finished", "Runbooks finished", runbooks.clone());
         registry.register(
@@ -106,6 +114,7 @@ impl Metrics {
             alerts.clone(),
         );
         Metrics {
+            prompt_rounds,
             leader,
             etcd_up,
             dropped_outcomes,

@@ -129,7 +129,11 @@ impl Shared {
                     last_silence = Some(now);
                 }
             }
-            if !sites.is_empty() && self.detect_prompt(&sites) {
+            if sites.is_empty() {
+                continue;
+            }
+            self.metrics().prompt_rounds.inc();
+            if self.detect_prompt(&sites) {
                 next_tick = Instant::now() + interval;
             }
         }

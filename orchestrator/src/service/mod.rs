@@ -70,6 +70,8 @@ mod replay;
 mod replication;
 mod runbooks;
 #[cfg(test)]
+mod silence_tests;
+#[cfg(test)]
 mod tests;
 mod views;
 

@@ -1,0 +1,139 @@
+//! The detection loop when many agents fall silent together (a large site
+//! lost, or every report delayed by an overloaded path): a few prompt
+//! rounds, each taking every agent silent by then — not a wake, a scan and
+//! a round per agent, which made an orchestrator of 20,000 sites spend a
+//! core on its own loop and fall further behind (BENCHMARKS.md, "Load").
+
+use std::fmt::Write as _;
+
+use super::tests::FakeRoute;
+use super::*;
+use crate::store::MemStore;
+use warden_proto::agent::{CheckResult, PeerProbe};
+use warden_strategies::Strategy;
+
+const GROUPS: usize = 100;
+
+fn check() -> CheckResult {
+    CheckResult {
+        name: "web".into(),
+        ok: true,
+        critical: true,
+        detail: "status 200".into(),
+        elapsed_ms: 1,
+    }
+}
+
+/// `GROUPS` groups of two sites (s0, s1, …), each site with its own agent token.
+fn service() -> (Arc<Shared>, std::path::PathBuf) {
+    let dir = super::tests::test_dir(false, 1);
+    let d = dir.display();
+    let mut text = format!(
+        r#"[orchestrator]
+listen = "127.0.0.1:0"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+[detection]
+interval = "250ms"
+fall = 3
+rise = 3
+hold_down = "2s"
+agent_timeout = "1s"
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+"#
+    );
+    for i in 0..2 * GROUPS {
+        let token = dir.join(format!("s{i}"));
+        std::fs::write(&token, format!("agent-s{i}-secret")).unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        writeln!(
+            text,
+            "[sites.s{i}]\nagent_token = {{ file = \"{d}/s{i}\" }}"
+        )
+        .unwrap();
+    }
+    let mut strategies = BTreeMap::new();
+    for g in 0..GROUPS {
+        let (a, b) = (2 * g, 2 * g + 1);
+        writeln!(
+            text,
+            "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\nautomatic = false\n\
+             [groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\n\
+             backends = {{ s{a} = \"127.0.0.1:1\", s{b} = \"127.0.0.1:2\" }}"
+        )
+        .unwrap();
+        strategies.insert(
+            format!("g{g}"),
+            crate::routing::Routing::Single(Arc::new(FakeRoute::default()) as Arc<dyn Strategy>),
+        );
+    }
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
+    let settings =
+        crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
+    let shared = Shared::new(
+        settings,
+        Arc::new(MemStore::default()),
+        CancellationToken::new(),
+    )
+    .expect("shared");
+    tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
+    (shared, dir)
+}
+
+async fn step(ms: u64) {
+    tokio::time::advance(Duration::from_millis(ms)).await;
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() {
+    let (s, dir) = service();
+    let stop = CancellationToken::new();
+    let detection = tokio::spawn(s.clone().detection_loop(stop.clone()));
+    // Every agent reports once, a millisecond apart (each sees its peer
+    // healthy), then none reports again: their silences come a
+    // millisecond apart too, 376 ms after each report.
+    for i in 0..2 * GROUPS {
+        s.accept_report(AgentReport {
+            site: format!("s{i}"),
+            seq: 1,
+            started_unix_ms: 0,
+            boot: String::new(),
+            checks: vec![check()],
+            peers: vec![PeerProbe {
+                site: format!("s{}", i ^ 1),
+                results: vec![check()],
+                age_ms: 0,
+            }],
+            outcomes: vec![],
+            replication: vec![],
+            authority: vec![],
+        });
+        step(1).await;
+    }
+    let before = s.metrics().prompt_rounds.get();
+    // Past every agent's silence: 200 deadlines over 200 ms.
+    for _ in 0..400 {
+        step(1).await;
+    }
+    let prompt = s.metrics().prompt_rounds.get() - before;
+    assert!(
+        prompt >= 1,
+        "the silences were noticed between the regular rounds"
+    );
+    // One silence wake per eighth of the 250 ms interval at most: about
+    // 200 / 31 over the deadlines' 200 ms.
+    assert!(
+        prompt <= 12,
+        "{prompt} prompt rounds for {} agents falling silent within 200 ms",
+        2 * GROUPS
+    );
+    stop.cancel();
+    detection.await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
