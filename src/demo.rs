@@ -52,10 +52,13 @@ async fn wait_answer(
     }
 }
 
+/// The simulated user's request timeout (its requests every 50 ms).
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(250);
+
 /// Waits until a request to `url` is answered by `want` (the frontend has
 /// its first route), asking every 50 ms.
 async fn wait_serving(url: &str, want: &str, limit: Duration) -> anyhow::Result<()> {
-    let timeout = Duration::from_millis(250);
+    let timeout = CLIENT_TIMEOUT;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(timeout)
@@ -267,7 +270,7 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
             probe::run(
                 &url,
                 Duration::from_millis(50),
-                Some(Duration::from_millis(250)),
+                Some(CLIENT_TIMEOUT),
                 None,
                 None,
                 stop,
@@ -332,10 +335,14 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
     tokio::time::sleep(Duration::from_millis(500)).await;
     probe_stop.cancel();
     let rep = probe_task.await?.map_err(|e| anyhow!(e))?;
+    // An outage belongs to the fault its first failed request may have
+    // seen: one still in flight at the kill (started up to a client
+    // timeout before it) is the failover's.
+    let timeout_ms = CLIENT_TIMEOUT.as_millis() as u64;
     let outage_between = |a: u64, b: u64| -> u64 {
         rep.outages
             .iter()
-            .filter(|o| o.start_ms >= a && o.start_ms < b)
+            .filter(|o| o.start_ms + timeout_ms > a && o.start_ms + timeout_ms <= b)
             .map(|o| o.duration_ms)
             .sum()
     };
@@ -344,6 +351,7 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
     let report = json!({
         "failover": { "killed_at_ms": kill_ms, "client_outage_ms": fo_out, "rto_ms": fo["rto_ms"], "runbook": fo },
         "failback": { "restored_at_ms": restore_ms, "client_outage_ms": fb_out, "duration_ms": fb["finished_unix_ms"].as_u64().unwrap_or(0).saturating_sub(fb["started_unix_ms"].as_u64().unwrap_or(0)), "runbook": fb },
+        "client_timeout_ms": timeout_ms,
         "probe": rep,
         "events": all_events,
     });
