@@ -414,7 +414,7 @@ fn main() -> Result<()> {
     let errors = Arc::new(AtomicU64::new(0));
     let tokens = Arc::new(tokens);
     let warmup = Duration::from_secs(5);
-    let (cpu0, rss_before, measured, etcd_rate, generator_ticks) = rt.block_on(async {
+    let (cpu0, rss_before, measured, etcd_rate, generator_ticks, m0_unix_ms) = rt.block_on(async {
         let start = Instant::now();
         let end = start + warmup + duration;
         let workers = 64usize;
@@ -464,6 +464,9 @@ fn main() -> Result<()> {
         let own0 = proc_cpu_ticks(std::process::id()).unwrap_or(0);
         let rss_before = proc_rss_kb(pid).unwrap_or(0);
         let m0 = Instant::now();
+        let m0_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         for t in tasks {
             let _ = t.await;
         }
@@ -471,7 +474,7 @@ fn main() -> Result<()> {
         let own = proc_cpu_ticks(std::process::id()).unwrap_or(0) - own0;
         let w1 = etcd_proposals(&client, etcd_url.as_deref()).await;
         let rate = w0.zip(w1).map(|(a, b)| (b - a) / measured.as_secs_f64());
-        (cpu0, rss_before, measured, rate, own)
+        (cpu0, rss_before, measured, rate, own, m0_unix_ms)
     });
     // The frontend served the whole run (a frontend that died would make
     // every reconciliation fail fast: not the load this bench measures).
@@ -493,6 +496,10 @@ fn main() -> Result<()> {
             .text()
             .await
     })?;
+    // What the orchestrator recorded during the measured window: with every
+    // agent healthy and on time, nothing (an overloaded orchestrator sees
+    // agents late and stale, and says so).
+    let window_events = rt.block_on(events_since(&client, &base, m0_unix_ms))?;
     let mut l = lat.lock().unwrap().clone();
     l.sort_unstable();
     let cpu_pct = (cpu1 - cpu0) as f64 / 100.0 / measured.as_secs_f64() * 100.0;
@@ -544,6 +551,18 @@ fn main() -> Result<()> {
         "| orchestrator RSS (MB) | {:.1} (after warm-up {:.1}) | <= 512 |",
         rss as f64 / 1024.0,
         rss_before as f64 / 1024.0
+    );
+    println!(
+        "| events recorded in the measured window (by kind) | {} | none |",
+        if window_events.is_empty() {
+            "none".to_string()
+        } else {
+            window_events
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
     );
     println!(
         "| report round trip p50 / p99 / max (ms) | {:.2} / {:.2} / {:.2} | p99 <= 5 |",
@@ -609,4 +628,38 @@ async fn etcd_proposals(client: &reqwest::Client, url: Option<&str>) -> Option<f
     text.lines()
         .find(|l| l.starts_with("etcd_server_proposals_committed_total "))
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
+}
+
+/// The kinds of the events recorded at or after `since_unix_ms`, counted
+/// (every page of `/v1/events`).
+async fn events_since(
+    client: &reqwest::Client,
+    base: &str,
+    since_unix_ms: u64,
+) -> Result<BTreeMap<String, u64>> {
+    let mut kinds = BTreeMap::new();
+    let mut after = 0u64;
+    loop {
+        let page: Vec<serde_json::Value> = client
+            .get(format!("{base}/v1/events?after={after}&limit=10000"))
+            .bearer_auth("operator-token-load")
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let Some(last) = page.last().and_then(|e| e["id"].as_u64()) else {
+            return Ok(kinds);
+        };
+        for e in &page {
+            if e["time_unix_ms"].as_u64().unwrap_or(0) >= since_unix_ms {
+                let kind = e["kind"].as_str().unwrap_or("?").to_string();
+                *kinds.entry(kind).or_insert(0) += 1;
+            }
+        }
+        if last <= after {
+            return Ok(kinds);
+        }
+        after = last;
+    }
 }
