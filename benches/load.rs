@@ -141,13 +141,13 @@ impl RawConn {
     async fn exchange(&mut self, path: &str, token: &str, body: &str) -> Result<(u16, bool)> {
         use std::io::Write as _;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        if self.stream.is_none() {
-            let s = tokio::net::TcpStream::connect(self.addr).await?;
-            s.set_nodelay(true)?;
-            self.stream = Some(s);
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            bail!("no connection");
+        let stream = match self.stream.take() {
+            Some(s) => self.stream.insert(s),
+            None => {
+                let s = tokio::net::TcpStream::connect(self.addr).await?;
+                s.set_nodelay(true)?;
+                self.stream.insert(s)
+            }
         };
         self.request.clear();
         write!(

@@ -356,7 +356,8 @@ impl Detector {
     }
 
     /// Each overdue agent's site with its silence deadline (time
-    /// comparisons only, no look-up among the sites).
+    /// comparisons only, no look-up among the sites); none for a detector
+    /// without agents.
     fn overdue<'a>(
         &'a self,
         ev: &'a Evidence,
@@ -364,9 +365,10 @@ impl Detector {
     ) -> impl Iterator<Item = (Instant, &'a String)> + 'a {
         let overdue = |i: Duration| i.saturating_add(i / 8);
         let skip = overdue(self.shortest_report_interval());
-        ev.reports
-            .iter()
-            .filter(move |_| !self.agentless)
+        let reports = (!self.agentless).then(|| ev.reports.iter());
+        reports
+            .into_iter()
+            .flatten()
             .filter_map(move |(site, (at, _))| {
                 let age = now.saturating_duration_since(*at);
                 if age <= skip || age <= overdue(self.report_interval(site)) {

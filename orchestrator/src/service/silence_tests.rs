@@ -6,44 +6,23 @@
 
 use std::fmt::Write as _;
 
-use super::tests::FakeRoute;
+use super::tests::{check, config_head, start_from, test_dir};
 use super::*;
 use crate::store::MemStore;
-use warden_proto::agent::{CheckResult, PeerProbe};
-use warden_strategies::Strategy;
+use warden_proto::agent::PeerProbe;
 
 const GROUPS: usize = 100;
 
-fn check() -> CheckResult {
-    CheckResult {
-        name: "web".into(),
-        ok: true,
-        critical: true,
-        detail: "status 200".into(),
-        elapsed_ms: 1,
-    }
-}
-
 /// `GROUPS` groups of two sites (s0, s1, …), each site with its own agent token.
 fn service() -> (Arc<Shared>, std::path::PathBuf) {
-    let dir = super::tests::test_dir(false, 1);
+    let dir = test_dir(false, 1);
     let d = dir.display();
-    let mut text = format!(
-        r#"[orchestrator]
-listen = "127.0.0.1:0"
-data_dir = "{d}/data"
-operator_token = {{ file = "{d}/op" }}
-[detection]
-interval = "250ms"
-fall = 3
-rise = 3
-hold_down = "2s"
-agent_timeout = "1s"
-[frontends.fe1]
-control = "127.0.0.1:1"
-token = {{ file = "{d}/fe" }}
-"#
-    );
+    let mut text = config_head(&dir, 1, "");
+    writeln!(
+        text,
+        "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"\ntoken = {{ file = \"{d}/fe\" }}"
+    )
+    .unwrap();
     for i in 0..2 * GROUPS {
         let token = dir.join(format!("s{i}"));
         std::fs::write(&token, format!("agent-s{i}-secret")).unwrap();
@@ -55,7 +34,6 @@ token = {{ file = "{d}/fe" }}
         )
         .unwrap();
     }
-    let mut strategies = BTreeMap::new();
     for g in 0..GROUPS {
         let (a, b) = (2 * g, 2 * g + 1);
         writeln!(
@@ -65,21 +43,8 @@ token = {{ file = "{d}/fe" }}
              backends = {{ s{a} = \"127.0.0.1:1\", s{b} = \"127.0.0.1:2\" }}"
         )
         .unwrap();
-        strategies.insert(
-            format!("g{g}"),
-            crate::routing::Routing::Single(Arc::new(FakeRoute::default()) as Arc<dyn Strategy>),
-        );
     }
-    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
-    let settings =
-        crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
-    let shared = Shared::new(
-        settings,
-        Arc::new(MemStore::default()),
-        CancellationToken::new(),
-    )
-    .expect("shared");
-    tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
+    let (shared, _) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
     (shared, dir)
 }
 
@@ -104,10 +69,10 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
             seq: 1,
             started_unix_ms: 0,
             boot: String::new(),
-            checks: vec![check()],
+            checks: vec![check(true)],
             peers: vec![PeerProbe {
                 site: format!("s{}", i ^ 1),
-                results: vec![check()],
+                results: vec![check(true)],
                 age_ms: 0,
             }],
             outcomes: vec![],

@@ -87,10 +87,11 @@ pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> std::path::PathBu
     dir
 }
 
-/// The test config: sites a and b, group web on a fake frontend.
-pub(super) fn config_text(
+/// The `[orchestrator]` and `[detection]` sections of the test configs
+/// (interval 250 ms, fall 3, rise 3, agent_timeout 1 s; the token files of
+/// [`test_dir`]).
+pub(super) fn config_head(
     dir: &std::path::Path,
-    automatic: bool,
     max_failovers: u32,
     orchestrator_extra: &str,
 ) -> String {
@@ -109,7 +110,21 @@ hold_down = "2s"
 agent_timeout = "1s"
 max_failovers = {max_failovers}
 failover_window = "1h"
-[sites.a]
+"#
+    )
+}
+
+/// The test config: sites a and b, group web on a fake frontend.
+pub(super) fn config_text(
+    dir: &std::path::Path,
+    automatic: bool,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+) -> String {
+    let d = dir.display();
+    let head = config_head(dir, max_failovers, orchestrator_extra);
+    format!(
+        r#"{head}[sites.a]
 agent_token = {{ file = "{d}/a" }}
 [sites.b]
 agent_token = {{ file = "{d}/b" }}
@@ -143,8 +158,9 @@ pub(super) fn setup_with(
     (shared, fake, dir)
 }
 
-/// The service on config `text` (token files in `dir`), with a fake route;
-/// the loader's error if it refuses the text.
+/// The service on config `text` (token files in `dir`), every group on a
+/// fake route of its own; group web's is returned. The loader's error if
+/// it refuses the text.
 pub(super) fn start_from(
     text: &str,
     dir: &std::path::Path,
@@ -152,11 +168,21 @@ pub(super) fn start_from(
 ) -> Result<(Arc<Shared>, Arc<FakeRoute>), warden_config::ConfigError> {
     let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let fake = Arc::new(FakeRoute::default());
-    let strategies: BTreeMap<String, crate::routing::Routing> = [(
-        "web".to_string(),
-        crate::routing::Routing::Single(fake.clone() as Arc<dyn Strategy>),
-    )]
-    .into();
+    let strategies: BTreeMap<String, crate::routing::Routing> = cfg
+        .groups
+        .keys()
+        .map(|name| {
+            let route = if name == "web" {
+                fake.clone()
+            } else {
+                Arc::new(FakeRoute::default())
+            };
+            (
+                name.clone(),
+                crate::routing::Routing::Single(route as Arc<dyn Strategy>),
+            )
+        })
+        .collect();
     let settings =
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
     let shared = Shared::new(settings, store, CancellationToken::new()).expect("shared");
@@ -164,7 +190,7 @@ pub(super) fn start_from(
     Ok((shared, fake))
 }
 
-fn check(ok: bool) -> CheckResult {
+pub(super) fn check(ok: bool) -> CheckResult {
     CheckResult {
         name: "web".into(),
         ok,
