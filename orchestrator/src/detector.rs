@@ -5,8 +5,10 @@
 //! Pure logic over [`Evidence`] and a `now`: no I/O, no clock of its own, so
 //! every rule is unit-tested on paused tokio time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+use foldhash::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -17,13 +19,15 @@ use warden_proto::agent::{AgentReport, CheckResult};
 #[derive(Debug, Default, Clone)]
 pub struct Evidence {
     /// Last report of each site's agent: private so every insert keeps `probed_by` in step.
-    /// (Hash maps: looked up by key only, on every report and round.)
+    /// (Hash maps: looked up by key only, on every report and round;
+    /// foldhash, seeded per process like the standard SipHash, at a
+    /// fraction of its cost.)
     reports: HashMap<String, (Instant, AgentReport)>,
     /// The orchestrator's own probes of each site's endpoints.
     pub external: BTreeMap<String, (Instant, Vec<CheckResult>)>,
     /// Which agents have reported probes of a site (probed site → reporters),
     /// so a round costs O(peer views), not O(sites²).
-    probed_by: HashMap<String, std::collections::BTreeSet<String>>,
+    probed_by: HashMap<String, BTreeSet<String>>,
 }
 
 impl Evidence {
@@ -55,10 +59,7 @@ impl Evidence {
     }
 
     /// Record in `probed_by` that `report`'s agent probes each of its peers.
-    fn note_probes(
-        probed_by: &mut HashMap<String, std::collections::BTreeSet<String>>,
-        report: &AgentReport,
-    ) {
+    fn note_probes(probed_by: &mut HashMap<String, BTreeSet<String>>, report: &AgentReport) {
         for p in &report.peers {
             if !probed_by
                 .get(&p.site)
@@ -184,7 +185,7 @@ pub struct Round {
 #[derive(Debug)]
 pub struct Detector {
     cfg: Detection,
-    sites: BTreeMap<String, SiteTrack>,
+    sites: HashMap<String, SiteTrack>,
     /// The keys of `sites`, in order (a round goes over them in parts).
     names: Arc<[String]>,
     isolated: bool,
@@ -197,21 +198,28 @@ pub struct Detector {
     /// [`Detector::with_report_intervals`]: when an agent is *silent*).
     /// (A hash map: looked up for overdue agents several times a round.)
     report_intervals: HashMap<String, Duration>,
+    /// The shortest report interval of any site, and whether every site
+    /// has that one: then no scan or judgment looks a site's up (with
+    /// every report late, each scan would otherwise look up all of them).
+    shortest_interval: Duration,
+    uniform_interval: bool,
 }
 
 impl Detector {
     pub fn new(cfg: Detection, sites: impl IntoIterator<Item = String>) -> Self {
-        let sites: BTreeMap<String, SiteTrack> = sites
-            .into_iter()
-            .map(|s| (s, SiteTrack::default()))
-            .collect();
+        let names: BTreeSet<String> = sites.into_iter().collect();
         Detector {
+            shortest_interval: cfg.interval,
+            uniform_interval: true,
             cfg,
-            names: sites.keys().cloned().collect(),
-            sites,
+            sites: names
+                .iter()
+                .map(|s| (s.clone(), SiteTrack::default()))
+                .collect(),
+            names: names.into_iter().collect(),
             isolated: false,
             agentless: false,
-            report_intervals: HashMap::new(),
+            report_intervals: HashMap::default(),
         }
     }
 
@@ -230,10 +238,24 @@ impl Detector {
         intervals: impl IntoIterator<Item = (String, Duration)>,
     ) -> Self {
         self.report_intervals = intervals.into_iter().collect();
+        // Every site's: its own, or the detection interval without one.
+        let all = || {
+            self.names.iter().map(|s| {
+                self.report_intervals
+                    .get(s)
+                    .copied()
+                    .unwrap_or(self.cfg.interval)
+            })
+        };
+        self.shortest_interval = all().min().unwrap_or(self.cfg.interval);
+        self.uniform_interval = all().all(|i| i == self.shortest_interval);
         self
     }
 
     fn report_interval(&self, site: &str) -> Duration {
+        if self.uniform_interval {
+            return self.shortest_interval;
+        }
         self.report_intervals
             .get(site)
             .copied()
@@ -310,11 +332,7 @@ impl Detector {
     /// The shortest report interval of any site (the scan of
     /// [`Detector::next_silence`] skips every agent heard within it).
     pub fn shortest_report_interval(&self) -> Duration {
-        self.report_intervals
-            .values()
-            .copied()
-            .min()
-            .map_or(self.cfg.interval, |m| m.min(self.cfg.interval))
+        self.shortest_interval
     }
 
     /// When the next agent turns *silent* (its last report one and a half

@@ -742,3 +742,53 @@ fn an_agent_that_changes_its_peers_is_a_view_of_each() {
     assert_eq!(by("a"), ["c", "d"]);
     assert_eq!(by("b"), ["c", "d"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_agent_falls_silent_after_its_own_report_interval() {
+    // a reports every 250 ms (the detection interval), b every second:
+    // each is silent one and a half of its own intervals after its last
+    // report (bounded by agent_timeout, 1 s here); a site without an
+    // interval of its own has the detection interval's.
+    let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let det = Detector::new(cfg(), names.clone()).with_report_intervals([
+        ("a".to_string(), Duration::from_millis(250)),
+        ("b".to_string(), Duration::from_millis(600)),
+    ]);
+    assert_eq!(det.shortest_report_interval(), Duration::from_millis(250));
+    let mut ev = Evidence::default();
+    let start = Instant::now();
+    for n in &names {
+        ev.insert_report(start, report(n, true, &[]));
+    }
+    tokio::time::advance(Duration::from_millis(300)).await;
+    // a and c overdue (their reports 300 ms old > 281 ms); b is not (675 ms).
+    let due = det.next_silence(&ev, start, Instant::now()).unwrap();
+    assert_eq!(due, start + Duration::from_millis(376));
+    tokio::time::sleep_until(due).await;
+    let mut silent = det.silent_between(&ev, start, Instant::now());
+    silent.sort();
+    assert_eq!(silent, ["a", "c"]);
+    // b: 600 ms + 300 ms, + 1 ms.
+    tokio::time::advance(Duration::from_millis(400)).await;
+    let judged = Instant::now();
+    assert_eq!(
+        det.next_silence(&ev, due, judged),
+        Some(start + Duration::from_millis(901))
+    );
+    tokio::time::advance(Duration::from_millis(200)).await;
+    assert_eq!(det.silent_between(&ev, due, Instant::now()), ["b"]);
+
+    // Every site on one interval that is not the detection interval: the
+    // same rule without a look-up per site.
+    let det = Detector::new(cfg(), names.clone()).with_report_intervals(
+        names
+            .iter()
+            .map(|n| (n.clone(), Duration::from_millis(600))),
+    );
+    assert_eq!(det.shortest_report_interval(), Duration::from_millis(600));
+    assert_eq!(
+        det.next_silence(&ev, start, Instant::now()),
+        Some(start + Duration::from_millis(901)),
+        "every agent's deadline is its 600 ms interval's"
+    );
+}

@@ -269,7 +269,7 @@ pub struct Shared {
     /// Held while this process may act (see [`Licence`]).
     licence: Licence,
     /// Site → the groups it belongs to (built once: reports look it up).
-    site_groups: std::collections::HashMap<String, Vec<String>>,
+    site_groups: foldhash::HashMap<String, Vec<String>>,
     /// Every group's name, in order (built once: each round goes over them).
     group_names: Vec<String>,
     /// Group state changes waiting for the store (see [`persist`]).
@@ -386,8 +386,7 @@ impl Shared {
         } else {
             Licence::new(&shutdown)
         };
-        let mut site_groups: std::collections::HashMap<String, Vec<String>> =
-            std::collections::HashMap::new();
+        let mut site_groups: foldhash::HashMap<String, Vec<String>> = foldhash::HashMap::default();
         for (name, g) in &cfg.groups {
             for site in g.site_names() {
                 site_groups.entry(site).or_default().push(name.clone());

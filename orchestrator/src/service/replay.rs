@@ -8,7 +8,9 @@
 //! make up new reports — TLS keeps the token secret; this keeps a captured
 //! report from being played again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::sync::Mutex;
 
 /// Agent processes remembered per site.
