@@ -5,7 +5,7 @@
 //! controllers — instead of "already raised" flags or searching recent events
 //! for the same text.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The last recorded state of every condition, by key.
 #[derive(Debug, Default)]
@@ -42,6 +42,13 @@ impl Recorded {
     /// fine again, whatever went wrong with it before).
     pub fn clear_prefix(&mut self, prefix: &str) {
         self.last.retain(|k, _| !k.starts_with(prefix));
+    }
+
+    /// Forget every condition under `prefix` but those `keep` names (the
+    /// conditions observed in a pass that looked at every one of them).
+    pub fn clear_prefix_except(&mut self, prefix: &str, keep: &BTreeSet<String>) {
+        self.last
+            .retain(|k, _| !k.starts_with(prefix) || keep.contains(k));
     }
 }
 

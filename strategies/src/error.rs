@@ -40,6 +40,18 @@ impl StrategyError {
         matches!(self, StrategyError::Unreachable { .. })
     }
 
+    /// The routing element the error is about (`None`: configuration).
+    pub fn element(&self) -> Option<&str> {
+        match self {
+            StrategyError::StaleEpoch { element, .. }
+            | StrategyError::Unreachable { element, .. }
+            | StrategyError::Rejected { element, .. }
+            | StrategyError::Conflict { element, .. }
+            | StrategyError::Blocked { element, .. } => Some(element),
+            StrategyError::Config(_) => None,
+        }
+    }
+
     /// Whether this is a fencing refusal (a newer or other writer owns the
     /// routing layer): record a fencing event, stop, do not retry.
     pub fn is_fencing(&self) -> bool {

@@ -2,6 +2,8 @@
 //! re-applied on drift; an epoch seen above the group's is recorded, never
 //! silently taken.
 
+use std::collections::BTreeSet;
+
 use super::*;
 
 impl Shared {
@@ -26,6 +28,7 @@ impl Shared {
         // frontend's table is read once for all its groups) is at least as
         // new as the state it is compared with.
         let pass = warden_strategies::ReadPass::new();
+        let mut blind = Blind::default();
         for g in groups {
             if g.phase == Phase::Running {
                 continue;
@@ -54,8 +57,7 @@ impl Shared {
             }
             // Say exactly what was seen: a drift, or nothing at all (the
             // layer could not be read; re-applying is then a precaution,
-            // not a correction).
-            let blind = observed.is_err();
+            // not a correction, said once for the element, see `Blind`).
             let drift = match &observed {
                 Ok(o)
                     if o.site.as_deref() == Some(g.active.as_str())
@@ -77,6 +79,16 @@ impl Shared {
                 Err(e) => Some(format!("cannot observe routing: {e}")),
             };
             let Some(drift) = drift else { continue };
+            let unread = observed
+                .as_ref()
+                .err()
+                .map(|e| blind.element(e.element().unwrap_or(&g.name), &drift));
+            if let Some(b) = &unread {
+                if blind.given_up(b) {
+                    blind.skip(b, &g.name);
+                    continue;
+                }
+            }
             // Re-check that nothing started meanwhile.
             {
                 let st = self.lock();
@@ -96,27 +108,26 @@ impl Shared {
             match strategy.activate(&route, g.epoch).await {
                 Ok(()) => {
                     self.level_cleared(&key);
-                    self.event(
-                        EventKind::Reconciled,
-                        Some(&g.name),
-                        Some(&g.active),
-                        if blind {
-                            format!(
-                                "{drift}; re-applied {} at epoch {} as a precaution (no drift was seen)",
-                                g.active, g.epoch
-                            )
-                        } else {
+                    match &unread {
+                        Some(b) => blind.reapplied(b, &g.name),
+                        None => self.event(
+                            EventKind::Reconciled,
+                            Some(&g.name),
+                            Some(&g.active),
                             format!(
                                 "routing drift corrected: {drift}; re-applied {} at epoch {}",
                                 g.active, g.epoch
-                            )
-                        },
-                        vec![],
-                        None,
-                    )
+                            ),
+                            vec![],
+                            None,
+                        ),
+                    }
                 }
                 Err(e) => {
-                    let what = if blind {
+                    let what = if let Some(b) = &unread {
+                        // The element can be neither read nor written:
+                        // its other groups wait for the next pass.
+                        blind.give_up(b);
                         format!("{drift}, and re-applying {} failed", g.active)
                     } else {
                         format!("cannot correct routing drift ({drift})")
@@ -133,6 +144,56 @@ impl Shared {
                 }
             }
         }
+        self.record_blind(blind);
+    }
+
+    /// One event per routing element that could not be read in the pass
+    /// (recorded when it changes, not every pass; forgotten once the
+    /// element is read again), instead of one per group: a frontend's table
+    /// that times out once is every one of its groups unobserved.
+    fn record_blind(&self, blind: Blind) {
+        let mut st = self.lock();
+        let keys: BTreeSet<String> = blind
+            .elements
+            .keys()
+            .map(|e| format!("{BLIND_PREFIX}{e}"))
+            .collect();
+        st.recorded.clear_prefix_except(BLIND_PREFIX, &keys);
+        for (element, b) in blind.elements {
+            let mut msg = b.reason.clone();
+            if !b.reapplied.is_empty() {
+                msg.push_str(&format!(
+                    "; re-applied the decided route of {} as a precaution (no drift was seen)",
+                    Blind::groups(&b.reapplied)
+                ));
+            }
+            if !b.skipped.is_empty() {
+                msg.push_str(&format!(
+                    "; {} not re-applied this pass (a re-apply to it failed)",
+                    Blind::groups(&b.skipped)
+                ));
+            }
+            if b.reapplied.is_empty() && b.skipped.is_empty() {
+                // Its only group's re-apply failed: that group's event says so.
+                continue;
+            }
+            let key = format!("{BLIND_PREFIX}{element}");
+            if st.recorded.observe(&key, Some(&msg)) {
+                let one = (b.reapplied.len() + b.skipped.len() == 1)
+                    .then(|| b.reapplied.first().or(b.skipped.first()))
+                    .flatten()
+                    .cloned();
+                self.event_locked(
+                    &mut st,
+                    EventKind::Reconciled,
+                    one.as_deref(),
+                    None,
+                    msg,
+                    vec![],
+                    None,
+                );
+            }
+        }
     }
 
     /// Whether `g` is still the decided state (nothing started meanwhile).
@@ -143,11 +204,82 @@ impl Shared {
     }
 }
 
+/// Key prefix of the per-element condition "could not be read" (see
+/// [`Shared::record_blind`]).
+const BLIND_PREFIX: &str = "reconcile-blind/";
+
+/// The routing elements a pass could not read, with what it did about
+/// their groups: each group's decided route is re-applied as a precaution,
+/// until a re-apply to the element fails (then the element can be neither
+/// read nor written, and its other groups wait for the next pass instead
+/// of a request each).
+#[derive(Default)]
+struct Blind {
+    elements: BTreeMap<String, BlindElement>,
+}
+
+#[derive(Default)]
+struct BlindElement {
+    /// Why the element could not be read (the first group's error).
+    reason: String,
+    reapplied: Vec<String>,
+    skipped: Vec<String>,
+    given_up: bool,
+}
+
+impl Blind {
+    /// The element `element` could not be read (`reason`): its key.
+    fn element(&mut self, element: &str, reason: &str) -> String {
+        self.elements
+            .entry(element.to_string())
+            .or_insert_with(|| BlindElement {
+                reason: reason.to_string(),
+                ..BlindElement::default()
+            });
+        element.to_string()
+    }
+
+    fn given_up(&self, element: &str) -> bool {
+        self.elements.get(element).is_some_and(|b| b.given_up)
+    }
+
+    fn give_up(&mut self, element: &str) {
+        if let Some(b) = self.elements.get_mut(element) {
+            b.given_up = true;
+        }
+    }
+
+    fn skip(&mut self, element: &str, group: &str) {
+        if let Some(b) = self.elements.get_mut(element) {
+            b.skipped.push(group.to_string());
+        }
+    }
+
+    fn reapplied(&mut self, element: &str, group: &str) {
+        if let Some(b) = self.elements.get_mut(element) {
+            b.reapplied.push(group.to_string());
+        }
+    }
+
+    /// "group web" or "3 groups (a, b, c)", at most ten named.
+    fn groups(names: &[String]) -> String {
+        match names {
+            [one] => format!("group {one}"),
+            _ => {
+                let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
+                let more = if names.len() > 10 { ", …" } else { "" };
+                format!("{} groups ({}{more})", names.len(), shown.join(", "))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::super::tests::setup_with;
+    use super::super::tests::FakeRoute;
+    use super::super::tests::{many_groups_text, setup_with, start_routed, test_dir};
     use super::*;
     use crate::store::MemStore;
 
@@ -210,5 +342,101 @@ mod tests {
         assert!(msg.starts_with("routing drift corrected"), "{msg}");
         assert!(msg.contains("\"b\""), "the drift seen is named: {msg}");
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
+    }
+
+    /// A routing element that cannot be read is one event, not one per
+    /// group and per pass: its groups are re-applied as a precaution until
+    /// a re-apply fails, then left for the next pass (no request each).
+    #[tokio::test(start_paused = true)]
+    async fn an_element_that_cannot_be_read_is_one_event_not_one_per_group() {
+        use std::sync::atomic::Ordering::SeqCst;
+        const GROUPS: usize = 50;
+        let dir = test_dir(false, 1);
+        let fake = Arc::new(FakeRoute::default());
+        let shared_route = fake.clone();
+        let s = start_routed(
+            &many_groups_text(&dir, GROUPS),
+            &dir,
+            Arc::new(MemStore::default()),
+            move |_| shared_route.clone(),
+        )
+        .expect("config");
+        let events = |s: &Shared| -> Vec<(EventKind, Option<String>, String)> {
+            s.lock()
+                .recent
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Reconciled | EventKind::ReconcileFailed))
+                .map(|e| (e.kind, e.group.clone(), e.message.clone()))
+                .collect()
+        };
+        let before = events(&s).len();
+        fake.blind.store(true, SeqCst);
+        s.reconcile_once().await;
+        let seen = events(&s);
+        assert_eq!(
+            seen.len(),
+            before + 1,
+            "one event for the element: {seen:#?}"
+        );
+        let (kind, group, msg) = seen.last().unwrap();
+        assert_eq!(*kind, EventKind::Reconciled);
+        assert_eq!(*group, None, "about every group of the element");
+        assert!(
+            msg.starts_with("cannot observe routing: fake unreachable: request timed out"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("{GROUPS} groups (g0, g1, g10,")),
+            "{msg}"
+        );
+        assert!(msg.contains("as a precaution (no drift was seen)"), "{msg}");
+        assert_eq!(
+            fake.activations.load(SeqCst),
+            GROUPS,
+            "each group re-applied"
+        );
+
+        // The same condition next pass: re-applied again, not recorded again.
+        s.reconcile_once().await;
+        assert_eq!(events(&s).len(), before + 1, "{:#?}", events(&s));
+        assert_eq!(fake.activations.load(SeqCst), 2 * GROUPS);
+
+        // Neither readable nor writable: one re-apply tried, the rest wait.
+        fake.refuse_writes.store(true, SeqCst);
+        s.reconcile_once().await;
+        assert_eq!(fake.activations.load(SeqCst), 2 * GROUPS + 1);
+        let seen = events(&s);
+        assert_eq!(seen.len(), before + 3, "{seen:#?}");
+        let failed = seen
+            .iter()
+            .find(|e| e.0 == EventKind::ReconcileFailed)
+            .expect("the failed re-apply's event");
+        assert_eq!(failed.1.as_deref(), Some("g0"));
+        assert!(failed.2.contains("re-applying s0 failed"), "{}", failed.2);
+        let (_, _, msg) = seen.last().unwrap();
+        assert!(
+            msg.contains(&format!("{} groups (g1, g10,", GROUPS - 1))
+                && msg.contains("not re-applied this pass (a re-apply to it failed)"),
+            "{msg}"
+        );
+
+        // Read again (the groups' one fake route cannot show each its own
+        // site: they are re-applied for drift), then blind again: a new
+        // condition, recorded again.
+        let blind_events = |s: &Shared| {
+            events(s)
+                .iter()
+                .filter(|e| e.0 == EventKind::Reconciled)
+                .filter(|e| e.2.starts_with("cannot observe routing"))
+                .count()
+        };
+        assert_eq!(blind_events(&s), 2);
+        fake.refuse_writes.store(false, SeqCst);
+        fake.blind.store(false, SeqCst);
+        s.reconcile_once().await;
+        assert_eq!(blind_events(&s), 2);
+        fake.blind.store(true, SeqCst);
+        s.reconcile_once().await;
+        assert_eq!(blind_events(&s), 3);
     }
 }

@@ -4,9 +4,7 @@
 //! a round per agent, which made an orchestrator of 20,000 sites spend a
 //! core on its own loop and fall further behind (BENCHMARKS.md, "Load").
 
-use std::fmt::Write as _;
-
-use super::tests::{check, config_head, start_from, test_dir};
+use super::tests::{check, many_groups_text, start_from, test_dir};
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::PeerProbe;
@@ -16,34 +14,7 @@ const GROUPS: usize = 100;
 /// `GROUPS` groups of two sites (s0, s1, …), each site with its own agent token.
 fn service() -> (Arc<Shared>, std::path::PathBuf) {
     let dir = test_dir(false, 1);
-    let d = dir.display();
-    let mut text = config_head(&dir, 1, "");
-    writeln!(
-        text,
-        "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"\ntoken = {{ file = \"{d}/fe\" }}"
-    )
-    .unwrap();
-    for i in 0..2 * GROUPS {
-        let token = dir.join(format!("s{i}"));
-        std::fs::write(&token, format!("agent-s{i}-secret")).unwrap();
-        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        writeln!(
-            text,
-            "[sites.s{i}]\nagent_token = {{ file = \"{d}/s{i}\" }}"
-        )
-        .unwrap();
-    }
-    for g in 0..GROUPS {
-        let (a, b) = (2 * g, 2 * g + 1);
-        writeln!(
-            text,
-            "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\nautomatic = false\n\
-             [groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\n\
-             backends = {{ s{a} = \"127.0.0.1:1\", s{b} = \"127.0.0.1:2\" }}"
-        )
-        .unwrap();
-    }
+    let text = many_groups_text(&dir, GROUPS);
     let (shared, _) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
     (shared, dir)
 }

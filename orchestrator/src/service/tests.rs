@@ -16,6 +16,10 @@ pub(super) struct FakeRoute {
     /// Runs at each `current` before it answers (what happens meanwhile).
     #[allow(clippy::type_complexity)]
     pub(super) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
+    /// `activate` fails as if the layer could not be reached.
+    pub(super) refuse_writes: std::sync::atomic::AtomicBool,
+    /// `activate` calls received.
+    pub(super) activations: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -24,6 +28,14 @@ impl Strategy for FakeRoute {
         "fake"
     }
     async fn activate(&self, target: &SiteRoute, epoch: u64) -> Result<(), StrategyError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.activations.fetch_add(1, SeqCst);
+        if self.refuse_writes.load(SeqCst) {
+            return Err(StrategyError::Unreachable {
+                element: "fake".into(),
+                reason: "connection refused".into(),
+            });
+        }
         let mut r = self.route.lock().unwrap();
         if epoch < r.1 {
             return Err(StrategyError::StaleEpoch {
@@ -166,17 +178,32 @@ pub(super) fn start_from(
     dir: &std::path::Path,
     store: Arc<dyn crate::store::Store>,
 ) -> Result<(Arc<Shared>, Arc<FakeRoute>), warden_config::ConfigError> {
-    let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let fake = Arc::new(FakeRoute::default());
+    let web = fake.clone();
+    let shared = start_routed(text, dir, store, move |name| {
+        if name == "web" {
+            web.clone()
+        } else {
+            Arc::new(FakeRoute::default())
+        }
+    })?;
+    Ok((shared, fake))
+}
+
+/// [`start_from`] with the fake route of each group from `route_of`
+/// (several groups on one routing element: the same route for them).
+pub(super) fn start_routed(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+    route_of: impl Fn(&str) -> Arc<FakeRoute>,
+) -> Result<Arc<Shared>, warden_config::ConfigError> {
+    let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let strategies: BTreeMap<String, crate::routing::Routing> = cfg
         .groups
         .keys()
         .map(|name| {
-            let route = if name == "web" {
-                fake.clone()
-            } else {
-                Arc::new(FakeRoute::default())
-            };
+            let route = route_of(name);
             (
                 name.clone(),
                 crate::routing::Routing::Single(route as Arc<dyn Strategy>),
@@ -187,7 +214,42 @@ pub(super) fn start_from(
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
     let shared = Shared::new(settings, store, CancellationToken::new()).expect("shared");
     tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
-    Ok((shared, fake))
+    Ok(shared)
+}
+
+/// A config of `groups` groups g0, g1, … of two sites each (s0, s1, …,
+/// each with its own agent token in `dir`), not automatic, on frontend fe1.
+pub(super) fn many_groups_text(dir: &std::path::Path, groups: usize) -> String {
+    use std::fmt::Write as _;
+    let d = dir.display();
+    let mut text = config_head(dir, 1, "");
+    writeln!(
+        text,
+        "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"\ntoken = {{ file = \"{d}/fe\" }}"
+    )
+    .unwrap();
+    for i in 0..2 * groups {
+        let token = dir.join(format!("s{i}"));
+        std::fs::write(&token, format!("agent-s{i}-secret")).unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        writeln!(
+            text,
+            "[sites.s{i}]\nagent_token = {{ file = \"{d}/s{i}\" }}"
+        )
+        .unwrap();
+    }
+    for g in 0..groups {
+        let (a, b) = (2 * g, 2 * g + 1);
+        writeln!(
+            text,
+            "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\nautomatic = false\n\
+             [groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\n\
+             backends = {{ s{a} = \"127.0.0.1:1\", s{b} = \"127.0.0.1:2\" }}"
+        )
+        .unwrap();
+    }
+    text
 }
 
 pub(super) fn check(ok: bool) -> CheckResult {
