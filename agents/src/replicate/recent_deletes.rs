@@ -108,9 +108,12 @@ impl RecentDeletes {
         }
     }
 
-    /// Writes the window to its file (a new file renamed over the old one),
-    /// if it has one. Not synced to disk: the window is meant to survive
-    /// the agent's process, not the machine.
+    /// Writes the window to its file (a new file, synced, renamed over the
+    /// old one, the directory synced), if it has one: the manifest beside
+    /// it is synced at every pass, so the deletions it records survive a
+    /// crash of the machine, and the window that counted them must too
+    /// (else a restart after a power loss would let the guard pass a
+    /// second mass deletion within the window).
     fn save(&self) {
         let Some(file) = &self.file else { return };
         let kept = keep(&self.entries, SystemTime::now(), Instant::now());
@@ -156,8 +159,18 @@ fn write(file: &Path, kept: &Kept) -> std::io::Result<()> {
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&tmp, serde_json::to_vec(kept)?)?;
-    std::fs::rename(&tmp, file)
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(kept)?)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, file)?;
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Which of a site's plans keeps the window: its push (or copier) deletes
