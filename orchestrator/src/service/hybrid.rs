@@ -264,18 +264,26 @@ impl Shared {
             return;
         }
         match h.point_dns(&want, g.epoch).await {
-            Ok(()) => self.event(
+            // A precaution is recorded when it changes, not every pass (the
+            // DNS may stay unreadable for hours); the next reading clears it.
+            Ok(()) if blind => self.event_level(
+                &format!("reconcile/{}/dns", g.name),
                 EventKind::Reconciled,
-                Some(&g.name),
+                &g.name,
                 None,
-                if blind {
-                    format!("frontend layer: {drift}; pointed the name at {want} (epoch {}) as a precaution (no drift was seen)", g.epoch)
-                } else {
-                    format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch)
-                },
-                vec![],
-                None,
+                format!("frontend layer: {drift}; pointed the name at {want} (epoch {}) as a precaution (no drift was seen)", g.epoch),
             ),
+            Ok(()) => {
+                self.level_cleared(&format!("reconcile/{}/dns", g.name));
+                self.event(
+                    EventKind::Reconciled,
+                    Some(&g.name),
+                    None,
+                    format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch),
+                    vec![],
+                    None,
+                )
+            }
             Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
             Err(e) if matches!(e, StrategyError::Blocked { .. }) => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::Alert, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
             Err(e) => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::ReconcileFailed, &g.name, None, format!("frontend layer: cannot correct DNS drift ({drift}): {e}")),
