@@ -559,7 +559,7 @@ fn main() -> Result<()> {
         } else {
             window_events
                 .iter()
-                .map(|(k, n)| format!("{k}: {n}"))
+                .map(|(k, (n, first))| format!("{k}: {n} (first: {:?})", first.replace('|', "/")))
                 .collect::<Vec<_>>()
                 .join(", ")
         }
@@ -630,14 +630,14 @@ async fn etcd_proposals(client: &reqwest::Client, url: Option<&str>) -> Option<f
         .and_then(|l| l.split_whitespace().last()?.parse().ok())
 }
 
-/// The kinds of the events recorded at or after `since_unix_ms`, counted
-/// (every page of `/v1/events`).
+/// The kinds of the events recorded at or after `since_unix_ms`, counted,
+/// each with its first message (every page of `/v1/events`).
 async fn events_since(
     client: &reqwest::Client,
     base: &str,
     since_unix_ms: u64,
-) -> Result<BTreeMap<String, u64>> {
-    let mut kinds = BTreeMap::new();
+) -> Result<BTreeMap<String, (u64, String)>> {
+    let mut kinds: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut after = 0u64;
     loop {
         let page: Vec<serde_json::Value> = client
@@ -654,7 +654,12 @@ async fn events_since(
         for e in &page {
             if e["time_unix_ms"].as_u64().unwrap_or(0) >= since_unix_ms {
                 let kind = e["kind"].as_str().unwrap_or("?").to_string();
-                *kinds.entry(kind).or_insert(0) += 1;
+                // The count, and the first message of the kind (what was seen).
+                let slot = kinds.entry(kind).or_insert_with(|| {
+                    let msg = e["message"].as_str().unwrap_or("");
+                    (0, msg.chars().take(160).collect())
+                });
+                slot.0 += 1;
             }
         }
         if last <= after {
