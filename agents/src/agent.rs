@@ -27,7 +27,6 @@
 //! On shutdown a running hook is killed (`kill_on_drop`); the orchestrator
 //! will time the command out or ask again, and hooks are idempotent.
 
-use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,203 +36,25 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use warden_config::{CheckSpec, Config, HookSpec, Secret};
 
 use crate::authority::Authority;
+use crate::book::{CommandBook, Offer};
 use crate::checks::{describe_http_error, run_all};
 use crate::error::AgentError;
 use crate::hooks::{run_hooks, HookContext};
 use crate::peers::PeerViews;
-use crate::replication::Replication;
+use crate::settings::with_timeout_at_most;
+pub use crate::settings::{AgentSettings, PeerEndpoints};
 use crate::wire::{
     AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
     DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
 };
-
-/// How many finished outcomes are kept for answering a repeated command id.
-pub const FINISHED_KEPT: usize = 256;
 
 /// How long the tasks get to stop after shutdown before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Outcome detail of replication commands at a site without a replication plan.
 const NO_REPLICATION: &str = "replication is not configured for this site";
-
-/// Everything one agent needs, resolved from the config (secret loaded).
-#[derive(Debug, Clone)]
-pub struct AgentSettings {
-    /// The site this agent runs for (reported in every report and to hooks).
-    pub site: String,
-    /// This site's agent bearer token.
-    pub token: Secret,
-    /// API base URL of every orchestrator (one, or each node of an etcd
-    /// deployment), without a trailing slash: reports go to all of them,
-    /// commands are taken from whichever leads.
-    pub orchestrator_urls: Vec<String>,
-    /// Report interval; also the deadline of each round of checks and probes.
-    pub interval: Duration,
-    /// How long the orchestrator may hold a command poll (`wait_ms`).
-    pub long_poll: Duration,
-    /// The site's local checks.
-    pub checks: Vec<CheckSpec>,
-    /// Peer sites with public endpoints to probe (peers without endpoints are left out).
-    pub peers: Vec<PeerEndpoints>,
-    /// Hooks run in order on a `promote` command.
-    pub promote: Vec<HookSpec>,
-    /// Hooks run in order on a `demote` command.
-    pub demote: Vec<HookSpec>,
-    /// This site's replication plans (groups with a `replication` table).
-    pub replication: Option<Arc<Replication>>,
-    /// Where the authority state (highest epochs, roles) is kept.
-    pub state_dir: std::path::PathBuf,
-    /// This site's groups and each group's primary site.
-    pub groups: Vec<(String, String)>,
-    /// TLS towards the orchestrator (its CA, this site's client certificate).
-    pub tls: Option<rustls::ClientConfig>,
-}
-
-/// One peer site's public endpoints, as this agent probes them.
-#[derive(Debug, Clone)]
-pub struct PeerEndpoints {
-    pub site: String,
-    /// Endpoint specs whose timeout is already capped by `detection.probe_timeout`.
-    pub endpoints: Vec<CheckSpec>,
-}
-
-/// The TLS client configuration towards an orchestrator that speaks TLS:
-/// its CA (`orchestrator.tls.ca`), and this site's certificate
-/// (`sites.SITE.client_tls`) for one that verifies its clients.
-fn orchestrator_tls(
-    config: &Config,
-    site: &str,
-) -> Result<Option<rustls::ClientConfig>, AgentError> {
-    let o = &config.orchestrator;
-    if o.tls.is_none() && !o.base_url().starts_with("https://") {
-        return Ok(None);
-    }
-    let ca = o.tls.as_ref().and_then(|t| t.ca.as_deref());
-    let identity = config
-        .sites
-        .get(site)
-        .and_then(|s| s.client_tls.as_ref())
-        .map(|c| warden_serve::tls::Identity {
-            cert: c.cert.clone(),
-            key: c.key.clone(),
-        });
-    warden_serve::tls::client_config(ca, identity.as_ref())
-        .map(Some)
-        .map_err(|e| AgentError::InvalidSetting {
-            key: format!("sites.{site}.client_tls / orchestrator.tls.ca"),
-            reason: e.to_string(),
-        })
-}
-
-impl AgentSettings {
-    /// Resolve the settings of `site`'s agent: load its token, pick its checks,
-    /// its peers' endpoints (probe timeout = min(`detection.probe_timeout`,
-    /// the endpoint's timeout)), its hooks, and the report interval
-    /// (`report_interval` or else `detection.interval`).
-    pub fn from_config(config: &Config, site: &str) -> Result<Self, AgentError> {
-        let sc = config.site(site)?;
-        let token = Secret::load(&format!("sites.{site}.agent_token"), &sc.agent_token)?;
-        let probe_timeout = config.detection.probe_timeout;
-        let peers = config
-            .peers_of(site)
-            .into_iter()
-            .filter_map(|peer| {
-                let endpoints: Vec<CheckSpec> = config
-                    .sites
-                    .get(&peer)?
-                    .endpoints
-                    .iter()
-                    .map(|e| with_timeout_at_most(e, probe_timeout))
-                    .collect();
-                (!endpoints.is_empty()).then_some(PeerEndpoints {
-                    site: peer,
-                    endpoints,
-                })
-            })
-            .collect::<Vec<_>>();
-        // Frontends of this site's hybrid groups are probed like peer sites,
-        // so the orchestrator judges a frontend machine from several vantage
-        // points (a frontend's name stands where a peer site's would).
-        let mut peers = peers;
-        for (fe, (spec, groups)) in config.hybrid_frontend_probes() {
-            let serves_site = groups.iter().any(|g| {
-                config
-                    .groups
-                    .get(g)
-                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
-            });
-            if serves_site && !peers.iter().any(|p| p.site == fe) {
-                peers.push(PeerEndpoints {
-                    site: fe,
-                    endpoints: vec![with_timeout_at_most(&spec, probe_timeout)],
-                });
-            }
-        }
-        let settings = AgentSettings {
-            site: site.to_string(),
-            token,
-            orchestrator_urls: config.orchestrator.urls(),
-            interval: sc.report_interval.unwrap_or(config.detection.interval),
-            long_poll: config.orchestrator.long_poll,
-            checks: sc.checks.clone(),
-            peers,
-            promote: sc.promote.clone(),
-            demote: sc.demote.clone(),
-            replication: Replication::from_config(config, site).map(Arc::new),
-            state_dir: sc
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| config.orchestrator.data_dir.join(format!("agent-{site}"))),
-            groups: config
-                .groups
-                .iter()
-                .filter(|(_, g)| g.site_names().iter().any(|s| s == site))
-                .map(|(name, g)| (name.clone(), g.primary().to_string()))
-                .collect(),
-            tls: orchestrator_tls(config, site)?,
-        };
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Reject settings [`run`] cannot work with.
-    fn validate(&self) -> Result<(), AgentError> {
-        if self.interval.is_zero() {
-            return Err(AgentError::InvalidSetting {
-                key: format!("sites.{}.report_interval", self.site),
-                reason: "the report interval must be a positive duration".into(),
-            });
-        }
-        if self.orchestrator_urls.is_empty() {
-            return Err(AgentError::InvalidSetting {
-                key: "orchestrator.url".into(),
-                reason: "no orchestrator URL".into(),
-            });
-        }
-        for u in &self.orchestrator_urls {
-            let url = reqwest::Url::parse(u).map_err(|e| AgentError::InvalidSetting {
-                key: "orchestrator.url".into(),
-                reason: format!("{u:?} is not a URL: {e}"),
-            })?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(AgentError::InvalidSetting {
-                    key: "orchestrator.url".into(),
-                    reason: format!("{u:?} must be an http:// or https:// URL"),
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-fn with_timeout_at_most(spec: &CheckSpec, max: Duration) -> CheckSpec {
-    let mut s = spec.clone();
-    s.timeout = s.timeout.min(max);
-    s
-}
 
 /// Run the agent until `shutdown` is cancelled.
 ///
@@ -756,88 +577,6 @@ fn is_replication(kind: CommandKind) -> bool {
     )
 }
 
-/// What to do with a delivered command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Offer {
-    /// New id: queue it.
-    Run,
-    /// Already finished: its stored outcome is reported again.
-    Resend,
-    /// Already queued or running: nothing to do.
-    Ignore,
-}
-
-/// Command bookkeeping that makes delivery idempotent by id.
-#[derive(Debug, Default)]
-struct CommandBook {
-    /// Ids queued or running: a second delivery is ignored.
-    active: HashSet<String>,
-    /// The last [`FINISHED_KEPT`] outcomes, oldest first: a repeated id gets
-    /// its outcome again instead of a second run. Kept without the checks a
-    /// promote ran after its hooks: those were fresh once, not at a resend.
-    finished: VecDeque<CommandOutcome>,
-    /// Outcomes sent with every report until the orchestrator acks them.
-    /// A promote's checks go with the first report only (see
-    /// [`CommandBook::for_report`]).
-    unacked: Vec<CommandOutcome>,
-}
-
-impl CommandBook {
-    fn offer(&mut self, cmd: &Command) -> Offer {
-        if self.active.contains(&cmd.id) {
-            return Offer::Ignore;
-        }
-        if let Some(done) = self.finished.iter().find(|o| o.id == cmd.id) {
-            if !self.unacked.iter().any(|o| o.id == cmd.id) {
-                self.unacked.push(done.clone());
-            }
-            return Offer::Resend;
-        }
-        self.active.insert(cmd.id.clone());
-        Offer::Run
-    }
-
-    fn finish(&mut self, outcome: CommandOutcome) {
-        self.active.remove(&outcome.id);
-        self.finished.retain(|o| o.id != outcome.id);
-        self.finished.push_back(CommandOutcome {
-            checks: None,
-            ..outcome.clone()
-        });
-        while self.finished.len() > FINISHED_KEPT {
-            self.finished.pop_front();
-        }
-        self.unacked.retain(|o| o.id != outcome.id);
-        self.unacked.push(outcome);
-        // The orchestrator refuses reports with more than 256 outcomes.
-        if self.unacked.len() > FINISHED_KEPT {
-            let extra = self.unacked.len() - FINISHED_KEPT;
-            self.unacked.drain(..extra);
-        }
-    }
-
-    fn ack(&mut self, ids: &[String]) {
-        self.unacked.retain(|o| !ids.contains(&o.id));
-    }
-
-    #[cfg(test)]
-    fn unacked(&self) -> Vec<CommandOutcome> {
-        self.unacked.clone()
-    }
-
-    /// The outcomes for the next report. A promote's checks travel in this
-    /// one only: as fresh as the report's own checks; a resend (the report
-    /// was lost, or the orchestrator asks again after a restart) carries the
-    /// outcome without them, and the orchestrator waits for a report.
-    fn for_report(&mut self) -> Vec<CommandOutcome> {
-        let out = self.unacked.clone();
-        for o in &mut self.unacked {
-            o.checks = None;
-        }
-        out
-    }
-}
-
 /// Health of one connection to the orchestrator, so that failures are
 /// logged once per change of cause rather than once per attempt.
 struct Link {
@@ -876,96 +615,7 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cmd(id: &str) -> Command {
-        Command {
-            id: id.into(),
-            group: "g".into(),
-            epoch: 1,
-            kind: CommandKind::Promote,
-            peer: None,
-            site: String::new(),
-            journal_since: None,
-            changed: None,
-            replica: false,
-        }
-    }
-
-    fn outcome(id: &str) -> CommandOutcome {
-        CommandOutcome {
-            id: id.into(),
-            ok: true,
-            checks: None,
-            journal: None,
-            detail: String::new(),
-            hooks: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn book_dedups_resends_and_acks() {
-        let mut b = CommandBook::default();
-        assert_eq!(b.offer(&cmd("a")), Offer::Run);
-        assert_eq!(b.offer(&cmd("a")), Offer::Ignore);
-        assert!(b.unacked().is_empty());
-        b.finish(outcome("a"));
-        assert_eq!(b.unacked(), vec![outcome("a")]);
-        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
-        assert_eq!(
-            b.unacked().len(),
-            1,
-            "a resend does not duplicate an unacked outcome"
-        );
-        b.ack(&["a".to_string()]);
-        assert!(b.unacked().is_empty());
-        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
-        assert_eq!(b.unacked(), vec![outcome("a")]);
-    }
-
-    #[test]
-    fn a_promotes_fresh_checks_go_with_the_first_report_only() {
-        let mut b = CommandBook::default();
-        assert_eq!(b.offer(&cmd("p")), Offer::Run);
-        let fresh = vec![crate::wire::CheckResult {
-            name: "web".into(),
-            ok: true,
-            critical: true,
-            detail: "status 200".into(),
-            elapsed_ms: 1,
-        }];
-        b.finish(CommandOutcome {
-            checks: Some(fresh.clone()),
-            ..outcome("p")
-        });
-        let first = b.for_report();
-        assert_eq!(first[0].checks.as_ref(), Some(&fresh));
-        // Not acked yet: resent, without the checks (they are older now).
-        let again = b.for_report();
-        assert_eq!(again, vec![outcome("p")]);
-        // Asked again after the ack (a restarted orchestrator): the stored
-        // outcome, without the checks of the first run.
-        b.ack(&["p".to_string()]);
-        assert_eq!(b.offer(&cmd("p")), Offer::Resend);
-        assert_eq!(b.for_report(), vec![outcome("p")]);
-    }
-
-    #[test]
-    fn book_keeps_the_last_256() {
-        let mut b = CommandBook::default();
-        for i in 0..=FINISHED_KEPT {
-            let id = i.to_string();
-            assert_eq!(b.offer(&cmd(&id)), Offer::Run);
-            b.finish(outcome(&id));
-        }
-        assert_eq!(b.finished.len(), FINISHED_KEPT);
-        assert_eq!(
-            b.unacked().len(),
-            FINISHED_KEPT,
-            "a report carries at most 256 outcomes"
-        );
-        assert_eq!(b.offer(&cmd("0")), Offer::Run, "the oldest was forgotten");
-        assert_eq!(b.offer(&cmd("1")), Offer::Resend);
-    }
+    use warden_config::Secret;
 
     #[tokio::test]
     async fn replication_commands_are_refused() {
@@ -1000,35 +650,5 @@ mod tests {
             assert_eq!(out.detail, NO_REPLICATION);
             assert_eq!(out.id, format!("g:3:{}", kind.as_str()));
         }
-    }
-
-    #[test]
-    fn validate_rejects_bad_url_and_zero_interval() {
-        let mut s = AgentSettings {
-            site: "ca".into(),
-            token: Secret::new("token-123456"),
-            orchestrator_urls: vec!["ftp://x".into()],
-            interval: Duration::from_millis(100),
-            long_poll: Duration::ZERO,
-            checks: Vec::new(),
-            peers: Vec::new(),
-            promote: Vec::new(),
-            demote: Vec::new(),
-            replication: None,
-            state_dir: std::env::temp_dir(),
-            groups: Vec::new(),
-            tls: None,
-        };
-        assert!(matches!(
-            s.validate(),
-            Err(AgentError::InvalidSetting { .. })
-        ));
-        s.orchestrator_urls = vec!["http://127.0.0.1:9".into()];
-        assert!(s.validate().is_ok());
-        s.interval = Duration::ZERO;
-        assert!(matches!(
-            s.validate(),
-            Err(AgentError::InvalidSetting { .. })
-        ));
     }
 }

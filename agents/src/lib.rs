@@ -7,8 +7,10 @@
 //! - [`wire`]: agent ⇄ orchestrator JSON types, a compatibility boundary;
 //! - [`checks`]: one http/tcp/command check or probe → one [`wire::CheckResult`];
 //! - [`hooks`]: a promote/demote hook list → one [`wire::CommandOutcome`];
-//! - [`agent`]: [`AgentSettings`] from the config and the [`run`] loop
-//!   (reports, command long-poll, idempotent command execution);
+//! - [`settings`]: [`AgentSettings`], resolved from the config;
+//! - [`agent`]: the [`run`] loop (reports, command long-poll, command
+//!   execution), with `book` (delivery idempotent by command id, outcomes
+//!   until acked);
 //! - [`replicate`]: the [`replicate::Replicator`] trait and its plans
 //!   (`rsync`: inotify-driven mirroring to an rsync daemon module), the pair
 //!   manifest, and `replicate::plan` (a plan built from the config);
@@ -18,11 +20,13 @@
 
 pub mod agent;
 pub mod authority;
+mod book;
 pub mod checks;
 pub mod error;
 pub mod hooks;
 mod peers;
 pub mod replicate;
+pub mod settings;
 /// The agent's replication role per group (in `replicate/`, next to the plans it drives).
 pub use replicate::replication;
 pub mod wire;

@@ -1,0 +1,189 @@
+//! The agent's command book: delivery made idempotent by command id (an id
+//! queued or running is ignored, one already finished gets its stored
+//! outcome again, never a second run), and the outcomes that travel with
+//! every report until the orchestrator acks them.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::wire::{Command, CommandOutcome};
+
+/// How many finished outcomes are kept for answering a repeated command id.
+pub(crate) const FINISHED_KEPT: usize = 256;
+
+/// What to do with a delivered command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// New id: queue it.
+    Run,
+    /// Already finished: its stored outcome is reported again.
+    Resend,
+    /// Already queued or running: nothing to do.
+    Ignore,
+}
+
+/// Command bookkeeping that makes delivery idempotent by id.
+#[derive(Debug, Default)]
+pub(crate) struct CommandBook {
+    /// Ids queued or running: a second delivery is ignored.
+    active: HashSet<String>,
+    /// The last [`FINISHED_KEPT`] outcomes, oldest first: a repeated id gets
+    /// its outcome again instead of a second run. Kept without the checks a
+    /// promote ran after its hooks: those were fresh once, not at a resend.
+    finished: VecDeque<CommandOutcome>,
+    /// Outcomes sent with every report until the orchestrator acks them.
+    /// A promote's checks go with the first report only (see
+    /// [`CommandBook::for_report`]).
+    unacked: Vec<CommandOutcome>,
+}
+
+impl CommandBook {
+    pub(crate) fn offer(&mut self, cmd: &Command) -> Offer {
+        if self.active.contains(&cmd.id) {
+            return Offer::Ignore;
+        }
+        if let Some(done) = self.finished.iter().find(|o| o.id == cmd.id) {
+            if !self.unacked.iter().any(|o| o.id == cmd.id) {
+                self.unacked.push(done.clone());
+            }
+            return Offer::Resend;
+        }
+        self.active.insert(cmd.id.clone());
+        Offer::Run
+    }
+
+    pub(crate) fn finish(&mut self, outcome: CommandOutcome) {
+        self.active.remove(&outcome.id);
+        self.finished.retain(|o| o.id != outcome.id);
+        self.finished.push_back(CommandOutcome {
+            checks: None,
+            ..outcome.clone()
+        });
+        while self.finished.len() > FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+        self.unacked.retain(|o| o.id != outcome.id);
+        self.unacked.push(outcome);
+        // The orchestrator refuses reports with more than 256 outcomes.
+        if self.unacked.len() > FINISHED_KEPT {
+            let extra = self.unacked.len() - FINISHED_KEPT;
+            self.unacked.drain(..extra);
+        }
+    }
+
+    pub(crate) fn ack(&mut self, ids: &[String]) {
+        self.unacked.retain(|o| !ids.contains(&o.id));
+    }
+
+    #[cfg(test)]
+    fn unacked(&self) -> Vec<CommandOutcome> {
+        self.unacked.clone()
+    }
+
+    /// The outcomes for the next report. A promote's checks travel in this
+    /// one only: as fresh as the report's own checks; a resend (the report
+    /// was lost, or the orchestrator asks again after a restart) carries the
+    /// outcome without them, and the orchestrator waits for a report.
+    pub(crate) fn for_report(&mut self) -> Vec<CommandOutcome> {
+        let out = self.unacked.clone();
+        for o in &mut self.unacked {
+            o.checks = None;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::CommandKind;
+
+    fn cmd(id: &str) -> Command {
+        Command {
+            id: id.into(),
+            group: "g".into(),
+            epoch: 1,
+            kind: CommandKind::Promote,
+            peer: None,
+            site: String::new(),
+            journal_since: None,
+            changed: None,
+            replica: false,
+        }
+    }
+
+    fn outcome(id: &str) -> CommandOutcome {
+        CommandOutcome {
+            id: id.into(),
+            ok: true,
+            checks: None,
+            journal: None,
+            detail: String::new(),
+            hooks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn book_dedups_resends_and_acks() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("a")), Offer::Run);
+        assert_eq!(b.offer(&cmd("a")), Offer::Ignore);
+        assert!(b.unacked().is_empty());
+        b.finish(outcome("a"));
+        assert_eq!(b.unacked(), vec![outcome("a")]);
+        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
+        assert_eq!(
+            b.unacked().len(),
+            1,
+            "a resend does not duplicate an unacked outcome"
+        );
+        b.ack(&["a".to_string()]);
+        assert!(b.unacked().is_empty());
+        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
+        assert_eq!(b.unacked(), vec![outcome("a")]);
+    }
+
+    #[test]
+    fn a_promotes_fresh_checks_go_with_the_first_report_only() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("p")), Offer::Run);
+        let fresh = vec![crate::wire::CheckResult {
+            name: "web".into(),
+            ok: true,
+            critical: true,
+            detail: "status 200".into(),
+            elapsed_ms: 1,
+        }];
+        b.finish(CommandOutcome {
+            checks: Some(fresh.clone()),
+            ..outcome("p")
+        });
+        let first = b.for_report();
+        assert_eq!(first[0].checks.as_ref(), Some(&fresh));
+        // Not acked yet: resent, without the checks (they are older now).
+        let again = b.for_report();
+        assert_eq!(again, vec![outcome("p")]);
+        // Asked again after the ack (a restarted orchestrator): the stored
+        // outcome, without the checks of the first run.
+        b.ack(&["p".to_string()]);
+        assert_eq!(b.offer(&cmd("p")), Offer::Resend);
+        assert_eq!(b.for_report(), vec![outcome("p")]);
+    }
+
+    #[test]
+    fn book_keeps_the_last_256() {
+        let mut b = CommandBook::default();
+        for i in 0..=FINISHED_KEPT {
+            let id = i.to_string();
+            assert_eq!(b.offer(&cmd(&id)), Offer::Run);
+            b.finish(outcome(&id));
+        }
+        assert_eq!(b.finished.len(), FINISHED_KEPT);
+        assert_eq!(
+            b.unacked().len(),
+            FINISHED_KEPT,
+            "a report carries at most 256 outcomes"
+        );
+        assert_eq!(b.offer(&cmd("0")), Offer::Run, "the oldest was forgotten");
+        assert_eq!(b.offer(&cmd("1")), Offer::Resend);
+    }
+}
