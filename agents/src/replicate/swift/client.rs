@@ -6,11 +6,9 @@
 //!   and repeats the call. The key is a [`Secret`]: it only ever goes into
 //!   the `X-Auth-Key` header, never into an error, a log line or `Debug`.
 //! - Listings are paged with `marker` (`?format=json&limit=…&marker=…`).
-//! - Names are percent-encoded per path segment (object names keep their `/`).
-//!   Names [`super::names`] refuses (dot segments, control characters) are
-//!   never sent, and every URL is parsed again after it is built and must
-//!   still point at the intended account, container and object
-//!   ([`checked_url`]): a URL the URL layer would rewrite is refused, not sent.
+//! - Every URL comes from [`checked_url`] ([`super::url`]): names
+//!   percent-encoded per path segment, unsafe names never sent, a URL the
+//!   URL layer would rewrite refused.
 //! - Errors say whose move it is: [`AgentError::SwiftAuth`] (wrong key,
 //!   fatal), [`AgentError::SwiftUnreachable`] (connect/timeout, retryable),
 //!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
@@ -26,123 +24,8 @@ use tokio::sync::Mutex;
 use tracing::debug;
 use warden_config::Secret;
 
-use super::names;
+use super::url::{checked_url, object_path, strip_query, Target};
 use crate::AgentError;
-
-/// What a request addresses: the account, a container or an object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target<'a> {
-    Account,
-    Container(&'a str),
-    Object(&'a str, &'a str),
-}
-
-impl Target<'_> {
-    /// The name for messages (escaped).
-    fn describe(&self) -> String {
-        match self {
-            Target::Account => "the account".into(),
-            Target::Container(c) => names::display(c),
-            Target::Object(c, o) => format!("{}/{}", names::display(c), names::display(o)),
-        }
-    }
-
-    /// Refuses names [`names`] does not accept.
-    fn check_names(&self) -> Result<(), AgentError> {
-        let problem = match self {
-            Target::Account => None,
-            Target::Container(c) => names::container_problem(c),
-            Target::Object(c, o) => {
-                names::container_problem(c).or_else(|| names::object_problem(o))
-            }
-        };
-        match problem {
-            Some(reason) => Err(AgentError::SwiftUnsafeName {
-                name: self.describe(),
-                reason: reason.into(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    /// The path below the storage URL, each name percent-encoded.
-    fn path(&self) -> String {
-        match self {
-            Target::Account => String::new(),
-            Target::Container(c) => format!("/{}", encode(c)),
-            Target::Object(c, o) => object_path(c, o),
-        }
-    }
-}
-
-/// The URL of `target` below `storage_url` with `query`, checked after it
-/// is built: same scheme, host and port as the storage URL, and exactly the
-/// storage URL's path followed by the encoded names (the URL parser resolved
-/// no dot segment, turned no `\` into `/`, cut nothing at `?` or `#`).
-/// Anything else is refused ([`AgentError::SwiftUnsafeName`]), not sent.
-pub(crate) fn checked_url(
-    storage_url: &str,
-    target: Target<'_>,
-    query: &[(&str, &str)],
-) -> Result<reqwest::Url, AgentError> {
-    target.check_names()?;
-    built_url(storage_url, target, query)
-}
-
-/// [`checked_url`] after the name check: builds, parses again and compares.
-fn built_url(
-    storage_url: &str,
-    target: Target<'_>,
-    query: &[(&str, &str)],
-) -> Result<reqwest::Url, AgentError> {
-    let base = reqwest::Url::parse(storage_url).map_err(|e| AgentError::SwiftBadResponse {
-        url: strip_query(storage_url),
-        detail: format!("the storage URL is not a URL: {e}"),
-    })?;
-    if base.query().is_some() || base.fragment().is_some() || base.cannot_be_a_base() {
-        return Err(AgentError::SwiftBadResponse {
-            url: strip_query(storage_url),
-            detail: "the storage URL has a query or fragment, or no path".into(),
-        });
-    }
-    // the storage URL's own path must survive parsing (`/v1/AUTH_x/..` would
-    // move every request to another account)
-    let raw_path = storage_url
-        .split_once("://")
-        .map(|(_, rest)| rest.find('/').map_or("", |i| &rest[i..]))
-        .unwrap_or("");
-    let raw_path = raw_path.split(['?', '#']).next().unwrap_or("");
-    let base_path = base.path().trim_end_matches('/');
-    if base_path != raw_path.trim_end_matches('/') {
-        return Err(AgentError::SwiftBadResponse {
-            url: strip_query(storage_url),
-            detail: "the storage URL's path would be rewritten by the URL layer; refused".into(),
-        });
-    }
-    let want_path = format!("{base_path}{}", target.path());
-    let mut text = format!("{}{}", base.as_str().trim_end_matches('/'), target.path());
-    for (i, (k, v)) in query.iter().enumerate() {
-        text.push(if i == 0 { '?' } else { '&' });
-        text.push_str(&format!("{}={}", encode(k), encode(v)));
-    }
-    let refuse = |why: &str| AgentError::SwiftUnsafeName {
-        name: target.describe(),
-        reason: format!("the URL built for it {why}; refused, not sent"),
-    };
-    let url = reqwest::Url::parse(&text).map_err(|_| refuse("does not parse"))?;
-    if url.origin() != base.origin() {
-        return Err(refuse("points at another server"));
-    }
-    if url.path() != want_path {
-        return Err(refuse(
-            "would be rewritten by the URL layer (into another path)",
-        ));
-    }
-    if url.fragment().is_some() {
-        return Err(refuse("has a fragment"));
-    }
-    Ok(url)
-}
 
 /// How to reach one Swift cluster (tempauth v1). [`SwiftSettings::new`] fills the defaults.
 #[derive(Debug, Clone)]
@@ -794,10 +677,6 @@ fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {
     }
 }
 
-fn strip_query(url: &str) -> String {
-    url.split('?').next().unwrap_or(url).to_string()
-}
-
 fn short(text: &str) -> String {
     let t = text.trim();
     let mut s: String = t.chars().take(200).collect();
@@ -808,34 +687,6 @@ fn short(text: &str) -> String {
         s = "no message".into();
     }
     s
-}
-
-/// `/container/object`, each segment percent-encoded (object `/` kept).
-pub(crate) fn object_path(container: &str, object: &str) -> String {
-    format!("/{}/{}", encode(container), encode_keep_slash(object))
-}
-
-fn encode(s: &str) -> String {
-    encode_with(s, false)
-}
-
-fn encode_keep_slash(s: &str) -> String {
-    encode_with(s, true)
-}
-
-fn encode_with(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b'~')
-            || (keep_slash && b == b'/')
-        {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `1795307425.60651` (Swift's X-Timestamp; an `_offset` suffix is ignored) → µs.
@@ -858,33 +709,12 @@ pub fn format_x_timestamp(us: u64) -> String {
     format!("{}.{:05}", us / 1_000_000, (us % 1_000_000) / 10)
 }
 
-/// A listing's `2026-11-22T00:30:25.606510` (UTC) → µs since the epoch.
+/// A listing's `2026-11-22T00:30:25.606510` (UTC, no zone) → µs since the
+/// epoch; `None` for anything else or a time before 1970.
 pub fn parse_listing_time(s: &str) -> Option<u64> {
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>());
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':').map(|p| p.parse::<i64>());
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    let days = days_from_civil(y, m, day);
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    let mut frac: String = frac.chars().take(6).collect();
-    while frac.len() < 6 {
-        frac.push('0');
-    }
-    let us: i64 = frac.parse().ok()?;
-    u64::try_from(secs * 1_000_000 + us).ok()
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let t = humantime::parse_rfc3339_weak(s).ok()?;
+    let us = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    u64::try_from(us).ok()
 }
 
 #[cfg(test)]
@@ -913,88 +743,6 @@ mod tests {
             Some(1_795_307_425_606_510)
         );
         assert_eq!(parse_listing_time("1970-01-01T00:00:00"), Some(0));
-    }
-
-    #[test]
-    fn paths_are_encoded_per_segment() {
-        assert_eq!(object_path("c 1", "a/b c%"), "/c%201/a/b%20c%25");
-        assert_eq!(encode("ü"), "%C3%BC");
-    }
-
-    #[test]
-    fn urls_stay_inside_their_account_and_container() {
-        let base = "http://127.0.0.1:8080/v1/AUTH_test";
-        let ok =
-            |c: &str, o: &str| checked_url(base, Target::Object(c, o), &[]).map(|u| u.to_string());
-        // awkward but safe names: encoded as one opaque path
-        for (o, want) in [
-            ("back\\slash", "/c/back%5Cslash"),
-            ("h#x", "/c/h%23x"),
-            ("q?x", "/c/q%3Fx"),
-            ("%2e%2e/x", "/c/%252e%252e/x"),
-            ("e//x", "/c/e//x"),
-            ("/lead", "/c//lead"),
-            ("..a/b..", "/c/..a/b.."),
-        ] {
-            assert_eq!(ok("c", o).unwrap(), format!("{base}{want}"), "{o:?}");
-        }
-        // names that would leave the container: refused before anything is built
-        for o in [
-            "a/../b",
-            "../other/x",
-            "x/./y",
-            "./x",
-            "a/..",
-            "nl\nx",
-            "ctl\u{1}x",
-            "del\u{7f}x",
-        ] {
-            let e = ok("c", o).unwrap_err();
-            assert!(
-                matches!(e, AgentError::SwiftUnsafeName { .. }),
-                "{o:?}: {e}"
-            );
-            assert!(!e.to_string().contains('\n'), "escaped: {e}");
-        }
-        for c in ["..", ".", "a/b", ""] {
-            assert!(
-                checked_url(base, Target::Container(c), &[]).is_err(),
-                "{c:?}"
-            );
-        }
-        // the query is encoded and does not change the path
-        let u = checked_url(base, Target::Container("c"), &[("marker", "a/../b#?&x=1")]).unwrap();
-        assert_eq!(u.path(), "/v1/AUTH_test/c");
-        assert_eq!(
-            u.query_pairs().find(|(k, _)| k == "marker").unwrap().1,
-            "a/../b#?&x=1"
-        );
-    }
-
-    #[test]
-    fn a_storage_url_the_parser_rewrites_is_refused() {
-        // defence in depth: even a safe name is refused when the URL built
-        // from the storage URL does not keep its path
-        for bad in [
-            "http://h/v1/AUTH_x/..",
-            "http://h/v1/./AUTH_x",
-            "http://h/v1\\AUTH_x",
-        ] {
-            let e = checked_url(bad, Target::Object("c", "o"), &[]).unwrap_err();
-            assert!(
-                matches!(e, AgentError::SwiftBadResponse { .. }),
-                "{bad}: {e}"
-            );
-        }
-        assert!(checked_url("http://h/v1/AUTH_x/", Target::Object("c", "o"), &[]).is_ok());
-        assert!(checked_url("http://h/v1/AUTH_x?q=1", Target::Container("c"), &[]).is_err());
-        // and the check after building catches a name the name rules missed
-        for o in ["a/../b", "../other/x", "x/./y"] {
-            let e = built_url("http://h/v1/AUTH_x", Target::Object("c", o), &[]).unwrap_err();
-            assert!(e.to_string().contains("rewritten"), "{o}: {e}");
-        }
-        assert!(built_url("http://h/v1/AUTH_x", Target::Object("c", "a/b"), &[]).is_ok());
-        assert!(checked_url("not a url", Target::Container("c"), &[]).is_err());
     }
 
     #[test]

@@ -66,6 +66,7 @@ mod copier;
 mod guard_state;
 pub mod names;
 pub mod resync;
+mod url;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
