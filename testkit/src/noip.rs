@@ -456,17 +456,11 @@ async fn update(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
+    // application/x-www-form-urlencoded: `%XX` and `+` decoded, an
+    // invalid escape kept as is.
     let params: Vec<(String, String)> = query
         .as_deref()
-        .map(|q| {
-            q.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                    (percent_decode(k), percent_decode(v))
-                })
-                .collect()
-        })
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default();
     let param = |k: &str| {
         params
@@ -629,33 +623,6 @@ async fn not_found(State(fake): State<FakeNoip>, method: Method, uri: axum::http
     fake.finish(rec, StatusCode::NOT_FOUND, "not found".into())
 }
 
-/// `%XX` and `+` decoding of one query component (invalid escapes kept as is).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Serve `fake` on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -727,14 +694,6 @@ mod tests {
         assert!(!agent_is_valid("warden warden/0.1.0"));
         assert!(!agent_is_valid("warden warden 0.1.0 ops@example.net"));
         assert!(!agent_is_valid("warden warden/0.1.0 nobody"));
-    }
-
-    #[test]
-    fn decoding() {
-        assert_eq!(percent_decode("a%2Cb+c"), "a,b c");
-        assert_eq!(percent_decode("fd00%3A%3A1"), "fd00::1");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%4"), "%4");
     }
 
     #[test]
