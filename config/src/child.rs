@@ -9,8 +9,9 @@
 //! (and the name of its environment variable, if it came from one) as it
 //! loads it, so nothing can be loaded without being known here.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 
 /// Variables every child gets from warden's own environment (when set):
 /// what programs need to run, nothing that can hold a credential.
@@ -24,17 +25,45 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// Shortest piece of a secret masked where a text was cut.
 const PARTIAL_MIN: usize = 4;
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
+    known: BTreeSet::new(),
+    longest_first: Vec::new(),
+    sorted: true,
+});
 static SECRET_VARS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 static PASS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Every secret loaded, longest first (a secret containing another is
+/// masked whole). Sorted when next read, not at every registration: an
+/// orchestrator loads one token per site, and sorting (and a linear
+/// duplicate search) at each of 20,000 loads cost about 8·10⁹
+/// instructions of its start.
+struct Secrets {
+    known: BTreeSet<String>,
+    longest_first: Vec<String>,
+    sorted: bool,
+}
+
+/// The secrets, longest first.
+fn secrets() -> RwLockReadGuard<'static, Secrets> {
+    loop {
+        let r = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+        if r.sorted {
+            return r;
+        }
+        drop(r);
+        let mut w = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+        w.longest_first.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        w.sorted = true;
+    }
+}
 
 /// Records a loaded secret (and the variable it came from).
 pub(crate) fn register(value: &str, var: Option<&str>) {
     let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if !s.iter().any(|v| v == value) {
-        s.push(value.to_string());
-        // Longest first: a secret containing another is masked whole.
-        s.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    if s.known.insert(value.to_string()) {
+        s.longest_first.push(value.to_string());
+        s.sorted = false;
     }
     if let Some(var) = var {
         let mut v = SECRET_VARS.write().unwrap_or_else(|p| p.into_inner());
@@ -66,7 +95,8 @@ pub fn clean_env() -> Vec<(OsString, OsString)> {
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let secrets = secrets();
+    let secrets = &secrets.longest_first;
     let mut out = Vec::new();
     for name in BASE_ENV
         .iter()
@@ -96,7 +126,8 @@ pub fn clean_env() -> Vec<(OsString, OsString)> {
 /// (at least 4 characters) masked where the text begins or ends — an
 /// output tail cut in the middle of a secret.
 pub fn scrub(text: &str) -> String {
-    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let secrets = secrets();
+    let secrets = &secrets.longest_first;
     let mut out = text.to_string();
     for s in secrets.iter() {
         if out.contains(s.as_str()) {

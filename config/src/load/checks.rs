@@ -375,16 +375,17 @@ impl<'t, 'r> Cx<'t, 'r> {
     }
 
     pub(super) fn check_secret(&mut self, key: &str, s: &SecretRef) {
-        let span = self.at(key);
+        // Where the key is only when something is wrong: finding it is a
+        // walk of its tables, and a config names a secret per site.
         match (&s.file, &s.env) {
             (Some(_), Some(_)) => self.push(
-                span,
+                self.at(key),
                 key,
                 None,
                 "give exactly one of `file` or `env`, not both",
             ),
             (None, None) => self.push(
-                span,
+                self.at(key),
                 key,
                 None,
                 "give where the secret comes from: { file = \"/path\" } or { env = \"VAR\" }",
