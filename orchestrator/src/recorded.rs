@@ -38,12 +38,6 @@ impl Recorded {
         self.last.contains_key(key)
     }
 
-    /// Forget every condition whose key starts with `prefix` (the thing is
-    /// fine again, whatever went wrong with it before).
-    pub fn clear_prefix(&mut self, prefix: &str) {
-        self.last.retain(|k, _| !k.starts_with(prefix));
-    }
-
     /// Forget every condition under `prefix` but those `keep` names (the
     /// conditions observed in a pass that looked at every one of them).
     pub fn clear_prefix_except(&mut self, prefix: &str, keep: &BTreeSet<String>) {
@@ -69,11 +63,17 @@ mod tests {
         assert!(r.holds("no_standby/web"));
         assert!(r.observe("no_standby/web", None), "it ended");
         assert!(!r.holds("no_standby/web"));
-        r.observe("reconcile/web/fe1", Some("x"));
-        r.observe("reconcile/web/fe2", Some("y"));
-        r.clear_prefix("reconcile/web/");
+        r.observe("reconcile-blind/fe1", Some("x"));
+        r.observe("reconcile-blind/fe10", Some("y"));
+        r.observe("reconcile-blind/fe2", Some("z"));
+        r.observe("other/fe1", Some("w"));
+        let keep = BTreeSet::from(["reconcile-blind/fe10".to_string()]);
+        r.clear_prefix_except("reconcile-blind/", &keep);
+        assert!(!r.holds("reconcile-blind/fe1") && !r.holds("reconcile-blind/fe2"));
+        assert!(r.holds("reconcile-blind/fe10"), "kept");
+        assert!(r.holds("other/fe1"), "another prefix");
         assert!(
-            r.observe("reconcile/web/fe1", Some("x")),
+            r.observe("reconcile-blind/fe1", Some("x")),
             "raised again after recovery"
         );
     }

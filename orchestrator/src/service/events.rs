@@ -175,8 +175,9 @@ impl Shared {
         }
     }
 
-    /// Condition(s) under `prefix` no longer hold (e.g. the group reconciled).
-    pub(crate) fn level_cleared(&self, prefix: &str) {
-        self.lock().recorded.clear_prefix(prefix);
+    /// Condition `key` no longer holds (e.g. the group reconciled). Only
+    /// that key: a prefix would take `reconcile/g10` with `reconcile/g1`.
+    pub(crate) fn level_cleared(&self, key: &str) {
+        self.lock().recorded.observe(key, None);
     }
 }

@@ -439,4 +439,45 @@ mod tests {
         s.reconcile_once().await;
         assert_eq!(blind_events(&s), 3);
     }
+
+    /// A group reconciled clears its own condition only: g1 fixed does
+    /// not make g10's unchanged failure an event again.
+    #[tokio::test(start_paused = true)]
+    async fn a_group_reconciled_clears_its_own_condition_not_its_namesakes() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = test_dir(false, 1);
+        let routes: BTreeMap<String, Arc<FakeRoute>> = (0..11)
+            .map(|g| (format!("g{g}"), Arc::new(FakeRoute::default())))
+            .collect();
+        let of = routes.clone();
+        let s = start_routed(
+            &many_groups_text(&dir, 11),
+            &dir,
+            Arc::new(MemStore::default()),
+            move |name| of[name].clone(),
+        )
+        .expect("config");
+        for g in ["g1", "g10"] {
+            *routes[g].route.lock().unwrap() = (Some("elsewhere".into()), 0);
+            routes[g].refuse_writes.store(true, SeqCst);
+        }
+        let failed = |s: &Shared, g: &str| {
+            s.lock()
+                .recent
+                .iter()
+                .filter(|e| e.kind == EventKind::ReconcileFailed)
+                .filter(|e| e.group.as_deref() == Some(g))
+                .count()
+        };
+        s.reconcile_once().await;
+        assert_eq!((failed(&s, "g1"), failed(&s, "g10")), (1, 1));
+        routes["g1"].refuse_writes.store(false, SeqCst);
+        s.reconcile_once().await;
+        s.reconcile_once().await;
+        assert_eq!(
+            failed(&s, "g10"),
+            1,
+            "g10 still fails the same way: recorded once"
+        );
+    }
 }
