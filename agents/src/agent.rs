@@ -615,25 +615,10 @@ impl Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use warden_config::Secret;
 
     #[tokio::test]
     async fn replication_commands_are_refused() {
-        let settings = AgentSettings {
-            site: "ca".into(),
-            token: Secret::new("token-123456"),
-            orchestrator_urls: vec!["http://127.0.0.1:1".into()],
-            interval: Duration::from_millis(100),
-            long_poll: Duration::from_millis(100),
-            checks: Vec::new(),
-            peers: Vec::new(),
-            promote: Vec::new(),
-            demote: Vec::new(),
-            replication: None,
-            state_dir: std::env::temp_dir(),
-            groups: Vec::new(),
-            tls: None,
-        };
+        let settings = AgentSettings::bare("ca", "http://127.0.0.1:1");
         for kind in [
             CommandKind::StartReplication,
             CommandKind::StopReplication,

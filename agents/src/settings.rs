@@ -188,17 +188,16 @@ pub(crate) fn with_timeout_at_most(spec: &CheckSpec, max: Duration) -> CheckSpec
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn validate_rejects_bad_url_and_zero_interval() {
-        let mut s = AgentSettings {
-            site: "ca".into(),
+impl AgentSettings {
+    /// Settings of site `site` with one orchestrator at `url`, a 100 ms
+    /// interval and nothing else (no checks, peers, hooks or replication).
+    pub(crate) fn bare(site: &str, url: &str) -> AgentSettings {
+        AgentSettings {
+            site: site.into(),
             token: Secret::new("token-123456"),
-            orchestrator_urls: vec!["ftp://x".into()],
+            orchestrator_urls: vec![url.into()],
             interval: Duration::from_millis(100),
-            long_poll: Duration::ZERO,
+            long_poll: Duration::from_millis(100),
             checks: Vec::new(),
             peers: Vec::new(),
             promote: Vec::new(),
@@ -207,7 +206,17 @@ mod tests {
             state_dir: std::env::temp_dir(),
             groups: Vec::new(),
             tls: None,
-        };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_rejects_bad_url_and_zero_interval() {
+        let mut s = AgentSettings::bare("ca", "ftp://x");
         assert!(matches!(
             s.validate(),
             Err(AgentError::InvalidSetting { .. })
