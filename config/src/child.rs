@@ -9,7 +9,6 @@
 //! (and the name of its environment variable, if it came from one) as it
 //! loads it, so nothing can be loaded without being known here.
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -26,7 +25,6 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 const PARTIAL_MIN: usize = 4;
 
 static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
-    known: BTreeSet::new(),
     longest_first: Vec::new(),
     sorted: true,
 });
@@ -39,7 +37,7 @@ static PASS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// duplicate search) at each of 20,000 loads cost about 8·10⁹
 /// instructions of its start.
 struct Secrets {
-    known: BTreeSet<String>,
+    /// Longest first and without repeats once `sorted`.
     longest_first: Vec<String>,
     sorted: bool,
 }
@@ -61,10 +59,8 @@ fn secrets() -> RwLockReadGuard<'static, Secrets> {
 /// Records a loaded secret (and the variable it came from).
 pub(crate) fn register(value: &str, var: Option<&str>) {
     let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    if s.known.insert(value.to_string()) {
-        s.longest_first.push(value.to_string());
-        s.sorted = false;
-    }
+    s.longest_first.push(value.to_string());
+    s.sorted = false;
     if let Some(var) = var {
         let mut v = SECRET_VARS.write().unwrap_or_else(|p| p.into_inner());
         if !v.iter().any(|n| n == var) {

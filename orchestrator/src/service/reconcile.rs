@@ -179,10 +179,12 @@ impl Shared {
             }
             let key = format!("{BLIND_PREFIX}{element}");
             if st.recorded.observe(&key, Some(&msg)) {
-                let one = (b.reapplied.len() + b.skipped.len() == 1)
-                    .then(|| b.reapplied.first().or(b.skipped.first()))
-                    .flatten()
-                    .cloned();
+                // The group, when the element serves only one.
+                let mut groups = b.reapplied.iter().chain(&b.skipped);
+                let one = match (groups.next(), groups.next()) {
+                    (Some(g), None) => Some(g.clone()),
+                    _ => None,
+                };
                 self.event_locked(
                     &mut st,
                     EventKind::Reconciled,
