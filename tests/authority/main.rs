@@ -31,7 +31,7 @@ fn curl(
     token: &str,
     body: Option<&str>,
 ) -> Result<(u16, String)> {
-    let auth = format!("Authorization: Bearer {token}");
+    let auth = d.lab.auth_header(token)?;
     let mut args = vec![
         "-s",
         "-m",

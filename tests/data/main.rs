@@ -427,7 +427,7 @@ fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
 /// `GET` an operator API path from the ctl host: the parsed JSON.
 fn api_get(x: &Data, path: &str) -> Result<Value> {
     let url = format!("http://{}:{}{path}", x.d.lab.ip("ctl"), deploy::API_PORT);
-    let auth = format!("Authorization: Bearer {}", x.d.operator_token);
+    let auth = x.d.lab.auth_header(&x.d.operator_token)?;
     let out =
         x.d.lab
             .run_ok("ctl", "curl", ["-s", "-m", "10", "-H", &auth, &url])?;

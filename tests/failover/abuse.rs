@@ -20,7 +20,10 @@ const ABUSER: &str = r#"
 import resource, socket, sys, time
 from concurrent.futures import ThreadPoolExecutor
 resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
-api_host, api_port, fe_host, fe_port, token = sys.argv[1:6]
+api_host, api_port, fe_host, fe_port, token_file = sys.argv[1:6]
+# The token from its file: never on a command line.
+with open(token_file) as f:
+    token = f.read().strip()
 
 def conn(host, port):
     try:
@@ -118,7 +121,7 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
         })
     };
     let script = d.lab.write_file("abuser.py", ABUSER)?;
-    let token_a = std::fs::read_to_string(d.lab.dir().join("a.token"))?;
+    let token_a = d.lab.dir().join("a.token");
     let abuser = d.lab.spawn(
         "cli",
         "abuser",
@@ -129,7 +132,7 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
             deploy::API_PORT.to_string(),
             d.lab.ip("fe").to_string(),
             deploy::ENTRY_PORT.to_string(),
-            token_a.trim().to_string(),
+            token_a.display().to_string(),
         ],
     )?;
     let ready = lab::eventually(secs(90), secs(0.5), || {

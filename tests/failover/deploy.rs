@@ -267,7 +267,7 @@ drain_timeout = "2s"
 
     /// GET a JSON document from the ctl host with a bearer token.
     fn get_json(&self, token: &str, url: &str) -> Result<Value> {
-        let auth = format!("Authorization: Bearer {token}");
+        let auth = self.lab.auth_header(token)?;
         let out = self
             .lab
             .run_ok("ctl", "curl", ["-s", "-m", "5", "-H", &auth, url])?;
@@ -319,7 +319,7 @@ drain_timeout = "2s"
         path: &str,
         body: &str,
     ) -> Result<(u16, String)> {
-        let auth = format!("Authorization: Bearer {token}");
+        let auth = self.lab.auth_header(token)?;
         let url = format!("http://{}:{API_PORT}{path}", self.lab.ip("ctl"));
         let (rc, status, text) = self.curl(&[
             "-X",

@@ -25,7 +25,7 @@ use crate::lab::{self, secs, Deploy};
 /// The frontend's route of group web, as JSON (with the hold counters).
 fn frontend_state(d: &Deployment) -> Result<Value> {
     let url = format!("http://{}:{CONTROL_PORT}/v1/routes/web", d.lab.ip("fe"));
-    let auth = format!("Authorization: Bearer {}", d.frontend_token);
+    let auth = d.lab.auth_header(&d.frontend_token)?;
     let out = d
         .lab
         .run_ok("ctl", "curl", ["-s", "-m", "5", "-H", &auth, &url])?;

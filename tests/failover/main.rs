@@ -418,7 +418,7 @@ fn frontend_refuses_stale_epochs_and_is_reconciled_after_restart() -> Result<()>
             "-X",
             "PUT",
             "-H",
-            &format!("Authorization: Bearer {}", d.frontend_token),
+            &d.lab.auth_header(&d.frontend_token)?,
             "-H",
             "content-type: application/json",
             "-d",

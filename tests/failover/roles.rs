@@ -46,13 +46,14 @@ fn read_only_token_cannot_act_operators_are_named_and_replays_are_refused() -> R
     }
     // Test 6: what /metrics serves passes promtool (the classic text format
     // unless the scraper asks for OpenMetrics).
+    let read_header = d.lab.auth_header(&read)?;
     let out = d.lab.run(
         "cli",
         "bash",
         [
             "-c",
             &format!(
-                "set -o pipefail; curl -sf -H 'Authorization: Bearer {read}' {api}/metrics | promtool check metrics"
+                "set -o pipefail; curl -sf -H '{read_header}' {api}/metrics | promtool check metrics"
             ),
         ],
     )?;
@@ -68,7 +69,7 @@ fn read_only_token_cannot_act_operators_are_named_and_replays_are_refused() -> R
         [
             "-sf",
             "-H",
-            &format!("Authorization: Bearer {read}"),
+            &d.lab.auth_header(&read)?,
             &format!("{api}/metrics"),
         ],
     )?;
@@ -88,7 +89,7 @@ fn read_only_token_cannot_act_operators_are_named_and_replays_are_refused() -> R
         [
             "-sf",
             "-H",
-            &format!("Authorization: Bearer {read}"),
+            &d.lab.auth_header(&read)?,
             "-H",
             "Accept: application/openmetrics-text; version=1.0.0",
             &format!("{api}/metrics"),

@@ -121,7 +121,7 @@ key = "{b_key}"
     assert_eq!(d.user_get()?, "a");
 
     // curl --cacert reads the API (with the operator's certificate).
-    let auth = format!("Authorization: Bearer {}", d.operator_token);
+    let auth = d.lab.auth_header(&d.operator_token)?;
     // (curl's exit code, the body and the status on a last line)
     let curl = |extra: &[&str], path: &str, body: Option<&str>| -> Result<(i32, String)> {
         let url = format!("{api}{path}");
@@ -153,7 +153,7 @@ key = "{b_key}"
         .to_string()
     };
     let token_a = std::fs::read_to_string(d.lab.dir().join("a.token"))?;
-    let auth_a = format!("Authorization: Bearer {}", token_a.trim());
+    let auth_a = d.lab.auth_header(token_a.trim())?;
     let agent_curl = |cert: &str, key: &str, seq: u64| -> Result<(i32, String)> {
         let body = report(seq);
         let extra = [
@@ -239,7 +239,7 @@ key = "{b_key}"
     // An order to the frontend without the orchestrator's certificate:
     // the frontend's token and a newer epoch are not enough.
     let route = format!("https://{fe}:{}/v1/routes/web", deploy::CONTROL_PORT);
-    let fe_auth = format!("Authorization: Bearer {}", d.frontend_token);
+    let fe_auth = d.lab.auth_header(&d.frontend_token)?;
     for extra in [
         vec!["--cacert", ca.as_str()],
         vec![

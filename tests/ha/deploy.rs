@@ -311,7 +311,7 @@ impl Ha {
 
     /// GET a JSON document from `ctl` with a bearer token.
     pub(crate) fn get_json(&self, token: &str, url: &str) -> Result<Value> {
-        let auth = format!("Authorization: Bearer {token}");
+        let auth = self.lab.auth_header(token)?;
         let out = self
             .lab
             .run_ok("ctl", "curl", ["-s", "-m", "5", "-H", &auth, url])?;
@@ -328,7 +328,7 @@ impl Ha {
         body: &str,
         format: &str,
     ) -> Result<String> {
-        let auth = format!("Authorization: Bearer {token}");
+        let auth = self.lab.auth_header(token)?;
         self.lab.run_ok(
             "ctl",
             "curl",

@@ -313,7 +313,7 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
     }
 
     fn get_json(&self, token: &str, url: &str) -> Result<Value> {
-        let auth = format!("Authorization: Bearer {token}");
+        let auth = self.lab.auth_header(token)?;
         let out = self
             .lab
             .run_ok("ctl", "curl", ["-s", "-m", "5", "-H", &auth, url])?;

@@ -137,7 +137,7 @@ fn stale_epoch_is_refused_by_a_frontend() {
         let (_, epoch) = d.frontend_route("fe2")?;
         ensure!(epoch >= 2, "epoch {epoch}");
         let url = format!("http://{}:{CONTROL_PORT}/v1/routes/web", d.lab.ip("fe2"));
-        let auth = format!("Authorization: Bearer {}", d.fe_tokens[1]);
+        let auth = d.lab.auth_header(&d.fe_tokens[1])?;
         let body = format!(r#"{{"site":"a","epoch":{}}}"#, epoch - 1);
         let out = d.lab.run_ok(
             "ctl",

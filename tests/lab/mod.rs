@@ -340,6 +340,20 @@ impl Lab {
         Ok(path)
     }
 
+    /// A bearer token as curl's header argument without the token on the
+    /// command line (where `ps` would show it): the header is written to a
+    /// private file in the lab directory and the argument is `@FILE`
+    /// (`curl -H @FILE`). The file is named by the token's fingerprint, so
+    /// asking again for the same token writes the same file.
+    pub(crate) fn auth_header(&self, token: &str) -> Result<String> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        token.hash(&mut h);
+        let name = format!("headers/auth-{:016x}", h.finish());
+        let path = self.write_file(&name, format!("Authorization: Bearer {token}\n"))?;
+        Ok(format!("@{}", path.display()))
+    }
+
     /// Runs a short command to completion inside `host` (any exit status).
     /// It has no time limit of its own: use it for commands that end.
     pub(crate) fn run<I, S>(

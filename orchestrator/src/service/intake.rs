@@ -94,8 +94,15 @@ impl Shared {
 
     /// For a long-poll: `site`'s pending commands, and whether any of them
     /// is new to its polls ([`crate::commands::Ledger::take_for_poll`]).
+    /// Nothing without the licence, as in a report's answer: a node that is
+    /// shutting down, or was deposed and has not emptied its ledger yet,
+    /// hands out no order.
     pub fn commands_for_poll(&self, site: &str) -> (Vec<Command>, bool) {
-        self.lock().ledger.take_for_poll(site)
+        let mut st = self.lock();
+        if !self.licence.is_held() {
+            return (Vec::new(), false);
+        }
+        st.ledger.take_for_poll(site)
     }
 
     /// The current epoch of every group `site` belongs to (told to its agent).

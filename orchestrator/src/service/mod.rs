@@ -63,6 +63,8 @@ mod hold;
 mod hybrid;
 mod intake;
 mod operator;
+#[cfg(test)]
+mod orders_tests;
 mod persist;
 pub mod polls;
 mod reconcile;
