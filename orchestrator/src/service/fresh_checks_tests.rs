@@ -7,7 +7,7 @@ use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::CheckResult;
 
-fn report(site: &str, seq: u64, outcomes: Vec<CommandOutcome>) -> AgentReport {
+pub(super) fn report(site: &str, seq: u64, outcomes: Vec<CommandOutcome>) -> AgentReport {
     AgentReport {
         site: site.into(),
         seq,
@@ -38,7 +38,7 @@ fn promoted(id: &str) -> CommandOutcome {
     }
 }
 
-async fn settle() {
+pub(super) async fn settle() {
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }

@@ -2,30 +2,11 @@
 //! led is handed to no agent once the licence is gone — neither in a
 //! report's answer nor to a command poll — even before the ledger is
 //! emptied (a deposed node between the two, or one shutting down).
+use super::fresh_checks_tests::{report, settle};
 use super::runbooks::Env;
 use super::tests::setup_with;
 use super::*;
 use crate::store::MemStore;
-
-fn report(site: &str, seq: u64) -> AgentReport {
-    AgentReport {
-        site: site.into(),
-        seq,
-        boot: format!("boot-{site}"),
-        started_unix_ms: 0,
-        checks: vec![],
-        peers: vec![],
-        outcomes: vec![],
-        replication: vec![],
-        authority: vec![],
-    }
-}
-
-async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn no_order_is_handed_out_once_the_licence_is_gone() {
@@ -39,7 +20,7 @@ async fn no_order_is_handed_out_once_the_licence_is_gone() {
     let (polled, fresh) = s.commands_for_poll("b");
     assert_eq!(polled, vec![cmd.clone().to_site("b")]);
     assert!(fresh, "new to b's polls");
-    assert_eq!(s.accept_report(report("b", 1)).commands.len(), 1);
+    assert_eq!(s.accept_report(report("b", 1, vec![])).commands.len(), 1);
 
     s.licence.revoke("test: deposed");
     assert_eq!(
@@ -47,7 +28,7 @@ async fn no_order_is_handed_out_once_the_licence_is_gone() {
         (vec![], false),
         "a node without the licence handed out an order to a poll"
     );
-    let answer = s.accept_report(report("b", 2));
+    let answer = s.accept_report(report("b", 2, vec![]));
     assert!(answer.commands.is_empty(), "{:?}", answer.commands);
     assert!(answer.epochs.is_empty(), "no epoch told either");
     step.abort();

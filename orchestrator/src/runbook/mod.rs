@@ -1,0 +1,420 @@
+//! The runbook engine (DESIGN §4): executes a persisted [`Runbook`] step by
+//! step against a [`RunbookEnv`], persisting each step *before* it starts and
+//! after it ends, so that a killed orchestrator resumes where it was.
+//!
+//! Every step is idempotent: commands carry deterministic ids (agents return
+//! the first run's outcome), and `activate` with the same epoch and site is a
+//! no-op at the routing layer. Safe to cancel at any await point: cancelling
+//! leaves the runbook `running` in the store, to be resumed.
+//!
+//! This module owns the order of the steps, their records and the rollback;
+//! what each step does is in [`steps`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use warden_config::Fencing;
+use warden_proto::agent::{Command, CommandKind, CommandOutcome, JournalMark};
+use warden_strategies::{Observed, SiteRoute, StrategyError};
+
+use crate::model::{EventKind, Runbook, RunbookKind, RunbookStatus, StepName, StepStatus};
+use crate::store::Store;
+
+mod steps;
+use steps::run_step;
+
+/// What the engine needs from the world. The service implements it with
+/// agents, strategies and probes; unit tests with a simulation.
+#[async_trait]
+pub trait RunbookEnv: Send + Sync {
+    /// Wall-clock unix ms (derived from tokio time, so paused tests move it).
+    fn now_ms(&self) -> u64;
+    /// Whether the site's agent reported recently.
+    fn agent_fresh(&self, site: &str) -> bool;
+    /// Whether it reported within two of its report intervals (not silent):
+    /// the fence step sends no demote to wait for to a silent site.
+    fn agent_heard(&self, site: &str) -> bool {
+        self.agent_fresh(site)
+    }
+    /// Queue a command for the site's agent and wait for its outcome.
+    async fn command(
+        &self,
+        site: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<CommandOutcome, String>;
+    /// Wait until the site's agent reports every critical check passing.
+    async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String>;
+    async fn activate(
+        &self,
+        group: &str,
+        route: &SiteRoute,
+        epoch: u64,
+    ) -> Result<(), StrategyError>;
+    async fn current(&self, group: &str) -> Result<Observed, StrategyError>;
+    /// End-to-end probe through the group's public entry for users reaching
+    /// `site` (its identity when it declares one); Ok(detail) when it answers so.
+    async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String>;
+    /// Run the group's fence command.
+    async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String>;
+    /// Whether the group has a replication plan.
+    fn has_replication(&self, group: &str) -> bool;
+    /// Tell the group's routing layer a switch is coming (`ttl` > 0) or no
+    /// longer is (`ttl` zero): frontends hold new connections whose backend
+    /// fails instead of closing them. Best effort, never waited for.
+    fn hold(&self, _group: &str, _epoch: u64, _ttl: Duration) {}
+    /// A resync or final-sync step at `site` finished: record what its agent
+    /// reported (divergent items) for status and events.
+    fn resync_finished(&self, _rb: &Runbook, _site: &str) {}
+    /// The runbook was persisted with new progress (for status views).
+    fn progress(&self, _rb: &Runbook) {}
+    /// Record an event.
+    fn event(
+        &self,
+        kind: EventKind,
+        group: &str,
+        site: Option<&str>,
+        message: String,
+        runbook: Option<u64>,
+    );
+}
+
+/// Per-group settings the engine obeys.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub fencing: Fencing,
+    pub fence_command: Option<Vec<String>>,
+    pub step_timeout: Duration,
+    /// Time allowed for the resync and final-sync steps (`resync_timeout`).
+    pub resync_timeout: Duration,
+}
+
+impl Policy {
+    /// The time allowed for one step.
+    pub fn timeout_of(&self, step: StepName) -> Duration {
+        match step {
+            StepName::Resync | StepName::FinalSync => self.resync_timeout.max(self.step_timeout),
+            _ => self.step_timeout,
+        }
+    }
+}
+
+enum Outcome {
+    Done(String),
+    /// Done, with something the later steps need (kept in the runbook).
+    Carrying(String, Carry),
+    Skipped(String),
+    Failed(String),
+}
+
+/// What a step hands to later ones through the persisted runbook.
+enum Carry {
+    /// The old active site's change journal started here (resync step).
+    Journal(JournalMark),
+    /// What its demote said changed since (`None`: it could not say).
+    Changed(Option<Vec<String>>),
+}
+
+/// Run (or resume) `rb` to the end. Returns the final runbook (also persisted).
+pub async fn execute(
+    mut rb: Runbook,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+    policy: &Policy,
+) -> Runbook {
+    while let Some(i) = rb.next_step() {
+        let name = rb.steps[i].name;
+        {
+            let s = &mut rb.steps[i];
+            s.status = StepStatus::Running;
+            s.attempts += 1;
+            s.started_unix_ms = Some(env.now_ms());
+            s.finished_unix_ms = None;
+        }
+        // Without the record we must not act: a crash now could repeat an unrecorded step.
+        if !persist(&mut rb, name, env, store).await {
+            return rb;
+        }
+        env.event(
+            EventKind::StepStarted,
+            &rb.group,
+            None,
+            format!(
+                "{} step {} started (attempt {})",
+                kind_str(rb.kind),
+                step_str(name),
+                rb.steps[i].attempts
+            ),
+            Some(rb.id),
+        );
+        if matches!(name, StepName::Fence | StepName::Demote) {
+            // The active site is about to be taken down (or is down): from
+            // here until the switch, users' new connections wait, not fail.
+            env.hold(&rb.group, rb.epoch, cut_over_window(&rb, i, policy));
+        }
+        let limit = policy.timeout_of(name);
+        let outcome = match tokio::time::timeout(limit, run_step(&rb, name, env, policy)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Failed(format!("timed out after {}", humantime_fmt(limit))),
+        };
+        let (status, detail) = match outcome {
+            Outcome::Done(d) => (StepStatus::Done, d),
+            Outcome::Carrying(d, carry) => {
+                match carry {
+                    Carry::Journal(mark) => rb.journal = Some(mark),
+                    Carry::Changed(names) => rb.changed = names,
+                }
+                (StepStatus::Done, d)
+            }
+            Outcome::Skipped(d) => (StepStatus::Skipped, d),
+            Outcome::Failed(d) => (StepStatus::Failed, d),
+        };
+        let now = env.now_ms();
+        {
+            let s = &mut rb.steps[i];
+            s.status = status;
+            s.detail = detail.clone();
+            s.finished_unix_ms = Some(now);
+        }
+        env.event(
+            EventKind::StepFinished,
+            &rb.group,
+            None,
+            format!(
+                "{} step {}: {:?}: {detail}",
+                kind_str(rb.kind),
+                step_str(name),
+                status
+            ),
+            Some(rb.id),
+        );
+        if status == StepStatus::Failed {
+            rb.status = RunbookStatus::Failed;
+            rb.finished_unix_ms = Some(now);
+            let switched = rb
+                .steps
+                .iter()
+                .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+            if !switched {
+                // No switch is coming after all: nothing may be held.
+                env.hold(&rb.group, rb.epoch, Duration::ZERO);
+            }
+            if rb.kind != RunbookKind::Failover {
+                rollback(&mut rb, env, policy).await;
+            }
+            final_record(&rb, store);
+            env.progress(&rb);
+            env.event(
+                EventKind::RunbookFailed,
+                &rb.group,
+                Some(&rb.to),
+                format!(
+                    "{} to {} failed at step {}: {detail}",
+                    kind_str(rb.kind),
+                    rb.to,
+                    step_str(name)
+                ),
+                Some(rb.id),
+            );
+            return rb;
+        }
+        if name == StepName::Verify {
+            rb.rto_ms = Some(now.saturating_sub(rb.incident_started_unix_ms));
+        }
+        if !persist(&mut rb, name, env, store).await {
+            return rb;
+        }
+    }
+    rb.status = RunbookStatus::Succeeded;
+    rb.finished_unix_ms = Some(env.now_ms());
+    final_record(&rb, store);
+    env.progress(&rb);
+    env.event(
+        EventKind::RunbookSucceeded,
+        &rb.group,
+        Some(&rb.to),
+        format!(
+            "{} {} → {} done at epoch {}; RTO {} ms",
+            kind_str(rb.kind),
+            rb.from,
+            rb.to,
+            rb.epoch,
+            rb.rto_ms.unwrap_or(0)
+        ),
+        Some(rb.id),
+    );
+    rb
+}
+
+/// How long a hold order sent before step `from` must stand: the time the
+/// steps up to and including the switch may take, and a second of margin.
+fn cut_over_window(rb: &Runbook, from: usize, policy: &Policy) -> Duration {
+    let mut window = Duration::from_secs(1);
+    for s in rb.steps.iter().skip(from) {
+        window = window.saturating_add(policy.timeout_of(s.name));
+        if s.name == StepName::Switch {
+            break;
+        }
+    }
+    window
+}
+
+/// A failback or switchover failed. Before the switch nothing moved but
+/// (maybe) the old active site's demote: promote it again so users keep a
+/// writable site. Marks the runbook `aborted` when traffic and writes are as
+/// they were; otherwise it stays failed for the operator.
+async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
+    let done = |n: StepName| {
+        rb.steps
+            .iter()
+            .any(|s| s.name == n && s.status == StepStatus::Done)
+    };
+    if done(StepName::Switch) {
+        return;
+    }
+    let demote_started = rb
+        .steps
+        .iter()
+        .any(|s| s.name == StepName::Demote && s.status != StepStatus::Pending);
+    if !demote_started {
+        rb.aborted = true;
+        return;
+    }
+    let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Promote);
+    cmd.id = format!("{}:{}:promote_back", rb.group, rb.epoch);
+    let outcome = env.command(&rb.from, cmd, policy.step_timeout).await;
+    let text = match &outcome {
+        Ok(o) => outcome_text(o),
+        Err(e) => e.clone(),
+    };
+    rb.aborted = matches!(&outcome, Ok(o) if o.ok);
+    env.event(
+        if rb.aborted {
+            EventKind::FailbackAborted
+        } else {
+            EventKind::RunbookFailed
+        },
+        &rb.group,
+        Some(&rb.from),
+        format!(
+            "{} promoted again after the failed {}: {text}",
+            rb.from,
+            kind_str(rb.kind)
+        ),
+        Some(rb.id),
+    );
+}
+
+/// How long a failing runbook write is retried before the runbook fails.
+pub const PERSIST_RETRY: Duration = Duration::from_secs(5);
+
+/// Record a finished runbook. If this write is lost the store still says
+/// `running`, and a restart resumes the idempotent steps: safe, so only warn.
+fn final_record(rb: &Runbook, store: &dyn Store) {
+    if let Err(e) = crate::store::blocking(|| store.put_runbook(rb)) {
+        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the finished runbook; it will be resumed on restart");
+    }
+}
+
+/// Write `rb` and publish its progress; on a store error mark it failed
+/// (in memory: the store holds the last good record to resume from).
+///
+/// A store error is retried for [`PERSIST_RETRY`] first (etcd electing a new
+/// raft leader takes a second or two); a deposed orchestrator stops at once.
+async fn persist(
+    rb: &mut Runbook,
+    step: StepName,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+) -> bool {
+    let started = tokio::time::Instant::now();
+    let mut written = crate::store::blocking(|| store.put_runbook(rb));
+    while let Err(e) = &written {
+        if matches!(e, crate::OrchestratorError::Deposed(_))
+            || store.may_act_unwritten()
+            || started.elapsed() >= PERSIST_RETRY
+        {
+            break;
+        }
+        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the runbook; retrying");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        written = crate::store::blocking(|| store.put_runbook(rb));
+    }
+    match written {
+        Ok(()) => {
+            env.progress(rb);
+            true
+        }
+        Err(e @ crate::OrchestratorError::Deposed(_)) => {
+            // Another orchestrator leads: it resumes this runbook from the
+            // store. Stop without a word in the record (still `running`).
+            tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: runbook left to the new leader");
+            false
+        }
+        Err(e) if store.may_act_unwritten() => {
+            // A full disk must not stop a failover that does not need it: go
+            // on from memory (the decision's alert already said so).
+            tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "step not persisted; going on from memory");
+            env.progress(rb);
+            true
+        }
+        Err(e) => {
+            env.event(
+                EventKind::RunbookFailed,
+                &rb.group,
+                None,
+                format!("cannot persist step {}: {e}", step_str(step)),
+                Some(rb.id),
+            );
+            rb.status = RunbookStatus::Failed;
+            false
+        }
+    }
+}
+
+pub fn kind_str(k: RunbookKind) -> &'static str {
+    match k {
+        RunbookKind::Failover => "failover",
+        RunbookKind::Failback => "failback",
+        RunbookKind::Switchover => "switchover",
+    }
+}
+
+pub fn step_str(s: StepName) -> &'static str {
+    match s {
+        StepName::Decide => "decide",
+        StepName::Fence => "fence",
+        StepName::StopReplication => "stop_replication",
+        StepName::FinalSync => "final_sync",
+        StepName::Resync => "resync",
+        StepName::Demote => "demote",
+        StepName::Promote => "promote",
+        StepName::Switch => "switch",
+        StepName::Verify => "verify",
+        StepName::StartReplication => "start_replication",
+    }
+}
+
+fn humantime_fmt(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn outcome_text(o: &CommandOutcome) -> String {
+    let hooks: Vec<String> = o
+        .hooks
+        .iter()
+        .map(|h| format!("{}: {}", h.name, h.detail))
+        .collect();
+    if hooks.is_empty() {
+        if o.detail.is_empty() {
+            "no hooks configured".into()
+        } else {
+            o.detail.clone()
+        }
+    } else {
+        hooks.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests;
