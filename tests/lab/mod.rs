@@ -343,14 +343,25 @@ impl Lab {
     /// A bearer token as curl's header argument without the token on the
     /// command line (where `ps` would show it): the header is written to a
     /// private file in the lab directory and the argument is `@FILE`
-    /// (`curl -H @FILE`). The file is named by the token's fingerprint, so
-    /// asking again for the same token writes the same file.
+    /// (`curl -H @FILE`). The file is named by the token's fingerprint and
+    /// written once, whole (a temporary file renamed into place), so a
+    /// thread asking for the same token while a curl reads it never sees it
+    /// half written.
     pub(crate) fn auth_header(&self, token: &str) -> Result<String> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         token.hash(&mut h);
         let name = format!("headers/auth-{:016x}", h.finish());
-        let path = self.write_file(&name, format!("Authorization: Bearer {token}\n"))?;
+        let path = self.dir.join(&name);
+        if !path.exists() {
+            let tmp = format!("{name}.{:?}", std::thread::current().id()).replace(
+                |c: char| !c.is_ascii_alphanumeric() && c != '/' && c != '-',
+                "_",
+            );
+            let written = self.write_file(&tmp, format!("Authorization: Bearer {token}\n"))?;
+            std::fs::rename(&written, &path)
+                .with_context(|| format!("renaming {} into place", written.display()))?;
+        }
         Ok(format!("@{}", path.display()))
     }
 

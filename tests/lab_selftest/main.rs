@@ -212,6 +212,40 @@ fn parallel_labs_are_distinct() {
     assert!(!dir.exists());
 }
 
+/// A bearer token reaches curl from a private header file: the argument
+/// names the file, never the token, and curl sends the header from it.
+#[test]
+fn bearer_tokens_reach_curl_from_a_file_not_the_command_line() -> Result<()> {
+    let lab = lab::require!(&["srv", "cli"], else Ok(()));
+    let url = start_web(&lab, "srv", "web", "hello")?;
+    let token = format!("selftest-token-{}", lab.prefix());
+    let arg = lab.auth_header(&token)?;
+    ensure!(arg.starts_with('@') && !arg.contains(&token), "{arg}");
+    let file = std::path::Path::new(&arg[1..]);
+    ensure!(
+        std::fs::read_to_string(file)? == format!("Authorization: Bearer {token}\n"),
+        "header file content"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    ensure!(
+        std::fs::metadata(file)?.permissions().mode() & 0o077 == 0,
+        "private"
+    );
+    // Asked again (as every helper call does): the same file, still whole.
+    ensure!(lab.auth_header(&token)? == arg);
+    lab::eventually(secs(10), secs(0.1), || {
+        let out = lab.run("cli", "curl", ["-sv", "-m", "2", "-H", &arg, &url])?;
+        let sent = String::from_utf8_lossy(&out.stderr);
+        ensure!(out.status.success(), "curl: {sent}");
+        ensure!(
+            sent.contains(&format!("> Authorization: Bearer {token}")),
+            "curl did not send the header from the file: {sent}"
+        );
+        Ok(())
+    })?;
+    Ok(())
+}
+
 #[test]
 fn eventually_reports_last_error() {
     let mut n = 0;
