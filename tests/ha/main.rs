@@ -197,7 +197,7 @@ fn leader_cut_off_from_etcd_stops_acting_within_the_lease() -> Result<()> {
     )?;
     assert!(out == "307" || out == "503", "deposed node answered {out}");
     // Nor does it lift anything on the operator's word (`warden clear`):
-    // the same answer, no order queued.
+    // the same answer.
     let url = format!("{}/v1/groups/web/clear", d.api("a"));
     let out = d.send("POST", &d.operator_token, &url, "", "%{http_code}")?;
     assert!(
