@@ -49,6 +49,11 @@ fn free_port() -> u16 {
 }
 
 fn start(kind: Kind) -> Option<Server> {
+    start_with(kind, |conf| conf)
+}
+
+/// [`start`], with the server's config file rewritten by `edit` first.
+fn start_with(kind: Kind, edit: impl FnOnce(String) -> String) -> Option<Server> {
     if !dnsd::require(kind) {
         return None;
     }
@@ -63,6 +68,9 @@ fn start(kind: Kind) -> Option<Server> {
         ],
     };
     let prep = dnsd::prepare(kind, dir.path(), listen, &zone).expect("prepare");
+    let conf = prep.argv.last().expect("config path").clone();
+    let text = std::fs::read_to_string(&conf).expect("server config");
+    std::fs::write(&conf, edit(text)).expect("server config");
     let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
     let child = Command::new(&prep.argv[0])
         .args(&prep.argv[1..])
@@ -270,6 +278,32 @@ async fn bind_wrong_secret_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_wrong_secret_refused() {
     wrong_secret_refused(Kind::Knot).await;
+}
+
+/// An update the server's policy does not allow (BIND answers REFUSED): a
+/// final refusal that names the key, the name and the zone, never the
+/// secret; nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_update_outside_the_policy_refused() {
+    let Some(s) = start_with(Kind::Bind, |conf| {
+        let allowed = "zonesub ANY;";
+        assert!(conf.contains(allowed), "{conf}");
+        conf.replace(allowed, "name other.dr.example.test. ANY;")
+    }) else {
+        return;
+    };
+    let e = provider(&s, key(&s))
+        .publish("b", &value(B), 2)
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, StrategyError::Rejected { .. }), "{text}");
+    assert!(!e.is_transient(), "a refusal must not be retried: {text}");
+    for needle in ["REFUSED", s.prep.key_name.as_str(), NAME, ZONE] {
+        assert!(text.contains(needle), "{needle:?} missing: {text}");
+    }
+    assert!(!text.contains(&s.prep.secret_b64));
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A, "no change");
 }
 
 /// A record changed by hand: the strategy sees drift; the first correction is

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::dnsd::{self, Kind, Prepared, Zone};
 use crate::lab::{self, secs, Deploy, Lab, Tokens};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
@@ -20,6 +20,8 @@ pub(crate) const CONTROL_PORT: u16 = 7100;
 pub(crate) const ENTRY_PORT: u16 = 8000;
 pub(crate) const ZONE: &str = "dr.example.test";
 pub(crate) const NAME: &str = "app.dr.example.test";
+/// Where a hidden-primary layout ([`Dep::new_hidden_primary`]) reads the name.
+pub(crate) const VERIFY_PORT: u16 = 5353;
 
 pub(crate) struct Dep {
     pub lab: Lab,
@@ -65,10 +67,22 @@ impl Dep {
             return None;
         }
         let lab = Lab::new_or_skip(HOSTS)?;
-        Some(Dep::build(lab, ttl_s, haproxy).expect("deployment"))
+        Some(Dep::build(lab, ttl_s, haproxy, false).expect("deployment"))
     }
 
-    fn build(lab: Lab, ttl_s: u64, haproxy: bool) -> Result<Dep> {
+    /// [`Dep::new`] laid out as a hidden primary: warden sends its updates
+    /// to BIND on port 53 but reads the name where users' resolvers would,
+    /// on [`VERIFY_PORT`] (`nameservers`; the same BIND listens there too),
+    /// so the test can take the read path away and leave the update path.
+    pub(crate) fn new_hidden_primary(ttl_s: u64) -> Option<Dep> {
+        if !dnsd::require(Kind::Bind) {
+            return None;
+        }
+        let lab = Lab::new_or_skip(HOSTS)?;
+        Some(Dep::build(lab, ttl_s, false, true).expect("deployment"))
+    }
+
+    fn build(lab: Lab, ttl_s: u64, haproxy: bool, hidden_primary: bool) -> Result<Dep> {
         let ip = |h: &str| lab.ip(h);
         let zone = Zone {
             origin: ZONE.into(),
@@ -84,6 +98,20 @@ impl Dep {
             (ip("dns"), 53).into(),
             &zone,
         )?;
+        let nameservers = if hidden_primary {
+            let conf = lab.dir().join("bind").join("named.conf");
+            let text = std::fs::read_to_string(&conf)?;
+            let listen = format!("listen-on port 53 {{ {}; }};", ip("dns"));
+            ensure!(text.contains(&listen), "named.conf has no {listen:?}");
+            let both = format!(
+                "{listen}\n    listen-on port {VERIFY_PORT} {{ {}; }};",
+                ip("dns")
+            );
+            std::fs::write(&conf, text.replace(&listen, &both))?;
+            format!("nameservers = [\"{}:{VERIFY_PORT}\"]\n", ip("dns"))
+        } else {
+            String::new()
+        };
         let tokens = Tokens::new(&lab, &["a", "b"])?;
         let fe_tokens = [
             format!("fe1-{}", lab.prefix()),
@@ -159,7 +187,7 @@ server = "{dns}:53"
 zone = "{ZONE}"
 credentials = {{ file = "{key}" }}
 addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
-"#,
+{nameservers}"#,
             orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
             detection = lab::detection("5s", 1000, ""),
             site_a = tokens.site(&lab, "a", SVC_PORT, ""),
@@ -187,6 +215,20 @@ addresses = {{ fe1 = "{fe1}", fe2 = "{fe2}" }}
             .lab
             .run_ok("cli", "dig", dnsd::dig_args(self.server.listen, NAME, "A"))?;
         Ok(out.trim().to_string())
+    }
+
+    /// The zone's SOA serial as BIND answers it to the users' host (every
+    /// applied update raises it).
+    pub(crate) fn soa_serial(&self) -> Result<u64> {
+        let out = self.lab.run_ok(
+            "cli",
+            "dig",
+            dnsd::dig_args(self.server.listen, ZONE, "SOA"),
+        )?;
+        out.split_whitespace()
+            .nth(2)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no SOA serial in {out:?}"))
     }
 
     /// Which frontend the name resolves to (`fe1`, `fe2` or the raw answer).

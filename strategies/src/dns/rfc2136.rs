@@ -643,7 +643,7 @@ impl DnsProvider for Rfc2136Provider {
                 self.key.name, self.key.algorithm
             ))),
             ResponseCode::Refused => Err(self.rejected(format!(
-                "REFUSED the update: the server's update policy does not let key {} change {} in zone {}",
+                "REFUSED the update: the server does not let key {} change {} in zone {} from this address (its update policy, or — BIND checks it for updates too — its allow-query list)",
                 self.key.name, self.names[0].0, self.zone_text
             ))),
             ResponseCode::NotZone => Err(self.rejected(format!(
