@@ -200,6 +200,25 @@ zone:
     })
 }
 
+/// BIND only: also answer on `port` of the same address (a second
+/// `listen-on` in the prepared config; call before starting it) — e.g. the
+/// servers users read, beside the port a hidden primary takes updates on.
+pub(crate) fn bind_also_listen_on(prep: &Prepared, port: u16) -> Result<()> {
+    if prep.kind != Kind::Bind {
+        bail!("bind_also_listen_on: {} is not BIND", prep.kind.label());
+    }
+    let conf = prep.dir.join("named.conf");
+    let text = std::fs::read_to_string(&conf)?;
+    let ip = prep.listen.ip();
+    let listen = format!("listen-on port {} {{ {ip}; }};", prep.listen.port());
+    if !text.contains(&listen) {
+        bail!("{} has no {listen:?}", conf.display());
+    }
+    let both = format!("{listen}\n    listen-on port {port} {{ {ip}; }};");
+    std::fs::write(&conf, text.replace(&listen, &both))?;
+    Ok(())
+}
+
 /// `dig` arguments asking `server` for `name`/`rtype`, short output.
 pub(crate) fn dig_args(server: SocketAddr, name: &str, rtype: &str) -> Vec<String> {
     vec![

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::dnsd::{self, Kind, Prepared, Zone};
 use crate::lab::{self, secs, Deploy, Lab, Tokens};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 pub(crate) const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
@@ -63,11 +63,7 @@ impl Dep {
 
     /// [`Dep::new`]; with `haproxy`, fe1 and fe2 run real HAProxy processes.
     pub(crate) fn new_with(ttl_s: u64, haproxy: bool) -> Option<Dep> {
-        if !dnsd::require(Kind::Bind) {
-            return None;
-        }
-        let lab = Lab::new_or_skip(HOSTS)?;
-        Some(Dep::build(lab, ttl_s, haproxy, false).expect("deployment"))
+        Dep::lab_then_build(ttl_s, haproxy, false)
     }
 
     /// [`Dep::new`] laid out as a hidden primary: warden sends its updates
@@ -75,11 +71,17 @@ impl Dep {
     /// on [`VERIFY_PORT`] (`nameservers`; the same BIND listens there too),
     /// so the test can take the read path away and leave the update path.
     pub(crate) fn new_hidden_primary(ttl_s: u64) -> Option<Dep> {
+        Dep::lab_then_build(ttl_s, false, true)
+    }
+
+    /// A lab (None when a prerequisite is missing outside CI), then the
+    /// deployment on it.
+    fn lab_then_build(ttl_s: u64, haproxy: bool, hidden_primary: bool) -> Option<Dep> {
         if !dnsd::require(Kind::Bind) {
             return None;
         }
         let lab = Lab::new_or_skip(HOSTS)?;
-        Some(Dep::build(lab, ttl_s, false, true).expect("deployment"))
+        Some(Dep::build(lab, ttl_s, haproxy, hidden_primary).expect("deployment"))
     }
 
     fn build(lab: Lab, ttl_s: u64, haproxy: bool, hidden_primary: bool) -> Result<Dep> {
@@ -99,15 +101,7 @@ impl Dep {
             &zone,
         )?;
         let nameservers = if hidden_primary {
-            let conf = lab.dir().join("bind").join("named.conf");
-            let text = std::fs::read_to_string(&conf)?;
-            let listen = format!("listen-on port 53 {{ {}; }};", ip("dns"));
-            ensure!(text.contains(&listen), "named.conf has no {listen:?}");
-            let both = format!(
-                "{listen}\n    listen-on port {VERIFY_PORT} {{ {}; }};",
-                ip("dns")
-            );
-            std::fs::write(&conf, text.replace(&listen, &both))?;
+            dnsd::bind_also_listen_on(&server, VERIFY_PORT)?;
             format!("nameservers = [\"{}:{VERIFY_PORT}\"]\n", ip("dns"))
         } else {
             String::new()

@@ -348,16 +348,14 @@ impl Lab {
     /// thread asking for the same token while a curl reads it never sees it
     /// half written.
     pub(crate) fn auth_header(&self, token: &str) -> Result<String> {
-        use std::hash::{Hash, Hasher};
+        /// Each writer's own temporary file.
+        static WRITES: AtomicU32 = AtomicU32::new(0);
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        token.hash(&mut h);
+        std::hash::Hash::hash(token, &mut h);
         let name = format!("headers/auth-{:016x}", h.finish());
         let path = self.dir.join(&name);
         if !path.exists() {
-            let tmp = format!("{name}.{:?}", std::thread::current().id()).replace(
-                |c: char| !c.is_ascii_alphanumeric() && c != '/' && c != '-',
-                "_",
-            );
+            let tmp = format!("{name}.{}", WRITES.fetch_add(1, Ordering::Relaxed));
             let written = self.write_file(&tmp, format!("Authorization: Bearer {token}\n"))?;
             std::fs::rename(&written, &path)
                 .with_context(|| format!("renaming {} into place", written.display()))?;

@@ -87,22 +87,31 @@ impl Shared {
         answer
     }
 
-    /// The commands waiting for `site`, demotes first.
-    pub fn commands_for(&self, site: &str) -> Vec<Command> {
-        self.lock().ledger.pending_for(site)
+    /// The ledger to hand orders out of, or `None` without the licence: a
+    /// follower, a node shutting down, or one deposed that has not emptied
+    /// its ledger yet hands out no order. (A report's answer follows the
+    /// same rule through `acting` in [`Shared::accept_report`].)
+    fn ledger_to_hand_out<'a>(&self, st: &'a mut State) -> Option<&'a mut Ledger> {
+        self.licence.is_held().then_some(&mut st.ledger)
+    }
+
+    /// The commands a report's answer would carry for `site` now, demotes
+    /// first (tests stand in for an agent with it).
+    #[cfg(test)]
+    pub(crate) fn commands_for(&self, site: &str) -> Vec<Command> {
+        let mut st = self.lock();
+        self.ledger_to_hand_out(&mut st)
+            .map(|l| l.pending_for(site))
+            .unwrap_or_default()
     }
 
     /// For a long-poll: `site`'s pending commands, and whether any of them
-    /// is new to its polls ([`crate::commands::Ledger::take_for_poll`]).
-    /// Nothing without the licence, as in a report's answer: a node that is
-    /// shutting down, or was deposed and has not emptied its ledger yet,
-    /// hands out no order.
+    /// is new to its polls ([`crate::commands::Ledger::take_for_poll`]);
+    /// nothing without the licence.
     pub fn commands_for_poll(&self, site: &str) -> (Vec<Command>, bool) {
         let mut st = self.lock();
-        if !self.licence.is_held() {
-            return (Vec::new(), false);
-        }
-        st.ledger.take_for_poll(site)
+        self.ledger_to_hand_out(&mut st)
+            .map_or_else(|| (Vec::new(), false), |l| l.take_for_poll(site))
     }
 
     /// The current epoch of every group `site` belongs to (told to its agent).
