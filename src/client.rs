@@ -37,7 +37,7 @@ impl Client {
             }
         };
         let token = match (&cli.token_file, &cfg) {
-            (Some(f), _) => Secret::load(
+            (Some(f), _) => Secret::load_token(
                 "--token-file",
                 &warden_config::SecretRef {
                     file: Some(f.clone()),
@@ -45,7 +45,7 @@ impl Client {
                     others_may_read: false,
                 },
             )?,
-            (None, Some(c)) => Secret::load(
+            (None, Some(c)) => Secret::load_token(
                 "orchestrator.operator_token",
                 &c.orchestrator.operator_token,
             )?,

@@ -287,7 +287,7 @@ backends = {{ site-a = "127.0.0.1:{pa}", site-b = "127.0.0.1:{pb}" }}
 
     let client = Client::with(
         cfg.orchestrator.base_url(),
-        Secret::load("operator", &cfg.orchestrator.operator_token)?,
+        Secret::load_token("operator", &cfg.orchestrator.operator_token)?,
     )?;
     say.line("killing site-a's service");
     let kill_ms = probe_t0.elapsed().as_millis() as u64;

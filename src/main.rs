@@ -10,7 +10,6 @@ mod probe;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Cmd};
@@ -68,7 +67,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let quiet =
         matches!(cli.cmd, Cmd::Demo { .. } | Cmd::Probe { json: true, .. }) || cli.cmd.is_client();
     init_tracing(quiet);

@@ -548,7 +548,7 @@ fn page_divergent(mut r: ReplicationStatus, seq: u64) -> ReplicationStatus {
     let mut starts = vec![0usize];
     let (mut n, mut bytes) = (0usize, 0usize);
     for (i, d) in all.iter().enumerate() {
-        let size = d.name.len() + d.moved_to.as_ref().map_or(0, String::len) + 64;
+        let size = d.page_bytes();
         if n > 0 && (n == DIVERGENT_PAGE_ITEMS || bytes + size > DIVERGENT_PAGE_BYTES) {
             starts.push(i);
             n = 0;

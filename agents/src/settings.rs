@@ -87,7 +87,7 @@ impl AgentSettings {
     /// (`report_interval` or else `detection.interval`).
     pub fn from_config(config: &Config, site: &str) -> Result<Self, AgentError> {
         let sc = config.site(site)?;
-        let token = Secret::load(&format!("sites.{site}.agent_token"), &sc.agent_token)?;
+        let token = Secret::load_token(&format!("sites.{site}.agent_token"), &sc.agent_token)?;
         let probe_timeout = config.detection.probe_timeout;
         let peers = config
             .peers_of(site)
@@ -110,14 +110,9 @@ impl AgentSettings {
         // so the orchestrator judges a frontend machine from several vantage
         // points (a frontend's name stands where a peer site's would).
         let mut peers = peers;
-        for (fe, (spec, groups)) in config.hybrid_frontend_probes() {
-            let serves_site = groups.iter().any(|g| {
-                config
-                    .groups
-                    .get(g)
-                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
-            });
-            if serves_site && !peers.iter().any(|p| p.site == fe) {
+        let targets = config.probe_targets_of(site);
+        for (fe, (spec, _)) in config.hybrid_frontend_probes() {
+            if targets.contains(&fe) && !peers.iter().any(|p| p.site == fe) {
                 peers.push(PeerEndpoints {
                     site: fe,
                     endpoints: vec![with_timeout_at_most(&spec, probe_timeout)],

@@ -60,6 +60,33 @@ impl Secret {
         Ok(Secret(value))
     }
 
+    /// Load a bearer token (an agent's, an operator's, a frontend's): a
+    /// secret that travels in an `Authorization` header, so one line of
+    /// visible ASCII (RFC 9110 field values; RFC 6750's token characters
+    /// and more). A line break, a control character, a space or a
+    /// non-ASCII character inside it is refused here, naming the key,
+    /// never the value — else every process would start and no request
+    /// could carry it.
+    pub fn load_token(key: &str, r: &SecretRef) -> Result<Secret, ConfigError> {
+        let s = Self::load(key, r)?;
+        if let Some(bad) = s.0.chars().find(|c| !c.is_ascii_graphic()) {
+            let what = match bad {
+                '\n' | '\r' => "a line break".to_string(),
+                ' ' | '\t' => "a space or tab".to_string(),
+                c if c.is_control() => format!("a control character (U+{:04X})", c as u32),
+                _ => "a character outside visible ASCII".to_string(),
+            };
+            return Err(ConfigError::Secret {
+                key: key.to_string(),
+                reason: format!(
+                    "the token holds {what}: a bearer token is sent in an HTTP header and must be one \
+                     line of visible ASCII characters (e.g. the output of `openssl rand -hex 32`)"
+                ),
+            });
+        }
+        Ok(s)
+    }
+
     /// Wraps a value and registers it like a loaded one (masked in child
     /// output, kept from children's environments): for secrets warden makes
     /// itself (the quickstart's tokens).

@@ -86,6 +86,7 @@ pub(crate) fn router(
         .route("/v1/routes/{group}/hold", put(put_hold))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(ctx.clone(), authenticate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ctx)
@@ -140,6 +141,13 @@ async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "no such endpoint; see /v1/routes, /v1/routes/{group}, /v1/routes/{group}/hold, /v1/health, /metrics",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: routes are read with GET and set with PUT, holds set with PUT",
     )
 }
 

@@ -47,7 +47,7 @@ impl FrontendSettings {
     /// every `builtin`-driver group whose frontend table lists it.
     pub fn from_config(cfg: &Config, name: &str) -> Result<FrontendSettings, FrontendError> {
         let fe = cfg.frontend(name)?;
-        let token = Secret::load(&format!("frontends.{name}.token"), &fe.token)?;
+        let token = Secret::load_token(&format!("frontends.{name}.token"), &fe.token)?;
         let mut groups = BTreeMap::new();
         for (gname, g) in &cfg.groups {
             let Some(scheme) = g.frontend_scheme() else {

@@ -120,6 +120,7 @@ pub fn router(
         .layer(ValidateRequestHeaderLayer::custom(KnownTokenFirst {
             shared,
             public: &[LEADER_PATH, HEALTH_PATH],
+            max_body: limit,
         }))
         .layer(DefaultBodyLimit::max(limit))
         .service(routes)
@@ -428,6 +429,9 @@ async fn events(
             "query: after and limit must be integers, group a name",
         );
     };
+    if let Some(r) = unknown_group(&s, q.group.as_deref()) {
+        return r;
+    }
     let limit = q.limit.unwrap_or(1000).min(10_000);
     match s.events_after(q.after, limit, q.group.as_deref()) {
         Ok(out) => Json(out).into_response(),
@@ -442,7 +446,22 @@ struct RunbooksQuery {
 }
 
 async fn runbooks(State(s): S, _: Reader, Query(q): Query<RunbooksQuery>) -> Response {
+    if let Some(r) = unknown_group(&s, q.group.as_deref()) {
+        return r;
+    }
     Json(s.runbooks(q.group.as_deref())).into_response()
+}
+
+/// 404 for a `group=` filter naming no group of the config (an empty list
+/// would read as "nothing happened to it").
+fn unknown_group(s: &Shared, group: Option<&str>) -> Option<Response> {
+    let g = group?;
+    (!s.config().groups.contains_key(g)).then(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            format!("no group {:?}", crate::text::printable(g)),
+        )
+    })
 }
 
 async fn runbook_one(State(s): S, _: Reader, Path(id): Path<String>) -> Response {

@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::text::cut;
 use warden_proto::agent::{Command, CommandKind, CommandOutcome};
 
 /// Finished or withdrawn entries kept (for a resumed runbook that asks again).
@@ -283,17 +284,6 @@ fn bounded(o: &CommandOutcome) -> CommandOutcome {
         }
     }
     o
-}
-
-fn cut(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
 }
 
 /// A reported id, cut and with control characters escaped, for events.

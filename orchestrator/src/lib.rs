@@ -10,7 +10,8 @@
 //!   operator, views, events);
 //! - [`commands`]: the command ledger (who a command was queued for, its outcome);
 //! - [`retry`]: bounded failback retries;
-//! - [`api`]: the HTTP API; [`model`]: persisted and reported types; [`metrics`].
+//! - [`api`]: the HTTP API; [`model`]: persisted and reported types; [`metrics`];
+//! - [`text`]: agent-supplied text cut to size and made printable.
 
 pub mod api;
 pub mod commands;
@@ -27,6 +28,7 @@ pub mod runbook;
 pub mod service;
 pub mod settings;
 pub mod store;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +46,7 @@ pub use crate::settings::OrchestratorSettings;
 use crate::store::LocalStore;
 
 /// Run the orchestrator until `shutdown` fires. `ready` receives the bound API address.
+/// API TLS files that cannot be used fail it before the store is opened.
 pub async fn run(
     settings: OrchestratorSettings,
     shutdown: CancellationToken,
@@ -53,6 +56,19 @@ pub async fn run(
         tracing::debug!(fd_limit = n, "open-file limit");
     }
     let o = &settings.config.orchestrator;
+    // The API's TLS files are loaded first: a file that cannot be used stops
+    // the start before the store is opened, a group adopted or an order sent.
+    let tls = match &o.tls {
+        Some(t) => Some(Arc::new(
+            warden_serve::tls::ServerTls::new(warden_serve::tls::ServerFiles {
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+                client_ca: t.client_ca.clone(),
+            })
+            .map_err(|e| OrchestratorError::Setup(format!("orchestrator.tls: {e}")))?,
+        )),
+        None => None,
+    };
     let mut election = None;
     let shared = match (o.store, &o.etcd) {
         (StoreKind::Etcd, Some(etcd)) => {
@@ -156,17 +172,6 @@ pub async fn run(
         request_timeout: o.request_timeout.saturating_add(o.long_poll),
         ..warden_serve::Limits::default()
     };
-    let tls = match &o.tls {
-        Some(t) => Some(Arc::new(
-            warden_serve::tls::ServerTls::new(warden_serve::tls::ServerFiles {
-                cert: t.cert.clone(),
-                key: t.key.clone(),
-                client_ca: t.client_ca.clone(),
-            })
-            .map_err(|e| OrchestratorError::Setup(format!("orchestrator.tls: {e}")))?,
-        )),
-        None => None,
-    };
     warden_serve::serve(listener, app, limits, tls, shutdown.clone()).await;
     shutdown.cancel();
     let grace = tokio::time::timeout(std::time::Duration::from_secs(5), async {
@@ -201,3 +206,7 @@ fn every<F, Fut>(
         }
     });
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod run_tests;

@@ -51,14 +51,14 @@ impl OrchestratorSettings {
         let o = &config.orchestrator;
         let mut operators = vec![(
             "operator".to_string(),
-            Secret::load("orchestrator.operator_token", &o.operator_token)?,
+            Secret::load_token("orchestrator.operator_token", &o.operator_token)?,
         )];
         for (i, t) in o.operators.iter().enumerate() {
             let key = format!("orchestrator.operators[{i}].token");
-            operators.push((t.name.clone(), Secret::load(&key, &t.token)?));
+            operators.push((t.name.clone(), Secret::load_token(&key, &t.token)?));
         }
         let reader = match &o.read_token {
-            Some(r) => Some(Secret::load("orchestrator.read_token", r)?),
+            Some(r) => Some(Secret::load_token("orchestrator.read_token", r)?),
             None => None,
         };
         // Every token names one role and one holder.
@@ -78,7 +78,7 @@ impl OrchestratorSettings {
         }
         let mut agent_tokens = HashMap::new();
         for (name, s) in &config.sites {
-            let t = Secret::load(&format!("sites.{name}.agent_token"), &s.agent_token)?;
+            let t = Secret::load_token(&format!("sites.{name}.agent_token"), &s.agent_token)?;
             distinct(digest(t.expose()), format!("sites.{name}.agent_token"))?;
             agent_tokens.insert(digest(t.expose()), name.clone());
         }

@@ -124,6 +124,32 @@ pub struct ReplicationStatus {
 pub const DIVERGENT_PAGE_ITEMS: usize = 100;
 /// About the most bytes of divergent names in one report's page.
 pub const DIVERGENT_PAGE_BYTES: usize = 16 * 1024;
+/// The longest name (and `moved_to`) of one divergent item: a page of one
+/// item may exceed [`DIVERGENT_PAGE_BYTES`] by one such item, no more.
+pub const DIVERGENT_NAME_MAX: usize = 8 * 1024;
+
+impl DivergentWire {
+    /// What the item counts for in a page's [`DIVERGENT_PAGE_BYTES`].
+    pub fn page_bytes(&self) -> usize {
+        self.name.len() + self.moved_to.as_ref().map_or(0, String::len) + 64
+    }
+}
+
+/// Whether `items` is a page an agent cuts: at most
+/// [`DIVERGENT_PAGE_ITEMS`] items within [`DIVERGENT_PAGE_BYTES`], or one
+/// item alone (however long, within [`DIVERGENT_NAME_MAX`] per name).
+pub fn divergent_page_fits(items: &[DivergentWire]) -> bool {
+    let names_fit = items.iter().all(|d| {
+        d.name.len() <= DIVERGENT_NAME_MAX
+            && d.moved_to.as_ref().map_or(0, String::len) <= DIVERGENT_NAME_MAX
+            && d.reason.len() <= 64
+            && d.action.len() <= 64
+    });
+    let bytes: usize = items.iter().map(DivergentWire::page_bytes).sum();
+    names_fit
+        && items.len() <= DIVERGENT_PAGE_ITEMS
+        && (items.len() <= 1 || bytes <= DIVERGENT_PAGE_BYTES)
+}
 
 /// Items and bytes of a resync pass: done and left.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

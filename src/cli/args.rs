@@ -41,8 +41,25 @@ pub(crate) struct Cli {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
+    /// `config` came from WARDEN_CONFIG, not from `--config` (set by [`Cli::parse_args`]).
+    #[arg(skip)]
+    pub config_from_env: bool,
     #[command(subcommand)]
     pub cmd: Cmd,
+}
+
+impl Cli {
+    /// The command line, parsed (a usage error exits with clap's message and
+    /// status 2), with where `--config` came from.
+    pub(crate) fn parse_args() -> Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().get_matches();
+        let mut cli = Cli::from_arg_matches(&matches)
+            .unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+        cli.config_from_env =
+            matches.value_source("config") == Some(clap::parser::ValueSource::EnvVariable);
+        cli
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -77,7 +94,11 @@ pub(crate) enum Cmd {
         name: String,
     },
     /// Check a config file; lists every problem with file:line:col; exit 64 if any.
-    CheckConfig { file: PathBuf },
+    CheckConfig {
+        /// The config file (default: --config, or WARDEN_CONFIG). FILE wins
+        /// over WARDEN_CONFIG; with --config too, both must name the same file.
+        file: Option<PathBuf>,
+    },
     /// Groups: active site, state, epoch, per-site health per vantage point.
     Status {
         #[arg(long)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use warden_orchestrator::api::StatusView;
 use warden_orchestrator::model::Event;
+use warden_orchestrator::text::printable;
 
 /// An enum or number as the API spells it (`"steady"`, `"failover"`).
 fn name<T: Serialize>(v: &T) -> String {
@@ -141,7 +142,12 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                     .unwrap_or_else(|| "-".into());
                 out.push_str(&format!(
                     "  {:<12} {:<12} {:<14} {:<9} {:<8} {}\n",
-                    n, vd, row.vantage, row.status, age, row.detail
+                    n,
+                    vd,
+                    row.vantage,
+                    row.status,
+                    age,
+                    printable(&row.detail)
                 ));
             }
             if first {
@@ -171,7 +177,7 @@ pub(crate) fn render_events(events: &[Event]) -> String {
             name(&e.kind),
             opt(&e.group),
             opt(&e.site),
-            e.message
+            printable(&e.message)
         ));
         if !e.evidence.is_empty() {
             out.push_str(&format!(
@@ -181,7 +187,10 @@ pub(crate) fn render_events(events: &[Event]) -> String {
             for r in &e.evidence {
                 out.push_str(&format!(
                     "      {:<10} {:<14} {:<9} {}\n",
-                    r.site, r.vantage, r.status, r.detail
+                    r.site,
+                    r.vantage,
+                    r.status,
+                    printable(&r.detail)
                 ));
             }
         }

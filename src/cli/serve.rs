@@ -2,7 +2,7 @@
 //! validate the config, resolve the settings, run until a signal; a config
 //! or setup error exits with status 64 before anything is bound.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,67 @@ fn load_config(path: Option<&Path>) -> Result<Config, ExitCode> {
 fn config_exit(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {e}");
     ExitCode::from(EXIT_CONFIG)
+}
+
+/// The file `check-config` checks: FILE, else `--config` (or WARDEN_CONFIG).
+/// FILE and a `--config` naming another file are refused (exit 64); FILE
+/// wins over WARDEN_CONFIG, as the command line over the environment.
+fn check_config_file(
+    file: Option<PathBuf>,
+    config: Option<PathBuf>,
+    config_from_env: bool,
+) -> Result<PathBuf, ExitCode> {
+    match (file, config) {
+        (Some(f), Some(c)) if !config_from_env && !same_file(&f, &c) => {
+            Err(config_exit(format_args!(
+                "check-config: FILE {} and --config {} are different files; give one of them",
+                f.display(),
+                c.display()
+            )))
+        }
+        (Some(f), _) | (None, Some(f)) => Ok(f),
+        (None, None) => Err(config_exit(
+            "check-config: FILE, --config FILE or WARDEN_CONFIG is required",
+        )),
+    }
+}
+
+/// The same path, or two paths to one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
+/// `check-config`: every problem of `file` on stdout, exit 64 if any.
+fn check_config(file: &Path) -> ExitCode {
+    match warden_config::load(file) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} sites, {} groups, {} frontends)",
+                file.display(),
+                cfg.sites.len(),
+                cfg.groups.len(),
+                cfg.frontends.len() + cfg.haproxy_frontends.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid(problems)) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!(
+                "{}: {} problem{}",
+                file.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            );
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => config_exit(e),
+    }
 }
 
 pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
@@ -101,31 +162,13 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 }
             }
         }
-        Cmd::CheckConfig { file } => match warden_config::load(&file) {
-            Ok(cfg) => {
-                println!(
-                    "{}: ok ({} sites, {} groups, {} frontends)",
-                    file.display(),
-                    cfg.sites.len(),
-                    cfg.groups.len(),
-                    cfg.frontends.len() + cfg.haproxy_frontends.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(ConfigError::Invalid(problems)) => {
-                for p in &problems {
-                    println!("{p}");
-                }
-                eprintln!(
-                    "{}: {} problem{}",
-                    file.display(),
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" }
-                );
-                ExitCode::from(EXIT_CONFIG)
-            }
-            Err(e) => config_exit(e),
-        },
+        Cmd::CheckConfig { file } => {
+            let file = match check_config_file(file, cli.config, cli.config_from_env) {
+                Ok(f) => f,
+                Err(c) => return c,
+            };
+            check_config(&file)
+        }
         Cmd::Probe {
             target,
             interval,

@@ -592,16 +592,16 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "POST",
             "/v1/reports",
             r#"{"site":"a","seq":1}"#.into(),
-            401,
-            "invalid agent token",
+            403,
+            "only an agent token",
         ),
         (
             "operator token on the command poll",
             "GET",
             "/v1/agents/commands",
             String::new(),
-            401,
-            "invalid agent token",
+            403,
+            "only an agent token",
         ),
         (
             "malformed report",
@@ -677,6 +677,23 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             405,
             r#"{"error":"method not allowed"}"#,
         ),
+        // An empty list would read as "nothing happened to that group".
+        (
+            "events of a group that does not exist",
+            "GET",
+            "/v1/events?group=nope",
+            String::new(),
+            404,
+            "no group",
+        ),
+        (
+            "runbooks of a group that does not exist",
+            "GET",
+            "/v1/runbooks?group=nope",
+            String::new(),
+            404,
+            "no group",
+        ),
     ];
     for (what, method, path, body, want, needle) in cases {
         let token = match what {
@@ -700,6 +717,29 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "{what}: a secret leaked"
         );
     }
+    // A body declared over the limit is refused at once (curl waits at
+    // most 5 s; the server would wait for its bytes for 15), and the
+    // scheme's case does not matter (RFC 9110 §11.1).
+    let url = format!("http://{}:{}/v1/reports", d.lab.ip("ctl"), deploy::API_PORT);
+    let (rc, code, text) = d.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &d.lab.auth_header(agent_a.trim())?,
+        "-H",
+        "Content-Length: 99999999999",
+        "--data-binary",
+        "",
+        &url,
+    ])?;
+    assert_eq!((rc, code), (0, 413), "{text}");
+    assert!(text.contains("max_body_bytes"), "{text}");
+    let lower = d
+        .lab
+        .write_file("lower-bearer.hdr", format!("Authorization: bearer {op}\n"))?;
+    let status_url = format!("http://{}:{}/v1/status", d.lab.ip("ctl"), deploy::API_PORT);
+    let (_, code, text) = d.curl(&["-H", &format!("@{}", lower.display()), &status_url])?;
+    assert_eq!(code, 200, "lower-case bearer scheme: {text}");
     let after = d.group()?;
     assert_eq!(after["epoch"], before["epoch"]);
     assert_eq!(after["active"], "a");

@@ -16,14 +16,11 @@ impl<'t, 'r> Cx<'t, 'r> {
             );
         }
         if let Some(u) = &o.url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() < 10 {
-                self.push(
-                    self.at("orchestrator.url"),
-                    "orchestrator.url",
-                    Some(format!("{u:?}")),
-                    "must be an http:// or https:// URL, e.g. \"https://warden.example.net:7000\"",
-                );
-            }
+            self.check_url(
+                "orchestrator.url",
+                u,
+                "e.g. \"https://warden.example.net:7000\"",
+            );
         }
         // long_poll may be 0 (no long-polling); a zero reconcile interval would spin.
         for (key, v) in [
@@ -103,17 +100,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             let tls = e.tls.is_some();
             for (i, u) in e.endpoints.iter().enumerate() {
                 let k = format!("orchestrator.etcd.endpoints[{i}]");
-                let ok = (u.starts_with("http://") || u.starts_with("https://"))
-                    && u.len() > 8
-                    && !u.contains(char::is_whitespace);
-                if !ok {
-                    self.push(
-                        self.at(&k),
-                        &k,
-                        Some(format!("{u:?}")),
-                        "must be an etcd client URL, e.g. \"http://10.0.1.5:2379\"",
-                    );
-                } else if tls != u.starts_with("https://") {
+                if !self.check_url(&k, u, "an etcd client URL, e.g. \"http://10.0.1.5:2379\"")
+                    && tls != u.starts_with("https://")
+                {
                     self.push(
                         self.at(&k),
                         &k,
@@ -225,13 +214,15 @@ impl<'t, 'r> Cx<'t, 'r> {
                 } else {
                     u.starts_with("http://") || u.starts_with("https://")
                 };
-                if !scheme_ok || u.len() < 10 {
+                if !scheme_ok {
                     self.push(
                         self.at(&k),
                         &k,
                         Some(format!("{u:?}")),
                         "must be the node's http:// URL (https:// with orchestrator.tls)",
                     );
+                } else {
+                    self.check_url(&k, u, "the node's URL, e.g. \"http://10.0.1.5:7000\"");
                 }
             }
         }
@@ -374,6 +365,22 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
+    /// Report `u` at `key` unless it is an http(s) URL the services accept
+    /// (see [`http_url_problem`]); `example` ends the message. True when it
+    /// was reported.
+    pub(super) fn check_url(&mut self, key: &str, u: &str, example: &str) -> bool {
+        let Some((why, echo)) = http_url_problem(u) else {
+            return false;
+        };
+        self.push(
+            self.at(key),
+            key,
+            echo.then(|| format!("{u:?}")),
+            format!("{why}; {example}"),
+        );
+        true
+    }
+
     pub(super) fn check_secret(&mut self, key: &str, s: &SecretRef) {
         // Where the key is only when something is wrong: finding it is a
         // walk of its tables, and a config names a secret per site.
@@ -390,13 +397,29 @@ impl<'t, 'r> Cx<'t, 'r> {
                 None,
                 "give where the secret comes from: { file = \"/path\" } or { env = \"VAR\" }",
             ),
-            (None, Some(e)) if e.is_empty() || e.contains(['=', '\0']) => {
+            // The value is not echoed: a secret pasted here by mistake
+            // must not reach a terminal or a log.
+            (None, Some(e))
+                if !e.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    || !e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
                 let k = format!("{key}.env");
                 self.push(
                     self.at(&k),
                     &k,
-                    Some(format!("{e:?}")),
-                    "must name an environment variable, e.g. \"WARDEN_TOKEN\"",
+                    None,
+                    "must name an environment variable (letters, digits and _, not starting with a digit), \
+                     e.g. \"WARDEN_TOKEN\"",
+                )
+            }
+            (Some(f), None) if !f.as_os_str().is_empty() && !f.is_absolute() => {
+                let k = format!("{key}.file");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    None,
+                    "must be an absolute path (a relative one would depend on the directory \
+                     each service starts in), e.g. \"/etc/warden/NAME.token\"",
                 )
             }
             (Some(f), None) if f.as_os_str().is_empty() => {
@@ -424,12 +447,12 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
                 Some(u) => {
                     let s = u.get_ref();
-                    if !(s.starts_with("http://") || s.starts_with("https://")) || s.len() < 10 {
+                    if let Some((why, echo)) = http_url_problem(s) {
                         self.push(
                             u.span(),
                             &format!("{key}.url"),
-                            Some(format!("{s:?}")),
-                            "must be an http:// or https:// URL",
+                            echo.then(|| format!("{s:?}")),
+                            why,
                         );
                     }
                 }

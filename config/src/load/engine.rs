@@ -6,7 +6,16 @@
 use super::*;
 
 /// Keys whose values are secrets: never echoed.
-pub(super) const SECRET_WORDS: &[&str] = &["token", "password", "secret", "credentials", "key"];
+pub(super) const SECRET_WORDS: &[&str] = &[
+    "token",
+    "password",
+    "secret",
+    "credentials",
+    "key",
+    // `operators = [...]`: a list of named tokens, where a token pasted in
+    // place of a table would otherwise be echoed
+    "operators",
+];
 
 /// How a masked value is shown.
 pub(super) const MASK: &str = "\"****\"";
@@ -272,9 +281,78 @@ pub(super) fn missing_field(msg: &str) -> Option<String> {
 }
 
 /// Is `s` a plausible `host:port`?
+/// Why `s` is not an `http://` or `https://` URL the services can use
+/// (parsed by the `url` crate, as reqwest parses it when the service
+/// starts), or `None`. The flag says whether the value may be echoed: not
+/// when it holds credentials.
+pub(super) fn http_url_problem(s: &str) -> Option<(String, bool)> {
+    if !(s.starts_with("http://") || s.starts_with("https://")) {
+        return Some(("must be an http:// or https:// URL".into(), true));
+    }
+    match url::Url::parse(s) {
+        Err(e) => Some((format!("is not a URL: {e}"), true)),
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Some((
+            "holds credentials (user:password@): they are never written in a URL; \
+             give them as a secret reference"
+                .into(),
+            false,
+        )),
+        Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(("names no host".into(), true)),
+        Ok(_) => None,
+    }
+}
+
+/// A DNS name as the DNS code takes it: ASCII letters, digits, `-` and
+/// `_`, labels of 1 to 63 characters, 253 in all (a trailing dot allowed).
+pub(super) fn dns_name_problem(s: &str) -> Option<String> {
+    let n = s.strip_suffix('.').unwrap_or(s);
+    if n.is_empty() {
+        return Some("is empty".into());
+    }
+    if n.len() > 253 {
+        return Some(format!(
+            "is {} characters long; a DNS name has at most 253",
+            n.len()
+        ));
+    }
+    for label in n.split('.') {
+        if label.is_empty() {
+            return Some("has an empty label (two dots in a row, or a leading dot)".into());
+        }
+        if label.len() > 63 {
+            return Some(format!(
+                "has a label of {} characters; at most 63",
+                label.len()
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+        {
+            return Some(format!(
+                "holds {c:?}: a DNS name has ASCII letters, digits, '-' and '_' \
+                 (an internationalised name in its xn-- form)"
+            ));
+        }
+    }
+    None
+}
+
+/// Whether DNS name `name` is `zone` or inside it (case and a trailing dot ignored).
+pub(super) fn in_zone(name: &str, zone: &str) -> bool {
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    let z = zone.trim_end_matches('.').to_ascii_lowercase();
+    n == z || n.ends_with(&format!(".{z}"))
+}
+
+/// `host:port` with a port of 1-65535 and a host that is an IPv4 address, a
+/// bracketed IPv6 address or a DNS name (no scheme, path or spaces).
 pub(super) fn host_port(s: &str) -> bool {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        return a.port() > 0;
+    }
     s.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty() && !h.contains(char::is_whitespace) && p.parse::<u16>().is_ok_and(|p| p > 0)
+        p.parse::<u16>().is_ok_and(|p| p > 0) && !h.contains(':') && dns_name_problem(h).is_none()
     })
 }
 
@@ -595,6 +673,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
             self.check_identities(name, g, &sites);
         }
+        self.check_frontend_binds(&frontends, &groups);
 
         Some(Config {
             path: self.path.clone(),

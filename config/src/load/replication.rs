@@ -246,10 +246,11 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
             }
             if let Some(u) = &rs.auth_url {
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    let key = format!("{skey}.auth_url");
-                    self.push(self.at(&key), &key, Some(format!("{u:?}")), "must be an http:// or https:// URL, e.g. \"http://10.0.0.2:8080/auth/v1.0\"");
-                }
+                self.check_url(
+                    &format!("{skey}.auth_url"),
+                    u,
+                    "e.g. \"http://10.0.0.2:8080/auth/v1.0\"",
+                );
             }
             if let Some(pw) = &rs.password {
                 self.check_secret(&format!("{skey}.password"), pw);

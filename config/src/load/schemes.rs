@@ -2,6 +2,7 @@
 //! schemes: drivers, frontends, backends, HAProxy names, DNS providers.
 
 use super::*;
+use std::net::SocketAddr;
 
 impl<'t, 'r> Cx<'t, 'r> {
     /// Check a `[frontends.NAME]` entry against its kind: the keys that kind
@@ -99,6 +100,65 @@ impl<'t, 'r> Cx<'t, 'r> {
                         None
                     }
                 }
+            }
+        }
+    }
+
+    /// Every address a built-in frontend binds (its control API, each of
+    /// its groups' `listen`) must be its own: two on one port where one
+    /// covers the other (the same IP, or a wildcard) cannot both be bound,
+    /// and the frontend would stop at start. Two frontends with the same
+    /// control address are one host's port twice. Port 0 (any free port)
+    /// never clashes. Reported at the second address.
+    pub(super) fn check_frontend_binds(
+        &mut self,
+        frontends: &BTreeMap<String, FrontendConfig>,
+        groups: &BTreeMap<String, GroupConfig>,
+    ) {
+        fn clash(a: SocketAddr, b: SocketAddr) -> bool {
+            // A v6 wildcard is dual-stack (Linux's default): it covers v4 too.
+            let covers = |w: SocketAddr, o: SocketAddr| {
+                w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4())
+            };
+            a.port() != 0
+                && a.port() == b.port()
+                && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
+        }
+        let mut controls: Vec<(SocketAddr, String)> = Vec::new();
+        for (fe, c) in frontends {
+            let key = format!("frontends.{fe}.control");
+            if let Some((_, first)) = controls.iter().find(|(a, _)| clash(*a, c.control)) {
+                self.push(
+                    self.at(&key),
+                    &key,
+                    Some(format!("{:?}", c.control.to_string())),
+                    format!(
+                        "is the address of {first} too: two frontends cannot share a control port"
+                    ),
+                );
+            }
+            controls.push((c.control, key.clone()));
+            let mut binds = vec![(c.control, key)];
+            for (g, gc) in groups {
+                let Some(fs) = gc.frontend.as_ref().map(|f| f.get_ref()) else {
+                    continue;
+                };
+                if *fs.driver.get_ref() != FrontendDriverKind::Builtin
+                    || !fs.frontends.iter().any(|f| f.get_ref() == fe)
+                {
+                    continue;
+                }
+                let Some(listen) = fs.listen else { continue };
+                let key = format!("groups.{g}.frontend.listen");
+                if let Some((_, first)) = binds.iter().find(|(a, _)| clash(*a, listen)) {
+                    self.push(
+                        self.at(&key),
+                        &key,
+                        Some(format!("{:?}", listen.to_string())),
+                        format!("frontend {fe} binds this port already for {first}: give each group (and the control API) its own"),
+                    );
+                }
+                binds.push((listen, key));
             }
         }
     }
@@ -364,6 +424,30 @@ impl<'t, 'r> Cx<'t, 'r> {
                 Some("\"\"".into()),
                 "must be the record users resolve, e.g. \"www.example.net\"",
             );
+        } else if let Some(why) = dns_name_problem(&dns.name) {
+            let k = format!("{key}.name");
+            self.push(self.at(&k), &k, Some(format!("{:?}", dns.name)), why);
+        } else if dns.provider == DnsProviderKind::Rfc2136
+            && dns.name.trim_end_matches('.').len() > 245
+        {
+            let k = format!("{key}.name");
+            self.push(
+                self.at(&k),
+                &k,
+                Some(format!("{:?}", dns.name)),
+                "is too long for its marker record _warden.NAME (a DNS name has at most 253 characters)",
+            );
+        }
+        if let Some(ua) = &dns.user_agent {
+            if ua.chars().any(char::is_control) {
+                let k = format!("{key}.user_agent");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    None,
+                    "holds a control character (a line break?): it cannot be sent as a User-Agent header",
+                );
+            }
         }
         if dns.ttl.is_zero() {
             self.positive(&format!("{key}.ttl"));
@@ -400,15 +484,11 @@ impl<'t, 'r> Cx<'t, 'r> {
                     );
                 }
                 if let Some(url) = &dns.server {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        let k = format!("{key}.server");
-                        self.push(
-                            self.at(&k),
-                            &k,
-                            Some(format!("{url:?}")),
-                            "must be the update URL, e.g. \"https://dynupdate.no-ip.com/nic/update\"",
-                        );
-                    }
+                    self.check_url(
+                        &format!("{key}.server"),
+                        url,
+                        "the update URL, e.g. \"https://dynupdate.no-ip.com/nic/update\"",
+                    );
                 }
                 for (field, v) in [("key_name", &dns.key_name), ("algorithm", &dns.algorithm)] {
                     if v.is_some() {
@@ -424,6 +504,43 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
         if dns.provider == DnsProviderKind::Rfc2136 {
+            if let Some(zone) = dns.zone.as_deref().filter(|z| !z.trim().is_empty()) {
+                let k = format!("{key}.zone");
+                if let Some(why) = dns_name_problem(zone) {
+                    self.push(self.at(&k), &k, Some(format!("{zone:?}")), why);
+                } else {
+                    // The update names only records of its zone.
+                    let names = std::iter::once((format!("{key}.name"), &dns.name)).chain(
+                        dns.aliases
+                            .iter()
+                            .enumerate()
+                            .map(|(i, a)| (format!("{key}.aliases[{i}]"), a)),
+                    );
+                    for (k, n) in names {
+                        if dns_name_problem(n).is_none() && !in_zone(n, zone) {
+                            self.push(
+                                self.at(&k),
+                                &k,
+                                Some(format!("{n:?}")),
+                                format!("is not inside zone {zone:?}: an update may only name records of its zone"),
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(kn) = &dns.key_name {
+                if let Some(why) = dns_name_problem(kn) {
+                    let k = format!("{key}.key_name");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        Some(format!("{kn:?}")),
+                        format!(
+                            "{why} (the TSIG key's name, as in the server's `key \"NAME\"` clause)"
+                        ),
+                    );
+                }
+            }
             if let Some(server) = &dns.server {
                 if let Err(e) = crate::model::dns_server_syntax(server) {
                     let k = format!("{key}.server");
@@ -474,13 +591,13 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
         for (i, a) in dns.aliases.iter().enumerate() {
-            if a.trim().is_empty() || a.contains(char::is_whitespace) || a.contains(',') {
+            if let Some(why) = dns_name_problem(a) {
                 let k = format!("{key}.aliases[{i}]");
                 self.push(
                     self.at(&k),
                     &k,
                     Some(format!("{a:?}")),
-                    "must be a hostname, e.g. \"www2.example.net\"",
+                    format!("must be a hostname, e.g. \"www2.example.net\": it {why}"),
                 );
             }
         }

@@ -5,7 +5,7 @@
 //! naming a backend) are checked in [`crate::load`], which is the only way to
 //! obtain a [`Config`], so code that holds one may rely on them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -115,6 +115,25 @@ impl Config {
                     (spec, Vec::new())
                 });
                 entry.1.push(gname.clone());
+            }
+        }
+        out
+    }
+
+    /// What `site`'s agent probes and may report about: its peers (see
+    /// [`Config::peers_of`]) and the frontends of the hybrid groups it
+    /// belongs to. A report's probe of anything else is not this agent's
+    /// view to give.
+    pub fn probe_targets_of(&self, site: &str) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self.peers_of(site).into_iter().collect();
+        for (fe, (_, groups)) in self.hybrid_frontend_probes() {
+            let serves_site = groups.iter().any(|g| {
+                self.groups
+                    .get(g)
+                    .is_some_and(|g| g.site_names().iter().any(|s| s == site))
+            });
+            if serves_site {
+                out.insert(fe);
             }
         }
         out
@@ -359,20 +378,54 @@ fn default_reconcile() -> Duration {
 }
 
 /// Where a secret comes from: exactly one of `file` or `env`. The value itself
-/// is never in the config file, so it can never be echoed from it.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+/// is never in the config file, so it can never be echoed from it. Only a
+/// table is read as one: serde would also build it from an array
+/// (`["x"]` as `{ file = "x" }`), and a secret pasted there by mistake
+/// would be printed as a file name.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretRef {
     /// Path of a file whose content (trimmed) is the secret.
-    #[serde(default)]
     pub file: Option<PathBuf>,
     /// Name of an environment variable holding the secret.
-    #[serde(default)]
     pub env: Option<String>,
     /// Accept a secret `file` that every user can read (with a warning);
     /// by default such a file is refused.
-    #[serde(default)]
     pub others_may_read: bool,
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Fields {
+            #[serde(default)]
+            file: Option<PathBuf>,
+            #[serde(default)]
+            env: Option<String>,
+            #[serde(default)]
+            others_may_read: bool,
+        }
+        struct TableOnly;
+        impl<'de> serde::de::Visitor<'de> for TableOnly {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // The loader words this for operators (see `describe_expected`).
+                f.write_str("struct SecretRef")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretRef, A::Error> {
+                let f = Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(SecretRef {
+                    file: f.file,
+                    env: f.env,
+                    others_may_read: f.others_may_read,
+                })
+            }
+        }
+        d.deserialize_map(TableOnly)
+    }
 }
 
 /// `[detection]`: timings and guards of DESIGN §3.

@@ -2,6 +2,7 @@
 //! unknown keys, every problem is reported at once with file:line:col, secrets
 //! are never echoed, cross-references are checked.
 
+mod accepted_runs;
 mod crossref;
 mod examples;
 mod ha;

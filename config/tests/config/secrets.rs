@@ -255,3 +255,90 @@ fn a_secret_file_everyone_can_read_is_refused_unless_accepted() {
     };
     assert_eq!(Secret::load("k", &accepted).unwrap().expose(), SECRET);
 }
+
+/// A secret pasted where its reference belongs, in any shape that is not a
+/// `{ file | env }` table: refused, and never echoed — not by check-config
+/// and not later as a "file name" (serde would read `["x"]` as `{ file = "x" }`).
+#[test]
+fn a_secret_in_place_of_its_reference_is_refused_in_every_shape() {
+    for (from, to) in [
+        (
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            format!("operator_token = [\"{SECRET}\"]"),
+        ),
+        (
+            "agent_token = { env = \"WARDEN_CA_TOKEN\" }",
+            format!("agent_token = [\"{SECRET}\", false]"),
+        ),
+        (
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            format!(
+                "operator_token = {{ file = \"/etc/warden/operator.token\" }}\noperators = [\"{SECRET}\"]"
+            ),
+        ),
+        (
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            format!(
+                "operator_token = {{ file = \"/etc/warden/operator.token\" }}\noperators = [[\"alice\", [\"{SECRET}\"]]]"
+            ),
+        ),
+        // A relative "path" or an "env name" that is really the secret.
+        (
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            format!("operator_token = {{ file = \"{SECRET}\" }}"),
+        ),
+        (
+            "agent_token = { env = \"WARDEN_CA_TOKEN\" }",
+            format!("agent_token = {{ env = \"{SECRET}-x\" }}"),
+        ),
+    ] {
+        let text = BASE.replace(from, &to);
+        assert_ne!(text, BASE, "{from}");
+        let e = assert_no_leak(&text);
+        assert!(!problems(&text).is_empty(), "accepted: {to}");
+        assert!(!e.is_empty(), "{to}");
+    }
+    let p = one(&BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }",
+        "operator_token = { file = \"tokens/op\" }",
+    ));
+    assert_eq!(p.key, "orchestrator.operator_token.file");
+    assert!(p.message.contains("absolute path"), "{p}");
+}
+
+/// A bearer token that no HTTP header can carry (a second line, a NUL, a
+/// space) is refused when it is loaded, naming the key and never the
+/// value; other secrets (passwords, TSIG key files) may hold anything.
+#[test]
+fn a_token_no_header_can_carry_is_refused_at_load() {
+    for (content, what) in [
+        ("hunter2-first-line\nsecond-line\n", "line break"),
+        ("hunter2-with\0nul", "control character"),
+        ("hunter2 with space", "space"),
+        ("hunter2-naïve-token", "outside visible ASCII"),
+    ] {
+        let f = file_with(content);
+        let r = SecretRef {
+            file: Some(f.path().to_path_buf()),
+            env: None,
+            others_may_read: false,
+        };
+        let e = match Secret::load_token("sites.ca.agent_token", &r) {
+            Ok(_) => panic!("accepted a token with a {what}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.contains(what) && e.contains("sites.ca.agent_token"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(Secret::load("sites.ca.password", &r).is_ok(), "{what}");
+    }
+    let f = file_with("0123456789abcdef-_.~+/=\n");
+    let r = SecretRef {
+        file: Some(f.path().to_path_buf()),
+        env: None,
+        others_may_read: false,
+    };
+    assert!(Secret::load_token("k", &r).is_ok());
+}

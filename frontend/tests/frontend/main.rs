@@ -208,6 +208,17 @@ async fn bad_requests_are_refused_and_the_route_unchanged() {
     let (status, body) = fe.put_raw("web", huge, Some(TOKEN)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
+    // A method the path does not take: the JSON error body like every other.
+    let (status, body) = fe.get("/v1/routes/web/hold", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("method not allowed"),
+        "{body}"
+    );
+
     let route = fe.route("web").await;
     assert_eq!(
         (route["site"].as_str(), route["epoch"].as_u64()),

@@ -17,12 +17,15 @@ use tower_http::validate_request::ValidateRequest;
 use super::err;
 use crate::service::Shared;
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme's
+/// case does not matter: RFC 9110 §11.1).
 fn bearer(h: &HeaderMap) -> Option<&str> {
-    h.get(header::AUTHORIZATION)?
+    let (scheme, token) = h
+        .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+        .split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn missing_token(s: &Shared) -> Response {
@@ -60,6 +63,9 @@ enum Caller {
 pub(super) struct KnownTokenFirst {
     pub(super) shared: Arc<Shared>,
     pub(super) public: &'static [&'static str],
+    /// `orchestrator.max_body_bytes`: a body declared longer is refused
+    /// (413) at once, without waiting for bytes that will be refused anyway.
+    pub(super) max_body: usize,
 }
 
 impl<B> ValidateRequest<B> for KnownTokenFirst {
@@ -97,6 +103,20 @@ impl<B> ValidateRequest<B> for KnownTokenFirst {
         } else {
             return Err(refused(s, StatusCode::UNAUTHORIZED, "invalid bearer token"));
         };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let Some(n) = declared.filter(|n| *n > self.max_body as u64) {
+            return Err(refused(
+                s,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a body of {n} bytes is over the limit of {} (orchestrator.max_body_bytes)",
+                    self.max_body
+                ),
+            ));
+        }
         req.extensions_mut().insert(caller);
         Ok(())
     }
@@ -134,7 +154,11 @@ impl FromRequestParts<Arc<Shared>> for AgentSite {
     ) -> Result<Self, Self::Rejection> {
         match caller(parts, s)? {
             Caller::Agent(site) => Ok(AgentSite(site)),
-            _ => Err(refused(s, StatusCode::UNAUTHORIZED, "invalid agent token")),
+            _ => Err(refused(
+                s,
+                StatusCode::FORBIDDEN,
+                "only an agent token may call the agents' endpoints",
+            )),
         }
     }
 }
@@ -176,6 +200,27 @@ impl FromRequestParts<Arc<Shared>> for Reader {
         match caller(parts, s)? {
             Caller::Operator(_) | Caller::Reader => Ok(Reader),
             Caller::Agent(_) => Err(agent_may_not_act(s)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER  t0k "] {
+            assert_eq!(bearer(&with(v)), Some("t0k"), "{v:?}");
+        }
+        for v in ["Basic t0k", "Bearert0k", "t0k"] {
+            assert_eq!(bearer(&with(v)), None, "{v:?}");
         }
     }
 }

@@ -35,6 +35,11 @@ pub struct EpochAhead {
 /// How long a fresh store waits for the routing layer's answer at start.
 const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Epochs an adopted epoch must leave below `u64::MAX` (one is used per
+/// decision): adopting one closer would freeze the group after a few moves.
+/// Far-ahead epochs (a frontend pushed to 10^18 by mistake) stay adoptable.
+const ADOPT_HEADROOM: u64 = 1 << 32;
+
 impl Shared {
     /// Look at what a reporting agent believes (state lock held).
     pub(crate) fn authority_check_locked(
@@ -284,12 +289,16 @@ impl Shared {
                 g.epoch
             )));
         };
-        if ahead.epoch == u64::MAX {
+        if ahead.epoch > u64::MAX - ADOPT_HEADROOM {
             return Err(OrchestratorError::Conflict(format!(
-                "group {group}: {} holds epoch {} (the largest there is): no later move could carry a higher one. \
-                 Reset that element (e.g. restart the frontend, or delete the DNS marker), then wait for the next \
-                 reconcile",
-                ahead.seen_at, ahead.epoch
+                "group {group}: {} holds epoch {}, {} below the largest there is: adopted, it would leave the group \
+                 {} more move(s) before no epoch is left (a forged or corrupt epoch; a real one grows by one per \
+                 decision). Reset that element (e.g. restart the frontend, delete the DNS marker, or the agent's \
+                 state file), then wait for the next reconcile",
+                ahead.seen_at,
+                ahead.epoch,
+                u64::MAX - ahead.epoch,
+                u64::MAX - ahead.epoch
             )));
         }
         let mut ng = g.clone();

@@ -19,12 +19,38 @@ pub(super) const ITEMS_KEPT: u64 = 100_000;
 /// Items of the list written into the event (the rest through the API).
 const IN_EVENT: usize = 20;
 
+/// Most bytes of one (site, group)'s pages held while the list is put
+/// together (item sizes as an agent counts them for a page): a list longer
+/// than that is kept up to where its pages fit, like a list cut at
+/// [`ITEMS_KEPT`], and pages that never complete the list hold no more.
+pub(super) const ASSEMBLY_BYTES: usize = 16 * 1024 * 1024;
+
 /// One (site, group)'s list being put together.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Assembly {
     digest: u64,
     total: u64,
     pages: BTreeMap<u64, Vec<DivergentWire>>,
+    /// Bytes of `pages`.
+    bytes: usize,
+    /// Pages from this offset on are not kept (over [`ASSEMBLY_BYTES`]).
+    cap: u64,
+}
+
+impl Default for Assembly {
+    fn default() -> Self {
+        Assembly {
+            digest: 0,
+            total: 0,
+            pages: BTreeMap::new(),
+            bytes: 0,
+            cap: u64::MAX,
+        }
+    }
+}
+
+fn page_bytes(items: &[DivergentWire]) -> usize {
+    items.iter().map(DivergentWire::page_bytes).sum()
 }
 
 impl Assembly {
@@ -37,20 +63,35 @@ impl Assembly {
             r.divergent_total
         };
         if total == 0 {
-            self.pages.clear();
-            self.total = 0;
-            self.digest = r.divergent_digest;
+            *self = Assembly {
+                digest: r.divergent_digest,
+                ..Assembly::default()
+            };
             return Some(Vec::new());
         }
         if self.digest != r.divergent_digest || self.total != total {
-            self.pages.clear();
-            self.digest = r.divergent_digest;
-            self.total = total;
+            *self = Assembly {
+                digest: r.divergent_digest,
+                total,
+                ..Assembly::default()
+            };
         }
-        let want = total.min(ITEMS_KEPT);
-        if r.divergent_offset < want && !r.divergent.is_empty() {
-            self.pages.insert(r.divergent_offset, r.divergent.clone());
+        if r.divergent_offset < total.min(ITEMS_KEPT).min(self.cap) && !r.divergent.is_empty() {
+            self.bytes += page_bytes(&r.divergent);
+            if let Some(old) = self.pages.insert(r.divergent_offset, r.divergent.clone()) {
+                self.bytes -= page_bytes(&old);
+            }
+            // Over the budget: the pages furthest into the list go, and
+            // the list is kept up to where they started.
+            while self.bytes > ASSEMBLY_BYTES {
+                let Some((off, page)) = self.pages.pop_last() else {
+                    break;
+                };
+                self.bytes -= page_bytes(&page);
+                self.cap = off;
+            }
         }
+        let want = total.min(ITEMS_KEPT).min(self.cap);
         // Complete when the pages cover 0..want without a gap.
         let mut next = 0u64;
         for (&off, items) in &self.pages {
@@ -241,5 +282,43 @@ mod tests {
         }
         let kept: usize = a.pages.values().map(Vec::len).sum();
         assert!(kept as u64 <= ITEMS_KEPT);
+    }
+
+    /// A page of one item whose name is as long as a page allows.
+    fn long_page(total: u64, offset: u64) -> ReplicationStatus {
+        let mut r = page(total, offset, 1, 5);
+        r.divergent[0].name = format!("{offset:08}{}", "x".repeat(8 * 1024 - 8));
+        r
+    }
+
+    #[test]
+    fn pages_that_never_complete_hold_at_most_the_budget() {
+        // A lying agent: long one-item pages, never the first.
+        let mut a = Assembly::default();
+        for off in 1..5_000 {
+            assert!(a.add(&long_page(100_000, off)).is_none());
+        }
+        assert!(a.bytes <= ASSEMBLY_BYTES, "{} bytes held", a.bytes);
+        assert_eq!(
+            a.bytes,
+            a.pages.values().map(|p| page_bytes(p)).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn a_list_over_the_budget_is_kept_up_to_where_its_pages_fit() {
+        let mut a = Assembly::default();
+        let mut full = None;
+        for off in 0..4_000 {
+            if let Some(l) = a.add(&long_page(4_000, off)) {
+                full = Some(l);
+            }
+        }
+        let list = full.expect("the list completes, cut where the budget ends");
+        let per_item = long_page(1, 0).divergent[0].page_bytes();
+        assert_eq!(list.len(), ASSEMBLY_BYTES / per_item);
+        for (i, d) in list.iter().enumerate() {
+            assert!(d.name.starts_with(&format!("{i:08}")), "item {i} in order");
+        }
     }
 }

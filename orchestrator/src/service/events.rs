@@ -43,7 +43,7 @@ impl Shared {
             runbook,
         };
         st.next_event += 1;
-        info!(event = ?e.kind, group = e.group.as_deref().unwrap_or("-"), site = e.site.as_deref().unwrap_or("-"), "{}", e.message);
+        info!(event = ?e.kind, group = e.group.as_deref().unwrap_or("-"), site = e.site.as_deref().unwrap_or("-"), "{}", crate::text::printable(&e.message));
         // Persisted by `write_events` in batches, outside the state lock: an
         // incident that raises thousands of events must not hold up reports.
         self.unsaved

@@ -31,7 +31,9 @@ impl Shared {
     /// [`Ledger::accept`]); every outcome is acked so the agent stops
     /// resending it. A site that believes it is active for a group that was
     /// failed away from it is told to demote before anything else.
-    pub fn accept_report(&self, report: AgentReport) -> ReportResponse {
+    pub fn accept_report(&self, mut report: AgentReport) -> ReportResponse {
+        // Only what this site may report, its texts cut to size (see `admit`).
+        self.admit_report(&mut report);
         let site = report.site.clone();
         let now = Instant::now();
         let acting = self.licence.is_held();

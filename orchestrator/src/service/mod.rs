@@ -49,6 +49,7 @@ use crate::OrchestratorError;
 
 #[cfg(test)]
 mod accepted;
+mod admit;
 mod authority;
 mod cadence;
 mod decide;
@@ -265,6 +266,11 @@ pub struct Shared {
     /// Every site and hybrid frontend an agent may report probes of (a hash
     /// set: every report's peers are looked up here).
     probe_targets: std::collections::HashSet<String>,
+    /// Site → what its agent probes (its peers and its hybrid groups'
+    /// frontends; [`Config::probe_targets_of`]): a report's other probes are dropped.
+    site_probes: foldhash::HashMap<String, std::collections::HashSet<String>>,
+    /// (site, what) pairs already warned about once (see [`admit`]).
+    admit_warned: Mutex<std::collections::HashSet<(String, String)>>,
     /// Events recorded but not yet in the store (see [`Shared::write_events`]).
     unsaved: Mutex<Vec<Event>>,
     unsaved_notify: tokio::sync::Notify,
@@ -383,6 +389,16 @@ impl Shared {
             .chain(frontend_probes.keys())
             .cloned()
             .collect();
+        let site_probes = cfg
+            .sites
+            .keys()
+            .map(|site| {
+                (
+                    site.clone(),
+                    cfg.probe_targets_of(site).into_iter().collect(),
+                )
+            })
+            .collect();
         let licence = if mode.is_local() {
             Licence::held(&shutdown)
         } else {
@@ -416,6 +432,8 @@ impl Shared {
             shutdown,
             frontend_probes,
             probe_targets,
+            site_probes,
+            admit_warned: Mutex::default(),
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
             licence,

@@ -153,18 +153,6 @@ impl Shared {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         }
         let mut st = self.lock();
-        if let Some(x) = st.epoch_ahead.get(group) {
-            return Err(OrchestratorError::Conflict(format!(
-                "group {group}: {} holds epoch {}, above the group's {}: adopt it first (`warden adopt-epoch {group}`), \
-                 or any move would be refused as stale",
-                x.seen_at,
-                x.epoch,
-                st.groups.get(group).map(|g| g.epoch).unwrap_or_default()
-            )));
-        }
-        if let Some(gs) = st.groups.get_mut(group) {
-            gs.hold = None;
-        }
         let Some(g) = st.groups.get(group).cloned() else {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         };
@@ -177,6 +165,8 @@ impl Shared {
                 "group {group} has no pending decision"
             )));
         };
+        // Nothing is recorded or changed unless the runbook can start.
+        self.next_epoch_locked(&st, group)?;
         self.event_locked(
             &mut st,
             EventKind::Approved,

@@ -20,6 +20,36 @@ impl Shared {
         })
     }
 
+    /// The epoch a runbook of `group` would take if it started now, or why
+    /// none may start (no licence, an epoch seen ahead, none left): every
+    /// check [`Shared::start_runbook_locked`] makes before it changes
+    /// anything, for callers that must not change anything either when it
+    /// would refuse.
+    pub(crate) fn next_epoch_locked(
+        &self,
+        st: &State,
+        group: &str,
+    ) -> Result<u64, OrchestratorError> {
+        self.must_act()?;
+        let g = st
+            .groups
+            .get(group)
+            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
+        if let Some(x) = st.epoch_ahead.get(group) {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: {} holds epoch {}, above the group's {}: any move would be refused as stale; \
+                 adopt it first (`warden adopt-epoch {group}`) once you know no other orchestrator acts",
+                x.seen_at, x.epoch, g.epoch
+            )));
+        }
+        g.epoch.checked_add(1).ok_or_else(|| {
+            OrchestratorError::Conflict(format!(
+                "group {group} is at epoch {}: no later epoch exists",
+                g.epoch
+            ))
+        })
+    }
+
     /// Start a runbook (state lock held by caller). Returns its id.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_runbook_locked(
@@ -32,27 +62,14 @@ impl Shared {
         automatic: bool,
         evidence: Vec<EvidenceRow>,
     ) -> Result<u64, OrchestratorError> {
-        self.must_act()?;
+        let epoch = self.next_epoch_locked(st, group)?;
         let now = self.clock.now_ms();
         let g = st
             .groups
             .get(group)
             .cloned()
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
-        if let Some(x) = st.epoch_ahead.get(group) {
-            return Err(OrchestratorError::Conflict(format!(
-                "group {group}: {} holds epoch {}, above the group's {}: any move would be refused as stale; \
-                 adopt it first (`warden adopt-epoch {group}`) once you know no other orchestrator acts",
-                x.seen_at, x.epoch, g.epoch
-            )));
-        }
         let id = st.next_runbook;
-        let epoch = g.epoch.checked_add(1).ok_or_else(|| {
-            OrchestratorError::Conflict(format!(
-                "group {group} is at epoch {}: no later epoch exists",
-                g.epoch
-            ))
-        })?;
         let incident = match kind {
             RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
             RunbookKind::Failback | RunbookKind::Switchover => now,

@@ -484,6 +484,30 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
     }
     assert_eq!(group(&s).phase, Phase::PendingApproval, "still waiting");
     assert_eq!(s.lock().runbooks.len(), 1);
+    // An approval that cannot start the runbook (no epoch left) is refused
+    // and changes nothing: no `approved` event, the budget window kept.
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let (epoch, approved_before) = (group(&s).epoch, approvals(&s));
+    s.lock().groups.get_mut("web").unwrap().epoch = u64::MAX;
+    let refused = s.operator_approve("web", "operator").unwrap_err();
+    assert!(refused.to_string().contains("no later epoch"), "{refused}");
+    s.lock().groups.get_mut("web").unwrap().epoch = epoch;
+    let g = group(&s);
+    assert_eq!(
+        (g.phase, g.moves_unix_ms.len()),
+        (Phase::PendingApproval, 1)
+    );
+    assert_eq!(
+        approvals(&s),
+        approved_before,
+        "a refused approval recorded"
+    );
     s.operator_approve("web", "operator").expect("approve");
     rounds_until(&s, true, 40, "failback after approval", |g| {
         g.phase == Phase::Steady && g.active == "a"
@@ -893,4 +917,33 @@ async fn a_lagging_standby_is_not_promoted_without_approval() {
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+/// An epoch seen ahead is adoptable when far ahead (a frontend pushed to
+/// 10^18 by mistake), but not one so near the largest that the group
+/// would have only a few moves left: refused, nothing changed.
+#[tokio::test(start_paused = true)]
+async fn an_epoch_too_near_the_largest_is_not_adopted() {
+    let (s, _fake, dir) = setup(true, 5);
+    let before = group(&s).epoch;
+    let ahead = |epoch: u64| authority::EpochAhead {
+        epoch,
+        seen_at: "site b's agent".into(),
+    };
+    s.lock()
+        .epoch_ahead
+        .insert("web".into(), ahead(u64::MAX - 1));
+    let refused = s.operator_adopt_epoch("web", "operator").unwrap_err();
+    assert!(refused.to_string().contains("1 more move"), "{refused}");
+    assert_eq!(group(&s).epoch, before);
+    assert!(s.lock().epoch_ahead.contains_key("web"), "still alerted");
+    s.lock()
+        .epoch_ahead
+        .insert("web".into(), ahead(1_000_000_000_000_000_000));
+    assert_eq!(
+        s.operator_adopt_epoch("web", "operator")
+            .expect("far ahead, adoptable"),
+        1_000_000_000_000_000_000
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -139,8 +139,9 @@ impl FrontendStrategy {
                     let fe = cfg
                         .frontend(fe_name)
                         .map_err(|e| StrategyError::Config(e.to_string()))?;
-                    let token = Secret::load(&format!("frontends.{fe_name}.token"), &fe.token)
-                        .map_err(|e| StrategyError::Config(e.to_string()))?;
+                    let token =
+                        Secret::load_token(&format!("frontends.{fe_name}.token"), &fe.token)
+                            .map_err(|e| StrategyError::Config(e.to_string()))?;
                     let mut driver = BuiltinDriver::new(
                         fe_name,
                         group,

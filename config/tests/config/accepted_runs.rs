@@ -1,0 +1,190 @@
+//! Whatever check-config accepts must run: values a service would refuse
+//! when it starts (a URL its HTTP client cannot parse, a DNS name its DNS
+//! code cannot, an address it cannot connect to or bind) are refused here,
+//! at their key and line:col, and never echo what may be a credential.
+
+use crate::{find, ok, pos_of_nth, problems, show, BASE};
+
+const RFC2136: &str = r#"
+[groups.www]
+sites = ["ca", "tx"]
+scheme = "dns"
+
+[groups.www.dns]
+provider = "rfc2136"
+name = "www.example.net"
+aliases = ["shop.example.net"]
+server = "127.0.0.1:53"
+zone = "example.net"
+credentials = { file = "/etc/warden/tsig.key" }
+key_name = "warden-key"
+addresses = { ca = "10.1.0.10", tx = "10.2.0.10" }
+"#;
+
+fn with_dns(from: &str, to: &str) -> String {
+    let dns = RFC2136.replace(from, to);
+    assert!(from.is_empty() || dns != RFC2136, "{from} not in the base");
+    format!("{BASE}{dns}")
+}
+
+/// The problem at `key`, at the last occurrence of `needle` (the second
+/// of two addresses is the one reported).
+fn at(text: &str, key: &str, needle: &str) -> String {
+    let p = problems(text);
+    let found = find(&p, key);
+    let last = text.matches(needle).count().saturating_sub(1);
+    assert_eq!(
+        (found.line, found.col),
+        pos_of_nth(text, needle, last),
+        "{found}"
+    );
+    found.message.clone()
+}
+
+#[test]
+fn the_dns_base_is_valid() {
+    ok(&with_dns("", ""));
+}
+
+#[test]
+fn dns_names_the_dns_code_refuses_are_refused_here() {
+    for (bad, why) in [
+        ("www example.net", "holds ' '"),
+        ("wéb.example.net", "holds 'é'"),
+        (&format!("{}.example.net", "a".repeat(64)), "label of 64"),
+        ("www..example.net", "empty label"),
+    ] {
+        let text = with_dns("name = \"www.example.net\"", &format!("name = \"{bad}\""));
+        let m = at(&text, "groups.www.dns.name", &format!("\"{bad}\""));
+        assert!(m.contains(why), "{bad}: {m}");
+    }
+    let text = with_dns("name = \"www.example.net\"", "name = \"www.other.org\"");
+    let m = at(&text, "groups.www.dns.name", "\"www.other.org\"");
+    assert!(m.contains("not inside zone"), "{m}");
+    let text = with_dns("\"shop.example.net\"", "\"shop.other.org\"");
+    let m = at(&text, "groups.www.dns.aliases[0]", "\"shop.other.org\"");
+    assert!(m.contains("not inside zone"), "{m}");
+    let text = with_dns("zone = \"example.net\"", "zone = \"exa mple.net\"");
+    at(&text, "groups.www.dns.zone", "\"exa mple.net\"");
+    let text = with_dns("key_name = \"warden-key\"", "key_name = \"bad key name!\"");
+    at(&text, "groups.www.dns.key_name", "\"bad key name!\"");
+    let text = with_dns("key_name = \"warden-key\"", "key_name = \"\"");
+    at(&text, "groups.www.dns.key_name", "\"\"");
+    // Case and a trailing dot do not matter.
+    ok(&with_dns(
+        "name = \"www.example.net\"",
+        "name = \"WWW.Example.NET.\"",
+    ));
+}
+
+#[test]
+fn urls_the_services_cannot_parse_are_refused_here() {
+    for bad in [
+        "http://  not a url",
+        "http://127.0.0.1:99999",
+        "http://[::1",
+    ] {
+        let text = BASE.replace(
+            "listen = \"10.0.0.2:7000\"",
+            &format!("listen = \"10.0.0.2:7000\"\nurl = \"{bad}\""),
+        );
+        let m = at(&text, "orchestrator.url", &format!("\"{bad}\""));
+        assert!(m.contains("not a URL"), "{bad}: {m}");
+    }
+    let text = BASE.replace(
+        "url = \"http://127.0.0.1:8080/healthz\"",
+        "url = \"http://[::1\"",
+    );
+    at(&text, "sites.ca.checks[0].url", "\"http://[::1\"");
+    let text = BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }\n",
+        "operator_token = { file = \"/etc/warden/operator.token\" }\nstore = \"etcd\"\netcd = { endpoints = [\"http://[::1:12379\"] }\n",
+    );
+    at(
+        &text,
+        "orchestrator.etcd.endpoints[0]",
+        "\"http://[::1:12379\"",
+    );
+}
+
+#[test]
+fn a_url_holding_credentials_is_refused_without_echoing_them() {
+    let text = format!(
+        "{BASE}\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\nprovider = \"dyndns2\"\n\
+         name = \"www.example.net\"\nserver = \"http://user:hunter2-supersecret@127.0.0.1:5353/nic/update\"\n\
+         credentials = {{ file = \"/etc/warden/dd.cred\" }}\nuser_agent = \"Co Prog/1 ops@example.net\"\n\
+         addresses = {{ ca = \"10.1.0.10\", tx = \"10.2.0.10\" }}\n"
+    );
+    let p = problems(&text);
+    let found = find(&p, "groups.www.dns.server");
+    assert!(found.message.contains("credentials"), "{found}");
+    assert!(!show(&p).contains("hunter2"), "{}", show(&p));
+    let bad_ua = text.replace("user:hunter2-supersecret@", "").replace(
+        "Co Prog/1 ops@example.net",
+        "Co Prog/1 ops@example.net\\r\\nX-Evil: 1",
+    );
+    let p = problems(&bad_ua);
+    find(&p, "groups.www.dns.user_agent");
+}
+
+#[test]
+fn addresses_that_are_not_host_port_are_refused() {
+    for bad in [
+        "http://127.0.0.1:18081",
+        "::1:18081",
+        "host name:80",
+        "h/x:80",
+    ] {
+        let text = BASE.replace("\"10.1.0.10:8443\"", &format!("\"{bad}\""));
+        at(
+            &text,
+            "groups.web.frontend.backends.ca",
+            &format!("\"{bad}\""),
+        );
+    }
+    for good in ["[::1]:18081", "app.ca.example.net:8443", "10.1.0.10:1"] {
+        ok(&BASE.replace("\"10.1.0.10:8443\"", &format!("\"{good}\"")));
+    }
+    let text = BASE.replace(
+        "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+        "kind = \"tcp\"\naddress = \"tcp://x:18080\"",
+    );
+    at(&text, "sites.ca.checks[0].address", "\"tcp://x:18080\"");
+}
+
+const WEB2: &str = r#"
+[groups.web2]
+sites = ["ca", "tx"]
+scheme = "frontend"
+
+[groups.web2.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "LISTEN"
+backends = { ca = "10.1.0.10:8444", tx = "10.2.0.10:8444" }
+"#;
+
+#[test]
+fn a_frontend_cannot_bind_one_port_twice() {
+    // The same address as group web, a wildcard over it, the control API's.
+    for listen in ["10.0.0.5:443", "0.0.0.0:443", "[::]:443", "10.0.0.5:7100"] {
+        let text = format!("{BASE}{}", WEB2.replace("LISTEN", listen));
+        let m = at(
+            &text,
+            "groups.web2.frontend.listen",
+            &format!("\"{listen}\""),
+        );
+        assert!(m.contains("binds this port already"), "{listen}: {m}");
+    }
+    // Another port, another IP on the port, or any free port: fine.
+    for listen in ["10.0.0.5:444", "10.0.0.6:443", "127.0.0.1:0"] {
+        ok(&format!("{BASE}{}", WEB2.replace("LISTEN", listen)));
+    }
+    let text = format!(
+        "{BASE}\n[frontends.fe2]\ncontrol = \"10.0.0.5:7100\"\ntoken = {{ file = \"/etc/warden/fe2.token\" }}\n"
+    )
+    .replace("frontends = [\"fe1\"]", "frontends = [\"fe1\", \"fe2\"]");
+    let p = problems(&text);
+    let m = &find(&p, "frontends.fe2.control").message;
+    assert!(m.contains("frontends.fe1.control"), "{m}");
+}

@@ -1,0 +1,140 @@
+//! The `warden` binary's command line, run as a user runs it: which file
+//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// `good.conf` (valid: one site, no group) and `bad.conf` (its detection
+/// has `fall = 0`) in a fresh directory.
+fn configs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["op", "a"] {
+        std::fs::write(d.join(f), format!("{f}-secret-token")).unwrap();
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let text = format!(
+        r#"[orchestrator]
+listen = "127.0.0.1:0"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+[detection]
+fall = 3
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+"#,
+        d = d.display()
+    );
+    let (good, bad) = (d.join("good.conf"), d.join("bad.conf"));
+    std::fs::write(&good, &text).unwrap();
+    std::fs::write(&bad, text.replace("fall = 3", "fall = 0")).unwrap();
+    (dir, good, bad)
+}
+
+/// `warden ARGS` with `WARDEN_CONFIG` set to `env` (or unset), in `cwd`.
+fn warden(args: &[&Path], env: Option<&Path>, cwd: &Path) -> Output {
+    let mut cmd = Command::new(WARDEN);
+    cmd.args(args).current_dir(cwd).env("WARDEN_LOG", "error");
+    for v in [
+        "WARDEN_CONFIG",
+        "WARDEN_URL",
+        "WARDEN_TOKEN_FILE",
+        "WARDEN_CA",
+        "WARDEN_CLIENT_CERT",
+        "WARDEN_CLIENT_KEY",
+    ] {
+        cmd.env_remove(v);
+    }
+    if let Some(f) = env {
+        cmd.env("WARDEN_CONFIG", f);
+    }
+    cmd.output().expect("run warden")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `file: ok (…)` on stdout, exit 0.
+fn checked_ok(out: &Output, file: &Path) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{}: ok (1 sites, 0 groups", file.display())),
+        "{stdout}{stderr}"
+    );
+}
+
+/// `file`'s problem on stdout, exit 64.
+fn checked_bad(out: &Output, file: &Path) {
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(64), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{}:", file.display())) && stdout.contains("detection.fall"),
+        "{stdout}{stderr}"
+    );
+}
+
+#[test]
+fn check_config_takes_a_file_argument() {
+    let (dir, good, bad) = configs();
+    let cc = Path::new("check-config");
+    checked_ok(&warden(&[cc, &good], None, dir.path()), &good);
+    checked_bad(&warden(&[cc, &bad], None, dir.path()), &bad);
+}
+
+#[test]
+fn check_config_takes_the_config_option() {
+    let (dir, good, bad) = configs();
+    let (cc, opt) = (Path::new("check-config"), Path::new("--config"));
+    checked_ok(&warden(&[cc, opt, &good], None, dir.path()), &good);
+    checked_bad(&warden(&[cc, opt, &bad], None, dir.path()), &bad);
+    // Before the subcommand too (a global option).
+    checked_ok(&warden(&[opt, &good, cc], None, dir.path()), &good);
+    // The same file both ways (once by another path) is one file.
+    checked_ok(&warden(&[cc, opt, &good, &good], None, dir.path()), &good);
+    checked_ok(
+        &warden(&[cc, opt, Path::new("good.conf"), &good], None, dir.path()),
+        &good,
+    );
+}
+
+#[test]
+fn check_config_takes_warden_config() {
+    let (dir, good, bad) = configs();
+    let cc = Path::new("check-config");
+    checked_ok(&warden(&[cc], Some(&good), dir.path()), &good);
+    checked_bad(&warden(&[cc], Some(&bad), dir.path()), &bad);
+    // FILE on the command line wins over the environment.
+    checked_bad(&warden(&[cc, &bad], Some(&good), dir.path()), &bad);
+}
+
+#[test]
+fn check_config_refuses_two_different_files_and_none() {
+    let (dir, good, bad) = configs();
+    let (cc, opt) = (Path::new("check-config"), Path::new("--config"));
+    for args in [[cc, opt, &good, &bad], [opt, &good, cc, &bad]] {
+        let out = warden(&args, None, dir.path());
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "FILE {} and --config {} are different files",
+                bad.display(),
+                good.display()
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing was checked");
+    }
+    let out = warden(&[cc], None, dir.path());
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("FILE, --config FILE or WARDEN_CONFIG is required"),
+        "{stderr}"
+    );
+}
