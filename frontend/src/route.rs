@@ -313,10 +313,14 @@ impl GroupRoute {
         };
         let mut inner = self.lock();
         inner.draining.retain(|g| !g.cancel.is_cancelled());
-        if req.epoch < inner.epoch {
+        // A hold order's epoch fences routes too: an order at epoch e says
+        // an orchestrator acts at e (a runbook holds before it switches),
+        // so a route below e comes from an older authority.
+        let seen = inner.epoch.max(inner.hold_epoch);
+        if req.epoch < seen {
             return Err(Refused::Stale {
                 sent: req.epoch,
-                seen: inner.epoch,
+                seen,
             });
         }
         let routed = inner.current.as_ref().map(|g| g.site.clone());

@@ -79,6 +79,25 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             message,
         }])
     };
+    // A FIFO (or a device) would block the open or the read for ever: only
+    // a regular file (or a link to one) is read.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() && !meta.is_dir() {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(problem(
+            1,
+            1,
+            format!("is {what}, not a regular file: give the config file itself"),
+        ));
+    }
     let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)

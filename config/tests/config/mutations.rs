@@ -179,3 +179,26 @@ fn a_file_that_is_not_utf8_or_is_huge_is_refused_with_a_position() {
     let e = load(&p).unwrap_err().to_string();
     assert!(e.contains("larger than 8388608 bytes"), "{e}");
 }
+
+/// A FIFO would block the open for ever (no writer ever comes): refused
+/// at once, saying what it is.
+#[test]
+fn a_fifo_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("failover.conf");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = p.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&path).map(|_| ()).map_err(|e| e.to_string()));
+    });
+    let e = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the loader still waits on the FIFO after 5 s")
+        .unwrap_err();
+    assert!(e.contains("failover.conf:1:1") && e.contains("FIFO"), "{e}");
+}

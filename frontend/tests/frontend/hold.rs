@@ -321,6 +321,14 @@ async fn an_older_epoch_or_a_wrong_token_is_refused_and_holds_nothing() {
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["seen_epoch"], 7);
     assert!(count(&fe.route("web").await, "hold_remaining_ms") > 9_000);
+    // ... and routes: epoch 7 acts now, so a route at 6 is an older
+    // authority's (a deposed orchestrator's late switch), one at 7 is not.
+    let (status, body) = fe.put("web", "b", 6, "immediate").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["seen_epoch"], 7);
+    assert_eq!(fe.route("web").await["site"], "a");
+    assert_eq!(fe.put("web", "b", 7, "immediate").await.0, StatusCode::OK);
+    assert_eq!(fe.route("web").await["site"], "b");
 
     // A misspelled field is a mistake, not a newer peer.
     let (status, body) = fe
