@@ -138,3 +138,58 @@ fn check_config_refuses_two_different_files_and_none() {
         "{stderr}"
     );
 }
+
+/// `warden status | head`: a reader that stops reading ends the output
+/// quietly, not with a panic on the broken pipe.
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    use std::process::Stdio;
+    let (dir, good, _) = configs();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let conf = dir.path().join("live.conf");
+    std::fs::write(
+        &conf,
+        std::fs::read_to_string(&good)
+            .unwrap()
+            .replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let mut orch = Command::new(WARDEN)
+        .args(["orchestrator", "--config"])
+        .arg(&conf)
+        .env("WARDEN_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = |stdout: Stdio| {
+        Command::new(WARDEN)
+            .args(["status", "--config"])
+            .arg(&conf)
+            .env("WARDEN_LOG", "error")
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !status(Stdio::null()).wait().unwrap().success() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orchestrator never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The read end is closed before the answer comes back.
+    let mut child = status(Stdio::piped());
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let _ = orch.kill();
+    let _ = orch.wait();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}

@@ -97,7 +97,16 @@ impl Authority {
                     "unreadable ({e}); move it aside only if you know this site's role"
                 ))
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A first start finds an empty directory; a lost file in a
+                // used one means this site's roles are forgotten (the
+                // orchestrator demotes it again where another site is active).
+                let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+                if used {
+                    tracing::warn!(path = %shown, "authority.json is missing from a state directory that is in use: starting from the configured roles; the orchestrator demotes this site again wherever another site is active");
+                }
+                File::default()
+            }
             Err(e) => return Err(fail(e.to_string())),
         };
         if !file.site.is_empty() && file.site != site {

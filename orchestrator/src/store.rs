@@ -100,6 +100,15 @@ fn se(e: impl Into<redb::Error>) -> OrchestratorError {
     OrchestratorError::store("redb", e.into())
 }
 
+/// The error for a store file redb panicked on.
+fn corrupt_file(path: &Path) -> OrchestratorError {
+    OrchestratorError::store(
+        format!("cannot read {}", path.display()),
+        "the file is damaged (the database engine found an invalid page): \
+         restore it from a backup, or move it away to start afresh",
+    )
+}
+
 impl LocalStore {
     /// Open (or create) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, OrchestratorError> {
@@ -107,13 +116,28 @@ impl LocalStore {
             OrchestratorError::store(format!("cannot create data dir {}", data_dir.display()), e)
         })?;
         let path = data_dir.join("warden.redb");
-        let db = Database::create(&path)
-            .map_err(|e| OrchestratorError::store(format!("cannot open {}", path.display()), e))?;
-        let tx = db.begin_write().map_err(se)?;
-        tx.open_table(GROUPS).map_err(se)?;
-        tx.open_table(RUNBOOKS).map_err(se)?;
-        tx.open_table(EVENTS).map_err(se)?;
-        tx.commit().map_err(se)?;
+        // An empty file is a store that lost its content, not a first start
+        // (which finds no file): starting afresh would reset every epoch.
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(OrchestratorError::store(
+                format!("cannot open {}", path.display()),
+                "the file is empty: the store lost its content (a first start finds no file). \
+                 Restore it from a backup, or move it away to start afresh at epoch 1 \
+                 (the routing layer's and the agents' epochs are then adopted)",
+            ));
+        }
+        let opened = std::panic::catch_unwind(|| -> Result<Database, OrchestratorError> {
+            let db = Database::create(&path).map_err(|e| {
+                OrchestratorError::store(format!("cannot open {}", path.display()), e)
+            })?;
+            let tx = db.begin_write().map_err(se)?;
+            tx.open_table(GROUPS).map_err(se)?;
+            tx.open_table(RUNBOOKS).map_err(se)?;
+            tx.open_table(EVENTS).map_err(se)?;
+            tx.commit().map_err(se)?;
+            Ok(db)
+        });
+        let db = opened.unwrap_or_else(|_| Err(corrupt_file(&path)))?;
         Ok(LocalStore {
             db: Arc::new(std::sync::RwLock::new(Some(db))),
             path,
@@ -132,7 +156,10 @@ impl LocalStore {
         let result = {
             let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
             match guard.as_ref() {
-                Some(db) => f(db),
+                // redb panics on some corrupt pages ("invalid page type"):
+                // a damaged file is a store error, not a crash.
+                Some(db) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)))
+                    .unwrap_or_else(|_| Err(corrupt_file(&self.path))),
                 None => Err(OrchestratorError::store(
                     format!("cannot open {}", self.path.display()),
                     "the database could not be opened again after an error",
@@ -477,6 +504,45 @@ mod tests {
         assert_eq!(page.first().map(|e| e.id), Some(1001));
         assert_eq!(page.last().map(|e| e.id), Some(2000));
         assert_eq!(s.events(2400, 1000).unwrap().len(), 100);
+    }
+
+    /// A store file that lost its content or was damaged is an error that
+    /// says so — not a first start at epoch 1, and not a crash.
+    #[test]
+    fn an_emptied_or_damaged_store_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = LocalStore::open(dir.path()).unwrap();
+            s.put_events(&(1..=300).map(ev).collect::<Vec<_>>())
+                .unwrap();
+        }
+        let file = dir.path().join("warden.redb");
+        let good = std::fs::read(&file).unwrap();
+        std::fs::write(&file, b"").unwrap();
+        let err = LocalStore::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("empty") && err.contains("warden.redb"),
+            "{err}"
+        );
+        // Pages overwritten with garbage: whatever redb makes of it, an
+        // error or data, never a panic out of the store.
+        for at in [4096usize, 8192, good.len() / 2] {
+            let mut bad = good.clone();
+            for b in bad.iter_mut().skip(at).take(512) {
+                *b = 0xA5;
+            }
+            std::fs::write(&file, &bad).unwrap();
+            let opened = std::panic::catch_unwind(|| {
+                LocalStore::open(dir.path()).map(|s| (s.last_event_id(), s.events(0, 1000)))
+            });
+            assert!(
+                opened.is_ok(),
+                "the store panicked on a damaged page at {at}"
+            );
+        }
     }
 
     #[test]

@@ -239,6 +239,58 @@ async fn events_page_and_prune_in_etcd() {
     assert_eq!(rest.len(), 191);
 }
 
+/// Keys written by hand: a stray key under events/ never makes the last
+/// event id read as 0 (new events would be numbered over old ones), and a
+/// group or runbook record under another record's key is refused, naming
+/// the key, instead of standing in for the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_written_by_hand_neither_renumber_events_nor_replace_records() {
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t5/")).unwrap();
+    let (term, _) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some(term));
+    let event = |id: u64| Event {
+        id,
+        time_unix_ms: id,
+        kind: EventKind::Started,
+        group: None,
+        site: None,
+        message: format!("event {id}"),
+        evidence: vec![],
+        runbook: None,
+    };
+    s.put_events(&(1..=35).map(event).collect::<Vec<_>>())
+        .unwrap();
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
+    let json = serde_json::to_string(&event(1)).unwrap();
+    for stray in [
+        "/t5/events/zzz",
+        "/t5/events/9abc",
+        "/t5/events/99999999999999999999999",
+    ] {
+        c.put(stray, json.clone(), None).await.unwrap();
+    }
+    assert_eq!(s.last_event_id().unwrap(), 35, "the highest event id");
+    // Only strays among the highest keys: an error, never 0.
+    let t6 = EtcdStore::connect(&cfg(&e.url, "/t6/")).unwrap();
+    c.put("/t6/events/9abc", json.clone(), None).await.unwrap();
+    let err = t6.last_event_id().unwrap_err().to_string();
+    assert!(err.contains("9abc"), "{err}");
+
+    s.put_group(&group("web", 8)).unwrap();
+    let copy = serde_json::to_string(&group("web", 2)).unwrap();
+    c.put("/t5/groups/zzz", copy, None).await.unwrap();
+    let err = s.groups().unwrap_err().to_string();
+    assert!(
+        err.contains("groups/zzz") && err.contains("\"web\""),
+        "{err}"
+    );
+    c.delete("/t5/groups/zzz", None).await.unwrap();
+    assert_eq!(s.groups().unwrap()[0].epoch, 8, "the real record stands");
+}
+
 /// Records what the election asked of the service.
 #[derive(Default)]
 struct Recorder {

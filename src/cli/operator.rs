@@ -28,16 +28,16 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 if many {
                     v["orchestrators"] = Value::Array(nodes);
                 }
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             } else {
                 if many {
-                    print!("{}", super::render::render_orchestrators(&nodes));
+                    emit(&super::render::render_orchestrators(&nodes))?;
                 }
                 let view: warden_orchestrator::api::StatusView = serde_json::from_value(v)
                     .map_err(|e| {
                         anyhow::anyhow!("the orchestrator's status is not what this CLI reads: {e}")
                     })?;
-                print!("{}", render_status(&view));
+                emit(&render_status(&view))?;
             }
         }
         Cmd::Failover { group, to } => {
@@ -119,7 +119,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             }
             let v = c.get(&path).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             } else {
                 let events: Vec<warden_orchestrator::model::Event> = serde_json::from_value(v)
                     .map_err(|e| {
@@ -127,7 +127,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                             "the orchestrator's events are not what this CLI reads: {e}"
                         )
                     })?;
-                print!("{}", render_events(&events));
+                emit(&render_events(&events))?;
             }
         }
         _ => bail!("not a client command"),
@@ -150,4 +150,16 @@ async fn orchestrators(c: &Client) -> Vec<Value> {
         v
     });
     futures::future::join_all(asks).await
+}
+
+/// Write a listing to stdout. A reader that stopped reading (`warden
+/// status | head`) ends the output quietly: `print!` would panic on the
+/// broken pipe.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }

@@ -35,6 +35,7 @@ use warden_config::EtcdConfig;
 use crate::model::{Event, GroupState, Runbook};
 use crate::store::Store;
 use crate::OrchestratorError;
+use tracing::warn;
 
 /// At most this many operations in one transaction (etcd's default limit is 128).
 const TXN_OPS: usize = 100;
@@ -66,6 +67,17 @@ pub struct EtcdStore {
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
     serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
+}
+
+/// A record whose key does not name it (a copy made by hand under another key).
+fn mismatch(key: &[u8], record: &str) -> OrchestratorError {
+    OrchestratorError::store(
+        format!("read {}", String::from_utf8_lossy(key).escape_debug()),
+        format!(
+            "the record under this key is {record}, which belongs under its own key: \
+             a copy or a tampered key; remove it (etcdctl del) or put it back where it belongs"
+        ),
+    )
 }
 
 fn dec<T: DeserializeOwned>(key: &[u8], b: &[u8]) -> Result<T, OrchestratorError> {
@@ -244,11 +256,12 @@ impl EtcdStore {
         Ok(())
     }
 
-    fn list<T: DeserializeOwned + Send + 'static>(
+    /// Every record of `table`, with its key.
+    fn list_keyed<T: DeserializeOwned + Send + 'static>(
         &self,
         what: &'static str,
         table: &str,
-    ) -> Result<Vec<T>, OrchestratorError> {
+    ) -> Result<Vec<(Vec<u8>, T)>, OrchestratorError> {
         let prefix = self.key(&format!("{table}/"));
         let resp = self.call(what, move |mut c| {
             let prefix = prefix.clone();
@@ -256,7 +269,7 @@ impl EtcdStore {
         })?;
         resp.kvs()
             .iter()
-            .map(|kv| dec(kv.key(), kv.value()))
+            .map(|kv| Ok((kv.key().to_vec(), dec(kv.key(), kv.value())?)))
             .collect()
     }
 
@@ -360,7 +373,19 @@ impl Store for EtcdStore {
     }
 
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
-        self.list("read groups", "groups")
+        let (keys, groups): (Vec<Vec<u8>>, Vec<GroupState>) = self
+            .list_keyed("read groups", "groups")?
+            .into_iter()
+            .unzip();
+        // A record is the group its key names: a copy under another key
+        // (written by hand) must not stand in for it, nor be written back
+        // over the real one.
+        for (k, g) in keys.iter().zip(&groups) {
+            if *k != self.key(&format!("groups/{}", g.name)) {
+                return Err(mismatch(k, &format!("group {:?}", g.name)));
+            }
+        }
+        Ok(groups)
     }
 
     fn state_version(&self) -> Option<i64> {
@@ -424,7 +449,16 @@ impl Store for EtcdStore {
     }
 
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        self.list("read runbooks", "runbooks")
+        let (keys, runbooks): (Vec<Vec<u8>>, Vec<Runbook>) = self
+            .list_keyed("read runbooks", "runbooks")?
+            .into_iter()
+            .unzip();
+        for (k, rb) in keys.iter().zip(&runbooks) {
+            if *k != self.id_key("runbooks", rb.id) {
+                return Err(mismatch(k, &format!("runbook {}", rb.id)));
+            }
+        }
+        Ok(runbooks)
     }
 
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
@@ -460,34 +494,57 @@ impl Store for EtcdStore {
     }
 
     fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+        // Event keys are 20-digit ids: only keys starting with a digit are
+        // read (`events/0` up to `events/:`), the highest first, and a key
+        // among them that is not an id is skipped, said by its name — never
+        // read as "no events", which would number new events over old ones.
         let prefix = self.key("events/");
-        let p = prefix.clone();
+        let (from, to) = (self.key("events/0"), self.key("events/:"));
         let resp = self.call("read the last event", move |mut c| {
-            let prefix = p.clone();
+            let (from, to) = (from.clone(), to.clone());
             async move {
                 c.get(
-                    prefix,
+                    from,
                     Some(
                         GetOptions::new()
-                            .with_prefix()
+                            .with_range(to)
                             .with_sort(SortTarget::Key, SortOrder::Descend)
-                            .with_limit(1)
+                            .with_limit(64)
                             .with_keys_only(),
                     ),
                 )
                 .await
             }
         })?;
-        Ok(resp
-            .kvs()
-            .first()
-            .and_then(|kv| {
-                std::str::from_utf8(&kv.key()[prefix.len()..])
-                    .ok()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0))
+        let mut strays = Vec::new();
+        for kv in resp.kvs() {
+            let rest = &kv.key()[prefix.len()..];
+            let id = std::str::from_utf8(rest)
+                .ok()
+                .filter(|r| r.len() == 20 && r.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|r| r.parse::<u64>().ok());
+            match id {
+                Some(id) => {
+                    for k in &strays {
+                        warn!(key = %k, "a key under events/ that is not an event id: skipped");
+                    }
+                    return Ok(id);
+                }
+                None => strays.push(String::from_utf8_lossy(kv.key()).escape_debug().to_string()),
+            }
+        }
+        if strays.is_empty() {
+            return Ok(0);
+        }
+        Err(OrchestratorError::store(
+            "read the last event",
+            format!(
+                "{} key(s) under events/ that are not event ids, and no event id among the \
+                 highest 64 (first: {}): remove them (etcdctl del)",
+                strays.len(),
+                strays[0]
+            ),
+        ))
     }
 
     fn prune_events(

@@ -40,6 +40,33 @@ const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Far-ahead epochs (a frontend pushed to 10^18 by mistake) stay adoptable.
 const ADOPT_HEADROOM: u64 = 1 << 32;
 
+/// Fresh demotes queued for one site, group and epoch after the epoch's
+/// own demote finished (see [`refence`]): a site that comes back active
+/// after as many has a demote that fails, and says so in its outcomes.
+pub(super) const REFENCE_MAX: u32 = 8;
+
+/// The demote for a site found believing it is active where another site
+/// is: the epoch's own demote (`base`) unless it already ran there — then
+/// the site has forgotten it (its state file lost, or restored from an
+/// older copy), and the ledger would never hand out a finished id again,
+/// so a fresh id of the same group, epoch and kind. None while one is
+/// queued, or after [`REFENCE_MAX`] fresh ones.
+fn refence(ledger: &crate::commands::Ledger, base: Command) -> Option<Command> {
+    use crate::commands::CommandState;
+    for n in 0..=REFENCE_MAX {
+        let mut cmd = base.clone();
+        if n > 0 {
+            cmd.id = format!("{}:again-{n}", base.id);
+        }
+        match ledger.state(&cmd.id) {
+            None | Some(CommandState::Withdrawn(_)) => return Some(cmd),
+            Some(CommandState::Queued) => return None,
+            Some(CommandState::Finished(_)) => {}
+        }
+    }
+    None
+}
+
 impl Shared {
     /// Look at what a reporting agent believes (state lock held).
     pub(crate) fn authority_check_locked(
@@ -66,7 +93,12 @@ impl Shared {
             if g.phase != Phase::Steady || g.active == site || a.role != "active" {
                 continue;
             }
-            let cmd = Command::new(&g.name, g.epoch, CommandKind::Demote).to_site(site);
+            let Some(cmd) = refence(
+                &st.ledger,
+                Command::new(&g.name, g.epoch, CommandKind::Demote).to_site(site),
+            ) else {
+                continue;
+            };
             if st.ledger.queue(cmd, None) {
                 told = true;
                 self.event_locked(

@@ -166,7 +166,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
         if !sites.contains(&entry.active) {
             warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
-            let epoch = entry.epoch + 1;
+            let epoch = entry.epoch.saturating_add(1);
             *entry = GroupState { epoch, ..fresh };
             changed = true;
         }
@@ -176,8 +176,61 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     }
     let runbooks: BTreeMap<u64, Runbook> =
         store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
-    let next_runbook = runbooks.keys().next_back().copied().unwrap_or(0) + 1;
-    let next_event = store.last_event_id()? + 1;
+    // A store that lost a group's record (or holds an older one) still
+    // holds the runbooks it decided: the epoch never goes below theirs.
+    for rb in runbooks.values() {
+        if let Some(g) = groups.get_mut(&rb.group) {
+            if g.epoch < rb.epoch {
+                warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch,
+                      "the stored group is at an epoch below its own runbook's: raised to it (epochs never go back)");
+                g.epoch = rb.epoch;
+                to_write.retain(|w| w.name != g.name);
+                to_write.push(g.clone());
+            }
+        }
+    }
+    // A group running a runbook the store does not hold (or one of another
+    // group) would stay `running` for ever, refusing every move: it is
+    // failed instead, so the operator decides.
+    for g in groups.values_mut() {
+        let usable = g
+            .runbook
+            .and_then(|id| runbooks.get(&id))
+            .is_some_and(|rb| rb.group == g.name);
+        if g.phase == Phase::Running && !usable {
+            warn!(group = %g.name, runbook = ?g.runbook,
+                  "the group is running a runbook the store does not hold for it: marked failed, the operator decides");
+            g.phase = Phase::Failed;
+            g.runbook = None;
+            to_write.retain(|w| w.name != g.name);
+            to_write.push(g.clone());
+        }
+    }
+    // Ids and epochs near the largest number are a corrupt store (one is
+    // used per runbook, event or decision): refused, never wrapped around.
+    let corrupt = |what: String| {
+        OrchestratorError::Setup(format!(
+            "the state store ({}) holds {what}: a corrupt or tampered store; \
+             restore it from a backup or fix that record",
+            store.describe()
+        ))
+    };
+    for g in groups.values() {
+        if g.epoch > u64::MAX - (1 << 32) {
+            return Err(corrupt(format!(
+                "group {} at epoch {}, within 2^32 of the largest",
+                g.name, g.epoch
+            )));
+        }
+    }
+    let last_runbook = runbooks.keys().next_back().copied().unwrap_or(0);
+    let next_runbook = last_runbook
+        .checked_add(1)
+        .ok_or_else(|| corrupt(format!("a runbook with id {last_runbook}")))?;
+    let last_event = store.last_event_id()?;
+    let next_event = last_event
+        .checked_add(1)
+        .ok_or_else(|| corrupt(format!("an event with id {last_event}")))?;
     Ok(Loaded {
         groups,
         fresh: fresh_groups,
