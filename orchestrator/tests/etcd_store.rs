@@ -291,6 +291,34 @@ async fn keys_written_by_hand_neither_renumber_events_nor_replace_records() {
     assert_eq!(s.groups().unwrap()[0].epoch, 8, "the real record stands");
 }
 
+/// A table read in pages (one etcd answer is capped at 4 MiB, and
+/// runbooks are never pruned): every record comes back, once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_longer_than_one_answer_is_read_whole() {
+    use warden_orchestrator::model::{Runbook, RunbookKind};
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t7/")).unwrap();
+    let (term, _) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some(term));
+    for id in 1..=300u64 {
+        let rb = Runbook::new(
+            id,
+            "web",
+            RunbookKind::Failover,
+            "a",
+            "b",
+            id + 1,
+            "test",
+            0,
+            0,
+        );
+        s.put_runbook(&rb).unwrap();
+    }
+    let all = s.runbooks().unwrap();
+    assert_eq!(all.len(), 300);
+    assert!(all.iter().map(|r| r.id).eq(1..=300), "each once, in order");
+}
+
 /// Records what the election asked of the service.
 #[derive(Default)]
 struct Recorder {
@@ -507,4 +535,51 @@ async fn tls_to_etcd_with_a_client_certificate() {
     .unwrap();
     let err = EtcdStore::connect(&c).err().expect("refused");
     assert!(err.to_string().contains("readable by every user"), "{err}");
+}
+
+/// A node that wins the lease but cannot load the state gives the lease
+/// back and waits longer after each failure in a row (not many wins and
+/// failures a second), and says why in its view for `warden status`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_take_over_backs_off_and_says_why() {
+    struct Broken(Mutex<u32>);
+    #[async_trait]
+    impl Role for Broken {
+        async fn take_over(&self, _term: i64) -> Result<(), String> {
+            *self.0.lock().unwrap() += 1;
+            Err("decode groups/web: expected value at line 1".into())
+        }
+        fn step_down(&self, _why: &str) {}
+        fn etcd_health(&self, _trouble: Option<&str>) {}
+    }
+    let Some(e) = etcd() else { return };
+    let role = Arc::new(Broken(Mutex::new(0)));
+    let store = EtcdStore::connect(&cfg(&e.url, "/t8/")).unwrap();
+    let ttl = Duration::from_secs(2);
+    let (view, seen) = watch::channel(Leadership::new("n1", ttl));
+    let election = Election {
+        store,
+        node: "n1".into(),
+        ttl,
+        timeout: Duration::from_millis(500),
+        role: role.clone(),
+        view,
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(election.run(stop.clone()));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    stop.cancel();
+    let _ = task.await;
+    let tries = *role.0.lock().unwrap();
+    // Pauses of 0.2 s, then 2, 4 s: three tries in 6 s (a 0.2 s pause
+    // after each failure made about 25).
+    assert!((2..=4).contains(&tries), "{tries} take-overs in 6 s");
+    let v = seen.borrow().clone();
+    assert!(!v.is_leader);
+    assert!(
+        v.take_over_failed
+            .as_deref()
+            .is_some_and(|w| w.contains("decode groups/web")),
+        "{v:?}"
+    );
 }

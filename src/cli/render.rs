@@ -231,6 +231,12 @@ pub(crate) fn render_orchestrators(nodes: &[serde_json::Value]) -> String {
             (None, _) => format!("store {}", n["store"].as_str().unwrap_or("?")),
         };
         out.push_str(&format!("  {node:<10} {url}  {role}  {lease}  {etcd}\n"));
+        if let Some(why) = n["take_over_failed"].as_str() {
+            out.push_str(&format!(
+                "             CANNOT TAKE OVER: {}\n",
+                printable(why)
+            ));
+        }
     }
     out.push('\n');
     out

@@ -136,6 +136,20 @@ fn site_a_lost_with_the_leader_the_survivors_fail_over() -> Result<()> {
     let next = d.wait_leader(&["b", "w"], secs(20))?;
     let elected = lost.elapsed();
     d.wait_users_on("b", secs(40))?;
+    // The client loop's own next answer comes from b too (its request in
+    // flight at the switch may have been a failure, and stopping right
+    // after it left no answer after the loss to judge).
+    lab::eventually(secs(10), secs(0.1), || {
+        let from_b = client
+            .samples()
+            .iter()
+            .any(|s| s.at >= lost && s.result.as_deref().map(str::trim) == Ok("b"));
+        if from_b {
+            Ok(())
+        } else {
+            bail!("the client loop has no answer from b yet")
+        }
+    })?;
     let samples = client.stop();
     let first_b = samples
         .iter()

@@ -35,6 +35,8 @@ pub struct LeaderView {
     /// Whether etcd answered this node's last request.
     pub etcd_ok: Option<bool>,
     pub etcd_trouble: Option<String>,
+    /// Why this node's last take-over failed (etcd), until it takes over.
+    pub take_over_failed: Option<String>,
 }
 
 /// What this node knows of the leadership.
@@ -51,6 +53,7 @@ pub fn view(s: &Shared) -> LeaderView {
             lease_remaining_ms: None,
             etcd_ok: None,
             etcd_trouble: None,
+            take_over_failed: None,
         },
         Some(l) => LeaderView {
             leader_url: l.leader.as_deref().and_then(|n| s.node_url(n)),
@@ -63,6 +66,7 @@ pub fn view(s: &Shared) -> LeaderView {
             lease_remaining_ms: l.lease_remaining_ms,
             etcd_ok: Some(l.etcd_ok),
             etcd_trouble: l.etcd_trouble,
+            take_over_failed: l.take_over_failed,
         },
     }
 }

@@ -60,6 +60,10 @@ pub struct Leadership {
     pub etcd_ok: bool,
     /// The last etcd failure while it does not answer.
     pub etcd_trouble: Option<String>,
+    /// Why this node's last take-over failed (it won the lease but could
+    /// not load the state), until it takes over.
+    #[serde(default)]
+    pub take_over_failed: Option<String>,
     #[serde(skip)]
     pub seen_at: Option<Instant>,
 }
@@ -75,6 +79,7 @@ impl Leadership {
             lease_remaining_ms: None,
             etcd_ok: false,
             etcd_trouble: Some("not contacted yet".into()),
+            take_over_failed: None,
             seen_at: None,
         }
     }
@@ -110,6 +115,11 @@ enum Renewal {
 enum Outcome {
     /// Lost or gave back the lease; try again.
     Lost(String),
+    /// Won the lease but could not take over (the state did not load): the
+    /// lease is given back, and this node waits longer after each failure in
+    /// a row (up to four lease TTLs), so it does not win, fail and win again
+    /// many times a second while another node could take over.
+    Refused(String),
     /// Shutdown.
     Stop,
 }
@@ -152,6 +162,7 @@ impl Election {
     pub async fn run(self, stop: CancellationToken) {
         let mut client = self.store.client();
         let ttl_s = i64::try_from(self.ttl.as_secs()).unwrap_or(60).max(1);
+        let mut refusals: u32 = 0;
         while !stop.is_cancelled() {
             let grant = retrying(self.timeout, client.clone(), |mut c| async move {
                 c.lease_grant(ttl_s, None).await
@@ -174,10 +185,30 @@ impl Election {
                     break;
                 }
                 Outcome::Lost(why) => {
+                    refusals = 0;
                     info!(node = %self.node, cause = %why, "leader lease given up; campaigning again");
                     self.revoke(&client, lease.id()).await;
                     if !self.pause(&stop).await {
                         break;
+                    }
+                }
+                Outcome::Refused(why) => {
+                    refusals = refusals.saturating_add(1);
+                    // The usual pause after the first; then one lease TTL,
+                    // doubling with each failure in a row, at most four.
+                    let wait = if refusals <= 1 {
+                        self.poll()
+                    } else {
+                        self.ttl.saturating_mul(1 << (refusals.min(4) - 2))
+                    };
+                    warn!(node = %self.node, cause = %why, failures = refusals, wait = ?wait,
+                          "won the leader lease but could not take over; lease given back");
+                    self.view
+                        .send_modify(|v| v.take_over_failed = Some(why.clone()));
+                    self.revoke(&client, lease.id()).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
                     }
                 }
             }
@@ -357,10 +388,13 @@ impl Election {
             return if stop.is_cancelled() {
                 Outcome::Stop
             } else {
-                Outcome::Lost(e)
+                Outcome::Refused(e)
             };
         }
-        self.view.send_modify(|v| v.is_leader = true);
+        self.view.send_modify(|v| {
+            v.is_leader = true;
+            v.take_over_failed = None;
+        });
         let period = ttl / 3;
         let key = self.store.leader_key();
         // Renew at once: the take-over may have used part of the lease.

@@ -89,6 +89,10 @@ fn dec<T: DeserializeOwned>(key: &[u8], b: &[u8]) -> Result<T, OrchestratorError
     })
 }
 
+/// Records per answer when a table is read (each answer stays far below
+/// etcd's 4 MiB cap for records of a few KiB).
+const LIST_PAGE: i64 = 64;
+
 /// The first key after every key starting with `prefix` (etcd's range end).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
@@ -262,15 +266,40 @@ impl EtcdStore {
         what: &'static str,
         table: &str,
     ) -> Result<Vec<(Vec<u8>, T)>, OrchestratorError> {
+        // In pages, all at the first page's revision (one snapshot): one
+        // answer is capped at 4 MiB, and runbooks are never pruned, so a
+        // table read whole would one day stop the orchestrator from starting.
         let prefix = self.key(&format!("{table}/"));
-        let resp = self.call(what, move |mut c| {
-            let prefix = prefix.clone();
-            async move { c.get(prefix, Some(GetOptions::new().with_prefix())).await }
-        })?;
-        resp.kvs()
-            .iter()
-            .map(|kv| Ok((kv.key().to_vec(), dec(kv.key(), kv.value())?)))
-            .collect()
+        let end = prefix_end(&prefix);
+        let mut from = prefix;
+        let mut revision = 0;
+        let mut out = Vec::new();
+        loop {
+            let (f, e) = (from.clone(), end.clone());
+            let resp = self.call(what, move |mut c| {
+                let (f, e) = (f.clone(), e.clone());
+                async move {
+                    let mut o = GetOptions::new().with_range(e).with_limit(LIST_PAGE);
+                    if revision > 0 {
+                        o = o.with_revision(revision);
+                    }
+                    c.get(f, Some(o)).await
+                }
+            })?;
+            if revision == 0 {
+                revision = resp.header().map_or(0, |h| h.revision());
+            }
+            for kv in resp.kvs() {
+                out.push((kv.key().to_vec(), dec(kv.key(), kv.value())?));
+            }
+            match resp.kvs().last() {
+                Some(last) if resp.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// Who leads now (the leader key's value), read from etcd.
