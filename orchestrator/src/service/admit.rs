@@ -182,6 +182,12 @@ mod tests {
         );
         // Its probe of its own peer is kept.
         assert!(vantages(&s, "s3").contains(&"peer:s2".to_string()));
+        // The one-pass table is the config's rule, site by site.
+        for site in s.cfg.sites.keys() {
+            let want: std::collections::HashSet<String> =
+                s.cfg.probe_targets_of(site).into_iter().collect();
+            assert_eq!(s.site_probes[site], want, "{site}");
+        }
     }
 
     fn divergent_status(group: &str, name: &str) -> ReplicationStatus {

@@ -442,16 +442,32 @@ impl Shared {
             .chain(frontend_probes.keys())
             .cloned()
             .collect();
-        let site_probes = cfg
+        // What each site's agent probes (`Config::probe_targets_of`, built
+        // in one pass over the groups: per site it would be sites × groups).
+        let mut site_probes: foldhash::HashMap<String, std::collections::HashSet<String>> = cfg
             .sites
             .keys()
-            .map(|site| {
-                (
-                    site.clone(),
-                    cfg.probe_targets_of(site).into_iter().collect(),
-                )
-            })
+            .map(|s| (s.clone(), Default::default()))
             .collect();
+        for g in cfg.groups.values() {
+            let names = g.site_names();
+            for site in &names {
+                if let Some(set) = site_probes.get_mut(site) {
+                    set.extend(names.iter().filter(|n| *n != site).cloned());
+                }
+            }
+        }
+        for (fe, (_, groups)) in &frontend_probes {
+            for site in groups
+                .iter()
+                .filter_map(|g| cfg.groups.get(g))
+                .flat_map(|g| g.site_names())
+            {
+                if let Some(set) = site_probes.get_mut(&site) {
+                    set.insert(fe.clone());
+                }
+            }
+        }
         let licence = if mode.is_local() {
             Licence::held(&shutdown)
         } else {
