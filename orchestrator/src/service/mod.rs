@@ -75,6 +75,8 @@ mod runbooks;
 #[cfg(test)]
 mod silence_tests;
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod tests;
 mod views;
 

@@ -2,7 +2,7 @@
 //! failover budget (the guards that live above the detector).
 use super::*;
 use crate::store::MemStore;
-use warden_proto::agent::{AuthorityWire, CheckResult, PeerProbe};
+use warden_proto::agent::{CheckResult, PeerProbe};
 use warden_strategies::Strategy;
 
 #[derive(Default)]
@@ -70,7 +70,10 @@ impl Strategy for FakeRoute {
     }
 }
 
-fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+pub(super) fn setup(
+    automatic: bool,
+    max_failovers: u32,
+) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
     setup_with(automatic, max_failovers, "", Arc::new(MemStore::default()))
 }
 
@@ -346,7 +349,7 @@ pub(super) fn group(s: &Shared) -> GroupState {
     s.lock().groups["web"].clone()
 }
 
-async fn rounds_until(
+pub(super) async fn rounds_until(
     s: &Arc<Shared>,
     a_up: bool,
     max: usize,
@@ -917,179 +920,4 @@ async fn a_lagging_standby_is_not_promoted_without_approval() {
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
         let _ = std::fs::remove_dir_all(dir);
     }
-}
-
-/// An epoch seen ahead is adoptable when far ahead (a frontend pushed to
-/// 10^18 by mistake), but not one so near the largest that the group
-/// would have only a few moves left: refused, nothing changed.
-#[tokio::test(start_paused = true)]
-async fn an_epoch_too_near_the_largest_is_not_adopted() {
-    let (s, _fake, dir) = setup(true, 5);
-    let before = group(&s).epoch;
-    let ahead = |epoch: u64| authority::EpochAhead {
-        epoch,
-        seen_at: "site b's agent".into(),
-    };
-    s.lock()
-        .epoch_ahead
-        .insert("web".into(), ahead(u64::MAX - 1));
-    let refused = s.operator_adopt_epoch("web", "operator").unwrap_err();
-    assert!(refused.to_string().contains("1 more move"), "{refused}");
-    assert_eq!(group(&s).epoch, before);
-    assert!(s.lock().epoch_ahead.contains_key("web"), "still alerted");
-    s.lock()
-        .epoch_ahead
-        .insert("web".into(), ahead(1_000_000_000_000_000_000));
-    assert_eq!(
-        s.operator_adopt_epoch("web", "operator")
-            .expect("far ahead, adoptable"),
-        1_000_000_000_000_000_000
-    );
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A site demoted by a failover that comes back believing it is active
-/// (its state file lost, or restored from an older copy) is demoted again,
-/// although the ledger holds the epoch's demote as finished: a fresh id of
-/// the same epoch, one at a time, a bounded number of times.
-#[tokio::test(start_paused = true)]
-async fn a_site_that_forgot_its_demote_is_demoted_again() {
-    let (s, _fake, dir) = setup(true, 5);
-    for _ in 0..4 {
-        round(&s, true).await;
-    }
-    rounds_until(&s, false, 40, "automatic failover", |g| {
-        g.phase == Phase::Steady && g.active == "b"
-    })
-    .await;
-    let epoch = group(&s).epoch;
-    let forgot = |seq: u64, outcomes: Vec<CommandOutcome>| AgentReport {
-        site: "a".into(),
-        seq,
-        boot: "restarted".into(),
-        started_unix_ms: 0,
-        checks: vec![check(true)],
-        peers: vec![],
-        outcomes,
-        replication: vec![],
-        authority: vec![AuthorityWire {
-            group: "web".into(),
-            epoch,
-            role: "active".into(),
-            demoted_at: None,
-            may_push: true,
-        }],
-    };
-    let done = |id: &str| CommandOutcome {
-        id: id.into(),
-        ok: true,
-        detail: "1 demote hook succeeded".into(),
-        hooks: vec![],
-        checks: None,
-        journal: None,
-    };
-    let fencing = |s: &Shared| {
-        s.lock()
-            .recent
-            .iter()
-            .filter(|e| e.kind == EventKind::Fencing)
-            .count()
-    };
-    let before = fencing(&s);
-    s.accept_report(forgot(1, vec![]));
-    let cmds = s.commands_for("a");
-    assert_eq!(cmds.len(), 1, "{cmds:?}");
-    let again = cmds[0].clone();
-    assert_eq!(
-        (again.kind, again.epoch, again.id.as_str()),
-        (
-            CommandKind::Demote,
-            epoch,
-            format!("web:{epoch}:demote:again-1").as_str()
-        )
-    );
-    assert_eq!(fencing(&s), before + 1);
-    // While it is queued, nothing more; once it ran and the site still
-    // says active, the next one.
-    s.accept_report(forgot(2, vec![]));
-    assert_eq!(s.commands_for("a").len(), 1);
-    s.accept_report(forgot(3, vec![done(&again.id)]));
-    let next = s.commands_for("a");
-    assert_eq!(next.len(), 1, "{next:?}");
-    assert!(next[0].id.ends_with(":again-2"), "{}", next[0].id);
-    // Bounded: a demote that never takes is not asked for ever.
-    for seq in 4..24 {
-        let outcomes = s.commands_for("a").iter().map(|c| done(&c.id)).collect();
-        s.accept_report(forgot(seq, outcomes));
-    }
-    assert!(s.commands_for("a").is_empty());
-    assert!(fencing(&s) <= before + 1 + super::authority::REFENCE_MAX as usize);
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-/// A store that lost or mangled records is read without going back on
-/// anything it decided: a group's epoch is never below its own runbooks',
-/// a group running a runbook the store does not hold is failed (the
-/// operator decides) instead of stuck, and ids or epochs at the end of
-/// the number range are a clear error, never wrapped around to 0.
-#[tokio::test]
-async fn a_damaged_store_is_read_without_going_back() {
-    use crate::store::Store;
-    let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
-    let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
-    let runbook = |id: u64, epoch: u64| {
-        Runbook::new(
-            id,
-            "web",
-            RunbookKind::Failover,
-            "a",
-            "b",
-            epoch,
-            "test",
-            0,
-            0,
-        )
-    };
-
-    // The group's record is older than its runbook 5 (epoch 6), and says
-    // it runs runbook 7, which the store does not hold.
-    let store = MemStore::default();
-    store
-        .put_group(&GroupState {
-            epoch: 3,
-            phase: Phase::Running,
-            runbook: Some(7),
-            ..fresh.clone()
-        })
-        .unwrap();
-    store.put_runbook(&runbook(5, 6)).unwrap();
-    let loaded = load_state(&cfg, &store).unwrap();
-    let g = &loaded.groups["web"];
-    assert_eq!((g.epoch, g.phase, g.runbook), (6, Phase::Failed, None));
-    assert!(loaded
-        .to_write
-        .iter()
-        .any(|w| w.name == "web" && w.epoch == 6));
-    assert_eq!(loaded.next_runbook, 6);
-
-    // Ids and epochs at the end of the range.
-    let store = MemStore::default();
-    store.put_runbook(&runbook(u64::MAX, 2)).unwrap();
-    let err = load_state(&cfg, &store).err().expect("refused").to_string();
-    assert!(
-        err.contains(&format!("runbook with id {}", u64::MAX)),
-        "{err}"
-    );
-    let store = MemStore::default();
-    store
-        .put_group(&GroupState {
-            epoch: u64::MAX - 5,
-            ..fresh.clone()
-        })
-        .unwrap();
-    let err = load_state(&cfg, &store).err().expect("refused").to_string();
-    assert!(err.contains("group web at epoch"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
