@@ -15,7 +15,21 @@
 //! decoding job timed before and after the load), to read runs of
 //! different hours against each other.
 //!
-//! The simulated agents send each report as one HTTP/1.1 request on a
+//! `PROTOCOL=stream` (the default) gives every simulated agent its own
+//! report stream, as `warden agent` does (a WebSocket per agent: 20,000
+//! connections, frames written and read by hand, see [`RawStream`]): one
+//! message per report, nothing back unless there is news. A stream takes a
+//! descriptor here and one in the orchestrator; where the hard limit is
+//! below the sites and cannot be raised, the agents beyond it report by
+//! POST (the table says how many). After one
+//! report in [`PING_EVERY`] the agent sends a ping (a real agent pings every
+//! 10 s) and the time from that report's write to the pong is the round trip
+//! measured: the orchestrator reads a stream in order, so the pong comes
+//! after the report was taken. Refusals read on the way count as errors.
+//! `PROTOCOL=post` is the agent before streams: one `POST /v1/reports` per
+//! report, as below.
+//!
+//! With `PROTOCOL=post` the simulated agents send each report as one HTTP/1.1 request on a
 //! keep-alive connection, written and read with plain socket calls (the
 //! response head parsed by `httparse`): the load generator shares the
 //! machine's two cores with the orchestrator, and an HTTP client library's
@@ -32,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures::StreamExt;
 
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 
@@ -104,6 +119,132 @@ fn pct(sorted: &[u64], p: f64) -> u64 {
         return 0;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// With `PROTOCOL=stream`, one report in this many is followed by a ping
+/// whose pong times the report's round trip.
+const PING_EVERY: u64 = 10;
+
+/// One simulated agent's report stream, written and read with plain
+/// socket calls (RFC 6455 frames by hand: text frames masked as a client
+/// must, pings, and the server's unmasked answers and pongs), for the same
+/// reason as [`RawConn`]: the generator shares the two cores.
+struct RawStream {
+    tcp: tokio::net::TcpStream,
+    out: Vec<u8>,
+    inb: Vec<u8>,
+}
+
+/// The client's mask key (any key will do; the server unmasks whatever it is).
+const MASK: [u8; 4] = [0x5a, 0x17, 0xc3, 0x99];
+
+/// Opens the report stream of agent `i` (its `token`). Each block of
+/// 10,000 agents connects from its own loopback address (127.0.0.2, .3,
+/// …): 20,000 connections from 127.0.0.1 would need more ephemeral ports
+/// than the frontend's 10,000 listeners leave.
+async fn open_stream(addr: std::net::SocketAddr, i: usize, token: &str) -> Result<RawStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    let from = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / 10_000) as u8);
+    socket.bind((from, 0).into())?;
+    let mut tcp = socket.connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let req = format!(
+        "GET /v1/reports/stream HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await?;
+    let mut head = Vec::with_capacity(512);
+    loop {
+        if tcp.read_buf(&mut head).await? == 0 {
+            bail!("the server closed the connection during the upgrade");
+        }
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        if let httparse::Status::Complete(len) = resp.parse(&head)? {
+            if resp.code != Some(101) {
+                bail!("upgrade refused: {:?}", String::from_utf8_lossy(&head));
+            }
+            if head.len() > len {
+                bail!("bytes after the 101 before any report");
+            }
+            break;
+        }
+    }
+    Ok(RawStream {
+        tcp,
+        out: Vec::with_capacity(1024),
+        inb: Vec::with_capacity(1024),
+    })
+}
+
+impl RawStream {
+    /// Writes one masked client frame (`opcode`, `payload`) in one call.
+    async fn frame(&mut self, opcode: u8, payload: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.out.clear();
+        self.out.push(0x80 | opcode);
+        match payload.len() {
+            n if n < 126 => self.out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                self.out.push(0x80 | 126);
+                self.out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                self.out.push(0x80 | 127);
+                self.out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        self.out.extend_from_slice(&MASK);
+        self.out
+            .extend(payload.iter().enumerate().map(|(k, b)| b ^ MASK[k % 4]));
+        self.tcp.write_all(&self.out).await?;
+        Ok(())
+    }
+
+    /// Sends a ping and reads until its pong; the refusals read on the way.
+    async fn ping_through(&mut self) -> Result<u64> {
+        use tokio::io::AsyncReadExt;
+        self.frame(0x9, b"").await?;
+        let mut refused = 0;
+        loop {
+            // One whole server frame (unmasked) at the start of `inb`?
+            if self.inb.len() >= 2 {
+                let (len, at) = match self.inb[1] & 0x7f {
+                    126 if self.inb.len() >= 4 => {
+                        (u16::from_be_bytes([self.inb[2], self.inb[3]]) as usize, 4)
+                    }
+                    127 if self.inb.len() >= 10 => {
+                        (u64::from_be_bytes(self.inb[2..10].try_into()?) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.inb.len() >= at + len {
+                    let opcode = self.inb[0] & 0x0f;
+                    let payload = &self.inb[at..at + len];
+                    let done = match opcode {
+                        0xA => true,
+                        0x1 => {
+                            if payload.windows(16).any(|w| w == br#""type":"refused""#) {
+                                refused += 1;
+                            }
+                            false
+                        }
+                        0x8 => bail!("the orchestrator closed the stream"),
+                        _ => false,
+                    };
+                    self.inb.drain(..at + len);
+                    if done {
+                        return Ok(refused);
+                    }
+                    continue;
+                }
+            }
+            if self.tcp.read_buf(&mut self.inb).await? == 0 {
+                bail!("the stream closed");
+            }
+        }
+    }
 }
 
 /// One simulated agent connection: a keep-alive HTTP/1.1 connection to the
@@ -211,6 +352,30 @@ fn main() -> Result<()> {
             .unwrap_or(30),
     );
     let sites = groups * 2;
+    let streams = match std::env::var("PROTOCOL").as_deref() {
+        Ok("stream") | Ok("") | Err(_) => true,
+        Ok("post") => false,
+        Ok(other) => bail!("PROTOCOL={other}: expected stream or post"),
+    };
+    // A stream is one connection, so one descriptor in the orchestrator
+    // and one here, per agent. Where the limit is lower than the sites
+    // (20,000 on the project machine, which cannot raise it: no
+    // CAP_SYS_RESOURCE), the agents beyond it report by POST on 8
+    // keep-alive connections (a fleet part-way through an upgrade), and the
+    // table says how many did.
+    let on_streams = if streams {
+        let want = sites as u64 + 1_000;
+        let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+        if hard < want && rlimit::setrlimit(rlimit::Resource::NOFILE, want, want).is_err() {
+            rlimit::increase_nofile_limit(hard)?;
+            (hard.saturating_sub(1_000) as usize).min(sites)
+        } else {
+            rlimit::increase_nofile_limit(want)?;
+            sites
+        }
+    } else {
+        0
+    };
     let raw = match std::env::var("CLIENT").as_deref() {
         Ok("raw") | Ok("") | Err(_) => true,
         Ok("reqwest") => false,
@@ -231,7 +396,7 @@ fn main() -> Result<()> {
         )?;
     }
     let mut conf = String::new();
-    writeln!(conf, "[orchestrator]\nlisten = \"127.0.0.1:{api}\"\ndata_dir = \"{}\"\noperator_token = {{ file = \"{}\" }}\nreconcile_interval = \"10s\"\nmax_body_bytes = 65536\n", dir.join("data").display(), dir.join("op.token").display())?;
+    writeln!(conf, "[orchestrator]\nlisten = \"127.0.0.1:{api}\"\ndata_dir = \"{}\"\noperator_token = {{ file = \"{}\" }}\nreconcile_interval = \"10s\"\nmax_body_bytes = 65536\nmax_connections = {}\n", dir.join("data").display(), dir.join("op.token").display(), sites + 4096)?;
     let etcd_store = std::env::var("STORE").is_ok_and(|v| v == "etcd");
     let mut etcd = None;
     if etcd_store {
@@ -410,59 +575,138 @@ fn main() -> Result<()> {
     let etcd_url = etcd.as_ref().map(|(_, u)| u.clone());
     let pid = orch.0.id();
     let lat: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+    let lat_post: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+    // (ms since the load began, round trip µs) of every stream sample:
+    // written to SAMPLES_FILE when set, to see when the slow ones came.
+    let trace: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let tokens = Arc::new(tokens);
     let warmup = Duration::from_secs(5);
-    let (cpu0, rss_before, measured, etcd_rate, generator_ticks, m0_unix_ms) = rt.block_on(async {
+    let (cpu0, rss_before, measured, etcd_rate, generator_ticks, m0_unix_ms, taken) = rt.block_on(async {
+        let opening = Instant::now();
+        let mut tasks = Vec::new();
+        // The first `on_streams` agents on report streams, the others by POST.
+        let n = if streams { on_streams } else { 0 };
+        // Every agent's stream open before the clock starts.
+        let mut conns: Vec<RawStream> = futures::stream::iter(0..n)
+                .map(|i| {
+                    let tokens = tokens.clone();
+                    async move { open_stream(api_addr, i, &tokens[i]).await }
+                })
+                .buffered(256)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_>>()?;
+        if n > 0 {
+            eprintln!("{n} report streams open after {:.1}s", opening.elapsed().as_secs_f64());
+        }
         let start = Instant::now();
         let end = start + warmup + duration;
-        let workers = 64usize;
-        let mut tasks = Vec::new();
-        for w in 0..workers {
-            let (client, base, tokens, lat, sent, errors) = (client.clone(), base.clone(), tokens.clone(), lat.clone(), sent.clone(), errors.clone());
+        // 64 workers, each writing its agents' reports in turn (one per
+        // agent per second), as the POST workers do.
+        let workers = 64usize.min(n.max(1));
+        let mut owned: Vec<Vec<(usize, RawStream)>> = (0..workers).map(|_| Vec::new()).collect();
+        for (i, ws) in conns.drain(..).enumerate() {
+            owned[i % workers].push((i, ws));
+        }
+        for (w, mut mine) in owned.into_iter().enumerate().filter(|(_, m)| !m.is_empty()) {
+            let (tokens, lat, sent, errors, trace) = (tokens.clone(), lat.clone(), sent.clone(), errors.clone(), trace.clone());
             tasks.push(tokio::spawn(async move {
-                // Worker w owns sites w, w+workers, ...; each site reports once per second.
-                let mine: Vec<usize> = (w..tokens.len()).step_by(workers).collect();
-                let per = Duration::from_secs(1).as_secs_f64() / mine.len().max(1) as f64;
+                let per = Duration::from_secs(1).as_secs_f64() / mine.len() as f64;
+                let mut next = start + Duration::from_secs_f64(per * (w as f64 / workers as f64));
                 let mut seq = 0u64;
-                let mut conn = raw.then(|| RawConn::new(api_addr));
-                let mut next = Instant::now() + Duration::from_secs_f64(per * (w as f64 / workers as f64));
                 loop {
-                    for &i in &mine {
+                    seq += 1;
+                    for (i, ws) in mine.iter_mut() {
+                        let i = *i;
                         if Instant::now() >= end {
                             return;
                         }
                         tokio::time::sleep_until(next.into()).await;
                         next += Duration::from_secs_f64(per);
-                        seq += 1;
+                        if Instant::now() >= end {
+                            return;
+                        }
                         let peer = i ^ 1;
                         let body = format!(r#"{{"site":"s{i}","seq":{seq},"checks":[{{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}}],"peers":[{{"site":"s{peer}","results":[{{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}}]}}]}}"#);
                         let t = Instant::now();
-                        let ok = if let Some(conn) = conn.as_mut() {
-                            conn.post("/v1/reports", &tokens[i], &body).await.is_ok_and(|code| (200..300).contains(&code))
-                        } else {
-                            match client.post(format!("{base}/v1/reports")).bearer_auth(&tokens[i]).header("content-type", "application/json").body(body).send().await {
-                                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                                _ => false,
+                        let counted = t.duration_since(start) > warmup;
+                        let mut ok = ws.frame(0x1, body.as_bytes()).await.is_ok();
+                        if ok && (seq + i as u64) % PING_EVERY == 0 {
+                            match ws.ping_through().await {
+                                Ok(refused) => {
+                                    errors.fetch_add(refused, Ordering::Relaxed);
+                                    if counted {
+                                        let us = t.elapsed().as_micros() as u64;
+                                        lat.lock().unwrap().push(us);
+                                        trace.lock().unwrap().push((t.duration_since(start).as_millis() as u64, us));
+                                    }
+                                }
+                                Err(_) => ok = false,
                             }
-                        };
-                        let us = t.elapsed().as_micros() as u64;
+                        }
                         if !ok {
                             errors.fetch_add(1, Ordering::Relaxed);
-                        } else if t.duration_since(start) > warmup {
-                            lat.lock().unwrap().push(us);
+                            if let Ok(again) = open_stream(api_addr, i, &tokens[i]).await {
+                                *ws = again;
+                            }
+                        } else if counted {
                             sent.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
             }));
         }
+        if n < tokens.len() {
+            let workers = if n == 0 { 64usize } else { 8 };
+            for w in 0..workers {
+                let (client, base, tokens, lat, sent, errors) = (client.clone(), base.clone(), tokens.clone(), lat_post.clone(), sent.clone(), errors.clone());
+                tasks.push(tokio::spawn(async move {
+                    // Worker w owns sites n+w, n+w+workers, ...; each site reports once per second.
+                    let mine: Vec<usize> = (n + w..tokens.len()).step_by(workers).collect();
+                    let per = Duration::from_secs(1).as_secs_f64() / mine.len().max(1) as f64;
+                    let mut seq = 0u64;
+                    let mut conn = raw.then(|| RawConn::new(api_addr));
+                    let mut next = Instant::now() + Duration::from_secs_f64(per * (w as f64 / workers as f64));
+                    loop {
+                        for &i in &mine {
+                            if Instant::now() >= end {
+                                return;
+                            }
+                            tokio::time::sleep_until(next.into()).await;
+                            next += Duration::from_secs_f64(per);
+                            seq += 1;
+                            let peer = i ^ 1;
+                            let body = format!(r#"{{"site":"s{i}","seq":{seq},"checks":[{{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}}],"peers":[{{"site":"s{peer}","results":[{{"name":"web","ok":true,"critical":true,"detail":"status 200","elapsed_ms":1}}]}}]}}"#);
+                            let t = Instant::now();
+                            let ok = if let Some(conn) = conn.as_mut() {
+                                conn.post("/v1/reports", &tokens[i], &body).await.is_ok_and(|code| (200..300).contains(&code))
+                            } else {
+                                match client.post(format!("{base}/v1/reports")).bearer_auth(&tokens[i]).header("content-type", "application/json").body(body).send().await {
+                                    Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                                    _ => false,
+                                }
+                            };
+                            let us = t.elapsed().as_micros() as u64;
+                            if !ok {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            } else if t.duration_since(start) > warmup {
+                                lat.lock().unwrap().push(us);
+                                sent.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }));
+            }
+        }
         tokio::time::sleep(warmup).await;
         let w0 = etcd_proposals(&client, etcd_url.as_deref()).await;
         let cpu0 = proc_cpu_ticks(pid).unwrap_or(0);
         let own0 = proc_cpu_ticks(std::process::id()).unwrap_or(0);
         let rss_before = proc_rss_kb(pid).unwrap_or(0);
+        let taken0 = reports_taken(&client, &base).await;
         let m0 = Instant::now();
         let m0_unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -474,8 +718,9 @@ fn main() -> Result<()> {
         let own = proc_cpu_ticks(std::process::id()).unwrap_or(0) - own0;
         let w1 = etcd_proposals(&client, etcd_url.as_deref()).await;
         let rate = w0.zip(w1).map(|(a, b)| (b - a) / measured.as_secs_f64());
-        (cpu0, rss_before, measured, rate, own, m0_unix_ms)
-    });
+        let taken = reports_taken(&client, &base).await.zip(taken0).map(|(b, a)| b - a);
+        Ok::<_, anyhow::Error>((cpu0, rss_before, measured, rate, own, m0_unix_ms, taken))
+    })?;
     // The frontend served the whole run (a frontend that died would make
     // every reconciliation fail fast: not the load this bench measures).
     if let Some(status) = fe.0.try_wait()? {
@@ -502,8 +747,19 @@ fn main() -> Result<()> {
     let window_events = rt.block_on(events_since(&client, &base, m0_unix_ms))?;
     let mut l = lat.lock().unwrap().clone();
     l.sort_unstable();
+    if let Ok(path) = std::env::var("SAMPLES_FILE") {
+        let mut out = String::new();
+        for (at, us) in trace.lock().unwrap().iter() {
+            writeln!(out, "{at} {us}")?;
+        }
+        std::fs::write(path, out)?;
+    }
+    let mut lp = lat_post.lock().unwrap().clone();
+    lp.sort_unstable();
+    let (l, lp) = if streams { (l, lp) } else { (lp, Vec::new()) };
     let cpu_pct = (cpu1 - cpu0) as f64 / 100.0 / measured.as_secs_f64() * 100.0;
     let rate = sent.load(Ordering::Relaxed) as f64 / measured.as_secs_f64();
+    let taken_rate = taken.map(|t| t / measured.as_secs_f64());
     let histogram = |name: &str| -> BTreeMap<String, String> {
         let mut buckets = BTreeMap::new();
         for line in metrics
@@ -528,6 +784,14 @@ fn main() -> Result<()> {
     let buckets = histogram("warden_report_handling_seconds");
     let rounds = histogram("warden_detection_round_seconds");
     println!(
+        "protocol: {}",
+        if streams {
+            "report streams (PROTOCOL=stream)"
+        } else {
+            "POST per report (PROTOCOL=post)"
+        }
+    );
+    println!(
         "store: {}",
         if etcd_store {
             "etcd (one member on loopback)"
@@ -539,12 +803,21 @@ fn main() -> Result<()> {
     println!("| measure | value | goal |");
     println!("|---|---:|---|");
     println!("| groups / sites | {groups} / {sites} | 10,000 / 20,000 |");
-    println!("| reports accepted per second | {rate:.0} | {sites} |");
+    println!(
+        "| reports sent per second / taken by the orchestrator per second | {rate:.0} / {} | {sites} |",
+        taken_rate.map_or("?".into(), |r| format!("{r:.0}"))
+    );
     println!("| report errors | {} | 0 |", errors.load(Ordering::Relaxed));
     println!("| orchestrator CPU (% of one core) | {cpu_pct:.1} | <= 50 |");
     println!(
         "| load generator CPU (% of one core; {}) | {:.1} | |",
-        if raw { "plain HTTP/1.1" } else { "reqwest" },
+        if streams {
+            "a report stream per agent"
+        } else if raw {
+            "POST, plain HTTP/1.1"
+        } else {
+            "POST, reqwest"
+        },
         generator_ticks as f64 / measured.as_secs_f64()
     );
     println!(
@@ -565,11 +838,30 @@ fn main() -> Result<()> {
         }
     );
     println!(
-        "| report round trip p50 / p99 / max (ms) | {:.2} / {:.2} / {:.2} | p99 <= 5 |",
+        "| report round trip p50 / p99 / max (ms){} | {:.2} / {:.2} / {:.2} | p99 <= 5 |",
+        if streams {
+            ": from a report's write to the pong of the ping after it (1 report in 10)"
+        } else {
+            ": the POST's request to its answer"
+        },
         pct(&l, 0.5) as f64 / 1000.0,
         pct(&l, 0.99) as f64 / 1000.0,
         l.last().copied().unwrap_or(0) as f64 / 1000.0
     );
+    if streams {
+        println!(
+            "| agents on report streams / by POST (8 connections) | {on_streams} / {} | |",
+            sites - on_streams
+        );
+        if !lp.is_empty() {
+            println!(
+                "| round trip of the POST agents p50 / p99 / max (ms) | {:.2} / {:.2} / {:.2} | p99 <= 5 |",
+                pct(&lp, 0.5) as f64 / 1000.0,
+                pct(&lp, 0.99) as f64 / 1000.0,
+                lp.last().copied().unwrap_or(0) as f64 / 1000.0
+            );
+        }
+    }
     println!(
         "| server-side handling p99 (ms): the smallest histogram bucket holding 99 % | <= {} | (the handler alone; the goal is on the round trip) |",
         p99_bucket(&buckets)
@@ -594,6 +886,22 @@ fn main() -> Result<()> {
     drop(etcd);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The orchestrator's count of reports taken (`warden_agent_reports_total`).
+async fn reports_taken(client: &reqwest::Client, base: &str) -> Option<f64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth("operator-token-load")
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("warden_agent_reports_total "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The upper bound (seconds) of the first histogram bucket that holds 99 %

@@ -3,9 +3,11 @@
 //!
 //! Four tasks share one `Shared` and stop on the shutdown token:
 //! - **report**: every interval, run the local checks (each bounded by the
-//!   interval), then POST an [`AgentReport`] to `{base}/v1/reports` with
-//!   the latest peer views. A command that finishes wakes it early so its
-//!   outcome travels at once, and so does a peer view that changed verdict;
+//!   interval), then hand an [`AgentReport`] with the latest peer views to
+//!   one courier per orchestrator ([`stream`]: on a report stream, or as
+//!   `POST {base}/v1/reports` where there is none). A command that finishes
+//!   wakes it early so its outcome travels at once, and so does a peer view
+//!   that changed verdict;
 //! - **peers**: probe the peer sites every interval ([`crate::peers`]): a
 //!   dead peer's probe timeout never delays a report;
 //! - **poll**: long-poll `GET {base}/v1/agents/commands?wait_ms=N` so that
@@ -30,8 +32,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::future::join_all;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +50,8 @@ use crate::wire::{
     AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
     DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
 };
+
+mod stream;
 
 /// How long the tasks get to stop after shutdown before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -100,6 +103,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
             .orchestrator_urls
             .iter()
             .map(|u| Target {
+                base: u.clone(),
                 reports_url: format!("{u}/v1/reports"),
                 commands_url: format!("{u}/v1/agents/commands"),
             })
@@ -179,6 +183,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
 
 /// One orchestrator's endpoints.
 struct Target {
+    base: String,
     reports_url: String,
     commands_url: String,
 }
@@ -240,10 +245,12 @@ impl Shared {
         new
     }
 
-    async fn report(&self, seq: u64) -> Vec<Result<ReportResponse, AgentError>> {
+    /// This round's report: the checks run now, the latest peer views, the
+    /// outcomes not yet acked, replication and authority.
+    async fn report(&self, seq: u64) -> AgentReport {
         let checks = run_all(&self.settings.checks, &self.probe).await;
         let peers = self.peer_views.snapshot();
-        let report = AgentReport {
+        AgentReport {
             site: self.settings.site.clone(),
             seq,
             started_unix_ms: self.started_unix_ms,
@@ -261,16 +268,18 @@ impl Shared {
                 .map(|r| page_divergent(r, seq))
                 .collect(),
             authority: self.authority.wire(),
-        };
-        join_all(self.targets.iter().map(|t| {
-            let req = self
-                .orchestrator
-                .post(&t.reports_url)
-                .timeout(self.settings.interval.max(Duration::from_secs(1)))
-                .json(&report);
-            self.call(req)
-        }))
-        .await
+        }
+    }
+
+    /// A report (already JSON) as `POST /v1/reports` to orchestrator `target`.
+    async fn post_report(&self, target: usize, body: &str) -> Result<ReportResponse, AgentError> {
+        let req = self
+            .orchestrator
+            .post(&self.targets[target].reports_url)
+            .timeout(self.settings.interval.max(Duration::from_secs(1)))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_owned());
+        self.call(req).await
     }
 
     async fn poll(&self, target: usize) -> Result<ReportResponse, AgentError> {
@@ -314,35 +323,39 @@ impl Shared {
 async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
     let mut ticker = tokio::time::interval(shared.settings.interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut links: Vec<Link> = shared
-        .targets
-        .iter()
-        .map(|t| Link::new("report", &t.reports_url))
-        .collect();
+    // One courier per orchestrator, each with the latest report.
+    let (latest, _) = watch::channel(None);
+    let mut couriers = JoinSet::new();
+    for i in 0..shared.targets.len() {
+        couriers.spawn(stream::courier(
+            shared.clone(),
+            i,
+            latest.subscribe(),
+            token.clone(),
+        ));
+    }
     let mut seq = 0u64;
     loop {
         tokio::select! {
             biased;
-            _ = token.cancelled() => return,
+            _ = token.cancelled() => break,
             _ = ticker.tick() => {}
             _ = shared.finished.notified() => {}
             _ = shared.peer_views.changed.notified() => {}
         }
         seq += 1;
-        let answer = tokio::select! {
-            _ = token.cancelled() => return,
-            a = shared.report(seq) => a,
+        let report = tokio::select! {
+            _ = token.cancelled() => break,
+            r = shared.report(seq) => r,
         };
-        for (answer, link) in answer.into_iter().zip(links.iter_mut()) {
-            match answer {
-                Ok(resp) => {
-                    link.up();
-                    shared.handle(resp, "report");
-                }
-                Err(e) => link.down(&e),
+        match serde_json::to_string(&report) {
+            Ok(body) => {
+                latest.send_replace(Some(Arc::new(stream::Outgoing { seq, body })));
             }
+            Err(e) => warn!(error = %e, "cannot encode a report"),
         }
     }
+    while couriers.join_next().await.is_some() {}
 }
 
 async fn poll_loop(shared: Arc<Shared>, target: usize, token: CancellationToken) {

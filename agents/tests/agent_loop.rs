@@ -1,19 +1,23 @@
 //! The agent loop against a fake orchestrator on 127.0.0.1:0: reports carry
 //! the bearer token, checks and peer probes; a command delivered through both
 //! the report response and the long-poll runs its hook once; its outcome is
-//! resent until acked, and again when the command is asked for again.
+//! resent until acked, and again when the command is asked for again. The
+//! same with a fake that offers the report stream (a WebSocket; it closes
+//! each stream after a few reports): every report then goes on a stream,
+//! none by POST, and a closed stream is opened again.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use warden_agents::wire::{AgentReport, Command, CommandKind, ReportResponse};
+use warden_agents::wire::{AgentReport, Command, CommandKind, ReportResponse, StreamAnswer};
 use warden_agents::{run, AgentError, AgentSettings};
 
 const TOKEN: &str = "agent-token-ca-0123456789";
@@ -144,6 +148,11 @@ struct Fake {
     redelivered: bool,
     /// The agent answered the redelivery with the stored outcome.
     resent: bool,
+    /// Reports that came by POST, and on streams.
+    posted: u32,
+    streamed: u32,
+    /// Streams opened.
+    streams: u32,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -157,9 +166,56 @@ async fn report(
     headers: HeaderMap,
     Json(r): Json<AgentReport>,
 ) -> Json<ReportResponse> {
-    let id = command().id;
     let mut f = fake.lock().unwrap();
     f.auth.push(auth(&headers));
+    f.posted += 1;
+    Json(take(&mut f, r))
+}
+
+/// Reports on a stream after this many are followed by a close from the fake.
+const CLOSE_AFTER: u32 = 4;
+
+async fn report_stream(
+    State(fake): State<Shared>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> axum::response::Response {
+    {
+        let mut f = fake.lock().unwrap();
+        f.auth.push(auth(&headers));
+        f.streams += 1;
+    }
+    ws.on_upgrade(move |socket| streamed(fake, socket))
+}
+
+/// One stream: each report taken like a POST; an answer only with news.
+async fn streamed(fake: Shared, mut socket: WebSocket) {
+    let mut taken = 0;
+    while let Some(Ok(m)) = socket.recv().await {
+        let Message::Text(t) = m else { continue };
+        let r: AgentReport = serde_json::from_str(t.as_str()).unwrap();
+        let seq = r.seq;
+        let answer = {
+            let mut f = fake.lock().unwrap();
+            f.streamed += 1;
+            take(&mut f, r)
+        };
+        if !answer.commands.is_empty() || !answer.acked.is_empty() {
+            let text = serde_json::to_string(&StreamAnswer::Answer { seq, answer }).unwrap();
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        taken += 1;
+        if taken == CLOSE_AFTER {
+            let _ = socket.send(Message::Close(None)).await;
+            return;
+        }
+    }
+}
+
+fn take(f: &mut Fake, r: AgentReport) -> ReportResponse {
+    let id = command().id;
     let carries = r.outcomes.iter().any(|o| o.id == id);
     let mut resp = ReportResponse::default();
     if f.acked_at.is_none() {
@@ -184,7 +240,7 @@ async fn report(
         resp.acked.push(id);
     }
     f.reports.push(r);
-    Json(resp)
+    resp
 }
 
 async fn poll(
@@ -219,8 +275,18 @@ fn auth(h: &HeaderMap) -> Option<String> {
 }
 
 async fn fake_orchestrator() -> (String, std::net::SocketAddr, Shared) {
+    fake_orchestrator_with(false).await
+}
+
+/// The fake, with the report stream or without (an orchestrator from
+/// before streams: 404).
+async fn fake_orchestrator_with(stream: bool) -> (String, std::net::SocketAddr, Shared) {
     let fake: Shared = Arc::default();
-    let app = Router::new()
+    let mut app = Router::new();
+    if stream {
+        app = app.route("/v1/reports/stream", get(report_stream));
+    }
+    let app = app
         .route("/v1/reports", post(report))
         .route("/v1/agents/commands", get(poll))
         .route("/health", get(|| async { "ok" }))
@@ -283,10 +349,20 @@ fn settings_from_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_and_runs_a_command_once() {
+    runs_a_command_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_on_a_stream_and_runs_a_command_once() {
+    runs_a_command_once(true).await;
+}
+
+async fn runs_a_command_once(stream: bool) {
     install_crypto();
-    let (base, addr, fake) = fake_orchestrator().await;
-    let hook_log = temp_path("hook-log");
-    let cfg = config(&base, &addr.to_string(), &hook_log, "loop");
+    let (base, addr, fake) = fake_orchestrator_with(stream).await;
+    let tag = if stream { "stream" } else { "loop" };
+    let hook_log = temp_path(&format!("{tag}-hook-log"));
+    let cfg = config(&base, &addr.to_string(), &hook_log, tag);
     let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(settings, shutdown.clone()));
@@ -319,14 +395,35 @@ async fn reports_and_runs_a_command_once() {
         f.waits
     );
 
-    // Reports: the site, consecutive seqs, one start time, the checks and the peer view.
+    // Where the reports went: all on streams when there are streams (each
+    // closed after a few reports and opened again), else all by POST.
+    if stream {
+        assert_eq!(f.posted, 0, "{} reports by POST", f.posted);
+        assert!(f.streams >= 2, "{} streams opened", f.streams);
+        assert!(f.streamed > CLOSE_AFTER, "{} streamed", f.streamed);
+    } else {
+        assert_eq!((f.streamed, f.streams), (0, 0));
+        assert!(f.posted > 0);
+    }
+
+    // Reports: the site, increasing seqs (a report is never sent twice; one
+    // written into a stream the fake was closing is lost, as one older than
+    // the latest is skipped), one start time, the checks and the peer view.
     let first = &f.reports[0];
     assert_eq!(first.site, "ca");
     assert!(first.started_unix_ms > 0);
     for (i, r) in f.reports.iter().enumerate() {
-        assert_eq!(r.seq, i as u64 + 1);
+        if i > 0 {
+            assert!(
+                r.seq > f.reports[i - 1].seq,
+                "seq {} after {}",
+                r.seq,
+                f.reports[i - 1].seq
+            );
+        }
         assert_eq!(r.started_unix_ms, first.started_unix_ms);
     }
+    assert_eq!(first.seq, 1);
     let checks: Vec<_> = first
         .checks
         .iter()

@@ -32,6 +32,7 @@ type S = State<Arc<Shared>>;
 
 mod auth;
 pub mod leader;
+mod stream;
 use auth::{AgentSite, KnownTokenFirst, Operator, Reader};
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -101,6 +102,10 @@ pub fn router(
     let routes = Router::new()
         .merge(actions)
         .route("/v1/reports", post(report))
+        .route(
+            warden_proto::agent::REPORT_STREAM_PATH,
+            get(stream::report_stream),
+        )
         .route("/v1/agents/commands", get(poll_commands))
         .route("/v1/status", get(status))
         .route("/v1/groups", get(groups))
@@ -165,14 +170,55 @@ fn json_errors(resp: Response) -> Response {
 }
 
 async fn report(State(s): S, AgentSite(site): AgentSite, body: Bytes) -> Response {
+    match take_report(&s, &site, &body) {
+        Ok((_, resp)) => Json(resp).into_response(),
+        Err(r) => err(r.status, r.error),
+    }
+}
+
+/// A report refused: the status a `POST /v1/reports` answers with, and why.
+pub(crate) struct Refusal {
+    /// The report's `seq` (0 when it could not be read).
+    pub seq: u64,
+    pub status: StatusCode,
+    pub error: String,
+}
+
+/// One agent report, from `POST /v1/reports` or a report stream: read,
+/// checked against the caller's site, its size and the replay guard, then
+/// taken (see `Shared::accept_report`). Returns the report's seq and the
+/// answer.
+pub(crate) fn take_report(
+    s: &Shared,
+    site: &str,
+    body: &[u8],
+) -> Result<(u64, ReportResponse), Refusal> {
     let t0 = Instant::now();
-    let rep: AgentReport = match parse_json(&s, &body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    if rep.site != site {
+    let refuse = |seq: u64, status: StatusCode, error: String| {
         s.metrics().rejected.inc();
-        return err(
+        Err(Refusal { seq, status, error })
+    };
+    if let Err(e) = warden_proto::require_object(body) {
+        return refuse(
+            0,
+            StatusCode::BAD_REQUEST,
+            format!("malformed JSON body: {e}"),
+        );
+    }
+    let rep: AgentReport = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                0,
+                StatusCode::BAD_REQUEST,
+                format!("malformed JSON body: {e}"),
+            )
+        }
+    };
+    let seq = rep.seq;
+    if rep.site != site {
+        return refuse(
+            seq,
             StatusCode::FORBIDDEN,
             format!(
                 "the token of site {site:?} may only report for {site:?}, not {:?}",
@@ -181,29 +227,28 @@ async fn report(State(s): S, AgentSite(site): AgentSite, body: Bytes) -> Respons
         );
     }
     if rep.checks.len() > 256 || rep.peers.len() > 256 || rep.outcomes.len() > 256 {
-        s.metrics().rejected.inc();
-        return err(
+        return refuse(
+            seq,
             StatusCode::BAD_REQUEST,
-            "report has more than 256 checks, peers or outcomes",
+            "report has more than 256 checks, peers or outcomes".into(),
         );
     }
     if let Some(p) = rep.peers.iter().find(|p| !s.is_probe_target(&p.site)) {
-        s.metrics().rejected.inc();
-        return err(
+        return refuse(
+            seq,
             StatusCode::BAD_REQUEST,
             format!("peers: unknown site or hybrid frontend {:?}", p.site),
         );
     }
     if let Err(why) = s.admit_report_seq(&rep.site, &rep.boot, rep.seq) {
-        s.metrics().rejected.inc();
-        return err(StatusCode::CONFLICT, why);
+        return refuse(seq, StatusCode::CONFLICT, why);
     }
     let resp: ReportResponse = s.accept_report(rep);
     s.metrics().reports.inc();
     s.metrics()
         .report_seconds
         .observe(t0.elapsed().as_secs_f64());
-    Json(resp).into_response()
+    Ok((seq, resp))
 }
 
 #[derive(Deserialize)]

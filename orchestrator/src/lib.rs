@@ -177,6 +177,8 @@ pub async fn run(
     let grace = tokio::time::timeout(std::time::Duration::from_secs(5), async {
         while tasks.join_next().await.is_some() {}
         shared.licence().wait().await;
+        shared.streams().close();
+        shared.streams().wait().await;
     })
     .await;
     if grace.is_err() {

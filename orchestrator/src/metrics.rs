@@ -41,6 +41,8 @@ pub struct Metrics {
     /// With etcd (label `node`): 1 while etcd answers this node, else 0;
     /// no sample with the local store. Set when scraped.
     pub etcd_up: Family<Vec<(String, String)>, Gauge>,
+    /// Agents' report streams open now.
+    pub report_streams: Gauge,
 }
 
 impl Metrics {
@@ -60,6 +62,12 @@ impl Metrics {
         let dropped_outcomes = Counter::default();
         let leader = Gauge::default();
         let etcd_up = Family::<Vec<(String, String)>, Gauge>::default();
+        let report_streams = Gauge::default();
+        registry.register(
+            "report_streams",
+            "Agents' report streams open now (WebSocket, see docs/api.md)",
+            report_streams.clone(),
+        );
         registry.register(
             "leader",
             "1 while this orchestrator holds the licence to act (the leader lease with etcd)",
@@ -114,6 +122,7 @@ impl Metrics {
             alerts.clone(),
         );
         Metrics {
+            report_streams,
             prompt_rounds,
             leader,
             etcd_up,

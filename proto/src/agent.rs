@@ -2,7 +2,10 @@
 //!
 //! Agents POST an [`AgentReport`] to `/v1/reports` and GET
 //! `/v1/agents/commands?wait_ms=MS` (long-poll); both answers are a
-//! [`ReportResponse`] carrying the commands waiting for that agent. Add fields
+//! [`ReportResponse`] carrying the commands waiting for that agent. An agent
+//! may instead send its reports on a stream ([`REPORT_STREAM_PATH`], a
+//! WebSocket: one report per text message, answered by a [`StreamAnswer`]
+//! only when the answer has news). Add fields
 //! only with `#[serde(default)]`; never rename or remove one. Unknown fields
 //! are ignored (not refused), so an orchestrator accepts a newer agent's
 //! report and an agent a newer orchestrator's answer.
@@ -377,6 +380,35 @@ pub struct ReportResponse {
     /// the highest it has seen and refuses commands below it.
     #[serde(default)]
     pub epochs: std::collections::BTreeMap<String, u64>,
+}
+
+/// The report stream: `GET` with the agent's bearer token, upgraded to a
+/// WebSocket. Each text message from the agent is one [`AgentReport`],
+/// taken exactly as a `POST /v1/reports` would be; the orchestrator answers
+/// with a [`StreamAnswer`] only when there is news (commands, acked
+/// outcomes, epochs other than the last ones it sent on this stream, or a
+/// refusal), so a steady agent costs one message a report and none back.
+/// The agent's WebSocket pings tell it the stream is alive.
+pub const REPORT_STREAM_PATH: &str = "/v1/reports/stream";
+
+/// What the orchestrator sends on a report stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamAnswer {
+    /// The answer to the report `seq`, as `POST /v1/reports` would have it.
+    Answer {
+        seq: u64,
+        #[serde(flatten)]
+        answer: ReportResponse,
+    },
+    /// The report `seq` was refused with the HTTP status a `POST` would
+    /// have had (400 malformed, 403 another site's, 409 replayed); the
+    /// stream stays open.
+    Refused {
+        seq: u64,
+        status: u16,
+        error: String,
+    },
 }
 
 /// Error body of every 4xx/5xx answer of the orchestrator and frontend APIs.

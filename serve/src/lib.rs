@@ -51,6 +51,13 @@ pub enum ServeError {
     Tls { path: String, reason: String },
 }
 
+/// The connection's place under [`Limits::max_connections`], in every
+/// request's extensions: a handler that takes the connection over (a
+/// WebSocket upgrade) keeps a clone for as long as it uses it, so the
+/// connection still counts against the cap after hyper has let it go.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlot(pub Arc<tokio::sync::OwnedSemaphorePermit>);
+
 /// The client certificate (DER, the leaf) a TLS client presented and the
 /// listener verified; in the request extensions of TLS connections.
 #[derive(Debug, Clone)]
@@ -185,9 +192,9 @@ pub async fn serve<S>(
         let stop = shutdown.clone();
         let tls = tls.clone();
         conns.spawn(async move {
-            let _slot = slot;
+            let slot = ConnectionSlot(Arc::new(slot));
             let Some(tls) = tls else {
-                serve_connection(stream, peer, None, app, limits, stop).await;
+                serve_connection(stream, peer, None, slot, app, limits, stop).await;
                 return;
             };
             let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
@@ -210,7 +217,7 @@ pub async fn serve<S>(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| PeerCertificate(Arc::new(c.as_ref().to_vec())));
-            serve_connection(stream, peer, cert, app, limits, stop).await;
+            serve_connection(stream, peer, cert, slot, app, limits, stop).await;
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -223,6 +230,7 @@ async fn serve_connection<I, S>(
     stream: I,
     peer: SocketAddr,
     cert: Option<PeerCertificate>,
+    slot: ConnectionSlot,
     app: S,
     limits: Limits,
     stop: CancellationToken,
@@ -240,11 +248,13 @@ async fn serve_connection<I, S>(
         let mut app = app.clone();
         let limits = limits.clone();
         let cert = cert.clone();
+        let slot = slot.clone();
         async move {
             if let Some(refused) = precheck(&req, &limits) {
                 return Ok::<_, Infallible>(refused);
             }
             req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(slot);
             if let Some(c) = cert {
                 req.extensions_mut().insert(c);
             }
@@ -270,7 +280,11 @@ async fn serve_connection<I, S>(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_buf_size(HYPER_BUF_BYTES);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    // With upgrades: a WebSocket handler takes the connection over after
+    // its 101 answer (the agents' report streams).
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let done = tokio::select! {
         r = conn.as_mut() => Some(r),

@@ -144,6 +144,17 @@ key = "{b_key}"
         rc == 0 && text.ends_with("200") && text.contains("\"groups\""),
         "{rc}: {text}"
     );
+    // Both agents report on streams (wss, with their client certificates),
+    // not by POST.
+    let (rc, text) = curl(
+        &["--cacert", &ca, "--cert", &op, "--key", &op_key],
+        "/metrics",
+        None,
+    )?;
+    assert!(
+        rc == 0 && text.lines().any(|l| l == "warden_report_streams 2"),
+        "{rc}: {text}"
+    );
 
     // Refused at the handshake: no client certificate, one from another CA,
     // an expired one; and an API certificate not trusted by the client.

@@ -315,6 +315,8 @@ pub struct Shared {
     entry_http: reqwest::Client,
     metrics: Metrics,
     shutdown: CancellationToken,
+    /// The agents' open report streams (see `api::stream`): waited for at shutdown.
+    streams: tokio_util::task::TaskTracker,
     /// The frontends of `hybrid` groups and their probe (see
     /// [`Config::hybrid_frontend_probes`]); empty without hybrid groups.
     frontend_probes: BTreeMap<String, (warden_config::CheckSpec, Vec<String>)>,
@@ -501,6 +503,7 @@ impl Shared {
             entry_http,
             metrics: Metrics::new(),
             shutdown,
+            streams: tokio_util::task::TaskTracker::new(),
             frontend_probes,
             probe_targets,
             site_probes,
@@ -549,6 +552,11 @@ impl Shared {
     /// Cancelled when the service shuts down.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    /// The agents' open report streams, each ending at shutdown.
+    pub fn streams(&self) -> &tokio_util::task::TaskTracker {
+        &self.streams
     }
 
     /// Changes whenever a command is queued (for long-polls).
