@@ -634,7 +634,7 @@ fn main() -> Result<()> {
                         let t = Instant::now();
                         let counted = t.duration_since(start) > warmup;
                         let mut ok = ws.frame(0x1, body.as_bytes()).await.is_ok();
-                        if ok && (seq + i as u64) % PING_EVERY == 0 {
+                        if ok && (seq + i as u64).is_multiple_of(PING_EVERY) {
                             match ws.ping_through().await {
                                 Ok(refused) => {
                                     errors.fetch_add(refused, Ordering::Relaxed);

@@ -1,51 +1,43 @@
 //! The detection rounds: evidence → verdicts (the detector) and the events
-//! of their transitions — regular rounds in parts on their own thread,
-//! prompt rounds at once — handing over to [`decide`](super::decide).
+//! of their transitions — regular rounds in parts on the runtime's worker,
+//! yielding to reports between parts; prompt rounds at once — handing over to [`decide`](super::decide).
 
 use std::collections::BTreeSet;
 
 use super::*;
 use crate::detector::SiteRound;
 
-/// Sites judged in one part of a regular round (about half a millisecond
-/// of work): see [`Shared::detect_round`].
-const ROUND_PART: usize = 512;
-
-/// Between two parts of a round: the state lock is not fair (a thread that
-/// unlocks and locks again at once keeps it from those waiting), so the
-/// round's thread steps aside — as long as its last part held the lock,
-/// and at least 0.1 ms. The reports that arrived meanwhile (20 a
-/// millisecond at 20,000 agents) then have as much time as the part had:
-/// with a fixed 0.1 ms the runtime's worker took one or two reports between
-/// two parts of 1–2 ms, the rest queued behind the whole round, and every
-/// second's round showed as a burst of reports waiting 5–50 ms (the load
-/// bench's report streams, samples timed by the phase of the second).
-fn breathe(held: std::time::Duration) {
-    std::thread::sleep(held.max(std::time::Duration::from_micros(100)));
-}
+/// Sites judged in one part of a regular round (well under a millisecond
+/// of work on a fast machine, 1 ms on a slow one): see
+/// [`Shared::detect_round`].
+const ROUND_PART: usize = 256;
 
 impl Shared {
-    /// One regular detection round and the decisions it leads to, on a
-    /// thread of its own (the blocking pool): judging tens of thousands of
-    /// sites takes tens of milliseconds of CPU that the runtime's worker
-    /// spends on agent reports meanwhile. The sites are judged in parts of
-    /// [`ROUND_PART`], the state lock released between two parts, so a
-    /// report waits for one part at most, never for the whole round. Each
-    /// part judges its sites on the evidence at its own instant; isolation
-    /// is judged once, at the start; the decisions come once every site is
-    /// judged.
+    /// One regular detection round and the decisions it leads to, in parts
+    /// of [`ROUND_PART`] sites on the runtime's worker, which serves the
+    /// agents' reports in between: after each part the round yields, and
+    /// tokio polls the sockets before it runs the round again, so every
+    /// report that arrived during a part is taken before the next part. A
+    /// report waits for one part at most, never for the whole round.
+    ///
+    /// (The round ran on a blocking-pool thread, the parts under the state
+    /// lock: the runtime's worker then blocked on that lock for every part,
+    /// and a part whose thread was preempted while holding it stalled every
+    /// report — the samples over 5 ms of the load bench's report streams
+    /// all came in the round's 150 ms of each second.)
+    ///
+    /// Each part judges its sites on the evidence at its own instant;
+    /// isolation is judged once, at the start; the decisions come once
+    /// every site is judged.
     pub async fn detect_round(self: &Arc<Self>) {
         let t0 = std::time::Instant::now();
-        let me = Arc::clone(self);
-        if let Err(e) = tokio::task::spawn_blocking(move || me.regular_round()).await {
-            warn!(cause = %e, "detection round did not finish");
-        }
+        self.regular_round().await;
         self.metrics()
             .round_seconds
             .observe(t0.elapsed().as_secs_f64());
     }
 
-    fn regular_round(self: &Arc<Self>) {
+    async fn regular_round(self: &Arc<Self>) {
         let names = {
             let now = Instant::now();
             let mut st = self.lock();
@@ -62,19 +54,14 @@ impl Shared {
             st.detector.site_names()
         };
         let mut judged = Vec::with_capacity(names.len());
-        let mut held = std::time::Duration::ZERO;
-        for (i, part) in names.chunks(ROUND_PART).enumerate() {
-            if i > 0 {
-                breathe(held);
-            }
+        for part in names.chunks(ROUND_PART) {
+            tokio::task::yield_now().await;
             let now = Instant::now();
             let mut st = self.lock();
-            let taken = std::time::Instant::now();
             let st = &mut *st;
             let sites = st.detector.round_part(&st.evidence, now, part);
             self.transition_events_locked(st, &sites, now);
             judged.extend(sites);
-            held = taken.elapsed();
         }
         {
             let now = Instant::now();
@@ -89,16 +76,12 @@ impl Shared {
         }
         // The groups to look at, found in parts too.
         let mut deciding = Vec::new();
-        for (i, part) in self.group_names.chunks(ROUND_PART).enumerate() {
-            if i > 0 {
-                breathe(held);
-            }
+        for part in self.group_names.chunks(ROUND_PART) {
+            tokio::task::yield_now().await;
             let st = self.lock();
-            let taken = std::time::Instant::now();
             deciding.extend(self.deciding_locked(&st, part));
-            drop(st);
-            held = taken.elapsed();
         }
+        tokio::task::yield_now().await;
         let now = Instant::now();
         let mut st = self.lock();
         self.decisions_locked(&mut st, deciding, &judged, now, false);
