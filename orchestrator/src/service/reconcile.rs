@@ -6,6 +6,10 @@ use std::collections::BTreeSet;
 
 use super::*;
 
+/// Groups copied, or compared, between two yields of a reconciliation
+/// pass (see `reconcile_groups`).
+const RECONCILE_PART: usize = 256;
+
 impl Shared {
     /// Compare decided routing with what each strategy observes; re-apply on
     /// drift. Runs under the licence's term: a node that loses the licence
@@ -23,13 +27,28 @@ impl Shared {
     }
 
     async fn reconcile_groups(&self) {
-        let groups: Vec<GroupState> = self.lock().groups.values().cloned().collect();
+        // The snapshot in parts, yielding between them, and the pass
+        // yielding every `RECONCILE_PART` groups: with 10,000 groups the
+        // copy and the comparison (each group's read is a look-up in the
+        // table its frontend answered once) took tens of milliseconds of
+        // the runtime's worker in one go, and every report waited for it
+        // (a burst of slow reports every `reconcile_interval` in the load
+        // bench).
+        let mut groups: Vec<GroupState> = Vec::with_capacity(self.group_names.len());
+        for part in self.group_names.chunks(RECONCILE_PART) {
+            tokio::task::yield_now().await;
+            let st = self.lock();
+            groups.extend(part.iter().filter_map(|n| st.groups.get(n).cloned()));
+        }
         // Made after the snapshot: every route read in this pass (a
         // frontend's table is read once for all its groups) is at least as
         // new as the state it is compared with.
         let pass = warden_strategies::ReadPass::new();
         let mut blind = Blind::default();
-        for g in groups {
+        for (i, g) in groups.into_iter().enumerate() {
+            if i % RECONCILE_PART == RECONCILE_PART - 1 {
+                tokio::task::yield_now().await;
+            }
             if g.phase == Phase::Running {
                 continue;
             }
