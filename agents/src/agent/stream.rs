@@ -105,15 +105,16 @@ impl ReportStream {
         let port = url
             .port_or_known_default()
             .ok_or("orchestrator URL without a port")?;
-        let path = format!("{}{REPORT_STREAM_PATH}", url.path().trim_end_matches('/'));
-        let ws_url = format!(
-            "{}://{}{path}",
-            if secure { "wss" } else { "ws" },
-            match url.port() {
-                Some(p) => format!("{}:{p}", url_host(&url)),
-                None => url_host(&url),
-            }
-        );
+        // The same URL with the WebSocket scheme and the stream's path
+        // (after any path the orchestrator's URL has).
+        let mut ws_url = url.clone();
+        ws_url.set_path(&format!(
+            "{}{REPORT_STREAM_PATH}",
+            url.path().trim_end_matches('/')
+        ));
+        ws_url
+            .set_scheme(if secure { "wss" } else { "ws" })
+            .map_err(|()| "orchestrator URL: no WebSocket form".to_string())?;
         let tcp = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -136,6 +137,7 @@ impl ReportStream {
             Box::new(tcp)
         };
         let mut request = ws_url
+            .as_str()
             .into_client_request()
             .map_err(|e| format!("stream request: {e}"))?;
         let mut auth = http::HeaderValue::from_str(&format!("Bearer {token}"))
@@ -216,15 +218,6 @@ impl ReportStream {
     /// A clean close (at shutdown), bounded.
     pub(super) async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
-    }
-}
-
-/// The host as written in a URL (IPv6 in brackets).
-fn url_host(url: &reqwest::Url) -> String {
-    match url.host() {
-        Some(url::Host::Ipv6(a)) => format!("[{a}]"),
-        Some(h) => h.to_string(),
-        None => String::new(),
     }
 }
 

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 
-use super::tests::{config_text, group, round_inner, start_from, test_dir};
+use super::harness::{config_text, group, round_inner, start_from, test_dir};
 use super::*;
 use crate::store::MemStore;
 

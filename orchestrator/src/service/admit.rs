@@ -131,7 +131,7 @@ mod tests {
     use warden_proto::agent::{DivergentWire, PeerProbe, ReplicationStatus};
 
     use super::super::fresh_checks_tests::report;
-    use super::super::tests::{check, many_groups_text, start_from, test_dir};
+    use super::super::harness::{check, many_groups_text, start_from, test_dir};
     use super::super::Shared;
     use crate::store::MemStore;
 

@@ -1,8 +1,8 @@
 //! The promote's fresh checks through the live service's command ledger:
 //! they reach the runbook only from the site the command was queued for, and
 //! only with the answer that arrived during the step's own attempt.
+use super::harness::setup_with;
 use super::runbooks::Env;
-use super::tests::setup_with;
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::CheckResult;

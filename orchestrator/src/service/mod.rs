@@ -60,6 +60,8 @@ mod events;
 #[cfg(test)]
 mod fresh_checks_tests;
 mod ha;
+#[cfg(test)]
+mod harness;
 mod hold;
 mod hybrid;
 mod intake;

@@ -3,8 +3,8 @@
 //! report's answer nor to a command poll — even before the ledger is
 //! emptied (a deposed node between the two, or one shutting down).
 use super::fresh_checks_tests::{report, settle};
+use super::harness::setup_with;
 use super::runbooks::Env;
-use super::tests::setup_with;
 use super::*;
 use crate::store::MemStore;
 

@@ -299,8 +299,8 @@ impl Blind {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use super::super::tests::FakeRoute;
-    use super::super::tests::{many_groups_text, setup_with, start_routed, test_dir};
+    use super::super::harness::FakeRoute;
+    use super::super::harness::{many_groups_text, setup_with, start_routed, test_dir};
     use super::*;
     use crate::store::MemStore;
 

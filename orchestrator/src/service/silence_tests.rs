@@ -4,7 +4,7 @@
 //! a round per agent, which made an orchestrator of 20,000 sites spend a
 //! core on its own loop and fall further behind (BENCHMARKS.md, "Load").
 
-use super::tests::{check, many_groups_text, start_from, test_dir};
+use super::harness::{check, many_groups_text, start_from, test_dir};
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::PeerProbe;

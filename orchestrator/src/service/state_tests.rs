@@ -1,7 +1,7 @@
 //! Authority and stored state: an epoch too near the largest is not
 //! adopted, a site that forgot its demote is demoted again, and a damaged
 //! store is read without going back on what it decided.
-use super::tests::{check, config_text, group, round, rounds_until, setup, test_dir};
+use super::harness::{check, config_text, group, round, rounds_until, setup, test_dir};
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::AuthorityWire;

@@ -1,0 +1,367 @@
+//! The harness of the service's tests: a fake routing layer (`FakeRoute`),
+//! configs of a few sites or of many groups, services started on paused
+//! time, and rounds of reports driven by hand.
+use super::*;
+use crate::store::MemStore;
+use warden_proto::agent::{CheckResult, PeerProbe};
+use warden_strategies::Strategy;
+
+#[derive(Default)]
+pub(super) struct FakeRoute {
+    pub(super) route: Mutex<(Option<String>, u64)>,
+    /// `current` fails as if the layer could not be reached.
+    pub(super) blind: std::sync::atomic::AtomicBool,
+    /// Hold orders received: (epoch, ttl).
+    /// Hold orders: (epoch, ttl, pause).
+    pub(super) holds: Mutex<Vec<(u64, Duration, bool)>>,
+    /// Runs at each `current` before it answers (what happens meanwhile).
+    #[allow(clippy::type_complexity)]
+    pub(super) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
+    /// `activate` fails as if the layer could not be reached.
+    pub(super) refuse_writes: std::sync::atomic::AtomicBool,
+    /// `activate` calls received.
+    pub(super) activations: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Strategy for FakeRoute {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    async fn activate(&self, target: &SiteRoute, epoch: u64) -> Result<(), StrategyError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.activations.fetch_add(1, SeqCst);
+        if self.refuse_writes.load(SeqCst) {
+            return Err(StrategyError::Unreachable {
+                element: "fake".into(),
+                reason: "connection refused".into(),
+            });
+        }
+        let mut r = self.route.lock().unwrap();
+        if epoch < r.1 {
+            return Err(StrategyError::StaleEpoch {
+                element: "fake".into(),
+                sent: epoch,
+                seen: r.1,
+            });
+        }
+        *r = (Some(target.site.clone()), epoch);
+        Ok(())
+    }
+    async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
+        self.holds.lock().unwrap().push((epoch, ttl, pause));
+        Ok(())
+    }
+    async fn current(&self) -> Result<Observed, StrategyError> {
+        if let Some(f) = self.on_read.lock().unwrap().as_ref() {
+            f();
+        }
+        if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StrategyError::Unreachable {
+                element: "fake".into(),
+                reason: "request timed out".into(),
+            });
+        }
+        let r = self.route.lock().unwrap();
+        Ok(Observed {
+            site: r.0.clone(),
+            epoch: r.1,
+            drift: vec![],
+        })
+    }
+}
+
+pub(super) fn setup(
+    automatic: bool,
+    max_failovers: u32,
+) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+    setup_with(automatic, max_failovers, "", Arc::new(MemStore::default()))
+}
+
+/// A fresh directory with the token files of [`config_text`].
+pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> std::path::PathBuf {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = std::env::temp_dir().join(format!(
+        "warden-svc-{}-{}-{automatic}-{max_failovers}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (f, v) in [
+        ("op", "operator-secret"),
+        ("a", "agent-a-secret"),
+        ("b", "agent-b-secret"),
+        ("fe", "frontend-secret"),
+    ] {
+        std::fs::write(dir.join(f), v).unwrap();
+        std::fs::set_permissions(
+            dir.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+/// The `[orchestrator]` and `[detection]` sections of the test configs
+/// (interval 250 ms, fall 3, rise 3, agent_timeout 1 s; the token files of
+/// [`test_dir`]).
+pub(super) fn config_head(
+    dir: &std::path::Path,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+) -> String {
+    let d = dir.display();
+    format!(
+        r#"[orchestrator]
+listen = "127.0.0.1:0"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+{orchestrator_extra}
+[detection]
+interval = "250ms"
+fall = 3
+rise = 3
+hold_down = "2s"
+agent_timeout = "1s"
+max_failovers = {max_failovers}
+failover_window = "1h"
+"#
+    )
+}
+
+/// The test config: sites a and b, group web on a fake frontend.
+pub(super) fn config_text(
+    dir: &std::path::Path,
+    automatic: bool,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+) -> String {
+    let d = dir.display();
+    let head = config_head(dir, max_failovers, orchestrator_extra);
+    format!(
+        r#"{head}[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+automatic = {automatic}
+step_timeout = "5s"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:0"
+backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
+"#
+    )
+}
+
+/// [`setup`] with extra `[orchestrator]` lines and a given store.
+pub(super) fn setup_with(
+    automatic: bool,
+    max_failovers: u32,
+    orchestrator_extra: &str,
+    store: Arc<dyn crate::store::Store>,
+) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+    let dir = test_dir(automatic, max_failovers);
+    let text = config_text(&dir, automatic, max_failovers, orchestrator_extra);
+    let (shared, fake) = start_from(&text, &dir, store).expect("config");
+    (shared, fake, dir)
+}
+
+/// The service on config `text` (token files in `dir`), every group on a
+/// fake route of its own; group web's is returned. The loader's error if
+/// it refuses the text.
+pub(super) fn start_from(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+) -> Result<(Arc<Shared>, Arc<FakeRoute>), warden_config::ConfigError> {
+    let fake = Arc::new(FakeRoute::default());
+    let web = fake.clone();
+    let shared = start_routed(text, dir, store, move |name| {
+        if name == "web" {
+            web.clone()
+        } else {
+            Arc::new(FakeRoute::default())
+        }
+    })?;
+    Ok((shared, fake))
+}
+
+/// [`start_from`] with the fake route of each group from `route_of`
+/// (several groups on one routing element: the same route for them).
+pub(super) fn start_routed(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+    route_of: impl Fn(&str) -> Arc<FakeRoute>,
+) -> Result<Arc<Shared>, warden_config::ConfigError> {
+    let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
+    let strategies: BTreeMap<String, crate::routing::Routing> = cfg
+        .groups
+        .keys()
+        .map(|name| {
+            let route = route_of(name);
+            (
+                name.clone(),
+                crate::routing::Routing::Single(route as Arc<dyn Strategy>),
+            )
+        })
+        .collect();
+    let settings =
+        crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
+    let shared = Shared::new(settings, store, CancellationToken::new()).expect("shared");
+    tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
+    Ok(shared)
+}
+
+/// A config of `groups` groups g0, g1, … of two sites each (s0, s1, …,
+/// each with its own agent token in `dir`), not automatic, on frontend fe1.
+pub(super) fn many_groups_text(dir: &std::path::Path, groups: usize) -> String {
+    use std::fmt::Write as _;
+    let d = dir.display();
+    let mut text = config_head(dir, 1, "");
+    writeln!(
+        text,
+        "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"\ntoken = {{ file = \"{d}/fe\" }}"
+    )
+    .unwrap();
+    for i in 0..2 * groups {
+        let token = dir.join(format!("s{i}"));
+        std::fs::write(&token, format!("agent-s{i}-secret")).unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        writeln!(
+            text,
+            "[sites.s{i}]\nagent_token = {{ file = \"{d}/s{i}\" }}"
+        )
+        .unwrap();
+    }
+    for g in 0..groups {
+        let (a, b) = (2 * g, 2 * g + 1);
+        writeln!(
+            text,
+            "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\nautomatic = false\n\
+             [groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\n\
+             backends = {{ s{a} = \"127.0.0.1:1\", s{b} = \"127.0.0.1:2\" }}"
+        )
+        .unwrap();
+    }
+    text
+}
+
+pub(super) fn check(ok: bool) -> CheckResult {
+    CheckResult {
+        name: "web".into(),
+        ok,
+        critical: true,
+        detail: if ok {
+            "status 200"
+        } else {
+            "connection refused"
+        }
+        .into(),
+        elapsed_ms: 1,
+    }
+}
+
+/// One 250 ms round: both agents report (answering queued commands), the
+/// orchestrator's probes land, the detector runs, runbook tasks progress.
+pub(super) async fn round(s: &Arc<Shared>, a_up: bool) {
+    round_inner(s, a_up, true).await
+}
+
+/// [`round`]; `settle`: wait for the store writer (not with a full disk).
+pub(super) async fn round_inner(s: &Arc<Shared>, a_up: bool, settle: bool) {
+    round_lag(s, a_up, settle, None).await
+}
+
+/// [`round_inner`]; a's report carries its replication toward b with `lag` (ms).
+pub(super) async fn round_lag(s: &Arc<Shared>, a_up: bool, settle: bool, lag: Option<u64>) {
+    for (site, peer, local, peer_ok) in [("a", "b", a_up, true), ("b", "a", true, a_up)] {
+        let outcomes = s
+            .commands_for(site)
+            .into_iter()
+            .map(|c| CommandOutcome {
+                id: c.id,
+                ok: true,
+                detail: "ok".into(),
+                hooks: vec![],
+                checks: None,
+                journal: None,
+            })
+            .collect();
+        s.accept_report(AgentReport {
+            site: site.into(),
+            seq: 1,
+            started_unix_ms: 0,
+            boot: String::new(),
+            checks: vec![check(local)],
+            peers: vec![PeerProbe {
+                site: peer.into(),
+                results: vec![check(peer_ok)],
+                age_ms: 0,
+            }],
+            outcomes,
+            replication: match (site, lag) {
+                ("a", Some(ms)) => vec![ReplicationStatus {
+                    group: "web".into(),
+                    role: "source".into(),
+                    peer: Some("b".into()),
+                    epoch: 1,
+                    lag_ms: Some(ms),
+                    ..ReplicationStatus::default()
+                }],
+                _ => vec![],
+            },
+            authority: vec![],
+        });
+    }
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.evidence
+            .external
+            .insert("a".into(), (now, vec![check(a_up)]));
+        st.evidence
+            .external
+            .insert("b".into(), (now, vec![check(true)]));
+    }
+    s.detect_round().await;
+    if settle {
+        s.writer_settled().await;
+    }
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(250)).await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+pub(super) fn group(s: &Shared) -> GroupState {
+    s.lock().groups["web"].clone()
+}
+
+pub(super) async fn rounds_until(
+    s: &Arc<Shared>,
+    a_up: bool,
+    max: usize,
+    what: &str,
+    f: impl Fn(&GroupState) -> bool,
+) {
+    for _ in 0..max {
+        if f(&group(s)) {
+            return;
+        }
+        round(s, a_up).await;
+    }
+    panic!("{what}: group is {:#?}", group(s));
+}
