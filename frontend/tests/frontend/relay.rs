@@ -69,6 +69,56 @@ async fn a_closing_backend_delivers_every_byte_then_the_end() {
 }
 
 #[tokio::test]
+async fn short_answers_that_end_at_once_arrive_whole_then_the_end() {
+    // A backend that writes its answer and ends right after, as an HTTP
+    // server with `Connection: close` does: the proxy often reads the last
+    // bytes and the end at once, and closes the client right after writing
+    // them. Every client must get its whole answer, then the end, never a
+    // reset; on some connections the client is still sending when the
+    // backend ends.
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = l.local_addr().expect("backend addr");
+    let serving = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut ask = [0u8; 8];
+                if s.read_exact(&mut ask).await.is_err() {
+                    return;
+                }
+                let n = u64::from_be_bytes(ask);
+                let answer = format!("answer {n}\n").repeat(1 + (n % 3) as usize * 500);
+                if s.write_all(answer.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = s.shutdown().await;
+                // Take whatever the client still sends, to its end.
+                let _ = tokio::io::copy(&mut s, &mut tokio::io::sink()).await;
+            });
+        }
+    });
+    let (_fe, listen) = through(addr).await;
+    for n in 0..120u64 {
+        let mut c = TcpStream::connect(listen).await.expect("connect");
+        c.write_all(&n.to_be_bytes()).await.expect("ask");
+        if n % 2 == 1 {
+            // Still sending when the answer comes: the end reaches the
+            // client as a half-close, and these bytes still go through.
+            c.write_all(&pattern(10_000)).await.expect("more");
+        }
+        let mut got = String::new();
+        tokio::time::timeout(PATIENCE, c.read_to_string(&mut got))
+            .await
+            .expect("the answer and its end arrive")
+            .unwrap_or_else(|e| panic!("connection {n}: {e}"));
+        let want = format!("answer {n}\n").repeat(1 + (n % 3) as usize * 500);
+        assert!(got == want, "connection {n}: got {} bytes, want {}", got.len(), want.len());
+    }
+    serving.abort();
+}
+
+#[tokio::test]
 async fn a_client_half_close_reaches_the_backend_and_the_answer_still_flows() {
     let addr = backend(|mut s| async move {
         let mut got = Vec::new();
