@@ -188,7 +188,13 @@ impl Authority {
     /// May `cmd` run here? Raises (and persists) the highest epoch when it
     /// may; `Err` is the refusal, said in the command's outcome.
     pub fn admit(&self, cmd: &Command) -> Result<(), String> {
-        if !cmd.site.is_empty() && cmd.site != self.site {
+        if cmd.site.is_empty() {
+            return Err(format!(
+                "refused: {} names no site; an order must say which site it is for",
+                cmd.id
+            ));
+        }
+        if cmd.site != self.site {
             return Err(format!(
                 "refused: {} is addressed to site {:?}, this agent is site {:?}",
                 cmd.id, cmd.site, self.site
@@ -308,6 +314,9 @@ mod tests {
         assert!(e.contains("stale or replayed"), "{e}");
         let e = a.admit(&cmd(3, CommandKind::Journal, "b")).unwrap_err();
         assert!(e.contains("addressed to site"), "{e}");
+        // An order that names no site is addressed to nobody: refused too.
+        let e = a.admit(&cmd(3, CommandKind::Journal, "")).unwrap_err();
+        assert!(e.contains("names no site"), "{e}");
         a.admit(&cmd(3, CommandKind::Journal, "a")).unwrap();
         // The release of a held mass-delete guard is an order too: a
         // deposed leader's late `clear` (older epoch) lets nothing go.

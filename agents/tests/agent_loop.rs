@@ -158,7 +158,7 @@ struct Fake {
 type Shared = Arc<Mutex<Fake>>;
 
 fn command() -> Command {
-    Command::new("swift", 7, CommandKind::Promote)
+    Command::new("swift", 7, CommandKind::Promote).to_site("ca")
 }
 
 async fn report(

@@ -92,8 +92,12 @@ fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
     serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
 }
 
-fn dec<T: DeserializeOwned>(b: &[u8]) -> Result<T, OrchestratorError> {
-    serde_json::from_slice(b).map_err(|e| OrchestratorError::store("decode", e))
+/// Decode one stored record; an error names the record (`what`, e.g.
+/// `runbook 12`) and the file, so that an operator can find it.
+fn dec<T: DeserializeOwned>(b: &[u8], what: &str, file: &Path) -> Result<T, OrchestratorError> {
+    serde_json::from_slice(b).map_err(|e| {
+        OrchestratorError::store(format!("cannot decode {what} in {}", file.display()), e)
+    })
 }
 
 fn se(e: impl Into<redb::Error>) -> OrchestratorError {
@@ -195,8 +199,12 @@ impl Store for LocalStore {
             let t = tx.open_table(GROUPS).map_err(se)?;
             let mut out = Vec::new();
             for item in t.iter().map_err(se)? {
-                let (_, v) = item.map_err(se)?;
-                out.push(dec(v.value())?);
+                let (k, v) = item.map_err(se)?;
+                out.push(dec(
+                    v.value(),
+                    &format!("the record of group {:?}", k.value()),
+                    &self.path,
+                )?);
             }
             Ok(out)
         })
@@ -264,8 +272,12 @@ impl Store for LocalStore {
             let t = tx.open_table(RUNBOOKS).map_err(se)?;
             let mut out = Vec::new();
             for item in t.iter().map_err(se)? {
-                let (_, v) = item.map_err(se)?;
-                out.push(dec(v.value())?);
+                let (k, v) = item.map_err(se)?;
+                out.push(dec(
+                    v.value(),
+                    &format!("runbook {}", k.value()),
+                    &self.path,
+                )?);
             }
             Ok(out)
         })
@@ -306,8 +318,8 @@ impl Store for LocalStore {
             let t = tx.open_table(EVENTS).map_err(se)?;
             let mut out = Vec::new();
             for item in t.range(after.saturating_add(1)..).map_err(se)? {
-                let (_, v) = item.map_err(se)?;
-                out.push(dec(v.value())?);
+                let (k, v) = item.map_err(se)?;
+                out.push(dec(v.value(), &format!("event {}", k.value()), &self.path)?);
                 if out.len() >= limit {
                     break;
                 }
@@ -341,7 +353,13 @@ impl Store for LocalStore {
                     let oldest = match t.first().map_err(se)? {
                         Some((k, v)) => {
                             let old = excess > 0
-                                || dec::<Event>(v.value())?.time_unix_ms < before_unix_ms;
+                                || dec::<Event>(
+                                    v.value(),
+                                    &format!("event {}", k.value()),
+                                    &self.path,
+                                )?
+                                .time_unix_ms
+                                    < before_unix_ms;
                             old.then(|| k.value())
                         }
                         None => None,
@@ -541,6 +559,40 @@ mod tests {
             assert!(
                 opened.is_ok(),
                 "the store panicked on a damaged page at {at}"
+            );
+        }
+    }
+
+    /// A record that does not decode (written by a newer version, or
+    /// edited by hand) is an error that names the record and the file.
+    #[test]
+    fn an_undecodable_record_is_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(LocalStore::open(dir.path()).unwrap());
+        let file = dir.path().join("warden.redb");
+        {
+            let db = Database::create(&file).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut g = tx.open_table(GROUPS).unwrap();
+                g.insert("web", b"{\"name\": 3".as_slice()).unwrap();
+                let mut r = tx.open_table(RUNBOOKS).unwrap();
+                r.insert(7, b"[]".as_slice()).unwrap();
+                let mut e = tx.open_table(EVENTS).unwrap();
+                e.insert(40, b"".as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let s = LocalStore::open(dir.path()).unwrap();
+        for (err, what) in [
+            (s.groups().err(), "the record of group \"web\""),
+            (s.runbooks().err(), "runbook 7"),
+            (s.events(0, 10).err(), "event 40"),
+        ] {
+            let err = err.expect("refused").to_string();
+            assert!(
+                err.contains(&format!("cannot decode {what} in ")) && err.contains("warden.redb"),
+                "{err}"
             );
         }
     }

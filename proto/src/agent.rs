@@ -269,7 +269,8 @@ pub struct Command {
     /// Peer site for replication commands.
     #[serde(default)]
     pub peer: Option<String>,
-    /// The site the command is for; an agent refuses a command for another site.
+    /// The site the command is for; an agent refuses a command for another
+    /// site, or one that names none.
     #[serde(default)]
     pub site: String,
     /// Demote at a failback's cut-over: after the hooks, answer with the

@@ -113,7 +113,12 @@ async fn short_answers_that_end_at_once_arrive_whole_then_the_end() {
             .expect("the answer and its end arrive")
             .unwrap_or_else(|e| panic!("connection {n}: {e}"));
         let want = format!("answer {n}\n").repeat(1 + (n % 3) as usize * 500);
-        assert!(got == want, "connection {n}: got {} bytes, want {}", got.len(), want.len());
+        assert!(
+            got == want,
+            "connection {n}: got {} bytes, want {}",
+            got.len(),
+            want.len()
+        );
     }
     serving.abort();
 }
