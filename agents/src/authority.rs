@@ -92,11 +92,22 @@ impl Authority {
         };
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
         let mut file = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<File>(&bytes).map_err(|e| {
-                fail(format!(
-                    "unreadable ({e}); move it aside only if you know this site's role"
-                ))
-            })?,
+            Ok(bytes) => {
+                let file = serde_json::from_slice::<File>(&bytes).map_err(|e| {
+                    fail(format!(
+                        "unreadable ({e}); move it aside only if you know this site's role"
+                    ))
+                })?;
+                // Every file this agent writes names its site.
+                if file.site.is_empty() {
+                    return Err(fail(
+                        "it names no site (edited by hand?): it cannot be known to be this \
+                         site's; move it aside only if you know this site's role"
+                            .into(),
+                    ));
+                }
+                file
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A first start finds an empty directory; a lost file in a
                 // used one means this site's roles are forgotten (the
@@ -110,6 +121,7 @@ impl Authority {
             Err(e) => return Err(fail(e.to_string())),
         };
         if !file.site.is_empty() && file.site != site {
+            // (Empty only when no file was found: a first start.)
             return Err(fail(format!(
                 "it belongs to site {:?}, not {site:?}: give every site its own state_dir",
                 file.site
@@ -391,5 +403,20 @@ mod tests {
         Authority::open(dir.path(), "a", &groups()).unwrap();
         let e = Authority::open(dir.path(), "b", &groups()).unwrap_err();
         assert!(e.to_string().contains("belongs to site \"a\""), "{e}");
+    }
+
+    #[test]
+    fn a_state_file_that_names_no_site_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("authority.json");
+        let text = r#"{"site": "", "groups": {"web": {"epoch": 9, "role": "active"}}}"#;
+        std::fs::write(&file, text).unwrap();
+        let e = Authority::open(dir.path(), "a", &groups()).unwrap_err();
+        assert!(e.to_string().contains("names no site"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            text,
+            "left as it was"
+        );
     }
 }
