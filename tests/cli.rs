@@ -1,5 +1,6 @@
 //! The `warden` binary's command line, run as a user runs it: which file
-//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`).
+//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`), and
+//! `rsync-gate` as an rsync daemon runs it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -192,4 +193,141 @@ fn status_into_a_closed_pipe_ends_quietly() {
     let err = text(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.status.success(), "{:?}: {err}", out.status);
+}
+
+/// `warden rsync-gate ARGS` in `dir` with the rsync daemon's variables
+/// `vars` (and no others).
+fn gate(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(WARDEN);
+    cmd.args(args).current_dir(dir).env("WARDEN_LOG", "error");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RSYNC_") || k.starts_with("WARDEN_CONFIG") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(vars.iter().copied());
+    cmd.output().expect("run warden")
+}
+
+/// The gate as the rsync daemon runs it: the verdict on stdout (what rsync
+/// shows the pusher) and in the exit status; anything it cannot judge is
+/// refused.
+#[test]
+fn rsync_gate_says_its_verdict_and_fails_closed() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    let conf = d.join("gate.conf");
+    let text_of = std::fs::read_to_string(&good).unwrap()
+        + &format!(
+            r#"state_dir = "{d}/state-a"
+[sites.b]
+agent_token = {{ file = "{d}/a" }}
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "{d}/op" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+[groups.web.replication]
+plan = "rsync"
+[groups.web.replication.sites.a]
+path = "{d}/a-data"
+module = "10.1.0.10/appdata"
+user = "warden"
+password = {{ file = "{d}/op" }}
+[groups.web.replication.sites.b]
+path = "{d}/b-data"
+module = "10.2.0.10/appdata"
+user = "warden"
+password = {{ file = "{d}/op" }}
+"#,
+            d = d.display()
+        );
+    std::fs::write(&conf, text_of).unwrap();
+    let conf = conf.to_str().unwrap();
+    let push = [
+        ("RSYNC_MODULE_NAME", "appdata"),
+        ("RSYNC_HOST_ADDR", "10.2.0.10"),
+        ("RSYNC_ARG0", "rsyncd"),
+        ("RSYNC_ARG1", "--server"),
+        ("RSYNC_ARG2", "--delete"),
+    ];
+    let args = ["--config", conf, "rsync-gate", "--site", "a"];
+
+    // Not run by an rsync daemon.
+    let out = gate(d, &args, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("RSYNC_MODULE_NAME is not set"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The agent of site a never ran: its role is unknown.
+    let out = gate(d, &args, &push);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("cannot be known"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Site a is active (as its agent wrote): the push is refused, with why.
+    std::fs::create_dir_all(d.join("state-a")).unwrap();
+    std::fs::write(
+        d.join("state-a/authority.json"),
+        r#"{"site": "a", "groups": {"web": {"epoch": 6, "role": "active"}}}"#,
+    )
+    .unwrap();
+    let out = gate(d, &args, &push);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains(
+            "push into module \"appdata\" of site a from 10.2.0.10 refused: \
+             site a is the active site of group web (epoch 6)"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    // A read of the same module passes.
+    let mut read = push.to_vec();
+    read[4] = ("RSYNC_ARG2", "--sender");
+    assert_eq!(gate(d, &args, &read).status.code(), Some(0));
+    // Demoted: pushes land again.
+    std::fs::write(
+        d.join("state-a/authority.json"),
+        r#"{"site": "a", "groups": {"web": {"epoch": 7, "role": "standby", "demoted_at": 7}}}"#,
+    )
+    .unwrap();
+    let out = gate(d, &args, &push);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // A site the config does not have, and a config that does not load.
+    let out = gate(d, &["--config", conf, "rsync-gate", "--site", "zz"], &push);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("\"zz\" is not a site"),
+        "{}",
+        text(&out.stdout)
+    );
+    let missing = d.join("missing.conf");
+    let out = gate(
+        d,
+        &[
+            "--config",
+            missing.to_str().unwrap(),
+            "rsync-gate",
+            "--site",
+            "a",
+        ],
+        &push,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("transfer refused"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -71,6 +71,60 @@ struct File {
     groups: BTreeMap<String, GroupAuthority>,
 }
 
+/// The state file's name in the site's `state_dir`.
+const FILE_NAME: &str = "authority.json";
+
+fn state_error(path: &Path, detail: String) -> AgentError {
+    AgentError::State {
+        path: path.display().to_string(),
+        detail,
+    }
+}
+
+/// The state file of `site` at `path`, checked; `None` when there is none.
+fn read_file(path: &Path, site: &str) -> Result<Option<File>, AgentError> {
+    let fail = |detail: String| state_error(path, detail);
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let file = serde_json::from_slice::<File>(&bytes).map_err(|e| {
+        fail(format!(
+            "unreadable ({e}); move it aside only if you know this site's role"
+        ))
+    })?;
+    // Every file this agent writes names its site.
+    if file.site.is_empty() {
+        return Err(fail(
+            "it names no site (edited by hand?): it cannot be known to be this \
+             site's; move it aside only if you know this site's role"
+                .into(),
+        ));
+    }
+    if file.site != site {
+        return Err(fail(format!(
+            "it belongs to site {:?}, not {site:?}: give every site its own state_dir",
+            file.site
+        )));
+    }
+    Ok(Some(file))
+}
+
+/// What the agent of `site` remembers, per group, as its state file in
+/// `dir` says now: read only, for another process of the site (the rsync
+/// daemon's gate). No file is an error: that state is unknown.
+pub fn read(dir: &Path, site: &str) -> Result<BTreeMap<String, GroupAuthority>, AgentError> {
+    let path = dir.join(FILE_NAME);
+    match read_file(&path, site)? {
+        Some(file) => Ok(file.groups),
+        None => Err(state_error(
+            &path,
+            "there is none: the agent of this site has never started with this state_dir".into(),
+        )),
+    }
+}
+
 /// The agent's authority state, shared by its tasks.
 #[derive(Debug)]
 pub struct Authority {
@@ -84,49 +138,22 @@ impl Authority {
     /// groups with their primary site: a group never seen before starts at
     /// epoch 0, `active` at its primary and `standby` elsewhere.
     pub fn open(dir: &Path, site: &str, groups: &[(String, String)]) -> Result<Self, AgentError> {
-        let path = dir.join("authority.json");
-        let shown = path.display().to_string();
-        let fail = |detail: String| AgentError::State {
-            path: shown.clone(),
-            detail,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
-        let mut file = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let file = serde_json::from_slice::<File>(&bytes).map_err(|e| {
-                    fail(format!(
-                        "unreadable ({e}); move it aside only if you know this site's role"
-                    ))
-                })?;
-                // Every file this agent writes names its site.
-                if file.site.is_empty() {
-                    return Err(fail(
-                        "it names no site (edited by hand?): it cannot be known to be this \
-                         site's; move it aside only if you know this site's role"
-                            .into(),
-                    ));
-                }
-                file
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let path = dir.join(FILE_NAME);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| state_error(&path, format!("cannot create it: {e}")))?;
+        let mut file = match read_file(&path, site)? {
+            Some(file) => file,
+            None => {
                 // A first start finds an empty directory; a lost file in a
                 // used one means this site's roles are forgotten (the
                 // orchestrator demotes it again where another site is active).
                 let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
                 if used {
-                    tracing::warn!(path = %shown, "authority.json is missing from a state directory that is in use: starting from the configured roles; the orchestrator demotes this site again wherever another site is active");
+                    tracing::warn!(path = %path.display(), "authority.json is missing from a state directory that is in use: starting from the configured roles; the orchestrator demotes this site again wherever another site is active");
                 }
                 File::default()
             }
-            Err(e) => return Err(fail(e.to_string())),
         };
-        if !file.site.is_empty() && file.site != site {
-            // (Empty only when no file was found: a first start.)
-            return Err(fail(format!(
-                "it belongs to site {:?}, not {site:?}: give every site its own state_dir",
-                file.site
-            )));
-        }
         for (group, primary) in groups {
             file.groups
                 .entry(group.clone())
@@ -146,7 +173,8 @@ impl Authority {
             path,
             groups: Mutex::new(file.groups),
         };
-        a.save(&a.lock()).map_err(fail)?;
+        a.save(&a.lock())
+            .map_err(|detail| state_error(&a.path, detail))?;
         Ok(a)
     }
 

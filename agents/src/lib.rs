@@ -16,6 +16,8 @@
 //!   manifest, and `replicate::plan` (a plan built from the config);
 //! - [`replication`]: this site's replication role per group (source,
 //!   resync, idle): what the replication commands do, and its status report;
+//! - [`gate`]: `warden rsync-gate`, the receiving rsync module's check that
+//!   no push lands in a site while it is active;
 //! - [`error`]: [`AgentError`], what went wrong and whose move it is.
 
 pub mod agent;
@@ -23,6 +25,7 @@ pub mod authority;
 mod book;
 pub mod checks;
 pub mod error;
+pub mod gate;
 pub mod hooks;
 mod peers;
 pub mod replicate;

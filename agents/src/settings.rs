@@ -52,6 +52,17 @@ pub struct PeerEndpoints {
     pub endpoints: Vec<CheckSpec>,
 }
 
+/// Where the agent of `site` keeps its authority state: the site's
+/// `state_dir`, else `{orchestrator.data_dir}/agent-SITE` (also for an
+/// unknown site, which the config's checks refuse elsewhere).
+pub fn state_dir(config: &Config, site: &str) -> std::path::PathBuf {
+    config
+        .sites
+        .get(site)
+        .and_then(|sc| sc.state_dir.clone())
+        .unwrap_or_else(|| config.orchestrator.data_dir.join(format!("agent-{site}")))
+}
+
 /// The TLS client configuration towards an orchestrator that speaks TLS:
 /// its CA (`orchestrator.tls.ca`), and this site's certificate
 /// (`sites.SITE.client_tls`) for one that verifies its clients.
@@ -130,10 +141,7 @@ impl AgentSettings {
             promote: sc.promote.clone(),
             demote: sc.demote.clone(),
             replication: Replication::from_config(config, site).map(Arc::new),
-            state_dir: sc
-                .state_dir
-                .clone()
-                .unwrap_or_else(|| config.orchestrator.data_dir.join(format!("agent-{site}"))),
+            state_dir: state_dir(config, site),
             groups: config
                 .groups
                 .iter()

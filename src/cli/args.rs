@@ -176,6 +176,15 @@ pub(crate) enum Cmd {
         #[arg(long)]
         served_by: Option<String>,
     },
+    /// The `pre-xfer exec` of a site's rsync daemon module: refuses a push
+    /// into the site that is active for the module's group, says why to the
+    /// pusher, exit 1 (docs/rsyncd.md). Reads the daemon's RSYNC_* variables
+    /// and the site agent's authority state.
+    RsyncGate {
+        /// The site whose module this daemon serves.
+        #[arg(long)]
+        site: String,
+    },
     /// A strict fake No-IP update server (integration tests): stats at GET /test/stats.
     #[command(hide = true)]
     FakeNoip {

@@ -572,6 +572,82 @@ fn two_thousand_quarantined_items_do_not_stop_reports() -> Result<()> {
 /// Issue 10, test 4: the source directory is emptied while replicating →
 /// nothing is deleted at the peer, the mass-delete guard shows as an alert;
 /// once the files are back, `warden clear` resumes replication.
+/// The receiving side of the rsync plan refuses what only a deposed or
+/// forged pusher would send: a push into the active site. Site b's host
+/// pushes an almost empty directory into a's module with `--delete`, with
+/// the right password, as a site failed away from whose replication still
+/// ran would (or anyone holding a copy of the password): a's rsync daemon
+/// runs `warden rsync-gate`, which refuses it and says why; nothing at a
+/// changes. The legitimate flows pass the same gate: the continuous
+/// replication into the standby b, and reads of a's module.
+#[test]
+fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    for i in 0..20 {
+        x.write("a", &format!("files/{i}.txt"), &format!("file {i}"))?;
+    }
+    x.start()?;
+    let before = x.wait_same(secs(30)).context("initial full pass a → b")?;
+    let lab = &x.d.lab;
+    let forged = lab.dir().join("forged");
+    std::fs::create_dir_all(&forged)?;
+    std::fs::write(forged.join("forged.txt"), "from a deposed site")?;
+    let pw = lab.write_file("forged.pw", "pw-a-right")?;
+    let target = format!("rsync://warden@{}:873/data/", lab.ip("a"));
+    let push = |src: &std::path::Path| {
+        lab.run(
+            "b",
+            "rsync",
+            [
+                "-a".to_string(),
+                "--delete".into(),
+                format!("--password-file={}", pw.display()),
+                format!("{}/", src.display()),
+                target.clone(),
+            ],
+        )
+    };
+    let out = push(&forged)?;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the push must fail: {said}");
+    assert!(
+        said.contains("site a is the active site of group web")
+            && said.contains(&format!("from {}", lab.ip("b"))),
+        "the pusher is told why: {said}"
+    );
+    assert_eq!(
+        tree(&x.dir("a"))?,
+        before,
+        "nothing at the active site changed"
+    );
+    // A read of a's module (a listing, as at a failback's pull) passes.
+    let listing = lab.run_ok(
+        "b",
+        "rsync",
+        [
+            "--list-only".to_string(),
+            format!("--password-file={}", pw.display()),
+            format!("{target}files/"),
+        ],
+    )?;
+    assert!(listing.contains("19.txt"), "{listing}");
+    // The continuous replication into the standby passes b's gate.
+    x.write("a", "after.txt", "still replicated")?;
+    let both = x.wait_same(secs(30))?;
+    assert_eq!(
+        text(&both, "after.txt").as_deref(),
+        Some("still replicated")
+    );
+    assert!(!both.contains_key("forged.txt"));
+    Ok(())
+}
+
 #[test]
 fn an_emptied_source_deletes_nothing_at_the_peer() -> Result<()> {
     let Some(x) = Data::new("keep", "pw-b-right") else {

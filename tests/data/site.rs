@@ -114,7 +114,9 @@ password = {{ file = "{pwb}" }}
 
     /// The site's rsync daemon: module `data` = the site's directory.
     /// As docs/rsyncd.md asks: `use chroot = yes` and `munge symlinks = no`,
-    /// so symlinks arrive byte for byte (warden refuses a module that munges).
+    /// so symlinks arrive byte for byte (warden refuses a module that munges),
+    /// and `warden rsync-gate` as the module's `pre-xfer exec`, so a push
+    /// into the site while it is active is refused.
     pub(crate) fn start_rsyncd(&self, site: &str) -> Result<()> {
         let lab = &self.d.lab;
         let secrets = lab.write_file(
@@ -128,9 +130,11 @@ password = {{ file = "{pwb}" }}
         let conf = lab.write_file(
             &format!("rsyncd-{site}.conf"),
             format!(
-                "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n",
+                "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n pre-xfer exec = {} --config {} rsync-gate --site {site}\n",
                 self.dir(site).display(),
-                secrets.display()
+                secrets.display(),
+                crate::deploy::WARDEN,
+                self.d.config.display()
             ),
         )?;
         let ip = lab.ip(site);

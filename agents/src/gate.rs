@@ -1,0 +1,253 @@
+//! The receiving side of the rsync plan's authority: `warden rsync-gate`,
+//! the `pre-xfer exec` of every site's rsync daemon module
+//! (docs/rsyncd.md). Before the daemon lets a transfer into this site's
+//! module begin, the gate reads this site's durable authority state (the
+//! agent's `authority.json`, [`crate::authority::read`]):
+//!
+//! - a **push into the active site** of the module's group is refused. Only
+//!   the active site pushes; a push into it comes from a site that was
+//!   failed away from and whose replication still runs (it never heard its
+//!   demote), a stale script, or a copied password — and with `--delete` it
+//!   would overwrite or delete writes acknowledged here. rsync shows the
+//!   refusal, with the reason, to the pusher;
+//! - a push into a standby passes;
+//! - a **read** (the daemon sends: a failback's pull, a listing, the
+//!   symlink probe's read-back) changes nothing here and passes.
+//!
+//! It fails closed: a module no group's rsync plan names for this site,
+//! or a state that cannot be read, refuses the push.
+
+use warden_config::model::ReplicationPlan;
+use warden_config::Config;
+
+use crate::authority::{self, Role};
+
+/// One transfer, as the rsync daemon describes it to its `pre-xfer exec`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// `RSYNC_MODULE_NAME`.
+    pub module: String,
+    /// The daemon receives: a push. False when the client asked it to send
+    /// (`--sender` among the `RSYNC_ARG#` values).
+    pub push: bool,
+    /// `RSYNC_HOST_ADDR`, for the messages.
+    pub host: String,
+}
+
+impl Transfer {
+    /// From the daemon's environment, read through `var`: an error says
+    /// which variable is missing (the gate was not run by an rsync daemon's
+    /// `pre-xfer exec`).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Transfer, String> {
+        let need = |name: &str| {
+            var(name).ok_or_else(|| {
+                format!(
+                    "{name} is not set: run the gate as an rsync daemon module's `pre-xfer exec`"
+                )
+            })
+        };
+        let module = need("RSYNC_MODULE_NAME")?;
+        // RSYNC_ARG0 is always "rsyncd"; the client's options follow.
+        need("RSYNC_ARG0")?;
+        let sends = (1..)
+            .map_while(|i| var(&format!("RSYNC_ARG{i}")))
+            .any(|arg| arg == "--sender");
+        Ok(Transfer {
+            module,
+            push: !sends,
+            host: var("RSYNC_HOST_ADDR").unwrap_or_else(|| "an unknown host".into()),
+        })
+    }
+}
+
+/// May `t` go ahead at `site`? `Ok` says what passed, `Err` why it is refused.
+pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String> {
+    if !t.push {
+        return Ok(format!(
+            "a read of module {:?} by {}: nothing changes here",
+            t.module, t.host
+        ));
+    }
+    let refused = |why: String| {
+        format!(
+            "warden: push into module {:?} of site {site} from {} refused: {why}",
+            t.module, t.host
+        )
+    };
+    let group = config
+        .groups
+        .iter()
+        .find_map(|(name, g)| {
+            let r = g.replication()?;
+            // `HOST[:PORT]/MODULE`: the daemon names only MODULE.
+            let module = r.sites.get(site)?.module.as_deref()?;
+            let name_only = module.split_once('/').map_or(module, |(_, m)| m);
+            (r.plan == ReplicationPlan::Rsync && name_only.trim_end_matches('/') == t.module)
+                .then_some(name)
+        })
+        .ok_or_else(|| {
+            refused(format!(
+                "no group's rsync plan names this module for site {site} \
+                 (`sites.{site}.module` in `[groups.NAME.replication]`)"
+            ))
+        })?;
+    let dir = crate::settings::state_dir(config, site);
+    let state = authority::read(&dir, site).map_err(|e| {
+        refused(format!(
+            "this site's role in group {group} cannot be known: {e}"
+        ))
+    })?;
+    let Some(a) = state.get(group) else {
+        return Err(refused(format!(
+            "the agent's state in {} has no group {group} (not started with this config yet?)",
+            dir.display()
+        )));
+    };
+    match a.role {
+        Role::Active => Err(refused(format!(
+            "site {site} is the active site of group {group} (epoch {}): only the active site \
+             pushes, and a push into it would overwrite or delete writes acknowledged here \
+             (a site failed away from whose replication still runs?)",
+            a.epoch
+        ))),
+        Role::Standby => Ok(format!(
+            "push into module {:?} from {}: site {site} is a standby of group {group} (epoch {})",
+            t.module, t.host, a.epoch
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::authority::Authority;
+    use crate::wire::{Command, CommandKind};
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn the_daemons_arguments_say_push_or_read() {
+        let push = env(&[
+            ("RSYNC_MODULE_NAME", "appdata"),
+            ("RSYNC_HOST_ADDR", "10.1.0.10"),
+            ("RSYNC_ARG0", "rsyncd"),
+            ("RSYNC_ARG1", "--server"),
+            ("RSYNC_ARG2", "-logDtpre.iLsfxCIvu"),
+            ("RSYNC_ARG3", "--delete"),
+            ("RSYNC_ARG4", "."),
+        ]);
+        let t = Transfer::from_env(push).unwrap();
+        assert!(t.push);
+        assert_eq!(t.module, "appdata");
+        let read = env(&[
+            ("RSYNC_MODULE_NAME", "appdata"),
+            ("RSYNC_ARG0", "rsyncd"),
+            ("RSYNC_ARG1", "--server"),
+            ("RSYNC_ARG2", "--sender"),
+            ("RSYNC_ARG3", "-logDtpre.iLsfxCIvu"),
+        ]);
+        assert!(!Transfer::from_env(read).unwrap().push);
+        let e = Transfer::from_env(env(&[("RSYNC_ARG0", "rsyncd")])).unwrap_err();
+        assert!(e.contains("RSYNC_MODULE_NAME is not set"), "{e}");
+    }
+
+    fn config(state_dir: &std::path::Path) -> Config {
+        let text = format!(
+            r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/nonexistent/warden-gate-test"
+operator_token = {{ file = "/nonexistent/never-read" }}
+
+[sites.a]
+agent_token = {{ file = "/nonexistent/never-read" }}
+
+[sites.b]
+agent_token = {{ file = "/nonexistent/never-read" }}
+state_dir = "{}"
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "/nonexistent/never-read" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+
+[groups.web.replication]
+plan = "rsync"
+
+[groups.web.replication.sites.a]
+path = "/srv/a"
+module = "10.1.0.10/appdata"
+user = "warden"
+password = {{ file = "/nonexistent/never-read" }}
+
+[groups.web.replication.sites.b]
+path = "/srv/b"
+module = "10.2.0.10:8873/appdata-b"
+user = "warden"
+password = {{ file = "/nonexistent/never-read" }}
+"#,
+            state_dir.display()
+        );
+        warden_config::parse(&text, std::path::Path::new("gate-test.conf"))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn push(module: &str) -> Transfer {
+        Transfer {
+            module: module.into(),
+            push: true,
+            host: "10.1.0.10".into(),
+        }
+    }
+
+    #[test]
+    fn a_push_lands_only_at_a_standby() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        // No state yet: fail closed.
+        let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+        assert!(
+            e.contains("cannot be known") && e.contains("never started"),
+            "{e}"
+        );
+        let groups = vec![("web".to_string(), "a".to_string())];
+        let b = Authority::open(dir.path(), "b", &groups).unwrap();
+        let ok = check(&cfg, "b", &push("appdata-b")).unwrap();
+        assert!(ok.contains("standby of group web"), "{ok}");
+        // b is promoted: pushes into it are refused from now on, reads pass.
+        let promote = Command::new("web", 4, CommandKind::Promote).to_site("b");
+        b.admit(&promote).unwrap();
+        b.record(&promote);
+        let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+        assert!(
+            e.contains("site b is the active site of group web (epoch 4)")
+                && e.contains("from 10.1.0.10"),
+            "{e}"
+        );
+        let read = Transfer {
+            push: false,
+            ..push("appdata-b")
+        };
+        assert!(check(&cfg, "b", &read).is_ok());
+        // A module no plan names for this site (a's module, here) is refused.
+        let e = check(&cfg, "b", &push("appdata")).unwrap_err();
+        assert!(e.contains("no group's rsync plan names this module"), "{e}");
+    }
+}
