@@ -79,11 +79,11 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
         .iter()
         .find_map(|(name, g)| {
             let r = g.replication()?;
-            // `HOST[:PORT]/MODULE`: the daemon names only MODULE.
+            // `HOST[:PORT]/MODULE` (one name: the config's checks see to
+            // it): the daemon names only MODULE.
             let module = r.sites.get(site)?.module.as_deref()?;
             let name_only = module.split_once('/').map_or(module, |(_, m)| m);
-            (r.plan == ReplicationPlan::Rsync && name_only.trim_end_matches('/') == t.module)
-                .then_some(name)
+            (r.plan == ReplicationPlan::Rsync && name_only == t.module).then_some(name)
         })
         .ok_or_else(|| {
             refused(format!(
