@@ -27,8 +27,9 @@ use crate::authority::{self, Role};
 pub struct Transfer {
     /// `RSYNC_MODULE_NAME`.
     pub module: String,
-    /// The daemon receives: a push. False when the client asked it to send
-    /// (`--sender` among the `RSYNC_ARG#` values).
+    /// The daemon receives: a push. False only when the client asked it to
+    /// send, the way rsync asks: `--sender` right after `--server` (see
+    /// [`Transfer::from_env`]).
     pub push: bool,
     /// `RSYNC_HOST_ADDR`, for the messages.
     pub host: String,
@@ -47,11 +48,14 @@ impl Transfer {
             })
         };
         let module = need("RSYNC_MODULE_NAME")?;
-        // RSYNC_ARG0 is always "rsyncd"; the client's options follow.
+        // RSYNC_ARG0 is always "rsyncd"; the client's options follow. A
+        // read is only the form rsync's client sends: `--server --sender`
+        // first. `--sender` anywhere else may be the value of an option
+        // that takes one (`--suffix --sender` keeps the daemon receiving,
+        // `--delete` and all): that is a push, and judged as one.
         need("RSYNC_ARG0")?;
-        let sends = (1..)
-            .map_while(|i| var(&format!("RSYNC_ARG{i}")))
-            .any(|arg| arg == "--sender");
+        let sends = var("RSYNC_ARG1").as_deref() == Some("--server")
+            && var("RSYNC_ARG2").as_deref() == Some("--sender");
         Ok(Transfer {
             module,
             push: !sends,
@@ -155,6 +159,18 @@ mod tests {
             ("RSYNC_ARG3", "-logDtpre.iLsfxCIvu"),
         ]);
         assert!(!Transfer::from_env(read).unwrap().push);
+        // `--sender` as the value of another option: the daemon still
+        // receives, so this is a push whatever the word says.
+        let disguised = env(&[
+            ("RSYNC_MODULE_NAME", "appdata"),
+            ("RSYNC_ARG0", "rsyncd"),
+            ("RSYNC_ARG1", "--server"),
+            ("RSYNC_ARG2", "-logDtpre.iLsfxCIvu"),
+            ("RSYNC_ARG3", "--delete"),
+            ("RSYNC_ARG4", "--suffix"),
+            ("RSYNC_ARG5", "--sender"),
+        ]);
+        assert!(Transfer::from_env(disguised).unwrap().push);
         let e = Transfer::from_env(env(&[("RSYNC_ARG0", "rsyncd")])).unwrap_err();
         assert!(e.contains("RSYNC_MODULE_NAME is not set"), "{e}");
     }

@@ -578,7 +578,8 @@ fn two_thousand_quarantined_items_do_not_stop_reports() -> Result<()> {
 /// the right password, as a site failed away from whose replication still
 /// ran would (or anyone holding a copy of the password): a's rsync daemon
 /// runs `warden rsync-gate`, which refuses it and says why; nothing at a
-/// changes. The legitimate flows pass the same gate: the continuous
+/// changes. The same push dressed as a read (`--sender` passed as the value
+/// of `--suffix`) is refused too. The legitimate flows pass the same gate: the continuous
 /// replication into the standby b, and reads of a's module.
 #[test]
 fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
@@ -596,36 +597,42 @@ fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
     std::fs::write(forged.join("forged.txt"), "from a deposed site")?;
     let pw = lab.write_file("forged.pw", "pw-a-right")?;
     let target = format!("rsync://warden@{}:873/data/", lab.ip("a"));
-    let push = |src: &std::path::Path| {
-        lab.run(
-            "b",
-            "rsync",
-            [
-                "-a".to_string(),
-                "--delete".into(),
-                format!("--password-file={}", pw.display()),
-                format!("{}/", src.display()),
-                target.clone(),
-            ],
-        )
+    let push = |extra: &[&str]| {
+        let mut args = vec![
+            "-a".to_string(),
+            "--delete".into(),
+            format!("--password-file={}", pw.display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(format!("{}/", forged.display()));
+        args.push(target.clone());
+        lab.run("b", "rsync", args)
     };
-    let out = push(&forged)?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "the push must fail: {said}");
-    assert!(
-        said.contains("site a is the active site of group web")
-            && said.contains(&format!("from {}", lab.ip("b"))),
-        "the pusher is told why: {said}"
-    );
-    assert_eq!(
-        tree(&x.dir("a"))?,
-        before,
-        "nothing at the active site changed"
-    );
+    // A plain push, then one that slips the word `--sender` in as the value
+    // of another option (`--suffix`), so that the daemon's arguments name
+    // it while the daemon still receives, `--delete` and all.
+    for extra in [&[][..], &["-M--suffix", "-M--sender"][..]] {
+        let out = push(extra)?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success(),
+            "{extra:?}: the push must fail: {said}"
+        );
+        assert!(
+            said.contains("site a is the active site of group web")
+                && said.contains(&format!("from {}", lab.ip("b"))),
+            "{extra:?}: the pusher is told why: {said}"
+        );
+        assert_eq!(
+            tree(&x.dir("a"))?,
+            before,
+            "{extra:?}: nothing at the active site changed"
+        );
+    }
     // A read of a's module (a listing, as at a failback's pull) passes.
     let listing = lab.run_ok(
         "b",
