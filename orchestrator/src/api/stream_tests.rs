@@ -3,7 +3,6 @@
 //! and what is not, forged, replayed and malformed reports on an open
 //! stream, and the close at shutdown.
 
-use std::path::Path;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -13,73 +12,26 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 use warden_proto::agent::{StreamAnswer, REPORT_STREAM_PATH};
 
+use crate::service::harness::{config_text, write_tokens};
 use crate::{run, OrchestratorSettings};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
-
-fn write(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// Sites a and b in group web; a frontend whose control address takes no
-/// connection (routing is not what these tests look at).
-fn config_text(dir: &Path, control: std::net::SocketAddr) -> String {
-    let d = dir.display();
-    format!(
-        r#"[orchestrator]
-listen = "127.0.0.1:0"
-data_dir = "{d}/data"
-operator_token = {{ file = "{d}/op" }}
-[detection]
-interval = "250ms"
-fall = 3
-rise = 3
-hold_down = "2s"
-agent_timeout = "5s"
-[sites.a]
-agent_token = {{ file = "{d}/a" }}
-[sites.b]
-agent_token = {{ file = "{d}/b" }}
-[frontends.fe1]
-control = "{control}"
-token = {{ file = "{d}/fe" }}
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-automatic = false
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:0"
-backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
-"#
-    )
-}
 
 struct Running {
     addr: std::net::SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), crate::OrchestratorError>>,
     _dir: tempfile::TempDir,
-    _frontend: std::net::TcpListener,
 }
 
 async fn start() -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for (f, v) in [
-        ("op", "operator-secret"),
-        ("a", "agent-a-secret"),
-        ("b", "agent-b-secret"),
-        ("fe", "frontend-secret"),
-    ] {
-        write(&d.join(f), v);
-    }
-    let frontend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let text = config_text(d, frontend.local_addr().unwrap());
+    // Sites a and b in group web, no automatic decisions (routing is not
+    // what these tests look at).
+    write_tokens(d);
+    let text = config_text(d, false, 3, "");
     let cfg = warden_config::parse(&text, &d.join("failover.conf")).expect("config");
     let settings = OrchestratorSettings::from_config(cfg).expect("settings");
     let (tx, rx) = oneshot::channel();
@@ -94,7 +46,6 @@ async fn start() -> Running {
         stop,
         task,
         _dir: dir,
-        _frontend: frontend,
     }
 }
 

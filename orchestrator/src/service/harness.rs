@@ -87,6 +87,14 @@ pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> std::path::PathBu
         rand::random::<u32>()
     ));
     std::fs::create_dir_all(&dir).unwrap();
+    write_tokens(&dir);
+    dir
+}
+
+/// The token files [`config_text`] names, in `dir` (private, as warden
+/// requires): operator `operator-secret`, agents `agent-a-secret` and
+/// `agent-b-secret`, frontend `frontend-secret`.
+pub(crate) fn write_tokens(dir: &std::path::Path) {
     for (f, v) in [
         ("op", "operator-secret"),
         ("a", "agent-a-secret"),
@@ -100,13 +108,12 @@ pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> std::path::PathBu
         )
         .unwrap();
     }
-    dir
 }
 
 /// The `[orchestrator]` and `[detection]` sections of the test configs
 /// (interval 250 ms, fall 3, rise 3, agent_timeout 1 s; the token files of
 /// [`test_dir`]).
-pub(super) fn config_head(
+pub(crate) fn config_head(
     dir: &std::path::Path,
     max_failovers: u32,
     orchestrator_extra: &str,
@@ -131,7 +138,7 @@ failover_window = "1h"
 }
 
 /// The test config: sites a and b, group web on a fake frontend.
-pub(super) fn config_text(
+pub(crate) fn config_text(
     dir: &std::path::Path,
     automatic: bool,
     max_failovers: u32,

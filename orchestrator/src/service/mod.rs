@@ -61,7 +61,7 @@ mod events;
 mod fresh_checks_tests;
 mod ha;
 #[cfg(test)]
-mod harness;
+pub(crate) mod harness;
 mod hold;
 mod hybrid;
 mod intake;
