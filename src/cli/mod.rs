@@ -1,9 +1,11 @@
 //! Command-line interface: [`args`] (every subcommand), [`serve`] (the
-//! service subcommands and `check-config`), [`operator`] (the operator
+//! service subcommands and `check-config`), [`gate`] (`rsync-gate`, run
+//! by an rsync daemon), [`operator`] (the operator
 //! commands, one API call each) and [`render`] (what a person reads). The
 //! API client itself is [`crate::client`], shared with the quickstart.
 
 mod args;
+mod gate;
 mod operator;
 mod render;
 mod serve;

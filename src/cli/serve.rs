@@ -90,44 +90,6 @@ fn check_config(file: &Path) -> ExitCode {
     }
 }
 
-/// `rsync-gate`: the verdict on the transfer the rsync daemon describes in
-/// its environment. A refusal goes to stdout, which the daemon shows the
-/// pusher, and exits 1; so does anything that keeps the gate from judging
-/// (it fails closed).
-fn rsync_gate(config: Option<&Path>, site: &str) -> ExitCode {
-    let refuse = |why: String| {
-        println!("{why}");
-        ExitCode::FAILURE
-    };
-    let Some(path) = config else {
-        return refuse(
-            "warden rsync-gate: --config FILE (or WARDEN_CONFIG) is required; transfer refused"
-                .into(),
-        );
-    };
-    let cfg = match warden_config::load(path) {
-        Ok(c) => c,
-        Err(e) => return refuse(format!("warden rsync-gate: transfer refused: {e}")),
-    };
-    if !cfg.sites.contains_key(site) {
-        return refuse(format!(
-            "warden rsync-gate: transfer refused: --site {site:?} is not a site of {}",
-            path.display()
-        ));
-    }
-    let transfer = match warden_agents::gate::Transfer::from_env(|k| std::env::var(k).ok()) {
-        Ok(t) => t,
-        Err(e) => return refuse(format!("warden rsync-gate: transfer refused: {e}")),
-    };
-    match warden_agents::gate::check(&cfg, site, &transfer) {
-        Ok(passed) => {
-            eprintln!("warden rsync-gate: {passed}");
-            ExitCode::SUCCESS
-        }
-        Err(why) => refuse(why),
-    }
-}
-
 pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
     match cli.cmd {
         Cmd::Orchestrator { node, .. } => {
@@ -207,7 +169,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
             };
             check_config(&file)
         }
-        Cmd::RsyncGate { site } => rsync_gate(cli.config.as_deref(), &site),
+        Cmd::RsyncGate { site } => super::gate::rsync_gate(cli.config.as_deref(), &site),
         Cmd::Probe {
             target,
             interval,
