@@ -53,17 +53,18 @@ impl IntoResponse for OrchestratorError {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &Shared, body: &Bytes) -> Result<T, Response> {
-    if let Err(e) = warden_proto::require_object(body) {
+    decode_json(body).map_err(|why| {
         s.metrics().rejected.inc();
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!("malformed JSON body: {e}"),
-        ));
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        s.metrics().rejected.inc();
-        err(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}"))
+        err(StatusCode::BAD_REQUEST, why)
     })
+}
+
+/// A JSON object body decoded, or why not ("malformed JSON body: …").
+fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    warden_proto::require_object(body)
+        .map_err(|e| e.to_string())
+        .and_then(|()| serde_json::from_slice(body).map_err(|e| e.to_string()))
+        .map_err(|e| format!("malformed JSON body: {e}"))
 }
 
 /// Paths anybody may read without a token: load balancers and systemd
@@ -198,22 +199,9 @@ pub(crate) fn take_report(
         s.metrics().rejected.inc();
         Err(Refusal { seq, status, error })
     };
-    if let Err(e) = warden_proto::require_object(body) {
-        return refuse(
-            0,
-            StatusCode::BAD_REQUEST,
-            format!("malformed JSON body: {e}"),
-        );
-    }
-    let rep: AgentReport = match serde_json::from_slice(body) {
+    let rep: AgentReport = match decode_json(body) {
         Ok(r) => r,
-        Err(e) => {
-            return refuse(
-                0,
-                StatusCode::BAD_REQUEST,
-                format!("malformed JSON body: {e}"),
-            )
-        }
+        Err(why) => return refuse(0, StatusCode::BAD_REQUEST, why),
     };
     let seq = rep.seq;
     if rep.site != site {
