@@ -286,8 +286,8 @@ password = {{ file = "{d}/op" }}
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stdout).contains(
-            "push into module \"appdata\" of site a from 10.2.0.10 refused: \
-             site a is the active site of group web (epoch 6)"
+            "warden rsync-gate: refused a push into module \"appdata\" of site a from \
+             10.2.0.10: site a is the active site of group web (epoch 6)"
         ),
         "{}",
         text(&out.stdout)
@@ -326,7 +326,7 @@ password = {{ file = "{d}/op" }}
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stdout).contains("transfer refused"),
+        text(&out.stdout).contains("refused the transfer"),
         "{}",
         text(&out.stdout)
     );

@@ -55,6 +55,12 @@ pub enum AgentError {
         module: String,
         detail: String,
     },
+    /// rsync over ssh could not log in (host key, key, authorized_keys): fatal until the operator fixes the keys; retried.
+    #[error("ssh login to {target} failed: {detail}")]
+    ReplicationLogin { target: String, detail: String },
+    /// The receiving site's `warden rsync-gate` refused the transfer (a push into its active site, a path or option it does not let through): retried, never forced.
+    #[error("{target} refused the transfer: {detail}")]
+    ReplicationRefused { target: String, detail: String },
     /// rsync failed for another reason (partial transfer, protocol error): retryable; the detail is rsync's own message.
     #[error("rsync to {target} failed (exit {code}): {detail}")]
     Rsync {

@@ -181,9 +181,14 @@ pub(crate) enum Cmd {
     /// pusher, exit 1 (docs/rsyncd.md). Reads the daemon's RSYNC_* variables
     /// and the site agent's authority state.
     RsyncGate {
-        /// The site whose module this daemon serves.
+        /// The site whose module this daemon (or whose sshd) serves.
         #[arg(long)]
         site: String,
+        /// Run as the forced command of the peers' ssh key (`command=` in
+        /// authorized_keys): judge SSH_ORIGINAL_COMMAND and, when it
+        /// passes, run that rsync server; a refusal goes to stderr.
+        #[arg(long)]
+        ssh: bool,
     },
     /// A strict fake No-IP update server (integration tests): stats at GET /test/stats.
     #[command(hide = true)]

@@ -1,10 +1,33 @@
 //! `warden rsync-gate`: the rsync daemon's `pre-xfer exec` for a site's
 //! module. It reads the transfer from the daemon's environment and the
 //! site's agent state, and says its verdict where the daemon shows it to
-//! the pusher (`warden_agents::gate` judges; docs/rsyncd.md).
+//! the pusher (`warden_agents::gate` judges; docs/rsyncd.md). With
+//! `--ssh` it is the forced command of the peers' ssh key instead: it
+//! judges `SSH_ORIGINAL_COMMAND` and runs the rsync server it asked for,
+//! or says on stderr why not.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::ExitCode;
+
+/// The config and the site checked, or the refusal to say.
+fn load(config: Option<&Path>, site: &str) -> Result<warden_config::Config, String> {
+    let Some(path) = config else {
+        return Err(
+            "warden rsync-gate: refused the transfer: --config FILE (or WARDEN_CONFIG) is required"
+                .into(),
+        );
+    };
+    let cfg = warden_config::load(path)
+        .map_err(|e| format!("warden rsync-gate: refused the transfer: {e}"))?;
+    if !cfg.sites.contains_key(site) {
+        return Err(format!(
+            "warden rsync-gate: refused the transfer: --site {site:?} is not a site of {}",
+            path.display()
+        ));
+    }
+    Ok(cfg)
+}
 
 /// `rsync-gate`: the verdict on the transfer the rsync daemon describes in
 /// its environment. A refusal goes to stdout, which the daemon shows the
@@ -15,25 +38,13 @@ pub(super) fn rsync_gate(config: Option<&Path>, site: &str) -> ExitCode {
         println!("{why}");
         ExitCode::FAILURE
     };
-    let Some(path) = config else {
-        return refuse(
-            "warden rsync-gate: --config FILE (or WARDEN_CONFIG) is required; transfer refused"
-                .into(),
-        );
-    };
-    let cfg = match warden_config::load(path) {
+    let cfg = match load(config, site) {
         Ok(c) => c,
-        Err(e) => return refuse(format!("warden rsync-gate: transfer refused: {e}")),
+        Err(why) => return refuse(why),
     };
-    if !cfg.sites.contains_key(site) {
-        return refuse(format!(
-            "warden rsync-gate: transfer refused: --site {site:?} is not a site of {}",
-            path.display()
-        ));
-    }
     let transfer = match warden_agents::gate::Transfer::from_env(|k| std::env::var(k).ok()) {
         Ok(t) => t,
-        Err(e) => return refuse(format!("warden rsync-gate: transfer refused: {e}")),
+        Err(e) => return refuse(format!("warden rsync-gate: refused the transfer: {e}")),
     };
     match warden_agents::gate::check(&cfg, site, &transfer) {
         Ok(passed) => {
@@ -42,4 +53,38 @@ pub(super) fn rsync_gate(config: Option<&Path>, site: &str) -> ExitCode {
         }
         Err(why) => refuse(why),
     }
+}
+
+/// `rsync-gate --ssh`: the verdict on `SSH_ORIGINAL_COMMAND`. What passes
+/// replaces this process (the rsync server, run without a shell, its
+/// stdin and stdout the client's); a refusal goes to stderr (stdout is
+/// rsync's protocol stream, which ssh carries to the client) and exits 1.
+pub(super) fn ssh_gate(config: Option<&Path>, site: &str) -> ExitCode {
+    let refuse = |why: String| {
+        eprintln!("{why}");
+        ExitCode::FAILURE
+    };
+    let cfg = match load(config, site) {
+        Ok(c) => c,
+        Err(why) => return refuse(why),
+    };
+    let var = |k| std::env::var(k).ok();
+    let transfer = match warden_agents::gate::ssh::SshTransfer::parse(
+        var("SSH_ORIGINAL_COMMAND").as_deref(),
+        var("SSH_CLIENT").as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(e) => return refuse(format!("warden rsync-gate: refused the transfer: {e}")),
+    };
+    if let Err(why) = warden_agents::gate::ssh::check(&cfg, site, &transfer) {
+        return refuse(why);
+    }
+    // `argv[0]` is `rsync` (the parse sees to it): the one on PATH. Only
+    // if exec fails does this return.
+    let e = std::process::Command::new("rsync")
+        .args(&transfer.argv[1..])
+        .exec();
+    refuse(format!(
+        "warden rsync-gate: the transfer passed, but rsync cannot be run: {e}"
+    ))
 }

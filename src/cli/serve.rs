@@ -169,7 +169,10 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
             };
             check_config(&file)
         }
-        Cmd::RsyncGate { site } => super::gate::rsync_gate(cli.config.as_deref(), &site),
+        Cmd::RsyncGate { site, ssh: false } => {
+            super::gate::rsync_gate(cli.config.as_deref(), &site)
+        }
+        Cmd::RsyncGate { site, ssh: true } => super::gate::ssh_gate(cli.config.as_deref(), &site),
         Cmd::Probe {
             target,
             interval,

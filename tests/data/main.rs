@@ -655,6 +655,155 @@ fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
     Ok(())
 }
 
+/// rsync over ssh (docs/rsyncd.md, "Over ssh"): each site runs a real
+/// sshd whose one key for the peers is forced to `warden rsync-gate --ssh`.
+/// Replication a → b, the failover, and the failback's resync and final
+/// pass all go through it; and from the peer's host, with that very key,
+/// the gate refuses a push into the active site (nothing there changes),
+/// a path outside the group's directory, another program and an option
+/// warden never sends, each with its reason.
+#[test]
+fn rsync_over_ssh_fails_over_and_back_behind_the_gate() -> Result<()> {
+    let Some(x) = Data::over_ssh("keep") else {
+        return Ok(());
+    };
+    x.write("a", "before.txt", "written before warden started")?;
+    std::os::unix::fs::symlink("/etc/../outside", x.dir("a").join("link"))?;
+    x.start()?;
+    x.wait_same(secs(30))
+        .context("initial full pass a → b over ssh")?;
+    x.write("a", "docs/one.txt", "one")?;
+    x.write("a", "docs/two.txt", "two")?;
+    let synced = x.wait_same(secs(30)).context("changes at a reach b")?;
+    assert_eq!(text(&synced, "docs/two.txt").as_deref(), Some("two"));
+    assert_eq!(
+        std::fs::read_link(x.dir("b").join("link"))?,
+        Path::new("/etc/../outside"),
+        "a symlink arrives byte for byte"
+    );
+    let r = x.replication()?;
+    assert_eq!(r["state"], "replicating", "{r}");
+
+    // The peers' key, used by hand from the other site's host.
+    let lab = &x.d.lab;
+    let rsh = format!(
+        "ssh -F /dev/null -p {port} -i {key} -o IdentitiesOnly=yes -o BatchMode=yes \
+         -o StrictHostKeyChecking=yes -o UserKnownHostsFile={known}",
+        port = site::SSH_PORT,
+        key = lab.dir().join("ssh-client").display(),
+        known = lab.dir().join("known_hosts").display(),
+    );
+    let forged = lab.dir().join("forged");
+    std::fs::create_dir_all(&forged)?;
+    std::fs::write(forged.join("forged.txt"), "from a deposed site")?;
+    let said = |out: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let push = |from: &str, to: &str, dest: &Path, extra: &[&str]| {
+        let mut args: Vec<String> = vec!["-a".into(), "--delete".into(), "-e".into(), rsh.clone()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(format!("{}/", forged.display()));
+        args.push(format!("root@{}:{}/", lab.ip(to), dest.display()));
+        lab.run(from, "rsync", args)
+    };
+    let before = tree(&x.dir("a"))?;
+    // 1. A push into the active site a, `--delete` and all.
+    let out = push("b", "a", &x.dir("a"), &[])?;
+    assert!(!out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("warden rsync-gate: refused a push")
+            && said(&out).contains("site a is the active site of group web"),
+        "the pusher is told why: {}",
+        said(&out)
+    );
+    assert_eq!(
+        tree(&x.dir("a"))?,
+        before,
+        "nothing at the active site changed"
+    );
+    // 2. Into the standby b, but outside the group's directory.
+    let elsewhere = lab.dir().join("elsewhere");
+    let out = push("a", "b", &elsewhere, &[])?;
+    assert!(!out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("no group's rsync plan reaches site b over ssh"),
+        "{}",
+        said(&out)
+    );
+    assert!(!elsewhere.exists(), "nothing was written outside");
+    // 3. An option warden never sends, into the right directory.
+    let out = push("a", "b", &x.dir("b"), &["-b", "--backup-dir=/tmp"])?;
+    assert!(!out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("option \"--backup-dir\""),
+        "{}",
+        said(&out)
+    );
+    // 4. Another program.
+    let mut ssh: Vec<String> = rsh.split_whitespace().map(String::from).collect();
+    ssh.push(format!("root@{}", lab.ip("b")));
+    ssh.push("id".into());
+    let out = lab.run("a", &ssh[0], &ssh[1..])?;
+    assert!(!out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("this key runs only rsync"),
+        "{}",
+        said(&out)
+    );
+    assert!(!said(&out).contains("uid="), "{}", said(&out));
+    assert!(!tree(&x.dir("b"))?.contains_key("forged.txt"));
+
+    // The whole site a dies; users and writes move to b.
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    x.write("b", "during.txt", "written at b during the disaster")?;
+    std::fs::remove_file(x.dir("b").join("docs/one.txt"))?;
+    // a returns → failback: a resync and a final pass pulled over ssh
+    // (reads of the active b pass its gate), then a → b again.
+    x.restart_site("a")?;
+    x.d.wait_users_on("a", secs(90)).context("failback to a")?;
+    let fb = lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
+        if fb["status"] == "succeeded" {
+            Ok(fb)
+        } else {
+            bail!("failback {}", fb["status"])
+        }
+    })?;
+    for s in ["resync", "final_sync", "start_replication"] {
+        assert_eq!(step(&fb, s)["status"], "done", "{s}: {fb:#}");
+    }
+    let a = tree(&x.dir("a"))?;
+    assert_eq!(
+        text(&a, "during.txt").as_deref(),
+        Some("written at b during the disaster")
+    );
+    assert!(
+        !a.contains_key("docs/one.txt"),
+        "the delete at b is carried"
+    );
+    x.write("a", "after.txt", "replicated a → b again")?;
+    let both = x
+        .wait_same(secs(30))
+        .context("a → b again after the failback")?;
+    assert_eq!(
+        text(&both, "after.txt").as_deref(),
+        Some("replicated a → b again")
+    );
+    let key = std::fs::read_to_string(lab.dir().join("ssh-client"))?;
+    let secret_line = key.lines().nth(1).unwrap_or("no key line");
+    assert!(
+        !x.logs().contains(secret_line),
+        "the private key never reaches a log"
+    );
+    Ok(())
+}
+
 #[test]
 fn an_emptied_source_deletes_nothing_at_the_peer() -> Result<()> {
     let Some(x) = Data::new("keep", "pw-b-right") else {

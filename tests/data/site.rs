@@ -1,6 +1,7 @@
 //! The data deployment shared by `tests/data` and `benches/cutover`: the
 //! failover deployment plus, per site, an rsync daemon exporting the site's
-//! data directory and a `[groups.web.replication]` rsync plan.
+//! data directory (or an sshd whose peers' key runs `warden rsync-gate
+//! --ssh`) and a `[groups.web.replication]` rsync plan.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,10 +16,23 @@ use crate::lab::{self, secs};
 
 const RSYNC_USER: &str = "warden";
 
+/// The port of each site's sshd when the sites are reached over ssh.
+pub(crate) const SSH_PORT: u16 = 2222;
+
+/// How the sites reach each other's data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// An rsync daemon module per site.
+    Daemon,
+    /// rsync over ssh: an sshd per site, the peers' key behind the gate.
+    Ssh,
+}
+
 pub(crate) struct Data {
     pub d: Deployment,
     /// Each site's replicated directory: `[a, b]`.
     dirs: [PathBuf; 2],
+    pub transport: Transport,
 }
 
 impl Data {
@@ -54,12 +68,131 @@ impl Data {
         promote: &str,
         demote: &str,
     ) -> Data {
-        for d in &dirs {
+        let extra = Self::daemon_sites(&lab, &dirs, policy, password_b);
+        Self::deploy(
+            lab,
+            dirs,
+            extra,
+            failback,
+            promote,
+            demote,
+            Transport::Daemon,
+        )
+    }
+
+    /// A deployment whose sites reach each other over ssh (user root, the
+    /// peers' key a forced `warden rsync-gate --ssh`), with `policy`.
+    pub(crate) fn over_ssh(policy: &str) -> Option<Data> {
+        let lab = lab::Lab::new_or_skip(HOSTS)?;
+        let dir = lab.dir().to_path_buf();
+        let dirs = [dir.join("a-data"), dir.join("b-data")];
+        let extra = Self::ssh_sites(&lab, &dirs, policy).expect("ssh keys");
+        Some(Self::deploy(
+            lab,
+            dirs,
+            extra,
+            "auto",
+            "true",
+            "true",
+            Transport::Ssh,
+        ))
+    }
+
+    fn deploy(
+        lab: lab::Lab,
+        dirs: [PathBuf; 2],
+        extra: String,
+        failback: &'static str,
+        promote: &str,
+        demote: &str,
+        transport: Transport,
+    ) -> Data {
+        let d = Deployment::new(
+            lab,
+            Knobs {
+                hold_down: "3s",
+                max_failovers: 1000,
+                failback,
+                extra,
+                promote_a: promote.into(),
+                promote_b: promote.into(),
+                demote_a: demote.into(),
+                demote_b: demote.into(),
+                ..Knobs::default()
+            },
+        )
+        .expect("deployment");
+        Data { d, dirs, transport }
+    }
+
+    /// The replication plan's site tables, reached over ssh: one client
+    /// key for both sites, each site's host key in one `known_hosts`.
+    fn ssh_sites(lab: &lab::Lab, dirs: &[PathBuf; 2], policy: &str) -> Result<String> {
+        for d in dirs {
+            std::fs::create_dir_all(d)?;
+        }
+        let keygen = |name: &str| -> Result<String> {
+            let key = lab.dir().join(name);
+            let out = std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&key)
+                .output()
+                .context("ssh-keygen (package openssh-client)")?;
+            if !out.status.success() {
+                bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(std::fs::read_to_string(key.with_extension("pub"))?
+                .trim()
+                .to_string())
+        };
+        keygen("ssh-client")?;
+        let mut known = String::new();
+        for site in ["a", "b"] {
+            let host = keygen(&format!("ssh-host-{site}"))?;
+            known += &format!("[{}]:{SSH_PORT} {host}\n", lab.ip(site));
+        }
+        let known = lab.write_file("known_hosts", known)?;
+        let key = lab.dir().join("ssh-client");
+        Ok(format!(
+            r#"
+[groups.web.replication]
+plan = "rsync"
+divergent = "{policy}"
+resync_lag_max = "2s"
+resync_timeout = "120s"
+
+[groups.web.replication.sites.a]
+path = "{adir}"
+ssh = "{aip}:{SSH_PORT}"
+user = "root"
+ssh_key = "{key}"
+known_hosts = "{known}"
+
+[groups.web.replication.sites.b]
+path = "{bdir}"
+ssh = "{bip}:{SSH_PORT}"
+user = "root"
+ssh_key = "{key}"
+known_hosts = "{known}"
+"#,
+            adir = dirs[0].display(),
+            bdir = dirs[1].display(),
+            aip = lab.ip("a"),
+            bip = lab.ip("b"),
+            key = key.display(),
+            known = known.display(),
+        ))
+    }
+
+    /// The replication plan's site tables, reached through rsync daemon
+    /// modules; `password_b` is what b's table says.
+    fn daemon_sites(lab: &lab::Lab, dirs: &[PathBuf; 2], policy: &str, password_b: &str) -> String {
+        for d in dirs {
             std::fs::create_dir_all(d).unwrap();
         }
         let pwa = lab.write_file("rsync-a.pw", "pw-a-right").unwrap();
         let pwb = lab.write_file("rsync-b.pw", password_b).unwrap();
-        let extra = format!(
+        format!(
             r#"
 [groups.web.replication]
 plan = "rsync"
@@ -85,23 +218,7 @@ password = {{ file = "{pwb}" }}
             bip = lab.ip("b"),
             pwa = pwa.display(),
             pwb = pwb.display(),
-        );
-        let d = Deployment::new(
-            lab,
-            Knobs {
-                hold_down: "3s",
-                max_failovers: 1000,
-                failback,
-                extra,
-                promote_a: promote.into(),
-                promote_b: promote.into(),
-                demote_a: demote.into(),
-                demote_b: demote.into(),
-                ..Knobs::default()
-            },
         )
-        .expect("deployment");
-        Data { d, dirs }
     }
 
     pub(crate) fn dir(&self, site: &str) -> PathBuf {
@@ -153,16 +270,88 @@ password = {{ file = "{pwb}" }}
         lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
     }
 
+    /// The site's sshd on [`SSH_PORT`]: root logs in with the client key
+    /// only, and that key's forced command is `warden rsync-gate --ssh` for
+    /// the site (docs/rsyncd.md). `StrictModes no`: the lab's files are
+    /// under /tmp.
+    pub(crate) fn start_sshd(&self, site: &str) -> Result<()> {
+        let lab = &self.d.lab;
+        let client = std::fs::read_to_string(lab.dir().join("ssh-client.pub"))?;
+        let keys = lab.write_file(
+            &format!("authorized_keys-{site}"),
+            format!(
+                "command=\"{} --config {} rsync-gate --site {site} --ssh\",restrict {}\n",
+                crate::deploy::WARDEN,
+                self.d.config.display(),
+                client.trim()
+            ),
+        )?;
+        let ip = lab.ip(site);
+        let conf = lab.write_file(
+            &format!("sshd-{site}.conf"),
+            format!(
+                "Port {SSH_PORT}\nListenAddress {ip}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+                 PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
+                lab.dir().join(format!("ssh-host-{site}")).display(),
+                lab.dir().join(format!("sshd-{site}.pid")).display(),
+                keys.display(),
+            ),
+        )?;
+        // sshd's privilege separation directory (the init script makes it).
+        std::fs::create_dir_all("/run/sshd")?;
+        lab.spawn(
+            site,
+            &format!("sshd-{site}"),
+            "/usr/sbin/sshd",
+            [
+                "-D".to_string(),
+                "-e".into(),
+                "-f".into(),
+                conf.display().to_string(),
+            ],
+        )?;
+        lab.wait_tcp(site, format!("{ip}:{SSH_PORT}").parse()?, secs(10))
+    }
+
+    /// The site's receiver: its rsync daemon or its sshd.
+    fn start_receiver(&self, site: &str) -> Result<()> {
+        match self.transport {
+            Transport::Daemon => self.start_rsyncd(site),
+            Transport::Ssh => self.start_sshd(site),
+        }
+    }
+
     pub(crate) fn start(&self) -> Result<()> {
-        self.start_rsyncd("a")?;
-        self.start_rsyncd("b")?;
+        self.start_receiver("a")?;
+        self.start_receiver("b")?;
         self.d.start_all()
     }
 
-    /// The whole site a: service, agent, rsync daemon.
+    /// The whole site: service, agent, rsync daemon or sshd — and over ssh
+    /// every session sshd started there (they outlive the listener).
     pub(crate) fn kill_site(&self, site: &str) -> Result<()> {
-        for p in ["agent", "svc", "rsyncd"] {
+        let receiver = match self.transport {
+            Transport::Daemon => "rsyncd",
+            Transport::Ssh => "sshd",
+        };
+        for p in ["agent", "svc", receiver] {
             self.d.lab.kill(&format!("{p}-{site}"))?;
+        }
+        if self.transport == Transport::Ssh {
+            let ns = self.d.lab.ns(site).to_string();
+            let pids = self
+                .d
+                .lab
+                .run_ok(site, "ip", ["netns", "pids", &ns])
+                .unwrap_or_default();
+            let pids: Vec<&str> = pids.split_whitespace().collect();
+            if !pids.is_empty() {
+                let _ = std::process::Command::new("kill")
+                    .arg("-KILL")
+                    .args(&pids)
+                    .status();
+            }
         }
         Ok(())
     }
@@ -176,7 +365,7 @@ password = {{ file = "{pwb}" }}
     }
 
     pub(crate) fn restart_site(&self, site: &str) -> Result<()> {
-        self.start_rsyncd(site)?;
+        self.start_receiver(site)?;
         self.d.start_service(site)?;
         self.d.start_agent(site)
     }

@@ -45,7 +45,7 @@ pub use manifest::{
     classify, Classification, DivergentItem, DivergentPolicy, DivergentReason, Item, Listing,
     Manifest,
 };
-pub use rsync::{RsyncReplicator, RsyncSettings};
+pub use rsync::{RsyncReplicator, RsyncSettings, SshLogin};
 pub use rsync_resync::RsyncResyncer;
 pub use swift::{
     ContainerSyncSettings, NoReplication, SwiftClient, SwiftContainerSync, SwiftReplicator,

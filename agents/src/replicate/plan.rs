@@ -17,8 +17,8 @@ use super::guard::{DeleteGuard, GuardHold};
 use super::{
     CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, DivergentPolicy,
     NoReplication, PassReport, Replicator, ResyncProgress, Resyncer, RsyncReplicator,
-    RsyncResyncer, RsyncSettings, SwiftContainerSync, SwiftReplicator, SwiftReplicatorSettings,
-    SwiftResyncer, SwiftResyncerSettings, SwiftSettings, VerifyReport,
+    RsyncResyncer, RsyncSettings, SshLogin, SwiftContainerSync, SwiftReplicator,
+    SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings, VerifyReport,
 };
 use crate::AgentError;
 
@@ -66,23 +66,42 @@ pub fn rsync_settings(
         .path
         .clone()
         .ok_or_else(|| missing(group, from, "path"))?;
-    let (host, port, module) = there
-        .rsync_target()
-        .ok_or_else(|| missing(group, to, "module"))?;
     let user = there
         .user
         .clone()
         .ok_or_else(|| missing(group, to, "user"))?;
-    let pw_ref = there
-        .password
-        .as_ref()
-        .ok_or_else(|| missing(group, to, "password"))?;
-    let password = Secret::load(
-        &format!("groups.{group}.replication.sites.{to}.password"),
-        pw_ref,
-    )?;
-    let mut s = RsyncSettings::new(path.clone(), host, module, user, password);
-    s.port = port;
+    let mut s = if let Some((host, port)) = there.ssh_target() {
+        let login = SshLogin {
+            path: there
+                .path
+                .clone()
+                .ok_or_else(|| missing(group, to, "path"))?,
+            key: there
+                .ssh_key
+                .clone()
+                .ok_or_else(|| missing(group, to, "ssh_key"))?,
+            known_hosts: there
+                .known_hosts
+                .clone()
+                .ok_or_else(|| missing(group, to, "known_hosts"))?,
+        };
+        RsyncSettings::over_ssh(path.clone(), host, port, user, login)
+    } else {
+        let (host, port, module) = there
+            .rsync_target()
+            .ok_or_else(|| missing(group, to, "module"))?;
+        let pw_ref = there
+            .password
+            .as_ref()
+            .ok_or_else(|| missing(group, to, "password"))?;
+        let password = Secret::load(
+            &format!("groups.{group}.replication.sites.{to}.password"),
+            pw_ref,
+        )?;
+        let mut s = RsyncSettings::new(path.clone(), host, module, user, password);
+        s.port = port;
+        s
+    };
     s.manifest = Some(manifest_path(here, &path));
     s.quarantine = Some(quarantine_path(here, &path));
     s.guard = DeleteGuard::from_config(r);

@@ -160,13 +160,18 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         // Per-site keys.
         let (needed, allowed): (&[&str], &[&str]) = match plan {
+            // `module` + `password` or `ssh` + `ssh_key` + `known_hosts`:
+            // the transport's own check below.
             P::Rsync => (
-                &["path", "module", "user", "password"],
+                &["path", "user"],
                 &[
                     "path",
                     "module",
                     "user",
                     "password",
+                    "ssh",
+                    "ssh_key",
+                    "known_hosts",
                     "manifest",
                     "quarantine",
                 ],
@@ -197,9 +202,12 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
                 continue;
             };
-            let present: [(&str, bool); 10] = [
+            let present: [(&str, bool); 13] = [
                 ("path", rs.path.is_some()),
                 ("module", rs.module.is_some()),
+                ("ssh", rs.ssh.is_some()),
+                ("ssh_key", rs.ssh_key.is_some()),
+                ("known_hosts", rs.known_hosts.is_some()),
                 ("user", rs.user.is_some()),
                 ("password", rs.password.is_some()),
                 ("manifest", rs.manifest.is_some()),
@@ -228,20 +236,54 @@ impl<'t, 'r> Cx<'t, 'r> {
                     );
                 }
             }
+            if plan == P::Rsync {
+                self.check_rsync_transport(&skey, rs);
+            }
             if let Some(m) = &rs.module {
                 if let Err(e) = crate::model::parse_rsync_module(m) {
                     let key = format!("{skey}.module");
                     self.push(self.at(&key), &key, Some(format!("{m:?}")), e);
                 }
             }
-            if let Some(p) = &rs.path {
-                if !p.is_absolute() {
-                    let key = format!("{skey}.path");
+            if let Some(h) = &rs.ssh {
+                if let Err(e) = crate::model::parse_ssh_host(h) {
+                    let key = format!("{skey}.ssh");
+                    self.push(self.at(&key), &key, Some(format!("{h:?}")), e);
+                }
+            }
+            for (k, p) in [
+                ("path", &rs.path),
+                ("ssh_key", &rs.ssh_key),
+                ("known_hosts", &rs.known_hosts),
+            ] {
+                if p.as_ref().is_some_and(|p| !p.is_absolute()) {
+                    let key = format!("{skey}.{k}");
                     self.push(
                         self.at(&key),
                         &key,
                         self.value_at(&key),
                         "must be an absolute path",
+                    );
+                }
+            }
+            // The ssh client's `-e` string quotes these paths in double
+            // quotes, and rsync's remote command names `path`: a quote, a
+            // backslash or a control character cannot be carried faithfully.
+            for (k, p) in [
+                ("ssh_key", rs.ssh_key.as_ref()),
+                ("known_hosts", rs.known_hosts.as_ref()),
+            ] {
+                if p.is_some_and(|p| {
+                    p.to_string_lossy()
+                        .chars()
+                        .any(|c| c == '"' || c == '\\' || c.is_control())
+                }) {
+                    let key = format!("{skey}.{k}");
+                    self.push(
+                        self.at(&key),
+                        &key,
+                        self.value_at(&key),
+                        "must not contain '\"', '\\' or control characters (it goes into ssh's command line)",
                     );
                 }
             }
@@ -257,6 +299,57 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             if let Some(k) = &rs.key {
                 self.check_secret(&format!("{skey}.key"), k);
+            }
+        }
+    }
+
+    /// An rsync site is reached one way: a daemon module (`module` +
+    /// `password`) or ssh (`ssh` + `ssh_key` + `known_hosts`), never both
+    /// and never half of one.
+    fn check_rsync_transport(&mut self, skey: &str, rs: &crate::model::ReplicationSite) {
+        let daemon = rs.module.is_some() || rs.password.is_some();
+        let ssh = rs.ssh.is_some() || rs.ssh_key.is_some() || rs.known_hosts.is_some();
+        if daemon && ssh {
+            let key = if rs.ssh.is_some() {
+                format!("{skey}.ssh")
+            } else if rs.ssh_key.is_some() {
+                format!("{skey}.ssh_key")
+            } else {
+                format!("{skey}.known_hosts")
+            };
+            self.push(
+                self.at(&key),
+                &key,
+                None,
+                "a site is reached through a daemon module (module, password) or over ssh \
+                 (ssh, ssh_key, known_hosts), not both: remove one set",
+            );
+            return;
+        }
+        let need: &[(&str, bool)] = if ssh {
+            &[
+                ("ssh", rs.ssh.is_some()),
+                ("ssh_key", rs.ssh_key.is_some()),
+                ("known_hosts", rs.known_hosts.is_some()),
+            ]
+        } else {
+            &[
+                ("module", rs.module.is_some()),
+                ("password", rs.password.is_some()),
+            ]
+        };
+        for (k, present) in need {
+            if !present {
+                let key = format!("{skey}.{k}");
+                let how = if ssh {
+                    format!("rsync over ssh needs {k} (with ssh, ssh_key and known_hosts)")
+                } else {
+                    format!(
+                        "plan \"rsync\" needs {k} for a site reached through a daemon module \
+                         (module, password), or ssh, ssh_key and known_hosts to reach it over ssh"
+                    )
+                };
+                self.push(self.at(skey), &key, None, format!("missing: {how}"));
             }
         }
     }

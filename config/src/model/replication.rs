@@ -174,7 +174,22 @@ pub struct ReplicationSite {
     /// peers push into and pull from.
     #[serde(default)]
     pub module: Option<String>,
-    /// rsync: the module's user; swift: the tempauth user (`account:user`).
+    /// rsync over ssh instead of a daemon module: this site's sshd,
+    /// `HOST[:PORT]` (port 22 by default). Peers push into and pull from
+    /// `path` at this site, logging in as `user` with `ssh_key`.
+    #[serde(default)]
+    pub ssh: Option<String>,
+    /// rsync over ssh: the private key file peers log into this site with
+    /// (its public half in this site's `authorized_keys`, behind
+    /// `warden rsync-gate --ssh`: docs/rsyncd.md).
+    #[serde(default)]
+    pub ssh_key: Option<PathBuf>,
+    /// rsync over ssh: a `known_hosts` file holding this site's host key;
+    /// the host key is always checked (`StrictHostKeyChecking=yes`).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// rsync: the module's user (or the ssh login); swift: the tempauth
+    /// user (`account:user`).
     #[serde(default)]
     pub user: Option<String>,
     /// rsync: the module user's password.
@@ -208,6 +223,11 @@ impl ReplicationSite {
     pub fn rsync_target(&self) -> Option<(String, u16, String)> {
         parse_rsync_module(self.module.as_deref()?).ok()
     }
+
+    /// `ssh` split into (host, port).
+    pub fn ssh_target(&self) -> Option<(String, u16)> {
+        parse_ssh_host(self.ssh.as_deref()?).ok()
+    }
 }
 
 /// `HOST[:PORT]/MODULE` (IPv6 hosts in brackets) → (host, port 873 by default, module).
@@ -218,6 +238,23 @@ pub fn parse_rsync_module(s: &str) -> Result<(String, u16, String), String> {
     if module.is_empty() || module.contains('/') {
         return Err("the module name after the '/' must be one name, e.g. \"data\"".into());
     }
+    let (host, port) = parse_host_port(hp, 873)?;
+    Ok((host, port, module.to_string()))
+}
+
+/// `HOST[:PORT]` of an sshd (IPv6 hosts in brackets) → (host, port 22 by default).
+pub fn parse_ssh_host(s: &str) -> Result<(String, u16), String> {
+    if s.contains('/') || s.contains('@') || s.chars().any(char::is_whitespace) {
+        return Err(
+            "expected HOST[:PORT], e.g. \"10.0.0.2:22\" (the login user is `user`, the directory `path`)"
+                .into(),
+        );
+    }
+    parse_host_port(s, 22)
+}
+
+/// `HOST[:PORT]` → (host, port), `default` when there is none.
+fn parse_host_port(hp: &str, default: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = hp.strip_prefix('[') {
         let (h, after) = rest
             .split_once(']')
@@ -236,15 +273,18 @@ pub fn parse_rsync_module(s: &str) -> Result<(String, u16, String), String> {
     if host.is_empty() {
         return Err("the host is empty".into());
     }
+    if host.starts_with('-') {
+        return Err("the host must not start with '-'".into());
+    }
     let port = match port {
         Some(p) => p
             .parse::<u16>()
             .ok()
             .filter(|p| *p > 0)
             .ok_or_else(|| format!("port {p:?} is not a number from 1 to 65535"))?,
-        None => 873,
+        None => default,
     };
-    Ok((host, port, module.to_string()))
+    Ok((host, port))
 }
 
 fn default_max_delete_share() -> f64 {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use warden_config::{parse_rsync_module, Divergent, ReplicationPlan};
+use warden_config::{parse_rsync_module, parse_ssh_host, Divergent, ReplicationPlan};
 
 use crate::{find, ok, pos_of, problems, show, BASE};
 
@@ -85,6 +85,63 @@ fn rsync_mistakes_are_reported_where_they_are() {
         "{}",
         show(&p)
     );
+}
+
+/// `RSYNC` with site tx reached over ssh instead of a daemon module.
+fn over_ssh() -> String {
+    format!("{BASE}{RSYNC}").replace(
+        "module = \"10.2.0.10/data\"\nuser = \"warden\"\npassword = { env = \"RSYNC_PW\" }\n",
+        "ssh = \"10.2.0.10:2222\"\nuser = \"warden\"\nssh_key = \"/etc/warden/ssh/id_ed25519\"\nknown_hosts = \"/etc/warden/ssh/known_hosts\"\n",
+    )
+}
+
+#[test]
+fn rsync_over_ssh_parses_and_its_mistakes_are_reported_where_they_are() {
+    let c = ok(&over_ssh());
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!(r.sites["tx"].ssh_target(), Some(("10.2.0.10".into(), 2222)));
+    assert_eq!(r.sites["tx"].rsync_target(), None);
+    assert_eq!(parse_ssh_host("[fd00::1]").unwrap(), ("fd00::1".into(), 22));
+    for bad in ["", "root@h", "h/x", "h:0", "-oProxyCommand=x", "h x"] {
+        assert!(parse_ssh_host(bad).is_err(), "{bad} accepted");
+    }
+
+    // Both transports on one site.
+    let both = over_ssh().replace(
+        "ssh = \"10.2.0.10:2222\"\n",
+        "ssh = \"10.2.0.10:2222\"\nmodule = \"10.2.0.10/data\"\n",
+    );
+    let p = problems(&both);
+    let m = find(&p, "groups.web.replication.sites.tx.ssh");
+    assert!(m.message.contains("not both"), "{}", show(&p));
+    assert_eq!((m.line, m.col), pos_of(&both, "\"10.2.0.10:2222\""));
+
+    // Half of ssh: no known_hosts (the host key is always checked).
+    let half = over_ssh().replace("known_hosts = \"/etc/warden/ssh/known_hosts\"\n", "");
+    let p = problems(&half);
+    let k = find(&p, "groups.web.replication.sites.tx.known_hosts");
+    assert!(
+        k.message.contains("rsync over ssh needs known_hosts"),
+        "{}",
+        show(&p)
+    );
+
+    // A bad host, a relative key, a quote in a path that goes into ssh's command line.
+    let bad = over_ssh()
+        .replace("\"10.2.0.10:2222\"", "\"warden@10.2.0.10\"")
+        .replace("\"/etc/warden/ssh/id_ed25519\"", "\"id_ed25519\"")
+        .replace(
+            "\"/etc/warden/ssh/known_hosts\"",
+            "'/etc/warden/ssh/kn\"own'",
+        );
+    let p = problems(&bad);
+    let h = find(&p, "groups.web.replication.sites.tx.ssh");
+    assert!(h.message.contains("HOST[:PORT]"), "{}", show(&p));
+    assert_eq!((h.line, h.col), pos_of(&bad, "\"warden@10.2.0.10\""));
+    let key = find(&p, "groups.web.replication.sites.tx.ssh_key");
+    assert!(key.message.contains("absolute"), "{}", show(&p));
+    let kh = find(&p, "groups.web.replication.sites.tx.known_hosts");
+    assert!(kh.message.contains("must not contain"), "{}", show(&p));
 }
 
 #[test]

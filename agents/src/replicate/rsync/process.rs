@@ -163,23 +163,33 @@ pub(crate) async fn run_rsync(
     mut on_line: impl FnMut(&str) + Send,
 ) -> Result<(), AgentError> {
     let secs = s.io_timeout.as_secs().max(1);
-    args.insert(0, format!("--contimeout={secs}").into());
     // Compare modification times to the nanosecond: with the default (whole
     // seconds) a same-size rewrite within the second of the last transfer
     // would be skipped by rsync's quick check and never reach the peer.
     args.insert(0, "--modify-window=-1".into());
     args.insert(0, format!("--timeout={secs}").into());
-    // Every exchange with the daemon is a few small messages: with Nagle's
-    // algorithm each waits for the peer's delayed ACK (40 ms on Linux),
-    // about 140 ms per connection however little it carries — most of a
-    // cut-over's final pass. The daemon side needs `socket options =
-    // TCP_NODELAY` too (docs/rsyncd.md).
-    args.insert(0, "--sockopts=TCP_NODELAY".into());
-    let mut child = Command::new(&s.rsync_path)
+    let mut cmd = Command::new(&s.rsync_path);
+    match &s.ssh {
+        Some(login) => {
+            args.insert(0, ssh_command(s, login, secs).into());
+            args.insert(0, "-e".into());
+            cmd.env_clear().envs(warden_config::child::clean_env());
+        }
+        None => {
+            args.insert(0, format!("--contimeout={secs}").into());
+            // Every exchange with the daemon is a few small messages: with
+            // Nagle's algorithm each waits for the peer's delayed ACK (40 ms
+            // on Linux), about 140 ms per connection however little it
+            // carries — most of a cut-over's final pass. The daemon side
+            // needs `socket options = TCP_NODELAY` too (docs/rsyncd.md).
+            args.insert(0, "--sockopts=TCP_NODELAY".into());
+            cmd.env_clear()
+                .envs(warden_config::child::clean_env())
+                .env("RSYNC_PASSWORD", s.password.expose());
+        }
+    }
+    let mut child = cmd
         .args(&args)
-        .env_clear()
-        .envs(warden_config::child::clean_env())
-        .env("RSYNC_PASSWORD", s.password.expose())
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
         .stdin(if stdin.is_some() {
@@ -280,6 +290,25 @@ pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError
         }
     };
     let target = s.target();
+    if let Some(login) = &s.ssh {
+        if let Some(e) = classify_ssh(s, login, &target, stderr) {
+            return e;
+        }
+    }
+    if stderr.contains(GATE_MARK) {
+        // The receiving site's `warden rsync-gate` said no (a push into its
+        // active site, a path or option it does not let through): not
+        // "unreachable", whatever exit code the refusal left rsync with.
+        return AgentError::ReplicationRefused {
+            target,
+            detail: lines
+                .iter()
+                .filter(|l| l.contains(GATE_MARK))
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" / "),
+        };
+    }
     if stderr.contains("@ERROR: auth failed") {
         AgentError::ReplicationAuth {
             module: s.module.clone(),
@@ -309,6 +338,49 @@ pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError
             detail,
         }
     }
+}
+
+/// What every refusal of `warden rsync-gate` starts with, on whichever
+/// channel the receiver shows it (the daemon's `pre-xfer exec` output, or
+/// the forced command's stderr over ssh).
+pub(crate) const GATE_MARK: &str = "warden rsync-gate: refused";
+
+/// The ssh client's own failures: the host key, the login. `None` when
+/// ssh got through and the failure is rsync's.
+fn classify_ssh(
+    s: &RsyncSettings,
+    login: &SshLogin,
+    target: &str,
+    stderr: &str,
+) -> Option<AgentError> {
+    let why = if stderr.contains("Host key verification failed")
+        || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    {
+        format!(
+            "the peer's host key is not the one {} holds for {} (or none is there): \
+             nothing was sent; put the site's host key in that file",
+            login.known_hosts.display(),
+            s.host
+        )
+    } else if stderr.contains("Permission denied (") {
+        format!(
+            "the sshd refused the login as {:?} with the key {}: add its public half to that \
+             user's authorized_keys at the peer (behind `warden rsync-gate --ssh`, docs/rsyncd.md)",
+            s.user,
+            login.key.display()
+        )
+    } else if stderr.contains("Identity file") && stderr.contains("not accessible") {
+        format!(
+            "the key file {} cannot be read on this host",
+            login.key.display()
+        )
+    } else {
+        return None;
+    };
+    Some(AgentError::ReplicationLogin {
+        target: target.to_string(),
+        detail: why,
+    })
 }
 
 /// Undoes rsync's `\#ooo` (octal byte) escapes in the names it prints

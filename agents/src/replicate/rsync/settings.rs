@@ -55,6 +55,21 @@ pub struct RsyncSettings {
     pub hard_links: bool,
     /// Write runs of zeros as holes (`-S`): a sparse file stays sparse.
     pub sparse: bool,
+    /// Reach the peer over ssh (`host`, `port` and `user` are the sshd's and
+    /// the login's) instead of a daemon module; `module` and `password` are
+    /// then unused.
+    pub ssh: Option<SshLogin>,
+}
+
+/// rsync over ssh: where the peer keeps the data and how to log in.
+#[derive(Debug, Clone)]
+pub struct SshLogin {
+    /// The peer's directory (its `path`), named in every transfer.
+    pub path: PathBuf,
+    /// The private key file (`-i`); no agent, no other key is tried.
+    pub key: PathBuf,
+    /// The `known_hosts` file holding the peer's host key, always checked.
+    pub known_hosts: PathBuf,
 }
 
 impl RsyncSettings {
@@ -93,7 +108,23 @@ impl RsyncSettings {
             acls: true,
             hard_links: true,
             sparse: true,
+            ssh: None,
         }
+    }
+
+    /// Settings (the defaults of [`RsyncSettings::new`]) for mirroring
+    /// `source` into `login.path` at `host:port` over ssh, as `user`.
+    pub fn over_ssh(
+        source: impl Into<PathBuf>,
+        host: impl Into<String>,
+        port: u16,
+        user: impl Into<String>,
+        login: SshLogin,
+    ) -> Self {
+        let mut s = Self::new(source, host, "", user, Secret::new(""));
+        s.port = port;
+        s.ssh = Some(login);
+        s
     }
 
     /// The quarantine directory: `quarantine`, or `<source>.warden-quarantine`.
@@ -110,22 +141,40 @@ impl RsyncSettings {
         self.source.with_file_name(name)
     }
 
-    /// `rsync://user@host:port/module/` (no password in it).
+    /// `rsync://user@host:port/module/` (no password in it), or over ssh
+    /// `user@host:PATH/` (the port is in the ssh command, [`ssh_command`]).
     pub fn url(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        format!(
-            "rsync://{}@{}:{}/{}/",
-            self.user, host, self.port, self.module
-        )
+        match &self.ssh {
+            Some(login) => {
+                let path = login.path.display().to_string();
+                let slash = if path.ends_with('/') { "" } else { "/" };
+                format!("{}@{host}:{path}{slash}", self.user)
+            }
+            None => format!(
+                "rsync://{}@{}:{}/{}/",
+                self.user, host, self.port, self.module
+            ),
+        }
     }
 
-    /// `host:port/module`, how errors name the target.
+    /// `host:port/module`, or `user@host:PATH (ssh port N)`: how errors
+    /// name the target.
     pub(crate) fn target(&self) -> String {
-        format!("{}:{}/{}", self.host, self.port, self.module)
+        match &self.ssh {
+            Some(login) => format!(
+                "{}@{}:{} (ssh port {})",
+                self.user,
+                self.host,
+                login.path.display(),
+                self.port
+            ),
+            None => format!("{}:{}/{}", self.host, self.port, self.module),
+        }
     }
 }
 
@@ -152,3 +201,19 @@ pub(crate) fn attribute_args(s: &RsyncSettings) -> Vec<OsString> {
 
 /// Keeps every transfer off the symlink probes (see `process::check_symlinks`).
 pub(crate) const PROBE_EXCLUDE: &str = "--exclude=/.warden-symlink-probe-*";
+
+/// rsync's `-e` for `s` over ssh: only the configured key, the host key
+/// checked against the configured `known_hosts` and never a prompt, no
+/// user or system ssh config read (`-F /dev/null`), `connect` as the
+/// connection timeout. The paths are double-quoted for rsync's splitting
+/// of `-e` (the config refuses quotes and backslashes in them).
+pub(crate) fn ssh_command(s: &RsyncSettings, login: &SshLogin, connect: u64) -> String {
+    format!(
+        "ssh -F /dev/null -p {} -i \"{}\" -o IdentitiesOnly=yes -o BatchMode=yes \
+         -o StrictHostKeyChecking=yes -o \"UserKnownHostsFile={}\" -o ConnectTimeout={connect} \
+         -o ServerAliveInterval={connect} -o LogLevel=ERROR",
+        s.port,
+        login.key.display(),
+        login.known_hosts.display(),
+    )
+}

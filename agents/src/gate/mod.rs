@@ -16,6 +16,14 @@
 //!
 //! It fails closed: a module no group's rsync plan names for this site,
 //! or a state that cannot be read, refuses the push.
+//!
+//! Over ssh the gate is the forced command of the peers' key in this
+//! site's `authorized_keys` (`warden rsync-gate --ssh`, [`ssh`]): the same
+//! verdict, on a transfer read from `SSH_ORIGINAL_COMMAND`, which also
+//! has to be rsync's server, with only the options warden's client sends,
+//! on a path inside a group's directory at this site.
+
+pub mod ssh;
 
 use warden_config::model::ReplicationPlan;
 use warden_config::Config;
@@ -74,7 +82,7 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
     }
     let refused = |why: String| {
         format!(
-            "warden: push into module {:?} of site {site} from {} refused: {why}",
+            "warden rsync-gate: refused a push into module {:?} of site {site} from {}: {why}",
             t.module, t.host
         )
     };
@@ -95,6 +103,22 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
                  (`sites.{site}.module` in `[groups.NAME.replication]`)"
             ))
         })?;
+    let epoch = judge(config, site, group, refused)?;
+    Ok(format!(
+        "push into module {:?} from {}: site {site} is a standby of group {group} (epoch {epoch})",
+        t.module, t.host
+    ))
+}
+
+/// Refuses a push into `site` for `group` unless this site's durable state
+/// says it is a standby of it (`Ok` is that state's epoch); `refused`
+/// words the reason.
+fn judge(
+    config: &Config,
+    site: &str,
+    group: &str,
+    refused: impl Fn(String) -> String,
+) -> Result<u64, String> {
     let dir = crate::settings::state_dir(config, site);
     let state = authority::read(&dir, site).map_err(|e| {
         refused(format!(
@@ -114,10 +138,7 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
              (a site failed away from whose replication still runs?)",
             a.epoch
         ))),
-        Role::Standby => Ok(format!(
-            "push into module {:?} from {}: site {site} is a standby of group {group} (epoch {})",
-            t.module, t.host, a.epoch
-        )),
+        Role::Standby => Ok(a.epoch),
     }
 }
 

@@ -1,0 +1,324 @@
+//! The gate over ssh: `warden rsync-gate --ssh` as the forced command
+//! (`command="…"` in `authorized_keys`) of the key peers push into this
+//! site with. sshd hands it what the client asked to run in
+//! `SSH_ORIGINAL_COMMAND`; the gate lets through only rsync's server
+//! (`rsync --server …`), with only the options warden's own client sends,
+//! on paths inside one group's directory at this site, and a push only
+//! while this site is a standby of that group ([`super::judge`]). What it
+//! lets through, the caller runs itself, without a shell.
+//!
+//! It is not a sandbox: the login's Unix user decides what rsync may touch
+//! (docs/rsyncd.md: a user that can write only the data directories). The
+//! gate keeps the key to its purpose and its authority.
+
+use std::path::{Component, Path, PathBuf};
+
+use warden_config::model::ReplicationPlan;
+use warden_config::Config;
+
+/// Long options rsync's client puts on the server's command line for the
+/// transfers warden makes, that take no value.
+const FLAGS: &[&str] = &[
+    "--delete",
+    "--delete-before",
+    "--delete-during",
+    "--delete-after",
+    "--delete-delay",
+    "--delete-missing-args",
+    "--ignore-missing-args",
+    "--force",
+    "--list-only",
+    "--from0",
+    "--numeric-ids",
+];
+
+/// Short options allowed in the server's option cluster: rsync's flags
+/// without a value, less `-K`, `-L` and `-k`, which follow symlinks out of
+/// the directory (rrsync refuses them below a restricted directory too).
+const SHORT: &str = "ACDEHIJNORSUWXbcdgilmnopqrstuvxyz";
+
+/// One transfer as the client asked sshd to run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTransfer {
+    /// The words of the command, `rsync` first: what the caller runs
+    /// (`rsync` from its `PATH`).
+    pub argv: Vec<String>,
+    /// This site receives (`--sender` is not right after `--server`).
+    pub push: bool,
+    /// The paths it names (after rsync's `.` argument).
+    pub paths: Vec<PathBuf>,
+    /// Who asked (`SSH_CLIENT`'s address), for the messages.
+    pub from: String,
+}
+
+impl SshTransfer {
+    /// Reads `command` (`SSH_ORIGINAL_COMMAND`) as a shell would split it
+    /// (rsync escapes the special characters of the paths it sends);
+    /// `client` is `SSH_CLIENT`. An error says what is not let through.
+    pub fn parse(command: Option<&str>, client: Option<&str>) -> Result<SshTransfer, String> {
+        let from = client
+            .and_then(|c| c.split_whitespace().next())
+            .unwrap_or("an unknown host")
+            .to_string();
+        let command = command.ok_or_else(|| {
+            "no command was asked for (an interactive login): this key runs only rsync's server"
+                .to_string()
+        })?;
+        let argv = shlex::split(command)
+            .ok_or_else(|| format!("the command {command:?} is not well quoted"))?;
+        // Exactly `rsync` (the caller runs the one on its PATH): another
+        // program named rsync (`--rsync-path`) is not run.
+        if argv.first().map(String::as_str) != Some("rsync")
+            || argv.get(1).map(String::as_str) != Some("--server")
+        {
+            return Err(format!(
+                "{:?} is not rsync's server (`rsync --server …`): this key runs only rsync",
+                shorten(command)
+            ));
+        }
+        let push = argv.get(2).map(String::as_str) != Some("--sender");
+        let first = if push { 2 } else { 3 };
+        let dot = argv[first..]
+            .iter()
+            .position(|a| a == ".")
+            .map(|i| i + first)
+            .ok_or_else(|| "rsync's server command has no `.` before its paths".to_string())?;
+        for opt in &argv[first..dot] {
+            allowed(opt)?;
+        }
+        let paths: Vec<PathBuf> = argv[dot + 1..].iter().map(PathBuf::from).collect();
+        if paths.is_empty() || (push && paths.len() != 1) {
+            return Err(format!(
+                "rsync's server command names {} paths; a {} names {}",
+                paths.len(),
+                if push { "push" } else { "read" },
+                if push { "one" } else { "at least one" }
+            ));
+        }
+        for p in &paths {
+            plain(p)?;
+        }
+        Ok(SshTransfer {
+            argv,
+            push,
+            paths,
+            from,
+        })
+    }
+}
+
+/// Is `opt` one warden's client sends? An error names it.
+fn allowed(opt: &str) -> Result<(), String> {
+    let number = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    let ok = if FLAGS.contains(&opt) {
+        true
+    } else if let Some(v) = opt.strip_prefix("--timeout=") {
+        number(v)
+    } else if let Some(v) = opt.strip_prefix("--max-delete=") {
+        number(v)
+    } else if let Some(v) = opt.strip_prefix("--log-format=") {
+        // Itemizing formats only: `%i`, `%n`, `%I`, `%L`, ….
+        v.split('%')
+            .skip(1)
+            .all(|x| x.len() == 1 && x.bytes().all(|b| b.is_ascii_alphabetic()))
+            && v.starts_with('%')
+    } else if opt == "--files-from=-" {
+        // The list comes from the client, never from a file here.
+        true
+    } else if let Some(v) = opt.strip_prefix("-@") {
+        // `--modify-window=N` as rsync passes it on.
+        number(v.strip_prefix('-').unwrap_or(v))
+    } else if let Some(cluster) = opt.strip_prefix('-').filter(|c| !c.starts_with('-')) {
+        short_cluster(cluster)
+    } else {
+        false
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "option {opt:?} is not one warden's replication sends; it is not let through"
+        ))
+    }
+}
+
+/// `lHogDtpAXrSe.iLsfxCIvu`: flags from [`SHORT`], then optionally `e`,
+/// a protocol number and `.` with the client's capability letters.
+fn short_cluster(c: &str) -> bool {
+    let (flags, caps) = match c.split_once('.') {
+        Some((head, caps)) => {
+            let Some(e) = head.rfind('e') else {
+                return false;
+            };
+            if !head[e + 1..].bytes().all(|b| b.is_ascii_digit()) {
+                return false;
+            }
+            (&head[..e], Some(caps))
+        }
+        None => (c, None),
+    };
+    !c.is_empty()
+        && flags.chars().all(|f| SHORT.contains(f))
+        && caps.is_none_or(|x| x.bytes().all(|b| b.is_ascii_alphabetic()))
+}
+
+/// An absolute path with no `..`, no `.` and no wildcard (rsync's server
+/// expands those in what it sends).
+fn plain(p: &Path) -> Result<(), String> {
+    let s = p.to_string_lossy();
+    if !p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || s.contains(['*', '?', '['])
+    {
+        return Err(format!(
+            "the path {s:?} is not a plain absolute path (no `..`, `.` or wildcards)"
+        ));
+    }
+    Ok(())
+}
+
+fn shorten(s: &str) -> String {
+    let mut cut: String = s.chars().take(80).collect();
+    if cut.len() < s.len() {
+        cut.push('…');
+    }
+    cut
+}
+
+/// May `t` go ahead at `site`? `Ok` is the group's directory and what
+/// passed; `Err` why it is refused (every refusal starts with the mark
+/// the pusher's agent recognizes).
+pub fn check(config: &Config, site: &str, t: &SshTransfer) -> Result<(PathBuf, String), String> {
+    let what = if t.push { "push" } else { "read" };
+    let first = &t.paths[0];
+    let refused = |why: String| {
+        format!(
+            "warden rsync-gate: refused a {what} of {} at site {site} from {}: {why}",
+            first.display(),
+            t.from
+        )
+    };
+    let (group, dir) = config
+        .groups
+        .iter()
+        .find_map(|(name, g)| {
+            let r = g.replication()?;
+            let here = r.sites.get(site)?;
+            let dir = here.path.as_ref()?;
+            (r.plan == ReplicationPlan::Rsync
+                && here.ssh.is_some()
+                && t.paths.iter().all(|p| p.starts_with(dir)))
+            .then(|| (name.as_str(), dir.clone()))
+        })
+        .ok_or_else(|| {
+            refused(format!(
+                "no group's rsync plan reaches site {site} over ssh at a directory holding {} \
+                 (`sites.{site}.path` with `ssh` in `[groups.NAME.replication]`)",
+                if t.paths.len() == 1 {
+                    "this path"
+                } else {
+                    "all these paths"
+                }
+            ))
+        })?;
+    if !t.push {
+        return Ok((
+            dir,
+            format!(
+                "a read of group {group}'s directory by {}: nothing changes here",
+                t.from
+            ),
+        ));
+    }
+    let epoch = super::judge(config, site, group, refused)?;
+    Ok((
+        dir,
+        format!(
+            "push into group {group}'s directory from {}: site {site} is a standby (epoch {epoch})",
+            t.from
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(cmd: &str) -> Result<SshTransfer, String> {
+        SshTransfer::parse(Some(cmd), Some("10.1.0.10 40022 22"))
+    }
+
+    #[test]
+    fn the_commands_warden_sends_pass_and_say_push_or_read() {
+        // As captured from rsync 3.5 for warden's transfers (docs/rsyncd.md).
+        for (cmd, push) in [
+            ("rsync --server -lHogDtpAXIRSe.LsfxCIvu --log-format=%i --timeout=30 --force --delete-missing-args -@-1 . /srv/b/", true),
+            ("rsync --server -lWHogDtpAXrSe.iLsfxCIvu --timeout=30 --max-delete=5 --delete --force -@-1 . /srv/b/", true),
+            ("rsync --server -nlHogDtpAXrcSe.iLsfxCIvu --log-format=%i%I --timeout=30 --delete -@-1 . /srv/b/", true),
+            ("rsync --server --sender -lde.LsfxCIvu --list-only --timeout=30 . /srv/b/", false),
+            ("rsync --server --sender -lHogDtpAXRSe.LsfxCIvu --timeout=30 --ignore-missing-args --files-from=- --from0 . /srv/b/", false),
+            ("rsync --server -le.LsfxCIvu --timeout=30 -@-1 . /srv/b/", true),
+            ("rsync --server --sender -le.LsfxCIvu . /srv/b/.warden-symlink-probe-1 /srv/b/x\\ y", false),
+        ] {
+            let t = parse(cmd).unwrap_or_else(|e| panic!("{cmd}: {e}"));
+            assert_eq!(t.push, push, "{cmd}");
+            assert_eq!(t.argv[0], "rsync");
+            assert_eq!(t.from, "10.1.0.10");
+        }
+        let t = parse("rsync --server --sender -l . /srv/b/x\\ y").unwrap();
+        assert_eq!(t.paths, [PathBuf::from("/srv/b/x y")]);
+    }
+
+    #[test]
+    fn anything_else_is_not_let_through_and_the_reason_is_named() {
+        for (cmd, says) in [
+            ("id", "not rsync's server"),
+            ("sh -c 'rsync --server . /srv/b'", "not rsync's server"),
+            ("rsync --daemon", "not rsync's server"),
+            ("/tmp/x/rsync --server -l . /srv/b", "not rsync's server"),
+            ("rsync --server -l /srv/b", "no `.`"),
+            ("rsync --server -l . /srv/b /srv/c", "names 2 paths"),
+            ("rsync --server -l . srv/b", "plain absolute path"),
+            (
+                "rsync --server -l . /srv/b/../../etc",
+                "plain absolute path",
+            ),
+            (
+                "rsync --server --sender -l . /srv/b/*",
+                "plain absolute path",
+            ),
+            ("rsync --server -lKe.x . /srv/b", "\"-lKe.x\""),
+            (
+                "rsync --server -l --backup-dir=/etc . /srv/b",
+                "\"--backup-dir=/etc\"",
+            ),
+            (
+                "rsync --server -l --log-file=/etc/x . /srv/b",
+                "\"--log-file=/etc/x\"",
+            ),
+            (
+                "rsync --server -l --files-from=/etc/x . /srv/b",
+                "\"--files-from=/etc/x\"",
+            ),
+            (
+                "rsync --server -l --suffix --sender . /srv/b",
+                "\"--suffix\"",
+            ),
+            (
+                "rsync --server -l --timeout=3x . /srv/b",
+                "\"--timeout=3x\"",
+            ),
+            (
+                "rsync --server -l --log-format=%i%n/etc . /srv/b",
+                "\"--log-format",
+            ),
+            ("rsync --server -l 'unclosed . /srv/b", "not well quoted"),
+        ] {
+            let e = parse(cmd).expect_err(cmd);
+            assert!(e.contains(says), "{cmd}: {e}");
+        }
+        let e = SshTransfer::parse(None, None).unwrap_err();
+        assert!(e.contains("interactive login"), "{e}");
+    }
+}
