@@ -309,6 +309,22 @@ pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError
                 .join(" / "),
         };
     }
+    if s.ssh.is_some() {
+        // ssh exits 255 when it cannot connect or is cut off.
+        return if matches!(code, 10 | 12 | 30 | 35 | 255) {
+            AgentError::ReplicationUnreachable {
+                target,
+                code,
+                detail,
+            }
+        } else {
+            AgentError::Rsync {
+                target,
+                code,
+                detail,
+            }
+        };
+    }
     if stderr.contains("@ERROR: auth failed") {
         AgentError::ReplicationAuth {
             module: s.module.clone(),
@@ -362,7 +378,18 @@ fn classify_ssh(
             login.known_hosts.display(),
             s.host
         )
-    } else if stderr.contains("Permission denied (") {
+    } else if [
+        "Permission denied (publickey",
+        "Permission denied (password",
+        "Permission denied (keyboard",
+        "Permission denied (gssapi",
+        "Permission denied (hostbased",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m))
+    {
+        // ssh's own "user@host: Permission denied (publickey)." — not
+        // rsync's errno text "Permission denied (13)".
         format!(
             "the sshd refused the login as {:?} with the key {}: add its public half to that \
              user's authorized_keys at the peer (behind `warden rsync-gate --ssh`, docs/rsyncd.md)",

@@ -206,3 +206,60 @@ fn errors_never_quote_the_password() {
     ));
     assert_eq!(s.url(), "rsync://drsync@127.0.0.1:873/drdata/");
 }
+
+#[test]
+fn over_ssh_the_login_the_host_key_the_gate_and_rsyncs_own_errors_are_told_apart() {
+    let login = SshLogin {
+        path: "/srv/b data".into(),
+        key: "/etc/warden/ssh/id_ed25519".into(),
+        known_hosts: "/etc/warden/ssh/known_hosts".into(),
+    };
+    let s = RsyncSettings::over_ssh("/srv/a", "10.2.0.10", 2222, "warden", login.clone());
+    assert_eq!(s.url(), "warden@10.2.0.10:/srv/b data/");
+    let e = ssh_command(&s, &login, 30);
+    assert!(
+        e.starts_with("ssh -F /dev/null -p 2222 -i \"/etc/warden/ssh/id_ed25519\"")
+            && e.contains("-o StrictHostKeyChecking=yes")
+            && e.contains("-o \"UserKnownHostsFile=/etc/warden/ssh/known_hosts\"")
+            && e.contains("-o BatchMode=yes"),
+        "{e}"
+    );
+    let login_refused = classify(
+        &s,
+        255,
+        "warden@10.2.0.10: Permission denied (publickey).\nrsync: connection unexpectedly closed\n",
+    );
+    assert!(
+        matches!(&login_refused, AgentError::ReplicationLogin { detail, .. } if detail.contains("authorized_keys")),
+        "{login_refused}"
+    );
+    let host_key = classify(&s, 255, "Host key verification failed.\n");
+    assert!(host_key.to_string().contains("known_hosts"), "{host_key}");
+    let gate = classify(
+        &s,
+        12,
+        "warden rsync-gate: refused a push of /srv/b data/ at site b from 10.1.0.10: site b is the active site of group web (epoch 4)\nrsync: connection unexpectedly closed (0 bytes received so far) [sender]\n",
+    );
+    assert!(
+        matches!(&gate, AgentError::ReplicationRefused { detail, .. } if detail.contains("active site")),
+        "{gate}"
+    );
+    // rsync's errno text is not ssh's login refusal, nor a daemon module's.
+    let write = classify(
+        &s,
+        23,
+        "rsync: [receiver] mkstemp \"/srv/b data/.x.abc\" failed: Permission denied (13)\n",
+    );
+    assert!(
+        matches!(write, AgentError::Rsync { code: 23, .. }),
+        "{write}"
+    );
+    assert!(matches!(
+        classify(
+            &s,
+            255,
+            "ssh: connect to host 10.2.0.10 port 2222: Connection refused\n"
+        ),
+        AgentError::ReplicationUnreachable { .. }
+    ));
+}
