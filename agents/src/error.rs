@@ -143,6 +143,7 @@ impl AgentError {
         matches!(
             self,
             AgentError::ReplicationUnreachable { .. }
+                | AgentError::ReplicationRefused { .. }
                 | AgentError::Rsync { .. }
                 | AgentError::Unreachable(_)
                 | AgentError::Rejected { .. }

@@ -795,11 +795,43 @@ fn rsync_over_ssh_fails_over_and_back_behind_the_gate() -> Result<()> {
         text(&both, "after.txt").as_deref(),
         Some("replicated a → b again")
     );
+
+    // b's sshd now shows a host key known_hosts does not hold for it (a's,
+    // as an impostor at b's address would): nothing is sent, and status
+    // says which file to fix.
+    let known = lab.dir().join("known_hosts");
+    let good = std::fs::read_to_string(&known)?;
+    let a_key = good
+        .lines()
+        .find(|l| l.starts_with(&format!("[{}]", lab.ip("a"))))
+        .and_then(|l| l.split_once(' '))
+        .map(|(_, k)| k.to_string())
+        .context("a's line")?;
+    std::fs::write(
+        &known,
+        format!("[{}]:{} {a_key}\n", lab.ip("b"), site::SSH_PORT),
+    )?;
+    x.write("a", "never.txt", "must not reach an unverified host")?;
+    let r = lab::eventually(secs(30), secs(0.25), || {
+        let r = x.replication()?;
+        if r["errors"].as_array().is_some_and(|e| !e.is_empty()) {
+            Ok(r)
+        } else {
+            bail!("no replication error yet: {r}")
+        }
+    })?;
+    let err = r["errors"][0].as_str().unwrap_or("").to_string();
+    assert!(
+        err.contains("ssh login to") && err.contains(&known.display().to_string()),
+        "{err}"
+    );
+    assert!(!tree(&x.dir("b"))?.contains_key("never.txt"));
     let key = std::fs::read_to_string(lab.dir().join("ssh-client"))?;
     let secret_line = key.lines().nth(1).unwrap_or("no key line");
+    let all = format!("{}{}", serde_json::to_string(&x.d.events()?)?, x.logs());
     assert!(
-        !x.logs().contains(secret_line),
-        "the private key never reaches a log"
+        !all.contains(secret_line),
+        "the private key never reaches a log or an event"
     );
     Ok(())
 }

@@ -130,6 +130,13 @@ pub trait Replicator: Send + Sync {
         Vec::new()
     }
 
+    /// While continuous replication keeps failing and retrying in the
+    /// background (an unreachable peer, a refused login or push): the last
+    /// failure. `None` once a transfer gets through. Default: `None`.
+    fn failing(&self) -> Option<String> {
+        None
+    }
+
     /// While the mass-delete guard holds replication: its message (what
     /// the pass would have deleted, what to do). `None` otherwise, and
     /// again once a pass is within the limits. Default: `None`.

@@ -603,6 +603,11 @@ impl Replication {
                         s.peer = Some(peer.clone());
                         s.epoch = *epoch;
                         s.lag_ms = Some(replicator.lag().as_millis() as u64);
+                        // The command that started it may have succeeded
+                        // while its transfers fail since.
+                        if s.error.is_none() {
+                            s.error = replicator.failing();
+                        }
                         // Plans that hold their own guard or refuse names (Swift).
                         if s.guard.is_none() {
                             s.guard = replicator.guard();

@@ -194,6 +194,10 @@ struct Shared {
     /// Set once the peer module was seen to store symlinks byte for byte
     /// ([`check_symlinks`], before the first full pass that reaches it).
     module_checked: std::sync::atomic::AtomicBool,
+    /// The last transfer's failure while continuous replication keeps
+    /// failing (retried in the background); cleared by the next full pass
+    /// that succeeds. What the status shows besides the growing lag.
+    failing: Mutex<Option<String>>,
 }
 
 /// The rsync [`Replicator`]. See the module docs.
@@ -226,6 +230,7 @@ impl RsyncReplicator {
                 book: Mutex::new(None),
                 was_mount: Mutex::new(false),
                 module_checked: std::sync::atomic::AtomicBool::new(false),
+                failing: Mutex::new(None),
             }),
             running: Default::default(),
             starting: Mutex::new(None),
@@ -284,7 +289,8 @@ impl Replicator for RsyncReplicator {
                 return Err(e);
             }
             Err(e) => {
-                warn!(target = %shared.settings.target(), cause = %e, "initial full pass failed, retrying in the background")
+                warn!(target = %shared.settings.target(), cause = %e, "initial full pass failed, retrying in the background");
+                *shared.failing.lock().unwrap() = Some(e.to_string());
             }
         }
         let task = tokio::spawn(worker(shared.clone(), cancel.clone()));
@@ -319,6 +325,10 @@ impl Replicator for RsyncReplicator {
     fn lag(&self) -> Duration {
         let s = self.shared.state.lock().unwrap();
         s.oldest().map(|t| t.elapsed()).unwrap_or_default()
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.shared.failing.lock().unwrap().clone()
     }
 
     async fn verify(&self) -> Result<Vec<Difference>, AgentError> {

@@ -369,7 +369,14 @@ fn classify_ssh(
     target: &str,
     stderr: &str,
 ) -> Option<AgentError> {
-    let why = if stderr.contains("Host key verification failed")
+    // A key file that cannot be read first: ssh then goes on without it
+    // and reports the login refused.
+    let why = if stderr.contains("Identity file") && stderr.contains("not accessible") {
+        format!(
+            "the key file {} cannot be read on this host",
+            login.key.display()
+        )
+    } else if stderr.contains("Host key verification failed")
         || stderr.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
     {
         format!(
@@ -394,11 +401,6 @@ fn classify_ssh(
             "the sshd refused the login as {:?} with the key {}: add its public half to that \
              user's authorized_keys at the peer (behind `warden rsync-gate --ssh`, docs/rsyncd.md)",
             s.user,
-            login.key.display()
-        )
-    } else if stderr.contains("Identity file") && stderr.contains("not accessible") {
-        format!(
-            "the key file {} cannot be read on this host",
             login.key.display()
         )
     } else {

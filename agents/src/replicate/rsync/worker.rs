@@ -44,6 +44,7 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
             }
             match shared.run_full(&cancel).await {
                 Ok(()) => {
+                    shared.failing.lock().unwrap().take();
                     shared.save_manifest(false).await;
                     if failing {
                         info!(target = %s.target(), "replication target reachable again, caught up with a full pass");
@@ -65,6 +66,7 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
                     backoff = (backoff * 2).min(s.retry_max);
                 }
                 Err(e) => {
+                    *shared.failing.lock().unwrap() = Some(e.to_string());
                     if !failing {
                         warn!(target = %s.target(), cause = %e, "replication transfer failed, retrying with a full pass");
                     } else {
@@ -139,6 +141,7 @@ impl Shared {
                 true
             }
             Ok(Err(e)) => {
+                *self.failing.lock().unwrap() = Some(e.to_string());
                 if !*failing {
                     warn!(target = %self.settings.target(), cause = %e, "replication batch failed, a full pass follows");
                 }
