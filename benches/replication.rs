@@ -1,14 +1,18 @@
 //! Replication benchmark: warden's rsync replicator
 //! (`warden_agents::replicate::RsyncReplicator`) against lsyncd (`delay = 0`,
 //! `default.rsync`, config as in the shared recipe), both pushing into the
-//! same real rsync daemon module on 127.0.0.1. Two cases, one table each:
+//! same real rsync daemon module on 127.0.0.1 — and warden's replicator
+//! over ssh into the same directory, through a real sshd on 127.0.0.1 whose
+//! key is forced to `warden rsync-gate --ssh` (as deployed, docs/rsyncd.md).
+//! Two cases, one table each:
 //! - burst: FILES small files written at once, time until all are at the peer;
 //! - steady: RATE files/s for STEADY_SECS, per-file lag = time from the end
 //!   of its write to its appearance at the target (seen with inotify on the
 //!   target: rsync renames its temp file into place), p50/p99/max, and the
 //!   time to converge after the last write.
 //!
-//! `cargo bench --bench replication` (needs `rsync` and `lsyncd`; FILES=10000,
+//! `cargo bench --bench replication` (needs `rsync`, `lsyncd` and
+//! `openssh-server`, as root; FILES=10000,
 //! ROUNDS=1, RATE=1000, STEADY_SECS=60 by default; 0 skips a case;
 //! MAX_TRANSFERS and WINDOW_MS override warden's defaults for tuning). Each
 //! round uses a fresh source and an emptied target.
@@ -24,7 +28,7 @@ use notify::Watcher;
 
 use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
-use warden_agents::replicate::{Replicator, RsyncReplicator, RsyncSettings};
+use warden_agents::replicate::{Replicator, RsyncReplicator, RsyncSettings, SshLogin};
 use warden_config::Secret;
 
 const USER: &str = "drsync";
@@ -75,6 +79,160 @@ fn reset(dir: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(dir)?;
     Ok(())
+}
+
+/// The sshd and the gate's files for [`Tool::WardenSsh`].
+struct Ssh {
+    port: u16,
+    key: PathBuf,
+    known_hosts: PathBuf,
+    _sshd: Kill,
+}
+
+fn keygen(path: &Path) -> Result<String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .output()
+        .context("ssh-keygen (package openssh-client)")?;
+    if !out.status.success() {
+        bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(std::fs::read_to_string(path.with_extension("pub"))?
+        .trim()
+        .to_string())
+}
+
+/// A private sshd on 127.0.0.1 (root by key only) whose one key runs
+/// `warden rsync-gate --ssh` for site b, with a config whose group `web`
+/// reaches b's directory `target` over ssh and b's agent state saying b
+/// is a standby: every push passes the gate, as at a real standby.
+fn start_sshd(w: &Path) -> Result<Ssh> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let client = keygen(&w.join("ssh-client"))?;
+    let host = keygen(&w.join("ssh-host"))?;
+    let known_hosts = w.join("known_hosts");
+    std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host}\n"))?;
+    let state = w.join("state-b");
+    std::fs::create_dir_all(&state)?;
+    std::fs::write(
+        state.join("authority.json"),
+        r#"{"site": "b", "groups": {"web": {"epoch": 1, "role": "standby"}}}"#,
+    )?;
+    let config = w.join("failover.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "{dir}/orchestrator"
+operator_token = {{ file = "{dir}/never-read" }}
+
+[sites.a]
+agent_token = {{ file = "{dir}/never-read" }}
+
+[sites.b]
+agent_token = {{ file = "{dir}/never-read" }}
+state_dir = "{state}"
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "{dir}/never-read" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+
+[groups.web.replication]
+plan = "rsync"
+
+[groups.web.replication.sites.a]
+path = "{dir}/src-s"
+ssh = "127.0.0.1:{port}"
+user = "root"
+ssh_key = "{dir}/ssh-client"
+known_hosts = "{known}"
+
+[groups.web.replication.sites.b]
+path = "{dir}/target"
+ssh = "127.0.0.1:{port}"
+user = "root"
+ssh_key = "{dir}/ssh-client"
+known_hosts = "{known}"
+"#,
+            dir = w.display(),
+            state = state.display(),
+            known = known_hosts.display(),
+        ),
+    )?;
+    let keys = w.join("authorized_keys");
+    std::fs::write(
+        &keys,
+        format!(
+            "command=\"{} --config {} rsync-gate --site b --ssh\",restrict {client}\n",
+            env!("CARGO_BIN_EXE_warden"),
+            config.display()
+        ),
+    )?;
+    let conf = w.join("sshd_config");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
+             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+            w.join("ssh-host").display(),
+            w.join("sshd.pid").display(),
+            keys.display()
+        ),
+    )?;
+    std::fs::create_dir_all("/run/sshd")?;
+    let sshd = Kill(
+        Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&conf)
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawn /usr/sbin/sshd (package openssh-server; as root)")?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("sshd did not listen on 127.0.0.1:{port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Ssh {
+        port,
+        key: w.join("ssh-client"),
+        known_hosts,
+        _sshd: sshd,
+    })
+}
+
+async fn start_warden_ssh(work: &Path, src: &Path, ssh: &Ssh) -> Result<Mirror> {
+    let login = SshLogin {
+        path: work.join("target"),
+        key: ssh.key.clone(),
+        known_hosts: ssh.known_hosts.clone(),
+    };
+    let mut s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, "root", login);
+    if let Ok(n) = std::env::var("MAX_TRANSFERS") {
+        s.max_transfers = n.parse()?;
+    }
+    if let Ok(ms) = std::env::var("WINDOW_MS") {
+        s.batch_window = Duration::from_millis(ms.parse()?);
+    }
+    let repl = RsyncReplicator::new(s);
+    repl.start(CancellationToken::new()).await?;
+    Ok(Mirror::Warden(repl))
 }
 
 /// A running mirror of `src` into the daemon module.
@@ -144,34 +302,46 @@ sync {{ default.rsync, source = "{src}/", target = "rsync://{USER}@127.0.0.1:{po
 #[derive(Clone, Copy, PartialEq)]
 enum Tool {
     Warden,
+    WardenSsh,
     Lsyncd,
 }
 
+/// Where the mirrors push: the daemon's port and the sshd.
+struct Targets {
+    port: u16,
+    ssh: Ssh,
+}
+
 impl Tool {
+    const ALL: [Tool; 3] = [Tool::Warden, Tool::WardenSsh, Tool::Lsyncd];
+
     fn name(self) -> &'static str {
         match self {
             Tool::Warden => "warden rsync",
+            Tool::WardenSsh => "warden ssh",
             Tool::Lsyncd => "lsyncd d=0",
         }
     }
 
     /// Fresh source and emptied target, mirror running.
-    async fn start(self, work: &Path, port: u16) -> Result<(PathBuf, Mirror)> {
+    async fn start(self, work: &Path, t: &Targets) -> Result<(PathBuf, Mirror)> {
         let (src, tgt) = match self {
             Tool::Warden => (work.join("src-w"), work.join("target")),
+            Tool::WardenSsh => (work.join("src-s"), work.join("target")),
             Tool::Lsyncd => (work.join("src-l"), work.join("target")),
         };
         reset(&src)?;
         reset(&tgt)?;
         let mirror = match self {
-            Tool::Warden => start_warden(&src, port).await?,
-            Tool::Lsyncd => start_lsyncd(work, port, &src).await?,
+            Tool::Warden => start_warden(&src, t.port).await?,
+            Tool::WardenSsh => start_warden_ssh(work, &src, &t.ssh).await?,
+            Tool::Lsyncd => start_lsyncd(work, t.port, &src).await?,
         };
         Ok((src, mirror))
     }
 }
 
-async fn burst_round(tool: Tool, work: &Path, port: u16, files: usize) -> Result<Duration> {
+async fn burst_round(tool: Tool, work: &Path, port: &Targets, files: usize) -> Result<Duration> {
     let (src, mirror) = tool.start(work, port).await?;
     let t0 = Instant::now();
     write_burst(&src, files);
@@ -190,7 +360,7 @@ struct Steady {
 async fn steady_round(
     tool: Tool,
     work: &Path,
-    port: u16,
+    port: &Targets,
     rate: usize,
     secs: usize,
 ) -> Result<Steady> {
@@ -312,35 +482,42 @@ async fn main() -> Result<()> {
             .context("spawn rsync --daemon (is rsync installed?)")?,
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let targets = Targets {
+        port,
+        ssh: start_sshd(w)?,
+    };
 
     if files > 0 {
         let mut rows = Vec::new();
         for round in 1..=rounds {
-            let wt = burst_round(Tool::Warden, w, port, files).await?;
-            let lt = burst_round(Tool::Lsyncd, w, port, files).await?;
-            rows.push((round, wt, lt));
+            let mut times = Vec::new();
+            for tool in Tool::ALL {
+                times.push(burst_round(tool, w, &targets, files).await?);
+            }
+            rows.push((round, times));
         }
         println!(
-            "burst of {files} small files → rsync daemon module, time until all are at the target"
+            "burst of {files} small files → rsync daemon module (warden over ssh: the same directory through sshd and the gate), time until all are at the target"
         );
         println!(
-            "{:<6} {:>14} {:>14} {:>8}",
-            "round", "warden rsync", "lsyncd d=0", "ratio"
+            "{:<6} {:>14} {:>14} {:>14} {:>16}",
+            "round", "warden rsync", "warden ssh", "lsyncd d=0", "ratio (rsync)"
         );
-        for (round, wt, lt) in rows {
+        for (round, t) in rows {
             println!(
-                "{:<6} {:>12.2} s {:>12.2} s {:>8.2}",
+                "{:<6} {:>12.2} s {:>12.2} s {:>12.2} s {:>16.2}",
                 round,
-                wt.as_secs_f64(),
-                lt.as_secs_f64(),
-                wt.as_secs_f64() / lt.as_secs_f64()
+                t[0].as_secs_f64(),
+                t[1].as_secs_f64(),
+                t[2].as_secs_f64(),
+                t[0].as_secs_f64() / t[2].as_secs_f64()
             );
         }
     }
     if rate > 0 && secs > 0 {
         let mut rows = Vec::new();
-        for tool in [Tool::Warden, Tool::Lsyncd] {
-            rows.push((tool, steady_round(tool, w, port, rate, secs).await?));
+        for tool in Tool::ALL {
+            rows.push((tool, steady_round(tool, w, &targets, rate, secs).await?));
         }
         println!();
         println!(

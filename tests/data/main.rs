@@ -735,6 +735,24 @@ fn rsync_over_ssh_fails_over_and_back_behind_the_gate() -> Result<()> {
         said(&out)
     );
     assert!(!elsewhere.exists(), "nothing was written outside");
+    // 2b. Through a symlink the pushers themselves left in b's directory
+    // (replicated as it is), pointing out of it.
+    let outside = lab.dir().join("outside");
+    std::fs::create_dir_all(&outside)?;
+    std::os::unix::fs::symlink(&outside, x.dir("a").join("esc"))?;
+    x.wait_same(secs(30)).context("the symlink reaches b")?;
+    let out = push("a", "b", &x.dir("b").join("esc"), &[])?;
+    assert!(!out.status.success(), "{}", said(&out));
+    assert!(
+        said(&out).contains("outside the group's directory"),
+        "{}",
+        said(&out)
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside)?.count(),
+        0,
+        "nothing written through it"
+    );
     // 3. An option warden never sends, into the right directory.
     let out = push("a", "b", &x.dir("b"), &["-b", "--backup-dir=/tmp"])?;
     assert!(!out.status.success(), "{}", said(&out));

@@ -178,6 +178,46 @@ fn plain(p: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `p` (lexically inside `dir`) is inside it on disk too: no symlink on
+/// the way leads out — a symlink the pushers themselves left in the tree
+/// (symlinks are replicated as they are) must not carry a transfer out of
+/// the directory. The longest part of `p` that exists is resolved; its
+/// last name only when rsync would follow it: a push's destination, or a
+/// path that ends in `/`. (A symlink swapped in after this check is the
+/// login user's permissions' to stop: docs/rsyncd.md.)
+fn resolves_inside(p: &Path, dir: &Path, push: bool) -> Result<(), String> {
+    let root = std::fs::canonicalize(dir).map_err(|e| {
+        format!(
+            "the group's directory {} cannot be resolved here: {e}",
+            dir.display()
+        )
+    })?;
+    let follow_last = push || p.as_os_str().as_encoded_bytes().ends_with(b"/") || p == dir;
+    let mut probe = if follow_last {
+        p.to_path_buf()
+    } else {
+        p.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    loop {
+        match std::fs::canonicalize(&probe) {
+            Ok(real) if real.starts_with(&root) => return Ok(()),
+            Ok(real) => {
+                return Err(format!(
+                    "{} leads to {}, outside the group's directory {} (a symlink on the way)",
+                    probe.display(),
+                    real.display(),
+                    dir.display()
+                ))
+            }
+            // Not there yet (rsync makes it): judge what holds it.
+            Err(_) if probe != dir && probe.pop() => {}
+            Err(e) => {
+                return Err(format!("{} cannot be resolved here: {e}", probe.display()));
+            }
+        }
+    }
+}
+
 fn shorten(s: &str) -> String {
     let mut cut: String = s.chars().take(80).collect();
     if cut.len() < s.len() {
@@ -222,6 +262,9 @@ pub fn check(config: &Config, site: &str, t: &SshTransfer) -> Result<(PathBuf, S
                 }
             ))
         })?;
+    for p in &t.paths {
+        resolves_inside(p, &dir, t.push).map_err(&refused)?;
+    }
     if !t.push {
         return Ok((
             dir,
@@ -268,6 +311,37 @@ mod tests {
         }
         let t = parse("rsync --server --sender -l . /srv/b/x\\ y").unwrap();
         assert_eq!(t.paths, [PathBuf::from("/srv/b/x y")]);
+    }
+
+    #[test]
+    fn a_symlink_on_the_way_out_of_the_directory_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
+        std::os::unix::fs::symlink("/warden-symlink-probe/../../outside/x", dir.join("probe"))
+            .unwrap();
+        // Inside, existing or not yet.
+        resolves_inside(&dir, &dir, true).unwrap();
+        resolves_inside(&dir.join("sub/new/deeper"), &dir, true).unwrap();
+        // A push into (or through) the symlink leads out.
+        for p in [dir.join("out"), dir.join("out/x/y")] {
+            let e = resolves_inside(&p, &dir, true).unwrap_err();
+            assert!(e.contains("outside the group's directory"), "{e}");
+        }
+        // Reading the symlink itself (rsync -l sends it as a symlink)
+        // passes; reading through it (a trailing `/`) does not.
+        resolves_inside(&dir.join("probe"), &dir, false).unwrap();
+        resolves_inside(&dir, &dir, false).unwrap();
+        resolves_inside(&dir.join("out"), &dir, false).unwrap();
+        let through = PathBuf::from(format!("{}/", dir.join("out").display()));
+        assert!(resolves_inside(&through, &dir, false).is_err());
+        // A group directory that is not there refuses everything.
+        let gone = tmp.path().join("gone");
+        let e = resolves_inside(&gone.join("x"), &gone, true).unwrap_err();
+        assert!(e.contains("cannot be resolved"), "{e}");
     }
 
     #[test]
