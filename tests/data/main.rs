@@ -814,21 +814,12 @@ fn rsync_over_ssh_fails_over_and_back_behind_the_gate() -> Result<()> {
         Some("replicated a → b again")
     );
 
-    // b's sshd now shows a host key known_hosts does not hold for it (a's,
-    // as an impostor at b's address would): nothing is sent, and status
-    // says which file to fix.
+    // An impostor now answers at b's address: b's sshd (and every session,
+    // so the shared connection too) ends, and one with a's host key takes
+    // its place. Nothing is sent to it, and status says which file holds
+    // the key it should have shown.
     let known = lab.dir().join("known_hosts");
-    let good = std::fs::read_to_string(&known)?;
-    let a_key = good
-        .lines()
-        .find(|l| l.starts_with(&format!("[{}]", lab.ip("a"))))
-        .and_then(|l| l.split_once(' '))
-        .map(|(_, k)| k.to_string())
-        .context("a's line")?;
-    std::fs::write(
-        &known,
-        format!("[{}]:{} {a_key}\n", lab.ip("b"), site::SSH_PORT),
-    )?;
+    x.restart_sshd_as("b", "a")?;
     x.write("a", "never.txt", "must not reach an unverified host")?;
     let r = lab::eventually(secs(30), secs(0.25), || {
         let r = x.replication()?;

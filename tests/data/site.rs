@@ -275,6 +275,29 @@ password = {{ file = "{pwb}" }}
     /// the site (docs/rsyncd.md). `StrictModes no`: the lab's files are
     /// under /tmp.
     pub(crate) fn start_sshd(&self, site: &str) -> Result<()> {
+        self.start_sshd_as(site, site)
+    }
+
+    /// Site `site`'s sshd and every session it started end (the listener
+    /// alone would leave them, and with them the peers' shared
+    /// connections); a new one starts with site `key_of`'s host key — an
+    /// impostor at `site`'s address, when `key_of` is another site.
+    pub(crate) fn restart_sshd_as(&self, site: &str, key_of: &str) -> Result<()> {
+        self.d.lab.kill(&format!("sshd-{site}"))?;
+        let ns = self.d.lab.ns(site).to_string();
+        let pids = self.d.lab.run_ok(site, "ip", ["netns", "pids", &ns])?;
+        for pid in pids.split_whitespace() {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sshd" {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", pid])
+                    .status();
+            }
+        }
+        self.start_sshd_as(site, key_of)
+    }
+
+    fn start_sshd_as(&self, site: &str, key_of: &str) -> Result<()> {
         let lab = &self.d.lab;
         let client = std::fs::read_to_string(lab.dir().join("ssh-client.pub"))?;
         let keys = lab.write_file(
@@ -293,7 +316,7 @@ password = {{ file = "{pwb}" }}
                 "Port {SSH_PORT}\nListenAddress {ip}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
                  PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
                  KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
-                lab.dir().join(format!("ssh-host-{site}")).display(),
+                lab.dir().join(format!("ssh-host-{key_of}")).display(),
                 lab.dir().join(format!("sshd-{site}.pid")).display(),
                 keys.display(),
             ),

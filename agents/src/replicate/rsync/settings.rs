@@ -207,13 +207,44 @@ pub(crate) const PROBE_EXCLUDE: &str = "--exclude=/.warden-symlink-probe-*";
 /// user or system ssh config read (`-F /dev/null`), `connect` as the
 /// connection timeout. The paths are double-quoted for rsync's splitting
 /// of `-e` (the config refuses quotes and backslashes in them).
+///
+/// Transfers share one ssh connection per peer ([`control_path`]): the
+/// first one's ssh stays as the master and the next ones open sessions
+/// in it (each still runs the peer's forced command, the gate), instead
+/// of a key exchange and a login each. The master leaves by itself
+/// [`CONTROL_PERSIST`] after its last session, and keepalives end it
+/// within three intervals when the peer stops answering.
 pub(crate) fn ssh_command(s: &RsyncSettings, login: &SshLogin, connect: u64) -> String {
-    format!(
+    let alive = connect.clamp(1, 5);
+    let mut cmd = format!(
         "ssh -F /dev/null -p {} -i \"{}\" -o IdentitiesOnly=yes -o BatchMode=yes \
          -o StrictHostKeyChecking=yes -o \"UserKnownHostsFile={}\" -o ConnectTimeout={connect} \
-         -o ServerAliveInterval={connect} -o LogLevel=ERROR",
+         -o ServerAliveInterval={alive} -o ServerAliveCountMax=3 -o LogLevel=ERROR",
         s.port,
         login.key.display(),
         login.known_hosts.display(),
-    )
+    );
+    if let Some(path) = control_path() {
+        cmd.push_str(&format!(
+            " -o ControlMaster=auto -o \"ControlPath={}\" -o ControlPersist={}",
+            path.display(),
+            CONTROL_PERSIST.as_secs()
+        ));
+    }
+    cmd
+}
+
+/// How long a shared ssh connection outlives its last transfer.
+pub(crate) const CONTROL_PERSIST: Duration = Duration::from_secs(10);
+
+/// The shared connections' socket, `PRIVATE_TMP/ssh-%C` (ssh fills in a
+/// hash of the local host, peer, port and user), or `None` — each
+/// transfer then logs in on its own — when the private directory cannot
+/// be made or the path would not fit a Unix socket's 108 bytes (ssh has no
+/// fallback for a path too long: it fails).
+fn control_path() -> Option<PathBuf> {
+    let dir = super::pull::private_temp_dir().ok()?;
+    let path = dir.join("ssh-%C");
+    let expanded = path.as_os_str().len() - 2 + 40;
+    (expanded < 100 && !path.to_string_lossy().contains(['"', '\\'])).then_some(path)
 }
