@@ -3,7 +3,8 @@
 //! `default.rsync`, config as in the shared recipe), both pushing into the
 //! same real rsync daemon module on 127.0.0.1 — and warden's replicator
 //! over ssh into the same directory, through a real sshd on 127.0.0.1 whose
-//! key is forced to `warden rsync-gate --ssh` (as deployed, docs/rsyncd.md).
+//! key is forced to `warden rsync-gate --ssh`, logging in as a user made
+//! for the run with a plain `/bin/sh` (as deployed, docs/rsyncd.md).
 //! Two cases, one table each:
 //! - burst: FILES small files written at once, time until all are at the peer;
 //! - steady: RATE files/s for STEADY_SECS, per-file lag = time from the end
@@ -86,7 +87,66 @@ struct Ssh {
     port: u16,
     key: PathBuf,
     known_hosts: PathBuf,
+    // Dropped in this order: sshd first, then its user.
     _sshd: Kill,
+    /// The login: a user made for this run, as docs/rsyncd.md advises (a
+    /// plain `/bin/sh`, no rc files; it can write only the target).
+    user: BenchUser,
+}
+
+/// A system user made for the run (`useradd`), removed when dropped.
+struct BenchUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl BenchUser {
+    fn new() -> Result<BenchUser> {
+        let name = format!("wdnbench{}", std::process::id());
+        let ok = |c: &mut Command| -> Result<()> {
+            let out = c
+                .output()
+                .context("useradd/usermod (package passwd; as root)")?;
+            if !out.status.success() {
+                bail!("{c:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        ok(Command::new("useradd").args([
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/bin/sh",
+            &name,
+        ]))?;
+        // Removed by its drop from here on, whatever fails.
+        let mut user = BenchUser {
+            name,
+            uid: u32::MAX,
+            gid: 0,
+        };
+        // A new system user is locked ('!'): sshd refuses even its keys.
+        ok(Command::new("usermod").args(["-p", "*", &user.name]))?;
+        let id = |flag: &str| -> Result<u32> {
+            let out = Command::new("id").args([flag, &user.name]).output()?;
+            Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+        };
+        user.uid = id("-u")?;
+        user.gid = id("-g")?;
+        Ok(user)
+    }
+}
+
+impl Drop for BenchUser {
+    fn drop(&mut self) {
+        if self.uid != 0 {
+            // -f: its sessions' sshd processes may still be there.
+            let _ = Command::new("userdel").args(["-f", &self.name]).status();
+        }
+    }
 }
 
 fn keygen(path: &Path) -> Result<String> {
@@ -109,6 +169,9 @@ fn keygen(path: &Path) -> Result<String> {
 /// is a standby: every push passes the gate, as at a real standby.
 fn start_sshd(w: &Path) -> Result<Ssh> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let user = BenchUser::new()?;
+    // The login reads its authorized_keys, the config and b's state here.
+    std::fs::set_permissions(w, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let client = keygen(&w.join("ssh-client"))?;
     let host = keygen(&w.join("ssh-host"))?;
     let known_hosts = w.join("known_hosts");
@@ -156,20 +219,21 @@ plan = "rsync"
 [groups.web.replication.sites.a]
 path = "{dir}/src-s"
 ssh = "127.0.0.1:{port}"
-user = "root"
+user = "{user}"
 ssh_key = "{dir}/ssh-client"
 known_hosts = "{known}"
 
 [groups.web.replication.sites.b]
 path = "{dir}/target"
 ssh = "127.0.0.1:{port}"
-user = "root"
+user = "{user}"
 ssh_key = "{dir}/ssh-client"
 known_hosts = "{known}"
 "#,
             dir = w.display(),
             state = state.display(),
             known = known_hosts.display(),
+            user = user.name,
         ),
     )?;
     let keys = w.join("authorized_keys");
@@ -213,6 +277,7 @@ known_hosts = "{known}"
         port,
         key: w.join("ssh-client"),
         known_hosts,
+        user,
         _sshd: sshd,
     })
 }
@@ -223,7 +288,9 @@ async fn start_warden_ssh(work: &Path, src: &Path, ssh: &Ssh) -> Result<Mirror> 
         key: ssh.key.clone(),
         known_hosts: ssh.known_hosts.clone(),
     };
-    let mut s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, "root", login);
+    let target = work.join("target");
+    std::os::unix::fs::chown(&target, Some(ssh.user.uid), Some(ssh.user.gid))?;
+    let mut s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, &ssh.user.name, login);
     if let Ok(n) = std::env::var("MAX_TRANSFERS") {
         s.max_transfers = n.parse()?;
     }
