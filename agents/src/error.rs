@@ -29,7 +29,7 @@ pub enum AgentError {
     BadResponse(String),
     /// The replication peer cannot be reached (rsync exit 10/12/30/35: daemon down, network, timeout):
     /// retryable; continuous replication retries with backoff and runs a full pass when it is back.
-    #[error("replication target {target} unreachable (rsync exit {code}): {detail}; check that the peer's rsync daemon runs and the network allows the port, warden keeps retrying")]
+    #[error("replication target {target} unreachable (rsync exit {code}): {detail}; check that the peer's rsync daemon (or sshd) runs and the network allows the port, warden keeps retrying")]
     ReplicationUnreachable {
         target: String,
         code: i32,

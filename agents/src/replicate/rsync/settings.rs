@@ -224,7 +224,7 @@ pub(crate) fn ssh_command(s: &RsyncSettings, login: &SshLogin, connect: u64) -> 
         login.key.display(),
         login.known_hosts.display(),
     );
-    if let Some(path) = control_path() {
+    if let Some(path) = control_path(login) {
         cmd.push_str(&format!(
             " -o ControlMaster=auto -o \"ControlPath={}\" -o ControlPersist={}",
             path.display(),
@@ -237,14 +237,21 @@ pub(crate) fn ssh_command(s: &RsyncSettings, login: &SshLogin, connect: u64) -> 
 /// How long a shared ssh connection outlives its last transfer.
 pub(crate) const CONTROL_PERSIST: Duration = Duration::from_secs(10);
 
-/// The shared connections' socket, `PRIVATE_TMP/ssh-%C` (ssh fills in a
-/// hash of the local host, peer, port and user), or `None` — each
+/// The shared connections' socket, `PRIVATE_TMP/ssh-KEYS-%C` (ssh fills
+/// in a hash of the local host, peer, port and user; KEYS is a hash of the
+/// key and `known_hosts` files, so that a connection made with one key is
+/// never lent to transfers configured with another), or `None` — each
 /// transfer then logs in on its own — when the private directory cannot
 /// be made or the path would not fit a Unix socket's 108 bytes (ssh has no
 /// fallback for a path too long: it fails).
-fn control_path() -> Option<PathBuf> {
+fn control_path(login: &SshLogin) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
     let dir = super::pull::private_temp_dir().ok()?;
-    let path = dir.join("ssh-%C");
+    // The same for the same files in every process of this build: the
+    // agents of a host share connections as they share the files.
+    let mut h = std::hash::DefaultHasher::new();
+    (&login.key, &login.known_hosts).hash(&mut h);
+    let path = dir.join(format!("ssh-{:08x}-%C", h.finish() as u32));
     let expanded = path.as_os_str().len() - 2 + 40;
     (expanded < 100 && !path.to_string_lossy().contains(['"', '\\'])).then_some(path)
 }

@@ -224,6 +224,20 @@ fn over_ssh_the_login_the_host_key_the_gate_and_rsyncs_own_errors_are_told_apart
             && e.contains("-o BatchMode=yes"),
         "{e}"
     );
+    // Transfers share one connection per peer, never across keys.
+    let other = SshLogin {
+        key: "/etc/warden/ssh/other_key".into(),
+        ..login.clone()
+    };
+    let control = |cmd: &str| {
+        cmd.split("ControlPath=")
+            .nth(1)
+            .map(|r| r.split('"').next().unwrap_or("").to_string())
+    };
+    let (mine, theirs) = (control(&e), control(&ssh_command(&s, &other, 30)));
+    assert!(mine.as_deref().is_some_and(|p| p.ends_with("-%C")), "{e}");
+    assert_ne!(mine, theirs);
+    assert_eq!(mine, control(&ssh_command(&s, &login, 5)), "stable");
     let login_refused = classify(
         &s,
         255,
