@@ -689,7 +689,7 @@ fn rsync_over_ssh_fails_over_and_back_behind_the_gate() -> Result<()> {
     let rsh = format!(
         "ssh -F /dev/null -p {port} -i {key} -o IdentitiesOnly=yes -o BatchMode=yes \
          -o StrictHostKeyChecking=yes -o UserKnownHostsFile={known}",
-        port = site::SSH_PORT,
+        port = site::ssh::SSH_PORT,
         key = lab.dir().join("ssh-client").display(),
         known = lab.dir().join("known_hosts").display(),
     );

@@ -14,10 +14,10 @@ use crate::deploy::{Deployment, Knobs, HOSTS};
 use crate::lab::Deploy;
 use crate::lab::{self, secs};
 
-const RSYNC_USER: &str = "warden";
+#[path = "ssh.rs"]
+pub(crate) mod ssh;
 
-/// The port of each site's sshd when the sites are reached over ssh.
-pub(crate) const SSH_PORT: u16 = 2222;
+const RSYNC_USER: &str = "warden";
 
 /// How the sites reach each other's data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,65 +125,6 @@ impl Data {
         Data { d, dirs, transport }
     }
 
-    /// The replication plan's site tables, reached over ssh: one client
-    /// key for both sites, each site's host key in one `known_hosts`.
-    fn ssh_sites(lab: &lab::Lab, dirs: &[PathBuf; 2], policy: &str) -> Result<String> {
-        for d in dirs {
-            std::fs::create_dir_all(d)?;
-        }
-        let keygen = |name: &str| -> Result<String> {
-            let key = lab.dir().join(name);
-            let out = std::process::Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-                .arg(&key)
-                .output()
-                .context("ssh-keygen (package openssh-client)")?;
-            if !out.status.success() {
-                bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            Ok(std::fs::read_to_string(key.with_extension("pub"))?
-                .trim()
-                .to_string())
-        };
-        keygen("ssh-client")?;
-        let mut known = String::new();
-        for site in ["a", "b"] {
-            let host = keygen(&format!("ssh-host-{site}"))?;
-            known += &format!("[{}]:{SSH_PORT} {host}\n", lab.ip(site));
-        }
-        let known = lab.write_file("known_hosts", known)?;
-        let key = lab.dir().join("ssh-client");
-        Ok(format!(
-            r#"
-[groups.web.replication]
-plan = "rsync"
-divergent = "{policy}"
-resync_lag_max = "2s"
-resync_timeout = "120s"
-
-[groups.web.replication.sites.a]
-path = "{adir}"
-ssh = "{aip}:{SSH_PORT}"
-user = "root"
-ssh_key = "{key}"
-known_hosts = "{known}"
-
-[groups.web.replication.sites.b]
-path = "{bdir}"
-ssh = "{bip}:{SSH_PORT}"
-user = "root"
-ssh_key = "{key}"
-known_hosts = "{known}"
-"#,
-            adir = dirs[0].display(),
-            bdir = dirs[1].display(),
-            aip = lab.ip("a"),
-            bip = lab.ip("b"),
-            key = key.display(),
-            known = known.display(),
-        ))
-    }
-
     /// The replication plan's site tables, reached through rsync daemon
     /// modules; `password_b` is what b's table says.
     fn daemon_sites(lab: &lab::Lab, dirs: &[PathBuf; 2], policy: &str, password_b: &str) -> String {
@@ -268,73 +209,6 @@ password = {{ file = "{pwb}" }}
             ],
         )?;
         lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
-    }
-
-    /// The site's sshd on [`SSH_PORT`]: root logs in with the client key
-    /// only, and that key's forced command is `warden rsync-gate --ssh` for
-    /// the site (docs/rsyncd.md). `StrictModes no`: the lab's files are
-    /// under /tmp.
-    pub(crate) fn start_sshd(&self, site: &str) -> Result<()> {
-        self.start_sshd_as(site, site)
-    }
-
-    /// Site `site`'s sshd and every session it started end (the listener
-    /// alone would leave them, and with them the peers' shared
-    /// connections); a new one starts with site `key_of`'s host key — an
-    /// impostor at `site`'s address, when `key_of` is another site.
-    pub(crate) fn restart_sshd_as(&self, site: &str, key_of: &str) -> Result<()> {
-        self.d.lab.kill(&format!("sshd-{site}"))?;
-        let ns = self.d.lab.ns(site).to_string();
-        let pids = self.d.lab.run_ok(site, "ip", ["netns", "pids", &ns])?;
-        for pid in pids.split_whitespace() {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "sshd" {
-                let _ = std::process::Command::new("kill")
-                    .args(["-KILL", pid])
-                    .status();
-            }
-        }
-        self.start_sshd_as(site, key_of)
-    }
-
-    fn start_sshd_as(&self, site: &str, key_of: &str) -> Result<()> {
-        let lab = &self.d.lab;
-        let client = std::fs::read_to_string(lab.dir().join("ssh-client.pub"))?;
-        let keys = lab.write_file(
-            &format!("authorized_keys-{site}"),
-            format!(
-                "command=\"{} --config {} rsync-gate --site {site} --ssh\",restrict {}\n",
-                crate::deploy::WARDEN,
-                self.d.config.display(),
-                client.trim()
-            ),
-        )?;
-        let ip = lab.ip(site);
-        let conf = lab.write_file(
-            &format!("sshd-{site}.conf"),
-            format!(
-                "Port {SSH_PORT}\nListenAddress {ip}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
-                 PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
-                lab.dir().join(format!("ssh-host-{key_of}")).display(),
-                lab.dir().join(format!("sshd-{site}.pid")).display(),
-                keys.display(),
-            ),
-        )?;
-        // sshd's privilege separation directory (the init script makes it).
-        std::fs::create_dir_all("/run/sshd")?;
-        lab.spawn(
-            site,
-            &format!("sshd-{site}"),
-            "/usr/sbin/sshd",
-            [
-                "-D".to_string(),
-                "-e".into(),
-                "-f".into(),
-                conf.display().to_string(),
-            ],
-        )?;
-        lab.wait_tcp(site, format!("{ip}:{SSH_PORT}").parse()?, secs(10))
     }
 
     /// The site's receiver: its rsync daemon or its sshd.
