@@ -104,6 +104,11 @@ impl Mirror {
 async fn start_warden(src: &Path, port: u16) -> Result<Mirror> {
     let mut s = RsyncSettings::new(src, "127.0.0.1", "drdata", USER, Secret::new(PASSWORD));
     s.port = port;
+    run_warden(s).await
+}
+
+/// warden's replicator with `s`, tuned by MAX_TRANSFERS and WINDOW_MS, running.
+async fn run_warden(mut s: RsyncSettings) -> Result<Mirror> {
     if let Ok(n) = std::env::var("MAX_TRANSFERS") {
         s.max_transfers = n.parse()?;
     }

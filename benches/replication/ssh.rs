@@ -9,10 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tokio_util::sync::CancellationToken;
-use warden_agents::replicate::{Replicator, RsyncReplicator, RsyncSettings, SshLogin};
+use warden_agents::replicate::{RsyncSettings, SshLogin};
 
-use super::{Kill, Mirror};
+use super::{run_warden, Kill, Mirror};
 
 /// The sshd and the gate's files for [`Tool::WardenSsh`].
 pub(crate) struct Ssh {
@@ -222,14 +221,6 @@ pub(crate) async fn start_warden_ssh(work: &Path, src: &Path, ssh: &Ssh) -> Resu
     };
     let target = work.join("target");
     std::os::unix::fs::chown(&target, Some(ssh.user.uid), Some(ssh.user.gid))?;
-    let mut s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, &ssh.user.name, login);
-    if let Ok(n) = std::env::var("MAX_TRANSFERS") {
-        s.max_transfers = n.parse()?;
-    }
-    if let Ok(ms) = std::env::var("WINDOW_MS") {
-        s.batch_window = Duration::from_millis(ms.parse()?);
-    }
-    let repl = RsyncReplicator::new(s);
-    repl.start(CancellationToken::new()).await?;
-    Ok(Mirror::Warden(repl))
+    let s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, &ssh.user.name, login);
+    run_warden(s).await
 }

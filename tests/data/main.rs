@@ -27,6 +27,19 @@ fn runbook_of<'a>(rbs: &'a [Value], kind: &str) -> Option<&'a Value> {
     rbs.iter().rev().find(|r| r["kind"] == kind)
 }
 
+/// The last failback runbook, once it has succeeded (within 30 s).
+fn failback_succeeded(x: &Data) -> Result<Value> {
+    lab::eventually(secs(30), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
+        if fb["status"] == "succeeded" {
+            Ok(fb)
+        } else {
+            bail!("failback {}", fb["status"])
+        }
+    })
+}
+
 fn step<'a>(rb: &'a Value, name: &str) -> &'a Value {
     rb["steps"]
         .as_array()
@@ -102,16 +115,7 @@ fn disaster_writes_come_back_and_divergent_writes_are_quarantined() -> Result<()
     x.d.wait_users_on("a", secs(90)).context("failback to a")?;
     let rbs = x.d.runbooks()?;
     let fb = runbook_of(&rbs, "failback").context("no failback runbook")?;
-    let fb = lab::eventually(secs(30), secs(0.3), || {
-        let rbs = x.d.runbooks()?;
-        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
-        if fb["status"] == "succeeded" {
-            Ok(fb)
-        } else {
-            bail!("failback {}", fb["status"])
-        }
-    })
-    .with_context(|| format!("{fb:#}"))?;
+    let fb = failback_succeeded(&x).with_context(|| format!("{fb:#}"))?;
     for s in [
         "resync",
         "demote",
@@ -784,15 +788,7 @@ fn rsync_over_ssh_fails_over_and_back_behind_the_gate() -> Result<()> {
     // (reads of the active b pass its gate), then a → b again.
     x.restart_site("a")?;
     x.d.wait_users_on("a", secs(90)).context("failback to a")?;
-    let fb = lab::eventually(secs(30), secs(0.3), || {
-        let rbs = x.d.runbooks()?;
-        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
-        if fb["status"] == "succeeded" {
-            Ok(fb)
-        } else {
-            bail!("failback {}", fb["status"])
-        }
-    })?;
+    let fb = failback_succeeded(&x)?;
     for s in ["resync", "final_sync", "start_replication"] {
         assert_eq!(step(&fb, s)["status"], "done", "{s}: {fb:#}");
     }
@@ -1192,15 +1188,7 @@ fn acknowledged_deletes_and_writes_survive_a_failback_under_load() -> Result<()>
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acked = w.join().expect("writer");
     waited?;
-    let fb = lab::eventually(secs(30), secs(0.3), || {
-        let rbs = x.d.runbooks()?;
-        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
-        if fb["status"] == "succeeded" {
-            Ok(fb)
-        } else {
-            bail!("failback {}", fb["status"])
-        }
-    })?;
+    let fb = failback_succeeded(&x)?;
     let resync = step(&fb, "resync")["detail"]
         .as_str()
         .unwrap_or("")

@@ -92,6 +92,7 @@ use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
 mod book;
+mod classify;
 #[cfg(test)]
 mod fuzz;
 mod guarded;
@@ -106,6 +107,7 @@ mod watcher;
 mod worker;
 
 pub(crate) use book::*;
+pub(crate) use classify::*;
 pub(crate) use process::*;
 pub use settings::*;
 use watcher::watch_tree;
