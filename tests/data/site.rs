@@ -133,33 +133,14 @@ impl Data {
         }
         let pwa = lab.write_file("rsync-a.pw", "pw-a-right").unwrap();
         let pwb = lab.write_file("rsync-b.pw", password_b).unwrap();
-        format!(
-            r#"
-[groups.web.replication]
-plan = "rsync"
-divergent = "{policy}"
-resync_lag_max = "2s"
-resync_timeout = "120s"
-
-[groups.web.replication.sites.a]
-path = "{adir}"
-module = "{aip}:873/data"
-user = "{RSYNC_USER}"
-password = {{ file = "{pwa}" }}
-
-[groups.web.replication.sites.b]
-path = "{bdir}"
-module = "{bip}:873/data"
-user = "{RSYNC_USER}"
-password = {{ file = "{pwb}" }}
-"#,
-            adir = dirs[0].display(),
-            bdir = dirs[1].display(),
-            aip = lab.ip("a"),
-            bip = lab.ip("b"),
-            pwa = pwa.display(),
-            pwb = pwb.display(),
-        )
+        let table = |site: &str, pw: &Path| {
+            format!(
+                "module = \"{}:873/data\"\nuser = \"{RSYNC_USER}\"\npassword = {{ file = \"{}\" }}\n",
+                lab.ip(site),
+                pw.display()
+            )
+        };
+        plan_toml(policy, dirs, &table("a", &pwa), &table("b", &pwb))
     }
 
     pub(crate) fn dir(&self, site: &str) -> PathBuf {
@@ -324,4 +305,18 @@ pub(crate) fn diff(x: &BTreeMap<String, Vec<u8>>, y: &BTreeMap<String, Vec<u8>>)
 
 pub(crate) fn text(m: &BTreeMap<String, Vec<u8>>, k: &str) -> Option<String> {
     m.get(k).map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The rsync plan of group "web": the policy, the lab's limits, and each
+/// site's directory with its transport lines (`a`, `b`: a daemon module or
+/// an ssh login).
+pub(crate) fn plan_toml(policy: &str, dirs: &[PathBuf; 2], a: &str, b: &str) -> String {
+    format!(
+        "\n[groups.web.replication]\nplan = \"rsync\"\ndivergent = \"{policy}\"\n\
+         resync_lag_max = \"2s\"\nresync_timeout = \"120s\"\n\n\
+         [groups.web.replication.sites.a]\npath = \"{}\"\n{a}\n\
+         [groups.web.replication.sites.b]\npath = \"{}\"\n{b}",
+        dirs[0].display(),
+        dirs[1].display(),
+    )
 }

@@ -42,35 +42,15 @@ impl Data {
         }
         let known = lab.write_file("known_hosts", known)?;
         let key = lab.dir().join("ssh-client");
-        Ok(format!(
-            r#"
-[groups.web.replication]
-plan = "rsync"
-divergent = "{policy}"
-resync_lag_max = "2s"
-resync_timeout = "120s"
-
-[groups.web.replication.sites.a]
-path = "{adir}"
-ssh = "{aip}:{SSH_PORT}"
-user = "root"
-ssh_key = "{key}"
-known_hosts = "{known}"
-
-[groups.web.replication.sites.b]
-path = "{bdir}"
-ssh = "{bip}:{SSH_PORT}"
-user = "root"
-ssh_key = "{key}"
-known_hosts = "{known}"
-"#,
-            adir = dirs[0].display(),
-            bdir = dirs[1].display(),
-            aip = lab.ip("a"),
-            bip = lab.ip("b"),
-            key = key.display(),
-            known = known.display(),
-        ))
+        let table = |site: &str| {
+            format!(
+                "ssh = \"{}:{SSH_PORT}\"\nuser = \"root\"\nssh_key = \"{}\"\nknown_hosts = \"{}\"\n",
+                lab.ip(site),
+                key.display(),
+                known.display()
+            )
+        };
+        Ok(super::plan_toml(policy, dirs, &table("a"), &table("b")))
     }
 
     /// The site's sshd on [`SSH_PORT`]: root logs in with the client key
