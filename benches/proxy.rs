@@ -3,7 +3,11 @@
 //! same backend (a small keep-alive HTTP responder inside this process), with
 //! `wrk` over loopback. Two cases: keep-alive connections, and a new
 //! connection per request (`wrk -H "Connection: close"`). The backend alone
-//! is measured too, as the ceiling. Prints one table.
+//! is measured too, as the ceiling. A second, identical HAProxy runs in
+//! the same rounds as an A/A control: how far two equal proxies land apart
+//! here is printed beside the built-in/HAProxy ratios, so that a run says
+//! whether a difference is larger than the machine's own noise. Prints one
+//! table.
 //!
 //! `cargo bench --bench proxy` (needs `haproxy` and `wrk`; DURATION_S=10,
 //! THREADS=2, CONNECTIONS=50, ROUNDS=3 by default). Each round runs every
@@ -34,6 +38,10 @@ use warden_strategies::SwitchMode;
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 const TOKEN: &str = "proxy-bench-token";
 const BODY: &[u8] = b"hello, world\n";
+/// The targets' names in the table.
+const BUILTIN: &str = "warden frontend";
+const HAPROXY: &str = "haproxy 2.6 (tcp)";
+const AA: &str = "haproxy A/A control";
 
 /// A child process killed (by PID) and reaped on drop.
 struct Kill(tokio::process::Child);
@@ -343,51 +351,18 @@ async fn main() -> Result<()> {
         None => None,
     };
 
-    // HAProxy, TCP mode, defaults otherwise (threads = cores).
-    let sock = dir.join("admin.sock");
-    let hcfg = dir.join("haproxy.cfg");
-    std::fs::write(
-        &hcfg,
-        format!(
-            "global\n    stats socket {} mode 600 level admin\n    maxconn 4096\n\n\
-             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
-             frontend fe_bench\n    bind {haproxy_addr}\n    default_backend be_bench\n\n\
-             backend be_bench\n    balance first\n    server a {backend_addr}\n    server b {backend_addr}\n",
-            sock.display()
-        ),
-    )?;
-    let (ha_log, out, err) = log_file(&dir, "haproxy.log")?;
-    let ha = Kill(
-        tokio::process::Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&hcfg)
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .context("start haproxy")?,
-    );
-    wait_listening(haproxy_addr, "haproxy", &ha_log).await?;
-    // Route with the haproxy driver, as the orchestrator would.
-    let hx = HaproxyDriver::new(HaproxySettings {
-        frontend: "hx1".into(),
-        group: "bench".into(),
-        runtime: RuntimeAddr::Unix(sock.clone()),
-        backend: "be_bench".into(),
-        servers: [("a", "a"), ("b", "b")]
-            .into_iter()
-            .map(|(s, v)| (s.to_string(), v.to_string()))
-            .collect(),
-        drain_timeout: Duration::from_secs(1),
-        timeout: HaproxyDriver::DEFAULT_TIMEOUT,
-    })?;
-    hx.set_route("a", 1, SwitchMode::Immediate).await?;
+    // HAProxy, and a second, identical HAProxy: the A/A control. Two equal
+    // proxies measured in the same rounds show how far apart this machine
+    // puts them, the yardstick for the built-in/HAProxy ratios.
+    let ha = start_haproxy(&dir, "haproxy", haproxy_addr, backend_addr).await?;
+    let control_ha_addr: SocketAddr = ([127, 0, 0, 1], port()?).into();
+    let control_ha = start_haproxy(&dir, "haproxy-aa", control_ha_addr, backend_addr).await?;
 
     let mut targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
         ("backend alone", backend_addr, None),
-        ("warden frontend", builtin_addr, fe.0.id()),
-        ("haproxy 2.6 (tcp)", haproxy_addr, ha.0.id()),
+        (BUILTIN, builtin_addr, fe.0.id()),
+        (HAPROXY, haproxy_addr, ha.0.id()),
+        (AA, control_ha_addr, control_ha.0.id()),
     ];
     if let Some((b, addr)) = &baseline {
         targets.push(("warden (BASELINE)", *addr, b.0.id()));
@@ -473,51 +448,135 @@ async fn main() -> Result<()> {
             );
         }
     }
-    println!();
-    for &close in &cases {
-        let (b_rps, _, _) = median("warden frontend", close, |r| r.rps);
-        let (h_rps, _, _) = median("haproxy 2.6 (tcp)", close, |r| r.rps);
-        let (b_p99, _, _) = median("warden frontend", close, |r| r.p99_ms);
-        let (h_p99, _, _) = median("haproxy 2.6 (tcp)", close, |r| r.p99_ms);
-        let (rps, p99) = (b_rps / h_rps, b_p99 / h_p99);
-        // The same ratios within each round (the two runs were back to back).
-        let paired: Vec<String> = (1..=rounds)
+    // `a` against `b` in one case: the ratio of their medians (requests/s,
+    // p99), and the same ratios within each round (back-to-back runs).
+    let compare = |a: &str, b: &str, close: bool| {
+        let medians = (
+            median(a, close, |r| r.rps).0 / median(b, close, |r| r.rps).0,
+            median(a, close, |r| r.p99_ms).0 / median(b, close, |r| r.p99_ms).0,
+        );
+        let paired: Vec<(f64, f64)> = (1..=rounds)
             .filter_map(|round| {
                 let get = |n: &str| {
                     runs.iter()
                         .find(|(rd, x, c, _)| *rd == round && *x == n && *c == close)
                         .map(|(_, _, _, r)| r)
                 };
-                let (b, h) = (get("warden frontend")?, get("haproxy 2.6 (tcp)")?);
-                Some(format!("{:.2}/{:.2}", b.rps / h.rps, b.p99_ms / h.p99_ms))
+                let (x, y) = (get(a)?, get(b)?);
+                Some((x.rps / y.rps, x.p99_ms / y.p99_ms))
             })
             .collect();
+        (medians, paired)
+    };
+    let list = |paired: &[(f64, f64)]| {
+        paired
+            .iter()
+            .map(|(r, p)| format!("{r:.2}/{p:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // How far the A/A control strays from HAProxy in a round, either way:
+    // the larger of x and 1/x, over the rounds.
+    let spread = |paired: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        paired
+            .iter()
+            .map(|x| f(x).max(1.0 / f(x)))
+            .fold(1.0, f64::max)
+    };
+    println!();
+    for &close in &cases {
+        let ((rps, p99), paired) = compare(BUILTIN, HAPROXY, close);
+        let ((aa_rps, aa_p99), aa_paired) = compare(AA, HAPROXY, close);
+        let ahead = paired
+            .iter()
+            .filter(|(r, p)| *r >= 1.0 && *p <= 1.0)
+            .count();
+        let aa_ahead = aa_paired
+            .iter()
+            .filter(|(r, p)| *r >= 1.0 && *p <= 1.0)
+            .count();
         println!(
-            "{}: built-in / HAProxy (medians) = {rps:.2}× requests/s (goal ≥ 1.00: {}), {p99:.2}× p99 (goal ≤ 1.00: {}); per round (req/s / p99): {}",
+            "{}: built-in / HAProxy (medians) = {rps:.2}× requests/s (goal ≥ 1.00: {}), {p99:.2}× p99 (goal ≤ 1.00: {}); per round (req/s / p99): {}; both goals in {ahead} of {} rounds",
             case(close),
             if rps >= 1.0 { "met" } else { "NOT met" },
             if p99 <= 1.0 { "met" } else { "NOT met" },
-            paired.join(", "),
+            list(&paired),
+            paired.len(),
+        );
+        println!(
+            "{}: A/A control: HAProxy / HAProxy (medians) = {aa_rps:.2}× requests/s, {aa_p99:.2}× p99; per round: {}; both \"goals\" in {aa_ahead} of {} rounds; one round strays up to {:.2}× in requests/s and {:.2}× in p99",
+            case(close),
+            list(&aa_paired),
+            aa_paired.len(),
+            spread(&aa_paired, |x| x.0),
+            spread(&aa_paired, |x| x.1),
         );
     }
     if baseline.is_some() {
         for &close in &cases {
-            let (n, _, _) = median("warden frontend", close, |r| r.rps);
-            let (b, _, _) = median("warden (BASELINE)", close, |r| r.rps);
-            let (n99, _, _) = median("warden frontend", close, |r| r.p99_ms);
-            let (b99, _, _) = median("warden (BASELINE)", close, |r| r.p99_ms);
+            let ((rps, p99), paired) = compare(BUILTIN, "warden (BASELINE)", close);
             println!(
-                "{}: this build / BASELINE (medians) = {:.2}× requests/s, {:.2}× p99",
+                "{}: this build / BASELINE (medians) = {rps:.2}× requests/s, {p99:.2}× p99; per round: {}",
                 case(close),
-                n / b,
-                n99 / b99
+                list(&paired),
             );
         }
     }
     drop(fe);
     drop(baseline);
     drop(ha);
+    drop(control_ha);
     Ok(())
+}
+
+/// Start HAProxy (TCP mode, defaults otherwise: threads = cores) on `addr`
+/// in front of `backend`, routed to it with the haproxy driver as the
+/// orchestrator would; `name` names its files in `dir`.
+async fn start_haproxy(
+    dir: &Path,
+    name: &str,
+    addr: SocketAddr,
+    backend: SocketAddr,
+) -> Result<Kill> {
+    let sock = dir.join(format!("{name}.sock"));
+    let hcfg = dir.join(format!("{name}.cfg"));
+    std::fs::write(
+        &hcfg,
+        format!(
+            "global\n    stats socket {} mode 600 level admin\n    maxconn 4096\n\n\
+             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+             frontend fe_bench\n    bind {addr}\n    default_backend be_bench\n\n\
+             backend be_bench\n    balance first\n    server a {backend}\n    server b {backend}\n",
+            sock.display()
+        ),
+    )?;
+    let (log, out, err) = log_file(dir, &format!("{name}.log"))?;
+    let ha = Kill(
+        tokio::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&hcfg)
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .context("start haproxy")?,
+    );
+    wait_listening(addr, "haproxy", &log).await?;
+    let hx = HaproxyDriver::new(HaproxySettings {
+        frontend: "hx1".into(),
+        group: "bench".into(),
+        runtime: RuntimeAddr::Unix(sock),
+        backend: "be_bench".into(),
+        servers: [("a", "a"), ("b", "b")]
+            .into_iter()
+            .map(|(s, v)| (s.to_string(), v.to_string()))
+            .collect(),
+        drain_timeout: Duration::from_secs(1),
+        timeout: HaproxyDriver::DEFAULT_TIMEOUT,
+    })?;
+    hx.set_route("a", 1, SwitchMode::Immediate).await?;
+    Ok(ha)
 }
 
 /// Start `warden frontend` (the binary `bin`) serving one group on `addr`

@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
+use crate::budget::Slot;
 use crate::proxy;
 use crate::route::GroupRoute;
 
@@ -31,7 +31,7 @@ pub(crate) struct Handoff {
     pub(crate) client: std::net::TcpStream,
     pub(crate) peer: SocketAddr,
     pub(crate) group: Arc<GroupRoute>,
-    pub(crate) slot: OwnedSemaphorePermit,
+    pub(crate) slot: Slot,
     pub(crate) served: Served,
 }
 
@@ -162,7 +162,7 @@ impl Here<'_> {
         client: TcpStream,
         peer: SocketAddr,
         group: &Arc<GroupRoute>,
-        slot: OwnedSemaphorePermit,
+        slot: Slot,
         served: Served,
     ) {
         let client = match client.into_std() {

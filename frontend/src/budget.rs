@@ -3,14 +3,13 @@
 //! descriptors each: client and backend) are capped by [`ClientSlots`],
 //! sized from the process's open-file limit minus the listening sockets and a
 //! reserve for the control API and logs; a connection with no byte either way for
-//! [`CLIENT_IDLE_TIMEOUT`] is closed ([`Activity`] keeps the time of the
-//! last byte; the relay touches it).
+//! [`CLIENT_IDLE_TIMEOUT`] is closed ([`Activity`] counts the relay's moves,
+//! and its idle timer looks at the count a few times per limit: no clock is
+//! read per byte moved).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::time::Duration;
 
 /// Descriptors kept for everything but client connections.
 pub const RESERVED_FDS: u64 = 512;
@@ -22,9 +21,21 @@ pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Client connections the proxy may hold at once, over all groups.
 #[derive(Clone)]
 pub struct ClientSlots {
-    slots: Arc<Semaphore>,
+    /// Slots taken now.
+    taken: Arc<AtomicUsize>,
     /// The cap (for logs).
     pub max: usize,
+}
+
+/// One client connection's slot, given back on drop.
+pub struct Slot {
+    taken: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.taken.fetch_sub(1, Ordering::Release);
+    }
 }
 
 /// Listening sockets per group: one per proxy worker while all of them
@@ -54,47 +65,59 @@ impl ClientSlots {
             .saturating_sub(listeners);
         let max = (free / 2).max(16) as usize;
         ClientSlots {
-            slots: Arc::new(Semaphore::new(max)),
+            taken: Arc::new(AtomicUsize::new(0)),
             max,
         }
     }
 
     /// A slot for one more client, or `None` at the cap.
-    pub fn take(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
+    pub fn take(&self) -> Option<Slot> {
+        self.taken
+            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Slot {
+            taken: Arc::clone(&self.taken),
+        })
     }
 }
 
-/// When bytes last moved on a connection (shared by its two streams).
-#[derive(Clone)]
+/// How many times bytes moved on a connection (both ways); only the
+/// connection's own task touches it.
 pub struct Activity {
-    start: Instant,
-    last_ms: Arc<AtomicU64>,
+    moves: AtomicU64,
 }
+
+/// Looks per idle limit at whether anything moved: a connection is closed
+/// after between the limit and a quarter more of silence.
+const IDLE_LOOKS: u32 = 4;
 
 impl Activity {
     pub fn new() -> Activity {
         Activity {
-            start: Instant::now(),
-            last_ms: Arc::new(AtomicU64::new(0)),
+            moves: AtomicU64::new(0),
         }
     }
 
     /// Bytes moved now.
     pub fn touch(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(now, Ordering::Relaxed);
+        self.moves.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Resolves once nothing has moved for `idle`.
+    /// Resolves once nothing has moved for `idle` (at most `idle / 4` more).
     pub async fn idle_for(&self, idle: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let quiet = self.start.elapsed().saturating_sub(last);
-            if quiet >= idle {
-                return;
+        let look = (idle / IDLE_LOOKS).max(Duration::from_millis(1));
+        let mut seen = self.moves.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
+        while quiet < idle {
+            tokio::time::sleep(look).await;
+            let now = self.moves.load(Ordering::Relaxed);
+            if now == seen {
+                quiet += look;
+            } else {
+                (seen, quiet) = (now, Duration::ZERO);
             }
-            tokio::time::sleep(idle - quiet).await;
         }
     }
 }
@@ -141,13 +164,48 @@ mod tests {
         assert_eq!(sockets_per_group(20_000, 1, 0), Some(1));
     }
 
+    /// Bytes moved while the idle timer runs restart its count: closed
+    /// after the limit of silence (and at most a quarter more), counted
+    /// from the last byte.
     #[tokio::test(start_paused = true)]
     async fn idle_is_measured_from_the_last_byte() {
         let a = Activity::new();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        a.touch();
         let t = tokio::time::Instant::now();
-        a.idle_for(Duration::from_secs(5)).await;
-        assert!(t.elapsed() >= Duration::from_secs(4), "{:?}", t.elapsed());
+        let toucher = async {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                a.touch();
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = a.idle_for(Duration::from_secs(5)) => {}
+            _ = toucher => unreachable!(),
+        }
+        // The last byte at 9 s; silence from then on.
+        let idle = t.elapsed();
+        assert!(
+            idle >= Duration::from_secs(14) && idle <= Duration::from_millis(15_250),
+            "{idle:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_idle_after_the_limit() {
+        let a = Activity::new();
+        let t = tokio::time::Instant::now();
+        a.idle_for(Duration::from_secs(8)).await;
+        assert_eq!(t.elapsed(), Duration::from_secs(8));
+    }
+
+    #[test]
+    fn slots_are_given_back_when_dropped() {
+        let s = ClientSlots::for_fd_limit(0, 0);
+        let taken: Vec<_> = (0..16).map(|_| s.take().unwrap()).collect();
+        assert!(s.take().is_none(), "the cap is 16");
+        drop(taken);
+        let again: Vec<_> = (0..16).map(|_| s.take().unwrap()).collect();
+        assert_eq!(again.len(), 16);
+        assert!(s.take().is_none());
     }
 }

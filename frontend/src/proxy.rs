@@ -16,14 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::balance::{self, Balance, Served};
-use crate::budget::{Activity, ClientSlots, CLIENT_IDLE_TIMEOUT};
+use crate::budget::{Activity, ClientSlots, Slot, CLIENT_IDLE_TIMEOUT};
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
 
@@ -97,7 +96,7 @@ pub(crate) fn spawn_served(
     client: TcpStream,
     peer: SocketAddr,
     group: Arc<GroupRoute>,
-    slot: OwnedSemaphorePermit,
+    slot: Slot,
     served: Served,
 ) {
     tasks.spawn(async move {
@@ -242,8 +241,7 @@ async fn attempt(
     until: Option<Instant>,
     give_up: Option<Instant>,
 ) -> Attempt {
-    let backend = generation.backend.as_str();
-    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(backend));
+    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(generation));
     let outcome = |r: Result<io::Result<TcpStream>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(s)) => Attempt::Connected(s),
         Ok(Err(e)) => Attempt::Failed(e.to_string()),
@@ -270,12 +268,16 @@ async fn attempt(
             }
         };
         // (The generation's token is a child of the shutdown token: it
-        // fires on shutdown too, and `Moved` checks which it was.)
+        // fires on shutdown too, and `Moved` checks which it was.) The
+        // connect goes first: a backend on this host answers within the
+        // call, and then nothing else is polled (no waiter is filed with
+        // the generation's token or the switch count only to be taken out).
         return tokio::select! {
+            biased;
+            r = connect => outcome(r),
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
             _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
-            r = connect => outcome(r),
         };
     };
     if *switches.borrow() != generation.number {
@@ -353,11 +355,15 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Connect to `backend` (`host:port`), trying each address it resolves to in
-/// turn (as `TcpStream::connect`), with `TCP_NODELAY` set before the connect.
-async fn connect(backend: &str) -> io::Result<TcpStream> {
+/// Connect to `generation`'s backend: its address when it is one, else
+/// each address its `host:port` resolves to in turn (as
+/// `TcpStream::connect`), with `TCP_NODELAY` set before the connect.
+async fn connect(generation: &Generation) -> io::Result<TcpStream> {
+    if let Some(addr) = generation.backend_ip {
+        return connect_to(addr).await;
+    }
     let mut last = None;
-    for addr in tokio::net::lookup_host(backend).await? {
+    for addr in tokio::net::lookup_host(generation.backend.as_str()).await? {
         match connect_to(addr).await {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),

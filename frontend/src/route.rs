@@ -18,6 +18,7 @@
 //! orchestrator's reconciliation sends one.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -144,29 +145,43 @@ pub(crate) struct HeldCounts {
     pub(crate) retried: AtomicU64,
 }
 
-/// One period of routing to one backend (see the module docs).
+/// One period of routing to one backend (see the module docs); a cheap
+/// handle (one reference count) that every connection of it holds.
 #[derive(Clone)]
-pub(crate) struct Generation {
+pub(crate) struct Generation(Arc<GenerationData>);
+
+/// What a [`Generation`] is.
+pub(crate) struct GenerationData {
     /// The group's switch count when this generation began.
     pub(crate) number: u64,
     pub(crate) site: String,
     pub(crate) backend: String,
+    /// `backend` when it is an IP address and port (no name to resolve).
+    pub(crate) backend_ip: Option<SocketAddr>,
     /// Fires when connections of this generation must close.
     pub(crate) cancel: CancellationToken,
     /// Open connections of this generation (for the drain log line).
-    active: Arc<AtomicU64>,
+    active: AtomicU64,
+}
+
+impl std::ops::Deref for Generation {
+    type Target = GenerationData;
+
+    fn deref(&self) -> &GenerationData {
+        &self.0
+    }
 }
 
 /// Holds one connection in the counts; decrements them on drop.
 pub(crate) struct ConnGuard {
     group: Arc<GroupRoute>,
-    generation: Arc<AtomicU64>,
+    generation: Generation,
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.group.active.fetch_sub(1, Ordering::Relaxed);
-        self.generation.fetch_sub(1, Ordering::Relaxed);
+        self.generation.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -213,7 +228,7 @@ impl GroupRoute {
         generation.active.fetch_add(1, Ordering::Relaxed);
         let guard = ConnGuard {
             group: Arc::clone(self),
-            generation: Arc::clone(&generation.active),
+            generation: generation.clone(),
         };
         Some((generation, guard, hold))
     }
@@ -342,13 +357,14 @@ impl GroupRoute {
                 });
             }
             from => {
-                let next = Generation {
+                let next = Generation(Arc::new(GenerationData {
                     number: inner.switches + 1,
                     site: req.site.clone(),
                     backend: backend.clone(),
+                    backend_ip: backend.parse().ok(),
                     cancel: self.shutdown.child_token(),
-                    active: Arc::new(AtomicU64::new(0)),
-                };
+                    active: AtomicU64::new(0),
+                }));
                 let old = inner.current.replace(next);
                 inner.epoch = req.epoch;
                 inner.switches += 1;
