@@ -38,6 +38,8 @@ const LIMIT: Duration = Duration::from_secs(300);
 
 #[path = "replication/ssh.rs"]
 mod ssh;
+#[path = "../tests/support/sshd.rs"]
+mod sshd;
 use ssh::{start_sshd, start_warden_ssh, Ssh};
 
 struct Kill(Child);

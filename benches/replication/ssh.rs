@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use warden_agents::replicate::{RsyncSettings, SshLogin};
 
-use super::{run_warden, Kill, Mirror};
+use super::{run_warden, sshd, Kill, Mirror};
 
 /// The sshd and the gate's files for [`Tool::WardenSsh`].
 pub(crate) struct Ssh {
@@ -74,24 +74,17 @@ impl BenchUser {
 impl Drop for BenchUser {
     fn drop(&mut self) {
         if self.uid != 0 {
-            // -f: its sessions' sshd processes may still be there.
+            // Its sessions' sshd processes outlive the listener (a shared
+            // connection lingers): ended first, so that no process of a
+            // deleted user is left behind.
+            if self.uid != u32::MAX {
+                let _ = Command::new("pkill")
+                    .args(["-KILL", "-U", &self.uid.to_string()])
+                    .status();
+            }
             let _ = Command::new("userdel").args(["-f", &self.name]).status();
         }
     }
-}
-
-fn keygen(path: &Path) -> Result<String> {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .output()
-        .context("ssh-keygen (package openssh-client)")?;
-    if !out.status.success() {
-        bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(std::fs::read_to_string(path.with_extension("pub"))?
-        .trim()
-        .to_string())
 }
 
 /// A private sshd on 127.0.0.1 (root by key only) whose one key runs
@@ -103,8 +96,8 @@ pub(crate) fn start_sshd(w: &Path) -> Result<Ssh> {
     let user = BenchUser::new()?;
     // The login reads its authorized_keys, the config and b's state here.
     std::fs::set_permissions(w, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
-    let client = keygen(&w.join("ssh-client"))?;
-    let host = keygen(&w.join("ssh-host"))?;
+    let client = sshd::keygen(&w.join("ssh-client"), "bench-client")?;
+    let host = sshd::keygen(&w.join("ssh-host"), "bench-host")?;
     let known_hosts = w.join("known_hosts");
     std::fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host}\n"))?;
     let state = w.join("state-b");
@@ -170,22 +163,17 @@ known_hosts = "{known}"
     let keys = w.join("authorized_keys");
     std::fs::write(
         &keys,
-        format!(
-            "command=\"{} --config {} rsync-gate --site b --ssh\",restrict {client}\n",
-            env!("CARGO_BIN_EXE_warden"),
-            config.display()
-        ),
+        sshd::gate_key(env!("CARGO_BIN_EXE_warden"), &config, "b", &client),
     )?;
     let conf = w.join("sshd_config");
     std::fs::write(
         &conf,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
-             PermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
-            w.join("ssh-host").display(),
-            w.join("sshd.pid").display(),
-            keys.display()
+        sshd::config(
+            "127.0.0.1",
+            port,
+            &w.join("ssh-host"),
+            &w.join("sshd.pid"),
+            &keys,
         ),
     )?;
     std::fs::create_dir_all("/run/sshd")?;

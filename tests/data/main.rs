@@ -12,6 +12,8 @@ mod lab;
 mod deploy;
 mod fidelity;
 mod site;
+#[path = "../support/sshd.rs"]
+mod sshd;
 #[path = "../../agents/tests/support/tree.rs"]
 mod tree;
 

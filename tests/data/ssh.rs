@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use super::Data;
 use crate::lab::{self, secs};
+use crate::sshd;
 
 /// The port of each site's sshd when the sites are reached over ssh.
 pub(crate) const SSH_PORT: u16 = 2222;
@@ -20,20 +21,7 @@ impl Data {
         for d in dirs {
             std::fs::create_dir_all(d)?;
         }
-        let keygen = |name: &str| -> Result<String> {
-            let key = lab.dir().join(name);
-            let out = std::process::Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-                .arg(&key)
-                .output()
-                .context("ssh-keygen (package openssh-client)")?;
-            if !out.status.success() {
-                bail!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-            }
-            Ok(std::fs::read_to_string(key.with_extension("pub"))?
-                .trim()
-                .to_string())
-        };
+        let keygen = |name: &str| sshd::keygen(&lab.dir().join(name), name);
         keygen("ssh-client")?;
         let mut known = String::new();
         for site in ["a", "b"] {
@@ -85,23 +73,17 @@ impl Data {
         let client = std::fs::read_to_string(lab.dir().join("ssh-client.pub"))?;
         let keys = lab.write_file(
             &format!("authorized_keys-{site}"),
-            format!(
-                "command=\"{} --config {} rsync-gate --site {site} --ssh\",restrict {}\n",
-                crate::deploy::WARDEN,
-                self.d.config.display(),
-                client.trim()
-            ),
+            sshd::gate_key(crate::deploy::WARDEN, &self.d.config, site, &client),
         )?;
         let ip = lab.ip(site);
         let conf = lab.write_file(
             &format!("sshd-{site}.conf"),
-            format!(
-                "Port {SSH_PORT}\nListenAddress {ip}\nHostKey {}\nPidFile {}\nAuthorizedKeysFile {}\n\
-                 PermitRootLogin prohibit-password\nPubkeyAuthentication yes\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nLogLevel VERBOSE\n",
-                lab.dir().join(format!("ssh-host-{key_of}")).display(),
-                lab.dir().join(format!("sshd-{site}.pid")).display(),
-                keys.display(),
+            sshd::config(
+                &ip.to_string(),
+                SSH_PORT,
+                &lab.dir().join(format!("ssh-host-{key_of}")),
+                &lab.dir().join(format!("sshd-{site}.pid")),
+                &keys,
             ),
         )?;
         // sshd's privilege separation directory (the init script makes it).
