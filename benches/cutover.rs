@@ -24,6 +24,10 @@ mod deploy;
 #[allow(dead_code)]
 mod site;
 
+#[path = "../tests/support/sshd.rs"]
+#[allow(dead_code)]
+mod sshd;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
