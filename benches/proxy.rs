@@ -42,6 +42,7 @@ const BODY: &[u8] = b"hello, world\n";
 const BUILTIN: &str = "warden frontend";
 const HAPROXY: &str = "haproxy 2.6 (tcp)";
 const AA: &str = "haproxy A/A control";
+const BASELINE: &str = "warden (BASELINE)";
 
 /// A child process killed (by PID) and reaped on drop.
 struct Kill(tokio::process::Child);
@@ -365,7 +366,7 @@ async fn main() -> Result<()> {
         (AA, control_ha_addr, control_ha.0.id()),
     ];
     if let Some((b, addr)) = &baseline {
-        targets.push(("warden (BASELINE)", *addr, b.0.id()));
+        targets.push((BASELINE, *addr, b.0.id()));
     }
     eprintln!(
         "wrk -t{threads} -c{conns} -d{secs}s --latency [-H \"Connection: close\"]; backend {backend_addr}, builtin {builtin_addr}, haproxy {haproxy_addr}"
@@ -483,18 +484,18 @@ async fn main() -> Result<()> {
             .map(|x| f(x).max(1.0 / f(x)))
             .fold(1.0, f64::max)
     };
+    // Rounds in which both goals held (requests/s ≥ 1.0×, p99 ≤ 1.0×).
+    let both_goals = |paired: &[(f64, f64)]| {
+        paired
+            .iter()
+            .filter(|(r, p)| *r >= 1.0 && *p <= 1.0)
+            .count()
+    };
     println!();
     for &close in &cases {
         let ((rps, p99), paired) = compare(BUILTIN, HAPROXY, close);
         let ((aa_rps, aa_p99), aa_paired) = compare(AA, HAPROXY, close);
-        let ahead = paired
-            .iter()
-            .filter(|(r, p)| *r >= 1.0 && *p <= 1.0)
-            .count();
-        let aa_ahead = aa_paired
-            .iter()
-            .filter(|(r, p)| *r >= 1.0 && *p <= 1.0)
-            .count();
+        let (ahead, aa_ahead) = (both_goals(&paired), both_goals(&aa_paired));
         println!(
             "{}: built-in / HAProxy (medians) = {rps:.2}× requests/s (goal ≥ 1.00: {}), {p99:.2}× p99 (goal ≤ 1.00: {}); per round (req/s / p99): {}; both goals in {ahead} of {} rounds",
             case(close),
@@ -514,7 +515,7 @@ async fn main() -> Result<()> {
     }
     if baseline.is_some() {
         for &close in &cases {
-            let ((rps, p99), paired) = compare(BUILTIN, "warden (BASELINE)", close);
+            let ((rps, p99), paired) = compare(BUILTIN, BASELINE, close);
             println!(
                 "{}: this build / BASELINE (medians) = {rps:.2}× requests/s, {p99:.2}× p99; per round: {}",
                 case(close),

@@ -73,15 +73,15 @@ impl BenchUser {
 
 impl Drop for BenchUser {
     fn drop(&mut self) {
+        // Its sessions' sshd processes outlive the listener (a shared
+        // connection lingers): ended first, so that no process of a deleted
+        // user is left behind (u32::MAX: the uid was never read).
+        if self.uid != 0 && self.uid != u32::MAX {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-U", &self.uid.to_string()])
+                .status();
+        }
         if self.uid != 0 {
-            // Its sessions' sshd processes outlive the listener (a shared
-            // connection lingers): ended first, so that no process of a
-            // deleted user is left behind.
-            if self.uid != u32::MAX {
-                let _ = Command::new("pkill")
-                    .args(["-KILL", "-U", &self.uid.to_string()])
-                    .status();
-            }
             let _ = Command::new("userdel").args(["-f", &self.name]).status();
         }
     }
