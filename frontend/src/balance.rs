@@ -4,8 +4,9 @@
 //! blind to load: 50 keep-alive connections land 28/22 about as often as
 //! 25/25, and the busier thread then sets everyone's tail latency. A worker
 //! that accepts a connection while it serves more than the least busy one
-//! hands it over: the socket leaves its runtime and is sent to that
-//! worker's inbox, whose runtime registers it and serves it. Otherwise the
+//! hands it over: the socket, accepted onto no event loop yet
+//! ([`crate::listener::Acceptor`]), is sent to that worker's inbox, whose
+//! runtime registers it and serves it. Otherwise the
 //! connection stays where it was accepted. No slack: an allowance of a
 //! couple of connections (tried) left 50 keep-alive connections at 23/27
 //! for as long as they lived, and with a new connection per request it
@@ -159,19 +160,12 @@ impl Here<'_> {
     /// ([`crate::balance`]); served here when that worker takes none.
     pub(crate) fn hand_over(
         &self,
-        client: TcpStream,
+        client: std::net::TcpStream,
         peer: SocketAddr,
         group: &Arc<GroupRoute>,
         slot: Slot,
         served: Served,
     ) {
-        let client = match client.into_std() {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it");
-                return;
-            }
-        };
         let h = Handoff {
             client,
             peer,

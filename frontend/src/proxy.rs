@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +23,7 @@ use tracing::{debug, warn};
 
 use crate::balance::{self, Balance, Served};
 use crate::budget::{Activity, ClientSlots, Slot, CLIENT_IDLE_TIMEOUT};
+use crate::listener::Acceptor;
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
 
@@ -35,9 +36,10 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accept connections on one of `group`'s listening sockets until `shutdown`
 /// fires. Connection tasks are spawned on `tasks` so that shutdown can wait
-/// for them.
+/// for them. A connection is registered with the event loop of the worker
+/// that serves it, and only there.
 pub(crate) async fn serve_group(
-    listener: TcpListener,
+    listener: Acceptor,
     group: Arc<GroupRoute>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -59,14 +61,26 @@ pub(crate) async fn serve_group(
                 Some(slot) => {
                     let served = balance.place(worker);
                     if served.worker() == worker {
-                        spawn_served(&tasks, client, peer, Arc::clone(&group), slot, served);
+                        match client.here() {
+                            Ok(client) => {
+                                spawn_served(&tasks, client, peer, Arc::clone(&group), slot, served)
+                            }
+                            Err(e) => {
+                                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection onto this worker; closing it")
+                            }
+                        }
                     } else {
                         let here = balance::Here {
                             tasks: &tasks,
                             balance: &balance,
                             worker,
                         };
-                        here.hand_over(client, peer, &group, slot, served);
+                        match client.loose() {
+                            Ok(client) => here.hand_over(client, peer, &group, slot, served),
+                            Err(e) => {
+                                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it")
+                            }
+                        }
                     }
                 }
                 None => {

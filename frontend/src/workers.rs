@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +25,7 @@ use tracing::{debug, warn};
 
 use crate::balance::{Balance, Handoff};
 use crate::budget::ClientSlots;
+use crate::listener::Acceptor;
 use crate::proxy;
 use crate::route::GroupRoute;
 use crate::FrontendError;
@@ -118,7 +118,7 @@ async fn serve(
         connections.clone(),
     ));
     for (group, socket) in share {
-        let listener = TcpListener::from_std(socket).map_err(|e| {
+        let listener = Acceptor::new(socket).map_err(|e| {
             FrontendError::Task(format!(
                 "proxy worker {index} cannot take the listener of group {}: {e}",
                 group.name
