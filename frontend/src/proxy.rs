@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
+use warden_serve::accept::{accept_fault, AcceptFault};
 
 use crate::balance::{self, Balance, Served};
 use crate::budget::{Activity, ClientSlots, Slot, CLIENT_IDLE_TIMEOUT};
@@ -31,7 +32,9 @@ use crate::route::{ConnGuard, Generation, GroupRoute};
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two connects of a refused connection under `connect_retry`.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
-/// Pause after a failed accept (e.g. out of file descriptors) so the loop does not spin.
+/// Pause after an accept that failed for want of resources (out of file
+/// descriptors) so the loop does not spin; a connection's own failure is
+/// no reason to pause ([`warden_serve::accept`]).
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Accept connections on one of `group`'s listening sockets until `shutdown`
@@ -48,6 +51,8 @@ pub(crate) async fn serve_group(
     balance: Arc<Balance>,
 ) {
     let mut refused: u64 = 0;
+    // Accepts that failed for want of descriptors or memory.
+    let mut failed: u64 = 0;
     // Registered once, not per accepted connection.
     let stopped = shutdown.cancelled();
     tokio::pin!(stopped);
@@ -91,13 +96,22 @@ pub(crate) async fn serve_group(
                     drop(client);
                 }
             },
-            Err(e) => {
-                warn!(group = %group.name, cause = %e, "accept failed");
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
+            Err(e) => match accept_fault(&e) {
+                // That connection's own failure: on to the next at once.
+                AcceptFault::Connection => {
+                    debug!(group = %group.name, cause = %e, "a connection failed before it was accepted");
                 }
-            }
+                AcceptFault::Resources => {
+                    failed += 1;
+                    if failed.is_power_of_two() {
+                        warn!(group = %group.name, cause = %e, failed, "accept failed; trying again in 100 ms");
+                    }
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        _ = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
+                    }
+                }
+            },
         }
     }
     debug!(group = %group.name, "listener closed");

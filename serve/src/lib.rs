@@ -24,6 +24,7 @@
 //! extractor). [`raise_fd_limit`] lifts the process's soft descriptor limit
 //! to its hard limit at start.
 
+pub mod accept;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -157,6 +158,7 @@ pub async fn serve<S>(
         conns.spawn(reload_on_hangup(t.clone(), shutdown.clone()));
     }
     let mut refused: u64 = 0;
+    let mut failed: u64 = 0;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -166,10 +168,23 @@ pub async fn serve<S>(
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
-                // Out of descriptors (or a connection reset before accept):
-                // wait a little instead of spinning, then go on.
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                match accept::accept_fault(&e) {
+                    // That connection's own failure: on to the next.
+                    accept::AcceptFault::Connection => {
+                        debug!(error = %e, "a connection failed before it was accepted");
+                    }
+                    // Out of descriptors: wait a little instead of spinning.
+                    accept::AcceptFault::Resources => {
+                        failed += 1;
+                        if failed.is_power_of_two() {
+                            warn!(error = %e, failed, "accept failed; trying again in 50 ms");
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                            _ = shutdown.cancelled() => break,
+                        }
+                    }
+                }
                 continue;
             }
         };
