@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tracing::warn;
 
 use crate::budget::Slot;
+use crate::listener::Accepted;
 use crate::proxy;
 use crate::route::GroupRoute;
 
@@ -148,7 +149,7 @@ impl Balance {
     }
 }
 
-/// The accepting worker, for a connection it hands over.
+/// The accepting worker: where a connection it accepts is served.
 pub(crate) struct Here<'a> {
     pub(crate) tasks: &'a TaskTracker,
     pub(crate) balance: &'a Arc<Balance>,
@@ -156,9 +157,37 @@ pub(crate) struct Here<'a> {
 }
 
 impl Here<'_> {
+    /// Serve `client`, just accepted, here or on the least busy worker
+    /// ([`Balance::place`]): registered only with the event loop of the
+    /// worker that serves it.
+    pub(crate) fn serve(
+        &self,
+        client: Accepted,
+        peer: SocketAddr,
+        group: &Arc<GroupRoute>,
+        slot: Slot,
+    ) {
+        let served = self.balance.place(self.worker);
+        if served.worker() == self.worker {
+            match client.here() {
+                Ok(c) => proxy::spawn_served(self.tasks, c, peer, Arc::clone(group), slot, served),
+                Err(e) => {
+                    warn!(group = %group.name, %peer, cause = %e, "cannot take the connection onto this worker; closing it")
+                }
+            }
+            return;
+        }
+        match client.loose() {
+            Ok(c) => self.hand_over(c, peer, group, slot, served),
+            Err(e) => {
+                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it")
+            }
+        }
+    }
+
     /// Send `client` to the worker `served` counts it on
     /// ([`crate::balance`]); served here when that worker takes none.
-    pub(crate) fn hand_over(
+    fn hand_over(
         &self,
         client: std::net::TcpStream,
         peer: SocketAddr,

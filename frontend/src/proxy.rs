@@ -53,6 +53,11 @@ pub(crate) async fn serve_group(
     let mut refused: u64 = 0;
     // Accepts that failed for want of descriptors or memory.
     let mut failed: u64 = 0;
+    let here = balance::Here {
+        tasks: &tasks,
+        balance: &balance,
+        worker,
+    };
     // Registered once, not per accepted connection.
     let stopped = shutdown.cancelled();
     tokio::pin!(stopped);
@@ -63,31 +68,7 @@ pub(crate) async fn serve_group(
         };
         match accepted {
             Ok((client, peer)) => match slots.take() {
-                Some(slot) => {
-                    let served = balance.place(worker);
-                    if served.worker() == worker {
-                        match client.here() {
-                            Ok(client) => {
-                                spawn_served(&tasks, client, peer, Arc::clone(&group), slot, served)
-                            }
-                            Err(e) => {
-                                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection onto this worker; closing it")
-                            }
-                        }
-                    } else {
-                        let here = balance::Here {
-                            tasks: &tasks,
-                            balance: &balance,
-                            worker,
-                        };
-                        match client.loose() {
-                            Ok(client) => here.hand_over(client, peer, &group, slot, served),
-                            Err(e) => {
-                                warn!(group = %group.name, %peer, cause = %e, "cannot take the connection off this worker; closing it")
-                            }
-                        }
-                    }
-                }
+                Some(slot) => here.serve(client, peer, &group, slot),
                 None => {
                     refused += 1;
                     if refused.is_power_of_two() {

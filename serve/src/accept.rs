@@ -47,42 +47,36 @@ pub fn accept_fault(e: &io::Error) -> AcceptFault {
 mod tests {
     use super::*;
 
+    /// A connection's own error is no reason to pause; a shortage or an
+    /// unknown error pauses.
     #[test]
-    fn a_connections_own_error_is_no_reason_to_pause() {
-        for code in [
-            libc::ECONNABORTED,
-            libc::ECONNRESET,
-            libc::EINTR,
-            libc::EAGAIN,
-            libc::ENETDOWN,
-            libc::EPROTO,
-            libc::ENOPROTOOPT,
-            libc::EHOSTDOWN,
-            libc::ENONET,
-            libc::EHOSTUNREACH,
-            libc::EOPNOTSUPP,
-            libc::ENETUNREACH,
-            libc::EPERM,
+    fn each_error_by_what_it_calls_for() {
+        use AcceptFault::{Connection, Resources};
+        for (code, want) in [
+            (libc::ECONNABORTED, Connection),
+            (libc::ECONNRESET, Connection),
+            (libc::EINTR, Connection),
+            (libc::EAGAIN, Connection),
+            (libc::ENETDOWN, Connection),
+            (libc::EPROTO, Connection),
+            (libc::ENOPROTOOPT, Connection),
+            (libc::EHOSTDOWN, Connection),
+            (libc::ENONET, Connection),
+            (libc::EHOSTUNREACH, Connection),
+            (libc::EOPNOTSUPP, Connection),
+            (libc::ENETUNREACH, Connection),
+            (libc::EPERM, Connection),
+            (libc::EMFILE, Resources),
+            (libc::ENFILE, Resources),
+            (libc::ENOBUFS, Resources),
+            (libc::ENOMEM, Resources),
+            (libc::EINVAL, Resources),
+            (libc::EBADF, Resources),
         ] {
             let e = io::Error::from_raw_os_error(code);
-            assert_eq!(accept_fault(&e), AcceptFault::Connection, "{e}");
-        }
-    }
-
-    #[test]
-    fn a_shortage_or_an_unknown_error_pauses() {
-        for code in [
-            libc::EMFILE,
-            libc::ENFILE,
-            libc::ENOBUFS,
-            libc::ENOMEM,
-            libc::EINVAL,
-            libc::EBADF,
-        ] {
-            let e = io::Error::from_raw_os_error(code);
-            assert_eq!(accept_fault(&e), AcceptFault::Resources, "{e}");
+            assert_eq!(accept_fault(&e), want, "{e}");
         }
         let other = io::Error::other("something else");
-        assert_eq!(accept_fault(&other), AcceptFault::Resources);
+        assert_eq!(accept_fault(&other), Resources);
     }
 }
