@@ -423,7 +423,14 @@ async fn runs_a_command_once(stream: bool) {
         }
         assert_eq!(r.started_unix_ms, first.started_unix_ms);
     }
-    assert_eq!(first.seq, 1);
+    // Numbered from 1. The first may be skipped: a courier that is behind
+    // (a stream still opening on a loaded machine when the next report
+    // is ready, 100 ms later) sends only the newest.
+    assert!(
+        (1..=10).contains(&first.seq),
+        "the first report received has seq {}",
+        first.seq
+    );
     let checks: Vec<_> = first
         .checks
         .iter()
