@@ -1,0 +1,169 @@
+//! What a benchmark may conclude from paired rounds: the geometric mean of
+//! per-round ratios (A measured beside B in the same round), its 95 %
+//! percentile-bootstrap confidence interval, and a verdict on a goal that
+//! says "at least" or "at most" 1.0×. A goal is *met* only when the whole
+//! interval is on its side, *not met* when the whole interval is on the
+//! other side, and otherwise *not shown*: the rounds cannot tell the two
+//! apart from the machine's noise.
+//!
+//! Rounds are resampled whole (a round's ratio keeps its pairing), with a
+//! fixed seed, so the same measurements always print the same interval.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Resamples drawn for an interval.
+const RESAMPLES: usize = 10_000;
+/// The seed of the resampling (reproducible output for the same rounds).
+const SEED: u64 = 0x5741_5244_454e; // "WARDEN"
+
+/// The centre of a set of per-round ratios and its 95 % interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    /// Geometric mean of the ratios.
+    pub mean: f64,
+    /// 2.5th percentile of the bootstrap means.
+    pub low: f64,
+    /// 97.5th percentile of the bootstrap means.
+    pub high: f64,
+    /// Rounds it was computed from.
+    pub rounds: usize,
+}
+
+/// Which side of 1.0× a goal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The ratio must be at least 1.0 (e.g. requests/s).
+    AtLeastOne,
+    /// The ratio must be at most 1.0 (e.g. a latency percentile).
+    AtMostOne,
+}
+
+/// What the rounds show about a goal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The whole interval is on the goal's side of 1.0.
+    Met,
+    /// The whole interval is on the other side.
+    NotMet,
+    /// The interval spans 1.0 (or there are fewer than 3 rounds).
+    NotShown,
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Met => "met",
+            Verdict::NotMet => "NOT met",
+            Verdict::NotShown => "not shown (the interval spans 1.00)",
+        })
+    }
+}
+
+impl std::fmt::Display for Interval {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.3}× (95 % CI {:.3}–{:.3}, {} rounds)",
+            self.mean, self.low, self.high, self.rounds
+        )
+    }
+}
+
+/// The geometric mean of `ratios` and its bootstrap interval. Ratios that
+/// are not finite and positive (a failed round) are left out; `None` when
+/// none is left.
+pub fn paired_interval(ratios: &[f64]) -> Option<Interval> {
+    let logs: Vec<f64> = ratios
+        .iter()
+        .copied()
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .map(f64::ln)
+        .collect();
+    if logs.is_empty() {
+        return None;
+    }
+    let n = logs.len();
+    let mean_of = |v: &mut dyn Iterator<Item = f64>| v.sum::<f64>() / n as f64;
+    let mean = mean_of(&mut logs.iter().copied());
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let mut means: Vec<f64> = (0..RESAMPLES)
+        .map(|_| mean_of(&mut (0..n).map(|_| logs[rng.random_range(0..n)])))
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((RESAMPLES - 1) as f64 * q).round() as usize];
+    Some(Interval {
+        mean: mean.exp(),
+        low: at(0.025).exp(),
+        high: at(0.975).exp(),
+        rounds: n,
+    })
+}
+
+impl Interval {
+    /// What this interval shows about `goal`. Fewer than 3 rounds show
+    /// nothing: a bootstrap of one or two rounds is no interval.
+    pub fn verdict(&self, goal: Goal) -> Verdict {
+        if self.rounds < 3 {
+            return Verdict::NotShown;
+        }
+        let (good, bad) = match goal {
+            Goal::AtLeastOne => (self.low >= 1.0, self.high < 1.0),
+            Goal::AtMostOne => (self.high <= 1.0, self.low > 1.0),
+        };
+        if good {
+            Verdict::Met
+        } else if bad {
+            Verdict::NotMet
+        } else {
+            Verdict::NotShown
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clear_lead_is_met_and_a_clear_lag_is_not() {
+        let ahead = [1.08, 1.11, 1.06, 1.09, 1.12, 1.07, 1.10];
+        let i = paired_interval(&ahead).unwrap();
+        assert!(i.low > 1.05 && i.high < 1.12, "{i}");
+        assert_eq!(i.verdict(Goal::AtLeastOne), Verdict::Met);
+        assert_eq!(i.verdict(Goal::AtMostOne), Verdict::NotMet);
+        let behind: Vec<f64> = ahead.iter().map(|r| 1.0 / r).collect();
+        let j = paired_interval(&behind).unwrap();
+        assert_eq!(j.verdict(Goal::AtLeastOne), Verdict::NotMet);
+        assert_eq!(j.verdict(Goal::AtMostOne), Verdict::Met);
+        // Symmetric: the interval of the inverses is the inverse interval.
+        assert!((j.mean * i.mean - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn noise_around_parity_is_not_shown_either_way() {
+        // Rounds as an A/A control gives them: both sides of 1.0, wide.
+        let aa = [0.94, 1.26, 1.02, 0.88, 1.05, 0.97, 1.10, 0.91];
+        let i = paired_interval(&aa).unwrap();
+        assert!(i.low < 1.0 && i.high > 1.0, "{i}");
+        assert_eq!(i.verdict(Goal::AtLeastOne), Verdict::NotShown);
+        assert_eq!(i.verdict(Goal::AtMostOne), Verdict::NotShown);
+        // The centre is the geometric mean, not the arithmetic one.
+        let g = (aa.iter().map(|r: &f64| r.ln()).sum::<f64>() / aa.len() as f64).exp();
+        assert!((i.mean - g).abs() < 1e-12);
+        // The same rounds give the same interval (fixed seed).
+        assert_eq!(paired_interval(&aa), Some(i));
+    }
+
+    #[test]
+    fn too_few_or_broken_rounds_show_nothing() {
+        assert_eq!(paired_interval(&[]), None);
+        assert_eq!(paired_interval(&[f64::NAN, 0.0, -1.0, f64::INFINITY]), None);
+        let two = paired_interval(&[1.5, 1.6]).unwrap();
+        assert_eq!(two.verdict(Goal::AtLeastOne), Verdict::NotShown);
+        // A failed round (NaN) is left out, not counted as a round.
+        let i = paired_interval(&[1.2, f64::NAN, 1.3, 1.25]).unwrap();
+        assert_eq!(i.rounds, 3);
+        assert_eq!(i.verdict(Goal::AtLeastOne), Verdict::Met);
+    }
+}
