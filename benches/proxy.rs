@@ -11,8 +11,10 @@
 //!
 //! `cargo bench --bench proxy` (needs `haproxy` and `wrk`; DURATION_S=10,
 //! THREADS=2, CONNECTIONS=50, ROUNDS=3 by default). Each round runs every
-//! target in both cases (2 s warm-up, then the measured run); the table
-//! shows the median round. Ports 29500-29599 on 127.0.0.1.
+//! target in both cases (2 s warm-up, then the measured run), in an order
+//! from a balanced Latin square (every target in every place equally often
+//! over a cycle of 4 rounds, 10 with `BASELINE`); the table shows the
+//! median round. Ports 29500-29599 on 127.0.0.1.
 //!
 //! `BASELINE=/path/to/another/warden` adds that build's frontend as a
 //! fourth target, run in the same rounds, and prints this build's ratios to
@@ -380,13 +382,20 @@ async fn main() -> Result<()> {
     );
     // Rounds interleave the targets, so that a burst of other load on the
     // machine hits all of them alike; the table shows the median round.
+    // Each round's order is a row of a balanced Latin square: over a cycle
+    // every target runs in every place, and after every other target,
+    // equally often. (Before, HAProxy always ran second and the others
+    // took turns first and last; the A/A control then showed the place
+    // alone worth up to 12 % of p99 over 30 rounds.)
+    let cycle = stats::order_cycle(targets.len());
+    if !(rounds as usize).is_multiple_of(cycle) {
+        eprintln!(
+            "note: ROUNDS={rounds} is not a multiple of {cycle}: the places in a round are not balanced over the run"
+        );
+    }
     let mut runs: Vec<(u32, &str, bool, Run)> = Vec::new();
     for round in 1..=rounds {
-        // Alternate which proxy goes first.
-        let mut order: Vec<usize> = (0..targets.len()).collect();
-        if round % 2 == 0 {
-            order[1..].reverse();
-        }
+        let order = stats::round_order(targets.len(), round as usize - 1);
         for &close in &cases {
             for (name, addr, pid) in order.iter().map(|&i| &targets[i]) {
                 // Warm-up (connections, caches), not measured.

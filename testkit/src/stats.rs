@@ -8,6 +8,12 @@
 //!
 //! Rounds are resampled whole (a round's ratio keeps its pairing), with a
 //! fixed seed, so the same measurements always print the same interval.
+//!
+//! The interval answers for noise, not for bias: a target that always runs
+//! in the same place of a round (say, right after the backend's own run)
+//! can be favoured every round alike. [`round_order`] gives each round's
+//! order from a balanced Latin square, so that over a full cycle every
+//! target runs in every place, and after every other target, equally often.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -121,9 +127,76 @@ impl Interval {
     }
 }
 
+/// The order in which to run `n` targets in round `round` (counted from
+/// 0): row `round` of a Williams design, a Latin square (every target once
+/// in every place over `n` rounds) balanced for carry-over (every target
+/// right after every other one once). For an odd `n` the design needs its
+/// mirror too, so a full cycle is [`order_cycle`] rounds.
+pub fn round_order(n: usize, round: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    // First row: 0, 1, n-1, 2, n-2, …; row r adds r (mod n).
+    let first: Vec<usize> = (0..n)
+        .map(|j| match j {
+            0 => 0,
+            j if j % 2 == 1 => j.div_ceil(2),
+            j => n - j / 2,
+        })
+        .collect();
+    let r = round % order_cycle(n);
+    let mut row: Vec<usize> = first.iter().map(|t| (t + r) % n).collect();
+    if r >= n {
+        row.reverse();
+    }
+    row
+}
+
+/// Rounds in a full cycle of [`round_order`]: `n` for an even `n`, `2n`
+/// for an odd one.
+pub fn order_cycle(n: usize) -> usize {
+    if n.is_multiple_of(2) {
+        n.max(1)
+    } else {
+        2 * n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_a_cycle_every_target_runs_in_every_place_and_after_every_other() {
+        for n in 1..=7 {
+            let cycle = order_cycle(n);
+            let rows: Vec<Vec<usize>> = (0..cycle).map(|r| round_order(n, r)).collect();
+            let per = cycle / n;
+            for row in &rows {
+                let mut sorted = row.clone();
+                sorted.sort_unstable();
+                assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "n={n}: {row:?}");
+            }
+            for place in 0..n {
+                for t in 0..n {
+                    let times = rows.iter().filter(|r| r[place] == t).count();
+                    assert_eq!(times, per, "n={n}: target {t} in place {place}: {rows:?}");
+                }
+            }
+            for a in 0..n {
+                for b in (0..n).filter(|b| *b != a) {
+                    let after = rows
+                        .iter()
+                        .filter(|r| r.windows(2).any(|w| w[0] == a && w[1] == b))
+                        .count();
+                    assert_eq!(after, per, "n={n}: {b} after {a}: {rows:?}");
+                }
+            }
+            // The next cycle repeats the first.
+            assert_eq!(round_order(n, cycle), rows[0]);
+        }
+        assert!(round_order(0, 3).is_empty());
+    }
 
     #[test]
     fn a_clear_lead_is_met_and_a_clear_lag_is_not() {
