@@ -27,8 +27,9 @@
 //! bootstrap interval ([`warden_testkit::stats`]), "met" only when the whole
 //! interval is on the goal's side, "not shown" when it spans 1.0. The A/A
 //! control gets the same interval: it should span 1.0, and its width is
-//! what this machine can resolve. More, shorter rounds
-//! (`ROUNDS=15 DURATION_S=4`) narrow the interval more than longer ones.
+//! what this machine can resolve. Fewer than 10 rounds are not judged (a
+//! bootstrap of a few rounds is too narrow); more, shorter rounds
+//! (`ROUNDS=24 DURATION_S=3`) narrow the interval more than longer ones.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
