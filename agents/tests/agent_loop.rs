@@ -6,7 +6,6 @@
 //! each stream after a few reports): every report then goes on a stream,
 //! none by POST, and a closed stream is opened again.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,11 +25,14 @@ fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A file path unique to this test process and `tag`, removed if present.
-fn temp_path(tag: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("warden-agent-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_file(&p);
-    p
+/// A test's own directory, removed with everything in it when dropped (also
+/// when the test panics): the hook log, and the token file and state
+/// directory [`config_marked`] puts beside it.
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("warden-agent-test-")
+        .tempdir()
+        .unwrap()
 }
 
 /// A two-site config (ca, tx in group "swift") whose orchestrator is at `base`.
@@ -62,7 +64,10 @@ fn config_marked(
         ),
         None => (String::new(), String::new()),
     };
-    let token_file = temp_path(&format!("{tag}-token"));
+    let dir = hook_log
+        .parent()
+        .expect("the hook log is in a test directory");
+    let token_file = dir.join(format!("{tag}-token"));
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     std::fs::set_permissions(
         &token_file,
@@ -70,8 +75,7 @@ fn config_marked(
     )
     .unwrap();
     // Each test's agent keeps its authority state (highest epochs) apart.
-    let state_dir = temp_path(&format!("{tag}-state"));
-    let _ = std::fs::remove_dir_all(&state_dir);
+    let state_dir = dir.join(format!("{tag}-state"));
     let text = format!(
         r#"
 [orchestrator]
@@ -311,7 +315,8 @@ async fn eventually(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {
 
 #[test]
 fn settings_from_config() {
-    let log = temp_path("settings-log");
+    let tmp = temp_dir();
+    let log = tmp.path().join("settings-log");
     let cfg = config("http://127.0.0.1:4000", "127.0.0.1:1", &log, "settings");
     let s = AgentSettings::from_config(&cfg, "ca").unwrap();
     assert_eq!(s.site, "ca");
@@ -361,7 +366,8 @@ async fn runs_a_command_once(stream: bool) {
     install_crypto();
     let (base, addr, fake) = fake_orchestrator_with(stream).await;
     let tag = if stream { "stream" } else { "loop" };
-    let hook_log = temp_path(&format!("{tag}-hook-log"));
+    let tmp = temp_dir();
+    let hook_log = tmp.path().join("hook-log");
     let cfg = config(&base, &addr.to_string(), &hook_log, tag);
     let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
     let shutdown = CancellationToken::new();
@@ -494,15 +500,15 @@ async fn runs_a_command_once(stream: bool) {
         f.after_ack_with_outcome, 0,
         "outcome resent after it was acked"
     );
-    let _ = std::fs::remove_file(&hook_log);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotes_outcome_carries_checks_taken_after_its_hooks() {
     install_crypto();
     let (base, addr, fake) = fake_orchestrator().await;
-    let hook_log = temp_path("marker-log");
-    let marker = temp_path("marker");
+    let tmp = temp_dir();
+    let hook_log = tmp.path().join("marker-log");
+    let marker = tmp.path().join("marker");
     let cfg = config_marked(&base, &addr.to_string(), &hook_log, "marker", Some(&marker));
     let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
     let shutdown = CancellationToken::new();
@@ -538,8 +544,6 @@ async fn a_promotes_outcome_carries_checks_taken_after_its_hooks() {
     assert_eq!(marker_check(fresh), Some((true, true)), "{fresh:?}");
     // Only the first: a resend is no longer fresh.
     assert_eq!(carrying[1].checks, None);
-    let _ = std::fs::remove_file(&hook_log);
-    let _ = std::fs::remove_file(&marker);
 }
 
 #[tokio::test]
@@ -549,7 +553,8 @@ async fn keeps_going_without_an_orchestrator_and_stops_promptly() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let hook_log = temp_path("down-log");
+    let tmp = temp_dir();
+    let hook_log = tmp.path().join("down-log");
     let cfg = config(
         &format!("http://{closed}"),
         &closed.to_string(),

@@ -46,7 +46,7 @@ pub(super) async fn settle() {
 
 #[tokio::test(start_paused = true)]
 async fn fresh_checks_count_only_from_the_queued_site_and_only_in_their_own_attempt() {
-    let (s, _fake, dir) = setup_with(true, 5, "", Arc::new(MemStore::default()));
+    let (s, _fake, _dir) = setup_with(true, 5, "", Arc::new(MemStore::default()));
     s.accept_report(report("b", 1, vec![]));
     let cmd = Command::new("web", 2, CommandKind::Promote);
     let id = cmd.id.clone();
@@ -75,5 +75,4 @@ async fn fresh_checks_count_only_from_the_queued_site_and_only_in_their_own_atte
         .expect("the recorded outcome");
     assert!(again.ok);
     assert_eq!(again.checks, None);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -71,24 +71,37 @@ impl Strategy for FakeRoute {
     }
 }
 
-pub(super) fn setup(
-    automatic: bool,
-    max_failovers: u32,
-) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+pub(super) fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
     setup_with(automatic, max_failovers, "", Arc::new(MemStore::default()))
 }
 
+/// A test's private directory, removed with everything in it when dropped
+/// (also when the test panics), so no token file outlives the test.
+pub(crate) struct TestDir(tempfile::TempDir);
+
+impl std::ops::Deref for TestDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl AsRef<std::path::Path> for TestDir {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
 /// A fresh directory with the token files of [`config_text`].
-pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> std::path::PathBuf {
+pub(super) fn test_dir(automatic: bool, max_failovers: u32) -> TestDir {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = std::env::temp_dir().join(format!(
-        "warden-svc-{}-{}-{automatic}-{max_failovers}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    write_tokens(&dir);
-    dir
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("warden-svc-{automatic}-{max_failovers}-"))
+        .tempdir()
+        .unwrap();
+    write_tokens(dir.path());
+    TestDir(dir)
 }
 
 /// The token files [`config_text`] names, in `dir` (private, as warden
@@ -174,7 +187,7 @@ pub(super) fn setup_with(
     max_failovers: u32,
     orchestrator_extra: &str,
     store: Arc<dyn crate::store::Store>,
-) -> (Arc<Shared>, Arc<FakeRoute>, std::path::PathBuf) {
+) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
     let dir = test_dir(automatic, max_failovers);
     let text = config_text(&dir, automatic, max_failovers, orchestrator_extra);
     let (shared, fake) = start_from(&text, &dir, store).expect("config");

@@ -14,7 +14,7 @@ async fn leading_with_a_promote_for_b() -> (
     Arc<Shared>,
     tokio::task::JoinHandle<Result<CommandOutcome, String>>,
     Command,
-    std::path::PathBuf,
+    super::harness::TestDir,
 ) {
     let (s, _fake, dir) = setup_with(true, 5, "", Arc::new(MemStore::default()));
     let cmd = Command::new("web", 2, CommandKind::Promote);
@@ -27,7 +27,7 @@ async fn leading_with_a_promote_for_b() -> (
 
 #[tokio::test(start_paused = true)]
 async fn no_order_is_handed_out_once_the_licence_is_gone() {
-    let (s, step, queued, dir) = leading_with_a_promote_for_b().await;
+    let (s, step, queued, _dir) = leading_with_a_promote_for_b().await;
     // While leading: the poll and the report's answer both carry it.
     let (polled, fresh) = s.commands_for_poll("b");
     assert_eq!(polled, vec![queued]);
@@ -44,14 +44,13 @@ async fn no_order_is_handed_out_once_the_licence_is_gone() {
     assert!(answer.commands.is_empty(), "{:?}", answer.commands);
     assert!(answer.epochs.is_empty(), "no epoch told either");
     step.abort();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The same for a node shutting down: the licence's term ends with the
 /// shutdown, before anything empties the ledger.
 #[tokio::test(start_paused = true)]
 async fn no_order_is_handed_out_once_shutdown_began() {
-    let (s, step, queued, dir) = leading_with_a_promote_for_b().await;
+    let (s, step, queued, _dir) = leading_with_a_promote_for_b().await;
     assert_eq!(s.commands_for_poll("b").0, vec![queued]);
     s.shutdown_token().cancel();
     assert_eq!(
@@ -61,5 +60,4 @@ async fn no_order_is_handed_out_once_shutdown_began() {
     );
     assert!(s.accept_report(report("b", 1, vec![])).commands.is_empty());
     step.abort();
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -12,7 +12,7 @@ use warden_proto::agent::PeerProbe;
 const GROUPS: usize = 100;
 
 /// `GROUPS` groups of two sites (s0, s1, …), each site with its own agent token.
-fn service() -> (Arc<Shared>, std::path::PathBuf) {
+fn service() -> (Arc<Shared>, super::harness::TestDir) {
     let dir = test_dir(false, 1);
     let text = many_groups_text(&dir, GROUPS);
     let (shared, _) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
@@ -28,7 +28,7 @@ async fn step(ms: u64) {
 
 #[tokio::test(start_paused = true)]
 async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() {
-    let (s, dir) = service();
+    let (s, _dir) = service();
     let stop = CancellationToken::new();
     let detection = tokio::spawn(s.clone().detection_loop(stop.clone()));
     // Every agent reports once, a millisecond apart (each sees its peer
@@ -71,5 +71,4 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
     );
     stop.cancel();
     detection.await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -11,7 +11,7 @@ use warden_proto::agent::AuthorityWire;
 /// would have only a few moves left: refused, nothing changed.
 #[tokio::test(start_paused = true)]
 async fn an_epoch_too_near_the_largest_is_not_adopted() {
-    let (s, _fake, dir) = setup(true, 5);
+    let (s, _fake, _dir) = setup(true, 5);
     let before = group(&s).epoch;
     let ahead = |epoch: u64| authority::EpochAhead {
         epoch,
@@ -32,7 +32,6 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
             .expect("far ahead, adoptable"),
         1_000_000_000_000_000_000
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A site demoted by a failover that comes back believing it is active
@@ -41,7 +40,7 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
 /// the same epoch, one at a time, a bounded number of times.
 #[tokio::test(start_paused = true)]
 async fn a_site_that_forgot_its_demote_is_demoted_again() {
-    let (s, _fake, dir) = setup(true, 5);
+    let (s, _fake, _dir) = setup(true, 5);
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -111,7 +110,6 @@ async fn a_site_that_forgot_its_demote_is_demoted_again() {
     }
     assert!(s.commands_for("a").is_empty());
     assert!(fencing(&s) <= before + 1 + super::authority::REFENCE_MAX as usize);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A store that lost or mangled records is read without going back on
@@ -178,5 +176,4 @@ async fn a_damaged_store_is_read_without_going_back() {
         .unwrap();
     let err = load_state(&cfg, &store).err().expect("refused").to_string();
     assert!(err.contains("group web at epoch"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }

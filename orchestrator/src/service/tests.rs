@@ -6,7 +6,7 @@ use crate::store::MemStore;
 
 #[tokio::test(start_paused = true)]
 async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise() {
-    let (s, fake, dir) = setup(true, 5);
+    let (s, fake, _dir) = setup(true, 5);
     for _ in 0..6 {
         round(&s, true).await;
     }
@@ -60,12 +60,11 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
         round(&s, false).await;
     }
     assert_eq!(fake.holds.lock().unwrap().len(), holds.len());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(start_paused = true)]
 async fn manual_mode_turns_a_confirmed_disaster_into_a_pending_decision() {
-    let (s, fake, dir) = setup(false, 5);
+    let (s, fake, _dir) = setup(false, 5);
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -96,12 +95,11 @@ async fn manual_mode_turns_a_confirmed_disaster_into_a_pending_decision() {
     })
     .await;
     assert_eq!(*fake.route.lock().unwrap(), (Some("b".into()), 2));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(start_paused = true)]
 async fn failover_budget_stops_automatic_moves_until_approved() {
-    let (s, fake, dir) = setup(true, 1);
+    let (s, fake, _dir) = setup(true, 1);
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -160,7 +158,6 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
         s.operator_approve("web", "operator").is_err(),
         "nothing left to approve"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A node that does not hold the licence (a follower, a deposed leader)
@@ -168,7 +165,7 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
 /// the frontends.
 #[tokio::test(start_paused = true)]
 async fn no_hold_order_without_the_licence() {
-    let (s, fake, dir) = setup(true, 5);
+    let (s, fake, _dir) = setup(true, 5);
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -182,14 +179,13 @@ async fn no_hold_order_without_the_licence() {
         fake.holds.lock().unwrap()
     );
     assert_eq!(group(&s).active, "a", "nor moved anything");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A switchover to a site that answers again but is not judged recovered
 /// yet is refused (it would be failed straight back away from).
 #[tokio::test(start_paused = true)]
 async fn a_switchover_waits_for_the_target_to_be_recovered() {
-    let (s, _fake, dir) = setup(true, 5);
+    let (s, _fake, _dir) = setup(true, 5);
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -207,7 +203,6 @@ async fn a_switchover_waits_for_the_target_to_be_recovered() {
         other => panic!("a switchover to a site still down: {other:?}"),
     }
     assert_eq!(s.lock().runbooks.len(), 1, "nothing started");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A store whose writes fail while `full` is set (a full disk).
@@ -281,7 +276,7 @@ impl crate::store::Store for FullDisk {
 #[tokio::test]
 async fn events_are_kept_by_count_and_a_failing_store_is_an_alert() {
     let store = Arc::new(FullDisk::default());
-    let (s, _fake, dir) = setup_with(false, 1, "events_keep = 100", store.clone());
+    let (s, _fake, _dir) = setup_with(false, 1, "events_keep = 100", store.clone());
     let stop = CancellationToken::new();
     tokio::spawn(s.clone().write_events(stop.clone()));
     for i in 0..300 {
@@ -352,7 +347,6 @@ async fn events_are_kept_by_count_and_a_failing_store_is_an_alert() {
     }
     assert!(s.alerts("web").is_empty(), "{:?}", s.alerts("web"));
     stop.cancel();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Issue 14, fuzzed parsers: agent reports. Arbitrary report bodies (JSON
@@ -364,7 +358,7 @@ async fn events_are_kept_by_count_and_a_failing_store_is_an_alert() {
 async fn arbitrary_agent_reports_never_panic_the_service() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
-    let (s, _fake, dir) = setup(true, 1);
+    let (s, _fake, _dir) = setup(true, 1);
     // Reports shaped like real ones, with odd values where values go.
     let text = "\\PC{0,12}";
     let check = (text, any::<bool>(), any::<bool>(), text).prop_map(|(name, ok, critical, detail)| {
@@ -445,7 +439,6 @@ async fn arbitrary_agent_reports_never_panic_the_service() {
         "{} of {cases} bodies parsed as reports and were accepted",
         parsed.into_inner()
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(start_paused = true)]
@@ -454,7 +447,7 @@ async fn a_full_disk_is_an_alert_and_the_failover_still_routes_users() {
         volatile: true,
         ..FullDisk::default()
     });
-    let (s, fake, dir) = setup_with(true, 5, "", store.clone());
+    let (s, fake, _dir) = setup_with(true, 5, "", store.clone());
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -488,14 +481,13 @@ async fn a_full_disk_is_an_alert_and_the_failover_still_routes_users() {
             .any(|e| e.kind == EventKind::Alert && e.message.contains("from memory")),
         "the event says the runbook ran from memory"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_store_that_must_not_act_unwritten_holds_the_failover() {
     // As with etcd: an unwritable store is no licence to act.
     let store = Arc::new(FullDisk::default());
-    let (s, fake, dir) = setup_with(true, 5, "", store.clone());
+    let (s, fake, _dir) = setup_with(true, 5, "", store.clone());
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -508,7 +500,6 @@ async fn a_store_that_must_not_act_unwritten_holds_the_failover() {
     let g = group(&s);
     assert_eq!(g.phase, Phase::Running, "a decision was made: {g:#?}");
     assert_eq!(fake.route.lock().unwrap().0, None, "nothing routed");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `max_lag_on_failover`: an automatic failover to a standby that was too far
@@ -557,6 +548,5 @@ async fn a_lagging_standby_is_not_promoted_without_approval() {
             }
         }
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
