@@ -10,8 +10,9 @@
 //! table.
 //!
 //! `cargo bench --bench proxy` (needs `haproxy` and `wrk`; DURATION_S=10,
-//! THREADS=2, CONNECTIONS=50, ROUNDS=3 by default). Each round runs every
-//! target in both cases (2 s warm-up, then the measured run), in an order
+//! THREADS=2, CONNECTIONS=50, ROUNDS=3, WARMUP_S=2 by default). Each round
+//! runs every target in both cases (a warm-up of WARMUP_S seconds, none at
+//! 0, then the measured run), in an order
 //! from a balanced Latin square (every target in every place equally often
 //! over a cycle of 4 rounds, 10 with `BASELINE`); the table shows the
 //! median round. Ports 29500-29599 on 127.0.0.1.
@@ -289,6 +290,7 @@ async fn main() -> Result<()> {
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let secs: u64 = env_or("DURATION_S", 10);
+    let warmup: u64 = env_or("WARMUP_S", 2);
     let threads: u32 = env_or("THREADS", 2);
     let conns: u32 = env_or("CONNECTIONS", 50);
     let rounds: u32 = env_or("ROUNDS", 3).max(1);
@@ -379,7 +381,7 @@ async fn main() -> Result<()> {
         targets.push((BASELINE, *addr, b.0.id()));
     }
     eprintln!(
-        "wrk -t{threads} -c{conns} -d{secs}s --latency [-H \"Connection: close\"]; backend {backend_addr}, builtin {builtin_addr}, haproxy {haproxy_addr}"
+        "wrk -t{threads} -c{conns} -d{secs}s --latency [-H \"Connection: close\"] after a {warmup} s warm-up; backend {backend_addr}, builtin {builtin_addr}, haproxy {haproxy_addr}"
     );
     // Rounds interleave the targets, so that a burst of other load on the
     // machine hits all of them alike; the table shows the median round.
@@ -400,7 +402,9 @@ async fn main() -> Result<()> {
         for &close in &cases {
             for (name, addr, pid) in order.iter().map(|&i| &targets[i]) {
                 // Warm-up (connections, caches), not measured.
-                wrk(*addr, close, 2, threads, conns, None).await?;
+                if warmup > 0 {
+                    wrk(*addr, close, warmup, threads, conns, None).await?;
+                }
                 let r = wrk(*addr, close, secs, threads, conns, *pid).await?;
                 eprintln!(
                     "round {round}: {name:>18} {:>10}: {:>9.0} req/s p99 {:.2} ms",
