@@ -17,6 +17,9 @@
 //! over a cycle of 4 rounds, 10 with `BASELINE`); the table shows the
 //! median round. Ports 29500-29599 on 127.0.0.1.
 //!
+//! `BACKEND=haproxy` puts an HAProxy in HTTP mode that answers every
+//! request itself behind the proxies instead of this process's responder.
+//!
 //! `BASELINE=/path/to/another/warden` adds that build's frontend as a
 //! fourth target, run in the same rounds, and prints this build's ratios to
 //! it: an A/B of a change, side by side. `CASES=keepalive` or `CASES=new`
@@ -312,16 +315,28 @@ async fn main() -> Result<()> {
     std::fs::create_dir_all(&tmp.0)?;
     let dir = tmp.0.clone();
 
-    // The backend, shared by both proxies.
-    let backend = TcpListener::bind("127.0.0.1:0").await?;
-    let backend_addr = backend.local_addr()?;
-    tokio::spawn(serve_http(backend));
-
     let mut taken = Vec::new();
     let mut port = || -> Result<u16> {
         let p = free_port(&taken)?;
         taken.push(p);
         Ok(p)
+    };
+
+    // The backend, shared by all proxies: this process's own responder, or
+    // with BACKEND=haproxy an HAProxy in HTTP mode that answers itself (a
+    // backend in another process, with an event loop of its own).
+    let (backend_addr, _backend_ha) = match std::env::var("BACKEND").as_deref() {
+        Ok("") | Ok("inprocess") | Err(_) => {
+            let backend = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = backend.local_addr()?;
+            tokio::spawn(serve_http(backend));
+            (addr, None)
+        }
+        Ok("haproxy") => {
+            let addr: SocketAddr = ([127, 0, 0, 1], port()?).into();
+            (addr, Some(start_http_backend(&dir, addr).await?))
+        }
+        Ok(other) => bail!("BACKEND={other}: expected inprocess or haproxy"),
     };
     let (builtin_port, control_port, haproxy_port) = (port()?, port()?, port()?);
     let builtin_addr: SocketAddr = ([127, 0, 0, 1], builtin_port).into();
@@ -576,6 +591,35 @@ async fn main() -> Result<()> {
 /// Start HAProxy (TCP mode, defaults otherwise: threads = cores) on `addr`
 /// in front of `backend`, routed to it with the haproxy driver as the
 /// orchestrator would; `name` names its files in `dir`.
+/// HAProxy in HTTP mode answering every request itself (200, a 12-byte
+/// body), keep-alive unless the request says `Connection: close`.
+async fn start_http_backend(dir: &Path, addr: SocketAddr) -> Result<Kill> {
+    let hcfg = dir.join("backend.cfg");
+    std::fs::write(
+        &hcfg,
+        format!(
+            "global\n    maxconn 4096\n\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+             frontend be_http\n    bind {addr}\n    \
+             http-request return status 200 content-type text/plain string \"hello, world\"\n"
+        ),
+    )?;
+    let (log, out, err) = log_file(dir, "backend.log")?;
+    let ha = Kill(
+        tokio::process::Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&hcfg)
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .context("start the backend haproxy")?,
+    );
+    wait_listening(addr, "the backend haproxy", &log).await?;
+    Ok(ha)
+}
+
 async fn start_haproxy(
     dir: &Path,
     name: &str,
