@@ -20,6 +20,10 @@
 //! `BACKEND=haproxy` puts an HAProxy in HTTP mode that answers every
 //! request itself behind the proxies instead of this process's responder.
 //!
+//! `RESTART=1` starts every proxy anew at the start of every round (in that
+//! round's order), so that where a process's threads land is drawn per
+//! round, not once per run.
+//!
 //! `BASELINE=/path/to/another/warden` adds that build's frontend as a
 //! fourth target, run in the same rounds, and prints this build's ratios to
 //! it: an A/B of a change, side by side. `CASES=keepalive` or `CASES=new`
@@ -66,6 +70,12 @@ impl Drop for Kill {
         // SIGKILL to the child's PID; tokio reaps it.
         let _ = self.0.start_kill();
     }
+}
+
+/// Kill `k`'s process and wait until it is gone (its ports are free).
+async fn stop(k: &mut Kill) {
+    let _ = k.0.start_kill();
+    let _ = k.0.wait().await;
 }
 
 /// A directory removed on drop (also when the bench fails).
@@ -349,7 +359,7 @@ async fn main() -> Result<()> {
         dir.join("fe.token"),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )?;
-    let fe = start_frontend(
+    let mut fe = start_frontend(
         WARDEN.as_ref(),
         &dir,
         "fe",
@@ -359,22 +369,15 @@ async fn main() -> Result<()> {
     )
     .await?;
     // A second build of warden, side by side in the same run (A/B of a change).
-    let baseline = match std::env::var_os("BASELINE") {
+    let baseline_bin = std::env::var_os("BASELINE").map(PathBuf::from);
+    let mut baseline = match &baseline_bin {
         Some(bin) => {
             let (addr, control): (SocketAddr, SocketAddr) = (
                 ([127, 0, 0, 1], port()?).into(),
                 ([127, 0, 0, 1], port()?).into(),
             );
-            let fe = start_frontend(
-                Path::new(&bin),
-                &dir,
-                "baseline",
-                addr,
-                control,
-                backend_addr,
-            )
-            .await?;
-            Some((fe, addr))
+            let fe = start_frontend(bin, &dir, "baseline", addr, control, backend_addr).await?;
+            Some((fe, addr, control))
         }
         None => None,
     };
@@ -382,9 +385,9 @@ async fn main() -> Result<()> {
     // HAProxy, and a second, identical HAProxy: the A/A control. Two equal
     // proxies measured in the same rounds show how far apart this machine
     // puts them, the yardstick for the built-in/HAProxy ratios.
-    let ha = start_haproxy(&dir, "haproxy", haproxy_addr, backend_addr).await?;
+    let mut ha = start_haproxy(&dir, "haproxy", haproxy_addr, backend_addr).await?;
     let control_ha_addr: SocketAddr = ([127, 0, 0, 1], port()?).into();
-    let control_ha = start_haproxy(&dir, "haproxy-aa", control_ha_addr, backend_addr).await?;
+    let mut control_ha = start_haproxy(&dir, "haproxy-aa", control_ha_addr, backend_addr).await?;
 
     let mut targets: Vec<(&str, SocketAddr, Option<u32>)> = vec![
         ("backend alone", backend_addr, None),
@@ -392,9 +395,11 @@ async fn main() -> Result<()> {
         (HAPROXY, haproxy_addr, ha.0.id()),
         (AA, control_ha_addr, control_ha.0.id()),
     ];
-    if let Some((b, addr)) = &baseline {
+    if let Some((b, addr, _)) = &baseline {
         targets.push((BASELINE, *addr, b.0.id()));
     }
+    // RESTART=1: every proxy is started anew at the start of every round.
+    let restart = std::env::var("RESTART").as_deref() == Ok("1");
     eprintln!(
         "wrk -t{threads} -c{conns} -d{secs}s --latency [-H \"Connection: close\"] after a {warmup} s warm-up; backend {backend_addr}, builtin {builtin_addr}, haproxy {haproxy_addr}"
     );
@@ -414,6 +419,59 @@ async fn main() -> Result<()> {
     let mut runs: Vec<(u32, &str, bool, Run)> = Vec::new();
     for round in 1..=rounds {
         let order = stats::round_order(targets.len(), round as usize - 1);
+        if restart && round > 1 {
+            // Where a proxy's threads land stays so for the process's life
+            // (no CPU migrations under load), so one start per run draws it
+            // once for all rounds. Anew each round, in this round's order,
+            // it is drawn per round like everything else the rounds average.
+            for &i in &order {
+                match targets[i].0 {
+                    BUILTIN => {
+                        stop(&mut fe).await;
+                        fe = start_frontend(
+                            WARDEN.as_ref(),
+                            &dir,
+                            "fe",
+                            builtin_addr,
+                            control_addr,
+                            backend_addr,
+                        )
+                        .await?;
+                        targets[i].2 = fe.0.id();
+                    }
+                    HAPROXY => {
+                        stop(&mut ha).await;
+                        ha = start_haproxy(&dir, "haproxy", haproxy_addr, backend_addr).await?;
+                        targets[i].2 = ha.0.id();
+                    }
+                    AA => {
+                        stop(&mut control_ha).await;
+                        control_ha =
+                            start_haproxy(&dir, "haproxy-aa", control_ha_addr, backend_addr)
+                                .await?;
+                        targets[i].2 = control_ha.0.id();
+                    }
+                    BASELINE => {
+                        if let (Some((b, addr, control)), Some(bin)) =
+                            (baseline.as_mut(), baseline_bin.as_ref())
+                        {
+                            stop(b).await;
+                            *b = start_frontend(
+                                bin,
+                                &dir,
+                                "baseline",
+                                *addr,
+                                *control,
+                                backend_addr,
+                            )
+                            .await?;
+                            targets[i].2 = b.0.id();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
         for &close in &cases {
             for (name, addr, pid) in order.iter().map(|&i| &targets[i]) {
                 // Warm-up (connections, caches), not measured.
