@@ -35,7 +35,11 @@
 //! bootstrap interval ([`warden_testkit::stats`]), "met" only when the whole
 //! interval is on the goal's side, "not shown" when it spans 1.0. The A/A
 //! control gets the same interval: it should span 1.0, and its width is
-//! what this machine can resolve. Fewer than 10 rounds are not judged (a
+//! what this machine can resolve. The bench also prints the median of the
+//! per-round ratios with its sign-test interval (a few wild rounds cannot
+//! move it), and the built-in judged against both HAProxy instances at
+//! once (per round, against the geometric mean of the two), so that
+//! neither instance's own luck decides. Fewer than 10 rounds are not judged (a
 //! bootstrap of a few rounds is too narrow); more, shorter rounds
 //! (`ROUNDS=24 DURATION_S=3`) narrow the interval more than longer ones.
 
@@ -591,6 +595,31 @@ async fn main() -> Result<()> {
         let v: Vec<f64> = paired.iter().map(f).collect();
         stats::paired_interval(&v)
     };
+    // The median of the per-round ratios and its sign-test interval: what
+    // a few wild rounds (one stall decides a short round's p99) cannot move.
+    let median_of = |paired: &[(f64, f64)], f: fn(&(f64, f64)) -> f64| {
+        let v: Vec<f64> = paired.iter().map(f).collect();
+        stats::median_interval(&v)
+    };
+    // The built-in against both HAProxy instances at once: per round, its
+    // ratio to the geometric mean of the two, so that neither instance's
+    // own luck decides.
+    let against_both = |close: bool| -> Vec<(f64, f64)> {
+        (1..=rounds)
+            .filter_map(|round| {
+                let get = |n: &str| {
+                    runs.iter()
+                        .find(|(rd, x, c, _)| *rd == round && *x == n && *c == close)
+                        .map(|(_, _, _, r)| r)
+                };
+                let (w, h, a) = (get(BUILTIN)?, get(HAPROXY)?, get(AA)?);
+                Some((
+                    w.rps / (h.rps * a.rps).sqrt(),
+                    w.p99_ms / (h.p99_ms * a.p99_ms).sqrt(),
+                ))
+            })
+            .collect()
+    };
     let judged = |i: Option<stats::Interval>, goal: stats::Goal| match i {
         Some(i) => format!("{i}: {}", i.verdict(goal)),
         None => "no round to judge".to_string(),
@@ -617,6 +646,21 @@ async fn main() -> Result<()> {
             judged(interval(&paired, |x| x.1), stats::Goal::AtMostOne),
         );
         println!(
+            "{}: built-in / HAProxy, median of the rounds (sign-test interval): requests/s {}; p99 {}",
+            case(close),
+            judged(median_of(&paired, |x| x.0), stats::Goal::AtLeastOne),
+            judged(median_of(&paired, |x| x.1), stats::Goal::AtMostOne),
+        );
+        let both = against_both(close);
+        println!(
+            "{}: built-in / both HAProxy instances (per round, to the geometric mean of HAProxy and the control): requests/s {}, median {}; p99 {}, median {}",
+            case(close),
+            judged(interval(&both, |x| x.0), stats::Goal::AtLeastOne),
+            judged(median_of(&both, |x| x.0), stats::Goal::AtLeastOne),
+            judged(interval(&both, |x| x.1), stats::Goal::AtMostOne),
+            judged(median_of(&both, |x| x.1), stats::Goal::AtMostOne),
+        );
+        println!(
             "{}: A/A control: HAProxy / HAProxy (medians) = {aa_rps:.2}× requests/s, {aa_p99:.2}× p99; per round: {}; both \"goals\" in {aa_ahead} of {} rounds; one round strays up to {:.2}× in requests/s and {:.2}× in p99; over the rounds: requests/s {}, p99 {}",
             case(close),
             list(&aa_paired),
@@ -625,6 +669,12 @@ async fn main() -> Result<()> {
             spread(&aa_paired, |x| x.1),
             shown(interval(&aa_paired, |x| x.0)),
             shown(interval(&aa_paired, |x| x.1)),
+        );
+        println!(
+            "{}: A/A control, median of the rounds: requests/s {}, p99 {}",
+            case(close),
+            shown(median_of(&aa_paired, |x| x.0)),
+            shown(median_of(&aa_paired, |x| x.1)),
         );
     }
     if baseline.is_some() {
