@@ -702,50 +702,20 @@ async fn main() -> Result<()> {
 /// HAProxy in HTTP mode answering every request itself (200, a 12-byte
 /// body), keep-alive unless the request says `Connection: close`.
 async fn start_http_backend(dir: &Path, addr: SocketAddr) -> Result<Kill> {
-    let hcfg = dir.join("backend.cfg");
-    std::fs::write(
-        &hcfg,
-        format!(
-            "global\n    maxconn 4096\n\n\
-             defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
-             frontend be_http\n    bind {addr}\n    \
-             http-request return status 200 content-type text/plain string \"hello, world\"\n"
-        ),
-    )?;
-    let (log, out, err) = log_file(dir, "backend.log")?;
-    let ha = Kill(
-        tokio::process::Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&hcfg)
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(true)
-            .spawn()
-            .context("start the backend haproxy")?,
+    let text = format!(
+        "global\n    maxconn 4096\n\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend be_http\n    bind {addr}\n    \
+         http-request return status 200 content-type text/plain string \"hello, world\"\n"
     );
-    wait_listening(addr, "the backend haproxy", &log).await?;
-    Ok(ha)
+    spawn_haproxy(dir, "backend", &text, addr).await
 }
 
-async fn start_haproxy(
-    dir: &Path,
-    name: &str,
-    addr: SocketAddr,
-    backend: SocketAddr,
-) -> Result<Kill> {
-    let sock = dir.join(format!("{name}.sock"));
+/// Write `text` as `NAME.cfg` in `dir`, start HAProxy on it (logging to
+/// `NAME.log`) and wait until it listens on `addr`.
+async fn spawn_haproxy(dir: &Path, name: &str, text: &str, addr: SocketAddr) -> Result<Kill> {
     let hcfg = dir.join(format!("{name}.cfg"));
-    std::fs::write(
-        &hcfg,
-        format!(
-            "global\n    stats socket {} mode 600 level admin\n    maxconn 4096\n\n\
-             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
-             frontend fe_bench\n    bind {addr}\n    default_backend be_bench\n\n\
-             backend be_bench\n    balance first\n    server a {backend}\n    server b {backend}\n",
-            sock.display()
-        ),
-    )?;
+    std::fs::write(&hcfg, text)?;
     let (log, out, err) = log_file(dir, &format!("{name}.log"))?;
     let ha = Kill(
         tokio::process::Command::new("haproxy")
@@ -756,9 +726,27 @@ async fn start_haproxy(
             .stderr(err)
             .kill_on_drop(true)
             .spawn()
-            .context("start haproxy")?,
+            .with_context(|| format!("start haproxy ({name})"))?,
     );
     wait_listening(addr, "haproxy", &log).await?;
+    Ok(ha)
+}
+
+async fn start_haproxy(
+    dir: &Path,
+    name: &str,
+    addr: SocketAddr,
+    backend: SocketAddr,
+) -> Result<Kill> {
+    let sock = dir.join(format!("{name}.sock"));
+    let text = format!(
+        "global\n    stats socket {} mode 600 level admin\n    maxconn 4096\n\n\
+         defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+         frontend fe_bench\n    bind {addr}\n    default_backend be_bench\n\n\
+         backend be_bench\n    balance first\n    server a {backend}\n    server b {backend}\n",
+        sock.display()
+    );
+    let ha = spawn_haproxy(dir, name, &text, addr).await?;
     let hx = HaproxyDriver::new(HaproxySettings {
         frontend: "hx1".into(),
         group: "bench".into(),
