@@ -491,9 +491,13 @@ async fn execute(
 }
 
 /// Records a finished command's outcome and wakes the report loop.
-fn finish(shared: &Shared, cmd: &Command, outcome: CommandOutcome) {
+fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
     if outcome.ok {
-        shared.authority.record(cmd);
+        if let Err(e) = shared.authority.record(cmd) {
+            // Done but not recorded: the orchestrator must not count on it.
+            outcome.ok = false;
+            outcome.detail = format!("{}; but {e}", outcome.detail);
+        }
     }
     if outcome.ok {
         info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");

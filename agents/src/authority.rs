@@ -274,11 +274,15 @@ impl Authority {
         Ok(())
     }
 
-    /// Record what a successful command changed.
-    pub fn record(&self, cmd: &Command) {
+    /// Record what a successful command changed, durably: an error when the
+    /// state file cannot be written, and then nothing changed (memory stays
+    /// what the file — the rsync gate's view — says), so that a promote the
+    /// site could not record is not reported as done while the gate still
+    /// sees a standby that takes pushes.
+    pub fn record(&self, cmd: &Command) -> Result<(), String> {
         let mut g = self.lock();
         let Some(a) = g.get_mut(&cmd.group) else {
-            return;
+            return Ok(());
         };
         let before = a.clone();
         match cmd.kind {
@@ -292,12 +296,23 @@ impl Authority {
             }
             _ => {}
         }
-        if *a != before {
-            info!(group = %cmd.group, epoch = cmd.epoch, role = a.role.as_str(), may_push = a.may_push(), "authority state changed");
-            if let Err(e) = self.save(&g) {
-                warn!(path = %self.path.display(), cause = %e, "cannot persist the authority state");
-            }
+        if *a == before {
+            return Ok(());
         }
+        let (role, may_push) = (a.role.as_str(), a.may_push());
+        if let Err(e) = self.save(&g) {
+            warn!(path = %self.path.display(), cause = %e, "cannot persist the authority state; the change is not made");
+            if let Some(a) = g.get_mut(&cmd.group) {
+                *a = before;
+            }
+            return Err(format!(
+                "the new authority state (role {role}, epoch {}) could not be written to {}: {e}",
+                cmd.epoch,
+                self.path.display()
+            ));
+        }
+        info!(group = %cmd.group, epoch = cmd.epoch, role, may_push, "authority state changed");
+        Ok(())
     }
 
     /// What the agent reports.
@@ -394,6 +409,39 @@ mod tests {
         assert!(e.contains("not in group"), "{e}");
     }
 
+    /// A promote whose new role cannot be written fails, and changes
+    /// nothing: the agent's memory and the gate's read of the file both
+    /// still say standby (pushes into the site are what a standby takes).
+    #[test]
+    fn a_role_that_cannot_be_written_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "b", &groups()).unwrap();
+        let promote = cmd(4, CommandKind::Promote, "b");
+        a.admit(&promote).unwrap();
+        // The next write's temporary file cannot be created.
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let e = a.record(&promote).unwrap_err();
+        assert!(
+            e.contains("role active, epoch 4") && e.contains("authority.json"),
+            "{e}"
+        );
+        assert_eq!(a.get("web").unwrap().role, Role::Standby);
+        assert_eq!(a.wire()[0].role, "standby");
+        let on_disk = read(dir.path(), "b").unwrap();
+        assert_eq!(on_disk["web"].role, Role::Standby);
+        assert_eq!(
+            on_disk["web"].epoch, 4,
+            "the epoch was written before acting"
+        );
+        // Once the disk takes writes again, the same promote is recorded.
+        std::fs::remove_dir(&tmp).unwrap();
+        a.record(&promote).unwrap();
+        assert_eq!(read(dir.path(), "b").unwrap()["web"].role, Role::Active);
+    }
+
     #[test]
     fn a_demoted_site_pushes_only_after_a_newer_resync() {
         let dir = tempfile::tempdir().unwrap();
@@ -402,20 +450,20 @@ mod tests {
             .unwrap();
         let demote = cmd(2, CommandKind::Demote, "a");
         a.admit(&demote).unwrap();
-        a.record(&demote);
+        a.record(&demote).unwrap();
         let e = a
             .admit(&cmd(2, CommandKind::StartReplication, "a"))
             .unwrap_err();
         assert!(e.contains("demoted at epoch 2"), "{e}");
         // A resync at the same epoch as the demote does not count…
-        a.record(&cmd(2, CommandKind::FinalSync, "a"));
+        a.record(&cmd(2, CommandKind::FinalSync, "a")).unwrap();
         assert!(a
             .admit(&cmd(2, CommandKind::StartReplication, "a"))
             .is_err());
         // …one for a newer epoch does, and survives a restart.
         let fs = cmd(3, CommandKind::FinalSync, "a");
         a.admit(&fs).unwrap();
-        a.record(&fs);
+        a.record(&fs).unwrap();
         drop(a);
         let a = Authority::open(dir.path(), "a", &groups()).unwrap();
         a.admit(&cmd(3, CommandKind::StartReplication, "a"))

@@ -19,7 +19,7 @@ use warden_config::Secret;
 
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
 use crate::balance::Balance;
-use crate::route::{Applied, GroupRoute, Refused, Table};
+use crate::route::{Applied, GroupRoute, HoldRefused, Refused, Table};
 
 /// Largest accepted request body.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -271,13 +271,30 @@ async fn put_hold(
             }
             Ok(Json(state))
         }
-        Err(seen) => {
-            warn!(group = %group, epoch = req.epoch, seen, "hold order refused: stale epoch");
-            Err(stale(
-                req.epoch,
-                seen,
-                format!("hold order refused; a newer decision or order was already applied to group {group:?}"),
-            ))
+        Err(refused) => {
+            let err = match refused {
+                HoldRefused::Stale { seen } => stale(
+                    req.epoch,
+                    seen,
+                    format!("hold order refused; a newer decision or order was already applied to group {group:?}"),
+                ),
+                HoldRefused::Withdrawn { epoch } => ApiError {
+                    status: StatusCode::CONFLICT,
+                    body: ErrorBody {
+                        error: format!("hold order refused: the hold order of epoch {epoch} for group {group:?} was withdrawn (its switch is not coming); this one is a late copy"),
+                        seen_epoch: Some(epoch),
+                    },
+                },
+                HoldRefused::Switched { epoch } => ApiError {
+                    status: StatusCode::CONFLICT,
+                    body: ErrorBody {
+                        error: format!("cut-over order refused: group {group:?} is already routed at epoch {epoch}, the switch it announced has come; this one is a late copy"),
+                        seen_epoch: Some(epoch),
+                    },
+                },
+            };
+            warn!(group = %group, epoch = req.epoch, pause = req.pause, reason = %err.body.error, "hold order refused");
+            Err(err)
         }
     }
 }

@@ -119,6 +119,10 @@ struct Inner {
     hold: Option<HoldOrder>,
     /// Highest epoch of an accepted hold order (fences older orders).
     hold_epoch: u64,
+    /// Highest epoch whose hold order was withdrawn (`ttl_ms` 0): the
+    /// switch that order announced is not coming, and a cut-over at that
+    /// epoch arriving later is a late copy, not a new announcement.
+    withdrawn: u64,
 }
 
 /// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
@@ -196,6 +200,19 @@ pub(crate) enum Applied {
     Unchanged,
 }
 
+/// Why a [`GroupRoute::set_hold`] was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HoldRefused {
+    /// A higher epoch was already accepted (a route or a hold order).
+    Stale { seen: u64 },
+    /// A cut-over (`pause`) at an epoch whose hold order was withdrawn:
+    /// its switch is not coming.
+    Withdrawn { epoch: u64 },
+    /// A cut-over (`pause`) at an epoch the group is already routed at:
+    /// the switch it announced has come (it ends every hold order).
+    Switched { epoch: u64 },
+}
+
 /// Why a [`GroupRoute::set`] was refused; the route is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -257,13 +274,35 @@ impl GroupRoute {
         &self.shutdown
     }
 
-    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]);
-    /// refused with the epoch already seen when it is older.
-    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, u64> {
+    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
+    ///
+    /// Refused when older than the epoch already seen, and also at that
+    /// epoch when the order can only be a late copy — the orchestrator
+    /// sends its orders without waiting for each other, so they may arrive
+    /// out of order: a cut-over (`pause`) after the withdrawal of the
+    /// order of its epoch (a runbook that failed before its switch
+    /// withdraws at the epoch it held at), or after the switch it announced
+    /// (the route is already at its epoch). Either would keep new users off
+    /// a healthy site, waiting for a switch that never comes. A plain hold
+    /// (no `pause`) at such an epoch stays allowed: it is how a suspected
+    /// active site is announced (at the group's epoch, which a failed
+    /// runbook leaves at the one it withdrew), and it only holds
+    /// connections whose backend fails.
+    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, HoldRefused> {
         let mut inner = self.lock();
         let seen = inner.epoch.max(inner.hold_epoch);
         if req.epoch < seen {
-            return Err(seen);
+            return Err(HoldRefused::Stale { seen });
+        }
+        if req.ttl_ms > 0 && req.pause {
+            if req.epoch <= inner.withdrawn {
+                return Err(HoldRefused::Withdrawn { epoch: req.epoch });
+            }
+            if inner.current.is_some() && req.epoch <= inner.epoch {
+                return Err(HoldRefused::Switched { epoch: req.epoch });
+            }
+        } else if req.ttl_ms == 0 {
+            inner.withdrawn = inner.withdrawn.max(req.epoch);
         }
         inner.hold_epoch = req.epoch;
         inner.hold = (req.ttl_ms > 0).then(|| HoldOrder {

@@ -40,7 +40,10 @@ pub struct SetRoute {
 #[serde(deny_unknown_fields)]
 pub struct Hold {
     /// Fencing token: the group's epoch as the orchestrator knows it; lower
-    /// than the highest route or hold epoch seen → 409.
+    /// than the highest route or hold epoch seen → 409. Also 409 at that
+    /// epoch for a late copy of a cut-over (`pause`): after the withdrawal
+    /// of the order of its epoch, or at the epoch the group is already
+    /// routed at (the switch it announced has come).
     pub epoch: u64,
     /// How long the order stands, in ms (capped by the frontend at
     /// [`MAX_HOLD_TTL_MS`]); `0` withdraws an order.

@@ -593,6 +593,88 @@ async fn stale_epoch_is_refused_and_the_fence_outlives_the_orchestrator() {
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
 }
 
+/// A relay in front of a real Runtime API socket that holds every
+/// `show servers state` for `delay` before passing it on: a slow round trip
+/// at the moment a route reads the servers.
+async fn slow_relay(path: &Path, upstream: PathBuf, delay: Duration) -> JoinHandle<()> {
+    let l = UnixListener::bind(path).expect("bind relay");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let mut line = String::new();
+                if r.read_line(&mut line).await.is_err() {
+                    return;
+                }
+                if line.starts_with("show servers state") {
+                    tokio::time::sleep(delay).await;
+                }
+                let Ok(mut up) = UnixStream::connect(&upstream).await else {
+                    return;
+                };
+                if up.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut answer = Vec::new();
+                let _ = up.read_to_end(&mut answer).await;
+                let _ = w.write_all(&answer).await;
+            });
+        }
+    })
+}
+
+/// A deposed leader's route still on its way when the new leader routes:
+/// the old call read the fence (epoch 4) before the new one wrote epoch 6,
+/// and reads the servers slowly. HAProxy's variables have no compare-and-set,
+/// so the driver reads the fence again before it writes it and before it
+/// touches each server: the late call ends with a stale-epoch error and
+/// leaves the new route, its fence and its traffic alone.
+#[tokio::test]
+async fn a_late_route_of_a_deposed_leader_does_not_undo_a_newer_one() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("late", 29470, false, &servers(&a, &b, false)).await;
+    let direct =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    direct
+        .set_route("a", 4, SwitchMode::Immediate)
+        .await
+        .expect("route to a at 4");
+    let relay_path = ha.dir.0.join("slow.sock");
+    let _relay = slow_relay(&relay_path, ha.sock.clone(), Duration::from_millis(1500)).await;
+    let deposed = HaproxyDriver::new(settings(
+        RuntimeAddr::Unix(relay_path),
+        "be_web",
+        Duration::from_secs(1),
+    ))
+    .expect("driver");
+    // The deposed leader (epoch 5) orders a; its call reads the fence (4)
+    // and then waits on the slow servers read.
+    let late = tokio::spawn(async move { deposed.set_route("a", 5, SwitchMode::Immediate).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Meanwhile the new leader moves the group to b at epoch 6.
+    direct
+        .set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("route to b at 6");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    match late.await.expect("joined") {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("the late route was not refused: {other:?}"),
+    }
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<6:b>\n"
+    );
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+}
+
 #[tokio::test]
 async fn haproxy_restart_loses_the_route_and_activate_restores_it() {
     if !haproxy_available() {

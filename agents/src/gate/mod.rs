@@ -271,7 +271,7 @@ password = {{ file = "/nonexistent/never-read" }}
         // b is promoted: pushes into it are refused from now on, reads pass.
         let promote = Command::new("web", 4, CommandKind::Promote).to_site("b");
         b.admit(&promote).unwrap();
-        b.record(&promote);
+        b.record(&promote).unwrap();
         let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
         assert!(
             e.contains("site b is the active site of group web (epoch 4)")

@@ -169,6 +169,29 @@ async fn a_cut_over_order_keeps_new_users_off_the_site_being_demoted() {
         Some("b")
     );
     assert_eq!(count(&fe.route("web").await, "held_total"), 1);
+    // So is a late copy of the cut-over order at the switch's own epoch:
+    // the orders travel unordered, and the switch it announced has come.
+    let (status, body) = fe.pause("web", 2, 10_000).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already routed at epoch 2"),
+        "{body}"
+    );
+    assert_eq!(
+        crate::harness::ask_new(fe.listen("web")).await.as_deref(),
+        Some("b")
+    );
+    // A plain (suspect) hold at the routed epoch is still taken: it is how
+    // a suspected active site is announced.
+    assert_eq!(fe.hold("web", 2, 10_000).await.0, StatusCode::OK);
+    assert_eq!(
+        crate::harness::ask_new(fe.listen("web")).await.as_deref(),
+        Some("b")
+    );
+    assert_eq!(count(&fe.route("web").await, "held_total"), 1);
 
     // No switch within hold_connections (2 s here): let go, never sent to a.
     let (fe, a, _b) = crate::harness::start_web(Duration::from_secs(5)).await;
@@ -249,8 +272,29 @@ async fn without_a_hold_order_a_refused_connect_fails_fast() {
     let took = closed_after(&fe).await;
     assert!(took < Duration::from_millis(500), "closed after {took:?}");
 
-    // After the switch the order announced, it no longer stands.
-    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    // A cut-over order of the withdrawn epoch arriving after the
+    // withdrawal (the orchestrator does not wait for one order before
+    // sending the next) is refused: the switch it announced is not coming.
+    assert_eq!(fe.pause("web", 2, 10_000).await.0, StatusCode::OK);
+    assert_eq!(fe.hold("web", 2, 0).await.0, StatusCode::OK);
+    let (status, body) = fe.pause("web", 2, 10_000).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("withdrawn"),
+        "{body}"
+    );
+    let took = closed_after(&fe).await;
+    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert_eq!(count(&fe.route("web").await, "hold_remaining_ms"), 0);
+
+    // A plain hold at that epoch still stands (a failed runbook leaves the
+    // group at the epoch it withdrew, and a suspected site is announced
+    // at it); after the switch the order announced, it no longer stands.
+    assert_eq!(fe.hold("web", 2, 10_000).await.0, StatusCode::OK);
+    assert!(count(&fe.route("web").await, "hold_remaining_ms") > 9_000);
     assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
     assert_eq!(fe.put("web", "a", 3, "immediate").await.0, StatusCode::OK);
     let took = closed_after(&fe).await;

@@ -83,7 +83,7 @@ async fn stop_replication(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -
     // Replication into the new active site runs at the old one.
     if !env.agent_fresh(&rb.from) {
         return Outcome::Done(format!(
-            "{}'s agent is not reporting: its replication stopped with it (the orchestrator will not restart it)",
+            "{}'s agent is not reporting: its replication could not be told to stop and is not confirmed stopped (the orchestrator will not restart it; a push into the new active site is refused by its rsync gate where one is configured)",
             rb.from
         ));
     }

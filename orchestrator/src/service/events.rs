@@ -95,6 +95,7 @@ impl Shared {
                     }
                     Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
                         warn!(cause = %e, events = n, "events not written: deposed");
+                        self.deposed_by_store(&e);
                     }
                     Ok(Err(e)) => {
                         warn!(cause = %e, events = n, "cannot persist events; retrying in 1 s");

@@ -36,8 +36,11 @@ impl Shared {
         self.admit_report(&mut report);
         let site = report.site.clone();
         let now = Instant::now();
-        let acting = self.licence.is_held();
         let mut st = self.lock();
+        // Read under the state lock, as the command poll does: a step-down
+        // empties the ledger under this lock after revoking, so a report
+        // that sees the licence here answers from the ledger of that term.
+        let acting = self.licence.is_held();
         let mut acked = Vec::new();
         if acting {
             for o in &report.outcomes {
@@ -70,7 +73,7 @@ impl Shared {
         st.evidence.insert_report(now, report);
         // Not the leader: the report is evidence only. No outcome is acked
         // (the leader must see them), no command or epoch is told.
-        let answer = if acting {
+        let answer = if acting && self.licence.is_held() {
             ReportResponse {
                 commands: st.ledger.pending_for(&site),
                 acked,

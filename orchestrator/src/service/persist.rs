@@ -118,6 +118,19 @@ impl Shared {
         self.writer.queue(g, Some(rb))
     }
 
+    /// The store refused a write because another orchestrator leads (etcd's
+    /// guard on the leader key failed): stop acting now, not when the
+    /// election loop next reads the key (up to a third of the lease later)
+    /// — meanwhile this node would still re-apply routes, order holds,
+    /// hand commands to agents and move DNS. The election loop then steps
+    /// down in full and campaigns again.
+    pub(crate) fn deposed_by_store(&self, e: &crate::OrchestratorError) {
+        if self.licence.is_held() {
+            self.licence
+                .revoke(&format!("the store refused a write: {e}"));
+        }
+    }
+
     /// The writer task: commit queued changes until `stop`, then once more.
     pub async fn write_groups(self: Arc<Self>, stop: CancellationToken) {
         loop {
@@ -160,6 +173,7 @@ impl Shared {
                     Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
                         // Another node leads: these changes are void.
                         warn!(cause = %e, "group state not written: deposed");
+                        self.deposed_by_store(&e);
                     }
                     failed => {
                         let cause = match failed {

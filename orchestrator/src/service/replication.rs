@@ -179,6 +179,9 @@ impl Shared {
         if r.role != "source" {
             return None;
         }
-        Some(r.lag_ms.unwrap_or(0) + age.as_millis() as u64)
+        // The lag is the agent's word (a `command` plan's script prints
+        // it): a huge one saturates, it never wraps to a small RPO.
+        let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        Some(r.lag_ms.unwrap_or(0).saturating_add(age))
     }
 }

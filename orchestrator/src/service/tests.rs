@@ -212,10 +212,17 @@ struct FullDisk {
     full: std::sync::atomic::AtomicBool,
     /// Acts when it cannot write, as the local file store does.
     volatile: bool,
+    /// Writes are refused as etcd refuses a deposed leader's.
+    deposed: std::sync::atomic::AtomicBool,
 }
 
 impl FullDisk {
     fn check(&self) -> Result<(), crate::OrchestratorError> {
+        if self.deposed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::OrchestratorError::Deposed(
+                "group state refused by etcd: the leader key is no longer this node's".into(),
+            ));
+        }
         if self.full.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(crate::OrchestratorError::store(
                 "write",
@@ -271,6 +278,32 @@ impl crate::store::Store for FullDisk {
         self.check()?;
         self.inner.prune_events(keep, before, max)
     }
+}
+
+/// A write the store refuses because another orchestrator leads ends this
+/// node's licence at once (not a third of a lease later, when the election
+/// loop reads the key): nothing more is ordered from here.
+#[tokio::test]
+async fn a_write_refused_as_deposed_revokes_the_licence_at_once() {
+    let store = Arc::new(FullDisk::default());
+    let (s, _fake, _dir) = setup_with(false, 1, "", store.clone());
+    assert!(s.licence.is_held());
+    store
+        .deposed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    s.operator_maintenance("web", true, "operator")
+        .expect("maintenance");
+    for _ in 0..500 {
+        if !s.licence.is_held() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !s.licence.is_held(),
+        "the licence is still held 5 s after a refused write"
+    );
+    assert!(s.commands_for("a").is_empty() && s.commands_for("b").is_empty());
 }
 
 #[tokio::test]
@@ -500,6 +533,41 @@ async fn a_store_that_must_not_act_unwritten_holds_the_failover() {
     let g = group(&s);
     assert_eq!(g.phase, Phase::Running, "a decision was made: {g:#?}");
     assert_eq!(fake.route.lock().unwrap().0, None, "nothing routed");
+}
+
+/// A lag the agent reports is its word (a `command` plan's script prints
+/// it): `u64::MAX` saturates the RPO instead of wrapping it to the report's
+/// age (or panicking in a debug build), in status and in /metrics, and a
+/// failover to that standby waits for approval.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_lag_saturates_the_rpo_and_holds_the_failover() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "")
+        + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    for _ in 0..4 {
+        round_lag(&s, true, true, Some(u64::MAX)).await;
+    }
+    let rpo = {
+        let st = s.lock();
+        s.rpo_ms(&st, "web", s.clock.now_ms())
+    };
+    assert_eq!(rpo, Some(u64::MAX));
+    let view = s.group_view("web").expect("view");
+    let shown = view.replication.expect("replication view").rpo_ms;
+    assert_eq!(shown, Some(u64::MAX));
+    let metrics = s.metrics_text(false);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("warden_rpo_seconds{"))
+        .unwrap_or_else(|| panic!("no rpo gauge in {metrics}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().expect(line);
+    assert!(value > 1e15, "{line}");
+    for _ in 0..12 {
+        round_lag(&s, false, true, Some(u64::MAX)).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
 }
 
 /// `max_lag_on_failover`: an automatic failover to a standby that was too far

@@ -427,6 +427,46 @@ impl Inner {
         })
     }
 
+    /// Whether an order for `site` at `epoch` may go ahead by the fence in
+    /// HAProxy now: an error for an older epoch or another site at the same
+    /// one; `Ok(true)` when the fence already says (`epoch`, `site`),
+    /// `Ok(false)` when it is older or not set (to be written).
+    async fn fence_admits(&self, epoch: u64, site: &str) -> Result<bool, StrategyError> {
+        let Some(f) = self.read_fence().await? else {
+            return Ok(false);
+        };
+        if epoch < f.epoch {
+            return Err(StrategyError::StaleEpoch {
+                element: self.element.clone(),
+                sent: epoch,
+                seen: f.epoch,
+            });
+        }
+        if epoch == f.epoch && f.site != site {
+            return Err(self.rejected(format!(
+                "conflicting decision for epoch {epoch}: group {} already routes to {:?} at this epoch, refused {site:?}",
+                self.settings.group, f.site
+            )));
+        }
+        Ok(epoch == f.epoch)
+    }
+
+    /// Before a server of a route at (`epoch`, `site`) is touched: the fence
+    /// this route wrote still stands. HAProxy's variables have no
+    /// compare-and-set, so a newer route written meanwhile (by the current
+    /// leader while this one — perhaps a deposed leader's late call — was
+    /// between commands) ends this one with an error here, before it
+    /// touches a server; a fence found older than this route (an older
+    /// writer's late fence) is written again. What is left is a race within
+    /// one command's round trip, which the newer route's own checks and
+    /// reconciliation repair.
+    async fn fence_holds(&self, epoch: u64, site: &str) -> Result<(), StrategyError> {
+        if !self.fence_admits(epoch, site).await? {
+            self.write_fence(epoch, site).await?;
+        }
+        Ok(())
+    }
+
     async fn write_fence(&self, epoch: u64, site: &str) -> Result<(), StrategyError> {
         self.command_ok(&format!(
             "experimental-mode on; set var {} str({epoch}:{site})",
@@ -632,40 +672,25 @@ impl FrontendDriver for HaproxyDriver {
     ) -> Result<(), StrategyError> {
         let inner = &self.inner;
         let target = self.server_of(site)?.to_string();
-        let fence = inner.read_fence().await?;
-        if let Some(f) = &fence {
-            if epoch < f.epoch {
-                return Err(StrategyError::StaleEpoch {
-                    element: inner.element.clone(),
-                    sent: epoch,
-                    seen: f.epoch,
-                });
-            }
-            if epoch == f.epoch && f.site != site {
-                return Err(inner.rejected(format!(
-                    "conflicting decision for epoch {epoch}: group {} already routes to {:?} at this epoch, refused {site:?}",
-                    inner.settings.group, f.site
-                )));
-            }
-        }
+        inner.fence_admits(epoch, site).await?;
         let state = inner.servers_state().await?;
         let servers = inner.site_servers(&state)?;
-        // Fence first: from here on an older epoch is refused.
-        if fence.as_ref()
-            != Some(&Fence {
-                epoch,
-                site: site.to_string(),
-            })
-        {
+        // Fence first: from here on an older epoch is refused. Read again
+        // right before it is written (a newer route may have come while the
+        // servers were read), and before each server is touched (see
+        // `Inner::fence_holds`).
+        if !inner.fence_admits(epoch, site).await? {
             inner.write_fence(epoch, site).await?;
         }
         let keep_drain = self.supersede_drain(epoch, site);
         // Target ready before the others go, so that some server always takes new connections.
         if servers.iter().any(|(_, s)| s.name == target && !s.ready()) {
+            inner.fence_holds(epoch, site).await?;
             inner.set_state(&target, "ready").await?;
         }
         let mut draining = Vec::new();
         for (_, s) in servers.iter().filter(|(_, s)| s.name != target) {
+            inner.fence_holds(epoch, site).await?;
             match mode {
                 SwitchMode::Immediate => inner.cut(&s.name).await?,
                 SwitchMode::Drain => {
