@@ -316,6 +316,72 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
+    /// A site's own report interval must be shorter than
+    /// `detection.agent_timeout`: an agent that reports less often is
+    /// judged stale between its reports, and fencing and runbook commands
+    /// that wait for a fresh agent fail half the time.
+    pub(super) fn check_report_interval(&mut self, name: &str, site: &SiteConfig, d: &Detection) {
+        let Some(every) = site.report_interval else {
+            return;
+        };
+        if !every.is_zero() && every >= d.agent_timeout {
+            let key = format!("sites.{name}.report_interval");
+            self.push(
+                self.at(&key),
+                &key,
+                Some(format!("\"{}\"", humantime::format_duration(every))),
+                format!(
+                    "must be shorter than detection.agent_timeout ({}): an agent reporting less often is judged stale between its reports",
+                    humantime::format_duration(d.agent_timeout)
+                ),
+            );
+        }
+    }
+
+    /// A runbook waits `step_timeout` for a promote's outcome (and for a
+    /// demote's under `fencing = "required"`): hooks allowed to run longer
+    /// in all make a step fail after the site was promoted — the
+    /// failover reported failed and the traffic not moved, with the hooks
+    /// still done. Their timeouts added up must fit in the step.
+    pub(super) fn check_hook_times(
+        &mut self,
+        group: &str,
+        g: &GroupConfig,
+        sites: &BTreeMap<String, SiteConfig>,
+    ) {
+        let step = g.step_timeout;
+        for s in g.sites.get_ref() {
+            let Some(site) = sites.get(s.get_ref()) else {
+                continue;
+            };
+            let mut lists = vec![("promote", &site.promote)];
+            if g.fencing == Fencing::Required {
+                lists.push(("demote", &site.demote));
+            }
+            for (kind, hooks) in lists {
+                let total = hooks.iter().fold(std::time::Duration::ZERO, |t, h| {
+                    t.saturating_add(h.timeout)
+                });
+                if total <= step || hooks.is_empty() {
+                    continue;
+                }
+                let key = format!("sites.{}.{kind}", s.get_ref());
+                self.push(
+                    self.at(&key),
+                    &key,
+                    None,
+                    format!(
+                        "the {kind} hooks of site {} may run for {} in all (their timeouts added), longer than groups.{group}.step_timeout ({}), \
+                         which is all a runbook waits for them: lower the hooks' timeouts or raise step_timeout",
+                        s.get_ref(),
+                        humantime::format_duration(total),
+                        humantime::format_duration(step)
+                    ),
+                );
+            }
+        }
+    }
+
     pub(super) fn check_site(&mut self, name: &str, site: &SiteConfig) {
         self.check_secret(&format!("sites.{name}.agent_token"), &site.agent_token);
         if site.report_interval.is_some_and(|d| d.is_zero()) {

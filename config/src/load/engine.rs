@@ -643,6 +643,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         for (name, site) in &sites {
             self.check_site(name, site);
+            if let Some(d) = &detection {
+                self.check_report_interval(name, site, d);
+            }
         }
         let mut frontends = BTreeMap::new();
         let mut haproxy_frontends = BTreeMap::new();
@@ -672,6 +675,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         for (name, g) in &groups {
             self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
             self.check_identities(name, g, &sites);
+            self.check_hook_times(name, g, &sites);
         }
         self.check_frontend_binds(&frontends, &groups);
 

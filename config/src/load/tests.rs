@@ -156,3 +156,77 @@ fn durations_longer_than_ten_years_are_refused_where_they_are() {
     );
     parse(&ok, Path::new("guard.conf")).expect("ten years");
 }
+
+/// A site's report interval at or above `agent_timeout` would have its
+/// agent judged stale between reports: refused where it is written.
+#[test]
+fn a_report_interval_must_be_shorter_than_the_agent_timeout() {
+    let text = BASE.replace(
+        "[sites.b]\nagent_token = { env = \"T\" }\n",
+        "[sites.b]\nagent_token = { env = \"T\" }\nreport_interval = \"4s\"\n",
+    ) + "[detection]\nagent_timeout = \"2s\"\n";
+    match parse(&text, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key == "sites.b.report_interval")
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert!(
+                e.message
+                    .contains("shorter than detection.agent_timeout (2s)"),
+                "{}",
+                e.message
+            );
+            assert_eq!((e.line, e.col), pos(&text, "\"4s\""), "{e}");
+            assert_eq!(p.len(), 1, "{p:?}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    let ok = text.replace("report_interval = \"4s\"", "report_interval = \"1500ms\"");
+    parse(&ok, Path::new("guard.conf")).expect("1.5s < 2s");
+}
+
+/// Promote hooks whose timeouts add up to more than the group's
+/// `step_timeout` (demote hooks too under `fencing = "required"`) are
+/// refused: the runbook would give up on a promote that still completes.
+#[test]
+fn hooks_must_fit_in_the_step_that_waits_for_them() {
+    let hooks = "promote = [{ name = \"p1\", command = [\"/bin/true\"], timeout = \"40s\" }, \
+                 { name = \"p2\", command = [\"/bin/true\"], timeout = \"30s\" }]\n\
+                 demote = [{ name = \"d\", command = [\"/bin/true\"], timeout = \"90s\" }]\n";
+    let text = BASE.replace(
+        "[sites.b]\nagent_token = { env = \"T\" }\n",
+        &format!("[sites.b]\nagent_token = {{ env = \"T\" }}\n{hooks}"),
+    );
+    // Default step_timeout 60s: 40s + 30s of promote hooks do not fit; the
+    // demote hooks are not waited for with best-effort fencing.
+    match parse(&text, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            assert_eq!(p.len(), 1, "{p:?}");
+            let e = &p[0];
+            assert_eq!(e.key, "sites.b.promote");
+            assert!(
+                e.message.contains("1m 10s in all")
+                    && e.message.contains("groups.web.step_timeout (1m)"),
+                "{}",
+                e.message
+            );
+            assert_eq!((e.line, e.col), pos(&text, "[{ name = \"p1\""), "{e}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    // Under required fencing the demote hooks count too.
+    let required = text.replace(
+        "scheme = \"frontend\"\n",
+        "scheme = \"frontend\"\nstep_timeout = \"80s\"\nfencing = \"required\"\n",
+    );
+    match parse(&required, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].key, "sites.b.demote", "{p:?}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    let ok = required.replace("step_timeout = \"80s\"", "step_timeout = \"90s\"");
+    parse(&ok, Path::new("guard.conf")).expect("both fit in 90s");
+}
