@@ -449,9 +449,10 @@ async fn execute(
             let shared = shared.clone();
             let token = token.clone();
             replication.spawn(async move {
+                let admit = |c: &Command| shared.authority.admit(c);
                 let outcome = tokio::select! {
                     _ = token.cancelled() => return,
-                    o = run_command(&shared.settings, &cmd, &token) => o,
+                    o = run_command(&shared.settings, &cmd, &token, &admit) => o,
                 };
                 finish(&shared, &cmd, outcome);
             });
@@ -460,7 +461,7 @@ async fn execute(
         // Cancelling drops the hook run, which kills the running hook.
         let mut outcome = tokio::select! {
             _ = token.cancelled() => return,
-            o = run_command(&shared.settings, &cmd, &token) => o,
+            o = run_command(&shared.settings, &cmd, &token, &|_| Ok(())) => o,
         };
         if outcome.ok && cmd.kind == CommandKind::Promote && !shared.settings.checks.is_empty() {
             // Checks taken after the hooks travel with the outcome: the
@@ -508,10 +509,13 @@ fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
     shared.finished.notify_one();
 }
 
+/// Run `cmd`; a replication command's start asks `admit` again when its
+/// turn comes (see [`crate::replication::Replication::run_checked`]).
 async fn run_command(
     settings: &AgentSettings,
     cmd: &Command,
     token: &CancellationToken,
+    admit: &(dyn Fn(&Command) -> Result<(), String> + Sync),
 ) -> CommandOutcome {
     let hooks = match cmd.kind {
         CommandKind::Promote => &settings.promote,
@@ -523,7 +527,7 @@ async fn run_command(
         | CommandKind::Clear
         | CommandKind::Journal => {
             return match &settings.replication {
-                Some(r) => r.run(cmd, token).await,
+                Some(r) => r.run_checked(cmd, token, admit).await,
                 None => CommandOutcome {
                     id: cmd.id.clone(),
                     ok: false,
@@ -646,6 +650,7 @@ mod tests {
                 &settings,
                 &Command::new("g", 3, kind),
                 &CancellationToken::new(),
+                &|_| Ok(()),
             )
             .await;
             assert!(!out.ok);

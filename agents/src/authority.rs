@@ -53,6 +53,19 @@ pub struct GroupAuthority {
     /// Epoch of the last completed resync (final sync) at this site.
     #[serde(default)]
     pub resynced_at: Option<u64>,
+    /// The last demote, undoable: a promote at its very epoch is a runbook
+    /// rolled back before its switch (`promote_back`), when no other site
+    /// took users' writes, and restores what the demote replaced. Absent
+    /// (a file of an older agent): nothing is restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_demote: Option<DemoteMark>,
+}
+
+/// A demote at `epoch`, and the `demoted_at` it replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemoteMark {
+    pub epoch: u64,
+    pub replaced: Option<u64>,
 }
 
 impl GroupAuthority {
@@ -166,6 +179,7 @@ impl Authority {
                     },
                     demoted_at: None,
                     resynced_at: None,
+                    last_demote: None,
                 });
         }
         let a = Authority {
@@ -286,10 +300,28 @@ impl Authority {
         };
         let before = a.clone();
         match cmd.kind {
-            CommandKind::Promote => a.role = Role::Active,
+            CommandKind::Promote => {
+                a.role = Role::Active;
+                // Promoted back at the epoch it was demoted at: the runbook
+                // rolled back before its switch (no other site took users'
+                // writes), so the demote no longer bars pushing — but what
+                // barred it before that demote still does.
+                if let Some(m) = a.last_demote.take() {
+                    if m.epoch == cmd.epoch && a.demoted_at == Some(m.epoch) {
+                        a.demoted_at = m.replaced;
+                    }
+                }
+            }
             CommandKind::Demote => {
                 a.role = Role::Standby;
+                let replaced = a.demoted_at;
                 a.demoted_at = Some(a.demoted_at.map_or(cmd.epoch, |d| d.max(cmd.epoch)));
+                if a.demoted_at != replaced {
+                    a.last_demote = Some(DemoteMark {
+                        epoch: cmd.epoch,
+                        replaced,
+                    });
+                }
             }
             CommandKind::FinalSync => {
                 a.resynced_at = Some(a.resynced_at.map_or(cmd.epoch, |r| r.max(cmd.epoch)));
@@ -407,6 +439,57 @@ mod tests {
             .admit(&Command::new("nope", 2, CommandKind::Promote).to_site("a"))
             .unwrap_err();
         assert!(e.contains("not in group"), "{e}");
+    }
+
+    /// A runbook rolled back before its switch promotes the old active site
+    /// again at the epoch it demoted it at: that site may push again (no
+    /// other site took users' writes), across a restart — but a bar from an
+    /// earlier demote, never resynced, stays.
+    #[test]
+    fn a_demote_rolled_back_at_its_own_epoch_lets_the_site_push_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        for c in [
+            cmd(3, CommandKind::Demote, "a"),
+            cmd(3, CommandKind::Promote, "a"),
+        ] {
+            a.admit(&c).unwrap();
+            a.record(&c).unwrap();
+        }
+        drop(a);
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(3, CommandKind::StartReplication, "a"))
+            .unwrap();
+        assert!(a.wire()[0].may_push);
+
+        // Failed away from at 4 and never resynced; promoted at 6 (a failover
+        // back to it), then a switchover at 7 rolled back: still barred.
+        for c in [
+            cmd(4, CommandKind::Demote, "a"),
+            cmd(6, CommandKind::Promote, "a"),
+            cmd(7, CommandKind::Demote, "a"),
+            cmd(7, CommandKind::Promote, "a"),
+        ] {
+            a.admit(&c).unwrap();
+            a.record(&c).unwrap();
+        }
+        let e = a
+            .admit(&cmd(7, CommandKind::StartReplication, "a"))
+            .unwrap_err();
+        assert!(e.contains("demoted at epoch 4"), "{e}");
+        // A promote at a later epoch than the demote is no roll-back.
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        for c in [
+            cmd(3, CommandKind::Demote, "a"),
+            cmd(5, CommandKind::Promote, "a"),
+        ] {
+            a.admit(&c).unwrap();
+            a.record(&c).unwrap();
+        }
+        assert!(a
+            .admit(&cmd(5, CommandKind::StartReplication, "a"))
+            .is_err());
     }
 
     /// A promote whose new role cannot be written fails, and changes

@@ -19,6 +19,7 @@ use warden_config::Secret;
 
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
 use crate::balance::Balance;
+use crate::fence::Fence;
 use crate::route::{Applied, GroupRoute, HoldRefused, Refused, Table};
 
 /// Largest accepted request body.
@@ -27,6 +28,9 @@ pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 struct Ctx {
     table: Arc<Table>,
+    /// Where an epoch is kept before an order that raises it takes effect
+    /// (none: settings made by hand, memory only).
+    fence: Option<Arc<Fence>>,
     /// How connections are spread over the proxy workers (for `/metrics`).
     balance: Arc<Balance>,
     token: Arc<Secret>,
@@ -69,12 +73,14 @@ impl IntoResponse for ApiError {
 /// `cert_name`: with mTLS, the name a caller's certificate must carry.
 pub(crate) fn router(
     table: Arc<Table>,
+    fence: Option<Arc<Fence>>,
     balance: Arc<Balance>,
     token: Secret,
     cert_name: Option<&str>,
 ) -> Router {
     let ctx = Ctx {
         table,
+        fence,
         balance,
         token: Arc::new(token),
         cert_name: cert_name.map(Arc::from),
@@ -188,6 +194,9 @@ async fn put_route(
 ) -> Result<Json<RouteState>, ApiError> {
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
+    if g.has_site(&req.site) {
+        keep_epoch(&ctx, &group, req.epoch, Some(&req.site))?;
+    }
     match g.set(&req) {
         Ok((applied, state)) => {
             match applied {
@@ -223,7 +232,7 @@ async fn put_route(
                     status: StatusCode::CONFLICT,
                     body: ErrorBody {
                         error: format!(
-                            "conflicting decision for epoch {epoch}: group {group:?} already routes to {routed:?} at this epoch, refused {requested:?}"
+                            "conflicting decision for epoch {epoch}: group {group:?} was already routed to {routed:?} at this epoch, refused {requested:?}"
                         ),
                         seen_epoch: Some(epoch),
                     },
@@ -233,6 +242,22 @@ async fn put_route(
             Err(err)
         }
     }
+}
+
+/// Keep `epoch` as the group's fence on disk before an order at it takes
+/// effect (a no-op unless it is higher than the one kept): an order this
+/// frontend could not remember across a restart is not carried out (503).
+fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) -> Result<(), ApiError> {
+    let Some(fence) = &ctx.fence else {
+        return Ok(());
+    };
+    fence.raise(group, epoch, site).map_err(|e| {
+        warn!(group = %group, epoch, cause = %e, "order refused: its epoch cannot be kept");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("order not carried out: {e}"),
+        )
+    })
 }
 
 /// A JSON object body of type `T` (`what` names it in errors).
@@ -260,6 +285,7 @@ async fn put_hold(
 ) -> Result<Json<RouteState>, ApiError> {
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
+    keep_epoch(&ctx, &group, req.epoch, None)?;
     match g.set_hold(&req) {
         Ok(state) => {
             if req.ttl_ms == 0 {

@@ -27,6 +27,13 @@ pub enum FrontendError {
     /// too few descriptors for them and for clients: raise the limit.
     #[error("{groups} groups need a listening socket each, more than the open-file limit of {fd_limit} allows with room for clients; raise it (LimitNOFILE=, ulimit -n)")]
     Descriptors { groups: usize, fd_limit: u64 },
+    /// The fence file (the highest epoch accepted per group) cannot be
+    /// read, created or belongs to another frontend: fix it or `state_dir`.
+    #[error("cannot keep the frontend's fence in {path}: {detail}; fix it or set frontends.NAME.state_dir")]
+    State {
+        path: std::path::PathBuf,
+        detail: String,
+    },
     /// The control API server stopped with an I/O error while running: restart the frontend.
     #[error("control API server failed: {0}")]
     Serve(#[source] io::Error),

@@ -6,6 +6,7 @@
 //! - [`api`]: wire types of the control API (a compatibility boundary);
 //! - [`settings`]: what one frontend needs, taken from the validated config;
 //! - `route`: the in-memory route table, epochs and connection generations;
+//! - `fence`: the highest epoch accepted per group, kept on disk;
 //! - `listener`: a group's listening sockets, one per worker (`SO_REUSEPORT`);
 //! - `workers`: the data path's threads, each with its own runtime;
 //! - `proxy`: the accept loops and the per-connection handling;
@@ -15,13 +16,16 @@
 //!
 //! Entry point: [`run`]. Routes live in memory only: a restarted frontend
 //! routes nothing (new connections are closed) until the orchestrator's
-//! reconciliation sends the route again.
+//! reconciliation sends the route again. The fence — the highest epoch
+//! accepted per group — is kept on disk, so a restarted frontend still
+//! refuses an older orchestrator's orders.
 
 pub mod api;
 mod balance;
 pub mod budget;
 mod control;
 pub mod error;
+mod fence;
 mod listener;
 mod proxy;
 mod relay;
@@ -103,7 +107,12 @@ pub async fn run(
     // without cancelling the caller's other components.
     let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
-    let table = Arc::new(route::Table::new(&cfg.groups, &stop, &tasks));
+    let fence = match &cfg.state_dir {
+        Some(dir) => Some(Arc::new(fence::Fence::open(dir, &cfg.name)?)),
+        None => None,
+    };
+    let kept = fence.as_ref().map(|f| f.kept()).unwrap_or_default();
+    let table = Arc::new(route::Table::new(&cfg.groups, &kept, &stop, &tasks));
     let listening = (cfg.groups.len() * per_group) as u64;
     let slots = budget::ClientSlots::for_fd_limit(fd_limit, listening);
     info!(frontend = %cfg.name, fd_limit, listening_sockets = listening, client_connections = slots.max, control_connections = budget::CONTROL_CONNECTIONS, proxy_workers = workers, "descriptor budget");
@@ -135,6 +144,7 @@ pub async fn run(
     let (balance, mut inboxes) = balance::Balance::new(&running);
     let app = control::router(
         Arc::clone(&table),
+        fence,
         Arc::clone(&balance),
         cfg.token.clone(),
         cert_name,

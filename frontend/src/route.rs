@@ -14,8 +14,9 @@
 //! `hold_connections` and retried on the new backend when the route switches
 //! (the `switched` channel). The order is fenced by epoch like a route.
 //!
-//! State is in memory only: a restarted frontend has no route until the
-//! orchestrator's reconciliation sends one.
+//! Routes are in memory only: a restarted frontend has no route until the
+//! orchestrator's reconciliation sends one. Its fence starts at the epoch
+//! kept on disk ([`crate::fence`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{Hold, RouteMode, RouteState, SetRoute, MAX_HOLD_TTL_MS};
+use crate::fence::Kept;
 use crate::settings::GroupSettings;
 
 /// Every group this frontend serves.
@@ -37,10 +39,12 @@ pub(crate) struct Table {
 }
 
 impl Table {
-    /// One empty route per group; `shutdown` is the parent of every generation token,
-    /// `tasks` tracks drain timers (connections are tracked by their proxy worker).
+    /// One empty route per group, fenced at the epoch `kept` for it (none:
+    /// 0); `shutdown` is the parent of every generation token, `tasks`
+    /// tracks drain timers (connections are tracked by their proxy worker).
     pub(crate) fn new(
         groups: &BTreeMap<String, GroupSettings>,
+        kept: &BTreeMap<String, Kept>,
         shutdown: &CancellationToken,
         tasks: &TaskTracker,
     ) -> Table {
@@ -57,7 +61,11 @@ impl Table {
                     held: HeldCounts::default(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
-                    inner: Mutex::new(Inner::default()),
+                    inner: Mutex::new(Inner {
+                        epoch: kept.get(name).map_or(0, |k| k.epoch),
+                        kept_site: kept.get(name).and_then(|k| k.site.clone()),
+                        ..Inner::default()
+                    }),
                     active: AtomicU64::new(0),
                 };
                 (name.clone(), Arc::new(route))
@@ -119,6 +127,10 @@ struct Inner {
     hold: Option<HoldOrder>,
     /// Highest epoch of an accepted hold order (fences older orders).
     hold_epoch: u64,
+    /// Before the first route since a restart: the site a route at
+    /// `epoch` named before it ([`crate::fence`]); another site at that
+    /// epoch is a conflict, as it was before the restart.
+    kept_site: Option<String>,
     /// Highest epoch whose hold order was withdrawn (`ttl_ms` 0): the
     /// switch that order announced is not coming, and a cut-over at that
     /// epoch arriving later is a late copy, not a new announcement.
@@ -329,6 +341,11 @@ impl GroupRoute {
         self.hold_max.is_zero()
     }
 
+    /// Whether `site` has a backend in this group.
+    pub(crate) fn has_site(&self, site: &str) -> bool {
+        self.backends.contains_key(site)
+    }
+
     pub(crate) fn allowed_sites(&self) -> Vec<String> {
         self.backends.keys().cloned().collect()
     }
@@ -378,6 +395,15 @@ impl GroupRoute {
             });
         }
         let routed = inner.current.as_ref().map(|g| g.site.clone());
+        if let Some(kept) = inner.kept_site.as_ref().filter(|_| routed.is_none()) {
+            if req.epoch == inner.epoch && *kept != req.site {
+                return Err(Refused::Conflict {
+                    epoch: req.epoch,
+                    routed: kept.clone(),
+                    requested: req.site.clone(),
+                });
+            }
+        }
         let applied = match routed {
             Some(site) if site == req.site => {
                 if req.epoch == inner.epoch {
@@ -406,6 +432,7 @@ impl GroupRoute {
                 }));
                 let old = inner.current.replace(next);
                 inner.epoch = req.epoch;
+                inner.kept_site = None;
                 inner.switches += 1;
                 // The switch the order announced has come: held connections go to the new site.
                 inner.hold = None;

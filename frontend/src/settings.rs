@@ -24,6 +24,11 @@ pub struct FrontendSettings {
     pub tls: Option<warden_serve::tls::ServerFiles>,
     /// Groups this frontend proxies, by group name.
     pub groups: BTreeMap<String, GroupSettings>,
+    /// Where the fence (the highest epoch accepted per group) is kept across
+    /// restarts (`crate::fence`). From the config always: `state_dir`, else
+    /// `{orchestrator.data_dir}/frontend-NAME`. `None` (settings made by
+    /// hand, in tests and benches): the fence lives in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// One proxied group.
@@ -91,6 +96,11 @@ impl FrontendSettings {
                 client_ca: t.client_ca.clone(),
             }),
             groups,
+            state_dir: Some(
+                fe.state_dir
+                    .clone()
+                    .unwrap_or_else(|| cfg.orchestrator.data_dir.join(format!("frontend-{name}"))),
+            ),
         })
     }
 }
@@ -171,6 +181,11 @@ backends = {{ a = "10.0.0.1:5432", b = "10.0.0.2:5432" }}
         assert_eq!(web.backends["b"], "10.0.0.2:80");
         assert_eq!(web.drain_timeout, Duration::from_secs(3));
         assert_eq!(web.hold_connections, Duration::from_secs(2), "default hold");
+        assert_eq!(
+            fe1.state_dir.as_deref(),
+            Some(Path::new("/tmp/warden-test/frontend-fe1")),
+            "the fence's default home"
+        );
 
         let fe2 = FrontendSettings::from_config(&cfg, "fe2").expect("fe2 settings");
         assert_eq!(fe2.groups.keys().collect::<Vec<_>>(), vec!["db", "web"]);

@@ -64,6 +64,11 @@ pub struct GroupState {
     /// Divergent items reported by the last resync (kept until `warden clear`).
     #[serde(default)]
     pub divergent: Vec<warden_proto::agent::DivergentWire>,
+    /// Divergent items left out of this record as stored (etcd's request
+    /// limit: the list was cut to fit); the site still holds them (its
+    /// quarantine or the items themselves). 0 in the leader's memory.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub divergent_not_stored: u64,
     /// An aborted failback is not retried automatically before this time.
     #[serde(default)]
     pub failback_retry_unix_ms: Option<u64>,
@@ -348,4 +353,8 @@ pub struct Event {
     pub evidence: Vec<EvidenceRow>,
     #[serde(default)]
     pub runbook: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -87,6 +87,7 @@ mod tests {
             frontend: None,
             replication_paused_since_unix_ms: None,
             divergent: vec![],
+            divergent_not_stored: 0,
             failback_retry_unix_ms: None,
             hold: None,
             failback_aborts: 0,

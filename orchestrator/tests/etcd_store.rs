@@ -583,3 +583,67 @@ async fn a_node_that_cannot_take_over_backs_off_and_says_why() {
         "{v:?}"
     );
 }
+
+/// etcd refuses a request over `--max-request-bytes` (1.5 MiB by
+/// default). A group whose divergent list is longer than one record can
+/// hold is stored with the list cut to fit and the count of the rest; many
+/// large records are written in several transactions; a decision (group and
+/// runbook) still goes in one. Before, such a write was refused for ever and
+/// held every later decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_larger_than_an_etcd_request_are_cut_or_split_not_refused() {
+    use warden_orchestrator::model::{Runbook, RunbookKind};
+    use warden_proto::agent::DivergentWire;
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t9/")).unwrap();
+    let (term, _) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some(term));
+    let item = |i: usize| -> DivergentWire {
+        serde_json::from_value(serde_json::json!({
+            "name": format!("data/some/deep/directory/file-{i:06}.bin"),
+            "reason": "changed here after the last sync",
+            "action": "kept",
+        }))
+        .expect("a divergent item")
+    };
+    // 20,000 items: about 2 MiB as JSON.
+    let mut big = group("big", 3);
+    big.divergent = (0..20_000).map(item).collect();
+    s.put_group(&big).expect("written, cut to fit");
+    let stored = s
+        .groups()
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == "big")
+        .expect("stored");
+    let kept = stored.divergent.len();
+    assert!(kept > 1_000 && kept < 20_000, "kept {kept}");
+    assert_eq!(
+        stored.divergent[..],
+        big.divergent[..kept],
+        "the first items, in order"
+    );
+    assert_eq!(stored.divergent_not_stored, (20_000 - kept) as u64);
+
+    // Thirty groups of about 400 KiB each: 12 MiB in one write.
+    let many: Vec<GroupState> = (0..30)
+        .map(|n| {
+            let mut g = group(&format!("g{n}"), 2);
+            g.divergent = (0..4_000).map(item).collect();
+            g
+        })
+        .collect();
+    s.put_groups(&many).expect("written in parts");
+    let stored = s.groups().unwrap();
+    for g in &many {
+        let back = stored.iter().find(|x| x.name == g.name).expect("stored");
+        assert_eq!(back.divergent, g.divergent, "{} whole", g.name);
+        assert_eq!(back.divergent_not_stored, 0);
+    }
+
+    // A decision with the big group: one transaction, taken.
+    let rb = Runbook::new(7, "big", RunbookKind::Failover, "a", "b", 4, "test", 0, 0);
+    s.put_group_and_runbook(&big, &rb)
+        .expect("the decision is written");
+    assert!(s.runbooks().unwrap().iter().any(|r| r.id == 7));
+}

@@ -65,7 +65,7 @@ pub(crate) fn render_status(v: &StatusView) -> String {
             for e in &r.errors {
                 out.push_str(&format!("  REPLICATION ERROR: {e}\n"));
             }
-            if !r.divergent.is_empty() {
+            if !r.divergent.is_empty() || r.divergent_not_stored > 0 {
                 let total = r.divergent_total.max(r.divergent.len());
                 out.push_str(&format!(
                     "  divergent items ({total}, policy {}):\n",
@@ -88,6 +88,12 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                         "    … and {} more (GET /v1/groups/{}/divergent)\n",
                         total - r.divergent.len(),
                         g.name
+                    ));
+                }
+                if r.divergent_not_stored > 0 {
+                    out.push_str(&format!(
+                        "    ({} of them not kept in the orchestrator's store: too many for one etcd record; they are at the site)\n",
+                        r.divergent_not_stored
                     ));
                 }
             }

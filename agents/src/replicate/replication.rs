@@ -183,6 +183,20 @@ impl Replication {
 
     /// Carries out one replication command; never panics, always an outcome.
     pub async fn run(&self, cmd: &Command, shutdown: &CancellationToken) -> CommandOutcome {
+        self.run_checked(cmd, shutdown, &|_| Ok(())).await
+    }
+
+    /// [`Replication::run`], with a start asked again through `admit` (the
+    /// agent's authority) once its turn comes — the group's lock taken, after
+    /// any command it waited behind: a demote that came meanwhile (and waits
+    /// for the same lock to stop the push) must not find a push started
+    /// after it. The start is then refused, not run.
+    pub async fn run_checked(
+        &self,
+        cmd: &Command,
+        shutdown: &CancellationToken,
+        admit: &(dyn Fn(&Command) -> Result<(), String> + Sync),
+    ) -> CommandOutcome {
         let out = |ok: bool, detail: String| CommandOutcome {
             id: cmd.id.clone(),
             ok,
@@ -245,6 +259,14 @@ impl Replication {
             }
         }
         let _one = g.busy.lock().await;
+        if cmd.kind == CommandKind::StartReplication {
+            if let Err(refusal) = admit(cmd) {
+                return out(
+                    false,
+                    format!("{refusal} (asked again when its turn came, after the group's running command)"),
+                );
+            }
+        }
         let token = shutdown.child_token();
         *g.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((cmd.kind, token.clone()));
         let result = match cmd.kind {

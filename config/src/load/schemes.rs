@@ -37,6 +37,11 @@ impl<'t, 'r> Cx<'t, 'r> {
                     fe.token.is_some(),
                     "kind \"haproxy\" takes no token (HAProxy's runtime API has no authentication: keep it on a UNIX socket or a loopback address): remove this key",
                 ),
+                (
+                    "state_dir",
+                    fe.state_dir.is_some(),
+                    "kind \"haproxy\" keeps warden's fence in HAProxy itself (a process variable); state_dir is only for kind \"builtin\" (`warden frontend`): remove this key",
+                ),
             ],
         };
         for (field, present, message) in foreign {
@@ -74,10 +79,22 @@ impl<'t, 'r> Cx<'t, 'r> {
                 if let Some(t) = &fe.tls {
                     self.check_tls(&format!("{key}.tls"), t);
                 }
+                if let Some(d) = &fe.state_dir {
+                    if !d.is_absolute() {
+                        let k = format!("{key}.state_dir");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            Some(format!("{:?}", d.display().to_string())),
+                            "must be an absolute path (the fence must not depend on the directory the frontend starts in)",
+                        );
+                    }
+                }
                 Some(CheckedFrontend::Builtin(FrontendConfig {
                     control,
                     token,
                     tls: fe.tls.clone(),
+                    state_dir: fe.state_dir.clone(),
                 }))
             }
             FrontendDriverKind::Haproxy => {

@@ -753,6 +753,11 @@ pub struct FrontendEntry {
     /// `builtin`: TLS of its control API.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// `builtin`: where it keeps, per group, the highest epoch it has
+    /// accepted (survives restarts). Default:
+    /// `{orchestrator.data_dir}/frontend-NAME` on the frontend's host.
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// `[frontends.NAME]` with kind `builtin`: one `warden frontend` machine.
@@ -766,6 +771,9 @@ pub struct FrontendConfig {
     /// TLS of its control API (the orchestrator then speaks https to it).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Where it keeps its fence (see [`FrontendEntry::state_dir`]).
+    #[serde(default)]
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// TLS of a server (`[orchestrator.tls]`, `[frontends.NAME.tls]`): PEM files.

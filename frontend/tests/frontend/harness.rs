@@ -99,6 +99,7 @@ pub(crate) fn settings(groups: BTreeMap<String, GroupSettings>) -> FrontendSetti
         token: Secret::new(TOKEN),
         tls: None,
         groups,
+        state_dir: None,
     }
 }
 
@@ -114,13 +115,13 @@ pub(crate) fn http_client() -> reqwest::Client {
 }
 
 pub(crate) async fn start(groups: BTreeMap<String, GroupSettings>) -> Frontend {
+    start_settings(settings(groups)).await
+}
+
+pub(crate) async fn start_settings(settings: FrontendSettings) -> Frontend {
     let shutdown = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let handle = tokio::spawn(warden_frontend::run(
-        settings(groups),
-        shutdown.clone(),
-        Some(tx),
-    ));
+    let handle = tokio::spawn(warden_frontend::run(settings, shutdown.clone(), Some(tx)));
     let addrs = tokio::time::timeout(Duration::from_secs(5), rx)
         .await
         .expect("frontend ready in time")

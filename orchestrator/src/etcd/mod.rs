@@ -40,6 +40,16 @@ use tracing::warn;
 /// At most this many operations in one transaction (etcd's default limit is 128).
 const TXN_OPS: usize = 100;
 
+/// At most this many bytes of values in one transaction: etcd refuses a
+/// request over `--max-request-bytes` (1.5 MiB by default), and a refused
+/// write retried for ever would hold every later decision.
+const TXN_BYTES: usize = 1_280 * 1024;
+
+/// A group's record is kept under this size (its divergent list cut to
+/// fit, [`GroupState::divergent_not_stored`] saying how many were left
+/// out), so that it fits one transaction with its decision's runbook.
+const GROUP_RECORD_BYTES: usize = 1024 * 1024;
+
 /// Events read at most per request while pruning.
 const PRUNE_PAGE: usize = 100;
 
@@ -69,6 +79,46 @@ fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
     serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
 }
 
+/// A group's record, at most [`GROUP_RECORD_BYTES`] when its divergent list
+/// is what makes it longer: the list is cut to the items that fit (in
+/// order), and the record says how many were left out. The leader that
+/// assembled the list keeps it whole in memory; a leader that loads the
+/// record shows what was kept and the count of the rest.
+fn enc_group(g: &GroupState) -> Result<Vec<u8>, OrchestratorError> {
+    let whole = enc(g)?;
+    if whole.len() <= GROUP_RECORD_BYTES || g.divergent.is_empty() {
+        return Ok(whole);
+    }
+    let mut cut = g.clone();
+    cut.divergent.clear();
+    let mut room = GROUP_RECORD_BYTES.saturating_sub(enc(&cut)?.len() + 32);
+    let mut kept = 0;
+    for d in &g.divergent {
+        let n = enc(d)?.len() + 1;
+        if n > room {
+            break;
+        }
+        room -= n;
+        kept += 1;
+    }
+    cut.divergent = g.divergent[..kept].to_vec();
+    let left = (g.divergent.len() - kept) as u64;
+    cut.divergent_not_stored = g.divergent_not_stored.saturating_add(left);
+    warn!(
+        group = %g.name,
+        kept,
+        left_out = left,
+        "the group's divergent list is longer than one etcd record holds: the stored copy keeps the first items and the count of the rest"
+    );
+    enc(&cut)
+}
+
+/// A put of `value` under `key`, with its size (for [`EtcdStore::write`]).
+fn put(key: Vec<u8>, value: Vec<u8>) -> (TxnOp, usize) {
+    let n = key.len() + value.len();
+    (TxnOp::put(key, value, None), n)
+}
+
 /// A record whose key does not name it (a copy made by hand under another key).
 fn mismatch(key: &[u8], record: &str) -> OrchestratorError {
     OrchestratorError::store(
@@ -89,9 +139,15 @@ fn dec<T: DeserializeOwned>(key: &[u8], b: &[u8]) -> Result<T, OrchestratorError
     })
 }
 
-/// Records per answer when a table is read (each answer stays far below
-/// etcd's 4 MiB cap for records of a few KiB).
+/// Records per answer when a table is read (a few KiB each, most of the
+/// time; a group record may reach [`GROUP_RECORD_BYTES`]).
 const LIST_PAGE: i64 = 64;
+
+/// The largest answer a page may be decoded from: a page of group records
+/// at their largest ([`GROUP_RECORD_BYTES`]) — the client's default of
+/// 4 MiB would refuse a page of a few large records, and a new leader could
+/// not load the state.
+const LIST_DECODE_BYTES: usize = LIST_PAGE as usize * (GROUP_RECORD_BYTES + 64 * 1024);
 
 /// The first key after every key starting with `prefix` (etcd's range end).
 fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -236,14 +292,32 @@ impl EtcdStore {
         }
     }
 
-    /// One guarded transaction of `ops` (split when longer than etcd allows:
-    /// each part is guarded on its own).
-    fn write(&self, what: &'static str, mut ops: Vec<TxnOp>) -> Result<(), OrchestratorError> {
+    /// One guarded transaction of `ops`, each with its size (split when
+    /// longer than etcd allows — [`TXN_OPS`] operations, [`TXN_BYTES`]
+    /// bytes — each part guarded on its own; an operation is never split).
+    fn write(&self, what: &'static str, ops: Vec<(TxnOp, usize)>) -> Result<(), OrchestratorError> {
+        let mut parts: Vec<Vec<TxnOp>> = Vec::new();
+        let mut bytes = 0;
+        for (op, n) in ops {
+            match parts.last_mut() {
+                Some(p) if p.len() < TXN_OPS && bytes + n <= TXN_BYTES => {
+                    p.push(op);
+                    bytes += n;
+                }
+                _ => {
+                    parts.push(vec![op]);
+                    bytes = n;
+                }
+            }
+        }
+        self.commit(what, parts)
+    }
+
+    /// Each of `parts` in one guarded transaction, in order.
+    fn commit(&self, what: &'static str, parts: Vec<Vec<TxnOp>>) -> Result<(), OrchestratorError> {
         let rev = self.guard()?;
         let key = self.leader_key();
-        while !ops.is_empty() {
-            let rest = ops.split_off(ops.len().min(TXN_OPS));
-            let part = std::mem::replace(&mut ops, rest);
+        for part in parts {
             let key = key.clone();
             let ok = self.call(what, move |mut c| {
                 let txn = Txn::new()
@@ -266,9 +340,9 @@ impl EtcdStore {
         what: &'static str,
         table: &str,
     ) -> Result<Vec<(Vec<u8>, T)>, OrchestratorError> {
-        // In pages, all at the first page's revision (one snapshot): one
-        // answer is capped at 4 MiB, and runbooks are never pruned, so a
-        // table read whole would one day stop the orchestrator from starting.
+        // In pages, all at the first page's revision (one snapshot): runbooks
+        // are never pruned, so a table read whole would one day be too large
+        // an answer and stop the orchestrator from starting.
         let prefix = self.key(&format!("{table}/"));
         let end = prefix_end(&prefix);
         let mut from = prefix;
@@ -276,14 +350,15 @@ impl EtcdStore {
         let mut out = Vec::new();
         loop {
             let (f, e) = (from.clone(), end.clone());
-            let resp = self.call(what, move |mut c| {
+            let resp = self.call(what, move |c| {
                 let (f, e) = (f.clone(), e.clone());
                 async move {
                     let mut o = GetOptions::new().with_range(e).with_limit(LIST_PAGE);
                     if revision > 0 {
                         o = o.with_revision(revision);
                     }
-                    c.get(f, Some(o)).await
+                    let mut kv = c.kv_client().max_decoding_message_size(LIST_DECODE_BYTES);
+                    kv.get(f, Some(o)).await
                 }
             })?;
             if revision == 0 {
@@ -446,34 +521,28 @@ impl Store for EtcdStore {
     }
 
     fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
-        let op = TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None);
+        let op = put(self.key(&format!("groups/{}", g.name)), enc_group(g)?);
         self.write("write a group", vec![op])
     }
 
     fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
         let ops = groups
             .iter()
-            .map(|g| {
-                Ok(TxnOp::put(
-                    self.key(&format!("groups/{}", g.name)),
-                    enc(g)?,
-                    None,
-                ))
-            })
+            .map(|g| Ok(put(self.key(&format!("groups/{}", g.name)), enc_group(g)?)))
             .collect::<Result<Vec<_>, OrchestratorError>>()?;
         self.write("write groups", ops)
     }
 
     fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
-        let ops = vec![
-            TxnOp::put(self.key(&format!("groups/{}", g.name)), enc(g)?, None),
-            TxnOp::put(self.id_key("runbooks", rb.id), enc(rb)?, None),
-        ];
-        self.write("write a decision", ops)
+        // One transaction, never split: the group's record is bounded
+        // (GROUP_RECORD_BYTES) so that the pair fits.
+        let (group, _) = put(self.key(&format!("groups/{}", g.name)), enc_group(g)?);
+        let (runbook, _) = put(self.id_key("runbooks", rb.id), enc(rb)?);
+        self.commit("write a decision", vec![vec![group, runbook]])
     }
 
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
-        let op = TxnOp::put(self.id_key("runbooks", rb.id), enc(rb)?, None);
+        let op = put(self.id_key("runbooks", rb.id), enc(rb)?);
         self.write("write a runbook", vec![op])
     }
 
@@ -497,7 +566,7 @@ impl Store for EtcdStore {
     fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
         let ops = events
             .iter()
-            .map(|e| Ok(TxnOp::put(self.id_key("events", e.id), enc(e)?, None)))
+            .map(|e| Ok(put(self.id_key("events", e.id), enc(e)?)))
             .collect::<Result<Vec<_>, OrchestratorError>>()?;
         self.write("write events", ops)
     }
@@ -637,7 +706,7 @@ impl Store for EtcdStore {
         let first = oldest[0].clone();
         let end = prefix_end(&oldest[doomed - 1]);
         let op = TxnOp::delete(first, Some(DeleteOptions::new().with_range(end)));
-        self.write("prune events", vec![op])?;
+        self.write("prune events", vec![(op, 0)])?;
         Ok(doomed)
     }
 }

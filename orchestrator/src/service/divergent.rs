@@ -167,11 +167,12 @@ impl Shared {
         let Some(g) = st.groups.get(group).cloned() else {
             return;
         };
-        if g.divergent == list {
+        if g.divergent == list && g.divergent_not_stored == 0 {
             return;
         }
         let mut ng = g;
         ng.divergent = list;
+        ng.divergent_not_stored = 0;
         self.persist(&ng);
         let n = ng.divergent.len();
         let shown: Vec<String> = ng

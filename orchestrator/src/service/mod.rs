@@ -154,6 +154,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             frontend: None,
             replication_paused_since_unix_ms: None,
             divergent: vec![],
+            divergent_not_stored: 0,
             failback_retry_unix_ms: None,
             hold: Some(
                 "the group is new to the store: automatic decisions wait until every site has reported"

@@ -313,13 +313,14 @@ impl Shared {
                 }
             }
             if let Some(g) = st.groups.get(group).cloned() {
-                if !g.divergent.is_empty() {
+                if !g.divergent.is_empty() || g.divergent_not_stored > 0 {
                     lifted.push(format!(
                         "{} divergent item(s) acknowledged",
-                        g.divergent.len()
+                        (g.divergent.len() as u64).saturating_add(g.divergent_not_stored)
                     ));
                     let mut ng = g;
                     ng.divergent.clear();
+                    ng.divergent_not_stored = 0;
                     self.put_group_locked(&mut st, ng);
                 }
             }

@@ -86,6 +86,15 @@ pub struct ReplicationView {
     /// How many divergent items there are in all.
     #[serde(default)]
     pub divergent_total: usize,
+    /// Of those, how many the store could not keep (etcd's request limit;
+    /// see `GroupState::divergent_not_stored`): not listed here, still at
+    /// the site.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub divergent_not_stored: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Divergent items shown in a status view.
@@ -112,7 +121,11 @@ pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<Replication
             .take(DIVERGENT_IN_STATUS)
             .cloned()
             .collect(),
-        divergent_total: g.divergent.len(),
+        divergent_total: g
+            .divergent
+            .len()
+            .saturating_add(usize::try_from(g.divergent_not_stored).unwrap_or(usize::MAX)),
+        divergent_not_stored: g.divergent_not_stored,
     };
     for site in &sites {
         let Some((_, r)) = Shared::replication_status(&st, site, &g.name) else {
@@ -246,9 +259,13 @@ pub(crate) fn group_view(s: &Shared, g: &GroupState) -> Option<GroupView> {
 /// the divergent items the last resync found (reports carry pages only).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DivergentPage {
+    /// Items that can be paged (the list as kept).
     pub total: usize,
     pub offset: usize,
     pub items: Vec<warden_proto::agent::DivergentWire>,
+    /// Items the store could not keep (not in any page; still at the site).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub not_stored: u64,
 }
 
 impl Shared {
@@ -292,6 +309,7 @@ impl Shared {
         let gs = st.groups.get(group)?;
         Some(DivergentPage {
             total: gs.divergent.len(),
+            not_stored: gs.divergent_not_stored,
             offset,
             items: gs
                 .divergent

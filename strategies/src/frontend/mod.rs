@@ -415,6 +415,7 @@ mod tests {
                     connect_retry: Duration::ZERO,
                 },
             )]),
+            state_dir: None,
         };
         let stop = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();

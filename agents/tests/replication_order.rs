@@ -1,0 +1,125 @@
+//! A start of replication that waited behind the group's running command
+//! while a demote came: asked again when its turn comes, it is refused —
+//! the demoted site pushes nothing after its demote. Real commands (the
+//! `command` plan, `sh`), the agent's real authority state.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use warden_agents::authority::Authority;
+use warden_agents::replication::Replication;
+use warden_agents::wire::{Command, CommandKind};
+
+const TOKEN_ENV: &str = "WARDEN_REPL_ORDER_TEST_TOKEN";
+
+fn replication(log: &Path) -> Replication {
+    std::env::set_var(TOKEN_ENV, "replication-order-test-token");
+    let start = format!("sleep 1.5; echo start >> '{}'", log.display());
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/tmp/warden-replication-order-test"
+operator_token = {{ env = "{TOKEN_ENV}" }}
+
+[sites.a]
+agent_token = {{ env = "{TOKEN_ENV}" }}
+
+[sites.b]
+agent_token = {{ env = "{TOKEN_ENV}" }}
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ env = "{TOKEN_ENV}" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+
+[groups.web.replication]
+plan = "command"
+start = ["/bin/sh", "-c", {start:?}]
+stop = ["/bin/true"]
+resync = ["/bin/true"]
+"#
+    );
+    let config =
+        warden_config::parse(&text, Path::new("replication-order-test.conf")).expect("config");
+    Replication::from_config(&config, "a").expect("group web replicates at a")
+}
+
+fn cmd(kind: CommandKind, epoch: u64, id: &str) -> Command {
+    let mut c = Command::new("web", epoch, kind).to_site("a");
+    c.peer = Some("b".into());
+    c.id = id.into();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_queued_before_a_demote_does_not_push_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let r = Arc::new(replication(&log));
+    let authority = Arc::new(
+        Authority::open(
+            &dir.path().join("state"),
+            "a",
+            &[("web".into(), "a".into())],
+        )
+        .expect("authority"),
+    );
+    // Two starts at epoch 1 (the runbook's, and the replication round's
+    // after the first timed out), both admitted while a may push.
+    let first = cmd(CommandKind::StartReplication, 1, "web:1:start_replication");
+    let second = cmd(
+        CommandKind::StartReplication,
+        1,
+        "web:1:start_replication:2",
+    );
+    authority.admit(&first).unwrap();
+    authority.admit(&second).unwrap();
+    let run = |c: Command| {
+        let (r, authority) = (Arc::clone(&r), Arc::clone(&authority));
+        tokio::spawn(async move {
+            let admit = |c: &Command| authority.admit(c);
+            r.run_checked(&c, &CancellationToken::new(), &admit).await
+        })
+    };
+    let first = run(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = run(second);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The demote: admitted, its hooks done, then the push is stopped.
+    let demote = cmd(CommandKind::Demote, 1, "web:1:demote");
+    authority.admit(&demote).unwrap();
+    authority.record(&demote).unwrap();
+    let stopped = r.demoted("web").await;
+    assert!(stopped.is_some(), "a start was under way");
+
+    let first = first.await.unwrap();
+    assert!(!first.ok, "the running start was cancelled: {first:?}");
+    let second = second.await.unwrap();
+    assert!(
+        !second.ok,
+        "the queued start ran after the demote: {second:?}"
+    );
+    assert!(
+        second.detail.contains("demoted at epoch 1") && second.detail.contains("asked again"),
+        "{}",
+        second.detail
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(log.is_empty(), "a start command ran: {log:?}");
+    let status = r.status();
+    assert_eq!(status[0].role, "idle", "{status:?}");
+}

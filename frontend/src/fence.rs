@@ -1,0 +1,210 @@
+//! The frontend's durable fence: per group, the highest epoch it has
+//! accepted (a route or a hold order) and the site a route at it named,
+//! kept in `{state_dir}/fence.json` and
+//! written — synced, then renamed into place — before an order that raises
+//! it takes effect. A restarted frontend thus still refuses what a deposed
+//! orchestrator sends below an epoch it accepted before the restart. Routes
+//! themselves are not kept: a restarted frontend routes nothing until the
+//! orchestrator's reconciliation sends the route again (at the epoch kept
+//! here, or a newer one).
+//!
+//! A file it cannot read, or one of another frontend, stops the frontend
+//! at start (fail closed); a missing file is a first start.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::FrontendError;
+
+/// The file's name in the frontend's state directory.
+const FILE_NAME: &str = "fence.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    /// The `[frontends.NAME]` it belongs to.
+    frontend: String,
+    /// Highest epoch accepted, per group.
+    groups: BTreeMap<String, Kept>,
+}
+
+/// One group's fence: the highest epoch accepted, and the site a route at
+/// that epoch named (none: only a hold order came at it) — another site at
+/// the same epoch is a conflicting decision, after a restart too.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Kept {
+    pub(crate) epoch: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) site: Option<String>,
+}
+
+/// The fence on disk, and what was last written there.
+pub(crate) struct Fence {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Fence {
+    /// Open (or start) the fence of frontend `name` in `dir`; the epochs kept
+    /// there, per group.
+    pub(crate) fn open(dir: &Path, name: &str) -> Result<Fence, FrontendError> {
+        let path = dir.join(FILE_NAME);
+        let fail = |detail: String| FrontendError::State {
+            path: path.clone(),
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let f: File = serde_json::from_slice(&bytes).map_err(|e| {
+                    fail(format!(
+                        "unreadable ({e}); it holds the highest epoch this frontend accepted per group: \
+                         restore it, or remove it only when no orchestrator older than the current one can reach this frontend"
+                    ))
+                })?;
+                if f.frontend != name {
+                    return Err(fail(format!(
+                        "it belongs to frontend {:?}, not {name:?}: give every frontend its own state_dir",
+                        f.frontend
+                    )));
+                }
+                f
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File {
+                frontend: name.to_string(),
+                groups: BTreeMap::new(),
+            },
+            Err(e) => return Err(fail(format!("cannot read it: {e}"))),
+        };
+        Ok(Fence {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// The fences kept, per group.
+    pub(crate) fn kept(&self) -> BTreeMap<String, Kept> {
+        self.lock().groups.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `epoch` (with the routed `site`, for a route) for `group` when it
+    /// is higher than the one kept, or names the site at the kept epoch for
+    /// the first time; on disk before this returns. An error (nothing kept)
+    /// when it cannot be written — the order must then not take effect.
+    pub(crate) fn raise(&self, group: &str, epoch: u64, site: Option<&str>) -> Result<(), String> {
+        let mut f = self.lock();
+        let next = match f.groups.get(group) {
+            Some(k) if k.epoch > epoch => return Ok(()),
+            Some(k) if k.epoch == epoch => match (&k.site, site) {
+                (None, Some(s)) => Kept {
+                    epoch,
+                    site: Some(s.to_string()),
+                },
+                // Kept already; another site at it is refused by the route.
+                _ => return Ok(()),
+            },
+            _ => Kept {
+                epoch,
+                site: site.map(str::to_string),
+            },
+        };
+        let before = f.groups.insert(group.to_string(), next);
+        if let Err(e) = self.write(&f) {
+            match before {
+                Some(b) => f.groups.insert(group.to_string(), b),
+                None => f.groups.remove(group),
+            };
+            return Err(format!(
+                "cannot keep epoch {epoch} of group {group:?} in {}: {e}",
+                self.path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    fn write(&self, f: &File) -> std::io::Result<()> {
+        let body = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
+        let tmp = self
+            .path
+            .with_extension(format!("json.tmp.{}", std::process::id()));
+        let mut out = std::fs::File::create(&tmp)?;
+        out.write_all(&body)?;
+        out.sync_all()?;
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_survive_a_reopen_and_only_rise() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fence::open(dir.path(), "fe1").unwrap();
+        assert!(f.kept().is_empty());
+        f.raise("web", 6, None).unwrap();
+        f.raise("web", 6, Some("b")).unwrap();
+        f.raise("web", 6, Some("a")).unwrap();
+        f.raise("web", 4, Some("a")).unwrap();
+        f.raise("db", 2, None).unwrap();
+        drop(f);
+        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let kept = |epoch, site: Option<&str>| Kept {
+            epoch,
+            site: site.map(str::to_string),
+        };
+        assert_eq!(
+            f.kept(),
+            BTreeMap::from([
+                ("db".to_string(), kept(2, None)),
+                ("web".to_string(), kept(6, Some("b")))
+            ])
+        );
+    }
+
+    #[test]
+    fn a_garbage_or_foreign_file_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, b"{\"frontend\": \"fe1\", \"groups\": {\"web\": 6").unwrap();
+        let e = Fence::open(dir.path(), "fe1").err().expect("refused");
+        assert!(e.to_string().contains("unreadable"), "{e}");
+        assert!(path.exists(), "kept for the operator");
+        Fence::open(dir.path(), "fe2").err().expect("refused");
+        std::fs::write(&path, b"{\"frontend\": \"fe2\", \"groups\": {}}").unwrap();
+        let e = Fence::open(dir.path(), "fe1").err().expect("refused");
+        assert!(e.to_string().contains("belongs to frontend \"fe2\""), "{e}");
+    }
+
+    #[test]
+    fn an_epoch_that_cannot_be_written_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fence::open(dir.path(), "fe1").unwrap();
+        f.raise("web", 3, Some("a")).unwrap();
+        let tmp = dir
+            .path()
+            .join(format!("fence.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let e = f.raise("web", 5, None).unwrap_err();
+        assert!(e.contains("cannot keep epoch 5 of group \"web\""), "{e}");
+        assert_eq!(f.kept()["web"].epoch, 3);
+        std::fs::remove_dir(&tmp).unwrap();
+        f.raise("web", 5, None).unwrap();
+        assert_eq!(
+            Fence::open(dir.path(), "fe1").unwrap().kept()["web"].epoch,
+            5
+        );
+    }
+}
