@@ -14,7 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use warden_config::Secret;
 
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
@@ -195,7 +195,7 @@ async fn put_route(
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
     if g.has_site(&req.site) {
-        keep_epoch(&ctx, &group, req.epoch, Some(&req.site))?;
+        keep_epoch(&ctx, &group, req.epoch, Some(&req.site));
     }
     match g.set(&req) {
         Ok((applied, state)) => {
@@ -245,19 +245,16 @@ async fn put_route(
 }
 
 /// Keep `epoch` as the group's fence on disk before an order at it takes
-/// effect (a no-op unless it is higher than the one kept): an order this
-/// frontend could not remember across a restart is not carried out (503).
-fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) -> Result<(), ApiError> {
+/// effect (a no-op unless it is higher than the one kept). When the file
+/// cannot be written the order is still carried out, fenced from memory
+/// (see [`crate::fence`]): a failover must not wait for a disk.
+fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) {
     let Some(fence) = &ctx.fence else {
-        return Ok(());
+        return;
     };
-    fence.raise(group, epoch, site).map_err(|e| {
-        warn!(group = %group, epoch, cause = %e, "order refused: its epoch cannot be kept");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("order not carried out: {e}"),
-        )
-    })
+    if let Err(e) = fence.raise(group, epoch, site) {
+        error!(group = %group, epoch, cause = %e, "fence not saved: acting from memory (a restart now would forget this epoch); warden_frontend_fence_unsaved is 1 until a write succeeds");
+    }
 }
 
 /// A JSON object body of type `T` (`what` names it in errors).
@@ -285,7 +282,7 @@ async fn put_hold(
 ) -> Result<Json<RouteState>, ApiError> {
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
-    keep_epoch(&ctx, &group, req.epoch, None)?;
+    keep_epoch(&ctx, &group, req.epoch, None);
     match g.set_hold(&req) {
         Ok(state) => {
             if req.ttl_ms == 0 {
@@ -415,5 +412,11 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         "# HELP warden_frontend_handed_over_connections_total Connections a busier proxy worker handed to a less busy one.\n# TYPE warden_frontend_handed_over_connections_total counter\nwarden_frontend_handed_over_connections_total {}\n",
         ctx.balance.handed_over()
     ));
+    if let Some(fence) = &ctx.fence {
+        out.push_str(&format!(
+            "# HELP warden_frontend_fence_unsaved 1 while the highest epochs accepted could not be written to state_dir (a restart would forget them).\n# TYPE warden_frontend_fence_unsaved gauge\nwarden_frontend_fence_unsaved {}\n",
+            u8::from(fence.unsaved())
+        ));
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -9,11 +9,17 @@
 //! here, or a newer one).
 //!
 //! A file it cannot read, or one of another frontend, stops the frontend
-//! at start (fail closed); a missing file is a first start.
+//! at start (fail closed); a missing file is a first start. A fence that
+//! cannot be written (a full disk, a removed directory) does not stop an
+//! order: like the orchestrator on a full disk, the frontend acts from
+//! memory — the fence there still refuses older orders until a restart —
+//! logs an error and shows `warden_frontend_fence_unsaved` 1 until a later
+//! write succeeds (every order tries again; the directory is made again).
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -45,6 +51,8 @@ pub(crate) struct Kept {
 pub(crate) struct Fence {
     path: PathBuf,
     file: Mutex<File>,
+    /// The last write failed: memory is ahead of the file.
+    unsaved: AtomicBool,
 }
 
 impl Fence {
@@ -82,7 +90,13 @@ impl Fence {
         Ok(Fence {
             path,
             file: Mutex::new(file),
+            unsaved: AtomicBool::new(false),
         })
+    }
+
+    /// Whether memory is ahead of the file (the last write failed).
+    pub(crate) fn unsaved(&self) -> bool {
+        self.unsaved.load(Ordering::Relaxed)
     }
 
     /// The fences kept, per group.
@@ -96,40 +110,52 @@ impl Fence {
 
     /// Keep `epoch` (with the routed `site`, for a route) for `group` when it
     /// is higher than the one kept, or names the site at the kept epoch for
-    /// the first time; on disk before this returns. An error (nothing kept)
-    /// when it cannot be written — the order must then not take effect.
+    /// the first time: in memory, and on disk before this returns. An error
+    /// when the file cannot be written; memory keeps it anyway (see the
+    /// module docs), and the next call writes again.
     pub(crate) fn raise(&self, group: &str, epoch: u64, site: Option<&str>) -> Result<(), String> {
         let mut f = self.lock();
         let next = match f.groups.get(group) {
-            Some(k) if k.epoch > epoch => return Ok(()),
+            Some(k) if k.epoch > epoch => None,
             Some(k) if k.epoch == epoch => match (&k.site, site) {
-                (None, Some(s)) => Kept {
+                (None, Some(s)) => Some(Kept {
                     epoch,
                     site: Some(s.to_string()),
-                },
+                }),
                 // Kept already; another site at it is refused by the route.
-                _ => return Ok(()),
+                _ => None,
             },
-            _ => Kept {
+            _ => Some(Kept {
                 epoch,
                 site: site.map(str::to_string),
-            },
+            }),
         };
-        let before = f.groups.insert(group.to_string(), next);
-        if let Err(e) = self.write(&f) {
-            match before {
-                Some(b) => f.groups.insert(group.to_string(), b),
-                None => f.groups.remove(group),
-            };
-            return Err(format!(
-                "cannot keep epoch {epoch} of group {group:?} in {}: {e}",
-                self.path.display()
-            ));
+        match next {
+            Some(k) => {
+                f.groups.insert(group.to_string(), k);
+            }
+            None if !self.unsaved() => return Ok(()),
+            None => {}
         }
-        Ok(())
+        match self.write(&f) {
+            Ok(()) => {
+                self.unsaved.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.unsaved.store(true, Ordering::Relaxed);
+                Err(format!(
+                    "cannot keep epoch {epoch} of group {group:?} in {}: {e}",
+                    self.path.display()
+                ))
+            }
+        }
     }
 
     fn write(&self, f: &File) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
         let body = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
         let tmp = self
             .path
@@ -188,8 +214,11 @@ mod tests {
         assert!(e.to_string().contains("belongs to frontend \"fe2\""), "{e}");
     }
 
+    /// A write that fails leaves memory ahead of the file, says so, and is
+    /// tried again by the next order — a repeat too; a removed directory is
+    /// made again.
     #[test]
-    fn an_epoch_that_cannot_be_written_is_not_kept() {
+    fn an_epoch_that_cannot_be_written_is_kept_in_memory_and_written_later() {
         let dir = tempfile::tempdir().unwrap();
         let f = Fence::open(dir.path(), "fe1").unwrap();
         f.raise("web", 3, Some("a")).unwrap();
@@ -199,12 +228,21 @@ mod tests {
         std::fs::create_dir(&tmp).unwrap();
         let e = f.raise("web", 5, None).unwrap_err();
         assert!(e.contains("cannot keep epoch 5 of group \"web\""), "{e}");
-        assert_eq!(f.kept()["web"].epoch, 3);
+        assert_eq!(f.kept()["web"].epoch, 5, "memory keeps it");
+        assert!(f.unsaved());
+        let on_disk = |d: &Path| Fence::open(d, "fe1").unwrap().kept()["web"].epoch;
+        assert_eq!(on_disk(dir.path()), 3);
         std::fs::remove_dir(&tmp).unwrap();
         f.raise("web", 5, None).unwrap();
-        assert_eq!(
-            Fence::open(dir.path(), "fe1").unwrap().kept()["web"].epoch,
-            5
-        );
+        assert!(!f.unsaved());
+        assert_eq!(on_disk(dir.path()), 5);
+
+        // The whole directory removed (an operator wiping a data_dir).
+        let sub = dir.path().join("fe");
+        let f = Fence::open(&sub, "fe1").unwrap();
+        f.raise("web", 6, None).unwrap();
+        std::fs::remove_dir_all(&sub).unwrap();
+        f.raise("web", 7, None).unwrap();
+        assert_eq!(on_disk(&sub), 7);
     }
 }

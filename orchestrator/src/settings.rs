@@ -82,6 +82,19 @@ impl OrchestratorSettings {
             distinct(digest(t.expose()), format!("sites.{name}.agent_token"))?;
             agent_tokens.insert(digest(t.expose()), name.clone());
         }
+        // A frontend's token drives its routes: held by an operator or a
+        // site's agent, it would let that holder move users past every
+        // fence the orchestrator keeps. (Frontends may share one.)
+        for (name, fe) in &config.frontends {
+            let key = format!("frontends.{name}.token");
+            let t = Secret::load_token(&key, &fe.token)?;
+            let d = digest(t.expose());
+            if let Some(other) = roles.get(&d) {
+                return Err(OrchestratorError::Setup(format!(
+                    "{key} and {other} are the same secret; give each its own"
+                )));
+            }
+        }
         if let Some(g) = config.groups.keys().find(|g| !strategies.contains_key(*g)) {
             return Err(OrchestratorError::Setup(format!(
                 "group {g} has no strategy"

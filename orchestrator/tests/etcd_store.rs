@@ -343,7 +343,7 @@ impl Role for Recorder {
     fn etcd_health(&self, _trouble: Option<&str>) {}
 }
 
-fn election(e: &Etcd, node: &str, role: Arc<Recorder>) -> (Election, watch::Receiver<Leadership>) {
+fn election(e: &Etcd, node: &str, role: Arc<dyn Role>) -> (Election, watch::Receiver<Leadership>) {
     let store = EtcdStore::connect(&cfg(&e.url, "/t3/")).unwrap();
     let ttl = Duration::from_secs(2);
     let (view, seen) = watch::channel(Leadership::new(node, ttl));
@@ -646,4 +646,88 @@ async fn records_larger_than_an_etcd_request_are_cut_or_split_not_refused() {
     s.put_group_and_runbook(&big, &rb)
         .expect("the decision is written");
     assert!(s.runbooks().unwrap().iter().any(|r| r.id == 7));
+}
+
+/// A take-over that takes most of the lease TTL (1.5 s of 2 s), then says
+/// whether the leader key — on the lease it won — still names this node.
+struct SlowTakeOver {
+    url: String,
+    key: Vec<u8>,
+    node: String,
+    held_at_end: Mutex<Option<bool>>,
+}
+
+#[async_trait]
+impl Role for SlowTakeOver {
+    async fn take_over(&self, _term: i64) -> Result<(), String> {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut c = etcd_client::Client::connect([self.url.as_str()], None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let r = c
+            .get(self.key.clone(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let held = r
+            .kvs()
+            .first()
+            .is_some_and(|kv| kv.value() == self.node.as_bytes());
+        *self.held_at_end.lock().unwrap() = Some(held);
+        Ok(())
+    }
+    fn step_down(&self, _why: &str) {}
+    fn etcd_health(&self, _trouble: Option<&str>) {}
+}
+
+/// Putting the leader key on a lease does not renew the lease: it runs from
+/// its last renewal, which a follower makes every third of the TTL. A node
+/// that wins after following for a while renews at once, so its first term
+/// (and the take-over inside it) counts from a renewal sent then — before,
+/// it counted from the winning write, and a take-over of 1.5 s could outlive
+/// the 2 s lease while the node believed it led. Several rounds, the old
+/// leader resigning at different moments of the follower's renewals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_take_over_still_holds_the_lease_it_won() {
+    let Some(e) = etcd() else { return };
+    for round in 0..4u64 {
+        let first = Arc::new(Recorder::default());
+        let (e1, v1) = election(&e, "n1", first);
+        let key = e1.store.leader_key();
+        let slow = Arc::new(SlowTakeOver {
+            url: e.url.clone(),
+            key,
+            node: "n2".into(),
+            held_at_end: Mutex::new(None),
+        });
+        let (e2, v2) = election(&e, "n2", slow.clone());
+        let (stop1, stop2) = (CancellationToken::new(), CancellationToken::new());
+        let t1 = tokio::spawn(e1.run(stop1.clone()));
+        let t = Instant::now();
+        while !v1.borrow().is_leader {
+            assert!(t.elapsed() < Duration::from_secs(10), "n1 was not elected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let t2 = tokio::spawn(e2.run(stop2.clone()));
+        // n2 follows, renewing its own lease every 2/3 s; n1 resigns at
+        // another point of that cycle each round.
+        tokio::time::sleep(Duration::from_millis(900 + round * 230)).await;
+        stop1.cancel();
+        t1.await.unwrap();
+        let t = Instant::now();
+        while slow.held_at_end.lock().unwrap().is_none() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "n2 did not take over: {:?}",
+                *v2.borrow()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            *slow.held_at_end.lock().unwrap(),
+            Some(true),
+            "round {round}: the lease expired during the take-over"
+        );
+        stop2.cancel();
+        t2.await.unwrap();
+    }
 }

@@ -5,7 +5,23 @@
 use super::*;
 
 impl<'t, 'r> Cx<'t, 'r> {
+    /// A directory of durable state (the orchestrator's store, an agent's
+    /// authority, a frontend's fence) must not depend on the directory a
+    /// process happens to start in: a restart from elsewhere would forget
+    /// every epoch it holds.
+    pub(super) fn check_state_dir(&mut self, key: &str, dir: &std::path::Path) {
+        if !dir.is_absolute() {
+            self.push(
+                self.at(key),
+                key,
+                Some(format!("{:?}", dir.display().to_string())),
+                "must be an absolute path: durable state (epochs, roles) must not depend on the directory a process starts in",
+            );
+        }
+    }
+
     pub(super) fn check_orchestrator(&mut self, o: &OrchestratorConfig) {
+        self.check_state_dir("orchestrator.data_dir", &o.data_dir);
         self.check_secret("orchestrator.operator_token", &o.operator_token);
         if o.max_body_bytes < 1024 {
             self.push(
@@ -384,6 +400,9 @@ impl<'t, 'r> Cx<'t, 'r> {
 
     pub(super) fn check_site(&mut self, name: &str, site: &SiteConfig) {
         self.check_secret(&format!("sites.{name}.agent_token"), &site.agent_token);
+        if let Some(d) = &site.state_dir {
+            self.check_state_dir(&format!("sites.{name}.state_dir"), d);
+        }
         if site.report_interval.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("sites.{name}.report_interval"));
         }

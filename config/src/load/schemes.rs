@@ -80,15 +80,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.check_tls(&format!("{key}.tls"), t);
                 }
                 if let Some(d) = &fe.state_dir {
-                    if !d.is_absolute() {
-                        let k = format!("{key}.state_dir");
-                        self.push(
-                            self.at(&k),
-                            &k,
-                            Some(format!("{:?}", d.display().to_string())),
-                            "must be an absolute path (the fence must not depend on the directory the frontend starts in)",
-                        );
-                    }
+                    self.check_state_dir(&format!("{key}.state_dir"), d);
                 }
                 Some(CheckedFrontend::Builtin(FrontendConfig {
                     control,

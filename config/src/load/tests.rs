@@ -230,3 +230,40 @@ fn hooks_must_fit_in_the_step_that_waits_for_them() {
     let ok = required.replace("step_timeout = \"80s\"", "step_timeout = \"90s\"");
     parse(&ok, Path::new("guard.conf")).expect("both fit in 90s");
 }
+
+/// Durable state in a relative (or empty) directory would depend on where a
+/// process starts: refused for the orchestrator's data_dir, a site's and a
+/// frontend's state_dir, each where it is written.
+#[test]
+fn state_directories_must_be_absolute() {
+    let text = BASE
+        .replace("data_dir = \"/var/lib/warden\"", "data_dir = \"\"")
+        .replace(
+            "[sites.b]\nagent_token = { env = \"T\" }\n",
+            "[sites.b]\nagent_token = { env = \"T\" }\nstate_dir = \"st\"\n",
+        )
+        .replace(
+            "control = \"127.0.0.1:7100\"\n",
+            "control = \"127.0.0.1:7100\"\nstate_dir = \"fe/state\"\n",
+        );
+    match parse(&text, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let keys: Vec<&str> = p.iter().map(|x| x.key.as_str()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "orchestrator.data_dir",
+                    "sites.b.state_dir",
+                    "frontends.fe1.state_dir"
+                ],
+                "{p:?}"
+            );
+            assert!(
+                p.iter().all(|x| x.message.contains("absolute path")),
+                "{p:?}"
+            );
+            assert_eq!((p[1].line, p[1].col), pos(&text, "\"st\""), "{}", p[1]);
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+}

@@ -164,6 +164,8 @@ impl Election {
         let ttl_s = i64::try_from(self.ttl.as_secs()).unwrap_or(60).max(1);
         let mut refusals: u32 = 0;
         while !stop.is_cancelled() {
+            // The lease runs from its grant: counted from before it was asked.
+            let asked = Instant::now();
             let grant = retrying(self.timeout, client.clone(), |mut c| async move {
                 c.lease_grant(ttl_s, None).await
             })
@@ -179,7 +181,10 @@ impl Election {
                 }
             };
             let granted = Duration::from_secs(u64::try_from(lease.ttl()).unwrap_or(1).max(1));
-            match self.campaign(&mut client, lease.id(), granted, &stop).await {
+            match self
+                .campaign(&mut client, lease.id(), granted, asked, &stop)
+                .await
+            {
                 Outcome::Stop => {
                     self.revoke(&client, lease.id()).await;
                     break;
@@ -227,16 +232,20 @@ impl Election {
     }
 
     /// Follow until the leader key is free, then take it and lead.
+    /// `granted_at`: when the lease was asked for (it runs from then).
     async fn campaign(
         &self,
         client: &mut Client,
         lease: i64,
         ttl: Duration,
+        granted_at: Instant,
         stop: &CancellationToken,
     ) -> Outcome {
         let key = self.store.leader_key();
         // The lease must outlive the campaign: keep it alive while following.
-        let mut last_alive = Instant::now();
+        // When the last renewal etcd answered was sent (the lease runs from
+        // there, not from when the answer came).
+        let mut last_alive = granted_at;
         loop {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -246,7 +255,6 @@ impl Election {
                     Some(PutOptions::new().with_lease(lease)),
                 )])
                 .or_else([TxnOp::get(key.clone(), None)]);
-            let sent = Instant::now();
             let answer = retrying(self.timeout, client.clone(), |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
@@ -256,7 +264,21 @@ impl Election {
                 Ok(resp) if resp.succeeded() => {
                     self.healthy();
                     let term = resp.header().map(|h| h.revision()).unwrap_or(0);
-                    return self.lead(client, lease, ttl, term, sent, stop).await;
+                    // Putting the key on the lease did not renew it: it runs
+                    // from its last renewal, up to a third of the TTL and a
+                    // poll ago. Renew now, so that the first term (and the
+                    // take-over it allows) counts from a renewal known to be
+                    // sent now; if etcd does not answer, from the last one.
+                    let renewing = Instant::now();
+                    let from = match self.keep_alive(client, lease).await {
+                        Renewal::Renewed(_) => renewing,
+                        Renewal::Expired => return Outcome::Lost("own lease expired".into()),
+                        Renewal::Failed(e) => {
+                            self.trouble(&format!("keep-alive of own lease: {e}"));
+                            last_alive
+                        }
+                    };
+                    return self.lead(client, lease, ttl, term, from, stop).await;
                 }
                 Ok(resp) => {
                     self.healthy();
@@ -322,8 +344,9 @@ impl Election {
                 Err(e) => self.trouble(&format!("campaign: {e}")),
             }
             if last_alive.elapsed() >= ttl / 3 {
+                let renewing = Instant::now();
                 match self.keep_alive(client, lease).await {
-                    Renewal::Renewed(_) => last_alive = Instant::now(),
+                    Renewal::Renewed(_) => last_alive = renewing,
                     Renewal::Expired => return Outcome::Lost("own lease expired".into()),
                     // Not answered: try again next time (the grant is redone
                     // if etcd later says the lease is gone).

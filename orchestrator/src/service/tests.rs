@@ -618,3 +618,34 @@ async fn a_lagging_standby_is_not_promoted_without_approval() {
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
     }
 }
+
+/// Every token names one role and one holder: a frontend's token that is
+/// also a site's agent token (or an operator's) would let that site's host
+/// drive the frontend's routes itself. Refused at start, naming both keys.
+#[tokio::test]
+async fn a_frontend_token_shared_with_an_agent_or_an_operator_is_refused() {
+    for (shared_with, key) in [
+        ("agent-a-secret", "sites.a.agent_token"),
+        ("operator-secret", "operator token"),
+    ] {
+        let dir = test_dir(true, 5);
+        std::fs::write(dir.join("fe"), shared_with).unwrap();
+        let text = config_text(&dir, true, 5, "");
+        let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
+        let Err(err) = crate::settings::OrchestratorSettings::with_strategies(cfg, BTreeMap::new())
+        else {
+            panic!("a frontend token shared with {key} was taken");
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains("frontends.fe1.token and ")
+                && msg.contains(key)
+                && msg.contains("same secret"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains(shared_with),
+            "the secret itself is never shown: {msg}"
+        );
+    }
+}
