@@ -70,6 +70,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     let interval = settings.interval;
     // A slow check must not hold up the schedule beyond one interval.
     let mut settings = settings;
+    for c in settings.checks.iter().filter(|c| c.timeout > interval) {
+        warn!(check = %c.name, timeout = ?c.timeout, report_interval = ?interval, "check timeout is longer than the report interval: cut to it (a slow check must not hold up a report)");
+    }
     settings.checks = settings
         .checks
         .iter()

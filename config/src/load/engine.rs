@@ -214,7 +214,12 @@ pub(super) fn describe_expected(expected: &str) -> String {
         "socket address" => "an IP:PORT address such as \"10.0.0.1:7000\"".into(),
         "a sequence" => "an array".into(),
         "a map" => "a table".into(),
-        "u8" | "u16" | "u32" | "u64" | "usize" => "a non-negative integer".into(),
+        // The range, not just the sign: 5000000000 for a u32 is
+        // non-negative, and "expected a non-negative integer" misled.
+        "u8" => "an integer from 0 to 255".into(),
+        "u16" => "an integer from 0 to 65535".into(),
+        "u32" => "an integer from 0 to 4294967295".into(),
+        "u64" | "usize" => "an integer from 0 to 18446744073709551615".into(),
         "a borrowed string" | "a string" => "a string".into(),
         "a boolean" => "a boolean (true or false)".into(),
         _ if e.starts_with("struct ") => "a table".into(),

@@ -267,3 +267,20 @@ fn state_directories_must_be_absolute() {
         other => panic!("accepted: {other:?}"),
     }
 }
+
+/// A number out of its key's range says the range, not only "non-negative"
+/// (5000000000 is non-negative; it is too large for `fall`).
+#[test]
+fn an_integer_out_of_range_is_told_its_range() {
+    let (text, p) = problems("[detection]\nfall = 5000000000\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "detection.fall")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(
+        e.message.contains("an integer from 0 to 4294967295"),
+        "{}",
+        e.message
+    );
+    assert_eq!((e.line, e.col), pos(&text, "5000000000"), "{e}");
+}

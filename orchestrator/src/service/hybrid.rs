@@ -106,7 +106,8 @@ impl Shared {
             };
             let mut ng = g.clone();
             ng.frontend = Some(target.clone());
-            self.put_group_locked(st, ng);
+            let seq = self.persist(&ng);
+            st.groups.insert(name.clone(), ng);
             st.dns_moving.insert(name.clone());
             let why = by_fe
                 .get(current.as_str())
@@ -121,18 +122,45 @@ impl Shared {
                 evidence,
                 None,
             );
-            self.spawn_dns_move(name, target, g.epoch);
+            self.spawn_dns_move(name, target, g.epoch, seq);
         }
         true
     }
 
-    /// Point a hybrid group's DNS name at `frontend` (the decision is already
-    /// persisted: a failure here is retried by reconciliation).
-    pub(crate) fn spawn_dns_move(self: &Arc<Self>, group: String, frontend: String, epoch: u64) {
+    /// Point a hybrid group's DNS name at `frontend` once the decision
+    /// (change `seq` of the store writer) is durable — or, with a store that
+    /// may act unwritten (the local file on a full disk), once its commit
+    /// failed, under an alert; a failure here is retried by reconciliation.
+    pub(crate) fn spawn_dns_move(
+        self: &Arc<Self>,
+        group: String,
+        frontend: String,
+        epoch: u64,
+        seq: u64,
+    ) {
         let me = self.clone();
         let g2 = group.clone();
         let started = self.licence.spawn(move |term| async move {
             let group = g2;
+            let volatile = me.store.may_act_unwritten();
+            match me.writer.durable_or_failed(seq, volatile, &term).await {
+                None => {
+                    me.lock().dns_moving.remove(&group);
+                    return;
+                }
+                Some(true) => {}
+                Some(false) => me.event(
+                    EventKind::Alert,
+                    Some(&group),
+                    None,
+                    format!(
+                        "the store cannot write ({}): moving the DNS of group {group} to {frontend} from memory; a crash of the orchestrator now would forget the move",
+                        me.store.describe()
+                    ),
+                    vec![],
+                    None,
+                ),
+            }
             let Some(strategy) = me.strategies.get(&group).cloned() else {
                 return;
             };
