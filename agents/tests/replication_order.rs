@@ -12,44 +12,24 @@ use warden_agents::authority::Authority;
 use warden_agents::replication::Replication;
 use warden_agents::wire::{Command, CommandKind};
 
+#[path = "support/web.rs"]
+mod web;
+
 const TOKEN_ENV: &str = "WARDEN_REPL_ORDER_TEST_TOKEN";
 
 fn replication(log: &Path) -> Replication {
     std::env::set_var(TOKEN_ENV, "replication-order-test-token");
     let start = format!("sleep 1.5; echo start >> '{}'", log.display());
-    let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/tmp/warden-replication-order-test"
-operator_token = {{ env = "{TOKEN_ENV}" }}
-
-[sites.a]
-agent_token = {{ env = "{TOKEN_ENV}" }}
-
-[sites.b]
-agent_token = {{ env = "{TOKEN_ENV}" }}
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ env = "{TOKEN_ENV}" }}
-
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-
-[groups.web.replication]
-plan = "command"
+    let replication = format!(
+        r#"plan = "command"
 start = ["/bin/sh", "-c", {start:?}]
 stop = ["/bin/true"]
-resync = ["/bin/true"]
-"#
+resync = ["/bin/true"]"#
+    );
+    let text = web::config_text(
+        TOKEN_ENV,
+        "/tmp/warden-replication-order-test",
+        &replication,
     );
     let config =
         warden_config::parse(&text, Path::new("replication-order-test.conf")).expect("config");

@@ -18,6 +18,8 @@ mod rsyncd;
 use rsyncd::*;
 #[path = "support/rsync_repl.rs"]
 mod rsync_repl;
+#[path = "support/web.rs"]
+mod web;
 use rsync_repl::*;
 
 const FILES: usize = 150;

@@ -14,6 +14,8 @@ mod rsyncd;
 use rsyncd::*;
 #[path = "support/rsync_repl.rs"]
 mod rsync_repl;
+#[path = "support/web.rs"]
+mod web;
 use rsync_repl::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

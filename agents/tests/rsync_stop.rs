@@ -17,6 +17,8 @@ mod rsyncd;
 use rsyncd::*;
 #[path = "support/rsync_repl.rs"]
 mod rsync_repl;
+#[path = "support/web.rs"]
+mod web;
 use rsync_repl::*;
 
 /// `/proc/PID/stat`: (comm, state, ppid, pgrp).

@@ -19,35 +19,8 @@ const PW_ENV: &str = "WARDEN_RSYNC_REPL_TEST_PW";
 pub(crate) fn config(d: &Daemon, extra: &str) -> Config {
     std::env::set_var(PW_ENV, PASSWORD);
     let module = format!("127.0.0.1:{}/drdata", d.port);
-    let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/tmp/warden-rsync-repl-test"
-operator_token = {{ env = "{PW_ENV}" }}
-
-[sites.a]
-agent_token = {{ env = "{PW_ENV}" }}
-
-[sites.b]
-agent_token = {{ env = "{PW_ENV}" }}
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ env = "{PW_ENV}" }}
-
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-
-[groups.web.replication]
-plan = "rsync"
+    let replication = format!(
+        r#"plan = "rsync"
 {extra}
 
 [groups.web.replication.sites.a]
@@ -65,6 +38,7 @@ password = {{ env = "{PW_ENV}" }}
         src = d.src().display(),
         other = d.dir.path().join("b-local").display(),
     );
+    let text = crate::web::config_text(PW_ENV, "/tmp/warden-rsync-repl-test", &replication);
     warden_config::parse(&text, Path::new("rsync-repl-test.conf")).expect("test config")
 }
 
