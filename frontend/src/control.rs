@@ -211,6 +211,9 @@ async fn put_route(
                 Applied::EpochRaised { from } => {
                     info!(group = %group, site = %req.site, from_epoch = from, epoch = req.epoch, "epoch raised; route unchanged")
                 }
+                Applied::DrainsCut { generations, from } => {
+                    info!(group = %group, site = %req.site, from_epoch = from, epoch = req.epoch, generations, "immediate order: connections still draining to the old site cut now")
+                }
                 Applied::Unchanged => {
                     debug!(group = %group, site = %req.site, epoch = req.epoch, "route already set; nothing to do")
                 }

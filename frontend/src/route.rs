@@ -210,6 +210,10 @@ pub(crate) enum Applied {
     EpochRaised { from: u64 },
     /// Same site and epoch: a repeat, nothing changed.
     Unchanged,
+    /// Same site, an `immediate` order while older generations still
+    /// drain: those are cut now (the order asks that no old connection
+    /// stays, as HAProxy's driver does); `from` is the epoch before.
+    DrainsCut { generations: usize, from: u64 },
 }
 
 /// Why a [`GroupRoute::set_hold`] was refused; nothing changed.
@@ -406,11 +410,25 @@ impl GroupRoute {
         }
         let applied = match routed {
             Some(site) if site == req.site => {
-                if req.epoch == inner.epoch {
+                let from = inner.epoch;
+                inner.epoch = req.epoch;
+                let cut = if req.mode == RouteMode::Immediate {
+                    let cut: Vec<Generation> = inner.draining.drain(..).collect();
+                    for g in &cut {
+                        g.cancel.cancel();
+                    }
+                    cut.len()
+                } else {
+                    0
+                };
+                if cut > 0 {
+                    Applied::DrainsCut {
+                        generations: cut,
+                        from,
+                    }
+                } else if req.epoch == from {
                     Applied::Unchanged
                 } else {
-                    let from = inner.epoch;
-                    inner.epoch = req.epoch;
                     Applied::EpochRaised { from }
                 }
             }

@@ -293,6 +293,34 @@ async fn immediate_switch_also_cuts_connections_still_draining() {
     old.closed_within(Duration::from_millis(500)).await;
 }
 
+/// An `immediate` order for the site already routed, while connections
+/// to the old site still drain (a drain switch, then the same route again
+/// as `immediate` — reconciliation sends every route that way): the
+/// draining connections are cut now, as HAProxy's driver cuts servers
+/// still draining; the new site's connections are untouched.
+#[tokio::test]
+async fn an_immediate_repeat_cuts_connections_still_draining() {
+    let (fe, _a, _b) = start_web(Duration::from_secs(30)).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    let mut old = Conn::open(fe.listen("web")).await;
+    assert_eq!(old.ask().await.as_deref(), Some("a"));
+    assert_eq!(fe.put("web", "b", 2, "drain").await.0, StatusCode::OK);
+    let mut new = Conn::open(fe.listen("web")).await;
+    assert_eq!(new.ask().await.as_deref(), Some("b"));
+    // A drain repeat changes nothing: the old connection still drains.
+    assert_eq!(fe.put("web", "b", 2, "drain").await.0, StatusCode::OK);
+    assert_eq!(old.ask().await.as_deref(), Some("a"));
+    let (status, body) = fe.put("web", "b", 2, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    old.closed_within(Duration::from_millis(500)).await;
+    assert_eq!(
+        new.ask().await.as_deref(),
+        Some("b"),
+        "the new site's connection stays"
+    );
+    assert_eq!(body["switches"], 2, "no new switch: {body}");
+}
+
 #[tokio::test]
 async fn backend_connect_failure_closes_the_client() {
     let a = echo("a").await;
