@@ -250,7 +250,9 @@ async fn put_route(
 /// Keep `epoch` as the group's fence on disk before an order at it takes
 /// effect (a no-op unless it is higher than the one kept). When the file
 /// cannot be written the order is still carried out, fenced from memory
-/// (see [`crate::fence`]): a failover must not wait for a disk.
+/// (see [`crate::fence`]): a failover must not wait for a disk. Here, not
+/// inside the route's own lock: every new connection takes that lock, and
+/// none may wait for an fsync.
 fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) {
     let Some(fence) = &ctx.fence else {
         return;

@@ -353,3 +353,10 @@ macro_rules! assert_eventually {
         }
     }};
 }
+
+/// A 409 whose error says `says` (every refusal of an order names why).
+pub(crate) fn assert_refused(status: StatusCode, body: &Value, says: &str) {
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains(says), "{body}");
+}

@@ -66,14 +66,7 @@ async fn equal_epoch_is_idempotent_for_the_same_site_and_a_conflict_otherwise() 
     assert_eq!(body["switches"], 1, "a repeat changes nothing");
 
     let (status, body) = fe.put("web", "b", 3, "immediate").await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("conflicting decision for epoch 3"),
-        "{body}"
-    );
+    crate::harness::assert_refused(status, &body, "conflicting decision for epoch 3");
     assert_eq!(body["seen_epoch"], 3);
     let route = fe.route("web").await;
     assert_eq!(
@@ -88,14 +81,7 @@ async fn stale_epoch_is_refused_and_the_route_unchanged() {
     let (fe, _a, _b) = start_web(DRAIN).await;
     assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
     let (status, body) = fe.put("web", "b", 3, "immediate").await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("stale epoch 3 < 5"),
-        "{body}"
-    );
+    crate::harness::assert_refused(status, &body, "stale epoch 3 < 5");
     assert_eq!(body["seen_epoch"], 5);
     let route = fe.route("web").await;
     assert_eq!(

@@ -142,24 +142,14 @@ impl Shared {
         let g2 = group.clone();
         let started = self.licence.spawn(move |term| async move {
             let group = g2;
-            let volatile = me.store.may_act_unwritten();
-            match me.writer.durable_or_failed(seq, volatile, &term).await {
-                None => {
-                    me.lock().dns_moving.remove(&group);
-                    return;
-                }
-                Some(true) => {}
-                Some(false) => me.event(
-                    EventKind::Alert,
-                    Some(&group),
-                    None,
-                    format!(
-                        "the store cannot write ({}): moving the DNS of group {group} to {frontend} from memory; a crash of the orchestrator now would forget the move",
-                        me.store.describe()
-                    ),
-                    vec![],
-                    None,
-                ),
+            let durable = me
+                .durable_before_acting(seq, &term, &group, None, None, || {
+                    format!("moving the DNS of group {group} to {frontend}")
+                })
+                .await;
+            if !durable {
+                me.lock().dns_moving.remove(&group);
+                return;
             }
             let Some(strategy) = me.strategies.get(&group).cloned() else {
                 return;

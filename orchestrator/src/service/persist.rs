@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Shared, State};
-use crate::model::{GroupState, Runbook};
+use crate::model::{EventKind, GroupState, Runbook};
 
 #[derive(Default)]
 struct Queue {
@@ -99,6 +99,42 @@ impl Shared {
         self.writer
             .durable_or_failed(seq, false, &CancellationToken::new())
             .await;
+    }
+
+    /// Before acting on change `seq` (a decision): wait until it is durable,
+    /// or — with a store that may act unwritten (the local file on a full
+    /// disk) — until its commit failed, then raise an alert saying what
+    /// goes on from memory (`doing`, e.g. "running failover a → b").
+    /// False when `term` ended first: do nothing.
+    pub(crate) async fn durable_before_acting(
+        &self,
+        seq: u64,
+        term: &CancellationToken,
+        group: &str,
+        site: Option<&str>,
+        runbook: Option<u64>,
+        doing: impl FnOnce() -> String,
+    ) -> bool {
+        let volatile = self.store.may_act_unwritten();
+        match self.writer.durable_or_failed(seq, volatile, term).await {
+            None => false,
+            Some(true) => true,
+            Some(false) => {
+                self.event(
+                    EventKind::Alert,
+                    Some(group),
+                    site,
+                    format!(
+                        "the store cannot write ({}): {} from memory; a crash of the orchestrator now would forget it",
+                        self.store.describe(),
+                        doing()
+                    ),
+                    vec![],
+                    runbook,
+                );
+                true
+            }
+        }
     }
 
     /// Queue a group's new state for the store (never writes under the lock).

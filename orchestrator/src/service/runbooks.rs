@@ -155,24 +155,19 @@ impl Shared {
         let id = rb.id;
         let started = self.licence.spawn(move |term| async move {
             if let Some(seq) = durable {
-                let volatile = me.store.may_act_unwritten();
-                match me.writer.durable_or_failed(seq, volatile, &term).await {
-                    None => return,
-                    Some(true) => {}
-                    Some(false) => me.event(
-                        EventKind::Alert,
-                        Some(&rb.group),
-                        Some(&rb.to),
-                        format!(
-                            "the store cannot write ({}): running {} {} → {} from memory; a crash of the orchestrator now would lose this runbook",
-                            me.store.describe(),
-                            runbook::kind_str(rb.kind),
-                            rb.from,
-                            rb.to
-                        ),
-                        vec![],
-                        Some(rb.id),
-                    ),
+                let doing = || {
+                    format!(
+                        "running {} {} → {}",
+                        runbook::kind_str(rb.kind),
+                        rb.from,
+                        rb.to
+                    )
+                };
+                if !me
+                    .durable_before_acting(seq, &term, &rb.group, Some(&rb.to), Some(rb.id), doing)
+                    .await
+                {
+                    return;
                 }
             }
             let Some(policy) = me.policy(&rb.group) else {
