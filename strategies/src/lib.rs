@@ -4,7 +4,7 @@
 //! - this file: the trait, its value types and the crate's error enum;
 //! - [`frontend`]: the `frontend` scheme, with drivers behind
 //!   [`frontend::FrontendDriver`]: `frontend/builtin.rs` (`warden frontend`'s
-//!   control API) and `frontend/haproxy.rs` (HAProxy's Runtime API, epoch
+//!   control API) and `frontend/haproxy/` (HAProxy's Runtime API, epoch
 //!   fence kept in an HAProxy variable, timed drains);
 //! - `text.rs`: errors and untrusted answers put into words, for every driver;
 //! - [`dns`]: the `dns` scheme, with providers behind [`dns::DnsProvider`]

@@ -17,8 +17,15 @@
 //! or hold no lock); the etcd client is async. Calls run on a private
 //! runtime of one thread and the caller waits for the answer, bounded by the
 //! configured request timeout.
+//!
+//! This file owns [`EtcdStore`]: its connection and runtime, the guarded
+//! write path and the [`Store`] implementation. The records' encoding, size
+//! limits and key helpers are in `codec`; the retry of transient failures
+//! (`retrying`, [`Fail`]) is in `retry`, shared with the leader loop.
 
+mod codec;
 pub mod leader;
+mod retry;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -29,29 +36,20 @@ use etcd_client::{
     Txn, TxnOp,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use warden_config::EtcdConfig;
 
 use crate::model::{Event, GroupState, Runbook};
+use crate::store::blocking as wait;
 use crate::store::Store;
 use crate::OrchestratorError;
 use tracing::warn;
 
-/// At most this many operations in one transaction (etcd's default limit is 128).
-const TXN_OPS: usize = 100;
-
-/// At most this many bytes of values in one transaction: etcd refuses a
-/// request over `--max-request-bytes` (1.5 MiB by default), and a refused
-/// write retried for ever would hold every later decision.
-const TXN_BYTES: usize = 1_280 * 1024;
-
-/// A group's record is kept under this size (its divergent list cut to
-/// fit, [`GroupState::divergent_not_stored`] saying how many were left
-/// out), so that it fits one transaction with its decision's runbook.
-const GROUP_RECORD_BYTES: usize = 1024 * 1024;
-
-/// Events read at most per request while pruning.
-const PRUNE_PAGE: usize = 100;
+use codec::{
+    dec, enc, enc_group, mismatch, prefix_end, put, LIST_DECODE_BYTES, LIST_PAGE, PRUNE_PAGE,
+    TXN_BYTES, TXN_OPS,
+};
+pub(crate) use retry::retrying;
+pub use retry::Fail;
 
 /// The runtime the etcd client lives on; shut down without blocking when dropped.
 struct Runtime(Option<tokio::runtime::Runtime>);
@@ -74,94 +72,6 @@ pub struct EtcdStore {
     /// The create revision of the leader key this node holds, if it holds it.
     guard: Arc<Mutex<Option<i64>>>,
 }
-
-fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
-    serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
-}
-
-/// A group's record, at most [`GROUP_RECORD_BYTES`] when its divergent list
-/// is what makes it longer: the list is cut to the items that fit (in
-/// order), and the record says how many were left out. The leader that
-/// assembled the list keeps it whole in memory; a leader that loads the
-/// record shows what was kept and the count of the rest.
-fn enc_group(g: &GroupState) -> Result<Vec<u8>, OrchestratorError> {
-    let whole = enc(g)?;
-    if whole.len() <= GROUP_RECORD_BYTES || g.divergent.is_empty() {
-        return Ok(whole);
-    }
-    let mut cut = g.clone();
-    cut.divergent.clear();
-    let mut room = GROUP_RECORD_BYTES.saturating_sub(enc(&cut)?.len() + 32);
-    let mut kept = 0;
-    for d in &g.divergent {
-        let n = enc(d)?.len() + 1;
-        if n > room {
-            break;
-        }
-        room -= n;
-        kept += 1;
-    }
-    cut.divergent = g.divergent[..kept].to_vec();
-    let left = (g.divergent.len() - kept) as u64;
-    cut.divergent_not_stored = g.divergent_not_stored.saturating_add(left);
-    warn!(
-        group = %g.name,
-        kept,
-        left_out = left,
-        "the group's divergent list is longer than one etcd record holds: the stored copy keeps the first items and the count of the rest"
-    );
-    enc(&cut)
-}
-
-/// A put of `value` under `key`, with its size (for [`EtcdStore::write`]).
-fn put(key: Vec<u8>, value: Vec<u8>) -> (TxnOp, usize) {
-    let n = key.len() + value.len();
-    (TxnOp::put(key, value, None), n)
-}
-
-/// A record whose key does not name it (a copy made by hand under another key).
-fn mismatch(key: &[u8], record: &str) -> OrchestratorError {
-    OrchestratorError::store(
-        format!("read {}", String::from_utf8_lossy(key).escape_debug()),
-        format!(
-            "the record under this key is {record}, which belongs under its own key: \
-             a copy or a tampered key; remove it (etcdctl del) or put it back where it belongs"
-        ),
-    )
-}
-
-fn dec<T: DeserializeOwned>(key: &[u8], b: &[u8]) -> Result<T, OrchestratorError> {
-    serde_json::from_slice(b).map_err(|e| {
-        OrchestratorError::store(
-            format!("decode {}", String::from_utf8_lossy(key).escape_debug()),
-            e,
-        )
-    })
-}
-
-/// Records per answer when a table is read (a few KiB each, most of the
-/// time; a group record may reach [`GROUP_RECORD_BYTES`]).
-const LIST_PAGE: i64 = 64;
-
-/// The largest answer a page may be decoded from: a page of group records
-/// at their largest ([`GROUP_RECORD_BYTES`]) — the client's default of
-/// 4 MiB would refuse a page of a few large records, and a new leader could
-/// not load the state.
-const LIST_DECODE_BYTES: usize = LIST_PAGE as usize * (GROUP_RECORD_BYTES + 64 * 1024);
-
-/// The first key after every key starting with `prefix` (etcd's range end).
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
-use crate::store::blocking as wait;
 
 impl EtcdStore {
     /// Connect to the cluster (no request is sent yet: a cluster that is
@@ -388,79 +298,6 @@ impl EtcdStore {
             .kvs()
             .first()
             .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
-    }
-}
-
-/// Whether etcd may answer if asked again: a member down or unreachable,
-/// or no raft leader for the moment.
-pub(crate) fn transient(e: &etcd_client::Error) -> bool {
-    match e {
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
-        etcd_client::Error::GRpcStatus(s) => matches!(
-            format!("{:?}", s.code()).as_str(),
-            "Unavailable" | "DeadlineExceeded" | "Unknown" | "Aborted"
-        ),
-        _ => false,
-    }
-}
-
-/// Why an etcd request gave up.
-#[derive(Debug)]
-pub enum Fail {
-    /// etcd (or the transport) said no.
-    Etcd(etcd_client::Error),
-    /// No answer within the limit.
-    Timeout(Duration),
-}
-
-impl Fail {
-    /// etcd answered that the lease does not exist (it expired).
-    pub fn lease_gone(&self) -> bool {
-        match self {
-            Fail::Etcd(etcd_client::Error::GRpcStatus(s)) => {
-                format!("{:?}", s.code()) == "NotFound" && s.message().contains("lease not found")
-            }
-            Fail::Etcd(etcd_client::Error::LeaseKeepAliveError(m)) => m.contains("lease not found"),
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Fail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fail::Etcd(e) => write!(f, "{e}"),
-            Fail::Timeout(d) => write!(f, "no answer within {}", humantime::format_duration(*d)),
-        }
-    }
-}
-
-/// Run `op` until it answers, fails for good, or `limit` passes; a
-/// transient failure (see [`transient`]) is tried again after 50 ms (the
-/// balanced channel then picks another member).
-pub(crate) async fn retrying<T, F, Fut>(
-    limit: Duration,
-    client: Client,
-    mut op: F,
-) -> Result<T, Fail>
-where
-    F: FnMut(Client) -> Fut,
-    Fut: Future<Output = Result<T, etcd_client::Error>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, op(client.clone())).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e))
-                if transient(&e)
-                    && tokio::time::Instant::now() + Duration::from_millis(50) < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Ok(Err(e)) => return Err(Fail::Etcd(e)),
-            Err(_) => return Err(Fail::Timeout(limit)),
-        }
     }
 }
 
@@ -708,17 +545,5 @@ impl Store for EtcdStore {
         let op = TxnOp::delete(first, Some(DeleteOptions::new().with_range(end)));
         self.write("prune events", vec![(op, 0)])?;
         Ok(doomed)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_end_is_the_first_key_after_the_prefix() {
-        assert_eq!(prefix_end(b"/w/events/"), b"/w/events0".to_vec());
-        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
-        assert_eq!(prefix_end(b"\xff"), vec![0]);
     }
 }

@@ -9,15 +9,16 @@
 //! move). [`FrontendDriver::route`] reads `show servers state BACKEND` back:
 //! the site is the one whose server is ready (no maintenance or drain flag).
 //!
-//! # Talking to the Runtime API
+//! # Layout
 //!
-//! One command line per connection: connect, write the line, read to EOF
-//! (HAProxy closes after answering). Replies are parsed strictly: `set ...`
-//! and `shutdown ...` must answer nothing but newlines, `show servers state`
-//! must be format version 1 with its `#` header, `get var` its one
-//! `NAME: type=str value=<...>` line. Anything else is
-//! [`StrategyError::Rejected`] quoting (a truncated) reply, with a hint when
-//! the text is known (`No such server.`, `Can't find backend.`, `Permission denied`).
+//! - this file: [`HaproxySettings`], [`HaproxyDriver`] and its
+//!   [`FrontendDriver`] impl, with the policy on top of single commands:
+//!   which server stands for which site, the epoch fence check, the end of
+//!   a drain;
+//! - `runtime.rs`: talking to the Runtime API (one command per connection,
+//!   reply limits, errors and hints, one helper per command warden sends);
+//! - `parse.rs`: the strict parsers of its replies (`show servers state`,
+//!   `get var`) and what they yield (`ServerState`, `Fence`).
 //!
 //! # Epoch fencing
 //!
@@ -51,30 +52,22 @@
 //! way leaves the old servers in `drain` (no new connections; existing ones
 //! are not cut) until the next route change.
 
+mod parse;
+mod runtime;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, warn};
 use warden_config::{valid_haproxy_name, RuntimeAddr};
 
 use super::FrontendDriver;
 use crate::{StrategyError, SwitchMode};
-
-/// Longest reply read from the Runtime API; a longer one is refused.
-const MAX_REPLY: u64 = 1 << 20;
-
-/// Longest piece of a reply quoted in an error.
-const QUOTE_MAX: usize = 200;
-
-/// `srv_admin_state` flags meaning "no new traffic": forced, inherited,
-/// resolution and hostname maintenance (0x01, 0x02, 0x20, 0x40), forced and
-/// inherited drain (0x08, 0x10). 0x04 (maintenance from haproxy.cfg's
-/// `disabled`) stays set after `state ready` and does not stop traffic.
-const ADMIN_MAINT: u32 = 0x01 | 0x02 | 0x20 | 0x40;
-const ADMIN_DRAIN: u32 = 0x08 | 0x10;
+use parse::{Fence, ServerState};
+// At their old paths (`crate::frontend::haproxy::parse_*`, used by the fuzz tests).
+pub(crate) use parse::{parse_fence, parse_servers_state};
 
 /// What one HAProxy driver needs (built from the config by
 /// [`crate::frontend::FrontendStrategy::configured`], or by hand).
@@ -223,33 +216,6 @@ impl HaproxyDriver {
     }
 }
 
-/// One server's line of `show servers state`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ServerState {
-    name: String,
-    /// `srv_admin_state`: a bit field (see [`ADMIN_MAINT`], [`ADMIN_DRAIN`]).
-    admin: u32,
-}
-
-impl ServerState {
-    fn ready(&self) -> bool {
-        self.admin & (ADMIN_MAINT | ADMIN_DRAIN) == 0
-    }
-    fn in_maint(&self) -> bool {
-        self.admin & ADMIN_MAINT != 0
-    }
-    fn draining(&self) -> bool {
-        !self.in_maint() && self.admin & ADMIN_DRAIN != 0
-    }
-}
-
-/// The fence held in HAProxy: the highest accepted epoch and its site.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Fence {
-    epoch: u64,
-    site: String,
-}
-
 impl Inner {
     fn rejected(&self, reason: String) -> StrategyError {
         StrategyError::Rejected {
@@ -263,121 +229,6 @@ impl Inner {
             element: self.element.clone(),
             reason,
         }
-    }
-
-    /// Send one command line and return the whole reply.
-    async fn command(&self, line: &str) -> Result<String, StrategyError> {
-        debug_assert!(!line.contains('\n'));
-        let runtime = &self.settings.runtime;
-        let exchange = async {
-            match runtime {
-                RuntimeAddr::Unix(path) => {
-                    let s = tokio::net::UnixStream::connect(path)
-                        .await
-                        .map_err(|e| ("connect", e))?;
-                    exchange(s, line).await
-                }
-                RuntimeAddr::Tcp(addr) => {
-                    let s = tokio::net::TcpStream::connect(addr)
-                        .await
-                        .map_err(|e| ("connect", e))?;
-                    exchange(s, line).await
-                }
-            }
-        };
-        let raw = match tokio::time::timeout(self.settings.timeout, exchange).await {
-            Err(_) => {
-                return Err(self.unreachable(format!(
-                    "runtime API at {runtime} did not answer {} within {:?}",
-                    quote(line),
-                    self.settings.timeout
-                )))
-            }
-            Ok(Err((stage, e))) => {
-                let what = format!("runtime API at {runtime}: cannot {stage}: {e}");
-                return Err(if e.kind() == std::io::ErrorKind::PermissionDenied {
-                    self.rejected(format!("{what} (the orchestrator's user may not open this socket: see the `mode`, `user` and `group` options of HAProxy's `stats socket` line)"))
-                } else {
-                    self.unreachable(format!(
-                        "{what} (is HAProxy running with `stats socket {} level admin`?)",
-                        match runtime {
-                            RuntimeAddr::Unix(p) => p.display().to_string(),
-                            RuntimeAddr::Tcp(a) if a.is_ipv4() => format!("ipv4@{a}"),
-                            RuntimeAddr::Tcp(a) => format!("ipv6@{a}"),
-                        }
-                    ))
-                });
-            }
-            Ok(Ok(raw)) => raw,
-        };
-        if raw.len() as u64 > MAX_REPLY {
-            return Err(self.rejected(format!(
-                "the reply to {} is longer than {MAX_REPLY} bytes",
-                quote(line)
-            )));
-        }
-        String::from_utf8(raw)
-            .map_err(|_| self.rejected(format!("the reply to {} is not UTF-8", quote(line))))
-    }
-
-    /// Send a command whose success is an empty reply (only newlines).
-    async fn command_ok(&self, line: &str) -> Result<(), StrategyError> {
-        let reply = self.command(line).await?;
-        if reply.is_empty() {
-            // HAProxy always answers at least a newline; silence means the
-            // connection was closed early, and the command may not have run.
-            return Err(self.unreachable(format!(
-                "runtime API at {} closed the connection without answering {}",
-                self.settings.runtime,
-                quote(line)
-            )));
-        }
-        if reply.chars().all(|c| c == '\n') {
-            return Ok(());
-        }
-        Err(self.refusal(line, &reply))
-    }
-
-    /// A reply that is not what `line` should get, with a hint for known texts.
-    fn refusal(&self, line: &str, reply: &str) -> StrategyError {
-        let s = &self.settings;
-        let text = reply.trim();
-        let hint = if text.starts_with("No such server") {
-            format!(" (groups.{}.frontend.servers must name servers of backend {} in haproxy.cfg; a site not listed there uses its own name)", s.group, s.backend)
-        } else if text.starts_with("No such backend") || text.starts_with("Can't find backend") {
-            format!(
-                " (groups.{}.frontend.backend must name a backend of haproxy.cfg)",
-                s.group
-            )
-        } else if text.starts_with("Permission denied") {
-            " (the stats socket needs `level admin`)".to_string()
-        } else if text.starts_with("Unknown command") {
-            " (warden needs HAProxy 2.4 or newer for `set var`/`get var`)".to_string()
-        } else {
-            String::new()
-        };
-        self.rejected(format!(
-            "unexpected reply to {}: {}{hint}",
-            quote(line),
-            quote(text)
-        ))
-    }
-
-    /// `show servers state BACKEND`, parsed strictly.
-    async fn servers_state(&self) -> Result<Vec<ServerState>, StrategyError> {
-        let line = format!("show servers state {}", self.settings.backend);
-        let reply = self.command(&line).await?;
-        parse_servers_state(&reply, &self.settings.backend).map_err(|why| {
-            if why.is_empty() {
-                self.refusal(&line, &reply)
-            } else {
-                self.rejected(format!(
-                    "unexpected reply to {}: {why}: {}",
-                    quote(&line),
-                    quote(&reply)
-                ))
-            }
-        })
     }
 
     /// The servers of the group's sites, in site order; an error naming every
@@ -406,25 +257,6 @@ impl Inner {
             present.join(", "),
             s.group
         )))
-    }
-
-    /// The fence held in HAProxy, `None` when the variable is not set (a
-    /// fresh or restarted HAProxy).
-    async fn read_fence(&self) -> Result<Option<Fence>, StrategyError> {
-        let line = format!("get var {}", self.fence_var);
-        let reply = self.command(&line).await?;
-        parse_fence(&reply, &self.fence_var).map_err(|why| {
-            if why.is_empty() {
-                self.refusal(&line, &reply)
-            } else {
-                self.rejected(format!(
-                    "unexpected value of {} ({why}): {}; it is warden's fence for group {}: if it was set by hand, set it back or restart HAProxy",
-                    self.fence_var,
-                    quote(reply.trim()),
-                    self.settings.group
-                ))
-            }
-        })
     }
 
     /// Whether an order for `site` at `epoch` may go ahead by the fence in
@@ -467,32 +299,6 @@ impl Inner {
         Ok(())
     }
 
-    async fn write_fence(&self, epoch: u64, site: &str) -> Result<(), StrategyError> {
-        self.command_ok(&format!(
-            "experimental-mode on; set var {} str({epoch}:{site})",
-            self.fence_var
-        ))
-        .await
-    }
-
-    async fn set_state(&self, server: &str, state: &str) -> Result<(), StrategyError> {
-        self.command_ok(&format!(
-            "set server {}/{server} state {state}",
-            self.settings.backend
-        ))
-        .await
-    }
-
-    /// Put `server` in maintenance and cut its connections.
-    async fn cut(&self, server: &str) -> Result<(), StrategyError> {
-        self.set_state(server, "maint").await?;
-        self.command_ok(&format!(
-            "shutdown sessions server {}/{server}",
-            self.settings.backend
-        ))
-        .await
-    }
-
     /// The end of a drain: every server in `servers` that is still draining
     /// goes to maintenance and loses its connections, if the fence still
     /// holds (`epoch`, `site`). A newer route writes the fence before it
@@ -531,131 +337,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// Write `line` and read the reply to EOF (at most [`MAX_REPLY`] + 1 bytes).
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    line: &str,
-) -> Result<Vec<u8>, (&'static str, std::io::Error)> {
-    let mut msg = Vec::with_capacity(line.len() + 1);
-    msg.extend_from_slice(line.as_bytes());
-    msg.push(b'\n');
-    s.write_all(&msg)
-        .await
-        .map_err(|e| ("send the command", e))?;
-    let mut buf = Vec::new();
-    (&mut s)
-        .take(MAX_REPLY + 1)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| ("read the reply", e))?;
-    Ok(buf)
-}
-
-/// Parse `show servers state BACKEND` (format version 1). `Err("")` when the
-/// reply is not a state dump at all (an error message), `Err(why)` when it is
-/// a malformed one.
-pub(crate) fn parse_servers_state(reply: &str, backend: &str) -> Result<Vec<ServerState>, String> {
-    match reply.split('\n').next() {
-        Some("1") => {}
-        Some(v) if !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()) => {
-            return Err(format!("format version {v}, only version 1 is understood"))
-        }
-        _ => return Err(String::new()),
-    }
-    // Every line ends with a newline, and the dump with an empty line.
-    let body = reply
-        .strip_suffix("\n\n")
-        .ok_or("the dump does not end with an empty line (truncated?)")?;
-    let mut lines = body.split('\n').skip(1);
-    let header = lines
-        .next()
-        .and_then(|h| h.strip_prefix("# "))
-        .ok_or("no `# be_id be_name ...` header after the version line")?;
-    let names: Vec<&str> = header.split(' ').collect();
-    let col = |n: &str| {
-        names
-            .iter()
-            .position(|x| *x == n)
-            .ok_or_else(|| format!("the header has no {n} field"))
-    };
-    let (be, srv, op, admin) = (
-        col("be_name")?,
-        col("srv_name")?,
-        col("srv_op_state")?,
-        col("srv_admin_state")?,
-    );
-    let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        if line.is_empty() {
-            return Err(format!("an empty line before server line {}", i + 1));
-        }
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.len() != names.len() {
-            return Err(format!(
-                "server line {} has {} fields, the header {}",
-                i + 1,
-                fields.len(),
-                names.len()
-            ));
-        }
-        if fields[be] != backend {
-            return Err(format!(
-                "server line {} is for backend {:?}, not {backend:?}",
-                i + 1,
-                fields[be]
-            ));
-        }
-        let num = |k: usize, what: &str| {
-            fields[k].parse::<u32>().map_err(|_| {
-                format!(
-                    "server line {}: {what} {:?} is not a number",
-                    i + 1,
-                    fields[k]
-                )
-            })
-        };
-        // srv_op_state (0 stopped, 1 starting, 2 running, 3 stopping) is
-        // health, not routing: checked for form only.
-        num(op, "srv_op_state")?;
-        out.push(ServerState {
-            name: fields[srv].to_string(),
-            admin: num(admin, "srv_admin_state")?,
-        });
-    }
-    Ok(out)
-}
-
-/// Parse the reply to `get var NAME`: `Ok(None)` for "Variable not found.",
-/// `Err("")` for any other message, `Err(why)` for a malformed value.
-pub(crate) fn parse_fence(reply: &str, var: &str) -> Result<Option<Fence>, String> {
-    let text = reply.trim_end_matches('\n');
-    if text == "Variable not found." {
-        return Ok(None);
-    }
-    let Some(rest) = text.strip_prefix(var).and_then(|r| r.strip_prefix(": ")) else {
-        return Err(String::new());
-    };
-    let value = rest
-        .strip_prefix("type=str value=<")
-        .and_then(|v| v.strip_suffix('>'))
-        .ok_or("not a string variable")?;
-    let (epoch, site) = value.split_once(':').ok_or("not EPOCH:SITE")?;
-    let epoch = epoch
-        .parse::<u64>()
-        .map_err(|_| "the epoch is not a number")?;
-    if !warden_config::load::valid_name(site) {
-        return Err("the site is not a valid site name".into());
-    }
-    Ok(Some(Fence {
-        epoch,
-        site: site.to_string(),
-    }))
-}
-
-fn quote(text: &str) -> String {
-    crate::text::quote(text, QUOTE_MAX, "reply")
 }
 
 #[async_trait]
@@ -743,103 +424,6 @@ impl FrontendDriver for HaproxyDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HEADER: &str = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port";
-
-    fn dump(lines: &[&str]) -> String {
-        let mut s = format!("1\n{HEADER}\n");
-        for l in lines {
-            s.push_str(l);
-            s.push('\n');
-        }
-        s.push('\n');
-        s
-    }
-
-    #[test]
-    fn parses_a_real_2_6_dump() {
-        let d = dump(&[
-            "3 be 1 srv1 127.0.0.1 2 0 1 1 0 6 3 2 6 0 0 0 - 28081 - 0 0 - - 0",
-            "3 be 2 srv2 127.0.0.1 0 9 1 1 0 1 0 1 6 0 0 0 - 28082 - 0 0 - - 0",
-        ]);
-        let s = parse_servers_state(&d, "be").expect("parses");
-        assert_eq!(s.len(), 2);
-        assert_eq!((s[0].name.as_str(), s[0].admin), ("srv1", 0));
-        assert!(s[0].ready());
-        assert!(s[1].in_maint() && !s[1].draining() && !s[1].ready());
-        // An empty backend.
-        assert_eq!(parse_servers_state(&dump(&[]), "be"), Ok(vec![]));
-        // `disabled` in haproxy.cfg, then `state ready`: admin 4 takes traffic.
-        let d = dump(&["3 be 1 a 127.0.0.1 2 4 1 1 0 1 0 1 6 0 0 0 - 1 - 0 0 - - 0"]);
-        assert!(parse_servers_state(&d, "be").expect("parses")[0].ready());
-    }
-
-    #[test]
-    fn rejects_anything_else() {
-        assert_eq!(
-            parse_servers_state("Can't find backend.\n\n", "be"),
-            Err(String::new())
-        );
-        assert!(parse_servers_state("2\n# be_name\n\n", "be")
-            .unwrap_err()
-            .contains("version 2"));
-        assert!(parse_servers_state("1\nbe_id be_name\n\n", "be")
-            .unwrap_err()
-            .contains("header"));
-        assert!(parse_servers_state("1\n# be_id be_name srv_name\n\n", "be")
-            .unwrap_err()
-            .contains("srv_op_state"));
-        let short = dump(&["3 be 1 srv1 127.0.0.1 2 0"]);
-        assert!(parse_servers_state(&short, "be")
-            .unwrap_err()
-            .contains("has 7 fields"));
-        let other = dump(&["3 zz 1 srv1 127.0.0.1 2 0 1 1 0 6 3 2 6 0 0 0 - 28081 - 0 0 - - 0"]);
-        assert!(parse_servers_state(&other, "be")
-            .unwrap_err()
-            .contains("\"zz\""));
-        let nan = dump(&["3 be 1 srv1 127.0.0.1 2 x 1 1 0 6 3 2 6 0 0 0 - 28081 - 0 0 - - 0"]);
-        assert!(parse_servers_state(&nan, "be")
-            .unwrap_err()
-            .contains("srv_admin_state \"x\""));
-        let truncated = format!(
-            "1\n{HEADER}\n3 be 1 srv1 127.0.0.1 2 0 1 1 0 6 3 2 6 0 0 0 - 28081 - 0 0 - - 0"
-        );
-        assert!(parse_servers_state(&truncated, "be")
-            .unwrap_err()
-            .contains("truncated"));
-        let trailing = format!("{}garbage\n\n", dump(&[]));
-        assert!(parse_servers_state(&trailing, "be")
-            .unwrap_err()
-            .contains("an empty line before server line 1"));
-        let one_newline = format!(
-            "1\n{HEADER}\n3 be 1 srv1 127.0.0.1 2 0 1 1 0 6 3 2 6 0 0 0 - 28081 - 0 0 - - 0\n"
-        );
-        assert!(parse_servers_state(&one_newline, "be")
-            .unwrap_err()
-            .contains("truncated"));
-    }
-
-    #[test]
-    fn fence_values() {
-        let v = "proc.warden_route.web";
-        assert_eq!(parse_fence("Variable not found.\n\n", v), Ok(None));
-        assert_eq!(
-            parse_fence("proc.warden_route.web: type=str value=<7:ca-1>\n", v),
-            Ok(Some(Fence {
-                epoch: 7,
-                site: "ca-1".into()
-            }))
-        );
-        assert_eq!(parse_fence("Permission denied\n\n", v), Err(String::new()));
-        assert_eq!(
-            parse_fence("proc.warden_route.db: type=str value=<7:ca>\n", v),
-            Err(String::new())
-        );
-        assert!(parse_fence("proc.warden_route.web: type=sint value=<7>\n", v).is_err());
-        assert!(parse_fence("proc.warden_route.web: type=str value=<x:ca>\n", v).is_err());
-        assert!(parse_fence("proc.warden_route.web: type=str value=<7>\n", v).is_err());
-        assert!(parse_fence("proc.warden_route.web: type=str value=<7:c a>\n", v).is_err());
-    }
 
     #[test]
     fn names_are_checked_and_the_variable_is_derived_from_the_group() {
