@@ -296,6 +296,19 @@ password = {{ file = "{d}/op" }}
     let mut read = push.to_vec();
     read[4] = ("RSYNC_ARG2", "--sender");
     assert_eq!(gate(d, &args, &read).status.code(), Some(0));
+    // An agent that lost its state file does not know its role: refused.
+    std::fs::write(
+        d.join("state-a/authority.json"),
+        r#"{"site": "a", "groups": {"web": {"epoch": 6, "role": "unknown"}}}"#,
+    )
+    .unwrap();
+    let out = gate(d, &args, &push);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("site a's role in group web is unknown"),
+        "{}",
+        text(&out.stdout)
+    );
     // Demoted: pushes land again.
     std::fs::write(
         d.join("state-a/authority.json"),

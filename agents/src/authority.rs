@@ -13,6 +13,9 @@
 //!   (`start_replication` is refused until then).
 //!
 //! The state file is written whole to a temporary file, fsync'd, and renamed.
+//! A lost state file is told from a first start by the directory: one in use
+//! (the agent's `agent.site` marker, or any other file) starts every group's
+//! role as [`Role::Unknown`], never as the configured one.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -31,6 +34,13 @@ use crate::wire::{AuthorityWire, Command, CommandKind};
 pub enum Role {
     Active,
     Standby,
+    /// Forgotten: the state file was lost from a state directory in use
+    /// (a restored disk, a file removed by hand). The site may have been
+    /// made active or failed away from since the config was written, so
+    /// the configured role proves nothing: the gate refuses pushes into
+    /// it, and the orchestrator says again what it is (a promote where it
+    /// is the active site, a demote elsewhere).
+    Unknown,
 }
 
 impl Role {
@@ -38,6 +48,7 @@ impl Role {
         match self {
             Role::Active => "active",
             Role::Standby => "standby",
+            Role::Unknown => "unknown",
         }
     }
 }
@@ -69,8 +80,11 @@ pub struct DemoteMark {
 }
 
 impl GroupAuthority {
-    /// No demote since the last resync for a newer epoch.
+    /// A known role, and no demote since the last resync for a newer epoch.
     pub fn may_push(&self) -> bool {
+        if self.role == Role::Unknown {
+            return false;
+        }
         match self.demoted_at {
             None => true,
             Some(d) => self.resynced_at.is_some_and(|r| r > d),
@@ -86,6 +100,11 @@ struct File {
 
 /// The state file's name in the site's `state_dir`.
 const FILE_NAME: &str = "authority.json";
+
+/// Written beside the state file at the first start and never removed: a
+/// directory that has it but no state file lost that file (its roles are
+/// forgotten), while an empty one is a first start.
+const MARKER_NAME: &str = "agent.site";
 
 fn state_error(path: &Path, detail: String) -> AgentError {
     AgentError::State {
@@ -154,15 +173,15 @@ impl Authority {
         let path = dir.join(FILE_NAME);
         std::fs::create_dir_all(dir)
             .map_err(|e| state_error(&path, format!("cannot create it: {e}")))?;
+        // A first start finds an empty directory; a lost file in a used
+        // one means this site's roles are forgotten.
+        let mut forgotten = false;
         let mut file = match read_file(&path, site)? {
             Some(file) => file,
             None => {
-                // A first start finds an empty directory; a lost file in a
-                // used one means this site's roles are forgotten (the
-                // orchestrator demotes it again where another site is active).
-                let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
-                if used {
-                    tracing::warn!(path = %path.display(), "authority.json is missing from a state directory that is in use: starting from the configured roles; the orchestrator demotes this site again wherever another site is active");
+                forgotten = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+                if forgotten {
+                    tracing::warn!(path = %path.display(), "authority.json is missing from a state directory that is in use: this site's roles are unknown until the orchestrator says them again (a promote where it is active, a demote elsewhere); until then the rsync gate refuses pushes into it");
                 }
                 File::default()
             }
@@ -172,7 +191,9 @@ impl Authority {
                 .entry(group.clone())
                 .or_insert_with(|| GroupAuthority {
                     epoch: 0,
-                    role: if primary == site {
+                    role: if forgotten {
+                        Role::Unknown
+                    } else if primary == site {
                         Role::Active
                     } else {
                         Role::Standby
@@ -189,6 +210,16 @@ impl Authority {
         };
         a.save(&a.lock())
             .map_err(|detail| state_error(&a.path, detail))?;
+        let marker = dir.join(MARKER_NAME);
+        if !marker.exists() {
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&marker)?;
+                f.write_all(format!("{site}\n").as_bytes())?;
+                f.sync_all()?;
+                std::fs::File::open(dir)?.sync_all()
+            };
+            write().map_err(|e| state_error(&marker, format!("cannot write it: {e}")))?;
+        }
         Ok(a)
     }
 
@@ -266,6 +297,13 @@ impl Authority {
                 "refused: {} carries epoch {}, older than epoch {} this agent has already seen for group {} \
                  (a stale or replayed order)",
                 cmd.id, cmd.epoch, a.epoch, cmd.group
+            ));
+        }
+        if cmd.kind == CommandKind::StartReplication && a.role == Role::Unknown {
+            return Err(format!(
+                "refused: site {}'s role in group {} is unknown (its authority state was lost): \
+                 it pushes nothing until the orchestrator has promoted it again",
+                self.site, cmd.group
             ));
         }
         if cmd.kind == CommandKind::StartReplication && !a.may_push() {
@@ -554,6 +592,50 @@ mod tests {
         let w = a.wire();
         assert_eq!(w[0].role, "standby");
         assert!(w[0].may_push);
+    }
+
+    /// A state file lost from a directory in use: every role is unknown
+    /// (the configured one proves nothing), nothing is pushed, and the
+    /// orchestrator's promote or demote makes it known again. A first
+    /// start (an empty directory) takes the configured roles.
+    #[test]
+    fn a_lost_state_file_forgets_the_roles_until_the_orchestrator_says_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        assert_eq!(a.get("web").unwrap().role, Role::Active, "first start");
+        let demote = cmd(4, CommandKind::Demote, "a");
+        a.admit(&demote).unwrap();
+        a.record(&demote).unwrap();
+        drop(a);
+        // Only the state file goes: the agent's marker says the directory
+        // was in use.
+        std::fs::remove_file(dir.path().join("authority.json")).unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let w = a.wire();
+        assert_eq!((w[0].role.as_str(), w[0].may_push), ("unknown", false));
+        assert_eq!(read(dir.path(), "a").unwrap()["web"].role, Role::Unknown);
+        let e = a
+            .admit(&cmd(0, CommandKind::StartReplication, "a"))
+            .unwrap_err();
+        assert!(e.contains("role in group web is unknown"), "{e}");
+        // The orchestrator says its epoch, then demotes it again there.
+        a.observe(&BTreeMap::from([("web".to_string(), 4)]));
+        let again = cmd(4, CommandKind::Demote, "a");
+        a.admit(&again).unwrap();
+        a.record(&again).unwrap();
+        let w = a.wire();
+        assert_eq!((w[0].role.as_str(), w[0].may_push), ("standby", false));
+        // Where it is the active site, a promote makes it active again.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("MANIFEST"), b"in use").unwrap();
+        let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+        assert_eq!(b.get("web").unwrap().role, Role::Unknown);
+        let promote = cmd(6, CommandKind::Promote, "b");
+        b.admit(&promote).unwrap();
+        b.record(&promote).unwrap();
+        assert_eq!(read(dir.path(), "b").unwrap()["web"].role, Role::Active);
+        b.admit(&cmd(6, CommandKind::StartReplication, "b"))
+            .unwrap();
     }
 
     #[test]

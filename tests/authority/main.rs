@@ -1,8 +1,9 @@
 //! Authority end to end (issue 10), with the real `warden` binary on
 //! network-namespace hosts: a forged outcome changes nothing, a withdrawn or
 //! replayed order is never carried out, a site failed away from while cut off
-//! is demoted when it is heard again, and an epoch pushed far ahead at the
-//! routing layer is reported and adopted only by an explicit operator action.
+//! is demoted when it is heard again, an active site that lost its state
+//! file is promoted again, and an epoch pushed far ahead at the routing
+//! layer is reported and adopted only by an explicit operator action.
 
 #[path = "../lab/mod.rs"]
 mod lab;
@@ -375,6 +376,73 @@ fn a_site_failed_away_from_while_cut_off_is_demoted_when_heard_again() -> Result
     );
     assert_eq!(d.user_get()?, "b", "manual failback: users stay on b");
     assert_eq!(d.runbooks()?.len(), 1, "the demotion is not a new decision");
+    Ok(())
+}
+
+/// The active site's agent loses its state file (a disk restored without
+/// it) after a failover: restarted, it reports its role unknown instead of
+/// the configured standby, and the orchestrator promotes it again at the
+/// failover's epoch (its hooks run again, the file says active); users
+/// never leave it, and no new decision is taken.
+#[test]
+fn an_active_site_that_lost_its_state_file_is_promoted_again() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        failback: "manual",
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("svc-a")?;
+    d.wait_users_on("b", secs(30))?;
+    let epoch = d.group()?["epoch"].as_u64().context("epoch")?;
+    let promote_b = format!("promote b {epoch}");
+    let promotes = |d: &Deployment| hooks(d).iter().filter(|l| **l == promote_b).count();
+    lab::eventually(secs(20), secs(0.25), || {
+        if promotes(&d) == 1 {
+            Ok(())
+        } else {
+            bail!("b's promote hook: {:?}", hooks(&d))
+        }
+    })?;
+    let state = d.lab.dir().join("state-b");
+    let file = state.join("authority.json");
+    let role = |file: &std::path::Path| -> Result<String> {
+        let v: Value = serde_json::from_slice(&std::fs::read(file)?)?;
+        Ok(v["groups"]["web"]["role"]
+            .as_str()
+            .unwrap_or("")
+            .to_string())
+    };
+    assert_eq!(role(&file)?, "active");
+
+    d.lab.kill("agent-b")?;
+    std::fs::remove_file(&file)?;
+    d.start_agent("b")?;
+    lab::eventually(secs(30), secs(0.25), || {
+        if promotes(&d) == 2 && role(&file)? == "active" {
+            Ok(())
+        } else {
+            bail!(
+                "b not promoted again: {:?}, file {:?}",
+                hooks(&d),
+                role(&file)
+            )
+        }
+    })?;
+    let ev = d
+        .events_of("fencing")?
+        .into_iter()
+        .find(|e| e["site"] == "b")
+        .context("a fencing event names b")?;
+    let msg = ev["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("b is the active site") && msg.contains("reports role unknown"),
+        "{ev}"
+    );
+    assert_eq!(d.user_get()?, "b");
+    assert_eq!(d.runbooks()?.len(), 1, "the promote is not a new decision");
+    assert_eq!(d.group()?["epoch"].as_u64(), Some(epoch));
     Ok(())
 }
 

@@ -15,7 +15,8 @@
 //!   symlink probe's read-back) changes nothing here and passes.
 //!
 //! It fails closed: a module no group's rsync plan names for this site,
-//! or a state that cannot be read, refuses the push.
+//! a state that cannot be read, or a role the agent forgot (its state file
+//! lost from a directory in use: [`Role::Unknown`]) refuses the push.
 //!
 //! Over ssh the gate is the forced command of the peers' key in this
 //! site's `authorized_keys` (`warden rsync-gate --ssh`, [`ssh`]): the same
@@ -137,6 +138,11 @@ fn judge(
              pushes, and a push into it would overwrite or delete writes acknowledged here \
              (a site failed away from whose replication still runs?)",
             a.epoch
+        ))),
+        Role::Unknown => Err(refused(format!(
+            "site {site}'s role in group {group} is unknown: its authority state was lost from \
+             a state directory in use, and it may be the active site; pushes land again once \
+             the orchestrator has said its role (a demote, or a promote)"
         ))),
         Role::Standby => Ok(a.epoch),
     }
@@ -286,5 +292,21 @@ password = {{ file = "/nonexistent/never-read" }}
         // A module no plan names for this site (a's module, here) is refused.
         let e = check(&cfg, "b", &push("appdata")).unwrap_err();
         assert!(e.contains("no group's rsync plan names this module"), "{e}");
+        // Active b loses its state file (a restored disk): its agent
+        // restarts not knowing its role, which could be active: refused.
+        drop(b);
+        std::fs::remove_file(dir.path().join("authority.json")).unwrap();
+        std::fs::write(dir.path().join("MANIFEST"), b"in use").unwrap();
+        let b = Authority::open(dir.path(), "b", &groups).unwrap();
+        let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+        assert!(
+            e.contains("role in group web is unknown") && e.contains("was lost"),
+            "{e}"
+        );
+        // The orchestrator promotes it again: still refused, as active.
+        b.admit(&promote).unwrap();
+        b.record(&promote).unwrap();
+        let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+        assert!(e.contains("is the active site"), "{e}");
     }
 }

@@ -10,8 +10,11 @@
 //!   report, is recorded as [`EpochAhead`], shown as an alert, and holds
 //!   automatic decisions and replication orders; nothing jumps silently: the
 //!   operator adopts it with `warden adopt-epoch GROUP`.
-//! - A site whose agent reports the `active` role for a steady group whose
-//!   active site is another is told to demote, before anything else.
+//! - A site whose agent reports the `active` role (or `unknown`: its state
+//!   file lost) for a steady group whose active site is another is told to
+//!   demote, before anything else; the active site of a steady group whose
+//!   agent reports another role is promoted again (not while the group's
+//!   decisions are held).
 //! - Outcomes dropped by the command ledger (foreign or unknown ids) become
 //!   one event per reporting site and period.
 
@@ -46,11 +49,12 @@ const ADOPT_HEADROOM: u64 = 1 << 32;
 pub(super) const REFENCE_MAX: u32 = 8;
 
 /// The demote for a site found believing it is active where another site
-/// is: the epoch's own demote (`base`) unless it already ran there — then
-/// the site has forgotten it (its state file lost, or restored from an
-/// older copy), and the ledger would never hand out a finished id again,
-/// so a fresh id of the same group, epoch and kind. None while one is
-/// queued, or after [`REFENCE_MAX`] fresh ones.
+/// is (or the promote for the active site found not believing it): the
+/// epoch's own command (`base`) unless it already ran there — then the
+/// site has forgotten it (its state file lost, or restored from an older
+/// copy), and the ledger would never hand out a finished id again, so a
+/// fresh id of the same group, epoch and kind. None while one is queued,
+/// or after [`REFENCE_MAX`] fresh ones.
 fn refence(ledger: &crate::commands::Ledger, base: Command) -> Option<Command> {
     use crate::commands::CommandState;
     for n in 0..=REFENCE_MAX {
@@ -90,12 +94,49 @@ impl Shared {
                 self.note_epoch_ahead_locked(st, &g, a.epoch, &format!("{site}'s agent"));
                 continue;
             }
-            if g.phase != Phase::Steady || g.active == site || a.role != "active" {
+            if g.phase != Phase::Steady {
                 continue;
             }
+            let (kind, why) = if g.active == site {
+                // The active site's agent forgot it is active (its state
+                // file lost: role `unknown`), or was never told (a group
+                // adopted from the routing layer): its gate would take
+                // pushes into the site users write to. Said again, once
+                // the group's decisions are neither held nor in an
+                // operator's hands (maintenance); meanwhile that gate
+                // refuses pushes into a role it forgot.
+                if a.role == "active" || g.maintenance || self.held_locked(st, &g.name).is_some() {
+                    continue;
+                }
+                (
+                    CommandKind::Promote,
+                    format!(
+                        "{site} is the active site of group {} (epoch {}), but its agent reports role {} \
+                         at epoch {} (its authority state lost?): promoting it again, so that it refuses \
+                         pushes into it and may replicate",
+                        g.name, g.epoch, a.role, a.epoch
+                    ),
+                )
+            } else {
+                let why = match a.role.as_str() {
+                    "active" => format!(
+                        "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
+                         its agent reports role active at epoch {}: demoting it now, before anything else it is told",
+                        g.active, g.epoch, a.epoch
+                    ),
+                    "unknown" => format!(
+                        "{site}'s agent reports its role in group {} unknown at epoch {} (its authority \
+                         state lost; active: {}, epoch {}): demoting it again, so that it pushes nothing \
+                         until a resync",
+                        g.name, a.epoch, g.active, g.epoch
+                    ),
+                    _ => continue,
+                };
+                (CommandKind::Demote, why)
+            };
             let Some(cmd) = refence(
                 &st.ledger,
-                Command::new(&g.name, g.epoch, CommandKind::Demote).to_site(site),
+                Command::new(&g.name, g.epoch, kind).to_site(site),
             ) else {
                 continue;
             };
@@ -106,11 +147,7 @@ impl Shared {
                     EventKind::Fencing,
                     Some(&g.name),
                     Some(site),
-                    format!(
-                        "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
-                         its agent reports role active at epoch {}: demoting it now, before anything else it is told",
-                        g.active, g.epoch, a.epoch
-                    ),
+                    why,
                     vec![],
                     None,
                 );

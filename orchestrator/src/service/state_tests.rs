@@ -6,6 +6,46 @@ use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::AuthorityWire;
 
+/// Four failing rounds of a, then rounds until the automatic failover has
+/// made b active: the group's epoch then.
+async fn failed_over_to_b(s: &Arc<Shared>) -> u64 {
+    for _ in 0..4 {
+        round(s, true).await;
+    }
+    rounds_until(s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    group(s).epoch
+}
+
+/// A report of `site`'s restarted agent that says its `role` in web at `epoch`.
+fn role_report(
+    site: &str,
+    seq: u64,
+    epoch: u64,
+    role: &str,
+    outcomes: Vec<CommandOutcome>,
+) -> AgentReport {
+    AgentReport {
+        site: site.into(),
+        seq,
+        boot: "restarted".into(),
+        started_unix_ms: 0,
+        checks: vec![check(true)],
+        peers: vec![],
+        outcomes,
+        replication: vec![],
+        authority: vec![AuthorityWire {
+            group: "web".into(),
+            epoch,
+            role: role.into(),
+            demoted_at: None,
+            may_push: role == "active",
+        }],
+    }
+}
+
 /// An epoch seen ahead is adoptable when far ahead (a frontend pushed to
 /// 10^18 by mistake), but not one so near the largest that the group
 /// would have only a few moves left: refused, nothing changed.
@@ -41,31 +81,9 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
 #[tokio::test(start_paused = true)]
 async fn a_site_that_forgot_its_demote_is_demoted_again() {
     let (s, _fake, _dir) = setup(true, 5);
-    for _ in 0..4 {
-        round(&s, true).await;
-    }
-    rounds_until(&s, false, 40, "automatic failover", |g| {
-        g.phase == Phase::Steady && g.active == "b"
-    })
-    .await;
-    let epoch = group(&s).epoch;
-    let forgot = |seq: u64, outcomes: Vec<CommandOutcome>| AgentReport {
-        site: "a".into(),
-        seq,
-        boot: "restarted".into(),
-        started_unix_ms: 0,
-        checks: vec![check(true)],
-        peers: vec![],
-        outcomes,
-        replication: vec![],
-        authority: vec![AuthorityWire {
-            group: "web".into(),
-            epoch,
-            role: "active".into(),
-            demoted_at: None,
-            may_push: true,
-        }],
-    };
+    let epoch = failed_over_to_b(&s).await;
+    let forgot =
+        |seq: u64, outcomes: Vec<CommandOutcome>| role_report("a", seq, epoch, "active", outcomes);
     let done = |id: &str| CommandOutcome {
         id: id.into(),
         ok: true,
@@ -110,6 +128,57 @@ async fn a_site_that_forgot_its_demote_is_demoted_again() {
     }
     assert!(s.commands_for("a").is_empty());
     assert!(fencing(&s) <= before + 1 + super::authority::REFENCE_MAX as usize);
+}
+
+/// After a failover, both sites lose their state files (restored disks):
+/// their agents report role `unknown`. The active site b is promoted
+/// again (its gate then refuses pushes into it), the old site a demoted
+/// again (it pushes nothing until a resync); a b that says standby is
+/// promoted again too, and one that says active is left alone.
+#[tokio::test(start_paused = true)]
+async fn sites_that_forgot_their_roles_are_told_them_again() {
+    let (s, _fake, _dir) = setup(true, 5);
+    let epoch = failed_over_to_b(&s).await;
+    let report = |site: &str, seq: u64, role: &str| role_report(site, seq, 0, role, vec![]);
+    let told = |site: &str| {
+        s.commands_for(site)
+            .into_iter()
+            .map(|c| (c.kind, c.epoch, c.id))
+            .collect::<Vec<_>>()
+    };
+    let last_event = |s: &Shared| s.lock().recent.back().map(|e| (e.kind, e.message.clone()));
+    s.accept_report(report("b", 1, "unknown"));
+    assert_eq!(
+        told("b"),
+        vec![(
+            CommandKind::Promote,
+            epoch,
+            format!("web:{epoch}:promote:again-1")
+        )],
+        "the failover's own promote ran there: a fresh id"
+    );
+    let (kind, msg) = last_event(&s).unwrap();
+    assert_eq!(kind, EventKind::Fencing);
+    assert!(
+        msg.contains("b is the active site") && msg.contains("reports role unknown"),
+        "{msg}"
+    );
+    s.accept_report(report("a", 1, "unknown"));
+    let a = told("a");
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert_eq!((a[0].0, a[0].1), (CommandKind::Demote, epoch));
+    assert!(last_event(&s)
+        .unwrap()
+        .1
+        .contains("role in group web unknown"));
+    // A standby's report at a's place asks nothing more; an active b is
+    // left alone.
+    let before = s.lock().recent.len();
+    s.accept_report(report("a", 2, "standby"));
+    s.accept_report(report("b", 2, "active"));
+    assert_eq!(told("a").len(), 1);
+    assert_eq!(told("b").len(), 1, "still the one queued promote");
+    assert_eq!(s.lock().recent.len(), before, "no new event");
 }
 
 /// A store that lost or mangled records is read without going back on
