@@ -5,7 +5,9 @@
 //! Layout:
 //! - [`api`]: wire types of the control API (a compatibility boundary);
 //! - [`settings`]: what one frontend needs, taken from the validated config;
-//! - `route`: the in-memory route table, epochs and connection generations;
+//! - `route`: the in-memory route table, epochs and connection generations,
+//!   and (`route::hold`) the hold orders that make new connections wait for
+//!   a switch;
 //! - `fence`: the highest epoch accepted per group, kept on disk;
 //! - `listener`: a group's listening sockets, one per worker (`SO_REUSEPORT`);
 //! - `workers`: the data path's threads, each with its own runtime;

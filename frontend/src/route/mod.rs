@@ -8,11 +8,9 @@
 //! group's drain timeout (`drain`). Tokens are children of the frontend's
 //! shutdown token, so shutdown closes every connection.
 //!
-//! A *hold order* ([`Hold`]) says a switch of the group may be coming: while
-//! it stands (until its ttl, or the next switch), a new connection whose
-//! backend refuses or times out is held for at most the group's
-//! `hold_connections` and retried on the new backend when the route switches
-//! (the `switched` channel). The order is fenced by epoch like a route.
+//! Hold orders (a switch of the group may be coming: new connections may
+//! wait for it) are [`hold`]'s; their state is kept here, under the group's
+//! lock, because a switch ends them and their epoch fences routes too.
 //!
 //! Routes are in memory only: a restarted frontend has no route until the
 //! orchestrator's reconciliation sends one. Its fence starts at the epoch
@@ -29,9 +27,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::api::{Hold, RouteMode, RouteState, SetRoute, MAX_HOLD_TTL_MS};
+use crate::api::{RouteMode, RouteState, SetRoute};
 use crate::fence::Kept;
 use crate::settings::GroupSettings;
+
+mod hold;
+
+pub(crate) use hold::HoldRefused;
+use hold::{HeldCounts, Holds};
 
 /// Every group this frontend serves.
 pub(crate) struct Table {
@@ -123,42 +126,12 @@ struct Inner {
     current: Option<Generation>,
     /// Old generations left to drain; an immediate switch cuts them too.
     draining: Vec<Generation>,
-    /// The hold order in effect, if any (see the module docs).
-    hold: Option<HoldOrder>,
-    /// Highest epoch of an accepted hold order (fences older orders).
-    hold_epoch: u64,
+    /// The group's hold orders ([`hold`]); their epoch fences routes too.
+    holds: Holds,
     /// Before the first route since a restart: the site a route at
     /// `epoch` named before it ([`crate::fence`]); another site at that
     /// epoch is a conflict, as it was before the restart.
     kept_site: Option<String>,
-    /// Highest epoch whose hold order was withdrawn (`ttl_ms` 0): the
-    /// switch that order announced is not coming, and a cut-over at that
-    /// epoch arriving later is a late copy, not a new announcement.
-    withdrawn: u64,
-}
-
-/// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
-struct HoldOrder {
-    /// When it lapses on its own.
-    until: Instant,
-    /// A cut-over: new connections wait for the switch without trying the
-    /// current backend (see [`crate::api::Hold::pause`]).
-    pause: bool,
-}
-
-/// Counters of held connections.
-#[derive(Default)]
-pub(crate) struct HeldCounts {
-    /// Held right now.
-    pub(crate) now: AtomicU64,
-    /// Held since start.
-    pub(crate) total: AtomicU64,
-    /// Connected to a new site after a route change.
-    pub(crate) rescued: AtomicU64,
-    /// Closed when their hold time was over.
-    pub(crate) timed_out: AtomicU64,
-    /// Refused without a hold order and tried again (`connect_retry`).
-    pub(crate) retried: AtomicU64,
 }
 
 /// One period of routing to one backend (see the module docs); a cheap
@@ -216,19 +189,6 @@ pub(crate) enum Applied {
     DrainsCut { generations: usize, from: u64 },
 }
 
-/// Why a [`GroupRoute::set_hold`] was refused; nothing changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum HoldRefused {
-    /// A higher epoch was already accepted (a route or a hold order).
-    Stale { seen: u64 },
-    /// A cut-over (`pause`) at an epoch whose hold order was withdrawn:
-    /// its switch is not coming.
-    Withdrawn { epoch: u64 },
-    /// A cut-over (`pause`) at an epoch the group is already routed at:
-    /// the switch it announced has come (it ends every hold order).
-    Switched { epoch: u64 },
-}
-
 /// Why a [`GroupRoute::set`] was refused; the route is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -266,18 +226,6 @@ impl GroupRoute {
         Some((generation, guard, hold))
     }
 
-    /// When a connection held from now would be let go, if a hold order
-    /// stands (not lapsed, no switch since) and holding is on.
-    pub(crate) fn hold_until(&self) -> Option<Instant> {
-        self.hold_of(&self.lock())
-    }
-
-    fn hold_of(&self, inner: &Inner) -> Option<Instant> {
-        let order = inner.hold.as_ref()?;
-        let now = Instant::now();
-        (!self.hold_max.is_zero() && order.until > now).then(|| now + self.hold_max)
-    }
-
     /// A receiver of the switch count, marked seen at its current value.
     pub(crate) fn switches(&self) -> watch::Receiver<u64> {
         let mut rx = self.switched.subscribe();
@@ -288,61 +236,6 @@ impl GroupRoute {
     /// Fires on shutdown.
     pub(crate) fn shutdown(&self) -> &CancellationToken {
         &self.shutdown
-    }
-
-    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
-    ///
-    /// Refused when older than the epoch already seen, and also at that
-    /// epoch when the order can only be a late copy — the orchestrator
-    /// sends its orders without waiting for each other, so they may arrive
-    /// out of order: a cut-over (`pause`) after the withdrawal of the
-    /// order of its epoch (a runbook that failed before its switch
-    /// withdraws at the epoch it held at), or after the switch it announced
-    /// (the route is already at its epoch). Either would keep new users off
-    /// a healthy site, waiting for a switch that never comes. A plain hold
-    /// (no `pause`) at such an epoch stays allowed: it is how a suspected
-    /// active site is announced (at the group's epoch, which a failed
-    /// runbook leaves at the one it withdrew), and it only holds
-    /// connections whose backend fails.
-    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, HoldRefused> {
-        let mut inner = self.lock();
-        let seen = inner.epoch.max(inner.hold_epoch);
-        if req.epoch < seen {
-            return Err(HoldRefused::Stale { seen });
-        }
-        if req.ttl_ms > 0 && req.pause {
-            if req.epoch <= inner.withdrawn {
-                return Err(HoldRefused::Withdrawn { epoch: req.epoch });
-            }
-            if inner.current.is_some() && req.epoch <= inner.epoch {
-                return Err(HoldRefused::Switched { epoch: req.epoch });
-            }
-        } else if req.ttl_ms == 0 {
-            inner.withdrawn = inner.withdrawn.max(req.epoch);
-        }
-        inner.hold_epoch = req.epoch;
-        inner.hold = (req.ttl_ms > 0).then(|| HoldOrder {
-            until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
-            pause: req.pause,
-        });
-        Ok(self.state_of(&inner))
-    }
-
-    /// Whether a cut-over order stands (holding on, not lapsed, no switch
-    /// since): new connections wait for the switch without trying the
-    /// current backend.
-    pub(crate) fn paused(&self) -> bool {
-        let inner = self.lock();
-        !self.hold_max.is_zero()
-            && inner
-                .hold
-                .as_ref()
-                .is_some_and(|o| o.pause && o.until > Instant::now())
-    }
-
-    /// Whether holding is turned off for this group (`hold_connections = "0s"`).
-    pub(crate) fn hold_disabled(&self) -> bool {
-        self.hold_max.is_zero()
     }
 
     /// Whether `site` has a backend in this group.
@@ -366,10 +259,7 @@ impl GroupRoute {
             epoch: inner.epoch,
             switches: inner.switches,
             active_connections: self.active.load(Ordering::Relaxed),
-            hold_remaining_ms: inner.hold.as_ref().map_or(0, |o| {
-                let left = o.until.saturating_duration_since(Instant::now());
-                u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
-            }),
+            hold_remaining_ms: inner.holds.remaining_ms(),
             held_now: self.held.now.load(Ordering::Relaxed),
             held_total: self.held.total.load(Ordering::Relaxed),
             held_rescued: self.held.rescued.load(Ordering::Relaxed),
@@ -391,7 +281,7 @@ impl GroupRoute {
         // A hold order's epoch fences routes too: an order at epoch e says
         // an orchestrator acts at e (a runbook holds before it switches),
         // so a route below e comes from an older authority.
-        let seen = inner.epoch.max(inner.hold_epoch);
+        let seen = inner.epoch.max(inner.holds.epoch);
         if req.epoch < seen {
             return Err(Refused::Stale {
                 sent: req.epoch,
@@ -453,7 +343,7 @@ impl GroupRoute {
                 inner.kept_site = None;
                 inner.switches += 1;
                 // The switch the order announced has come: held connections go to the new site.
-                inner.hold = None;
+                inner.holds.end();
                 self.switched.send_replace(inner.switches);
                 match req.mode {
                     RouteMode::Immediate => {

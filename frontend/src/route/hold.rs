@@ -1,0 +1,158 @@
+//! Hold orders ([`Hold`]): a group's notice that a switch may be coming.
+//! While one stands (until its ttl, or the next switch), a new connection
+//! whose backend refuses or times out is held for at most the group's
+//! `hold_connections` and retried on the new backend when the route
+//! switches (the `switched` channel); a cut-over order (`pause`) makes new
+//! connections wait for the switch without trying the current backend. The
+//! order is fenced by epoch like a route.
+//!
+//! Owns the orders' state ([`Holds`], kept with the route under the group's
+//! lock), [`GroupRoute::set_hold`] and its refusals ([`HoldRefused`]), what
+//! the proxy asks of an order (`hold_until`, `paused`, `hold_disabled`) and
+//! the counts of held connections ([`HeldCounts`]). The route ([`super`])
+//! ends the order in effect when it switches, and fences routes by the
+//! orders' epoch too.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{GroupRoute, Inner};
+use crate::api::{Hold, RouteState, MAX_HOLD_TTL_MS};
+
+/// The hold orders of one group: part of its route's state ([`Inner`]).
+#[derive(Default)]
+pub(super) struct Holds {
+    /// The hold order in effect, if any (see the module docs).
+    order: Option<HoldOrder>,
+    /// Highest epoch of an accepted hold order (fences older orders).
+    pub(super) epoch: u64,
+    /// Highest epoch whose hold order was withdrawn (`ttl_ms` 0): the
+    /// switch that order announced is not coming, and a cut-over at that
+    /// epoch arriving later is a late copy, not a new announcement.
+    withdrawn: u64,
+}
+
+/// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
+struct HoldOrder {
+    /// When it lapses on its own.
+    until: Instant,
+    /// A cut-over: new connections wait for the switch without trying the
+    /// current backend (see [`crate::api::Hold::pause`]).
+    pause: bool,
+}
+
+/// Counters of held connections.
+#[derive(Default)]
+pub(crate) struct HeldCounts {
+    /// Held right now.
+    pub(crate) now: AtomicU64,
+    /// Held since start.
+    pub(crate) total: AtomicU64,
+    /// Connected to a new site after a route change.
+    pub(crate) rescued: AtomicU64,
+    /// Closed when their hold time was over.
+    pub(crate) timed_out: AtomicU64,
+    /// Refused without a hold order and tried again (`connect_retry`).
+    pub(crate) retried: AtomicU64,
+}
+
+/// Why a [`GroupRoute::set_hold`] was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HoldRefused {
+    /// A higher epoch was already accepted (a route or a hold order).
+    Stale { seen: u64 },
+    /// A cut-over (`pause`) at an epoch whose hold order was withdrawn:
+    /// its switch is not coming.
+    Withdrawn { epoch: u64 },
+    /// A cut-over (`pause`) at an epoch the group is already routed at:
+    /// the switch it announced has come (it ends every hold order).
+    Switched { epoch: u64 },
+}
+
+impl Holds {
+    /// The switch the order announced has come: held connections go to the
+    /// new site.
+    pub(super) fn end(&mut self) {
+        self.order = None;
+    }
+
+    /// What is left of the order in effect, in milliseconds (0: none).
+    pub(super) fn remaining_ms(&self) -> u64 {
+        self.order.as_ref().map_or(0, |o| {
+            let left = o.until.saturating_duration_since(Instant::now());
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+        })
+    }
+}
+
+impl GroupRoute {
+    /// When a connection held from now would be let go, if a hold order
+    /// stands (not lapsed, no switch since) and holding is on.
+    pub(crate) fn hold_until(&self) -> Option<Instant> {
+        self.hold_of(&self.lock())
+    }
+
+    pub(super) fn hold_of(&self, inner: &Inner) -> Option<Instant> {
+        let order = inner.holds.order.as_ref()?;
+        let now = Instant::now();
+        (!self.hold_max.is_zero() && order.until > now).then(|| now + self.hold_max)
+    }
+
+    /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
+    ///
+    /// Refused when older than the epoch already seen, and also at that
+    /// epoch when the order can only be a late copy — the orchestrator
+    /// sends its orders without waiting for each other, so they may arrive
+    /// out of order: a cut-over (`pause`) after the withdrawal of the
+    /// order of its epoch (a runbook that failed before its switch
+    /// withdraws at the epoch it held at), or after the switch it announced
+    /// (the route is already at its epoch). Either would keep new users off
+    /// a healthy site, waiting for a switch that never comes. A plain hold
+    /// (no `pause`) at such an epoch stays allowed: it is how a suspected
+    /// active site is announced (at the group's epoch, which a failed
+    /// runbook leaves at the one it withdrew), and it only holds
+    /// connections whose backend fails.
+    pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, HoldRefused> {
+        let mut inner = self.lock();
+        let seen = inner.epoch.max(inner.holds.epoch);
+        if req.epoch < seen {
+            return Err(HoldRefused::Stale { seen });
+        }
+        if req.ttl_ms > 0 && req.pause {
+            if req.epoch <= inner.holds.withdrawn {
+                return Err(HoldRefused::Withdrawn { epoch: req.epoch });
+            }
+            if inner.current.is_some() && req.epoch <= inner.epoch {
+                return Err(HoldRefused::Switched { epoch: req.epoch });
+            }
+        } else if req.ttl_ms == 0 {
+            inner.holds.withdrawn = inner.holds.withdrawn.max(req.epoch);
+        }
+        inner.holds.epoch = req.epoch;
+        inner.holds.order = (req.ttl_ms > 0).then(|| HoldOrder {
+            until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
+            pause: req.pause,
+        });
+        Ok(self.state_of(&inner))
+    }
+
+    /// Whether a cut-over order stands (holding on, not lapsed, no switch
+    /// since): new connections wait for the switch without trying the
+    /// current backend.
+    pub(crate) fn paused(&self) -> bool {
+        let inner = self.lock();
+        !self.hold_max.is_zero()
+            && inner
+                .holds
+                .order
+                .as_ref()
+                .is_some_and(|o| o.pause && o.until > Instant::now())
+    }
+
+    /// Whether holding is turned off for this group (`hold_connections = "0s"`).
+    pub(crate) fn hold_disabled(&self) -> bool {
+        self.hold_max.is_zero()
+    }
+}
