@@ -227,6 +227,37 @@ impl Haproxy {
         self.spawn().await;
     }
 
+    /// From now on, restarts go the way docs/configuration.md advises: the
+    /// servers' states are saved (`show servers state` into haproxy.cfg's
+    /// `server-state-file`) before HAProxy stops, and read back when it
+    /// starts (`load-server-state-from-file global`).
+    async fn keep_server_states(&mut self) {
+        let file = self.dir.0.join("servers.state");
+        let cfg = std::fs::read_to_string(&self.cfg)
+            .expect("read haproxy.cfg")
+            .replacen(
+                "global\n",
+                &format!("global\n    server-state-file {}\n", file.display()),
+                1,
+            )
+            .replacen(
+                "defaults\n",
+                "defaults\n    load-server-state-from-file global\n",
+                1,
+            );
+        std::fs::write(&self.cfg, cfg).expect("write haproxy.cfg");
+        self.restart().await;
+    }
+
+    /// Save the servers' states into the `server-state-file`, then restart.
+    async fn restart_keeping_server_states(&mut self) {
+        let states = raw(&self.unix(), "show servers state")
+            .await
+            .expect("runtime API answers");
+        std::fs::write(self.dir.0.join("servers.state"), states).expect("write the state file");
+        self.restart().await;
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -719,6 +750,46 @@ async fn haproxy_restart_loses_the_route_and_activate_restores_it() {
         .expect("reconcile");
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
     assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 3));
+}
+
+/// The restart docs/configuration.md advises (servers' states saved and
+/// loaded back): users stay on the routed site; the fence is still lost
+/// (a variable is no server state) until reconciliation writes it again.
+#[tokio::test]
+async fn a_restart_with_saved_server_states_keeps_the_route() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    // haproxy.cfg itself routes to a (b is `disabled`).
+    let mut ha = Haproxy::start("statefile", 29480, false, &servers(&a, &b, true)).await;
+    ha.keep_server_states().await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    s.activate(&to("b", SwitchMode::Immediate), 3)
+        .await
+        .expect("route to b");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+
+    ha.restart_keeping_server_states().await;
+    for _ in 0..10 {
+        assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    }
+    assert_eq!(
+        s.current().await.expect("readable"),
+        observed(Some("b"), 0),
+        "the route is kept, the fence is not"
+    );
+    // Reconciliation writes the fence again; an older epoch is refused.
+    s.activate(&to("b", SwitchMode::Immediate), 3)
+        .await
+        .expect("reconcile");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 3));
+    let err = s
+        .activate(&to("a", SwitchMode::Immediate), 2)
+        .await
+        .expect_err("an older epoch");
+    assert!(matches!(err, StrategyError::StaleEpoch { .. }), "{err:?}");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
 }
 
 #[tokio::test]
