@@ -13,9 +13,10 @@
 //!   (`start_replication` is refused until then).
 //!
 //! The state file is written whole to a temporary file, fsync'd, and renamed.
-//! A lost state file is told from a first start by the directory: one in use
-//! (the agent's `agent.site` marker, or any other file) starts every group's
-//! role as [`Role::Unknown`], never as the configured one.
+//! A lost state file is told from a first start by the agent's `agent.site`
+//! marker, written beside it at the first start and never removed: with the
+//! marker and without the file, every group's role starts as
+//! [`Role::Unknown`], never as the configured one.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -173,13 +174,15 @@ impl Authority {
         let path = dir.join(FILE_NAME);
         std::fs::create_dir_all(dir)
             .map_err(|e| state_error(&path, format!("cannot create it: {e}")))?;
-        // A first start finds an empty directory; a lost file in a used
-        // one means this site's roles are forgotten.
+        // Without the state file, the marker tells a lost file (roles
+        // forgotten) from a first start. Other files prove nothing: a
+        // volume's lost+found, a packager's placeholder, a shared
+        // directory.
         let mut forgotten = false;
         let mut file = match read_file(&path, site)? {
             Some(file) => file,
             None => {
-                forgotten = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+                forgotten = dir.join(MARKER_NAME).exists();
                 if forgotten {
                     tracing::warn!(path = %path.display(), "authority.json is missing from a state directory that is in use: this site's roles are unknown until the orchestrator says them again (a promote where it is active, a demote elsewhere); until then the rsync gate refuses pushes into it");
                 }
@@ -597,7 +600,8 @@ mod tests {
     /// A state file lost from a directory in use: every role is unknown
     /// (the configured one proves nothing), nothing is pushed, and the
     /// orchestrator's promote or demote makes it known again. A first
-    /// start (an empty directory) takes the configured roles.
+    /// start (no marker, whatever else the directory holds) takes the
+    /// configured roles.
     #[test]
     fn a_lost_state_file_forgets_the_roles_until_the_orchestrator_says_them() {
         let dir = tempfile::tempdir().unwrap();
@@ -627,7 +631,8 @@ mod tests {
         assert_eq!((w[0].role.as_str(), w[0].may_push), ("standby", false));
         // Where it is the active site, a promote makes it active again.
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("MANIFEST"), b"in use").unwrap();
+        drop(Authority::open(dir.path(), "b", &groups()).unwrap());
+        std::fs::remove_file(dir.path().join("authority.json")).unwrap();
         let b = Authority::open(dir.path(), "b", &groups()).unwrap();
         assert_eq!(b.get("web").unwrap().role, Role::Unknown);
         let promote = cmd(6, CommandKind::Promote, "b");
@@ -636,6 +641,16 @@ mod tests {
         assert_eq!(read(dir.path(), "b").unwrap()["web"].role, Role::Active);
         b.admit(&cmd(6, CommandKind::StartReplication, "b"))
             .unwrap();
+        // Other files in a directory without the marker are no sign of
+        // use (a volume's lost+found): a first start.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lost+found")).unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        assert_eq!(a.get("web").unwrap().role, Role::Active);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("agent.site")).unwrap(),
+            "a\n"
+        );
     }
 
     #[test]

@@ -437,7 +437,7 @@ fn an_active_site_that_lost_its_state_file_is_promoted_again() -> Result<()> {
         .context("a fencing event names b")?;
     let msg = ev["message"].as_str().unwrap_or("");
     assert!(
-        msg.contains("b is the active site") && msg.contains("reports role unknown"),
+        msg.contains("b is the active site") && msg.contains("reports its role unknown"),
         "{ev}"
     );
     assert_eq!(d.user_get()?, "b");

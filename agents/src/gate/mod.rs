@@ -296,7 +296,6 @@ password = {{ file = "/nonexistent/never-read" }}
         // restarts not knowing its role, which could be active: refused.
         drop(b);
         std::fs::remove_file(dir.path().join("authority.json")).unwrap();
-        std::fs::write(dir.path().join("MANIFEST"), b"in use").unwrap();
         let b = Authority::open(dir.path(), "b", &groups).unwrap();
         let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
         assert!(

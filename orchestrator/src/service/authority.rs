@@ -10,11 +10,12 @@
 //!   report, is recorded as [`EpochAhead`], shown as an alert, and holds
 //!   automatic decisions and replication orders; nothing jumps silently: the
 //!   operator adopts it with `warden adopt-epoch GROUP`.
-//! - A site whose agent reports the `active` role (or `unknown`: its state
-//!   file lost) for a steady group whose active site is another is told to
-//!   demote, before anything else; the active site of a steady group whose
-//!   agent reports another role is promoted again (not while the group's
-//!   decisions are held).
+//! - A site whose agent reports the `active` role for a steady group whose
+//!   active site is another is told to demote, before anything else. One
+//!   that reports `unknown` (its state file lost) is told its role again: a
+//!   promote where it is the active site, a demote elsewhere (not while the
+//!   group is held or in maintenance). A site that ran such a command
+//!   [`REFENCE_MAX`] + 1 times and still reports the role raises one alert.
 //! - Outcomes dropped by the command ledger (foreign or unknown ids) become
 //!   one event per reporting site and period.
 
@@ -49,26 +50,37 @@ const ADOPT_HEADROOM: u64 = 1 << 32;
 pub(super) const REFENCE_MAX: u32 = 8;
 
 /// The demote for a site found believing it is active where another site
-/// is (or the promote for the active site found not believing it): the
+/// is (or the promote or demote for a site that forgot its role): the
 /// epoch's own command (`base`) unless it already ran there — then the
 /// site has forgotten it (its state file lost, or restored from an older
 /// copy), and the ledger would never hand out a finished id again, so a
 /// fresh id of the same group, epoch and kind. None while one is queued,
 /// or after [`REFENCE_MAX`] fresh ones.
-fn refence(ledger: &crate::commands::Ledger, base: Command) -> Option<Command> {
+fn refence(ledger: &crate::commands::Ledger, base: Command) -> Refence {
     use crate::commands::CommandState;
+    let mut last = base.id.clone();
     for n in 0..=REFENCE_MAX {
         let mut cmd = base.clone();
         if n > 0 {
             cmd.id = format!("{}:again-{n}", base.id);
         }
         match ledger.state(&cmd.id) {
-            None | Some(CommandState::Withdrawn(_)) => return Some(cmd),
-            Some(CommandState::Queued) => return None,
-            Some(CommandState::Finished(_)) => {}
+            None | Some(CommandState::Withdrawn(_)) => return Refence::Next(cmd),
+            Some(CommandState::Queued) => return Refence::Queued,
+            Some(CommandState::Finished(_)) => last = cmd.id,
         }
     }
-    None
+    Refence::Exhausted(last)
+}
+
+/// What [`refence`] found.
+enum Refence {
+    /// The command to queue now.
+    Next(Command),
+    /// One is queued already.
+    Queued,
+    /// Every id ran (the last one named): asked often enough.
+    Exhausted(String),
 }
 
 impl Shared {
@@ -97,48 +109,76 @@ impl Shared {
             if g.phase != Phase::Steady {
                 continue;
             }
-            let (kind, why) = if g.active == site {
-                // The active site's agent forgot it is active (its state
-                // file lost: role `unknown`), or was never told (a group
-                // adopted from the routing layer): its gate would take
-                // pushes into the site users write to. Said again, once
-                // the group's decisions are neither held nor in an
-                // operator's hands (maintenance); meanwhile that gate
-                // refuses pushes into a role it forgot.
-                if a.role == "active" || g.maintenance || self.held_locked(st, &g.name).is_some() {
-                    continue;
-                }
-                (
+            // A site that forgot its role (its state file lost: role
+            // `unknown`) is told it again — a promote where it is the
+            // active site, a demote elsewhere — once the group's decisions
+            // are neither held (a fresh store's `active` may be only the
+            // configured primary) nor in an operator's hands
+            // (maintenance). Meanwhile its gate refuses pushes into it and
+            // it starts no replication, so waiting is safe. A `standby`
+            // at the active site is left alone: it may be a site demoted
+            // at this very epoch, which a promote would let push again.
+            let forgot = a.role == "unknown";
+            if forgot && (g.maintenance || self.held_locked(st, &g.name).is_some()) {
+                continue;
+            }
+            let (kind, why) = match (g.active == site, a.role.as_str()) {
+                (true, "unknown") => (
                     CommandKind::Promote,
                     format!(
-                        "{site} is the active site of group {} (epoch {}), but its agent reports role {} \
-                         at epoch {} (its authority state lost?): promoting it again, so that it refuses \
-                         pushes into it and may replicate",
-                        g.name, g.epoch, a.role, a.epoch
+                        "{site} is the active site of group {} (epoch {}), but its agent reports its role \
+                         unknown at epoch {} (its authority state lost): promoting it again, so that it \
+                         refuses pushes into it and may replicate",
+                        g.name, g.epoch, a.epoch
                     ),
-                )
-            } else {
-                let why = match a.role.as_str() {
-                    "active" => format!(
-                        "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
-                         its agent reports role active at epoch {}: demoting it now, before anything else it is told",
-                        g.active, g.epoch, a.epoch
-                    ),
-                    "unknown" => format!(
+                ),
+                (false, "unknown") => (
+                    CommandKind::Demote,
+                    format!(
                         "{site}'s agent reports its role in group {} unknown at epoch {} (its authority \
                          state lost; active: {}, epoch {}): demoting it again, so that it pushes nothing \
                          until a resync",
                         g.name, a.epoch, g.active, g.epoch
                     ),
-                    _ => continue,
-                };
-                (CommandKind::Demote, why)
+                ),
+                (false, "active") => (
+                    CommandKind::Demote,
+                    format!(
+                        "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
+                         its agent reports role active at epoch {}: demoting it now, before anything else it is told",
+                        g.active, g.epoch, a.epoch
+                    ),
+                ),
+                _ => continue,
             };
-            let Some(cmd) = refence(
-                &st.ledger,
-                Command::new(&g.name, g.epoch, kind).to_site(site),
-            ) else {
-                continue;
+            let base = Command::new(&g.name, g.epoch, kind).to_site(site);
+            let cmd = match refence(&st.ledger, base) {
+                Refence::Queued => continue,
+                Refence::Next(cmd) => cmd,
+                Refence::Exhausted(last) => {
+                    // Said once per command id: the site ran the command
+                    // REFENCE_MAX + 1 times and still reports the role.
+                    if st.refence_exhausted.insert(last) {
+                        self.event_locked(
+                            st,
+                            EventKind::Alert,
+                            Some(&g.name),
+                            Some(site),
+                            format!(
+                                "{site} ran {} {} times at epoch {} and its agent still reports role {}: \
+                                 not asking again; look at its {} hooks and its state_dir",
+                                kind.as_str(),
+                                REFENCE_MAX + 1,
+                                g.epoch,
+                                a.role,
+                                kind.as_str()
+                            ),
+                            vec![],
+                            None,
+                        );
+                    }
+                    continue;
+                }
             };
             if st.ledger.queue(cmd, None) {
                 told = true;

@@ -275,6 +275,9 @@ pub struct State {
     dns_moving: std::collections::BTreeSet<String>,
     /// Per group: an epoch above the group's seen outside (see [`crate::authority`]).
     epoch_ahead: BTreeMap<String, authority::EpochAhead>,
+    /// Command ids after which a site was not asked again to take its role
+    /// (`authority_check_locked`): alerted once each.
+    refence_exhausted: std::collections::BTreeSet<String>,
     /// Groups new to the store, to be adopted from the routing layer at start.
     fresh: std::collections::BTreeSet<String>,
     /// Divergent lists being assembled from report pages, per (site, group).
@@ -438,6 +441,7 @@ impl Shared {
             ),
             dns_moving: Default::default(),
             epoch_ahead: BTreeMap::new(),
+            refence_exhausted: Default::default(),
             fresh: fresh_groups,
             divergent_pages: BTreeMap::new(),
             suspect_holds: BTreeMap::new(),

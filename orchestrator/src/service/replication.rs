@@ -63,16 +63,24 @@ impl Shared {
                 if age > self.cfg.detection.agent_timeout {
                     continue;
                 }
-                let started = st
-                    .evidence
-                    .report(site)
-                    .map(|(_, r)| r.started_unix_ms)
-                    .unwrap_or(0);
+                let report = st.evidence.report(site).map(|(_, r)| r);
+                let started = report.map(|r| r.started_unix_ms).unwrap_or(0);
+                // A site that forgot its role refuses to push until it is
+                // promoted again (`authority_check_locked`): asking now
+                // would spend this agent process's one start order.
+                let forgot = report.is_some_and(|r| {
+                    r.authority
+                        .iter()
+                        .any(|a| a.group == name && a.role == "unknown")
+                });
                 let is_active = *site == g.active;
                 let (kind, peer) = if is_active && want_source {
                     let Some(peer) = standby.clone() else {
                         continue;
                     };
+                    if forgot {
+                        continue;
+                    }
                     if r.role == "source" && r.peer.as_deref() == Some(peer.as_str()) {
                         continue;
                     }

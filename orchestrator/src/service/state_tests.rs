@@ -1,7 +1,7 @@
 //! Authority and stored state: an epoch too near the largest is not
 //! adopted, a site that forgot its demote is demoted again, and a damaged
 //! store is read without going back on what it decided.
-use super::harness::{check, config_text, group, round, rounds_until, setup, test_dir};
+use super::harness::{check, config_text, group, round, rounds_until, setup, start_from, test_dir};
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::AuthorityWire;
@@ -128,13 +128,30 @@ async fn a_site_that_forgot_its_demote_is_demoted_again() {
     }
     assert!(s.commands_for("a").is_empty());
     assert!(fencing(&s) <= before + 1 + super::authority::REFENCE_MAX as usize);
+    // Said once: the site was asked often enough.
+    let alerts: Vec<String> = s
+        .lock()
+        .recent
+        .iter()
+        .filter(|e| e.kind == EventKind::Alert && e.message.contains("not asking again"))
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("a ran demote 9 times")
+            && alerts[0].contains("still reports role active"),
+        "{}",
+        alerts[0]
+    );
 }
 
 /// After a failover, both sites lose their state files (restored disks):
-/// their agents report role `unknown`. The active site b is promoted
-/// again (its gate then refuses pushes into it), the old site a demoted
-/// again (it pushes nothing until a resync); a b that says standby is
-/// promoted again too, and one that says active is left alone.
+/// their agents report role `unknown`. Not while the group is in
+/// maintenance; then the active site b is promoted again (its gate then
+/// refuses pushes into it), the old site a demoted again (it pushes
+/// nothing until a resync). A b that says standby is not promoted (it may
+/// have been demoted at this very epoch: a promote would let it push
+/// again), and one that says active is left alone.
 #[tokio::test(start_paused = true)]
 async fn sites_that_forgot_their_roles_are_told_them_again() {
     let (s, _fake, _dir) = setup(true, 5);
@@ -147,7 +164,18 @@ async fn sites_that_forgot_their_roles_are_told_them_again() {
             .collect::<Vec<_>>()
     };
     let last_event = |s: &Shared| s.lock().recent.back().map(|e| (e.kind, e.message.clone()));
-    s.accept_report(report("b", 1, "unknown"));
+    s.accept_report(report("b", 1, "standby"));
+    assert_eq!(
+        told("b"),
+        vec![],
+        "a standby at the active site: no promote"
+    );
+    s.operator_maintenance("web", true, "operator").unwrap();
+    s.accept_report(report("b", 2, "unknown"));
+    s.accept_report(report("a", 2, "unknown"));
+    assert_eq!((told("a"), told("b")), (vec![], vec![]), "in maintenance");
+    s.operator_maintenance("web", false, "operator").unwrap();
+    s.accept_report(report("b", 3, "unknown"));
     assert_eq!(
         told("b"),
         vec![(
@@ -160,10 +188,10 @@ async fn sites_that_forgot_their_roles_are_told_them_again() {
     let (kind, msg) = last_event(&s).unwrap();
     assert_eq!(kind, EventKind::Fencing);
     assert!(
-        msg.contains("b is the active site") && msg.contains("reports role unknown"),
+        msg.contains("b is the active site") && msg.contains("reports its role unknown"),
         "{msg}"
     );
-    s.accept_report(report("a", 1, "unknown"));
+    s.accept_report(report("a", 3, "unknown"));
     let a = told("a");
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!((a[0].0, a[0].1), (CommandKind::Demote, epoch));
@@ -174,11 +202,61 @@ async fn sites_that_forgot_their_roles_are_told_them_again() {
     // A standby's report at a's place asks nothing more; an active b is
     // left alone.
     let before = s.lock().recent.len();
-    s.accept_report(report("a", 2, "standby"));
-    s.accept_report(report("b", 2, "active"));
+    s.accept_report(report("a", 4, "standby"));
+    s.accept_report(report("b", 4, "active"));
     assert_eq!(told("a").len(), 1);
     assert_eq!(told("b").len(), 1, "still the one queued promote");
     assert_eq!(s.lock().recent.len(), before, "no new event");
+}
+
+/// The active site that forgot its role is not asked to replicate (it
+/// would refuse, and spend its agent process's one start order) until it
+/// has been promoted again; then it is.
+#[tokio::test(start_paused = true)]
+async fn replication_waits_until_a_forgotten_role_is_said_again() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "") + "[groups.web.replication]\nplan = \"none\"\n";
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    for _ in 0..3 {
+        round(&s, true).await;
+    }
+    assert_eq!(group(&s).active, "a");
+    let epoch = group(&s).epoch;
+    let report = |seq: u64, role: &str, outcomes: Vec<CommandOutcome>| {
+        let mut r = role_report("a", seq, 0, role, outcomes);
+        r.replication = vec![ReplicationStatus {
+            group: "web".into(),
+            role: "idle".into(),
+            ..ReplicationStatus::default()
+        }];
+        r
+    };
+    let kinds = |s: &Shared| {
+        s.commands_for("a")
+            .into_iter()
+            .map(|c| (c.kind, c.id))
+            .collect::<Vec<_>>()
+    };
+    s.accept_report(report(1, "unknown", vec![]));
+    s.detect_round().await;
+    let asked = kinds(&s);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].0, CommandKind::Promote);
+    // Promoted: the next round asks it to replicate to b.
+    let done = CommandOutcome {
+        id: asked[0].1.clone(),
+        ok: true,
+        detail: "1 promote hook succeeded".into(),
+        hooks: vec![],
+        checks: None,
+        journal: None,
+    };
+    s.accept_report(report(2, "active", vec![done]));
+    s.detect_round().await;
+    let asked = kinds(&s);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0].0, CommandKind::StartReplication);
+    assert_eq!(group(&s).epoch, epoch);
 }
 
 /// A store that lost or mangled records is read without going back on
