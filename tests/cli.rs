@@ -103,6 +103,63 @@ fn check_config_takes_the_config_option() {
     );
 }
 
+/// What check-config accepts must run: a config whose roles share one
+/// token reference (the orchestrator refuses to start on it) is refused,
+/// each sharing key at its line and column, the secret never shown; the
+/// same file with references of their own is accepted, and the
+/// orchestrator's start refuses the shared one too.
+#[test]
+fn check_config_refuses_a_token_reference_shared_between_roles() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    for f in ["b", "fe"] {
+        std::fs::write(d.join(f), format!("{f}-secret-token")).unwrap();
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Site b's agent token and frontend fe1's token, from `b_file`, `fe_file`.
+    let with = |name: &str, b_file: &str, fe_file: &str| {
+        let conf = d.join(name);
+        let text = std::fs::read_to_string(&good).unwrap()
+            + &format!(
+                "[sites.b]\nagent_token = {{ file = \"{d}/{b_file}\" }}\n\
+                 [frontends.fe1]\ncontrol = \"127.0.0.1:7100\"\ntoken = {{ file = \"{d}/{fe_file}\" }}\n",
+                d = d.display()
+            );
+        std::fs::write(&conf, text).unwrap();
+        conf
+    };
+    let shared = with("shared.conf", "a", "op");
+    let out = warden(&[Path::new("check-config"), &shared], None, d);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(64), "{stdout}{stderr}");
+    let f = shared.display();
+    assert!(
+        stdout.contains(&format!(
+            "{f}:10:15: sites.b.agent_token: the same secret as sites.a.agent_token"
+        )) && stdout.contains(&format!(
+            "{f}:13:9: frontends.fe1.token: the same secret as orchestrator.operator_token"
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("secret-token"), "{stdout}");
+    // The orchestrator's start refuses it too (by the secrets' values).
+    let out = warden(
+        &[Path::new("--config"), &shared, Path::new("orchestrator")],
+        None,
+        d,
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("same secret"),
+        "{}",
+        text(&out.stderr)
+    );
+    // References of their own: accepted.
+    let own = with("own.conf", "b", "fe");
+    let out = warden(&[Path::new("check-config"), &own], None, d);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
 #[test]
 fn check_config_takes_warden_config() {
     let (dir, good, bad) = configs();

@@ -17,7 +17,7 @@ pub mod load;
 pub mod model;
 pub mod secret;
 
-pub use load::{load, parse, Problem};
+pub use load::{check_deployment, load, parse, Problem};
 pub use model::*;
 pub use secret::Secret;
 

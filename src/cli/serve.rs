@@ -63,7 +63,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// `check-config`: every problem of `file` on stdout, exit 64 if any.
 fn check_config(file: &Path) -> ExitCode {
-    match warden_config::load(file) {
+    match warden_config::check_deployment(file) {
         Ok(cfg) => {
             println!(
                 "{}: ok ({} sites, {} groups, {} frontends)",

@@ -683,6 +683,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_hook_times(name, g, &sites);
         }
         self.check_frontend_binds(&frontends, &groups);
+        if let (true, Some(o)) = (self.deployment, &orchestrator) {
+            self.check_token_refs(o, &sites, &frontends);
+        }
 
         Some(Config {
             path: self.path.clone(),

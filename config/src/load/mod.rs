@@ -64,6 +64,19 @@ pub const MAX_CONFIG_BYTES: u64 = 8 * 1024 * 1024;
 /// Read and validate a config file: at most [`MAX_CONFIG_BYTES`], UTF-8
 /// (the first byte that is not gets its line and column).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, false)
+}
+
+/// What `warden check-config` checks: [`load`], plus what the file shows
+/// that only `warden orchestrator`'s start would refuse (two roles given
+/// one token reference: the same file or the same variable), each at its
+/// line and column. Loading for a process stays [`load`]: an agent or a
+/// frontend does not need every role's token to be its own.
+pub fn check_deployment(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, true)
+}
+
+fn load_with(path: &Path, deployment: bool) -> Result<Config, ConfigError> {
     use std::io::Read;
     let io = |source| ConfigError::Io {
         path: path.to_path_buf(),
@@ -126,11 +139,16 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             ));
         }
     };
-    parse(&text, path)
+    parse_with(&text, path, deployment)
 }
 
 /// Parse and validate config text; `path` is used in messages only.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, false)
+}
+
+/// [`parse`]; `deployment`: the checks of [`check_deployment`] too.
+fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, ConfigError> {
     let (root, syntax) = DeTable::parse_recoverable(text);
     let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
     let mut cx = Cx {
@@ -139,6 +157,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         root: &root,
         problems: Vec::new(),
         deser: BTreeSet::new(),
+        deployment,
     };
     let cfg = if syntax.is_empty() {
         cx.parse_all()
@@ -174,6 +193,7 @@ mod replication;
 mod schemes;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 use engine::*;
 /// A `[frontends.NAME]` entry checked against its kind.
@@ -191,6 +211,8 @@ struct Cx<'t, 'r> {
     /// Keys serde already complained about: a later check of the same key
     /// (or its table) would only repeat the problem with a defaulted value.
     deser: BTreeSet<String>,
+    /// The checks of [`check_deployment`] too.
+    deployment: bool,
 }
 
 /// Site, group and frontend names.
