@@ -422,6 +422,10 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
             "# HELP warden_frontend_fence_unsaved 1 while the highest epochs accepted could not be written to state_dir (a restart would forget them).\n# TYPE warden_frontend_fence_unsaved gauge\nwarden_frontend_fence_unsaved {}\n",
             u8::from(fence.unsaved())
         ));
+        out.push_str(&format!(
+            "# HELP warden_frontend_fence_lost 1 from a start that found fence.json gone from a state_dir that held it (the highest epochs accepted are forgotten) until an order is kept again.\n# TYPE warden_frontend_fence_lost gauge\nwarden_frontend_fence_lost {}\n",
+            u8::from(fence.lost())
+        ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -9,7 +9,12 @@
 //! here, or a newer one).
 //!
 //! A file it cannot read, or one of another frontend, stops the frontend
-//! at start (fail closed); a missing file is a first start. A fence that
+//! at start (fail closed); a missing file is a first start — unless the
+//! marker written with the first fence (`fence.kept`) is there: then the
+//! fence was lost (a disk restored without it, a file removed by hand).
+//! Nothing can tell the frontend the epochs it forgot, so it still takes
+//! orders, but says so: an error at start, and `warden_frontend_fence_lost`
+//! 1 until an order is kept again. A fence that
 //! cannot be written (a full disk, a removed directory) does not stop an
 //! order: like the orchestrator on a full disk, the frontend acts from
 //! memory — the fence there still refuses older orders until a restart —
@@ -28,6 +33,10 @@ use crate::FrontendError;
 
 /// The file's name in the frontend's state directory.
 const FILE_NAME: &str = "fence.json";
+
+/// Written beside the file with its first write, never removed: the file
+/// missing where the marker is means the fence was lost (not a first start).
+const MARKER_NAME: &str = "fence.kept";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct File {
@@ -53,6 +62,10 @@ pub(crate) struct Fence {
     file: Mutex<File>,
     /// The last write failed: memory is ahead of the file.
     unsaved: AtomicBool,
+    /// The marker is written.
+    marked: AtomicBool,
+    /// See [`Fence::lost`].
+    lost: AtomicBool,
 }
 
 impl Fence {
@@ -87,11 +100,24 @@ impl Fence {
             },
             Err(e) => return Err(fail(format!("cannot read it: {e}"))),
         };
+        let marked = dir.join(MARKER_NAME).exists();
+        let lost = marked && !path.exists();
+        if lost {
+            tracing::error!(path = %path.display(), "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept");
+        }
         Ok(Fence {
             path,
             file: Mutex::new(file),
             unsaved: AtomicBool::new(false),
+            marked: AtomicBool::new(marked),
+            lost: AtomicBool::new(lost),
         })
+    }
+
+    /// Whether the fence was lost (its file gone where it had been kept)
+    /// and no order has been kept since the start.
+    pub(crate) fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
     }
 
     /// Whether memory is ahead of the file (the last write failed).
@@ -140,6 +166,7 @@ impl Fence {
         match self.write(&f) {
             Ok(()) => {
                 self.unsaved.store(false, Ordering::Relaxed);
+                self.lost.store(false, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -165,6 +192,10 @@ impl Fence {
         out.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
         if let Some(dir) = self.path.parent() {
+            if !self.marked.load(Ordering::Relaxed) {
+                std::fs::File::create(dir.join(MARKER_NAME))?.sync_all()?;
+                self.marked.store(true, Ordering::Relaxed);
+            }
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
@@ -174,6 +205,26 @@ impl Fence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A first start (no marker) is not a loss; a fence file gone where
+    /// one was kept is, until the next order is kept.
+    #[test]
+    fn a_lost_fence_file_is_told_from_a_first_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fence::open(dir.path(), "fe1").unwrap();
+        assert!(!f.lost(), "a first start");
+        drop(f);
+        let f = Fence::open(dir.path(), "fe1").unwrap();
+        assert!(!f.lost(), "no order kept yet: nothing to lose");
+        f.raise("web", 3, Some("a")).unwrap();
+        drop(f);
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let f = Fence::open(dir.path(), "fe1").unwrap();
+        assert!(f.lost());
+        assert!(f.kept().is_empty(), "nothing to refuse with");
+        f.raise("web", 4, Some("b")).unwrap();
+        assert!(!f.lost(), "kept again");
+    }
 
     #[test]
     fn epochs_survive_a_reopen_and_only_rise() {

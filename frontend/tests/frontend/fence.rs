@@ -65,6 +65,16 @@ async fn a_restarted_frontend_refuses_orders_below_the_epoch_it_accepted() {
         serde_json::json!({ "epoch": 8 }),
         "{kept}"
     );
+    assert_eq!(metric(&fe, "warden_frontend_fence_lost").await, "0");
+    stop(fe).await;
+
+    // The fence file is lost (a disk restored without it): the frontend
+    // cannot refuse what it forgot, but says so until an order is kept.
+    std::fs::remove_file(dir.path().join("fe-test/fence.json")).expect("remove");
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(metric(&fe, "warden_frontend_fence_lost").await, "1");
+    assert_eq!(fe.put("web", "b", 9, "immediate").await.0, StatusCode::OK);
+    assert_eq!(metric(&fe, "warden_frontend_fence_lost").await, "0");
     stop(fe).await;
 
     // A fence file it cannot read stops the frontend at start.
@@ -73,4 +83,21 @@ async fn a_restarted_frontend_refuses_orders_below_the_epoch_it_accepted() {
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("fence.json"), "{err}");
+}
+
+/// The value of the unlabelled gauge `name` on `/metrics`.
+async fn metric(fe: &Frontend, name: &str) -> String {
+    let text = crate::harness::http_client()
+        .get(fe.url("/metrics"))
+        .bearer_auth(crate::harness::TOKEN)
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
+        .to_string()
 }
