@@ -19,7 +19,6 @@
 //! [`Role::Unknown`], never as the configured one.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -214,15 +213,8 @@ impl Authority {
         a.save(&a.lock())
             .map_err(|detail| state_error(&a.path, detail))?;
         let marker = dir.join(MARKER_NAME);
-        if !marker.exists() {
-            let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create(&marker)?;
-                f.write_all(format!("{site}\n").as_bytes())?;
-                f.sync_all()?;
-                std::fs::File::open(dir)?.sync_all()
-            };
-            write().map_err(|e| state_error(&marker, format!("cannot write it: {e}")))?;
-        }
+        warden_config::durable::mark(&marker, format!("{site}\n").as_bytes())
+            .map_err(|e| state_error(&marker, format!("cannot write it: {e}")))?;
         Ok(a)
     }
 
@@ -236,22 +228,7 @@ impl Authority {
             groups: groups.clone(),
         };
         let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-        // A name of its own per process: two agents wrongly sharing the
-        // directory never rename each other's half-written file.
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                std::fs::File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| e.to_string())
+        warden_config::durable::replace(&self.path, &body).map_err(|e| e.to_string())
     }
 
     /// Raise the highest epochs to what the orchestrator says is current.

@@ -22,7 +22,6 @@
 //! write succeeds (every order tries again; the directory is made again).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -184,19 +183,10 @@ impl Fence {
             std::fs::create_dir_all(dir)?;
         }
         let body = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp.{}", std::process::id()));
-        let mut out = std::fs::File::create(&tmp)?;
-        out.write_all(&body)?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            if !self.marked.load(Ordering::Relaxed) {
-                std::fs::File::create(dir.join(MARKER_NAME))?.sync_all()?;
-                self.marked.store(true, Ordering::Relaxed);
-            }
-            std::fs::File::open(dir)?.sync_all()?;
+        warden_config::durable::replace(&self.path, &body)?;
+        if !self.marked.load(Ordering::Relaxed) {
+            warden_config::durable::mark(&self.path.with_file_name(MARKER_NAME), b"")?;
+            self.marked.store(true, Ordering::Relaxed);
         }
         Ok(())
     }

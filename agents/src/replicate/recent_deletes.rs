@@ -151,26 +151,12 @@ fn restore(kept: &Kept, wall: SystemTime, now: Instant) -> VecDeque<(Instant, u6
 }
 
 fn write(file: &Path, kept: &Kept) -> std::io::Result<()> {
-    let mut tmp = file.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
     // Beside the manifest, whose directory may not be there yet (it is
     // made at the manifest's first save).
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(kept)?)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, file)?;
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(dir)?.sync_all()
+    warden_config::durable::replace(file, &serde_json::to_vec(kept)?)
 }
 
 /// Which of a site's plans keeps the window: its push (or copier) deletes
