@@ -19,7 +19,7 @@ fn configs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     }
     let text = format!(
         r#"[orchestrator]
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:7000"
 data_dir = "{d}/data"
 operator_token = {{ file = "{d}/op" }}
 [detection]
@@ -160,6 +160,42 @@ fn check_config_refuses_a_token_reference_shared_between_roles() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
 
+/// What check-config accepts must run: an orchestrator API that agents
+/// on other hosts could not dial (port 0, or a wildcard without `url`) is
+/// refused at its line and column; with `url` the wildcard passes.
+#[test]
+fn check_config_refuses_an_api_address_other_hosts_cannot_dial() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    for (name, listen, why) in [
+        ("zero.conf", "127.0.0.1:0", "port 0"),
+        ("wild.conf", "0.0.0.0:7000", "set url"),
+    ] {
+        let conf = d.join(name);
+        std::fs::write(&conf, good_text.replace("127.0.0.1:7000", listen)).unwrap();
+        let out = warden(&[Path::new("check-config"), &conf], None, d);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(64), "{stdout}");
+        assert!(
+            stdout.contains(&format!("{}:2:10: orchestrator.listen", conf.display()))
+                && stdout.contains(why),
+            "{stdout}"
+        );
+    }
+    let conf = d.join("url.conf");
+    std::fs::write(
+        &conf,
+        good_text.replace(
+            "listen = \"127.0.0.1:7000\"",
+            "listen = \"0.0.0.0:7000\"\nurl = \"http://127.0.0.1:7000\"",
+        ),
+    )
+    .unwrap();
+    let out = warden(&[Path::new("check-config"), &conf], None, d);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
+
 #[test]
 fn check_config_takes_warden_config() {
     let (dir, good, bad) = configs();
@@ -212,7 +248,7 @@ fn status_into_a_closed_pipe_ends_quietly() {
         &conf,
         std::fs::read_to_string(&good)
             .unwrap()
-            .replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+            .replace("127.0.0.1:7000", &format!("127.0.0.1:{port}")),
     )
     .unwrap();
     let mut orch = Command::new(WARDEN)

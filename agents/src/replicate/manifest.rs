@@ -43,7 +43,7 @@
 //! backslashes ([`Manifest::load_escaped`]).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -214,9 +214,9 @@ impl Manifest {
         }
     }
 
-    /// Writes it atomically (temp file, fsync, rename), creating the parent directory.
+    /// Writes it durably ([`warden_config::durable::replace`]: temporary
+    /// file, sync, rename, directory sync), creating the parent directory.
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
-        use std::io::Write;
         let err = |e: std::io::Error| AgentError::Manifest {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -226,18 +226,11 @@ impl Manifest {
                 std::fs::create_dir_all(dir).map_err(err)?;
             }
         }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
         let body = serde_json::to_vec(self).map_err(|e| AgentError::Manifest {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&body).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, path).map_err(err)?;
-        Ok(())
+        warden_config::durable::replace(path, &body).map_err(err)
     }
 }
 

@@ -68,9 +68,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// What `warden check-config` checks: [`load`], plus what the file shows
-/// that only `warden orchestrator`'s start would refuse (two roles given
-/// one token reference: the same file or the same variable), each at its
-/// line and column. Loading for a process stays [`load`]: an agent or a
+/// that only a deployment would find: two roles given one token reference
+/// (the same file or the same variable: `warden orchestrator`'s start
+/// refuses it), and an address other hosts dial given as port 0 or as a
+/// wildcard IP (`dial`), each at its line and column. Loading for a process stays [`load`]: an agent or a
 /// frontend does not need every role's token to be its own.
 pub fn check_deployment(path: &Path) -> Result<Config, ConfigError> {
     load_with(path, true)
@@ -187,6 +188,7 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
 }
 
 mod checks;
+mod dial;
 mod engine;
 mod identity;
 mod replication;

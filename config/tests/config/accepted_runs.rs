@@ -244,3 +244,48 @@ fn a_token_reference_shared_between_roles_is_refused_by_check_config() {
         "{said:?}"
     );
 }
+
+/// `check_deployment` refuses an address other hosts dial given as port 0
+/// or as a wildcard IP: the orchestrator's API without `url`, a built-in
+/// frontend's control API, an HAProxy's TCP runtime API. A wildcard
+/// orchestrator with `url` passes; plain `parse` accepts them all (a
+/// single process's tests use port 0).
+#[test]
+fn an_address_other_hosts_dial_must_name_one_host_and_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("failover.conf");
+        std::fs::write(&path, text).unwrap();
+        match warden_config::check_deployment(&path) {
+            Ok(_) => Vec::new(),
+            Err(warden_config::ConfigError::Invalid(ps)) => ps,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let haproxy = "\n[frontends.hp]\nkind = \"haproxy\"\nruntime = \"0.0.0.0:9999\"\n";
+    let text = BASE
+        .replace("listen = \"10.0.0.2:7000\"", "listen = \"0.0.0.0:7000\"")
+        .replace("control = \"10.0.0.5:7100\"", "control = \"10.0.0.5:0\"")
+        + haproxy;
+    ok(&text);
+    let ps = check(&text);
+    let said: Vec<(String, usize, usize, String)> = ps
+        .iter()
+        .map(|p| (p.key.clone(), p.line, p.col, p.message.clone()))
+        .collect();
+    assert_eq!(ps.len(), 3, "{said:?}");
+    let o = find(&ps, "orchestrator.listen");
+    assert_eq!((o.line, o.col), pos_of_nth(&text, "\"0.0.0.0:7000\"", 0));
+    assert!(o.message.contains("set url"), "{said:?}");
+    let c = find(&ps, "frontends.fe1.control");
+    assert_eq!((c.line, c.col), pos_of_nth(&text, "\"10.0.0.5:0\"", 0));
+    assert!(c.message.contains("port 0"), "{said:?}");
+    let h = find(&ps, "frontends.hp.runtime");
+    assert!(h.message.contains("every address of its host"), "{said:?}");
+    // The wildcard orchestrator with its url, the others named: accepted.
+    let fixed = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"0.0.0.0:7000\"\nurl = \"http://10.0.0.2:7000\"",
+    ) + &haproxy.replace("0.0.0.0", "10.0.0.7");
+    assert_eq!(check(&fixed), vec![]);
+}

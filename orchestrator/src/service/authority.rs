@@ -158,6 +158,10 @@ impl Shared {
                 Refence::Exhausted(last) => {
                     // Said once per command id: the site ran the command
                     // REFENCE_MAX + 1 times and still reports the role.
+                    // Bounded like the ledger: an id it evicted is
+                    // forgotten here too (and asked again, if ever, anew).
+                    let ledger = &st.ledger;
+                    st.refence_exhausted.retain(|id| ledger.state(id).is_some());
                     if st.refence_exhausted.insert(last) {
                         self.event_locked(
                             st,

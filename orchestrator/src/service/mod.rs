@@ -276,7 +276,8 @@ pub struct State {
     /// Per group: an epoch above the group's seen outside (see [`crate::authority`]).
     epoch_ahead: BTreeMap<String, authority::EpochAhead>,
     /// Command ids after which a site was not asked again to take its role
-    /// (`authority_check_locked`): alerted once each.
+    /// (`authority_check_locked`): alerted once each; only ids the ledger
+    /// still holds are kept.
     refence_exhausted: std::collections::BTreeSet<String>,
     /// Groups new to the store, to be adopted from the routing layer at start.
     fresh: std::collections::BTreeSet<String>,

@@ -1,0 +1,69 @@
+//! The check of `warden check-config` ([`super::check_deployment`]) that
+//! every address another host *dials* can be dialled: the orchestrator's
+//! API (each node's) when no `url` says where it is reached, a built-in
+//! frontend's `control` (the orchestrator's driver dials it) and an
+//! HAProxy's TCP runtime API. Such an address must name one host and one
+//! port. Port 0 picks a free port when the process starts, which no other
+//! process can know; a wildcard IP (`0.0.0.0`, `::`) is every address of
+//! the listening host, and dialled from another host it means the dialler
+//! itself. Listening on a wildcard stays possible for the orchestrator: its
+//! `url` then says where it is reached. A single process's own tests may
+//! use port 0 (`parse`/`load` accept it); a deployment may not.
+
+use std::net::SocketAddr;
+
+use super::*;
+
+impl<'t, 'r> Cx<'t, 'r> {
+    pub(super) fn check_dial_addrs(
+        &mut self,
+        o: &OrchestratorConfig,
+        frontends: &BTreeMap<String, FrontendConfig>,
+        haproxy: &BTreeMap<String, HaproxyFrontendConfig>,
+    ) {
+        let api = "agents, frontends' owners and the CLI reach the API there";
+        // With nodes, each node's own address is the one dialled.
+        if o.nodes.is_empty() {
+            self.dialled("orchestrator.listen", o.listen, o.url.is_some(), api);
+        }
+        for (i, n) in o.nodes.iter().enumerate() {
+            let key = format!("orchestrator.nodes[{i}].listen");
+            self.dialled(&key, n.listen, n.url.is_some(), api);
+        }
+        for (name, f) in frontends {
+            let key = format!("frontends.{name}.control");
+            self.dialled(&key, f.control, false, "the orchestrator dials it");
+        }
+        for (name, h) in haproxy {
+            if let RuntimeAddr::Tcp(a) = h.runtime {
+                let key = format!("frontends.{name}.runtime");
+                self.dialled(&key, a, false, "the orchestrator dials it");
+            }
+        }
+    }
+
+    /// `addr` at `key` is dialled by other hosts (`why`); `url` gives where
+    /// it is reached instead, which frees the IP (not the port).
+    fn dialled(&mut self, key: &str, addr: SocketAddr, url: bool, why: &str) {
+        let message = if addr.port() == 0 {
+            format!(
+                "port 0 takes a free port when the process starts, which nothing else can know; \
+                 {why}: give the port"
+            )
+        } else if addr.ip().is_unspecified() && !url {
+            let fix = if key.starts_with("orchestrator.") {
+                "listen on this host's address, or keep the wildcard and set url = \"http://HOST:PORT\" beside it"
+            } else {
+                "give this host's address"
+            };
+            format!(
+                "{} is every address of its host, and dialled from another host it is that host \
+                 itself; {why}: {fix}",
+                addr.ip()
+            )
+        } else {
+            return;
+        };
+        self.push(self.at(key), key, self.value_at(key), message);
+    }
+}
