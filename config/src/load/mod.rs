@@ -166,7 +166,9 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
         // The recovered tree may be missing whole tables; validating it would
         // only add confusing follow-on problems.
         for e in &syntax {
-            let span = e.span().unwrap_or(0..0);
+            let span = e
+                .span()
+                .unwrap_or_else(|| first_line_with(text, e.message()));
             cx.push(
                 span,
                 "(syntax)",
@@ -185,6 +187,42 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
     problems.sort_by(|a, b| (a.line, a.col, &a.key).cmp(&(b.line, b.col, &b.key)));
     problems.dedup();
     Err(ConfigError::Invalid(problems))
+}
+
+/// Where a syntax error that toml gives no place for (its recursion limit
+/// on a deeply dotted key or header) begins: the first line at which the
+/// text up to it fails with the same message, found by halving (each try
+/// parses a prefix; a config is small). The start of the file when no
+/// prefix does.
+fn first_line_with(text: &str, message: &str) -> Range<usize> {
+    let ends: Vec<usize> = text
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .chain(std::iter::once(text.len()))
+        .collect();
+    let fails = |end: usize| {
+        DeTable::parse_recoverable(&text[..end])
+            .1
+            .iter()
+            .any(|e| e.span().is_none() && e.message() == message)
+    };
+    // The first line end whose prefix fails.
+    let (mut lo, mut hi) = (0, ends.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if fails(ends[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    let Some(&end) = ends.get(lo) else {
+        return 0..0;
+    };
+    let start = if lo == 0 { 0 } else { ends[lo - 1] };
+    let line = &text[start..end];
+    let indent = line.len() - line.trim_start().len();
+    start + indent..end
 }
 
 mod checks;

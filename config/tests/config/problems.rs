@@ -222,6 +222,29 @@ fn syntax_errors_have_line_and_column() {
     assert_eq!(p[1].line, pos_of(&text, "name = \"app").0);
 }
 
+/// A key or header nested past toml's recursion limit (toml gives that
+/// error no place) is still reported at its own line, not at 1:1.
+#[test]
+fn a_key_nested_too_deep_is_placed_at_its_line() {
+    let deep = vec!["a"; 300].join(".");
+    for (line, needle) in [
+        (format!("  {deep} = 1"), deep.clone()),
+        (format!("[{deep}]"), format!("[{deep}]")),
+    ] {
+        let text = format!("{BASE}\n{line}\n");
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{}", show(&p));
+        assert_eq!(p[0].key, "(syntax)");
+        assert!(p[0].message.contains("recursion"), "{}", show(&p));
+        assert_eq!(
+            (p[0].line, p[0].col),
+            pos_of(&text, &needle),
+            "{}",
+            show(&p)
+        );
+    }
+}
+
 fn pos_of_last(text: &str, needle: &str) -> (usize, usize) {
     let n = text.matches(needle).count();
     crate::pos_of_nth(text, needle, n - 1)
