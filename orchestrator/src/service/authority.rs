@@ -73,6 +73,32 @@ fn refence(ledger: &crate::commands::Ledger, base: Command) -> Refence {
     Refence::Exhausted(last)
 }
 
+/// The fencing event's text for the order queued after `a` (written only
+/// when one is queued: reports repeat the role while it waits).
+fn told_why(site: &str, g: &GroupState, a: &AuthorityWire) -> String {
+    if a.role == "unknown" && g.active == site {
+        format!(
+            "{site} is the active site of group {} (epoch {}), but its agent reports its role \
+             unknown at epoch {} (its authority state lost): promoting it again, so that it \
+             refuses pushes into it and may replicate",
+            g.name, g.epoch, a.epoch
+        )
+    } else if a.role == "unknown" {
+        format!(
+            "{site}'s agent reports its role in group {} unknown at epoch {} (its authority \
+             state lost; active: {}, epoch {}): demoting it again, so that it pushes nothing \
+             until a resync",
+            g.name, a.epoch, g.active, g.epoch
+        )
+    } else {
+        format!(
+            "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
+             its agent reports role active at epoch {}: demoting it now, before anything else it is told",
+            g.active, g.epoch, a.epoch
+        )
+    }
+}
+
 /// What [`refence`] found.
 enum Refence {
     /// The command to queue now.
@@ -122,33 +148,9 @@ impl Shared {
             if forgot && (g.maintenance || self.held_locked(st, &g.name).is_some()) {
                 continue;
             }
-            let (kind, why) = match (g.active == site, a.role.as_str()) {
-                (true, "unknown") => (
-                    CommandKind::Promote,
-                    format!(
-                        "{site} is the active site of group {} (epoch {}), but its agent reports its role \
-                         unknown at epoch {} (its authority state lost): promoting it again, so that it \
-                         refuses pushes into it and may replicate",
-                        g.name, g.epoch, a.epoch
-                    ),
-                ),
-                (false, "unknown") => (
-                    CommandKind::Demote,
-                    format!(
-                        "{site}'s agent reports its role in group {} unknown at epoch {} (its authority \
-                         state lost; active: {}, epoch {}): demoting it again, so that it pushes nothing \
-                         until a resync",
-                        g.name, a.epoch, g.active, g.epoch
-                    ),
-                ),
-                (false, "active") => (
-                    CommandKind::Demote,
-                    format!(
-                        "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
-                         its agent reports role active at epoch {}: demoting it now, before anything else it is told",
-                        g.active, g.epoch, a.epoch
-                    ),
-                ),
+            let kind = match (g.active == site, a.role.as_str()) {
+                (true, "unknown") => CommandKind::Promote,
+                (false, "unknown") | (false, "active") => CommandKind::Demote,
                 _ => continue,
             };
             let base = Command::new(&g.name, g.epoch, kind).to_site(site);
@@ -191,7 +193,7 @@ impl Shared {
                     EventKind::Fencing,
                     Some(&g.name),
                     Some(site),
-                    why,
+                    told_why(site, &g, a),
                     vec![],
                     None,
                 );
