@@ -1,6 +1,6 @@
 //! The dyndns2 protocol's answers, strictly: the flavors (No-IP, generic
-//! dyndns2), every return code and what it means for the provider, and
-//! parsing one code per host line.
+//! dyndns2), every return code and what it means for the provider,
+//! parsing one code per host line, and quoting answer text in errors.
 
 use super::*;
 
@@ -206,4 +206,16 @@ pub fn parse_answer(body: &str, hosts: usize, flavor: Flavor) -> Result<Vec<Line
         if lines.len() == 1 { "" } else { "s" },
         if hosts == 1 { "" } else { "s" },
     ))
+}
+
+/// Longest piece of an unexpected answer quoted in an error.
+const QUOTE_MAX: usize = 200;
+
+/// `text` quoted, cut after [`QUOTE_MAX`] characters.
+pub(super) fn quote(text: &str) -> String {
+    quote_max(text, QUOTE_MAX)
+}
+
+fn quote_max(text: &str, max: usize) -> String {
+    crate::text::quote(text, max, "body")
 }

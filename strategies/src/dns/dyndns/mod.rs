@@ -28,25 +28,32 @@
 //! text; timeouts, connection failures and HTTP 5xx are
 //! [`StrategyError::Unreachable`] (transient: the runbook retries). The
 //! password never reaches a log line, an error or `Debug` output.
+//!
+//! Here: the provider, its configuration and [`DnsProvider`] (`publish`
+//! decides what is pending, then sends one request). `answer.rs`: return
+//! codes, answer parsing and quoting; `request.rs`: the HTTP side;
+//! `state.rs`: what the server confirmed, the stops in force (blocks, holds).
 
 mod answer;
+mod request;
+mod state;
 
 pub use answer::*;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::{StatusCode, Url};
-use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use reqwest::Url;
+use tracing::{debug, info};
 use warden_config::{DnsProviderKind, DnsScheme, Secret};
 
 use super::{names_of, DnsProvider, ProviderView, RecordValue};
 use crate::{Epoch, StrategyError};
+use request::http_client;
+use state::State;
 
 /// No-IP's update URL, the default server of provider `noip`.
 pub const NOIP_SERVER: &str = "https://dynupdate.no-ip.com/nic/update";
@@ -62,32 +69,6 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 /// How long `911` or `dnserr` (or HTTP 429) stops updates: No-IP asks to
 /// "retry the update no sooner than 30 minutes".
 pub const HOLD: Duration = Duration::from_secs(30 * 60);
-
-/// Longest piece of an unexpected answer quoted in an error.
-const QUOTE_MAX: usize = 200;
-
-/// A stop in force (fatal code or hold).
-#[derive(Debug, Clone)]
-struct Stop {
-    /// What happened and what to do (the reason of [`StrategyError::Blocked`]).
-    reason: String,
-    /// The alert line: `reason` with the group and the server.
-    line: String,
-    /// Holds only: when sending is allowed again.
-    until: Option<Instant>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// Per hostname: the value the server last confirmed (`good`/`nochg`).
-    confirmed: BTreeMap<String, RecordValue>,
-    /// The highest epoch whose publish every hostname confirmed.
-    epoch: Epoch,
-    /// A fatal answer: nothing is sent until `clear()` or a reload.
-    block: Option<Stop>,
-    /// A `911`/`dnserr`: nothing is sent until `until` (or `clear()`).
-    hold: Option<Stop>,
-}
 
 /// The `noip` / `dyndns2` provider of one group.
 pub struct DyndnsProvider {
@@ -263,30 +244,6 @@ impl DyndnsProvider {
         &self.names
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn stop(&self, reason: &str, until: Option<Instant>) -> Stop {
-        Stop {
-            reason: reason.to_string(),
-            line: format!(
-                "dns/{} group {} ({}): {reason}",
-                self.flavor.kind(),
-                self.group,
-                self.element
-            ),
-            until,
-        }
-    }
-
-    fn unreachable(&self, reason: String) -> StrategyError {
-        StrategyError::Unreachable {
-            element: self.element.clone(),
-            reason,
-        }
-    }
-
     fn rejected(&self, reason: String) -> StrategyError {
         StrategyError::Rejected {
             element: self.element.clone(),
@@ -299,233 +256,6 @@ impl DyndnsProvider {
             element: self.element.clone(),
             reason: line.to_string(),
         }
-    }
-
-    /// The stop in force, if any (an expired hold is dropped).
-    fn stopped(&self, st: &mut State) -> Option<String> {
-        if let Some(b) = &st.block {
-            return Some(b.reason.clone());
-        }
-        if let Some(h) = &st.hold {
-            if h.until.is_some_and(|u| Instant::now() < u) {
-                return Some(h.reason.clone());
-            }
-            info!(group = %self.group, server = %self.element, "update hold expired; updates resume");
-            st.hold = None;
-        }
-        None
-    }
-
-    /// `(what, why)` of the failed hostnames: "`nohost` for a, b" and the
-    /// advice of each code.
-    fn describe(&self, failed: &[(Code, &str)]) -> (String, String) {
-        let mut codes: Vec<Code> = Vec::new();
-        for (c, _) in failed {
-            if !codes.contains(c) {
-                codes.push(*c);
-            }
-        }
-        let what = codes
-            .iter()
-            .map(|c| {
-                let hs: Vec<&str> = failed
-                    .iter()
-                    .filter(|(x, _)| x == c)
-                    .map(|(_, h)| *h)
-                    .collect();
-                format!("`{}` for {}", c.as_str(), hs.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(" and ");
-        let why = codes
-            .iter()
-            .map(|c| c.advice(self.flavor, &self.group))
-            .collect::<Vec<_>>()
-            .join("; ");
-        (what, why)
-    }
-
-    /// Stop for good (until `clear()` or a reload) after a fatal answer.
-    fn block(&self, what: &str, why: &str) -> StrategyError {
-        let reason = format!(
-            "updates stopped after {what}: {why}; nothing is sent through this provider until the configuration is fixed and reloaded, or this alert is cleared"
-        );
-        warn!(group = %self.group, server = %self.element, answer = what, "DNS updates stopped: the provider answered a fatal code");
-        self.lock().block = Some(self.stop(&reason, None));
-        self.blocked(&reason)
-    }
-
-    /// Hold for [`HOLD`] after `911`/`dnserr`/HTTP 429.
-    fn hold(&self, what: &str, why: &str) -> StrategyError {
-        let reason = format!(
-            "updates held until {} (30 min) after {what}: {why}; clear this alert to retry earlier",
-            wall_clock_after(HOLD),
-        );
-        warn!(group = %self.group, server = %self.element, answer = what, hold = "30m", "DNS updates held");
-        self.lock().hold = Some(self.stop(&reason, Some(Instant::now() + HOLD)));
-        self.blocked(&reason)
-    }
-
-    /// The update URL for `hosts` and `value` (commas and colons left as
-    /// they are: servers of this family expect them literally).
-    fn update_url(&self, hosts: &[String], value: &RecordValue) -> Url {
-        let mut q = String::new();
-        if let Some(existing) = self.url.query() {
-            if !existing.is_empty() {
-                q.push_str(existing);
-                q.push('&');
-            }
-        }
-        q.push_str("hostname=");
-        q.push_str(&encode(&hosts.join(",")));
-        if let Some(a) = value.v4 {
-            q.push_str("&myip=");
-            q.push_str(&a.to_string());
-        }
-        if let Some(a) = value.v6 {
-            q.push_str("&myipv6=");
-            q.push_str(&a.to_string());
-        }
-        let mut url = self.url.clone();
-        url.set_query(Some(&q));
-        url
-    }
-
-    /// Turn a transport failure into an error.
-    fn transport_error(&self, e: &reqwest::Error) -> StrategyError {
-        if e.is_timeout() {
-            return self.unreachable(format!(
-                "no answer within {:?} (the update may or may not have been applied; it is retried); check the network path to the server or raise groups.{}.dns.timeout",
-                self.timeout, self.group
-            ));
-        }
-        let hint = if e.is_connect() {
-            match self.flavor {
-                Flavor::Noip => format!(
-                    " (check server and the network path; No-IP also listens on port 8245: server = \"{NOIP_SERVER_8245}\")"
-                ),
-                Flavor::Dyndns2 => " (check server and the network path)".to_string(),
-            }
-        } else {
-            String::new()
-        };
-        self.unreachable(format!("{}{hint}", error_text(e)))
-    }
-
-    /// Handle an HTTP answer that is not `200` with return codes.
-    fn status_error(
-        &self,
-        status: StatusCode,
-        text: &str,
-        location: Option<String>,
-    ) -> StrategyError {
-        let s = status.as_u16();
-        let q = quote(text);
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let why = format!(
-                "the server refused the request's credentials ({q}); fix the secret named by groups.{}.dns.credentials (USER:PASSWORD)",
-                self.group
-            );
-            return self.block(&format!("HTTP {s}"), &why);
-        }
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            return self.hold(
-                &format!("HTTP {s}"),
-                "the server is rate-limiting this client",
-            );
-        }
-        if status.is_server_error() {
-            return self.unreachable(format!(
-                "HTTP {s} ({q}): the update server has a problem; the update is retried"
-            ));
-        }
-        if status.is_redirection() {
-            return self.rejected(format!(
-                "HTTP {s} redirect to {}: set groups.{}.dns.server to the update URL itself (credentials are not sent across redirects)",
-                location.unwrap_or_else(|| "(no Location)".into()),
-                self.group
-            ));
-        }
-        self.rejected(format!(
-            "HTTP {s} ({q}): is groups.{}.dns.server the update URL (…/nic/update)?",
-            self.group
-        ))
-    }
-
-    /// Apply the answer lines of an update of `hosts` to `value` at `epoch`.
-    fn settle(
-        &self,
-        hosts: &[String],
-        value: &RecordValue,
-        epoch: Epoch,
-        lines: &[Line],
-        body: &str,
-    ) -> Result<(), StrategyError> {
-        let mut fatal: Vec<(Code, &str)> = Vec::new();
-        let mut held: Vec<(Code, &str)> = Vec::new();
-        let mut mismatch = Vec::new();
-        let mut nochg = 0;
-        {
-            let mut st = self.lock();
-            for (h, l) in hosts.iter().zip(lines) {
-                match l.code.class() {
-                    Class::Success => {
-                        if l.code == Code::Nochg {
-                            nochg += 1;
-                        }
-                        let got = value_of(&l.ips);
-                        if l.ips.is_empty() || got == *value {
-                            st.confirmed.insert(h.clone(), *value);
-                        } else {
-                            st.confirmed.insert(h.clone(), got);
-                            mismatch.push(format!(
-                                "{h}: `{} {}` but {value} was sent",
-                                l.code.as_str(),
-                                got
-                            ));
-                        }
-                    }
-                    Class::Fatal => {
-                        st.confirmed.remove(h);
-                        fatal.push((l.code, h));
-                    }
-                    Class::Hold => {
-                        st.confirmed.remove(h);
-                        held.push((l.code, h));
-                    }
-                }
-            }
-        }
-        if !fatal.is_empty() {
-            let (what, why) = self.describe(&fatal);
-            return Err(self.block(&what, &why));
-        }
-        if !held.is_empty() {
-            let (what, why) = self.describe(&held);
-            return Err(self.hold(&what, &why));
-        }
-        if !mismatch.is_empty() {
-            return Err(self.rejected(format!(
-                "the server set other addresses than the ones sent ({}); answer {}: does groups.{}.dns.server accept myip/myipv6?",
-                mismatch.join("; "),
-                quote(body),
-                self.group
-            )));
-        }
-        {
-            let mut st = self.lock();
-            st.epoch = st.epoch.max(epoch);
-        }
-        info!(
-            group = %self.group,
-            server = %self.element,
-            hosts = %hosts.join(","),
-            to = %value,
-            epoch,
-            nochg,
-            "DNS update confirmed"
-        );
-        Ok(())
     }
 }
 
@@ -672,96 +402,10 @@ impl DnsProvider for DyndnsProvider {
     }
 }
 
-/// The addresses named by a success line.
-fn value_of(ips: &[IpAddr]) -> RecordValue {
-    let mut v = RecordValue::default();
-    for ip in ips {
-        match ip {
-            IpAddr::V4(a) if v.v4.is_none() => v.v4 = Some(*a),
-            IpAddr::V6(a) if v.v6.is_none() => v.v6 = Some(*a),
-            _ => {}
-        }
-    }
-    v
-}
-
-/// Percent-encode a query value, leaving unreserved characters, `,` and `:` as they are.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b',' | b':') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `HH:MM UTC`, `after` from now on the wall clock (for people reading alerts).
-fn wall_clock_after(after: Duration) -> String {
-    let secs = SystemTime::now()
-        .checked_add(after)
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format!("{:02}:{:02} UTC", (secs / 3600) % 24, (secs / 60) % 60)
-}
-
-/// A reqwest error and its causes, `a: b: c`, without the URL (reqwest
-/// writes `… for url (URL)`; the URL carries the query).
-fn error_text(e: &reqwest::Error) -> String {
-    let full = e.to_string();
-    let mut s = match full.find(" for url (") {
-        Some(i) => full[..i].to_string(),
-        None => full,
-    };
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-/// `text` quoted, cut after [`QUOTE_MAX`] characters.
-fn quote(text: &str) -> String {
-    quote_max(text, QUOTE_MAX)
-}
-
-fn quote_max(text: &str, max: usize) -> String {
-    crate::text::quote(text, max, "body")
-}
-
-/// The HTTP client: redirects not followed (credentials stay with the
-/// configured URL), certificates checked against the system's roots.
-fn http_client(timeout: Duration) -> Result<reqwest::Client, String> {
-    let provider = rustls::crypto::CryptoProvider::get_default()
-        .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-        .map_err(|e| format!("cannot set up certificate verification: {e}"))?;
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::request::encode;
+    use super::state::value_of;
     use super::*;
 
     #[test]
