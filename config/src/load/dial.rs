@@ -7,7 +7,8 @@
 //! process can know; a wildcard IP (`0.0.0.0`, `::`) is every address of
 //! the listening host, and dialled from another host it means the dialler
 //! itself. Listening on a wildcard stays possible for the orchestrator: its
-//! `url` then says where it is reached. A single process's own tests may
+//! `url` then says where it is reached (and must itself name one host and
+//! port). A single process's own tests may
 //! use port 0 (`parse`/`load` accept it); a deployment may not.
 
 use std::net::SocketAddr;
@@ -26,9 +27,15 @@ impl<'t, 'r> Cx<'t, 'r> {
         if o.nodes.is_empty() {
             self.dialled("orchestrator.listen", o.listen, o.url.is_some(), api);
         }
+        if let Some(u) = &o.url {
+            self.dialled_url("orchestrator.url", u);
+        }
         for (i, n) in o.nodes.iter().enumerate() {
             let key = format!("orchestrator.nodes[{i}].listen");
             self.dialled(&key, n.listen, n.url.is_some(), api);
+            if let Some(u) = &n.url {
+                self.dialled_url(&format!("orchestrator.nodes[{i}].url"), u);
+            }
         }
         for (name, f) in frontends {
             let key = format!("frontends.{name}.control");
@@ -40,6 +47,27 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.dialled(&key, a, false, "the orchestrator dials it");
             }
         }
+    }
+
+    /// A `url` is where the API is dialled: a wildcard IP or port 0 there
+    /// is as unreachable as in `listen` (its form is checked elsewhere).
+    fn dialled_url(&mut self, key: &str, u: &str) {
+        let Ok(parsed) = url::Url::parse(u) else {
+            return;
+        };
+        let wildcard = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_unspecified(),
+            Some(url::Host::Ipv6(ip)) => ip.is_unspecified(),
+            _ => false,
+        };
+        let message = if parsed.port() == Some(0) {
+            "port 0 cannot be dialled; the url says where agents, frontends' owners and the CLI reach the API: give its port"
+        } else if wildcard {
+            "a wildcard IP dialled from another host is that host itself; the url says where agents, frontends' owners and the CLI reach the API: give this host's name or address"
+        } else {
+            return;
+        };
+        self.push(self.at(key), key, self.value_at(key), message);
     }
 
     /// `addr` at `key` is dialled by other hosts (`why`); `url` gives where

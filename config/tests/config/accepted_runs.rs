@@ -288,4 +288,15 @@ fn an_address_other_hosts_dial_must_name_one_host_and_port() {
         "listen = \"0.0.0.0:7000\"\nurl = \"http://10.0.0.2:7000\"",
     ) + &haproxy.replace("0.0.0.0", "10.0.0.7");
     assert_eq!(check(&fixed), vec![]);
+    // A url that names the wildcard, or port 0, is no better.
+    for url in [
+        "http://0.0.0.0:7000",
+        "http://[::]:7000",
+        "http://10.0.0.2:0",
+    ] {
+        let text = fixed.replace("http://10.0.0.2:7000", url);
+        let ps = check(&text);
+        assert_eq!(ps.len(), 1, "{url}: {ps:?}");
+        assert_eq!(ps[0].key, "orchestrator.url", "{url}");
+    }
 }
