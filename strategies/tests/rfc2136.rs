@@ -376,3 +376,71 @@ async fn server_down_is_transient() {
     assert!(e.is_transient(), "{e}");
     assert!(e.to_string().contains(&listen.to_string()), "{e}");
 }
+
+/// A server (or anyone on the path) that answers the signed update with an
+/// unsigned NOERROR: the answer is not taken for the update applied. The
+/// provider fails, says the answer carried no TSIG, and leaves it to a
+/// retry (a transient error: the next try may reach the real server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_answer_to_a_signed_update_is_not_believed() {
+    use hickory_net::proto::op::{Message, MessageType, ResponseCode};
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listen = sock.local_addr().unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (updates, stopping) = (Arc::new(std::sync::atomic::AtomicU32::new(0)), stop.clone());
+    let counted = updates.clone();
+    let liar = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            if req.signature().is_some() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            // The request's header and question, answered NOERROR, unsigned.
+            let mut resp = Message::new(req.id, MessageType::Response, req.op_code);
+            resp.metadata.authoritative = true;
+            resp.metadata.response_code = ResponseCode::NoError;
+            resp.add_queries(req.queries.clone());
+            let _ = sock.send_to(&resp.to_vec().unwrap(), from);
+        }
+    });
+    let k = TsigKey::parse(
+        "hmac-sha256:warden-key:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=",
+        None,
+        None,
+    )
+    .unwrap();
+    let p = Rfc2136Provider::new(
+        "web",
+        listen,
+        ZONE,
+        &[NAME.to_string()],
+        5,
+        k,
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let e = p.publish("b", &value(B), 2).await.unwrap_err();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    liar.join().unwrap();
+    assert!(
+        updates.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the signed update reached the server"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("carried no TSIG signature") && text.contains("nothing in it is believed"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("rejected our TSIG"),
+        "the server did not refuse it: {text}"
+    );
+}

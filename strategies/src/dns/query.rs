@@ -203,8 +203,15 @@ pub fn describe_net_error(e: &NetError) -> String {
             // BIND and Knot answer an unauthenticated update with NOTAUTH and
             // an unsigned TSIG; hickory then fails the response verification
             // with a message about "truncated HMACs".
-            if text.contains("HMAC") || text.contains("TSIG") || text.contains("tsig") {
+            if text.contains("HMAC") {
                 "the server rejected our TSIG signature (BADKEY/BADSIG/BADTIME): check the key name, secret and algorithm against the server's key, and that both clocks agree".into()
+            } else if text.contains("missing tsig") {
+                // Never the answer of a server that checked our signature
+                // (it signs its answer, even a refusal): forged, or from
+                // something that is not the server.
+                "the answer to our TSIG-signed request carried no TSIG signature: not the server's answer to it (forged, or another program on that address); nothing in it is believed".into()
+            } else if text.contains("TSIG") || text.contains("Tsig") || text.contains("tsig") {
+                format!("the answer's TSIG signature did not check ({text}): signed with another key, altered, or forged; nothing in it is believed")
             } else {
                 format!("protocol error: {text}")
             }

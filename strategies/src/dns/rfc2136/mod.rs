@@ -452,8 +452,12 @@ impl DnsProvider for Rfc2136Provider {
             Ok(r) => r,
             Err(e) => {
                 let why = describe_net_error(&e);
-                // A TSIG failure is not transient: the key must be fixed.
-                return Err(if why.contains("TSIG") {
+                // The server refusing our signature is not transient: the
+                // key must be fixed. An answer whose own signature does not
+                // check is not the server's word (forged, altered): the
+                // update may or may not have been applied, and the next try
+                // may reach the server.
+                return Err(if why.contains("server rejected our TSIG") {
                     self.rejected(format!("update of {} refused: {why}", self.names[0].0))
                 } else {
                     // The update may or may not have been applied: read again next time.
