@@ -5,7 +5,20 @@
 //!   storage URL and a token; a 401 on any later call renews the token once
 //!   and repeats the call. The key is a [`Secret`]: it only ever goes into
 //!   the `X-Auth-Key` header, never into an error, a log line or `Debug`.
-//! - Listings are paged with `marker` (`?format=json&limit=…&marker=…`).
+//! - Listings are paged with `marker` (`?format=json&limit=…&marker=…`);
+//!   a page is read up to a bound ([`read_bounded`]), never whole on trust.
+//!   An SLO's listing `hash` is the MD5 of its stored manifest, which names
+//!   each segment's `last_modified` and so differs per cluster: the listing
+//!   gives such entries their `slo_etag` (the ETag a GET shows, the same
+//!   wherever the segments are equal) as `hash` ([`ObjectEntry::hash`]).
+//! - Objects are read with [`SwiftClient::open_object`] (headers now, the
+//!   body as a stream) and written with [`SwiftClient::put_object_with`]
+//!   (a streamed body with its length, or bytes): nothing holds a whole
+//!   object in memory. A streamed PUT has no body to send twice, so a 401
+//!   renews the token and answers the 401: the caller starts the copy again.
+//! - Timeouts: `timeout` is the limit of an ordinary call and of every read
+//!   (a stalled transfer); a streamed PUT may take `timeout` plus its size
+//!   at [`MIN_TRANSFER_RATE`].
 //! - Every URL comes from [`checked_url`] ([`super::url`]): names
 //!   percent-encoded per path segment, unsafe names never sent, a URL the
 //!   URL layer would rewrite refused.
@@ -24,6 +37,8 @@ use tokio::sync::Mutex;
 use tracing::debug;
 use warden_config::Secret;
 
+use super::body::read_bounded;
+pub(crate) use super::body::{OpenObject, SendBody};
 use super::url::{checked_url, object_path, strip_query, Target};
 use crate::AgentError;
 
@@ -58,23 +73,59 @@ impl SwiftSettings {
     }
 }
 
+/// The slowest transfer a streamed copy is allowed (bytes per second) on
+/// top of `timeout`: 1 MiB/s, a 5 GiB object gets about 85 minutes.
+pub const MIN_TRANSFER_RATE: u64 = 1 << 20;
+
+/// The largest listing page read (a page of 10 000 names of 1 KiB with
+/// their fields is about 15 MiB).
+const MAX_PAGE_BYTES: usize = 64 << 20;
+
 /// One entry of a JSON container listing.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ObjectEntry {
     pub name: String,
-    /// The ETag (MD5 of the content for plain objects).
+    /// The ETag: the MD5 of the content for plain objects, the zero-byte
+    /// MD5 for DLO manifests and symlinks (their own content), and for an
+    /// SLO its `slo_etag` as a GET shows it (set by
+    /// [`SwiftClient::list_objects`]; the listing's own `hash` of an SLO is
+    /// the MD5 of its stored manifest and differs per cluster).
     pub hash: String,
+    /// The size (an SLO's: the sum of its segments).
     pub bytes: u64,
     #[serde(default)]
     pub content_type: String,
     /// The object's X-Timestamp as `YYYY-MM-DDTHH:MM:SS.ffffff` (UTC).
     pub last_modified: String,
+    /// Set for a static large object (Swift ≥ 2.23 with `listing_formats`):
+    /// its ETag, quoted.
+    #[serde(default)]
+    pub slo_etag: Option<String>,
+    /// Set for a symlink: `/v1/ACCOUNT/CONTAINER/OBJECT` of its target.
+    #[serde(default)]
+    pub symlink_path: Option<String>,
 }
 
 impl ObjectEntry {
     /// `last_modified` in microseconds since the epoch (0 if unreadable).
     pub fn timestamp_us(&self) -> u64 {
         parse_listing_time(&self.last_modified).unwrap_or(0)
+    }
+
+    /// Copied after the plain objects of a round: an SLO's segments and a
+    /// static symlink's target must be at the destination first.
+    pub fn needs_others(&self) -> bool {
+        self.slo_etag.is_some() || self.symlink_path.is_some()
+    }
+
+    /// An SLO's `hash` becomes its `slo_etag` (see [`ObjectEntry::hash`]).
+    fn normalise(&mut self) {
+        if let Some(etag) = &self.slo_etag {
+            let etag = etag.trim().trim_matches('"');
+            if !etag.is_empty() {
+                self.hash = etag.to_string();
+            }
+        }
     }
 }
 
@@ -162,16 +213,15 @@ impl std::fmt::Debug for SwiftClient {
     }
 }
 
-/// A request body that can be sent twice (after a token renewal).
-type Body = Option<Bytes>;
-
 impl SwiftClient {
     /// A client; nothing is sent until the first call. Fails only when the
     /// HTTP client cannot be built (no TLS crypto provider installed).
     pub fn new(settings: SwiftSettings) -> Result<Self, AgentError> {
+        // no total timeout on the client: each request sets its own
+        // (`send`); every read of every request is bounded by `timeout`
         let http = reqwest::Client::builder()
             .no_proxy()
-            .timeout(settings.timeout)
+            .read_timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(64)
             .build()
@@ -275,18 +325,22 @@ impl SwiftClient {
     }
 
     /// Sends `method` to `target` with `query` ([`checked_url`]), renewing
-    /// the token once on 401.
+    /// the token once on 401 (a streamed body is not sent again: the 401 is
+    /// answered after the renewal). `timeout`: the whole request's limit,
+    /// `None` for none (a streamed GET: its reads still time out).
     async fn send(
         &self,
         method: Method,
         target: Target<'_>,
         query: &[(&str, &str)],
         headers: &HeaderMap,
-        body: Body,
+        mut body: SendBody,
+        timeout: Option<Duration>,
     ) -> Result<reqwest::Response, AgentError> {
         target.check_names()?;
         let mut session = self.session(None).await?;
-        for attempt in 0..2 {
+        let mut attempt = 0;
+        loop {
             let checked = checked_url(&session.storage_url, target, query)?;
             let url = checked.to_string();
             let mut req = self
@@ -294,41 +348,80 @@ impl SwiftClient {
                 .request(method.clone(), checked)
                 .header("X-Auth-Token", &session.token)
                 .headers(headers.clone());
-            if let Some(b) = &body {
-                req = req.body(b.clone());
-            } else if method == Method::PUT {
-                req = req.header("Content-Length", "0");
+            if let Some(t) = timeout {
+                req = req.timeout(t);
+            }
+            let mut replayable = true;
+            match &mut body {
+                SendBody::Empty if method == Method::PUT => {
+                    req = req.header("Content-Length", "0");
+                }
+                SendBody::Empty => {}
+                SendBody::Bytes(b) => req = req.body(b.clone()),
+                SendBody::Stream(s) => {
+                    replayable = false;
+                    let Some(b) = s.take() else {
+                        return Err(AgentError::SwiftBadResponse {
+                            url: strip_query(&url),
+                            detail: "a streamed body cannot be sent twice".into(),
+                        });
+                    };
+                    req = req.body(b);
+                }
             }
             let resp = req.send().await.map_err(|e| unreachable_err(&url, &e))?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                debug!(url = %url, "swift token refused, authenticating again");
+                debug!(url = %strip_query(&url), "swift token refused, authenticating again");
                 session = self.session(Some(session.generation)).await?;
-                continue;
+                if replayable {
+                    attempt += 1;
+                    continue;
+                }
             }
             return Ok(resp);
         }
-        unreachable!("the loop returns on its second attempt")
     }
 
-    /// Like `send`, then fails on any status but 2xx (and `allow`).
+    /// Like `send` (with the ordinary timeout), then fails on any status
+    /// but 2xx (and `allow`).
     async fn call(
         &self,
         method: Method,
         target: Target<'_>,
         query: &[(&str, &str)],
         headers: &HeaderMap,
-        body: Body,
+        body: SendBody,
         allow: &[StatusCode],
     ) -> Result<reqwest::Response, AgentError> {
+        let timeout = Some(self.settings.timeout);
+        self.call_with(method, target, query, headers, body, allow, timeout)
+            .await
+    }
+
+    /// [`SwiftClient::call`] with its own `timeout` (see `send`).
+    #[allow(clippy::too_many_arguments)]
+    async fn call_with(
+        &self,
+        method: Method,
+        target: Target<'_>,
+        query: &[(&str, &str)],
+        headers: &HeaderMap,
+        body: SendBody,
+        allow: &[StatusCode],
+        timeout: Option<Duration>,
+    ) -> Result<reqwest::Response, AgentError> {
         let resp = self
-            .send(method.clone(), target, query, headers, body)
+            .send(method.clone(), target, query, headers, body, timeout)
             .await?;
         let status = resp.status();
         if status.is_success() || allow.contains(&status) {
             return Ok(resp);
         }
-        let url = resp.url().to_string();
-        let text = resp.text().await.unwrap_or_default();
+        let url = strip_query(resp.url().as_str());
+        let text = read_bounded(resp, 4096, "an error message")
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         Err(AgentError::SwiftStatus {
             method: method.to_string(),
             url,
@@ -366,7 +459,10 @@ impl SwiftClient {
                 return Ok(None);
             };
             let n = page.len();
-            out.extend(page);
+            out.extend(page.into_iter().map(|mut e: ObjectEntry| {
+                e.normalise();
+                e
+            }));
             if n < self.settings.page_size {
                 return Ok(Some(out));
             }
@@ -389,7 +485,7 @@ impl SwiftClient {
                 target,
                 &query,
                 &HeaderMap::new(),
-                None,
+                SendBody::Empty,
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
@@ -400,7 +496,7 @@ impl SwiftClient {
         if resp.status() == StatusCode::NO_CONTENT {
             return Ok(Some(Vec::new()));
         }
-        let body = resp.bytes().await.map_err(|e| unreachable_err(&url, &e))?;
+        let body = read_bounded(resp, MAX_PAGE_BYTES, "a listing page").await?;
         if body.is_empty() {
             return Ok(Some(Vec::new()));
         }
@@ -423,7 +519,7 @@ impl SwiftClient {
                 Target::Container(container),
                 &[],
                 &HeaderMap::new(),
-                None,
+                SendBody::Empty,
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
@@ -447,7 +543,7 @@ impl SwiftClient {
             Target::Container(container),
             &[],
             &h,
-            None,
+            SendBody::Empty,
             &[],
         )
         .await?;
@@ -466,7 +562,7 @@ impl SwiftClient {
             Target::Container(container),
             &[],
             &h,
-            None,
+            SendBody::Empty,
             &[],
         )
         .await?;
@@ -480,7 +576,7 @@ impl SwiftClient {
             Target::Container(container),
             &[],
             &HeaderMap::new(),
-            None,
+            SendBody::Empty,
             &[StatusCode::NOT_FOUND],
         )
         .await?;
@@ -499,7 +595,7 @@ impl SwiftClient {
                 Target::Object(container, object),
                 &[],
                 &HeaderMap::new(),
-                None,
+                SendBody::Empty,
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
@@ -509,7 +605,9 @@ impl SwiftClient {
         Ok(Some(object_info(resp.headers())))
     }
 
-    /// The object's headers and content; `None` when it does not exist.
+    /// The object's headers and whole content, in memory (small objects,
+    /// tests; the replicator streams, [`SwiftClient::open_object`]); `None`
+    /// when it does not exist.
     pub async fn get_object(
         &self,
         container: &str,
@@ -521,7 +619,7 @@ impl SwiftClient {
                 Target::Object(container, object),
                 &[],
                 &HeaderMap::new(),
-                None,
+                SendBody::Empty,
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
@@ -534,6 +632,33 @@ impl SwiftClient {
         Ok(Some((info, body)))
     }
 
+    /// Opens an object for reading with `query` (e.g. `multipart-manifest=get`):
+    /// its headers now, its body as the caller reads it (no total timeout;
+    /// each read is bounded). `None` when it does not exist.
+    pub(crate) async fn open_object(
+        &self,
+        container: &str,
+        object: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<OpenObject>, AgentError> {
+        let resp = self
+            .call_with(
+                Method::GET,
+                Target::Object(container, object),
+                query,
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+                None,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let (info, headers) = (object_info(resp.headers()), header_map(resp.headers()));
+        Ok(Some(OpenObject::new(info, headers, resp)))
+    }
+
     /// Writes an object: `content_type` and `meta` (full header names, e.g.
     /// `x-object-meta-color`) go with it. Returns the ETag Swift computed.
     pub async fn put_object(
@@ -544,21 +669,40 @@ impl SwiftClient {
         content_type: &str,
         meta: &BTreeMap<String, String>,
     ) -> Result<String, AgentError> {
-        let mut h = to_headers(meta)?;
-        if !content_type.is_empty() {
-            h.insert(
-                reqwest::header::CONTENT_TYPE,
-                HeaderValue::from_str(content_type).map_err(|_| bad_header("content-type"))?,
-            );
+        let h = object_headers(content_type, meta)?;
+        let body = SendBody::Bytes(body);
+        self.put_object_with(container, object, &[], h, body, None)
+            .await
+    }
+
+    /// Writes an object with these `headers` and `query` (e.g.
+    /// `multipart-manifest=put`); `length` (a streamed body's, sent as
+    /// `Content-Length`) also sets the time the PUT may take: `timeout`
+    /// plus `length` at [`MIN_TRANSFER_RATE`]. Returns the ETag Swift
+    /// answered (quotes removed).
+    pub(crate) async fn put_object_with(
+        &self,
+        container: &str,
+        object: &str,
+        query: &[(&str, &str)],
+        mut headers: HeaderMap,
+        body: SendBody,
+        length: Option<u64>,
+    ) -> Result<String, AgentError> {
+        let mut timeout = self.settings.timeout;
+        if let Some(n) = length {
+            headers.insert(reqwest::header::CONTENT_LENGTH, HeaderValue::from(n));
+            timeout += Duration::from_secs(n / MIN_TRANSFER_RATE);
         }
         let resp = self
-            .call(
+            .call_with(
                 Method::PUT,
                 Target::Object(container, object),
+                query,
+                &headers,
+                body,
                 &[],
-                &h,
-                Some(body),
-                &[],
+                Some(timeout),
             )
             .await?;
         Ok(resp
@@ -570,7 +714,9 @@ impl SwiftClient {
             .to_string())
     }
 
-    /// Server-side copy within this cluster (`PUT` with `X-Copy-From`), metadata included.
+    /// Server-side copy within this cluster (`PUT` with `X-Copy-From`),
+    /// metadata included; an SLO or DLO manifest or a symlink is copied as
+    /// itself (`multipart-manifest=get`, `symlink=get`), not its content.
     pub async fn copy_object(
         &self,
         from_container: &str,
@@ -588,9 +734,9 @@ impl SwiftClient {
         self.call(
             Method::PUT,
             Target::Object(to_container, to_object),
-            &[],
+            &[("multipart-manifest", "get"), ("symlink", "get")],
             &h,
-            None,
+            SendBody::Empty,
             &[],
         )
         .await?;
@@ -605,7 +751,7 @@ impl SwiftClient {
                 Target::Object(container, object),
                 &[],
                 &HeaderMap::new(),
-                None,
+                SendBody::Empty,
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
@@ -613,14 +759,29 @@ impl SwiftClient {
     }
 }
 
-fn bad_header(name: &str) -> AgentError {
+pub(crate) fn bad_header(name: &str) -> AgentError {
     AgentError::InvalidSetting {
         key: name.to_string(),
         reason: "not a valid HTTP header value".into(),
     }
 }
 
-fn to_headers(map: &BTreeMap<String, String>) -> Result<HeaderMap, AgentError> {
+/// `Content-Type` (unless empty) and `meta` as request headers.
+pub(crate) fn object_headers(
+    content_type: &str,
+    meta: &BTreeMap<String, String>,
+) -> Result<HeaderMap, AgentError> {
+    let mut h = to_headers(meta)?;
+    if !content_type.is_empty() {
+        h.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_str(content_type).map_err(|_| bad_header("content-type"))?,
+        );
+    }
+    Ok(h)
+}
+
+pub(crate) fn to_headers(map: &BTreeMap<String, String>) -> Result<HeaderMap, AgentError> {
     let mut h = HeaderMap::new();
     for (k, v) in map {
         let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad_header(k))?;
@@ -663,7 +824,7 @@ fn object_info(h: &HeaderMap) -> ObjectInfo {
     }
 }
 
-fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {
+pub(super) fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {
     use std::error::Error;
     let mut detail = e.to_string();
     let mut src = e.source();

@@ -179,61 +179,67 @@ impl Shared {
         let mut done = Progress::default();
         let mut first_err = None;
         let mut deleted: BTreeSet<String> = BTreeSet::new();
-        let mut results = futures::stream::iter(ops)
-            .map(|op| async move {
-                match op {
-                    Op::Copy(name) => {
-                        let (c, o) = split_name(&name);
-                        let r = copy_object(&self.src, &self.dst, c, o).await;
-                        (name, true, r)
+        // SLO manifests and symlinks after everything else: their segments
+        // and targets are usually copied in the same round
+        let (later, first): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(
+            |op| matches!(op, Op::Copy(n) if src.get(n).is_some_and(ObjectEntry::needs_others)),
+        );
+        for batch in [first, later] {
+            let mut results = futures::stream::iter(batch)
+                .map(|op| async move {
+                    match op {
+                        Op::Copy(name) => {
+                            let (c, o) = split_name(&name);
+                            let r = copy_object(&self.src, &self.dst, c, o).await;
+                            (name, true, r)
+                        }
+                        Op::Delete(name) => {
+                            let (c, o) = split_name(&name);
+                            let r = self.dst.delete_object(c, o).await.map(|_| None);
+                            (name, false, r)
+                        }
                     }
-                    Op::Delete(name) => {
-                        let (c, o) = split_name(&name);
-                        let r = self.dst.delete_object(c, o).await.map(|_| None);
-                        (name, false, r)
-                    }
-                }
-            })
-            .buffer_unordered(s.concurrency);
-        loop {
-            let next = tokio::select! {
-                n = results.next() => n,
-                _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
-            };
-            let Some((name, is_copy, r)) = next else {
-                break;
-            };
-            match r {
-                Ok(Some(item)) => {
-                    done.items += 1;
-                    done.bytes += item.size;
-                    if let Some(e) = src.get(&name) {
-                        self.state
-                            .lock()
-                            .unwrap()
-                            .seen
-                            .insert(name.clone(), e.timestamp_us());
-                    }
-                    confirmed.insert(name, item);
-                }
-                Ok(None) => {
-                    // a copy whose source vanished meanwhile: the next round deletes it
-                    if !is_copy {
+                })
+                .buffer_unordered(s.concurrency);
+            loop {
+                let next = tokio::select! {
+                    n = results.next() => n,
+                    _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+                };
+                let Some((name, is_copy, r)) = next else {
+                    break;
+                };
+                match r {
+                    Ok(Some(item)) => {
                         done.items += 1;
-                        self.state.lock().unwrap().seen.remove(&name);
-                        deleted.insert(name);
+                        done.bytes += item.size;
+                        if let Some(e) = src.get(&name) {
+                            self.state
+                                .lock()
+                                .unwrap()
+                                .seen
+                                .insert(name.clone(), e.timestamp_us());
+                        }
+                        confirmed.insert(name, item);
+                    }
+                    Ok(None) => {
+                        // a copy whose source vanished meanwhile: the next round deletes it
+                        if !is_copy {
+                            done.items += 1;
+                            self.state.lock().unwrap().seen.remove(&name);
+                            deleted.insert(name);
+                        }
+                    }
+                    Err(e) => {
+                        debug!(object = %name, cause = %e, "swift copy/delete failed");
+                        first_err.get_or_insert(e);
                     }
                 }
-                Err(e) => {
-                    debug!(object = %name, cause = %e, "swift copy/delete failed");
-                    first_err.get_or_insert(e);
+                if let Some(tx) = progress {
+                    tx.send_replace(done);
                 }
-            }
-            if let Some(tx) = progress {
-                tx.send_replace(done);
             }
         }
-        drop(results);
         self.state
             .lock()
             .unwrap()
@@ -324,7 +330,9 @@ impl Shared {
                             }
                         }
                     };
-                    if s_ts > d_ts {
+                    // the same version in another form (a plain copy an
+                    // older warden made of an SLO or symlink): the source's
+                    if s_ts > d_ts || (s_ts == d_ts && e.needs_others() != d.needs_others()) {
                         true
                     } else {
                         debug!(object = %name, "destination holds a newer version, left as is");

@@ -2,7 +2,11 @@
 //! API (DESIGN.md §6).
 //!
 //! - [`client`]: [`SwiftClient`], tempauth v1, paged listings, containers and
-//!   objects with their metadata.
+//!   objects with their metadata; `body`: request and answer bodies
+//!   (streams, bounded reads).
+//! - `copy`: one object copied as what it is (streamed plain object, SLO or
+//!   DLO manifest, symlink), for the copier and the resyncer; `large`: how
+//!   SLO/DLO manifests and symlinks are recognised and written again.
 //! - This module: the `swift` plan, [`SwiftReplicator`]: a poll loop (every
 //!   `interval`) that copies a source cluster's placement containers to a
 //!   destination cluster.
@@ -40,8 +44,11 @@
 //! 3. names in the manifest that are gone at the source are deleted at the
 //!    destination (listings do not show deletions), unless the destination
 //!    changed them since;
-//! 4. copies (GET, then PUT with `Content-Type` and `X-Object-Meta-*`) and
-//!    deletes run `concurrency` at a time; the manifest is saved when it changed.
+//! 4. copies (GET streamed into the PUT, with `Content-Type`,
+//!    `X-Object-Meta-*`, `Content-Length` and the source's ETag) and deletes
+//!    run `concurrency` at a time, SLO manifests and symlinks after the plain
+//!    objects (their segments and targets first); the manifest is saved when
+//!    it changed.
 //!
 //! **Refused names** ([`names`]): objects whose names a URL would rewrite
 //! (`.`/`..` segments) or that hold control characters are left out of both
@@ -57,13 +64,25 @@
 //! objects a round). The next round checks again (a restored source goes on by itself);
 //! [`Replicator::clear_guard`] lets the next round delete up to what was held.
 //!
-//! Objects are copied through memory (no streaming): fine for the small and
-//! medium objects of a DR pair; SLO/DLO segments are copied as plain objects.
+//! **Large objects and symlinks** (`copy`, `large`): an object is read as
+//! stored (`?multipart-manifest=get&format=raw&symlink=get`), so an SLO or
+//! DLO manifest or a symlink is copied as itself, never as the content it
+//! stands for; the segments are objects of their own, replicated when their
+//! container is in the placement list. An SLO whose segments are not at the
+//! destination is refused by Swift and tried again next round (the round's
+//! error says why). Listings compare an SLO by its `slo_etag` (the stored
+//! manifest's MD5, the listing's `hash`, differs per cluster), a DLO
+//! manifest or symlink by its own zero-byte ETag, so none is copied again
+//! every round. Plain objects are streamed: memory stays a few chunks
+//! whatever the size.
 
+mod body;
 pub mod client;
 pub mod container_sync;
 mod copier;
+mod copy;
 mod guard_state;
+mod large;
 pub mod names;
 pub mod resync;
 mod url;
@@ -87,6 +106,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
+pub(crate) use copy::copy_object;
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};
@@ -246,36 +266,6 @@ pub(crate) async fn ensure_containers(
         }
     }
     Ok(())
-}
-
-/// Copies one object `from` → `to` with its content type and metadata and
-/// its origin timestamp; `None` when it vanished at `from` meanwhile.
-pub(crate) async fn copy_object(
-    from: &SwiftClient,
-    to: &SwiftClient,
-    container: &str,
-    object: &str,
-) -> Result<Option<Item>, AgentError> {
-    let Some((info, body)) = from.get_object(container, object).await? else {
-        return Ok(None);
-    };
-    let origin = info.origin_us();
-    let mut meta = info.meta.clone();
-    meta.insert(ORIGIN_TS_HEADER.into(), client::format_x_timestamp(origin));
-    let size = body.len() as u64;
-    let etag = to
-        .put_object(container, object, body, &info.content_type, &meta)
-        .await?;
-    if !info.etag.is_empty() && !etag.is_empty() && etag != info.etag {
-        return Err(AgentError::SwiftBadResponse {
-            url: format!("{}/{container}/{object}", to.settings().auth_url),
-            detail: format!("copy stored ETag {etag}, the source has {}", info.etag),
-        });
-    }
-    Ok(Some(Item {
-        size,
-        version: version(&info.etag, origin),
-    }))
 }
 
 /// A listing keyed `container/object`.

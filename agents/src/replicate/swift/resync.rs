@@ -9,8 +9,10 @@
 //! the [`DivergentPolicy`] (quarantine = server-side copy into
 //! `<container>.warden-quarantine` here, named `object@TS`, then delete;
 //! discard = delete; keep = leave, but a conflict is quarantined first),
-//! fetches (GET at the peer, PUT here with the origin timestamp), deletes,
-//! and finally saves the manifest (what is now equal on both sides).
+//! fetches (GET at the peer streamed into the PUT here, with the origin
+//! timestamp; SLO/DLO manifests and symlinks as themselves, SLOs and
+//! symlinks after the plain objects: `super::copy`), deletes, and finally
+//! saves the manifest (what is now equal on both sides).
 //!
 //! Names a URL would rewrite or with control characters ([`super::names`])
 //! are left out of both listings: never fetched, deleted, quarantined or
@@ -282,63 +284,68 @@ impl Resyncer for SwiftResyncer {
             Fetch(String),
             Delete(String),
         }
-        let ops: Vec<Op> = plan
+        // SLO manifests and symlinks after everything else: their segments
+        // and targets are usually fetched in the same pass
+        let (later, first): (Vec<Op>, Vec<Op>) = plan
             .fetch
             .iter()
             .cloned()
             .map(Op::Fetch)
             .chain(plan.delete.iter().cloned().map(Op::Delete))
-            .collect();
-        let mut results = futures::stream::iter(ops)
-            .map(|op| async move {
-                match op {
-                    Op::Fetch(name) => {
-                        let (c, o) = split_name(&name);
-                        let r = copy_object(&self.peer, &self.here, c, o).await;
-                        (name, true, r)
-                    }
-                    Op::Delete(name) => {
-                        let (c, o) = split_name(&name);
-                        let r = self.here.delete_object(c, o).await.map(|_| None);
-                        (name, false, r)
-                    }
-                }
-            })
-            .buffer_unordered(s.concurrency);
+            .partition(|op| {
+                matches!(op, Op::Fetch(n) if peer_raw.get(n).is_some_and(ObjectEntry::needs_others))
+            });
         let mut fetched = Progress::default();
         let mut deleted = 0u64;
         let mut first_err = None;
         let mut failed = Vec::new();
-        loop {
-            let next = tokio::select! {
-                n = results.next() => n,
-                _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
-            };
-            let Some((name, is_fetch, r)) = next else {
-                break;
-            };
-            match r {
-                Ok(Some(item)) => {
-                    fetched.items += 1;
-                    fetched.bytes += item.size;
-                    report_progress(1, item.size);
-                }
-                Ok(None) if is_fetch => {
-                    // gone at the peer meanwhile: the next pass deletes it here
-                    failed.push(name);
-                    report_progress(1, 0);
-                }
-                Ok(None) => {
-                    deleted += 1;
-                    report_progress(1, 0);
-                }
-                Err(e) => {
-                    failed.push(name);
-                    first_err.get_or_insert(e);
+        for batch in [first, later] {
+            let mut results = futures::stream::iter(batch)
+                .map(|op| async move {
+                    match op {
+                        Op::Fetch(name) => {
+                            let (c, o) = split_name(&name);
+                            let r = copy_object(&self.peer, &self.here, c, o).await;
+                            (name, true, r)
+                        }
+                        Op::Delete(name) => {
+                            let (c, o) = split_name(&name);
+                            let r = self.here.delete_object(c, o).await.map(|_| None);
+                            (name, false, r)
+                        }
+                    }
+                })
+                .buffer_unordered(s.concurrency);
+            loop {
+                let next = tokio::select! {
+                    n = results.next() => n,
+                    _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+                };
+                let Some((name, is_fetch, r)) = next else {
+                    break;
+                };
+                match r {
+                    Ok(Some(item)) => {
+                        fetched.items += 1;
+                        fetched.bytes += item.size;
+                        report_progress(1, item.size);
+                    }
+                    Ok(None) if is_fetch => {
+                        // gone at the peer meanwhile: the next pass deletes it here
+                        failed.push(name);
+                        report_progress(1, 0);
+                    }
+                    Ok(None) => {
+                        deleted += 1;
+                        report_progress(1, 0);
+                    }
+                    Err(e) => {
+                        failed.push(name);
+                        first_err.get_or_insert(e);
+                    }
                 }
             }
         }
-        drop(results);
         let discarded = divergent.iter().filter(|d| d.action == "discarded").count() as u64;
         self.guard
             .lock()

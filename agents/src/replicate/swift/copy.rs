@@ -1,0 +1,195 @@
+//! One object copied from one cluster to the other as what it is, with its
+//! content type, metadata (`X-Object-Meta-*`, `Content-Encoding`,
+//! `Content-Disposition`, `X-Delete-At`) and origin timestamp
+//! ([`ORIGIN_TS_HEADER`]); used by the copier's rounds and the resyncer's
+//! fetches alike.
+//!
+//! - A plain object is streamed: the GET's body is the PUT's body, read as
+//!   the PUT sends it (memory stays a few chunks whatever the size), with
+//!   the source's `Content-Length` and, when it is an MD5, its ETag as the
+//!   PUT's `ETag`: Swift refuses (422) a body that did not arrive whole or
+//!   changed on the way, and a body cut short ends the PUT with an error.
+//! - An SLO or DLO manifest or a symlink is written as itself
+//!   ([`super::large`]), never as the content it stands for. An SLO whose
+//!   segments are not (yet) at the destination is refused by Swift: the
+//!   copy fails saying so and the next round tries again.
+//! - A streamed body cannot be sent twice: when the destination's token
+//!   expired (401), the token is renewed and the copy starts again once.
+
+use reqwest::header::{HeaderValue, ETAG};
+
+use super::client::{format_x_timestamp, object_headers, SendBody, SwiftClient};
+use super::large::{self, Kind, MAX_MANIFEST_BYTES, READ_AS_STORED, SLO_PUT};
+use super::{cluster_label, names, version, Item, ORIGIN_TS_HEADER};
+use crate::AgentError;
+
+/// Copies one object `from` → `to` (module docs); `None` when it vanished
+/// at `from` meanwhile. The returned version's ETag is the one both
+/// clusters' listings show for it ([`super::client::ObjectEntry::hash`]).
+pub(crate) async fn copy_object(
+    from: &SwiftClient,
+    to: &SwiftClient,
+    container: &str,
+    object: &str,
+) -> Result<Option<Item>, AgentError> {
+    let mut renewed = false;
+    loop {
+        match copy_once(from, to, container, object).await {
+            Err(AgentError::SwiftStatus { status: 401, .. }) if !renewed => renewed = true,
+            r => return r,
+        }
+    }
+}
+
+async fn copy_once(
+    from: &SwiftClient,
+    to: &SwiftClient,
+    container: &str,
+    object: &str,
+) -> Result<Option<Item>, AgentError> {
+    let Some(src) = from.open_object(container, object, &READ_AS_STORED).await? else {
+        return Ok(None);
+    };
+    let kind = Kind::of(&src.headers);
+    let info = src.info.clone();
+    let origin = info.origin_us();
+    let mut meta = info.meta.clone();
+    meta.insert(ORIGIN_TS_HEADER.into(), format_x_timestamp(origin));
+    let mismatch = |detail: String| AgentError::SwiftBadResponse {
+        url: format!(
+            "{}, {}/{}",
+            cluster_label(to.settings()),
+            names::display(container),
+            names::display(object)
+        ),
+        detail,
+    };
+    match &kind {
+        Kind::Plain => {
+            let mut headers = object_headers(&info.content_type, &meta)?;
+            let md5 = is_md5(&info.etag);
+            if md5 {
+                if let Ok(v) = HeaderValue::from_str(&info.etag) {
+                    headers.insert(ETAG, v);
+                }
+            }
+            let length = src.content_length();
+            let body = SendBody::Stream(Some(src.into_body()));
+            let etag = to
+                .put_object_with(container, object, &[], headers, body, length)
+                .await
+                .map_err(|e| explain(e, &kind))?;
+            if md5 && etag != info.etag {
+                return Err(mismatch(format!(
+                    "copy stored ETag {etag}, the source has {}",
+                    info.etag
+                )));
+            }
+            Ok(Some(Item {
+                size: length.unwrap_or(info.length),
+                version: version(&info.etag, origin),
+            }))
+        }
+        Kind::Slo => {
+            let raw = src
+                .read_bounded(MAX_MANIFEST_BYTES, "a static large object manifest")
+                .await?;
+            let manifest = large::slo_manifest(&raw).map_err(&mismatch)?;
+            let mut content_type = info.content_type.clone();
+            if manifest.was_stored_form {
+                // an older Swift answered JSON as the type: the object's own, from a HEAD
+                content_type = from
+                    .head_object(container, object)
+                    .await?
+                    .map(|i| i.content_type)
+                    .unwrap_or_default();
+            }
+            let headers = object_headers(&content_type, &meta)?;
+            let body = SendBody::Bytes(manifest.body.into());
+            let etag = to
+                .put_object_with(container, object, &SLO_PUT, headers, body, None)
+                .await
+                .map_err(|e| explain(e, &kind))?;
+            let size = match manifest.size {
+                Some(n) => n,
+                None => to
+                    .head_object(container, object)
+                    .await?
+                    .map_or(0, |i| i.length),
+            };
+            // Swift answers the SLO's ETag (MD5 of its segments' ETags): the
+            // listings' `slo_etag` on both sides
+            Ok(Some(Item {
+                size,
+                version: version(&etag, origin),
+            }))
+        }
+        Kind::Dlo { .. } | Kind::Symlink { .. } => {
+            // zero bytes as stored; read them so the connection is reused
+            let _ = src.read_bounded(64 << 10, "a manifest object").await;
+            let accounts = match &kind {
+                Kind::Symlink {
+                    account: Some(_), ..
+                } => Some((from.account().await?, to.account().await?)),
+                _ => None,
+            };
+            let mut headers = object_headers(&info.content_type, &meta)?;
+            let accounts = accounts.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+            headers.extend(kind.put_headers(accounts)?);
+            let etag = to
+                .put_object_with(container, object, &[], headers, SendBody::Empty, None)
+                .await
+                .map_err(|e| explain(e, &kind))?;
+            let etag = if info.etag.is_empty() {
+                etag
+            } else {
+                info.etag.clone()
+            };
+            Ok(Some(Item {
+                size: 0,
+                version: version(&etag, origin),
+            }))
+        }
+    }
+}
+
+/// A plain object's ETag is the MD5 of its content (32 hex digits);
+/// anything else (quoted, an SLO's) is not sent as the PUT's `ETag`.
+fn is_md5(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A refused PUT in words: what it means for this kind and what happens next.
+fn explain(e: AgentError, kind: &Kind) -> AgentError {
+    let AgentError::SwiftStatus {
+        method,
+        url,
+        status,
+        detail,
+    } = e
+    else {
+        return e;
+    };
+    let detail = match (kind, status) {
+        (Kind::Plain, 422) => format!(
+            "the body that arrived does not match the source's ETag (cut short or changed \
+             during the copy), refused by Swift; tried again next round: {detail}"
+        ),
+        (Kind::Slo, 400 | 409 | 412) => large::slo_refused(&detail),
+        (Kind::Symlink { etag: Some(_), .. }, 409 | 412) => format!(
+            "static symlink refused: its target is not (yet) at the destination with that ETag; \
+             tried again next round: {detail}"
+        ),
+        (k, _) => format!("{} copy: {detail}", k.describe()),
+    };
+    AgentError::SwiftStatus {
+        method,
+        url,
+        status,
+        detail,
+    }
+}
+
+#[cfg(test)]
+#[path = "copy_tests.rs"]
+mod tests;
