@@ -1,0 +1,160 @@
+//! Listings (containers of the account, objects of a container; paged,
+//! each page read up to a bound) and the containers' own calls (HEAD, PUT,
+//! POST, DELETE) of [`SwiftClient`].
+
+use super::*;
+
+impl SwiftClient {
+    /// Every container of the account (paged).
+    pub async fn list_containers(&self) -> Result<Vec<String>, AgentError> {
+        let mut out = Vec::new();
+        loop {
+            let page: Vec<ContainerEntry> = self
+                .page(Target::Account, out.last().map(String::as_str))
+                .await?
+                .unwrap_or_default();
+            let n = page.len();
+            out.extend(page.into_iter().map(|c| c.name));
+            if n < self.settings.page_size {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Every object of `container` (paged); `None` when the container does not exist.
+    pub async fn list_objects(
+        &self,
+        container: &str,
+    ) -> Result<Option<Vec<ObjectEntry>>, AgentError> {
+        let target = Target::Container(container);
+        let mut out: Vec<ObjectEntry> = Vec::new();
+        loop {
+            let marker = out.last().map(|e| e.name.clone());
+            let Some(page) = self.page::<ObjectEntry>(target, marker.as_deref()).await? else {
+                return Ok(None);
+            };
+            let n = page.len();
+            out.extend(page.into_iter().map(|mut e: ObjectEntry| {
+                e.normalise();
+                e
+            }));
+            if n < self.settings.page_size {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        target: Target<'_>,
+        marker: Option<&str>,
+    ) -> Result<Option<Vec<T>>, AgentError> {
+        let limit = self.settings.page_size.to_string();
+        let mut query = vec![("format", "json"), ("limit", limit.as_str())];
+        if let Some(m) = marker {
+            query.push(("marker", m));
+        }
+        let resp = self
+            .call(
+                Method::GET,
+                target,
+                &query,
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let url = resp.url().to_string();
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(Some(Vec::new()));
+        }
+        let body = read_bounded(resp, MAX_PAGE_BYTES, "a listing page").await?;
+        if body.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| AgentError::SwiftBadResponse {
+                url,
+                detail: format!("not a JSON listing: {e}"),
+            })
+    }
+
+    /// The container's headers; `None` when it does not exist.
+    pub async fn head_container(
+        &self,
+        container: &str,
+    ) -> Result<Option<ContainerInfo>, AgentError> {
+        let resp = self
+            .call(
+                Method::HEAD,
+                Target::Container(container),
+                &[],
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(ContainerInfo {
+            headers: header_map(resp.headers()),
+        }))
+    }
+
+    /// Creates (or updates) `container` with these headers (`PUT`).
+    pub async fn put_container(
+        &self,
+        container: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
+        let h = to_headers(headers)?;
+        self.call(
+            Method::PUT,
+            Target::Container(container),
+            &[],
+            &h,
+            SendBody::Empty,
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets these headers on an existing container (`POST`); `x-remove-*` removes.
+    pub async fn post_container(
+        &self,
+        container: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
+        let h = to_headers(headers)?;
+        self.call(
+            Method::POST,
+            Target::Container(container),
+            &[],
+            &h,
+            SendBody::Empty,
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an (empty) container; a missing one is not an error.
+    pub async fn delete_container(&self, container: &str) -> Result<(), AgentError> {
+        self.call(
+            Method::DELETE,
+            Target::Container(container),
+            &[],
+            &HeaderMap::new(),
+            SendBody::Empty,
+            &[StatusCode::NOT_FOUND],
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! The objects' calls of [`SwiftClient`]: HEAD, GET (whole, for small
+//! objects and tests, or opened as a stream), PUT (bytes or a stream, with
+//! its length and time), server-side copy and DELETE.
+
+use super::*;
+
+impl SwiftClient {
+    /// The object's headers; `None` when it does not exist.
+    pub async fn head_object(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<ObjectInfo>, AgentError> {
+        let resp = self
+            .call(
+                Method::HEAD,
+                Target::Object(container, object),
+                &[],
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(object_info(resp.headers())))
+    }
+
+    /// The object's headers and whole content, in memory (small objects,
+    /// tests; the replicator streams, [`SwiftClient::open_object`]); `None`
+    /// when it does not exist.
+    pub async fn get_object(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<(ObjectInfo, Bytes)>, AgentError> {
+        let resp = self
+            .call(
+                Method::GET,
+                Target::Object(container, object),
+                &[],
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let info = object_info(resp.headers());
+        let url = resp.url().to_string();
+        let body = resp.bytes().await.map_err(|e| unreachable_err(&url, &e))?;
+        Ok(Some((info, body)))
+    }
+
+    /// Opens an object for reading with `query` (e.g. `multipart-manifest=get`):
+    /// its headers now, its body as the caller reads it (no total timeout;
+    /// each read is bounded). `None` when it does not exist.
+    pub(crate) async fn open_object(
+        &self,
+        container: &str,
+        object: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<OpenObject>, AgentError> {
+        let resp = self
+            .call_with(
+                Method::GET,
+                Target::Object(container, object),
+                query,
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+                None,
+            )
+            .await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let (info, headers) = (object_info(resp.headers()), header_map(resp.headers()));
+        Ok(Some(OpenObject::new(info, headers, resp)))
+    }
+
+    /// Writes an object: `content_type` and `meta` (full header names, e.g.
+    /// `x-object-meta-color`) go with it. Returns the ETag Swift computed.
+    pub async fn put_object(
+        &self,
+        container: &str,
+        object: &str,
+        body: Bytes,
+        content_type: &str,
+        meta: &BTreeMap<String, String>,
+    ) -> Result<String, AgentError> {
+        let h = object_headers(content_type, meta)?;
+        let body = SendBody::Bytes(body);
+        self.put_object_with(container, object, &[], h, body, None)
+            .await
+    }
+
+    /// Writes an object with these `headers` and `query` (e.g.
+    /// `multipart-manifest=put`); `length` (a streamed body's, sent as
+    /// `Content-Length`) also sets the time the PUT may take: `timeout`
+    /// plus `length` at [`MIN_TRANSFER_RATE`]. Returns the ETag Swift
+    /// answered (quotes removed).
+    pub(crate) async fn put_object_with(
+        &self,
+        container: &str,
+        object: &str,
+        query: &[(&str, &str)],
+        mut headers: HeaderMap,
+        body: SendBody,
+        length: Option<u64>,
+    ) -> Result<String, AgentError> {
+        let mut timeout = self.settings.timeout;
+        if let Some(n) = length {
+            headers.insert(reqwest::header::CONTENT_LENGTH, HeaderValue::from(n));
+            timeout += Duration::from_secs(n / MIN_TRANSFER_RATE);
+        }
+        let resp = self
+            .call_with(
+                Method::PUT,
+                Target::Object(container, object),
+                query,
+                &headers,
+                body,
+                &[],
+                Some(timeout),
+            )
+            .await?;
+        Ok(resp
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string())
+    }
+
+    /// Server-side copy within this cluster (`PUT` with `X-Copy-From`),
+    /// metadata included; an SLO or DLO manifest or a symlink is copied as
+    /// itself (`multipart-manifest=get`, `symlink=get`), not its content.
+    pub async fn copy_object(
+        &self,
+        from_container: &str,
+        from_object: &str,
+        to_container: &str,
+        to_object: &str,
+    ) -> Result<(), AgentError> {
+        Target::Object(from_container, from_object).check_names()?;
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-copy-from",
+            HeaderValue::from_str(&object_path(from_container, from_object))
+                .map_err(|_| bad_header("x-copy-from"))?,
+        );
+        self.call(
+            Method::PUT,
+            Target::Object(to_container, to_object),
+            &[("multipart-manifest", "get"), ("symlink", "get")],
+            &h,
+            SendBody::Empty,
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes an object; a missing one is not an error (returns false).
+    pub async fn delete_object(&self, container: &str, object: &str) -> Result<bool, AgentError> {
+        let resp = self
+            .call(
+                Method::DELETE,
+                Target::Object(container, object),
+                &[],
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        Ok(resp.status() != StatusCode::NOT_FOUND)
+    }
+}
