@@ -1585,6 +1585,171 @@ async fn large_objects(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The target of the symlink `path` at `http`'s cluster (read as a link).
+async fn link_target(http: &Http, path: &str) -> Result<Option<String>> {
+    let (status, h, _) = http.get(&format!("{path}?symlink=get")).await?;
+    ensure!(status == 200, "GET {path}?symlink=get: {status}");
+    Ok(h.get("x-symlink-target").cloned())
+}
+
+/// Objects whose listing ETag does not tell what they are: every symlink
+/// and an empty object show the zero-byte MD5, and a DLO manifest may have
+/// a body of its own. A link retargeted (or an empty object turned into a
+/// link) at the active site reaches the peer also after an agent restart
+/// (a new replicator on the same manifest) and through the failback
+/// resync; a DLO manifest's own body arrives whole, so verify is clean.
+async fn same_etag_kinds(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let (ha, hb) = (Http::new(&env.cl.a).await?, Http::new(&env.cl.b).await?);
+    let c = "sk";
+    a.put_container(c, &BTreeMap::new()).await?;
+    b.put_container(c, &BTreeMap::new()).await?;
+    put(a, c, "t1", "target one").await?;
+    put(a, c, "t2", "target two").await?;
+    put(a, c, "empty", "").await?;
+    ha.put("sk/link", &[("X-Symlink-Target", "sk/t1")], Vec::new())
+        .await?;
+    ha.put(
+        "sk/dlo",
+        &[("X-Object-Manifest", "sk/t")],
+        b"manifest body".to_vec(),
+    )
+    .await?;
+    let repl = env.replicator(&[c], "sk.json");
+    settled(&repl).await?;
+    let (_, h, raw) = hb.get("sk/dlo?multipart-manifest=get").await?;
+    ensure!(
+        &raw[..] == b"manifest body"
+            && h.get("x-object-manifest").map(String::as_str) == Some("sk/t"),
+        "the DLO manifest at B: {h:?}, body {:?}",
+        String::from_utf8_lossy(&raw)
+    );
+    let diffs = repl.verify().await?;
+    ensure!(diffs.is_empty(), "verify after the first rounds: {diffs:?}");
+    drop(repl);
+
+    // at A, while no agent runs: the link retargeted, the empty object a link
+    ha.put("sk/link", &[("X-Symlink-Target", "sk/t2")], Vec::new())
+        .await?;
+    ha.put("sk/empty", &[("X-Symlink-Target", "sk/t1")], Vec::new())
+        .await?;
+    let repl = env.replicator(&[c], "sk.json");
+    settled(&repl).await?;
+    ensure!(
+        link_target(&hb, "sk/link").await?.as_deref() == Some("sk/t2"),
+        "the retargeted link at B: {:?}",
+        link_target(&hb, "sk/link").await?
+    );
+    ensure!(
+        link_target(&hb, "sk/empty").await?.as_deref() == Some("sk/t1"),
+        "the empty object turned link at B: {:?}",
+        hb.get("sk/empty?symlink=get").await?.1
+    );
+    let diffs = repl.verify().await?;
+    ensure!(diffs.is_empty(), "verify after the restart: {diffs:?}");
+
+    // failback: B active retargets the link; A resyncs from B
+    hb.put("sk/link", &[("X-Symlink-Target", "sk/t1")], Vec::new())
+        .await?;
+    let res = env.resyncer(true, &[c], "sk.json", DeleteGuard::default());
+    let report = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(report.divergent.is_empty(), "{report:?}");
+    ensure!(
+        link_target(&ha, "sk/link").await?.as_deref() == Some("sk/t1"),
+        "the link at A after the resync: {:?} ({report:?})",
+        link_target(&ha, "sk/link").await?
+    );
+    let v = res.verify(&[]).await?;
+    ensure!(v.differences.is_empty(), "{v:?}");
+    Ok(())
+}
+
+/// Written only at the stale site (A) while B was active: an SLO, its
+/// segments (in a placement container too) and a static symlink to one of
+/// them. The failback pass quarantines all four and succeeds; the
+/// quarantined SLO and link still read their content (they name the
+/// quarantined segments), and a second pass has nothing to do.
+async fn quarantine_large(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let ha = Http::new(&env.cl.a).await?;
+    let (c, segs) = ("ql", "ql-segs");
+    for cont in [c, segs] {
+        a.put_container(cont, &BTreeMap::new()).await?;
+        b.put_container(cont, &BTreeMap::new()).await?;
+    }
+    let s1 = pattern(50_000, 9);
+    let slo = put_slo(
+        &ha,
+        "ql/slo",
+        &[
+            ("ql-segs/1", s1.clone()),
+            ("ql-segs/2", pattern(20_000, 10)),
+        ],
+        &[("X-Object-Meta-Color", "red")],
+    )
+    .await?;
+    let (_, h, _) = ha
+        .send(reqwest::Method::HEAD, "ql-segs/1", &[], Vec::new())
+        .await?;
+    let s1_etag = h.get("etag").context("segment etag")?.clone();
+    ha.put(
+        "ql/link",
+        &[
+            ("X-Symlink-Target", "ql-segs/1"),
+            ("X-Symlink-Target-Etag", &s1_etag),
+        ],
+        Vec::new(),
+    )
+    .await?;
+    let res = env.resyncer(true, &[segs, c], "ql.json", DeleteGuard::default());
+    let report = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(
+        report.divergent.len() == 4 && report.divergent.iter().all(|d| d.action == "quarantined"),
+        "{report:?}"
+    );
+    let moved = |name: &str| {
+        report
+            .divergent
+            .iter()
+            .find(|d| d.name == name)
+            .and_then(|d| d.moved_to.clone())
+            .with_context(|| format!("{name} quarantined: {report:?}"))
+    };
+    let q_slo = moved("ql/slo")?;
+    let (status, h, got) = ha.get(&q_slo).await?;
+    ensure!(
+        status == 200 && got[..] == slo[..],
+        "the quarantined SLO {q_slo} reads its content: {status}, {} bytes, {h:?}",
+        got.len()
+    );
+    ensure!(
+        h.get("x-object-meta-color").map(String::as_str) == Some("red"),
+        "{h:?}"
+    );
+    let q_link = moved("ql/link")?;
+    let (status, _, got) = ha.get(&q_link).await?;
+    ensure!(
+        status == 200 && got[..] == s1[..],
+        "the quarantined link {q_link} reads its target: {status}, {} bytes",
+        got.len()
+    );
+    for cont in [c, segs] {
+        ensure!(names(a, cont).await?.is_empty(), "{cont} at A emptied");
+    }
+    let again = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(
+        again.fetched.items == 0 && again.deleted == 0 && again.divergent.is_empty(),
+        "a second pass has nothing to do: {again:?}"
+    );
+    Ok(())
+}
+
 /// This process's peak and current resident set (kB), from /proc.
 fn rss_kb() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -1689,6 +1854,8 @@ async fn swift_plans_against_two_real_clusters() {
     scenario!("wrong_key", wrong_key(&env));
     scenario!("streaming_copy", streaming_copy(&env));
     scenario!("large_objects", large_objects(&env));
+    scenario!("same_etag_kinds", same_etag_kinds(&env));
+    scenario!("quarantine_large", quarantine_large(&env));
     scenario!("continuous_replication", continuous_replication(&env));
     scenario!("placement_containers", placement_containers(&env));
     scenario!(

@@ -9,7 +9,9 @@
 //!   the source's `Content-Length` and, when it is an MD5, its ETag as the
 //!   PUT's `ETag`: Swift refuses (422) a body that did not arrive whole or
 //!   changed on the way, and a body cut short ends the PUT with an error.
-//! - An SLO or DLO manifest or a symlink is written as itself
+//! - A DLO manifest is streamed the same way, with its `X-Object-Manifest`
+//!   (its own body, usually none, is kept: Swift lists its MD5).
+//! - An SLO manifest or a symlink is written as itself
 //!   ([`super::large`]), never as the content it stands for. An SLO whose
 //!   segments are not (yet) at the destination is refused by Swift: the
 //!   copy fails saying so and the next round tries again.
@@ -32,9 +34,28 @@ pub(crate) async fn copy_object(
     container: &str,
     object: &str,
 ) -> Result<Option<Item>, AgentError> {
+    let same = (container, object);
+    copy_renamed(from, to, same, same, &|_| None).await
+}
+
+/// Names of objects moved elsewhere: `container/object` → the new
+/// (container, object), for the segments an SLO manifest and the target a
+/// symlink names (the quarantine moves them in the same pass).
+pub(crate) type Rename<'a> = &'a (dyn Fn(&str) -> Option<(String, String)> + Sync);
+
+/// [`copy_object`] of `from`'s `src` to `to`'s `dst` (`(container,
+/// object)`), an SLO's segments and a symlink's target (in its own account)
+/// named as `rename` says.
+pub(crate) async fn copy_renamed(
+    from: &SwiftClient,
+    to: &SwiftClient,
+    src: (&str, &str),
+    dst: (&str, &str),
+    rename: Rename<'_>,
+) -> Result<Option<Item>, AgentError> {
     let mut renewed = false;
     loop {
-        match copy_once(from, to, container, object).await {
+        match copy_once(from, to, src, dst, rename).await {
             Err(AgentError::SwiftStatus { status: 401, .. }) if !renewed => renewed = true,
             r => return r,
         }
@@ -44,10 +65,14 @@ pub(crate) async fn copy_object(
 async fn copy_once(
     from: &SwiftClient,
     to: &SwiftClient,
-    container: &str,
-    object: &str,
+    (src_container, src_object): (&str, &str),
+    (container, object): (&str, &str),
+    rename: Rename<'_>,
 ) -> Result<Option<Item>, AgentError> {
-    let Some(src) = from.open_object(container, object, &READ_AS_STORED).await? else {
+    let Some(src) = from
+        .open_object(src_container, src_object, &READ_AS_STORED)
+        .await?
+    else {
         return Ok(None);
     };
     let kind = Kind::of(&src.headers);
@@ -65,8 +90,10 @@ async fn copy_once(
         detail,
     };
     match &kind {
-        Kind::Plain => {
+        Kind::Plain | Kind::Dlo { .. } => {
             let mut headers = object_headers(&info.content_type, &meta)?;
+            // a DLO manifest's body (usually none) is its own: Swift lists its MD5
+            headers.extend(kind.put_headers(None)?);
             let md5 = is_md5(&info.etag);
             if md5 {
                 if let Ok(v) = HeaderValue::from_str(&info.etag) {
@@ -94,12 +121,13 @@ async fn copy_once(
             let raw = src
                 .read_bounded(MAX_MANIFEST_BYTES, "a static large object manifest")
                 .await?;
-            let manifest = large::slo_manifest(&raw).map_err(&mismatch)?;
+            let mut manifest = large::slo_manifest(&raw).map_err(&mismatch)?;
+            manifest.body = large::rename_segments(&manifest.body, rename).map_err(&mismatch)?;
             let mut content_type = info.content_type.clone();
             if manifest.was_stored_form {
                 // an older Swift answered JSON as the type: the object's own, from a HEAD
                 content_type = from
-                    .head_object(container, object)
+                    .head_object(src_container, src_object)
                     .await?
                     .map(|i| i.content_type)
                     .unwrap_or_default();
@@ -124,18 +152,27 @@ async fn copy_once(
                 version: version(&etag, origin),
             }))
         }
-        Kind::Dlo { .. } | Kind::Symlink { .. } => {
+        Kind::Symlink {
+            target,
+            account,
+            etag: target_etag,
+        } => {
             // zero bytes as stored; read them so the connection is reused
-            let _ = src.read_bounded(64 << 10, "a manifest object").await;
-            let accounts = match &kind {
-                Kind::Symlink {
-                    account: Some(_), ..
-                } => Some((from.account().await?, to.account().await?)),
-                _ => None,
+            let _ = src.read_bounded(64 << 10, "a symlink").await;
+            let (src_account, dst_account) = (from.account().await?, to.account().await?);
+            let own = account.as_ref().is_none_or(|a| *a == src_account);
+            let renamed = own.then(|| large::rename_target(target, rename)).flatten();
+            let kind = match &renamed {
+                Some(t) => Kind::Symlink {
+                    target: t.clone(),
+                    account: account.clone(),
+                    etag: target_etag.clone(),
+                },
+                None => kind.clone(),
             };
+            let target = renamed.as_ref().unwrap_or(target);
             let mut headers = object_headers(&info.content_type, &meta)?;
-            let accounts = accounts.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
-            headers.extend(kind.put_headers(accounts)?);
+            headers.extend(kind.put_headers(Some((&src_account, &dst_account)))?);
             let etag = to
                 .put_object_with(container, object, &[], headers, SendBody::Empty, None)
                 .await
@@ -145,9 +182,15 @@ async fn copy_once(
             } else {
                 info.etag.clone()
             };
+            // the hash both listings show for it (`large::symlink_hash`)
+            let listed = match account {
+                Some(acc) if *acc != src_account => format!("/v1/{acc}/{target}"),
+                _ => target.clone(),
+            };
+            let hash = large::symlink_hash(&etag, &listed, target_etag.as_deref());
             Ok(Some(Item {
                 size: 0,
-                version: version(&etag, origin),
+                version: version(&hash, origin),
             }))
         }
     }
@@ -171,7 +214,7 @@ fn explain(e: AgentError, kind: &Kind) -> AgentError {
         return e;
     };
     let detail = match (kind, status) {
-        (Kind::Plain, 422) => format!(
+        (Kind::Plain | Kind::Dlo { .. }, 422) => format!(
             "the body that arrived does not match the source's ETag (cut short or changed \
              during the copy), refused by Swift; tried again next round: {detail}"
         ),

@@ -12,12 +12,16 @@
 //!   (present, same ETag and size) and refuses the manifest otherwise, so a
 //!   copy is exactly the source's content or nothing. The segments are
 //!   objects of their own, replicated as such (a placement container).
-//! - DLO (`X-Object-Manifest: container/prefix`): a zero-byte object with
-//!   that header; its content is whatever the segments under the prefix are.
+//! - DLO (`X-Object-Manifest: container/prefix`): an object with that
+//!   header, usually of zero bytes; its content is whatever the segments
+//!   under the prefix are. A body of its own (Swift keeps it, and lists its
+//!   MD5) is streamed like a plain object's, so the copy lists the same.
 //! - Symlink (`X-Symlink-Target`, maybe `-Account`, and `-Etag` for a static
 //!   link): a zero-byte object with those headers. A target account naming
 //!   the source's own account is rewritten to the destination's own (the
-//!   link points into the replicated account on both sides); any other
+//!   link points into the replicated account on both sides); its listing
+//!   `hash` names the target ([`symlink_hash`]), as the copy's version
+//!   does; any other
 //!   account is carried as written: a DR pair normally keeps the same
 //!   account names on both clusters, and a link into an account the
 //!   destination lacks dangles there as it would after any copy.
@@ -32,6 +36,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 use super::client::bad_header;
+use super::copy::Rename;
 
 /// The query that reads an object as stored: an SLO's manifest (in the PUT
 /// format), a DLO's manifest object, a symlink itself; plain objects as they are.
@@ -133,6 +138,19 @@ impl Kind {
     }
 }
 
+/// A symlink's listing `hash` ([`super::client::ObjectEntry::hash`]):
+/// its own `etag`, its `target` (`container/object` in the link's own
+/// account, else `/v1/ACCOUNT/container/object`, percent-encoded as Swift
+/// shows it) and a static link's target ETag.
+pub(crate) fn symlink_hash(etag: &str, target: &str, target_etag: Option<&str>) -> String {
+    let mut out = format!("{etag};symlink={target}");
+    if let Some(e) = target_etag {
+        out.push_str(";etag=");
+        out.push_str(e.trim().trim_matches('"'));
+    }
+    out
+}
+
 /// An SLO manifest ready to PUT.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SloManifest {
@@ -222,6 +240,41 @@ pub(crate) fn slo_manifest(raw: &[u8]) -> Result<SloManifest, String> {
     })
 }
 
+/// An SLO manifest's PUT body with each segment `path` (`/container/object`)
+/// that `rename` moves named at its new place.
+pub(crate) fn rename_segments(body: &[u8], rename: Rename<'_>) -> Result<Vec<u8>, String> {
+    let mut list: Vec<Value> =
+        serde_json::from_slice(body).map_err(|e| format!("manifest: {e}"))?;
+    let mut changed = false;
+    for seg in &mut list {
+        let Some(Value::String(path)) = seg.get_mut("path") else {
+            continue;
+        };
+        if let Some((c, o)) = rename(path.trim_start_matches('/')) {
+            *path = format!("/{c}/{o}");
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(body.to_vec());
+    }
+    serde_json::to_vec(&list).map_err(|e| format!("manifest: {e}"))
+}
+
+/// A symlink's `target` (`container/object`, percent-encoded as Swift
+/// keeps it) at the place `rename` moves it to, encoded the same way.
+pub(crate) fn rename_target(target: &str, rename: Rename<'_>) -> Option<String> {
+    let name = percent_encoding::percent_decode_str(target)
+        .decode_utf8()
+        .ok()?;
+    let (c, o) = rename(&name)?;
+    Some(
+        super::url::object_path(&c, &o)
+            .trim_start_matches('/')
+            .to_string(),
+    )
+}
+
 /// Swift's answer to an SLO manifest PUT it refused, in words for the log.
 pub(crate) fn slo_refused(detail: &str) -> String {
     format!(
@@ -299,6 +352,28 @@ mod tests {
                 {"path": "/segs/big/s1", "etag": "6bad", "size_bytes": 10},
                 {"path": "/segs/sub", "etag": "abcd", "size_bytes": 7, "range": "0-3"},
             ])
+        );
+    }
+
+    #[test]
+    fn moved_segments_and_targets_are_renamed() {
+        let rename = |n: &str| match n {
+            "segs/a b" => Some(("segs.q".to_string(), "a b@1.00000".to_string())),
+            _ => None,
+        };
+        let body = br#"[{"path": "/segs/a b", "etag": "x"}, {"path": "/segs/c"}]"#;
+        let v: Value = serde_json::from_slice(&rename_segments(body, &rename).unwrap()).unwrap();
+        assert_eq!(v[0]["path"], "/segs.q/a b@1.00000");
+        assert_eq!(v[1]["path"], "/segs/c");
+        assert_eq!(rename_segments(b"[]", &rename).unwrap(), b"[]");
+        assert!(rename_segments(b"{", &rename).is_err());
+        let t = rename_target("segs/a%20b", &rename).unwrap();
+        assert!(t.starts_with("segs.q/a%20b"), "{t}");
+        assert_eq!(rename_target("segs/c", &rename), None);
+        assert_eq!(rename_target("segs/%ff", &rename), None, "not UTF-8");
+        assert_eq!(
+            symlink_hash("d41d8", "c/o", Some("\"e\"")),
+            "d41d8;symlink=c/o;etag=e"
         );
     }
 

@@ -72,9 +72,14 @@
 //! destination is refused by Swift and tried again next round (the round's
 //! error says why). Listings compare an SLO by its `slo_etag` (the stored
 //! manifest's MD5, the listing's `hash`, differs per cluster), a DLO
-//! manifest or symlink by its own zero-byte ETag, so none is copied again
-//! every round. Plain objects are streamed: memory stays a few chunks
-//! whatever the size.
+//! manifest by the MD5 of its own body (usually empty; streamed like a
+//! plain object's), a symlink by its ETag, target and static target ETag
+//! (every link's own ETag is the zero-byte MD5, as an empty object's: a
+//! retargeted link is a new version), so none is copied again every round
+//! and none is missed. Plain objects are streamed: memory stays a few
+//! chunks whatever the size. Quarantine writes a divergent SLO manifest or
+//! symlink again naming its segments or target where the same pass moved
+//! them (`resync`).
 
 mod body;
 pub mod client;
@@ -106,7 +111,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
-pub(crate) use copy::copy_object;
+pub(crate) use copy::{copy_object, copy_renamed};
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};

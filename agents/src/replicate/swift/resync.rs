@@ -8,6 +8,8 @@
 //! timestamp), runs [`classify`], then in this order: divergent items per
 //! the [`DivergentPolicy`] (quarantine = server-side copy into
 //! `<container>.warden-quarantine` here, named `object@TS`, then delete;
+//! an SLO manifest or symlink last, written again naming its segments or
+//! target where this pass quarantined them, so it still reads whole;
 //! discard = delete; keep = leave, but a conflict is quarantined first),
 //! fetches (GET at the peer streamed into the PUT here, with the origin
 //! timestamp; SLO/DLO manifests and symlinks as themselves, SLOs and
@@ -36,8 +38,9 @@ use tracing::info;
 
 use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
-    check_containers, cluster_label, copy_object, ensure_containers, list_pair, list_pair_refused,
-    note_refused, parse_version, quarantine_container, split_name, version, GuardState,
+    check_containers, cluster_label, copy_object, copy_renamed, ensure_containers, list_pair,
+    list_pair_refused, note_refused, parse_version, quarantine_container, split_name, version,
+    GuardState,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -215,17 +218,39 @@ impl Resyncer for SwiftResyncer {
         report_progress(0, 0);
 
         // 1. divergent items, before anything here is overwritten
+        let quarantined = |peer_has: bool| match policy {
+            DivergentPolicy::Quarantine => true,
+            DivergentPolicy::Keep => peer_has,
+            DivergentPolicy::Discard => false,
+        };
+        // where each quarantined item goes: `object@TS` in the side container
+        let moved: BTreeMap<&str, (String, String)> = plan
+            .divergent
+            .iter()
+            .filter(|(_, _, peer_has)| quarantined(*peer_has))
+            .map(|(name, _, _)| {
+                let (c, o) = split_name(name);
+                let ts = here_raw.get(name).map(|e| e.timestamp_us()).unwrap_or(0);
+                let qo = format!("{o}@{}", format_x_timestamp(ts));
+                (name.as_str(), (quarantine_container(c), qo))
+            })
+            .collect();
+        let rename = |name: &str| moved.get(name).cloned();
+        // SLO manifests, then symlinks, after everything else: each is
+        // written again naming its segments and target where they went
+        let mut order: Vec<_> = plan.divergent.iter().collect();
+        order.sort_by_key(|(name, _, _)| match here_raw.get(name) {
+            Some(e) if e.slo_etag.is_some() => 1,
+            Some(e) if e.symlink_path.is_some() => 2,
+            _ => 0,
+        });
         let mut divergent = Vec::new();
-        for (name, reason, peer_has) in &plan.divergent {
+        for (name, reason, peer_has) in order {
             if cancel.is_cancelled() {
                 return Err(AgentError::ReplicationCancelled);
             }
             let (c, o) = split_name(name);
-            let quarantine = match policy {
-                DivergentPolicy::Quarantine => true,
-                DivergentPolicy::Keep => *peer_has,
-                DivergentPolicy::Discard => false,
-            };
+            let quarantine = quarantined(*peer_has);
             let mut item = DivergentItem {
                 name: name.clone(),
                 reason: *reason,
@@ -237,26 +262,29 @@ impl Resyncer for SwiftResyncer {
                 name: name.clone(),
                 reason: e.to_string(),
             };
-            if quarantine {
-                let qc = quarantine_container(c);
-                let ts = here_raw.get(name).map(|e| e.timestamp_us()).unwrap_or(0);
-                let qo = format!("{o}@{}", format_x_timestamp(ts));
+            if let (true, Some((qc, qo))) = (quarantine, moved.get(name.as_str())) {
                 if self
                     .here
-                    .head_container(&qc)
+                    .head_container(qc)
                     .await
                     .map_err(|e| fail("quarantine", e))?
                     .is_none()
                 {
                     self.here
-                        .put_container(&qc, &BTreeMap::new())
+                        .put_container(qc, &BTreeMap::new())
                         .await
                         .map_err(|e| fail("quarantine", e))?;
                 }
-                self.here
-                    .copy_object(c, o, &qc, &qo)
-                    .await
-                    .map_err(|e| fail("quarantine", e))?;
+                if here_raw.get(name).is_some_and(ObjectEntry::needs_others) {
+                    copy_renamed(&self.here, &self.here, (c, o), (qc, qo), &rename)
+                        .await
+                        .map_err(|e| fail("quarantine", e))?;
+                } else {
+                    self.here
+                        .copy_object(c, o, qc, qo)
+                        .await
+                        .map_err(|e| fail("quarantine", e))?;
+                }
                 self.here
                     .delete_object(c, o)
                     .await

@@ -27,6 +27,7 @@ impl SwiftClient {
         container: &str,
     ) -> Result<Option<Vec<ObjectEntry>>, AgentError> {
         let target = Target::Container(container);
+        let account = self.account().await?;
         let mut out: Vec<ObjectEntry> = Vec::new();
         loop {
             let marker = out.last().map(|e| e.name.clone());
@@ -35,7 +36,7 @@ impl SwiftClient {
             };
             let n = page.len();
             out.extend(page.into_iter().map(|mut e: ObjectEntry| {
-                e.normalise();
+                e.normalise(&account);
                 e
             }));
             if n < self.settings.page_size {

@@ -91,11 +91,15 @@ const MAX_PAGE_BYTES: usize = 64 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ObjectEntry {
     pub name: String,
-    /// The ETag: the MD5 of the content for plain objects, the zero-byte
-    /// MD5 for DLO manifests and symlinks (their own content), and for an
-    /// SLO its `slo_etag` as a GET shows it (set by
-    /// [`SwiftClient::list_objects`]; the listing's own `hash` of an SLO is
-    /// the MD5 of its stored manifest and differs per cluster).
+    /// The ETag: the MD5 of the content for plain objects and DLO
+    /// manifests (their own body, usually empty), and for an SLO its
+    /// `slo_etag` as a GET shows it (set by [`SwiftClient::list_objects`];
+    /// the listing's own `hash` of an SLO is the MD5 of its stored manifest
+    /// and differs per cluster). A symlink's is its own ETag (the zero-byte
+    /// MD5, as any empty object's) with its target and, for a static link,
+    /// the target's ETag: `ETAG;symlink=CONTAINER/OBJECT[;etag=E]` (the
+    /// target as `/v1/ACCOUNT/…` when in another account), so a link
+    /// retargeted, or an empty object turned into a link, is a new version.
     pub hash: String,
     /// The size (an SLO's: the sum of its segments).
     pub bytes: u64,
@@ -110,6 +114,9 @@ pub struct ObjectEntry {
     /// Set for a symlink: `/v1/ACCOUNT/CONTAINER/OBJECT` of its target.
     #[serde(default)]
     pub symlink_path: Option<String>,
+    /// Set for a static symlink: its target's ETag.
+    #[serde(default)]
+    pub symlink_etag: Option<String>,
 }
 
 impl ObjectEntry {
@@ -124,13 +131,20 @@ impl ObjectEntry {
         self.slo_etag.is_some() || self.symlink_path.is_some()
     }
 
-    /// An SLO's `hash` becomes its `slo_etag` (see [`ObjectEntry::hash`]).
-    fn normalise(&mut self) {
+    /// An SLO's `hash` becomes its `slo_etag`, a symlink's names its
+    /// target (see [`ObjectEntry::hash`]); `account` is the listed one.
+    fn normalise(&mut self, account: &str) {
         if let Some(etag) = &self.slo_etag {
             let etag = etag.trim().trim_matches('"');
             if !etag.is_empty() {
                 self.hash = etag.to_string();
             }
+        }
+        if let Some(path) = &self.symlink_path {
+            let own = format!("/v1/{account}/");
+            let target = path.strip_prefix(&own).unwrap_or(path);
+            self.hash =
+                super::large::symlink_hash(&self.hash, target, self.symlink_etag.as_deref());
         }
     }
 }
@@ -363,6 +377,10 @@ impl SwiftClient {
                     req = req.header("Content-Length", "0");
                 }
                 SendBody::Empty => {}
+                // an empty body would go without a length: Swift answers 411
+                SendBody::Bytes(b) if b.is_empty() && method == Method::PUT => {
+                    req = req.header("Content-Length", "0");
+                }
                 SendBody::Bytes(b) => req = req.body(b.clone()),
                 SendBody::Stream(s) => {
                     replayable = false;
