@@ -83,6 +83,11 @@ impl SwiftSettings {
 /// top of `timeout`: 1 MiB/s, a 5 GiB object gets about 85 minutes.
 pub const MIN_TRANSFER_RATE: u64 = 1 << 20;
 
+/// The largest object Swift takes in one PUT by default
+/// (`max_file_size`, 5 GiB): a streamed PUT of unknown length may take
+/// as long as one of this size.
+pub const MAX_OBJECT_BYTES: u64 = 5 << 30;
+
 /// The largest listing page read (a page of 10 000 names of 1 KiB with
 /// their fields is about 15 MiB).
 const MAX_PAGE_BYTES: usize = 64 << 20;

@@ -100,8 +100,9 @@ impl SwiftClient {
     /// Writes an object with these `headers` and `query` (e.g.
     /// `multipart-manifest=put`); `length` (a streamed body's, sent as
     /// `Content-Length`) also sets the time the PUT may take: `timeout`
-    /// plus `length` at [`MIN_TRANSFER_RATE`]. Returns the ETag Swift
-    /// answered (quotes removed).
+    /// plus `length` at [`MIN_TRANSFER_RATE`] (a stream of unknown length:
+    /// [`MAX_OBJECT_BYTES`] at that rate). Returns the ETag Swift answered
+    /// (quotes removed).
     pub(crate) async fn put_object_with(
         &self,
         container: &str,
@@ -111,11 +112,19 @@ impl SwiftClient {
         body: SendBody,
         length: Option<u64>,
     ) -> Result<String, AgentError> {
-        let mut timeout = self.settings.timeout;
-        if let Some(n) = length {
-            headers.insert(reqwest::header::CONTENT_LENGTH, HeaderValue::from(n));
-            timeout += Duration::from_secs(n / MIN_TRANSFER_RATE);
-        }
+        let streamed = matches!(body, SendBody::Stream(_));
+        let timeout = match length {
+            Some(n) => {
+                headers.insert(reqwest::header::CONTENT_LENGTH, HeaderValue::from(n));
+                Some(self.settings.timeout + Duration::from_secs(n / MIN_TRANSFER_RATE))
+            }
+            // a stream of unknown length (a source that answered chunked):
+            // the time of the largest object Swift takes in one PUT
+            None if streamed => Some(
+                self.settings.timeout + Duration::from_secs(MAX_OBJECT_BYTES / MIN_TRANSFER_RATE),
+            ),
+            None => Some(self.settings.timeout),
+        };
         let resp = self
             .call_with(
                 Method::PUT,
@@ -124,7 +133,7 @@ impl SwiftClient {
                 &headers,
                 body,
                 &[],
-                Some(timeout),
+                timeout,
             )
             .await?;
         Ok(resp
