@@ -133,10 +133,10 @@ fn versions(
     peer: &BTreeMap<String, ObjectEntry>,
 ) -> (Listing, Listing) {
     let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>| {
-        let known = manifest
-            .items
-            .get(name)
-            .filter(|i| parse_version(&i.version).is_some_and(|(etag, _)| etag == e.hash));
+        let known = manifest.items.get(name).filter(|i| {
+            parse_version(&i.version)
+                .is_some_and(|(etag, ts)| etag == e.hash || legacy_link(etag, ts, e))
+        });
         let version = match (known, at_peer) {
             (Some(i), _) => i.version.clone(),
             // the same content on both sides: the same version (the peer's timestamp)
@@ -152,6 +152,19 @@ fn versions(
     let h = here.iter().map(|(n, e)| v(n, e, peer.get(n))).collect();
     let p = peer.iter().map(|(n, e)| v(n, e, Some(e))).collect();
     (h, p)
+}
+
+/// A manifest entry written before a symlink's version named its target
+/// (only the link's own ETag, the empty MD5 every link has): the same
+/// link when nothing rewrote it since, i.e. its timestamp is the one
+/// recorded. It then counts as unchanged here, and the peer's version is
+/// fetched if it differs (once; the manifest is then rewritten).
+fn legacy_link(etag: &str, ts: u64, e: &ObjectEntry) -> bool {
+    e.symlink_path.is_some()
+        && e.hash
+            .split_once(";symlink=")
+            .is_some_and(|(own, _)| own == etag)
+        && ts == e.timestamp_us()
 }
 
 #[async_trait]
@@ -457,5 +470,57 @@ impl Resyncer for SwiftResyncer {
 
     fn clear_guard(&self) -> bool {
         self.guard.lock().unwrap().clear()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(target: &str, last_modified: &str) -> ObjectEntry {
+        let empty = "d41d8cd98f00b204e9800998ecf8427e";
+        ObjectEntry {
+            name: "l".into(),
+            hash: crate::replicate::swift::large::symlink_hash(empty, target, None),
+            bytes: 0,
+            content_type: "text/plain".into(),
+            last_modified: last_modified.into(),
+            slo_etag: None,
+            symlink_path: Some(format!("/v1/AUTH_t/{target}")),
+            symlink_etag: None,
+        }
+    }
+
+    /// A link recorded by an older agent (its version only the empty MD5)
+    /// is unchanged here while its timestamp is the recorded one, so a
+    /// failback fetches the peer's link instead of calling it divergent;
+    /// rewritten since (a new timestamp), it is a change of this site.
+    #[test]
+    fn a_link_recorded_before_links_named_their_target_is_not_divergent() {
+        let here = link("c/t1", "2026-12-04T10:00:00.000010");
+        let ts = here.timestamp_us();
+        let legacy = Item {
+            size: 0,
+            version: version("d41d8cd98f00b204e9800998ecf8427e", ts),
+        };
+        let manifest = Manifest::confirmed(Listing::from([("c/l".to_string(), legacy.clone())]));
+        let peer = link("c/t2", "2026-12-04T11:00:00.000000");
+        let (h, p) = versions(
+            &manifest,
+            &BTreeMap::from([("c/l".to_string(), here)]),
+            &BTreeMap::from([("c/l".to_string(), peer)]),
+        );
+        assert_eq!(h["c/l"], legacy, "unchanged since it was confirmed");
+        let plan = classify(&manifest, &h, &p);
+        assert!(plan.divergent.is_empty(), "{:?}", plan.divergent);
+        assert_eq!(plan.fetch.len(), 1, "the peer's link is fetched");
+        // Rewritten here since: no longer the recorded link.
+        let moved = link("c/t3", "2026-12-04T12:00:00.000000");
+        let (h, _) = versions(
+            &manifest,
+            &BTreeMap::from([("c/l".to_string(), moved)]),
+            &BTreeMap::new(),
+        );
+        assert_ne!(h["c/l"], legacy);
     }
 }
