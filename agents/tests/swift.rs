@@ -684,6 +684,92 @@ async fn delete_guard_refused_deletes(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Removes `object`'s row from `cluster`'s container database of
+/// `container` (sqlite, through python3's module): the listing no longer
+/// shows it while the object servers still hold it, as a container replica
+/// that lost the row, or an update left pending while the container server
+/// was down, would list it.
+fn drop_listing_row(env: &Env<'_>, cluster: &str, container: &str, object: &str) -> Result<()> {
+    let root = env.cl.scratch().join("swift").join(cluster).join("srv");
+    let script = r#"
+import glob, sqlite3, sys
+from swift.common.db import chexor
+root, container, name = sys.argv[1:4]
+hit = 0
+for db in glob.glob(root + "/*/containers/**/*.db", recursive=True):
+    c = sqlite3.connect(db)
+    c.create_function("chexor", 3, chexor)
+    if c.execute("SELECT container FROM container_stat").fetchone()[0] == container:
+        hit += c.execute("DELETE FROM object WHERE name = ?", (name,)).rowcount
+        c.commit()
+    c.close()
+sys.exit(0 if hit else 3)
+"#;
+    // Swift's own interpreter (its modules are installed for it)
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&root)
+        .arg(container)
+        .arg(object)
+        .output()
+        .context("run /usr/bin/python3")?;
+    ensure!(
+        out.status.success(),
+        "no listing row {container}/{object} under {}: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A listing that lags behind the objects never makes a delete undo an
+/// acknowledged write: an object A no longer lists but still holds is not
+/// deleted at B by the copier, and one B no longer lists but holds is not
+/// deleted at A by the failback's resync; objects really gone are.
+async fn lagging_listing(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "lagging";
+    a.put_container(c, &BTreeMap::new()).await?;
+    for o in ["held", "gone", "held-b", "gone-b"] {
+        put(a, c, o, o).await?;
+    }
+    let copier = env.replicator(&[c], "lagging.json");
+    copier.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await?.len() == 4, "all four at B");
+    // A: "gone" really deleted, "held" only missing from the listing
+    a.delete_object(c, "gone").await?;
+    drop_listing_row(env, "a", c, "held")?;
+    ensure!(
+        !names(a, c).await?.iter().any(|n| n == "held"),
+        "A no longer lists held"
+    );
+    ensure!(
+        body(a, c, "held").await?.as_deref() == Some("held"),
+        "A still holds held"
+    );
+    copier.resync(CancellationToken::new(), None).await?;
+    let at_b = names(b, c).await?;
+    ensure!(
+        at_b.iter().any(|n| n == "held") && !at_b.iter().any(|n| n == "gone"),
+        "B keeps what A still holds and drops what A deleted: {at_b:?}"
+    );
+    // The failback direction: A brought to B, whose listing lags.
+    let res = env.resyncer(true, &[c], "lagging-back.json", DeleteGuard::default());
+    res.pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    b.delete_object(c, "gone-b").await?;
+    drop_listing_row(env, "b", c, "held-b")?;
+    res.pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    let at_a = names(a, c).await?;
+    ensure!(
+        at_a.iter().any(|n| n == "held-b") && !at_a.iter().any(|n| n == "gone-b"),
+        "A keeps what B still holds and drops what B deleted: {at_a:?}"
+    );
+    Ok(())
+}
+
 /// Objects created, overwritten, renamed (copy + delete) and deleted at A
 /// show up at B with the same ETag, content type and metadata.
 async fn continuous_replication(env: &Env<'_>) -> Result<()> {
@@ -1857,6 +1943,7 @@ async fn swift_plans_against_two_real_clusters() {
     scenario!("same_etag_kinds", same_etag_kinds(&env));
     scenario!("quarantine_large", quarantine_large(&env));
     scenario!("continuous_replication", continuous_replication(&env));
+    scenario!("lagging_listing", lagging_listing(&env));
     scenario!("placement_containers", placement_containers(&env));
     scenario!(
         "resync_keep",

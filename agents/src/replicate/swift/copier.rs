@@ -75,6 +75,15 @@ pub(super) enum Op {
     Delete(String),
 }
 
+/// What one [`Op`] did.
+pub(super) enum Done {
+    /// Copied (its version), or not: gone at the source meanwhile.
+    Copied(Option<Item>),
+    Deleted,
+    /// Not listed at the source but still there ([`delete_if_gone`]).
+    Kept,
+}
+
 impl Shared {
     /// After a failed round (destination down): the source alone tells which
     /// changes are not confirmed yet (written after the last good round
@@ -191,12 +200,15 @@ impl Shared {
                         Op::Copy(name) => {
                             let (c, o) = split_name(&name);
                             let r = copy_object(&self.src, &self.dst, c, o).await;
-                            (name, true, r)
+                            (name, r.map(Done::Copied))
                         }
                         Op::Delete(name) => {
                             let (c, o) = split_name(&name);
-                            let r = self.dst.delete_object(c, o).await.map(|_| None);
-                            (name, false, r)
+                            let r = delete_if_gone(&self.src, &self.dst, c, o).await;
+                            (
+                                name,
+                                r.map(|gone| if gone { Done::Deleted } else { Done::Kept }),
+                            )
                         }
                     }
                 })
@@ -206,11 +218,11 @@ impl Shared {
                     n = results.next() => n,
                     _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
                 };
-                let Some((name, is_copy, r)) = next else {
+                let Some((name, r)) = next else {
                     break;
                 };
                 match r {
-                    Ok(Some(item)) => {
+                    Ok(Done::Copied(Some(item))) => {
                         done.items += 1;
                         done.bytes += item.size;
                         if let Some(e) = src.get(&name) {
@@ -222,14 +234,15 @@ impl Shared {
                         }
                         confirmed.insert(name, item);
                     }
-                    Ok(None) => {
-                        // a copy whose source vanished meanwhile: the next round deletes it
-                        if !is_copy {
-                            done.items += 1;
-                            self.state.lock().unwrap().seen.remove(&name);
-                            deleted.insert(name);
-                        }
+                    // a copy whose source vanished meanwhile: the next round deletes it
+                    Ok(Done::Copied(None)) => {}
+                    Ok(Done::Deleted) => {
+                        done.items += 1;
+                        self.state.lock().unwrap().seen.remove(&name);
+                        deleted.insert(name);
                     }
+                    // not listed at the source but still there: its entry stays
+                    Ok(Done::Kept) => {}
                     Err(e) => {
                         debug!(object = %name, cause = %e, "swift copy/delete failed");
                         first_err.get_or_insert(e);

@@ -19,6 +19,7 @@
 //!   expired (401), the token is renewed and the copy starts again once.
 
 use reqwest::header::{HeaderValue, ETAG};
+use tracing::warn;
 
 use super::client::{format_x_timestamp, object_headers, SendBody, SwiftClient};
 use super::large::{self, Kind, MAX_MANIFEST_BYTES, READ_AS_STORED, SLO_PUT};
@@ -194,6 +195,31 @@ async fn copy_once(
             }))
         }
     }
+}
+
+/// Deletes `container/object` at `to` because `from`'s listing no longer
+/// shows it, only once `from` itself answers that it is gone (a HEAD of
+/// the object as stored: 404). A listing may lag behind the objects (a
+/// container replica that missed updates, a container server that was
+/// down during a PUT and left the update pending), and a delete on a
+/// listing's word alone would undo, at `to`, a write acknowledged at
+/// `from`. `Ok(false)`: still at `from`, nothing deleted.
+pub(crate) async fn delete_if_gone(
+    from: &SwiftClient,
+    to: &SwiftClient,
+    container: &str,
+    object: &str,
+) -> Result<bool, AgentError> {
+    if from.exists_as_stored(container, object).await? {
+        warn!(
+            cluster = %cluster_label(from.settings()),
+            object = %format!("{}/{}", names::display(container), names::display(object)),
+            "not listed but still there: not deleted at the other cluster (the listing lags behind)"
+        );
+        return Ok(false);
+    }
+    to.delete_object(container, object).await?;
+    Ok(true)
 }
 
 /// A plain object's ETag is the MD5 of its content (32 hex digits);

@@ -43,7 +43,11 @@
 //!    timestamp: metadata or content type may have changed);
 //! 3. names in the manifest that are gone at the source are deleted at the
 //!    destination (listings do not show deletions), unless the destination
-//!    changed them since;
+//!    changed them since, and only once a HEAD at the source answers 404:
+//!    a listing may lag behind the objects (a container replica that
+//!    missed a row), and a delete on its word alone would undo a write the
+//!    source acknowledged ([`copy::delete_if_gone`]; the failback's resync
+//!    asks the peer the same way);
 //! 4. copies (GET streamed into the PUT, with `Content-Type`,
 //!    `X-Object-Meta-*`, `Content-Length` and the source's ETag) and deletes
 //!    run `concurrency` at a time, SLO manifests and symlinks after the plain
@@ -111,7 +115,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
-pub(crate) use copy::{copy_object, copy_renamed};
+pub(crate) use copy::{copy_object, copy_renamed, delete_if_gone};
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};

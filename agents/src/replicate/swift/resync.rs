@@ -38,9 +38,9 @@ use tracing::info;
 
 use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
-    check_containers, cluster_label, copy_object, copy_renamed, ensure_containers, list_pair,
-    list_pair_refused, note_refused, parse_version, quarantine_container, split_name, version,
-    GuardState,
+    check_containers, cluster_label, copy_object, copy_renamed, delete_if_gone, ensure_containers,
+    list_pair, list_pair_refused, note_refused, parse_version, quarantine_container, split_name,
+    version, GuardState,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -325,6 +325,13 @@ impl Resyncer for SwiftResyncer {
             Fetch(String),
             Delete(String),
         }
+        enum Done {
+            /// Fetched (its version), or not: gone at the peer meanwhile.
+            Fetched(Option<Item>),
+            Deleted,
+            /// Not listed at the peer but still there ([`delete_if_gone`]).
+            Kept,
+        }
         // SLO manifests and symlinks after everything else: their segments
         // and targets are usually fetched in the same pass
         let (later, first): (Vec<Op>, Vec<Op>) = plan
@@ -347,12 +354,17 @@ impl Resyncer for SwiftResyncer {
                         Op::Fetch(name) => {
                             let (c, o) = split_name(&name);
                             let r = copy_object(&self.peer, &self.here, c, o).await;
-                            (name, true, r)
+                            (name, r.map(Done::Fetched))
                         }
                         Op::Delete(name) => {
                             let (c, o) = split_name(&name);
-                            let r = self.here.delete_object(c, o).await.map(|_| None);
-                            (name, false, r)
+                            // gone from the peer's listing: deleted here only
+                            // once the peer answers it is gone
+                            let r = delete_if_gone(&self.peer, &self.here, c, o).await;
+                            (
+                                name,
+                                r.map(|gone| if gone { Done::Deleted } else { Done::Kept }),
+                            )
                         }
                     }
                 })
@@ -362,21 +374,23 @@ impl Resyncer for SwiftResyncer {
                     n = results.next() => n,
                     _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
                 };
-                let Some((name, is_fetch, r)) = next else {
+                let Some((name, r)) = next else {
                     break;
                 };
                 match r {
-                    Ok(Some(item)) => {
+                    Ok(Done::Fetched(Some(item))) => {
                         fetched.items += 1;
                         fetched.bytes += item.size;
                         report_progress(1, item.size);
                     }
-                    Ok(None) if is_fetch => {
-                        // gone at the peer meanwhile: the next pass deletes it here
+                    // gone at the peer meanwhile: the next pass deletes it
+                    // here; or not listed there but still there: either way
+                    // its entry stays what it was
+                    Ok(Done::Fetched(None)) | Ok(Done::Kept) => {
                         failed.push(name);
                         report_progress(1, 0);
                     }
-                    Ok(None) => {
+                    Ok(Done::Deleted) => {
                         deleted += 1;
                         report_progress(1, 0);
                     }

@@ -27,6 +27,27 @@ impl SwiftClient {
         Ok(Some(object_info(resp.headers())))
     }
 
+    /// Whether the object itself exists (a symlink as a link, even one
+    /// whose target is gone: `symlink=get`), asked of the object servers
+    /// rather than read from a listing.
+    pub(crate) async fn exists_as_stored(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<bool, AgentError> {
+        let resp = self
+            .call(
+                Method::HEAD,
+                Target::Object(container, object),
+                &[("symlink", "get")],
+                &HeaderMap::new(),
+                SendBody::Empty,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        Ok(resp.status() != StatusCode::NOT_FOUND)
+    }
+
     /// The object's headers and whole content, in memory (small objects,
     /// tests; the replicator streams, [`SwiftClient::open_object`]); `None`
     /// when it does not exist.
