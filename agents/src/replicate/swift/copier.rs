@@ -160,6 +160,12 @@ impl Shared {
             r = work => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
+        // listed again (the listing caught up): said anew if it recurs
+        self.state
+            .lock()
+            .unwrap()
+            .unlisted
+            .retain(|n| !src.contains_key(n));
         let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
         let target = cluster_label(&s.destination);
         let checked_at = Instant::now();
@@ -238,11 +244,22 @@ impl Shared {
                     Ok(Done::Copied(None)) => {}
                     Ok(Done::Deleted) => {
                         done.items += 1;
-                        self.state.lock().unwrap().seen.remove(&name);
+                        let mut st = self.state.lock().unwrap();
+                        st.seen.remove(&name);
+                        st.unlisted.remove(&name);
                         deleted.insert(name);
                     }
-                    // not listed at the source but still there: its entry stays
-                    Ok(Done::Kept) => {}
+                    // not listed at the source but still there: its entry
+                    // stays, and the destination's copy
+                    Ok(Done::Kept) => {
+                        if self.state.lock().unwrap().unlisted.insert(name.clone()) {
+                            warn!(
+                                object = %name,
+                                source = %cluster_label(&s.source),
+                                "the source's listing no longer shows this object but the source still holds it (a listing that lags behind): not deleted at the destination"
+                            );
+                        }
+                    }
                     Err(e) => {
                         debug!(object = %name, cause = %e, "swift copy/delete failed");
                         first_err.get_or_insert(e);

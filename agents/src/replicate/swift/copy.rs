@@ -19,7 +19,6 @@
 //!   expired (401), the token is renewed and the copy starts again once.
 
 use reqwest::header::{HeaderValue, ETAG};
-use tracing::warn;
 
 use super::client::{format_x_timestamp, object_headers, SendBody, SwiftClient};
 use super::large::{self, Kind, MAX_MANIFEST_BYTES, READ_AS_STORED, SLO_PUT};
@@ -211,11 +210,6 @@ pub(crate) async fn delete_if_gone(
     object: &str,
 ) -> Result<bool, AgentError> {
     if from.exists_as_stored(container, object).await? {
-        warn!(
-            cluster = %cluster_label(from.settings()),
-            object = %format!("{}/{}", names::display(container), names::display(object)),
-            "not listed but still there: not deleted at the other cluster (the listing lags behind)"
-        );
         return Ok(false);
     }
     to.delete_object(container, object).await?;

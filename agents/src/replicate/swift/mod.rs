@@ -384,6 +384,9 @@ struct State {
     last_ok_start_us: Option<u64>,
     /// The names the last listing refused.
     refused: Vec<String>,
+    /// Names the source no longer lists but still holds (not deleted at
+    /// the destination): said once each, while it lasts.
+    unlisted: BTreeSet<String>,
     /// The mass-delete guard.
     guard: GuardState,
 }

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
@@ -384,9 +384,15 @@ impl Resyncer for SwiftResyncer {
                         report_progress(1, item.size);
                     }
                     // gone at the peer meanwhile: the next pass deletes it
-                    // here; or not listed there but still there: either way
-                    // its entry stays what it was
-                    Ok(Done::Fetched(None)) | Ok(Done::Kept) => {
+                    // here; its entry stays what it was
+                    Ok(Done::Fetched(None)) => {
+                        failed.push(name);
+                        report_progress(1, 0);
+                    }
+                    // not listed at the peer but still there: kept here,
+                    // its entry too
+                    Ok(Done::Kept) => {
+                        warn!(object = %name, "the peer's listing no longer shows this object but the peer still holds it (a listing that lags behind): not deleted here");
                         failed.push(name);
                         report_progress(1, 0);
                     }
