@@ -85,6 +85,12 @@ pub struct GroupState {
     /// Automatic failback stopped after the same failure twice: the alert.
     #[serde(default)]
     pub failback_blocked: Option<String>,
+    /// The active site was placed there by a switchover (an operator's
+    /// planned move away from the primary): automatic failback leaves it
+    /// there, since the primary did not fail. `warden failback`, or any
+    /// later move, ends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub switched_over: bool,
 }
 
 /// The kind of a runbook.

@@ -93,6 +93,7 @@ mod tests {
             failback_aborts: 0,
             last_failback_failure: None,
             failback_blocked: None,
+            switched_over: false,
         }
     }
 

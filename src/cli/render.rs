@@ -38,6 +38,12 @@ pub(crate) fn render_status(v: &StatusView) -> String {
             name(&g.phase),
             if g.maintenance { "  MAINTENANCE" } else { "" }
         ));
+        if g.switched_over {
+            out.push_str(&format!(
+                "  switched over to {}: stays there until `warden failback {}` (no automatic failback after a planned move)\n",
+                g.active, g.name
+            ));
+        }
         for a in &g.alerts {
             out.push_str(&format!(
                 "  ALERT: {a} (fix it, then `warden clear {}`)\n",

@@ -136,13 +136,15 @@ impl Shared {
                 self.decide(st, &name, RunbookKind::Failover, &target, rows);
                 continue;
             }
-            // Failback?
+            // Failback? Not after a switchover: the primary did not fail,
+            // an operator moved the group on purpose.
             let primary = gc.primary().to_string();
             let retry_ok = g.failback_blocked.is_none()
                 && g.failback_retry_unix_ms
                     .is_none_or(|t| self.clock.now_ms() >= t);
             if g.active != primary
                 && gc.failback == FailbackMode::Auto
+                && !g.switched_over
                 && retry_ok
                 && st.detector.is_recovered(&primary, now)
                 && healthy(st, &primary)

@@ -163,6 +163,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             failback_aborts: 0,
             last_failback_failure: None,
             failback_blocked: None,
+            switched_over: false,
         };
         let mut changed = !groups.contains_key(name);
         if changed {

@@ -222,6 +222,9 @@ impl Shared {
             .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
         if switched {
             ng.active = rb.to.clone();
+            let primary = self.cfg.groups.get(&rb.group).map(|c| c.primary());
+            ng.switched_over =
+                rb.kind == RunbookKind::Switchover && primary != Some(rb.to.as_str());
         }
         ng.runbook = None;
         ng.phase = match rb.status {

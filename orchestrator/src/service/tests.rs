@@ -649,3 +649,35 @@ async fn a_frontend_token_shared_with_an_agent_or_an_operator_is_refused() {
         );
     }
 }
+
+/// A planned switchover away from the primary stays put with automatic
+/// failback: the primary did not fail, so there is nothing to recover
+/// from. `warden failback` brings the group back and ends it.
+#[tokio::test(start_paused = true)]
+async fn a_switchover_is_not_undone_by_automatic_failback() {
+    let (s, _fake, _dir) = setup(true, 5);
+    for _ in 0..8 {
+        round(&s, true).await;
+    }
+    s.operator_switchover("web", "b", "operator")
+        .expect("switchover to a healthy standby");
+    rounds_until(&s, true, 40, "the switchover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    assert!(group(&s).switched_over);
+    // Far beyond rise + hold_down (3 rounds, 2 s) of a healthy primary.
+    for _ in 0..40 {
+        round(&s, true).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.active, "b", "the operator's placement is kept");
+    assert_eq!(s.lock().runbooks.len(), 1, "no automatic failback started");
+    s.operator_failback("web", "operator")
+        .expect("an operator's failback");
+    rounds_until(&s, true, 60, "the failback", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    assert!(!group(&s).switched_over, "back on the primary");
+}

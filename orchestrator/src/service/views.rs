@@ -31,6 +31,10 @@ pub struct GroupView {
     pub epoch: u64,
     pub phase: Phase,
     pub maintenance: bool,
+    /// Placed on a site other than the primary by a switchover: automatic
+    /// failback leaves it there until `warden failback GROUP`.
+    #[serde(default)]
+    pub switched_over: bool,
     pub pending: Option<Pending>,
     pub runbook: Option<Runbook>,
     pub sites: Vec<SiteView>,
@@ -232,6 +236,7 @@ pub(crate) fn group_view(s: &Shared, g: &GroupState) -> Option<GroupView> {
         epoch: g.epoch,
         phase: g.phase,
         maintenance: g.maintenance,
+        switched_over: g.switched_over,
         pending: g.pending.clone(),
         runbook,
         sites: site_views(s, &gc.site_names()),
