@@ -44,11 +44,10 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                 g.active, g.name
             ));
         }
+        // Each alert says what ends it (`warden clear`, `adopt-epoch`, a
+        // fix at a site): not every one is lifted by `warden clear`.
         for a in &g.alerts {
-            out.push_str(&format!(
-                "  ALERT: {a} (fix it, then `warden clear {}`)\n",
-                g.name
-            ));
+            out.push_str(&format!("  ALERT: {a}\n"));
         }
         if let Some(r) = &g.replication {
             let ms = |v: Option<u64>| match v {

@@ -255,7 +255,7 @@ impl Shared {
                     }
                     if r.refused_total > 0 {
                         out.push(format!(
-                            "replication at {site}: {} item(s) refused (names that cannot be copied safely), e.g. {}",
+                            "replication at {site}: {} item(s) refused (names that cannot be copied safely), e.g. {}; rename or remove them at the source (`warden clear` does not lift this)",
                             r.refused_total,
                             r.refused.join(", ")
                         ));

@@ -102,7 +102,8 @@ impl DyndnsProvider {
     /// Stop for good (until `clear()` or a reload) after a fatal answer.
     pub(super) fn block(&self, what: &str, why: &str) -> StrategyError {
         let reason = format!(
-            "updates stopped after {what}: {why}; nothing is sent through this provider until the configuration is fixed and reloaded, or this alert is cleared"
+            "updates stopped after {what}: {why}; nothing is sent through this provider until the configuration is fixed and the orchestrator restarted, or the account is fixed and `warden clear {}` is run",
+            self.group
         );
         warn!(group = %self.group, server = %self.element, answer = what, "DNS updates stopped: the provider answered a fatal code");
         self.lock().block = Some(self.stop(&reason, None));
