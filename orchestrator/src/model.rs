@@ -331,9 +331,8 @@ pub enum EventKind {
     FrontendMoved,
     /// A resync found divergent items (listed, with what was done to each).
     Divergent,
-    /// Resync progress (items/bytes done and left, passes).
-    ResyncProgress,
-    /// Replication started, stopped or failed at a site (reconciliation).
+    /// The orchestrator asked a site to start or stop replicating
+    /// (reconciliation). A resync's progress is in the status, not here.
     Replication,
     /// The RPO (replication lag of the active site) went over `rpo_max`, or back under it.
     RpoExceeded,
