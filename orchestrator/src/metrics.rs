@@ -23,7 +23,8 @@ pub struct Metrics {
     /// Prompt rounds run between the regular ones (bad evidence, silent agents).
     pub prompt_rounds: Counter,
     pub events: Counter,
-    pub runbooks: Counter,
+    /// Runbooks finished, by `kind` and `status` (succeeded or failed).
+    pub runbooks: Family<Vec<(String, String)>, Counter>,
     /// RTO of the last finished runbook, seconds.
     pub last_rto_seconds: Gauge<f64, AtomicU64>,
     /// Alerts in force (blocked DNS providers, holds), over every group;
@@ -43,7 +44,33 @@ pub struct Metrics {
     pub etcd_up: Family<Vec<(String, String)>, Gauge>,
     /// Agents' report streams open now.
     pub report_streams: Gauge,
+    /// 1 while the orchestrator is isolated (reaches no site, hears no
+    /// agent): it decides nothing. Set when scraped.
+    pub isolated: Gauge,
+    /// Per `group` and `state` (steady, running, pending_approval,
+    /// failed): 1 for the group's state, 0 for the others. Set when scraped.
+    pub group_state: Family<Vec<(String, String)>, Gauge>,
+    /// Per `group`: 1 in maintenance. Set when scraped.
+    pub group_maintenance: Family<Vec<(String, String)>, Gauge>,
+    /// Per `site` and `verdict` (healthy, down, path_fault, dead_agent,
+    /// unconfirmed, unknown): 1 for the last round's verdict. Set when scraped.
+    pub site_verdict: Family<Vec<(String, String)>, Gauge>,
+    /// Per `group` with replication: replication errors the sites report
+    /// now. Set when scraped.
+    pub replication_errors: Family<Vec<(String, String)>, Gauge>,
 }
+
+/// The states of [`Metrics::group_state`] and verdicts of
+/// [`Metrics::site_verdict`], every one given a sample.
+pub const GROUP_STATES: [&str; 4] = ["steady", "running", "pending_approval", "failed"];
+pub const VERDICTS: [&str; 6] = [
+    "healthy",
+    "down",
+    "path_fault",
+    "dead_agent",
+    "unconfirmed",
+    "unknown",
+];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -55,7 +82,37 @@ impl Metrics {
             Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5]);
         let events = Counter::default();
         let prompt_rounds = Counter::default();
-        let runbooks = Counter::default();
+        let runbooks = Family::<Vec<(String, String)>, Counter>::default();
+        let isolated = Gauge::default();
+        let group_state = Family::<Vec<(String, String)>, Gauge>::default();
+        let group_maintenance = Family::<Vec<(String, String)>, Gauge>::default();
+        let site_verdict = Family::<Vec<(String, String)>, Gauge>::default();
+        let replication_errors = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register(
+            "isolated",
+            "1 while the orchestrator reaches no site and hears no agent: it decides nothing",
+            isolated.clone(),
+        );
+        registry.register(
+            "group_state",
+            "1 for each group's state (steady, running, pending_approval, failed), 0 for the others",
+            group_state.clone(),
+        );
+        registry.register(
+            "group_maintenance",
+            "1 while a group is in maintenance (no automatic decisions)",
+            group_maintenance.clone(),
+        );
+        registry.register(
+            "site_verdict",
+            "1 for each site's last verdict (healthy, down, path_fault, dead_agent, unconfirmed, unknown), 0 for the others",
+            site_verdict.clone(),
+        );
+        registry.register(
+            "replication_errors",
+            "Replication errors the sites of a group report now",
+            replication_errors.clone(),
+        );
         let last_rto_seconds = Gauge::<f64, AtomicU64>::default();
         let alerts = Gauge::default();
         let rpo_seconds = Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
@@ -110,7 +167,11 @@ impl Metrics {
             prompt_rounds.clone(),
         );
         registry.register("events", "Events recorded", events.clone());
-        registry.register("runbooks_finished", "Runbooks finished", runbooks.clone());
+        registry.register(
+            "runbooks_finished",
+            "Runbooks finished, by kind and status (succeeded, failed)",
+            runbooks.clone(),
+        );
         registry.register(
             "last_rto_seconds",
             "RTO of the last finished runbook, seconds",
@@ -122,6 +183,11 @@ impl Metrics {
             alerts.clone(),
         );
         Metrics {
+            isolated,
+            group_state,
+            group_maintenance,
+            site_verdict,
+            replication_errors,
             report_streams,
             prompt_rounds,
             leader,

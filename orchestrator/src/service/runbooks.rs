@@ -296,7 +296,14 @@ impl Shared {
         // The runbook's last record and the group's new phase are one fact.
         self.persist_decision(&ng, &rb);
         st.groups.insert(rb.group.clone(), ng);
-        self.metrics.runbooks.inc();
+        let label = |v: serde_json::Value| v.as_str().unwrap_or("other").to_string();
+        self.metrics
+            .runbooks
+            .get_or_create(&vec![
+                ("kind".to_string(), label(serde_json::json!(rb.kind))),
+                ("status".to_string(), label(serde_json::json!(rb.status))),
+            ])
+            .inc();
         if let Some(rto) = rb.rto_ms {
             self.metrics.last_rto_seconds.set(rto as f64 / 1000.0);
         }

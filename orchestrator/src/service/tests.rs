@@ -681,3 +681,59 @@ async fn a_switchover_is_not_undone_by_automatic_failback() {
     .await;
     assert!(!group(&s).switched_over, "back on the primary");
 }
+
+/// What an alert rule reads off `/metrics`: each group's state and each
+/// site's verdict (1 for the current one, 0 for the others), and the
+/// runbooks finished by kind and status.
+#[tokio::test(start_paused = true)]
+async fn metrics_show_states_verdicts_and_runbook_outcomes() {
+    let (s, _fake, _dir) = setup(true, 5);
+    let value = |text: &str, series: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    let m = s.metrics_text(false);
+    assert_eq!(
+        value(&m, r#"warden_group_state{group="web",state="steady"}"#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, r#"warden_group_state{group="web",state="failed"}"#),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, r#"warden_site_verdict{site="a",verdict="healthy"}"#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(value(&m, "warden_isolated"), Some(0.0), "{m}");
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    let m = s.metrics_text(false);
+    assert_eq!(
+        value(&m, r#"warden_site_verdict{site="a",verdict="down"}"#),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(&m, r#"warden_site_verdict{site="a",verdict="healthy"}"#),
+        Some(0.0),
+        "{m}"
+    );
+    assert_eq!(
+        value(
+            &m,
+            r#"warden_runbooks_finished_total{kind="failover",status="succeeded"}"#
+        ),
+        Some(1.0),
+        "{m}"
+    );
+}

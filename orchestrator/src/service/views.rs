@@ -366,11 +366,56 @@ impl Shared {
         Ok(out)
     }
 
+    /// The gauges read off the status when scraped: isolation, each
+    /// group's state and maintenance, each site's verdict, replication
+    /// errors.
+    fn set_state_metrics(&self, view: &StatusView) {
+        use crate::metrics::{GROUP_STATES, VERDICTS};
+        let m = &self.metrics;
+        let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        m.isolated.set(i64::from(view.isolated));
+        let mut verdicts = std::collections::BTreeMap::new();
+        for g in &view.groups {
+            let state = serde_json::json!(g.phase);
+            let state = state.as_str().unwrap_or_default();
+            for s in GROUP_STATES {
+                m.group_state
+                    .get_or_create(&l(&[("group", &g.name), ("state", s)]))
+                    .set(i64::from(s == state));
+            }
+            m.group_maintenance
+                .get_or_create(&l(&[("group", &g.name)]))
+                .set(i64::from(g.maintenance));
+            if let Some(r) = &g.replication {
+                m.replication_errors
+                    .get_or_create(&l(&[("group", &g.name)]))
+                    .set(r.errors.len() as i64);
+            }
+            for site in &g.sites {
+                verdicts.insert(site.name.clone(), site.verdict.clone());
+            }
+        }
+        for (site, verdict) in &verdicts {
+            for v in VERDICTS {
+                m.site_verdict
+                    .get_or_create(&l(&[("site", site), ("verdict", v)]))
+                    .set(i64::from(v == verdict));
+            }
+        }
+    }
+
     /// Prometheus text (OpenMetrics when `openmetrics`, else the classic
     /// format), with the gauges that are computed when scraped.
     pub fn metrics_text(&self, openmetrics: bool) -> String {
-        let alerts: usize = self.cfg.groups.keys().map(|g| self.alerts(g).len()).sum();
+        let view = self.status_view();
+        let alerts: usize = view.groups.iter().map(|g| g.alerts.len()).sum();
         self.metrics.alerts.set(alerts as i64);
+        self.set_state_metrics(&view);
         self.metrics.leader.set(i64::from(self.licence.is_held()));
         if let Some(l) = self.leadership() {
             self.metrics
