@@ -11,12 +11,18 @@
 //! never retrying blindly. A hand edit is adopted on the next call (the
 //! marker shows that no newer decision exists), so reconciliation can undo it.
 //!
-//! The TSIG key (parsing the credentials, signing) is in `tsig.rs`; this
-//! file has the provider, the zone snapshot and marker, and the UPDATE.
+//! The TSIG key (parsing the credentials, signing) is in `tsig.rs`; the
+//! zone snapshot and marker, the reads and the UPDATE in `zone.rs`; this
+//! file has the provider and its publish and observe.
 
 mod tsig;
+mod zone;
 
 pub use tsig::TsigKey;
+/// For the fuzz tests (`crate::fuzz`).
+#[cfg(test)]
+pub(crate) use zone::parse_marker;
+use zone::{NameRecords, Snapshot};
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
@@ -32,90 +38,6 @@ use warden_config::{parse_dns_server, DnsScheme, Secret};
 use super::query::{self, describe_net_error, fqdn};
 use super::{names_of, DnsProvider, ProviderView, RecordValue};
 use crate::{Epoch, StrategyError};
-
-/// The address records of one name, as read from the primary.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct NameRecords {
-    a: Vec<Ipv4Addr>,
-    aaaa: Vec<Ipv6Addr>,
-}
-
-impl NameRecords {
-    fn holds(&self, v: &RecordValue) -> bool {
-        self.a == v.v4.into_iter().collect::<Vec<_>>()
-            && self.aaaa == v.v6.into_iter().collect::<Vec<_>>()
-    }
-    fn value(&self) -> Option<RecordValue> {
-        if self.a.len() > 1 || self.aaaa.len() > 1 || (self.a.is_empty() && self.aaaa.is_empty()) {
-            return None;
-        }
-        Some(RecordValue {
-            v4: self.a.first().copied(),
-            v6: self.aaaa.first().copied(),
-        })
-    }
-    fn describe(&self) -> String {
-        let all: Vec<String> = self
-            .a
-            .iter()
-            .map(ToString::to_string)
-            .chain(self.aaaa.iter().map(ToString::to_string))
-            .collect();
-        if all.is_empty() {
-            "no address".into()
-        } else {
-            all.join(", ")
-        }
-    }
-}
-
-/// The group's marker record: which decision last wrote the names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Marker {
-    epoch: Epoch,
-    site: String,
-}
-
-/// What the zone holds for the group (or what warden last wrote there).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Snapshot {
-    names: Vec<NameRecords>,
-    /// Raw TXT strings at the marker name (each record's strings joined).
-    marker_txt: Vec<String>,
-}
-
-impl Snapshot {
-    fn marker(&self) -> Option<Marker> {
-        self.marker_txt.iter().find_map(|t| parse_marker(t))
-    }
-    fn all_hold(&self, v: &RecordValue) -> bool {
-        self.names.iter().all(|n| n.holds(v))
-    }
-}
-
-fn marker_text(epoch: Epoch, site: &str) -> String {
-    format!("warden epoch={epoch} site={site}")
-}
-
-pub(crate) fn parse_marker(t: &str) -> Option<Marker> {
-    let mut epoch = None;
-    let mut site = None;
-    let mut it = t.split_whitespace();
-    if it.next()? != "warden" {
-        return None;
-    }
-    for part in it {
-        if let Some(e) = part.strip_prefix("epoch=") {
-            epoch = e.parse().ok();
-        } else if let Some(s) = part.strip_prefix("site=") {
-            site = Some(s.to_string());
-        }
-    }
-    Some(Marker {
-        epoch: epoch?,
-        site: site?,
-    })
-}
 
 /// The rfc2136 provider of one group.
 pub struct Rfc2136Provider {
@@ -241,177 +163,6 @@ impl Rfc2136Provider {
             reason,
         }
     }
-
-    /// Read every managed name and the marker from the primary.
-    async fn read(&self) -> Result<Snapshot, StrategyError> {
-        let mut snap = Snapshot::default();
-        for (text, name) in &self.names {
-            let mut recs = NameRecords::default();
-            for rtype in [RecordType::A, RecordType::AAAA] {
-                let r = self.ask(name, rtype).await?;
-                for rec in &r.answers {
-                    if rec.name != *name {
-                        continue;
-                    }
-                    match &rec.data {
-                        RData::A(a) => recs.a.push(a.0),
-                        RData::AAAA(a) => recs.aaaa.push(a.0),
-                        _ => {}
-                    }
-                }
-            }
-            recs.a.sort();
-            recs.aaaa.sort();
-            let _ = text;
-            snap.names.push(recs);
-        }
-        let r = self.ask(&self.marker, RecordType::TXT).await?;
-        for rec in &r.answers {
-            if let RData::TXT(t) = &rec.data {
-                snap.marker_txt.push(txt_string(t));
-            }
-        }
-        Ok(snap)
-    }
-
-    async fn ask(
-        &self,
-        name: &Name,
-        rtype: RecordType,
-    ) -> Result<hickory_net::proto::op::DnsResponse, StrategyError> {
-        let r = query::ask(self.server, name, rtype, self.timeout)
-            .await
-            .map_err(|e| self.unreachable(describe_net_error(&e)))?;
-        match r.metadata.response_code {
-            ResponseCode::NoError | ResponseCode::NXDomain => {}
-            ResponseCode::ServFail => {
-                return Err(self.unreachable(format!(
-                    "SERVFAIL reading {name} {rtype}: the server cannot serve the zone right now"
-                )))
-            }
-            ResponseCode::Refused => {
-                return Err(self.rejected(format!(
-                    "REFUSED reading {name} {rtype}: the server does not serve zone {} to us; check server and zone",
-                    self.zone_text
-                )))
-            }
-            other => {
-                return Err(self.rejected(format!(
-                    "answered {other} reading {name} {rtype}"
-                )))
-            }
-        }
-        if !r.metadata.authoritative {
-            return Err(self.rejected(format!(
-                "the answer for {name} is not authoritative (AA bit clear): {} is not the primary of zone {}",
-                self.server, self.zone_text
-            )));
-        }
-        Ok(r)
-    }
-
-    /// The UPDATE that moves every name from `from` to `to` at `epoch`.
-    fn update_message(
-        &self,
-        from: &Snapshot,
-        to: &RecordValue,
-        site: &str,
-        epoch: Epoch,
-    ) -> Message {
-        let mut msg = Message::query();
-        msg.metadata.op_code = OpCode::Update;
-        msg.metadata.recursion_desired = false;
-        let mut zone = Query::new();
-        zone.set_name(self.zone.clone())
-            .set_query_class(DNSClass::IN)
-            .set_query_type(RecordType::SOA);
-        msg.add_zone(zone);
-
-        for ((_, name), recs) in self.names.iter().zip(&from.names) {
-            prerequisite(
-                &mut msg,
-                name,
-                RecordType::A,
-                recs.a.iter().map(|a| RData::A(A(*a))).collect(),
-            );
-            prerequisite(
-                &mut msg,
-                name,
-                RecordType::AAAA,
-                recs.aaaa.iter().map(|a| RData::AAAA(AAAA(*a))).collect(),
-            );
-            for rtype in [RecordType::A, RecordType::AAAA] {
-                let mut del = Record::update0(name.clone(), 0, rtype).into_record_of_rdata();
-                del.dns_class = DNSClass::ANY;
-                msg.add_update(del);
-            }
-            if let Some(a) = to.v4 {
-                msg.add_update(Record::from_rdata(name.clone(), self.ttl, RData::A(A(a))));
-            }
-            if let Some(a) = to.v6 {
-                msg.add_update(Record::from_rdata(
-                    name.clone(),
-                    self.ttl,
-                    RData::AAAA(AAAA(a)),
-                ));
-            }
-        }
-        prerequisite(
-            &mut msg,
-            &self.marker,
-            RecordType::TXT,
-            from.marker_txt
-                .iter()
-                .map(|t| RData::TXT(TXT::new(vec![t.clone()])))
-                .collect(),
-        );
-        let mut del =
-            Record::update0(self.marker.clone(), 0, RecordType::TXT).into_record_of_rdata();
-        del.dns_class = DNSClass::ANY;
-        msg.add_update(del);
-        msg.add_update(Record::from_rdata(
-            self.marker.clone(),
-            self.ttl,
-            RData::TXT(TXT::new(vec![marker_text(epoch, site)])),
-        ));
-        msg
-    }
-
-    fn target_snapshot(&self, to: &RecordValue, site: &str, epoch: Epoch) -> Snapshot {
-        Snapshot {
-            names: self
-                .names
-                .iter()
-                .map(|_| NameRecords {
-                    a: to.v4.into_iter().collect(),
-                    aaaa: to.v6.into_iter().collect(),
-                })
-                .collect(),
-            marker_txt: vec![marker_text(epoch, site)],
-        }
-    }
-}
-
-/// RFC 2136 §2.4: "RRset exists (value dependent)" with `values`, or "RRset
-/// does not exist" when `values` is empty.
-fn prerequisite(msg: &mut Message, name: &Name, rtype: RecordType, values: Vec<RData>) {
-    if values.is_empty() {
-        let mut r = Record::update0(name.clone(), 0, rtype).into_record_of_rdata();
-        r.dns_class = DNSClass::NONE;
-        msg.add_pre_requisite(r);
-    } else {
-        for v in values {
-            msg.add_pre_requisite(Record::from_rdata(name.clone(), 0, v));
-        }
-    }
-}
-
-fn txt_string(t: &TXT) -> String {
-    t.txt_data
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .collect::<Vec<_>>()
-        .join("")
 }
 
 #[async_trait]
@@ -573,6 +324,7 @@ impl DnsProvider for Rfc2136Provider {
 
 #[cfg(test)]
 mod tests {
+    use super::zone::{marker_text, Marker};
     use super::*;
 
     const B64: &str = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTAxMjM0NQ==";

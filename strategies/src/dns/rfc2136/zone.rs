@@ -1,0 +1,264 @@
+//! What the provider reads from and writes to the zone: the snapshot of
+//! the managed names' address records and the group's marker
+//! (`_warden.NAME TXT "warden epoch=E site=S"`), the reads that take it
+//! from the primary, and the UPDATE message with its prerequisites
+//! (RFC 2136 §2.4) that make each update a compare-and-set.
+
+use super::*;
+
+/// The address records of one name, as read from the primary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct NameRecords {
+    pub(super) a: Vec<Ipv4Addr>,
+    pub(super) aaaa: Vec<Ipv6Addr>,
+}
+
+impl NameRecords {
+    pub(super) fn holds(&self, v: &RecordValue) -> bool {
+        self.a == v.v4.into_iter().collect::<Vec<_>>()
+            && self.aaaa == v.v6.into_iter().collect::<Vec<_>>()
+    }
+    pub(super) fn value(&self) -> Option<RecordValue> {
+        if self.a.len() > 1 || self.aaaa.len() > 1 || (self.a.is_empty() && self.aaaa.is_empty()) {
+            return None;
+        }
+        Some(RecordValue {
+            v4: self.a.first().copied(),
+            v6: self.aaaa.first().copied(),
+        })
+    }
+    pub(super) fn describe(&self) -> String {
+        let all: Vec<String> = self
+            .a
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.aaaa.iter().map(ToString::to_string))
+            .collect();
+        if all.is_empty() {
+            "no address".into()
+        } else {
+            all.join(", ")
+        }
+    }
+}
+
+/// The group's marker record: which decision last wrote the names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Marker {
+    pub(super) epoch: Epoch,
+    pub(super) site: String,
+}
+
+/// What the zone holds for the group (or what warden last wrote there).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(super) struct Snapshot {
+    pub(super) names: Vec<NameRecords>,
+    /// Raw TXT strings at the marker name (each record's strings joined).
+    pub(super) marker_txt: Vec<String>,
+}
+
+impl Snapshot {
+    pub(super) fn marker(&self) -> Option<Marker> {
+        self.marker_txt.iter().find_map(|t| parse_marker(t))
+    }
+    pub(super) fn all_hold(&self, v: &RecordValue) -> bool {
+        self.names.iter().all(|n| n.holds(v))
+    }
+}
+
+pub(super) fn marker_text(epoch: Epoch, site: &str) -> String {
+    format!("warden epoch={epoch} site={site}")
+}
+
+pub(crate) fn parse_marker(t: &str) -> Option<Marker> {
+    let mut epoch = None;
+    let mut site = None;
+    let mut it = t.split_whitespace();
+    if it.next()? != "warden" {
+        return None;
+    }
+    for part in it {
+        if let Some(e) = part.strip_prefix("epoch=") {
+            epoch = e.parse().ok();
+        } else if let Some(s) = part.strip_prefix("site=") {
+            site = Some(s.to_string());
+        }
+    }
+    Some(Marker {
+        epoch: epoch?,
+        site: site?,
+    })
+}
+
+impl Rfc2136Provider {
+    /// Read every managed name and the marker from the primary.
+    pub(super) async fn read(&self) -> Result<Snapshot, StrategyError> {
+        let mut snap = Snapshot::default();
+        for (text, name) in &self.names {
+            let mut recs = NameRecords::default();
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                let r = self.ask(name, rtype).await?;
+                for rec in &r.answers {
+                    if rec.name != *name {
+                        continue;
+                    }
+                    match &rec.data {
+                        RData::A(a) => recs.a.push(a.0),
+                        RData::AAAA(a) => recs.aaaa.push(a.0),
+                        _ => {}
+                    }
+                }
+            }
+            recs.a.sort();
+            recs.aaaa.sort();
+            let _ = text;
+            snap.names.push(recs);
+        }
+        let r = self.ask(&self.marker, RecordType::TXT).await?;
+        for rec in &r.answers {
+            if let RData::TXT(t) = &rec.data {
+                snap.marker_txt.push(txt_string(t));
+            }
+        }
+        Ok(snap)
+    }
+
+    pub(super) async fn ask(
+        &self,
+        name: &Name,
+        rtype: RecordType,
+    ) -> Result<hickory_net::proto::op::DnsResponse, StrategyError> {
+        let r = query::ask(self.server, name, rtype, self.timeout)
+            .await
+            .map_err(|e| self.unreachable(describe_net_error(&e)))?;
+        match r.metadata.response_code {
+            ResponseCode::NoError | ResponseCode::NXDomain => {}
+            ResponseCode::ServFail => {
+                return Err(self.unreachable(format!(
+                    "SERVFAIL reading {name} {rtype}: the server cannot serve the zone right now"
+                )))
+            }
+            ResponseCode::Refused => {
+                return Err(self.rejected(format!(
+                    "REFUSED reading {name} {rtype}: the server does not serve zone {} to us; check server and zone",
+                    self.zone_text
+                )))
+            }
+            other => {
+                return Err(self.rejected(format!(
+                    "answered {other} reading {name} {rtype}"
+                )))
+            }
+        }
+        if !r.metadata.authoritative {
+            return Err(self.rejected(format!(
+                "the answer for {name} is not authoritative (AA bit clear): {} is not the primary of zone {}",
+                self.server, self.zone_text
+            )));
+        }
+        Ok(r)
+    }
+
+    /// The UPDATE that moves every name from `from` to `to` at `epoch`.
+    pub(super) fn update_message(
+        &self,
+        from: &Snapshot,
+        to: &RecordValue,
+        site: &str,
+        epoch: Epoch,
+    ) -> Message {
+        let mut msg = Message::query();
+        msg.metadata.op_code = OpCode::Update;
+        msg.metadata.recursion_desired = false;
+        let mut zone = Query::new();
+        zone.set_name(self.zone.clone())
+            .set_query_class(DNSClass::IN)
+            .set_query_type(RecordType::SOA);
+        msg.add_zone(zone);
+
+        for ((_, name), recs) in self.names.iter().zip(&from.names) {
+            prerequisite(
+                &mut msg,
+                name,
+                RecordType::A,
+                recs.a.iter().map(|a| RData::A(A(*a))).collect(),
+            );
+            prerequisite(
+                &mut msg,
+                name,
+                RecordType::AAAA,
+                recs.aaaa.iter().map(|a| RData::AAAA(AAAA(*a))).collect(),
+            );
+            for rtype in [RecordType::A, RecordType::AAAA] {
+                let mut del = Record::update0(name.clone(), 0, rtype).into_record_of_rdata();
+                del.dns_class = DNSClass::ANY;
+                msg.add_update(del);
+            }
+            if let Some(a) = to.v4 {
+                msg.add_update(Record::from_rdata(name.clone(), self.ttl, RData::A(A(a))));
+            }
+            if let Some(a) = to.v6 {
+                msg.add_update(Record::from_rdata(
+                    name.clone(),
+                    self.ttl,
+                    RData::AAAA(AAAA(a)),
+                ));
+            }
+        }
+        prerequisite(
+            &mut msg,
+            &self.marker,
+            RecordType::TXT,
+            from.marker_txt
+                .iter()
+                .map(|t| RData::TXT(TXT::new(vec![t.clone()])))
+                .collect(),
+        );
+        let mut del =
+            Record::update0(self.marker.clone(), 0, RecordType::TXT).into_record_of_rdata();
+        del.dns_class = DNSClass::ANY;
+        msg.add_update(del);
+        msg.add_update(Record::from_rdata(
+            self.marker.clone(),
+            self.ttl,
+            RData::TXT(TXT::new(vec![marker_text(epoch, site)])),
+        ));
+        msg
+    }
+
+    pub(super) fn target_snapshot(&self, to: &RecordValue, site: &str, epoch: Epoch) -> Snapshot {
+        Snapshot {
+            names: self
+                .names
+                .iter()
+                .map(|_| NameRecords {
+                    a: to.v4.into_iter().collect(),
+                    aaaa: to.v6.into_iter().collect(),
+                })
+                .collect(),
+            marker_txt: vec![marker_text(epoch, site)],
+        }
+    }
+}
+
+/// RFC 2136 §2.4: "RRset exists (value dependent)" with `values`, or "RRset
+/// does not exist" when `values` is empty.
+pub(super) fn prerequisite(msg: &mut Message, name: &Name, rtype: RecordType, values: Vec<RData>) {
+    if values.is_empty() {
+        let mut r = Record::update0(name.clone(), 0, rtype).into_record_of_rdata();
+        r.dns_class = DNSClass::NONE;
+        msg.add_pre_requisite(r);
+    } else {
+        for v in values {
+            msg.add_pre_requisite(Record::from_rdata(name.clone(), 0, v));
+        }
+    }
+}
+
+pub(super) fn txt_string(t: &TXT) -> String {
+    t.txt_data
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect::<Vec<_>>()
+        .join("")
+}
