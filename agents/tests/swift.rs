@@ -767,6 +767,14 @@ async fn lagging_listing(env: &Env<'_>) -> Result<()> {
         at_a.iter().any(|n| n == "held-b") && !at_a.iter().any(|n| n == "gone-b"),
         "A keeps what B still holds and drops what B deleted: {at_a:?}"
     );
+    // What A kept, B holds: the failback's verification does not call it
+    // extra at A while B's listing lags (it would fail every failback).
+    let v = res.verify(&[]).await?;
+    ensure!(
+        v.differences.is_empty(),
+        "A holds what B holds: {:?}",
+        v.differences
+    );
     Ok(())
 }
 

@@ -6,12 +6,16 @@
 //! port. Port 0 picks a free port when the process starts, which no other
 //! process can know; a wildcard IP (`0.0.0.0`, `::`) is every address of
 //! the listening host, and dialled from another host it means the dialler
-//! itself. Listening on a wildcard stays possible for the orchestrator: its
+//! itself (`[::ffff:0.0.0.0]`, the IPv4 wildcard written as IPv6, too).
+//! Listening on a wildcard stays possible for the orchestrator: its
 //! `url` then says where it is reached (and must itself name one host and
-//! port). A single process's own tests may
-//! use port 0 (`parse`/`load` accept it); a deployment may not.
+//! port). With `nodes`, each node's `listen` and `url` are the ones
+//! dialled (the top-level ones are unused). A group's `listen`, where its
+//! users (and the hybrid probe) reach each frontend, needs its port too;
+//! its wildcard is the frontend's own host. A single process's own tests
+//! may use port 0 (`parse`/`load` accept it); a deployment may not.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::*;
 
@@ -21,14 +25,15 @@ impl<'t, 'r> Cx<'t, 'r> {
         o: &OrchestratorConfig,
         frontends: &BTreeMap<String, FrontendConfig>,
         haproxy: &BTreeMap<String, HaproxyFrontendConfig>,
+        groups: &BTreeMap<String, GroupConfig>,
     ) {
         let api = "agents, frontends' owners and the CLI reach the API there";
         // With nodes, each node's own address is the one dialled.
         if o.nodes.is_empty() {
             self.dialled("orchestrator.listen", o.listen, o.url.is_some(), api);
-        }
-        if let Some(u) = &o.url {
-            self.dialled_url("orchestrator.url", u);
+            if let Some(u) = &o.url {
+                self.dialled_url("orchestrator.url", u);
+            }
         }
         for (i, n) in o.nodes.iter().enumerate() {
             let key = format!("orchestrator.nodes[{i}].listen");
@@ -47,6 +52,21 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.dialled(&key, a, false, "the orchestrator dials it");
             }
         }
+        for (name, g) in groups {
+            let Some(listen) = g.frontend_scheme().and_then(|f| f.listen) else {
+                continue;
+            };
+            if listen.port() == 0 {
+                let key = format!("groups.{name}.frontend.listen");
+                self.push(
+                    self.at(&key),
+                    &key,
+                    self.value_at(&key),
+                    "port 0 takes a free port when the frontend starts, which nothing else can know; \
+                     the group's users (and warden's probes) connect to this port: give it",
+                );
+            }
+        }
     }
 
     /// A `url` is where the API is dialled: a wildcard IP or port 0 there
@@ -56,8 +76,8 @@ impl<'t, 'r> Cx<'t, 'r> {
             return;
         };
         let wildcard = match parsed.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_unspecified(),
-            Some(url::Host::Ipv6(ip)) => ip.is_unspecified(),
+            Some(url::Host::Ipv4(ip)) => wildcard(ip.into()),
+            Some(url::Host::Ipv6(ip)) => wildcard(ip.into()),
             _ => false,
         };
         let message = if parsed.port() == Some(0) {
@@ -78,7 +98,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 "port 0 takes a free port when the process starts, which nothing else can know; \
                  {why}: give the port"
             )
-        } else if addr.ip().is_unspecified() && !url {
+        } else if wildcard(addr.ip()) && !url {
             let fix = if key.starts_with("orchestrator.") {
                 "listen on this host's address, or keep the wildcard and set url = \"http://HOST:PORT\" beside it"
             } else {
@@ -93,5 +113,16 @@ impl<'t, 'r> Cx<'t, 'r> {
             return;
         };
         self.push(self.at(key), key, self.value_at(key), message);
+    }
+}
+
+/// Every address of the host: `0.0.0.0`, `::`, or the IPv4 one written as
+/// an IPv4-mapped IPv6 address (`::ffff:0.0.0.0`, bound as IPv4's on Linux).
+fn wildcard(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified())
+        }
     }
 }

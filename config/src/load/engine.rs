@@ -685,7 +685,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         self.check_frontend_binds(&frontends, &groups);
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
-            self.check_dial_addrs(o, &frontends, &haproxy_frontends);
+            self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);
         }
 
         Some(Config {

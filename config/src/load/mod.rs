@@ -165,10 +165,9 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
     } else {
         // The recovered tree may be missing whole tables; validating it would
         // only add confusing follow-on problems.
+        let mut places = SpanlessPlaces::new(text);
         for e in &syntax {
-            let span = e
-                .span()
-                .unwrap_or_else(|| first_line_with(text, e.message()));
+            let span = e.span().unwrap_or_else(|| places.next(e.message()));
             cx.push(
                 span,
                 "(syntax)",
@@ -189,40 +188,94 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
     Err(ConfigError::Invalid(problems))
 }
 
-/// Where a syntax error that toml gives no place for (its recursion limit
-/// on a deeply dotted key or header) begins: the first line at which the
-/// text up to it fails with the same message, found by halving (each try
-/// parses a prefix; a config is small). The start of the file when no
-/// prefix does.
-fn first_line_with(text: &str, message: &str) -> Range<usize> {
-    let ends: Vec<usize> = text
-        .match_indices('\n')
-        .map(|(i, _)| i + 1)
-        .chain(std::iter::once(text.len()))
-        .collect();
-    let fails = |end: usize| {
-        DeTable::parse_recoverable(&text[..end])
-            .1
-            .iter()
-            .any(|e| e.span().is_none() && e.message() == message)
-    };
-    // The first line end whose prefix fails.
-    let (mut lo, mut hi) = (0, ends.len());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if fails(ends[mid]) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
+/// Where the syntax errors that toml gives no place for (its recursion
+/// limit on a deeply dotted key or header) begin, in the order toml lists
+/// them: the `k`-th error with a message is at the first line at which the
+/// text up to it holds `k` such errors, found by halving (each try parses
+/// a prefix, remembered for the next error). Only the first
+/// [`SpanlessPlaces::AT_MOST`] are searched for, so that a file full of
+/// them still takes a few parses; later ones are put where the last one
+/// found is. The start of the file when no prefix holds the error.
+struct SpanlessPlaces<'t> {
+    text: &'t str,
+    /// The end of every line (past its `\n`), and of the text.
+    ends: Vec<usize>,
+    /// The messages of the spanless errors of each prefix parsed, by end.
+    parsed: BTreeMap<usize, Vec<String>>,
+    /// How many errors of each message were placed, and the index in
+    /// `ends` of the last one's line.
+    placed: BTreeMap<String, (usize, usize)>,
+    searched: usize,
+    last: Range<usize>,
+}
+
+impl<'t> SpanlessPlaces<'t> {
+    const AT_MOST: usize = 8;
+
+    fn new(text: &'t str) -> Self {
+        let ends = text
+            .match_indices('\n')
+            .map(|(i, _)| i + 1)
+            .chain(std::iter::once(text.len()))
+            .collect();
+        SpanlessPlaces {
+            text,
+            ends,
+            parsed: BTreeMap::new(),
+            placed: BTreeMap::new(),
+            searched: 0,
+            last: 0..0,
         }
     }
-    let Some(&end) = ends.get(lo) else {
-        return 0..0;
-    };
-    let start = if lo == 0 { 0 } else { ends[lo - 1] };
-    let line = &text[start..end];
-    let indent = line.len() - line.trim_start().len();
-    start + indent..end
+
+    /// How many spanless errors with `message` the text up to `end` holds.
+    fn count(&mut self, end: usize, message: &str) -> usize {
+        let text = self.text;
+        self.parsed
+            .entry(end)
+            .or_insert_with(|| {
+                DeTable::parse_recoverable(&text[..end])
+                    .1
+                    .iter()
+                    .filter(|e| e.span().is_none())
+                    .map(|e| e.message().to_string())
+                    .collect()
+            })
+            .iter()
+            .filter(|m| *m == message)
+            .count()
+    }
+
+    /// The place of the next spanless error with `message`.
+    fn next(&mut self, message: &str) -> Range<usize> {
+        if self.searched >= Self::AT_MOST {
+            return self.last.clone();
+        }
+        self.searched += 1;
+        let (before, from) = self.placed.get(message).copied().unwrap_or((0, 0));
+        let k = before + 1;
+        // The first line end whose prefix holds k of them (none before the
+        // line of the previous one).
+        let (mut lo, mut hi) = (from, self.ends.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.count(self.ends[mid], message) >= k {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let Some(&end) = self.ends.get(lo) else {
+            self.last = 0..0;
+            return 0..0;
+        };
+        self.placed.insert(message.to_string(), (k, lo));
+        let start = if lo == 0 { 0 } else { self.ends[lo - 1] };
+        let line = &self.text[start..end];
+        let indent = line.len() - line.trim_start().len();
+        self.last = start + indent..end;
+        self.last.clone()
+    }
 }
 
 mod checks;

@@ -300,3 +300,76 @@ fn an_address_other_hosts_dial_must_name_one_host_and_port() {
         assert_eq!(ps[0].key, "orchestrator.url", "{url}");
     }
 }
+
+/// The same checks on the forms that are easy to miss: a wildcard written
+/// as an IPv4-mapped IPv6 address (`[::ffff:0.0.0.0]` is every IPv4
+/// address of the host on Linux, and dialled it is the dialler itself), a
+/// node's address at its own line and column, the orchestrator's own `url`
+/// left beside `nodes` (unused: each node's is dialled), and a group's
+/// users' `listen` on port 0 (users, and the hybrid probe, dial it).
+#[test]
+fn dialled_addresses_in_every_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |text: &str| {
+        let path = dir.path().join("failover.conf");
+        std::fs::write(&path, text).unwrap();
+        match warden_config::check_deployment(&path) {
+            Ok(_) => Vec::new(),
+            Err(warden_config::ConfigError::Invalid(ps)) => ps,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let keys = |ps: &[warden_config::Problem]| -> Vec<String> {
+        ps.iter().map(|p| p.key.clone()).collect()
+    };
+    // IPv4-mapped wildcards, in listen and in url.
+    let mapped = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[::ffff:0.0.0.0]:7000\"",
+    );
+    ok(&mapped);
+    assert_eq!(keys(&check(&mapped)), ["orchestrator.listen"]);
+    let mapped_url = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"0.0.0.0:7000\"\nurl = \"http://[::ffff:0.0.0.0]:7000\"",
+    );
+    assert_eq!(keys(&check(&mapped_url)), ["orchestrator.url"]);
+    // Plain IPv6 forms that can be dialled pass; `[::]` with a url too.
+    for listen in ["[2001:db8::2]:7000", "[::1]:7000"] {
+        let t = BASE.replace("10.0.0.2:7000", listen);
+        assert_eq!(check(&t), vec![], "{listen}");
+    }
+    let t = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[::]:7000\"\nurl = \"http://[2001:db8::2]:7000\"",
+    );
+    assert_eq!(check(&t), vec![]);
+
+    // Nodes: the top-level listen and url are unused; each node's counts.
+    let nodes = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"0.0.0.0:0\"\nurl = \"http://0.0.0.0:7000\"\nstore = \"etcd\"",
+    ) + "\n[orchestrator.etcd]\nendpoints = [\"http://10.0.0.9:2379\"]\n\
+         [[orchestrator.nodes]]\nname = \"n1\"\nlisten = \"10.0.0.2:7000\"\n\
+         [[orchestrator.nodes]]\nname = \"n2\"\nlisten = \"10.0.0.3:0\"\n";
+    ok(&nodes);
+    let ps = check(&nodes);
+    assert_eq!(keys(&ps), ["orchestrator.nodes[1].listen"], "{ps:?}");
+    assert_eq!(
+        (ps[0].line, ps[0].col),
+        pos_of_nth(&nodes, "\"10.0.0.3:0\"", 0)
+    );
+
+    // A group's users' port 0.
+    let zero = BASE.replace("listen = \"10.0.0.5:443\"", "listen = \"0.0.0.0:0\"");
+    ok(&zero);
+    let ps = check(&zero);
+    assert_eq!(keys(&ps), ["groups.web.frontend.listen"], "{ps:?}");
+    assert_eq!(
+        (ps[0].line, ps[0].col),
+        pos_of_nth(&zero, "\"0.0.0.0:0\"", 0)
+    );
+    // Its wildcard is fine: the frontend's own host is where users go.
+    let wild = BASE.replace("listen = \"10.0.0.5:443\"", "listen = \"0.0.0.0:443\"");
+    assert_eq!(check(&wild), vec![]);
+}

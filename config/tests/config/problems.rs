@@ -305,3 +305,39 @@ fn hold_connections_defaults_to_two_seconds_and_is_checked_where_it_is() {
     assert_eq!(p.value.as_deref(), Some("\"5m\""));
     assert!(p.message.contains("at most \"30s\""), "{p}");
 }
+
+/// Two headers nested too deep, on different lines: each is reported at
+/// its own line (toml gives neither a place, and both say the same).
+#[test]
+fn two_headers_nested_too_deep_are_each_placed_at_their_line() {
+    let deep = vec!["a"; 300].join(".");
+    let deeper = vec!["b"; 300].join(".");
+    let text = format!("{BASE}\n[{deep}]\nx = 2\n[{deeper}]\ny = 3\n");
+    let p = problems(&text);
+    let lines: Vec<usize> = p.iter().map(|p| p.line).collect();
+    assert_eq!(
+        lines,
+        vec![pos_of(&text, &deep).0, pos_of(&text, &deeper).0],
+        "{}",
+        show(&p)
+    );
+}
+
+/// Many headers nested too deep in a big file: reported in seconds, not
+/// minutes (not a parse of the whole file per problem and per halving).
+#[test]
+fn many_headers_nested_too_deep_are_reported_quickly() {
+    let deep = vec!["a"; 200].join(".");
+    let mut text = BASE.to_string();
+    for i in 0..2000 {
+        text.push_str(&format!("k{i} = \"{}\"\n", "v".repeat(100)));
+    }
+    for i in 0..200 {
+        text.push_str(&format!("[{deep}.x{i}]\n"));
+    }
+    let started = std::time::Instant::now();
+    let p = problems(&text);
+    let took = started.elapsed();
+    assert!(!p.is_empty());
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+}

@@ -210,12 +210,52 @@ pub fn describe_net_error(e: &NetError) -> String {
                 // (it signs its answer, even a refusal): forged, or from
                 // something that is not the server.
                 "the answer to our TSIG-signed request carried no TSIG signature: not the server's answer to it (forged, or another program on that address); nothing in it is believed".into()
-            } else if text.contains("TSIG") || text.contains("Tsig") || text.contains("tsig") {
+            } else if text.contains("TSIG")
+                || text.contains("Tsig")
+                || text.contains("tsig")
+                // a MAC of the right length that does not check: signed
+                // with another secret, or altered on the way
+                || text.contains("hmac validation")
+            {
                 format!("the answer's TSIG signature did not check ({text}): signed with another key, altered, or forged; nothing in it is believed")
             } else {
                 format!("protocol error: {text}")
             }
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_net::proto::ProtoError;
+
+    fn said(text: &str) -> String {
+        describe_net_error(&NetError::Proto(ProtoError::from(text.to_string())))
+    }
+
+    /// What hickory says when the answer to a signed request does not check
+    /// (its words as of hickory-proto 0.26): only the server's own refusal
+    /// (an unsigned TSIG, "truncated HMACs") is said as that; an answer
+    /// signed with another key or altered is said as not checking.
+    #[test]
+    fn tsig_failures_of_the_answer_are_told_apart_from_the_servers_refusal() {
+        let refusal = said("Please file an issue with https://github.com/hickory-dns/hickory-dns to support truncated HMACs with TSIG");
+        assert!(refusal.contains("server rejected our TSIG"), "{refusal}");
+        for text in [
+            "hmac validation failure",
+            "Tsig key wrong key error",
+            "tsig validation error: outdated response",
+            "TSIG signature record not found",
+        ] {
+            let why = said(text);
+            assert!(
+                why.contains("TSIG signature did not check") && !why.contains("rejected our"),
+                "{text}: {why}"
+            );
+        }
+        let missing = said("missing tsig from response that must be authenticated");
+        assert!(missing.contains("carried no TSIG"), "{missing}");
     }
 }

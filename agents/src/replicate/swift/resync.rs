@@ -126,6 +126,25 @@ impl SwiftResyncer {
     }
 }
 
+impl SwiftResyncer {
+    /// Whether a plain object here that the peer's listing does not show
+    /// is still at the peer, the same (its ETag): what a pass keeps when
+    /// the peer's listing lags ([`delete_if_gone`]), and not a difference.
+    /// A manifest or link is not compared this way (its listed hash is not
+    /// its ETag): it stays a difference.
+    async fn peer_holds_unlisted(&self, name: &str, h: &ObjectEntry) -> Result<bool, AgentError> {
+        if h.slo_etag.is_some() || h.symlink_path.is_some() {
+            return Ok(false);
+        }
+        let (c, o) = split_name(name);
+        Ok(self
+            .peer
+            .head_object(c, o)
+            .await?
+            .is_some_and(|i| i.etag.trim_matches('"') == h.hash))
+    }
+}
+
 /// Listings → versioned [`Listing`]s that [`classify`] can compare (module docs).
 fn versions(
     manifest: &Manifest,
@@ -133,15 +152,19 @@ fn versions(
     peer: &BTreeMap<String, ObjectEntry>,
 ) -> (Listing, Listing) {
     let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>| {
-        let known = manifest.items.get(name).filter(|i| {
-            parse_version(&i.version)
-                .is_some_and(|(etag, ts)| etag == e.hash || legacy_link(etag, ts, e))
+        let recorded = manifest.items.get(name);
+        let known =
+            recorded.filter(|i| parse_version(&i.version).is_some_and(|(etag, _)| etag == e.hash));
+        let legacy = recorded.filter(|i| {
+            parse_version(&i.version).is_some_and(|(etag, ts)| legacy_link(etag, ts, e))
         });
-        let version = match (known, at_peer) {
-            (Some(i), _) => i.version.clone(),
-            // the same content on both sides: the same version (the peer's timestamp)
-            (None, Some(p)) if p.hash == e.hash => version(&e.hash, p.timestamp_us()),
-            (None, _) => version(&e.hash, e.timestamp_us()),
+        let version = match (known, at_peer, legacy) {
+            (Some(i), _, _) => i.version.clone(),
+            // the same content on both sides: the same version (the peer's
+            // timestamp), whatever a legacy entry matches on one side only
+            (None, Some(p), _) if p.hash == e.hash => version(&e.hash, p.timestamp_us()),
+            (None, _, Some(i)) => i.version.clone(),
+            (None, _, None) => version(&e.hash, e.timestamp_us()),
         };
         let item = Item {
             size: e.bytes,
@@ -467,10 +490,10 @@ impl Resyncer for SwiftResyncer {
                 Some(_) => {}
             }
         }
-        for name in here.keys().filter(|n| !peer.contains_key(*n)) {
+        for (name, h) in here.iter().filter(|(n, _)| !peer.contains_key(*n)) {
             if except.iter().any(|x| x == name) {
                 report.excepted += 1;
-            } else {
+            } else if !self.peer_holds_unlisted(name, h).await? {
                 report.differences.push(Difference {
                     path: name.into(),
                     kind: DifferenceKind::ExtraAtTarget,
@@ -542,5 +565,29 @@ mod tests {
             &BTreeMap::new(),
         );
         assert_ne!(h["c/l"], legacy);
+    }
+
+    /// A legacy entry that recorded the *peer's* timestamp (written by an
+    /// older agent's resync pass, which records the peer's versions): the
+    /// peer's link, unchanged since, matches it; this site's link is the
+    /// copy that pass fetched (the same target, its own timestamp). Both
+    /// sides hold the same link: nothing to fetch, nothing divergent.
+    #[test]
+    fn the_same_link_on_both_sides_is_in_sync_whatever_the_legacy_entry_says() {
+        let peer = link("c/t1", "2026-12-04T10:00:00.000010");
+        let legacy = Item {
+            size: 0,
+            version: version("d41d8cd98f00b204e9800998ecf8427e", peer.timestamp_us()),
+        };
+        let manifest = Manifest::confirmed(Listing::from([("c/l".to_string(), legacy)]));
+        let here = link("c/t1", "2026-12-04T10:00:05.000000");
+        let (h, p) = versions(
+            &manifest,
+            &BTreeMap::from([("c/l".to_string(), here)]),
+            &BTreeMap::from([("c/l".to_string(), peer)]),
+        );
+        let plan = classify(&manifest, &h, &p);
+        assert!(plan.divergent.is_empty(), "{:?}", plan.divergent);
+        assert!(plan.fetch.is_empty() && plan.delete.is_empty(), "{plan:?}");
     }
 }
