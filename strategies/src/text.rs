@@ -4,7 +4,13 @@
 
 /// An error and its causes, `a: b: c` (reqwest's own message omits the cause).
 pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
+    with_causes(e.to_string(), e)
+}
+
+/// `first` (an error's own message, possibly shortened) followed by the
+/// causes of `e`, `first: b: c`, each cause once.
+pub(crate) fn with_causes(first: String, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = first;
     let mut cur = e.source();
     while let Some(c) = cur {
         let m = c.to_string();

@@ -121,20 +121,11 @@ pub(super) fn encode(s: &str) -> String {
 /// writes `… for url (URL)`; the URL carries the query).
 fn error_text(e: &reqwest::Error) -> String {
     let full = e.to_string();
-    let mut s = match full.find(" for url (") {
+    let first = match full.find(" for url (") {
         Some(i) => full[..i].to_string(),
         None => full,
     };
-    let mut cur = std::error::Error::source(e);
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
+    crate::text::with_causes(first, e)
 }
 
 /// The HTTP client: redirects not followed (credentials stay with the
