@@ -70,20 +70,6 @@ pub(super) fn now_us() -> u64 {
         .unwrap_or(0)
 }
 
-pub(super) enum Op {
-    Copy(String),
-    Delete(String),
-}
-
-/// What one [`Op`] did.
-pub(super) enum Done {
-    /// Copied (its version), or not: gone at the source meanwhile.
-    Copied(Option<Item>),
-    Deleted,
-    /// Not listed at the source but still there ([`delete_if_gone`]).
-    Kept,
-}
-
 impl Shared {
     /// After a failed round (destination down): the source alone tells which
     /// changes are not confirmed yet (written after the last good round
@@ -194,82 +180,50 @@ impl Shared {
         let mut done = Progress::default();
         let mut first_err = None;
         let mut deleted: BTreeSet<String> = BTreeSet::new();
-        // SLO manifests and symlinks after everything else: their segments
-        // and targets are usually copied in the same round
-        let (later, first): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(
-            |op| matches!(op, Op::Copy(n) if src.get(n).is_some_and(ObjectEntry::needs_others)),
-        );
-        for batch in [first, later] {
-            let mut results = futures::stream::iter(batch)
-                .map(|op| async move {
-                    match op {
-                        Op::Copy(name) => {
-                            let (c, o) = split_name(&name);
-                            let r = copy_object(&self.src, &self.dst, c, o).await;
-                            (name, r.map(Done::Copied))
-                        }
-                        Op::Delete(name) => {
-                            let (c, o) = split_name(&name);
-                            let r = delete_if_gone(&self.src, &self.dst, c, o).await;
-                            (
-                                name,
-                                r.map(|gone| if gone { Done::Deleted } else { Done::Kept }),
-                            )
-                        }
+        let each = |name: String, r: Result<Done, AgentError>| {
+            match r {
+                Ok(Done::Copied(Some(item))) => {
+                    done.items += 1;
+                    done.bytes += item.size;
+                    if let Some(e) = src.get(&name) {
+                        self.state
+                            .lock()
+                            .unwrap()
+                            .seen
+                            .insert(name.clone(), e.timestamp_us());
                     }
-                })
-                .buffer_unordered(s.concurrency);
-            loop {
-                let next = tokio::select! {
-                    n = results.next() => n,
-                    _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
-                };
-                let Some((name, r)) = next else {
-                    break;
-                };
-                match r {
-                    Ok(Done::Copied(Some(item))) => {
-                        done.items += 1;
-                        done.bytes += item.size;
-                        if let Some(e) = src.get(&name) {
-                            self.state
-                                .lock()
-                                .unwrap()
-                                .seen
-                                .insert(name.clone(), e.timestamp_us());
-                        }
-                        confirmed.insert(name, item);
-                    }
-                    // a copy whose source vanished meanwhile: the next round deletes it
-                    Ok(Done::Copied(None)) => {}
-                    Ok(Done::Deleted) => {
-                        done.items += 1;
-                        let mut st = self.state.lock().unwrap();
-                        st.seen.remove(&name);
-                        st.unlisted.remove(&name);
-                        deleted.insert(name);
-                    }
-                    // not listed at the source but still there: its entry
-                    // stays, and the destination's copy
-                    Ok(Done::Kept) => {
-                        if self.state.lock().unwrap().unlisted.insert(name.clone()) {
-                            warn!(
-                                object = %name,
-                                source = %cluster_label(&s.source),
-                                "the source's listing no longer shows this object but the source still holds it (a listing that lags behind): not deleted at the destination"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        debug!(object = %name, cause = %e, "swift copy/delete failed");
-                        first_err.get_or_insert(e);
+                    confirmed.insert(name, item);
+                }
+                // a copy whose source vanished meanwhile: the next round deletes it
+                Ok(Done::Copied(None)) => {}
+                Ok(Done::Deleted) => {
+                    done.items += 1;
+                    let mut st = self.state.lock().unwrap();
+                    st.seen.remove(&name);
+                    st.unlisted.remove(&name);
+                    deleted.insert(name);
+                }
+                // not listed at the source but still there: its entry
+                // stays, and the destination's copy
+                Ok(Done::Kept) => {
+                    if self.state.lock().unwrap().unlisted.insert(name.clone()) {
+                        warn!(
+                            object = %name,
+                            source = %cluster_label(&s.source),
+                            "the source's listing no longer shows this object but the source still holds it (a listing that lags behind): not deleted at the destination"
+                        );
                     }
                 }
-                if let Some(tx) = progress {
-                    tx.send_replace(done);
+                Err(e) => {
+                    debug!(object = %name, cause = %e, "swift copy/delete failed");
+                    first_err.get_or_insert(e);
                 }
             }
-        }
+            if let Some(tx) = progress {
+                tx.send_replace(done);
+            }
+        };
+        apply(&self.src, &self.dst, ops, &src, s.concurrency, cancel, each).await?;
         self.state
             .lock()
             .unwrap()

@@ -17,12 +17,21 @@
 //!   copy fails saying so and the next round tries again.
 //! - A streamed body cannot be sent twice: when the destination's token
 //!   expired (401), the token is renewed and the copy starts again once.
+//! - [`apply`] runs a round's or a pass's copies and deletes (deletes only
+//!   once the source answers 404: [`delete_if_gone`]), `concurrency` at a
+//!   time, manifests and links last; the copier and the resync keep only
+//!   their own bookkeeping of the results.
 
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
 use reqwest::header::{HeaderValue, ETAG};
+use tokio_util::sync::CancellationToken;
 
+use super::client::ObjectEntry;
 use super::client::{format_x_timestamp, object_headers, SendBody, SwiftClient};
 use super::large::{self, Kind, MAX_MANIFEST_BYTES, READ_AS_STORED, SLO_PUT};
-use super::{cluster_label, names, version, Item, ORIGIN_TS_HEADER};
+use super::{cluster_label, names, split_name, version, Item, ORIGIN_TS_HEADER};
 use crate::AgentError;
 
 /// Copies one object `from` → `to` (module docs); `None` when it vanished
@@ -214,6 +223,72 @@ pub(crate) async fn delete_if_gone(
     }
     to.delete_object(container, object).await?;
     Ok(true)
+}
+
+/// One change a round or pass carries from `from` to `to`.
+pub(crate) enum Op {
+    Copy(String),
+    /// Gone from `from`'s listing: deleted at `to` ([`delete_if_gone`]).
+    Delete(String),
+}
+
+/// What one [`Op`] did.
+pub(crate) enum Done {
+    /// Copied (its version), or not: gone at `from` meanwhile.
+    Copied(Option<Item>),
+    Deleted,
+    /// Not listed at `from` but still there ([`delete_if_gone`]).
+    Kept,
+}
+
+/// Carries `ops` from `from` to `to`, `concurrency` at a time: plain
+/// objects and deletes first, then SLO manifests and symlinks (by `from`'s
+/// `listing`: their segments and targets are usually copied in the same
+/// batch of work). Each result goes to `each` as it arrives; `Err` only
+/// when `cancel` fires (the round's copier and the failback's resync
+/// share this).
+pub(crate) async fn apply(
+    from: &SwiftClient,
+    to: &SwiftClient,
+    ops: Vec<Op>,
+    listing: &BTreeMap<String, ObjectEntry>,
+    concurrency: usize,
+    cancel: &CancellationToken,
+    mut each: impl FnMut(String, Result<Done, AgentError>),
+) -> Result<(), AgentError> {
+    let (later, first): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(
+        |op| matches!(op, Op::Copy(n) if listing.get(n).is_some_and(ObjectEntry::needs_others)),
+    );
+    for batch in [first, later] {
+        let mut results = futures::stream::iter(batch)
+            .map(|op| async move {
+                match op {
+                    Op::Copy(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = copy_object(from, to, c, o).await;
+                        (name, r.map(Done::Copied))
+                    }
+                    Op::Delete(name) => {
+                        let (c, o) = split_name(&name);
+                        let r = delete_if_gone(from, to, c, o).await;
+                        let done = |gone| if gone { Done::Deleted } else { Done::Kept };
+                        (name, r.map(done))
+                    }
+                }
+            })
+            .buffer_unordered(concurrency);
+        loop {
+            let next = tokio::select! {
+                n = results.next() => n,
+                _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+            };
+            let Some((name, r)) = next else {
+                break;
+            };
+            each(name, r);
+        }
+    }
+    Ok(())
 }
 
 /// A plain object's ETag is the MD5 of its content (32 hex digits);

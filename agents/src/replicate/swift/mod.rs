@@ -102,7 +102,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -115,7 +114,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
-pub(crate) use copy::{copy_object, copy_renamed, delete_if_gone};
+pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op};
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};

@@ -31,16 +31,15 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
-    check_containers, cluster_label, copy_object, copy_renamed, delete_if_gone, ensure_containers,
-    list_pair, list_pair_refused, note_refused, parse_version, quarantine_container, split_name,
-    version, GuardState,
+    apply, check_containers, cluster_label, copy_renamed, ensure_containers, list_pair,
+    list_pair_refused, note_refused, parse_version, quarantine_container, split_name, version,
+    Done, GuardState, Op,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -344,92 +343,57 @@ impl Resyncer for SwiftResyncer {
         }
 
         // 2. fetches and deletes, `concurrency` at a time
-        enum Op {
-            Fetch(String),
-            Delete(String),
-        }
-        enum Done {
-            /// Fetched (its version), or not: gone at the peer meanwhile.
-            Fetched(Option<Item>),
-            Deleted,
-            /// Not listed at the peer but still there ([`delete_if_gone`]).
-            Kept,
-        }
-        // SLO manifests and symlinks after everything else: their segments
-        // and targets are usually fetched in the same pass
-        let (later, first): (Vec<Op>, Vec<Op>) = plan
+        let ops: Vec<Op> = plan
             .fetch
             .iter()
             .cloned()
-            .map(Op::Fetch)
+            .map(Op::Copy)
             .chain(plan.delete.iter().cloned().map(Op::Delete))
-            .partition(|op| {
-                matches!(op, Op::Fetch(n) if peer_raw.get(n).is_some_and(ObjectEntry::needs_others))
-            });
+            .collect();
         let mut fetched = Progress::default();
         let mut deleted = 0u64;
         let mut first_err = None;
         let mut failed = Vec::new();
-        for batch in [first, later] {
-            let mut results = futures::stream::iter(batch)
-                .map(|op| async move {
-                    match op {
-                        Op::Fetch(name) => {
-                            let (c, o) = split_name(&name);
-                            let r = copy_object(&self.peer, &self.here, c, o).await;
-                            (name, r.map(Done::Fetched))
-                        }
-                        Op::Delete(name) => {
-                            let (c, o) = split_name(&name);
-                            // gone from the peer's listing: deleted here only
-                            // once the peer answers it is gone
-                            let r = delete_if_gone(&self.peer, &self.here, c, o).await;
-                            (
-                                name,
-                                r.map(|gone| if gone { Done::Deleted } else { Done::Kept }),
-                            )
-                        }
-                    }
-                })
-                .buffer_unordered(s.concurrency);
-            loop {
-                let next = tokio::select! {
-                    n = results.next() => n,
-                    _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
-                };
-                let Some((name, r)) = next else {
-                    break;
-                };
-                match r {
-                    Ok(Done::Fetched(Some(item))) => {
-                        fetched.items += 1;
-                        fetched.bytes += item.size;
-                        report_progress(1, item.size);
-                    }
-                    // gone at the peer meanwhile: the next pass deletes it
-                    // here; its entry stays what it was
-                    Ok(Done::Fetched(None)) => {
-                        failed.push(name);
-                        report_progress(1, 0);
-                    }
-                    // not listed at the peer but still there: kept here,
-                    // its entry too
-                    Ok(Done::Kept) => {
-                        warn!(object = %name, "the peer's listing no longer shows this object but the peer still holds it (a listing that lags behind): not deleted here");
-                        failed.push(name);
-                        report_progress(1, 0);
-                    }
-                    Ok(Done::Deleted) => {
-                        deleted += 1;
-                        report_progress(1, 0);
-                    }
-                    Err(e) => {
-                        failed.push(name);
-                        first_err.get_or_insert(e);
-                    }
+        let each = |name: String, r: Result<Done, AgentError>| {
+            match r {
+                Ok(Done::Copied(Some(item))) => {
+                    fetched.items += 1;
+                    fetched.bytes += item.size;
+                    report_progress(1, item.size);
+                }
+                // gone at the peer meanwhile: the next pass deletes it
+                // here; its entry stays what it was
+                Ok(Done::Copied(None)) => {
+                    failed.push(name);
+                    report_progress(1, 0);
+                }
+                // not listed at the peer but still there: kept here,
+                // its entry too
+                Ok(Done::Kept) => {
+                    warn!(object = %name, "the peer's listing no longer shows this object but the peer still holds it (a listing that lags behind): not deleted here");
+                    failed.push(name);
+                    report_progress(1, 0);
+                }
+                Ok(Done::Deleted) => {
+                    deleted += 1;
+                    report_progress(1, 0);
+                }
+                Err(e) => {
+                    failed.push(name);
+                    first_err.get_or_insert(e);
                 }
             }
-        }
+        };
+        apply(
+            &self.peer,
+            &self.here,
+            ops,
+            &peer_raw,
+            s.concurrency,
+            &cancel,
+            each,
+        )
+        .await?;
         let discarded = divergent.iter().filter(|d| d.action == "discarded").count() as u64;
         self.guard
             .lock()
