@@ -3,11 +3,13 @@
 //! that a source body cut short never becomes a stored object. Everything
 //! else is tested against real Swift (agents/tests/swift.rs).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 
 use super::*;
 use crate::replicate::swift::SwiftSettings;
@@ -38,22 +40,43 @@ impl Put {
 /// sending only `send` bytes of it, then closing when short) and PUTs
 /// (recorded; answered 201 with the request's ETag only when whole).
 async fn server(send: usize) -> (String, Arc<Mutex<Vec<Put>>>) {
+    let (base, puts, _) = server_with(send, false).await;
+    (base, puts)
+}
+
+/// [`server`]; with `hold`, the GET sends the first half of `BODY`, then
+/// waits (at most 3 s) for a PUT to begin before it sends the rest. The
+/// flag answers whether it had to wait the whole 3 s: a copy through
+/// memory would (it reads the whole GET before its PUT), a stream not.
+async fn server_with(send: usize, hold: bool) -> (String, Arc<Mutex<Vec<Put>>>, Arc<AtomicBool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let puts = Arc::new(Mutex::new(Vec::new()));
+    let waited_out = Arc::new(AtomicBool::new(false));
+    let hold = hold.then(|| (Arc::new(Notify::new()), waited_out.clone()));
     let (b, p) = (base.clone(), puts.clone());
     tokio::spawn(async move {
         loop {
             let Ok((conn, _)) = listener.accept().await else {
                 return;
             };
-            tokio::spawn(connection(conn, b.clone(), p.clone(), send));
+            let h = hold.clone();
+            tokio::spawn(connection(conn, b.clone(), p.clone(), send, h));
         }
     });
-    (base, puts)
+    (base, puts, waited_out)
 }
 
-async fn connection(conn: TcpStream, base: String, puts: Arc<Mutex<Vec<Put>>>, send: usize) {
+/// The PUT's start, and whether the held GET waited it out.
+type Hold = Option<(Arc<Notify>, Arc<AtomicBool>)>;
+
+async fn connection(
+    conn: TcpStream,
+    base: String,
+    puts: Arc<Mutex<Vec<Put>>>,
+    send: usize,
+    hold: Hold,
+) {
     let mut conn = BufReader::new(conn);
     loop {
         let mut line = String::new();
@@ -77,6 +100,11 @@ async fn connection(conn: TcpStream, base: String, puts: Arc<Mutex<Vec<Put>>>, s
             }
             if let Some((k, v)) = h.split_once(':') {
                 headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        if method == "PUT" {
+            if let Some((began, _)) = &hold {
+                began.notify_one();
             }
         }
         let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
@@ -104,6 +132,15 @@ async fn connection(conn: TcpStream, base: String, puts: Arc<Mutex<Vec<Put>>>, s
                 BODY.len()
             );
             let _ = out.write_all(head.as_bytes()).await;
+            if let Some((began, waited_out)) = &hold {
+                let half = BODY.len() / 2;
+                let _ = out.write_all(&BODY[..half]).await;
+                let _ = out.flush().await;
+                let put = tokio::time::timeout(Duration::from_secs(3), began.notified()).await;
+                waited_out.store(put.is_err(), Ordering::SeqCst);
+                let _ = out.write_all(&BODY[half..]).await;
+                continue;
+            }
             let _ = out.write_all(&BODY[..send]).await;
             if send < BODY.len() {
                 let _ = out.flush().await;
@@ -171,4 +208,20 @@ async fn a_source_body_cut_short_is_never_stored() {
     // the PUT started (streaming) but never delivered the announced length
     let puts = puts.lock().unwrap();
     assert!(puts.iter().all(|p| !p.complete), "{puts:?}");
+}
+
+/// The copy is a stream: the PUT begins while the GET's body is still
+/// arriving (the source holds back its second half until a PUT starts,
+/// for up to 3 s), and what arrives is the whole body.
+#[tokio::test]
+async fn the_put_begins_before_the_get_has_ended() {
+    let (base, puts, waited_out) = server_with(BODY.len(), true).await;
+    let c = client(&base);
+    copy_object(&c, &c, "c", "o").await.unwrap().unwrap();
+    assert!(
+        !waited_out.load(Ordering::SeqCst),
+        "the source waited 3 s for a PUT: the copy read the whole GET first"
+    );
+    let puts = puts.lock().unwrap();
+    assert!(puts[0].complete && puts[0].body == BODY, "{:?}", puts[0]);
 }
