@@ -11,20 +11,7 @@ impl SwiftClient {
         container: &str,
         object: &str,
     ) -> Result<Option<ObjectInfo>, AgentError> {
-        let resp = self
-            .call(
-                Method::HEAD,
-                Target::Object(container, object),
-                &[],
-                &HeaderMap::new(),
-                SendBody::Empty,
-                &[StatusCode::NOT_FOUND],
-            )
-            .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        Ok(Some(object_info(resp.headers())))
+        self.head(container, object, &[]).await
     }
 
     /// Whether the object itself exists (a symlink as a link, even one
@@ -35,17 +22,33 @@ impl SwiftClient {
         container: &str,
         object: &str,
     ) -> Result<bool, AgentError> {
+        Ok(self
+            .head(container, object, &[("symlink", "get")])
+            .await?
+            .is_some())
+    }
+
+    /// `HEAD` with `query`; `None` on 404.
+    async fn head(
+        &self,
+        container: &str,
+        object: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<ObjectInfo>, AgentError> {
         let resp = self
             .call(
                 Method::HEAD,
                 Target::Object(container, object),
-                &[("symlink", "get")],
+                query,
                 &HeaderMap::new(),
                 SendBody::Empty,
                 &[StatusCode::NOT_FOUND],
             )
             .await?;
-        Ok(resp.status() != StatusCode::NOT_FOUND)
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        Ok(Some(object_info(resp.headers())))
     }
 
     /// The object's headers and whole content, in memory (small objects,
