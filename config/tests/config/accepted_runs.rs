@@ -189,6 +189,19 @@ fn a_frontend_cannot_bind_one_port_twice() {
     assert!(m.contains("frontends.fe1.control"), "{m}");
 }
 
+/// The problems `check_deployment` (what `warden check-config` runs)
+/// finds in `text`, written to a file of its own; none when it passes.
+fn deployment_problems(text: &str) -> Vec<warden_config::Problem> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("failover.conf");
+    std::fs::write(&path, text).unwrap();
+    match warden_config::check_deployment(&path) {
+        Ok(_) => Vec::new(),
+        Err(warden_config::ConfigError::Invalid(ps)) => ps,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// `check_deployment` (what `warden check-config` runs) refuses two roles
 /// given one token reference, as the orchestrator's start would: operator
 /// tokens, the read token and agent tokens are each their own; a
@@ -196,16 +209,7 @@ fn a_frontend_cannot_bind_one_port_twice() {
 /// plain `parse` (what an agent or a frontend loads) leaves it alone.
 #[test]
 fn a_token_reference_shared_between_roles_is_refused_by_check_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let check = |text: &str| {
-        let path = dir.path().join("failover.conf");
-        std::fs::write(&path, text).unwrap();
-        match warden_config::check_deployment(&path) {
-            Ok(_) => Vec::new(),
-            Err(warden_config::ConfigError::Invalid(ps)) => ps,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let check = deployment_problems;
     assert_eq!(check(BASE), vec![], "the base config");
     // The read token and a named operator's share a variable; site tx's
     // agent token is the operator token's file; a second frontend shares
@@ -252,16 +256,7 @@ fn a_token_reference_shared_between_roles_is_refused_by_check_config() {
 /// single process's tests use port 0).
 #[test]
 fn an_address_other_hosts_dial_must_name_one_host_and_port() {
-    let dir = tempfile::tempdir().unwrap();
-    let check = |text: &str| {
-        let path = dir.path().join("failover.conf");
-        std::fs::write(&path, text).unwrap();
-        match warden_config::check_deployment(&path) {
-            Ok(_) => Vec::new(),
-            Err(warden_config::ConfigError::Invalid(ps)) => ps,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let check = deployment_problems;
     let haproxy = "\n[frontends.hp]\nkind = \"haproxy\"\nruntime = \"0.0.0.0:9999\"\n";
     let text = BASE
         .replace("listen = \"10.0.0.2:7000\"", "listen = \"0.0.0.0:7000\"")
@@ -309,16 +304,7 @@ fn an_address_other_hosts_dial_must_name_one_host_and_port() {
 /// users' `listen` on port 0 (users, and the hybrid probe, dial it).
 #[test]
 fn dialled_addresses_in_every_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let check = |text: &str| {
-        let path = dir.path().join("failover.conf");
-        std::fs::write(&path, text).unwrap();
-        match warden_config::check_deployment(&path) {
-            Ok(_) => Vec::new(),
-            Err(warden_config::ConfigError::Invalid(ps)) => ps,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let check = deployment_problems;
     let keys = |ps: &[warden_config::Problem]| -> Vec<String> {
         ps.iter().map(|p| p.key.clone()).collect()
     };
