@@ -24,7 +24,8 @@
 //!   URL layer would rewrite refused.
 //! - This file: the settings, the session (auth, token renewal) and the
 //!   one place requests are sent; `containers.rs` the listings and the
-//!   containers' calls; `objects.rs` the objects' calls.
+//!   containers' calls; `objects.rs` the objects' calls; `answers.rs` what
+//!   the answers say (listing entries, headers, timestamps).
 //! - Errors say whose move it is: [`AgentError::SwiftAuth`] (wrong key,
 //!   fatal), [`AgentError::SwiftUnreachable`] (connect/timeout, retryable),
 //!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
@@ -45,8 +46,15 @@ pub(crate) use super::body::{OpenObject, SendBody};
 use super::url::{checked_url, object_path, strip_query, Target};
 use crate::AgentError;
 
+mod answers;
 mod containers;
 mod objects;
+
+pub use answers::{
+    format_x_timestamp, parse_listing_time, parse_x_timestamp, ContainerInfo, ObjectEntry,
+    ObjectInfo,
+};
+use answers::{header_map, object_info, ContainerEntry};
 
 /// How to reach one Swift cluster (tempauth v1). [`SwiftSettings::new`] fills the defaults.
 #[derive(Debug, Clone)]
@@ -91,127 +99,6 @@ pub const MAX_OBJECT_BYTES: u64 = 5 << 30;
 /// The largest listing page read (a page of 10 000 names of 1 KiB with
 /// their fields is about 15 MiB).
 const MAX_PAGE_BYTES: usize = 64 << 20;
-
-/// One entry of a JSON container listing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ObjectEntry {
-    pub name: String,
-    /// The ETag: the MD5 of the content for plain objects and DLO
-    /// manifests (their own body, usually empty), and for an SLO its
-    /// `slo_etag` as a GET shows it (set by [`SwiftClient::list_objects`];
-    /// the listing's own `hash` of an SLO is the MD5 of its stored manifest
-    /// and differs per cluster). A symlink's is its own ETag (the zero-byte
-    /// MD5, as any empty object's) with its target and, for a static link,
-    /// the target's ETag: `ETAG;symlink=CONTAINER/OBJECT[;etag=E]` (the
-    /// target as `/v1/ACCOUNT/…` when in another account), so a link
-    /// retargeted, or an empty object turned into a link, is a new version.
-    pub hash: String,
-    /// The size (an SLO's: the sum of its segments).
-    pub bytes: u64,
-    #[serde(default)]
-    pub content_type: String,
-    /// The object's X-Timestamp as `YYYY-MM-DDTHH:MM:SS.ffffff` (UTC).
-    pub last_modified: String,
-    /// Set for a static large object (Swift ≥ 2.23 with `listing_formats`):
-    /// its ETag, quoted.
-    #[serde(default)]
-    pub slo_etag: Option<String>,
-    /// Set for a symlink: `/v1/ACCOUNT/CONTAINER/OBJECT` of its target.
-    #[serde(default)]
-    pub symlink_path: Option<String>,
-    /// Set for a static symlink: its target's ETag.
-    #[serde(default)]
-    pub symlink_etag: Option<String>,
-}
-
-impl ObjectEntry {
-    /// `last_modified` in microseconds since the epoch (0 if unreadable).
-    pub fn timestamp_us(&self) -> u64 {
-        parse_listing_time(&self.last_modified).unwrap_or(0)
-    }
-
-    /// Copied after the plain objects of a round: an SLO's segments and a
-    /// static symlink's target must be at the destination first.
-    pub fn needs_others(&self) -> bool {
-        self.slo_etag.is_some() || self.symlink_path.is_some()
-    }
-
-    /// An SLO's `hash` becomes its `slo_etag`, a symlink's names its
-    /// target (see [`ObjectEntry::hash`]); `account` is the listed one.
-    fn normalise(&mut self, account: &str) {
-        if let Some(etag) = &self.slo_etag {
-            let etag = etag.trim().trim_matches('"');
-            if !etag.is_empty() {
-                self.hash = etag.to_string();
-            }
-        }
-        if let Some(path) = &self.symlink_path {
-            let own = format!("/v1/{account}/");
-            let target = path.strip_prefix(&own).unwrap_or(path);
-            self.hash =
-                super::large::symlink_hash(&self.hash, target, self.symlink_etag.as_deref());
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct ContainerEntry {
-    name: String,
-}
-
-/// An object's headers, as HEAD/GET return them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectInfo {
-    pub etag: String,
-    pub content_type: String,
-    pub length: u64,
-    /// X-Timestamp in microseconds since the epoch.
-    pub timestamp_us: u64,
-    /// `x-object-meta-*` (lower-case names, values as sent), plus
-    /// `content-encoding`, `content-disposition` and `x-delete-at` when set.
-    pub meta: BTreeMap<String, String>,
-}
-
-impl ObjectInfo {
-    /// When this version was first written anywhere: warden's origin
-    /// timestamp header if a replicator wrote it here, else its own X-Timestamp.
-    pub fn origin_us(&self) -> u64 {
-        self.meta
-            .get(super::ORIGIN_TS_HEADER)
-            .and_then(|v| parse_x_timestamp(v))
-            .unwrap_or(self.timestamp_us)
-    }
-}
-
-/// A container's headers, as HEAD returns them (lower-case names).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContainerInfo {
-    pub headers: BTreeMap<String, String>,
-}
-
-impl ContainerInfo {
-    /// The headers replicated between sites: `x-container-meta-*`,
-    /// `x-container-read`, `x-container-write`.
-    pub fn replicated(&self) -> BTreeMap<String, String> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| is_replicated_container_header(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-pub(crate) fn is_replicated_container_header(name: &str) -> bool {
-    name.starts_with("x-container-meta-")
-        && !name.starts_with("x-container-meta-quota-")
-        && !name.starts_with("x-container-meta-temp-url-")
-        || name == "x-container-read"
-        || name == "x-container-write"
-}
 
 #[derive(Clone)]
 struct Session {
@@ -492,39 +379,6 @@ pub(crate) fn to_headers(map: &BTreeMap<String, String>) -> Result<HeaderMap, Ag
     Ok(h)
 }
 
-fn header_map(h: &HeaderMap) -> BTreeMap<String, String> {
-    h.iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect()
-}
-
-fn object_info(h: &HeaderMap) -> ObjectInfo {
-    let get = |n: &str| {
-        h.get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let meta = h
-        .iter()
-        .filter(|(k, _)| {
-            let k = k.as_str();
-            k.starts_with("x-object-meta-")
-                || k == "content-encoding"
-                || k == "content-disposition"
-                || k == "x-delete-at"
-        })
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    ObjectInfo {
-        etag: get("etag").trim_matches('"').to_string(),
-        content_type: get("content-type"),
-        length: get("content-length").parse().unwrap_or(0),
-        timestamp_us: parse_x_timestamp(&get("x-timestamp")).unwrap_or(0),
-        meta,
-    }
-}
-
 pub(super) fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {
     use std::error::Error;
     let mut detail = e.to_string();
@@ -549,34 +403,6 @@ fn short(text: &str) -> String {
         s = "no message".into();
     }
     s
-}
-
-/// `1795307425.60651` (Swift's X-Timestamp; an `_offset` suffix is ignored) → µs.
-pub fn parse_x_timestamp(s: &str) -> Option<u64> {
-    let s = s.split('_').next()?.trim();
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: u64 = secs.parse().ok()?;
-    let mut frac: String = frac.chars().take(6).collect();
-    if !frac.chars().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    while frac.len() < 6 {
-        frac.push('0');
-    }
-    Some(secs * 1_000_000 + frac.parse::<u64>().ok()?)
-}
-
-/// µs → Swift's X-Timestamp form with 5 decimals (`1795307425.60651`).
-pub fn format_x_timestamp(us: u64) -> String {
-    format!("{}.{:05}", us / 1_000_000, (us % 1_000_000) / 10)
-}
-
-/// A listing's `2026-11-22T00:30:25.606510` (UTC, no zone) → µs since the
-/// epoch; `None` for anything else or a time before 1970.
-pub fn parse_listing_time(s: &str) -> Option<u64> {
-    let t = humantime::parse_rfc3339_weak(s).ok()?;
-    let us = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
-    u64::try_from(us).ok()
 }
 
 #[cfg(test)]
