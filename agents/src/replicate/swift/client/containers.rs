@@ -113,17 +113,8 @@ impl SwiftClient {
         container: &str,
         headers: &BTreeMap<String, String>,
     ) -> Result<(), AgentError> {
-        let h = to_headers(headers)?;
-        self.call(
-            Method::PUT,
-            Target::Container(container),
-            &[],
-            &h,
-            SendBody::Empty,
-            &[],
-        )
-        .await?;
-        Ok(())
+        self.container_headers(Method::PUT, container, headers)
+            .await
     }
 
     /// Sets these headers on an existing container (`POST`); `x-remove-*` removes.
@@ -132,16 +123,21 @@ impl SwiftClient {
         container: &str,
         headers: &BTreeMap<String, String>,
     ) -> Result<(), AgentError> {
+        self.container_headers(Method::POST, container, headers)
+            .await
+    }
+
+    /// `method` (PUT or POST) on `container` with `headers` and no body.
+    async fn container_headers(
+        &self,
+        method: Method,
+        container: &str,
+        headers: &BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
         let h = to_headers(headers)?;
-        self.call(
-            Method::POST,
-            Target::Container(container),
-            &[],
-            &h,
-            SendBody::Empty,
-            &[],
-        )
-        .await?;
+        let target = Target::Container(container);
+        self.call(method, target, &[], &h, SendBody::Empty, &[])
+            .await?;
         Ok(())
     }
 
