@@ -71,6 +71,14 @@ pub(crate) fn slow_rsync_in_path(dir: &Path) {
     );
 }
 
+/// Why a daemon did not start.
+enum Start {
+    /// It exited (its port was taken meanwhile, or a bad config).
+    Exited(String),
+    /// It runs but never answered.
+    NotReady(String),
+}
+
 /// An rsync daemon with a writable module `drdata`, a read-only module `ro`.
 pub(crate) struct Daemon {
     pub dir: tempfile::TempDir,
@@ -101,21 +109,36 @@ impl Daemon {
             module("ro", "ro", "yes")
         );
         std::fs::write(d.join("rsyncd.conf"), conf).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut daemon = Daemon {
             dir,
-            port,
+            port: 0,
             child: None,
         };
-        daemon.up();
-        daemon
+        // A free port found here can be taken by another test before the
+        // daemon binds it; the daemon then exits at once: take another.
+        for _ in 0..5 {
+            daemon.port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            match daemon.try_up() {
+                Ok(()) => return daemon,
+                Err(Start::Exited(why)) => eprintln!("rsync daemon: {why}; another port"),
+                Err(Start::NotReady(why)) => panic!("{why}"),
+            }
+        }
+        panic!("the rsync daemon exited at start on 5 ports in a row (see its log)")
     }
 
+    /// (Re)starts the daemon on its port; panics when it cannot.
     pub(crate) fn up(&mut self) {
+        if let Err(Start::Exited(why) | Start::NotReady(why)) = self.try_up() {
+            panic!("{why}");
+        }
+    }
+
+    fn try_up(&mut self) -> Result<(), Start> {
         let d = self.dir.path();
         let child = Command::new("rsync")
             .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
@@ -128,6 +151,20 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                let log = std::fs::read_to_string(d.join("rsyncd.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(3).collect();
+                return Err(Start::Exited(format!(
+                    "rsync daemon on port {} exited at start ({status}): {}",
+                    self.port,
+                    tail.join(" | ")
+                )));
+            }
             let ok = Command::new("rsync")
                 .arg(format!("rsync://127.0.0.1:{}/", self.port))
                 .stdout(Stdio::null())
@@ -136,13 +173,14 @@ impl Daemon {
                 .map(|s| s.success())
                 .unwrap_or(false);
             if ok {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "rsync daemon not ready on port {}",
-                self.port
-            );
+            if Instant::now() >= deadline {
+                return Err(Start::NotReady(format!(
+                    "rsync daemon not ready on port {}",
+                    self.port
+                )));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
