@@ -461,11 +461,30 @@ async fn execute(
             });
             continue;
         }
+        // A pull into this site (a resync of a failback given up) stops
+        // before the promote's hooks open the site to users' writes.
+        let mut pull_stopped = None;
+        if let (CommandKind::Promote, Some(r)) = (cmd.kind, &shared.settings.replication) {
+            pull_stopped = tokio::select! {
+                _ = token.cancelled() => return,
+                s = r.promoted(&cmd.group) => s,
+            };
+            if let Some(s) = &pull_stopped {
+                info!(command = %cmd.id, "{s}");
+            }
+        }
         // Cancelling drops the hook run, which kills the running hook.
         let mut outcome = tokio::select! {
             _ = token.cancelled() => return,
             o = run_command(&shared.settings, &cmd, &token, &|_| Ok(())) => o,
         };
+        if let Some(s) = pull_stopped {
+            outcome.detail = if outcome.detail.is_empty() {
+                s
+            } else {
+                format!("{}; {s}", outcome.detail)
+            };
+        }
         if outcome.ok && cmd.kind == CommandKind::Promote && !shared.settings.checks.is_empty() {
             // Checks taken after the hooks travel with the outcome: the
             // orchestrator need not wait for the next report to see them.

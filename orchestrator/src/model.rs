@@ -222,6 +222,12 @@ pub struct Runbook {
     /// when it began: its differences are stale copies, not divergent writes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replica: bool,
+    /// A failback/switchover given up before its cut-over because the
+    /// site users are on (`from`) was confirmed down meanwhile: not a
+    /// failure of the move itself (no failback retry is counted), and the
+    /// failover decision follows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preempted: bool,
 }
 
 impl Runbook {
@@ -266,6 +272,7 @@ impl Runbook {
             journal: None,
             changed: None,
             replica: false,
+            preempted: false,
         }
     }
 

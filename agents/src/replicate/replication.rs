@@ -190,11 +190,12 @@ impl Replication {
         self.run_checked(cmd, shutdown, &|_| Ok(())).await
     }
 
-    /// [`Replication::run`], with a start asked again through `admit` (the
-    /// agent's authority) once its turn comes — the group's lock taken, after
-    /// any command it waited behind: a demote that came meanwhile (and waits
-    /// for the same lock to stop the push) must not find a push started
-    /// after it. The start is then refused, not run.
+    /// [`Replication::run`], with a start, resync or final pass asked again
+    /// through `admit` (the agent's authority) once its turn comes — the
+    /// group's lock taken, after any command it waited behind: a demote that
+    /// came meanwhile (and waits for the same lock to stop the push) must not
+    /// find a push started after it, nor a promote at a newer epoch a pull
+    /// into the site. The command is then refused, not run.
     pub async fn run_checked(
         &self,
         cmd: &Command,
@@ -263,7 +264,13 @@ impl Replication {
             }
         }
         let _one = g.busy.lock().await;
-        if cmd.kind == CommandKind::StartReplication {
+        if matches!(
+            cmd.kind,
+            CommandKind::StartReplication | CommandKind::Resync | CommandKind::FinalSync
+        ) {
+            // A push or a pull that waited its turn: a demote (no push
+            // after it) or a promote at a newer epoch (no pull into the
+            // site users now write to) may have come meanwhile.
             if let Err(refusal) = admit(cmd) {
                 return out(
                     false,

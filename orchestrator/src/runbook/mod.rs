@@ -68,6 +68,14 @@ pub trait RunbookEnv: Send + Sync {
     fn resync_finished(&self, _rb: &Runbook, _site: &str) {}
     /// The runbook was persisted with new progress (for status views).
     fn progress(&self, _rb: &Runbook) {}
+    /// Resolves, with what was seen, once the site users are on (`rb.from`)
+    /// is confirmed down while `rb` (a failback or switchover) has not begun
+    /// its cut-over: the engine then gives the move up, so that the failover
+    /// it needs is not held for as long as a resync may take. Never resolves
+    /// by default.
+    async fn active_lost(&self, _rb: &Runbook) -> String {
+        std::future::pending().await
+    }
     /// Record an event.
     fn event(
         &self,
@@ -153,10 +161,28 @@ pub async fn execute(
             env.hold(&rb.group, rb.epoch, cut_over_window(&rb, i, policy));
         }
         let limit = policy.timeout_of(name);
-        let outcome = match tokio::time::timeout(limit, run_step(&rb, name, env, policy)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Failed(format!("timed out after {}", humantime_fmt(limit))),
+        let bounded = async {
+            match tokio::time::timeout(limit, run_step(&rb, name, env, policy)).await {
+                Ok(o) => o,
+                Err(_) => Outcome::Failed(format!("timed out after {}", humantime_fmt(limit))),
+            }
         };
+        let (outcome, lost) = if preemptible(&rb, i) {
+            tokio::select! {
+                o = bounded => (o, false),
+                seen = env.active_lost(&rb) => (
+                    Outcome::Failed(format!(
+                        "given up: {}, where users are, was confirmed down ({seen}); \
+                         the move cannot finish without it, and users need a failover now",
+                        rb.from
+                    )),
+                    true,
+                ),
+            }
+        } else {
+            (bounded.await, false)
+        };
+        rb.preempted |= lost;
         let (status, detail) = match outcome {
             Outcome::Done(d) => (StepStatus::Done, d),
             Outcome::Carrying(d, carry) => {
@@ -244,6 +270,18 @@ pub async fn execute(
         Some(rb.id),
     );
     rb
+}
+
+/// Whether step `i` of `rb` is given up when the site users are on is
+/// confirmed down: a failback's or switchover's steps before its cut-over
+/// (the resync can be allowed an hour). From the demote on, the old active
+/// site is taken down on purpose and the cut-over runs to its end or rolls
+/// back.
+fn preemptible(rb: &Runbook, i: usize) -> bool {
+    rb.kind != RunbookKind::Failover
+        && rb.steps[..=i]
+            .iter()
+            .all(|s| matches!(s.name, StepName::Decide | StepName::Resync))
 }
 
 /// How long a hold order sent before step `from` must stand: the time the

@@ -36,6 +36,10 @@ struct World {
     sent: Mutex<Vec<(String, Command)>>,
     /// Hold orders (epoch, ttl) and the commands sent before each.
     holds: Mutex<Vec<(u64, Duration, usize)>>,
+    /// When the site users are on is confirmed down (`active_lost`).
+    lost_at: Mutex<Option<tokio::time::Instant>>,
+    /// How long a resync takes (300 ms when unset).
+    resync_takes: Mutex<Option<Duration>>,
 }
 
 impl World {
@@ -78,7 +82,12 @@ impl RunbookEnv for World {
         if let Some(o) = self.outcomes.lock().unwrap().get(&cmd.id) {
             return Ok(o.clone());
         }
-        tokio::time::sleep(Duration::from_millis(300)).await; // hooks take time
+        let takes = match cmd.kind {
+            CommandKind::Resync => *self.resync_takes.lock().unwrap(),
+            _ => None,
+        };
+        // Hooks and passes take time.
+        tokio::time::sleep(takes.unwrap_or(Duration::from_millis(300))).await;
         *self
             .hook_runs
             .lock()
@@ -192,6 +201,16 @@ impl RunbookEnv for World {
     }
     fn has_replication(&self, _group: &str) -> bool {
         self.replication.load(Ordering::Relaxed)
+    }
+    async fn active_lost(&self, rb: &Runbook) -> String {
+        let at = *self.lost_at.lock().unwrap();
+        match at {
+            Some(at) => {
+                tokio::time::sleep_until(at).await;
+                format!("{} down: 3 rounds", rb.from)
+            }
+            None => std::future::pending().await,
+        }
     }
     fn event(
         &self,
@@ -798,4 +817,87 @@ async fn a_journal_that_cannot_say_means_a_full_final_pass() {
         "{}",
         d.detail
     );
+}
+
+/// The site users are on dies while a failback resyncs (a resync may be
+/// allowed an hour): the failback is given up at once, before anything
+/// was demoted or routed, so that the failover it needs is not held.
+#[tokio::test(start_paused = true)]
+async fn a_failback_is_given_up_when_the_site_users_are_on_goes_down_during_its_resync() {
+    let w = world_on("b", 2);
+    w.replication.store(true, Ordering::Relaxed);
+    *w.resync_takes.lock().unwrap() = Some(Duration::from_secs(3600));
+    let start = tokio::time::Instant::now();
+    *w.lost_at.lock().unwrap() = Some(start + Duration::from_secs(2));
+    let mut p = policy(Fencing::BestEffort, None);
+    p.resync_timeout = Duration::from_secs(3600);
+    let rb = Runbook::new(
+        1,
+        "web",
+        RunbookKind::Failback,
+        "b",
+        "a",
+        3,
+        "failback",
+        1_000_000,
+        1_000_000,
+    );
+    let rb = execute(rb, &w, &MemStore::default(), &p).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "given up when b was lost, not after the resync's hour: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(rb.status, RunbookStatus::Failed);
+    assert!(rb.preempted && rb.aborted, "{rb:#?}");
+    assert_eq!(
+        statuses(&rb)[..3],
+        [
+            (StepName::Decide, StepStatus::Done),
+            (StepName::Resync, StepStatus::Failed),
+            (StepName::Demote, StepStatus::Pending),
+        ]
+    );
+    let detail = &rb.steps[1].detail;
+    assert!(
+        detail.contains("b, where users are, was confirmed down"),
+        "{detail}"
+    );
+    let sent: Vec<CommandKind> = w.sent.lock().unwrap().iter().map(|(_, c)| c.kind).collect();
+    assert!(
+        !sent
+            .iter()
+            .any(|k| matches!(k, CommandKind::Demote | CommandKind::Promote)),
+        "nothing demoted or promoted: {sent:?}"
+    );
+    assert_eq!(
+        w.route.lock().unwrap().0.as_deref(),
+        Some("b"),
+        "nothing routed"
+    );
+}
+
+/// From its demote on, a failback is a cut-over that runs to its end or
+/// rolls back: the old active site going down then is what the cut-over
+/// does, not a reason to give up.
+#[tokio::test(start_paused = true)]
+async fn a_failback_past_its_resync_is_not_given_up() {
+    let w = world_on("b", 2);
+    w.replication.store(true, Ordering::Relaxed);
+    // The journal and the resync take 300 ms each: lost during the demote.
+    *w.lost_at.lock().unwrap() = Some(tokio::time::Instant::now() + Duration::from_millis(700));
+    let rb = failback(&w).await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    assert!(!rb.preempted);
+    assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("a"));
+}
+
+/// A failover is never given up that way (its old site is down by design).
+#[tokio::test(start_paused = true)]
+async fn a_failover_is_not_given_up_for_its_old_site_being_down() {
+    let w = world_on("a", 1);
+    *w.lost_at.lock().unwrap() = Some(tokio::time::Instant::now());
+    let rb = failover(&w, policy(Fencing::BestEffort, None)).await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    assert!(!rb.preempted);
 }

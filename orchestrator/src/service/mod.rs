@@ -70,6 +70,8 @@ mod operator;
 mod orders_tests;
 mod persist;
 pub mod polls;
+#[cfg(test)]
+mod preempt_tests;
 mod reconcile;
 mod replay;
 mod replication;

@@ -225,6 +225,11 @@ impl Shared {
             let primary = self.cfg.groups.get(&rb.group).map(|c| c.primary());
             ng.switched_over =
                 rb.kind == RunbookKind::Switchover && primary != Some(rb.to.as_str());
+            if primary == Some(rb.to.as_str()) {
+                // Back on the primary, by whatever move: an earlier
+                // failback's failures say nothing about the next one.
+                crate::retry::reset(&mut ng);
+            }
         }
         ng.runbook = None;
         ng.phase = match rb.status {
@@ -246,7 +251,27 @@ impl Shared {
         if replication_started {
             ng.replication_paused_since_unix_ms = None;
         }
-        if rb.aborted && !switched {
+        if rb.aborted && !switched && rb.preempted {
+            // Given up because the site users are on went down: no failback
+            // failure to count or retry; the failover decision follows.
+            self.event_locked(
+                &mut st,
+                EventKind::FailbackAborted,
+                Some(&rb.group),
+                Some(&rb.from),
+                format!(
+                    "{} {} → {} given up before its cut-over: {} was confirmed down; nothing was moved, and the \
+                     failover decision follows{}",
+                    runbook::kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.from,
+                    if ng.maintenance { " once the group leaves maintenance" } else { "" }
+                ),
+                vec![],
+                Some(rb.id),
+            );
+        } else if rb.aborted && !switched {
             let base = self.cfg.detection.hold_down.max(Duration::from_secs(5));
             let after = if rb.kind == RunbookKind::Failback {
                 crate::retry::on_aborted(&mut ng, &rb, base)
@@ -535,6 +560,34 @@ impl RunbookEnv for Env {
             )),
             Ok(Err(e)) => Err(format!("cannot start {prog}: {e}")),
             Err(_) => Err(format!("timed out after {:.1}s", timeout.as_secs_f64())),
+        }
+    }
+
+    async fn active_lost(&self, rb: &Runbook) -> String {
+        // Checked once per detection round, where the verdict can change.
+        let every = self
+            .shared
+            .cfg
+            .detection
+            .interval
+            .max(Duration::from_millis(50));
+        loop {
+            {
+                let st = self.shared.lock();
+                // In maintenance no failover would follow: the operator's
+                // move runs on (they decide).
+                let maintenance = st.groups.get(&rb.group).is_some_and(|g| g.maintenance);
+                if let Some(t) = st.detector.track(&rb.from) {
+                    if t.confirmed_down && !maintenance {
+                        return match &t.last {
+                            Some(Verdict::Down(why)) => format!("{} rounds: {why}", t.down_rounds),
+                            Some(v) => format!("its last verdict: {}", v.label()),
+                            None => "no verdict yet".to_string(),
+                        };
+                    }
+                }
+            }
+            tokio::time::sleep(every).await;
         }
     }
 

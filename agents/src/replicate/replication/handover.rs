@@ -41,6 +41,28 @@ impl Replication {
         Some(self.stop_pushing(g).await)
     }
 
+    /// A promote at this site: a resync or final pass still pulling the
+    /// group's data from the peer into this site is stopped, and the
+    /// promote waits until it has (a failback given up because the peer
+    /// went down, then a failover here: from now on users write here, and
+    /// the pull would overwrite or delete what they write). What to say in
+    /// the outcome; `None` when nothing was pulling. A pull queued behind is
+    /// refused when its turn comes (its epoch is older than the promote's).
+    pub async fn promoted(&self, group: &str) -> Option<String> {
+        let g = self.groups.get(group)?;
+        let pulling = lock(&g.current).as_ref().and_then(|(kind, token)| {
+            matches!(kind, CommandKind::Resync | CommandKind::FinalSync).then(|| {
+                token.cancel();
+                *kind
+            })
+        })?;
+        let _one = g.busy.lock().await;
+        Some(format!(
+            "stopped the {} from the peer that was still running: this site's data is the group's from now on",
+            pulling.as_str()
+        ))
+    }
+
     /// Starts this site's change journal of the group's data (or keeps the
     /// one running): the outcome's detail and the journal's mark.
     pub(super) async fn journal_start(

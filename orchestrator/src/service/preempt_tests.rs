@@ -1,0 +1,147 @@
+//! A failback or switchover whose users' site goes down before its
+//! cut-over is given up, so that the failover is not held for as long as
+//! its resync may take (`resync_timeout`, an hour by default).
+use super::harness::*;
+use super::*;
+use crate::store::MemStore;
+use warden_proto::agent::PeerProbe;
+
+/// One 250 ms round in which each site's service is up or down as told,
+/// both agents report, and each answers its queued commands except those
+/// `held` keeps running (a resync that takes its time).
+async fn round_sites(s: &Arc<Shared>, a_up: bool, b_up: bool, held: &dyn Fn(&Command) -> bool) {
+    for (site, peer, local, peer_up) in [("a", "b", a_up, b_up), ("b", "a", b_up, a_up)] {
+        let outcomes = s
+            .commands_for(site)
+            .into_iter()
+            .filter(|c| !held(c))
+            .map(|c| CommandOutcome {
+                id: c.id,
+                ok: true,
+                detail: "ok".into(),
+                hooks: vec![],
+                checks: None,
+                journal: None,
+            })
+            .collect();
+        s.accept_report(AgentReport {
+            site: site.into(),
+            seq: 1,
+            started_unix_ms: 0,
+            boot: String::new(),
+            checks: vec![check(local)],
+            peers: vec![PeerProbe {
+                site: peer.into(),
+                results: vec![check(peer_up)],
+                age_ms: 0,
+            }],
+            outcomes,
+            replication: vec![],
+            authority: vec![],
+        });
+    }
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.evidence
+            .external
+            .insert("a".into(), (now, vec![check(a_up)]));
+        st.evidence
+            .external
+            .insert("b".into(), (now, vec![check(b_up)]));
+    }
+    s.detect_round().await;
+    s.writer_settled().await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(250)).await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The resync step of the group's running runbook is under way.
+fn resyncing(s: &Shared) -> bool {
+    let st = s.lock();
+    st.groups["web"]
+        .runbook
+        .and_then(|id| st.runbooks.get(&id))
+        .is_some_and(|rb| {
+            rb.steps
+                .iter()
+                .any(|x| x.name == StepName::Resync && x.status == StepStatus::Running)
+        })
+}
+
+/// Failed over to b, a returns and the automatic failback starts its
+/// resync at a (which takes long); then b's service dies. Users are on b:
+/// the failback is given up at once and the failover to a follows, within
+/// a few rounds instead of the resync's hour.
+#[tokio::test(start_paused = true)]
+async fn the_site_users_are_on_dying_during_a_failback_resync_is_failed_over_at_once() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "") + "[groups.web.replication]\nplan = \"none\"\n";
+    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    let answer_all = |_: &Command| false;
+    let resync_runs = |c: &Command| c.kind == CommandKind::Resync;
+    for _ in 0..8 {
+        round_sites(&s, true, true, &answer_all).await;
+    }
+    for _ in 0..40 {
+        if group(&s).active == "b" && group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites(&s, false, true, &answer_all).await;
+    }
+    assert_eq!(group(&s).active, "b", "failed over: {:#?}", group(&s));
+    // a returns; the automatic failback begins and its resync runs on.
+    for _ in 0..60 {
+        if resyncing(&s) {
+            break;
+        }
+        round_sites(&s, true, true, &resync_runs).await;
+    }
+    assert!(
+        resyncing(&s),
+        "the failback's resync runs: {:#?}",
+        group(&s)
+    );
+    let failback = group(&s).runbook.expect("the failback's id");
+    // b's service dies while a is still resyncing.
+    let mut rounds = 0;
+    while !(group(&s).active == "a" && group(&s).phase == Phase::Steady) {
+        rounds += 1;
+        assert!(
+            rounds <= 30,
+            "users are still on the dead b after 30 rounds: {:#?}",
+            group(&s)
+        );
+        round_sites(&s, true, false, &resync_runs).await;
+    }
+    let st = s.lock();
+    let rb = &st.runbooks[&failback];
+    assert_eq!(rb.kind, RunbookKind::Failback);
+    assert!(rb.preempted && rb.aborted, "{rb:#?}");
+    let failover = st
+        .runbooks
+        .values()
+        .filter(|r| r.id > failback)
+        .find(|r| r.kind == RunbookKind::Failover && r.to == "a")
+        .expect("a failover to a followed");
+    assert_eq!(failover.status, RunbookStatus::Succeeded);
+    assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
+    let events: Vec<String> = st.recent.iter().map(|e| e.message.clone()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|m| m.contains("given up before its cut-over: b was confirmed down")),
+        "{events:#?}"
+    );
+    // Not counted as a failed failback: nothing is blocked or backed off.
+    let g = &st.groups["web"];
+    assert_eq!(
+        (g.failback_aborts, g.failback_blocked.as_deref()),
+        (0, None)
+    );
+}
