@@ -1,0 +1,146 @@
+//! The site users are on fails while a failback resyncs: with the real
+//! binaries, rsync daemons and a shaped link on network-namespace hosts.
+//! The failback is given up at once and users fail over, instead of
+//! waiting for a resync that may be allowed an hour; and the given-up
+//! resync stops pulling into the site before users write there.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+
+use crate::lab::{self, secs, Deploy};
+use crate::site::Data;
+
+fn runbook_of<'a>(rbs: &'a [Value], kind: &str) -> Option<&'a Value> {
+    rbs.iter().rev().find(|r| r["kind"] == kind)
+}
+
+fn step<'a>(rb: &'a Value, name: &str) -> &'a Value {
+    rb["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+/// The rsync clients running at `site` that talk to a daemon (a push or
+/// a pull names `rsync://…`).
+fn rsync_clients(x: &Data, site: &str) -> Result<Vec<String>> {
+    let ns = x.d.lab.ns(site).to_string();
+    let pids =
+        x.d.lab
+            .run_ok(site, "ip", ["netns", "pids", &ns])
+            .unwrap_or_default();
+    let mut out = Vec::new();
+    for pid in pids.split_whitespace() {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.starts_with("rsync ") && cmd.contains("rsync://") {
+            out.push(format!("{pid}: {cmd}"));
+        }
+    }
+    Ok(out)
+}
+
+/// a is lost, users move to b, 24 MiB are written at b. a returns and the
+/// automatic failback's resync pulls them over b's link shaped to 4 Mbit/s
+/// (about 50 s). Then b's service dies (its agent and rsync daemon stay):
+/// users are on a within seconds, the failback given up with the reason,
+/// no rsync pulls into a any more, and what users write at a stays.
+#[test]
+fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    x.write("a", "seed.txt", "seed")?;
+    x.start()?;
+    x.wait_same(secs(20))?;
+    std::thread::sleep(secs(1.5));
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    for i in 0..24 {
+        let block: Vec<u8> = (0..1024 * 1024)
+            .map(|j| ((i * 31 + j) % 251) as u8)
+            .collect();
+        let p = x.dir("b").join(format!("big/{i}.bin"));
+        std::fs::create_dir_all(p.parent().unwrap())?;
+        std::fs::write(p, block)?;
+    }
+    x.d.lab.run_ok(
+        "b",
+        "tc",
+        [
+            "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "4mbit", "burst", "32kbit",
+            "latency", "400ms",
+        ],
+    )?;
+    x.restart_site("a")?;
+    lab::eventually(secs(60), secs(0.1), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failback") {
+            Some(fb) if step(fb, "resync")["status"] == "running" => Ok(()),
+            _ => bail!("the failback's resync is not running yet"),
+        }
+    })?;
+    // Let the pull get going (its rsync client at a), then b's service dies.
+    lab::eventually(secs(20), secs(0.1), || {
+        if rsync_clients(&x, "a")?.is_empty() {
+            bail!("no rsync pulling at a yet")
+        }
+        Ok(())
+    })?;
+    let lost = Instant::now();
+    x.d.lab.kill("svc-b")?;
+    // Far less than the ~50 s the resync needs.
+    x.d.wait_users_on("a", secs(25))?;
+    let took = lost.elapsed();
+    let ev = x.d.wait_event("failback_aborted", secs(10))?;
+    let msg = ev["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("given up before its cut-over: b was confirmed down"),
+        "{ev}"
+    );
+    let rbs = x.d.runbooks()?;
+    let fb = rbs
+        .iter()
+        .find(|r| r["kind"] == "failback")
+        .expect("the failback");
+    let resync = step(fb, "resync");
+    assert_eq!(resync["status"], "failed", "{fb:#}");
+    assert!(
+        resync["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("b, where users are, was confirmed down")),
+        "{fb:#}"
+    );
+    for s in ["demote", "switch"] {
+        assert_eq!(step(fb, s)["status"], "pending", "{s}: {fb:#}");
+    }
+    let fo = runbook_of(&rbs, "failover").expect("the failover to a");
+    assert_eq!(
+        (fo["to"].as_str(), fo["status"].as_str()),
+        (Some("a"), Some("succeeded")),
+        "{fo:#}"
+    );
+    // The given-up pull stopped before a was promoted.
+    let left = rsync_clients(&x, "a")?;
+    assert!(
+        left.is_empty(),
+        "rsync still pulling into a after its promote: {left:?}"
+    );
+    // Users write at a; nothing from b's old copy comes over it.
+    x.write("a", "seed.txt", "written at a after the failover")?;
+    x.write("a", "after.txt", "new at a")?;
+    std::thread::sleep(secs(3));
+    let a = crate::site::tree(&x.dir("a"))?;
+    assert_eq!(
+        crate::site::text(&a, "seed.txt").as_deref(),
+        Some("written at a after the failover")
+    );
+    assert!(a.contains_key("after.txt"));
+    eprintln!(
+        "b's service killed → users on a in {:.1} s",
+        took.as_secs_f64()
+    );
+    Ok(())
+}
