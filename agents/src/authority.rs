@@ -286,7 +286,10 @@ impl Authority {
                 self.site, cmd.group
             ));
         }
-        if cmd.kind == CommandKind::StartReplication && !a.may_push() {
+        // After `warden resync` the peer was resynced from this site, the
+        // active one: what the peer wrote on its own is safe there.
+        let peer_resynced = cmd.peer_resynced && a.role == Role::Active;
+        if cmd.kind == CommandKind::StartReplication && !a.may_push() && !peer_resynced {
             return Err(format!(
                 "refused: site {} was demoted at epoch {} (failed away from) and has not completed a resync \
                  for a newer epoch since; it must not push its data to the peer",
@@ -342,6 +345,11 @@ impl Authority {
                 }
             }
             CommandKind::FinalSync => {
+                a.resynced_at = Some(a.resynced_at.map_or(cmd.epoch, |r| r.max(cmd.epoch)));
+            }
+            // The peer was resynced from this active site (`warden resync`):
+            // pushing to it is as safe as after a final pass of its own.
+            CommandKind::StartReplication if cmd.peer_resynced && a.role == Role::Active => {
                 a.resynced_at = Some(a.resynced_at.map_or(cmd.epoch, |r| r.max(cmd.epoch)));
             }
             _ => {}
@@ -572,6 +580,39 @@ mod tests {
         let w = a.wire();
         assert_eq!(w[0].role, "standby");
         assert!(w[0].may_push);
+    }
+
+    /// Failed away from (demoted at 2), made active again by a failover
+    /// back (promoted at 4): it pushes only once the orchestrator says its
+    /// peer was resynced from it (`warden resync`), never on a plain start,
+    /// and never as a standby; from then on plain starts are admitted.
+    #[test]
+    fn a_site_promoted_after_its_demote_pushes_once_its_peer_was_resynced_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let demote = cmd(2, CommandKind::Demote, "a");
+        a.admit(&demote).unwrap();
+        a.record(&demote).unwrap();
+        let mut vouched = cmd(3, CommandKind::StartReplication, "a");
+        vouched.peer_resynced = true;
+        let e = a.admit(&vouched).unwrap_err();
+        assert!(e.contains("demoted at epoch 2"), "a standby never: {e}");
+        let promote = cmd(4, CommandKind::Promote, "a");
+        a.admit(&promote).unwrap();
+        a.record(&promote).unwrap();
+        let e = a
+            .admit(&cmd(4, CommandKind::StartReplication, "a"))
+            .unwrap_err();
+        assert!(e.contains("demoted at epoch 2"), "{e}");
+        let mut vouched = cmd(5, CommandKind::StartReplication, "a");
+        vouched.peer_resynced = true;
+        a.admit(&vouched).unwrap();
+        a.record(&vouched).unwrap();
+        drop(a);
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(5, CommandKind::StartReplication, "a"))
+            .expect("a plain start after the agent restarted");
+        assert!(a.wire()[0].may_push);
     }
 
     /// A state file lost from a directory in use: every role is unknown

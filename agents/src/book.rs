@@ -108,6 +108,8 @@ mod tests {
             journal_since: None,
             changed: None,
             replica: false,
+            peer_resynced: false,
+            stays_target: false,
         }
     }
 

@@ -166,4 +166,5 @@ async fn a_promote_stops_a_pull_into_the_site_and_refuses_one_queued() {
         "a resync wrote into the promoted site: {log:?}"
     );
     assert!(r.promoted("web").await.is_none(), "nothing left pulling");
+    assert_eq!(r.status()[0].role, "idle", "no longer said to resync");
 }

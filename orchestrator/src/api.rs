@@ -92,6 +92,7 @@ pub fn router(
         .route("/v1/groups/{group}/failover", post(failover))
         .route("/v1/groups/{group}/failback", post(failback))
         .route("/v1/groups/{group}/switchover", post(switchover))
+        .route("/v1/groups/{group}/resync", post(resync))
         .route("/v1/groups/{group}/approve", post(approve))
         .route("/v1/groups/{group}/maintenance", post(maintenance))
         .route("/v1/groups/{group}/clear", post(clear))
@@ -352,6 +353,13 @@ async fn switchover(
         Err(r) => return r,
     };
     match s.operator_switchover(&g, &b.to, &by) {
+        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn resync(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
+    match s.operator_resync(&g, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }

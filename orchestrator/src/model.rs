@@ -101,6 +101,10 @@ pub enum RunbookKind {
     Failback,
     /// Planned move of a healthy pair (`warden switchover`): the failback cut-over.
     Switchover,
+    /// `warden resync`: replication from the active site (`from`) was
+    /// paused (a failover, a new store); the standby (`to`) is resynced
+    /// from it and replication resumes. Users stay where they are.
+    Resync,
 }
 
 /// Runbook steps, in order of execution for each kind.
@@ -144,6 +148,9 @@ impl StepName {
                 Verify,
                 StartReplication,
             ],
+            // The switch routes the active site again at the new epoch
+            // (only the fence moves): older orders are void there too.
+            RunbookKind::Resync => &[Decide, Resync, Switch, StartReplication],
         }
     }
 }
@@ -273,6 +280,15 @@ impl Runbook {
             changed: None,
             replica: false,
             preempted: false,
+        }
+    }
+
+    /// The site users are on once the runbook has switched: `to`, except
+    /// for a resync (users stay on `from`, the active site).
+    pub fn users_site(&self) -> &str {
+        match self.kind {
+            RunbookKind::Resync => &self.from,
+            _ => &self.to,
         }
     }
 

@@ -288,6 +288,18 @@ pub struct Command {
     /// replaced like the peer's push would, not reported as divergent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replica: bool,
+    /// Start of replication after `warden resync`: the peer was resynced
+    /// from this site in this very runbook (what the peer wrote on its own
+    /// was kept or quarantined there), so this site — active, promoted
+    /// after its last demote — may push to it although it made no resync
+    /// of its own since that demote.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub peer_resynced: bool,
+    /// Resync of `warden resync`: this site stays the peer's replication
+    /// target afterwards, so what it wrote on its own cannot be kept in
+    /// place (the peer's pushes would delete it): `keep` quarantines it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stays_target: bool,
 }
 
 /// A point in one site's change journal: the journal (`id`, new for every
@@ -323,6 +335,8 @@ impl Command {
             journal_since: None,
             changed: None,
             replica: false,
+            peer_resynced: false,
+            stays_target: false,
         }
     }
 

@@ -119,6 +119,10 @@ pub(crate) enum Cmd {
         #[arg(long)]
         to: String,
     },
+    /// Resume replication paused since a failover or a new store: resync
+    /// the standby from the active site (what it wrote on its own is kept
+    /// or quarantined), then replicate to it again. Users do not move.
+    Resync { group: String },
     /// Approve a pending decision (manual mode or exhausted failover budget).
     Approve { group: String },
     /// Maintenance mode: no automatic decisions for the group.
@@ -223,6 +227,7 @@ impl Cmd {
                 | Cmd::Failover { .. }
                 | Cmd::Failback { .. }
                 | Cmd::Switchover { .. }
+                | Cmd::Resync { .. }
                 | Cmd::Approve { .. }
                 | Cmd::Maintenance { .. }
                 | Cmd::Clear { .. }

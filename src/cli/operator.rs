@@ -70,6 +70,15 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 v["runbook"]
             );
         }
+        Cmd::Resync { group } => {
+            let v = c
+                .post(&format!("/v1/groups/{group}/resync"), Value::Null)
+                .await?;
+            println!(
+                "resync of {group} started (runbook {}): the standby is brought in line with the active site, then replication resumes",
+                v["runbook"]
+            );
+        }
         Cmd::Approve { group } => {
             let v = c
                 .post(&format!("/v1/groups/{group}/approve"), Value::Null)

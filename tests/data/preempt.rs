@@ -2,7 +2,9 @@
 //! binaries, rsync daemons and a shaped link on network-namespace hosts.
 //! The failback is given up at once and users fail over, instead of
 //! waiting for a resync that may be allowed an hour; and the given-up
-//! resync stops pulling into the site before users write there.
+//! resync stops pulling into the site before users write there. Then
+//! `warden resync` resumes replication toward b without moving users and
+//! without losing what b's users wrote.
 
 use std::time::Instant;
 
@@ -142,5 +144,61 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
         "b's service killed → users on a in {:.1} s",
         took.as_secs_f64()
     );
+
+    // b's service is back. Replication from a stays paused (b holds what
+    // users wrote there while it was active) until the operator's resync.
+    x.d.lab
+        .run_ok("b", "tc", ["qdisc", "del", "dev", "eth0", "root"])?;
+    x.d.start_service("b")?;
+    let g = x.d.group()?;
+    assert_eq!(g["replication"]["state"], "paused", "{g:#}");
+    let b_before = crate::site::tree(&x.dir("b"))?;
+    let out = lab::eventually(secs(30), secs(0.5), || x.d.cli_ok(&["resync", "web"]))?;
+    assert!(out.contains("resync of web started"), "{out}");
+    let rb = lab::eventually(secs(60), secs(0.3), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "resync") {
+            Some(rb) if rb["status"] == "succeeded" => Ok(rb.clone()),
+            other => bail!("resync not done: {other:?}"),
+        }
+    })?;
+    assert_eq!(
+        (rb["from"].as_str(), rb["to"].as_str()),
+        (Some("a"), Some("b")),
+        "{rb:#}"
+    );
+    assert_eq!(x.d.user_get()?, "a", "users stayed on a");
+    // Replication a → b runs again: a new write at a reaches b.
+    x.write("a", "post-resync.txt", "replicated again")?;
+    lab::eventually(secs(30), secs(0.3), || {
+        let b = crate::site::tree(&x.dir("b"))?;
+        match crate::site::text(&b, "post-resync.txt") {
+            Some(t) if t == "replicated again" => Ok(()),
+            _ => bail!("post-resync.txt not at b yet"),
+        }
+    })?;
+    let b = crate::site::tree(&x.dir("b"))?;
+    assert_eq!(
+        crate::site::text(&b, "seed.txt").as_deref(),
+        Some("written at a after the failover"),
+        "a's version won"
+    );
+    // What b's users wrote while b was active is still at b (kept there or
+    // quarantined beside it), byte for byte.
+    let quarantine =
+        crate::site::tree(&x.dir("b").with_extension("warden-quarantine")).unwrap_or_default();
+    for i in 0..24 {
+        let name = format!("big/{i}.bin");
+        let want = &b_before[&name];
+        let kept = b.get(&name) == Some(want)
+            || quarantine
+                .iter()
+                .any(|(k, v)| k.ends_with(&name) && v == want);
+        assert!(
+            kept,
+            "{name} written at b was lost; b now has {} names",
+            b.len()
+        );
+    }
     Ok(())
 }

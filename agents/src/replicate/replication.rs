@@ -126,10 +126,12 @@ impl std::fmt::Debug for Replication {
 /// (a switchover's target), whose differences are the peer's older
 /// versions: replaced (`discard`) like the peer's push would.
 fn policy_for(g: &GroupRepl, cmd: &Command) -> DivergentPolicy {
-    if cmd.replica {
-        DivergentPolicy::Discard
-    } else {
-        policy_of(g.cfg.divergent)
+    match policy_of(g.cfg.divergent) {
+        _ if cmd.replica => DivergentPolicy::Discard,
+        // Kept in place at a site that stays the peer's replication target,
+        // the peer's next push would delete it: moved aside instead.
+        DivergentPolicy::Keep if cmd.stays_target => DivergentPolicy::Quarantine,
+        p => p,
     }
 }
 

@@ -259,14 +259,20 @@ pub async fn execute(
         EventKind::RunbookSucceeded,
         &rb.group,
         Some(&rb.to),
-        format!(
-            "{} {} → {} done at epoch {}; RTO {} ms",
-            kind_str(rb.kind),
-            rb.from,
-            rb.to,
-            rb.epoch,
-            rb.rto_ms.unwrap_or(0)
-        ),
+        match rb.kind {
+            RunbookKind::Resync => format!(
+                "resync {} → {} done at epoch {}: {} holds {}'s data and {} replicates to it again; users stayed on {}",
+                rb.from, rb.to, rb.epoch, rb.to, rb.from, rb.from, rb.from
+            ),
+            _ => format!(
+                "{} {} → {} done at epoch {}; RTO {} ms",
+                kind_str(rb.kind),
+                rb.from,
+                rb.to,
+                rb.epoch,
+                rb.rto_ms.unwrap_or(0)
+            ),
+        },
         Some(rb.id),
     );
     rb
@@ -302,6 +308,12 @@ fn cut_over_window(rb: &Runbook, from: usize, policy: &Policy) -> Duration {
 /// writable site. Marks the runbook `aborted` when traffic and writes are as
 /// they were; otherwise it stays failed for the operator.
 async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
+    if rb.kind == RunbookKind::Resync {
+        // Nothing was demoted and users never moved: the group is as it was
+        // (replication still paused).
+        rb.aborted = true;
+        return;
+    }
     let done = |n: StepName| {
         rb.steps
             .iter()
@@ -415,6 +427,7 @@ pub fn kind_str(k: RunbookKind) -> &'static str {
         RunbookKind::Failover => "failover",
         RunbookKind::Failback => "failback",
         RunbookKind::Switchover => "switchover",
+        RunbookKind::Resync => "resync",
     }
 }
 

@@ -58,6 +58,10 @@ pub(super) async fn run_step(
     policy: &Policy,
 ) -> Outcome {
     match name {
+        StepName::Decide if rb.kind == RunbookKind::Resync => Outcome::Done(format!(
+            "resync of {} from {} (users stay on {}) decided at epoch {} by {}",
+            rb.to, rb.from, rb.from, rb.epoch, rb.trigger
+        )),
         StepName::Decide => Outcome::Done(format!(
             "move {} → {} decided at epoch {} by {}",
             rb.from, rb.to, rb.epoch, rb.trigger
@@ -123,20 +127,30 @@ async fn replication(
     };
     // Before the resync: the old active site journals what changes
     // from now on, so the cut-over's final pass covers only that.
-    let journal = if name == StepName::Resync {
+    // (A resync in place has no cut-over and so no final pass.)
+    let journal = if name == StepName::Resync && rb.kind != RunbookKind::Resync {
         Some(start_journal(rb, env, t).await)
     } else {
         None
     };
     // All three run at the returning site, with the old active site as peer:
     // resync and final sync fetch from it; replication then runs toward it.
+    // A resync in place: the standby (`to`) fetches from the active site,
+    // which then replicates to it, saying that its peer was resynced from it.
+    let (site, peer) = if rb.kind == RunbookKind::Resync && name == StepName::StartReplication {
+        (&rb.from, &rb.to)
+    } else {
+        (&rb.to, &rb.from)
+    };
     let mut cmd = Command::new(&rb.group, rb.epoch, kind);
-    cmd.peer = Some(rb.from.clone());
+    cmd.peer = Some(peer.clone());
     cmd.replica = rb.replica && name != StepName::StartReplication;
+    cmd.peer_resynced = rb.kind == RunbookKind::Resync && name == StepName::StartReplication;
+    cmd.stays_target = rb.kind == RunbookKind::Resync && name == StepName::Resync;
     if name == StepName::FinalSync && rb.journal.is_some() {
         cmd.changed = rb.changed.clone();
     }
-    let res = env.command(&rb.to, cmd, policy.timeout_of(name)).await;
+    let res = env.command(site, cmd, policy.timeout_of(name)).await;
     if matches!(name, StepName::Resync | StepName::FinalSync) {
         env.resync_finished(rb, &rb.to);
     }
@@ -149,7 +163,7 @@ async fn replication(
             Outcome::Done(format!("{said}; {}", outcome_text(&o)))
         }
         (Ok(o), _) if o.ok => Outcome::Done(outcome_text(&o)),
-        (Ok(o), _) => Outcome::Failed(format!("{}: {}", rb.to, outcome_text(&o))),
+        (Ok(o), _) => Outcome::Failed(format!("{site}: {}", outcome_text(&o))),
         (Err(e), _) => Outcome::Failed(e),
     }
 }
@@ -227,10 +241,11 @@ async fn switch(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome 
     let t = policy.step_timeout;
     let mode = match rb.kind {
         RunbookKind::Failover => SwitchMode::Immediate,
-        RunbookKind::Failback | RunbookKind::Switchover => SwitchMode::Drain,
+        RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => SwitchMode::Drain,
     };
+    let site = rb.users_site();
     let route = SiteRoute {
-        site: rb.to.clone(),
+        site: site.to_string(),
         mode,
     };
     let mut delay = Duration::from_millis(50);
@@ -238,7 +253,7 @@ async fn switch(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome 
     loop {
         match env.activate(&rb.group, &route, rb.epoch).await {
             Ok(()) => {
-                return Outcome::Done(format!("traffic routed to {} at epoch {}", rb.to, rb.epoch))
+                return Outcome::Done(format!("traffic routed to {site} at epoch {}", rb.epoch))
             }
             Err(e) if e.is_fencing() => {
                 env.event(

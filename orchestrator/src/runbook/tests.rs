@@ -633,7 +633,7 @@ async fn a_stale_epoch_at_the_switch_is_a_fencing_event_not_a_retry_loop() {
 async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
     let (from, to, epoch0) = match kind {
         RunbookKind::Failover => ("a", "b", 1),
-        RunbookKind::Failback | RunbookKind::Switchover => ("b", "a", 2),
+        RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => ("b", "a", 2),
     };
     let w = world_on(from, epoch0);
     w.replication.store(true, Ordering::Relaxed);
@@ -677,9 +677,21 @@ async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
     let r = w.route.lock().unwrap().clone();
     assert_eq!(
         r,
-        (Some(to.to_string()), epoch0 + 1, 1),
+        (
+            Some(done.users_site().to_string()),
+            epoch0 + 1,
+            u64::from(kind != RunbookKind::Resync)
+        ),
         "{kind:?} crash in {crash_in:?}: exactly one switch"
     );
+    if kind == RunbookKind::Resync {
+        // Users stay on the active site: nobody is demoted or promoted.
+        for site in [from, to] {
+            assert_eq!(w.runs(site, CommandKind::Promote), 0);
+            assert_eq!(w.runs(site, CommandKind::Demote), 0);
+        }
+        return;
+    }
     assert_eq!(
         w.runs(to, CommandKind::Promote),
         1,
@@ -706,6 +718,13 @@ async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
 async fn resume_after_a_crash_in_every_failover_step() {
     for &step in StepName::for_kind(RunbookKind::Failover) {
         crash_and_resume(RunbookKind::Failover, step).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_after_a_crash_in_every_resync_step() {
+    for &step in StepName::for_kind(RunbookKind::Resync) {
+        crash_and_resume(RunbookKind::Resync, step).await;
     }
 }
 

@@ -385,3 +385,70 @@ pub(super) async fn rounds_until(
     }
     panic!("{what}: group is {:#?}", group(s));
 }
+
+/// One 250 ms round in which each site's service is up or down as told,
+/// both agents report, and each answers its queued commands except those
+/// `held` keeps running (a resync that takes its time): the commands
+/// answered, with their sites.
+pub(super) async fn round_sites(
+    s: &Arc<Shared>,
+    a_up: bool,
+    b_up: bool,
+    held: &dyn Fn(&Command) -> bool,
+) -> Vec<(String, Command)> {
+    let mut answered = Vec::new();
+    for (site, peer, local, peer_up) in [("a", "b", a_up, b_up), ("b", "a", b_up, a_up)] {
+        let commands: Vec<Command> = s
+            .commands_for(site)
+            .into_iter()
+            .filter(|c| !held(c))
+            .collect();
+        answered.extend(commands.iter().map(|c| (site.to_string(), c.clone())));
+        let outcomes = commands
+            .into_iter()
+            .map(|c| CommandOutcome {
+                id: c.id,
+                ok: true,
+                detail: "ok".into(),
+                hooks: vec![],
+                checks: None,
+                journal: None,
+            })
+            .collect();
+        s.accept_report(AgentReport {
+            site: site.into(),
+            seq: 1,
+            started_unix_ms: 0,
+            boot: String::new(),
+            checks: vec![check(local)],
+            peers: vec![PeerProbe {
+                site: peer.into(),
+                results: vec![check(peer_up)],
+                age_ms: 0,
+            }],
+            outcomes,
+            replication: vec![],
+            authority: vec![],
+        });
+    }
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.evidence
+            .external
+            .insert("a".into(), (now, vec![check(a_up)]));
+        st.evidence
+            .external
+            .insert("b".into(), (now, vec![check(b_up)]));
+    }
+    s.detect_round().await;
+    s.writer_settled().await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(250)).await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    answered
+}

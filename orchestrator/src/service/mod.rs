@@ -75,6 +75,8 @@ mod preempt_tests;
 mod reconcile;
 mod replay;
 mod replication;
+#[cfg(test)]
+mod resync_tests;
 mod runbooks;
 #[cfg(test)]
 mod silence_tests;

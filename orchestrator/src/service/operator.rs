@@ -1,5 +1,5 @@
-//! Operator actions (failover, failback, switchover, approve, maintenance,
-//! clear) and the alerts an operator must clear.
+//! Operator actions (failover, failback, switchover, resync, approve,
+//! maintenance, clear) and the alerts an operator must clear.
 
 use super::*;
 
@@ -138,6 +138,64 @@ impl Shared {
             group,
             RunbookKind::Switchover,
             to,
+            &operator_label(by),
+            false,
+            vec![],
+        )
+    }
+
+    /// `warden resync GROUP`: replication from the active site is paused (a
+    /// failover to this site, a new store that adopted the group): the
+    /// standby is resynced from the active site (what it wrote on its own
+    /// is kept or quarantined as `divergent` says, never lost) and
+    /// replication resumes toward it. Users stay where they are.
+    pub fn operator_resync(
+        self: &Arc<Self>,
+        group: &str,
+        by: &str,
+    ) -> Result<u64, OrchestratorError> {
+        let gc = self.group_config(group)?;
+        if gc.replication().is_none() {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} has no replication plan: nothing to resync"
+            )));
+        }
+        let mut st = self.lock();
+        let g = Self::idle_group_locked(&st, group)?;
+        if g.replication_paused_since_unix_ms.is_none() {
+            return Err(OrchestratorError::Conflict(format!(
+                "replication of group {group} from {} is not paused: nothing to resync",
+                g.active
+            )));
+        }
+        // The standby replication runs toward (as the replication round picks it).
+        let Some(standby) = gc.site_names().into_iter().find(|s| *s != g.active) else {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group} has no standby site"
+            )));
+        };
+        if st
+            .detector
+            .track(&g.active)
+            .is_some_and(|t| t.confirmed_down)
+        {
+            return Err(OrchestratorError::Conflict(format!(
+                "{} is confirmed down: fail over first (`warden failover {group} --to {standby}`)",
+                g.active
+            )));
+        }
+        for site in [&g.active, &standby] {
+            if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{site}'s agent is not reporting: a resync needs both sites' agents"
+                )));
+            }
+        }
+        self.start_runbook_locked(
+            &mut st,
+            group,
+            RunbookKind::Resync,
+            &standby,
             &operator_label(by),
             false,
             vec![],

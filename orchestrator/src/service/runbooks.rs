@@ -72,7 +72,7 @@ impl Shared {
         let id = st.next_runbook;
         let incident = match kind {
             RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
-            RunbookKind::Failback | RunbookKind::Switchover => now,
+            RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => now,
         };
         let mut rb = Runbook::new(
             id, group, kind, &g.active, to, epoch, trigger, now, incident,
@@ -216,10 +216,12 @@ impl Shared {
             return;
         };
         let mut ng = g;
-        let switched = rb
-            .steps
-            .iter()
-            .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+        // Users moved (a resync's switch routes the same site again).
+        let switched = rb.kind != RunbookKind::Resync
+            && rb
+                .steps
+                .iter()
+                .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
         if switched {
             ng.active = rb.to.clone();
             let primary = self.cfg.groups.get(&rb.group).map(|c| c.primary());
@@ -267,6 +269,19 @@ impl Shared {
                     rb.to,
                     rb.from,
                     if ng.maintenance { " once the group leaves maintenance" } else { "" }
+                ),
+                vec![],
+                Some(rb.id),
+            );
+        } else if rb.aborted && rb.kind == RunbookKind::Resync {
+            self.event_locked(
+                &mut st,
+                EventKind::FailbackAborted,
+                Some(&rb.group),
+                Some(&rb.to),
+                format!(
+                    "resync {} → {} failed: users stay on {}, replication stays paused; run `warden resync {}` again when the cause is fixed",
+                    rb.from, rb.to, rb.from, rb.group
                 ),
                 vec![],
                 Some(rb.id),

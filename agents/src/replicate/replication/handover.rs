@@ -57,6 +57,13 @@ impl Replication {
             })
         })?;
         let _one = g.busy.lock().await;
+        {
+            // No longer resyncing (the status said so until a next command).
+            let mut run = lock(&g.run);
+            if matches!(run.role, Role::Resync { .. }) {
+                run.role = Role::Idle;
+            }
+        }
         Some(format!(
             "stopped the {} from the peer that was still running: this site's data is the group's from now on",
             pulling.as_str()

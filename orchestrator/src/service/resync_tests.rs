@@ -1,0 +1,103 @@
+//! `warden resync`: replication paused since a failover resumes without
+//! moving users: the standby is resynced from the active site, which then
+//! replicates to it, vouching that its peer was resynced from it.
+use super::harness::*;
+use super::*;
+use crate::store::MemStore;
+
+/// Failed over to b (failback manual): replication from b is paused; a is
+/// back and healthy. `warden resync` resyncs a from b and restarts
+/// replication b → a; users stay on b throughout, routed again at the
+/// runbook's epoch.
+#[tokio::test(start_paused = true)]
+async fn a_resync_resumes_paused_replication_without_moving_users() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "").replace(
+        "automatic = true",
+        "automatic = true\nfailback = \"manual\"",
+    ) + "[groups.web.replication]\nplan = \"none\"\n";
+    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    let none = |_: &Command| false;
+    for _ in 0..8 {
+        round_sites(&s, true, true, &none).await;
+    }
+    let e = s.operator_resync("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("is not paused"), "{e}");
+    for _ in 0..40 {
+        if group(&s).active == "b" && group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites(&s, false, true, &none).await;
+    }
+    assert_eq!(group(&s).active, "b", "{:#?}", group(&s));
+    assert!(group(&s).replication_paused_since_unix_ms.is_some());
+    for _ in 0..16 {
+        round_sites(&s, true, true, &none).await;
+    }
+    assert_eq!(group(&s).active, "b", "failback is manual");
+    let routed_before = fake.activations.load(std::sync::atomic::Ordering::SeqCst);
+
+    let id = s.operator_resync("web", "operator").expect("resync");
+    let e = s.operator_resync("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("is running"), "{e}");
+    let mut sent = Vec::new();
+    for _ in 0..40 {
+        if group(&s).phase == Phase::Steady && group(&s).runbook.is_none() {
+            break;
+        }
+        sent.extend(round_sites(&s, true, true, &none).await);
+    }
+    let g = group(&s);
+    let rb = s.lock().runbooks[&id].clone();
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    assert_eq!(
+        (rb.kind, rb.from.as_str(), rb.to.as_str()),
+        (RunbookKind::Resync, "b", "a")
+    );
+    assert_eq!(g.active, "b", "users stay on b");
+    assert!(g.replication_paused_since_unix_ms.is_none(), "{g:#?}");
+    // a fetched from b; then b replicates toward a, saying a was resynced.
+    let resync = sent
+        .iter()
+        .find(|(_, c)| c.kind == CommandKind::Resync)
+        .expect("a resync order");
+    assert_eq!(
+        (resync.0.as_str(), resync.1.peer.as_deref()),
+        ("a", Some("b"))
+    );
+    assert!(
+        resync.1.stays_target,
+        "a stays b's target: nothing kept in place"
+    );
+    let start = sent
+        .iter()
+        .find(|(_, c)| c.kind == CommandKind::StartReplication && c.epoch == rb.epoch)
+        .expect("a start order");
+    assert_eq!(
+        (start.0.as_str(), start.1.peer.as_deref()),
+        ("b", Some("a"))
+    );
+    assert!(start.1.peer_resynced);
+    assert!(!sent
+        .iter()
+        .any(|(_, c)| matches!(c.kind, CommandKind::Demote | CommandKind::Promote)));
+    // The route: b again, at the runbook's epoch (older orders void there).
+    assert_eq!(
+        *fake.route.lock().unwrap(),
+        (Some("b".to_string()), rb.epoch)
+    );
+    assert_eq!(
+        fake.activations.load(std::sync::atomic::Ordering::SeqCst),
+        routed_before + 1
+    );
+    let e = s.operator_resync("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("is not paused"), "{e}");
+}
+
+/// A group without a replication plan has nothing to resync.
+#[tokio::test(start_paused = true)]
+async fn a_resync_without_a_replication_plan_is_refused() {
+    let (s, _fake, _dir) = setup(true, 5);
+    let e = s.operator_resync("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("no replication plan"), "{e}");
+}
