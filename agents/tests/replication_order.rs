@@ -46,31 +46,33 @@ fn cmd(kind: CommandKind, epoch: u64, id: &str) -> Command {
     c
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_queued_before_a_demote_does_not_push_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("log");
-    let r = Arc::new(replication(&log));
+/// Site a's replication (writing to `log`) and authority (group web with
+/// `active` as its configured active site), in `dir`.
+fn site_a(dir: &Path, log: &Path, active: &str) -> (Arc<Replication>, Arc<Authority>) {
+    let r = Arc::new(replication(log));
     let authority = Arc::new(
-        Authority::open(
-            &dir.path().join("state"),
-            "a",
-            &[("web".into(), "a".into())],
-        )
-        .expect("authority"),
+        Authority::open(&dir.join("state"), "a", &[("web".into(), active.into())])
+            .expect("authority"),
     );
-    // Two starts at epoch 1 (the runbook's, and the replication round's
-    // after the first timed out), both admitted while a may push.
-    let first = cmd(CommandKind::StartReplication, 1, "web:1:start_replication");
-    let second = cmd(
-        CommandKind::StartReplication,
-        1,
-        "web:1:start_replication:2",
-    );
+    (r, authority)
+}
+
+/// Both commands admitted, then run as the agent runs them (asked again
+/// through the authority at their turn): `first`, and `second` queued
+/// behind it 200 ms later.
+async fn run_two(
+    r: &Arc<Replication>,
+    authority: &Arc<Authority>,
+    first: Command,
+    second: Command,
+) -> (
+    tokio::task::JoinHandle<warden_agents::wire::CommandOutcome>,
+    tokio::task::JoinHandle<warden_agents::wire::CommandOutcome>,
+) {
     authority.admit(&first).unwrap();
     authority.admit(&second).unwrap();
     let run = |c: Command| {
-        let (r, authority) = (Arc::clone(&r), Arc::clone(&authority));
+        let (r, authority) = (Arc::clone(r), Arc::clone(authority));
         tokio::spawn(async move {
             let admit = |c: &Command| authority.admit(c);
             r.run_checked(&c, &CancellationToken::new(), &admit).await
@@ -80,6 +82,27 @@ async fn a_start_queued_before_a_demote_does_not_push_after_it() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let second = run(second);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    (first, second)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_queued_before_a_demote_does_not_push_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (r, authority) = site_a(dir.path(), &log, "a");
+    // Two starts at epoch 1 (the runbook's, and the replication round's
+    // after the first timed out), both admitted while a may push.
+    let (first, second) = run_two(
+        &r,
+        &authority,
+        cmd(CommandKind::StartReplication, 1, "web:1:start_replication"),
+        cmd(
+            CommandKind::StartReplication,
+            1,
+            "web:1:start_replication:2",
+        ),
+    )
+    .await;
 
     // The demote: admitted, its hooks done, then the push is stopped.
     let demote = cmd(CommandKind::Demote, 1, "web:1:demote");
@@ -111,32 +134,16 @@ async fn a_start_queued_before_a_demote_does_not_push_after_it() {
 async fn a_promote_stops_a_pull_into_the_site_and_refuses_one_queued() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let r = Arc::new(replication(&log));
-    let authority = Arc::new(
-        Authority::open(
-            &dir.path().join("state"),
-            "a",
-            &[("web".into(), "b".into())],
-        )
-        .expect("authority"),
-    );
+    let (r, authority) = site_a(dir.path(), &log, "b");
     // The failback's resync at a, pulling from b, at epoch 3; a second
     // one (the same step resumed) queued behind it.
-    let first = cmd(CommandKind::Resync, 3, "web:3:resync");
-    let second = cmd(CommandKind::Resync, 3, "web:3:resync:2");
-    authority.admit(&first).unwrap();
-    authority.admit(&second).unwrap();
-    let run = |c: Command| {
-        let (r, authority) = (Arc::clone(&r), Arc::clone(&authority));
-        tokio::spawn(async move {
-            let admit = |c: &Command| authority.admit(c);
-            r.run_checked(&c, &CancellationToken::new(), &admit).await
-        })
-    };
-    let first = run(first);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = run(second);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (first, second) = run_two(
+        &r,
+        &authority,
+        cmd(CommandKind::Resync, 3, "web:3:resync"),
+        cmd(CommandKind::Resync, 3, "web:3:resync:2"),
+    )
+    .await;
 
     // The failback is given up (b went down); the failover promotes a at
     // epoch 4: the pull stops before the promote's hooks run.

@@ -1017,47 +1017,20 @@ fn a_failover_stops_a_slow_initial_pass_at_once() -> Result<()> {
     let Some(x) = Data::with_failback("keep", "pw-b-right", "manual") else {
         return Ok(());
     };
-    for i in 0..24 {
-        let block: Vec<u8> = (0..1024 * 1024)
-            .map(|j| ((i * 31 + j) % 251) as u8)
-            .collect();
-        let p = x.dir("a").join(format!("big/{i}.bin"));
-        std::fs::create_dir_all(p.parent().unwrap())?;
-        std::fs::write(p, block)?;
-    }
-    x.d.lab.run_ok(
-        "a",
-        "tc",
-        [
-            "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "4mbit", "burst", "32kbit",
-            "latency", "400ms",
-        ],
-    )?;
+    x.write_blocks("a", "big", 24)?;
+    x.shape("a", "4mbit")?;
     x.start()?;
-    // The initial pass runs: an rsync client at a.
-    let clients = |x: &Data| -> Result<Vec<String>> {
-        let ns = x.d.lab.ns("a").to_string();
-        let pids =
-            x.d.lab
-                .run_ok("a", "ip", ["netns", "pids", &ns])
-                .unwrap_or_default();
-        let mut out = Vec::new();
-        for pid in pids.split_whitespace() {
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            // A push names the peer's module last.
-            let push = cmd
-                .split_whitespace()
+    // The initial pass runs: an rsync client at a. A push names the peer's
+    // module last.
+    let clients = |x: &Data| {
+        x.rsync_clients("a", |cmd| {
+            cmd.split_whitespace()
                 .last()
-                .is_some_and(|a| a.starts_with("rsync://"));
-            if cmd.starts_with("rsync ") && push {
-                out.push(format!("{pid}: {cmd}"));
-            }
-        }
-        Ok(out)
+                .is_some_and(|a| a.starts_with("rsync://"))
+        })
     };
     lab::eventually(secs(20), secs(0.1), || {
-        if clients(&x)?.is_empty() {
+        if clients(&x).is_empty() {
             bail!("no rsync pushing from a yet")
         } else {
             Ok(())
@@ -1079,7 +1052,7 @@ fn a_failover_stops_a_slow_initial_pass_at_once() -> Result<()> {
         - stop["started_unix_ms"].as_u64().unwrap_or(0);
     assert!(took <= 1_500, "stop took {took} ms: {stop}");
     std::thread::sleep(secs(1));
-    let left = clients(&x)?;
+    let left = clients(&x);
     assert!(left.is_empty(), "rsync pushes left at a: {left:?}");
     Ok(())
 }

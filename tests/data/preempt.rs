@@ -9,40 +9,10 @@
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use serde_json::Value;
 
 use crate::lab::{self, secs, Deploy};
 use crate::site::Data;
-
-fn runbook_of<'a>(rbs: &'a [Value], kind: &str) -> Option<&'a Value> {
-    rbs.iter().rev().find(|r| r["kind"] == kind)
-}
-
-fn step<'a>(rb: &'a Value, name: &str) -> &'a Value {
-    rb["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["name"] == name))
-        .unwrap_or(&Value::Null)
-}
-
-/// The rsync clients running at `site` that talk to a daemon (a push or
-/// a pull names `rsync://…`).
-fn rsync_clients(x: &Data, site: &str) -> Result<Vec<String>> {
-    let ns = x.d.lab.ns(site).to_string();
-    let pids =
-        x.d.lab
-            .run_ok(site, "ip", ["netns", "pids", &ns])
-            .unwrap_or_default();
-    let mut out = Vec::new();
-    for pid in pids.split_whitespace() {
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.starts_with("rsync ") && cmd.contains("rsync://") {
-            out.push(format!("{pid}: {cmd}"));
-        }
-    }
-    Ok(out)
-}
+use crate::{runbook_of, step};
 
 /// a is lost, users move to b, 24 MiB are written at b. a returns and the
 /// automatic failback's resync pulls them over b's link shaped to 4 Mbit/s
@@ -54,28 +24,16 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
     let Some(x) = Data::new("keep", "pw-b-right") else {
         return Ok(());
     };
+    // rsync at a talking to a daemon (b's module, during the pull).
+    let pulls = |x: &Data| x.rsync_clients("a", |cmd| cmd.contains("rsync://"));
     x.write("a", "seed.txt", "seed")?;
     x.start()?;
     x.wait_same(secs(20))?;
     std::thread::sleep(secs(1.5));
     x.kill_site("a")?;
     x.d.wait_users_on("b", secs(30))?;
-    for i in 0..24 {
-        let block: Vec<u8> = (0..1024 * 1024)
-            .map(|j| ((i * 31 + j) % 251) as u8)
-            .collect();
-        let p = x.dir("b").join(format!("big/{i}.bin"));
-        std::fs::create_dir_all(p.parent().unwrap())?;
-        std::fs::write(p, block)?;
-    }
-    x.d.lab.run_ok(
-        "b",
-        "tc",
-        [
-            "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "4mbit", "burst", "32kbit",
-            "latency", "400ms",
-        ],
-    )?;
+    x.write_blocks("b", "big", 24)?;
+    x.shape("b", "4mbit")?;
     x.restart_site("a")?;
     lab::eventually(secs(60), secs(0.1), || {
         let rbs = x.d.runbooks()?;
@@ -86,7 +44,7 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
     })?;
     // Let the pull get going (its rsync client at a), then b's service dies.
     lab::eventually(secs(20), secs(0.1), || {
-        if rsync_clients(&x, "a")?.is_empty() {
+        if pulls(&x).is_empty() {
             bail!("no rsync pulling at a yet")
         }
         Ok(())
@@ -125,7 +83,7 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
         "{fo:#}"
     );
     // The given-up pull stopped before a was promoted.
-    let left = rsync_clients(&x, "a")?;
+    let left = pulls(&x);
     assert!(
         left.is_empty(),
         "rsync still pulling into a after its promote: {left:?}"

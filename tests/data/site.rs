@@ -256,6 +256,51 @@ impl Data {
         std::fs::write(&p, body).with_context(|| format!("write {}", p.display()))
     }
 
+    /// `count` blocks of 1 MiB of varied bytes at `site`, as `DIR/I.bin`.
+    pub(crate) fn write_blocks(&self, site: &str, dir: &str, count: usize) -> Result<()> {
+        for i in 0..count {
+            let block: Vec<u8> = (0..1024 * 1024)
+                .map(|j| ((i * 31 + j) % 251) as u8)
+                .collect();
+            let p = self.dir(site).join(format!("{dir}/{i}.bin"));
+            std::fs::create_dir_all(p.parent().expect("a parent"))?;
+            std::fs::write(&p, block).with_context(|| format!("write {}", p.display()))?;
+        }
+        Ok(())
+    }
+
+    /// What leaves `site` shaped to `rate` (tc tbf on its link), a slow WAN.
+    pub(crate) fn shape(&self, site: &str, rate: &str) -> Result<()> {
+        self.d.lab.run_ok(
+            site,
+            "tc",
+            [
+                "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", rate, "burst", "32kbit",
+                "latency", "400ms",
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The rsync clients running at `site` whose command line `pick` takes.
+    pub(crate) fn rsync_clients(&self, site: &str, pick: impl Fn(&str) -> bool) -> Vec<String> {
+        let ns = self.d.lab.ns(site).to_string();
+        let pids = self
+            .d
+            .lab
+            .run_ok(site, "ip", ["netns", "pids", &ns])
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for pid in pids.split_whitespace() {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.starts_with("rsync ") && pick(&cmd) {
+                out.push(format!("{pid}: {cmd}"));
+            }
+        }
+        out
+    }
+
     pub(crate) fn replication(&self) -> Result<Value> {
         Ok(self.d.group()?["replication"].clone())
     }

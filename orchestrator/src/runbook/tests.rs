@@ -324,7 +324,18 @@ fn failover_rb() -> Runbook {
 /// The failback b → a at epoch 3, run to its end in `w` on a fresh store
 /// (best-effort fencing).
 async fn failback(w: &World) -> Runbook {
-    let rb = Runbook::new(
+    execute(
+        failback_rb(),
+        w,
+        &MemStore::default(),
+        &policy(Fencing::BestEffort, None),
+    )
+    .await
+}
+
+/// The failback b → a at epoch 3.
+fn failback_rb() -> Runbook {
+    Runbook::new(
         1,
         "web",
         RunbookKind::Failback,
@@ -334,14 +345,7 @@ async fn failback(w: &World) -> Runbook {
         "failback",
         1_000_000,
         1_000_000,
-    );
-    execute(
-        rb,
-        w,
-        &MemStore::default(),
-        &policy(Fencing::BestEffort, None),
     )
-    .await
 }
 
 fn statuses(rb: &Runbook) -> Vec<(StepName, StepStatus)> {
@@ -850,18 +854,7 @@ async fn a_failback_is_given_up_when_the_site_users_are_on_goes_down_during_its_
     *w.lost_at.lock().unwrap() = Some(start + Duration::from_secs(2));
     let mut p = policy(Fencing::BestEffort, None);
     p.resync_timeout = Duration::from_secs(3600);
-    let rb = Runbook::new(
-        1,
-        "web",
-        RunbookKind::Failback,
-        "b",
-        "a",
-        3,
-        "failback",
-        1_000_000,
-        1_000_000,
-    );
-    let rb = execute(rb, &w, &MemStore::default(), &p).await;
+    let rb = execute(failback_rb(), &w, &MemStore::default(), &p).await;
     assert!(
         start.elapsed() < Duration::from_secs(3),
         "given up when b was lost, not after the resync's hour: {:?}",

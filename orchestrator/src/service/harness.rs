@@ -304,86 +304,7 @@ pub(super) async fn round_inner(s: &Arc<Shared>, a_up: bool, settle: bool) {
 
 /// [`round_inner`]; a's report carries its replication toward b with `lag` (ms).
 pub(super) async fn round_lag(s: &Arc<Shared>, a_up: bool, settle: bool, lag: Option<u64>) {
-    for (site, peer, local, peer_ok) in [("a", "b", a_up, true), ("b", "a", true, a_up)] {
-        let outcomes = s
-            .commands_for(site)
-            .into_iter()
-            .map(|c| CommandOutcome {
-                id: c.id,
-                ok: true,
-                detail: "ok".into(),
-                hooks: vec![],
-                checks: None,
-                journal: None,
-            })
-            .collect();
-        s.accept_report(AgentReport {
-            site: site.into(),
-            seq: 1,
-            started_unix_ms: 0,
-            boot: String::new(),
-            checks: vec![check(local)],
-            peers: vec![PeerProbe {
-                site: peer.into(),
-                results: vec![check(peer_ok)],
-                age_ms: 0,
-            }],
-            outcomes,
-            replication: match (site, lag) {
-                ("a", Some(ms)) => vec![ReplicationStatus {
-                    group: "web".into(),
-                    role: "source".into(),
-                    peer: Some("b".into()),
-                    epoch: 1,
-                    lag_ms: Some(ms),
-                    ..ReplicationStatus::default()
-                }],
-                _ => vec![],
-            },
-            authority: vec![],
-        });
-    }
-    {
-        let mut st = s.lock();
-        let now = Instant::now();
-        st.evidence
-            .external
-            .insert("a".into(), (now, vec![check(a_up)]));
-        st.evidence
-            .external
-            .insert("b".into(), (now, vec![check(true)]));
-    }
-    s.detect_round().await;
-    if settle {
-        s.writer_settled().await;
-    }
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-    tokio::time::advance(Duration::from_millis(250)).await;
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-}
-
-pub(super) fn group(s: &Shared) -> GroupState {
-    s.lock().groups["web"].clone()
-}
-
-pub(super) async fn rounds_until(
-    s: &Arc<Shared>,
-    a_up: bool,
-    max: usize,
-    what: &str,
-    f: impl Fn(&GroupState) -> bool,
-) {
-    for _ in 0..max {
-        if f(&group(s)) {
-            return;
-        }
-        round(s, a_up).await;
-    }
-    panic!("{what}: group is {:#?}", group(s));
+    round_with(s, (a_up, true), settle, lag, &|_| false).await;
 }
 
 /// One 250 ms round in which each site's service is up or down as told,
@@ -394,6 +315,18 @@ pub(super) async fn round_sites(
     s: &Arc<Shared>,
     a_up: bool,
     b_up: bool,
+    held: &dyn Fn(&Command) -> bool,
+) -> Vec<(String, Command)> {
+    round_with(s, (a_up, b_up), true, None, held).await
+}
+
+/// The round every helper above runs: `up` for sites a and b, `settle`
+/// (wait for the store writer), a's replication `lag`, `held` commands.
+async fn round_with(
+    s: &Arc<Shared>,
+    (a_up, b_up): (bool, bool),
+    settle: bool,
+    lag: Option<u64>,
     held: &dyn Fn(&Command) -> bool,
 ) -> Vec<(String, Command)> {
     let mut answered = Vec::new();
@@ -427,7 +360,17 @@ pub(super) async fn round_sites(
                 age_ms: 0,
             }],
             outcomes,
-            replication: vec![],
+            replication: match (site, lag) {
+                ("a", Some(ms)) => vec![ReplicationStatus {
+                    group: "web".into(),
+                    role: "source".into(),
+                    peer: Some("b".into()),
+                    epoch: 1,
+                    lag_ms: Some(ms),
+                    ..ReplicationStatus::default()
+                }],
+                _ => vec![],
+            },
             authority: vec![],
         });
     }
@@ -442,7 +385,9 @@ pub(super) async fn round_sites(
             .insert("b".into(), (now, vec![check(b_up)]));
     }
     s.detect_round().await;
-    s.writer_settled().await;
+    if settle {
+        s.writer_settled().await;
+    }
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
@@ -451,4 +396,24 @@ pub(super) async fn round_sites(
         tokio::task::yield_now().await;
     }
     answered
+}
+
+pub(super) fn group(s: &Shared) -> GroupState {
+    s.lock().groups["web"].clone()
+}
+
+pub(super) async fn rounds_until(
+    s: &Arc<Shared>,
+    a_up: bool,
+    max: usize,
+    what: &str,
+    f: impl Fn(&GroupState) -> bool,
+) {
+    for _ in 0..max {
+        if f(&group(s)) {
+            return;
+        }
+        round(s, a_up).await;
+    }
+    panic!("{what}: group is {:#?}", group(s));
 }

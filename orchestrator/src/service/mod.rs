@@ -4,7 +4,8 @@
 //! - [`events`]: the event log (buffered, written by one task, never under the lock);
 //! - [`intake`]: agent reports and command polls, the orchestrator's own probes;
 //! - [`detect`]: the detection round and the decisions it leads to;
-//! - [`runbooks`]: start, run (tracked tasks), finish and resume runbooks, the live `RunbookEnv`;
+//! - [`runbooks`]: start, run (tracked tasks) and resume runbooks, the live `RunbookEnv`;
+//! - [`finish`]: what a finished runbook leaves (group state, withdrawn commands, aborted moves, metrics);
 //! - [`replication`]: replication orders per round, replication status, RPO;
 //! - [`divergent`]: divergent lists assembled from report pages;
 //! - [`hybrid`]: the frontend layer of hybrid groups;
@@ -57,6 +58,7 @@ mod detect;
 mod divergent;
 mod entry;
 mod events;
+mod finish;
 #[cfg(test)]
 mod fresh_checks_tests;
 mod ha;

@@ -28,6 +28,22 @@ impl Shared {
         Ok(g)
     }
 
+    /// Every one of `sites` has an agent reporting; else why `needs` it.
+    fn reporting_locked(
+        st: &State,
+        sites: [&str; 2],
+        needs: &str,
+    ) -> Result<(), OrchestratorError> {
+        for site in sites {
+            if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{site}'s agent is not reporting: {needs}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// `warden failover GROUP --to SITE` (to the primary: a failback).
     /// `by`: the acting operator's name (in the runbook's trigger and events).
     pub fn operator_failover(
@@ -126,13 +142,11 @@ impl Shared {
                 "{to} is still confirmed down: a switchover moves users only to a site judged recovered (rise healthy rounds and hold_down); wait for its site_recovered event"
             )));
         }
-        for site in [&g.active, &to.to_string()] {
-            if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
-                return Err(OrchestratorError::Conflict(format!(
-                    "{site}'s agent is not reporting: a switchover needs both sites healthy (use failover for a lost site)"
-                )));
-            }
-        }
+        Self::reporting_locked(
+            &st,
+            [g.active.as_str(), to],
+            "a switchover needs both sites healthy (use failover for a lost site)",
+        )?;
         self.start_runbook_locked(
             &mut st,
             group,
@@ -184,13 +198,11 @@ impl Shared {
                 g.active
             )));
         }
-        for site in [&g.active, &standby] {
-            if !st.detector.agent_fresh(&st.evidence, site, Instant::now()) {
-                return Err(OrchestratorError::Conflict(format!(
-                    "{site}'s agent is not reporting: a resync needs both sites' agents"
-                )));
-            }
-        }
+        Self::reporting_locked(
+            &st,
+            [g.active.as_str(), standby.as_str()],
+            "a resync needs both sites' agents",
+        )?;
         self.start_runbook_locked(
             &mut st,
             group,

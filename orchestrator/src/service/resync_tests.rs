@@ -92,6 +92,56 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
     );
     let e = s.operator_resync("web", "operator").unwrap_err();
     assert!(e.to_string().contains("is not paused"), "{e}");
+
+    // b now replicates into a: a failback finds a replica at a (its
+    // differences are b's older versions, not writes of its own).
+    s.accept_report(AgentReport {
+        site: "b".into(),
+        seq: 2,
+        started_unix_ms: 0,
+        boot: String::new(),
+        checks: vec![check(true)],
+        peers: vec![],
+        outcomes: vec![],
+        replication: vec![ReplicationStatus {
+            group: "web".into(),
+            role: "source".into(),
+            peer: Some("a".into()),
+            epoch: rb.epoch,
+            lag_ms: Some(100),
+            ..ReplicationStatus::default()
+        }],
+        authority: vec![],
+    });
+    let fb = s.operator_failback("web", "operator").expect("failback");
+    assert!(s.lock().runbooks[&fb].replica, "a was b's replica");
+}
+
+/// A failback straight after a failover (replication paused: the
+/// returning primary may hold writes of its own) is no replica's.
+#[tokio::test(start_paused = true)]
+async fn a_failback_after_a_failover_is_not_to_a_replica() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "").replace(
+        "automatic = true",
+        "automatic = true\nfailback = \"manual\"",
+    ) + "[groups.web.replication]\nplan = \"none\"\n";
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    let none = |_: &Command| false;
+    for _ in 0..8 {
+        round_sites(&s, true, true, &none).await;
+    }
+    for _ in 0..40 {
+        if group(&s).active == "b" && group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites(&s, false, true, &none).await;
+    }
+    for _ in 0..16 {
+        round_sites(&s, true, true, &none).await;
+    }
+    let fb = s.operator_failback("web", "operator").expect("failback");
+    assert!(!s.lock().runbooks[&fb].replica);
 }
 
 /// A group without a replication plan has nothing to resync.

@@ -1,8 +1,7 @@
 //! Runbooks of the live service: start (the decision and its runbook in one
-//! store transaction), the tracked runbook tasks, finish (group state,
-//! withdrawal of unanswered commands, bounded failback retries), resume
-//! after a restart, and the live [`RunbookEnv`] that talks to agents and
-//! strategies.
+//! store transaction), the tracked runbook tasks, resume after a restart,
+//! and the live [`RunbookEnv`] that talks to agents and strategies (their
+//! end is [`super::finish`]).
 
 use super::*;
 
@@ -77,11 +76,12 @@ impl Shared {
         let mut rb = Runbook::new(
             id, group, kind, &g.active, to, epoch, trigger, now, incident,
         );
-        // A switchover to the site the active one replicates into: that
-        // site is a replica (its differences are the active site's older
-        // versions). Not after a failover (replication paused: the target
-        // may hold writes of its own).
-        rb.replica = kind == RunbookKind::Switchover
+        // A switchover (or a failback, once `warden resync` resumed
+        // replication toward the primary) to the site the active one
+        // replicates into: that site is a replica (its differences are the
+        // active site's older versions). Not after a failover (replication
+        // paused: the target may hold writes of its own).
+        rb.replica = matches!(kind, RunbookKind::Switchover | RunbookKind::Failback)
             && g.replication_paused_since_unix_ms.is_none()
             && Self::replication_status(st, &g.active, group)
                 .is_some_and(|(_, r)| r.role == "source" && r.peer.as_deref() == Some(to));
@@ -194,158 +194,6 @@ impl Shared {
                 runbook = id,
                 "not holding the licence to act: runbook left in the store for the holder"
             );
-        }
-    }
-
-    pub(crate) fn finish_runbook(&self, rb: Runbook) {
-        let mut st = self.lock();
-        st.runbooks.insert(rb.id, rb.clone());
-        // Its commands no agent has answered are taken back: nobody may act on
-        // them later (a silent site that returns must not promote itself).
-        let withdrawn = st
-            .ledger
-            .withdraw_runbook(rb.id, &format!("runbook {} ended", rb.id));
-        if !withdrawn.is_empty() {
-            let list: Vec<String> = withdrawn
-                .iter()
-                .map(|c| format!("{} for {}", c.id, c.site))
-                .collect();
-            info!(runbook = rb.id, commands = %list.join(", "), "withdrew the runbook's unanswered commands");
-        }
-        let Some(g) = st.groups.get(&rb.group).cloned() else {
-            return;
-        };
-        let mut ng = g;
-        // Users moved (a resync's switch routes the same site again).
-        let switched = rb.kind != RunbookKind::Resync
-            && rb
-                .steps
-                .iter()
-                .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
-        if switched {
-            ng.active = rb.to.clone();
-            let primary = self.cfg.groups.get(&rb.group).map(|c| c.primary());
-            ng.switched_over =
-                rb.kind == RunbookKind::Switchover && primary != Some(rb.to.as_str());
-            if primary == Some(rb.to.as_str()) {
-                // Back on the primary, by whatever move: an earlier
-                // failback's failures say nothing about the next one.
-                crate::retry::reset(&mut ng);
-            }
-        }
-        ng.runbook = None;
-        ng.phase = match rb.status {
-            RunbookStatus::Succeeded => Phase::Steady,
-            _ if rb.aborted && !switched => Phase::Steady,
-            _ => Phase::Failed,
-        };
-        if rb.status == RunbookStatus::Succeeded {
-            ng.incident_started_unix_ms = None;
-            ng.failback_retry_unix_ms = None;
-            if rb.kind != RunbookKind::Failover {
-                crate::retry::reset(&mut ng);
-            }
-        }
-        let replication_started = rb
-            .steps
-            .iter()
-            .any(|s| s.name == StepName::StartReplication && s.status == StepStatus::Done);
-        if replication_started {
-            ng.replication_paused_since_unix_ms = None;
-        }
-        if rb.aborted && !switched && rb.preempted {
-            // Given up because the site users are on went down: no failback
-            // failure to count or retry; the failover decision follows.
-            self.event_locked(
-                &mut st,
-                EventKind::FailbackAborted,
-                Some(&rb.group),
-                Some(&rb.from),
-                format!(
-                    "{} {} → {} given up before its cut-over: {} was confirmed down; nothing was moved, and the \
-                     failover decision follows{}",
-                    runbook::kind_str(rb.kind),
-                    rb.from,
-                    rb.to,
-                    rb.from,
-                    if ng.maintenance { " once the group leaves maintenance" } else { "" }
-                ),
-                vec![],
-                Some(rb.id),
-            );
-        } else if rb.aborted && rb.kind == RunbookKind::Resync {
-            self.event_locked(
-                &mut st,
-                EventKind::FailbackAborted,
-                Some(&rb.group),
-                Some(&rb.to),
-                format!(
-                    "resync {} → {} failed: users stay on {}, replication stays paused; run `warden resync {}` again when the cause is fixed",
-                    rb.from, rb.to, rb.from, rb.group
-                ),
-                vec![],
-                Some(rb.id),
-            );
-        } else if rb.aborted && !switched {
-            let base = self.cfg.detection.hold_down.max(Duration::from_secs(5));
-            let after = if rb.kind == RunbookKind::Failback {
-                crate::retry::on_aborted(&mut ng, &rb, base)
-            } else {
-                crate::retry::After::Retry(base)
-            };
-            let backoff = match &after {
-                crate::retry::After::Retry(d) => *d,
-                crate::retry::After::Stop(_) => base,
-            };
-            let retry = self.clock.now_ms() + backoff.as_millis() as u64;
-            ng.failback_retry_unix_ms = Some(retry);
-            if let crate::retry::After::Stop(msg) = &after {
-                self.event_locked(
-                    &mut st,
-                    EventKind::Alert,
-                    Some(&rb.group),
-                    Some(&rb.to),
-                    msg.clone(),
-                    vec![],
-                    Some(rb.id),
-                );
-            }
-            self.event_locked(
-                &mut st,
-                EventKind::FailbackAborted,
-                Some(&rb.group),
-                Some(&rb.from),
-                format!(
-                    "{} {} → {} aborted before the switch: users stay on {}, which keeps its data and writes; {}",
-                    runbook::kind_str(rb.kind),
-                    rb.from,
-                    rb.to,
-                    rb.from,
-                    if rb.kind == RunbookKind::Failback && ng.failback_blocked.is_some() {
-                        "automatic failback stopped: the same failure twice".to_string()
-                    } else if rb.kind == RunbookKind::Failback {
-                        format!("retried once {} is recovered again, not before {} s from now", rb.to, backoff.as_secs())
-                    } else {
-                        "run the switchover again when the cause is fixed".to_string()
-                    }
-                ),
-                vec![],
-                Some(rb.id),
-            );
-        }
-        // The runbook's last record and the group's new phase are one fact.
-        self.persist_decision(&ng, &rb);
-        st.groups.insert(rb.group.clone(), ng);
-        let label = |v: serde_json::Value| v.as_str().unwrap_or("other").to_string();
-        self.metrics
-            .runbooks
-            .get_or_create(&vec![
-                ("kind".to_string(), label(serde_json::json!(rb.kind))),
-                ("status".to_string(), label(serde_json::json!(rb.status))),
-            ])
-            .inc();
-        if let Some(rto) = rb.rto_ms {
-            self.metrics.last_rto_seconds.set(rto as f64 / 1000.0);
         }
     }
 
