@@ -43,6 +43,17 @@ fn failback_succeeded(x: &Data) -> Result<Value> {
     })
 }
 
+/// Waits (60 s at most) until the last failback's resync step runs.
+fn failback_resyncing(x: &Data) -> Result<()> {
+    lab::eventually(secs(60), secs(0.05), || {
+        let rbs = x.d.runbooks()?;
+        match runbook_of(&rbs, "failback") {
+            Some(fb) if step(fb, "resync")["status"] == "running" => Ok(()),
+            _ => bail!("the failback's resync is not running yet"),
+        }
+    })
+}
+
 fn step<'a>(rb: &'a Value, name: &str) -> &'a Value {
     rb["steps"]
         .as_array()
@@ -248,13 +259,7 @@ fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<
     }
     x.restart_site("a")?;
     // Wait until the failback's resync runs, then a dies again.
-    lab::eventually(secs(60), secs(0.05), || {
-        let rbs = x.d.runbooks()?;
-        match runbook_of(&rbs, "failback") {
-            Some(fb) if step(fb, "resync")["status"] == "running" => Ok(()),
-            _ => bail!("resync not running yet"),
-        }
-    })?;
+    failback_resyncing(&x)?;
     x.kill_site("a")?;
     let ev = x.d.wait_event("failback_aborted", secs(60))?;
     assert!(

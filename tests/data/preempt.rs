@@ -35,13 +35,7 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
     x.write_blocks("b", "big", 24)?;
     x.shape("b", "4mbit")?;
     x.restart_site("a")?;
-    lab::eventually(secs(60), secs(0.1), || {
-        let rbs = x.d.runbooks()?;
-        match runbook_of(&rbs, "failback") {
-            Some(fb) if step(fb, "resync")["status"] == "running" => Ok(()),
-            _ => bail!("the failback's resync is not running yet"),
-        }
-    })?;
+    crate::failback_resyncing(&x)?;
     // Let the pull get going (its rsync client at a), then b's service dies.
     lab::eventually(secs(20), secs(0.1), || {
         if pulls(&x).is_empty() {

@@ -417,3 +417,28 @@ pub(super) async fn rounds_until(
     }
     panic!("{what}: group is {:#?}", group(s));
 }
+
+/// The two-site test config with a replication plan (`plan = "none"`) and
+/// `failback` as given, started on a fresh store.
+pub(super) fn start_replicated(failback: &str) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "").replace(
+        "automatic = true",
+        &format!("automatic = true\nfailback = \"{failback}\""),
+    ) + "[groups.web.replication]\nplan = \"none\"\n";
+    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    (s, fake, dir)
+}
+
+/// Rounds until a's service, dead, is failed over from: the group steady
+/// on b (replication from b paused when the group has a plan).
+pub(super) async fn fail_over_to_b(s: &Arc<Shared>) {
+    let none = |_: &Command| false;
+    for _ in 0..40 {
+        if group(s).active == "b" && group(s).phase == Phase::Steady {
+            return;
+        }
+        round_sites(s, false, true, &none).await;
+    }
+    panic!("not failed over to b: {:#?}", group(s));
+}

@@ -3,7 +3,6 @@
 //! its resync may take (`resync_timeout`, an hour by default).
 use super::harness::*;
 use super::*;
-use crate::store::MemStore;
 
 /// The resync step of the group's running runbook is under way.
 fn resyncing(s: &Shared) -> bool {
@@ -24,21 +23,13 @@ fn resyncing(s: &Shared) -> bool {
 /// a few rounds instead of the resync's hour.
 #[tokio::test(start_paused = true)]
 async fn the_site_users_are_on_dying_during_a_failback_resync_is_failed_over_at_once() {
-    let dir = test_dir(true, 5);
-    let text = config_text(&dir, true, 5, "") + "[groups.web.replication]\nplan = \"none\"\n";
-    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    let (s, fake, _dir) = start_replicated("auto");
     let answer_all = |_: &Command| false;
     let resync_runs = |c: &Command| c.kind == CommandKind::Resync;
     for _ in 0..8 {
         round_sites(&s, true, true, &answer_all).await;
     }
-    for _ in 0..40 {
-        if group(&s).active == "b" && group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites(&s, false, true, &answer_all).await;
-    }
-    assert_eq!(group(&s).active, "b", "failed over: {:#?}", group(&s));
+    fail_over_to_b(&s).await;
     // a returns; the automatic failback begins and its resync runs on.
     for _ in 0..60 {
         if resyncing(&s) {

@@ -3,7 +3,6 @@
 //! replicates to it, vouching that its peer was resynced from it.
 use super::harness::*;
 use super::*;
-use crate::store::MemStore;
 
 /// Failed over to b (failback manual): replication from b is paused; a is
 /// back and healthy. `warden resync` resyncs a from b and restarts
@@ -11,25 +10,14 @@ use crate::store::MemStore;
 /// runbook's epoch.
 #[tokio::test(start_paused = true)]
 async fn a_resync_resumes_paused_replication_without_moving_users() {
-    let dir = test_dir(true, 5);
-    let text = config_text(&dir, true, 5, "").replace(
-        "automatic = true",
-        "automatic = true\nfailback = \"manual\"",
-    ) + "[groups.web.replication]\nplan = \"none\"\n";
-    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    let (s, fake, _dir) = start_replicated("manual");
     let none = |_: &Command| false;
     for _ in 0..8 {
         round_sites(&s, true, true, &none).await;
     }
     let e = s.operator_resync("web", "operator").unwrap_err();
     assert!(e.to_string().contains("is not paused"), "{e}");
-    for _ in 0..40 {
-        if group(&s).active == "b" && group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites(&s, false, true, &none).await;
-    }
-    assert_eq!(group(&s).active, "b", "{:#?}", group(&s));
+    fail_over_to_b(&s).await;
     assert!(group(&s).replication_paused_since_unix_ms.is_some());
     for _ in 0..16 {
         round_sites(&s, true, true, &none).await;
@@ -121,22 +109,12 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
 /// returning primary may hold writes of its own) is no replica's.
 #[tokio::test(start_paused = true)]
 async fn a_failback_after_a_failover_is_not_to_a_replica() {
-    let dir = test_dir(true, 5);
-    let text = config_text(&dir, true, 5, "").replace(
-        "automatic = true",
-        "automatic = true\nfailback = \"manual\"",
-    ) + "[groups.web.replication]\nplan = \"none\"\n";
-    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    let (s, _fake, _dir) = start_replicated("manual");
     let none = |_: &Command| false;
     for _ in 0..8 {
         round_sites(&s, true, true, &none).await;
     }
-    for _ in 0..40 {
-        if group(&s).active == "b" && group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites(&s, false, true, &none).await;
-    }
+    fail_over_to_b(&s).await;
     for _ in 0..16 {
         round_sites(&s, true, true, &none).await;
     }
