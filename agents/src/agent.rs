@@ -441,6 +441,7 @@ async fn execute(
                     hooks: Vec::new(),
                     checks: None,
                     journal: None,
+                    kept_in_place: None,
                 },
             );
             continue;
@@ -557,6 +558,7 @@ async fn run_command(
                     checks: None,
                     journal: None,
                     hooks: Vec::new(),
+                    kept_in_place: None,
                 },
             };
         }

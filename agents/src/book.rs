@@ -121,6 +121,7 @@ mod tests {
             journal: None,
             detail: String::new(),
             hooks: Vec::new(),
+            kept_in_place: None,
         }
     }
 

@@ -85,6 +85,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
             hooks: outcomes,
             checks: None,
             journal: None,
+            kept_in_place: None,
         };
     }
     let detail = match outcomes.len() {
@@ -99,6 +100,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
         checks: None,
         journal: None,
         hooks: outcomes,
+        kept_in_place: None,
     }
 }
 

@@ -311,6 +311,7 @@ mod tests {
             hooks: vec![],
             checks: None,
             journal: None,
+            kept_in_place: None,
         }
     }
 

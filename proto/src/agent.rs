@@ -367,6 +367,12 @@ pub struct CommandOutcome {
     /// A journal command's mark, or a demote's changed names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalReport>,
+    /// A resync's or final pass's items written only here and left in
+    /// place (divergent, `kept`); `None` from other commands and from an
+    /// agent older than the field. A resync whose site stays the peer's
+    /// target must leave none (the peer's push would delete them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_in_place: Option<u64>,
 }
 
 /// One hook run.

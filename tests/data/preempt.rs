@@ -120,6 +120,15 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
         "{rb:#}"
     );
     assert_eq!(x.d.user_get()?, "a", "users stayed on a");
+    // b says it is a's target again, not resyncing.
+    lab::eventually(secs(10), secs(0.3), || {
+        let r = x.d.group()?["replication"].clone();
+        if r["state"] == "replicating" && r["target"] == "b" {
+            Ok(())
+        } else {
+            bail!("replication: {r}")
+        }
+    })?;
     // Replication a → b runs again: a new write at a reaches b.
     x.write("a", "post-resync.txt", "replicated again")?;
     lab::eventually(secs(30), secs(0.3), || {

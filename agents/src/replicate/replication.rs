@@ -211,6 +211,7 @@ impl Replication {
             hooks: Vec::new(),
             checks: None,
             journal: None,
+            kept_in_place: None,
         };
         let Some(g) = self.groups.get(&cmd.group) else {
             return out(
@@ -266,6 +267,11 @@ impl Replication {
             }
         }
         let _one = g.busy.lock().await;
+        // Said to be running before it is asked again: a promote or demote
+        // admitted after the question finds it here and cancels it; one
+        // admitted before makes the question refuse it.
+        let token = shutdown.child_token();
+        *lock(&g.current) = Some((cmd.kind, token.clone()));
         if matches!(
             cmd.kind,
             CommandKind::StartReplication | CommandKind::Resync | CommandKind::FinalSync
@@ -274,14 +280,13 @@ impl Replication {
             // after it) or a promote at a newer epoch (no pull into the
             // site users now write to) may have come meanwhile.
             if let Err(refusal) = admit(cmd) {
+                lock(&g.current).take();
                 return out(
                     false,
                     format!("{refusal} (asked again when its turn came, after the group's running command)"),
                 );
             }
         }
-        let token = shutdown.child_token();
-        *g.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((cmd.kind, token.clone()));
         let result = match cmd.kind {
             CommandKind::StartReplication => self.start(g, cmd, &token).await,
             CommandKind::StopReplication => Ok(self.stop(g).await),
@@ -295,7 +300,15 @@ impl Replication {
         };
         g.current.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
+        // What this resync or final pass left in place, said in its outcome.
+        let kept_in_place = matches!(cmd.kind, CommandKind::Resync | CommandKind::FinalSync)
+            .then(|| resync::kept_names(&run.divergent).len() as u64);
+        if cmd.stays_target && result.is_ok() && matches!(run.role, Role::Resync { .. }) {
+            // No final pass follows a resync of `warden resync`: this site
+            // is the peer's target again, not resyncing.
+            run.role = Role::Idle;
+        }
+        let outcome = match result {
             Ok(detail) => {
                 run.error = None;
                 out(true, detail)
@@ -304,6 +317,10 @@ impl Replication {
                 run.error = Some(e.clone());
                 out(false, e)
             }
+        };
+        CommandOutcome {
+            kept_in_place,
+            ..outcome
         }
     }
 

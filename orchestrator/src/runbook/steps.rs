@@ -146,13 +146,34 @@ async fn replication(
     cmd.peer = Some(peer.clone());
     cmd.replica = rb.replica && name != StepName::StartReplication;
     cmd.peer_resynced = rb.kind == RunbookKind::Resync && name == StepName::StartReplication;
-    cmd.stays_target = rb.kind == RunbookKind::Resync && name == StepName::Resync;
+    cmd.stays_target = cmd_stays_target(rb, name);
     if name == StepName::FinalSync && rb.journal.is_some() {
         cmd.changed = rb.changed.clone();
     }
     let res = env.command(site, cmd, policy.timeout_of(name)).await;
     if matches!(name, StepName::Resync | StepName::FinalSync) {
         env.resync_finished(rb, &rb.to);
+    }
+    if let (Ok(o), true) = (&res, cmd_stays_target(rb, name)) {
+        // The site stays the active one's target: what it wrote alone must
+        // be out of the tree before anything is pushed into it.
+        match o.kept_in_place {
+            Some(0) => {}
+            Some(n) if o.ok => {
+                return Outcome::Failed(format!(
+                    "{site} left {n} item(s) it wrote alone in place: replication into it would delete them \
+                     (move them aside, then run `warden resync {}` again)",
+                    rb.group
+                ))
+            }
+            None if o.ok => {
+                return Outcome::Failed(format!(
+                    "{site}'s agent did not say it left nothing in place (older than `warden resync`?): \
+                     replication into it could delete what it wrote alone; upgrade it first"
+                ))
+            }
+            _ => {}
+        }
     }
     match (res, journal) {
         (Ok(o), Some((said, Some(mark)))) if o.ok => Outcome::Carrying(
@@ -166,6 +187,13 @@ async fn replication(
         (Ok(o), _) => Outcome::Failed(format!("{site}: {}", outcome_text(&o))),
         (Err(e), _) => Outcome::Failed(e),
     }
+}
+
+/// Whether step `name` of `rb` resyncs a site that stays the active site's
+/// replication target (`warden resync`): nothing it wrote alone may stay in
+/// place.
+fn cmd_stays_target(rb: &Runbook, name: StepName) -> bool {
+    rb.kind == RunbookKind::Resync && name == StepName::Resync
 }
 
 /// Failback cut-over: writes stop at the active site before the final pass.

@@ -40,6 +40,9 @@ struct World {
     lost_at: Mutex<Option<tokio::time::Instant>>,
     /// How long a resync takes (300 ms when unset).
     resync_takes: Mutex<Option<Duration>>,
+    /// Resyncs and final passes answer as an agent older than
+    /// `kept_in_place` (they do not say what they left in place).
+    old_agent: AtomicBool,
 }
 
 impl World {
@@ -140,6 +143,14 @@ impl RunbookEnv for World {
                     names: self.journaled.lock().unwrap().clone(),
                     note: "overflow".into(),
                 }),
+                _ => None,
+            },
+            kept_in_place: match cmd.kind {
+                CommandKind::Resync | CommandKind::FinalSync
+                    if !self.old_agent.load(Ordering::Relaxed) =>
+                {
+                    Some(0)
+                }
                 _ => None,
             },
         };
@@ -912,4 +923,53 @@ async fn a_failover_is_not_given_up_for_its_old_site_being_down() {
     let rb = failover(&w, policy(Fencing::BestEffort, None)).await;
     assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
     assert!(!rb.preempted);
+}
+
+/// `warden resync` at a standby whose agent does not say it left nothing
+/// in place (older than the field): the runbook stops before replication
+/// is started into it, saying why; users never moved.
+#[tokio::test(start_paused = true)]
+async fn a_resync_into_an_agent_that_cannot_say_what_it_kept_starts_no_replication() {
+    let w = world_on("b", 2);
+    w.replication.store(true, Ordering::Relaxed);
+    w.old_agent.store(true, Ordering::Relaxed);
+    let rb = Runbook::new(
+        1,
+        "web",
+        RunbookKind::Resync,
+        "b",
+        "a",
+        3,
+        "operator",
+        1_000_000,
+        1_000_000,
+    );
+    let rb = execute(
+        rb,
+        &w,
+        &MemStore::default(),
+        &policy(Fencing::BestEffort, None),
+    )
+    .await;
+    assert_eq!(rb.status, RunbookStatus::Failed);
+    assert!(rb.aborted, "nothing moved: {rb:#?}");
+    let detail = &rb.steps[1].detail;
+    assert!(detail.contains("upgrade it first"), "{detail}");
+    let sent: Vec<(String, CommandKind)> = w
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, c)| (s.clone(), c.kind))
+        .collect();
+    assert_eq!(
+        sent,
+        [("a".to_string(), CommandKind::Resync)],
+        "no start: {sent:?}"
+    );
+    assert_eq!(
+        *w.route.lock().unwrap(),
+        (Some("b".into()), 2, 0),
+        "not routed"
+    );
 }

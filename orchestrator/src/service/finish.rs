@@ -49,7 +49,9 @@ impl Shared {
             _ if rb.aborted && !switched => Phase::Steady,
             _ => Phase::Failed,
         };
-        if rb.status == RunbookStatus::Succeeded {
+        // A resync in place moved nobody: the incident, a failback's
+        // retries and its stop stand as they were.
+        if rb.status == RunbookStatus::Succeeded && rb.kind != RunbookKind::Resync {
             ng.incident_started_unix_ms = None;
             ng.failback_retry_unix_ms = None;
             if rb.kind != RunbookKind::Failover {
@@ -70,11 +72,17 @@ impl Shared {
         self.persist_decision(&ng, &rb);
         st.groups.insert(rb.group.clone(), ng);
         let label = |v: serde_json::Value| v.as_str().unwrap_or("other").to_string();
+        // Given up for a failover is not a failure of the move itself.
+        let status = if rb.preempted {
+            "given_up".to_string()
+        } else {
+            label(serde_json::json!(rb.status))
+        };
         self.metrics
             .runbooks
             .get_or_create(&vec![
                 ("kind".to_string(), label(serde_json::json!(rb.kind))),
-                ("status".to_string(), label(serde_json::json!(rb.status))),
+                ("status".to_string(), status),
             ])
             .inc();
         if let Some(rto) = rb.rto_ms {
@@ -88,7 +96,15 @@ impl Shared {
         let kind = runbook::kind_str(rb.kind);
         let (site, message) = if rb.preempted {
             // Given up because the site users are on went down: no failback
-            // failure to count or retry; the failover decision follows.
+            // failure to count or retry, and no automatic move spent from
+            // the failover budget; the failover decision follows.
+            if let Some(i) = ng
+                .moves_unix_ms
+                .iter()
+                .rposition(|&t| t == rb.started_unix_ms)
+            {
+                ng.moves_unix_ms.remove(i);
+            }
             (
                 &rb.from,
                 format!(

@@ -35,6 +35,7 @@ fn promoted(id: &str) -> CommandOutcome {
             elapsed_ms: 1,
         }]),
         journal: None,
+        kept_in_place: None,
     }
 }
 

@@ -340,6 +340,10 @@ async fn round_with(
         let outcomes = commands
             .into_iter()
             .map(|c| CommandOutcome {
+                // A current agent: its resync or final pass says what it
+                // left in place (nothing).
+                kept_in_place: matches!(c.kind, CommandKind::Resync | CommandKind::FinalSync)
+                    .then_some(0),
                 id: c.id,
                 ok: true,
                 detail: "ok".into(),
@@ -418,11 +422,14 @@ pub(super) async fn rounds_until(
     panic!("{what}: group is {:#?}", group(s));
 }
 
-/// The two-site test config with a replication plan (`plan = "none"`) and
-/// `failback` as given, started on a fresh store.
-pub(super) fn start_replicated(failback: &str) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
-    let dir = test_dir(true, 5);
-    let text = config_text(&dir, true, 5, "").replace(
+/// The two-site test config with a replication plan (`plan = "none"`),
+/// `failback` and the failover budget as given, started on a fresh store.
+pub(super) fn start_replicated(
+    failback: &str,
+    max_failovers: u32,
+) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
+    let dir = test_dir(true, max_failovers);
+    let text = config_text(&dir, true, max_failovers, "").replace(
         "automatic = true",
         &format!("automatic = true\nfailback = \"{failback}\""),
     ) + "[groups.web.replication]\nplan = \"none\"\n";

@@ -66,7 +66,13 @@ impl Shared {
                 "{to} is already the active site of group {group}"
             )));
         }
-        let kind = if to == gc.primary() {
+        // To the primary from a live site: a failback (resync first). From
+        // a site confirmed down there is nothing to resync from: a failover.
+        let active_down = st
+            .detector
+            .track(&g.active)
+            .is_some_and(|t| t.confirmed_down);
+        let kind = if to == gc.primary() && !active_down {
             RunbookKind::Failback
         } else {
             RunbookKind::Failover
@@ -96,6 +102,17 @@ impl Shared {
         {
             return Err(OrchestratorError::Conflict(format!(
                 "primary {primary} is still confirmed down; fail back once it is healthy"
+            )));
+        }
+        if st
+            .detector
+            .track(&g.active)
+            .is_some_and(|t| t.confirmed_down)
+        {
+            return Err(OrchestratorError::Conflict(format!(
+                "{} is confirmed down: a failback resyncs from it; move users with `warden failover {group} --to {primary}` \
+                 (what {} wrote since the failover may then stay behind there)",
+                g.active, g.active
             )));
         }
         // The operator takes over from a stopped automatic failback.
@@ -133,6 +150,16 @@ impl Shared {
         if g.active == to {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} already runs on {to}"
+            )));
+        }
+        if st
+            .detector
+            .track(&g.active)
+            .is_some_and(|t| t.confirmed_down)
+        {
+            return Err(OrchestratorError::Conflict(format!(
+                "{} is confirmed down: a switchover resyncs from it; use `warden failover {group} --to {to}`",
+                g.active
             )));
         }
         // A target still counted down would be failed straight back away

@@ -23,7 +23,7 @@ fn resyncing(s: &Shared) -> bool {
 /// a few rounds instead of the resync's hour.
 #[tokio::test(start_paused = true)]
 async fn the_site_users_are_on_dying_during_a_failback_resync_is_failed_over_at_once() {
-    let (s, fake, _dir) = start_replicated("auto");
+    let (s, fake, _dir) = start_replicated("auto", 2);
     let answer_all = |_: &Command| false;
     let resync_runs = |c: &Command| c.kind == CommandKind::Resync;
     for _ in 0..8 {
@@ -73,10 +73,65 @@ async fn the_site_users_are_on_dying_during_a_failback_resync_is_failed_over_at_
             .any(|m| m.contains("given up before its cut-over: b was confirmed down")),
         "{events:#?}"
     );
-    // Not counted as a failed failback: nothing is blocked or backed off.
+    // Not counted as a failed failback (nothing blocked or backed off), nor
+    // as an automatic move: with a budget of 2 the failover still went.
     let g = &st.groups["web"];
     assert_eq!(
         (g.failback_aborts, g.failback_blocked.as_deref()),
         (0, None)
+    );
+    assert_eq!(g.moves_unix_ms.len(), 2, "the two failovers");
+    drop(st);
+    let m = s.metrics_text(false);
+    assert!(
+        m.contains(r#"warden_runbooks_finished_total{kind="failback",status="given_up"} 1"#),
+        "{m}"
+    );
+}
+
+/// The active site confirmed down: a switchover or failback (both resync
+/// from it) is refused with what to do instead, and an operator's failover
+/// to the primary is a failover, not a failback given up at once.
+#[tokio::test(start_paused = true)]
+async fn moves_that_resync_from_a_site_confirmed_down_are_refused() {
+    let (s, _fake, _dir) = start_replicated("manual", 1);
+    let none = |_: &Command| false;
+    for _ in 0..8 {
+        round_sites(&s, true, true, &none).await;
+    }
+    fail_over_to_b(&s).await;
+    for _ in 0..16 {
+        round_sites(&s, true, true, &none).await;
+    }
+    // b's service dies; the budget (1) is spent: the failover waits.
+    for _ in 0..12 {
+        round_sites(&s, true, false, &none).await;
+    }
+    assert_eq!(group(&s).phase, Phase::PendingApproval, "{:#?}", group(&s));
+    let e = s.operator_switchover("web", "a", "operator").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("b is confirmed down: a switchover resyncs from it"),
+        "{e}"
+    );
+    let e = s.operator_failback("web", "operator").unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("b is confirmed down: a failback resyncs from it"),
+        "{e}"
+    );
+    let id = s
+        .operator_failover("web", "a", "operator")
+        .expect("failover");
+    assert_eq!(s.lock().runbooks[&id].kind, RunbookKind::Failover);
+    for _ in 0..20 {
+        if group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites(&s, true, false, &none).await;
+    }
+    assert_eq!(
+        (group(&s).active.as_str(), group(&s).phase),
+        ("a", Phase::Steady)
     );
 }

@@ -10,7 +10,7 @@ use super::*;
 /// runbook's epoch.
 #[tokio::test(start_paused = true)]
 async fn a_resync_resumes_paused_replication_without_moving_users() {
-    let (s, fake, _dir) = start_replicated("manual");
+    let (s, fake, _dir) = start_replicated("manual", 5);
     let none = |_: &Command| false;
     for _ in 0..8 {
         round_sites(&s, true, true, &none).await;
@@ -24,6 +24,9 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
     }
     assert_eq!(group(&s).active, "b", "failback is manual");
     let routed_before = fake.activations.load(std::sync::atomic::Ordering::SeqCst);
+    // An automatic failback stopped earlier stays stopped: a resync moves
+    // nobody and ends nothing but the pause.
+    s.lock().groups.get_mut("web").unwrap().failback_blocked = Some("stopped".into());
 
     let id = s.operator_resync("web", "operator").expect("resync");
     let e = s.operator_resync("web", "operator").unwrap_err();
@@ -43,6 +46,7 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
         (RunbookKind::Resync, "b", "a")
     );
     assert_eq!(g.active, "b", "users stay on b");
+    assert_eq!(g.failback_blocked.as_deref(), Some("stopped"));
     assert!(g.replication_paused_since_unix_ms.is_none(), "{g:#?}");
     // a fetched from b; then b replicates toward a, saying a was resynced.
     let resync = sent
@@ -109,7 +113,7 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
 /// returning primary may hold writes of its own) is no replica's.
 #[tokio::test(start_paused = true)]
 async fn a_failback_after_a_failover_is_not_to_a_replica() {
-    let (s, _fake, _dir) = start_replicated("manual");
+    let (s, _fake, _dir) = start_replicated("manual", 5);
     let none = |_: &Command| false;
     for _ in 0..8 {
         round_sites(&s, true, true, &none).await;

@@ -91,6 +91,7 @@ async fn a_site_that_forgot_its_demote_is_demoted_again() {
         hooks: vec![],
         checks: None,
         journal: None,
+        kept_in_place: None,
     };
     let fencing = |s: &Shared| {
         s.lock()
@@ -250,6 +251,7 @@ async fn replication_waits_until_a_forgotten_role_is_said_again() {
         hooks: vec![],
         checks: None,
         journal: None,
+        kept_in_place: None,
     };
     s.accept_report(report(2, "active", vec![done]));
     s.detect_round().await;

@@ -55,19 +55,22 @@ impl Replication {
                 token.cancel();
                 *kind
             })
-        })?;
-        let _one = g.busy.lock().await;
-        {
-            // No longer resyncing (the status said so until a next command).
-            let mut run = lock(&g.run);
-            if matches!(run.role, Role::Resync { .. }) {
-                run.role = Role::Idle;
-            }
+        });
+        if pulling.is_some() {
+            let _one = g.busy.lock().await;
         }
-        Some(format!(
-            "stopped the {} from the peer that was still running: this site's data is the group's from now on",
-            pulling.as_str()
-        ))
+        // No longer resyncing: a pull stopped here, or one that had failed
+        // on its own (the status said `resync` until a next command).
+        let mut run = lock(&g.run);
+        if matches!(run.role, Role::Resync { .. }) && lock(&g.current).is_none() {
+            run.role = Role::Idle;
+        }
+        pulling.map(|kind| {
+            format!(
+                "stopped the {} from the peer that was still running: this site's data is the group's from now on",
+                kind.as_str()
+            )
+        })
     }
 
     /// Starts this site's change journal of the group's data (or keeps the
