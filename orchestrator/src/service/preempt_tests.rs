@@ -135,3 +135,60 @@ async fn moves_that_resync_from_a_site_confirmed_down_are_refused() {
         ("a", Phase::Steady)
     );
 }
+
+/// With `max_lag_on_failover`, the failover after a given-up failback
+/// waits for approval: the returning site was mid-resync, its lag unknown.
+/// The operator's approval moves users.
+#[tokio::test(start_paused = true)]
+async fn after_a_given_up_failback_a_lag_bound_holds_the_failover_for_approval() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "")
+        + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
+    let (s, fake) =
+        start_from(&text, &dir, Arc::new(crate::store::MemStore::default())).expect("config");
+    let none = |_: &Command| false;
+    let resync_runs = |c: &Command| c.kind == CommandKind::Resync;
+    for _ in 0..8 {
+        round_sites(&s, true, true, &none).await;
+    }
+    // a's failure: b's lag is unknown too, so this failover is approved.
+    for _ in 0..12 {
+        round_sites(&s, false, true, &none).await;
+    }
+    s.operator_approve("web", "operator")
+        .expect("approve the failover to b");
+    fail_over_to_b(&s).await;
+    for _ in 0..60 {
+        if resyncing(&s) {
+            break;
+        }
+        round_sites(&s, true, true, &resync_runs).await;
+    }
+    assert!(
+        resyncing(&s),
+        "the failback's resync runs: {:#?}",
+        group(&s)
+    );
+    for _ in 0..20 {
+        if group(&s).phase == Phase::PendingApproval {
+            break;
+        }
+        round_sites(&s, true, false, &resync_runs).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
+    let reason = g.pending.expect("pending").reason;
+    assert!(
+        reason.contains("unknown") && reason.contains("max_lag_on_failover"),
+        "{reason}"
+    );
+    assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+    s.operator_approve("web", "operator").expect("approve");
+    for _ in 0..20 {
+        if group(&s).active == "a" && group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites(&s, true, false, &resync_runs).await;
+    }
+    assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
+}
