@@ -40,7 +40,7 @@ pub(crate) fn render_status(v: &StatusView) -> String {
         ));
         if g.switched_over {
             out.push_str(&format!(
-                "  switched over to {}: stays there until `warden failback {}` (no automatic failback after a planned move)\n",
+                "  on {} by a planned move (or adopted there by a new store): stays there until `warden failback {}` (no automatic failback)\n",
                 g.active, g.name
             ));
         }

@@ -324,6 +324,11 @@ impl Shared {
                     if let Some(s) = &site {
                         ng.active = s.clone();
                     }
+                    // Away from the primary for a reason the new store
+                    // cannot know (a disaster, or an operator's planned
+                    // move): no automatic failback moves users back.
+                    let primary = self.cfg.groups.get(&name).map(|c| c.primary().to_string());
+                    ng.switched_over = site.is_some() && primary.as_deref() != site.as_deref();
                     let has_plan = self
                         .cfg
                         .groups
@@ -334,11 +339,16 @@ impl Shared {
                     }
                     (
                         format!(
-                            "the store had no state for {name}: adopted what the routing layer shows: {} at epoch {}{}; \
+                            "the store had no state for {name}: adopted what the routing layer shows: {} at epoch {}{}{}; \
                              automatic decisions wait until every site has reported (or `warden approve`)",
                             site.as_deref().map(|s| format!("active {s}")).unwrap_or_else(|| format!("no consistent route, keeping {}", g.active)),
                             o.epoch,
-                            if has_plan { "; replication paused until a failback or switchover resyncs" } else { "" }
+                            if has_plan { "; replication paused until a failback, switchover or `warden resync` resyncs" } else { "" },
+                            if ng.switched_over {
+                                format!("; it stays on {} until `warden failback {name}` (a new store cannot tell a disaster from a planned move)", ng.active)
+                            } else {
+                                String::new()
+                            }
                         ),
                         ng,
                     )

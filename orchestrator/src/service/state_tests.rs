@@ -326,3 +326,31 @@ async fn a_damaged_store_is_read_without_going_back() {
     let err = load_state(&cfg, &store).err().expect("refused").to_string();
     assert!(err.contains("group web at epoch"), "{err}");
 }
+
+/// A new store adopts a group the routing layer shows on b (a planned
+/// switchover under the old store, or a disaster: it cannot tell): users
+/// stay on b through many healthy rounds, until an operator's failback.
+#[tokio::test(start_paused = true)]
+async fn a_group_adopted_away_from_its_primary_is_not_failed_back_by_itself() {
+    let (s, fake, _dir) = setup(true, 5);
+    *fake.route.lock().unwrap() = (Some("b".into()), 5);
+    s.adopt_fresh_groups().await;
+    let g = group(&s);
+    assert_eq!(
+        (g.active.as_str(), g.epoch, g.switched_over),
+        ("b", 5, true),
+        "{g:#?}"
+    );
+    for _ in 0..40 {
+        round(&s, true).await;
+    }
+    let g = group(&s);
+    assert_eq!((g.active.as_str(), g.runbook), ("b", None), "{g:#?}");
+    assert!(s.lock().runbooks.is_empty(), "no automatic failback");
+    s.operator_failback("web", "operator").expect("failback");
+    rounds_until(&s, true, 60, "the failback", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    assert!(!group(&s).switched_over);
+}
