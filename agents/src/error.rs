@@ -124,6 +124,12 @@ pub enum AgentError {
     /// account and container: nothing was sent; the name is listed as refused.
     #[error("refused Swift name {name}: {reason}; nothing was sent for it")]
     SwiftUnsafeName { name: String, reason: String },
+    /// A static symlink already broken at the source (its target gone, or
+    /// changed since the link was made): Swift refuses to create it
+    /// anywhere else. Listed as refused (`entry` says which and why), not a
+    /// failed round; it follows once mended at the source.
+    #[error("{entry}")]
+    SwiftBrokenLink { entry: String },
     /// The mass-delete guard holds a pass (the message says what it would have
     /// deleted): nothing was deleted; the next pass checks again, `warden clear`
     /// lets one go ahead.

@@ -194,6 +194,9 @@ async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
     Ok(etags(c, cont).await?.into_keys().collect())
 }
 
+#[path = "swift_scenarios/broken_link.rs"]
+mod broken_link;
+
 struct Env<'a> {
     cl: &'a Clusters,
     a: SwiftClient,
@@ -1949,6 +1952,7 @@ async fn swift_plans_against_two_real_clusters() {
     scenario!("streaming_copy", streaming_copy(&env));
     scenario!("large_objects", large_objects(&env));
     scenario!("same_etag_kinds", same_etag_kinds(&env));
+    scenario!("broken_static_link", broken_link::broken_static_link(&env));
     scenario!("quarantine_large", quarantine_large(&env));
     scenario!("continuous_replication", continuous_replication(&env));
     scenario!("lagging_listing", lagging_listing(&env));

@@ -179,6 +179,7 @@ impl Shared {
         }
         let mut done = Progress::default();
         let mut first_err = None;
+        let mut broken = Vec::new();
         let mut deleted: BTreeSet<String> = BTreeSet::new();
         let each = |name: String, r: Result<Done, AgentError>| {
             match r {
@@ -214,6 +215,8 @@ impl Shared {
                         );
                     }
                 }
+                // can never be copied as it is: listed, not a failed round
+                Err(AgentError::SwiftBrokenLink { entry }) => broken.push(entry),
                 Err(e) => {
                     debug!(object = %name, cause = %e, "swift copy/delete failed");
                     first_err.get_or_insert(e);
@@ -224,6 +227,10 @@ impl Shared {
             }
         };
         apply(&self.src, &self.dst, ops, &src, s.concurrency, cancel, each).await?;
+        {
+            let mut st = self.state.lock().unwrap();
+            st.broken = note_broken(&st.broken, broken, "swift replication");
+        }
         self.state
             .lock()
             .unwrap()

@@ -179,13 +179,47 @@ async fn copy_once(
                 },
                 None => kind.clone(),
             };
+            let at_source = target.clone();
             let target = renamed.as_ref().unwrap_or(target);
             let mut headers = object_headers(&info.content_type, &meta)?;
             headers.extend(kind.put_headers(Some((&src_account, &dst_account)))?);
-            let etag = to
+            let etag = match to
                 .put_object_with(container, object, &[], headers, SendBody::Empty, None)
                 .await
-                .map_err(|e| explain(e, &kind))?;
+            {
+                Ok(etag) => etag,
+                Err(e) => {
+                    let link = format!("{src_container}/{src_object}");
+                    let static_target = own.then_some(target_etag.as_deref()).flatten();
+                    let broken =
+                        match broken_at_source(from, &link, &at_source, static_target, e).await {
+                            Ok(broken) => broken,
+                            Err(e) => return Err(explain(e, &kind)),
+                        };
+                    if (src_container, src_object) == (container, object) {
+                        return Err(broken);
+                    }
+                    // Moved aside (the quarantine): kept as a dynamic link
+                    // to the same target, the ETag it was pinned to in its
+                    // metadata — what it said is kept, where Swift would
+                    // refuse the static link.
+                    let dynamic = Kind::Symlink {
+                        target: target.clone(),
+                        account: account.clone(),
+                        etag: None,
+                    };
+                    let mut pinned = meta.clone();
+                    pinned.insert(
+                        STATIC_ETAG_META.into(),
+                        target_etag.clone().unwrap_or_default(),
+                    );
+                    let mut headers = object_headers(&info.content_type, &pinned)?;
+                    headers.extend(dynamic.put_headers(Some((&src_account, &dst_account)))?);
+                    to.put_object_with(container, object, &[], headers, SendBody::Empty, None)
+                        .await
+                        .map_err(|e| explain(e, &dynamic))?
+                }
+            };
             let etag = if info.etag.is_empty() {
                 etag
             } else {
@@ -289,6 +323,47 @@ pub(crate) async fn apply(
         }
     }
     Ok(())
+}
+
+/// The metadata a broken static link moved aside keeps its target's ETag in.
+const STATIC_ETAG_META: &str = "X-Object-Meta-Warden-Static-Link-Etag";
+
+/// A static link (to `target` in the source's own account, with ETag
+/// `want`) that the destination refused: when the source itself no longer
+/// holds that target with that ETag, the link is broken there and Swift
+/// will refuse it anywhere else, every round — [`AgentError::SwiftBrokenLink`].
+/// `Err(e)` (the refusal as it was) otherwise.
+async fn broken_at_source(
+    from: &SwiftClient,
+    link: &str,
+    target: &str,
+    want: Option<&str>,
+    e: AgentError,
+) -> Result<AgentError, AgentError> {
+    let refused = matches!(
+        e,
+        AgentError::SwiftStatus {
+            status: 409 | 412,
+            ..
+        }
+    );
+    let Some(want) = want.filter(|_| refused) else {
+        return Err(e);
+    };
+    let (c, o) = split_name(target);
+    let why = match from.head_object(c, o).await {
+        Ok(None) => format!("a static symlink to {target}, which is gone at the source"),
+        Ok(Some(i)) if i.etag.trim_matches('"') != want.trim_matches('"') => format!(
+            "a static symlink to {target} with ETag {want}, which has ETag {} at the source now",
+            i.etag.trim_matches('"')
+        ),
+        _ => return Err(e),
+    };
+    Ok(AgentError::SwiftBrokenLink {
+        entry: format!(
+            "{link} ({why}: Swift cannot create it elsewhere; mend or delete it at the source)"
+        ),
+    })
 }
 
 /// A plain object's ETag is the MD5 of its content (32 hex digits);

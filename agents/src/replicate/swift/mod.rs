@@ -319,6 +319,14 @@ pub(crate) async fn list_pair_refused(
 }
 
 /// Logs each refused name not in `before` once (the alert), returns `now`.
+/// Logs each static link broken at the source not in `before` once, returns `now`.
+pub(crate) fn note_broken(before: &[String], now: Vec<String>, side: &str) -> Vec<String> {
+    for n in now.iter().filter(|n| !before.contains(n)) {
+        warn!(link = %n, "{side}: a static symlink broken at the source is not copied (Swift refuses it anywhere else); it follows once mended there");
+    }
+    now
+}
+
 pub(crate) fn note_refused(before: &[String], now: Vec<String>, side: &str) -> Vec<String> {
     let new: Vec<&String> = now.iter().filter(|n| !before.contains(n)).collect();
     if !new.is_empty() {
@@ -383,6 +391,9 @@ struct State {
     last_ok_start_us: Option<u64>,
     /// The names the last listing refused.
     refused: Vec<String>,
+    /// Static links broken at the source, refused by the last round
+    /// ([`AgentError::SwiftBrokenLink`]'s entries).
+    broken: Vec<String>,
     /// Names the source no longer lists but still holds (not deleted at
     /// the destination): said once each, while it lasts.
     unlisted: BTreeSet<String>,
@@ -512,7 +523,8 @@ impl Replicator for SwiftReplicator {
     }
 
     fn refused(&self) -> Vec<String> {
-        self.shared.state.lock().unwrap().refused.clone()
+        let st = self.shared.state.lock().unwrap();
+        st.refused.iter().chain(&st.broken).cloned().collect()
     }
 
     fn guard(&self) -> Option<String> {

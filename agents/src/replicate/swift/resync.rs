@@ -38,8 +38,8 @@ use tracing::{info, warn};
 use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
     apply, check_containers, cluster_label, copy_renamed, ensure_containers, list_pair,
-    list_pair_refused, note_refused, parse_version, quarantine_container, split_name, version,
-    Done, GuardState, Op,
+    list_pair_refused, note_broken, note_refused, parse_version, quarantine_container, split_name,
+    version, Done, GuardState, Op,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -92,6 +92,9 @@ pub struct SwiftResyncer {
     peer: SwiftClient,
     /// Names the last listing refused.
     refused: Mutex<Vec<String>>,
+    /// Static links broken at the peer that the last pass could not
+    /// create here: name → entry ([`AgentError::SwiftBrokenLink`]).
+    broken: Mutex<BTreeMap<String, String>>,
     guard: Mutex<GuardState>,
 }
 
@@ -120,6 +123,7 @@ impl SwiftResyncer {
             here,
             peer,
             refused: Mutex::new(Vec::new()),
+            broken: Mutex::new(BTreeMap::new()),
             guard: Mutex::new(guard),
         })
     }
@@ -354,6 +358,7 @@ impl Resyncer for SwiftResyncer {
         let mut deleted = 0u64;
         let mut first_err = None;
         let mut failed = Vec::new();
+        let mut broken = BTreeMap::new();
         let each = |name: String, r: Result<Done, AgentError>| {
             match r {
                 Ok(Done::Copied(Some(item))) => {
@@ -376,6 +381,13 @@ impl Resyncer for SwiftResyncer {
                 }
                 Ok(Done::Deleted) => {
                     deleted += 1;
+                    report_progress(1, 0);
+                }
+                // broken at the peer, never created here: listed, its
+                // entry stays, the pass goes on
+                Err(AgentError::SwiftBrokenLink { entry }) => {
+                    failed.push(name.clone());
+                    broken.insert(name, entry);
                     report_progress(1, 0);
                 }
                 Err(e) => {
@@ -412,6 +424,12 @@ impl Resyncer for SwiftResyncer {
             }
         }
         Manifest::confirmed(items).save(&s.manifest)?;
+        {
+            let mut b = self.broken.lock().unwrap();
+            let before: Vec<String> = b.values().cloned().collect();
+            note_broken(&before, broken.values().cloned().collect(), "swift resync");
+            *b = broken;
+        }
         if let Some(e) = first_err {
             return Err(e);
         }
@@ -439,7 +457,13 @@ impl Resyncer for SwiftResyncer {
             bytes: peer.values().map(|e| e.bytes).sum(),
             ..Default::default()
         };
+        let broken = self.broken.lock().unwrap().clone();
         for (name, e) in &peer {
+            if broken.contains_key(name) && !here.contains_key(name) {
+                // broken at the peer: it cannot exist here (listed as refused)
+                report.excepted += 1;
+                continue;
+            }
             match here.get(name) {
                 None => report.differences.push(Difference {
                     path: name.into(),
@@ -468,7 +492,9 @@ impl Resyncer for SwiftResyncer {
     }
 
     fn refused(&self) -> Vec<String> {
-        self.refused.lock().unwrap().clone()
+        let mut all = self.refused.lock().unwrap().clone();
+        all.extend(self.broken.lock().unwrap().values().cloned());
+        all
     }
 
     fn guard(&self) -> Option<String> {
