@@ -190,12 +190,12 @@ async fn copy_once(
                 Ok(etag) => etag,
                 Err(e) => {
                     let link = format!("{src_container}/{src_object}");
-                    let static_target = own.then_some(target_etag.as_deref()).flatten();
-                    let broken =
-                        match broken_at_source(from, &link, &at_source, static_target, e).await {
-                            Ok(broken) => broken,
-                            Err(e) => return Err(explain(e, &kind)),
-                        };
+                    let is_static = own && target_etag.is_some();
+                    let broken = match broken_at_source(from, &link, &at_source, is_static, e).await
+                    {
+                        Ok(broken) => broken,
+                        Err(e) => return Err(explain(e, &kind)),
+                    };
                     if (src_container, src_object) == (container, object) {
                         return Err(broken);
                     }
@@ -328,42 +328,47 @@ pub(crate) async fn apply(
 /// The metadata a broken static link moved aside keeps its target's ETag in.
 const STATIC_ETAG_META: &str = "X-Object-Meta-Warden-Static-Link-Etag";
 
-/// A static link (to `target` in the source's own account, with ETag
-/// `want`) that the destination refused: when the source itself no longer
-/// holds that target with that ETag, the link is broken there and Swift
-/// will refuse it anywhere else, every round — [`AgentError::SwiftBrokenLink`].
-/// `Err(e)` (the refusal as it was) otherwise.
+/// A static link (to `target`, percent-encoded as Swift keeps it, in the
+/// source's own account) that the destination refused: when the source
+/// itself no longer holds anything at `target` (404 to a read as stored:
+/// a target that is an SLO or a link, even a dangling one, counts as
+/// there), the link dangles there and Swift will refuse it anywhere else,
+/// every round — [`AgentError::SwiftBrokenLink`]. `Err(e)` (the refusal as
+/// it was: the round fails and tries again) in every other case: a target
+/// that is there but not yet at the destination (copied in the same round,
+/// or outside the plan), or one whose ETag changed (Swift's pinning rules
+/// for SLOs and links are not second-guessed here).
 async fn broken_at_source(
     from: &SwiftClient,
     link: &str,
     target: &str,
-    want: Option<&str>,
+    is_static: bool,
     e: AgentError,
 ) -> Result<AgentError, AgentError> {
-    let refused = matches!(
-        e,
-        AgentError::SwiftStatus {
-            status: 409 | 412,
-            ..
-        }
-    );
-    let Some(want) = want.filter(|_| refused) else {
+    if !is_static
+        || !matches!(
+            e,
+            AgentError::SwiftStatus {
+                status: 409 | 412,
+                ..
+            }
+        )
+    {
+        return Err(e);
+    }
+    let Ok(name) = percent_encoding::percent_decode_str(target).decode_utf8() else {
         return Err(e);
     };
-    let (c, o) = split_name(target);
-    let why = match from.head_object(c, o).await {
-        Ok(None) => format!("a static symlink to {target}, which is gone at the source"),
-        Ok(Some(i)) if i.etag.trim_matches('"') != want.trim_matches('"') => format!(
-            "a static symlink to {target} with ETag {want}, which has ETag {} at the source now",
-            i.etag.trim_matches('"')
-        ),
-        _ => return Err(e),
-    };
-    Ok(AgentError::SwiftBrokenLink {
-        entry: format!(
-            "{link} ({why}: Swift cannot create it elsewhere; mend or delete it at the source)"
-        ),
-    })
+    let (c, o) = split_name(&name);
+    match from.open_object(c, o, &READ_AS_STORED).await {
+        Ok(None) => Ok(AgentError::SwiftBrokenLink {
+            entry: format!(
+                "{link} (a static symlink to {name}, which is gone at the source: Swift cannot \
+                 create it elsewhere; mend or delete it at the source)"
+            ),
+        }),
+        _ => Err(e),
+    }
 }
 
 /// A plain object's ETag is the MD5 of its content (32 hex digits);
