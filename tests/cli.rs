@@ -239,26 +239,7 @@ fn check_config_refuses_two_different_files_and_none() {
 fn status_into_a_closed_pipe_ends_quietly() {
     use std::process::Stdio;
     let (dir, good, _) = configs();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
     let conf = dir.path().join("live.conf");
-    std::fs::write(
-        &conf,
-        std::fs::read_to_string(&good)
-            .unwrap()
-            .replace("127.0.0.1:7000", &format!("127.0.0.1:{port}")),
-    )
-    .unwrap();
-    let mut orch = Command::new(WARDEN)
-        .args(["orchestrator", "--config"])
-        .arg(&conf)
-        .env("WARDEN_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let status = |stdout: Stdio| {
         Command::new(WARDEN)
             .args(["status", "--config"])
@@ -269,14 +250,49 @@ fn status_into_a_closed_pipe_ends_quietly() {
             .spawn()
             .unwrap()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !status(Stdio::null()).wait().unwrap().success() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the orchestrator never answered"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    // A port free when picked may be taken by another test before the
+    // orchestrator binds it: it then exits, and starts again on another.
+    let mut orch = None;
+    for _ in 0..3 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        std::fs::write(
+            &conf,
+            std::fs::read_to_string(&good)
+                .unwrap()
+                .replace("127.0.0.1:7000", &format!("127.0.0.1:{port}")),
+        )
+        .unwrap();
+        let mut child = Command::new(WARDEN)
+            .args(["orchestrator", "--config"])
+            .arg(&conf)
+            .env("WARDEN_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let answered = loop {
+            if status(Stdio::null()).wait().unwrap().success() {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the orchestrator never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        if answered {
+            orch = Some(child);
+            break;
+        }
     }
+    let mut orch = orch.expect("the orchestrator exited at start on three ports");
     // The read end is closed before the answer comes back.
     let mut child = status(Stdio::piped());
     drop(child.stdout.take());

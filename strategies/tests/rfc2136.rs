@@ -54,15 +54,34 @@ fn start(kind: Kind) -> Option<Server> {
 
 /// [`start`], with `before` run on the prepared server before it starts
 /// (to change its config).
-fn start_with(kind: Kind, before: impl FnOnce(&Prepared)) -> Option<Server> {
+fn start_with(kind: Kind, before: impl Fn(&Prepared)) -> Option<Server> {
     start_env(kind, before, &[])
 }
 
 /// [`start_with`], the server run with `env` added to its environment.
-fn start_env(kind: Kind, before: impl FnOnce(&Prepared), env: &[(&str, &str)]) -> Option<Server> {
+/// A server that exits at start or does not answer (its port, free when
+/// picked, taken by another test before it bound it) is started again on
+/// another port, three times at most.
+fn start_env(kind: Kind, before: impl Fn(&Prepared), env: &[(&str, &str)]) -> Option<Server> {
     if !dnsd::require(kind) {
         return None;
     }
+    let mut last = String::new();
+    for _ in 0..3 {
+        match start_once(kind, &before, env) {
+            Ok(server) => return Some(server),
+            Err(why) => last = why,
+        }
+    }
+    panic!("{} did not start on three ports: {last}", kind.label());
+}
+
+/// One start on a free port: the server once it answers, or why it exited.
+fn start_once(
+    kind: Kind,
+    before: &impl Fn(&Prepared),
+    env: &[(&str, &str)],
+) -> Result<Server, String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let zone = Zone {
@@ -83,25 +102,31 @@ fn start_env(kind: Kind, before: impl FnOnce(&Prepared), env: &[(&str, &str)]) -
         .stderr(log)
         .spawn()
         .expect("spawn dns server");
-    let server = Server {
+    let mut server = Server {
         child,
         prep,
         _dir: dir,
     };
+    let server_log =
+        |s: &Server| std::fs::read_to_string(s.prep.dir.join("server.log")).unwrap_or_default();
     let t0 = Instant::now();
     loop {
         if dnsd::dig(listen, NAME, "A").is_ok_and(|a| a == A) {
-            break;
+            return Ok(server);
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{} did not answer: {}",
-            kind.label(),
-            std::fs::read_to_string(server.prep.dir.join("server.log")).unwrap_or_default()
-        );
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("{listen}: {status}: {}", server_log(&server)));
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            // Running but deaf (a server that could not bind its port may
+            // go on without it): killed on drop, tried elsewhere.
+            return Err(format!(
+                "{listen}: no answer within 10 s: {}",
+                server_log(&server)
+            ));
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(server)
 }
 
 fn key(s: &Server) -> TsigKey {
