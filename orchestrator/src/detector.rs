@@ -277,6 +277,12 @@ impl Detector {
         }
     }
 
+    /// Whether `site` is confirmed down now (`fall` down rounds, not yet
+    /// recovered).
+    pub fn confirmed_down(&self, site: &str) -> bool {
+        self.track(site).is_some_and(|t| t.confirmed_down)
+    }
+
     pub fn track(&self, site: &str) -> Option<&SiteTrack> {
         self.sites.get(site)
     }

@@ -107,6 +107,15 @@ pub enum RunbookKind {
     Resync,
 }
 
+impl RunbookKind {
+    /// Whether the runbook moves users to `to` (every kind but a resync in
+    /// place, which keeps them on `from`, its switch routing the same site
+    /// again at the new epoch).
+    pub fn moves_users(self) -> bool {
+        self != RunbookKind::Resync
+    }
+}
+
 /// Runbook steps, in order of execution for each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -286,9 +295,10 @@ impl Runbook {
     /// The site users are on once the runbook has switched: `to`, except
     /// for a resync (users stay on `from`, the active site).
     pub fn users_site(&self) -> &str {
-        match self.kind {
-            RunbookKind::Resync => &self.from,
-            _ => &self.to,
+        if self.kind.moves_users() {
+            &self.to
+        } else {
+            &self.from
         }
     }
 

@@ -308,7 +308,7 @@ fn cut_over_window(rb: &Runbook, from: usize, policy: &Policy) -> Duration {
 /// writable site. Marks the runbook `aborted` when traffic and writes are as
 /// they were; otherwise it stays failed for the operator.
 async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
-    if rb.kind == RunbookKind::Resync {
+    if !rb.kind.moves_users() {
         // Nothing was demoted and users never moved: the group is as it was
         // (replication still paused).
         rb.aborted = true;

@@ -58,7 +58,7 @@ pub(super) async fn run_step(
     policy: &Policy,
 ) -> Outcome {
     match name {
-        StepName::Decide if rb.kind == RunbookKind::Resync => Outcome::Done(format!(
+        StepName::Decide if !rb.kind.moves_users() => Outcome::Done(format!(
             "resync of {} from {} (users stay on {}) decided at epoch {} by {}",
             rb.to, rb.from, rb.from, rb.epoch, rb.trigger
         )),
@@ -128,7 +128,7 @@ async fn replication(
     // Before the resync: the old active site journals what changes
     // from now on, so the cut-over's final pass covers only that.
     // (A resync in place has no cut-over and so no final pass.)
-    let journal = if name == StepName::Resync && rb.kind != RunbookKind::Resync {
+    let journal = if name == StepName::Resync && rb.kind.moves_users() {
         Some(start_journal(rb, env, t).await)
     } else {
         None
@@ -137,7 +137,8 @@ async fn replication(
     // resync and final sync fetch from it; replication then runs toward it.
     // A resync in place: the standby (`to`) fetches from the active site,
     // which then replicates to it, saying that its peer was resynced from it.
-    let (site, peer) = if rb.kind == RunbookKind::Resync && name == StepName::StartReplication {
+    let in_place = !rb.kind.moves_users();
+    let (site, peer) = if in_place && name == StepName::StartReplication {
         (&rb.from, &rb.to)
     } else {
         (&rb.to, &rb.from)
@@ -145,7 +146,7 @@ async fn replication(
     let mut cmd = Command::new(&rb.group, rb.epoch, kind);
     cmd.peer = Some(peer.clone());
     cmd.replica = rb.replica && name != StepName::StartReplication;
-    cmd.peer_resynced = rb.kind == RunbookKind::Resync && name == StepName::StartReplication;
+    cmd.peer_resynced = in_place && name == StepName::StartReplication;
     cmd.stays_target = cmd_stays_target(rb, name);
     if name == StepName::FinalSync && rb.journal.is_some() {
         cmd.changed = rb.changed.clone();
@@ -193,7 +194,7 @@ async fn replication(
 /// replication target (`warden resync`): nothing it wrote alone may stay in
 /// place.
 fn cmd_stays_target(rb: &Runbook, name: StepName) -> bool {
-    rb.kind == RunbookKind::Resync && name == StepName::Resync
+    !rb.kind.moves_users() && name == StepName::Resync
 }
 
 /// Failback cut-over: writes stop at the active site before the final pass.

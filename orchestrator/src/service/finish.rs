@@ -27,7 +27,7 @@ impl Shared {
         };
         let mut ng = g;
         // Users moved (a resync's switch routes the same site again).
-        let switched = rb.kind != RunbookKind::Resync
+        let switched = rb.kind.moves_users()
             && rb
                 .steps
                 .iter()
@@ -51,7 +51,7 @@ impl Shared {
         };
         // A resync in place moved nobody: the incident, a failback's
         // retries and its stop stand as they were.
-        if rb.status == RunbookStatus::Succeeded && rb.kind != RunbookKind::Resync {
+        if rb.status == RunbookStatus::Succeeded && rb.kind.moves_users() {
             ng.incident_started_unix_ms = None;
             ng.failback_retry_unix_ms = None;
             if rb.kind != RunbookKind::Failover {
@@ -116,7 +116,7 @@ impl Shared {
                     if ng.maintenance { " once the group leaves maintenance" } else { "" }
                 ),
             )
-        } else if rb.kind == RunbookKind::Resync {
+        } else if !rb.kind.moves_users() {
             (
                 &rb.to,
                 format!(

@@ -68,10 +68,7 @@ impl Shared {
         }
         // To the primary from a live site: a failback (resync first). From
         // a site confirmed down there is nothing to resync from: a failover.
-        let active_down = st
-            .detector
-            .track(&g.active)
-            .is_some_and(|t| t.confirmed_down);
+        let active_down = st.detector.confirmed_down(&g.active);
         let kind = if to == gc.primary() && !active_down {
             RunbookKind::Failback
         } else {
@@ -95,20 +92,12 @@ impl Shared {
                 "group {group} already runs on its primary {primary}"
             )));
         }
-        if st
-            .detector
-            .track(&primary)
-            .is_some_and(|t| t.confirmed_down)
-        {
+        if st.detector.confirmed_down(&primary) {
             return Err(OrchestratorError::Conflict(format!(
                 "primary {primary} is still confirmed down; fail back once it is healthy"
             )));
         }
-        if st
-            .detector
-            .track(&g.active)
-            .is_some_and(|t| t.confirmed_down)
-        {
+        if st.detector.confirmed_down(&g.active) {
             return Err(OrchestratorError::Conflict(format!(
                 "{} is confirmed down: a failback resyncs from it; move users with `warden failover {group} --to {primary}` \
                  (what {} wrote since the failover may then stay behind there)",
@@ -152,11 +141,7 @@ impl Shared {
                 "group {group} already runs on {to}"
             )));
         }
-        if st
-            .detector
-            .track(&g.active)
-            .is_some_and(|t| t.confirmed_down)
-        {
+        if st.detector.confirmed_down(&g.active) {
             return Err(OrchestratorError::Conflict(format!(
                 "{} is confirmed down: a switchover resyncs from it; use `warden failover {group} --to {to}`",
                 g.active
@@ -164,7 +149,7 @@ impl Shared {
         }
         // A target still counted down would be failed straight back away
         // from once users are on it: recovered first (rise and hold_down).
-        if st.detector.track(to).is_some_and(|t| t.confirmed_down) {
+        if st.detector.confirmed_down(to) {
             return Err(OrchestratorError::Conflict(format!(
                 "{to} is still confirmed down: a switchover moves users only to a site judged recovered (rise healthy rounds and hold_down); wait for its site_recovered event"
             )));
@@ -215,11 +200,7 @@ impl Shared {
                 "group {group} has no standby site"
             )));
         };
-        if st
-            .detector
-            .track(&g.active)
-            .is_some_and(|t| t.confirmed_down)
-        {
+        if st.detector.confirmed_down(&g.active) {
             return Err(OrchestratorError::Conflict(format!(
                 "{} is confirmed down: fail over first (`warden failover {group} --to {standby}`)",
                 g.active

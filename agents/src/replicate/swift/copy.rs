@@ -330,9 +330,9 @@ const STATIC_ETAG_META: &str = "X-Object-Meta-Warden-Static-Link-Etag";
 
 /// A static link (to `target`, percent-encoded as Swift keeps it, in the
 /// source's own account) that the destination refused: when the source
-/// itself no longer holds anything at `target` (404 to a read as stored:
-/// a target that is an SLO or a link, even a dangling one, counts as
-/// there), the link dangles there and Swift will refuse it anywhere else,
+/// itself no longer holds anything at `target` (404 to a `HEAD` as
+/// stored, [`SwiftClient::exists_as_stored`]: a target that is an SLO or a
+/// link, even a dangling one, counts as there), the link dangles there and Swift will refuse it anywhere else,
 /// every round — [`AgentError::SwiftBrokenLink`]. `Err(e)` (the refusal as
 /// it was: the round fails and tries again) in every other case: a target
 /// that is there but not yet at the destination (copied in the same round,
@@ -360,8 +360,8 @@ async fn broken_at_source(
         return Err(e);
     };
     let (c, o) = split_name(&name);
-    match from.open_object(c, o, &READ_AS_STORED).await {
-        Ok(None) => Ok(AgentError::SwiftBrokenLink {
+    match from.exists_as_stored(c, o).await {
+        Ok(false) => Ok(AgentError::SwiftBrokenLink {
             entry: format!(
                 "{link} (a static symlink to {name}, which is gone at the source: Swift cannot \
                  create it elsewhere; mend or delete it at the source)"
