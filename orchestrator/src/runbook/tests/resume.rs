@@ -1,0 +1,110 @@
+//! A runbook resumed after its orchestrator died in any step: each step
+//! runs once more at most, hooks and switches exactly once.
+use super::*;
+use crate::store::Store;
+use std::sync::atomic::AtomicBool;
+
+async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
+    let (from, to, epoch0) = match kind {
+        RunbookKind::Failover => ("a", "b", 1),
+        RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => ("b", "a", 2),
+    };
+    let w = world_on(from, epoch0);
+    w.replication.store(true, Ordering::Relaxed);
+    *w.journaled.lock().unwrap() = Some(vec!["x".into()]);
+    let rb0 = Runbook::new(
+        1,
+        "web",
+        kind,
+        from,
+        to,
+        epoch0 + 1,
+        "detector",
+        1_000_000,
+        1_000_000,
+    );
+    let store = CrashStore {
+        inner: MemStore::default(),
+        crash_in: Some(crash_in),
+        crashed: AtomicBool::new(false),
+    };
+    let p = policy(Fencing::BestEffort, None);
+    let died = execute(rb0, &w, &store, &p).await;
+    assert_ne!(
+        died.status,
+        RunbookStatus::Succeeded,
+        "crash injected in {crash_in:?}"
+    );
+    // The restarted process reads the store and resumes.
+    let persisted = store.inner.runbooks().unwrap().pop().unwrap();
+    let at = persisted.next_step().unwrap();
+    assert_eq!(persisted.steps[at].name, crash_in);
+    assert_eq!(persisted.steps[at].status, StepStatus::Running);
+    let fresh = MemStore::default();
+    let done = execute(persisted, &w, &fresh, &p).await;
+    assert_eq!(
+        done.status,
+        RunbookStatus::Succeeded,
+        "{kind:?} crash in {crash_in:?}: {done:#?}"
+    );
+    assert_eq!(done.steps[at].attempts, 2);
+    let r = w.route.lock().unwrap().clone();
+    assert_eq!(
+        r,
+        (
+            Some(done.users_site().to_string()),
+            epoch0 + 1,
+            u64::from(kind != RunbookKind::Resync)
+        ),
+        "{kind:?} crash in {crash_in:?}: exactly one switch"
+    );
+    if kind == RunbookKind::Resync {
+        // Users stay on the active site: nobody is demoted or promoted.
+        for site in [from, to] {
+            assert_eq!(w.runs(site, CommandKind::Promote), 0);
+            assert_eq!(w.runs(site, CommandKind::Demote), 0);
+        }
+        return;
+    }
+    assert_eq!(
+        w.runs(to, CommandKind::Promote),
+        1,
+        "promote hooks ran once"
+    );
+    assert!(w.runs(from, CommandKind::Demote) <= 1);
+    if kind != RunbookKind::Failover {
+        // The journal's mark and names live in the store across the crash.
+        let sent = w.sent.lock().unwrap();
+        let fin = sent
+            .iter()
+            .rev()
+            .find(|(_, c)| c.kind == CommandKind::FinalSync)
+            .expect("a final sync");
+        assert_eq!(
+            fin.1.changed,
+            Some(vec!["x".to_string()]),
+            "{kind:?} crash in {crash_in:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_after_a_crash_in_every_failover_step() {
+    for &step in StepName::for_kind(RunbookKind::Failover) {
+        crash_and_resume(RunbookKind::Failover, step).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_after_a_crash_in_every_resync_step() {
+    for &step in StepName::for_kind(RunbookKind::Resync) {
+        crash_and_resume(RunbookKind::Resync, step).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn resume_after_a_crash_in_every_failback_step() {
+    for &step in StepName::for_kind(RunbookKind::Failback) {
+        crash_and_resume(RunbookKind::Failback, step).await;
+    }
+}

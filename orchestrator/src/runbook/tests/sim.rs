@@ -1,0 +1,310 @@
+//! The simulated world the engine's tests run in: the routing layer, the
+//! agents' answers (hooks, fresh checks, journals, what a resync left in
+//! place), stale sites, holds and events ([`World`]), and a store that
+//! "crashes" after a given step was persisted ([`CrashStore`]).
+use super::*;
+use crate::model::Event;
+use crate::OrchestratorError;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use warden_proto::agent::{HookOutcome, JournalReport};
+
+#[derive(Default)]
+pub(super) struct World {
+    pub(super) route: Mutex<(Option<String>, u64, u64)>,
+    pub(super) outcomes: Mutex<HashMap<String, CommandOutcome>>,
+    pub(super) hook_runs: Mutex<HashMap<(String, CommandKind), u32>>,
+    pub(super) stale: Mutex<Vec<String>>,
+    pub(super) failing_promote: Mutex<Vec<String>>,
+    pub(super) unhealthy: Mutex<Vec<String>>,
+    /// What the checks a promote outcome carries say (none when unset:
+    /// an agent older than the field).
+    pub(super) fresh_checks: Mutex<Option<bool>>,
+    /// The promote's outcome carries this id instead of the command's
+    /// (an answer to another command or epoch).
+    pub(super) answer_as: Mutex<Option<String>>,
+    /// Calls of `wait_healthy` (the step waited for a report).
+    pub(super) waited: std::sync::atomic::AtomicU32,
+    pub(super) events: Mutex<Vec<(EventKind, String)>>,
+    /// The group has a replication plan (replication steps run).
+    pub(super) replication: AtomicBool,
+    /// What a demote with `journal_since` answers.
+    pub(super) journaled: Mutex<Option<Vec<String>>>,
+    /// The demote answers for another journal than it was asked about
+    /// (a late or replayed outcome, a restarted agent's new journal).
+    pub(super) other_journal: AtomicBool,
+    /// Every command sent, with its site.
+    pub(super) sent: Mutex<Vec<(String, Command)>>,
+    /// Hold orders (epoch, ttl) and the commands sent before each.
+    pub(super) holds: Mutex<Vec<(u64, Duration, usize)>>,
+    /// When the site users are on is confirmed down (`active_lost`).
+    pub(super) lost_at: Mutex<Option<tokio::time::Instant>>,
+    /// How long a resync takes (300 ms when unset).
+    pub(super) resync_takes: Mutex<Option<Duration>>,
+    /// Resyncs and final passes answer as an agent older than
+    /// `kept_in_place` (they do not say what they left in place).
+    pub(super) old_agent: AtomicBool,
+}
+
+impl World {
+    /// Every command sent so far: its site and kind.
+    pub(super) fn sent_kinds(&self) -> Vec<(String, CommandKind)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(s, c)| (s.clone(), c.kind))
+            .collect()
+    }
+
+    pub(super) fn runs(&self, site: &str, k: CommandKind) -> u32 {
+        *self
+            .hook_runs
+            .lock()
+            .unwrap()
+            .get(&(site.to_string(), k))
+            .unwrap_or(&0)
+    }
+}
+
+#[async_trait]
+impl RunbookEnv for World {
+    fn now_ms(&self) -> u64 {
+        tokio::time::Instant::now().elapsed().as_millis() as u64 + 1_000_000
+    }
+    fn agent_fresh(&self, site: &str) -> bool {
+        !self.stale.lock().unwrap().iter().any(|s| s == site)
+    }
+    fn hold(&self, _group: &str, epoch: u64, ttl: Duration) {
+        let sent = self.sent.lock().unwrap().len();
+        self.holds.lock().unwrap().push((epoch, ttl, sent));
+    }
+    async fn command(
+        &self,
+        site: &str,
+        cmd: Command,
+        timeout: Duration,
+    ) -> Result<CommandOutcome, String> {
+        if !self.agent_fresh(site) {
+            tokio::time::sleep(timeout).await;
+            return Err(format!("no outcome from {site}"));
+        }
+        self.sent
+            .lock()
+            .unwrap()
+            .push((site.to_string(), cmd.clone()));
+        if let Some(o) = self.outcomes.lock().unwrap().get(&cmd.id) {
+            return Ok(o.clone());
+        }
+        let takes = match cmd.kind {
+            CommandKind::Resync => *self.resync_takes.lock().unwrap(),
+            _ => None,
+        };
+        // Hooks and passes take time.
+        tokio::time::sleep(takes.unwrap_or(Duration::from_millis(300))).await;
+        *self
+            .hook_runs
+            .lock()
+            .unwrap()
+            .entry((site.to_string(), cmd.kind))
+            .or_default() += 1;
+        let ok = !(cmd.kind == CommandKind::Promote
+            && self
+                .failing_promote
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|s| s == site));
+        let answer_as = match cmd.kind {
+            CommandKind::Promote => self.answer_as.lock().unwrap().clone(),
+            _ => None,
+        };
+        let o = CommandOutcome {
+            id: answer_as.unwrap_or_else(|| cmd.id.clone()),
+            ok,
+            detail: String::new(),
+            hooks: vec![HookOutcome {
+                name: "hook".into(),
+                ok,
+                exit_code: Some(if ok { 0 } else { 1 }),
+                detail: format!("exit {}", if ok { 0 } else { 1 }),
+                elapsed_ms: 300,
+            }],
+            checks: self.fresh_checks.lock().unwrap().map(|pass| {
+                vec![warden_proto::agent::CheckResult {
+                    name: "web".into(),
+                    ok: pass,
+                    critical: true,
+                    detail: if pass { "status 200" } else { "status 503" }.into(),
+                    elapsed_ms: 2,
+                }]
+            }),
+            journal: match (cmd.kind, cmd.journal_since) {
+                (CommandKind::Journal, _) => Some(JournalReport {
+                    mark: JournalMark { id: 7, seq: 3 },
+                    names: None,
+                    note: String::new(),
+                }),
+                (CommandKind::Demote, Some(mark)) => Some(JournalReport {
+                    mark: if self.other_journal.load(Ordering::Relaxed) {
+                        JournalMark { id: 99, ..mark }
+                    } else {
+                        mark
+                    },
+                    names: self.journaled.lock().unwrap().clone(),
+                    note: "overflow".into(),
+                }),
+                _ => None,
+            },
+            kept_in_place: match cmd.kind {
+                CommandKind::Resync | CommandKind::FinalSync
+                    if !self.old_agent.load(Ordering::Relaxed) =>
+                {
+                    Some(0)
+                }
+                _ => None,
+            },
+        };
+        self.outcomes.lock().unwrap().insert(cmd.id, o.clone());
+        Ok(o)
+    }
+    async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String> {
+        self.waited.fetch_add(1, Ordering::Relaxed);
+        if self.unhealthy.lock().unwrap().iter().any(|s| s == site) {
+            tokio::time::sleep(timeout).await;
+            return Err("web: status 503".into());
+        }
+        Ok(())
+    }
+    async fn activate(
+        &self,
+        _group: &str,
+        route: &SiteRoute,
+        epoch: u64,
+    ) -> Result<(), StrategyError> {
+        let mut r = self.route.lock().unwrap();
+        if epoch < r.1 {
+            return Err(StrategyError::StaleEpoch {
+                element: "fe1".into(),
+                sent: epoch,
+                seen: r.1,
+            });
+        }
+        if epoch == r.1 && r.0.as_deref() != Some(route.site.as_str()) {
+            return Err(StrategyError::Rejected {
+                element: "fe1".into(),
+                reason: "conflicting route for the same epoch".into(),
+            });
+        }
+        if r.0.as_deref() != Some(route.site.as_str()) {
+            r.2 += 1;
+        }
+        r.0 = Some(route.site.clone());
+        r.1 = epoch;
+        Ok(())
+    }
+    async fn current(&self, _group: &str) -> Result<Observed, StrategyError> {
+        let r = self.route.lock().unwrap();
+        Ok(Observed {
+            site: r.0.clone(),
+            epoch: r.1,
+            drift: vec![],
+        })
+    }
+    async fn probe_entry(&self, _group: &str, _site: &str) -> Result<String, String> {
+        Ok("entry answers".into())
+    }
+    async fn fence_command(&self, argv: &[String], _timeout: Duration) -> Result<String, String> {
+        if argv[0] == "true" {
+            Ok("exit 0".into())
+        } else {
+            Err("exit 1".into())
+        }
+    }
+    fn has_replication(&self, _group: &str) -> bool {
+        self.replication.load(Ordering::Relaxed)
+    }
+    async fn active_lost(&self, rb: &Runbook) -> String {
+        let at = *self.lost_at.lock().unwrap();
+        match at {
+            Some(at) => {
+                tokio::time::sleep_until(at).await;
+                format!("{} down: 3 rounds", rb.from)
+            }
+            None => std::future::pending().await,
+        }
+    }
+    fn event(
+        &self,
+        kind: EventKind,
+        _group: &str,
+        _site: Option<&str>,
+        message: String,
+        _runbook: Option<u64>,
+    ) {
+        self.events.lock().unwrap().push((kind, message));
+    }
+}
+
+/// A store that "crashes" (refuses every later write) right after the
+/// given step was persisted as running: the process died mid-step.
+pub(super) struct CrashStore {
+    pub(super) inner: MemStore,
+    pub(super) crash_in: Option<StepName>,
+    pub(super) crashed: AtomicBool,
+}
+
+impl Store for CrashStore {
+    fn groups(&self) -> Result<Vec<crate::model::GroupState>, OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), OrchestratorError> {
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &crate::model::GroupState,
+        rb: &Runbook,
+    ) -> Result<(), OrchestratorError> {
+        self.inner.put_group_and_runbook(g, rb)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            return Err(OrchestratorError::store(
+                "write",
+                std::io::Error::other("process killed"),
+            ));
+        }
+        self.inner.put_runbook(rb)?;
+        if let Some(step) = self.crash_in {
+            if rb
+                .steps
+                .iter()
+                .any(|s| s.name == step && s.status == StepStatus::Running)
+            {
+                self.crashed.store(true, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before_unix_ms: u64,
+        max: usize,
+    ) -> Result<usize, OrchestratorError> {
+        self.inner.prune_events(keep, before_unix_ms, max)
+    }
+}
