@@ -32,13 +32,20 @@ fn runbook_of<'a>(rbs: &'a [Value], kind: &str) -> Option<&'a Value> {
 
 /// The last failback runbook, once it has succeeded (within 30 s).
 fn failback_succeeded(x: &Data) -> Result<Value> {
-    lab::eventually(secs(30), secs(0.3), || {
+    succeeded(x, "failback", secs(30))
+}
+
+/// The last runbook of `kind`, once it has succeeded (within `limit`).
+fn succeeded(x: &Data, kind: &str, limit: std::time::Duration) -> Result<Value> {
+    lab::eventually(limit, secs(0.3), || {
         let rbs = x.d.runbooks()?;
-        let fb = runbook_of(&rbs, "failback").cloned().context("none")?;
-        if fb["status"] == "succeeded" {
-            Ok(fb)
+        let rb = runbook_of(&rbs, kind)
+            .cloned()
+            .with_context(|| format!("no {kind} runbook"))?;
+        if rb["status"] == "succeeded" {
+            Ok(rb)
         } else {
-            bail!("failback {}", fb["status"])
+            bail!("{kind} {}", rb["status"])
         }
     })
 }
@@ -370,15 +377,7 @@ fn switchover_carries_every_write_and_reverses_replication() -> Result<()> {
     let out = x.d.cli_ok(&["switchover", "web", "--to", "b"])?;
     assert!(out.contains("switchover of web to b started"), "{out}");
     x.d.wait_users_on("b", secs(60))?;
-    let rb = lab::eventually(secs(30), secs(0.3), || {
-        let rbs = x.d.runbooks()?;
-        let rb = runbook_of(&rbs, "switchover").cloned().context("none")?;
-        if rb["status"] == "succeeded" {
-            Ok(rb)
-        } else {
-            bail!("switchover {}", rb["status"])
-        }
-    })?;
+    let rb = succeeded(&x, "switchover", secs(30))?;
     let fin = step(&rb, "final_sync")["detail"].as_str().unwrap_or("");
     assert!(fin.contains("verified b holds what a holds"), "{rb:#}");
     // The cut-over covered what a's change journal named, not the whole tree.
@@ -1044,13 +1043,7 @@ fn a_failover_stops_a_slow_initial_pass_at_once() -> Result<()> {
     std::thread::sleep(secs(1));
     x.d.cli_ok(&["failover", "web", "--to", "b"])?;
     x.d.wait_users_on("b", secs(30))?;
-    let rb = lab::eventually(secs(30), secs(0.3), || {
-        let rbs = x.d.runbooks()?;
-        match runbook_of(&rbs, "failover") {
-            Some(rb) if rb["status"] == "succeeded" => Ok(rb.clone()),
-            other => bail!("failover not done: {other:?}"),
-        }
-    })?;
+    let rb = succeeded(&x, "failover", secs(30))?;
     let stop = step(&rb, "stop_replication");
     assert_eq!(stop["status"], "done", "{rb:#}");
     let took = stop["finished_unix_ms"].as_u64().unwrap_or(u64::MAX)

@@ -107,13 +107,7 @@ fn the_active_site_failing_during_a_failback_resync_fails_over_at_once() -> Resu
     let b_before = crate::site::tree(&x.dir("b"))?;
     let out = lab::eventually(secs(30), secs(0.5), || x.d.cli_ok(&["resync", "web"]))?;
     assert!(out.contains("resync of web started"), "{out}");
-    let rb = lab::eventually(secs(60), secs(0.3), || {
-        let rbs = x.d.runbooks()?;
-        match runbook_of(&rbs, "resync") {
-            Some(rb) if rb["status"] == "succeeded" => Ok(rb.clone()),
-            other => bail!("resync not done: {other:?}"),
-        }
-    })?;
+    let rb = crate::succeeded(&x, "resync", secs(60))?;
     assert_eq!(
         (rb["from"].as_str(), rb["to"].as_str()),
         (Some("a"), Some("b")),

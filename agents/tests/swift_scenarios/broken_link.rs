@@ -14,6 +14,20 @@ use super::*;
 /// such a link at B and its verification passes; one broken at A (a
 /// divergent write there) is quarantined as a dynamic link, its ETag pin
 /// kept in metadata.
+/// PUTs a static symlink at `path` to `target` (as Swift keeps it,
+/// percent-encoded), pinned to `etag`.
+async fn static_link(http: &Http, path: &str, target: &str, etag: &str) -> Result<()> {
+    http.put(
+        path,
+        &[
+            ("X-Symlink-Target", target),
+            ("X-Symlink-Target-Etag", etag),
+        ],
+        Vec::new(),
+    )
+    .await
+}
+
 pub(super) async fn broken_static_link(env: &Env<'_>) -> Result<()> {
     let (a, b) = (&env.a, &env.b);
     let (ha, hb) = (Http::new(&env.cl.a).await?, Http::new(&env.cl.b).await?);
@@ -23,15 +37,7 @@ pub(super) async fn broken_static_link(env: &Env<'_>) -> Result<()> {
         b.put_container(cont, &BTreeMap::new()).await?;
     }
     let etag = put(a, c, "t", "target").await?;
-    ha.put(
-        "bl/link",
-        &[
-            ("X-Symlink-Target", "bl/t"),
-            ("X-Symlink-Target-Etag", &etag),
-        ],
-        Vec::new(),
-    )
-    .await?;
+    static_link(&ha, "bl/link", "bl/t", &etag).await?;
     a.delete_object(c, "t").await?;
     put(a, c, "plain", "plain at a").await?;
     let repl = env.replicator(&[c], "bl.json");
@@ -69,15 +75,7 @@ pub(super) async fn broken_static_link(env: &Env<'_>) -> Result<()> {
     // A link whose target is at the source but outside the plan, with a
     // space in its name: refused at B, never called broken.
     let etag = put(a, "bo-out", "a b", "outside").await?;
-    ha.put(
-        "bo/l",
-        &[
-            ("X-Symlink-Target", "bo-out/a%20b"),
-            ("X-Symlink-Target-Etag", &etag),
-        ],
-        Vec::new(),
-    )
-    .await?;
+    static_link(&ha, "bo/l", "bo-out/a%20b", &etag).await?;
     let repl = env.replicator(&["bo"], "bo.json");
     let round = repl.resync(CancellationToken::new(), None).await;
     ensure!(
@@ -90,27 +88,11 @@ pub(super) async fn broken_static_link(env: &Env<'_>) -> Result<()> {
     // Failback: at B (active), a static link to `u`, then `u` deleted; at A
     // (returning), a divergent static link to `qt`, then `qt` deleted.
     let etag = put(b, c, "u", "u at b").await?;
-    hb.put(
-        "bl/link2",
-        &[
-            ("X-Symlink-Target", "bl/u"),
-            ("X-Symlink-Target-Etag", &etag),
-        ],
-        Vec::new(),
-    )
-    .await?;
+    static_link(&hb, "bl/link2", "bl/u", &etag).await?;
     b.delete_object(c, "u").await?;
     put(b, c, "plain", "plain at b").await?;
     let qetag = put(a, c, "qt", "qt at a").await?;
-    ha.put(
-        "bl/qlink",
-        &[
-            ("X-Symlink-Target", "bl/qt"),
-            ("X-Symlink-Target-Etag", &qetag),
-        ],
-        Vec::new(),
-    )
-    .await?;
+    static_link(&ha, "bl/qlink", "bl/qt", &qetag).await?;
     a.delete_object(c, "qt").await?;
     let res = env.resyncer(true, &[c], "bl.json", DeleteGuard::default());
     let report = res

@@ -422,30 +422,80 @@ pub(super) async fn rounds_until(
     panic!("{what}: group is {:#?}", group(s));
 }
 
-/// The two-site test config with a replication plan (`plan = "none"`),
-/// `failback` and the failover budget as given, started on a fresh store.
-pub(super) fn start_replicated(
+/// The two-site test config with a replication plan (`plan = "none"`,
+/// then the lines `replication`), `failback` and the failover budget as
+/// given, started on a fresh store, after 8 healthy rounds.
+pub(super) async fn replicated(
     failback: &str,
     max_failovers: u32,
+    replication: &str,
 ) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
     let dir = test_dir(true, max_failovers);
     let text = config_text(&dir, true, max_failovers, "").replace(
         "automatic = true",
         &format!("automatic = true\nfailback = \"{failback}\""),
-    ) + "[groups.web.replication]\nplan = \"none\"\n";
+    ) + "[groups.web.replication]\nplan = \"none\"\n"
+        + replication;
     let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    sites_rounds(&s, 8, (true, true), &answer_all).await;
     (s, fake, dir)
+}
+
+/// Every command is answered ([`round_sites`]'s `held`).
+pub(super) fn answer_all(_: &Command) -> bool {
+    false
+}
+
+/// `n` rounds with sites a and b up as `up` says.
+pub(super) async fn sites_rounds(
+    s: &Arc<Shared>,
+    n: usize,
+    (a_up, b_up): (bool, bool),
+    held: &dyn Fn(&Command) -> bool,
+) -> Vec<(String, Command)> {
+    let mut sent = Vec::new();
+    for _ in 0..n {
+        sent.extend(round_sites(s, a_up, b_up, held).await);
+    }
+    sent
+}
+
+/// Rounds ([`round_sites`], sites a and b up as `up` says) until `done`
+/// holds for the group — at most `max`, else a panic saying `what`: the
+/// commands answered meanwhile.
+pub(super) async fn sites_until(
+    s: &Arc<Shared>,
+    (a_up, b_up): (bool, bool),
+    held: &dyn Fn(&Command) -> bool,
+    max: usize,
+    what: &str,
+    done: impl Fn(&GroupState) -> bool,
+) -> Vec<(String, Command)> {
+    let mut sent = Vec::new();
+    for _ in 0..max {
+        if done(&group(s)) {
+            return sent;
+        }
+        sent.extend(round_sites(s, a_up, b_up, held).await);
+    }
+    assert!(
+        done(&group(s)),
+        "{what} after {max} rounds: {:#?}",
+        group(s)
+    );
+    sent
 }
 
 /// Rounds until a's service, dead, is failed over from: the group steady
 /// on b (replication from b paused when the group has a plan).
 pub(super) async fn fail_over_to_b(s: &Arc<Shared>) {
-    let none = |_: &Command| false;
-    for _ in 0..40 {
-        if group(s).active == "b" && group(s).phase == Phase::Steady {
-            return;
-        }
-        round_sites(s, false, true, &none).await;
-    }
-    panic!("not failed over to b: {:#?}", group(s));
+    sites_until(
+        s,
+        (false, true),
+        &answer_all,
+        40,
+        "not failed over to b",
+        |g| g.active == "b" && g.phase == Phase::Steady,
+    )
+    .await;
 }

@@ -17,43 +17,46 @@ fn resyncing(s: &Shared) -> bool {
         })
 }
 
+/// A command a resync at the returning site keeps running (long).
+fn resync_runs(c: &Command) -> bool {
+    c.kind == CommandKind::Resync
+}
+
+/// Rounds with both sites up until the automatic failback's resync runs
+/// (held running at a).
+async fn failback_resyncing(s: &Arc<Shared>) {
+    sites_until(
+        s,
+        (true, true),
+        &resync_runs,
+        60,
+        "the failback's resync runs",
+        |_| resyncing(s),
+    )
+    .await;
+}
+
 /// Failed over to b, a returns and the automatic failback starts its
 /// resync at a (which takes long); then b's service dies. Users are on b:
 /// the failback is given up at once and the failover to a follows, within
 /// a few rounds instead of the resync's hour.
 #[tokio::test(start_paused = true)]
 async fn the_site_users_are_on_dying_during_a_failback_resync_is_failed_over_at_once() {
-    let (s, fake, _dir) = start_replicated("auto", 2);
-    let answer_all = |_: &Command| false;
-    let resync_runs = |c: &Command| c.kind == CommandKind::Resync;
-    for _ in 0..8 {
-        round_sites(&s, true, true, &answer_all).await;
-    }
+    let (s, fake, _dir) = replicated("auto", 2, "").await;
     fail_over_to_b(&s).await;
     // a returns; the automatic failback begins and its resync runs on.
-    for _ in 0..60 {
-        if resyncing(&s) {
-            break;
-        }
-        round_sites(&s, true, true, &resync_runs).await;
-    }
-    assert!(
-        resyncing(&s),
-        "the failback's resync runs: {:#?}",
-        group(&s)
-    );
+    failback_resyncing(&s).await;
     let failback = group(&s).runbook.expect("the failback's id");
     // b's service dies while a is still resyncing.
-    let mut rounds = 0;
-    while !(group(&s).active == "a" && group(&s).phase == Phase::Steady) {
-        rounds += 1;
-        assert!(
-            rounds <= 30,
-            "users are still on the dead b after 30 rounds: {:#?}",
-            group(&s)
-        );
-        round_sites(&s, true, false, &resync_runs).await;
-    }
+    sites_until(
+        &s,
+        (true, false),
+        &resync_runs,
+        30,
+        "users are still on the dead b",
+        |g| g.active == "a" && g.phase == Phase::Steady,
+    )
+    .await;
     let st = s.lock();
     let rb = &st.runbooks[&failback];
     assert_eq!(rb.kind, RunbookKind::Failback);
@@ -94,19 +97,11 @@ async fn the_site_users_are_on_dying_during_a_failback_resync_is_failed_over_at_
 /// to the primary is a failover, not a failback given up at once.
 #[tokio::test(start_paused = true)]
 async fn moves_that_resync_from_a_site_confirmed_down_are_refused() {
-    let (s, _fake, _dir) = start_replicated("manual", 1);
-    let none = |_: &Command| false;
-    for _ in 0..8 {
-        round_sites(&s, true, true, &none).await;
-    }
+    let (s, _fake, _dir) = replicated("manual", 1, "").await;
     fail_over_to_b(&s).await;
-    for _ in 0..16 {
-        round_sites(&s, true, true, &none).await;
-    }
+    sites_rounds(&s, 16, (true, true), &answer_all).await;
     // b's service dies; the budget (1) is spent: the failover waits.
-    for _ in 0..12 {
-        round_sites(&s, true, false, &none).await;
-    }
+    sites_rounds(&s, 12, (true, false), &answer_all).await;
     assert_eq!(group(&s).phase, Phase::PendingApproval, "{:#?}", group(&s));
     let e = s.operator_switchover("web", "a", "operator").unwrap_err();
     assert!(
@@ -124,12 +119,10 @@ async fn moves_that_resync_from_a_site_confirmed_down_are_refused() {
         .operator_failover("web", "a", "operator")
         .expect("failover");
     assert_eq!(s.lock().runbooks[&id].kind, RunbookKind::Failover);
-    for _ in 0..20 {
-        if group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites(&s, true, false, &none).await;
-    }
+    sites_until(&s, (true, false), &answer_all, 20, "the failover", |g| {
+        g.phase == Phase::Steady
+    })
+    .await;
     assert_eq!(
         (group(&s).active.as_str(), group(&s).phase),
         ("a", Phase::Steady)
@@ -141,40 +134,17 @@ async fn moves_that_resync_from_a_site_confirmed_down_are_refused() {
 /// The operator's approval moves users.
 #[tokio::test(start_paused = true)]
 async fn after_a_given_up_failback_a_lag_bound_holds_the_failover_for_approval() {
-    let dir = test_dir(true, 5);
-    let text = config_text(&dir, true, 5, "")
-        + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
-    let (s, fake) =
-        start_from(&text, &dir, Arc::new(crate::store::MemStore::default())).expect("config");
-    let none = |_: &Command| false;
-    let resync_runs = |c: &Command| c.kind == CommandKind::Resync;
-    for _ in 0..8 {
-        round_sites(&s, true, true, &none).await;
-    }
+    let (s, fake, _dir) = replicated("auto", 5, "max_lag_on_failover = \"30s\"\n").await;
     // a's failure: b's lag is unknown too, so this failover is approved.
-    for _ in 0..12 {
-        round_sites(&s, false, true, &none).await;
-    }
+    sites_rounds(&s, 12, (false, true), &answer_all).await;
     s.operator_approve("web", "operator")
         .expect("approve the failover to b");
     fail_over_to_b(&s).await;
-    for _ in 0..60 {
-        if resyncing(&s) {
-            break;
-        }
-        round_sites(&s, true, true, &resync_runs).await;
-    }
-    assert!(
-        resyncing(&s),
-        "the failback's resync runs: {:#?}",
-        group(&s)
-    );
-    for _ in 0..20 {
-        if group(&s).phase == Phase::PendingApproval {
-            break;
-        }
-        round_sites(&s, true, false, &resync_runs).await;
-    }
+    failback_resyncing(&s).await;
+    sites_until(&s, (true, false), &resync_runs, 20, "pending", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
     let g = group(&s);
     assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
     let reason = g.pending.expect("pending").reason;
@@ -184,11 +154,14 @@ async fn after_a_given_up_failback_a_lag_bound_holds_the_failover_for_approval()
     );
     assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
     s.operator_approve("web", "operator").expect("approve");
-    for _ in 0..20 {
-        if group(&s).active == "a" && group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites(&s, true, false, &resync_runs).await;
-    }
+    sites_until(
+        &s,
+        (true, false),
+        &resync_runs,
+        20,
+        "the approved failover",
+        |g| g.active == "a" && g.phase == Phase::Steady,
+    )
+    .await;
     assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
 }

@@ -10,18 +10,12 @@ use super::*;
 /// runbook's epoch.
 #[tokio::test(start_paused = true)]
 async fn a_resync_resumes_paused_replication_without_moving_users() {
-    let (s, fake, _dir) = start_replicated("manual", 5);
-    let none = |_: &Command| false;
-    for _ in 0..8 {
-        round_sites(&s, true, true, &none).await;
-    }
+    let (s, fake, _dir) = replicated("manual", 5, "").await;
     let e = s.operator_resync("web", "operator").unwrap_err();
     assert!(e.to_string().contains("is not paused"), "{e}");
     fail_over_to_b(&s).await;
     assert!(group(&s).replication_paused_since_unix_ms.is_some());
-    for _ in 0..16 {
-        round_sites(&s, true, true, &none).await;
-    }
+    sites_rounds(&s, 16, (true, true), &answer_all).await;
     assert_eq!(group(&s).active, "b", "failback is manual");
     let routed_before = fake.activations.load(std::sync::atomic::Ordering::SeqCst);
     // An automatic failback stopped earlier stays stopped: a resync moves
@@ -31,13 +25,10 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
     let id = s.operator_resync("web", "operator").expect("resync");
     let e = s.operator_resync("web", "operator").unwrap_err();
     assert!(e.to_string().contains("is running"), "{e}");
-    let mut sent = Vec::new();
-    for _ in 0..40 {
-        if group(&s).phase == Phase::Steady && group(&s).runbook.is_none() {
-            break;
-        }
-        sent.extend(round_sites(&s, true, true, &none).await);
-    }
+    let sent = sites_until(&s, (true, true), &answer_all, 40, "the resync", |g| {
+        g.phase == Phase::Steady && g.runbook.is_none()
+    })
+    .await;
     let g = group(&s);
     let rb = s.lock().runbooks[&id].clone();
     assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
@@ -113,17 +104,30 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
 /// returning primary may hold writes of its own) is no replica's.
 #[tokio::test(start_paused = true)]
 async fn a_failback_after_a_failover_is_not_to_a_replica() {
-    let (s, _fake, _dir) = start_replicated("manual", 5);
-    let none = |_: &Command| false;
-    for _ in 0..8 {
-        round_sites(&s, true, true, &none).await;
-    }
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
     fail_over_to_b(&s).await;
-    for _ in 0..16 {
-        round_sites(&s, true, true, &none).await;
-    }
+    sites_rounds(&s, 16, (true, true), &answer_all).await;
     let fb = s.operator_failback("web", "operator").expect("failback");
     assert!(!s.lock().runbooks[&fb].replica);
+}
+
+/// A node that lost the licence to act (a deposed leader) starts no
+/// resync: nothing is ordered, replication stays paused.
+#[tokio::test(start_paused = true)]
+async fn a_deposed_node_starts_no_resync() {
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
+    fail_over_to_b(&s).await;
+    sites_rounds(&s, 16, (true, true), &answer_all).await;
+    s.licence.revoke("test: deposed");
+    assert!(s.operator_resync("web", "operator").is_err());
+    let sent = sites_rounds(&s, 8, (true, true), &answer_all).await;
+    assert!(sent.is_empty(), "a deposed node ordered: {sent:?}");
+    assert!(!s
+        .lock()
+        .runbooks
+        .values()
+        .any(|r| r.kind == RunbookKind::Resync));
+    assert!(group(&s).replication_paused_since_unix_ms.is_some());
 }
 
 /// A group without a replication plan has nothing to resync.
