@@ -604,6 +604,12 @@ mod tests {
             .admit(&cmd(4, CommandKind::StartReplication, "a"))
             .unwrap_err();
         assert!(e.contains("demoted at epoch 2"), "{e}");
+        // The order of an older epoch (a replay, a deposed leader's) is
+        // refused even with the peer's word.
+        let mut replayed = cmd(3, CommandKind::StartReplication, "a");
+        replayed.peer_resynced = true;
+        let e = a.admit(&replayed).unwrap_err();
+        assert!(e.contains("epoch 3, older than epoch 4"), "{e}");
         let mut vouched = cmd(5, CommandKind::StartReplication, "a");
         vouched.peer_resynced = true;
         a.admit(&vouched).unwrap();
