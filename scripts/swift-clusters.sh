@@ -32,6 +32,22 @@
 #                                refresh with swift-container-updater CONF once)
 #   SWIFT_REALM_KEY [realm1key]  shared realm key in container-sync-realms.conf
 #   SWIFT_START_TIMEOUT [60]     seconds to wait for health
+#   SWIFT_KEYSTONE_URL [none]    Keystone mode: e.g. http://127.0.0.1:25000/v3
+#                                (scripts/keystone.sh); the proxies then use
+#                                authtoken + keystoneauth instead of tempauth
+#                                (accounts AUTH_<project id>, operator roles
+#                                admin and member, ResellerAdmin)
+#   SWIFT_KEYSTONE_SWIFT_PASSWORD [swift-secret]  password of Keystone user
+#                                "swift" (project service) that validates tokens
+#   SWIFT_TOKEN_CACHE_TIME [300] seconds a proxy trusts a validated token
+#                                without asking Keystone (-1: no caching)
+# The auth mode and the settings above are kept in DIR/state: "start a|b",
+# "stop", "check" reuse them. DIR/env.sh has SWIFT_A_PROXY_URL and
+# SWIFT_B_PROXY_URL (http://IP:PORT) and SWIFT_AUTH (tempauth or keystone) in
+# both modes; the tempauth keys (SWIFT_A_AUTH_URL, SWIFT_A_STORAGE_URL,
+# SWIFT_USER, SWIFT_KEY, ...) only in tempauth mode, SWIFT_KEYSTONE_URL only
+# in keystone mode. In keystone mode "check" only checks health and that a
+# request without a token gets 401 (it has no Keystone user of its own).
 # SWIFT_X_NETNS names an existing network namespace (made by the caller with
 # `ip netns add`, with SWIFT_X_IP configured inside it and routable from the
 # other namespace); the cluster's processes are then started in it with
@@ -59,6 +75,10 @@ SYNC_INTERVAL=${SWIFT_SYNC_INTERVAL:-2}
 UPDATER_INTERVAL=${SWIFT_UPDATER_INTERVAL:-0}
 REALM_KEY=${SWIFT_REALM_KEY:-realm1key}
 START_TIMEOUT=${SWIFT_START_TIMEOUT:-60}
+KS_URL=${SWIFT_KEYSTONE_URL:-}        # empty: tempauth mode
+KS_URL=${KS_URL%/}
+KS_SWIFT_PW=${SWIFT_KEYSTONE_SWIFT_PASSWORD:-swift-secret}
+TOKEN_CACHE_TIME=${SWIFT_TOKEN_CACHE_TIME:-300}
 PIDS="$DIR/pids"
 STATE="$DIR/state"   # settings resolved at start; reused by stop/status/check
 if { [ "$MODE" != start ] || [ -n "$ONLY" ]; } && [ -f "$STATE" ]; then
@@ -95,6 +115,10 @@ install_if_missing() {
     command -v "$b" >/dev/null 2>&1 || need=1
   done
   [ -x "$PY" ] && "$PY" -c 'import requests' 2>/dev/null || need=1
+  local extra=
+  if [ -n "$KS_URL" ] && ! "$PY" -c 'import keystonemiddleware' 2>/dev/null; then
+    need=1; extra=python3-keystonemiddleware   # authtoken filter
+  fi
   [ $need = 0 ] && return 0
   [ "$(id -u)" = 0 ] || die "Swift packages missing and not root"
   log "installing Swift packages (apt-get)"
@@ -105,7 +129,7 @@ install_if_missing() {
   # autopkgtest, gtk, gnome-keyring, keystonemiddleware...)
   apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
     swift swift-proxy swift-account swift-container swift-object \
-    python3-swiftclient python3-requests memcached curl >/dev/null
+    python3-swiftclient python3-requests memcached curl $extra >/dev/null
   log "installed in $((SECONDS - t0)) s"
 }
 
@@ -139,6 +163,46 @@ write_cluster() {  # $1 = A or B
   local obj=$base cont=$((base + 1)) acct=$((base + 2))
   mkdir -p "$d/etc" "$d/srv/d1" "$d/log" "$d/cache"
 
+  local auth auth_filters
+  if [ -z "$KS_URL" ]; then
+    auth=tempauth
+    auth_filters="[filter:tempauth]
+use = egg:swift#tempauth
+user_admin_admin = admin .admin .reseller_admin
+user_test_tester = testing .admin
+user_test_tester2 = testing2
+user_test2_tester2 = testing2 .admin
+token_life = 86400"
+  else
+    auth="authtoken keystoneauth"
+    auth_filters="[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = $KS_URL
+auth_url = ${KS_URL%/v3}
+auth_type = password
+username = swift
+password = $KS_SWIFT_PW
+project_name = service
+user_domain_id = default
+project_domain_id = default
+interface = public
+# keystoneauth decides (401 for bad or missing tokens; tempurl, public
+# containers and container sync keep working)
+delay_auth_decision = True
+# validated tokens are kept in this cluster's memcached and trusted for
+# token_cache_time seconds, even if revoked meanwhile
+cache = swift.cache
+token_cache_time = $TOKEN_CACHE_TIME
+include_service_catalog = False
+# silences a deprecation warning at start
+service_token_roles_required = True
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+operator_roles = admin, member
+reseller_admin_role = ResellerAdmin
+reseller_prefix = AUTH_"
+  fi
   cat > "$d/etc/proxy-server.conf" <<EOF
 [DEFAULT]
 bind_ip = $ip
@@ -150,9 +214,9 @@ log_name = proxy-$lc
 log_level = INFO
 
 [pipeline:main]
-# container_sync must come before tempauth: it authenticates the signed
-# requests that another cluster's container-sync daemon sends
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats container_sync bulk tempurl ratelimit tempauth copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
+# container_sync must come before tempauth (or authtoken): it authenticates the
+# signed requests that another cluster's container-sync daemon sends
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats container_sync bulk tempurl ratelimit $auth copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -163,13 +227,7 @@ allow_account_management = true
 # after the server is back
 error_suppression_interval = 1
 
-[filter:tempauth]
-use = egg:swift#tempauth
-user_admin_admin = admin .admin .reseller_admin
-user_test_tester = testing .admin
-user_test_tester2 = testing2
-user_test2_tester2 = testing2 .admin
-token_life = 86400
+$auth_filters
 
 [filter:healthcheck]
 use = egg:swift#healthcheck
@@ -422,8 +480,20 @@ wait_cluster() {
   wait_http "$c" "http://$ip:$((base + 1))/healthcheck"
   wait_http "$c" "http://$ip:$((base + 2))/healthcheck"
   wait_http "$c" "http://$ip:$proxy/healthcheck"
-  # tempauth needs memcached: a successful auth + account HEAD proves it
   local deadline=$((SECONDS + START_TIMEOUT)) tok
+  if [ -n "$KS_URL" ]; then
+    # keystone mode: no user of our own. memcached accepts connections, and
+    # the proxy's auth filters answer 401 to a request without a token
+    # (keystone itself is not asked)
+    until in_ns "$c" bash -c "exec 3<>/dev/tcp/127.0.0.1/$(v "$c" MC)" 2>/dev/null \
+          && [ "$(in_ns "$c" curl -s -o /dev/null -w '%{http_code}' \
+                   "http://$ip:$proxy/v1/AUTH_healthcheck")" = 401 ]; do
+      [ $SECONDS -lt $deadline ] || die "cluster $c: memcached or 401 check failed"
+      sleep 0.2
+    done
+    return 0
+  fi
+  # tempauth needs memcached: a successful auth + account HEAD proves it
   while :; do
     tok=$(in_ns "$c" curl -s -o /dev/null -D - \
             -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' \
@@ -471,7 +541,8 @@ do_start() {
   mkdir -p "$DIR"
   local var
   : > "$STATE"
-  for var in A_IP B_IP A_PROXY B_PROXY A_BASE B_BASE A_MC B_MC A_NETNS B_NETNS; do
+  for var in A_IP B_IP A_PROXY B_PROXY A_BASE B_BASE A_MC B_MC A_NETNS B_NETNS \
+             KS_URL KS_SWIFT_PW TOKEN_CACHE_TIME; do
     printf '%s=%q\n' "$var" "${!var}" >> "$STATE"
   done
   local t0; t0=$(date +%s.%N)
@@ -484,6 +555,24 @@ do_start() {
   wait_cluster A
   wait_cluster B
   local t2; t2=$(date +%s.%N)
+  if [ -n "$KS_URL" ]; then
+    cat > "$DIR/env.sh" <<EOF
+SWIFT_AUTH=keystone
+SWIFT_KEYSTONE_URL=$KS_URL
+SWIFT_A_PROXY_URL=http://$A_IP:$A_PROXY
+SWIFT_B_PROXY_URL=http://$B_IP:$B_PROXY
+SWIFT_A_NETNS=$A_NETNS
+SWIFT_B_NETNS=$B_NETNS
+SWIFT_REALM=realm1
+SWIFT_A_CLUSTER=clustera
+SWIFT_B_CLUSTER=clusterb
+EOF
+    log "$(awk "BEGIN{printf \"configured (rings built) in %.1f s, healthy %.1f s after start\", $t1 - $t0, $t2 - $t1}")"
+    echo "cluster A: proxy http://$A_IP:$A_PROXY${A_NETNS:+  (netns $A_NETNS)}"
+    echo "cluster B: proxy http://$B_IP:$B_PROXY${B_NETNS:+  (netns $B_NETNS)}"
+    echo "auth: keystone $KS_URL (accounts AUTH_<project id>); env in $DIR/env.sh"
+    return 0
+  fi
   cat > "$DIR/env.sh" <<EOF
 SWIFT_A_AUTH_URL=http://$A_IP:$A_PROXY/auth/v1.0
 SWIFT_B_AUTH_URL=http://$B_IP:$B_PROXY/auth/v1.0
@@ -496,6 +585,9 @@ SWIFT_KEY=testing
 SWIFT_REALM=realm1
 SWIFT_A_CLUSTER=clustera
 SWIFT_B_CLUSTER=clusterb
+SWIFT_AUTH=tempauth
+SWIFT_A_PROXY_URL=http://$A_IP:$A_PROXY
+SWIFT_B_PROXY_URL=http://$B_IP:$B_PROXY
 EOF
   log "$(awk "BEGIN{printf \"configured (rings built) in %.1f s, healthy %.1f s after start\", $t1 - $t0, $t2 - $t1}")"
   echo "cluster A: auth http://$A_IP:$A_PROXY/auth/v1.0  storage http://$A_IP:$A_PROXY/v1/AUTH_test${A_NETNS:+  (netns $A_NETNS)}"
@@ -569,6 +661,19 @@ do_check() {
   local route; route=$(in_ns A ip route get "$B_IP")
   if [[ "$route" == *" via "* ]]; then
     die "B ($B_IP) is routed through a gateway from A's namespace; refusing"
+  fi
+  if [ -n "$KS_URL" ]; then
+    # keystone mode: this script has no Keystone user, so no PUT/GET/sync
+    local c ip proxy code
+    for c in A B; do
+      ip=$(v "$c" IP); proxy=$(v "$c" PROXY)
+      code=$(in_ns A curl -s -o /dev/null -w '%{http_code}' "http://$ip:$proxy/healthcheck" || true)
+      [ "$code" = 200 ] || die "cluster $c: healthcheck answered $code"
+      code=$(in_ns A curl -s -o /dev/null -w '%{http_code}' "http://$ip:$proxy/v1/AUTH_check" || true)
+      [ "$code" = 401 ] || die "cluster $c: request without a token answered $code, want 401"
+    done
+    echo "check OK (keystone mode): both proxies healthy, 401 without a token; PUT/GET/sync not checked (needs a Keystone user)"
+    return 0
   fi
   in_ns A "$PY" - "$SWIFT_A_AUTH_URL" "$SWIFT_B_AUTH_URL" "$SWIFT_USER" "$SWIFT_KEY" <<'EOF'
 import sys, time, uuid, requests

@@ -98,13 +98,23 @@ pub enum AgentError {
         command: String,
         detail: String,
     },
-    /// The Swift auth endpoint refused the user and key: fatal, the operator fixes the key (never quoted) or the user.
-    #[error("Swift auth at {url} refused user {user} ({status}): check the key")]
+    /// The Swift login (tempauth or Keystone) refused the credentials: fatal, the operator fixes the key, password or secret (never quoted) or the names.
+    #[error("Swift auth at {url} refused {user} (HTTP {status}{message}): check {check}")]
     SwiftAuth {
         url: String,
+        /// Who logged in (`test:tester`, `user warden (domain Default) in project dr …`).
         user: String,
         status: u16,
+        /// `: ` and the login service's own words, or empty.
+        message: String,
+        /// What to check.
+        check: &'static str,
     },
+    /// The Swift login failed otherwise (an error status, an answer without a
+    /// token, no object-store endpoint for the site's region in the Keystone
+    /// catalog): retryable as the cause says.
+    #[error("Swift login: {0}")]
+    SwiftLogin(warden_openstack::OpenStackError),
     /// A Swift cluster could not be reached or did not answer in time: retryable, warden keeps trying.
     #[error("Swift at {url} unreachable: {detail}; warden keeps retrying")]
     SwiftUnreachable { url: String, detail: String },
@@ -157,5 +167,6 @@ impl AgentError {
                 | AgentError::SwiftUnreachable { .. }
                 | AgentError::SwiftBadResponse { .. }
         ) || matches!(self, AgentError::SwiftStatus { status, .. } if *status >= 500 || *status == 408 || *status == 429)
+            || matches!(self, AgentError::SwiftLogin(e) if e.is_retryable())
     }
 }

@@ -1,6 +1,7 @@
 //! Health checks and endpoint probes: one [`CheckSpec`] in, one [`CheckResult`] out.
 //!
-//! Owns the three check kinds of failover.conf (`http`, `tcp`, `command`) and
+//! Owns the check kinds of failover.conf (`http`, `tcp`, `command`, and in
+//! [`openstack`] `keystone` and `swift`) and
 //! how a failure is put into words. A check never returns an error and never
 //! outlives its `timeout`: every way it can go wrong becomes `ok = false` with
 //! a short human `detail` ("status 503 (expected 200)", "connection refused",
@@ -16,12 +17,15 @@ use warden_config::{CheckKind, CheckSpec};
 
 use warden_proto::agent::CheckResult;
 
+mod openstack;
+pub use openstack::DEFAULT_CONTAINER;
+
 /// Largest body prefix searched for `body_contains`; a health page is small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Run one check, bounded by `spec.timeout`.
 ///
-/// `client` is used for `http` checks only; its own timeouts are irrelevant
+/// `client` is used for `http`, `keystone` and `swift` checks; its own timeouts are irrelevant
 /// because the whole check (connect, headers, body) runs under `spec.timeout`.
 pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResult {
     let started = Instant::now();
@@ -30,6 +34,8 @@ pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResul
             CheckKind::Http => http_check(spec, client).await,
             CheckKind::Tcp => tcp_check(spec).await,
             CheckKind::Command => command_check(spec).await,
+            CheckKind::Keystone => openstack::keystone_check(spec, client).await,
+            CheckKind::Swift => openstack::swift_check(spec, client).await,
         }
     };
     let (ok, detail) = match tokio::time::timeout(spec.timeout, attempt).await {

@@ -59,8 +59,12 @@ fn secrets() -> RwLockReadGuard<'static, Secrets> {
 /// Records a loaded secret (and the variable it came from).
 pub(crate) fn register(value: &str, var: Option<&str>) {
     let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    s.longest_first.push(value.to_string());
-    s.sorted = false;
+    // loaded again (a check's password at every run, a replicator
+    // restarted): once is enough
+    if !s.longest_first.iter().any(|v| v == value) {
+        s.longest_first.push(value.to_string());
+        s.sorted = false;
+    }
     if let Some(var) = var {
         let mut v = SECRET_VARS.write().unwrap_or_else(|p| p.into_inner());
         if !v.iter().any(|n| n == var) {

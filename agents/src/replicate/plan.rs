@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use warden_config::{Config, ReplicationConfig, ReplicationPlan, ReplicationSite, Secret};
+use warden_openstack::KeystoneSettings;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -152,13 +153,19 @@ pub fn quarantine_path(s: &ReplicationSite, path: &std::path::Path) -> PathBuf {
     })
 }
 
-/// One site's Swift endpoint from the config (key loaded).
+/// One site's Swift endpoint from the config (key, password or secret loaded).
 fn swift_settings(
     r: &ReplicationConfig,
     group: &str,
     name: &str,
 ) -> Result<SwiftSettings, AgentError> {
     let s = site(r, group, name)?;
+    if let Some(k) = &s.keystone {
+        let key = format!("groups.{group}.replication.sites.{name}.keystone");
+        return Ok(SwiftSettings::keystone(KeystoneSettings::from_config(
+            &key, k,
+        )?));
+    }
     let url = s
         .auth_url
         .clone()

@@ -141,7 +141,8 @@ impl Clusters {
             .env("SWIFT_A_IP", "127.0.0.1")
             .env("SWIFT_B_IP", "127.0.0.1")
             .env_remove("SWIFT_A_NETNS")
-            .env_remove("SWIFT_B_NETNS");
+            .env_remove("SWIFT_B_NETNS")
+            .env_remove("SWIFT_KEYSTONE_URL");
         let guard = Clusters {
             dir,
             script,

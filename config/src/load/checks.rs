@@ -411,11 +411,13 @@ impl<'t, 'r> Cx<'t, 'r> {
             for (i, c) in checks.iter().enumerate() {
                 let key = format!("sites.{name}.{list}[{i}]");
                 self.check_check(&key, c);
-                if list == "endpoints" && c.kind.get_ref() == &CheckKind::Command {
+                if list == "endpoints"
+                    && !matches!(c.kind.get_ref(), CheckKind::Http | CheckKind::Tcp)
+                {
                     self.push(
                         c.kind.span(),
                         &format!("{key}.kind"),
-                        Some("\"command\"".into()),
+                        self.snippet(&c.kind.span()),
                         "endpoints are probed from other hosts: allowed kinds are \"http\" and \"tcp\"",
                     );
                 }
@@ -575,6 +577,53 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
                 _ => {}
             },
+            kind @ (CheckKind::Keystone | CheckKind::Swift) => match &c.keystone {
+                None => self.push(
+                    kspan.clone(),
+                    &format!("{key}.keystone"),
+                    None,
+                    format!(
+                        "kind \"{}\" needs keystone = {{ auth_url = \"http://host:5000/v3\", user = …, \
+                         password = {{ file = … }}, project = … }} (or an application credential)",
+                        if *kind == CheckKind::Swift { "swift" } else { "keystone" }
+                    ),
+                ),
+                Some(k) => self.check_keystone(&format!("{key}.keystone"), k),
+            },
+        }
+        let kind = *c.kind.get_ref();
+        for (name, present, used) in [
+            (
+                "keystone",
+                c.keystone.is_some(),
+                matches!(kind, CheckKind::Keystone | CheckKind::Swift),
+            ),
+            ("container", c.container.is_some(), kind == CheckKind::Swift),
+        ] {
+            if present && !used {
+                let k = format!("{key}.{name}");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    None,
+                    "only used by checks of kind \"keystone\" or \"swift\" (container: \"swift\"); remove it",
+                );
+            }
+        }
+        if let Some(cn) = &c.container {
+            if cn.is_empty()
+                || cn.contains('/')
+                || cn.len() > 256
+                || cn.chars().any(char::is_control)
+            {
+                let k = format!("{key}.container");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    Some(format!("{cn:?}")),
+                    "must be a Swift container name: 1-256 bytes, no '/', no control characters",
+                );
+            }
         }
         if let Some(s) = c.expect_status {
             if !(100..=599).contains(&s) {

@@ -282,6 +282,7 @@ mod checks;
 mod dial;
 mod engine;
 mod identity;
+mod keystone;
 mod replication;
 mod schemes;
 #[cfg(test)]

@@ -176,13 +176,15 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "quarantine",
                 ],
             ),
+            // `auth_url` + `user` + `key` (tempauth) or `keystone`: the
+            // login's own check below.
             P::Swift => (
-                &["auth_url", "user", "key"],
-                &["auth_url", "user", "key", "manifest", "account"],
+                &[],
+                &["auth_url", "user", "key", "keystone", "manifest", "account"],
             ),
             P::SwiftContainerSync => (
-                &["auth_url", "user", "key", "cluster"],
-                &["auth_url", "user", "key", "cluster", "account"],
+                &["cluster"],
+                &["auth_url", "user", "key", "keystone", "cluster", "account"],
             ),
             P::None | P::Command => (&[], &[]),
         };
@@ -202,7 +204,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
                 continue;
             };
-            let present: [(&str, bool); 13] = [
+            let present: [(&str, bool); 14] = [
                 ("path", rs.path.is_some()),
                 ("module", rs.module.is_some()),
                 ("ssh", rs.ssh.is_some()),
@@ -214,6 +216,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ("quarantine", rs.quarantine.is_some()),
                 ("auth_url", rs.auth_url.is_some()),
                 ("key", rs.key.is_some()),
+                ("keystone", rs.keystone.is_some()),
                 ("cluster", rs.cluster.is_some()),
                 ("account", rs.account.is_some()),
             ];
@@ -238,6 +241,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             if plan == P::Rsync {
                 self.check_rsync_transport(&skey, rs);
+            }
+            if matches!(plan, P::Swift | P::SwiftContainerSync) {
+                self.check_swift_login(&skey, rs, &shown);
             }
             if let Some(m) = &rs.module {
                 if let Err(e) = crate::model::parse_rsync_module(m) {
@@ -299,6 +305,47 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             if let Some(k) = &rs.key {
                 self.check_secret(&format!("{skey}.key"), k);
+            }
+        }
+    }
+
+    /// A Swift site logs in one way: tempauth (`auth_url`, `user`, `key`)
+    /// or Keystone (`keystone`), never both and never half of tempauth.
+    fn check_swift_login(&mut self, skey: &str, rs: &crate::model::ReplicationSite, shown: &str) {
+        let tempauth = [
+            ("auth_url", rs.auth_url.is_some()),
+            ("user", rs.user.is_some()),
+            ("key", rs.key.is_some()),
+        ];
+        match &rs.keystone {
+            Some(k) => {
+                for (name, present) in tempauth {
+                    if present {
+                        let key = format!("{skey}.{name}");
+                        self.push(
+                            self.at(&key),
+                            &key,
+                            None,
+                            "the site logs in with its keystone table; auth_url, user and key are                              tempauth's: remove it",
+                        );
+                    }
+                }
+                self.check_keystone(&format!("{skey}.keystone"), k);
+            }
+            None => {
+                for (name, present) in tempauth {
+                    if !present {
+                        let key = format!("{skey}.{name}");
+                        self.push(
+                            self.at(skey),
+                            &key,
+                            None,
+                            format!(
+                                "missing: plan {shown} needs {name} for every site of the group                                  (tempauth: auth_url, user, key), or a keystone table instead"
+                            ),
+                        );
+                    }
+                }
             }
         }
     }

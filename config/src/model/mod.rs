@@ -15,9 +15,11 @@ use toml::Spanned;
 
 pub mod duration;
 mod group;
+mod keystone;
 mod replication;
 
 pub use group::*;
+pub use keystone::*;
 pub use replication::*;
 
 /// The whole file, validated. Built only by [`crate::load`] / [`crate::parse`].
@@ -109,6 +111,8 @@ impl Config {
                         body_contains: None,
                         address: Some(Spanned::new(0..0, addr.to_string())),
                         command: None,
+                        keystone: None,
+                        container: None,
                         timeout: self.detection.probe_timeout,
                         critical: true,
                     };
@@ -664,6 +668,11 @@ pub enum CheckKind {
     Tcp,
     /// Run `command`; exit status 0 is healthy.
     Command,
+    /// Issue a Keystone v3 token with the `keystone` table's login.
+    Keystone,
+    /// A Swift canary: log in with the `keystone` table, then PUT, GET
+    /// (the same bytes back) and DELETE an object in `container`.
+    Swift,
 }
 
 /// One check or endpoint probe. The fields used depend on `kind`
@@ -689,6 +698,13 @@ pub struct CheckSpec {
     /// `command`: argv of the command.
     #[serde(default)]
     pub command: Option<Spanned<Vec<String>>>,
+    /// `keystone`, `swift`: the Keystone v3 login.
+    #[serde(default)]
+    pub keystone: Option<KeystoneConfig>,
+    /// `swift`: the canary's container (default `warden-canary`; created
+    /// when missing).
+    #[serde(default)]
+    pub container: Option<String>,
     /// Time allowed for one run.
     #[serde(
         default = "default_check_timeout",

@@ -189,7 +189,7 @@ pub struct ReplicationSite {
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
     /// rsync: the module's user (or the ssh login); swift: the tempauth
-    /// user (`account:user`).
+    /// user (`account:user`; with `keystone`, the user is named there).
     #[serde(default)]
     pub user: Option<String>,
     /// rsync: the module user's password.
@@ -210,6 +210,10 @@ pub struct ReplicationSite {
     /// swift: the tempauth key.
     #[serde(default)]
     pub key: Option<SecretRef>,
+    /// swift: log in with Keystone v3 instead of tempauth (the storage URL
+    /// is the catalog's object-store endpoint of the table's `region`).
+    #[serde(default)]
+    pub keystone: Option<super::KeystoneConfig>,
     /// swift-container-sync: this cluster's name in the realm.
     #[serde(default)]
     pub cluster: Option<String>,

@@ -8,6 +8,7 @@ mod examples;
 mod ha;
 mod haproxy;
 mod identity;
+mod keystone;
 mod mutations;
 mod problems;
 mod replication;

@@ -13,7 +13,7 @@ pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
         let pause = match shared.round(&cancel, None).await {
             Ok(done) => {
                 if failing {
-                    info!(destination = %s.destination.auth_url, "swift replication recovered");
+                    info!(destination = %cluster_label(&s.destination), "swift replication recovered");
                 }
                 if done.items > 0 {
                     debug!(items = done.items, bytes = done.bytes, "swift round");
@@ -46,7 +46,7 @@ pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
                     _ = cancel.cancelled() => return,
                 }
                 if !failing {
-                    warn!(destination = %s.destination.auth_url, cause = %e, "swift replication round failed, retrying");
+                    warn!(destination = %cluster_label(&s.destination), cause = %e, "swift replication round failed, retrying");
                 } else {
                     debug!(cause = %e, "swift replication still failing");
                 }

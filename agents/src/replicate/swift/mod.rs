@@ -228,9 +228,21 @@ pub(crate) fn check_containers(containers: &[String]) -> Result<(), AgentError> 
 /// A cluster named for messages: its auth URL's scheme, host and port (no
 /// user info, path or query).
 pub(crate) fn cluster_label(settings: &SwiftSettings) -> String {
-    match reqwest::Url::parse(&settings.auth_url) {
-        Ok(u) => format!("the Swift cluster at {}", u.origin().ascii_serialization()),
-        Err(_) => "the Swift cluster".into(),
+    let origin = |url: &str| {
+        reqwest::Url::parse(url)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+    };
+    match &settings.auth {
+        warden_openstack::SwiftAuth::Tempauth { auth_url, .. } => match origin(auth_url) {
+            Some(o) => format!("the Swift cluster at {o}"),
+            None => "the Swift cluster".into(),
+        },
+        warden_openstack::SwiftAuth::Keystone(k) => match (&k.region, origin(&k.auth_url)) {
+            (Some(r), _) => format!("the Swift cluster of region {r}"),
+            (None, Some(o)) => format!("the Swift cluster in the catalog of {o}"),
+            (None, None) => "the Swift cluster".into(),
+        },
     }
 }
 
@@ -481,8 +493,8 @@ impl Replicator for SwiftReplicator {
         let cancel = shutdown.child_token();
         let task = tokio::spawn(worker(s.clone(), cancel.clone()));
         info!(
-            source = %s.settings.source.auth_url,
-            destination = %s.settings.destination.auth_url,
+            source = %cluster_label(&s.settings.source),
+            destination = %cluster_label(&s.settings.destination),
             containers = s.settings.containers.len(),
             "swift replication running"
         );
@@ -492,7 +504,7 @@ impl Replicator for SwiftReplicator {
 
     async fn stop(&self) {
         if self.running.stop().await {
-            info!(destination = %self.shared.settings.destination.auth_url, "swift replication stopped");
+            info!(destination = %cluster_label(&self.shared.settings.destination), "swift replication stopped");
         }
     }
 

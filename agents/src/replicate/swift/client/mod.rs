@@ -1,10 +1,15 @@
 //! [`SwiftClient`]: the few Swift API calls the Swift plans need, over
-//! `reqwest`, with tempauth v1 authentication.
+//! `reqwest`, logged in with tempauth v1 or a Keystone v3 token
+//! ([`warden_openstack::SwiftAuth`]).
 //!
-//! - Auth: `GET {auth_url}` with `X-Auth-User`/`X-Auth-Key` gives the
-//!   storage URL and a token; a 401 on any later call renews the token once
-//!   and repeats the call. The key is a [`Secret`]: it only ever goes into
-//!   the `X-Auth-Key` header, never into an error, a log line or `Debug`.
+//! - Auth: the login gives the storage URL (tempauth's `X-Storage-Url`, or
+//!   the Keystone catalog's `object-store` endpoint of the site's region)
+//!   and a token. A token whose life the answer gave is renewed before a
+//!   call once a tenth of that life is left ([`warden_openstack::renew_after`],
+//!   on the local monotonic clock from when it was obtained); a 401 on any
+//!   call renews it once and repeats the call. Keys, passwords and
+//!   application-credential secrets are [`Secret`]s: they only ever go
+//!   into the login request, never into an error, a log line or `Debug`.
 //! - Listings are paged with `marker` (`?format=json&limit=…&marker=…`);
 //!   a page is read up to a bound ([`read_bounded`]), never whole on trust.
 //!   An SLO's listing `hash` is the MD5 of its stored manifest, which names
@@ -31,7 +36,7 @@
 //!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -40,6 +45,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tracing::debug;
 use warden_config::Secret;
+use warden_openstack::{renew_after, KeystoneSettings, OpenStackError, SwiftAuth};
 
 use super::body::read_bounded;
 pub(crate) use super::body::{OpenObject, SendBody};
@@ -56,15 +62,12 @@ pub use answers::{
 };
 use answers::{header_map, object_info, ContainerEntry};
 
-/// How to reach one Swift cluster (tempauth v1). [`SwiftSettings::new`] fills the defaults.
+/// How to reach one Swift cluster. [`SwiftSettings::new`] (tempauth) and
+/// [`SwiftSettings::keystone`] fill the defaults.
 #[derive(Debug, Clone)]
 pub struct SwiftSettings {
-    /// The tempauth URL, e.g. `http://127.0.0.1:8080/auth/v1.0`.
-    pub auth_url: String,
-    /// `account:user`, e.g. `test:tester`.
-    pub user: String,
-    /// The user's key (never logged).
-    pub key: Secret,
+    /// How the client logs in (its secret never logged).
+    pub auth: SwiftAuth,
     /// Timeout of one request, body included (default 60 s).
     pub timeout: Duration,
     /// Connect timeout (default 5 s).
@@ -74,12 +77,25 @@ pub struct SwiftSettings {
 }
 
 impl SwiftSettings {
-    /// Settings with the defaults: 60 s request timeout, 5 s connect timeout, pages of 10 000.
+    /// Tempauth settings (`auth_url` e.g. `http://127.0.0.1:8080/auth/v1.0`,
+    /// `user` `account:user`) with the defaults: 60 s request timeout, 5 s
+    /// connect timeout, pages of 10 000.
     pub fn new(auth_url: impl Into<String>, user: impl Into<String>, key: Secret) -> Self {
-        SwiftSettings {
+        Self::with_auth(SwiftAuth::Tempauth {
             auth_url: auth_url.into(),
             user: user.into(),
             key,
+        })
+    }
+
+    /// Keystone v3 settings with the same defaults.
+    pub fn keystone(k: KeystoneSettings) -> Self {
+        Self::with_auth(SwiftAuth::Keystone(k))
+    }
+
+    fn with_auth(auth: SwiftAuth) -> Self {
+        SwiftSettings {
+            auth,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             page_size: 10_000,
@@ -103,9 +119,11 @@ const MAX_PAGE_BYTES: usize = 64 << 20;
 #[derive(Clone)]
 struct Session {
     storage_url: String,
-    token: String,
+    token: Secret,
     /// Counts authentications, so that concurrent 401s renew once.
     generation: u64,
+    /// When to log in again before a call (see the module docs).
+    renew_at: Option<Instant>,
 }
 
 /// A Swift API client for one cluster and one user. Cheap to share (`Arc`);
@@ -119,8 +137,8 @@ pub struct SwiftClient {
 impl std::fmt::Debug for SwiftClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SwiftClient")
-            .field("auth_url", &self.settings.auth_url)
-            .field("user", &self.settings.user)
+            .field("auth_url", &self.settings.auth.auth_url())
+            .field("user", &self.settings.auth.who())
             .finish_non_exhaustive()
     }
 }
@@ -177,8 +195,9 @@ impl SwiftClient {
     /// The current session; renews it when `stale` is the generation that got a 401.
     async fn session(&self, stale: Option<u64>) -> Result<Session, AgentError> {
         let mut guard = self.session.lock().await;
+        let fresh = |s: &Session| s.renew_at.is_none_or(|t| Instant::now() < t);
         match (guard.as_ref(), stale) {
-            (Some(s), None) => return Ok(s.clone()),
+            (Some(s), None) if fresh(s) => return Ok(s.clone()),
             (Some(s), Some(g)) if s.generation != g => return Ok(s.clone()),
             _ => {}
         }
@@ -189,51 +208,19 @@ impl SwiftClient {
     }
 
     async fn auth(&self, generation: u64) -> Result<Session, AgentError> {
-        let s = &self.settings;
-        let resp = self
-            .http
-            .get(&s.auth_url)
-            .header("X-Auth-User", &s.user)
-            .header("X-Auth-Key", s.key.expose())
-            .send()
+        let auth = &self.settings.auth;
+        let obtained = Instant::now();
+        let s = auth
+            .authenticate(&self.http)
             .await
-            .map_err(|e| unreachable_err(&s.auth_url, &e))?;
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(AgentError::SwiftAuth {
-                url: s.auth_url.clone(),
-                user: s.user.clone(),
-                status: status.as_u16(),
-            });
-        }
-        if !status.is_success() {
-            return Err(AgentError::SwiftStatus {
-                method: "GET".into(),
-                url: s.auth_url.clone(),
-                status: status.as_u16(),
-                detail: "authentication failed".into(),
-            });
-        }
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        match (header("x-storage-url"), header("x-auth-token")) {
-            (Some(storage_url), Some(token)) => {
-                debug!(auth_url = %s.auth_url, user = %s.user, "swift authenticated");
-                Ok(Session {
-                    storage_url,
-                    token,
-                    generation,
-                })
-            }
-            _ => Err(AgentError::SwiftBadResponse {
-                url: s.auth_url.clone(),
-                detail: "no X-Storage-Url or X-Auth-Token in the auth answer (is this a tempauth v1 URL?)".into(),
-            }),
-        }
+            .map_err(|e| login_err(auth, e))?;
+        debug!(auth_url = %auth.auth_url(), who = %auth.who(), valid_for = ?s.valid_for, "swift authenticated");
+        Ok(Session {
+            storage_url: s.storage_url,
+            token: s.token,
+            generation,
+            renew_at: renew_after(s.valid_for).map(|d| obtained + d),
+        })
     }
 
     /// Sends `method` to `target` with `query` ([`checked_url`]), renewing
@@ -258,7 +245,7 @@ impl SwiftClient {
             let mut req = self
                 .http
                 .request(method.clone(), checked)
-                .header("X-Auth-Token", &session.token)
+                .header("X-Auth-Token", session.token.expose())
                 .headers(headers.clone());
             if let Some(t) = timeout {
                 req = req.timeout(t);
@@ -377,6 +364,34 @@ pub(crate) fn to_headers(map: &BTreeMap<String, String>) -> Result<HeaderMap, Ag
         h.insert(name, value);
     }
     Ok(h)
+}
+
+/// A failed login in the agent's words: refused credentials are the
+/// operator's to fix ([`AgentError::SwiftAuth`]); an unreachable endpoint
+/// is retried ([`AgentError::SwiftUnreachable`]); the rest says what the
+/// login service answered ([`AgentError::SwiftLogin`]).
+fn login_err(auth: &SwiftAuth, e: OpenStackError) -> AgentError {
+    match e {
+        OpenStackError::Refused {
+            url,
+            who,
+            status,
+            message,
+        } => AgentError::SwiftAuth {
+            url,
+            user: who,
+            status,
+            message,
+            check: match auth {
+                SwiftAuth::Tempauth { .. } => "the key",
+                SwiftAuth::Keystone(_) => {
+                    "the password or application credential secret and the names"
+                }
+            },
+        },
+        OpenStackError::Unreachable { url, detail } => AgentError::SwiftUnreachable { url, detail },
+        e => AgentError::SwiftLogin(e),
+    }
 }
 
 pub(super) fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {

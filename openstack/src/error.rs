@@ -1,0 +1,55 @@
+//! The crate's one error type: whose move it is, in words an operator can
+//! act on, with no secret in it.
+
+/// What went wrong talking to Keystone or tempauth.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStackError {
+    /// The endpoint could not be reached or did not answer in time:
+    /// retryable.
+    #[error("{url} unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
+    /// The credentials were refused (401, 403): the operator fixes them.
+    #[error("{url} refused the credentials of {who} (HTTP {status}{message}): check the password, key or secret and the names")]
+    Refused {
+        url: String,
+        who: String,
+        status: u16,
+        /// `: ` and the service's own words, or empty.
+        message: String,
+    },
+    /// Another error status: retryable when 5xx, 408 or 429.
+    #[error("{url} answered HTTP {status}{message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    /// The answer was not what the API documents (no token, not JSON).
+    #[error("unreadable answer from {url}: {detail}")]
+    BadAnswer { url: String, detail: String },
+    /// The token's catalog has no endpoint for the service where asked.
+    #[error("no {service} endpoint {wanted} in the catalog {url} gave; it lists {found}")]
+    NoEndpoint {
+        url: String,
+        service: String,
+        /// e.g. `in region b for interface public`.
+        wanted: String,
+        /// What the catalog has for the service, e.g. `a/public, a/internal`.
+        found: String,
+    },
+}
+
+impl OpenStackError {
+    /// Whether trying again later may succeed without the operator.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            OpenStackError::Unreachable { .. } | OpenStackError::BadAnswer { .. } => true,
+            OpenStackError::Status { status, .. } => {
+                *status >= 500 || *status == 408 || *status == 429
+            }
+            // a catalog is mended at Keystone, without restarting warden
+            OpenStackError::NoEndpoint { .. } => true,
+            OpenStackError::Refused { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Putting what a server or a connection said into one short line.
+
+use std::error::Error as _;
+
+/// A reqwest error with its causes ("connection refused", "timed out").
+pub(crate) fn transport(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cause = c.source();
+    }
+    one_line(&s, 300)
+}
+
+/// `text` on one line of printable characters, at most `max` characters
+/// (an ellipsis marks a cut).
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if text.trim().chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// `: ` and the `error.message` of an OpenStack error body (Keystone's
+/// `{"error": {"message": …}}`), else its first line of text, or empty.
+pub(crate) fn service_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        message: String,
+    }
+    let text = match serde_json::from_slice::<Body>(body) {
+        Ok(b) => b.error.message,
+        Err(_) => String::from_utf8_lossy(body)
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let text = one_line(&text, 200);
+    if text.is_empty() {
+        text
+    } else {
+        format!(": {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keystone_error_body_gives_its_message() {
+        let body = br#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
+        assert_eq!(
+            service_message(body),
+            ": The request you have made requires authentication."
+        );
+        assert_eq!(
+            service_message(b"<html>\n<h1>401 Unauthorized</h1>"),
+            ": <html>"
+        );
+        assert_eq!(service_message(b""), "");
+        let long = "x".repeat(500);
+        assert!(service_message(long.as_bytes()).ends_with('…'));
+    }
+}
