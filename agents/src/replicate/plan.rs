@@ -477,4 +477,61 @@ CLUSTER_B
             }
         }
     }
+    #[test]
+    fn a_keystone_site_builds_with_its_secret_loaded() {
+        // a variable only this test reads
+        std::env::set_var("WARDEN_PLAN_TEST_KS_SECRET", "app-cred-secret-1");
+        let c = config(
+            r#"
+[groups.web.replication]
+plan = "swift"
+containers = ["c1"]
+[groups.web.replication.sites.a.keystone]
+auth_url = "http://127.0.0.1:1/v3"
+user = "warden"
+password = { env = "WARDEN_PLAN_TEST_KS_SECRET" }
+project = "dr"
+region = "ra"
+[groups.web.replication.sites.b.keystone]
+auth_url = "http://127.0.0.1:1/v3"
+application_credential_id = "ac1"
+application_credential_secret = { env = "WARDEN_PLAN_TEST_KS_SECRET" }
+interface = "internal"
+"#,
+        );
+        let a = swift_settings(
+            c.groups["web"].replication.as_ref().unwrap().get_ref(),
+            "web",
+            "a",
+        )
+        .unwrap();
+        let warden_openstack::SwiftAuth::Keystone(k) = &a.auth else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            k.credentials.who(),
+            "user warden (domain Default) in project dr (domain Default)"
+        );
+        assert_eq!(
+            (k.region.as_deref(), k.interface.as_str()),
+            (Some("ra"), "public")
+        );
+        assert!(!format!("{a:?}").contains("app-cred-secret-1"));
+        let b = swift_settings(
+            c.groups["web"].replication.as_ref().unwrap().get_ref(),
+            "web",
+            "b",
+        )
+        .unwrap();
+        let warden_openstack::SwiftAuth::Keystone(k) = &b.auth else {
+            panic!("{b:?}")
+        };
+        assert_eq!(k.credentials.who(), "application credential ac1");
+        assert_eq!(
+            (k.region.as_deref(), k.interface.as_str()),
+            (None, "internal")
+        );
+        assert!(replicator(&c, "web", "a", "b").is_ok());
+        assert!(resyncer(&c, "web", "b", "a").is_ok());
+    }
 }

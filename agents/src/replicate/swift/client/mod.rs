@@ -36,6 +36,7 @@
 //!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -132,6 +133,8 @@ pub struct SwiftClient {
     settings: SwiftSettings,
     http: reqwest::Client,
     session: Mutex<Option<Session>>,
+    /// Tokens Swift refused (401), each followed by a login.
+    refused: AtomicU64,
 }
 
 impl std::fmt::Debug for SwiftClient {
@@ -160,11 +163,24 @@ impl SwiftClient {
             settings,
             http,
             session: Mutex::new(None),
+            refused: AtomicU64::new(0),
         })
     }
 
     pub fn settings(&self) -> &SwiftSettings {
         &self.settings
+    }
+
+    /// How many times this client logged in, and how many of its tokens
+    /// Swift refused (401) — a token renewed in time is never refused.
+    pub async fn logins(&self) -> (u64, u64) {
+        let logins = self
+            .session
+            .lock()
+            .await
+            .as_ref()
+            .map_or(0, |s| s.generation);
+        (logins, self.refused.load(Ordering::Relaxed))
     }
 
     /// The account's storage URL (authenticating first if needed), e.g.
@@ -274,6 +290,7 @@ impl SwiftClient {
             }
             let resp = req.send().await.map_err(|e| unreachable_err(&url, &e))?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                self.refused.fetch_add(1, Ordering::Relaxed);
                 debug!(url = %strip_query(&url), "swift token refused, authenticating again");
                 session = self.session(Some(session.generation)).await?;
                 if replayable {

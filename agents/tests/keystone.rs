@@ -1,0 +1,325 @@
+//! Swift replication and the OpenStack checks logged in with a real
+//! Keystone v3 (started once for this binary by `keystoned`, in front of two
+//! real Swift clusters whose proxies validate its tokens; stopped by PID at
+//! the end, also on failure). Every scenario runs; the test fails listing
+//! those that failed.
+
+mod keystoned;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+use warden_agents::replicate::{
+    Replicator, SwiftClient, SwiftReplicator, SwiftReplicatorSettings, SwiftSettings,
+};
+use warden_agents::AgentError;
+use warden_config::{CheckSpec, Secret};
+use warden_openstack::{Credentials, KeystoneSettings};
+
+use keystoned::{Deployment, TOKEN_LIFE_S};
+
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<bool>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut last = None;
+    loop {
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => last = Some(e),
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: not within {limit:?} (last error: {last:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+struct Env {
+    d: Deployment,
+}
+
+impl Env {
+    fn password(&self, password: &str, region: &str) -> SwiftSettings {
+        SwiftSettings::keystone(KeystoneSettings {
+            auth_url: self.d.ks.url.clone(),
+            credentials: Credentials::Password {
+                user: "warden".into(),
+                user_domain: "Default".into(),
+                password: Secret::new(password),
+                project: "dr".into(),
+                project_domain: "Default".into(),
+            },
+            region: Some(region.into()),
+            interface: "public".into(),
+        })
+    }
+
+    fn app_cred(&self, secret: &str, region: &str) -> SwiftSettings {
+        SwiftSettings::keystone(KeystoneSettings {
+            auth_url: self.d.ks.url.clone(),
+            credentials: Credentials::ApplicationCredential {
+                id: self.d.ks.app_cred_id.clone(),
+                secret: Secret::new(secret),
+            },
+            region: Some(region.into()),
+            interface: "public".into(),
+        })
+    }
+
+    fn warden(&self, region: &str) -> SwiftClient {
+        SwiftClient::new(self.password(&self.d.ks.warden_password, region)).unwrap()
+    }
+
+    /// A check of `kind` (`keystone`, `swift`) from its TOML, with its
+    /// login's secret in a 0600 file, as an operator writes it.
+    fn check(&self, name: &str, kind: &str, login: &str) -> CheckSpec {
+        let text = format!(
+            "name = \"{name}\"\nkind = \"{kind}\"\ntimeout = \"10s\"\nkeystone = {{ auth_url = \"{}\", {login} }}\n",
+            self.d.ks.url
+        );
+        toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+}
+
+async fn etags(c: &SwiftClient, cont: &str) -> Result<BTreeMap<String, String>> {
+    Ok(c.list_objects(cont)
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name, e.hash))
+        .collect())
+}
+
+/// Site a logs in with a password (region a), site b with an application
+/// credential (region b): objects written at a reach b, in the project's
+/// account of b's cluster.
+async fn replication(env: &Env) -> Result<()> {
+    let a = env.warden("a");
+    let b = SwiftClient::new(env.app_cred(&env.d.ks.app_cred_secret, "b"))?;
+    let (ua, ub) = (a.storage_url().await?, b.storage_url().await?);
+    let account = format!("/v1/AUTH_{}", env.d.ks.dr_project_id);
+    ensure!(
+        ua == format!("{}{account}", env.d.ks.proxy_a)
+            && ub == format!("{}{account}", env.d.ks.proxy_b),
+        "storage URLs from the catalog: a {ua}, b {ub}"
+    );
+    a.put_container("photos", &BTreeMap::new()).await?;
+    for i in 0..3 {
+        a.put_object(
+            "photos",
+            &format!("p{i}.jpg"),
+            Bytes::from(format!("photo {i}")),
+            "image/jpeg",
+            &BTreeMap::new(),
+        )
+        .await?;
+    }
+    let s = SwiftReplicatorSettings::new(
+        env.password(&env.d.ks.warden_password, "a"),
+        env.app_cred(&env.d.ks.app_cred_secret, "b"),
+        vec!["photos".into()],
+        env.d.scratch().join("photos.json"),
+    );
+    let repl = SwiftReplicator::new(s)?;
+    repl.start(CancellationToken::new()).await?;
+    let want = etags(&a, "photos").await?;
+    ensure!(want.len() == 3, "{want:?}");
+    let res = eventually("a's objects at b", Duration::from_secs(30), || async {
+        Ok(etags(&b, "photos").await? == want)
+    })
+    .await;
+    repl.stop().await;
+    res?;
+    let body = b.get_object("photos", "p2.jpg").await?.context("p2 at b")?;
+    ensure!(body.1.as_ref() == b"photo 2", "{:?}", body.1);
+    Ok(())
+}
+
+/// A client used past its token's life never sends an expired token: it
+/// logs in again before, and Swift refuses none of its tokens.
+async fn token_renewal(env: &Env) -> Result<()> {
+    let a = env.warden("a");
+    let t0 = Instant::now();
+    let mut calls = 0;
+    while t0.elapsed() < Duration::from_secs(TOKEN_LIFE_S * 2 + 3) {
+        a.list_containers()
+            .await
+            .context("a call past the token's life")?;
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (logins, refused) = a.logins().await;
+    eprintln!(
+        "token_renewal: {calls} calls over {:.0?}: {logins} logins, {refused} tokens refused",
+        t0.elapsed()
+    );
+    ensure!(
+        logins >= 3,
+        "{logins} logins in {:?} of {TOKEN_LIFE_S} s tokens",
+        t0.elapsed()
+    );
+    ensure!(
+        refused == 0,
+        "{refused} tokens refused: one was used after it expired"
+    );
+    Ok(())
+}
+
+/// Wrong credentials: refused, saying who and where, never the secret.
+async fn refused_credentials(env: &Env) -> Result<()> {
+    for (settings, who) in [
+        (
+            env.password("wrong-pass-123", "a"),
+            "user warden (domain Default) in project dr",
+        ),
+        (
+            env.app_cred("wrong-secret-456", "b"),
+            "application credential",
+        ),
+    ] {
+        let c = SwiftClient::new(settings)?;
+        let e = c
+            .authenticate()
+            .await
+            .expect_err("a wrong secret is refused");
+        let text = e.to_string();
+        ensure!(
+            matches!(e, AgentError::SwiftAuth { status: 401, .. }),
+            "{e:?}"
+        );
+        ensure!(
+            !e.is_retryable(),
+            "a refused login is the operator's to fix: {text}"
+        );
+        ensure!(text.contains(who) && text.contains(&env.d.ks.url), "{text}");
+        ensure!(
+            !text.contains("wrong-pass-123") && !text.contains("wrong-secret-456"),
+            "{text}"
+        );
+        ensure!(!format!("{c:?}").contains("wrong-"), "{c:?}");
+    }
+    Ok(())
+}
+
+/// A region the catalog lacks: said with what the catalog has.
+async fn unknown_region(env: &Env) -> Result<()> {
+    let c = SwiftClient::new(env.password(&env.d.ks.warden_password, "c"))?;
+    let e = c.authenticate().await.expect_err("no region c");
+    let text = e.to_string();
+    ensure!(matches!(e, AgentError::SwiftLogin(_)), "{e:?}");
+    ensure!(
+        text.contains("no object-store endpoint in region c for interface public")
+            && text.contains("a/public")
+            && text.contains("b/public"),
+        "{text}"
+    );
+    Ok(())
+}
+
+/// The `keystone` and `swift` checks: healthy, then what a failure says.
+async fn checks(env: &Env) -> Result<()> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let pw = env.d.secret_file("warden.pw", &env.d.ks.warden_password);
+    let ac = env.d.secret_file("app.secret", &env.d.ks.app_cred_secret);
+    let bad = env.d.secret_file("bad.pw", "not-the-password-789");
+    let by_pw = |file: &std::path::Path, region: &str| {
+        format!(
+            "user = \"warden\", project = \"dr\", password = {{ file = \"{}\" }}, region = \"{region}\"",
+            file.display()
+        )
+    };
+    let by_app = format!(
+        "application_credential_id = \"{}\", application_credential_secret = {{ file = \"{}\" }}",
+        env.d.ks.app_cred_id,
+        ac.display()
+    );
+    // healthy
+    let r = warden_checks::run_check(&env.check("identity", "keystone", &by_app), &http).await;
+    ensure!(
+        r.ok && r.detail.starts_with("token issued, valid for"),
+        "{r:?}"
+    );
+    let canary_a = env.check("object store", "swift", &by_pw(&pw, "a"));
+    let r = warden_checks::run_check(&canary_a, &http).await;
+    ensure!(r.ok, "{r:?}");
+    // the canary is not left behind
+    let a = env.warden("a");
+    ensure!(
+        etags(&a, warden_checks::DEFAULT_CONTAINER)
+            .await?
+            .is_empty(),
+        "a canary left in {}",
+        warden_checks::DEFAULT_CONTAINER
+    );
+    // a wrong password: refused, said without the secret
+    let r = warden_checks::run_check(&env.check("identity", "keystone", &by_pw(&bad, "a")), &http)
+        .await;
+    ensure!(
+        !r.ok && r.detail.contains("refused the credentials of user warden"),
+        "{r:?}"
+    );
+    ensure!(!r.detail.contains("not-the-password"), "{r:?}");
+    // a dead Swift cluster fails its canary, and it passes again once back
+    let canary_b = env.check("object store", "swift", &by_pw(&pw, "b"));
+    ensure!(
+        warden_checks::run_check(&canary_b, &http).await.ok,
+        "b's canary before"
+    );
+    env.d.stop_swift("b");
+    let r = warden_checks::run_check(&canary_b, &http).await;
+    ensure!(!r.ok && r.detail.contains("PUT canary"), "{r:?}");
+    env.d.start_swift("b");
+    eventually(
+        "b's canary once b is back",
+        Duration::from_secs(30),
+        || async { Ok(warden_checks::run_check(&canary_b, &http).await.ok) },
+    )
+    .await?;
+    // Keystone down: the token check fails, and passes once it is back
+    env.d.stop_keystone();
+    let r = warden_checks::run_check(&env.check("identity", "keystone", &by_app), &http).await;
+    ensure!(!r.ok && r.detail.contains("unreachable"), "{r:?}");
+    env.d.start_keystone();
+    let r = warden_checks::run_check(&env.check("identity", "keystone", &by_app), &http).await;
+    ensure!(r.ok, "{r:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swift_and_checks_logged_in_with_a_real_keystone() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some(d) = Deployment::start() else { return };
+    let env = Env { d };
+    let mut failed = Vec::new();
+    macro_rules! scenario {
+        ($name:expr, $f:expr) => {{
+            let t0 = Instant::now();
+            match $f.await {
+                Ok(()) => eprintln!("scenario {} ... ok ({:.1?})", $name, t0.elapsed()),
+                Err(e) => {
+                    eprintln!("scenario {} ... FAILED: {e:#}", $name);
+                    failed.push(format!("{}: {e:#}", $name));
+                }
+            }
+        }};
+    }
+    scenario!("replication", replication(&env));
+    scenario!("refused_credentials", refused_credentials(&env));
+    scenario!("unknown_region", unknown_region(&env));
+    scenario!("token_renewal", token_renewal(&env));
+    scenario!("checks", checks(&env));
+    drop(env);
+    assert!(
+        failed.is_empty(),
+        "failed scenarios:\n{}",
+        failed.join("\n")
+    );
+}
