@@ -209,6 +209,45 @@ async fn refused_credentials(env: &Env) -> Result<()> {
     Ok(())
 }
 
+/// A wrong password seen by many calls at once makes one login, and the
+/// calls that follow within the hold-off make none: warden does not count
+/// towards Keystone's lockout at every call.
+async fn no_login_storm(env: &Env) -> Result<()> {
+    let c = SwiftClient::new(env.password("wrong-pass-storm", "a"))?;
+    let before = env.d.token_requests();
+    ensure!(
+        before > 0,
+        "the token requests are not counted from Keystone's log"
+    );
+    let calls = futures::future::join_all((0..20).map(|_| c.list_containers())).await;
+    ensure!(
+        calls
+            .iter()
+            .all(|r| matches!(r, Err(AgentError::SwiftAuth { .. }))),
+        "{calls:?}"
+    );
+    // Keystone's server logs a request once it has answered it: wait for
+    // the lines, then give a late one time to show
+    eventually(
+        "the burst's login in Keystone's log",
+        Duration::from_secs(5),
+        || async { Ok(env.d.token_requests() > before) },
+    )
+    .await?;
+    let again = c.list_containers().await;
+    ensure!(
+        matches!(again, Err(AgentError::SwiftAuth { .. })),
+        "{again:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logins = env.d.token_requests() - before;
+    ensure!(
+        logins == 1,
+        "21 calls with a wrong password made {logins} logins"
+    );
+    Ok(())
+}
+
 /// A region the catalog lacks: said with what the catalog has.
 async fn unknown_region(env: &Env) -> Result<()> {
     let c = SwiftClient::new(env.password(&env.d.ks.warden_password, "c"))?;
@@ -259,6 +298,18 @@ async fn checks(env: &Env) -> Result<()> {
         "a canary left in {}",
         warden_checks::DEFAULT_CONTAINER
     );
+    // the same canary with a wrong (say, wrongly rotated) password: refused
+    // at once, not passed on the session the right one left behind
+    let r = warden_checks::run_check(
+        &env.check("object store", "swift", &by_pw(&bad, "a")),
+        &http,
+    )
+    .await;
+    ensure!(
+        !r.ok && r.detail.contains("refused the credentials of user warden"),
+        "{r:?}"
+    );
+    ensure!(!r.detail.contains("not-the-password"), "{r:?}");
     // a wrong password: refused, said without the secret
     let r = warden_checks::run_check(&env.check("identity", "keystone", &by_pw(&bad, "a")), &http)
         .await;
@@ -314,6 +365,7 @@ async fn swift_and_checks_logged_in_with_a_real_keystone() {
     scenario!("replication", replication(&env));
     scenario!("refused_credentials", refused_credentials(&env));
     scenario!("unknown_region", unknown_region(&env));
+    scenario!("no_login_storm", no_login_storm(&env));
     scenario!("token_renewal", token_renewal(&env));
     scenario!("checks", checks(&env));
     drop(env);

@@ -25,7 +25,8 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Run one check, bounded by `spec.timeout`.
 ///
-/// `client` is used for `http`, `keystone` and `swift` checks; its own timeouts are irrelevant
+/// `client` is used for `http` checks (`keystone` and `swift` have their
+/// own, which follows no redirect); its own timeouts are irrelevant
 /// because the whole check (connect, headers, body) runs under `spec.timeout`.
 pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResult {
     let started = Instant::now();
@@ -34,8 +35,8 @@ pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResul
             CheckKind::Http => http_check(spec, client).await,
             CheckKind::Tcp => tcp_check(spec).await,
             CheckKind::Command => command_check(spec).await,
-            CheckKind::Keystone => openstack::keystone_check(spec, client).await,
-            CheckKind::Swift => openstack::swift_check(spec, client).await,
+            CheckKind::Keystone => openstack::keystone_check(spec).await,
+            CheckKind::Swift => openstack::swift_check(spec).await,
         }
     };
     let (ok, detail) = match tokio::time::timeout(spec.timeout, attempt).await {

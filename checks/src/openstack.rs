@@ -6,14 +6,21 @@
 //! application-credential secret is picked up without a restart. The
 //! `keystone` check asks for a new token at every run (that is what it
 //! checks); the `swift` check keeps its session (token and storage URL)
-//! between runs, per login, and logs in again when a tenth of the token's
-//! life is left or when Swift answers 401.
+//! between runs, per check and login, and logs in again when a tenth of
+//! the token's life is left or when Swift answers 401. Credentials refused
+//! are not tried again for a minute with the same secret (the check fails
+//! with the refusal meanwhile), so a wrong password does not lock the user
+//! out under Keystone's `lockout_failure_attempts`. Requests go through a
+//! client of their own that follows no redirect (credentials and tokens
+//! stay with the host configured). A canary is written with
+//! `X-Delete-After`, so one a cut-short run could not delete expires by
+//! itself.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
-use warden_config::{CheckSpec, KeystoneConfig};
+use warden_config::CheckSpec;
 use warden_openstack::{renew_after, KeystoneSettings, SwiftAuth, SwiftSession};
 
 use crate::describe_http_error;
@@ -23,6 +30,43 @@ pub const DEFAULT_CONTAINER: &str = "warden-canary";
 
 /// A kept session and when to renew it.
 type Kept = (SwiftSession, Option<Instant>);
+
+/// How long refused credentials are not tried again with the same secret.
+const REFUSED_HOLD: Duration = Duration::from_secs(60);
+
+/// The largest canary answer read back.
+const MAX_CANARY_BYTES: usize = 4096;
+
+/// Logins refused lately: key → (until, what was said).
+static REFUSED: LazyLock<Mutex<HashMap<String, (Instant, String)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The OpenStack checks' HTTP client: no proxy, no redirects.
+static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
+    warden_openstack::client_builder()
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+});
+
+/// A login refused for `key` within the hold: its words.
+fn refused_lately(key: &str) -> Option<String> {
+    let now = Instant::now();
+    let mut map = REFUSED.lock().unwrap_or_else(|p| p.into_inner());
+    map.retain(|_, (until, _)| now < *until);
+    map.get(key).map(|(_, said)| {
+        format!("{said} (not asked again for a minute with the same secret, so the user is not locked out)")
+    })
+}
+
+/// Remembers a refusal; any other failure is not held.
+fn note(key: &str, e: &warden_openstack::OpenStackError) {
+    if matches!(e, warden_openstack::OpenStackError::Refused { .. }) {
+        REFUSED.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            key.to_string(),
+            (Instant::now() + REFUSED_HOLD, e.to_string()),
+        );
+    }
+}
 
 /// The `swift` checks' sessions, by login (URL, who, region, interface).
 static SESSIONS: LazyLock<Mutex<HashMap<String, Kept>>> =
@@ -37,11 +81,19 @@ fn settings(spec: &CheckSpec) -> Result<KeystoneSettings, String> {
 }
 
 /// `keystone`: a token is issued.
-pub(crate) async fn keystone_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String) {
+pub(crate) async fn keystone_check(spec: &CheckSpec) -> (bool, String) {
     let s = match settings(spec) {
         Ok(s) => s,
         Err(e) => return (false, e),
     };
+    let client = match &*CLIENT {
+        Ok(c) => c,
+        Err(e) => return (false, e.clone()),
+    };
+    let key = session_key(spec, &s);
+    if let Some(said) = refused_lately(&key) {
+        return (false, said);
+    }
     match warden_openstack::keystone::issue_token(client, &s).await {
         Ok(t) => (
             true,
@@ -53,30 +105,48 @@ pub(crate) async fn keystone_check(spec: &CheckSpec, client: &reqwest::Client) -
                 None => "token issued".into(),
             },
         ),
-        Err(e) => (false, e.to_string()),
+        Err(e) => {
+            note(&key, &e);
+            (false, e.to_string())
+        }
     }
 }
 
-fn session_key(k: &KeystoneConfig, s: &KeystoneSettings) -> String {
+/// The key of a kept session: the check and everything that makes its
+/// login, the secret as a hash (a changed or rotated secret logs in anew,
+/// so a wrong new one shows at once; two checks alike but for the secret
+/// never share a session).
+fn session_key(spec: &CheckSpec, s: &KeystoneSettings) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match &s.credentials {
+        warden_openstack::Credentials::Password { password, .. } => password.expose().hash(&mut h),
+        warden_openstack::Credentials::ApplicationCredential { secret, .. } => {
+            secret.expose().hash(&mut h)
+        }
+    }
     format!(
-        "{}\n{}\n{}\n{}",
-        k.auth_url,
+        "{}\n{}\n{}\n{}\n{}\n{:x}",
+        spec.name,
+        s.auth_url,
         s.credentials.who(),
-        k.region.as_deref().unwrap_or_default(),
-        s.interface
+        s.region.as_deref().unwrap_or_default(),
+        s.interface,
+        h.finish()
     )
 }
 
 /// `swift`: PUT a canary object, GET it back (the same bytes), DELETE it.
-pub(crate) async fn swift_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String) {
+pub(crate) async fn swift_check(spec: &CheckSpec) -> (bool, String) {
     let s = match settings(spec) {
         Ok(s) => s,
         Err(e) => return (false, e),
     };
-    let key = match &spec.keystone {
-        Some(k) => session_key(k, &s),
-        None => return (false, "no keystone login configured".into()),
+    let client = match &*CLIENT {
+        Ok(c) => c,
+        Err(e) => return (false, e.clone()),
     };
+    let key = session_key(spec, &s);
     let auth = SwiftAuth::Keystone(s);
     let container = spec.container.as_deref().unwrap_or(DEFAULT_CONTAINER);
     let mut renewed = false;
@@ -120,11 +190,20 @@ async fn session(
             }
         }
     }
+    if let Some(said) = refused_lately(key) {
+        return Err(said);
+    }
     let obtained = Instant::now();
-    let s = auth.authenticate(client).await.map_err(|e| e.to_string())?;
+    let s = auth.authenticate(client).await.map_err(|e| {
+        note(key, &e);
+        e.to_string()
+    })?;
     SESSIONS.lock().unwrap_or_else(|p| p.into_inner()).insert(
         key.to_string(),
-        (s.clone(), renew_after(s.valid_for).map(|d| obtained + d)),
+        (
+            s.clone(),
+            renew_after(s.valid_for).and_then(|d| obtained.checked_add(d)),
+        ),
     );
     Ok(s)
 }
@@ -156,7 +235,14 @@ async fn canary(client: &reqwest::Client, s: &SwiftSession, container: &str) -> 
         }
         Ok(resp)
     };
-    let mut put = send(client.put(&object).body(body.clone()), "PUT canary").await?;
+    // Swift's object expirer removes a canary a cut-short run left behind
+    let put_canary = || {
+        client
+            .put(&object)
+            .header("X-Delete-After", "3600")
+            .body(body.clone())
+    };
+    let mut put = send(put_canary(), "PUT canary").await?;
     if put.status() == reqwest::StatusCode::NOT_FOUND {
         // no container yet: make it, then write again
         let made = send(
@@ -172,7 +258,7 @@ async fn canary(client: &reqwest::Client, s: &SwiftSession, container: &str) -> 
                 made.status().as_u16()
             )));
         }
-        put = send(client.put(&object).body(body.clone()), "PUT canary").await?;
+        put = send(put_canary(), "PUT canary").await?;
     }
     if !put.status().is_success() {
         return Err(Step::Failed(format!(
@@ -180,12 +266,31 @@ async fn canary(client: &reqwest::Client, s: &SwiftSession, container: &str) -> 
             put.status().as_u16()
         )));
     }
-    let got = send(client.get(&object), "GET canary").await?;
+    let mut got = send(client.get(&object), "GET canary").await?;
     let status = got.status();
-    let read = got
-        .bytes()
-        .await
-        .map_err(|e| Step::Failed(format!("GET canary: {}", describe_http_error(&e))));
+    let mut read = Ok(Vec::new());
+    loop {
+        match got.chunk().await {
+            Ok(Some(c)) => {
+                let Ok(r) = &mut read else { break };
+                if r.len() + c.len() > MAX_CANARY_BYTES {
+                    read = Err(Step::Failed(
+                        "GET canary: not the bytes written (longer)".into(),
+                    ));
+                    break;
+                }
+                r.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read = Err(Step::Failed(format!(
+                    "GET canary: {}",
+                    describe_http_error(&e)
+                )));
+                break;
+            }
+        }
+    }
     // deleted whatever the read said, so no canary is left behind
     let deleted = send(client.delete(&object), "DELETE canary").await;
     if !status.is_success() {
@@ -194,7 +299,7 @@ async fn canary(client: &reqwest::Client, s: &SwiftSession, container: &str) -> 
             status.as_u16()
         )));
     }
-    if read?.as_ref() != body.as_bytes() {
+    if read?.as_slice() != body.as_bytes() {
         return Err(Step::Failed("GET canary: not the bytes written".into()));
     }
     let deleted = deleted?;

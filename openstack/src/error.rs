@@ -2,7 +2,7 @@
 //! act on, with no secret in it.
 
 /// What went wrong talking to Keystone or tempauth.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OpenStackError {
     /// The endpoint could not be reached or did not answer in time:
     /// retryable.
@@ -24,6 +24,11 @@ pub enum OpenStackError {
         status: u16,
         message: String,
     },
+    /// The login answered a redirect: credentials are never sent after one
+    /// (the body or key would go to another host, or be dropped by the
+    /// switch from POST to GET); the operator sets the URL it names.
+    #[error("{url} redirects to {location}: set the auth URL to the address it names (warden sends no credentials after a redirect)")]
+    Redirect { url: String, location: String },
     /// The answer was not what the API documents (no token, not JSON).
     #[error("unreadable answer from {url}: {detail}")]
     BadAnswer { url: String, detail: String },
@@ -47,9 +52,10 @@ impl OpenStackError {
             OpenStackError::Status { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }
-            // a catalog is mended at Keystone, without restarting warden
-            OpenStackError::NoEndpoint { .. } => true,
-            OpenStackError::Refused { .. } => false,
+            // a region or interface the catalog lacks is a setting to fix
+            OpenStackError::NoEndpoint { .. }
+            | OpenStackError::Refused { .. }
+            | OpenStackError::Redirect { .. } => false,
         }
     }
 }

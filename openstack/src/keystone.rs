@@ -155,7 +155,10 @@ pub struct Token {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub service_type: String,
+    /// The region's id (`region_id`; `region` in older catalogs).
     pub region: String,
+    /// The region as `region` names it when it differs from the id.
+    pub region_name: Option<String>,
     pub interface: String,
     pub url: String,
 }
@@ -217,7 +220,10 @@ impl Catalog {
         };
         of_service
             .iter()
-            .find(|e| e.region == region && e.interface == interface)
+            .find(|e| {
+                (e.region == region || e.region_name.as_deref() == Some(region.as_str()))
+                    && e.interface == interface
+            })
             .map(|e| e.url.clone())
             .ok_or_else(|| missing(format!("in region {region} for interface {interface}")))
     }
@@ -276,6 +282,9 @@ pub async fn issue_token(
         .await
         .map_err(unreachable)?;
     let status = resp.status();
+    if status.is_redirection() {
+        return Err(crate::redirected(&url, &resp));
+    }
     let token = resp
         .headers()
         .get("x-subject-token")
@@ -321,12 +330,9 @@ pub async fn issue_token(
             .into_iter()
             .flat_map(|s| {
                 let service_type = s.service_type;
-                s.endpoints.into_iter().map(move |e| Endpoint {
-                    service_type: service_type.clone(),
-                    region: e.region_id.or(e.region).unwrap_or_default(),
-                    interface: e.interface,
-                    url: e.url,
-                })
+                s.endpoints
+                    .into_iter()
+                    .map(move |e| endpoint(&service_type, e))
             })
             .collect(),
     );
@@ -339,11 +345,29 @@ pub async fn issue_token(
     })
 }
 
+fn endpoint(service_type: &str, e: RawEndpoint) -> Endpoint {
+    let name = e.region.filter(|r| e.region_id.as_ref() != Some(r));
+    let (region, region_name) = match e.region_id {
+        Some(id) => (id, name),
+        None => (name.unwrap_or_default(), None),
+    };
+    Endpoint {
+        service_type: service_type.to_string(),
+        region,
+        region_name,
+        interface: e.interface,
+        url: e.url,
+    }
+}
+
 /// `expires - issued`, both RFC 3339 (`2026-11-30T17:03:29.000000Z`).
 fn lifetime(issued: &str, expires: &str) -> Option<Duration> {
     let parse = |s: &str| humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok();
     let (i, e): (SystemTime, SystemTime) = (parse(issued)?, parse(expires)?);
-    e.duration_since(i).ok().filter(|d| !d.is_zero())
+    e.duration_since(i)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .map(|d| d.min(crate::MAX_LIFE))
 }
 
 /// The body, at most `max` bytes (an answer larger than that is refused).

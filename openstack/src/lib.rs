@@ -54,6 +54,33 @@ pub struct SwiftSession {
     pub valid_for: Option<Duration>,
 }
 
+/// The longest token life believed (an answer may say anything): ten
+/// years, as every duration of the config.
+pub const MAX_LIFE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// An HTTP client for logins and calls that carry credentials: no proxy
+/// and no redirects followed (a redirect would carry the password, key or
+/// token to wherever it points).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+/// The error for a redirect answer (3xx) to a login at `url`.
+pub(crate) fn redirected(url: &str, resp: &reqwest::Response) -> OpenStackError {
+    let location = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(|l| text::one_line(l, 300))
+        .unwrap_or_else(|| "nowhere (no Location)".to_string());
+    OpenStackError::Redirect {
+        url: url.to_string(),
+        location,
+    }
+}
+
 /// The service type of Swift in a Keystone catalog.
 pub const OBJECT_STORE: &str = "object-store";
 

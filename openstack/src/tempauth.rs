@@ -32,6 +32,9 @@ pub async fn authenticate(
             detail: transport(&e),
         })?;
     let status = resp.status();
+    if status.is_redirection() {
+        return Err(crate::redirected(auth_url, &resp));
+    }
     let header = |name: &str| {
         resp.headers()
             .get(name)
@@ -70,7 +73,7 @@ pub async fn authenticate(
                 valid_for: expires
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .filter(|s| *s > 0)
-                    .map(Duration::from_secs),
+                    .map(|s| Duration::from_secs(s).min(crate::MAX_LIFE)),
             })
         }
         _ => Err(OpenStackError::BadAnswer {

@@ -15,6 +15,7 @@ mod preempt;
 mod site;
 #[path = "../support/sshd.rs"]
 mod sshd;
+mod swift_plan;
 #[path = "../../agents/tests/support/tree.rs"]
 mod tree;
 

@@ -232,6 +232,16 @@ impl Deployment {
         assert!(status.success(), "{script} {args:?} failed");
     }
 
+    /// How many token requests (`POST /v3/auth/tokens`) Keystone has served
+    /// (its built-in server logs one line per request).
+    pub(crate) fn token_requests(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("keystone/log/keystone.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("\"POST /v3/auth/tokens "))
+            .count()
+    }
+
     /// Stops Keystone (Swift keeps running).
     pub(crate) fn stop_keystone(&self) {
         self.run("keystone.sh", "keystone", &["stop"]);

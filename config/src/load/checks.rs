@@ -612,6 +612,8 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         if let Some(cn) = &c.container {
             if cn.is_empty()
+                || cn == "."
+                || cn == ".."
                 || cn.contains('/')
                 || cn.len() > 256
                 || cn.chars().any(char::is_control)
@@ -621,7 +623,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.at(&k),
                     &k,
                     Some(format!("{cn:?}")),
-                    "must be a Swift container name: 1-256 bytes, no '/', no control characters",
+                    "must be a Swift container name: 1-256 bytes, not \".\" or \"..\", no '/', no control characters",
                 );
             }
         }

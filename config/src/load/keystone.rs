@@ -7,11 +7,20 @@ use super::*;
 
 impl<'t, 'r> Cx<'t, 'r> {
     pub(super) fn check_keystone(&mut self, key: &str, k: &KeystoneConfig) {
-        self.check_url(
-            &format!("{key}.auth_url"),
+        let url_key = format!("{key}.auth_url");
+        let bad_url = self.check_url(
+            &url_key,
             &k.auth_url,
             "e.g. \"http://10.0.0.5:5000/v3\" (the identity v3 URL)",
         );
+        if !bad_url && (k.auth_url.contains('?') || k.auth_url.contains('#')) {
+            self.push(
+                self.at(&url_key),
+                &url_key,
+                Some(format!("{:?}", k.auth_url)),
+                "must have no query or fragment: warden adds /auth/tokens to it",
+            );
+        }
         let password = [
             ("user", k.user.is_some()),
             ("password", k.password.is_some()),

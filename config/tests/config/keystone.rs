@@ -132,6 +132,19 @@ fn a_keystone_login_is_whole_one_way_and_said_where() {
         &p,
         "groups.web.replication.sites.tx.keystone.application_credential_secret.env",
     );
+    // a query would end up before /auth/tokens
+    let text = format!("{BASE}{SWIFT_KS}").replace(
+        "http://10.0.0.5:5000/v3\"\nuser",
+        "http://10.0.0.5:5000/v3?x=1\"\nuser",
+    );
+    let p = problems(&text);
+    assert!(
+        find(&p, "groups.web.replication.sites.ca.keystone.auth_url")
+            .message
+            .contains("no query or fragment"),
+        "{}",
+        show(&p)
+    );
     // an unknown key in the table
     let text =
         format!("{BASE}{SWIFT_KS}").replace("region = \"ca\"", "region = \"ca\"\ntenant = \"dr\"");
@@ -219,6 +232,18 @@ fn keystone_and_swift_checks() {
         .replace(", project = \"dr\"", "");
     let p = problems(&text);
     find(&p, "sites.tx.checks[1].container");
+    for dots in [".", ".."] {
+        let text = format!("{BASE}{CHECKS}")
+            .replace("container = \"canary\"", &format!("container = \"{dots}\""));
+        let p = problems(&text);
+        assert!(
+            find(&p, "sites.tx.checks[1].container")
+                .message
+                .contains("not \".\" or \"..\""),
+            "{}",
+            show(&p)
+        );
+    }
     assert!(
         find(&p, "sites.ca.checks[0].container")
             .message

@@ -13,7 +13,8 @@ fn catalog() -> Catalog {
           {"type": "object-store", "name": "swift", "endpoints": [
             {"region_id": "a", "region": "a", "interface": "public", "url": "http://a:8080/v1/AUTH_3019cc"},
             {"region_id": "a", "interface": "internal", "url": "http://a-int:8080/v1/AUTH_3019cc"},
-            {"region_id": "b", "interface": "public", "url": "http://b:8080/v1/AUTH_3019cc"}]}]}}"#;
+            {"region_id": "b", "interface": "public", "url": "http://b:8080/v1/AUTH_3019cc"},
+            {"region_id": "7f3e", "region": "tx", "interface": "public", "url": "http://tx:8080/v1/AUTH_3019cc"}]}]}}"#;
     let a: Answer = serde_json::from_str(raw).unwrap();
     assert_eq!(
         lifetime(
@@ -28,12 +29,7 @@ fn catalog() -> Catalog {
             .into_iter()
             .flat_map(|s| {
                 let t = s.service_type;
-                s.endpoints.into_iter().map(move |e| Endpoint {
-                    service_type: t.clone(),
-                    region: e.region_id.or(e.region).unwrap_or_default(),
-                    interface: e.interface,
-                    url: e.url,
-                })
+                s.endpoints.into_iter().map(move |e| endpoint(&t, e))
             })
             .collect(),
     )
@@ -65,7 +61,10 @@ fn the_endpoint_of_the_region_and_interface_asked() {
     assert!(e.contains("in region b for interface internal"), "{e}");
     // two regions and none chosen: say which, do not guess
     let e = get(None, "public").unwrap_err().to_string();
-    assert!(e.contains("offered in regions a, b: set region"), "{e}");
+    assert!(
+        e.contains("offered in regions 7f3e, a, b: set region"),
+        "{e}"
+    );
     // one region: it
     assert_eq!(
         c.endpoint("http://ks/v3", "identity", None, "public")
@@ -133,4 +132,94 @@ fn a_lifetime_only_from_two_readable_times_in_order() {
         None
     );
     assert_eq!(lifetime("yesterday", "2026-11-30T16:00:00Z"), None);
+    // an answer may claim any life: believed up to ten years
+    assert_eq!(
+        lifetime("2026-11-30T16:03:29Z", "9999-12-31T23:59:59Z"),
+        Some(crate::MAX_LIFE)
+    );
+}
+
+/// A server that answers every request with `answer` and counts them.
+fn answering(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 65536];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(answer.as_bytes());
+        }
+    });
+    (format!("http://{addr}"), hits)
+}
+
+#[tokio::test]
+async fn a_redirect_is_refused_and_no_credential_follows_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (elsewhere, hits) =
+        answering("HTTP/1.1 201 Created\r\nX-Subject-Token: t\r\nContent-Length: 2\r\n\r\n{}");
+    let redirect: &'static str = Box::leak(
+        format!("HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere}/v3/auth/tokens\r\nContent-Length: 0\r\n\r\n")
+            .into_boxed_str(),
+    );
+    let (url, _) = answering(redirect);
+    let http = crate::client_builder().build().unwrap();
+    let s = KeystoneSettings {
+        auth_url: format!("{url}/v3"),
+        credentials: Credentials::Password {
+            user: "warden".into(),
+            user_domain: "Default".into(),
+            password: Secret::new("pw-not-to-travel"),
+            project: "dr".into(),
+            project_domain: "Default".into(),
+        },
+        region: None,
+        interface: "public".into(),
+    };
+    let e = issue_token(&http, &s).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, OpenStackError::Redirect { .. }), "{e:?}");
+    assert!(
+        text.contains(&format!("redirects to {elsewhere}/v3/auth/tokens")),
+        "{text}"
+    );
+    assert!(!e.is_retryable());
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the password followed the redirect"
+    );
+    // tempauth: the key stays too
+    let e = crate::tempauth::authenticate(
+        &http,
+        &format!("{url}/auth/v1.0"),
+        "t:u",
+        &Secret::new("key-12345678"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, OpenStackError::Redirect { .. }), "{e:?}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_token_life_beyond_reason_is_believed_up_to_ten_years() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (url, _) = answering(
+        "HTTP/1.1 200 OK\r\nX-Storage-Url: http://127.0.0.1:1/v1/AUTH_t\r\nX-Auth-Token: AUTH_tk1\r\n\
+         X-Auth-Token-Expires: 18446744073709551615\r\nContent-Length: 0\r\n\r\n",
+    );
+    let http = crate::client_builder().build().unwrap();
+    let s = crate::tempauth::authenticate(&http, &url, "t:u", &Secret::new("key-12345678"))
+        .await
+        .unwrap();
+    assert_eq!(s.valid_for, Some(crate::MAX_LIFE));
+    assert!(std::time::Instant::now()
+        .checked_add(crate::renew_after(s.valid_for).unwrap())
+        .is_some());
 }

@@ -4,12 +4,11 @@
 //!
 //! - Auth: the login gives the storage URL (tempauth's `X-Storage-Url`, or
 //!   the Keystone catalog's `object-store` endpoint of the site's region)
-//!   and a token. A token whose life the answer gave is renewed before a
-//!   call once a tenth of that life is left ([`warden_openstack::renew_after`],
-//!   on the local monotonic clock from when it was obtained); a 401 on any
-//!   call renews it once and repeats the call. Keys, passwords and
-//!   application-credential secrets are [`Secret`]s: they only ever go
-//!   into the login request, never into an error, a log line or `Debug`.
+//!   and a token; `login.rs` keeps it, renews it ahead of time and holds
+//!   back after a failed login. A 401 on any call renews it once and
+//!   repeats the call. Keys, passwords and application-credential secrets
+//!   are [`Secret`]s: they only ever go into the login request, never into
+//!   an error, a log line or `Debug`. No redirect is followed.
 //! - Listings are paged with `marker` (`?format=json&limit=…&marker=…`);
 //!   a page is read up to a bound ([`read_bounded`]), never whole on trust.
 //!   An SLO's listing `hash` is the MD5 of its stored manifest, which names
@@ -36,17 +35,15 @@
 //!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use tokio::sync::Mutex;
 use tracing::debug;
 use warden_config::Secret;
-use warden_openstack::{renew_after, KeystoneSettings, OpenStackError, SwiftAuth};
+use warden_openstack::{KeystoneSettings, SwiftAuth};
 
 use super::body::read_bounded;
 pub(crate) use super::body::{OpenObject, SendBody};
@@ -55,6 +52,7 @@ use crate::AgentError;
 
 mod answers;
 mod containers;
+mod login;
 mod objects;
 
 pub use answers::{
@@ -62,6 +60,7 @@ pub use answers::{
     ObjectInfo,
 };
 use answers::{header_map, object_info, ContainerEntry};
+use login::{Login, Session};
 
 /// How to reach one Swift cluster. [`SwiftSettings::new`] (tempauth) and
 /// [`SwiftSettings::keystone`] fill the defaults.
@@ -117,24 +116,12 @@ pub const MAX_OBJECT_BYTES: u64 = 5 << 30;
 /// their fields is about 15 MiB).
 const MAX_PAGE_BYTES: usize = 64 << 20;
 
-#[derive(Clone)]
-struct Session {
-    storage_url: String,
-    token: Secret,
-    /// Counts authentications, so that concurrent 401s renew once.
-    generation: u64,
-    /// When to log in again before a call (see the module docs).
-    renew_at: Option<Instant>,
-}
-
 /// A Swift API client for one cluster and one user. Cheap to share (`Arc`);
 /// all calls are safe from many tasks at once.
 pub struct SwiftClient {
     settings: SwiftSettings,
     http: reqwest::Client,
-    session: Mutex<Option<Session>>,
-    /// Tokens Swift refused (401), each followed by a login.
-    refused: AtomicU64,
+    login: Login,
 }
 
 impl std::fmt::Debug for SwiftClient {
@@ -152,8 +139,8 @@ impl SwiftClient {
     pub fn new(settings: SwiftSettings) -> Result<Self, AgentError> {
         // no total timeout on the client: each request sets its own
         // (`send`); every read of every request is bounded by `timeout`
-        let http = reqwest::Client::builder()
-            .no_proxy()
+        // no redirects followed: a token must not go where one points
+        let http = warden_openstack::client_builder()
             .read_timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(64)
@@ -162,8 +149,7 @@ impl SwiftClient {
         Ok(SwiftClient {
             settings,
             http,
-            session: Mutex::new(None),
-            refused: AtomicU64::new(0),
+            login: Login::default(),
         })
     }
 
@@ -172,15 +158,10 @@ impl SwiftClient {
     }
 
     /// How many times this client logged in, and how many of its tokens
-    /// Swift refused (401) — a token renewed in time is never refused.
+    /// Swift refused (401): a token whose life the login said and that was
+    /// renewed in time is never refused.
     pub async fn logins(&self) -> (u64, u64) {
-        let logins = self
-            .session
-            .lock()
-            .await
-            .as_ref()
-            .map_or(0, |s| s.generation);
-        (logins, self.refused.load(Ordering::Relaxed))
+        self.login.counts().await
     }
 
     /// The account's storage URL (authenticating first if needed), e.g.
@@ -202,41 +183,17 @@ impl SwiftClient {
 
     /// Authenticates now (a fresh token), so a wrong key shows at once.
     pub async fn authenticate(&self) -> Result<(), AgentError> {
-        let mut guard = self.session.lock().await;
-        let generation = guard.as_ref().map(|s| s.generation).unwrap_or(0);
-        *guard = Some(self.auth(generation + 1).await?);
-        Ok(())
+        self.login
+            .session(&self.http, &self.settings, None, true)
+            .await
+            .map(|_| ())
     }
 
     /// The current session; renews it when `stale` is the generation that got a 401.
     async fn session(&self, stale: Option<u64>) -> Result<Session, AgentError> {
-        let mut guard = self.session.lock().await;
-        let fresh = |s: &Session| s.renew_at.is_none_or(|t| Instant::now() < t);
-        match (guard.as_ref(), stale) {
-            (Some(s), None) if fresh(s) => return Ok(s.clone()),
-            (Some(s), Some(g)) if s.generation != g => return Ok(s.clone()),
-            _ => {}
-        }
-        let generation = guard.as_ref().map(|s| s.generation).unwrap_or(0) + 1;
-        let s = self.auth(generation).await?;
-        *guard = Some(s.clone());
-        Ok(s)
-    }
-
-    async fn auth(&self, generation: u64) -> Result<Session, AgentError> {
-        let auth = &self.settings.auth;
-        let obtained = Instant::now();
-        let s = auth
-            .authenticate(&self.http)
+        self.login
+            .session(&self.http, &self.settings, stale, false)
             .await
-            .map_err(|e| login_err(auth, e))?;
-        debug!(auth_url = %auth.auth_url(), who = %auth.who(), valid_for = ?s.valid_for, "swift authenticated");
-        Ok(Session {
-            storage_url: s.storage_url,
-            token: s.token,
-            generation,
-            renew_at: renew_after(s.valid_for).map(|d| obtained + d),
-        })
     }
 
     /// Sends `method` to `target` with `query` ([`checked_url`]), renewing
@@ -290,7 +247,7 @@ impl SwiftClient {
             }
             let resp = req.send().await.map_err(|e| unreachable_err(&url, &e))?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.refused.fetch_add(1, Ordering::Relaxed);
+                self.login.count_refusal();
                 debug!(url = %strip_query(&url), "swift token refused, authenticating again");
                 session = self.session(Some(session.generation)).await?;
                 if replayable {
@@ -381,34 +338,6 @@ pub(crate) fn to_headers(map: &BTreeMap<String, String>) -> Result<HeaderMap, Ag
         h.insert(name, value);
     }
     Ok(h)
-}
-
-/// A failed login in the agent's words: refused credentials are the
-/// operator's to fix ([`AgentError::SwiftAuth`]); an unreachable endpoint
-/// is retried ([`AgentError::SwiftUnreachable`]); the rest says what the
-/// login service answered ([`AgentError::SwiftLogin`]).
-fn login_err(auth: &SwiftAuth, e: OpenStackError) -> AgentError {
-    match e {
-        OpenStackError::Refused {
-            url,
-            who,
-            status,
-            message,
-        } => AgentError::SwiftAuth {
-            url,
-            user: who,
-            status,
-            message,
-            check: match auth {
-                SwiftAuth::Tempauth { .. } => "the key",
-                SwiftAuth::Keystone(_) => {
-                    "the password or application credential secret and the names"
-                }
-            },
-        },
-        OpenStackError::Unreachable { url, detail } => AgentError::SwiftUnreachable { url, detail },
-        e => AgentError::SwiftLogin(e),
-    }
 }
 
 pub(super) fn unreachable_err(url: &str, e: &reqwest::Error) -> AgentError {
