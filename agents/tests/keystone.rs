@@ -14,7 +14,8 @@ use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
-    Replicator, SwiftClient, SwiftReplicator, SwiftReplicatorSettings, SwiftSettings,
+    ContainerSyncSettings, Replicator, SwiftClient, SwiftContainerSync, SwiftReplicator,
+    SwiftReplicatorSettings, SwiftSettings,
 };
 use warden_agents::AgentError;
 use warden_config::{CheckSpec, Secret};
@@ -141,6 +142,48 @@ async fn replication(env: &Env) -> Result<()> {
     let body = b.get_object("photos", "p2.jpg").await?.context("p2 at b")?;
     ensure!(body.1.as_ref() == b"photo 2", "{:?}", body.1);
     Ok(())
+}
+
+/// Swift's own container sync, set up by the `swift-container-sync` plan
+/// logged in with Keystone (site a by password, b by application
+/// credential): the sync headers name b's account (the project's), and an
+/// object written at a reaches b by the clusters' sync daemons.
+async fn container_sync(env: &Env) -> Result<()> {
+    let c = "ksync";
+    let plan = SwiftContainerSync::new(ContainerSyncSettings::new(
+        env.password(&env.d.ks.warden_password, "a"),
+        env.app_cred(&env.d.ks.app_cred_secret, "b"),
+        "realm1",
+        "clustera",
+        "clusterb",
+        Secret::new("sync-key-keystone"),
+        vec![c.to_string()],
+    ))?;
+    plan.start(CancellationToken::new()).await?;
+    let (a, b) = (env.warden("a"), env.warden("b"));
+    let ha = a.head_container(c).await?.context("at a")?;
+    let want = format!("//realm1/clusterb/AUTH_{}/{c}", env.d.ks.dr_project_id);
+    ensure!(
+        ha.get("x-container-sync-to") == Some(want.as_str()),
+        "{ha:?}"
+    );
+    let e = a
+        .put_object(
+            c,
+            "from-a",
+            Bytes::from("a to b"),
+            "text/plain",
+            &BTreeMap::new(),
+        )
+        .await?;
+    let res = eventually(
+        "a → b by container sync",
+        Duration::from_secs(90),
+        || async { Ok(etags(&b, c).await?.get("from-a") == Some(&e)) },
+    )
+    .await;
+    plan.stop().await;
+    res
 }
 
 /// A client used past its token's life never sends an expired token: it
@@ -366,6 +409,7 @@ async fn swift_and_checks_logged_in_with_a_real_keystone() {
     scenario!("refused_credentials", refused_credentials(&env));
     scenario!("unknown_region", unknown_region(&env));
     scenario!("no_login_storm", no_login_storm(&env));
+    scenario!("container_sync", container_sync(&env));
     scenario!("token_renewal", token_renewal(&env));
     scenario!("checks", checks(&env));
     drop(env);
