@@ -5,13 +5,16 @@
 //! those that failed.
 
 mod keystoned;
+#[path = "support/scenarios.rs"]
+mod scenarios;
+mod swiftd;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use bytes::Bytes;
+use scenarios::{eventually, Scenarios};
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
     ContainerSyncSettings, Replicator, SwiftClient, SwiftContainerSync, SwiftReplicator,
@@ -22,26 +25,6 @@ use warden_config::{CheckSpec, Secret};
 use warden_openstack::{Credentials, KeystoneSettings};
 
 use keystoned::{Deployment, TOKEN_LIFE_S};
-
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool>>,
-{
-    let deadline = Instant::now() + limit;
-    let mut last = None;
-    loop {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() > deadline {
-            bail!("{what}: not within {limit:?} (last error: {last:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 struct Env {
     d: Deployment,
@@ -392,30 +375,15 @@ async fn swift_and_checks_logged_in_with_a_real_keystone() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let Some(d) = Deployment::start() else { return };
     let env = Env { d };
-    let mut failed = Vec::new();
-    macro_rules! scenario {
-        ($name:expr, $f:expr) => {{
-            let t0 = Instant::now();
-            match $f.await {
-                Ok(()) => eprintln!("scenario {} ... ok ({:.1?})", $name, t0.elapsed()),
-                Err(e) => {
-                    eprintln!("scenario {} ... FAILED: {e:#}", $name);
-                    failed.push(format!("{}: {e:#}", $name));
-                }
-            }
-        }};
-    }
-    scenario!("replication", replication(&env));
-    scenario!("refused_credentials", refused_credentials(&env));
-    scenario!("unknown_region", unknown_region(&env));
-    scenario!("no_login_storm", no_login_storm(&env));
-    scenario!("container_sync", container_sync(&env));
-    scenario!("token_renewal", token_renewal(&env));
-    scenario!("checks", checks(&env));
+    let mut run = Scenarios::new("WARDEN_KEYSTONE_SCENARIOS");
+    run.run("replication", replication(&env)).await;
+    run.run("refused_credentials", refused_credentials(&env))
+        .await;
+    run.run("unknown_region", unknown_region(&env)).await;
+    run.run("no_login_storm", no_login_storm(&env)).await;
+    run.run("container_sync", container_sync(&env)).await;
+    run.run("token_renewal", token_renewal(&env)).await;
+    run.run("checks", checks(&env)).await;
     drop(env);
-    assert!(
-        failed.is_empty(),
-        "failed scenarios:\n{}",
-        failed.join("\n")
-    );
+    run.finish();
 }

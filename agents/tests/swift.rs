@@ -3,14 +3,16 @@
 //! Every scenario runs, each on its own containers; the test fails listing
 //! the scenarios that failed.
 
+#[path = "support/scenarios.rs"]
+mod scenarios;
 mod swiftd;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use bytes::Bytes;
+use scenarios::{eventually, Scenarios};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::guard::DeleteGuard;
@@ -28,26 +30,6 @@ use swiftd::Clusters;
 const PATIENCE: Duration = Duration::from_secs(30);
 /// Container sync: the daemon's interval is 1 s, but it first sleeps a random part of it.
 const SYNC_PATIENCE: Duration = Duration::from_secs(90);
-
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F) -> Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<bool>>,
-{
-    let deadline = Instant::now() + limit;
-    let mut last = None;
-    loop {
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = Some(e),
-        }
-        if Instant::now() > deadline {
-            bail!("{what}: not within {limit:?} (last error: {last:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -1925,65 +1907,48 @@ async fn swift_plans_against_two_real_clusters() {
         b: SwiftClient::new(cl.b.settings()).unwrap(),
         cl: &cl,
     };
-    let mut failed = Vec::new();
-    // WARDEN_SWIFT_SCENARIOS=a,b runs only those (while working on them)
-    let only = std::env::var("WARDEN_SWIFT_SCENARIOS").ok();
-    let wanted = |name: &str| {
-        only.as_deref()
-            .is_none_or(|o| o.split(',').any(|n| n == name))
-    };
-    macro_rules! scenario {
-        ($name:expr, $f:expr) => {{
-            let t0 = Instant::now();
-            if !wanted($name) {
-                eprintln!("scenario {} ... skipped (WARDEN_SWIFT_SCENARIOS)", $name);
-            } else {
-                match $f.await {
-                    Ok(()) => eprintln!("scenario {} ... ok ({:.1?})", $name, t0.elapsed()),
-                    Err(e) => {
-                        eprintln!("scenario {} ... FAILED: {e:#}", $name);
-                        failed.push(format!("{}: {e:#}", $name));
-                    }
-                }
-            }
-        }};
-    }
-    scenario!("wrong_key", wrong_key(&env));
-    scenario!("streaming_copy", streaming_copy(&env));
-    scenario!("large_objects", large_objects(&env));
-    scenario!("same_etag_kinds", same_etag_kinds(&env));
-    scenario!("broken_static_link", broken_link::broken_static_link(&env));
-    scenario!("quarantine_large", quarantine_large(&env));
-    scenario!("continuous_replication", continuous_replication(&env));
-    scenario!("lagging_listing", lagging_listing(&env));
-    scenario!("placement_containers", placement_containers(&env));
-    scenario!(
+    let mut run = Scenarios::new("WARDEN_SWIFT_SCENARIOS");
+    run.run("wrong_key", wrong_key(&env)).await;
+    run.run("streaming_copy", streaming_copy(&env)).await;
+    run.run("large_objects", large_objects(&env)).await;
+    run.run("same_etag_kinds", same_etag_kinds(&env)).await;
+    run.run("broken_static_link", broken_link::broken_static_link(&env))
+        .await;
+    run.run("quarantine_large", quarantine_large(&env)).await;
+    run.run("continuous_replication", continuous_replication(&env))
+        .await;
+    run.run("lagging_listing", lagging_listing(&env)).await;
+    run.run("placement_containers", placement_containers(&env))
+        .await;
+    run.run(
         "resync_keep",
-        resync_after_disaster(&env, DivergentPolicy::Keep)
-    );
-    scenario!(
+        resync_after_disaster(&env, DivergentPolicy::Keep),
+    )
+    .await;
+    run.run(
         "resync_quarantine",
-        resync_after_disaster(&env, DivergentPolicy::Quarantine)
-    );
-    scenario!(
+        resync_after_disaster(&env, DivergentPolicy::Quarantine),
+    )
+    .await;
+    run.run(
         "resync_discard",
-        resync_after_disaster(&env, DivergentPolicy::Discard)
-    );
-    scenario!("unsafe_names", unsafe_names(&env));
-    scenario!("delete_guard", delete_guard(&env));
-    scenario!("delete_guard_window", delete_guard_window(&env));
-    scenario!(
+        resync_after_disaster(&env, DivergentPolicy::Discard),
+    )
+    .await;
+    run.run("unsafe_names", unsafe_names(&env)).await;
+    run.run("delete_guard", delete_guard(&env)).await;
+    run.run("delete_guard_window", delete_guard_window(&env))
+        .await;
+    run.run(
         "delete_guard_refused_deletes",
-        delete_guard_refused_deletes(&env)
-    );
-    scenario!("container_sync", container_sync(&env));
-    scenario!("peer_down_and_back", peer_down_and_back(&env));
-    scenario!("token_renewal", token_renewal(&env));
+        delete_guard_refused_deletes(&env),
+    )
+    .await;
+    run.run("container_sync", container_sync(&env)).await;
+    run.run("peer_down_and_back", peer_down_and_back(&env))
+        .await;
+    run.run("token_renewal", token_renewal(&env)).await;
     drop(env);
     drop(cl);
-    assert!(
-        failed.is_empty(),
-        "failed scenarios:\n{}",
-        failed.join("\n")
-    );
+    run.finish();
 }

@@ -80,17 +80,23 @@ fn settings(spec: &CheckSpec) -> Result<KeystoneSettings, String> {
         .map_err(|e| e.to_string())
 }
 
+/// What a run needs: the login (its secret loaded now), the client and
+/// the login's key; or why the check fails at once.
+fn prepare(
+    spec: &CheckSpec,
+) -> Result<(KeystoneSettings, &'static reqwest::Client, String), String> {
+    let s = settings(spec)?;
+    let client = CLIENT.as_ref().map_err(Clone::clone)?;
+    let key = session_key(spec, &s);
+    Ok((s, client, key))
+}
+
 /// `keystone`: a token is issued.
 pub(crate) async fn keystone_check(spec: &CheckSpec) -> (bool, String) {
-    let s = match settings(spec) {
-        Ok(s) => s,
+    let (s, client, key) = match prepare(spec) {
+        Ok(p) => p,
         Err(e) => return (false, e),
     };
-    let client = match &*CLIENT {
-        Ok(c) => c,
-        Err(e) => return (false, e.clone()),
-    };
-    let key = session_key(spec, &s);
     if let Some(said) = refused_lately(&key) {
         return (false, said);
     }
@@ -138,15 +144,10 @@ fn session_key(spec: &CheckSpec, s: &KeystoneSettings) -> String {
 
 /// `swift`: PUT a canary object, GET it back (the same bytes), DELETE it.
 pub(crate) async fn swift_check(spec: &CheckSpec) -> (bool, String) {
-    let s = match settings(spec) {
-        Ok(s) => s,
+    let (s, client, key) = match prepare(spec) {
+        Ok(p) => p,
         Err(e) => return (false, e),
     };
-    let client = match &*CLIENT {
-        Ok(c) => c,
-        Err(e) => return (false, e.clone()),
-    };
-    let key = session_key(spec, &s);
     let auth = SwiftAuth::Keystone(s);
     let container = spec.container.as_deref().unwrap_or(DEFAULT_CONTAINER);
     let mut renewed = false;

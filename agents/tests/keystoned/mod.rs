@@ -17,9 +17,10 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use crate::swiftd::{free_ports as free_port, on_path};
 
 /// The tokens' lifetime in this deployment (Keystone's `[token] expiration`).
 pub(crate) const TOKEN_LIFE_S: u64 = 20;
@@ -46,29 +47,6 @@ pub(crate) struct Deployment {
     dir: tempfile::TempDir,
     scripts: PathBuf,
     pub ks: Keystone,
-}
-
-fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
-}
-
-fn free_port(taken: &mut Vec<u16>, n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 65_000 || (0..n).any(|i| taken.contains(&(base + i))) {
-            continue;
-        }
-        if (1..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            taken.extend((0..n).map(|i| base + i));
-            return base;
-        }
-    }
-    panic!("no {n} consecutive free ports found");
 }
 
 fn env_file(path: &Path) -> impl Fn(&str) -> String {

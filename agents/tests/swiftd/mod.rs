@@ -48,7 +48,7 @@ pub(crate) struct Clusters {
     pub b: Cluster,
 }
 
-fn on_path(bin: &str) -> bool {
+pub(crate) fn on_path(bin: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
 }
@@ -65,7 +65,7 @@ fn is_root() -> bool {
 /// (bound and released; the script binds them right after). Ports chosen
 /// for one start must not overlap: two Swift servers on one port share it
 /// (SO_REUSEPORT) and answer each other's requests.
-fn free_ports(taken: &mut Vec<u16>, n: u16) -> u16 {
+pub(crate) fn free_ports(taken: &mut Vec<u16>, n: u16) -> u16 {
     for _ in 0..200 {
         let base = TcpListener::bind("127.0.0.1:0")
             .unwrap()
