@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 
 use crate::authority::Authority;
 use crate::book::{CommandBook, Offer};
-use crate::checks::{describe_http_error, run_all};
+use crate::checks::{describe_http_error, run_all, CheckSet};
 use crate::error::AgentError;
 use crate::hooks::{run_hooks, HookContext};
 use crate::peers::PeerViews;
@@ -116,6 +116,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0),
+        checks: CheckSet::new(settings.checks.clone()),
         settings,
         orchestrator,
         probe,
@@ -194,6 +195,8 @@ struct Target {
 /// State shared by the agent's tasks.
 struct Shared {
     settings: AgentSettings,
+    /// The site's checks with their schedules (each report runs those due).
+    checks: CheckSet,
     /// Highest epochs, roles, may-push: checked before every command.
     authority: Authority,
     /// Every orchestrator: reports go to all; commands come from the leader
@@ -251,7 +254,7 @@ impl Shared {
     /// This round's report: the checks run now, the latest peer views, the
     /// outcomes not yet acked, replication and authority.
     async fn report(&self, seq: u64) -> AgentReport {
-        let checks = run_all(&self.settings.checks, &self.probe).await;
+        let checks = self.checks.run_due(&self.probe).await;
         let peers = self.peer_views.snapshot();
         AgentReport {
             site: self.settings.site.clone(),

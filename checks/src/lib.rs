@@ -53,6 +53,50 @@ pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResul
     }
 }
 
+/// A site's own checks with their schedules: a check with an interval
+/// ([`CheckSpec::every`]) runs when that long has passed since its last
+/// run; in between, a round reports its last result.
+pub struct CheckSet {
+    specs: Vec<CheckSpec>,
+    last: std::sync::Mutex<Vec<Option<(Instant, CheckResult)>>>,
+}
+
+impl CheckSet {
+    pub fn new(specs: Vec<CheckSpec>) -> CheckSet {
+        let last = std::sync::Mutex::new(vec![None; specs.len()]);
+        CheckSet { specs, last }
+    }
+
+    /// This round's results, in the order of the specs: the checks due run
+    /// now (concurrently), the others give their last result.
+    pub async fn run_due(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+        let now = Instant::now();
+        let kept: Vec<Option<CheckResult>> = {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            self.specs
+                .iter()
+                .zip(last.iter())
+                .map(|(spec, last)| match (spec.every(), last) {
+                    (Some(every), Some((at, r))) if now.duration_since(*at) < every => {
+                        Some(r.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let due: Vec<usize> = (0..kept.len()).filter(|i| kept[*i].is_none()).collect();
+        let fresh =
+            futures::future::join_all(due.iter().map(|i| run_check(&self.specs[*i], client))).await;
+        let mut out = kept;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, r) in due.into_iter().zip(fresh) {
+            last[i] = Some((now, r.clone()));
+            out[i] = Some(r);
+        }
+        out.into_iter().flatten().collect()
+    }
+}
+
 /// Run all checks concurrently; results come back in the order of `specs`.
 pub async fn run_all(specs: &[CheckSpec], client: &reqwest::Client) -> Vec<CheckResult> {
     futures::future::join_all(specs.iter().map(|s| run_check(s, client))).await
@@ -216,6 +260,47 @@ mod tests {
 
     fn spec(toml_text: &str) -> CheckSpec {
         toml::from_str(toml_text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_check_with_an_interval_runs_that_often_and_reports_its_last_result_between() {
+        let dir = std::env::temp_dir().join(format!("warden-checkset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (slow, every) = (dir.join("slow"), dir.join("every"));
+        let count = |f: &std::path::Path| {
+            std::fs::read_to_string(f)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let set = CheckSet::new(vec![
+            spec(&format!(
+                "name = \"hourly\"\nkind = \"command\"\ninterval = \"1h\"\n\
+                 command = [\"/bin/sh\", \"-c\", \"echo run >> {} ; exit 1\"]",
+                slow.display()
+            )),
+            spec(&format!(
+                "name = \"each\"\nkind = \"command\"\n\
+                 command = [\"/bin/sh\", \"-c\", \"echo run >> {}\"]",
+                every.display()
+            )),
+        ]);
+        let c = client();
+        let first = set.run_due(&c).await;
+        let second = set.run_due(&c).await;
+        let third = set.run_due(&c).await;
+        assert_eq!((count(&slow), count(&every)), (1, 3));
+        // in order, the hourly one's result repeated as it was
+        assert_eq!(
+            third.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["hourly", "each"]
+        );
+        assert!(!first[0].ok && first[0] == second[0] && second[0] == third[0]);
+        assert!(third[1].ok);
+        // the OpenStack kinds default to every 10 s, the others to every report
+        let ks = spec("name = \"k\"\nkind = \"keystone\"");
+        assert_eq!(ks.every(), Some(Duration::from_secs(10)));
+        assert_eq!(spec("name = \"t\"\nkind = \"tcp\"").every(), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A local HTTP server: `/ok` 200 "all ok", `/down` 503, `/slow` answers after 5s.

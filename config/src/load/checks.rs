@@ -411,6 +411,15 @@ impl<'t, 'r> Cx<'t, 'r> {
             for (i, c) in checks.iter().enumerate() {
                 let key = format!("sites.{name}.{list}[{i}]");
                 self.check_check(&key, c);
+                if list == "endpoints" && c.interval.is_some() {
+                    let k = format!("{key}.interval");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        self.value_at(&k),
+                        "endpoints are probed on the prober's schedule (detection.interval): remove it",
+                    );
+                }
                 if list == "endpoints"
                     && !matches!(c.kind.get_ref(), CheckKind::Http | CheckKind::Tcp)
                 {
@@ -640,6 +649,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         if c.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
+        }
+        if c.interval.is_some_and(|d| d.is_zero()) {
+            self.positive(&format!("{key}.interval"));
         }
     }
 

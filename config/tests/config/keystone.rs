@@ -252,6 +252,34 @@ fn keystone_and_swift_checks() {
         show(&p)
     );
     find(&p, "sites.tx.checks[1].keystone.project");
+    // an interval: positive, and only on a site's own checks
+    let text = format!("{BASE}{CHECKS}").replace(
+        "container = \"canary\"",
+        "container = \"canary\"\ninterval = \"0s\"",
+    );
+    let p = problems(&text);
+    find(&p, "sites.tx.checks[1].interval");
+    let text = format!("{BASE}{CHECKS}\n[[sites.tx.endpoints]]\nname = \"e\"\nkind = \"tcp\"\naddress = \"10.2.0.10:443\"\ninterval = \"5s\"\n");
+    let p = problems(&text);
+    assert!(
+        find(&p, "sites.tx.endpoints[0].interval")
+            .message
+            .contains("prober's schedule"),
+        "{}",
+        show(&p)
+    );
+    let c = ok(&format!("{BASE}{CHECKS}").replace(
+        "container = \"canary\"",
+        "container = \"canary\"\ninterval = \"30s\"",
+    ));
+    assert_eq!(
+        c.sites["tx"].checks[1].every(),
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(
+        c.sites["tx"].checks[0].every(),
+        Some(std::time::Duration::from_secs(10))
+    );
     // not an endpoint: other hosts probe endpoints, without the login's secret
     let text = format!("{BASE}{CHECKS}").replace(
         "[[sites.tx.checks]]\nname = \"identity\"",
