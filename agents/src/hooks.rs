@@ -131,6 +131,8 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // its own process group: a timed-out hook is killed with what it started
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match spawned {
@@ -153,10 +155,18 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
         ))));
     }
 
+    // armed while the hook runs: a cancelled run (dropped here) or a timed-out
+    // one is killed with its process group; one that ended keeps what it
+    // started (a hook may start a service in the background)
+    let mut group = warden_config::child::GroupKill::new(child.id());
     let (ok, exit_code, detail) = match tokio::time::timeout(hook.timeout, child.wait()).await {
-        Ok(Ok(status)) => (status.success(), status.code(), describe_exit(status)),
+        Ok(Ok(status)) => {
+            group.disarm();
+            (status.success(), status.code(), describe_exit(status))
+        }
         Ok(Err(e)) => (false, None, format!("cannot wait: {}", describe_io(&e))),
         Err(_) => {
+            group.kill_now();
             let _ = child.kill().await;
             (false, None, timed_out(hook.timeout))
         }
@@ -242,6 +252,49 @@ mod tests {
         let p = std::env::temp_dir().join(format!("warden-hooks-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_file(&p);
         p
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_hook_is_killed_with_what_it_started() {
+        let pid = temp_file("group-pid");
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid.display());
+        let run = run_hook(&hook("slow", &["sh", "-c", &script], "500ms"), &cx()).await;
+        assert!(
+            !run.outcome.ok && run.outcome.detail.contains("timed out"),
+            "{run:?}"
+        );
+        let left = std::fs::read_to_string(&pid).unwrap();
+        let stat = format!("/proc/{}/stat", left.trim());
+        // gone, or a zombie its new parent has not reaped yet
+        let gone = || {
+            std::fs::read_to_string(&stat)
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true)
+        };
+        for _ in 0..50 {
+            if gone() {
+                let _ = std::fs::remove_file(&pid);
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the hook's background process {} outlived it", left.trim());
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_ends_keeps_what_it_started_in_the_background() {
+        let pid = temp_file("bg-pid");
+        let script = format!("sleep 30 > /dev/null 2>&1 & echo $! > {}", pid.display());
+        let run = run_hook(&hook("starts", &["sh", "-c", &script], "5s"), &cx()).await;
+        assert!(run.outcome.ok, "{run:?}");
+        let left = std::fs::read_to_string(&pid).unwrap();
+        let alive = std::path::Path::new(&format!("/proc/{}", left.trim())).exists();
+        let _ = std::process::Command::new("kill").arg(left.trim()).status();
+        let _ = std::fs::remove_file(&pid);
+        assert!(
+            alive,
+            "a service a hook started was killed when the hook ended"
+        );
     }
 
     #[tokio::test]

@@ -164,16 +164,22 @@ async fn command_check(spec: &CheckSpec) -> (bool, String) {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // its own process group: a check cut off by its timeout (this future
+        // dropped) is killed with whatever it started
+        .process_group(0)
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {
         Ok(c) => c,
         Err(e) => return (false, format!("cannot start: {}", describe_io(&e))),
     };
-    match child.wait().await {
+    let mut group = warden_config::child::GroupKill::new(child.id());
+    let r = match child.wait().await {
         Ok(status) => (status.success(), describe_exit(status)),
         Err(e) => (false, format!("cannot wait: {}", describe_io(&e))),
-    }
+    };
+    group.disarm();
+    r
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -260,6 +266,36 @@ mod tests {
 
     fn spec(toml_text: &str) -> CheckSpec {
         toml::from_str(toml_text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_command_check_cut_off_by_its_timeout_is_killed_with_what_it_started() {
+        let pid = std::env::temp_dir().join(format!("warden-check-pid-{}", std::process::id()));
+        let c = spec(&format!(
+            "name = \"slow\"\nkind = \"command\"\ntimeout = \"500ms\"\n\
+             command = [\"/bin/sh\", \"-c\", \"sleep 30 & echo $! > {}; sleep 30\"]",
+            pid.display()
+        ));
+        let r = run_check(&c, &client()).await;
+        assert!(!r.ok && r.detail.contains("timed out"), "{r:?}");
+        let left = std::fs::read_to_string(&pid).unwrap();
+        let stat = format!("/proc/{}/stat", left.trim());
+        let gone = || {
+            std::fs::read_to_string(&stat)
+                .map(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')))
+                .unwrap_or(true)
+        };
+        let mut waited = 0;
+        while !gone() && waited < 50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        let _ = std::fs::remove_file(&pid);
+        assert!(
+            gone(),
+            "the check's background process {} outlived it",
+            left.trim()
+        );
     }
 
     #[tokio::test]

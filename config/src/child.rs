@@ -9,6 +9,7 @@
 //! (and the name of its environment variable, if it came from one) as it
 //! loads it, so nothing can be loaded without being known here.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -26,6 +27,7 @@ const PARTIAL_MIN: usize = 4;
 
 static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
     longest_first: Vec::new(),
+    known: BTreeSet::new(),
     sorted: true,
 });
 static SECRET_VARS: RwLock<Vec<String>> = RwLock::new(Vec::new());
@@ -37,8 +39,12 @@ static PASS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// duplicate search) at each of 20,000 loads cost about 8·10⁹
 /// instructions of its start.
 struct Secrets {
-    /// Longest first and without repeats once `sorted`.
+    /// Longest first once `sorted`; no repeats (see `known`).
     longest_first: Vec<String>,
+    /// The same values, to refuse a repeat in O(log n): a value loaded
+    /// again (a check's password at every run, a replicator restarted) is
+    /// recorded once.
+    known: BTreeSet<String>,
     sorted: bool,
 }
 
@@ -56,12 +62,48 @@ fn secrets() -> RwLockReadGuard<'static, Secrets> {
     }
 }
 
+/// Kills a child's whole process group when dropped, unless disarmed: the
+/// child was started with `process_group(0)`, so its id is its group's, and
+/// whatever it started in the background (a shell's `&`, a grandchild
+/// holding its pipes) goes with it. Hooks, command checks, the fence
+/// command and rsync keep one while they wait; a timed-out or cancelled
+/// wait drops it armed.
+pub struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    /// Armed for the group of `pid` (`None`: the child is gone already).
+    pub fn new(pid: Option<u32>) -> GroupKill {
+        GroupKill(pid)
+    }
+
+    /// Kills the group now (once).
+    pub fn kill_now(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // `kill` rather than a system call: the workspace forbids unsafe code
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+
+    /// The child ended as it should: leave what it started alone.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        self.kill_now();
+    }
+}
+
 /// Records a loaded secret (and the variable it came from).
 pub(crate) fn register(value: &str, var: Option<&str>) {
     let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
-    // loaded again (a check's password at every run, a replicator
-    // restarted): once is enough
-    if !s.longest_first.iter().any(|v| v == value) {
+    if s.known.insert(value.to_string()) {
         s.longest_first.push(value.to_string());
         s.sorted = false;
     }

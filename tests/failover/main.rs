@@ -9,6 +9,7 @@ mod abuse;
 mod chaos;
 mod deploy;
 mod disk;
+mod fence;
 mod haproxy;
 mod hold;
 mod roles;

@@ -184,7 +184,8 @@ async fn run(
         .process_group(0)
         .kill_on_drop(true);
     let mut child = c.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
-    let pid = child.id();
+    // the whole process group (a shell's children too) unless it ends by itself
+    let mut group = warden_config::child::GroupKill::new(child.id());
     let out = tokio::spawn(keep_tail(child.stdout.take().expect("piped"), STDOUT_KEEP));
     let err = tokio::spawn(keep_tail(child.stderr.take().expect("piped"), STDERR_TAIL));
     let outcome = tokio::select! {
@@ -193,16 +194,10 @@ async fn run(
         _ = cancel.cancelled() => Err("cancelled, killed".to_string()),
     };
     if outcome.is_err() {
-        // The whole process group: a shell's children too.
-        if let Some(pid) = pid {
-            let _ = tokio::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .await;
-        }
+        group.kill_now();
         let _ = child.kill().await;
+    } else {
+        group.disarm();
     }
     let grace = Duration::from_millis(200);
     let stdout = tokio::time::timeout(grace, out)

@@ -23,6 +23,19 @@ use crate::store::Store;
 mod steps;
 use steps::run_step;
 
+/// What a fence command is told, in its environment: `WARDEN_GROUP`,
+/// `WARDEN_EPOCH`, `WARDEN_SITE` (the site to fence: users are being moved
+/// away from it), `WARDEN_TARGET` (the site being promoted; never to be
+/// fenced) and `WARDEN_ACTION=fence`. One command serves every direction of
+/// a group's moves, so it must act on `WARDEN_SITE`.
+#[derive(Debug, Clone, Copy)]
+pub struct FenceOrder<'a> {
+    pub group: &'a str,
+    pub epoch: u64,
+    pub site: &'a str,
+    pub target: &'a str,
+}
+
 /// What the engine needs from the world. The service implements it with
 /// agents, strategies and probes; unit tests with a simulation.
 #[async_trait]
@@ -55,8 +68,14 @@ pub trait RunbookEnv: Send + Sync {
     /// End-to-end probe through the group's public entry for users reaching
     /// `site` (its identity when it declares one); Ok(detail) when it answers so.
     async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String>;
-    /// Run the group's fence command.
-    async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String>;
+    /// Run the group's fence command against `order.site` (told in its
+    /// environment, see [`FenceOrder`]).
+    async fn fence_command(
+        &self,
+        argv: &[String],
+        order: &FenceOrder<'_>,
+        timeout: Duration,
+    ) -> Result<String, String>;
     /// Whether the group has a replication plan.
     fn has_replication(&self, group: &str) -> bool;
     /// Tell the group's routing layer a switch is coming (`ttl` > 0) or no

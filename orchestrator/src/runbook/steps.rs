@@ -406,7 +406,13 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
         ));
     }
     if let Some(argv) = &policy.fence_command {
-        match env.fence_command(argv, policy.step_timeout).await {
+        let order = super::FenceOrder {
+            group: &rb.group,
+            epoch: rb.epoch,
+            site: &rb.from,
+            target: &rb.to,
+        };
+        match env.fence_command(argv, &order, policy.step_timeout).await {
             Ok(d) => {
                 fenced = true;
                 notes.push(format!("fence command: {d}"));

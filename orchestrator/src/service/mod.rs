@@ -58,6 +58,7 @@ mod detect;
 mod divergent;
 mod entry;
 mod events;
+mod fence;
 mod finish;
 #[cfg(test)]
 mod fresh_checks_tests;

@@ -4,6 +4,7 @@
 //! end is [`super::finish`]).
 
 use super::*;
+use crate::runbook::FenceOrder;
 
 impl Shared {
     pub(crate) fn policy(&self, group: &str) -> Option<Policy> {
@@ -401,29 +402,13 @@ impl RunbookEnv for Env {
         self.shared.probe_entry(group, site).await
     }
 
-    async fn fence_command(&self, argv: &[String], timeout: Duration) -> Result<String, String> {
-        let Some((prog, args)) = argv.split_first() else {
-            return Err("empty fence command".into());
-        };
-        let mut cmd = tokio::process::Command::new(prog);
-        cmd.args(args)
-            .env_clear()
-            .envs(warden_config::child::clean_env())
-            .kill_on_drop(true)
-            .stdin(std::process::Stdio::null());
-        match tokio::time::timeout(timeout, cmd.output()).await {
-            Ok(Ok(o)) if o.status.success() => Ok("exit 0".into()),
-            Ok(Ok(o)) => Err(format!(
-                "{}: {}",
-                o.status,
-                warden_config::child::scrub(&String::from_utf8_lossy(&o.stderr))
-                    .chars()
-                    .take(300)
-                    .collect::<String>()
-            )),
-            Ok(Err(e)) => Err(format!("cannot start {prog}: {e}")),
-            Err(_) => Err(format!("timed out after {:.1}s", timeout.as_secs_f64())),
-        }
+    async fn fence_command(
+        &self,
+        argv: &[String],
+        order: &FenceOrder<'_>,
+        timeout: Duration,
+    ) -> Result<String, String> {
+        super::fence::run(argv, order, timeout).await
     }
 
     async fn active_lost(&self, rb: &Runbook) -> String {

@@ -4,6 +4,7 @@
 //! classified in [`super::classify`].
 
 use super::*;
+use warden_config::child::GroupKill;
 
 /// The target of the probe symlink [`check_symlinks`] pushes: absolute,
 /// and with `..` reaching out of the tree, the two things a daemon that
@@ -131,27 +132,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Kills a child's whole process group (rsync forks) when dropped, unless disarmed.
-pub(super) struct GroupKill(Option<u32>);
-
-impl GroupKill {
-    pub(super) fn kill_now(&mut self) {
-        if let Some(pid) = self.0.take() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-impl Drop for GroupKill {
-    fn drop(&mut self) {
-        self.kill_now();
-    }
-}
-
 /// Runs rsync for `s` with the password in its environment (and `TZ=UTC`,
 /// `LC_ALL=C` so listings are parseable), feeding `stdin` and handing each
 /// stdout line to `on_line`; kills it when `cancel` fires.
@@ -207,7 +187,7 @@ pub(crate) async fn run_rsync(
             program: s.rsync_path.display().to_string(),
             source,
         })?;
-    let mut group = GroupKill(child.id());
+    let mut group = GroupKill::new(child.id());
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         tokio::spawn(async move {
             let _ = pipe.write_all(&data).await;
@@ -242,7 +222,7 @@ pub(crate) async fn run_rsync(
         }
     };
     // Exited and reaped: its group id may be reused, never kill it now.
-    group.0 = None;
+    group.disarm();
     let status = status.map_err(|source| AgentError::RsyncSpawn {
         program: s.rsync_path.display().to_string(),
         source,

@@ -81,6 +81,14 @@ async fn required_fencing_stops_the_runbook_before_any_switch() {
     )
     .await;
     assert_eq!(rb.status, RunbookStatus::Succeeded);
+    // the command is told which site to fence: the one users leave, never
+    // the one being promoted, at the runbook's epoch
+    let fenced = w.fenced.lock().unwrap().clone();
+    assert_eq!(fenced.len(), 2, "{fenced:?}");
+    for (site, target, epoch) in &fenced {
+        assert_eq!((site.as_str(), target.as_str()), ("a", "b"));
+        assert_eq!(*epoch, rb.epoch);
+    }
 }
 
 #[tokio::test(start_paused = true)]

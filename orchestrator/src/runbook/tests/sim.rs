@@ -44,6 +44,9 @@ pub(super) struct World {
     /// Resyncs and final passes answer as an agent older than
     /// `kept_in_place` (they do not say what they left in place).
     pub(super) old_agent: AtomicBool,
+    /// Every fence command run: the site it was told to fence, the target
+    /// and the epoch.
+    pub(super) fenced: Mutex<Vec<(String, String, u64)>>,
 }
 
 impl World {
@@ -214,7 +217,17 @@ impl RunbookEnv for World {
     async fn probe_entry(&self, _group: &str, _site: &str) -> Result<String, String> {
         Ok("entry answers".into())
     }
-    async fn fence_command(&self, argv: &[String], _timeout: Duration) -> Result<String, String> {
+    async fn fence_command(
+        &self,
+        argv: &[String],
+        order: &FenceOrder<'_>,
+        _timeout: Duration,
+    ) -> Result<String, String> {
+        self.fenced.lock().unwrap().push((
+            order.site.to_string(),
+            order.target.to_string(),
+            order.epoch,
+        ));
         if argv[0] == "true" {
             Ok("exit 0".into())
         } else {

@@ -1,0 +1,170 @@
+//! The group's fence command, run by the orchestrator at a runbook's fence
+//! step: told in its environment which site to fence ([`FenceOrder`]),
+//! bounded by the step's timeout, and killed with every process it started
+//! (its own process group) when it overruns. It is judged by its exit, not
+//! by its pipes: a background process it leaves holding stderr does not
+//! make a fence that exited 0 look timed out.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use warden_config::child::GroupKill;
+
+use crate::runbook::FenceOrder;
+
+/// How long stderr is read after the command exited.
+const PIPE_GRACE: Duration = Duration::from_millis(500);
+/// How much of stderr is kept for the step's note.
+const STDERR_KEEP: usize = 300;
+
+pub(super) async fn run(
+    argv: &[String],
+    order: &FenceOrder<'_>,
+    timeout: Duration,
+) -> Result<String, String> {
+    let Some((prog, args)) = argv.split_first() else {
+        return Err("empty fence command".into());
+    };
+    let spawned = tokio::process::Command::new(prog)
+        .args(args)
+        .env_clear()
+        .envs(warden_config::child::clean_env())
+        .env("WARDEN_GROUP", order.group)
+        .env("WARDEN_EPOCH", order.epoch.to_string())
+        .env("WARDEN_SITE", order.site)
+        .env("WARDEN_TARGET", order.target)
+        .env("WARDEN_ACTION", "fence")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return Err(format!("cannot start {prog}: {e}")),
+    };
+    // armed until it exits: an overrun (or this step dropped) kills the group
+    let mut group = GroupKill::new(child.id());
+    let stderr = child.stderr.take().map(|mut pipe| {
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = (&mut pipe).take(64 * 1024).read_to_end(&mut buf).await;
+            buf
+        })
+    });
+    let status = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(s)) => {
+            group.disarm();
+            s
+        }
+        Ok(Err(e)) => return Err(format!("cannot wait for {prog}: {e}")),
+        Err(_) => {
+            group.kill_now();
+            let _ = child.kill().await;
+            return Err(format!(
+                "timed out after {:.1}s (killed with what it started)",
+                timeout.as_secs_f64()
+            ));
+        }
+    };
+    if status.success() {
+        return Ok("exit 0".into());
+    }
+    let said = match stderr {
+        Some(task) => tokio::time::timeout(PIPE_GRACE, task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let said: String = warden_config::child::scrub(&String::from_utf8_lossy(&said))
+        .chars()
+        .take(STDERR_KEEP)
+        .collect();
+    Err(format!("{status}: {said}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `pid` is gone (or a zombie waiting to be reaped).
+    fn gone(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    fn order() -> FenceOrder<'static> {
+        FenceOrder {
+            group: "web",
+            epoch: 7,
+            site: "a",
+            target: "b",
+        }
+    }
+
+    #[tokio::test]
+    async fn told_which_site_and_judged_by_its_exit_not_its_pipes() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        let pid = dir.path().join("pid");
+        // records what it was told, and leaves a process holding stderr
+        let script = format!(
+            "env | grep ^WARDEN_ | sort > {}; sleep 30 & echo $! > {}; exit 0",
+            env.display(),
+            pid.display()
+        );
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script];
+        let t0 = std::time::Instant::now();
+        let r = run(&argv, &order(), Duration::from_secs(10)).await;
+        assert_eq!(r, Ok("exit 0".to_string()));
+        assert!(t0.elapsed() < Duration::from_secs(5), "waited for the pipe");
+        let told = std::fs::read_to_string(&env).unwrap();
+        assert_eq!(
+            told,
+            "WARDEN_ACTION=fence\nWARDEN_EPOCH=7\nWARDEN_GROUP=web\nWARDEN_SITE=a\nWARDEN_TARGET=b\n"
+        );
+        let left = std::fs::read_to_string(&pid).unwrap();
+        let _ = std::process::Command::new("kill").arg(left.trim()).status();
+    }
+
+    #[tokio::test]
+    async fn an_overrun_is_killed_with_what_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid.display());
+        let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script];
+        let r = run(&argv, &order(), Duration::from_millis(500)).await;
+        assert!(r.as_ref().is_err_and(|e| e.contains("timed out")), "{r:?}");
+        let left = std::fs::read_to_string(&pid).unwrap();
+        let left = left.trim();
+        for _ in 0..50 {
+            if gone(left) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the fence command's background process {left} outlived it");
+    }
+
+    #[tokio::test]
+    async fn a_failure_says_what_it_wrote() {
+        let argv = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "echo \"PDU refused: rack $WARDEN_SITE locked\" >&2; exit 3".to_string(),
+        ];
+        let r = run(&argv, &order(), Duration::from_secs(10)).await;
+        assert_eq!(
+            r,
+            Err("exit status: 3: PDU refused: rack a locked\n".to_string())
+        );
+    }
+}
