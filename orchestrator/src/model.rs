@@ -218,6 +218,14 @@ pub struct Runbook {
     /// Incident start → verified switch.
     #[serde(default)]
     pub rto_ms: Option<u64>,
+    /// A failover: the writes at risk when it was decided, as far as the
+    /// orchestrator knew — the replication lag the old active site last
+    /// reported plus the time since that report (or the time since
+    /// replication was paused). `None`: no replication plan, or nothing
+    /// known. A failback or switchover loses nothing by construction (its
+    /// final pass is verified before users move), so it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_ms: Option<u64>,
     /// How many times an orchestrator process resumed it.
     #[serde(default)]
     pub resumes: u32,
@@ -283,6 +291,7 @@ impl Runbook {
             finished_unix_ms: None,
             incident_started_unix_ms: incident,
             rto_ms: None,
+            rpo_ms: None,
             resumes: 0,
             aborted: false,
             journal: None,

@@ -1359,5 +1359,17 @@ fn a_lagging_standby_waits_for_approval() -> Result<()> {
     );
     x.d.cli_ok(&["approve", "web"])?;
     x.d.wait_users_on("b", secs(30))?;
+    // the failover records the writes it may have left behind: at least the
+    // lag that held it, and says so when it ends
+    let fo = succeeded(&x, "failover", secs(30))?;
+    let rpo = fo["rpo_ms"].as_u64().unwrap_or(0);
+    assert!(rpo > 3_000, "the failover's RPO: {fo:#}");
+    let done = x.d.events_of("runbook_succeeded")?;
+    assert!(
+        done.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&format!("RPO at most {rpo} ms")))),
+        "{done:#?}"
+    );
     Ok(())
 }

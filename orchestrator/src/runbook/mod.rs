@@ -284,12 +284,26 @@ pub async fn execute(
                 rb.from, rb.to, rb.epoch, rb.to, rb.from, rb.from, rb.from
             ),
             _ => format!(
-                "{} {} → {} done at epoch {}; RTO {} ms",
+                "{} {} → {} done at epoch {}; RTO {} ms{}",
                 kind_str(rb.kind),
                 rb.from,
                 rb.to,
                 rb.epoch,
-                rb.rto_ms.unwrap_or(0)
+                rb.rto_ms.unwrap_or(0),
+                match (rb.kind, rb.rpo_ms) {
+                    (RunbookKind::Failover, Some(rpo)) => format!(
+                        "; RPO at most {rpo} ms (writes {} may not have had)",
+                        rb.to
+                    ),
+                    (RunbookKind::Failover, None) => String::new(),
+                    _ if rb.steps.iter().any(|s| {
+                        s.name == StepName::FinalSync && s.status == StepStatus::Done
+                    }) =>
+                    {
+                        "; RPO 0 (the final pass was verified before users moved)".to_string()
+                    }
+                    _ => String::new(),
+                }
             ),
         },
         Some(rb.id),

@@ -77,6 +77,18 @@ impl Shared {
         let mut rb = Runbook::new(
             id, group, kind, &g.active, to, epoch, trigger, now, incident,
         );
+        if kind == RunbookKind::Failover {
+            // the writes at risk, as known now; an unknown lag is no number
+            rb.rpo_ms = match g.replication_paused_since_unix_ms {
+                Some(p) => Some(now.saturating_sub(p)),
+                None => Self::replication_status(st, &g.active, group)
+                    .filter(|(_, r)| r.role == "source")
+                    .and_then(|(age, r)| {
+                        let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+                        r.lag_ms.map(|lag| lag.saturating_add(age))
+                    }),
+            };
+        }
         // A switchover (or a failback, once `warden resync` resumed
         // replication toward the primary) to the site the active one
         // replicates into: that site is a replica (its differences are the

@@ -616,6 +616,20 @@ async fn a_lagging_standby_is_not_promoted_without_approval() {
             }
         }
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+        // the failover records the writes at risk it was decided with: the
+        // lag a last reported plus that report's age; nothing when unknown
+        let rb = s
+            .runbooks(Some("web"))
+            .into_iter()
+            .find(|r| r.kind == RunbookKind::Failover)
+            .expect("the failover");
+        match lag {
+            Some(l) => {
+                let rpo = rb.rpo_ms.expect("an RPO");
+                assert!((l..l + 5_000).contains(&rpo), "lag {l}, RPO {rpo}");
+            }
+            None => assert_eq!(rb.rpo_ms, None),
+        }
     }
 }
 
