@@ -1,7 +1,7 @@
 //! Health checks and endpoint probes: one [`CheckSpec`] in, one [`CheckResult`] out.
 //!
-//! Owns the check kinds of failover.conf (`http`, `tcp`, `command`, and in
-//! [`openstack`] `keystone` and `swift`) and
+//! Owns the check kinds of failover.conf (`http`, `tcp`, `command`, `dns`
+//! in [`dns`], and in [`openstack`] `keystone` and `swift`) and
 //! how a failure is put into words. A check never returns an error and never
 //! outlives its `timeout`: every way it can go wrong becomes `ok = false` with
 //! a short human `detail` ("status 503 (expected 200)", "connection refused",
@@ -17,6 +17,7 @@ use warden_config::{CheckKind, CheckSpec};
 
 use warden_proto::agent::CheckResult;
 
+mod dns;
 mod openstack;
 pub use openstack::DEFAULT_CONTAINER;
 
@@ -37,6 +38,7 @@ pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResul
             CheckKind::Command => command_check(spec).await,
             CheckKind::Keystone => openstack::keystone_check(spec).await,
             CheckKind::Swift => openstack::swift_check(spec).await,
+            CheckKind::Dns => dns::dns_check(spec).await,
         }
     };
     let (ok, detail) = match tokio::time::timeout(spec.timeout, attempt).await {

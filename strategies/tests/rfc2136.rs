@@ -2,7 +2,8 @@
 //! Knot DNS on loopback: updates signed with TSIG, the compare-and-set
 //! prerequisite refusing a stale writer, a wrong secret refused with no
 //! change, a hand edit adopted and undone, verification from the
-//! authoritative answer (AA bit).
+//! authoritative answer (AA bit). Also the agents' `dns` check, asked of
+//! the same servers.
 
 #[path = "../../tests/dnsd/mod.rs"]
 mod dnsd;
@@ -551,4 +552,46 @@ async fn bind_every_refusal_of_the_key_is_final() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_every_refusal_of_the_key_is_final() {
     every_refusal_of_the_key_is_final(Kind::Knot).await;
+}
+
+/// The `dns` check a site runs (`kind = "dns"`), against real BIND and Knot:
+/// healthy on the zone's record (and its expected value, a name compared
+/// without its final dot), failing with what was seen on another value, a
+/// name the zone lacks, and a server that is gone.
+#[tokio::test]
+async fn the_dns_check_asks_a_real_server() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for kind in [Kind::Bind, Kind::Knot] {
+        let Some(s) = start(kind) else { return };
+        let listen = s.prep.listen;
+        let check = |extra: &str| -> warden_config::CheckSpec {
+            let text = format!(
+                "name = \"dns\"\nkind = \"dns\"\ntimeout = \"2s\"\nserver = \"{listen}\"\n{extra}"
+            );
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
+        };
+        let http = reqwest::Client::new();
+        let run = |c: warden_config::CheckSpec| {
+            let http = http.clone();
+            async move { warden_checks::run_check(&c, &http).await }
+        };
+        let r = run(check(&format!("query = \"{NAME}\"\nexpect = \"{A}\""))).await;
+        assert!(r.ok && r.detail.contains(A), "{kind:?}: {r:?}");
+        let r = run(check(&format!(
+            "query = \"{ZONE}.\"\nrecord_type = \"ns\"\nexpect = \"NS1.{ZONE}\""
+        )))
+        .await;
+        assert!(r.ok, "{kind:?}: {r:?}");
+        let r = run(check(&format!("query = \"{NAME}\"\nexpect = \"{B}\""))).await;
+        assert!(
+            !r.ok && r.detail.contains(&format!("is {A}, expected {B}")),
+            "{kind:?}: {r:?}"
+        );
+        let r = run(check(&format!("query = \"nothere.{ZONE}\""))).await;
+        assert!(!r.ok, "{kind:?}: a name the zone lacks: {r:?}");
+        drop(s);
+        let r = run(check(&format!("query = \"{NAME}\""))).await;
+        assert!(!r.ok, "{kind:?}: the server is gone: {r:?}");
+        eprintln!("{kind:?}: gone server said: {}", r.detail);
+    }
 }

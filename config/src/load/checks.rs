@@ -421,13 +421,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                     );
                 }
                 if list == "endpoints"
-                    && !matches!(c.kind.get_ref(), CheckKind::Http | CheckKind::Tcp)
+                    && !matches!(
+                        c.kind.get_ref(),
+                        CheckKind::Http | CheckKind::Tcp | CheckKind::Dns
+                    )
                 {
                     self.push(
                         c.kind.span(),
                         &format!("{key}.kind"),
                         self.snippet(&c.kind.span()),
-                        "endpoints are probed from other hosts: allowed kinds are \"http\" and \"tcp\"",
+                        "endpoints are probed from other hosts: allowed kinds are \"http\", \"tcp\" and \"dns\"",
                     );
                 }
                 if !seen.insert(c.name.as_str()) {
@@ -586,6 +589,52 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
                 _ => {}
             },
+            CheckKind::Dns => {
+                match &c.server {
+                    None => self.push(
+                        kspan.clone(),
+                        &format!("{key}.server"),
+                        None,
+                        "kind \"dns\" needs server = \"IP[:PORT]\" (the DNS server asked)",
+                    ),
+                    Some(sv) if c.dns_server().is_none() => self.push(
+                        sv.span(),
+                        &format!("{key}.server"),
+                        Some(format!("{:?}", sv.get_ref())),
+                        "must be an IP address with an optional port, e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
+                    ),
+                    Some(_) => {}
+                }
+                match &c.query {
+                    None => self.push(
+                        kspan.clone(),
+                        &format!("{key}.query"),
+                        None,
+                        "kind \"dns\" needs query = \"name.example.org\" (the name asked for)",
+                    ),
+                    Some(q) if !dns_name(q) => {
+                        let k = format!("{key}.query");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            Some(format!("{q:?}")),
+                            "must be a DNS name: labels of 1-63 letters, digits, '-' or '_', 253 characters at most",
+                        )
+                    }
+                    Some(_) => {}
+                }
+                if let Some(t) = &c.record_type {
+                    if !CheckSpec::DNS_TYPES.contains(&t.to_ascii_uppercase().as_str()) {
+                        let k = format!("{key}.record_type");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            Some(format!("{t:?}")),
+                            format!("must be one of {}", CheckSpec::DNS_TYPES.join(", ")),
+                        );
+                    }
+                }
+            }
             kind @ (CheckKind::Keystone | CheckKind::Swift) => match &c.keystone {
                 None => self.push(
                     kspan.clone(),
@@ -608,6 +657,14 @@ impl<'t, 'r> Cx<'t, 'r> {
                 matches!(kind, CheckKind::Keystone | CheckKind::Swift),
             ),
             ("container", c.container.is_some(), kind == CheckKind::Swift),
+            ("server", c.server.is_some(), kind == CheckKind::Dns),
+            ("query", c.query.is_some(), kind == CheckKind::Dns),
+            (
+                "record_type",
+                c.record_type.is_some(),
+                kind == CheckKind::Dns,
+            ),
+            ("expect", c.expect.is_some(), kind == CheckKind::Dns),
         ] {
             if present && !used {
                 let k = format!("{key}.{name}");
@@ -615,7 +672,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.at(&k),
                     &k,
                     None,
-                    "only used by checks of kind \"keystone\" or \"swift\" (container: \"swift\"); remove it",
+                    "not used by this kind (keystone: keystone and swift; container: swift; server, query, record_type, expect: dns); remove it",
                 );
             }
         }
@@ -774,4 +831,17 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_replication(name, r.get_ref(), list);
         }
     }
+}
+
+/// A DNS name as a `dns` check may ask for it (a trailing dot allowed).
+fn dns_name(name: &str) -> bool {
+    let n = name.strip_suffix('.').unwrap_or(name);
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }

@@ -113,6 +113,10 @@ impl Config {
                         command: None,
                         keystone: None,
                         container: None,
+                        server: None,
+                        query: None,
+                        record_type: None,
+                        expect: None,
                         timeout: self.detection.probe_timeout,
                         critical: true,
                         interval: None,
@@ -674,6 +678,9 @@ pub enum CheckKind {
     /// A Swift canary: log in with the `keystone` table, then PUT, GET
     /// (the same bytes back) and DELETE an object in `container`.
     Swift,
+    /// Ask DNS server `server` for `query`'s `record_type` records (and
+    /// that one is `expect`).
+    Dns,
 }
 
 /// One check or endpoint probe. The fields used depend on `kind`
@@ -706,6 +713,18 @@ pub struct CheckSpec {
     /// when missing).
     #[serde(default)]
     pub container: Option<String>,
+    /// `dns`: the server asked, `IP` or `IP:PORT` (port 53 by default).
+    #[serde(default)]
+    pub server: Option<Spanned<String>>,
+    /// `dns`: the name asked for.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// `dns`: the record type asked for (default `A`).
+    #[serde(default)]
+    pub record_type: Option<String>,
+    /// `dns`: a value one of the answers must have (e.g. `10.1.0.10`).
+    #[serde(default)]
+    pub expect: Option<String>,
     /// Time allowed for one run.
     #[serde(
         default = "default_check_timeout",
@@ -723,6 +742,21 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
+    /// The record types a `dns` check may ask for.
+    pub const DNS_TYPES: &'static [&'static str] = &[
+        "A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA",
+    ];
+
+    /// `server` as a socket address (port 53 when none is given).
+    pub fn dns_server(&self) -> Option<std::net::SocketAddr> {
+        let s = self.server.as_ref()?.get_ref().trim();
+        s.parse::<std::net::SocketAddr>().ok().or_else(|| {
+            s.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+        })
+    }
+
     /// How often a `keystone` or `swift` check runs unless told: each run is
     /// a password or secret check at Keystone (bcrypt: about 0.2 s of its
     /// CPU at the default cost) or objects written at Swift.
@@ -733,7 +767,7 @@ impl CheckSpec {
     pub fn every(&self) -> Option<Duration> {
         self.interval.or(match self.kind.get_ref() {
             CheckKind::Keystone | CheckKind::Swift => Some(Self::OPENSTACK_INTERVAL),
-            CheckKind::Http | CheckKind::Tcp | CheckKind::Command => None,
+            CheckKind::Http | CheckKind::Tcp | CheckKind::Command | CheckKind::Dns => None,
         })
     }
 }

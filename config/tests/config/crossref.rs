@@ -201,7 +201,7 @@ fn endpoint_kinds_and_check_fields() {
     let text = BASE.replace("[sites.tx]\n", "[sites.tx]\nendpoints = [{ name = \"x\", kind = \"command\", command = [\"/bin/true\"] }]\n");
     let p = one(&text);
     assert_eq!(p.key, "sites.tx.endpoints[0].kind");
-    assert!(p.message.contains("\"http\" and \"tcp\""), "{p}");
+    assert!(p.message.contains("\"http\", \"tcp\" and \"dns\""), "{p}");
 
     let text = BASE.replace("[sites.tx]\n", "[sites.tx]\nchecks = [{ name = \"db\", kind = \"tcp\", address = \"db.tx.example.net\" }]\n");
     let p = one(&text);

@@ -247,7 +247,7 @@ fn keystone_and_swift_checks() {
     assert!(
         find(&p, "sites.ca.checks[0].container")
             .message
-            .contains("only used by"),
+            .contains("not used by this kind"),
         "{}",
         show(&p)
     );
@@ -289,7 +289,7 @@ fn keystone_and_swift_checks() {
     assert!(
         find(&p, "sites.tx.endpoints[0].kind")
             .message
-            .contains("allowed kinds are \"http\" and \"tcp\""),
+            .contains("allowed kinds are \"http\", \"tcp\" and \"dns\""),
         "{}",
         show(&p)
     );

@@ -4,6 +4,7 @@
 
 mod accepted_runs;
 mod crossref;
+mod dns_check;
 mod examples;
 mod ha;
 mod haproxy;
