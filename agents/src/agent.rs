@@ -40,7 +40,7 @@ use tracing::{debug, info, warn};
 
 use crate::authority::Authority;
 use crate::book::{CommandBook, Offer};
-use crate::checks::{describe_http_error, run_all, CheckSet};
+use crate::checks::{describe_http_error, CheckSet};
 use crate::error::AgentError;
 use crate::hooks::{run_hooks, HookContext};
 use crate::peers::PeerViews;
@@ -494,7 +494,7 @@ async fn execute(
             // orchestrator need not wait for the next report to see them.
             let checks = tokio::select! {
                 _ = token.cancelled() => return,
-                c = run_all(&shared.settings.checks, &shared.probe) => c,
+                c = shared.checks.run_all_now(&shared.probe) => c,
             };
             outcome.checks = Some(checks);
         }

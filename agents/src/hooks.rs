@@ -164,7 +164,10 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
             group.disarm();
             (status.success(), status.code(), describe_exit(status))
         }
-        Ok(Err(e)) => (false, None, format!("cannot wait: {}", describe_io(&e))),
+        Ok(Err(e)) => {
+            group.disarm();
+            (false, None, format!("cannot wait: {}", describe_io(&e)))
+        }
         Err(_) => {
             group.kill_now();
             let _ = child.kill().await;

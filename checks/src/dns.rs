@@ -51,7 +51,7 @@ pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
             .answers()
             .iter()
             .filter(|r| r.record_type() == rtype)
-            .map(|r| r.data.to_string())
+            .map(|r| one_line(&r.data.to_string()))
             .collect(),
         Err(e) => {
             return (
@@ -79,9 +79,17 @@ pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
     }
 }
 
-/// An answer equals the expected value, names compared without their final
-/// dot and case.
+/// An answer equals the expected value: addresses compared as addresses
+/// (`2001:db8::10` is `2001:0db8:0::10`), anything else as text without
+/// case or final dot (an MX or SRV answer includes its numbers, as written
+/// in a zone file: `10 mail.example.org`).
 fn same(answer: &str, want: &str) -> bool {
+    if let (Ok(a), Ok(b)) = (
+        answer.trim().parse::<std::net::IpAddr>(),
+        want.trim().parse::<std::net::IpAddr>(),
+    ) {
+        return a == b;
+    }
     let norm = |s: &str| s.trim().trim_end_matches('.').to_ascii_lowercase();
     norm(answer) == norm(want)
 }
@@ -91,4 +99,15 @@ fn one_line(s: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(300)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn answers_match_as_addresses_or_names() {
+        assert!(super::same("2001:db8::10", "2001:0db8:0::10"));
+        assert!(super::same("ns1.example.org.", "NS1.example.org"));
+        assert!(super::same("10 mail.example.org.", "10 mail.example.org"));
+        assert!(!super::same("10.0.0.1", "10.0.0.10"));
+    }
 }

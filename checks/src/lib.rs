@@ -69,6 +69,19 @@ impl CheckSet {
         CheckSet { specs, last }
     }
 
+    /// Every check now, whatever its interval (a promote's fresh checks);
+    /// the results become each check's last, so no later report carries
+    /// one taken before them.
+    pub async fn run_all_now(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+        let now = Instant::now();
+        let results = run_all(&self.specs, client).await;
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        for (slot, r) in last.iter_mut().zip(&results) {
+            *slot = Some((now, r.clone()));
+        }
+        results
+    }
+
     /// This round's results, in the order of the specs: the checks due run
     /// now (concurrently), the others give their last result.
     pub async fn run_due(&self, client: &reqwest::Client) -> Vec<CheckResult> {
@@ -327,6 +340,13 @@ mod tests {
         let second = set.run_due(&c).await;
         let third = set.run_due(&c).await;
         assert_eq!((count(&slow), count(&every)), (1, 3));
+        // a promote's fresh run takes every check, and the next report
+        // carries what it saw, not an older result
+        let fresh = set.run_all_now(&c).await;
+        assert_eq!((count(&slow), count(&every)), (2, 4));
+        let after = set.run_due(&c).await;
+        assert_eq!(after[0], fresh[0]);
+        assert_eq!((count(&slow), count(&every)), (2, 5));
         // in order, the hourly one's result repeated as it was
         assert_eq!(
             third.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),

@@ -76,15 +76,22 @@ impl GroupKill {
         GroupKill(pid)
     }
 
-    /// Kills the group now (once).
+    /// Kills the group now (once). Safe from reaching another process: it
+    /// is called only while the leader has not been reaped (a timed-out or
+    /// cancelled wait), so its id still names its own group.
     pub fn kill_now(&mut self) {
-        if let Some(pid) = self.0.take() {
-            // `kill` rather than a system call: the workspace forbids unsafe code
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+        let Some(pid) = self.0.take() else { return };
+        let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+            // ESRCH: the group is gone already
+            if e != rustix::io::Errno::SRCH {
+                tracing::warn!(group = pid.as_raw_nonzero().get(), cause = %e, "cannot kill a child's process group");
+            }
         }
     }
 

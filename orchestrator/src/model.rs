@@ -219,10 +219,10 @@ pub struct Runbook {
     #[serde(default)]
     pub rto_ms: Option<u64>,
     /// A failover: the writes at risk when it was decided, as far as the
-    /// orchestrator knew — the replication lag the old active site last
-    /// reported plus the time since that report (or the time since
-    /// replication was paused). `None`: no replication plan, or nothing
-    /// known. A failback or switchover loses nothing by construction (its
+    /// orchestrator knew — the replication lag toward the target the old
+    /// active site last reported plus the time since that report. `None`:
+    /// no replication plan, replication paused (what was outstanding when
+    /// it paused is not known), or no lag toward the target reported. A failback or switchover loses nothing by construction (its
     /// final pass is verified before users move), so it has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo_ms: Option<u64>,

@@ -710,6 +710,16 @@ impl<'t, 'r> Cx<'t, 'r> {
         if c.interval.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("{key}.interval"));
         }
+        if c.interval.is_some_and(|d| d > MAX_CHECK_INTERVAL) {
+            let k = format!("{key}.interval");
+            self.push(
+                self.at(&k),
+                &k,
+                self.value_at(&k),
+                "at most 5m: the reports between two runs repeat the last result, so a longer one \
+                 would hide a failure for that long",
+            );
+        }
     }
 
     pub(super) fn check_group(
@@ -832,6 +842,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 }
+
+/// The longest `interval` a check may have.
+const MAX_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// A DNS name as a `dns` check may ask for it (a trailing dot allowed).
 fn dns_name(name: &str) -> bool {

@@ -60,6 +60,15 @@ fn dns_checks_and_endpoints() {
     let p = problems(&text);
     find(&p, "sites.tx.checks[0].server");
     find(&p, "sites.tx.checks[0].query");
+    // an interval longer than five minutes would hide a failure that long
+    let text = format!("{BASE}{DNS}").replace(
+        "expect = \"10.2.0.10\"",
+        "expect = \"10.2.0.10\"\ninterval = \"6m\"",
+    );
+    let p = problems(&text);
+    let e = find(&p, "sites.tx.checks[0].interval");
+    assert!(e.message.contains("at most 5m"), "{}", show(&p));
+    assert_eq!((e.line, e.col), pos_of(&text, "\"6m\""));
     // dns keys on an http check
     let text = format!("{BASE}{DNS}").replace(
         "url = \"http://127.0.0.1:8080/healthz\"",

@@ -295,6 +295,9 @@ pub async fn execute(
                         "; RPO at most {rpo} ms (writes {} may not have had)",
                         rb.to
                     ),
+                    (RunbookKind::Failover, None) if env.has_replication(&rb.group) => {
+                        format!("; RPO unknown (no lag reported toward {})", rb.to)
+                    }
                     (RunbookKind::Failover, None) => String::new(),
                     _ if rb.steps.iter().any(|s| {
                         s.name == StepName::FinalSync && s.status == StepStatus::Done

@@ -6,16 +6,18 @@
 //! make a fence that exited 0 look timed out.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
+use tokio_util::task::AbortOnDropHandle;
 use warden_config::child::GroupKill;
 
 use crate::runbook::FenceOrder;
 
 /// How long stderr is read after the command exited.
 const PIPE_GRACE: Duration = Duration::from_millis(500);
-/// How much of stderr is kept for the step's note.
+/// How much of stderr (its end) is kept for the step's note.
 const STDERR_KEEP: usize = 300;
 
 pub(super) async fn run(
@@ -47,19 +49,33 @@ pub(super) async fn run(
     };
     // armed until it exits: an overrun (or this step dropped) kills the group
     let mut group = GroupKill::new(child.id());
-    let stderr = child.stderr.take().map(|mut pipe| {
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = (&mut pipe).take(64 * 1024).read_to_end(&mut buf).await;
-            buf
-        })
+    // stderr read to its end (a command never dies of a closed pipe), the
+    // last STDERR_KEEP bytes kept where the step can take them at any time
+    let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let reader = child.stderr.take().map(|mut pipe| {
+        let tail = tail.clone();
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                t.extend_from_slice(&buf[..n]);
+                let excess = t.len().saturating_sub(STDERR_KEEP);
+                t.drain(..excess);
+            }
+        }))
     });
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(s)) => {
             group.disarm();
             s
         }
-        Ok(Err(e)) => return Err(format!("cannot wait for {prog}: {e}")),
+        Ok(Err(e)) => {
+            group.disarm();
+            return Err(format!("cannot wait for {prog}: {e}"));
+        }
         Err(_) => {
             group.kill_now();
             let _ = child.kill().await;
@@ -72,19 +88,13 @@ pub(super) async fn run(
     if status.success() {
         return Ok("exit 0".into());
     }
-    let said = match stderr {
-        Some(task) => tokio::time::timeout(PIPE_GRACE, task)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let said: String = warden_config::child::scrub(&String::from_utf8_lossy(&said))
-        .chars()
-        .take(STDERR_KEEP)
-        .collect();
-    Err(format!("{status}: {said}"))
+    // what it wrote; a process it left holding stderr does not hold this up
+    if let Some(r) = reader {
+        let _ = tokio::time::timeout(PIPE_GRACE, r).await;
+    }
+    let said = tail.lock().map(|t| t.clone()).unwrap_or_default();
+    let said = warden_config::child::scrub(&String::from_utf8_lossy(&said));
+    Err(format!("{status}: {}", said.trim()))
 }
 
 #[cfg(test)]
@@ -164,7 +174,35 @@ mod tests {
         let r = run(&argv, &order(), Duration::from_secs(10)).await;
         assert_eq!(
             r,
-            Err("exit status: 3: PDU refused: rack a locked\n".to_string())
+            Err("exit status: 3: PDU refused: rack a locked".to_string())
+        );
+    }
+
+    /// A chatty command (`set -x`, `curl -v`) is read to the end: it does
+    /// not die of a closed pipe, and its last words are what is said.
+    #[tokio::test]
+    async fn a_verbose_fence_is_read_to_its_end() {
+        let argv = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "i=0; while [ $i -lt 3000 ]; do echo \"polling the PDU, attempt $i of 3000\" >&2; i=$((i+1)); done; \
+             echo 'rack powered off' >&2; exit 0"
+                .to_string(),
+        ];
+        let r = run(&argv, &order(), Duration::from_secs(20)).await;
+        assert_eq!(r, Ok("exit 0".to_string()));
+        let argv = vec![
+            "/bin/sh".to_string(),
+            "-c".to_string(),
+            "i=0; while [ $i -lt 3000 ]; do echo \"polling the PDU, attempt $i\" >&2; i=$((i+1)); done; \
+             echo 'PDU busy' >&2; exit 1"
+                .to_string(),
+        ];
+        let r = run(&argv, &order(), Duration::from_secs(20)).await;
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.starts_with("exit status: 1:") && e.ends_with("PDU busy")),
+            "{r:?}"
         );
     }
 }

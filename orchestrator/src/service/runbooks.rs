@@ -78,11 +78,14 @@ impl Shared {
             id, group, kind, &g.active, to, epoch, trigger, now, incident,
         );
         if kind == RunbookKind::Failover {
-            // the writes at risk, as known now; an unknown lag is no number
+            // the writes at risk toward `to`, as known now; no number when
+            // unknown: replication paused (what was outstanding when it
+            // paused is not known), or the active site replicating into
+            // another site than `to`
             rb.rpo_ms = match g.replication_paused_since_unix_ms {
-                Some(p) => Some(now.saturating_sub(p)),
+                Some(_) => None,
                 None => Self::replication_status(st, &g.active, group)
-                    .filter(|(_, r)| r.role == "source")
+                    .filter(|(_, r)| r.role == "source" && r.peer.as_deref() == Some(to))
                     .and_then(|(age, r)| {
                         let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
                         r.lag_ms.map(|lag| lag.saturating_add(age))
