@@ -43,6 +43,7 @@ impl Env {
             },
             region: Some(region.into()),
             interface: "public".into(),
+            secret_from: None,
         })
     }
 
@@ -55,6 +56,7 @@ impl Env {
             },
             region: Some(region.into()),
             interface: "public".into(),
+            secret_from: None,
         })
     }
 
@@ -167,6 +169,83 @@ async fn container_sync(env: &Env) -> Result<()> {
     .await;
     plan.stop().await;
     res
+}
+
+/// A user's password changed at Keystone (as its `password_expires_days`
+/// would force) and in the file the config names: the next login of a
+/// running client reads the file again and goes through, with no restart.
+/// The password is put back at the end (the other scenarios use it).
+async fn password_rotation(env: &Env) -> Result<()> {
+    let old = env.d.ks.warden_password.clone();
+    let new = "warden-rotated-123";
+    let file = env.d.secret_file("rotating.pw", &old);
+    let cfg: warden_config::KeystoneConfig = toml::from_str(&format!(
+        "auth_url = \"{}\"\nuser = \"warden\"\nproject = \"dr\"\nregion = \"a\"\npassword = {{ file = \"{}\" }}",
+        env.d.ks.url,
+        file.display()
+    ))?;
+    let c = SwiftClient::new(SwiftSettings::keystone(KeystoneSettings::from_config(
+        "groups.web.replication.sites.a.keystone",
+        &cfg,
+    )?))?;
+    c.authenticate().await.context("the first login")?;
+    change_password(env, &old, new).await?;
+    std::fs::write(&file, new)?;
+    // a password change revokes the user's tokens issued up to that second
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let res = async {
+        c.authenticate()
+            .await
+            .context("a login after the rotation")?;
+        eventually(
+            "a call after the rotation",
+            Duration::from_secs(15),
+            || async { Ok(c.list_containers().await.is_ok()) },
+        )
+        .await
+    }
+    .await;
+    // back to the old password whatever happened
+    change_password(env, new, &old).await?;
+    std::fs::write(&file, &old)?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    res
+}
+
+/// warden changes its own password at Keystone (`POST /v3/users/{id}/password`).
+async fn change_password(env: &Env, from: &str, to: &str) -> Result<()> {
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let login = serde_json::json!({"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": "warden", "domain": {"name": "Default"}, "password": from}}},
+        "scope": {"project": {"name": "dr", "domain": {"name": "Default"}}}}});
+    let resp = http
+        .post(format!("{}/auth/tokens", env.d.ks.url))
+        .json(&login)
+        .send()
+        .await?;
+    ensure!(
+        resp.status() == 201,
+        "login with the old password: {}",
+        resp.status()
+    );
+    let token = resp
+        .headers()
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .context("a token")?
+        .to_string();
+    let body: serde_json::Value = resp.json().await?;
+    let user = body["token"]["user"]["id"]
+        .as_str()
+        .context("the user's id")?;
+    let resp = http
+        .post(format!("{}/users/{user}/password", env.d.ks.url))
+        .header("X-Auth-Token", token)
+        .json(&serde_json::json!({"user": {"password": to, "original_password": from}}))
+        .send()
+        .await?;
+    ensure!(resp.status() == 204, "password change: {}", resp.status());
+    Ok(())
 }
 
 /// A client used past its token's life never sends an expired token: it
@@ -384,6 +463,7 @@ async fn swift_and_checks_logged_in_with_a_real_keystone() {
     run.run("container_sync", container_sync(&env)).await;
     run.run("token_renewal", token_renewal(&env)).await;
     run.run("checks", checks(&env)).await;
+    run.run("password_rotation", password_rotation(&env)).await;
     drop(env);
     run.finish();
 }

@@ -29,6 +29,10 @@ pub enum OpenStackError {
     /// switch from POST to GET); the operator sets the URL it names.
     #[error("{url} redirects to {location}: set the auth URL to the address it names (warden sends no credentials after a redirect)")]
     Redirect { url: String, location: String },
+    /// The login's password or secret could not be read again (its file or
+    /// variable); retryable: a file may be between two writes of a rotation.
+    #[error("{detail}")]
+    Secret { detail: String },
     /// The answer was not what the API documents (no token, not JSON).
     #[error("unreadable answer from {url}: {detail}")]
     BadAnswer { url: String, detail: String },
@@ -48,7 +52,9 @@ impl OpenStackError {
     /// Whether trying again later may succeed without the operator.
     pub fn is_retryable(&self) -> bool {
         match self {
-            OpenStackError::Unreachable { .. } | OpenStackError::BadAnswer { .. } => true,
+            OpenStackError::Unreachable { .. }
+            | OpenStackError::BadAnswer { .. }
+            | OpenStackError::Secret { .. } => true,
             OpenStackError::Status { status, .. } => {
                 *status >= 500 || *status == 408 || *status == 429
             }

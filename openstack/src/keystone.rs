@@ -20,7 +20,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::debug;
-use warden_config::{ConfigError, KeystoneConfig, Secret};
+use warden_config::{ConfigError, KeystoneConfig, Secret, SecretRef};
 
 use crate::text::{one_line, service_message, transport};
 use crate::OpenStackError;
@@ -70,6 +70,16 @@ impl Credentials {
         }
     }
 
+    /// The same login with another password or secret.
+    fn with_secret(&self, new: Secret) -> Credentials {
+        let mut c = self.clone();
+        match &mut c {
+            Credentials::Password { password, .. } => *password = new,
+            Credentials::ApplicationCredential { secret, .. } => *secret = new,
+        }
+        c
+    }
+
     /// The JSON body of the token request.
     fn body(&self) -> serde_json::Value {
         match self {
@@ -101,6 +111,10 @@ pub struct KeystoneSettings {
     pub region: Option<String>,
     /// `public` (the default), `internal` or `admin`.
     pub interface: String,
+    /// Where the password or secret comes from (its config key and
+    /// reference): read again at every login, so a rotated secret is taken
+    /// at the next one without a restart. `None`: the one in `credentials`.
+    pub secret_from: Option<(String, SecretRef)>,
 }
 
 impl KeystoneSettings {
@@ -112,30 +126,41 @@ impl KeystoneSettings {
             key: format!("{key}.{name}"),
             reason: "missing".into(),
         };
-        let credentials = match (
+        let (credentials, secret_from) = match (
             &c.application_credential_id,
             &c.application_credential_secret,
         ) {
-            (Some(id), Some(secret)) => Credentials::ApplicationCredential {
-                id: id.clone(),
-                secret: Secret::load(&format!("{key}.application_credential_secret"), secret)?,
-            },
-            _ => Credentials::Password {
-                user: c.user.clone().ok_or_else(|| missing("user"))?,
-                user_domain: c.user_domain().to_string(),
-                password: Secret::load(
-                    &format!("{key}.password"),
-                    c.password.as_ref().ok_or_else(|| missing("password"))?,
-                )?,
-                project: c.project.clone().ok_or_else(|| missing("project"))?,
-                project_domain: c.project_domain().to_string(),
-            },
+            (Some(id), Some(secret)) => {
+                let k = format!("{key}.application_credential_secret");
+                (
+                    Credentials::ApplicationCredential {
+                        id: id.clone(),
+                        secret: Secret::load(&k, secret)?,
+                    },
+                    (k, secret.clone()),
+                )
+            }
+            _ => {
+                let k = format!("{key}.password");
+                let r = c.password.as_ref().ok_or_else(|| missing("password"))?;
+                (
+                    Credentials::Password {
+                        user: c.user.clone().ok_or_else(|| missing("user"))?,
+                        user_domain: c.user_domain().to_string(),
+                        password: Secret::load(&k, r)?,
+                        project: c.project.clone().ok_or_else(|| missing("project"))?,
+                        project_domain: c.project_domain().to_string(),
+                    },
+                    (k, r.clone()),
+                )
+            }
         };
         Ok(KeystoneSettings {
             auth_url: c.auth_url.clone(),
             credentials,
             region: c.region.clone(),
             interface: c.interface().to_string(),
+            secret_from: Some(secret_from),
         })
     }
 }
@@ -275,9 +300,18 @@ pub async fn issue_token(
         url: url.clone(),
         detail: transport(&e),
     };
+    // the secret as it is now (a rotated one is taken at once)
+    let credentials = match &settings.secret_from {
+        Some((key, r)) => settings
+            .credentials
+            .with_secret(Secret::load(key, r).map_err(|e| OpenStackError::Secret {
+                detail: e.to_string(),
+            })?),
+        None => settings.credentials.clone(),
+    };
     let resp = http
         .post(&url)
-        .json(&settings.credentials.body())
+        .json(&credentials.body())
         .send()
         .await
         .map_err(unreachable)?;

@@ -180,6 +180,7 @@ async fn a_redirect_is_refused_and_no_credential_follows_it() {
         },
         region: None,
         interface: "public".into(),
+        secret_from: None,
     };
     let e = issue_token(&http, &s).await.unwrap_err();
     let text = e.to_string();
