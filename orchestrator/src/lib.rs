@@ -143,6 +143,7 @@ pub async fn run(
             },
         );
     } else {
+        shared.restore_provider_stops();
         shared.adopt_fresh_groups().await;
         shared.resume();
     }

@@ -91,6 +91,11 @@ pub struct GroupState {
     /// later move, ends it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub switched_over: bool,
+    /// Stops the routing layer put on itself (a DNS provider's block after
+    /// a fatal answer, its hold after `911`): given back to the strategy at
+    /// start and take-over, so nothing is sent until they are lifted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provider_stops: Vec<warden_strategies::ProviderStop>,
 }
 
 /// The kind of a runbook.

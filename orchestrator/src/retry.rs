@@ -94,6 +94,7 @@ mod tests {
             last_failback_failure: None,
             failback_blocked: None,
             switched_over: false,
+            provider_stops: vec![],
         }
     }
 

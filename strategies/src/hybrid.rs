@@ -232,4 +232,12 @@ impl Strategy for HybridStrategy {
     fn clear_alerts(&self) -> Vec<String> {
         self.dns.clear_alerts()
     }
+
+    fn stops(&self) -> Vec<crate::ProviderStop> {
+        self.dns.stops()
+    }
+
+    fn restore_stops(&self, stops: &[crate::ProviderStop]) -> Vec<String> {
+        self.dns.restore_stops(stops)
+    }
 }

@@ -7,6 +7,7 @@
 //!   control API) and `frontend/haproxy/` (HAProxy's Runtime API, epoch
 //!   fence kept in an HAProxy variable, timed drains);
 //! - `text.rs`: errors and untrusted answers put into words, for every driver;
+//! - `stops.rs`: a provider's blocks and holds as the orchestrator stores them;
 //! - [`dns`]: the `dns` scheme, with providers behind [`dns::DnsProvider`]
 //!   (`noip`, `dyndns2`, `rfc2136`) and verification against authoritative servers;
 //! - [`hybrid`]: the `hybrid` scheme, [`hybrid::HybridStrategy`]: frontends
@@ -23,6 +24,7 @@ pub mod frontend;
 mod fuzz;
 pub mod hybrid;
 mod pass;
+mod stops;
 mod text;
 
 /// The `haproxy` driver (kept at its old path).
@@ -110,7 +112,21 @@ pub trait Strategy: Send + Sync {
     fn clear_alerts(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The stops in force (blocks, holds), for the orchestrator to store
+    /// with the group: a restart or a new leader gives them back through
+    /// [`Strategy::restore_stops`].
+    fn stops(&self) -> Vec<ProviderStop> {
+        Vec::new()
+    }
+    /// Take back the stored stops (replacing whatever is in force). Returns
+    /// one line per stop not taken back and why (a hold that ended, a block
+    /// whose provider configuration changed since).
+    fn restore_stops(&self, stops: &[ProviderStop]) -> Vec<String> {
+        let _ = stops;
+        Vec::new()
+    }
 }
 
 pub use error::StrategyError;
 pub use pass::{ReadPass, RouteTable};
+pub use stops::{ProviderStop, StopKind};

@@ -230,6 +230,105 @@ async fn badauth_stops_updates() {
     assert_eq!(p.alerts().len(), 1);
 }
 
+/// A block outlives the provider (a restart, a crash loop, a new leader):
+/// the stops the orchestrator stored are taken back by a new provider with
+/// the same settings, which then sends nothing — even with the password
+/// fixed, since nothing derived from it is stored; `warden clear` lifts it.
+/// A provider whose user, hostnames or server changed does not take it back.
+#[tokio::test]
+async fn a_block_outlives_a_restart_until_cleared() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2]);
+    let run = start(&fake).await;
+    let p = provider_with(Flavor::Noip, &run, &[WWW], &creds("wrong-password"), None);
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert_eq!(fake.requests(), 1);
+    let stored = p.stops();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].kind, warden_strategies::StopKind::Block);
+    assert!(stored[0].reason.contains("badauth"), "{stored:?}");
+    assert_eq!(p.stops(), stored, "the stored form is stable");
+    let as_json = serde_json::to_string(&stored).unwrap();
+    assert!(!as_json.contains("wrong-password") && !as_json.contains(PASSWORD));
+    drop(p);
+
+    // The same settings (the password fixed meanwhile): still blocked.
+    let p2 = provider(Flavor::Noip, &run, &[WWW]);
+    assert!(p2.restore_stops(&stored).is_empty());
+    assert_eq!(p2.alerts().len(), 1);
+    let e = p2.publish("ca", &v4("192.0.2.10"), 2).await.unwrap_err();
+    assert_blocked(&e, "no request was sent");
+    assert_eq!(fake.requests(), 1, "a restarted provider does not hammer");
+    assert_eq!(p2.clear().len(), 1);
+    assert!(p2.stops().is_empty());
+    p2.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+
+    // Other hostnames (or another user or server): the block is not theirs.
+    let p3 = provider(Flavor::Noip, &run, &[WWW, WWW2]);
+    let dropped = p3.restore_stops(&stored);
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert!(dropped[0].contains("changed"), "{dropped:?}");
+    assert!(p3.alerts().is_empty());
+    let p4 = provider_with(
+        Flavor::Noip,
+        &run,
+        &[WWW],
+        &Secret::new(format!("other-user:{PASSWORD}")),
+        None,
+    );
+    assert_eq!(p4.restore_stops(&stored).len(), 1);
+}
+
+/// A `911` hold is stored with its wall-clock end: a new provider keeps it
+/// for the time left, and forgets one that ended.
+#[tokio::test]
+async fn a_hold_outlives_a_restart_until_it_ends() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    fake.fail_next("911", 1);
+    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let stored = p.stops();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].kind, warden_strategies::StopKind::Hold);
+    let until = stored[0].until_unix_ms.expect("a hold has an end");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        until > now + HOLD.as_millis() as u64 - 60_000 && until <= now + HOLD.as_millis() as u64,
+        "about 30 minutes from now: {until} vs {now}"
+    );
+
+    let p2 = provider(Flavor::Noip, &run, &[WWW]);
+    assert!(p2.restore_stops(&stored).is_empty());
+    let e = p2.publish("ca", &v4("192.0.2.10"), 2).await.unwrap_err();
+    assert_blocked(&e, "no request was sent");
+    assert_eq!(fake.requests(), 1);
+    tokio::time::pause();
+    tokio::time::advance(HOLD + Duration::from_secs(1)).await;
+    assert!(p2.alerts().is_empty(), "the hold ends when it would have");
+    tokio::time::resume();
+
+    // A hold whose end has passed (the orchestrator was down longer).
+    let mut ended = stored.clone();
+    ended[0].until_unix_ms = Some(now - 1);
+    let p3 = provider(Flavor::Noip, &run, &[WWW]);
+    let dropped = p3.restore_stops(&ended);
+    assert_eq!(dropped.len(), 1);
+    assert!(dropped[0].contains("ended"), "{dropped:?}");
+    p3.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    assert_eq!(fake.requests(), 2);
+
+    // A stored end far in the future (a clock that was wrong): at most 30 min.
+    let mut far = stored.clone();
+    far[0].until_unix_ms = Some(now + 10 * HOLD.as_millis() as u64);
+    let p4 = provider(Flavor::Noip, &run, &[WWW]);
+    p4.restore_stops(&far);
+    assert!(p4.stops()[0].until_unix_ms.unwrap() <= now + HOLD.as_millis() as u64 + 5_000);
+}
+
 #[tokio::test]
 async fn badagent_stops_updates() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);

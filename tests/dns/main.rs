@@ -206,9 +206,11 @@ fn wrong_tsig_secret_fails_switch_clearly() -> Result<()> {
 /// the dns host. Wrong credentials: the first update earns `badauth`; the
 /// provider stops itself (alert event, ALERT in `warden status`), a failover's
 /// switch step fails without contacting the server, reconciliation does not
-/// hammer it; `warden clear` allows exactly one more try. Fixing the
-/// credentials and restarting (the reload) resumes updates; a failover then
-/// moves the No-IP record. The password never shows up anywhere.
+/// hammer it; `warden clear` allows exactly one more try. The block is
+/// stored: fixing the credentials and restarting sends nothing (a crash
+/// loop cannot hammer the provider) until `warden clear`; updates then
+/// resume and a failover moves the No-IP record. The password never shows
+/// up anywhere.
 #[test]
 fn noip_badauth_stops_updates_until_fixed() -> Result<()> {
     let Some(d) = Dep::new(Kind::Bind, TTL_S, "3s") else {
@@ -326,10 +328,32 @@ addresses = {{ a = "{a}", b = "{b}" }}
     assert_eq!(stats()?["requests"].as_u64(), Some(2), "blocked again");
     assert!(d.events()?.iter().any(|e| e["kind"] == "alert_cleared"));
 
-    // The fix: right credentials, restart (reload). Updates resume: the
-    // record is set to the active site (a: the failover failed).
+    // The fix: right credentials, and a restart. The block is stored with
+    // the group, so the restarted orchestrator (or a crash loop) still
+    // sends nothing: the alert stays until the operator clears it.
     std::fs::write(&cred, format!("warden:{good_pw}"))?;
     d.lab.restart("orchestrator")?;
+    lab::eventually(secs(20), secs(0.25), || {
+        let g = d.group()?;
+        let alerts = g["alerts"].as_array().cloned().unwrap_or_default();
+        anyhow::ensure!(
+            alerts
+                .iter()
+                .any(|a| a.as_str().unwrap_or_default().contains("badauth")),
+            "the stored block is not in force yet: {g}"
+        );
+        Ok(())
+    })?;
+    std::thread::sleep(secs(3.5));
+    assert_eq!(
+        stats()?["requests"].as_u64(),
+        Some(2),
+        "a restarted orchestrator does not send through a blocked provider"
+    );
+    // Cleared: updates resume; the record is set to the active site (a: the
+    // failover failed).
+    let out = d.cli_ok(&["clear", "web"])?;
+    assert!(out.contains("badauth"), "{out}");
     lab::eventually(secs(20), secs(0.25), || {
         let s = stats()?;
         let ip = s["ips"][NAME]["v4"]

@@ -67,6 +67,7 @@ impl Role for HaRole {
             s.persist(g);
         }
         s.licence.grant();
+        s.restore_provider_stops();
         let node =
             s.ha.as_ref()
                 .map(|h| h.view.borrow().node.clone())

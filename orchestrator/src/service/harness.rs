@@ -21,6 +21,10 @@ pub(super) struct FakeRoute {
     pub(super) refuse_writes: std::sync::atomic::AtomicBool,
     /// `activate` calls received.
     pub(super) activations: std::sync::atomic::AtomicUsize,
+    /// The stops this layer says are in force (`Strategy::stops`).
+    pub(super) stops: Mutex<Vec<warden_strategies::ProviderStop>>,
+    /// What each `restore_stops` was given.
+    pub(super) restored: Mutex<Vec<Vec<warden_strategies::ProviderStop>>>,
 }
 
 #[async_trait]
@@ -47,6 +51,14 @@ impl Strategy for FakeRoute {
         }
         *r = (Some(target.site.clone()), epoch);
         Ok(())
+    }
+    fn stops(&self) -> Vec<warden_strategies::ProviderStop> {
+        self.stops.lock().unwrap().clone()
+    }
+    fn restore_stops(&self, stops: &[warden_strategies::ProviderStop]) -> Vec<String> {
+        self.restored.lock().unwrap().push(stops.to_vec());
+        *self.stops.lock().unwrap() = stops.to_vec();
+        Vec::new()
     }
     async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
         self.holds.lock().unwrap().push((epoch, ttl, pause));

@@ -166,6 +166,7 @@ impl Shared {
                 }
             };
             me.lock().dns_moving.remove(&group);
+            me.sync_provider_stops(Some(&group));
             let (kind, msg) = match r {
                 Ok(()) => (
                     EventKind::FrontendMoved,

@@ -85,6 +85,7 @@ mod runbooks;
 mod silence_tests;
 #[cfg(test)]
 mod state_tests;
+mod stops;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -171,6 +172,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             last_failback_failure: None,
             failback_blocked: None,
             switched_over: false,
+            provider_stops: vec![],
         };
         let mut changed = !groups.contains_key(name);
         if changed {
@@ -180,7 +182,13 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         if !sites.contains(&entry.active) {
             warn!(group = %name, active = %entry.active, "stored active site is no longer in the group; starting from the primary");
             let epoch = entry.epoch.saturating_add(1);
-            *entry = GroupState { epoch, ..fresh };
+            // A provider's stops are its own, whatever the sites.
+            let provider_stops = std::mem::take(&mut entry.provider_stops);
+            *entry = GroupState {
+                epoch,
+                provider_stops,
+                ..fresh
+            };
             changed = true;
         }
         if changed {

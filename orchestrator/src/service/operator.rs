@@ -353,6 +353,7 @@ impl Shared {
             .get(group)
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
         let mut lifted = strategy.clear_alerts();
+        self.sync_provider_stops(Some(group));
         {
             let mut st = self.lock();
             // A pass held by an agent's mass-delete guard may go ahead once.

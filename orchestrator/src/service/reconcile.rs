@@ -164,6 +164,7 @@ impl Shared {
             }
         }
         self.record_blind(blind);
+        self.sync_provider_stops(None);
     }
 
     /// One event per routing element that could not be read in the pass

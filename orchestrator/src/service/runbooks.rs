@@ -401,7 +401,9 @@ impl RunbookEnv for Env {
             .strategies
             .get(group)
             .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
-        s.activate(route, epoch).await
+        let r = s.activate(route, epoch).await;
+        self.shared.sync_provider_stops(Some(group));
+        r
     }
 
     async fn current(&self, group: &str) -> Result<Observed, StrategyError> {

@@ -354,3 +354,44 @@ async fn a_group_adopted_away_from_its_primary_is_not_failed_back_by_itself() {
     .await;
     assert!(!group(&s).switched_over);
 }
+
+/// A provider's block (a fatal answer from No-IP) is stored with the group
+/// at the next reconciliation, and an orchestrator started on the same
+/// store gives it back to the strategy before it acts; lifted, it is
+/// stored as lifted.
+#[tokio::test(start_paused = true)]
+async fn a_provider_block_is_stored_and_given_back_at_start() {
+    let store: Arc<dyn crate::store::Store> = Arc::new(MemStore::default());
+    let (s, fake, _dir) = super::harness::setup_with(true, 5, "", store.clone());
+    let block = warden_strategies::ProviderStop {
+        kind: warden_strategies::StopKind::Block,
+        reason: "updates stopped after `badauth`".into(),
+        line: "dns/noip group web: updates stopped after `badauth`".into(),
+        until_unix_ms: None,
+        config: "digest".into(),
+    };
+    *fake.stops.lock().unwrap() = vec![block.clone()];
+    s.reconcile_once().await;
+    s.writer_settled().await;
+    let stored = store.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("web stored");
+    assert_eq!(web.provider_stops, vec![block.clone()]);
+
+    // A new orchestrator on the same store (a restart).
+    let (s2, fake2, _dir2) = super::harness::setup_with(true, 5, "", store.clone());
+    s2.restore_provider_stops();
+    assert_eq!(*fake2.restored.lock().unwrap(), vec![vec![block.clone()]]);
+    assert_eq!(group(&s2).provider_stops, vec![block]);
+
+    // Lifted (`warden clear`): stored as lifted.
+    fake2.stops.lock().unwrap().clear();
+    s2.sync_provider_stops(Some("web"));
+    s2.writer_settled().await;
+    let web = store
+        .groups()
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == "web")
+        .unwrap();
+    assert!(web.provider_stops.is_empty(), "{web:?}");
+}

@@ -99,6 +99,14 @@ pub trait DnsProvider: Send + Sync {
     fn clear(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The stops in force, to be stored (see [`Strategy::stops`]).
+    fn stops(&self) -> Vec<crate::ProviderStop> {
+        Vec::new()
+    }
+    /// Take back stored stops (see [`Strategy::restore_stops`]).
+    fn restore_stops(&self, _stops: &[crate::ProviderStop]) -> Vec<String> {
+        Vec::new()
+    }
     /// The authoritative servers show that `names` do not hold what the
     /// provider believes it confirmed (a hand edit at the provider): the next
     /// `publish` must send for them instead of trusting its memory.
@@ -385,5 +393,13 @@ impl Strategy for DnsStrategy {
 
     fn clear_alerts(&self) -> Vec<String> {
         self.provider.clear()
+    }
+
+    fn stops(&self) -> Vec<crate::ProviderStop> {
+        self.provider.stops()
+    }
+
+    fn restore_stops(&self, stops: &[crate::ProviderStop]) -> Vec<String> {
+        self.provider.restore_stops(stops)
     }
 }

@@ -88,6 +88,8 @@ pub struct DyndnsProvider {
     /// One update at a time: two concurrent publishes must not both send.
     flight: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+    /// The digest of the settings a block is earned with (`state.rs`).
+    config_digest: String,
 }
 
 impl fmt::Debug for DyndnsProvider {
@@ -213,7 +215,9 @@ impl DyndnsProvider {
         })?;
         let mut shown = url.clone();
         shown.set_query(None);
+        let config_digest = state::config_digest(flavor, &url, names, &user, &user_agent);
         Ok(DyndnsProvider {
+            config_digest,
             flavor,
             group: group.to_string(),
             element: format!("{} update server {shown}", flavor.label()),
@@ -392,6 +396,14 @@ impl DnsProvider for DyndnsProvider {
             info!(group = %self.group, server = %self.element, lifted = lifted.len(), "DNS provider alerts cleared; updates resume");
         }
         lifted
+    }
+
+    fn stops(&self) -> Vec<crate::ProviderStop> {
+        self.stored_stops()
+    }
+
+    fn restore_stops(&self, stops: &[crate::ProviderStop]) -> Vec<String> {
+        self.take_back(stops)
     }
 
     fn forget(&self, names: &[String]) {

@@ -22,6 +22,8 @@ pub(super) struct Stop {
     pub(super) line: String,
     /// Holds only: when sending is allowed again.
     until: Option<Instant>,
+    /// Holds only: the same on the wall clock (Unix ms), as stored.
+    until_unix_ms: Option<u64>,
 }
 
 /// What the provider remembers (behind `DyndnsProvider::state`).
@@ -43,7 +45,12 @@ impl DyndnsProvider {
     }
 
     fn stop(&self, reason: &str, until: Option<Instant>) -> Stop {
+        let until_unix_ms = until.map(|u| {
+            unix_ms(SystemTime::now())
+                .saturating_add(u.saturating_duration_since(Instant::now()).as_millis() as u64)
+        });
         Stop {
+            until_unix_ms,
             reason: reason.to_string(),
             line: format!(
                 "dns/{} group {} ({}): {reason}",
@@ -102,7 +109,7 @@ impl DyndnsProvider {
     /// Stop for good (until `clear()` or a reload) after a fatal answer.
     pub(super) fn block(&self, what: &str, why: &str) -> StrategyError {
         let reason = format!(
-            "updates stopped after {what}: {why}; nothing is sent through this provider until the configuration is fixed and the orchestrator restarted, or the account is fixed and `warden clear {}` is run",
+            "updates stopped after {what}: {why}; nothing is sent through this provider, across restarts, until the cause is fixed and `warden clear {}` is run (or the provider's server, user, hostnames or user agent change in the configuration)",
             self.group
         );
         warn!(group = %self.group, server = %self.element, answer = what, "DNS updates stopped: the provider answered a fatal code");
@@ -195,6 +202,110 @@ impl DyndnsProvider {
         );
         Ok(())
     }
+}
+
+/// The digest a block is earned with: what identifies the provider to the
+/// server (kind, URL, user, hostnames, user agent). Not the password: the
+/// store never holds anything derived from a secret, so a block earned by
+/// a wrong password outlives a restart until `warden clear`.
+pub(super) fn config_digest(
+    flavor: Flavor,
+    url: &Url,
+    names: &[String],
+    user: &str,
+    user_agent: &str,
+) -> String {
+    let text = format!(
+        "warden dyndns stop v1\n{}\n{}\n{}\n{}\n{}\n",
+        flavor.kind(),
+        url.as_str(),
+        user,
+        names.join(","),
+        user_agent
+    );
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    data_encoding::HEXLOWER.encode(d.as_ref())
+}
+
+impl DyndnsProvider {
+    /// The stops in force as stored ([`crate::ProviderStop`]); an ended hold
+    /// is left out.
+    pub(super) fn stored_stops(&self) -> Vec<crate::ProviderStop> {
+        let mut st = self.lock();
+        self.stopped(&mut st);
+        let mut out = Vec::new();
+        if let Some(b) = &st.block {
+            out.push(crate::ProviderStop {
+                kind: crate::StopKind::Block,
+                reason: b.reason.clone(),
+                line: b.line.clone(),
+                until_unix_ms: None,
+                config: self.config_digest.clone(),
+            });
+        }
+        if let Some(h) = &st.hold {
+            out.push(crate::ProviderStop {
+                kind: crate::StopKind::Hold,
+                reason: h.reason.clone(),
+                line: h.line.clone(),
+                until_unix_ms: h.until_unix_ms,
+                config: self.config_digest.clone(),
+            });
+        }
+        out
+    }
+
+    /// Take back stored stops, replacing those in force. A block is taken
+    /// back only while the configuration is the one it was earned with; a
+    /// hold only until its end (never longer than [`HOLD`] from now, so a
+    /// wrong clock cannot stretch it). Returns what was not taken back.
+    pub(super) fn take_back(&self, stops: &[crate::ProviderStop]) -> Vec<String> {
+        let mut dropped = Vec::new();
+        let mut block = None;
+        let mut hold = None;
+        let now_ms = unix_ms(SystemTime::now());
+        for s in stops {
+            match s.kind {
+                crate::StopKind::Block if s.config == self.config_digest => {
+                    block = Some(Stop {
+                        reason: s.reason.clone(),
+                        line: s.line.clone(),
+                        until: None,
+                        until_unix_ms: None,
+                    });
+                }
+                crate::StopKind::Block => dropped.push(format!(
+                    "{} — lifted: the provider's server, user, hostnames or user agent changed since",
+                    s.line
+                )),
+                crate::StopKind::Hold => match s.until_unix_ms {
+                    Some(u) if u > now_ms => {
+                        let left = Duration::from_millis(u - now_ms).min(HOLD);
+                        hold = Some(Stop {
+                            reason: s.reason.clone(),
+                            line: s.line.clone(),
+                            until: Some(Instant::now() + left),
+                            until_unix_ms: Some(u.min(now_ms.saturating_add(HOLD.as_millis() as u64))),
+                        });
+                    }
+                    _ => dropped.push(format!("{} — ended", s.line)),
+                },
+            }
+        }
+        let mut st = self.lock();
+        if block.is_some() || hold.is_some() {
+            warn!(group = %self.group, server = %self.element, block = block.is_some(), hold = hold.is_some(), "DNS provider stops taken back from the store: nothing is sent until they are lifted");
+        }
+        st.block = block;
+        st.hold = hold;
+        dropped
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The addresses named by a success line.
