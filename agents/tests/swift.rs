@@ -870,6 +870,98 @@ async fn continuous_replication(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A change that keeps the ETag — a metadata-only POST, the same body
+/// written again with new metadata — is copied while the replicator runs,
+/// and also when it was made while the agent was down: a new replicator on
+/// the same manifest (a restarted agent) still knows the listing timestamp
+/// it last confirmed, sees the newer one, and copies the object again.
+async fn metadata_changes(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "metapost";
+    let http_a = Http::new(&env.cl.a).await?;
+    let meta_at_b = |obj: &'static str| async move {
+        Ok::<_, anyhow::Error>(
+            b.head_object(c, obj)
+                .await?
+                .and_then(|i| i.meta.get("x-object-meta-color").cloned()),
+        )
+    };
+    let post = |obj: &'static str, color: &'static str| {
+        let http_a = &http_a;
+        async move {
+            let (status, _, text) = http_a
+                .send(
+                    reqwest::Method::POST,
+                    &format!("{c}/{obj}"),
+                    &[("X-Object-Meta-Color", color)],
+                    Vec::new(),
+                )
+                .await?;
+            ensure!(status == 202, "POST {obj}: {status} {}", String::from_utf8_lossy(&text));
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    let repl = env.replicator(&[c], "metapost.json");
+    let shutdown = CancellationToken::new();
+    repl.start(shutdown.clone()).await?;
+    eventually("container at A", PATIENCE, || async {
+        Ok(a.head_container(c).await?.is_some())
+    })
+    .await?;
+    for obj in ["live", "offline"] {
+        a.put_object(
+            c,
+            obj,
+            Bytes::from_static(b"same body"),
+            "text/plain",
+            &meta(&[("x-object-meta-color", "red")]),
+        )
+        .await?;
+    }
+    eventually("both red at B", PATIENCE, || async {
+        Ok(meta_at_b("live").await?.as_deref() == Some("red")
+            && meta_at_b("offline").await?.as_deref() == Some("red"))
+    })
+    .await?;
+    settled(&repl).await?;
+
+    // While it runs: a POST is copied.
+    post("live", "blue").await?;
+    eventually("live blue at B", PATIENCE, || async {
+        Ok(meta_at_b("live").await?.as_deref() == Some("blue"))
+    })
+    .await?;
+
+    // While the agent is down: a POST, then a new replicator (a restart).
+    repl.stop().await;
+    shutdown.cancel();
+    drop(repl);
+    post("offline", "green").await?;
+    let repl = env.replicator(&[c], "metapost.json");
+    let shutdown = CancellationToken::new();
+    repl.start(shutdown.clone()).await?;
+    eventually("offline green at B after a restart", PATIENCE, || async {
+        Ok(meta_at_b("offline").await?.as_deref() == Some("green"))
+    })
+    .await?;
+    ensure!(meta_at_b("live").await?.as_deref() == Some("blue"));
+    let origin = a.head_object(c, "offline").await?.context("offline at A")?;
+    let copy = b.head_object(c, "offline").await?.context("offline at B")?;
+    ensure!(
+        copy.origin_us() == origin.timestamp_us,
+        "the copy carries the POST's timestamp: {copy:?} vs {origin:?}"
+    );
+    // Settled, nothing more is copied round after round.
+    settled(&repl).await?;
+    let before = copy.timestamp_us;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = b.head_object(c, "offline").await?.context("offline at B")?;
+    ensure!(again.timestamp_us == before, "copied again without a change: {again:?}");
+    repl.stop().await;
+    shutdown.cancel();
+    Ok(())
+}
+
 /// The destination site down: start() still succeeds, the lag grows while
 /// A is written, and everything arrives once B is back (retried in the background).
 async fn peer_down_and_back(env: &Env<'_>) -> Result<()> {
@@ -1918,6 +2010,7 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("continuous_replication", continuous_replication(&env))
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;
+    run.run("metadata_changes", metadata_changes(&env)).await;
     run.run("placement_containers", placement_containers(&env))
         .await;
     run.run(

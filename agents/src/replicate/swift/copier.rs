@@ -116,7 +116,13 @@ impl Shared {
             return Ok(m);
         }
         let m = Manifest::load(&self.settings.manifest)?;
-        self.state.lock().unwrap().manifest = Some(m.clone());
+        let seen = seen::load(&self.settings.manifest);
+        let mut st = self.state.lock().unwrap();
+        st.manifest = Some(m.clone());
+        // What this process confirmed already is newer than the file.
+        for (n, t) in seen {
+            st.seen.entry(n).or_insert(t);
+        }
         Ok(m)
     }
 
@@ -187,11 +193,10 @@ impl Shared {
                     done.items += 1;
                     done.bytes += item.size;
                     if let Some(e) = src.get(&name) {
-                        self.state
-                            .lock()
-                            .unwrap()
-                            .seen
-                            .insert(name.clone(), e.timestamp_us());
+                        let mut st = self.state.lock().unwrap();
+                        if st.seen.insert(name.clone(), e.timestamp_us()) != Some(e.timestamp_us()) {
+                            st.seen_changed = true;
+                        }
                     }
                     confirmed.insert(name, item);
                 }
@@ -200,7 +205,9 @@ impl Shared {
                 Ok(Done::Deleted) => {
                     done.items += 1;
                     let mut st = self.state.lock().unwrap();
-                    st.seen.remove(&name);
+                    if st.seen.remove(&name).is_some() {
+                        st.seen_changed = true;
+                    }
                     st.unlisted.remove(&name);
                     deleted.insert(name);
                 }
@@ -256,6 +263,7 @@ impl Shared {
             m.save(&s.manifest)?;
             self.state.lock().unwrap().manifest = Some(m);
         }
+        self.save_seen()?;
         match first_err {
             Some(e) => Err(e),
             None => {
@@ -355,9 +363,31 @@ impl Shared {
         {
             let mut st = self.state.lock().unwrap();
             for (n, t) in in_sync_seen {
-                st.seen.insert(n, t);
+                if st.seen.insert(n, t) != Some(t) {
+                    st.seen_changed = true;
+                }
+            }
+            // Names the source no longer lists: nothing to remember.
+            let before = st.seen.len();
+            st.seen.retain(|n, _| src.contains_key(n));
+            if st.seen.len() != before {
+                st.seen_changed = true;
             }
         }
         Ok((ops, confirmed, oldest.map(us_to_system)))
+    }
+
+    /// Keep the listing timestamps beside the manifest when they changed.
+    fn save_seen(&self) -> Result<(), AgentError> {
+        let snapshot = {
+            let mut st = self.state.lock().unwrap();
+            if !std::mem::take(&mut st.seen_changed) {
+                return Ok(());
+            }
+            st.seen.clone()
+        };
+        seen::save(&self.settings.manifest, &snapshot).inspect_err(|_| {
+            self.state.lock().unwrap().seen_changed = true;
+        })
     }
 }

@@ -94,6 +94,7 @@ mod guard_state;
 mod large;
 pub mod names;
 pub mod resync;
+mod seen;
 mod url;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -394,8 +395,10 @@ struct State {
     /// The manifest as last saved (loaded on the first round).
     manifest: Option<Manifest>,
     /// `container/object` → the source's listing timestamp when last confirmed
-    /// (a rewrite with the same ETag shows as a new timestamp).
+    /// (a rewrite with the same ETag shows as a new timestamp); loaded with
+    /// the manifest, saved beside it (`seen.rs`) when `seen_changed`.
     seen: HashMap<String, u64>,
+    seen_changed: bool,
     /// The oldest source change known not to be at the destination yet.
     oldest_pending: Option<SystemTime>,
     /// When the last successful round started (µs): later source
