@@ -897,7 +897,11 @@ async fn metadata_changes(env: &Env<'_>) -> Result<()> {
                     Vec::new(),
                 )
                 .await?;
-            ensure!(status == 202, "POST {obj}: {status} {}", String::from_utf8_lossy(&text));
+            ensure!(
+                status == 202,
+                "POST {obj}: {status} {}",
+                String::from_utf8_lossy(&text)
+            );
             Ok::<_, anyhow::Error>(())
         }
     };
@@ -956,9 +960,70 @@ async fn metadata_changes(env: &Env<'_>) -> Result<()> {
     let before = copy.timestamp_us;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let again = b.head_object(c, "offline").await?.context("offline at B")?;
-    ensure!(again.timestamp_us == before, "copied again without a change: {again:?}");
+    ensure!(
+        again.timestamp_us == before,
+        "copied again without a change: {again:?}"
+    );
     repl.stop().await;
     shutdown.cancel();
+
+    // Failback: B was active and a POST changed "live" there; A resyncs
+    // from B on the same manifest and gets B's metadata, not divergent.
+    let http_b = Http::new(&env.cl.b).await?;
+    let post_b = |obj: &'static str, color: &'static str| {
+        let http_b = &http_b;
+        async move {
+            let (status, _, _) = http_b
+                .send(
+                    reqwest::Method::POST,
+                    &format!("{c}/{obj}"),
+                    &[("X-Object-Meta-Color", color)],
+                    Vec::new(),
+                )
+                .await?;
+            ensure!(status == 202, "POST {obj} at B: {status}");
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    let meta_at_a = |obj: &'static str| async move {
+        Ok::<_, anyhow::Error>(
+            a.head_object(c, obj)
+                .await?
+                .and_then(|i| i.meta.get("x-object-meta-color").cloned()),
+        )
+    };
+    post_b("live", "purple").await?;
+    let res = SwiftResyncer::new(SwiftResyncerSettings::new(
+        env.cl.a.settings(),
+        env.cl.b.settings(),
+        vec![c.to_string()],
+        env.cl.scratch().join("metapost.json"),
+    ))?;
+    let report = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(
+        report.fetched.items == 1 && report.divergent.is_empty() && report.deleted == 0,
+        "only live is fetched: {report:?}"
+    );
+    ensure!(meta_at_a("live").await?.as_deref() == Some("purple"));
+    ensure!(meta_at_a("offline").await?.as_deref() == Some("green"));
+    let again = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(again.fetched.items == 0, "nothing left: {again:?}");
+    // Without the peer's mark (an agent from before it existed): every
+    // object with the same ETag is asked about, the change still found.
+    let mark = env.cl.scratch().join("metapost.json.swift-peer-mark");
+    ensure!(mark.exists(), "the mark is kept beside the manifest");
+    std::fs::remove_file(&mark)?;
+    post_b("offline", "orange").await?;
+    let report = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(report.fetched.items == 1, "{report:?}");
+    ensure!(meta_at_a("offline").await?.as_deref() == Some("orange"));
+    ensure!(meta_at_a("live").await?.as_deref() == Some("purple"));
     Ok(())
 }
 

@@ -194,7 +194,8 @@ impl Shared {
                     done.bytes += item.size;
                     if let Some(e) = src.get(&name) {
                         let mut st = self.state.lock().unwrap();
-                        if st.seen.insert(name.clone(), e.timestamp_us()) != Some(e.timestamp_us()) {
+                        if st.seen.insert(name.clone(), e.timestamp_us()) != Some(e.timestamp_us())
+                        {
                             st.seen_changed = true;
                         }
                     }
@@ -264,6 +265,14 @@ impl Shared {
             self.state.lock().unwrap().manifest = Some(m);
         }
         self.save_seen()?;
+        if first_err.is_none() {
+            // Every destination object listed by now was compared.
+            let newest = dst.values().map(|e| e.timestamp_us()).max().unwrap_or(0);
+            let peer = cluster_label(&s.destination);
+            if seen::load_mark(&s.manifest, &peer).is_none_or(|m| m < newest) {
+                seen::save_mark(&s.manifest, &peer, newest)?;
+            }
+        }
         match first_err {
             Some(e) => Err(e),
             None => {

@@ -94,7 +94,7 @@ mod guard_state;
 mod large;
 pub mod names;
 pub mod resync;
-mod seen;
+pub(crate) mod seen;
 mod url;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

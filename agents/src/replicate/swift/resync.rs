@@ -130,6 +130,54 @@ impl SwiftResyncer {
 }
 
 impl SwiftResyncer {
+    /// Objects changed at the peer without a new ETag (a metadata-only POST
+    /// there, the same body written again): same ETag on both sides, the
+    /// version recorded, listed at the peer after the mark (`seen.rs`), and
+    /// the peer's origin timestamp (HEAD) newer than the recorded one.
+    /// Name → the peer's origin timestamp.
+    async fn changed_at_peer(
+        &self,
+        manifest: &Manifest,
+        here: &BTreeMap<String, ObjectEntry>,
+        peer: &BTreeMap<String, ObjectEntry>,
+        peer_label: &str,
+    ) -> Result<BTreeMap<String, u64>, AgentError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let mark = super::seen::load_mark(&self.settings.manifest, peer_label);
+        let asks: Vec<(String, u64)> = peer
+            .iter()
+            .filter(|(n, p)| {
+                here.get(*n).is_some_and(|h| h.hash == p.hash)
+                    && mark.is_none_or(|m| p.timestamp_us() > m)
+            })
+            .filter_map(|(n, p)| {
+                let (etag, ts) = parse_version(&manifest.items.get(n)?.version)?;
+                (etag == p.hash).then(|| (n.clone(), ts))
+            })
+            .collect();
+        if asks.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let client = &self.peer;
+        let found: Vec<Option<(String, u64)>> = stream::iter(asks)
+            .map(|(name, recorded): (String, u64)| async move {
+                let (c, o) = split_name(&name);
+                let origin = client.head_object(c, o).await?.map(|i| i.origin_us());
+                Ok::<_, AgentError>(match origin {
+                    Some(t) if t > recorded => Some((name, t)),
+                    _ => None,
+                })
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .try_collect()
+            .await?;
+        let changed: BTreeMap<String, u64> = found.into_iter().flatten().collect();
+        if !changed.is_empty() {
+            info!(objects = changed.len(), peer = %peer_label, "objects changed at the peer with the same ETag (metadata): fetched again");
+        }
+        Ok(changed)
+    }
+
     /// Whether a plain object here that the peer's listing does not show
     /// is still at the peer, the same (its ETag): what a pass keeps when
     /// the peer's listing lags ([`delete_if_gone`]), and not a difference.
@@ -153,6 +201,7 @@ fn versions(
     manifest: &Manifest,
     here: &BTreeMap<String, ObjectEntry>,
     peer: &BTreeMap<String, ObjectEntry>,
+    changed_at_peer: &BTreeMap<String, u64>,
 ) -> (Listing, Listing) {
     let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>| {
         let recorded = manifest.items.get(name);
@@ -176,7 +225,20 @@ fn versions(
         (name.clone(), item)
     };
     let h = here.iter().map(|(n, e)| v(n, e, peer.get(n))).collect();
-    let p = peer.iter().map(|(n, e)| v(n, e, Some(e))).collect();
+    let p = peer
+        .iter()
+        .map(|(n, e)| match changed_at_peer.get(n) {
+            // changed there since it was recorded: a new version there
+            Some(&origin) => (
+                n.clone(),
+                Item {
+                    size: e.bytes,
+                    version: version(&e.hash, origin),
+                },
+            ),
+            None => v(n, e, Some(e)),
+        })
+        .collect();
     (h, p)
 }
 
@@ -218,7 +280,12 @@ impl Resyncer for SwiftResyncer {
             let mut r = self.refused.lock().unwrap();
             *r = note_refused(&r, refused, "swift resync");
         }
-        let (here, peer) = versions(&manifest, &here_raw, &peer_raw);
+        let peer_label = cluster_label(&s.peer);
+        let changed = tokio::select! {
+            r = self.changed_at_peer(&manifest, &here_raw, &peer_raw, &peer_label) => r?,
+            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+        };
+        let (here, peer) = versions(&manifest, &here_raw, &peer_raw, &changed);
         let plan = classify(&manifest, &here, &peer);
         // deletes here: what the peer deleted, and what the policy discards
         let discards = match policy {
@@ -424,6 +491,17 @@ impl Resyncer for SwiftResyncer {
             }
         }
         Manifest::confirmed(items).save(&s.manifest)?;
+        if first_err.is_none() {
+            // Every peer object listed by now was compared.
+            let newest = peer_raw
+                .values()
+                .map(|e| e.timestamp_us())
+                .max()
+                .unwrap_or(0);
+            if super::seen::load_mark(&s.manifest, &peer_label).is_none_or(|m| m < newest) {
+                super::seen::save_mark(&s.manifest, &peer_label, newest)?;
+            }
+        }
         {
             let mut b = self.broken.lock().unwrap();
             let before: Vec<String> = b.values().cloned().collect();
@@ -542,6 +620,7 @@ mod tests {
             &manifest,
             &BTreeMap::from([("c/l".to_string(), here)]),
             &BTreeMap::from([("c/l".to_string(), peer)]),
+            &BTreeMap::new(),
         );
         assert_eq!(h["c/l"], legacy, "unchanged since it was confirmed");
         let plan = classify(&manifest, &h, &p);
@@ -552,6 +631,7 @@ mod tests {
         let (h, _) = versions(
             &manifest,
             &BTreeMap::from([("c/l".to_string(), moved)]),
+            &BTreeMap::new(),
             &BTreeMap::new(),
         );
         assert_ne!(h["c/l"], legacy);
@@ -575,9 +655,58 @@ mod tests {
             &manifest,
             &BTreeMap::from([("c/l".to_string(), here)]),
             &BTreeMap::from([("c/l".to_string(), peer)]),
+            &BTreeMap::new(),
         );
         let plan = classify(&manifest, &h, &p);
         assert!(plan.divergent.is_empty(), "{:?}", plan.divergent);
         assert!(plan.fetch.is_empty() && plan.delete.is_empty(), "{plan:?}");
+    }
+
+    /// Same ETag on both sides and the recorded version, but the peer's
+    /// object was changed there since (a metadata-only POST): the peer's
+    /// new origin makes it a new version there, fetched; this site's is
+    /// the recorded one, so it is not divergent.
+    #[test]
+    fn a_metadata_change_at_the_peer_is_fetched() {
+        let entry = |ts: &str| ObjectEntry {
+            name: "o".into(),
+            hash: "5d41402abc4b2a76b9719d911017c592".into(),
+            bytes: 5,
+            content_type: "text/plain".into(),
+            last_modified: ts.into(),
+            slo_etag: None,
+            symlink_path: None,
+            symlink_etag: None,
+        };
+        let here = entry("2026-12-04T10:00:00.000000");
+        let recorded = Item {
+            size: 5,
+            version: version(&here.hash, here.timestamp_us()),
+        };
+        let manifest = Manifest::confirmed(Listing::from([("c/o".to_string(), recorded.clone())]));
+        let peer = entry("2026-12-04T11:00:00.000000");
+        let posted = peer.timestamp_us();
+        let (h, p) = versions(
+            &manifest,
+            &BTreeMap::from([("c/o".to_string(), here.clone())]),
+            &BTreeMap::from([("c/o".to_string(), peer.clone())]),
+            &BTreeMap::from([("c/o".to_string(), posted)]),
+        );
+        assert_eq!(h["c/o"], recorded);
+        let plan = classify(&manifest, &h, &p);
+        assert!(plan.divergent.is_empty(), "{:?}", plan.divergent);
+        assert_eq!(plan.fetch, vec!["c/o".to_string()], "{plan:?}");
+        // Not changed there: in sync.
+        let (h, p) = versions(
+            &manifest,
+            &BTreeMap::from([("c/o".to_string(), here)]),
+            &BTreeMap::from([("c/o".to_string(), peer)]),
+            &BTreeMap::new(),
+        );
+        let plan = classify(&manifest, &h, &p);
+        assert!(
+            plan.fetch.is_empty() && plan.divergent.is_empty(),
+            "{plan:?}"
+        );
     }
 }
