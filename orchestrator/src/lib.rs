@@ -128,6 +128,9 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(shared.clone().write_events(shutdown.clone()));
     tasks.spawn(shared.clone().write_groups(shutdown.clone()));
+    for w in shared.notify_workers() {
+        tasks.spawn(w.run(shared.clone(), shutdown.clone()));
+    }
     if let Some(e) = election {
         // The leader loop grants the licence (and adopts and resumes) when
         // this node wins; followers mirror the store meanwhile.

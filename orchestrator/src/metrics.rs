@@ -58,6 +58,11 @@ pub struct Metrics {
     /// Per `group` with replication: replication errors the sites report
     /// now. Set when scraped.
     pub replication_errors: Family<Vec<(String, String)>, Gauge>,
+    /// Notifications delivered, per `notify` entry.
+    pub notify_sent: Family<Vec<(String, String)>, Counter>,
+    /// Notifications given up, per `notify` entry and `reason`
+    /// (`queue_full`, `refused`, `retries_exhausted`).
+    pub notify_failed: Family<Vec<(String, String)>, Counter>,
 }
 
 /// The states of [`Metrics::group_state`] and verdicts of
@@ -182,7 +187,21 @@ impl Metrics {
             "Alerts an operator must clear (e.g. a DNS provider blocked after a fatal answer)",
             alerts.clone(),
         );
+        let notify_sent = Family::<Vec<(String, String)>, Counter>::default();
+        let notify_failed = Family::<Vec<(String, String)>, Counter>::default();
+        registry.register(
+            "notify_sent",
+            "Notifications delivered, per [[orchestrator.notify]] entry",
+            notify_sent.clone(),
+        );
+        registry.register(
+            "notify_failed",
+            "Notifications given up, per entry and reason (queue_full, refused, retries_exhausted)",
+            notify_failed.clone(),
+        );
         Metrics {
+            notify_sent,
+            notify_failed,
             isolated,
             group_state,
             group_maintenance,
@@ -247,6 +266,25 @@ pub fn classic_text(openmetrics: &str) -> String {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Metrics {
+    /// One notification delivered by entry `notify`.
+    pub fn notify_sent(&self, notify: &str) {
+        self.notify_sent
+            .get_or_create(&vec![("notify".to_string(), notify.to_string())])
+            .inc();
+    }
+
+    /// One notification given up by entry `notify`, for `reason`.
+    pub fn notify_failed(&self, notify: &str, reason: &str) {
+        self.notify_failed
+            .get_or_create(&vec![
+                ("notify".to_string(), notify.to_string()),
+                ("reason".to_string(), reason.to_string()),
+            ])
+            .inc();
     }
 }
 

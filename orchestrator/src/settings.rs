@@ -23,6 +23,8 @@ pub struct OrchestratorSettings {
     pub strategies: BTreeMap<String, Routing>,
     /// This orchestrator's node name (`--node`) in an etcd deployment.
     pub node: Option<String>,
+    /// Each `[[orchestrator.notify]]` entry's webhook secret, in order.
+    pub notify_secrets: Vec<Option<Secret>>,
 }
 
 impl std::fmt::Debug for OrchestratorSettings {
@@ -95,6 +97,16 @@ impl OrchestratorSettings {
                 )));
             }
         }
+        let mut notify_secrets = Vec::new();
+        for (i, n) in config.orchestrator.notify.iter().enumerate() {
+            notify_secrets.push(match &n.secret {
+                Some(r) => Some(Secret::load(
+                    &format!("orchestrator.notify[{i}].secret"),
+                    r,
+                )?),
+                None => None,
+            });
+        }
         if let Some(g) = config.groups.keys().find(|g| !strategies.contains_key(*g)) {
             return Err(OrchestratorError::Setup(format!(
                 "group {g} has no strategy"
@@ -107,6 +119,7 @@ impl OrchestratorSettings {
             agent_tokens,
             strategies,
             node: None,
+            notify_secrets,
         })
     }
 

@@ -12,6 +12,7 @@ mod disk;
 mod fence;
 mod haproxy;
 mod hold;
+mod notify;
 mod roles;
 mod tls;
 mod verify;

@@ -85,6 +85,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             );
         }
         self.check_ha(o);
+        self.check_notify(&o.notify);
     }
 
     /// `store`, `[orchestrator.etcd]` and `[[orchestrator.nodes]]` agree.

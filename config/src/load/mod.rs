@@ -283,6 +283,7 @@ mod dial;
 mod engine;
 mod identity;
 mod keystone;
+mod notify;
 mod replication;
 mod schemes;
 #[cfg(test)]

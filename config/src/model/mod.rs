@@ -17,11 +17,13 @@ mod checks;
 pub mod duration;
 mod group;
 mod keystone;
+mod notify;
 mod replication;
 
 pub use checks::*;
 pub use group::*;
 pub use keystone::*;
+pub use notify::*;
 pub use replication::*;
 
 /// The whole file, validated. Built only by [`crate::load`] / [`crate::parse`].
@@ -250,6 +252,9 @@ pub struct OrchestratorConfig {
     /// address. Agents report to all of them; the CLI tries each.
     #[serde(default)]
     pub nodes: Vec<NodeConfig>,
+    /// `[[orchestrator.notify]]`: webhooks and commands told of state changes.
+    #[serde(default)]
+    pub notify: Vec<NotifyConfig>,
 }
 
 /// `[orchestrator] store`.

@@ -11,6 +11,7 @@ mod haproxy;
 mod identity;
 mod keystone;
 mod mutations;
+mod notify;
 mod problems;
 mod replication;
 mod secrets;

@@ -52,6 +52,10 @@ impl Shared {
             .push(e.clone());
         self.unsaved_notify.notify_one();
         self.metrics.events.inc();
+        // Told by the licence holder only: a follower's events are its own.
+        if self.licence.is_held() {
+            self.notify.offer(&e, &self.metrics);
+        }
         st.recent.push_back(e);
         while st.recent.len() > 2000 {
             st.recent.pop_front();

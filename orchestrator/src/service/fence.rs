@@ -3,7 +3,8 @@
 //! bounded by the step's timeout, and killed with every process it started
 //! (its own process group) when it overruns. It is judged by its exit, not
 //! by its pipes: a background process it leaves holding stderr does not
-//! make a fence that exited 0 look timed out.
+//! make a fence that exited 0 look timed out. [`run_with`] is the same run
+//! for any command of the orchestrator's (the notify commands too).
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -25,19 +26,51 @@ pub(super) async fn run(
     order: &FenceOrder<'_>,
     timeout: Duration,
 ) -> Result<String, String> {
+    let env = [
+        ("WARDEN_GROUP", order.group.to_string()),
+        ("WARDEN_EPOCH", order.epoch.to_string()),
+        ("WARDEN_SITE", order.site.to_string()),
+        ("WARDEN_TARGET", order.target.to_string()),
+        ("WARDEN_ACTION", "fence".to_string()),
+    ];
+    match run_with(argv, &env, None, timeout).await {
+        Err(Run::NotStarted(e)) => Err(e),
+        Err(Run::Failed(e)) => Err(e),
+        Ok(s) => Ok(s),
+    }
+}
+
+/// How a run of [`run_with`] went wrong.
+#[derive(Debug)]
+pub(super) enum Run {
+    /// The program could not be started (missing, not executable).
+    NotStarted(String),
+    /// It ran and failed: its exit and the end of its stderr, or a timeout.
+    Failed(String),
+}
+
+/// Run `argv` with a clean environment plus `env`, `stdin` written to it
+/// (then closed; none: /dev/null), bounded by `timeout` (killed with its
+/// process group). Ok on exit 0.
+pub(super) async fn run_with(
+    argv: &[String],
+    env: &[(&str, String)],
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<String, Run> {
     let Some((prog, args)) = argv.split_first() else {
-        return Err("empty fence command".into());
+        return Err(Run::NotStarted("empty command".into()));
     };
     let spawned = tokio::process::Command::new(prog)
         .args(args)
         .env_clear()
         .envs(warden_config::child::clean_env())
-        .env("WARDEN_GROUP", order.group)
-        .env("WARDEN_EPOCH", order.epoch.to_string())
-        .env("WARDEN_SITE", order.site)
-        .env("WARDEN_TARGET", order.target)
-        .env("WARDEN_ACTION", "fence")
-        .stdin(Stdio::null())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -45,7 +78,17 @@ pub(super) async fn run(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return Err(format!("cannot start {prog}: {e}")),
+        Err(e) => return Err(Run::NotStarted(format!("cannot start {prog}: {e}"))),
+    };
+    // What it is given, written while it runs (a command that does not read
+    // it all gets a closed pipe, not a stuck orchestrator).
+    let _writer = match (stdin, child.stdin.take()) {
+        (Some(bytes), Some(mut pipe)) => Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = pipe.write_all(&bytes).await;
+            let _ = pipe.shutdown().await;
+        }))),
+        _ => None,
     };
     // armed until it exits: an overrun (or this step dropped) kills the group
     let mut group = GroupKill::new(child.id());
@@ -74,15 +117,15 @@ pub(super) async fn run(
         }
         Ok(Err(e)) => {
             group.disarm();
-            return Err(format!("cannot wait for {prog}: {e}"));
+            return Err(Run::Failed(format!("cannot wait for {prog}: {e}")));
         }
         Err(_) => {
             group.kill_now();
             let _ = child.kill().await;
-            return Err(format!(
+            return Err(Run::Failed(format!(
                 "timed out after {:.1}s (killed with what it started)",
                 timeout.as_secs_f64()
-            ));
+            )));
         }
     };
     if status.success() {
@@ -94,7 +137,7 @@ pub(super) async fn run(
     }
     let said = tail.lock().map(|t| t.clone()).unwrap_or_default();
     let said = warden_config::child::scrub(&String::from_utf8_lossy(&said));
-    Err(format!("{status}: {}", said.trim()))
+    Err(Run::Failed(format!("{status}: {}", said.trim())))
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub(crate) mod harness;
 mod hold;
 mod hybrid;
 mod intake;
+mod notify;
 mod operator;
 #[cfg(test)]
 mod orders_tests;
@@ -362,6 +363,8 @@ pub struct Shared {
     group_names: Vec<String>,
     /// Group state changes waiting for the store (see [`persist`]).
     writer: persist::GroupWriter,
+    /// `[[orchestrator.notify]]`: webhooks and commands told of events.
+    notify: notify::Notify,
     /// With etcd: the leadership as this node sees it (see [`ha`]).
     ha: Option<ha::Ha>,
 }
@@ -404,7 +407,9 @@ impl Shared {
             agent_tokens,
             strategies,
             node: _,
+            notify_secrets,
         } = settings;
+        let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let clock = Clock::new();
         let loaded = load_state(&cfg, store.as_ref())?;
         if mode.is_local() {
@@ -538,6 +543,7 @@ impl Shared {
             site_groups,
             group_names,
             writer: persist::GroupWriter::new(),
+            notify,
             ha: match mode {
                 Mode::Local => None,
                 Mode::Elected(view) => Some(ha::Ha::new(view)),
