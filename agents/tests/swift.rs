@@ -967,24 +967,37 @@ async fn metadata_changes(env: &Env<'_>) -> Result<()> {
     repl.stop().await;
     shutdown.cancel();
 
-    // Failback: B was active and a POST changed "live" there; A resyncs
-    // from B on the same manifest and gets B's metadata, not divergent.
+    // Failback: B was active. A POST there changed "live" (keeping every
+    // other metadata header, warden's origin header included, as clients
+    // that merge metadata do); "offline" was changed at A before the
+    // disaster and never copied (a POST at A while the copier was down).
+    // A resyncs from B on the same manifest: "live" is fetched with B's
+    // metadata, "offline" is divergent (quarantined, then B's version).
     let http_b = Http::new(&env.cl.b).await?;
-    let post_b = |obj: &'static str, color: &'static str| {
-        let http_b = &http_b;
-        async move {
-            let (status, _, _) = http_b
-                .send(
-                    reqwest::Method::POST,
-                    &format!("{c}/{obj}"),
-                    &[("X-Object-Meta-Color", color)],
-                    Vec::new(),
-                )
-                .await?;
-            ensure!(status == 202, "POST {obj} at B: {status}");
-            Ok::<_, anyhow::Error>(())
-        }
-    };
+    let (_, live_b, _) = http_b
+        .send(reqwest::Method::HEAD, &format!("{c}/live"), &[], Vec::new())
+        .await?;
+    let mut keep: Vec<(String, String)> = live_b
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-object-meta-") && *k != "x-object-meta-color")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ensure!(
+        keep.iter().any(|(k, _)| k.contains("warden")),
+        "B's copy carries warden's origin header: {live_b:?}"
+    );
+    keep.push(("x-object-meta-color".into(), "purple".into()));
+    let headers: Vec<(&str, &str)> = keep.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, _, _) = http_b
+        .send(
+            reqwest::Method::POST,
+            &format!("{c}/live"),
+            &headers,
+            Vec::new(),
+        )
+        .await?;
+    ensure!(status == 202, "POST live at B: {status}");
+    post("offline", "white").await?;
     let meta_at_a = |obj: &'static str| async move {
         Ok::<_, anyhow::Error>(
             a.head_object(c, obj)
@@ -992,7 +1005,6 @@ async fn metadata_changes(env: &Env<'_>) -> Result<()> {
                 .and_then(|i| i.meta.get("x-object-meta-color").cloned()),
         )
     };
-    post_b("live", "purple").await?;
     let res = SwiftResyncer::new(SwiftResyncerSettings::new(
         env.cl.a.settings(),
         env.cl.b.settings(),
@@ -1003,27 +1015,43 @@ async fn metadata_changes(env: &Env<'_>) -> Result<()> {
         .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
         .await?;
     ensure!(
-        report.fetched.items == 1 && report.divergent.is_empty() && report.deleted == 0,
-        "only live is fetched: {report:?}"
+        report.deleted == 0 && report.divergent.len() == 1,
+        "offline divergent: {report:?}"
     );
-    ensure!(meta_at_a("live").await?.as_deref() == Some("purple"));
-    ensure!(meta_at_a("offline").await?.as_deref() == Some("green"));
+    ensure!(
+        report.divergent[0].name == format!("{c}/offline"),
+        "{report:?}"
+    );
+    ensure!(report.divergent[0].action == "quarantined", "{report:?}");
+    ensure!(
+        meta_at_a("live").await?.as_deref() == Some("purple"),
+        "B's POST reached A"
+    );
+    ensure!(
+        meta_at_a("offline").await?.as_deref() == Some("green"),
+        "B's version at A"
+    );
     let again = res
         .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
         .await?;
-    ensure!(again.fetched.items == 0, "nothing left: {again:?}");
-    // Without the peer's mark (an agent from before it existed): every
-    // object with the same ETag is asked about, the change still found.
-    let mark = env.cl.scratch().join("metapost.json.swift-peer-mark");
-    ensure!(mark.exists(), "the mark is kept beside the manifest");
-    std::fs::remove_file(&mark)?;
-    post_b("offline", "orange").await?;
-    let report = res
-        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
-        .await?;
-    ensure!(report.fetched.items == 1, "{report:?}");
-    ensure!(meta_at_a("offline").await?.as_deref() == Some("orange"));
-    ensure!(meta_at_a("live").await?.as_deref() == Some("purple"));
+    ensure!(
+        again.fetched.items == 0 && again.divergent.is_empty(),
+        "nothing left: {again:?}"
+    );
+
+    // A active again: its copier does not copy back what the resync fetched.
+    let b_live = b.head_object(c, "live").await?.context("live at B")?;
+    let repl = env.replicator(&[c], "metapost.json");
+    let shutdown = CancellationToken::new();
+    repl.start(shutdown.clone()).await?;
+    settled(&repl).await?;
+    let b_live_after = b.head_object(c, "live").await?.context("live at B")?;
+    ensure!(
+        b_live_after.timestamp_us == b_live.timestamp_us,
+        "copied back after the failback: {b_live_after:?}"
+    );
+    repl.stop().await;
+    shutdown.cancel();
     Ok(())
 }
 

@@ -63,6 +63,16 @@ pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
+/// What [`Shared::plan`] decided: the copies and deletes, the entries in
+/// sync, the oldest pending change, the listing timestamps of the objects
+/// in sync.
+pub(super) type Plan = (
+    Vec<Op>,
+    Listing,
+    Option<SystemTime>,
+    Vec<(String, seen::Stamps)>,
+);
+
 pub(super) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -116,13 +126,16 @@ impl Shared {
             return Ok(m);
         }
         let m = Manifest::load(&self.settings.manifest)?;
-        let seen = seen::load(&self.settings.manifest);
+        let s = &self.settings;
+        let seen = seen::load(
+            &s.manifest,
+            &cluster_label(&s.source),
+            &cluster_label(&s.destination),
+        );
         let mut st = self.state.lock().unwrap();
         st.manifest = Some(m.clone());
-        // What this process confirmed already is newer than the file.
-        for (n, t) in seen {
-            st.seen.entry(n).or_insert(t);
-        }
+        st.seen = seen;
+        st.seen_changed = false;
         Ok(m)
     }
 
@@ -148,7 +161,7 @@ impl Shared {
                 .await
                 .map(|p| (manifest, src, dst, p))
         };
-        let (manifest, src, dst, (ops, mut confirmed, mut oldest)) = tokio::select! {
+        let (manifest, src, dst, (ops, mut confirmed, mut oldest, in_sync)) = tokio::select! {
             r = work => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
@@ -171,8 +184,23 @@ impl Shared {
         let released = match held {
             Ok(released) => released,
             // nothing copied or deleted: the source may be the one in trouble
+            // (and its listing not one to remember either)
             Err(msg) => return Err(AgentError::DeleteGuard(msg)),
         };
+        {
+            let mut st = self.state.lock().unwrap();
+            for (n, stamps) in in_sync {
+                if st.seen.insert(n, stamps) != Some(stamps) {
+                    st.seen_changed = true;
+                }
+            }
+            // Names the source no longer lists: nothing to remember.
+            let before = st.seen.len();
+            st.seen.retain(|n, _| src.contains_key(n));
+            if st.seen.len() != before {
+                st.seen_changed = true;
+            }
+        }
         if ops.is_empty() {
             self.state.lock().unwrap().oldest_pending = None;
         } else {
@@ -193,9 +221,13 @@ impl Shared {
                     done.items += 1;
                     done.bytes += item.size;
                     if let Some(e) = src.get(&name) {
+                        // the copy's own listing timestamp: at the next round
+                        let stamps = seen::Stamps {
+                            here: e.timestamp_us(),
+                            peer: None,
+                        };
                         let mut st = self.state.lock().unwrap();
-                        if st.seen.insert(name.clone(), e.timestamp_us()) != Some(e.timestamp_us())
-                        {
+                        if st.seen.insert(name.clone(), stamps) != Some(stamps) {
                             st.seen_changed = true;
                         }
                     }
@@ -265,14 +297,6 @@ impl Shared {
             self.state.lock().unwrap().manifest = Some(m);
         }
         self.save_seen()?;
-        if first_err.is_none() {
-            // Every destination object listed by now was compared.
-            let newest = dst.values().map(|e| e.timestamp_us()).max().unwrap_or(0);
-            let peer = cluster_label(&s.destination);
-            if seen::load_mark(&s.manifest, &peer).is_none_or(|m| m < newest) {
-                seen::save_mark(&s.manifest, &peer, newest)?;
-            }
-        }
         match first_err {
             Some(e) => Err(e),
             None => {
@@ -285,13 +309,15 @@ impl Shared {
     }
 
     /// Decides the copies and deletes; returns them, the entries already in
-    /// sync (the new manifest's base) and the oldest pending change.
+    /// sync (the new manifest's base), the oldest pending change, and the
+    /// listing timestamps of the objects in sync (remembered by the round
+    /// once the guard let it go ahead).
     pub(super) async fn plan(
         &self,
         manifest: &Manifest,
         src: &BTreeMap<String, ObjectEntry>,
         dst: &BTreeMap<String, ObjectEntry>,
-    ) -> Result<(Vec<Op>, Listing, Option<SystemTime>), AgentError> {
+    ) -> Result<Plan, AgentError> {
         let seen = self.state.lock().unwrap().seen.clone();
         let mut ops = Vec::new();
         let mut confirmed = Listing::new();
@@ -310,7 +336,7 @@ impl Shared {
             let copy = match dst.get(name) {
                 None => true,
                 Some(d) if d.hash == e.hash => {
-                    let rewritten = seen.get(name).is_some_and(|&t| t != e.timestamp_us());
+                    let rewritten = seen.get(name).is_some_and(|t| t.here != e.timestamp_us());
                     if !rewritten {
                         let version = match m {
                             Some((etag, ts)) if etag == e.hash => version(etag, ts),
@@ -323,7 +349,13 @@ impl Shared {
                                 version,
                             },
                         );
-                        in_sync_seen.push((name.clone(), e.timestamp_us()));
+                        in_sync_seen.push((
+                            name.clone(),
+                            seen::Stamps {
+                                here: e.timestamp_us(),
+                                peer: Some(d.timestamp_us()),
+                            },
+                        ));
                     }
                     rewritten
                 }
@@ -369,21 +401,7 @@ impl Shared {
                 }
             }
         }
-        {
-            let mut st = self.state.lock().unwrap();
-            for (n, t) in in_sync_seen {
-                if st.seen.insert(n, t) != Some(t) {
-                    st.seen_changed = true;
-                }
-            }
-            // Names the source no longer lists: nothing to remember.
-            let before = st.seen.len();
-            st.seen.retain(|n, _| src.contains_key(n));
-            if st.seen.len() != before {
-                st.seen_changed = true;
-            }
-        }
-        Ok((ops, confirmed, oldest.map(us_to_system)))
+        Ok((ops, confirmed, oldest.map(us_to_system), in_sync_seen))
     }
 
     /// Keep the listing timestamps beside the manifest when they changed.
@@ -395,7 +413,14 @@ impl Shared {
             }
             st.seen.clone()
         };
-        seen::save(&self.settings.manifest, &snapshot).inspect_err(|_| {
+        let s = &self.settings;
+        seen::save(
+            &s.manifest,
+            &cluster_label(&s.source),
+            &cluster_label(&s.destination),
+            &snapshot,
+        )
+        .inspect_err(|_| {
             self.state.lock().unwrap().seen_changed = true;
         })
     }

@@ -97,7 +97,7 @@ pub mod resync;
 pub(crate) mod seen;
 mod url;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -397,7 +397,7 @@ struct State {
     /// `container/object` → the source's listing timestamp when last confirmed
     /// (a rewrite with the same ETag shows as a new timestamp); loaded with
     /// the manifest, saved beside it (`seen.rs`) when `seen_changed`.
-    seen: HashMap<String, u64>,
+    seen: seen::Seen,
     seen_changed: bool,
     /// The oldest source change known not to be at the destination yet.
     oldest_pending: Option<SystemTime>,
@@ -484,6 +484,14 @@ impl Replicator for SwiftReplicator {
             return Ok(());
         }
         let s = &self.shared;
+        {
+            // Read again from the files at the first round: a resync of
+            // this site may have rewritten them since this plan last ran.
+            let mut st = s.state.lock().unwrap();
+            st.manifest = None;
+            st.seen.clear();
+            st.seen_changed = false;
+        }
         for client in [&s.src, &s.dst] {
             match client.authenticate().await {
                 Ok(()) => {}

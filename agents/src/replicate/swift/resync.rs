@@ -130,52 +130,45 @@ impl SwiftResyncer {
 }
 
 impl SwiftResyncer {
-    /// Objects changed at the peer without a new ETag (a metadata-only POST
-    /// there, the same body written again): same ETag on both sides, the
-    /// version recorded, listed at the peer after the mark (`seen.rs`), and
-    /// the peer's origin timestamp (HEAD) newer than the recorded one.
-    /// Name → the peer's origin timestamp.
-    async fn changed_at_peer(
+    /// After a pass: remember the listing timestamps of what it made equal
+    /// (`seen.rs`): this site's as listed now, after the fetches; the
+    /// peer's as compared (not listed again: a change there since is a
+    /// change the next pass must see). Divergent items kept as they are and
+    /// failed names keep what was remembered of them.
+    async fn remember(
         &self,
-        manifest: &Manifest,
-        here: &BTreeMap<String, ObjectEntry>,
-        peer: &BTreeMap<String, ObjectEntry>,
-        peer_label: &str,
-    ) -> Result<BTreeMap<String, u64>, AgentError> {
-        use futures::stream::{self, StreamExt, TryStreamExt};
-        let mark = super::seen::load_mark(&self.settings.manifest, peer_label);
-        let asks: Vec<(String, u64)> = peer
-            .iter()
-            .filter(|(n, p)| {
-                here.get(*n).is_some_and(|h| h.hash == p.hash)
-                    && mark.is_none_or(|m| p.timestamp_us() > m)
-            })
-            .filter_map(|(n, p)| {
-                let (etag, ts) = parse_version(&manifest.items.get(n)?.version)?;
-                (etag == p.hash).then(|| (n.clone(), ts))
-            })
-            .collect();
-        if asks.is_empty() {
-            return Ok(BTreeMap::new());
+        before: &super::seen::Seen,
+        equal: &[String],
+        peer_raw: &BTreeMap<String, ObjectEntry>,
+        divergent: &[DivergentItem],
+        failed: &[String],
+    ) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let (_, here_now, _) = list_pair_refused(&self.peer, &self.here, &s.containers).await?;
+        let mut seen = super::seen::Seen::new();
+        for name in equal {
+            // a divergent item left as it is stays divergent
+            let kept = divergent
+                .iter()
+                .any(|d| &d.name == name && d.action == "kept")
+                || failed.contains(name);
+            let now = match (here_now.get(name), peer_raw.get(name)) {
+                (Some(h), Some(p)) if !kept && h.hash == p.hash => Some(super::seen::Stamps {
+                    here: h.timestamp_us(),
+                    peer: Some(p.timestamp_us()),
+                }),
+                _ => before.get(name).copied(),
+            };
+            if let Some(stamps) = now {
+                seen.insert(name.clone(), stamps);
+            }
         }
-        let client = &self.peer;
-        let found: Vec<Option<(String, u64)>> = stream::iter(asks)
-            .map(|(name, recorded): (String, u64)| async move {
-                let (c, o) = split_name(&name);
-                let origin = client.head_object(c, o).await?.map(|i| i.origin_us());
-                Ok::<_, AgentError>(match origin {
-                    Some(t) if t > recorded => Some((name, t)),
-                    _ => None,
-                })
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .try_collect()
-            .await?;
-        let changed: BTreeMap<String, u64> = found.into_iter().flatten().collect();
-        if !changed.is_empty() {
-            info!(objects = changed.len(), peer = %peer_label, "objects changed at the peer with the same ETag (metadata): fetched again");
-        }
-        Ok(changed)
+        super::seen::save(
+            &s.manifest,
+            &cluster_label(&s.here),
+            &cluster_label(&s.peer),
+            &seen,
+        )
     }
 
     /// Whether a plain object here that the peer's listing does not show
@@ -201,9 +194,9 @@ fn versions(
     manifest: &Manifest,
     here: &BTreeMap<String, ObjectEntry>,
     peer: &BTreeMap<String, ObjectEntry>,
-    changed_at_peer: &BTreeMap<String, u64>,
+    seen: &super::seen::Seen,
 ) -> (Listing, Listing) {
-    let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>| {
+    let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>, moved: bool| {
         let recorded = manifest.items.get(name);
         let known =
             recorded.filter(|i| parse_version(&i.version).is_some_and(|(etag, _)| etag == e.hash));
@@ -211,6 +204,9 @@ fn versions(
             parse_version(&i.version).is_some_and(|(etag, ts)| legacy_link(etag, ts, e))
         });
         let version = match (known, at_peer, legacy) {
+            // the same ETag, but listed later than when last confirmed
+            // equal: changed on this side since (a metadata-only POST)
+            (Some(_), _, _) if moved => version(&e.hash, e.timestamp_us()),
             (Some(i), _, _) => i.version.clone(),
             // the same content on both sides: the same version (the peer's
             // timestamp), whatever a legacy entry matches on one side only
@@ -224,19 +220,21 @@ fn versions(
         };
         (name.clone(), item)
     };
-    let h = here.iter().map(|(n, e)| v(n, e, peer.get(n))).collect();
+    let h = here
+        .iter()
+        .map(|(n, e)| {
+            let moved = seen.get(n).is_some_and(|s| s.here != e.timestamp_us());
+            v(n, e, peer.get(n), moved)
+        })
+        .collect();
     let p = peer
         .iter()
-        .map(|(n, e)| match changed_at_peer.get(n) {
-            // changed there since it was recorded: a new version there
-            Some(&origin) => (
-                n.clone(),
-                Item {
-                    size: e.bytes,
-                    version: version(&e.hash, origin),
-                },
-            ),
-            None => v(n, e, Some(e)),
+        .map(|(n, e)| {
+            let moved = seen
+                .get(n)
+                .and_then(|s| s.peer)
+                .is_some_and(|t| t != e.timestamp_us());
+            v(n, e, Some(e), moved)
         })
         .collect();
     (h, p)
@@ -280,12 +278,12 @@ impl Resyncer for SwiftResyncer {
             let mut r = self.refused.lock().unwrap();
             *r = note_refused(&r, refused, "swift resync");
         }
-        let peer_label = cluster_label(&s.peer);
-        let changed = tokio::select! {
-            r = self.changed_at_peer(&manifest, &here_raw, &peer_raw, &peer_label) => r?,
-            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
-        };
-        let (here, peer) = versions(&manifest, &here_raw, &peer_raw, &changed);
+        let seen = super::seen::load(
+            &s.manifest,
+            &cluster_label(&s.here),
+            &cluster_label(&s.peer),
+        );
+        let (here, peer) = versions(&manifest, &here_raw, &peer_raw, &seen);
         let plan = classify(&manifest, &here, &peer);
         // deletes here: what the peer deleted, and what the policy discards
         let discards = match policy {
@@ -490,18 +488,10 @@ impl Resyncer for SwiftResyncer {
                 items.insert(f.clone(), old.clone());
             }
         }
+        let equal: Vec<String> = items.keys().cloned().collect();
         Manifest::confirmed(items).save(&s.manifest)?;
-        if first_err.is_none() {
-            // Every peer object listed by now was compared.
-            let newest = peer_raw
-                .values()
-                .map(|e| e.timestamp_us())
-                .max()
-                .unwrap_or(0);
-            if super::seen::load_mark(&s.manifest, &peer_label).is_none_or(|m| m < newest) {
-                super::seen::save_mark(&s.manifest, &peer_label, newest)?;
-            }
-        }
+        self.remember(&seen, &equal, &peer_raw, &divergent, &failed)
+            .await?;
         {
             let mut b = self.broken.lock().unwrap();
             let before: Vec<String> = b.values().cloned().collect();
@@ -586,6 +576,7 @@ impl Resyncer for SwiftResyncer {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seen::{Seen, Stamps};
     use super::*;
 
     fn link(target: &str, last_modified: &str) -> ObjectEntry {
@@ -620,7 +611,7 @@ mod tests {
             &manifest,
             &BTreeMap::from([("c/l".to_string(), here)]),
             &BTreeMap::from([("c/l".to_string(), peer)]),
-            &BTreeMap::new(),
+            &Seen::new(),
         );
         assert_eq!(h["c/l"], legacy, "unchanged since it was confirmed");
         let plan = classify(&manifest, &h, &p);
@@ -632,7 +623,7 @@ mod tests {
             &manifest,
             &BTreeMap::from([("c/l".to_string(), moved)]),
             &BTreeMap::new(),
-            &BTreeMap::new(),
+            &Seen::new(),
         );
         assert_ne!(h["c/l"], legacy);
     }
@@ -655,20 +646,15 @@ mod tests {
             &manifest,
             &BTreeMap::from([("c/l".to_string(), here)]),
             &BTreeMap::from([("c/l".to_string(), peer)]),
-            &BTreeMap::new(),
+            &Seen::new(),
         );
         let plan = classify(&manifest, &h, &p);
         assert!(plan.divergent.is_empty(), "{:?}", plan.divergent);
         assert!(plan.fetch.is_empty() && plan.delete.is_empty(), "{plan:?}");
     }
 
-    /// Same ETag on both sides and the recorded version, but the peer's
-    /// object was changed there since (a metadata-only POST): the peer's
-    /// new origin makes it a new version there, fetched; this site's is
-    /// the recorded one, so it is not divergent.
-    #[test]
-    fn a_metadata_change_at_the_peer_is_fetched() {
-        let entry = |ts: &str| ObjectEntry {
+    fn plain(ts: &str) -> ObjectEntry {
+        ObjectEntry {
             name: "o".into(),
             hash: "5d41402abc4b2a76b9719d911017c592".into(),
             bytes: 5,
@@ -677,33 +663,61 @@ mod tests {
             slo_etag: None,
             symlink_path: None,
             symlink_etag: None,
-        };
-        let here = entry("2026-12-04T10:00:00.000000");
+        }
+    }
+
+    /// Same ETag on both sides and the recorded version: the listing
+    /// timestamps remembered when the two were last equal tell a change
+    /// that kept the ETag (a metadata-only POST). Moved at the peer: a new
+    /// version there, fetched; moved here: divergent; both: a conflict;
+    /// neither (or nothing remembered): in sync.
+    #[test]
+    fn a_same_etag_change_is_told_by_the_remembered_timestamps() {
+        let here = plain("2026-12-04T10:00:00.000000");
+        let peer = plain("2026-12-04T10:00:05.000000");
         let recorded = Item {
             size: 5,
             version: version(&here.hash, here.timestamp_us()),
         };
         let manifest = Manifest::confirmed(Listing::from([("c/o".to_string(), recorded.clone())]));
-        let peer = entry("2026-12-04T11:00:00.000000");
-        let posted = peer.timestamp_us();
-        let (h, p) = versions(
-            &manifest,
-            &BTreeMap::from([("c/o".to_string(), here.clone())]),
-            &BTreeMap::from([("c/o".to_string(), peer.clone())]),
-            &BTreeMap::from([("c/o".to_string(), posted)]),
+        let stamps = |h: &ObjectEntry, p: &ObjectEntry| {
+            Seen::from([(
+                "c/o".to_string(),
+                Stamps {
+                    here: h.timestamp_us(),
+                    peer: Some(p.timestamp_us()),
+                },
+            )])
+        };
+        let plan_of = |h: &ObjectEntry, p: &ObjectEntry, seen: &Seen| {
+            let (hv, pv) = versions(
+                &manifest,
+                &BTreeMap::from([("c/o".to_string(), h.clone())]),
+                &BTreeMap::from([("c/o".to_string(), p.clone())]),
+                seen,
+            );
+            classify(&manifest, &hv, &pv)
+        };
+        let posted_at_peer = plain("2026-12-04T11:00:00.000000");
+        let posted_here = plain("2026-12-04T11:30:00.000000");
+        let remembered = stamps(&here, &peer);
+
+        let plan = plan_of(&here, &peer, &remembered);
+        assert!(
+            plan.fetch.is_empty() && plan.divergent.is_empty(),
+            "{plan:?}"
         );
-        assert_eq!(h["c/o"], recorded);
-        let plan = classify(&manifest, &h, &p);
-        assert!(plan.divergent.is_empty(), "{:?}", plan.divergent);
+        let plan = plan_of(&here, &posted_at_peer, &remembered);
         assert_eq!(plan.fetch, vec!["c/o".to_string()], "{plan:?}");
-        // Not changed there: in sync.
-        let (h, p) = versions(
-            &manifest,
-            &BTreeMap::from([("c/o".to_string(), here)]),
-            &BTreeMap::from([("c/o".to_string(), peer)]),
-            &BTreeMap::new(),
-        );
-        let plan = classify(&manifest, &h, &p);
+        assert!(plan.divergent.is_empty(), "{plan:?}");
+        // changed here: divergent (the policy keeps or moves it aside),
+        // and the peer's version is what this site gets
+        let plan = plan_of(&posted_here, &peer, &remembered);
+        assert_eq!(plan.divergent.len(), 1, "changed here: {plan:?}");
+        let plan = plan_of(&posted_here, &posted_at_peer, &remembered);
+        assert_eq!(plan.divergent.len(), 1, "changed on both sides: {plan:?}");
+        // Nothing remembered (an agent from before): as before, in sync.
+        let plan = plan_of(&here, &posted_at_peer, &Seen::new());
         assert!(
             plan.fetch.is_empty() && plan.divergent.is_empty(),
             "{plan:?}"

@@ -1,121 +1,118 @@
-//! What the Swift plans remember beside the pair's manifest of changes
-//! that keep the ETag — a metadata-only POST, the same body written again
-//! with new metadata — which show only as a newer listing timestamp:
+//! What the Swift plans remember beside the pair's manifest
+//! (`MANIFEST.swift-seen`) of changes that keep the ETag — a metadata-only
+//! POST, the same body written again with new metadata — which show only
+//! as a newer listing timestamp: per object, this site's and the peer's
+//! listing timestamps when the two were last confirmed equal ([`Stamps`]).
 //!
-//! - the copier's listing timestamp of each source object when it was last
-//!   confirmed at the destination (`State::seen`, `MANIFEST.swift-seen`):
-//!   a change made while the agent was down is still seen, and copied,
-//!   after a restart;
-//! - the peer's mark (`MANIFEST.swift-peer-mark`): the newest listing
-//!   timestamp of the peer cluster when this site last compared all of it
-//!   (the copier's last good round toward it, the resync's last good pass
-//!   from it). A peer object with the same ETag listed later than the mark
-//!   may have been changed there: the resync asks the peer (HEAD) for its
-//!   origin timestamp, and fetches it when it is newer than the recorded
-//!   one. Objects listed at or before the mark are not asked about.
+//! - The copier (this site the source) copies an object whose listing
+//!   timestamp here moved since (also after a restart: the file outlives
+//!   the process), and records both timestamps of every object in sync.
+//! - The resync (this site the returning one) counts an object whose
+//!   timestamp moved at the peer as changed there (fetched), one whose
+//!   timestamp moved here as changed here (divergent), both as a conflict;
+//!   after a pass it records what it made equal (this site's timestamps as
+//!   listed after its fetches, the peer's as compared), so the copier that
+//!   follows the failback does not copy every fetched object back.
 //!
-//! Both files are hints, not the pair's record: a missing or unreadable one
-//! is an empty memory (said once in the log; rewritten after the next good
-//! round). Without a mark every peer object with the same ETag and a
-//! recorded version is asked about once.
+//! The file names its two clusters (`cluster_label`): read by the other
+//! side of the pair (a manifest path both sites share), its stamps are
+//! swapped; read for another pair, it is an empty memory. The file is a
+//! hint beside the pair's record: a missing one is an empty memory (no
+//! same-ETag change is known, as before it existed), an unreadable one is
+//! said in the log and rewritten after the next round.
 
 use std::collections::{BTreeMap, HashMap};
+
 use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
 use crate::AgentError;
 
+/// An object's listing timestamps (µs) when last confirmed equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamps {
+    /// This site's.
+    pub(crate) here: u64,
+    /// The peer's, when known (a copy just made is listed at the next round).
+    pub(crate) peer: Option<u64>,
+}
+
+/// Name → its [`Stamps`].
+pub(crate) type Seen = HashMap<String, Stamps>;
+
 /// Where the memory of `manifest` is kept.
-pub(super) fn beside(manifest: &Path) -> PathBuf {
+pub(crate) fn beside(manifest: &Path) -> PathBuf {
     let mut p = manifest.as_os_str().to_owned();
     p.push(".swift-seen");
     PathBuf::from(p)
 }
 
-/// The memory kept beside `manifest` (empty when there is none, or when it
-/// cannot be read: said in the log).
-pub(super) fn load(manifest: &Path) -> HashMap<String, u64> {
+/// The file: its pair and the stamps (`[here, peer]`, 0 for not known).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct File<'a> {
+    here: std::borrow::Cow<'a, str>,
+    peer: std::borrow::Cow<'a, str>,
+    stamps: BTreeMap<String, [u64; 2]>,
+}
+
+/// The memory kept beside `manifest` for the pair `here` → `peer` (empty
+/// when there is none, it is another pair's, or it cannot be read: said in
+/// the log).
+pub(crate) fn load(manifest: &Path, here: &str, peer: &str) -> Seen {
     let path = beside(manifest);
-    match std::fs::read(&path) {
-        Ok(bytes) => match serde_json::from_slice::<HashMap<String, u64>>(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(file = %path.display(), cause = %e, "the swift copier's listing timestamps cannot be read: started without them (a metadata-only change made while the agent was down may not be copied); the file is rewritten after the next round");
-                HashMap::new()
-            }
+    let unreadable = |cause: String| {
+        warn!(file = %path.display(), cause = %cause, "the swift plan's listing timestamps cannot be read: started without them (a metadata-only change made meanwhile may not be seen); rewritten after the next round");
+        Seen::new()
+    };
+    let f = match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<File<'_>>(&bytes) {
+            Ok(f) => f,
+            Err(e) => return unreadable(e.to_string()),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-        Err(e) => {
-            warn!(file = %path.display(), cause = %e, "the swift copier's listing timestamps cannot be read: started without them");
-            HashMap::new()
-        }
-    }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Seen::new(),
+        Err(e) => return unreadable(e.to_string()),
+    };
+    let swapped = match (f.here == here, f.peer == peer) {
+        (true, true) => false,
+        _ if f.here == peer && f.peer == here => true,
+        _ => return Seen::new(),
+    };
+    f.stamps
+        .into_iter()
+        .filter_map(|(n, [h, p])| {
+            let (h, p) = if swapped { (p, h) } else { (h, p) };
+            // a side not known: nothing to compare with
+            (h != 0).then(|| {
+                (
+                    n,
+                    Stamps {
+                        here: h,
+                        peer: (p != 0).then_some(p),
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
-/// Write the memory beside `manifest`, durably (sorted, so the same memory
-/// is the same file).
-pub(super) fn save(manifest: &Path, seen: &HashMap<String, u64>) -> Result<(), AgentError> {
+/// Write the memory of the pair `here` → `peer` beside `manifest`, durably
+/// (sorted: the same memory is the same file).
+pub(crate) fn save(manifest: &Path, here: &str, peer: &str, seen: &Seen) -> Result<(), AgentError> {
     let path = beside(manifest);
     let err = |reason: String| AgentError::Manifest {
         path: path.display().to_string(),
         reason,
     };
-    let sorted: BTreeMap<&String, &u64> = seen.iter().collect();
-    let body = serde_json::to_vec(&sorted).map_err(|e| err(e.to_string()))?;
-    warden_config::durable::replace(&path, &body).map_err(|e| err(e.to_string()))
-}
-
-/// The peer's mark: its newest listing timestamp when last compared in
-/// full, and which cluster it is of.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct PeerMark {
-    /// `cluster_label` of the peer.
-    pub(crate) peer: String,
-    /// The newest listing timestamp (µs) of the peer's placement containers.
-    pub(crate) newest_us: u64,
-}
-
-fn mark_path(manifest: &Path) -> PathBuf {
-    let mut p = manifest.as_os_str().to_owned();
-    p.push(".swift-peer-mark");
-    PathBuf::from(p)
-}
-
-/// The mark kept beside `manifest` for `peer`; `None` when there is none,
-/// it is another cluster's, or it cannot be read.
-pub(crate) fn load_mark(manifest: &Path, peer: &str) -> Option<u64> {
-    let path = mark_path(manifest);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            warn!(file = %path.display(), cause = %e, "the swift peer mark cannot be read: every object with the same ETag is asked about");
-            return None;
-        }
+    let f = File {
+        here: here.into(),
+        peer: peer.into(),
+        stamps: seen
+            .iter()
+            .map(|(n, s)| (n.clone(), [s.here, s.peer.unwrap_or(0)]))
+            .collect(),
     };
-    match serde_json::from_slice::<PeerMark>(&bytes) {
-        Ok(m) if m.peer == peer => Some(m.newest_us),
-        Ok(_) => None,
-        Err(e) => {
-            warn!(file = %path.display(), cause = %e, "the swift peer mark cannot be read: every object with the same ETag is asked about");
-            None
-        }
-    }
-}
-
-/// Keep `newest_us` as `peer`'s mark beside `manifest` (durably).
-pub(crate) fn save_mark(manifest: &Path, peer: &str, newest_us: u64) -> Result<(), AgentError> {
-    let path = mark_path(manifest);
-    let err = |reason: String| AgentError::Manifest {
-        path: path.display().to_string(),
-        reason,
-    };
-    let body = serde_json::to_vec(&PeerMark {
-        peer: peer.to_string(),
-        newest_us,
-    })
-    .map_err(|e| err(e.to_string()))?;
+    let body = serde_json::to_vec(&f).map_err(|e| err(e.to_string()))?;
     warden_config::durable::replace(&path, &body).map_err(|e| err(e.to_string()))
 }
 
@@ -127,24 +124,44 @@ mod tests {
     fn kept_beside_the_manifest_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("pair.json");
-        assert!(load(&manifest).is_empty(), "none yet");
-        let seen: HashMap<String, u64> = [("c/a".to_string(), 1), ("c/b".to_string(), 2)].into();
-        save(&manifest, &seen).unwrap();
+        let seen: Seen = [
+            (
+                "c/a".to_string(),
+                Stamps {
+                    here: 1,
+                    peer: Some(5),
+                },
+            ),
+            (
+                "c/b".to_string(),
+                Stamps {
+                    here: 2,
+                    peer: None,
+                },
+            ),
+        ]
+        .into();
+        assert!(load(&manifest, "A", "B").is_empty(), "none yet");
+        save(&manifest, "A", "B", &seen).unwrap();
         assert!(dir.path().join("pair.json.swift-seen").exists());
-        assert_eq!(load(&manifest), seen);
+        assert_eq!(load(&manifest, "A", "B"), seen);
+        // read by the other side of the pair: swapped (a side not known dropped)
+        let other = load(&manifest, "B", "A");
+        assert_eq!(
+            other,
+            Seen::from([(
+                "c/a".to_string(),
+                Stamps {
+                    here: 5,
+                    peer: Some(1)
+                }
+            )])
+        );
+        assert!(load(&manifest, "A", "C").is_empty(), "another pair's");
         std::fs::write(beside(&manifest), b"{not json").unwrap();
-        assert!(load(&manifest).is_empty(), "damaged: an empty memory");
-    }
-
-    #[test]
-    fn the_mark_is_the_named_peers_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let manifest = dir.path().join("pair.json");
-        assert_eq!(load_mark(&manifest, "b"), None);
-        save_mark(&manifest, "b", 42).unwrap();
-        assert_eq!(load_mark(&manifest, "b"), Some(42));
-        assert_eq!(load_mark(&manifest, "c"), None, "another peer's mark");
-        std::fs::write(mark_path(&manifest), b"[").unwrap();
-        assert_eq!(load_mark(&manifest, "b"), None, "damaged: no mark");
+        assert!(
+            load(&manifest, "A", "B").is_empty(),
+            "damaged: an empty memory"
+        );
     }
 }
