@@ -263,7 +263,7 @@ async fn a_block_outlives_a_restart_until_cleared() {
     p2.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
     assert_eq!(fake.requests(), 2);
 
-    // Other hostnames (or another user or server): the block is not theirs.
+    // Other hostnames (or another server or user agent): not theirs.
     let p3 = provider(Flavor::Noip, &run, &[WWW, WWW2]);
     let dropped = p3.restore_stops(&stored);
     assert_eq!(dropped.len(), 1, "{dropped:?}");
@@ -273,10 +273,21 @@ async fn a_block_outlives_a_restart_until_cleared() {
         Flavor::Noip,
         &run,
         &[WWW],
+        &creds(PASSWORD),
+        Some("Example Monitor/2.0 ops@example.net"),
+    );
+    assert_eq!(p4.restore_stops(&stored).len(), 1);
+    // Nothing of the credentials is in the digest: another user (the
+    // secret's first half) keeps the block, `warden clear` lifts it.
+    let p5 = provider_with(
+        Flavor::Noip,
+        &run,
+        &[WWW],
         &Secret::new(format!("other-user:{PASSWORD}")),
         None,
     );
-    assert_eq!(p4.restore_stops(&stored).len(), 1);
+    assert!(p5.restore_stops(&stored).is_empty());
+    assert!(!serde_json::to_string(&stored).unwrap().contains(USER));
 }
 
 /// A `911` hold is stored with its wall-clock end: a new provider keeps it

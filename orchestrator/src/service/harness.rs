@@ -55,10 +55,16 @@ impl Strategy for FakeRoute {
     fn stops(&self) -> Vec<warden_strategies::ProviderStop> {
         self.stops.lock().unwrap().clone()
     }
+    /// Takes back every stop but one whose `config` is "changed".
     fn restore_stops(&self, stops: &[warden_strategies::ProviderStop]) -> Vec<String> {
         self.restored.lock().unwrap().push(stops.to_vec());
-        *self.stops.lock().unwrap() = stops.to_vec();
-        Vec::new()
+        let (kept, dropped): (Vec<_>, Vec<_>) =
+            stops.iter().cloned().partition(|s| s.config != "changed");
+        *self.stops.lock().unwrap() = kept;
+        dropped
+            .into_iter()
+            .map(|s| format!("{} — lifted", s.line))
+            .collect()
     }
     async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
         self.holds.lock().unwrap().push((epoch, ttl, pause));

@@ -395,3 +395,83 @@ async fn a_provider_block_is_stored_and_given_back_at_start() {
         .unwrap();
     assert!(web.provider_stops.is_empty(), "{web:?}");
 }
+
+/// An elected node takes the stored stops back at its take-over, with a
+/// stop its strategy still holds from when it last led (its write was
+/// discarded at the step-down): the union, never less. One the strategy
+/// does not take back is an event. What it now holds is stored.
+#[tokio::test(start_paused = true)]
+async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
+    use crate::etcd::leader::{Leadership, Role};
+    let stop = |line: &str, config: &str| warden_strategies::ProviderStop {
+        kind: warden_strategies::StopKind::Block,
+        reason: line.into(),
+        line: line.into(),
+        until_unix_ms: None,
+        config: config.into(),
+    };
+    let (stored, changed, own) = (
+        stop("stored block", "digest"),
+        stop("block of old settings", "changed"),
+        stop("block never written", "digest"),
+    );
+    let dir = super::harness::test_dir(true, 5);
+    let text = super::harness::config_text(&dir, true, 5, "");
+    let store: Arc<dyn crate::store::Store> = Arc::new(MemStore::default());
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
+    let mut g = load_state(&cfg, store.as_ref()).unwrap().groups["web"].clone();
+    g.provider_stops = vec![stored.clone(), changed.clone()];
+    store.put_group(&g).unwrap();
+    let fake = Arc::new(super::harness::FakeRoute::default());
+    *fake.stops.lock().unwrap() = vec![own.clone()];
+    let strategies = cfg
+        .groups
+        .keys()
+        .map(|n| {
+            let r: Arc<dyn warden_strategies::Strategy> = if n == "web" {
+                fake.clone()
+            } else {
+                Arc::new(super::harness::FakeRoute::default())
+            };
+            (n.clone(), crate::routing::Routing::Single(r))
+        })
+        .collect();
+    let settings = crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).unwrap();
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = Shared::with_mode(
+        settings,
+        store.clone(),
+        CancellationToken::new(),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    tokio::spawn(s.clone().write_groups(CancellationToken::new()));
+    assert!(
+        fake.restored.lock().unwrap().is_empty(),
+        "a follower restores nothing"
+    );
+    HaRole(s.clone()).take_over(1).await.unwrap();
+    assert_eq!(
+        *fake.restored.lock().unwrap(),
+        vec![vec![stored.clone(), changed, own.clone()]]
+    );
+    assert_eq!(
+        *fake.stops.lock().unwrap(),
+        vec![stored.clone(), own.clone()]
+    );
+    assert!(s
+        .lock()
+        .recent
+        .iter()
+        .any(|e| e.kind == EventKind::AlertCleared
+            && e.message
+                .contains("stored alert not taken back: block of old settings")));
+    s.writer_settled().await;
+    let web = store
+        .groups()
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == "web")
+        .unwrap();
+    assert_eq!(web.provider_stops, vec![stored, own]);
+}

@@ -9,8 +9,11 @@ use super::*;
 
 impl Shared {
     /// At start (alone) or at take-over (elected): give each strategy its
-    /// group's stored stops. A stop it does not take back (a hold that
-    /// ended, a block whose provider settings changed) is an event.
+    /// group's stored stops, together with any this process still holds
+    /// (a stop it earned while it last led, whose write a step-down
+    /// discarded: never forget a stop; at worst the operator clears it
+    /// twice). A stop it does not take back (a hold that ended, a block
+    /// whose provider settings changed) is an event.
     pub(crate) fn restore_provider_stops(&self) {
         let stored: Vec<(String, Vec<warden_strategies::ProviderStop>)> = {
             let st = self.lock();
@@ -19,13 +22,19 @@ impl Shared {
                 .map(|g| (g.name.clone(), g.provider_stops.clone()))
                 .collect()
         };
-        for (group, stops) in stored {
+        for (group, mut stops) in stored {
             let Some(strategy) = self.strategies.get(&group) else {
                 continue;
             };
+            for held in strategy.stops() {
+                if !stops.contains(&held) {
+                    stops.push(held);
+                }
+            }
             let dropped = strategy.restore_stops(&stops);
-            if stops.len() > dropped.len() {
-                warn!(group = %group, kept = stops.len() - dropped.len(), "stored routing alerts in force: the provider sends nothing until they are lifted (`warden clear`)");
+            let kept = strategy.stops().len();
+            if kept > 0 {
+                warn!(group = %group, kept, "stored routing alerts in force: the provider sends nothing until they are lifted (`warden clear`)");
             }
             for line in dropped {
                 self.event(
@@ -42,26 +51,28 @@ impl Shared {
     }
 
     /// Store the stops of `group` (`None`: every group) where they differ
-    /// from the stored ones. Only the licence holder writes.
+    /// from the stored ones. Only the licence holder writes. The strategy
+    /// is asked under the state lock, so that two syncs (a reconciliation
+    /// and a `warden clear`) store in the order they saw the stops.
     pub(crate) fn sync_provider_stops(&self, group: Option<&str>) {
         if !self.licence.is_held() {
             return;
         }
-        let now: Vec<(&String, Vec<warden_strategies::ProviderStop>)> = match group {
+        let mut st = self.lock();
+        let names: Vec<&String> = match group {
             Some(g) => self
                 .strategies
                 .get_key_value(g)
-                .map(|(n, s)| (n, s.stops()))
+                .map(|(n, _)| n)
                 .into_iter()
                 .collect(),
-            None => self
-                .strategies
-                .iter()
-                .map(|(n, s)| (n, s.stops()))
-                .collect(),
+            None => self.strategies.keys().collect(),
         };
-        let mut st = self.lock();
-        for (name, stops) in now {
+        for name in names {
+            let Some(strategy) = self.strategies.get(name) else {
+                continue;
+            };
+            let stops = strategy.stops();
             let Some(g) = st.groups.get(name) else {
                 continue;
             };

@@ -201,6 +201,7 @@ impl DyndnsProvider {
                 return Err(cfg(format!("name: {n:?} is not a hostname")));
             }
         }
+        let user_agent_configured = user_agent;
         let user_agent = user_agent.unwrap_or(DEFAULT_USER_AGENT).trim().to_string();
         if user_agent.is_empty() || reqwest::header::HeaderValue::from_str(&user_agent).is_err() {
             return Err(cfg(format!(
@@ -215,7 +216,7 @@ impl DyndnsProvider {
         })?;
         let mut shown = url.clone();
         shown.set_query(None);
-        let config_digest = state::config_digest(flavor, &url, names, &user, &user_agent);
+        let config_digest = state::config_digest(flavor, &url, names, user_agent_configured);
         Ok(DyndnsProvider {
             config_digest,
             flavor,

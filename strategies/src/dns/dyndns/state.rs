@@ -109,7 +109,7 @@ impl DyndnsProvider {
     /// Stop for good (until `clear()` or a reload) after a fatal answer.
     pub(super) fn block(&self, what: &str, why: &str) -> StrategyError {
         let reason = format!(
-            "updates stopped after {what}: {why}; nothing is sent through this provider, across restarts, until the cause is fixed and `warden clear {}` is run (or the provider's server, user, hostnames or user agent change in the configuration)",
+            "updates stopped after {what}: {why}; nothing is sent through this provider, across restarts, until the cause is fixed and `warden clear {}` is run (or the provider's server, hostnames or user agent change in the configuration)",
             self.group
         );
         warn!(group = %self.group, server = %self.element, answer = what, "DNS updates stopped: the provider answered a fatal code");
@@ -204,24 +204,24 @@ impl DyndnsProvider {
     }
 }
 
-/// The digest a block is earned with: what identifies the provider to the
-/// server (kind, URL, user, hostnames, user agent). Not the password: the
-/// store never holds anything derived from a secret, so a block earned by
-/// a wrong password outlives a restart until `warden clear`.
+/// The digest a block is earned with: the provider's settings in the
+/// configuration (kind, URL, hostnames, the configured user agent — not
+/// the default one, which names warden's version, so an upgrade keeps the
+/// block). Nothing from the credentials, user or password: the store
+/// never holds anything derived from a secret, so a block earned by wrong
+/// credentials outlives a restart until `warden clear`.
 pub(super) fn config_digest(
     flavor: Flavor,
     url: &Url,
     names: &[String],
-    user: &str,
-    user_agent: &str,
+    configured_user_agent: Option<&str>,
 ) -> String {
     let text = format!(
-        "warden dyndns stop v1\n{}\n{}\n{}\n{}\n{}\n",
+        "warden dyndns stop v2\n{}\n{}\n{}\n{}\n",
         flavor.kind(),
         url.as_str(),
-        user,
         names.join(","),
-        user_agent
+        configured_user_agent.map(str::trim).unwrap_or("(default)")
     );
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     data_encoding::HEXLOWER.encode(d.as_ref())
@@ -243,7 +243,12 @@ impl DyndnsProvider {
                 config: self.config_digest.clone(),
             });
         }
-        if let Some(h) = &st.hold {
+        // an ended hold (left in place while a block is in force) is not kept
+        if let Some(h) = st
+            .hold
+            .as_ref()
+            .filter(|h| h.until.is_some_and(|u| Instant::now() < u))
+        {
             out.push(crate::ProviderStop {
                 kind: crate::StopKind::Hold,
                 reason: h.reason.clone(),
@@ -275,7 +280,7 @@ impl DyndnsProvider {
                     });
                 }
                 crate::StopKind::Block => dropped.push(format!(
-                    "{} — lifted: the provider's server, user, hostnames or user agent changed since",
+                    "{} — lifted: the provider's server, hostnames or user agent changed since",
                     s.line
                 )),
                 crate::StopKind::Hold => match s.until_unix_ms {
@@ -285,7 +290,9 @@ impl DyndnsProvider {
                             reason: s.reason.clone(),
                             line: s.line.clone(),
                             until: Some(Instant::now() + left),
-                            until_unix_ms: Some(u.min(now_ms.saturating_add(HOLD.as_millis() as u64))),
+                            until_unix_ms: Some(
+                                u.min(now_ms.saturating_add(HOLD.as_millis() as u64)),
+                            ),
                         });
                     }
                     _ => dropped.push(format!("{} — ended", s.line)),
