@@ -27,6 +27,11 @@ pub struct Metrics {
     pub runbooks: Family<Vec<(String, String)>, Counter>,
     /// RTO of the last finished runbook, seconds.
     pub last_rto_seconds: Gauge<f64, AtomicU64>,
+    /// Per `group` and runbook `kind`: the RTO of its last finished move.
+    pub group_last_rto_seconds: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
+    /// Per `group`: the RPO recorded by its last failover (the writes at
+    /// risk when it was decided); no sample while unknown.
+    pub group_last_failover_rpo_seconds: Family<Vec<(String, String)>, Gauge<f64, AtomicU64>>,
     /// Alerts in force (blocked DNS providers, holds), over every group;
     /// set when `/metrics` is scraped.
     pub alerts: Gauge,
@@ -187,6 +192,20 @@ impl Metrics {
             "Alerts an operator must clear (e.g. a DNS provider blocked after a fatal answer)",
             alerts.clone(),
         );
+        let group_last_rto_seconds =
+            Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
+        let group_last_failover_rpo_seconds =
+            Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "group_last_rto_seconds",
+            "RTO of a group's last finished runbook of a kind (failover, failback, switchover), seconds",
+            group_last_rto_seconds.clone(),
+        );
+        registry.register(
+            "group_last_failover_rpo_seconds",
+            "RPO a group's last failover recorded (the writes at risk when it was decided), seconds; absent while unknown",
+            group_last_failover_rpo_seconds.clone(),
+        );
         let notify_sent = Family::<Vec<(String, String)>, Counter>::default();
         let notify_failed = Family::<Vec<(String, String)>, Counter>::default();
         registry.register(
@@ -200,6 +219,8 @@ impl Metrics {
             notify_failed.clone(),
         );
         Metrics {
+            group_last_rto_seconds,
+            group_last_failover_rpo_seconds,
             notify_sent,
             notify_failed,
             isolated,

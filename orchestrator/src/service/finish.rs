@@ -87,6 +87,27 @@ impl Shared {
             .inc();
         if let Some(rto) = rb.rto_ms {
             self.metrics.last_rto_seconds.set(rto as f64 / 1000.0);
+            self.metrics
+                .group_last_rto_seconds
+                .get_or_create(&vec![
+                    ("group".to_string(), rb.group.clone()),
+                    ("kind".to_string(), label(serde_json::json!(rb.kind))),
+                ])
+                .set(rto as f64 / 1000.0);
+        }
+        if rb.kind == RunbookKind::Failover && !rb.preempted {
+            let key = vec![("group".to_string(), rb.group.clone())];
+            match rb.rpo_ms {
+                Some(rpo) => {
+                    self.metrics
+                        .group_last_failover_rpo_seconds
+                        .get_or_create(&key)
+                        .set(rpo as f64 / 1000.0);
+                }
+                None => {
+                    self.metrics.group_last_failover_rpo_seconds.remove(&key);
+                }
+            }
         }
     }
 

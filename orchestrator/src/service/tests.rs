@@ -623,12 +623,28 @@ async fn a_lagging_standby_is_not_promoted_without_approval() {
             .into_iter()
             .find(|r| r.kind == RunbookKind::Failover)
             .expect("the failover");
+        let metrics = s.metrics().encode();
+        let rto = rb.rto_ms.expect("an RTO") as f64 / 1000.0;
+        assert!(
+            metrics.contains(&format!(
+                "warden_group_last_rto_seconds{{group=\"web\",kind=\"failover\"}} {rto}"
+            )),
+            "{metrics}"
+        );
         match lag {
             Some(l) => {
                 let rpo = rb.rpo_ms.expect("an RPO");
                 assert!((l..l + 5_000).contains(&rpo), "lag {l}, RPO {rpo}");
+                let shown = format!(
+                    "warden_group_last_failover_rpo_seconds{{group=\"web\"}} {}",
+                    rpo as f64 / 1000.0
+                );
+                assert!(metrics.contains(&shown), "{shown} in {metrics}");
             }
-            None => assert_eq!(rb.rpo_ms, None),
+            None => {
+                assert_eq!(rb.rpo_ms, None);
+                assert!(!metrics.contains("warden_group_last_failover_rpo_seconds{"));
+            }
         }
     }
 }
