@@ -119,6 +119,25 @@ pub(crate) enum Cmd {
         #[arg(long)]
         to: String,
     },
+    /// A disaster-recovery drill: a planned switchover of a healthy group
+    /// from its primary to a standby (nothing lost), users left there for
+    /// --stay, then a failback; each move waited for and reported (RTO,
+    /// steps). Starts only from a steady group on its primary, both sites
+    /// healthy, no alerts.
+    Drill {
+        group: String,
+        /// The standby to move to (default: the group's first other site).
+        #[arg(long)]
+        to: Option<String>,
+        /// How long users stay on the standby before the failback.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        stay: Duration,
+        /// How long each move may take before the drill stops waiting.
+        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        #[arg(long)]
+        json: bool,
+    },
     /// Resume replication paused since a failover or a new store: resync
     /// the standby from the active site (what it wrote on its own is kept
     /// or quarantined), then replicate to it again. Users do not move.
@@ -227,6 +246,7 @@ impl Cmd {
                 | Cmd::Failover { .. }
                 | Cmd::Failback { .. }
                 | Cmd::Switchover { .. }
+                | Cmd::Drill { .. }
                 | Cmd::Resync { .. }
                 | Cmd::Approve { .. }
                 | Cmd::Maintenance { .. }

@@ -1,10 +1,13 @@
 //! Command-line interface: [`args`] (every subcommand), [`serve`] (the
 //! service subcommands and `check-config`), [`gate`] (`rsync-gate`, run
 //! by an rsync daemon), [`operator`] (the operator
-//! commands, one API call each) and [`render`] (what a person reads). The
+//! commands, one API call each), [`drill`] (`warden drill`: a switchover
+//! and a failback, waited for and reported) and [`render`] (what a person
+//! reads). The
 //! API client itself is [`crate::client`], shared with the quickstart.
 
 mod args;
+mod drill;
 mod gate;
 mod operator;
 mod render;

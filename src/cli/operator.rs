@@ -70,6 +70,13 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 v["runbook"]
             );
         }
+        Cmd::Drill {
+            group,
+            to,
+            stay,
+            timeout,
+            json,
+        } => super::drill::run(c, group, to.as_deref(), *stay, *timeout, *json).await?,
         Cmd::Resync { group } => {
             let v = c
                 .post(&format!("/v1/groups/{group}/resync"), Value::Null)

@@ -9,6 +9,7 @@ mod abuse;
 mod chaos;
 mod deploy;
 mod disk;
+mod drill;
 mod fence;
 mod haproxy;
 mod hold;
