@@ -31,6 +31,7 @@ use crate::OrchestratorError;
 type S = State<Arc<Shared>>;
 
 mod auth;
+mod dashboard;
 pub mod leader;
 mod stream;
 use auth::{AgentSite, KnownTokenFirst, Operator, Reader};
@@ -120,13 +121,22 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route(LEADER_PATH, get(leader::leader))
         .route(HEALTH_PATH, get(leader::healthz))
+        .route(dashboard::PATHS[0], get(dashboard::index))
+        .route(dashboard::PATHS[1], get(dashboard::script))
+        .route(dashboard::PATHS[2], get(dashboard::style))
         .fallback(|| async { err(StatusCode::NOT_FOUND, "no such endpoint; see docs/api.md") })
         .with_state(shared.clone());
     tower::ServiceBuilder::new()
         .map_response(json_errors)
         .layer(ValidateRequestHeaderLayer::custom(KnownTokenFirst {
             shared,
-            public: &[LEADER_PATH, HEALTH_PATH],
+            public: &[
+                LEADER_PATH,
+                HEALTH_PATH,
+                dashboard::PATHS[0],
+                dashboard::PATHS[1],
+                dashboard::PATHS[2],
+            ],
             max_body: limit,
         }))
         .layer(DefaultBodyLimit::max(limit))

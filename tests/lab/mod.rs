@@ -251,6 +251,20 @@ impl Lab {
 
     /// [`Lab::new`], but `None` (after printing why) when the machine lacks
     /// a prerequisite; panics on any other set-up error.
+    /// Whether `program` (from Debian package `package`) is installed:
+    /// missing, a failure when `CI=true`, else a skip said on stderr.
+    pub(crate) fn has_program(program: &str, package: &str) -> bool {
+        if sys::which_program(program).is_some() {
+            return true;
+        }
+        let missing = format!("`{program}` (package {package})");
+        if sys::in_ci() {
+            panic!("{missing}; CI=true, so a missing prerequisite is a failure");
+        }
+        eprintln!("SKIP: {missing} (set CI=true to make this a failure)");
+        false
+    }
+
     pub(crate) fn new_or_skip(hosts: &[&str]) -> Option<Lab> {
         match Lab::new(hosts) {
             Ok(lab) => Some(lab),

@@ -87,6 +87,11 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// [`which`] for the lab's users.
+pub(super) fn which_program(name: &str) -> Option<PathBuf> {
+    which(name)
+}
+
 /// Whether `CI` says missing prerequisites must fail rather than skip.
 pub(super) fn in_ci() -> bool {
     std::env::var("CI")

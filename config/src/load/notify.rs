@@ -48,11 +48,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "missing: url (a webhook, e.g. \"https://hooks.example.net/warden\") or command ([\"/path/to/prog\", \"arg\"])",
                 ),
                 (Some(u), None) => {
-                    self.check_url(
-                        &format!("{key}.url"),
-                        u,
-                        "e.g. \"https://hooks.example.net/warden\"",
-                    );
+                    // Never echoed: a webhook's URL is often its secret.
+                    if let Some((why, _)) = http_url_problem(u) {
+                        let k = format!("{key}.url");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            None,
+                            format!("{why} (not shown: a webhook URL may hold its token); e.g. \"https://hooks.example.net/warden\""),
+                        );
+                    }
                 }
                 (None, Some(cmd)) => {
                     if cmd.is_empty() || cmd[0].is_empty() {
@@ -103,13 +108,30 @@ impl<'t, 'r> Cx<'t, 'r> {
                     }
                 }
             }
-            for (name, v, max) in [
-                ("timeout", n.timeout, Duration::from_secs(300)),
-                ("retry_for", n.retry_for, Duration::from_secs(7 * 24 * 3600)),
+            for (name, v, min, max) in [
+                (
+                    "timeout",
+                    n.timeout,
+                    Duration::from_millis(100),
+                    Duration::from_secs(300),
+                ),
+                (
+                    "retry_for",
+                    n.retry_for,
+                    Duration::from_secs(1),
+                    Duration::from_secs(7 * 24 * 3600),
+                ),
             ] {
                 let k = format!("{key}.{name}");
                 if v.is_zero() {
                     self.positive(&k);
+                } else if v < min {
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        self.value_at(&k),
+                        format!("must be at least {}", humantime::format_duration(min)),
+                    );
                 } else if v > max {
                     self.push(
                         self.at(&k),

@@ -51,6 +51,7 @@ pub const EVENT_KINDS: &[&str] = &[
 /// operator acts on (not the per-round observations, steps and routine
 /// reconciliation).
 pub const DEFAULT_NOTIFY_KINDS: &[&str] = &[
+    "started",
     "site_confirmed_down",
     "site_recovered",
     "dead_agent",
@@ -62,6 +63,7 @@ pub const DEFAULT_NOTIFY_KINDS: &[&str] = &[
     "runbook_succeeded",
     "runbook_failed",
     "runbook_resumed",
+    "reconcile_failed",
     "fencing",
     "maintenance",
     "no_standby",

@@ -70,7 +70,11 @@ retry_for = "30d"
     let name = find(&p, "orchestrator.notify[0].name");
     assert_eq!((name.line, name.col), pos_of(&text, "\"bad name!\""));
     let url = find(&p, "orchestrator.notify[0].url");
-    assert!(url.message.contains("http"), "{url}");
+    assert!(
+        url.message.contains("http") && url.value.is_none(),
+        "not echoed: {url}"
+    );
+    assert!(!show(&p).contains("ftp://"), "{}", show(&p));
     let both = find(&p, "orchestrator.notify[1].command");
     assert!(both.message.contains("not both"), "{both}");
     let neither = find(&p, "orchestrator.notify[2]");

@@ -34,7 +34,7 @@ pub(super) async fn run(
         ("WARDEN_ACTION", "fence".to_string()),
     ];
     match run_with(argv, &env, None, timeout).await {
-        Err(Run::NotStarted(e)) => Err(e),
+        Err(Run::NotStarted(e, _)) => Err(e),
         Err(Run::Failed(e)) => Err(e),
         Ok(s) => Ok(s),
     }
@@ -43,8 +43,10 @@ pub(super) async fn run(
 /// How a run of [`run_with`] went wrong.
 #[derive(Debug)]
 pub(super) enum Run {
-    /// The program could not be started (missing, not executable).
-    NotStarted(String),
+    /// The program could not be started; true when that may pass (busy,
+    /// out of memory or processes), false when it will not (missing, not
+    /// executable, a bad argument).
+    NotStarted(String, bool),
     /// It ran and failed: its exit and the end of its stderr, or a timeout.
     Failed(String),
 }
@@ -59,7 +61,7 @@ pub(super) async fn run_with(
     timeout: Duration,
 ) -> Result<String, Run> {
     let Some((prog, args)) = argv.split_first() else {
-        return Err(Run::NotStarted("empty command".into()));
+        return Err(Run::NotStarted("empty command".into(), false));
     };
     let spawned = tokio::process::Command::new(prog)
         .args(args)
@@ -78,7 +80,14 @@ pub(super) async fn run_with(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return Err(Run::NotStarted(format!("cannot start {prog}: {e}"))),
+        Err(e) => {
+            use std::io::ErrorKind::{InvalidInput, NotFound, PermissionDenied};
+            let lasting = matches!(e.kind(), NotFound | PermissionDenied | InvalidInput);
+            return Err(Run::NotStarted(
+                format!("cannot start {prog}: {e}"),
+                !lasting,
+            ));
+        }
     };
     // What it is given, written while it runs (a command that does not read
     // it all gets a closed pipe, not a stuck orchestrator).

@@ -1,30 +1,40 @@
 //! Notifications (DESIGN §8: "notify commands and webhooks on every state
 //! change"): each `[[orchestrator.notify]]` entry gets the events of the
-//! kinds it wants, in order, from the licence holder only (a follower's
-//! events are its own log lines), through a bounded queue and a delivery
-//! task of its own, so a slow or dead receiver never holds up the service
-//! or another receiver.
+//! kinds it wants, in order, from the licence holder only, through a
+//! bounded queue and a delivery task of its own, so a slow or dead
+//! receiver never holds up the service or another receiver.
 //!
 //! - A webhook gets `POST url` with the event as JSON (`id`, `kind`,
 //!   `group`, `site`, `message`, `time_unix_ms`, `evidence`, `runbook`),
-//!   `X-Warden-Event: KIND`, `X-Warden-Delivery: ID` (receivers drop
-//!   repeats by it: a retried delivery may arrive twice) and, with a
-//!   `secret`, `X-Warden-Signature-256: sha256=HEX`, the body's
-//!   HMAC-SHA256 (GitHub's webhook form). 2xx is delivered; 408, 429, 5xx
-//!   and network failures are retried; a redirect or another 4xx is given
-//!   up at once (said in the log). The URL is never logged (a chat
-//!   webhook's URL is often its secret): the entry's name is.
+//!   `X-Warden-Event: KIND`, `X-Warden-Delivery: BOOT-ID` (the process's
+//!   random boot tag and the event id: receivers drop repeats by it — a
+//!   retried delivery may arrive twice — and a restarted orchestrator,
+//!   whose event ids may start again below ones it sent, has another tag)
+//!   and, with a `secret`, `X-Warden-Signature-256: sha256=HEX`, the
+//!   body's HMAC-SHA256 (GitHub's webhook form). 2xx is delivered; 408,
+//!   429, 5xx and network failures are retried; a redirect or another 4xx
+//!   is given up at once. No proxy from the environment is used. The URL
+//!   is never logged (a chat webhook's URL is often its secret): the
+//!   entry's name is.
 //! - A command gets the event as JSON on its standard input and
 //!   `WARDEN_EVENT_ID`, `WARDEN_EVENT_KIND`, `WARDEN_GROUP`, `WARDEN_SITE`
-//!   in a clean environment; exit 0 is delivered, anything else retried.
-//! - Retries back off from 1 s to 1 min, for `retry_for`; then the event is
-//!   given up for that entry. A full queue ([`QUEUE`] events) drops the new
-//!   event. Both counted in `warden_notify_failed_total{notify, reason}`;
-//!   deliveries in `warden_notify_sent_total{notify}`.
+//!   in a clean environment; exit 0 is delivered, anything else retried (a
+//!   program that is missing or not executable is given up at once).
+//! - An event is retried (back-off 1 s to 1 min) until `retry_for` after
+//!   it was recorded, then given up; an event already older than that when
+//!   its turn comes is tried once. So a receiver that was down for hours
+//!   holds its queue up for `retry_for` at most, and the newest events are
+//!   the ones that arrive. A full queue ([`QUEUE`] events) drops its
+//!   oldest event.
+//! - Only the licence holder sends: an event recorded while following is
+//!   not sent, and a node that loses the licence drops what it has queued.
+//! - Counted in `warden_notify_sent_total{notify}` and
+//!   `warden_notify_failed_total{notify, reason}` (`queue_full`,
+//!   `refused`, `retries_exhausted`, `not_leader`, `shutdown`).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tracing::debug;
 use warden_config::{NotifyConfig, Secret};
 
@@ -36,17 +46,27 @@ pub(crate) const QUEUE: usize = 1000;
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// One entry: its settings, its secret, its queue's sending side.
+/// One entry's queue, shared by the service (which offers) and the entry's
+/// delivery task (which takes).
+#[derive(Default)]
+struct Queue {
+    events: Mutex<VecDeque<Arc<Event>>>,
+    ready: tokio::sync::Notify,
+    /// Events dropped from a full queue (the first and every 100th said).
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+/// One entry: its settings and its queue.
 struct Entry {
     cfg: NotifyConfig,
-    tx: mpsc::Sender<Arc<Event>>,
+    queue: Arc<Queue>,
 }
 
 /// The notify entries of the service.
 #[derive(Default)]
 pub(crate) struct Notify {
     entries: Vec<Entry>,
-    /// The delivery tasks' ends, taken once by [`Notify::workers`].
+    /// The delivery tasks, taken once by [`Notify::workers`].
     workers: Mutex<Vec<Worker>>,
 }
 
@@ -54,8 +74,10 @@ pub(crate) struct Notify {
 pub(crate) struct Worker {
     cfg: NotifyConfig,
     secret: Option<Secret>,
-    rx: mpsc::Receiver<Arc<Event>>,
+    queue: Arc<Queue>,
     http: reqwest::Client,
+    /// This process's tag in delivery ids.
+    boot: String,
 }
 
 /// How one delivery failed.
@@ -72,13 +94,19 @@ impl Notify {
         list: &[NotifyConfig],
         secrets: Vec<Option<Secret>>,
     ) -> Result<Notify, OrchestratorError> {
+        let mut tag = [0u8; 4];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tag).map_err(
+            |_| OrchestratorError::Setup("notify: no random bytes for the boot tag".into()),
+        )?;
+        let boot: String = tag.iter().map(|b| format!("{b:02x}")).collect();
         let mut entries = Vec::new();
         let mut workers = Vec::new();
         for (cfg, secret) in list.iter().zip(secrets) {
-            let (tx, rx) = mpsc::channel(QUEUE);
+            let queue = Arc::new(Queue::default());
             let http = reqwest::Client::builder()
                 .timeout(cfg.timeout)
                 .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
                 .user_agent(concat!("warden/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| {
@@ -89,13 +117,14 @@ impl Notify {
                 })?;
             entries.push(Entry {
                 cfg: cfg.clone(),
-                tx,
+                queue: queue.clone(),
             });
             workers.push(Worker {
                 cfg: cfg.clone(),
                 secret,
-                rx,
+                queue,
                 http,
+                boot: boot.clone(),
             });
         }
         Ok(Notify {
@@ -109,7 +138,8 @@ impl Notify {
         std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Queue `e` for every entry that wants its kind (never waits).
+    /// Queue `e` for every entry that wants its kind (never waits; a full
+    /// queue drops its oldest event).
     pub(crate) fn offer(&self, e: &Event, metrics: &Metrics) {
         if self.entries.is_empty() {
             return;
@@ -118,11 +148,33 @@ impl Notify {
         let mut shared: Option<Arc<Event>> = None;
         for entry in self.entries.iter().filter(|x| x.cfg.wants(&kind)) {
             let ev = shared.get_or_insert_with(|| Arc::new(e.clone())).clone();
-            if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(ev) {
+            let dropped = {
+                let mut q = entry.queue.events.lock().unwrap_or_else(|p| p.into_inner());
+                q.push_back(ev);
+                (q.len() > QUEUE).then(|| q.pop_front()).flatten()
+            };
+            if let Some(old) = dropped {
                 metrics.notify_failed(&entry.cfg.name, "queue_full");
-                warn!(notify = %entry.cfg.name, event = e.id, "notification dropped: {QUEUE} events wait for this receiver already");
+                let n = entry
+                    .queue
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n % 100 == 0 {
+                    warn!(notify = %entry.cfg.name, event = old.id, dropped = n + 1, "notification dropped: {QUEUE} events wait for this receiver; the oldest go first");
+                }
             }
+            entry.queue.ready.notify_one();
         }
+    }
+
+    /// Events waiting for `name` (tests).
+    #[cfg(test)]
+    fn waiting(&self, name: &str) -> usize {
+        self.entries
+            .iter()
+            .find(|e| e.cfg.name == name)
+            .map(|e| e.queue.events.lock().unwrap().len())
+            .unwrap_or(0)
     }
 }
 
@@ -142,12 +194,35 @@ impl Shared {
 }
 
 impl Worker {
+    fn take(&self) -> Option<Arc<Event>> {
+        self.queue
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// Drop everything queued, counted as `reason`; how many.
+    fn drop_all(&self, shared: &Shared, reason: &str) -> usize {
+        let n =
+            std::mem::take(&mut *self.queue.events.lock().unwrap_or_else(|p| p.into_inner())).len();
+        for _ in 0..n {
+            shared.metrics.notify_failed(&self.cfg.name, reason);
+        }
+        n
+    }
+
     /// Deliver queued events in order until `stop`.
-    pub(crate) async fn run(mut self, shared: Arc<Shared>, stop: CancellationToken) {
+    pub(crate) async fn run(self, shared: Arc<Shared>, stop: CancellationToken) {
         loop {
-            let e = tokio::select! {
-                e = self.rx.recv() => match e { Some(e) => e, None => return },
-                _ = stop.cancelled() => return,
+            let e = loop {
+                if let Some(e) = self.take() {
+                    break e;
+                }
+                tokio::select! {
+                    _ = self.queue.ready.notified() => {}
+                    _ = stop.cancelled() => return,
+                }
             };
             let body = match serde_json::to_vec(&*e) {
                 Ok(b) => b,
@@ -156,12 +231,25 @@ impl Worker {
                     continue;
                 }
             };
-            let give_up_at = Instant::now() + self.cfg.retry_for;
+            // Until `retry_for` after the event was recorded (wall clock).
+            let retry_ms = u64::try_from(self.cfg.retry_for.as_millis()).unwrap_or(u64::MAX);
+            let give_up_unix_ms = e.time_unix_ms.saturating_add(retry_ms);
             let mut backoff = BACKOFF_MIN;
             loop {
+                if !shared.licence.is_held() {
+                    let n = self.drop_all(&shared, "not_leader") + 1;
+                    shared.metrics.notify_failed(&self.cfg.name, "not_leader");
+                    warn!(notify = %self.cfg.name, events = n, "notifications dropped: this orchestrator no longer holds the licence to act (the leader tells)");
+                    break;
+                }
                 let result = tokio::select! {
                     r = self.deliver(&e, &body) => r,
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => {
+                        let n = self.drop_all(&shared, "shutdown") + 1;
+                        shared.metrics.notify_failed(&self.cfg.name, "shutdown");
+                        warn!(notify = %self.cfg.name, events = n, "notifications not delivered: the orchestrator stops");
+                        return;
+                    }
                 };
                 match result {
                     Ok(()) => {
@@ -175,17 +263,25 @@ impl Worker {
                         break;
                     }
                     Err(Failure::Again(why)) => {
-                        if Instant::now() + backoff > give_up_at {
+                        let now_ms = shared.clock.now_ms();
+                        let left = give_up_unix_ms.saturating_sub(now_ms);
+                        if left == 0 {
                             shared
                                 .metrics
                                 .notify_failed(&self.cfg.name, "retries_exhausted");
-                            warn!(notify = %self.cfg.name, event = e.id, cause = %why, retry_for = ?self.cfg.retry_for, "notification given up after retrying");
+                            warn!(notify = %self.cfg.name, event = e.id, cause = %why, retry_for = ?self.cfg.retry_for, "notification given up: retry_for has passed since the event");
                             break;
                         }
-                        debug!(notify = %self.cfg.name, event = e.id, cause = %why, retry_in = ?backoff, "notification failed; retrying");
+                        let pause = backoff.min(Duration::from_millis(left));
+                        debug!(notify = %self.cfg.name, event = e.id, cause = %why, retry_in = ?pause, "notification failed; retrying");
                         tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = stop.cancelled() => {
+                                let n = self.drop_all(&shared, "shutdown") + 1;
+                                shared.metrics.notify_failed(&self.cfg.name, "shutdown");
+                                warn!(notify = %self.cfg.name, events = n, "notifications not delivered: the orchestrator stops");
+                                return;
+                            }
                         }
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                     }
@@ -202,7 +298,7 @@ impl Worker {
                 .post(url)
                 .header("Content-Type", "application/json")
                 .header("X-Warden-Event", &kind)
-                .header("X-Warden-Delivery", e.id.to_string())
+                .header("X-Warden-Delivery", format!("{}-{}", self.boot, e.id))
                 .body(body.to_vec());
             if let Some(s) = &self.secret {
                 req = req.header("X-Warden-Signature-256", signature(s, body));
@@ -234,7 +330,8 @@ impl Worker {
         input.push(b'\n');
         match super::fence::run_with(argv, &env, Some(input), self.cfg.timeout).await {
             Ok(_) => Ok(()),
-            Err(super::fence::Run::NotStarted(why)) => Err(Failure::GiveUp(why)),
+            Err(super::fence::Run::NotStarted(why, true)) => Err(Failure::Again(why)),
+            Err(super::fence::Run::NotStarted(why, false)) => Err(Failure::GiveUp(why)),
             Err(super::fence::Run::Failed(why)) => Err(Failure::Again(why)),
         }
     }
@@ -469,8 +566,65 @@ mod tests {
             .get();
         assert_eq!(failed, 5);
         // a kind it does not want is not queued at all
+        let before = n.waiting("t");
         let mut step = event();
         step.kind = EventKind::StepStarted;
         n.offer(&step, &metrics);
+        assert_eq!(n.waiting("t"), before);
+    }
+
+    /// A dead receiver holds its queue up for `retry_for` at most: the
+    /// first event is retried until then, the ones recorded with it are
+    /// by then as old and are tried once each — all three given up within
+    /// about `retry_for` (one at a time they would take three times it).
+    #[tokio::test]
+    async fn a_dead_receiver_holds_its_queue_up_for_retry_for_at_most() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let dir = super::super::harness::test_dir(true, 5);
+        let text = super::super::harness::config_text(&dir, true, 5, "")
+            + &format!(
+                "\n[[orchestrator.notify]]\nname = \"t\"\nurl = \"http://{closed}/x\"\nretry_for = \"2s\"\nkinds = [\"alert\"]\n"
+            );
+        let (s, _fake) = super::super::harness::start_from(
+            &text,
+            &dir,
+            Arc::new(crate::store::MemStore::default()),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        for i in 0..3 {
+            s.event(
+                EventKind::Alert,
+                Some("web"),
+                None,
+                format!("e{i}"),
+                vec![],
+                None,
+            );
+        }
+        for w in s.notify_workers() {
+            tokio::spawn(w.run(s.clone(), CancellationToken::new()));
+        }
+        let exhausted = || {
+            s.metrics
+                .notify_failed
+                .get_or_create(&vec![
+                    ("notify".to_string(), "t".to_string()),
+                    ("reason".to_string(), "retries_exhausted".to_string()),
+                ])
+                .get()
+        };
+        while exhausted() < 3 && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(exhausted(), 3);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(4500),
+            "three events given up in {took:?}: each waited its own retry_for"
+        );
     }
 }

@@ -1,0 +1,132 @@
+// The warden dashboard: `GET /v1/status` every 2 s with the token the user
+// gives (kept in this tab's sessionStorage only, sent as a bearer token),
+// shown as one card per group. Every text from the orchestrator (site
+// names, agents' check messages, alerts) is set as text, never as HTML.
+"use strict";
+
+const KEY = "warden-token";
+const PERIOD_MS = 2000;
+const $ = (id) => document.getElementById(id);
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  return e;
+}
+
+function trouble(msg) {
+  $("state").textContent = msg;
+  $("state").className = "trouble";
+}
+
+function showLogin(msg) {
+  $("login").hidden = false;
+  $("forget").hidden = true;
+  $("groups").replaceChildren();
+  $("login-msg").textContent = msg || "";
+  $("state").textContent = "";
+  $("state").className = "";
+}
+
+async function refresh() {
+  const token = sessionStorage.getItem(KEY);
+  if (!token) {
+    showLogin();
+    return;
+  }
+  let r;
+  try {
+    r = await fetch("/v1/status", {
+      headers: { Authorization: "Bearer " + token },
+      cache: "no-store",
+    });
+  } catch (e) {
+    trouble("orchestrator unreachable: " + e.message);
+    return;
+  }
+  if (r.status === 401 || r.status === 403) {
+    sessionStorage.removeItem(KEY);
+    showLogin("the orchestrator refused this token (" + r.status + ")");
+    return;
+  }
+  if (!r.ok) {
+    trouble("GET /v1/status answered " + r.status);
+    return;
+  }
+  let v;
+  try {
+    v = await r.json();
+  } catch (e) {
+    trouble("GET /v1/status: not JSON");
+    return;
+  }
+  $("login").hidden = true;
+  $("forget").hidden = false;
+  render(v);
+}
+
+function render(v) {
+  const now = new Date().toLocaleTimeString();
+  if (v.isolated) {
+    trouble("ISOLATED: this orchestrator reaches no site and decides nothing (" + now + ")");
+  } else {
+    $("state").textContent = "updated " + now;
+    $("state").className = "";
+  }
+  const cards = (v.groups || []).map(card);
+  $("groups").replaceChildren(...cards);
+}
+
+function card(g) {
+  const c = el("section", "group phase-" + g.phase);
+  c.dataset.group = g.name;
+  c.append(el("h2", null, g.name));
+  const meta = el("p", "meta");
+  const active = el("span", "active", g.active);
+  active.dataset.active = g.active;
+  meta.append("active ", active, " · primary " + g.primary + " · " + g.phase +
+    " · epoch " + g.epoch + " · " + g.scheme + (g.maintenance ? " · MAINTENANCE" : ""));
+  c.append(meta);
+  for (const a of g.alerts || []) c.append(el("p", "alert", "ALERT " + a));
+  if (g.pending) c.append(el("p", "pending", "pending approval: " + (g.pending.reason || "")));
+  const t = el("table", "sites");
+  const head = el("tr");
+  for (const h of ["site", "verdict", "why"]) head.append(el("th", null, h));
+  t.append(head);
+  for (const s of g.sites || []) {
+    const tr = el("tr", "site");
+    tr.dataset.site = s.name;
+    tr.append(el("td", null, s.name), el("td", "verdict verdict-" + s.verdict, s.verdict),
+      el("td", null, s.reason));
+    t.append(tr);
+  }
+  c.append(t);
+  const rb = g.runbook;
+  if (rb) {
+    c.append(el("p", "runbook", "last runbook " + rb.id + ": " + rb.kind + " " + rb.from +
+      " → " + rb.to + " " + rb.status + (rb.rto_ms != null ? " (RTO " + rb.rto_ms + " ms)" : "")));
+  }
+  const r = g.replication;
+  if (r) {
+    c.append(el("p", "replication", "replication " + r.plan + ": " + r.state +
+      (r.rpo_ms != null ? " · RPO " + r.rpo_ms + " ms" : "")));
+  }
+  return c;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const t = $("token").value.trim();
+    $("token").value = "";
+    if (t) sessionStorage.setItem(KEY, t);
+    refresh();
+  });
+  $("forget").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY);
+    showLogin("token forgotten");
+  });
+  refresh();
+  setInterval(refresh, PERIOD_MS);
+});
