@@ -647,8 +647,8 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             409,
             "no pending",
         ),
-        // The two paths a load balancer asks need no token; nothing else
-        // does, not even a path below them.
+        // The two paths a load balancer asks and the dashboard's files need
+        // no token; nothing else does, not even a path below them.
         (
             "health without a token",
             "GET",
@@ -669,6 +669,23 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "below a public path without a token",
             "GET",
             "/healthz/x",
+            String::new(),
+            401,
+            "missing Authorization",
+        ),
+        // The dashboard's files hold no data: no token; nothing below them.
+        (
+            "the dashboard without a token",
+            "GET",
+            "/",
+            String::new(),
+            200,
+            "<!doctype html>",
+        ),
+        (
+            "below the dashboard's script without a token",
+            "GET",
+            "/dashboard.js/x",
             String::new(),
             401,
             "missing Authorization",
@@ -709,6 +726,8 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "health without a token"
             | "leader check without a token"
             | "below a public path without a token"
+            | "the dashboard without a token"
+            | "below the dashboard's script without a token"
             | "a method a public path does not take" => "",
             _ if path == "/v1/reports" => agent_a.trim(),
             _ => op.as_str(),
