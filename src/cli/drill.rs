@@ -35,7 +35,10 @@ pub(super) async fn run(
     timeout: Duration,
     json: bool,
 ) -> anyhow::Result<()> {
-    let g = view(c, group).await?;
+    // Reads go to the leader (a follower's view lags, and knows a runbook
+    // only once it mirrored it); actions are redirected to it anyway.
+    let r = Reader::new(c).await;
+    let g = r.view(group).await?;
     let target = preflight(&g, to)?;
     let primary = g.primary.clone();
     eprintln!(
@@ -43,26 +46,79 @@ pub(super) async fn run(
         humantime::format_duration(stay)
     );
     let mut moves = Vec::new();
-    let interrupted = tokio::select! {
-        r = drill(c, group, &target, stay, timeout, &mut moves) => Some(r),
+    let finished = tokio::select! {
+        r = drill(&r, group, &target, stay, timeout, &mut moves) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
-    let outcome = match interrupted {
-        Some(r) => r,
-        None => {
-            let now = view(c, group).await.map(|g| g.active).unwrap_or_default();
-            Err(anyhow::anyhow!(
-                "interrupted: users are on {now}; a move already started goes on; bring them back with `warden failback {group}`"
-            ))
-        }
+    let outcome = match finished {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(e.context(r.where_users_are(group).await)),
+        None => Err(anyhow::anyhow!(
+            "interrupted: a move already started goes on ({}); see `warden status`",
+            r.where_users_are(group).await
+        )),
     };
-    report(group, &moves, json)?;
+    report(group, &moves, outcome.is_ok(), json)?;
     outcome
+}
+
+/// Where the drill reads: the leader's URL when one is known.
+struct Reader<'c> {
+    c: &'c Client,
+    leader: Option<String>,
+}
+
+impl<'c> Reader<'c> {
+    async fn new(c: &'c Client) -> Reader<'c> {
+        let leader = if c.bases().len() > 1 {
+            super::operator::orchestrators(c)
+                .await
+                .into_iter()
+                .find(|n| n["is_leader"] == Value::Bool(true))
+                .and_then(|n| n["url"].as_str().map(str::to_string))
+        } else {
+            None
+        };
+        Reader { c, leader }
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        if let Some(base) = &self.leader {
+            if let Ok((200, v)) = self.c.get_at(base, path).await {
+                return Ok(v);
+            }
+        }
+        self.c.get(path).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.c.post(path, body).await
+    }
+
+    async fn view(&self, group: &str) -> anyhow::Result<GroupView> {
+        let v = self.get(&format!("/v1/groups/{group}")).await?;
+        serde_json::from_value(v).map_err(|e| {
+            anyhow::anyhow!("the orchestrator's group is not what this CLI reads: {e}")
+        })
+    }
+
+    /// "users are on b (…)": what the orchestrator says now, and what brings
+    /// them back; or that it could not be asked.
+    async fn where_users_are(&self, group: &str) -> String {
+        match self.view(group).await {
+            Ok(g) if g.active != g.primary => format!(
+                "users are on {} now ({:?}); `warden failback {group}` brings them back to {} once no runbook runs",
+                g.active, g.phase, g.primary
+            ),
+            Ok(g) => format!("users are on {} now ({:?})", g.active, g.phase),
+            Err(e) => format!("where users are now could not be read ({e:#}): see `warden status`"),
+        }
+    }
 }
 
 /// The drill's moves; `moves` gets each as it ends.
 async fn drill(
-    c: &Client,
+    c: &Reader<'_>,
     group: &str,
     target: &str,
     stay: Duration,
@@ -91,7 +147,7 @@ async fn drill(
     let until = Instant::now() + stay;
     while Instant::now() < until {
         tokio::time::sleep(POLL.min(until - Instant::now())).await;
-        let g = view(c, group).await?;
+        let g = c.view(group).await?;
         if g.active != target || g.phase != Phase::Steady {
             bail!(
                 "while users were on {target}, the group moved on by itself (active {}, {:?}): the drill stops",
@@ -116,12 +172,6 @@ async fn drill(
         bail!("the failback failed (runbook {id}): users are still on {target}; see `warden events --group {group}`");
     }
     Ok(())
-}
-
-async fn view(c: &Client, group: &str) -> anyhow::Result<GroupView> {
-    let v = c.get(&format!("/v1/groups/{group}")).await?;
-    serde_json::from_value(v)
-        .map_err(|e| anyhow::anyhow!("the orchestrator's group is not what this CLI reads: {e}"))
 }
 
 /// The site the drill moves users to, or why it does not start.
@@ -168,12 +218,20 @@ fn preflight(g: &GroupView, to: Option<&str>) -> anyhow::Result<String> {
             }
             t.to_string()
         }
-        None => g
-            .sites
-            .iter()
-            .map(|v| v.name.clone())
-            .find(|s| *s != g.primary)
-            .with_context(|| format!("{name} has no standby"))?,
+        None => {
+            let standbys: Vec<String> = g
+                .sites
+                .iter()
+                .map(|v| v.name.clone())
+                .filter(|s| *s != g.primary)
+                .collect();
+            standbys
+                .iter()
+                .find(|s| healthy(s))
+                .or(standbys.first())
+                .cloned()
+                .with_context(|| format!("{name} has no standby"))?
+        }
     };
     if !healthy(&target) || !healthy(&g.primary) {
         bail!(
@@ -191,10 +249,13 @@ fn runbook_id(v: &Value) -> anyhow::Result<u64> {
 }
 
 /// The runbook once it has ended (or an error after `timeout`).
-async fn wait(c: &Client, id: u64, timeout: Duration) -> anyhow::Result<Runbook> {
+async fn wait(c: &Reader<'_>, id: u64, timeout: Duration) -> anyhow::Result<Runbook> {
     let deadline = Instant::now() + timeout;
     loop {
-        let v = c.get(&format!("/v1/runbooks/{id}")).await?;
+        let v = c
+            .get(&format!("/v1/runbooks/{id}"))
+            .await
+            .with_context(|| format!("following runbook {id}"))?;
         let rb: Runbook = serde_json::from_value(v).map_err(|e| {
             anyhow::anyhow!("the orchestrator's runbook is not what this CLI reads: {e}")
         })?;
@@ -211,7 +272,8 @@ async fn wait(c: &Client, id: u64, timeout: Duration) -> anyhow::Result<Runbook>
     }
 }
 
-fn report(group: &str, moves: &[Move], json: bool) -> anyhow::Result<()> {
+fn report(group: &str, moves: &[Move], ok: bool, json: bool) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
     if json {
         let v: Vec<Value> = moves
             .iter()
@@ -228,23 +290,27 @@ fn report(group: &str, moves: &[Move], json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "group": group, "moves": v }))?
-        );
-        return Ok(());
+        let doc = serde_json::json!({ "group": group, "succeeded": ok, "moves": v });
+        return super::operator::emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
     }
-    println!("drill of {group}");
-    println!(
+    let mut out = String::new();
+    writeln!(
+        out,
+        "drill of {group}: {}",
+        if ok { "succeeded" } else { "FAILED" }
+    )?;
+    writeln!(
+        out,
         "{:<11} {:>7}  {:<15} {:<10} {:>9} {:>9}",
         "MOVE", "RUNBOOK", "FROM → TO", "STATUS", "RTO", "TOOK"
-    );
+    )?;
     for m in moves {
         let rto =
             m.rb.rto_ms
                 .map(|r| format!("{r} ms"))
                 .unwrap_or_else(|| "-".into());
-        println!(
+        writeln!(
+            out,
             "{:<11} {:>7}  {:<15} {:<10} {:>9} {:>7} s",
             m.what,
             m.rb.id,
@@ -254,17 +320,18 @@ fn report(group: &str, moves: &[Move], json: bool) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             rto,
             format!("{:.1}", m.took.as_secs_f64()),
-        );
+        )?;
         for s in &m.rb.steps {
             let name = serde_json::to_value(s.name)?;
             let status = serde_json::to_value(s.status)?;
-            println!(
+            writeln!(
+                out,
                 "    {:<14} {:<10} {}",
                 name.as_str().unwrap_or_default(),
                 status.as_str().unwrap_or_default(),
                 warden_orchestrator::text::printable(&s.detail)
-            );
+            )?;
         }
     }
-    Ok(())
+    super::operator::emit(&out)
 }

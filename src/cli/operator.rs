@@ -153,7 +153,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
 
 /// `GET /v1/leader` of every orchestrator, each with its `url`; an
 /// unreachable one is listed with its error.
-async fn orchestrators(c: &Client) -> Vec<Value> {
+pub(super) async fn orchestrators(c: &Client) -> Vec<Value> {
     let asks = c.bases().iter().map(|base| async move {
         let mut v = match c.get_at(base, "/v1/leader").await {
             Ok((_, v)) if v.is_object() => v,
@@ -171,7 +171,7 @@ async fn orchestrators(c: &Client) -> Vec<Value> {
 /// Write a listing to stdout. A reader that stopped reading (`warden
 /// status | head`) ends the output quietly: `print!` would panic on the
 /// broken pipe.
-fn emit(text: &str) -> anyhow::Result<()> {
+pub(super) fn emit(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

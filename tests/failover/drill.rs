@@ -24,6 +24,7 @@ fn a_drill_moves_users_to_the_standby_and_back() -> Result<()> {
         .client_loop("cli", &d.entry_url(), secs(0.1), secs(3))?;
     let out = d.cli_ok(&["drill", "web", "--stay", "3s", "--timeout", "2m"])?;
     let samples = client.stop();
+    assert!(out.starts_with("drill of web: succeeded"), "{out}");
     let moves: Vec<&str> = out
         .lines()
         .filter(|l| l.starts_with("switchover") || l.starts_with("failback"))
@@ -79,7 +80,7 @@ fn a_drill_moves_users_to_the_standby_and_back() -> Result<()> {
     let o = d.operator().cli(&["drill", "web", "--stay", "1s"])?;
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("healthy"), "{err}");
+    assert!(err.contains("must be healthy for a drill"), "{err}");
     assert_eq!(d.runbooks()?.len(), 2, "nothing moved");
     Ok(())
 }

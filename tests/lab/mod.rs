@@ -249,8 +249,6 @@ impl Lab {
         Ok(lab)
     }
 
-    /// [`Lab::new`], but `None` (after printing why) when the machine lacks
-    /// a prerequisite; panics on any other set-up error.
     /// Whether `program` (from Debian package `package`) is installed:
     /// missing, a failure when `CI=true`, else a skip said on stderr.
     pub(crate) fn has_program(program: &str, package: &str) -> bool {
@@ -265,6 +263,8 @@ impl Lab {
         false
     }
 
+    /// [`Lab::new`], but `None` (after printing why) when the machine lacks
+    /// a prerequisite; panics on any other set-up error.
     pub(crate) fn new_or_skip(hosts: &[&str]) -> Option<Lab> {
         match Lab::new(hosts) {
             Ok(lab) => Some(lab),

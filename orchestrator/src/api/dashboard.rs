@@ -19,8 +19,8 @@ const STYLE: &str = include_str!("dashboard/dashboard.css");
 
 /// The policy every dashboard answer carries.
 pub(super) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'; require-trusted-types-for 'script'";
 
 fn file(content_type: &'static str, body: &'static str) -> Response {
     (

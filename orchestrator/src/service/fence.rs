@@ -81,8 +81,14 @@ pub(super) async fn run_with(
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            use std::io::ErrorKind::{InvalidInput, NotFound, PermissionDenied};
-            let lasting = matches!(e.kind(), NotFound | PermissionDenied | InvalidInput);
+            use std::io::ErrorKind::{
+                ArgumentListTooLong, InvalidInput, NotFound, PermissionDenied,
+            };
+            // ENOEXEC (not a program this system runs) has no kind of its own
+            let lasting = matches!(
+                e.kind(),
+                NotFound | PermissionDenied | InvalidInput | ArgumentListTooLong
+            ) || e.raw_os_error() == Some(8);
             return Err(Run::NotStarted(
                 format!("cannot start {prog}: {e}"),
                 !lasting,

@@ -55,7 +55,8 @@ impl Role for HaRole {
             st.fresh = loaded.fresh;
             st.runbooks = loaded.runbooks;
             st.next_runbook = loaded.next_runbook.max(st.next_runbook);
-            st.next_event = loaded.next_event;
+            // Never below ids this process already gave (and notified).
+            st.next_event = loaded.next_event.max(st.next_event);
             st.ledger = Ledger::default();
             st.dns_moving.clear();
             st.recorded = Default::default();

@@ -236,6 +236,12 @@ impl Worker {
             let give_up_unix_ms = e.time_unix_ms.saturating_add(retry_ms);
             let mut backoff = BACKOFF_MIN;
             loop {
+                if stop.is_cancelled() {
+                    let n = self.drop_all(&shared, "shutdown") + 1;
+                    shared.metrics.notify_failed(&self.cfg.name, "shutdown");
+                    warn!(notify = %self.cfg.name, events = n, "notifications not delivered: the orchestrator stops");
+                    return;
+                }
                 if !shared.licence.is_held() {
                     let n = self.drop_all(&shared, "not_leader") + 1;
                     shared.metrics.notify_failed(&self.cfg.name, "not_leader");

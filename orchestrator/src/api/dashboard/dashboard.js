@@ -6,6 +6,8 @@
 
 const KEY = "warden-token";
 const PERIOD_MS = 2000;
+const TIMEOUT_MS = 5000;
+let inFlight = false;
 const $ = (id) => document.getElementById(id);
 
 function el(tag, cls, text) {
@@ -15,15 +17,18 @@ function el(tag, cls, text) {
   return e;
 }
 
+// The cards shown are no longer current: said, and greyed out.
 function trouble(msg) {
-  $("state").textContent = msg;
+  $("state").textContent = msg + " — the view below is stale";
   $("state").className = "trouble";
+  $("groups").className = "stale";
 }
 
 function showLogin(msg) {
   $("login").hidden = false;
   $("forget").hidden = true;
   $("groups").replaceChildren();
+  $("groups").className = "";
   $("login-msg").textContent = msg || "";
   $("state").textContent = "";
   $("state").className = "";
@@ -35,16 +40,31 @@ async function refresh() {
     showLogin();
     return;
   }
+  if (inFlight) return; // one request at a time
+  inFlight = true;
+  try {
+    await ask(token);
+  } finally {
+    inFlight = false;
+  }
+}
+
+// One status request with `token`; an answer that comes after the token
+// changed (forgotten, or another typed) is not shown.
+async function ask(token) {
+  const stale = () => sessionStorage.getItem(KEY) !== token;
   let r;
   try {
     r = await fetch("/v1/status", {
       headers: { Authorization: "Bearer " + token },
       cache: "no-store",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (e) {
-    trouble("orchestrator unreachable: " + e.message);
+    if (!stale()) trouble("orchestrator unreachable: " + e.message);
     return;
   }
+  if (stale()) return;
   if (r.status === 401 || r.status === 403) {
     sessionStorage.removeItem(KEY);
     showLogin("the orchestrator refused this token (" + r.status + ")");
@@ -61,6 +81,7 @@ async function refresh() {
     trouble("GET /v1/status: not JSON");
     return;
   }
+  if (stale()) return;
   $("login").hidden = true;
   $("forget").hidden = false;
   render(v);
@@ -68,10 +89,16 @@ async function refresh() {
 
 function render(v) {
   const now = new Date().toLocaleTimeString();
+  const l = v.leadership;
+  const follower = l && !l.is_leader
+    ? " · this orchestrator follows" + (l.leader ? " " + l.leader : "") + ": the leader acts"
+    : "";
+  $("groups").className = "";
   if (v.isolated) {
-    trouble("ISOLATED: this orchestrator reaches no site and decides nothing (" + now + ")");
+    $("state").textContent = "ISOLATED: this orchestrator reaches no site and decides nothing (" + now + ")";
+    $("state").className = "trouble";
   } else {
-    $("state").textContent = "updated " + now;
+    $("state").textContent = "updated " + now + follower;
     $("state").className = "";
   }
   const cards = (v.groups || []).map(card);
