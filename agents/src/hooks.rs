@@ -14,24 +14,18 @@
 //! (`kill_on_drop`). Hooks must be idempotent: the orchestrator may ask again
 //! after an agent restart.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_util::task::AbortOnDropHandle;
 use tracing::{info, warn};
+use warden_checks::child;
 use warden_config::HookSpec;
 
-use crate::checks::{describe_exit, describe_io, elapsed_ms, timed_out};
+use crate::checks::{describe_exit, elapsed_ms, timed_out};
 use crate::wire::{CommandKind, CommandOutcome, HookOutcome};
 
-/// Most bytes of a hook's combined stdout and stderr kept for the outcome.
-pub const OUTPUT_TAIL_BYTES: usize = 2048;
-
-/// How long to wait for a hook's pipes to close after it exited or was killed
-/// (a grandchild may still hold them open).
-const PIPE_GRACE: Duration = Duration::from_millis(200);
+/// Most bytes of a hook's combined stdout and stderr kept for the outcome
+/// (the shared runner's, `warden_checks::child`).
+pub use warden_checks::child::OUTPUT_TAIL_BYTES;
 
 /// What the hooks are told about the command they serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,120 +111,47 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
         },
         output: String::new(),
     };
-    let Some((program, args)) = hook.argv().split_first() else {
-        return fail("cannot start: empty command".into(), started);
+    let env = [
+        ("WARDEN_GROUP", cx.group.clone()),
+        ("WARDEN_EPOCH", cx.epoch.to_string()),
+        ("WARDEN_SITE", cx.site.clone()),
+        ("WARDEN_ACTION", cx.action.as_str().to_string()),
+    ];
+    let run = child::run(child::Command {
+        argv: hook.argv(),
+        env: &env,
+        stdin: None,
+        timeout: hook.timeout,
+        output: child::Output::Both,
+    })
+    .await;
+    let (ok, exit_code, detail, output) = match run {
+        Ok(f) => (
+            f.status.success(),
+            f.status.code(),
+            describe_exit(f.status),
+            f.output,
+        ),
+        Err(child::Failure::NotStarted { why, .. }) => return fail(why, started),
+        Err(child::Failure::Wait(why)) => (false, None, why, String::new()),
+        Err(child::Failure::TimedOut { output }) => (false, None, timed_out(hook.timeout), output),
     };
-    let spawned = tokio::process::Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(warden_config::child::clean_env())
-        .env("WARDEN_GROUP", &cx.group)
-        .env("WARDEN_EPOCH", cx.epoch.to_string())
-        .env("WARDEN_SITE", &cx.site)
-        .env("WARDEN_ACTION", cx.action.as_str())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // its own process group: a timed-out hook is killed with what it started
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot start: {}", describe_io(&e)), started),
-    };
-
-    let tail = Arc::new(Mutex::new(Tail::default()));
-    let mut readers = Vec::new();
-    if let Some(out) = child.stdout.take() {
-        readers.push(AbortOnDropHandle::new(tokio::spawn(collect(
-            out,
-            tail.clone(),
-        ))));
-    }
-    if let Some(err) = child.stderr.take() {
-        readers.push(AbortOnDropHandle::new(tokio::spawn(collect(
-            err,
-            tail.clone(),
-        ))));
-    }
-
-    // armed while the hook runs: a cancelled run (dropped here) or a timed-out
-    // one is killed with its process group; one that ended keeps what it
-    // started (a hook may start a service in the background)
-    let mut group = warden_config::child::GroupKill::new(child.id());
-    let (ok, exit_code, detail) = match tokio::time::timeout(hook.timeout, child.wait()).await {
-        Ok(Ok(status)) => {
-            group.disarm();
-            (status.success(), status.code(), describe_exit(status))
-        }
-        Ok(Err(e)) => {
-            group.disarm();
-            (false, None, format!("cannot wait: {}", describe_io(&e)))
-        }
-        Err(_) => {
-            group.kill_now();
-            let _ = child.kill().await;
-            (false, None, timed_out(hook.timeout))
-        }
-    };
-    let elapsed = elapsed_ms(started);
-    // Collect what the pipes still hold; give up on pipes a grandchild keeps open.
-    let _ = tokio::time::timeout(PIPE_GRACE, futures::future::join_all(readers)).await;
-    let output = warden_config::child::scrub(&tail.lock().map(|t| t.text()).unwrap_or_default());
     HookRun {
         outcome: HookOutcome {
             name: hook.name.clone(),
             ok,
             exit_code,
             detail,
-            elapsed_ms: elapsed,
+            elapsed_ms: elapsed_ms(started),
         },
         output,
     }
 }
 
-/// Copy a pipe into the shared tail until EOF or an error.
-async fn collect(mut pipe: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
-    let mut buf = [0u8; 1024];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if let Ok(mut t) = tail.lock() {
-                    t.push(&buf[..n]);
-                }
-            }
-        }
-    }
-}
-
-/// The last [`OUTPUT_TAIL_BYTES`] bytes written.
-#[derive(Default)]
-struct Tail(Vec<u8>);
-
-impl Tail {
-    fn push(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-        if self.0.len() > OUTPUT_TAIL_BYTES {
-            let cut = self.0.len() - OUTPUT_TAIL_BYTES;
-            self.0.drain(..cut);
-        }
-    }
-
-    fn text(&self) -> String {
-        // The cut may split a UTF-8 sequence: skip continuation bytes at the start.
-        let start = self
-            .0
-            .iter()
-            .position(|b| (b & 0xC0) != 0x80)
-            .unwrap_or(self.0.len());
-        String::from_utf8_lossy(&self.0[start..]).trim().to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn cx() -> HookContext {
@@ -424,15 +345,5 @@ mod tests {
         assert!(run.output.len() <= OUTPUT_TAIL_BYTES);
         assert!(run.output.ends_with("line-499"), "{}", run.output);
         assert!(!run.output.contains("line-0\n"));
-    }
-
-    #[test]
-    fn tail_skips_split_utf8() {
-        let mut t = Tail::default();
-        t.push("é".repeat(OUTPUT_TAIL_BYTES).as_bytes());
-        t.push(b"x");
-        let s = t.text();
-        assert!(s.ends_with('x'));
-        assert!(!s.contains('\u{FFFD}'));
     }
 }

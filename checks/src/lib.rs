@@ -10,13 +10,13 @@
 //! endpoints.
 
 use std::error::Error as _;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use warden_config::{CheckKind, CheckSpec};
 
 use warden_proto::agent::CheckResult;
 
+pub mod child;
 mod dns;
 mod openstack;
 pub use openstack::DEFAULT_CONTAINER;
@@ -165,36 +165,24 @@ async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
 }
 
 async fn command_check(spec: &CheckSpec) -> (bool, String) {
-    let Some((program, args)) = spec
-        .command
-        .as_ref()
-        .and_then(|c| c.get_ref().split_first())
-    else {
+    let Some(argv) = spec.command.as_ref() else {
         return (false, "no command configured".into());
     };
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(warden_config::child::clean_env())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // its own process group: a check cut off by its timeout (this future
-        // dropped) is killed with whatever it started
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => return (false, format!("cannot start: {}", describe_io(&e))),
-    };
-    let mut group = warden_config::child::GroupKill::new(child.id());
-    let r = match child.wait().await {
-        Ok(status) => (status.success(), describe_exit(status)),
-        Err(e) => (false, format!("cannot wait: {}", describe_io(&e))),
-    };
-    group.disarm();
-    r
+    let run = child::run(child::Command {
+        argv: argv.get_ref(),
+        env: &[],
+        stdin: None,
+        timeout: spec.timeout,
+        output: child::Output::Discard,
+    })
+    .await;
+    match run {
+        Ok(f) => (f.status.success(), describe_exit(f.status)),
+        Err(child::Failure::NotStarted { why, .. }) | Err(child::Failure::Wait(why)) => {
+            (false, why)
+        }
+        Err(child::Failure::TimedOut { .. }) => (false, timed_out(spec.timeout)),
+    }
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -3,21 +3,15 @@
 //! bounded by the step's timeout, and killed with every process it started
 //! (its own process group) when it overruns. It is judged by its exit, not
 //! by its pipes: a background process it leaves holding stderr does not
-//! make a fence that exited 0 look timed out. [`run_with`] is the same run
-//! for any command of the orchestrator's (the notify commands too).
+//! make a fence that exited 0 look timed out. The run itself is the one
+//! every command of warden's gets (`warden_checks::child`).
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
-use tokio_util::task::AbortOnDropHandle;
-use warden_config::child::GroupKill;
+use warden_checks::child;
 
 use crate::runbook::FenceOrder;
 
-/// How long stderr is read after the command exited.
-const PIPE_GRACE: Duration = Duration::from_millis(500);
 /// How much of stderr (its end) is kept for the step's note.
 const STDERR_KEEP: usize = 300;
 
@@ -33,126 +27,32 @@ pub(super) async fn run(
         ("WARDEN_TARGET", order.target.to_string()),
         ("WARDEN_ACTION", "fence".to_string()),
     ];
-    match run_with(argv, &env, None, timeout).await {
-        Err(Run::NotStarted(e, _)) => Err(e),
-        Err(Run::Failed(e)) => Err(e),
-        Ok(s) => Ok(s),
+    let run = child::run(child::Command {
+        argv,
+        env: &env,
+        stdin: None,
+        timeout,
+        output: child::Output::Stderr,
+    })
+    .await;
+    match run {
+        Ok(f) if f.status.success() => Ok("exit 0".into()),
+        Ok(f) => Err(format!("{}: {}", f.status, tail(&f.output))),
+        Err(child::Failure::NotStarted { why, .. }) | Err(child::Failure::Wait(why)) => Err(why),
+        Err(child::Failure::TimedOut { .. }) => Err(format!(
+            "timed out after {:.1}s (killed with what it started)",
+            timeout.as_secs_f64()
+        )),
     }
 }
 
-/// How a run of [`run_with`] went wrong.
-#[derive(Debug)]
-pub(super) enum Run {
-    /// The program could not be started; true when that may pass (busy,
-    /// out of memory or processes), false when it will not (missing, not
-    /// executable, a bad argument).
-    NotStarted(String, bool),
-    /// It ran and failed: its exit and the end of its stderr, or a timeout.
-    Failed(String),
-}
-
-/// Run `argv` with a clean environment plus `env`, `stdin` written to it
-/// (then closed; none: /dev/null), bounded by `timeout` (killed with its
-/// process group). Ok on exit 0.
-pub(super) async fn run_with(
-    argv: &[String],
-    env: &[(&str, String)],
-    stdin: Option<Vec<u8>>,
-    timeout: Duration,
-) -> Result<String, Run> {
-    let Some((prog, args)) = argv.split_first() else {
-        return Err(Run::NotStarted("empty command".into(), false));
-    };
-    let spawned = tokio::process::Command::new(prog)
-        .args(args)
-        .env_clear()
-        .envs(warden_config::child::clean_env())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            use std::io::ErrorKind::{
-                ArgumentListTooLong, InvalidInput, NotFound, PermissionDenied,
-            };
-            // ENOEXEC (not a program this system runs) has no kind of its own
-            let lasting = matches!(
-                e.kind(),
-                NotFound | PermissionDenied | InvalidInput | ArgumentListTooLong
-            ) || e.raw_os_error() == Some(8);
-            return Err(Run::NotStarted(
-                format!("cannot start {prog}: {e}"),
-                !lasting,
-            ));
-        }
-    };
-    // What it is given, written while it runs (a command that does not read
-    // it all gets a closed pipe, not a stuck orchestrator).
-    let _writer = match (stdin, child.stdin.take()) {
-        (Some(bytes), Some(mut pipe)) => Some(AbortOnDropHandle::new(tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let _ = pipe.write_all(&bytes).await;
-            let _ = pipe.shutdown().await;
-        }))),
-        _ => None,
-    };
-    // armed until it exits: an overrun (or this step dropped) kills the group
-    let mut group = GroupKill::new(child.id());
-    // stderr read to its end (a command never dies of a closed pipe), the
-    // last STDERR_KEEP bytes kept where the step can take them at any time
-    let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let reader = child.stderr.take().map(|mut pipe| {
-        let tail = tail.clone();
-        AbortOnDropHandle::new(tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-                t.extend_from_slice(&buf[..n]);
-                let excess = t.len().saturating_sub(STDERR_KEEP);
-                t.drain(..excess);
-            }
-        }))
-    });
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(Ok(s)) => {
-            group.disarm();
-            s
-        }
-        Ok(Err(e)) => {
-            group.disarm();
-            return Err(Run::Failed(format!("cannot wait for {prog}: {e}")));
-        }
-        Err(_) => {
-            group.kill_now();
-            let _ = child.kill().await;
-            return Err(Run::Failed(format!(
-                "timed out after {:.1}s (killed with what it started)",
-                timeout.as_secs_f64()
-            )));
-        }
-    };
-    if status.success() {
-        return Ok("exit 0".into());
+/// The end of what it wrote, as much as a step's note takes.
+fn tail(output: &str) -> &str {
+    let mut start = output.len().saturating_sub(STDERR_KEEP);
+    while !output.is_char_boundary(start) {
+        start += 1;
     }
-    // what it wrote; a process it left holding stderr does not hold this up
-    if let Some(r) = reader {
-        let _ = tokio::time::timeout(PIPE_GRACE, r).await;
-    }
-    let said = tail.lock().map(|t| t.clone()).unwrap_or_default();
-    let said = warden_config::child::scrub(&String::from_utf8_lossy(&said));
-    Err(Run::Failed(format!("{status}: {}", said.trim())))
+    output[start..].trim()
 }
 
 #[cfg(test)]

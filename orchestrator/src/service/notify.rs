@@ -334,11 +334,28 @@ impl Worker {
         ];
         let mut input = body.to_vec();
         input.push(b'\n');
-        match super::fence::run_with(argv, &env, Some(input), self.cfg.timeout).await {
-            Ok(_) => Ok(()),
-            Err(super::fence::Run::NotStarted(why, true)) => Err(Failure::Again(why)),
-            Err(super::fence::Run::NotStarted(why, false)) => Err(Failure::GiveUp(why)),
-            Err(super::fence::Run::Failed(why)) => Err(Failure::Again(why)),
+        let run = warden_checks::child::run(warden_checks::child::Command {
+            argv,
+            env: &env,
+            stdin: Some(input),
+            timeout: self.cfg.timeout,
+            output: warden_checks::child::Output::Stderr,
+        })
+        .await;
+        use warden_checks::child::Failure as Run;
+        match run {
+            Ok(f) if f.status.success() => Ok(()),
+            Ok(f) => Err(Failure::Again(format!("{}: {}", f.status, f.output))),
+            Err(Run::NotStarted {
+                why,
+                lasting: false,
+            })
+            | Err(Run::Wait(why)) => Err(Failure::Again(why)),
+            Err(Run::NotStarted { why, lasting: true }) => Err(Failure::GiveUp(why)),
+            Err(Run::TimedOut { .. }) => Err(Failure::Again(format!(
+                "timed out after {:.1}s (killed with what it started)",
+                self.cfg.timeout.as_secs_f64()
+            ))),
         }
     }
 }

@@ -1,0 +1,204 @@
+//! Running one of warden's commands — a promote/demote hook, a command
+//! check, a fence command, a notify command — the one way: argv without a
+//! shell, a clean environment (`warden_config::child::clean_env`) plus the
+//! variables the caller gives, stdin closed or fed, its own process group
+//! (killed whole when it overruns its timeout or the run is dropped; a
+//! command that ends keeps what it started), and the last
+//! [`OUTPUT_TAIL_BYTES`] of what it wrote, every loaded secret masked.
+//! It is judged by its exit, not its pipes: a process it leaves holding
+//! them delays the answer by [`PIPE_GRACE`] at most.
+
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use crate::describe_io;
+
+/// Most bytes of a command's output kept.
+pub const OUTPUT_TAIL_BYTES: usize = 2048;
+
+/// How long the pipes are read after the command exited or was killed (a
+/// process it started may still hold them).
+pub const PIPE_GRACE: Duration = Duration::from_millis(200);
+
+/// Which of its output is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// None (stdout and stderr to /dev/null).
+    Discard,
+    /// Stderr only (stdout to /dev/null).
+    Stderr,
+    /// Stdout and stderr, interleaved as they arrived.
+    Both,
+}
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct Command<'a> {
+    /// The program and its arguments.
+    pub argv: &'a [String],
+    /// Variables on top of the clean environment.
+    pub env: &'a [(&'a str, String)],
+    /// Written to its stdin, which is then closed; `None`: /dev/null.
+    pub stdin: Option<Vec<u8>>,
+    pub timeout: Duration,
+    pub output: Output,
+}
+
+/// A command that ran to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    pub status: ExitStatus,
+    /// The kept output's tail, lossily decoded, trimmed, secrets masked.
+    pub output: String,
+}
+
+/// A command that did not run to its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It could not be started: why ("cannot start: …"), and whether that
+    /// lasts (missing, not executable, a bad argument) or may pass (busy,
+    /// out of memory or processes).
+    NotStarted { why: String, lasting: bool },
+    /// Its end could not be waited for.
+    Wait(String),
+    /// It overran its timeout and was killed with its process group; what
+    /// it had written by then.
+    TimedOut { output: String },
+}
+
+/// Run `cmd` (module docs).
+pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
+    let Some((program, args)) = cmd.argv.split_first() else {
+        return Err(Failure::NotStarted {
+            why: "cannot start: empty command".into(),
+            lasting: true,
+        });
+    };
+    let pipe = |keep: bool| if keep { Stdio::piped() } else { Stdio::null() };
+    let spawned = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(warden_config::child::clean_env())
+        .envs(cmd.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(pipe(cmd.stdin.is_some()))
+        .stdout(pipe(cmd.output == Output::Both))
+        .stderr(pipe(cmd.output != Output::Discard))
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            use std::io::ErrorKind::{
+                ArgumentListTooLong, InvalidInput, NotFound, PermissionDenied,
+            };
+            // ENOEXEC (not a program this system runs) has no kind of its own
+            let lasting = matches!(
+                e.kind(),
+                NotFound | PermissionDenied | InvalidInput | ArgumentListTooLong
+            ) || e.raw_os_error() == Some(8);
+            return Err(Failure::NotStarted {
+                why: format!("cannot start: {}", describe_io(&e)),
+                lasting,
+            });
+        }
+    };
+    // Armed while it runs: a timed-out or dropped run is killed with its
+    // process group; one that ended keeps what it started.
+    let mut group = warden_config::child::GroupKill::new(child.id());
+    // Written while it runs: a command that does not read it all gets a
+    // closed pipe, never a stuck caller.
+    let _writer = match (cmd.stdin, child.stdin.take()) {
+        (Some(bytes), Some(mut pipe)) => Some(tokio_util::task::AbortOnDropHandle::new(
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&bytes).await;
+                let _ = pipe.shutdown().await;
+            }),
+        )),
+        _ => None,
+    };
+    let tail = Arc::new(Mutex::new(Tail::default()));
+    let mut readers = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        readers.push(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            collect(out, tail.clone()),
+        )));
+    }
+    if let Some(err) = child.stderr.take() {
+        readers.push(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+            collect(err, tail.clone()),
+        )));
+    }
+    let waited = tokio::time::timeout(cmd.timeout, child.wait()).await;
+    match &waited {
+        Ok(_) => group.disarm(),
+        Err(_) => {
+            group.kill_now();
+            let _ = child.kill().await;
+        }
+    }
+    let _ = tokio::time::timeout(PIPE_GRACE, futures::future::join_all(readers)).await;
+    let output = warden_config::child::scrub(&tail.lock().map(|t| t.text()).unwrap_or_default());
+    match waited {
+        Ok(Ok(status)) => Ok(Finished { status, output }),
+        Ok(Err(e)) => Err(Failure::Wait(format!("cannot wait: {}", describe_io(&e)))),
+        Err(_) => Err(Failure::TimedOut { output }),
+    }
+}
+
+/// Copy a pipe into the shared tail until EOF or an error.
+async fn collect(mut pipe: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
+    let mut buf = [0u8; 1024];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Ok(mut t) = tail.lock() {
+                    t.push(&buf[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// The last [`OUTPUT_TAIL_BYTES`] bytes written.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > OUTPUT_TAIL_BYTES {
+            let cut = self.0.len() - OUTPUT_TAIL_BYTES;
+            self.0.drain(..cut);
+        }
+    }
+
+    fn text(&self) -> String {
+        // The cut may split a UTF-8 sequence: skip continuation bytes at the start.
+        let start = self
+            .0
+            .iter()
+            .position(|b| (b & 0xC0) != 0x80)
+            .unwrap_or(self.0.len());
+        String::from_utf8_lossy(&self.0[start..]).trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_skips_split_utf8() {
+        let mut t = Tail::default();
+        t.push("é".repeat(OUTPUT_TAIL_BYTES).as_bytes());
+        t.push(b"x");
+        let s = t.text();
+        assert!(s.ends_with('x'));
+        assert!(!s.contains('\u{FFFD}'));
+    }
+}
