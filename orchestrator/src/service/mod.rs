@@ -365,6 +365,9 @@ pub struct Shared {
     writer: persist::GroupWriter,
     /// `[[orchestrator.notify]]`: webhooks and commands told of events.
     notify: notify::Notify,
+    /// Groups whose stored provider stops are not empty (`stops.rs`); its
+    /// lock also puts syncs in order.
+    stopped_groups: Mutex<std::collections::BTreeSet<String>>,
     /// With etcd: the leadership as this node sees it (see [`ha`]).
     ha: Option<ha::Ha>,
 }
@@ -544,6 +547,7 @@ impl Shared {
             group_names,
             writer: persist::GroupWriter::new(),
             notify,
+            stopped_groups: Mutex::default(),
             ha: match mode {
                 Mode::Local => None,
                 Mode::Elected(view) => Some(ha::Ha::new(view)),

@@ -19,9 +19,15 @@ impl Shared {
             let st = self.lock();
             st.groups
                 .values()
+                .filter(|g| !g.provider_stops.is_empty())
                 .map(|g| (g.name.clone(), g.provider_stops.clone()))
                 .collect()
         };
+        // what the store holds now: a stop dropped below is stored as dropped
+        *self
+            .stopped_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = stored.iter().map(|(n, _)| n.clone()).collect();
         for (group, mut stops) in stored {
             let Some(strategy) = self.strategies.get(&group) else {
                 continue;
@@ -51,29 +57,49 @@ impl Shared {
     }
 
     /// Store the stops of `group` (`None`: every group) where they differ
-    /// from the stored ones. Only the licence holder writes. The strategy
-    /// is asked under the state lock, so that two syncs (a reconciliation
-    /// and a `warden clear`) store in the order they saw the stops.
+    /// from the stored ones. Only the licence holder writes. Syncs run one
+    /// at a time (`stopped_groups`' lock), each reading the strategies'
+    /// stops inside it, so two syncs (a reconciliation and a `warden
+    /// clear`) store in the order they saw the stops. The state lock is
+    /// taken only for the groups that hold or held a stop, not for every
+    /// group of every reconciliation pass.
     pub(crate) fn sync_provider_stops(&self, group: Option<&str>) {
         if !self.licence.is_held() {
             return;
         }
-        let mut st = self.lock();
-        let names: Vec<&String> = match group {
+        let mut stopped = self
+            .stopped_groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let wanted = |name: &String, stops: &Vec<warden_strategies::ProviderStop>| {
+            !stops.is_empty() || stopped.contains(name)
+        };
+        let changed: Vec<(String, Vec<warden_strategies::ProviderStop>)> = match group {
             Some(g) => self
                 .strategies
                 .get_key_value(g)
-                .map(|(n, _)| n)
+                .map(|(n, s)| (n.clone(), s.stops()))
                 .into_iter()
                 .collect(),
-            None => self.strategies.keys().collect(),
+            None => self
+                .strategies
+                .iter()
+                .map(|(n, s)| (n, s.stops()))
+                .filter(|(n, stops)| wanted(n, stops))
+                .map(|(n, stops)| (n.clone(), stops))
+                .collect(),
         };
-        for name in names {
-            let Some(strategy) = self.strategies.get(name) else {
-                continue;
-            };
-            let stops = strategy.stops();
-            let Some(g) = st.groups.get(name) else {
+        if changed.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        for (name, stops) in changed {
+            if stops.is_empty() {
+                stopped.remove(&name);
+            } else {
+                stopped.insert(name.clone());
+            }
+            let Some(g) = st.groups.get(&name) else {
                 continue;
             };
             if g.provider_stops == stops {

@@ -315,20 +315,43 @@ pub(crate) async fn list_pair_refused(
     let mut refused = BTreeSet::new();
     for c in containers {
         let (ea, eb) = tokio::try_join!(a.list_objects(c), b.list_objects(c))?;
-        for (list, into) in [(ea, &mut la), (eb, &mut lb)] {
-            for e in list.unwrap_or_default() {
-                match names::object_problem(&e.name) {
-                    Some(reason) => {
-                        refused.insert(names::refused_entry(c, &e.name, reason));
-                    }
-                    None => {
-                        into.insert(format!("{c}/{}", e.name), e);
-                    }
-                }
+        keep_listed(c, ea, &mut la, &mut refused);
+        keep_listed(c, eb, &mut lb, &mut refused);
+    }
+    Ok((la, lb, refused.into_iter().collect()))
+}
+
+/// One cluster's placement containers as [`list_pair`] lists each side.
+pub(crate) async fn list_one(
+    cluster: &SwiftClient,
+    containers: &[String],
+) -> Result<Objects, AgentError> {
+    let mut out = BTreeMap::new();
+    let mut refused = BTreeSet::new();
+    for c in containers {
+        keep_listed(c, cluster.list_objects(c).await?, &mut out, &mut refused);
+    }
+    Ok(out)
+}
+
+/// A container's listing into `into` as `container/object`, the names a URL
+/// would rewrite into `refused` instead.
+fn keep_listed(
+    c: &str,
+    list: Option<Vec<ObjectEntry>>,
+    into: &mut Objects,
+    refused: &mut BTreeSet<String>,
+) {
+    for e in list.unwrap_or_default() {
+        match names::object_problem(&e.name) {
+            Some(reason) => {
+                refused.insert(names::refused_entry(c, &e.name, reason));
+            }
+            None => {
+                into.insert(format!("{c}/{}", e.name), e);
             }
         }
     }
-    Ok((la, lb, refused.into_iter().collect()))
 }
 
 /// Logs each refused name not in `before` once (the alert), returns `now`.

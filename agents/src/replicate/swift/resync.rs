@@ -144,7 +144,8 @@ impl SwiftResyncer {
         failed: &[String],
     ) -> Result<(), AgentError> {
         let s = &self.settings;
-        let (_, here_now, _) = list_pair_refused(&self.peer, &self.here, &s.containers).await?;
+        // this site only: the peer's side is what the pass compared
+        let here_now = super::list_one(&self.here, &s.containers).await?;
         let mut seen = super::seen::Seen::new();
         for name in equal {
             // a divergent item left as it is stays divergent
