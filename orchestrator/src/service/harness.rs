@@ -240,6 +240,18 @@ pub(super) fn start_routed(
     store: Arc<dyn crate::store::Store>,
     route_of: impl Fn(&str) -> Arc<FakeRoute>,
 ) -> Result<Arc<Shared>, warden_config::ConfigError> {
+    start_routed_as(text, dir, store, route_of, Mode::Local)
+}
+
+/// [`start_routed`] as `mode` says: alone, or elected (one of several on
+/// etcd, acting only once [`crate::service::HaRole`] takes over).
+pub(super) fn start_routed_as(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+    route_of: impl Fn(&str) -> Arc<FakeRoute>,
+    mode: Mode,
+) -> Result<Arc<Shared>, warden_config::ConfigError> {
     let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let strategies: BTreeMap<String, crate::routing::Routing> = cfg
         .groups
@@ -254,7 +266,8 @@ pub(super) fn start_routed(
         .collect();
     let settings =
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
-    let shared = Shared::new(settings, store, CancellationToken::new()).expect("shared");
+    let shared =
+        Shared::with_mode(settings, store, CancellationToken::new(), mode).expect("shared");
     tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
     Ok(shared)
 }

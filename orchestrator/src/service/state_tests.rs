@@ -424,28 +424,22 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
     store.put_group(&g).unwrap();
     let fake = Arc::new(super::harness::FakeRoute::default());
     *fake.stops.lock().unwrap() = vec![own.clone()];
-    let strategies = cfg
-        .groups
-        .keys()
-        .map(|n| {
-            let r: Arc<dyn warden_strategies::Strategy> = if n == "web" {
-                fake.clone()
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let web = fake.clone();
+    let s = super::harness::start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        move |n| {
+            if n == "web" {
+                web.clone()
             } else {
                 Arc::new(super::harness::FakeRoute::default())
-            };
-            (n.clone(), crate::routing::Routing::Single(r))
-        })
-        .collect();
-    let settings = crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).unwrap();
-    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
-    let s = Shared::with_mode(
-        settings,
-        store.clone(),
-        CancellationToken::new(),
+            }
+        },
         Mode::Elected(view),
     )
     .unwrap();
-    tokio::spawn(s.clone().write_groups(CancellationToken::new()));
     assert!(
         fake.restored.lock().unwrap().is_empty(),
         "a follower restores nothing"
