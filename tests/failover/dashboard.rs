@@ -103,6 +103,27 @@ async fn browse(
             secs(15),
         )
         .await?;
+        // Text from the orchestrator (agents' words, names) is shown as
+        // text: a status carrying markup, rendered by the page's own code
+        // in the real browser, creates no element and runs nothing.
+        let hostile = "<img src=x onerror=\"window.pwned=1\">";
+        let forged = serde_json::json!({ "isolated": false, "groups": [{
+            "name": "web", "scheme": "frontend", "primary": "a", "active": hostile,
+            "epoch": 1, "phase": "steady", "maintenance": false,
+            "alerts": [hostile], "sites": [{ "name": "a", "verdict": "healthy", "reason": hostile }],
+        }]});
+        let seen = c
+            .execute(
+                "render(arguments[0]); \
+                 return [document.querySelectorAll('#groups img').length, \
+                         typeof window.pwned, \
+                         document.querySelector(\"section[data-group='web'] .alert\").textContent];",
+                vec![forged],
+            )
+            .await?;
+        if seen != serde_json::json!([0, "undefined", format!("ALERT {hostile}")]) {
+            bail!("markup in the status was not shown as text: {seen}");
+        }
         shows_a.send(Step::ShowsA)?;
         // a's service dies: the page follows the failover by itself.
         wait_text(&c, "section[data-group='web'] .active", "b", secs(60)).await?;

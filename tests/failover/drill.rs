@@ -22,7 +22,9 @@ fn a_drill_moves_users_to_the_standby_and_back() -> Result<()> {
     let client = d
         .lab
         .client_loop("cli", &d.entry_url(), secs(0.1), secs(3))?;
+    let t0 = std::time::Instant::now();
     let out = d.cli_ok(&["drill", "web", "--stay", "3s", "--timeout", "2m"])?;
+    assert!(t0.elapsed() >= secs(3), "users stayed on b for --stay");
     let samples = client.stop();
     assert!(out.starts_with("drill of web: succeeded"), "{out}");
     let moves: Vec<&str> = out

@@ -355,6 +355,16 @@ async fn a_group_adopted_away_from_its_primary_is_not_failed_back_by_itself() {
     assert!(!group(&s).switched_over);
 }
 
+/// Group `name` as the store holds it.
+fn stored_group(store: &dyn crate::store::Store, name: &str) -> GroupState {
+    store
+        .groups()
+        .unwrap()
+        .into_iter()
+        .find(|g| g.name == name)
+        .unwrap()
+}
+
 /// A provider's block (a fatal answer from No-IP) is stored with the group
 /// at the next reconciliation, and an orchestrator started on the same
 /// store gives it back to the strategy before it acts; lifted, it is
@@ -373,9 +383,10 @@ async fn a_provider_block_is_stored_and_given_back_at_start() {
     *fake.stops.lock().unwrap() = vec![block.clone()];
     s.reconcile_once().await;
     s.writer_settled().await;
-    let stored = store.groups().unwrap();
-    let web = stored.iter().find(|g| g.name == "web").expect("web stored");
-    assert_eq!(web.provider_stops, vec![block.clone()]);
+    assert_eq!(
+        stored_group(store.as_ref(), "web").provider_stops,
+        vec![block.clone()]
+    );
 
     // A new orchestrator on the same store (a restart).
     let (s2, fake2, _dir2) = super::harness::setup_with(true, 5, "", store.clone());
@@ -387,12 +398,7 @@ async fn a_provider_block_is_stored_and_given_back_at_start() {
     fake2.stops.lock().unwrap().clear();
     s2.sync_provider_stops(Some("web"));
     s2.writer_settled().await;
-    let web = store
-        .groups()
-        .unwrap()
-        .into_iter()
-        .find(|g| g.name == "web")
-        .unwrap();
+    let web = stored_group(store.as_ref(), "web");
     assert!(web.provider_stops.is_empty(), "{web:?}");
 }
 
@@ -461,11 +467,6 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
             && e.message
                 .contains("stored alert not taken back: block of old settings")));
     s.writer_settled().await;
-    let web = store
-        .groups()
-        .unwrap()
-        .into_iter()
-        .find(|g| g.name == "web")
-        .unwrap();
+    let web = stored_group(store.as_ref(), "web");
     assert_eq!(web.provider_stops, vec![stored, own]);
 }
