@@ -409,23 +409,22 @@ async fn server_down_is_transient() {
     assert!(e.to_string().contains(&listen.to_string()), "{e}");
 }
 
-/// A server (or anyone on the path) that answers the signed update with an
-/// unsigned NOERROR: the answer is not taken for the update applied. The
-/// provider fails, says the answer carried no TSIG, and leaves it to a
-/// retry (a transient error: the next try may reach the real server).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsigned_answer_to_a_signed_update_is_not_believed() {
+/// A stand-in on `sock` that answers every request (read or update) with
+/// NOERROR, AA set and no TSIG, and `answers` for the names it knows:
+/// what anyone on the path without the key can send. Counts the requests
+/// that came signed; stops when `stop` is set.
+fn liar(
+    sock: UdpSocket,
+    answers: Vec<hickory_net::proto::rr::Record>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    signed: Arc<std::sync::atomic::AtomicU32>,
+) -> std::thread::JoinHandle<()> {
     use hickory_net::proto::op::{Message, MessageType, ResponseCode};
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let listen = sock.local_addr().unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (updates, stopping) = (Arc::new(std::sync::atomic::AtomicU32::new(0)), stop.clone());
-    let counted = updates.clone();
-    let liar = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
-        while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let Ok((n, from)) = sock.recv_from(&mut buf) else {
                 continue;
             };
@@ -433,29 +432,52 @@ async fn an_unsigned_answer_to_a_signed_update_is_not_believed() {
                 continue;
             };
             if req.signature().is_some() {
-                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                signed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             // The request's header and question, answered NOERROR, unsigned.
             let mut resp = Message::new(req.id, MessageType::Response, req.op_code);
             resp.metadata.authoritative = true;
             resp.metadata.response_code = ResponseCode::NoError;
             resp.add_queries(req.queries.clone());
+            for q in &req.queries {
+                for a in &answers {
+                    if a.name == *q.name() && a.record_type() == q.query_type() {
+                        resp.add_answer(a.clone());
+                    }
+                }
+            }
             let _ = sock.send_to(&resp.to_vec().unwrap(), from);
         }
-    });
-    let k = TsigKey::parse(
+    })
+}
+
+fn liar_key() -> TsigKey {
+    TsigKey::parse(
         "hmac-sha256:warden-key:MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=",
         None,
         None,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// A server (or anyone on the path) that answers the signed update with an
+/// unsigned NOERROR: the answer is not taken for the update applied. The
+/// provider fails, says the answer carried no TSIG, and leaves it to a
+/// retry (a transient error: the next try may reach the real server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsigned_answer_to_a_signed_update_is_not_believed() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listen = sock.local_addr().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let liar = liar(sock, Vec::new(), stop.clone(), signed.clone());
     let p = Rfc2136Provider::new(
         "web",
         listen,
         ZONE,
         &[NAME.to_string()],
         5,
-        k,
+        liar_key(),
         Duration::from_millis(500),
     )
     .unwrap();
@@ -463,9 +485,10 @@ async fn an_unsigned_answer_to_a_signed_update_is_not_believed() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     liar.join().unwrap();
     assert!(
-        updates.load(std::sync::atomic::Ordering::Relaxed) >= 1,
-        "the signed update reached the server"
+        signed.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the signed request reached the server"
     );
+    assert!(e.is_transient(), "the next try may reach the server: {e}");
     let text = e.to_string();
     assert!(
         text.contains("carried no TSIG signature") && text.contains("nothing in it is believed"),
@@ -474,6 +497,59 @@ async fn an_unsigned_answer_to_a_signed_update_is_not_believed() {
     assert!(
         !text.contains("rejected our TSIG"),
         "the server did not refuse it: {text}"
+    );
+}
+
+/// The reads are signed too: an unsigned answer that shows the records
+/// already on B, or a marker of a newer decision (epoch 99), is believed
+/// neither by `observe` (no view of B for the reconciliation to trust) nor
+/// by `publish` (no "a newer decision owns the record": warden would yield
+/// to a decision nobody made). Each read went out signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_answers_to_the_reads_are_not_believed() {
+    use hickory_net::proto::rr::rdata::{A as ARecord, TXT};
+    use hickory_net::proto::rr::{Name, RData, Record};
+    let name = Name::from_ascii(format!("{NAME}.")).unwrap();
+    let marker = Name::from_ascii(format!("_warden.{NAME}.")).unwrap();
+    let forged = vec![
+        Record::from_rdata(name, 5, RData::A(ARecord(B.parse().unwrap()))),
+        Record::from_rdata(
+            marker,
+            5,
+            RData::TXT(TXT::new(vec!["warden epoch=99 site=b".to_string()])),
+        ),
+    ];
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let listen = sock.local_addr().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let signed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let liar = liar(sock, forged, stop.clone(), signed.clone());
+    let p = Rfc2136Provider::new(
+        "web",
+        listen,
+        ZONE,
+        &[NAME.to_string()],
+        5,
+        liar_key(),
+        Duration::from_millis(500),
+    )
+    .unwrap();
+    let seen = p.observe().await;
+    let published = p.publish("b", &value(B), 2).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    liar.join().unwrap();
+    let e = seen.expect_err("an unsigned answer is no view of the zone");
+    assert!(e.is_transient(), "{e}");
+    assert!(e.to_string().contains("carried no TSIG signature"), "{e}");
+    let e = published.expect_err("nothing believed, nothing applied");
+    assert!(
+        !matches!(e, StrategyError::StaleEpoch { .. }),
+        "a forged marker made warden yield: {e}"
+    );
+    assert!(e.to_string().contains("carried no TSIG signature"), "{e}");
+    assert!(
+        signed.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+        "the reads went out signed"
     );
 }
 

@@ -90,11 +90,18 @@ pub async fn send(
     }
 }
 
-/// A plain query for `name`/`rtype` (recursion not desired).
+/// A query for `name`/`rtype` (recursion not desired), signed with
+/// `signer` when given: then an answer is taken only when its own TSIG
+/// signature checks (RFC 8945 §5.3: the MAC over our request's MAC and the
+/// answer, and its time within the key's fudge), so an answer forged by
+/// anyone without the key, or altered on the way, is an error, never a
+/// record. (hickory signs and checks by itself only UPDATE, NOTIFY and zone
+/// transfers, so a query is signed here and its answer checked here.)
 pub async fn ask(
     server: SocketAddr,
     name: &Name,
     rtype: RecordType,
+    signer: Option<TSigner>,
     timeout: Duration,
 ) -> Result<DnsResponse, NetError> {
     let mut msg = Message::query();
@@ -102,7 +109,17 @@ pub async fn ask(
     let mut q = hickory_net::proto::op::Query::query(name.clone(), rtype);
     q.set_query_class(DNSClass::IN);
     msg.add_query(q);
-    Ok(send(server, msg, None, timeout).await?.0)
+    let Some(signer) = signer else {
+        return Ok(send(server, msg, None, timeout).await?.0);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut verifier = msg
+        .finalize(&signer, now)?
+        .ok_or_else(|| NetError::from("the TSIG key gave no verifier for the answer"))?;
+    let (answer, _) = send(server, msg, None, timeout).await?;
+    Ok(verifier.verify(answer.as_buffer())?)
 }
 
 /// The address records of one name at one server.
@@ -144,7 +161,7 @@ pub async fn address_records(
         if !want {
             continue;
         }
-        let r = ask(server, &n, rtype, timeout)
+        let r = ask(server, &n, rtype, None, timeout)
             .await
             .map_err(|e| describe_net_error(&e))?;
         use hickory_net::proto::op::ResponseCode;

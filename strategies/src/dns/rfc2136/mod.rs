@@ -8,7 +8,10 @@
 //! server itself (NXRRSET/YXRRSET); warden then reads the zone once and
 //! reports [`StrategyError::StaleEpoch`] (a newer decision wrote the marker)
 //! or [`StrategyError::Conflict`] (the records were changed outside warden),
-//! never retrying blindly. A hand edit is adopted on the next call (the
+//! never retrying blindly. The reads are signed with the same key and their
+//! answers' signatures checked: a forged answer could otherwise stop warden
+//! from writing (records shown as already right) or make it yield to a
+//! decision nobody made (a marker with a higher epoch). A hand edit is adopted on the next call (the
 //! marker shows that no newer decision exists), so reconciliation can undo it.
 //!
 //! The TSIG key (parsing the credentials, signing) is in `tsig.rs`; the

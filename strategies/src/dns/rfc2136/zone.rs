@@ -1,7 +1,8 @@
 //! What the provider reads from and writes to the zone: the snapshot of
 //! the managed names' address records and the group's marker
 //! (`_warden.NAME TXT "warden epoch=E site=S"`), the reads that take it
-//! from the primary, and the UPDATE message with its prerequisites
+//! from the primary (signed with the update key, answers checked), and the
+//! UPDATE message with its prerequisites
 //! (RFC 2136 §2.4) that make each update a compare-and-set.
 
 use super::*;
@@ -128,11 +129,38 @@ impl Rfc2136Provider {
         name: &Name,
         rtype: RecordType,
     ) -> Result<hickory_net::proto::op::DnsResponse, StrategyError> {
-        let r = query::ask(self.server, name, rtype, self.timeout)
-            .await
-            .map_err(|e| self.unreachable(describe_net_error(&e)))?;
+        // Signed like the updates: what a read shows decides whether warden
+        // writes, and whether it yields to a newer decision (the marker), so
+        // an answer forged by anyone without the key must not be believed.
+        let r = query::ask(
+            self.server,
+            name,
+            rtype,
+            Some(self.signer.clone()),
+            self.timeout,
+        )
+        .await
+        .map_err(|e| {
+            let why = describe_net_error(&e);
+            // The server refusing our key is not transient (as for an update);
+            // an answer that does not check may be forged: try again later.
+            if why.contains("server rejected our TSIG") {
+                self.rejected(format!("reading {name} {rtype} refused: {why}"))
+            } else {
+                self.unreachable(why)
+            }
+        })?;
         match r.metadata.response_code {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
+            ResponseCode::NotAuth
+            | ResponseCode::BADSIG
+            | ResponseCode::BADKEY
+            | ResponseCode::BADTIME => {
+                return Err(self.rejected(format!(
+                    "the server rejected our TSIG signature ({}) reading {name} {rtype} with key {}: check the key name, secret and algorithm ({}) against the server's key, and that both clocks agree",
+                    r.metadata.response_code, self.key.name, self.key.algorithm
+                )))
+            }
             ResponseCode::ServFail => {
                 return Err(self.unreachable(format!(
                     "SERVFAIL reading {name} {rtype}: the server cannot serve the zone right now"
