@@ -231,12 +231,17 @@ impl Authority {
         warden_config::durable::replace(&self.path, &body).map_err(|e| e.to_string())
     }
 
-    /// Raise the highest epochs to what the orchestrator says is current.
+    /// Raise the highest epochs to what the orchestrator says is current:
+    /// on disk first, then here. When the file cannot be written nothing is
+    /// raised (a command at the new epoch then raises and persists it itself,
+    /// or is refused), so this agent never holds an epoch it would forget at
+    /// a restart and then let an older order through.
     pub fn observe(&self, epochs: &BTreeMap<String, u64>) {
         let mut g = self.lock();
+        let mut next = g.clone();
         let mut changed = false;
         for (group, &epoch) in epochs {
-            if let Some(a) = g.get_mut(group) {
+            if let Some(a) = next.get_mut(group) {
                 if epoch > a.epoch {
                     a.epoch = epoch;
                     changed = true;
@@ -244,8 +249,11 @@ impl Authority {
             }
         }
         if changed {
-            if let Err(e) = self.save(&g) {
-                warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen");
+            match self.save(&next) {
+                Ok(()) => *g = next,
+                Err(e) => {
+                    warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen; not raised")
+                }
             }
         }
     }
@@ -298,13 +306,20 @@ impl Authority {
             ));
         }
         if cmd.epoch > a.epoch {
-            a.epoch = cmd.epoch;
-            self.save(&g).map_err(|e| {
+            // On disk before in memory: a failed write leaves both as they
+            // were, so the next command at this epoch is refused again
+            // instead of passing as "not newer".
+            let mut next = g.clone();
+            if let Some(a) = next.get_mut(&cmd.group) {
+                a.epoch = cmd.epoch;
+            }
+            self.save(&next).map_err(|e| {
                 format!(
                     "refused: cannot persist epoch {} before acting: {e}",
                     cmd.epoch
                 )
             })?;
+            *g = next;
         }
         Ok(())
     }
@@ -549,6 +564,37 @@ mod tests {
         std::fs::remove_dir(&tmp).unwrap();
         a.record(&promote).unwrap();
         assert_eq!(read(dir.path(), "b").unwrap()["web"].role, Role::Active);
+    }
+
+    /// An epoch this agent could not write down is not held in memory
+    /// either: neither the orchestrator's word (`observe`) nor a command
+    /// raises it unwritten, so the next order at that epoch is refused
+    /// until the disk takes it, and a restart cannot forget an epoch the
+    /// agent acted on (an older order would then pass).
+    #[test]
+    fn an_epoch_that_cannot_be_written_is_not_raised() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "b", &groups()).unwrap();
+        a.admit(&cmd(4, CommandKind::Promote, "b")).unwrap();
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        a.observe(&BTreeMap::from([("web".to_string(), 5)]));
+        assert_eq!(a.get("web").unwrap().epoch, 4, "not raised unwritten");
+        let e = a.admit(&cmd(5, CommandKind::Promote, "b")).unwrap_err();
+        assert!(e.contains("cannot persist epoch 5"), "{e}");
+        let e = a.admit(&cmd(5, CommandKind::Promote, "b")).unwrap_err();
+        assert!(e.contains("cannot persist epoch 5"), "refused again: {e}");
+        assert_eq!(a.get("web").unwrap().epoch, 4);
+        // The disk is back: the order at 5 is written, then admitted, and
+        // a restart still refuses the older one.
+        std::fs::remove_dir(&tmp).unwrap();
+        a.admit(&cmd(5, CommandKind::Promote, "b")).unwrap();
+        drop(a);
+        let a = Authority::open(dir.path(), "b", &groups()).unwrap();
+        let e = a.admit(&cmd(4, CommandKind::Demote, "b")).unwrap_err();
+        assert!(e.contains("older than epoch 5"), "{e}");
     }
 
     #[test]
