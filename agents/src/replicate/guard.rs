@@ -110,8 +110,37 @@ struct HoldInner {
 struct HoldState {
     /// Why replication is held (what was seen, what to do); `None` when nothing is held.
     held: Option<String>,
-    /// The operator released the held pass: the next check lets it go ahead once.
-    release: bool,
+    /// What the held pass tripped on.
+    held_trip: Option<Trip>,
+    /// The operator released the held pass: the next pass that trips on
+    /// what was held (no more deletions) goes ahead, once.
+    release: Option<Trip>,
+}
+
+/// What a pass tripped the guard on: what an operator's clear lets through.
+/// A clear answers the hold the operator saw, not whatever trips next: a
+/// clear of "500 of 1000 deleted" does not let through a source emptied
+/// since, nor a clear of an unmounted source a mass delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trip {
+    /// The source was a mount point and is not one now.
+    Unmounted,
+    /// The source is empty while the target holds items.
+    EmptySource,
+    /// The peer is empty while the manifest says it holds the group's data.
+    EmptyPeer,
+    /// Deletions over the limits: how many, with the recent ones.
+    Deletes(u64),
+}
+
+impl Trip {
+    /// Does a release of `permit` let this trip through?
+    fn within(self, permit: Trip) -> bool {
+        match (self, permit) {
+            (Trip::Deletes(n), Trip::Deletes(m)) => n <= m,
+            (a, b) => a == b,
+        }
+    }
 }
 
 impl GuardHold {
@@ -129,16 +158,22 @@ impl GuardHold {
         self.state().held.clone()
     }
 
-    /// A pass found `reason` (a tripped [`DeleteGuard::check`], an empty or
-    /// unmounted source): `Ok(true)` when the operator released the held
-    /// pass (it goes ahead, once), else the pass is held: `Err(reason)`.
-    pub fn trip(&self, reason: String) -> Result<bool, String> {
+    /// A pass found `reason` (`what`: a tripped [`DeleteGuard::check`], an
+    /// empty or unmounted source): `Ok(true)` when the operator released a
+    /// hold of the same kind that deleted no fewer (it goes ahead, once),
+    /// else the pass is held: `Err(reason)`. A release for another kind of
+    /// hold, or for fewer deletions, is used up without letting it through.
+    pub fn trip(&self, what: Trip, reason: String) -> Result<bool, String> {
         let mut st = self.state();
-        if std::mem::take(&mut st.release) {
-            st.held = None;
-            return Ok(true);
+        if let Some(permit) = st.release.take() {
+            if what.within(permit) {
+                st.held = None;
+                st.held_trip = None;
+                return Ok(true);
+            }
         }
         st.held = Some(reason.clone());
+        st.held_trip = Some(what);
         Err(reason)
     }
 
@@ -156,7 +191,7 @@ impl GuardHold {
     ) -> Result<bool, String> {
         match guard.check_window(deletes, recent, target_items, target) {
             Ok(()) => Ok(false),
-            Err(reason) => self.trip(reason),
+            Err(reason) => self.trip(Trip::Deletes(deletes.saturating_add(recent)), reason),
         }
     }
 
@@ -164,17 +199,20 @@ impl GuardHold {
     pub fn passed(&self) {
         let mut st = self.state();
         st.held = None;
-        st.release = false;
+        st.held_trip = None;
+        st.release = None;
     }
 
     /// The operator checked and lets the held pass go ahead once (`warden
-    /// clear`). Returns what was held; `None` (and nothing released) when
-    /// nothing was held, so a clear never pre-authorises a later mass delete.
+    /// clear`): the next pass that trips on the same kind of hold, deleting
+    /// no more than was held. Returns what was held; `None` (and nothing
+    /// released) when nothing was held, so a clear never pre-authorises a
+    /// later mass delete.
     pub fn release(&self) -> Option<String> {
         let held = {
             let mut st = self.state();
             let held = st.held.clone();
-            st.release = held.is_some();
+            st.release = if held.is_some() { st.held_trip } else { None };
             held
         };
         if held.is_some() {
@@ -207,6 +245,41 @@ mod tests {
         assert!(h.check(&g, 500, 0, 1000, "b").is_err(), "only once");
         h.passed();
         assert_eq!(h.held(), None);
+    }
+
+    /// A clear lets through the hold the operator saw, not the next thing
+    /// that trips: a source emptied since, an unmounted one, or more
+    /// deletions than were held are held again (and need a clear of their
+    /// own); fewer deletions of the same kind go ahead.
+    #[test]
+    fn a_release_answers_only_the_hold_it_was_given_for() {
+        let g = DeleteGuard::default();
+        let h = GuardHold::new();
+        h.check(&g, 500, 0, 1000, "b").unwrap_err();
+        h.release().unwrap();
+        let e = h
+            .trip(Trip::EmptySource, "the source is empty".into())
+            .unwrap_err();
+        assert_eq!(h.held().as_deref(), Some(e.as_str()), "held again");
+        assert!(
+            h.check(&g, 500, 0, 1000, "b").is_err(),
+            "the release was used up by the other hold"
+        );
+
+        h.release().unwrap();
+        assert!(
+            h.check(&g, 900, 0, 1000, "b").is_err(),
+            "more than was held"
+        );
+        h.release().unwrap();
+        assert_eq!(h.check(&g, 800, 100, 1000, "b"), Ok(true), "900 as held");
+
+        h.trip(Trip::Unmounted, "unmounted".into()).unwrap_err();
+        h.release().unwrap();
+        assert!(h.check(&g, 500, 0, 1000, "b").is_err(), "not a mass delete");
+        h.trip(Trip::Unmounted, "unmounted".into()).unwrap_err();
+        h.release().unwrap();
+        assert_eq!(h.trip(Trip::Unmounted, "unmounted".into()), Ok(true));
     }
 
     #[test]

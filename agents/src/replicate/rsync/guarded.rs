@@ -23,7 +23,9 @@ impl Shared {
              resumes by itself), or run `warden clear GROUP` if the data now lives there unmounted",
             s.source.display()
         );
-        s.hold.trip(why).map_err(AgentError::DeleteGuard)?;
+        s.hold
+            .trip(Trip::Unmounted, why)
+            .map_err(AgentError::DeleteGuard)?;
         *self.was_mount.lock().unwrap() = false;
         Ok(true)
     }

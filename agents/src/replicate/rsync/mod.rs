@@ -85,7 +85,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use warden_config::secret::Secret;
 
-use super::guard::{DeleteGuard, GuardHold, RecentDeletes};
+use super::guard::{DeleteGuard, GuardHold, RecentDeletes, Trip};
 use super::manifest::{escape_name, Item, Listing, Manifest, Stamp, Stamps, DIR};
 use super::recent_deletes::Side;
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};

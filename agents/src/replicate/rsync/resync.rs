@@ -59,7 +59,7 @@ use super::{
     attribute_args, list_local, list_local_stamped, parse_difference, rsync_unescape, run_rsync,
     source_arg, RsyncSettings,
 };
-use crate::replicate::guard::{GuardHold, RecentDeletes};
+use crate::replicate::guard::{GuardHold, RecentDeletes, Trip};
 use crate::replicate::manifest::{
     escape_name, now_ms, unescape_name, DivergentItem, DivergentPolicy, DivergentReason, Item,
     Listing, Manifest, Stamps,
@@ -217,7 +217,7 @@ impl RsyncResyncer {
         let recent = self.recent.lock().unwrap().total(Instant::now());
         let local = format!("{} (here)", s.source.display());
         let verdict = if peer_empty {
-            hold.trip(format!(
+            hold.trip(Trip::EmptyPeer, format!(
                 "mass-delete guard: the peer module {} is empty while the manifest says {} of the {here} \
                  items in {local} are in sync with it; nothing was deleted here. Check the peer (wrong \
                  module, emptied, unmounted?): the resync goes on by itself once its data is back; run \

@@ -184,7 +184,7 @@ impl Shared {
         let now = Instant::now();
         let recent = self.state.lock().unwrap().recent_deletes.total(now);
         let verdict = if dry.source_items == 0 && dry.target_items > 0 {
-            s.hold.trip(format!(
+            s.hold.trip(Trip::EmptySource, format!(
                 "mass-delete guard: the replication source {} is empty while {target} holds {} items; \
                  nothing was deleted. Check the source (emptied, unmounted?): replication resumes by itself \
                  once its files are back; run `warden clear GROUP` only if the peer must really be emptied",
@@ -252,7 +252,11 @@ impl Shared {
                     dry.deletes,
                     dry.target_items
                 );
-                let _ = s.hold.trip(why.clone());
+                // A clear lets the next pass delete what this one was
+                // checked for, no more.
+                let _ = s
+                    .hold
+                    .trip(Trip::Deletes(dry.deletes.saturating_add(recent)), why.clone());
                 AgentError::DeleteGuard(why)
             }
             e => e,
