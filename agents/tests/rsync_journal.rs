@@ -210,3 +210,37 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
     }
     assert_eq!(tree(&here), before, "nothing changed here");
 }
+
+/// A journaled name whose parent is a symbolic link here (to a directory
+/// outside the tree) is no item of the tree: the pass reads, counts and
+/// deletes nothing through the link, even when the peer has no such name
+/// and the pass runs at a replica (where changed items are not compared
+/// with the peer first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_name_behind_a_symlink_deletes_nothing_outside_the_tree() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (_journal, _mark) = synced(&d).await;
+    let outside = d.dir.path().join("outside");
+    write(&outside, "victim.txt", "not the tree's");
+    write(&outside, "dir/deep.txt", "not the tree's either");
+    std::os::unix::fs::symlink(&outside, d.src().join("esc")).unwrap();
+    let fin = RsyncResyncer::new(settings(&d)).unwrap();
+    for replica in [true, false] {
+        let names = vec!["esc/victim.txt".to_string(), "esc/dir".to_string()];
+        let _ = fin
+            .pass_changed(&names, &[], replica, CancellationToken::new())
+            .await;
+        assert_eq!(
+            std::fs::read_to_string(outside.join("victim.txt")).unwrap(),
+            "not the tree's",
+            "deleted through the link (replica {replica})"
+        );
+        assert!(
+            outside.join("dir/deep.txt").exists(),
+            "a directory deleted through the link (replica {replica})"
+        );
+    }
+}

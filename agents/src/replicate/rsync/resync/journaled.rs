@@ -125,7 +125,7 @@ impl RsyncResyncer {
         let gone: Vec<&String> = changed
             .iter()
             .filter(|n| *n != ROOT && !at_peer.contains(n.as_str()))
-            .filter(|n| self.local(n).symlink_metadata().is_ok())
+            .filter(|n| !through_link(&s.source, n) && self.local(n).symlink_metadata().is_ok())
             .collect();
         let doomed = here
             .keys()
@@ -321,6 +321,26 @@ fn inside(name: &str) -> bool {
             .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
+/// Whether `name` (escaped, relative) is reached here through a symbolic
+/// link or a non-directory: one of its parents inside `root` is not a real
+/// directory. Such a name is no item of the tree (a pass carries the link
+/// itself), and a path through it may lead outside the tree: nothing is
+/// read, counted or deleted there.
+fn through_link(root: &Path, name: &str) -> bool {
+    let raw = unescape_name(name);
+    let mut parent = root.to_path_buf();
+    let parts: Vec<&[u8]> = raw.split(|b| *b == b'/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        parent.push(OsStr::from_bytes(part));
+        match parent.symlink_metadata() {
+            Ok(m) if m.is_dir() => {}
+            // A link, a file, or nothing: not a directory of this tree.
+            _ => return true,
+        }
+    }
+    false
+}
+
 /// Every item here at or under `names` (files, symlinks, empty
 /// directories, as a pass lists them) with its stamp, and those of them
 /// the manifest does not call unchanged; `Err` says what cannot be read.
@@ -335,6 +355,10 @@ fn local_items(
     let mut stack: Vec<String> = names.iter().filter(|n| *n != ROOT).cloned().collect();
     while let Some(name) = stack.pop() {
         if here.contains_key(&name) {
+            continue;
+        }
+        if through_link(root, &name) {
+            // Not an item of this tree: what a link here points at.
             continue;
         }
         let path = root.join(OsStr::from_bytes(&unescape_name(&name)));
