@@ -181,4 +181,24 @@ async fn stop_interrupts_the_initial_pass_and_a_resync_and_kills_rsync() {
         .expect("the resync returned")
         .unwrap();
     assert!(!out.ok, "{}", out.detail);
+    // The file the pull was in the middle of: rsync was asked to end, and
+    // removed its temporary file; killed outright it stays in the tree
+    // (the next pass would take it for a user's file).
+    let left: Vec<_> = snapshot(&d.src())
+        .into_keys()
+        .filter(|p| is_rsync_temp(p))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "rsync's temporary files left here: {left:?}"
+    );
+}
+
+/// rsync's temporary file of a transfer: `.NAME.XXXXXX`.
+fn is_rsync_temp(p: &Path) -> bool {
+    let name = p.file_name().unwrap_or_default().to_string_lossy();
+    name.starts_with('.')
+        && name.rsplit_once('.').is_some_and(|(_, tail)| {
+            tail.len() == 6 && tail.chars().all(|c| c.is_ascii_alphanumeric())
+        })
 }

@@ -95,6 +95,25 @@ impl GroupKill {
         }
     }
 
+    /// Asks the group to end (SIGTERM), leaving it armed: for a program
+    /// that cleans up when asked (rsync removes the temporary file of a
+    /// transfer it was in the middle of; SIGKILL leaves it in the tree).
+    /// The caller then waits a moment and kills what is left.
+    pub fn terminate(&self) {
+        let Some(pid) = self
+            .0
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(rustix::process::Pid::from_raw)
+        else {
+            return;
+        };
+        if let Err(e) = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM) {
+            if e != rustix::io::Errno::SRCH {
+                tracing::warn!(group = pid.as_raw_nonzero().get(), cause = %e, "cannot signal a child's process group");
+            }
+        }
+    }
+
     /// The child ended as it should: leave what it started alone.
     pub fn disarm(&mut self) {
         self.0 = None;

@@ -1,9 +1,10 @@
-//! The rsync process wrapper: one rsync run in its own process group (killed
-//! as a group when dropped), its output parsed (itemized differences, escaped
+//! The rsync process wrapper: one rsync run in its own process group (asked
+//! to end, then killed, when stopped; killed as a group when dropped), its output parsed (itemized differences, escaped
 //! names), and the symlink probe of the peer module. Its failures are
 //! classified in [`super::classify`].
 
 use super::*;
+use std::time::Duration;
 use warden_config::child::GroupKill;
 
 /// The target of the probe symlink [`check_symlinks`] pushes: absolute,
@@ -208,15 +209,13 @@ pub(crate) async fn run_rsync(
                 _ => break tokio::select! {
                     st = child.wait() => st,
                     _ = cancel.cancelled() => {
-                        group.kill_now();
-                        let _ = child.kill().await;
+                        stop(&mut group, &mut child).await;
                         return Err(AgentError::ReplicationCancelled)
                     }
                 },
             },
             _ = cancel.cancelled() => {
-                group.kill_now();
-                let _ = child.kill().await;
+                stop(&mut group, &mut child).await;
                 return Err(AgentError::ReplicationCancelled);
             }
         }
@@ -234,6 +233,27 @@ pub(crate) async fn run_rsync(
         // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
         Some(0) | Some(24) => Ok(()),
         code => Err(classify(s, code.unwrap_or(-1), &stderr)),
+    }
+}
+
+/// How long a stopped rsync has to clean up before it is killed.
+const STOP_GRACE: Duration = Duration::from_millis(400);
+
+/// Stops a running rsync: SIGTERM to its process group first, so that it
+/// removes the temporary file of the transfer it was in (`.NAME.XXXXXX`:
+/// killed outright, rsync leaves it in the tree, where the next pass would
+/// take it for a user's file — at a site just promoted, pushed to the peer
+/// as data), then SIGKILL to whatever is left after [`STOP_GRACE`].
+async fn stop(group: &mut GroupKill, child: &mut tokio::process::Child) {
+    group.terminate();
+    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
+        // Reaped: its group id may be reused, never signal it again (its
+        // other processes had the SIGTERM too).
+        Ok(_) => group.disarm(),
+        Err(_) => {
+            group.kill_now();
+            let _ = child.kill().await;
+        }
     }
 }
 
