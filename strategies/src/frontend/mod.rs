@@ -231,10 +231,14 @@ pub(crate) fn most_severe(errors: Vec<StrategyError>) -> Option<StrategyError> {
 }
 
 impl FrontendStrategy {
-    /// What every frontend's read says together. The observed site is the
-    /// one most frontends report (the first listed wins a tie), the epoch
-    /// the highest reported; every frontend that differs or cannot be read
-    /// is a drift line. Fails only when no frontend can be read.
+    /// What every frontend's read says together. The epoch is the highest
+    /// reported and the site the one the frontends at that epoch report
+    /// (the newest decision any of them took; most of them, the first
+    /// listed winning a tie, should they disagree), never a site paired
+    /// with an epoch no decision gave it: fe1 at (7, b) and fe2, fe3 still
+    /// at (5, a) observe b at 7, not a at 7. Every frontend that differs or
+    /// cannot be read is a drift line. Fails only when no frontend can be
+    /// read.
     fn observed(&self, reads: Vec<(&str, RouteRead)>) -> Result<Observed, StrategyError> {
         let answers: Vec<&(Option<String>, u64)> =
             reads.iter().filter_map(|(_, r)| r.as_ref().ok()).collect();
@@ -256,9 +260,11 @@ impl FrontendStrategy {
             }));
         }
         let epoch = answers.iter().map(|(_, e)| *e).max().unwrap_or(0);
+        let newest: Vec<&&(Option<String>, u64)> =
+            answers.iter().filter(|(_, e)| *e == epoch).collect();
         let mut best: Option<(&Option<String>, usize)> = None;
-        for (site, _) in &answers {
-            let n = answers.iter().filter(|(s, _)| s == site).count();
+        for (site, _) in &newest {
+            let n = newest.iter().filter(|(s, _)| s == site).count();
             if best.is_none_or(|(_, m)| n > m) {
                 best = Some((site, n));
             }
@@ -345,10 +351,9 @@ impl Strategy for FrontendStrategy {
         }
     }
 
-    /// Read every frontend's route. The observed site is the one most
-    /// frontends report (the first listed wins a tie), the epoch the highest
-    /// reported; every frontend that differs or cannot be read is a drift line.
-    /// Fails only when no frontend can be read.
+    /// Read every frontend's route: the highest epoch reported and the
+    /// site at it (see `observed`); every frontend that differs or cannot be
+    /// read is a drift line. Fails only when no frontend can be read.
     async fn current(&self) -> Result<Observed, StrategyError> {
         let reads = self
             .drivers
@@ -821,6 +826,32 @@ mod tests {
         let seen = s.current().await.expect("readable");
         assert_eq!(seen.site.as_deref(), Some("b"));
         assert_eq!(seen.drift, vec!["fe2 routes to a at epoch 3".to_string()]);
+    }
+
+    /// The site observed is the newest decision's, not the most frontends'
+    /// paired with the highest epoch: one frontend took (b, 7) and two
+    /// missed it at (a, 5); what is observed (and what a new store adopts)
+    /// is b at 7, never "a at 7", a pair no decision made.
+    #[tokio::test]
+    async fn the_site_observed_is_the_one_at_the_highest_epoch() {
+        let s = FrontendStrategy::new(
+            "web",
+            vec![
+                scripted("fe1", Ok((Some("b"), 7))),
+                scripted("fe2", Ok((Some("a"), 5))),
+                scripted("fe3", Ok((Some("a"), 5))),
+            ],
+        )
+        .expect("strategy");
+        let seen = s.current().await.expect("readable");
+        assert_eq!((seen.site.as_deref(), seen.epoch), (Some("b"), 7));
+        assert_eq!(
+            seen.drift,
+            vec![
+                "fe2 routes to a at epoch 5".to_string(),
+                "fe3 routes to a at epoch 5".to_string(),
+            ]
+        );
     }
 
     fn config(token_file: &Path, driver: &str) -> Config {
