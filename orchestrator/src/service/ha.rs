@@ -24,6 +24,10 @@ pub(crate) struct Ha {
     /// The store's state version at the last mirror (nothing to read while
     /// it stays).
     mirrored: Mutex<Option<i64>>,
+    /// Counts take-overs (raised under the state lock as a take-over puts
+    /// the state it loaded): a mirror read that began before a take-over
+    /// may be older than what the take-over loaded and is not applied.
+    takeovers: std::sync::atomic::AtomicU64,
 }
 
 impl Ha {
@@ -32,6 +36,7 @@ impl Ha {
             view,
             warm_at: Instant::now(),
             mirrored: Mutex::new(None),
+            takeovers: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -51,6 +56,10 @@ impl Role for HaRole {
             .map_err(|e| e.to_string())?;
         {
             let mut st = s.lock();
+            if let Some(ha) = &s.ha {
+                ha.takeovers
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             st.groups = loaded.groups;
             st.fresh = loaded.fresh;
             st.runbooks = loaded.runbooks;
@@ -153,8 +162,14 @@ impl Shared {
     }
 
     /// While following: replace the view of groups and runbooks with etcd's.
+    /// Applied under the state lock only while this node still follows and
+    /// no take-over happened since the read began: a read from before a
+    /// take-over may predate what the take-over loaded (a deposed leader's
+    /// last write), and must not put the older state back under the new
+    /// leader.
     pub async fn mirror_store(&self) {
         let Some(ha) = &self.ha else { return };
+        let takeovers = ha.takeovers.load(std::sync::atomic::Ordering::SeqCst);
         if self.licence.is_held() {
             return;
         }
@@ -171,11 +186,13 @@ impl Shared {
         let Ok(Ok(Some((version, groups, runbooks)))) = read else {
             return;
         };
-        *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner()) = version;
-        if self.licence.is_held() {
+        let mut st = self.lock();
+        if self.licence.is_held()
+            || ha.takeovers.load(std::sync::atomic::Ordering::SeqCst) != takeovers
+        {
             return;
         }
-        let mut st = self.lock();
+        *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner()) = version;
         for g in groups {
             if self.cfg.groups.contains_key(&g.name) {
                 st.groups.insert(g.name.clone(), g);

@@ -470,3 +470,118 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
     let web = stored_group(store.as_ref(), "web");
     assert_eq!(web.provider_stops, vec![stored, own]);
 }
+
+/// A store whose next `groups()` read, once armed, takes its snapshot and
+/// then waits until released: a follower's mirror read caught in flight.
+#[derive(Default)]
+struct SlowRead {
+    inner: MemStore,
+    armed: std::sync::atomic::AtomicBool,
+    entered: std::sync::atomic::AtomicBool,
+    released: (Mutex<bool>, std::sync::Condvar),
+}
+
+impl SlowRead {
+    fn release(&self) {
+        *self.released.0.lock().unwrap() = true;
+        self.released.1.notify_all();
+    }
+}
+
+impl crate::store::Store for SlowRead {
+    fn groups(&self) -> Result<Vec<GroupState>, crate::OrchestratorError> {
+        let snapshot = self.inner.groups();
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut go = self.released.0.lock().unwrap();
+            while !*go {
+                go = self.released.1.wait(go).unwrap();
+            }
+        }
+        snapshot
+    }
+    fn put_group(&self, g: &GroupState) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group_and_runbook(g, rb)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &Event) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// A follower's mirror read that began before its take-over (it saw epoch
+/// 1) and ends after it (the take-over loaded the deposed leader's last
+/// write, epoch 2) is not applied: not while the node leads, and not once
+/// it has stepped down again either (the licence alone cannot tell: a read
+/// that ends between the take-over's load and its licence would put the
+/// older state under the new leader, which would act on it, write it back
+/// to etcd and reuse epoch 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_read_from_before_the_take_over_does_not_undo_it() {
+    use crate::etcd::leader::{Leadership, Role};
+    let dir = super::harness::test_dir(true, 5);
+    let text = super::harness::config_text(&dir, true, 5, "");
+    let store = Arc::new(SlowRead::default());
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
+    let mut g = load_state(&cfg, store.as_ref()).unwrap().groups["web"].clone();
+    g.epoch = 1;
+    store.put_group(&g).unwrap();
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = super::harness::start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        |_| Arc::new(super::harness::FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+
+    store.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mirror = tokio::spawn({
+        let s = s.clone();
+        async move { s.mirror_store().await }
+    });
+    while !store.entered.load(std::sync::atomic::Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The deposed leader's last write, then this node's take-over.
+    g.epoch = 2;
+    store.put_group(&g).unwrap();
+    HaRole(s.clone()).take_over(1).await.unwrap();
+    assert_eq!(s.lock().groups["web"].epoch, 2, "loaded at the take-over");
+    HaRole(s.clone()).step_down("test: lease lost");
+    store.release();
+    mirror.await.unwrap();
+    assert_eq!(
+        s.lock().groups["web"].epoch,
+        2,
+        "the mirror read from before the take-over put an older state back"
+    );
+}
