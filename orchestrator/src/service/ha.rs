@@ -60,6 +60,7 @@ impl Role for HaRole {
                 ha.takeovers
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
+            s.writer.loaded(loaded.groups.values());
             st.groups = loaded.groups;
             st.fresh = loaded.fresh;
             st.runbooks = loaded.runbooks;

@@ -121,12 +121,23 @@ impl Shared {
 
     /// The current epoch of every group `site` belongs to (told to its agent).
     /// (O(the site's groups): every report pays it.)
+    /// Only an epoch the store holds is told (an epoch still being written
+    /// may be lost with a step-down, and an agent that raised its floor to
+    /// it would then be ahead of every leader).
     pub fn epochs_of_locked(&self, st: &State, site: &str) -> BTreeMap<String, u64> {
+        let durable = self.writer.durable();
         self.site_groups
             .get(site)
             .into_iter()
             .flatten()
-            .filter_map(|name| st.groups.get(name).map(|g| (name.clone(), g.epoch)))
+            .filter_map(|name| {
+                st.groups.get(name).map(|g| {
+                    (
+                        name.clone(),
+                        super::persist::durable_epoch(&durable, name, g.epoch),
+                    )
+                })
+            })
             .collect()
     }
 

@@ -449,6 +449,8 @@ impl Shared {
                     s.report_interval.unwrap_or(cfg.detection.interval),
                 )
             }));
+        let writer = persist::GroupWriter::new();
+        writer.loaded(groups.values());
         let state = State {
             evidence: Evidence::default(),
             detector,
@@ -545,7 +547,7 @@ impl Shared {
             licence,
             site_groups,
             group_names,
-            writer: persist::GroupWriter::new(),
+            writer,
             notify,
             stopped_groups: Mutex::default(),
             ha: match mode {

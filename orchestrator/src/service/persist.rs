@@ -36,6 +36,12 @@ pub(crate) struct GroupWriter {
     written: watch::Sender<u64>,
     /// The newest sequence number whose commit failed (a full disk).
     failed: watch::Sender<u64>,
+    /// Each group's highest epoch known durable (loaded from the store or
+    /// committed since): the epoch agents may be told. One only queued may
+    /// still be lost (a write etcd refuses, then a step-down), and an agent
+    /// told it would hold an epoch the next leader never had — seen as an
+    /// epoch ahead, which holds every move until `warden adopt-epoch`.
+    durable: Mutex<BTreeMap<String, u64>>,
 }
 
 impl GroupWriter {
@@ -45,6 +51,29 @@ impl GroupWriter {
             notify: Notify::new(),
             written: watch::channel(0).0,
             failed: watch::channel(0).0,
+            durable: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The groups as loaded from the store: their epochs are durable.
+    pub(crate) fn loaded<'a>(&self, groups: impl IntoIterator<Item = &'a GroupState>) {
+        let mut d = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        d.clear();
+        for g in groups {
+            d.insert(g.name.clone(), g.epoch);
+        }
+    }
+
+    /// Each group's highest durable epoch (see [`durable_epoch`]).
+    pub(crate) fn durable(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.durable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn committed<'a>(&self, groups: impl IntoIterator<Item = &'a GroupState>) {
+        let mut d = self.durable.lock().unwrap_or_else(|p| p.into_inner());
+        for g in groups {
+            let e = d.entry(g.name.clone()).or_insert(g.epoch);
+            *e = (*e).max(g.epoch);
         }
     }
 
@@ -89,6 +118,13 @@ impl GroupWriter {
             _ = stop.cancelled() => None,
         }
     }
+}
+
+/// The epoch of group `name` an agent may be told, from the writer's
+/// [`GroupWriter::durable`] map: `epoch` (the one in memory) when it is
+/// durable, else the highest durable one.
+pub(crate) fn durable_epoch(durable: &BTreeMap<String, u64>, name: &str, epoch: u64) -> u64 {
+    durable.get(name).map_or(epoch, |&d| d.min(epoch))
 }
 
 impl Shared {
@@ -203,6 +239,7 @@ impl Shared {
                 .await;
                 match result {
                     Ok(Ok(())) => {
+                        self.writer.committed(groups.values());
                         self.writer.written.send_replace(seq);
                         self.store_ok("group state");
                     }

@@ -767,3 +767,29 @@ async fn metrics_show_states_verdicts_and_runbook_outcomes() {
         "{m}"
     );
 }
+
+/// An epoch is told to agents only once the store holds it: a failover
+/// whose decision the store cannot write yet (etcd without quorum, a full
+/// disk) moves the group to the next epoch in memory, but reports are
+/// answered with the stored one — an agent that raised its floor to an
+/// epoch then lost with a step-down would be ahead of every leader, and
+/// every move would wait for `warden adopt-epoch`. Once written, it is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_is_told_to_agents_only_once_it_is_stored() {
+    let store = Arc::new(FullDisk::default());
+    let (s, _fake, _dir) = setup_with(false, 1, "", store.clone());
+    let before = s.lock().groups["web"].epoch;
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.operator_failover("web", "b", "operator").expect("failover");
+    assert_eq!(s.lock().groups["web"].epoch, before + 1, "decided in memory");
+    let answer = s.accept_report(super::fresh_checks_tests::report("a", 1, vec![]));
+    assert_eq!(
+        answer.epochs.get("web"),
+        Some(&before),
+        "an epoch the store does not hold was told"
+    );
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.writer_settled().await;
+    let answer = s.accept_report(super::fresh_checks_tests::report("a", 2, vec![]));
+    assert_eq!(answer.epochs.get("web"), Some(&(before + 1)));
+}
