@@ -359,3 +359,97 @@ async fn a_peer_emptied_between_passes_is_held_at_the_total() {
     );
     assert_eq!(files(&here).len(), 8, "nothing more deleted here");
 }
+
+/// A tmpfs mounted on a directory, unmounted on drop (also when the test fails).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` (a skip) when this process cannot mount; in CI, a failure.
+    fn mount(dir: &Path) -> Option<Tmpfs> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cannot mount a tmpfs (CI runs the tests as root)"
+            );
+            eprintln!("note: cannot mount a tmpfs (not root?), skipping this test");
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The returning site's data directory is a mount point (its own volume),
+/// so the default quarantine, its sibling, is on another filesystem: the
+/// divergent items are copied there with their attributes, then removed
+/// here, and the failback's pass completes (a rename alone failed with
+/// EXDEV on every pass that found a divergent item: no failback ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn divergent_items_are_quarantined_across_filesystems() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    std::fs::create_dir_all(d.src()).unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(&d.src()) else {
+        return;
+    };
+    disaster(&d).await;
+    let stale = d.src();
+    std::fs::set_permissions(
+        stale.join("only-here/divergent.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let mtime = stale
+        .join("only-here/divergent.txt")
+        .metadata()
+        .unwrap()
+        .mtime();
+    let resyncer = RsyncResyncer::new(settings(&d)).unwrap();
+    let quarantine = resyncer.quarantine().to_path_buf();
+    assert_ne!(
+        quarantine.parent().unwrap().metadata().unwrap().dev(),
+        stale.metadata().unwrap().dev(),
+        "the quarantine is on another filesystem"
+    );
+    let report = resyncer
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .expect("the pass completes across filesystems");
+    assert_eq!(report.divergent.len(), 2, "{report:?}");
+    for item in &report.divergent {
+        assert_eq!(item.action, "quarantined", "{item:?}");
+        let to = PathBuf::from(item.moved_to.as_ref().unwrap());
+        assert!(to.starts_with(&quarantine), "{to:?}");
+        let want = if item.name == "conflict.txt" {
+            "stale site's version"
+        } else {
+            let m = to.metadata().unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o640, "mode kept");
+            assert_eq!(m.mtime(), mtime, "mtime kept");
+            "written here only"
+        };
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), want);
+    }
+    assert!(!stale.join("only-here/divergent.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(stale.join("conflict.txt")).unwrap(),
+        "peer's version of the conflict"
+    );
+}

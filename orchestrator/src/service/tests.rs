@@ -780,8 +780,13 @@ async fn an_epoch_is_told_to_agents_only_once_it_is_stored() {
     let (s, _fake, _dir) = setup_with(false, 1, "", store.clone());
     let before = s.lock().groups["web"].epoch;
     store.full.store(true, std::sync::atomic::Ordering::SeqCst);
-    s.operator_failover("web", "b", "operator").expect("failover");
-    assert_eq!(s.lock().groups["web"].epoch, before + 1, "decided in memory");
+    s.operator_failover("web", "b", "operator")
+        .expect("failover");
+    assert_eq!(
+        s.lock().groups["web"].epoch,
+        before + 1,
+        "decided in memory"
+    );
     let answer = s.accept_report(super::fresh_checks_tests::report("a", 1, vec![]));
     assert_eq!(
         answer.epochs.get("web"),
