@@ -172,6 +172,8 @@ user_admin_admin = admin .admin .reseller_admin
 user_test_tester = testing .admin
 user_test_tester2 = testing2
 user_test2_tester2 = testing2 .admin
+# a key long enough for a warden config (secrets of 8 characters or more)
+user_test_warden = warden-testing .admin
 token_life = 86400"
   else
     auth="authtoken keystoneauth"

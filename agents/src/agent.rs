@@ -471,7 +471,7 @@ async fn execute(
         if let (CommandKind::Promote, Some(r)) = (cmd.kind, &shared.settings.replication) {
             pull_stopped = tokio::select! {
                 _ = token.cancelled() => return,
-                s = r.promoted(&cmd.group) => s,
+                s = r.promoted(&cmd.group, cmd.epoch) => s,
             };
             if let Some(s) = &pull_stopped {
                 info!(command = %cmd.id, "{s}");

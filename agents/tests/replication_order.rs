@@ -149,7 +149,10 @@ async fn a_promote_stops_a_pull_into_the_site_and_refuses_one_queued() {
     // epoch 4: the pull stops before the promote's hooks run.
     let promote = cmd(CommandKind::Promote, 4, "web:4:promote");
     authority.admit(&promote).unwrap();
-    let said = r.promoted("web").await.expect("a resync was pulling");
+    let said = r
+        .promoted("web", promote.epoch)
+        .await
+        .expect("a resync was pulling");
     assert!(said.contains("stopped the resync"), "{said}");
     authority.record(&promote).unwrap();
 
@@ -172,6 +175,9 @@ async fn a_promote_stops_a_pull_into_the_site_and_refuses_one_queued() {
         log.is_empty(),
         "a resync wrote into the promoted site: {log:?}"
     );
-    assert!(r.promoted("web").await.is_none(), "nothing left pulling");
+    assert!(
+        r.promoted("web", promote.epoch).await.is_none(),
+        "nothing left pulling"
+    );
     assert_eq!(r.status()[0].role, "idle", "no longer said to resync");
 }

@@ -178,6 +178,10 @@ async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
 
 #[path = "swift_scenarios/broken_link.rs"]
 mod broken_link;
+#[path = "swift_scenarios/container_sync_fence.rs"]
+mod container_sync_fence;
+#[path = "support/web.rs"]
+mod web;
 
 struct Env<'a> {
     cl: &'a Clusters,
@@ -1285,19 +1289,22 @@ async fn container_sync(env: &Env<'_>) -> Result<()> {
     let (a, b) = (&env.a, &env.b);
     let c = "csync";
     let key = Secret::new("sync-key-123");
-    let plan = |here: &swiftd::Cluster, peer: &swiftd::Cluster| {
-        SwiftContainerSync::new(ContainerSyncSettings::new(
-            here.settings(),
-            peer.settings(),
-            swiftd::REALM,
-            &here.name,
-            &peer.name,
-            key.clone(),
-            vec![c.to_string()],
-        ))
+    let plan = |here: &swiftd::Cluster, peer: &swiftd::Cluster, epoch| {
+        SwiftContainerSync::new(
+            ContainerSyncSettings::new(
+                here.settings(),
+                peer.settings(),
+                swiftd::REALM,
+                &here.name,
+                &peer.name,
+                key.clone(),
+                vec![c.to_string()],
+            )
+            .at_epoch("web", epoch),
+        )
     };
-    let from_a = plan(&env.cl.a, &env.cl.b)?;
-    let from_b = plan(&env.cl.b, &env.cl.a)?;
+    let from_a = plan(&env.cl.a, &env.cl.b, 1)?;
+    let from_b = plan(&env.cl.b, &env.cl.a, 2)?;
     from_a.start(CancellationToken::new()).await?;
     let ha = a.head_container(c).await?.context("at A")?;
     let hb = b.head_container(c).await?.context("at B")?;
@@ -1306,8 +1313,11 @@ async fn container_sync(env: &Env<'_>) -> Result<()> {
         "{ha:?}"
     );
     ensure!(hb.get("x-container-sync-to").is_none(), "{hb:?}");
+    // the epoch's key, derived from the configured one, on both sides
+    let k1 = from_a.sync_key().expose();
+    ensure!(k1 != "sync-key-123" && k1.len() == 64);
     ensure!(
-        hb.get("x-container-sync-key") == Some("sync-key-123"),
+        hb.get("x-container-sync-key") == Some(k1) && ha.get("x-container-sync-key") == Some(k1),
         "{hb:?}"
     );
     let e = put(a, c, "from-a", "a to b").await?;
@@ -2131,6 +2141,11 @@ async fn swift_plans_against_two_real_clusters() {
     )
     .await;
     run.run("container_sync", container_sync(&env)).await;
+    run.run(
+        "container_sync_fence",
+        container_sync_fence::container_sync_fence(&env),
+    )
+    .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))
         .await;
     run.run("token_renewal", token_renewal(&env)).await;

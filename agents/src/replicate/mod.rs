@@ -48,8 +48,8 @@ pub use manifest::{
 pub use rsync::{RsyncReplicator, RsyncSettings, SshLogin};
 pub use rsync_resync::RsyncResyncer;
 pub use swift::{
-    ContainerSyncSettings, NoReplication, SwiftClient, SwiftContainerSync, SwiftReplicator,
-    SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings,
+    ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftClient, SwiftContainerSync,
+    SwiftReplicator, SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings,
 };
 
 /// How far a full pass has got (sent on the progress channel while it runs).

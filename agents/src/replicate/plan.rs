@@ -3,6 +3,9 @@
 //! [`Resyncer`] a returning site runs against the active peer. The `_held`
 //! variants share the group's [`GuardHold`] with the plan (the mass-delete
 //! guard's state, reported and released by the agent's replication role).
+//! A replicator is built for one start order: the `swift-container-sync`
+//! plan derives its sync key from the order's epoch. [`container_sync_site`]
+//! is that plan's one-site side (no peer), for demotes, stops and promotes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::guard::{DeleteGuard, GuardHold};
 use super::{
-    CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, DivergentPolicy,
-    NoReplication, PassReport, Replicator, ResyncProgress, Resyncer, RsyncReplicator,
-    RsyncResyncer, RsyncSettings, SshLogin, SwiftContainerSync, SwiftReplicator,
+    CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, ContainerSyncSite,
+    DivergentPolicy, NoReplication, PassReport, Replicator, ResyncProgress, Resyncer,
+    RsyncReplicator, RsyncResyncer, RsyncSettings, SshLogin, SwiftContainerSync, SwiftReplicator,
     SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings, VerifyReport,
 };
 use crate::AgentError;
@@ -191,16 +194,8 @@ fn swift_manifest(r: &ReplicationConfig, group: &str, name: &str) -> PathBuf {
         })
 }
 
-fn container_sync(
-    r: &ReplicationConfig,
-    group: &str,
-    here: &str,
-    peer: &str,
-) -> Result<SwiftContainerSync, AgentError> {
-    let realm = r.realm.clone().ok_or_else(|| AgentError::InvalidSetting {
-        key: format!("groups.{group}.replication.realm"),
-        reason: "missing".into(),
-    })?;
+/// The configured `sync_key` of a `swift-container-sync` group.
+fn sync_key(r: &ReplicationConfig, group: &str) -> Result<Secret, AgentError> {
     let key_ref = r
         .sync_key
         .as_ref()
@@ -208,7 +203,24 @@ fn container_sync(
             key: format!("groups.{group}.replication.sync_key"),
             reason: "missing".into(),
         })?;
-    let key = Secret::load(&format!("groups.{group}.replication.sync_key"), key_ref)?;
+    Ok(Secret::load(
+        &format!("groups.{group}.replication.sync_key"),
+        key_ref,
+    )?)
+}
+
+fn container_sync(
+    r: &ReplicationConfig,
+    group: &str,
+    here: &str,
+    peer: &str,
+    epoch: u64,
+) -> Result<SwiftContainerSync, AgentError> {
+    let realm = r.realm.clone().ok_or_else(|| AgentError::InvalidSetting {
+        key: format!("groups.{group}.replication.realm"),
+        reason: "missing".into(),
+    })?;
+    let key = sync_key(r, group)?;
     let cluster = |n: &str| {
         site(r, group, n)?
             .cluster
@@ -223,9 +235,30 @@ fn container_sync(
         cluster(peer)?,
         key,
         r.containers.clone(),
-    );
+    )
+    .at_epoch(group, epoch);
     s.poll = r.interval;
     SwiftContainerSync::new(s)
+}
+
+/// `site`'s own side of a `swift-container-sync` group (what a demote, a
+/// stop or a promote does to its containers); `None` for the other plans.
+pub fn container_sync_site(
+    config: &Config,
+    group: &str,
+    site: &str,
+) -> Result<Option<ContainerSyncSite>, AgentError> {
+    let r = repl(config, group)?;
+    if r.plan != ReplicationPlan::SwiftContainerSync {
+        return Ok(None);
+    }
+    ContainerSyncSite::new(
+        swift_settings(r, group, site)?,
+        sync_key(r, group)?,
+        group,
+        r.containers.clone(),
+    )
+    .map(Some)
 }
 
 fn command_plan(r: &ReplicationConfig, group: &str, peer: &str) -> CommandPlan {
@@ -264,14 +297,15 @@ impl Resyncer for NoResync {
     }
 }
 
-/// The continuous replicator `site` → `peer`.
+/// The continuous replicator `site` → `peer` for a start order of `epoch`.
 pub fn replicator(
     config: &Config,
     group: &str,
     site: &str,
     peer: &str,
+    epoch: u64,
 ) -> Result<Arc<dyn Replicator>, AgentError> {
-    replicator_held(config, group, site, peer, &GuardHold::new())
+    replicator_held(config, group, site, peer, epoch, &GuardHold::new())
 }
 
 /// [`replicator`], its mass-delete guard reporting into `hold`.
@@ -280,6 +314,7 @@ pub fn replicator_held(
     group: &str,
     site: &str,
     peer: &str,
+    epoch: u64,
     hold: &GuardHold,
 ) -> Result<Arc<dyn Replicator>, AgentError> {
     let r = repl(config, group)?;
@@ -301,7 +336,9 @@ pub fn replicator_held(
             s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
             Ok(Arc::new(SwiftReplicator::new(s)?))
         }
-        ReplicationPlan::SwiftContainerSync => Ok(Arc::new(container_sync(r, group, site, peer)?)),
+        ReplicationPlan::SwiftContainerSync => {
+            Ok(Arc::new(container_sync(r, group, site, peer, epoch)?))
+        }
         ReplicationPlan::None => Ok(Arc::new(NoReplication)),
         ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
     }
@@ -425,7 +462,7 @@ password = { env = "WARDEN_PLAN_TEST_SECRET" }
             s.quarantine,
             Some(PathBuf::from("/srv/a.warden-quarantine"))
         );
-        assert!(replicator(&c, "web", "a", "b").is_ok());
+        assert!(replicator(&c, "web", "a", "b", 1).is_ok());
         assert!(resyncer(&c, "web", "b", "a").is_ok());
         assert_eq!(
             (s.xattrs, s.acls, s.hard_links, s.sparse),
@@ -469,7 +506,7 @@ CLUSTER_B
             "[groups.web.replication]\nplan = \"command\"\nstart = [\"true\"]\nresync = [\"true\"]\n".to_string(),
         ] {
             let c = config(&format!("\n{conf}"));
-            if let Err(e) = replicator(&c, "web", "a", "b") {
+            if let Err(e) = replicator(&c, "web", "a", "b", 1) {
                 panic!("{conf}: {e}");
             }
             if let Err(e) = resyncer(&c, "web", "b", "a") {
@@ -531,7 +568,7 @@ interface = "internal"
             (k.region.as_deref(), k.interface.as_str()),
             (None, "internal")
         );
-        assert!(replicator(&c, "web", "a", "b").is_ok());
+        assert!(replicator(&c, "web", "a", "b", 1).is_ok());
         assert!(resyncer(&c, "web", "b", "a").is_ok());
     }
 }

@@ -16,7 +16,13 @@
 //! The active site's part of a cut-over (stop pushing, the change journal)
 //! is in `replication/handover.rs`, the returning site's passes and
 //! verification in `replication/resync.rs`, the report in
-//! `replication/status.rs`.
+//! `replication/status.rs`. With the `swift-container-sync` plan the
+//! pushing is Swift's own daemon, steered by container headers that outlive
+//! the agent's memory: `replication/container_sync.rs` removes this site's
+//! `X-Container-Sync-To` at every demote and stop whatever the role, and
+//! keys its containers for the promote's epoch (a site keyed for an older
+//! epoch cannot push into them); a start at a newer epoch toward the same
+//! peer re-keys both sides.
 //! Commands are idempotent: a repeated `start_replication` toward the same peer
 //! keeps the running replicator; a repeated `resync` runs passes again (each
 //! pass is a full comparison).
@@ -37,7 +43,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-use warden_config::{Config, Divergent, ReplicationConfig};
+use warden_config::{Config, Divergent, ReplicationConfig, ReplicationPlan};
 
 use crate::replicate::guard::GuardHold;
 use crate::replicate::journal::ChangeJournal;
@@ -59,6 +65,7 @@ const REFUSED_SHOWN: usize = 20;
 /// How often a resync pass held by the mass-delete guard is tried again.
 pub const GUARD_RETRY: Duration = Duration::from_secs(2);
 
+mod container_sync;
 mod handover;
 mod resync;
 mod status;
@@ -104,6 +111,14 @@ struct GroupRepl {
     /// The change journal this site keeps while a returning peer resyncs
     /// from it (`journal` command), read once by the demote at the cut-over.
     journal: Mutex<Option<Arc<ChangeJournal>>>,
+    /// `swift-container-sync`: why this site's container headers are not
+    /// yet what the last demote, stop or promote set (a failed removal of
+    /// `X-Container-Sync-To`, a failed fence), reported as the status's
+    /// error; shared with the task that retries the change.
+    headers: Arc<Mutex<Option<String>>>,
+    /// That retry task, stopped (and awaited) by the next command that
+    /// sets the headers, so an old change never lands after a new one.
+    headers_retry: Mutex<Option<container_sync::Retry>>,
 }
 
 /// Every group of this site that has a replication plan.
@@ -176,6 +191,8 @@ impl Replication {
                         current: Mutex::new(None),
                         hold: GuardHold::new(),
                         journal: Mutex::new(None),
+                        headers: Arc::new(Mutex::new(None)),
+                        headers_retry: Mutex::new(None),
                     },
                 ))
             })
@@ -230,7 +247,7 @@ impl Replication {
             // The peer pulls from here from now on: stop pushing into it
             // (its resync must not race this site's own transfers) and keep
             // a journal of what changes instead.
-            let stopped = self.stop_pushing(g).await;
+            let stopped = self.stop_pushing(g, &cmd.group).await;
             return match self.journal_start(g, cmd).await {
                 Ok((detail, mark)) => CommandOutcome {
                     detail: format!("{stopped}; {detail}"),
@@ -289,7 +306,7 @@ impl Replication {
         }
         let result = match cmd.kind {
             CommandKind::StartReplication => self.start(g, cmd, &token).await,
-            CommandKind::StopReplication => Ok(self.stop(g).await),
+            CommandKind::StopReplication => Ok(self.stop(g, &cmd.group).await),
             CommandKind::Resync => self.catch_up(g, cmd, &token).await,
             CommandKind::FinalSync => self.final_sync(g, cmd, &token).await,
             CommandKind::Clear => Ok(self.clear(g, &cmd.group)),
@@ -360,6 +377,11 @@ impl Replication {
         shutdown: &CancellationToken,
     ) -> Result<String, String> {
         let peer = self.peer_of(cmd)?;
+        // The container-sync plan keys both sides for the start's epoch: a
+        // newer start toward the same peer sets the new key (the old one
+        // is what a deposed site would push with).
+        let rekeyed = g.cfg.plan == ReplicationPlan::SwiftContainerSync;
+        let mut rekey = None;
         {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             if let Role::Source {
@@ -367,18 +389,39 @@ impl Replication {
             } = &mut run.role
             {
                 if *p == peer {
-                    *e = cmd.epoch;
-                    return Ok(format!(
-                        "replication {} → {peer} already running",
-                        self.site
-                    ));
+                    if !rekeyed || *e == cmd.epoch {
+                        *e = cmd.epoch;
+                        return Ok(format!(
+                            "replication {} → {peer} already running",
+                            self.site
+                        ));
+                    }
+                    rekey = Some(*e);
                 }
             }
         }
-        self.stop(g).await;
-        let replicator =
-            plan::replicator_held(&self.config, &cmd.group, &self.site, &peer, &g.hold)
-                .map_err(|e| e.to_string())?;
+        // A header change still retried (a demote's removal of Sync-To)
+        // must not land after this start's.
+        self.headers_settled(g).await;
+        if rekey.is_some() {
+            // Its watcher stops; its headers stay (the new start sets them
+            // again: removing Sync-To would make Swift sync every object again).
+            let old = std::mem::replace(&mut lock(&g.run).role, Role::Idle);
+            if let Role::Source { cancel, .. } = old {
+                cancel.cancel();
+            }
+        } else {
+            self.stop_role(g).await;
+        }
+        let replicator = plan::replicator_held(
+            &self.config,
+            &cmd.group,
+            &self.site,
+            &peer,
+            cmd.epoch,
+            &g.hold,
+        )
+        .map_err(|e| e.to_string())?;
         // Lives as long as the replicator; a stop cancels it (the initial pass too).
         let cancel = shutdown.child_token();
         let started = replicator.start(cancel.clone()).await;
@@ -392,7 +435,7 @@ impl Replication {
                 e => format!("replication {} → {peer} cannot start: {e}", self.site),
             });
         }
-        info!(group = %cmd.group, peer = %peer, plan = g.cfg.plan.as_str(), "replication started");
+        info!(group = %cmd.group, peer = %peer, plan = g.cfg.plan.as_str(), epoch = cmd.epoch, "replication started");
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
         run.role = Role::Source {
             peer: peer.clone(),
@@ -405,6 +448,14 @@ impl Replication {
             .held()
             .map(|h| format!("; held: {h}"))
             .unwrap_or_default();
+        if let Some(old) = rekey {
+            return Ok(format!(
+                "replication {} → {peer} re-keyed from epoch {old} to {} ({})",
+                self.site,
+                cmd.epoch,
+                g.cfg.plan.as_str()
+            ));
+        }
         Ok(format!(
             "replication {} → {peer} started ({}){held}",
             self.site,
@@ -412,7 +463,21 @@ impl Replication {
         ))
     }
 
-    async fn stop(&self, g: &GroupRepl) -> String {
+    /// Stops the group's replication from this site: the role's replicator,
+    /// and with the `swift-container-sync` plan this site's
+    /// `X-Container-Sync-To`, whatever the role (a restarted agent
+    /// remembers none, and Swift's daemon pushes as long as the header is
+    /// there). What to say in the outcome.
+    async fn stop(&self, g: &GroupRepl, group: &str) -> String {
+        let stopped = self.stop_role(g).await;
+        match self.remove_sync_to(g, group).await {
+            Some(said) => format!("{stopped}; {said}"),
+            None => stopped,
+        }
+    }
+
+    /// Ends the role's replicator, if it is `source`.
+    async fn stop_role(&self, g: &GroupRepl) -> String {
         let role = {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut run.role, Role::Idle)
@@ -437,7 +502,8 @@ impl Replication {
     /// Stops every continuous replicator (agent shutdown).
     pub async fn shutdown(&self) {
         for g in self.groups.values() {
-            self.stop(g).await;
+            self.stop_role(g).await;
+            self.headers_settled(g).await;
         }
     }
 }

@@ -19,6 +19,10 @@ use warden_config::Secret;
 pub(crate) const USER: &str = "test:tester";
 pub(crate) const KEY: &str = "testing";
 pub(crate) const REALM: &str = "realm1";
+/// A user of the same account whose key a warden config accepts (8
+/// characters or more, unlike `testing`).
+pub(crate) const CONFIG_USER: &str = "test:warden";
+pub(crate) const CONFIG_KEY: &str = "warden-testing";
 
 /// One cluster's endpoints.
 #[derive(Debug, Clone)]
@@ -197,6 +201,19 @@ impl Clusters {
             .status()
             .expect("run scripts/swift-clusters.sh");
         assert!(status.success(), "swift-clusters.sh {args:?} failed");
+    }
+
+    /// The log so far of one daemon (`"proxy"`, `"container-sync"`, …)
+    /// of one cluster (`"a"` or `"b"`); empty if there is none yet.
+    pub(crate) fn log(&self, which: &str, daemon: &str) -> String {
+        let p = self
+            .dir
+            .path()
+            .join("swift")
+            .join(which)
+            .join("log")
+            .join(format!("{daemon}.log"));
+        std::fs::read_to_string(p).unwrap_or_default()
     }
 
     /// Stops one cluster (`"a"` or `"b"`): a site failure.

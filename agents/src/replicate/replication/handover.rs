@@ -2,7 +2,9 @@
 //! pushing into the site that now pulls from it (`journal` command, and any
 //! demote), keeps a [`ChangeJournal`] of its data from a mark taken before
 //! the peer's resync, and answers the cut-over demote with the names
-//! changed since that mark (read once, bounded).
+//! changed since that mark (read once, bounded). And the promoted site's
+//! part: a pull into it stops, and with the `swift-container-sync` plan its
+//! containers are keyed for the promote's epoch.
 
 use super::*;
 use crate::replicate::manifest::escape_name;
@@ -17,28 +19,38 @@ impl Replication {
     /// Stops the group's continuous replication from this site, cancelling
     /// a start still in its initial pass (a demoted site, or one a peer now
     /// pulls from, must not push).
-    pub(super) async fn stop_pushing(&self, g: &GroupRepl) -> String {
+    pub(super) async fn stop_pushing(&self, g: &GroupRepl, group: &str) -> String {
         if let Some((kind, token)) = lock(&g.current).as_ref() {
             if *kind == CommandKind::StartReplication {
                 token.cancel();
             }
         }
         let _one = g.busy.lock().await;
-        self.stop(g).await
+        self.stop(g, group).await
     }
 
     /// A demote at this site: its replication of `group` stops (see
-    /// `stop_pushing`); what to say in the outcome.
+    /// `stop_pushing`); what to say in the outcome. With the
+    /// `swift-container-sync` plan always, whatever the role: after a
+    /// restart the agent remembers none, while its containers may still
+    /// point at the peer. `None` when nothing was to stop.
     pub async fn demoted(&self, group: &str) -> Option<String> {
         let g = self.groups.get(group)?;
         let running = matches!(lock(&g.run).role, Role::Source { .. })
             || lock(&g.current)
                 .as_ref()
                 .is_some_and(|(k, _)| *k == CommandKind::StartReplication);
-        if !running {
-            return None;
+        if running {
+            return Some(self.stop_pushing(g, group).await);
         }
-        Some(self.stop_pushing(g).await)
+        // Not pushing as far as this agent knows (it may have restarted):
+        // the headers go all the same, without waiting behind a pull that
+        // may hold the group for minutes (it removed them when it began).
+        let said = self.remove_sync_to(g, group).await?;
+        Some(format!(
+            "no replication was running from {}; {said}",
+            self.site
+        ))
     }
 
     /// A promote at this site: a resync or final pass still pulling the
@@ -48,8 +60,23 @@ impl Replication {
     /// the pull would overwrite or delete what they write). What to say in
     /// the outcome; `None` when nothing was pulling. A pull queued behind is
     /// refused when its turn comes (its epoch is older than the promote's).
-    pub async fn promoted(&self, group: &str) -> Option<String> {
+    /// With the `swift-container-sync` plan, the site's containers are then
+    /// keyed for `epoch`: a site keyed for an older one (the site failed
+    /// away from, its containers still pointing here) can push nothing
+    /// into them, whether or not its demote ever arrives; said in the
+    /// outcome too.
+    pub async fn promoted(&self, group: &str, epoch: u64) -> Option<String> {
         let g = self.groups.get(group)?;
+        let stopped = self.stop_pulling(g).await;
+        let fenced = self.fence(g, group, epoch).await;
+        match (stopped, fenced) {
+            (Some(s), Some(f)) => Some(format!("{s}; {f}")),
+            (s, f) => s.or(f),
+        }
+    }
+
+    /// The pull part of [`Replication::promoted`].
+    async fn stop_pulling(&self, g: &GroupRepl) -> Option<String> {
         let pulling = lock(&g.current).as_ref().and_then(|(kind, token)| {
             matches!(kind, CommandKind::Resync | CommandKind::FinalSync).then(|| {
                 token.cancel();

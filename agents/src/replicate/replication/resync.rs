@@ -15,7 +15,7 @@ impl Replication {
         cmd: &Command,
         peer: &str,
     ) -> Result<(String, Arc<dyn Resyncer>, watch::Sender<ResyncProgress>), String> {
-        let stopped = self.stop(g).await;
+        let stopped = self.stop(g, &cmd.group).await;
         let resyncer = plan::resyncer_held(&self.config, &cmd.group, &self.site, peer, &g.hold)
             .map_err(|e| e.to_string())?;
         let (tx, rx) = watch::channel(ResyncProgress::default());

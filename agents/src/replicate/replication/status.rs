@@ -1,6 +1,7 @@
 //! What the agent reports about each group's replication: its role here
 //! (idle, source, resync), the peer and epoch, the lag or the resync's
-//! progress, errors, the guard's hold, refused and divergent names.
+//! progress, errors (a container header not yet set among them), the
+//! guard's hold, refused and divergent names.
 
 use super::*;
 
@@ -20,6 +21,10 @@ impl Replication {
                     divergent: run.divergent.iter().map(divergent_wire).collect(),
                     ..Default::default()
                 };
+                if s.error.is_none() {
+                    // Container headers a demote, stop or promote could not set yet.
+                    s.error = lock(&g.headers).clone();
+                }
                 match &run.role {
                     Role::Idle => {}
                     Role::Source {

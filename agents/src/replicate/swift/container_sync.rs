@@ -4,11 +4,27 @@
 //! itself.
 //!
 //! `start` on the site that becomes active points its containers at the
-//! peer: on the peer, `X-Container-Sync-Key` is set and
-//! `X-Container-Sync-To` removed (nothing flows back); then here,
-//! `X-Container-Sync-To: //REALM/PEER_CLUSTER/AUTH_acct/CONTAINER` and the
-//! same key. So a failover or failback is `start` on the new active site: the
-//! direction flips. `stop` removes `X-Container-Sync-To` here.
+//! peer: first the sync key of this start's epoch is set here (the fence
+//! below, needing nothing from the peer); then on the peer the same key is
+//! set and `X-Container-Sync-To` removed (nothing flows back); then here,
+//! `X-Container-Sync-To: //REALM/PEER_CLUSTER/AUTH_acct/CONTAINER`. So a
+//! failover or failback is `start` on the new active site: the direction
+//! flips. `stop` removes `X-Container-Sync-To` here.
+//!
+//! **The fence.** The `X-Container-Sync-Key` on the containers is not the
+//! configured `sync_key` but [`epoch_key`]: the hex HMAC-SHA256, keyed with
+//! `sync_key`, of `warden container-sync epoch=N group=G`, N the epoch of
+//! the order that set it. Swift accepts a synced write only when the
+//! sender's container key equals the receiver's, so a receiver keyed for a
+//! newer epoch refuses the daemon of a site keyed for an older one — a
+//! failed-away site whose containers still point at the peer (its agent
+//! restarted and forgot it pushed, or its Swift was down when it was told
+//! to stop) pushes nothing into the new active site. A promote sets its
+//! epoch's key on the site's own containers ([`ContainerSyncSite::fence`]),
+//! a start does it before anything else, so the fence holds even when the
+//! peer cannot be reached. A demote or stop removes `X-Container-Sync-To`
+//! here whatever the agent remembers ([`ContainerSyncSite::remove_sync_to`]).
+//! The derived key is a secret like `sync_key`: never logged.
 //!
 //! Container sync fails silently (wrong keys or realm only show in the
 //! source cluster's daemon log), so a task lists both sides every `poll` and
@@ -45,8 +61,13 @@ pub struct ContainerSyncSettings {
     pub local_cluster: String,
     /// The peer's name in the realm, e.g. `clusterb`.
     pub peer_cluster: String,
-    /// The `X-Container-Sync-Key` set on both sides (never logged).
+    /// The configured `sync_key` (never logged). The key set on the
+    /// containers is derived from it, `group` and `epoch` ([`epoch_key`]).
     pub sync_key: Secret,
+    /// The group (part of the derived key; default empty).
+    pub group: String,
+    /// The epoch of the start order (part of the derived key; default 0).
+    pub epoch: u64,
     /// The group's placement list.
     pub containers: Vec<String>,
     /// How often both listings are compared for the lag (default 1 s).
@@ -73,15 +94,128 @@ impl ContainerSyncSettings {
             local_cluster: local_cluster.into(),
             peer_cluster: peer_cluster.into(),
             sync_key,
+            group: String::new(),
+            epoch: 0,
             containers,
             poll: Duration::from_secs(1),
             retry_max: Duration::from_secs(10),
         }
     }
+
+    /// The same settings for the start order of `group` at `epoch`.
+    pub fn at_epoch(mut self, group: impl Into<String>, epoch: u64) -> Self {
+        self.group = group.into();
+        self.epoch = epoch;
+        self
+    }
+}
+
+/// The `X-Container-Sync-Key` warden sets on `group`'s containers for an
+/// order of `epoch`: the lower-case hex HMAC-SHA256 of
+/// `warden container-sync epoch=EPOCH group=GROUP`, keyed with the
+/// configured `sync_key` (`printf 'warden container-sync epoch=%s group=%s'
+/// EPOCH GROUP | openssl dgst -sha256 -hmac "$SYNC_KEY"` gives the same).
+/// A secret: never logged.
+pub fn epoch_key(sync_key: &Secret, group: &str, epoch: u64) -> Secret {
+    use ring::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, sync_key.expose().as_bytes());
+    let tag = hmac::sign(
+        &key,
+        format!("warden container-sync epoch={epoch} group={group}").as_bytes(),
+    );
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    Secret::new(hex)
+}
+
+fn header(name: &str, value: &str) -> BTreeMap<String, String> {
+    [(name.to_string(), value.to_string())].into()
+}
+
+/// A missing container: nothing there to push from or to receive.
+fn is_missing(e: &AgentError) -> bool {
+    matches!(e, AgentError::SwiftStatus { status: 404, .. })
+}
+
+/// Sets `key` as `X-Container-Sync-Key` on those of `containers` that
+/// exist at `client`'s cluster, leaving `X-Container-Sync-To` as it is.
+async fn set_key(
+    client: &SwiftClient,
+    containers: &[String],
+    key: &Secret,
+) -> Result<(), AgentError> {
+    let h = header("x-container-sync-key", key.expose());
+    for c in containers {
+        match client.post_container(c, &h).await {
+            Err(e) if !is_missing(&e) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Removes `X-Container-Sync-To` from every one of `containers` (a missing
+/// container has none); tries them all, then answers the first failure.
+async fn remove_sync_to(client: &SwiftClient, containers: &[String]) -> Result<(), AgentError> {
+    let h = header("x-remove-container-sync-to", "x");
+    let mut first = None;
+    for c in containers {
+        match client.post_container(c, &h).await {
+            Err(e) if !is_missing(&e) => {
+                warn!(container = %c, cause = %e, "cannot remove X-Container-Sync-To here");
+                first.get_or_insert(e);
+            }
+            _ => {}
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// One site's side of the `swift-container-sync` plan, needing nothing
+/// from the peer: what a demote, a stop or a promote does to this site's
+/// containers whatever the agent remembers (after a restart it remembers
+/// no role).
+pub struct ContainerSyncSite {
+    client: SwiftClient,
+    sync_key: Secret,
+    group: String,
+    containers: Vec<String>,
+}
+
+impl ContainerSyncSite {
+    /// This site's cluster, the configured `sync_key`, the group and its placement list.
+    pub fn new(
+        local: SwiftSettings,
+        sync_key: Secret,
+        group: impl Into<String>,
+        containers: Vec<String>,
+    ) -> Result<Self, AgentError> {
+        Ok(ContainerSyncSite {
+            client: SwiftClient::new(local)?,
+            sync_key,
+            group: group.into(),
+            containers,
+        })
+    }
+
+    /// Removes `X-Container-Sync-To` from this site's containers: its
+    /// container-sync daemon pushes nothing more (a demote, a stop).
+    pub async fn remove_sync_to(&self) -> Result<(), AgentError> {
+        remove_sync_to(&self.client, &self.containers).await
+    }
+
+    /// Sets the key of `epoch` ([`epoch_key`]) on this site's containers,
+    /// `X-Container-Sync-To` untouched: from now on they refuse what a site
+    /// keyed for another epoch pushes (a promote at `epoch`).
+    pub async fn fence(&self, epoch: u64) -> Result<(), AgentError> {
+        let key = epoch_key(&self.sync_key, &self.group, epoch);
+        set_key(&self.client, &self.containers, &key).await
+    }
 }
 
 struct Shared {
     settings: ContainerSyncSettings,
+    /// The key set on both sides: [`epoch_key`] of the settings (never logged).
+    key: Secret,
     local: SwiftClient,
     peer: SwiftClient,
     /// The oldest object here that the peer lacks (last poll).
@@ -121,8 +255,10 @@ impl SwiftContainerSync {
         }
         let local = SwiftClient::new(settings.local.clone())?;
         let peer = SwiftClient::new(settings.peer.clone())?;
+        let key = epoch_key(&settings.sync_key, &settings.group, settings.epoch);
         Ok(SwiftContainerSync {
             shared: Arc::new(Shared {
+                key,
                 settings,
                 local,
                 peer,
@@ -142,6 +278,11 @@ impl SwiftContainerSync {
         ))
     }
 
+    /// The `X-Container-Sync-Key` it sets on both sides ([`epoch_key`]).
+    pub fn sync_key(&self) -> &Secret {
+        &self.shared.key
+    }
+
     /// Sets the direction here → peer on every container (what `start` does first).
     pub async fn apply(&self) -> Result<(), AgentError> {
         self.shared.apply().await
@@ -151,21 +292,16 @@ impl SwiftContainerSync {
 impl Shared {
     async fn apply(&self) -> Result<(), AgentError> {
         let s = &self.settings;
+        // The fence first, here only: whatever happens with the peer, this
+        // site's containers refuse pushes keyed for an older epoch.
+        set_key(&self.local, &s.containers, &self.key).await?;
         ensure_containers(&self.local, &self.peer, &s.containers).await?;
         let account = self.peer.account().await?;
         for c in &s.containers {
-            let mut peer_h = BTreeMap::new();
-            peer_h.insert(
-                "x-container-sync-key".to_string(),
-                s.sync_key.expose().to_string(),
-            );
+            let mut peer_h = header("x-container-sync-key", self.key.expose());
             peer_h.insert("x-remove-container-sync-to".to_string(), "x".to_string());
             self.peer.post_container(c, &peer_h).await?;
-            let mut here_h = BTreeMap::new();
-            here_h.insert(
-                "x-container-sync-key".to_string(),
-                s.sync_key.expose().to_string(),
-            );
+            let mut here_h = header("x-container-sync-key", self.key.expose());
             here_h.insert(
                 "x-container-sync-to".to_string(),
                 format!("//{}/{}/{account}/{c}", s.realm, s.peer_cluster),
@@ -176,6 +312,7 @@ impl Shared {
             realm = %s.realm,
             from = %s.local_cluster,
             to = %s.peer_cluster,
+            epoch = s.epoch,
             containers = s.containers.len(),
             "swift container sync direction set"
         );
@@ -257,15 +394,12 @@ impl Replicator for SwiftContainerSync {
         Ok(())
     }
 
+    /// Stops the watcher, then removes `X-Container-Sync-To` here; a
+    /// failure is only logged (each container's): the agent's stop and
+    /// demote remove it again through [`ContainerSyncSite`] and say so.
     async fn stop(&self) {
         self.running.stop().await;
-        let mut h = BTreeMap::new();
-        h.insert("x-remove-container-sync-to".to_string(), "x".to_string());
-        for c in &self.shared.settings.containers {
-            if let Err(e) = self.shared.local.post_container(c, &h).await {
-                warn!(container = %c, cause = %e, "cannot remove X-Container-Sync-To here (site down?)");
-            }
-        }
+        let _ = remove_sync_to(&self.shared.local, &self.shared.settings.containers).await;
         *self.shared.oldest_pending.lock().unwrap() = None;
     }
 
@@ -363,5 +497,61 @@ impl Replicator for NoReplication {
 
     async fn verify(&self) -> Result<Vec<Difference>, AgentError> {
         Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_epoch_key_is_the_hmac_operators_can_compute_with_openssl() {
+        // printf 'warden container-sync epoch=%s group=%s' 7 web \
+        //   | openssl dgst -sha256 -hmac sync-key-123
+        let k = epoch_key(&Secret::new("sync-key-123"), "web", 7);
+        assert_eq!(
+            k.expose(),
+            "a7a5d6eda8ef857287c8564cfe25afa94606b2d7729416417d3e49d384f69ff5"
+        );
+        assert_eq!(format!("{k:?} {k}"), "Secret(****) ****");
+    }
+
+    #[test]
+    fn every_epoch_group_and_configured_key_has_its_own_key() {
+        let key = Secret::new("sync-key-123");
+        let k = |s: &Secret, g: &str, e: u64| epoch_key(s, g, e).expose().to_string();
+        let base = k(&key, "web", 1);
+        assert_eq!(base, k(&key, "web", 1), "the same order, the same key");
+        assert_ne!(base, k(&key, "web", 2));
+        assert_ne!(base, k(&key, "db", 1));
+        assert_ne!(base, k(&Secret::new("sync-key-124"), "web", 1));
+        assert!(!base.contains("sync-key-123"));
+    }
+
+    #[test]
+    fn a_replicator_sets_the_key_of_its_start_order() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let swift = |port| {
+            SwiftSettings::new(
+                format!("http://127.0.0.1:{port}/auth/v1.0"),
+                "test:tester",
+                Secret::new("testing"),
+            )
+        };
+        let s = ContainerSyncSettings::new(
+            swift(1),
+            swift(2),
+            "realm1",
+            "clustera",
+            "clusterb",
+            Secret::new("sync-key-123"),
+            vec!["c".into()],
+        )
+        .at_epoch("web", 7);
+        let r = SwiftContainerSync::new(s).unwrap();
+        assert_eq!(
+            r.sync_key().expose(),
+            epoch_key(&Secret::new("sync-key-123"), "web", 7).expose()
+        );
     }
 }

@@ -13,7 +13,10 @@
 //! - [`resync`]: [`SwiftResyncer`], the stale cluster brought to the active one.
 //! - [`container_sync`]: the `swift-container-sync` plan
 //!   ([`SwiftContainerSync`], Swift's own container sync, direction set by
-//!   `start`), and the `none` plan ([`NoReplication`], a stretched cluster).
+//!   `start`, the sync key derived from the order's epoch so a site keyed
+//!   for an older epoch cannot push; [`ContainerSyncSite`], what a demote,
+//!   stop or promote does to one site's containers), and the `none` plan
+//!   ([`NoReplication`], a stretched cluster).
 //!
 //! **Timestamps.** Swift's rule is "the newer X-Timestamp wins". A client
 //! cannot set X-Timestamp on a PUT: the proxy's gatekeeper moves it aside
@@ -119,7 +122,9 @@ pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op};
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};
-pub use container_sync::{ContainerSyncSettings, NoReplication, SwiftContainerSync};
+pub use container_sync::{
+    epoch_key, ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftContainerSync,
+};
 pub use resync::{SwiftResyncer, SwiftResyncerSettings};
 
 /// The metadata header carrying a copy's origin timestamp (lower case, as sent).
