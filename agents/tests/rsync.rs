@@ -326,3 +326,66 @@ async fn concurrent_batches_keep_each_paths_versions_in_order() {
     );
     repl.stop().await;
 }
+
+/// A corner of the tree rsync cannot read (here a name longer than
+/// PATH_MAX, which it skips even as root; a directory without permission
+/// does the same for a non-root agent) makes every full pass end with code
+/// 23 and delete nothing. The failure is said, and the full pass retried —
+/// but changes elsewhere still reach the peer in batches meanwhile,
+/// deletes included. Before, the owed full pass held every batch back for
+/// as long as the corner stayed unreadable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_corner_does_not_hold_back_other_changes() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let src = d.src();
+    std::fs::write(src.join("kept.txt"), "kept").unwrap();
+    std::fs::write(src.join("to-delete.txt"), "soon gone").unwrap();
+    // 17 levels of 250-byte names: over PATH_MAX (made one level at a time).
+    let level = "d".repeat(250);
+    let mut script = String::from("cd \"$1\"");
+    for _ in 0..17 {
+        script.push_str(&format!(" && mkdir {level} && cd {level}"));
+    }
+    script.push_str(" && echo deep > file");
+    let made = std::process::Command::new("bash")
+        .args(["-c", &script, "bash"])
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut settings = d.settings("drdata", PASSWORD);
+    settings.retry_min = Duration::from_millis(500);
+    settings.retry_max = Duration::from_secs(30);
+    let repl = RsyncReplicator::new(settings);
+    let shutdown = CancellationToken::new();
+    repl.start(shutdown.clone()).await.unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !d.target().join("kept.txt").exists() {
+        assert!(Instant::now() < deadline, "the rest of the tree was sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let said = repl.failing().expect("the incomplete full pass is said");
+    assert!(said.contains("23"), "{said}");
+
+    std::fs::write(src.join("new.txt"), "written later").unwrap();
+    std::fs::remove_file(src.join("to-delete.txt")).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !(d.target().join("new.txt").exists() && !d.target().join("to-delete.txt").exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "a change and a delete elsewhere in the tree reach the peer in {PATIENCE:?} (new.txt there: {}, to-delete.txt gone: {}; {:?})",
+            d.target().join("new.txt").exists(),
+            !d.target().join("to-delete.txt").exists(),
+            repl.failing()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.target().join("new.txt")).unwrap(),
+        "written later"
+    );
+    shutdown.cancel();
+}

@@ -32,11 +32,16 @@ pub(super) enum Update {
 pub(super) const MANIFEST_SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// What a full pass's dry run found (see [`Shared::dry_run`]).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct DryRun {
     pub(super) deletes: u64,
     pub(super) source_items: u64,
     pub(super) target_items: u64,
+    /// The dry run could not read part of the source (rsync code 23): it
+    /// counted no deletion, and the pass must delete none (rsync itself
+    /// skips deletions then; a pass that could read it all would delete
+    /// what was never counted). What rsync said.
+    pub(super) incomplete: Option<String>,
 }
 
 /// Items of `items` named `name` or under `name/`.

@@ -161,24 +161,34 @@ impl Shared {
             s.url().into(),
         ];
         let mut dry = DryRun::default();
-        self.rsync(args, None, true, cancel, |line| {
-            let Some((flags, name)) = line.split_at_checked(11) else {
-                return;
-            };
-            if name.trim_start() == "./" || name.is_empty() {
-                return;
-            }
-            if flags.starts_with("*deleting") {
-                dry.deletes += 1;
-                dry.target_items += 1;
-            } else if flags.get(2..).is_some_and(|f| f.starts_with("+++++++")) {
-                dry.source_items += 1;
-            } else if flags.starts_with(['<', '>', 'c', 'h', '.']) {
-                dry.source_items += 1;
-                dry.target_items += 1;
-            }
-        })
-        .await?;
+        let ran = self
+            .rsync(args, None, true, cancel, |line| {
+                let Some((flags, name)) = line.split_at_checked(11) else {
+                    return;
+                };
+                if name.trim_start() == "./" || name.is_empty() {
+                    return;
+                }
+                if flags.starts_with("*deleting") {
+                    dry.deletes += 1;
+                    dry.target_items += 1;
+                } else if flags.get(2..).is_some_and(|f| f.starts_with("+++++++")) {
+                    dry.source_items += 1;
+                } else if flags.starts_with(['<', '>', 'c', 'h', '.']) {
+                    dry.source_items += 1;
+                    dry.target_items += 1;
+                }
+            })
+            .await;
+        match ran {
+            Ok(()) => {}
+            // Part of the source could not be read: rsync listed the rest
+            // and skipped every deletion ("IO error encountered").
+            Err(AgentError::Rsync {
+                code: 23, detail, ..
+            }) => dry.incomplete = Some(detail),
+            Err(e) => return Err(e),
+        }
         Ok(dry)
     }
 }

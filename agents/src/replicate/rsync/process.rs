@@ -243,18 +243,44 @@ const STOP_GRACE: Duration = Duration::from_millis(400);
 /// removes the temporary file of the transfer it was in (`.NAME.XXXXXX`:
 /// killed outright, rsync leaves it in the tree, where the next pass would
 /// take it for a user's file — at a site just promoted, pushed to the peer
-/// as data), then SIGKILL to whatever is left after [`STOP_GRACE`].
+/// as data); once every process of the group has ended (rsync forks: the
+/// receiver that holds the file may outlive the one started), or after
+/// [`STOP_GRACE`], SIGKILL to whatever is left, and only then the child is
+/// reaped (until then its group id cannot name another group).
 async fn stop(group: &mut GroupKill, child: &mut tokio::process::Child) {
     group.terminate();
-    match tokio::time::timeout(STOP_GRACE, child.wait()).await {
-        // Reaped: its group id may be reused, never signal it again (its
-        // other processes had the SIGTERM too).
-        Ok(_) => group.disarm(),
-        Err(_) => {
-            group.kill_now();
-            let _ = child.kill().await;
+    if let Some(pgid) = child.id() {
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        while std::time::Instant::now() < deadline && group_running(pgid) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    group.kill_now();
+    let _ = child.kill().await;
+}
+
+/// Whether any process of group `pgid` still runs (zombies, ended and
+/// waiting to be reaped, do not count), from `/proc`.
+fn group_running(pgid: u32) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return false;
+        };
+        // `PID (COMM) STATE PPID PGRP …`; COMM may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let group = f.nth(1).and_then(|g| g.parse::<u32>().ok());
+        group == Some(pgid) && state != Some("Z")
+    })
 }
 
 /// `SOURCE/`: the trailing slash makes rsync mirror the contents.

@@ -72,14 +72,18 @@ impl Shared {
         Ok(())
     }
 
-    /// Runs the owed full pass (it covers everything pending); on failure it stays owed.
+    /// Runs the owed full pass (it covers everything pending); on failure it
+    /// stays owed. A pass that could not read part of the tree (code 23)
+    /// deleted nothing: what was pending goes back to the batches, which run
+    /// until its retry (a delete among them is carried by a batch).
     pub(super) async fn run_full(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
-        {
+        let (pending, pending_since) = {
             let mut st = self.state.lock().unwrap();
-            let since = earliest(st.full_since.take(), st.pending_since.take());
+            let pending_since = st.pending_since.take();
+            let since = earliest(st.full_since.take(), pending_since);
             st.full_inflight_since = earliest(st.full_inflight_since, since);
-            st.paths.clear();
-        }
+            (std::mem::take(&mut st.paths), pending_since)
+        };
         let result = match self.check_module(cancel).await {
             Ok(()) => self.full_pass(cancel, None).await.map(|_| ()),
             Err(e) => Err(e),
@@ -87,6 +91,10 @@ impl Shared {
         let mut st = self.state.lock().unwrap();
         if result.is_err() {
             st.full_since = earliest(st.full_since, st.full_inflight_since);
+        }
+        if matches!(result, Err(AgentError::Rsync { code: 23, .. })) && !pending.is_empty() {
+            st.paths.extend(pending);
+            st.pending_since = earliest(st.pending_since, pending_since);
         }
         st.full_inflight_since = None;
         result
@@ -203,13 +211,12 @@ impl Shared {
             .unwrap()
             .recent_deletes
             .passed(released, now, dry.deletes);
-        let mut args: Vec<OsString> = vec![
-            "-a".into(),
-            "--delete".into(),
-            "--force".into(),
-            "--out-format=%i %l %n".into(),
-        ];
-        if !released {
+        let mut args: Vec<OsString> = vec!["-a".into()];
+        if dry.incomplete.is_none() {
+            args.push("--delete".into());
+        }
+        args.extend(["--force".into(), "--out-format=%i %l %n".into()]);
+        if !released && dry.incomplete.is_none() {
             // The source may empty between the dry run and the pass.
             let most = dry.deletes.max(s.guard.max_count);
             args.push(format!("--max-delete={most}").into());
@@ -261,6 +268,14 @@ impl Shared {
             }
             e => e,
         })?;
+        if let Some(detail) = dry.incomplete {
+            // Everything readable went; nothing was deleted: still owed.
+            return Err(AgentError::Rsync {
+                target,
+                code: 23,
+                detail,
+            });
+        }
         s.hold.passed();
         self.state.lock().unwrap().target_items = Some(dry.source_items);
         debug!(

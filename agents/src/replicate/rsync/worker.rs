@@ -1,8 +1,9 @@
 //! The rsync plan's scheduler: one worker task turns what the watcher
 //! recorded into transfers — batches gathered for a window (deletions until
 //! they settle), up to `max_transfers` at once and never two overlapping,
-//! a full pass alone when one is owed, retries with backoff — and saves the
-//! manifest as it goes.
+//! a full pass alone when one is owed, retries with backoff (batches go on
+//! between the retries of a full pass that failed part way: rsync code 23)
+//! — and saves the manifest as it goes.
 
 use super::*;
 
@@ -18,6 +19,12 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
     let s = &shared.settings;
     let mut backoff = s.retry_min;
     let mut failing = false;
+    // A full pass that failed part way (rsync code 23: some items could not
+    // be read, e.g. a directory without permission or a name too long; the
+    // rest went, deletions were skipped) is retried at this instant; until
+    // then batches run. One unreadable corner of the tree must not hold
+    // every other change — nor every delete a batch carries — back.
+    let mut full_retry_at: Option<Instant> = None;
     let mut running: tokio::task::JoinSet<Result<(), AgentError>> = tokio::task::JoinSet::new();
     loop {
         while let Some(done) = running.try_join_next() {
@@ -35,7 +42,11 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
                 st.last_remove,
             )
         };
-        if full {
+        if !full {
+            full_retry_at = None;
+        }
+        let full_due = full && full_retry_at.is_none_or(|t| Instant::now() >= t);
+        if full_due {
             if let Some(done) = running.join_next().await {
                 if !shared.batch_done(done, &mut failing).await {
                     return;
@@ -44,6 +55,7 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
             }
             match shared.run_full(&cancel).await {
                 Ok(()) => {
+                    full_retry_at = None;
                     shared.failing.lock().unwrap().take();
                     shared.save_manifest(false).await;
                     if failing {
@@ -63,6 +75,15 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
                         _ = s.hold.released() => {}
                         _ = cancel.cancelled() => return,
                     }
+                    backoff = (backoff * 2).min(s.retry_max);
+                }
+                Err(e @ AgentError::Rsync { code: 23, .. }) => {
+                    *shared.failing.lock().unwrap() = Some(e.to_string());
+                    if !failing {
+                        warn!(target = %s.target(), cause = %e, "full pass incomplete (some items could not be read; it deleted nothing at the peer); changes go on in batches, the full pass is retried");
+                    }
+                    failing = true;
+                    full_retry_at = Some(Instant::now() + backoff);
                     backoff = (backoff * 2).min(s.retry_max);
                 }
                 Err(e) => {
@@ -108,8 +129,12 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
             // Everything pending overlaps a running batch: wait for one to end.
         }
         let save_in = shared.save_due_in().filter(|_| running.is_empty());
+        let retry_in = full_retry_at
+            .filter(|_| full)
+            .map(|t| t.saturating_duration_since(Instant::now()));
         tokio::select! {
             _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(retry_in.unwrap_or_default()), if retry_in.is_some() => {}
             Some(done) = running.join_next(), if !running.is_empty() => {
                 if !shared.batch_done(done, &mut failing).await {
                     return;
