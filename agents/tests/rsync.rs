@@ -373,7 +373,9 @@ async fn an_unreadable_corner_does_not_hold_back_other_changes() {
     std::fs::write(src.join("new.txt"), "written later").unwrap();
     std::fs::remove_file(src.join("to-delete.txt")).unwrap();
     let deadline = Instant::now() + PATIENCE;
-    while !(d.target().join("new.txt").exists() && !d.target().join("to-delete.txt").exists()) {
+    let arrived =
+        || d.target().join("new.txt").exists() && !d.target().join("to-delete.txt").exists();
+    while !arrived() {
         assert!(
             Instant::now() < deadline,
             "a change and a delete elsewhere in the tree reach the peer in {PATIENCE:?} (new.txt there: {}, to-delete.txt gone: {}; {:?})",
