@@ -341,3 +341,89 @@ async fn the_window_outlives_a_restart_of_the_agent() {
     let out = run(&r, CommandKind::StopReplication).await;
     assert!(out.ok, "{}", out.detail);
 }
+
+/// A directory of 500 files replaced by a symlink (the directory moved out
+/// of the tree, a link put in its place: inotify names only `big`, which
+/// still exists): rsync's `--force` would delete the 500 files at the peer,
+/// so the batch counts them (the book knows them) and is held like a mass
+/// delete by name; `clear` lets the replacement go ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_replaced_by_a_symlink_is_counted_and_held() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    fill(&d.src());
+    for i in 0..500 {
+        let p = d.src().join(format!("big/f{i}.txt"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("big {i}")).unwrap();
+    }
+    let r = site_a(&d, "max_delete_count = 10\n");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(file_count(&d.target()), FILES + 500);
+
+    std::fs::rename(d.src().join("big"), d.dir.path().join("big-moved-away")).unwrap();
+    std::os::unix::fs::symlink("d0", d.src().join("big")).unwrap();
+    eventually(PATIENCE, "the guard holds the replacement", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    assert!(held.contains("would delete 500"), "{held}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        file_count(&d.target()),
+        FILES + 500,
+        "nothing deleted at the peer"
+    );
+    assert!(d.target().join("big").is_dir() && !d.target().join("big").is_symlink());
+
+    let out = run(&r, CommandKind::Clear).await;
+    assert!(out.ok && out.detail.contains("released"), "{}", out.detail);
+    eventually(PATIENCE, "the released pass replaces the directory", || {
+        d.target().join("big").is_symlink()
+    })
+    .await;
+    assert_eq!(snapshot(&d.target()), snapshot(&d.src()));
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+}
+
+/// What no count foresaw (a directory at the peer the manifest does not
+/// know, where the source now has a new file) is bounded all the same:
+/// the batch runs with `--max-delete` at what the guard's limits still
+/// allow (15: 10 % of the 150 items known), stops there, and the guarded
+/// full pass it owes holds the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_no_count_foresaw_stop_at_the_limits() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    fill(&d.src());
+    let r = site_a(&d, "max_delete_count = 10\n");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    for i in 0..50 {
+        let p = d.target().join(format!("x/f{i}.txt"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "put at the peer behind the replication's back").unwrap();
+    }
+    std::fs::write(d.src().join("x"), "a new file").unwrap();
+    eventually(PATIENCE, "the guard holds the rest", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let left = file_count(&d.target().join("x"));
+    assert!(
+        (35..50).contains(&left),
+        "at most 15 deleted, and the batch did delete: {left} left"
+    );
+    let held = status(&r).guard.unwrap();
+    assert!(held.contains("would delete"), "{held}");
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
+}

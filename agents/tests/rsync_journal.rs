@@ -244,3 +244,63 @@ async fn a_journaled_name_behind_a_symlink_deletes_nothing_outside_the_tree() {
         );
     }
 }
+
+/// A directory swapped in by renames at the active site (`mv current old;
+/// mv new current`): the journal names the three directories, not their
+/// entries; the pull of a named directory leaves none of the old version's
+/// files in it here, and the manifest confirms none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_swapped_at_the_peer_ends_equal_here() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let active = d.target();
+    write(&active, "current/v1only", "only in version 1");
+    write(&active, "current/common", "common, version 1");
+    write(&active, "current/lib/old.so", "an old library");
+    write(&active, "new/common", "common, version 2 (longer)");
+    write(&active, "new/v2only", "only in version 2");
+    let (journal, mark) = synced(&d).await;
+    std::fs::rename(active.join("current"), active.join("old")).unwrap();
+    std::fs::rename(active.join("new"), active.join("current")).unwrap();
+    let names = changed(journal.since(mark).await.unwrap());
+    assert!(
+        !names.iter().any(|n| n.starts_with("current/")),
+        "only the directories are named: {names:?}"
+    );
+
+    let fin = RsyncResyncer::new(settings(&d)).unwrap();
+    let report = fin
+        .pass_changed(&names, &[], false, CancellationToken::new())
+        .await
+        .unwrap()
+        .expect("a journaled pass");
+    assert!(
+        !d.src().join("current/v1only").exists() && !d.src().join("current/lib").exists(),
+        "version 1's files left here: {report:?}"
+    );
+    assert_eq!(tree(&d.src()), tree(&active), "after the journaled pass");
+    let v = fin.verify(&[]).await.unwrap();
+    assert!(v.differences.is_empty(), "{:?}", v.differences);
+    let m = warden_agents::replicate::Manifest::load(&d.dir.path().join("state/manifest.json"))
+        .unwrap();
+    assert!(
+        !m.items
+            .keys()
+            .any(|k| k.starts_with("current/") && !d.src().join(k).exists()),
+        "the manifest confirms files gone from both sides: {:?}",
+        m.items.keys().collect::<Vec<_>>()
+    );
+    // The manifest it saved is what a full pass finds.
+    let full = RsyncResyncer::new(settings(&d)).unwrap();
+    let again = full
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.fetched.items, again.deleted, again.divergent.len()),
+        (0, 0, 0),
+        "{again:?}"
+    );
+}

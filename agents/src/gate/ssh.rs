@@ -115,7 +115,8 @@ fn allowed(opt: &str) -> Result<(), String> {
     } else if let Some(v) = opt.strip_prefix("--timeout=") {
         number(v)
     } else if let Some(v) = opt.strip_prefix("--max-delete=") {
-        number(v)
+        // `-1`: what rsync's client sends for `--max-delete=0` (delete nothing)
+        number(v) || v == "-1"
     } else if let Some(v) = opt.strip_prefix("--log-format=") {
         // Itemizing formats only: `%i`, `%n`, `%I`, `%L`, ….
         v.split('%')
@@ -298,6 +299,8 @@ mod tests {
         for (cmd, push) in [
             ("rsync --server -lHogDtpAXIRSe.LsfxCIvu --log-format=%i --timeout=30 --force --delete-missing-args -@-1 . /srv/b/", true),
             ("rsync --server -lWHogDtpAXrSe.iLsfxCIvu --timeout=30 --max-delete=5 --delete --force -@-1 . /srv/b/", true),
+            // A batch that may delete nothing (`--max-delete=0` is sent as -1).
+            ("rsync --server -lHogDtpAXrIRSe.iLsfxCIvu --log-format=%i --timeout=30 --max-delete=-1 --delete --force --delete-missing-args . /srv/b/", true),
             ("rsync --server -nlHogDtpAXrcSe.iLsfxCIvu --log-format=%i%I --timeout=30 --delete -@-1 . /srv/b/", true),
             ("rsync --server --sender -lde.LsfxCIvu --list-only --timeout=30 . /srv/b/", false),
             ("rsync --server --sender -lHogDtpAXRSe.LsfxCIvu --timeout=30 --ignore-missing-args --files-from=- --from0 . /srv/b/", false),

@@ -49,6 +49,28 @@ impl DeleteGuard {
         self.check_window(deletes, 0, target_items, target)
     }
 
+    /// The most deletions (with those of the window) that
+    /// [`check`](Self::check) lets through at a target of `target_items`
+    /// items: what rsync's `--max-delete` may let a transfer delete when its
+    /// own count could be short.
+    pub fn allowance(&self, target_items: u64) -> u64 {
+        let passes = |n: u64| self.check(n, target_items, "").is_ok();
+        let by_share = (self.max_share * target_items as f64).floor();
+        let mut most = if by_share.is_finite() && by_share > 0.0 {
+            self.max_count.max(by_share.min(u64::MAX as f64) as u64)
+        } else {
+            self.max_count
+        };
+        // float rounding at the edge: at most a step or two either way
+        while most > self.max_count && !passes(most) {
+            most -= 1;
+        }
+        while most < u64::MAX && passes(most + 1) && most < self.max_count.max(target_items) {
+            most += 1;
+        }
+        most
+    }
+
     /// [`check`](Self::check) of a pass that follows `recent` deletions
     /// carried at the target within [`DELETE_WINDOW`] (gone from its
     /// `target_items` already): their total against the items before them,
@@ -293,5 +315,26 @@ mod tests {
             "{e}"
         );
         assert!(g.check(101, 0, "b").is_err());
+    }
+
+    #[test]
+    fn the_allowance_is_the_most_a_check_lets_through() {
+        for (share, count) in [(0.10, 100), (0.25, 10), (0.5, 3), (0.0, 0), (0.3, 7)] {
+            let g = DeleteGuard {
+                max_share: share,
+                max_count: count,
+            };
+            for items in [0, 1, 9, 10, 99, 100, 1000, 1001, 12_345] {
+                let most = g.allowance(items);
+                assert!(
+                    g.check(most, items, "b").is_ok(),
+                    "{share} {count} {items}: {most}"
+                );
+                assert!(
+                    g.check(most + 1, items, "b").is_err(),
+                    "{share} {count} {items}: {most}"
+                );
+            }
+        }
     }
 }

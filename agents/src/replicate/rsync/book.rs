@@ -22,8 +22,15 @@ pub(super) struct Book {
 pub(super) enum Update {
     /// A file, symlink or empty directory with its version and stamp.
     Set(String, Item, Stamp),
-    /// A directory (sent with its subtree): its entries become this listing (names relative to the root).
+    /// A directory (sent with its subtree, `--delete` inside it): its
+    /// entries become this listing (names relative to the root), as the
+    /// peer's copy of it now is.
     Subtree(String, Listing, Stamps),
+    /// A directory that changed while it was sent: entries at or under the
+    /// name that are not among these (neither listed before nor after the
+    /// transfer) are gone from the peer (`--delete`); those kept keep their
+    /// older entries (the version sent is unknown).
+    Prune(String, BTreeSet<String>),
     /// Gone: the name and everything under it leave the manifest.
     Remove(String),
 }
@@ -205,7 +212,14 @@ pub(super) fn confirmed_updates(before: Vec<Update>, after: Vec<Update>) -> Vec<
     for (b, a) in before.into_iter().zip(after) {
         match (b, a) {
             (b, a) if a == b => out.push(b),
-            (Update::Subtree(_, items, mut stamps), Update::Subtree(_, _, now)) => {
+            (Update::Subtree(name, items, mut stamps), Update::Subtree(_, now_items, now)) => {
+                let moved: BTreeSet<String> = items
+                    .keys()
+                    .chain(now_items.keys())
+                    .filter(|k| stamps.get(*k).is_none_or(|st| now.get(*k) != Some(st)))
+                    .cloned()
+                    .collect();
+                out.push(Update::Prune(name, moved));
                 stamps.retain(|k, st| now.get(k) == Some(st));
                 for (k, item) in items {
                     if let Some(st) = stamps.remove(&k) {
@@ -247,6 +261,24 @@ pub(super) fn apply_updates(book: &mut Book, updates: Vec<Update>) {
                 remove_under(book, &name);
                 book.items.extend(sub);
                 book.stamps.extend(stamps);
+            }
+            Update::Prune(name, keep) => {
+                if !keep.contains(&name) {
+                    book.items.remove(&name);
+                    book.stamps.remove(&name);
+                }
+                let prefix = format!("{name}/");
+                let gone: Vec<String> = book
+                    .items
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter(|(k, _)| !keep.contains(*k))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in gone {
+                    book.items.remove(&k);
+                    book.stamps.remove(&k);
+                }
             }
             Update::Remove(name) => {
                 book.items.remove(&name);

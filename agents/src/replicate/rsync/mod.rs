@@ -11,12 +11,16 @@
 //!   lock: batches share it, they take it exclusively).
 //! - A batch is what arrived within `batch_window` of its oldest change (or
 //!   `batch_max` paths); changes that waited for a free transfer go at once:
-//!   `rsync -a -r --files-from=- --from0 --delete-missing-args --force
-//!   --ignore-times` (every listed path changed, even a same-size rewrite in
-//!   the same second that rsync's quick check would skip), so a
-//!   listed path that no longer exists is deleted at the target. A rename is
-//!   both paths: the old one is deleted, the new one sent (a directory with
-//!   its subtree, hence `-r`).
+//!   `rsync -a -r --files-from=- --from0 --delete-missing-args --delete
+//!   --force --max-delete=N --ignore-times` (every listed path changed, even
+//!   a same-size rewrite in the same second that rsync's quick check would
+//!   skip), so a listed path that no longer exists is deleted at the target,
+//!   one whose kind changed is replaced, and a listed directory ends equal
+//!   to the source's (`--delete` acts only inside listed directories: a
+//!   directory swapped in by renames, `mv current old; mv new current`, is
+//!   reported by its name alone, and none of its old entries stay). A
+//!   rename is both paths: the old one is deleted, the new one sent (a
+//!   directory with its subtree, hence `-r`).
 //! - A full pass (`rsync -a --delete --force`) runs at start, on an inotify
 //!   queue overflow (a `Rescan` event or a watcher error), when more than
 //!   `max_pending` paths wait, and after any failed transfer — so when an
@@ -34,10 +38,17 @@
 //!   runs with `--max-delete` (the checked count) in case the source emptied
 //!   in between. Batches that delete (an inotify remove or rename) wait until
 //!   removals have been quiet for [`DELETE_SETTLE`] (at most
-//!   [`DELETE_SETTLE_MAX`]), so an `rm -rf` arrives as one batch; a batch
+//!   [`DELETE_SETTLE_MAX`]), so an `rm -rf` arrives as one batch. Every
+//!   deletion a batch can make is counted before it runs (gone names,
+//!   subtrees under a changed kind, a listed directory's entries gone from
+//!   the source: from the book, or by a dry run at the peer where the book
+//!   cannot tell; a batch of changed or new files needs none); a batch
 //!   whose deletions (with those of the last [`DELETE_WINDOW`](super::guard::DELETE_WINDOW)) trip the
 //!   guard, or that finds the source empty or unmounted, is not sent: a full
-//!   pass (which holds) is owed instead. A full pass counts the deletions of
+//!   pass (which holds) is owed instead. Its `--max-delete` is what the
+//!   guard's limits still allow (the book is a lower bound of the peer):
+//!   a batch that reaches it stops, its deletions stay counted, and the
+//!   full pass it owes counts and holds the rest. A full pass counts the deletions of
 //!   the window with its own too (so a source emptied a file at a time is
 //!   held, not carried by the pass the tripped batch owes).
 //! - Every transfer carries the [`attribute_args`] besides `-a`: xattrs
@@ -62,7 +73,7 @@
 //!   [`Stamp`] (inode, ns mtime, ctime) only when a stat before the transfer
 //!   and one after it agree, i.e. the version sent is the one recorded
 //!   (after a full pass: the listings before and after the pass; after a
-//!   batch: its paths). An item that changed during its transfer keeps its
+//!   batch: its paths, a listed directory's subtree replacing the book's). An item that changed during its transfer keeps its
 //!   older entry, whose stamp no longer matches: a later resync compares its
 //!   content instead of trusting it.
 //!   Saved atomically at most once a second and when replication stops.
@@ -108,6 +119,7 @@ mod worker;
 
 pub(crate) use book::*;
 pub(crate) use classify::*;
+use guarded::{batch_args, BatchDeletes, MAX_DELETE_ARG};
 pub(crate) use process::*;
 pub use settings::*;
 use watcher::watch_tree;

@@ -181,9 +181,44 @@ fn a_path_changed_during_its_transfer_keeps_its_old_entry() {
         confirmed_updates(before, after),
         vec![
             Update::Set("same".into(), it("1"), st(1)),
+            Update::Prune("d".into(), ["d/b".to_string()].into()),
             Update::Set("d/a".into(), it("1"), st(1)),
         ]
     );
+}
+
+#[test]
+fn a_directory_that_changed_while_sent_loses_only_what_is_gone_from_it() {
+    // `--delete` took from the peer what the directory held in neither
+    // listing; what changed keeps its older entry.
+    let it = |v: &str| Item {
+        size: 1,
+        version: v.into(),
+    };
+    let st = |n: u64| Stamp {
+        ino: n,
+        mtime_ns: 1,
+        ctime_ns: 1,
+    };
+    let mut book = Book::default();
+    for k in ["d/old", "d/a", "d/b", "dx"] {
+        book.items.insert(k.to_string(), it("1"));
+        book.stamps.insert(k.to_string(), st(1));
+    }
+    apply_updates(
+        &mut book,
+        vec![
+            Update::Prune("d".into(), ["d/b".to_string()].into()),
+            Update::Set("d/a".into(), it("2"), st(2)),
+        ],
+    );
+    let got: Vec<(&str, &str)> = book
+        .items
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.version.as_str()))
+        .collect();
+    assert_eq!(got, vec![("d/a", "2"), ("d/b", "1"), ("dx", "1")]);
+    assert_eq!(book.stamps.len(), 3);
 }
 
 #[test]

@@ -1,4 +1,6 @@
-//! The rsync plan's transfers: a batch (`--files-from`), the root alone,
+//! The rsync plan's transfers: a batch (`--files-from`, named directories
+//! ending as the source's, its deletions counted first and bounded by
+//! `--max-delete`), the root alone,
 //! the guarded full pass (`--delete`), and the manifest bookkeeping each
 //! confirms (what was stat'ed the same before and after it).
 
@@ -100,32 +102,18 @@ impl Shared {
         result
     }
 
-    /// One `--files-from` transfer of the listed relative paths.
+    /// One `--files-from` transfer of the listed relative paths, its
+    /// deletions at the peer counted by the guard first.
     pub(super) async fn batch(
         &self,
         paths: Vec<PathBuf>,
         cancel: &CancellationToken,
     ) -> Result<(), AgentError> {
         self.check_mount()?;
-        let counted = self.guard_batch(&paths, cancel).await?;
-        let sent = self.transfer_batch(paths, cancel).await;
-        if sent.is_err() {
-            // not sent: the full pass it owes counts what it deletes itself
-            let (at, n) = counted;
-            self.state.lock().unwrap().recent_deletes.undo(at, n);
-        }
-        sent
-    }
-
-    /// The transfer of a checked batch, and the book's update after it.
-    async fn transfer_batch(
-        &self,
-        paths: Vec<PathBuf>,
-        cancel: &CancellationToken,
-    ) -> Result<(), AgentError> {
-        let s = &self.settings;
-        let updates = if self.keeps_manifest() {
-            let (root, paths) = (s.source.clone(), paths.clone());
+        // The paths as they are here before the transfer: what the guard
+        // compares with the book, and what the book confirms after it.
+        let before = if self.keeps_manifest() {
+            let (root, paths) = (self.settings.source.clone(), paths.clone());
             Some(
                 tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
                     .await
@@ -134,26 +122,69 @@ impl Shared {
         } else {
             None
         };
+        let counted = self.guard_batch(&paths, before.as_deref(), cancel).await?;
+        let mut deleted = 0;
+        let sent = self
+            .transfer_batch(paths, before, &counted, &mut deleted, cancel)
+            .await;
+        // not sent: the full pass it owes counts what it deletes itself
+        self.settle_batch(&counted, deleted, sent.is_ok());
+        sent
+    }
+
+    /// The transfer of a checked batch (`deleted`: rsync's deletions at the
+    /// peer), and the book's update after it.
+    async fn transfer_batch(
+        &self,
+        paths: Vec<PathBuf>,
+        updates: Option<Vec<Update>>,
+        counted: &BatchDeletes,
+        deleted: &mut u64,
+        cancel: &CancellationToken,
+    ) -> Result<(), AgentError> {
+        let s = &self.settings;
         let mut list = Vec::new();
         for p in &paths {
             list.extend_from_slice(p.as_os_str().as_encoded_bytes());
             list.push(0);
         }
         debug!(paths = paths.len(), "rsync batch");
-        let args = vec![
-            "-a".into(),
-            "-r".into(),
-            "--files-from=-".into(),
-            "--from0".into(),
-            "--delete-missing-args".into(),
-            "--force".into(),
+        let mut args = batch_args();
+        args.extend([
+            // The guard's limits with the window, past what it counted:
+            // the book is a lower bound of the peer.
+            format!("--max-delete={}", counted.most).into(),
+            "--out-format=%i %n".into(),
             // Listed because they changed: rsync's size+mtime quick check
             // would skip a same-size rewrite within the same second.
             "--ignore-times".into(),
             source_arg(&s.source),
             s.url().into(),
-        ];
-        self.rsync(args, Some(list), false, cancel, |_| {}).await?;
+        ]);
+        let ran = self
+            .rsync(args, Some(list), false, cancel, |line| {
+                if line.starts_with("*deleting") {
+                    *deleted += 1;
+                }
+            })
+            .await;
+        if let Err(e) = ran {
+            // rsync stopped deleting at `--max-delete` (code 25, or 23 when
+            // a directory it could not empty was to be replaced)
+            return Err(match e {
+                AgentError::Rsync { code: 23 | 25, .. } if *deleted >= counted.most => {
+                    AgentError::DeleteGuard(format!(
+                        "mass-delete guard: a batch would have deleted more at {} than the {} counted \
+                         before it ({} allowed with the last minute's deletions); it stopped at \
+                         --max-delete, a guarded full pass counts the rest",
+                        s.target(),
+                        counted.counted,
+                        counted.most
+                    ))
+                }
+                e => e,
+            });
+        }
         if let Some(before) = updates {
             // What was sent is what was stat'ed before only if it still is.
             let root = s.source.clone();
@@ -218,7 +249,7 @@ impl Shared {
         args.extend(["--force".into(), "--out-format=%i %l %n".into()]);
         if !released && dry.incomplete.is_none() {
             // The source may empty between the dry run and the pass.
-            let most = dry.deletes.max(s.guard.max_count);
+            let most = dry.deletes.max(s.guard.max_count).min(MAX_DELETE_ARG);
             args.push(format!("--max-delete={most}").into());
         }
         args.push(source_arg(&s.source));

@@ -1,10 +1,15 @@
 //! The cut-over's final pass from the active peer's change journal: the
 //! peer named what changed in its data since the resync began (its demote
 //! answered with the names), so the pull covers only them — `rsync -a -r
-//! --files-from --ignore-missing-args` — and stats only what it touched;
-//! the pause no longer grows with the size of the tree. The pull's `-ii`
-//! lines say which of the names the peer still has; the others are deleted
-//! here once the mass-delete guard's limits are checked.
+//! --files-from --ignore-missing-args --delete` — and stats only what it
+//! touched; the pause no longer grows with the size of the tree. A named
+//! directory ends as the peer's (`--delete` acts inside the named
+//! directories only: a directory swapped in by renames leaves none of its
+//! old entries here). The pull's `-ii` lines say which of the names the
+//! peer still has; the others are deleted here. Every deletion is within
+//! the mass-delete guard's limits before anything goes: all of them are
+//! among the items here at or under the names, and when those are more
+//! than the limits a dry run of the pull counts what the peer lacks.
 //!
 //! It runs only when that is as safe as a full pass; otherwise it deletes
 //! and sets aside nothing and says why (a full pass follows):
@@ -87,27 +92,62 @@ impl RsyncResyncer {
         let filter = self.filter_file(&rules)?;
         let mut settled: Vec<Settled> = Vec::new();
         let mut fetched = Progress::default();
-        if !list.is_empty() {
-            // `--ignore-times`: named because they changed, a same-size
-            // rewrite in the same second must not pass the quick check;
-            // `--whole-file`: the delta algorithm would read both copies of
-            // every named file to save bytes on a fast link.
-            let args = self.pull_args(
-                &[
-                    "-r",
-                    "--files-from=-",
-                    "--from0",
-                    "--ignore-missing-args",
-                    "--force",
-                    "--ignore-times",
-                    "--whole-file",
-                    "-ii",
-                    ITEMIZED,
-                ],
-                filter.as_ref(),
-            );
-            run_rsync(s, args, Some(list), &cancel, |line| {
+        let mut deleted = 0u64;
+        // `--delete`: a named directory ends as the peer's, without the
+        // entries the peer no longer has (a directory swapped by renames
+        // is named, its old entries are not); `--ignore-times`: named
+        // because they changed, a same-size rewrite in the same second must
+        // not pass the quick check; `--whole-file`: the delta algorithm
+        // would read both copies of every named file to save bytes on a
+        // fast link.
+        const PULL: [&str; 10] = [
+            "-r",
+            "--files-from=-",
+            "--from0",
+            "--ignore-missing-args",
+            "--delete",
+            "--force",
+            "--ignore-times",
+            "--whole-file",
+            "-ii",
+            ITEMIZED,
+        ];
+        let local_label = format!("{} (here)", s.source.display());
+        let total = (manifest.items.len() as u64).max(here.len() as u64);
+        if !list.is_empty()
+            && s.guard
+                .check(here.len() as u64, total, &local_label)
+                .is_err()
+        {
+            // What the pull and step 3 can delete here is among `here`
+            // (all checked unchanged): within the guard's limits as a
+            // whole it needs no count; else a dry run of the same pull says
+            // which of them the peer no longer has, before anything goes.
+            let mut args: Vec<OsString> = vec!["-n".into()];
+            args.extend(self.pull_args(&PULL, filter.as_ref()));
+            let mut listed: BTreeMap<String, bool> = BTreeMap::new();
+            run_rsync(s, args, Some(list.clone()), &cancel, |line| {
                 if let Some(item) = parse_settled(line) {
+                    listed.insert(item.name, item.kind == b'd');
+                }
+            })
+            .await?;
+            let doomed = here
+                .iter()
+                .filter(|(k, i)| listed.get(*k) != Some(&i.is_dir()))
+                .count() as u64;
+            if let Err(held) = s.guard.check(doomed, total, &local_label) {
+                return Ok(Err(format!(
+                    "the journaled deletions are over the guard's limits ({held})"
+                )));
+            }
+        }
+        if !list.is_empty() {
+            let args = self.pull_args(&PULL, filter.as_ref());
+            run_rsync(s, args, Some(list), &cancel, |line| {
+                if line.starts_with("*deleting") {
+                    deleted += 1;
+                } else if let Some(item) = parse_settled(line) {
                     if item.fetched {
                         fetched.items += 1;
                         fetched.bytes += item.size;
@@ -134,14 +174,13 @@ impl RsyncResyncer {
                     .any(|g| k == g || k.starts_with(&format!("{g}/")))
             })
             .count() as u64;
-        let local_label = format!("{} (here)", s.source.display());
-        let total = (manifest.items.len() as u64).max(here.len() as u64);
+        // (checked before the pull already, with the rest: this cannot
+        // trip unless the peer changed since)
         if let Err(held) = s.guard.check(doomed, total, &local_label) {
             return Ok(Err(format!(
                 "the journaled deletions are over the guard's limits ({held})"
             )));
         }
-        let mut deleted = 0u64;
         for g in &gone {
             let p = self.local(g);
             let removed = match p.symlink_metadata() {
@@ -230,11 +269,17 @@ impl RsyncResyncer {
             here.clone(),
             stamps.clone(),
         );
-        let (items, new_stamps, missing) = tokio::task::spawn_blocking(move || {
+        let (mut items, mut new_stamps, missing) = tokio::task::spawn_blocking(move || {
             confirm(&root, &settled_c, &old, &here_c, &stamps_c)
         })
         .await
         .map_err(|e| AgentError::Task(e.to_string()))?;
+        // Everything at or under the names that the peer still has was
+        // itemized (`-ii`); an item here it did not list is gone (deleted
+        // by the pull's `--delete`, by step 3, or replaced), never confirmed.
+        let listed: BTreeSet<&str> = settled.iter().map(|i| i.name.as_str()).collect();
+        items.retain(|k, _| listed.contains(k.as_str()));
+        new_stamps.retain(|k, _| listed.contains(k.as_str()));
         // Every other holder is done with it: no copy of the whole manifest.
         let mut next = std::sync::Arc::unwrap_or_clone(manifest);
         // (By range: a scan of the whole manifest per name would make the
