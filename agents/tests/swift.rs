@@ -743,6 +743,23 @@ async fn lagging_listing(env: &Env<'_>) -> Result<()> {
         at_b.iter().any(|n| n == "held") && !at_b.iter().any(|n| n == "gone"),
         "B keeps what A still holds and drops what A deleted: {at_b:?}"
     );
+    // B's listing lags: an object copied to B that B does not list yet is
+    // deleted at A. The round asks B's object servers, deletes it there,
+    // and does not forget it while the listing lags (it would stay at B for
+    // good, and a failback would bring it back to A).
+    put(a, c, "lag-at-b", "copied, then deleted at A").await?;
+    copier.resync(CancellationToken::new(), None).await?;
+    ensure!(
+        body(b, c, "lag-at-b").await?.is_some(),
+        "lag-at-b was copied to B"
+    );
+    drop_listing_row(env, "b", c, "lag-at-b")?;
+    a.delete_object(c, "lag-at-b").await?;
+    copier.resync(CancellationToken::new(), None).await?;
+    ensure!(
+        body(b, c, "lag-at-b").await?.is_none(),
+        "a delete at A reached B although B's listing did not show the object"
+    );
     // The failback direction: A brought to B, whose listing lags.
     let res = env.resyncer(true, &[c], "lagging-back.json", DeleteGuard::default());
     res.pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
@@ -763,6 +780,50 @@ async fn lagging_listing(env: &Env<'_>) -> Result<()> {
         v.differences.is_empty(),
         "A holds what B holds: {:?}",
         v.differences
+    );
+    Ok(())
+}
+
+/// The clusters' clocks disagree: B's copy of an object carries an origin
+/// time far ahead of A's clock (B's clock ran ahead while it served writes
+/// during a failover). A write at A after that is still copied to B — the
+/// source's own listing timestamp moved on since both were seen equal —
+/// instead of B's copy being taken for the newer one (and the lag shown as
+/// 0) for as long as the clocks disagree.
+async fn clock_skew(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let c = "skewed";
+    a.put_container(c, &BTreeMap::new()).await?;
+    put(a, c, "x", "first version, written at A").await?;
+    let copier = env.replicator(&[c], "skewed.json");
+    copier.resync(CancellationToken::new(), None).await?;
+    // Seen equal on both sides (the round after the copy records it).
+    copier.resync(CancellationToken::new(), None).await?;
+    // B's version, stamped an hour ahead of A's clock.
+    let ahead = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64()
+        + 3600.0;
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        warden_agents::replicate::swift::ORIGIN_TS_HEADER.to_string(),
+        format!("{ahead:.5}"),
+    );
+    b.put_object(
+        c,
+        "x",
+        Bytes::from_static(b"written at B, clock ahead"),
+        "text/plain",
+        &meta,
+    )
+    .await?;
+    // Then A's users write x again: later in truth, earlier by B's clock.
+    put(a, c, "x", "second version, written at A later").await?;
+    copier.resync(CancellationToken::new(), None).await?;
+    ensure!(
+        body(b, c, "x").await?.as_deref() == Some("second version, written at A later"),
+        "A's later write reached B although B's copy claimed a later time: {:?}",
+        body(b, c, "x").await?
     );
     Ok(())
 }
@@ -2113,6 +2174,7 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("continuous_replication", continuous_replication(&env))
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;
+    run.run("clock_skew", clock_skew(&env)).await;
     run.run("metadata_changes", metadata_changes(&env)).await;
     run.run("placement_containers", placement_containers(&env))
         .await;

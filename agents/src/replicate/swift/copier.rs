@@ -266,6 +266,15 @@ impl Shared {
                 tx.send_replace(done);
             }
         };
+        // Deletes of objects the destination does not list yet: their
+        // entries stay until the delete is done.
+        let deleting: BTreeSet<String> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Delete(n) if !dst.contains_key(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
         apply(&self.src, &self.dst, ops, &src, s.concurrency, cancel, each).await?;
         {
             let mut st = self.state.lock().unwrap();
@@ -284,7 +293,7 @@ impl Shared {
             .filter(|(n, _)| {
                 !confirmed.contains_key(*n)
                     && !deleted.contains(*n)
-                    && (src.contains_key(*n) || dst.contains_key(*n))
+                    && (src.contains_key(*n) || dst.contains_key(*n) || deleting.contains(*n))
             })
             .map(|(n, i)| (n.clone(), i.clone()))
             .collect();
@@ -359,6 +368,15 @@ impl Shared {
                     }
                     rewritten
                 }
+                // The source's listing timestamp moved on since both were
+                // last seen equal: the source changed since, and its version
+                // is the newer one. Both timestamps are the source
+                // cluster's, so no clock of the other site is compared (a
+                // destination whose clock ran ahead, e.g. the standby that
+                // served writes during a failover, would otherwise keep its
+                // older version over every later write at the active site,
+                // with the lag shown as 0).
+                Some(_) if seen.get(name).is_some_and(|t| e.timestamp_us() > t.here) => true,
                 Some(d) => {
                     let d_ts = match m {
                         Some((etag, ts)) if etag == d.hash => ts,
@@ -390,9 +408,24 @@ impl Shared {
             if src.contains_key(name) {
                 continue;
             }
-            let Some(d) = dst.get(name) else { continue };
+            let at_dst = match dst.get(name) {
+                Some(d) => d.hash.clone(),
+                None => {
+                    // Copied by an earlier round, deleted at the source, and
+                    // not (yet) in the destination's listing: a container
+                    // update still pending there. Asked of the object
+                    // servers, or the delete would be lost for good (the
+                    // manifest forgets the name, and a copy the listing shows
+                    // later is nobody's to delete).
+                    let (c, o) = split_name(name);
+                    match self.dst.head_object(c, o).await? {
+                        Some(info) => info.etag.trim_matches('"').to_string(),
+                        None => continue,
+                    }
+                }
+            };
             match parse_version(&item.version) {
-                Some((etag, _)) if etag == d.hash => {
+                Some((etag, _)) if etag == at_dst => {
                     note(now_us);
                     ops.push(Op::Delete(name.clone()));
                 }
