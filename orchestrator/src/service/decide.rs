@@ -53,7 +53,7 @@ impl Shared {
             }
         };
         for name in names {
-            let Some(g) = st.groups.get(&name).cloned() else {
+            let Some(mut g) = st.groups.get(&name).cloned() else {
                 continue;
             };
             let Some(gc) = self.cfg.groups.get(&name) else {
@@ -92,9 +92,36 @@ impl Shared {
                             rows,
                             None,
                         );
+                    } else if p.kind != RunbookKind::Failover && active_track.confirmed_down {
+                        // A failback or switchover waiting for approval is
+                        // void once the site users are on is confirmed down
+                        // (it would resync from it): withdrawn, and the
+                        // failover is decided below like for any group.
+                        let rows = evidence(st);
+                        let mut ng = g.clone();
+                        ng.pending = None;
+                        ng.phase = Phase::Steady;
+                        self.put_group_locked(st, ng.clone());
+                        self.event_locked(
+                            st,
+                            EventKind::PendingApproval,
+                            Some(&name),
+                            Some(&g.active),
+                            format!(
+                                "pending {} → {} withdrawn: {} is confirmed down; deciding a failover instead",
+                                runbook::kind_str(p.kind),
+                                p.to,
+                                g.active
+                            ),
+                            rows,
+                            None,
+                        );
+                        g = ng;
                     }
                 }
-                continue;
+                if g.phase == Phase::PendingApproval {
+                    continue;
+                }
             }
             if g.phase == Phase::Failed {
                 continue;

@@ -104,11 +104,13 @@ impl Shared {
                 g.active, g.active
             )));
         }
-        // The operator takes over from a stopped automatic failback.
-        if let Some(gs) = st.groups.get_mut(group) {
-            gs.failback_blocked = None;
-        }
-        self.start_runbook_locked(
+        // The operator takes over from a stopped automatic failback — once
+        // the runbook starts: a refused failback changes nothing.
+        let blocked = st
+            .groups
+            .get_mut(group)
+            .and_then(|gs| gs.failback_blocked.take());
+        let started = self.start_runbook_locked(
             &mut st,
             group,
             RunbookKind::Failback,
@@ -116,7 +118,13 @@ impl Shared {
             &operator_label(by),
             false,
             vec![],
-        )
+        );
+        if started.is_err() {
+            if let Some(gs) = st.groups.get_mut(group) {
+                gs.failback_blocked = blocked;
+            }
+        }
+        started
     }
 
     /// `warden switchover GROUP --to SITE`: the failback cut-over applied to
@@ -243,6 +251,32 @@ impl Shared {
                 "group {group} has no pending decision"
             )));
         };
+        // The decision is approved as it stands now, not as it stood when
+        // it was made: its target must still be a site of the group and
+        // not be confirmed down; a failback also needs the site it
+        // resyncs from (the active one) up.
+        let gc = self.group_config(group)?;
+        if !gc.site_names().contains(&p.to) {
+            return Err(OrchestratorError::Conflict(format!(
+                "the pending {} of group {group} is to {}, which is no longer one of its sites [{}]; nothing started",
+                runbook::kind_str(p.kind),
+                p.to,
+                gc.site_names().join(", ")
+            )));
+        }
+        if st.detector.confirmed_down(&p.to) {
+            return Err(OrchestratorError::Conflict(format!(
+                "the pending {} of group {group} is to {}, which is confirmed down now; nothing started",
+                runbook::kind_str(p.kind),
+                p.to
+            )));
+        }
+        if p.kind == RunbookKind::Failback && st.detector.confirmed_down(&g.active) {
+            return Err(OrchestratorError::Conflict(format!(
+                "{} is confirmed down now: the pending failback would resync from it; move users with `warden failover {group} --to {}`",
+                g.active, p.to
+            )));
+        }
         // Nothing is recorded or changed unless the runbook can start.
         self.next_epoch_locked(&st, group)?;
         self.event_locked(

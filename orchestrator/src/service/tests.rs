@@ -798,3 +798,118 @@ async fn an_epoch_is_told_to_agents_only_once_it_is_stored() {
     let answer = s.accept_report(super::fresh_checks_tests::report("a", 2, vec![]));
     assert_eq!(answer.epochs.get("web"), Some(&(before + 1)));
 }
+
+/// A pending failback is void once the site users are on is confirmed
+/// down (it would resync from it): it is withdrawn, a failover to the
+/// healthy site is decided instead (pending here: the budget is used up),
+/// and approving it moves users.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failback_gives_way_to_a_failover_when_the_active_site_dies() {
+    let (s, _fake, _dir) = setup(true, 1);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    rounds_until(&s, true, 60, "pending failback", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    assert_eq!(group(&s).pending.unwrap().kind, RunbookKind::Failback);
+    // b dies while the failback waits for approval.
+    sites_until(
+        &s,
+        (true, false),
+        &answer_all,
+        40,
+        "the pending failback replaced by a failover",
+        |g| {
+            g.pending
+                .as_ref()
+                .is_some_and(|p| p.kind == RunbookKind::Failover)
+        },
+    )
+    .await;
+    let p = group(&s).pending.unwrap();
+    assert_eq!(p.to, "a");
+    assert!(s
+        .lock()
+        .recent
+        .iter()
+        .any(|e| e.kind == EventKind::PendingApproval
+            && e.message.contains("withdrawn: b is confirmed down")));
+    s.operator_approve("web", "operator")
+        .expect("approve the failover");
+    sites_until(
+        &s,
+        (true, false),
+        &answer_all,
+        40,
+        "failed over to a",
+        |g| g.phase == Phase::Steady && g.active == "a",
+    )
+    .await;
+}
+
+/// An approval is of the decision as it stands now: a pending failover to
+/// b is refused once b is confirmed down (starting it would fence a and
+/// then fail), and nothing is recorded.
+#[tokio::test(start_paused = true)]
+async fn approving_a_failover_to_a_site_now_down_is_refused() {
+    let (s, _fake, _dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "pending failover", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    assert_eq!(group(&s).pending.unwrap().to, "b");
+    // Now b dies too (a stays down: the failover stays pending).
+    sites_rounds(&s, 12, (false, false), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("b"));
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let before = approvals(&s);
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("confirmed down now"), "{e}");
+    assert!(s.lock().runbooks.is_empty(), "nothing started");
+    assert_eq!(approvals(&s), before, "a refused approval recorded");
+}
+
+/// A failback the operator asked for but that cannot start (no later
+/// epoch) changes nothing: a stopped automatic failback stays stopped.
+#[tokio::test(start_paused = true)]
+async fn a_refused_failback_keeps_the_automatic_failback_stopped() {
+    let (s, _fake, _dir) = setup(true, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    let blocked = Some("the same failure twice".to_string());
+    s.lock().groups.get_mut("web").unwrap().failback_blocked = blocked.clone();
+    // a recovers; the automatic failback stays stopped.
+    for _ in 0..12 {
+        round(&s, true).await;
+    }
+    assert!(!s.lock().detector.confirmed_down("a"));
+    assert_eq!(group(&s).active, "b");
+    s.lock().groups.get_mut("web").unwrap().epoch = u64::MAX;
+    let e = s.operator_failback("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("no later epoch"), "{e}");
+    assert_eq!(
+        group(&s).failback_blocked,
+        blocked,
+        "a refused failback unblocked it"
+    );
+}
