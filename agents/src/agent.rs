@@ -13,7 +13,11 @@
 //! - **poll**: long-poll `GET {base}/v1/agents/commands?wait_ms=N` so that
 //!   commands arrive well within one interval;
 //! - **executor**: run commands one at a time, in arrival order (a promote and
-//!   a demote of the same site never overlap).
+//!   a demote of the same site never overlap). A promote writes its role
+//!   (`active`) to disk before anything else, so the rsync gate refuses new
+//!   pushes into the site; then a pull into the site stops and rsync pushes
+//!   still running into it end ([`crate::replication::Replication::promoted`]),
+//!   and only then do its hooks open the site to users' writes.
 //!
 //! Commands from either channel go through one `CommandBook`, which makes
 //! delivery idempotent by command id: an id queued or running is ignored, an
@@ -465,8 +469,29 @@ async fn execute(
             });
             continue;
         }
-        // A pull into this site (a resync of a failback given up) stops
-        // before the promote's hooks open the site to users' writes.
+        // A promote's role goes to disk first: from now on the rsync gate
+        // refuses pushes into this site.
+        if let Err(e) = shared.authority.promoting(&cmd) {
+            warn!(command = %cmd.id, "{e}");
+            finish(
+                &shared,
+                &cmd,
+                CommandOutcome {
+                    id: cmd.id.clone(),
+                    ok: false,
+                    detail: e,
+                    hooks: Vec::new(),
+                    checks: None,
+                    journal: None,
+                    kept_in_place: None,
+                },
+            );
+            continue;
+        }
+        // A pull into this site (a resync of a failback given up) stops,
+        // and a push into it still running from before (the gate judged
+        // it when it began) ends, before the promote's hooks open the site
+        // to users' writes.
         let mut pull_stopped = None;
         if let (CommandKind::Promote, Some(r)) = (cmd.kind, &shared.settings.replication) {
             pull_stopped = tokio::select! {

@@ -324,6 +324,45 @@ impl Authority {
         Ok(())
     }
 
+    /// A promote about to run its hooks: its role, `active`, on disk now
+    /// (and here), before anything opens the site to users' writes, so the
+    /// rsync gate refuses every push into the site from this moment — the
+    /// promote then ends the pushes already running (`Replication::promoted`).
+    /// The rest of the promote is recorded when it succeeds ([`Self::record`]);
+    /// a promote that fails keeps the role (pushes stay refused: the safe
+    /// side) until the orchestrator says otherwise (a site reporting
+    /// `active` where another is the group's active site is demoted). An
+    /// error when the file cannot be written: nothing changed, and the
+    /// promote must not open the site while the gate still sees a standby.
+    /// Anything but a promote changes nothing.
+    pub fn promoting(&self, cmd: &Command) -> Result<(), String> {
+        if cmd.kind != CommandKind::Promote {
+            return Ok(());
+        }
+        let mut g = self.lock();
+        let Some(a) = g.get(&cmd.group) else {
+            return Ok(());
+        };
+        if a.role == Role::Active {
+            return Ok(());
+        }
+        let mut next = g.clone();
+        if let Some(a) = next.get_mut(&cmd.group) {
+            a.role = Role::Active;
+        }
+        self.save(&next).map_err(|e| {
+            format!(
+                "cannot write role active (epoch {}) to {} before opening the site: {e}; \
+                 the promote's hooks did not run",
+                cmd.epoch,
+                self.path.display()
+            )
+        })?;
+        *g = next;
+        info!(group = %cmd.group, epoch = cmd.epoch, "role active on disk: pushes into this site are refused from now on");
+        Ok(())
+    }
+
     /// Record what a successful command changed, durably: an error when the
     /// state file cannot be written, and then nothing changed (memory stays
     /// what the file — the rsync gate's view — says), so that a promote the
@@ -564,6 +603,41 @@ mod tests {
         std::fs::remove_dir(&tmp).unwrap();
         a.record(&promote).unwrap();
         assert_eq!(read(dir.path(), "b").unwrap()["web"].role, Role::Active);
+    }
+
+    /// A promote's role is on disk before its hooks run (the gate refuses
+    /// pushes from then on), or the promote does not go on; the rest of it
+    /// (a demote rolled back) is recorded when it succeeds.
+    #[test]
+    fn a_promotes_role_is_on_disk_before_its_hooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let demote = cmd(3, CommandKind::Demote, "a");
+        a.admit(&demote).unwrap();
+        a.record(&demote).unwrap();
+        let promote = cmd(3, CommandKind::Promote, "a");
+        a.admit(&promote).unwrap();
+        // Not a promote: nothing changes.
+        a.promoting(&cmd(3, CommandKind::Demote, "a")).unwrap();
+        assert_eq!(read(dir.path(), "a").unwrap()["web"].role, Role::Standby);
+        // A file that cannot be written: refused, nothing changed.
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let e = a.promoting(&promote).unwrap_err();
+        assert!(e.contains("hooks did not run"), "{e}");
+        assert_eq!(a.get("web").unwrap().role, Role::Standby);
+        std::fs::remove_dir(&tmp).unwrap();
+        a.promoting(&promote).unwrap();
+        let on_disk = read(dir.path(), "a").unwrap();
+        assert_eq!(on_disk["web"].role, Role::Active);
+        assert_eq!(on_disk["web"].demoted_at, Some(3), "only the role so far");
+        assert!(!a.wire()[0].may_push);
+        // The promote succeeds: a roll-back of the demote at its epoch.
+        a.record(&promote).unwrap();
+        assert_eq!(read(dir.path(), "a").unwrap()["web"].demoted_at, None);
+        assert!(a.wire()[0].may_push);
     }
 
     /// An epoch this agent could not write down is not held in memory

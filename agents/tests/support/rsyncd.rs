@@ -88,6 +88,12 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     pub(crate) fn start() -> Daemon {
+        Daemon::start_with("")
+    }
+
+    /// With `drdata_extra` (whole lines, e.g. a `pre-xfer exec`) added to
+    /// the `drdata` module.
+    pub(crate) fn start_with(drdata_extra: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         for sub in ["target", "ro", "src"] {
@@ -105,7 +111,7 @@ impl Daemon {
         let conf = format!(
             "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\nlog file = {}\n{}{}",
             d.join("rsyncd.log").display(),
-            module("drdata", "target", "no"),
+            module("drdata", "target", "no") + drdata_extra,
             module("ro", "ro", "yes")
         );
         std::fs::write(d.join("rsyncd.conf"), conf).unwrap();

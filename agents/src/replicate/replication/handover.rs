@@ -3,8 +3,10 @@
 //! demote), keeps a [`ChangeJournal`] of its data from a mark taken before
 //! the peer's resync, and answers the cut-over demote with the names
 //! changed since that mark (read once, bounded). And the promoted site's
-//! part: a pull into it stops, and with the `swift-container-sync` plan its
-//! containers are keyed for the promote's epoch.
+//! part: a pull into it stops, an rsync push into it still running from
+//! before the promote ends (`rsync/receivers.rs`), and with the
+//! `swift-container-sync` plan its containers are keyed for the promote's
+//! epoch.
 
 use super::*;
 use crate::replicate::manifest::escape_name;
@@ -64,15 +66,31 @@ impl Replication {
     /// keyed for `epoch`: a site keyed for an older one (the site failed
     /// away from, its containers still pointing here) can push nothing
     /// into them, whether or not its demote ever arrives; said in the
-    /// outcome too.
+    /// outcome too. With the `rsync` plan, every rsync still receiving a
+    /// push into the group's directory here is ended (a push the gate let
+    /// in while this site was a standby: the site failed away from, in
+    /// the middle of a full pass): call this once the promote's role is
+    /// on disk, so the gate refuses the pusher's next connection
+    /// ([`crate::authority::Authority::promoting`]); said in the outcome,
+    /// with a warning when this agent may not end them.
     pub async fn promoted(&self, group: &str, epoch: u64) -> Option<String> {
         let g = self.groups.get(group)?;
         let stopped = self.stop_pulling(g).await;
+        let ended = self.end_pushes(g).await;
         let fenced = self.fence(g, group, epoch).await;
-        match (stopped, fenced) {
-            (Some(s), Some(f)) => Some(format!("{s}; {f}")),
-            (s, f) => s.or(f),
+        let said: Vec<String> = [stopped, ended, fenced].into_iter().flatten().collect();
+        (!said.is_empty()).then(|| said.join("; "))
+    }
+
+    /// The push part of [`Replication::promoted`] (the rsync plan).
+    async fn end_pushes(&self, g: &GroupRepl) -> Option<String> {
+        if g.cfg.plan != ReplicationPlan::Rsync {
+            return None;
         }
+        let dir = g.cfg.sites.get(&self.site)?.path.as_ref()?;
+        crate::replicate::rsync::receivers::end_pushes_into(dir)
+            .await
+            .say(dir)
     }
 
     /// The pull part of [`Replication::promoted`].

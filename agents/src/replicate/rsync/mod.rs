@@ -109,6 +109,7 @@ mod fuzz;
 mod guarded;
 mod process;
 mod pull;
+pub mod receivers;
 pub mod resync;
 mod settings;
 #[cfg(test)]
