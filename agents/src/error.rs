@@ -145,6 +145,11 @@ pub enum AgentError {
     /// lets one go ahead.
     #[error("{0}")]
     DeleteGuard(String),
+    /// A newer active site's fence refuses this site's order (the `swift`
+    /// copier of an older epoch, the message says whose fence and which
+    /// epochs): nothing was written; not retryable, a newer order replaces it.
+    #[error("{0}")]
+    Fenced(String),
     /// A replication call was cancelled by its token: not an error of the peer.
     #[error("replication cancelled")]
     ReplicationCancelled,

@@ -180,6 +180,8 @@ async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
 mod broken_link;
 #[path = "swift_scenarios/container_sync_fence.rs"]
 mod container_sync_fence;
+#[path = "swift_scenarios/copier_fence.rs"]
+mod copier_fence;
 #[path = "support/web.rs"]
 mod web;
 
@@ -2209,6 +2211,8 @@ async fn swift_plans_against_two_real_clusters() {
         container_sync_fence::container_sync_fence(&env),
     )
     .await;
+    run.run("copier_fence", copier_fence::copier_fence(&env))
+        .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))
         .await;
     run.run("token_renewal", token_renewal(&env)).await;

@@ -4,8 +4,11 @@
 //! variants share the group's [`GuardHold`] with the plan (the mass-delete
 //! guard's state, reported and released by the agent's replication role).
 //! A replicator is built for one start order: the `swift-container-sync`
-//! plan derives its sync key from the order's epoch. [`container_sync_site`]
-//! is that plan's one-site side (no peer), for demotes, stops and promotes.
+//! plan derives its sync key from the order's epoch, the `swift` copier
+//! stops at a destination fenced by a promote of that epoch or a newer one.
+//! [`container_sync_site`] is the container-sync plan's one-site side (no
+//! peer), for demotes, stops and promotes; [`active_fence`] the `swift`
+//! plan's, for promotes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::{DeleteGuard, GuardHold};
+use super::swift::ActiveFence;
 use super::{
     CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, ContainerSyncSite,
     DivergentPolicy, NoReplication, PassReport, Replicator, ResyncProgress, Resyncer,
@@ -261,6 +265,20 @@ pub fn container_sync_site(
     .map(Some)
 }
 
+/// `site`'s own side of a `swift` group's fence (what a promote sets on
+/// its containers); `None` for the other plans.
+pub fn active_fence(
+    config: &Config,
+    group: &str,
+    site: &str,
+) -> Result<Option<ActiveFence>, AgentError> {
+    let r = repl(config, group)?;
+    if r.plan != ReplicationPlan::Swift {
+        return Ok(None);
+    }
+    ActiveFence::new(swift_settings(r, group, site)?, site, r.containers.clone()).map(Some)
+}
+
 fn command_plan(r: &ReplicationConfig, group: &str, peer: &str) -> CommandPlan {
     let line = |v: &Option<Vec<String>>| {
         CommandLine::Argv(v.clone().unwrap_or_else(|| vec!["true".to_string()]))
@@ -334,6 +352,7 @@ pub fn replicator_held(
             s.interval = r.interval;
             s.concurrency = r.concurrency;
             s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
+            let s = s.order(group, site, peer, epoch);
             Ok(Arc::new(SwiftReplicator::new(s)?))
         }
         ReplicationPlan::SwiftContainerSync => {
@@ -512,6 +531,9 @@ CLUSTER_B
             if let Err(e) = resyncer(&c, "web", "b", "a") {
                 panic!("{conf}: {e}");
             }
+            // only the swift copier's promote fences its containers
+            let fence = active_fence(&c, "web", "a").unwrap_or_else(|e| panic!("{conf}: {e}"));
+            assert_eq!(fence.is_some(), conf.contains("plan = \"swift\"\n"), "{conf}");
         }
     }
     #[test]

@@ -22,7 +22,12 @@
 //! `X-Container-Sync-To` at every demote and stop whatever the role, and
 //! keys its containers for the promote's epoch (a site keyed for an older
 //! epoch cannot push into them); a start at a newer epoch toward the same
-//! peer re-keys both sides.
+//! peer re-keys both sides. With the `swift` plan the pushing is warden's
+//! own copier with the peer's credentials: a promote fences this site's
+//! containers as active at its epoch (`X-Container-Meta-Warden-Active`),
+//! and a copier built for an older start order writes nothing into a
+//! fenced cluster; a start at a newer epoch toward the same peer builds a
+//! new copier for it.
 //! Commands are idempotent: a repeated `start_replication` toward the same peer
 //! keeps the running replicator; a repeated `resync` runs passes again (each
 //! pass is a full comparison).
@@ -377,10 +382,15 @@ impl Replication {
         shutdown: &CancellationToken,
     ) -> Result<String, String> {
         let peer = self.peer_of(cmd)?;
-        // The container-sync plan keys both sides for the start's epoch: a
-        // newer start toward the same peer sets the new key (the old one
-        // is what a deposed site would push with).
-        let rekeyed = g.cfg.plan == ReplicationPlan::SwiftContainerSync;
+        // The Swift plans' replicators are built for the start's epoch: the
+        // container-sync plan keys both sides for it (a newer start toward
+        // the same peer sets the new key: the old one is what a deposed
+        // site would push with), the `swift` copier stops at a destination
+        // fenced at its epoch or newer (a newer start builds a new copier).
+        let rekeyed = matches!(
+            g.cfg.plan,
+            ReplicationPlan::SwiftContainerSync | ReplicationPlan::Swift
+        );
         let mut rekey = None;
         {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
@@ -401,9 +411,13 @@ impl Replication {
             }
         }
         // A header change still retried (a demote's removal of Sync-To)
-        // must not land after this start's.
-        self.headers_settled(g).await;
-        if rekey.is_some() {
+        // must not land after this start's. The `swift` plan's is a
+        // promote's fence, which this start (the same active site) must
+        // not cut short.
+        if g.cfg.plan != ReplicationPlan::Swift {
+            self.headers_settled(g).await;
+        }
+        if rekey.is_some() && g.cfg.plan == ReplicationPlan::SwiftContainerSync {
             // Its watcher stops; its headers stay (the new start sets them
             // again: removing Sync-To would make Swift sync every object again).
             let old = std::mem::replace(&mut lock(&g.run).role, Role::Idle);
@@ -448,6 +462,12 @@ impl Replication {
             .held()
             .map(|h| format!("; held: {h}"))
             .unwrap_or_default();
+        if let (Some(old), ReplicationPlan::Swift) = (rekey, g.cfg.plan) {
+            return Ok(format!(
+                "replication {} → {peer} restarted for epoch {} (its copier was for epoch {old}) (swift){held}",
+                self.site, cmd.epoch
+            ));
+        }
         if let Some(old) = rekey {
             return Ok(format!(
                 "replication {} → {peer} re-keyed from epoch {old} to {} ({})",

@@ -1,18 +1,29 @@
-//! This site's container headers under the `swift-container-sync` plan,
-//! whatever the agent remembers: Swift's container-sync daemon pushes as
-//! long as a container carries `X-Container-Sync-To`, also after the agent
+//! This site's container headers under the Swift plans, whatever the
+//! agent remembers.
+//!
+//! `swift-container-sync`: Swift's container-sync daemon pushes as long as
+//! a container carries `X-Container-Sync-To`, also after the agent
 //! restarted (its role then `idle`) or its site lost power. So every stop
 //! and demote removes the header here, and a promote keys the containers
 //! for its epoch (the fence: see `replicate/swift/container_sync.rs`).
+//!
+//! `swift`: a promote sets `X-Container-Meta-Warden-Active: epoch=N
+//! site=S` on the containers here (see `replicate/swift/fence.rs`): the
+//! copier of a site failed away from that never heard its demote reads it
+//! and writes nothing more here. Stops, starts and demotes leave it: an
+//! older fence is superseded by a newer epoch's, never removed (a demote
+//! only ends a fence change still retried, which no longer matters).
 //!
 //! A change that fails (this site's Swift unreachable) is said in the
 //! command's outcome and, as the status's `error`, in every report until
 //! it lands; a task retries it meanwhile. It does not fail the command:
 //! what protects the new active site from this site's daemon is the key
 //! its containers got at its promote, not this site's cooperation, and a
-//! failover must not wait for the lost site's Swift.
+//! failover must not wait for the lost site's Swift (nor for its own: the
+//! copier's fence is retried until it lands).
 
 use super::*;
+use crate::replicate::swift::ActiveFence;
 use crate::replicate::ContainerSyncSite;
 
 /// First pause before a failed header change is tried again; doubled up to
@@ -30,17 +41,50 @@ pub(super) struct Retry {
 /// What a demote, stop or promote does to this site's containers.
 #[derive(Debug, Clone, Copy)]
 enum Change {
-    /// Remove `X-Container-Sync-To`: this site's daemon pushes nothing more.
+    /// `swift-container-sync`: remove `X-Container-Sync-To`: this site's
+    /// daemon pushes nothing more.
     RemoveSyncTo,
-    /// Set the key of this epoch: pushes keyed for another one are refused.
+    /// `swift-container-sync`: set the key of this epoch: pushes keyed for
+    /// another one are refused.
     Fence(u64),
+    /// `swift`: mark the containers active at this epoch: a copier of an
+    /// older order writes nothing into them.
+    Active(u64),
+}
+
+/// The site's side a [`Change`] is made on.
+enum Site {
+    Sync(ContainerSyncSite),
+    Copier(ActiveFence),
 }
 
 impl Change {
-    async fn apply(self, site: &ContainerSyncSite) -> Result<(), AgentError> {
-        match self {
-            Change::RemoveSyncTo => site.remove_sync_to().await,
-            Change::Fence(epoch) => site.fence(epoch).await,
+    /// This change as `plan` makes it; `None` when the plan has none.
+    fn under(self, plan: ReplicationPlan) -> Option<Change> {
+        match (plan, self) {
+            (ReplicationPlan::SwiftContainerSync, c) => Some(c),
+            (ReplicationPlan::Swift, Change::Fence(epoch)) => Some(Change::Active(epoch)),
+            _ => None,
+        }
+    }
+
+    /// The site's side for this change, from the config.
+    fn site(self, config: &Config, group: &str, site: &str) -> Result<Option<Site>, AgentError> {
+        Ok(match self {
+            Change::Active(_) => plan::active_fence(config, group, site)?.map(Site::Copier),
+            _ => plan::container_sync_site(config, group, site)?.map(Site::Sync),
+        })
+    }
+
+    async fn apply(self, site: &Site) -> Result<(), AgentError> {
+        match (self, site) {
+            (Change::RemoveSyncTo, Site::Sync(s)) => s.remove_sync_to().await,
+            (Change::Fence(epoch), Site::Sync(s)) => s.fence(epoch).await,
+            (Change::Active(epoch), Site::Copier(f)) => f.set(epoch).await,
+            // `Change::site` builds the side each change is made on
+            _ => Err(AgentError::Task(format!(
+                "{self:?} does not apply to this plan"
+            ))),
         }
     }
 
@@ -49,6 +93,9 @@ impl Change {
             Change::RemoveSyncTo => "X-Container-Sync-To removed from this site's containers".into(),
             Change::Fence(epoch) => format!(
                 "this site's containers keyed for epoch {epoch}: container sync from a site keyed for an older epoch is refused"
+            ),
+            Change::Active(epoch) => format!(
+                "this site's containers fenced as active at epoch {epoch}: a copier of an older epoch writes nothing into them"
             ),
         }
     }
@@ -64,6 +111,11 @@ impl Change {
                 "this site's containers could not be keyed for epoch {epoch} ({cause}): retrying in \
                  the background; until they are, a site still keyed for an older epoch can push into them"
             ),
+            Change::Active(epoch) => format!(
+                "this site's containers could not be fenced as active at epoch {epoch} ({cause}): \
+                 retrying in the background; until they are, the copier of a site failed away from \
+                 that never heard its demote can still write into them"
+            ),
         }
     }
 }
@@ -75,8 +127,9 @@ impl Replication {
         self.change_headers(g, group, Change::RemoveSyncTo).await
     }
 
-    /// A promote: the containers here keyed for `epoch` (`None` for the
-    /// other plans).
+    /// A promote: the containers here keyed for `epoch`
+    /// (`swift-container-sync`) or fenced as active at `epoch` (`swift`);
+    /// `None` for the other plans.
     pub(super) async fn fence(&self, g: &GroupRepl, group: &str, epoch: u64) -> Option<String> {
         self.change_headers(g, group, Change::Fence(epoch)).await
     }
@@ -93,11 +146,9 @@ impl Replication {
     }
 
     async fn change_headers(&self, g: &GroupRepl, group: &str, change: Change) -> Option<String> {
-        if g.cfg.plan != ReplicationPlan::SwiftContainerSync {
-            return None;
-        }
+        let change = change.under(g.cfg.plan)?;
         self.headers_settled(g).await;
-        let site = match plan::container_sync_site(&self.config, group, &self.site) {
+        let site = match change.site(&self.config, group, &self.site) {
             Ok(Some(site)) => site,
             Ok(None) => return None,
             Err(e) => {
@@ -133,7 +184,7 @@ impl Replication {
 /// Tries `change` again until it lands (then clears `headers`) or until
 /// `cancel`; a try in flight is finished, never cut.
 async fn retry(
-    site: ContainerSyncSite,
+    site: Site,
     change: Change,
     group: String,
     headers: Arc<Mutex<Option<String>>>,
@@ -209,7 +260,13 @@ key = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
 cluster = "clusterb"
 "#
         );
-        let text = if plan == "swift" {
+        let text = if plan == "none" {
+            let cut = text.find("[groups.web.replication]").unwrap();
+            format!(
+                "{}[groups.web.replication]\nplan = \"none\"\n",
+                &text[..cut]
+            )
+        } else if plan == "swift" {
             text.replace("realm = \"realm1\"\n", "")
                 .replace("sync_key = { env = \"WARDEN_CSYNC_UNIT_SECRET\" }\n", "")
                 .replace("cluster = \"clustera\"\n", "")
@@ -267,10 +324,48 @@ cluster = "clusterb"
         assert!(lock(&r.groups["web"].headers_retry).is_none());
     }
 
-    /// The other plans: a demote of an idle site has nothing to stop.
+    /// The `swift` plan: a demote of an idle site has nothing to stop; a
+    /// promote whose own Swift is down says its fence could not be set,
+    /// retries it, and still succeeds; a later demote ends the retry (the
+    /// next active site's epoch supersedes the fence), a start does not.
     #[tokio::test]
-    async fn other_plans_are_untouched_by_an_idle_demote() {
+    async fn a_swift_promote_fences_its_containers_and_says_when_it_cannot() {
         let r = replication("swift");
+        assert_eq!(r.demoted("web").await, None);
+        assert_eq!(r.status()[0].error, None);
+        let said = r
+            .promoted("web", 4)
+            .await
+            .expect("a swift promote fences its containers");
+        assert!(
+            said.contains("could not be fenced as active at epoch 4")
+                && said.contains("127.0.0.1:1"),
+            "{said}"
+        );
+        assert!(!said.contains("csync-unit-secret"));
+        let error = r.status()[0].error.clone().unwrap_or_default();
+        assert!(error.contains("fenced as active at epoch 4"), "{error}");
+        assert!(lock(&r.groups["web"].headers_retry).is_some());
+        // the active site's own start leaves the retry running
+        let mut start = Command::new("web", 4, CommandKind::StartReplication).to_site("a");
+        start.peer = Some("b".into());
+        let o = r.run(&start, &CancellationToken::new()).await;
+        assert!(o.ok, "{}", o.detail);
+        assert!(lock(&r.groups["web"].headers_retry).is_some());
+        assert!(r.status()[0].error.is_some());
+        assert_eq!(
+            r.demoted("web").await.map(|s| s.contains("stopped")),
+            Some(true)
+        );
+        assert!(lock(&r.groups["web"].headers_retry).is_none());
+        assert_eq!(r.status()[0].error, None);
+        r.shutdown().await;
+    }
+
+    /// Plans without container headers: a promote or demote touches none.
+    #[tokio::test]
+    async fn other_plans_are_untouched() {
+        let r = replication("none");
         assert_eq!(r.demoted("web").await, None);
         assert_eq!(r.promoted("web", 4).await, None);
         assert_eq!(r.status()[0].error, None);

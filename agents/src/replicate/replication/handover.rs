@@ -4,9 +4,10 @@
 //! the peer's resync, and answers the cut-over demote with the names
 //! changed since that mark (read once, bounded). And the promoted site's
 //! part: a pull into it stops, an rsync push into it still running from
-//! before the promote ends (`rsync/receivers.rs`), and with the
-//! `swift-container-sync` plan its containers are keyed for the promote's
-//! epoch.
+//! before the promote ends (`rsync/receivers.rs`), and its containers are
+//! fenced for the promote's epoch (`swift-container-sync`: keyed for it;
+//! `swift`: marked active at it, so a deposed site's copier writes nothing
+//! into them).
 
 use super::*;
 use crate::replicate::manifest::escape_name;
@@ -38,6 +39,11 @@ impl Replication {
     /// point at the peer. `None` when nothing was to stop.
     pub async fn demoted(&self, group: &str) -> Option<String> {
         let g = self.groups.get(group)?;
+        if g.cfg.plan == ReplicationPlan::Swift {
+            // A promote's fence still retried here no longer matters: the
+            // next active site's epoch supersedes it.
+            self.headers_settled(g).await;
+        }
         let running = matches!(lock(&g.run).role, Role::Source { .. })
             || lock(&g.current)
                 .as_ref()
@@ -65,14 +71,17 @@ impl Replication {
     /// With the `swift-container-sync` plan, the site's containers are then
     /// keyed for `epoch`: a site keyed for an older one (the site failed
     /// away from, its containers still pointing here) can push nothing
-    /// into them, whether or not its demote ever arrives; said in the
-    /// outcome too. With the `rsync` plan, every rsync still receiving a
-    /// push into the group's directory here is ended (a push the gate let
-    /// in while this site was a standby: the site failed away from, in
-    /// the middle of a full pass): call this once the promote's role is
-    /// on disk, so the gate refuses the pusher's next connection
-    /// ([`crate::authority::Authority::promoting`]); said in the outcome,
-    /// with a warning when this agent may not end them.
+    /// into them, whether or not its demote ever arrives; with the `swift`
+    /// plan they are marked active at `epoch`, and the copier of an older
+    /// start order (the site failed away from, still copying with this
+    /// site's credentials) writes nothing more into them (a failure is
+    /// retried, never fails the promote). With the `rsync` plan, every
+    /// rsync still receiving a push into the group's directory here is
+    /// ended (a push the gate let in while this site was a standby: the
+    /// site failed away from, in the middle of a full pass): call this once
+    /// the promote's role is on disk, so the gate refuses the pusher's next
+    /// connection ([`crate::authority::Authority::promoting`]); said in the
+    /// outcome, with a warning when this agent may not end them.
     pub async fn promoted(&self, group: &str, epoch: u64) -> Option<String> {
         let g = self.groups.get(group)?;
         let stopped = self.stop_pulling(g).await;

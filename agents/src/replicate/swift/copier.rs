@@ -1,6 +1,8 @@
-//! The `swift` copier's rounds: list both clusters' placement containers,
-//! compare, copy the newer version, delete what vanished (under the
-//! mass-delete guard), and the worker task that runs rounds until stopped.
+//! The `swift` copier's rounds: read the destination's fence (`fence.rs`),
+//! list both clusters' placement containers, compare, read the fence
+//! again, copy the newer version, delete what vanished (under the
+//! mass-delete guard), and the worker task that runs rounds until stopped
+//! (or fenced: then for good).
 
 use super::*;
 
@@ -11,6 +13,12 @@ pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
     let mut failing = false;
     loop {
         let pause = match shared.round(&cancel, None).await {
+            Err(AgentError::Fenced(why)) => {
+                // A newer active site owns the destination: this order is
+                // stale, and no later round of it may write there.
+                warn!(destination = %cluster_label(&s.destination), "{why}");
+                return;
+            }
             Ok(done) => {
                 if failing {
                     info!(destination = %cluster_label(&s.destination), "swift replication recovered");
@@ -81,6 +89,25 @@ pub(super) fn now_us() -> u64 {
 }
 
 impl Shared {
+    /// [`AgentError::Fenced`] when one of the destination's containers
+    /// (`None`: missing) carries a fence this copier's order must respect
+    /// (`fence.rs`), remembered for [`Replicator::failing`].
+    fn check_fence(&self, heads: &ContainerHeads) -> Result<(), AgentError> {
+        let s = &self.settings;
+        let dest = cluster_label(&s.destination);
+        let why = heads
+            .iter()
+            .filter_map(|(c, own, d)| s.order.refusal(c, d.as_ref()?, own.as_ref(), &dest))
+            .next();
+        match why {
+            Some(why) => {
+                self.state.lock().unwrap().fenced = Some(why.clone());
+                Err(AgentError::Fenced(why))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// After a failed round (destination down): the source alone tells which
     /// changes are not confirmed yet (written after the last good round
     /// started, or unknown to the manifest before any), so the lag keeps
@@ -149,7 +176,11 @@ impl Shared {
         let s = &self.settings;
         let round_start_us = now_us();
         let work = async {
-            ensure_containers(&self.src, &self.dst, &s.containers).await?;
+            // The HEADs that tell which containers to create or update
+            // there also carry its fence: read before anything is written.
+            let heads = head_containers(&self.src, &self.dst, &s.containers).await?;
+            self.check_fence(&heads)?;
+            reconcile_containers(&self.src, &self.dst, heads).await?;
             let manifest = self.manifest()?;
             let (src, dst, refused) =
                 list_pair_refused(&self.src, &self.dst, &s.containers).await?;
@@ -165,6 +196,16 @@ impl Shared {
             r = work => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
+        // Listings and plan may have taken a while: a promote meanwhile
+        // stops the copies and deletes too (a HEAD per container and side).
+        let again = async {
+            let heads = head_containers(&self.src, &self.dst, &s.containers).await?;
+            self.check_fence(&heads)
+        };
+        tokio::select! {
+            r = again => r?,
+            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+        }
         // listed again (the listing caught up): said anew if it recurs
         self.state
             .lock()
@@ -312,6 +353,7 @@ impl Shared {
                 let mut st = self.state.lock().unwrap();
                 st.oldest_pending = None;
                 st.last_ok_start_us = Some(round_start_us);
+                st.fenced = None;
                 Ok(done)
             }
         }

@@ -9,7 +9,10 @@
 //!   SLO/DLO manifests and symlinks are recognised and written again.
 //! - This module: the `swift` plan, [`SwiftReplicator`]: a poll loop (every
 //!   `interval`) that copies a source cluster's placement containers to a
-//!   destination cluster.
+//!   destination cluster; `copier`: its rounds.
+//! - [`fence`]: the copier's fence: a promote marks its own cluster's
+//!   containers active at its epoch ([`ActiveFence`]), and a copier built
+//!   for an older start order writes nothing into a cluster so marked.
 //! - [`resync`]: [`SwiftResyncer`], the stale cluster brought to the active one.
 //! - [`container_sync`]: the `swift-container-sync` plan
 //!   ([`SwiftContainerSync`], Swift's own container sync, direction set by
@@ -36,10 +39,14 @@
 //! Rounds follow each other at once while they find work; `interval` is the
 //! pause after a round that found nothing.
 //!
+//! 0. the destination's containers are read (HEAD) and their fence checked
+//!    ([`fence`]): a promote there at this copier's epoch or a newer one
+//!    ends the round, and the copier, with nothing written;
 //! 1. every placement container exists on both clusters, with the source's
 //!    `X-Container-Meta-*`, `X-Container-Read` and `X-Container-Write` at the
 //!    destination (a container found only at the destination is created at
-//!    the source too: one namespace across sites);
+//!    the source too: one namespace across sites); never the fence, each
+//!    site's own;
 //! 2. both listings (paged); an object is copied when missing at the
 //!    destination, when its ETag differs and the source version is newer,
 //!    or when the source rewrote it since the last round (same ETag, new
@@ -51,7 +58,8 @@
 //!    missed a row), and a delete on its word alone would undo a write the
 //!    source acknowledged ([`copy::delete_if_gone`]; the failback's resync
 //!    asks the peer the same way);
-//! 4. copies (GET streamed into the PUT, with `Content-Type`,
+//! 4. the destination's fence is read again (a HEAD per container on each side), then
+//!    copies (GET streamed into the PUT, with `Content-Type`,
 //!    `X-Object-Meta-*`, `Content-Length` and the source's ETag) and deletes
 //!    run `concurrency` at a time, SLO manifests and symlinks after the plain
 //!    objects (their segments and targets first); the manifest is saved when
@@ -93,6 +101,7 @@ pub mod client;
 pub mod container_sync;
 mod copier;
 mod copy;
+pub mod fence;
 mod guard_state;
 mod large;
 pub mod names;
@@ -125,6 +134,7 @@ pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSetti
 pub use container_sync::{
     epoch_key, ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftContainerSync,
 };
+pub use fence::{ActiveFence, ActiveMark, CopierOrder, ACTIVE_HEADER};
 pub use resync::{SwiftResyncer, SwiftResyncerSettings};
 
 /// The metadata header carrying a copy's origin timestamp (lower case, as sent).
@@ -168,6 +178,9 @@ pub struct SwiftReplicatorSettings {
     pub retry_max: Duration,
     /// The mass-delete guard's limits (default [`DeleteGuard::default`]).
     pub guard: DeleteGuard,
+    /// The start order the copier runs for (default: no group or site,
+    /// epoch 0): a destination fenced at a newer epoch ([`fence`]) stops it.
+    pub order: CopierOrder,
 }
 
 impl SwiftReplicatorSettings {
@@ -188,7 +201,27 @@ impl SwiftReplicatorSettings {
             retry_min: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
             guard: DeleteGuard::default(),
+            order: CopierOrder::default(),
         }
+    }
+
+    /// The same settings for the start order of `group` at `epoch`, from
+    /// `site` to `peer`: the copier stops at a destination fenced by a
+    /// promote of that epoch or a newer one ([`fence`]).
+    pub fn order(
+        mut self,
+        group: impl Into<String>,
+        site: impl Into<String>,
+        peer: impl Into<String>,
+        epoch: u64,
+    ) -> Self {
+        self.order = CopierOrder {
+            group: group.into(),
+            site: site.into(),
+            peer: peer.into(),
+            epoch,
+        };
+        self
     }
 
     fn validate(&self) -> Result<(), AgentError> {
@@ -252,6 +285,23 @@ pub(crate) fn cluster_label(settings: &SwiftSettings) -> String {
     }
 }
 
+/// Both clusters' headers of each of `containers` (`None`: missing there).
+pub(crate) type ContainerHeads = Vec<(String, Option<ContainerInfo>, Option<ContainerInfo>)>;
+
+/// One HEAD of every container of `containers` on each cluster.
+pub(crate) async fn head_containers(
+    a: &SwiftClient,
+    b: &SwiftClient,
+    containers: &[String],
+) -> Result<ContainerHeads, AgentError> {
+    let mut out = Vec::with_capacity(containers.len());
+    for c in containers {
+        let (ha, hb) = tokio::try_join!(a.head_container(c), b.head_container(c))?;
+        out.push((c.clone(), ha, hb));
+    }
+    Ok(out)
+}
+
 /// Makes every container of `containers` exist on both clusters; `a`'s
 /// replicated headers (metadata, ACLs) win, a container only `b` holds is
 /// created at `a` with `b`'s headers.
@@ -260,8 +310,18 @@ pub(crate) async fn ensure_containers(
     b: &SwiftClient,
     containers: &[String],
 ) -> Result<(), AgentError> {
-    for c in containers {
-        let (ha, hb) = tokio::try_join!(a.head_container(c), b.head_container(c))?;
+    let heads = head_containers(a, b, containers).await?;
+    reconcile_containers(a, b, heads).await
+}
+
+/// [`ensure_containers`] from the HEADs already made ([`head_containers`]).
+pub(crate) async fn reconcile_containers(
+    a: &SwiftClient,
+    b: &SwiftClient,
+    heads: ContainerHeads,
+) -> Result<(), AgentError> {
+    for (c, ha, hb) in heads {
+        let c = c.as_str();
         match (ha, hb) {
             (None, None) => {
                 a.put_container(c, &BTreeMap::new()).await?;
@@ -442,6 +502,9 @@ struct State {
     unlisted: BTreeSet<String>,
     /// The mass-delete guard.
     guard: GuardState,
+    /// Why the copier stopped for good: a newer active site's fence at the
+    /// destination ([`fence`]); reported as [`Replicator::failing`].
+    fenced: Option<String>,
 }
 
 struct Shared {
@@ -580,6 +643,11 @@ impl Replicator for SwiftReplicator {
 
     fn guard(&self) -> Option<String> {
         self.shared.state.lock().unwrap().guard.held.clone()
+    }
+
+    /// Only the fence's refusal: the copier stopped ([`fence`]).
+    fn failing(&self) -> Option<String> {
+        self.shared.state.lock().unwrap().fenced.clone()
     }
 
     fn clear_guard(&self) -> bool {

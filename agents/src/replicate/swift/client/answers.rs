@@ -106,7 +106,9 @@ pub struct ContainerInfo {
 
 impl ContainerInfo {
     /// The headers replicated between sites: `x-container-meta-*`,
-    /// `x-container-read`, `x-container-write`.
+    /// `x-container-read`, `x-container-write`; never the `swift` plan's
+    /// fence ([`ACTIVE_HEADER`](crate::replicate::swift::fence::ACTIVE_HEADER)),
+    /// which is each site's own.
     pub fn replicated(&self) -> BTreeMap<String, String> {
         self.headers
             .iter()
@@ -124,6 +126,7 @@ fn is_replicated_container_header(name: &str) -> bool {
     name.starts_with("x-container-meta-")
         && !name.starts_with("x-container-meta-quota-")
         && !name.starts_with("x-container-meta-temp-url-")
+        && name != crate::replicate::swift::fence::ACTIVE_HEADER
         || name == "x-container-read"
         || name == "x-container-write"
 }
