@@ -245,6 +245,25 @@ pub async fn execute(
                 env.hold(&rb.group, rb.epoch, Duration::ZERO);
             }
             if rb.kind != RunbookKind::Failover {
+                // The failure is recorded before anything is undone: a
+                // resume (after a crash or a lost lease mid-rollback) must
+                // never carry the cut-over forward past a rollback that has
+                // already put users back on the old site (writes there
+                // would never reach the new one, and both would be active).
+                match crate::store::blocking(|| store.put_runbook(&rb)) {
+                    Ok(()) => {}
+                    Err(e @ crate::OrchestratorError::Deposed(_)) => {
+                        // Another orchestrator leads and resumes the failed
+                        // step from its record: nothing is undone here.
+                        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: the failed step is left to the new leader, no rollback from here");
+                        rb.status = RunbookStatus::Running;
+                        rb.finished_unix_ms = None;
+                        return rb;
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot record the failure before the rollback; rolling back from memory");
+                    }
+                }
                 rollback(&mut rb, env, policy).await;
             }
             final_record(&rb, store);

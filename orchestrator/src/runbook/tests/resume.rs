@@ -108,3 +108,109 @@ async fn resume_after_a_crash_in_every_failback_step() {
         crash_and_resume(RunbookKind::Failback, step).await;
     }
 }
+
+/// A store that dies (refuses every later write) once the world has been
+/// sent a promote of `site`: the rollback's promote back was ordered, and
+/// the process died before the runbook's end was written.
+struct DiesAfterPromoteOf<'a> {
+    inner: MemStore,
+    world: &'a World,
+    site: &'static str,
+}
+
+impl Store for DiesAfterPromoteOf<'_> {
+    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &crate::model::GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group_and_runbook(g, rb)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        let promoted_back = self
+            .world
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(s, c)| s == self.site && c.kind == CommandKind::Promote);
+        if promoted_back {
+            return Err(crate::OrchestratorError::store(
+                "write",
+                std::io::Error::other("process killed"),
+            ));
+        }
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// A failback whose promote fails is rolled back (the old active site is
+/// promoted again and users stay there); the orchestrator dies before the
+/// runbook's end is written. The store already says failed — written
+/// before anything was undone — so nothing resumes the cut-over past the
+/// rollback: no switch to the new site, whose data misses what users write
+/// at the old one from now on.
+#[tokio::test(start_paused = true)]
+async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
+    let w = world_on("b", 2);
+    w.replication.store(true, Ordering::Relaxed);
+    w.failing_promote.lock().unwrap().push("a".into());
+    let store = DiesAfterPromoteOf {
+        inner: MemStore::default(),
+        world: &w,
+        site: "b",
+    };
+    let rb0 = Runbook::new(
+        1,
+        "web",
+        RunbookKind::Failback,
+        "b",
+        "a",
+        3,
+        "detector",
+        1_000_000,
+        1_000_000,
+    );
+    let p = policy(Fencing::BestEffort, None);
+    let died = execute(rb0, &w, &store, &p).await;
+    assert_eq!(died.status, RunbookStatus::Failed);
+    assert_eq!(w.runs("b", CommandKind::Promote), 1, "rolled back");
+    // What a restarted orchestrator finds: a runbook it must not resume.
+    let persisted = store.inner.runbooks().unwrap().pop().unwrap();
+    assert_eq!(
+        persisted.status,
+        RunbookStatus::Failed,
+        "the failure was not recorded before the rollback: {persisted:#?}"
+    );
+    assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("b"));
+}
