@@ -384,9 +384,13 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
         Fencing::Required => env.agent_fresh(&rb.from),
         _ => env.agent_heard(&rb.from),
     };
+    let started = tokio::time::Instant::now();
     if reachable {
-        // Best effort: a site whose service died may still run its demote hooks.
+        // Best effort: a site whose service died may still run its demote
+        // hooks. With a fence command to fall back on, the demote has half
+        // the step at most: the command must have time to run within it.
         let wait = match policy.fencing {
+            Fencing::Required if policy.fence_command.is_some() => policy.step_timeout / 2,
             Fencing::Required => policy.step_timeout,
             _ => policy.step_timeout.min(Duration::from_secs(10)),
         };
@@ -412,7 +416,12 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
             site: &rb.from,
             target: &rb.to,
         };
-        match env.fence_command(argv, &order, policy.step_timeout).await {
+        // What is left of the step, less a margin for its record.
+        let left = policy
+            .step_timeout
+            .saturating_sub(started.elapsed())
+            .saturating_sub(policy.step_timeout / 20);
+        match env.fence_command(argv, &order, left).await {
             Ok(d) => {
                 fenced = true;
                 notes.push(format!("fence command: {d}"));

@@ -91,6 +91,31 @@ async fn required_fencing_stops_the_runbook_before_any_switch() {
     }
 }
 
+/// Required fencing with a fence command: an agent that is fresh but never
+/// answers its demote (hooks hung) leaves the fence command time to run
+/// within the step — the demote waits half of it at most. Before, the wait
+/// took the whole step and the step timed out before the command ran.
+#[tokio::test(start_paused = true)]
+async fn a_demote_that_never_answers_leaves_the_fence_command_its_turn() {
+    let w = world_on("a", 1);
+    *w.demote_takes.lock().unwrap() = Some(Duration::from_secs(3600));
+    let rb = execute(
+        failover_rb(),
+        &w,
+        &MemStore::default(),
+        &policy(Fencing::Required, Some(vec!["true".into()])),
+    )
+    .await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    let fence = &rb.steps[1];
+    assert!(
+        fence.detail.contains("fence command: exit 0"),
+        "{}",
+        fence.detail
+    );
+    assert_eq!(w.fenced.lock().unwrap().len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hold_is_ordered_before_the_old_site_is_touched_and_withdrawn_when_no_switch_comes() {
     // Failover: before the fence (the first command), for the steps up to the switch.

@@ -41,6 +41,9 @@ pub(super) struct World {
     pub(super) lost_at: Mutex<Option<tokio::time::Instant>>,
     /// How long a resync takes (300 ms when unset).
     pub(super) resync_takes: Mutex<Option<Duration>>,
+    /// How long a demote's hooks take (an agent that never answers: longer
+    /// than any wait); its outcome comes only within the caller's timeout.
+    pub(super) demote_takes: Mutex<Option<Duration>>,
     /// Resyncs and final passes answer as an agent older than
     /// `kept_in_place` (they do not say what they left in place).
     pub(super) old_agent: AtomicBool,
@@ -101,8 +104,14 @@ impl RunbookEnv for World {
         }
         let takes = match cmd.kind {
             CommandKind::Resync => *self.resync_takes.lock().unwrap(),
+            CommandKind::Demote => *self.demote_takes.lock().unwrap(),
             _ => None,
         };
+        if let Some(t) = takes.filter(|t| *t > timeout) {
+            let _ = t;
+            tokio::time::sleep(timeout).await;
+            return Err(format!("no outcome from {site} within {timeout:?}"));
+        }
         // Hooks and passes take time.
         tokio::time::sleep(takes.unwrap_or(Duration::from_millis(300))).await;
         *self
@@ -221,8 +230,15 @@ impl RunbookEnv for World {
         &self,
         argv: &[String],
         order: &FenceOrder<'_>,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> Result<String, String> {
+        // A real command takes a moment, and is killed at its timeout.
+        let takes = Duration::from_millis(100);
+        if timeout < takes {
+            tokio::time::sleep(timeout).await;
+            return Err(format!("timed out after {timeout:?}"));
+        }
+        tokio::time::sleep(takes).await;
         self.fenced.lock().unwrap().push((
             order.site.to_string(),
             order.target.to_string(),
