@@ -163,6 +163,32 @@ impl Shared {
         Ok(id)
     }
 
+    /// Before a resumed runbook acts: wait until both its sites' agents
+    /// have reported to this process, for one `agent_timeout` at most. An
+    /// orchestrator that has just started has heard nobody yet, and a step
+    /// that asks whether an agent is fresh (required fencing, a demote) would
+    /// otherwise judge a live agent silent. A new leader on etcd has heard
+    /// them all along: no wait. False when the licence ended meanwhile.
+    async fn sites_heard(&self, rb: &Runbook, term: &CancellationToken) -> bool {
+        let deadline = Instant::now() + self.cfg.detection.agent_timeout;
+        loop {
+            let heard = {
+                let st = self.lock();
+                let now = Instant::now();
+                [&rb.from, &rb.to]
+                    .iter()
+                    .all(|s| st.detector.agent_heard(&st.evidence, s, now))
+            };
+            if heard || Instant::now() >= deadline {
+                return true;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                _ = term.cancelled() => return false,
+            }
+        }
+    }
+
     /// Run `rb` as a task under the licence to act: losing the licence (or
     /// shutdown) cancels it mid-step and leaves it `running` in the store,
     /// for whoever holds the licence next to resume.
@@ -185,6 +211,9 @@ impl Shared {
                 {
                     return;
                 }
+            }
+            if durable.is_none() && !me.sites_heard(&rb, &term).await {
+                return;
             }
             let Some(policy) = me.policy(&rb.group) else {
                 warn!(group = %rb.group, runbook = rb.id, "runbook of a group that is no longer configured: left in the store");

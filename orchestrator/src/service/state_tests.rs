@@ -585,3 +585,54 @@ async fn a_mirror_read_from_before_the_take_over_does_not_undo_it() {
         "the mirror read from before the take-over put an older state back"
     );
 }
+
+/// A runbook resumed at start (local store) waits for its sites' first
+/// reports before it acts: under required fencing, a failover resumed at
+/// its fence step demotes the old site whose agent reports a moment after
+/// the start, instead of judging it silent (no report heard yet) and
+/// failing at once.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_runbook_waits_for_the_first_reports() {
+    use super::fresh_checks_tests::report;
+    use crate::store::Store;
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "").replace(
+        "step_timeout = \"5s\"",
+        "step_timeout = \"5s\"\nfencing = \"required\"",
+    );
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).expect("config");
+    let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
+    let store = Arc::new(MemStore::default());
+    let rb = Runbook::new(1, "web", RunbookKind::Failover, "a", "b", 2, "test", 0, 0);
+    store
+        .put_group_and_runbook(
+            &GroupState {
+                epoch: 2,
+                phase: Phase::Running,
+                runbook: Some(1),
+                ..fresh
+            },
+            &rb,
+        )
+        .unwrap();
+    let (s, _fake) = super::harness::start_from(&text, &dir, store).expect("start");
+    s.resume();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.accept_report(report("a", 1, vec![]));
+    s.accept_report(report("b", 1, vec![]));
+    let mut demote = false;
+    for seq in 2..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let answer = s.accept_report(report("a", seq, vec![]));
+        demote |= answer
+            .commands
+            .iter()
+            .any(|c| c.kind == CommandKind::Demote);
+        if demote {
+            break;
+        }
+    }
+    let rb = s.lock().runbooks[&1].clone();
+    assert!(demote, "no demote ordered: {rb:#?}");
+    assert_ne!(rb.status, RunbookStatus::Failed, "{rb:#?}");
+}
