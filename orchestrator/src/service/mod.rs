@@ -138,7 +138,10 @@ pub(crate) struct Loaded {
 
 /// Read groups, runbooks and event ids from `store`: groups the config no
 /// longer has are left out, new ones start at their primary, and a stored
-/// active site the group no longer has moves to the primary at a new epoch.
+/// active site the group no longer has moves to the primary at a new epoch;
+/// a running runbook or a pending decision naming a site the group no
+/// longer has is not acted on (failed, withdrawn), nor a stored frontend
+/// it no longer has.
 pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, OrchestratorError> {
     let mut groups: BTreeMap<String, GroupState> = store
         .groups()?
@@ -192,6 +195,34 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             };
             changed = true;
         }
+        // Hybrid: the frontend DNS was last pointed at, no longer one of the
+        // group's (the detector never tracks it, so DNS would never move off
+        // it): forgotten; reconciliation points DNS at a served one.
+        if let Some(fe) = entry.frontend.clone() {
+            if !g
+                .frontend
+                .as_ref()
+                .is_some_and(|f| f.get_ref().is_served_by(&fe))
+            {
+                warn!(group = %name, frontend = %fe, "stored frontend is no longer one of the group's; forgotten");
+                entry.frontend = None;
+                changed = true;
+            }
+        }
+        // A decision waiting for approval to a site the group no longer
+        // has cannot be approved: withdrawn.
+        if entry
+            .pending
+            .as_ref()
+            .is_some_and(|p| !sites.contains(&p.to))
+        {
+            warn!(group = %name, "a pending decision names a site no longer in the group; withdrawn");
+            entry.pending = None;
+            if entry.phase == Phase::PendingApproval {
+                entry.phase = Phase::Steady;
+            }
+            changed = true;
+        }
         if changed {
             to_write.push(entry.clone());
         }
@@ -212,13 +243,22 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         }
     }
     // A group running a runbook the store does not hold (or one of another
-    // group) would stay `running` for ever, refusing every move: it is
-    // failed instead, so the operator decides.
+    // group, or one between sites the group no longer has: resumed, it
+    // would fence one and fail at the promote) would stay `running` for
+    // ever, refusing every move: it is failed instead, so the operator
+    // decides.
     for g in groups.values_mut() {
+        let sites = cfg
+            .groups
+            .get(&g.name)
+            .map(|c| c.site_names())
+            .unwrap_or_default();
         let usable = g
             .runbook
             .and_then(|id| runbooks.get(&id))
-            .is_some_and(|rb| rb.group == g.name);
+            .is_some_and(|rb| {
+                rb.group == g.name && sites.contains(&rb.from) && sites.contains(&rb.to)
+            });
         if g.phase == Phase::Running && !usable {
             warn!(group = %g.name, runbook = ?g.runbook,
                   "the group is running a runbook the store does not hold for it: marked failed, the operator decides");

@@ -636,3 +636,53 @@ async fn a_resumed_runbook_waits_for_the_first_reports() {
     assert!(demote, "no demote ordered: {rb:#?}");
     assert_ne!(rb.status, RunbookStatus::Failed, "{rb:#?}");
 }
+
+/// A store written under another config: a running failover to a site the
+/// group no longer has is not resumed (it would fence a, then fail at the
+/// promote): the group is failed, for the operator; a pending decision to
+/// such a site is withdrawn; a stored frontend the group no longer has
+/// is forgotten (nothing would ever move DNS off it).
+#[tokio::test]
+async fn a_store_of_another_config_is_not_acted_on_blindly() {
+    use crate::store::Store;
+    let dir = test_dir(true, 5);
+    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
+        .expect("config");
+    let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
+
+    let store = MemStore::default();
+    let rb = Runbook::new(1, "web", RunbookKind::Failover, "a", "c", 2, "test", 0, 0);
+    store
+        .put_group_and_runbook(
+            &GroupState {
+                epoch: 2,
+                phase: Phase::Running,
+                runbook: Some(1),
+                frontend: Some("gone".into()),
+                ..fresh.clone()
+            },
+            &rb,
+        )
+        .unwrap();
+    let loaded = load_state(&cfg, &store).unwrap();
+    let g = &loaded.groups["web"];
+    assert_eq!((g.phase, g.runbook), (Phase::Failed, None), "{g:#?}");
+    assert_eq!(g.frontend, None);
+    assert!(loaded.to_write.iter().any(|w| w.name == "web"));
+
+    let store = MemStore::default();
+    store
+        .put_group(&GroupState {
+            phase: Phase::PendingApproval,
+            pending: Some(Pending {
+                kind: RunbookKind::Failover,
+                to: "c".into(),
+                reason: "automatic = false".into(),
+                since_unix_ms: 0,
+            }),
+            ..fresh
+        })
+        .unwrap();
+    let g = load_state(&cfg, &store).unwrap().groups["web"].clone();
+    assert_eq!((g.phase, g.pending), (Phase::Steady, None));
+}
