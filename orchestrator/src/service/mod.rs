@@ -54,6 +54,8 @@ mod admit;
 mod authority;
 mod cadence;
 mod decide;
+#[cfg(test)]
+mod decision_tests;
 mod detect;
 mod divergent;
 mod entry;
@@ -87,6 +89,8 @@ mod silence_tests;
 #[cfg(test)]
 mod state_tests;
 mod stops;
+#[cfg(test)]
+mod store_fault_tests;
 #[cfg(test)]
 mod tests;
 mod views;

@@ -471,71 +471,6 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
     assert_eq!(web.provider_stops, vec![stored, own]);
 }
 
-/// A store whose next `groups()` read, once armed, takes its snapshot and
-/// then waits until released: a follower's mirror read caught in flight.
-#[derive(Default)]
-struct SlowRead {
-    inner: MemStore,
-    armed: std::sync::atomic::AtomicBool,
-    entered: std::sync::atomic::AtomicBool,
-    released: (Mutex<bool>, std::sync::Condvar),
-}
-
-impl SlowRead {
-    fn release(&self) {
-        *self.released.0.lock().unwrap() = true;
-        self.released.1.notify_all();
-    }
-}
-
-impl crate::store::Store for SlowRead {
-    fn groups(&self) -> Result<Vec<GroupState>, crate::OrchestratorError> {
-        let snapshot = self.inner.groups();
-        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            self.entered
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            let mut go = self.released.0.lock().unwrap();
-            while !*go {
-                go = self.released.1.wait(go).unwrap();
-            }
-        }
-        snapshot
-    }
-    fn put_group(&self, g: &GroupState) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_group(g)
-    }
-    fn put_group_and_runbook(
-        &self,
-        g: &GroupState,
-        rb: &Runbook,
-    ) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_group_and_runbook(g, rb)
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_runbook(rb)
-    }
-    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
-        self.inner.runbooks()
-    }
-    fn put_event(&self, e: &Event) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_event(e)
-    }
-    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, crate::OrchestratorError> {
-        self.inner.events(after, limit)
-    }
-    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
-        self.inner.last_event_id()
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before: u64,
-        max: usize,
-    ) -> Result<usize, crate::OrchestratorError> {
-        self.inner.prune_events(keep, before, max)
-    }
-}
-
 /// A follower's mirror read that began before its take-over (it saw epoch
 /// 1) and ends after it (the take-over loaded the deposed leader's last
 /// write, epoch 2) is not applied: not while the node leads, and not once
@@ -548,7 +483,7 @@ async fn a_mirror_read_from_before_the_take_over_does_not_undo_it() {
     use crate::etcd::leader::{Leadership, Role};
     let dir = super::harness::test_dir(true, 5);
     let text = super::harness::config_text(&dir, true, 5, "");
-    let store = Arc::new(SlowRead::default());
+    let store = Arc::new(super::store_fault_tests::FaultyStore::default());
     let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
     let mut g = load_state(&cfg, store.as_ref()).unwrap().groups["web"].clone();
     g.epoch = 1;

@@ -1,0 +1,377 @@
+//! What the live service decides above the detector, on paused time:
+//! manual mode, the failover budget, lag and approval, switchovers, and
+//! pending decisions taken as they stand when approved.
+use super::harness::*;
+use super::*;
+use crate::store::MemStore;
+
+#[tokio::test(start_paused = true)]
+async fn manual_mode_turns_a_confirmed_disaster_into_a_pending_decision() {
+    let (s, fake, _dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    for _ in 0..10 {
+        round(&s, false).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::PendingApproval);
+    assert_eq!(g.active, "a");
+    let p = g.pending.expect("pending decision");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    assert!(p.reason.contains("automatic = false"), "{}", p.reason);
+    assert!(
+        s.lock().runbooks.is_empty(),
+        "nothing moves without the operator"
+    );
+    assert!(
+        s.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::PendingApproval && !e.evidence.is_empty()),
+        "the pending decision carries its evidence"
+    );
+    // The operator approves: the failover runs.
+    s.operator_approve("web", "operator").expect("approve");
+    rounds_until(&s, false, 40, "failover after approval", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    assert_eq!(*fake.route.lock().unwrap(), (Some("b".into()), 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failover_budget_stops_automatic_moves_until_approved() {
+    let (s, fake, _dir) = setup(true, 1);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    // Move 1: automatic failover.
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    assert_eq!(group(&s).moves_unix_ms.len(), 1);
+    // a recovers: a failback would be move 2, over the budget of 1.
+    rounds_until(&s, true, 60, "pending failback", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    let g = group(&s);
+    assert_eq!(g.active, "b");
+    let p = g.pending.expect("pending");
+    assert_eq!(p.kind, RunbookKind::Failback);
+    assert!(p.reason.contains("budget exhausted"), "{}", p.reason);
+    for _ in 0..20 {
+        round(&s, true).await;
+    }
+    assert_eq!(group(&s).phase, Phase::PendingApproval, "still waiting");
+    assert_eq!(s.lock().runbooks.len(), 1);
+    // An approval that cannot start the runbook (no epoch left) is refused
+    // and changes nothing: no `approved` event, the budget window kept.
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let (epoch, approved_before) = (group(&s).epoch, approvals(&s));
+    s.lock().groups.get_mut("web").unwrap().epoch = u64::MAX;
+    let refused = s.operator_approve("web", "operator").unwrap_err();
+    assert!(refused.to_string().contains("no later epoch"), "{refused}");
+    s.lock().groups.get_mut("web").unwrap().epoch = epoch;
+    let g = group(&s);
+    assert_eq!(
+        (g.phase, g.moves_unix_ms.len()),
+        (Phase::PendingApproval, 1)
+    );
+    assert_eq!(
+        approvals(&s),
+        approved_before,
+        "a refused approval recorded"
+    );
+    s.operator_approve("web", "operator").expect("approve");
+    rounds_until(&s, true, 40, "failback after approval", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    assert_eq!(*fake.route.lock().unwrap(), (Some("a".into()), 3));
+    assert!(
+        s.operator_approve("web", "operator").is_err(),
+        "nothing left to approve"
+    );
+}
+
+/// A switchover to a site that answers again but is not judged recovered
+/// yet is refused (it would be failed straight back away from).
+#[tokio::test(start_paused = true)]
+async fn a_switchover_waits_for_the_target_to_be_recovered() {
+    let (s, _fake, _dir) = setup(true, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "automatic failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    // a serves again: healthy rounds, but not rise + hold_down of them yet.
+    round(&s, true).await;
+    round(&s, true).await;
+    match s.operator_switchover("web", "a", "operator") {
+        Err(OrchestratorError::Conflict(m)) => {
+            assert!(m.contains("still confirmed down"), "{m}")
+        }
+        other => panic!("a switchover to a site still down: {other:?}"),
+    }
+    assert_eq!(s.lock().runbooks.len(), 1, "nothing started");
+}
+
+/// A lag the agent reports is its word (a `command` plan's script prints
+/// it): `u64::MAX` saturates the RPO instead of wrapping it to the report's
+/// age (or panicking in a debug build), in status and in /metrics, and a
+/// failover to that standby waits for approval.
+#[tokio::test(start_paused = true)]
+async fn an_absurd_lag_saturates_the_rpo_and_holds_the_failover() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "")
+        + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    for _ in 0..4 {
+        round_lag(&s, true, true, Some(u64::MAX)).await;
+    }
+    let rpo = {
+        let st = s.lock();
+        s.rpo_ms(&st, "web", s.clock.now_ms())
+    };
+    assert_eq!(rpo, Some(u64::MAX));
+    let view = s.group_view("web").expect("view");
+    let shown = view.replication.expect("replication view").rpo_ms;
+    assert_eq!(shown, Some(u64::MAX));
+    let metrics = s.metrics_text(false);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("warden_rpo_seconds{"))
+        .unwrap_or_else(|| panic!("no rpo gauge in {metrics}"));
+    let value: f64 = line.rsplit(' ').next().unwrap().parse().expect(line);
+    assert!(value > 1e15, "{line}");
+    for _ in 0..12 {
+        round_lag(&s, false, true, Some(u64::MAX)).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
+}
+
+/// `max_lag_on_failover`: an automatic failover to a standby that was too far
+/// behind (or whose lag is unknown) waits for approval, the lag in the reason;
+/// a standby within it is failed over to at once.
+#[tokio::test(start_paused = true)]
+async fn a_lagging_standby_is_not_promoted_without_approval() {
+    for (lag, held) in [
+        (Some(90_000), Some("1m 30s behind")),
+        (None, Some("unknown")),
+        (Some(2_000), None),
+    ] {
+        let dir = test_dir(true, 5);
+        let text = config_text(&dir, true, 5, "")
+            + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
+        let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+        for _ in 0..4 {
+            round_lag(&s, true, true, lag).await;
+        }
+        // a's service dies; its agent still says how far behind b is.
+        for _ in 0..12 {
+            round_lag(&s, false, true, lag).await;
+        }
+        let g = group(&s);
+        match held {
+            Some(why) => {
+                assert_eq!(g.phase, Phase::PendingApproval, "lag {lag:?}: {g:#?}");
+                let p = g.pending.expect("pending");
+                assert!(
+                    p.reason.contains(why) && p.reason.contains("max_lag_on_failover"),
+                    "{}",
+                    p.reason
+                );
+                assert_eq!(fake.route.lock().unwrap().0, None, "nobody moved");
+                s.operator_approve("web", "operator").expect("approve");
+                rounds_until(&s, false, 40, "failover after approval", |g| {
+                    g.phase == Phase::Steady && g.active == "b"
+                })
+                .await;
+            }
+            None => {
+                rounds_until(&s, false, 40, "automatic failover", |g| {
+                    g.phase == Phase::Steady && g.active == "b"
+                })
+                .await;
+            }
+        }
+        assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+        // the failover records the writes at risk it was decided with: the
+        // lag a last reported plus that report's age; nothing when unknown
+        let rb = s
+            .runbooks(Some("web"))
+            .into_iter()
+            .find(|r| r.kind == RunbookKind::Failover)
+            .expect("the failover");
+        let metrics = s.metrics().encode();
+        let rto = rb.rto_ms.expect("an RTO") as f64 / 1000.0;
+        assert!(
+            metrics.contains(&format!(
+                "warden_group_last_rto_seconds{{group=\"web\",kind=\"failover\"}} {rto}"
+            )),
+            "{metrics}"
+        );
+        match lag {
+            Some(l) => {
+                let rpo = rb.rpo_ms.expect("an RPO");
+                assert!((l..l + 5_000).contains(&rpo), "lag {l}, RPO {rpo}");
+                let shown = format!(
+                    "warden_group_last_failover_rpo_seconds{{group=\"web\"}} {}",
+                    rpo as f64 / 1000.0
+                );
+                assert!(metrics.contains(&shown), "{shown} in {metrics}");
+            }
+            None => {
+                assert_eq!(rb.rpo_ms, None);
+                assert!(!metrics.contains("warden_group_last_failover_rpo_seconds{"));
+            }
+        }
+    }
+}
+
+/// A planned switchover away from the primary stays put with automatic
+/// failback: the primary did not fail, so there is nothing to recover
+/// from. `warden failback` brings the group back and ends it.
+#[tokio::test(start_paused = true)]
+async fn a_switchover_is_not_undone_by_automatic_failback() {
+    let (s, _fake, _dir) = setup(true, 5);
+    for _ in 0..8 {
+        round(&s, true).await;
+    }
+    s.operator_switchover("web", "b", "operator")
+        .expect("switchover to a healthy standby");
+    rounds_until(&s, true, 40, "the switchover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    assert!(group(&s).switched_over);
+    // Far beyond rise + hold_down (3 rounds, 2 s) of a healthy primary.
+    for _ in 0..40 {
+        round(&s, true).await;
+    }
+    let g = group(&s);
+    assert_eq!(g.active, "b", "the operator's placement is kept");
+    assert_eq!(s.lock().runbooks.len(), 1, "no automatic failback started");
+    s.operator_failback("web", "operator")
+        .expect("an operator's failback");
+    rounds_until(&s, true, 60, "the failback", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    assert!(!group(&s).switched_over, "back on the primary");
+}
+
+/// A pending failback is void once the site users are on is confirmed
+/// down (it would resync from it): it is withdrawn, a failover to the
+/// healthy site is decided instead (pending here: the budget is used up),
+/// and approving it moves users.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failback_gives_way_to_a_failover_when_the_active_site_dies() {
+    let (s, _fake, _dir) = setup(true, 1);
+    fail_over_to_b(&s).await;
+    rounds_until(&s, true, 60, "pending failback", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    assert_eq!(group(&s).pending.unwrap().kind, RunbookKind::Failback);
+    // b dies while the failback waits for approval.
+    sites_until(
+        &s,
+        (true, false),
+        &answer_all,
+        40,
+        "the pending failback replaced by a failover",
+        |g| {
+            g.pending
+                .as_ref()
+                .is_some_and(|p| p.kind == RunbookKind::Failover)
+        },
+    )
+    .await;
+    let p = group(&s).pending.unwrap();
+    assert_eq!(p.to, "a");
+    assert!(s
+        .lock()
+        .recent
+        .iter()
+        .any(|e| e.kind == EventKind::PendingApproval
+            && e.message.contains("withdrawn: b is confirmed down")));
+    s.operator_approve("web", "operator")
+        .expect("approve the failover");
+    sites_until(
+        &s,
+        (true, false),
+        &answer_all,
+        40,
+        "failed over to a",
+        |g| g.phase == Phase::Steady && g.active == "a",
+    )
+    .await;
+}
+
+/// An approval is of the decision as it stands now: a pending failover to
+/// b is refused once b is confirmed down (starting it would fence a and
+/// then fail), and nothing is recorded.
+#[tokio::test(start_paused = true)]
+async fn approving_a_failover_to_a_site_now_down_is_refused() {
+    let (s, _fake, _dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "pending failover", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    assert_eq!(group(&s).pending.unwrap().to, "b");
+    // Now b dies too (a stays down: the failover stays pending).
+    sites_rounds(&s, 12, (false, false), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("b"));
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let before = approvals(&s);
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("confirmed down now"), "{e}");
+    assert!(s.lock().runbooks.is_empty(), "nothing started");
+    assert_eq!(approvals(&s), before, "a refused approval recorded");
+}
+
+/// A failback the operator asked for but that cannot start (no later
+/// epoch) changes nothing: a stopped automatic failback stays stopped.
+#[tokio::test(start_paused = true)]
+async fn a_refused_failback_keeps_the_automatic_failback_stopped() {
+    let (s, _fake, _dir) = setup(true, 5);
+    fail_over_to_b(&s).await;
+    let blocked = Some("the same failure twice".to_string());
+    s.lock().groups.get_mut("web").unwrap().failback_blocked = blocked.clone();
+    // a recovers; the automatic failback stays stopped.
+    for _ in 0..12 {
+        round(&s, true).await;
+    }
+    assert!(!s.lock().detector.confirmed_down("a"));
+    assert_eq!(group(&s).active, "b");
+    s.lock().groups.get_mut("web").unwrap().epoch = u64::MAX;
+    let e = s.operator_failback("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("no later epoch"), "{e}");
+    assert_eq!(
+        group(&s).failback_blocked,
+        blocked,
+        "a refused failback unblocked it"
+    );
+}

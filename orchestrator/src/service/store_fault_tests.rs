@@ -1,0 +1,298 @@
+//! The live service when its store fails: a full disk, a store that must
+//! not act unwritten, writes refused as a deposed leader's, bounded events,
+//! and epochs told to agents only once stored. [`FaultyStore`] is the
+//! store these and other tests break on purpose.
+use super::harness::*;
+use super::*;
+use crate::store::MemStore;
+
+/// A store broken on purpose: writes fail while `full` is set (a full
+/// disk) or are refused as a deposed leader's while `deposed` is; once
+/// `armed`, the next `groups()` read takes its snapshot and then waits
+/// until [`FaultyStore::release`] (a read caught in flight).
+#[derive(Default)]
+pub(super) struct FaultyStore {
+    pub(super) inner: MemStore,
+    pub(super) full: std::sync::atomic::AtomicBool,
+    /// Acts when it cannot write, as the local file store does.
+    pub(super) volatile: bool,
+    /// Writes are refused as etcd refuses a deposed leader's.
+    pub(super) deposed: std::sync::atomic::AtomicBool,
+    pub(super) armed: std::sync::atomic::AtomicBool,
+    /// The armed read has its snapshot and waits.
+    pub(super) entered: std::sync::atomic::AtomicBool,
+    released: (Mutex<bool>, std::sync::Condvar),
+}
+
+impl FaultyStore {
+    /// Lets the armed read return its (older) snapshot.
+    pub(super) fn release(&self) {
+        *self.released.0.lock().unwrap() = true;
+        self.released.1.notify_all();
+    }
+
+    fn check(&self) -> Result<(), crate::OrchestratorError> {
+        if self.deposed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::OrchestratorError::Deposed(
+                "group state refused by etcd: the leader key is no longer this node's".into(),
+            ));
+        }
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(crate::OrchestratorError::store(
+                "write",
+                std::io::Error::other("No space left on device (os error 28)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl crate::store::Store for FaultyStore {
+    fn may_act_unwritten(&self) -> bool {
+        self.volatile
+    }
+    fn groups(&self) -> Result<Vec<GroupState>, crate::OrchestratorError> {
+        let snapshot = self.inner.groups();
+        if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.entered
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut go = self.released.0.lock().unwrap();
+            while !*go {
+                go = self.released.1.wait(go).unwrap();
+            }
+        }
+        snapshot
+    }
+    fn put_group(&self, g: &GroupState) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_group_and_runbook(g, rb)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &Event) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.put_event(e)
+    }
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.check()?;
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// A write the store refuses because another orchestrator leads ends this
+/// node's licence at once (not a third of a lease later, when the election
+/// loop reads the key): nothing more is ordered from here.
+#[tokio::test]
+async fn a_write_refused_as_deposed_revokes_the_licence_at_once() {
+    let store = Arc::new(FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(false, 1, "", store.clone());
+    assert!(s.licence.is_held());
+    store
+        .deposed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    s.operator_maintenance("web", true, "operator")
+        .expect("maintenance");
+    for _ in 0..500 {
+        if !s.licence.is_held() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        !s.licence.is_held(),
+        "the licence is still held 5 s after a refused write"
+    );
+    assert!(s.commands_for("a").is_empty() && s.commands_for("b").is_empty());
+}
+
+#[tokio::test]
+async fn events_are_kept_by_count_and_a_failing_store_is_an_alert() {
+    let store = Arc::new(FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(false, 1, "events_keep = 100", store.clone());
+    let stop = CancellationToken::new();
+    tokio::spawn(s.clone().write_events(stop.clone()));
+    for i in 0..300 {
+        s.event(
+            EventKind::Maintenance,
+            Some("web"),
+            None,
+            format!("e{i}"),
+            vec![],
+            None,
+        );
+        if i % 50 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let newest = s.lock().next_event - 1;
+    let mut kept = Vec::new();
+    for _ in 0..100 {
+        kept = store.inner.events(0, 10_000).unwrap();
+        if kept.last().map(|e| e.id) == Some(newest) && kept.len() <= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(kept.len(), 100, "the newest 100 are kept");
+    assert_eq!(kept.last().map(|e| e.id), Some(newest));
+    assert!(s.alerts("web").is_empty(), "{:?}", s.alerts("web"));
+
+    // The disk fills: an alert on the group, saying what and where.
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.event(
+        EventKind::Maintenance,
+        Some("web"),
+        None,
+        "one more".into(),
+        vec![],
+        None,
+    );
+    let mut alerts = Vec::new();
+    for _ in 0..100 {
+        alerts = s.alerts("web");
+        if !alerts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("cannot write events") && a.contains("No space left")),
+        "{alerts:?}"
+    );
+    // Space again: the alert ends with the next write.
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.event(
+        EventKind::Maintenance,
+        Some("web"),
+        None,
+        "and one more".into(),
+        vec![],
+        None,
+    );
+    for _ in 0..100 {
+        if s.alerts("web").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(s.alerts("web").is_empty(), "{:?}", s.alerts("web"));
+    stop.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_disk_is_an_alert_and_the_failover_still_routes_users() {
+    let store = Arc::new(FaultyStore {
+        volatile: true,
+        ..FaultyStore::default()
+    });
+    let (s, fake, _dir) = setup_with(true, 5, "", store.clone());
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut moved = false;
+    for _ in 0..60 {
+        round_inner(&s, false, false).await;
+        let g = group(&s);
+        if g.phase == Phase::Steady && g.active == "b" {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "failover despite the full disk: {:#?}", group(&s));
+    assert_eq!(
+        *fake.route.lock().unwrap(),
+        (Some("b".into()), 2),
+        "users routed to b"
+    );
+    let alerts = s.alerts("web");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("cannot write group state") && a.contains("No space left")),
+        "{alerts:?}"
+    );
+    assert!(
+        s.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::Alert && e.message.contains("from memory")),
+        "the event says the runbook ran from memory"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_must_not_act_unwritten_holds_the_failover() {
+    // As with etcd: an unwritable store is no licence to act.
+    let store = Arc::new(FaultyStore::default());
+    let (s, fake, _dir) = setup_with(true, 5, "", store.clone());
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..40 {
+        round_inner(&s, false, false).await;
+    }
+    // The disaster was confirmed and decided; the runbook waits for the
+    // decision to be written, and routes nothing.
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::Running, "a decision was made: {g:#?}");
+    assert_eq!(fake.route.lock().unwrap().0, None, "nothing routed");
+}
+
+/// An epoch is told to agents only once the store holds it: a failover
+/// whose decision the store cannot write yet (etcd without quorum, a full
+/// disk) moves the group to the next epoch in memory, but reports are
+/// answered with the stored one — an agent that raised its floor to an
+/// epoch then lost with a step-down would be ahead of every leader, and
+/// every move would wait for `warden adopt-epoch`. Once written, it is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epoch_is_told_to_agents_only_once_it_is_stored() {
+    let store = Arc::new(FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(false, 1, "", store.clone());
+    let before = s.lock().groups["web"].epoch;
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.operator_failover("web", "b", "operator")
+        .expect("failover");
+    assert_eq!(
+        s.lock().groups["web"].epoch,
+        before + 1,
+        "decided in memory"
+    );
+    let answer = s.accept_report(super::fresh_checks_tests::report("a", 1, vec![]));
+    assert_eq!(
+        answer.epochs.get("web"),
+        Some(&before),
+        "an epoch the store does not hold was told"
+    );
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.writer_settled().await;
+    let answer = s.accept_report(super::fresh_checks_tests::report("a", 2, vec![]));
+    assert_eq!(answer.epochs.get("web"), Some(&(before + 1)));
+}
