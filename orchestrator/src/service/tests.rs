@@ -3,7 +3,6 @@
 //! tokens shared between roles, and what /metrics shows.
 use super::harness::*;
 use super::*;
-use crate::store::MemStore;
 
 #[tokio::test(start_paused = true)]
 async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise() {
