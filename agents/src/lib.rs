@@ -32,6 +32,10 @@ pub mod replicate;
 pub mod settings;
 /// The agent's replication role per group (in `replicate/`, next to the plans it drives).
 pub use replicate::replication;
+/// The one-group config the integration tests start from, for unit tests too.
+#[cfg(test)]
+#[path = "../tests/support/web.rs"]
+mod test_web;
 pub mod wire;
 
 pub use agent::{run, AgentSettings, PeerEndpoints};

@@ -218,62 +218,36 @@ async fn retry(
 mod tests {
     use super::*;
 
+    const SECRET: &str = "WARDEN_CSYNC_UNIT_SECRET";
+
     /// Site a of group `web` with `plan` (a's Swift at a port nothing listens on).
     fn replication(plan: &str) -> Replication {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        std::env::set_var("WARDEN_CSYNC_UNIT_SECRET", "csync-unit-secret");
-        let text = format!(
-            r#"
-[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/tmp/warden-csync-unit"
-operator_token = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-[sites.a]
-agent_token = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-[sites.b]
-agent_token = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-[groups.web.replication]
-plan = "{plan}"
-containers = ["c1"]
-realm = "realm1"
-sync_key = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-[groups.web.replication.sites.a]
-auth_url = "http://127.0.0.1:1/auth/v1.0"
-user = "test:tester"
-key = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-cluster = "clustera"
-[groups.web.replication.sites.b]
-auth_url = "http://127.0.0.1:1/auth/v1.0"
-user = "test:tester"
-key = {{ env = "WARDEN_CSYNC_UNIT_SECRET" }}
-cluster = "clusterb"
-"#
-        );
-        let text = if plan == "none" {
-            let cut = text.find("[groups.web.replication]").unwrap();
+        std::env::set_var(SECRET, "csync-unit-secret");
+        // The plan's table: the keys every Swift plan has, then its own.
+        let site = |name: &str, cluster: &str| {
             format!(
-                "{}[groups.web.replication]\nplan = \"none\"\n",
-                &text[..cut]
+                "[groups.web.replication.sites.{name}]\n\
+                 auth_url = \"http://127.0.0.1:1/auth/v1.0\"\n\
+                 user = \"test:tester\"\n\
+                 key = {{ env = \"{SECRET}\" }}\n{cluster}"
             )
-        } else if plan == "swift" {
-            text.replace("realm = \"realm1\"\n", "")
-                .replace("sync_key = { env = \"WARDEN_CSYNC_UNIT_SECRET\" }\n", "")
-                .replace("cluster = \"clustera\"\n", "")
-                .replace("cluster = \"clusterb\"\n", "")
-        } else {
-            text
         };
+        let table = match plan {
+            "none" => "plan = \"none\"\n".to_string(),
+            "swift" => format!(
+                "plan = \"swift\"\ncontainers = [\"c1\"]\n{}{}",
+                site("a", ""),
+                site("b", "")
+            ),
+            _ => format!(
+                "plan = \"{plan}\"\ncontainers = [\"c1\"]\nrealm = \"realm1\"\n\
+                 sync_key = {{ env = \"{SECRET}\" }}\n{}{}",
+                site("a", "cluster = \"clustera\"\n"),
+                site("b", "cluster = \"clusterb\"\n")
+            ),
+        };
+        let text = crate::test_web::config_text(SECRET, "/tmp/warden-csync-unit", &table);
         let config = warden_config::parse(&text, std::path::Path::new("csync-unit.conf")).unwrap();
         Replication::from_config(&config, "a").unwrap()
     }
