@@ -438,19 +438,7 @@ async fn execute(
         };
         if let Err(refusal) = shared.authority.admit(&cmd) {
             warn!(command = %cmd.id, "{refusal}");
-            finish(
-                &shared,
-                &cmd,
-                CommandOutcome {
-                    id: cmd.id.clone(),
-                    ok: false,
-                    detail: refusal,
-                    hooks: Vec::new(),
-                    checks: None,
-                    journal: None,
-                    kept_in_place: None,
-                },
-            );
+            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, refusal));
             continue;
         }
         if is_replication(cmd.kind) {
@@ -473,19 +461,7 @@ async fn execute(
         // refuses pushes into this site.
         if let Err(e) = shared.authority.promoting(&cmd) {
             warn!(command = %cmd.id, "{e}");
-            finish(
-                &shared,
-                &cmd,
-                CommandOutcome {
-                    id: cmd.id.clone(),
-                    ok: false,
-                    detail: e,
-                    hooks: Vec::new(),
-                    checks: None,
-                    journal: None,
-                    kept_in_place: None,
-                },
-            );
+            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
             continue;
         }
         // A pull into this site (a resync of a failback given up) stops,
@@ -579,15 +555,7 @@ async fn run_command(
         | CommandKind::Journal => {
             return match &settings.replication {
                 Some(r) => r.run_checked(cmd, token, admit).await,
-                None => CommandOutcome {
-                    id: cmd.id.clone(),
-                    ok: false,
-                    detail: NO_REPLICATION.into(),
-                    checks: None,
-                    journal: None,
-                    hooks: Vec::new(),
-                    kept_in_place: None,
-                },
+                None => CommandOutcome::failed(&cmd.id, NO_REPLICATION),
             };
         }
     };

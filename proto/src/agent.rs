@@ -375,6 +375,22 @@ pub struct CommandOutcome {
     pub kept_in_place: Option<u64>,
 }
 
+impl CommandOutcome {
+    /// A command that did not run (refused, or nothing here can run it):
+    /// no hooks, no checks, `detail` says why.
+    pub fn failed(id: &str, detail: impl Into<String>) -> CommandOutcome {
+        CommandOutcome {
+            id: id.to_string(),
+            ok: false,
+            detail: detail.into(),
+            hooks: Vec::new(),
+            checks: None,
+            journal: None,
+            kept_in_place: None,
+        }
+    }
+}
+
 /// One hook run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HookOutcome {
