@@ -73,53 +73,41 @@ impl Shared {
                     .collect()
             };
             if g.phase == Phase::PendingApproval {
-                if let Some(p) = &g.pending {
-                    if p.kind == RunbookKind::Failover && !active_track.confirmed_down {
-                        let rows = evidence(st);
-                        let mut ng = g.clone();
-                        ng.pending = None;
-                        ng.phase = Phase::Steady;
-                        self.put_group_locked(st, ng);
-                        self.event_locked(
-                            st,
-                            EventKind::PendingApproval,
-                            Some(&name),
-                            Some(&g.active),
-                            format!(
-                                "pending failover withdrawn: {} is no longer confirmed down",
-                                g.active
-                            ),
-                            rows,
-                            None,
-                        );
-                    } else if p.kind != RunbookKind::Failover && active_track.confirmed_down {
-                        // A failback or switchover waiting for approval is
-                        // void once the site users are on is confirmed down
-                        // (it would resync from it): withdrawn, and the
-                        // failover is decided below like for any group.
-                        let rows = evidence(st);
-                        let mut ng = g.clone();
-                        ng.pending = None;
-                        ng.phase = Phase::Steady;
-                        self.put_group_locked(st, ng.clone());
-                        self.event_locked(
-                            st,
-                            EventKind::PendingApproval,
-                            Some(&name),
-                            Some(&g.active),
-                            format!(
-                                "pending {} → {} withdrawn: {} is confirmed down; deciding a failover instead",
-                                runbook::kind_str(p.kind),
-                                p.to,
-                                g.active
-                            ),
-                            rows,
-                            None,
-                        );
-                        g = ng;
+                // A pending failover is void once the active site is no
+                // longer confirmed down; a pending failback or switchover
+                // once it is (it would resync from it): withdrawn, and then
+                // the failover is decided below like for any group.
+                let void = g.pending.as_ref().and_then(|p| {
+                    let failover = p.kind == RunbookKind::Failover;
+                    match (failover, active_track.confirmed_down) {
+                        (true, false) => Some(format!(
+                            "pending failover withdrawn: {} is no longer confirmed down",
+                            g.active
+                        )),
+                        (false, true) => Some(format!(
+                            "pending {} → {} withdrawn: {} is confirmed down; deciding a failover instead",
+                            runbook::kind_str(p.kind),
+                            p.to,
+                            g.active
+                        )),
+                        _ => None,
                     }
-                }
-                if g.phase == Phase::PendingApproval {
+                });
+                let Some(why) = void else { continue };
+                let rows = evidence(st);
+                g.pending = None;
+                g.phase = Phase::Steady;
+                self.put_group_locked(st, g.clone());
+                self.event_locked(
+                    st,
+                    EventKind::PendingApproval,
+                    Some(&name),
+                    Some(&g.active),
+                    why,
+                    rows,
+                    None,
+                );
+                if !active_track.confirmed_down {
                     continue;
                 }
             }
