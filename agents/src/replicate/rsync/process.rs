@@ -262,25 +262,11 @@ async fn stop(group: &mut GroupKill, child: &mut tokio::process::Child) {
 /// Whether any process of group `pgid` still runs (zombies, ended and
 /// waiting to be reaped, do not count), from `/proc`.
 fn group_running(pgid: u32) -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    use super::receivers::{pids, stat};
+    let Ok(pgid) = i32::try_from(pgid) else {
         return false;
     };
-    dir.flatten().any(|e| {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            return false;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return false;
-        };
-        // `PID (COMM) STATE PPID PGRP …`; COMM may hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            return false;
-        };
-        let mut f = rest.split_whitespace();
-        let state = f.next();
-        let group = f.nth(1).and_then(|g| g.parse::<u32>().ok());
-        group == Some(pgid) && state != Some("Z")
-    })
+    pids().any(|pid| stat(pid).is_some_and(|st| st.pgrp == pgid && st.state != 'Z'))
 }
 
 /// `SOURCE/`: the trailing slash makes rsync mirror the contents.

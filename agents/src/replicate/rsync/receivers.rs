@@ -62,16 +62,25 @@ pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// One process, from `/proc/PID/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Stat {
-    comm: String,
-    state: char,
-    ppid: i32,
-    pgrp: i32,
+pub(super) struct Stat {
+    pub(super) comm: String,
+    pub(super) state: char,
+    pub(super) ppid: i32,
+    pub(super) pgrp: i32,
     /// Clock ticks after boot: with the pid, who it is (a pid is reused).
     start: u64,
 }
 
-fn stat(pid: i32) -> Option<Stat> {
+/// Every process id in `/proc` (none when it cannot be read).
+pub(super) fn pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+}
+
+pub(super) fn stat(pid: i32) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
@@ -166,13 +175,7 @@ struct Scan {
 fn scan(dir: &Path) -> Scan {
     let me = std::process::id() as i32;
     let mut out = Scan::default();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
+    for pid in pids() {
         if pid == me {
             continue;
         }
