@@ -2,7 +2,6 @@
 //! runs once more at most, hooks and switches exactly once.
 use super::*;
 use crate::store::Store;
-use std::sync::atomic::AtomicBool;
 
 async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
     let (from, to, epoch0) = match kind {
@@ -24,9 +23,8 @@ async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
         1_000_000,
     );
     let store = CrashStore {
-        inner: MemStore::default(),
         crash_in: Some(crash_in),
-        crashed: AtomicBool::new(false),
+        ..CrashStore::default()
     };
     let p = policy(Fencing::BestEffort, None);
     let died = execute(rb0, &w, &store, &p).await;
@@ -109,71 +107,6 @@ async fn resume_after_a_crash_in_every_failback_step() {
     }
 }
 
-/// A store that dies (refuses every later write) once the world has been
-/// sent a promote of `site`: the rollback's promote back was ordered, and
-/// the process died before the runbook's end was written.
-struct DiesAfterPromoteOf<'a> {
-    inner: MemStore,
-    world: &'a World,
-    site: &'static str,
-}
-
-impl Store for DiesAfterPromoteOf<'_> {
-    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
-        self.inner.groups()
-    }
-    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_group(g)
-    }
-    fn put_group_and_runbook(
-        &self,
-        g: &crate::model::GroupState,
-        rb: &Runbook,
-    ) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_group_and_runbook(g, rb)
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
-        let promoted_back = self
-            .world
-            .sent
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(s, c)| s == self.site && c.kind == CommandKind::Promote);
-        if promoted_back {
-            return Err(crate::OrchestratorError::store(
-                "write",
-                std::io::Error::other("process killed"),
-            ));
-        }
-        self.inner.put_runbook(rb)
-    }
-    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
-        self.inner.runbooks()
-    }
-    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_event(e)
-    }
-    fn events(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
-        self.inner.events(after, limit)
-    }
-    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
-        self.inner.last_event_id()
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before: u64,
-        max: usize,
-    ) -> Result<usize, crate::OrchestratorError> {
-        self.inner.prune_events(keep, before, max)
-    }
-}
-
 /// A failback whose promote fails is rolled back (the old active site is
 /// promoted again and users stay there); the orchestrator dies before the
 /// runbook's end is written. The store already says failed — written
@@ -182,13 +115,20 @@ impl Store for DiesAfterPromoteOf<'_> {
 /// at the old one from now on.
 #[tokio::test(start_paused = true)]
 async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
-    let w = world_on("b", 2);
+    let w = std::sync::Arc::new(world_on("b", 2));
     w.replication.store(true, Ordering::Relaxed);
     w.failing_promote.lock().unwrap().push("a".into());
-    let store = DiesAfterPromoteOf {
-        inner: MemStore::default(),
-        world: &w,
-        site: "b",
+    // The process dies once the rollback's promote of b was ordered.
+    let seen = w.clone();
+    let store = CrashStore {
+        dies_when: Some(Box::new(move || {
+            seen.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(s, c)| s == "b" && c.kind == CommandKind::Promote)
+        })),
+        ..CrashStore::default()
     };
     let rb0 = Runbook::new(
         1,
@@ -202,7 +142,7 @@ async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
         1_000_000,
     );
     let p = policy(Fencing::BestEffort, None);
-    let died = execute(rb0, &w, &store, &p).await;
+    let died = execute(rb0, &*w, &store, &p).await;
     assert_eq!(died.status, RunbookStatus::Failed);
     assert_eq!(w.runs("b", CommandKind::Promote), 1, "rolled back");
     // What a restarted orchestrator finds: a runbook it must not resume.

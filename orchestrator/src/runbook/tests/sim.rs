@@ -276,11 +276,15 @@ impl RunbookEnv for World {
 }
 
 /// A store that "crashes" (refuses every later write) right after the
-/// given step was persisted as running: the process died mid-step.
+/// given step was persisted as running, or once `dies_when` says so (it
+/// is asked at every write): the process died.
+#[derive(Default)]
 pub(super) struct CrashStore {
     pub(super) inner: MemStore,
     pub(super) crash_in: Option<StepName>,
     pub(super) crashed: AtomicBool,
+    #[allow(clippy::type_complexity)]
+    pub(super) dies_when: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl Store for CrashStore {
@@ -298,6 +302,9 @@ impl Store for CrashStore {
         self.inner.put_group_and_runbook(g, rb)
     }
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+        if self.dies_when.as_ref().is_some_and(|dies| dies()) {
+            self.crashed.store(true, Ordering::SeqCst);
+        }
         if self.crashed.load(Ordering::SeqCst) {
             return Err(OrchestratorError::store(
                 "write",
