@@ -257,6 +257,14 @@ pub struct Runbook {
     /// failover decision follows.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preempted: bool,
+    /// The switch failed after it may have reached part of the routing
+    /// layer (some frontends took the route, or the layer could not be
+    /// read to tell), or a failover's switch failed after its promote:
+    /// `to` is where users are or go, so it stays the active site (never
+    /// both sites promoted, never users on a site that was demoted) and
+    /// reconciliation completes the route.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolled_forward: bool,
 }
 
 impl Runbook {
@@ -303,6 +311,7 @@ impl Runbook {
             changed: None,
             replica: false,
             preempted: false,
+            rolled_forward: false,
         }
     }
 

@@ -26,12 +26,15 @@ impl Shared {
             return;
         };
         let mut ng = g;
-        // Users moved (a resync's switch routes the same site again).
+        // Users moved (a resync's switch routes the same site again), or
+        // may have begun to: a switch rolled forward leaves `to` active
+        // and reconciliation completes its route.
         let switched = rb.kind.moves_users()
-            && rb
-                .steps
-                .iter()
-                .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+            && (rb.rolled_forward
+                || rb
+                    .steps
+                    .iter()
+                    .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done));
         if switched {
             ng.active = rb.to.clone();
             let primary = self.cfg.groups.get(&rb.group).map(|c| c.primary());

@@ -1,6 +1,7 @@
 //! Authority and stored state: an epoch too near the largest is not
-//! adopted, a site that forgot its demote is demoted again, and a damaged
-//! store is read without going back on what it decided.
+//! adopted, a site that forgot its demote is demoted again, a damaged
+//! store is read without going back on what it decided, and a failover
+//! whose switch failed is completed toward the site it promoted.
 use super::harness::{check, config_text, group, round, rounds_until, setup, start_from, test_dir};
 use super::*;
 use crate::store::MemStore;
@@ -620,4 +621,36 @@ async fn a_store_of_another_config_is_not_acted_on_blindly() {
         .unwrap();
     let g = load_state(&cfg, &store).unwrap().groups["web"].clone();
     assert_eq!((g.phase, g.pending), (Phase::Steady, None));
+}
+
+/// A failover whose switch cannot reach the routing layer (every write
+/// refused for the whole step) after b was promoted: the group is failed
+/// for the operator, but b — promoted, a fenced — stays the active site,
+/// and once the layer answers again reconciliation routes users to b.
+/// Before, the group kept a as its active site and reconciliation routed
+/// the layer to a, the site that was lost, fencing it against b at the
+/// failover's epoch.
+#[tokio::test(start_paused = true)]
+async fn a_failover_whose_switch_failed_is_completed_toward_the_new_site() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (s, fake, _dir) = setup(true, 3);
+    for _ in 0..8 {
+        round(&s, true).await;
+    }
+    let before = group(&s).epoch;
+    fake.refuse_writes.store(true, SeqCst);
+    rounds_until(&s, false, 80, "the failover failed", |g| {
+        g.phase == Phase::Failed
+    })
+    .await;
+    let g = group(&s);
+    assert_eq!(g.active, "b", "{g:#?}");
+    assert!(g.epoch > before);
+    fake.refuse_writes.store(false, SeqCst);
+    s.reconcile_once().await;
+    assert_eq!(
+        *fake.route.lock().unwrap(),
+        (Some("b".to_string()), g.epoch),
+        "users routed to the site the failover promoted"
+    );
 }

@@ -2,8 +2,9 @@
 //! paused time, one file per subject: a failover's steps, fencing and holds
 //! (`failover`), the promote and its checks (`promote`), resuming after a
 //! crash in every step (`resume`), the failback's journal and replicas
-//! (`handover`), and moves given up or stopped before users move
-//! (`given_up`).
+//! (`handover`), moves given up or stopped before users move
+//! (`given_up`), and what a failed cut-over undoes or carries forward
+//! (`rollback`).
 use super::*;
 use crate::store::MemStore;
 use std::sync::atomic::Ordering;
@@ -14,9 +15,10 @@ mod given_up;
 mod handover;
 mod promote;
 mod resume;
+mod rollback;
 mod sim;
 
-use sim::{CrashStore, World};
+use sim::{CrashStore, SwitchFault, World};
 
 fn policy(fencing: Fencing, fence_command: Option<Vec<String>>) -> Policy {
     Policy {

@@ -50,6 +50,19 @@ pub(super) struct World {
     /// Every fence command run: the site it was told to fence, the target
     /// and the epoch.
     pub(super) fenced: Mutex<Vec<(String, String, u64)>>,
+    /// How every switch (`activate`) fails, when it does.
+    pub(super) switch_fault: Mutex<Option<SwitchFault>>,
+}
+
+/// A switch that fails, and what the routing layer shows afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SwitchFault {
+    /// No element took the route; every one can be read.
+    Nowhere,
+    /// One frontend took the route, another timed out (and cannot be read).
+    Partly,
+    /// No element took the route, and the layer cannot be read either.
+    Unreadable,
 }
 
 impl World {
@@ -194,7 +207,15 @@ impl RunbookEnv for World {
         route: &SiteRoute,
         epoch: u64,
     ) -> Result<(), StrategyError> {
+        let fault = *self.switch_fault.lock().unwrap();
         let mut r = self.route.lock().unwrap();
+        let unreachable = || StrategyError::Unreachable {
+            element: "fe2".into(),
+            reason: "request timed out".into(),
+        };
+        if matches!(fault, Some(SwitchFault::Nowhere | SwitchFault::Unreadable)) {
+            return Err(unreachable());
+        }
         if epoch < r.1 {
             return Err(StrategyError::StaleEpoch {
                 element: "fe1".into(),
@@ -213,15 +234,30 @@ impl RunbookEnv for World {
         }
         r.0 = Some(route.site.clone());
         r.1 = epoch;
-        Ok(())
+        match fault {
+            Some(SwitchFault::Partly) => Err(unreachable()),
+            _ => Ok(()),
+        }
     }
     async fn current(&self, _group: &str) -> Result<Observed, StrategyError> {
+        let fault = *self.switch_fault.lock().unwrap();
         let r = self.route.lock().unwrap();
-        Ok(Observed {
-            site: r.0.clone(),
-            epoch: r.1,
-            drift: vec![],
-        })
+        match fault {
+            Some(SwitchFault::Unreadable) => Err(StrategyError::Unreachable {
+                element: "fe1".into(),
+                reason: "request timed out".into(),
+            }),
+            Some(SwitchFault::Partly) => Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec!["fe2 unreachable: request timed out".into()],
+            }),
+            _ => Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec![],
+            }),
+        }
     }
     async fn probe_entry(&self, _group: &str, _site: &str) -> Result<String, String> {
         Ok("entry answers".into())

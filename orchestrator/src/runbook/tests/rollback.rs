@@ -1,0 +1,142 @@
+//! What a failed cut-over leaves: a switch that reached none of the
+//! routing layer is rolled back (the new site demoted, then the old one
+//! promoted again); one that may have reached part of it is carried
+//! forward (the new site stays active, the old one demoted), so users are
+//! never on two promoted sites or on a demoted one.
+use super::*;
+
+/// The failback b → a at epoch 3 whose switch fails as `fault` says.
+async fn failback_whose_switch_fails(fault: SwitchFault) -> (World, Runbook) {
+    let w = world_on("b", 2);
+    *w.switch_fault.lock().unwrap() = Some(fault);
+    let rb = failback(&w).await;
+    assert_eq!(rb.status, RunbookStatus::Failed, "{rb:#?}");
+    let switch = rb
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::Switch)
+        .unwrap();
+    assert_eq!(switch.status, StepStatus::Failed, "{rb:#?}");
+    (w, rb)
+}
+
+fn events_of(w: &World, kind: EventKind) -> Vec<String> {
+    w.events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// One frontend took the route to a, the other timed out: users behind
+/// the first write at a. Promoting b again would leave users on two
+/// sites (and a's writes at neither's peer): the runbook carries on
+/// instead — a stays promoted, b stays demoted, nothing is undone.
+#[tokio::test(start_paused = true)]
+async fn a_switch_that_reached_part_of_the_routing_layer_is_carried_forward() {
+    let (w, rb) = failback_whose_switch_fails(SwitchFault::Partly).await;
+    assert!(rb.rolled_forward, "{rb:#?}");
+    assert!(!rb.aborted, "{rb:#?}");
+    let sent = w.sent_kinds();
+    assert_eq!(
+        w.runs("b", CommandKind::Promote),
+        0,
+        "b promoted again: {sent:?}"
+    );
+    assert_eq!(w.runs("a", CommandKind::Demote), 0, "a demoted: {sent:?}");
+    assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("a"));
+    let alerts = events_of(&w, EventKind::Alert).join("\n");
+    assert!(
+        alerts.contains("not rolled back")
+            && alerts.contains("fe2 unreachable")
+            && alerts.contains("warden resync web"),
+        "{alerts}"
+    );
+    assert!(events_of(&w, EventKind::FailbackAborted).is_empty());
+}
+
+/// The switch failed and the routing layer cannot be read: nobody can
+/// tell whether users reach a already, so nothing is undone either.
+#[tokio::test(start_paused = true)]
+async fn a_switch_whose_reach_cannot_be_read_is_carried_forward() {
+    let (w, rb) = failback_whose_switch_fails(SwitchFault::Unreadable).await;
+    assert!(rb.rolled_forward && !rb.aborted, "{rb:#?}");
+    assert_eq!(w.runs("b", CommandKind::Promote), 0);
+    let alerts = events_of(&w, EventKind::Alert).join("\n");
+    assert!(alerts.contains("cannot be read"), "{alerts}");
+}
+
+/// Every frontend read, none at the runbook's epoch: the switch reached
+/// nobody. The rollback demotes a (promoted by the failback) before b is
+/// promoted again: never two sites promoted.
+#[tokio::test(start_paused = true)]
+async fn a_switch_that_reached_nobody_is_rolled_back_new_site_demoted_first() {
+    let (w, rb) = failback_whose_switch_fails(SwitchFault::Nowhere).await;
+    assert!(!rb.rolled_forward, "{rb:#?}");
+    assert!(rb.aborted, "{rb:#?}");
+    let sent = w.sent.lock().unwrap().clone();
+    let at = |site: &str, id: &str| {
+        sent.iter()
+            .position(|(s, c)| s == site && c.id == id)
+            .unwrap_or_else(|| panic!("no {id} to {site}: {sent:#?}"))
+    };
+    let demote = at("a", "web:3:demote_back");
+    let promote = at("b", "web:3:promote_back");
+    assert!(demote < promote, "{sent:#?}");
+    assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("b"));
+    let aborted = events_of(&w, EventKind::FailbackAborted).join("\n");
+    assert!(
+        aborted.contains("still routes to b at epoch 2") && aborted.contains("a demoted again"),
+        "{aborted}"
+    );
+}
+
+/// A failback whose new site's promote fails never reaches the switch:
+/// the new site (its hooks may have run) is demoted, then the old one
+/// promoted again.
+#[tokio::test(start_paused = true)]
+async fn a_failed_promote_is_rolled_back_with_the_new_site_demoted() {
+    let w = world_on("b", 2);
+    w.failing_promote.lock().unwrap().push("a".into());
+    let rb = failback(&w).await;
+    assert_eq!(rb.status, RunbookStatus::Failed);
+    assert!(rb.aborted && !rb.rolled_forward, "{rb:#?}");
+    let sent = w.sent_kinds();
+    let demote_a = sent
+        .iter()
+        .rposition(|(s, k)| s == "a" && *k == CommandKind::Demote);
+    let promote_b = sent
+        .iter()
+        .position(|(s, k)| s == "b" && *k == CommandKind::Promote);
+    assert!(
+        matches!((demote_a, promote_b), (Some(d), Some(p)) if d < p),
+        "{sent:?}"
+    );
+}
+
+/// A failover whose switch fails after b was promoted: b stays the
+/// active site (a is fenced or down), and the rest of the routing layer
+/// is routed to b by reconciliation, not back to a.
+#[tokio::test(start_paused = true)]
+async fn a_failover_whose_switch_fails_after_its_promote_is_carried_forward() {
+    let w = world_on("a", 1);
+    *w.switch_fault.lock().unwrap() = Some(SwitchFault::Partly);
+    let rb = failover(&w, policy(Fencing::BestEffort, None)).await;
+    assert_eq!(rb.status, RunbookStatus::Failed, "{rb:#?}");
+    assert!(rb.rolled_forward, "{rb:#?}");
+    let alerts = events_of(&w, EventKind::Alert).join("\n");
+    assert!(alerts.contains("b stays the active site"), "{alerts}");
+}
+
+/// A failover whose promote failed never switched: it is not carried
+/// forward (b is not known to be serving).
+#[tokio::test(start_paused = true)]
+async fn a_failover_whose_promote_failed_is_not_carried_forward() {
+    let w = world_on("a", 1);
+    w.failing_promote.lock().unwrap().push("b".into());
+    let rb = failover(&w, policy(Fencing::BestEffort, None)).await;
+    assert_eq!(rb.status, RunbookStatus::Failed, "{rb:#?}");
+    assert!(!rb.rolled_forward, "{rb:#?}");
+}
