@@ -38,6 +38,8 @@ pub(crate) struct Knobs {
     /// The frontend host runs a real HAProxy (driver "haproxy", runtime API
     /// on TCP) instead of `warden frontend`.
     pub haproxy: bool,
+    /// `[groups.web] step_timeout`.
+    pub step_timeout: &'static str,
 }
 
 impl Default for Knobs {
@@ -53,6 +55,7 @@ impl Default for Knobs {
             group_extra: String::new(),
             extra: String::new(),
             haproxy: false,
+            step_timeout: "30s",
         }
     }
 }
@@ -142,7 +145,7 @@ impl Deployment {
 sites = ["a", "b"]
 scheme = "frontend"
 failback = "{fb}"
-step_timeout = "30s"
+step_timeout = "{st}"
 {gx}
 [groups.web.frontend]
 {driver}
@@ -159,6 +162,7 @@ drain_timeout = "2s"
             site_a = site("a", &knobs.promote_a, &knobs.demote_a),
             site_b = site("b", &knobs.promote_b, &knobs.demote_b),
             fb = knobs.failback,
+            st = knobs.step_timeout,
             gx = knobs.group_extra,
             extra = knobs.extra,
         );

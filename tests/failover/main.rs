@@ -7,6 +7,7 @@ mod lab;
 
 mod abuse;
 mod chaos;
+mod cutover;
 mod dashboard;
 mod deploy;
 mod disk;
