@@ -4,8 +4,8 @@
 //! resynced and verified before users move), users left there for
 //! `--stay`, then a failback to the primary; each move waited for, and a
 //! report of what each took (RTO, steps, verify). It refuses to start on a
-//! group that is not steady on its primary, has alerts or a pending
-//! decision, or whose standby is not healthy; it stops at the first move
+//! group that is not steady on its primary, is in maintenance, has alerts
+//! or a pending decision, or whose standby is not healthy; it stops at the first move
 //! that fails and says where users are.
 
 use std::time::{Duration, Instant};
@@ -185,6 +185,11 @@ fn preflight(g: &GroupView, to: Option<&str>) -> anyhow::Result<String> {
         bail!(
             "{name} is {:?}: a drill starts only from a steady group",
             g.phase
+        );
+    }
+    if g.maintenance {
+        bail!(
+            "{name} is in maintenance: a drill moves its users twice; end it first (`warden maintenance {name} off`)"
         );
     }
     if g.pending.is_some() {

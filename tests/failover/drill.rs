@@ -76,6 +76,15 @@ fn a_drill_moves_users_to_the_standby_and_back() -> Result<()> {
     let g = d.group()?;
     assert_eq!(g["active"], "a");
 
+    // In maintenance: refused before anything moves.
+    d.cli_ok(&["maintenance", "web", "on"])?;
+    let o = d.operator().cli(&["drill", "web", "--stay", "1s"])?;
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("is in maintenance"), "{err}");
+    assert_eq!(d.runbooks()?.len(), 2, "nothing moved");
+    d.cli_ok(&["maintenance", "web", "off"])?;
+
     // The standby down: refused before anything moves.
     d.lab.kill("svc-b")?;
     d.wait_verdict("b", "down", secs(30))?;
