@@ -2213,6 +2213,11 @@ async fn swift_plans_against_two_real_clusters() {
     .await;
     run.run("copier_fence", copier_fence::copier_fence(&env))
         .await;
+    run.run(
+        "copier_fence_mid_round",
+        copier_fence::copier_fence_mid_round(&env),
+    )
+    .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))
         .await;
     run.run("token_renewal", token_renewal(&env)).await;

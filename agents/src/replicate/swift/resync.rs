@@ -469,6 +469,7 @@ impl Resyncer for SwiftResyncer {
             &peer_raw,
             s.concurrency,
             &cancel,
+            None,
             each,
         )
         .await?;
