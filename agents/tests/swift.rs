@@ -2211,6 +2211,11 @@ async fn swift_plans_against_two_real_clusters() {
         container_sync_fence::container_sync_fence(&env),
     )
     .await;
+    run.run(
+        "container_sync_stale_retry",
+        container_sync_fence::container_sync_stale_retry(&env),
+    )
+    .await;
     run.run("copier_fence", copier_fence::copier_fence(&env))
         .await;
     run.run(
