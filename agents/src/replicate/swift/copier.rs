@@ -250,12 +250,28 @@ impl Shared {
         let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
         let target = cluster_label(&s.destination);
         let checked_at = Instant::now();
-        let held = self.state.lock().unwrap().guard.check(
+        // A source that lists nothing at all (emptied, the wrong account
+        // or region, its containers lost) is held whatever the counts, as
+        // the rsync plan holds an empty source: a few objects are all of
+        // a small group.
+        let emptied = (deletes > 0 && src.is_empty()).then(|| {
+            format!(
+                "mass-delete guard: {} lists no object in any placement container while this round \
+                 would delete {deletes} of {} objects at {target}; nothing was copied or deleted. \
+                 Check the source (emptied, wrong account or region, containers lost?): replication \
+                 resumes by itself once its objects are back; run `warden clear GROUP` only if the \
+                 peer must really be emptied",
+                cluster_label(&s.source),
+                dst.len()
+            )
+        });
+        let held = self.state.lock().unwrap().guard.check_emptied(
             &s.guard,
             deletes,
             dst.len() as u64,
             &target,
             checked_at,
+            emptied,
         );
         let released = match held {
             Ok(released) => released,

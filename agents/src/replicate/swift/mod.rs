@@ -75,8 +75,10 @@
 //!
 //! **Mass-delete guard** ([`DeleteGuard`]): a round that would delete more
 //! than `max_delete_share` of the destination's objects *and* more than
-//! `max_delete_count` of them (an emptied or wrongly mounted source) stops
-//! before copying or deleting anything; [`Replicator::guard`] says why. The
+//! `max_delete_count` of them (an emptied or wrongly mounted source), or
+//! any deletion at all while the source lists no object in any placement
+//! container (emptied, the wrong account: a small group's few objects are
+//! below the counts), stops before copying or deleting anything; [`Replicator::guard`] says why. The
 //! deletions the rounds of the last [`DELETE_WINDOW`](super::guard::DELETE_WINDOW)
 //! carried count with a round's own (an emptying source is seen a few
 //! objects a round). The next round checks again (a restored source goes on by itself);
