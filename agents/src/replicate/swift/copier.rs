@@ -7,7 +7,7 @@
 use futures::future::BoxFuture;
 
 use super::*;
-use copy::Recheck;
+use copy::{Pace, Recheck};
 
 /// The poll loop: a round every `interval`, failures retried with backoff.
 pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
@@ -372,9 +372,11 @@ impl Shared {
             &self.dst,
             ops,
             &src,
-            s.concurrency,
-            cancel,
-            Some(&recheck),
+            Pace {
+                concurrency: s.concurrency,
+                cancel,
+                recheck: Some(&recheck),
+            },
             each,
         )
         .await;

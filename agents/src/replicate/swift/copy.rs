@@ -371,6 +371,14 @@ impl Gate<'_, '_> {
     }
 }
 
+/// How [`apply`] runs: ops at once, its cancel token, the check asked
+/// again while it runs (`None`: none).
+pub(crate) struct Pace<'r, 'a> {
+    pub concurrency: usize,
+    pub cancel: &'r CancellationToken,
+    pub recheck: Option<&'r Recheck<'a>>,
+}
+
 /// Carries `ops` from `from` to `to`, `concurrency` at a time: plain
 /// objects and deletes first, then SLO manifests and symlinks (by `from`'s
 /// `listing`: their segments and targets are usually copied in the same
@@ -383,11 +391,14 @@ pub(crate) async fn apply(
     to: &SwiftClient,
     ops: Vec<Op>,
     listing: &BTreeMap<String, ObjectEntry>,
-    concurrency: usize,
-    cancel: &CancellationToken,
-    recheck: Option<&Recheck<'_>>,
+    pace: Pace<'_, '_>,
     mut each: impl FnMut(String, Result<Done, AgentError>),
 ) -> Result<(), AgentError> {
+    let Pace {
+        concurrency,
+        cancel,
+        recheck,
+    } = pace;
     let gate = recheck.map(|recheck| Gate {
         recheck,
         state: tokio::sync::Mutex::new(GateState {

@@ -132,7 +132,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
-pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op};
+pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op, Pace};
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};

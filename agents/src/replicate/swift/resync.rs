@@ -40,7 +40,7 @@ use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings}
 use super::{
     apply, check_containers, cluster_label, copy_renamed, ensure_containers, list_pair,
     list_pair_refused, note_broken, note_refused, parse_version, quarantine_container, split_name,
-    version, Done, GuardState, Op,
+    version, Done, GuardState, Op, Pace,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -485,9 +485,11 @@ impl Resyncer for SwiftResyncer {
             &self.here,
             ops,
             &peer_raw,
-            s.concurrency,
-            &cancel,
-            None,
+            Pace {
+                concurrency: s.concurrency,
+                cancel: &cancel,
+                recheck: None,
+            },
             each,
         )
         .await?;
