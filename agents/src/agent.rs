@@ -102,7 +102,14 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         .build()
         .map_err(AgentError::Client)?;
 
-    let authority = Authority::open(&settings.state_dir, &settings.site, &settings.groups)?;
+    let authority = Arc::new(Authority::open(
+        &settings.state_dir,
+        &settings.site,
+        &settings.groups,
+    )?);
+    if let Some(r) = &settings.replication {
+        r.attach_authority(authority.clone());
+    }
     let (queue, queued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         authority,
@@ -201,8 +208,9 @@ struct Shared {
     settings: AgentSettings,
     /// The site's checks with their schedules (each report runs those due).
     checks: CheckSet,
-    /// Highest epochs, roles, may-push: checked before every command.
-    authority: Authority,
+    /// Highest epochs, roles, may-push: checked before every command, and
+    /// by a start's background work (shared with the replication).
+    authority: Arc<Authority>,
     /// Every orchestrator: reports go to all; commands come from the leader
     /// (the others answer with none and ack nothing).
     targets: Vec<Target>,

@@ -427,6 +427,33 @@ impl Authority {
         Ok(())
     }
 
+    /// Does an order of `group` at `epoch` that made this site push (a
+    /// start) still stand? `Err` says why not: this site is no longer
+    /// `active` in the group (demoted, or its role forgotten), or a newer
+    /// epoch is known (a promote elsewhere, seen in a command or in the
+    /// orchestrator's answer). A group this agent does not know: it stands
+    /// (nothing to judge by). Memory only.
+    pub fn still_active(&self, group: &str, epoch: u64) -> Result<(), String> {
+        let g = self.lock();
+        let Some(a) = g.get(group) else {
+            return Ok(());
+        };
+        if a.epoch > epoch {
+            return Err(format!(
+                "epoch {} of group {group} is known at site {}, newer than the order's epoch {epoch}",
+                a.epoch, self.site
+            ));
+        }
+        if a.role != Role::Active {
+            return Err(format!(
+                "site {} is no longer active in group {group} (its role is {})",
+                self.site,
+                a.role.as_str()
+            ));
+        }
+        Ok(())
+    }
+
     /// What the agent reports.
     pub fn wire(&self) -> Vec<AuthorityWire> {
         self.lock()
@@ -457,6 +484,27 @@ mod tests {
 
     fn cmd(epoch: u64, kind: CommandKind, site: &str) -> Command {
         Command::new("web", epoch, kind).to_site(site)
+    }
+
+    #[test]
+    fn a_start_stands_while_the_site_is_active_at_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let start = cmd(1, CommandKind::StartReplication, "a");
+        a.admit(&start).unwrap();
+        assert_eq!(a.still_active("web", 1), Ok(()));
+        assert_eq!(a.still_active("other", 1), Ok(()), "nothing to judge by");
+        // a newer epoch seen in the orchestrator's answer: superseded
+        a.observe(&[("web".to_string(), 2)].into());
+        let why = a.still_active("web", 1).unwrap_err();
+        assert!(why.contains("epoch 2 of group web is known"), "{why}");
+        assert_eq!(a.still_active("web", 2), Ok(()));
+        // demoted: no order of this site's stands
+        let demote = cmd(2, CommandKind::Demote, "a");
+        a.admit(&demote).unwrap();
+        a.record(&demote).unwrap();
+        let why = a.still_active("web", 2).unwrap_err();
+        assert!(why.contains("no longer active"), "{why}");
     }
 
     #[test]

@@ -551,6 +551,78 @@ async fn delete_guard(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A source that lists nothing while the destination holds objects the
+/// manifest says are in sync (every object deleted there, or the wrong
+/// account): the round is held whatever the counts — a small group's few
+/// objects are below them — until the operator clears it. The same for a
+/// resync pass whose peer lists nothing.
+async fn delete_guard_empty_source(env: &Env<'_>) -> Result<()> {
+    let (a, b) = (&env.a, &env.b);
+    let all = ["e0", "e1", "e2"];
+    let c = "guardempty";
+    a.put_container(c, &BTreeMap::new()).await?;
+    for o in all {
+        put(a, c, o, o).await?;
+    }
+    let repl = env.replicator(&[c], "guardempty.json");
+    repl.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await? == all);
+    for o in all {
+        a.delete_object(c, o).await?;
+    }
+    let r = repl.resync(CancellationToken::new(), None).await;
+    let Err(AgentError::DeleteGuard(msg)) = r else {
+        bail!(
+            "an emptied source's round was not held: {r:?}; at B now {:?}",
+            names(b, c).await?
+        );
+    };
+    ensure!(
+        msg.contains("lists no object in any placement container")
+            && msg.contains("would delete 3 of 3 objects")
+            && msg.contains("warden clear"),
+        "{msg}"
+    );
+    ensure!(names(b, c).await? == all, "nothing deleted at B while held");
+    ensure!(repl.clear_guard(), "a round was held");
+    repl.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await?.is_empty(), "the cleared round deletes");
+
+    // the resyncer: A (stale) from B, whose objects are all gone
+    let c = "guardemptypeer";
+    a.put_container(c, &BTreeMap::new()).await?;
+    for o in all {
+        put(a, c, o, o).await?;
+    }
+    env.replicator(&[c], "guardemptypeer.json")
+        .resync(CancellationToken::new(), None)
+        .await?;
+    for o in all {
+        b.delete_object(c, o).await?;
+    }
+    let res = env.resyncer(true, &[c], "guardemptypeer.json", DeleteGuard::default());
+    let r = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await;
+    let Err(AgentError::DeleteGuard(msg)) = r else {
+        bail!(
+            "a resync from an empty peer was not held: {r:?}; here now {:?}",
+            names(a, c).await?
+        );
+    };
+    ensure!(
+        msg.contains("the peer") && msg.contains("lists no object"),
+        "{msg}"
+    );
+    ensure!(names(a, c).await? == all, "nothing deleted at A while held");
+    ensure!(res.clear_guard());
+    let p = res
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await?;
+    ensure!(p.deleted == 3 && names(a, c).await?.is_empty(), "{p:?}");
+    Ok(())
+}
+
 /// A source emptied slowly, one object a round (a `swift delete` of a
 /// whole container runs for minutes): each round's one deletion is within
 /// the limits, but those of the last minute count together, so the round
@@ -2200,6 +2272,8 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("delete_guard", delete_guard(&env)).await;
     run.run("delete_guard_window", delete_guard_window(&env))
         .await;
+    run.run("delete_guard_empty_source", delete_guard_empty_source(&env))
+        .await;
     run.run(
         "delete_guard_refused_deletes",
         delete_guard_refused_deletes(&env),
@@ -2211,8 +2285,18 @@ async fn swift_plans_against_two_real_clusters() {
         container_sync_fence::container_sync_fence(&env),
     )
     .await;
+    run.run(
+        "container_sync_stale_retry",
+        container_sync_fence::container_sync_stale_retry(&env),
+    )
+    .await;
     run.run("copier_fence", copier_fence::copier_fence(&env))
         .await;
+    run.run(
+        "copier_fence_mid_round",
+        copier_fence::copier_fence_mid_round(&env),
+    )
+    .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))
         .await;
     run.run("token_renewal", token_renewal(&env)).await;

@@ -31,6 +31,7 @@ pub mod swift;
 pub(crate) mod task;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,6 +52,31 @@ pub use swift::{
     ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftClient, SwiftContainerSync,
     SwiftReplicator, SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings,
 };
+
+/// Whether the order a replicator was built for still stands at this
+/// site (the agent's authority: this site still active in the group, no
+/// newer epoch known); `Err` says why not. Asked by work that outlives its
+/// command, before it acts on the peer (a container-sync start retried in
+/// the background). Cheap: memory only.
+#[derive(Clone)]
+pub struct OrderCheck(Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+impl OrderCheck {
+    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Self {
+        OrderCheck(Arc::new(check))
+    }
+
+    /// `Err(why)` once the order no longer stands.
+    pub fn stands(&self) -> Result<(), String> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for OrderCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OrderCheck")
+    }
+}
 
 /// How far a full pass has got (sent on the progress channel while it runs).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

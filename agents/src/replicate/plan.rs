@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::guard::{DeleteGuard, GuardHold};
 use super::swift::ActiveFence;
+use super::OrderCheck;
 use super::{
     CommandLine, CommandPlan, CommandSettings, ContainerSyncSettings, ContainerSyncSite,
     DivergentPolicy, NoReplication, PassReport, Replicator, ResyncProgress, Resyncer,
@@ -219,6 +220,7 @@ fn container_sync(
     here: &str,
     peer: &str,
     epoch: u64,
+    order_stands: Option<OrderCheck>,
 ) -> Result<SwiftContainerSync, AgentError> {
     let realm = r.realm.clone().ok_or_else(|| AgentError::InvalidSetting {
         key: format!("groups.{group}.replication.realm"),
@@ -242,6 +244,7 @@ fn container_sync(
     )
     .at_epoch(group, epoch);
     s.poll = r.interval;
+    s.order_stands = order_stands;
     SwiftContainerSync::new(s)
 }
 
@@ -335,6 +338,20 @@ pub fn replicator_held(
     epoch: u64,
     hold: &GuardHold,
 ) -> Result<Arc<dyn Replicator>, AgentError> {
+    replicator_checked(config, group, site, peer, epoch, hold, None)
+}
+
+/// [`replicator_held`], asking `order_stands` (the agent's authority for
+/// this start) before work that outlives the start acts on the peer.
+pub fn replicator_checked(
+    config: &Config,
+    group: &str,
+    site: &str,
+    peer: &str,
+    epoch: u64,
+    hold: &GuardHold,
+    order_stands: Option<OrderCheck>,
+) -> Result<Arc<dyn Replicator>, AgentError> {
     let r = repl(config, group)?;
     match r.plan {
         ReplicationPlan::Rsync => {
@@ -355,9 +372,14 @@ pub fn replicator_held(
             let s = s.order(group, site, peer, epoch);
             Ok(Arc::new(SwiftReplicator::new(s)?))
         }
-        ReplicationPlan::SwiftContainerSync => {
-            Ok(Arc::new(container_sync(r, group, site, peer, epoch)?))
-        }
+        ReplicationPlan::SwiftContainerSync => Ok(Arc::new(container_sync(
+            r,
+            group,
+            site,
+            peer,
+            epoch,
+            order_stands,
+        )?)),
         ReplicationPlan::None => Ok(Arc::new(NoReplication)),
         ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
     }

@@ -50,10 +50,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use warden_config::{Config, Divergent, ReplicationConfig, ReplicationPlan};
 
+use crate::authority::Authority;
 use crate::replicate::guard::GuardHold;
 use crate::replicate::journal::ChangeJournal;
 use crate::replicate::{
-    plan, DivergentItem, DivergentPolicy, PassReport, Replicator, ResyncProgress, Resyncer,
+    plan, DivergentItem, DivergentPolicy, OrderCheck, PassReport, Replicator, ResyncProgress,
+    Resyncer,
 };
 use crate::wire::{
     Command, CommandKind, CommandOutcome, DivergentWire, JournalMark, JournalReport,
@@ -131,6 +133,10 @@ pub struct Replication {
     site: String,
     config: Config,
     groups: BTreeMap<String, GroupRepl>,
+    /// The agent's authority, once attached: asked by a start's work that
+    /// outlives it (a container-sync start retried in the background)
+    /// before each attempt, so an order superseded meanwhile acts no more.
+    authority: std::sync::OnceLock<Arc<Authority>>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -206,7 +212,24 @@ impl Replication {
             site: site.to_string(),
             config: config.clone(),
             groups,
+            authority: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The agent's authority (once; a second is ignored): from now on a
+    /// start's background work asks it whether the start still stands
+    /// ([`Authority::still_active`]).
+    pub fn attach_authority(&self, authority: Arc<Authority>) {
+        let _ = self.authority.set(authority);
+    }
+
+    /// The check a start of `group` at `epoch` hands its replicator.
+    fn order_check(&self, group: &str, epoch: u64) -> Option<OrderCheck> {
+        let authority = self.authority.get()?.clone();
+        let group = group.to_string();
+        Some(OrderCheck::new(move || {
+            authority.still_active(&group, epoch)
+        }))
     }
 
     /// Carries out one replication command; never panics, always an outcome.
@@ -427,13 +450,14 @@ impl Replication {
         } else {
             self.stop_role(g).await;
         }
-        let replicator = plan::replicator_held(
+        let replicator = plan::replicator_checked(
             &self.config,
             &cmd.group,
             &self.site,
             &peer,
             cmd.epoch,
             &g.hold,
+            self.order_check(&cmd.group, cmd.epoch),
         )
         .map_err(|e| e.to_string())?;
         // Lives as long as the replicator; a stop cancels it (the initial pass too).

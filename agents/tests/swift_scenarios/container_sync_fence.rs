@@ -216,3 +216,91 @@ pub(crate) async fn container_sync_fence(env: &Env<'_>) -> Result<()> {
     at_b.shutdown().await;
     Ok(())
 }
+
+/// A start whose first setting of the headers is still retried (the peer's
+/// Swift down) when the site is failed away from: once the agent knows a
+/// newer epoch (the orchestrator's answer says it; no demote arrived), the
+/// retry gives up, saying why, and never keys the peer with the old
+/// epoch's key nor points this site's containers at it — the new active
+/// site's own key and direction stay as its promote and start set them.
+pub(crate) async fn container_sync_stale_retry(env: &Env<'_>) -> Result<()> {
+    use warden_agents::authority::Authority;
+
+    let (a, b) = (&env.a, &env.b);
+    let c = "csretry";
+    let key = Secret::new(SYNC_KEY);
+    let sync_to_a = format!("//{}/{}/AUTH_test/{c}", swiftd::REALM, env.cl.a.name);
+    let k = |epoch| epoch_key(&key, GROUP, epoch).expose().to_string();
+    let shutdown = CancellationToken::new();
+    a.put_container(c, &BTreeMap::new()).await?;
+    put(a, c, "at-a", "written at a at epoch 1").await?;
+
+    // a's agent, with its authority: active (the group's primary).
+    let state = env.cl.scratch().join("cs-retry-authority-a");
+    let authority = Arc::new(Authority::open(
+        &state,
+        "a",
+        &[(GROUP.to_string(), "a".to_string())],
+    )?);
+    let at_a = agent(env, "a", c)?;
+    at_a.attach_authority(authority.clone());
+
+    // b's Swift is down: a's start at epoch 1 keys its own side and
+    // retries the rest in the background.
+    env.cl.stop_one("b");
+    let go = start("a", "b", 1);
+    authority.admit(&go).map_err(anyhow::Error::msg)?;
+    let o = at_a.run(&go, &shutdown).await;
+    ensure!(o.ok, "start at a: {}", o.detail);
+    ensure!(sync_headers(a, c).await? == (None, Some(k(1))));
+
+    // The failover: the orchestrator's answers now carry epoch 2 (b is
+    // promoted there); a's demote never arrives.
+    authority.observe(&[(GROUP.to_string(), 2)].into());
+    env.cl.start_one("b");
+    // (replicated there long ago)
+    eventually("b's Swift back", PATIENCE, || async {
+        Ok(b.put_container(c, &BTreeMap::new()).await.is_ok())
+    })
+    .await?;
+    let at_b = agent(env, "b", c)?;
+    let said = at_b.promoted(GROUP, 2).await.context("b's promote")?;
+    ensure!(said.contains("keyed for epoch 2"), "{said}");
+
+    // a's retry gives up and says why; meanwhile b's key stays epoch 2's
+    // and a's containers point nowhere.
+    let given_up = || {
+        at_a.status()[0].error.as_deref().is_some_and(|e| {
+            e.contains("is given up") && e.contains("epoch 2 of group web is known")
+        })
+    };
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (to_a, _) = sync_headers(a, c).await?;
+        let (_, key_b) = sync_headers(b, c).await?;
+        ensure!(
+            to_a.is_none() && key_b == Some(k(2)),
+            "a's stale start acted after epoch 2 was known: a points at {to_a:?}, b keyed for epoch {}",
+            if key_b == Some(k(1)) { "1" } else { "?" }
+        );
+        if given_up() {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "a's retry neither gave up nor acted within {PATIENCE:?}: {:?}",
+            at_a.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // b replicates to a at epoch 2; nothing of a's old start undoes it.
+    let o = at_b.run(&start("b", "a", 2), &shutdown).await;
+    ensure!(o.ok, "start at b: {}", o.detail);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ensure!(sync_headers(b, c).await? == (Some(sync_to_a.clone()), Some(k(2))));
+    ensure!(sync_headers(a, c).await? == (None, Some(k(2))));
+    at_a.shutdown().await;
+    at_b.shutdown().await;
+    Ok(())
+}

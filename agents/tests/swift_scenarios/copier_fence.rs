@@ -277,3 +277,140 @@ pub(crate) async fn copier_fence(env: &Env<'_>) -> Result<()> {
     at_b.shutdown().await;
     Ok(())
 }
+
+/// `n` objects `{prefix}{i}` written at `cl` in `c`, 16 at a time.
+async fn put_many(cl: &SwiftClient, c: &str, prefix: &str, n: usize) -> Result<()> {
+    use futures::StreamExt;
+    let mut puts =
+        futures::stream::iter(0..n)
+            .map(|i| async move {
+                put(cl, c, &format!("{prefix}{i:04}"), &format!("{prefix} {i}")).await
+            })
+            .buffer_unordered(16);
+    while let Some(r) = puts.next().await {
+        r?;
+    }
+    Ok(())
+}
+
+/// A promote of the destination during a round's copies and deletes ends
+/// the round: at most `fence_recheck_ops` more ops start after the mark
+/// appears (plus those already in flight), and none of the round's
+/// deletes runs once it is there (the fence is read again before the
+/// first delete, whatever the count or the time).
+pub(crate) async fn copier_fence_mid_round(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::swift::FENCE_RECHECK_OPS;
+    use warden_agents::replicate::Progress;
+
+    let (a, b) = (&env.a, &env.b);
+    let dir = env.cl.scratch().join("copier-fence-agent");
+    let copier = |c: &str, manifest: &str, tune: &dyn Fn(&mut SwiftReplicatorSettings)| {
+        let mut s = SwiftReplicatorSettings::new(
+            env.cl.a.settings(),
+            env.cl.b.settings(),
+            vec![c.to_string()],
+            dir.join(manifest),
+        )
+        .order(GROUP, "a", "b", 1);
+        tune(&mut s);
+        SwiftReplicator::new(s)
+    };
+
+    // A long round: many objects, the destination promoted once a few
+    // are copied.
+    let c = "copierfencemid";
+    const MANY: usize = 600;
+    let at_a = agent(env, "a", c)?;
+    ensure!(at_a.promoted(GROUP, 1).await.is_some());
+    put_many(a, c, "obj-", MANY).await?;
+    let repl = copier(c, "mid.manifest.json", &|_| {})?;
+    let concurrency = repl.settings().concurrency as u64;
+    let at_b = agent(env, "b", c)?;
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let round = repl.resync(CancellationToken::new(), Some(tx));
+    let promote = async {
+        rx.wait_for(|p| p.items >= 30)
+            .await
+            .map_err(|_| anyhow::anyhow!("the round ended before 30 copies"))?;
+        let said = at_b.promoted(GROUP, 2).await.context("b's promote")?;
+        ensure!(said.contains("fenced as active at epoch 2"), "{said}");
+        Ok::<_, anyhow::Error>(rx.borrow().items)
+    };
+    let (r, at_mark) = tokio::join!(round, promote);
+    let at_mark = at_mark?;
+    let last = rx.borrow().items;
+    match r {
+        Err(AgentError::Fenced(why)) => ensure!(
+            why.contains("the destination b is active at epoch 2")
+                && why.contains("seen while a round was copying and deleting"),
+            "{why}"
+        ),
+        other => bail!(
+            "the round went on after b's promote ({at_mark} copies then, {last} at the end): {other:?}"
+        ),
+    }
+    ensure!(
+        last - at_mark <= FENCE_RECHECK_OPS as u64 + concurrency,
+        "{} copies after the mark appeared (at most {FENCE_RECHECK_OPS} + {concurrency})",
+        last - at_mark
+    );
+    // (the PUTs in flight when the round stopped may still land)
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let copied = names(b, c).await?.len();
+    ensure!(copied < MANY, "every object reached b: {copied}");
+    ensure!(repl
+        .failing()
+        .is_some_and(|f| f.contains("the copier of site a (epoch 1) stops")));
+    // the next round of that order is refused before anything is written
+    ensure!(matches!(
+        repl.resync(CancellationToken::new(), None).await,
+        Err(AgentError::Fenced(_))
+    ));
+    ensure!(names(b, c).await?.len() == copied);
+
+    // Deletes: a round whose copies run while the destination is promoted
+    // deletes nothing there, even before any count or time is reached.
+    let c = "copierfencedel";
+    a.put_container(c, &BTreeMap::new()).await?;
+    put_many(a, c, "doomed-", 20).await?;
+    let slow = |s: &mut SwiftReplicatorSettings| {
+        s.concurrency = 2;
+        s.fence_recheck_ops = 100_000;
+        s.fence_recheck_every = Duration::from_secs(3600);
+    };
+    let repl = copier(c, "del.manifest.json", &slow)?;
+    repl.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await?.len() == 20);
+    for i in 0..20 {
+        a.delete_object(c, &format!("doomed-{i:04}")).await?;
+    }
+    put_many(a, c, "fresh-", 80).await?;
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let round = repl.resync(CancellationToken::new(), Some(tx));
+    let promote = async {
+        rx.wait_for(|p| p.items >= 5)
+            .await
+            .map_err(|_| anyhow::anyhow!("the round ended before 5 copies"))?;
+        let h = meta(&[(ACTIVE_HEADER, "epoch=2 site=b")]);
+        b.post_container(c, &h).await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    let (r, promoted) = tokio::join!(round, promote);
+    promoted?;
+    ensure!(
+        matches!(&r, Err(AgentError::Fenced(why)) if why.contains("active at epoch 2")),
+        "{r:?}"
+    );
+    let doomed = names(b, c)
+        .await?
+        .iter()
+        .filter(|n| n.starts_with("doomed-"))
+        .count();
+    ensure!(
+        doomed == 20,
+        "the round deleted at b after its promote: {doomed} of 20 left"
+    );
+    at_a.shutdown().await;
+    at_b.shutdown().await;
+    Ok(())
+}

@@ -24,6 +24,13 @@
 //! a start does it before anything else, so the fence holds even when the
 //! peer cannot be reached. A demote or stop removes `X-Container-Sync-To`
 //! here whatever the agent remembers ([`ContainerSyncSite::remove_sync_to`]).
+//! A start whose headers cannot all be set at once (the peer unreachable)
+//! retries in the background, asking before each attempt and each
+//! container write whether its order still stands
+//! ([`ContainerSyncSettings::order_stands`]: the agent's authority, this
+//! site still active and no newer epoch known); once not, it gives up for
+//! good and says why ([`Replicator::failing`]), so it never keys the peer
+//! for a superseded epoch nor removes the new active site's Sync-To.
 //! The derived key is a secret like `sync_key`: never logged.
 //!
 //! Container sync fails silently (wrong keys or realm only show in the
@@ -45,6 +52,7 @@ use warden_config::Secret;
 
 use super::client::{SwiftClient, SwiftSettings};
 use super::{compare, copy_object, ensure_containers, list_pair, split_name, us_to_system};
+use crate::replicate::OrderCheck;
 use crate::replicate::{Difference, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
@@ -74,6 +82,11 @@ pub struct ContainerSyncSettings {
     pub poll: Duration,
     /// Longest retry delay for setting the headers (default 10 s).
     pub retry_max: Duration,
+    /// Whether the start order still stands at this site (default: not
+    /// asked): asked before every attempt to set the headers and before
+    /// each write to the peer's, so a start retried in the background
+    /// never keys the peer for an epoch a newer one superseded.
+    pub order_stands: Option<OrderCheck>,
 }
 
 impl ContainerSyncSettings {
@@ -99,6 +112,7 @@ impl ContainerSyncSettings {
             containers,
             poll: Duration::from_secs(1),
             retry_max: Duration::from_secs(10),
+            order_stands: None,
         }
     }
 
@@ -220,6 +234,9 @@ struct Shared {
     peer: SwiftClient,
     /// The oldest object here that the peer lacks (last poll).
     oldest_pending: Mutex<Option<SystemTime>>,
+    /// Why the start was given up (its order superseded), reported as
+    /// [`Replicator::failing`]; set once by the task that retried it.
+    given_up: Mutex<Option<String>>,
 }
 
 /// The `swift-container-sync` [`Replicator`]. See the module docs.
@@ -263,6 +280,7 @@ impl SwiftContainerSync {
                 local,
                 peer,
                 oldest_pending: Mutex::new(None),
+                given_up: Mutex::new(None),
             }),
             running: Default::default(),
         })
@@ -290,22 +308,44 @@ impl SwiftContainerSync {
 }
 
 impl Shared {
+    /// [`AgentError::Fenced`] once the start order no longer stands at
+    /// this site ([`ContainerSyncSettings::order_stands`]).
+    fn stands(&self) -> Result<(), AgentError> {
+        let s = &self.settings;
+        match s.order_stands.as_ref().map(OrderCheck::stands) {
+            Some(Err(why)) => Err(AgentError::Fenced(format!(
+                "the container-sync start {} → {} for epoch {} of group {} is given up: {why}; \
+                 no header is set for that epoch (a start at a newer epoch sets them)",
+                s.local_cluster, s.peer_cluster, s.epoch, s.group
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     async fn apply(&self) -> Result<(), AgentError> {
         let s = &self.settings;
+        self.stands()?;
         // The fence first, here only: whatever happens with the peer, this
         // site's containers refuse pushes keyed for an older epoch.
         set_key(&self.local, &s.containers, &self.key).await?;
+        // The peer's containers are written from here on: each write only
+        // while the order stands (a retry that began before a newer epoch
+        // was known must not land the old key, or remove the new active
+        // site's Sync-To, after it).
+        self.stands()?;
         ensure_containers(&self.local, &self.peer, &s.containers).await?;
         let account = self.peer.account().await?;
         for c in &s.containers {
             let mut peer_h = header("x-container-sync-key", self.key.expose());
             peer_h.insert("x-remove-container-sync-to".to_string(), "x".to_string());
+            self.stands()?;
             self.peer.post_container(c, &peer_h).await?;
             let mut here_h = header("x-container-sync-key", self.key.expose());
             here_h.insert(
                 "x-container-sync-to".to_string(),
                 format!("//{}/{}/{account}/{c}", s.realm, s.peer_cluster),
             );
+            self.stands()?;
             self.local.post_container(c, &here_h).await?;
         }
         info!(
@@ -340,11 +380,22 @@ async fn watcher(shared: Arc<Shared>, mut applied: bool, cancel: CancellationTok
     let mut backoff = Duration::from_millis(200);
     loop {
         let pause = if !applied {
-            match shared.apply().await {
+            // cancellable midway: a stop (a demote) does not wait for it
+            let attempt = tokio::select! {
+                r = shared.apply() => r,
+                _ = cancel.cancelled() => return,
+            };
+            match attempt {
                 Ok(()) => {
                     applied = true;
                     backoff = Duration::from_millis(200);
                     s.poll
+                }
+                Err(AgentError::Fenced(why)) => {
+                    // superseded: no later attempt may land either
+                    warn!(group = %s.group, epoch = s.epoch, "{why}");
+                    *shared.given_up.lock().unwrap() = Some(why);
+                    return;
                 }
                 Err(e) => {
                     debug!(cause = %e, "setting container sync headers failed, retrying");
@@ -449,6 +500,10 @@ impl Replicator for SwiftContainerSync {
             done,
             elapsed: started.elapsed(),
         })
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.shared.given_up.lock().unwrap().clone()
     }
 
     fn lag(&self) -> Duration {

@@ -4,7 +4,10 @@
 //! mass-delete guard), and the worker task that runs rounds until stopped
 //! (or fenced: then for good).
 
+use futures::future::BoxFuture;
+
 use super::*;
+use copy::{Pace, Recheck};
 
 /// The poll loop: a round every `interval`, failures retried with backoff.
 pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
@@ -200,12 +203,44 @@ impl Shared {
         // stops the copies and deletes too (a HEAD per container and side).
         let again = async {
             let heads = head_containers(&self.src, &self.dst, &s.containers).await?;
-            self.check_fence(&heads)
+            self.check_fence(&heads)?;
+            Ok::<_, AgentError>(heads)
         };
-        tokio::select! {
+        let heads = tokio::select! {
             r = again => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
-        }
+        };
+        // And while they run: the destination's containers read again
+        // (a HEAD each, this site's own as just read) before the first
+        // delete, every `fence_recheck_ops` ops and every
+        // `fence_recheck_every`; a promote seen there ends the round at
+        // once (`fence.rs`).
+        let own: Vec<(String, Option<ContainerInfo>)> =
+            heads.into_iter().map(|(c, own, _)| (c, own)).collect();
+        let recheck_fence = || -> BoxFuture<'_, Result<(), AgentError>> {
+            Box::pin(async {
+                let mut heads = Vec::with_capacity(own.len());
+                for (c, mine) in &own {
+                    heads.push((c.clone(), mine.clone(), self.dst.head_container(c).await?));
+                }
+                self.check_fence(&heads).map_err(|e| match e {
+                    AgentError::Fenced(why) => {
+                        let why = format!(
+                            "{why} (seen while a round was copying and deleting: no copy or \
+                             delete started after it, those in flight were abandoned)"
+                        );
+                        self.state.lock().unwrap().fenced = Some(why.clone());
+                        AgentError::Fenced(why)
+                    }
+                    e => e,
+                })
+            })
+        };
+        let recheck = Recheck {
+            ops: s.fence_recheck_ops,
+            every: s.fence_recheck_every,
+            check: &recheck_fence,
+        };
         // listed again (the listing caught up): said anew if it recurs
         self.state
             .lock()
@@ -215,12 +250,28 @@ impl Shared {
         let deletes = ops.iter().filter(|o| matches!(o, Op::Delete(_))).count() as u64;
         let target = cluster_label(&s.destination);
         let checked_at = Instant::now();
-        let held = self.state.lock().unwrap().guard.check(
+        // A source that lists nothing at all (emptied, the wrong account
+        // or region, its containers lost) is held whatever the counts, as
+        // the rsync plan holds an empty source: a few objects are all of
+        // a small group.
+        let emptied = (deletes > 0 && src.is_empty()).then(|| {
+            format!(
+                "mass-delete guard: {} lists no object in any placement container while this round \
+                 would delete {deletes} of {} objects at {target}; nothing was copied or deleted. \
+                 Check the source (emptied, wrong account or region, containers lost?): replication \
+                 resumes by itself once its objects are back; run `warden clear GROUP` only if the \
+                 peer must really be emptied",
+                cluster_label(&s.source),
+                dst.len()
+            )
+        });
+        let held = self.state.lock().unwrap().guard.check_emptied(
             &s.guard,
             deletes,
             dst.len() as u64,
             &target,
             checked_at,
+            emptied,
         );
         let released = match held {
             Ok(released) => released,
@@ -316,8 +367,25 @@ impl Shared {
                 _ => None,
             })
             .collect();
-        apply(&self.src, &self.dst, ops, &src, s.concurrency, cancel, each).await?;
-        {
+        let applied = apply(
+            &self.src,
+            &self.dst,
+            ops,
+            &src,
+            Pace {
+                concurrency: s.concurrency,
+                cancel,
+                recheck: Some(&recheck),
+            },
+            each,
+        )
+        .await;
+        // Cancelled: nothing to keep. Stopped by the fence (or a fence it
+        // could not read): what was done until then is kept below.
+        if let Err(AgentError::ReplicationCancelled) = applied {
+            return Err(AgentError::ReplicationCancelled);
+        }
+        if applied.is_ok() {
             let mut st = self.state.lock().unwrap();
             st.broken = note_broken(&st.broken, broken, "swift replication");
         }
@@ -347,6 +415,7 @@ impl Shared {
             self.state.lock().unwrap().manifest = Some(m);
         }
         self.save_seen()?;
+        applied?;
         match first_err {
             Some(e) => Err(e),
             None => {

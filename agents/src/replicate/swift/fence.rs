@@ -32,8 +32,18 @@
 //!
 //! The header is never replicated ([`ContainerInfo::replicated`] leaves it
 //! out, so the copier neither copies nor removes it, in either direction,
-//! and neither does the failback's resync). The window left: a promote
-//! during a round's copies, which end the round (the next one reads it).
+//! and neither does the failback's resync).
+//!
+//! A promote during a round's copies and deletes: the round reads the
+//! destination's fence again while they run (a HEAD per container there,
+//! this site's own as read before them) before its first delete, before
+//! more than [`FENCE_RECHECK_OPS`](super::FENCE_RECHECK_OPS) ops started
+//! since the last read, and every
+//! [`FENCE_RECHECK_EVERY`](super::FENCE_RECHECK_EVERY) even while no op
+//! starts; a refusal ends the round at once (no op starts, those in flight
+//! are dropped) and the copier for good. The bound after a promote: at
+//! most that many ops start, within that time (plus one read), and no
+//! delete of a round runs when the mark was there before its first delete.
 
 use std::collections::BTreeMap;
 

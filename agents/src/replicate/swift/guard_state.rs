@@ -41,6 +41,7 @@ impl GuardState {
     /// ([`carried`](Self::carried)) count too: a source emptied while rounds
     /// run is seen a few objects a round. After a cleared pass the count
     /// starts again.
+    #[cfg(test)]
     pub(crate) fn check(
         &mut self,
         guard: &DeleteGuard,
@@ -49,9 +50,28 @@ impl GuardState {
         target: &str,
         now: Instant,
     ) -> Result<bool, String> {
+        self.check_emptied(guard, deletes, target_items, target, now, None)
+    }
+
+    /// [`check`](Self::check), held whatever the counts when `emptied`
+    /// says why (the side deleted from lists nothing at all: emptied, or
+    /// the wrong account), released by the operator's clear the same way.
+    pub(crate) fn check_emptied(
+        &mut self,
+        guard: &DeleteGuard,
+        deletes: u64,
+        target_items: u64,
+        target: &str,
+        now: Instant,
+        emptied: Option<String>,
+    ) -> Result<bool, String> {
         let recent = self.recent.total(now);
         let total = deletes + recent;
-        match guard.check_window(deletes, recent, target_items, target) {
+        let verdict = match emptied {
+            Some(why) => Err(why),
+            None => guard.check_window(deletes, recent, target_items, target),
+        };
+        match verdict {
             Ok(()) => {
                 if self.held.take().is_some() {
                     info!(

@@ -62,8 +62,11 @@
 //!    copies (GET streamed into the PUT, with `Content-Type`,
 //!    `X-Object-Meta-*`, `Content-Length` and the source's ETag) and deletes
 //!    run `concurrency` at a time, SLO manifests and symlinks after the plain
-//!    objects (their segments and targets first); the manifest is saved when
-//!    it changed.
+//!    objects (their segments and targets first), the destination's fence
+//!    read again while they run (before the first delete, every
+//!    `fence_recheck_ops` ops and every `fence_recheck_every`: a promote
+//!    there ends the round at once, [`fence`]); the manifest is saved when
+//!    it changed (also after a round the fence ended: what it did is kept).
 //!
 //! **Refused names** ([`names`]): objects whose names a URL would rewrite
 //! (`.`/`..` segments) or that hold control characters are left out of both
@@ -72,8 +75,10 @@
 //!
 //! **Mass-delete guard** ([`DeleteGuard`]): a round that would delete more
 //! than `max_delete_share` of the destination's objects *and* more than
-//! `max_delete_count` of them (an emptied or wrongly mounted source) stops
-//! before copying or deleting anything; [`Replicator::guard`] says why. The
+//! `max_delete_count` of them (an emptied or wrongly mounted source), or
+//! any deletion at all while the source lists no object in any placement
+//! container (emptied, the wrong account: a small group's few objects are
+//! below the counts), stops before copying or deleting anything; [`Replicator::guard`] says why. The
 //! deletions the rounds of the last [`DELETE_WINDOW`](super::guard::DELETE_WINDOW)
 //! carried count with a round's own (an emptying source is seen a few
 //! objects a round). The next round checks again (a restored source goes on by itself);
@@ -127,7 +132,7 @@ use super::{
 use crate::AgentError;
 
 use copier::*;
-pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op};
+pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op, Pace};
 use guard_state::GuardState;
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};
@@ -156,6 +161,12 @@ pub fn parse_version(v: &str) -> Option<(&str, u64)> {
     Some((etag, client::parse_x_timestamp(ts)?))
 }
 
+/// A round's copies and deletes read the destination's fence again before
+/// this many more start ([`SwiftReplicatorSettings::fence_recheck_ops`]).
+pub const FENCE_RECHECK_OPS: usize = 100;
+/// ... and at least this often ([`SwiftReplicatorSettings::fence_recheck_every`]).
+pub const FENCE_RECHECK_EVERY: Duration = Duration::from_secs(2);
+
 /// The `swift` plan's settings. [`SwiftReplicatorSettings::new`] fills the defaults.
 #[derive(Debug, Clone)]
 pub struct SwiftReplicatorSettings {
@@ -181,6 +192,12 @@ pub struct SwiftReplicatorSettings {
     /// The start order the copier runs for (default: no group or site,
     /// epoch 0): a destination fenced at a newer epoch ([`fence`]) stops it.
     pub order: CopierOrder,
+    /// While a round copies and deletes, the destination's fence is read
+    /// again before at most this many more ops start (default 100)...
+    pub fence_recheck_ops: usize,
+    /// ... and at least this often (default 2 s), and before the first
+    /// delete ([`fence`]).
+    pub fence_recheck_every: Duration,
 }
 
 impl SwiftReplicatorSettings {
@@ -202,6 +219,8 @@ impl SwiftReplicatorSettings {
             retry_max: Duration::from_secs(10),
             guard: DeleteGuard::default(),
             order: CopierOrder::default(),
+            fence_recheck_ops: FENCE_RECHECK_OPS,
+            fence_recheck_every: FENCE_RECHECK_EVERY,
         }
     }
 
@@ -240,6 +259,12 @@ impl SwiftReplicatorSettings {
         }
         if self.interval.is_zero() {
             return bad("interval", "must be more than zero");
+        }
+        if self.fence_recheck_ops == 0 {
+            return bad("fence_recheck_ops", "must be at least 1");
+        }
+        if self.fence_recheck_every.is_zero() {
+            return bad("fence_recheck_every", "must be more than zero");
         }
         Ok(())
     }

@@ -22,8 +22,9 @@
 //! discard) more than the [`DeleteGuard`] allows here fails with
 //! [`AgentError::DeleteGuard`] before touching anything (the deletions of
 //! the passes of the last minute count with its own: a peer emptied while
-//! the passes run is held too); [`Resyncer::clear_guard`] lets the next
-//! pass go ahead.
+//! the passes run is held too), and so does a pass that would delete here
+//! while the peer lists no object at all, whatever the counts (emptied, the
+//! wrong account); [`Resyncer::clear_guard`] lets the next pass go ahead.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings}
 use super::{
     apply, check_containers, cluster_label, copy_renamed, ensure_containers, list_pair,
     list_pair_refused, note_broken, note_refused, parse_version, quarantine_container, split_name,
-    version, Done, GuardState, Op,
+    version, Done, GuardState, Op, Pace,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -293,16 +294,33 @@ impl Resyncer for SwiftResyncer {
         };
         let deletes = (plan.delete.len() + discards) as u64;
         let checked_at = Instant::now();
+        // A peer that lists nothing at all while the manifest says objects
+        // here are in sync with it (emptied, the wrong account or region):
+        // held whatever the counts, as the rsync plan holds an empty peer.
+        let emptied = (!plan.delete.is_empty() && peer_raw.is_empty()).then(|| {
+            format!(
+                "mass-delete guard: the peer {} lists no object in any placement container while the \
+                 manifest says {} of the {} objects at {} are in sync with it; nothing was deleted \
+                 here. Check the peer (emptied, wrong account or region, containers lost?): the \
+                 resync goes on by itself once its objects are back; run `warden clear GROUP` only \
+                 if the peer's objects were really deleted",
+                cluster_label(&s.peer),
+                plan.delete.len(),
+                here.len(),
+                cluster_label(&s.here),
+            )
+        });
         let released = self
             .guard
             .lock()
             .unwrap()
-            .check(
+            .check_emptied(
                 &s.guard,
                 deletes,
                 here.len() as u64,
                 &cluster_label(&s.here),
                 checked_at,
+                emptied,
             )
             .map_err(AgentError::DeleteGuard)?;
         let state = Mutex::new(ResyncProgress {
@@ -467,8 +485,11 @@ impl Resyncer for SwiftResyncer {
             &self.here,
             ops,
             &peer_raw,
-            s.concurrency,
-            &cancel,
+            Pace {
+                concurrency: s.concurrency,
+                cancel: &cancel,
+                recheck: None,
+            },
             each,
         )
         .await?;

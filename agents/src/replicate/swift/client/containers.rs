@@ -1,5 +1,6 @@
 //! Listings (containers of the account, objects of a container; paged,
-//! each page read up to a bound) and the containers' own calls (HEAD, PUT,
+//! each page read up to a bound, each page after the first beginning past
+//! its marker or the listing fails) and the containers' own calls (HEAD, PUT,
 //! POST, DELETE) of [`SwiftClient`].
 
 use super::*;
@@ -7,12 +8,18 @@ use super::*;
 impl SwiftClient {
     /// Every container of the account (paged).
     pub async fn list_containers(&self) -> Result<Vec<String>, AgentError> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = Vec::new();
         loop {
+            let marker = out.last().cloned();
             let page: Vec<ContainerEntry> = self
-                .page(Target::Account, out.last().map(String::as_str))
+                .page(Target::Account, marker.as_deref())
                 .await?
                 .unwrap_or_default();
+            self.advances(
+                Target::Account,
+                marker.as_deref(),
+                page.first().map(|c| &c.name),
+            )?;
             let n = page.len();
             out.extend(page.into_iter().map(|c| c.name));
             if n < self.settings.page_size {
@@ -34,6 +41,7 @@ impl SwiftClient {
             let Some(page) = self.page::<ObjectEntry>(target, marker.as_deref()).await? else {
                 return Ok(None);
             };
+            self.advances(target, marker.as_deref(), page.first().map(|e| &e.name))?;
             let n = page.len();
             out.extend(page.into_iter().map(|mut e: ObjectEntry| {
                 e.normalise(&account);
@@ -42,6 +50,41 @@ impl SwiftClient {
             if n < self.settings.page_size {
                 return Ok(Some(out));
             }
+        }
+    }
+
+    /// A page after the first must begin past its marker (listings are
+    /// sorted by name): one that does not — a proxy or middleware that
+    /// drops the `marker`, a server that ignores it — would be asked for
+    /// again and again while the listing grows without end. An error
+    /// instead (the round or pass fails and is retried).
+    fn advances(
+        &self,
+        target: Target<'_>,
+        marker: Option<&str>,
+        first: Option<&String>,
+    ) -> Result<(), AgentError> {
+        match (marker, first) {
+            (Some(m), Some(f)) if f.as_str() <= m => Err(AgentError::SwiftBadResponse {
+                url: format!(
+                    "{}, {}",
+                    crate::replicate::swift::cluster_label(&self.settings),
+                    match target {
+                        Target::Container(c) => format!(
+                            "the listing of {}",
+                            crate::replicate::swift::names::display(c)
+                        ),
+                        _ => "the account's listing".to_string(),
+                    }
+                ),
+                detail: format!(
+                    "a listing page asked for names after {} began at {}: the listing does not \
+                     advance (a proxy or middleware dropping the marker?)",
+                    crate::replicate::swift::names::display(m),
+                    crate::replicate::swift::names::display(f)
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -394,6 +394,78 @@ mod tests {
         assert_eq!(parse_listing_time("1970-01-01T00:00:00"), Some(0));
     }
 
+    /// A server that answers tempauth, and every listing of container `c`
+    /// with the same page of two names whatever the `marker` (as a proxy
+    /// that drops the query would).
+    async fn listing_ignoring_the_marker() -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let b = base.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let base = b.clone();
+                tokio::spawn(async move {
+                    let mut conn = BufReader::new(conn);
+                    loop {
+                        let mut line = String::new();
+                        if conn.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            let mut h = String::new();
+                            if conn.read_line(&mut h).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if h.trim_end().is_empty() {
+                                break;
+                            }
+                        }
+                        let answer = if line.contains("/auth") {
+                            format!(
+                                "HTTP/1.1 200 OK\r\nX-Storage-Url: {base}/v1/AUTH_t\r\n\
+                                 X-Auth-Token: tk\r\nContent-Length: 0\r\n\r\n"
+                            )
+                        } else {
+                            let body = r#"[{"name":"a","hash":"h","bytes":1,"content_type":"text/plain","last_modified":"2026-11-22T00:30:25.606510"},{"name":"b","hash":"h","bytes":1,"content_type":"text/plain","last_modified":"2026-11-22T00:30:25.606510"}]"#;
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                                 Content-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        };
+                        let _ = conn.get_mut().write_all(answer.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        base
+    }
+
+    /// A listing whose next page does not begin past the marker fails
+    /// (retried by the round) instead of asking again forever while the
+    /// names pile up in memory.
+    #[tokio::test]
+    async fn a_listing_that_does_not_advance_is_an_error_not_a_loop() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = listing_ignoring_the_marker().await;
+        let mut s = SwiftSettings::new(format!("{base}/auth/v1.0"), "t:u", Secret::new("k"));
+        s.page_size = 2;
+        let c = SwiftClient::new(s).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), c.list_objects("c"))
+            .await
+            .expect("the listing ends (with an error), not a loop");
+        let e = r.unwrap_err();
+        assert!(
+            e.to_string().contains("the listing does not advance") && e.is_retryable(),
+            "{e}"
+        );
+        let r = tokio::time::timeout(Duration::from_secs(10), c.list_containers())
+            .await
+            .expect("the account's listing too");
+        assert!(r.is_err(), "{r:?}");
+    }
+
     #[test]
     fn debug_never_shows_the_key() {
         let _ = rustls::crypto::ring::default_provider().install_default();
