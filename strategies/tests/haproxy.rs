@@ -792,6 +792,87 @@ async fn a_restart_with_saved_server_states_keeps_the_route() {
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
 }
 
+/// HAProxy restarted (servers' states kept, the fence variable lost) while
+/// an order of an older epoch was still to come: a runbook's late call, a
+/// deposed leader's. The driver that routed at the newer epoch judges the
+/// order by the fence it wrote, not by HAProxy's empty one: the order is
+/// refused and users stay where the newer decision put them. Refusing it
+/// writes the fence back, so HAProxy itself refuses the older epoch again
+/// when it comes from another process (which never saw epoch 6).
+#[tokio::test]
+async fn an_older_order_after_a_haproxy_restart_is_refused_and_the_fence_written_back() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let mut ha = Haproxy::start("refence", 29490, false, &servers(&a, &b, true)).await;
+    ha.keep_server_states().await;
+    let d =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    d.set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("route to b at 6");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+
+    ha.restart_keeping_server_states().await;
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api")
+            .trim(),
+        "Variable not found.",
+        "the restart lost the fence"
+    );
+    match d.set_route("a", 5, SwitchMode::Immediate).await {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("an order older than the fence this driver wrote passed: {other:?}"),
+    }
+    for _ in 0..5 {
+        assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    }
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<6:b>\n",
+        "the fence is written back"
+    );
+    // Another process (a deposed leader) is refused by HAProxy's fence now.
+    let deposed =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    match deposed.set_route("a", 5, SwitchMode::Immediate).await {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("the deposed leader's order passed: {other:?}"),
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+
+    // Restarted again, and an older writer got in first: its fence (5:a)
+    // is below the one this driver wrote; the same epoch 6, other site, is
+    // a conflict; the decided route at 6 and a newer one go ahead.
+    ha.restart_keeping_server_states().await;
+    deposed
+        .set_route("a", 5, SwitchMode::Immediate)
+        .await
+        .expect("nothing in HAProxy to refuse it with");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    let err = d
+        .set_route("a", 6, SwitchMode::Immediate)
+        .await
+        .expect_err("another site at epoch 6");
+    assert!(
+        err.to_string().contains("conflicting decision for epoch 6"),
+        "{err}"
+    );
+    d.set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("the decided route again");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    d.set_route("a", 7, SwitchMode::Immediate)
+        .await
+        .expect("a newer route");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+}
+
 #[tokio::test]
 async fn unknown_backend_or_server_and_wrong_socket_are_clear_errors() {
     if !haproxy_available() {
