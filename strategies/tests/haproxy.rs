@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29400-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29390-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -871,6 +871,38 @@ async fn an_older_order_after_a_haproxy_restart_is_refused_and_the_fence_written
         .await
         .expect("a newer route");
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+}
+
+/// The servers route to a while the fence says epoch 6 decided b (someone
+/// set the servers by hand, or a late writer got between the fence and the
+/// servers): "a at 6" is a pair no decision made, and a new store would
+/// adopt it. No route is read, at epoch 6.
+#[tokio::test]
+async fn servers_that_disagree_with_the_fence_are_no_route_at_its_epoch() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("pair", 29390, false, &servers(&a, &b, false)).await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    s.activate(&to("b", SwitchMode::Immediate), 6)
+        .await
+        .expect("route to b at 6");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
+    for line in [
+        "set server be_web/srv_a state ready",
+        "set server be_web/srv_b state maint",
+    ] {
+        assert_eq!(raw(&ha.unix(), line).await.expect("api").trim(), "");
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    let seen = s.current().await.expect("readable");
+    assert_eq!((seen.site.as_deref(), seen.epoch), (None, 6), "{seen:?}");
+    // The decided route at 6 puts it right.
+    s.activate(&to("b", SwitchMode::Immediate), 6)
+        .await
+        .expect("reconcile");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@
 //! plus `shutdown sessions server` (a disaster: cut at once), or `state drain`
 //! and, after `drain_timeout`, `maint` plus `shutdown sessions` (a planned
 //! move). [`FrontendDriver::route`] reads `show servers state BACKEND` back:
-//! the site is the one whose server is ready (no maintenance or drain flag).
+//! the site is the one whose server is ready (no maintenance or drain flag),
+//! unless the fence names another site at its epoch (then none).
 //!
 //! # Layout
 //!
@@ -484,7 +485,19 @@ impl FrontendDriver for HaproxyDriver {
             [one] => Some(one.to_string()),
             _ => None,
         };
-        Ok((site, fence.map(|f| f.epoch).unwrap_or(0)))
+        // The servers route to one site, the fence says another was decided
+        // at its epoch (a hand change, or a late writer within one
+        // command's round trip): that site at that epoch is a pair no
+        // decision made (a new store would adopt it), so no route is
+        // reported, at the fence's epoch.
+        let Some(fence) = fence else {
+            return Ok((site, 0));
+        };
+        if site.as_deref().is_some_and(|s| s != fence.site) {
+            debug!(frontend = %inner.settings.frontend, group = %inner.settings.group, servers = ?site, fence_epoch = fence.epoch, fence_site = %fence.site, "HAProxy's servers route to another site than its fence names");
+            return Ok((None, fence.epoch));
+        }
+        Ok((site, fence.epoch))
     }
 }
 
