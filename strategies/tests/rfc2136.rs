@@ -387,6 +387,61 @@ async fn knot_hand_edit_is_undone() {
     hand_edit_is_undone(Kind::Knot).await;
 }
 
+/// The zone loses the marker after warden wrote epoch 6 (reloaded from a
+/// copy that kept the address but not `_warden`): the next correction is
+/// refused by the compare-and-set, which leaves the provider nothing
+/// remembered of the zone; then a late order of epoch 5 from the same
+/// orchestrator (a runbook's call still under way) finds no marker to
+/// refuse it with. The provider still refuses it by the epoch it wrote,
+/// sending nothing; the decided route (6) and a newer one go through.
+async fn an_older_order_after_the_marker_is_lost_is_refused(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = Arc::new(provider(&s, key(&s)));
+    p.publish("b", &value(B), 6).await.expect("b at 6");
+    let script = format!(
+        "server {} {}\nzone {ZONE}\nupdate delete _warden.{NAME} TXT\nsend\n",
+        s.prep.listen.ip(),
+        s.prep.listen.port()
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-k"])
+        .arg(&s.prep.key_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nsupdate");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "marker removed with nsupdate");
+    let e = p.publish("b", &value(B), 6).await.unwrap_err();
+    assert!(matches!(e, StrategyError::Conflict { .. }), "{e}");
+    let e = p.publish("a", &value(A), 5).await.unwrap_err();
+    assert!(
+        matches!(e, StrategyError::StaleEpoch { sent: 5, seen: 6, .. }),
+        "{e}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    p.publish("b", &value(B), 6).await.expect("the decided route");
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden epoch=6 site=b\"");
+    p.publish("a", &value(A), 7).await.expect("a newer route");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_older_order_after_the_marker_is_lost_is_refused() {
+    an_older_order_after_the_marker_is_lost_is_refused(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_older_order_after_the_marker_is_lost_is_refused() {
+    an_older_order_after_the_marker_is_lost_is_refused(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

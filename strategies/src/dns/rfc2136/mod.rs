@@ -13,6 +13,10 @@
 //! from writing (records shown as already right) or make it yield to a
 //! decision nobody made (a marker with a higher epoch). A hand edit is adopted on the next call (the
 //! marker shows that no newer decision exists), so reconciliation can undo it.
+//! The provider remembers the highest epoch it wrote into the marker: an
+//! older order is refused even when the zone has lost the marker (a zone
+//! reloaded from a copy without it) and the server's prerequisites would
+//! let it through.
 //!
 //! The TSIG key (parsing the credentials, signing) is in `tsig.rs`; the
 //! zone snapshot and marker, the reads and the UPDATE in `zone.rs`; this
@@ -59,6 +63,11 @@ pub struct Rfc2136Provider {
     timeout: Duration,
     /// What warden last wrote (or adopted); `None`: read the zone first.
     last: Mutex<Option<Snapshot>>,
+    /// The highest epoch this provider's updates wrote into the marker.
+    /// `last` is dropped whenever the zone may differ from it, and the zone
+    /// itself may lose the marker (restored from a copy, reloaded from a
+    /// file without it): an order older than this is refused even then.
+    written: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Rfc2136Provider {
@@ -142,11 +151,18 @@ impl Rfc2136Provider {
             signer,
             timeout,
             last: Mutex::new(None),
+            written: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     fn last(&self) -> Option<Snapshot> {
         self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// An update of this provider holds the marker at `epoch`.
+    fn wrote(&self, epoch: Epoch) {
+        self.written
+            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn set_last(&self, s: Option<Snapshot>) {
@@ -180,6 +196,14 @@ impl DnsProvider for Rfc2136Provider {
         value: &RecordValue,
         epoch: Epoch,
     ) -> Result<(), StrategyError> {
+        let written = self.written.load(std::sync::atomic::Ordering::Relaxed);
+        if epoch < written {
+            return Err(StrategyError::StaleEpoch {
+                element: format!("{} (as last written by this orchestrator)", self.element),
+                sent: epoch,
+                seen: written,
+            });
+        }
         let from = match self.last() {
             Some(s) => s,
             None => {
@@ -225,6 +249,7 @@ impl DnsProvider for Rfc2136Provider {
             ResponseCode::NoError => {
                 info!(group = %self.group, server = %self.server, ?transport, names = self.names.len(), to = %value, epoch, "DNS update applied");
                 self.set_last(Some(self.target_snapshot(value, site, epoch)));
+                self.wrote(epoch);
                 Ok(())
             }
             ResponseCode::NXRRSet
@@ -238,6 +263,7 @@ impl DnsProvider for Rfc2136Provider {
                     if m.epoch == epoch && m.site == site && now.all_hold(value) {
                         // Our own earlier update (a retry after a lost answer).
                         self.set_last(Some(now));
+                        self.wrote(epoch);
                         return Ok(());
                     }
                     if m.epoch > epoch {
