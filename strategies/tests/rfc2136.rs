@@ -442,6 +442,57 @@ async fn knot_an_older_order_after_the_marker_is_lost_is_refused() {
     an_older_order_after_the_marker_is_lost_is_refused(Kind::Knot).await;
 }
 
+/// The records changed by hand to site a's address while the marker says
+/// epoch 2 decided b: "a at 2" is a pair no decision made (a new store
+/// would adopt it). No site is observed, at epoch 2, and a drift line says
+/// why; the decided route puts it right.
+async fn records_that_disagree_with_the_marker_are_no_site(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let st = strategy(&s, provider(&s, key(&s)));
+    st.activate(&route("b"), 2).await.expect("switch");
+    let script = format!(
+        "server {} {}\nzone {ZONE}\nupdate delete {NAME} A\nupdate add {NAME} 5 A {A}\nsend\n",
+        s.prep.listen.ip(),
+        s.prep.listen.port()
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-k"])
+        .arg(&s.prep.key_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nsupdate");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "hand edit with nsupdate");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (None, 2), "{o:?}");
+    assert!(
+        o.drift
+            .iter()
+            .any(|d| d.contains("the decision of epoch 2 named b")),
+        "{o:?}"
+    );
+    let _ = st.activate(&route("b"), 2).await;
+    st.activate(&route("b"), 2).await.expect("corrected");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("b"), 2), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_records_that_disagree_with_the_marker_are_no_site() {
+    records_that_disagree_with_the_marker_are_no_site(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_records_that_disagree_with_the_marker_are_no_site() {
+    records_that_disagree_with_the_marker_are_no_site(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

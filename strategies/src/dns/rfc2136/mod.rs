@@ -345,7 +345,8 @@ impl DnsProvider for Rfc2136Provider {
         }
         Ok(Some(ProviderView {
             value: main,
-            epoch: marker.map(|m| m.epoch).unwrap_or(0),
+            epoch: marker.as_ref().map_or(0, |m| m.epoch),
+            site: marker.map(|m| m.site),
             drift,
         }))
     }
