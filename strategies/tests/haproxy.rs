@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29390-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29380-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -103,6 +103,9 @@ struct Server {
 struct Haproxy {
     dir: TempDir,
     cfg: PathBuf,
+    /// A second config file read at start, if written (see
+    /// `restart_keeping_server_states_and_fences`).
+    fences: PathBuf,
     log: PathBuf,
     child: Option<Child>,
     /// Where clients connect.
@@ -160,6 +163,7 @@ impl Haproxy {
         let log = dir.0.join("haproxy.log");
         let mut h = Haproxy {
             cfg: path,
+            fences: dir.0.join("warden-fences.cfg"),
             log,
             child: None,
             front,
@@ -179,10 +183,12 @@ impl Haproxy {
             .append(true)
             .open(&self.log)
             .expect("open log");
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&self.cfg)
+        let mut cmd = Command::new("haproxy");
+        cmd.arg("-db").arg("-f").arg(&self.cfg);
+        if self.fences.exists() {
+            cmd.arg("-f").arg(&self.fences);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -256,6 +262,27 @@ impl Haproxy {
             .expect("runtime API answers");
         std::fs::write(self.dir.0.join("servers.state"), states).expect("write the state file");
         self.restart().await;
+    }
+
+    /// [`Haproxy::restart_keeping_server_states`], and the fence variables
+    /// kept too, as docs/configuration.md advises: each `get var` written
+    /// as a `set-var` line of a `global` section in a second config file.
+    async fn restart_keeping_server_states_and_fences(&mut self, vars: &[&str]) {
+        let mut file = String::from("global\n");
+        for var in vars {
+            let reply = raw(&self.unix(), &format!("get var {var}"))
+                .await
+                .expect("runtime API answers");
+            if let Some(v) = reply
+                .trim_end()
+                .strip_prefix(&format!("{var}: type=str value=<"))
+                .and_then(|v| v.strip_suffix('>'))
+            {
+                file.push_str(&format!("    set-var {var} str(\"{v}\")\n"));
+            }
+        }
+        std::fs::write(&self.fences, file).expect("write the fences file");
+        self.restart_keeping_server_states().await;
     }
 
     fn log_text(&self) -> String {
@@ -902,6 +929,45 @@ async fn servers_that_disagree_with_the_fence_are_no_route_at_its_epoch() {
     s.activate(&to("b", SwitchMode::Immediate), 6)
         .await
         .expect("reconcile");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
+}
+
+/// The restart docs/configuration.md advises with the fence kept too (its
+/// variable written into a config file HAProxy reads at start): a deposed
+/// leader that never saw epoch 6 — a process of its own, nothing
+/// remembered — is refused by HAProxy itself right after the restart.
+#[tokio::test]
+async fn a_restart_that_keeps_the_fence_refuses_a_deposed_leader_at_once() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let mut ha = Haproxy::start("fencefile", 29380, false, &servers(&a, &b, true)).await;
+    ha.keep_server_states().await;
+    let leader =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    leader
+        .set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("route to b at 6");
+    ha.restart_keeping_server_states_and_fences(&["proc.warden_route.web"])
+        .await;
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<6:b>\n"
+    );
+    let deposed =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    match deposed.set_route("a", 5, SwitchMode::Immediate).await {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("the deposed leader's order passed: {other:?}"),
+    }
+    for _ in 0..5 {
+        assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    }
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
     assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
 }
 
