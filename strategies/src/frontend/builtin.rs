@@ -208,7 +208,10 @@ impl FrontendDriver for BuiltinDriver {
             .json()
             .await
             .map_err(|e| self.rejected(format!("unreadable answer to PUT: {}", chain(&e))))?;
-        if state.site.as_deref() != Some(site) {
+        // A frontend that took the order holds exactly it (its epoch is the
+        // route's, see `warden_frontend`'s route table): anything else is
+        // not the route asked for, whatever the status says.
+        if state.site.as_deref() != Some(site) || state.epoch != epoch {
             return Err(self.rejected(format!(
                 "accepted the route to {site:?} at epoch {epoch} but reports {:?} at epoch {}",
                 state.site, state.epoch
@@ -336,4 +339,57 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         }
     };
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A control API that answers every request with `200` and `body`.
+    async fn answering(body: &'static str) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A frontend that answers `200` to a route at epoch 7 but reports
+    /// epoch 3 did not take the order's fence (an old build, something
+    /// else on the port): the route is not reported as set.
+    #[tokio::test]
+    async fn an_answer_at_another_epoch_is_not_the_route_asked_for() {
+        let addr = answering(r#"{"site":"b","backend":"127.0.0.1:9","epoch":3,"switches":1,"active_connections":0}"#).await;
+        let d = BuiltinDriver::new(
+            "fe1",
+            "web",
+            addr,
+            Secret::new("driver-test-token"),
+            BuiltinDriver::DEFAULT_TIMEOUT,
+        )
+        .expect("driver");
+        let e = d
+            .set_route("b", 7, SwitchMode::Immediate)
+            .await
+            .expect_err("not the route asked for");
+        assert!(
+            e.to_string()
+                .contains("accepted the route to \"b\" at epoch 7 but reports Some(\"b\") at epoch 3"),
+            "{e}"
+        );
+    }
 }
