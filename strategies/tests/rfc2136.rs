@@ -416,16 +416,28 @@ async fn an_older_order_after_the_marker_is_lost_is_refused(kind: Kind) {
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    assert!(child.wait().unwrap().success(), "marker removed with nsupdate");
+    assert!(
+        child.wait().unwrap().success(),
+        "marker removed with nsupdate"
+    );
     let e = p.publish("b", &value(B), 6).await.unwrap_err();
     assert!(matches!(e, StrategyError::Conflict { .. }), "{e}");
     let e = p.publish("a", &value(A), 5).await.unwrap_err();
     assert!(
-        matches!(e, StrategyError::StaleEpoch { sent: 5, seen: 6, .. }),
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 5,
+                seen: 6,
+                ..
+            }
+        ),
         "{e}"
     );
     assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
-    p.publish("b", &value(B), 6).await.expect("the decided route");
+    p.publish("b", &value(B), 6)
+        .await
+        .expect("the decided route");
     let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
     assert_eq!(marker, "\"warden epoch=6 site=b\"");
     p.publish("a", &value(A), 7).await.expect("a newer route");

@@ -373,7 +373,10 @@ mod tests {
     /// else on the port): the route is not reported as set.
     #[tokio::test]
     async fn an_answer_at_another_epoch_is_not_the_route_asked_for() {
-        let addr = answering(r#"{"site":"b","backend":"127.0.0.1:9","epoch":3,"switches":1,"active_connections":0}"#).await;
+        let addr = answering(
+            r#"{"site":"b","backend":"127.0.0.1:9","epoch":3,"switches":1,"active_connections":0}"#,
+        )
+        .await;
         let d = BuiltinDriver::new(
             "fe1",
             "web",
@@ -387,8 +390,9 @@ mod tests {
             .await
             .expect_err("not the route asked for");
         assert!(
-            e.to_string()
-                .contains("accepted the route to \"b\" at epoch 7 but reports Some(\"b\") at epoch 3"),
+            e.to_string().contains(
+                "accepted the route to \"b\" at epoch 7 but reports Some(\"b\") at epoch 3"
+            ),
             "{e}"
         );
     }
