@@ -505,6 +505,58 @@ async fn knot_records_that_disagree_with_the_marker_are_no_site() {
     records_that_disagree_with_the_marker_are_no_site(Kind::Knot).await;
 }
 
+/// Two orchestrators that allocated the same epoch (an old one left running
+/// beside its replacement, each with its own store): in a `dns` group every
+/// move has an epoch of its own, so the second one's other site at epoch 5
+/// is a conflicting decision, refused before anything is sent, as a
+/// frontend or HAProxy refuses it. A `hybrid` group's DNS names frontends
+/// and moves between them within an epoch: allowed there.
+async fn another_site_at_the_same_epoch_is_refused(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let first = provider(&s, key(&s));
+    first.publish("a", &value(A), 5).await.expect("a at 5");
+    let second = provider(&s, key(&s));
+    let e = second.publish("b", &value(B), 5).await.unwrap_err();
+    assert!(
+        e.to_string().contains("conflicting decision for epoch 5"),
+        "{e}"
+    );
+    assert!(!e.is_transient(), "{e}");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+    second
+        .publish("a", &value(A), 5)
+        .await
+        .expect("the same decision");
+    second
+        .publish("b", &value(B), 6)
+        .await
+        .expect("a newer one");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    // Known at the first try as well as after a refused prerequisite.
+    let e = first.publish("a", &value(A), 6).await.unwrap_err();
+    assert!(
+        e.to_string().contains("conflicting decision for epoch 6"),
+        "{e}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let hybrid = provider(&s, key(&s)).moving_within_an_epoch();
+    hybrid
+        .publish("a", &value(A), 6)
+        .await
+        .expect("hybrid: another frontend at the group's epoch");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_another_site_at_the_same_epoch_is_refused() {
+    another_site_at_the_same_epoch_is_refused(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_another_site_at_the_same_epoch_is_refused() {
+    another_site_at_the_same_epoch_is_refused(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

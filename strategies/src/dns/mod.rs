@@ -192,7 +192,13 @@ impl DnsStrategy {
         let names = names_of(dns);
         let provider: Arc<dyn DnsProvider> = match dns.provider {
             DnsProviderKind::Rfc2136 => {
-                Arc::new(rfc2136::Rfc2136Provider::from_config(group, dns)?)
+                let p = rfc2136::Rfc2136Provider::from_config(group, dns)?;
+                // A hybrid group's DNS moves between frontends at the group's epoch.
+                Arc::new(if g.scheme() == warden_config::Scheme::Hybrid {
+                    p.moving_within_an_epoch()
+                } else {
+                    p
+                })
             }
             DnsProviderKind::Noip | DnsProviderKind::Dyndns2 => {
                 Arc::new(dyndns::DyndnsProvider::from_config(group, dns)?)

@@ -68,6 +68,12 @@ pub struct Rfc2136Provider {
     /// itself may lose the marker (restored from a copy, reloaded from a
     /// file without it): an order older than this is refused even then.
     written: std::sync::atomic::AtomicU64,
+    /// The targets may change within one epoch: a `hybrid` group's DNS
+    /// names frontends and moves between them at the group's epoch. In a
+    /// `dns` group every move has an epoch of its own, so another target
+    /// at the marker's epoch is a conflicting decision (a second
+    /// orchestrator that allocated the same epoch) and is refused.
+    moves_within_epoch: bool,
 }
 
 impl std::fmt::Debug for Rfc2136Provider {
@@ -152,6 +158,26 @@ impl Rfc2136Provider {
             timeout,
             last: Mutex::new(None),
             written: std::sync::atomic::AtomicU64::new(0),
+            moves_within_epoch: false,
+        })
+    }
+
+    /// The provider of a `hybrid` group, whose targets (frontends) may
+    /// change within one epoch (see `moves_within_epoch`).
+    pub fn moving_within_an_epoch(mut self) -> Rfc2136Provider {
+        self.moves_within_epoch = true;
+        self
+    }
+
+    /// An order for `site` at `epoch` where the marker names `m`: another
+    /// site at the same epoch is a conflicting decision (unless targets
+    /// move within an epoch).
+    fn conflicts(&self, m: &zone::Marker, site: &str, epoch: Epoch) -> Option<StrategyError> {
+        (!self.moves_within_epoch && m.epoch == epoch && m.site != site).then(|| {
+            self.rejected(format!(
+                "conflicting decision for epoch {epoch}: the marker {} says group {} was routed to {:?} at this epoch, refused {site:?}",
+                self.marker, self.group, m.site
+            ))
         })
     }
 
@@ -220,6 +246,9 @@ impl DnsProvider for Rfc2136Provider {
                     seen: m.epoch,
                 });
             }
+            if let Some(e) = self.conflicts(&m, site, epoch) {
+                return Err(e);
+            }
         }
         // Always send (even when warden believes the zone already holds the
         // target): only the server's prerequisite check can tell a stale
@@ -273,6 +302,10 @@ impl DnsProvider for Rfc2136Provider {
                             sent: epoch,
                             seen: m.epoch,
                         });
+                    }
+                    if let Some(e) = self.conflicts(&m, site, epoch) {
+                        warn!(group = %self.group, server = %self.server, epoch, routed = %m.site, refused = site, "DNS update refused: another decision of the same epoch owns the record");
+                        return Err(e);
                     }
                 }
                 let wrote: Vec<String> = from.names.iter().map(NameRecords::describe).collect();
