@@ -442,6 +442,33 @@ mod tests {
         assert!(!format!("{k:?}").contains(B64));
     }
 
+    /// Two markers in the RRset (a hand edit added one): whatever order
+    /// the server gives them in, the newer decision is the marker.
+    #[test]
+    fn of_several_markers_the_highest_epoch_is_the_marker() {
+        for txt in [
+            vec![marker_text(5, "a"), marker_text(9, "b")],
+            vec![marker_text(9, "b"), marker_text(5, "a")],
+            vec![
+                "v=spf1 -all".into(),
+                marker_text(9, "b"),
+                marker_text(5, "a"),
+            ],
+        ] {
+            let snap = zone::Snapshot {
+                names: vec![],
+                marker_txt: txt,
+            };
+            assert_eq!(
+                snap.marker(),
+                Some(Marker {
+                    epoch: 9,
+                    site: "b".into()
+                })
+            );
+        }
+    }
+
     #[test]
     fn marker_round_trip() {
         let m = parse_marker(&marker_text(7, "b")).unwrap();
