@@ -185,8 +185,11 @@ impl Strategy for HybridStrategy {
         }
     }
 
-    /// Site layer as the frontends that answer report it: the site most of
-    /// them route to and the highest epoch; a frontend that answers something
+    /// Site layer as the frontends that answer report it: the highest epoch
+    /// and the site the frontends at that epoch route to (the newest
+    /// decision; most of them, the first listed winning a tie), never a site
+    /// paired with an epoch no decision gave it — as
+    /// [`FrontendStrategy`]'s `current`; a frontend that answers something
     /// else is a drift line. Unreachable frontends are the frontend layer's
     /// business (health checks, DNS) and are left out; fails when none answers.
     async fn current(&self) -> Result<Observed, StrategyError> {
@@ -206,9 +209,14 @@ impl Strategy for HybridStrategy {
             });
         }
         let epoch = answers.iter().map(|(_, (_, e))| *e).max().unwrap_or(0);
+        let newest: Vec<&Option<String>> = answers
+            .iter()
+            .filter(|(_, (_, e))| *e == epoch)
+            .map(|(_, (s, _))| s)
+            .collect();
         let mut best: Option<(&Option<String>, usize)> = None;
-        for (_, (site, _)) in &answers {
-            let n = answers.iter().filter(|(_, (s, _))| s == site).count();
+        for site in &newest {
+            let n = newest.iter().filter(|s| *s == site).count();
             if best.is_none_or(|(_, m)| n > m) {
                 best = Some((site, n));
             }
@@ -239,5 +247,80 @@ impl Strategy for HybridStrategy {
 
     fn restore_stops(&self, stops: &[crate::ProviderStop]) -> Vec<String> {
         self.dns.restore_stops(stops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dns::{DnsProvider, ProviderView, RecordValue};
+
+    /// A frontend that answers one fixed route.
+    struct Fixed(&'static str, Option<&'static str>, u64);
+
+    #[async_trait]
+    impl FrontendDriver for Fixed {
+        fn name(&self) -> &str {
+            self.0
+        }
+        async fn set_route(&self, _: &str, _: u64, _: SwitchMode) -> Result<(), StrategyError> {
+            Ok(())
+        }
+        async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+            Ok((self.1.map(String::from), self.2))
+        }
+    }
+
+    /// A DNS provider that is never asked.
+    struct Silent;
+
+    #[async_trait]
+    impl DnsProvider for Silent {
+        fn kind(&self) -> &'static str {
+            "silent"
+        }
+        async fn publish(&self, _: &str, _: &RecordValue, _: Epoch) -> Result<(), StrategyError> {
+            Ok(())
+        }
+        async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
+            Ok(None)
+        }
+    }
+
+    /// fe1 took the decision of epoch 7 (b); fe2 and fe3 still hold the one
+    /// of epoch 5 (a): the site layer is b at 7 — not "a at 7", a pair no
+    /// decision made, which a new store would adopt (and then order a at
+    /// 7 to every frontend: epoch 7 naming two sites).
+    #[tokio::test]
+    async fn the_site_observed_is_the_one_at_the_highest_epoch() {
+        let drivers: Vec<Arc<dyn FrontendDriver>> = vec![
+            Arc::new(Fixed("fe1", Some("b"), 7)),
+            Arc::new(Fixed("fe2", Some("a"), 5)),
+            Arc::new(Fixed("fe3", Some("a"), 5)),
+        ];
+        let frontends = FrontendStrategy::new("web", drivers).expect("strategy");
+        let dns = DnsStrategy::new(
+            "web",
+            vec!["www.example.net".into()],
+            BTreeMap::new(),
+            vec![],
+            Duration::from_secs(1),
+            Arc::new(Silent),
+        );
+        let seen = HybridStrategy::new("web", frontends, dns)
+            .current()
+            .await
+            .expect("readable");
+        assert_eq!((seen.site.as_deref(), seen.epoch), (Some("b"), 7));
+        assert_eq!(
+            seen.drift,
+            vec![
+                "fe2 routes to a at epoch 5".to_string(),
+                "fe3 routes to a at epoch 5".to_string(),
+            ]
+        );
     }
 }

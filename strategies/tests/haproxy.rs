@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29400-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29380-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -103,6 +103,9 @@ struct Server {
 struct Haproxy {
     dir: TempDir,
     cfg: PathBuf,
+    /// A second config file read at start, if written (see
+    /// `restart_keeping_server_states_and_fences`).
+    fences: PathBuf,
     log: PathBuf,
     child: Option<Child>,
     /// Where clients connect.
@@ -160,6 +163,7 @@ impl Haproxy {
         let log = dir.0.join("haproxy.log");
         let mut h = Haproxy {
             cfg: path,
+            fences: dir.0.join("warden-fences.cfg"),
             log,
             child: None,
             front,
@@ -179,10 +183,12 @@ impl Haproxy {
             .append(true)
             .open(&self.log)
             .expect("open log");
-        let child = Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(&self.cfg)
+        let mut cmd = Command::new("haproxy");
+        cmd.arg("-db").arg("-f").arg(&self.cfg);
+        if self.fences.exists() {
+            cmd.arg("-f").arg(&self.fences);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -256,6 +262,27 @@ impl Haproxy {
             .expect("runtime API answers");
         std::fs::write(self.dir.0.join("servers.state"), states).expect("write the state file");
         self.restart().await;
+    }
+
+    /// [`Haproxy::restart_keeping_server_states`], and the fence variables
+    /// kept too, as docs/configuration.md advises: each `get var` written
+    /// as a `set-var` line of a `global` section in a second config file.
+    async fn restart_keeping_server_states_and_fences(&mut self, vars: &[&str]) {
+        let mut file = String::from("global\n");
+        for var in vars {
+            let reply = raw(&self.unix(), &format!("get var {var}"))
+                .await
+                .expect("runtime API answers");
+            if let Some(v) = reply
+                .trim_end()
+                .strip_prefix(&format!("{var}: type=str value=<"))
+                .and_then(|v| v.strip_suffix('>'))
+            {
+                file.push_str(&format!("    set-var {var} str(\"{v}\")\n"));
+            }
+        }
+        std::fs::write(&self.fences, file).expect("write the fences file");
+        self.restart_keeping_server_states().await;
     }
 
     fn log_text(&self) -> String {
@@ -790,6 +817,158 @@ async fn a_restart_with_saved_server_states_keeps_the_route() {
         .expect_err("an older epoch");
     assert!(matches!(err, StrategyError::StaleEpoch { .. }), "{err:?}");
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+}
+
+/// HAProxy restarted (servers' states kept, the fence variable lost) while
+/// an order of an older epoch was still to come: a runbook's late call, a
+/// deposed leader's. The driver that routed at the newer epoch judges the
+/// order by the fence it wrote, not by HAProxy's empty one: the order is
+/// refused and users stay where the newer decision put them. Refusing it
+/// writes the fence back, so HAProxy itself refuses the older epoch again
+/// when it comes from another process (which never saw epoch 6).
+#[tokio::test]
+async fn an_older_order_after_a_haproxy_restart_is_refused_and_the_fence_written_back() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let mut ha = Haproxy::start("refence", 29490, false, &servers(&a, &b, true)).await;
+    ha.keep_server_states().await;
+    let d =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    d.set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("route to b at 6");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+
+    ha.restart_keeping_server_states().await;
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api")
+            .trim(),
+        "Variable not found.",
+        "the restart lost the fence"
+    );
+    match d.set_route("a", 5, SwitchMode::Immediate).await {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("an order older than the fence this driver wrote passed: {other:?}"),
+    }
+    for _ in 0..5 {
+        assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    }
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<6:b>\n",
+        "the fence is written back"
+    );
+    // Another process (a deposed leader) is refused by HAProxy's fence now.
+    let deposed =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    match deposed.set_route("a", 5, SwitchMode::Immediate).await {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("the deposed leader's order passed: {other:?}"),
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+
+    // Restarted again, and an older writer got in first: its fence (5:a)
+    // is below the one this driver wrote; the same epoch 6, other site, is
+    // a conflict; the decided route at 6 and a newer one go ahead.
+    ha.restart_keeping_server_states().await;
+    deposed
+        .set_route("a", 5, SwitchMode::Immediate)
+        .await
+        .expect("nothing in HAProxy to refuse it with");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    let err = d
+        .set_route("a", 6, SwitchMode::Immediate)
+        .await
+        .expect_err("another site at epoch 6");
+    assert!(
+        err.to_string().contains("conflicting decision for epoch 6"),
+        "{err}"
+    );
+    d.set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("the decided route again");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    d.set_route("a", 7, SwitchMode::Immediate)
+        .await
+        .expect("a newer route");
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+}
+
+/// The servers route to a while the fence says epoch 6 decided b (someone
+/// set the servers by hand, or a late writer got between the fence and the
+/// servers): "a at 6" is a pair no decision made, and a new store would
+/// adopt it. No route is read, at epoch 6.
+#[tokio::test]
+async fn servers_that_disagree_with_the_fence_are_no_route_at_its_epoch() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("pair", 29390, false, &servers(&a, &b, false)).await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    s.activate(&to("b", SwitchMode::Immediate), 6)
+        .await
+        .expect("route to b at 6");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
+    for line in [
+        "set server be_web/srv_a state ready",
+        "set server be_web/srv_b state maint",
+    ] {
+        assert_eq!(raw(&ha.unix(), line).await.expect("api").trim(), "");
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
+    let seen = s.current().await.expect("readable");
+    assert_eq!((seen.site.as_deref(), seen.epoch), (None, 6), "{seen:?}");
+    // The decided route at 6 puts it right.
+    s.activate(&to("b", SwitchMode::Immediate), 6)
+        .await
+        .expect("reconcile");
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
+}
+
+/// The restart docs/configuration.md advises with the fence kept too (its
+/// variable written into a config file HAProxy reads at start): a deposed
+/// leader that never saw epoch 6 — a process of its own, nothing
+/// remembered — is refused by HAProxy itself right after the restart.
+#[tokio::test]
+async fn a_restart_that_keeps_the_fence_refuses_a_deposed_leader_at_once() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let mut ha = Haproxy::start("fencefile", 29380, false, &servers(&a, &b, true)).await;
+    ha.keep_server_states().await;
+    let leader =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    leader
+        .set_route("b", 6, SwitchMode::Immediate)
+        .await
+        .expect("route to b at 6");
+    ha.restart_keeping_server_states_and_fences(&["proc.warden_route.web"])
+        .await;
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<6:b>\n"
+    );
+    let deposed =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    match deposed.set_route("a", 5, SwitchMode::Immediate).await {
+        Err(StrategyError::StaleEpoch { sent, seen, .. }) => assert_eq!((sent, seen), (5, 6)),
+        other => panic!("the deposed leader's order passed: {other:?}"),
+    }
+    for _ in 0..5 {
+        assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    }
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
 }
 
 #[tokio::test]

@@ -387,6 +387,176 @@ async fn knot_hand_edit_is_undone() {
     hand_edit_is_undone(Kind::Knot).await;
 }
 
+/// The zone loses the marker after warden wrote epoch 6 (reloaded from a
+/// copy that kept the address but not `_warden`): the next correction is
+/// refused by the compare-and-set, which leaves the provider nothing
+/// remembered of the zone; then a late order of epoch 5 from the same
+/// orchestrator (a runbook's call still under way) finds no marker to
+/// refuse it with. The provider still refuses it by the epoch it wrote,
+/// sending nothing; the decided route (6) and a newer one go through.
+async fn an_older_order_after_the_marker_is_lost_is_refused(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = Arc::new(provider(&s, key(&s)));
+    p.publish("b", &value(B), 6).await.expect("b at 6");
+    let script = format!(
+        "server {} {}\nzone {ZONE}\nupdate delete _warden.{NAME} TXT\nsend\n",
+        s.prep.listen.ip(),
+        s.prep.listen.port()
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-k"])
+        .arg(&s.prep.key_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nsupdate");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "marker removed with nsupdate"
+    );
+    let e = p.publish("b", &value(B), 6).await.unwrap_err();
+    assert!(matches!(e, StrategyError::Conflict { .. }), "{e}");
+    let e = p.publish("a", &value(A), 5).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 5,
+                seen: 6,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    p.publish("b", &value(B), 6)
+        .await
+        .expect("the decided route");
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden epoch=6 site=b\"");
+    p.publish("a", &value(A), 7).await.expect("a newer route");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_older_order_after_the_marker_is_lost_is_refused() {
+    an_older_order_after_the_marker_is_lost_is_refused(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_older_order_after_the_marker_is_lost_is_refused() {
+    an_older_order_after_the_marker_is_lost_is_refused(Kind::Knot).await;
+}
+
+/// The records changed by hand to site a's address while the marker says
+/// epoch 2 decided b: "a at 2" is a pair no decision made (a new store
+/// would adopt it). No site is observed, at epoch 2, and a drift line says
+/// why; the decided route puts it right.
+async fn records_that_disagree_with_the_marker_are_no_site(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let st = strategy(&s, provider(&s, key(&s)));
+    st.activate(&route("b"), 2).await.expect("switch");
+    let script = format!(
+        "server {} {}\nzone {ZONE}\nupdate delete {NAME} A\nupdate add {NAME} 5 A {A}\nsend\n",
+        s.prep.listen.ip(),
+        s.prep.listen.port()
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-k"])
+        .arg(&s.prep.key_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nsupdate");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "hand edit with nsupdate");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (None, 2), "{o:?}");
+    assert!(
+        o.drift
+            .iter()
+            .any(|d| d.contains("the decision of epoch 2 named b")),
+        "{o:?}"
+    );
+    let _ = st.activate(&route("b"), 2).await;
+    st.activate(&route("b"), 2).await.expect("corrected");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("b"), 2), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_records_that_disagree_with_the_marker_are_no_site() {
+    records_that_disagree_with_the_marker_are_no_site(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_records_that_disagree_with_the_marker_are_no_site() {
+    records_that_disagree_with_the_marker_are_no_site(Kind::Knot).await;
+}
+
+/// Two orchestrators that allocated the same epoch (an old one left running
+/// beside its replacement, each with its own store): in a `dns` group every
+/// move has an epoch of its own, so the second one's other site at epoch 5
+/// is a conflicting decision, refused before anything is sent, as a
+/// frontend or HAProxy refuses it. A `hybrid` group's DNS names frontends
+/// and moves between them within an epoch: allowed there.
+async fn another_site_at_the_same_epoch_is_refused(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let first = provider(&s, key(&s));
+    first.publish("a", &value(A), 5).await.expect("a at 5");
+    let second = provider(&s, key(&s));
+    let e = second.publish("b", &value(B), 5).await.unwrap_err();
+    assert!(
+        e.to_string().contains("conflicting decision for epoch 5"),
+        "{e}"
+    );
+    assert!(!e.is_transient(), "{e}");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+    second
+        .publish("a", &value(A), 5)
+        .await
+        .expect("the same decision");
+    second
+        .publish("b", &value(B), 6)
+        .await
+        .expect("a newer one");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    // Known at the first try as well as after a refused prerequisite.
+    let e = first.publish("a", &value(A), 6).await.unwrap_err();
+    assert!(
+        e.to_string().contains("conflicting decision for epoch 6"),
+        "{e}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let hybrid = provider(&s, key(&s)).moving_within_an_epoch();
+    hybrid
+        .publish("a", &value(A), 6)
+        .await
+        .expect("hybrid: another frontend at the group's epoch");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_another_site_at_the_same_epoch_is_refused() {
+    another_site_at_the_same_epoch_is_refused(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_another_site_at_the_same_epoch_is_refused() {
+    another_site_at_the_same_epoch_is_refused(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

@@ -65,6 +65,9 @@ pub struct ProviderView {
     pub value: Option<RecordValue>,
     /// The highest epoch the provider knows was published (0: none).
     pub epoch: Epoch,
+    /// The target the decision at `epoch` named, when the provider keeps a
+    /// record of it (rfc2136: the marker's site); `None`: not kept.
+    pub site: Option<String>,
     /// Lines that describe disagreement (empty when consistent).
     pub drift: Vec<String>,
 }
@@ -189,7 +192,13 @@ impl DnsStrategy {
         let names = names_of(dns);
         let provider: Arc<dyn DnsProvider> = match dns.provider {
             DnsProviderKind::Rfc2136 => {
-                Arc::new(rfc2136::Rfc2136Provider::from_config(group, dns)?)
+                let p = rfc2136::Rfc2136Provider::from_config(group, dns)?;
+                // A hybrid group's DNS moves between frontends at the group's epoch.
+                Arc::new(if g.scheme() == warden_config::Scheme::Hybrid {
+                    p.moving_within_an_epoch()
+                } else {
+                    p
+                })
             }
             DnsProviderKind::Noip | DnsProviderKind::Dyndns2 => {
                 Arc::new(dyndns::DyndnsProvider::from_config(group, dns)?)
@@ -231,6 +240,29 @@ impl DnsStrategy {
     }
 
     /// Which record types any target uses (skip asking for the others).
+    /// `site` (where the names point) as the site of the decision at the
+    /// provider's epoch — unless the provider's record of that decision
+    /// names another target (the records changed by hand, or restored
+    /// without the marker): that site at that epoch is a pair no decision
+    /// made, which a new store would adopt. Then no site, and a drift line.
+    fn decided(
+        &self,
+        site: Option<String>,
+        view: &ProviderView,
+        drift: &mut Vec<String>,
+    ) -> Option<String> {
+        match (site, &view.site) {
+            (Some(s), Some(d)) if s != *d => {
+                drift.push(format!(
+                    "{} points at {s}, but the decision of epoch {} named {d}",
+                    self.names[0], view.epoch
+                ));
+                None
+            }
+            (site, _) => site,
+        }
+    }
+
     fn types_in_use(&self) -> (bool, bool) {
         let v4 = self.sites.values().any(|v| v.v4.is_some());
         let v6 = self.sites.values().any(|v| v.v6.is_some());
@@ -313,7 +345,7 @@ impl Strategy for DnsStrategy {
                         ));
                     }
                     Observed {
-                        site,
+                        site: self.decided(site, &v, &mut drift),
                         epoch: v.epoch,
                         drift,
                     }
@@ -376,12 +408,12 @@ impl Strategy for DnsStrategy {
                 self.names[0]
             ));
         }
-        let epoch = match view {
-            Ok(Some(v)) => v.epoch,
-            Ok(None) => 0,
+        let (site, epoch) = match view {
+            Ok(Some(v)) => (self.decided(site, &v, &mut drift), v.epoch),
+            Ok(None) => (site, 0),
             Err(e) => {
                 drift.push(format!("cannot read the provider's epoch: {e}"));
-                0
+                (site, 0)
             }
         };
         Ok(Observed { site, epoch, drift })

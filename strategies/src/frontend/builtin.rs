@@ -51,6 +51,14 @@ impl std::fmt::Debug for BuiltinDriver {
 /// Longest piece of an unexpected answer quoted in an error.
 const QUOTE_MAX: usize = 200;
 
+/// Longest answer read about one group's route (a few hundred bytes).
+const MAX_ROUTE_ANSWER: usize = 64 * 1024;
+
+/// Longest route table read (a frontend of 10,000 groups answers about
+/// 2 MB): what answers more is not a frontend of warden's, and reading it
+/// all would only cost the orchestrator its memory.
+const MAX_TABLE_ANSWER: usize = 16 * 1024 * 1024;
+
 impl BuiltinDriver {
     /// Time allowed for one control request (connect included).
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -138,9 +146,9 @@ impl BuiltinDriver {
     /// Turn a non-2xx answer into an error; `sent` is the epoch of a PUT.
     async fn refusal(&self, resp: reqwest::Response, sent: Option<u64>) -> StrategyError {
         let status = resp.status();
-        let text = match resp.text().await {
-            Ok(t) => t,
-            Err(e) => return self.unreachable(&e),
+        let text = match self.body(resp, MAX_ROUTE_ANSWER, "the refusal").await {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+            Err(e) => return e,
         };
         let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
         if let (
@@ -204,11 +212,13 @@ impl FrontendDriver for BuiltinDriver {
         if !resp.status().is_success() {
             return Err(self.refusal(resp, Some(epoch)).await);
         }
-        let state: RouteState = resp
-            .json()
-            .await
-            .map_err(|e| self.rejected(format!("unreadable answer to PUT: {}", chain(&e))))?;
-        if state.site.as_deref() != Some(site) {
+        let body = self.body(resp, MAX_ROUTE_ANSWER, "PUT").await?;
+        let state: RouteState = serde_json::from_slice(&body)
+            .map_err(|e| self.rejected(format!("unreadable answer to PUT: {e}")))?;
+        // A frontend that took the order holds exactly it (its epoch is the
+        // route's, see `warden_frontend`'s route table): anything else is
+        // not the route asked for, whatever the status says.
+        if state.site.as_deref() != Some(site) || state.epoch != epoch {
             return Err(self.rejected(format!(
                 "accepted the route to {site:?} at epoch {epoch} but reports {:?} at epoch {}",
                 state.site, state.epoch
@@ -260,10 +270,9 @@ impl FrontendDriver for BuiltinDriver {
 
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
         let resp = self.get(self.url(), self.timeout).await?;
-        let state: RouteState = resp
-            .json()
-            .await
-            .map_err(|e| self.rejected(format!("unreadable answer to GET: {}", chain(&e))))?;
+        let body = self.body(resp, MAX_ROUTE_ANSWER, "GET").await?;
+        let state: RouteState = serde_json::from_slice(&body)
+            .map_err(|e| self.rejected(format!("unreadable answer to GET: {e}")))?;
         Ok((state.site, state.epoch))
     }
 }
@@ -289,11 +298,41 @@ impl BuiltinDriver {
         Ok(resp)
     }
 
+    /// The body of `resp`, refused once it is longer than `limit` (before
+    /// it is read, when its length is announced): an answer is read into
+    /// memory, and the peer may not be the frontend it should be.
+    async fn body(
+        &self,
+        mut resp: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, StrategyError> {
+        let too_long = || {
+            self.rejected(format!(
+                "the answer to {what} is longer than {limit} bytes: not warden's control API?"
+            ))
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
+            return Err(too_long());
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
+            if out.len() + chunk.len() > limit {
+                return Err(too_long());
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     /// Every group's route as the frontend holds it (`GET /v1/routes`).
     async fn route_table(&self) -> Result<RouteTable, StrategyError> {
         let url = format!("{}/v1/routes", self.base);
         let resp = self.get(url, Self::TABLE_TIMEOUT.max(self.timeout)).await?;
-        let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let body = self.body(resp, MAX_TABLE_ANSWER, "GET /v1/routes").await?;
         // A frontend of 10,000 groups answers megabytes: parsed off the
         // runtime's workers, which serve agent reports meanwhile.
         let parsed = tokio::task::spawn_blocking(move || {
@@ -336,4 +375,114 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         }
     };
     builder.build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A control API that answers every request with `200` and `body`.
+    async fn answering(body: &'static str) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// A peer on the control address that streams an endless answer (no
+    /// length announced): the driver stops reading at its limit and says
+    /// so, instead of holding all of it in the orchestrator's memory.
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&sent);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"web\": ";
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let spaces = vec![b' '; 64 * 1024];
+                    // At most 64 MiB, so that a driver that reads on
+                    // still ends.
+                    for _ in 0..1024 {
+                        if s.write_all(&spaces).await.is_err() {
+                            return;
+                        }
+                        counted.fetch_add(spaces.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                    let _ = s.write_all(br#"{"site":"b","backend":"x","epoch":7,"switches":1,"active_connections":0}}"#).await;
+                });
+            }
+        });
+        let d = BuiltinDriver::new(
+            "fe1",
+            "web",
+            addr,
+            Secret::new("driver-test-token"),
+            BuiltinDriver::DEFAULT_TIMEOUT,
+        )
+        .expect("driver");
+        let e = d
+            .route_in(&ReadPass::new())
+            .await
+            .expect_err("cut at the limit");
+        assert!(e.to_string().contains("is longer than"), "{e}");
+        assert!(
+            sent.load(std::sync::atomic::Ordering::Relaxed) < 32 * 1024 * 1024,
+            "read on past the limit"
+        );
+    }
+
+    /// A frontend that answers `200` to a route at epoch 7 but reports
+    /// epoch 3 did not take the order's fence (an old build, something
+    /// else on the port): the route is not reported as set.
+    #[tokio::test]
+    async fn an_answer_at_another_epoch_is_not_the_route_asked_for() {
+        let addr = answering(
+            r#"{"site":"b","backend":"127.0.0.1:9","epoch":3,"switches":1,"active_connections":0}"#,
+        )
+        .await;
+        let d = BuiltinDriver::new(
+            "fe1",
+            "web",
+            addr,
+            Secret::new("driver-test-token"),
+            BuiltinDriver::DEFAULT_TIMEOUT,
+        )
+        .expect("driver");
+        let e = d
+            .set_route("b", 7, SwitchMode::Immediate)
+            .await
+            .expect_err("not the route asked for");
+        assert!(
+            e.to_string().contains(
+                "accepted the route to \"b\" at epoch 7 but reports Some(\"b\") at epoch 3"
+            ),
+            "{e}"
+        );
+    }
 }

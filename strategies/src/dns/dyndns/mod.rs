@@ -370,6 +370,7 @@ impl DnsProvider for DyndnsProvider {
         Ok(Some(ProviderView {
             value: if drift.is_empty() { reference } else { None },
             epoch: st.epoch,
+            site: None,
             drift,
         }))
     }

@@ -13,6 +13,10 @@
 //! from writing (records shown as already right) or make it yield to a
 //! decision nobody made (a marker with a higher epoch). A hand edit is adopted on the next call (the
 //! marker shows that no newer decision exists), so reconciliation can undo it.
+//! The provider remembers the highest epoch it wrote into the marker: an
+//! older order is refused even when the zone has lost the marker (a zone
+//! reloaded from a copy without it) and the server's prerequisites would
+//! let it through.
 //!
 //! The TSIG key (parsing the credentials, signing) is in `tsig.rs`; the
 //! zone snapshot and marker, the reads and the UPDATE in `zone.rs`; this
@@ -59,6 +63,17 @@ pub struct Rfc2136Provider {
     timeout: Duration,
     /// What warden last wrote (or adopted); `None`: read the zone first.
     last: Mutex<Option<Snapshot>>,
+    /// The highest epoch this provider's updates wrote into the marker.
+    /// `last` is dropped whenever the zone may differ from it, and the zone
+    /// itself may lose the marker (restored from a copy, reloaded from a
+    /// file without it): an order older than this is refused even then.
+    written: std::sync::atomic::AtomicU64,
+    /// The targets may change within one epoch: a `hybrid` group's DNS
+    /// names frontends and moves between them at the group's epoch. In a
+    /// `dns` group every move has an epoch of its own, so another target
+    /// at the marker's epoch is a conflicting decision (a second
+    /// orchestrator that allocated the same epoch) and is refused.
+    moves_within_epoch: bool,
 }
 
 impl std::fmt::Debug for Rfc2136Provider {
@@ -142,11 +157,38 @@ impl Rfc2136Provider {
             signer,
             timeout,
             last: Mutex::new(None),
+            written: std::sync::atomic::AtomicU64::new(0),
+            moves_within_epoch: false,
+        })
+    }
+
+    /// The provider of a `hybrid` group, whose targets (frontends) may
+    /// change within one epoch (see `moves_within_epoch`).
+    pub fn moving_within_an_epoch(mut self) -> Rfc2136Provider {
+        self.moves_within_epoch = true;
+        self
+    }
+
+    /// An order for `site` at `epoch` where the marker names `m`: another
+    /// site at the same epoch is a conflicting decision (unless targets
+    /// move within an epoch).
+    fn conflicts(&self, m: &zone::Marker, site: &str, epoch: Epoch) -> Option<StrategyError> {
+        (!self.moves_within_epoch && m.epoch == epoch && m.site != site).then(|| {
+            self.rejected(format!(
+                "conflicting decision for epoch {epoch}: the marker {} says group {} was routed to {:?} at this epoch, refused {site:?}",
+                self.marker, self.group, m.site
+            ))
         })
     }
 
     fn last(&self) -> Option<Snapshot> {
         self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// An update of this provider holds the marker at `epoch`.
+    fn wrote(&self, epoch: Epoch) {
+        self.written
+            .fetch_max(epoch, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn set_last(&self, s: Option<Snapshot>) {
@@ -180,6 +222,14 @@ impl DnsProvider for Rfc2136Provider {
         value: &RecordValue,
         epoch: Epoch,
     ) -> Result<(), StrategyError> {
+        let written = self.written.load(std::sync::atomic::Ordering::Relaxed);
+        if epoch < written {
+            return Err(StrategyError::StaleEpoch {
+                element: format!("{} (as last written by this orchestrator)", self.element),
+                sent: epoch,
+                seen: written,
+            });
+        }
         let from = match self.last() {
             Some(s) => s,
             None => {
@@ -195,6 +245,9 @@ impl DnsProvider for Rfc2136Provider {
                     sent: epoch,
                     seen: m.epoch,
                 });
+            }
+            if let Some(e) = self.conflicts(&m, site, epoch) {
+                return Err(e);
             }
         }
         // Always send (even when warden believes the zone already holds the
@@ -225,6 +278,7 @@ impl DnsProvider for Rfc2136Provider {
             ResponseCode::NoError => {
                 info!(group = %self.group, server = %self.server, ?transport, names = self.names.len(), to = %value, epoch, "DNS update applied");
                 self.set_last(Some(self.target_snapshot(value, site, epoch)));
+                self.wrote(epoch);
                 Ok(())
             }
             ResponseCode::NXRRSet
@@ -238,6 +292,7 @@ impl DnsProvider for Rfc2136Provider {
                     if m.epoch == epoch && m.site == site && now.all_hold(value) {
                         // Our own earlier update (a retry after a lost answer).
                         self.set_last(Some(now));
+                        self.wrote(epoch);
                         return Ok(());
                     }
                     if m.epoch > epoch {
@@ -247,6 +302,10 @@ impl DnsProvider for Rfc2136Provider {
                             sent: epoch,
                             seen: m.epoch,
                         });
+                    }
+                    if let Some(e) = self.conflicts(&m, site, epoch) {
+                        warn!(group = %self.group, server = %self.server, epoch, routed = %m.site, refused = site, "DNS update refused: another decision of the same epoch owns the record");
+                        return Err(e);
                     }
                 }
                 let wrote: Vec<String> = from.names.iter().map(NameRecords::describe).collect();
@@ -319,7 +378,8 @@ impl DnsProvider for Rfc2136Provider {
         }
         Ok(Some(ProviderView {
             value: main,
-            epoch: marker.map(|m| m.epoch).unwrap_or(0),
+            epoch: marker.as_ref().map_or(0, |m| m.epoch),
+            site: marker.map(|m| m.site),
             drift,
         }))
     }
@@ -380,6 +440,33 @@ mod tests {
         }
         let k = TsigKey::parse(B64, Some("k"), None).unwrap();
         assert!(!format!("{k:?}").contains(B64));
+    }
+
+    /// Two markers in the RRset (a hand edit added one): whatever order
+    /// the server gives them in, the newer decision is the marker.
+    #[test]
+    fn of_several_markers_the_highest_epoch_is_the_marker() {
+        for txt in [
+            vec![marker_text(5, "a"), marker_text(9, "b")],
+            vec![marker_text(9, "b"), marker_text(5, "a")],
+            vec![
+                "v=spf1 -all".into(),
+                marker_text(9, "b"),
+                marker_text(5, "a"),
+            ],
+        ] {
+            let snap = zone::Snapshot {
+                names: vec![],
+                marker_txt: txt,
+            };
+            assert_eq!(
+                snap.marker(),
+                Some(Marker {
+                    epoch: 9,
+                    site: "b".into()
+                })
+            );
+        }
     }
 
     #[test]

@@ -59,8 +59,16 @@ pub(super) struct Snapshot {
 }
 
 impl Snapshot {
+    /// The marker: of several (warden writes one; a hand edit may add
+    /// more), the highest epoch. The server gives an RRset's records in any
+    /// order, so the first would be a different one from read to read, and
+    /// an older one would let an order through that the newer one refuses
+    /// (the prerequisite names the whole RRset, so the server would not).
     pub(super) fn marker(&self) -> Option<Marker> {
-        self.marker_txt.iter().find_map(|t| parse_marker(t))
+        self.marker_txt
+            .iter()
+            .filter_map(|t| parse_marker(t))
+            .max_by_key(|m| m.epoch)
     }
     pub(super) fn all_hold(&self, v: &RecordValue) -> bool {
         self.names.iter().all(|n| n.holds(v))

@@ -7,7 +7,8 @@
 //! plus `shutdown sessions server` (a disaster: cut at once), or `state drain`
 //! and, after `drain_timeout`, `maint` plus `shutdown sessions` (a planned
 //! move). [`FrontendDriver::route`] reads `show servers state BACKEND` back:
-//! the site is the one whose server is ready (no maintenance or drain flag).
+//! the site is the one whose server is ready (no maintenance or drain flag),
+//! unless the fence names another site at its epoch (then none).
 //!
 //! # Layout
 //!
@@ -31,7 +32,16 @@
 //! lost, like the servers' runtime states, when HAProxy restarts or reloads:
 //! [`FrontendDriver::route`] then reports epoch 0 (and the servers' states
 //! from haproxy.cfg), which the orchestrator's reconciliation sees as drift
-//! and corrects by activating the decided route again.
+//! and corrects by activating the decided route again. Meanwhile the driver
+//! does not take HAProxy's word for it: it keeps the highest fence it wrote,
+//! judges every order by it when HAProxy holds less (none, or an older
+//! writer's), and writes it back before it refuses one, so an older order
+//! from this process is refused and one from another process is refused by
+//! HAProxy again. A process that never wrote the newer fence (a deposed
+//! leader started after it) cannot know it: its older order still passes
+//! an HAProxy that lost the fence, until the current leader's next order or
+//! reconciliation — nothing in HAProxy outlives a restart but haproxy.cfg
+//! and the server-state file.
 //!
 //! `set_route` reads the fence first and refuses an epoch lower than the one
 //! held ([`StrategyError::StaleEpoch`]) and a different site at the same
@@ -103,6 +113,13 @@ struct Inner {
     element: String,
     /// The process-wide variable holding `EPOCH:SITE`.
     fence_var: String,
+    /// The highest route this driver has written into (or found in) the
+    /// fence variable for an order it was given: HAProxy forgets the
+    /// variable when it restarts or reloads, and this is what the driver
+    /// judges orders by, and writes back, when HAProxy holds less (see
+    /// `Inner::fence_admits`). Only orders raise it, never a value read
+    /// from HAProxy (a fence set there by hand is not made permanent).
+    written: Mutex<Option<Fence>>,
 }
 
 struct PendingDrain {
@@ -175,6 +192,7 @@ impl HaproxyDriver {
                 element: format!("HAProxy {}", settings.frontend),
                 settings,
                 fence_var,
+                written: Mutex::new(None),
             }),
             drain: Mutex::new(None),
         })
@@ -259,28 +277,79 @@ impl Inner {
         )))
     }
 
+    /// The highest route this driver wrote (see `Inner::written`).
+    fn written(&self) -> Option<Fence> {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Remember that HAProxy's fence holds (`epoch`, `site`) by this driver's order.
+    fn remember(&self, epoch: u64, site: &str) {
+        let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if w.as_ref().is_none_or(|f| f.epoch < epoch) {
+            *w = Some(Fence {
+                epoch,
+                site: site.to_string(),
+            });
+        }
+    }
+
     /// Whether an order for `site` at `epoch` may go ahead by the fence in
     /// HAProxy now: an error for an older epoch or another site at the same
     /// one; `Ok(true)` when the fence already says (`epoch`, `site`),
     /// `Ok(false)` when it is older or not set (to be written).
+    ///
+    /// HAProxy forgets the fence when it restarts or reloads. A fence found
+    /// missing, or below the highest one this driver wrote, was lost that
+    /// way (and perhaps written again since by an older writer): the order
+    /// is judged by what this driver wrote, and an order that fails that
+    /// test writes it back before it is refused, so that the next older
+    /// order — another process's too — is refused by HAProxy itself.
     async fn fence_admits(&self, epoch: u64, site: &str) -> Result<bool, StrategyError> {
-        let Some(f) = self.read_fence().await? else {
-            return Ok(false);
+        let held = self.read_fence().await?;
+        let fence = match (held, self.written()) {
+            (held, Some(w)) if held.as_ref().is_none_or(|h| h.epoch < w.epoch) => {
+                let refused = epoch < w.epoch || (epoch == w.epoch && w.site != site);
+                warn!(
+                    group = %self.settings.group,
+                    frontend = %self.settings.frontend,
+                    held = %held.as_ref().map_or("none".to_string(), |h| format!("{}:{}", h.epoch, h.site)),
+                    written = %format!("{}:{}", w.epoch, w.site),
+                    "HAProxy lost warden's fence (restarted or reloaded?): judging the order by the fence this orchestrator wrote{}",
+                    if refused { ", and writing it back" } else { "" }
+                );
+                if refused {
+                    self.write_fence(w.epoch, &w.site).await?;
+                }
+                // Not HAProxy's: whatever the order, its fence is written.
+                return self.judge(epoch, site, &w).map(|_| false);
+            }
+            (None, _) => return Ok(false),
+            (Some(h), _) => h,
         };
-        if epoch < f.epoch {
+        self.judge(epoch, site, &fence)
+    }
+
+    /// An order for `site` at `epoch` against `fence`: an error for an
+    /// older epoch or another site at the same one, else whether the fence
+    /// already says (`epoch`, `site`).
+    fn judge(&self, epoch: u64, site: &str, fence: &Fence) -> Result<bool, StrategyError> {
+        if epoch < fence.epoch {
             return Err(StrategyError::StaleEpoch {
                 element: self.element.clone(),
                 sent: epoch,
-                seen: f.epoch,
+                seen: fence.epoch,
             });
         }
-        if epoch == f.epoch && f.site != site {
+        if epoch == fence.epoch && fence.site != site {
             return Err(self.rejected(format!(
                 "conflicting decision for epoch {epoch}: group {} already routes to {:?} at this epoch, refused {site:?}",
-                self.settings.group, f.site
+                self.settings.group, fence.site
             )));
         }
-        Ok(epoch == f.epoch)
+        Ok(epoch == fence.epoch)
     }
 
     /// Before a server of a route at (`epoch`, `site`) is touched: the fence
@@ -289,13 +358,14 @@ impl Inner {
     /// leader while this one — perhaps a deposed leader's late call — was
     /// between commands) ends this one with an error here, before it
     /// touches a server; a fence found older than this route (an older
-    /// writer's late fence) is written again. What is left is a race within
-    /// one command's round trip, which the newer route's own checks and
-    /// reconciliation repair.
+    /// writer's late fence, or none: HAProxy restarted) is written again.
+    /// What is left is a race within one command's round trip, which the
+    /// newer route's own checks and reconciliation repair.
     async fn fence_holds(&self, epoch: u64, site: &str) -> Result<(), StrategyError> {
         if !self.fence_admits(epoch, site).await? {
             self.write_fence(epoch, site).await?;
         }
+        self.remember(epoch, site);
         Ok(())
     }
 
@@ -360,9 +430,7 @@ impl FrontendDriver for HaproxyDriver {
         // right before it is written (a newer route may have come while the
         // servers were read), and before each server is touched (see
         // `Inner::fence_holds`).
-        if !inner.fence_admits(epoch, site).await? {
-            inner.write_fence(epoch, site).await?;
-        }
+        inner.fence_holds(epoch, site).await?;
         let keep_drain = self.supersede_drain(epoch, site);
         // Target ready before the others go, so that some server always takes new connections.
         if servers.iter().any(|(_, s)| s.name == target && !s.ready()) {
@@ -417,7 +485,19 @@ impl FrontendDriver for HaproxyDriver {
             [one] => Some(one.to_string()),
             _ => None,
         };
-        Ok((site, fence.map(|f| f.epoch).unwrap_or(0)))
+        // The servers route to one site, the fence says another was decided
+        // at its epoch (a hand change, or a late writer within one
+        // command's round trip): that site at that epoch is a pair no
+        // decision made (a new store would adopt it), so no route is
+        // reported, at the fence's epoch.
+        let Some(fence) = fence else {
+            return Ok((site, 0));
+        };
+        if site.as_deref().is_some_and(|s| s != fence.site) {
+            debug!(frontend = %inner.settings.frontend, group = %inner.settings.group, servers = ?site, fence_epoch = fence.epoch, fence_site = %fence.site, "HAProxy's servers route to another site than its fence names");
+            return Ok((None, fence.epoch));
+        }
+        Ok((site, fence.epoch))
     }
 }
 
