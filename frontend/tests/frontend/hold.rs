@@ -243,6 +243,11 @@ async fn connect_retry_keeps_a_refused_user_until_the_hold_order_comes() {
     assert_eq!(count(&route, "held_total"), 1, "{route}");
 }
 
+/// A connection closed without being held: well under any hold these
+/// tests order (5 s or more), with room for a loaded machine (500 ms
+/// flaked while two builds ran).
+const FAST: Duration = Duration::from_millis(1200);
+
 /// Open a connection and measure how long until the frontend closes it.
 async fn closed_after(fe: &Frontend) -> Duration {
     let t = Instant::now();
@@ -255,7 +260,7 @@ async fn closed_after(fe: &Frontend) -> Duration {
 async fn without_a_hold_order_a_refused_connect_fails_fast() {
     let (fe, _b, _dead) = start_dead_a(Duration::from_secs(5)).await;
     let took = closed_after(&fe).await;
-    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert!(took < FAST, "closed after {took:?}");
 
     // A withdrawn order (ttl 0) holds nothing either.
     assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
@@ -263,7 +268,7 @@ async fn without_a_hold_order_a_refused_connect_fails_fast() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(count(&body, "hold_remaining_ms"), 0, "{body}");
     let took = closed_after(&fe).await;
-    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert!(took < FAST, "closed after {took:?}");
 
     // A cut-over order of the withdrawn epoch arriving after the
     // withdrawal (the orchestrator does not wait for one order before
@@ -273,7 +278,7 @@ async fn without_a_hold_order_a_refused_connect_fails_fast() {
     let (status, body) = fe.pause("web", 2, 10_000).await;
     crate::harness::assert_refused(status, &body, "withdrawn");
     let took = closed_after(&fe).await;
-    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert!(took < FAST, "closed after {took:?}");
     assert_eq!(count(&fe.route("web").await, "hold_remaining_ms"), 0);
 
     // A plain hold at that epoch still stands (a failed runbook leaves the
@@ -284,14 +289,14 @@ async fn without_a_hold_order_a_refused_connect_fails_fast() {
     assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
     assert_eq!(fe.put("web", "a", 3, "immediate").await.0, StatusCode::OK);
     let took = closed_after(&fe).await;
-    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert!(took < FAST, "closed after {took:?}");
     assert_eq!(count(&fe.route("web").await, "held_total"), 0);
 
     // hold_connections = 0: an order is accepted but nothing is held.
     let (fe, _b, _dead) = start_dead_a(Duration::ZERO).await;
     assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
     let took = closed_after(&fe).await;
-    assert!(took < Duration::from_millis(500), "closed after {took:?}");
+    assert!(took < FAST, "closed after {took:?}");
     assert_eq!(count(&fe.route("web").await, "held_total"), 0);
 }
 
