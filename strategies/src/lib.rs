@@ -17,6 +17,7 @@
 //! Strategies never read files: they are built from a validated
 //! `warden_config::Config` plus loaded secrets.
 
+mod capped;
 pub mod dns;
 mod error;
 pub mod frontend;

@@ -303,29 +303,16 @@ impl BuiltinDriver {
     /// memory, and the peer may not be the frontend it should be.
     async fn body(
         &self,
-        mut resp: reqwest::Response,
+        resp: reqwest::Response,
         limit: usize,
         what: &str,
     ) -> Result<Vec<u8>, StrategyError> {
-        let too_long = || {
-            self.rejected(format!(
+        crate::capped::body(resp, limit).await.map_err(|e| match e {
+            crate::capped::Capped::TooLong => self.rejected(format!(
                 "the answer to {what} is longer than {limit} bytes: not warden's control API?"
-            ))
-        };
-        if resp
-            .content_length()
-            .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
-        {
-            return Err(too_long());
-        }
-        let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(&e))? {
-            if out.len() + chunk.len() > limit {
-                return Err(too_long());
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+            )),
+            crate::capped::Capped::Transport(e) => self.unreachable(&e),
+        })
     }
 
     /// Every group's route as the frontend holds it (`GET /v1/routes`).

@@ -70,6 +70,10 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 /// "retry the update no sooner than 30 minutes".
 pub const HOLD: Duration = Duration::from_secs(30 * 60);
 
+/// The longest answer to an update read: a line per name (`good 192.0.2.1`)
+/// is far shorter; a server sending more is not a dyndns2 update server.
+const MAX_ANSWER: usize = 64 * 1024;
+
 /// The `noip` / `dyndns2` provider of one group.
 pub struct DyndnsProvider {
     flavor: Flavor,
@@ -326,7 +330,20 @@ impl DnsProvider for DyndnsProvider {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = resp.text().await.map_err(|e| self.transport_error(&e))?;
+        // An answer is a line per name: anything longer is not one, and
+        // is not read into memory whole.
+        let body = match crate::capped::body(resp, MAX_ANSWER).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(crate::capped::Capped::Transport(e)) => return Err(self.transport_error(&e)),
+            Err(crate::capped::Capped::TooLong) => {
+                return Err(self.rejected(format!(
+                    "the answer to an update of {} (HTTP {}) is longer than {MAX_ANSWER} bytes: not a {} update server?",
+                    pending.join(", "),
+                    status.as_u16(),
+                    self.flavor.label()
+                )))
+            }
+        };
         if !status.is_success() {
             // Some servers put a return code in a 401/5xx body: honour it.
             if let Ok(lines) = parse_answer(&body, pending.len(), self.flavor) {
@@ -421,6 +438,66 @@ mod tests {
     use super::request::encode;
     use super::state::value_of;
     use super::*;
+
+    /// An update server that answers `200` with an endless body (no
+    /// length announced): the provider stops reading at its limit and says
+    /// so, instead of holding all of it in the orchestrator's memory.
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_limit() {
+        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let sent = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&sent);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let counted = std::sync::Arc::clone(&counted);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngood 192.0.2.7";
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let spaces = vec![b' '; 64 * 1024];
+                    // At most 64 MiB, so that a provider that reads on
+                    // still ends.
+                    for _ in 0..1024 {
+                        if s.write_all(&spaces).await.is_err() {
+                            return;
+                        }
+                        counted.fetch_add(spaces.len(), Relaxed);
+                    }
+                });
+            }
+        });
+        let p = DyndnsProvider::new(
+            Flavor::Dyndns2,
+            "web",
+            Some(&format!("http://{addr}/nic/update")),
+            &["www.example.net".to_string()],
+            &Secret::new("user:password"),
+            None,
+            Duration::from_secs(10),
+        )
+        .expect("provider");
+        let value = RecordValue {
+            v4: Some("192.0.2.7".parse().unwrap()),
+            v6: None,
+        };
+        let e = p
+            .publish("b", &value, 2)
+            .await
+            .expect_err("cut at the limit");
+        assert!(e.to_string().contains("is longer than"), "{e}");
+        assert!(
+            sent.load(Relaxed) < 32 * 1024 * 1024,
+            "read on past the limit"
+        );
+    }
 
     #[test]
     fn parses_one_line_per_host() {

@@ -93,7 +93,9 @@ impl DyndnsProvider {
         if status.is_redirection() {
             return self.rejected(format!(
                 "HTTP {s} redirect to {}: set groups.{}.dns.server to the update URL itself (credentials are not sent across redirects)",
-                location.unwrap_or_else(|| "(no Location)".into()),
+                location
+                    .map(|l| crate::text::quote(&l, 200, "Location"))
+                    .unwrap_or_else(|| "(no Location)".into()),
                 self.group
             ));
         }
