@@ -196,6 +196,51 @@ fn check_config_refuses_an_api_address_other_hosts_cannot_dial() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
 
+/// A secret reference that check-config accepts must load: the read-only
+/// token and the named operators' tokens get the same checks as every
+/// other reference (no source, a relative file, a bad variable name), at
+/// their line and column — before, check-config passed them and the
+/// orchestrator's start refused (or read a file relative to where it
+/// started).
+#[test]
+fn check_config_checks_every_token_reference() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    for (name, extra, want) in [
+        (
+            "read-none.conf",
+            "read_token = { }",
+            "5:14: orchestrator.read_token: give where the secret comes from",
+        ),
+        (
+            "read-rel.conf",
+            "read_token = { file = \"read.token\" }",
+            "5:23: orchestrator.read_token.file: must be an absolute path",
+        ),
+        (
+            "ops-env.conf",
+            "operators = [{ name = \"ann\", token = { env = \"1X\" } }]",
+            "orchestrator.operators[0].token.env: must name an environment variable",
+        ),
+    ] {
+        let conf = d.join(name);
+        let text = good_text.replacen("\n[detection]", &format!("\n{extra}\n[detection]"), 1);
+        std::fs::write(&conf, text).unwrap();
+        let out = warden(&[Path::new("check-config"), &conf], None, d);
+        let stdout = text_of(&out);
+        assert_eq!(out.status.code(), Some(64), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{}:", conf.display())) && stdout.contains(want),
+            "{name}: {stdout}"
+        );
+    }
+}
+
+fn text_of(out: &Output) -> String {
+    format!("{}{}", text(&out.stdout), text(&out.stderr))
+}
+
 #[test]
 fn check_config_takes_warden_config() {
     let (dir, good, bad) = configs();

@@ -23,6 +23,12 @@ impl<'t, 'r> Cx<'t, 'r> {
     pub(super) fn check_orchestrator(&mut self, o: &OrchestratorConfig) {
         self.check_state_dir("orchestrator.data_dir", &o.data_dir);
         self.check_secret("orchestrator.operator_token", &o.operator_token);
+        for (i, t) in o.operators.iter().enumerate() {
+            self.check_secret(&format!("orchestrator.operators[{i}].token"), &t.token);
+        }
+        if let Some(r) = &o.read_token {
+            self.check_secret("orchestrator.read_token", r);
+        }
         if o.max_body_bytes < 1024 {
             self.push(
                 self.at("orchestrator.max_body_bytes"),
