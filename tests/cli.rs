@@ -241,6 +241,58 @@ fn text_of(out: &Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
 
+/// A variable that a secret reference names never reaches a child, even
+/// when the agent's `pass_env` lists it and the secret is another role's
+/// (the operator's token, set in the environment of a host that runs both):
+/// the agent's command check sees neither it nor its value.
+#[test]
+fn agent_children_never_get_another_roles_secret_variable() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    let dump = d.join("env.txt");
+    let text = std::fs::read_to_string(&good).unwrap().replace(
+        &format!("operator_token = {{ file = \"{}/op\" }}", d.display()),
+        "operator_token = { env = \"WARDEN_TEST_OP_TOKEN\" }",
+    ) + &format!(
+        r#"pass_env = ["WARDEN_TEST_OP_TOKEN", "WARDEN_TEST_PLAIN"]
+[[sites.a.checks]]
+name = "env"
+kind = "command"
+command = ["/bin/sh", "-c", "env > {0}.tmp && mv {0}.tmp {0}"]
+"#,
+        dump.display()
+    );
+    assert!(text.contains("WARDEN_TEST_OP_TOKEN\" }"), "{text}");
+    let conf = d.join("env.conf");
+    std::fs::write(&conf, text).unwrap();
+    let mut agent = Command::new(WARDEN)
+        .args(["agent", "--site", "a", "--config"])
+        .arg(&conf)
+        .env("WARDEN_LOG", "error")
+        .env("WARDEN_TEST_OP_TOKEN", "operator-secret-in-env")
+        .env("WARDEN_TEST_PLAIN", "plain-value")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dump.exists() && std::time::Instant::now() < deadline {
+        if agent.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = agent.kill();
+    let out = agent.wait_with_output().unwrap();
+    let env = std::fs::read_to_string(&dump)
+        .unwrap_or_else(|e| panic!("the check never ran ({e}): {}", text_of(&out)));
+    assert!(env.contains("WARDEN_TEST_PLAIN=plain-value"), "{env}");
+    assert!(
+        !env.contains("WARDEN_TEST_OP_TOKEN") && !env.contains("operator-secret-in-env"),
+        "{env}"
+    );
+}
+
 #[test]
 fn check_config_takes_warden_config() {
     let (dir, good, bad) = configs();

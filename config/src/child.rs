@@ -154,6 +154,25 @@ pub fn set_pass_env(names: &[String]) {
     *PASS.write().unwrap_or_else(|p| p.into_inner()) = names.to_vec();
 }
 
+/// What a process's children get, from its config: `pass_env` (its role's)
+/// minus every variable a secret reference of the file names, whichever
+/// role loads that secret ([`crate::Config::secret_vars`]). A process
+/// registers only the secrets it loads itself: without this, an agent
+/// whose `pass_env` listed the variable of the operator's token (set on a
+/// host that runs both) handed the token to every hook and check. Called
+/// once at start by each process that runs children.
+pub fn configure(cfg: &crate::Config, pass_env: &[String]) {
+    {
+        let mut v = SECRET_VARS.write().unwrap_or_else(|p| p.into_inner());
+        for var in &cfg.secret_vars {
+            if !v.iter().any(|n| n == var) {
+                v.push(var.clone());
+            }
+        }
+    }
+    set_pass_env(pass_env);
+}
+
 /// The environment for a child: [`BASE_ENV`] and the `pass_env` names that
 /// are set, minus any variable that is the source of a loaded secret or
 /// whose value is one. Use with `Command::env_clear().envs(clean_env())`.

@@ -97,7 +97,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(c) => return c,
             };
-            warden_config::child::set_pass_env(&cfg.orchestrator.pass_env);
+            warden_config::child::configure(&cfg, &cfg.orchestrator.pass_env);
             let settings = match warden_orchestrator::OrchestratorSettings::from_config(cfg)
                 .and_then(|s| match &node {
                     Some(n) => s.as_node(n),
@@ -127,7 +127,7 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 Err(c) => return c,
             };
             if let Some(sc) = cfg.sites.get(&site) {
-                warden_config::child::set_pass_env(&sc.pass_env);
+                warden_config::child::configure(&cfg, &sc.pass_env);
             }
             let settings = match warden_agents::AgentSettings::from_config(&cfg, &site) {
                 Ok(s) => s,

@@ -488,6 +488,9 @@ impl<'t, 'r> Cx<'t, 'r> {
     }
 
     pub(super) fn check_secret(&mut self, key: &str, s: &SecretRef) {
+        if let Some(var) = &s.env {
+            self.secret_vars.insert(var.clone());
+        }
         // Where the key is only when something is wrong: finding it is a
         // walk of its tables, and a config names a secret per site.
         match (&s.file, &s.env) {

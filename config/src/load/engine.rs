@@ -696,6 +696,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             frontends,
             haproxy_frontends,
             groups,
+            secret_vars: std::mem::take(&mut self.secret_vars),
         })
     }
 }

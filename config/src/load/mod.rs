@@ -159,6 +159,7 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
         problems: Vec::new(),
         deser: BTreeSet::new(),
         deployment,
+        secret_vars: BTreeSet::new(),
     };
     let cfg = if syntax.is_empty() {
         cx.parse_all()
@@ -308,6 +309,9 @@ struct Cx<'t, 'r> {
     deser: BTreeSet<String>,
     /// The checks of [`check_deployment`] too.
     deployment: bool,
+    /// The variable of every secret reference with `env` (see
+    /// [`Config::secret_vars`]), gathered by `check_secret`.
+    secret_vars: BTreeSet<String>,
 }
 
 /// Site, group and frontend names.

@@ -42,6 +42,12 @@ pub struct Config {
     pub haproxy_frontends: BTreeMap<String, HaproxyFrontendConfig>,
     /// Protected services by name.
     pub groups: BTreeMap<String, GroupConfig>,
+    /// Every environment variable a secret reference of the file names
+    /// (`{ env = "VAR" }`), whichever role loads it: never passed to a
+    /// child process, even when a `pass_env` lists it
+    /// ([`crate::child::configure`]) — a process knows only the secrets it
+    /// loads itself, and an agent's hooks must not get the operator's token.
+    pub secret_vars: BTreeSet<String>,
 }
 
 impl Config {
