@@ -251,6 +251,54 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
+    /// With `orchestrator.tls.client_ca`, an agent is let in only with a
+    /// certificate whose subjectAltName DNS names its site (checked as TLS
+    /// checks a host name: letters, digits, `-`, `_`; no label starting or
+    /// ending with `-`, not all digits; case ignored). A site name that
+    /// cannot be such a name would have its agent refused at every report,
+    /// and two names that differ only in case are one name to a
+    /// certificate: either one's agent could present the other's.
+    pub(super) fn check_site_cert_names(&mut self, sites: Option<&'r Spanned<DeValue<'t>>>) {
+        let Some(DeValue::Table(t)) = sites.map(|v| v.get_ref()) else {
+            return;
+        };
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        // In the file's order: the later of two names is the one reported.
+        let mut names: Vec<_> = t.iter().map(|(name, _)| name).collect();
+        names.sort_by_key(|name| name.span().start);
+        for name in names {
+            let n = name.get_ref().as_ref();
+            if !valid_name(n) {
+                continue; // reported already
+            }
+            let key = fmt_path("sites", &[Seg::Key(n.to_string())]);
+            if n.starts_with('-') || n.ends_with('-') || n.chars().all(|c| c.is_ascii_digit()) {
+                self.push(
+                    name.span(),
+                    &key,
+                    Some(format!("{n:?}")),
+                    "orchestrator.tls.client_ca makes an agent's certificate name its site \
+                     (subjectAltName DNS), and this name cannot be a DNS name (it begins or ends \
+                     with '-', or is all digits): its agent would be refused at every report; \
+                     rename the site",
+                );
+            } else if let Some(first) = seen.get(&n.to_ascii_lowercase()) {
+                self.push(
+                    name.span(),
+                    &key,
+                    Some(format!("{n:?}")),
+                    format!(
+                        "differs from site {first:?} only in case: a certificate (subjectAltName \
+                         DNS, orchestrator.tls.client_ca) naming one names the other, so it cannot \
+                         tell their agents apart; rename one of them"
+                    ),
+                );
+            } else {
+                seen.insert(n.to_ascii_lowercase(), n.to_string());
+            }
+        }
+    }
+
     /// A TLS table's files are absolute paths.
     pub(super) fn check_tls(&mut self, key: &str, t: &crate::TlsConfig) {
         let files = [

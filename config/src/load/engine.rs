@@ -646,6 +646,11 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let Some(d) = &detection {
             self.check_detection(d);
         }
+        if let Some(o) = &orchestrator {
+            if o.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+                self.check_site_cert_names(sections.get("sites").copied());
+            }
+        }
         for (name, site) in &sites {
             self.check_site(name, site);
             if let Some(d) = &detection {

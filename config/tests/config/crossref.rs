@@ -329,3 +329,41 @@ fn a_dns_entry_port_is_a_port_and_only_for_the_dns_scheme() {
     assert_eq!(p.key, "groups.web.dns.entry_port");
     assert!(p.message.contains("frontends' listen port"), "{p}");
 }
+
+/// With mTLS (`orchestrator.tls.client_ca`) an agent's certificate must
+/// name its site as a DNS name: a site name TLS cannot match (a leading or
+/// trailing '-', all digits) would have its agent refused at every report,
+/// and two names differing only in case are one name to a certificate.
+/// Both are refused at the site's name; without client_ca they pass.
+#[test]
+fn site_names_a_client_certificate_cannot_tell_apart_are_refused_with_mtls() {
+    let mtls = |text: &str| {
+        text.replace(
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            "operator_token = { file = \"/etc/warden/operator.token\" }\n\
+             tls = { cert = \"/etc/warden/api.pem\", key = \"/etc/warden/api.key\", client_ca = \"/etc/warden/ca.pem\" }",
+        )
+    };
+    for bad in ["tx-", "-tx", "2024"] {
+        let text = BASE
+            .replace("[sites.tx]", &format!("[sites.{bad}]"))
+            .replace("\"ca\", \"tx\"", &format!("\"ca\", \"{bad}\""))
+            .replace("tx = \"10.2", &format!("{bad} = \"10.2"));
+        crate::ok(&text);
+        let text = mtls(&text);
+        let p = one(&text);
+        assert_eq!(p.key, format!("sites.{bad}"), "{p}");
+        assert_eq!((p.line, p.col), pos_of(&text, &format!("{bad}]")), "{p}");
+        assert!(p.message.contains("cannot be a DNS name"), "{p}");
+    }
+    let text = BASE.replace(
+        "[frontends.fe1]",
+        "[sites.CA]\nagent_token = { env = \"WARDEN_CA2_TOKEN\" }\n\n[frontends.fe1]",
+    );
+    crate::ok(&text);
+    let text = mtls(&text);
+    let p = one(&text);
+    assert_eq!(p.key, "sites.CA", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "CA]"), "{p}");
+    assert!(p.message.contains("only in case"), "{p}");
+}
