@@ -256,8 +256,10 @@ impl<'t, 'r> Cx<'t, 'r> {
     /// checks a host name: letters, digits, `-`, `_`; no label starting or
     /// ending with `-`, not all digits; case ignored). A site name that
     /// cannot be such a name would have its agent refused at every report,
-    /// and two names that differ only in case are one name to a
-    /// certificate: either one's agent could present the other's.
+    /// two names that differ only in case are one name to a certificate
+    /// (either one's agent could present the other's), and a site named
+    /// `orchestrator` would carry the name the frontends take as the
+    /// orchestrator's.
     pub(super) fn check_site_cert_names(&mut self, sites: Option<&'r Spanned<DeValue<'t>>>) {
         let Some(DeValue::Table(t)) = sites.map(|v| v.get_ref()) else {
             return;
@@ -281,6 +283,15 @@ impl<'t, 'r> Cx<'t, 'r> {
                      (subjectAltName DNS), and this name cannot be a DNS name (it begins or ends \
                      with '-', or is all digits): its agent would be refused at every report; \
                      rename the site",
+                );
+            } else if n.eq_ignore_ascii_case("orchestrator") {
+                self.push(
+                    name.span(),
+                    &key,
+                    Some(format!("{n:?}")),
+                    "orchestrator.tls.client_ca makes this site's agent carry a certificate naming \
+                     \"orchestrator\" (subjectAltName DNS), which is the orchestrator's own name to \
+                     the frontends that verify clients: rename the site",
                 );
             } else if let Some(first) = seen.get(&n.to_ascii_lowercase()) {
                 self.push(

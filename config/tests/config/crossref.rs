@@ -333,7 +333,8 @@ fn a_dns_entry_port_is_a_port_and_only_for_the_dns_scheme() {
 /// With mTLS (`orchestrator.tls.client_ca`) an agent's certificate must
 /// name its site as a DNS name: a site name TLS cannot match (a leading or
 /// trailing '-', all digits) would have its agent refused at every report,
-/// and two names differing only in case are one name to a certificate.
+/// two names differing only in case are one name to a certificate, and a
+/// site named `orchestrator` would carry the orchestrator's own name.
 /// Both are refused at the site's name; without client_ca they pass.
 #[test]
 fn site_names_a_client_certificate_cannot_tell_apart_are_refused_with_mtls() {
@@ -344,7 +345,12 @@ fn site_names_a_client_certificate_cannot_tell_apart_are_refused_with_mtls() {
              tls = { cert = \"/etc/warden/api.pem\", key = \"/etc/warden/api.key\", client_ca = \"/etc/warden/ca.pem\" }",
         )
     };
-    for bad in ["tx-", "-tx", "2024"] {
+    for (bad, why) in [
+        ("tx-", "cannot be a DNS name"),
+        ("-tx", "cannot be a DNS name"),
+        ("2024", "cannot be a DNS name"),
+        ("Orchestrator", "the orchestrator's own name"),
+    ] {
         let text = BASE
             .replace("[sites.tx]", &format!("[sites.{bad}]"))
             .replace("\"ca\", \"tx\"", &format!("\"ca\", \"{bad}\""))
@@ -354,7 +360,7 @@ fn site_names_a_client_certificate_cannot_tell_apart_are_refused_with_mtls() {
         let p = one(&text);
         assert_eq!(p.key, format!("sites.{bad}"), "{p}");
         assert_eq!((p.line, p.col), pos_of(&text, &format!("{bad}]")), "{p}");
-        assert!(p.message.contains("cannot be a DNS name"), "{p}");
+        assert!(p.message.contains(why), "{p}");
     }
     let text = BASE.replace(
         "[frontends.fe1]",
