@@ -130,8 +130,24 @@ impl Client {
         for base in &self.bases {
             let r = match self.once(&method, base, path, body.as_ref()).await {
                 Ok(r) => r,
+                // An action that may have reached an orchestrator (it timed
+                // out, the connection broke after the request went) is not
+                // sent again elsewhere: a follower would pass it to the
+                // leader, which would act a second time on a situation the
+                // first one changed (a second failover after the first
+                // runbook ended, an approval of the decision made next).
+                // Only one that never left (no connection) tries the next.
+                Err(e) if method != reqwest::Method::GET && !e.is_connect() => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "no answer from the orchestrator at {base}; the action may have been \
+                         carried out there: look with `warden status` before sending it again"
+                    )));
+                }
                 Err(e) => {
-                    last = Some(e);
+                    last = Some(
+                        anyhow::Error::new(e)
+                            .context(format!("cannot reach the orchestrator at {base}")),
+                    );
                     continue;
                 }
             };
@@ -149,7 +165,10 @@ impl Client {
                     "orchestrator {base} redirects to {location:?}, which is not one of the configured orchestrators; not following it"
                 );
             };
-            let r = self.once(&method, leader, path, body.as_ref()).await?;
+            let r = self
+                .once(&method, leader, path, body.as_ref())
+                .await
+                .with_context(|| format!("no answer from the leader at {leader}"))?;
             if r.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
                 bail!("the leader changed while the request was sent; try again");
             }
@@ -164,7 +183,7 @@ impl Client {
         base: &str,
         path: &str,
         body: Option<&Value>,
-    ) -> anyhow::Result<reqwest::Response> {
+    ) -> Result<reqwest::Response, reqwest::Error> {
         let mut req = self
             .http
             .request(method.clone(), format!("{base}{path}"))
@@ -172,9 +191,7 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        req.send()
-            .await
-            .with_context(|| format!("cannot reach the orchestrator at {base}"))
+        req.send().await
     }
 }
 
@@ -259,6 +276,59 @@ mod tests {
             0,
             "nothing reached the other URL"
         );
+    }
+
+    /// An action whose request went out but got no answer in time (the
+    /// orchestrator may have acted on it) is not sent to the next
+    /// orchestrator, which would pass it to the leader a second time; an
+    /// orchestrator that cannot be connected to is skipped, and a read
+    /// that timed out is asked of the next one.
+    #[tokio::test]
+    async fn an_action_that_may_have_been_taken_is_not_sent_again() {
+        let counter = |hits: Arc<AtomicUsize>, wait: Duration| {
+            Router::new().fallback(move || {
+                hits.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(wait).await;
+                    (StatusCode::ACCEPTED, "{\"runbook\": 7}")
+                }
+            })
+        };
+        let (slow_hits, next_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let slow = serve(counter(slow_hits.clone(), Duration::from_secs(5))).await;
+        let next = serve(counter(next_hits.clone(), Duration::ZERO)).await;
+        // A port nobody listens on: the connection is refused.
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let client = |bases: Vec<String>| Client {
+            bases,
+            token: Secret::new("operator-token-x"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(300))
+                .build()
+                .unwrap(),
+        };
+        let c = client(vec![slow.clone(), next.clone()]);
+        let err = format!(
+            "{:#}",
+            c.post("/v1/groups/web/approve", Value::Null)
+                .await
+                .unwrap_err()
+        );
+        assert!(err.contains("may have been carried out"), "{err}");
+        assert_eq!(slow_hits.load(Ordering::SeqCst), 1);
+        assert_eq!(next_hits.load(Ordering::SeqCst), 0, "sent once only");
+        // Never connected: the next orchestrator gets it.
+        let c = client(vec![closed, next.clone()]);
+        let v = c.post("/v1/groups/web/approve", Value::Null).await.unwrap();
+        assert_eq!(v["runbook"], 7);
+        assert_eq!(next_hits.load(Ordering::SeqCst), 1);
+        // A read is asked again elsewhere.
+        let c = client(vec![slow, next]);
+        c.get("/v1/status").await.unwrap();
+        assert_eq!(next_hits.load(Ordering::SeqCst), 2);
     }
 
     /// A redirect to a configured orchestrator is followed once.
