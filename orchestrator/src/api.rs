@@ -375,8 +375,24 @@ async fn resync(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> R
     }
 }
 
-async fn approve(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
-    match s.operator_approve(&g, &by) {
+/// `POST .../approve`: the body says which pending decision is approved
+/// (`SeenPending`: `kind`, `to`, `since_unix_ms`, each optional); none (an
+/// empty body, or `null` as older CLIs send) approves whatever is pending.
+async fn approve(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
+    let seen = if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
+        crate::service::SeenPending::default()
+    } else {
+        match parse_json(&s, &body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    match s.operator_approve_seen(&g, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }

@@ -142,8 +142,16 @@ pub(crate) enum Cmd {
     /// the standby from the active site (what it wrote on its own is kept
     /// or quarantined), then replicate to it again. Users do not move.
     Resync { group: String },
-    /// Approve a pending decision (manual mode or exhausted failover budget).
-    Approve { group: String },
+    /// Approve a pending decision (manual mode or exhausted failover
+    /// budget): the one pending when the command reads the group, shown
+    /// and sent with the approval, so a decision made after it is not
+    /// approved in its place.
+    Approve {
+        group: String,
+        /// Approve only a move to this site (the decision you saw).
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Maintenance mode: no automatic decisions for the group.
     Maintenance { group: String, mode: OnOff },
     /// Lift a group's alerts after fixing their cause (e.g. a DNS provider

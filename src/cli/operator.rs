@@ -86,11 +86,42 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 v["runbook"]
             );
         }
-        Cmd::Approve { group } => {
+        Cmd::Approve { group, to } => {
+            // The decision approved is the one read here, named in the
+            // approval: one made meanwhile is refused (409), not approved.
+            let view = c.get(&format!("/v1/groups/{group}")).await?;
+            let pending = view.get("pending").cloned().unwrap_or(Value::Null);
+            if pending.is_null() {
+                bail!("group {group} has no pending decision; nothing approved");
+            }
+            let seen: warden_orchestrator::service::SeenPending =
+                serde_json::from_value(serde_json::json!({
+                    "kind": pending["kind"],
+                    "to": pending["to"],
+                    "since_unix_ms": pending["since_unix_ms"],
+                }))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the orchestrator's pending decision is not what this CLI reads: {e}"
+                    )
+                })?;
+            let target = seen.to.clone().unwrap_or_default();
+            if let Some(want) = to.as_deref().filter(|w| *w != target) {
+                bail!(
+                    "the pending decision of {group} is a move to {target}, not to {want}; nothing approved"
+                );
+            }
             let v = c
-                .post(&format!("/v1/groups/{group}/approve"), Value::Null)
+                .post(
+                    &format!("/v1/groups/{group}/approve"),
+                    serde_json::to_value(&seen)?,
+                )
                 .await?;
-            println!("approved; runbook {} started for {group}", v["runbook"]);
+            println!(
+                "approved {} → {target}; runbook {} started for {group}",
+                pending["kind"].as_str().unwrap_or("move"),
+                v["runbook"]
+            );
         }
         Cmd::Maintenance { group, mode } => {
             let on = matches!(mode, OnOff::On);

@@ -375,3 +375,83 @@ async fn a_refused_failback_keeps_the_automatic_failback_stopped() {
         "a refused failback unblocked it"
     );
 }
+
+/// An approval names the decision the operator saw: once that one was
+/// withdrawn (a recovered) and a new one made (a down again), a late or
+/// replayed approval of the first is refused and changes nothing; one
+/// naming the decision pending now (or another kind or target) is
+/// judged the same way.
+#[tokio::test(start_paused = true)]
+async fn an_approval_of_a_decision_since_replaced_is_refused() {
+    let (s, _fake, _dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "pending failover", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    let first = group(&s).pending.expect("pending");
+    let seen = SeenPending {
+        kind: Some(first.kind),
+        to: Some(first.to.clone()),
+        since_unix_ms: Some(first.since_unix_ms),
+    };
+    // a recovers: the pending failover is withdrawn; a goes down again: a
+    // new one waits.
+    rounds_until(&s, true, 40, "withdrawn", |g| g.phase == Phase::Steady).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    rounds_until(&s, false, 40, "pending again", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    let second = group(&s).pending.expect("pending");
+    assert_ne!(second.since_unix_ms, first.since_unix_ms);
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let before = approvals(&s);
+    let e = s
+        .operator_approve_seen("web", "operator", &seen)
+        .unwrap_err();
+    assert!(matches!(e, OrchestratorError::Conflict(_)), "{e}");
+    assert!(e.to_string().contains("nothing approved"), "{e}");
+    for wrong in [
+        SeenPending {
+            kind: Some(RunbookKind::Failback),
+            ..Default::default()
+        },
+        SeenPending {
+            to: Some("a".into()),
+            ..Default::default()
+        },
+    ] {
+        let e = s
+            .operator_approve_seen("web", "operator", &wrong)
+            .unwrap_err();
+        assert!(e.to_string().contains("nothing approved"), "{e}");
+    }
+    let g = group(&s);
+    assert_eq!(
+        (g.phase, g.pending),
+        (Phase::PendingApproval, Some(second.clone()))
+    );
+    assert!(s.lock().runbooks.is_empty(), "nothing started");
+    assert_eq!(approvals(&s), before, "a refused approval recorded");
+    // The decision pending now, named as it is: approved.
+    s.operator_approve_seen(
+        "web",
+        "operator",
+        &SeenPending {
+            kind: Some(second.kind),
+            to: Some(second.to.clone()),
+            since_unix_ms: Some(second.since_unix_ms),
+        },
+    )
+    .expect("approve");
+    assert_eq!(approvals(&s), before + 1);
+}

@@ -230,10 +230,28 @@ impl Shared {
         )
     }
 
+    /// `warden approve GROUP`: the pending decision as it is now, whatever
+    /// it is (see [`Shared::operator_approve_seen`] for the CLI's way).
     pub fn operator_approve(
         self: &Arc<Self>,
         group: &str,
         by: &str,
+    ) -> Result<u64, OrchestratorError> {
+        self.operator_approve_seen(group, by, &SeenPending::default())
+    }
+
+    /// Approves the pending decision only when it is the one the operator
+    /// saw: each field of `seen` that is given must be the pending
+    /// decision's (kind, target, since when it waits). A decision made
+    /// after the one the operator looked at — the first withdrawn and a
+    /// new one made, or a failback pending where a failover was — is not
+    /// approved by a late or replayed approval of the first (409, nothing
+    /// changed).
+    pub fn operator_approve_seen(
+        self: &Arc<Self>,
+        group: &str,
+        by: &str,
+        seen: &SeenPending,
     ) -> Result<u64, OrchestratorError> {
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
@@ -251,6 +269,15 @@ impl Shared {
                 "group {group} has no pending decision"
             )));
         };
+        if let Some(diff) = seen.differs(&p) {
+            return Err(OrchestratorError::Conflict(format!(
+                "the pending decision of group {group} is {} → {} (waiting since unix ms {}), \
+                 not the one approved ({diff}); nothing approved: look again with `warden status {group}`",
+                runbook::kind_str(p.kind),
+                p.to,
+                p.since_unix_ms
+            )));
+        }
         // The decision is approved as it stands now, not as it stood when
         // it was made: its target must still be a site of the group and
         // not be confirmed down; a failback also needs the site it
@@ -455,6 +482,37 @@ impl Shared {
             None,
         );
         Ok(lifted)
+    }
+}
+
+/// What an approval says the operator saw of the pending decision
+/// (`POST /v1/groups/{group}/approve` body): every field optional, each
+/// given one must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenPending {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RunbookKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_unix_ms: Option<u64>,
+}
+
+impl SeenPending {
+    /// What `p` has that differs from what was seen, if anything.
+    fn differs(&self, p: &Pending) -> Option<String> {
+        let mut out = Vec::new();
+        if let Some(k) = self.kind.filter(|k| *k != p.kind) {
+            out.push(format!("kind {}", runbook::kind_str(k)));
+        }
+        if let Some(to) = self.to.as_ref().filter(|to| **to != p.to) {
+            out.push(format!("to {:?}", crate::text::printable(to)));
+        }
+        if let Some(t) = self.since_unix_ms.filter(|t| *t != p.since_unix_ms) {
+            out.push(format!("waiting since {t}"));
+        }
+        (!out.is_empty()).then(|| out.join(", "))
     }
 }
 
