@@ -375,6 +375,13 @@ async fn resync(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> R
     }
 }
 
+/// An action's optional body left out: empty, or `null` (what older CLIs
+/// send to the actions that took none).
+fn no_body(body: &[u8]) -> bool {
+    let b = body.trim_ascii();
+    b.is_empty() || b == b"null"
+}
+
 /// `POST .../approve`: the body says which pending decision is approved
 /// (`SeenPending`: `kind`, `to`, `since_unix_ms`, each optional); none (an
 /// empty body, or `null` as older CLIs send) approves whatever is pending.
@@ -384,7 +391,7 @@ async fn approve(
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let seen = if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
+    let seen = if no_body(&body) {
         crate::service::SeenPending::default()
     } else {
         match parse_json(&s, &body) {
@@ -405,8 +412,29 @@ pub struct AdoptedView {
     pub epoch: u64,
 }
 
-async fn adopt_epoch(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
-    match s.operator_adopt_epoch(&g, &by) {
+/// `POST .../adopt-epoch` body: the epoch the operator saw ahead (optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AdoptBody {
+    #[serde(default)]
+    epoch: Option<u64>,
+}
+
+async fn adopt_epoch(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
+    let b: AdoptBody = if no_body(&body) {
+        AdoptBody::default()
+    } else {
+        match parse_json(&s, &body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    match s.operator_adopt_epoch_seen(&g, &by, b.epoch) {
         Ok(epoch) => Json(AdoptedView { epoch }).into_response(),
         Err(e) => e.into_response(),
     }

@@ -159,7 +159,13 @@ pub(crate) enum Cmd {
     Clear { group: String },
     /// Take the higher epoch the routing layer (or an agent) holds as the
     /// group's own, after checking that no other orchestrator acts.
-    AdoptEpoch { group: String },
+    AdoptEpoch {
+        group: String,
+        /// Adopt only this epoch (the one the alert showed): refused when
+        /// the epoch seen ahead has changed since.
+        #[arg(long)]
+        epoch: Option<u64>,
+    },
     /// Decisions with the evidence behind them.
     Events {
         #[arg(long)]

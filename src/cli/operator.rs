@@ -150,9 +150,13 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 }
             }
         }
-        Cmd::AdoptEpoch { group } => {
+        Cmd::AdoptEpoch { group, epoch } => {
+            let body = match epoch {
+                Some(e) => serde_json::json!({ "epoch": e }),
+                None => Value::Null,
+            };
             let v = c
-                .post(&format!("/v1/groups/{group}/adopt-epoch"), Value::Null)
+                .post(&format!("/v1/groups/{group}/adopt-epoch"), body)
                 .await?;
             println!(
                 "{group}: adopted epoch {}; the next move carries a higher one",

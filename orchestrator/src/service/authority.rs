@@ -396,6 +396,19 @@ impl Shared {
     /// `warden adopt-epoch GROUP`: take the higher epoch seen outside as the
     /// group's own, so that the next move carries a higher one still.
     pub fn operator_adopt_epoch(&self, group: &str, by: &str) -> Result<u64, OrchestratorError> {
+        self.operator_adopt_epoch_seen(group, by, None)
+    }
+
+    /// [`Shared::operator_adopt_epoch`] of the epoch the operator saw:
+    /// with `seen`, only when the epoch seen ahead is that one. One that
+    /// grew since (whoever holds it still acts) or another element's is
+    /// not adopted by a late or replayed order (409, nothing changed).
+    pub fn operator_adopt_epoch_seen(
+        &self,
+        group: &str,
+        by: &str,
+        seen: Option<u64>,
+    ) -> Result<u64, OrchestratorError> {
         self.must_act()?;
         let mut st = self.lock();
         let g = st
@@ -414,6 +427,13 @@ impl Shared {
                 g.epoch
             )));
         };
+        if let Some(e) = seen.filter(|e| *e != ahead.epoch) {
+            return Err(OrchestratorError::Conflict(format!(
+                "group {group}: the epoch seen ahead is now {} at {}, not {e}; nothing adopted: \
+                 look again (`warden status {group}`) and make sure no other orchestrator acts",
+                ahead.epoch, ahead.seen_at
+            )));
+        }
         if ahead.epoch > u64::MAX - ADOPT_HEADROOM {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group}: {} holds epoch {}, {} below the largest there is: adopted, it would leave the group \
@@ -467,6 +487,6 @@ fn epoch_ahead_message(group: &str, own: u64, seen: u64, seen_at: &str) -> Strin
     format!(
         "{seen_at} holds epoch {seen} for {group}, above this orchestrator's {own} (a lost or replaced store, another \
          orchestrator, or a forged order): every move would be refused as stale, so automatic decisions and \
-         replication orders are held. Once you know no other orchestrator acts: `warden adopt-epoch {group}`"
+         replication orders are held. Once you know no other orchestrator acts: `warden adopt-epoch {group} --epoch {seen}`"
     )
 }

@@ -75,6 +75,38 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
     );
 }
 
+/// An adoption names the epoch the operator saw ahead: once a higher one
+/// is seen (whoever holds it still acts), a late or replayed order for
+/// the first adopts nothing and keeps the alert; one naming the epoch
+/// seen now is adopted.
+#[tokio::test(start_paused = true)]
+async fn an_adoption_of_an_epoch_since_outgrown_is_refused() {
+    let (s, _fake, _dir) = setup(true, 5);
+    let before = group(&s).epoch;
+    let ahead = |epoch: u64| authority::EpochAhead {
+        epoch,
+        seen_at: "frontend fe1".into(),
+    };
+    s.lock().epoch_ahead.insert("web".into(), ahead(before + 5));
+    s.lock().epoch_ahead.insert("web".into(), ahead(before + 9));
+    let refused = s
+        .operator_adopt_epoch_seen("web", "operator", Some(before + 5))
+        .unwrap_err();
+    assert!(
+        matches!(refused, OrchestratorError::Conflict(_)),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("nothing adopted"), "{refused}");
+    assert_eq!(group(&s).epoch, before);
+    assert!(s.lock().epoch_ahead.contains_key("web"), "still alerted");
+    assert_eq!(
+        s.operator_adopt_epoch_seen("web", "operator", Some(before + 9))
+            .expect("the epoch seen now"),
+        before + 9
+    );
+    assert_eq!(group(&s).epoch, before + 9);
+}
+
 /// A site demoted by a failover that comes back believing it is active
 /// (its state file lost, or restored from an older copy) is demoted again,
 /// although the ledger holds the epoch's demote as finished: a fresh id of
