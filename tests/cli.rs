@@ -293,6 +293,57 @@ command = ["/bin/sh", "-c", "env > {0}.tmp && mv {0}.tmp {0}"]
     );
 }
 
+/// A frontend's control address that is the orchestrator's own API
+/// address (or loopback at the port of an orchestrator listening on a
+/// wildcard) is refused at its line and column: the orchestrator would
+/// dial itself and the frontend could not bind (`warden frontend`
+/// failed with "Address already in use" on a file check-config passed).
+#[test]
+fn check_config_refuses_a_frontend_control_at_the_api_address() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    std::fs::write(d.join("fe"), "fe-secret-token").unwrap();
+    std::fs::set_permissions(d.join("fe"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    for (name, listen, control) in [
+        ("same.conf", "listen = \"127.0.0.1:7000\"", "127.0.0.1:7000"),
+        (
+            "wild.conf",
+            "listen = \"0.0.0.0:7000\"\nurl = \"http://10.0.0.2:7000\"",
+            "127.0.0.1:7000",
+        ),
+    ] {
+        let text = good_text.replace("listen = \"127.0.0.1:7000\"", listen)
+            + &format!(
+                "[frontends.fe1]\ncontrol = \"{control}\"\ntoken = {{ file = \"{}/fe\" }}\n",
+                d.display()
+            );
+        let conf = d.join(name);
+        std::fs::write(&conf, &text).unwrap();
+        let out = warden(&[Path::new("check-config"), &conf], None, d);
+        let stdout = text_of(&out);
+        assert_eq!(out.status.code(), Some(64), "{name}: {stdout}");
+        let line = text.lines().position(|l| l.starts_with("control")).unwrap() + 1;
+        assert!(
+            stdout.contains(&format!(
+                "{}:{line}:11: frontends.fe1.control",
+                conf.display()
+            )) && stdout.contains("where the orchestrator's API listens"),
+            "{name}: {stdout}"
+        );
+    }
+    // Another port of the same host is fine.
+    let text = good_text
+        + &format!(
+            "[frontends.fe1]\ncontrol = \"127.0.0.1:7100\"\ntoken = {{ file = \"{}/fe\" }}\n",
+            d.display()
+        );
+    let conf = d.join("other.conf");
+    std::fs::write(&conf, &text).unwrap();
+    let out = warden(&[Path::new("check-config"), &conf], None, d);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+}
+
 #[test]
 fn check_config_takes_warden_config() {
     let (dir, good, bad) = configs();

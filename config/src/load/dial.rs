@@ -13,7 +13,9 @@
 //! dialled (the top-level ones are unused). A group's `listen`, where its
 //! users (and the hybrid probe) reach each frontend, needs its port too;
 //! its wildcard is the frontend's own host. A single process's own tests
-//! may use port 0 (`parse`/`load` accept it); a deployment may not.
+//! may use port 0 (`parse`/`load` accept it); a deployment may not. A
+//! frontend's control or runtime address must not be an orchestrator's own
+//! (it would dial itself, and the frontend could not bind).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,14 +44,26 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.dialled_url(&format!("orchestrator.nodes[{i}].url"), u);
             }
         }
+        // Where each orchestrator listens (each node's, with nodes).
+        let apis: Vec<(String, SocketAddr)> = if o.nodes.is_empty() {
+            vec![("orchestrator.listen".into(), o.listen)]
+        } else {
+            o.nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("orchestrator.nodes[{i}].listen"), n.listen))
+                .collect()
+        };
         for (name, f) in frontends {
             let key = format!("frontends.{name}.control");
             self.dialled(&key, f.control, false, "the orchestrator dials it");
+            self.not_an_api(&key, f.control, &apis);
         }
         for (name, h) in haproxy {
             if let RuntimeAddr::Tcp(a) = h.runtime {
                 let key = format!("frontends.{name}.runtime");
                 self.dialled(&key, a, false, "the orchestrator dials it");
+                self.not_an_api(&key, a, &apis);
             }
         }
         for (name, g) in groups {
@@ -88,6 +102,33 @@ impl<'t, 'r> Cx<'t, 'r> {
             return;
         };
         self.push(self.at(key), key, self.value_at(key), message);
+    }
+
+    /// A frontend's control or runtime address, dialled by the
+    /// orchestrator, must not be where an orchestrator listens: the same
+    /// IP and port (or a loopback IP and the port of an orchestrator
+    /// listening on a wildcard) is the orchestrator's own socket — it
+    /// would send its orders to itself, and the frontend could not bind.
+    fn not_an_api(&mut self, key: &str, addr: SocketAddr, apis: &[(String, SocketAddr)]) {
+        if addr.port() == 0 {
+            return;
+        }
+        let same = |api: &SocketAddr| {
+            api.port() == addr.port()
+                && (api.ip() == addr.ip() || (wildcard(api.ip()) && addr.ip().is_loopback()))
+        };
+        if let Some((api_key, _)) = apis.iter().find(|(_, api)| same(api)) {
+            self.push(
+                self.at(key),
+                key,
+                self.value_at(key),
+                format!(
+                    "is where the orchestrator's API listens ({api_key}): the orchestrator would \
+                     send the frontend's orders to itself, and the frontend could not bind it; \
+                     give the frontend its own address or port"
+                ),
+            );
+        }
     }
 
     /// `addr` at `key` is dialled by other hosts (`why`); `url` gives where
