@@ -294,6 +294,19 @@ impl<'t, 'r> Cx<'t, 'r> {
                         Some(format!("{:?}", v.get_ref())),
                         "must be host:port, e.g. \"10.1.0.10:8080\"",
                     );
+                } else if let (Some(listen), Ok(b)) = (f.listen, v.get_ref().parse()) {
+                    if own_listen(listen, b) {
+                        self.push(
+                            v.span(),
+                            &bkey,
+                            Some(format!("{:?}", v.get_ref())),
+                            format!(
+                                "is the group's own listen address ({listen}): each frontend would \
+                                 forward a user's connection to itself, again and again, until its \
+                                 connection cap is spent; give the site's service address"
+                            ),
+                        );
+                    }
                 }
             }
         }
@@ -684,4 +697,19 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
     }
+}
+
+/// Whether a backend `b` is the group's own `listen` on the frontend's
+/// host: the same IP and port, or a loopback IP at the port of a wildcard
+/// listen.
+fn own_listen(listen: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let wildcard = match listen.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified())
+        }
+    };
+    listen.port() != 0
+        && b.port() == listen.port()
+        && (b.ip() == listen.ip() || (wildcard && b.ip().is_loopback()))
 }

@@ -373,3 +373,29 @@ fn site_names_a_client_certificate_cannot_tell_apart_are_refused_with_mtls() {
     assert_eq!((p.line, p.col), pos_of(&text, "CA]"), "{p}");
     assert!(p.message.contains("only in case"), "{p}");
 }
+
+/// A built-in frontend's backend that is the group's own listen address
+/// (or loopback at the port of a wildcard listen) is refused at its value:
+/// the frontend would forward each user's connection to itself until its
+/// connection cap was spent. The same port on another IP passes.
+#[test]
+fn a_backend_at_the_groups_own_listen_address_is_refused() {
+    for (listen, backend) in [
+        ("10.0.0.5:443", "10.0.0.5:443"),
+        ("0.0.0.0:443", "127.0.0.1:443"),
+        ("[::]:443", "[::1]:443"),
+    ] {
+        let text = BASE
+            .replace(
+                "listen = \"10.0.0.5:443\"",
+                &format!("listen = \"{listen}\""),
+            )
+            .replace("tx = \"10.2.0.10:8443\"", &format!("tx = \"{backend}\""));
+        let p = one(&text);
+        assert_eq!(p.key, "groups.web.frontend.backends.tx", "{p}");
+        let (line, col) = pos_of(&text, &format!("tx = \"{backend}\""));
+        assert_eq!((p.line, p.col), (line, col + 5), "{p}");
+        assert!(p.message.contains("own listen address"), "{p}");
+    }
+    crate::ok(&BASE.replace("tx = \"10.2.0.10:8443\"", "tx = \"10.2.0.10:443\""));
+}
