@@ -670,8 +670,26 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+        // Each target's records, to find two that are one: the record read
+        // back could not say which of them it names.
+        let mut parsed: Vec<(&String, _)> = Vec::new();
         for (k, v) in &dns.addresses {
             let ak = fmt_path(&akey, &[Seg::Key(k.clone())]);
+            if let Ok(p) = crate::model::parse_record_addresses(v) {
+                if let Some((first, _)) = parsed.iter().find(|(_, q)| *q == p) {
+                    self.push(
+                        self.at(&ak),
+                        &ak,
+                        Some(format!("{v:?}")),
+                        format!(
+                            "is the address of {what} {first:?} too: the name's records could not \
+                             tell which {what} they point to (a move between them would change \
+                             nothing and never be confirmed); give each {what} its own"
+                        ),
+                    );
+                }
+                parsed.push((k, p));
+            }
             if !expected.contains(k) {
                 self.push(
                     self.at(&ak),

@@ -399,3 +399,36 @@ fn a_backend_at_the_groups_own_listen_address_is_refused() {
     }
     crate::ok(&BASE.replace("tx = \"10.2.0.10:8443\"", "tx = \"10.2.0.10:443\""));
 }
+
+/// Two sites of a dns group with the same address (the same records) are
+/// refused at the second: the records read back could not say which site
+/// they name (a failover between them changed nothing and was never
+/// confirmed: the record was read as the other site's). Sharing one
+/// family while the other differs stays possible.
+#[test]
+fn two_sites_with_the_same_dns_address_are_refused() {
+    for (ca, tx) in [
+        ("10.1.0.10", "10.1.0.10"),
+        ("10.1.0.10, fd00::10", "fd00::10, 10.1.0.10"),
+    ] {
+        let text = format!(
+            "{BASE}{}",
+            DNS_GROUP.replace(
+                "addresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }",
+                &format!("addresses = {{ ca = \"{ca}\", tx = \"{tx}\" }}")
+            )
+        );
+        let p = one(&text);
+        assert_eq!(p.key, "groups.www.dns.addresses.tx", "{p}");
+        assert_eq!(
+            (p.line, p.col),
+            pos_of(&text, &format!("\"{tx}\" }}")),
+            "{p}"
+        );
+        assert!(p.message.contains("address of site \"ca\" too"), "{p}");
+    }
+    crate::ok(&format!(
+        "{BASE}{}",
+        DNS_GROUP.replace("tx = \"10.2.0.10\"", "tx = \"10.1.0.10, fd00::20\"")
+    ));
+}
