@@ -344,6 +344,46 @@ fn check_config_refuses_a_frontend_control_at_the_api_address() {
     assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
 }
 
+/// The API's base URL gets the API's paths appended: one with a query or
+/// a fragment is refused at its place (before, check-config passed it and
+/// `warden status`, like every agent's command poll, got the dashboard at
+/// `/`: "orchestrator sent malformed JSON"). A path stays allowed.
+#[test]
+fn check_config_refuses_an_api_url_that_would_swallow_its_paths() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    let good_text = std::fs::read_to_string(&good).unwrap();
+    for (name, url, why) in [
+        ("query.conf", "http://10.0.0.2:7000/?x=1", "holds a query"),
+        ("frag.conf", "http://10.0.0.2:7000/#top", "holds a fragment"),
+    ] {
+        let conf = d.join(name);
+        let text = good_text.replacen(
+            "listen = \"127.0.0.1:7000\"",
+            &format!("listen = \"127.0.0.1:7000\"\nurl = \"{url}\""),
+            1,
+        );
+        std::fs::write(&conf, text).unwrap();
+        let out = warden(&[Path::new("check-config"), &conf], None, d);
+        let stdout = text_of(&out);
+        assert_eq!(out.status.code(), Some(64), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{}:3:7: orchestrator.url", conf.display()))
+                && stdout.contains(why),
+            "{name}: {stdout}"
+        );
+    }
+    let conf = d.join("path.conf");
+    let text = good_text.replacen(
+        "listen = \"127.0.0.1:7000\"",
+        "listen = \"127.0.0.1:7000\"\nurl = \"https://proxy.example.net/warden\"",
+        1,
+    );
+    std::fs::write(&conf, text).unwrap();
+    let out = warden(&[Path::new("check-config"), &conf], None, d);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+}
+
 #[test]
 fn check_config_takes_warden_config() {
     let (dir, good, bad) = configs();

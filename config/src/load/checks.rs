@@ -38,11 +38,13 @@ impl<'t, 'r> Cx<'t, 'r> {
             );
         }
         if let Some(u) = &o.url {
-            self.check_url(
+            if !self.check_url(
                 "orchestrator.url",
                 u,
                 "e.g. \"https://warden.example.net:7000\"",
-            );
+            ) {
+                self.check_base_url("orchestrator.url", u);
+            }
         }
         // long_poll may be 0 (no long-polling); a zero reconcile interval would spin.
         for (key, v) in [
@@ -244,11 +246,35 @@ impl<'t, 'r> Cx<'t, 'r> {
                         Some(format!("{u:?}")),
                         "must be the node's http:// URL (https:// with orchestrator.tls)",
                     );
-                } else {
-                    self.check_url(&k, u, "the node's URL, e.g. \"http://10.0.1.5:7000\"");
+                } else if !self.check_url(&k, u, "the node's URL, e.g. \"http://10.0.1.5:7000\"") {
+                    self.check_base_url(&k, u);
                 }
             }
         }
+    }
+
+    /// An API base URL (`orchestrator.url`, a node's `url`) has the API's
+    /// paths added to it (`{url}/v1/reports`): a query or a fragment in it
+    /// would swallow them — every agent's command poll and every CLI call
+    /// would reach `/` (the dashboard) instead.
+    fn check_base_url(&mut self, key: &str, u: &str) {
+        let Ok(parsed) = url::Url::parse(u) else {
+            return;
+        };
+        let what = match (parsed.query(), parsed.fragment()) {
+            (Some(_), _) => "a query (?…)",
+            (None, Some(_)) => "a fragment (#…)",
+            (None, None) => return,
+        };
+        self.push(
+            self.at(key),
+            key,
+            Some(format!("{u:?}")),
+            format!(
+                "holds {what}: the API's paths are added to this URL (…/v1/reports), and would \
+                 end up inside it; give scheme, host, port and at most a path"
+            ),
+        );
     }
 
     /// With `orchestrator.tls.client_ca`, an agent is let in only with a
