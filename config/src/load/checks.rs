@@ -206,7 +206,32 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         let mut names = std::collections::BTreeSet::new();
         let mut listens = std::collections::BTreeSet::new();
+        // Where each node is reached (its url, else its listen), as a URL
+        // compares: agents report to each, the CLI and redirects name each.
+        let mut reached: Vec<(url::Url, &str)> = Vec::new();
         for (i, n) in o.nodes.iter().enumerate() {
+            let same_listen = listens.contains(&n.listen);
+            if let (false, Ok(u)) = (same_listen, url::Url::parse(&o.node_url(n))) {
+                if let Some((_, other)) = reached.iter().find(|(r, _)| *r == u) {
+                    let k = if n.url.is_some() {
+                        format!("orchestrator.nodes[{i}].url")
+                    } else {
+                        format!("orchestrator.nodes[{i}].listen")
+                    };
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        self.value_at(&k),
+                        format!(
+                            "is where node {other} is reached too ({u}): agents report to each \
+                             node's URL, so one node would get every report twice and this one \
+                             none (nor the CLI's requests); give each node its own"
+                        ),
+                    );
+                } else {
+                    reached.push((u, n.name.as_str()));
+                }
+            }
             let k = format!("orchestrator.nodes[{i}].name");
             if !valid_name(&n.name) {
                 self.push(

@@ -89,3 +89,44 @@ nodes = [
     find(&p, "orchestrator.nodes[1].url");
     assert!(p.len() >= 8, "{}", show(&p));
 }
+
+/// Two nodes reached at one URL (the same `url`, written with or without a
+/// trailing slash or in another case, or one node's `url` that is another
+/// node's listen address) are refused at the second: agents report to each
+/// node's URL, so one node would get every report twice and the other
+/// none.
+#[test]
+fn two_nodes_reached_at_one_url_are_refused() {
+    for (ca, tx, at) in [
+        (
+            "{ name = \"o-ca\", listen = \"10.0.1.2:7000\", url = \"http://o.example.net:7000\" }",
+            "{ name = \"o-tx\", listen = \"10.0.2.2:7000\", url = \"http://O.example.net:7000/\" }",
+            "url = \"http://O.example.net",
+        ),
+        (
+            "{ name = \"o-ca\", listen = \"10.0.1.2:7000\", url = \"http://10.0.2.2:7000\" }",
+            "{ name = \"o-tx\", listen = \"10.0.2.2:7000\" }",
+            "listen = \"10.0.2.2:7000\" }",
+        ),
+    ] {
+        let text = with_ha(
+            &GOOD
+                .replace("{ name = \"o-ca\", listen = \"10.0.1.2:7000\" }", ca)
+                .replace(
+                    "{ name = \"o-tx\", listen = \"10.0.2.2:7000\", url = \"http://o-tx.example.net:7000\" }",
+                    tx,
+                ),
+        );
+        let p = problems(&text);
+        assert_eq!(p.len(), 1, "{}", show(&p));
+        let (key, skip) = if at.starts_with("url") {
+            ("orchestrator.nodes[1].url", "url = ".len())
+        } else {
+            ("orchestrator.nodes[1].listen", "listen = ".len())
+        };
+        let x = find(&p, key);
+        let (line, col) = pos_of(&text, at);
+        assert_eq!((x.line, x.col), (line, col + skip), "{x}");
+        assert!(x.message.contains("where node o-ca is reached too"), "{x}");
+    }
+}
