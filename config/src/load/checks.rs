@@ -311,7 +311,11 @@ impl<'t, 'r> Cx<'t, 'r> {
     /// (either one's agent could present the other's), and a site named
     /// `orchestrator` would carry the name the frontends take as the
     /// orchestrator's.
-    pub(super) fn check_site_cert_names(&mut self, sites: Option<&'r Spanned<DeValue<'t>>>) {
+    pub(super) fn check_site_cert_names(
+        &mut self,
+        sites: Option<&'r Spanned<DeValue<'t>>>,
+        parsed: &BTreeMap<String, SiteConfig>,
+    ) {
         let Some(DeValue::Table(t)) = sites.map(|v| v.get_ref()) else {
             return;
         };
@@ -325,6 +329,17 @@ impl<'t, 'r> Cx<'t, 'r> {
                 continue; // reported already
             }
             let key = fmt_path("sites", &[Seg::Key(n.to_string())]);
+            if parsed.get(n).is_some_and(|s| s.client_tls.is_none()) {
+                self.push(
+                    name.span(),
+                    &key,
+                    Some(format!("{n:?}")),
+                    "orchestrator.tls.client_ca makes the API ask every client for a certificate, \
+                     and this site's agent has none: it would be refused at every report; give it \
+                     client_tls = { cert = \"/path/agent.pem\", key = \"/path/agent.key\" } \
+                     (a certificate naming the site, signed by that CA)",
+                );
+            }
             if n.starts_with('-') || n.ends_with('-') || n.chars().all(|c| c.is_ascii_digit()) {
                 self.push(
                     name.span(),
@@ -357,6 +372,33 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             } else {
                 seen.insert(n.to_ascii_lowercase(), n.to_string());
+            }
+        }
+    }
+
+    /// A built-in frontend whose control API verifies its clients
+    /// (`tls.client_ca`) takes orders only from a certificate naming
+    /// `orchestrator`: the orchestrator needs `client_tls` to present one,
+    /// else every route and hold order is refused.
+    pub(super) fn check_frontend_client_certs(
+        &mut self,
+        o: &OrchestratorConfig,
+        frontends: &BTreeMap<String, FrontendConfig>,
+    ) {
+        if o.client_tls.is_some() {
+            return;
+        }
+        for (name, f) in frontends {
+            if f.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+                let k = format!("frontends.{name}.tls.client_ca");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    self.value_at(&k),
+                    "makes the frontend ask the orchestrator for a certificate, and the \
+                     orchestrator has none: every route and hold order would be refused; set \
+                     orchestrator.client_tls = { cert, key } (a certificate naming \"orchestrator\")",
+                );
             }
         }
     }

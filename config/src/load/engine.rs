@@ -648,7 +648,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         if let Some(o) = &orchestrator {
             if o.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
-                self.check_site_cert_names(sections.get("sites").copied());
+                self.check_site_cert_names(sections.get("sites").copied(), &sites);
             }
         }
         for (name, site) in &sites {
@@ -686,6 +686,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
             self.check_identities(name, g, &sites);
             self.check_hook_times(name, g, &sites);
+        }
+        if let Some(o) = &orchestrator {
+            self.check_frontend_client_certs(o, &frontends);
         }
         self.check_frontend_binds(&frontends, &groups);
         if let (true, Some(o)) = (self.deployment, &orchestrator) {

@@ -339,11 +339,11 @@ fn a_dns_entry_port_is_a_port_and_only_for_the_dns_scheme() {
 #[test]
 fn site_names_a_client_certificate_cannot_tell_apart_are_refused_with_mtls() {
     let mtls = |text: &str| {
-        text.replace(
+        with_client_certs(&text.replace(
             "operator_token = { file = \"/etc/warden/operator.token\" }",
             "operator_token = { file = \"/etc/warden/operator.token\" }\n\
              tls = { cert = \"/etc/warden/api.pem\", key = \"/etc/warden/api.key\", client_ca = \"/etc/warden/ca.pem\" }",
-        )
+        ))
     };
     for (bad, why) in [
         ("tx-", "cannot be a DNS name"),
@@ -430,5 +430,66 @@ fn two_sites_with_the_same_dns_address_are_refused() {
     crate::ok(&format!(
         "{BASE}{}",
         DNS_GROUP.replace("tx = \"10.2.0.10\"", "tx = \"10.1.0.10, fd00::20\"")
+    ));
+}
+
+/// Every site's agent of `text` given a client certificate.
+fn with_client_certs(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.starts_with("agent_token = ") {
+                format!("{l}\nclient_tls = {{ cert = \"/etc/warden/agent.pem\", key = \"/etc/warden/agent.key\" }}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// With mTLS, whoever must present a certificate has one to present: a
+/// site without `client_tls` when the API verifies its clients (its agent
+/// was refused at every report: "CertificateRequired"), and the
+/// orchestrator without `client_tls` when a frontend verifies its clients
+/// (every route refused). Each refused at its place; with them, valid.
+#[test]
+fn mtls_without_a_certificate_to_present_is_refused() {
+    let api_mtls = BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }",
+        "operator_token = { file = \"/etc/warden/operator.token\" }\n\
+         tls = { cert = \"/etc/warden/api.pem\", key = \"/etc/warden/api.key\", client_ca = \"/etc/warden/ca.pem\" }",
+    );
+    let text = with_client_certs(&api_mtls).replacen(
+        "client_tls = { cert = \"/etc/warden/agent.pem\", key = \"/etc/warden/agent.key\" }\n",
+        "",
+        2,
+    );
+    let text = text.replacen(
+        "agent_token = { env = \"WARDEN_TX_TOKEN\" }\n",
+        "agent_token = { env = \"WARDEN_TX_TOKEN\" }\nclient_tls = { cert = \"/etc/warden/agent.pem\", key = \"/etc/warden/agent.key\" }\n",
+        1,
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "sites.ca", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "ca]"), "{p}");
+    assert!(p.message.contains("this site's agent has none"), "{p}");
+    crate::ok(&with_client_certs(&api_mtls));
+
+    let fe_mtls = BASE.replace(
+        "token = { file = \"/etc/warden/fe1.token\" }",
+        "token = { file = \"/etc/warden/fe1.token\" }\n\
+         tls = { cert = \"/etc/warden/fe.pem\", key = \"/etc/warden/fe.key\", client_ca = \"/etc/warden/ca.pem\" }",
+    );
+    let p = one(&fe_mtls);
+    assert_eq!(p.key, "frontends.fe1.tls.client_ca", "{p}");
+    assert_eq!(
+        (p.line, p.col),
+        pos_of(&fe_mtls, "\"/etc/warden/ca.pem\""),
+        "{p}"
+    );
+    assert!(p.message.contains("orchestrator.client_tls"), "{p}");
+    crate::ok(&fe_mtls.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }",
+        "operator_token = { file = \"/etc/warden/operator.token\" }\n\
+         client_tls = { cert = \"/etc/warden/orch.pem\", key = \"/etc/warden/orch.key\" }",
     ));
 }
