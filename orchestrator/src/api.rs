@@ -494,11 +494,42 @@ async fn maintenance(
 pub struct ClearView {
     /// What was lifted (empty: nothing was blocked).
     pub cleared: Vec<String>,
+    /// What was not: a mass-delete guard's pass at a site the request
+    /// did not name (with how to release it), a site named where nothing
+    /// is held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_cleared: Vec<String>,
 }
 
-async fn clear(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
-    match s.operator_clear(&g, &by) {
-        Ok(cleared) => Json(ClearView { cleared }).into_response(),
+/// `POST .../clear` body: the sites whose pass held by the mass-delete
+/// guard may go ahead once (optional; none: no held pass is released).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClearBody {
+    #[serde(default)]
+    deletions: Vec<String>,
+}
+
+async fn clear(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
+    let b: ClearBody = if no_body(&body) {
+        ClearBody::default()
+    } else {
+        match parse_json(&s, &body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    match s.operator_clear(&g, &by, &b.deletions) {
+        Ok(c) => Json(ClearView {
+            cleared: c.cleared,
+            not_cleared: c.not_cleared,
+        })
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

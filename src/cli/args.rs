@@ -156,7 +156,13 @@ pub(crate) enum Cmd {
     Maintenance { group: String, mode: OnOff },
     /// Lift a group's alerts after fixing their cause (e.g. a DNS provider
     /// that stopped itself after `badauth`, or a `911` retry hold).
-    Clear { group: String },
+    Clear {
+        group: String,
+        /// Let the pass the mass-delete guard holds at this site go ahead
+        /// once (it deletes at the other side: check first). Repeatable.
+        #[arg(long = "deletions", value_name = "SITE")]
+        deletions: Vec<String>,
+    },
     /// Take the higher epoch the routing layer (or an agent) holds as the
     /// group's own, after checking that no other orchestrator acts.
     AdoptEpoch {

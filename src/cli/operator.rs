@@ -132,22 +132,32 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             .await?;
             println!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
-        Cmd::Clear { group } => {
-            let v = c
-                .post(&format!("/v1/groups/{group}/clear"), Value::Null)
-                .await?;
-            let lifted: Vec<String> = v["cleared"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| c.as_str().unwrap_or_default().to_string())
-                .collect();
-            if lifted.is_empty() {
-                println!("{group}: nothing was blocked");
+        Cmd::Clear { group, deletions } => {
+            let body = if deletions.is_empty() {
+                Value::Null
             } else {
-                for l in lifted {
-                    println!("{group}: cleared: {l}");
-                }
+                serde_json::json!({ "deletions": deletions })
+            };
+            let v = c.post(&format!("/v1/groups/{group}/clear"), body).await?;
+            let list = |key: &str| -> Vec<String> {
+                v[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| c.as_str().unwrap_or_default().to_string())
+                    .collect()
+            };
+            let (lifted, kept) = (list("cleared"), list("not_cleared"));
+            if lifted.is_empty() && kept.is_empty() {
+                println!("{group}: nothing was blocked");
+            } else if lifted.is_empty() {
+                println!("{group}: nothing cleared");
+            }
+            for l in lifted {
+                println!("{group}: cleared: {l}");
+            }
+            for k in kept {
+                println!("{group}: not cleared: {k}");
             }
         }
         Cmd::AdoptEpoch { group, epoch } => {

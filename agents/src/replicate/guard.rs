@@ -6,7 +6,7 @@
 //! [`DeleteGuard`] holds the thresholds; [`GuardHold`] is what one group's
 //! plan and the agent's replication role share: what the guard holds now
 //! (reported in `ReplicationStatus.guard`) and the operator's one-time
-//! release (`warden clear GROUP`).
+//! release (`warden clear GROUP --deletions SITE`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,7 +106,7 @@ impl DeleteGuard {
         Err(format!(
             "mass-delete guard: {what} ({:.0} %, over the limits of {:.0} % and {} items); \
              this pass deleted nothing. Check the source (emptied, unmounted?), then run \
-             `warden clear GROUP` to let the pass go ahead",
+             `warden clear GROUP --deletions SITE` to let the pass go ahead",
             share * 100.0,
             self.max_share * 100.0,
             self.max_count

@@ -97,7 +97,7 @@ mod views;
 
 pub use authority::EpochAhead;
 pub use ha::HaRole;
-pub use operator::SeenPending;
+pub use operator::{Cleared, SeenPending};
 pub use views::{
     DivergentPage, GroupView, ReplicationView, SiteView, StatusView, DIVERGENT_IN_STATUS,
 };

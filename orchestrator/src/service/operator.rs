@@ -405,39 +405,67 @@ impl Shared {
         out
     }
 
-    /// `warden clear GROUP`: the operator fixed the cause of the group's
-    /// alerts; lift provider blocks and holds. Returns what was lifted.
-    pub fn operator_clear(&self, group: &str, by: &str) -> Result<Vec<String>, OrchestratorError> {
+    /// `warden clear GROUP [--deletions SITE]…`: lift the group's alerts
+    /// (a DNS provider's block or hold, a stopped automatic failback, the
+    /// list of divergent items). A pass held by the mass-delete guard goes
+    /// ahead only at the sites named in `deletions`, once: releasing one
+    /// lets it delete at the other side, so it is never a side effect of
+    /// clearing something else (a guard that tripped after the operator
+    /// looked stays held, and the answer says how to release it). A name
+    /// that is not a site of the group is refused before anything changes.
+    pub fn operator_clear(
+        &self,
+        group: &str,
+        by: &str,
+        deletions: &[String],
+    ) -> Result<Cleared, OrchestratorError> {
         self.must_act()?;
         let strategy = self
             .strategies
             .get(group)
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+        let sites = self
+            .cfg
+            .groups
+            .get(group)
+            .map(|g| g.site_names())
+            .unwrap_or_default();
+        if let Some(other) = deletions.iter().find(|d| !sites.contains(d)) {
+            return Err(OrchestratorError::Conflict(format!(
+                "--deletions names {other:?}, not a site of group {group} [{}]; nothing was cleared",
+                sites.join(", ")
+            )));
+        }
         let mut lifted = strategy.clear_alerts();
+        let mut not_cleared = Vec::new();
         self.sync_provider_stops(Some(group));
         {
             let mut st = self.lock();
-            // A pass held by an agent's mass-delete guard may go ahead once.
+            // A pass held by an agent's mass-delete guard may go ahead
+            // once where the operator named the site.
             let epoch = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();
             let now_ms = self.clock.now_ms();
             let mut released = false;
-            let sites = self
-                .cfg
-                .groups
-                .get(group)
-                .map(|g| g.site_names())
-                .unwrap_or_default();
-            for site in sites {
-                let guarded = Self::replication_status(&st, &site, group)
-                    .is_some_and(|(_, r)| r.guard.is_some());
-                if guarded {
-                    let mut cmd = Command::new(group, epoch, CommandKind::Clear).to_site(&site);
-                    cmd.id = format!("{}:{now_ms}", cmd.id);
-                    st.ledger.queue(cmd, None);
-                    lifted.push(format!(
-                        "the mass-delete guard at {site} lets the held pass go ahead once"
-                    ));
-                    released = true;
+            for site in &sites {
+                let guard = Self::replication_status(&st, site, group).and_then(|(_, r)| r.guard);
+                match guard {
+                    Some(why) if deletions.contains(site) => {
+                        let mut cmd = Command::new(group, epoch, CommandKind::Clear).to_site(site);
+                        cmd.id = format!("{}:{now_ms}", cmd.id);
+                        st.ledger.queue(cmd, None);
+                        lifted.push(format!(
+                            "the mass-delete guard at {site} lets the held pass go ahead once ({why})"
+                        ));
+                        released = true;
+                    }
+                    Some(why) => not_cleared.push(format!(
+                        "the mass-delete guard at {site} still holds a pass ({why}); once you have checked, \
+                         `warden clear {group} --deletions {site}` lets it go ahead once"
+                    )),
+                    None if deletions.contains(site) => {
+                        not_cleared.push(format!("no pass is held by the mass-delete guard at {site}"))
+                    }
+                    None => {}
                 }
             }
             if released {
@@ -465,15 +493,25 @@ impl Shared {
                 }
             }
         }
+        let still = if not_cleared.is_empty() {
+            String::new()
+        } else {
+            format!("; not cleared: {}", not_cleared.join("; "))
+        };
         self.event(
             EventKind::AlertCleared,
             Some(group),
             None,
-            if lifted.is_empty() {
+            if lifted.is_empty() && not_cleared.is_empty() {
                 format!("{} cleared alerts: nothing was blocked", operator_label(by))
+            } else if lifted.is_empty() {
+                format!(
+                    "{} cleared alerts: nothing cleared{still}",
+                    operator_label(by)
+                )
             } else {
                 format!(
-                    "{} cleared alerts: {}",
+                    "{} cleared alerts: {}{still}",
                     operator_label(by),
                     lifted.join("; ")
                 )
@@ -481,8 +519,21 @@ impl Shared {
             vec![],
             None,
         );
-        Ok(lifted)
+        Ok(Cleared {
+            cleared: lifted,
+            not_cleared,
+        })
     }
+}
+
+/// What `warden clear` lifted, and what it did not (a mass-delete
+/// guard's pass at a site it did not name, with how to release it; a site
+/// named where nothing is held).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cleared {
+    pub cleared: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_cleared: Vec<String>,
 }
 
 /// What an approval says the operator saw of the pending decision

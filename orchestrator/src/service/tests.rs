@@ -1,6 +1,7 @@
 //! The live service on paused time, beside its decisions and its store:
 //! hold orders and who may give them, reports that must never panic it,
-//! tokens shared between roles, and what /metrics shows.
+//! tokens shared between roles, what /metrics shows, and what `warden
+//! clear` releases.
 use super::harness::*;
 use super::*;
 
@@ -260,4 +261,66 @@ async fn metrics_show_states_verdicts_and_runbook_outcomes() {
         Some(1.0),
         "{m}"
     );
+}
+
+/// A pass held by a's mass-delete guard is released only when the
+/// operator names a: `warden clear` for something else (a DNS block, a
+/// stopped failback) leaves it held and says how to release it; a name
+/// that is not a site of the group changes nothing.
+#[tokio::test(start_paused = true)]
+async fn clear_releases_a_held_deletion_only_at_the_sites_it_names() {
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
+    s.accept_report(AgentReport {
+        site: "a".into(),
+        seq: 100,
+        started_unix_ms: 0,
+        boot: String::new(),
+        checks: vec![check(true)],
+        peers: vec![],
+        outcomes: vec![],
+        replication: vec![warden_proto::agent::ReplicationStatus {
+            group: "web".into(),
+            role: "source".into(),
+            peer: Some("b".into()),
+            epoch: 1,
+            guard: Some("a pass would delete 500 of b's 1000 items".into()),
+            ..Default::default()
+        }],
+        authority: vec![],
+    });
+    let clears = |s: &Shared| {
+        s.lock()
+            .ledger
+            .pending_for("a")
+            .into_iter()
+            .filter(|c| c.kind == CommandKind::Clear)
+            .count()
+    };
+
+    let c = s.operator_clear("web", "operator", &[]).expect("clear");
+    assert_eq!(clears(&s), 0, "released without being named: {c:?}");
+    assert!(
+        c.not_cleared
+            .iter()
+            .any(|k| k.contains("500 of b's 1000") && k.contains("warden clear web --deletions a")),
+        "{c:?}"
+    );
+
+    let e = s
+        .operator_clear("web", "operator", &["x".to_string()])
+        .unwrap_err();
+    assert!(e.to_string().contains("not a site of group web"), "{e}");
+    assert_eq!(clears(&s), 0);
+
+    let c = s
+        .operator_clear("web", "operator", &["a".to_string()])
+        .expect("clear");
+    assert_eq!(clears(&s), 1, "{c:?}");
+    assert!(
+        c.cleared
+            .iter()
+            .any(|l| l.contains("at a lets the held pass go ahead once")),
+        "{c:?}"
+    );
+    assert!(c.not_cleared.is_empty(), "{c:?}");
 }

@@ -22,7 +22,7 @@ impl Shared {
         let why = format!(
             "mass-delete guard: the replication source {} was a mount point when replication started \
              and is not one now (unmounted?); nothing was sent or deleted. Mount it again (replication \
-             resumes by itself), or run `warden clear GROUP` if the data now lives there unmounted",
+             resumes by itself), or run `warden clear GROUP --deletions SITE` if the data now lives there unmounted",
             s.source.display()
         );
         s.hold

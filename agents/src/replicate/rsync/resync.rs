@@ -201,7 +201,7 @@ impl RsyncResyncer {
                 "mass-delete guard: the peer module {} is empty while the manifest says {} of the {here} \
                  items in {local} are in sync with it; nothing was deleted here. Check the peer (wrong \
                  module, emptied, unmounted?): the resync goes on by itself once its data is back; run \
-                 `warden clear GROUP` only if the peer's data was really deleted",
+                 `warden clear GROUP --deletions SITE` only if the peer's data was really deleted",
                 s.target(),
                 deletes.len()
             ))

@@ -226,7 +226,7 @@ impl Shared {
             s.hold.trip(Trip::EmptySource, format!(
                 "mass-delete guard: the replication source {} is empty while {target} holds {} items; \
                  nothing was deleted. Check the source (emptied, unmounted?): replication resumes by itself \
-                 once its files are back; run `warden clear GROUP` only if the peer must really be emptied",
+                 once its files are back; run `warden clear GROUP --deletions SITE` only if the peer must really be emptied",
                 s.source.display(),
                 dry.target_items
             ))
@@ -285,7 +285,7 @@ impl Shared {
                 let why = format!(
                     "mass-delete guard: the source {} changed during the pass and rsync stopped deleting \
                      at --max-delete (checked: {} of {} items at {target}). Check the source, then run \
-                     `warden clear GROUP` if the deletions are wanted",
+                     `warden clear GROUP --deletions SITE` if the deletions are wanted",
                     s.source.display(),
                     dry.deletes,
                     dry.target_items

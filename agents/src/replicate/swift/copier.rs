@@ -259,7 +259,7 @@ impl Shared {
                 "mass-delete guard: {} lists no object in any placement container while this round \
                  would delete {deletes} of {} objects at {target}; nothing was copied or deleted. \
                  Check the source (emptied, wrong account or region, containers lost?): replication \
-                 resumes by itself once its objects are back; run `warden clear GROUP` only if the \
+                 resumes by itself once its objects are back; run `warden clear GROUP --deletions SITE` only if the \
                  peer must really be emptied",
                 cluster_label(&s.source),
                 dst.len()

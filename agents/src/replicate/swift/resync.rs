@@ -302,7 +302,7 @@ impl Resyncer for SwiftResyncer {
                 "mass-delete guard: the peer {} lists no object in any placement container while the \
                  manifest says {} of the {} objects at {} are in sync with it; nothing was deleted \
                  here. Check the peer (emptied, wrong account or region, containers lost?): the \
-                 resync goes on by itself once its objects are back; run `warden clear GROUP` only \
+                 resync goes on by itself once its objects are back; run `warden clear GROUP --deletions SITE` only \
                  if the peer's objects were really deleted",
                 cluster_label(&s.peer),
                 plan.delete.len(),
