@@ -148,6 +148,12 @@ impl Detector {
             if peer == site {
                 continue;
             }
+            // A peer that fell silent answers no round: its last word
+            // (often a view taken as its own path was failing) is not
+            // repeated as a current vantage point for up to `agent_timeout`.
+            if now.saturating_duration_since(*at) > self.reporter_silent_after(peer) {
+                continue;
+            }
             if let Some(p) = rep.peers.iter().find(|p| p.site == site) {
                 // Dated when the peer took it (the age it reports can only
                 // make the view older than the report, never fresher; an

@@ -792,3 +792,80 @@ async fn each_agent_falls_silent_after_its_own_report_interval() {
         "every agent's deadline is its 600 ms interval's"
     );
 }
+
+/// A peer that fell silent answers no round: its last view is not a
+/// vantage point for `agent_timeout` more. Here b's last report (a view of
+/// a failing, taken as b's own path went) is followed by silence, and a's
+/// agent says a critical check fails while the orchestrator reaches a:
+/// before, b's one view confirmed a down by rule 1 over three rounds; and
+/// with both agents' reports lost at once (no probe of a from here), by
+/// rule 3.
+#[tokio::test(start_paused = true)]
+async fn the_last_view_of_a_peer_that_fell_silent_confirms_nothing() {
+    // Rule 1: a's agent fails a check, nobody but b's old view agrees.
+    let mut w = World::new();
+    for i in 0..8 {
+        w.feed(Some(false), false, Some(true), true, i == 0);
+        let r = w.round();
+        assert!(
+            !r.isolated,
+            "a's agent and the probe of b are heard: not isolated"
+        );
+        if i == 0 {
+            assert!(matches!(World::a(&r).verdict, Verdict::Down(_)));
+        }
+        tick().await;
+    }
+    assert!(
+        !w.det.track("a").unwrap().confirmed_down,
+        "confirmed by the last word of a peer silent since: {:?}",
+        w.det.track("a")
+    );
+
+    // Rule 3: both agents silent at once, no probe of a from here.
+    let mut w = World::new();
+    w.feed(Some(true), false, None, true, true);
+    w.round();
+    for _ in 0..4 {
+        tick().await;
+        w.feed(None, false, None, true, false);
+        let r = w.round();
+        assert!(
+            !matches!(World::a(&r).verdict, Verdict::Down(_)),
+            "{:?}",
+            World::a(&r).verdict
+        );
+    }
+    assert!(!w.det.track("a").unwrap().confirmed_down);
+
+    // A peer still reporting is a vantage point for its whole view, as before.
+    let mut w = World::new();
+    for _ in 0..3 {
+        w.feed(Some(false), false, Some(true), true, true);
+        w.round();
+        tick().await;
+    }
+    assert!(w.det.track("a").unwrap().confirmed_down);
+}
+
+/// An agentless detector (hybrid frontends) hears its reporters on their
+/// own report intervals: a site reporting every 600 ms is no silent peer
+/// 500 ms after its report (its views of the frontend still count).
+#[tokio::test(start_paused = true)]
+async fn frontend_views_last_their_reporters_own_interval() {
+    let det = Detector::agentless(cfg(), ["fe".to_string()])
+        .with_report_intervals([("a".to_string(), Duration::from_millis(600))]);
+    let mut ev = Evidence::default();
+    ev.insert_report(Instant::now(), report("a", true, &[("fe", false)]));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert!(matches!(
+        det.verdict(&ev, "fe", Instant::now()),
+        Verdict::Down(_)
+    ));
+    // Silent after 900 ms: then it answers no more.
+    tokio::time::advance(Duration::from_millis(401)).await;
+    assert!(matches!(
+        det.verdict(&ev, "fe", Instant::now()),
+        Verdict::Unknown(_)
+    ));
+}
