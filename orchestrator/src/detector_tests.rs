@@ -869,3 +869,38 @@ async fn frontend_views_last_their_reporters_own_interval() {
         Verdict::Unknown(_)
     ));
 }
+
+/// The other side of the rule above: the orchestrator's own path lost
+/// (every report stops, every probe from here fails). Each agent falls
+/// silent in turn; the other's last view, reaching the site, still holds
+/// the verdict back until the agents are stale and the orchestrator knows
+/// it is cut off. Nothing is confirmed.
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_that_last_reached_the_site_still_holds_it_back() {
+    let mut ev = Evidence::default();
+    let mut det = Detector::new(cfg(), ["a".to_string(), "b".to_string()]);
+    let t0 = Instant::now();
+    ev.insert_report(t0, report("b", true, &[("a", true)]));
+    tokio::time::advance(Duration::from_millis(100)).await;
+    ev.insert_report(Instant::now(), report("a", true, &[("b", true)]));
+    for _ in 0..8 {
+        tokio::time::advance(Duration::from_millis(125)).await;
+        let now = Instant::now();
+        for s in ["a", "b"] {
+            ev.external.insert(s.into(), (now, vec![check(false)]));
+        }
+        let r = det.round(&ev, now);
+        // (Down at most in the one round where a's agent is still fresh
+        // and b's already stale, as before the rule: never `fall` of them.)
+        for s in r.sites.iter().filter(|_| now - t0 < Duration::from_secs(1)) {
+            assert!(
+                !matches!(s.verdict, Verdict::Down(_)),
+                "{} at {:?}: {:?}",
+                s.site,
+                now - t0,
+                s.verdict
+            );
+        }
+    }
+    assert!(!det.confirmed_down("a") && !det.confirmed_down("b"));
+}
