@@ -375,3 +375,35 @@ async fn a_refused_failback_keeps_the_automatic_failback_stopped() {
         "a refused failback unblocked it"
     );
 }
+
+/// Both sites lost together (a shared uplink, a regional power cut): a is
+/// confirmed down with no standby to take it. a comes back first, then b:
+/// a serves again, so nothing moves. Before, the confirmation (which
+/// stands until rise rounds and the hold-down) moved users off a healthy a
+/// the first round b was healthy.
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_site_that_serves_again_before_a_standby_is_ready_is_not_failed_over() {
+    let (s, _fake, _dir) = setup(true, 5);
+    sites_rounds(&s, 8, (true, true), &answer_all).await;
+    sites_rounds(&s, 6, (false, false), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("a"));
+    assert!(s.lock().runbooks.is_empty(), "no standby to move to");
+    // a first, then b.
+    sites_rounds(&s, 2, (true, false), &answer_all).await;
+    for i in 0..4 {
+        round_sites(&s, true, true, &answer_all).await;
+        assert!(
+            s.lock().runbooks.is_empty(),
+            "round {i}: users moved off a, which serves them: {:#?}",
+            group(&s)
+        );
+    }
+    // a recovers (rise and hold-down): the incident is over.
+    sites_rounds(&s, 10, (true, true), &answer_all).await;
+    assert!(!s.lock().detector.confirmed_down("a"));
+    let g = group(&s);
+    assert_eq!((g.active.as_str(), g.phase), ("a", Phase::Steady));
+    assert!(s.lock().runbooks.is_empty());
+    // Lost again, with b ready this time: failed over as ever.
+    fail_over_to_b(&s).await;
+}
