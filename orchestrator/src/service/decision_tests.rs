@@ -407,3 +407,63 @@ async fn a_confirmed_site_that_serves_again_before_a_standby_is_ready_is_not_fai
     // Lost again, with b ready this time: failed over as ever.
     fail_over_to_b(&s).await;
 }
+
+/// Nothing is decided while the orchestrator is isolated — the frontend
+/// layer of a `hybrid` group included. Its prompt rounds (a failing probe
+/// of a frontend from here) counted while the site detector knew itself
+/// cut off: with `fall = 1` one failing probe from an orchestrator that
+/// reaches nothing confirmed a frontend down (and moved the DNS name).
+#[tokio::test(start_paused = true)]
+async fn an_isolated_orchestrator_counts_no_frontend_in_prompt_rounds() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "")
+        .replace("fall = 3", "fall = 1")
+        .replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        .replace(
+            "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"",
+            "[frontends.fe2]\ncontrol = \"127.0.0.1:3\"\ntoken = { file = \"/dev/null\" }\n[frontends.fe1]\ncontrol = \"127.0.0.1:1\"",
+        )
+        .replace("frontends = [\"fe1\"]", "frontends = [\"fe1\", \"fe2\"]")
+        + "[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"127.0.0.1:53\"\nzone = \"example.net\"\naddresses = { fe1 = \"127.0.0.5\", fe2 = \"127.0.0.6\" }\n";
+    let text = text.replace(
+        "{ file = \"/dev/null\" }",
+        &format!("{{ file = \"{}/fe\" }}", dir.display()),
+    );
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    assert!(
+        !s.frontend_probes.is_empty(),
+        "a hybrid group's frontends are probed"
+    );
+    // Nothing heard, every probe from here failing: isolated.
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        for site in ["a", "b"] {
+            st.evidence
+                .external
+                .insert(site.into(), (now, vec![check(false)]));
+        }
+    }
+    s.detect_round().await;
+    assert!(s.lock().detector.is_isolated());
+    // The probe of fe1 fails too (nothing is reached from here).
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.fe_evidence
+            .external
+            .insert("fe1".into(), (now, vec![check(false)]));
+        st.fe_evidence
+            .external
+            .insert("fe2".into(), (now, vec![check(true)]));
+    }
+    let sites: std::collections::BTreeSet<String> = ["fe1".to_string()].into();
+    s.detect_prompt(&sites);
+    let st = s.lock();
+    assert!(
+        !st.fe_detector.confirmed_down("fe1"),
+        "confirmed by an isolated orchestrator: {:?}",
+        st.fe_detector.track("fe1")
+    );
+    assert_eq!(st.fe_detector.track("fe1").unwrap().down_rounds, 0);
+}
