@@ -239,7 +239,7 @@ pub(crate) fn take_report(
             format!("peers: unknown site or hybrid frontend {:?}", p.site),
         );
     }
-    if let Err(why) = s.admit_report_seq(&rep.site, &rep.boot, rep.seq) {
+    if let Err(why) = s.admit_report_seq(&rep) {
         return refuse(seq, StatusCode::CONFLICT, why);
     }
     let resp: ReportResponse = s.accept_report(rep);

@@ -267,6 +267,22 @@ impl Detector {
         i.saturating_add(i / 2).min(self.cfg.agent_timeout)
     }
 
+    /// When the agent of `reporter` (a site probing the judged one) is
+    /// silent: one and a half of its report intervals, as for a judged site
+    /// (a detector without agents looks its reporters' intervals up: they
+    /// are not among its targets).
+    fn reporter_silent_after(&self, reporter: &str) -> Duration {
+        if !self.agentless {
+            return self.silent_after(reporter);
+        }
+        let i = self
+            .report_intervals
+            .get(reporter)
+            .copied()
+            .unwrap_or(self.cfg.interval);
+        i.saturating_add(i / 2).min(self.cfg.agent_timeout)
+    }
+
     /// A detector for targets without agents (see the `agentless` field):
     /// evidence is the orchestrator's probes (`external`) and the agents'
     /// peer probes naming the target.

@@ -159,6 +159,16 @@ impl Detector {
                     continue;
                 }
                 let failing = p.failing();
+                // A peer that fell silent can only hold a verdict back,
+                // never bring one about: its last view of the site failing
+                // (often taken as its own path went) is no agreement for
+                // the rounds after it; its last view reaching the site still
+                // counts until `agent_timeout` (the silence may be the
+                // orchestrator's own lost path, every agent silent at once).
+                if failing && now.saturating_duration_since(*at) > self.reporter_silent_after(peer)
+                {
+                    continue;
+                }
                 peers += 1;
                 peers_failing += usize::from(failing);
                 add(&|| EvidenceRow {

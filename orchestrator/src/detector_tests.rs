@@ -792,3 +792,115 @@ async fn each_agent_falls_silent_after_its_own_report_interval() {
         "every agent's deadline is its 600 ms interval's"
     );
 }
+
+/// A peer that fell silent answers no round: its last view is not a
+/// vantage point for `agent_timeout` more. Here b's last report (a view of
+/// a failing, taken as b's own path went) is followed by silence, and a's
+/// agent says a critical check fails while the orchestrator reaches a:
+/// before, b's one view confirmed a down by rule 1 over three rounds; and
+/// with both agents' reports lost at once (no probe of a from here), by
+/// rule 3.
+#[tokio::test(start_paused = true)]
+async fn the_last_view_of_a_peer_that_fell_silent_confirms_nothing() {
+    // Rule 1: a's agent fails a check, nobody but b's old view agrees.
+    let mut w = World::new();
+    for i in 0..8 {
+        w.feed(Some(false), false, Some(true), true, i == 0);
+        let r = w.round();
+        assert!(
+            !r.isolated,
+            "a's agent and the probe of b are heard: not isolated"
+        );
+        if i == 0 {
+            assert!(matches!(World::a(&r).verdict, Verdict::Down(_)));
+        }
+        tick().await;
+    }
+    assert!(
+        !w.det.track("a").unwrap().confirmed_down,
+        "confirmed by the last word of a peer silent since: {:?}",
+        w.det.track("a")
+    );
+
+    // Rule 3: both agents silent at once, no probe of a from here.
+    let mut w = World::new();
+    w.feed(Some(true), false, None, true, true);
+    w.round();
+    for _ in 0..4 {
+        tick().await;
+        w.feed(None, false, None, true, false);
+        let r = w.round();
+        assert!(
+            !matches!(World::a(&r).verdict, Verdict::Down(_)),
+            "{:?}",
+            World::a(&r).verdict
+        );
+    }
+    assert!(!w.det.track("a").unwrap().confirmed_down);
+
+    // A peer still reporting is a vantage point for its whole view, as before.
+    let mut w = World::new();
+    for _ in 0..3 {
+        w.feed(Some(false), false, Some(true), true, true);
+        w.round();
+        tick().await;
+    }
+    assert!(w.det.track("a").unwrap().confirmed_down);
+}
+
+/// An agentless detector (hybrid frontends) hears its reporters on their
+/// own report intervals: a site reporting every 600 ms is no silent peer
+/// 500 ms after its report (its views of the frontend still count).
+#[tokio::test(start_paused = true)]
+async fn frontend_views_last_their_reporters_own_interval() {
+    let det = Detector::agentless(cfg(), ["fe".to_string()])
+        .with_report_intervals([("a".to_string(), Duration::from_millis(600))]);
+    let mut ev = Evidence::default();
+    ev.insert_report(Instant::now(), report("a", true, &[("fe", false)]));
+    tokio::time::advance(Duration::from_millis(500)).await;
+    assert!(matches!(
+        det.verdict(&ev, "fe", Instant::now()),
+        Verdict::Down(_)
+    ));
+    // Silent after 900 ms: then it answers no more.
+    tokio::time::advance(Duration::from_millis(401)).await;
+    assert!(matches!(
+        det.verdict(&ev, "fe", Instant::now()),
+        Verdict::Unknown(_)
+    ));
+}
+
+/// The other side of the rule above: the orchestrator's own path lost
+/// (every report stops, every probe from here fails). Each agent falls
+/// silent in turn; the other's last view, reaching the site, still holds
+/// the verdict back until the agents are stale and the orchestrator knows
+/// it is cut off. Nothing is confirmed.
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_that_last_reached_the_site_still_holds_it_back() {
+    let mut ev = Evidence::default();
+    let mut det = Detector::new(cfg(), ["a".to_string(), "b".to_string()]);
+    let t0 = Instant::now();
+    ev.insert_report(t0, report("b", true, &[("a", true)]));
+    tokio::time::advance(Duration::from_millis(100)).await;
+    ev.insert_report(Instant::now(), report("a", true, &[("b", true)]));
+    for _ in 0..8 {
+        tokio::time::advance(Duration::from_millis(125)).await;
+        let now = Instant::now();
+        for s in ["a", "b"] {
+            ev.external.insert(s.into(), (now, vec![check(false)]));
+        }
+        let r = det.round(&ev, now);
+        // (Down at most in the one round where a's agent is still fresh
+        // and b's already stale, as before the rule: never `fall` of them.)
+        for s in r.sites.iter().filter(|_| now - t0 < Duration::from_secs(1)) {
+            assert!(
+                !matches!(s.verdict, Verdict::Down(_)),
+                "{} at {:?}: {:?}",
+                s.site,
+                now - t0,
+                s.verdict
+            );
+        }
+    }
+    assert!(!det.confirmed_down("a") && !det.confirmed_down("b"));
+}

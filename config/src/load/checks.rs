@@ -988,6 +988,22 @@ impl<'t, 'r> Cx<'t, 'r> {
         // contents are not checked.)
         if let Some(fs) = g.frontend.as_ref().filter(|_| need_fe) {
             self.check_frontend_scheme(name, fs, list, sites, frontends, frontend_kinds);
+            if scheme == Scheme::Hybrid {
+                // The agents probe a hybrid group's frontends as peers, and a
+                // probe names its target only: one name for a site and a
+                // frontend would make a site's probes evidence about the
+                // frontend (and the frontend unprobed by the agents).
+                for (i, fe) in fs.get_ref().frontends.iter().enumerate() {
+                    if sites.contains(fe.get_ref()) {
+                        self.push(
+                            fe.span(),
+                            &format!("groups.{name}.frontend.frontends[{i}]"),
+                            Some(format!("{:?}", fe.get_ref())),
+                            "is also a site's name: the agents' probes name sites and a hybrid group's frontends alike; rename the frontend",
+                        );
+                    }
+                }
+            }
         }
         if let Some(d) = &g.dns {
             let fe_names: Option<Vec<String>> = g.frontend.as_ref().map(|f| {

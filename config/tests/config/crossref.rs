@@ -196,6 +196,28 @@ fn hybrid_addresses_are_per_frontend() {
     ));
 }
 
+/// A hybrid group's frontends are probed by the agents as peers, each
+/// probe naming its target only: a frontend named like a site would have a
+/// site's probes taken as evidence about the frontend. Refused.
+#[test]
+fn a_hybrid_frontend_named_like_a_site_is_refused() {
+    let text = BASE.replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        + "\n[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"ns1.example.net:53\"\nzone = \"example.net\"\naddresses = { fe1 = \"10.0.0.5\" }\n";
+    crate::ok(&text);
+    let renamed = text
+        .replace("[frontends.fe1]", "[frontends.tx]")
+        .replace("frontends = [\"fe1\"]", "frontends = [\"tx\"]")
+        .replace("addresses = { fe1 =", "addresses = { tx =");
+    let p = problems(&renamed);
+    assert!(
+        find(&p, "groups.web.frontend.frontends[0]")
+            .message
+            .contains("also a site's name"),
+        "{}",
+        show(&p)
+    );
+}
+
 #[test]
 fn endpoint_kinds_and_check_fields() {
     let text = BASE.replace("[sites.tx]\n", "[sites.tx]\nendpoints = [{ name = \"x\", kind = \"command\", command = [\"/bin/true\"] }]\n");

@@ -124,6 +124,15 @@ impl Shared {
             }
             // Failover?
             if active_track.confirmed_down {
+                // Confirmed when no standby could take it, and judged
+                // healthy again now: a failover would move users off a site
+                // that serves them, on a verdict the evidence of this round
+                // contradicts. It waits for a down round (or the site's
+                // recovery, which ends the incident).
+                if healthy(st, &g.active) {
+                    st.recorded.observe(&format!("no_standby/{name}"), None);
+                    continue;
+                }
                 if g.incident_started_unix_ms.is_none() {
                     if let Some(ff) = active_track.first_failing {
                         let ms = self.clock.to_ms(ff);

@@ -455,3 +455,95 @@ async fn an_approval_of_a_decision_since_replaced_is_refused() {
     .expect("approve");
     assert_eq!(approvals(&s), before + 1);
 }
+
+/// Both sites lost together (a shared uplink, a regional power cut): a is
+/// confirmed down with no standby to take it. a comes back first, then b:
+/// a serves again, so nothing moves. Before, the confirmation (which
+/// stands until rise rounds and the hold-down) moved users off a healthy a
+/// the first round b was healthy.
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_site_that_serves_again_before_a_standby_is_ready_is_not_failed_over() {
+    let (s, _fake, _dir) = setup(true, 5);
+    sites_rounds(&s, 8, (true, true), &answer_all).await;
+    sites_rounds(&s, 6, (false, false), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("a"));
+    assert!(s.lock().runbooks.is_empty(), "no standby to move to");
+    // a first, then b.
+    sites_rounds(&s, 2, (true, false), &answer_all).await;
+    for i in 0..4 {
+        round_sites(&s, true, true, &answer_all).await;
+        assert!(
+            s.lock().runbooks.is_empty(),
+            "round {i}: users moved off a, which serves them: {:#?}",
+            group(&s)
+        );
+    }
+    // a recovers (rise and hold-down): the incident is over.
+    sites_rounds(&s, 10, (true, true), &answer_all).await;
+    assert!(!s.lock().detector.confirmed_down("a"));
+    let g = group(&s);
+    assert_eq!((g.active.as_str(), g.phase), ("a", Phase::Steady));
+    assert!(s.lock().runbooks.is_empty());
+    // Lost again, with b ready this time: failed over as ever.
+    fail_over_to_b(&s).await;
+}
+
+/// Nothing is decided while the orchestrator is isolated — the frontend
+/// layer of a `hybrid` group included. Its prompt rounds (a failing probe
+/// of a frontend from here) counted while the site detector knew itself
+/// cut off: with `fall = 1` one failing probe from an orchestrator that
+/// reaches nothing confirmed a frontend down (and moved the DNS name).
+#[tokio::test(start_paused = true)]
+async fn an_isolated_orchestrator_counts_no_frontend_in_prompt_rounds() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "")
+        .replace("fall = 3", "fall = 1")
+        .replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        .replace(
+            "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"",
+            "[frontends.fe2]\ncontrol = \"127.0.0.1:3\"\ntoken = { file = \"/dev/null\" }\n[frontends.fe1]\ncontrol = \"127.0.0.1:1\"",
+        )
+        .replace("frontends = [\"fe1\"]", "frontends = [\"fe1\", \"fe2\"]")
+        + "[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"127.0.0.1:53\"\nzone = \"example.net\"\naddresses = { fe1 = \"127.0.0.5\", fe2 = \"127.0.0.6\" }\n";
+    let text = text.replace(
+        "{ file = \"/dev/null\" }",
+        &format!("{{ file = \"{}/fe\" }}", dir.display()),
+    );
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    assert!(
+        !s.frontend_probes.is_empty(),
+        "a hybrid group's frontends are probed"
+    );
+    // Nothing heard, every probe from here failing: isolated.
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        for site in ["a", "b"] {
+            st.evidence
+                .external
+                .insert(site.into(), (now, vec![check(false)]));
+        }
+    }
+    s.detect_round().await;
+    assert!(s.lock().detector.is_isolated());
+    // The probe of fe1 fails too (nothing is reached from here).
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.fe_evidence
+            .external
+            .insert("fe1".into(), (now, vec![check(false)]));
+        st.fe_evidence
+            .external
+            .insert("fe2".into(), (now, vec![check(true)]));
+    }
+    let sites: std::collections::BTreeSet<String> = ["fe1".to_string()].into();
+    s.detect_prompt(&sites);
+    let st = s.lock();
+    assert!(
+        !st.fe_detector.confirmed_down("fe1"),
+        "confirmed by an isolated orchestrator: {:?}",
+        st.fe_detector.track("fe1")
+    );
+    assert_eq!(st.fe_detector.track("fe1").unwrap().down_rounds, 0);
+}

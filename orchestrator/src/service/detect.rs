@@ -96,7 +96,9 @@ impl Shared {
         let mut st = self.lock();
         let st = &mut *st;
         let round = st.detector.prompt_round(&st.evidence, now, sites);
-        let fe_counted = self.frontend_round_locked(st, now, Some(sites));
+        // The frontends' detector has no isolation of its own (it is judged
+        // on the sites): an isolated orchestrator counts no frontend either.
+        let fe_counted = !round.isolated && self.frontend_round_locked(st, now, Some(sites));
         if !round.sites.iter().any(|s| s.counted) {
             return fe_counted;
         }

@@ -21,8 +21,8 @@ impl Shared {
 
     /// Refuses a report that is not newer than the last one of its agent
     /// process (see [`replay`]).
-    pub fn admit_report_seq(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {
-        self.report_seqs.admit(site, boot, seq)
+    pub fn admit_report_seq(&self, report: &AgentReport) -> Result<(), String> {
+        self.report_seqs.admit_report(report)
     }
 
     /// Accept a report (already authenticated for `site`).

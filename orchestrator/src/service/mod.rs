@@ -487,13 +487,16 @@ impl Shared {
             .map_err(|e| {
                 OrchestratorError::Setup(format!("cannot build the entry probe http client: {e}"))
             })?;
-        let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned())
-            .with_report_intervals(cfg.sites.iter().map(|(name, s)| {
+        let report_intervals = || {
+            cfg.sites.iter().map(|(name, s)| {
                 (
                     name.clone(),
                     s.report_interval.unwrap_or(cfg.detection.interval),
                 )
-            }));
+            })
+        };
+        let detector = Detector::new(cfg.detection.clone(), cfg.sites.keys().cloned())
+            .with_report_intervals(report_intervals());
         let writer = persist::GroupWriter::new();
         writer.loaded(groups.values());
         let state = State {
@@ -507,10 +510,13 @@ impl Shared {
             runbooks,
             recorded: Default::default(),
             fe_evidence: Evidence::default(),
+            // The agents probing the frontends fall silent after their own
+            // report intervals, as everywhere.
             fe_detector: Detector::agentless(
                 cfg.detection.clone(),
                 cfg.hybrid_frontend_probes().into_keys(),
-            ),
+            )
+            .with_report_intervals(report_intervals()),
             dns_moving: Default::default(),
             epoch_ahead: BTreeMap::new(),
             refence_exhausted: Default::default(),

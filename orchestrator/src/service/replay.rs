@@ -13,6 +13,8 @@ use std::collections::VecDeque;
 use foldhash::HashMap;
 use std::sync::Mutex;
 
+use warden_proto::agent::AgentReport;
+
 /// Agent processes remembered per site.
 pub(super) const BOOTS_KEPT: usize = 8;
 
@@ -23,6 +25,19 @@ pub(super) struct ReportSeqs {
 }
 
 impl ReportSeqs {
+    /// Admits `rep` by its site, process and seq, or says why not. An agent
+    /// from before the `boot` id sends none: its process is then told by
+    /// its start time (`started_unix_ms`, sent by every agent; never used
+    /// for freshness), so its restart starts a sequence of its own instead
+    /// of every report being refused until the new seq passes the old one.
+    pub(super) fn admit_report(&self, rep: &AgentReport) -> Result<(), String> {
+        if rep.boot.is_empty() {
+            let process = format!("started at {} (no boot id)", rep.started_unix_ms);
+            return self.admit(&rep.site, &process, rep.seq);
+        }
+        self.admit(&rep.site, &rep.boot, rep.seq)
+    }
+
     /// Admits `seq` of agent process `boot` at `site`, or says why not.
     pub(super) fn admit(&self, site: &str, boot: &str, seq: u64) -> Result<(), String> {
         let mut all = self.by_site.lock().unwrap_or_else(|p| p.into_inner());
@@ -89,6 +104,35 @@ mod tests {
         // The earlier process's reports stay refused after the restart.
         assert!(s.admit("a", "p1", 2).is_err());
         s.admit("a", "p1", 3).unwrap();
+    }
+
+    /// An agent from before the boot id (none sent) that restarts starts
+    /// its seq at 1 again: told apart by its start time, it is heard at
+    /// once; a replay of its reports is still refused. Before, every report
+    /// of the restarted agent was refused until its seq passed the last
+    /// one of the process before (a day of reports, at 500 ms), and its
+    /// site was never judged healthy (nor recovered) meanwhile.
+    #[test]
+    fn an_agent_without_a_boot_id_that_restarts_is_heard_at_once() {
+        let s = ReportSeqs::default();
+        let rep = |started: u64, seq: u64| AgentReport {
+            site: "a".into(),
+            seq,
+            boot: String::new(),
+            started_unix_ms: started,
+            checks: vec![],
+            peers: vec![],
+            outcomes: vec![],
+            replication: vec![],
+            authority: vec![],
+        };
+        s.admit_report(&rep(1_000, 1)).unwrap();
+        s.admit_report(&rep(1_000, 172_800)).unwrap();
+        assert!(s.admit_report(&rep(1_000, 172_800)).is_err(), "a replay");
+        s.admit_report(&rep(2_000, 1))
+            .expect("the restarted agent's first report");
+        s.admit_report(&rep(2_000, 2)).unwrap();
+        assert!(s.admit_report(&rep(2_000, 2)).is_err(), "a replay");
     }
 
     #[test]
