@@ -496,19 +496,7 @@ async fn a_confirmed_site_that_serves_again_before_a_standby_is_ready_is_not_fai
 #[tokio::test(start_paused = true)]
 async fn an_isolated_orchestrator_counts_no_frontend_in_prompt_rounds() {
     let dir = test_dir(true, 5);
-    let text = config_text(&dir, true, 5, "")
-        .replace("fall = 3", "fall = 1")
-        .replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
-        .replace(
-            "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"",
-            "[frontends.fe2]\ncontrol = \"127.0.0.1:3\"\ntoken = { file = \"/dev/null\" }\n[frontends.fe1]\ncontrol = \"127.0.0.1:1\"",
-        )
-        .replace("frontends = [\"fe1\"]", "frontends = [\"fe1\", \"fe2\"]")
-        + "[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"127.0.0.1:53\"\nzone = \"example.net\"\naddresses = { fe1 = \"127.0.0.5\", fe2 = \"127.0.0.6\" }\n";
-    let text = text.replace(
-        "{ file = \"/dev/null\" }",
-        &format!("{{ file = \"{}/fe\" }}", dir.display()),
-    );
+    let text = hybrid_text(&dir).replace("fall = 3", "fall = 1");
     let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
     assert!(
         !s.frontend_probes.is_empty(),
@@ -546,4 +534,51 @@ async fn an_isolated_orchestrator_counts_no_frontend_in_prompt_rounds() {
         st.fe_detector.track("fe1")
     );
     assert_eq!(st.fe_detector.track("fe1").unwrap().down_rounds, 0);
+}
+
+/// The frontend layer of a `hybrid` group, like the site layer: fe1 and
+/// fe2 lost together (a shared uplink), fe1 is confirmed down with no
+/// other frontend to take the name. fe1 serves again first, then fe2:
+/// nothing moves. Before, the confirmation (which stands until rise rounds
+/// and the hold-down) moved the name off a serving fe1 the first round fe2
+/// was healthy.
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_frontend_that_serves_again_before_another_is_ready_keeps_the_name() {
+    let dir = test_dir(true, 5);
+    let (s, dns) = start_hybrid(&hybrid_text(&dir), &dir).expect("config");
+    let moved = |s: &Shared| s.lock().groups["web"].frontend.clone();
+    for _ in 0..8 {
+        frontends_round(&s, (true, true)).await;
+    }
+    for _ in 0..6 {
+        frontends_round(&s, (false, false)).await;
+    }
+    assert!(s.lock().fe_detector.confirmed_down("fe1"));
+    assert_eq!(moved(&s), None, "no other frontend to move to");
+    // fe1 first, then fe2.
+    for _ in 0..2 {
+        frontends_round(&s, (true, false)).await;
+    }
+    for i in 0..4 {
+        frontends_round(&s, (true, true)).await;
+        assert_eq!(
+            (moved(&s), dns.0.lock().unwrap().clone()),
+            (None, vec![]),
+            "round {i}: the name moved off fe1, which serves"
+        );
+    }
+    // fe1 recovers (rise and hold-down): the incident is over.
+    for _ in 0..10 {
+        frontends_round(&s, (true, true)).await;
+    }
+    assert!(!s.lock().fe_detector.confirmed_down("fe1"));
+    // Lost again, with fe2 ready this time: moved as ever.
+    for _ in 0..4 {
+        frontends_round(&s, (false, true)).await;
+    }
+    assert_eq!(moved(&s).as_deref(), Some("fe2"));
+    assert_eq!(
+        dns.0.lock().unwrap().last().map(|m| m.0.as_str()),
+        Some("fe2")
+    );
 }

@@ -1,4 +1,5 @@
-//! The harness of the service's tests: a fake routing layer (`FakeRoute`),
+//! The harness of the service's tests: a fake routing layer (`FakeRoute`;
+//! for `hybrid` groups, fake frontends and DNS provider, `start_hybrid`),
 //! configs of a few sites or of many groups, services started on paused
 //! time, and rounds of reports driven by hand.
 use super::*;
@@ -252,17 +253,25 @@ pub(super) fn start_routed_as(
     route_of: impl Fn(&str) -> Arc<FakeRoute>,
     mode: Mode,
 ) -> Result<Arc<Shared>, warden_config::ConfigError> {
+    start_with_routing(text, dir, store, mode, |_, name| {
+        crate::routing::Routing::Single(route_of(name) as Arc<dyn Strategy>)
+    })
+}
+
+/// The service on config `text`, each group on the routing `routing_of`
+/// builds from the config and the group's name.
+fn start_with_routing(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+    mode: Mode,
+    routing_of: impl Fn(&warden_config::Config, &str) -> crate::routing::Routing,
+) -> Result<Arc<Shared>, warden_config::ConfigError> {
     let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let strategies: BTreeMap<String, crate::routing::Routing> = cfg
         .groups
         .keys()
-        .map(|name| {
-            let route = route_of(name);
-            (
-                name.clone(),
-                crate::routing::Routing::Single(route as Arc<dyn Strategy>),
-            )
-        })
+        .map(|name| (name.clone(), routing_of(&cfg, name)))
         .collect();
     let settings =
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
@@ -270,6 +279,132 @@ pub(super) fn start_routed_as(
         Shared::with_mode(settings, store, CancellationToken::new(), mode).expect("shared");
     tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
     Ok(shared)
+}
+
+/// The test config ([`config_text`], automatic) with group web on the
+/// `hybrid` scheme: frontends fe1 (where DNS points first) and fe2.
+pub(super) fn hybrid_text(dir: &std::path::Path) -> String {
+    let d = dir.display();
+    config_text(dir, true, 5, "")
+        .replace("scheme = \"frontend\"", "scheme = \"hybrid\"")
+        .replace(
+            "[frontends.fe1]",
+            &format!("[frontends.fe2]\ncontrol = \"127.0.0.1:3\"\ntoken = {{ file = \"{d}/fe\" }}\n[frontends.fe1]"),
+        )
+        .replace("frontends = [\"fe1\"]", "frontends = [\"fe1\", \"fe2\"]")
+        + "[groups.web.dns]\nprovider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"127.0.0.1:53\"\nzone = \"example.net\"\naddresses = { fe1 = \"127.0.0.5\", fe2 = \"127.0.0.6\" }\n"
+}
+
+/// One round ([`round_sites`], both sites up) in which the probes of
+/// frontends fe1 and fe2 succeed or fail as `up` says.
+pub(super) async fn frontends_round(s: &Arc<Shared>, (fe1, fe2): (bool, bool)) {
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        for (fe, up) in [("fe1", fe1), ("fe2", fe2)] {
+            st.fe_evidence
+                .external
+                .insert(fe.into(), (now, vec![check(up)]));
+        }
+    }
+    round_sites(s, true, true, &answer_all).await;
+}
+
+/// A frontend of a fake `hybrid` routing: takes every route.
+struct FakeFrontend(String, Mutex<(Option<String>, u64)>);
+
+#[async_trait]
+impl warden_strategies::frontend::FrontendDriver for FakeFrontend {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    async fn set_route(&self, site: &str, epoch: u64, _: SwitchMode) -> Result<(), StrategyError> {
+        *self.1.lock().unwrap() = (Some(site.to_string()), epoch);
+        Ok(())
+    }
+    async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+        Ok(self.1.lock().unwrap().clone())
+    }
+}
+
+/// The DNS provider of a fake `hybrid` routing: the frontends the group's
+/// name was pointed at, with their epochs, in order.
+#[derive(Default)]
+pub(super) struct FakeDns(pub(super) Mutex<Vec<(String, u64)>>);
+
+#[async_trait]
+impl warden_strategies::dns::DnsProvider for FakeDns {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    async fn publish(
+        &self,
+        frontend: &str,
+        _: &warden_strategies::dns::RecordValue,
+        epoch: u64,
+    ) -> Result<(), StrategyError> {
+        self.0.lock().unwrap().push((frontend.to_string(), epoch));
+        Ok(())
+    }
+    async fn observe(&self) -> Result<Option<warden_strategies::dns::ProviderView>, StrategyError> {
+        Ok(None)
+    }
+}
+
+/// The service on config `text`, every `hybrid` group on fake frontends
+/// (one per frontend it names) and the DNS provider returned; the other
+/// groups on fake routes.
+pub(super) fn start_hybrid(
+    text: &str,
+    dir: &std::path::Path,
+) -> Result<(Arc<Shared>, Arc<FakeDns>), warden_config::ConfigError> {
+    use warden_strategies::dns::{DnsStrategy, RecordValue};
+    use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
+    use warden_strategies::hybrid::HybridStrategy;
+    let dns = Arc::new(FakeDns::default());
+    let provider = dns.clone();
+    let shared = start_with_routing(
+        text,
+        dir,
+        Arc::new(MemStore::default()),
+        Mode::Local,
+        move |cfg, name| {
+            let Some(fe) = cfg.groups[name]
+                .frontend_scheme()
+                .filter(|_| cfg.groups[name].scheme() == warden_config::Scheme::Hybrid)
+            else {
+                return crate::routing::Routing::Single(Arc::new(FakeRoute::default()));
+            };
+            let names = fe.frontend_names();
+            let drivers: Vec<Arc<dyn FrontendDriver>> = names
+                .iter()
+                .map(|f| Arc::new(FakeFrontend(f.clone(), Mutex::default())) as _)
+                .collect();
+            let addresses = names
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    (
+                        f.clone(),
+                        RecordValue::parse(&format!("192.0.2.{}", i + 1)).unwrap(),
+                    )
+                })
+                .collect();
+            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
+                name,
+                FrontendStrategy::new(name, drivers).unwrap(),
+                DnsStrategy::new(
+                    name,
+                    vec!["www.example.net".into()],
+                    addresses,
+                    vec![],
+                    Duration::from_secs(1),
+                    provider.clone(),
+                ),
+            )))
+        },
+    )?;
+    Ok((shared, dns))
 }
 
 /// A config of `groups` groups g0, g1, … of two sites each (s0, s1, …,

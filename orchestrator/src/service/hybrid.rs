@@ -81,6 +81,23 @@ impl Shared {
                 st.recorded.observe(&format!("no_frontend/{name}"), None);
                 continue;
             }
+            // Confirmed when no other frontend could take the name, and
+            // judged healthy again now (a prompt round that did not judge
+            // it: as the last round left it): a move would send users off
+            // a frontend that serves them, on a verdict this round's
+            // evidence contradicts. It waits for a down round (or the
+            // frontend's recovery, which ends the incident).
+            let serving = match by_fe.get(current.as_str()) {
+                Some(r) => r.verdict == Verdict::Healthy,
+                None => st
+                    .fe_detector
+                    .track(&current)
+                    .is_some_and(|t| t.last == Some(Verdict::Healthy)),
+            };
+            if serving {
+                st.recorded.observe(&format!("no_frontend/{name}"), None);
+                continue;
+            }
             let evidence: Vec<EvidenceRow> = frontends
                 .iter()
                 .filter(|f| by_fe.contains_key(f.as_str()))
