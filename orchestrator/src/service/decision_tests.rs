@@ -582,3 +582,42 @@ async fn a_confirmed_frontend_that_serves_again_before_another_is_ready_keeps_th
         Some("fe2")
     );
 }
+
+/// A failover pending approval (manual mode) while a is down, approved
+/// once a serves again — still confirmed down, not yet recovered: refused,
+/// nothing moves. Before, the approval moved users off a serving a. After
+/// a down round the same approval runs the failover.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failover_is_not_approved_while_the_active_site_serves_again() {
+    let (s, fake, _dir) = setup(false, 5);
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    let p = group(&s).pending.expect("pending failover");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    // a serves again.
+    sites_rounds(&s, 2, (true, true), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("a"));
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(
+        matches!(e, OrchestratorError::Conflict(_)) && e.to_string().contains("serves again"),
+        "{e}"
+    );
+    assert!(
+        s.lock().runbooks.is_empty(),
+        "users moved off a, which serves them"
+    );
+    assert_eq!(group(&s).phase, Phase::PendingApproval);
+    // a is lost again: the decision stands, and the approval runs it.
+    round_sites(&s, false, true, &answer_all).await;
+    s.operator_approve("web", "operator").expect("approve");
+    sites_until(
+        &s,
+        (false, true),
+        &answer_all,
+        40,
+        "failover after approval",
+        |g| g.phase == Phase::Steady && g.active == "b",
+    )
+    .await;
+    assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+}

@@ -298,6 +298,23 @@ impl Shared {
                 p.to
             )));
         }
+        // A failover decided while the active site was down, approved once
+        // it serves again (still confirmed down until rise rounds and the
+        // hold-down): it would move users off a site that serves them (the
+        // rule of the automatic decisions, DESIGN §3). It waits for a down
+        // round, or is withdrawn when the site recovers.
+        if p.kind == RunbookKind::Failover
+            && st
+                .detector
+                .track(&g.active)
+                .is_some_and(|t| t.confirmed_down && t.last == Some(Verdict::Healthy))
+        {
+            return Err(OrchestratorError::Conflict(format!(
+                "{} serves again (judged healthy in the last round, not yet recovered): the pending failover would move users off it; \
+                 nothing started (it is withdrawn when {} recovers); to move users anyway: `warden failover {group} --to {}`",
+                g.active, g.active, p.to
+            )));
+        }
         if p.kind == RunbookKind::Failback && st.detector.confirmed_down(&g.active) {
             return Err(OrchestratorError::Conflict(format!(
                 "{} is confirmed down now: the pending failback would resync from it; move users with `warden failover {group} --to {}`",
