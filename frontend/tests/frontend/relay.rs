@@ -371,3 +371,56 @@ async fn keep_alive_connections_are_spread_evenly_over_the_workers() {
     }
     fe.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn an_answer_sent_before_the_client_finishes_sending_reaches_the_client() {
+    // A backend that answers after the first bytes of a large upload and
+    // closes without reading the rest, as an HTTP server answering `413` or
+    // `401` does: its close resets the connection (unread bytes were
+    // waiting), so the proxy's next write to it fails. The answer it sent
+    // first must still reach the client.
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = l.local_addr().expect("backend addr");
+    let serving = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 16];
+                if s.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let _ = s.write_all(b"413 too large\n").await;
+                // Closed at once with the client's bytes unread: a reset.
+            });
+        }
+    });
+    let (_fe, listen) = through(addr).await;
+    for round in 0..5 {
+        let c = TcpStream::connect(listen).await.expect("connect");
+        let (mut r, mut w) = c.into_split();
+        let upload = tokio::spawn(async move {
+            // Fails once the connection is reset; that is expected.
+            let _ = w.write_all(&pattern(32 << 20)).await;
+            w
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        upload.abort();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "413 too large\n",
+            "round {round}: the backend's answer arrives"
+        );
+    }
+    serving.abort();
+}
