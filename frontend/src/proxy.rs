@@ -36,6 +36,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(25);
 /// descriptors) so the loop does not spin; a connection's own failure is
 /// no reason to pause ([`warden_serve::accept`]).
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a waiting client that has sent bytes is looked at for a reset
+/// ([`left`]).
+const LEFT_LOOK: Duration = Duration::from_millis(200);
 
 /// Accept connections on one of `group`'s listening sockets until `shutdown`
 /// fires. Connection tasks are spawned on `tasks` so that shutdown can wait
@@ -136,7 +139,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     if let Some(deadline) = until.filter(|_| group.paused()) {
         let h = held.get_or_insert_with(|| Held::new(&group));
         debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
-        if !wait_for_switch(&group, &generation, deadline, h, peer).await {
+        if !wait_for_switch(&group, &generation, deadline, h, peer, &client).await {
             return;
         }
         if !rejoin(&group, &mut generation, &mut counted) {
@@ -145,7 +148,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     }
     let mut backend = loop {
         let give_up = retry_until.filter(|_| until.is_none());
-        let failed = match attempt(&group, &generation, until, give_up).await {
+        let failed = match attempt(&group, &generation, until, give_up, &client).await {
             Attempt::Connected(s) => {
                 if let Some(h) = held.take() {
                     h.rescued();
@@ -184,6 +187,10 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                     _ = group.shutdown().cancelled() => return,
                     _ = tokio::time::sleep_until(r.min(Instant::now() + RETRY_PAUSE)) => {}
                     _ = switches.changed() => {}
+                    _ = left(&client) => {
+                        debug!(group = %group.name, %peer, "the client left while its connect was retried");
+                        return;
+                    }
                 }
                 if !rejoin(&group, &mut generation, &mut counted) {
                     return;
@@ -200,7 +207,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         if let Some(why) = &failed {
             debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; holding the connection for a route change");
         }
-        if !wait_for_switch(&group, &generation, deadline, h, peer).await {
+        if !wait_for_switch(&group, &generation, deadline, h, peer, &client).await {
             return;
         }
         // The route switched: retry on the new generation.
@@ -237,7 +244,7 @@ enum Attempt {
     /// No hold: the route switched (or the generation ended) before the
     /// backend answered; the connection goes to the new route.
     Moved,
-    /// Shutdown.
+    /// Shutdown, or the client left ([`left`]).
     Closed,
 }
 
@@ -249,6 +256,7 @@ async fn attempt(
     generation: &Generation,
     until: Option<Instant>,
     give_up: Option<Instant>,
+    client: &TcpStream,
 ) -> Attempt {
     let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(generation));
     let outcome = |r: Result<io::Result<TcpStream>, tokio::time::error::Elapsed>| match r {
@@ -276,6 +284,14 @@ async fn attempt(
                 None => std::future::pending().await,
             }
         };
+        // Under `connect_retry` a client may wait long: let it go if it
+        // leaves. (Without, the connect's own timeout bounds the wait.)
+        let gone = async {
+            match give_up {
+                Some(_) => left(client).await,
+                None => std::future::pending().await,
+            }
+        };
         // (The generation's token is a child of the shutdown token: it
         // fires on shutdown too, and `Moved` checks which it was.) The
         // connect goes first: a backend on this host answers within the
@@ -287,6 +303,7 @@ async fn attempt(
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
             _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
+            _ = gone => Attempt::Closed,
         };
     };
     if *switches.borrow() != generation.number {
@@ -297,6 +314,30 @@ async fn attempt(
         _ = switches.changed() => Attempt::Switched,
         _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
         r = connect => outcome(r),
+        _ = left(client) => Attempt::Closed,
+    }
+}
+
+/// Resolves once a client waiting for its backend (held, or connecting)
+/// has left: it reset its connection, or ended it without sending a byte.
+/// Its slot and its place among the held are given back at once instead of
+/// at the end of the hold, and no connection is opened to the new site for
+/// nobody. A client that sent bytes and then ended its side stays: it may
+/// have half-closed to wait for its answer (as HAProxy without
+/// `abortonclose`); only a reset lets it go.
+async fn left(client: &TcpStream) {
+    let mut one = [0u8; 1];
+    match client.peek(&mut one).await {
+        Ok(0) | Err(_) => return,
+        Ok(_) => {}
+    }
+    // Bytes are waiting (they stay for the backend): the socket stays
+    // readable, so look at its error now and then instead.
+    loop {
+        tokio::time::sleep(LEFT_LOOK).await;
+        if !matches!(client.take_error(), Ok(None)) {
+            return;
+        }
     }
 }
 
@@ -321,6 +362,7 @@ async fn wait_for_switch(
     deadline: Instant,
     h: &Held<'_>,
     peer: SocketAddr,
+    client: &TcpStream,
 ) -> bool {
     let mut switches = group.switches();
     if *switches.borrow() != generation.number {
@@ -334,6 +376,10 @@ async fn wait_for_switch(
             false
         }
         _ = switches.changed() => true,
+        _ = left(client) => {
+            debug!(group = %group.name, %peer, "the held client left; letting it go");
+            false
+        }
     }
 }
 
