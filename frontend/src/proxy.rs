@@ -139,11 +139,17 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     if let Some(deadline) = until.filter(|_| group.paused()) {
         let h = held.get_or_insert_with(|| Held::new(&group));
         debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
-        if !wait_for_switch(&group, &generation, deadline, h, peer, &client).await {
-            return;
-        }
-        if !rejoin(&group, &mut generation, &mut counted) {
-            return;
+        match wait_for_switch(&group, &generation, deadline, h, peer, &client, true).await {
+            Waited::Over => return,
+            Waited::Switched => {
+                if !rejoin(&group, &mut generation, &mut counted) {
+                    return;
+                }
+            }
+            // The routed site stays: try it (held still, should it fail).
+            Waited::CalledOff => {
+                debug!(group = %group.name, %peer, site = %generation.site, "cut-over called off: the waiting connection goes to the routed site");
+            }
         }
     }
     let mut backend = loop {
@@ -207,7 +213,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         if let Some(why) = &failed {
             debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; holding the connection for a route change");
         }
-        if !wait_for_switch(&group, &generation, deadline, h, peer, &client).await {
+        if wait_for_switch(&group, &generation, deadline, h, peer, &client, false).await
+            != Waited::Switched
+        {
             return;
         }
         // The route switched: retry on the new generation.
@@ -354,8 +362,22 @@ fn rejoin(group: &Arc<GroupRoute>, generation: &mut Generation, counted: &mut Co
     }
 }
 
-/// Wait, held, until the route switches away from `generation` (true), or
-/// the hold time is over or shutdown comes (false: the connection is let go).
+/// How a held connection's wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    /// The route switched away from the generation waited on.
+    Switched,
+    /// The cut-over order it waited on was withdrawn or lapsed, and no
+    /// other stands: the switch is not coming, the routed site stays.
+    CalledOff,
+    /// The hold time is over, the client left or shutdown came: let go.
+    Over,
+}
+
+/// Wait, held, until the route switches away from `generation`, the hold
+/// time is over, the client leaves or shutdown comes; with `paused` (a
+/// connection waiting on a cut-over order without trying the routed site),
+/// also until that order is called off.
 async fn wait_for_switch(
     group: &GroupRoute,
     generation: &Generation,
@@ -363,22 +385,37 @@ async fn wait_for_switch(
     h: &Held<'_>,
     peer: SocketAddr,
     client: &TcpStream,
-) -> bool {
+    paused: bool,
+) -> Waited {
     let mut switches = group.switches();
-    if *switches.borrow() != generation.number {
-        return true;
-    }
-    tokio::select! {
-        _ = group.shutdown().cancelled() => false,
-        _ = tokio::time::sleep_until(deadline) => {
-            h.timed_out();
-            warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
-            false
+    let mut orders = group.orders();
+    loop {
+        if *switches.borrow() != generation.number {
+            return Waited::Switched;
         }
-        _ = switches.changed() => true,
-        _ = left(client) => {
-            debug!(group = %group.name, %peer, "the held client left; letting it go");
-            false
+        if paused && !group.paused() {
+            return Waited::CalledOff;
+        }
+        // A cut-over order lapses on its own, without a word.
+        let lapses = group
+            .order_lapses()
+            .filter(|t| paused && *t < deadline)
+            .unwrap_or(deadline);
+        tokio::select! {
+            _ = group.shutdown().cancelled() => return Waited::Over,
+            _ = tokio::time::sleep_until(deadline) => {
+                h.timed_out();
+                warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
+                return Waited::Over;
+            }
+            _ = switches.changed() => return Waited::Switched,
+            _ = left(client) => {
+                debug!(group = %group.name, %peer, "the held client left; letting it go");
+                return Waited::Over;
+            }
+            // Another order: look again (at the top).
+            _ = orders.changed(), if paused => {}
+            _ = tokio::time::sleep_until(lapses), if paused && lapses < deadline => {}
         }
     }
 }

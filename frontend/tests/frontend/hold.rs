@@ -389,7 +389,9 @@ async fn a_held_client_that_leaves_is_let_go_at_once() {
             tokio::io::AsyncWriteExt::write_all(&mut c, b"who\n")
                 .await
                 .expect("send");
-            c.set_linger(Some(Duration::ZERO)).expect("linger");
+            socket2::SockRef::from(&c)
+                .set_linger(Some(Duration::ZERO))
+                .expect("linger");
         }
         leaving.push(c);
     }
@@ -436,4 +438,43 @@ async fn a_held_client_that_leaves_is_let_go_at_once() {
     let route = fe.route("web").await;
     assert_eq!(count(&route, "held_rescued"), 2, "{route}");
     assert_eq!(count(&route, "held_now"), 0, "{route}");
+}
+
+#[tokio::test]
+async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() {
+    // A cut-over order is withdrawn (its runbook failed before the switch:
+    // the routed site stays active) or lapses: the users it made wait go to
+    // the routed site then, not closed at the end of their hold time
+    // without ever trying it.
+    let (a, b) = (echo("a").await, echo("b").await);
+    let mut g = group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(5));
+    g.hold_connections = Duration::from_secs(10);
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+
+    // Withdrawn.
+    assert_eq!(fe.pause("web", 2, 10_000).await.0, StatusCode::OK);
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_now") == 1,
+        Duration::from_secs(2),
+        "the new connection waits: {}",
+        fe.route("web").await
+    );
+    let (status, body) = fe.hold("web", 2, 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let t = Instant::now();
+    assert_eq!(c.answer().await.as_deref(), Some("a"), "withdrawn");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(count(&fe.route("web").await, "held_now"), 0);
+
+    // Lapsed (its ttl over, no switch, no withdrawal).
+    assert_eq!(fe.pause("web", 3, 500).await.0, StatusCode::OK);
+    let t = Instant::now();
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    assert_eq!(c.answer().await.as_deref(), Some("a"), "lapsed");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(count(&fe.route("web").await, "held_now"), 0);
 }
