@@ -28,7 +28,8 @@ use crate::listener::Acceptor;
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
 
-/// Time allowed to connect to a backend before the client is dropped.
+/// Time allowed to connect to a backend before the client is dropped (name
+/// lookup included; shared between the addresses a name resolves to).
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two connects of a refused connection under `connect_retry`.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
@@ -266,7 +267,8 @@ async fn attempt(
     give_up: Option<Instant>,
     client: &TcpStream,
 ) -> Attempt {
-    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(generation));
+    let deadline = Instant::now() + BACKEND_CONNECT_TIMEOUT;
+    let connect = tokio::time::timeout_at(deadline, connect(generation, deadline));
     let outcome = |r: Result<io::Result<TcpStream>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(s)) => Attempt::Connected(s),
         Ok(Err(e)) => Attempt::Failed(e.to_string()),
@@ -447,18 +449,37 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Connect to `generation`'s backend: its address when it is one, else
-/// each address its `host:port` resolves to in turn (as
-/// `TcpStream::connect`), with `TCP_NODELAY` set before the connect.
-async fn connect(generation: &Generation) -> io::Result<TcpStream> {
+/// Connect to `generation`'s backend by `deadline`: its address when it is
+/// one, else the addresses its `host:port` resolves to ([`connect_any`]),
+/// with `TCP_NODELAY` set before the connect.
+async fn connect(generation: &Generation, deadline: Instant) -> io::Result<TcpStream> {
     if let Some(addr) = generation.backend_ip {
         return connect_to(addr).await;
     }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(generation.backend.as_str())
+        .await?
+        .collect();
+    connect_any(&addrs, deadline).await
+}
+
+/// Connect to each of `addrs` in turn until one answers, each given an
+/// equal share of the time left until `deadline`: an address whose packets
+/// vanish (a host down behind a name that has several) must not take the
+/// whole connect timeout and leave the others untried.
+async fn connect_any(addrs: &[SocketAddr], deadline: Instant) -> io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host(generation.backend.as_str()).await? {
-        match connect_to(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
+    for (i, &addr) in addrs.iter().enumerate() {
+        let left = u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+        let share = deadline.saturating_duration_since(Instant::now()) / left;
+        match tokio::time::timeout(share, connect_to(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{addr} did not answer within {}ms", share.as_millis()),
+                ))
+            }
         }
     }
     Err(last.unwrap_or_else(|| {
@@ -504,4 +525,45 @@ async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
     // say so rather than relay into a socket that is not one.
     stream.peer_addr()?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address whose connects hang, as to a host whose packets vanish:
+    /// a loopback listener that never accepts, its queue full (Linux then
+    /// drops new SYNs); keep the returned sockets alive while it is used.
+    async fn blackhole() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = sock.listen(0).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut fill = Vec::new();
+        for _ in 0..8 {
+            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => fill.push(s),
+                _ => return (addr, l, fill),
+            }
+        }
+        panic!("the accept queue of {addr} never filled");
+    }
+
+    /// A name resolving to a dead address first and a live one second (a
+    /// host down behind a name with several) still connects, within the
+    /// connect timeout.
+    #[tokio::test]
+    async fn a_silent_address_does_not_keep_the_next_one_untried() {
+        let _hole = blackhole().await;
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addrs = [_hole.0, live.local_addr().unwrap()];
+        let deadline = Instant::now() + BACKEND_CONNECT_TIMEOUT;
+        let t = Instant::now();
+        let got = tokio::time::timeout_at(deadline, connect_any(&addrs, deadline)).await;
+        let s = got
+            .expect("connected within the connect timeout")
+            .expect("the live address answers");
+        assert_eq!(s.peer_addr().unwrap(), addrs[1]);
+        assert!(t.elapsed() < BACKEND_CONNECT_TIMEOUT, "{:?}", t.elapsed());
+    }
 }
