@@ -19,7 +19,10 @@
 //!   closes without reading the rest does): the client's bytes are dropped,
 //!   and what the backend sent before still reaches the client, until its
 //!   end or its reset;
-//! - any other error on either socket.
+//! - any other error on either socket (a reset, most often): the other
+//!   socket is then reset too (closed with `SO_LINGER` 0), never closed
+//!   cleanly — a clean end would make a cut download or upload look whole
+//!   to the peer.
 //!
 //! The client's first bytes are usually there when the relay starts (a
 //! client sends its request right after connecting): they are read and
@@ -180,6 +183,13 @@ fn poll_client_waiting(cx: &mut Context<'_>, client: &TcpStream) -> io::Result<b
     }
 }
 
+/// Make `peer`'s close a reset, for the failure `e` of the other socket.
+fn abort(peer: &TcpStream, e: io::Error) -> io::Error {
+    // At worst the peer sees a clean end, as before.
+    let _ = SockRef::from(peer).set_linger(Some(std::time::Duration::ZERO));
+    e
+}
+
 /// Relay between `client` and `backend` until the connection ends (see the
 /// module docs); every byte moved touches `activity`.
 pub(crate) async fn relay(
@@ -193,7 +203,7 @@ pub(crate) async fn relay(
     let mut refused: Option<io::Error> = None;
     match up.early(client, backend, activity) {
         Ok(()) => {}
-        Err(Fault::Read(e)) => return Err(e),
+        Err(Fault::Read(e)) => return Err(abort(backend, e)),
         Err(Fault::Write(e)) => {
             up.shut = true;
             refused = Some(e);
@@ -206,7 +216,7 @@ pub(crate) async fn relay(
                     Ok(()) => {
                         ready!(Pin::new(&mut *backend).poll_shutdown(cx))?;
                     }
-                    Err(Fault::Read(e)) => return Poll::Ready(Err(e)),
+                    Err(Fault::Read(e)) => return Poll::Ready(Err(abort(backend, e))),
                     // What the backend sent before still goes to the client.
                     Err(Fault::Write(e)) => refused = Some(e),
                 }
@@ -220,12 +230,15 @@ pub(crate) async fn relay(
             if let Poll::Ready(r) = down.poll_copy(cx, backend, client, activity) {
                 match r {
                     Ok(()) => {}
-                    Err(Fault::Read(e) | Fault::Write(e)) => return Poll::Ready(Err(e)),
+                    Err(Fault::Read(e)) => return Poll::Ready(Err(abort(client, e))),
+                    Err(Fault::Write(e)) => return Poll::Ready(Err(abort(backend, e))),
                 }
                 if let Some(e) = refused.take() {
                     return Poll::Ready(Err(e));
                 }
-                let client_done = up.drained() && (up.eof || !poll_client_waiting(cx, client)?);
+                let client_done = up.drained()
+                    && (up.eof
+                        || !poll_client_waiting(cx, client).map_err(|e| abort(backend, e))?);
                 if client_done {
                     return Poll::Ready(Ok(()));
                 }
