@@ -28,7 +28,8 @@ use crate::listener::Acceptor;
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
 
-/// Time allowed to connect to a backend before the client is dropped.
+/// Time allowed to connect to a backend before the client is dropped (name
+/// lookup included; shared between the addresses a name resolves to).
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two connects of a refused connection under `connect_retry`.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
@@ -36,6 +37,9 @@ const RETRY_PAUSE: Duration = Duration::from_millis(25);
 /// descriptors) so the loop does not spin; a connection's own failure is
 /// no reason to pause ([`warden_serve::accept`]).
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a waiting client that has sent bytes is looked at for a reset
+/// ([`left`]).
+const LEFT_LOOK: Duration = Duration::from_millis(200);
 
 /// Accept connections on one of `group`'s listening sockets until `shutdown`
 /// fires. Connection tasks are spawned on `tasks` so that shutdown can wait
@@ -136,16 +140,22 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     if let Some(deadline) = until.filter(|_| group.paused()) {
         let h = held.get_or_insert_with(|| Held::new(&group));
         debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
-        if !wait_for_switch(&group, &generation, deadline, h, peer).await {
-            return;
-        }
-        if !rejoin(&group, &mut generation, &mut counted) {
-            return;
+        match wait_for_switch(&group, &generation, deadline, h, peer, &client, true).await {
+            Waited::Over => return,
+            Waited::Switched => {
+                if !rejoin(&group, &mut generation, &mut counted) {
+                    return;
+                }
+            }
+            // The routed site stays: try it (held still, should it fail).
+            Waited::CalledOff => {
+                debug!(group = %group.name, %peer, site = %generation.site, "cut-over called off: the waiting connection goes to the routed site");
+            }
         }
     }
     let mut backend = loop {
         let give_up = retry_until.filter(|_| until.is_none());
-        let failed = match attempt(&group, &generation, until, give_up).await {
+        let failed = match attempt(&group, &generation, until, give_up, &client).await {
             Attempt::Connected(s) => {
                 if let Some(h) = held.take() {
                     h.rescued();
@@ -184,6 +194,10 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                     _ = group.shutdown().cancelled() => return,
                     _ = tokio::time::sleep_until(r.min(Instant::now() + RETRY_PAUSE)) => {}
                     _ = switches.changed() => {}
+                    _ = left(&client) => {
+                        debug!(group = %group.name, %peer, "the client left while its connect was retried");
+                        return;
+                    }
                 }
                 if !rejoin(&group, &mut generation, &mut counted) {
                     return;
@@ -200,7 +214,9 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         if let Some(why) = &failed {
             debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; holding the connection for a route change");
         }
-        if !wait_for_switch(&group, &generation, deadline, h, peer).await {
+        if wait_for_switch(&group, &generation, deadline, h, peer, &client, false).await
+            != Waited::Switched
+        {
             return;
         }
         // The route switched: retry on the new generation.
@@ -237,7 +253,7 @@ enum Attempt {
     /// No hold: the route switched (or the generation ended) before the
     /// backend answered; the connection goes to the new route.
     Moved,
-    /// Shutdown.
+    /// Shutdown, or the client left ([`left`]).
     Closed,
 }
 
@@ -249,8 +265,10 @@ async fn attempt(
     generation: &Generation,
     until: Option<Instant>,
     give_up: Option<Instant>,
+    client: &TcpStream,
 ) -> Attempt {
-    let connect = tokio::time::timeout(BACKEND_CONNECT_TIMEOUT, connect(generation));
+    let deadline = Instant::now() + BACKEND_CONNECT_TIMEOUT;
+    let connect = tokio::time::timeout_at(deadline, connect(generation, deadline));
     let outcome = |r: Result<io::Result<TcpStream>, tokio::time::error::Elapsed>| match r {
         Ok(Ok(s)) => Attempt::Connected(s),
         Ok(Err(e)) => Attempt::Failed(e.to_string()),
@@ -276,6 +294,14 @@ async fn attempt(
                 None => std::future::pending().await,
             }
         };
+        // Under `connect_retry` a client may wait long: let it go if it
+        // leaves. (Without, the connect's own timeout bounds the wait.)
+        let gone = async {
+            match give_up {
+                Some(_) => left(client).await,
+                None => std::future::pending().await,
+            }
+        };
         // (The generation's token is a child of the shutdown token: it
         // fires on shutdown too, and `Moved` checks which it was.) The
         // connect goes first: a backend on this host answers within the
@@ -287,6 +313,7 @@ async fn attempt(
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
             _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
+            _ = gone => Attempt::Closed,
         };
     };
     if *switches.borrow() != generation.number {
@@ -297,6 +324,30 @@ async fn attempt(
         _ = switches.changed() => Attempt::Switched,
         _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
         r = connect => outcome(r),
+        _ = left(client) => Attempt::Closed,
+    }
+}
+
+/// Resolves once a client waiting for its backend (held, or connecting)
+/// has left: it reset its connection, or ended it without sending a byte.
+/// Its slot and its place among the held are given back at once instead of
+/// at the end of the hold, and no connection is opened to the new site for
+/// nobody. A client that sent bytes and then ended its side stays: it may
+/// have half-closed to wait for its answer (as HAProxy without
+/// `abortonclose`); only a reset lets it go.
+async fn left(client: &TcpStream) {
+    let mut one = [0u8; 1];
+    match client.peek(&mut one).await {
+        Ok(0) | Err(_) => return,
+        Ok(_) => {}
+    }
+    // Bytes are waiting (they stay for the backend): the socket stays
+    // readable, so look at its error now and then instead.
+    loop {
+        tokio::time::sleep(LEFT_LOOK).await;
+        if !matches!(client.take_error(), Ok(None)) {
+            return;
+        }
     }
 }
 
@@ -313,27 +364,61 @@ fn rejoin(group: &Arc<GroupRoute>, generation: &mut Generation, counted: &mut Co
     }
 }
 
-/// Wait, held, until the route switches away from `generation` (true), or
-/// the hold time is over or shutdown comes (false: the connection is let go).
+/// How a held connection's wait ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Waited {
+    /// The route switched away from the generation waited on.
+    Switched,
+    /// The cut-over order it waited on was withdrawn or lapsed, and no
+    /// other stands: the switch is not coming, the routed site stays.
+    CalledOff,
+    /// The hold time is over, the client left or shutdown came: let go.
+    Over,
+}
+
+/// Wait, held, until the route switches away from `generation`, the hold
+/// time is over, the client leaves or shutdown comes; with `paused` (a
+/// connection waiting on a cut-over order without trying the routed site),
+/// also until that order is called off.
 async fn wait_for_switch(
     group: &GroupRoute,
     generation: &Generation,
     deadline: Instant,
     h: &Held<'_>,
     peer: SocketAddr,
-) -> bool {
+    client: &TcpStream,
+    paused: bool,
+) -> Waited {
     let mut switches = group.switches();
-    if *switches.borrow() != generation.number {
-        return true;
-    }
-    tokio::select! {
-        _ = group.shutdown().cancelled() => false,
-        _ = tokio::time::sleep_until(deadline) => {
-            h.timed_out();
-            warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
-            false
+    let mut orders = group.orders();
+    loop {
+        if *switches.borrow() != generation.number {
+            return Waited::Switched;
         }
-        _ = switches.changed() => true,
+        if paused && !group.paused() {
+            return Waited::CalledOff;
+        }
+        // A cut-over order lapses on its own, without a word.
+        let lapses = group
+            .order_lapses()
+            .filter(|t| paused && *t < deadline)
+            .unwrap_or(deadline);
+        tokio::select! {
+            _ = group.shutdown().cancelled() => return Waited::Over,
+            _ = tokio::time::sleep_until(deadline) => {
+                h.timed_out();
+                warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
+                return Waited::Over;
+            }
+            _ = switches.changed() => return Waited::Switched,
+            _ = left(client) => {
+                debug!(group = %group.name, %peer, "the held client left; letting it go");
+                return Waited::Over;
+            }
+            // Another order: look again (at the top).
+            _ = orders.changed(), if paused => {}
+            _ = tokio::time::sleep_until(lapses), if paused && lapses < deadline => {}
+        }
     }
 }
 
@@ -364,18 +449,37 @@ impl Drop for Held<'_> {
     }
 }
 
-/// Connect to `generation`'s backend: its address when it is one, else
-/// each address its `host:port` resolves to in turn (as
-/// `TcpStream::connect`), with `TCP_NODELAY` set before the connect.
-async fn connect(generation: &Generation) -> io::Result<TcpStream> {
+/// Connect to `generation`'s backend by `deadline`: its address when it is
+/// one, else the addresses its `host:port` resolves to ([`connect_any`]),
+/// with `TCP_NODELAY` set before the connect.
+async fn connect(generation: &Generation, deadline: Instant) -> io::Result<TcpStream> {
     if let Some(addr) = generation.backend_ip {
         return connect_to(addr).await;
     }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(generation.backend.as_str())
+        .await?
+        .collect();
+    connect_any(&addrs, deadline).await
+}
+
+/// Connect to each of `addrs` in turn until one answers, each given an
+/// equal share of the time left until `deadline`: an address whose packets
+/// vanish (a host down behind a name that has several) must not take the
+/// whole connect timeout and leave the others untried.
+async fn connect_any(addrs: &[SocketAddr], deadline: Instant) -> io::Result<TcpStream> {
     let mut last = None;
-    for addr in tokio::net::lookup_host(generation.backend.as_str()).await? {
-        match connect_to(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
+    for (i, &addr) in addrs.iter().enumerate() {
+        let left = u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
+        let share = deadline.saturating_duration_since(Instant::now()) / left;
+        match tokio::time::timeout(share, connect_to(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{addr} did not answer within {}ms", share.as_millis()),
+                ))
+            }
         }
     }
     Err(last.unwrap_or_else(|| {
@@ -421,4 +525,45 @@ async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
     // say so rather than relay into a socket that is not one.
     stream.peer_addr()?;
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address whose connects hang, as to a host whose packets vanish:
+    /// a loopback listener that never accepts, its queue full (Linux then
+    /// drops new SYNs); keep the returned sockets alive while it is used.
+    async fn blackhole() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = sock.listen(0).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut fill = Vec::new();
+        for _ in 0..8 {
+            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => fill.push(s),
+                _ => return (addr, l, fill),
+            }
+        }
+        panic!("the accept queue of {addr} never filled");
+    }
+
+    /// A name resolving to a dead address first and a live one second (a
+    /// host down behind a name with several) still connects, within the
+    /// connect timeout.
+    #[tokio::test]
+    async fn a_silent_address_does_not_keep_the_next_one_untried() {
+        let _hole = blackhole().await;
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addrs = [_hole.0, live.local_addr().unwrap()];
+        let deadline = Instant::now() + BACKEND_CONNECT_TIMEOUT;
+        let t = Instant::now();
+        let got = tokio::time::timeout_at(deadline, connect_any(&addrs, deadline)).await;
+        let s = got
+            .expect("connected within the connect timeout")
+            .expect("the live address answers");
+        assert_eq!(s.peer_addr().unwrap(), addrs[1]);
+        assert!(t.elapsed() < BACKEND_CONNECT_TIMEOUT, "{:?}", t.elapsed());
+    }
 }

@@ -14,7 +14,15 @@
 //!   client bytes that have not arrived yet — they are refused;
 //! - the client ends its stream: passed on as a half-close of the backend,
 //!   whose answer still flows until the backend ends;
-//! - an error on either socket.
+//! - the backend refuses the client's bytes (a write to it fails: it closed
+//!   or reset the connection, as a server that answers an upload early and
+//!   closes without reading the rest does): the client's bytes are dropped,
+//!   and what the backend sent before still reaches the client, until its
+//!   end or its reset;
+//! - any other error on either socket (a reset, most often): the other
+//!   socket is then reset too (closed with `SO_LINGER` 0), never closed
+//!   cleanly — a clean end would make a cut download or upload look whole
+//!   to the peer.
 //!
 //! The client's first bytes are usually there when the relay starts (a
 //! client sends its request right after connecting): they are read and
@@ -45,6 +53,12 @@ pub(crate) struct Moved {
     pub(crate) up: u64,
     /// Backend → client.
     pub(crate) down: u64,
+}
+
+/// Where a direction failed: reading its source or writing its destination.
+enum Fault {
+    Read(io::Error),
+    Write(io::Error),
 }
 
 /// One direction: its buffer and how far it got.
@@ -81,7 +95,12 @@ impl Half {
     /// through this thread's scratch buffer, so nothing is allocated when
     /// it all goes through; what `to` does not take stays in `buf` for
     /// [`Half::poll_copy`]. Nothing there yet ("would block") is no error.
-    fn early(&mut self, from: &TcpStream, to: &TcpStream, activity: &Activity) -> io::Result<()> {
+    fn early(
+        &mut self,
+        from: &TcpStream,
+        to: &TcpStream,
+        activity: &Activity,
+    ) -> Result<(), Fault> {
         thread_local! {
             static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; BUF_SIZE]);
         }
@@ -93,13 +112,13 @@ impl Half {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
+                Err(e) => return Err(Fault::Read(e)),
             };
             activity.touch();
             let sent = match (&*SockRef::from(to)).write(&scratch[..n]) {
                 Ok(w) => w,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => return Err(e),
+                Err(e) => return Err(Fault::Write(e)),
             };
             self.moved += sent as u64;
             if sent < n {
@@ -120,12 +139,13 @@ impl Half {
         from: &mut TcpStream,
         to: &mut TcpStream,
         activity: &Activity,
-    ) -> Poll<io::Result<()>> {
+    ) -> Poll<Result<(), Fault>> {
         loop {
             if !self.drained() {
-                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.buf[self.written..]))?;
+                let n = ready!(Pin::new(&mut *to).poll_write(cx, &self.buf[self.written..]))
+                    .map_err(Fault::Write)?;
                 if n == 0 {
-                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                    return Poll::Ready(Err(Fault::Write(io::ErrorKind::WriteZero.into())));
                 }
                 self.written += n;
                 self.moved += n as u64;
@@ -135,14 +155,16 @@ impl Half {
             if self.eof {
                 return Poll::Ready(Ok(()));
             }
-            ready!(from.poll_read_ready(cx))?;
+            ready!(from.poll_read_ready(cx)).map_err(Fault::Read)?;
             self.buf.clear();
             self.written = 0;
             if self.buf.capacity() == 0 {
                 self.buf.reserve_exact(BUF_SIZE);
             }
             // Into the spare capacity, never zeroed.
-            match ready!(poll_read_buf(Pin::new(&mut *from), cx, &mut self.buf))? {
+            match ready!(poll_read_buf(Pin::new(&mut *from), cx, &mut self.buf))
+                .map_err(Fault::Read)?
+            {
                 0 => self.eof = true,
                 _ => activity.touch(),
             }
@@ -161,6 +183,13 @@ fn poll_client_waiting(cx: &mut Context<'_>, client: &TcpStream) -> io::Result<b
     }
 }
 
+/// Make `peer`'s close a reset, for the failure `e` of the other socket.
+fn abort(peer: &TcpStream, e: io::Error) -> io::Error {
+    // At worst the peer sees a clean end, as before.
+    let _ = SockRef::from(peer).set_linger(Some(std::time::Duration::ZERO));
+    e
+}
+
 /// Relay between `client` and `backend` until the connection ends (see the
 /// module docs); every byte moved touches `activity`.
 pub(crate) async fn relay(
@@ -169,22 +198,47 @@ pub(crate) async fn relay(
     activity: &Activity,
 ) -> io::Result<Moved> {
     let (mut up, mut down) = (Half::new(), Half::new());
-    up.early(client, backend, activity)?;
+    // Set when the backend refused the client's bytes: they are dropped,
+    // and the connection ends with the backend's answer (module docs).
+    let mut refused: Option<io::Error> = None;
+    match up.early(client, backend, activity) {
+        Ok(()) => {}
+        Err(Fault::Read(e)) => return Err(abort(backend, e)),
+        Err(Fault::Write(e)) => {
+            up.shut = true;
+            refused = Some(e);
+        }
+    }
     poll_fn(|cx| -> Poll<io::Result<()>> {
         if !up.shut {
             if let Poll::Ready(r) = up.poll_copy(cx, client, backend, activity) {
-                r?;
-                ready!(Pin::new(&mut *backend).poll_shutdown(cx))?;
+                match r {
+                    Ok(()) => {
+                        ready!(Pin::new(&mut *backend).poll_shutdown(cx))?;
+                    }
+                    Err(Fault::Read(e)) => return Poll::Ready(Err(abort(backend, e))),
+                    // What the backend sent before still goes to the client.
+                    Err(Fault::Write(e)) => refused = Some(e),
+                }
                 up.shut = true;
                 if down.shut {
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(refused.take().map_or(Ok(()), Err));
                 }
             }
         }
         if !down.shut {
             if let Poll::Ready(r) = down.poll_copy(cx, backend, client, activity) {
-                r?;
-                let client_done = up.drained() && (up.eof || !poll_client_waiting(cx, client)?);
+                match r {
+                    Ok(()) => {}
+                    Err(Fault::Read(e)) => return Poll::Ready(Err(abort(client, e))),
+                    Err(Fault::Write(e)) => return Poll::Ready(Err(abort(backend, e))),
+                }
+                if let Some(e) = refused.take() {
+                    return Poll::Ready(Err(e));
+                }
+                let client_done = up.drained()
+                    && (up.eof
+                        || !poll_client_waiting(cx, client).map_err(|e| abort(backend, e))?);
                 if client_done {
                     return Poll::Ready(Ok(()));
                 }

@@ -16,6 +16,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{GroupRoute, Inner};
@@ -135,6 +136,7 @@ impl GroupRoute {
             until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
             pause: req.pause,
         });
+        self.orders.send_modify(|n| *n += 1);
         Ok(self.state_of(&inner))
     }
 
@@ -149,6 +151,18 @@ impl GroupRoute {
                 .order
                 .as_ref()
                 .is_some_and(|o| o.pause && o.until > Instant::now())
+    }
+
+    /// A receiver of the count of accepted hold orders, marked seen.
+    pub(crate) fn orders(&self) -> watch::Receiver<u64> {
+        let mut rx = self.orders.subscribe();
+        rx.borrow_and_update();
+        rx
+    }
+
+    /// When the order in effect lapses on its own, if one stands.
+    pub(crate) fn order_lapses(&self) -> Option<Instant> {
+        self.lock().holds.order.as_ref().map(|o| o.until)
     }
 
     /// Whether holding is turned off for this group (`hold_connections = "0s"`).

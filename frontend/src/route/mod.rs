@@ -61,6 +61,7 @@ impl Table {
                     hold_max: g.hold_connections,
                     retry_max: g.connect_retry,
                     switched: watch::Sender::new(0),
+                    orders: watch::Sender::new(0),
                     held: HeldCounts::default(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
@@ -105,6 +106,10 @@ pub(crate) struct GroupRoute {
     pub(crate) retry_max: Duration,
     /// The number of switches so far; held connections wait for it to move.
     switched: watch::Sender<u64>,
+    /// The number of hold orders accepted so far; connections waiting on a
+    /// cut-over order look again when it moves (a withdrawal lets them go
+    /// to the routed site).
+    orders: watch::Sender<u64>,
     /// What the hold did (reported in [`RouteState`] and `/metrics`).
     pub(crate) held: HeldCounts,
     /// Parent of every generation token (cancelled on shutdown).

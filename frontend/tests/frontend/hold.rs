@@ -369,3 +369,112 @@ async fn an_older_epoch_or_a_wrong_token_is_refused_and_holds_nothing() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn a_held_client_that_leaves_is_let_go_at_once() {
+    // Users who give up while held (closed before sending anything, or
+    // reset after sending) free their place at once: they must not keep a
+    // client slot for the whole hold and then open connections to the new
+    // site for nobody. Those who sent their request and wait (even
+    // half-closed, to wait for the answer) stay held and are rescued.
+    let (fe, _b, _dead) = start_dead_a(Duration::from_secs(10)).await;
+    assert_eq!(fe.hold("web", 1, 10_000).await.0, StatusCode::OK);
+    let listen = fe.listen("web");
+    let mut leaving = Vec::new();
+    for i in 0..20 {
+        let mut c = tokio::net::TcpStream::connect(listen)
+            .await
+            .expect("connect");
+        if i % 2 == 1 {
+            tokio::io::AsyncWriteExt::write_all(&mut c, b"who\n")
+                .await
+                .expect("send");
+            socket2::SockRef::from(&c)
+                .set_linger(Some(Duration::ZERO))
+                .expect("linger");
+        }
+        leaving.push(c);
+    }
+    let mut waiting = Conn::open(listen).await;
+    waiting.send().await;
+    let mut half = tokio::net::TcpStream::connect(listen)
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut half, b"who\n")
+        .await
+        .expect("send");
+    tokio::io::AsyncWriteExt::shutdown(&mut half)
+        .await
+        .expect("half-close");
+    let patience = Duration::from_secs(3);
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_total") == 22,
+        patience,
+        "every connection is held: {}",
+        fe.route("web").await
+    );
+    // The leavers go: closed (nothing sent) or reset (a request sent).
+    drop(leaving);
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_now") == 2,
+        Duration::from_secs(2),
+        "the clients that left are still held: {}",
+        fe.route("web").await
+    );
+    assert_eq!(count(&fe.route("web").await, "active_connections"), 2);
+
+    let (status, body) = fe.put("web", "b", 2, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(waiting.answer().await.as_deref(), Some("b"));
+    let mut answer = String::new();
+    tokio::time::timeout(
+        patience,
+        tokio::io::AsyncReadExt::read_to_string(&mut half, &mut answer),
+    )
+    .await
+    .expect("the half-closed client's answer arrives")
+    .expect("no error");
+    assert_eq!(answer, "b\n");
+    let route = fe.route("web").await;
+    assert_eq!(count(&route, "held_rescued"), 2, "{route}");
+    assert_eq!(count(&route, "held_now"), 0, "{route}");
+}
+
+#[tokio::test]
+async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() {
+    // A cut-over order is withdrawn (its runbook failed before the switch:
+    // the routed site stays active) or lapses: the users it made wait go to
+    // the routed site then, not closed at the end of their hold time
+    // without ever trying it.
+    let (a, b) = (echo("a").await, echo("b").await);
+    let mut g = group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(5));
+    g.hold_connections = Duration::from_secs(10);
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+
+    // Withdrawn.
+    assert_eq!(fe.pause("web", 2, 10_000).await.0, StatusCode::OK);
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_now") == 1,
+        Duration::from_secs(2),
+        "the new connection waits: {}",
+        fe.route("web").await
+    );
+    let (status, body) = fe.hold("web", 2, 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let t = Instant::now();
+    assert_eq!(c.answer().await.as_deref(), Some("a"), "withdrawn");
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(count(&fe.route("web").await, "held_now"), 0);
+
+    // Lapsed (its ttl over, no switch, no withdrawal).
+    assert_eq!(fe.pause("web", 3, 500).await.0, StatusCode::OK);
+    let t = Instant::now();
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    assert_eq!(c.answer().await.as_deref(), Some("a"), "lapsed");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(count(&fe.route("web").await, "held_now"), 0);
+}

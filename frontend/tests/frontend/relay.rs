@@ -371,3 +371,110 @@ async fn keep_alive_connections_are_spread_evenly_over_the_workers() {
     }
     fe.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn an_answer_sent_before_the_client_finishes_sending_reaches_the_client() {
+    // A backend that answers after the first bytes of a large upload and
+    // closes without reading the rest, as an HTTP server answering `413` or
+    // `401` does: its close resets the connection (unread bytes were
+    // waiting), so the proxy's next write to it fails. The answer it sent
+    // first must still reach the client.
+    let l = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = l.local_addr().expect("backend addr");
+    let serving = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 16];
+                if s.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                let _ = s.write_all(b"413 too large\n").await;
+                // Closed at once with the client's bytes unread: a reset.
+            });
+        }
+    });
+    let (_fe, listen) = through(addr).await;
+    for round in 0..5 {
+        let c = TcpStream::connect(listen).await.expect("connect");
+        let (mut r, mut w) = c.into_split();
+        let upload = tokio::spawn(async move {
+            // Fails once the connection is reset; that is expected.
+            let _ = w.write_all(&pattern(32 << 20)).await;
+            w
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        let _ = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+        .await;
+        upload.abort();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "413 too large\n",
+            "round {round}: the backend's answer arrives"
+        );
+    }
+    serving.abort();
+}
+
+/// Close `s` with a reset (`SO_LINGER` 0), as a crashed peer or a
+/// middlebox does.
+fn reset(s: TcpStream) {
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(s);
+}
+
+#[tokio::test]
+async fn a_backend_reset_mid_stream_reaches_the_client_as_a_reset() {
+    // A backend that crashes (or is reset by the network) mid-answer: the
+    // client must see the answer cut, not a clean end that makes a
+    // truncated download look whole.
+    let addr = backend(|mut s| async move {
+        let _ = s.write_all(&pattern(10_000)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        reset(s);
+    })
+    .await;
+    let (_fe, listen) = through(addr).await;
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    let mut got = Vec::new();
+    let r = tokio::time::timeout(PATIENCE, c.read_to_end(&mut got))
+        .await
+        .expect("the end arrives");
+    assert_eq!(got.len(), 10_000, "what was sent before the reset arrives");
+    assert!(r.is_err(), "a clean end instead of a reset: {r:?}");
+}
+
+#[tokio::test]
+async fn a_client_reset_mid_upload_reaches_the_backend_as_a_reset() {
+    // A client whose upload is cut by a reset: the backend must not see a
+    // clean end and take the partial upload for a whole one.
+    let (tx, rx) = oneshot::channel();
+    let addr = backend(|mut s| async move {
+        let mut got = Vec::new();
+        let r = s.read_to_end(&mut got).await;
+        let _ = tx.send((got.len(), r.map_err(|e| e.kind())));
+    })
+    .await;
+    let (_fe, listen) = through(addr).await;
+    let mut c = TcpStream::connect(listen).await.expect("connect");
+    c.write_all(&pattern(10_000)).await.expect("upload");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    reset(c);
+    let (len, r) = tokio::time::timeout(PATIENCE, rx)
+        .await
+        .expect("the backend sees the end")
+        .expect("the backend ran");
+    assert_eq!(len, 10_000, "what was sent before the reset arrives");
+    assert!(r.is_err(), "a clean end instead of a reset: {r:?}");
+}
