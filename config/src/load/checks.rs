@@ -56,6 +56,20 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.positive(key);
             }
         }
+        // Shorter ones are accepted by nothing that runs: a reconciliation
+        // loop that never rests, every request answered 408.
+        for (key, v) in [
+            ("orchestrator.reconcile_interval", o.reconcile_interval),
+            ("orchestrator.header_read_timeout", o.header_read_timeout),
+            ("orchestrator.request_timeout", o.request_timeout),
+        ] {
+            self.at_least(
+                key,
+                v,
+                std::time::Duration::from_millis(100),
+                "shorter: a loop that never rests, or every request timed out)",
+            );
+        }
         if let Some(t) = &o.tls {
             self.check_tls("orchestrator.tls", t);
             if o.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
@@ -437,6 +451,29 @@ impl<'t, 'r> Cx<'t, 'r> {
         );
     }
 
+    /// `key` (a duration) must be at least `min` when it is not zero (zero
+    /// has its own message); `why` completes "(…" in the message.
+    pub(super) fn at_least(
+        &mut self,
+        key: &str,
+        v: std::time::Duration,
+        min: std::time::Duration,
+        why: &str,
+    ) {
+        if !v.is_zero() && v < min {
+            let value = self.value_at(key);
+            self.push(
+                self.at(key),
+                key,
+                value,
+                format!(
+                    "must be at least \"{}\" ({why}",
+                    humantime::format_duration(min)
+                ),
+            );
+        }
+    }
+
     /// `key` (a duration) must be at most `max`; `why` completes "(…" in the message.
     pub(super) fn at_most(
         &mut self,
@@ -473,6 +510,20 @@ impl<'t, 'r> Cx<'t, 'r> {
             if v.is_zero() {
                 self.positive(key);
             }
+        }
+        // A round or a probe shorter than a network round trip between
+        // sites judges nothing: the detector would spin and every probe
+        // time out.
+        for (key, v) in [
+            ("detection.interval", d.interval),
+            ("detection.probe_timeout", d.probe_timeout),
+        ] {
+            self.at_least(
+                key,
+                v,
+                std::time::Duration::from_millis(10),
+                "shorter judges nothing: the loop spins and probes time out)",
+            );
         }
         if d.agent_timeout <= d.interval {
             let key = "detection.agent_timeout";
@@ -561,6 +612,14 @@ impl<'t, 'r> Cx<'t, 'r> {
         self.check_secret(&format!("sites.{name}.agent_token"), &site.agent_token);
         if let Some(d) = &site.state_dir {
             self.check_state_dir(&format!("sites.{name}.state_dir"), d);
+        }
+        if let Some(every) = site.report_interval {
+            self.at_least(
+                &format!("sites.{name}.report_interval"),
+                every,
+                std::time::Duration::from_millis(10),
+                "shorter: an agent that reports without rest)",
+            );
         }
         if site.report_interval.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("sites.{name}.report_interval"));

@@ -97,6 +97,32 @@ fn zero_durations_and_counts_are_rejected_at_their_position() {
     assert!(p.message.contains("longer than detection.interval"), "{p}");
 }
 
+/// Durations check-config used to accept and nothing can run with: a
+/// detection round of 1 ns (the loop spins, every probe times out), a
+/// request timeout of 1 ns (every request answered 408). Each is refused
+/// at its position with the least it may be.
+#[test]
+fn durations_too_short_to_run_are_rejected_at_their_position() {
+    let text = BASE.replace(
+        "interval = \"500ms\"",
+        "interval = \"1ns\"\nagent_timeout = \"1s\"\nprobe_timeout = \"2ms\"",
+    );
+    let p = problems(&text);
+    let interval = find(&p, "detection.interval");
+    assert_eq!((interval.line, interval.col), pos_of(&text, "\"1ns\""));
+    assert!(interval.message.contains("at least \"10ms\""), "{interval}");
+    let pt = find(&p, "detection.probe_timeout");
+    assert_eq!((pt.line, pt.col), pos_of(&text, "\"2ms\""));
+
+    let text = BASE.replace(
+        "[orchestrator]\n",
+        "[orchestrator]\nrequest_timeout = \"1ns\"\n",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.request_timeout", "{p}");
+    assert!(p.message.contains("at least \"100ms\""), "{p}");
+}
+
 #[test]
 fn wrong_types_name_the_expected_type() {
     let text = BASE.replace(
