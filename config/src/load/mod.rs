@@ -285,6 +285,7 @@ mod engine;
 mod identity;
 mod keystone;
 mod notify;
+mod orchestrator;
 mod replication;
 mod schemes;
 #[cfg(test)]
