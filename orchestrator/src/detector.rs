@@ -625,5 +625,5 @@ fn count_on(
 mod judge;
 
 #[cfg(test)]
-#[path = "detector_tests.rs"]
+#[path = "detector_tests/mod.rs"]
 mod tests;
