@@ -396,35 +396,11 @@ mod tests {
     /// so, instead of holding all of it in the orchestrator's memory.
     #[tokio::test]
     async fn an_endless_answer_is_cut_at_the_limit() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = Arc::clone(&sent);
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                let counted = Arc::clone(&counted);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = s.read(&mut buf).await;
-                    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"web\": ";
-                    if s.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    let spaces = vec![b' '; 64 * 1024];
-                    // At most 64 MiB, so that a driver that reads on
-                    // still ends.
-                    for _ in 0..1024 {
-                        if s.write_all(&spaces).await.is_err() {
-                            return;
-                        }
-                        counted.fetch_add(spaces.len(), std::sync::atomic::Ordering::Relaxed);
-                    }
-                    let _ = s.write_all(br#"{"site":"b","backend":"x","epoch":7,"switches":1,"active_connections":0}}"#).await;
-                });
-            }
-        });
+        let (addr, sent) = crate::capped::endless_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{\"web\": ",
+            br#"{"site":"b","backend":"x","epoch":7,"switches":1,"active_connections":0}}"#,
+        )
+        .await;
         let d = BuiltinDriver::new(
             "fe1",
             "web",

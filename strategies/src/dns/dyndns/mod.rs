@@ -444,36 +444,11 @@ mod tests {
     /// so, instead of holding all of it in the orchestrator's memory.
     #[tokio::test]
     async fn an_endless_answer_is_cut_at_the_limit() {
-        use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        let sent = std::sync::Arc::new(AtomicUsize::new(0));
-        let counted = std::sync::Arc::clone(&sent);
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                let counted = std::sync::Arc::clone(&counted);
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let _ = s.read(&mut buf).await;
-                    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngood 192.0.2.7";
-                    if s.write_all(head.as_bytes()).await.is_err() {
-                        return;
-                    }
-                    let spaces = vec![b' '; 64 * 1024];
-                    // At most 64 MiB, so that a provider that reads on
-                    // still ends.
-                    for _ in 0..1024 {
-                        if s.write_all(&spaces).await.is_err() {
-                            return;
-                        }
-                        counted.fetch_add(spaces.len(), Relaxed);
-                    }
-                });
-            }
-        });
+        let (addr, sent) = crate::capped::endless_server(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngood 192.0.2.7",
+            b"",
+        )
+        .await;
         let p = DyndnsProvider::new(
             Flavor::Dyndns2,
             "web",
@@ -494,7 +469,7 @@ mod tests {
             .expect_err("cut at the limit");
         assert!(e.to_string().contains("is longer than"), "{e}");
         assert!(
-            sent.load(Relaxed) < 32 * 1024 * 1024,
+            sent.load(std::sync::atomic::Ordering::Relaxed) < 32 * 1024 * 1024,
             "read on past the limit"
         );
     }
