@@ -56,6 +56,15 @@ pub struct GroupState {
     /// `None` for other schemes.
     #[serde(default)]
     pub frontend: Option<String>,
+    /// `hybrid` groups: the epoch of the last frontend-layer decision (a
+    /// move of the DNS name to another frontend). Every move has an epoch
+    /// of its own, above every earlier one and above the group's epoch, so
+    /// the DNS marker refuses a move decided before it — a deposed leader's
+    /// late write at the group's epoch — instead of letting any writer at
+    /// that epoch point the name elsewhere. 0: no move decided yet (the
+    /// DNS layer is at the group's epoch). See [`GroupState::dns_epoch`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub frontend_epoch: u64,
     /// Groups with a replication plan: since when continuous replication
     /// from the active site is paused (a failover stopped it; the failback's
     /// resync and `start_replication` end the pause). `None`: it should run.
@@ -96,6 +105,16 @@ pub struct GroupState {
     /// start and take-over, so nothing is sent until they are lifted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provider_stops: Vec<warden_strategies::ProviderStop>,
+}
+
+impl GroupState {
+    /// The epoch every write of a `hybrid` group's DNS layer carries: its
+    /// last frontend-layer decision's, or the group's when that is higher
+    /// (both only grow, so neither a site-layer move nor a store from
+    /// before frontend epochs ever takes the marker back).
+    pub fn dns_epoch(&self) -> u64 {
+        self.frontend_epoch.max(self.epoch)
+    }
 }
 
 /// The kind of a runbook.

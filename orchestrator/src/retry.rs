@@ -85,6 +85,7 @@ mod tests {
             moves_unix_ms: vec![],
             incident_started_unix_ms: None,
             frontend: None,
+            frontend_epoch: 0,
             replication_paused_since_unix_ms: None,
             divergent: vec![],
             divergent_not_stored: 0,

@@ -539,12 +539,6 @@ async fn another_site_at_the_same_epoch_is_refused(kind: Kind) {
         "{e}"
     );
     assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
-    let hybrid = provider(&s, key(&s)).moving_within_an_epoch();
-    hybrid
-        .publish("a", &value(A), 6)
-        .await
-        .expect("hybrid: another frontend at the group's epoch");
-    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -583,6 +583,60 @@ async fn a_confirmed_frontend_that_serves_again_before_another_is_ready_keeps_th
     );
 }
 
+/// Every move of a `hybrid` group's DNS name has an epoch of its own,
+/// durable before it is written and above the last, so the marker (kept
+/// strictly, as BIND's and Knot's by the rfc2136 provider, and by the fake
+/// here) refuses a move decided before it: a deposed leader's late write.
+/// fe1 is lost (the name moves to fe2), comes back, then fe2 is lost: the
+/// name moves back to fe1 at a newer epoch. Before, both moves carried the
+/// group's epoch, the marker had to take any frontend at that epoch, and a
+/// deposed leader's late move at it was taken too.
+#[tokio::test(start_paused = true)]
+async fn every_move_of_a_hybrid_name_has_an_epoch_of_its_own() {
+    let dir = test_dir(true, 5);
+    let (s, dns) = start_hybrid(&hybrid_text(&dir), &dir).expect("config");
+    let last_move = |dns: &FakeDns| dns.0.lock().unwrap().last().cloned();
+    for _ in 0..8 {
+        frontends_round(&s, (true, true)).await;
+    }
+    let site_epoch = group(&s).epoch;
+    for _ in 0..4 {
+        frontends_round(&s, (false, true)).await;
+    }
+    let (to, first) = last_move(&dns).expect("a move to fe2");
+    assert_eq!(to, "fe2");
+    assert!(
+        first > site_epoch,
+        "moved at {first}, the group is at {site_epoch}"
+    );
+    assert_eq!(
+        group(&s).frontend_epoch,
+        first,
+        "the move's epoch is stored"
+    );
+    assert_eq!(
+        group(&s).epoch,
+        site_epoch,
+        "the site layer's epoch is its own"
+    );
+    // fe1 recovers (rise and hold-down), then fe2 is lost.
+    for _ in 0..10 {
+        frontends_round(&s, (true, true)).await;
+    }
+    assert!(!s.lock().fe_detector.confirmed_down("fe1"));
+    for _ in 0..4 {
+        frontends_round(&s, (true, false)).await;
+    }
+    let (to, second) = last_move(&dns).expect("a move back to fe1");
+    assert_eq!(
+        (to.as_str(), group(&s).frontend.as_deref()),
+        ("fe1", Some("fe1")),
+        "the name did not move back: {:?}",
+        dns.0.lock().unwrap()
+    );
+    assert!(second > first, "moved back at {second}, after {first}");
+}
+
 /// A failover pending approval (manual mode) while a is down, approved
 /// once a serves again — still confirmed down, not yet recovered: refused,
 /// nothing moves. Before, the approval moved users off a serving a. After

@@ -328,7 +328,10 @@ impl warden_strategies::frontend::FrontendDriver for FakeFrontend {
 }
 
 /// The DNS provider of a fake `hybrid` routing: the frontends the group's
-/// name was pointed at, with their epochs, in order.
+/// name was pointed at, with their epochs, in order. It keeps the marker's
+/// rules as the rfc2136 provider does against BIND and Knot: an epoch older
+/// than the last one written, or another frontend at that epoch, is refused
+/// (and not recorded).
 #[derive(Default)]
 pub(super) struct FakeDns(pub(super) Mutex<Vec<(String, u64)>>);
 
@@ -343,7 +346,25 @@ impl warden_strategies::dns::DnsProvider for FakeDns {
         _: &warden_strategies::dns::RecordValue,
         epoch: u64,
     ) -> Result<(), StrategyError> {
-        self.0.lock().unwrap().push((frontend.to_string(), epoch));
+        let mut moves = self.0.lock().unwrap();
+        if let Some((last, seen)) = moves.last() {
+            if epoch < *seen {
+                return Err(StrategyError::StaleEpoch {
+                    element: "fake DNS".into(),
+                    sent: epoch,
+                    seen: *seen,
+                });
+            }
+            if epoch == *seen && last != frontend {
+                return Err(StrategyError::Rejected {
+                    element: "fake DNS".into(),
+                    reason: format!(
+                        "conflicting decision for epoch {epoch}: {last} at this epoch, refused {frontend}"
+                    ),
+                });
+            }
+        }
+        moves.push((frontend.to_string(), epoch));
         Ok(())
     }
     async fn observe(&self) -> Result<Option<warden_strategies::dns::ProviderView>, StrategyError> {

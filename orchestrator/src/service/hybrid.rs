@@ -121,8 +121,11 @@ impl Shared {
                 }
                 continue;
             };
+            // The move's own epoch, durable before any write carries it.
             let mut ng = g.clone();
             ng.frontend = Some(target.clone());
+            ng.frontend_epoch = g.dns_epoch() + 1;
+            let epoch = ng.dns_epoch();
             let seq = self.persist(&ng);
             st.groups.insert(name.clone(), ng);
             st.dns_moving.insert(name.clone());
@@ -135,11 +138,11 @@ impl Shared {
                 EventKind::FrontendMoved,
                 Some(&name),
                 None,
-                format!("frontend layer: {current} confirmed down ({why}) → DNS to {target} at epoch {}", g.epoch),
+                format!("frontend layer: {current} confirmed down ({why}) → DNS to {target} at epoch {epoch}"),
                 evidence,
                 None,
             );
-            self.spawn_dns_move(name, target, g.epoch, seq);
+            self.spawn_dns_move(name, target, epoch, seq);
         }
         true
     }
@@ -299,7 +302,8 @@ impl Shared {
         if !self.unchanged(g) {
             return;
         }
-        match h.point_dns(&want, g.epoch).await {
+        let epoch = g.dns_epoch();
+        match h.point_dns(&want, epoch).await {
             // A precaution is recorded when it changes, not every pass (the
             // DNS may stay unreadable for hours); the next reading clears it.
             Ok(()) if blind => self.event_level(
@@ -307,7 +311,7 @@ impl Shared {
                 EventKind::Reconciled,
                 &g.name,
                 None,
-                format!("frontend layer: {drift}; pointed the name at {want} (epoch {}) as a precaution (no drift was seen)", g.epoch),
+                format!("frontend layer: {drift}; pointed the name at {want} (epoch {epoch}) as a precaution (no drift was seen)"),
             ),
             Ok(()) => {
                 self.level_cleared(&format!("reconcile/{}/dns", g.name));
@@ -315,7 +319,7 @@ impl Shared {
                     EventKind::Reconciled,
                     Some(&g.name),
                     None,
-                    format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {})", g.epoch),
+                    format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {epoch})"),
                     vec![],
                     None,
                 )

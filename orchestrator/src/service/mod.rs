@@ -169,6 +169,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             moves_unix_ms: vec![],
             incident_started_unix_ms: None,
             frontend: None,
+            frontend_epoch: 0,
             replication_paused_since_unix_ms: None,
             divergent: vec![],
             divergent_not_stored: 0,
@@ -193,9 +194,13 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             let epoch = entry.epoch.saturating_add(1);
             // A provider's stops are its own, whatever the sites.
             let provider_stops = std::mem::take(&mut entry.provider_stops);
+            // The DNS layer's epochs never go back (its marker would refuse
+            // them): pointing the name anew is a decision above the last.
+            let frontend_epoch = entry.dns_epoch() + 1;
             *entry = GroupState {
                 epoch,
                 provider_stops,
+                frontend_epoch,
                 ..fresh
             };
             changed = true;
@@ -211,6 +216,8 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             {
                 warn!(group = %name, frontend = %fe, "stored frontend is no longer one of the group's; forgotten");
                 entry.frontend = None;
+                // Pointing the name at a served one is a decision of its own.
+                entry.frontend_epoch = entry.dns_epoch() + 1;
                 changed = true;
             }
         }

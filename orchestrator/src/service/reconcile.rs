@@ -221,7 +221,10 @@ impl Shared {
     /// Whether `g` is still the decided state (nothing started meanwhile).
     pub(crate) fn unchanged(&self, g: &GroupState) -> bool {
         self.lock().groups.get(&g.name).is_some_and(|x| {
-            x.phase != Phase::Running && x.epoch == g.epoch && x.frontend == g.frontend
+            x.phase != Phase::Running
+                && x.epoch == g.epoch
+                && x.frontend == g.frontend
+                && x.frontend_epoch == g.frontend_epoch
         })
     }
 }

@@ -636,6 +636,9 @@ async fn a_store_of_another_config_is_not_acted_on_blindly() {
     let g = &loaded.groups["web"];
     assert_eq!((g.phase, g.runbook), (Phase::Failed, None), "{g:#?}");
     assert_eq!(g.frontend, None);
+    // Pointing the name at a served frontend again is a decision of its
+    // own, above the epoch the forgotten one was pointed at.
+    assert_eq!(g.dns_epoch(), 3, "{g:#?}");
     assert!(loaded.to_write.iter().any(|w| w.name == "web"));
 
     let store = MemStore::default();

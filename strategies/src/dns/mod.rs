@@ -192,13 +192,10 @@ impl DnsStrategy {
         let names = names_of(dns);
         let provider: Arc<dyn DnsProvider> = match dns.provider {
             DnsProviderKind::Rfc2136 => {
-                let p = rfc2136::Rfc2136Provider::from_config(group, dns)?;
-                // A hybrid group's DNS moves between frontends at the group's epoch.
-                Arc::new(if g.scheme() == warden_config::Scheme::Hybrid {
-                    p.moving_within_an_epoch()
-                } else {
-                    p
-                })
+                // A hybrid group's every move between frontends has an epoch
+                // of its own (the orchestrator's `frontend_epoch`), so its
+                // marker is kept as strictly as a `dns` group's.
+                Arc::new(rfc2136::Rfc2136Provider::from_config(group, dns)?)
             }
             DnsProviderKind::Noip | DnsProviderKind::Dyndns2 => {
                 Arc::new(dyndns::DyndnsProvider::from_config(group, dns)?)

@@ -68,12 +68,6 @@ pub struct Rfc2136Provider {
     /// itself may lose the marker (restored from a copy, reloaded from a
     /// file without it): an order older than this is refused even then.
     written: std::sync::atomic::AtomicU64,
-    /// The targets may change within one epoch: a `hybrid` group's DNS
-    /// names frontends and moves between them at the group's epoch. In a
-    /// `dns` group every move has an epoch of its own, so another target
-    /// at the marker's epoch is a conflicting decision (a second
-    /// orchestrator that allocated the same epoch) and is refused.
-    moves_within_epoch: bool,
 }
 
 impl std::fmt::Debug for Rfc2136Provider {
@@ -158,22 +152,16 @@ impl Rfc2136Provider {
             timeout,
             last: Mutex::new(None),
             written: std::sync::atomic::AtomicU64::new(0),
-            moves_within_epoch: false,
         })
     }
 
-    /// The provider of a `hybrid` group, whose targets (frontends) may
-    /// change within one epoch (see `moves_within_epoch`).
-    pub fn moving_within_an_epoch(mut self) -> Rfc2136Provider {
-        self.moves_within_epoch = true;
-        self
-    }
-
     /// An order for `site` at `epoch` where the marker names `m`: another
-    /// site at the same epoch is a conflicting decision (unless targets
-    /// move within an epoch).
+    /// site at the same epoch is a conflicting decision (a second writer at
+    /// an epoch that was already decided: every move, a `dns` group's
+    /// failover as a `hybrid` group's move to another frontend, has an
+    /// epoch of its own).
     fn conflicts(&self, m: &zone::Marker, site: &str, epoch: Epoch) -> Option<StrategyError> {
-        (!self.moves_within_epoch && m.epoch == epoch && m.site != site).then(|| {
+        (m.epoch == epoch && m.site != site).then(|| {
             self.rejected(format!(
                 "conflicting decision for epoch {epoch}: the marker {} says group {} was routed to {:?} at this epoch, refused {site:?}",
                 self.marker, self.group, m.site
