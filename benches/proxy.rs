@@ -29,6 +29,12 @@
 //! it: an A/B of a change, side by side. `CASES=keepalive` or `CASES=new`
 //! runs one case only (to profile it).
 //!
+//! `PERF=1` also counts, with `perf stat -p` over each measured run, the
+//! proxy's system calls by kind and its context switches, and prints them
+//! per request (a cost that the machine's speed does not move, unlike
+//! requests/s and p99: where two proxies differ in what they ask of the
+//! kernel per request).
+//!
 //! Goal (issue 15): built-in ≥ 1.0 × HAProxy's requests/s and p99 ≤ 1.0 ×
 //! HAProxy's, in both cases, in the same run. Each ratio is judged over the
 //! rounds: the geometric mean of the per-round ratios with its 95 %
@@ -193,6 +199,50 @@ struct Run {
     errors: u64,
     /// CPU of the proxy process, in % of one core (None for the direct run).
     cpu: Option<f64>,
+    /// With `PERF=1`: the proxy's counts over the run, per request, by event.
+    perf: Vec<(String, f64)>,
+}
+
+/// The events `PERF=1` counts: every system call, the ones a proxy's loop
+/// is made of, and context switches.
+const PERF_EVENTS: &[&str] = &[
+    "raw_syscalls:sys_enter",
+    "syscalls:sys_enter_epoll_wait",
+    "syscalls:sys_enter_epoll_pwait",
+    "syscalls:sys_enter_epoll_ctl",
+    "syscalls:sys_enter_read",
+    "syscalls:sys_enter_recvfrom",
+    "syscalls:sys_enter_write",
+    "syscalls:sys_enter_sendto",
+    "syscalls:sys_enter_writev",
+    "syscalls:sys_enter_futex",
+    "syscalls:sys_enter_accept4",
+    "syscalls:sys_enter_connect",
+    "syscalls:sys_enter_close",
+    "syscalls:sys_enter_setsockopt",
+    "syscalls:sys_enter_getsockopt",
+    "syscalls:sys_enter_shutdown",
+    "syscalls:sys_enter_socket",
+    "context-switches",
+];
+
+/// `perf stat -x,` output: event name → count.
+fn parse_perf(out: &str) -> Vec<(String, f64)> {
+    out.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let count = f.first()?.trim().parse::<f64>().ok()?;
+            let name = f.get(2)?.trim();
+            let short = name
+                .strip_prefix("syscalls:sys_enter_")
+                .or_else(|| {
+                    name.strip_prefix("raw_syscalls:sys_enter")
+                        .map(|_| "all syscalls")
+                })
+                .unwrap_or(name);
+            Some((short.to_string(), count))
+        })
+        .collect()
 }
 
 fn parse_latency_ms(s: &str) -> Option<f64> {
@@ -253,11 +303,41 @@ async fn wrk(
         cmd.args(["-H", "Connection: close"]);
     }
     cmd.arg(format!("http://{addr}/"));
+    // PERF=1: count the proxy's system calls over all but the run's last
+    // second (perf must end before wrk does: its count is per second of
+    // load, turned into per request with wrk's requests/s).
+    let perf_secs = secs.saturating_sub(1).max(1);
+    let perf = match pid {
+        Some(pid) if std::env::var("PERF").as_deref() == Ok("1") => Some(
+            tokio::process::Command::new("perf")
+                .args(["stat", "-x,", "-e", &PERF_EVENTS.join(",")])
+                .args([
+                    "-p",
+                    &pid.to_string(),
+                    "--",
+                    "sleep",
+                    &perf_secs.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .context("run perf stat (PERF=1; apt-get install -y linux-perf)")?,
+        ),
+        _ => None,
+    };
     let before = pid.and_then(cpu_ticks);
     let t0 = std::time::Instant::now();
     let out = cmd.output().await.context("run wrk")?;
     let wall = t0.elapsed().as_secs_f64();
     let after = pid.and_then(cpu_ticks);
+    let perf = match perf {
+        Some(p) => {
+            let o = p.wait_with_output().await.context("perf stat")?;
+            parse_perf(&String::from_utf8_lossy(&o.stderr))
+        }
+        None => Vec::new(),
+    };
     if !out.status.success() {
         bail!(
             "wrk failed: {}",
@@ -271,12 +351,17 @@ async fn wrk(
         (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / wall * 100.0),
         _ => None,
     };
+    let perf = perf
+        .into_iter()
+        .map(|(name, count)| (name, count / (rps * perf_secs as f64)))
+        .collect();
     Ok(Run {
         rps,
         p50_ms,
         p99_ms,
         errors,
         cpu,
+        perf,
     })
 }
 
@@ -628,6 +713,42 @@ async fn main() -> Result<()> {
         Some(i) => i.to_string(),
         None => "no round".to_string(),
     };
+    if runs.iter().any(|(_, _, _, r)| !r.perf.is_empty()) {
+        // PERF=1: per request, the median over the rounds of each count.
+        let events: Vec<String> = PERF_EVENTS
+            .iter()
+            .map(|e| parse_perf(&format!("0,,{e}"))[0].0.clone())
+            .collect();
+        println!();
+        println!("Per request (PERF=1, medians of the rounds):");
+        println!();
+        println!("| case | target | {} |", events.join(" | "));
+        println!("|---|---|{}", "---:|".repeat(events.len()));
+        for &close in &cases {
+            for (name, _, pid) in &targets {
+                if pid.is_none() {
+                    continue;
+                }
+                let cells: Vec<String> = events
+                    .iter()
+                    .map(|e| {
+                        let mut v: Vec<f64> = runs
+                            .iter()
+                            .filter(|(_, n, c, _)| n == name && *c == close)
+                            .filter_map(|(_, _, _, r)| {
+                                r.perf.iter().find(|(k, _)| k == e).map(|(_, x)| *x)
+                            })
+                            .collect();
+                        v.sort_by(f64::total_cmp);
+                        v.get(v.len() / 2)
+                            .map(|x| format!("{x:.3}"))
+                            .unwrap_or_else(|| "–".into())
+                    })
+                    .collect();
+                println!("| {} | {name} | {} |", case(close), cells.join(" | "));
+            }
+        }
+    }
     println!();
     for &close in &cases {
         let ((rps, p99), paired) = compare(BUILTIN, HAPROXY, close);
