@@ -385,7 +385,7 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         (
             "warden_frontend_held_rescued_total",
             "counter",
-            "Held connections connected to a new site after a route change.",
+            "Held connections connected: to a new site after a route change, or to the routed site once it answered again.",
             |s| s.held_rescued,
         ),
         (

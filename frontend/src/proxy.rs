@@ -33,6 +33,11 @@ use crate::route::{ConnGuard, Generation, GroupRoute};
 const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause between two connects of a refused connection under `connect_retry`.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
+/// Pause between two connects of a held connection to the routed site (it
+/// also waits for a switch): a suspected site whose service is back within
+/// the hold time takes its users. Longer than [`RETRY_PAUSE`]: holds are
+/// ordered when a site may be lost, so many connections may be held.
+const HELD_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Pause after an accept that failed for want of resources (out of file
 /// descriptors) so the loop does not spin; a connection's own failure is
 /// no reason to pause ([`warden_serve::accept`]).
@@ -159,7 +164,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
             Attempt::Connected(s) => {
                 if let Some(h) = held.take() {
                     h.rescued();
-                    debug!(group = %group.name, %peer, site = %generation.site, "held connection rescued by a route change");
+                    debug!(group = %group.name, %peer, site = %generation.site, "held connection connected (a route change, or the routed site answers again)");
                 }
                 break s;
             }
@@ -214,14 +219,18 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         if let Some(why) = &failed {
             debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; holding the connection for a route change");
         }
-        if wait_for_switch(&group, &generation, deadline, h, peer, &client, false).await
-            != Waited::Switched
-        {
-            return;
-        }
-        // The route switched: retry on the new generation.
-        if !rejoin(&group, &mut generation, &mut counted) {
-            return;
+        match wait_for_switch(&group, &generation, deadline, h, peer, &client, false).await {
+            Waited::Over => return,
+            // The routed site again: its service may be back (a hold
+            // announces a site that *may* be lost), or the order was
+            // withdrawn (the switch is not coming).
+            Waited::CalledOff => continue,
+            // The route switched: retry on the new generation.
+            Waited::Switched => {
+                if !rejoin(&group, &mut generation, &mut counted) {
+                    return;
+                }
+            }
         }
     };
     let _counted = counted;
@@ -370,7 +379,10 @@ enum Waited {
     /// The route switched away from the generation waited on.
     Switched,
     /// The cut-over order it waited on was withdrawn or lapsed, and no
-    /// other stands: the switch is not coming, the routed site stays.
+    /// other stands: the switch is not coming, the routed site stays. For
+    /// a connection held after a failed connect: time to try the routed
+    /// site again (every [`HELD_RETRY_PAUSE`], and at once when an order
+    /// comes, such as the hold's withdrawal).
     CalledOff,
     /// The hold time is over, the client left or shutdown came: let go.
     Over,
@@ -379,7 +391,8 @@ enum Waited {
 /// Wait, held, until the route switches away from `generation`, the hold
 /// time is over, the client leaves or shutdown comes; with `paused` (a
 /// connection waiting on a cut-over order without trying the routed site),
-/// also until that order is called off.
+/// also until that order is called off; without (a connection whose
+/// connect failed), also until it is time to try the routed site again.
 async fn wait_for_switch(
     group: &GroupRoute,
     generation: &Generation,
@@ -403,6 +416,7 @@ async fn wait_for_switch(
             .order_lapses()
             .filter(|t| paused && *t < deadline)
             .unwrap_or(deadline);
+        let retry = Instant::now() + HELD_RETRY_PAUSE;
         tokio::select! {
             _ = group.shutdown().cancelled() => return Waited::Over,
             _ = tokio::time::sleep_until(deadline) => {
@@ -415,9 +429,12 @@ async fn wait_for_switch(
                 debug!(group = %group.name, %peer, "the held client left; letting it go");
                 return Waited::Over;
             }
-            // Another order: look again (at the top).
-            _ = orders.changed(), if paused => {}
+            // Another order: look again (at the top); a connection that
+            // tried the routed site tries it again (a withdrawn hold: the
+            // switch is not coming).
+            _ = orders.changed() => if !paused { return Waited::CalledOff },
             _ = tokio::time::sleep_until(lapses), if paused && lapses < deadline => {}
+            _ = tokio::time::sleep_until(retry), if !paused && retry < deadline => return Waited::CalledOff,
         }
     }
 }

@@ -51,7 +51,8 @@ pub(crate) struct HeldCounts {
     pub(crate) now: AtomicU64,
     /// Held since start.
     pub(crate) total: AtomicU64,
-    /// Connected to a new site after a route change.
+    /// Connected after being held: to a new site after a route change, or
+    /// to the routed site once it answered again.
     pub(crate) rescued: AtomicU64,
     /// Closed when their hold time was over.
     pub(crate) timed_out: AtomicU64,

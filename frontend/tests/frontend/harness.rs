@@ -29,9 +29,12 @@ impl Drop for Echo {
 }
 
 pub(crate) async fn echo(name: &'static str) -> Echo {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind echo backend");
+    echo_at(name, "127.0.0.1:0".parse().expect("addr")).await
+}
+
+/// [`echo`] on `addr` (a backend coming back where it was).
+pub(crate) async fn echo_at(name: &'static str, addr: SocketAddr) -> Echo {
+    let listener = TcpListener::bind(addr).await.expect("bind echo backend");
     let addr = listener.local_addr().expect("echo addr");
     let stop = CancellationToken::new();
     let s = stop.clone();

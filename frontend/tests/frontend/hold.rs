@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{blackhole, echo, group, refusing, start, Conn, Echo, Frontend, TOKEN};
+use crate::harness::{
+    blackhole, echo, echo_at, group, refusing, start, Conn, Echo, Frontend, TOKEN,
+};
 
 /// Group "web": site a refuses every connection, site b answers "b";
 /// connections are held for at most `hold`.
@@ -323,6 +325,50 @@ async fn a_held_connection_is_let_go_after_hold_connections_and_an_order_lapses(
     let took = closed_after(&fe).await;
     assert!(took < Duration::from_millis(500), "closed after {took:?}");
     assert_eq!(count(&fe.route("web").await, "held_total"), 1);
+}
+
+/// A plain hold announces a site that *may* be lost. Its service comes
+/// back within the hold time (a restart shorter than the detection): the
+/// held users reach it — once the order is withdrawn at once, and without
+/// a withdrawal by the held connection's own retries. Before, they waited
+/// for a switch that was not coming and were closed at the end of their
+/// hold time, an error for every user who arrived during the blip.
+#[tokio::test]
+async fn held_users_reach_the_routed_site_when_its_service_is_back() {
+    for withdrawn in [true, false] {
+        let (fe, _b, dead) = start_dead_a(Duration::from_secs(10)).await;
+        assert_eq!(fe.hold("web", 1, 20_000).await.0, StatusCode::OK);
+        let mut c = Conn::open(fe.listen("web")).await;
+        c.send().await;
+        crate::assert_eventually!(
+            count(&fe.route("web").await, "held_now") == 1,
+            Duration::from_secs(2),
+            "withdrawn {withdrawn}: the connection is not held: {}",
+            fe.route("web").await
+        );
+        // The service of site a is back, where it was.
+        let _a = echo_at("a", dead).await;
+        let t = Instant::now();
+        if withdrawn {
+            let (status, body) = fe.hold("web", 1, 0).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        assert_eq!(
+            c.answer().await.as_deref(),
+            Some("a"),
+            "withdrawn {withdrawn}: the held user reaches site a"
+        );
+        // Well within the hold time (10 s): retried, not let go at its end.
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "withdrawn {withdrawn}: {:?}",
+            t.elapsed()
+        );
+        let route = fe.route("web").await;
+        assert_eq!(count(&route, "held_rescued"), 1, "{route}");
+        assert_eq!(count(&route, "held_timed_out"), 0, "{route}");
+        assert_eq!(count(&route, "held_now"), 0, "{route}");
+    }
 }
 
 #[tokio::test]
