@@ -183,12 +183,12 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// CPU time (user + system, in clock ticks) of a process.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+/// CPU time of a process in clock ticks: (user, system).
+fn cpu_split(pid: u32) -> Option<(u64, u64)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    Some((f.get(11)?.parse::<u64>().ok()?, f.get(12)?.parse::<u64>().ok()?))
 }
 
 /// One wrk run.
@@ -326,11 +326,11 @@ async fn wrk(
         ),
         _ => None,
     };
-    let before = pid.and_then(cpu_ticks);
+    let before = pid.and_then(cpu_split);
     let t0 = std::time::Instant::now();
     let out = cmd.output().await.context("run wrk")?;
     let wall = t0.elapsed().as_secs_f64();
-    let after = pid.and_then(cpu_ticks);
+    let after = pid.and_then(cpu_split);
     let perf = match perf {
         Some(p) => {
             let o = p.wait_with_output().await.context("perf stat")?;
@@ -348,13 +348,19 @@ async fn wrk(
     let (rps, p50_ms, p99_ms, errors) = parse_wrk(&text)?;
     // Clock ticks are 100 per second on Linux.
     let cpu = match (before, after) {
-        (Some(b), Some(a)) => Some((a - b) as f64 / 100.0 / wall * 100.0),
+        (Some(b), Some(a)) => Some(((a.0 + a.1) - (b.0 + b.1)) as f64 / 100.0 / wall * 100.0),
         _ => None,
     };
-    let perf = perf
+    let mut perf: Vec<(String, f64)> = perf
         .into_iter()
         .map(|(name, count)| (name, count / (rps * perf_secs as f64)))
         .collect();
+    // With the counts, the CPU split: user and system µs per request.
+    if let (false, Some(b), Some(a)) = (perf.is_empty(), before, after) {
+        let per_req = |ticks: u64| ticks as f64 / 100.0 * 1e6 / (rps * wall);
+        perf.push(("user µs".into(), per_req(a.0 - b.0)));
+        perf.push(("system µs".into(), per_req(a.1 - b.1)));
+    }
     Ok(Run {
         rps,
         p50_ms,
@@ -715,10 +721,11 @@ async fn main() -> Result<()> {
     };
     if runs.iter().any(|(_, _, _, r)| !r.perf.is_empty()) {
         // PERF=1: per request, the median over the rounds of each count.
-        let events: Vec<String> = PERF_EVENTS
+        let mut events: Vec<String> = PERF_EVENTS
             .iter()
             .map(|e| parse_perf(&format!("0,,{e}"))[0].0.clone())
             .collect();
+        events.extend(["user µs".to_string(), "system µs".to_string()]);
         println!();
         println!("Per request (PERF=1, medians of the rounds):");
         println!();
