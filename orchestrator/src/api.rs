@@ -345,11 +345,39 @@ async fn failover(
     }
 }
 
-async fn failback(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
-    match s.operator_failback(&g, &by) {
+/// `POST …/failback`: an optional body says what the group was when the
+/// operator asked ([`crate::service::SeenGroup`]); none (empty, or `null`
+/// as older CLIs send) fails back whatever it is.
+async fn failback(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
+    let seen = if no_body(&body) {
+        crate::service::SeenGroup::default()
+    } else {
+        match parse_json(&s, &body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+    match s.operator_failback_seen(&g, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST …/switchover` body: the target, and optionally what the group was
+/// when the operator asked ([`crate::service::SeenGroup`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwitchoverBody {
+    to: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    epoch: Option<u64>,
 }
 
 async fn switchover(
@@ -358,11 +386,15 @@ async fn switchover(
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let b: FailoverBody = match parse_json(&s, &body) {
+    let b: SwitchoverBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_switchover(&g, &b.to, &by) {
+    let seen = crate::service::SeenGroup {
+        from: b.from,
+        epoch: b.epoch,
+    };
+    match s.operator_switchover_seen(&g, &b.to, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }

@@ -47,7 +47,7 @@ pub(super) async fn run(
     );
     let mut moves = Vec::new();
     let finished = tokio::select! {
-        r = drill(&r, group, &target, stay, timeout, &mut moves) => Some(r),
+        r = drill(&r, &g, &target, stay, timeout, &mut moves) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
     let outcome = match finished {
@@ -119,22 +119,25 @@ impl<'c> Reader<'c> {
 /// The drill's moves; `moves` gets each as it ends.
 async fn drill(
     c: &Reader<'_>,
-    group: &str,
+    seen: &GroupView,
     target: &str,
     stay: Duration,
     timeout: Duration,
     moves: &mut Vec<Move>,
 ) -> anyhow::Result<()> {
+    let group = seen.name.as_str();
     let started = Instant::now();
+    // For the group as the preflight saw it (409 if it moved on since).
     let v = c
         .post(
             &format!("/v1/groups/{group}/switchover"),
-            serde_json::json!({ "to": target }),
+            serde_json::json!({ "to": target, "from": seen.active, "epoch": seen.epoch }),
         )
         .await?;
     let id = runbook_id(&v)?;
     let rb = wait(c, id, timeout).await?;
     let ok = rb.status == RunbookStatus::Succeeded;
+    let epoch = rb.epoch;
     moves.push(Move {
         what: "switchover",
         rb,
@@ -148,17 +151,23 @@ async fn drill(
     while Instant::now() < until {
         tokio::time::sleep(POLL.min(until - Instant::now())).await;
         let g = c.view(group).await?;
-        if g.active != target || g.phase != Phase::Steady {
+        if g.active != target || g.phase != Phase::Steady || g.epoch != epoch {
             bail!(
-                "while users were on {target}, the group moved on by itself (active {}, {:?}): the drill stops",
+                "while users were on {target}, the group moved on by itself (active {} at epoch {}, {:?}): the drill stops",
                 g.active,
+                g.epoch,
                 g.phase
             );
         }
     }
+    // The failback is for the group as the drill left it: refused (409) if
+    // it moved on between the last look and this order.
     let started = Instant::now();
     let v = c
-        .post(&format!("/v1/groups/{group}/failback"), Value::Null)
+        .post(
+            &format!("/v1/groups/{group}/failback"),
+            serde_json::json!({ "from": target, "epoch": epoch }),
+        )
         .await?;
     let id = runbook_id(&v)?;
     let rb = wait(c, id, timeout).await?;

@@ -640,6 +640,32 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             404,
             r#"{"error":"no such endpoint"#,
         ),
+        // A move asked of the group as the operator saw it: refused once
+        // it moved on (here: it never ran on b, nor at epoch 999).
+        (
+            "a failback of a group that moved on",
+            "POST",
+            "/v1/groups/web/failback",
+            r#"{"from":"b","epoch":999}"#.into(),
+            409,
+            "moved on since, nothing was done",
+        ),
+        (
+            "a switchover of a group that moved on",
+            "POST",
+            "/v1/groups/web/switchover",
+            r#"{"to":"b","epoch":999}"#.into(),
+            409,
+            "as seen with epoch 999",
+        ),
+        (
+            "a misspelt field in a failback's body",
+            "POST",
+            "/v1/groups/web/failback",
+            r#"{"form":"b"}"#.into(),
+            400,
+            "unknown field",
+        ),
         (
             "approve with nothing pending",
             "POST",

@@ -273,6 +273,61 @@ async fn a_switchover_is_not_undone_by_automatic_failback() {
     assert!(!group(&s).switched_over, "back on the primary");
 }
 
+/// An operator's move carries the group as the operator saw it (its active
+/// site, its epoch): asked after the group moved on — the failback a drill
+/// posts at the end of its stay, after a real move in between — it is
+/// refused and nothing starts. Before, it ran against whatever the group
+/// had become.
+#[tokio::test(start_paused = true)]
+async fn an_operators_move_for_a_group_that_moved_on_is_refused() {
+    let (s, _fake, _dir) = setup(true, 5);
+    for _ in 0..8 {
+        round(&s, true).await;
+    }
+    let before = group(&s);
+    let seen = |from: &str, epoch: u64| SeenGroup {
+        from: Some(from.into()),
+        epoch: Some(epoch),
+    };
+    let e = s
+        .operator_switchover_seen("web", "b", "operator", &seen("a", before.epoch + 1))
+        .unwrap_err();
+    assert!(
+        matches!(e, OrchestratorError::Conflict(_)) && e.to_string().contains("moved on"),
+        "{e}"
+    );
+    assert!(s.lock().runbooks.is_empty(), "nothing started");
+    s.operator_switchover_seen("web", "b", "operator", &seen("a", before.epoch))
+        .expect("as seen");
+    rounds_until(&s, true, 40, "the switchover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    let on_b = group(&s);
+    // What an operator who looked before the switchover would send.
+    for stale in [
+        seen("a", before.epoch),
+        seen("b", before.epoch),
+        seen("a", on_b.epoch),
+    ] {
+        let e = s
+            .operator_failback_seen("web", "operator", &stale)
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("it now runs on b at epoch {}", on_b.epoch)),
+            "{stale:?}: {e}"
+        );
+    }
+    assert_eq!(s.lock().runbooks.len(), 1, "no failback started");
+    s.operator_failback_seen("web", "operator", &seen("b", on_b.epoch))
+        .expect("as seen");
+    rounds_until(&s, true, 60, "the failback", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+}
+
 /// A pending failback is void once the site users are on is confirmed
 /// down (it would resync from it): it is withdrawn, a failover to the
 /// healthy site is decided instead (pending here: the budget is used up),

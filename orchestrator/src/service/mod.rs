@@ -84,6 +84,7 @@ mod replication;
 #[cfg(test)]
 mod resync_tests;
 mod runbooks;
+mod seen;
 #[cfg(test)]
 mod silence_tests;
 #[cfg(test)]
@@ -98,6 +99,7 @@ mod views;
 pub use authority::EpochAhead;
 pub use ha::HaRole;
 pub use operator::{Cleared, SeenPending};
+pub use seen::SeenGroup;
 pub use views::{
     DivergentPage, GroupView, ReplicationView, SiteView, StatusView, DIVERGENT_IN_STATUS,
 };

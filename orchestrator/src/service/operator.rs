@@ -83,10 +83,22 @@ impl Shared {
         group: &str,
         by: &str,
     ) -> Result<u64, OrchestratorError> {
+        self.operator_failback_seen(group, by, &SeenGroup::default())
+    }
+
+    /// [`Shared::operator_failback`], refused when the group is not as the
+    /// operator saw it (`seen`: its active site, its epoch).
+    pub fn operator_failback_seen(
+        self: &Arc<Self>,
+        group: &str,
+        by: &str,
+        seen: &SeenGroup,
+    ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
         let primary = gc.primary().to_string();
         let mut st = self.lock();
         let g = Self::idle_group_locked(&st, group)?;
+        seen.check(&g, "failback")?;
         if g.active == primary {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} already runs on its primary {primary}"
@@ -135,6 +147,18 @@ impl Shared {
         to: &str,
         by: &str,
     ) -> Result<u64, OrchestratorError> {
+        self.operator_switchover_seen(group, to, by, &SeenGroup::default())
+    }
+
+    /// [`Shared::operator_switchover`], refused when the group is not as
+    /// the operator saw it (`seen`: its active site, its epoch).
+    pub fn operator_switchover_seen(
+        self: &Arc<Self>,
+        group: &str,
+        to: &str,
+        by: &str,
+        seen: &SeenGroup,
+    ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
         if !gc.site_names().iter().any(|s| s == to) {
             return Err(OrchestratorError::BadRequest(format!(
@@ -144,6 +168,7 @@ impl Shared {
         }
         let mut st = self.lock();
         let g = Self::idle_group_locked(&st, group)?;
+        seen.check(&g, "switchover")?;
         if g.active == to {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} already runs on {to}"
