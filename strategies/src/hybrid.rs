@@ -191,7 +191,8 @@ impl Strategy for HybridStrategy {
     /// paired with an epoch no decision gave it — as
     /// [`FrontendStrategy`]'s `current`; a frontend that answers something
     /// else is a drift line. Unreachable frontends are the frontend layer's
-    /// business (health checks, DNS) and are left out; fails when none answers.
+    /// business (health checks, DNS) and are left out, listed in `unread`;
+    /// fails when none answers.
     async fn current(&self) -> Result<Observed, StrategyError> {
         let reads = self.routes().await;
         let answers: Vec<(&str, &(Option<String>, Epoch))> = reads
@@ -230,7 +231,16 @@ impl Strategy for HybridStrategy {
                 Some(s) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
             }
         }
-        Ok(Observed { site, epoch, drift })
+        let unread = reads
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+            .collect();
+        Ok(Observed {
+            site,
+            epoch,
+            drift,
+            unread,
+        })
     }
 
     fn alerts(&self) -> Vec<String> {
@@ -271,6 +281,31 @@ mod tests {
         }
         async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
             Ok((self.1.map(String::from), self.2))
+        }
+    }
+
+    /// A frontend that cannot be reached.
+    struct Gone(&'static str);
+
+    #[async_trait]
+    impl FrontendDriver for Gone {
+        fn name(&self) -> &str {
+            self.0
+        }
+        async fn set_route(&self, _: &str, _: u64, _: SwitchMode) -> Result<(), StrategyError> {
+            Err(self.unreachable())
+        }
+        async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+            Err(self.unreachable())
+        }
+    }
+
+    impl Gone {
+        fn unreachable(&self) -> StrategyError {
+            StrategyError::Unreachable {
+                element: self.0.into(),
+                reason: "request timed out".into(),
+            }
         }
     }
 
@@ -321,6 +356,38 @@ mod tests {
                 "fe2 routes to a at epoch 5".to_string(),
                 "fe3 routes to a at epoch 5".to_string(),
             ]
+        );
+    }
+
+    /// fe2 cannot be read: the site layer is what fe1 says, without a
+    /// drift line for fe2 (its reachability is the frontend layer's
+    /// business), but fe2 is listed as unread, so a reading that must
+    /// cover every frontend (a failed switch's rollback) does not
+    /// conclude from fe1 alone.
+    #[tokio::test]
+    async fn an_unreachable_frontend_is_left_out_and_listed_as_unread() {
+        let drivers: Vec<Arc<dyn FrontendDriver>> =
+            vec![Arc::new(Fixed("fe1", Some("a"), 5)), Arc::new(Gone("fe2"))];
+        let frontends = FrontendStrategy::new("web", drivers).expect("strategy");
+        let dns = DnsStrategy::new(
+            "web",
+            vec!["www.example.net".into()],
+            BTreeMap::new(),
+            vec![],
+            Duration::from_secs(1),
+            Arc::new(Silent),
+        );
+        let seen = HybridStrategy::new("web", frontends, dns)
+            .current()
+            .await
+            .expect("readable");
+        assert_eq!((seen.site.as_deref(), seen.epoch), (Some("a"), 5));
+        assert!(seen.drift.is_empty(), "{:?}", seen.drift);
+        assert_eq!(seen.unread.len(), 1, "{:?}", seen.unread);
+        assert!(
+            seen.unread[0].starts_with("fe2: ") && seen.unread[0].contains("request timed out"),
+            "{:?}",
+            seen.unread
         );
     }
 }

@@ -67,6 +67,13 @@ pub struct Observed {
     /// One line per element (frontend, server) that disagrees or cannot be read;
     /// empty when the layer is consistent.
     pub drift: Vec<String>,
+    /// Elements that could not be read and are left out of `site`, `epoch`
+    /// and `drift` (a `hybrid` group's unreachable frontends: the frontend
+    /// layer's business), each with why. What they route to is unknown: a
+    /// reading that must cover the whole layer (did a failed switch reach
+    /// any of it?) cannot conclude while this is not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }
 
 /// How traffic moves for one group.

@@ -427,6 +427,7 @@ fn observed(site: Option<&str>, epoch: u64) -> Observed {
         site: site.map(String::from),
         epoch,
         drift: vec![],
+        unread: vec![],
     }
 }
 

@@ -399,9 +399,17 @@ fn roll_forward_failover(rb: &mut Runbook, env: &dyn RunbookEnv) {
 /// What the routing layer shows after a failed switch, when it shows that
 /// the switch reached none of it: every element read, none at the
 /// runbook's epoch. `Err` with what was seen otherwise (part of it took
-/// the route, or it could not be read to tell).
+/// the route, or it could not be read to tell — also when only some of
+/// it could: a `hybrid` group's unreachable frontend may have taken the
+/// route, its answer lost).
 async fn reached_nowhere(rb: &Runbook, env: &dyn RunbookEnv) -> Result<String, String> {
     match env.current(&rb.group).await {
+        Ok(o) if !o.unread.is_empty() => Err(format!(
+            "the routing layer could not all be read ({}); the rest routes to {} at epoch {}",
+            o.unread.join("; "),
+            o.site.as_deref().unwrap_or("nothing"),
+            o.epoch
+        )),
         Ok(o) if o.epoch < rb.epoch && o.drift.is_empty() => Ok(format!(
             "the routing layer still routes to {} at epoch {}",
             o.site.as_deref().unwrap_or("nothing"),

@@ -86,6 +86,7 @@ impl Strategy for FakeRoute {
             site: r.0.clone(),
             epoch: r.1,
             drift: vec![],
+            unread: vec![],
         })
     }
 }

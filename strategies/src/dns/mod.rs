@@ -332,6 +332,7 @@ impl Strategy for DnsStrategy {
                     site: None,
                     epoch: 0,
                     drift: vec![],
+                    unread: vec![],
                 },
                 Some(v) => {
                     let mut drift = v.drift.clone();
@@ -345,6 +346,7 @@ impl Strategy for DnsStrategy {
                         site: self.decided(site, &v, &mut drift),
                         epoch: v.epoch,
                         drift,
+                        unread: vec![],
                     }
                 }
             });
@@ -413,7 +415,12 @@ impl Strategy for DnsStrategy {
                 (site, 0)
             }
         };
-        Ok(Observed { site, epoch, drift })
+        Ok(Observed {
+            site,
+            epoch,
+            drift,
+            unread: vec![],
+        })
     }
 
     fn alerts(&self) -> Vec<String> {

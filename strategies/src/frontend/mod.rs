@@ -283,7 +283,12 @@ impl FrontendStrategy {
                 Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
             }
         }
-        Ok(Observed { site, epoch, drift })
+        Ok(Observed {
+            site,
+            epoch,
+            drift,
+            unread: vec![],
+        })
     }
 }
 
@@ -522,7 +527,8 @@ mod tests {
             Observed {
                 site: None,
                 epoch: 0,
-                drift: vec![]
+                drift: vec![],
+                unread: vec![]
             }
         );
 
@@ -537,7 +543,8 @@ mod tests {
             Observed {
                 site: Some("a".into()),
                 epoch: 1,
-                drift: vec![]
+                drift: vec![],
+                unread: vec![]
             }
         );
 
@@ -549,7 +556,8 @@ mod tests {
             Observed {
                 site: Some("b".into()),
                 epoch: 2,
-                drift: vec![]
+                drift: vec![],
+                unread: vec![]
             }
         );
     }
@@ -575,6 +583,7 @@ mod tests {
             site: Some("a".into()),
             epoch: 4,
             drift: vec![],
+            unread: vec![],
         };
         assert_eq!(web.current_in(&pass).await.expect("read"), want);
         assert_eq!(web_too.current_in(&pass).await.expect("read"), want);
@@ -723,7 +732,8 @@ mod tests {
             Observed {
                 site: Some("b".into()),
                 epoch: 2,
-                drift: vec![]
+                drift: vec![],
+                unread: vec![]
             }
         );
     }

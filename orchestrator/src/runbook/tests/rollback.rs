@@ -68,6 +68,30 @@ async fn a_switch_whose_reach_cannot_be_read_is_carried_forward() {
     assert!(alerts.contains("cannot be read"), "{alerts}");
 }
 
+/// A `hybrid` group: fe1 reads at the old route, fe2 timed out on the
+/// switch and cannot be read (the hybrid reading leaves unreachable
+/// frontends out). fe2 may have taken the route — its users then write at
+/// a —, so nothing is undone. Before, the reading looked whole (fe1 only,
+/// no drift) and b was promoted again while fe2 may route to a.
+#[tokio::test(start_paused = true)]
+async fn a_hybrid_switch_with_an_unread_frontend_is_carried_forward() {
+    let (w, rb) = failback_whose_switch_fails(SwitchFault::HybridUnread).await;
+    assert!(rb.rolled_forward && !rb.aborted, "{rb:#?}");
+    assert_eq!(
+        w.runs("b", CommandKind::Promote),
+        0,
+        "b promoted again: {:?}",
+        w.sent_kinds()
+    );
+    assert_eq!(w.runs("a", CommandKind::Demote), 0, "{:?}", w.sent_kinds());
+    let alerts = events_of(&w, EventKind::Alert).join("\n");
+    assert!(
+        alerts.contains("could not all be read") && alerts.contains("fe2: request timed out"),
+        "{alerts}"
+    );
+    assert!(events_of(&w, EventKind::FailbackAborted).is_empty());
+}
+
 /// Every frontend read, none at the runbook's epoch: the switch reached
 /// nobody. The rollback demotes a (promoted by the failback) before b is
 /// promoted again: never two sites promoted.

@@ -63,6 +63,10 @@ pub(super) enum SwitchFault {
     Partly,
     /// No element took the route, and the layer cannot be read either.
     Unreadable,
+    /// A `hybrid` group's reading: fe1 answers at the old route, fe2 timed
+    /// out on the switch and cannot be read — left out of the reading and
+    /// listed as unread (it may have taken the route, its answer lost).
+    HybridUnread,
 }
 
 impl World {
@@ -213,7 +217,10 @@ impl RunbookEnv for World {
             element: "fe2".into(),
             reason: "request timed out".into(),
         };
-        if matches!(fault, Some(SwitchFault::Nowhere | SwitchFault::Unreadable)) {
+        if matches!(
+            fault,
+            Some(SwitchFault::Nowhere | SwitchFault::Unreadable | SwitchFault::HybridUnread)
+        ) {
             return Err(unreachable());
         }
         if epoch < r.1 {
@@ -251,11 +258,19 @@ impl RunbookEnv for World {
                 site: r.0.clone(),
                 epoch: r.1,
                 drift: vec!["fe2 unreachable: request timed out".into()],
+                unread: vec![],
+            }),
+            Some(SwitchFault::HybridUnread) => Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec![],
+                unread: vec!["fe2: request timed out".into()],
             }),
             _ => Ok(Observed {
                 site: r.0.clone(),
                 epoch: r.1,
                 drift: vec![],
+                unread: vec![],
             }),
         }
     }
