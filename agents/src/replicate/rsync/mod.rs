@@ -123,7 +123,8 @@ pub(crate) use classify::*;
 use guarded::{batch_args, BatchDeletes, MAX_DELETE_ARG};
 pub(crate) use process::*;
 pub use settings::*;
-use watcher::watch_tree;
+use watcher::Watched;
+pub use watcher::ROOT_CHECK_EVERY;
 use worker::worker;
 
 /// What is waiting to be transferred; written by the watcher, taken by the worker.
@@ -149,6 +150,8 @@ struct State {
     recent_deletes: RecentDeletes,
     /// Items at the target after the last full pass (its dry run's count).
     target_items: Option<u64>,
+    /// The watcher saw the source root itself removed or moved away.
+    root_moved: bool,
 }
 
 impl State {
@@ -218,8 +221,8 @@ struct Shared {
 /// The rsync [`Replicator`]. See the module docs.
 pub struct RsyncReplicator {
     shared: Arc<Shared>,
-    /// The worker, with the inotify watcher kept alive as long as it runs.
-    running: crate::replicate::task::TaskSlot<notify::RecommendedWatcher>,
+    /// The worker (it owns the inotify watch).
+    running: crate::replicate::task::TaskSlot,
     /// Cancels a `start` still in its initial full pass (`stop` does not wait for it).
     starting: Mutex<Option<CancellationToken>>,
 }
@@ -280,15 +283,11 @@ impl Replicator for RsyncReplicator {
             return Ok(());
         }
         let shared = &self.shared;
-        let source =
-            std::fs::canonicalize(&shared.settings.source).map_err(|e| AgentError::Watch {
-                path: shared.settings.source.display().to_string(),
-                reason: format!("{e}; create the directory or fix the replication source"),
-            })?;
         shared.load_book()?;
-        *shared.was_mount.lock().unwrap() = is_mount_point(&source).unwrap_or(false);
         // Watch first, then the full pass: nothing changed after the pass started is lost.
-        let watcher = watch_tree(shared.clone(), source)?;
+        let watched = Watched::start(shared)?;
+        *shared.was_mount.lock().unwrap() =
+            is_mount_point(&shared.settings.source).unwrap_or(false);
         shared.state.lock().unwrap().full_since = Some(Instant::now());
         let cancel = shutdown.child_token();
         *self.starting.lock().unwrap() = Some(cancel.clone());
@@ -308,9 +307,9 @@ impl Replicator for RsyncReplicator {
                 *shared.failing.lock().unwrap() = Some(e.to_string());
             }
         }
-        let task = tokio::spawn(worker(shared.clone(), cancel.clone()));
+        let task = tokio::spawn(worker(shared.clone(), cancel.clone(), watched));
         info!(source = %shared.settings.source.display(), target = %shared.settings.target(), "rsync replication running");
-        running.set(cancel, Some(task), watcher);
+        running.set(cancel, Some(task), ());
         Ok(())
     }
 

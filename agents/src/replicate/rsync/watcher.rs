@@ -2,11 +2,158 @@
 //! (symlinks never followed) that only records what changed in the shared
 //! [`State`]: relative paths, when removals happened, and when a full pass
 //! is owed (a queue overflow, a watcher error, too many pending paths).
+//!
+//! inotify watches an inode, not a path: once the source path names another
+//! directory (the old one renamed away and a new one put in its place,
+//! removed and made again, a filesystem mounted or unmounted there, a
+//! symlink on the way turned) the watch sees none of what is written there.
+//! [`Watched`] knows which directory it watches and looks again whenever
+//! the root itself is removed or moved and at least every
+//! [`ROOT_CHECK_EVERY`] (a mount or unmount sends no event of its own); a
+//! new directory is watched afresh and a full pass is owed.
 
 use super::*;
+use std::os::unix::fs::MetadataExt;
+
+/// How often the worker makes sure the source path still names the watched directory.
+pub const ROOT_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The watch on the source and the directory it is on.
+pub(super) struct Watched {
+    /// Dropped (the old watch ends) when another directory is watched.
+    _watcher: Option<notify::RecommendedWatcher>,
+    /// The watched directory's canonical path and `(st_dev, st_ino)`,
+    /// taken before its watch began (a swap in between is seen next time).
+    on: Option<RootId>,
+    /// When the source path was last looked at (or a look last found running).
+    checked: Instant,
+    /// The look at the source path (and the new watch it sets up) runs off
+    /// the runtime, one at a time: a hung filesystem (an NFS server gone)
+    /// blocks it, never the worker.
+    looking: Option<tokio::task::JoinHandle<Look>>,
+}
+
+/// A directory's canonical path and `(st_dev, st_ino)`.
+type RootId = (PathBuf, (u64, u64));
+
+/// What a look at the source path found.
+enum Look {
+    /// The directory watched.
+    Same,
+    /// Nothing (removed, or a path on the way is).
+    Gone(std::io::Error),
+    /// Another directory, and its watch (or why it could not be set up).
+    Other(RootId, Result<notify::RecommendedWatcher, AgentError>),
+}
+
+/// The source's canonical path and `(st_dev, st_ino)` now.
+fn root_id(source: &Path) -> std::io::Result<RootId> {
+    let path = std::fs::canonicalize(source)?;
+    let meta = std::fs::metadata(&path)?;
+    Ok((path, (meta.dev(), meta.ino())))
+}
+
+/// Blocking: compares the directory the source path names with `on`, and
+/// watches it when it is another.
+fn look(shared: Arc<Shared>, on: Option<RootId>) -> Look {
+    match root_id(&shared.settings.source) {
+        Err(e) => Look::Gone(e),
+        Ok(now) if on.as_ref() == Some(&now) => Look::Same,
+        Ok(now) => {
+            let w = watch_tree(shared, now.0.clone());
+            Look::Other(now, w)
+        }
+    }
+}
+
+impl Watched {
+    /// Watches the directory the source path names now.
+    pub(super) fn start(shared: &Arc<Shared>) -> Result<Watched, AgentError> {
+        let source = &shared.settings.source;
+        let on = root_id(source).map_err(|e| AgentError::Watch {
+            path: source.display().to_string(),
+            reason: format!("{e}; create the directory or fix the replication source"),
+        })?;
+        let watcher = watch_tree(shared.clone(), on.0.clone())?;
+        Ok(Watched {
+            _watcher: Some(watcher),
+            on: Some(on),
+            checked: Instant::now(),
+            looking: None,
+        })
+    }
+
+    /// When the next look at the source path is due.
+    pub(super) fn next_check(&self) -> Instant {
+        self.checked + ROOT_CHECK_EVERY
+    }
+
+    /// When due: whether the source path still names the watched directory
+    /// (the same canonical path, device and inode). When it names another,
+    /// or the watcher saw the root itself removed or moved, the directory
+    /// there is watched afresh and a full pass is owed (what was written
+    /// there before its watch began). A source that is gone is looked for
+    /// again at the next check.
+    pub(super) async fn recheck(&mut self, shared: &Arc<Shared>) {
+        let now = Instant::now();
+        let looking = match self.looking.take() {
+            Some(h) => h,
+            None => {
+                let moved = std::mem::take(&mut shared.state.lock().unwrap().root_moved);
+                if !moved && now < self.next_check() {
+                    return;
+                }
+                // The watch saw its directory removed or moved: it is watched
+                // afresh whatever the path names now (a directory made again
+                // at once may get the same inode number).
+                let on = if moved { None } else { self.on.clone() };
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || look(shared, on))
+            }
+        };
+        self.checked = now;
+        if !looking.is_finished() {
+            // a moment for the usual case (a stat); a hung one is asked for again later
+            tokio::task::yield_now().await;
+            if !looking.is_finished() {
+                self.looking = Some(looking);
+                return;
+            }
+        }
+        let source = &shared.settings.source;
+        match looking.await {
+            Ok(Look::Same) => return,
+            Ok(Look::Gone(e)) => {
+                if self.on.take().is_some() {
+                    warn!(source = %source.display(), cause = %e, "the replication source is gone; watching it again once it is back");
+                }
+                return;
+            }
+            Ok(Look::Other(id, Ok(w))) => {
+                info!(source = %source.display(), "the replication source is another directory now: watching it, a full pass follows");
+                self._watcher = Some(w);
+                self.on = Some(id);
+            }
+            Ok(Look::Other(_, Err(e))) => {
+                // retried at the next check; the full pass still goes
+                warn!(source = %source.display(), cause = %e, "cannot watch the replication source's new directory");
+                self._watcher = None;
+                self.on = None;
+            }
+            Err(e) => {
+                warn!(cause = %e, "the look at the replication source failed");
+                return;
+            }
+        }
+        let mut st = shared.state.lock().unwrap();
+        st.full_since = earliest(st.full_since, Some(Instant::now()));
+        drop(st);
+        shared.wake.notify_one();
+    }
+}
 
 /// Starts a recursive inotify watch on `source` that records changes in `shared`.
-pub(super) fn watch_tree(
+fn watch_tree(
     shared: Arc<Shared>,
     source: PathBuf,
 ) -> Result<notify::RecommendedWatcher, AgentError> {
@@ -39,6 +186,14 @@ pub(super) fn watch_tree(
                 for p in &ev.paths {
                     if let Ok(rel) = p.strip_prefix(&root) {
                         if rel.as_os_str().is_empty() {
+                            if matches!(
+                                ev.kind,
+                                notify::EventKind::Remove(_)
+                                    | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+                            ) {
+                                // removed or moved away: which directory does the source name now?
+                                st.root_moved = true;
+                            }
                             // The root itself (its mode, owner, xattrs): `.`
                             // is never listed to rsync, it asks for [`Shared::send_root`].
                             st.paths.insert(PathBuf::from(ROOT));

@@ -8,14 +8,19 @@
 use super::*;
 
 /// The continuous loop, then a last manifest save.
-pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
-    work_loop(&shared, cancel).await;
+pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken, mut watched: Watched) {
+    work_loop(&shared, cancel, &mut watched).await;
     shared.save_manifest(true).await;
 }
 
 /// Wait for changes, gather batches, run up to `max_transfers` of them,
-/// run a full pass when one is owed (alone), retry failures.
-pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
+/// run a full pass when one is owed (alone), retry failures, and keep the
+/// watch on the directory the source path names ([`Watched::recheck`]).
+pub(super) async fn work_loop(
+    shared: &Arc<Shared>,
+    cancel: CancellationToken,
+    watched: &mut Watched,
+) {
     let s = &shared.settings;
     let mut backoff = s.retry_min;
     let mut failing = false;
@@ -27,6 +32,7 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
     let mut full_retry_at: Option<Instant> = None;
     let mut running: tokio::task::JoinSet<Result<(), AgentError>> = tokio::task::JoinSet::new();
     loop {
+        watched.recheck(shared).await;
         while let Some(done) = running.try_join_next() {
             if !shared.batch_done(done, &mut failing).await {
                 return;
@@ -135,6 +141,7 @@ pub(super) async fn work_loop(shared: &Arc<Shared>, cancel: CancellationToken) {
         tokio::select! {
             _ = shared.wake.notified() => {}
             _ = tokio::time::sleep(retry_in.unwrap_or_default()), if retry_in.is_some() => {}
+            _ = tokio::time::sleep_until(watched.next_check().into()) => {}
             Some(done) = running.join_next(), if !running.is_empty() => {
                 if !shared.batch_done(done, &mut failing).await {
                     return;

@@ -1,0 +1,144 @@
+//! The watched directory itself replaced under a running replicator
+//! (renamed away and another put in its place, deleted and made again,
+//! a filesystem mounted over it) against a real rsync daemon on
+//! 127.0.0.1: what is written in the directory now at the source path
+//! reaches the peer. inotify watches inodes, not paths, so a watch left
+//! on the old directory sees none of it. Needs `rsync` (CI fails without
+//! it, elsewhere the tests skip).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use warden_agents::replicate::{Replicator, RsyncReplicator};
+
+#[path = "support/rsyncd.rs"]
+mod rsyncd;
+use rsyncd::*;
+
+fn write(root: &Path, name: &str, body: &str) {
+    let p = root.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+/// Waits until `dst/name` holds `body` (the peer got it).
+async fn arrives(dst: &Path, name: &str, body: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if std::fs::read_to_string(dst.join(name)).ok().as_deref() == Some(body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never reached the peer (it holds {:?})",
+            snapshot(dst).keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_directory_swapped_by_renames_is_watched_again() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (src, dst) = (d.src(), d.target());
+    write(&src, "old.txt", "version 1");
+    let repl = RsyncReplicator::new(d.settings("drdata", PASSWORD));
+    repl.start(CancellationToken::new()).await.unwrap();
+    arrives(&dst, "old.txt", "version 1").await;
+
+    // A deploy swaps the whole data directory.
+    let next = d.dir.path().join("src.new");
+    write(&next, "old.txt", "version 2");
+    write(&next, "new.txt", "only in version 2");
+    std::fs::rename(&src, d.dir.path().join("src.old")).unwrap();
+    std::fs::rename(&next, &src).unwrap();
+    arrives(&dst, "new.txt", "only in version 2").await;
+    arrives(&dst, "old.txt", "version 2").await;
+    // and what users write there afterwards
+    write(&src, "later/written.txt", "after the swap");
+    arrives(&dst, "later/written.txt", "after the swap").await;
+    repl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_directory_removed_and_made_again_is_watched_again() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (src, dst) = (d.src(), d.target());
+    write(&src, "a.txt", "a");
+    let repl = RsyncReplicator::new(d.settings("drdata", PASSWORD));
+    repl.start(CancellationToken::new()).await.unwrap();
+    arrives(&dst, "a.txt", "a").await;
+
+    std::fs::remove_dir_all(&src).unwrap();
+    std::fs::create_dir(&src).unwrap();
+    write(&src, "a.txt", "restored");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    write(&src, "b.txt", "written after the restore");
+    arrives(&dst, "b.txt", "written after the restore").await;
+    arrives(&dst, "a.txt", "restored").await;
+    repl.stop().await;
+}
+
+/// A tmpfs mounted on a directory, unmounted on drop (also when the test fails).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` (a skip) when this process cannot mount; in CI, a failure.
+    fn mount(dir: &Path) -> Option<Tmpfs> {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cannot mount a tmpfs (CI runs the tests as root)"
+            );
+            eprintln!("note: cannot mount a tmpfs (not root?), skipping this test");
+            return None;
+        }
+        Some(Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The agent started before the data volume was mounted (a boot order, a
+/// late iSCSI or NFS mount): what users write on the volume reaches the peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filesystem_mounted_on_the_source_after_the_start_is_watched() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (src, dst) = (d.src(), d.target());
+    write(&src, "a.txt", "a");
+    let repl = RsyncReplicator::new(d.settings("drdata", PASSWORD));
+    repl.start(CancellationToken::new()).await.unwrap();
+    arrives(&dst, "a.txt", "a").await;
+
+    let Some(_volume) = Tmpfs::mount(&src) else {
+        return;
+    };
+    write(&src, "a.txt", "a, on the volume");
+    arrives(&dst, "a.txt", "a, on the volume").await;
+    write(&src, "b.txt", "written on the volume");
+    arrives(&dst, "b.txt", "written on the volume").await;
+    repl.stop().await;
+}
