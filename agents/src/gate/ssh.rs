@@ -34,8 +34,12 @@ const FLAGS: &[&str] = &[
 
 /// Short options allowed in the server's option cluster: rsync's flags
 /// without a value, less `-K`, `-L` and `-k`, which follow symlinks out of
-/// the directory (rrsync refuses them below a restricted directory too).
-const SHORT: &str = "ACDEHIJNORSUWXbcdgilmnopqrstuvxyz";
+/// the directory (rrsync refuses them below a restricted directory too),
+/// and less `-s` (`--secluded-args`): with it rsync's server reads its real
+/// options and paths from the client on its standard input, after the gate
+/// judged the command line (a "read" of the group's directory there is a
+/// read of any file, with any option, on stdin).
+const SHORT: &str = "ACDEHIJNORSUWXbcdgilmnopqrtuvxyz";
 
 /// One transfer as the client asked sshd to run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,6 +395,17 @@ mod tests {
                 "\"--log-format",
             ),
             ("rsync --server -l 'unclosed . /srv/b", "not well quoted"),
+            // `--secluded-args`: the server's real arguments come on stdin,
+            // never seen by the gate (a peer's key would read any file,
+            // or push with any option anywhere the login user may write).
+            (
+                "rsync --server --sender -se.LsfxCIvu . /srv/b/",
+                "\"-se.LsfxCIvu\"",
+            ),
+            (
+                "rsync --server -slogDtpre.iLsfxCIvu . /srv/b/",
+                "\"-slogDtpre.iLsfxCIvu\"",
+            ),
         ] {
             let e = parse(cmd).expect_err(cmd);
             assert!(e.contains(says), "{cmd}: {e}");
