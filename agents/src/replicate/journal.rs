@@ -15,6 +15,14 @@
 //! Directories created after the mark are named themselves (the final pass
 //! sends their subtree), so inotify's gap between a new directory and its
 //! watch does not matter.
+//!
+//! inotify watches the directory, not its path: once the path names
+//! another directory (the data directory removed or renamed away and
+//! another put in its place, a filesystem mounted or unmounted there, a
+//! symlink on the way turned), nothing written there is seen. The journal
+//! then cannot tell: an event on the root itself that removes or moves it
+//! breaks it, and `since` compares the path's directory with the one
+//! watched (a mount or a symlink turned sends no event to the watch).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -57,7 +65,18 @@ pub struct ChangeJournal {
     barrier_dir: PathBuf,
     state: Arc<Mutex<State>>,
     arrived: Arc<Notify>,
+    /// The watched directory: its canonical path and `(st_dev, st_ino)`,
+    /// taken before the watch began.
+    watched: (PathBuf, (u64, u64)),
     _watcher: notify::RecommendedWatcher,
+}
+
+/// The canonical path and `(st_dev, st_ino)` of the directory `path` names now.
+fn dir_id(path: &Path) -> std::io::Result<(PathBuf, (u64, u64))> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(path)?;
+    let meta = std::fs::metadata(&real)?;
+    Ok((real, (meta.dev(), meta.ino())))
 }
 
 impl std::fmt::Debug for ChangeJournal {
@@ -93,6 +112,7 @@ impl ChangeJournal {
             barrier_dir,
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         );
+        let watched = dir_id(root).map_err(|e| watch_err(root, e.to_string()))?;
         let state = Arc::new(Mutex::new(State::default()));
         let arrived = Arc::new(Notify::new());
         let handler = {
@@ -126,6 +146,21 @@ impl ChangeJournal {
                                 st.seq += 1;
                                 let seq = st.seq;
                                 let name = if rel.as_os_str().is_empty() {
+                                    if matches!(
+                                        ev.kind,
+                                        notify::EventKind::Remove(_)
+                                            | notify::EventKind::Modify(
+                                                notify::event::ModifyKind::Name(_)
+                                            )
+                                    ) {
+                                        warn!("change journal: the data directory itself was removed or moved away; it can no longer tell what changed");
+                                        st.names.clear();
+                                        st.broken = Some(
+                                            "the data directory itself was removed or moved away"
+                                                .into(),
+                                        );
+                                        continue;
+                                    }
                                     PathBuf::from(ROOT)
                                 } else {
                                     rel.to_path_buf()
@@ -162,6 +197,7 @@ impl ChangeJournal {
             barrier_dir: barrier_dir.to_path_buf(),
             state,
             arrived,
+            watched,
             _watcher: watcher,
         })
     }
@@ -197,10 +233,21 @@ impl ChangeJournal {
             ));
         }
         self.flush().await?;
-        let st = lock(&self.state);
-        if let Some(why) = &st.broken {
+        if let Some(why) = &lock(&self.state).broken {
             return Err(why.clone());
         }
+        match dir_id(&self.root) {
+            Ok(now) if now == self.watched => {}
+            Ok(_) => {
+                return Err(format!(
+                    "{} is no longer the directory journaled (replaced, a filesystem mounted or \
+                     unmounted there, or a symlink on the way turned)",
+                    self.root.display()
+                ))
+            }
+            Err(e) => return Err(format!("{}: {e}", self.root.display())),
+        }
+        let st = lock(&self.state);
         if mark.seq > st.seq {
             return Err(format!(
                 "the mark ({}) is ahead of the journal ({})",
@@ -308,6 +355,43 @@ mod tests {
                 "{want} missing from {names:?}"
             );
         }
+    }
+
+    /// The data directory replaced after the mark: what is written in the
+    /// new one was never seen, so the journal cannot tell (a final pass
+    /// limited to its names would leave those writes behind).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_data_directory_replaced_after_the_mark_cannot_be_told() {
+        let dir = tempfile::tempdir().unwrap();
+        // renamed away, another renamed in
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
+        let mark = j.mark_flushed().await.unwrap();
+        let next = dir.path().join("data.new");
+        std::fs::create_dir_all(&next).unwrap();
+        std::fs::write(next.join("written.txt"), "in the new directory").unwrap();
+        std::fs::rename(&root, dir.path().join("data.old")).unwrap();
+        std::fs::rename(&next, &root).unwrap();
+        std::fs::write(root.join("later.txt"), "after the swap").unwrap();
+        let e = j.since(mark).await.unwrap_err();
+        assert!(e.contains("removed or moved"), "{e}");
+        drop(j);
+
+        // a symlink on the way turned (`current -> v1` to `v2`): no event at all
+        let (v1, v2) = (dir.path().join("v1"), dir.path().join("v2"));
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::create_dir_all(&v2).unwrap();
+        let current = dir.path().join("current");
+        std::os::unix::fs::symlink(&v1, &current).unwrap();
+        let j = ChangeJournal::start(&current, &dir.path().join("barrier")).unwrap();
+        let mark = j.mark_flushed().await.unwrap();
+        std::fs::write(v2.join("written.txt"), "in v2").unwrap();
+        let turned = dir.path().join("current.next");
+        std::os::unix::fs::symlink(&v2, &turned).unwrap();
+        std::fs::rename(&turned, &current).unwrap();
+        let e = j.since(mark).await.unwrap_err();
+        assert!(e.contains("no longer the directory journaled"), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
