@@ -25,6 +25,10 @@
 //! run. Outcomes travel with every report until the orchestrator lists them in
 //! `acked`.
 //!
+//! One agent per state directory: `run` first takes the lock of the
+//! site's `state_dir` (`crate::state_lock`), and a second agent of the
+//! site refuses to start instead of running every order again.
+//!
 //! The agent only connects outward. When the orchestrator is unreachable it
 //! logs one warning per change of cause, keeps checking, and retries: the
 //! report loop on its own schedule, the poll loop with a backoff that never
@@ -50,6 +54,7 @@ use crate::hooks::{run_hooks, HookContext};
 use crate::peers::PeerViews;
 use crate::settings::with_timeout_at_most;
 pub use crate::settings::{AgentSettings, PeerEndpoints};
+use crate::state_lock::StateLock;
 use crate::wire::{
     AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
     DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
@@ -102,6 +107,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         .build()
         .map_err(AgentError::Client)?;
 
+    // One agent per state directory, for as long as this one runs: a
+    // second would run every order again (see `state_lock`).
+    let _state_lock = StateLock::acquire(&settings.state_dir, &settings.site)?;
     let authority = Arc::new(Authority::open(
         &settings.state_dir,
         &settings.site,
