@@ -25,6 +25,10 @@
 //! run. Outcomes travel with every report until the orchestrator lists them in
 //! `acked`.
 //!
+//! One agent per state directory: `run` first takes the lock of the
+//! site's `state_dir` (`crate::state_lock`), and a second agent of the
+//! site refuses to start instead of running every order again.
+//!
 //! The agent only connects outward. When the orchestrator is unreachable it
 //! logs one warning per change of cause, keeps checking, and retries: the
 //! report loop on its own schedule, the poll loop with a backoff that never
@@ -50,11 +54,10 @@ use crate::hooks::{run_hooks, HookContext};
 use crate::peers::PeerViews;
 use crate::settings::with_timeout_at_most;
 pub use crate::settings::{AgentSettings, PeerEndpoints};
-use crate::wire::{
-    AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReplicationStatus, ReportResponse,
-    DIVERGENT_PAGE_BYTES, DIVERGENT_PAGE_ITEMS,
-};
+use crate::state_lock::StateLock;
+use crate::wire::{AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReportResponse};
 
+mod pages;
 mod stream;
 
 /// How long the tasks get to stop after shutdown before they are aborted.
@@ -102,6 +105,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         .build()
         .map_err(AgentError::Client)?;
 
+    // One agent per state directory, for as long as this one runs: a
+    // second would run every order again (see `state_lock`).
+    let _state_lock = StateLock::acquire(&settings.state_dir, &settings.site)?;
     let authority = Arc::new(Authority::open(
         &settings.state_dir,
         &settings.site,
@@ -281,10 +287,8 @@ impl Shared {
                 .replication
                 .as_ref()
                 .map(|r| r.status())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| page_divergent(r, seq))
-                .collect(),
+                .map(|statuses| pages::page_replication(statuses, seq))
+                .unwrap_or_default(),
             authority: self.authority.wire(),
         }
     }
@@ -575,43 +579,6 @@ async fn run_command(
         action: cmd.kind,
     };
     run_hooks(&cmd.id, hooks, &cx).await
-}
-
-/// Cut a status's divergent list to one page, the pages taken in turn from
-/// report to report (`seq`), so a report stays small however long the list.
-fn page_divergent(mut r: ReplicationStatus, seq: u64) -> ReplicationStatus {
-    use std::hash::{Hash, Hasher};
-    let all = std::mem::take(&mut r.divergent);
-    let total = all.len();
-    r.divergent_total = total as u64;
-    if total == 0 {
-        return r;
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for d in &all {
-        (&d.name, &d.reason, &d.action, &d.moved_to).hash(&mut h);
-    }
-    r.divergent_digest = h.finish();
-    // Page boundaries are fixed by item count and size from the start of the
-    // list, so every report of the same list cuts the same pages.
-    let mut starts = vec![0usize];
-    let (mut n, mut bytes) = (0usize, 0usize);
-    for (i, d) in all.iter().enumerate() {
-        let size = d.page_bytes();
-        if n > 0 && (n == DIVERGENT_PAGE_ITEMS || bytes + size > DIVERGENT_PAGE_BYTES) {
-            starts.push(i);
-            n = 0;
-            bytes = 0;
-        }
-        n += 1;
-        bytes += size;
-    }
-    let page = (seq as usize) % starts.len();
-    let from = starts[page];
-    let to = starts.get(page + 1).copied().unwrap_or(total);
-    r.divergent_offset = from as u64;
-    r.divergent = all[from..to].to_vec();
-    r
 }
 
 fn is_replication(kind: CommandKind) -> bool {

@@ -18,6 +18,14 @@ pub enum AgentError {
     /// written: fatal at start, the operator fixes the directory.
     #[error("cannot keep the agent's authority state in {path}: {detail}; make the directory writable or set sites.SITE.state_dir")]
     State { path: String, detail: String },
+    /// Another process (an agent of this site) holds the state directory:
+    /// fatal, the operator stops one of the two.
+    #[error("another agent of site {site} already runs with state_dir {dir} ({holder}): stop it first (two agents of one site would each run every order)")]
+    AlreadyRunning {
+        site: String,
+        dir: String,
+        holder: String,
+    },
     /// The orchestrator could not be reached or did not answer in time: retryable, the agent keeps trying.
     #[error("orchestrator unreachable: {0}")]
     Unreachable(String),

@@ -16,6 +16,8 @@
 //!   manifest, and `replicate::plan` (a plan built from the config);
 //! - [`replication`]: this site's replication role per group (source,
 //!   resync, idle): what the replication commands do, and its status report;
+//! - `state_lock`: one agent per state directory (a kernel lock held while
+//!   it runs);
 //! - [`gate`]: `warden rsync-gate`, the receiving rsync module's check that
 //!   no push lands in a site while it is active;
 //! - [`error`]: [`AgentError`], what went wrong and whose move it is.
@@ -30,6 +32,7 @@ pub mod hooks;
 mod peers;
 pub mod replicate;
 pub mod settings;
+mod state_lock;
 /// The agent's replication role per group (in `replicate/`, next to the plans it drives).
 pub use replicate::replication;
 /// The one-group config the integration tests start from, for unit tests too.

@@ -8,7 +8,9 @@
 //!   tally into an event);
 //! - commands belong to a runbook (or to the replication round): when the
 //!   runbook ends or the group's epoch moves on, its queued commands are
-//!   withdrawn and no agent is handed them again;
+//!   withdrawn and no agent is handed them again; a demote withdraws a
+//!   promote of the same site and group still waiting (demotes are handed
+//!   out first, so the older promote would run after it);
 //! - memory is bounded by what the orchestrator queued, never by what agents
 //!   send: finished entries are evicted oldest first, outcome texts are cut.
 
@@ -97,6 +99,22 @@ impl Ledger {
                     self.done.retain(|id| id != &cmd.id);
                 }
             }
+        }
+        if cmd.kind == CommandKind::Demote {
+            // The newer order wins: a promote of the same site and group
+            // still waiting (one whose step timed out, before a roll-back
+            // demotes the site again) would otherwise be handed out after
+            // this demote, which goes first, and leave the site promoted.
+            let (site, group, epoch) = (cmd.site.clone(), cmd.group.clone(), cmd.epoch);
+            self.withdraw(
+                |e| {
+                    e.cmd.kind == CommandKind::Promote
+                        && e.cmd.site == site
+                        && e.cmd.group == group
+                        && e.cmd.epoch <= epoch
+                },
+                &format!("superseded by {}", cmd.id),
+            );
         }
         let q = self.queued.entry(cmd.site.clone()).or_default();
         if cmd.kind == CommandKind::Demote {
@@ -412,6 +430,38 @@ mod tests {
         // A withdrawn command may be asked anew.
         assert!(l.queue(promote.clone(), None));
         assert_eq!(l.pending_for("ca")[1], promote);
+    }
+
+    /// A promote that timed out at a site that was briefly silent, then the
+    /// roll-back's demote of that site: when the site is heard again it
+    /// must get the demote only, never the demote (first) and then the
+    /// promote, which would leave it promoted beside the site the
+    /// roll-back promotes back.
+    #[test]
+    fn a_demote_withdraws_a_promote_of_the_same_site_and_group_still_waiting() {
+        let mut l = Ledger::default();
+        let promote = cmd("web", 5, CommandKind::Promote, "b");
+        let other_group = cmd("db", 5, CommandKind::Promote, "b");
+        let other_site = cmd("web", 6, CommandKind::Promote, "a");
+        l.queue(promote.clone(), Some(3));
+        l.queue(other_group.clone(), Some(4));
+        l.queue(other_site.clone(), Some(5));
+        let mut back = cmd("web", 5, CommandKind::Demote, "b");
+        back.id = "web:5:demote_back".into();
+        assert!(l.queue(back.clone(), Some(3)));
+        assert_eq!(l.pending_for("b"), vec![back.clone(), other_group]);
+        assert!(matches!(
+            l.state(&promote.id),
+            Some(CommandState::Withdrawn(why)) if why.contains("web:5:demote_back")
+        ));
+        // The site ran the promote before it was withdrawn: a late outcome.
+        assert_eq!(l.accept("b", &ok(&promote.id)), Accepted::Late);
+        assert_eq!(l.pending_for("a"), vec![other_site]);
+        // A promote of a newer epoch than the demote stays.
+        let newer = cmd("web", 7, CommandKind::Promote, "b");
+        l.queue(newer.clone(), None);
+        l.queue(cmd("web", 6, CommandKind::Demote, "b"), None);
+        assert!(l.pending_for("b").contains(&newer));
     }
 
     #[test]

@@ -96,8 +96,11 @@ pub struct ReplicationStatus {
     /// Divergent items found by the last resync and what was done with them:
     /// one page of the full list (at most [`DIVERGENT_PAGE_ITEMS`] items and
     /// about [`DIVERGENT_PAGE_BYTES`] bytes), starting at `divergent_offset`.
-    /// The agent sends the pages in turn, so reports stay small whatever the
-    /// list's length; the orchestrator assembles the full list.
+    /// The agent sends the pages in turn, and one group's page per report
+    /// (the groups with a list take turns; the others' statuses carry their
+    /// total and digest and no item), so reports stay small whatever the
+    /// lists' lengths and number; the orchestrator assembles the full list
+    /// and passes over a status without items.
     #[serde(default)]
     pub divergent: Vec<DivergentWire>,
     /// How many divergent items there are in all.

@@ -1,0 +1,129 @@
+//! One agent per state directory: [`StateLock`] holds an exclusive lock on
+//! `STATE_DIR/agent.lock` for as long as the agent runs.
+//!
+//! Two agents of one site — a `warden agent` started by hand beside the
+//! service's, a new container started before the old one stopped, a unit
+//! copied under a second name — would each take every order the
+//! orchestrator hands the site: the promote hooks run twice at once, two
+//! replicators push from one tree, and each process writes its own memory
+//! of the highest epochs into `authority.json`, so one's write can take
+//! back an epoch the other raised. The second one therefore refuses to
+//! start, naming the process that holds the directory.
+//!
+//! The lock is the kernel's (`flock`),
+//! not a pid file: it ends with its process however that process ends
+//! (a crash, SIGKILL, a power loss), so no stale pid ever keeps an agent
+//! from starting, and a pid reused by another program is never mistaken
+//! for an agent. The file is opened close-on-exec: a daemon a hook started
+//! does not inherit it and keep the directory locked after the agent ends.
+//! The pid written into it only names the holder in the refusal.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use crate::error::AgentError;
+
+/// The lock file's name in the site's `state_dir`.
+const LOCK_NAME: &str = "agent.lock";
+
+/// The held lock; released when dropped (or when the process ends).
+#[derive(Debug)]
+pub(crate) struct StateLock {
+    _file: File,
+}
+
+impl StateLock {
+    /// Lock `dir` (created if missing) for the agent of `site`; an error
+    /// when another process holds it.
+    pub(crate) fn acquire(dir: &Path, site: &str) -> Result<StateLock, AgentError> {
+        let path = dir.join(LOCK_NAME);
+        let failed = |detail: String| AgentError::State {
+            path: path.display().to_string(),
+            detail,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| failed(format!("cannot create it: {e}")))?;
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| failed(format!("cannot open it: {e}")))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(AgentError::AlreadyRunning {
+                    site: site.to_string(),
+                    dir: dir.display().to_string(),
+                    holder: holder(&mut file),
+                })
+            }
+            Err(e) => return Err(failed(format!("cannot lock it: {e}"))),
+        }
+        // Best effort: the pid only names the holder to a second agent.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
+        Ok(StateLock { _file: file })
+    }
+}
+
+/// Who holds the lock, as its file says ("pid N"), or "another process".
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.take(32).read_to_string(&mut text);
+    match text.trim().parse::<u32>() {
+        Ok(pid) => format!("pid {pid}"),
+        Err(_) => "another process".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The lock of `dir`, taken within a few seconds: a process another
+    /// test forks holds a copy of every descriptor of this one until it
+    /// execs (close-on-exec), a moment at most.
+    fn acquire_soon(dir: &Path) -> Result<StateLock, AgentError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match StateLock::acquire(dir, "a") {
+                Err(AgentError::AlreadyRunning { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// A second agent is refused while the first runs, naming it; once the
+    /// first is gone an agent starts, even when a process it started (a
+    /// hook's daemon) outlives it.
+    #[test]
+    fn a_second_agent_is_refused_until_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = acquire_soon(dir.path()).unwrap();
+        let e = StateLock::acquire(dir.path(), "a").unwrap_err();
+        let text = e.to_string();
+        assert!(
+            matches!(e, AgentError::AlreadyRunning { .. })
+                && text.contains(&format!("pid {}", std::process::id()))
+                && text.contains(&dir.path().display().to_string()),
+            "{text}"
+        );
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        drop(first);
+        let again = acquire_soon(dir.path());
+        let _ = child.kill();
+        let _ = child.wait();
+        again.expect("free once the first is gone, whatever it started");
+    }
+}
