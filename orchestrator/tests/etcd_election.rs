@@ -2,7 +2,8 @@
 //! member on loopback, started and killed by each test): one leader, which
 //! steps down within the lease TTL when etcd stops answering; a node that
 //! cannot take over backs off; a slow take-over still holds the lease it
-//! won.
+//! won; the licence to act lapses at the lease's deadline even when the
+//! loop does not run.
 
 mod member;
 
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use warden_orchestrator::etcd::leader::{Election, Leadership, Role};
 use warden_orchestrator::etcd::EtcdStore;
+use warden_orchestrator::licence::Licence;
 
 /// Records what the election asked of the service.
 #[derive(Default)]
@@ -266,4 +268,123 @@ async fn a_slow_take_over_still_holds_the_lease_it_won() {
         stop2.cancel();
         t2.await.unwrap();
     }
+}
+
+/// A node's service as far as the licence to act goes: granted at the
+/// take-over, bound to the lease's deadline, revoked at the step-down.
+/// `stall` makes the next `etcd_health` block the election loop that
+/// long (a process paused, a starved runtime) while the test runs on.
+struct Licensed {
+    licence: Licence,
+    stall: Mutex<Option<Duration>>,
+    downs: Mutex<Vec<String>>,
+}
+
+impl Licensed {
+    fn new(shutdown: &CancellationToken) -> Arc<Licensed> {
+        Arc::new(Licensed {
+            licence: Licence::new(shutdown),
+            stall: Mutex::new(None),
+            downs: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+#[async_trait]
+impl Role for Licensed {
+    async fn take_over(&self, _term: i64) -> Result<(), String> {
+        self.licence.grant();
+        Ok(())
+    }
+    fn step_down(&self, why: &str) {
+        self.licence.revoke(why);
+        self.downs.lock().unwrap().push(why.to_string());
+    }
+    fn lease_until(&self, deadline: tokio::time::Instant) -> bool {
+        self.licence.lapse_at(deadline)
+    }
+    fn etcd_health(&self, _trouble: Option<&str>) {
+        let stall = self.stall.lock().unwrap().take();
+        if let Some(d) = stall {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+/// Waits (up to 10 s) until `what` holds.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(10), "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The leader's election loop stops running for longer than the lease
+/// (the process paused, its runtime starved) while the rest of it runs:
+/// its licence lapses at its own deadline, before another node can win —
+/// not when the loop next runs and steps down. Before, the other node led
+/// while this one still held its licence: two leaders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_leader_whose_election_loop_stalls_past_its_lease_holds_no_licence_once_another_leads() {
+    let Some(e) = etcd() else { return };
+    let stop = CancellationToken::new();
+    let (r1, r2) = (Licensed::new(&stop), Licensed::new(&stop));
+    let (e1, _v1) = election(&e, "n1", r1.clone());
+    let (e2, v2) = election(&e, "n2", r2.clone());
+    let t1 = tokio::spawn(e1.run(stop.clone()));
+    until("n1 was not elected", || r1.licence.is_held()).await;
+    let t2 = tokio::spawn(e2.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    *r1.stall.lock().unwrap() = Some(Duration::from_secs(4));
+    until("n2 did not take over while n1's loop stalled", || {
+        v2.borrow().is_leader
+    })
+    .await;
+    assert!(r2.licence.is_held());
+    assert!(
+        !r1.licence.is_held(),
+        "n1 still holds its licence while n2 leads"
+    );
+    stop.cancel();
+    let _ = tokio::join!(t1, t2);
+}
+
+/// The licence lapsed (the loop stalled past the old deadline) but the
+/// renewal in flight came back, with a deadline still ahead: the term
+/// ends and a new one is won, by this node or another. Before, the loop
+/// went on leading with a licence that had lapsed: the key held, the lease
+/// renewed, and nobody acting, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_licence_that_lapsed_before_a_late_renewal_ends_the_term_and_someone_leads_again() {
+    let Some(e) = etcd() else { return };
+    let stop = CancellationToken::new();
+    let (r1, r2) = (Licensed::new(&stop), Licensed::new(&stop));
+    let (e1, _v1) = election(&e, "n1", r1.clone());
+    let (e2, _v2) = election(&e, "n2", r2.clone());
+    let t1 = tokio::spawn(e1.run(stop.clone()));
+    until("n1 was not elected", || r1.licence.is_held()).await;
+    let t2 = tokio::spawn(e2.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Renewals every 2/3 s, deadline 1.8 s after each: stalled 1.4 s after
+    // a renewal, the last deadline passes, the new one does not.
+    *r1.stall.lock().unwrap() = Some(Duration::from_millis(1400));
+    until("n1's licence did not lapse", || !r1.licence.is_held()).await;
+    until("nobody holds the licence after n1's lapsed", || {
+        r1.licence.is_held() || r2.licence.is_held()
+    })
+    .await;
+    assert!(
+        r1.downs
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|w| w.contains("lapsed") || w.contains("deadline")),
+        "{:?}",
+        r1.downs.lock().unwrap()
+    );
+    stop.cancel();
+    let _ = tokio::join!(t1, t2);
 }
