@@ -58,7 +58,7 @@ async fn a_deposed_leaders_writes_are_refused_by_etcd() {
         "a node that never led writes nothing"
     );
     let (term, lease) = take_key(&e.url, &old, "old").await;
-    old.set_guard(Some(term));
+    old.set_guard(Some((term, lease)));
     old.put_group(&group("web", 2)).expect("the leader writes");
 
     // Its lease ends (expired or revoked): another node takes the key.
@@ -66,8 +66,8 @@ async fn a_deposed_leaders_writes_are_refused_by_etcd() {
         .await
         .unwrap();
     c.lease_revoke(lease).await.unwrap();
-    let (term2, _) = take_key(&e.url, &new, "new").await;
-    new.set_guard(Some(term2));
+    let (term2, lease2) = take_key(&e.url, &new, "new").await;
+    new.set_guard(Some((term2, lease2)));
     assert_ne!(term, term2);
 
     // The old leader still believes it leads: etcd refuses its write.
@@ -85,12 +85,43 @@ async fn a_deposed_leaders_writes_are_refused_by_etcd() {
     assert_eq!(new.leader_now().unwrap().as_deref(), Some("new"));
 }
 
+/// etcd rebuilt empty (a member started again on a wiped data directory,
+/// or a cluster restored from a backup without `--bump-revision`):
+/// revisions start again, and the next leader's key can be created at the
+/// very revision that was the old leader's term. The old leader's write
+/// is still refused: its guard is its key on its own lease, not a
+/// revision alone. Before, etcd took it, over the new leader's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_from_before_etcd_was_rebuilt_is_refused_at_the_same_revision() {
+    let Some(e) = etcd() else { return };
+    let old = EtcdStore::connect(&cfg(&e.url, "/t10/")).unwrap();
+    let (term, lease) = take_key(&e.url, &old, "old").await;
+    old.set_guard(Some((term, lease)));
+    old.put_group(&group("web", 2)).expect("the leader writes");
+
+    let e = e.wiped();
+    let new = EtcdStore::connect(&cfg(&e.url, "/t10/")).unwrap();
+    let (term2, lease2) = take_key(&e.url, &new, "new").await;
+    assert_eq!(term2, term, "the new key is at the old term's revision");
+    new.set_guard(Some((term2, lease2)));
+    new.put_group(&group("web", 3))
+        .expect("the new leader writes");
+
+    let late = old.put_group(&group("web", 7));
+    assert!(
+        matches!(late, Err(OrchestratorError::Deposed(_))),
+        "the old term's write at the same revision: {late:?}"
+    );
+    let groups = new.groups().unwrap();
+    assert_eq!(groups[0].epoch, 3, "the old term's write left no trace");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_page_and_prune_in_etcd() {
     let Some(e) = etcd() else { return };
     let s = EtcdStore::connect(&cfg(&e.url, "/t2/")).unwrap();
-    let (term, _) = take_key(&e.url, &s, "n").await;
-    s.set_guard(Some(term));
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
     assert_eq!(s.last_event_id().unwrap(), 0);
     // More than one transaction's worth (etcd allows 128 operations).
     let events: Vec<Event> = (1..=250)
@@ -130,8 +161,8 @@ async fn events_page_and_prune_in_etcd() {
 async fn keys_written_by_hand_neither_renumber_events_nor_replace_records() {
     let Some(e) = etcd() else { return };
     let s = EtcdStore::connect(&cfg(&e.url, "/t5/")).unwrap();
-    let (term, _) = take_key(&e.url, &s, "n").await;
-    s.set_guard(Some(term));
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
     let event = |id: u64| Event {
         id,
         time_unix_ms: id,
@@ -181,8 +212,8 @@ async fn a_table_longer_than_one_answer_is_read_whole() {
     use warden_orchestrator::model::{Runbook, RunbookKind};
     let Some(e) = etcd() else { return };
     let s = EtcdStore::connect(&cfg(&e.url, "/t7/")).unwrap();
-    let (term, _) = take_key(&e.url, &s, "n").await;
-    s.set_guard(Some(term));
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
     for id in 1..=300u64 {
         let rb = Runbook::new(
             id,
@@ -256,7 +287,7 @@ async fn tls_to_etcd_with_a_client_certificate() {
     c.tls = Some(tls("client"));
     let s = EtcdStore::connect(&c).expect("connects over TLS");
     assert_eq!(s.leader_now().expect("a read over mTLS"), None);
-    let (term, _) = {
+    let (term, lease) = {
         // Take the key over TLS too, through the store's own client.
         use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
         let mut client = s.client();
@@ -276,7 +307,7 @@ async fn tls_to_etcd_with_a_client_certificate() {
             .unwrap();
         (r.header().unwrap().revision(), lease)
     };
-    s.set_guard(Some(term));
+    s.set_guard(Some((term, lease)));
     s.put_group(&group("web", 4))
         .expect("a guarded write over TLS");
     assert_eq!(s.groups().unwrap()[0].epoch, 4);
@@ -312,8 +343,8 @@ async fn records_larger_than_an_etcd_request_are_cut_or_split_not_refused() {
     use warden_proto::agent::DivergentWire;
     let Some(e) = etcd() else { return };
     let s = EtcdStore::connect(&cfg(&e.url, "/t9/")).unwrap();
-    let (term, _) = take_key(&e.url, &s, "n").await;
-    s.set_guard(Some(term));
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
     let item = |i: usize| -> DivergentWire {
         serde_json::from_value(serde_json::json!({
             "name": format!("data/some/deep/directory/file-{i:06}.bin"),

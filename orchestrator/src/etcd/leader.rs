@@ -401,7 +401,7 @@ impl Election {
         let margin = ttl / 10;
         let mut deadline = sent + ttl - margin;
         self.role.lease_until(deadline);
-        self.store.set_guard(Some(term));
+        self.store.set_guard(Some((term, lease)));
         self.view.send_modify(|v| {
             v.leader = Some(self.node.clone());
             v.term = Some(term);
@@ -462,7 +462,10 @@ impl Election {
                         async move { c.get(key, None).await }
                     })
                     .await
-                    .map(|r| r.kvs().first().map(|kv| kv.create_revision()) == Some(term));
+                    .map(|r| {
+                        r.kvs().first().map(|kv| (kv.create_revision(), kv.lease()))
+                            == Some((term, lease))
+                    });
                     match ours {
                         Ok(true) => {
                             self.healthy();
@@ -521,15 +524,10 @@ impl Election {
             v.leader = None;
             v.lease_remaining_ms = None;
         });
-        if let Some(term) = term {
-            let key = self.store.leader_key();
+        if let Some(held) = term {
             let txn = Txn::new()
-                .when([Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    term,
-                )])
-                .and_then([TxnOp::delete(key, None)]);
+                .when(self.store.held(held))
+                .and_then([TxnOp::delete(self.store.leader_key(), None)]);
             let _ = retrying(self.timeout, client.clone(), |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }

@@ -13,6 +13,9 @@ use warden_config::EtcdConfig;
 pub(crate) struct Etcd {
     pub(crate) child: Child,
     pub(crate) url: String,
+    peer: String,
+    bin: PathBuf,
+    flags: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -62,10 +65,15 @@ pub(crate) fn etcd_with(flags: &[String], scheme: &str) -> Option<Etcd> {
 /// One etcd start on fresh ports; `None` when it exited or stopped
 /// listening within its first moments.
 fn start_etcd(bin: &std::path::Path, flags: &[String], scheme: &str) -> Option<Etcd> {
-    let dir = tempfile::tempdir().expect("tempdir");
     let (cp, pp) = (free_port(), free_port());
     let url = format!("{scheme}://127.0.0.1:{cp}");
     let peer = format!("http://127.0.0.1:{pp}");
+    spawn(bin, flags, url, peer)
+}
+
+/// etcd on `url` and `peer`, with an empty data directory.
+fn spawn(bin: &std::path::Path, flags: &[String], url: String, peer: String) -> Option<Etcd> {
+    let dir = tempfile::tempdir().expect("tempdir");
     let child = Command::new(bin)
         .args(flags)
         .args(["--name", "t1", "--data-dir"])
@@ -92,6 +100,9 @@ fn start_etcd(bin: &std::path::Path, flags: &[String], scheme: &str) -> Option<E
     let mut e = Etcd {
         child,
         url,
+        peer,
+        bin: bin.to_path_buf(),
+        flags: flags.to_vec(),
         _dir: dir,
     };
     let addr = e.url.split("://").nth(1).unwrap_or_default().to_string();
@@ -109,6 +120,24 @@ fn start_etcd(bin: &std::path::Path, flags: &[String], scheme: &str) -> Option<E
         return None;
     }
     Some(e)
+}
+
+impl Etcd {
+    /// The member killed and started again on the same URLs with an empty
+    /// data directory (rebuilt by an operator): revisions start again from 1.
+    #[allow(dead_code)] // etcd_store.rs only
+    pub(crate) fn wiped(self) -> Etcd {
+        let (bin, flags) = (self.bin.clone(), self.flags.clone());
+        let (url, peer) = (self.url.clone(), self.peer.clone());
+        drop(self);
+        for _ in 0..20 {
+            if let Some(e) = spawn(&bin, &flags, url.clone(), peer.clone()) {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        panic!("etcd did not start again on {url}");
+    }
 }
 
 pub(crate) fn cfg(url: &str, prefix: &str) -> EtcdConfig {
