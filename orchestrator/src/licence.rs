@@ -37,6 +37,8 @@ pub struct Licence {
     term: Mutex<Option<CancellationToken>>,
     /// When the licence lapses unless renewed.
     until: Mutex<Bound>,
+    /// Counts the terms granted: the number of the current (or last) one.
+    terms: std::sync::atomic::AtomicU64,
     tasks: TaskTracker,
 }
 
@@ -47,6 +49,7 @@ impl Licence {
             shutdown: shutdown.clone(),
             term: Mutex::new(None),
             until: Mutex::new(Bound::default()),
+            terms: std::sync::atomic::AtomicU64::new(0),
             tasks: TaskTracker::new(),
         }
     }
@@ -89,6 +92,7 @@ impl Licence {
         let mut t = self.term();
         if t.as_ref().is_none_or(|t| t.is_cancelled()) {
             self.bound().lapsed = false;
+            self.terms.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             *t = Some(self.shutdown.child_token());
             info!("licence to act granted");
         }
@@ -99,6 +103,27 @@ impl Licence {
         if let Some(t) = self.term().take() {
             t.cancel();
             warn!(cause = %why, "licence to act revoked: cancelling what was started under it");
+        }
+    }
+
+    /// The number of the current term (of the last one when none is held):
+    /// what a write taken now is made under, for [`Licence::revoke_term`].
+    pub fn term_number(&self) -> u64 {
+        let _t = self.term();
+        self.terms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// [`Licence::revoke`], only if term `n` is still the current one: a
+    /// write refused as a deposed leader's ends the term it was made
+    /// under, never a later one this node has won since.
+    pub fn revoke_term(&self, n: u64, why: &str) {
+        // Terms are counted under the term's lock (see `grant`).
+        let mut t = self.term();
+        if self.terms.load(std::sync::atomic::Ordering::SeqCst) == n {
+            if let Some(t) = t.take() {
+                t.cancel();
+                warn!(cause = %why, "licence to act revoked: cancelling what was started under it");
+            }
         }
     }
 

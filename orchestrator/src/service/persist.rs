@@ -201,11 +201,14 @@ impl Shared {
     /// — meanwhile this node would still re-apply routes, order holds,
     /// hand commands to agents and move DNS. The election loop then steps
     /// down in full and campaigns again.
-    pub(crate) fn deposed_by_store(&self, e: &crate::OrchestratorError) {
-        if self.licence.is_held() {
-            self.licence
-                .revoke(&format!("the store refused a write: {e}"));
-        }
+    ///
+    /// `under`: the licence's term the write was taken under
+    /// ([`crate::licence::Licence::term_number`]). A write still in flight
+    /// when this node stepped down, refused once it has won a later term,
+    /// ends nothing: the later term is its own.
+    pub(crate) fn deposed_by_store(&self, e: &crate::OrchestratorError, under: u64) {
+        self.licence
+            .revoke_term(under, &format!("the store refused a write: {e}"));
     }
 
     /// The writer task: commit queued changes until `stop`, then once more.
@@ -216,6 +219,7 @@ impl Shared {
                 _ = stop.cancelled() => true,
             };
             loop {
+                let under = self.licence.term_number();
                 let (groups, runbooks, seq, term) = {
                     let mut q = self.writer.lock();
                     (
@@ -252,7 +256,7 @@ impl Shared {
                     Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
                         // Another node leads: these changes are void.
                         warn!(cause = %e, "group state not written: deposed");
-                        self.deposed_by_store(&e);
+                        self.deposed_by_store(&e, under);
                     }
                     failed => {
                         let cause = match failed {

@@ -29,6 +29,8 @@ pub(super) struct FaultyStore {
     pub(super) write_entered: std::sync::atomic::AtomicBool,
     /// The armed write has been judged.
     pub(super) write_done: std::sync::atomic::AtomicBool,
+    /// The armed write is refused as a deposed leader's (and only it).
+    pub(super) write_deposed: std::sync::atomic::AtomicBool,
     write_released: (Mutex<bool>, std::sync::Condvar),
 }
 
@@ -94,7 +96,14 @@ impl crate::store::Store for FaultyStore {
                 go = self.write_released.1.wait(go).unwrap();
             }
             drop(go);
-            let judged = self.check();
+            let judged = if self.write_deposed.load(SeqCst) {
+                Err(crate::OrchestratorError::Deposed(
+                    "write a decision refused by etcd: the leader key is no longer this node's"
+                        .into(),
+                ))
+            } else {
+                self.check()
+            };
             self.write_done.store(true, SeqCst);
             judged?;
         }
@@ -404,4 +413,60 @@ async fn a_write_in_flight_at_a_step_down_is_not_made_in_the_next_term() {
         store.inner.runbooks().unwrap()
     );
     assert_eq!(group(&s).epoch, web.epoch, "memory and store agree");
+}
+
+/// The same write in flight, refused once it reaches etcd again — as the
+/// ended term's, after this node has won the lease again and taken over.
+/// The refusal ends the term it was made under, not the new one. Before,
+/// it revoked the new term's licence: the node held the leader key and
+/// renewed its lease, and nobody acted (no failover, no order) until the
+/// lease was lost some other way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_an_ended_term_refused_in_the_next_does_not_end_it() {
+    use crate::etcd::leader::{Leadership, Role};
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::default());
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    role.take_over(1).await.unwrap();
+    s.writer_settled().await;
+
+    store.write_armed.store(true, SeqCst);
+    s.operator_failover("web", "b", "operator")
+        .expect("failover");
+    for _ in 0..500 {
+        if store.write_entered.load(SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        store.write_entered.load(SeqCst),
+        "the decision is being written"
+    );
+    role.step_down("the lease could not be renewed before its deadline");
+    role.take_over(2).await.unwrap();
+
+    // The new term changes the group; the old write is refused meanwhile.
+    s.operator_maintenance("web", true, "operator")
+        .expect("maintenance");
+    store.write_deposed.store(true, SeqCst);
+    store.release_write();
+    s.writer_settled().await;
+    assert!(
+        s.licence.is_held(),
+        "the refusal of the ended term's write ended the new term"
+    );
+    let stored = store.inner.groups().unwrap();
+    assert!(stored.iter().any(|g| g.name == "web" && g.maintenance));
 }
