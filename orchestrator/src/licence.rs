@@ -6,15 +6,28 @@
 //! tasks, DNS moves) is tracked and is cancelled when the term is revoked, so
 //! a holder that loses its licence stops acting mid-step; a cancelled runbook
 //! stays `running` in the store for the next holder to resume. With the local
-//! store the licence is held from start to shutdown; with etcd it will follow
-//! the leader lease (DESIGN §7).
+//! store the licence is held from start to shutdown; with etcd it follows
+//! the leader lease (DESIGN §7) and lapses by itself at the lease's renewal
+//! deadline ([`Licence::lapse_at`]): a process paused past its lease (or
+//! whose election loop does not get to run) finds it lapsed at its first
+//! look, before the election loop has stepped down.
 
 use std::future::Future;
 use std::sync::Mutex;
 
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+
+/// The instant a licence lapses by itself, and whether its term did.
+#[derive(Debug, Default)]
+struct Bound {
+    /// `None`: it does not lapse (the local store).
+    until: Option<Instant>,
+    /// The current term ended by lapsing (not by a revocation).
+    lapsed: bool,
+}
 
 /// The licence to act, with the tasks started under it.
 #[derive(Debug)]
@@ -22,6 +35,10 @@ pub struct Licence {
     shutdown: CancellationToken,
     /// The current term: `None` while not held; cancelled on revocation.
     term: Mutex<Option<CancellationToken>>,
+    /// When the licence lapses unless renewed.
+    until: Mutex<Bound>,
+    /// Counts the terms granted: the number of the current (or last) one.
+    terms: std::sync::atomic::AtomicU64,
     tasks: TaskTracker,
 }
 
@@ -31,6 +48,8 @@ impl Licence {
         Licence {
             shutdown: shutdown.clone(),
             term: Mutex::new(None),
+            until: Mutex::new(Bound::default()),
+            terms: std::sync::atomic::AtomicU64::new(0),
             tasks: TaskTracker::new(),
         }
     }
@@ -46,15 +65,34 @@ impl Licence {
         self.term.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn bound(&self) -> std::sync::MutexGuard<'_, Bound> {
+        self.until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Whether this process may act now.
     pub fn is_held(&self) -> bool {
-        self.term().as_ref().is_some_and(|t| !t.is_cancelled())
+        self.token().is_some()
+    }
+
+    /// The licence lapses at `until` unless this is called again with a
+    /// later instant first (the leader lease's renewal deadline, set before
+    /// the term is granted and at every renewal). Once past it, the first
+    /// look at the licence ends the term as a revocation does — whether or
+    /// not the election loop has run since. False when the current term
+    /// has lapsed already: a renewal that came back too late renews no
+    /// licence (the term must end and a new one be won).
+    pub fn lapse_at(&self, until: Instant) -> bool {
+        let mut b = self.bound();
+        b.until = Some(until);
+        !b.lapsed
     }
 
     /// Start a new term (no-op when one is running).
     pub fn grant(&self) {
         let mut t = self.term();
         if t.as_ref().is_none_or(|t| t.is_cancelled()) {
+            self.bound().lapsed = false;
+            self.terms.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             *t = Some(self.shutdown.child_token());
             info!("licence to act granted");
         }
@@ -68,9 +106,40 @@ impl Licence {
         }
     }
 
+    /// The number of the current term (of the last one when none is held):
+    /// what a write taken now is made under, for [`Licence::revoke_term`].
+    pub fn term_number(&self) -> u64 {
+        let _t = self.term();
+        self.terms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// [`Licence::revoke`], only if term `n` is still the current one: a
+    /// write refused as a deposed leader's ends the term it was made
+    /// under, never a later one this node has won since.
+    pub fn revoke_term(&self, n: u64, why: &str) {
+        // Terms are counted under the term's lock (see `grant`).
+        let mut t = self.term();
+        if self.terms.load(std::sync::atomic::Ordering::SeqCst) == n {
+            if let Some(t) = t.take() {
+                t.cancel();
+                warn!(cause = %why, "licence to act revoked: cancelling what was started under it");
+            }
+        }
+    }
+
     /// The current term's token (cancelled on revocation or shutdown), if held.
     pub fn token(&self) -> Option<CancellationToken> {
-        self.term().clone().filter(|t| !t.is_cancelled())
+        let mut term = self.term();
+        let token = term.clone().filter(|t| !t.is_cancelled())?;
+        let mut bound = self.bound();
+        if bound.until.is_some_and(|u| Instant::now() >= u) {
+            bound.lapsed = true;
+            term.take();
+            token.cancel();
+            warn!("licence to act lapsed: the leader lease was not renewed before its deadline; cancelling what was started under it");
+            return None;
+        }
+        Some(token)
     }
 
     /// Run `work` under the current term, tracked. `work` gets the term's

@@ -12,8 +12,11 @@
 //! that keep-alive, so the leader stops acting before anyone else can win.
 //! At the deadline (etcd unreachable, a partition, a pause), or when the key
 //! is no longer its own, it steps down at once: the licence is revoked, which
-//! cancels the step in progress. On shutdown it resigns (deletes the key and
-//! revokes the lease) so a follower takes over within one poll.
+//! cancels the step in progress. The service is told the deadline too
+//! ([`Role::lease_until`]): its licence lapses there by itself, so a paused
+//! process that resumes past it acts on nothing before this loop runs. On
+//! shutdown it resigns (deletes the key and revokes the lease) so a
+//! follower takes over within one poll.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +39,15 @@ pub trait Role: Send + Sync {
     async fn take_over(&self, term: i64) -> Result<(), String>;
     /// This node lost the lease (or shuts down): stop acting now.
     fn step_down(&self, why: &str);
+    /// This node's lease runs (by its own count) until `deadline`: called
+    /// before [`Role::take_over`] and at every renewal. Nothing may act
+    /// past it, whether or not this loop got to run and step down (a
+    /// paused process, a starved runtime). False when the licence has
+    /// lapsed already (the renewal came back after the deadline): the
+    /// term ends.
+    fn lease_until(&self, _deadline: Instant) -> bool {
+        true
+    }
     /// etcd answered (`None`) or failed (`Some(cause)`).
     fn etcd_health(&self, trouble: Option<&str>);
 }
@@ -388,7 +400,8 @@ impl Election {
     ) -> Outcome {
         let margin = ttl / 10;
         let mut deadline = sent + ttl - margin;
-        self.store.set_guard(Some(term));
+        self.role.lease_until(deadline);
+        self.store.set_guard(Some((term, lease)));
         self.view.send_modify(|v| {
             v.leader = Some(self.node.clone());
             v.term = Some(term);
@@ -449,11 +462,22 @@ impl Election {
                         async move { c.get(key, None).await }
                     })
                     .await
-                    .map(|r| r.kvs().first().map(|kv| kv.create_revision()) == Some(term));
+                    .map(|r| {
+                        r.kvs().first().map(|kv| (kv.create_revision(), kv.lease()))
+                            == Some((term, lease))
+                    });
                     match ours {
                         Ok(true) => {
                             self.healthy();
                             deadline = sent + granted - granted / 10;
+                            if !self.role.lease_until(deadline) {
+                                self.end_term(
+                                    client,
+                                    "the licence lapsed at the lease deadline before the renewal came back",
+                                )
+                                .await;
+                                return Outcome::Lost("licence lapsed".into());
+                            }
                             self.view.send_modify(|v| {
                                 v.lease_remaining_ms = Some(
                                     deadline
@@ -500,15 +524,10 @@ impl Election {
             v.leader = None;
             v.lease_remaining_ms = None;
         });
-        if let Some(term) = term {
-            let key = self.store.leader_key();
+        if let Some(held) = term {
             let txn = Txn::new()
-                .when([Compare::create_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    term,
-                )])
-                .and_then([TxnOp::delete(key, None)]);
+                .when(self.store.held(held))
+                .and_then([TxnOp::delete(self.store.leader_key(), None)]);
             let _ = retrying(self.timeout, client.clone(), |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }

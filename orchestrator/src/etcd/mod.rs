@@ -9,7 +9,8 @@
 //!
 //! **Every write is guarded by leadership**: it is one etcd transaction whose
 //! compare says "the leader key is still the one this node created" (its
-//! create revision). A deposed leader's write — after its lease expired and
+//! create revision, and the lease it is on: revisions start again when etcd
+//! is rebuilt empty). A deposed leader's write — after its lease expired and
 //! another node won — fails in etcd itself and comes back as
 //! [`OrchestratorError::Deposed`]; a node that never won writes nothing.
 //!
@@ -69,8 +70,9 @@ pub struct EtcdStore {
     rt: Arc<Runtime>,
     prefix: String,
     timeout: Duration,
-    /// The create revision of the leader key this node holds, if it holds it.
-    guard: Arc<Mutex<Option<i64>>>,
+    /// The leader key this node holds, if it holds it: its create revision
+    /// (the term) and the lease it is on.
+    guard: Arc<Mutex<Option<(i64, i64)>>>,
 }
 
 impl EtcdStore {
@@ -162,13 +164,27 @@ impl EtcdStore {
         self.key(&format!("{table}/{id:020}"))
     }
 
-    /// Writes are allowed under the leader key created at `revision`
-    /// (`None`: this node is not the leader and writes nothing).
-    pub fn set_guard(&self, revision: Option<i64>) {
-        *self.guard.lock().unwrap_or_else(|p| p.into_inner()) = revision;
+    /// Writes are allowed under the leader key created at revision `term`
+    /// on lease `lease` (`None`: this node is not the leader and writes
+    /// nothing). Both are compared: after etcd was rebuilt empty (or
+    /// restored without `--bump-revision`) revisions start again, and
+    /// another node's key may be created at the very revision of an
+    /// older term; its lease is its own.
+    pub fn set_guard(&self, term_and_lease: Option<(i64, i64)>) {
+        *self.guard.lock().unwrap_or_else(|p| p.into_inner()) = term_and_lease;
     }
 
-    fn guard(&self) -> Result<i64, OrchestratorError> {
+    /// The compare of a guarded transaction: the leader key is still the
+    /// one created at `term` on `lease`.
+    pub(crate) fn held(&self, (term, lease): (i64, i64)) -> [Compare; 2] {
+        let key = self.leader_key();
+        [
+            Compare::create_revision(key.clone(), CompareOp::Equal, term),
+            Compare::lease(key, CompareOp::Equal, lease),
+        ]
+    }
+
+    fn guard(&self) -> Result<(i64, i64), OrchestratorError> {
         self.guard
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -225,14 +241,11 @@ impl EtcdStore {
 
     /// Each of `parts` in one guarded transaction, in order.
     fn commit(&self, what: &'static str, parts: Vec<Vec<TxnOp>>) -> Result<(), OrchestratorError> {
-        let rev = self.guard()?;
-        let key = self.leader_key();
+        let held = self.held(self.guard()?);
         for part in parts {
-            let key = key.clone();
+            let held = held.clone();
             let ok = self.call(what, move |mut c| {
-                let txn = Txn::new()
-                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, rev)])
-                    .and_then(part.clone());
+                let txn = Txn::new().when(held.clone()).and_then(part.clone());
                 async move { c.txn(txn).await.map(|r| r.succeeded()) }
             })?;
             if !ok {

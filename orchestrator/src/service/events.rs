@@ -69,6 +69,7 @@ impl Shared {
                 _ = self.unsaved_notify.notified() => false,
                 _ = stop.cancelled() => true,
             };
+            let under = self.licence.term_number();
             let batch =
                 std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
             if !batch.is_empty() && !self.store.writable() {
@@ -99,7 +100,7 @@ impl Shared {
                     }
                     Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
                         warn!(cause = %e, events = n, "events not written: deposed");
-                        self.deposed_by_store(&e);
+                        self.deposed_by_store(&e, under);
                     }
                     Ok(Err(e)) => {
                         warn!(cause = %e, events = n, "cannot persist events; retrying in 1 s");

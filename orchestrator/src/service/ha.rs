@@ -125,6 +125,14 @@ impl Role for HaRole {
         warn!(cause = %why, "stepped down: not acting until elected again");
     }
 
+    fn lease_until(&self, deadline: Instant) -> bool {
+        // The licence lapses at the lease's deadline by itself: a process
+        // paused past it (or whose election loop is late) answers no report
+        // with an order and takes no action once it resumes, before the
+        // election loop steps down.
+        self.0.licence.lapse_at(deadline)
+    }
+
     fn etcd_health(&self, trouble: Option<&str>) {
         match trouble {
             Some(cause) => self.0.store_trouble("etcd", cause),

@@ -251,7 +251,7 @@ impl Shared {
                 None => format!("{fe} has no route (restarted empty?) at epoch {epoch}"),
                 Some(s) => format!("{fe} routes to {s} at epoch {epoch}"),
             };
-            if !self.unchanged(g) {
+            if !self.unchanged(g) || !self.licence.is_held() {
                 return;
             }
             match h.set_route(&fe, &route, g.epoch).await {

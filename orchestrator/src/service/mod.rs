@@ -70,6 +70,8 @@ pub(crate) mod harness;
 mod hold;
 mod hybrid;
 mod intake;
+#[cfg(test)]
+mod lease_tests;
 mod notify;
 mod operator;
 #[cfg(test)]

@@ -26,6 +26,9 @@ struct Queue {
     runbooks: Vec<Runbook>,
     /// Sequence number of the newest change queued.
     seq: u64,
+    /// Raised by each [`GroupWriter::discard`] (a step-down): changes taken
+    /// before it belong to a term that ended.
+    term: u64,
 }
 
 /// Changes of group state waiting to be committed.
@@ -95,11 +98,13 @@ impl GroupWriter {
         seq
     }
 
-    /// Drop every queued change (this node stepped down: they are void).
+    /// Drop every queued change (this node stepped down: they are void),
+    /// and those being written now if their write fails (see `term`).
     pub(crate) fn discard(&self) {
         let mut q = self.lock();
         q.groups.clear();
         q.runbooks.clear();
+        q.term += 1;
     }
 
     /// Wait until change `seq` is durable, or (`volatile`) until its commit
@@ -196,11 +201,14 @@ impl Shared {
     /// — meanwhile this node would still re-apply routes, order holds,
     /// hand commands to agents and move DNS. The election loop then steps
     /// down in full and campaigns again.
-    pub(crate) fn deposed_by_store(&self, e: &crate::OrchestratorError) {
-        if self.licence.is_held() {
-            self.licence
-                .revoke(&format!("the store refused a write: {e}"));
-        }
+    ///
+    /// `under`: the licence's term the write was taken under
+    /// ([`crate::licence::Licence::term_number`]). A write still in flight
+    /// when this node stepped down, refused once it has won a later term,
+    /// ends nothing: the later term is its own.
+    pub(crate) fn deposed_by_store(&self, e: &crate::OrchestratorError, under: u64) {
+        self.licence
+            .revoke_term(under, &format!("the store refused a write: {e}"));
     }
 
     /// The writer task: commit queued changes until `stop`, then once more.
@@ -211,12 +219,14 @@ impl Shared {
                 _ = stop.cancelled() => true,
             };
             loop {
-                let (groups, runbooks, seq) = {
+                let under = self.licence.term_number();
+                let (groups, runbooks, seq, term) = {
                     let mut q = self.writer.lock();
                     (
                         std::mem::take(&mut q.groups),
                         std::mem::take(&mut q.runbooks),
                         q.seq,
+                        q.term,
                     )
                 };
                 if groups.is_empty() && runbooks.is_empty() {
@@ -246,7 +256,7 @@ impl Shared {
                     Ok(Err(e @ crate::OrchestratorError::Deposed(_))) => {
                         // Another node leads: these changes are void.
                         warn!(cause = %e, "group state not written: deposed");
-                        self.deposed_by_store(&e);
+                        self.deposed_by_store(&e, under);
                     }
                     failed => {
                         let cause = match failed {
@@ -254,12 +264,19 @@ impl Shared {
                             Err(e) => e.to_string(),
                             Ok(Ok(())) => String::new(),
                         };
-                        warn!(cause = %cause, "cannot persist group state; retrying in 1 s");
                         self.store_trouble("group state", &cause);
                         self.writer.failed.send_replace(seq);
-                        // Put the changes back under anything newer.
+                        // Put the changes back under anything newer — unless
+                        // the node stepped down meanwhile: they are void, and
+                        // a retry would make them under a later term, over
+                        // the state its take-over loaded.
                         {
                             let mut q = self.writer.lock();
+                            if q.term != term {
+                                warn!(cause = %cause, "group state not written, and not retried: this node stepped down while it was being written");
+                                continue;
+                            }
+                            warn!(cause = %cause, "cannot persist group state; retrying in 1 s");
                             for (name, g) in groups {
                                 q.groups.entry(name).or_insert(g);
                             }

@@ -119,6 +119,11 @@ impl Shared {
                     continue;
                 }
             }
+            // Nothing is re-applied once the licence has ended (or lapsed:
+            // a leader paused past its lease and resumed mid-pass).
+            if !self.licence.is_held() {
+                return;
+            }
             let route = SiteRoute {
                 site: g.active.clone(),
                 mode: SwitchMode::Immediate,

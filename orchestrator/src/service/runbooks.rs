@@ -297,6 +297,19 @@ pub(super) struct Env {
     pub(super) shared: Arc<Shared>,
 }
 
+impl Env {
+    /// Before a step's outward action (a route, a fence command): without
+    /// the licence nothing is done, and the step waits here until its
+    /// task is cancelled — a licence that lapsed (a leader paused past its
+    /// lease, resumed before its election loop stepped down) has cancelled
+    /// its term when this looked at it.
+    async fn licensed(&self) {
+        if !self.shared.licence.is_held() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 #[async_trait]
 impl RunbookEnv for Env {
     fn now_ms(&self) -> u64 {
@@ -425,6 +438,7 @@ impl RunbookEnv for Env {
         route: &SiteRoute,
         epoch: u64,
     ) -> Result<(), StrategyError> {
+        self.licensed().await;
         let s = self
             .shared
             .strategies
@@ -454,6 +468,7 @@ impl RunbookEnv for Env {
         order: &FenceOrder<'_>,
         timeout: Duration,
     ) -> Result<String, String> {
+        self.licensed().await;
         super::fence::run(argv, order, timeout).await
     }
 

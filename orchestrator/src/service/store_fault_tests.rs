@@ -9,7 +9,9 @@ use crate::store::MemStore;
 /// A store broken on purpose: writes fail while `full` is set (a full
 /// disk) or are refused as a deposed leader's while `deposed` is; once
 /// `armed`, the next `groups()` read takes its snapshot and then waits
-/// until [`FaultyStore::release`] (a read caught in flight).
+/// until [`FaultyStore::release`] (a read caught in flight); once
+/// `write_armed`, the next decision's write waits until
+/// [`FaultyStore::release_write`] before it is judged (a write in flight).
 #[derive(Default)]
 pub(super) struct FaultyStore {
     pub(super) inner: MemStore,
@@ -22,6 +24,14 @@ pub(super) struct FaultyStore {
     /// The armed read has its snapshot and waits.
     pub(super) entered: std::sync::atomic::AtomicBool,
     released: (Mutex<bool>, std::sync::Condvar),
+    pub(super) write_armed: std::sync::atomic::AtomicBool,
+    /// The armed write waits.
+    pub(super) write_entered: std::sync::atomic::AtomicBool,
+    /// The armed write has been judged.
+    pub(super) write_done: std::sync::atomic::AtomicBool,
+    /// The armed write is refused as a deposed leader's (and only it).
+    pub(super) write_deposed: std::sync::atomic::AtomicBool,
+    write_released: (Mutex<bool>, std::sync::Condvar),
 }
 
 impl FaultyStore {
@@ -29,6 +39,12 @@ impl FaultyStore {
     pub(super) fn release(&self) {
         *self.released.0.lock().unwrap() = true;
         self.released.1.notify_all();
+    }
+
+    /// Lets the armed write go on (to be judged by `full` and `deposed` then).
+    pub(super) fn release_write(&self) {
+        *self.write_released.0.lock().unwrap() = true;
+        self.write_released.1.notify_all();
     }
 
     fn check(&self) -> Result<(), crate::OrchestratorError> {
@@ -72,6 +88,25 @@ impl crate::store::Store for FaultyStore {
         g: &GroupState,
         rb: &Runbook,
     ) -> Result<(), crate::OrchestratorError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.write_armed.swap(false, SeqCst) {
+            self.write_entered.store(true, SeqCst);
+            let mut go = self.write_released.0.lock().unwrap();
+            while !*go {
+                go = self.write_released.1.wait(go).unwrap();
+            }
+            drop(go);
+            let judged = if self.write_deposed.load(SeqCst) {
+                Err(crate::OrchestratorError::Deposed(
+                    "write a decision refused by etcd: the leader key is no longer this node's"
+                        .into(),
+                ))
+            } else {
+                self.check()
+            };
+            self.write_done.store(true, SeqCst);
+            judged?;
+        }
         self.check()?;
         self.inner.put_group_and_runbook(g, rb)
     }
@@ -295,4 +330,143 @@ async fn an_epoch_is_told_to_agents_only_once_it_is_stored() {
     s.writer_settled().await;
     let answer = s.accept_report(super::fresh_checks_tests::report("a", 2, vec![]));
     assert_eq!(answer.epochs.get("web"), Some(&(before + 1)));
+}
+
+/// A decision's write is in flight (etcd out of reach, retried) when the
+/// node steps down; the node wins the lease again and loads the state;
+/// then the write fails. Its changes belong to the term that ended: they
+/// are not written under the new one. Before, the writer put them back in
+/// its queue after the step-down had emptied it, and wrote them with the
+/// new term's guard a second later — over the state the take-over had
+/// loaded: the old term's decision (a failover the step-down abandoned)
+/// stored as running, for the next leader to resume, while this leader's
+/// memory knew nothing of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_in_flight_at_a_step_down_is_not_made_in_the_next_term() {
+    use crate::etcd::leader::{Leadership, Role};
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::default());
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    role.take_over(1).await.unwrap();
+    s.writer_settled().await;
+    let before = group(&s).epoch;
+
+    store.write_armed.store(true, SeqCst);
+    s.operator_failover("web", "b", "operator")
+        .expect("failover");
+    for _ in 0..500 {
+        if store.write_entered.load(SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        store.write_entered.load(SeqCst),
+        "the decision is being written"
+    );
+
+    role.step_down("the lease could not be renewed before its deadline");
+    role.take_over(2).await.unwrap();
+    assert_eq!(
+        group(&s).epoch,
+        before,
+        "the take-over loaded the stored state"
+    );
+
+    // The write in flight fails (etcd still out of reach for it).
+    store.full.store(true, SeqCst);
+    store.release_write();
+    for _ in 0..500 {
+        if store.write_done.load(SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    store.full.store(false, SeqCst);
+    // The new term changes the group and waits until that is stored (the
+    // writer retries what it kept a second after the failure).
+    s.operator_maintenance("web", true, "operator")
+        .expect("maintenance");
+    s.writer_settled().await;
+
+    let stored = store.inner.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("web stored");
+    assert_eq!(
+        (web.epoch, web.phase, web.runbook, web.maintenance),
+        (before, Phase::Steady, None, true),
+        "the ended term's decision was written in the next one"
+    );
+    assert!(
+        store.inner.runbooks().unwrap().is_empty(),
+        "the ended term's runbook was stored in the next one: {:#?}",
+        store.inner.runbooks().unwrap()
+    );
+    assert_eq!(group(&s).epoch, web.epoch, "memory and store agree");
+}
+
+/// The same write in flight, refused once it reaches etcd again — as the
+/// ended term's, after this node has won the lease again and taken over.
+/// The refusal ends the term it was made under, not the new one. Before,
+/// it revoked the new term's licence: the node held the leader key and
+/// renewed its lease, and nobody acted (no failover, no order) until the
+/// lease was lost some other way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_an_ended_term_refused_in_the_next_does_not_end_it() {
+    use crate::etcd::leader::{Leadership, Role};
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::default());
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    role.take_over(1).await.unwrap();
+    s.writer_settled().await;
+
+    store.write_armed.store(true, SeqCst);
+    s.operator_failover("web", "b", "operator")
+        .expect("failover");
+    for _ in 0..500 {
+        if store.write_entered.load(SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        store.write_entered.load(SeqCst),
+        "the decision is being written"
+    );
+    role.step_down("the lease could not be renewed before its deadline");
+    role.take_over(2).await.unwrap();
+
+    // The new term changes the group; the old write is refused meanwhile.
+    s.operator_maintenance("web", true, "operator")
+        .expect("maintenance");
+    store.write_deposed.store(true, SeqCst);
+    store.release_write();
+    s.writer_settled().await;
+    assert!(
+        s.licence.is_held(),
+        "the refusal of the ended term's write ended the new term"
+    );
+    let stored = store.inner.groups().unwrap();
+    assert!(stored.iter().any(|g| g.name == "web" && g.maintenance));
 }

@@ -1,0 +1,106 @@
+//! An elected node's licence ends at its lease's deadline by itself: a
+//! leader paused past its lease (SIGSTOP, a frozen VM, a starved runtime)
+//! that runs again before its election loop has stepped down hands out no
+//! order, tells no epoch, takes no operator action and does not go on with
+//! the step it was in — another node may lead by then.
+use super::harness::*;
+use super::*;
+use crate::etcd::leader::{Leadership, Role};
+use crate::store::{MemStore, Store};
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(MemStore::default());
+    let fake = Arc::new(FakeRoute::default());
+    let web = fake.clone();
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        move |_| web.clone(),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(60)));
+    role.take_over(1).await.unwrap();
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    let activations = || fake.activations.load(std::sync::atomic::Ordering::SeqCst);
+    let before = (fake.route.lock().unwrap().clone(), activations());
+
+    // A switchover whose promote of b is under way (b's agent holds it).
+    s.operator_switchover("web", "b", "operator")
+        .expect("switchover");
+    let promote = |c: &Command| c.kind == CommandKind::Promote;
+    let mut waiting = Vec::new();
+    for _ in 0..40 {
+        waiting = s.commands_for("b");
+        if waiting.iter().any(promote) {
+            break;
+        }
+        round_sites(&s, true, true, &promote).await;
+    }
+    let order = waiting
+        .into_iter()
+        .find(promote)
+        .expect("b's promote is waiting");
+    let epoch = group(&s).epoch;
+
+    // The last renewal gives the lease one more second; then the process
+    // does not run its election loop (paused, starved) while time passes.
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(1)));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline + Duration::from_millis(500) {
+        round_sites(&s, true, true, &promote).await;
+        if Instant::now() >= deadline {
+            assert!(
+                s.commands_for("b").is_empty() && s.commands_for("a").is_empty(),
+                "an order handed out {:?} past the lease deadline",
+                Instant::now() - deadline
+            );
+        }
+    }
+    let answer = s.accept_report(super::fresh_checks_tests::report("b", 1000, vec![]));
+    assert!(
+        answer.commands.is_empty() && answer.epochs.is_empty(),
+        "a report answered with orders past the lease deadline: {answer:?}"
+    );
+    assert!(
+        s.operator_maintenance("web", true, "operator").is_err(),
+        "an operator action taken past the lease deadline"
+    );
+    assert!(s.leadership().is_some_and(|l| !l.is_leader));
+
+    // b's promote finishes: nothing follows from here (the new leader
+    // resumes the runbook from the store).
+    let done = CommandOutcome {
+        id: order.id.clone(),
+        ok: true,
+        detail: "ok".into(),
+        hooks: vec![],
+        checks: None,
+        journal: None,
+        kept_in_place: None,
+    };
+    s.accept_report(super::fresh_checks_tests::report("b", 1001, vec![done]));
+    sites_rounds(&s, 12, (true, true), &answer_all).await;
+    assert_eq!(
+        (fake.route.lock().unwrap().clone(), activations()),
+        before,
+        "the routing layer was written past the lease deadline"
+    );
+    let rb = store
+        .runbooks()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.epoch == epoch)
+        .expect("the switchover's runbook is stored");
+    assert_eq!(
+        rb.status,
+        RunbookStatus::Running,
+        "left running for the next leader: {rb:#?}"
+    );
+}
