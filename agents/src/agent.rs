@@ -57,6 +57,7 @@ pub use crate::settings::{AgentSettings, PeerEndpoints};
 use crate::state_lock::StateLock;
 use crate::wire::{AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReportResponse};
 
+mod fit;
 mod pages;
 mod stream;
 
@@ -357,6 +358,9 @@ async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
         ));
     }
     let mut seq = 0u64;
+    // Outcomes left out of the last report to keep it within the limit.
+    let mut waiting = 0usize;
+    let limit = shared.settings.max_report_bytes;
     loop {
         tokio::select! {
             biased;
@@ -370,8 +374,14 @@ async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
             _ = token.cancelled() => break,
             r = shared.report(seq) => r,
         };
-        match serde_json::to_string(&report) {
-            Ok(body) => {
+        match fit::encode_within(report, limit) {
+            Ok((body, left_out)) => {
+                if left_out > 0 && waiting == 0 {
+                    warn!(left_out, limit, "command outcomes left for later reports: all of them would make a report over orchestrator.max_body_bytes");
+                } else if left_out == 0 && waiting > 0 {
+                    info!("every command outcome fits in a report again");
+                }
+                waiting = left_out;
                 latest.send_replace(Some(Arc::new(stream::Outgoing { seq, body })));
             }
             Err(e) => warn!(error = %e, "cannot encode a report"),

@@ -26,6 +26,10 @@ pub struct AgentSettings {
     pub interval: Duration,
     /// How long the orchestrator may hold a command poll (`wait_ms`).
     pub long_poll: Duration,
+    /// The largest report the orchestrator takes
+    /// (`orchestrator.max_body_bytes`): outcomes that would make a report
+    /// larger wait for the next ones.
+    pub max_report_bytes: usize,
     /// The site's local checks.
     pub checks: Vec<CheckSpec>,
     /// Peer sites with public endpoints to probe (peers without endpoints are left out).
@@ -136,6 +140,7 @@ impl AgentSettings {
             orchestrator_urls: config.orchestrator.urls(),
             interval: sc.report_interval.unwrap_or(config.detection.interval),
             long_poll: config.orchestrator.long_poll,
+            max_report_bytes: config.orchestrator.max_body_bytes,
             checks: sc.checks.clone(),
             peers,
             promote: sc.promote.clone(),
@@ -201,6 +206,7 @@ impl AgentSettings {
             orchestrator_urls: vec![url.into()],
             interval: Duration::from_millis(100),
             long_poll: Duration::from_millis(100),
+            max_report_bytes: 64 * 1024,
             checks: Vec::new(),
             peers: Vec::new(),
             promote: Vec::new(),

@@ -5,6 +5,11 @@
 
 use super::*;
 
+/// The smallest `orchestrator.max_body_bytes`: the default, what an agent's
+/// largest report needs (a divergent page of about 16 KiB, one name of up
+/// to 8 KiB more, checks, peer views, outcomes).
+const MIN_BODY_BYTES: usize = 64 * 1024;
+
 impl<'t, 'r> Cx<'t, 'r> {
     pub(super) fn check_orchestrator(&mut self, o: &OrchestratorConfig) {
         self.check_state_dir("orchestrator.data_dir", &o.data_dir);
@@ -15,12 +20,12 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let Some(r) = &o.read_token {
             self.check_secret("orchestrator.read_token", r);
         }
-        if o.max_body_bytes < 1024 {
+        if o.max_body_bytes < MIN_BODY_BYTES {
             self.push(
                 self.at("orchestrator.max_body_bytes"),
                 "orchestrator.max_body_bytes",
                 Some(o.max_body_bytes.to_string()),
-                "must be at least 1024",
+                "must be at least 65536 (64 KiB): an agent's report carries a page of a divergent list (about 16 KiB, and one name of up to 8 KiB more, escaped) beside its checks, peer views and outcomes, and a report the orchestrator refuses leaves the site's agent silent",
             );
         }
         if let Some(u) = &o.url {

@@ -284,3 +284,27 @@ fn an_integer_out_of_range_is_told_its_range() {
     );
     assert_eq!((e.line, e.col), pos(&text, "5000000000"), "{e}");
 }
+
+/// A body limit too small for an agent's largest report (a divergent page
+/// beside its checks and outcomes) would leave the site's agent silent:
+/// refused where it is written; the default is the smallest allowed.
+#[test]
+fn a_body_limit_below_an_agents_largest_report_is_refused() {
+    let text = BASE.replace(
+        "operator_token = { env = \"T\" }\n",
+        "operator_token = { env = \"T\" }\nmax_body_bytes = 4096\n",
+    );
+    match parse(&text, Path::new("guard.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key == "orchestrator.max_body_bytes")
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert!(e.message.contains("at least 65536"), "{}", e.message);
+            assert_eq!((e.line, e.col), pos(&text, "4096"), "{e}");
+        }
+        other => panic!("accepted: {other:?}"),
+    }
+    let ok = text.replace("max_body_bytes = 4096", "max_body_bytes = 65536");
+    parse(&ok, Path::new("guard.conf")).expect("the default");
+}
