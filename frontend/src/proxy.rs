@@ -238,17 +238,28 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     let backend_addr = generation.backend.as_str();
     debug!(group = %group.name, %peer, site, backend = backend_addr, "proxying");
     let activity = Activity::new();
-    tokio::select! {
-        _ = generation.cancel.cancelled() => {
-            debug!(group = %group.name, %peer, site, "connection closed by a route switch or shutdown");
-        }
+    let cut = tokio::select! {
+        _ = generation.cancel.cancelled() => true,
         _ = activity.idle_for(CLIENT_IDLE_TIMEOUT) => {
             debug!(group = %group.name, %peer, site, idle = ?CLIENT_IDLE_TIMEOUT, "idle connection closed");
+            false
         }
-        r = relay::relay(&mut client, &mut backend, &activity) => match r {
-            Ok(moved) => debug!(group = %group.name, %peer, site, bytes_up = moved.up, bytes_down = moved.down, "connection finished"),
-            Err(e) => debug!(group = %group.name, %peer, site, cause = %e, "connection ended with an error"),
-        },
+        r = relay::relay(&mut client, &mut backend, &activity) => {
+            match r {
+                Ok(moved) => debug!(group = %group.name, %peer, site, bytes_up = moved.up, bytes_down = moved.down, "connection finished"),
+                Err(e) => debug!(group = %group.name, %peer, site, cause = %e, "connection ended with an error"),
+            }
+            false
+        }
+    };
+    if cut {
+        // Cut, whatever was on its way: both ends see a reset, as when a
+        // side fails (`relay`), never a clean end that would make a cut
+        // download or upload look whole.
+        for s in [&client, &backend] {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+        debug!(group = %group.name, %peer, site, "connection cut (reset) by a route switch, the end of a drain or shutdown");
     }
 }
 

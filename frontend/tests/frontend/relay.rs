@@ -478,3 +478,66 @@ async fn a_client_reset_mid_upload_reaches_the_backend_as_a_reset() {
     assert_eq!(len, 10_000, "what was sent before the reset arrives");
     assert!(r.is_err(), "a clean end instead of a reset: {r:?}");
 }
+
+/// A connection cut by an immediate switch (a failover: the old site is
+/// lost or fenced) in the middle of a download and an upload: both ends
+/// see the cut as a reset. Before, both saw a clean end, so a download of
+/// unknown length looked whole to the client and a partial upload whole to
+/// the backend.
+#[tokio::test]
+async fn a_transfer_cut_by_an_immediate_switch_ends_as_a_reset_at_both_ends() {
+    let (tx, rx) = oneshot::channel();
+    let addr = backend(|s| async move {
+        let (mut r, mut w) = s.into_split();
+        // Down: a stream with no end of its own.
+        tokio::spawn(async move {
+            let chunk = pattern(1024);
+            while w.write_all(&chunk).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        // Up: read the client's upload to its end.
+        let mut got = Vec::new();
+        let end = r.read_to_end(&mut got).await;
+        let _ = tx.send((got.len(), end.map_err(|e| e.kind())));
+    })
+    .await;
+    let groups = BTreeMap::from([("web".to_string(), group(&[("a", addr), ("b", addr)], DRAIN))]);
+    let fe = start(groups).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    let mut c = TcpStream::connect(fe.listen("web")).await.expect("connect");
+    c.write_all(&pattern(10_000)).await.expect("upload");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, c.read(&mut buf))
+        .await
+        .expect("the download starts")
+        .expect("read");
+    assert!(n > 0);
+    assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
+    // The client reads what was on its way, then the cut.
+    let end = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => continue,
+                Err(e) => return Err(e.kind()),
+            }
+        }
+    })
+    .await
+    .expect("the cut reaches the client");
+    assert_eq!(
+        end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the client saw a clean end of a download that was cut"
+    );
+    let (len, up) = tokio::time::timeout(PATIENCE, rx)
+        .await
+        .expect("the cut reaches the backend")
+        .expect("the backend ran");
+    assert_eq!(len, 10_000, "what was sent before the cut arrives");
+    assert!(
+        up.is_err(),
+        "the backend saw a clean end of an upload that was cut: {up:?}"
+    );
+}
