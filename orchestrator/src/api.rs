@@ -60,6 +60,19 @@ fn parse_json<T: serde::de::DeserializeOwned>(s: &Shared, body: &Bytes) -> Resul
     })
 }
 
+/// An optional body: its default when left out (empty, or `null` as older
+/// CLIs send to the actions that took none), else as [`parse_json`].
+fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    s: &Shared,
+    body: &Bytes,
+) -> Result<T, Response> {
+    if no_body(body) {
+        Ok(T::default())
+    } else {
+        parse_json(s, body)
+    }
+}
+
 /// A JSON object body decoded, or why not ("malformed JSON body: …").
 fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     warden_proto::require_object(body)
@@ -354,13 +367,9 @@ async fn failback(
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let seen = if no_body(&body) {
-        crate::service::SeenGroup::default()
-    } else {
-        match parse_json(&s, &body) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+    let seen: crate::service::SeenGroup = match optional_json(&s, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     match s.operator_failback_seen(&g, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
@@ -423,13 +432,9 @@ async fn approve(
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let seen = if no_body(&body) {
-        crate::service::SeenPending::default()
-    } else {
-        match parse_json(&s, &body) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+    let seen: crate::service::SeenPending = match optional_json(&s, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     match s.operator_approve_seen(&g, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),

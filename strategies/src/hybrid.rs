@@ -325,6 +325,20 @@ mod tests {
         }
     }
 
+    /// Group "web" over `drivers`, its DNS never asked.
+    fn over(drivers: Vec<Arc<dyn FrontendDriver>>) -> HybridStrategy {
+        let frontends = FrontendStrategy::new("web", drivers).expect("strategy");
+        let dns = DnsStrategy::new(
+            "web",
+            vec!["www.example.net".into()],
+            BTreeMap::new(),
+            vec![],
+            Duration::from_secs(1),
+            Arc::new(Silent),
+        );
+        HybridStrategy::new("web", frontends, dns)
+    }
+
     /// fe1 took the decision of epoch 7 (b); fe2 and fe3 still hold the one
     /// of epoch 5 (a): the site layer is b at 7 — not "a at 7", a pair no
     /// decision made, which a new store would adopt (and then order a at
@@ -336,19 +350,7 @@ mod tests {
             Arc::new(Fixed("fe2", Some("a"), 5)),
             Arc::new(Fixed("fe3", Some("a"), 5)),
         ];
-        let frontends = FrontendStrategy::new("web", drivers).expect("strategy");
-        let dns = DnsStrategy::new(
-            "web",
-            vec!["www.example.net".into()],
-            BTreeMap::new(),
-            vec![],
-            Duration::from_secs(1),
-            Arc::new(Silent),
-        );
-        let seen = HybridStrategy::new("web", frontends, dns)
-            .current()
-            .await
-            .expect("readable");
+        let seen = over(drivers).current().await.expect("readable");
         assert_eq!((seen.site.as_deref(), seen.epoch), (Some("b"), 7));
         assert_eq!(
             seen.drift,
@@ -368,19 +370,7 @@ mod tests {
     async fn an_unreachable_frontend_is_left_out_and_listed_as_unread() {
         let drivers: Vec<Arc<dyn FrontendDriver>> =
             vec![Arc::new(Fixed("fe1", Some("a"), 5)), Arc::new(Gone("fe2"))];
-        let frontends = FrontendStrategy::new("web", drivers).expect("strategy");
-        let dns = DnsStrategy::new(
-            "web",
-            vec!["www.example.net".into()],
-            BTreeMap::new(),
-            vec![],
-            Duration::from_secs(1),
-            Arc::new(Silent),
-        );
-        let seen = HybridStrategy::new("web", frontends, dns)
-            .current()
-            .await
-            .expect("readable");
+        let seen = over(drivers).current().await.expect("readable");
         assert_eq!((seen.site.as_deref(), seen.epoch), (Some("a"), 5));
         assert!(seen.drift.is_empty(), "{:?}", seen.drift);
         assert_eq!(seen.unread.len(), 1, "{:?}", seen.unread);
