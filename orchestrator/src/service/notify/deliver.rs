@@ -54,7 +54,7 @@ impl Worker {
                     _ = stop.cancelled() => return,
                 }
             };
-            let body = match serde_json::to_vec(&*e) {
+            let body = match self.body(&e) {
                 Ok(b) => b,
                 Err(err) => {
                     warn!(notify = %self.cfg.name, event = e.id, cause = %err, "notification not sent: the event cannot be encoded");
@@ -126,6 +126,28 @@ impl Worker {
         }
     }
 
+    /// `e`'s delivery id: this process's boot tag and the event id.
+    pub(super) fn delivery(&self, e: &Event) -> String {
+        format!("{}-{}", self.boot, e.id)
+    }
+
+    /// What is sent of `e`: the event as JSON with its `delivery` id in
+    /// it, so the signature covers the id a receiver drops repeats by (a
+    /// replayed body under a fresh `X-Warden-Delivery` header is still a
+    /// repeat).
+    pub(super) fn body(&self, e: &Event) -> serde_json::Result<Vec<u8>> {
+        #[derive(serde::Serialize)]
+        struct Sent<'a> {
+            #[serde(flatten)]
+            event: &'a Event,
+            delivery: String,
+        }
+        serde_json::to_vec(&Sent {
+            event: e,
+            delivery: self.delivery(e),
+        })
+    }
+
     pub(super) async fn deliver(&self, e: &Event, body: &[u8]) -> Result<(), Failure> {
         let kind = kind_name(e.kind);
         if let Some(url) = &self.cfg.url {
@@ -134,7 +156,7 @@ impl Worker {
                 .post(url)
                 .header("Content-Type", "application/json")
                 .header("X-Warden-Event", &kind)
-                .header("X-Warden-Delivery", format!("{}-{}", self.boot, e.id))
+                .header("X-Warden-Delivery", self.delivery(e))
                 .body(body.to_vec());
             if let Some(s) = &self.secret {
                 req = req.header("X-Warden-Signature-256", signature(s, body));
@@ -157,6 +179,7 @@ impl Worker {
             return Err(Failure::GiveUp("neither url nor command".into()));
         };
         let env = [
+            ("WARDEN_DELIVERY", self.delivery(e)),
             ("WARDEN_EVENT_ID", e.id.to_string()),
             ("WARDEN_EVENT_KIND", kind),
             ("WARDEN_GROUP", e.group.clone().unwrap_or_default()),
