@@ -198,7 +198,13 @@ impl Worker {
         use warden_checks::child::Failure as Run;
         match run {
             Ok(f) if f.status.success() => Ok(()),
-            Ok(f) => Err(Failure::Again(format!("{}: {}", f.status, f.output))),
+            // Its output may echo the event (agent-reported text): escaped,
+            // so it can start no forged line in the log.
+            Ok(f) => Err(Failure::Again(format!(
+                "{}: {}",
+                f.status,
+                crate::text::printable(&f.output)
+            ))),
             Err(Run::NotStarted {
                 why,
                 lasting: false,

@@ -164,6 +164,27 @@ async fn failures_are_retried_or_given_up_by_what_they_are() {
         ]),
     ));
     assert!(matches!(w.deliver(&e, &body).await, Err(Failure::Again(_))));
+    // What a failing command wrote is logged with its line breaks and
+    // escapes escaped: it may echo the event's text, which a site's agent
+    // reported, and must not forge a log line.
+    let w = worker(entry(
+        None,
+        Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "printf 'cannot post\\n2026-01-01T00:00:00Z  INFO forged\\033[2K' >&2; exit 1".into(),
+        ]),
+    ));
+    match w.deliver(&e, &body).await {
+        Err(Failure::Again(why)) => {
+            assert!(
+                why.contains("cannot post") && why.contains("forged"),
+                "{why}"
+            );
+            assert!(!why.contains(['\n', '\u{1b}']), "{why:?}");
+        }
+        _ => panic!("a command that exits 1 is retried"),
+    }
     let w = worker(entry(
         None,
         Some(vec![
