@@ -19,6 +19,9 @@ pub(crate) struct Worker {
 pub(super) enum Failure {
     /// Worth trying again (network, 408, 429, 5xx, a command's exit).
     Again(String),
+    /// Worth trying again after the pause the receiver asked for (429 or
+    /// 503 with `Retry-After: SECONDS`).
+    Later(String, Duration),
     /// Not worth it (a redirect, another 4xx, a program that cannot start).
     GiveUp(String),
 }
@@ -98,7 +101,11 @@ impl Worker {
                         warn!(notify = %self.cfg.name, event = e.id, cause = %why, "notification given up: not worth retrying");
                         break;
                     }
-                    Err(Failure::Again(why)) => {
+                    Err(f @ (Failure::Again(_) | Failure::Later(..))) => {
+                        let (why, asked) = match f {
+                            Failure::Later(why, asked) => (why, asked),
+                            Failure::Again(why) | Failure::GiveUp(why) => (why, Duration::ZERO),
+                        };
                         let now_ms = shared.clock.now_ms();
                         let left = give_up_unix_ms.saturating_sub(now_ms);
                         if left == 0 {
@@ -108,7 +115,8 @@ impl Worker {
                             warn!(notify = %self.cfg.name, event = e.id, cause = %why, retry_for = ?self.cfg.retry_for, "notification given up: retry_for has passed since the event");
                             break;
                         }
-                        let pause = backoff.min(Duration::from_millis(left));
+                        // A receiver's Retry-After is kept (within retry_for).
+                        let pause = backoff.max(asked).min(Duration::from_millis(left));
                         debug!(notify = %self.cfg.name, event = e.id, cause = %why, retry_in = ?pause, "notification failed; retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
@@ -166,10 +174,20 @@ impl Worker {
                 Failure::Again(crate::text::printable(&describe(&err)).into_owned())
             })?;
             let status = resp.status();
-            return match status.as_u16() {
-                200..=299 => Ok(()),
-                408 | 429 | 500..=599 => Err(Failure::Again(format!("HTTP {status}"))),
-                300..=399 => Err(Failure::GiveUp(format!(
+            let asked = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return match (status.as_u16(), asked) {
+                (429 | 503, Some(after)) => Err(Failure::Later(
+                    format!("HTTP {status}, Retry-After {}s", after.as_secs()),
+                    after,
+                )),
+                (200..=299, _) => Ok(()),
+                (408 | 429 | 500..=599, _) => Err(Failure::Again(format!("HTTP {status}"))),
+                (300..=399, _) => Err(Failure::GiveUp(format!(
                     "HTTP {status}: redirects are not followed; give the final URL"
                 ))),
                 _ => Err(Failure::GiveUp(format!("HTTP {status}"))),

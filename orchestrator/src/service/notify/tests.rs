@@ -139,7 +139,9 @@ async fn failures_are_retried_or_given_up_by_what_they_are() {
             Err(Failure::GiveUp(why)) if !again => {
                 assert!(!why.contains(&addr.to_string()), "no URL in {why}")
             }
-            Err(Failure::Again(w)) | Err(Failure::GiveUp(w)) => panic!("{p}: {w}"),
+            Err(Failure::Again(w)) | Err(Failure::GiveUp(w)) | Err(Failure::Later(w, _)) => {
+                panic!("{p}: {w}")
+            }
             Ok(()) => panic!("{p}: delivered"),
         }
     }
@@ -454,4 +456,70 @@ async fn the_signature_covers_the_delivery_id() {
     );
     let stdin: serde_json::Value = serde_json::from_str(lines.next().unwrap_or_default()).unwrap();
     assert_eq!(stdin["delivery"], header, "{out}");
+}
+
+/// A receiver that answers 429 with `Retry-After: 3` (a chat service's
+/// rate limit) is asked again after 3 s, not after the first back-off's
+/// 1 s — retrying sooner only extends the limit — and gets the event then.
+#[tokio::test]
+async fn a_receivers_retry_after_is_kept() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let at: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let a = at.clone();
+    let app = axum::Router::new().route(
+        "/x",
+        axum::routing::post(move || {
+            let a = a.clone();
+            async move {
+                let mut a = a.lock().unwrap();
+                a.push(std::time::Instant::now());
+                if a.len() == 1 {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3")]).into_response()
+                } else {
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = super::super::harness::test_dir(true, 5);
+    let text = super::super::harness::config_text(&dir, true, 5, "")
+        + &format!(
+            "\n[[orchestrator.notify]]\nname = \"t\"\nurl = \"http://{addr}/x\"\nretry_for = \"1h\"\nkinds = [\"alert\"]\n"
+        );
+    let (s, _fake) =
+        super::super::harness::start_from(&text, &dir, Arc::new(crate::store::MemStore::default()))
+            .unwrap();
+    for w in s.notify_workers() {
+        tokio::spawn(w.run(s.clone(), CancellationToken::new()));
+    }
+    s.event(
+        EventKind::Alert,
+        Some("web"),
+        None,
+        "a".into(),
+        vec![],
+        None,
+    );
+    let sent = || {
+        s.metrics
+            .notify_sent
+            .get_or_create(&vec![("notify".to_string(), "t".to_string())])
+            .get()
+    };
+    let started = std::time::Instant::now();
+    while sent() == 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent(), 1, "delivered after the pause");
+    let at = at.lock().unwrap();
+    assert_eq!(at.len(), 2, "asked twice");
+    let gap = at[1] - at[0];
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "asked again after {gap:?}"
+    );
 }
