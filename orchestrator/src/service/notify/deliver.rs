@@ -19,6 +19,9 @@ pub(crate) struct Worker {
 pub(super) enum Failure {
     /// Worth trying again (network, 408, 429, 5xx, a command's exit).
     Again(String),
+    /// Worth trying again after the pause the receiver asked for (429 or
+    /// 503 with `Retry-After: SECONDS`).
+    Later(String, Duration),
     /// Not worth it (a redirect, another 4xx, a program that cannot start).
     GiveUp(String),
 }
@@ -54,7 +57,7 @@ impl Worker {
                     _ = stop.cancelled() => return,
                 }
             };
-            let body = match serde_json::to_vec(&*e) {
+            let body = match self.body(&e) {
                 Ok(b) => b,
                 Err(err) => {
                     warn!(notify = %self.cfg.name, event = e.id, cause = %err, "notification not sent: the event cannot be encoded");
@@ -98,7 +101,11 @@ impl Worker {
                         warn!(notify = %self.cfg.name, event = e.id, cause = %why, "notification given up: not worth retrying");
                         break;
                     }
-                    Err(Failure::Again(why)) => {
+                    Err(f @ (Failure::Again(_) | Failure::Later(..))) => {
+                        let (why, asked) = match f {
+                            Failure::Later(why, asked) => (why, asked),
+                            Failure::Again(why) | Failure::GiveUp(why) => (why, Duration::ZERO),
+                        };
                         let now_ms = shared.clock.now_ms();
                         let left = give_up_unix_ms.saturating_sub(now_ms);
                         if left == 0 {
@@ -108,7 +115,8 @@ impl Worker {
                             warn!(notify = %self.cfg.name, event = e.id, cause = %why, retry_for = ?self.cfg.retry_for, "notification given up: retry_for has passed since the event");
                             break;
                         }
-                        let pause = backoff.min(Duration::from_millis(left));
+                        // A receiver's Retry-After is kept (within retry_for).
+                        let pause = backoff.max(asked).min(Duration::from_millis(left));
                         debug!(notify = %self.cfg.name, event = e.id, cause = %why, retry_in = ?pause, "notification failed; retrying");
                         tokio::select! {
                             _ = tokio::time::sleep(pause) => {}
@@ -126,6 +134,28 @@ impl Worker {
         }
     }
 
+    /// `e`'s delivery id: this process's boot tag and the event id.
+    pub(super) fn delivery(&self, e: &Event) -> String {
+        format!("{}-{}", self.boot, e.id)
+    }
+
+    /// What is sent of `e`: the event as JSON with its `delivery` id in
+    /// it, so the signature covers the id a receiver drops repeats by (a
+    /// replayed body under a fresh `X-Warden-Delivery` header is still a
+    /// repeat).
+    pub(super) fn body(&self, e: &Event) -> serde_json::Result<Vec<u8>> {
+        #[derive(serde::Serialize)]
+        struct Sent<'a> {
+            #[serde(flatten)]
+            event: &'a Event,
+            delivery: String,
+        }
+        serde_json::to_vec(&Sent {
+            event: e,
+            delivery: self.delivery(e),
+        })
+    }
+
     pub(super) async fn deliver(&self, e: &Event, body: &[u8]) -> Result<(), Failure> {
         let kind = kind_name(e.kind);
         if let Some(url) = &self.cfg.url {
@@ -134,7 +164,7 @@ impl Worker {
                 .post(url)
                 .header("Content-Type", "application/json")
                 .header("X-Warden-Event", &kind)
-                .header("X-Warden-Delivery", format!("{}-{}", self.boot, e.id))
+                .header("X-Warden-Delivery", self.delivery(e))
                 .body(body.to_vec());
             if let Some(s) = &self.secret {
                 req = req.header("X-Warden-Signature-256", signature(s, body));
@@ -144,10 +174,20 @@ impl Worker {
                 Failure::Again(crate::text::printable(&describe(&err)).into_owned())
             })?;
             let status = resp.status();
-            return match status.as_u16() {
-                200..=299 => Ok(()),
-                408 | 429 | 500..=599 => Err(Failure::Again(format!("HTTP {status}"))),
-                300..=399 => Err(Failure::GiveUp(format!(
+            let asked = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return match (status.as_u16(), asked) {
+                (429 | 503, Some(after)) => Err(Failure::Later(
+                    format!("HTTP {status}, Retry-After {}s", after.as_secs()),
+                    after,
+                )),
+                (200..=299, _) => Ok(()),
+                (408 | 429 | 500..=599, _) => Err(Failure::Again(format!("HTTP {status}"))),
+                (300..=399, _) => Err(Failure::GiveUp(format!(
                     "HTTP {status}: redirects are not followed; give the final URL"
                 ))),
                 _ => Err(Failure::GiveUp(format!("HTTP {status}"))),
@@ -157,6 +197,7 @@ impl Worker {
             return Err(Failure::GiveUp("neither url nor command".into()));
         };
         let env = [
+            ("WARDEN_DELIVERY", self.delivery(e)),
             ("WARDEN_EVENT_ID", e.id.to_string()),
             ("WARDEN_EVENT_KIND", kind),
             ("WARDEN_GROUP", e.group.clone().unwrap_or_default()),
@@ -175,7 +216,13 @@ impl Worker {
         use warden_checks::child::Failure as Run;
         match run {
             Ok(f) if f.status.success() => Ok(()),
-            Ok(f) => Err(Failure::Again(format!("{}: {}", f.status, f.output))),
+            // Its output may echo the event (agent-reported text): escaped,
+            // so it can start no forged line in the log.
+            Ok(f) => Err(Failure::Again(format!(
+                "{}: {}",
+                f.status,
+                crate::text::printable(&f.output)
+            ))),
             Err(Run::NotStarted {
                 why,
                 lasting: false,

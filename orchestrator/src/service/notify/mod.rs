@@ -5,19 +5,22 @@
 //! receiver never holds up the service or another receiver.
 //!
 //! - A webhook gets `POST url` with the event as JSON (`id`, `kind`,
-//!   `group`, `site`, `message`, `time_unix_ms`, `evidence`, `runbook`),
-//!   `X-Warden-Event: KIND`, `X-Warden-Delivery: BOOT-ID` (the process's
-//!   random boot tag and the event id: receivers drop repeats by it — a
-//!   retried delivery may arrive twice — and a restarted orchestrator,
-//!   whose event ids may start again below ones it sent, has another tag)
-//!   and, with a `secret`, `X-Warden-Signature-256: sha256=HEX`, the
-//!   body's HMAC-SHA256 (GitHub's webhook form). 2xx is delivered; 408,
-//!   429, 5xx and network failures are retried; a redirect or another 4xx
-//!   is given up at once. No proxy from the environment is used. The URL
-//!   is never logged (a chat webhook's URL is often its secret): the
-//!   entry's name is.
-//! - A command gets the event as JSON on its standard input and
-//!   `WARDEN_EVENT_ID`, `WARDEN_EVENT_KIND`, `WARDEN_GROUP`, `WARDEN_SITE`
+//!   `group`, `site`, `message`, `time_unix_ms`, `evidence`, `runbook`,
+//!   `delivery`), `X-Warden-Event: KIND`, `X-Warden-Delivery: BOOT-ID`
+//!   (the body's `delivery`: the process's random boot tag and the event
+//!   id; receivers drop repeats by it — a retried delivery may arrive
+//!   twice — and a restarted orchestrator, whose event ids may start
+//!   again below ones it sent, has another tag) and, with a `secret`,
+//!   `X-Warden-Signature-256: sha256=HEX`, the body's HMAC-SHA256
+//!   (GitHub's webhook form), which so covers the delivery id. 2xx is
+//!   delivered; 408, 429, 5xx and network failures are retried (a 429 or
+//!   503 with `Retry-After: SECONDS` no sooner than it asks); a redirect
+//!   or another 4xx is given up at once. No proxy from the environment
+//!   is used. The URL is never logged (a chat webhook's URL is often its
+//!   secret): the entry's name is.
+//! - A command gets the same JSON on its standard input and
+//!   `WARDEN_DELIVERY`, `WARDEN_EVENT_ID`, `WARDEN_EVENT_KIND`,
+//!   `WARDEN_GROUP`, `WARDEN_SITE`
 //!   in a clean environment; exit 0 is delivered, anything else retried (a
 //!   program that is missing or not executable is given up at once).
 //! - An event is retried (back-off 1 s to 1 min) until `retry_for` after

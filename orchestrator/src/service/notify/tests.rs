@@ -139,7 +139,9 @@ async fn failures_are_retried_or_given_up_by_what_they_are() {
             Err(Failure::GiveUp(why)) if !again => {
                 assert!(!why.contains(&addr.to_string()), "no URL in {why}")
             }
-            Err(Failure::Again(w)) | Err(Failure::GiveUp(w)) => panic!("{p}: {w}"),
+            Err(Failure::Again(w)) | Err(Failure::GiveUp(w)) | Err(Failure::Later(w, _)) => {
+                panic!("{p}: {w}")
+            }
             Ok(()) => panic!("{p}: delivered"),
         }
     }
@@ -164,6 +166,27 @@ async fn failures_are_retried_or_given_up_by_what_they_are() {
         ]),
     ));
     assert!(matches!(w.deliver(&e, &body).await, Err(Failure::Again(_))));
+    // What a failing command wrote is logged with its line breaks and
+    // escapes escaped: it may echo the event's text, which a site's agent
+    // reported, and must not forge a log line.
+    let w = worker(entry(
+        None,
+        Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "printf 'cannot post\\n2026-01-01T00:00:00Z  INFO forged\\033[2K' >&2; exit 1".into(),
+        ]),
+    ));
+    match w.deliver(&e, &body).await {
+        Err(Failure::Again(why)) => {
+            assert!(
+                why.contains("cannot post") && why.contains("forged"),
+                "{why}"
+            );
+            assert!(!why.contains(['\n', '\u{1b}']), "{why:?}");
+        }
+        _ => panic!("a command that exits 1 is retried"),
+    }
     let w = worker(entry(
         None,
         Some(vec![
@@ -343,4 +366,160 @@ async fn a_follower_tells_nothing_and_a_deposed_leader_stops_telling() {
         "the retried event and the one behind it"
     );
     assert_eq!(s.notify.waiting("t"), 0);
+}
+
+/// A receiver drops repeats by the delivery id, so the signature covers
+/// it: the body sent names the `X-Warden-Delivery` it came under, and a
+/// command gets the same body and `WARDEN_DELIVERY`. (With the id in an
+/// unsigned header only, a captured body replayed under a fresh id would
+/// pass as new for as long as `retry_for` lets a receiver take old events.)
+#[tokio::test]
+async fn the_signature_covers_the_delivery_id() {
+    use axum::http::{HeaderMap, StatusCode};
+    let got: Arc<Mutex<Vec<(HeaderMap, axum::body::Bytes)>>> = Arc::default();
+    let g = got.clone();
+    let app = axum::Router::new().route(
+        "/x",
+        axum::routing::post(move |h: HeaderMap, b: axum::body::Bytes| {
+            let g = g.clone();
+            async move {
+                g.lock().unwrap().push((h, b));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = super::super::harness::test_dir(true, 5);
+    let secret_file = dir.join("hook.secret");
+    std::fs::write(&secret_file, "hook-secret").unwrap();
+    std::fs::set_permissions(
+        &secret_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let told = dir.join("told");
+    let text = super::super::harness::config_text(&dir, true, 5, "")
+        + &format!(
+            "\n[[orchestrator.notify]]\nname = \"hook\"\nurl = \"http://{addr}/x\"\nsecret = {{ file = \"{}\" }}\nkinds = [\"alert\"]\n\
+             \n[[orchestrator.notify]]\nname = \"cmd\"\ncommand = [\"/bin/sh\", \"-c\", \"{{ echo $WARDEN_DELIVERY; cat; }} > {}\"]\nkinds = [\"alert\"]\n",
+            secret_file.display(),
+            told.display()
+        );
+    let (s, _fake) =
+        super::super::harness::start_from(&text, &dir, Arc::new(crate::store::MemStore::default()))
+            .unwrap();
+    for w in s.notify_workers() {
+        tokio::spawn(w.run(s.clone(), CancellationToken::new()));
+    }
+    s.event(
+        EventKind::Alert,
+        Some("web"),
+        None,
+        "an alert".into(),
+        vec![],
+        None,
+    );
+    let started = std::time::Instant::now();
+    while (got.lock().unwrap().is_empty() || !told.exists())
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (headers, body) = got.lock().unwrap().pop().expect("the webhook was told");
+    let header = headers["x-warden-delivery"].to_str().unwrap().to_string();
+    assert_eq!(
+        headers["x-warden-signature-256"].to_str().unwrap(),
+        signature(&Secret::new("hook-secret"), &body),
+        "signed as sent"
+    );
+    let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(sent["kind"], "alert");
+    assert_eq!(
+        sent["delivery"], header,
+        "the signed body names its delivery id"
+    );
+    assert!(header.ends_with(&format!("-{}", sent["id"])), "{header}");
+    let mut out = String::new();
+    while !(out.ends_with('\n') && out.lines().count() == 2)
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        out = std::fs::read_to_string(&told).unwrap_or_default();
+    }
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some(header.as_str()),
+        "WARDEN_DELIVERY: {out}"
+    );
+    let stdin: serde_json::Value = serde_json::from_str(lines.next().unwrap_or_default()).unwrap();
+    assert_eq!(stdin["delivery"], header, "{out}");
+}
+
+/// A receiver that answers 429 with `Retry-After: 3` (a chat service's
+/// rate limit) is asked again after 3 s, not after the first back-off's
+/// 1 s — retrying sooner only extends the limit — and gets the event then.
+#[tokio::test]
+async fn a_receivers_retry_after_is_kept() {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let at: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
+    let a = at.clone();
+    let app = axum::Router::new().route(
+        "/x",
+        axum::routing::post(move || {
+            let a = a.clone();
+            async move {
+                let mut a = a.lock().unwrap();
+                a.push(std::time::Instant::now());
+                if a.len() == 1 {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3")]).into_response()
+                } else {
+                    StatusCode::NO_CONTENT.into_response()
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    let dir = super::super::harness::test_dir(true, 5);
+    let text = super::super::harness::config_text(&dir, true, 5, "")
+        + &format!(
+            "\n[[orchestrator.notify]]\nname = \"t\"\nurl = \"http://{addr}/x\"\nretry_for = \"1h\"\nkinds = [\"alert\"]\n"
+        );
+    let (s, _fake) =
+        super::super::harness::start_from(&text, &dir, Arc::new(crate::store::MemStore::default()))
+            .unwrap();
+    for w in s.notify_workers() {
+        tokio::spawn(w.run(s.clone(), CancellationToken::new()));
+    }
+    s.event(
+        EventKind::Alert,
+        Some("web"),
+        None,
+        "a".into(),
+        vec![],
+        None,
+    );
+    let sent = || {
+        s.metrics
+            .notify_sent
+            .get_or_create(&vec![("notify".to_string(), "t".to_string())])
+            .get()
+    };
+    let started = std::time::Instant::now();
+    while sent() == 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent(), 1, "delivered after the pause");
+    let at = at.lock().unwrap();
+    assert_eq!(at.len(), 2, "asked twice");
+    let gap = at[1] - at[0];
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "asked again after {gap:?}"
+    );
 }
