@@ -44,8 +44,17 @@ impl Role for Recorder {
 }
 
 fn election(e: &Etcd, node: &str, role: Arc<dyn Role>) -> (Election, watch::Receiver<Leadership>) {
+    election_for(e, node, role, Duration::from_secs(2))
+}
+
+/// [`election`] with a lease of `ttl`.
+fn election_for(
+    e: &Etcd,
+    node: &str,
+    role: Arc<dyn Role>,
+    ttl: Duration,
+) -> (Election, watch::Receiver<Leadership>) {
     let store = EtcdStore::connect(&cfg(&e.url, "/t3/")).unwrap();
-    let ttl = Duration::from_secs(2);
     let (view, seen) = watch::channel(Leadership::new(node, ttl));
     (
         Election {
@@ -387,4 +396,42 @@ async fn a_licence_that_lapsed_before_a_late_renewal_ends_the_term_and_someone_l
     );
     stop.cancel();
     let _ = tokio::join!(t1, t2);
+}
+
+/// An operator deletes the leader key (or revokes its lease, which deletes
+/// it): the leader steps down at once, seen by its watch on the key — not
+/// at its next renewal, a third of the TTL (here 10 s) later, meanwhile
+/// handing out orders and re-applying routes as if it still led.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_key_is_deleted_steps_down_at_once() {
+    let Some(e) = etcd() else { return };
+    let stop = CancellationToken::new();
+    let r1 = Arc::new(Recorder::default());
+    let (e1, v1) = election_for(&e, "n1", r1.clone(), Duration::from_secs(30));
+    let t1 = tokio::spawn(e1.run(stop.clone()));
+    until("n1 leads", || v1.borrow().is_leader).await;
+    // Past the renewal made right after the take-over: the next one is
+    // about 10 s away.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .expect("connect");
+    let deleted = Instant::now();
+    c.delete("/t3/leader", None).await.expect("delete the key");
+    until("n1 stepped down", || {
+        r1.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, m)| m.starts_with("down"))
+    })
+    .await;
+    let took = deleted.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stepped down {took:?} after its key was deleted: at the next renewal, not at once"
+    );
+    assert!(!v1.borrow().is_leader, "n1 still says it leads");
+    stop.cancel();
+    let _ = t1.await;
 }

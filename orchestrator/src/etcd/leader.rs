@@ -11,7 +11,9 @@
 //! tenth: etcd expires the lease no earlier than the TTL after it *received*
 //! that keep-alive, so the leader stops acting before anyone else can win.
 //! At the deadline (etcd unreachable, a partition, a pause), or when the key
-//! is no longer its own, it steps down at once: the licence is revoked, which
+//! is no longer its own (seen at once by a watch on the key — an operator
+//! who deletes it or revokes its lease —, else at the next renewal), it
+//! steps down at once: the licence is revoked, which
 //! cancels the step in progress. The service is told the deadline too
 //! ([`Role::lease_until`]): its licence lapses there by itself, so a paused
 //! process that resumes past it acts on nothing before this loop runs. On
@@ -22,7 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{
+    Client, Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
+    WatchStream,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -433,6 +438,22 @@ impl Election {
         });
         let period = ttl / 3;
         let key = self.store.leader_key();
+        // The leader key watched from its creation: an operator who deletes
+        // it, or revokes its lease (which deletes it), ends the term at
+        // once, not at the next renewal a third of the TTL later. Without
+        // a watch (refused, compacted, broken) the renewals still check.
+        let watching = client.watch(
+            key.clone(),
+            Some(WatchOptions::new().with_start_revision(term)),
+        );
+        let mut watch = match tokio::time::timeout(self.timeout, watching).await {
+            Ok(Ok(w)) => Some(w),
+            Ok(Err(e)) => {
+                warn!(node = %self.node, cause = %e, "cannot watch the leader key; its loss is seen at the next renewal");
+                None
+            }
+            Err(_) => None,
+        };
         // Renew at once: the take-over may have used part of the lease.
         let mut next = Instant::now();
         loop {
@@ -441,6 +462,18 @@ impl Election {
                     self.end_term(client, "shutdown: resigning").await;
                     return Outcome::Stop;
                 }
+                gone = key_gone(&mut watch, (term, lease)) => match gone {
+                    Some(true) => {
+                        self.end_term(client, "the leader key was deleted or taken (seen by its watch)")
+                            .await;
+                        return Outcome::Lost("leader key gone".into());
+                    }
+                    Some(false) => continue,
+                    None => {
+                        watch = None;
+                        continue;
+                    }
+                },
                 _ = tokio::time::sleep_until(deadline) => {
                     self.trouble("the leader lease could not be renewed in time");
                     self.end_term(client, "the lease could not be renewed before its deadline").await;
@@ -535,4 +568,27 @@ impl Election {
             .await;
         }
     }
+}
+
+/// The next news of the leader key's watch: `Some(true)` when the key is
+/// gone or no longer `held` (its creation revision and lease), `Some(false)`
+/// for news that changes nothing (its own creation, a progress note),
+/// `None` when the watch ended or failed (the caller stops watching).
+/// Never resolves without a watch.
+async fn key_gone(watch: &mut Option<WatchStream>, held: (i64, i64)) -> Option<bool> {
+    let Some(w) = watch.as_mut() else {
+        return std::future::pending().await;
+    };
+    let resp = w.message().await.ok().flatten()?;
+    if resp.canceled() {
+        return None;
+    }
+    Some(resp.events().iter().any(|e| {
+        match e.event_type() {
+            EventType::Delete => true,
+            EventType::Put => e
+                .kv()
+                .is_some_and(|kv| (kv.create_revision(), kv.lease()) != held),
+        }
+    }))
 }
