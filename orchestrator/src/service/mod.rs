@@ -80,6 +80,8 @@ mod persist;
 pub mod polls;
 #[cfg(test)]
 mod preempt_tests;
+#[cfg(test)]
+mod probe_tests;
 mod reconcile;
 mod replay;
 mod replication;
@@ -485,8 +487,11 @@ impl Shared {
             next_event,
             ..
         } = loaded;
+        // Like the agents' probes: no redirect followed (see
+        // `warden_checks::probe_client`).
         let http = reqwest::Client::builder()
             .timeout(cfg.detection.probe_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
