@@ -487,15 +487,11 @@ impl Shared {
             next_event,
             ..
         } = loaded;
-        // Like the agents' probes: no redirect followed (see
-        // `warden_checks::probe_client`).
-        let http = reqwest::Client::builder()
-            .timeout(cfg.detection.probe_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
-            })?;
+        // The agents' probe client: directly, no redirect followed (each
+        // probe is bounded by its timeout, at most `probe_timeout`).
+        let http = warden_checks::probe_client().map_err(|e| {
+            OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
+        })?;
         let entry_http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .no_proxy()
