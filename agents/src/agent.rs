@@ -100,11 +100,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         builder = builder.tls_backend_preconfigured(tls);
     }
     let orchestrator = builder.build().map_err(AgentError::Client)?;
-    // Probes measure direct reachability of local services and peer sites: no proxy.
-    let probe = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .map_err(AgentError::Client)?;
+    // Probes measure direct reachability of local services and peer
+    // sites: no proxy, no redirect followed (see `probe_client`).
+    let probe = crate::checks::probe_client().map_err(AgentError::Client)?;
 
     // One agent per state directory, for as long as this one runs: a
     // second would run every order again (see `state_lock`).

@@ -24,11 +24,28 @@ pub use openstack::DEFAULT_CONTAINER;
 /// Largest body prefix searched for `body_contains`; a health page is small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The HTTP client for `http` checks and probes ([`run_check`]'s `client`).
+///
+/// It goes directly to the URL (no proxy from `HTTP(S)_PROXY`/`ALL_PROXY`:
+/// a probe measures the path to the service, and a proxy in the way would
+/// make every site look down while it is down, or answer for one it cannot
+/// reach). It follows no redirect: the answer judged is the endpoint's own
+/// (a load balancer of a dead site that redirects its users to another
+/// site's healthy page must not make the dead site look healthy); a 3xx is
+/// a status like any other, healthy only when it is `expect_status`.
+pub fn probe_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
 /// Run one check, bounded by `spec.timeout`.
 ///
-/// `client` is used for `http` checks (`keystone` and `swift` have their
-/// own, which follows no redirect); its own timeouts are irrelevant
-/// because the whole check (connect, headers, body) runs under `spec.timeout`.
+/// `client` is used for `http` checks, and is [`probe_client`]
+/// (`keystone` and `swift` have their own, which follows no redirect either);
+/// its own timeouts are irrelevant because the whole check (connect,
+/// headers, body) runs under `spec.timeout`.
 pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResult {
     let started = Instant::now();
     let attempt = async {
@@ -128,6 +145,9 @@ async fn http_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String
     };
     let status = resp.status().as_u16();
     if status != expected {
+        if resp.status().is_redirection() {
+            return (false, redirected(status, expected, &resp));
+        }
         return (false, format!("status {status} (expected {expected})"));
     }
     let Some(needle) = spec.body_contains.as_deref() else {
@@ -151,6 +171,24 @@ async fn http_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String
             Ok(None) => return (false, format!("body lacks {needle:?}")),
             Err(e) => return (false, format!("reading body: {}", describe_http_error(&e))),
         }
+    }
+}
+
+/// "status 302 (expected 200): redirects to https://other:443, not followed":
+/// where it points, by origin only (a path or query may carry a token).
+fn redirected(status: u16, expected: u16, resp: &reqwest::Response) -> String {
+    let to = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .and_then(|l| resp.url().join(l).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null");
+    match to {
+        Some(to) => {
+            format!("status {status} (expected {expected}): redirects to {to}, not followed")
+        }
+        None => format!("status {status} (expected {expected}): a redirect, not followed"),
     }
 }
 
@@ -264,7 +302,7 @@ mod tests {
 
     fn client() -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::builder().no_proxy().build().unwrap()
+        probe_client().unwrap()
     }
 
     fn spec(toml_text: &str) -> CheckSpec {
@@ -422,6 +460,40 @@ mod tests {
         let r = run_check(&s, &client()).await;
         assert!(!r.ok);
         assert_eq!(r.detail, "body lacks \"healthy\"");
+    }
+
+    #[tokio::test]
+    async fn a_dead_site_redirecting_to_a_healthy_one_is_not_healthy() {
+        // The dead site's load balancer sends its users to the other
+        // site's page (HAProxy's `redirect location … if { nbsrv(app) eq 0 }`).
+        let healthy = server().await;
+        let target = format!("{healthy}/ok?token=s3cret");
+        let app = Router::new().route(
+            "/health",
+            get(move || {
+                let target = target.clone();
+                async move { axum::response::Redirect::temporary(&target) }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{dead}/health\"\nbody_contains = \"ok\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok, "judged by another site's answer: {r:?}");
+        assert_eq!(
+            r.detail,
+            format!("status 307 (expected 200): redirects to {healthy}, not followed")
+        );
+        // A redirect that is the expected answer is healthy.
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{dead}/health\"\nexpect_status = 307"
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
     }
 
     #[tokio::test]

@@ -80,6 +80,8 @@ mod persist;
 pub mod polls;
 #[cfg(test)]
 mod preempt_tests;
+#[cfg(test)]
+mod probe_tests;
 mod reconcile;
 mod replay;
 mod replication;
@@ -485,12 +487,11 @@ impl Shared {
             next_event,
             ..
         } = loaded;
-        let http = reqwest::Client::builder()
-            .timeout(cfg.detection.probe_timeout)
-            .build()
-            .map_err(|e| {
-                OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
-            })?;
+        // The agents' probe client: directly, no redirect followed (each
+        // probe is bounded by its timeout, at most `probe_timeout`).
+        let http = warden_checks::probe_client().map_err(|e| {
+            OrchestratorError::Setup(format!("cannot build the probe http client: {e}"))
+        })?;
         let entry_http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .no_proxy()
