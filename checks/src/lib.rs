@@ -196,10 +196,42 @@ async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
     let Some(address) = &spec.address else {
         return (false, "no address configured".into());
     };
-    match tokio::net::TcpStream::connect(address.get_ref().as_str()).await {
-        Ok(_) => (true, "connected".into()),
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::net::lookup_host(address.get_ref().as_str()).await {
+            Ok(a) => a.collect(),
+            Err(e) => return (false, describe_io(&e)),
+        };
+    match connect_any(&addrs).await {
+        Ok(()) => (true, "connected".into()),
         Err(e) => (false, describe_io(&e)),
     }
+}
+
+/// Connect to every one of `addrs` at once; done at the first that
+/// answers, else the first failure (no address: "not found"). One after
+/// another (as a plain connect to a name goes), a first address whose
+/// packets vanish — an IPv6 route that is broken, one dead host of a
+/// name's several — took the whole check's timeout, and a service that
+/// answered at the next address was judged down: from every vantage point
+/// alike, a false failover.
+async fn connect_any(addrs: &[std::net::SocketAddr]) -> std::io::Result<()> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut tries: FuturesUnordered<_> = addrs
+        .iter()
+        .map(|a| tokio::net::TcpStream::connect(*a))
+        .collect();
+    let mut first_error = None;
+    while let Some(r) = tries.next().await {
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+    }))
 }
 
 async fn command_check(spec: &CheckSpec) -> (bool, String) {
@@ -538,6 +570,45 @@ mod tests {
         let r = run_check(&s, &client()).await;
         assert!(!r.ok);
         assert_eq!(r.detail, "connection refused");
+    }
+
+    /// A name with several addresses, the first of which drops packets (a
+    /// broken IPv6 route, one dead host): the service at the next one is
+    /// reached within the check's time. Before, the connects went one
+    /// after another and the first took the whole timeout: judged down.
+    #[tokio::test]
+    async fn tcp_reaches_a_later_address_when_the_first_drops_packets() {
+        // Its accept queue full, a listener that never accepts: Linux drops
+        // the SYNs of new connects, which then hang.
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let hole = sock.listen(0).unwrap();
+        let dead = hole.local_addr().unwrap();
+        let mut fill = Vec::new();
+        loop {
+            match tokio::time::timeout(
+                Duration::from_millis(200),
+                tokio::net::TcpStream::connect(dead),
+            )
+            .await
+            {
+                Ok(Ok(s)) => fill.push(s),
+                _ => break,
+            }
+            assert!(fill.len() < 8, "the accept queue of {dead} never filled");
+        }
+        let live = TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let up = live.local_addr().unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(3), connect_any(&[dead, up])).await;
+        assert!(
+            matches!(r, Ok(Ok(()))),
+            "the service at {up} was not reached: {r:?}"
+        );
+        // Every address failing: the first failure is said.
+        let closed = closed_port().await;
+        let e = connect_any(&[closed.parse().unwrap()]).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(connect_any(&[]).await.is_err());
     }
 
     #[tokio::test]
