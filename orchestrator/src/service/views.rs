@@ -139,7 +139,12 @@ pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<Replication
             v.errors.push(format!("{site}: {e}"));
         }
         match r.role.as_str() {
-            "source" if *site == g.active => {
+            // While replication is paused (a failover stopped it), a
+            // "source" report is the old active site's last word, not
+            // replication running: the state stays "paused" (before, it
+            // read "replicating a → b" until the failover's runbook ended,
+            // with a confirmed down).
+            "source" if *site == g.active && g.replication_paused_since_unix_ms.is_none() => {
                 v.state = "replicating".into();
                 v.source = Some(site.clone());
                 v.target = r.peer.clone();
