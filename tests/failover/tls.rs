@@ -13,22 +13,41 @@ use crate::deploy::{self, Knobs, WARDEN};
 use crate::lab::{secs, Deploy};
 
 /// Makes the CA and every certificate in `dir` (`$1`): `$2` the
-/// orchestrator's IP, `$3` the frontend's.
+/// orchestrator's IP, `$3` the frontend's. The expired certificate is
+/// signed with explicit dates (`openssl ca -startdate -enddate`), not under
+/// a faked clock: the `faketime` wrapper needs POSIX shared memory and a
+/// semaphore of its own, and when it could not have them the whole script
+/// failed with nothing said. openssl's messages go to `openssl.log`, shown
+/// when the script fails.
 const CERTS: &str = r#"
 set -eu
 cd "$1"
-key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null; }
+exec 2>>openssl.log
+key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key"; }
 ca() {
   key "$1"
-  openssl req -x509 -key "$1.key" -out "$1.pem" -days 30 -subj "/CN=$1" 2>/dev/null
+  openssl req -x509 -key "$1.key" -out "$1.pem" -days 30 -subj "/CN=$1"
 }
-# leaf NAME SAN CA [faketime]
-leaf() {
+csr() {
   key "$1"
-  openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1" 2>/dev/null
+  openssl req -new -key "$1.key" -out "$1.csr" -subj "/CN=$1"
   printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\n' "$2" > "$1.ext"
-  ${4:-} openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial \
-    -days 2 -out "$1.pem" -extfile "$1.ext" 2>/dev/null
+}
+# leaf NAME SAN CA
+leaf() {
+  csr "$1" "$2"
+  openssl x509 -req -in "$1.csr" -CA "$3.pem" -CAkey "$3.key" -CAcreateserial \
+    -days 2 -out "$1.pem" -extfile "$1.ext"
+}
+# expired NAME SAN CA: valid for two days in January 2020
+expired() {
+  csr "$1" "$2"
+  mkdir -p "$3-db"
+  : > "$3-db/index.txt"
+  printf '[ca]\ndefault_ca = d\n[d]\ndatabase = %s\nnew_certs_dir = %s\nrand_serial = yes\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n' \
+    "$3-db/index.txt" "$3-db" > "$3-db/ca.cnf"
+  openssl ca -batch -config "$3-db/ca.cnf" -cert "$3.pem" -keyfile "$3.key" -in "$1.csr" \
+    -out "$1.pem" -notext -startdate 20200101000000Z -enddate 20200103000000Z -extfile "$1.ext"
 }
 ca ca
 ca other-ca
@@ -39,7 +58,7 @@ leaf agent-b "DNS:b" ca
 leaf orch-client "DNS:orchestrator" ca
 leaf operator "DNS:operator" ca
 leaf rogue-a "DNS:a" other-ca
-leaf expired-a "DNS:a" ca "faketime 2020-01-01"
+expired expired-a "DNS:a" ca
 chmod 600 ./*.key
 "#;
 
@@ -60,7 +79,12 @@ fn mtls_control_plane_refuses_wrong_certificates_and_fails_over() -> Result<()> 
         .args([dir.to_str().unwrap(), &ctl, &fe])
         .output()?;
     if !out.status.success() {
-        bail!("certificates: {}", String::from_utf8_lossy(&out.stderr));
+        let log = std::fs::read_to_string(dir.join("openssl.log")).unwrap_or_default();
+        bail!(
+            "certificates ({}): {}{log}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let p = |f: &str| dir.join(f).display().to_string();
     let api = format!("https://{ctl}:{}", deploy::API_PORT);

@@ -20,7 +20,7 @@ pub(super) enum Failure {
     /// Worth trying again (network, 408, 429, 5xx, a command's exit).
     Again(String),
     /// Worth trying again after the pause the receiver asked for (429 or
-    /// 503 with `Retry-After: SECONDS`).
+    /// 503 with `Retry-After`, seconds or an HTTP date).
     Later(String, Duration),
     /// Not worth it (a redirect, another 4xx, a program that cannot start).
     GiveUp(String),
@@ -178,8 +178,7 @@ impl Worker {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|v| retry_after(v, std::time::SystemTime::now()));
             return match (status.as_u16(), asked) {
                 (429 | 503, Some(after)) => Err(Failure::Later(
                     format!("HTTP {status}, Retry-After {}s", after.as_secs()),
@@ -265,4 +264,17 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         format!("{what}: {cause}")
     }
+}
+
+/// The pause a `Retry-After` value asks for (RFC 9110 §10.2.3): a number
+/// of seconds, or an HTTP date (what many receivers behind a gateway
+/// send), counted from `now` on the wall clock — a date already passed
+/// asks for no pause. `None` for anything else.
+pub(super) fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }

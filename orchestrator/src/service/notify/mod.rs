@@ -14,7 +14,8 @@
 //!   `X-Warden-Signature-256: sha256=HEX`, the body's HMAC-SHA256
 //!   (GitHub's webhook form), which so covers the delivery id. 2xx is
 //!   delivered; 408, 429, 5xx and network failures are retried (a 429 or
-//!   503 with `Retry-After: SECONDS` no sooner than it asks); a redirect
+//!   503 with `Retry-After` — seconds or an HTTP date — no sooner than it
+//!   asks); a redirect
 //!   or another 4xx is given up at once. No proxy from the environment
 //!   is used. The URL is never logged (a chat webhook's URL is often its
 //!   secret): the entry's name is.

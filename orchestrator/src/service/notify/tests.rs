@@ -463,7 +463,57 @@ async fn the_signature_covers_the_delivery_id() {
 /// 1 s — retrying sooner only extends the limit — and gets the event then.
 #[tokio::test]
 async fn a_receivers_retry_after_is_kept() {
-    use axum::http::StatusCode;
+    let gap = gap_after_refusal(axum::http::StatusCode::TOO_MANY_REQUESTS, || {
+        "3".to_string()
+    })
+    .await;
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "asked again after {gap:?}"
+    );
+}
+
+/// The same pause asked for as an HTTP date (a 503 from a gateway in
+/// maintenance): four seconds ahead on the wall clock, whole seconds, so
+/// at least three. Read as a number only, the date was ignored and the
+/// receiver asked again after the first back-off's 1 s.
+#[tokio::test]
+async fn a_retry_after_given_as_a_date_is_kept() {
+    let gap = gap_after_refusal(axum::http::StatusCode::SERVICE_UNAVAILABLE, || {
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4))
+    })
+    .await;
+    assert!(
+        gap >= Duration::from_millis(2900),
+        "asked again after {gap:?}"
+    );
+}
+
+#[test]
+fn retry_after_reads_seconds_and_dates_and_nothing_else() {
+    use super::deliver::retry_after;
+    let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let at = httpdate::parse_http_date(date).unwrap();
+    assert_eq!(retry_after(" 3 ", at), Some(Duration::from_secs(3)));
+    assert_eq!(
+        retry_after(date, at - Duration::from_secs(5)),
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(
+        retry_after(date, at + Duration::from_secs(5)),
+        Some(Duration::ZERO),
+        "a date passed asks for no pause"
+    );
+    assert_eq!(retry_after("soon", at), None);
+    assert_eq!(retry_after("-1", at), None);
+}
+
+/// How long after a first answer of `status` with `Retry-After:
+/// value()` a receiver was asked again (it takes the event then).
+async fn gap_after_refusal(
+    status: axum::http::StatusCode,
+    value: impl Fn() -> String + Clone + Send + Sync + 'static,
+) -> Duration {
     use axum::response::IntoResponse;
     let at: Arc<Mutex<Vec<std::time::Instant>>> = Arc::default();
     let a = at.clone();
@@ -471,13 +521,14 @@ async fn a_receivers_retry_after_is_kept() {
         "/x",
         axum::routing::post(move || {
             let a = a.clone();
+            let value = value.clone();
             async move {
                 let mut a = a.lock().unwrap();
                 a.push(std::time::Instant::now());
                 if a.len() == 1 {
-                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3")]).into_response()
+                    (status, [("retry-after", value())]).into_response()
                 } else {
-                    StatusCode::NO_CONTENT.into_response()
+                    axum::http::StatusCode::NO_CONTENT.into_response()
                 }
             }
         }),
@@ -517,9 +568,5 @@ async fn a_receivers_retry_after_is_kept() {
     assert_eq!(sent(), 1, "delivered after the pause");
     let at = at.lock().unwrap();
     assert_eq!(at.len(), 2, "asked twice");
-    let gap = at[1] - at[0];
-    assert!(
-        gap >= Duration::from_millis(2900),
-        "asked again after {gap:?}"
-    );
+    at[1] - at[0]
 }
