@@ -23,7 +23,8 @@
 //! delivery idempotent by command id: an id queued or running is ignored, an
 //! id already finished gets its stored outcome sent again, never a second
 //! run. Outcomes travel with every report until the orchestrator lists them in
-//! `acked`.
+//! `acked`. A command the orchestrator lists as `withdrawn` while it still
+//! waits here is not started: its outcome says so.
 //!
 //! One agent per state directory: `run` first takes the lock of the
 //! site's `state_dir` (`crate::state_lock`), and a second agent of the
@@ -249,6 +250,13 @@ impl Shared {
         self.authority.observe(&resp.epochs);
         let mut book = self.book();
         book.ack(&resp.acked);
+        if book.recall(&resp.withdrawn) > 0 {
+            for w in &resp.withdrawn {
+                if book.recalled(&w.id).is_some() {
+                    info!(command = %w.id, why = %w.why, via, "command withdrawn by the orchestrator");
+                }
+            }
+        }
         let mut new = 0;
         for cmd in resp.commands {
             match book.offer(&cmd) {
@@ -456,6 +464,16 @@ async fn execute(
                 None => return,
             },
         };
+        // Taken back while it waited here (its runbook ended, the epoch
+        // moved on, a demote superseded it): started now, it would act on
+        // a decision the orchestrator no longer stands by.
+        let recalled = shared.book().recalled(&cmd.id).map(str::to_string);
+        if let Some(why) = recalled {
+            let note = format!("not run: withdrawn by the orchestrator before it started ({why})");
+            warn!(command = %cmd.id, "{note}");
+            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, note));
+            continue;
+        }
         if let Err(refusal) = shared.authority.admit(&cmd) {
             warn!(command = %cmd.id, "{refusal}");
             finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, refusal));

@@ -1,11 +1,12 @@
 //! The agent's command book: delivery made idempotent by command id (an id
 //! queued or running is ignored, one already finished gets its stored
-//! outcome again, never a second run), and the outcomes that travel with
-//! every report until the orchestrator acks them.
+//! outcome again, never a second run), the commands the orchestrator took
+//! back while they waited here, and the outcomes that travel with every
+//! report until the orchestrator acks them.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::wire::{Command, CommandOutcome};
+use crate::wire::{Command, CommandOutcome, Withdrawn};
 
 /// How many finished outcomes are kept for answering a repeated command id.
 pub(crate) const FINISHED_KEPT: usize = 256;
@@ -26,6 +27,9 @@ pub(crate) enum Offer {
 pub(crate) struct CommandBook {
     /// Ids queued or running: a second delivery is ignored.
     active: HashSet<String>,
+    /// Ids among `active` the orchestrator withdrew, and why: one not
+    /// started yet is not started (see [`CommandBook::recalled`]).
+    recalled: HashMap<String, String>,
     /// The last [`FINISHED_KEPT`] outcomes, oldest first: a repeated id gets
     /// its outcome again instead of a second run. Kept without the checks a
     /// promote ran after its hooks: those were fresh once, not at a resend.
@@ -39,6 +43,8 @@ pub(crate) struct CommandBook {
 impl CommandBook {
     pub(crate) fn offer(&mut self, cmd: &Command) -> Offer {
         if self.active.contains(&cmd.id) {
+            // Listed as waiting again: asked anew, no longer taken back.
+            self.recalled.remove(&cmd.id);
             return Offer::Ignore;
         }
         if let Some(done) = self.finished.iter().find(|o| o.id == cmd.id) {
@@ -51,8 +57,27 @@ impl CommandBook {
         Offer::Run
     }
 
+    /// Notes the commands the orchestrator took back; only those held here
+    /// (queued or running) are kept. Returns how many of them were.
+    pub(crate) fn recall(&mut self, withdrawn: &[Withdrawn]) -> usize {
+        let mut held = 0;
+        for w in withdrawn {
+            if self.active.contains(&w.id) {
+                held += usize::from(self.recalled.insert(w.id.clone(), w.why.clone()).is_none());
+            }
+        }
+        held
+    }
+
+    /// Why command `id`, about to start, was taken back by the
+    /// orchestrator, if it was: it is then not run.
+    pub(crate) fn recalled(&self, id: &str) -> Option<&str> {
+        self.recalled.get(id).map(String::as_str)
+    }
+
     pub(crate) fn finish(&mut self, outcome: CommandOutcome) {
         self.active.remove(&outcome.id);
+        self.recalled.remove(&outcome.id);
         self.finished.retain(|o| o.id != outcome.id);
         self.finished.push_back(CommandOutcome {
             checks: None,

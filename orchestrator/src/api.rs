@@ -302,6 +302,7 @@ async fn poll_commands(
                 commands: cmds,
                 acked: vec![],
                 epochs: Default::default(),
+                withdrawn: s.recalled_for(&site),
             })
             .into_response();
         }

@@ -11,13 +11,18 @@
 //!   withdrawn and no agent is handed them again; a demote withdraws a
 //!   promote of the same site and group still waiting (demotes are handed
 //!   out first, so the older promote would run after it);
+//! - a withdrawn command that was already handed out is recalled: the site's
+//!   answers list it for [`RECALL_FOR`] (or until the site reports it), so an
+//!   agent that holds it behind a running hook does not start it late;
 //! - memory is bounded by what the orchestrator queued, never by what agents
 //!   send: finished entries are evicted oldest first, outcome texts are cut.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use crate::text::cut;
-use warden_proto::agent::{Command, CommandKind, CommandOutcome};
+use warden_proto::agent::{Command, CommandKind, CommandOutcome, Withdrawn};
 
 /// Finished or withdrawn entries kept (for a resumed runbook that asks again).
 pub const FINISHED_KEPT: usize = 4096;
@@ -31,6 +36,12 @@ const JOURNAL_NAMES_MAX: usize = 4_096;
 const JOURNAL_BYTES_MAX: usize = 48 * 1024;
 /// The most check results kept from a promote outcome.
 const CHECKS_MAX: usize = 64;
+/// How long a withdrawn command that was handed out is recalled in its
+/// site's answers: longer than an agent holds an order behind another's
+/// hooks (their timeouts), short enough that answers stay small.
+pub const RECALL_FOR: Duration = Duration::from_secs(600);
+/// The most recalled commands listed per site (the newest).
+const RECALLED_MAX: usize = 64;
 
 /// Where a command stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +60,8 @@ struct Entry {
     /// A long-poll already handed it out: it alone does not end the next
     /// poll early (the agent runs it; reports keep repeating it).
     polled: bool,
+    /// An answer (report or poll) carried it: withdrawn, it is recalled.
+    handed: bool,
 }
 
 /// What became of one outcome an agent sent.
@@ -83,6 +96,9 @@ pub struct Ledger {
     /// Finished and withdrawn ids, oldest first (eviction order).
     done: VecDeque<String>,
     dropped: BTreeMap<String, DroppedTally>,
+    /// Per site: handed-out commands withdrawn since, newest last, with
+    /// when (see [`Ledger::recalled_for`]).
+    recalled: BTreeMap<String, VecDeque<(Withdrawn, Instant)>>,
 }
 
 impl Ledger {
@@ -97,6 +113,8 @@ impl Ledger {
                 CommandState::Queued | CommandState::Finished(_) => return false,
                 CommandState::Withdrawn(_) => {
                     self.done.retain(|id| id != &cmd.id);
+                    // Asked anew: no longer taken back.
+                    self.unrecall(&cmd.site, &cmd.id);
                 }
             }
         }
@@ -130,6 +148,7 @@ impl Ledger {
                 runbook,
                 state: CommandState::Queued,
                 polled: false,
+                handed: false,
             },
         );
         true
@@ -161,6 +180,43 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// For a report's answer: what [`Ledger::pending_for`] gives, all of it
+    /// counted as handed out from now on (recalled if withdrawn).
+    pub fn hand_out(&mut self, site: &str) -> Vec<Command> {
+        let mut out = Vec::new();
+        for id in self.queued.get(site).into_iter().flatten() {
+            if let Some(e) = self.entries.get_mut(id) {
+                e.handed = true;
+                out.push(e.cmd.clone());
+            }
+        }
+        out
+    }
+
+    /// The commands handed to `site` and withdrawn within [`RECALL_FOR`]
+    /// before `now` that it has not reported since, oldest first: what its
+    /// agent must not start if it still holds them.
+    pub fn recalled_for(&mut self, site: &str, now: Instant) -> Vec<Withdrawn> {
+        let Some(list) = self.recalled.get_mut(site) else {
+            return Vec::new();
+        };
+        list.retain(|(_, at)| now.saturating_duration_since(*at) < RECALL_FOR);
+        let out = list.iter().map(|(w, _)| w.clone()).collect();
+        if list.is_empty() {
+            self.recalled.remove(site);
+        }
+        out
+    }
+
+    fn unrecall(&mut self, site: &str, id: &str) {
+        if let Some(list) = self.recalled.get_mut(site) {
+            list.retain(|(w, _)| w.id != id);
+            if list.is_empty() {
+                self.recalled.remove(site);
+            }
+        }
+    }
+
     /// For a long-poll: what [`Ledger::pending_for`] gives, and whether any
     /// of it was not handed out by a poll yet (only that ends a poll early:
     /// a command the agent already runs would otherwise answer every poll
@@ -173,6 +229,7 @@ impl Ledger {
             if let Some(e) = self.entries.get_mut(id) {
                 fresh |= !e.polled;
                 e.polled = true;
+                e.handed = true;
                 out.push(e.cmd.clone());
             }
         }
@@ -216,7 +273,9 @@ impl Ledger {
                     t.examples.push(display_id(&outcome.id));
                 }
             }
-            Accepted::Repeated | Accepted::Late => {}
+            // The site ran it, or reports it not run: no longer held there.
+            Accepted::Late => self.unrecall(site, &outcome.id),
+            Accepted::Repeated => {}
         }
         verdict
     }
@@ -250,11 +309,28 @@ impl Ledger {
             .map(|(id, _)| id.clone())
             .collect();
         let mut out = Vec::new();
+        let now = Instant::now();
         for id in ids {
             if let Some(e) = self.entries.get_mut(&id) {
                 e.state = CommandState::Withdrawn(why.to_string());
                 if let Some(q) = self.queued.get_mut(&e.cmd.site) {
                     q.retain(|x| x != &id);
+                }
+                if e.handed {
+                    let mut why = why.to_string();
+                    cut(&mut why, 200);
+                    let list = self.recalled.entry(e.cmd.site.clone()).or_default();
+                    list.retain(|(w, _)| w.id != id);
+                    list.push_back((
+                        Withdrawn {
+                            id: id.clone(),
+                            why,
+                        },
+                        now,
+                    ));
+                    while list.len() > RECALLED_MAX {
+                        list.pop_front();
+                    }
                 }
                 out.push(e.cmd.clone());
             }
@@ -462,6 +538,49 @@ mod tests {
         l.queue(newer.clone(), None);
         l.queue(cmd("web", 6, CommandKind::Demote, "b"), None);
         assert!(l.pending_for("b").contains(&newer));
+    }
+
+    /// A command withdrawn after an answer carried it is listed in the
+    /// site's answers (the agent may still hold it behind another's hooks)
+    /// until the site reports it, it is asked anew, or `RECALL_FOR` passes;
+    /// one never handed out is not listed (the agent never had it).
+    #[test]
+    fn a_withdrawn_command_that_was_handed_out_is_recalled() {
+        let mut l = Ledger::default();
+        let promote = cmd("web", 5, CommandKind::Promote, "b");
+        let never = cmd("db", 5, CommandKind::Promote, "b");
+        l.queue(promote.clone(), Some(3));
+        assert_eq!(l.hand_out("b"), vec![promote.clone()]);
+        l.queue(never.clone(), Some(3));
+        l.withdraw_runbook(3, "runbook 3 ended: rolled back");
+        let now = Instant::now();
+        let ids = |l: &mut Ledger, at| {
+            l.recalled_for("b", at)
+                .into_iter()
+                .map(|w| (w.id, w.why))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(&mut l, now),
+            vec![(promote.id.clone(), "runbook 3 ended: rolled back".into())]
+        );
+        assert!(l.recalled_for("a", now).is_empty(), "another site's");
+        // Asked anew: no longer taken back.
+        l.queue(promote.clone(), Some(4));
+        assert!(ids(&mut l, now).is_empty());
+        // Handed out by a poll this time, withdrawn again, then reported.
+        let _ = l.take_for_poll("b");
+        l.withdraw_below("web", 6, "the epoch moved on to 6");
+        assert_eq!(ids(&mut l, now).len(), 1);
+        assert_eq!(l.accept("b", &ok(&promote.id)), Accepted::Late);
+        assert!(ids(&mut l, now).is_empty(), "the site reported it");
+        // Withdrawn a third time and never reported: listed for RECALL_FOR.
+        l.queue(promote.clone(), Some(5));
+        let _ = l.hand_out("b");
+        l.withdraw_runbook(5, "runbook 5 ended");
+        let later = Instant::now();
+        assert_eq!(ids(&mut l, later + RECALL_FOR / 2).len(), 1);
+        assert!(ids(&mut l, later + RECALL_FOR).is_empty());
     }
 
     #[test]

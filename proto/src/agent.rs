@@ -420,6 +420,21 @@ pub struct ReportResponse {
     /// the highest it has seen and refuses commands below it.
     #[serde(default)]
     pub epochs: std::collections::BTreeMap<String, u64>,
+    /// Commands handed to this site and taken back since (their runbook
+    /// ended, the epoch moved on, a demote superseded them): the agent
+    /// does not start one it still holds, and reports it not run. Only
+    /// the leader sends them; recent ones only (see the orchestrator's
+    /// ledger).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<Withdrawn>,
+}
+
+/// A command taken back by the orchestrator, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Withdrawn {
+    pub id: String,
+    /// "runbook 12 ended", "superseded by web:5:demote", ...
+    pub why: String,
 }
 
 /// The report stream: `GET` with the agent's bearer token, upgraded to a

@@ -94,6 +94,8 @@ async fn serve(s: Arc<Shared>, site: String, mut socket: WebSocket) {
     // The epochs last told on this stream: an answer with the same ones and
     // nothing else is not sent.
     let mut told: Option<std::collections::BTreeMap<String, u64>> = None;
+    // The recalled commands last sent: a change is news.
+    let mut recalled: Vec<warden_proto::agent::Withdrawn> = Vec::new();
     let why = loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => {
@@ -120,11 +122,13 @@ async fn serve(s: Arc<Shared>, site: String, mut socket: WebSocket) {
             Ok((seq, answer)) => {
                 let news = !answer.commands.is_empty()
                     || !answer.acked.is_empty()
-                    || told.as_ref() != Some(&answer.epochs);
+                    || told.as_ref() != Some(&answer.epochs)
+                    || recalled != answer.withdrawn;
                 if !news {
                     continue;
                 }
                 told = Some(answer.epochs.clone());
+                recalled.clone_from(&answer.withdrawn);
                 StreamAnswer::Answer { seq, answer }
             }
             Err(r) => StreamAnswer::Refused {

@@ -75,9 +75,10 @@ impl Shared {
         // (the leader must see them), no command or epoch is told.
         let answer = if acting && self.licence.is_held() {
             ReportResponse {
-                commands: st.ledger.pending_for(&site),
+                commands: st.ledger.hand_out(&site),
                 acked,
                 epochs: self.epochs_of_locked(&st, &site),
+                withdrawn: st.ledger.recalled_for(&site, now),
             }
         } else {
             ReportResponse::default()
@@ -117,6 +118,16 @@ impl Shared {
         let mut st = self.lock();
         self.ledger_to_hand_out(&mut st)
             .map_or_else(|| (Vec::new(), false), |l| l.take_for_poll(site))
+    }
+
+    /// The commands handed to `site` and taken back since
+    /// ([`crate::commands::Ledger::recalled_for`]); nothing without the
+    /// licence.
+    pub fn recalled_for(&self, site: &str) -> Vec<warden_proto::agent::Withdrawn> {
+        let mut st = self.lock();
+        self.ledger_to_hand_out(&mut st)
+            .map(|l| l.recalled_for(site, Instant::now()))
+            .unwrap_or_default()
     }
 
     /// The current epoch of every group `site` belongs to (told to its agent).

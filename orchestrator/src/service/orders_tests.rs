@@ -61,3 +61,50 @@ async fn no_order_is_handed_out_once_shutdown_began() {
     assert!(s.accept_report(report("b", 1, vec![])).commands.is_empty());
     step.abort();
 }
+
+/// A promote handed to b in a report's answer and taken back while b may
+/// still hold it (the epoch moved on) is listed as withdrawn in b's
+/// answers — reports and polls alike — until b reports it; a node without
+/// the licence lists nothing (only the leader takes orders back, as only
+/// it gives them).
+#[tokio::test(start_paused = true)]
+async fn an_order_taken_back_after_it_was_handed_out_is_recalled_in_the_answers() {
+    let (s, step, queued, _dir) = leading_with_a_promote_for_b().await;
+    assert_eq!(
+        s.accept_report(report("b", 1, vec![])).commands,
+        vec![queued.clone()]
+    );
+    s.lock()
+        .ledger
+        .withdraw_below("web", 3, "the epoch moved on to 3");
+    let answer = s.accept_report(report("b", 2, vec![]));
+    assert!(answer.commands.is_empty(), "{:?}", answer.commands);
+    let recalled: Vec<_> = answer
+        .withdrawn
+        .iter()
+        .map(|w| (&w.id[..], &w.why[..]))
+        .collect();
+    assert_eq!(recalled, vec![(&queued.id[..], "the epoch moved on to 3")]);
+    assert_eq!(s.recalled_for("b").len(), 1, "a poll's answer lists it too");
+    assert!(
+        s.accept_report(report("a", 1, vec![])).withdrawn.is_empty(),
+        "not a's"
+    );
+    // b reports it not run: no longer listed.
+    let not_run = CommandOutcome::failed(&queued.id, "not run: withdrawn".to_string());
+    assert!(s
+        .accept_report(report("b", 3, vec![not_run]))
+        .withdrawn
+        .is_empty());
+    // Taken back again after another hand-out; a deposed node says nothing.
+    s.lock().ledger.queue(queued.clone(), None);
+    let _ = s.commands_for_poll("b");
+    s.lock()
+        .ledger
+        .withdraw_below("web", 4, "the epoch moved on to 4");
+    assert_eq!(s.recalled_for("b").len(), 1);
+    s.licence.revoke("test: deposed");
+    assert!(s.recalled_for("b").is_empty());
+    assert!(s.accept_report(report("b", 4, vec![])).withdrawn.is_empty());
+    step.abort();
+}

@@ -1,0 +1,178 @@
+//! An order taken back while it waits at the agent is not carried out.
+//!
+//! The agent runs commands one at a time: a promote handed out behind
+//! another command's hooks waits in its queue. When the orchestrator takes
+//! it back meanwhile (its runbook ended, the epoch moved on, a demote
+//! superseded it), the answers list it as `withdrawn`; the agent must not
+//! start it when its turn comes — it would act on a decision nobody stands
+//! by any more — and reports it not run. A fake orchestrator on
+//! 127.0.0.1:0 hands out two promotes in one answer (the first's hook takes
+//! 2 s) and withdraws the second in its next answer.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warden_agents::wire::{
+    AgentReport, Command, CommandKind, CommandOutcome, ReportResponse, Withdrawn,
+};
+use warden_agents::{run, AgentSettings};
+
+const TOKEN: &str = "agent-token-ca-0123456789";
+
+fn first() -> Command {
+    Command::new("swift", 7, CommandKind::Promote).to_site("ca")
+}
+
+fn second() -> Command {
+    Command::new("swift", 8, CommandKind::Promote).to_site("ca")
+}
+
+/// The scenario's state: how far the fake got, and every outcome it saw.
+#[derive(Default)]
+struct Fake {
+    handed: bool,
+    withdrawn_told: bool,
+    outcomes: Vec<CommandOutcome>,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+async fn report(State(fake): State<Shared>, Json(r): Json<AgentReport>) -> Json<ReportResponse> {
+    let mut f = fake.lock().unwrap();
+    let mut resp = ReportResponse::default();
+    for o in r.outcomes {
+        resp.acked.push(o.id.clone());
+        if !f.outcomes.iter().any(|seen| seen.id == o.id) {
+            f.outcomes.push(o);
+        }
+    }
+    if !f.handed {
+        f.handed = true;
+        resp.commands = vec![first(), second()];
+    } else {
+        // Every later answer lists it, as the orchestrator's do for a while.
+        f.withdrawn_told = true;
+        resp.withdrawn = vec![Withdrawn {
+            id: second().id,
+            why: "runbook 3 ended: rolled back".into(),
+        }];
+    }
+    Json(resp)
+}
+
+async fn poll() -> Json<ReportResponse> {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    Json(ReportResponse::default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_withdrawn_while_it_waits_is_not_started() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let fake: Shared = Arc::default();
+    let app = Router::new()
+        .route("/v1/reports", post(report))
+        .route("/v1/agents/commands", get(poll))
+        .with_state(fake.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let tmp = tempfile::Builder::new()
+        .prefix("warden-agent-test-")
+        .tempdir()
+        .unwrap();
+    let hook_log = tmp.path().join("hook-log");
+    let token_file = tmp.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(
+        &token_file,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:9"
+url = "http://{addr}/"
+data_dir = "/tmp/warden-agent-test"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
+long_poll = "300ms"
+
+[detection]
+interval = "100ms"
+agent_timeout = "1s"
+probe_timeout = "300ms"
+
+[sites.ca]
+agent_token = {{ file = "{token}" }}
+state_dir = "{state}"
+promote = [
+  {{ name = "mark", command = ["sh", "-c", "echo \"$WARDEN_EPOCH\" >> {log}; sleep 2"] }},
+]
+
+[sites.tx]
+agent_token = {{ env = "WARDEN_TEST_TX_TOKEN_UNUSED" }}
+
+[groups.swift]
+sites = ["ca", "tx"]
+scheme = "dns"
+
+[groups.swift.dns]
+provider = "noip"
+name = "swift.example.org"
+credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
+addresses = {{ ca = "198.51.100.1", tx = "198.51.100.2" }}
+"#,
+        token = token_file.display(),
+        state = tmp.path().join("state").display(),
+        log = hook_log.display(),
+    );
+    let cfg = warden_config::parse(&text, std::path::Path::new("test.conf")).unwrap();
+    let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(settings, shutdown.clone()));
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if fake.lock().unwrap().outcomes.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "both outcomes within 20 s: {:?}",
+            fake.lock().unwrap().outcomes
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another report interval: a second run would have started by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
+
+    let f = fake.lock().unwrap();
+    assert!(f.withdrawn_told);
+    let of = |id: &str| f.outcomes.iter().find(|o| o.id == id).cloned().unwrap();
+    let (done, withdrawn) = (of(&first().id), of(&second().id));
+    assert!(done.ok, "the first promote ran: {done:?}");
+    assert!(
+        !withdrawn.ok,
+        "the withdrawn promote is not done: {withdrawn:?}"
+    );
+    assert!(
+        withdrawn.detail.contains("withdrawn by the orchestrator")
+            && withdrawn.detail.contains("runbook 3 ended"),
+        "it says why it was not run: {}",
+        withdrawn.detail
+    );
+    assert!(
+        withdrawn.hooks.is_empty(),
+        "no hook of it ran: {withdrawn:?}"
+    );
+    let log = std::fs::read_to_string(&hook_log).unwrap();
+    assert_eq!(log, "7\n", "only the first promote's hook ran");
+}
