@@ -19,7 +19,9 @@ use warden_proto::agent::CheckResult;
 pub mod child;
 mod dns;
 mod openstack;
+mod reach;
 pub use openstack::DEFAULT_CONTAINER;
+pub use reach::ProbeClient;
 
 /// Largest body prefix searched for `body_contains`; a health page is small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -32,29 +34,42 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// reach). It follows no redirect: the answer judged is the endpoint's own
 /// (a load balancer of a dead site that redirects its users to another
 /// site's healthy page must not make the dead site look healthy); a 3xx is
-/// a status like any other, healthy only when it is `expect_status`.
-pub fn probe_client() -> Result<reqwest::Client, reqwest::Error> {
+/// a status like any other, healthy only when it is `expect_status`. It
+/// connects to every address of a name at once and uses the first that
+/// answers (see [`ProbeClient`]).
+pub fn probe_client() -> Result<ProbeClient, reqwest::Error> {
+    ProbeClient::new(probe_builder)
+}
+
+/// The properties of [`probe_client`]'s clients.
+fn probe_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
 }
 
 /// Run one check, bounded by `spec.timeout`.
 ///
 /// `client` is used for `http` checks, and is [`probe_client`]
-/// (`keystone` and `swift` have their own, which follows no redirect either);
-/// its own timeouts are irrelevant because the whole check (connect,
-/// headers, body) runs under `spec.timeout`.
-pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResult {
+/// (`keystone` and `swift` have their own, which follows no redirect either
+/// and reaches a name's addresses the same way); its clients' timeouts are
+/// irrelevant because the whole check (connect, headers, body) runs under
+/// `spec.timeout`.
+pub async fn run_check(spec: &CheckSpec, client: &ProbeClient) -> CheckResult {
     let started = Instant::now();
     let attempt = async {
         match spec.kind.get_ref() {
             CheckKind::Http => http_check(spec, client).await,
             CheckKind::Tcp => tcp_check(spec).await,
             CheckKind::Command => command_check(spec).await,
-            CheckKind::Keystone => openstack::keystone_check(spec).await,
-            CheckKind::Swift => openstack::swift_check(spec).await,
+            CheckKind::Keystone => match openstack::clients() {
+                Ok(c) => openstack::keystone_check(spec, c).await,
+                Err(e) => (false, e),
+            },
+            CheckKind::Swift => match openstack::clients() {
+                Ok(c) => openstack::swift_check(spec, c).await,
+                Err(e) => (false, e),
+            },
             CheckKind::Dns => dns::dns_check(spec).await,
         }
     };
@@ -89,7 +104,7 @@ impl CheckSet {
     /// Every check now, whatever its interval (a promote's fresh checks);
     /// the results become each check's last, so no later report carries
     /// one taken before them.
-    pub async fn run_all_now(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+    pub async fn run_all_now(&self, client: &ProbeClient) -> Vec<CheckResult> {
         let now = Instant::now();
         let results = run_all(&self.specs, client).await;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -101,7 +116,7 @@ impl CheckSet {
 
     /// This round's results, in the order of the specs: the checks due run
     /// now (concurrently), the others give their last result.
-    pub async fn run_due(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+    pub async fn run_due(&self, client: &ProbeClient) -> Vec<CheckResult> {
         let now = Instant::now();
         let kept: Vec<Option<CheckResult>> = {
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,15 +145,19 @@ impl CheckSet {
 }
 
 /// Run all checks concurrently; results come back in the order of `specs`.
-pub async fn run_all(specs: &[CheckSpec], client: &reqwest::Client) -> Vec<CheckResult> {
+pub async fn run_all(specs: &[CheckSpec], client: &ProbeClient) -> Vec<CheckResult> {
     futures::future::join_all(specs.iter().map(|s| run_check(s, client))).await
 }
 
-async fn http_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String) {
+async fn http_check(spec: &CheckSpec, client: &ProbeClient) -> (bool, String) {
     let Some(url) = &spec.url else {
         return (false, "no url configured".into());
     };
     let expected = spec.expect_status.unwrap_or(200);
+    let client = match client.for_url(url.get_ref()) {
+        Ok(c) => c,
+        Err(e) => return (false, e),
+    };
     let mut resp = match client.get(url.get_ref()).send().await {
         Ok(r) => r,
         Err(e) => return (false, describe_http_error(&e)),
@@ -201,37 +220,10 @@ async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
             Ok(a) => a.collect(),
             Err(e) => return (false, describe_io(&e)),
         };
-    match connect_any(&addrs).await {
-        Ok(()) => (true, "connected".into()),
+    match reach::connect_any(&addrs).await {
+        Ok(_) => (true, "connected".into()),
         Err(e) => (false, describe_io(&e)),
     }
-}
-
-/// Connect to every one of `addrs` at once; done at the first that
-/// answers, else the first failure (no address: "not found"). One after
-/// another (as a plain connect to a name goes), a first address whose
-/// packets vanish — an IPv6 route that is broken, one dead host of a
-/// name's several — took the whole check's timeout, and a service that
-/// answered at the next address was judged down: from every vantage point
-/// alike, a false failover.
-async fn connect_any(addrs: &[std::net::SocketAddr]) -> std::io::Result<()> {
-    use futures::stream::{FuturesUnordered, StreamExt};
-    let mut tries: FuturesUnordered<_> = addrs
-        .iter()
-        .map(|a| tokio::net::TcpStream::connect(*a))
-        .collect();
-    let mut first_error = None;
-    while let Some(r) = tries.next().await {
-        match r {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    Err(first_error.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
-    }))
 }
 
 async fn command_check(spec: &CheckSpec) -> (bool, String) {
@@ -330,9 +322,10 @@ mod tests {
     use axum::Router;
     use tokio::net::TcpListener;
 
+    use super::reach::{black_hole, connect_any};
     use super::*;
 
-    fn client() -> reqwest::Client {
+    fn client() -> ProbeClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         probe_client().unwrap()
     }
@@ -578,30 +571,13 @@ mod tests {
     /// after another and the first took the whole timeout: judged down.
     #[tokio::test]
     async fn tcp_reaches_a_later_address_when_the_first_drops_packets() {
-        // Its accept queue full, a listener that never accepts: Linux drops
-        // the SYNs of new connects, which then hang.
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let hole = sock.listen(0).unwrap();
+        let (hole, _fill) = black_hole("127.0.0.1").await;
         let dead = hole.local_addr().unwrap();
-        let mut fill = Vec::new();
-        loop {
-            match tokio::time::timeout(
-                Duration::from_millis(200),
-                tokio::net::TcpStream::connect(dead),
-            )
-            .await
-            {
-                Ok(Ok(s)) => fill.push(s),
-                _ => break,
-            }
-            assert!(fill.len() < 8, "the accept queue of {dead} never filled");
-        }
         let live = TcpListener::bind("127.0.0.2:0").await.unwrap();
         let up = live.local_addr().unwrap();
         let r = tokio::time::timeout(Duration::from_secs(3), connect_any(&[dead, up])).await;
         assert!(
-            matches!(r, Ok(Ok(()))),
+            matches!(r, Ok(Ok(a)) if a == up),
             "the service at {up} was not reached: {r:?}"
         );
         // Every address failing: the first failure is said.
@@ -609,6 +585,63 @@ mod tests {
         let e = connect_any(&[closed.parse().unwrap()]).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
         assert!(connect_any(&[]).await.is_err());
+    }
+
+    /// The `http` check of a name with two addresses, the first of which
+    /// drops packets: healthy, at the second, well within its timeout.
+    /// Before, reqwest's connector tried the first (same family, no
+    /// connect timeout) until the check's whole timeout: judged down.
+    #[tokio::test]
+    async fn http_reaches_a_later_address_when_the_first_drops_packets() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (hole, _fill) = black_hole("127.0.0.1").await;
+        let port = hole.local_addr().unwrap().port();
+        // the service at the name's second address, on the same port
+        let live = TcpListener::bind(("127.0.0.2", port)).await.unwrap();
+        let app = Router::new().route("/ok", get(|| async { "all ok" }));
+        tokio::spawn(async move { axum::serve(live, app).await.unwrap() });
+        let ips: [std::net::IpAddr; 2] =
+            ["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let probe = ProbeClient::with_table(probe_builder, &[("svc.test", &ips)]);
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"http://svc.test:{port}/ok\"\n\
+             body_contains = \"ok\"\ntimeout = \"10s\""
+        ));
+        let started = Instant::now();
+        let r = run_check(&s, &probe).await;
+        assert!(r.ok, "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{r:?}");
+        // and again, on the pooled connection or a new one
+        assert!(run_check(&s, &probe).await.ok);
+        // a name with no address, and every address refusing, are said
+        let none = ProbeClient::with_table(probe_builder, &[("none.test", &[])]);
+        let s = spec("name = \"web\"\nkind = \"http\"\nurl = \"http://none.test/\"");
+        let r = run_check(&s, &none).await;
+        assert_eq!(
+            (r.ok, r.detail.as_str()),
+            (false, "the name has no address")
+        );
+        let closed: std::net::SocketAddr = closed_port().await.parse().unwrap();
+        let two: [std::net::IpAddr; 2] = [closed.ip(), closed.ip()];
+        let refusing = ProbeClient::with_table(probe_builder, &[("shut.test", &two)]);
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"http://shut.test:{}/\"",
+            closed.port()
+        ));
+        let r = run_check(&s, &refusing).await;
+        assert_eq!((r.ok, r.detail.as_str()), (false, "connection refused"));
+    }
+
+    /// A name from the system's resolver (`localhost`: often `::1` and
+    /// `127.0.0.1`, the service on the latter only).
+    #[tokio::test]
+    async fn http_to_a_name_from_the_system_resolver() {
+        let base = server().await.replace("127.0.0.1", "localhost");
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/ok\"\nbody_contains = \"ok\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use warden_config::CheckSpec;
 use warden_openstack::{renew_after, KeystoneSettings, SwiftAuth, SwiftSession};
 
-use crate::describe_http_error;
+use crate::{describe_http_error, ProbeClient};
 
 /// The canary's container when the check names none.
 pub const DEFAULT_CONTAINER: &str = "warden-canary";
@@ -41,12 +41,17 @@ const MAX_CANARY_BYTES: usize = 4096;
 static REFUSED: LazyLock<Mutex<HashMap<String, (Instant, String)>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The OpenStack checks' HTTP client: no proxy, no redirects.
-static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
-    warden_openstack::client_builder()
-        .build()
+/// The OpenStack checks' HTTP clients: no proxy, no redirects, every
+/// address of a name at once (as the `http` checks', [`ProbeClient`]).
+static CLIENT: LazyLock<Result<ProbeClient, String>> = LazyLock::new(|| {
+    ProbeClient::new(warden_openstack::client_builder)
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 });
+
+/// The OpenStack checks' clients, or why there are none.
+pub(crate) fn clients() -> Result<&'static ProbeClient, String> {
+    CLIENT.as_ref().map_err(Clone::clone)
+}
 
 /// A login refused for `key` within the hold: its words.
 fn refused_lately(key: &str) -> Option<String> {
@@ -80,27 +85,28 @@ fn settings(spec: &CheckSpec) -> Result<KeystoneSettings, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What a run needs: the login (its secret loaded now), the client and
-/// the login's key; or why the check fails at once.
+/// What a run needs: the login (its secret loaded now), the client of
+/// the login's URL and the login's key; or why the check fails at once.
 fn prepare(
     spec: &CheckSpec,
-) -> Result<(KeystoneSettings, &'static reqwest::Client, String), String> {
+    clients: &ProbeClient,
+) -> Result<(KeystoneSettings, reqwest::Client, String), String> {
     let s = settings(spec)?;
-    let client = CLIENT.as_ref().map_err(Clone::clone)?;
+    let client = clients.for_url(&s.auth_url)?;
     let key = session_key(spec, &s);
     Ok((s, client, key))
 }
 
 /// `keystone`: a token is issued.
-pub(crate) async fn keystone_check(spec: &CheckSpec) -> (bool, String) {
-    let (s, client, key) = match prepare(spec) {
+pub(crate) async fn keystone_check(spec: &CheckSpec, clients: &ProbeClient) -> (bool, String) {
+    let (s, client, key) = match prepare(spec, clients) {
         Ok(p) => p,
         Err(e) => return (false, e),
     };
     if let Some(said) = refused_lately(&key) {
         return (false, said);
     }
-    match warden_openstack::keystone::issue_token(client, &s).await {
+    match warden_openstack::keystone::issue_token(&client, &s).await {
         Ok(t) => (
             true,
             match t.valid_for {
@@ -143,8 +149,8 @@ fn session_key(spec: &CheckSpec, s: &KeystoneSettings) -> String {
 }
 
 /// `swift`: PUT a canary object, GET it back (the same bytes), DELETE it.
-pub(crate) async fn swift_check(spec: &CheckSpec) -> (bool, String) {
-    let (s, client, key) = match prepare(spec) {
+pub(crate) async fn swift_check(spec: &CheckSpec, clients: &ProbeClient) -> (bool, String) {
+    let (s, client, key) = match prepare(spec, clients) {
         Ok(p) => p,
         Err(e) => return (false, e),
     };
@@ -152,11 +158,15 @@ pub(crate) async fn swift_check(spec: &CheckSpec) -> (bool, String) {
     let container = spec.container.as_deref().unwrap_or(DEFAULT_CONTAINER);
     let mut renewed = false;
     loop {
-        let session = match session(&key, &auth, client, renewed).await {
+        let session = match session(&key, &auth, &client, renewed).await {
             Ok(s) => s,
             Err(e) => return (false, e),
         };
-        match canary(client, &session, container).await {
+        let storage = match clients.for_url(&session.storage_url) {
+            Ok(c) => c,
+            Err(e) => return (false, e),
+        };
+        match canary(&storage, &session, container).await {
             Err(Step::Unauthorized(_)) if !renewed => {
                 renewed = true;
                 continue;
@@ -323,4 +333,62 @@ fn enc(name: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::reach::black_hole;
+
+    /// The `keystone` check of a Keystone whose name has two addresses,
+    /// the first of which drops packets: a token, from the second. Before,
+    /// the login's connect hung at the first until the check's timeout.
+    #[tokio::test]
+    async fn keystone_reaches_a_later_address_when_the_first_drops_packets() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (hole, _fill) = black_hole("127.0.0.1").await;
+        let port = hole.local_addr().unwrap().port();
+        let live = tokio::net::TcpListener::bind(("127.0.0.2", port))
+            .await
+            .unwrap();
+        let app = axum::Router::new().route(
+            "/v3/auth/tokens",
+            axum::routing::post(|| async {
+                (
+                    axum::http::StatusCode::CREATED,
+                    [("X-Subject-Token", "t")],
+                    r#"{"token": {}}"#,
+                )
+            }),
+        );
+        tokio::spawn(async move { axum::serve(live, app).await.unwrap() });
+        let pw = std::env::temp_dir().join(format!("warden-ks-race-{}", std::process::id()));
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&pw)
+                .unwrap();
+            std::io::Write::write_all(&mut f, b"pw-of-the-test").unwrap();
+        }
+        let spec: CheckSpec = toml::from_str(&format!(
+            "name = \"identity\"\nkind = \"keystone\"\n\
+             keystone = {{ auth_url = \"http://ks.test:{port}/v3\", user = \"warden\", \
+             project = \"dr\", password = {{ file = \"{}\" }} }}",
+            pw.display()
+        ))
+        .unwrap();
+        let ips: [std::net::IpAddr; 2] =
+            ["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let clients =
+            ProbeClient::with_table(warden_openstack::client_builder, &[("ks.test", &ips)]);
+        let r = tokio::time::timeout(Duration::from_secs(5), keystone_check(&spec, &clients)).await;
+        let _ = std::fs::remove_file(&pw);
+        assert!(matches!(&r, Ok((true, _))), "{r:?}");
+    }
 }
