@@ -176,8 +176,11 @@ async fn http_check(spec: &CheckSpec, client: &ProbeClient) -> (bool, String) {
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
+                // only where the needle may now end: a body that comes a
+                // few bytes at a time is searched once, not once per chunk
+                let from = body.len().saturating_sub(needle.len().saturating_sub(1));
                 body.extend_from_slice(&chunk);
-                if contains(&body, needle.as_bytes()) {
+                if contains(&body[from..], needle.as_bytes()) {
                     return (true, format!("status {status}"));
                 }
                 if body.len() >= MAX_BODY_BYTES {
@@ -485,6 +488,46 @@ mod tests {
         let r = run_check(&s, &client()).await;
         assert!(!r.ok);
         assert_eq!(r.detail, "body lacks \"healthy\"");
+    }
+
+    /// A body that comes a byte at a time (chunked, as a streaming or
+    /// hostile endpoint sends it) is searched as it arrives, once: the
+    /// needle at its end is found well within the timeout. Before, the
+    /// whole body was searched again at every chunk (quadratic): the
+    /// check burnt a core until its timeout and failed.
+    #[tokio::test]
+    async fn body_contains_on_a_body_sent_a_byte_at_a_time() {
+        let needle = format!("{}b", "a".repeat(999));
+        let app = Router::new().route(
+            "/drip",
+            get(|| async {
+                let bytes = std::iter::repeat_n(&b"a"[..], 100_000)
+                    .chain(std::iter::once(&b"b"[..]))
+                    .map(|b| Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b)));
+                axum::body::Body::from_stream(futures::stream::iter(bytes))
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/drip\"\n\
+             body_contains = \"{needle}\"\ntimeout = \"60s\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
+        // a needle split across chunks is found, a missing one is not
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/drip\"\n\
+             body_contains = \"aab\"\ntimeout = \"60s\""
+        ));
+        assert!(run_check(&s, &client()).await.ok);
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/drip\"\n\
+             body_contains = \"ba\"\ntimeout = \"60s\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert_eq!((r.ok, r.detail.as_str()), (false, "body lacks \"ba\""));
     }
 
     #[tokio::test]
