@@ -5,7 +5,8 @@
 //! how a failure is put into words. A check never returns an error and never
 //! outlives its `timeout`: every way it can go wrong becomes `ok = false` with
 //! a short human `detail` ("status 503 (expected 200)", "connection refused",
-//! "timed out after 1s", "exit 1", "cannot start: No such file or directory").
+//! "timed out after 1s", "exit 1", "cannot start: No such file or directory"),
+//! one line of at most [`MAX_DETAIL_CHARS`] whatever the endpoint said.
 //! The same code serves the site's local checks and its probes of peer sites'
 //! endpoints.
 
@@ -25,6 +26,13 @@ pub use reach::ProbeClient;
 
 /// Largest body prefix searched for `body_contains`; a health page is small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Most characters of a result's `detail` (one line; longer is cut,
+/// ending in `…`). Results travel in every report, within the
+/// orchestrator's body limit (`orchestrator.max_body_bytes`, 64 KiB by
+/// default), and much of a detail is what an endpoint said: a redirect's
+/// target, a certificate's names, a DNS server's answers.
+pub const MAX_DETAIL_CHARS: usize = 512;
 
 /// The HTTP client for `http` checks and probes ([`run_check`]'s `client`).
 ///
@@ -82,9 +90,24 @@ pub async fn run_check(spec: &CheckSpec, client: &ProbeClient) -> CheckResult {
         name: spec.name.clone(),
         ok,
         critical: spec.critical,
-        detail,
+        detail: bounded(&detail),
         elapsed_ms: elapsed_ms(started),
     }
+}
+
+/// `detail` on one line (control characters as spaces) and at most
+/// [`MAX_DETAIL_CHARS`] characters.
+fn bounded(detail: &str) -> String {
+    let mut out: String = detail
+        .chars()
+        .take(MAX_DETAIL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if detail.chars().nth(MAX_DETAIL_CHARS).is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
 }
 
 /// A site's own checks with their schedules: a check with an interval
@@ -562,6 +585,50 @@ mod tests {
         ));
         let r = run_check(&s, &client()).await;
         assert!(r.ok, "{r:?}");
+    }
+
+    /// What an endpoint says goes into a result's detail; a lying one (a
+    /// redirect to a name of 100,000 characters, as here, a certificate
+    /// for thousands of names, a DNS server's thousands of answers) must
+    /// not make the detail, and so every report carrying it, outgrow the
+    /// orchestrator's body limit: the agent's reports were refused, the
+    /// site looked lost. The detail is one line, cut to MAX_DETAIL_CHARS.
+    #[tokio::test]
+    async fn a_detail_stays_short_and_on_one_line_whatever_the_endpoint_says() {
+        let far = format!("http://{}example", "a.".repeat(50_000));
+        let app = Router::new().route(
+            "/health",
+            get(move || {
+                let far = far.clone();
+                async move { axum::response::Redirect::temporary(&far) }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/health\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert!(
+            r.detail.chars().count() <= MAX_DETAIL_CHARS,
+            "a detail of {} characters",
+            r.detail.len()
+        );
+        assert!(
+            r.detail
+                .starts_with("status 307 (expected 200): redirects to http://a.a.a."),
+            "{}",
+            &r.detail[..100.min(r.detail.len())]
+        );
+        assert!(r.detail.ends_with('…'));
+        // one line; a short detail is kept whole
+        assert_eq!(bounded("exit 1\nmore"), "exit 1 more");
+        assert_eq!(
+            bounded(&"é".repeat(MAX_DETAIL_CHARS)),
+            "é".repeat(MAX_DETAIL_CHARS)
+        );
     }
 
     #[tokio::test]
