@@ -226,7 +226,7 @@ struct Shared {
     /// Talks to the orchestrator (honours proxy settings).
     orchestrator: reqwest::Client,
     /// Runs http checks and probes.
-    probe: reqwest::Client,
+    probe: crate::checks::ProbeClient,
     /// Dedup and outcome bookkeeping, written by all three tasks.
     book: Mutex<CommandBook>,
     /// New commands for the executor (ids already marked active in `book`).

@@ -70,7 +70,7 @@ impl PeerViews {
     pub(crate) async fn run(
         &self,
         peers: &[PeerEndpoints],
-        client: &reqwest::Client,
+        client: &crate::checks::ProbeClient,
         interval: Duration,
         stop: CancellationToken,
     ) {

@@ -370,7 +370,7 @@ async fn unknown_region(env: &Env) -> Result<()> {
 
 /// The `keystone` and `swift` checks: healthy, then what a failure says.
 async fn checks(env: &Env) -> Result<()> {
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = warden_checks::probe_client()?;
     let pw = env.d.secret_file("warden.pw", &env.d.ks.warden_password);
     let ac = env.d.secret_file("app.secret", &env.d.ks.app_cred_secret);
     let bad = env.d.secret_file("bad.pw", "not-the-password-789");

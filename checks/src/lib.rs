@@ -5,7 +5,8 @@
 //! how a failure is put into words. A check never returns an error and never
 //! outlives its `timeout`: every way it can go wrong becomes `ok = false` with
 //! a short human `detail` ("status 503 (expected 200)", "connection refused",
-//! "timed out after 1s", "exit 1", "cannot start: No such file or directory").
+//! "timed out after 1s", "exit 1", "cannot start: No such file or directory"),
+//! one line of at most [`MAX_DETAIL_CHARS`] whatever the endpoint said.
 //! The same code serves the site's local checks and its probes of peer sites'
 //! endpoints.
 
@@ -19,10 +20,19 @@ use warden_proto::agent::CheckResult;
 pub mod child;
 mod dns;
 mod openstack;
+mod reach;
 pub use openstack::DEFAULT_CONTAINER;
+pub use reach::ProbeClient;
 
 /// Largest body prefix searched for `body_contains`; a health page is small.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Most characters of a result's `detail` (one line; longer is cut,
+/// ending in `…`). Results travel in every report, within the
+/// orchestrator's body limit (`orchestrator.max_body_bytes`, 64 KiB by
+/// default), and much of a detail is what an endpoint said: a redirect's
+/// target, a certificate's names, a DNS server's answers.
+pub const MAX_DETAIL_CHARS: usize = 512;
 
 /// The HTTP client for `http` checks and probes ([`run_check`]'s `client`).
 ///
@@ -32,29 +42,42 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// reach). It follows no redirect: the answer judged is the endpoint's own
 /// (a load balancer of a dead site that redirects its users to another
 /// site's healthy page must not make the dead site look healthy); a 3xx is
-/// a status like any other, healthy only when it is `expect_status`.
-pub fn probe_client() -> Result<reqwest::Client, reqwest::Error> {
+/// a status like any other, healthy only when it is `expect_status`. It
+/// connects to every address of a name at once and uses the first that
+/// answers (see [`ProbeClient`]).
+pub fn probe_client() -> Result<ProbeClient, reqwest::Error> {
+    ProbeClient::new(probe_builder)
+}
+
+/// The properties of [`probe_client`]'s clients.
+fn probe_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .build()
 }
 
 /// Run one check, bounded by `spec.timeout`.
 ///
 /// `client` is used for `http` checks, and is [`probe_client`]
-/// (`keystone` and `swift` have their own, which follows no redirect either);
-/// its own timeouts are irrelevant because the whole check (connect,
-/// headers, body) runs under `spec.timeout`.
-pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResult {
+/// (`keystone` and `swift` have their own, which follows no redirect either
+/// and reaches a name's addresses the same way); its clients' timeouts are
+/// irrelevant because the whole check (connect, headers, body) runs under
+/// `spec.timeout`.
+pub async fn run_check(spec: &CheckSpec, client: &ProbeClient) -> CheckResult {
     let started = Instant::now();
     let attempt = async {
         match spec.kind.get_ref() {
             CheckKind::Http => http_check(spec, client).await,
             CheckKind::Tcp => tcp_check(spec).await,
             CheckKind::Command => command_check(spec).await,
-            CheckKind::Keystone => openstack::keystone_check(spec).await,
-            CheckKind::Swift => openstack::swift_check(spec).await,
+            CheckKind::Keystone => match openstack::clients() {
+                Ok(c) => openstack::keystone_check(spec, c).await,
+                Err(e) => (false, e),
+            },
+            CheckKind::Swift => match openstack::clients() {
+                Ok(c) => openstack::swift_check(spec, c).await,
+                Err(e) => (false, e),
+            },
             CheckKind::Dns => dns::dns_check(spec).await,
         }
     };
@@ -67,9 +90,24 @@ pub async fn run_check(spec: &CheckSpec, client: &reqwest::Client) -> CheckResul
         name: spec.name.clone(),
         ok,
         critical: spec.critical,
-        detail,
+        detail: bounded(&detail),
         elapsed_ms: elapsed_ms(started),
     }
+}
+
+/// `detail` on one line (control characters as spaces) and at most
+/// [`MAX_DETAIL_CHARS`] characters.
+fn bounded(detail: &str) -> String {
+    let mut out: String = detail
+        .chars()
+        .take(MAX_DETAIL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if detail.chars().nth(MAX_DETAIL_CHARS).is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
 }
 
 /// A site's own checks with their schedules: a check with an interval
@@ -89,7 +127,7 @@ impl CheckSet {
     /// Every check now, whatever its interval (a promote's fresh checks);
     /// the results become each check's last, so no later report carries
     /// one taken before them.
-    pub async fn run_all_now(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+    pub async fn run_all_now(&self, client: &ProbeClient) -> Vec<CheckResult> {
         let now = Instant::now();
         let results = run_all(&self.specs, client).await;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -101,7 +139,7 @@ impl CheckSet {
 
     /// This round's results, in the order of the specs: the checks due run
     /// now (concurrently), the others give their last result.
-    pub async fn run_due(&self, client: &reqwest::Client) -> Vec<CheckResult> {
+    pub async fn run_due(&self, client: &ProbeClient) -> Vec<CheckResult> {
         let now = Instant::now();
         let kept: Vec<Option<CheckResult>> = {
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,15 +168,19 @@ impl CheckSet {
 }
 
 /// Run all checks concurrently; results come back in the order of `specs`.
-pub async fn run_all(specs: &[CheckSpec], client: &reqwest::Client) -> Vec<CheckResult> {
+pub async fn run_all(specs: &[CheckSpec], client: &ProbeClient) -> Vec<CheckResult> {
     futures::future::join_all(specs.iter().map(|s| run_check(s, client))).await
 }
 
-async fn http_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String) {
+async fn http_check(spec: &CheckSpec, client: &ProbeClient) -> (bool, String) {
     let Some(url) = &spec.url else {
         return (false, "no url configured".into());
     };
     let expected = spec.expect_status.unwrap_or(200);
+    let client = match client.for_url(url.get_ref()) {
+        Ok(c) => c,
+        Err(e) => return (false, e),
+    };
     let mut resp = match client.get(url.get_ref()).send().await {
         Ok(r) => r,
         Err(e) => return (false, describe_http_error(&e)),
@@ -157,8 +199,11 @@ async fn http_check(spec: &CheckSpec, client: &reqwest::Client) -> (bool, String
     loop {
         match resp.chunk().await {
             Ok(Some(chunk)) => {
+                // only where the needle may now end: a body that comes a
+                // few bytes at a time is searched once, not once per chunk
+                let from = body.len().saturating_sub(needle.len().saturating_sub(1));
                 body.extend_from_slice(&chunk);
-                if contains(&body, needle.as_bytes()) {
+                if contains(&body[from..], needle.as_bytes()) {
                     return (true, format!("status {status}"));
                 }
                 if body.len() >= MAX_BODY_BYTES {
@@ -201,37 +246,10 @@ async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
             Ok(a) => a.collect(),
             Err(e) => return (false, describe_io(&e)),
         };
-    match connect_any(&addrs).await {
-        Ok(()) => (true, "connected".into()),
+    match reach::connect_any(&addrs).await {
+        Ok(_) => (true, "connected".into()),
         Err(e) => (false, describe_io(&e)),
     }
-}
-
-/// Connect to every one of `addrs` at once; done at the first that
-/// answers, else the first failure (no address: "not found"). One after
-/// another (as a plain connect to a name goes), a first address whose
-/// packets vanish — an IPv6 route that is broken, one dead host of a
-/// name's several — took the whole check's timeout, and a service that
-/// answered at the next address was judged down: from every vantage point
-/// alike, a false failover.
-async fn connect_any(addrs: &[std::net::SocketAddr]) -> std::io::Result<()> {
-    use futures::stream::{FuturesUnordered, StreamExt};
-    let mut tries: FuturesUnordered<_> = addrs
-        .iter()
-        .map(|a| tokio::net::TcpStream::connect(*a))
-        .collect();
-    let mut first_error = None;
-    while let Some(r) = tries.next().await {
-        match r {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    Err(first_error.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
-    }))
 }
 
 async fn command_check(spec: &CheckSpec) -> (bool, String) {
@@ -330,9 +348,10 @@ mod tests {
     use axum::Router;
     use tokio::net::TcpListener;
 
+    use super::reach::{black_hole, connect_any};
     use super::*;
 
-    fn client() -> reqwest::Client {
+    fn client() -> ProbeClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
         probe_client().unwrap()
     }
@@ -494,6 +513,46 @@ mod tests {
         assert_eq!(r.detail, "body lacks \"healthy\"");
     }
 
+    /// A body that comes a byte at a time (chunked, as a streaming or
+    /// hostile endpoint sends it) is searched as it arrives, once: the
+    /// needle at its end is found well within the timeout. Before, the
+    /// whole body was searched again at every chunk (quadratic): the
+    /// check burnt a core until its timeout and failed.
+    #[tokio::test]
+    async fn body_contains_on_a_body_sent_a_byte_at_a_time() {
+        let needle = format!("{}b", "a".repeat(999));
+        let app = Router::new().route(
+            "/drip",
+            get(|| async {
+                let bytes = std::iter::repeat_n(&b"a"[..], 100_000)
+                    .chain(std::iter::once(&b"b"[..]))
+                    .map(|b| Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b)));
+                axum::body::Body::from_stream(futures::stream::iter(bytes))
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/drip\"\n\
+             body_contains = \"{needle}\"\ntimeout = \"60s\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
+        // a needle split across chunks is found, a missing one is not
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/drip\"\n\
+             body_contains = \"aab\"\ntimeout = \"60s\""
+        ));
+        assert!(run_check(&s, &client()).await.ok);
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/drip\"\n\
+             body_contains = \"ba\"\ntimeout = \"60s\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert_eq!((r.ok, r.detail.as_str()), (false, "body lacks \"ba\""));
+    }
+
     #[tokio::test]
     async fn a_dead_site_redirecting_to_a_healthy_one_is_not_healthy() {
         // The dead site's load balancer sends its users to the other
@@ -526,6 +585,50 @@ mod tests {
         ));
         let r = run_check(&s, &client()).await;
         assert!(r.ok, "{r:?}");
+    }
+
+    /// What an endpoint says goes into a result's detail; a lying one (a
+    /// redirect to a name of 100,000 characters, as here, a certificate
+    /// for thousands of names, a DNS server's thousands of answers) must
+    /// not make the detail, and so every report carrying it, outgrow the
+    /// orchestrator's body limit: the agent's reports were refused, the
+    /// site looked lost. The detail is one line, cut to MAX_DETAIL_CHARS.
+    #[tokio::test]
+    async fn a_detail_stays_short_and_on_one_line_whatever_the_endpoint_says() {
+        let far = format!("http://{}example", "a.".repeat(50_000));
+        let app = Router::new().route(
+            "/health",
+            get(move || {
+                let far = far.clone();
+                async move { axum::response::Redirect::temporary(&far) }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/health\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(!r.ok);
+        assert!(
+            r.detail.chars().count() <= MAX_DETAIL_CHARS,
+            "a detail of {} characters",
+            r.detail.len()
+        );
+        assert!(
+            r.detail
+                .starts_with("status 307 (expected 200): redirects to http://a.a.a."),
+            "{}",
+            &r.detail[..100.min(r.detail.len())]
+        );
+        assert!(r.detail.ends_with('…'));
+        // one line; a short detail is kept whole
+        assert_eq!(bounded("exit 1\nmore"), "exit 1 more");
+        assert_eq!(
+            bounded(&"é".repeat(MAX_DETAIL_CHARS)),
+            "é".repeat(MAX_DETAIL_CHARS)
+        );
     }
 
     #[tokio::test]
@@ -578,30 +681,13 @@ mod tests {
     /// after another and the first took the whole timeout: judged down.
     #[tokio::test]
     async fn tcp_reaches_a_later_address_when_the_first_drops_packets() {
-        // Its accept queue full, a listener that never accepts: Linux drops
-        // the SYNs of new connects, which then hang.
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let hole = sock.listen(0).unwrap();
+        let (hole, _fill) = black_hole("127.0.0.1").await;
         let dead = hole.local_addr().unwrap();
-        let mut fill = Vec::new();
-        loop {
-            match tokio::time::timeout(
-                Duration::from_millis(200),
-                tokio::net::TcpStream::connect(dead),
-            )
-            .await
-            {
-                Ok(Ok(s)) => fill.push(s),
-                _ => break,
-            }
-            assert!(fill.len() < 8, "the accept queue of {dead} never filled");
-        }
         let live = TcpListener::bind("127.0.0.2:0").await.unwrap();
         let up = live.local_addr().unwrap();
         let r = tokio::time::timeout(Duration::from_secs(3), connect_any(&[dead, up])).await;
         assert!(
-            matches!(r, Ok(Ok(()))),
+            matches!(r, Ok(Ok(a)) if a == up),
             "the service at {up} was not reached: {r:?}"
         );
         // Every address failing: the first failure is said.
@@ -609,6 +695,63 @@ mod tests {
         let e = connect_any(&[closed.parse().unwrap()]).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
         assert!(connect_any(&[]).await.is_err());
+    }
+
+    /// The `http` check of a name with two addresses, the first of which
+    /// drops packets: healthy, at the second, well within its timeout.
+    /// Before, reqwest's connector tried the first (same family, no
+    /// connect timeout) until the check's whole timeout: judged down.
+    #[tokio::test]
+    async fn http_reaches_a_later_address_when_the_first_drops_packets() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (hole, _fill) = black_hole("127.0.0.1").await;
+        let port = hole.local_addr().unwrap().port();
+        // the service at the name's second address, on the same port
+        let live = TcpListener::bind(("127.0.0.2", port)).await.unwrap();
+        let app = Router::new().route("/ok", get(|| async { "all ok" }));
+        tokio::spawn(async move { axum::serve(live, app).await.unwrap() });
+        let ips: [std::net::IpAddr; 2] =
+            ["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        let probe = ProbeClient::with_table(probe_builder, &[("svc.test", &ips)]);
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"http://svc.test:{port}/ok\"\n\
+             body_contains = \"ok\"\ntimeout = \"10s\""
+        ));
+        let started = Instant::now();
+        let r = run_check(&s, &probe).await;
+        assert!(r.ok, "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{r:?}");
+        // and again, on the pooled connection or a new one
+        assert!(run_check(&s, &probe).await.ok);
+        // a name with no address, and every address refusing, are said
+        let none = ProbeClient::with_table(probe_builder, &[("none.test", &[])]);
+        let s = spec("name = \"web\"\nkind = \"http\"\nurl = \"http://none.test/\"");
+        let r = run_check(&s, &none).await;
+        assert_eq!(
+            (r.ok, r.detail.as_str()),
+            (false, "the name has no address")
+        );
+        let closed: std::net::SocketAddr = closed_port().await.parse().unwrap();
+        let two: [std::net::IpAddr; 2] = [closed.ip(), closed.ip()];
+        let refusing = ProbeClient::with_table(probe_builder, &[("shut.test", &two)]);
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"http://shut.test:{}/\"",
+            closed.port()
+        ));
+        let r = run_check(&s, &refusing).await;
+        assert_eq!((r.ok, r.detail.as_str()), (false, "connection refused"));
+    }
+
+    /// A name from the system's resolver (`localhost`: often `::1` and
+    /// `127.0.0.1`, the service on the latter only).
+    #[tokio::test]
+    async fn http_to_a_name_from_the_system_resolver() {
+        let base = server().await.replace("127.0.0.1", "localhost");
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"{base}/ok\"\nbody_contains = \"ok\""
+        ));
+        let r = run_check(&s, &client()).await;
+        assert!(r.ok, "{r:?}");
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use warden_config::CheckSpec;
 use warden_openstack::{renew_after, KeystoneSettings, SwiftAuth, SwiftSession};
 
-use crate::describe_http_error;
+use crate::{describe_http_error, ProbeClient};
 
 /// The canary's container when the check names none.
 pub const DEFAULT_CONTAINER: &str = "warden-canary";
@@ -41,12 +41,17 @@ const MAX_CANARY_BYTES: usize = 4096;
 static REFUSED: LazyLock<Mutex<HashMap<String, (Instant, String)>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The OpenStack checks' HTTP client: no proxy, no redirects.
-static CLIENT: LazyLock<Result<reqwest::Client, String>> = LazyLock::new(|| {
-    warden_openstack::client_builder()
-        .build()
+/// The OpenStack checks' HTTP clients: no proxy, no redirects, every
+/// address of a name at once (as the `http` checks', [`ProbeClient`]).
+static CLIENT: LazyLock<Result<ProbeClient, String>> = LazyLock::new(|| {
+    ProbeClient::new(warden_openstack::client_builder)
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 });
+
+/// The OpenStack checks' clients, or why there are none.
+pub(crate) fn clients() -> Result<&'static ProbeClient, String> {
+    CLIENT.as_ref().map_err(Clone::clone)
+}
 
 /// A login refused for `key` within the hold: its words.
 fn refused_lately(key: &str) -> Option<String> {
@@ -80,27 +85,28 @@ fn settings(spec: &CheckSpec) -> Result<KeystoneSettings, String> {
         .map_err(|e| e.to_string())
 }
 
-/// What a run needs: the login (its secret loaded now), the client and
-/// the login's key; or why the check fails at once.
+/// What a run needs: the login (its secret loaded now), the client of
+/// the login's URL and the login's key; or why the check fails at once.
 fn prepare(
     spec: &CheckSpec,
-) -> Result<(KeystoneSettings, &'static reqwest::Client, String), String> {
+    clients: &ProbeClient,
+) -> Result<(KeystoneSettings, reqwest::Client, String), String> {
     let s = settings(spec)?;
-    let client = CLIENT.as_ref().map_err(Clone::clone)?;
+    let client = clients.for_url(&s.auth_url)?;
     let key = session_key(spec, &s);
     Ok((s, client, key))
 }
 
 /// `keystone`: a token is issued.
-pub(crate) async fn keystone_check(spec: &CheckSpec) -> (bool, String) {
-    let (s, client, key) = match prepare(spec) {
+pub(crate) async fn keystone_check(spec: &CheckSpec, clients: &ProbeClient) -> (bool, String) {
+    let (s, client, key) = match prepare(spec, clients) {
         Ok(p) => p,
         Err(e) => return (false, e),
     };
     if let Some(said) = refused_lately(&key) {
         return (false, said);
     }
-    match warden_openstack::keystone::issue_token(client, &s).await {
+    match warden_openstack::keystone::issue_token(&client, &s).await {
         Ok(t) => (
             true,
             match t.valid_for {
@@ -143,8 +149,8 @@ fn session_key(spec: &CheckSpec, s: &KeystoneSettings) -> String {
 }
 
 /// `swift`: PUT a canary object, GET it back (the same bytes), DELETE it.
-pub(crate) async fn swift_check(spec: &CheckSpec) -> (bool, String) {
-    let (s, client, key) = match prepare(spec) {
+pub(crate) async fn swift_check(spec: &CheckSpec, clients: &ProbeClient) -> (bool, String) {
+    let (s, client, key) = match prepare(spec, clients) {
         Ok(p) => p,
         Err(e) => return (false, e),
     };
@@ -152,11 +158,15 @@ pub(crate) async fn swift_check(spec: &CheckSpec) -> (bool, String) {
     let container = spec.container.as_deref().unwrap_or(DEFAULT_CONTAINER);
     let mut renewed = false;
     loop {
-        let session = match session(&key, &auth, client, renewed).await {
+        let session = match session(&key, &auth, &client, renewed).await {
             Ok(s) => s,
             Err(e) => return (false, e),
         };
-        match canary(client, &session, container).await {
+        let storage = match clients.for_url(&session.storage_url) {
+            Ok(c) => c,
+            Err(e) => return (false, e),
+        };
+        match canary(&storage, &session, container).await {
             Err(Step::Unauthorized(_)) if !renewed => {
                 renewed = true;
                 continue;
@@ -323,4 +333,133 @@ fn enc(name: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::http::{Method, StatusCode, Uri};
+
+    use super::*;
+    use crate::reach::black_hole;
+
+    /// `app` served at `live` on the port of a black hole at `dead` (the
+    /// name `os.test` is 127.0.0.1 and 127.0.0.2, in that order); the
+    /// port and the hole, to be kept while it is used.
+    async fn behind_a_black_hole(
+        app: axum::Router,
+        dead: &str,
+        live: &str,
+    ) -> (u16, (tokio::net::TcpListener, Vec<tokio::net::TcpStream>)) {
+        let hole = black_hole(dead).await;
+        let port = hole.0.local_addr().unwrap().port();
+        let live = tokio::net::TcpListener::bind((live, port)).await.unwrap();
+        tokio::spawn(async move { axum::serve(live, app).await.unwrap() });
+        (port, hole)
+    }
+
+    /// A Keystone issuing any login a token whose catalog has `swift`.
+    fn keystone(swift: Option<String>) -> axum::Router {
+        let catalog = swift
+            .map(|url| {
+                format!(
+                    r#"{{"type": "object-store", "endpoints": [
+                        {{"region_id": "r", "interface": "public", "url": "{url}"}}]}}"#
+                )
+            })
+            .unwrap_or_default();
+        let body = format!(r#"{{"token": {{"catalog": [{catalog}]}}}}"#);
+        axum::Router::new().route(
+            "/v3/auth/tokens",
+            axum::routing::post(|| async {
+                (StatusCode::CREATED, [("X-Subject-Token", "t")], body)
+            }),
+        )
+    }
+
+    /// A check of `kind` logging in at `port` with a password from a file
+    /// (removed when the returned path is).
+    fn spec(kind: &str, port: u16) -> (CheckSpec, std::path::PathBuf) {
+        use std::os::unix::fs::OpenOptionsExt;
+        let pw = std::env::temp_dir().join(format!("warden-{kind}-race-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&pw)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"pw-of-the-test").unwrap();
+        let spec = toml::from_str(&format!(
+            "name = \"{kind}\"\nkind = \"{kind}\"\n\
+             keystone = {{ auth_url = \"http://os.test:{port}/v3\", user = \"warden\", \
+             project = \"dr\", password = {{ file = \"{}\" }} }}",
+            pw.display()
+        ))
+        .unwrap();
+        (spec, pw)
+    }
+
+    fn clients() -> ProbeClient {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ips: [std::net::IpAddr; 2] =
+            ["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        ProbeClient::with_table(warden_openstack::client_builder, &[("os.test", &ips)])
+    }
+
+    /// The `keystone` check of a Keystone whose name has two addresses,
+    /// the first of which drops packets: a token, from the second. Before,
+    /// the login's connect hung at the first until the check's timeout.
+    #[tokio::test]
+    async fn keystone_reaches_a_later_address_when_the_first_drops_packets() {
+        let (port, _hole) = behind_a_black_hole(keystone(None), "127.0.0.1", "127.0.0.2").await;
+        let (spec, pw) = spec("keystone", port);
+        let r =
+            tokio::time::timeout(Duration::from_secs(5), keystone_check(&spec, &clients())).await;
+        let _ = std::fs::remove_file(&pw);
+        assert!(matches!(&r, Ok((true, _))), "{r:?}");
+    }
+
+    /// The same for the `swift` check, its Swift on another port behind a
+    /// black hole too, the other way round (the address that answers at
+    /// Keystone's port is the dead one at Swift's): the canary is written,
+    /// read and deleted.
+    #[tokio::test]
+    async fn swift_reaches_a_later_address_when_the_first_drops_packets() {
+        let objects: Arc<Mutex<HashMap<String, axum::body::Bytes>>> = Arc::default();
+        let swift = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, body: axum::body::Bytes| {
+                let objects = objects.clone();
+                async move {
+                    let mut objects = objects.lock().unwrap();
+                    let path = uri.path().to_string();
+                    match method {
+                        Method::PUT => {
+                            objects.insert(path, body);
+                            (StatusCode::CREATED, axum::body::Bytes::new())
+                        }
+                        Method::GET => match objects.get(&path) {
+                            Some(b) => (StatusCode::OK, b.clone()),
+                            None => (StatusCode::NOT_FOUND, axum::body::Bytes::new()),
+                        },
+                        _ => match objects.remove(&path) {
+                            Some(_) => (StatusCode::NO_CONTENT, axum::body::Bytes::new()),
+                            None => (StatusCode::NOT_FOUND, axum::body::Bytes::new()),
+                        },
+                    }
+                }
+            },
+        );
+        let (swift_port, _swift_hole) = behind_a_black_hole(swift, "127.0.0.2", "127.0.0.1").await;
+        let storage = format!("http://os.test:{swift_port}/v1/AUTH_dr");
+        let (port, _hole) =
+            behind_a_black_hole(keystone(Some(storage)), "127.0.0.1", "127.0.0.2").await;
+        let (spec, pw) = spec("swift", port);
+        let r = tokio::time::timeout(Duration::from_secs(5), swift_check(&spec, &clients())).await;
+        let _ = std::fs::remove_file(&pw);
+        assert!(matches!(&r, Ok((true, _))), "{r:?}");
+    }
 }

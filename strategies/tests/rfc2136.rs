@@ -810,7 +810,7 @@ async fn the_dns_check_asks_a_real_server() {
             );
             toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"))
         };
-        let http = reqwest::Client::new();
+        let http = warden_checks::probe_client().unwrap();
         let run = |c: warden_config::CheckSpec| {
             let http = http.clone();
             async move { warden_checks::run_check(&c, &http).await }

@@ -390,7 +390,7 @@ pub struct Shared {
     /// Wakes the detection and probe loops early (see [`cadence`]).
     cadence: cadence::Cadence,
     clock: Clock,
-    http: reqwest::Client,
+    http: warden_checks::ProbeClient,
     /// The verify step's requests through a public entry: no pooled
     /// connection (one opened before a switch may still be relayed to the
     /// old site), no proxy (entries are addresses); see [`entry`].

@@ -1,0 +1,197 @@
+//! How a check reaches a name: every address of it at once, the first
+//! that answers is the one used.
+//!
+//! One after another (as a plain connect, and hyper's connector within one
+//! address family, go), a first address whose packets vanish — an IPv6
+//! route that is broken, one dead host of a name's several — takes the
+//! check's whole timeout, and a service answering at the next address is
+//! judged down: from every vantage point alike, a false failover.
+//!
+//! [`connect_any`] is the race (the `tcp` check's connect). [`ProbeClient`]
+//! is the HTTP side (`http`, `keystone`, `swift`): one reqwest client per
+//! port, whose DNS resolver knows that port, so when the client needs a new
+//! connection to a name it resolves the name, races a connect to each of
+//! its addresses and hands hyper the winner alone. TLS (SNI, certificate
+//! verification), `Host` and the connection pool stay on the name, as
+//! reqwest does them; redirects and proxies as the client's builder says.
+//! A name with one address costs what it cost before (one lookup, one
+//! connect); one with several costs a connect per address more, and only
+//! when the pool has no connection to reuse. An IP address in the URL is
+//! connected to as it is (hyper never asks the resolver).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Connect to every one of `addrs` at once; the first that answers, else
+/// the first failure (no address: "the name has no address").
+pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> std::io::Result<SocketAddr> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut tries: FuturesUnordered<_> = addrs
+        .iter()
+        .map(|a| async move { tokio::net::TcpStream::connect(*a).await.map(|_| *a) })
+        .collect();
+    let mut first_error = None;
+    while let Some(r) = tries.next().await {
+        match r {
+            Ok(a) => return Ok(a),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(no_address))
+}
+
+fn no_address() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+}
+
+/// Where a name's addresses come from.
+#[derive(Clone)]
+enum Lookup {
+    /// The system's resolver (`getaddrinfo`: hosts file, DNS), as reqwest's own.
+    System,
+    /// A fixed table, for tests: a name with the addresses a test needs.
+    #[cfg(test)]
+    Table(Arc<HashMap<String, Vec<std::net::IpAddr>>>),
+}
+
+impl Lookup {
+    async fn addresses(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            Lookup::System => Ok(tokio::net::lookup_host((host, port)).await?.collect()),
+            #[cfg(test)]
+            Lookup::Table(t) => Ok(t
+                .get(host)
+                .map(|ips| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
+                .unwrap_or_default()),
+        }
+    }
+}
+
+/// The resolver of one port's client: the winner of the race among the
+/// name's addresses at that port.
+struct Racing {
+    port: u16,
+    lookup: Lookup,
+}
+
+impl reqwest::dns::Resolve for Racing {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (port, lookup, host) = (self.port, self.lookup.clone(), name.as_str().to_string());
+        Box::pin(async move {
+            let addrs = lookup.addresses(&host, port).await?;
+            let winner = match addrs.as_slice() {
+                [one] => *one,
+                _ => connect_any(&addrs).await?,
+            };
+            Ok(Box::new(std::iter::once(winner)) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The HTTP clients of checks and probes, one per port (see the module's
+/// doc); cheap to clone, the clients shared.
+#[derive(Clone)]
+pub struct ProbeClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The clients' properties (proxy, redirects, TLS), without a resolver.
+    builder: fn() -> reqwest::ClientBuilder,
+    lookup: Lookup,
+    /// The client of each port met so far; a URL's port is one of those
+    /// configured, so this stays small.
+    by_port: Mutex<HashMap<u16, reqwest::Client>>,
+}
+
+impl ProbeClient {
+    /// Clients built by `builder`, with the racing resolver added; one is
+    /// built now, so a builder that cannot build fails here, at start.
+    pub(crate) fn new(builder: fn() -> reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
+        Self::with_lookup(builder, Lookup::System)
+    }
+
+    fn with_lookup(
+        builder: fn() -> reqwest::ClientBuilder,
+        lookup: Lookup,
+    ) -> Result<Self, reqwest::Error> {
+        let p = ProbeClient {
+            inner: Arc::new(Inner {
+                builder,
+                lookup,
+                by_port: Mutex::new(HashMap::new()),
+            }),
+        };
+        p.for_port(443)?;
+        Ok(p)
+    }
+
+    /// Clients whose names resolve through `table` (name → addresses, in
+    /// the order a resolver would give them).
+    #[cfg(test)]
+    pub(crate) fn with_table(
+        builder: fn() -> reqwest::ClientBuilder,
+        table: &[(&str, &[std::net::IpAddr])],
+    ) -> Self {
+        let t = table
+            .iter()
+            .map(|(n, ips)| (n.to_string(), ips.to_vec()))
+            .collect();
+        Self::with_lookup(builder, Lookup::Table(Arc::new(t))).unwrap()
+    }
+
+    /// The client for `url` (its port's); an error is the check's detail.
+    pub(crate) fn for_url(&self, url: &str) -> Result<reqwest::Client, String> {
+        // a URL reqwest cannot use: any client says why when it is sent
+        let port = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|u| u.port_or_known_default())
+            .unwrap_or(0);
+        self.for_port(port)
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))
+    }
+
+    fn for_port(&self, port: u16) -> Result<reqwest::Client, reqwest::Error> {
+        let mut by_port = self.inner.by_port.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = by_port.get(&port) {
+            return Ok(c.clone());
+        }
+        let c = (self.inner.builder)()
+            .dns_resolver(Racing {
+                port,
+                lookup: self.inner.lookup.clone(),
+            })
+            .build()?;
+        by_port.insert(port, c.clone());
+        Ok(c)
+    }
+}
+
+/// A listener on `ip` whose accept queue is full and that never accepts:
+/// Linux drops the SYNs of new connects to it, which then hang (as to a
+/// host whose packets vanish). Keep the returned streams while it is used.
+#[cfg(test)]
+pub(crate) async fn black_hole(ip: &str) -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
+    use std::time::Duration;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{ip}:0").parse().unwrap()).unwrap();
+    let hole = sock.listen(0).unwrap();
+    let dead = hole.local_addr().unwrap();
+    let mut fill = Vec::new();
+    loop {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(dead),
+        )
+        .await
+        {
+            Ok(Ok(s)) => fill.push(s),
+            _ => break,
+        }
+        assert!(fill.len() < 8, "the accept queue of {dead} never filled");
+    }
+    (hole, fill)
+}
