@@ -184,6 +184,8 @@ mod container_sync_fence;
 mod copier_fence;
 #[path = "support/web.rs"]
 mod web;
+#[path = "swift_scenarios/whole_objects.rs"]
+mod whole_objects;
 
 struct Env<'a> {
     cl: &'a Clusters,
@@ -1628,10 +1630,14 @@ impl Http {
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
+        // UTF-8 values too (Swift answers metadata as it was sent)
         let h = resp
             .headers()
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .filter_map(|(k, v)| {
+                let v = std::str::from_utf8(v.as_bytes()).ok()?;
+                Some((k.as_str().to_string(), v.to_string()))
+            })
             .collect();
         Ok((status, h, resp.bytes().await?))
     }
@@ -2243,6 +2249,9 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("streaming_copy", streaming_copy(&env)).await;
     run.run("large_objects", large_objects(&env)).await;
     run.run("same_etag_kinds", same_etag_kinds(&env)).await;
+    run.run("object_headers", whole_objects::object_headers(&env))
+        .await;
+    run.run("long_names", whole_objects::long_names(&env)).await;
     run.run("broken_static_link", broken_link::broken_static_link(&env))
         .await;
     run.run("quarantine_large", quarantine_large(&env)).await;
