@@ -182,8 +182,12 @@ mod broken_link;
 mod container_sync_fence;
 #[path = "swift_scenarios/copier_fence.rs"]
 mod copier_fence;
+#[path = "swift_scenarios/short_pages.rs"]
+mod short_pages;
 #[path = "support/web.rs"]
 mod web;
+#[path = "swift_scenarios/whole_objects.rs"]
+mod whole_objects;
 
 struct Env<'a> {
     cl: &'a Clusters,
@@ -1628,10 +1632,14 @@ impl Http {
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
+        // UTF-8 values too (Swift answers metadata as it was sent)
         let h = resp
             .headers()
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .filter_map(|(k, v)| {
+                let v = std::str::from_utf8(v.as_bytes()).ok()?;
+                Some((k.as_str().to_string(), v.to_string()))
+            })
             .collect();
         Ok((status, h, resp.bytes().await?))
     }
@@ -2243,12 +2251,16 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("streaming_copy", streaming_copy(&env)).await;
     run.run("large_objects", large_objects(&env)).await;
     run.run("same_etag_kinds", same_etag_kinds(&env)).await;
+    run.run("object_headers", whole_objects::object_headers(&env))
+        .await;
+    run.run("long_names", whole_objects::long_names(&env)).await;
     run.run("broken_static_link", broken_link::broken_static_link(&env))
         .await;
     run.run("quarantine_large", quarantine_large(&env)).await;
     run.run("continuous_replication", continuous_replication(&env))
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;
+    run.run("short_pages", short_pages::short_pages(&env)).await;
     run.run("clock_skew", clock_skew(&env)).await;
     run.run("metadata_changes", metadata_changes(&env)).await;
     run.run("placement_containers", placement_containers(&env))

@@ -1,6 +1,8 @@
 //! One object copied from one cluster to the other as what it is, with its
-//! content type, metadata (`X-Object-Meta-*`, `Content-Encoding`,
-//! `Content-Disposition`, `X-Delete-At`) and origin timestamp
+//! content type, metadata (`X-Object-Meta-*`, and `Content-Encoding`,
+//! `Content-Disposition`, `X-Delete-At`, `Cache-Control`,
+//! `Content-Language`, `Expires`, `X-Robots-Tag`:
+//! [`OBJECT_HEADERS`](super::client::OBJECT_HEADERS)) and origin timestamp
 //! ([`ORIGIN_TS_HEADER`]); used by the copier's rounds and the resyncer's
 //! fetches alike.
 //!

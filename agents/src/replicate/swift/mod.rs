@@ -60,7 +60,9 @@
 //!    asks the peer the same way);
 //! 4. the destination's fence is read again (a HEAD per container on each side), then
 //!    copies (GET streamed into the PUT, with `Content-Type`,
-//!    `X-Object-Meta-*`, `Content-Length` and the source's ETag) and deletes
+//!    `X-Object-Meta-*`, the other headers a client sets and Swift keeps
+//!    (`Cache-Control`, `Content-Language`, `Expires`, ...:
+//!    [`client::OBJECT_HEADERS`]), `Content-Length` and the source's ETag) and deletes
 //!    run `concurrency` at a time, SLO manifests and symlinks after the plain
 //!    objects (their segments and targets first), the destination's fence
 //!    read again while they run (before the first delete, every
@@ -148,6 +150,38 @@ pub const ORIGIN_TS_HEADER: &str = "x-object-meta-warden-ts";
 /// The side container a quarantined object goes to, on the stale cluster.
 pub fn quarantine_container(container: &str) -> String {
     format!("{container}.warden-quarantine")
+}
+
+/// The longest object name Swift takes by default (`max_object_name_length`
+/// in `[swift-constraints]`, bytes by its docs; Swift 2.30 under Python 3
+/// counts characters, never more than bytes: a name within this many bytes
+/// is taken by both).
+pub const MAX_OBJECT_NAME_BYTES: usize = 1024;
+
+/// The name a divergent `object`, listed here at `ts_us`, gets in the
+/// quarantine container: `OBJECT@TIMESTAMP`. When that is longer than
+/// Swift takes ([`MAX_OBJECT_NAME_BYTES`]: an object whose own name is near
+/// the limit), the name is cut at a character and the cut marked with a
+/// digest of the whole name, `START~DIGEST@TIMESTAMP`: still one name per
+/// object and version, and never one Swift refuses (the quarantine, and so
+/// the whole failback, would fail on it every pass). The report's
+/// `moved_to` says where each item went.
+pub fn quarantine_object(object: &str, ts_us: u64) -> String {
+    let stamp = format!("@{}", client::format_x_timestamp(ts_us));
+    if object.len() + stamp.len() <= MAX_OBJECT_NAME_BYTES {
+        return format!("{object}{stamp}");
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, object.as_bytes());
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mark = format!("~{hex}{stamp}");
+    let mut keep = MAX_OBJECT_NAME_BYTES.saturating_sub(mark.len());
+    while !object.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{mark}", &object[..keep])
 }
 
 /// `ETAG@ORIGIN_TS`, the [`Item::version`] of a Swift object.
@@ -274,9 +308,11 @@ impl SwiftReplicatorSettings {
 /// the base of a quarantine container).
 pub(crate) fn check_containers(containers: &[String]) -> Result<(), AgentError> {
     for c in containers {
-        if let Some(reason) = names::container_problem(c)
-            .or_else(|| names::container_problem(&quarantine_container(c)))
-        {
+        let reason = names::container_problem(c).map(str::to_string).or_else(|| {
+            names::container_problem(&quarantine_container(c))
+                .map(|r| format!("its quarantine container (NAME.warden-quarantine) is {r}"))
+        });
+        if let Some(reason) = reason {
             return Err(AgentError::InvalidSetting {
                 key: "containers".into(),
                 reason: format!(
@@ -690,6 +726,41 @@ mod tests {
             assert!(check_containers(&[bad.to_string()]).is_err(), "{bad:?}");
         }
         assert!(check_containers(&["c".into(), "d.e".into()]).is_ok());
+        // its quarantine container (`NAME.warden-quarantine`) must fit too
+        assert!(check_containers(&["c".repeat(238)]).is_ok());
+        let e = check_containers(&["c".repeat(239)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than the 256 bytes"), "{e}");
+    }
+
+    /// `OBJECT@TIMESTAMP`, or for a name near Swift's limit the name cut
+    /// at a character and marked with a digest of the whole: never longer
+    /// than Swift takes, one per name and version.
+    #[test]
+    fn quarantined_names_fit_within_swifts_limit() {
+        let ts = 1_795_307_425_606_510;
+        assert_eq!(quarantine_object("a/b c", ts), "a/b c@1795307425.60651");
+        let fits = "x".repeat(MAX_OBJECT_NAME_BYTES - 17);
+        assert_eq!(
+            quarantine_object(&fits, ts),
+            format!("{fits}@1795307425.60651")
+        );
+        let long = |end: &str| format!("d/{}{end}", "ü".repeat(510));
+        let (one, two) = (long("1"), long("2"));
+        assert_eq!(one.len(), 1023);
+        let (q1, q2) = (quarantine_object(&one, ts), quarantine_object(&two, ts));
+        for q in [&q1, &q2] {
+            assert!(q.len() <= MAX_OBJECT_NAME_BYTES, "{}", q.len());
+            assert!(
+                q.starts_with("d/üü") && q.ends_with("@1795307425.60651"),
+                "{q}"
+            );
+            assert!(names::object_problem(q).is_none(), "{q}");
+        }
+        assert_ne!(q1, q2, "names that differ past the cut stay apart");
+        assert_ne!(quarantine_object(&one, ts + 10), q1, "and versions");
+        assert_eq!(quarantine_object(&one, ts), q1, "the same every pass");
     }
 
     #[test]

@@ -30,10 +30,17 @@ pub fn object_problem(name: &str) -> Option<&'static str> {
     None
 }
 
+/// The longest container name Swift takes by default
+/// (`max_container_name_length`, bytes).
+pub const MAX_CONTAINER_NAME_BYTES: usize = 256;
+
 /// Why a container name is refused; `None` when it is safe.
 pub fn container_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("empty name");
+    }
+    if name.len() > MAX_CONTAINER_NAME_BYTES {
+        return Some("longer than the 256 bytes Swift takes");
     }
     if name.contains('/') {
         return Some("a \"/\" (a container name is one path segment)");

@@ -36,11 +36,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::client::{format_x_timestamp, ObjectEntry, SwiftClient, SwiftSettings};
+use super::client::{ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
     apply, check_containers, cluster_label, copy_renamed, ensure_containers, list_pair,
-    list_pair_refused, note_broken, note_refused, parse_version, quarantine_container, split_name,
-    version, Done, GuardState, Op, Pace,
+    list_pair_refused, note_broken, note_refused, parse_version, quarantine_container,
+    quarantine_object, split_name, version, Done, GuardState, Op, Pace,
 };
 use crate::replicate::guard::DeleteGuard;
 use crate::replicate::recent_deletes::Side;
@@ -354,8 +354,10 @@ impl Resyncer for SwiftResyncer {
             .map(|(name, _, _)| {
                 let (c, o) = split_name(name);
                 let ts = here_raw.get(name).map(|e| e.timestamp_us()).unwrap_or(0);
-                let qo = format!("{o}@{}", format_x_timestamp(ts));
-                (name.as_str(), (quarantine_container(c), qo))
+                (
+                    name.as_str(),
+                    (quarantine_container(c), quarantine_object(o, ts)),
+                )
             })
             .collect();
         let rename = |name: &str| moved.get(name).cloned();

@@ -82,8 +82,9 @@ pub struct ObjectInfo {
     pub length: u64,
     /// X-Timestamp in microseconds since the epoch.
     pub timestamp_us: u64,
-    /// `x-object-meta-*` (lower-case names, values as sent), plus
-    /// `content-encoding`, `content-disposition` and `x-delete-at` when set.
+    /// `x-object-meta-*` (lower-case names, values as sent), plus the
+    /// other headers a client sets on an object and Swift keeps with it
+    /// ([`OBJECT_HEADERS`]) when set.
     pub meta: BTreeMap<String, String>,
 }
 
@@ -97,6 +98,23 @@ impl ObjectInfo {
             .unwrap_or(self.timestamp_us)
     }
 }
+
+/// The headers besides `x-object-meta-*` that a client sets on an object
+/// and Swift stores and answers with it: the object server's default
+/// `allowed_headers` (Swift 2.30), less the two that make an object a large
+/// object (`x-object-manifest`, `x-static-large-object`: written by
+/// `large.rs` as what they are). A copy without them is not the object the
+/// client wrote: a `Cache-Control`, `Content-Language` or `Expires` set for
+/// a web page served out of Swift would be gone at the other site.
+pub const OBJECT_HEADERS: [&str; 7] = [
+    "content-disposition",
+    "content-encoding",
+    "x-delete-at",
+    "cache-control",
+    "content-language",
+    "expires",
+    "x-robots-tag",
+];
 
 /// A container's headers, as HEAD returns them (lower-case names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,29 +149,29 @@ fn is_replicated_container_header(name: &str) -> bool {
         || name == "x-container-write"
 }
 
+/// A header's value as text: UTF-8 as Swift sends it. Swift keeps a
+/// metadata value's bytes as the client sent them (`X-Object-Meta-Title:
+/// Grüße` is UTF-8 on the wire); `HeaderValue::to_str` takes visible ASCII
+/// only and would drop such a header from every copy.
+fn text(v: &HeaderValue) -> Option<&str> {
+    std::str::from_utf8(v.as_bytes()).ok()
+}
+
 pub(super) fn header_map(h: &HeaderMap) -> BTreeMap<String, String> {
     h.iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), text(v)?.to_string())))
         .collect()
 }
 
 pub(super) fn object_info(h: &HeaderMap) -> ObjectInfo {
-    let get = |n: &str| {
-        h.get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
+    let get = |n: &str| h.get(n).and_then(text).unwrap_or_default().to_string();
     let meta = h
         .iter()
         .filter(|(k, _)| {
             let k = k.as_str();
-            k.starts_with("x-object-meta-")
-                || k == "content-encoding"
-                || k == "content-disposition"
-                || k == "x-delete-at"
+            k.starts_with("x-object-meta-") || OBJECT_HEADERS.contains(&k)
         })
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), text(v)?.to_string())))
         .collect();
     ObjectInfo {
         etag: get("etag").trim_matches('"').to_string(),

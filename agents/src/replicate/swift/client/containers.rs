@@ -1,6 +1,7 @@
 //! Listings (containers of the account, objects of a container; paged,
 //! each page read up to a bound, each page after the first beginning past
-//! its marker or the listing fails) and the containers' own calls (HEAD, PUT,
+//! its marker or the listing fails, a short page the last only when the
+//! answer's count agrees) and the containers' own calls (HEAD, PUT,
 //! POST, DELETE) of [`SwiftClient`].
 
 use super::*;
@@ -11,7 +12,7 @@ impl SwiftClient {
         let mut out: Vec<String> = Vec::new();
         loop {
             let marker = out.last().cloned();
-            let page: Vec<ContainerEntry> = self
+            let (page, total): (Vec<ContainerEntry>, _) = self
                 .page(Target::Account, marker.as_deref())
                 .await?
                 .unwrap_or_default();
@@ -22,7 +23,7 @@ impl SwiftClient {
             )?;
             let n = page.len();
             out.extend(page.into_iter().map(|c| c.name));
-            if n < self.settings.page_size {
+            if self.last_page(n, out.len(), total) {
                 return Ok(out);
             }
         }
@@ -38,7 +39,8 @@ impl SwiftClient {
         let mut out: Vec<ObjectEntry> = Vec::new();
         loop {
             let marker = out.last().map(|e| e.name.clone());
-            let Some(page) = self.page::<ObjectEntry>(target, marker.as_deref()).await? else {
+            let Some((page, total)) = self.page::<ObjectEntry>(target, marker.as_deref()).await?
+            else {
                 return Ok(None);
             };
             self.advances(target, marker.as_deref(), page.first().map(|e| &e.name))?;
@@ -47,10 +49,25 @@ impl SwiftClient {
                 e.normalise(&account);
                 e
             }));
-            if n < self.settings.page_size {
+            if self.last_page(n, out.len(), total) {
                 return Ok(Some(out));
             }
         }
+    }
+
+    /// Whether a page of `n` entries ends the listing, `listed` entries in
+    /// all so far, `total` the count the answer said (the container's
+    /// objects, the account's containers). An empty page always does; a
+    /// full one never. A shorter one does unless the count says more
+    /// remain: a server or a proxy in front of it that hands out fewer
+    /// entries than asked for (a lower cap of its own, a page cut short)
+    /// would otherwise end the listing early, and every object past it
+    /// would be left out — never copied, never fetched by a failback, a
+    /// verification comparing two equally short listings saying all is
+    /// well. A count larger than the listing (container stats that lag)
+    /// costs one more, empty, page.
+    fn last_page(&self, n: usize, listed: usize, total: Option<u64>) -> bool {
+        n == 0 || (n < self.settings.page_size && total.is_none_or(|t| listed as u64 >= t))
     }
 
     /// A page after the first must begin past its marker (listings are
@@ -88,11 +105,14 @@ impl SwiftClient {
         }
     }
 
+    /// One page after `marker`, with the count the answer says the whole
+    /// listing has (`X-Container-Object-Count`, `X-Account-Container-Count`);
+    /// `None` when the container does not exist.
     async fn page<T: serde::de::DeserializeOwned>(
         &self,
         target: Target<'_>,
         marker: Option<&str>,
-    ) -> Result<Option<Vec<T>>, AgentError> {
+    ) -> Result<Option<(Vec<T>, Option<u64>)>, AgentError> {
         let limit = self.settings.page_size.to_string();
         let mut query = vec![("format", "json"), ("limit", limit.as_str())];
         if let Some(m) = marker {
@@ -111,16 +131,25 @@ impl SwiftClient {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
+        let count = match target {
+            Target::Account => "x-account-container-count",
+            _ => "x-container-object-count",
+        };
+        let total = resp
+            .headers()
+            .get(count)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let url = resp.url().to_string();
         if resp.status() == StatusCode::NO_CONTENT {
-            return Ok(Some(Vec::new()));
+            return Ok(Some((Vec::new(), total)));
         }
         let body = read_bounded(resp, MAX_PAGE_BYTES, "a listing page").await?;
         if body.is_empty() {
-            return Ok(Some(Vec::new()));
+            return Ok(Some((Vec::new(), total)));
         }
         serde_json::from_slice(&body)
-            .map(Some)
+            .map(|page| Some((page, total)))
             .map_err(|e| AgentError::SwiftBadResponse {
                 url,
                 detail: format!("not a JSON listing: {e}"),

@@ -57,7 +57,7 @@ mod objects;
 
 pub use answers::{
     format_x_timestamp, parse_listing_time, parse_x_timestamp, ContainerInfo, ObjectEntry,
-    ObjectInfo,
+    ObjectInfo, OBJECT_HEADERS,
 };
 use answers::{header_map, object_info, ContainerEntry};
 use login::{Login, Session};
