@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29380-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29370-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -578,6 +578,74 @@ async fn tcp_socket_drain_lets_old_connections_finish_then_cuts_them() {
     );
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
     assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+}
+
+/// A planned switch's drain outlives the orchestrator that started it (a
+/// restart, a new leader: the timer that ends it was in the old process).
+/// HAProxy keeps the old server in `drain` — no new users, but its open
+/// connections stay on the old site — and the route reads right, so no
+/// drift is seen and nothing ever ends it. The next orchestrator's read of
+/// the route finds a drain that nothing in it times, and ends it the way
+/// the route ordered it: maintenance and the connections cut, once the
+/// drain time is over (counted from when HAProxy says the drain began).
+#[tokio::test]
+async fn a_drain_left_by_a_stopped_orchestrator_is_ended_by_the_next_one() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("orphan", 29370, false, &servers(&a, &b, false)).await;
+    let drain = Duration::from_secs(1);
+    let first = strategy(settings(ha.unix(), "be_web", drain));
+    first
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+    first
+        .activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    // The orchestrator stops while a drains.
+    drop(first);
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 8), ("srv_b".to_string(), 0)]
+    );
+
+    // The next one reads the route (reconciliation): right, no drift ...
+    let second = strategy(settings(ha.unix(), "be_web", drain));
+    assert_eq!(
+        second.current().await.expect("readable"),
+        observed(Some("b"), 2)
+    );
+    // ... and the drain ends: a in maintenance, its last connection cut.
+    eventually(
+        "srv_a in maintenance after the drain",
+        drain * 10,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    // Maintenance and the cut are two commands: the cut follows at once.
+    let cut_at = Instant::now();
+    while let Ok(site) = old.ask().await {
+        assert!(
+            cut_at.elapsed() < drain * 5,
+            "the drained connection must be cut, still answered by {site}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(
+        second.current().await.expect("readable"),
+        observed(Some("b"), 2)
+    );
 }
 
 #[tokio::test]
