@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29370-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29360-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -674,6 +674,70 @@ async fn a_newer_route_cancels_a_pending_drain() {
     );
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
     assert_eq!(s.current().await.expect("readable"), observed(Some("a"), 3));
+}
+
+/// The end of a drain fails (the Runtime API cannot be reached at that
+/// moment): the old server stays in `drain`, and the route reads right. The
+/// next read of the route, the Runtime API back, ends it at once (its drain
+/// time is long over).
+#[tokio::test]
+async fn a_drain_whose_end_failed_is_ended_by_a_later_read() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("endfail", 29360, false, &servers(&a, &b, false)).await;
+    // The driver reaches HAProxy through a relay that can be stopped.
+    let relay_path = ha.dir.0.join("relay.sock");
+    let relay = slow_relay(&relay_path, ha.sock.clone(), Duration::ZERO).await;
+    let drain = Duration::from_secs(1);
+    let s = strategy(settings(
+        RuntimeAddr::Unix(relay_path.clone()),
+        "be_web",
+        drain,
+    ));
+    s.activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+    s.activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    // The Runtime API cannot be reached when the drain ends.
+    relay.abort();
+    tokio::time::sleep(drain * 3).await;
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 8), ("srv_b".to_string(), 0)],
+        "the end of the drain could not be sent"
+    );
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+
+    // Reachable again: the next read ends the drain.
+    let _ = std::fs::remove_file(&relay_path);
+    let _relay = slow_relay(&relay_path, ha.sock.clone(), Duration::ZERO).await;
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+    eventually(
+        "srv_a in maintenance after a later read",
+        drain * 10,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    let cut_at = Instant::now();
+    while let Ok(site) = old.ask().await {
+        assert!(
+            cut_at.elapsed() < drain * 5,
+            "the drained connection must be cut, still answered by {site}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
 }
 
 #[tokio::test]
