@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29360-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29350-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -556,9 +556,9 @@ async fn tcp_socket_drain_lets_old_connections_finish_then_cuts_them() {
         "drain ended early: {:?}",
         t0.elapsed()
     );
-    // Maintenance and the cut are two Runtime API commands
-    // (`set server ... state maint`, then `shutdown sessions server`), so
-    // the state read above may land between them: the cut follows at once.
+    // Maintenance and the cut are two commands of one line
+    // (`set server ... state maint; shutdown sessions server ...`), so the
+    // state read above may land between them: the cut follows at once.
     let mut answers = Vec::new();
     let cut_at = Instant::now();
     loop {
@@ -829,6 +829,88 @@ async fn slow_relay(path: &Path, upstream: PathBuf, delay: Duration) -> JoinHand
             });
         }
     })
+}
+
+/// A relay in front of a real Runtime API socket that loses every
+/// connection whose command line starts with `lost` (closed unanswered, the
+/// command not passed on): the Runtime API failing at that moment.
+async fn losing_relay(path: &Path, upstream: PathBuf, lost: &'static str) -> JoinHandle<()> {
+    let l = UnixListener::bind(path).expect("bind relay");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let mut line = String::new();
+                if r.read_line(&mut line).await.is_err() || line.starts_with(lost) {
+                    return;
+                }
+                let Ok(mut up) = UnixStream::connect(&upstream).await else {
+                    return;
+                };
+                if up.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut answer = Vec::new();
+                let _ = up.read_to_end(&mut answer).await;
+                let _ = w.write_all(&answer).await;
+            });
+        }
+    })
+}
+
+/// The end of a drain puts the old server in maintenance and cuts its
+/// connections. Sent as two commands, a Runtime API failing between them
+/// (the second one's connection lost) left the server in maintenance with
+/// its connections open: the route reads right and the server does not
+/// drain any more, so nothing would ever cut them — users kept on the old
+/// site for good. Both go in one command line now: no connection of their
+/// own can fail between them.
+#[tokio::test]
+async fn the_end_of_a_drain_cannot_leave_maintenance_without_the_cut() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("halfcut", 29350, false, &servers(&a, &b, false)).await;
+    let relay_path = ha.dir.0.join("relay.sock");
+    let _relay = losing_relay(&relay_path, ha.sock.clone(), "shutdown sessions").await;
+    let drain = Duration::from_secs(1);
+    // Routed to a while the Runtime API answered everything.
+    strategy(settings(ha.unix(), "be_web", drain))
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let s = strategy(settings(RuntimeAddr::Unix(relay_path), "be_web", drain));
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+    s.activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    eventually(
+        "srv_a in maintenance after the drain",
+        drain * 10,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    // The reads that follow (reconciliation's) change nothing here: the
+    // route reads right.
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+    let cut_at = Instant::now();
+    while let Ok(site) = old.ask().await {
+        assert!(
+            cut_at.elapsed() < drain * 5,
+            "the drained connection must be cut with the maintenance, still answered by {site}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
 }
 
 /// A deposed leader's route still on its way when the new leader routes:
