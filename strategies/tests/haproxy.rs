@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29380-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29350-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -556,9 +556,9 @@ async fn tcp_socket_drain_lets_old_connections_finish_then_cuts_them() {
         "drain ended early: {:?}",
         t0.elapsed()
     );
-    // Maintenance and the cut are two Runtime API commands
-    // (`set server ... state maint`, then `shutdown sessions server`), so
-    // the state read above may land between them: the cut follows at once.
+    // Maintenance and the cut are two commands of one line
+    // (`set server ... state maint; shutdown sessions server ...`), so the
+    // state read above may land between them: the cut follows at once.
     let mut answers = Vec::new();
     let cut_at = Instant::now();
     loop {
@@ -578,6 +578,74 @@ async fn tcp_socket_drain_lets_old_connections_finish_then_cuts_them() {
     );
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
     assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+}
+
+/// A planned switch's drain outlives the orchestrator that started it (a
+/// restart, a new leader: the timer that ends it was in the old process).
+/// HAProxy keeps the old server in `drain` — no new users, but its open
+/// connections stay on the old site — and the route reads right, so no
+/// drift is seen and nothing ever ends it. The next orchestrator's read of
+/// the route finds a drain that nothing in it times, and ends it the way
+/// the route ordered it: maintenance and the connections cut, once the
+/// drain time is over (counted from when HAProxy says the drain began).
+#[tokio::test]
+async fn a_drain_left_by_a_stopped_orchestrator_is_ended_by_the_next_one() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("orphan", 29370, false, &servers(&a, &b, false)).await;
+    let drain = Duration::from_secs(1);
+    let first = strategy(settings(ha.unix(), "be_web", drain));
+    first
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+    first
+        .activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    // The orchestrator stops while a drains.
+    drop(first);
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 8), ("srv_b".to_string(), 0)]
+    );
+
+    // The next one reads the route (reconciliation): right, no drift ...
+    let second = strategy(settings(ha.unix(), "be_web", drain));
+    assert_eq!(
+        second.current().await.expect("readable"),
+        observed(Some("b"), 2)
+    );
+    // ... and the drain ends: a in maintenance, its last connection cut.
+    eventually(
+        "srv_a in maintenance after the drain",
+        drain * 10,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    // Maintenance and the cut are two commands: the cut follows at once.
+    let cut_at = Instant::now();
+    while let Ok(site) = old.ask().await {
+        assert!(
+            cut_at.elapsed() < drain * 5,
+            "the drained connection must be cut, still answered by {site}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+    assert_eq!(
+        second.current().await.expect("readable"),
+        observed(Some("b"), 2)
+    );
 }
 
 #[tokio::test]
@@ -606,6 +674,70 @@ async fn a_newer_route_cancels_a_pending_drain() {
     );
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
     assert_eq!(s.current().await.expect("readable"), observed(Some("a"), 3));
+}
+
+/// The end of a drain fails (the Runtime API cannot be reached at that
+/// moment): the old server stays in `drain`, and the route reads right. The
+/// next read of the route, the Runtime API back, ends it at once (its drain
+/// time is long over).
+#[tokio::test]
+async fn a_drain_whose_end_failed_is_ended_by_a_later_read() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("endfail", 29360, false, &servers(&a, &b, false)).await;
+    // The driver reaches HAProxy through a relay that can be stopped.
+    let relay_path = ha.dir.0.join("relay.sock");
+    let relay = slow_relay(&relay_path, ha.sock.clone(), Duration::ZERO).await;
+    let drain = Duration::from_secs(1);
+    let s = strategy(settings(
+        RuntimeAddr::Unix(relay_path.clone()),
+        "be_web",
+        drain,
+    ));
+    s.activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+    s.activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    // The Runtime API cannot be reached when the drain ends.
+    relay.abort();
+    tokio::time::sleep(drain * 3).await;
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 8), ("srv_b".to_string(), 0)],
+        "the end of the drain could not be sent"
+    );
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+
+    // Reachable again: the next read ends the drain.
+    let _ = std::fs::remove_file(&relay_path);
+    let _relay = slow_relay(&relay_path, ha.sock.clone(), Duration::ZERO).await;
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+    eventually(
+        "srv_a in maintenance after a later read",
+        drain * 10,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    let cut_at = Instant::now();
+    while let Ok(site) = old.ask().await {
+        assert!(
+            cut_at.elapsed() < drain * 5,
+            "the drained connection must be cut, still answered by {site}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
 }
 
 #[tokio::test]
@@ -697,6 +829,88 @@ async fn slow_relay(path: &Path, upstream: PathBuf, delay: Duration) -> JoinHand
             });
         }
     })
+}
+
+/// A relay in front of a real Runtime API socket that loses every
+/// connection whose command line starts with `lost` (closed unanswered, the
+/// command not passed on): the Runtime API failing at that moment.
+async fn losing_relay(path: &Path, upstream: PathBuf, lost: &'static str) -> JoinHandle<()> {
+    let l = UnixListener::bind(path).expect("bind relay");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = s.into_split();
+                let mut r = BufReader::new(r);
+                let mut line = String::new();
+                if r.read_line(&mut line).await.is_err() || line.starts_with(lost) {
+                    return;
+                }
+                let Ok(mut up) = UnixStream::connect(&upstream).await else {
+                    return;
+                };
+                if up.write_all(line.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut answer = Vec::new();
+                let _ = up.read_to_end(&mut answer).await;
+                let _ = w.write_all(&answer).await;
+            });
+        }
+    })
+}
+
+/// The end of a drain puts the old server in maintenance and cuts its
+/// connections. Sent as two commands, a Runtime API failing between them
+/// (the second one's connection lost) left the server in maintenance with
+/// its connections open: the route reads right and the server does not
+/// drain any more, so nothing would ever cut them — users kept on the old
+/// site for good. Both go in one command line now: no connection of their
+/// own can fail between them.
+#[tokio::test]
+async fn the_end_of_a_drain_cannot_leave_maintenance_without_the_cut() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("halfcut", 29350, false, &servers(&a, &b, false)).await;
+    let relay_path = ha.dir.0.join("relay.sock");
+    let _relay = losing_relay(&relay_path, ha.sock.clone(), "shutdown sessions").await;
+    let drain = Duration::from_secs(1);
+    // Routed to a while the Runtime API answered everything.
+    strategy(settings(ha.unix(), "be_web", drain))
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    let s = strategy(settings(RuntimeAddr::Unix(relay_path), "be_web", drain));
+    let mut old = Client::connect(ha.front).await;
+    assert_eq!(old.ask().await.as_deref(), Ok("site-a"));
+    s.activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    eventually(
+        "srv_a in maintenance after the drain",
+        drain * 10,
+        || async {
+            let st = ha.admin_states().await;
+            (st[0] == ("srv_a".to_string(), 1))
+                .then_some(())
+                .ok_or(format!("{st:?}"))
+        },
+    )
+    .await;
+    // The reads that follow (reconciliation's) change nothing here: the
+    // route reads right.
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 2));
+    let cut_at = Instant::now();
+    while let Ok(site) = old.ask().await {
+        assert!(
+            cut_at.elapsed() < drain * 5,
+            "the drained connection must be cut with the maintenance, still answered by {site}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
 }
 
 /// A deposed leader's route still on its way when the new leader routes:

@@ -40,6 +40,8 @@ pub(crate) struct Knobs {
     pub haproxy: bool,
     /// `[groups.web] step_timeout`.
     pub step_timeout: &'static str,
+    /// `[groups.web.frontend] drain_timeout`.
+    pub drain_timeout: &'static str,
 }
 
 impl Default for Knobs {
@@ -56,6 +58,7 @@ impl Default for Knobs {
             extra: String::new(),
             haproxy: false,
             step_timeout: "30s",
+            drain_timeout: "2s",
         }
     }
 }
@@ -151,7 +154,7 @@ step_timeout = "{st}"
 {driver}
 frontends = ["fe1"]
 listen = "0.0.0.0:{ENTRY_PORT}"
-drain_timeout = "2s"
+drain_timeout = "{drain}"
 {extra}"#,
             orchestrator = tokens.orchestrator(&lab, "ctl", API_PORT),
             detection = lab::detection(
@@ -163,6 +166,7 @@ drain_timeout = "2s"
             site_b = site("b", &knobs.promote_b, &knobs.demote_b),
             fb = knobs.failback,
             st = knobs.step_timeout,
+            drain = knobs.drain_timeout,
             gx = knobs.group_extra,
             extra = knobs.extra,
         );

@@ -84,3 +84,57 @@ fn haproxy_frontend_fails_over_and_back_with_client_traffic() -> Result<()> {
     );
     Ok(())
 }
+
+/// A failback's drain outlives the orchestrator that began it: killed
+/// once the runbook is done, with b's server still draining (its end was a
+/// timer in that process). HAProxy keeps b in `drain` — its open
+/// connections stay on b, the site failed back from — while the route reads
+/// right, so reconciliation sees no drift. The restarted orchestrator's
+/// first read of the route ends the drain: b goes to maintenance.
+#[test]
+fn a_failback_drain_still_ends_after_an_orchestrator_restart() -> Result<()> {
+    let Some(d) = deployment(Knobs {
+        haproxy: true,
+        hold_down: "3s",
+        drain_timeout: "8s",
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    d.start_all()?;
+    d.lab.kill("svc-a")?;
+    d.wait_users_on("b", secs(30))?;
+    d.start_service("a")?;
+    d.wait_users_on("a", secs(40))?;
+    // The failback is done; b drains.
+    lab::eventually(secs(20), secs(0.1), || {
+        let rbs = d.runbooks()?;
+        ensure!(
+            rbs.len() == 2 && rbs[1]["kind"] == "failback" && rbs[1]["status"] == "succeeded",
+            "failback not done: {rbs:?}"
+        );
+        Ok(())
+    })?;
+    d.lab.kill("orchestrator")?;
+    let (b_admin, _) = server_state(&d, "b")?;
+    ensure!(
+        b_admin == 8,
+        "b must still drain when the orchestrator stops (admin state {b_admin}); the drain is 8 s"
+    );
+    d.lab.restart("orchestrator")?;
+    lab::eventually(secs(30), secs(0.25), || {
+        let (b_admin, _) = server_state(&d, "b")?;
+        ensure!(
+            b_admin & 1 == 1,
+            "b still not in maintenance: admin state {b_admin}"
+        );
+        Ok(())
+    })?;
+    let (a_admin, a_weight) = server_state(&d, "a")?;
+    assert!(
+        a_admin & 1 == 0 && a_weight > 0,
+        "a serves: {a_admin}/{a_weight}"
+    );
+    d.wait_users_on("a", secs(5))?;
+    Ok(())
+}

@@ -58,9 +58,13 @@
 //! are draining; a task spawned on the caller's runtime moves them to
 //! maintenance after `drain_timeout`, unless a newer route was set in the
 //! meantime. The task is aborted when a newer `set_route` arrives and when
-//! the driver is dropped (orchestrator shutdown): a drain interrupted that
-//! way leaves the old servers in `drain` (no new connections; existing ones
-//! are not cut) until the next route change.
+//! the driver is dropped (orchestrator shutdown). A drain interrupted that
+//! way, or whose end failed, leaves the old servers in `drain` (no new
+//! connections; existing ones are not cut), and the route still reads
+//! right, so no drift is seen: [`FrontendDriver::route`] (reconciliation's
+//! read) ends such a drain when no end of it is pending in this driver,
+//! once `drain_timeout` has passed since HAProxy began it
+//! (`srv_time_since_last_change`), fenced like any drain end.
 
 mod parse;
 mod runtime;
@@ -213,6 +217,63 @@ impl HaproxyDriver {
                 s.servers.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })
+    }
+
+    /// End the drain of `servers` (see `Inner::finish_drain`) for the route
+    /// (`epoch`, `site`) after `after`; the pending end, replacing any other.
+    fn end_drain_after(&self, epoch: u64, site: &str, servers: Vec<String>, after: Duration) {
+        let task_inner = Arc::clone(&self.inner);
+        let owned_site = site.to_string();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            task_inner.finish_drain(epoch, &owned_site, &servers).await;
+        });
+        let mut d = self.drain.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = d.replace(PendingDrain {
+            epoch,
+            site: site.to_string(),
+            task: task.abort_handle(),
+        }) {
+            old.task.abort();
+        }
+    }
+
+    /// A route read that finds servers of other sites still draining under
+    /// the route the fence names (`epoch`, `site`), with no end of that
+    /// drain pending in this driver: their drain was started by an
+    /// orchestrator that stopped since (its timer went with it), or its end
+    /// failed (the Runtime API did not answer then). Nothing else would end
+    /// it — the route reads right, so reconciliation sees no drift — and
+    /// the old site would keep its connections for good. It is ended as
+    /// the route ordered: once `drain_timeout` has passed since HAProxy
+    /// began the drain (`srv_time_since_last_change`; from now when it
+    /// does not say), and only while the fence still names that route.
+    fn resume_drain(&self, epoch: u64, site: &str, servers: &[(&str, &ServerState)]) {
+        let draining: Vec<&ServerState> = servers
+            .iter()
+            .filter(|(s, st)| *s != site && st.draining())
+            .map(|(_, st)| *st)
+            .collect();
+        if draining.is_empty() || self.supersede_drain(epoch, site) {
+            return;
+        }
+        let drain = self.inner.settings.drain_timeout;
+        let after = draining
+            .iter()
+            .map(|st| drain.saturating_sub(Duration::from_secs(st.since_change.unwrap_or(0))))
+            .min()
+            .unwrap_or(drain);
+        let names: Vec<String> = draining.iter().map(|st| st.name.clone()).collect();
+        warn!(
+            group = %self.inner.settings.group,
+            frontend = %self.inner.settings.frontend,
+            servers = ?names,
+            epoch,
+            site,
+            ending_in = ?after,
+            "HAProxy servers still draining with no end pending (the orchestrator that began the drain stopped, or its end failed): ending the drain"
+        );
+        self.end_drain_after(epoch, site, names, after);
     }
 
     /// Abort the pending drain end unless it belongs to (`epoch`, `site`).
@@ -453,19 +514,7 @@ impl FrontendDriver for HaproxyDriver {
             }
         }
         if !draining.is_empty() && !keep_drain {
-            let task_inner = Arc::clone(inner);
-            let owned_site = site.to_string();
-            let task = tokio::spawn(async move {
-                tokio::time::sleep(task_inner.settings.drain_timeout).await;
-                task_inner.finish_drain(epoch, &owned_site, &draining).await;
-            });
-            if let Ok(mut d) = self.drain.lock() {
-                *d = Some(PendingDrain {
-                    epoch,
-                    site: site.to_string(),
-                    task: task.abort_handle(),
-                });
-            }
+            self.end_drain_after(epoch, site, draining, inner.settings.drain_timeout);
         }
         debug!(frontend = %inner.settings.frontend, group = %inner.settings.group, site, epoch, ?mode, "HAProxy route set");
         Ok(())
@@ -496,6 +545,9 @@ impl FrontendDriver for HaproxyDriver {
         if site.as_deref().is_some_and(|s| s != fence.site) {
             debug!(frontend = %inner.settings.frontend, group = %inner.settings.group, servers = ?site, fence_epoch = fence.epoch, fence_site = %fence.site, "HAProxy's servers route to another site than its fence names");
             return Ok((None, fence.epoch));
+        }
+        if site.is_some() {
+            self.resume_drain(fence.epoch, &fence.site, &servers);
         }
         Ok((site, fence.epoch))
     }

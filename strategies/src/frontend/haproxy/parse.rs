@@ -17,6 +17,9 @@ pub(crate) struct ServerState {
     pub(super) name: String,
     /// `srv_admin_state`: a bit field (see [`ADMIN_MAINT`], [`ADMIN_DRAIN`]).
     pub(super) admin: u32,
+    /// `srv_time_since_last_change`, in seconds: how long a drain has
+    /// lasted (none when the dump has no such field).
+    pub(super) since_change: Option<u64>,
 }
 
 impl ServerState {
@@ -71,6 +74,7 @@ pub(crate) fn parse_servers_state(reply: &str, backend: &str) -> Result<Vec<Serv
         col("srv_op_state")?,
         col("srv_admin_state")?,
     );
+    let since = col("srv_time_since_last_change").ok();
     let mut out = Vec::new();
     for (i, line) in lines.enumerate() {
         if line.is_empty() {
@@ -107,6 +111,7 @@ pub(crate) fn parse_servers_state(reply: &str, backend: &str) -> Result<Vec<Serv
         out.push(ServerState {
             name: fields[srv].to_string(),
             admin: num(admin, "srv_admin_state")?,
+            since_change: since.and_then(|k| fields[k].parse().ok()),
         });
     }
     Ok(out)
@@ -164,6 +169,7 @@ mod tests {
         let s = parse_servers_state(&d, "be").expect("parses");
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].name.as_str(), s[0].admin), ("srv1", 0));
+        assert_eq!(s[0].since_change, Some(0));
         assert!(s[0].ready());
         assert!(s[1].in_maint() && !s[1].draining() && !s[1].ready());
         // An empty backend.

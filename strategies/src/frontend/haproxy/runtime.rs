@@ -173,12 +173,17 @@ impl Inner {
         .await
     }
 
-    /// Put `server` in maintenance and cut its connections.
+    /// Put `server` in maintenance and cut its connections, in one command
+    /// line (HAProxy runs `;`-separated commands in order). As two commands,
+    /// a Runtime API failing between them (the second one's connection lost
+    /// or timed out) left the server in maintenance with its connections
+    /// open: a state the route reads as right and no drain end looks at, so
+    /// nothing cut them. Now either both run or neither does (the server
+    /// still ready or draining: drift, or a drain that is ended later).
     pub(super) async fn cut(&self, server: &str) -> Result<(), StrategyError> {
-        self.set_state(server, "maint").await?;
+        let be = &self.settings.backend;
         self.command_ok(&format!(
-            "shutdown sessions server {}/{server}",
-            self.settings.backend
+            "set server {be}/{server} state maint; shutdown sessions server {be}/{server}"
         ))
         .await
     }
