@@ -136,6 +136,11 @@ async fn authenticate(State(ctx): State<Ctx>, req: Request, next: Next) -> Respo
             .into_response();
         }
     }
+    // The orchestrator's connection is not displaced at the connection cap
+    // by a newcomer (see warden_serve::Standing).
+    if let Some(standing) = req.extensions().get::<warden_serve::Standing>() {
+        standing.vouch();
+    }
     next.run(req).await
 }
 

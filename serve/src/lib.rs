@@ -3,8 +3,14 @@
 //! finishing anything:
 //!
 //! - a **connection cap**: beyond [`Limits::max_connections`] open
-//!   connections a new one is closed at once (the process keeps its
-//!   descriptors for the connections it serves);
+//!   connections a new one takes the place of the oldest connection no
+//!   request has vouched for ([`Standing`]: the router's authentication
+//!   vouches for a connection once a request on it came with a known
+//!   credential), or is closed at once when every open one is vouched for
+//!   (the process keeps its descriptors for the connections it serves).
+//!   So a client without a credential that opens connections and sends
+//!   nothing (or only refused requests) cannot keep agents and operators
+//!   out: it only ever displaces its own kind;
 //! - a **header read timeout**: the request line and headers must arrive
 //!   within [`Limits::header_read_timeout`] (a slowloris client sending a
 //!   byte a second is cut off), and it also bounds the idle time of a
@@ -27,9 +33,11 @@
 pub mod accept;
 pub mod tls;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -59,6 +67,76 @@ pub enum ServeError {
 #[derive(Debug, Clone)]
 pub struct ConnectionSlot(pub Arc<tokio::sync::OwnedSemaphorePermit>);
 
+/// A connection's standing, in every request's extensions: the router's
+/// authentication calls [`Standing::vouch`] once a request on it came with
+/// a known credential. At the connection cap a new connection displaces
+/// the oldest connection not vouched for; one vouched for is never
+/// displaced.
+#[derive(Debug, Clone, Default)]
+pub struct Standing(Arc<AtomicBool>);
+
+impl Standing {
+    /// A request on this connection came with a known credential.
+    pub fn vouch(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn vouched(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The connections being served (until a WebSocket takes one over), by
+/// age, each with its standing and the token that displaces it.
+#[derive(Default)]
+struct Open {
+    conns: Mutex<BTreeMap<u64, (Standing, CancellationToken)>>,
+    next: AtomicU64,
+}
+
+impl Open {
+    fn list(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Standing, CancellationToken)>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self) -> (u64, Standing, CancellationToken) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (standing, displace) = (Standing::default(), CancellationToken::new());
+        self.list().insert(id, (standing.clone(), displace.clone()));
+        (id, standing, displace)
+    }
+
+    fn remove(&self, id: u64) {
+        self.list().remove(&id);
+    }
+
+    /// Displaces the oldest connection not vouched for; whether there was
+    /// one. (Only at the cap: a walk past the vouched ones.)
+    fn displace_oldest_unvouched(&self) -> bool {
+        let mut list = self.list();
+        let Some(id) = list
+            .iter()
+            .find(|(_, (s, _))| !s.vouched())
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        if let Some((_, displace)) = list.remove(&id) {
+            displace.cancel();
+        }
+        true
+    }
+}
+
+/// Takes a connection off [`Open`] when its task ends, however it ends.
+struct Registered(Arc<Open>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
 /// The client certificate (DER, the leaf) a TLS client presented and the
 /// listener verified; in the request extensions of TLS connections.
 #[derive(Debug, Clone)]
@@ -71,7 +149,8 @@ pub const HYPER_BUF_BYTES: usize = 64 * 1024;
 /// What one listener allows.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Open connections at most; more are closed at once.
+    /// Open connections at most; a new one beyond displaces the oldest
+    /// not vouched for ([`Standing`]), or is closed at once.
     pub max_connections: usize,
     /// Time for a request's line and headers (and a kept-alive connection's
     /// idle time before its next request).
@@ -153,6 +232,7 @@ pub async fn serve<S>(
     S::Future: Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(Open::default());
     let mut conns = tokio::task::JoinSet::new();
     if let Some(t) = &tls {
         conns.spawn(reload_on_hangup(t.clone(), shutdown.clone()));
@@ -188,51 +268,81 @@ pub async fn serve<S>(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refused += 1;
-            if refused.is_power_of_two() {
-                warn!(
-                    peer = %peer,
-                    max_connections = limits.max_connections,
-                    refused,
-                    "connection cap reached: connection closed"
-                );
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            // At the cap: this one takes the place of the oldest connection
+            // nobody vouched for, once that one has let its slot go.
+            Err(_) if open.displace_oldest_unvouched() => None,
+            Err(_) => {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    warn!(
+                        peer = %peer,
+                        max_connections = limits.max_connections,
+                        refused,
+                        "connection cap reached, every open connection vouched for: connection closed"
+                    );
+                }
+                drop(stream);
+                continue;
             }
-            drop(stream);
-            continue;
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let limits = limits.clone();
         let stop = shutdown.clone();
         let tls = tls.clone();
+        let slots = slots.clone();
+        let (id, standing, displace) = open.add();
+        let registered = Registered(open.clone(), id);
         conns.spawn(async move {
-            let slot = ConnectionSlot(Arc::new(slot));
-            let Some(tls) = tls else {
-                serve_connection(stream, peer, None, slot, app, limits, stop).await;
-                return;
-            };
-            let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
-            let handshake =
-                tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-            let stream = match handshake.await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    debug!(peer = %peer, error = %e, "TLS handshake refused");
+            let _registered = registered;
+            let connection = async move {
+                let slot = match slot {
+                    Some(slot) => slot,
+                    None => match tokio::time::timeout(
+                        limits.header_read_timeout,
+                        slots.acquire_owned(),
+                    )
+                    .await
+                    {
+                        Ok(Ok(slot)) => slot,
+                        _ => return,
+                    },
+                };
+                let slot = ConnectionSlot(Arc::new(slot));
+                let Some(tls) = tls else {
+                    serve_connection(stream, peer, None, slot, standing, app, limits, stop).await;
                     return;
-                }
-                Err(_) => {
-                    debug!(peer = %peer, "TLS handshake not done within the header timeout");
-                    return;
-                }
+                };
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+                let handshake =
+                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                let stream = match handshake.await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        debug!(peer = %peer, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(peer = %peer, "TLS handshake not done within the header timeout");
+                        return;
+                    }
+                };
+                let cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| PeerCertificate(Arc::new(c.as_ref().to_vec())));
+                serve_connection(stream, peer, cert, slot, standing, app, limits, stop).await;
             };
-            let cert = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| PeerCertificate(Arc::new(c.as_ref().to_vec())));
-            serve_connection(stream, peer, cert, slot, app, limits, stop).await;
+            tokio::select! {
+                _ = connection => {}
+                _ = displace.cancelled() => {
+                    debug!(peer = %peer, "connection displaced at the cap: nothing on it was vouched for");
+                }
+            }
         });
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -241,11 +351,13 @@ pub async fn serve<S>(
     .await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection<I, S>(
     stream: I,
     peer: SocketAddr,
     cert: Option<PeerCertificate>,
     slot: ConnectionSlot,
+    standing: Standing,
     app: S,
     limits: Limits,
     stop: CancellationToken,
@@ -264,12 +376,14 @@ async fn serve_connection<I, S>(
         let limits = limits.clone();
         let cert = cert.clone();
         let slot = slot.clone();
+        let standing = standing.clone();
         async move {
             if let Some(refused) = precheck(&req, &limits) {
                 return Ok::<_, Infallible>(refused);
             }
             req.extensions_mut().insert(ConnectInfo(peer));
             req.extensions_mut().insert(slot);
+            req.extensions_mut().insert(standing);
             if let Some(c) = cert {
                 req.extensions_mut().insert(c);
             }

@@ -1,5 +1,6 @@
 //! The listener's limits against a real socket on loopback: long URIs and
-//! headers get JSON 414/431, a connection beyond the cap is closed at once,
+//! headers get JSON 414/431, a connection beyond the cap displaces the
+//! oldest one nobody vouched for, or is closed at once when all are,
 //! headers that trickle in are cut at the header timeout, a slow answer at
 //! the request timeout (JSON 408), and the router sees the client address.
 
@@ -12,13 +13,24 @@ use axum::Router;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use warden_serve::{serve, Limits};
+use warden_serve::{serve, Limits, Standing};
 
 async fn start(limits: Limits) -> (SocketAddr, CancellationToken) {
     let app = Router::new()
         .route(
             "/peer",
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        )
+        // Stands for an authenticated request: the router vouches for its
+        // connection, as the APIs' token checks do.
+        .route(
+            "/vouch",
+            get(
+                |axum::Extension(standing): axum::Extension<Standing>| async move {
+                    standing.vouch();
+                    "vouched"
+                },
+            ),
         )
         .route(
             "/slow",
@@ -124,6 +136,27 @@ async fn slow_clients_and_slow_answers_are_cut() {
     );
 }
 
+/// Sends a keep-alive request for `path` on `s` and reads its answer.
+async fn ask(s: &mut TcpStream, path: &str) -> String {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .map_or(0, |r| r.unwrap_or(0));
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Whether the server closed `s` (or reset it) within 2 s.
+async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await;
+    matches!(n, Ok(Ok(0)) | Ok(Err(_)))
+}
+
+/// Four connections vouched for (an authenticated request each) fill the
+/// cap: a fifth is closed at once, and the four keep being served.
 #[tokio::test]
 async fn connections_beyond_the_cap_are_closed_at_once() {
     let (addr, stop) = start(Limits {
@@ -133,16 +166,20 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     .await;
     let mut held = Vec::new();
     for _ in 0..4 {
-        held.push(TcpStream::connect(addr).await.unwrap());
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let a = ask(&mut s, "/vouch").await;
+        assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+        held.push(s);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut extra = TcpStream::connect(addr).await.unwrap();
-    let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await;
-    assert!(
-        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
-        "the fifth connection stays open: {n:?}"
-    );
+    assert!(closed(&mut extra).await, "the fifth connection stays open");
+    for s in &mut held {
+        let a = ask(s, "/peer").await;
+        assert!(
+            a.starts_with("HTTP/1.1 200"),
+            "a vouched connection was cut: {a}"
+        );
+    }
     // One of the four leaves: a new one is served.
     drop(held.pop());
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -152,5 +189,56 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     )
     .await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    stop.cancel();
+}
+
+/// A client without a credential that holds every connection the cap
+/// allows, sending nothing, does not keep others out: each newcomer takes
+/// the place of the oldest connection nobody vouched for. Before, the
+/// newcomer was closed at once (an agent's report, an operator's failover,
+/// refused for as long as the idle connections were held and re-opened).
+/// A connection vouched for is never displaced.
+#[tokio::test]
+async fn idle_connections_at_the_cap_give_way_to_a_newcomer() {
+    let (addr, stop) = start(Limits {
+        header_read_timeout: Duration::from_secs(10),
+        ..limits()
+    })
+    .await;
+    let mut vouched = TcpStream::connect(addr).await.unwrap();
+    assert!(ask(&mut vouched, "/vouch")
+        .await
+        .starts_with("HTTP/1.1 200"));
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The cap is full. A newcomer is served...
+    let mut newcomer = TcpStream::connect(addr).await.unwrap();
+    let a = ask(&mut newcomer, "/peer").await;
+    assert!(
+        a.starts_with("HTTP/1.1 200"),
+        "the newcomer was not served: {a:?}"
+    );
+    // ... in the place of the oldest idle connection, closed; the others
+    // and the vouched one stay.
+    assert!(
+        closed(&mut idle[0]).await,
+        "the oldest idle connection stays open"
+    );
+    let a = ask(&mut vouched, "/peer").await;
+    assert!(
+        a.starts_with("HTTP/1.1 200"),
+        "the vouched connection was cut: {a:?}"
+    );
+    for s in &mut idle[1..] {
+        let a = ask(s, "/peer").await;
+        assert!(
+            a.starts_with("HTTP/1.1 200"),
+            "a younger idle connection was cut: {a:?}"
+        );
+    }
     stop.cancel();
 }

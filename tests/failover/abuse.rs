@@ -4,8 +4,9 @@
 //! long-polls with one site's token, 3,000 connections held open on the
 //! frontend's public port — and meanwhile a real `warden status` answers,
 //! a failover switches the frontend through its control API, and the
-//! servers' descriptors stay bounded. The abusive client is a Python
-//! script in the `cli` namespace.
+//! servers' descriptors stay bounded. And a client without a token that
+//! holds every connection the cap allows keeps nobody out. The abusive
+//! clients are Python scripts in the `cli` namespace.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -207,5 +208,119 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
         Ok(())
     })?;
     d.lab.kill("abuser")?;
+    Ok(())
+}
+
+/// Holds `$3` connections to `$1:$2` open and sends nothing, opening a new
+/// one for each the server closes, and prints how many it holds.
+const HOLDER: &str = r#"
+import socket, sys, time
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+
+def conn():
+    try:
+        return socket.create_connection((host, port), timeout=5)
+    except OSError:
+        return None
+
+def alive(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1, socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+held = [conn() for _ in range(n)]
+reopened = 0
+while True:
+    for i, s in enumerate(held):
+        if s is None or not alive(s):
+            if s is not None:
+                s.close()
+            held[i] = conn()
+            reopened += 1
+    print(f"held={sum(1 for s in held if s)} reopened={reopened}", flush=True)
+    time.sleep(0.2)
+"#;
+
+/// A client without a token that holds every connection the cap allows
+/// (`max_connections = 32`), sending nothing and re-opening each one the
+/// orchestrator closes, keeps nobody out: `warden status` answers, the
+/// agents' reports are taken (site a stays healthy, not stale) and a
+/// failover runs to its end. Before, a connection beyond the cap was closed
+/// at once, whoever it came from: the CLI's request failed for as long as
+/// the holder held on.
+#[test]
+fn a_client_holding_every_connection_keeps_nobody_out() -> Result<()> {
+    let Some(d) = crate::deployment(Knobs {
+        failback: "manual",
+        ..Knobs::default()
+    }) else {
+        return Ok(());
+    };
+    // A small cap, and idle connections not cut by the header timeout
+    // within the test: only the cap's own rule can make room.
+    let conf = std::fs::read_to_string(&d.config)?.replacen(
+        "long_poll = \"2s\"",
+        "long_poll = \"2s\"\nmax_connections = 32\nheader_read_timeout = \"120s\"",
+        1,
+    );
+    std::fs::write(&d.config, conf)?;
+    d.start_all()?;
+    d.wait_verdict("a", "healthy", secs(20))?;
+    let script = d.lab.write_file("holder.py", HOLDER)?;
+    let holder = d.lab.spawn(
+        "cli",
+        "holder",
+        "python3",
+        [
+            script.display().to_string(),
+            d.lab.ip("ctl").to_string(),
+            deploy::API_PORT.to_string(),
+            "40".to_string(),
+        ],
+    )?;
+    // The cap is full: more than it allows are asked for, and the holder
+    // keeps re-opening what is closed.
+    lab::eventually(secs(30), secs(0.5), || {
+        let log = holder.log_text();
+        let last = log.lines().last().context("holder not started")?;
+        anyhow::ensure!(last.starts_with("held="), "{last}");
+        let reopened: u64 = last
+            .rsplit_once("reopened=")
+            .and_then(|(_, n)| n.trim().parse().ok())
+            .context("no count")?;
+        anyhow::ensure!(reopened >= 40, "the cap not reached yet: {last}");
+        Ok(())
+    })?;
+    for _ in 0..5 {
+        let status = d.status()?;
+        assert!(status["groups"].is_array(), "{status}");
+        std::thread::sleep(secs(0.3));
+    }
+    // The agents' reports are still taken: a stays healthy, nothing stale.
+    std::thread::sleep(secs(3));
+    d.wait_verdict("a", "healthy", secs(5))?;
+    d.wait_verdict("b", "healthy", secs(5))?;
+    d.cli_ok(&["failover", "web", "--to", "b"])?;
+    d.wait_users_on("b", secs(30))?;
+    lab::eventually(secs(30), secs(0.5), || {
+        let rbs = d.runbooks()?;
+        anyhow::ensure!(
+            rbs.last().is_some_and(|r| r["status"] == "succeeded"),
+            "runbook not done: {rbs:?}"
+        );
+        Ok(())
+    })?;
+    let last = holder
+        .log_text()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("holder at the end: {last}");
+    d.lab.kill("holder")?;
     Ok(())
 }

@@ -103,6 +103,11 @@ impl<B> ValidateRequest<B> for KnownTokenFirst {
         } else {
             return Err(refused(s, StatusCode::UNAUTHORIZED, "invalid bearer token"));
         };
+        // A known credential: this connection is not displaced at the
+        // connection cap by a newcomer (see warden_serve::Standing).
+        if let Some(standing) = req.extensions().get::<warden_serve::Standing>() {
+            standing.vouch();
+        }
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
