@@ -697,6 +697,61 @@ mod tests {
         assert!(connect_any(&[]).await.is_err());
     }
 
+    /// A service whose listener is gone (it accepts no new connection)
+    /// while a connection it accepted earlier is still answered, kept
+    /// alive: a new user cannot get in, so the check fails. With the
+    /// connection kept by the client's pool between checks, the second
+    /// check was answered on it: healthy.
+    #[tokio::test]
+    async fn each_check_opens_its_own_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        tokio::spawn(async move {
+            // One connection accepted, then the listener closed; that one
+            // answers every request on it (keep-alive) for as long as the
+            // client keeps it.
+            let (mut c, _) = listener.accept().await.unwrap();
+            drop(listener);
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            loop {
+                let Ok(n) = c.read(&mut chunk).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    buf.drain(..end + 4);
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                    if c.write_all(ok).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let probe = probe_client().unwrap();
+        let s = spec(&format!(
+            "name = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\ntimeout = \"2s\""
+        ));
+        let first = run_check(&s, &probe).await;
+        assert!(first.ok, "{first:?}");
+        let second = run_check(&s, &probe).await;
+        assert!(
+            !second.ok,
+            "healthy over the first check's connection, though nobody new can connect: {second:?} \
+             ({} requests answered on it)",
+            served.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        assert_eq!(second.detail, "connection refused");
+    }
+
     /// The `http` check of a name with two addresses, the first of which
     /// drops packets: healthy, at the second, well within its timeout.
     /// Before, reqwest's connector tried the first (same family, no

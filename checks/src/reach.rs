@@ -12,12 +12,19 @@
 //! port, whose DNS resolver knows that port, so when the client needs a new
 //! connection to a name it resolves the name, races a connect to each of
 //! its addresses and hands hyper the winner alone. TLS (SNI, certificate
-//! verification), `Host` and the connection pool stay on the name, as
-//! reqwest does them; redirects and proxies as the client's builder says.
-//! A name with one address costs what it cost before (one lookup, one
-//! connect); one with several costs a connect per address more, and only
-//! when the pool has no connection to reuse. An IP address in the URL is
-//! connected to as it is (hyper never asks the resolver).
+//! verification) and `Host` stay on the name, as reqwest does them;
+//! redirects and proxies as the client's builder says. A name with one
+//! address costs one lookup and one connect; one with several a connect
+//! per address more. An IP address in the URL is connected to as it is
+//! (hyper never asks the resolver).
+//!
+//! No connection is kept between checks: each check opens its own, as a
+//! new user would (and as HAProxy's health checks do). A kept-alive
+//! connection answered for a service whose new connections fail — a
+//! firewall that lets established flows through, a listener that no
+//! longer accepts, a full accept queue — so the site looked healthy to
+//! every vantage point while no new user got in; and a check sent just as
+//! the server closed the idle connection failed a healthy service.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -160,6 +167,8 @@ impl ProbeClient {
             return Ok(c.clone());
         }
         let c = (self.inner.builder)()
+            // a new connection per check (see the module's doc)
+            .pool_max_idle_per_host(0)
             .dns_resolver(Racing {
                 port,
                 lookup: self.inner.lookup.clone(),
