@@ -20,6 +20,9 @@ pub(super) struct FakeRoute {
     pub(super) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
     /// `activate` fails as if the layer could not be reached.
     pub(super) refuse_writes: std::sync::atomic::AtomicBool,
+    /// `activate` answers Ok and changes nothing (a layer that keeps its
+    /// own idea: nameservers that are not the provider's, say).
+    pub(super) ignore_writes: std::sync::atomic::AtomicBool,
     /// `activate` calls received.
     pub(super) activations: std::sync::atomic::AtomicUsize,
     /// The stops this layer says are in force (`Strategy::stops`).
@@ -50,7 +53,9 @@ impl Strategy for FakeRoute {
                 seen: r.1,
             });
         }
-        *r = (Some(target.site.clone()), epoch);
+        if !self.ignore_writes.load(SeqCst) {
+            *r = (Some(target.site.clone()), epoch);
+        }
         Ok(())
     }
     fn stops(&self) -> Vec<warden_strategies::ProviderStop> {

@@ -97,7 +97,12 @@ impl Shared {
                 )),
                 Err(e) => Some(format!("cannot observe routing: {e}")),
             };
-            let Some(drift) = drift else { continue };
+            let drift_key = format!("{DRIFT_PREFIX}{}", g.name);
+            let Some(drift) = drift else {
+                // Gone (or never there): a later drift is news again.
+                self.drift_gone(&drift_key);
+                continue;
+            };
             let unread = observed
                 .as_ref()
                 .err()
@@ -134,17 +139,9 @@ impl Shared {
                     self.level_cleared(&key);
                     match &unread {
                         Some(b) => blind.reapplied(b, &g.name),
-                        None => self.event(
-                            EventKind::Reconciled,
-                            Some(&g.name),
-                            Some(&g.active),
-                            format!(
-                                "routing drift corrected: {drift}; re-applied {} at epoch {}",
-                                g.active, g.epoch
-                            ),
-                            vec![],
-                            None,
-                        ),
+                        None => {
+                            self.drift_reapplied(&drift_key, &g.name, &g.active, g.epoch, &drift)
+                        }
                     }
                 }
                 Err(e) => {
@@ -170,6 +167,43 @@ impl Shared {
         }
         self.record_blind(blind);
         self.sync_provider_stops(None);
+    }
+
+    /// A drift seen and the decided route re-applied: said once per drift.
+    /// The same drift seen again in a later pass was not corrected by the
+    /// re-apply (a layer that answers Ok and keeps its own idea: a DNS
+    /// name whose nameservers are not the provider's, a provider that
+    /// declines to resend); that is said once too, as a failure, instead
+    /// of "corrected" every pass.
+    fn drift_reapplied(&self, key: &str, group: &str, active: &str, epoch: u64, drift: &str) {
+        let mut st = self.lock();
+        let (kind, msg) = if st.recorded.observe(key, Some(drift)) {
+            (
+                EventKind::Reconciled,
+                format!("routing drift corrected: {drift}; re-applied {active} at epoch {epoch}"),
+            )
+        } else {
+            let persists = format!("{DRIFT_PREFIX}persists/{group}");
+            let msg = format!(
+                "routing drift persists after re-applying {active} at epoch {epoch}: {drift}; \
+                 the routing layer answers but does not change (re-applied every pass)"
+            );
+            if !st.recorded.observe(&persists, Some(&msg)) {
+                return;
+            }
+            (EventKind::ReconcileFailed, msg)
+        };
+        self.event_locked(&mut st, kind, Some(group), Some(active), msg, vec![], None);
+    }
+
+    /// No drift for the group's `key`: forget what was recorded about it.
+    fn drift_gone(&self, key: &str) {
+        let mut st = self.lock();
+        if st.recorded.holds(key) {
+            st.recorded.observe(key, None);
+            let persists = key.replacen(DRIFT_PREFIX, &format!("{DRIFT_PREFIX}persists/"), 1);
+            st.recorded.observe(&persists, None);
+        }
     }
 
     /// One event per routing element that could not be read in the pass
@@ -237,6 +271,9 @@ impl Shared {
 /// Key prefix of the per-element condition "could not be read" (see
 /// [`Shared::record_blind`]).
 const BLIND_PREFIX: &str = "reconcile-blind/";
+/// Keys of a group's drift last seen (and of one that persisted after its
+/// re-apply): `reconcile-drift/GROUP`, `reconcile-drift/persists/GROUP`.
+const DRIFT_PREFIX: &str = "reconcile-drift/";
 
 /// The routing elements a pass could not read, with what it did about
 /// their groups: each group's decided route is re-applied as a precaution,
@@ -372,6 +409,52 @@ mod tests {
         assert!(msg.starts_with("routing drift corrected"), "{msg}");
         assert!(msg.contains("\"b\""), "the drift seen is named: {msg}");
         assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
+    }
+
+    /// A drift that a re-apply does not change (the layer answers Ok and
+    /// keeps its own idea) is said once as corrected and once as
+    /// persisting — not "corrected" at every pass, which said more than
+    /// was done and flooded the events; once it is gone, a new drift is
+    /// news again.
+    #[tokio::test(start_paused = true)]
+    async fn a_drift_that_stays_is_said_once_not_corrected_every_pass() {
+        let (s, fake, _dir) = setup_with(true, 3, "", Arc::new(MemStore::default()));
+        let epoch = s.lock().groups["web"].epoch;
+        let reconcile_events = |s: &Shared| {
+            s.lock()
+                .recent
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Reconciled | EventKind::ReconcileFailed))
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+        };
+        *fake.route.lock().unwrap() = (Some("b".into()), epoch);
+        fake.ignore_writes.store(true, Ordering::SeqCst);
+        for _ in 0..5 {
+            s.reconcile_once().await;
+        }
+        assert_eq!(
+            fake.activations.load(Ordering::SeqCst),
+            5,
+            "re-applied every pass"
+        );
+        let said = reconcile_events(&s);
+        assert_eq!(said.len(), 2, "{said:#?}");
+        assert!(said[0].starts_with("routing drift corrected"), "{said:#?}");
+        assert!(said[1].starts_with("routing drift persists"), "{said:#?}");
+        // The layer takes the route at last: corrected, nothing more said;
+        // the next pass sees no drift.
+        fake.ignore_writes.store(false, Ordering::SeqCst);
+        s.reconcile_once().await;
+        s.reconcile_once().await;
+        assert_eq!(reconcile_events(&s).len(), 2);
+        assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("a"));
+        // A later drift is news again.
+        *fake.route.lock().unwrap() = (Some("b".into()), epoch);
+        s.reconcile_once().await;
+        let said = reconcile_events(&s);
+        assert_eq!(said.len(), 3, "{said:#?}");
+        assert!(said[2].starts_with("routing drift corrected"), "{said:#?}");
     }
 
     /// A routing element that cannot be read is one event, not one per
