@@ -146,6 +146,50 @@ async fn nochg_is_not_caused_again_and_again() {
     assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
 }
 
+/// The authoritative servers the strategy verifies with disagree with what
+/// No-IP confirmed (they lag behind it, or are not No-IP's): every
+/// reconciliation pass (every 2 s) the strategy makes the provider
+/// `forget` the name and publishes again. The first resend is answered
+/// `nochg` — No-IP holds the value — and the provider takes that answer
+/// for 30 minutes instead of earning a needless `nochg` at every pass
+/// (No-IP blocks clients that cause many). After that a doubt is followed
+/// again: a hand edit at No-IP is then put right (`good`).
+#[tokio::test]
+async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    let value = v4("192.0.2.10");
+    p.publish("ca", &value, 1).await.unwrap();
+    // What DnsStrategy::activate does each pass while the nameservers
+    // show another address.
+    let pass = |epoch| {
+        p.forget(&[WWW.to_string()]);
+        p.publish("ca", &value, epoch)
+    };
+    pass(1).await.expect("the first doubt is sent");
+    assert_eq!(fake.log()[1].answer, "nochg 192.0.2.10");
+    for _ in 0..20 {
+        pass(1).await.expect("taken as held");
+    }
+    let stats = fake.stats();
+    assert_eq!(
+        (stats.requests, stats.good, stats.nochg),
+        (2, 1, 1),
+        "one nochg for the first doubt, none for the next passes"
+    );
+    // A hand edit at No-IP; 30 minutes on, a doubt is sent again.
+    fake.set_ip(WWW, ips("203.0.113.5"));
+    tokio::time::pause();
+    tokio::time::advance(HOLD + Duration::from_secs(1)).await;
+    p.forget(&[WWW.to_string()]);
+    tokio::time::resume();
+    p.publish("ca", &value, 2).await.expect("put right");
+    assert_eq!(fake.requests(), 3);
+    assert_eq!(fake.log()[2].answer, "good 192.0.2.10");
+    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+}
+
 #[tokio::test]
 async fn code_911_holds_updates_for_30_minutes() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);

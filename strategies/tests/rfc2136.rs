@@ -551,6 +551,72 @@ async fn knot_another_site_at_the_same_epoch_is_refused() {
     another_site_at_the_same_epoch_is_refused(Kind::Knot).await;
 }
 
+/// Send `updates` (nsupdate's `update ...` lines) to the server with its key.
+fn nsupdate(s: &Server, updates: &str) {
+    use std::io::Write;
+    let script = format!(
+        "server {} {}\nzone {ZONE}\n{updates}send\n",
+        s.prep.listen.ip(),
+        s.prep.listen.port()
+    );
+    let mut child = Command::new("nsupdate")
+        .args(["-t", "5", "-k"])
+        .arg(&s.prep.key_file)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nsupdate");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nsupdate: {updates}");
+}
+
+/// The name was made a CNAME by hand (pointed at another host's name). An
+/// UPDATE that adds an A record beside a CNAME is answered NOERROR by the
+/// server and the add silently ignored (RFC 2136 §3.4.2.2; BIND and Knot
+/// both do it), while the marker is written: the server's NOERROR is not
+/// the zone holding the route. The provider reads the zone back after
+/// every NOERROR and reports the update as not applied; once the CNAME is
+/// gone the same decision goes through.
+async fn noerror_without_the_records_is_no_success(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = provider(&s, key(&s));
+    nsupdate(
+        &s,
+        &format!("update delete {NAME} A\nupdate add {NAME} 5 CNAME ns1.{ZONE}.\n"),
+    );
+    let e = p
+        .publish("b", &value(B), 2)
+        .await
+        .expect_err("NOERROR while the zone does not hold b");
+    assert!(
+        e.to_string().contains("answered NOERROR")
+            && e.to_string().contains(&format!("{NAME} holds no address")),
+        "{e}"
+    );
+    let shown = dnsd::dig(s.prep.listen, NAME, "A").unwrap();
+    assert!(!shown.contains(B), "{shown}");
+    // The cause fixed: the same decision goes through and is confirmed.
+    nsupdate(&s, &format!("update delete {NAME} CNAME\n"));
+    p.publish("b", &value(B), 2)
+        .await
+        .expect("b at 2 once the CNAME is gone");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_noerror_without_the_records_is_no_success() {
+    noerror_without_the_records_is_no_success(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_noerror_without_the_records_is_no_success() {
+    noerror_without_the_records_is_no_success(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

@@ -426,10 +426,7 @@ impl DnsProvider for DyndnsProvider {
     }
 
     fn forget(&self, names: &[String]) {
-        let mut st = self.lock();
-        for n in names {
-            st.confirmed.remove(n);
-        }
+        self.doubt(names);
     }
 }
 

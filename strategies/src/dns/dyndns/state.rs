@@ -1,8 +1,10 @@
 //! What the provider remembers between updates and what it makes of an
 //! answer: per hostname the value the server last confirmed (so the same
 //! address is not sent again, as No-IP asks), the highest confirmed epoch,
-//! and the stops in force — a block after a fatal code, a 30-minute hold
-//! after `911`/`dnserr`/HTTP 429 — with the alert lines that describe them.
+//! the recent `nochg` answers (a doubt of the authoritative servers does not
+//! resend what the server just said it holds), and the stops in force — a
+//! block after a fatal code, a 30-minute hold after `911`/`dnserr`/HTTP 429
+//! — with the alert lines that describe them.
 
 use super::*;
 
@@ -31,6 +33,9 @@ pub(super) struct Stop {
 pub(super) struct State {
     /// Per hostname: the value the server last confirmed (`good`/`nochg`).
     pub(super) confirmed: BTreeMap<String, RecordValue>,
+    /// Per hostname: the value the server last answered `nochg` for, and
+    /// when (see [`DyndnsProvider::doubt`]).
+    pub(super) nochg: BTreeMap<String, (RecordValue, Instant)>,
     /// The highest epoch whose publish every hostname confirmed.
     pub(super) epoch: Epoch,
     /// A fatal answer: nothing is sent until `clear()` or a reload.
@@ -106,6 +111,34 @@ impl DyndnsProvider {
         (what, why)
     }
 
+    /// The authoritative servers show `names` holding something else than
+    /// what the server confirmed: send for them again at the next publish
+    /// — unless the server answered `nochg` for that very value less than
+    /// [`HOLD`] ago. Then the server holds it and the authoritative servers
+    /// are behind it (or are not the provider's): sending again would earn
+    /// the same needless `nochg` at every reconciliation pass (every few
+    /// seconds), which No-IP answers by blocking the client. Returns the
+    /// names whose doubt was not taken.
+    pub(super) fn doubt(&self, names: &[String]) -> Vec<String> {
+        let mut st = self.lock();
+        let mut kept = Vec::new();
+        for n in names {
+            let answered_nochg = match (st.confirmed.get(n), st.nochg.get(n)) {
+                (Some(v), Some((w, at))) => v == w && at.elapsed() < HOLD,
+                _ => false,
+            };
+            if answered_nochg {
+                kept.push(n.clone());
+            } else {
+                st.confirmed.remove(n);
+            }
+        }
+        if !kept.is_empty() {
+            debug!(group = %self.group, names = %kept.join(","), "the authoritative servers disagree with a recent `nochg`: not sent again before 30 minutes");
+        }
+        kept
+    }
+
     /// Stop for good (until `clear()` or a reload) after a fatal answer.
     pub(super) fn block(&self, what: &str, why: &str) -> StrategyError {
         let reason = format!(
@@ -151,7 +184,13 @@ impl DyndnsProvider {
                         let got = value_of(&l.ips);
                         if l.ips.is_empty() || got == *value {
                             st.confirmed.insert(h.clone(), *value);
+                            if l.code == Code::Nochg {
+                                st.nochg.insert(h.clone(), (*value, Instant::now()));
+                            } else {
+                                st.nochg.remove(h);
+                            }
                         } else {
+                            st.nochg.remove(h);
                             st.confirmed.insert(h.clone(), got);
                             mismatch.push(format!(
                                 "{h}: `{} {}` but {value} was sent",
@@ -162,10 +201,12 @@ impl DyndnsProvider {
                     }
                     Class::Fatal => {
                         st.confirmed.remove(h);
+                        st.nochg.remove(h);
                         fatal.push((l.code, h));
                     }
                     Class::Hold => {
                         st.confirmed.remove(h);
+                        st.nochg.remove(h);
                         held.push((l.code, h));
                     }
                 }

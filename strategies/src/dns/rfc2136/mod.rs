@@ -8,7 +8,10 @@
 //! server itself (NXRRSET/YXRRSET); warden then reads the zone once and
 //! reports [`StrategyError::StaleEpoch`] (a newer decision wrote the marker)
 //! or [`StrategyError::Conflict`] (the records were changed outside warden),
-//! never retrying blindly. The reads are signed with the same key and their
+//! never retrying blindly. A NOERROR is confirmed by reading the zone back
+//! (an address added beside a CNAME is dropped by the server without an
+//! error): only a zone that holds the addresses and this decision's marker
+//! is success. The reads are signed with the same key and their
 //! answers' signatures checked: a forged answer could otherwise stop warden
 //! from writing (records shown as already right) or make it yield to a
 //! decision nobody made (a marker with a higher epoch). A hand edit is adopted on the next call (the
@@ -183,6 +186,72 @@ impl Rfc2136Provider {
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
+    /// After a NOERROR: read the zone back and take the update as done only
+    /// when every name holds `value` and the marker is this decision's.
+    /// A server's NOERROR is not the zone holding the route: an A record
+    /// added beside a CNAME is ignored without an error (RFC 2136
+    /// §3.4.2.2) while the marker is written, and a server may answer for
+    /// a zone it does not apply updates to.
+    async fn confirm(
+        &self,
+        site: &str,
+        value: &RecordValue,
+        epoch: Epoch,
+        transport: query::Transport,
+    ) -> Result<(), StrategyError> {
+        self.set_last(None);
+        let now = self.read().await.map_err(|e| match e {
+            StrategyError::Unreachable { element, reason } => StrategyError::Unreachable {
+                element,
+                reason: format!(
+                    "the update was answered NOERROR but the zone could not be read back to confirm it: {reason}"
+                ),
+            },
+            other => other,
+        })?;
+        let marker = now.marker();
+        if let Some(m) = marker.as_ref().filter(|m| m.epoch > epoch) {
+            // Applied, then overwritten by a newer decision before the read.
+            warn!(group = %self.group, server = %self.server, sent = epoch, seen = m.epoch, "DNS update superseded at once by a newer decision");
+            return Err(StrategyError::StaleEpoch {
+                element: format!("{} (read back after the update)", self.element),
+                sent: epoch,
+                seen: m.epoch,
+            });
+        }
+        let ours = marker
+            .as_ref()
+            .is_some_and(|m| m.epoch == epoch && m.site == site);
+        if ours && now.all_hold(value) {
+            info!(group = %self.group, server = %self.server, ?transport, names = self.names.len(), to = %value, epoch, "DNS update applied (read back)");
+            self.set_last(Some(now));
+            return Ok(());
+        }
+        let mut wrong: Vec<String> = self
+            .names
+            .iter()
+            .zip(&now.names)
+            .filter(|(_, recs)| !recs.holds(value))
+            .map(|((text, _), recs)| format!("{text} holds {}", recs.describe()))
+            .collect();
+        if !ours {
+            wrong.push(format!(
+                "the marker {} holds {}",
+                self.marker,
+                marker.map_or("no warden marker".to_string(), |m| format!(
+                    "epoch {} site {}",
+                    m.epoch, m.site
+                ))
+            ));
+        }
+        warn!(group = %self.group, server = %self.server, epoch, to = %value, "DNS update answered NOERROR but not applied");
+        Err(self.rejected(format!(
+            "the server answered NOERROR to the update to {value} (site {site}, epoch {epoch}) but the zone does not hold it: {}; a CNAME or other record at the name that keeps an address from being added, or a server that does not apply updates to zone {} (a secondary, a zone being reloaded)?",
+            wrong.join("; "),
+            self.zone_text
+        )))
+    }
+
     fn unreachable(&self, reason: String) -> StrategyError {
         StrategyError::Unreachable {
             element: self.element.clone(),
@@ -264,10 +333,10 @@ impl DnsProvider for Rfc2136Provider {
         let code = resp.metadata.response_code;
         match code {
             ResponseCode::NoError => {
-                info!(group = %self.group, server = %self.server, ?transport, names = self.names.len(), to = %value, epoch, "DNS update applied");
-                self.set_last(Some(self.target_snapshot(value, site, epoch)));
+                // The marker may now hold `epoch`: older orders are refused
+                // from here on, whatever the read-back shows.
                 self.wrote(epoch);
-                Ok(())
+                self.confirm(site, value, epoch, transport).await
             }
             ResponseCode::NXRRSet
             | ResponseCode::YXRRSet

@@ -261,20 +261,6 @@ impl Rfc2136Provider {
         ));
         msg
     }
-
-    pub(super) fn target_snapshot(&self, to: &RecordValue, site: &str, epoch: Epoch) -> Snapshot {
-        Snapshot {
-            names: self
-                .names
-                .iter()
-                .map(|_| NameRecords {
-                    a: to.v4.into_iter().collect(),
-                    aaaa: to.v6.into_iter().collect(),
-                })
-                .collect(),
-            marker_txt: vec![marker_text(epoch, site)],
-        }
-    }
 }
 
 /// RFC 2136 §2.4: "RRset exists (value dependent)" with `values`, or "RRset
