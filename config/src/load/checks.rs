@@ -403,7 +403,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                         sv.span(),
                         &format!("{key}.server"),
                         Some(format!("{:?}", sv.get_ref())),
-                        "must be an IP address with an optional port, e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
+                        "must be an IP address with an optional port other than 0 (53 when left out), e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
                     ),
                     Some(_) => {}
                 }

@@ -83,8 +83,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    /// A `url` is where the API is dialled: a wildcard IP or port 0 there
-    /// is as unreachable as in `listen` (its form is checked elsewhere).
+    /// A `url` is where the API is dialled: a wildcard IP there is as
+    /// unreachable as in `listen` (its form, port 0 included, is checked by
+    /// every load: see `http_url_problem`).
     fn dialled_url(&mut self, key: &str, u: &str) {
         let Ok(parsed) = url::Url::parse(u) else {
             return;
@@ -94,14 +95,15 @@ impl<'t, 'r> Cx<'t, 'r> {
             Some(url::Host::Ipv6(ip)) => wildcard(ip.into()),
             _ => false,
         };
-        let message = if parsed.port() == Some(0) {
-            "port 0 cannot be dialled; the url says where agents, frontends' owners and the CLI reach the API: give its port"
-        } else if wildcard {
-            "a wildcard IP dialled from another host is that host itself; the url says where agents, frontends' owners and the CLI reach the API: give this host's name or address"
-        } else {
-            return;
-        };
-        self.push(self.at(key), key, self.value_at(key), message);
+        if wildcard {
+            self.push(
+                self.at(key),
+                key,
+                self.value_at(key),
+                "a wildcard IP dialled from another host is that host itself; the url says where \
+                 agents, frontends' owners and the CLI reach the API: give this host's name or address",
+            );
+        }
     }
 
     /// A frontend's control or runtime address, dialled by the

@@ -303,6 +303,13 @@ pub(super) fn http_url_problem(s: &str) -> Option<(String, bool)> {
             false,
         )),
         Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(("names no host".into(), true)),
+        // The URL crate takes port 0, and every request to it fails.
+        Ok(u) if u.port() == Some(0) => Some((
+            "has port 0, where nothing can be reached: give the port the service listens on \
+             (or none for the scheme's own, 80 or 443)"
+                .into(),
+            true,
+        )),
         Ok(_) => None,
     }
 }

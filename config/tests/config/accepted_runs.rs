@@ -359,3 +359,74 @@ fn dialled_addresses_in_every_form() {
     let wild = BASE.replace("listen = \"10.0.0.5:443\"", "listen = \"0.0.0.0:443\"");
     assert_eq!(check(&wild), vec![]);
 }
+
+/// Port 0 parses in a URL and in an `IP:PORT`, but no request, query or
+/// update sent there reaches anything: a check or endpoint URL, a webhook,
+/// an update URL, a DNS server (a check's, rfc2136's, a nameserver) on
+/// port 0 would fail at every use after the process started well. Each is
+/// refused at its key and line:col, as a backend's or a TCP check's port 0
+/// already is.
+#[test]
+fn port_zero_in_a_url_or_a_dns_server_is_refused() {
+    // A site's HTTP check.
+    let text = BASE.replace(
+        "http://127.0.0.1:8080/healthz",
+        "http://127.0.0.1:0/healthz",
+    );
+    let m = at(
+        &text,
+        "sites.ca.checks[0].url",
+        "\"http://127.0.0.1:0/healthz\"",
+    );
+    assert!(m.contains("port 0"), "{m}");
+    // A webhook (its URL is never echoed).
+    let text = format!(
+        "{BASE}\n[[orchestrator.notify]]\nname = \"chat\"\nurl = \"https://hooks.example.net:0/x\"\n"
+    );
+    let p = problems(&text);
+    let found = find(&p, "orchestrator.notify[0].url");
+    assert!(found.message.contains("port 0"), "{found}");
+    // A dyndns2 update URL.
+    let text = format!(
+        "{BASE}\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\nprovider = \"dyndns2\"\n\
+         name = \"www.example.net\"\nserver = \"https://members.example.net:0/nic/update\"\n\
+         credentials = {{ file = \"/etc/warden/dd.cred\" }}\nuser_agent = \"Co Prog/1 ops@example.net\"\n\
+         addresses = {{ ca = \"10.1.0.10\", tx = \"10.2.0.10\" }}\n"
+    );
+    let m = at(
+        &text,
+        "groups.www.dns.server",
+        "\"https://members.example.net:0/nic/update\"",
+    );
+    assert!(m.contains("port 0"), "{m}");
+    // rfc2136's server and a nameserver.
+    let text = with_dns("server = \"127.0.0.1:53\"", "server = \"127.0.0.1:0\"");
+    let m = at(&text, "groups.www.dns.server", "\"127.0.0.1:0\"");
+    assert!(m.contains("port 0"), "{m}");
+    let text = with_dns(
+        "key_name = \"warden-key\"",
+        "key_name = \"warden-key\"\nnameservers = [\"[2001:db8::53]:0\"]",
+    );
+    let m = at(
+        &text,
+        "groups.www.dns.nameservers[0]",
+        "\"[2001:db8::53]:0\"",
+    );
+    assert!(m.contains("port 0"), "{m}");
+    assert!(warden_config::parse_dns_server("10.0.0.53:0").is_err());
+    // A dns check's server.
+    let text = format!(
+        "{BASE}\n[[sites.tx.checks]]\nname = \"resolver\"\nkind = \"dns\"\nserver = \"10.2.0.53:0\"\nquery = \"app.tx.example.org\"\n"
+    );
+    let m = at(&text, "sites.tx.checks[0].server", "\"10.2.0.53:0\"");
+    assert!(m.contains("other than 0"), "{m}");
+    // Their ports, or none (the scheme's own, 53 for DNS): accepted.
+    ok(&BASE.replace("http://127.0.0.1:8080/healthz", "http://127.0.0.1/healthz"));
+    ok(&with_dns(
+        "server = \"127.0.0.1:53\"",
+        "server = \"127.0.0.1\"",
+    ));
+    ok(&format!(
+        "{BASE}\n[[sites.tx.checks]]\nname = \"resolver\"\nkind = \"dns\"\nserver = \"10.2.0.53:5353\"\nquery = \"app.tx.example.org\"\n"
+    ));
+}
