@@ -103,15 +103,24 @@ impl<'t, 'r> Cx<'t, 'r> {
     /// the other cannot bind too — two frontends of one group there both
     /// bind the group's `listen` — and whichever starts second stops.
     /// Reported at the later `listen` (two control APIs on one port are
-    /// `check_frontend_binds`' to report, in every load).
+    /// `check_frontend_binds`' to report, in every load). Nor can two of
+    /// them keep their fences in one `state_dir` there: each would
+    /// overwrite the other's epochs, and refuse to start on the other's
+    /// file.
     pub(super) fn check_shared_hosts(
         &mut self,
+        data_dir: &std::path::Path,
         frontends: &BTreeMap<String, FrontendConfig>,
         groups: &BTreeMap<String, GroupConfig>,
     ) {
         // What each frontend binds: (address, key, frontend).
         let mut binds: Vec<(SocketAddr, String, &str)> = Vec::new();
         let mut reported = BTreeSet::new();
+        let state_dir = |fe: &str, c: &FrontendConfig| {
+            c.state_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join(format!("frontend-{fe}")))
+        };
         for (fe, c) in frontends {
             let mine = binds.len();
             let same_host = |other: &str| {
@@ -119,6 +128,25 @@ impl<'t, 'r> Cx<'t, 'r> {
                     .get(other)
                     .is_some_and(|o| o.control.ip() == c.control.ip())
             };
+            let dir = state_dir(fe, c);
+            if let Some((other, _)) = frontends
+                .range::<String, _>(..fe.clone())
+                .find(|(o, oc)| same_host(o) && state_dir(o, oc) == dir)
+            {
+                let key = format!("frontends.{fe}.state_dir");
+                self.push(
+                    self.at(&key),
+                    &key,
+                    Some(format!("{:?}", dir.display().to_string())),
+                    format!(
+                        "is frontend {other}'s state_dir too, and both are on one host (both \
+                         control APIs are on {}): each would overwrite the other's fence (the \
+                         highest epoch it accepted per group) and refuse to start on the \
+                         other's; give each frontend its own",
+                        c.control.ip()
+                    ),
+                );
+            }
             let control_key = format!("frontends.{fe}.control");
             // Another's group listen at this control API's address.
             if let Some((_, first, other)) = binds.iter().find(|(a, k, other)| {

@@ -701,7 +701,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);
-            self.check_shared_hosts(&frontends, &groups);
+            self.check_shared_hosts(&o.data_dir, &frontends, &groups);
         }
 
         Some(Config {

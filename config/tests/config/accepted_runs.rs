@@ -566,3 +566,42 @@ fn frontends_on_one_host_cannot_bind_one_port_twice() {
     );
     assert_eq!(check(&text), vec![]);
 }
+
+/// Two built-in frontends on one host (control APIs on one IP) with one
+/// `state_dir` (given, or one's given as the other's default) would each
+/// overwrite the other's fence and refuse to start on the other's file
+/// ("it belongs to frontend …"): check-config refuses it at the later
+/// frontend's key. On two hosts one path is two directories: fine.
+#[test]
+fn frontends_on_one_host_cannot_share_a_state_dir() {
+    let check = deployment_problems;
+    let with = |fe2_control: &str, fe1_dir: &str, fe2_dir: &str| {
+        BASE.replace(
+            "token = { file = \"/etc/warden/fe1.token\" }",
+            &format!("token = {{ file = \"/etc/warden/fe1.token\" }}\n{fe1_dir}"),
+        ) + &format!(
+            "\n[frontends.fe2]\ncontrol = \"{fe2_control}\"\ntoken = {{ file = \"/etc/warden/fe2.token\" }}\n{fe2_dir}\n"
+        )
+    };
+    let shared = "state_dir = \"/var/lib/warden/fe\"";
+    let text = with("10.0.0.5:7101", shared, shared);
+    ok(&text);
+    let ps = check(&text);
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0].key, "frontends.fe2.state_dir");
+    assert_eq!(
+        (ps[0].line, ps[0].col),
+        pos_of_nth(&text, "\"/var/lib/warden/fe\"", 1)
+    );
+    assert!(ps[0].message.contains("frontend fe1's state_dir"), "{ps:?}");
+    // fe2's given dir is fe1's default one.
+    let text = with(
+        "10.0.0.5:7101",
+        "",
+        "state_dir = \"/var/lib/warden/frontend-fe1/\"",
+    );
+    assert_eq!(check(&text).len(), 1, "{:?}", check(&text));
+    // Their own dirs on one host, or one path on two hosts: fine.
+    assert_eq!(check(&with("10.0.0.5:7101", "", "")), vec![]);
+    assert_eq!(check(&with("10.0.0.6:7100", shared, shared)), vec![]);
+}
