@@ -279,6 +279,24 @@ pub(super) fn humanize(msg: &str, node: Option<&Spanned<DeValue<'_>>>) -> String
     msg.to_string()
 }
 
+/// Why an argv (a `command` check, a hook, `fence_command`, a notify or
+/// replication command) cannot be run, or `None`: it names no program, or
+/// holds a NUL character, which no argument of a started program can (the
+/// C strings of `execve` end at it) — every run would fail to start, a
+/// hook's at the failover that needs it.
+pub(super) fn argv_problem(argv: &[String]) -> Option<&'static str> {
+    if argv.first().is_none_or(|p| p.is_empty()) {
+        return Some("must name a program: [\"/path/to/prog\", \"arg\", ...]");
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Some(
+            "holds a NUL character (\\u0000), which no program's argument can hold: every run \
+             would fail to start; remove it",
+        );
+    }
+    None
+}
+
 /// `Some(name)` if the message is serde's "missing field `name`".
 pub(super) fn missing_field(msg: &str) -> Option<String> {
     let rest = msg.trim().strip_prefix("missing field `")?;
