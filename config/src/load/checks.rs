@@ -446,6 +446,36 @@ impl<'t, 'r> Cx<'t, 'r> {
                     }
                     Some(_) => {}
                 }
+                // An A answer is an IPv4 address, an AAAA answer an IPv6
+                // one: any other `expect` matches no answer, and the check
+                // would fail at every run.
+                let rtype = c
+                    .record_type
+                    .as_deref()
+                    .unwrap_or("A")
+                    .to_ascii_uppercase();
+                if let Some(want) = &c.expect {
+                    let ip = want.trim().parse::<std::net::IpAddr>().ok();
+                    let fits = match rtype.as_str() {
+                        "A" => ip.is_some_and(|ip| ip.is_ipv4()),
+                        "AAAA" => ip.is_some_and(|ip| ip.is_ipv6()),
+                        _ => true,
+                    };
+                    if !fits {
+                        let k = format!("{key}.expect");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            Some(format!("{want:?}")),
+                            format!(
+                                "a {rtype} record holds an {} address, and this is none: no \
+                                 answer could match it, so the check would fail at every run \
+                                 (give the address, or the record_type whose value this is)",
+                                if rtype == "A" { "IPv4" } else { "IPv6" }
+                            ),
+                        );
+                    }
+                }
                 if let Some(t) = &c.record_type {
                     if !CheckSpec::DNS_TYPES.contains(&t.to_ascii_uppercase().as_str()) {
                         let k = format!("{key}.record_type");
