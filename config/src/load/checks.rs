@@ -11,7 +11,15 @@ impl<'t, 'r> Cx<'t, 'r> {
     /// process happens to start in: a restart from elsewhere would forget
     /// every epoch it holds.
     pub(super) fn check_state_dir(&mut self, key: &str, dir: &std::path::Path) {
-        if !dir.is_absolute() {
+        if dir.as_os_str().as_encoded_bytes().contains(&0) {
+            self.push(
+                self.at(key),
+                key,
+                self.value_at(key),
+                "holds a NUL character (\\u0000), which no file name can hold: the directory could \
+                 never be created or opened; remove it",
+            );
+        } else if !dir.is_absolute() {
             self.push(
                 self.at(key),
                 key,
@@ -248,12 +256,12 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         for (list, hooks) in [("promote", &site.promote), ("demote", &site.demote)] {
             for (i, h) in hooks.iter().enumerate() {
-                if h.command.get_ref().is_empty() || h.command.get_ref()[0].is_empty() {
+                if let Some(why) = argv_problem(h.command.get_ref()) {
                     self.push(
                         h.command.span(),
                         &format!("sites.{name}.{list}[{i}].command"),
                         self.snippet(&h.command.span()),
-                        "must name a program: [\"/path/to/prog\", \"arg\", ...]",
+                        why,
                     );
                 }
                 if h.timeout.is_zero() {
@@ -311,6 +319,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                     None,
                     "must name an environment variable (letters, digits and _, not starting with a digit), \
                      e.g. \"WARDEN_TOKEN\"",
+                )
+            }
+            (Some(f), None) if f.as_os_str().as_encoded_bytes().contains(&0) => {
+                let k = format!("{key}.file");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    None,
+                    "holds a NUL character (\\u0000), which no file name can hold: the secret \
+                     could never be read; remove it",
                 )
             }
             (Some(f), None) if !f.as_os_str().is_empty() && !f.is_absolute() => {
@@ -383,13 +401,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                     None,
                     "kind \"command\" needs command = [\"/path/to/prog\", \"arg\", ...]",
                 ),
-                Some(cmd) if cmd.get_ref().is_empty() || cmd.get_ref()[0].is_empty() => self.push(
-                    cmd.span(),
-                    &format!("{key}.command"),
-                    self.snippet(&cmd.span()),
-                    "must name a program: [\"/path/to/prog\", \"arg\", ...]",
-                ),
-                _ => {}
+                Some(cmd) => {
+                    if let Some(why) = argv_problem(cmd.get_ref()) {
+                        self.push(
+                            cmd.span(),
+                            &format!("{key}.command"),
+                            self.snippet(&cmd.span()),
+                            why,
+                        );
+                    }
+                }
             },
             CheckKind::Dns => {
                 match &c.server {
@@ -403,7 +424,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                         sv.span(),
                         &format!("{key}.server"),
                         Some(format!("{:?}", sv.get_ref())),
-                        "must be an IP address with an optional port, e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
+                        "must be an IP address with an optional port other than 0 (53 when left out), e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
                     ),
                     Some(_) => {}
                 }
@@ -424,6 +445,36 @@ impl<'t, 'r> Cx<'t, 'r> {
                         )
                     }
                     Some(_) => {}
+                }
+                // An A answer is an IPv4 address, an AAAA answer an IPv6
+                // one: any other `expect` matches no answer, and the check
+                // would fail at every run.
+                let rtype = c
+                    .record_type
+                    .as_deref()
+                    .unwrap_or("A")
+                    .to_ascii_uppercase();
+                if let Some(want) = &c.expect {
+                    let ip = want.trim().parse::<std::net::IpAddr>().ok();
+                    let fits = match rtype.as_str() {
+                        "A" => ip.is_some_and(|ip| ip.is_ipv4()),
+                        "AAAA" => ip.is_some_and(|ip| ip.is_ipv6()),
+                        _ => true,
+                    };
+                    if !fits {
+                        let k = format!("{key}.expect");
+                        self.push(
+                            self.at(&k),
+                            &k,
+                            Some(format!("{want:?}")),
+                            format!(
+                                "a {rtype} record holds an {} address, and this is none: no \
+                                 answer could match it, so the check would fail at every run \
+                                 (give the address, or the record_type whose value this is)",
+                                if rtype == "A" { "IPv4" } else { "IPv6" }
+                            ),
+                        );
+                    }
                 }
                 if let Some(t) = &c.record_type {
                     if !CheckSpec::DNS_TYPES.contains(&t.to_ascii_uppercase().as_str()) {
@@ -611,14 +662,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
         if let Some(cmd) = &g.fence_command {
-            if cmd.is_empty() || cmd[0].is_empty() {
+            if let Some(why) = argv_problem(cmd) {
                 let k = format!("groups.{name}.fence_command");
-                self.push(
-                    self.at(&k),
-                    &k,
-                    self.value_at(&k),
-                    "must name a program: [\"/path/to/prog\", \"arg\", ...]",
-                );
+                self.push(self.at(&k), &k, self.value_at(&k), why);
             }
         }
         if g.step_timeout.is_zero() {

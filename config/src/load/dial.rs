@@ -15,10 +15,13 @@
 //! its wildcard is the frontend's own host. A single process's own tests
 //! may use port 0 (`parse`/`load` accept it); a deployment may not. A
 //! frontend's control or runtime address must not be an orchestrator's own
-//! (it would dial itself, and the frontend could not bind).
+//! (it would dial itself, and the frontend could not bind), nor may a
+//! group's `listen` be an orchestrator's API on its host; frontends whose
+//! control APIs share an IP (one host) must not bind one port twice.
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::schemes::binds_clash;
 use super::*;
 
 impl<'t, 'r> Cx<'t, 'r> {
@@ -67,9 +70,20 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
         for (name, g) in groups {
-            let Some(listen) = g.frontend_scheme().and_then(|f| f.listen) else {
+            let Some(fs) = g.frontend_scheme() else {
                 continue;
             };
+            let Some(listen) = fs.listen else {
+                continue;
+            };
+            if fs.driver() == FrontendDriverKind::Builtin {
+                let controls: Vec<SocketAddr> = fs
+                    .frontends
+                    .iter()
+                    .filter_map(|f| frontends.get(f.get_ref()).map(|c| c.control))
+                    .collect();
+                self.listen_not_an_api(name, listen, &controls, &apis);
+            }
             if listen.port() == 0 {
                 let key = format!("groups.{name}.frontend.listen");
                 self.push(
@@ -83,8 +97,116 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    /// A `url` is where the API is dialled: a wildcard IP or port 0 there
-    /// is as unreachable as in `listen` (its form is checked elsewhere).
+    /// Built-in frontends whose control APIs are on one IP are on one host
+    /// (each binds its `control` itself, and the orchestrator dials that
+    /// IP): what one binds (its control API, each of its groups' `listen`)
+    /// the other cannot bind too — two frontends of one group there both
+    /// bind the group's `listen` — and whichever starts second stops.
+    /// Reported at the later `listen` (two control APIs on one port are
+    /// `check_frontend_binds`' to report, in every load). Nor can two of
+    /// them keep their fences in one `state_dir` there: each would
+    /// overwrite the other's epochs, and refuse to start on the other's
+    /// file.
+    pub(super) fn check_shared_hosts(
+        &mut self,
+        data_dir: &std::path::Path,
+        frontends: &BTreeMap<String, FrontendConfig>,
+        groups: &BTreeMap<String, GroupConfig>,
+    ) {
+        // What each frontend binds: (address, key, frontend).
+        let mut binds: Vec<(SocketAddr, String, &str)> = Vec::new();
+        let mut reported = BTreeSet::new();
+        let state_dir = |fe: &str, c: &FrontendConfig| {
+            c.state_dir
+                .clone()
+                .unwrap_or_else(|| data_dir.join(format!("frontend-{fe}")))
+        };
+        for (fe, c) in frontends {
+            let mine = binds.len();
+            let same_host = |other: &str| {
+                frontends
+                    .get(other)
+                    .is_some_and(|o| o.control.ip() == c.control.ip())
+            };
+            let dir = state_dir(fe, c);
+            if let Some((other, _)) = frontends
+                .range::<String, _>(..fe.clone())
+                .find(|(o, oc)| same_host(o) && state_dir(o, oc) == dir)
+            {
+                let key = format!("frontends.{fe}.state_dir");
+                self.push(
+                    self.at(&key),
+                    &key,
+                    Some(format!("{:?}", dir.display().to_string())),
+                    format!(
+                        "is frontend {other}'s state_dir too, and both are on one host (both \
+                         control APIs are on {}): each would overwrite the other's fence (the \
+                         highest epoch it accepted per group) and refuse to start on the \
+                         other's; give each frontend its own",
+                        c.control.ip()
+                    ),
+                );
+            }
+            let control_key = format!("frontends.{fe}.control");
+            // Another's group listen at this control API's address.
+            if let Some((_, first, other)) = binds.iter().find(|(a, k, other)| {
+                !k.ends_with(".control") && same_host(other) && binds_clash(*a, c.control)
+            }) {
+                self.push(
+                    self.at(&control_key),
+                    &control_key,
+                    self.value_at(&control_key),
+                    format!(
+                        "frontends {other} and {fe} are on one host (both control APIs are on {}), \
+                         and {other} binds this port already for {first}: one host cannot bind it \
+                         twice, and whichever frontend starts second stops; give the control API \
+                         another port",
+                        c.control.ip()
+                    ),
+                );
+            }
+            binds.push((c.control, control_key, fe.as_str()));
+            for (g, gc) in groups {
+                let Some(fs) = gc.frontend_scheme() else {
+                    continue;
+                };
+                if fs.driver() != FrontendDriverKind::Builtin || !fs.is_served_by(fe) {
+                    continue;
+                }
+                let Some(listen) = fs.listen else { continue };
+                let key = format!("groups.{g}.frontend.listen");
+                let other = binds[..mine]
+                    .iter()
+                    .find(|(a, _, other)| same_host(other) && binds_clash(*a, listen));
+                if let Some((_, first, other)) = other {
+                    if reported.insert(key.clone()) {
+                        let what = if *first == key {
+                            "binds it too".to_string()
+                        } else {
+                            format!("binds this port already for {first}")
+                        };
+                        self.push(
+                            self.at(&key),
+                            &key,
+                            self.value_at(&key),
+                            format!(
+                                "frontends {other} and {fe} are on one host (both control APIs are \
+                                 on {}), and {other} {what}: one host cannot bind it twice, and \
+                                 whichever frontend starts second stops; give each frontend its \
+                                 own host (control IP), or the group another port",
+                                c.control.ip()
+                            ),
+                        );
+                    }
+                }
+                binds.push((listen, key, fe.as_str()));
+            }
+        }
+    }
+
+    /// A `url` is where the API is dialled: a wildcard IP there is as
+    /// unreachable as in `listen` (its form, port 0 included, is checked by
+    /// every load: see `http_url_problem`).
     fn dialled_url(&mut self, key: &str, u: &str) {
         let Ok(parsed) = url::Url::parse(u) else {
             return;
@@ -94,14 +216,15 @@ impl<'t, 'r> Cx<'t, 'r> {
             Some(url::Host::Ipv6(ip)) => wildcard(ip.into()),
             _ => false,
         };
-        let message = if parsed.port() == Some(0) {
-            "port 0 cannot be dialled; the url says where agents, frontends' owners and the CLI reach the API: give its port"
-        } else if wildcard {
-            "a wildcard IP dialled from another host is that host itself; the url says where agents, frontends' owners and the CLI reach the API: give this host's name or address"
-        } else {
-            return;
-        };
-        self.push(self.at(key), key, self.value_at(key), message);
+        if wildcard {
+            self.push(
+                self.at(key),
+                key,
+                self.value_at(key),
+                "a wildcard IP dialled from another host is that host itself; the url says where \
+                 agents, frontends' owners and the CLI reach the API: give this host's name or address",
+            );
+        }
     }
 
     /// A frontend's control or runtime address, dialled by the
@@ -126,6 +249,49 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "is where the orchestrator's API listens ({api_key}): the orchestrator would \
                      send the frontend's orders to itself, and the frontend could not bind it; \
                      give the frontend its own address or port"
+                ),
+            );
+        }
+    }
+
+    /// A built-in frontend binds its group's `listen` on its own host: on
+    /// an orchestrator's host, at the port of its API, one of the two
+    /// cannot bind (whichever starts second stops). That host is certain
+    /// when the listen is the API's own IP (a loopback IP with an API
+    /// listening on a wildcard), or, for a wildcard listen, when the
+    /// frontend's `control` is the API's IP (or loopback, with the API on
+    /// loopback or a wildcard): the orchestrator dials it there.
+    fn listen_not_an_api(
+        &mut self,
+        group: &str,
+        listen: SocketAddr,
+        controls: &[SocketAddr],
+        apis: &[(String, SocketAddr)],
+    ) {
+        if listen.port() == 0 {
+            return;
+        }
+        let on_api_host = |ip: IpAddr, api: IpAddr| {
+            ip == api || (ip.is_loopback() && (api.is_loopback() || wildcard(api)))
+        };
+        let clash = |api: &SocketAddr| {
+            api.port() == listen.port()
+                && (listen.ip() == api.ip()
+                    || (wildcard(api.ip()) && listen.ip().is_loopback())
+                    || (wildcard(listen.ip())
+                        && controls.iter().any(|c| on_api_host(c.ip(), api.ip()))))
+        };
+        if let Some((api_key, _)) = apis.iter().find(|(_, api)| clash(api)) {
+            let key = format!("groups.{group}.frontend.listen");
+            self.push(
+                self.at(&key),
+                &key,
+                self.value_at(&key),
+                format!(
+                    "is where the orchestrator's API listens ({api_key}), on the same host: the \
+                     frontend that binds it for the group's users and the orchestrator cannot \
+                     both bind one port, and whichever starts second stops; give the group \
+                     another port"
                 ),
             );
         }

@@ -279,6 +279,24 @@ pub(super) fn humanize(msg: &str, node: Option<&Spanned<DeValue<'_>>>) -> String
     msg.to_string()
 }
 
+/// Why an argv (a `command` check, a hook, `fence_command`, a notify or
+/// replication command) cannot be run, or `None`: it names no program, or
+/// holds a NUL character, which no argument of a started program can (the
+/// C strings of `execve` end at it) — every run would fail to start, a
+/// hook's at the failover that needs it.
+pub(super) fn argv_problem(argv: &[String]) -> Option<&'static str> {
+    if argv.first().is_none_or(|p| p.is_empty()) {
+        return Some("must name a program: [\"/path/to/prog\", \"arg\", ...]");
+    }
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Some(
+            "holds a NUL character (\\u0000), which no program's argument can hold: every run \
+             would fail to start; remove it",
+        );
+    }
+    None
+}
+
 /// `Some(name)` if the message is serde's "missing field `name`".
 pub(super) fn missing_field(msg: &str) -> Option<String> {
     let rest = msg.trim().strip_prefix("missing field `")?;
@@ -303,6 +321,13 @@ pub(super) fn http_url_problem(s: &str) -> Option<(String, bool)> {
             false,
         )),
         Ok(u) if u.host_str().is_none_or(str::is_empty) => Some(("names no host".into(), true)),
+        // The URL crate takes port 0, and every request to it fails.
+        Ok(u) if u.port() == Some(0) => Some((
+            "has port 0, where nothing can be reached: give the port the service listens on \
+             (or none for the scheme's own, 80 or 443)"
+                .into(),
+            true,
+        )),
         Ok(_) => None,
     }
 }
@@ -694,6 +719,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);
+            self.check_shared_hosts(&o.data_dir, &frontends, &groups);
         }
 
         Some(Config {

@@ -60,14 +60,9 @@ impl<'t, 'r> Cx<'t, 'r> {
                     }
                 }
                 (None, Some(cmd)) => {
-                    if cmd.is_empty() || cmd[0].is_empty() {
+                    if let Some(why) = argv_problem(cmd) {
                         let k = format!("{key}.command");
-                        self.push(
-                            self.at(&k),
-                            &k,
-                            self.value_at(&k),
-                            "must name a program: [\"/path/to/prog\", \"arg\", ...]",
-                        );
+                        self.push(self.at(&k), &k, self.value_at(&k), why);
                     }
                     if n.secret.is_some() {
                         let k = format!("{key}.secret");

@@ -143,16 +143,12 @@ impl<'t, 'r> Cx<'t, 'r> {
                 for (k, v) in [("start", &r.start), ("resync", &r.resync)] {
                     match v {
                         None => need(self, k, "[\"/path/to/prog\", \"arg\", ...]"),
-                        Some(argv) if argv.is_empty() || argv[0].is_empty() => {
-                            let key = format!("{base}.{k}");
-                            self.push(
-                                self.at(&key),
-                                &key,
-                                self.value_at(&key),
-                                "must name a program: [\"/path/to/prog\", \"arg\", ...]",
-                            );
+                        Some(argv) => {
+                            if let Some(why) = argv_problem(argv) {
+                                let key = format!("{base}.{k}");
+                                self.push(self.at(&key), &key, self.value_at(&key), why);
+                            }
                         }
-                        _ => {}
                     }
                 }
             }

@@ -124,15 +124,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         frontends: &BTreeMap<String, FrontendConfig>,
         groups: &BTreeMap<String, GroupConfig>,
     ) {
-        fn clash(a: SocketAddr, b: SocketAddr) -> bool {
-            // A v6 wildcard is dual-stack (Linux's default): it covers v4 too.
-            let covers = |w: SocketAddr, o: SocketAddr| {
-                w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4())
-            };
-            a.port() != 0
-                && a.port() == b.port()
-                && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
-        }
+        let clash = binds_clash;
         let mut controls: Vec<(SocketAddr, String)> = Vec::new();
         for (fe, c) in frontends {
             let key = format!("frontends.{fe}.control");
@@ -730,4 +722,13 @@ fn own_listen(listen: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
     listen.port() != 0
         && b.port() == listen.port()
         && (b.ip() == listen.ip() || (wildcard && b.ip().is_loopback()))
+}
+
+/// Whether one host cannot bind both `a` and `b`: one port (not 0, any
+/// free one), and the same IP or a wildcard covering the other.
+pub(super) fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    // A v6 wildcard is dual-stack (Linux's default): it covers v4 too.
+    let covers =
+        |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());
+    a.port() != 0 && a.port() == b.port() && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
 }

@@ -96,11 +96,15 @@ impl CheckSpec {
     /// `server` as a socket address (port 53 when none is given).
     pub fn dns_server(&self) -> Option<std::net::SocketAddr> {
         let s = self.server.as_ref()?.get_ref().trim();
-        s.parse::<std::net::SocketAddr>().ok().or_else(|| {
-            s.parse::<std::net::IpAddr>()
-                .ok()
-                .map(|ip| std::net::SocketAddr::new(ip, 53))
-        })
+        s.parse::<std::net::SocketAddr>()
+            .ok()
+            .or_else(|| {
+                s.parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+            })
+            // No DNS server answers on port 0.
+            .filter(|a| a.port() != 0)
     }
 
     /// How often a `keystone` or `swift` check runs unless told: each run is

@@ -292,7 +292,15 @@ pub fn parse_record_addresses(
 /// or `HOST:PORT` (port 53 when absent). Does not resolve anything.
 pub fn dns_server_syntax(s: &str) -> Result<(), String> {
     let s = s.trim();
-    if s.parse::<std::net::SocketAddr>().is_ok() || s.parse::<std::net::IpAddr>().is_ok() {
+    if let Ok(a) = s.parse::<std::net::SocketAddr>() {
+        // Port 0 parses, but no query or update can be sent there.
+        return if a.port() == 0 {
+            Err(format!("{s:?} has port 0, where no DNS server answers; give its port (53 unless it listens elsewhere), or leave the port out for 53"))
+        } else {
+            Ok(())
+        };
+    }
+    if s.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());
     }
     let (host, port) = match s.rsplit_once(':') {
@@ -319,13 +327,13 @@ pub fn dns_server_syntax(s: &str) -> Result<(), String> {
 pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs;
     let s = s.trim();
+    dns_server_syntax(s)?;
     if let Ok(a) = s.parse::<std::net::SocketAddr>() {
         return Ok(a);
     }
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, 53));
     }
-    dns_server_syntax(s)?;
     let with_port = if s.contains(':') {
         s.to_string()
     } else {

@@ -83,3 +83,41 @@ fn dns_checks_and_endpoints() {
         show(&p)
     );
 }
+
+/// A dns check's `expect` must be a value its record type can have: an A
+/// answer is an IPv4 address, an AAAA answer an IPv6 one. Any other value
+/// matches no answer, and the check fails at every run (the site looks
+/// down). Refused at its line:col; other types take any text.
+#[test]
+fn a_dns_expect_its_record_type_cannot_hold_is_refused() {
+    for (rtype, bad) in [
+        ("", "fd00::10"),
+        ("", "www.tx.example.org"),
+        ("record_type = \"a\"\n", "10.2.0"),
+        ("record_type = \"AAAA\"\n", "10.2.0.10"),
+    ] {
+        let text = format!("{BASE}{DNS}").replace(
+            "expect = \"10.2.0.10\"",
+            &format!("{rtype}expect = \"{bad}\""),
+        );
+        let p = problems(&text);
+        let e = find(&p, "sites.tx.checks[0].expect");
+        assert!(e.message.contains("fail at every run"), "{}", show(&p));
+        assert_eq!(
+            (e.line, e.col),
+            pos_of(&text, &format!("\"{bad}\"")),
+            "{rtype}{bad}"
+        );
+        assert_eq!(p.len(), 1, "{}", show(&p));
+    }
+    for (rtype, good) in [
+        ("record_type = \"AAAA\"\n", "fd00::10"),
+        ("record_type = \"CNAME\"\n", "app.tx.example.org."),
+        ("record_type = \"MX\"\n", "10 mail.example.org"),
+    ] {
+        ok(&format!("{BASE}{DNS}").replace(
+            "expect = \"10.2.0.10\"",
+            &format!("{rtype}expect = \"{good}\""),
+        ));
+    }
+}
