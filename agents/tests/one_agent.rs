@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use warden_agents::wire::{AgentReport, Command, CommandKind, ReportResponse};
 use warden_agents::{run, AgentError, AgentSettings};
 
-const TOKEN: &str = "agent-token-one-agent-0123";
+#[path = "support/lone_site.rs"]
+mod lone_site;
 
 /// What the fake saw.
 #[derive(Default)]
@@ -73,50 +74,11 @@ async fn fake_orchestrator() -> (String, Shared) {
 
 /// Site a of group web (a and b), its promote hook appending a line to `log`.
 fn settings(base: &str, dir: &std::path::Path, log: &std::path::Path) -> AgentSettings {
-    let token = dir.join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:9"
-url = "{base}/"
-data_dir = "{data}"
-operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
-long_poll = "300ms"
-
-[detection]
-interval = "100ms"
-agent_timeout = "1s"
-probe_timeout = "300ms"
-
-[sites.a]
-agent_token = {{ file = "{token}" }}
-state_dir = "{state}"
-promote = [
-  {{ name = "mark", command = ["sh", "-c", "echo \"$WARDEN_ACTION $WARDEN_EPOCH $$\" >> {log}; sleep 0.5"] }},
-]
-
-[sites.b]
-agent_token = {{ env = "WARDEN_TEST_B_TOKEN_UNUSED" }}
-
-[groups.web]
-sites = ["a", "b"]
-scheme = "dns"
-
-[groups.web.dns]
-provider = "noip"
-name = "web.example.org"
-credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
-addresses = {{ a = "192.0.2.1", b = "192.0.2.2" }}
-"#,
-        data = dir.display(),
-        token = token.display(),
-        state = dir.join("state").display(),
-        log = log.display(),
+    let hook = format!(
+        "echo \"$WARDEN_ACTION $WARDEN_EPOCH $$\" >> {}; sleep 0.5",
+        log.display()
     );
-    let cfg = warden_config::parse(&text, std::path::Path::new("test.conf")).unwrap();
-    AgentSettings::from_config(&cfg, "a").unwrap()
+    lone_site::settings(base, dir, &hook)
 }
 
 async fn eventually(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {

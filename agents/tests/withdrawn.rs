@@ -17,19 +17,20 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use warden_agents::run;
 use warden_agents::wire::{
     AgentReport, Command, CommandKind, CommandOutcome, ReportResponse, Withdrawn,
 };
-use warden_agents::{run, AgentSettings};
 
-const TOKEN: &str = "agent-token-ca-0123456789";
+#[path = "support/lone_site.rs"]
+mod lone_site;
 
 fn first() -> Command {
-    Command::new("swift", 7, CommandKind::Promote).to_site("ca")
+    Command::new("web", 7, CommandKind::Promote).to_site("a")
 }
 
 fn second() -> Command {
-    Command::new("swift", 8, CommandKind::Promote).to_site("ca")
+    Command::new("web", 8, CommandKind::Promote).to_site("a")
 }
 
 /// The scenario's state: how far the fake got, and every outcome it saw.
@@ -87,53 +88,8 @@ async fn an_order_withdrawn_while_it_waits_is_not_started() {
         .tempdir()
         .unwrap();
     let hook_log = tmp.path().join("hook-log");
-    let token_file = tmp.path().join("token");
-    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(
-        &token_file,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:9"
-url = "http://{addr}/"
-data_dir = "/tmp/warden-agent-test"
-operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
-long_poll = "300ms"
-
-[detection]
-interval = "100ms"
-agent_timeout = "1s"
-probe_timeout = "300ms"
-
-[sites.ca]
-agent_token = {{ file = "{token}" }}
-state_dir = "{state}"
-promote = [
-  {{ name = "mark", command = ["sh", "-c", "echo \"$WARDEN_EPOCH\" >> {log}; sleep 2"] }},
-]
-
-[sites.tx]
-agent_token = {{ env = "WARDEN_TEST_TX_TOKEN_UNUSED" }}
-
-[groups.swift]
-sites = ["ca", "tx"]
-scheme = "dns"
-
-[groups.swift.dns]
-provider = "noip"
-name = "swift.example.org"
-credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
-addresses = {{ ca = "198.51.100.1", tx = "198.51.100.2" }}
-"#,
-        token = token_file.display(),
-        state = tmp.path().join("state").display(),
-        log = hook_log.display(),
-    );
-    let cfg = warden_config::parse(&text, std::path::Path::new("test.conf")).unwrap();
-    let settings = AgentSettings::from_config(&cfg, "ca").unwrap();
+    let hook = format!("echo \"$WARDEN_EPOCH\" >> {}; sleep 2", hook_log.display());
+    let settings = lone_site::settings(&format!("http://{addr}"), tmp.path(), &hook);
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(settings, shutdown.clone()));
 

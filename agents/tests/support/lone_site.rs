@@ -1,0 +1,71 @@
+//! A lone agent's settings for tests against a fake orchestrator: site `a`
+//! of group `web` (sites a and b, scheme dns, nothing sent to any DNS), its
+//! token in a file, its state in the test's directory, and one promote hook.
+
+use warden_agents::AgentSettings;
+
+/// The agent token (the fakes do not check it).
+const TOKEN: &str = "agent-token-lone-site-0123";
+
+/// Site a's settings: the orchestrator at `base`, files in `dir`, and a
+/// promote hook `mark` that runs `sh -c promote_sh`.
+pub(crate) fn settings(base: &str, dir: &std::path::Path, promote_sh: &str) -> AgentSettings {
+    let token = dir.join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:9"
+url = "{base}/"
+data_dir = "{data}"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
+long_poll = "300ms"
+
+[detection]
+interval = "100ms"
+agent_timeout = "1s"
+probe_timeout = "300ms"
+
+[sites.a]
+agent_token = {{ file = "{token}" }}
+state_dir = "{state}"
+promote = [
+  {{ name = "mark", command = ["sh", "-c", {promote}] }},
+]
+
+[sites.b]
+agent_token = {{ env = "WARDEN_TEST_B_TOKEN_UNUSED" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "dns"
+
+[groups.web.dns]
+provider = "noip"
+name = "web.example.org"
+credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
+addresses = {{ a = "198.51.100.1", b = "198.51.100.2" }}
+"#,
+        data = dir.display(),
+        token = token.display(),
+        state = dir.join("state").display(),
+        promote = toml_string(promote_sh),
+    );
+    let cfg = warden_config::parse(&text, std::path::Path::new("test.conf")).unwrap();
+    AgentSettings::from_config(&cfg, "a").unwrap()
+}
+
+/// `s` as a TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
