@@ -17,27 +17,16 @@ use anyhow::{Context, Result};
 use crate::deploy::{self, Knobs};
 use crate::lab::{self, secs, Deploy};
 
-const ABUSER: &str = r#"
-import resource, socket, sys, time
-from concurrent.futures import ThreadPoolExecutor
-resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
-api_host, api_port, fe_host, fe_port, token_file = sys.argv[1:6]
-# The token from its file: never on a command line.
-with open(token_file) as f:
-    token = f.read().strip()
+/// What both abusive scripts use: `conn(host, port)` (a connection or
+/// None) and `alive(s)` (not closed by the server). Put before each.
+const SOCKETS: &str = r#"
+import socket
 
 def conn(host, port):
     try:
-        s = socket.create_connection((host, int(port)), timeout=5)
-        return s
-    except OSError as e:
+        return socket.create_connection((host, int(port)), timeout=5)
+    except OSError:
         return None
-
-def many(host, port, n):
-    # In parallel: one by one they take seconds, and the first would be
-    # cut before the last is open.
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        return list(pool.map(lambda _: conn(host, port), range(n)))
 
 def alive(s):
     # The server closed it: a read returns b"" (or fails) at once.
@@ -48,6 +37,22 @@ def alive(s):
         return True
     except OSError:
         return False
+"#;
+
+const ABUSER: &str = r#"
+import resource, sys, time
+from concurrent.futures import ThreadPoolExecutor
+resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+api_host, api_port, fe_host, fe_port, token_file = sys.argv[1:6]
+# The token from its file: never on a command line.
+with open(token_file) as f:
+    token = f.read().strip()
+
+def many(host, port, n):
+    # In parallel: one by one they take seconds, and the first would be
+    # cut before the last is open.
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        return list(pool.map(lambda _: conn(host, port), range(n)))
 
 t_start = time.time()
 idle = many(api_host, api_port, 2000)
@@ -121,7 +126,9 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
             most
         })
     };
-    let script = d.lab.write_file("abuser.py", ABUSER)?;
+    let script = d
+        .lab
+        .write_file("abuser.py", &format!("{SOCKETS}{ABUSER}"))?;
     let token_a = d.lab.dir().join("a.token");
     let abuser = d.lab.spawn(
         "cli",
@@ -214,32 +221,16 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
 /// Holds `$3` connections to `$1:$2` open and sends nothing, opening a new
 /// one for each the server closes, and prints how many it holds.
 const HOLDER: &str = r#"
-import socket, sys, time
+import sys, time
 host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-
-def conn():
-    try:
-        return socket.create_connection((host, port), timeout=5)
-    except OSError:
-        return None
-
-def alive(s):
-    s.setblocking(False)
-    try:
-        return s.recv(1, socket.MSG_PEEK) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-
-held = [conn() for _ in range(n)]
+held = [conn(host, port) for _ in range(n)]
 reopened = 0
 while True:
     for i, s in enumerate(held):
         if s is None or not alive(s):
             if s is not None:
                 s.close()
-            held[i] = conn()
+            held[i] = conn(host, port)
             reopened += 1
     print(f"held={sum(1 for s in held if s)} reopened={reopened}", flush=True)
     time.sleep(0.2)
@@ -270,7 +261,9 @@ fn a_client_holding_every_connection_keeps_nobody_out() -> Result<()> {
     std::fs::write(&d.config, conf)?;
     d.start_all()?;
     d.wait_verdict("a", "healthy", secs(20))?;
-    let script = d.lab.write_file("holder.py", HOLDER)?;
+    let script = d
+        .lab
+        .write_file("holder.py", &format!("{SOCKETS}{HOLDER}"))?;
     let holder = d.lab.spawn(
         "cli",
         "holder",
