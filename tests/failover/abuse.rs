@@ -128,7 +128,7 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
     };
     let script = d
         .lab
-        .write_file("abuser.py", &format!("{SOCKETS}{ABUSER}"))?;
+        .write_file("abuser.py", format!("{SOCKETS}{ABUSER}"))?;
     let token_a = d.lab.dir().join("a.token");
     let abuser = d.lab.spawn(
         "cli",
@@ -263,7 +263,7 @@ fn a_client_holding_every_connection_keeps_nobody_out() -> Result<()> {
     d.wait_verdict("a", "healthy", secs(20))?;
     let script = d
         .lab
-        .write_file("holder.py", &format!("{SOCKETS}{HOLDER}"))?;
+        .write_file("holder.py", format!("{SOCKETS}{HOLDER}"))?;
     let holder = d.lab.spawn(
         "cli",
         "holder",

@@ -45,6 +45,10 @@ impl Shared {
         // new as the state it is compared with.
         let pass = warden_strategies::ReadPass::new();
         let mut blind = Blind::default();
+        // The drift keys of the groups that drifted in this pass: the
+        // others' are forgotten at its end, under one lock (as the blind
+        // elements are), not a look-up per group.
+        let mut drifting = BTreeSet::new();
         for (i, g) in groups.into_iter().enumerate() {
             if i % RECONCILE_PART == RECONCILE_PART - 1 {
                 tokio::task::yield_now().await;
@@ -97,12 +101,10 @@ impl Shared {
                 )),
                 Err(e) => Some(format!("cannot observe routing: {e}")),
             };
+            let Some(drift) = drift else { continue };
             let drift_key = format!("{DRIFT_PREFIX}{}", g.name);
-            let Some(drift) = drift else {
-                // Gone (or never there): a later drift is news again.
-                self.drift_gone(&drift_key);
-                continue;
-            };
+            drifting.insert(drift_key.clone());
+            drifting.insert(format!("{DRIFT_PREFIX}persists/{}", g.name));
             let unread = observed
                 .as_ref()
                 .err()
@@ -166,6 +168,10 @@ impl Shared {
             }
         }
         self.record_blind(blind);
+        // Gone (or never there): a later drift is news again.
+        self.lock()
+            .recorded
+            .clear_prefix_except(DRIFT_PREFIX, &drifting);
         self.sync_provider_stops(None);
     }
 
@@ -194,16 +200,6 @@ impl Shared {
             (EventKind::ReconcileFailed, msg)
         };
         self.event_locked(&mut st, kind, Some(group), Some(active), msg, vec![], None);
-    }
-
-    /// No drift for the group's `key`: forget what was recorded about it.
-    fn drift_gone(&self, key: &str) {
-        let mut st = self.lock();
-        if st.recorded.holds(key) {
-            st.recorded.observe(key, None);
-            let persists = key.replacen(DRIFT_PREFIX, &format!("{DRIFT_PREFIX}persists/"), 1);
-            st.recorded.observe(&persists, None);
-        }
     }
 
     /// One event per routing element that could not be read in the pass
