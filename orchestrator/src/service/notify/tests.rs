@@ -407,12 +407,7 @@ async fn the_signature_covers_the_delivery_id() {
             secret_file.display(),
             told.display()
         );
-    let (s, _fake) =
-        super::super::harness::start_from(&text, &dir, Arc::new(crate::store::MemStore::default()))
-            .unwrap();
-    for w in s.notify_workers() {
-        tokio::spawn(w.run(s.clone(), CancellationToken::new()));
-    }
+    let s = delivering(&text, &dir);
     s.event(
         EventKind::Alert,
         Some("web"),
@@ -541,12 +536,7 @@ async fn gap_after_refusal(
         + &format!(
             "\n[[orchestrator.notify]]\nname = \"t\"\nurl = \"http://{addr}/x\"\nretry_for = \"1h\"\nkinds = [\"alert\"]\n"
         );
-    let (s, _fake) =
-        super::super::harness::start_from(&text, &dir, Arc::new(crate::store::MemStore::default()))
-            .unwrap();
-    for w in s.notify_workers() {
-        tokio::spawn(w.run(s.clone(), CancellationToken::new()));
-    }
+    let s = delivering(&text, &dir);
     s.event(
         EventKind::Alert,
         Some("web"),
@@ -569,4 +559,16 @@ async fn gap_after_refusal(
     let at = at.lock().unwrap();
     assert_eq!(at.len(), 2, "asked twice");
     at[1] - at[0]
+}
+
+/// An orchestrator started from `text` (in `dir`, events in memory) with
+/// its notification workers running.
+fn delivering(text: &str, dir: &std::path::Path) -> Arc<Shared> {
+    let (s, _fake) =
+        super::super::harness::start_from(text, dir, Arc::new(crate::store::MemStore::default()))
+            .unwrap();
+    for w in s.notify_workers() {
+        tokio::spawn(w.run(s.clone(), CancellationToken::new()));
+    }
+    s
 }
