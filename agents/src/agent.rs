@@ -250,7 +250,7 @@ impl Shared {
         self.authority.observe(&resp.epochs);
         let mut book = self.book();
         book.ack(&resp.acked);
-        if book.recall(&resp.withdrawn) > 0 {
+        if book.recall(&resp.withdrawn, resp.term) > 0 {
             for w in &resp.withdrawn {
                 if book.recalled(&w.id).is_some() {
                     info!(command = %w.id, why = %w.why, via, "command withdrawn by the orchestrator");
@@ -259,7 +259,7 @@ impl Shared {
         }
         let mut new = 0;
         for cmd in resp.commands {
-            match book.offer(&cmd) {
+            match book.offer(&cmd, resp.term) {
                 Offer::Run => {
                     info!(command = %cmd.id, kind = cmd.kind.as_str(), via, "command received");
                     new += 1;

@@ -4,7 +4,7 @@
 //! back while they waited here, and the outcomes that travel with every
 //! report until the orchestrator acks them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use crate::wire::{Command, CommandOutcome, Withdrawn};
 
@@ -25,8 +25,10 @@ pub(crate) enum Offer {
 /// Command bookkeeping that makes delivery idempotent by id.
 #[derive(Debug, Default)]
 pub(crate) struct CommandBook {
-    /// Ids queued or running: a second delivery is ignored.
-    active: HashSet<String>,
+    /// Ids queued or running (a second delivery is ignored), each with the
+    /// highest leader term that handed it out: only an answer of that term
+    /// or a later one may take it back (see [`CommandBook::recall`]).
+    active: HashMap<String, u64>,
     /// Ids among `active` the orchestrator withdrew, and why: one not
     /// started yet is not started (see [`CommandBook::recalled`]).
     recalled: HashMap<String, String>,
@@ -41,9 +43,11 @@ pub(crate) struct CommandBook {
 }
 
 impl CommandBook {
-    pub(crate) fn offer(&mut self, cmd: &Command) -> Offer {
-        if self.active.contains(&cmd.id) {
+    /// A command delivered in an answer made under leader term `term`.
+    pub(crate) fn offer(&mut self, cmd: &Command, term: u64) -> Offer {
+        if let Some(by) = self.active.get_mut(&cmd.id) {
             // Listed as waiting again: asked anew, no longer taken back.
+            *by = (*by).max(term);
             self.recalled.remove(&cmd.id);
             return Offer::Ignore;
         }
@@ -53,16 +57,19 @@ impl CommandBook {
             }
             return Offer::Resend;
         }
-        self.active.insert(cmd.id.clone());
+        self.active.insert(cmd.id.clone(), term);
         Offer::Run
     }
 
-    /// Notes the commands the orchestrator took back; only those held here
-    /// (queued or running) are kept. Returns how many of them were.
-    pub(crate) fn recall(&mut self, withdrawn: &[Withdrawn]) -> usize {
+    /// Notes the commands the orchestrator took back in an answer made
+    /// under leader term `term`; only those held here (queued or running)
+    /// and last handed out under that term or an earlier one are kept: a
+    /// deposed leader's answer delayed in transit does not take back what
+    /// a later leader handed out again. Returns how many were kept.
+    pub(crate) fn recall(&mut self, withdrawn: &[Withdrawn], term: u64) -> usize {
         let mut held = 0;
         for w in withdrawn {
-            if self.active.contains(&w.id) {
+            if self.active.get(&w.id).is_some_and(|by| *by <= term) {
                 held += usize::from(self.recalled.insert(w.id.clone(), w.why.clone()).is_none());
             }
         }
@@ -153,12 +160,12 @@ mod tests {
     #[test]
     fn book_dedups_resends_and_acks() {
         let mut b = CommandBook::default();
-        assert_eq!(b.offer(&cmd("a")), Offer::Run);
-        assert_eq!(b.offer(&cmd("a")), Offer::Ignore);
+        assert_eq!(b.offer(&cmd("a"), 0), Offer::Run);
+        assert_eq!(b.offer(&cmd("a"), 0), Offer::Ignore);
         assert!(b.unacked().is_empty());
         b.finish(outcome("a"));
         assert_eq!(b.unacked(), vec![outcome("a")]);
-        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
+        assert_eq!(b.offer(&cmd("a"), 0), Offer::Resend);
         assert_eq!(
             b.unacked().len(),
             1,
@@ -166,14 +173,14 @@ mod tests {
         );
         b.ack(&["a".to_string()]);
         assert!(b.unacked().is_empty());
-        assert_eq!(b.offer(&cmd("a")), Offer::Resend);
+        assert_eq!(b.offer(&cmd("a"), 0), Offer::Resend);
         assert_eq!(b.unacked(), vec![outcome("a")]);
     }
 
     #[test]
     fn a_promotes_fresh_checks_go_with_the_first_report_only() {
         let mut b = CommandBook::default();
-        assert_eq!(b.offer(&cmd("p")), Offer::Run);
+        assert_eq!(b.offer(&cmd("p"), 0), Offer::Run);
         let fresh = vec![crate::wire::CheckResult {
             name: "web".into(),
             ok: true,
@@ -193,7 +200,7 @@ mod tests {
         // Asked again after the ack (a restarted orchestrator): the stored
         // outcome, without the checks of the first run.
         b.ack(&["p".to_string()]);
-        assert_eq!(b.offer(&cmd("p")), Offer::Resend);
+        assert_eq!(b.offer(&cmd("p"), 0), Offer::Resend);
         assert_eq!(b.for_report(), vec![outcome("p")]);
     }
 
@@ -202,7 +209,7 @@ mod tests {
         let mut b = CommandBook::default();
         for i in 0..=FINISHED_KEPT {
             let id = i.to_string();
-            assert_eq!(b.offer(&cmd(&id)), Offer::Run);
+            assert_eq!(b.offer(&cmd(&id), 0), Offer::Run);
             b.finish(outcome(&id));
         }
         assert_eq!(b.finished.len(), FINISHED_KEPT);
@@ -211,7 +218,47 @@ mod tests {
             FINISHED_KEPT,
             "a report carries at most 256 outcomes"
         );
-        assert_eq!(b.offer(&cmd("0")), Offer::Run, "the oldest was forgotten");
-        assert_eq!(b.offer(&cmd("1")), Offer::Resend);
+        assert_eq!(
+            b.offer(&cmd("0"), 0),
+            Offer::Run,
+            "the oldest was forgotten"
+        );
+        assert_eq!(b.offer(&cmd("1"), 0), Offer::Resend);
+    }
+
+    fn withdrawn(id: &str) -> Vec<Withdrawn> {
+        vec![Withdrawn {
+            id: id.into(),
+            why: "runbook 3 ended".into(),
+        }]
+    }
+
+    #[test]
+    fn a_withdrawal_counts_only_from_the_term_that_handed_the_command_out_or_a_later_one() {
+        let mut b = CommandBook::default();
+        // Handed out by the leader of term 7, and again by term 9's after
+        // a take-over (the same id: the same group, epoch and kind).
+        assert_eq!(b.offer(&cmd("p"), 7), Offer::Run);
+        assert_eq!(b.offer(&cmd("p"), 9), Offer::Ignore);
+        // Term 7's leader had withdrawn it; its answer arrives late.
+        assert_eq!(
+            b.recall(&withdrawn("p"), 7),
+            0,
+            "a deposed leader's late answer"
+        );
+        assert_eq!(b.recalled("p"), None, "still to run for term 9's leader");
+        // Term 9's leader withdraws it: taken back.
+        assert_eq!(b.recall(&withdrawn("p"), 9), 1);
+        assert_eq!(b.recalled("p"), Some("runbook 3 ended"));
+        // Handed out anew (by a later term): no longer taken back, and an
+        // older term's withdrawal cannot take it back again.
+        assert_eq!(b.offer(&cmd("p"), 10), Offer::Ignore);
+        assert_eq!(b.recalled("p"), None);
+        assert_eq!(b.recall(&withdrawn("p"), 9), 0);
+        // A single orchestrator answers under term 0, as ever.
+        assert_eq!(b.offer(&cmd("q"), 0), Offer::Run);
+        assert_eq!(b.recall(&withdrawn("q"), 0), 1);
+        // An id not held is not kept.
+        assert_eq!(b.recall(&withdrawn("r"), 99), 0);
     }
 }

@@ -8,6 +8,11 @@
 //! by any more — and reports it not run. A fake orchestrator on
 //! 127.0.0.1:0 hands out two promotes in one answer (the first's hook takes
 //! 2 s) and withdraws the second in its next answer.
+//!
+//! A withdrawal counts only from the leader term that handed the command
+//! out, or a later one: when a new leader (term 9) hands the second promote
+//! out again after a take-over, a deposed leader's (term 7) answer that
+//! withdraws it, delayed in transit, does not stop it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +41,10 @@ fn second() -> Command {
 /// The scenario's state: how far the fake got, and every outcome it saw.
 #[derive(Default)]
 struct Fake {
+    /// Play a take-over: term 9 hands the second promote out again, then
+    /// only term 7's late answers withdraw it.
+    take_over: bool,
+    handed_again: bool,
     handed: bool,
     withdrawn_told: bool,
     outcomes: Vec<CommandOutcome>,
@@ -54,8 +63,14 @@ async fn report(State(fake): State<Shared>, Json(r): Json<AgentReport>) -> Json<
     }
     if !f.handed {
         f.handed = true;
+        resp.term = 7;
         resp.commands = vec![first(), second()];
+    } else if f.take_over && !f.handed_again {
+        f.handed_again = true;
+        resp.term = 9;
+        resp.commands = vec![second()];
     } else {
+        resp.term = 7;
         // Every later answer lists it, as the orchestrator's do for a while.
         f.withdrawn_told = true;
         resp.withdrawn = vec![Withdrawn {
@@ -71,10 +86,14 @@ async fn poll() -> Json<ReportResponse> {
     Json(ReportResponse::default())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_withdrawn_while_it_waits_is_not_started() {
+/// Runs the agent against the fake until both promotes have an outcome;
+/// returns the fake and the hook log (the epoch of every hook run).
+async fn scenario(take_over: bool) -> (Shared, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let fake: Shared = Arc::default();
+    let fake: Shared = Arc::new(Mutex::new(Fake {
+        take_over,
+        ..Fake::default()
+    }));
     let app = Router::new()
         .route("/v1/reports", post(report))
         .route("/v1/agents/commands", get(poll))
@@ -109,7 +128,13 @@ async fn an_order_withdrawn_while_it_waits_is_not_started() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
+    let log = std::fs::read_to_string(&hook_log).unwrap();
+    (fake, log)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_withdrawn_while_it_waits_is_not_started() {
+    let (fake, log) = scenario(false).await;
     let f = fake.lock().unwrap();
     assert!(f.withdrawn_told);
     let of = |id: &str| f.outcomes.iter().find(|o| o.id == id).cloned().unwrap();
@@ -129,6 +154,16 @@ async fn an_order_withdrawn_while_it_waits_is_not_started() {
         withdrawn.hooks.is_empty(),
         "no hook of it ran: {withdrawn:?}"
     );
-    let log = std::fs::read_to_string(&hook_log).unwrap();
     assert_eq!(log, "7\n", "only the first promote's hook ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leaders_late_withdrawal_does_not_stop_what_the_new_leader_handed_out() {
+    let (fake, log) = scenario(true).await;
+    let f = fake.lock().unwrap();
+    assert!(f.handed_again && f.withdrawn_told);
+    for o in &f.outcomes {
+        assert!(o.ok, "both promotes ran: {:?}", f.outcomes);
+    }
+    assert_eq!(log, "7\n8\n", "both promotes' hooks ran");
 }

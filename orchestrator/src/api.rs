@@ -296,15 +296,9 @@ async fn poll_commands(
     loop {
         // Only a command this site's polls have not handed out yet ends the
         // wait early: one it already runs would end every poll at once.
-        let (cmds, fresh) = s.commands_for_poll(&site);
+        let (answer, fresh) = s.poll_answer(&site);
         if fresh || Instant::now() >= deadline {
-            return Json(ReportResponse {
-                commands: cmds,
-                acked: vec![],
-                epochs: Default::default(),
-                withdrawn: s.recalled_for(&site),
-            })
-            .into_response();
+            return Json(answer).into_response();
         }
         tokio::select! {
             r = tokio::time::timeout_at(deadline, rx.changed()) => { if matches!(r, Ok(Err(_))) { return err(StatusCode::SERVICE_UNAVAILABLE, "shutting down"); } }

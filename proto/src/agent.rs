@@ -427,6 +427,19 @@ pub struct ReportResponse {
     /// ledger).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdrawn: Vec<Withdrawn>,
+    /// The leader term the answer was made under: with several
+    /// orchestrators, the etcd revision at which the answering leader
+    /// won its lease; 0 with a single orchestrator (no other leader's
+    /// answer can exist). The agent keeps, per command it holds, the
+    /// highest term that handed it out, and takes a withdrawal of it only
+    /// from that term or a later one: a deposed leader's answer delayed in
+    /// transit cannot take back a command a later leader handed out again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A command taken back by the orchestrator, and why.

@@ -28,6 +28,10 @@ pub(crate) struct Ha {
     /// the state it loaded): a mirror read that began before a take-over
     /// may be older than what the take-over loaded and is not applied.
     takeovers: std::sync::atomic::AtomicU64,
+    /// The term this node leads in (the etcd revision its leader key was
+    /// created at), set under the state lock with the ledger of that term;
+    /// told in every answer to an agent ([`ReportResponse::term`]).
+    term: std::sync::atomic::AtomicU64,
 }
 
 impl Ha {
@@ -37,7 +41,13 @@ impl Ha {
             warm_at: Instant::now(),
             mirrored: Mutex::new(None),
             takeovers: std::sync::atomic::AtomicU64::new(0),
+            term: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The term of this node's current (or last) leadership.
+    pub(crate) fn term(&self) -> u64 {
+        self.term.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -68,6 +78,11 @@ impl Role for HaRole {
             // Never below ids this process already gave (and notified).
             st.next_event = loaded.next_event.max(st.next_event);
             st.ledger = Ledger::default();
+            if let Some(ha) = &s.ha {
+                // A revision is never negative.
+                ha.term
+                    .store(term.max(0) as u64, std::sync::atomic::Ordering::SeqCst);
+            }
             st.dns_moving.clear();
             st.recorded = Default::default();
             st.epoch_ahead.clear();

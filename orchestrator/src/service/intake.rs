@@ -79,6 +79,7 @@ impl Shared {
                 acked,
                 epochs: self.epochs_of_locked(&st, &site),
                 withdrawn: st.ledger.recalled_for(&site, now),
+                term: self.answer_term(),
             }
         } else {
             ReportResponse::default()
@@ -111,18 +112,46 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    /// For a long-poll: `site`'s pending commands, and whether any of them
-    /// is new to its polls ([`crate::commands::Ledger::take_for_poll`]);
-    /// nothing without the licence.
-    pub fn commands_for_poll(&self, site: &str) -> (Vec<Command>, bool) {
+    /// For a long-poll: the answer for `site` now — its pending commands,
+    /// the ones taken back since they were handed out, the term — and
+    /// whether any command is new to its polls
+    /// ([`crate::commands::Ledger::take_for_poll`]); all of it from one
+    /// ledger under one lock, so one term's orders and withdrawals are
+    /// never labelled with another's. Nothing without the licence.
+    pub fn poll_answer(&self, site: &str) -> (ReportResponse, bool) {
         let mut st = self.lock();
-        self.ledger_to_hand_out(&mut st)
-            .map_or_else(|| (Vec::new(), false), |l| l.take_for_poll(site))
+        let term = self.answer_term();
+        let Some(ledger) = self.ledger_to_hand_out(&mut st) else {
+            return (ReportResponse::default(), false);
+        };
+        let (commands, fresh) = ledger.take_for_poll(site);
+        let answer = ReportResponse {
+            commands,
+            withdrawn: ledger.recalled_for(site, Instant::now()),
+            term,
+            ..ReportResponse::default()
+        };
+        (answer, fresh)
+    }
+
+    /// The leader term this node's answers are made under (see
+    /// [`ReportResponse::term`]): the etcd revision of its current lease
+    /// with several orchestrators, 0 with one.
+    pub(crate) fn answer_term(&self) -> u64 {
+        self.ha.as_ref().map_or(0, ha::Ha::term)
+    }
+
+    /// [`Shared::poll_answer`]'s commands.
+    #[cfg(test)]
+    pub fn commands_for_poll(&self, site: &str) -> (Vec<Command>, bool) {
+        let (answer, fresh) = self.poll_answer(site);
+        (answer.commands, fresh)
     }
 
     /// The commands handed to `site` and taken back since
     /// ([`crate::commands::Ledger::recalled_for`]); nothing without the
     /// licence.
+    #[cfg(test)]
     pub fn recalled_for(&self, site: &str) -> Vec<warden_proto::agent::Withdrawn> {
         let mut st = self.lock();
         self.ledger_to_hand_out(&mut st)

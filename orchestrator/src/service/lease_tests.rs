@@ -104,3 +104,45 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
         "left running for the next leader: {rb:#?}"
     );
 }
+
+/// Every answer to an agent says the term it was made under (the etcd
+/// revision of the leader key): the agent takes a withdrawal only from the
+/// term that handed the command out or a later one, so a deposed leader's
+/// answer delayed in transit cannot take back what the next leader handed
+/// out again (`warden_agents` book tests).
+#[tokio::test(start_paused = true)]
+async fn answers_to_agents_carry_the_leaders_term() {
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(MemStore::default());
+    let fake = Arc::new(FakeRoute::default());
+    let web = fake.clone();
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store,
+        move |_| web.clone(),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    role.take_over(17).await.unwrap();
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    let answer = s.accept_report(super::fresh_checks_tests::report("b", 1000, vec![]));
+    assert_eq!(answer.term, 17, "a report's answer: {answer:?}");
+    assert_eq!(s.poll_answer("b").0.term, 17, "a poll's answer");
+
+    role.step_down("test: another node won");
+    assert_eq!(
+        s.poll_answer("b").0,
+        ReportResponse::default(),
+        "a follower answers with nothing"
+    );
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    role.take_over(23).await.unwrap();
+    let answer = s.accept_report(super::fresh_checks_tests::report("b", 1001, vec![]));
+    assert_eq!(answer.term, 23, "after a new election: {answer:?}");
+    assert_eq!(s.poll_answer("b").0.term, 23);
+}
