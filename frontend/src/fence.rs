@@ -14,14 +14,15 @@
 //! fence was lost (a disk restored without it, a file removed by hand).
 //! Nothing can tell the frontend the epochs it forgot, so it still takes
 //! orders, but says so: an error at start, and `warden_frontend_fence_lost`
-//! 1 until an order is kept again. A fence that
+//! 1 until an order is kept again for every group it serves (an order for
+//! one group fences that group only). A fence that
 //! cannot be written (a full disk, a removed directory) does not stop an
 //! order: like the orchestrator on a full disk, the frontend acts from
 //! memory — the fence there still refuses older orders until a restart —
 //! logs an error and shows `warden_frontend_fence_unsaved` 1 until a later
 //! write succeeds (every order tries again; the directory is made again).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -63,14 +64,19 @@ pub(crate) struct Fence {
     unsaved: AtomicBool,
     /// The marker is written.
     marked: AtomicBool,
-    /// See [`Fence::lost`].
-    lost: AtomicBool,
+    /// The groups whose fence was lost and that no order has fenced
+    /// since (see [`Fence::lost`]).
+    lost: Mutex<BTreeSet<String>>,
 }
 
 impl Fence {
-    /// Open (or start) the fence of frontend `name` in `dir`; the epochs kept
-    /// there, per group.
-    pub(crate) fn open(dir: &Path, name: &str) -> Result<Fence, FrontendError> {
+    /// Open (or start) the fence of frontend `name`, serving `groups`, in
+    /// `dir`; the epochs kept there, per group.
+    pub(crate) fn open<'a>(
+        dir: &Path,
+        name: &str,
+        groups: impl IntoIterator<Item = &'a String>,
+    ) -> Result<Fence, FrontendError> {
         let path = dir.join(FILE_NAME);
         let fail = |detail: String| FrontendError::State {
             path: path.clone(),
@@ -100,23 +106,31 @@ impl Fence {
             Err(e) => return Err(fail(format!("cannot read it: {e}"))),
         };
         let marked = dir.join(MARKER_NAME).exists();
-        let lost = marked && !path.exists();
-        if lost {
-            tracing::error!(path = %path.display(), "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept");
+        let lost: BTreeSet<String> = if marked && !path.exists() {
+            groups.into_iter().cloned().collect()
+        } else {
+            BTreeSet::new()
+        };
+        if !lost.is_empty() {
+            tracing::error!(path = %path.display(), groups = ?lost, "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept for every group");
         }
         Ok(Fence {
             path,
             file: Mutex::new(file),
             unsaved: AtomicBool::new(false),
             marked: AtomicBool::new(marked),
-            lost: AtomicBool::new(lost),
+            lost: Mutex::new(lost),
         })
     }
 
     /// Whether the fence was lost (its file gone where it had been kept)
-    /// and no order has been kept since the start.
+    /// and a group it serves has had no order kept since the start.
     pub(crate) fn lost(&self) -> bool {
-        self.lost.load(Ordering::Relaxed)
+        !self
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     /// Whether memory is ahead of the file (the last write failed).
@@ -165,7 +179,10 @@ impl Fence {
         match self.write(&f) {
             Ok(()) => {
                 self.unsaved.store(false, Ordering::Relaxed);
-                self.lost.store(false, Ordering::Relaxed);
+                self.lost
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(group);
                 Ok(())
             }
             Err(e) => {
@@ -198,28 +215,35 @@ mod tests {
 
     /// A first start (no marker) is not a loss; a fence file gone where
     /// one was kept is, until the next order is kept.
+    /// The groups the frontend serves.
+    fn groups() -> Vec<String> {
+        vec!["db".into(), "web".into()]
+    }
+
     #[test]
     fn a_lost_fence_file_is_told_from_a_first_start() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(!f.lost(), "a first start");
         drop(f);
-        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(!f.lost(), "no order kept yet: nothing to lose");
         f.raise("web", 3, Some("a")).unwrap();
         drop(f);
         std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
-        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(f.lost());
         assert!(f.kept().is_empty(), "nothing to refuse with");
         f.raise("web", 4, Some("b")).unwrap();
-        assert!(!f.lost(), "kept again");
+        assert!(f.lost(), "db's epochs are still forgotten");
+        f.raise("db", 2, None).unwrap();
+        assert!(!f.lost(), "kept again for every group");
     }
 
     #[test]
     fn epochs_survive_a_reopen_and_only_rise() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(f.kept().is_empty());
         f.raise("web", 6, None).unwrap();
         f.raise("web", 6, Some("b")).unwrap();
@@ -227,7 +251,7 @@ mod tests {
         f.raise("web", 4, Some("a")).unwrap();
         f.raise("db", 2, None).unwrap();
         drop(f);
-        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         let kept = |epoch, site: Option<&str>| Kept {
             epoch,
             site: site.map(str::to_string),
@@ -246,12 +270,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(FILE_NAME);
         std::fs::write(&path, b"{\"frontend\": \"fe1\", \"groups\": {\"web\": 6").unwrap();
-        let e = Fence::open(dir.path(), "fe1").err().expect("refused");
+        let e = Fence::open(dir.path(), "fe1", &groups())
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("unreadable"), "{e}");
         assert!(path.exists(), "kept for the operator");
-        Fence::open(dir.path(), "fe2").err().expect("refused");
+        Fence::open(dir.path(), "fe2", &groups())
+            .err()
+            .expect("refused");
         std::fs::write(&path, b"{\"frontend\": \"fe2\", \"groups\": {}}").unwrap();
-        let e = Fence::open(dir.path(), "fe1").err().expect("refused");
+        let e = Fence::open(dir.path(), "fe1", &groups())
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("belongs to frontend \"fe2\""), "{e}");
     }
 
@@ -261,7 +291,7 @@ mod tests {
     #[test]
     fn an_epoch_that_cannot_be_written_is_kept_in_memory_and_written_later() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Fence::open(dir.path(), "fe1").unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         f.raise("web", 3, Some("a")).unwrap();
         let tmp = dir
             .path()
@@ -271,7 +301,7 @@ mod tests {
         assert!(e.contains("cannot keep epoch 5 of group \"web\""), "{e}");
         assert_eq!(f.kept()["web"].epoch, 5, "memory keeps it");
         assert!(f.unsaved());
-        let on_disk = |d: &Path| Fence::open(d, "fe1").unwrap().kept()["web"].epoch;
+        let on_disk = |d: &Path| Fence::open(d, "fe1", &groups()).unwrap().kept()["web"].epoch;
         assert_eq!(on_disk(dir.path()), 3);
         std::fs::remove_dir(&tmp).unwrap();
         f.raise("web", 5, None).unwrap();
@@ -280,7 +310,7 @@ mod tests {
 
         // The whole directory removed (an operator wiping a data_dir).
         let sub = dir.path().join("fe");
-        let f = Fence::open(&sub, "fe1").unwrap();
+        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
         f.raise("web", 6, None).unwrap();
         std::fs::remove_dir_all(&sub).unwrap();
         f.raise("web", 7, None).unwrap();

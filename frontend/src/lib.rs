@@ -110,7 +110,11 @@ pub async fn run(
     let stop = shutdown.child_token();
     let tasks = TaskTracker::new();
     let fence = match &cfg.state_dir {
-        Some(dir) => Some(Arc::new(fence::Fence::open(dir, &cfg.name)?)),
+        Some(dir) => Some(Arc::new(fence::Fence::open(
+            dir,
+            &cfg.name,
+            cfg.groups.keys(),
+        )?)),
         None => None,
     };
     let kept = fence.as_ref().map(|f| f.kept()).unwrap_or_default();
