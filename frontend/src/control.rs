@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -166,6 +166,18 @@ async fn list_routes(State(ctx): State<Ctx>) -> Json<BTreeMap<String, RouteState
     Json(ctx.table.states())
 }
 
+/// The group named in the path. One that cannot be read (percent-encoded
+/// bytes that are not UTF-8) gets the JSON error body every answer of this
+/// API has, not axum's plain text.
+fn group_in_path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    p.map(|Path(g)| g).map_err(|rej| {
+        ApiError::new(
+            rej.status(),
+            format!("the group in the path cannot be read: {}", rej.body_text()),
+        )
+    })
+}
+
 /// The route of `group`, or 404 naming the groups this frontend serves.
 fn group_route(ctx: &Ctx, group: &str) -> Result<Arc<GroupRoute>, ApiError> {
     ctx.table
@@ -186,17 +198,19 @@ fn unknown_group(ctx: &Ctx, group: &str) -> ApiError {
 
 async fn get_route(
     State(ctx): State<Ctx>,
-    Path(group): Path<String>,
+    group: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RouteState>, ApiError> {
+    let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     Ok(Json(g.state()))
 }
 
 async fn put_route(
     State(ctx): State<Ctx>,
-    Path(group): Path<String>,
+    group: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RouteState>, ApiError> {
+    let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
     if g.has_site(&req.site) {
@@ -287,9 +301,10 @@ fn parse_body<T: serde::de::DeserializeOwned>(
 /// A hold order (see [`crate::api::Hold`]), fenced like a route.
 async fn put_hold(
     State(ctx): State<Ctx>,
-    Path(group): Path<String>,
+    group: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RouteState>, ApiError> {
+    let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
     keep_epoch(&ctx, &group, req.epoch, None);

@@ -17,6 +17,18 @@ fn name<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// One line of output: `text` with every control character and
+/// bidirectional override escaped ([`printable`]), then a line break. What
+/// the orchestrator answers carries text from agents (divergent file
+/// names, replication errors and guards, refused names) and from etcd:
+/// none of it may start a line of its own or reach the terminal as an
+/// escape sequence (a file named `\x1b]…` or `x\n  ALERT: …` in the
+/// replicated data).
+fn put_line(out: &mut String, text: &str) {
+    out.push_str(&printable(text));
+    out.push('\n');
+}
+
 fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
@@ -25,29 +37,34 @@ fn opt(v: &Option<String>) -> String {
 pub(crate) fn render_status(v: &StatusView) -> String {
     let mut out = String::new();
     if v.isolated {
-        out.push_str("WARNING: the orchestrator is isolated (reaches no site, hears no agent): deciding nothing\n\n");
+        put_line(&mut out, "WARNING: the orchestrator is isolated (reaches no site, hears no agent): deciding nothing");
+        out.push('\n');
     }
     for g in &v.groups {
-        out.push_str(&format!(
-            "group {}  scheme {}  active {}  (primary {})  epoch {}  state {}{}\n",
-            g.name,
-            g.scheme,
-            g.active,
-            g.primary,
-            g.epoch,
-            name(&g.phase),
-            if g.maintenance { "  MAINTENANCE" } else { "" }
-        ));
+        put_line(
+            &mut out,
+            &format!(
+                "group {}  scheme {}  active {}  (primary {})  epoch {}  state {}{}",
+                g.name,
+                g.scheme,
+                g.active,
+                g.primary,
+                g.epoch,
+                name(&g.phase),
+                if g.maintenance { "  MAINTENANCE" } else { "" }
+            ),
+        );
         if g.switched_over {
-            out.push_str(&format!(
-                "  on {} by a planned move (or adopted there by a new store): stays there until `warden failback {}` (no automatic failback)\n",
+            let text = format!(
+                "  on {} by a planned move (or adopted there by a new store): stays there until `warden failback {}` (no automatic failback)",
                 g.active, g.name
-            ));
+            );
+            put_line(&mut out, &text);
         }
         // Each alert says what ends it (`warden clear`, `adopt-epoch`, a
         // fix at a site): not every one is lifted by `warden clear`.
         for a in &g.alerts {
-            out.push_str(&format!("  ALERT: {a}\n"));
+            put_line(&mut out, &format!("  ALERT: {a}"));
         }
         if let Some(r) = &g.replication {
             let ms = |v: Option<u64>| match v {
@@ -65,52 +82,64 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                     r.passes, p.items_done, p.bytes_done, p.items_left, p.bytes_left
                 ));
             }
-            out.push_str(&line);
-            out.push('\n');
+            put_line(&mut out, &line);
             for e in &r.errors {
-                out.push_str(&format!("  REPLICATION ERROR: {e}\n"));
+                put_line(&mut out, &format!("  REPLICATION ERROR: {e}"));
             }
             if !r.divergent.is_empty() || r.divergent_not_stored > 0 {
                 let total = r.divergent_total.max(r.divergent.len());
-                out.push_str(&format!(
-                    "  divergent items ({total}, policy {}):\n",
-                    r.divergent_policy
-                ));
+                put_line(
+                    &mut out,
+                    &format!(
+                        "  divergent items ({total}, policy {}):",
+                        r.divergent_policy
+                    ),
+                );
                 for d in &r.divergent {
-                    out.push_str(&format!(
-                        "    {}  {}  {}{}\n",
-                        d.name,
-                        d.reason,
-                        d.action,
-                        d.moved_to
-                            .as_ref()
-                            .map(|m| format!(" → {m}"))
-                            .unwrap_or_default()
-                    ));
+                    put_line(
+                        &mut out,
+                        &format!(
+                            "    {}  {}  {}{}",
+                            d.name,
+                            d.reason,
+                            d.action,
+                            d.moved_to
+                                .as_ref()
+                                .map(|m| format!(" → {m}"))
+                                .unwrap_or_default()
+                        ),
+                    );
                 }
                 if total > r.divergent.len() {
-                    out.push_str(&format!(
-                        "    … and {} more (GET /v1/groups/{}/divergent)\n",
-                        total - r.divergent.len(),
-                        g.name
-                    ));
+                    put_line(
+                        &mut out,
+                        &format!(
+                            "    … and {} more (GET /v1/groups/{}/divergent)",
+                            total - r.divergent.len(),
+                            g.name
+                        ),
+                    );
                 }
                 if r.divergent_not_stored > 0 {
-                    out.push_str(&format!(
-                        "    ({} of them not kept in the orchestrator's store: too many for one etcd record; they are at the site)\n",
+                    let text = format!(
+                        "    ({} of them not kept in the orchestrator's store: too many for one etcd record; they are at the site)",
                         r.divergent_not_stored
-                    ));
+                    );
+                    put_line(&mut out, &text);
                 }
             }
         }
         if let Some(p) = &g.pending {
-            out.push_str(&format!(
-                "  pending: {} to {} — {} (run `warden approve {}`)\n",
-                name(&p.kind),
-                p.to,
-                p.reason,
-                g.name
-            ));
+            put_line(
+                &mut out,
+                &format!(
+                    "  pending: {} to {} — {} (run `warden approve {}`)",
+                    name(&p.kind),
+                    p.to,
+                    p.reason,
+                    g.name
+                ),
+            );
         }
         if let Some(rb) = &g.runbook {
             let steps: Vec<String> = rb
@@ -118,21 +147,27 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                 .iter()
                 .map(|st| format!("{}:{}", name(&st.name), name(&st.status)))
                 .collect();
-            out.push_str(&format!(
-                "  runbook {} {} {} → {} {}  rto {} ms  [{}]\n",
-                rb.id,
-                name(&rb.kind),
-                rb.from,
-                rb.to,
-                name(&rb.status),
-                name(&rb.rto_ms),
-                steps.join(" ")
-            ));
+            put_line(
+                &mut out,
+                &format!(
+                    "  runbook {} {} {} → {} {}  rto {} ms  [{}]",
+                    rb.id,
+                    name(&rb.kind),
+                    rb.from,
+                    rb.to,
+                    name(&rb.status),
+                    name(&rb.rto_ms),
+                    steps.join(" ")
+                ),
+            );
         }
-        out.push_str(&format!(
-            "  {:<12} {:<12} {:<14} {:<9} {:<8} {}\n",
-            "SITE", "VERDICT", "VANTAGE", "STATUS", "AGE", "DETAIL"
-        ));
+        put_line(
+            &mut out,
+            &format!(
+                "  {:<12} {:<12} {:<14} {:<9} {:<8} {}",
+                "SITE", "VERDICT", "VANTAGE", "STATUS", "AGE", "DETAIL"
+            ),
+        );
         for site in &g.sites {
             let verdict = format!(
                 "{}{}",
@@ -151,26 +186,24 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                     .age_ms
                     .map(|a| format!("{a}ms"))
                     .unwrap_or_else(|| "-".into());
-                out.push_str(&format!(
-                    "  {:<12} {:<12} {:<14} {:<9} {:<8} {}\n",
-                    n,
-                    vd,
-                    row.vantage,
-                    row.status,
-                    age,
-                    printable(&row.detail)
-                ));
+                put_line(
+                    &mut out,
+                    &format!(
+                        "  {:<12} {:<12} {:<14} {:<9} {:<8} {}",
+                        n, vd, row.vantage, row.status, age, row.detail
+                    ),
+                );
             }
             if first {
-                out.push_str(&format!(
-                    "  {:<12} {:<12} (no evidence yet)\n",
-                    site.name, verdict
-                ));
+                put_line(
+                    &mut out,
+                    &format!("  {:<12} {:<12} (no evidence yet)", site.name, verdict),
+                );
             }
         }
         out.push('\n');
     }
-    out.push_str("(* = confirmed down)\n");
+    put_line(&mut out, "(* = confirmed down)");
     out
 }
 
@@ -181,28 +214,34 @@ pub(crate) fn render_events(events: &[Event]) -> String {
         let when = humantime::format_rfc3339_millis(
             std::time::UNIX_EPOCH + Duration::from_millis(e.time_unix_ms),
         );
-        out.push_str(&format!(
-            "#{} {} {:<20} group={} site={}  {}\n",
-            e.id,
-            when,
-            name(&e.kind),
-            opt(&e.group),
-            opt(&e.site),
-            printable(&e.message)
-        ));
+        put_line(
+            &mut out,
+            &format!(
+                "#{} {} {:<20} group={} site={}  {}",
+                e.id,
+                when,
+                name(&e.kind),
+                opt(&e.group),
+                opt(&e.site),
+                e.message
+            ),
+        );
         if !e.evidence.is_empty() {
-            out.push_str(&format!(
-                "      {:<10} {:<14} {:<9} {}\n",
-                "SITE", "VANTAGE", "STATUS", "DETAIL"
-            ));
+            put_line(
+                &mut out,
+                &format!(
+                    "      {:<10} {:<14} {:<9} {}",
+                    "SITE", "VANTAGE", "STATUS", "DETAIL"
+                ),
+            );
             for r in &e.evidence {
-                out.push_str(&format!(
-                    "      {:<10} {:<14} {:<9} {}\n",
-                    r.site,
-                    r.vantage,
-                    r.status,
-                    printable(&r.detail)
-                ));
+                put_line(
+                    &mut out,
+                    &format!(
+                        "      {:<10} {:<14} {:<9} {}",
+                        r.site, r.vantage, r.status, r.detail
+                    ),
+                );
             }
         }
     }
@@ -215,7 +254,7 @@ pub(crate) fn render_orchestrators(nodes: &[serde_json::Value]) -> String {
     for n in nodes {
         let url = n["url"].as_str().unwrap_or("?");
         if let Some(e) = n.get("error").and_then(|e| e.as_str()) {
-            out.push_str(&format!("  {url}  UNREACHABLE: {e}\n"));
+            put_line(&mut out, &format!("  {url}  UNREACHABLE: {e}"));
             continue;
         }
         let node = n["node"].as_str().unwrap_or("?");
@@ -241,14 +280,97 @@ pub(crate) fn render_orchestrators(nodes: &[serde_json::Value]) -> String {
             (Some(false), None) => "etcd FAILING".to_string(),
             (None, _) => format!("store {}", n["store"].as_str().unwrap_or("?")),
         };
-        out.push_str(&format!("  {node:<10} {url}  {role}  {lease}  {etcd}\n"));
+        put_line(
+            &mut out,
+            &format!("  {node:<10} {url}  {role}  {lease}  {etcd}"),
+        );
         if let Some(why) = n["take_over_failed"].as_str() {
-            out.push_str(&format!(
-                "             CANNOT TAKE OVER: {}\n",
-                printable(why)
-            ));
+            put_line(&mut out, &format!("             CANNOT TAKE OVER: {why}"));
         }
     }
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an agent (or the data it replicates) wrote, as the status
+    /// carries it: a line break and terminal escapes (set the window title,
+    /// clear the screen).
+    const FORGED: &str = "x\n  ALERT: forged line\u{1b}]0;owned\u{7}\u{1b}[2J";
+
+    fn status_with(text: &str) -> StatusView {
+        serde_json::from_value(serde_json::json!({
+            "isolated": false,
+            "groups": [{
+                "name": "web", "scheme": "builtin", "primary": "a", "active": "a",
+                "epoch": 3, "phase": "steady", "maintenance": false,
+                "pending": null, "runbook": null,
+                "alerts": [format!("replication at a: 1 item(s) refused, e.g. {text}")],
+                "sites": [{
+                    "name": "a", "verdict": "healthy", "reason": "", "confirmed_down": false,
+                    "down_rounds": 0, "healthy_rounds": 3, "hold_down_left_ms": null,
+                    "evidence": [{"site": "a", "vantage": "agent", "status": "ok", "detail": text}],
+                }],
+                "replication": {
+                    "plan": "rsync", "divergent_policy": "keep", "state": "replicating",
+                    "source": "a", "target": text,
+                    "errors": [format!("b: {text}")],
+                    "divergent": [{
+                        "name": text, "reason": "not_in_manifest", "action": "quarantined",
+                        "moved_to": text,
+                    }],
+                    "divergent_total": 1,
+                },
+            }],
+        }))
+        .expect("a status view")
+    }
+
+    /// Agent text in `warden status` never reaches the terminal as an
+    /// escape sequence or a line of its own.
+    #[test]
+    fn agent_text_in_the_status_is_escaped() {
+        let out = render_status(&status_with(FORGED));
+        let bad: Vec<&str> = out
+            .lines()
+            .filter(|l| l.chars().any(char::is_control) || l.starts_with("  ALERT: forged"))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "lines with control characters, or forged by agent text: {bad:#?}\nin:\n{out}"
+        );
+        // The same lines as with plain text: nothing added, nothing split.
+        let plain = render_status(&status_with("x"));
+        assert_eq!(out.lines().count(), plain.lines().count(), "{out}");
+        assert!(
+            out.contains(r"x\n  ALERT: forged line\u{1b}]0;owned\u{7}"),
+            "{out}"
+        );
+    }
+
+    /// The same for `warden events` and the orchestrators' list (etcd's
+    /// trouble, a node's answer).
+    #[test]
+    fn text_in_events_and_the_orchestrators_is_escaped() {
+        let events: Vec<Event> = serde_json::from_value(serde_json::json!([{
+            "id": 1, "time_unix_ms": 0, "kind": "site_down", "group": "web", "site": "a",
+            "message": FORGED,
+            "evidence": [{"site": "a", "vantage": "agent", "status": "failing", "detail": FORGED}],
+        }]))
+        .unwrap();
+        let nodes = vec![serde_json::json!({
+            "url": "http://o1:7700", "node": "o1", "is_leader": false, "leader": FORGED,
+            "etcd_ok": false, "etcd_trouble": FORGED, "take_over_failed": FORGED,
+        })];
+        for out in [render_events(&events), render_orchestrators(&nodes)] {
+            assert!(
+                !out.lines()
+                    .any(|l| l.chars().any(char::is_control) || l.starts_with("  ALERT: forged")),
+                "{out}"
+            );
+        }
+    }
 }

@@ -206,6 +206,25 @@ async fn bad_requests_are_refused_and_the_route_unchanged() {
         "{body}"
     );
 
+    // A group in the path that is not UTF-8 (percent-encoded bytes): a 400
+    // with the JSON error body too, for reads, routes and holds.
+    let (status, body) = fe.get("/v1/routes/%FF", Some(TOKEN)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the group in the path cannot be read"),
+        "{body}"
+    );
+    for path in ["/v1/routes/%FF", "/v1/routes/%C3%28/hold"] {
+        let (status, body) = fe
+            .put_path(path, r#"{"epoch":2,"ttl_ms":1000}"#.into(), Some(TOKEN))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+
     let route = fe.route("web").await;
     assert_eq!(
         (route["site"].as_str(), route["epoch"].as_u64()),

@@ -13,9 +13,16 @@
 //!
 //! A stream ends when the agent closes it, after [`IDLE`] without any
 //! message (agents ping every few seconds), when an answer cannot be
-//! written within [`SEND_TIMEOUT`], or at shutdown (a close frame "going
+//! written within [`SEND_TIMEOUT`] or does not fit beside what waits to be
+//! written ([`WRITE_BUFFER_MAX`]), or at shutdown (a close frame "going
 //! away"). While open it keeps its connection's place under
 //! `max_connections` and is tracked by `Shared::streams`.
+//!
+//! The pongs tungstenite writes by itself wait in the stream's write buffer
+//! while the client does not read them; that buffer is bounded by
+//! [`WRITE_BUFFER_MAX`], so a client that floods pings and never reads
+//! costs at most that much memory (the pongs that do not fit are dropped:
+//! only the latest waits), not a pong for every ping it sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +46,14 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from the socket at a time (tungstenite zeroes this much per
 /// read; its default of 128 KiB cost more than the report).
 const READ_BUFFER: usize = 4096;
+/// The most a stream's write buffer holds: an answer, and the pongs to the
+/// client's pings while it does not read. 16 MiB is the largest frame an
+/// agent reads (tungstenite's default `max_frame_size`, which agents keep),
+/// so no answer an agent could take is refused; the rest is room for the
+/// pongs of an agent that reads a little late. Unbounded (tungstenite's
+/// default), a client that sent pings without reading grew the
+/// orchestrator's memory by a pong for every ping, for as long as it liked.
+pub(crate) const WRITE_BUFFER_MAX: usize = (16 << 20) + (64 << 10);
 
 /// `GET /v1/reports/stream`: the agent token's site, then the upgrade.
 pub(super) async fn report_stream(
@@ -68,6 +83,7 @@ pub(super) async fn report_stream(
     let tracked = s.streams().token();
     ws.read_buffer_size(READ_BUFFER)
         .write_buffer_size(0)
+        .max_write_buffer_size(WRITE_BUFFER_MAX)
         .max_message_size(limit)
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
@@ -143,7 +159,8 @@ async fn serve(s: Arc<Shared>, site: String, mut socket: WebSocket) {
         };
         match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(text.into()))).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => break "broken",
+            // Broken, or no room: the client left too much unread.
+            Ok(Err(_)) => break "answer not written",
             Err(_) => break "answer not taken in time",
         }
     };

@@ -219,3 +219,56 @@ async fn reports_are_taken_answered_once_and_forged_or_replayed_ones_refused() {
         .unwrap()
         .unwrap();
 }
+
+/// A client that floods pings and never reads: the pongs waiting for it
+/// are bounded by `WRITE_BUFFER_MAX` (the ones that do not fit are
+/// dropped), not one kept for every ping until the orchestrator runs out
+/// of memory. Measured by what the client gets once it reads: before, a
+/// pong for every ping it sent.
+#[tokio::test]
+async fn a_client_that_sends_pings_and_never_reads_gets_a_bounded_number_of_pongs() {
+    use tokio::io::AsyncWriteExt;
+    const PAYLOAD: usize = 125; // the most a control frame carries
+    let o = start().await;
+    let mut ws = open(o.addr, Some("agent-a-secret")).await.unwrap();
+    // Masked ping frames (mask 0: the payload as is), written straight to
+    // the socket: three times what the write buffer may hold in pongs.
+    let mut frame = vec![0x89, 0x80 | PAYLOAD as u8, 0, 0, 0, 0];
+    frame.extend(std::iter::repeat_n(b'p', PAYLOAD));
+    let chunk: Vec<u8> = frame.repeat(8192);
+    let pings_sent = 3 * super::WRITE_BUFFER_MAX / PAYLOAD;
+    let mut sent = 0;
+    while sent < pings_sent {
+        tokio::time::timeout(Duration::from_secs(60), ws.get_mut().write_all(&chunk))
+            .await
+            .expect("the orchestrator reads the pings")
+            .unwrap();
+        sent += 8192;
+    }
+    // A report, then read everything until its answer or the end.
+    ws.send(Message::text(report("a", 1))).await.unwrap();
+    let mut pong_bytes = 0usize;
+    while let Some(Ok(Message::Pong(p))) = tokio::time::timeout(Duration::from_secs(30), ws.next())
+        .await
+        .expect("the orchestrator answers or ends the stream in time")
+    {
+        pong_bytes += p.len();
+    }
+    // The write buffer, and what the kernel's socket buffers held besides
+    // (a few MiB on loopback).
+    let bound = super::WRITE_BUFFER_MAX + (8 << 20);
+    assert!(
+        pong_bytes < bound,
+        "{} MiB of pongs were kept for a client that sent {} MiB of pings without reading \
+         (bound {} MiB)",
+        pong_bytes >> 20,
+        (sent * PAYLOAD) >> 20,
+        bound >> 20
+    );
+    o.stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), o.task)
+        .await
+        .expect("run ends")
+        .unwrap()
+        .unwrap();
+}
