@@ -139,7 +139,7 @@ async fn authenticate(State(ctx): State<Ctx>, req: Request, next: Next) -> Respo
     // The orchestrator's connection is not displaced at the connection cap
     // by a newcomer (see warden_serve::Standing).
     if let Some(standing) = req.extensions().get::<warden_serve::Standing>() {
-        standing.vouch();
+        standing.vouch_as("orchestrator");
     }
     next.run(req).await
 }

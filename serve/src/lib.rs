@@ -34,7 +34,7 @@ pub mod accept;
 mod standing;
 pub mod tls;
 
-pub use standing::Standing;
+pub use standing::{per_credential, Standing};
 use standing::{Open, Registered};
 
 use std::convert::Infallible;
@@ -164,7 +164,7 @@ pub async fn serve<S>(
     S::Future: Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let open = Arc::new(Open::default());
+    let open = Arc::new(Open::new(limits.max_connections));
     let mut conns = tokio::task::JoinSet::new();
     if let Some(t) = &tls {
         conns.spawn(reload_on_hangup(t.clone(), shutdown.clone()));
@@ -226,7 +226,7 @@ pub async fn serve<S>(
         let tls = tls.clone();
         let slots = slots.clone();
         let (id, standing, displace) = open.add();
-        let registered = Registered(open.clone(), id);
+        let registered = Registered(open.clone(), id, standing.clone());
         conns.spawn(async move {
             let _registered = registered;
             let connection = async move {

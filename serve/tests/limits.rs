@@ -24,11 +24,15 @@ async fn start(limits: Limits) -> (SocketAddr, CancellationToken) {
         // Stands for an authenticated request: the router vouches for its
         // connection, as the APIs' token checks do.
         .route(
-            "/vouch",
+            "/vouch/{who}",
             get(
-                |axum::Extension(standing): axum::Extension<Standing>| async move {
-                    standing.vouch();
-                    "vouched"
+                |axum::Extension(standing): axum::Extension<Standing>,
+                 axum::extract::Path(who): axum::extract::Path<String>| async move {
+                    if standing.vouch_as(&who) {
+                        "vouched"
+                    } else {
+                        "not vouched"
+                    }
                 },
             ),
         )
@@ -165,10 +169,13 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
     })
     .await;
     let mut held = Vec::new();
-    for _ in 0..4 {
+    for i in 0..4 {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let a = ask(&mut s, "/vouch").await;
-        assert!(a.starts_with("HTTP/1.1 200"), "{a}");
+        let a = ask(&mut s, &format!("/vouch/agent{i}")).await;
+        assert!(
+            a.starts_with("HTTP/1.1 200") && a.ends_with("\nvouched"),
+            "{a}"
+        );
         held.push(s);
     }
     let mut extra = TcpStream::connect(addr).await.unwrap();
@@ -206,9 +213,9 @@ async fn idle_connections_at_the_cap_give_way_to_a_newcomer() {
     })
     .await;
     let mut vouched = TcpStream::connect(addr).await.unwrap();
-    assert!(ask(&mut vouched, "/vouch")
+    assert!(ask(&mut vouched, "/vouch/agent0")
         .await
-        .starts_with("HTTP/1.1 200"));
+        .ends_with("\nvouched"));
     let mut idle = Vec::new();
     for _ in 0..3 {
         idle.push(TcpStream::connect(addr).await.unwrap());
@@ -240,5 +247,66 @@ async fn idle_connections_at_the_cap_give_way_to_a_newcomer() {
             "a younger idle connection was cut: {a:?}"
         );
     }
+    stop.cancel();
+}
+
+/// One credential vouches for a bounded number of connections
+/// (`per_credential`: 2 under a cap of 8): a holder of one token that
+/// opens every connection the cap allows and authenticates on each cannot
+/// keep a newcomer out — its connections past the bound are displaced like
+/// any connection nobody vouched for. Before, every one of them was
+/// vouched for and the newcomer (another agent, an operator) was closed at
+/// once. A connection that ends gives its credential's place back.
+#[tokio::test]
+async fn one_credential_cannot_hold_every_connection() {
+    let (addr, stop) = start(Limits {
+        max_connections: 8,
+        header_read_timeout: Duration::from_secs(10),
+        ..limits()
+    })
+    .await;
+    assert_eq!(warden_serve::per_credential(8), 2);
+    let mut held = Vec::new();
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let a = ask(&mut s, "/vouch/site-a").await;
+        assert!(
+            a.starts_with("HTTP/1.1 200"),
+            "its requests are served: {a}"
+        );
+        answers.push(a.ends_with("\nvouched"));
+        held.push(s);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        answers,
+        [true, true, false, false, false, false, false, false],
+        "two vouched for, the rest not"
+    );
+    // The cap is full. Another agent comes in, in the place of the oldest
+    // of the token holder's connections nobody vouched for.
+    let mut newcomer = TcpStream::connect(addr).await.unwrap();
+    let a = ask(&mut newcomer, "/vouch/site-b").await;
+    assert!(
+        a.ends_with("\nvouched"),
+        "the newcomer was not served: {a:?}"
+    );
+    assert!(
+        closed(&mut held[2]).await,
+        "the oldest unvouched one stays open"
+    );
+    for s in &mut held[..2] {
+        let a = ask(s, "/peer").await;
+        assert!(
+            a.starts_with("HTTP/1.1 200"),
+            "a vouched connection was cut: {a:?}"
+        );
+    }
+    // A vouched connection ends: the credential may vouch for another.
+    drop(held.remove(0));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let a = ask(&mut held[2], "/vouch/site-a").await;
+    assert!(a.ends_with("\nvouched"), "{a:?}");
     stop.cancel();
 }

@@ -50,6 +50,18 @@ enum Caller {
     Reader,
 }
 
+impl Caller {
+    /// The credential's name for the connection cap (one credential
+    /// vouches for a bounded number of connections: `warden_serve::Standing`).
+    fn credential(&self) -> String {
+        match self {
+            Caller::Agent(site) => format!("agent:{site}"),
+            Caller::Operator(name) => format!("operator:{name}"),
+            Caller::Reader => "reader".into(),
+        }
+    }
+}
+
 /// Every endpoint needs a token: one that is nobody's is refused before
 /// any handler (or body extractor) runs, so an unauthenticated client
 /// never makes the API read a body; a known one is named for the handler
@@ -104,9 +116,12 @@ impl<B> ValidateRequest<B> for KnownTokenFirst {
             return Err(refused(s, StatusCode::UNAUTHORIZED, "invalid bearer token"));
         };
         // A known credential: this connection is not displaced at the
-        // connection cap by a newcomer (see warden_serve::Standing).
+        // connection cap by a newcomer (see warden_serve::Standing), within
+        // the credential's own bound of connections.
         if let Some(standing) = req.extensions().get::<warden_serve::Standing>() {
-            standing.vouch();
+            if !standing.vouched() {
+                standing.vouch_as(&caller.credential());
+            }
         }
         let declared = req
             .headers()
