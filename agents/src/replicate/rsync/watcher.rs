@@ -84,6 +84,8 @@ impl Watched {
             reason: format!("{e}; create the directory or fix the replication source"),
         })?;
         let watcher = watch_tree(shared.clone(), on.0.clone())?;
+        // watched whole now, whatever an earlier run of the replicator said
+        shared.unwatched.lock().unwrap().take();
         Ok(Watched {
             _watcher: Some(watcher),
             on: Some(on),
@@ -120,7 +122,6 @@ impl Watched {
                 // against the limit the new one needs.
                 let on = if moved {
                     self._watcher = None;
-                    self.on = None;
                     None
                 } else {
                     self.on.clone()
