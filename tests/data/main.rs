@@ -591,7 +591,8 @@ fn two_thousand_quarantined_items_do_not_stop_reports() -> Result<()> {
 /// ran would (or anyone holding a copy of the password): a's rsync daemon
 /// runs `warden rsync-gate`, which refuses it and says why; nothing at a
 /// changes. The same push dressed as a read (`--sender` passed as the value
-/// of `--suffix`) is refused too. The legitimate flows pass the same gate: the continuous
+/// of `--suffix`) is refused too, and so is a read that would remove what
+/// it sends (`--remove-source-files`). The legitimate flows pass the same gate: the continuous
 /// replication into the standby b, and reads of a's module.
 #[test]
 fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
@@ -656,6 +657,38 @@ fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
         ],
     )?;
     assert!(listing.contains("19.txt"), "{listing}");
+    // A read that removes what it sends (`--remove-source-files`, or its
+    // old name): the daemon would delete every file it sent from the
+    // active site. Refused, and nothing at a changes.
+    let taken = lab.dir().join("taken");
+    for remove in ["--remove-source-files", "--remove-sent-files"] {
+        let out = lab.run(
+            "b",
+            "rsync",
+            [
+                "-a".to_string(),
+                remove.to_string(),
+                format!("--password-file={}", pw.display()),
+                format!("{target}files/"),
+                format!("{}/", taken.display()),
+            ],
+        )?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            tree(&x.dir("a"))?,
+            before,
+            "{remove}: a read that removes what it sends deleted files at the active site \
+             (rsync said: {said})"
+        );
+        assert!(
+            !out.status.success() && said.contains("removes what it sends"),
+            "{remove}: the reader is told why: {said}"
+        );
+    }
     // The continuous replication into the standby passes b's gate.
     x.write("a", "after.txt", "still replicated")?;
     let both = x.wait_same(secs(30))?;

@@ -12,7 +12,10 @@
 //!   refusal, with the reason, to the pusher;
 //! - a push into a standby passes;
 //! - a **read** (the daemon sends: a failback's pull, a listing, the
-//!   symlink probe's read-back) changes nothing here and passes.
+//!   symlink probe's read-back) changes nothing here and passes — unless
+//!   it asks the daemon to remove what it sends (`--remove-source-files`,
+//!   which a module that takes pushes obeys): that deletes here, at any
+//!   role, and is refused.
 //!
 //! It fails closed: a module no group's rsync plan names for this site,
 //! a state that cannot be read, or a role the agent forgot (its state file
@@ -42,7 +45,14 @@ pub struct Transfer {
     pub push: bool,
     /// `RSYNC_HOST_ADDR`, for the messages.
     pub host: String,
+    /// The client asked the daemon to remove the files it sends
+    /// ([`REMOVING`] among its arguments): a read that deletes here.
+    pub removes: bool,
 }
+
+/// The daemon's options that make it delete what it sends (rsync's
+/// server takes long options by their exact names only).
+pub const REMOVING: &[&str] = &["--remove-source-files", "--remove-sent-files"];
 
 impl Transfer {
     /// From the daemon's environment, read through `var`: an error says
@@ -65,16 +75,35 @@ impl Transfer {
         need("RSYNC_ARG0")?;
         let sends = var("RSYNC_ARG1").as_deref() == Some("--server")
             && var("RSYNC_ARG2").as_deref() == Some("--sender");
+        // Every argument, wherever it stands (also as another option's
+        // value: then refusing is only the safe side).
+        let removes = (1..)
+            .map_while(|i| var(&format!("RSYNC_ARG{i}")))
+            .any(|a| REMOVING.contains(&a.as_str()));
         Ok(Transfer {
             module,
             push: !sends,
             host: var("RSYNC_HOST_ADDR").unwrap_or_else(|| "an unknown host".into()),
+            removes,
         })
     }
 }
 
 /// May `t` go ahead at `site`? `Ok` says what passed, `Err` why it is refused.
 pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String> {
+    if t.removes {
+        // Whatever this site's role: at the active site it deletes writes
+        // acknowledged here, at a standby the copy a failover starts from
+        // (the active site's book still says those files are here).
+        return Err(format!(
+            "warden rsync-gate: refused a transfer of module {:?} of site {site} from {}: it \
+             removes what it sends ({}), which deletes files here; warden's transfers never \
+             remove their source",
+            t.module,
+            t.host,
+            REMOVING.join(" or ")
+        ));
+    }
     if !t.push {
         return Ok(format!(
             "a read of module {:?} by {}: nothing changes here",
@@ -198,6 +227,21 @@ mod tests {
             ("RSYNC_ARG5", "--sender"),
         ]);
         assert!(Transfer::from_env(disguised).unwrap().push);
+        // A read that asks the daemon to remove what it sends.
+        for remove in REMOVING {
+            let removing = env(&[
+                ("RSYNC_MODULE_NAME", "appdata"),
+                ("RSYNC_ARG0", "rsyncd"),
+                ("RSYNC_ARG1", "--server"),
+                ("RSYNC_ARG2", "--sender"),
+                ("RSYNC_ARG3", "-logDtpre.iLsfxCIvu"),
+                ("RSYNC_ARG4", remove),
+                ("RSYNC_ARG5", "."),
+                ("RSYNC_ARG6", "files/"),
+            ]);
+            let t = Transfer::from_env(removing).unwrap();
+            assert!(!t.push && t.removes, "{remove}");
+        }
         let e = Transfer::from_env(env(&[("RSYNC_ARG0", "rsyncd")])).unwrap_err();
         assert!(e.contains("RSYNC_MODULE_NAME is not set"), "{e}");
     }
@@ -257,6 +301,7 @@ password = {{ file = "/nonexistent/never-read" }}
             module: module.into(),
             push: true,
             host: "10.1.0.10".into(),
+            removes: false,
         }
     }
 
@@ -274,6 +319,13 @@ password = {{ file = "/nonexistent/never-read" }}
         let b = Authority::open(dir.path(), "b", &groups).unwrap();
         let ok = check(&cfg, "b", &push("appdata-b")).unwrap();
         assert!(ok.contains("standby of group web"), "{ok}");
+        let removing = Transfer {
+            push: false,
+            removes: true,
+            ..push("appdata-b")
+        };
+        let e = check(&cfg, "b", &removing).unwrap_err();
+        assert!(e.contains("removes what it sends"), "{e}");
         // b is promoted: pushes into it are refused from now on, reads pass.
         let promote = Command::new("web", 4, CommandKind::Promote).to_site("b");
         b.admit(&promote).unwrap();
@@ -289,6 +341,14 @@ password = {{ file = "/nonexistent/never-read" }}
             ..push("appdata-b")
         };
         assert!(check(&cfg, "b", &read).is_ok());
+        // A read that removes what it sends deletes here: refused, at the
+        // active site and at a standby alike.
+        let removing = Transfer {
+            removes: true,
+            ..read.clone()
+        };
+        let e = check(&cfg, "b", &removing).unwrap_err();
+        assert!(e.contains("removes what it sends"), "{e}");
         // A module no plan names for this site (a's module, here) is refused.
         let e = check(&cfg, "b", &push("appdata")).unwrap_err();
         assert!(e.contains("no group's rsync plan names this module"), "{e}");

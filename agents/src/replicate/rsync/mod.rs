@@ -25,6 +25,11 @@
 //!   queue overflow (a `Rescan` event or a watcher error), when more than
 //!   `max_pending` paths wait, and after any failed transfer — so when an
 //!   unreachable peer comes back, whatever changed meanwhile converges.
+//!   An overflow or a watcher error (a new directory refused a watch at
+//!   the inotify watch limit) also has the tree watched afresh: a
+//!   directory whose creation was lost, or that got no watch, would send
+//!   no event again. While the tree cannot be watched whole, a full pass
+//!   runs every [`ROOT_CHECK_EVERY`] instead, and the status says so.
 //!   Failures are retried with exponential backoff.
 //! - Every full pass is guarded (DESIGN §10): a dry run (`-n --delete -ii`)
 //!   counts what it would delete out of the items at the target first, and
@@ -150,8 +155,13 @@ struct State {
     recent_deletes: RecentDeletes,
     /// Items at the target after the last full pass (its dry run's count).
     target_items: Option<u64>,
-    /// The watcher saw the source root itself removed or moved away.
-    root_moved: bool,
+    /// The watch no longer covers the whole tree and must be set up
+    /// afresh: the watcher saw the source root itself removed or moved
+    /// away, or inotify lost events or could not watch a new directory (a
+    /// queue overflow, the watch limit reached): a directory whose creation
+    /// was lost, or that got no watch, sends no event for what is written
+    /// in it later.
+    rewatch: bool,
 }
 
 impl State {
@@ -216,6 +226,10 @@ struct Shared {
     /// failing (retried in the background); cleared by the next full pass
     /// that succeeds. What the status shows besides the growing lag.
     failing: Mutex<Option<String>>,
+    /// Why the source tree is not watched whole (its watch cannot be set
+    /// up: the inotify watch limit, …) while full passes stand in for
+    /// inotify; `None` while it is watched. Shown as the status's error.
+    unwatched: Mutex<Option<String>>,
 }
 
 /// The rsync [`Replicator`]. See the module docs.
@@ -249,6 +263,7 @@ impl RsyncReplicator {
                 was_mount: Mutex::new(false),
                 module_checked: std::sync::atomic::AtomicBool::new(false),
                 failing: Mutex::new(None),
+                unwatched: Mutex::new(None),
             }),
             running: Default::default(),
             starting: Mutex::new(None),
@@ -342,7 +357,8 @@ impl Replicator for RsyncReplicator {
     }
 
     fn failing(&self) -> Option<String> {
-        self.shared.failing.lock().unwrap().clone()
+        let failing = self.shared.failing.lock().unwrap().clone();
+        failing.or_else(|| self.shared.unwatched.lock().unwrap().clone())
     }
 
     async fn verify(&self) -> Result<Vec<Difference>, AgentError> {

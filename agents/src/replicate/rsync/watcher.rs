@@ -11,6 +11,15 @@
 //! the root itself is removed or moved and at least every
 //! [`ROOT_CHECK_EVERY`] (a mount or unmount sends no event of its own); a
 //! new directory is watched afresh and a full pass is owed.
+//!
+//! A recursive watch adds a watch per new directory as inotify reports
+//! it: a directory whose creation was lost in a queue overflow, or that
+//! inotify refused a watch (the watch limit, `ENOSPC`), sends no event
+//! for anything written in it later — a full pass then is not enough. So
+//! after an overflow or a watcher error the tree is watched afresh too;
+//! while that fails, the tree is unwatched and a full pass is owed at
+//! every check, so no change waits for an event that never comes, and the
+//! status says why ([`Shared::unwatched`]).
 
 use super::*;
 use std::os::unix::fs::MetadataExt;
@@ -75,6 +84,8 @@ impl Watched {
             reason: format!("{e}; create the directory or fix the replication source"),
         })?;
         let watcher = watch_tree(shared.clone(), on.0.clone())?;
+        // watched whole now, whatever an earlier run of the replicator said
+        shared.unwatched.lock().unwrap().take();
         Ok(Watched {
             _watcher: Some(watcher),
             on: Some(on),
@@ -99,14 +110,22 @@ impl Watched {
         let looking = match self.looking.take() {
             Some(h) => h,
             None => {
-                let moved = std::mem::take(&mut shared.state.lock().unwrap().root_moved);
+                let moved = std::mem::take(&mut shared.state.lock().unwrap().rewatch);
                 if !moved && now < self.next_check() {
                     return;
                 }
-                // The watch saw its directory removed or moved: it is watched
-                // afresh whatever the path names now (a directory made again
-                // at once may get the same inode number).
-                let on = if moved { None } else { self.on.clone() };
+                // The watch saw its directory removed or moved, or it may
+                // have missed directories (an overflow, the watch limit):
+                // the tree is watched afresh whatever the path names now (a
+                // directory made again at once may get the same inode
+                // number). The old watch goes first: its watches count
+                // against the limit the new one needs.
+                let on = if moved {
+                    self._watcher = None;
+                    None
+                } else {
+                    self.on.clone()
+                };
                 let shared = shared.clone();
                 tokio::task::spawn_blocking(move || look(shared, on))
             }
@@ -130,13 +149,29 @@ impl Watched {
                 return;
             }
             Ok(Look::Other(id, Ok(w))) => {
-                info!(source = %source.display(), "the replication source is another directory now: watching it, a full pass follows");
+                if shared.unwatched.lock().unwrap().take().is_some() {
+                    info!(source = %source.display(), "the replication source is watched whole again, a full pass follows");
+                } else {
+                    info!(source = %source.display(), "the replication source is watched afresh (another directory, or a watch that missed changes), a full pass follows");
+                }
                 self._watcher = Some(w);
                 self.on = Some(id);
             }
             Ok(Look::Other(_, Err(e))) => {
-                // retried at the next check; the full pass still goes
-                warn!(source = %source.display(), cause = %e, "cannot watch the replication source's new directory");
+                // Retried at the next check; until then (and at every
+                // check it fails again) a full pass stands in for inotify.
+                let why = format!(
+                    "the replication source {} cannot be watched whole with inotify ({e}): \
+                     a full pass every {}s finds its changes instead",
+                    source.display(),
+                    ROOT_CHECK_EVERY.as_secs()
+                );
+                let mut unwatched = shared.unwatched.lock().unwrap();
+                if unwatched.is_none() {
+                    warn!(source = %source.display(), cause = %e, "cannot watch the replication source whole: full passes stand in for inotify until it can");
+                }
+                *unwatched = Some(why);
+                drop(unwatched);
                 self._watcher = None;
                 self.on = None;
             }
@@ -162,13 +197,18 @@ fn watch_tree(
         let now = Instant::now();
         let mut st = shared.state.lock().unwrap();
         match res {
+            // A lost event may be a new directory's, and a new directory
+            // refused a watch (the watch limit) sends none again: the tree
+            // is watched afresh, then a full pass runs.
             Err(e) => {
-                warn!(cause = %e, "inotify error, a full pass follows");
+                warn!(cause = %e, "inotify error, the tree is watched afresh and a full pass follows");
                 st.full_since = earliest(st.full_since, Some(now));
+                st.rewatch = true;
             }
             Ok(ev) if ev.need_rescan() => {
-                warn!("inotify queue overflow, a full pass follows");
+                warn!("inotify queue overflow, the tree is watched afresh and a full pass follows");
                 st.full_since = earliest(st.full_since, Some(now));
+                st.rewatch = true;
             }
             Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
             Ok(ev) => {
@@ -192,7 +232,7 @@ fn watch_tree(
                                     | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
                             ) {
                                 // removed or moved away: which directory does the source name now?
-                                st.root_moved = true;
+                                st.rewatch = true;
                             }
                             // The root itself (its mode, owner, xattrs): `.`
                             // is never listed to rsync, it asks for [`Shared::send_root`].
