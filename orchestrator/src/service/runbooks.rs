@@ -279,14 +279,12 @@ impl Shared {
                     .find(|s| s.status == StepStatus::Failed)
                     .map_or("?", |s| runbook::step_str(s.name));
                 format!(
-                    "resuming the rollback of {} {} → {} (failed at step {failed}, epoch {}): \
-                     {} is demoted again if its promote began, {} promoted again; the cut-over is not resumed",
+                    "resuming the rollback of {} {} → {} (failed at step {failed}, epoch {}); \
+                     the cut-over is not resumed",
                     runbook::kind_str(rb.kind),
                     rb.from,
                     rb.to,
-                    rb.epoch,
-                    rb.to,
-                    rb.from
+                    rb.epoch
                 )
             } else {
                 let step = rb
