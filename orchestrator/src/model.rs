@@ -284,6 +284,11 @@ pub struct Runbook {
     /// reconciliation completes the route.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolled_forward: bool,
+    /// A failback/switchover whose failure is recorded and whose rollback
+    /// has not ended: an orchestrator that resumes it (after a crash, or as
+    /// the next leader) finishes the rollback — never the cut-over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolling_back: bool,
 }
 
 impl Runbook {
@@ -331,6 +336,7 @@ impl Runbook {
             replica: false,
             preempted: false,
             rolled_forward: false,
+            rolling_back: false,
         }
     }
 

@@ -83,9 +83,22 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// redb-backed store at `DATA_DIR/warden.redb`.
 #[derive(Clone)]
 pub struct LocalStore {
-    /// `None` between a failed reopen and the next attempt.
-    db: Arc<std::sync::RwLock<Option<Database>>>,
+    /// `Err` (why) between a failed reopen and the next attempt.
+    db: Arc<std::sync::RwLock<Result<Database, String>>>,
     path: std::path::PathBuf,
+    /// The file opened at start: the only one opened again after an error.
+    file: FileId,
+}
+
+/// A file's identity: its device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId(u64, u64);
+
+impl FileId {
+    fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId(m.dev(), m.ino())
+    }
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
@@ -113,6 +126,20 @@ fn corrupt_file(path: &Path) -> OrchestratorError {
     )
 }
 
+/// An empty store file is a store that lost its content, not a first
+/// start (which finds no file): starting afresh would reset every epoch.
+fn refuse_emptied(path: &Path) -> Result<(), OrchestratorError> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(OrchestratorError::store(
+            format!("cannot open {}", path.display()),
+            "the file is empty: the store lost its content (a first start finds no file). \
+             Restore it from a backup, or move it away to start afresh at epoch 1 \
+             (the routing layer's and the agents' epochs are then adopted)",
+        ));
+    }
+    Ok(())
+}
+
 impl LocalStore {
     /// Open (or create) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, OrchestratorError> {
@@ -120,16 +147,7 @@ impl LocalStore {
             OrchestratorError::store(format!("cannot create data dir {}", data_dir.display()), e)
         })?;
         let path = data_dir.join("warden.redb");
-        // An empty file is a store that lost its content, not a first start
-        // (which finds no file): starting afresh would reset every epoch.
-        if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-            return Err(OrchestratorError::store(
-                format!("cannot open {}", path.display()),
-                "the file is empty: the store lost its content (a first start finds no file). \
-                 Restore it from a backup, or move it away to start afresh at epoch 1 \
-                 (the routing layer's and the agents' epochs are then adopted)",
-            ));
-        }
+        refuse_emptied(&path)?;
         let opened = std::panic::catch_unwind(|| -> Result<Database, OrchestratorError> {
             let db = Database::create(&path).map_err(|e| {
                 OrchestratorError::store(format!("cannot open {}", path.display()), e)
@@ -142,45 +160,94 @@ impl LocalStore {
             Ok(db)
         });
         let db = opened.unwrap_or_else(|_| Err(corrupt_file(&path)))?;
+        let file = std::fs::metadata(&path)
+            .map(|m| FileId::of(&m))
+            .map_err(|e| OrchestratorError::store(format!("cannot open {}", path.display()), e))?;
         Ok(LocalStore {
-            db: Arc::new(std::sync::RwLock::new(Some(db))),
+            db: Arc::new(std::sync::RwLock::new(Ok(db))),
             path,
+            file,
         })
+    }
+
+    /// Open the store's file again after an error: the file this process
+    /// opened at start (`file`: its device and inode), never another. A
+    /// file that is gone (moved or deleted while the orchestrator ran),
+    /// replaced or emptied is an error that says so: opening whatever is at
+    /// the path — redb would even create a fresh, empty store there — would
+    /// take every later write into a store that holds nothing else, and
+    /// the next start would find the groups never written there new, at
+    /// epoch 1.
+    fn reopen(path: &Path, file: FileId) -> Result<Database, OrchestratorError> {
+        let again = || format!("cannot open {} again", path.display());
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OrchestratorError::store(
+                    again(),
+                    "the file is gone (moved or deleted while the orchestrator ran): \
+                     nothing is written until it is back at that path",
+                ))
+            }
+            Err(e) => return Err(OrchestratorError::store(again(), e)),
+        };
+        if FileId::of(&meta) != file {
+            return Err(OrchestratorError::store(
+                again(),
+                "another file is at that path (the store was replaced while the orchestrator \
+                 ran): nothing is written until the orchestrator is restarted, which reads it",
+            ));
+        }
+        refuse_emptied(path)?;
+        match std::panic::catch_unwind(|| Database::open(path)) {
+            Ok(opened) => opened.map_err(|e| OrchestratorError::store(again(), e)),
+            Err(_) => Err(corrupt_file(path)),
+        }
     }
 
     /// Run `f` on the database. After a failure the database is closed and
     /// opened again: redb refuses every operation after an I/O error (a full
     /// disk) until it is reopened, and the file is consistent (each commit
     /// is atomic), so the next write says what is wrong now — and succeeds
-    /// once there is space again.
+    /// once there is space again. A reopen that failed is tried again
+    /// before the next operation.
     fn with<T>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, OrchestratorError>,
     ) -> Result<T, OrchestratorError> {
+        if self.db.read().unwrap_or_else(|p| p.into_inner()).is_err() {
+            self.open_again();
+        }
         let result = {
             let guard = self.db.read().unwrap_or_else(|p| p.into_inner());
             match guard.as_ref() {
                 // redb panics on some corrupt pages ("invalid page type"):
                 // a damaged file is a store error, not a crash.
-                Some(db) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)))
+                Ok(db) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db)))
                     .unwrap_or_else(|_| Err(corrupt_file(&self.path))),
-                None => Err(OrchestratorError::store(
-                    format!("cannot open {}", self.path.display()),
-                    "the database could not be opened again after an error",
-                )),
+                Err(why) => {
+                    return Err(OrchestratorError::store(
+                        format!("cannot open {}", self.path.display()),
+                        format!("the database could not be opened again after an error: {why}"),
+                    ))
+                }
             }
         };
         if result.is_err() {
-            let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
-            *guard = None;
-            match Database::create(&self.path) {
-                Ok(db) => *guard = Some(db),
-                Err(e) => {
-                    tracing::warn!(path = %self.path.display(), cause = %e, "cannot open the store again; retrying at the next operation")
-                }
-            }
+            self.open_again();
         }
         result
+    }
+
+    /// Close the database and open its file again ([`LocalStore::reopen`]).
+    fn open_again(&self) {
+        let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
+        // The old handle is closed first: redb opens a file once per process.
+        *guard = Err("not opened again yet".to_string());
+        *guard = Self::reopen(&self.path, self.file).map_err(|e| {
+            tracing::warn!(path = %self.path.display(), cause = %e, "cannot open the store again; retrying at the next operation");
+            e.to_string()
+        });
     }
 }
 
@@ -595,6 +662,51 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// The store's file moved away, or another put in its place, while
+    /// the orchestrator runs: the reopen after an error opens nothing else
+    /// instead (redb would create a fresh, empty store at the path, and
+    /// every later write would go there: the next start would find the
+    /// groups never written since new, at epoch 1) and says why; with the
+    /// file back in place, the store works on.
+    #[test]
+    fn a_store_file_moved_away_while_open_is_not_replaced_by_a_fresh_one() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(LocalStore::open(dir.path()).unwrap());
+        let file = dir.path().join("warden.redb");
+        {
+            // An undecodable event: reading it fails, and the database
+            // is opened again.
+            let db = Database::create(&file).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(EVENTS)
+                .unwrap()
+                .insert(1_000, b"".as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let s = LocalStore::open(dir.path()).unwrap();
+        s.put_events(&(1..=3).map(ev).collect::<Vec<_>>()).unwrap();
+        let moved = dir.path().join("moved.redb");
+        std::fs::rename(&file, &moved).unwrap();
+        assert!(s.events(0, 10).is_err(), "event 1000 does not decode");
+        assert!(
+            !file.exists(),
+            "a fresh store was created in place of the one moved away"
+        );
+        let err = s.put_events(&[ev(4)]).unwrap_err().to_string();
+        assert!(err.contains("gone") && err.contains("warden.redb"), "{err}");
+        // A copy is another file: not taken for the one this process has.
+        std::fs::copy(&moved, &file).unwrap();
+        let err = s.put_events(&[ev(4)]).unwrap_err().to_string();
+        assert!(err.contains("another file"), "{err}");
+        std::fs::rename(&moved, &file).unwrap();
+        s.put_events(&[ev(4)]).unwrap();
+        drop(s);
+        let s = LocalStore::open(dir.path()).unwrap();
+        let ids: Vec<u64> = s.events(0, 4).unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(ids, [1, 2, 3, 4]);
     }
 
     #[test]

@@ -149,6 +149,18 @@ pub async fn execute(
     store: &dyn Store,
     policy: &Policy,
 ) -> Runbook {
+    if rb.rolling_back {
+        // Its failure was recorded and its rollback cut short (the process
+        // died, or the licence ended, mid-rollback): the rollback is
+        // finished here. The cut-over is never resumed past it.
+        let failed = rb.steps.iter().find(|s| s.status == StepStatus::Failed);
+        let (name, detail) = failed
+            .map(|s| (s.name, s.detail.clone()))
+            .unwrap_or((StepName::Decide, "failed".to_string()));
+        release_hold(&rb, env);
+        roll_back_and_end(&mut rb, env, store, policy, name, &detail).await;
+        return rb;
+    }
     while let Some(i) = rb.next_step() {
         let name = rb.steps[i].name;
         {
@@ -236,52 +248,35 @@ pub async fn execute(
         if status == StepStatus::Failed {
             rb.status = RunbookStatus::Failed;
             rb.finished_unix_ms = Some(now);
-            let switched = rb
-                .steps
-                .iter()
-                .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
-            if !switched {
-                // No switch is coming after all: nothing may be held.
-                env.hold(&rb.group, rb.epoch, Duration::ZERO);
-            }
+            release_hold(&rb, env);
             if rb.kind == RunbookKind::Failover {
                 roll_forward_failover(&mut rb, env);
-            } else {
-                // The failure is recorded before anything is undone: a
-                // resume (after a crash or a lost lease mid-rollback) must
-                // never carry the cut-over forward past a rollback that has
-                // already put users back on the old site (writes there
-                // would never reach the new one, and both would be active).
-                match crate::store::blocking(|| store.put_runbook(&rb)) {
-                    Ok(()) => {}
-                    Err(e @ crate::OrchestratorError::Deposed(_)) => {
-                        // Another orchestrator leads and resumes the failed
-                        // step from its record: nothing is undone here.
-                        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: the failed step is left to the new leader, no rollback from here");
-                        rb.status = RunbookStatus::Running;
-                        rb.finished_unix_ms = None;
-                        return rb;
-                    }
-                    Err(e) => {
-                        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot record the failure before the rollback; rolling back from memory");
-                    }
-                }
-                rollback(&mut rb, env, policy).await;
+                end_failed(&rb, env, store, name, &detail);
+                return rb;
             }
-            final_record(&rb, store);
-            env.progress(&rb);
-            env.event(
-                EventKind::RunbookFailed,
-                &rb.group,
-                Some(&rb.to),
-                format!(
-                    "{} to {} failed at step {}: {detail}",
-                    kind_str(rb.kind),
-                    rb.to,
-                    step_str(name)
-                ),
-                Some(rb.id),
-            );
+            // The failure is recorded before anything is undone: a
+            // resume (after a crash or a lost lease mid-rollback) must
+            // never carry the cut-over forward past a rollback that has
+            // already put users back on the old site (writes there
+            // would never reach the new one, and both would be active).
+            // It finishes the rollback instead (`rolling_back`).
+            rb.rolling_back = true;
+            match crate::store::blocking(|| store.put_runbook(&rb)) {
+                Ok(()) => {}
+                Err(e @ crate::OrchestratorError::Deposed(_)) => {
+                    // Another orchestrator leads and resumes the failed
+                    // step from its record: nothing is undone here.
+                    tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: the failed step is left to the new leader, no rollback from here");
+                    rb.status = RunbookStatus::Running;
+                    rb.finished_unix_ms = None;
+                    rb.rolling_back = false;
+                    return rb;
+                }
+                Err(e) => {
+                    tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot record the failure before the rollback; rolling back from memory");
+                }
+            }
+            roll_back_and_end(&mut rb, env, store, policy, name, &detail).await;
             return rb;
         }
         if name == StepName::Verify {
@@ -333,6 +328,50 @@ pub async fn execute(
         Some(rb.id),
     );
     rb
+}
+
+/// A failed failback or switchover whose failure is recorded: roll it
+/// back ([`rollback`]), then record its end.
+async fn roll_back_and_end(
+    rb: &mut Runbook,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+    policy: &Policy,
+    name: StepName,
+    detail: &str,
+) {
+    rollback(rb, env, policy).await;
+    rb.rolling_back = false;
+    end_failed(rb, env, store, name, detail);
+}
+
+/// No switch is coming after all (none was done): nothing may be held.
+fn release_hold(rb: &Runbook, env: &dyn RunbookEnv) {
+    let switched = rb
+        .steps
+        .iter()
+        .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
+    if !switched {
+        env.hold(&rb.group, rb.epoch, Duration::ZERO);
+    }
+}
+
+/// Record a failed runbook's end (step `name` failed with `detail`).
+fn end_failed(rb: &Runbook, env: &dyn RunbookEnv, store: &dyn Store, name: StepName, detail: &str) {
+    final_record(rb, store);
+    env.progress(rb);
+    env.event(
+        EventKind::RunbookFailed,
+        &rb.group,
+        Some(&rb.to),
+        format!(
+            "{} to {} failed at step {}: {detail}",
+            kind_str(rb.kind),
+            rb.to,
+            step_str(name)
+        ),
+        Some(rb.id),
+    );
 }
 
 /// Whether step `i` of `rb` is given up when the site users are on is

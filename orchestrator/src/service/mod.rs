@@ -53,6 +53,8 @@ mod accepted;
 mod admit;
 mod authority;
 mod cadence;
+#[cfg(test)]
+mod crash_tests;
 mod decide;
 #[cfg(test)]
 mod decision_tests;

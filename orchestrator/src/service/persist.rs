@@ -236,8 +236,19 @@ impl Shared {
                 let (g2, r2) = (groups.clone(), runbooks.clone());
                 let result = tokio::task::spawn_blocking(move || {
                     let mut groups = g2;
-                    for rb in &r2 {
-                        match groups.remove(&rb.group) {
+                    // A group's state is written with its newest runbook
+                    // of the batch (the one it names when it names one),
+                    // the older ones alone before: a crash between two of
+                    // these writes never leaves a group naming a runbook
+                    // the store does not hold yet.
+                    for (i, rb) in r2.iter().enumerate() {
+                        let newest = !r2[i + 1..].iter().any(|later| later.group == rb.group);
+                        let g = if newest {
+                            groups.remove(&rb.group)
+                        } else {
+                            None
+                        };
+                        match g {
                             Some(g) => store.put_group_and_runbook(&g, rb)?,
                             None => store.put_runbook(rb)?,
                         }

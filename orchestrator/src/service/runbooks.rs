@@ -257,7 +257,11 @@ impl Shared {
                 }
                 let Some(id) = g.runbook else { continue };
                 match st.runbooks.get(&id) {
-                    Some(rb) if rb.status == RunbookStatus::Running => to_spawn.push(rb.clone()),
+                    // Running, or failed with its rollback cut short: the
+                    // rollback is finished (`Runbook::rolling_back`).
+                    Some(rb) if rb.status == RunbookStatus::Running || rb.rolling_back => {
+                        to_spawn.push(rb.clone())
+                    }
                     Some(rb) => to_finish.push(rb.clone()),
                     None => warn!(group = %g.name, runbook = id, "runbook missing from store"),
                 }
@@ -268,21 +272,38 @@ impl Shared {
         }
         for mut rb in to_spawn {
             rb.resumes += 1;
-            let step = rb
-                .next_step()
-                .map(|i| runbook::step_str(rb.steps[i].name))
-                .unwrap_or("end");
-            self.event(
-                EventKind::RunbookResumed,
-                Some(&rb.group),
-                Some(&rb.to),
+            let what = if rb.rolling_back {
+                let failed = rb
+                    .steps
+                    .iter()
+                    .find(|s| s.status == StepStatus::Failed)
+                    .map_or("?", |s| runbook::step_str(s.name));
+                format!(
+                    "resuming the rollback of {} {} → {} (failed at step {failed}, epoch {}); \
+                     the cut-over is not resumed",
+                    runbook::kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.epoch
+                )
+            } else {
+                let step = rb
+                    .next_step()
+                    .map(|i| runbook::step_str(rb.steps[i].name))
+                    .unwrap_or("end");
                 format!(
                     "resuming {} {} → {} at step {step} (epoch {})",
                     runbook::kind_str(rb.kind),
                     rb.from,
                     rb.to,
                     rb.epoch
-                ),
+                )
+            };
+            self.event(
+                EventKind::RunbookResumed,
+                Some(&rb.group),
+                Some(&rb.to),
+                what,
                 vec![],
                 Some(rb.id),
             );

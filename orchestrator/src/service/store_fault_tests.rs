@@ -32,6 +32,9 @@ pub(super) struct FaultyStore {
     /// The armed write is refused as a deposed leader's (and only it).
     pub(super) write_deposed: std::sync::atomic::AtomicBool,
     write_released: (Mutex<bool>, std::sync::Condvar),
+    /// The process dies once a failed runbook is written: that write is
+    /// stored, every later one refused (as `full`).
+    pub(super) dies_at_failure: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyStore {
@@ -111,8 +114,13 @@ impl crate::store::Store for FaultyStore {
         self.inner.put_group_and_runbook(g, rb)
     }
     fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        use std::sync::atomic::Ordering::SeqCst;
         self.check()?;
-        self.inner.put_runbook(rb)
+        self.inner.put_runbook(rb)?;
+        if rb.status == RunbookStatus::Failed && self.dies_at_failure.load(SeqCst) {
+            self.full.store(true, SeqCst);
+        }
+        Ok(())
     }
     fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
         self.inner.runbooks()

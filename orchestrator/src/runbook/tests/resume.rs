@@ -109,10 +109,10 @@ async fn resume_after_a_crash_in_every_failback_step() {
 
 /// A failback whose promote fails is rolled back (the old active site is
 /// promoted again and users stay there); the orchestrator dies before the
-/// runbook's end is written. The store already says failed — written
-/// before anything was undone — so nothing resumes the cut-over past the
-/// rollback: no switch to the new site, whose data misses what users write
-/// at the old one from now on.
+/// runbook's end is written. The store already says failed, rolling back
+/// — written before anything was undone — so a resume finishes the
+/// rollback and never the cut-over past it: no switch to the new site,
+/// whose data misses what users write at the old one from now on.
 #[tokio::test(start_paused = true)]
 async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
     let w = std::sync::Arc::new(world_on("b", 2));
@@ -153,4 +153,22 @@ async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
         "the failure was not recorded before the rollback: {persisted:#?}"
     );
     assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("b"));
+    // Resumed, it finishes the rollback (the agents answer its orders
+    // with what they did) and nothing of the cut-over.
+    assert!(persisted.rolling_back, "{persisted:#?}");
+    let switches = w.route.lock().unwrap().2;
+    let done = execute(persisted, &*w, &MemStore::default(), &p).await;
+    assert_eq!(done.status, RunbookStatus::Failed);
+    assert!(done.aborted && !done.rolling_back, "{done:#?}");
+    assert_eq!(w.runs("b", CommandKind::Promote), 1, "promoted back once");
+    assert_eq!(
+        w.runs("a", CommandKind::Promote),
+        1,
+        "a's promote not resumed"
+    );
+    assert_eq!(
+        *w.route.lock().unwrap(),
+        (Some("b".to_string()), 2, switches),
+        "no switch"
+    );
 }

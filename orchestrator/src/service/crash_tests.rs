@@ -1,0 +1,247 @@
+//! The orchestrator killed mid-runbook and started again on the store it
+//! left: what the restarted process finishes, and what it never resumes.
+use super::harness::*;
+use super::store_fault_tests::FaultyStore;
+use super::*;
+use crate::store::{MemStore, Store};
+
+/// A failback b → a whose promote of a times out (a's agent never
+/// answers it): the failure is recorded, and the process dies right there,
+/// before its rollback has promoted b again — b is demoted, and users are
+/// routed to b. Started again on that store, the orchestrator finishes the
+/// rollback (a demoted again, b promoted again: users stay on b, the group
+/// steady) and never carries the cut-over forward. Before, it left the
+/// group failed with b demoted: reconciliation routed users to a site
+/// whose demote hooks had stopped it, until an operator acted.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_cut_short_by_a_crash_is_finished_after_the_restart() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "").replace(
+        "automatic = true",
+        "automatic = true\nfailback = \"manual\"",
+    );
+    let store = Arc::new(FaultyStore::default());
+    let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
+    sites_rounds(&s, 8, (true, true), &answer_all).await;
+    fail_over_to_b(&s).await;
+    store.dies_at_failure.store(true, SeqCst);
+    let mut started = Err(OrchestratorError::Conflict("not asked".into()));
+    for _ in 0..60 {
+        started = s.operator_failback("web", "operator");
+        if started.is_ok() {
+            break;
+        }
+        round_sites(&s, true, true, &answer_all).await;
+    }
+    let id = started.expect("failback once a has recovered");
+    let a_promote = |c: &Command| c.kind == CommandKind::Promote && c.site == "a";
+    let stored = |id: u64| {
+        store
+            .inner
+            .runbooks()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+    };
+    for _ in 0..80 {
+        if stored(id).is_some_and(|r| r.status == RunbookStatus::Failed) {
+            break;
+        }
+        round_sites(&s, true, true, &a_promote).await;
+    }
+    // SIGKILL: nothing more of that process acts or is written.
+    s.licence().revoke("test: the process is killed");
+    let died = stored(id).expect("the failback is stored");
+    assert_eq!(died.status, RunbookStatus::Failed, "{died:#?}");
+    assert!(
+        died.steps
+            .iter()
+            .any(|s| s.name == StepName::Demote && s.status == StepStatus::Done),
+        "b was demoted: {died:#?}"
+    );
+
+    // Started again on the store as the killed process left it.
+    let copy = MemStore::default();
+    for g in store.inner.groups().unwrap() {
+        copy.put_group(&g).unwrap();
+    }
+    for rb in store.inner.runbooks().unwrap() {
+        copy.put_runbook(&rb).unwrap();
+    }
+    let (s2, fake2) = start_from(&text, &dir, Arc::new(copy)).expect("restart");
+    let route = fake.route.lock().unwrap().clone();
+    *fake2.route.lock().unwrap() = route.clone();
+    s2.resume();
+    let sent = sites_until(
+        &s2,
+        (true, true),
+        &answer_all,
+        40,
+        "the failback's end",
+        |g| g.phase != Phase::Running,
+    )
+    .await;
+    let g = group(&s2);
+    let rb = s2.lock().runbooks[&id].clone();
+    assert_eq!(
+        (g.phase, g.active.as_str()),
+        (Phase::Steady, "b"),
+        "b promoted again and users on it: {g:#?}\n{rb:#?}"
+    );
+    assert!(rb.aborted && !rb.rolling_back, "{rb:#?}");
+    let told = |site: &str, id: &str| sent.iter().any(|(s, c)| s == site && c.id == id);
+    assert!(
+        told("a", &format!("web:{}:demote_back", rb.epoch))
+            && told("b", &format!("web:{}:promote_back", rb.epoch)),
+        "a demoted again, then b promoted again: {sent:#?}"
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(s, c)| s == "a" && c.kind == CommandKind::Promote),
+        "the cut-over was resumed: {sent:#?}"
+    );
+    assert_eq!(*fake2.route.lock().unwrap(), route, "no switch");
+}
+
+/// A store whose process dies after `writes_left` more writes: the later
+/// ones are refused (and counted).
+#[derive(Default)]
+struct DiesAfter {
+    inner: MemStore,
+    writes_left: std::sync::atomic::AtomicI64,
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl DiesAfter {
+    fn write(&self) -> Result<(), OrchestratorError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.writes_left.fetch_sub(1, SeqCst) > 0 {
+            return Ok(());
+        }
+        self.refused.fetch_add(1, SeqCst);
+        Err(OrchestratorError::store(
+            "write",
+            std::io::Error::other("process killed"),
+        ))
+    }
+}
+
+impl Store for DiesAfter {
+    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
+        self.write()?;
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
+        self.write()?;
+        self.inner.put_group_and_runbook(g, rb)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+        self.write()?;
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, OrchestratorError> {
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// A runbook ends and the group's next one is decided before the store
+/// took the first end (a slow or full disk: the group writer's batch holds
+/// both), and the process dies between the batch's writes. The store
+/// never names a runbook it does not hold. Before, the group's newest
+/// state (naming the new runbook) was written with the older runbook and
+/// the new one after it: dead in between, the next start found the group
+/// running a runbook the store lacked and failed it — no automatic
+/// decision for the group until an operator moved it.
+#[tokio::test(start_paused = true)]
+async fn a_crash_inside_a_batch_of_writes_leaves_no_group_naming_a_missing_runbook() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(DiesAfter {
+        writes_left: i64::MAX.into(),
+        ..DiesAfter::default()
+    });
+    let (s, _fake, _dir) = setup_with(true, 5, "", store.clone());
+    s.writer_settled().await;
+    let g = group(&s);
+    let mut ended = Runbook::new(
+        7,
+        "web",
+        RunbookKind::Switchover,
+        "a",
+        "b",
+        g.epoch + 1,
+        "test",
+        0,
+        0,
+    );
+    ended.status = RunbookStatus::Failed;
+    ended.aborted = true;
+    let next = Runbook::new(
+        8,
+        "web",
+        RunbookKind::Switchover,
+        "a",
+        "b",
+        g.epoch + 2,
+        "test",
+        0,
+        0,
+    );
+    store.writes_left.store(1, SeqCst);
+    s.persist_decision(
+        &GroupState {
+            epoch: g.epoch + 1,
+            ..g.clone()
+        },
+        &ended,
+    );
+    s.persist_decision(
+        &GroupState {
+            epoch: g.epoch + 2,
+            phase: Phase::Running,
+            runbook: Some(8),
+            ..g.clone()
+        },
+        &next,
+    );
+    while store.refused.load(SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held: Vec<u64> = store
+        .inner
+        .runbooks()
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let stored = store.inner.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("web stored");
+    assert!(
+        web.runbook.is_none_or(|id| held.contains(&id)),
+        "the group names runbook {:?}, the store holds {held:?}: {web:#?}",
+        web.runbook
+    );
+    let loaded = load_state(s.config(), &store.inner).unwrap();
+    assert_ne!(loaded.groups["web"].phase, Phase::Failed);
+}
