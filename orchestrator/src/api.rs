@@ -33,6 +33,7 @@ type S = State<Arc<Shared>>;
 mod auth;
 mod dashboard;
 pub mod leader;
+pub(crate) mod seats;
 mod stream;
 use auth::{AgentSite, KnownTokenFirst, Operator, Reader};
 use tower_http::validate_request::ValidateRequestHeaderLayer;

@@ -15,8 +15,10 @@
 //! message (agents ping every few seconds), when an answer cannot be
 //! written within [`SEND_TIMEOUT`] or does not fit beside what waits to be
 //! written ([`WRITE_BUFFER_MAX`]), or at shutdown (a close frame "going
-//! away"). While open it keeps its connection's place under
-//! `max_connections` and is tracked by `Shared::streams`.
+//! away"), or when the site opens more than `super::seats::PER_SITE`
+//! streams (the oldest ends, close code 1008). While open it keeps its
+//! connection's place under `max_connections` and is tracked by
+//! `Shared::streams`.
 //!
 //! The pongs tungstenite writes by itself wait in the stream's write buffer
 //! while the client does not read them; that buffer is bounded by
@@ -105,6 +107,7 @@ impl Drop for Open<'_> {
 async fn serve(s: Arc<Shared>, site: String, mut socket: WebSocket) {
     s.metrics().report_streams.inc();
     let _open = Open(&s);
+    let seat = s.stream_seats().take(&site);
     tracing::debug!(site = %site, "report stream opened");
     let stop = s.shutdown_token().clone();
     // The epochs last told on this stream: an answer with the same ones and
@@ -121,6 +124,14 @@ async fn serve(s: Arc<Shared>, site: String, mut socket: WebSocket) {
                 }));
                 let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(bye)).await;
                 break "shutdown";
+            }
+            _ = seat.displaced.cancelled() => {
+                let bye = Message::Close(Some(CloseFrame {
+                    code: axum::extract::ws::close_code::POLICY,
+                    reason: "replaced by a newer report stream of this site".into(),
+                }));
+                let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(bye)).await;
+                break "replaced by a newer stream of the site";
             }
             m = tokio::time::timeout(IDLE, socket.recv()) => m,
         };

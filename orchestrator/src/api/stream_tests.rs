@@ -272,3 +272,65 @@ async fn a_client_that_sends_pings_and_never_reads_gets_a_bounded_number_of_pong
         .unwrap()
         .unwrap();
 }
+
+/// One site's token cannot hold every connection with report streams (a
+/// stream keeps its connection's place and is never displaced as an idle
+/// connection is): a site's stream beyond `seats::PER_SITE` ends its
+/// oldest one, with close code 1008 and why; the newer ones and another
+/// site's stream go on.
+#[tokio::test]
+async fn a_site_opening_stream_after_stream_ends_its_own_oldest() {
+    let o = start().await;
+    let mut other = open(o.addr, Some("agent-b-secret"))
+        .await
+        .expect("b's stream");
+    let mut streams = Vec::new();
+    for _ in 0..crate::api::seats::PER_SITE {
+        streams.push(
+            open(o.addr, Some("agent-a-secret"))
+                .await
+                .expect("a's stream"),
+        );
+    }
+    // Every stream is taken (each answers a first report).
+    for (i, ws) in streams.iter_mut().enumerate() {
+        ws.send(Message::text(report("a", 10 + i as u64)))
+            .await
+            .unwrap();
+        assert!(matches!(
+            answer(next(ws).await),
+            StreamAnswer::Answer { .. }
+        ));
+    }
+    let mut newest = open(o.addr, Some("agent-a-secret"))
+        .await
+        .expect("a's newest stream");
+    match next(&mut streams[0]).await {
+        Message::Close(Some(f)) => {
+            assert_eq!(u16::from(f.code), 1008, "{f:?}");
+            assert!(
+                f.reason.contains("replaced by a newer report stream"),
+                "{f:?}"
+            );
+        }
+        other => panic!("a's oldest stream was not ended: {other:?}"),
+    }
+    newest.send(Message::text(report("a", 20))).await.unwrap();
+    assert!(matches!(
+        answer(next(&mut newest).await),
+        StreamAnswer::Answer { .. }
+    ));
+    for ws in &mut streams[1..] {
+        assert!(
+            before_pong(ws).await.is_empty(),
+            "a newer stream of a goes on"
+        );
+    }
+    other.send(Message::text(report("b", 1))).await.unwrap();
+    assert!(matches!(
+        answer(next(&mut other).await),
+        StreamAnswer::Answer { .. }
+    ));
+    o.stop.cancel();
+    let _ = o.task.await;
+}

@@ -401,6 +401,8 @@ pub struct Shared {
     shutdown: CancellationToken,
     /// The agents' open report streams (see `api::stream`): waited for at shutdown.
     streams: tokio_util::task::TaskTracker,
+    /// The report streams each site holds open (see `api::seats`).
+    stream_seats: crate::api::seats::Seats,
     /// The frontends of `hybrid` groups and their probe (see
     /// [`Config::hybrid_frontend_probes`]); empty without hybrid groups.
     frontend_probes: BTreeMap<String, (warden_config::CheckSpec, Vec<String>)>,
@@ -603,6 +605,7 @@ impl Shared {
             metrics: Metrics::new(),
             shutdown,
             streams: tokio_util::task::TaskTracker::new(),
+            stream_seats: Default::default(),
             frontend_probes,
             probe_targets,
             site_probes,
@@ -653,6 +656,12 @@ impl Shared {
     /// Cancelled when the service shuts down.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
+    }
+
+    /// The report streams each site holds open (at most a few: see
+    /// `api::seats`).
+    pub(crate) fn stream_seats(&self) -> &crate::api::seats::Seats {
+        &self.stream_seats
     }
 
     /// The agents' open report streams, each ending at shutdown.
