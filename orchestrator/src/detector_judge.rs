@@ -226,10 +226,19 @@ impl Detector {
         } else if self.agentless && agent.is_none() {
             if answered == 0 {
                 Verdict::Unknown("no vantage point answered".into())
-            } else if outside_failing * 2 > answered {
+            } else if outside_failing * 2 > answered && peer_agrees {
                 Verdict::Down(format!(
                     "{outside_failing} of {answered} vantage points cannot reach it"
                 ))
+            } else if external == Some(true) && peers == 0 {
+                // The orchestrator's probe is the only one that answered:
+                // as for a site, it never brings a verdict down alone (its
+                // own lost path fails every probe while the agents' last
+                // views age out).
+                Verdict::PathFault(
+                    "orchestrator probes fail and no agent's probe of it answered: the path from here may be what failed"
+                        .into(),
+                )
             } else if external == Some(true) {
                 Verdict::PathFault(format!(
                     "orchestrator probes fail but {} of {answered} vantage points reach it",

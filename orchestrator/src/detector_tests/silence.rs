@@ -483,3 +483,46 @@ async fn the_orchestrators_own_lost_path_confirms_nothing() {
     let (v, _) = det.evaluate(&ev, "a", Instant::now());
     assert_eq!(v.label(), "unknown", "{v:?}");
 }
+
+/// The same lost path seen from the frontends of `hybrid` groups: the
+/// agents report every 500 ms, their views of fe1 700 ms old (a probe
+/// round that ran into the timeout), the last report just before the
+/// orchestrator's network went. From 300 ms on no agent's view of fe1
+/// counts, while the agents stay fresh (the orchestrator is not isolated,
+/// so its frontend rounds run) until 1 s: the orchestrator's failing probe
+/// is the only vantage point. Before, it was a majority of one: fe1 down
+/// at 500, 750 and 1000 ms, confirmed, and the DNS name moved off a
+/// frontend that serves as soon as the other one answered again.
+#[tokio::test(start_paused = true)]
+async fn the_orchestrators_probe_alone_never_brings_a_frontend_down() {
+    let intervals = ["a", "b"].map(|s| (s.to_string(), Duration::from_millis(500)));
+    let mut det = Detector::agentless(cfg(), ["fe1".to_string()]).with_report_intervals(intervals);
+    let mut ev = Evidence::default();
+    let t0 = Instant::now();
+    for site in ["a", "b"] {
+        let mut rep = report(site, true, &[("fe1", true)]);
+        rep.peers[0].age_ms = 700;
+        ev.insert_report(t0, rep);
+    }
+    let mut downs = Vec::new();
+    for _ in 0..4 {
+        tick().await;
+        let now = Instant::now();
+        ev.external.insert("fe1".into(), (now, vec![check(false)]));
+        let r = det.round(&ev, now);
+        if let Verdict::Down(why) = &r.sites[0].verdict {
+            downs.push(format!("{:?}: {why}", now - t0));
+        }
+    }
+    assert!(
+        !det.confirmed_down("fe1"),
+        "confirmed down on the orchestrator's probe alone: {downs:#?}"
+    );
+    assert!(downs.is_empty(), "{downs:#?}");
+    let (v, rows) = det.evaluate(&ev, "fe1", Instant::now());
+    assert_eq!(v.label(), "path_fault", "{v:?}");
+    assert!(rows.iter().all(|r| r.vantage == "orchestrator"), "{rows:?}");
+    // An agent that reports again and cannot reach fe1 either: down.
+    ev.insert_report(Instant::now(), report("a", true, &[("fe1", false)]));
+    assert_eq!(det.verdict(&ev, "fe1", Instant::now()).label(), "down");
+}
