@@ -184,8 +184,20 @@ impl Detector {
         let outside_failing = usize::from(external == Some(true)) + peers_failing;
         let answered = usize::from(external.is_some()) + peers;
         let peers_ok = peers > 0 && peers_failing == 0;
+        // A silent or stale agent and a failing probe from here are both
+        // the orchestrator's own observations: its own lost path (its
+        // network down, every report lost and every probe failing) shows
+        // exactly that for every site. Without its agent's word, a site is
+        // down only when a peer, heard recently, sees it failing too: the
+        // orchestrator alone never brings a verdict down.
+        let peer_agrees = peers_failing > 0;
 
-        let verdict = if agent_fresh && silent && answered > 0 && outside_failing == answered {
+        let verdict = if agent_fresh
+            && silent
+            && answered > 0
+            && outside_failing == answered
+            && peer_agrees
+        {
             // The whole site is gone: its agent missed a report and no
             // outside vantage point reaches its service.
             Verdict::Down(format!(
@@ -214,10 +226,19 @@ impl Detector {
         } else if self.agentless && agent.is_none() {
             if answered == 0 {
                 Verdict::Unknown("no vantage point answered".into())
-            } else if outside_failing * 2 > answered {
+            } else if outside_failing * 2 > answered && peer_agrees {
                 Verdict::Down(format!(
                     "{outside_failing} of {answered} vantage points cannot reach it"
                 ))
+            } else if external == Some(true) && peers == 0 {
+                // The orchestrator's probe is the only one that answered:
+                // as for a site, it never brings a verdict down alone (its
+                // own lost path fails every probe while the agents' last
+                // views age out).
+                Verdict::PathFault(
+                    "orchestrator probes fail and no agent's probe of it answered: the path from here may be what failed"
+                        .into(),
+                )
             } else if external == Some(true) {
                 Verdict::PathFault(format!(
                     "orchestrator probes fail but {} of {answered} vantage points reach it",
@@ -228,8 +249,15 @@ impl Detector {
             }
         } else if answered == 0 {
             Verdict::Unknown("agent stale and no outside vantage point answered".into())
-        } else if outside_failing * 2 > answered {
+        } else if outside_failing * 2 > answered && peer_agrees {
             Verdict::Down(format!("agent stale and {outside_failing} of {answered} outside vantage points see the service failing"))
+        } else if outside_failing * 2 > answered {
+            // The orchestrator's probe, failing, is the only one that
+            // answered (a majority of one without a peer).
+            Verdict::Unknown(
+                "agent stale and only the orchestrator's own probe answered (failing): no peer's view tells a lost site from the orchestrator's own lost path"
+                    .into(),
+            )
         } else if external == Some(true) && peers_ok {
             Verdict::PathFault(
                 "agent unreachable and orchestrator probes fail, but peers reach the service"

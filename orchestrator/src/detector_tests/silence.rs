@@ -419,9 +419,10 @@ async fn a_silent_peer_that_last_reached_the_site_still_holds_it_back() {
             ev.external.insert(s.into(), (now, vec![check(false)]));
         }
         let r = det.round(&ev, now);
-        // (Down at most in the one round where a's agent is still fresh
-        // and b's already stale, as before the rule: never `fall` of them.)
-        for s in r.sites.iter().filter(|_| now - t0 < Duration::from_secs(1)) {
+        // Not even in the round where a's agent is still fresh and b's
+        // view of it already stale: the probe from here alone is no down
+        // round (see the test below).
+        for s in &r.sites {
             assert!(
                 !matches!(s.verdict, Verdict::Down(_)),
                 "{} at {:?}: {:?}",
@@ -432,4 +433,96 @@ async fn a_silent_peer_that_last_reached_the_site_still_holds_it_back() {
         }
     }
     assert!(!det.confirmed_down("a") && !det.confirmed_down("b"));
+}
+
+/// The orchestrator's own network lost just after a's report: every
+/// report stops, every probe from here fails. b reported 240 ms before a,
+/// its view of a taken 450 ms before that (its probe round ran into a
+/// slow endpoint): 500 ms after the loss that view is over a second old,
+/// no longer a vantage point, while a's agent is still fresh (silent, not
+/// stale until 1 s) and the orchestrator not yet isolated. Before, the orchestrator's failing
+/// probe alone — with a's silence, its own observation too — made a down
+/// in three rounds, 500 ms to 1 s after the loss, and confirmed it; then
+/// any round on return in which a was not judged healthy (its agent's
+/// first report late) failed a serving site over. Its stale agent with
+/// only this probe answering is no down round either.
+#[tokio::test(start_paused = true)]
+async fn the_orchestrators_own_lost_path_confirms_nothing() {
+    let mut ev = Evidence::default();
+    let mut det = Detector::new(cfg(), ["a".to_string(), "b".to_string()]);
+    let probes = |ev: &mut Evidence, ok: bool| {
+        for s in ["a", "b"] {
+            ev.external
+                .insert(s.into(), (Instant::now(), vec![check(ok)]));
+        }
+    };
+    let mut rep = report("b", true, &[("a", true)]);
+    rep.peers[0].age_ms = 450;
+    ev.insert_report(Instant::now(), rep);
+    probes(&mut ev, true);
+    tokio::time::advance(Duration::from_millis(240)).await;
+    let t0 = Instant::now();
+    ev.insert_report(t0, report("a", true, &[("b", true)]));
+    det.round(&ev, t0);
+    let mut downs = Vec::new();
+    for _ in 0..12 {
+        tick().await;
+        let now = Instant::now();
+        probes(&mut ev, false);
+        for s in &det.round(&ev, now).sites {
+            if matches!(s.verdict, Verdict::Down(_)) {
+                downs.push(format!("{} at {:?}: {:?}", s.site, now - t0, s.verdict));
+            }
+        }
+    }
+    assert!(
+        !det.confirmed_down("a") && !det.confirmed_down("b"),
+        "confirmed down by the orchestrator's own lost path: {downs:#?}"
+    );
+    assert!(downs.is_empty(), "{downs:#?}");
+    let (v, _) = det.evaluate(&ev, "a", Instant::now());
+    assert_eq!(v.label(), "unknown", "{v:?}");
+}
+
+/// The same lost path seen from the frontends of `hybrid` groups: the
+/// agents report every 500 ms, their views of fe1 700 ms old (a probe
+/// round that ran into the timeout), the last report just before the
+/// orchestrator's network went. From 300 ms on no agent's view of fe1
+/// counts, while the agents stay fresh (the orchestrator is not isolated,
+/// so its frontend rounds run) until 1 s: the orchestrator's failing probe
+/// is the only vantage point. Before, it was a majority of one: fe1 down
+/// at 500, 750 and 1000 ms, confirmed, and the DNS name moved off a
+/// frontend that serves as soon as the other one answered again.
+#[tokio::test(start_paused = true)]
+async fn the_orchestrators_probe_alone_never_brings_a_frontend_down() {
+    let intervals = ["a", "b"].map(|s| (s.to_string(), Duration::from_millis(500)));
+    let mut det = Detector::agentless(cfg(), ["fe1".to_string()]).with_report_intervals(intervals);
+    let mut ev = Evidence::default();
+    let t0 = Instant::now();
+    for site in ["a", "b"] {
+        let mut rep = report(site, true, &[("fe1", true)]);
+        rep.peers[0].age_ms = 700;
+        ev.insert_report(t0, rep);
+    }
+    let mut downs = Vec::new();
+    for _ in 0..4 {
+        tick().await;
+        let now = Instant::now();
+        ev.external.insert("fe1".into(), (now, vec![check(false)]));
+        let r = det.round(&ev, now);
+        if let Verdict::Down(why) = &r.sites[0].verdict {
+            downs.push(format!("{:?}: {why}", now - t0));
+        }
+    }
+    assert!(
+        !det.confirmed_down("fe1"),
+        "confirmed down on the orchestrator's probe alone: {downs:#?}"
+    );
+    assert!(downs.is_empty(), "{downs:#?}");
+    let (v, rows) = det.evaluate(&ev, "fe1", Instant::now());
+    assert_eq!(v.label(), "path_fault", "{v:?}");
+    assert!(rows.iter().all(|r| r.vantage == "orchestrator"), "{rows:?}");
+    // An agent that reports again and cannot reach fe1 either: down.
+    ev.insert_report(Instant::now(), report("a", true, &[("fe1", false)]));
+    assert_eq!(det.verdict(&ev, "fe1", Instant::now()).label(), "down");
 }

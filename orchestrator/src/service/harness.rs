@@ -302,7 +302,8 @@ pub(super) fn hybrid_text(dir: &std::path::Path) -> String {
 }
 
 /// One round ([`round_sites`], both sites up) in which the probes of
-/// frontends fe1 and fe2 succeed or fail as `up` says.
+/// frontends fe1 and fe2 — the orchestrator's and both agents' — succeed
+/// or fail as `up` says.
 pub(super) async fn frontends_round(s: &Arc<Shared>, (fe1, fe2): (bool, bool)) {
     {
         let mut st = s.lock();
@@ -311,6 +312,29 @@ pub(super) async fn frontends_round(s: &Arc<Shared>, (fe1, fe2): (bool, bool)) {
             st.fe_evidence
                 .external
                 .insert(fe.into(), (now, vec![check(up)]));
+        }
+        for site in ["a", "b"] {
+            let peers = [("fe1", fe1), ("fe2", fe2)]
+                .map(|(fe, up)| PeerProbe {
+                    site: fe.into(),
+                    results: vec![check(up)],
+                    age_ms: 0,
+                })
+                .to_vec();
+            st.fe_evidence.insert_report(
+                now,
+                AgentReport {
+                    site: site.into(),
+                    seq: 1,
+                    started_unix_ms: 0,
+                    boot: String::new(),
+                    checks: vec![check(true)],
+                    peers,
+                    outcomes: vec![],
+                    replication: vec![],
+                    authority: vec![],
+                },
+            );
         }
     }
     round_sites(s, true, true, &answer_all).await;
