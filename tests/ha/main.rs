@@ -187,6 +187,63 @@ fn a_leader_frozen_past_its_lease_changes_nothing_when_it_runs_again() -> Result
     Ok(())
 }
 
+/// The leader key as etcd holds it: its value and the lease it is on (0:
+/// none).
+fn leader_key(d: &Ha) -> Result<(String, i64)> {
+    let key = format!("/warden-{}/leader", d.lab.prefix());
+    let v: serde_json::Value =
+        serde_json::from_str(&d.etcdctl(&d.endpoints(), &["get", &key, "-w", "json"])?)?;
+    let kv = &v["kvs"][0];
+    if kv.is_null() {
+        bail!("no leader key");
+    }
+    let value = d.etcdctl(&d.endpoints(), &["get", &key, "--print-value-only"])?;
+    Ok((value.trim().to_string(), kv["lease"].as_i64().unwrap_or(0)))
+}
+
+/// The leader key rewritten by hand. On no lease (`etcdctl put` without
+/// `--lease`), naming another node: the leader steps down at once, and the
+/// key — which would never expire, so that no node could ever lead again —
+/// is removed by the next campaign: a node leads, on its own lease, and
+/// acts. Then on the leader's own lease, naming a node that does not
+/// exist: the leader steps down (the others would take the key for that
+/// node's) and the key names the node that leads again.
+#[test]
+fn a_leader_key_rewritten_by_hand_does_not_leave_the_deployment_leaderless() -> Result<()> {
+    let Some(d) = Ha::new("true") else {
+        return Ok(());
+    };
+    d.start_all("a")?;
+    let key = format!("/warden-{}/leader", d.lab.prefix());
+    d.etcdctl(&d.endpoints(), &["put", &key, "o-b"])?;
+    let next = d.wait_leader(&NODES, secs(15))?;
+    lab::eventually(secs(10), secs(0.1), || {
+        let (name, lease) = leader_key(&d)?;
+        if lease != 0 && name == format!("o-{next}") {
+            return Ok(());
+        }
+        bail!("the leader key is {name:?} on lease {lease}")
+    })?;
+    d.operator()
+        .cli_ok(&["--url", &d.api(&next), "failover", "web", "--to", "b"])?;
+    d.wait_users_on("b", secs(30))?;
+
+    let (_, lease) = leader_key(&d)?;
+    d.etcdctl(
+        &d.endpoints(),
+        &["put", &key, "o-nobody", &format!("--lease={lease:x}")],
+    )?;
+    lab::eventually(secs(15), secs(0.1), || {
+        let (name, lease) = leader_key(&d)?;
+        let leaders = d.leaders_now(&NODES);
+        if lease != 0 && leaders.len() == 1 && name == format!("o-{}", leaders[0]) {
+            return Ok(());
+        }
+        bail!("the leader key is {name:?} on lease {lease}; leaders: {leaders:?}")
+    })?;
+    Ok(())
+}
+
 /// Test 2: site a dies entirely — its service, agent, orchestrator (the
 /// leader) and etcd member — and the survivors elect a leader and fail a
 /// over to b.
