@@ -177,7 +177,7 @@ fn a_leader_frozen_past_its_lease_changes_nothing_when_it_runs_again() -> Result
         promotes_b,
         "b was promoted again by the frozen leader"
     );
-    assert_eq!(d.leaders_now(&NODES), vec![next.clone()], "one leader");
+    assert_eq!(d.leaders_now(NODES), vec![next.clone()], "one leader");
     let g = d.group_at(&next)?;
     assert_eq!(
         (g["active"].as_str(), g["phase"].as_str()),
@@ -216,7 +216,7 @@ fn a_leader_key_rewritten_by_hand_does_not_leave_the_deployment_leaderless() -> 
     d.start_all("a")?;
     let key = format!("/warden-{}/leader", d.lab.prefix());
     d.etcdctl(&d.endpoints(), &["put", &key, "o-b"])?;
-    let next = d.wait_leader(&NODES, secs(15))?;
+    let next = d.wait_leader(NODES, secs(15))?;
     lab::eventually(secs(10), secs(0.1), || {
         let (name, lease) = leader_key(&d)?;
         if lease != 0 && name == format!("o-{next}") {
@@ -235,7 +235,7 @@ fn a_leader_key_rewritten_by_hand_does_not_leave_the_deployment_leaderless() -> 
     )?;
     lab::eventually(secs(15), secs(0.1), || {
         let (name, lease) = leader_key(&d)?;
-        let leaders = d.leaders_now(&NODES);
+        let leaders = d.leaders_now(NODES);
         if lease != 0 && leaders.len() == 1 && name == format!("o-{}", leaders[0]) {
             return Ok(());
         }
