@@ -11,9 +11,14 @@
 //! deadline ([`Licence::lapse_at`]): a process paused past its lease (or
 //! whose election loop does not get to run) finds it lapsed at its first
 //! look, before the election loop has stepped down.
+//!
+//! A look at the licence before a call that reads before it writes is not
+//! enough (the process may be paused in the read): the routing layer's
+//! calls run under the term's gate ([`Licence::gated`]), which every
+//! strategy asks right before each order leaves (`warden_strategies::gate`).
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -140,6 +145,33 @@ impl Licence {
             return None;
         }
         Some(token)
+    }
+
+    /// The gate of work started under `term`: open while this licence is
+    /// held under that very term, looked at when it is asked — as each
+    /// order leaves (see `warden_strategies::gate`) — so a licence that
+    /// lapsed meanwhile (a process paused in the middle of a call) closes it.
+    pub fn gate(self: &Arc<Self>, term: &CancellationToken) -> warden_strategies::gate::Gate {
+        let (me, term) = (self.clone(), term.clone());
+        Arc::new(move || me.is_held() && !term.is_cancelled())
+    }
+
+    /// Whether work started under `term` may still act (its gate is open).
+    pub fn holds(&self, term: &CancellationToken) -> bool {
+        self.is_held() && !term.is_cancelled()
+    }
+
+    /// Run a routing layer's `call` under the gate of `term`. `None` when
+    /// the gate is closed once it returns: what it did or refused to do
+    /// (a write refused as unlicensed, an error of a layer another leader
+    /// writes to now) is not this term's to act on or record.
+    pub async fn gated<F: Future>(
+        self: &Arc<Self>,
+        term: &CancellationToken,
+        call: F,
+    ) -> Option<F::Output> {
+        let out = warden_strategies::gate::under(self.gate(term), call).await;
+        self.holds(term).then_some(out)
     }
 
     /// Run `work` under the current term, tracked. `work` gets the term's

@@ -32,6 +32,11 @@ pub enum StrategyError {
     /// `badauth`, or a retry hold such as `911`): no request was sent.
     #[error("{element} is blocked: {reason}")]
     Blocked { element: String, reason: String },
+    /// The caller's licence to act ended before the order left (see
+    /// [`crate::gate`]): nothing was sent. Not retried: another
+    /// orchestrator acts now.
+    #[error("nothing sent to {element}: this orchestrator no longer holds the licence to act")]
+    Unlicensed { element: String },
 }
 
 impl StrategyError {
@@ -47,7 +52,8 @@ impl StrategyError {
             | StrategyError::Unreachable { element, .. }
             | StrategyError::Rejected { element, .. }
             | StrategyError::Conflict { element, .. }
-            | StrategyError::Blocked { element, .. } => Some(element),
+            | StrategyError::Blocked { element, .. }
+            | StrategyError::Unlicensed { element } => Some(element),
             StrategyError::Config(_) => None,
         }
     }

@@ -8,6 +8,7 @@
 //!   fence kept in an HAProxy variable, timed drains);
 //! - `text.rs`: errors and untrusted answers put into words, for every driver;
 //! - `stops.rs`: a provider's blocks and holds as the orchestrator stores them;
+//! - [`gate`]: the caller's licence to act, asked right before every write;
 //! - [`dns`]: the `dns` scheme, with providers behind [`dns::DnsProvider`]
 //!   (`noip`, `dyndns2`, `rfc2136`) and verification against authoritative servers;
 //! - [`hybrid`]: the `hybrid` scheme, [`hybrid::HybridStrategy`]: frontends
@@ -23,6 +24,7 @@ mod error;
 pub mod frontend;
 #[cfg(test)]
 mod fuzz;
+pub mod gate;
 pub mod hybrid;
 mod pass;
 mod stops;

@@ -5,7 +5,7 @@
 //! or TCP), and checks which site answers real client connections.
 //!
 //! Without `haproxy` on the PATH the tests print a note and pass, unless
-//! `CI=true`, where they fail. Fixed ports: 29350-29499 (one block of ten per
+//! `CI=true`, where they fail. Fixed ports: 29340-29499 (one block of ten per
 //! test).
 
 use std::future::Future;
@@ -961,6 +961,54 @@ async fn a_late_route_of_a_deposed_leader_does_not_undo_a_newer_one() {
         "proc.warden_route.web: type=str value=<6:b>\n"
     );
     assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+}
+
+/// A route whose caller's licence to act ends while the call waits on a
+/// slow servers read (a leader paused mid-call past its lease, see
+/// `warden_strategies::gate`): the call ends without another command that
+/// changes HAProxy — the fence and the servers stay as they were, users
+/// stay on a. An epoch fence cannot refuse this order: no newer route came.
+#[tokio::test]
+async fn a_route_whose_licence_ends_mid_call_changes_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("gate", 29340, false, &servers(&a, &b, false)).await;
+    let direct =
+        HaproxyDriver::new(settings(ha.unix(), "be_web", Duration::from_secs(1))).expect("driver");
+    direct
+        .set_route("a", 4, SwitchMode::Immediate)
+        .await
+        .expect("route to a at 4");
+    let relay_path = ha.dir.0.join("slow.sock");
+    let _relay = slow_relay(&relay_path, ha.sock.clone(), Duration::from_millis(1500)).await;
+    let paused = HaproxyDriver::new(settings(
+        RuntimeAddr::Unix(relay_path),
+        "be_web",
+        Duration::from_secs(3),
+    ))
+    .expect("driver");
+    let licensed = Arc::new(AtomicBool::new(true));
+    let held = licensed.clone();
+    let gate: warden_strategies::gate::Gate = Arc::new(move || held.load(Ordering::SeqCst));
+    let call = tokio::spawn(warden_strategies::gate::under(gate, async move {
+        paused.set_route("b", 5, SwitchMode::Immediate).await
+    }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    licensed.store(false, Ordering::SeqCst);
+    match call.await.expect("joined") {
+        Err(StrategyError::Unlicensed { .. }) => {}
+        other => panic!("the route went on after its licence ended: {other:?}"),
+    }
+    assert_eq!(
+        raw(&ha.unix(), "get var proc.warden_route.web")
+            .await
+            .expect("api"),
+        "proc.warden_route.web: type=str value=<4:a>\n"
+    );
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-a"));
 }
 
 #[tokio::test]

@@ -118,6 +118,132 @@ fn leader_killed_in_a_slow_promote_the_next_one_finishes_it_once() -> Result<()>
     Ok(())
 }
 
+/// The leader is frozen (SIGSTOP) while b's promote hook runs, for
+/// longer than its lease: another orchestrator finishes the failover, and
+/// the operator moves users back to a through it (a newer epoch). Then the
+/// frozen leader runs again, with its runbook still waiting for b's
+/// promote: nothing it had under way or queued takes effect — no route,
+/// no second promote of b, users stay on a — and it follows the new leader.
+#[test]
+fn a_leader_frozen_past_its_lease_changes_nothing_when_it_runs_again() -> Result<()> {
+    let Some(d) = Ha::new("sleep 4") else {
+        return Ok(());
+    };
+    d.start_all("a")?;
+    d.operator()
+        .cli_ok(&["--url", &d.api("a"), "failover", "web", "--to", "b"])?;
+    wait_hook(&d, "promote b", secs(20))?;
+    d.lab.pause("orch-a")?;
+    let next = d.wait_leader(&["b", "w"], secs(15))?;
+    let steady_on = |site: &'static str, what: &str| {
+        lab::eventually(secs(40), secs(0.2), || {
+            let g = d.group_at(&next)?;
+            if g["active"] == site && g["phase"] == "steady" {
+                return Ok(());
+            }
+            bail!("{what}: not yet: {g}")
+        })
+    };
+    steady_on("b", "the failover finished by the new leader")?;
+    d.wait_users_on("b", secs(30))?;
+
+    d.operator()
+        .cli_ok(&["--url", &d.api(&next), "failback", "web"])?;
+    steady_on("a", "the failback")?;
+    d.wait_users_on("a", secs(30))?;
+    let route = d.frontend_route()?;
+    let promotes_b = d.hook_runs("promote b");
+    let client = d
+        .lab
+        .client_loop("ctl", &d.entry_url(), secs(0.1), secs(1))?;
+    let resumed = Instant::now();
+    d.lab.resume("orch-a")?;
+    lab::eventually(secs(10), secs(0.1), || match d.leader_view("a") {
+        Ok((503, _)) => Ok(()),
+        other => bail!("o-a does not answer as a follower yet: {other:?}"),
+    })?;
+    // Long enough for anything it had under way: a step's timeout is 30 s,
+    // but its licence lapsed at its first look.
+    std::thread::sleep(LEASE_TTL + secs(4));
+    let samples = client.stop();
+    never_alternate(&samples, resumed, "a");
+    assert_eq!(
+        d.frontend_route()?,
+        route,
+        "the frozen leader wrote a route after it ran again"
+    );
+    assert_eq!(
+        d.hook_runs("promote b"),
+        promotes_b,
+        "b was promoted again by the frozen leader"
+    );
+    assert_eq!(d.leaders_now(NODES), vec![next.clone()], "one leader");
+    let g = d.group_at(&next)?;
+    assert_eq!(
+        (g["active"].as_str(), g["phase"].as_str()),
+        (Some("a"), Some("steady")),
+        "{g}"
+    );
+    Ok(())
+}
+
+/// The leader key as etcd holds it: its value and the lease it is on (0:
+/// none).
+fn leader_key(d: &Ha) -> Result<(String, i64)> {
+    let key = format!("/warden-{}/leader", d.lab.prefix());
+    let v: serde_json::Value =
+        serde_json::from_str(&d.etcdctl(&d.endpoints(), &["get", &key, "-w", "json"])?)?;
+    let kv = &v["kvs"][0];
+    if kv.is_null() {
+        bail!("no leader key");
+    }
+    let value = d.etcdctl(&d.endpoints(), &["get", &key, "--print-value-only"])?;
+    Ok((value.trim().to_string(), kv["lease"].as_i64().unwrap_or(0)))
+}
+
+/// The leader key rewritten by hand. On no lease (`etcdctl put` without
+/// `--lease`), naming another node: the leader steps down at once, and the
+/// key — which would never expire, so that no node could ever lead again —
+/// is removed by the next campaign: a node leads, on its own lease, and
+/// acts. Then on the leader's own lease, naming a node that does not
+/// exist: the leader steps down (the others would take the key for that
+/// node's) and the key names the node that leads again.
+#[test]
+fn a_leader_key_rewritten_by_hand_does_not_leave_the_deployment_leaderless() -> Result<()> {
+    let Some(d) = Ha::new("true") else {
+        return Ok(());
+    };
+    d.start_all("a")?;
+    let key = format!("/warden-{}/leader", d.lab.prefix());
+    d.etcdctl(&d.endpoints(), &["put", &key, "o-b"])?;
+    let next = d.wait_leader(NODES, secs(15))?;
+    lab::eventually(secs(10), secs(0.1), || {
+        let (name, lease) = leader_key(&d)?;
+        if lease != 0 && name == format!("o-{next}") {
+            return Ok(());
+        }
+        bail!("the leader key is {name:?} on lease {lease}")
+    })?;
+    d.operator()
+        .cli_ok(&["--url", &d.api(&next), "failover", "web", "--to", "b"])?;
+    d.wait_users_on("b", secs(30))?;
+
+    let (_, lease) = leader_key(&d)?;
+    d.etcdctl(
+        &d.endpoints(),
+        &["put", &key, "o-nobody", &format!("--lease={lease:x}")],
+    )?;
+    lab::eventually(secs(15), secs(0.1), || {
+        let (name, lease) = leader_key(&d)?;
+        let leaders = d.leaders_now(NODES);
+        if lease != 0 && leaders.len() == 1 && name == format!("o-{}", leaders[0]) {
+            return Ok(());
+        }
+        bail!("the leader key is {name:?} on lease {lease}; leaders: {leaders:?}")
+    })?;
+    Ok(())
+}
+
 /// Test 2: site a dies entirely — its service, agent, orchestrator (the
 /// leader) and etcd member — and the survivors elect a leader and fail a
 /// over to b.

@@ -5,6 +5,9 @@
 //! a transaction "create `P leader` = my name with my lease if it does not
 //! exist". The one that succeeds leads; its term is the key's create
 //! revision, which guards every write ([`super::EtcdStore::set_guard`]).
+//! A leader key on no lease (written by hand with `etcdctl put`) is no
+//! node's and would never expire: a campaigning node removes it (only
+//! while it is still that key) and the election goes on.
 //!
 //! The leader keeps its lease alive every third of the TTL. Its own deadline
 //! is the send time of the last keep-alive etcd answered plus the TTL, less a
@@ -12,7 +15,8 @@
 //! that keep-alive, so the leader stops acting before anyone else can win.
 //! At the deadline (etcd unreachable, a partition, a pause), or when the key
 //! is no longer its own (seen at once by a watch on the key — an operator
-//! who deletes it or revokes its lease —, else at the next renewal), it
+//! who deletes it, revokes its lease or rewrites it, even on its lease
+//! naming another node —, else at the next renewal), it
 //! steps down at once: the licence is revoked, which
 //! cancels the step in progress. The service is told the deadline too
 //! ([`Role::lease_until`]): its licence lapses there by itself, so a paused
@@ -334,6 +338,19 @@ impl Election {
                             }
                         }
                     }
+                    if let Some((name, 0, created)) = &holder {
+                        // A leader key on no lease never expires, and is no
+                        // orchestrator's: each puts it on its own lease, and
+                        // a leader whose key is rewritten steps down at once.
+                        // Written by hand (`etcdctl put` without `--lease`),
+                        // it would keep every node from leading for good;
+                        // it is removed — only while it is still that very
+                        // key — and the election goes on as if it were gone.
+                        warn!(node = %self.node, holder = %name, "the leader key is on no lease (written by hand?): no orchestrator holds it, and it would never expire; removing it");
+                        if self.remove_stray(client, *created).await {
+                            continue;
+                        }
+                    }
                     let remaining = match &holder {
                         Some((_, l, _)) => client
                             .lease_time_to_live(*l, None)
@@ -372,6 +389,30 @@ impl Election {
             }
             if !self.pause(stop).await {
                 return Outcome::Stop;
+            }
+        }
+    }
+
+    /// Delete the leader key if it is still the one created at `created`
+    /// on no lease (see `campaign`). Whether it is gone now.
+    async fn remove_stray(&self, client: &Client, created: i64) -> bool {
+        let key = self.store.leader_key();
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(key.clone(), CompareOp::Equal, created),
+                Compare::lease(key.clone(), CompareOp::Equal, 0),
+            ])
+            .and_then([TxnOp::delete(key, None)]);
+        let answer = retrying(self.timeout, client.clone(), |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await;
+        match answer {
+            Ok(r) => r.succeeded(),
+            Err(e) => {
+                self.trouble(&format!("removing a leader key on no lease: {e}"));
+                false
             }
         }
     }
@@ -462,7 +503,7 @@ impl Election {
                     self.end_term(client, "shutdown: resigning").await;
                     return Outcome::Stop;
                 }
-                gone = key_gone(&mut watch, (term, lease)) => match gone {
+                gone = key_gone(&mut watch, (term, lease), self.node.as_bytes()) => match gone {
                     Some(true) => {
                         self.end_term(client, "the leader key was deleted or taken (seen by its watch)")
                             .await;
@@ -496,8 +537,10 @@ impl Election {
                     })
                     .await
                     .map(|r| {
-                        r.kvs().first().map(|kv| (kv.create_revision(), kv.lease()))
-                            == Some((term, lease))
+                        r.kvs()
+                            .first()
+                            .map(|kv| (kv.create_revision(), kv.lease(), kv.value()))
+                            == Some((term, lease, self.node.as_bytes()))
                     });
                     match ours {
                         Ok(true) => {
@@ -571,11 +614,13 @@ impl Election {
 }
 
 /// The next news of the leader key's watch: `Some(true)` when the key is
-/// gone or no longer `held` (its creation revision and lease), `Some(false)`
+/// gone, no longer `held` (its creation revision and lease) or names
+/// another node than `node` (rewritten by hand on this lease: the other
+/// nodes would take it for that node's), `Some(false)`
 /// for news that changes nothing (its own creation, a progress note),
 /// `None` when the watch ended or failed (the caller stops watching).
 /// Never resolves without a watch.
-async fn key_gone(watch: &mut Option<WatchStream>, held: (i64, i64)) -> Option<bool> {
+async fn key_gone(watch: &mut Option<WatchStream>, held: (i64, i64), node: &[u8]) -> Option<bool> {
     let Some(w) = watch.as_mut() else {
         return std::future::pending().await;
     };
@@ -588,7 +633,7 @@ async fn key_gone(watch: &mut Option<WatchStream>, held: (i64, i64)) -> Option<b
             EventType::Delete => true,
             EventType::Put => e
                 .kv()
-                .is_some_and(|kv| (kv.create_revision(), kv.lease()) != held),
+                .is_some_and(|kv| (kv.create_revision(), kv.lease()) != held || kv.value() != node),
         }
     }))
 }

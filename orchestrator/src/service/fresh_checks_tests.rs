@@ -51,7 +51,10 @@ async fn fresh_checks_count_only_from_the_queued_site_and_only_in_their_own_atte
     s.accept_report(report("b", 1, vec![]));
     let cmd = Command::new("web", 2, CommandKind::Promote);
     let id = cmd.id.clone();
-    let env = Env { shared: s.clone() };
+    let env = Env {
+        shared: s.clone(),
+        term: s.licence.token().expect("held"),
+    };
     let asked = cmd.clone();
     let step = tokio::spawn(async move { env.command("b", asked, Duration::from_secs(5)).await });
     settle().await;
@@ -69,7 +72,10 @@ async fn fresh_checks_count_only_from_the_queued_site_and_only_in_their_own_atte
     assert_eq!(o.checks, promoted(&id).checks);
     // A resumed attempt asks again: the recorded outcome stands, but the
     // checks it carried are the first attempt's, not fresh.
-    let env = Env { shared: s.clone() };
+    let env = Env {
+        shared: s.clone(),
+        term: s.licence.token().expect("held"),
+    };
     let again = env
         .command("b", cmd, Duration::from_secs(5))
         .await

@@ -266,7 +266,7 @@ pub(super) fn start_routed_as(
 
 /// The service on config `text`, each group on the routing `routing_of`
 /// builds from the config and the group's name.
-fn start_with_routing(
+pub(super) fn start_with_routing(
     text: &str,
     dir: &std::path::Path,
     store: Arc<dyn crate::store::Store>,

@@ -19,12 +19,14 @@ impl Shared {
             return;
         };
         let group = group.to_string();
+        let licence = self.licence.clone();
         self.licence.spawn(move |term| async move {
             tokio::select! {
                 _ = term.cancelled() => {}
-                r = routing.hold(epoch, ttl, pause) => match r {
-                    Ok(()) => tracing::debug!(group = %group, epoch, ttl = ?ttl, "hold order sent"),
-                    Err(e) => warn!(group = %group, epoch, cause = %e, "hold order not taken; a failing connection is closed at once there"),
+                r = licence.gated(&term, routing.hold(epoch, ttl, pause)) => match r {
+                    None => {}
+                    Some(Ok(())) => tracing::debug!(group = %group, epoch, ttl = ?ttl, "hold order sent"),
+                    Some(Err(e)) => warn!(group = %group, epoch, cause = %e, "hold order not taken; a failing connection is closed at once there"),
                 },
             }
         });

@@ -178,12 +178,15 @@ impl Shared {
                 return;
             };
             let started = Instant::now();
+            // The wait for the store may have been long: the update asks
+            // the term's gate as it leaves.
             let r = tokio::select! {
-                r = h.point_dns(&frontend, epoch) => r,
-                _ = term.cancelled() => {
-                    me.lock().dns_moving.remove(&group);
-                    return;
-                }
+                r = me.licence.gated(&term, h.point_dns(&frontend, epoch)) => r,
+                _ = term.cancelled() => None,
+            };
+            let Some(r) = r else {
+                me.lock().dns_moving.remove(&group);
+                return;
             };
             me.lock().dns_moving.remove(&group);
             me.sync_provider_stops(Some(&group));
@@ -222,6 +225,7 @@ impl Shared {
         &self,
         g: &GroupState,
         h: &warden_strategies::hybrid::HybridStrategy,
+        term: &CancellationToken,
     ) {
         let route = SiteRoute {
             site: g.active.clone(),
@@ -251,10 +255,17 @@ impl Shared {
                 None => format!("{fe} has no route (restarted empty?) at epoch {epoch}"),
                 Some(s) => format!("{fe} routes to {s} at epoch {epoch}"),
             };
-            if !self.unchanged(g) || !self.licence.is_held() {
+            if !self.unchanged(g) || !self.licence.holds(term) {
                 return;
             }
-            match h.set_route(&fe, &route, g.epoch).await {
+            let Some(set) = self
+                .licence
+                .gated(term, h.set_route(&fe, &route, g.epoch))
+                .await
+            else {
+                return;
+            };
+            match set {
                 Ok(()) => self.event(
                     EventKind::Reconciled,
                     Some(&g.name),
@@ -299,11 +310,17 @@ impl Shared {
             ),
             Err(e) => format!("cannot observe DNS: {e}"),
         };
-        if !self.unchanged(g) {
+        // As the site layer: nothing is re-pointed once the licence has
+        // ended or lapsed (the DNS was read meanwhile, perhaps for long),
+        // and the update asks the term's gate as it leaves.
+        if !self.unchanged(g) || !self.licence.holds(term) {
             return;
         }
         let epoch = g.dns_epoch();
-        match h.point_dns(&want, epoch).await {
+        let Some(pointed) = self.licence.gated(term, h.point_dns(&want, epoch)).await else {
+            return;
+        };
+        match pointed {
             // A precaution is recorded when it changes, not every pass (the
             // DNS may stay unreadable for hours); the next reading clears it.
             Ok(()) if blind => self.event_level(

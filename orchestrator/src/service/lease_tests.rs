@@ -105,6 +105,146 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
     );
 }
 
+/// A DNS provider that keeps no epoch (as a dyndns2 server): it takes
+/// every update, each recorded with the moment it was sent.
+#[derive(Default)]
+struct Unfenced(Mutex<Vec<(String, u64, Instant)>>);
+
+#[async_trait]
+impl warden_strategies::dns::DnsProvider for Unfenced {
+    fn kind(&self) -> &'static str {
+        "unfenced"
+    }
+    async fn publish(
+        &self,
+        site: &str,
+        _: &warden_strategies::dns::RecordValue,
+        epoch: u64,
+    ) -> Result<(), StrategyError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((site.to_string(), epoch, Instant::now()));
+        Ok(())
+    }
+    async fn observe(&self) -> Result<Option<warden_strategies::dns::ProviderView>, StrategyError> {
+        Ok(None)
+    }
+}
+
+/// A leader's switch on a `dns` group asks the authoritative server first
+/// (it does not answer: the question takes its timeout) and the lease
+/// lapses meanwhile — the process paused in the middle of the call and
+/// resumed past its deadline, before its election loop stepped down. The
+/// update is not sent, and the runbook stays running for the next leader.
+/// Before, the licence was looked at only as the step began: the late
+/// update went out, and a provider that keeps no epoch took it over
+/// whatever the new leader had published.
+#[tokio::test(start_paused = true)]
+async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
+    use warden_strategies::dns::{DnsStrategy, RecordValue};
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    // An authoritative server that never answers.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let ns = silent.local_addr().unwrap();
+    let dns = Arc::new(Unfenced::default());
+    let provider = dns.clone();
+    let store = Arc::new(MemStore::default());
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_with_routing(
+        &text,
+        &dir,
+        store.clone(),
+        Mode::Elected(view),
+        move |_, name| {
+            let sites = [("a", "192.0.2.1"), ("b", "192.0.2.2")]
+                .into_iter()
+                .map(|(s, ip)| (s.to_string(), RecordValue::parse(ip).unwrap()))
+                .collect();
+            crate::routing::Routing::Single(Arc::new(DnsStrategy::new(
+                name,
+                vec!["www.example.net".into()],
+                sites,
+                vec![ns],
+                Duration::from_secs(1),
+                provider.clone(),
+            )))
+        },
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    role.take_over(1).await.unwrap();
+    // The take-over's reconciliation cannot read the server, and routes a
+    // again as a precaution: its last act.
+    for _ in 0..200 {
+        if !dns.0.lock().unwrap().is_empty() {
+            break;
+        }
+        round_sites(&s, true, true, &answer_all).await;
+    }
+    assert_eq!(
+        dns.0
+            .lock()
+            .unwrap()
+            .first()
+            .map(|(site, _, _)| site.as_str()),
+        Some("a"),
+        "the take-over's reconciliation routes a"
+    );
+
+    s.operator_switchover("web", "b", "operator")
+        .expect("switchover");
+    let epoch = group(&s).epoch;
+    let switching = |s: &Shared| {
+        s.lock().runbooks.values().any(|r| {
+            r.epoch == epoch
+                && r.steps
+                    .iter()
+                    .any(|st| st.name == StepName::Switch && st.status == StepStatus::Running)
+        })
+    };
+    for _ in 0..80 {
+        if switching(&s) {
+            break;
+        }
+        round_sites(&s, true, true, &answer_all).await;
+    }
+    assert!(switching(&s), "the switch step is under way");
+
+    // The switch asks the server (2 s); the lease ends in 200 ms, and
+    // nothing else looks at the licence meanwhile (the process is paused).
+    let deadline = Instant::now() + Duration::from_millis(200);
+    assert!(role.lease_until(deadline));
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let late: Vec<(String, u64)> = dns
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, at)| *at >= deadline)
+        .map(|(site, epoch, _)| (site.clone(), *epoch))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "DNS updates sent past the lease deadline: {late:?}"
+    );
+    assert!(s.leadership().is_some_and(|l| !l.is_leader));
+    let rb = store
+        .runbooks()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.epoch == epoch)
+        .expect("the switchover's runbook is stored");
+    assert_eq!(
+        rb.status,
+        RunbookStatus::Running,
+        "left running for the next leader: {rb:#?}"
+    );
+    drop(silent);
+}
+
 /// Every answer to an agent says the term it was made under (the etcd
 /// revision of the leader key): the agent takes a withdrawal only from the
 /// term that handed the command out or a later one, so a deposed leader's

@@ -418,7 +418,7 @@ pub struct Shared {
     unsaved: Mutex<Vec<Event>>,
     unsaved_notify: tokio::sync::Notify,
     /// Held while this process may act (see [`Licence`]).
-    licence: Licence,
+    licence: Arc<Licence>,
     /// Site → the groups it belongs to (built once: reports look it up).
     site_groups: foldhash::HashMap<String, Vec<String>>,
     /// Every group's name, in order (built once: each round goes over them).
@@ -573,11 +573,11 @@ impl Shared {
                 }
             }
         }
-        let licence = if mode.is_local() {
+        let licence = Arc::new(if mode.is_local() {
             Licence::held(&shutdown)
         } else {
             Licence::new(&shutdown)
-        };
+        });
         let mut site_groups: foldhash::HashMap<String, Vec<String>> = foldhash::HashMap::default();
         for (name, g) in &cfg.groups {
             for site in g.site_names() {

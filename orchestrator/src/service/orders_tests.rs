@@ -18,7 +18,10 @@ async fn leading_with_a_promote_for_b() -> (
 ) {
     let (s, _fake, dir) = setup_with(true, 5, "", Arc::new(MemStore::default()));
     let cmd = Command::new("web", 2, CommandKind::Promote);
-    let env = Env { shared: s.clone() };
+    let env = Env {
+        shared: s.clone(),
+        term: s.licence.token().expect("held"),
+    };
     let asked = cmd.clone();
     let step = tokio::spawn(async move { env.command("b", asked, Duration::from_secs(5)).await });
     settle().await;

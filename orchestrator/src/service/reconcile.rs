@@ -22,11 +22,11 @@ impl Shared {
             _ = term.cancelled() => {
                 info!("licence ended during reconciliation: stopped");
             }
-            _ = self.reconcile_groups() => {}
+            _ = self.reconcile_groups(&term) => {}
         }
     }
 
-    async fn reconcile_groups(&self) {
+    async fn reconcile_groups(&self, term: &CancellationToken) {
         // The snapshot in parts, yielding between them, and the pass
         // yielding every `RECONCILE_PART` groups: with 10,000 groups the
         // copy and the comparison (each group's read is a look-up in the
@@ -60,7 +60,7 @@ impl Shared {
                 continue;
             };
             if let Some(h) = strategy.hybrid() {
-                self.reconcile_hybrid(&g, h).await;
+                self.reconcile_hybrid(&g, h, term).await;
                 continue;
             }
             let observed = strategy.current_in(&pass).await;
@@ -127,8 +127,9 @@ impl Shared {
                 }
             }
             // Nothing is re-applied once the licence has ended (or lapsed:
-            // a leader paused past its lease and resumed mid-pass).
-            if !self.licence.is_held() {
+            // a leader paused past its lease and resumed mid-pass), and
+            // the re-apply's writes ask the term's gate as they leave.
+            if !self.licence.holds(term) {
                 return;
             }
             let route = SiteRoute {
@@ -136,7 +137,14 @@ impl Shared {
                 mode: SwitchMode::Immediate,
             };
             let key = format!("reconcile/{}", g.name);
-            match strategy.activate(&route, g.epoch).await {
+            let Some(applied) = self
+                .licence
+                .gated(term, strategy.activate(&route, g.epoch))
+                .await
+            else {
+                return;
+            };
+            match applied {
                 Ok(()) => {
                     self.level_cleared(&key);
                     match &unread {

@@ -219,7 +219,10 @@ impl Shared {
                 warn!(group = %rb.group, runbook = rb.id, "runbook of a group that is no longer configured: left in the store");
                 return;
             };
-            let env = Env { shared: me.clone() };
+            let env = Env {
+                shared: me.clone(),
+                term: term.clone(),
+            };
             let group = rb.group.clone();
             let done = tokio::select! {
                 rb = runbook::execute(rb, &env, me.store.as_ref(), &policy) => rb,
@@ -316,16 +319,18 @@ impl Shared {
 /// The runbook environment of the live service.
 pub(super) struct Env {
     pub(super) shared: Arc<Shared>,
+    /// The term the runbook's task runs under.
+    pub(super) term: CancellationToken,
 }
 
 impl Env {
     /// Before a step's outward action (a route, a fence command): without
-    /// the licence nothing is done, and the step waits here until its
-    /// task is cancelled — a licence that lapsed (a leader paused past its
-    /// lease, resumed before its election loop stepped down) has cancelled
-    /// its term when this looked at it.
+    /// the licence of the runbook's own term nothing is done, and the step
+    /// waits here until its task is cancelled — a licence that lapsed (a
+    /// leader paused past its lease, resumed before its election loop
+    /// stepped down) has cancelled its term when this looked at it.
     async fn licensed(&self) {
-        if !self.shared.licence.is_held() {
+        if !self.shared.licence.holds(&self.term) {
             std::future::pending::<()>().await;
         }
     }
@@ -465,7 +470,18 @@ impl RunbookEnv for Env {
             .strategies
             .get(group)
             .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
-        let r = s.activate(route, epoch).await;
+        // Under the term's gate: the strategy may read before it writes,
+        // and the licence may lapse meanwhile (see `warden_strategies::gate`).
+        let Some(r) = self
+            .shared
+            .licence
+            .gated(&self.term, s.activate(route, epoch))
+            .await
+        else {
+            // Whatever the call did or refused is the next holder's to
+            // find: nothing is recorded, the step waits to be cancelled.
+            return std::future::pending().await;
+        };
         self.shared.sync_provider_stops(Some(group));
         r
     }

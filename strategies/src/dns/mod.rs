@@ -315,6 +315,9 @@ impl Strategy for DnsStrategy {
                 self.provider.forget(&wrong);
             }
         }
+        // The servers were asked (perhaps for long): the caller may no
+        // longer act, whatever the provider would check itself.
+        crate::gate::check(&format!("the DNS of group {}", self.group))?;
         self.provider.publish(&target.site, value, epoch).await
     }
 

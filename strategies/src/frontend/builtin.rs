@@ -201,6 +201,7 @@ impl FrontendDriver for BuiltinDriver {
                 SwitchMode::Drain => RouteMode::Drain,
             },
         };
+        crate::gate::check(&self.element)?;
         let resp = self
             .client
             .put(self.url())
@@ -234,6 +235,7 @@ impl FrontendDriver for BuiltinDriver {
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             pause,
         };
+        crate::gate::check(&self.element)?;
         let resp = self
             .client
             .put(format!("{}/hold", self.url()))

@@ -562,6 +562,43 @@ mod tests {
         );
     }
 
+    /// A call made under a closed gate (the caller's licence to act ended
+    /// while it ran, see `crate::gate`) sends the frontend nothing — no
+    /// route, no hold order — and says why; under an open gate it sends.
+    #[tokio::test]
+    async fn nothing_reaches_the_frontend_under_a_closed_gate() {
+        let fe = frontend().await;
+        let s = FrontendStrategy::new("web", vec![driver("fe1", &fe, TOKEN)]).expect("strategy");
+        let closed: crate::gate::Gate = Arc::new(|| false);
+        let e = crate::gate::under(
+            closed.clone(),
+            s.activate(&route("a", SwitchMode::Immediate), 1),
+        )
+        .await
+        .expect_err("not sent");
+        assert!(matches!(e, StrategyError::Unlicensed { .. }), "{e:?}");
+        let e = crate::gate::under(closed, s.hold(1, Duration::from_secs(30), false))
+            .await
+            .expect_err("not sent");
+        assert!(matches!(e, StrategyError::Unlicensed { .. }), "{e:?}");
+        let untouched = Observed {
+            site: None,
+            epoch: 0,
+            drift: vec![],
+            unread: vec![],
+        };
+        assert_eq!(s.current().await.expect("readable"), untouched);
+        let open: crate::gate::Gate = Arc::new(|| true);
+        crate::gate::under(open, s.activate(&route("a", SwitchMode::Immediate), 1))
+            .await
+            .expect("sent under an open gate");
+        assert_eq!(
+            s.current().await.expect("readable").site.as_deref(),
+            Some("a")
+        );
+        fe.stop().await;
+    }
+
     /// Within one pass the frontend's route table is read once for every
     /// group on it; a group it does not serve is an error that names it; a
     /// later pass reads anew (and sees a switch); a frontend that cannot be

@@ -314,6 +314,8 @@ impl DnsProvider for DyndnsProvider {
             }
             pending
         };
+        // After the wait for an update in flight: the caller may no longer act.
+        crate::gate::check(&self.element)?;
         let url = self.update_url(&pending, value);
         debug!(group = %self.group, server = %self.element, hosts = %pending.join(","), to = %value, epoch, site, "sending DNS update");
         let resp = self

@@ -311,6 +311,8 @@ impl DnsProvider for Rfc2136Provider {
         // target): only the server's prerequisite check can tell a stale
         // belief from the truth, and a repeated update is harmless.
         let msg = self.update_message(&from, value, site, epoch);
+        // The zone was read (perhaps for long): the caller may no longer act.
+        crate::gate::check(&self.element)?;
         let sent = query::send(self.server, msg, Some(self.signer.clone()), self.timeout).await;
         let (resp, transport) = match sent {
             Ok(r) => r,

@@ -224,10 +224,13 @@ impl HaproxyDriver {
     fn end_drain_after(&self, epoch: u64, site: &str, servers: Vec<String>, after: Duration) {
         let task_inner = Arc::clone(&self.inner);
         let owned_site = site.to_string();
-        let task = tokio::spawn(async move {
+        // The drain ends under the licence of the route that began it: an
+        // orchestrator deposed meanwhile cuts nothing (see `crate::gate`).
+        let gate = crate::gate::current();
+        let task = tokio::spawn(crate::gate::under_opt(gate, async move {
             tokio::time::sleep(after).await;
             task_inner.finish_drain(epoch, &owned_site, &servers).await;
-        });
+        }));
         let mut d = self.drain.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = d.replace(PendingDrain {
             epoch,

@@ -79,7 +79,10 @@ impl Inner {
     }
 
     /// Send a command whose success is an empty reply (only newlines).
+    /// Every command that changes HAProxy goes through here: asked of the
+    /// caller's gate first (see [`crate::gate`]).
     async fn command_ok(&self, line: &str) -> Result<(), StrategyError> {
+        crate::gate::check(&self.element)?;
         let reply = self.command(line).await?;
         if reply.is_empty() {
             // HAProxy always answers at least a newline; silence means the
