@@ -8,22 +8,36 @@ use super::*;
 use crate::etcd::leader::{Leadership, Role};
 use crate::store::{MemStore, Store};
 
-#[tokio::test(start_paused = true)]
-async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
+/// A node of an elected deployment on `store`, routing through a fake (not
+/// leading yet), with what must live as long as it: the sender of its
+/// leadership view and its directory.
+fn elected(
+    store: Arc<MemStore>,
+) -> (
+    Arc<Shared>,
+    Arc<FakeRoute>,
+    (watch::Sender<Leadership>, TestDir),
+) {
     let dir = test_dir(false, 5);
     let text = config_text(&dir, false, 5, "");
-    let store = Arc::new(MemStore::default());
     let fake = Arc::new(FakeRoute::default());
     let web = fake.clone();
-    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let (tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
     let s = start_routed_as(
         &text,
         &dir,
-        store.clone(),
+        store,
         move |_| web.clone(),
         Mode::Elected(view),
     )
     .unwrap();
+    (s, fake, (tx, dir))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
+    let store = Arc::new(MemStore::default());
+    let (s, fake, _leadership) = elected(store.clone());
     let role = HaRole(s.clone());
     assert!(role.lease_until(Instant::now() + Duration::from_secs(60)));
     role.take_over(1).await.unwrap();
@@ -252,20 +266,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
 /// out again (`warden_agents` book tests).
 #[tokio::test(start_paused = true)]
 async fn answers_to_agents_carry_the_leaders_term() {
-    let dir = test_dir(false, 5);
-    let text = config_text(&dir, false, 5, "");
-    let store = Arc::new(MemStore::default());
-    let fake = Arc::new(FakeRoute::default());
-    let web = fake.clone();
-    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
-    let s = start_routed_as(
-        &text,
-        &dir,
-        store,
-        move |_| web.clone(),
-        Mode::Elected(view),
-    )
-    .unwrap();
+    let (s, _fake, _leadership) = elected(Arc::new(MemStore::default()));
     let role = HaRole(s.clone());
     assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
     role.take_over(17).await.unwrap();
