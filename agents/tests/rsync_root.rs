@@ -7,7 +7,7 @@
 //! it, elsewhere the tests skip).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{Replicator, RsyncReplicator};
@@ -15,28 +15,6 @@ use warden_agents::replicate::{Replicator, RsyncReplicator};
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
 use rsyncd::*;
-
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-/// Waits until `dst/name` holds `body` (the peer got it).
-async fn arrives(dst: &Path, name: &str, body: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if std::fs::read_to_string(dst.join(name)).ok().as_deref() == Some(body) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never reached the peer (it holds {:?})",
-            snapshot(dst).keys().collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_directory_swapped_by_renames_is_watched_again() {

@@ -31,28 +31,6 @@ const TEST: &str = "directories_beyond_the_inotify_watch_limit_are_still_replica
 /// inotify watches the replicator may hold in the child's user namespace.
 const LIMIT: usize = 8;
 
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-/// Waits until `dst/name` holds `body` (the peer got it).
-async fn arrives(dst: &Path, name: &str, body: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if std::fs::read_to_string(dst.join(name)).ok().as_deref() == Some(body) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} never reached the peer (it holds {:?})",
-            snapshot(dst).keys().collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[test]
 fn directories_beyond_the_inotify_watch_limit_are_still_replicated() {
     if let (Some(dir), Some(port)) = (std::env::var_os(CHILD_DIR), std::env::var_os(CHILD_PORT)) {

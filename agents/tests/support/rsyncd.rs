@@ -260,3 +260,26 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     walk(root, root, &mut out);
     out
 }
+
+/// Writes `body` to `root/name`, making its directories.
+pub(crate) fn write(root: &Path, name: &str, body: &str) {
+    let p = root.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, body).unwrap();
+}
+
+/// Waits until `dst/name` holds `body` (the peer got it).
+pub(crate) async fn arrives(dst: &Path, name: &str, body: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if std::fs::read_to_string(dst.join(name)).ok().as_deref() == Some(body) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never reached the peer (it holds {:?})",
+            snapshot(dst).keys().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
