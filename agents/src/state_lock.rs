@@ -10,17 +10,13 @@
 //! back an epoch the other raised. The second one therefore refuses to
 //! start, naming the process that holds the directory.
 //!
-//! The lock is the kernel's (`flock`),
-//! not a pid file: it ends with its process however that process ends
-//! (a crash, SIGKILL, a power loss), so no stale pid ever keeps an agent
-//! from starting, and a pid reused by another program is never mistaken
-//! for an agent. The file is opened close-on-exec: a daemon a hook started
-//! does not inherit it and keep the directory locked after the agent ends.
-//! The pid written into it only names the holder in the refusal.
+//! The lock is the kernel's ([`warden_config::dir_lock`]): it ends with the
+//! agent however the agent ends, and a daemon a hook started does not keep
+//! the directory locked after it.
 
-use std::fs::File;
-use std::io::{Read, Seek, Write};
 use std::path::Path;
+
+use warden_config::dir_lock::{DirLock, Refused};
 
 use crate::error::AgentError;
 
@@ -30,53 +26,25 @@ const LOCK_NAME: &str = "agent.lock";
 /// The held lock; released when dropped (or when the process ends).
 #[derive(Debug)]
 pub(crate) struct StateLock {
-    _file: File,
+    _lock: DirLock,
 }
 
 impl StateLock {
     /// Lock `dir` (created if missing) for the agent of `site`; an error
     /// when another process holds it.
     pub(crate) fn acquire(dir: &Path, site: &str) -> Result<StateLock, AgentError> {
-        let path = dir.join(LOCK_NAME);
-        let failed = |detail: String| AgentError::State {
-            path: path.display().to_string(),
-            detail,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| failed(format!("cannot create it: {e}")))?;
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| failed(format!("cannot open it: {e}")))?;
-        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(AgentError::AlreadyRunning {
-                    site: site.to_string(),
-                    dir: dir.display().to_string(),
-                    holder: holder(&mut file),
-                })
-            }
-            Err(e) => return Err(failed(format!("cannot lock it: {e}"))),
+        match DirLock::acquire(dir, LOCK_NAME) {
+            Ok(lock) => Ok(StateLock { _lock: lock }),
+            Err(Refused::Held(holder)) => Err(AgentError::AlreadyRunning {
+                site: site.to_string(),
+                dir: dir.display().to_string(),
+                holder,
+            }),
+            Err(Refused::Io(detail)) => Err(AgentError::State {
+                path: dir.join(LOCK_NAME).display().to_string(),
+                detail,
+            }),
         }
-        // Best effort: the pid only names the holder to a second agent.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
-        Ok(StateLock { _file: file })
-    }
-}
-
-/// Who holds the lock, as its file says ("pid N"), or "another process".
-fn holder(file: &mut File) -> String {
-    let mut text = String::new();
-    let _ = file.take(32).read_to_string(&mut text);
-    match text.trim().parse::<u32>() {
-        Ok(pid) => format!("pid {pid}"),
-        Err(_) => "another process".to_string(),
     }
 }
 

@@ -12,6 +12,7 @@
 //! Other crates receive a validated [`Config`]; none of them reads the file.
 
 pub mod child;
+pub mod dir_lock;
 pub mod durable;
 mod error;
 pub mod load;

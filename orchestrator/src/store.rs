@@ -88,7 +88,16 @@ pub struct LocalStore {
     path: std::path::PathBuf,
     /// The file opened at start: the only one opened again after an error.
     file: FileId,
+    /// `DATA_DIR/orchestrator.lock`, held while the store is open: redb's
+    /// own lock on its file is let go while the file is opened again after
+    /// an error (and stays off when that fails), and a second orchestrator
+    /// started on the same directory then would open — or create — a store
+    /// of its own beside this one's memory.
+    _lock: Arc<warden_config::dir_lock::DirLock>,
 }
+
+/// The lock file's name in the orchestrator's `data_dir`.
+const LOCK_NAME: &str = "orchestrator.lock";
 
 /// A file's identity: its device and inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +155,15 @@ impl LocalStore {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             OrchestratorError::store(format!("cannot create data dir {}", data_dir.display()), e)
         })?;
+        let lock = warden_config::dir_lock::DirLock::acquire(data_dir, LOCK_NAME).map_err(|r| {
+            let why = match r {
+                warden_config::dir_lock::Refused::Held(holder) => format!(
+                    "another orchestrator ({holder}) runs on this data_dir: one orchestrator per data_dir"
+                ),
+                warden_config::dir_lock::Refused::Io(why) => why,
+            };
+            OrchestratorError::store(format!("cannot lock {}", data_dir.display()), why)
+        })?;
         let path = data_dir.join("warden.redb");
         refuse_emptied(&path)?;
         let opened = std::panic::catch_unwind(|| -> Result<Database, OrchestratorError> {
@@ -167,6 +185,7 @@ impl LocalStore {
             db: Arc::new(std::sync::RwLock::new(Ok(db))),
             path,
             file,
+            _lock: Arc::new(lock),
         })
     }
 
@@ -701,6 +720,20 @@ mod tests {
         std::fs::copy(&moved, &file).unwrap();
         let err = s.put_events(&[ev(4)]).unwrap_err().to_string();
         assert!(err.contains("another file"), "{err}");
+        std::fs::remove_file(&file).unwrap();
+        // The store's file is closed (it could not be opened again): a
+        // second orchestrator on the directory is still refused, not given
+        // a store of its own beside this one.
+        let err = LocalStore::open(dir.path())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("another orchestrator")
+                && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        assert!(!file.exists(), "no store was created beside the open one");
         std::fs::rename(&moved, &file).unwrap();
         s.put_events(&[ev(4)]).unwrap();
         drop(s);
