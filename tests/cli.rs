@@ -492,6 +492,113 @@ fn status_into_a_closed_pipe_ends_quietly() {
     assert!(out.status.success(), "{:?}: {err}", out.status);
 }
 
+/// A fake orchestrator API on 127.0.0.1: `GET /v1/groups/web` answers the
+/// group on `a` at epoch 7, any other request 202 `{"runbook": 1}`; each
+/// request ("METHOD PATH", body) is sent to the receiver. Its URL.
+fn fake_api() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let req: Vec<&str> = line.split_whitespace().take(2).collect();
+            let req = req.join(" ");
+            let (status, answer) = if req == "GET /v1/groups/web" {
+                (
+                    "200 OK",
+                    r#"{"name":"web","primary":"a","active":"a","epoch":7}"#,
+                )
+            } else {
+                ("202 Accepted", r#"{"runbook":1}"#)
+            };
+            // Recorded before the answer: the CLI has exited only after it.
+            if tx.send((req, text(&body))).is_err() {
+                return;
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, rx)
+}
+
+/// `warden failover`, `failback` and `switchover` read the group first and
+/// send what they read (its active site and epoch): the orchestrator
+/// refuses the move (409) if the group moved on before it arrives. Before,
+/// a failover (and a failback, a switchover) carried no expectation and
+/// ran against whatever the group had become.
+#[test]
+fn moves_are_sent_for_the_group_as_read() {
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    for (args, path, mut want) in [
+        (
+            vec!["failover", "web", "--to", "b"],
+            "/v1/groups/web/failover",
+            serde_json::json!({ "to": "b" }),
+        ),
+        (
+            vec!["failback", "web"],
+            "/v1/groups/web/failback",
+            serde_json::json!({}),
+        ),
+        (
+            vec!["switchover", "web", "--to", "b"],
+            "/v1/groups/web/switchover",
+            serde_json::json!({ "to": "b" }),
+        ),
+    ] {
+        let out = Command::new(WARDEN)
+            .args(&args)
+            .args(["--url", &url, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let mut sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert_eq!(sent.len(), 2, "{args:?}: {sent:?}");
+        let (post, body) = sent.pop().unwrap();
+        assert_eq!(sent[0].0, "GET /v1/groups/web", "{args:?}: read first");
+        assert_eq!(post, format!("POST {path}"), "{args:?}");
+        want["from"] = "a".into();
+        want["epoch"] = 7.into();
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(body, want, "{args:?}: the move carries the group as read");
+    }
+}
+
 /// `warden rsync-gate ARGS` in `dir` with the rsync daemon's variables
 /// `vars` (and no others).
 fn gate(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {

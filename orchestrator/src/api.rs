@@ -327,10 +327,17 @@ async fn sites(State(s): S, _: Reader) -> Response {
     Json(s.site_views()).into_response()
 }
 
+/// `POST …/failover` body: the target, and optionally what the group was
+/// when the operator asked ([`crate::service::SeenGroup`]; a body without
+/// them, as older clients send, fails over whatever the group is now).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FailoverBody {
     to: String,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    epoch: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -348,7 +355,11 @@ async fn failover(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_failover(&g, &b.to, &by) {
+    let seen = crate::service::SeenGroup {
+        from: b.from,
+        epoch: b.epoch,
+    };
+    match s.operator_failover_seen(&g, &b.to, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }

@@ -62,14 +62,15 @@ pub(super) async fn run(
     outcome
 }
 
-/// Where the drill reads: the leader's URL when one is known.
-struct Reader<'c> {
+/// Where the drill (and a move's [`super::operator`] read of the group)
+/// reads: the leader's URL when one is known.
+pub(super) struct Reader<'c> {
     c: &'c Client,
     leader: Option<String>,
 }
 
 impl<'c> Reader<'c> {
-    async fn new(c: &'c Client) -> Reader<'c> {
+    pub(super) async fn new(c: &'c Client) -> Reader<'c> {
         let leader = if c.bases().len() > 1 {
             super::operator::orchestrators(c)
                 .await
@@ -82,7 +83,7 @@ impl<'c> Reader<'c> {
         Reader { c, leader }
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+    pub(super) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         if let Some(base) = &self.leader {
             if let Ok((200, v)) = self.c.get_at(base, path).await {
                 return Ok(v);

@@ -41,11 +41,9 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Failover { group, to } => {
+            let body = as_seen(c, group, serde_json::json!({ "to": to })).await?;
             let v = c
-                .post(
-                    &format!("/v1/groups/{group}/failover"),
-                    serde_json::json!({ "to": to }),
-                )
+                .post(&format!("/v1/groups/{group}/failover"), body)
                 .await?;
             println!(
                 "failover of {group} to {to} started (runbook {})",
@@ -53,17 +51,16 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             );
         }
         Cmd::Failback { group } => {
+            let body = as_seen(c, group, serde_json::json!({})).await?;
             let v = c
-                .post(&format!("/v1/groups/{group}/failback"), Value::Null)
+                .post(&format!("/v1/groups/{group}/failback"), body)
                 .await?;
             println!("failback of {group} started (runbook {})", v["runbook"]);
         }
         Cmd::Switchover { group, to } => {
+            let body = as_seen(c, group, serde_json::json!({ "to": to })).await?;
             let v = c
-                .post(
-                    &format!("/v1/groups/{group}/switchover"),
-                    serde_json::json!({ "to": to }),
-                )
+                .post(&format!("/v1/groups/{group}/switchover"), body)
                 .await?;
             println!(
                 "switchover of {group} to {to} started (runbook {})",
@@ -194,6 +191,24 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         _ => bail!("not a client command"),
     }
     Ok(())
+}
+
+/// A move's `body` with the group as read here (from the leader when one
+/// is known): its active site (`from`) and `epoch`. The move is then made
+/// only of that group: one that moved on before the request arrives (a
+/// proxy's retry, a request delayed in transit, a failover and failback
+/// in between) is refused (409) and nothing is done.
+async fn as_seen(c: &Client, group: &str, mut body: Value) -> anyhow::Result<Value> {
+    let g = super::drill::Reader::new(c)
+        .await
+        .get(&format!("/v1/groups/{group}"))
+        .await?;
+    let (Some(active), Some(epoch)) = (g["active"].as_str(), g["epoch"].as_u64()) else {
+        bail!("the orchestrator's view of group {group} has no active site or epoch; nothing sent");
+    };
+    body["from"] = active.into();
+    body["epoch"] = epoch.into();
+    Ok(body)
 }
 
 /// `GET /v1/leader` of every orchestrator, each with its `url`; an

@@ -651,6 +651,14 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             "moved on since, nothing was done",
         ),
         (
+            "a failover of a group that moved on",
+            "POST",
+            "/v1/groups/web/failover",
+            r#"{"to":"b","from":"a","epoch":999}"#.into(),
+            409,
+            "the failover was asked of group web as seen with epoch 999",
+        ),
+        (
             "a switchover of a group that moved on",
             "POST",
             "/v1/groups/web/switchover",

@@ -328,6 +328,69 @@ async fn an_operators_move_for_a_group_that_moved_on_is_refused() {
     .await;
 }
 
+/// An operator's failover carries the group as the operator saw it too: a
+/// failover to b asked while a was active, replayed (a proxy retry, a
+/// shell history re-run) after a failed, users went to b and came back
+/// to a, would move them off a site that just became active again. It is
+/// refused and nothing changes; one for the group as it is now is taken.
+/// Before, the expectation was ignored and the stale order ran.
+#[tokio::test(start_paused = true)]
+async fn a_failover_asked_of_a_group_that_moved_on_is_refused() {
+    let (s, _fake, _dir) = setup(true, 5);
+    for _ in 0..8 {
+        round(&s, true).await;
+    }
+    let looked = group(&s);
+    assert_eq!(looked.active, "a");
+    let seen = |from: &str, epoch: u64| SeenGroup {
+        from: Some(from.into()),
+        epoch: Some(epoch),
+    };
+    // Since the operator looked: a failed, users went to b, and back to a.
+    fail_over_to_b(&s).await;
+    rounds_until(&s, true, 80, "the automatic failback", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    let now = group(&s);
+    assert!(now.epoch > looked.epoch, "{} > {}", now.epoch, looked.epoch);
+    let runbooks = s.lock().runbooks.len();
+    for stale in [
+        seen("a", looked.epoch),
+        seen("b", now.epoch),
+        SeenGroup {
+            from: None,
+            epoch: Some(looked.epoch),
+        },
+    ] {
+        let e = s
+            .operator_failover_seen("web", "b", "operator", &stale)
+            .unwrap_err();
+        assert!(
+            matches!(e, OrchestratorError::Conflict(_))
+                && e.to_string().contains("failover")
+                && e.to_string()
+                    .contains(&format!("it now runs on a at epoch {}", now.epoch)),
+            "{stale:?}: {e}"
+        );
+    }
+    assert_eq!(s.lock().runbooks.len(), runbooks, "nothing started");
+    let after = group(&s);
+    assert_eq!(
+        (after.active.as_str(), after.epoch, after.phase),
+        ("a", now.epoch, Phase::Steady),
+        "the group is unchanged"
+    );
+    let id = s
+        .operator_failover_seen("web", "b", "operator", &seen("a", now.epoch))
+        .expect("as seen");
+    let rb = s.lock().runbooks[&id].clone();
+    assert_eq!(
+        (rb.kind, rb.from.as_str(), rb.to.as_str()),
+        (RunbookKind::Failover, "a", "b")
+    );
+}
+
 /// A pending failback is void once the site users are on is confirmed
 /// down (it would resync from it): it is withdrawn, a failover to the
 /// healthy site is decided instead (pending here: the budget is used up),

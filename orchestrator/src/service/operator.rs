@@ -52,6 +52,20 @@ impl Shared {
         to: &str,
         by: &str,
     ) -> Result<u64, OrchestratorError> {
+        self.operator_failover_seen(group, to, by, &SeenGroup::default())
+    }
+
+    /// [`Shared::operator_failover`], refused when the group is not as the
+    /// operator saw it (`seen`: its active site, its epoch): a failover
+    /// replayed or delayed after the group moved on — users moved off a
+    /// site that is active again — changes nothing.
+    pub fn operator_failover_seen(
+        self: &Arc<Self>,
+        group: &str,
+        to: &str,
+        by: &str,
+        seen: &SeenGroup,
+    ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
         if !gc.site_names().iter().any(|s| s == to) {
             return Err(OrchestratorError::BadRequest(format!(
@@ -61,6 +75,7 @@ impl Shared {
         }
         let mut st = self.lock();
         let g = Self::idle_group_locked(&st, group)?;
+        seen.check(&g, "failover")?;
         if g.active == to {
             return Err(OrchestratorError::Conflict(format!(
                 "{to} is already the active site of group {group}"

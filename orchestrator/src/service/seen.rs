@@ -6,8 +6,8 @@
 
 use super::*;
 
-/// The group as the operator saw it (`POST …/failback` and
-/// `POST …/switchover` bodies): every field optional, each one given must
+/// The group as the operator saw it (`POST …/failover`, `…/failback` and
+/// `…/switchover` bodies): every field optional, each one given must
 /// match the group when the move is made.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
