@@ -67,9 +67,12 @@ fn a_failover_whose_switch_cannot_reach_the_frontend_is_completed_toward_b() -> 
 /// A failback whose promote of a fails is rolled back; the orchestrator is
 /// SIGKILLed while the rollback demotes a again (a's demote hook takes its
 /// time), before b is promoted again — b demoted, users routed to b.
-/// Restarted, it finishes the rollback: b promoted again at the failback's
-/// epoch, the group steady on b, and the cut-over is not resumed (a's
-/// promote ran once).
+/// The rollback routed b at the failback's epoch first: a deposed leader's
+/// late switch to a at that epoch is refused by the frontend. Restarted,
+/// it finishes the rollback (the route to b at the failback's epoch is
+/// its own, not the switch's): b promoted again at the failback's epoch,
+/// the group steady on b, and the cut-over is not resumed (a's promote ran
+/// once).
 #[test]
 fn an_orchestrator_killed_mid_rollback_finishes_it_once_restarted() -> Result<()> {
     let Some(d) = deployment(Knobs {
@@ -102,6 +105,32 @@ fn an_orchestrator_killed_mid_rollback_finishes_it_once_restarted() -> Result<()
         "b was promoted again before the kill: {}",
         d.hook_log()
     );
+    // The rollback routed b at the failback's epoch before it undid
+    // anything: the frontend's fence names b at 3, and a deposed leader's
+    // late switch to a at epoch 3 is refused as a conflicting decision
+    // (taken, it would have refused reconciliation's route back to b at 3,
+    // leaving users on a, demoted, for good).
+    let url = format!(
+        "http://{}:{}/v1/routes/web",
+        d.lab.ip("fe"),
+        crate::deploy::CONTROL_PORT
+    );
+    let auth = d.lab.auth_header(&d.frontend_token)?;
+    let (_, status, body) = d.curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        &auth,
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"site":"a","epoch":3,"mode":"drain"}"#,
+        &url,
+    ])?;
+    assert_eq!(status, 409, "the late route to a was not refused: {body}");
+    assert!(body.contains("conflicting decision"), "{body}");
+    let (site, epoch, _) = d.frontend_route()?;
+    assert_eq!((site.as_str(), epoch), (Some("b"), 3));
     d.lab.restart("orchestrator")?;
     let g = lab::eventually(secs(60), secs(0.5), || {
         let g = d.group()?;

@@ -7,20 +7,22 @@
 //! no-op at the routing layer. Safe to cancel at any await point: cancelling
 //! leaves the runbook `running` in the store, to be resumed.
 //!
-//! This module owns the order of the steps, their records and the rollback;
-//! what each step does is in [`steps`].
+//! This module owns the order of the steps and their records; what each
+//! step does is in [`steps`], what a failed one undoes in [`rollback`].
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use warden_config::Fencing;
-use warden_proto::agent::{Command, CommandKind, CommandOutcome, JournalMark};
+use warden_proto::agent::{Command, CommandOutcome, JournalMark};
 use warden_strategies::{Observed, SiteRoute, StrategyError};
 
 use crate::model::{EventKind, Runbook, RunbookKind, RunbookStatus, StepName, StepStatus};
 use crate::store::Store;
 
+mod rollback;
 mod steps;
+use rollback::{roll_forward_failover, rollback};
 use steps::run_step;
 
 /// What a fence command is told, in its environment: `WARDEN_GROUP`,
@@ -404,181 +406,6 @@ fn started(rb: &Runbook, n: StepName) -> bool {
     rb.steps
         .iter()
         .any(|s| s.name == n && s.status != StepStatus::Pending)
-}
-
-/// A failover whose switch failed after its promote: the new site is
-/// promoted and the old one fenced or down, and part of the routing layer
-/// may route to the new site already. Users' way is forward: `to` stays
-/// the active site and reconciliation completes the route (routing the
-/// rest back to the site that was lost would also fence the frontends
-/// against the new site at this epoch).
-fn roll_forward_failover(rb: &mut Runbook, env: &dyn RunbookEnv) {
-    let done = |n: StepName| {
-        rb.steps
-            .iter()
-            .any(|s| s.name == n && s.status == StepStatus::Done)
-    };
-    if !done(StepName::Promote) || done(StepName::Switch) || !started(rb, StepName::Switch) {
-        return;
-    }
-    rb.rolled_forward = true;
-    env.event(
-        EventKind::Alert,
-        &rb.group,
-        Some(&rb.to),
-        format!(
-            "the failover's switch to {} failed after {} was promoted: {} stays the active site at epoch {}, \
-             and reconciliation routes the rest of the routing layer to it",
-            rb.to, rb.to, rb.to, rb.epoch
-        ),
-        Some(rb.id),
-    );
-}
-
-/// What the routing layer shows after a failed switch, when it shows that
-/// the switch reached none of it: every element read, none at the
-/// runbook's epoch. `Err` with what was seen otherwise (part of it took
-/// the route, or it could not be read to tell — also when only some of
-/// it could: a `hybrid` group's unreachable frontend may have taken the
-/// route, its answer lost).
-async fn reached_nowhere(rb: &Runbook, env: &dyn RunbookEnv) -> Result<String, String> {
-    match env.current(&rb.group).await {
-        Ok(o) if !o.unread.is_empty() => Err(format!(
-            "the routing layer could not all be read ({}); the rest routes to {} at epoch {}",
-            o.unread.join("; "),
-            o.site.as_deref().unwrap_or("nothing"),
-            o.epoch
-        )),
-        Ok(o) if o.epoch < rb.epoch && o.drift.is_empty() => Ok(format!(
-            "the routing layer still routes to {} at epoch {}",
-            o.site.as_deref().unwrap_or("nothing"),
-            o.epoch
-        )),
-        Ok(o) => Err(format!(
-            "the routing layer routes to {} at epoch {}{}",
-            o.site.as_deref().unwrap_or("nothing"),
-            o.epoch,
-            if o.drift.is_empty() {
-                String::new()
-            } else {
-                format!(" (drift: {})", o.drift.join("; "))
-            }
-        )),
-        Err(e) => Err(format!("the routing layer cannot be read: {e}")),
-    }
-}
-
-/// A failback or switchover failed. Before the switch nothing moved but
-/// (maybe) the old active site's demote and the new one's promote: demote
-/// the new site, then promote the old one again so users keep a writable
-/// site. Marks the runbook `aborted` when traffic and writes are as they
-/// were; otherwise it stays failed for the operator.
-///
-/// A switch that failed may still have reached part of the routing layer
-/// (one frontend took the route, another timed out). Rolling back then
-/// would leave users on both sites, or on a demoted one, with writes at
-/// the new site the old one never gets: unless the routing layer shows
-/// that the switch reached none of it, the runbook rolls forward instead
-/// — the new site (promoted, holding the final pass) stays active, the old
-/// one stays demoted, and reconciliation completes the route.
-async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
-    if !rb.kind.moves_users() {
-        // Nothing was demoted and users never moved: the group is as it was
-        // (replication still paused).
-        rb.aborted = true;
-        return;
-    }
-    let switch_done = rb
-        .steps
-        .iter()
-        .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
-    if switch_done {
-        return;
-    }
-    let mut seen = None;
-    if started(rb, StepName::Switch) {
-        match reached_nowhere(rb, env).await {
-            Ok(s) => seen = Some(s),
-            Err(s) => {
-                rb.rolled_forward = true;
-                env.event(
-                    EventKind::Alert,
-                    &rb.group,
-                    Some(&rb.to),
-                    format!(
-                        "the {}'s switch to {} failed and may have reached part of the routing layer ({s}): \
-                         not rolled back — {} stays the active site at epoch {} (promoted, with {}'s data), {} \
-                         stays demoted, and reconciliation routes the rest to {}; replication toward {} is not \
-                         started (`warden resync {}` once the route is complete)",
-                        kind_str(rb.kind),
-                        rb.to,
-                        rb.to,
-                        rb.epoch,
-                        rb.from,
-                        rb.from,
-                        rb.to,
-                        rb.from,
-                        rb.group
-                    ),
-                    Some(rb.id),
-                );
-                return;
-            }
-        }
-    }
-    if !started(rb, StepName::Demote) {
-        rb.aborted = true;
-        return;
-    }
-    // The new site first: never two sites promoted at once.
-    let demoted = if started(rb, StepName::Promote) {
-        let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
-        cmd.id = format!("{}:{}:demote_back", rb.group, rb.epoch);
-        let outcome = env.command(&rb.to, cmd, policy.step_timeout / 2).await;
-        Some(match &outcome {
-            Ok(o) if o.ok => format!("{} demoted again ({})", rb.to, outcome_text(o)),
-            Ok(o) => format!(
-                "{} could not be demoted again ({}); it is told to demote when it next reports",
-                rb.to,
-                outcome_text(o)
-            ),
-            Err(e) => format!(
-                "{} could not be demoted again ({e}); it is told to demote when it next reports",
-                rb.to
-            ),
-        })
-    } else {
-        None
-    };
-    let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Promote);
-    cmd.id = format!("{}:{}:promote_back", rb.group, rb.epoch);
-    let outcome = env.command(&rb.from, cmd, policy.step_timeout).await;
-    let text = match &outcome {
-        Ok(o) => outcome_text(o),
-        Err(e) => e.clone(),
-    };
-    rb.aborted = matches!(&outcome, Ok(o) if o.ok);
-    let before: Vec<String> = seen.into_iter().chain(demoted).collect();
-    env.event(
-        if rb.aborted {
-            EventKind::FailbackAborted
-        } else {
-            EventKind::RunbookFailed
-        },
-        &rb.group,
-        Some(&rb.from),
-        format!(
-            "{}{} promoted again after the failed {}: {text}",
-            if before.is_empty() {
-                String::new()
-            } else {
-                format!("{}; ", before.join("; "))
-            },
-            rb.from,
-            kind_str(rb.kind)
-        ),
-        Some(rb.id),
-    );
 }
 
 /// How long a failing runbook write is retried before the runbook fails.

@@ -9,6 +9,7 @@ use super::*;
 use crate::store::MemStore;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
+use warden_proto::agent::CommandKind;
 
 mod failover;
 mod given_up;

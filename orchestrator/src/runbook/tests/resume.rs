@@ -168,7 +168,7 @@ async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
     );
     assert_eq!(
         *w.route.lock().unwrap(),
-        (Some("b".to_string()), 2, switches),
-        "no switch"
+        (Some("b".to_string()), 3, switches),
+        "no switch (b routed again at the runbook's epoch, by the rollback)"
     );
 }

@@ -164,3 +164,121 @@ async fn a_failover_whose_promote_failed_is_not_carried_forward() {
     assert_eq!(rb.status, RunbookStatus::Failed, "{rb:#?}");
     assert!(!rb.rolled_forward, "{rb:#?}");
 }
+
+/// A failback b → a at epoch 3 whose switch to a timed out without
+/// reaching anyone is rolled back. A deposed leader's route to a at
+/// epoch 3 (its switch, still in flight) that lands after the rollback is
+/// refused as a conflicting decision: the rollback itself routed b at
+/// epoch 3 before it undid anything. Before, the layer stayed at b's
+/// route of epoch 2 until reconciliation's pass: the late route was taken
+/// (users on a, demoted again), and reconciliation's route back to b at
+/// epoch 3 was then refused as the conflict, for good.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_routes_the_old_site_at_its_epoch_so_a_late_switch_is_refused() {
+    let (w, rb) = failback_whose_switch_fails(SwitchFault::LostTo("a")).await;
+    assert!(rb.aborted && !rb.rolled_forward, "{rb:#?}");
+    // The deposed leader's late switch lands now.
+    *w.switch_fault.lock().unwrap() = None;
+    let late = SiteRoute {
+        site: "a".into(),
+        mode: warden_strategies::SwitchMode::Drain,
+    };
+    let refused = w.activate("web", &late, 3).await;
+    assert!(
+        refused.is_err(),
+        "a deposed leader's late route to a at epoch 3 was taken: {:?}",
+        w.route.lock().unwrap()
+    );
+    // Reconciliation's route (b at the group's epoch 3) is a no-op.
+    let back = SiteRoute {
+        site: "b".into(),
+        mode: warden_strategies::SwitchMode::Immediate,
+    };
+    w.activate("web", &back, 3).await.expect("b at epoch 3");
+    let route = w.route.lock().unwrap().clone();
+    assert_eq!(
+        (route.0.as_deref(), route.1),
+        (Some("b"), 3),
+        "b routed at the runbook's epoch"
+    );
+    assert_eq!(route.2, 0, "users never moved");
+    // The route was written before a was demoted again and b promoted.
+    let aborted = events_of(&w, EventKind::FailbackAborted).join("\n");
+    assert!(
+        aborted.contains("the routing layer names b at epoch 3"),
+        "{aborted}"
+    );
+}
+
+/// The deposed leader's late route to a lands between the rollback's
+/// read of the layer and its own route to b: b's route is refused, the
+/// layer routes to a at epoch 3, so users reach a — nothing is undone
+/// (a stays promoted, b demoted), as for a switch that reached part of
+/// the layer.
+#[tokio::test(start_paused = true)]
+async fn a_late_switch_that_lands_before_the_rollbacks_route_is_carried_forward() {
+    let w = world_on("b", 2);
+    *w.switch_fault.lock().unwrap() = Some(SwitchFault::LostTo("a"));
+    *w.late_route.lock().unwrap() = Some(("a".into(), 3));
+    let rb = failback(&w).await;
+    assert_eq!(rb.status, RunbookStatus::Failed, "{rb:#?}");
+    assert!(rb.rolled_forward && !rb.aborted, "{rb:#?}");
+    assert_eq!(
+        w.runs("b", CommandKind::Promote),
+        0,
+        "b promoted again: {:?}",
+        w.sent_kinds()
+    );
+    assert_eq!(w.runs("a", CommandKind::Demote), 0, "{:?}", w.sent_kinds());
+    let alerts = events_of(&w, EventKind::Alert).join("\n");
+    assert!(
+        alerts.contains("b's route at epoch 3 was refused")
+            && alerts.contains("routes to a at epoch 3")
+            && alerts.contains("not rolled back"),
+        "{alerts}"
+    );
+}
+
+/// A rollback cut short after its route to b at epoch 3 (the process
+/// died) is finished by the resume: b at the runbook's epoch is the
+/// rollback's own route, not the switch's, so a is demoted again and b
+/// promoted — not carried forward to a demoted site.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollback_takes_its_own_route_for_a_switch_that_reached_nobody() {
+    let w = world_on("b", 3);
+    let mut rb = failback_rb();
+    for s in rb.steps.iter_mut() {
+        s.status = match s.name {
+            StepName::Switch => StepStatus::Failed,
+            StepName::Verify | StepName::StartReplication => StepStatus::Pending,
+            _ => StepStatus::Done,
+        };
+    }
+    rb.status = RunbookStatus::Failed;
+    rb.rolling_back = true;
+    let rb = run(&w, rb).await;
+    assert!(rb.aborted && !rb.rolled_forward, "{rb:#?}");
+    assert_eq!(w.runs("b", CommandKind::Promote), 1, "{:?}", w.sent_kinds());
+    assert_eq!(w.runs("a", CommandKind::Demote), 1, "{:?}", w.sent_kinds());
+    assert!(events_of(&w, EventKind::Alert).is_empty());
+}
+
+/// A newer decision (epoch 4) holds the routing layer when the rollback
+/// routes b at epoch 3: this orchestrator is stale, and nothing is undone
+/// from it — neither b promoted again nor the move carried forward.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_that_finds_a_newer_decision_undoes_nothing() {
+    let w = world_on("b", 2);
+    *w.switch_fault.lock().unwrap() = Some(SwitchFault::LostTo("a"));
+    *w.late_route.lock().unwrap() = Some(("a".into(), 4));
+    let rb = failback(&w).await;
+    assert_eq!(rb.status, RunbookStatus::Failed, "{rb:#?}");
+    assert!(!rb.rolled_forward && !rb.aborted, "{rb:#?}");
+    assert_eq!(w.runs("b", CommandKind::Promote), 0, "{:?}", w.sent_kinds());
+    assert_eq!(w.runs("a", CommandKind::Demote), 0, "{:?}", w.sent_kinds());
+    let alerts = events_of(&w, EventKind::Alert).join("\n");
+    assert!(
+        alerts.contains("is not rolled back") && alerts.contains("routes to a at epoch 4"),
+        "{alerts}"
+    );
+}

@@ -52,6 +52,9 @@ pub(super) struct World {
     pub(super) fenced: Mutex<Vec<(String, String, u64)>>,
     /// How every switch (`activate`) fails, when it does.
     pub(super) switch_fault: Mutex<Option<SwitchFault>>,
+    /// A route (site, epoch) that lands right after the next read of the
+    /// routing layer (a deposed leader's late switch), fenced as any.
+    pub(super) late_route: Mutex<Option<(String, u64)>>,
 }
 
 /// A switch that fails, and what the routing layer shows afterwards.
@@ -67,6 +70,9 @@ pub(super) enum SwitchFault {
     /// out on the switch and cannot be read — left out of the reading and
     /// listed as unread (it may have taken the route, its answer lost).
     HybridUnread,
+    /// Routes to this site time out and are not taken (the switch's; a
+    /// deposed leader's may still land later); other routes are taken.
+    LostTo(&'static str),
 }
 
 impl World {
@@ -87,6 +93,63 @@ impl World {
             .unwrap()
             .get(&(site.to_string(), k))
             .unwrap_or(&0)
+    }
+    /// What the routing layer shows now.
+    fn read(&self) -> Result<Observed, StrategyError> {
+        let fault = *self.switch_fault.lock().unwrap();
+        let r = self.route.lock().unwrap();
+        match fault {
+            Some(SwitchFault::Unreadable) => Err(StrategyError::Unreachable {
+                element: "fe1".into(),
+                reason: "request timed out".into(),
+            }),
+            Some(SwitchFault::Partly) => Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec!["fe2 unreachable: request timed out".into()],
+                unread: vec![],
+            }),
+            Some(SwitchFault::HybridUnread) => Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec![],
+                unread: vec!["fe2: request timed out".into()],
+            }),
+            _ => Ok(Observed {
+                site: r.0.clone(),
+                epoch: r.1,
+                drift: vec![],
+                unread: vec![],
+            }),
+        }
+    }
+
+    /// Take `route` at `epoch` as a fenced frontend does: an older epoch
+    /// is stale, another site at the same epoch a conflicting decision.
+    fn fenced(
+        r: &mut (Option<String>, u64, u64),
+        route: &SiteRoute,
+        epoch: u64,
+    ) -> Result<(), StrategyError> {
+        if epoch < r.1 {
+            return Err(StrategyError::StaleEpoch {
+                element: "fe1".into(),
+                sent: epoch,
+                seen: r.1,
+            });
+        }
+        if epoch == r.1 && r.0.as_deref() != Some(route.site.as_str()) {
+            return Err(StrategyError::Rejected {
+                element: "fe1".into(),
+                reason: "conflicting route for the same epoch".into(),
+            });
+        }
+        if r.0.as_deref() != Some(route.site.as_str()) {
+            r.2 += 1;
+        }
+        r.0 = Some(route.site.clone());
+        r.1 = epoch;
+        Ok(())
     }
 }
 
@@ -220,59 +283,27 @@ impl RunbookEnv for World {
         if matches!(
             fault,
             Some(SwitchFault::Nowhere | SwitchFault::Unreadable | SwitchFault::HybridUnread)
-        ) {
+        ) || matches!(fault, Some(SwitchFault::LostTo(s)) if s == route.site)
+        {
             return Err(unreachable());
         }
-        if epoch < r.1 {
-            return Err(StrategyError::StaleEpoch {
-                element: "fe1".into(),
-                sent: epoch,
-                seen: r.1,
-            });
-        }
-        if epoch == r.1 && r.0.as_deref() != Some(route.site.as_str()) {
-            return Err(StrategyError::Rejected {
-                element: "fe1".into(),
-                reason: "conflicting route for the same epoch".into(),
-            });
-        }
-        if r.0.as_deref() != Some(route.site.as_str()) {
-            r.2 += 1;
-        }
-        r.0 = Some(route.site.clone());
-        r.1 = epoch;
+        Self::fenced(&mut r, route, epoch)?;
         match fault {
             Some(SwitchFault::Partly) => Err(unreachable()),
             _ => Ok(()),
         }
     }
     async fn current(&self, _group: &str) -> Result<Observed, StrategyError> {
-        let fault = *self.switch_fault.lock().unwrap();
-        let r = self.route.lock().unwrap();
-        match fault {
-            Some(SwitchFault::Unreadable) => Err(StrategyError::Unreachable {
-                element: "fe1".into(),
-                reason: "request timed out".into(),
-            }),
-            Some(SwitchFault::Partly) => Ok(Observed {
-                site: r.0.clone(),
-                epoch: r.1,
-                drift: vec!["fe2 unreachable: request timed out".into()],
-                unread: vec![],
-            }),
-            Some(SwitchFault::HybridUnread) => Ok(Observed {
-                site: r.0.clone(),
-                epoch: r.1,
-                drift: vec![],
-                unread: vec!["fe2: request timed out".into()],
-            }),
-            _ => Ok(Observed {
-                site: r.0.clone(),
-                epoch: r.1,
-                drift: vec![],
-                unread: vec![],
-            }),
+        let seen = self.read();
+        let late = self.late_route.lock().unwrap().take();
+        if let Some((site, epoch)) = late {
+            let route = SiteRoute {
+                site,
+                mode: warden_strategies::SwitchMode::Drain,
+            };
+            let _ = Self::fenced(&mut self.route.lock().unwrap(), &route, epoch);
         }
+        seen
     }
     async fn probe_entry(&self, _group: &str, _site: &str) -> Result<String, String> {
         Ok("entry answers".into())
