@@ -1,6 +1,7 @@
 //! `stop_replication` interrupts a start still in its initial full pass (a
 //! large tree pushed through a bandwidth-limited rsync) and a resync pull:
-//! it returns within a second and no rsync process of warden's is left.
+//! it returns within a few seconds (at once when rsync ends on SIGTERM)
+//! and no rsync process of warden's is left.
 //! rsync is limited by a wrapper first in `PATH` (`exec rsync --bwlimit`),
 //! so this file holds one test (it changes the process environment).
 //! Needs `rsync` (CI fails without it, elsewhere the test skips).
@@ -99,8 +100,9 @@ async fn running_rsync() -> BTreeSet<u32> {
     }
 }
 
-/// Stops within a second; no process of `groups` is left.
-async fn stop_within_a_second(r: &Replication, groups: &BTreeSet<u32>) {
+/// Stops within 3 s (the kill grace, 1.5 s, and room for a loaded host);
+/// no process of `groups` is left.
+async fn stop_within_bounds(r: &Replication, groups: &BTreeSet<u32>) {
     let mut groups = groups.clone();
     groups.extend(warden_rsync_groups());
     let groups = &groups;
@@ -108,14 +110,14 @@ async fn stop_within_a_second(r: &Replication, groups: &BTreeSet<u32>) {
     let out = run(r, CommandKind::StopReplication).await;
     let took = t.elapsed();
     assert!(out.ok, "{}", out.detail);
-    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
     loop {
         let left = alive_in(groups);
         if left.is_empty() {
             break;
         }
         assert!(
-            t.elapsed() < Duration::from_secs(1),
+            t.elapsed() < Duration::from_secs(3),
             "rsync processes left after the stop: {left:?}"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -144,8 +146,8 @@ async fn stop_interrupts_the_initial_pass_and_a_resync_and_kills_rsync() {
     let groups = running_rsync().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!start.is_finished(), "the initial pass is still running");
-    stop_within_a_second(&r, &groups).await;
-    let out = tokio::time::timeout(Duration::from_secs(1), start)
+    stop_within_bounds(&r, &groups).await;
+    let out = tokio::time::timeout(Duration::from_secs(3), start)
         .await
         .expect("the start returned")
         .unwrap();
@@ -175,8 +177,8 @@ async fn stop_interrupts_the_initial_pass_and_a_resync_and_kills_rsync() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!resync.is_finished(), "the resync pass is still running");
     assert_eq!(status(&r).role, "resync");
-    stop_within_a_second(&r, &groups).await;
-    let out = tokio::time::timeout(Duration::from_secs(1), resync)
+    stop_within_bounds(&r, &groups).await;
+    let out = tokio::time::timeout(Duration::from_secs(3), resync)
         .await
         .expect("the resync returned")
         .unwrap();

@@ -236,8 +236,12 @@ pub(crate) async fn run_rsync(
     }
 }
 
-/// How long a stopped rsync has to clean up before it is killed.
-const STOP_GRACE: Duration = Duration::from_millis(400);
+/// How long a stopped rsync has to clean up before it is killed. It
+/// usually ends within tens of milliseconds (the stop returns as soon as
+/// its processes are gone); 400 ms was too short on a loaded host (CI
+/// with test binaries on both cores: the receiver, starved, was killed
+/// before it removed its temporary file).
+const STOP_GRACE: Duration = Duration::from_millis(1500);
 
 /// Stops a running rsync: SIGTERM to its process group first, so that it
 /// removes the temporary file of the transfer it was in (`.NAME.XXXXXX`:
