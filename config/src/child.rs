@@ -196,9 +196,13 @@ pub fn clean_env() -> Vec<(OsString, OsString)> {
         let Some(value) = std::env::var_os(name) else {
             continue;
         };
-        let holds_secret = value
-            .to_str()
-            .is_some_and(|v| secrets.iter().any(|s| v.contains(s.as_str())));
+        // Compared as bytes: a value that is not UTF-8 around a secret
+        // (bytes a program put there) still holds it.
+        let bytes = value.as_encoded_bytes();
+        let holds_secret = secrets.iter().any(|s| {
+            let s = s.as_bytes();
+            !s.is_empty() && bytes.windows(s.len()).any(|w| w == s)
+        });
         if !holds_secret {
             out.push((OsString::from(name), value));
         }
@@ -264,12 +268,20 @@ mod tests {
         std::env::set_var("WARDEN_TEST_CHILD_SECRET_VAR", "x");
         std::env::set_var("WARDEN_TEST_CHILD_HOLDS", "prefix-child-secret-0123");
         std::env::set_var("WARDEN_TEST_CHILD_PLAIN", "plain");
+        // Not UTF-8 around the secret.
+        std::env::set_var(
+            "WARDEN_TEST_CHILD_BYTES",
+            <OsString as std::os::unix::ffi::OsStringExt>::from_vec(
+                [&[0xff_u8, b'x'][..], b"child-secret-0123", &[0xfe]].concat(),
+            ),
+        );
         register("value-of-the-var", Some("WARDEN_TEST_CHILD_SECRET_VAR"));
         register("child-secret-0123", None);
         set_pass_env(&[
             "WARDEN_TEST_CHILD_SECRET_VAR".into(),
             "WARDEN_TEST_CHILD_HOLDS".into(),
             "WARDEN_TEST_CHILD_PLAIN".into(),
+            "WARDEN_TEST_CHILD_BYTES".into(),
         ]);
         let env = clean_env();
         let names: Vec<_> = env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
@@ -277,6 +289,10 @@ mod tests {
         assert!(names.contains(&"WARDEN_TEST_CHILD_PLAIN"));
         assert!(!names.contains(&"WARDEN_TEST_CHILD_SECRET_VAR"));
         assert!(!names.contains(&"WARDEN_TEST_CHILD_HOLDS"));
+        assert!(
+            !names.contains(&"WARDEN_TEST_CHILD_BYTES"),
+            "a value that is not UTF-8 around a secret is withheld too"
+        );
         set_pass_env(&[]);
         assert!(!clean_env()
             .iter()
