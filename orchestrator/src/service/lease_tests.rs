@@ -106,17 +106,7 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
         before,
         "the routing layer was written past the lease deadline"
     );
-    let rb = store
-        .runbooks()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.epoch == epoch)
-        .expect("the switchover's runbook is stored");
-    assert_eq!(
-        rb.status,
-        RunbookStatus::Running,
-        "left running for the next leader: {rb:#?}"
-    );
+    assert_left_running(&store, epoch);
 }
 
 /// A DNS provider that keeps no epoch (as a dyndns2 server): it takes
@@ -245,17 +235,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
         "DNS updates sent past the lease deadline: {late:?}"
     );
     assert!(s.leadership().is_some_and(|l| !l.is_leader));
-    let rb = store
-        .runbooks()
-        .unwrap()
-        .into_iter()
-        .find(|r| r.epoch == epoch)
-        .expect("the switchover's runbook is stored");
-    assert_eq!(
-        rb.status,
-        RunbookStatus::Running,
-        "left running for the next leader: {rb:#?}"
-    );
+    assert_left_running(&store, epoch);
     drop(silent);
 }
 
@@ -286,4 +266,20 @@ async fn answers_to_agents_carry_the_leaders_term() {
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1001, vec![]));
     assert_eq!(answer.term, 23, "after a new election: {answer:?}");
     assert_eq!(s.poll_answer("b").0.term, 23);
+}
+
+/// The switchover's runbook at `epoch` is stored and still running: left
+/// for the next leader to resume.
+fn assert_left_running(store: &MemStore, epoch: u64) {
+    let rb = store
+        .runbooks()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.epoch == epoch)
+        .expect("the switchover's runbook is stored");
+    assert_eq!(
+        rb.status,
+        RunbookStatus::Running,
+        "left running for the next leader: {rb:#?}"
+    );
 }
