@@ -599,6 +599,79 @@ fn moves_are_sent_for_the_group_as_read() {
     }
 }
 
+/// With `--epoch N` (the operator's own reading of `warden status`), a
+/// move is sent only while the group is at epoch N: one re-run later from
+/// shell history, after the group moved on, is refused here with what the
+/// group is now, and nothing is posted. Before, there was no such option:
+/// a re-run read the group again and was taken.
+#[test]
+fn a_move_with_an_epoch_is_sent_only_while_the_group_is_at_it() {
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    let run = |args: &[&str]| {
+        Command::new(WARDEN)
+            .args(args)
+            .args(["--url", &url, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap()
+    };
+    for (args, path) in [
+        (
+            vec!["failover", "web", "--to", "b"],
+            "/v1/groups/web/failover",
+        ),
+        (vec!["failback", "web"], "/v1/groups/web/failback"),
+        (
+            vec!["switchover", "web", "--to", "b"],
+            "/v1/groups/web/switchover",
+        ),
+    ] {
+        // The group (at epoch 7) moved on since the operator read epoch 6.
+        let stale: Vec<&str> = args.iter().copied().chain(["--epoch", "6"]).collect();
+        let out = run(&stale);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{stale:?}: {}{err}",
+            text(&out.stdout)
+        );
+        assert!(
+            err.contains("epoch 7")
+                && err.contains("not at epoch 6")
+                && err.contains("nothing sent"),
+            "{stale:?}: {err}"
+        );
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert_eq!(
+            sent.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+            ["GET /v1/groups/web"],
+            "{stale:?}: read, never posted"
+        );
+        // At the epoch the group is at: sent, with that epoch.
+        let current: Vec<&str> = args.iter().copied().chain(["--epoch", "7"]).collect();
+        let out = run(&current);
+        assert!(
+            out.status.success(),
+            "{current:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert_eq!(sent.len(), 2, "{current:?}: {sent:?}");
+        assert_eq!(sent[1].0, format!("POST {path}"), "{current:?}");
+        let body: serde_json::Value = serde_json::from_str(&sent[1].1).unwrap_or_default();
+        assert_eq!(
+            (body["from"].as_str(), body["epoch"].as_u64()),
+            (Some("a"), Some(7)),
+            "{current:?}"
+        );
+    }
+}
+
 /// `warden rsync-gate ARGS` in `dir` with the rsync daemon's variables
 /// `vars` (and no others).
 fn gate(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {

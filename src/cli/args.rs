@@ -109,15 +109,28 @@ pub(crate) enum Cmd {
         group: String,
         #[arg(long)]
         to: String,
+        /// Only if the group is still at this epoch (as `warden status`
+        /// showed it): a command re-run later, from shell history or a
+        /// script, is refused once the group has moved on.
+        #[arg(long)]
+        epoch: Option<u64>,
     },
     /// Fail a group back to its primary.
-    Failback { group: String },
+    Failback {
+        group: String,
+        /// Only if the group is still at this epoch (see `failover --epoch`).
+        #[arg(long)]
+        epoch: Option<u64>,
+    },
     /// Planned move of a healthy group to another site with zero data loss:
     /// resync, stop writes at the active site, final pass, verify, switch.
     Switchover {
         group: String,
         #[arg(long)]
         to: String,
+        /// Only if the group is still at this epoch (see `failover --epoch`).
+        #[arg(long)]
+        epoch: Option<u64>,
     },
     /// A disaster-recovery drill: a planned switchover of a healthy group
     /// from its primary to a standby (nothing lost), users left there for

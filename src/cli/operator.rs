@@ -40,8 +40,8 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 emit(&render_status(&view))?;
             }
         }
-        Cmd::Failover { group, to } => {
-            let body = as_seen(c, group, serde_json::json!({ "to": to })).await?;
+        Cmd::Failover { group, to, epoch } => {
+            let body = as_seen(c, group, *epoch, serde_json::json!({ "to": to })).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/failover"), body)
                 .await?;
@@ -50,15 +50,15 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 v["runbook"]
             );
         }
-        Cmd::Failback { group } => {
-            let body = as_seen(c, group, serde_json::json!({})).await?;
+        Cmd::Failback { group, epoch } => {
+            let body = as_seen(c, group, *epoch, serde_json::json!({})).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/failback"), body)
                 .await?;
             println!("failback of {group} started (runbook {})", v["runbook"]);
         }
-        Cmd::Switchover { group, to } => {
-            let body = as_seen(c, group, serde_json::json!({ "to": to })).await?;
+        Cmd::Switchover { group, to, epoch } => {
+            let body = as_seen(c, group, *epoch, serde_json::json!({ "to": to })).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/switchover"), body)
                 .await?;
@@ -197,8 +197,16 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
 /// is known): its active site (`from`) and `epoch`. The move is then made
 /// only of that group: one that moved on before the request arrives (a
 /// proxy's retry, a request delayed in transit, a failover and failback
-/// in between) is refused (409) and nothing is done.
-async fn as_seen(c: &Client, group: &str, mut body: Value) -> anyhow::Result<Value> {
+/// in between) is refused (409) and nothing is done. With `--epoch`
+/// (`expected`), the operator's own reading: a group found at another
+/// epoch is not sent at all (a command re-run from shell history after
+/// the group moved on), and the orchestrator checks it again on arrival.
+async fn as_seen(
+    c: &Client,
+    group: &str,
+    expected: Option<u64>,
+    mut body: Value,
+) -> anyhow::Result<Value> {
     let g = super::drill::Reader::new(c)
         .await
         .get(&format!("/v1/groups/{group}"))
@@ -206,6 +214,13 @@ async fn as_seen(c: &Client, group: &str, mut body: Value) -> anyhow::Result<Val
     let (Some(active), Some(epoch)) = (g["active"].as_str(), g["epoch"].as_u64()) else {
         bail!("the orchestrator's view of group {group} has no active site or epoch; nothing sent");
     };
+    if let Some(want) = expected.filter(|&want| want != epoch) {
+        bail!(
+            "group {group} is at epoch {epoch} (active: {}), not at epoch {want} as --epoch says: \
+             it moved on since; nothing sent (read `warden status` again)",
+            warden_orchestrator::text::printable(active)
+        );
+    }
     body["from"] = active.into();
     body["epoch"] = epoch.into();
     Ok(body)
