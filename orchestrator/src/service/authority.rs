@@ -11,7 +11,9 @@
 //!   automatic decisions and replication orders; nothing jumps silently: the
 //!   operator adopts it with `warden adopt-epoch GROUP`.
 //! - A site whose agent reports the `active` role for a steady group whose
-//!   active site is another is told to demote, before anything else. One
+//!   active site is another is told to demote, before anything else; in a
+//!   group whose last runbook failed, only while the group's active site
+//!   reports `active` too (two sites hold the role). One
 //!   that reports `unknown` (its state file lost) is told its role again: a
 //!   promote where it is the active site, a demote elsewhere (not while the
 //!   group is held or in maintenance). A site that ran such a command
@@ -90,6 +92,13 @@ fn told_why(site: &str, g: &GroupState, a: &AuthorityWire) -> String {
              until a resync",
             g.name, a.epoch, g.active, g.epoch
         )
+    } else if g.phase == Phase::Failed {
+        format!(
+            "{site}'s agent reports role active at epoch {} in group {}, whose last runbook failed, \
+             and the group's active site {} reports active too (epoch {}): two sites hold the role; \
+             demoting {site}, the group's active site keeps it",
+            a.epoch, g.name, g.active, g.epoch
+        )
     } else {
         format!(
             "{site} was failed away from while it was unreachable (active: {}, epoch {}); \
@@ -132,7 +141,25 @@ impl Shared {
                 self.note_epoch_ahead_locked(st, &g, a.epoch, &format!("{site}'s agent"));
                 continue;
             }
-            if g.phase != Phase::Steady {
+            if g.phase == Phase::Failed {
+                // A failed runbook leaves the group for the operator, and
+                // its `active` may not be where users are (a move left as
+                // it was because another decision held the routing layer),
+                // so a site reporting `active` is not simply demoted. But
+                // when the group's active site reports `active` too, two
+                // sites hold the role (a promote that finished after its
+                // failover had failed, then the old site back unfenced; a
+                // site back unfenced after a failover carried forward):
+                // the group's own choice keeps it, the other is demoted.
+                if a.role != "active"
+                    || g.active == site
+                    || g.maintenance
+                    || st.epoch_ahead.contains_key(&g.name)
+                    || !self.reports_active_locked(st, &g.active, &g.name)
+                {
+                    continue;
+                }
+            } else if g.phase != Phase::Steady {
                 continue;
             }
             // A site that forgot its role (its state file lost: role
@@ -202,6 +229,17 @@ impl Shared {
         if told {
             self.command_tick.send_modify(|v| *v += 1);
         }
+    }
+
+    /// Whether `site`'s agent, in a report received within
+    /// `agent_timeout`, says it holds the `active` role in `group`.
+    fn reports_active_locked(&self, st: &State, site: &str, group: &str) -> bool {
+        st.evidence.report(site).is_some_and(|(at, r)| {
+            at.elapsed() <= self.cfg.detection.agent_timeout
+                && r.authority
+                    .iter()
+                    .any(|a| a.group == group && a.role == "active")
+        })
     }
 
     /// Record an epoch above the group's (state lock held); alert once per new value.

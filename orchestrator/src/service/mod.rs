@@ -62,6 +62,8 @@ mod detect;
 mod divergent;
 mod entry;
 mod events;
+#[cfg(test)]
+mod failed_roles_tests;
 mod fence;
 mod finish;
 #[cfg(test)]
