@@ -1,8 +1,10 @@
 //! Roles in a group whose last runbook failed: the group is the operator's,
 //! and its `active` may not be where users are, so a site reporting the
 //! `active` role elsewhere is demoted only when the group's active site
-//! reports `active` too — never two sites holding the role.
-use super::harness::{group, setup};
+//! reports `active` too — never two sites holding the role; and a failed
+//! group is brought back to steady on its own active site by a failover
+//! to it, which fences the other end of the move that failed.
+use super::harness::{answer_all, group, setup, sites_until};
 use super::*;
 use warden_proto::agent::AuthorityWire;
 
@@ -109,4 +111,61 @@ async fn in_a_failed_group_nothing_is_demoted_in_maintenance_or_behind_an_epoch_
     s.accept_report(says("a", 3, epoch, "active"));
     s.accept_report(says("b", 2, epoch, "active"));
     assert_eq!(told(&s, "b"), vec![], "an epoch ahead was seen");
+}
+
+/// A failover a → b fails at b's promote (never answered: b's hooks hang),
+/// leaving the group `failed` on a, which its fence demoted: users are on a
+/// site that is not writable, and b may yet finish its promote. A failover
+/// to a itself now fences b (demote, at a new epoch) and promotes a again:
+/// the group is steady on a. Before, it was refused ("a is already the
+/// active site"): the only way out of the failed group was the move that
+/// had just failed.
+#[tokio::test(start_paused = true)]
+async fn a_failed_group_fails_over_to_its_own_active_site_fencing_the_other_end() {
+    let (s, _fake, _dir) = setup(false, 5);
+    assert!(
+        matches!(
+            s.operator_failover("web", "a", "operator"),
+            Err(OrchestratorError::Conflict(m)) if m.contains("already the active site")
+        ),
+        "a steady group on a: nothing to fail over"
+    );
+    s.operator_failover("web", "b", "operator").unwrap();
+    let hung = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
+    let first = sites_until(&s, (true, true), &hung, 200, "the failover failed", |g| {
+        g.phase == Phase::Failed
+    })
+    .await;
+    let failed_at = group(&s).epoch;
+    assert_eq!(group(&s).active, "a");
+    assert!(
+        first
+            .iter()
+            .any(|(site, c)| site == "a" && c.kind == CommandKind::Demote),
+        "a was fenced by the failover: {first:?}"
+    );
+    s.operator_failover("web", "a", "operator").unwrap();
+    let sent = sites_until(&s, (true, true), &answer_all, 200, "back on a", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    let epoch = group(&s).epoch;
+    assert!(epoch > failed_at, "a new epoch: {epoch} after {failed_at}");
+    let at = |site: &str, kind: CommandKind| {
+        sent.iter()
+            .any(|(s, c)| s == site && c.kind == kind && c.epoch == epoch)
+    };
+    assert!(at("b", CommandKind::Demote), "b fenced: {sent:?}");
+    assert!(at("a", CommandKind::Promote), "a promoted again: {sent:?}");
+    let rb = s
+        .lock()
+        .runbooks
+        .values()
+        .max_by_key(|r| r.id)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (rb.kind, rb.from.as_str(), rb.to.as_str(), rb.status),
+        (RunbookKind::Failover, "b", "a", RunbookStatus::Succeeded)
+    );
 }

@@ -77,9 +77,26 @@ impl Shared {
         let g = Self::idle_group_locked(&st, group)?;
         seen.check(&g, "failover")?;
         if g.active == to {
-            return Err(OrchestratorError::Conflict(format!(
-                "{to} is already the active site of group {group}"
-            )));
+            // A failed group whose failover failed may be left on a site
+            // fenced by it, with the other end promoted late or half: a
+            // failover to its own active site fences that other end and
+            // promotes the active site again, at a new epoch.
+            let Some(from) = Self::failed_other_end_locked(&st, &g, to) else {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{to} is already the active site of group {group}"
+                )));
+            };
+            let trigger = operator_label(by);
+            return self.start_runbook_from_locked(
+                &mut st,
+                group,
+                RunbookKind::Failover,
+                Some(&from),
+                to,
+                &trigger,
+                false,
+                vec![],
+            );
         }
         // To the primary from a live site: a failback (resync first). From
         // a site confirmed down there is nothing to resync from: a failover.
@@ -91,6 +108,23 @@ impl Shared {
         };
         let trigger = operator_label(by);
         self.start_runbook_locked(&mut st, group, kind, to, &trigger, false, vec![])
+    }
+
+    /// For a `failed` group `g` and a failover to its own active site
+    /// `to`: the other end of the runbook that failed (the site it moved
+    /// users toward, or away from), which the failover fences. None when
+    /// the group is not failed or no runbook of it names another site.
+    fn failed_other_end_locked(st: &State, g: &GroupState, to: &str) -> Option<String> {
+        if g.phase != Phase::Failed {
+            return None;
+        }
+        let last = st
+            .runbooks
+            .values()
+            .filter(|rb| rb.group == g.name)
+            .max_by_key(|rb| rb.id)?;
+        let other = if last.to != to { &last.to } else { &last.from };
+        (other != to).then(|| other.clone())
     }
 
     pub fn operator_failback(

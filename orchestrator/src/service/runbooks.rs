@@ -50,13 +50,32 @@ impl Shared {
         })
     }
 
-    /// Start a runbook (state lock held by caller). Returns its id.
+    /// Start a runbook away from the group's active site (state lock held
+    /// by caller). Returns its id.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn start_runbook_locked(
         self: &Arc<Self>,
         st: &mut State,
         group: &str,
         kind: RunbookKind,
+        to: &str,
+        trigger: &str,
+        automatic: bool,
+        evidence: Vec<EvidenceRow>,
+    ) -> Result<u64, OrchestratorError> {
+        self.start_runbook_from_locked(st, group, kind, None, to, trigger, automatic, evidence)
+    }
+
+    /// [`Shared::start_runbook_locked`] from `from` (the site it fences)
+    /// instead of the group's active site: only a failed group's failover
+    /// back to its own active site ([`Shared::operator_failover_seen`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_runbook_from_locked(
+        self: &Arc<Self>,
+        st: &mut State,
+        group: &str,
+        kind: RunbookKind,
+        from: Option<&str>,
         to: &str,
         trigger: &str,
         automatic: bool,
@@ -69,14 +88,13 @@ impl Shared {
             .get(group)
             .cloned()
             .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
+        let from = from.unwrap_or(&g.active).to_string();
         let id = st.next_runbook;
         let incident = match kind {
             RunbookKind::Failover => g.incident_started_unix_ms.unwrap_or(now),
             RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => now,
         };
-        let mut rb = Runbook::new(
-            id, group, kind, &g.active, to, epoch, trigger, now, incident,
-        );
+        let mut rb = Runbook::new(id, group, kind, &from, to, epoch, trigger, now, incident);
         if kind == RunbookKind::Failover {
             // the writes at risk toward `to`, as known now; no number when
             // unknown: replication paused (what was outstanding when it
@@ -153,7 +171,7 @@ impl Shared {
                     ""
                 },
                 runbook::kind_str(kind),
-                g.active,
+                from,
                 to
             ),
             evidence,
