@@ -10,7 +10,9 @@
 //!   (the process keeps its descriptors for the connections it serves).
 //!   So a client without a credential that opens connections and sends
 //!   nothing (or only refused requests) cannot keep agents and operators
-//!   out: it only ever displaces its own kind;
+//!   out: it only ever displaces its own kind — and an address that holds
+//!   more than its share ([`per_address`]) displaces its own oldest, so a
+//!   flood from one address cannot push out a slow newcomer from another;
 //! - a **header read timeout**: the request line and headers must arrive
 //!   within [`Limits::header_read_timeout`] (a slowloris client sending a
 //!   byte a second is cut off), and it also bounds the idle time of a
@@ -34,8 +36,8 @@ pub mod accept;
 mod standing;
 pub mod tls;
 
-pub use standing::{per_credential, Standing};
-use standing::{Open, Registered};
+use standing::{client_of, Open, Registered};
+pub use standing::{per_address, per_credential, Standing};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -204,7 +206,7 @@ pub async fn serve<S>(
             Ok(slot) => Some(slot),
             // At the cap: this one takes the place of the oldest connection
             // nobody vouched for, once that one has let its slot go.
-            Err(_) if open.displace_oldest_unvouched() => None,
+            Err(_) if open.displace_for(client_of(peer.ip())) => None,
             Err(_) => {
                 refused += 1;
                 if refused.is_power_of_two() {
@@ -225,7 +227,7 @@ pub async fn serve<S>(
         let stop = shutdown.clone();
         let tls = tls.clone();
         let slots = slots.clone();
-        let (id, standing, displace) = open.add();
+        let (id, standing, displace) = open.add(client_of(peer.ip()));
         let registered = Registered(open.clone(), id, standing.clone());
         conns.spawn(async move {
             let _registered = registered;

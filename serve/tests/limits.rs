@@ -310,3 +310,54 @@ async fn one_credential_cannot_hold_every_connection() {
     assert!(a.ends_with("\nvouched"), "{a:?}");
     stop.cancel();
 }
+
+/// A connection to `addr` from `from` (another loopback address).
+async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// One address floods the cap with idle connections and goes on opening
+/// more; a slow newcomer from another address (it has not sent its first
+/// request yet — a lossy link, a dashboard that never carries a token)
+/// takes the place of the flood's oldest and then keeps it: an address
+/// that holds more than its share (`per_address`: 2 under a cap of 8)
+/// displaces its own oldest connections. Before, each of the flood's new
+/// connections displaced the oldest connection nobody vouched for, so the
+/// newcomer was pushed out after eight of them.
+#[tokio::test]
+async fn a_flood_from_one_address_does_not_push_out_a_newcomer_from_another() {
+    let (addr, stop) = start(Limits {
+        max_connections: 8,
+        header_read_timeout: Duration::from_secs(10),
+        ..limits()
+    })
+    .await;
+    assert_eq!(warden_serve::per_address(8), 2);
+    let mut flood = Vec::new();
+    for _ in 0..8 {
+        flood.push(connect_from("127.0.0.2", addr).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut newcomer = connect_from("127.0.0.3", addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(closed(&mut flood[0]).await, "the flood's oldest stays open");
+    for _ in 0..16 {
+        flood.push(connect_from("127.0.0.2", addr).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let a = ask(&mut newcomer, "/peer").await;
+    assert_eq!(
+        a.lines().last(),
+        Some("127.0.0.3"),
+        "the newcomer was pushed out by the flood: {a:?}"
+    );
+    // The flood keeps its newest connections, not its oldest.
+    let last = flood.len() - 1;
+    let a = ask(&mut flood[last], "/peer").await;
+    assert!(a.starts_with("HTTP/1.1 200"), "{a:?}");
+    stop.cancel();
+}
