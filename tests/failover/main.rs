@@ -12,6 +12,7 @@ mod dashboard;
 mod deploy;
 mod disk;
 mod drill;
+mod failed;
 mod fence;
 mod haproxy;
 mod hold;

@@ -80,6 +80,19 @@ impl Holds {
         self.order = None;
     }
 
+    /// A route at `epoch` to the site already routed: the switch an order
+    /// at `epoch` or below announced has come, to the same site (a failed
+    /// group's failover back to its own active site, a rollback's route to
+    /// the old site at its move's epoch). The order ends as with any
+    /// switch; whether there was one to end.
+    pub(super) fn end_at(&mut self, epoch: u64) -> bool {
+        if self.order.is_some() && epoch >= self.epoch {
+            self.order = None;
+            return true;
+        }
+        false
+    }
+
     /// What is left of the order in effect, in milliseconds (0: none).
     pub(super) fn remaining_ms(&self) -> u64 {
         self.order.as_ref().map_or(0, |o| {

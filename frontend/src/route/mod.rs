@@ -307,6 +307,11 @@ impl GroupRoute {
             Some(site) if site == req.site => {
                 let from = inner.epoch;
                 inner.epoch = req.epoch;
+                // Connections waiting on a cut-over at this epoch go to the
+                // routed site now: no other switch is coming for it.
+                if req.epoch > from && inner.holds.end_at(req.epoch) {
+                    self.orders.send_modify(|n| *n += 1);
+                }
                 let cut = if req.mode == RouteMode::Immediate {
                     let cut: Vec<Generation> = inner.draining.drain(..).collect();
                     for g in &cut {

@@ -524,3 +524,48 @@ async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() 
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(count(&fe.route("web").await, "held_now"), 0);
 }
+
+/// A cut-over order at epoch 3 (a failed group's failover back to the site
+/// it is on: that site is demoted and promoted again), then the route at
+/// epoch 3 to the site already routed: the users waiting on the cut-over
+/// go to that site at once. Before, only a route to another site ended the
+/// order: they waited for a switch that never came and were closed at the
+/// end of their hold time (the runbook's verify, through the frontend,
+/// timed out).
+#[tokio::test]
+async fn a_cut_over_that_ends_on_the_routed_site_lets_its_waiting_users_in() {
+    let (a, b) = (echo("a").await, echo("b").await);
+    let mut g = group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(5));
+    g.hold_connections = Duration::from_secs(10);
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    assert_eq!(fe.pause("web", 3, 10_000).await.0, StatusCode::OK);
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_now") == 1,
+        Duration::from_secs(2),
+        "the new connection waits: {}",
+        fe.route("web").await
+    );
+    let (status, body) = fe.put("web", "a", 3, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let t = Instant::now();
+    assert_eq!(c.answer().await.as_deref(), Some("a"));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let route = fe.route("web").await;
+    assert_eq!(
+        (
+            count(&route, "held_now"),
+            count(&route, "hold_remaining_ms")
+        ),
+        (0, 0),
+        "{route}"
+    );
+    // New users are not held any more either.
+    let t = Instant::now();
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    assert_eq!(c.answer().await.as_deref(), Some("a"));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
