@@ -486,20 +486,16 @@ async fn a_held_client_that_leaves_is_let_go_at_once() {
     assert_eq!(count(&route, "held_now"), 0, "{route}");
 }
 
-#[tokio::test]
-async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() {
-    // A cut-over order is withdrawn (its runbook failed before the switch:
-    // the routed site stays active) or lapses: the users it made wait go to
-    // the routed site then, not closed at the end of their hold time
-    // without ever trying it.
+/// A frontend routing web to a at epoch 1 (sites a and b answering, held
+/// connections kept up to 10 s), a cut-over order at `epoch`, and one new
+/// connection that waits on it (request sent, held).
+async fn one_waiting_on_a_cut_over(epoch: u64) -> (Frontend, (Echo, Echo), Conn) {
     let (a, b) = (echo("a").await, echo("b").await);
     let mut g = group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(5));
     g.hold_connections = Duration::from_secs(10);
     let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
     assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
-
-    // Withdrawn.
-    assert_eq!(fe.pause("web", 2, 10_000).await.0, StatusCode::OK);
+    assert_eq!(fe.pause("web", epoch, 10_000).await.0, StatusCode::OK);
     let mut c = Conn::open(fe.listen("web")).await;
     c.send().await;
     crate::assert_eventually!(
@@ -508,6 +504,17 @@ async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() 
         "the new connection waits: {}",
         fe.route("web").await
     );
+    (fe, (a, b), c)
+}
+
+#[tokio::test]
+async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() {
+    // A cut-over order is withdrawn (its runbook failed before the switch:
+    // the routed site stays active) or lapses: the users it made wait go to
+    // the routed site then, not closed at the end of their hold time
+    // without ever trying it.
+    // Withdrawn.
+    let (fe, _sites, mut c) = one_waiting_on_a_cut_over(2).await;
     let (status, body) = fe.hold("web", 2, 0).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let t = Instant::now();
@@ -534,20 +541,7 @@ async fn users_waiting_on_a_cut_over_that_is_called_off_go_to_the_routed_site() 
 /// timed out).
 #[tokio::test]
 async fn a_cut_over_that_ends_on_the_routed_site_lets_its_waiting_users_in() {
-    let (a, b) = (echo("a").await, echo("b").await);
-    let mut g = group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(5));
-    g.hold_connections = Duration::from_secs(10);
-    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
-    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
-    assert_eq!(fe.pause("web", 3, 10_000).await.0, StatusCode::OK);
-    let mut c = Conn::open(fe.listen("web")).await;
-    c.send().await;
-    crate::assert_eventually!(
-        count(&fe.route("web").await, "held_now") == 1,
-        Duration::from_secs(2),
-        "the new connection waits: {}",
-        fe.route("web").await
-    );
+    let (fe, _sites, mut c) = one_waiting_on_a_cut_over(3).await;
     let (status, body) = fe.put("web", "a", 3, "immediate").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let t = Instant::now();

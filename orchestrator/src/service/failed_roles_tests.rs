@@ -6,27 +6,10 @@
 //! to it, which fences the other end of the move that failed.
 use super::harness::{answer_all, group, setup, sites_until};
 use super::*;
-use warden_proto::agent::AuthorityWire;
 
 /// A report of `site` that says its `role` in web at `epoch`.
 fn says(site: &str, seq: u64, epoch: u64, role: &str) -> AgentReport {
-    AgentReport {
-        site: site.into(),
-        seq,
-        boot: "boot".into(),
-        started_unix_ms: 0,
-        checks: vec![super::harness::check(true)],
-        peers: vec![],
-        outcomes: vec![],
-        replication: vec![],
-        authority: vec![AuthorityWire {
-            group: "web".into(),
-            epoch,
-            role: role.into(),
-            demoted_at: None,
-            may_push: role == "active",
-        }],
-    }
+    super::state_tests::role_report(site, seq, epoch, role, vec![])
 }
 
 fn told(s: &Shared, site: &str) -> Vec<(CommandKind, u64)> {

@@ -21,7 +21,7 @@ async fn failed_over_to_b(s: &Arc<Shared>) -> u64 {
 }
 
 /// A report of `site`'s restarted agent that says its `role` in web at `epoch`.
-fn role_report(
+pub(super) fn role_report(
     site: &str,
     seq: u64,
     epoch: u64,
