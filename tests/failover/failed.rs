@@ -19,8 +19,20 @@ use crate::lab::{self, secs, Deploy};
 /// failed.
 #[test]
 fn a_failed_failover_is_brought_back_to_steady_on_the_site_it_left() -> Result<()> {
+    back_on_the_site_it_left(false)
+}
+
+/// The same with a real HAProxy as the frontend (driver `haproxy`): its
+/// fence is raised to the new epoch on the server it already routes to.
+#[test]
+fn behind_haproxy_a_failed_failover_is_brought_back_to_steady_on_the_site_it_left() -> Result<()> {
+    back_on_the_site_it_left(true)
+}
+
+fn back_on_the_site_it_left(haproxy: bool) -> Result<()> {
     let Some(d) = crate::deployment(Knobs {
         promote_b: "exit 1".into(),
+        haproxy,
         ..Knobs::default()
     }) else {
         return Ok(());
