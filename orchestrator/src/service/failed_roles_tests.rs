@@ -121,6 +121,17 @@ async fn a_failed_group_fails_over_to_its_own_active_site_fencing_the_other_end(
     .await;
     let failed_at = group(&s).epoch;
     assert_eq!(group(&s).active, "a");
+    let alert = s
+        .alerts("web")
+        .into_iter()
+        .find(|a| a.contains("the last runbook"))
+        .expect("an alert for the failed group");
+    assert!(
+        alert.contains("failover a → b")
+            && alert.contains("at step promote")
+            && alert.contains("`warden failover web --to a` to stay on a (b is fenced"),
+        "{alert}"
+    );
     assert!(
         first
             .iter()
@@ -140,6 +151,12 @@ async fn a_failed_group_fails_over_to_its_own_active_site_fencing_the_other_end(
     };
     assert!(at("b", CommandKind::Demote), "b fenced: {sent:?}");
     assert!(at("a", CommandKind::Promote), "a promoted again: {sent:?}");
+    assert!(
+        !s.alerts("web")
+            .iter()
+            .any(|a| a.contains("the last runbook")),
+        "steady again: no alert"
+    );
     let rb = s
         .lock()
         .runbooks

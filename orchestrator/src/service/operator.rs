@@ -477,6 +477,9 @@ impl Shared {
         {
             out.push(b);
         }
+        if let Some(f) = st.groups.get(group).and_then(|g| failed_alert(&st, g)) {
+            out.push(f);
+        }
         if let Some(gc) = self.cfg.groups.get(group) {
             for site in gc.site_names() {
                 if let Some((_, r)) = Self::replication_status(&st, &site, group) {
@@ -666,4 +669,42 @@ pub(crate) fn operator_label(by: &str) -> String {
     } else {
         format!("operator {by}")
     }
+}
+
+/// A `failed` group: which runbook failed, where, and the operator's two
+/// ways on (see [`Shared::operator_failover_seen`]).
+fn failed_alert(st: &State, g: &GroupState) -> Option<String> {
+    if g.phase != Phase::Failed {
+        return None;
+    }
+    let rb = st
+        .runbooks
+        .values()
+        .filter(|rb| rb.group == g.name)
+        .max_by_key(|rb| rb.id)?;
+    let step = rb
+        .steps
+        .iter()
+        .find(|s| s.status == crate::model::StepStatus::Failed)
+        .map(|s| format!(" at step {}: {}", runbook::step_str(s.name), s.detail))
+        .unwrap_or_default();
+    let other = if rb.to != g.active { &rb.to } else { &rb.from };
+    let stay = if other != &g.active {
+        format!(
+            ", or `warden failover {} --to {}` to stay on {} ({other} is fenced, {} promoted again)",
+            g.name, g.active, g.active, g.active
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the last runbook ({}, {} {} → {} at epoch {}) failed{step}; the group waits for the operator: \
+         fix the cause, then `warden failover {} --to SITE` to move users{stay}",
+        rb.id,
+        runbook::kind_str(rb.kind),
+        rb.from,
+        rb.to,
+        rb.epoch,
+        g.name
+    ))
 }
