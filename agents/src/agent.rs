@@ -167,6 +167,12 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     for i in 0..shared.targets.len() {
         tasks.spawn(poll_loop(shared.clone(), i, token.clone()));
     }
+    tasks.spawn(crate::volumes::watch(
+        shared.settings.state_dir.clone(),
+        shared.settings.volumes.clone(),
+        shared.settings.interval,
+        token.clone(),
+    ));
     tasks.spawn(execute(shared, queued, token.clone()));
 
     let mut result = Ok(());

@@ -20,6 +20,8 @@
 //!   it runs);
 //! - [`gate`]: `warden rsync-gate`, the receiving rsync module's check that
 //!   no push lands in a site while it is active;
+//! - [`volumes`]: which of the site's rsync directories were seen as mount
+//!   points (the gate refuses pushes into one that is not any more);
 //! - [`error`]: [`AgentError`], what went wrong and whose move it is.
 
 pub mod agent;
@@ -33,6 +35,7 @@ mod peers;
 pub mod replicate;
 pub mod settings;
 mod state_lock;
+pub mod volumes;
 /// The agent's replication role per group (in `replicate/`, next to the plans it drives).
 pub use replicate::replication;
 /// The one-group config the integration tests start from, for unit tests too.

@@ -44,6 +44,8 @@ pub struct AgentSettings {
     pub state_dir: std::path::PathBuf,
     /// This site's groups and each group's primary site.
     pub groups: Vec<(String, String)>,
+    /// This site's directory of each group with an rsync plan (see [`crate::volumes`]).
+    pub volumes: Vec<(String, std::path::PathBuf)>,
     /// TLS towards the orchestrator (its CA, this site's client certificate).
     pub tls: Option<rustls::ClientConfig>,
 }
@@ -153,6 +155,7 @@ impl AgentSettings {
                 .filter(|(_, g)| g.site_names().iter().any(|s| s == site))
                 .map(|(name, g)| (name.clone(), g.primary().to_string()))
                 .collect(),
+            volumes: crate::volumes::directories(config, site),
             tls: orchestrator_tls(config, site)?,
         };
         settings.validate()?;
@@ -214,6 +217,7 @@ impl AgentSettings {
             replication: None,
             state_dir: std::env::temp_dir(),
             groups: Vec::new(),
+            volumes: Vec::new(),
             tls: None,
         }
     }

@@ -18,6 +18,7 @@ mod sshd;
 mod swift_plan;
 #[path = "../../agents/tests/support/tree.rs"]
 mod tree;
+mod volume;
 
 use std::path::Path;
 

@@ -173,7 +173,21 @@ fn judge(
              a state directory in use, and it may be the active site; pushes land again once \
              the orchestrator has said its role (a demote, or a promote)"
         ))),
-        Role::Standby => Ok(a.epoch),
+        Role::Standby => {
+            // The standby's own directory of the group, where the push
+            // writes (the daemon's module path or, over ssh, the group's
+            // directory): not into an empty one whose volume is gone.
+            let data = config
+                .groups
+                .get(group)
+                .and_then(|g| g.replication())
+                .and_then(|r| r.sites.get(site))
+                .and_then(|s| s.path.as_deref());
+            if let Some(data) = data {
+                crate::volumes::unmounted(&dir, group, data).map_err(&refused)?;
+            }
+            Ok(a.epoch)
+        }
     }
 }
 

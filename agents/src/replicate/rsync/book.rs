@@ -91,16 +91,8 @@ pub(super) fn links_outside(root: &Path, paths: &[PathBuf]) -> bool {
         .any(|(links, names)| (names.len() as u64) < *links)
 }
 
-/// Whether `path` is a mount point: its device differs from its parent's
-/// (`/` always is).
-pub(crate) fn is_mount_point(path: &Path) -> std::io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let path = std::fs::canonicalize(path)?;
-    let Some(parent) = path.parent() else {
-        return Ok(true);
-    };
-    Ok(std::fs::metadata(&path)?.dev() != std::fs::metadata(parent)?.dev())
-}
+/// Whether `path` is a mount point (one test for the source's guard and the gate's).
+pub(crate) use crate::volumes::is_mount_point;
 
 /// The manifest form of the tree under `root`: files, symlinks (not
 /// followed) and empty directories, named by their path relative to `root`

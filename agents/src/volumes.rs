@@ -1,0 +1,152 @@
+//! A site's memory of its data volumes, for the receiving side of the
+//! rsync plan (DESIGN §10: a peer that is unmounted). For each group whose
+//! rsync plan gives this site a directory (`path`), whether that directory
+//! has been seen as a mount point: recorded in `STATE_DIR/volumes.json`
+//! once seen (the agent looks at its start and every report interval,
+//! [`watch`]), and never forgotten by the agent. `warden rsync-gate` — a
+//! process of its own, run for each push — then refuses a push into a
+//! directory recorded as a mount point that is not one now
+//! ([`unmounted`]): with the volume gone, a push would write the peer's
+//! data into the empty directory under it (on the root filesystem), a
+//! full pass with `--delete` would make that directory the copy a
+//! failover starts from, and the volume, mounted again, would hold stale
+//! data nobody replicated. The pusher's replication shows the refusal
+//! with its reason; pushes land again once the volume is back. A directory
+//! that is meant to stay unmounted is forgotten by removing its entry (or
+//! the file) while the agent is stopped (docs/rsyncd.md).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use warden_config::model::ReplicationPlan;
+use warden_config::Config;
+
+/// The file in the agent's state directory.
+pub const FILE_NAME: &str = "volumes.json";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    /// Group → its directory at this site, seen as a mount point.
+    mounted: BTreeMap<String, PathBuf>,
+}
+
+/// Whether `path` is a mount point: on another device than its parent
+/// (the root directory always is).
+pub fn is_mount_point(path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path)?;
+    let Some(parent) = path.parent() else {
+        return Ok(true);
+    };
+    Ok(std::fs::metadata(&path)?.dev() != std::fs::metadata(parent)?.dev())
+}
+
+/// This site's directory of each group with an rsync plan: (group, path).
+pub fn directories(config: &Config, site: &str) -> Vec<(String, PathBuf)> {
+    config
+        .groups
+        .iter()
+        .filter_map(|(name, g)| {
+            let r = g.replication()?;
+            let path = r.sites.get(site)?.path.clone()?;
+            (r.plan == ReplicationPlan::Rsync).then(|| (name.clone(), path))
+        })
+        .collect()
+}
+
+fn read(state_dir: &Path) -> Result<File, String> {
+    let path = state_dir.join(FILE_NAME);
+    match std::fs::read(&path) {
+        Ok(body) => serde_json::from_slice(&body)
+            .map_err(|e| format!("{} cannot be read: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(File::default()),
+        Err(e) => Err(format!("{} cannot be read: {e}", path.display())),
+    }
+}
+
+/// Look at each of `dirs`: record those that are mount points now and are
+/// not recorded yet (with their group). The groups recorded now.
+pub fn note(state_dir: &Path, dirs: &[(String, PathBuf)]) -> Result<Vec<String>, String> {
+    let mut file = match read(state_dir) {
+        Ok(f) => f,
+        Err(e) => {
+            // Not the gate's file to fix; the agent's: said, then replaced
+            // by what is mounted now (the gate refuses pushes meanwhile).
+            warn!(cause = %e, "the record of this site's data volumes is damaged; recording them afresh");
+            File::default()
+        }
+    };
+    let mut new = Vec::new();
+    for (group, dir) in dirs {
+        if file.mounted.get(group) == Some(dir) {
+            continue;
+        }
+        if is_mount_point(dir).unwrap_or(false) {
+            file.mounted.insert(group.clone(), dir.clone());
+            new.push(group.clone());
+        }
+    }
+    if !new.is_empty() {
+        let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+        warden_config::durable::replace(&state_dir.join(FILE_NAME), &body)
+            .map_err(|e| format!("cannot record this site's data volumes: {e}"))?;
+    }
+    Ok(new)
+}
+
+/// The agent's part: [`note`] at start and every `every` until `stop`, off
+/// the runtime (a hung filesystem blocks only this look).
+pub async fn watch(
+    state_dir: PathBuf,
+    dirs: Vec<(String, PathBuf)>,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    if dirs.is_empty() {
+        return;
+    }
+    loop {
+        let (s, d) = (state_dir.clone(), dirs.clone());
+        match tokio::task::spawn_blocking(move || note(&s, &d)).await {
+            Ok(Ok(new)) => {
+                for group in new {
+                    info!(group = %group, "this site's directory of the group is a mount point: pushes into it are refused while it is not");
+                }
+            }
+            Ok(Err(e)) => warn!(cause = %e, "cannot record this site's data volumes"),
+            Err(e) => warn!(cause = %e, "the look at this site's data volumes failed"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Why a push into `group`'s directory `dir` at this site must be refused:
+/// it was seen as a mount point and is not one now (or cannot be looked
+/// at), or the record cannot be read (the gate fails closed).
+pub fn unmounted(state_dir: &Path, group: &str, dir: &Path) -> Result<(), String> {
+    let file = read(state_dir)?;
+    if file.mounted.get(group).map(PathBuf::as_path) != Some(dir) {
+        return Ok(());
+    }
+    match is_mount_point(dir) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "this site's directory {} of group {group} was a mount point and is not one now \
+             (its volume unmounted?): a push would write into the directory under it; mount \
+             the volume again (pushes land again by themselves)",
+            dir.display()
+        )),
+        Err(e) => Err(format!(
+            "this site's directory {} of group {group} was a mount point and cannot be looked \
+             at now ({e}); mount the volume again",
+            dir.display()
+        )),
+    }
+}

@@ -1,0 +1,149 @@
+//! A standby whose data volume is unmounted, with the real binaries and
+//! real rsync daemons on network-namespace hosts: the active site's pushes
+//! are refused by the standby's gate, with the reason, and land again once
+//! the volume is back.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::lab::{self, secs};
+use crate::site::{text, Data};
+
+/// A tmpfs at `volume`, bind-mounted on `at` (the site's data directory);
+/// both unmounted on drop, also when the test fails.
+///
+/// The lab's hosts run their processes through `ip netns exec`, which
+/// gives each a mount namespace of its own, copied when it starts: the
+/// volume is taken away and given back where the site's rsync daemon (and
+/// so its gate) sees the filesystem, in the daemon's mount namespace.
+struct Volume {
+    volume: PathBuf,
+    at: PathBuf,
+}
+
+fn run(args: &[&str]) -> Result<String> {
+    let out = Command::new(args[0]).args(&args[1..]).output()?;
+    if !out.status.success() {
+        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Volume {
+    fn mount(volume: &Path, at: &Path) -> Result<Volume> {
+        std::fs::create_dir_all(volume)?;
+        std::fs::create_dir_all(at)?;
+        let path = |p: &Path| p.display().to_string();
+        run(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=16m,mode=0755",
+            "tmpfs",
+            &path(volume),
+        ])
+        .context("a tmpfs for the volume (CI runs the tests as root)")?;
+        let v = Volume {
+            volume: volume.to_path_buf(),
+            at: at.to_path_buf(),
+        };
+        run(&["mount", "--bind", &path(volume), &path(at)])?;
+        Ok(v)
+    }
+
+    /// `args` in the mount namespace of process `pid`.
+    fn within(pid: u32, args: &[&str]) -> Result<String> {
+        let pid = pid.to_string();
+        let mut all = vec!["nsenter", "--target", &pid, "--mount", "--"];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    /// The volume taken away, as process `pid` sees the filesystem.
+    fn detach(&self, pid: u32) -> Result<()> {
+        Self::within(pid, &["umount", &self.at.display().to_string()]).map(drop)
+    }
+
+    /// The volume given back, as process `pid` sees the filesystem.
+    fn attach(&self, pid: u32) -> Result<()> {
+        let (v, at) = (
+            self.volume.display().to_string(),
+            self.at.display().to_string(),
+        );
+        Self::within(pid, &["mount", "--bind", &v, &at]).map(drop)
+    }
+
+    /// The names in the data directory, as process `pid` sees it.
+    fn listing(&self, pid: u32) -> Result<String> {
+        Self::within(pid, &["ls", "-A", &self.at.display().to_string()])
+    }
+}
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+        let _ = Command::new("umount").arg("-l").arg(&self.volume).status();
+    }
+}
+
+/// b's data directory is its own volume. Replication a → b runs; then b's
+/// volume is unmounted (an operator's mistake, a lost iSCSI or NFS mount):
+/// what a writes next is not pushed into the empty directory under the
+/// mount point — b's gate refuses the push, and a's replication says why
+/// ("was a mount point and is not one now") — and once the volume is
+/// mounted again, replication resumes by itself and b holds every write.
+/// Before, the push went ahead: the empty directory on b's root filesystem
+/// received a's changes (a full pass would have copied the whole tree
+/// there and made it the copy a failover starts from), and the volume,
+/// back, missed them.
+#[test]
+fn a_push_into_a_standby_whose_volume_is_gone_is_refused_until_it_is_back() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    let volume = Volume::mount(&x.d.lab.dir().join("b-volume"), &x.dir("b"))?;
+    x.write("a", "one.txt", "1")?;
+    x.start()?;
+    x.wait_same(secs(30)).context("a → b onto b's volume")?;
+    // b's agent has seen its directory as a mount point by now (at start).
+    let seen = x.d.lab.dir().join("state-b").join("volumes.json");
+    let record = std::fs::read_to_string(&seen).with_context(|| format!("{}", seen.display()))?;
+    assert!(record.contains("\"web\""), "{record}");
+    let rsyncd = x.d.lab.pid("rsyncd-b")?;
+    volume.detach(rsyncd)?;
+    x.write("a", "two.txt", "2")?;
+    let err = lab::eventually(secs(30), secs(0.25), || {
+        let r = x.replication()?;
+        let errors = r["errors"].as_array().cloned().unwrap_or_default();
+        errors
+            .iter()
+            .filter_map(|e| e.as_str())
+            .find(|e| e.contains("was a mount point and is not one now"))
+            .map(str::to_string)
+            .with_context(|| format!("no refusal yet: {r}"))
+    })?;
+    assert!(err.contains("refused a push"), "{err}");
+    std::thread::sleep(secs(1));
+    let under = volume.listing(rsyncd)?;
+    assert!(
+        under.trim().is_empty(),
+        "pushed into the directory under b's mount point: {under}"
+    );
+    // The volume is back: replication resumes by itself, nothing lost.
+    volume.attach(rsyncd)?;
+    let both = x
+        .wait_same(secs(60))
+        .context("after the volume came back")?;
+    assert_eq!(
+        (
+            text(&both, "one.txt").as_deref(),
+            text(&both, "two.txt").as_deref()
+        ),
+        (Some("1"), Some("2"))
+    );
+    drop(volume);
+    Ok(())
+}
