@@ -190,6 +190,77 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
 }
 
+/// A server that does not set the addresses sent (it ignores `myip` and
+/// uses its own idea, here 203.0.113.5) answers every update of
+/// 192.0.2.10 with `nochg 203.0.113.5`. The route is never confirmed, so
+/// every reconciliation pass (every 2 s) publishes again: the same request
+/// must not be sent each time — each earns a needless `nochg`, and No-IP
+/// blocks clients that cause many. It is refused without a request for 30
+/// minutes (saying what the server answered), another value is still
+/// sent, and `warden clear` lets it go at once.
+#[tokio::test]
+async fn an_update_answered_with_other_addresses_is_not_repeated_every_pass() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    let value = v4("192.0.2.10");
+    for _ in 0..30 {
+        fake.answer_next("nochg 203.0.113.5");
+    }
+    let e = p.publish("ca", &value, 1).await.expect_err("not applied");
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("203.0.113.5")),
+        "{e}"
+    );
+    let mut last = e;
+    for _ in 0..20 {
+        last = p.publish("ca", &value, 1).await.expect_err("not applied");
+    }
+    let stats = fake.stats();
+    assert_eq!(
+        (stats.requests, stats.nochg),
+        (1, 1),
+        "one request for 21 passes, not one per pass"
+    );
+    assert!(
+        matches!(&last, StrategyError::Rejected { reason, .. }
+            if reason.contains("nochg 203.0.113.5") && reason.contains("no request was sent")),
+        "{last}"
+    );
+    // The operator fixed the server: clear lets the update go at once.
+    fake.heal();
+    let lifted = p.clear();
+    assert!(
+        lifted.iter().any(|l| l.contains("192.0.2.10")),
+        "{lifted:?}"
+    );
+    p.publish("ca", &value, 1).await.expect("sent after clear");
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    // Another value answered with other addresses: refused again for 30
+    // minutes; a value that was not is still sent.
+    let tx = v4("198.51.100.20");
+    fake.answer_next("nochg 203.0.113.5");
+    p.publish("tx", &tx, 2)
+        .await
+        .expect_err("answered with other addresses");
+    p.publish("tx", &tx, 2).await.expect_err("not sent again");
+    assert_eq!(fake.requests(), 3);
+    p.publish("ca", &value, 2)
+        .await
+        .expect("another value is sent");
+    assert_eq!(fake.requests(), 4);
+    // 30 minutes on, it is sent again by itself.
+    tokio::time::pause();
+    tokio::time::advance(HOLD + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    p.publish("tx", &tx, 3)
+        .await
+        .expect("sent after 30 minutes");
+    assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
+    assert_eq!(fake.requests(), 5);
+}
+
 #[tokio::test]
 async fn code_911_holds_updates_for_30_minutes() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);

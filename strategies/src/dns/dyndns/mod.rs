@@ -24,6 +24,11 @@
 //!   provider **holds** for 30 minutes ([`HOLD`]): `Blocked` without a
 //!   request until then, measured on tokio's clock.
 //!
+//! A success line naming other addresses than the ones sent (a server
+//! that ignores `myip`) is [`StrategyError::Rejected`], and that update is
+//! not sent again for [`HOLD`] (each resend would earn the same needless
+//! answer) unless the operator clears the provider.
+//!
 //! Anything else is answered with [`StrategyError::Rejected`] quoting the
 //! text; timeouts, connection failures and HTTP 5xx are
 //! [`StrategyError::Unreachable`] (transient: the runbook retries). The
@@ -312,6 +317,10 @@ impl DnsProvider for DyndnsProvider {
                 debug!(group = %self.group, to = %value, epoch, "DNS update not sent: already confirmed");
                 return Ok(());
             }
+            if let Some(e) = self.refused_again(&st, &pending, value) {
+                debug!(group = %self.group, to = %value, epoch, "DNS update not sent: the server answered it with other addresses recently");
+                return Err(e);
+            }
             pending
         };
         // After the wait for an update in flight: the caller may no longer act.
@@ -406,13 +415,23 @@ impl DnsProvider for DyndnsProvider {
 
     fn clear(&self) -> Vec<String> {
         let mut st = self.lock();
-        let lifted: Vec<String> = st
+        let mut lifted: Vec<String> = st
             .block
             .take()
             .into_iter()
             .chain(st.hold.take())
             .map(|s| s.line)
             .collect();
+        // The operator fixed the server: updates it answered with other
+        // addresses may be sent again at once.
+        for (h, (sent, said, _)) in std::mem::take(&mut st.mismatch) {
+            lifted.push(format!(
+                "dns/{} group {} ({}): {h} may be sent {sent} again (the server answered {said})",
+                self.flavor.kind(),
+                self.group,
+                self.element
+            ));
+        }
         if !lifted.is_empty() {
             info!(group = %self.group, server = %self.element, lifted = lifted.len(), "DNS provider alerts cleared; updates resume");
         }

@@ -2,7 +2,9 @@
 //! answer: per hostname the value the server last confirmed (so the same
 //! address is not sent again, as No-IP asks), the highest confirmed epoch,
 //! the recent `nochg` answers (a doubt of the authoritative servers does not
-//! resend what the server just said it holds), and the stops in force — a
+//! resend what the server just said it holds), the recent answers naming
+//! other addresses than the ones sent (not sent again for 30 minutes), and
+//! the stops in force — a
 //! block after a fatal code, a 30-minute hold after `911`/`dnserr`/HTTP 429
 //! — with the alert lines that describe them.
 
@@ -36,6 +38,10 @@ pub(super) struct State {
     /// Per hostname: the value the server last answered `nochg` for, and
     /// when (see [`DyndnsProvider::doubt`]).
     pub(super) nochg: BTreeMap<String, (RecordValue, Instant)>,
+    /// Per hostname: a value sent that the server answered with other
+    /// addresses (its answer line, and when): not sent again for [`HOLD`]
+    /// (see [`DyndnsProvider::refused_again`]).
+    pub(super) mismatch: BTreeMap<String, (RecordValue, String, Instant)>,
     /// The highest epoch whose publish every hostname confirmed.
     pub(super) epoch: Epoch,
     /// A fatal answer: nothing is sent until `clear()` or a reload.
@@ -139,6 +145,37 @@ impl DyndnsProvider {
         kept
     }
 
+    /// An update of `pending` to `value` that the server answered with
+    /// other addresses less than [`HOLD`] ago, for one of them: sending
+    /// it again would earn the same answer (a server that ignores `myip`
+    /// answers `nochg` with its own idea at every reconciliation pass, and
+    /// No-IP blocks clients that cause needless updates). The error says
+    /// what the server answered; `None`: nothing stands in the way.
+    pub(super) fn refused_again(
+        &self,
+        st: &State,
+        pending: &[String],
+        value: &RecordValue,
+    ) -> Option<StrategyError> {
+        let seen: Vec<String> = pending
+            .iter()
+            .filter_map(|h| match st.mismatch.get(h) {
+                Some((sent, said, at)) if sent == value && at.elapsed() < HOLD => {
+                    Some(format!("{h}: {said}"))
+                }
+                _ => None,
+            })
+            .collect();
+        (!seen.is_empty()).then(|| {
+            self.rejected(format!(
+                "not sent: the server answered an update to {value} with other addresses less than 30 minutes ago ({}), and the same update would earn the same answer (a needless update that gets the client blocked); fix groups.{}.dns.server (does it accept myip/myipv6?) and run `warden clear {}`, or wait (no request was sent)",
+                seen.join("; "),
+                self.group,
+                self.group
+            ))
+        })
+    }
+
     /// Stop for good (until `clear()` or a reload) after a fatal answer.
     pub(super) fn block(&self, what: &str, why: &str) -> StrategyError {
         let reason = format!(
@@ -183,6 +220,7 @@ impl DyndnsProvider {
                         }
                         let got = value_of(&l.ips);
                         if l.ips.is_empty() || got == *value {
+                            st.mismatch.remove(h);
                             st.confirmed.insert(h.clone(), *value);
                             if l.code == Code::Nochg {
                                 st.nochg.insert(h.clone(), (*value, Instant::now()));
@@ -192,11 +230,10 @@ impl DyndnsProvider {
                         } else {
                             st.nochg.remove(h);
                             st.confirmed.insert(h.clone(), got);
-                            mismatch.push(format!(
-                                "{h}: `{} {}` but {value} was sent",
-                                l.code.as_str(),
-                                got
-                            ));
+                            let said = format!("`{} {}`", l.code.as_str(), got);
+                            mismatch.push(format!("{h}: {said} but {value} was sent"));
+                            st.mismatch
+                                .insert(h.clone(), (*value, said, Instant::now()));
                         }
                     }
                     Class::Fatal => {
@@ -221,10 +258,13 @@ impl DyndnsProvider {
             return Err(self.hold(&what, &why));
         }
         if !mismatch.is_empty() {
+            warn!(group = %self.group, server = %self.element, to = %value, "the update server set other addresses than the ones sent: the same update is not sent again for 30 minutes");
             return Err(self.rejected(format!(
-                "the server set other addresses than the ones sent ({}); answer {}: does groups.{}.dns.server accept myip/myipv6?",
+                "the server set other addresses than the ones sent ({}); answer {}: does groups.{}.dns.server accept myip/myipv6? The same update is not sent again before {} (it would earn the same answer, a needless update that gets the client blocked); `warden clear {}` once the server is fixed",
                 mismatch.join("; "),
                 quote(body),
+                self.group,
+                wall_clock_after(HOLD),
                 self.group
             )));
         }
