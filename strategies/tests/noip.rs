@@ -756,6 +756,56 @@ async fn stale_epoch_is_refused_without_a_request() {
     assert_eq!(fake.requests(), 1);
 }
 
+/// An update to tx at epoch 6 times out: No-IP may have applied it (the
+/// answer was lost). A late order of epoch 5 (a call that waited behind it)
+/// must not be sent: No-IP keeps no epoch, the provider is the only fence,
+/// and sending it would move users back to ca over a newer decision. The
+/// retry of epoch 6 itself is sent.
+#[tokio::test]
+async fn an_older_order_after_an_unanswered_update_is_refused() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    p.publish("ca", &v4("192.0.2.10"), 5).await.unwrap();
+    fake.stall_next();
+    let e = p
+        .publish("tx", &v4("198.51.100.20"), 6)
+        .await
+        .expect_err("no answer");
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(fake.requests(), 2);
+    let e = p
+        .publish("ca", &v4("192.0.2.10"), 5)
+        .await
+        .expect_err("older than an update that may be in force");
+    assert!(
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 5,
+                seen: 6,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(fake.requests(), 2, "the late order was not sent");
+    p.publish("tx", &v4("198.51.100.20"), 6)
+        .await
+        .expect("the retry of epoch 6");
+    assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
+}
+
 #[tokio::test]
 async fn bad_settings_are_config_errors() {
     let names = vec![WWW.to_string()];

@@ -29,6 +29,10 @@
 //! not sent again for [`HOLD`] (each resend would earn the same needless
 //! answer) unless the operator clears the provider.
 //!
+//! The server keeps no epoch: the provider refuses an order older than the
+//! last update it sent ([`StrategyError::StaleEpoch`], no request), also
+//! when that update's answer was lost (it may be in force).
+//!
 //! Anything else is answered with [`StrategyError::Rejected`] quoting the
 //! text; timeouts, connection failures and HTTP 5xx are
 //! [`StrategyError::Unreachable`] (transient: the runbook retries). The
@@ -298,11 +302,23 @@ impl DnsProvider for DyndnsProvider {
                 debug!(group = %self.group, "DNS update not sent: provider stopped");
                 return Err(self.blocked(&format!("{line} (no request was sent)")));
             }
-            if epoch < st.epoch {
+            // The server keeps no epoch: this provider is the fence. An
+            // update that left may have been applied even when its answer
+            // was lost (a timeout, a 5xx), so an order older than it is as
+            // late as one older than a confirmed update.
+            if epoch < st.epoch.max(st.sent_epoch) {
+                let (seen, how) = if st.epoch >= st.sent_epoch {
+                    (st.epoch, "confirmed")
+                } else {
+                    (
+                        st.sent_epoch,
+                        "sent (its answer was not a confirmation: it may be in force)",
+                    )
+                };
                 return Err(StrategyError::StaleEpoch {
-                    element: format!("{} (as last confirmed by this orchestrator)", self.element),
+                    element: format!("{} (as last {how} by this orchestrator)", self.element),
                     sent: epoch,
-                    seen: st.epoch,
+                    seen,
                 });
             }
             let pending: Vec<String> = self
@@ -325,6 +341,10 @@ impl DnsProvider for DyndnsProvider {
         };
         // After the wait for an update in flight: the caller may no longer act.
         crate::gate::check(&self.element)?;
+        {
+            let mut st = self.lock();
+            st.sent_epoch = st.sent_epoch.max(epoch);
+        }
         let url = self.update_url(&pending, value);
         debug!(group = %self.group, server = %self.element, hosts = %pending.join(","), to = %value, epoch, site, "sending DNS update");
         let resp = self

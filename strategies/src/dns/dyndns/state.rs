@@ -44,6 +44,9 @@ pub(super) struct State {
     pub(super) mismatch: BTreeMap<String, (RecordValue, String, Instant)>,
     /// The highest epoch whose publish every hostname confirmed.
     pub(super) epoch: Epoch,
+    /// The highest epoch of an update that was sent, whatever its answer
+    /// (a lost answer may hide an applied update): older orders are refused.
+    pub(super) sent_epoch: Epoch,
     /// A fatal answer: nothing is sent until `clear()` or a reload.
     pub(super) block: Option<Stop>,
     /// A `911`/`dnserr`: nothing is sent until `until` (or `clear()`).
