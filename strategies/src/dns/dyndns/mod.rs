@@ -35,19 +35,26 @@
 //!
 //! Anything else is answered with [`StrategyError::Rejected`] quoting the
 //! text; timeouts, connection failures and HTTP 5xx are
-//! [`StrategyError::Unreachable`] (transient: the runbook retries). The
+//! [`StrategyError::Unreachable`] (transient: the runbook retries). After
+//! such a failure the same update is paused ([`FAILED_PAUSE`], doubling with
+//! each failure in a row up to [`FAILED_PAUSE_MAX`]) and refused meanwhile
+//! without a request, as the same kind of error: a slow server may apply
+//! every request whose answer warden no longer waits for, and each resend
+//! would be a needless update. Another value is sent at once. The
 //! password never reaches a log line, an error or `Debug` output.
 //!
 //! Here: the provider, its configuration and [`DnsProvider`] (`publish`
 //! decides what is pending, then sends one request). `answer.rs`: return
 //! codes, answer parsing and quoting; `request.rs`: the HTTP side;
-//! `state.rs`: what the server confirmed, the stops in force (blocks, holds).
+//! `state.rs`: what the server confirmed, the pauses and the stops in
+//! force (blocks, holds).
 
 mod answer;
 mod request;
 mod state;
 
 pub use answer::*;
+pub use state::{FAILED_PAUSE, FAILED_PAUSE_MAX};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -275,6 +282,72 @@ impl DyndnsProvider {
             reason: line.to_string(),
         }
     }
+
+    /// Send one update of `pending` to `value` (the decision of `epoch`
+    /// for `site`) and settle its answer.
+    async fn send_update(
+        &self,
+        pending: &[String],
+        site: &str,
+        value: &RecordValue,
+        epoch: Epoch,
+    ) -> Result<(), StrategyError> {
+        // After the wait for an update in flight: the caller may no longer act.
+        crate::gate::check(&self.element)?;
+        {
+            let mut st = self.lock();
+            st.sent_epoch = st.sent_epoch.max(epoch);
+        }
+        let url = self.update_url(pending, value);
+        debug!(group = %self.group, server = %self.element, hosts = %pending.join(","), to = %value, epoch, site, "sending DNS update");
+        let resp = self
+            .client
+            .get(url)
+            .basic_auth(&self.user, Some(self.password.expose()))
+            .header(reqwest::header::USER_AGENT, &self.user_agent)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = resp.status();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        // An answer is a line per name: anything longer is not one, and
+        // is not read into memory whole.
+        let body = match crate::capped::body(resp, MAX_ANSWER).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(crate::capped::Capped::Transport(e)) => return Err(self.transport_error(&e)),
+            Err(crate::capped::Capped::TooLong) => {
+                return Err(self.rejected(format!(
+                    "the answer to an update of {} (HTTP {}) is longer than {MAX_ANSWER} bytes: not a {} update server?",
+                    pending.join(", "),
+                    status.as_u16(),
+                    self.flavor.label()
+                )))
+            }
+        };
+        if !status.is_success() {
+            // Some servers put a return code in a 401/5xx body: honour it.
+            if let Ok(lines) = parse_answer(&body, pending.len(), self.flavor) {
+                if lines.iter().all(|l| l.code.class() != Class::Success) {
+                    return self.settle(pending, value, epoch, &lines, &body);
+                }
+            }
+            return Err(self.status_error(status, &body, location));
+        }
+        let lines = parse_answer(&body, pending.len(), self.flavor).map_err(|why| {
+            self.rejected(format!(
+                "unexpected answer {} to an update of {}: {why}; is groups.{}.dns.server a {} update URL?",
+                quote(&body),
+                pending.join(", "),
+                self.group,
+                self.flavor.label()
+            ))
+        })?;
+        self.settle(pending, value, epoch, &lines, &body)
+    }
 }
 
 #[async_trait]
@@ -337,63 +410,15 @@ impl DnsProvider for DyndnsProvider {
                 debug!(group = %self.group, to = %value, epoch, "DNS update not sent: the server answered it with other addresses recently");
                 return Err(e);
             }
+            if let Some(e) = self.paused(&st, value) {
+                debug!(group = %self.group, to = %value, epoch, "DNS update not sent: it failed recently");
+                return Err(e);
+            }
             pending
         };
-        // After the wait for an update in flight: the caller may no longer act.
-        crate::gate::check(&self.element)?;
-        {
-            let mut st = self.lock();
-            st.sent_epoch = st.sent_epoch.max(epoch);
-        }
-        let url = self.update_url(&pending, value);
-        debug!(group = %self.group, server = %self.element, hosts = %pending.join(","), to = %value, epoch, site, "sending DNS update");
-        let resp = self
-            .client
-            .get(url)
-            .basic_auth(&self.user, Some(self.password.expose()))
-            .header(reqwest::header::USER_AGENT, &self.user_agent)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        let status = resp.status();
-        let location = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        // An answer is a line per name: anything longer is not one, and
-        // is not read into memory whole.
-        let body = match crate::capped::body(resp, MAX_ANSWER).await {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(crate::capped::Capped::Transport(e)) => return Err(self.transport_error(&e)),
-            Err(crate::capped::Capped::TooLong) => {
-                return Err(self.rejected(format!(
-                    "the answer to an update of {} (HTTP {}) is longer than {MAX_ANSWER} bytes: not a {} update server?",
-                    pending.join(", "),
-                    status.as_u16(),
-                    self.flavor.label()
-                )))
-            }
-        };
-        if !status.is_success() {
-            // Some servers put a return code in a 401/5xx body: honour it.
-            if let Ok(lines) = parse_answer(&body, pending.len(), self.flavor) {
-                if lines.iter().all(|l| l.code.class() != Class::Success) {
-                    return self.settle(&pending, value, epoch, &lines, &body);
-                }
-            }
-            return Err(self.status_error(status, &body, location));
-        }
-        let lines = parse_answer(&body, pending.len(), self.flavor).map_err(|why| {
-            self.rejected(format!(
-                "unexpected answer {} to an update of {}: {why}; is groups.{}.dns.server a {} update URL?",
-                quote(&body),
-                pending.join(", "),
-                self.group,
-                self.flavor.label()
-            ))
-        })?;
-        self.settle(&pending, value, epoch, &lines, &body)
+        let r = self.send_update(&pending, site, value, epoch).await;
+        self.note_outcome(value, &r);
+        r
     }
 
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
@@ -444,6 +469,7 @@ impl DnsProvider for DyndnsProvider {
             .collect();
         // The operator fixed the server: updates it answered with other
         // addresses may be sent again at once.
+        lifted.extend(self.lift_pause(&mut st));
         for (h, (sent, said, _)) in std::mem::take(&mut st.mismatch) {
             lifted.push(format!(
                 "dns/{} group {} ({}): {h} may be sent {sent} again (the server answered {said})",
