@@ -220,6 +220,51 @@ async fn knot_switch_and_verify() {
     switch_and_verify(Kind::Knot).await;
 }
 
+/// The nameservers a group verifies with may include one at the site that
+/// was lost (here the first, a socket that never answers). The rfc2136
+/// provider reads the zone at the primary and always sends: asking the
+/// nameservers before a switch is of no use to it, and waited for the dead
+/// one (the timeout, 3 s by default, on every attempt of every switch).
+/// A switch asks none of them; verification still asks them all.
+async fn a_switch_does_not_wait_for_a_dead_nameserver(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let dead = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    dead.set_nonblocking(true).expect("nonblocking");
+    let sites = BTreeMap::from([("a".to_string(), value(A)), ("b".to_string(), value(B))]);
+    let st = DnsStrategy::new(
+        "web",
+        vec![NAME.to_string()],
+        sites,
+        vec![dead.local_addr().expect("addr"), s.prep.listen],
+        Duration::from_secs(2),
+        Arc::new(provider(&s, key(&s))),
+    );
+    st.activate(&route("b"), 2).await.expect("switch to b");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let mut buf = [0u8; 512];
+    let asked = dead.recv_from(&mut buf);
+    assert!(
+        matches!(&asked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the switch asked the dead nameserver first: {asked:?}"
+    );
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site.as_deref(), Some("b"), "{o:?}");
+    assert!(
+        o.drift.iter().any(|d| d.contains("cannot be asked")),
+        "verification asks every nameserver: {o:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_switch_does_not_wait_for_a_dead_nameserver() {
+    a_switch_does_not_wait_for_a_dead_nameserver(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_switch_does_not_wait_for_a_dead_nameserver() {
+    a_switch_does_not_wait_for_a_dead_nameserver(Kind::Knot).await;
+}
+
 async fn stale_writer_refused(kind: Kind) {
     let Some(s) = start(kind) else { return };
     let old = provider(&s, key(&s));

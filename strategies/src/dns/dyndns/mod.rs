@@ -492,6 +492,10 @@ impl DnsProvider for DyndnsProvider {
         self.take_back(stops)
     }
 
+    fn skips_confirmed(&self) -> bool {
+        true
+    }
+
     fn forget(&self, names: &[String]) {
         self.doubt(names);
     }
