@@ -619,6 +619,36 @@ fn nsupdate(s: &Server, updates: &str) {
     assert!(child.wait().unwrap().success(), "nsupdate: {updates}");
 }
 
+/// The group's targets are IPv4 only, and an AAAA record was left at the
+/// name (added by hand, or from an older dual-stack setup): users on IPv6
+/// are sent to that address whatever the A record says. Verification
+/// asked only for the types the targets use, so it saw the name at site a
+/// without drift — a switch "verified", and reconciliation never noticed.
+/// The stray address is drift (no site), and the re-apply removes it.
+async fn an_address_of_a_type_no_target_uses_is_drift(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    nsupdate(&s, &format!("update add {NAME} 5 AAAA fd00::99\n"));
+    let st = strategy(&s, provider(&s, key(&s)));
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site, None, "{o:?}");
+    assert!(o.drift.iter().any(|d| d.contains("fd00::99")), "{o:?}");
+    st.activate(&route("a"), 2).await.expect("re-apply a");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 2), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "AAAA").unwrap(), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_address_of_a_type_no_target_uses_is_drift() {
+    an_address_of_a_type_no_target_uses_is_drift(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_address_of_a_type_no_target_uses_is_drift() {
+    an_address_of_a_type_no_target_uses_is_drift(Kind::Knot).await;
+}
+
 /// The name was made a CNAME by hand (pointed at another host's name). An
 /// UPDATE that adds an A record beside a CNAME is answered NOERROR by the
 /// server and the add silently ignored (RFC 2136 §3.4.2.2; BIND and Knot

@@ -365,10 +365,13 @@ impl Strategy for DnsStrategy {
                 }
             });
         }
-        let (want4, want6) = self.types_in_use();
+        // Both types, whatever the targets use: users resolve both, and an
+        // address no target has (an AAAA left beside IPv4-only targets)
+        // sends some of them elsewhere — drift, not a name that "points at"
+        // the site.
         let asks = self.nameservers.iter().flat_map(|ns| {
             self.names.iter().map(move |n| async move {
-                let r = query::address_records(*ns, n, want4, want6, self.timeout).await;
+                let r = query::address_records(*ns, n, true, true, self.timeout).await;
                 (*ns, n.as_str(), r)
             })
         });
