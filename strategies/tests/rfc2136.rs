@@ -692,6 +692,44 @@ async fn knot_noerror_without_the_records_is_no_success() {
     noerror_without_the_records_is_no_success(Kind::Knot).await;
 }
 
+/// The marker's name was made a CNAME by hand, to a name whose TXT reads
+/// like a marker of epoch 99. The server's answer for the marker carries
+/// the CNAME and, chased in the zone, the target's TXT: that record is not
+/// the group's marker, and an order must not be refused as stale because
+/// of it (a fencing claim about a decision nobody made). The update's own
+/// marker cannot be added beside the CNAME: not applied, said so.
+async fn a_marker_behind_a_cname_is_not_the_marker(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = provider(&s, key(&s));
+    nsupdate(
+        &s,
+        &format!(
+            "update add _warden.{NAME} 5 CNAME ns1.{ZONE}.\nupdate add ns1.{ZONE} 5 TXT \"warden epoch=99 site=b\"\n"
+        ),
+    );
+    let e = p
+        .publish("b", &value(B), 2)
+        .await
+        .expect_err("the marker cannot be written beside the CNAME");
+    assert!(
+        !matches!(e, StrategyError::StaleEpoch { .. }),
+        "refused as stale by a record at another name: {e}"
+    );
+    assert!(e.to_string().contains("no warden marker"), "{e}");
+    let v = p.observe().await.expect("observe").expect("view");
+    assert_eq!(v.epoch, 0, "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_marker_behind_a_cname_is_not_the_marker() {
+    a_marker_behind_a_cname_is_not_the_marker(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_marker_behind_a_cname_is_not_the_marker() {
+    a_marker_behind_a_cname_is_not_the_marker(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {
