@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use warden_config::Secret;
-use warden_strategies::dns::dyndns::{DyndnsProvider, Flavor, DEFAULT_USER_AGENT, HOLD};
+use warden_strategies::dns::dyndns::{
+    DyndnsProvider, Flavor, DEFAULT_USER_AGENT, FAILED_PAUSE, HOLD,
+};
 use warden_strategies::dns::{DnsProvider, DnsStrategy, RecordValue};
 use warden_strategies::{SiteRoute, Strategy, StrategyError, SwitchMode};
 use warden_testkit::noip::{self, FakeNoip, HostIps, Running};
@@ -188,6 +190,77 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     assert_eq!(fake.requests(), 3);
     assert_eq!(fake.log()[2].answer, "good 192.0.2.10");
     assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+}
+
+/// A server that does not set the addresses sent (it ignores `myip` and
+/// uses its own idea, here 203.0.113.5) answers every update of
+/// 192.0.2.10 with `nochg 203.0.113.5`. The route is never confirmed, so
+/// every reconciliation pass (every 2 s) publishes again: the same request
+/// must not be sent each time — each earns a needless `nochg`, and No-IP
+/// blocks clients that cause many. It is refused without a request for 30
+/// minutes (saying what the server answered), another value is still
+/// sent, and `warden clear` lets it go at once.
+#[tokio::test]
+async fn an_update_answered_with_other_addresses_is_not_repeated_every_pass() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    let value = v4("192.0.2.10");
+    for _ in 0..30 {
+        fake.answer_next("nochg 203.0.113.5");
+    }
+    let e = p.publish("ca", &value, 1).await.expect_err("not applied");
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("203.0.113.5")),
+        "{e}"
+    );
+    let mut last = e;
+    for _ in 0..20 {
+        last = p.publish("ca", &value, 1).await.expect_err("not applied");
+    }
+    let stats = fake.stats();
+    assert_eq!(
+        (stats.requests, stats.nochg),
+        (1, 1),
+        "one request for 21 passes, not one per pass"
+    );
+    assert!(
+        matches!(&last, StrategyError::Rejected { reason, .. }
+            if reason.contains("nochg 203.0.113.5") && reason.contains("no request was sent")),
+        "{last}"
+    );
+    // The operator fixed the server: clear lets the update go at once.
+    fake.heal();
+    let lifted = p.clear();
+    assert!(
+        lifted.iter().any(|l| l.contains("192.0.2.10")),
+        "{lifted:?}"
+    );
+    p.publish("ca", &value, 1).await.expect("sent after clear");
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    // Another value answered with other addresses: refused again for 30
+    // minutes; a value that was not is still sent.
+    let tx = v4("198.51.100.20");
+    fake.answer_next("nochg 203.0.113.5");
+    p.publish("tx", &tx, 2)
+        .await
+        .expect_err("answered with other addresses");
+    p.publish("tx", &tx, 2).await.expect_err("not sent again");
+    assert_eq!(fake.requests(), 3);
+    p.publish("ca", &value, 2)
+        .await
+        .expect("another value is sent");
+    assert_eq!(fake.requests(), 4);
+    // 30 minutes on, it is sent again by itself.
+    tokio::time::pause();
+    tokio::time::advance(HOLD + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    p.publish("tx", &tx, 3)
+        .await
+        .expect("sent after 30 minutes");
+    assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
+    assert_eq!(fake.requests(), 5);
 }
 
 #[tokio::test]
@@ -558,6 +631,16 @@ async fn unknown_answer_is_rejected_and_quoted() {
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
+    // The same update is not sent again at once (a server that answers
+    // nonsense is not sent it every few seconds); the operator's clear
+    // lets it go.
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(
+        matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("no request was sent") && reason.contains("Scheduled maintenance")),
+        "{e}"
+    );
+    assert_eq!(fake.requests(), 1);
+    p.clear();
     // Fewer lines than hostnames.
     fake.answer_next("good 192.0.2.10");
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
@@ -565,10 +648,12 @@ async fn unknown_answer_is_rejected_and_quoted() {
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("1 line for 2 hostnames")),
         "{e}"
     );
+    p.clear();
     // A very long answer is quoted truncated.
     fake.answer_next(&"x".repeat(5000));
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
     assert!(e.to_string().len() < 1000, "{}", e.to_string().len());
+    p.clear();
     // The server set another address than the one sent.
     fake.answer_next("good 203.0.113.99\ngood 203.0.113.99");
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
@@ -590,6 +675,12 @@ async fn http_errors_say_what_happened() {
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("HTTP 503"), "{e}");
     assert!(p.alerts().is_empty());
+    // Not sent again at once: still transient, no request.
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(e.to_string().contains("no request was sent"), "{e}");
+    assert_eq!(fake.requests(), 1);
+    p.clear();
 
     fake.status_next(404, "Not Found");
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
@@ -597,6 +688,7 @@ async fn http_errors_say_what_happened() {
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("HTTP 404") && reason.contains("update URL")),
         "{e}"
     );
+    p.clear();
 
     fake.status_next(302, "");
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
@@ -604,6 +696,7 @@ async fn http_errors_say_what_happened() {
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("redirect")),
         "{e}"
     );
+    p.clear();
 
     // A 5xx whose body is a return code is that code.
     fake.status_next(500, "911");
@@ -643,7 +736,18 @@ async fn timeouts_and_refused_connections_are_transient() {
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("no answer within"), "{e}");
+    // Resent once the pause after a failure has passed, not at once.
+    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    assert!(
+        e.is_transient() && e.to_string().contains("no request was sent"),
+        "{e:?}"
+    );
+    assert_eq!(fake.requests(), 1);
+    tokio::time::pause();
+    tokio::time::advance(FAILED_PAUSE).await;
+    tokio::time::resume();
     p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    assert_eq!(fake.requests(), 2);
 
     // Nothing listens there any more.
     let url = run.update_url();
@@ -662,6 +766,78 @@ async fn timeouts_and_refused_connections_are_transient() {
     let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("8245"), "the No-IP hint: {e}");
+}
+
+/// Twenty publishes of `value`, as the passes of a few seconds make them.
+async fn twenty_passes(p: &DyndnsProvider, value: &RecordValue) -> Vec<Result<(), StrategyError>> {
+    let mut out = Vec::new();
+    for _ in 0..20 {
+        out.push(p.publish("ca", value, 1).await);
+    }
+    out
+}
+
+/// No-IP times out (slow: it may still apply each request, its answer
+/// arriving after warden gave up) or answers 5xx for a while. Every
+/// reconciliation pass (every 2 s) and every retry of a runbook's switch
+/// published the same update again, a request each time — each one
+/// applied earns a needless `nochg` at No-IP, which blocks clients that
+/// cause many. The same update is paused after a failure (5 s, doubling
+/// with each failure in a row, up to 5 minutes) and refused without a
+/// request meanwhile, as a transient error; another value is sent at once.
+#[tokio::test]
+async fn a_failed_update_is_not_resent_every_pass() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    let ca = v4("192.0.2.10");
+    fake.stall_next();
+    for _ in 0..20 {
+        fake.status_next(503, "Service Unavailable");
+    }
+    p.publish("ca", &ca, 1).await.expect_err("no answer");
+    // What the passes of the next few seconds do.
+    let passes: Vec<_> = twenty_passes(&p, &ca).await;
+    assert_eq!(fake.requests(), 1, "one request, not one per pass");
+    assert!(
+        passes
+            .iter()
+            .all(|r| matches!(r, Err(e) if e.is_transient())),
+        "{passes:?}"
+    );
+    fake.heal();
+    // The pause ends: sent again; a 503 doubles the pause.
+    tokio::time::pause();
+    tokio::time::advance(FAILED_PAUSE).await;
+    tokio::time::resume();
+    fake.status_next(503, "Service Unavailable");
+    p.publish("ca", &ca, 1).await.expect_err("503");
+    assert_eq!(fake.requests(), 2);
+    tokio::time::pause();
+    tokio::time::advance(FAILED_PAUSE).await;
+    let e = p.publish("ca", &ca, 1).await.expect_err("still paused");
+    assert!(e.to_string().contains("2 times in a row"), "{e}");
+    tokio::time::advance(FAILED_PAUSE).await;
+    tokio::time::resume();
+    assert_eq!(fake.requests(), 2);
+    // Another value (a failover) is not held back by it.
+    fake.status_next(503, "Service Unavailable");
+    p.publish("ca", &ca, 1).await.expect_err("503 again");
+    assert_eq!(fake.requests(), 3);
+    p.publish("tx", &v4("198.51.100.20"), 2)
+        .await
+        .expect("another value is sent");
+    assert_eq!(fake.requests(), 4);
 }
 
 #[tokio::test]
@@ -683,6 +859,59 @@ async fn stale_epoch_is_refused_without_a_request() {
         "{e:?}"
     );
     assert_eq!(fake.requests(), 1);
+}
+
+/// An update to tx at epoch 6 times out: No-IP may have applied it (the
+/// answer was lost). A late order of epoch 5 (a call that waited behind it)
+/// must not be sent: No-IP keeps no epoch, the provider is the only fence,
+/// and sending it would move users back to ca over a newer decision. The
+/// retry of epoch 6 itself is sent.
+#[tokio::test]
+async fn an_older_order_after_an_unanswered_update_is_refused() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    p.publish("ca", &v4("192.0.2.10"), 5).await.unwrap();
+    fake.stall_next();
+    let e = p
+        .publish("tx", &v4("198.51.100.20"), 6)
+        .await
+        .expect_err("no answer");
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(fake.requests(), 2);
+    let e = p
+        .publish("ca", &v4("192.0.2.10"), 5)
+        .await
+        .expect_err("older than an update that may be in force");
+    assert!(
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 5,
+                seen: 6,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(fake.requests(), 2, "the late order was not sent");
+    tokio::time::pause();
+    tokio::time::advance(FAILED_PAUSE).await;
+    tokio::time::resume();
+    p.publish("tx", &v4("198.51.100.20"), 6)
+        .await
+        .expect("the retry of epoch 6");
+    assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
 }
 
 #[tokio::test]

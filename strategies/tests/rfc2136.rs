@@ -220,6 +220,51 @@ async fn knot_switch_and_verify() {
     switch_and_verify(Kind::Knot).await;
 }
 
+/// The nameservers a group verifies with may include one at the site that
+/// was lost (here the first, a socket that never answers). The rfc2136
+/// provider reads the zone at the primary and always sends: asking the
+/// nameservers before a switch is of no use to it, and waited for the dead
+/// one (the timeout, 3 s by default, on every attempt of every switch).
+/// A switch asks none of them; verification still asks them all.
+async fn a_switch_does_not_wait_for_a_dead_nameserver(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let dead = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    dead.set_nonblocking(true).expect("nonblocking");
+    let sites = BTreeMap::from([("a".to_string(), value(A)), ("b".to_string(), value(B))]);
+    let st = DnsStrategy::new(
+        "web",
+        vec![NAME.to_string()],
+        sites,
+        vec![dead.local_addr().expect("addr"), s.prep.listen],
+        Duration::from_secs(2),
+        Arc::new(provider(&s, key(&s))),
+    );
+    st.activate(&route("b"), 2).await.expect("switch to b");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let mut buf = [0u8; 512];
+    let asked = dead.recv_from(&mut buf);
+    assert!(
+        matches!(&asked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the switch asked the dead nameserver first: {asked:?}"
+    );
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site.as_deref(), Some("b"), "{o:?}");
+    assert!(
+        o.drift.iter().any(|d| d.contains("cannot be asked")),
+        "verification asks every nameserver: {o:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_switch_does_not_wait_for_a_dead_nameserver() {
+    a_switch_does_not_wait_for_a_dead_nameserver(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_switch_does_not_wait_for_a_dead_nameserver() {
+    a_switch_does_not_wait_for_a_dead_nameserver(Kind::Knot).await;
+}
+
 async fn stale_writer_refused(kind: Kind) {
     let Some(s) = start(kind) else { return };
     let old = provider(&s, key(&s));
@@ -574,6 +619,36 @@ fn nsupdate(s: &Server, updates: &str) {
     assert!(child.wait().unwrap().success(), "nsupdate: {updates}");
 }
 
+/// The group's targets are IPv4 only, and an AAAA record was left at the
+/// name (added by hand, or from an older dual-stack setup): users on IPv6
+/// are sent to that address whatever the A record says. Verification
+/// asked only for the types the targets use, so it saw the name at site a
+/// without drift — a switch "verified", and reconciliation never noticed.
+/// The stray address is drift (no site), and the re-apply removes it.
+async fn an_address_of_a_type_no_target_uses_is_drift(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    nsupdate(&s, &format!("update add {NAME} 5 AAAA fd00::99\n"));
+    let st = strategy(&s, provider(&s, key(&s)));
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site, None, "{o:?}");
+    assert!(o.drift.iter().any(|d| d.contains("fd00::99")), "{o:?}");
+    st.activate(&route("a"), 2).await.expect("re-apply a");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 2), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "AAAA").unwrap(), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_address_of_a_type_no_target_uses_is_drift() {
+    an_address_of_a_type_no_target_uses_is_drift(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_address_of_a_type_no_target_uses_is_drift() {
+    an_address_of_a_type_no_target_uses_is_drift(Kind::Knot).await;
+}
+
 /// The name was made a CNAME by hand (pointed at another host's name). An
 /// UPDATE that adds an A record beside a CNAME is answered NOERROR by the
 /// server and the add silently ignored (RFC 2136 §3.4.2.2; BIND and Knot
@@ -615,6 +690,44 @@ async fn bind_noerror_without_the_records_is_no_success() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn knot_noerror_without_the_records_is_no_success() {
     noerror_without_the_records_is_no_success(Kind::Knot).await;
+}
+
+/// The marker's name was made a CNAME by hand, to a name whose TXT reads
+/// like a marker of epoch 99. The server's answer for the marker carries
+/// the CNAME and, chased in the zone, the target's TXT: that record is not
+/// the group's marker, and an order must not be refused as stale because
+/// of it (a fencing claim about a decision nobody made). The update's own
+/// marker cannot be added beside the CNAME: not applied, said so.
+async fn a_marker_behind_a_cname_is_not_the_marker(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = provider(&s, key(&s));
+    nsupdate(
+        &s,
+        &format!(
+            "update add _warden.{NAME} 5 CNAME ns1.{ZONE}.\nupdate add ns1.{ZONE} 5 TXT \"warden epoch=99 site=b\"\n"
+        ),
+    );
+    let e = p
+        .publish("b", &value(B), 2)
+        .await
+        .expect_err("the marker cannot be written beside the CNAME");
+    assert!(
+        !matches!(e, StrategyError::StaleEpoch { .. }),
+        "refused as stale by a record at another name: {e}"
+    );
+    assert!(e.to_string().contains("no warden marker"), "{e}");
+    let v = p.observe().await.expect("observe").expect("view");
+    assert_eq!(v.epoch, 0, "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_marker_behind_a_cname_is_not_the_marker() {
+    a_marker_behind_a_cname_is_not_the_marker(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_marker_behind_a_cname_is_not_the_marker() {
+    a_marker_behind_a_cname_is_not_the_marker(Kind::Knot).await;
 }
 
 /// A server that is down: a transient error naming it (the runbook retries).

@@ -706,6 +706,40 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+        // A dyndns2 update sets the addresses it names and leaves the other
+        // family as it was (No-IP: A and AAAA are "updated individually"):
+        // a move to a target without an IPv6 address would leave the old
+        // target's AAAA in place, users on IPv6 sent to it, and the
+        // server's answer (naming only what was sent) taken as success.
+        if matches!(
+            dns.provider,
+            DnsProviderKind::Noip | DnsProviderKind::Dyndns2
+        ) {
+            let families = |p: &(Option<_>, Option<_>)| (p.0.is_some(), p.1.is_some());
+            if let Some((first, p0)) = parsed.first() {
+                for (k, p) in &parsed[1..] {
+                    if families(p) != families(p0) {
+                        let ak = fmt_path(&akey, &[Seg::Key((*k).clone())]);
+                        let said = |f: (bool, bool)| match f {
+                            (true, true) => "an IPv4 and an IPv6 address",
+                            (true, false) => "only an IPv4 address",
+                            _ => "only an IPv6 address",
+                        };
+                        self.push(
+                            self.at(&ak),
+                            &ak,
+                            dns.addresses.get(*k).map(|v| format!("{v:?}")),
+                            format!(
+                                "has {} but {what} {first:?} has {}: provider \"{}\" cannot remove an address (an update sets the addresses it names and leaves the other family as it was), so a move between them would leave the other {what}'s address in the name; give every {what} the same families",
+                                said(families(p)),
+                                said(families(p0)),
+                                if dns.provider == DnsProviderKind::Noip { "noip" } else { "dyndns2" }
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -319,6 +319,50 @@ fn dns_provider_keys_are_checked_where_they_are() {
     ));
 }
 
+/// A dyndns2 update (No-IP's too) sets the addresses it names and leaves
+/// the other family as it was: with ca on IPv4 and IPv6 and tx on IPv4
+/// only, a failover to tx would leave ca's AAAA in the name (users on IPv6
+/// sent to the site that was lost) while the server's answer, naming only
+/// the IPv4 address sent, confirms it. Refused where the address is;
+/// rfc2136 replaces both record sets and takes it.
+#[test]
+fn dyndns_targets_need_the_same_address_families() {
+    let noip = DNS_GROUP
+        .replace("\"rfc2136\"", "\"noip\"")
+        .replace("server = \"ns1.example.net:53\"\n", "")
+        .replace(
+            "zone = \"example.net\"\n",
+            "credentials = { file = \"/etc/warden/noip\" }\n",
+        );
+    crate::ok(&format!("{BASE}{noip}"));
+    let both = noip.replace("ca = \"10.1.0.10\"", "ca = \"10.1.0.10, fd00:1::10\"");
+    for provider in ["noip", "dyndns2"] {
+        let text = format!(
+            "{BASE}{}",
+            both.replace("\"noip\"", &format!("\"{provider}\""))
+                .replace(
+                    "name = ",
+                    "server = \"https://members.example.net/nic/update\"\nname = "
+                )
+        );
+        let p = one(&text);
+        assert_eq!(p.key, "groups.www.dns.addresses.tx", "{p}");
+        assert!(
+            p.message.contains("cannot remove an address") && p.message.contains(provider),
+            "{p}"
+        );
+    }
+    crate::ok(&format!(
+        "{BASE}{}",
+        both.replace("tx = \"10.2.0.10\"", "tx = \"10.2.0.10, fd00:2::10\"")
+    ));
+    // rfc2136 deletes and adds both record sets.
+    crate::ok(&format!(
+        "{BASE}{}",
+        DNS_GROUP.replace("ca = \"10.1.0.10\"", "ca = \"10.1.0.10, fd00:1::10\"")
+    ));
+}
+
 #[test]
 fn a_dns_entry_port_is_a_port_and_only_for_the_dns_scheme() {
     let with_port = |port: &str| {

@@ -110,7 +110,9 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
 }
 
 /// A DNS provider that keeps no epoch (as a dyndns2 server): it takes
-/// every update, each recorded with the moment it was sent.
+/// every update, each recorded with the moment it was sent. Like dyndns2,
+/// it skips what it remembers as confirmed, so a switch asks the
+/// authoritative servers first.
 #[derive(Default)]
 struct Unfenced(Mutex<Vec<(String, u64, Instant)>>);
 
@@ -118,6 +120,9 @@ struct Unfenced(Mutex<Vec<(String, u64, Instant)>>);
 impl warden_strategies::dns::DnsProvider for Unfenced {
     fn kind(&self) -> &'static str {
         "unfenced"
+    }
+    fn skips_confirmed(&self) -> bool {
+        true
     }
     async fn publish(
         &self,

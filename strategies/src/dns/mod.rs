@@ -110,6 +110,14 @@ pub trait DnsProvider: Send + Sync {
     fn restore_stops(&self, _stops: &[crate::ProviderStop]) -> Vec<String> {
         Vec::new()
     }
+    /// Whether `publish` skips what the provider remembers as confirmed
+    /// (dyndns2: no needless `nochg`), so the strategy must ask the
+    /// authoritative servers first and [`DnsProvider::forget`] what they
+    /// contradict. `false` (rfc2136 reads the zone itself and always sends):
+    /// nothing is asked before a publish.
+    fn skips_confirmed(&self) -> bool {
+        false
+    }
     /// The authoritative servers show that `names` do not hold what the
     /// provider believes it confirmed (a hand edit at the provider): the next
     /// `publish` must send for them instead of trusting its memory.
@@ -294,9 +302,12 @@ impl Strategy for DnsStrategy {
                 self.sites.keys().cloned().collect::<Vec<_>>().join(", ")
             ))
         })?;
-        if !self.nameservers.is_empty() {
+        if !self.nameservers.is_empty() && self.provider.skips_confirmed() {
             // A provider that skips updates it believes are done (noip's
             // "no needless nochg") must not skip one the zone contradicts.
+            // (Only then: the first nameserver may be at the site that was
+            // lost, and waiting for it would delay every switch by the
+            // timeout for nothing.)
             let (want4, want6) = self.types_in_use();
             let asks = self.names.iter().map(|n| async move {
                 let first = self.nameservers[0];
@@ -354,10 +365,13 @@ impl Strategy for DnsStrategy {
                 }
             });
         }
-        let (want4, want6) = self.types_in_use();
+        // Both types, whatever the targets use: users resolve both, and an
+        // address no target has (an AAAA left beside IPv4-only targets)
+        // sends some of them elsewhere — drift, not a name that "points at"
+        // the site.
         let asks = self.nameservers.iter().flat_map(|ns| {
             self.names.iter().map(move |n| async move {
-                let r = query::address_records(*ns, n, want4, want6, self.timeout).await;
+                let r = query::address_records(*ns, n, true, true, self.timeout).await;
                 (*ns, n.as_str(), r)
             })
         });

@@ -24,21 +24,37 @@
 //!   provider **holds** for 30 minutes ([`HOLD`]): `Blocked` without a
 //!   request until then, measured on tokio's clock.
 //!
+//! A success line naming other addresses than the ones sent (a server
+//! that ignores `myip`) is [`StrategyError::Rejected`], and that update is
+//! not sent again for [`HOLD`] (each resend would earn the same needless
+//! answer) unless the operator clears the provider.
+//!
+//! The server keeps no epoch: the provider refuses an order older than the
+//! last update it sent ([`StrategyError::StaleEpoch`], no request), also
+//! when that update's answer was lost (it may be in force).
+//!
 //! Anything else is answered with [`StrategyError::Rejected`] quoting the
 //! text; timeouts, connection failures and HTTP 5xx are
-//! [`StrategyError::Unreachable`] (transient: the runbook retries). The
+//! [`StrategyError::Unreachable`] (transient: the runbook retries). After
+//! such a failure the same update is paused ([`FAILED_PAUSE`], doubling with
+//! each failure in a row up to [`FAILED_PAUSE_MAX`]) and refused meanwhile
+//! without a request, as the same kind of error: a slow server may apply
+//! every request whose answer warden no longer waits for, and each resend
+//! would be a needless update. Another value is sent at once. The
 //! password never reaches a log line, an error or `Debug` output.
 //!
 //! Here: the provider, its configuration and [`DnsProvider`] (`publish`
 //! decides what is pending, then sends one request). `answer.rs`: return
 //! codes, answer parsing and quoting; `request.rs`: the HTTP side;
-//! `state.rs`: what the server confirmed, the stops in force (blocks, holds).
+//! `state.rs`: what the server confirmed, the pauses and the stops in
+//! force (blocks, holds).
 
 mod answer;
 mod request;
 mod state;
 
 pub use answer::*;
+pub use state::{FAILED_PAUSE, FAILED_PAUSE_MAX};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -266,57 +282,23 @@ impl DyndnsProvider {
             reason: line.to_string(),
         }
     }
-}
 
-#[async_trait]
-impl DnsProvider for DyndnsProvider {
-    fn kind(&self) -> &'static str {
-        self.flavor.kind()
-    }
-
-    async fn publish(
+    /// Send one update of `pending` to `value` (the decision of `epoch`
+    /// for `site`) and settle its answer.
+    async fn send_update(
         &self,
+        pending: &[String],
         site: &str,
         value: &RecordValue,
         epoch: Epoch,
     ) -> Result<(), StrategyError> {
-        if value.is_empty() {
-            return Err(StrategyError::Config(format!(
-                "groups.{}.dns.addresses.{site}: no address to publish",
-                self.group
-            )));
-        }
-        let _flight = self.flight.lock().await;
-        let pending: Vec<String> = {
-            let mut st = self.lock();
-            if let Some(line) = self.stopped(&mut st) {
-                debug!(group = %self.group, "DNS update not sent: provider stopped");
-                return Err(self.blocked(&format!("{line} (no request was sent)")));
-            }
-            if epoch < st.epoch {
-                return Err(StrategyError::StaleEpoch {
-                    element: format!("{} (as last confirmed by this orchestrator)", self.element),
-                    sent: epoch,
-                    seen: st.epoch,
-                });
-            }
-            let pending: Vec<String> = self
-                .names
-                .iter()
-                .filter(|n| st.confirmed.get(*n) != Some(value))
-                .cloned()
-                .collect();
-            if pending.is_empty() {
-                // Already confirmed: sending again would only earn a needless `nochg`.
-                st.epoch = st.epoch.max(epoch);
-                debug!(group = %self.group, to = %value, epoch, "DNS update not sent: already confirmed");
-                return Ok(());
-            }
-            pending
-        };
         // After the wait for an update in flight: the caller may no longer act.
         crate::gate::check(&self.element)?;
-        let url = self.update_url(&pending, value);
+        {
+            let mut st = self.lock();
+            st.sent_epoch = st.sent_epoch.max(epoch);
+        }
+        let url = self.update_url(pending, value);
         debug!(group = %self.group, server = %self.element, hosts = %pending.join(","), to = %value, epoch, site, "sending DNS update");
         let resp = self
             .client
@@ -350,7 +332,7 @@ impl DnsProvider for DyndnsProvider {
             // Some servers put a return code in a 401/5xx body: honour it.
             if let Ok(lines) = parse_answer(&body, pending.len(), self.flavor) {
                 if lines.iter().all(|l| l.code.class() != Class::Success) {
-                    return self.settle(&pending, value, epoch, &lines, &body);
+                    return self.settle(pending, value, epoch, &lines, &body);
                 }
             }
             return Err(self.status_error(status, &body, location));
@@ -364,7 +346,79 @@ impl DnsProvider for DyndnsProvider {
                 self.flavor.label()
             ))
         })?;
-        self.settle(&pending, value, epoch, &lines, &body)
+        self.settle(pending, value, epoch, &lines, &body)
+    }
+}
+
+#[async_trait]
+impl DnsProvider for DyndnsProvider {
+    fn kind(&self) -> &'static str {
+        self.flavor.kind()
+    }
+
+    async fn publish(
+        &self,
+        site: &str,
+        value: &RecordValue,
+        epoch: Epoch,
+    ) -> Result<(), StrategyError> {
+        if value.is_empty() {
+            return Err(StrategyError::Config(format!(
+                "groups.{}.dns.addresses.{site}: no address to publish",
+                self.group
+            )));
+        }
+        let _flight = self.flight.lock().await;
+        let pending: Vec<String> = {
+            let mut st = self.lock();
+            if let Some(line) = self.stopped(&mut st) {
+                debug!(group = %self.group, "DNS update not sent: provider stopped");
+                return Err(self.blocked(&format!("{line} (no request was sent)")));
+            }
+            // The server keeps no epoch: this provider is the fence. An
+            // update that left may have been applied even when its answer
+            // was lost (a timeout, a 5xx), so an order older than it is as
+            // late as one older than a confirmed update.
+            if epoch < st.epoch.max(st.sent_epoch) {
+                let (seen, how) = if st.epoch >= st.sent_epoch {
+                    (st.epoch, "confirmed")
+                } else {
+                    (
+                        st.sent_epoch,
+                        "sent (its answer was not a confirmation: it may be in force)",
+                    )
+                };
+                return Err(StrategyError::StaleEpoch {
+                    element: format!("{} (as last {how} by this orchestrator)", self.element),
+                    sent: epoch,
+                    seen,
+                });
+            }
+            let pending: Vec<String> = self
+                .names
+                .iter()
+                .filter(|n| st.confirmed.get(*n) != Some(value))
+                .cloned()
+                .collect();
+            if pending.is_empty() {
+                // Already confirmed: sending again would only earn a needless `nochg`.
+                st.epoch = st.epoch.max(epoch);
+                debug!(group = %self.group, to = %value, epoch, "DNS update not sent: already confirmed");
+                return Ok(());
+            }
+            if let Some(e) = self.refused_again(&st, &pending, value) {
+                debug!(group = %self.group, to = %value, epoch, "DNS update not sent: the server answered it with other addresses recently");
+                return Err(e);
+            }
+            if let Some(e) = self.paused(&st, value) {
+                debug!(group = %self.group, to = %value, epoch, "DNS update not sent: it failed recently");
+                return Err(e);
+            }
+            pending
+        };
+        let r = self.send_update(&pending, site, value, epoch).await;
+        self.note_outcome(value, &r);
+        r
     }
 
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
@@ -406,13 +460,24 @@ impl DnsProvider for DyndnsProvider {
 
     fn clear(&self) -> Vec<String> {
         let mut st = self.lock();
-        let lifted: Vec<String> = st
+        let mut lifted: Vec<String> = st
             .block
             .take()
             .into_iter()
             .chain(st.hold.take())
             .map(|s| s.line)
             .collect();
+        // The operator fixed the server: updates it answered with other
+        // addresses may be sent again at once.
+        lifted.extend(self.lift_pause(&mut st));
+        for (h, (sent, said, _)) in std::mem::take(&mut st.mismatch) {
+            lifted.push(format!(
+                "dns/{} group {} ({}): {h} may be sent {sent} again (the server answered {said})",
+                self.flavor.kind(),
+                self.group,
+                self.element
+            ));
+        }
         if !lifted.is_empty() {
             info!(group = %self.group, server = %self.element, lifted = lifted.len(), "DNS provider alerts cleared; updates resume");
         }
@@ -425,6 +490,10 @@ impl DnsProvider for DyndnsProvider {
 
     fn restore_stops(&self, stops: &[crate::ProviderStop]) -> Vec<String> {
         self.take_back(stops)
+    }
+
+    fn skips_confirmed(&self) -> bool {
+        true
     }
 
     fn forget(&self, names: &[String]) {

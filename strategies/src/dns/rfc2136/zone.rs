@@ -125,6 +125,11 @@ impl Rfc2136Provider {
         }
         let r = self.ask(&self.marker, RecordType::TXT).await?;
         for rec in &r.answers {
+            // Only the marker's own name: a CNAME there brings the TXT of
+            // its target along, which is no decision of this group.
+            if rec.name != self.marker {
+                continue;
+            }
             if let RData::TXT(t) = &rec.data {
                 snap.marker_txt.push(txt_string(t));
             }
