@@ -182,6 +182,8 @@ mod broken_link;
 mod container_sync_fence;
 #[path = "swift_scenarios/copier_fence.rs"]
 mod copier_fence;
+#[path = "swift_scenarios/expired.rs"]
+mod expired;
 #[path = "swift_scenarios/lagging_kinds.rs"]
 mod lagging_kinds;
 #[path = "swift_scenarios/short_pages.rs"]
@@ -2265,6 +2267,8 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("lagging_links", lagging_kinds::lagging_links(&env))
         .await;
     run.run("short_pages", short_pages::short_pages(&env)).await;
+    run.run("expired_objects", expired::expired_objects(&env))
+        .await;
     run.run("clock_skew", clock_skew(&env)).await;
     run.run("metadata_changes", metadata_changes(&env)).await;
     run.run("placement_containers", placement_containers(&env))
