@@ -16,6 +16,10 @@
 //! symlinks after the plain objects: `super::copy`), deletes, and finally
 //! saves the manifest (what is now equal on both sides).
 //!
+//! A pass writes only here, never at the active peer: a placement
+//! container the peer lacks (its users deleted it) is listed as empty
+//! there, not created again with this site's stale headers.
+//!
 //! An object listed on either side but gone there (past its
 //! `X-Delete-At`: Swift answers 404 at once, its listing shows the object
 //! until the object-expirer reaps it, minutes later or never where none
@@ -44,7 +48,7 @@ use tracing::{info, warn};
 
 use super::client::{ObjectEntry, SwiftClient, SwiftSettings};
 use super::{
-    apply, check_containers, cluster_label, copy_renamed, ensure_containers, list_pair,
+    apply, check_containers, cluster_label, copy_renamed, follow_containers, list_pair,
     list_pair_refused, note_broken, note_refused, parse_version, quarantine_container,
     quarantine_object, split_name, version, Done, GuardState, Op, Pace,
 };
@@ -282,7 +286,8 @@ impl Resyncer for SwiftResyncer {
         let started = Instant::now();
         let s = &self.settings;
         let prepare = async {
-            ensure_containers(&self.peer, &self.here, &s.containers).await?;
+            // here only: the peer is the active site
+            follow_containers(&self.peer, &self.here, &s.containers).await?;
             let manifest = Manifest::load(&s.manifest)?;
             let (peer_raw, here_raw, refused) =
                 list_pair_refused(&self.peer, &self.here, &s.containers).await?;
