@@ -382,6 +382,14 @@ mod tests {
             Some(1_795_307_425_606_510)
         );
         assert_eq!(parse_x_timestamp("junk"), None);
+        // past u64 microseconds (a user can set X-Object-Meta-Warden-Ts
+        // to anything): no timestamp, not an overflow
+        assert_eq!(parse_x_timestamp("18446744073709551.61"), None);
+        assert_eq!(parse_x_timestamp("18446744073709551.615"), None);
+        assert_eq!(
+            parse_x_timestamp("18446744073709.55161"),
+            Some(18_446_744_073_709_551_610)
+        );
         assert_eq!(
             format_x_timestamp(1_795_307_425_606_510),
             "1795307425.60651"
