@@ -590,8 +590,12 @@ impl Resyncer for SwiftResyncer {
             }
             match here.get(name) {
                 // listed at the peer but gone there (past its X-Delete-At,
-                // not reaped yet): nothing here to miss
-                None if !self.holds(&self.peer, name).await? => {}
+                // not reaped yet): nothing here to miss — said, as Swift
+                // answers the same 404 when its object servers do not
+                // serve an object they should hold
+                None if !self.holds(&self.peer, name).await? => {
+                    warn!(object = %name, peer = %cluster_label(&s.peer), "listed at the peer, which answers 404 for it (past its X-Delete-At and not reaped yet, or its object servers do not serve it): not counted as missing here");
+                }
                 None => report.differences.push(Difference {
                     path: name.into(),
                     kind: DifferenceKind::MissingAtTarget,
