@@ -438,7 +438,7 @@ impl Resyncer for SwiftResyncer {
                     // until the object-expirer reaps it; or deleted
                     // meanwhile): nothing to set aside, and the copy's 404
                     // must not fail every pass.
-                    info!(object = %name, "divergent Swift object gone here (expired or deleted): nothing to set aside");
+                    warn!(object = %name, "divergent Swift object listed here but answering 404 (past its X-Delete-At and not reaped yet, deleted meanwhile, or its object servers do not serve it): nothing to set aside");
                     report_progress(1, 0);
                     continue;
                 }
