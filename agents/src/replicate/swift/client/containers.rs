@@ -1,8 +1,8 @@
 //! Listings (containers of the account, objects of a container; paged,
 //! each page read up to a bound, each page after the first beginning past
 //! its marker and every page's names in order, each once, or the listing
-//! fails, a short page the last only when the answer's count agrees) and the containers' own calls (HEAD, PUT,
-//! POST, DELETE) of [`SwiftClient`].
+//! fails, a short page the last only when the answer's count agrees) and
+//! the containers' own calls (HEAD, PUT, POST, DELETE) of [`SwiftClient`].
 
 use super::*;
 
