@@ -182,6 +182,12 @@ mod broken_link;
 mod container_sync_fence;
 #[path = "swift_scenarios/copier_fence.rs"]
 mod copier_fence;
+#[path = "swift_scenarios/expired.rs"]
+mod expired;
+#[path = "swift_scenarios/lagging_kinds.rs"]
+mod lagging_kinds;
+#[path = "swift_scenarios/peer_containers.rs"]
+mod peer_containers;
 #[path = "swift_scenarios/short_pages.rs"]
 mod short_pages;
 #[path = "support/web.rs"]
@@ -2260,7 +2266,16 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("continuous_replication", continuous_replication(&env))
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;
+    run.run("lagging_links", lagging_kinds::lagging_links(&env))
+        .await;
     run.run("short_pages", short_pages::short_pages(&env)).await;
+    run.run("expired_objects", expired::expired_objects(&env))
+        .await;
+    run.run(
+        "resync_writes_nothing_at_the_peer",
+        peer_containers::resync_writes_nothing_at_the_peer(&env),
+    )
+    .await;
     run.run("clock_skew", clock_skew(&env)).await;
     run.run("metadata_changes", metadata_changes(&env)).await;
     run.run("placement_containers", placement_containers(&env))

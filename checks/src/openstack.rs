@@ -361,7 +361,8 @@ mod tests {
         (port, hole)
     }
 
-    /// A Keystone issuing any login a token whose catalog has `swift`.
+    /// A Keystone issuing any login a token for project `dr` (id `dr`,
+    /// account `AUTH_dr`) whose catalog has `swift`.
     fn keystone(swift: Option<String>) -> axum::Router {
         let catalog = swift
             .map(|url| {
@@ -371,7 +372,10 @@ mod tests {
                 )
             })
             .unwrap_or_default();
-        let body = format!(r#"{{"token": {{"catalog": [{catalog}]}}}}"#);
+        let body = format!(
+            r#"{{"token": {{"project": {{"id": "dr", "name": "dr", "domain": {{"name": "Default"}}}},
+                "catalog": [{catalog}]}}}}"#
+        );
         axum::Router::new().route(
             "/v3/auth/tokens",
             axum::routing::post(|| async {

@@ -36,6 +36,13 @@ pub enum OpenStackError {
     /// The answer was not what the API documents (no token, not JSON).
     #[error("unreadable answer from {url}: {detail}")]
     BadAnswer { url: String, detail: String },
+    /// The token is not for the project the login asked for (another
+    /// project, or none), or the catalog's endpoint names another
+    /// project's account: whatever warden wrote with it would land in
+    /// another project's account. The operator checks the names, the
+    /// catalog and what answers at the auth URL.
+    #[error("{url} gave a token for another project: {detail}")]
+    WrongProject { url: String, detail: String },
     /// The token's catalog has no endpoint for the service where asked.
     #[error("no {service} endpoint {wanted} in the catalog {url} gave; it lists {found}")]
     NoEndpoint {
@@ -60,6 +67,7 @@ impl OpenStackError {
             }
             // a region or interface the catalog lacks is a setting to fix
             OpenStackError::NoEndpoint { .. }
+            | OpenStackError::WrongProject { .. }
             | OpenStackError::Refused { .. }
             | OpenStackError::Redirect { .. } => false,
         }

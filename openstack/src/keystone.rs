@@ -271,6 +271,97 @@ struct TokenBody {
 #[derive(Deserialize)]
 struct Project {
     id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    domain: Option<Domain>,
+}
+
+#[derive(Deserialize)]
+struct Domain {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Names as Keystone compares them: a MySQL-backed Keystone finds a
+/// project whatever the case of its name, and answers the name as stored.
+fn same_name(a: &str, b: &str) -> bool {
+    a == b || a.to_lowercase() == b.to_lowercase()
+}
+
+/// Refuses a token that is not scoped to the project a password login
+/// asked for (`project` in `project_domain`): one scoped to no project, or
+/// to another. Its catalog's endpoints name the token's project's
+/// accounts, so warden would list, copy and delete in another project's
+/// account (a replica kept up to date where no failover looks, while the
+/// lag says all is copied). An application credential names no project
+/// here: its own is what it is.
+fn check_scope(
+    url: &str,
+    credentials: &Credentials,
+    got: Option<&Project>,
+) -> Result<(), OpenStackError> {
+    let Credentials::Password {
+        project,
+        project_domain,
+        ..
+    } = credentials
+    else {
+        return Ok(());
+    };
+    let wrong = |detail: String| OpenStackError::WrongProject {
+        url: url.to_string(),
+        detail: one_line(&detail, 300),
+    };
+    let Some(p) = got else {
+        return Err(wrong(format!(
+            "it is scoped to no project (asked for project {project} in domain {project_domain})"
+        )));
+    };
+    let name_ok = p.name.as_deref().is_some_and(|n| same_name(n, project));
+    let domain = p.domain.as_ref().and_then(|d| d.name.as_deref());
+    let domain_ok = domain.is_none_or(|d| same_name(d, project_domain));
+    if name_ok && domain_ok {
+        return Ok(());
+    }
+    Err(wrong(format!(
+        "it is scoped to project {} (id {}) in domain {}, not to project {project} in domain \
+         {project_domain} as asked",
+        p.name.as_deref().unwrap_or("(no name)"),
+        p.id,
+        domain.unwrap_or("(not said)")
+    )))
+}
+
+/// Refuses a storage URL whose account is a Swift keystoneauth account
+/// (`AUTH_…`, the default reseller prefix) of another project than the
+/// token's (`project_id`): a catalog endpoint written for one project
+/// (not templated with `%(project_id)s`) hands every login that account.
+/// An endpoint without such an account (a gateway's `/swift/v1`) passes.
+pub(crate) fn check_account(
+    auth_url: &str,
+    storage_url: &str,
+    project_id: &str,
+) -> Result<(), OpenStackError> {
+    let path = storage_url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    let account = path.rsplit('/').next().unwrap_or_default();
+    match account.strip_prefix("AUTH_") {
+        Some(id) if id != project_id => Err(OpenStackError::WrongProject {
+            url: auth_url.to_string(),
+            detail: one_line(
+                &format!(
+                    "the catalog's object-store endpoint names account {account}, the token \
+                     is for project id {project_id} (its account: AUTH_{project_id})"
+                ),
+                300,
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -355,6 +446,7 @@ pub async fn issue_token(
         detail: one_line(&format!("not a v3 token answer: {e}"), 300),
     })?;
     let t = answer.token;
+    check_scope(&url, &credentials, t.project.as_ref())?;
     let valid_for = match (t.issued_at.as_deref(), t.expires_at.as_deref()) {
         (Some(i), Some(e)) => lifetime(i, e),
         _ => None,

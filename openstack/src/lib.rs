@@ -104,6 +104,9 @@ impl SwiftAuth {
                     k.region.as_deref(),
                     &k.interface,
                 )?;
+                if let Some(id) = &token.project_id {
+                    keystone::check_account(&k.auth_url, &storage_url, id)?;
+                }
                 Ok(SwiftSession {
                     storage_url,
                     token: token.value,

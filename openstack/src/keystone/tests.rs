@@ -224,3 +224,130 @@ async fn a_token_life_beyond_reason_is_believed_up_to_ten_years() {
         .checked_add(crate::renew_after(s.valid_for).unwrap())
         .is_some());
 }
+
+/// A Keystone that answers every token request with a token scoped to
+/// `project` (JSON, or `null` for none) whose catalog's object-store
+/// endpoint is `storage`.
+fn keystone_answering(project: &str, storage: &str) -> String {
+    let body = format!(
+        r#"{{"token": {{"issued_at": "2026-11-30T16:03:29.000000Z",
+        "expires_at": "2026-11-30T17:03:29.000000Z", "project": {project},
+        "catalog": [{{"type": "object-store", "endpoints": [
+          {{"region_id": "a", "interface": "public", "url": "{storage}"}}]}}]}}}}"#
+    );
+    let answer = format!(
+        "HTTP/1.1 201 Created\r\nX-Subject-Token: tk-1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    answering(Box::leak(answer.into_boxed_str())).0
+}
+
+fn password_login(url: &str, project: &str) -> crate::SwiftAuth {
+    crate::SwiftAuth::Keystone(KeystoneSettings {
+        auth_url: format!("{url}/v3"),
+        credentials: Credentials::Password {
+            user: "warden".into(),
+            user_domain: "Default".into(),
+            password: Secret::new("pw-not-in-any-message"),
+            project: project.into(),
+            project_domain: "Default".into(),
+        },
+        region: Some("a".into()),
+        interface: "public".into(),
+        secret_from: None,
+    })
+}
+
+/// A token scoped to another project than the one asked for (or to none),
+/// or a catalog whose endpoint names another project's account, is
+/// refused: Swift calls with it would list, copy and delete in another
+/// project's account. Before, the login took whatever came back.
+#[tokio::test]
+async fn a_token_for_another_project_is_refused() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = crate::client_builder().build().unwrap();
+    let dr = r#"{"id": "3019cc", "name": "dr", "domain": {"id": "default", "name": "Default"}}"#;
+    let own = "http://a:8080/v1/AUTH_3019cc";
+    // as asked (a project name answered in another case, as MySQL finds it)
+    let url = keystone_answering(dr, own);
+    let s = password_login(&url, "dr")
+        .authenticate(&http)
+        .await
+        .unwrap();
+    assert_eq!(s.storage_url, own);
+    let s = password_login(&url, "DR")
+        .authenticate(&http)
+        .await
+        .unwrap();
+    assert_eq!(s.storage_url, own);
+    // an endpoint without an account of the AUTH_ kind (a gateway) passes
+    let url = keystone_answering(dr, "http://rgw:8080/swift/v1");
+    assert!(password_login(&url, "dr").authenticate(&http).await.is_ok());
+
+    let refused = |e: OpenStackError, want: &str| {
+        let text = e.to_string();
+        assert!(matches!(e, OpenStackError::WrongProject { .. }), "{e:?}");
+        assert!(!e.is_retryable(), "{text}");
+        assert!(text.contains(want), "{text}");
+        assert!(
+            !text.contains("pw-not-in-any-message") && !text.contains("tk-1"),
+            "{text}"
+        );
+    };
+    let other = r#"{"id": "77aa", "name": "other", "domain": {"name": "Default"}}"#;
+    let url = keystone_answering(other, "http://a:8080/v1/AUTH_77aa");
+    refused(
+        password_login(&url, "dr")
+            .authenticate(&http)
+            .await
+            .unwrap_err(),
+        "scoped to project other (id 77aa) in domain Default, not to project dr",
+    );
+    let elsewhere = r#"{"id": "3019cc", "name": "dr", "domain": {"name": "Elsewhere"}}"#;
+    let url = keystone_answering(elsewhere, own);
+    refused(
+        password_login(&url, "dr")
+            .authenticate(&http)
+            .await
+            .unwrap_err(),
+        "in domain Elsewhere, not to project dr in domain Default",
+    );
+    let url = keystone_answering("null", own);
+    refused(
+        password_login(&url, "dr")
+            .authenticate(&http)
+            .await
+            .unwrap_err(),
+        "scoped to no project",
+    );
+    // the right token, a catalog naming another project's account
+    let url = keystone_answering(dr, "http://a:8080/v1/AUTH_77aa");
+    refused(
+        password_login(&url, "dr")
+            .authenticate(&http)
+            .await
+            .unwrap_err(),
+        "names account AUTH_77aa, the token is for project id 3019cc",
+    );
+    // an application credential names no project: its account is checked
+    let app = |url: &str| {
+        crate::SwiftAuth::Keystone(KeystoneSettings {
+            credentials: Credentials::ApplicationCredential {
+                id: "d281".into(),
+                secret: Secret::new("pw-not-in-any-message"),
+            },
+            ..match password_login(url, "dr") {
+                crate::SwiftAuth::Keystone(k) => k,
+                _ => unreachable!(),
+            }
+        })
+    };
+    let url = keystone_answering(other, "http://a:8080/v1/AUTH_77aa");
+    assert!(app(&url).authenticate(&http).await.is_ok());
+    let url = keystone_answering(other, own);
+    refused(
+        app(&url).authenticate(&http).await.unwrap_err(),
+        "names account AUTH_3019cc, the token is for project id 77aa",
+    );
+}

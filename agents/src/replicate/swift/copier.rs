@@ -491,10 +491,11 @@ impl Shared {
                 Some(d) => {
                     let d_ts = match m {
                         Some((etag, ts)) if etag == d.hash => ts,
+                        // the object itself (a link's own metadata, not its target's)
                         _ => {
                             let (c, o) = split_name(name);
-                            match self.dst.head_object(c, o).await? {
-                                Some(info) => info.origin_us(),
+                            match copy::stored_hash(&self.dst, c, o).await? {
+                                Some((_, info)) => info.origin_us(),
                                 None => 0,
                             }
                         }
@@ -527,10 +528,13 @@ impl Shared {
                     // update still pending there. Asked of the object
                     // servers, or the delete would be lost for good (the
                     // manifest forgets the name, and a copy the listing shows
-                    // later is nobody's to delete).
+                    // later is nobody's to delete). The object itself, as
+                    // the listing would show it: a link, not its target (a
+                    // dangling one answers 404 to a plain HEAD), a DLO
+                    // manifest, not its segments.
                     let (c, o) = split_name(name);
-                    match self.dst.head_object(c, o).await? {
-                        Some(info) => info.etag.trim_matches('"').to_string(),
+                    match copy::stored_hash(&self.dst, c, o).await? {
+                        Some((hash, _)) => hash,
                         None => continue,
                     }
                 }

@@ -33,8 +33,8 @@ use futures::StreamExt;
 use reqwest::header::{HeaderValue, ETAG};
 use tokio_util::sync::CancellationToken;
 
-use super::client::ObjectEntry;
 use super::client::{format_x_timestamp, object_headers, SendBody, SwiftClient};
+use super::client::{ObjectEntry, ObjectInfo};
 use super::large::{self, Kind, MAX_MANIFEST_BYTES, READ_AS_STORED, SLO_PUT};
 use super::{cluster_label, names, split_name, version, Item, ORIGIN_TS_HEADER};
 use crate::AgentError;
@@ -242,6 +242,53 @@ async fn copy_once(
             }))
         }
     }
+}
+
+/// The hash `at`'s listing shows for `container/object`
+/// ([`ObjectEntry::hash`]) and the object's headers, asked of the object
+/// servers with a HEAD of the object itself (`symlink=get`: a link, even
+/// one whose target is gone, never its target); `None` when it is not
+/// there. For a name the listing does not show (yet): a plain HEAD answers
+/// a link's target, or 404 for a dangling link, and a DLO's segments'
+/// ETag — never the object that was copied there.
+pub(crate) async fn stored_hash(
+    at: &SwiftClient,
+    container: &str,
+    object: &str,
+) -> Result<Option<(String, ObjectInfo)>, AgentError> {
+    let Some((info, headers)) = at
+        .head_with_headers(container, object, &[("symlink", "get")])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hash = match Kind::of(&headers) {
+        Kind::Symlink {
+            target,
+            account,
+            etag,
+        } => {
+            let own = at.account().await?;
+            let listed = match account {
+                Some(acc) if acc != own => format!("/v1/{acc}/{target}"),
+                _ => target,
+            };
+            large::symlink_hash(&info.etag, &listed, etag.as_deref())
+        }
+        // its own body's MD5, as listed (a HEAD answers its segments')
+        Kind::Dlo { .. } => {
+            match at
+                .head_with_headers(container, object, &READ_AS_STORED)
+                .await?
+            {
+                Some((own, _)) => own.etag,
+                None => return Ok(None),
+            }
+        }
+        // a plain object's MD5; an SLO's ETag as a GET shows it, its `slo_etag`
+        Kind::Plain | Kind::Slo => info.etag.clone(),
+    };
+    Ok(Some((hash, info)))
 }
 
 /// Deletes `container/object` at `to` because `from`'s listing no longer

@@ -375,6 +375,25 @@ pub(crate) async fn ensure_containers(
     reconcile_containers(a, b, heads).await
 }
 
+/// The containers of `containers` that `a` holds made to exist at `b`
+/// with `a`'s replicated headers; nothing is written at `a`, and a
+/// container `a` lacks stays as it is at `b` (listed empty at `a`). The
+/// failback's resync: `a` the active peer, whose containers only its own
+/// users and its copier change — a container they deleted there must not
+/// come back from the returning site, with that site's stale ACLs.
+pub(crate) async fn follow_containers(
+    a: &SwiftClient,
+    b: &SwiftClient,
+    containers: &[String],
+) -> Result<(), AgentError> {
+    let heads = head_containers(a, b, containers)
+        .await?
+        .into_iter()
+        .filter(|(_, ha, _)| ha.is_some())
+        .collect();
+    reconcile_containers(a, b, heads).await
+}
+
 /// [`ensure_containers`] from the HEADs already made ([`head_containers`]).
 pub(crate) async fn reconcile_containers(
     a: &SwiftClient,

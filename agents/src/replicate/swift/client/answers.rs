@@ -182,7 +182,9 @@ pub(super) fn object_info(h: &HeaderMap) -> ObjectInfo {
     }
 }
 
-/// `1795307425.60651` (Swift's X-Timestamp; an `_offset` suffix is ignored) → µs.
+/// `1795307425.60651` (Swift's X-Timestamp; an `_offset` suffix is ignored) → µs;
+/// `None` past what µs in a `u64` hold (also read from
+/// `X-Object-Meta-Warden-Ts`, which any user of the account can set).
 pub fn parse_x_timestamp(s: &str) -> Option<u64> {
     let s = s.split('_').next()?.trim();
     let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
@@ -194,7 +196,8 @@ pub fn parse_x_timestamp(s: &str) -> Option<u64> {
     while frac.len() < 6 {
         frac.push('0');
     }
-    Some(secs * 1_000_000 + frac.parse::<u64>().ok()?)
+    secs.checked_mul(1_000_000)?
+        .checked_add(frac.parse::<u64>().ok()?)
 }
 
 /// µs → Swift's X-Timestamp form with 5 decimals (`1795307425.60651`).

@@ -1,8 +1,8 @@
 //! Listings (containers of the account, objects of a container; paged,
 //! each page read up to a bound, each page after the first beginning past
-//! its marker or the listing fails, a short page the last only when the
-//! answer's count agrees) and the containers' own calls (HEAD, PUT,
-//! POST, DELETE) of [`SwiftClient`].
+//! its marker and every page's names in order, each once, or the listing
+//! fails, a short page the last only when the answer's count agrees) and
+//! the containers' own calls (HEAD, PUT, POST, DELETE) of [`SwiftClient`].
 
 use super::*;
 
@@ -19,7 +19,7 @@ impl SwiftClient {
             self.advances(
                 Target::Account,
                 marker.as_deref(),
-                page.first().map(|c| &c.name),
+                page.iter().map(|c| &c.name),
             )?;
             let n = page.len();
             out.extend(page.into_iter().map(|c| c.name));
@@ -43,7 +43,7 @@ impl SwiftClient {
             else {
                 return Ok(None);
             };
-            self.advances(target, marker.as_deref(), page.first().map(|e| &e.name))?;
+            self.advances(target, marker.as_deref(), page.iter().map(|e| &e.name))?;
             let n = page.len();
             out.extend(page.into_iter().map(|mut e: ObjectEntry| {
                 e.normalise(&account);
@@ -70,39 +70,60 @@ impl SwiftClient {
         n == 0 || (n < self.settings.page_size && total.is_none_or(|t| listed as u64 >= t))
     }
 
-    /// A page after the first must begin past its marker (listings are
-    /// sorted by name): one that does not — a proxy or middleware that
-    /// drops the `marker`, a server that ignores it — would be asked for
-    /// again and again while the listing grows without end. An error
-    /// instead (the round or pass fails and is retried).
-    fn advances(
+    /// A page after the first must begin past its marker, and every
+    /// name must come after the one before it (listings are sorted by
+    /// name, each name once): a page that does not begin past its marker
+    /// — a proxy or middleware that drops the `marker`, a server that
+    /// ignores it — would be asked for again and again while the listing
+    /// grows without end, and so would one whose last name goes back
+    /// (the next marker is the last name: out of order, the same names
+    /// come again, for ever if the page is the same whatever the marker).
+    /// An error instead (the round or pass fails and is retried).
+    fn advances<'n>(
         &self,
         target: Target<'_>,
         marker: Option<&str>,
-        first: Option<&String>,
+        names: impl Iterator<Item = &'n String>,
     ) -> Result<(), AgentError> {
-        match (marker, first) {
-            (Some(m), Some(f)) if f.as_str() <= m => Err(AgentError::SwiftBadResponse {
-                url: format!(
-                    "{}, {}",
-                    crate::replicate::swift::cluster_label(&self.settings),
-                    match target {
-                        Target::Container(c) => format!(
-                            "the listing of {}",
-                            crate::replicate::swift::names::display(c)
-                        ),
-                        _ => "the account's listing".to_string(),
-                    }
-                ),
-                detail: format!(
-                    "a listing page asked for names after {} began at {}: the listing does not \
-                     advance (a proxy or middleware dropping the marker?)",
-                    crate::replicate::swift::names::display(m),
-                    crate::replicate::swift::names::display(f)
-                ),
-            }),
-            _ => Ok(()),
+        let bad = |detail: String| AgentError::SwiftBadResponse {
+            url: format!(
+                "{}, {}",
+                crate::replicate::swift::cluster_label(&self.settings),
+                match target {
+                    Target::Container(c) => format!(
+                        "the listing of {}",
+                        crate::replicate::swift::names::display(c)
+                    ),
+                    _ => "the account's listing".to_string(),
+                }
+            ),
+            detail,
+        };
+        let show = crate::replicate::swift::names::display;
+        let mut before: Option<&str> = marker;
+        for (i, name) in names.enumerate() {
+            match before {
+                Some(m) if i == 0 && name.as_str() <= m => {
+                    return Err(bad(format!(
+                        "a listing page asked for names after {} began at {}: the listing does \
+                         not advance (a proxy or middleware dropping the marker?)",
+                        show(m),
+                        show(name)
+                    )))
+                }
+                Some(b) if name.as_str() <= b => {
+                    return Err(bad(format!(
+                        "a listing page names {} after {}: its names are out of order or \
+                         repeated (a listing is sorted by name, each once); not trusted",
+                        show(name),
+                        show(b)
+                    )))
+                }
+                _ => {}
+            }
+            before = Some(name);
         }
+        Ok(())
     }
 
     /// One page after `marker`, with the count the answer says the whole

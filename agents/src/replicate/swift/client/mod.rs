@@ -382,6 +382,14 @@ mod tests {
             Some(1_795_307_425_606_510)
         );
         assert_eq!(parse_x_timestamp("junk"), None);
+        // past u64 microseconds (a user can set X-Object-Meta-Warden-Ts
+        // to anything): no timestamp, not an overflow
+        assert_eq!(parse_x_timestamp("18446744073709551.61"), None);
+        assert_eq!(parse_x_timestamp("18446744073709551.615"), None);
+        assert_eq!(
+            parse_x_timestamp("18446744073709.55161"),
+            Some(18_446_744_073_709_551_610)
+        );
         assert_eq!(
             format_x_timestamp(1_795_307_425_606_510),
             "1795307425.60651"
@@ -398,6 +406,12 @@ mod tests {
     /// with the same page of two names whatever the `marker` (as a proxy
     /// that drops the query would).
     async fn listing_ignoring_the_marker() -> String {
+        listing_always(["a", "b"]).await
+    }
+
+    /// A server that answers tempauth, and every listing with a page of
+    /// `names` (in that order) whatever the query.
+    async fn listing_always(names: [&'static str; 2]) -> String {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -427,7 +441,12 @@ mod tests {
                                  X-Auth-Token: tk\r\nContent-Length: 0\r\n\r\n"
                             )
                         } else {
-                            let body = r#"[{"name":"a","hash":"h","bytes":1,"content_type":"text/plain","last_modified":"2026-11-22T00:30:25.606510"},{"name":"b","hash":"h","bytes":1,"content_type":"text/plain","last_modified":"2026-11-22T00:30:25.606510"}]"#;
+                            let entry = |n: &str| {
+                                format!(
+                                    r#"{{"name":"{n}","hash":"h","bytes":1,"content_type":"text/plain","last_modified":"2026-11-22T00:30:25.606510"}}"#
+                                )
+                            };
+                            let body = format!("[{},{}]", entry(names[0]), entry(names[1]));
                             format!(
                                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
                                  Content-Length: {}\r\n\r\n{body}",
@@ -464,6 +483,36 @@ mod tests {
             .await
             .expect("the account's listing too");
         assert!(r.is_err(), "{r:?}");
+    }
+
+    /// A page whose names go back or repeat (the next marker is its last
+    /// name) fails instead of being asked for again and again: with a
+    /// server that answers it whatever the marker, the listing grew in
+    /// memory without end.
+    #[tokio::test]
+    async fn a_listing_out_of_order_or_repeated_is_an_error_not_a_loop() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        for (names, shown) in [
+            (["b", "a"], "names a after b"),
+            (["a", "a"], "names a after a"),
+        ] {
+            let base = listing_always(names).await;
+            let mut s = SwiftSettings::new(format!("{base}/auth/v1.0"), "t:u", Secret::new("k"));
+            s.page_size = 2;
+            let c = SwiftClient::new(s).unwrap();
+            let r = tokio::time::timeout(Duration::from_secs(10), c.list_objects("c"))
+                .await
+                .expect("the listing ends (with an error), not a loop");
+            let e = r.unwrap_err().to_string();
+            assert!(
+                e.contains(shown) && e.contains("out of order or repeated"),
+                "{names:?}: {e}"
+            );
+            let r = tokio::time::timeout(Duration::from_secs(10), c.list_containers())
+                .await
+                .expect("the account's listing too");
+            assert!(r.is_err(), "{names:?}: {r:?}");
+        }
     }
 
     #[test]

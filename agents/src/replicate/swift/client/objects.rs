@@ -35,6 +35,21 @@ impl SwiftClient {
         object: &str,
         query: &[(&str, &str)],
     ) -> Result<Option<ObjectInfo>, AgentError> {
+        Ok(self
+            .head_with_headers(container, object, query)
+            .await?
+            .map(|(info, _)| info))
+    }
+
+    /// `HEAD` with `query`: the object's headers, and every header of
+    /// the answer (lower-case names: a link's `x-symlink-target`, a DLO's
+    /// `x-object-manifest`); `None` on 404.
+    pub(crate) async fn head_with_headers(
+        &self,
+        container: &str,
+        object: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Option<(ObjectInfo, BTreeMap<String, String>)>, AgentError> {
         let resp = self
             .call(
                 Method::HEAD,
@@ -48,7 +63,10 @@ impl SwiftClient {
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        Ok(Some(object_info(resp.headers())))
+        Ok(Some((
+            object_info(resp.headers()),
+            header_map(resp.headers()),
+        )))
     }
 
     /// The object's headers and whole content, in memory (small objects,
