@@ -860,6 +860,9 @@ async fn losing_relay(path: &Path, upstream: PathBuf, lost: &'static str) -> Joi
     })
 }
 
+/// How much of an answer a [`cutting_relay`] gives back.
+type Keep = fn(&[u8]) -> usize;
+
 /// A relay in front of a real Runtime API socket that passes every command
 /// on but gives back only the first `keep` of the answer to a command line
 /// starting with `cut`, then closes: HAProxy stopping, restarting or
@@ -869,7 +872,7 @@ async fn cutting_relay(
     path: &Path,
     upstream: PathBuf,
     cut: &'static str,
-    keep: fn(&[u8]) -> usize,
+    keep: Keep,
 ) -> JoinHandle<()> {
     let l = UnixListener::bind(path).expect("bind relay");
     tokio::spawn(async move {
@@ -922,7 +925,7 @@ async fn an_answer_cut_short_is_transient_never_success() {
         .activate(&to("a", SwitchMode::Immediate), 1)
         .await
         .expect("route to a");
-    let cases: [(&str, &'static str, fn(&[u8]) -> usize); 5] = [
+    let cases: [(&str, &'static str, Keep); 5] = [
         ("fence: no answer", "get var", |_| 0),
         ("fence: mid-line", "get var", |x| x.len() / 2),
         ("servers: no answer", "show servers state", |_| 0),
