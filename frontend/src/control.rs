@@ -213,6 +213,7 @@ async fn put_route(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
+    let _ordering = g.ordering.lock().await;
     if g.has_site(&req.site) {
         keep_epoch(&ctx, &group, req.epoch, Some(&req.site)).await;
     }
@@ -308,6 +309,7 @@ async fn put_hold(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
+    let _ordering = g.ordering.lock().await;
     keep_epoch(&ctx, &group, req.epoch, None).await;
     match g.set_hold(&req) {
         Ok(state) => {
