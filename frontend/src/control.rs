@@ -213,8 +213,9 @@ async fn put_route(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
+    let _ordering = g.ordering.lock().await;
     if g.has_site(&req.site) {
-        keep_epoch(&ctx, &group, req.epoch, Some(&req.site));
+        keep_epoch(&ctx, &group, req.epoch, Some(&req.site)).await;
     }
     match g.set(&req) {
         Ok((applied, state)) => {
@@ -269,14 +270,15 @@ async fn put_route(
 /// Keep `epoch` as the group's fence on disk before an order at it takes
 /// effect (a no-op unless it is higher than the one kept). When the file
 /// cannot be written the order is still carried out, fenced from memory
-/// (see [`crate::fence`]): a failover must not wait for a disk. Here, not
-/// inside the route's own lock: every new connection takes that lock, and
-/// none may wait for an fsync.
-fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) {
+/// (see [`crate::fence`]): a failover must not wait for a disk — one that
+/// does not answer is waited for [`crate::fence::WRITE_PATIENCE`] at most.
+/// Here, not inside the route's own lock: every new connection takes that
+/// lock, and none may wait for an fsync.
+async fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) {
     let Some(fence) = &ctx.fence else {
         return;
     };
-    if let Err(e) = fence.raise(group, epoch, site) {
+    if let Err(e) = fence.raise(group, epoch, site).await {
         error!(group = %group, epoch, cause = %e, "fence not saved: acting from memory (a restart now would forget this epoch); warden_frontend_fence_unsaved is 1 until a write succeeds");
     }
 }
@@ -307,7 +309,8 @@ async fn put_hold(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
-    keep_epoch(&ctx, &group, req.epoch, None);
+    let _ordering = g.ordering.lock().await;
+    keep_epoch(&ctx, &group, req.epoch, None).await;
     match g.set_hold(&req) {
         Ok(state) => {
             if req.ttl_ms == 0 {

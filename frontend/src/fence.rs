@@ -21,15 +21,28 @@
 //! memory — the fence there still refuses older orders until a restart —
 //! logs an error and shows `warden_frontend_fence_unsaved` 1 until a later
 //! write succeeds (every order tries again; the directory is made again).
+//! A write that does not return (a network filesystem that stopped
+//! answering, a dying disk) is a write that failed once it has taken
+//! [`WRITE_PATIENCE`]: writes run on a thread of their own (one at a time,
+//! the latest fence each time), never on the control API's runtime, and an
+//! order waits for its write that long at most — a hung disk stops no
+//! order and no read of the control API.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use crate::FrontendError;
+
+/// The longest an order waits for its fence to be written; then it takes
+/// effect from memory, as when the write fails (under the orchestrator's
+/// own 2 s for a control request).
+pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(1);
 
 /// The file's name in the frontend's state directory.
 const FILE_NAME: &str = "fence.json";
@@ -59,14 +72,50 @@ pub(crate) struct Kept {
 /// The fence on disk, and what was last written there.
 pub(crate) struct Fence {
     path: PathBuf,
-    file: Mutex<File>,
-    /// The last write failed: memory is ahead of the file.
-    unsaved: AtomicBool,
-    /// The marker is written.
-    marked: AtomicBool,
+    /// The fence in memory, and the version of it last handed to the writer.
+    file: Mutex<(File, u64)>,
+    /// What the writer thread is to write next.
+    queue: Arc<Queue>,
+    /// The outcome of the writer thread's last write.
+    saved: watch::Receiver<Saved>,
+    /// The highest version an order took effect at without its write
+    /// (failed, or not done within [`WRITE_PATIENCE`]): memory is ahead of
+    /// the file until a write of it, or of a later version, succeeds.
+    ahead: AtomicU64,
     /// The groups whose fence was lost and that no order has fenced
     /// since (see [`Fence::lost`]).
     lost: Mutex<BTreeSet<String>>,
+}
+
+/// The next fence to write (the latest version of it: one write covers
+/// every earlier version), handed from [`Fence::raise`] to the writer thread.
+#[derive(Default)]
+struct Queue {
+    next: Mutex<Next>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Next {
+    /// The version and its body, until the writer takes it.
+    body: Option<(u64, Vec<u8>)>,
+    /// The fence is dropped: the writer thread ends.
+    closed: bool,
+}
+
+/// The writer thread's last write: of which version, and its error.
+#[derive(Debug, Clone, Default)]
+struct Saved {
+    version: u64,
+    error: Option<String>,
+}
+
+impl Drop for Fence {
+    fn drop(&mut self) {
+        let mut next = self.queue.next.lock().unwrap_or_else(|p| p.into_inner());
+        next.closed = true;
+        self.queue.ready.notify_all();
+    }
 }
 
 impl Fence {
@@ -114,11 +163,19 @@ impl Fence {
         if !lost.is_empty() {
             tracing::error!(path = %path.display(), groups = ?lost, "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept for every group");
         }
+        let queue = Arc::new(Queue::default());
+        let (tx, saved) = watch::channel(Saved::default());
+        let (q, target) = (Arc::clone(&queue), path.clone());
+        std::thread::Builder::new()
+            .name("fence-writer".into())
+            .spawn(move || write_loop(&q, &target, marked, &tx))
+            .map_err(|e| fail(format!("cannot start its writer thread: {e}")))?;
         Ok(Fence {
             path,
-            file: Mutex::new(file),
-            unsaved: AtomicBool::new(false),
-            marked: AtomicBool::new(marked),
+            file: Mutex::new((file, 0)),
+            queue,
+            saved,
+            ahead: AtomicU64::new(0),
             lost: Mutex::new(lost),
         })
     }
@@ -133,27 +190,78 @@ impl Fence {
             .is_empty()
     }
 
-    /// Whether memory is ahead of the file (the last write failed).
+    /// Whether memory is ahead of the file: the last write failed, or an
+    /// order took effect before its write was done (see [`WRITE_PATIENCE`]).
     pub(crate) fn unsaved(&self) -> bool {
-        self.unsaved.load(Ordering::Relaxed)
+        let saved = self.saved.borrow();
+        saved.error.is_some() || saved.version < self.ahead.load(Ordering::Relaxed)
     }
 
     /// The fences kept, per group.
     pub(crate) fn kept(&self) -> BTreeMap<String, Kept> {
-        self.lock().groups.clone()
+        self.lock().0.groups.clone()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (File, u64)> {
         self.file.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Keep `epoch` (with the routed `site`, for a route) for `group` when it
     /// is higher than the one kept, or names the site at the kept epoch for
     /// the first time: in memory, and on disk before this returns. An error
-    /// when the file cannot be written; memory keeps it anyway (see the
-    /// module docs), and the next call writes again.
-    pub(crate) fn raise(&self, group: &str, epoch: u64, site: Option<&str>) -> Result<(), String> {
-        let mut f = self.lock();
+    /// when the file cannot be written, or not within [`WRITE_PATIENCE`];
+    /// memory keeps it anyway (see the module docs), and the next call
+    /// writes again.
+    pub(crate) async fn raise(
+        &self,
+        group: &str,
+        epoch: u64,
+        site: Option<&str>,
+    ) -> Result<(), String> {
+        let cannot = |why: &str| {
+            format!(
+                "cannot keep epoch {epoch} of group {group:?} in {}: {why}",
+                self.path.display()
+            )
+        };
+        let Some(version) = self.stage(group, epoch, site).map_err(|e| cannot(&e))? else {
+            return Ok(());
+        };
+        let mut saved = self.saved.clone();
+        let written =
+            tokio::time::timeout(WRITE_PATIENCE, saved.wait_for(|s| s.version >= version)).await;
+        let error = match written {
+            Ok(Ok(s)) => s.error.clone(),
+            Ok(Err(_)) => Some("its writer thread has stopped".to_string()),
+            Err(_) => Some(format!(
+                "not written within {}ms (the disk does not answer); the write goes on",
+                WRITE_PATIENCE.as_millis()
+            )),
+        };
+        match error {
+            None => {
+                self.lost
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(group);
+                Ok(())
+            }
+            Some(e) => {
+                self.ahead.fetch_max(version, Ordering::Relaxed);
+                Err(cannot(&e))
+            }
+        }
+    }
+
+    /// The memory part of [`Fence::raise`]: the fence kept in memory, and
+    /// handed to the writer thread when it changed or memory is ahead of
+    /// the file; the version to wait for (none: it is on disk already). An
+    /// order that changes nothing still waits for a write under way that
+    /// holds what it relies on.
+    fn stage(&self, group: &str, epoch: u64, site: Option<&str>) -> Result<Option<u64>, String> {
+        let unsaved = self.unsaved();
+        let mut guard = self.lock();
+        let (f, handed) = &mut *guard;
         let next = match f.groups.get(group) {
             Some(k) if k.epoch > epoch => None,
             Some(k) if k.epoch == epoch => match (&k.site, site) {
@@ -173,40 +281,54 @@ impl Fence {
             Some(k) => {
                 f.groups.insert(group.to_string(), k);
             }
-            None if !self.unsaved() => return Ok(()),
-            None => {}
-        }
-        match self.write(&f) {
-            Ok(()) => {
-                self.unsaved.store(false, Ordering::Relaxed);
-                self.lost
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(group);
-                Ok(())
-            }
-            Err(e) => {
-                self.unsaved.store(true, Ordering::Relaxed);
-                Err(format!(
-                    "cannot keep epoch {epoch} of group {group:?} in {}: {e}",
-                    self.path.display()
-                ))
+            None if unsaved => {}
+            None => {
+                let done = self.saved.borrow().version;
+                return Ok((done < *handed).then_some(*handed));
             }
         }
+        let body = serde_json::to_vec_pretty(&*f).map_err(|e| e.to_string())?;
+        *handed += 1;
+        let version = *handed;
+        let mut next = self.queue.next.lock().unwrap_or_else(|p| p.into_inner());
+        next.body = Some((version, body));
+        self.queue.ready.notify_one();
+        Ok(Some(version))
     }
+}
 
-    fn write(&self, f: &File) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let body = serde_json::to_vec_pretty(f).map_err(std::io::Error::other)?;
-        warden_config::durable::replace(&self.path, &body)?;
-        if !self.marked.load(Ordering::Relaxed) {
-            warden_config::durable::mark(&self.path.with_file_name(MARKER_NAME), b"")?;
-            self.marked.store(true, Ordering::Relaxed);
-        }
-        Ok(())
+/// The writer thread: write the latest fence handed to it, one write at a
+/// time, and say how it went, until the fence is dropped. A write that
+/// hangs holds this thread only.
+fn write_loop(queue: &Queue, path: &Path, mut marked: bool, saved: &watch::Sender<Saved>) {
+    loop {
+        let (version, body) = {
+            let mut next = queue.next.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(b) = next.body.take() {
+                    break b;
+                }
+                if next.closed {
+                    return;
+                }
+                next = queue.ready.wait(next).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let error = write(path, &body, &mut marked).err().map(|e| e.to_string());
+        saved.send_replace(Saved { version, error });
     }
+}
+
+fn write(path: &Path, body: &[u8], marked: &mut bool) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    warden_config::durable::replace(path, body)?;
+    if !*marked {
+        warden_config::durable::mark(&path.with_file_name(MARKER_NAME), b"")?;
+        *marked = true;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -220,36 +342,36 @@ mod tests {
         vec!["db".into(), "web".into()]
     }
 
-    #[test]
-    fn a_lost_fence_file_is_told_from_a_first_start() {
+    #[tokio::test]
+    async fn a_lost_fence_file_is_told_from_a_first_start() {
         let dir = tempfile::tempdir().unwrap();
         let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(!f.lost(), "a first start");
         drop(f);
         let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(!f.lost(), "no order kept yet: nothing to lose");
-        f.raise("web", 3, Some("a")).unwrap();
+        f.raise("web", 3, Some("a")).await.unwrap();
         drop(f);
         std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
         let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(f.lost());
         assert!(f.kept().is_empty(), "nothing to refuse with");
-        f.raise("web", 4, Some("b")).unwrap();
+        f.raise("web", 4, Some("b")).await.unwrap();
         assert!(f.lost(), "db's epochs are still forgotten");
-        f.raise("db", 2, None).unwrap();
+        f.raise("db", 2, None).await.unwrap();
         assert!(!f.lost(), "kept again for every group");
     }
 
-    #[test]
-    fn epochs_survive_a_reopen_and_only_rise() {
+    #[tokio::test]
+    async fn epochs_survive_a_reopen_and_only_rise() {
         let dir = tempfile::tempdir().unwrap();
         let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         assert!(f.kept().is_empty());
-        f.raise("web", 6, None).unwrap();
-        f.raise("web", 6, Some("b")).unwrap();
-        f.raise("web", 6, Some("a")).unwrap();
-        f.raise("web", 4, Some("a")).unwrap();
-        f.raise("db", 2, None).unwrap();
+        f.raise("web", 6, None).await.unwrap();
+        f.raise("web", 6, Some("b")).await.unwrap();
+        f.raise("web", 6, Some("a")).await.unwrap();
+        f.raise("web", 4, Some("a")).await.unwrap();
+        f.raise("db", 2, None).await.unwrap();
         drop(f);
         let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
         let kept = |epoch, site: Option<&str>| Kept {
@@ -288,32 +410,32 @@ mod tests {
     /// A write that fails leaves memory ahead of the file, says so, and is
     /// tried again by the next order — a repeat too; a removed directory is
     /// made again.
-    #[test]
-    fn an_epoch_that_cannot_be_written_is_kept_in_memory_and_written_later() {
+    #[tokio::test]
+    async fn an_epoch_that_cannot_be_written_is_kept_in_memory_and_written_later() {
         let dir = tempfile::tempdir().unwrap();
         let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
-        f.raise("web", 3, Some("a")).unwrap();
+        f.raise("web", 3, Some("a")).await.unwrap();
         let tmp = dir
             .path()
             .join(format!("fence.json.tmp.{}", std::process::id()));
         std::fs::create_dir(&tmp).unwrap();
-        let e = f.raise("web", 5, None).unwrap_err();
+        let e = f.raise("web", 5, None).await.unwrap_err();
         assert!(e.contains("cannot keep epoch 5 of group \"web\""), "{e}");
         assert_eq!(f.kept()["web"].epoch, 5, "memory keeps it");
         assert!(f.unsaved());
         let on_disk = |d: &Path| Fence::open(d, "fe1", &groups()).unwrap().kept()["web"].epoch;
         assert_eq!(on_disk(dir.path()), 3);
         std::fs::remove_dir(&tmp).unwrap();
-        f.raise("web", 5, None).unwrap();
+        f.raise("web", 5, None).await.unwrap();
         assert!(!f.unsaved());
         assert_eq!(on_disk(dir.path()), 5);
 
         // The whole directory removed (an operator wiping a data_dir).
         let sub = dir.path().join("fe");
         let f = Fence::open(&sub, "fe1", &groups()).unwrap();
-        f.raise("web", 6, None).unwrap();
+        f.raise("web", 6, None).await.unwrap();
         std::fs::remove_dir_all(&sub).unwrap();
-        f.raise("web", 7, None).unwrap();
+        f.raise("web", 7, None).await.unwrap();
         assert_eq!(on_disk(&sub), 7);
     }
 }

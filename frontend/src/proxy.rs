@@ -184,8 +184,23 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         };
         let site = generation.site.as_str();
         let backend_addr = generation.backend.as_str();
-        // A hold stands (from arrival, or ordered since): hold, else fail fast.
-        let Some(deadline) = until.or_else(|| group.hold_until()) else {
+        // Held only while a hold order stands (ordered before the
+        // connection came, or since), and at most until its own hold time
+        // is over; one interrupted by a switch goes on to the new site. An
+        // order withdrawn or lapsed (its switch is not coming) or ended by
+        // the switch it announced holds nobody any more: a connection held
+        // under it that fails again now fails as one arriving now does,
+        // not at the end of its hold time, waiting for a switch nobody
+        // announces.
+        let deadline = match &failed {
+            None => until,
+            Some(_) => group.hold_until().map(|fresh| until.unwrap_or(fresh)),
+        };
+        let Some(deadline) = deadline else {
+            if held.take().is_some() {
+                debug!(group = %group.name, %peer, site, "no hold order stands any more: the connection is no longer held");
+            }
+            until = None;
             if let Some(r) = retry_until.filter(|r| Instant::now() < *r) {
                 if !retried {
                     retried = true;

@@ -716,6 +716,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_frontend_client_certs(o, &frontends);
         }
         self.check_frontend_binds(&frontends, &groups);
+        self.check_haproxy_backends(&haproxy_frontends, &groups);
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);

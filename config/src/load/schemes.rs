@@ -164,6 +164,63 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
+    /// Two groups cannot drive one backend of one HAProxy (the same
+    /// `[frontends.NAME]`, or two names on one runtime address): each keeps
+    /// its own fence there and routes by putting the servers of its other
+    /// sites in maintenance, so each undoes the other's routes — and each
+    /// one's reconciliation moves them back, cutting users on every pass —
+    /// and the backend's users reach either group's sites. Reported at the
+    /// later group's `backend`.
+    pub(super) fn check_haproxy_backends(
+        &mut self,
+        haproxy: &BTreeMap<String, HaproxyFrontendConfig>,
+        groups: &BTreeMap<String, GroupConfig>,
+    ) {
+        // Who drives what: (runtime, backend, group, frontend).
+        let mut driven: Vec<(&RuntimeAddr, &str, &str, &str)> = Vec::new();
+        for (g, gc) in groups {
+            let Some(fs) = gc.frontend.as_ref().map(|f| f.get_ref()) else {
+                continue;
+            };
+            let Some(backend) = fs.backend.as_ref() else {
+                continue;
+            };
+            if *fs.driver.get_ref() != FrontendDriverKind::Haproxy {
+                continue;
+            }
+            let be = backend.get_ref().as_str();
+            let mut mine = Vec::new();
+            for fe in &fs.frontends {
+                let fe = fe.get_ref().as_str();
+                let Some(h) = haproxy.get(fe) else { continue };
+                mine.push((&h.runtime, be, g.as_str(), fe));
+            }
+            let first = mine.iter().find_map(|(runtime, _, _, fe)| {
+                driven
+                    .iter()
+                    .find(|(r, b, _, _)| r == runtime && *b == be)
+                    .map(|(_, _, other, by)| (*other, *by, *runtime, *fe))
+            });
+            if let Some((other, by, runtime, fe)) = first {
+                let which = if by == fe {
+                    format!("frontend {by}")
+                } else {
+                    format!("frontend {by}: the same runtime {runtime} as {fe}")
+                };
+                let key = format!("groups.{g}.frontend.backend");
+                self.push(
+                    backend.span(),
+                    &key,
+                    Some(format!("{be:?}")),
+                    format!(
+                        "group {other} drives backend {be} of this HAProxy ({which}) already: two groups on one backend undo each other's routes (each puts the servers of its other sites in maintenance) and share its users; give each group its own backend in haproxy.cfg"
+                    ),
+                );
+            }
+            driven.extend(mine);
+        }
+    }
+
     pub(super) fn check_frontend_scheme(
         &mut self,
         name: &str,

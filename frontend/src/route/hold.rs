@@ -2,9 +2,11 @@
 //! While one stands (until its ttl, or the next switch), a new connection
 //! whose backend refuses or times out is held for at most the group's
 //! `hold_connections` and retried on the new backend when the route
-//! switches (the `switched` channel); a cut-over order (`pause`) makes new
-//! connections wait for the switch without trying the current backend. The
-//! order is fenced by epoch like a route.
+//! switches (the `switched` channel) — held only while an order stands: a
+//! held connection that fails again once the order was withdrawn, lapsed
+//! or ended by its switch is let go, as one arriving then; a cut-over
+//! order (`pause`) makes new connections wait for the switch without
+//! trying the current backend. The order is fenced by epoch like a route.
 //!
 //! Owns the orders' state ([`Holds`], kept with the route under the group's
 //! lock), [`GroupRoute::set_hold`] and its refusals ([`HoldRefused`]), what

@@ -71,6 +71,7 @@ impl Table {
                         ..Inner::default()
                     }),
                     active: AtomicU64::new(0),
+                    ordering: tokio::sync::Mutex::new(()),
                 };
                 (name.clone(), Arc::new(route))
             })
@@ -119,6 +120,12 @@ pub(crate) struct GroupRoute {
     inner: Mutex<Inner>,
     /// Open client connections of every generation (reported in [`RouteState`]).
     active: AtomicU64,
+    /// Held by the control API from an order's fence write to its effect
+    /// (see `control::keep_epoch`): two orders of the group at one epoch
+    /// (two sites: a conflicting decision) would otherwise both wait for
+    /// one write and race to the route, the one refused there being the
+    /// one the file names — and taken after a restart.
+    pub(crate) ordering: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]

@@ -85,6 +85,100 @@ async fn a_restarted_frontend_refuses_orders_below_the_epoch_it_accepted() {
     assert!(err.to_string().contains("fence.json"), "{err}");
 }
 
+/// A state_dir whose writes do not return — a network filesystem that
+/// stopped answering, a dying disk; stood for here by a FIFO where the
+/// fence's temporary file goes, which a write opens and then waits on for
+/// a reader — stops no order: it takes effect from memory once its write
+/// has taken too long, under the unsaved alert, and the control API keeps
+/// answering. Before, the order waited for the write for good (on a thread
+/// of the control API's runtime, holding the fence's lock, so every later
+/// order waited too) and the orchestrator's switch timed out, again and
+/// again. Once the disk answers, the next order writes the fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fence_write_that_hangs_stops_no_order() {
+    // Kept past the test: removed by the thread that lets a hung write go.
+    let root = tempfile::tempdir().expect("tempdir").keep();
+    let (a, b) = (echo("a").await, echo("b").await);
+    let groups = BTreeMap::from([(
+        "web".to_string(),
+        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
+    )]);
+    let mut s = settings(groups);
+    s.state_dir = Some(root.join("fe-test"));
+    let fe = start_settings(s).await;
+    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
+
+    let fifo = root.join(format!("fe-test/fence.json.tmp.{}", std::process::id()));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    // Should an order wait for the write for good (it holds a thread of
+    // the runtime, which then cannot stop), the disk answers once the
+    // test ends (passed or failed): the FIFO's read end is opened (without
+    // waiting) now and then for a while; then the directory goes.
+    let (_ended, end) = std::sync::mpsc::channel::<()>();
+    let (late, dir) = (fifo.clone(), root.clone());
+    std::thread::spawn(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = end.recv();
+        for _ in 0..40 {
+            if !late.exists() {
+                break;
+            }
+            let _open = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&late);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+
+    let t = std::time::Instant::now();
+    let (status, body) = fe.put("web", "a", 7, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        t.elapsed() < Duration::from_secs(4),
+        "the order waited {:?} for a disk that does not answer",
+        t.elapsed()
+    );
+    assert_eq!(ask_new(fe.listen("web")).await.as_deref(), Some("a"));
+    assert_eq!(metric(&fe, "warden_frontend_fence_unsaved").await, "1");
+    // The fence in memory refuses what is older, and later orders are
+    // not held up behind the hung write.
+    let (status, body) = fe.put("web", "b", 6, "immediate").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(fe.hold("web", 8, 10_000).await.0, StatusCode::OK);
+
+    // The disk answers again (the hung write ends; the FIFO goes): the
+    // next order writes the fence.
+    let reader = {
+        let f = fifo.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(f))
+            .await
+            .expect("joined")
+            .expect("open the FIFO's read end")
+    };
+    std::fs::remove_file(&fifo).expect("remove the FIFO");
+    assert_eq!(fe.put("web", "b", 9, "immediate").await.0, StatusCode::OK);
+    crate::assert_eventually!(
+        metric(&fe, "warden_frontend_fence_unsaved").await == "0",
+        Duration::from_secs(5),
+        "the fence is written again"
+    );
+    drop(reader);
+    let kept = std::fs::read_to_string(root.join("fe-test/fence.json")).expect("fence file");
+    let kept: serde_json::Value = serde_json::from_str(&kept).expect("JSON");
+    assert_eq!(
+        kept["groups"]["web"],
+        serde_json::json!({ "epoch": 9, "site": "b" }),
+        "{kept}"
+    );
+    stop(fe).await;
+}
+
 /// The value of the unlabelled gauge `name` on `/metrics`.
 async fn metric(fe: &Frontend, name: &str) -> String {
     let text = crate::harness::http_client()

@@ -371,6 +371,49 @@ async fn held_users_reach_the_routed_site_when_its_service_is_back() {
     }
 }
 
+/// A hold order withdrawn (its runbook failed before the switch) or
+/// lapsed while a user is held, the routed site still refusing: the user
+/// is let go at its next try, as a user arriving then is — nothing is held
+/// when no switch is announced. Before, a held user stayed held until the
+/// end of its own hold time (`hold_connections`, up to 30 s), waiting for
+/// a switch nobody announced any more.
+#[tokio::test]
+async fn a_user_held_when_the_order_ends_without_a_switch_is_let_go() {
+    for withdrawn in [true, false] {
+        let (fe, _b, _dead) = start_dead_a(Duration::from_secs(20)).await;
+        let ttl = if withdrawn { 60_000 } else { 1_500 };
+        assert_eq!(fe.hold("web", 1, ttl).await.0, StatusCode::OK);
+        let mut c = Conn::open(fe.listen("web")).await;
+        c.send().await;
+        crate::assert_eventually!(
+            count(&fe.route("web").await, "held_now") == 1,
+            Duration::from_secs(2),
+            "withdrawn {withdrawn}: the connection is not held: {}",
+            fe.route("web").await
+        );
+        if withdrawn {
+            let (status, body) = fe.hold("web", 1, 0).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        // Withdrawn now, or lapsed within 1.5 s; the hold time is 20 s.
+        c.closed_within(Duration::from_secs(8)).await;
+        let route = fe.route("web").await;
+        assert_eq!(
+            count(&route, "held_now"),
+            0,
+            "withdrawn {withdrawn}: {route}"
+        );
+        assert_eq!(
+            count(&route, "held_rescued"),
+            0,
+            "withdrawn {withdrawn}: {route}"
+        );
+        // A user arriving now fails fast too.
+        let took = closed_after(&fe).await;
+        assert!(took < FAST, "withdrawn {withdrawn}: closed after {took:?}");
+    }
+}
+
 #[tokio::test]
 async fn an_older_epoch_or_a_wrong_token_is_refused_and_holds_nothing() {
     let (fe, _b, _dead) = start_dead_a(Duration::from_secs(5)).await;

@@ -3,7 +3,10 @@
 //! method of `Inner` per command warden sends.
 //!
 //! One command line per connection: connect, write the line, read to EOF
-//! (HAProxy closes after answering). Replies are parsed strictly: `set ...`
+//! (HAProxy closes after answering). A reply cut short (no answer, no final
+//! newline, a dump without its final empty line) is the connection closed
+//! early: [`StrategyError::Unreachable`], as a refused connect, so callers
+//! retry. Replies are parsed strictly: `set ...`
 //! and `shutdown ...` must answer nothing but newlines, `show servers state`
 //! must be format version 1 with its `#` header, `get var` its one
 //! `NAME: type=str value=<...>` line. Anything else is
@@ -74,8 +77,31 @@ impl Inner {
                 quote(line)
             )));
         }
+        // HAProxy ends every reply with a newline: silence, or a reply cut
+        // in the middle of a line, is the connection closed early (HAProxy
+        // stopping or reloading, a forwarder with no HAProxy behind it) —
+        // the Runtime API failing now, as a refused connect is: a retry may
+        // get the whole answer. The command may or may not have run.
+        if !raw.ends_with(b"\n") {
+            return Err(self.cut_short(line, raw.len()));
+        }
         String::from_utf8(raw)
             .map_err(|_| self.rejected(format!("the reply to {} is not UTF-8", quote(line))))
+    }
+
+    /// The connection closed before the whole answer to `line` came
+    /// (`read` bytes of it): transient (see [`Inner::command`]).
+    fn cut_short(&self, line: &str, read: usize) -> StrategyError {
+        let how = if read == 0 {
+            "without answering".to_string()
+        } else {
+            format!("in the middle of its answer ({read} bytes)")
+        };
+        self.unreachable(format!(
+            "runtime API at {} closed the connection {how} to {} (HAProxy stopping or reloading?); the command may or may not have run",
+            self.settings.runtime,
+            quote(line)
+        ))
     }
 
     /// Send a command whose success is an empty reply (only newlines).
@@ -84,15 +110,6 @@ impl Inner {
     async fn command_ok(&self, line: &str) -> Result<(), StrategyError> {
         crate::gate::check(&self.element)?;
         let reply = self.command(line).await?;
-        if reply.is_empty() {
-            // HAProxy always answers at least a newline; silence means the
-            // connection was closed early, and the command may not have run.
-            return Err(self.unreachable(format!(
-                "runtime API at {} closed the connection without answering {}",
-                self.settings.runtime,
-                quote(line)
-            )));
-        }
         if reply.chars().all(|c| c == '\n') {
             return Ok(());
         }
@@ -128,6 +145,12 @@ impl Inner {
     pub(super) async fn servers_state(&self) -> Result<Vec<ServerState>, StrategyError> {
         let line = format!("show servers state {}", self.settings.backend);
         let reply = self.command(&line).await?;
+        // A dump (its version line came) ends with an empty line; one that
+        // does not was cut between two lines — where HAProxy's buffer
+        // flushes fall — by a connection closed early.
+        if reply.starts_with("1\n") && !reply.ends_with("\n\n") {
+            return Err(self.cut_short(&line, reply.len()));
+        }
         parse_servers_state(&reply, &self.settings.backend).map_err(|why| {
             if why.is_empty() {
                 self.refusal(&line, &reply)
