@@ -716,6 +716,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_frontend_client_certs(o, &frontends);
         }
         self.check_frontend_binds(&frontends, &groups);
+        if let Some(o) = &orchestrator {
+            self.check_zone_ids(o, &frontends, &groups);
+        }
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);

@@ -291,6 +291,7 @@ mod schemes;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod zone_ids;
 
 use engine::*;
 /// A `[frontends.NAME]` entry checked against its kind.

@@ -2,7 +2,7 @@
 //! hosts dial must name one host and port (check-config).
 
 use super::{at, deployment_problems};
-use crate::{find, ok, pos_of_nth, BASE};
+use crate::{find, ok, pos_of_nth, problems, BASE};
 
 #[test]
 fn addresses_that_are_not_host_port_are_refused() {
@@ -138,4 +138,50 @@ fn dialled_addresses_in_every_form() {
     // Its wildcard is fine: the frontend's own host is where users go.
     let wild = BASE.replace("listen = \"10.0.0.5:443\"", "listen = \"0.0.0.0:443\"");
     assert_eq!(check(&wild), vec![]);
+}
+
+/// An IPv6 address with a zone id (`[fe80::1%2]`) parses and binds, but
+/// no URL can carry it: an orchestrator listening there without `url`
+/// was accepted and its agents then refused to start ("is not a URL"),
+/// a frontend's control there was accepted and every route the
+/// orchestrator sent it failed, and a group's listen there was accepted
+/// and the verify step (which probes it from its IP, zone lost) failed
+/// every failover. Each is refused at its key and line:col by every load;
+/// a zone beside a `url`, or where nothing builds a URL from it (a
+/// backend, a TCP check), is fine.
+#[test]
+fn an_address_with_a_zone_id_is_refused_where_it_is_reached_by_url() {
+    let zoned = "[fe80::1%2]";
+    // The orchestrator's API, a frontend's control API, a group's listen.
+    for (from, key) in [
+        ("10.0.0.2:7000", "orchestrator.listen"),
+        ("10.0.0.5:7100", "frontends.fe1.control"),
+        ("10.0.0.5:443", "groups.web.frontend.listen"),
+    ] {
+        let to = format!("{zoned}:{}", from.rsplit_once(':').unwrap().1);
+        let text = BASE.replace(from, &to);
+        let m = at(&text, key, &format!("\"{to}\""));
+        assert!(m.contains("zone id (%2)"), "{key}: {m}");
+    }
+    // A node without its url.
+    let nodes = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"10.0.0.2:7000\"\nstore = \"etcd\"",
+    ) + "\n[orchestrator.etcd]\nendpoints = [\"http://10.0.0.9:2379\"]\n\
+         [[orchestrator.nodes]]\nname = \"n1\"\nlisten = \"[fe80::1%2]:7000\"\n\
+         url = \"http://[fe80::1]:7000\"\n\
+         [[orchestrator.nodes]]\nname = \"n2\"\nlisten = \"[fe80::2%2]:7000\"\n";
+    let p = problems(&nodes);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "orchestrator.nodes[1].listen");
+    // Beside a url, on a backend, in a TCP check: fine.
+    ok(&BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[fe80::1%2]:7000\"\nurl = \"http://warden.example.net:7000\"",
+    ));
+    ok(&BASE.replace("10.1.0.10:8443", "[fe80::1%2]:8443"));
+    ok(&BASE.replace(
+        "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+        "kind = \"tcp\"\naddress = \"[fe80::1%2]:5432\"",
+    ));
 }
