@@ -716,6 +716,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_frontend_client_certs(o, &frontends);
         }
         self.check_frontend_binds(&frontends, &groups);
+        self.check_shared_records(&groups);
         if let Some(o) = &orchestrator {
             self.check_zone_ids(o, &frontends, &groups);
         }

@@ -281,6 +281,7 @@ impl<'t> SpanlessPlaces<'t> {
 
 mod checks;
 mod dial;
+mod dns_records;
 mod engine;
 mod identity;
 mod keystone;

@@ -1,7 +1,7 @@
 //! DNS names, URLs and DNS servers the services could not use: refused
 //! at their key and line:col, never echoing what may be a credential.
 
-use super::{at, with_dns};
+use super::{at, with_dns, RFC2136};
 use crate::{find, ok, problems, show, BASE};
 
 #[test]
@@ -159,4 +159,54 @@ fn port_zero_in_a_url_or_a_dns_server_is_refused() {
     ok(&format!(
         "{BASE}\n[[sites.tx.checks]]\nname = \"resolver\"\nkind = \"dns\"\nserver = \"10.2.0.53:5353\"\nquery = \"app.tx.example.org\"\n"
     ));
+}
+
+/// Two groups given one DNS record name (a name or an alias, in any case,
+/// with or without the final dot) on one server were accepted: both
+/// groups update it, each undoing the other's moves, and with rfc2136
+/// they share its marker `_warden.NAME`, so the group behind in epochs is
+/// refused as stale at every move. Refused at the later name, naming the
+/// first; the same name on another primary (another view) is fine.
+#[test]
+fn two_groups_cannot_update_one_dns_record() {
+    let second = |name: &str, server: &str| {
+        RFC2136
+            .replace("[groups.www", "[groups.shop")
+            .replace("\"shop.example.net\"", "\"cart.example.net\"")
+            .replace("name = \"www.example.net\"", &format!("name = \"{name}\""))
+            .replace(
+                "server = \"127.0.0.1:53\"",
+                &format!("server = \"{server}\""),
+            )
+    };
+    // The same name, in capitals with a final dot, on the same primary
+    // (its port left out: 53).
+    let text = with_dns("", "") + &second("WWW.Example.NET.", "127.0.0.1");
+    let m = at(&text, "groups.shop.dns.name", "\"WWW.Example.NET.\"");
+    assert!(m.contains("groups.www.dns.name"), "{m}");
+    // One group's name is the other's alias.
+    let text = with_dns("", "") + &second("shop.example.net", "127.0.0.1:53");
+    let m = at(&text, "groups.shop.dns.name", "\"shop.example.net\"");
+    assert!(m.contains("groups.www.dns.aliases[0]"), "{m}");
+    // Another primary: another view of the zone.
+    ok(&(with_dns("", "") + &second("www.example.net", "127.0.0.2:53")));
+    // No-IP, whichever of its update URLs.
+    let noip = |group: &str, server: &str| {
+        format!(
+            "\n[groups.{group}]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.{group}.dns]\nprovider = \"noip\"\n\
+             name = \"app.ddns.net\"\n{server}credentials = {{ file = \"/etc/warden/noip.cred\" }}\n\
+             user_agent = \"Co Prog/1 ops@example.net\"\naddresses = {{ ca = \"10.1.0.10\", tx = \"10.2.0.10\" }}\n"
+        )
+    };
+    let text = format!(
+        "{BASE}{}{}",
+        noip("a", ""),
+        noip(
+            "b",
+            "server = \"http://dynupdate.no-ip.com:8245/nic/update\"\n"
+        )
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{}", show(&p));
+    assert_eq!(p[0].key, "groups.b.dns.name");
 }

@@ -15,7 +15,7 @@ mod tokens;
 
 use crate::{find, pos_of_nth, problems, BASE};
 
-const RFC2136: &str = r#"
+pub(super) const RFC2136: &str = r#"
 [groups.www]
 sites = ["ca", "tx"]
 scheme = "dns"
