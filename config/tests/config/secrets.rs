@@ -342,3 +342,45 @@ fn a_token_no_header_can_carry_is_refused_at_load() {
     };
     assert!(Secret::load_token("k", &r).is_ok());
 }
+
+/// A secret reference to something that is not a file: a directory was
+/// told "readable by every user (mode 0755): run `chmod 600`", which
+/// fixes nothing; a FIFO blocked the process's start for ever, waiting
+/// for a writer; a file of any size was read whole (a device never ends).
+/// Each is refused saying what it is, never echoing a value.
+#[test]
+fn a_secret_reference_to_no_secret_file_says_what_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let at = |path: &std::path::Path| SecretRef {
+        file: Some(path.to_path_buf()),
+        env: None,
+        others_may_read: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = secret_err(&at(dir.path()));
+    assert!(e.contains("is a directory") && !e.contains("chmod"), "{e}");
+
+    let fifo = dir.path().join("token.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let r = at(&fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Secret::load("orchestrator.operator_token", &r).map(|_| ()));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Err(e)) => assert!(e.to_string().contains("a FIFO"), "{e}"),
+        Ok(Ok(())) => panic!("a FIFO was read as a secret"),
+        Err(_) => panic!("loading a secret from a FIFO hung"),
+    }
+
+    let big = file_with(&format!("{SECRET}{}", "x".repeat(100_000)));
+    let e = secret_err(&at(big.path()));
+    assert!(e.contains("larger than 65536 bytes"), "{e}");
+    assert!(!e.contains(SECRET), "{e}");
+}
