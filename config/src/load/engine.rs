@@ -17,6 +17,9 @@ pub(super) const SECRET_WORDS: &[&str] = &[
     "operators",
 ];
 
+/// A byte order mark, which some editors write at the start of a UTF-8 file.
+pub(super) const BOM: char = '\u{feff}';
+
 /// How a masked value is shown.
 pub(super) const MASK: &str = "\"****\"";
 
@@ -396,7 +399,11 @@ impl<'t, 'r> Cx<'t, 'r> {
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() + 1;
+        let mut col = before[line_start..].chars().count() + 1;
+        // A byte order mark (which toml skips) is no column an editor shows.
+        if line == 1 && offset > 0 && self.text.starts_with(BOM) {
+            col -= 1;
+        }
         (line, col)
     }
 

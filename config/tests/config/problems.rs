@@ -367,3 +367,27 @@ fn many_headers_nested_too_deep_are_reported_quickly() {
     assert!(!p.is_empty());
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// A byte order mark at the start of the file (some editors write one;
+/// toml skips it) is no column: a problem on the first line was placed
+/// one column to the right of where an editor shows it. Later lines, and
+/// a file without one, are unchanged.
+#[test]
+fn a_byte_order_mark_is_not_a_column() {
+    let text = format!("\u{feff}[orchestratorx]\n{BASE}");
+    let p = problems(&text);
+    let found = find(&p, "orchestratorx");
+    assert_eq!((found.line, found.col), (1, 2), "{}", show(&p));
+    let text = format!(
+        "\u{feff}{}",
+        BASE.replace("interval = \"500ms\"", "interval = \"5xx\"")
+    );
+    let found = one(&text);
+    assert_eq!((found.line, found.col), pos_of(&text, "\"5xx\""), "{found}");
+    // Bytes that are not UTF-8 on the first line, after the mark.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.conf");
+    std::fs::write(&path, b"\xef\xbb\xbfab\xff\n").unwrap();
+    let e = warden_config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("bom.conf:1:3: (file): not UTF-8"), "{e}");
+}
