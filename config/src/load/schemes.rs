@@ -713,6 +713,7 @@ impl<'t, 'r> Cx<'t, 'r> {
 /// host: the same IP and port, or a loopback IP at the port of a wildcard
 /// listen.
 fn own_listen(listen: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let (listen, b) = (canonical(listen), canonical(b));
     let wildcard = match listen.ip() {
         std::net::IpAddr::V4(v4) => v4.is_unspecified(),
         std::net::IpAddr::V6(v6) => {
@@ -724,9 +725,18 @@ fn own_listen(listen: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
         && (b.ip() == listen.ip() || (wildcard && b.ip().is_loopback()))
 }
 
+/// `a` with an IPv4-mapped IPv6 address (`[::ffff:10.0.0.5]:443`) as the
+/// IPv4 address it is: a dual-stack socket bound there binds the IPv4
+/// one (`[::ffff:0.0.0.0]` is the IPv4 wildcard), and a connection to it
+/// reaches it.
+pub(super) fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 /// Whether one host cannot bind both `a` and `b`: one port (not 0, any
 /// free one), and the same IP or a wildcard covering the other.
 pub(super) fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    let (a, b) = (canonical(a), canonical(b));
     // A v6 wildcard is dual-stack (Linux's default): it covers v4 too.
     let covers =
         |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());

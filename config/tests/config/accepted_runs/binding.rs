@@ -203,3 +203,40 @@ fn frontends_on_one_host_cannot_share_a_state_dir() {
     assert_eq!(check(&with("10.0.0.5:7101", "", "")), vec![]);
     assert_eq!(check(&with("10.0.0.6:7100", shared, shared)), vec![]);
 }
+
+/// An IPv4 address written as IPv4-mapped IPv6 (`[::ffff:10.0.0.5]`) is
+/// that IPv4 address to a dual-stack socket: bound, it binds it
+/// (`[::ffff:0.0.0.0]` binds the IPv4 wildcard), dialled, it reaches it.
+/// The checks that nothing is bound twice compared it as another address
+/// and accepted a frontend that then stopped at start (address in use), a
+/// backend that is the group's own listen, a control API at the
+/// orchestrator's. Each is refused as its IPv4 form is.
+#[test]
+fn an_ipv4_mapped_address_is_its_ipv4_address() {
+    for listen in ["[::ffff:10.0.0.5]:443", "[::ffff:0.0.0.0]:443"] {
+        let text = format!("{BASE}{}", WEB2.replace("LISTEN", listen));
+        let m = at(
+            &text,
+            "groups.web2.frontend.listen",
+            &format!("\"{listen}\""),
+        );
+        assert!(m.contains("binds this port already"), "{listen}: {m}");
+    }
+    // IPv6 proper is another address.
+    ok(&format!(
+        "{BASE}{}",
+        WEB2.replace("LISTEN", "[2001:db8::5]:443")
+    ));
+    let text = BASE.replace("\"10.1.0.10:8443\"", "\"[::ffff:10.0.0.5]:443\"");
+    let m = at(
+        &text,
+        "groups.web.frontend.backends.ca",
+        "\"[::ffff:10.0.0.5]:443\"",
+    );
+    assert!(m.contains("own listen address"), "{m}");
+    let text = BASE.replace("10.0.0.5:7100", "[::ffff:10.0.0.2]:7000");
+    ok(&text);
+    let ps = deployment_problems(&text);
+    let c = find(&ps, "frontends.fe1.control");
+    assert!(c.message.contains("orchestrator's API listens"), "{c}");
+}
