@@ -64,25 +64,63 @@ pub(super) fn fmt_path(base: &str, segs: &[Seg]) -> String {
     s
 }
 
-/// Split a dotted key made by [`fmt_path`] (with bare keys only) back into steps.
+/// Split a dotted key made by [`fmt_path`] back into steps: bare keys,
+/// `[N]` indexes, and keys it quoted (`addresses."t.x"`, written as Rust
+/// writes a string: a quoted key may hold a '.', a '[' or an escape).
 pub(super) fn parse_path(key: &str) -> Vec<Seg> {
     let mut out = Vec::new();
-    for part in key.split('.') {
-        let (name, mut rest) = part
-            .split_once('[')
-            .map(|(n, r)| (n, Some(r)))
-            .unwrap_or((part, None));
-        if !name.is_empty() {
-            out.push(Seg::Key(name.to_string()));
+    let mut chars = key.chars().peekable();
+    let mut name = String::new();
+    let mut named = false;
+    let end_key = |name: &mut String, named: &mut bool, out: &mut Vec<Seg>| {
+        if *named || !name.is_empty() {
+            out.push(Seg::Key(std::mem::take(name)));
         }
-        while let Some(r) = rest {
-            let (idx, tail) = r.split_once(']').unwrap_or((r, ""));
-            if let Ok(i) = idx.parse() {
-                out.push(Seg::Index(i));
+        *named = false;
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => end_key(&mut name, &mut named, &mut out),
+            '[' => {
+                end_key(&mut name, &mut named, &mut out);
+                let idx: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                if let Ok(i) = idx.parse() {
+                    out.push(Seg::Index(i));
+                }
             }
-            rest = tail.strip_prefix('[');
+            '"' if name.is_empty() && !named => {
+                named = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => name.push('\n'),
+                            Some('r') => name.push('\r'),
+                            Some('t') => name.push('\t'),
+                            Some('0') => name.push('\0'),
+                            Some('u') => {
+                                let hex: String = chars
+                                    .by_ref()
+                                    .skip_while(|c| *c == '{')
+                                    .take_while(|c| *c != '}')
+                                    .collect();
+                                if let Some(c) =
+                                    u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                                {
+                                    name.push(c);
+                                }
+                            }
+                            Some(other) => name.push(other),
+                            None => {}
+                        },
+                        other => name.push(other),
+                    }
+                }
+            }
+            other => name.push(other),
         }
     }
+    end_key(&mut name, &mut named, &mut out);
     out
 }
 

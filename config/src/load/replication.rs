@@ -45,7 +45,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         let group_sites: Vec<String> = list.iter().map(|s| s.get_ref().clone()).collect();
         for site in r.sites.keys() {
             if !group_sites.contains(site) {
-                let k = format!("{base}.sites.{site}");
+                let k = fmt_path(&format!("{base}.sites"), &[Seg::Key(site.clone())]);
                 self.push(
                     self.at(&k),
                     &k,

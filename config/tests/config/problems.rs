@@ -391,3 +391,34 @@ fn a_byte_order_mark_is_not_a_column() {
     let e = warden_config::load(&path).unwrap_err().to_string();
     assert!(e.contains("bom.conf:1:3: (file): not UTF-8"), "{e}");
 }
+
+/// A problem under a key that had to be quoted (`"t.x"`, not a name) was
+/// placed at the table around it (its path was split at the quoted dot),
+/// and a stranger site of a replication table was named `sites.c.a` and
+/// placed at its `sites` table.
+#[test]
+fn a_problem_under_a_quoted_key_is_placed_at_that_key() {
+    let text = format!(
+        "{BASE}\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\nprovider = \"rfc2136\"\n\
+         name = \"www.example.net\"\nserver = \"127.0.0.1:53\"\nzone = \"example.net\"\n\
+         credentials = {{ file = \"/etc/warden/tsig.key\" }}\nkey_name = \"k\"\n\
+         addresses = {{ ca = \"10.1.0.10\", tx = \"10.2.0.11\", \"t.x\" = \"10.2.0.10\" }}\n\
+         [groups.www.replication]\nplan = \"none\"\n[groups.www.replication.sites.\"c.a\"]\n"
+    );
+    let p = problems(&text);
+    let a = find(&p, "groups.www.dns.addresses.\"t.x\"");
+    assert_eq!(
+        (a.line, a.col),
+        pos_of(&text, "\"10.2.0.10\""),
+        "{}",
+        show(&p)
+    );
+    let r = find(&p, "groups.www.replication.sites.\"c.a\"");
+    // (A [header] table is placed at its header.)
+    assert_eq!(
+        (r.line, r.col),
+        (pos_of(&text, "\"c.a\"]").0, 1),
+        "{}",
+        show(&p)
+    );
+}
