@@ -29,6 +29,48 @@ pub(super) fn is_secret(key: &str) -> bool {
     SECRET_WORDS.iter().any(|w| k.contains(w))
 }
 
+/// `text` with the value of every `NAME=VALUE` whose name looks secret
+/// (see [`is_secret`]) masked: `DB_PASSWORD=s3cret` written in a
+/// `pass_env` (which lists names), `--password=s3cret` in a command,
+/// `?api_key=s3cret` in a check's URL are shown as `DB_PASSWORD=****`
+/// wherever a problem would echo them. The value ends at a quote, a space,
+/// `&`, `,`, `;`, or a closing bracket, brace or parenthesis.
+pub(super) fn mask_assignments(text: &str) -> String {
+    let ends =
+        |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&' | ',' | ';' | ']' | '}' | ')');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let (before, after) = rest.split_at(eq);
+        let after = &after[1..];
+        let name_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        let name = &before[name_start..];
+        // (An escaped character, `\"` in a Debug-quoted value, is part of it.)
+        let mut value_len = after.len();
+        let mut chars = after.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else if ends(c) {
+                value_len = i;
+                break;
+            }
+        }
+        out.push_str(before);
+        out.push('=');
+        if !name.is_empty() && is_secret(name) && value_len > 0 {
+            out.push_str("****");
+            rest = &after[value_len..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Rounds of "report, remove the bad key, try again" per table.
 pub(super) const MAX_ROUNDS: usize = 64;
 
@@ -500,8 +542,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             value.map(|_| MASK.to_string())
         } else {
-            value
+            value.map(|v| mask_assignments(&v))
         };
+        let message = mask_assignments(&message);
         self.problems.push(Problem {
             file: self.path.clone(),
             line,

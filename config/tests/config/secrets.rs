@@ -384,3 +384,45 @@ fn a_secret_reference_to_no_secret_file_says_what_it_is() {
     assert!(e.contains("larger than 65536 bytes"), "{e}");
     assert!(!e.contains(SECRET), "{e}");
 }
+
+/// A secret written as `NAME=VALUE` where no secret belongs was echoed
+/// by the problem it caused: `pass_env = ["DB_PASSWORD=…"]` (pass_env
+/// lists names; its message quoted the entry, its value the array), a
+/// command's `--password=…`, a check URL's `?api_key=…`. The value of
+/// every such assignment whose name looks secret is masked wherever a
+/// problem shows it; the name stays, to say what is wrong.
+#[test]
+fn a_secret_assigned_in_a_value_is_masked_wherever_a_problem_shows_it() {
+    let text = BASE
+        .replace(
+            "agent_token = { env = \"WARDEN_CA_TOKEN\" }",
+            &format!("agent_token = {{ env = \"WARDEN_CA_TOKEN\" }}\npass_env = [\"DB_PASSWORD={SECRET}\"]"),
+        )
+        .replace(
+            "http://127.0.0.1:8080/healthz",
+            &format!("http://127.0.0.1:0/healthz?api_key={SECRET}&x=1"),
+        )
+        + &format!(
+            "\n[[sites.tx.promote]]\nname = \"p\"\ncommand = [\"\", \"--password={SECRET}\"]\n"
+        );
+    let e = assert_no_leak(&text);
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{e}");
+    let env = find(&p, "sites.ca.pass_env");
+    assert!(
+        env.message.contains("\"DB_PASSWORD=****\"") && env.message.contains("not NAME=VALUE"),
+        "{env}"
+    );
+    assert!(
+        find(&p, "sites.ca.checks[0].url")
+            .to_string()
+            .contains("api_key=****&x=1"),
+        "{e}"
+    );
+    assert!(
+        find(&p, "sites.tx.promote[0].command")
+            .to_string()
+            .contains("--password=****"),
+        "{e}"
+    );
+}
