@@ -155,9 +155,18 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
             }
             P::Command => {
-                for (k, v) in [("start", &r.start), ("resync", &r.resync)] {
+                // start and resync are needed; stop, verify and lag, when
+                // given, run as they are (stop at every move away).
+                for (k, v, needed) in [
+                    ("start", &r.start, true),
+                    ("resync", &r.resync, true),
+                    ("stop", &r.stop, false),
+                    ("verify", &r.verify, false),
+                    ("lag", &r.lag, false),
+                ] {
                     match v {
-                        None => need(self, k, "[\"/path/to/prog\", \"arg\", ...]"),
+                        None if needed => need(self, k, "[\"/path/to/prog\", \"arg\", ...]"),
+                        None => {}
                         Some(argv) => {
                             if let Some(why) = argv_problem(argv) {
                                 let key = format!("{base}.{k}");

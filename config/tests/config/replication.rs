@@ -256,3 +256,30 @@ fn placement_names_the_agents_refuse_are_refused_here() {
         find(&p, key);
     }
 }
+
+/// A command plan's optional phases were never checked: `stop = []`, a
+/// `verify` whose program holds a NUL, `lag = [""]` passed check-config,
+/// and then every move away from the site failed its stop ("empty
+/// command"), every verify could not start, and the lag poller failed
+/// every 5 s. Each is refused at its key, as `start` and `resync` are.
+#[test]
+fn a_command_plans_optional_phases_are_checked_too() {
+    let text = format!(
+        "{BASE}\n[groups.web.replication]\nplan = \"command\"\n\
+         start = [\"/usr/local/bin/db-repl\", \"start\"]\nresync = [\"/usr/local/bin/db-repl\", \"resync\"]\n\
+         stop = []\nverify = [\"/usr/local/bin/db-repl\\u0000\"]\nlag = [\"\", \"lag\"]\n"
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{}", show(&p));
+    for (key, needle) in [
+        ("groups.web.replication.stop", "[]"),
+        (
+            "groups.web.replication.verify",
+            "[\"/usr/local/bin/db-repl\\u0000\"]",
+        ),
+        ("groups.web.replication.lag", "[\"\", \"lag\"]"),
+    ] {
+        let found = find(&p, key);
+        assert_eq!((found.line, found.col), pos_of(&text, needle), "{found}");
+    }
+}
