@@ -363,13 +363,22 @@ pub(super) fn humanize(msg: &str, node: Option<&Spanned<DeValue<'_>>>) -> String
 }
 
 /// Why an argv (a `command` check, a hook, `fence_command`, a notify or
-/// replication command) cannot be run, or `None`: it names no program, or
-/// holds a NUL character, which no argument of a started program can (the
+/// replication command) cannot be run, or `None`: it names no program,
+/// names it by a relative path (`./fence.sh`: found or not depending on
+/// the directory the process started in; a bare name is looked up in
+/// PATH), or holds a NUL character, which no argument of a started program can (the
 /// C strings of `execve` end at it) — every run would fail to start, a
 /// hook's at the failover that needs it.
 pub(super) fn argv_problem(argv: &[String]) -> Option<&'static str> {
     if argv.first().is_none_or(|p| p.is_empty()) {
         return Some("must name a program: [\"/path/to/prog\", \"arg\", ...]");
+    }
+    if argv[0].contains('/') && !argv[0].starts_with('/') {
+        return Some(
+            "names its program by a relative path, which is looked up from the directory the \
+             service happens to start in (\"/\" under systemd): every run could fail to find it; \
+             give its absolute path (or a bare name, looked up in PATH)",
+        );
     }
     if argv.iter().any(|a| a.contains('\0')) {
         return Some(

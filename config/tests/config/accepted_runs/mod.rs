@@ -5,12 +5,14 @@
 //!
 //! `dns_and_urls.rs` DNS names, URLs, DNS servers; `addresses.rs` HOST:PORT
 //! and dialled addresses; `binding.rs` one port or state_dir bound twice;
-//! `tokens.rs` a token shared between roles; `nul.rs` NUL in commands, paths.
+//! `tokens.rs` a token shared between roles; `nul.rs` NUL in commands, paths;
+//! `programs.rs` a program named by a relative path.
 
 mod addresses;
 mod binding;
 mod dns_and_urls;
 mod nul;
+mod programs;
 mod tokens;
 
 use crate::{find, pos_of_nth, problems, BASE};
