@@ -277,10 +277,14 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.push(self.at(&key), &key, Some(format!("{h:?}")), e);
                 }
             }
+            // (manifest, quarantine: where what was last confirmed in sync,
+            // and what a failback moved aside, are kept across restarts.)
             for (k, p) in [
                 ("path", &rs.path),
                 ("ssh_key", &rs.ssh_key),
                 ("known_hosts", &rs.known_hosts),
+                ("manifest", &rs.manifest),
+                ("quarantine", &rs.quarantine),
             ] {
                 if p.as_ref().is_some_and(|p| !p.is_absolute()) {
                     let key = format!("{skey}.{k}");

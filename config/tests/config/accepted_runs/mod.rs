@@ -6,7 +6,7 @@
 //! `dns_and_urls.rs` DNS names, URLs, DNS servers; `addresses.rs` HOST:PORT
 //! and dialled addresses; `binding.rs` one port or state_dir bound twice;
 //! `tokens.rs` a token shared between roles; `nul.rs` NUL in commands, paths;
-//! `programs.rs` a program named by a relative path.
+//! `programs.rs` a program or a file named by a relative path.
 
 mod addresses;
 mod binding;
