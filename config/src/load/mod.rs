@@ -285,7 +285,6 @@ impl<'t> SpanlessPlaces<'t> {
 
 mod checks;
 mod dial;
-mod dns_records;
 mod engine;
 mod identity;
 mod keystone;
@@ -293,6 +292,7 @@ mod notify;
 mod orchestrator;
 mod replication;
 mod schemes;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod tokens;

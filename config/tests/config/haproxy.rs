@@ -284,3 +284,31 @@ fn connect_retry_is_the_builtin_frontends_and_bounded() {
     assert_eq!(p.key, "groups.shop.frontend.connect_retry");
     assert!(p.message.contains("haproxy.cfg"), "{p}");
 }
+
+/// Two groups driving one backend of one HAProxy (the same runtime API,
+/// under one frontend name or two) were accepted: each group's route sets
+/// that backend's servers for its own site, undoing the other's moves,
+/// and each is fenced only against its own epochs. Refused at the later
+/// group's backend; another backend, or another HAProxy, is fine.
+#[test]
+fn two_groups_cannot_drive_one_haproxy_backend() {
+    let second = |backend: &str, frontends: &str| {
+        format!(
+            "\n[groups.cart]\nsites = [\"ca\", \"tx\"]\nscheme = \"frontend\"\n\n[groups.cart.frontend]\n\
+             driver = \"haproxy\"\nfrontends = [{frontends}]\nbackend = \"{backend}\"\n"
+        )
+    };
+    let text = base() + &second("be_shop", "\"hx2\"");
+    let p = one(&text);
+    assert_eq!(p.key, "groups.cart.frontend.backend");
+    assert_eq!((p.line, p.col), pos_of_nth(&text, "\"be_shop\"", 1));
+    assert!(p.message.contains("groups.shop.frontend.backend"), "{p}");
+    // The same HAProxy under another name.
+    let text = base()
+        + "\n[frontends.hx3]\nkind = \"haproxy\"\nruntime = \"[::ffff:127.0.0.1]:9999\"\n"
+        + &second("be_shop", "\"hx3\"");
+    assert_eq!(one(&text).key, "groups.cart.frontend.backend");
+    ok(&(base() + &second("be_cart", "\"hx1\", \"hx2\"")));
+    let other = base() + "\n[frontends.hx3]\nkind = \"haproxy\"\nruntime = \"127.0.0.1:9998\"\n";
+    ok(&(other + &second("be_shop", "\"hx3\"")));
+}
