@@ -71,6 +71,21 @@ pub(super) fn mask_assignments(text: &str) -> String {
     out
 }
 
+/// The most characters of a value a problem shows.
+pub(super) const MAX_SHOWN: usize = 120;
+
+/// A value as a problem shows it: one longer than [`MAX_SHOWN`]
+/// characters (a path or a list of 100,000) is cut, saying how long it
+/// is, so one line of the output says what is wrong.
+pub(super) fn shorten(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_SHOWN {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(MAX_SHOWN - 40).collect();
+    format!("{head}… ({n} characters)")
+}
+
 /// Rounds of "report, remove the bad key, try again" per table.
 pub(super) const MAX_ROUNDS: usize = 64;
 
@@ -551,7 +566,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             value.map(|_| MASK.to_string())
         } else {
-            value.map(|v| mask_assignments(&v))
+            value.map(|v| shorten(&mask_assignments(&v)))
         };
         let message = mask_assignments(&message);
         self.problems.push(Problem {

@@ -422,3 +422,22 @@ fn a_problem_under_a_quoted_key_is_placed_at_that_key() {
         show(&p)
     );
 }
+
+/// A problem showed its value whole however long it was: a relative
+/// data_dir of 100,000 characters made a problem line of 100 KB (in
+/// check-config's output and each service's log). A long value is cut,
+/// saying how long it is; a short one is shown whole.
+#[test]
+fn a_long_value_is_shown_cut() {
+    let long = "a".repeat(100_000);
+    let text = BASE.replace("\"/var/lib/warden\"", &format!("\"{long}\""));
+    let p = one(&text);
+    let line = p.to_string();
+    assert!(line.len() < 1000, "{} bytes", line.len());
+    assert!(
+        line.contains("(100002 characters)") && line.contains("absolute path"),
+        "{line}"
+    );
+    let p = one(&BASE.replace("\"/var/lib/warden\"", "\"var/lib/warden\""));
+    assert_eq!(p.value.as_deref(), Some("\"var/lib/warden\""));
+}
