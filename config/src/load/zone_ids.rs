@@ -6,6 +6,9 @@
 //! probes from its IP must not have one: the orchestrator's API when no
 //! `url` says where it is reached (each node's), a built-in frontend's
 //! control API, and a frontend group's `listen` (the verify step's entry).
+//! And a link-local address without its zone (`[fe80::1]:7000`) cannot be
+//! bound at all (the kernel refuses it: "Invalid argument"), nor reached:
+//! refused wherever a process binds it.
 //! Checked by every load: no process could use such a config.
 
 use std::net::SocketAddr;
@@ -39,6 +42,26 @@ impl<'t, 'r> Cx<'t, 'r> {
                  address without a zone",
             );
         }
+        // What a process binds: a link-local address needs its zone there.
+        let mut binds: Vec<(String, SocketAddr)> = Vec::new();
+        if o.nodes.is_empty() {
+            binds.push(("orchestrator.listen".into(), o.listen));
+        }
+        for (i, n) in o.nodes.iter().enumerate() {
+            binds.push((format!("orchestrator.nodes[{i}].listen"), n.listen));
+        }
+        for (name, f) in frontends {
+            binds.push((format!("frontends.{name}.control"), f.control));
+        }
+        for (name, g) in groups {
+            let listen = g.frontend_scheme().filter(|_| g.scheme() != Scheme::Dns);
+            if let Some(l) = listen.and_then(|f| f.listen) {
+                binds.push((format!("groups.{name}.frontend.listen"), l));
+            }
+        }
+        for (key, addr) in binds {
+            self.link_local(&key, addr);
+        }
         for (name, g) in groups {
             // (A frontend table a dns group has is reported as unused.)
             let used = g.scheme() != Scheme::Dns;
@@ -52,6 +75,21 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+    }
+
+    /// Report `addr` at `key` if it is link-local without a zone.
+    fn link_local(&mut self, key: &str, addr: SocketAddr) {
+        let SocketAddr::V6(v6) = addr else { return };
+        if v6.scope_id() != 0 || v6.ip().segments()[0] & 0xffc0 != 0xfe80 {
+            return;
+        }
+        self.push(
+            self.at(key),
+            key,
+            self.value_at(key),
+            "is a link-local address without its zone: no socket can be bound there (the \
+             kernel refuses it), and none reached; give an address that is not link-local",
+        );
     }
 
     /// Report `addr` at `key` if it has a zone id; `why` says what reaches it.

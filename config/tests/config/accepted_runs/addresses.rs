@@ -185,3 +185,30 @@ fn an_address_with_a_zone_id_is_refused_where_it_is_reached_by_url() {
         "kind = \"tcp\"\naddress = \"[fe80::1%2]:5432\"",
     ));
 }
+
+/// A link-local IPv6 address without its zone (`[fe80::1]:7000`) cannot
+/// be bound (the kernel says "Invalid argument"): an orchestrator, a
+/// frontend's control API or a group's listen there passed check-config
+/// and the process stopped at start. Refused at its key; a link-local
+/// address with its zone beside a url binds (the orchestrator's).
+#[test]
+fn a_link_local_address_without_its_zone_is_refused_where_it_is_bound() {
+    for (from, key) in [
+        ("10.0.0.2:7000", "orchestrator.listen"),
+        ("10.0.0.5:7100", "frontends.fe1.control"),
+        ("10.0.0.5:443", "groups.web.frontend.listen"),
+    ] {
+        let to = format!("[fe80::1]:{}", from.rsplit_once(':').unwrap().1);
+        let text = BASE.replace(from, &to);
+        let m = at(&text, key, &format!("\"{to}\""));
+        assert!(
+            m.contains("link-local address without its zone"),
+            "{key}: {m}"
+        );
+    }
+    ok(&BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[fe80::1%2]:7000\"\nurl = \"http://warden.example.net:7000\"",
+    ));
+    ok(&BASE.replace("10.0.0.2:7000", "[fd00::2]:7000"));
+}
