@@ -225,6 +225,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                  agents, frontends' owners and the CLI reach the API: give this host's name or address",
             );
         }
+        let link_local = matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.segments()[0] & 0xffc0 == 0xfe80);
+        if link_local {
+            self.push(
+                self.at(key),
+                key,
+                self.value_at(key),
+                "a link-local address is reached only with its zone (the interface), which no URL \
+                 can carry: every connection to it fails; give this host's name or another address",
+            );
+        }
     }
 
     /// A frontend's control or runtime address, dialled by the

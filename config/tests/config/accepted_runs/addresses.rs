@@ -212,3 +212,23 @@ fn a_link_local_address_without_its_zone_is_refused_where_it_is_bound() {
     ));
     ok(&BASE.replace("10.0.0.2:7000", "[fd00::2]:7000"));
 }
+
+/// check-config: an orchestrator url (a node's) naming a link-local IPv6
+/// address (`http://[fe80::1]:7000`) parses, but a connection to a
+/// link-local address needs its zone, which a URL cannot carry: every
+/// agent report and CLI call failed ("Invalid argument"). Refused at the
+/// url.
+#[test]
+fn a_url_other_hosts_dial_is_not_link_local() {
+    let text = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[fe80::1%2]:7000\"\nurl = \"http://[fe80::1]:7000\"",
+    );
+    ok(&text);
+    let ps = deployment_problems(&text);
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0].key, "orchestrator.url");
+    assert!(ps[0].message.contains("link-local"), "{ps:?}");
+    let fine = text.replace("http://[fe80::1]:7000", "http://[2001:db8::2]:7000");
+    assert_eq!(deployment_problems(&fine), vec![]);
+}
