@@ -37,11 +37,7 @@ impl Secret {
             reason,
         };
         let value = match (&r.file, &r.env) {
-            (Some(path), None) => {
-                check_mode(key, path, r.others_may_read)?;
-                std::fs::read_to_string(path)
-                    .map_err(|e| err(format!("cannot read secret file {}: {e}", path.display())))?
-            }
+            (Some(path), None) => read_file(key, path, r.others_may_read)?,
             (None, Some(var)) => std::env::var(var).map_err(|_| {
                 err(format!(
                     "environment variable {var} is not set (or not UTF-8)"
@@ -112,14 +108,72 @@ impl Secret {
     }
 }
 
+/// The largest secret file read: a token, a password or a TSIG key file
+/// is far smaller, and a file that never ends (`/dev/zero`) must not be
+/// read into memory until the process dies.
+pub const MAX_SECRET_BYTES: u64 = 64 * 1024;
+
+/// The content of secret file `path`: a regular file (or a link to one)
+/// of at most [`MAX_SECRET_BYTES`], UTF-8, not readable by every user
+/// (see [`check_mode`]). A directory, a FIFO (whose open would wait for a
+/// writer for ever, the process never started) or a device is refused,
+/// saying what it is.
+fn read_file(
+    key: &str,
+    path: &std::path::Path,
+    others_may_read: bool,
+) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let err = |reason: String| ConfigError::Secret {
+        key: key.to_string(),
+        reason,
+    };
+    let cannot =
+        |e: std::io::Error| err(format!("cannot read secret file {}: {e}", path.display()));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        let what = if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(err(format!(
+            "secret file {} is {what}, not a file: give the file that holds the secret",
+            path.display()
+        )));
+    }
+    check_mode(key, path, &meta, others_may_read)?;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SECRET_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(err(format!(
+            "secret file {} is larger than {MAX_SECRET_BYTES} bytes: not a secret (a token, a \
+             password or a key file is far smaller); check the path",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| err(format!("secret file {} is not UTF-8 text", path.display())))
+}
+
 /// A secret file that every user can read is refused (the message says how
 /// to fix it), or only warned about when the reference says
 /// `others_may_read = true`.
-fn check_mode(key: &str, path: &std::path::Path, others_may_read: bool) -> Result<(), ConfigError> {
+fn check_mode(
+    key: &str,
+    path: &std::path::Path,
+    meta: &std::fs::Metadata,
+    others_may_read: bool,
+) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return Ok(()); // the read that follows says why
-    };
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o004 == 0 {
         return Ok(());

@@ -202,6 +202,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let Some(d) = &site.state_dir {
             self.check_state_dir(&format!("sites.{name}.state_dir"), d);
         }
+        if let Some(c) = &site.client_tls {
+            self.check_client_tls(&format!("sites.{name}.client_tls"), c);
+        }
         if let Some(every) = site.report_interval {
             self.at_least(
                 &format!("sites.{name}.report_interval"),

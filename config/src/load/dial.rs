@@ -21,7 +21,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::schemes::binds_clash;
+use super::schemes::{binds_clash, canonical};
 use super::*;
 
 impl<'t, 'r> Cx<'t, 'r> {
@@ -126,7 +126,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             let same_host = |other: &str| {
                 frontends
                     .get(other)
-                    .is_some_and(|o| o.control.ip() == c.control.ip())
+                    .is_some_and(|o| o.control.ip().to_canonical() == c.control.ip().to_canonical())
             };
             let dir = state_dir(fe, c);
             if let Some((other, _)) = frontends
@@ -225,6 +225,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                  agents, frontends' owners and the CLI reach the API: give this host's name or address",
             );
         }
+        let link_local = matches!(parsed.host(), Some(url::Host::Ipv6(ip)) if ip.segments()[0] & 0xffc0 == 0xfe80);
+        if link_local {
+            self.push(
+                self.at(key),
+                key,
+                self.value_at(key),
+                "a link-local address is reached only with its zone (the interface), which no URL \
+                 can carry: every connection to it fails; give this host's name or another address",
+            );
+        }
     }
 
     /// A frontend's control or runtime address, dialled by the
@@ -236,7 +246,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         if addr.port() == 0 {
             return;
         }
+        let addr = canonical(addr);
         let same = |api: &SocketAddr| {
+            let api = canonical(*api);
             api.port() == addr.port()
                 && (api.ip() == addr.ip() || (wildcard(api.ip()) && addr.ip().is_loopback()))
         };
@@ -271,15 +283,19 @@ impl<'t, 'r> Cx<'t, 'r> {
         if listen.port() == 0 {
             return;
         }
+        let listen = canonical(listen);
         let on_api_host = |ip: IpAddr, api: IpAddr| {
             ip == api || (ip.is_loopback() && (api.is_loopback() || wildcard(api)))
         };
         let clash = |api: &SocketAddr| {
+            let api = canonical(*api);
             api.port() == listen.port()
                 && (listen.ip() == api.ip()
                     || (wildcard(api.ip()) && listen.ip().is_loopback())
                     || (wildcard(listen.ip())
-                        && controls.iter().any(|c| on_api_host(c.ip(), api.ip()))))
+                        && controls
+                            .iter()
+                            .any(|c| on_api_host(c.ip().to_canonical(), api.ip()))))
         };
         if let Some((api_key, _)) = apis.iter().find(|(_, api)| clash(api)) {
             let key = format!("groups.{group}.frontend.listen");

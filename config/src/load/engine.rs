@@ -17,6 +17,9 @@ pub(super) const SECRET_WORDS: &[&str] = &[
     "operators",
 ];
 
+/// A byte order mark, which some editors write at the start of a UTF-8 file.
+pub(super) const BOM: char = '\u{feff}';
+
 /// How a masked value is shown.
 pub(super) const MASK: &str = "\"****\"";
 
@@ -24,6 +27,63 @@ pub(super) const MASK: &str = "\"****\"";
 pub(super) fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|w| k.contains(w))
+}
+
+/// `text` with the value of every `NAME=VALUE` whose name looks secret
+/// (see [`is_secret`]) masked: `DB_PASSWORD=s3cret` written in a
+/// `pass_env` (which lists names), `--password=s3cret` in a command,
+/// `?api_key=s3cret` in a check's URL are shown as `DB_PASSWORD=****`
+/// wherever a problem would echo them. The value ends at a quote, a space,
+/// `&`, `,`, `;`, or a closing bracket, brace or parenthesis.
+pub(super) fn mask_assignments(text: &str) -> String {
+    let ends =
+        |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '&' | ',' | ';' | ']' | '}' | ')');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let (before, after) = rest.split_at(eq);
+        let after = &after[1..];
+        let name_start = before
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        let name = &before[name_start..];
+        // (An escaped character, `\"` in a Debug-quoted value, is part of it.)
+        let mut value_len = after.len();
+        let mut chars = after.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '\\' {
+                chars.next();
+            } else if ends(c) {
+                value_len = i;
+                break;
+            }
+        }
+        out.push_str(before);
+        out.push('=');
+        if !name.is_empty() && is_secret(name) && value_len > 0 {
+            out.push_str("****");
+            rest = &after[value_len..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The most characters of a value a problem shows.
+pub(super) const MAX_SHOWN: usize = 120;
+
+/// A value as a problem shows it: one longer than [`MAX_SHOWN`]
+/// characters (a path or a list of 100,000) is cut, saying how long it
+/// is, so one line of the output says what is wrong.
+pub(super) fn shorten(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= MAX_SHOWN {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(MAX_SHOWN - 40).collect();
+    format!("{head}… ({n} characters)")
 }
 
 /// Rounds of "report, remove the bad key, try again" per table.
@@ -61,25 +121,63 @@ pub(super) fn fmt_path(base: &str, segs: &[Seg]) -> String {
     s
 }
 
-/// Split a dotted key made by [`fmt_path`] (with bare keys only) back into steps.
+/// Split a dotted key made by [`fmt_path`] back into steps: bare keys,
+/// `[N]` indexes, and keys it quoted (`addresses."t.x"`, written as Rust
+/// writes a string: a quoted key may hold a '.', a '[' or an escape).
 pub(super) fn parse_path(key: &str) -> Vec<Seg> {
     let mut out = Vec::new();
-    for part in key.split('.') {
-        let (name, mut rest) = part
-            .split_once('[')
-            .map(|(n, r)| (n, Some(r)))
-            .unwrap_or((part, None));
-        if !name.is_empty() {
-            out.push(Seg::Key(name.to_string()));
+    let mut chars = key.chars().peekable();
+    let mut name = String::new();
+    let mut named = false;
+    let end_key = |name: &mut String, named: &mut bool, out: &mut Vec<Seg>| {
+        if *named || !name.is_empty() {
+            out.push(Seg::Key(std::mem::take(name)));
         }
-        while let Some(r) = rest {
-            let (idx, tail) = r.split_once(']').unwrap_or((r, ""));
-            if let Ok(i) = idx.parse() {
-                out.push(Seg::Index(i));
+        *named = false;
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => end_key(&mut name, &mut named, &mut out),
+            '[' => {
+                end_key(&mut name, &mut named, &mut out);
+                let idx: String = chars.by_ref().take_while(|c| *c != ']').collect();
+                if let Ok(i) = idx.parse() {
+                    out.push(Seg::Index(i));
+                }
             }
-            rest = tail.strip_prefix('[');
+            '"' if name.is_empty() && !named => {
+                named = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('n') => name.push('\n'),
+                            Some('r') => name.push('\r'),
+                            Some('t') => name.push('\t'),
+                            Some('0') => name.push('\0'),
+                            Some('u') => {
+                                let hex: String = chars
+                                    .by_ref()
+                                    .skip_while(|c| *c == '{')
+                                    .take_while(|c| *c != '}')
+                                    .collect();
+                                if let Some(c) =
+                                    u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                                {
+                                    name.push(c);
+                                }
+                            }
+                            Some(other) => name.push(other),
+                            None => {}
+                        },
+                        other => name.push(other),
+                    }
+                }
+            }
+            other => name.push(other),
         }
     }
+    end_key(&mut name, &mut named, &mut out);
     out
 }
 
@@ -280,13 +378,22 @@ pub(super) fn humanize(msg: &str, node: Option<&Spanned<DeValue<'_>>>) -> String
 }
 
 /// Why an argv (a `command` check, a hook, `fence_command`, a notify or
-/// replication command) cannot be run, or `None`: it names no program, or
-/// holds a NUL character, which no argument of a started program can (the
+/// replication command) cannot be run, or `None`: it names no program,
+/// names it by a relative path (`./fence.sh`: found or not depending on
+/// the directory the process started in; a bare name is looked up in
+/// PATH), or holds a NUL character, which no argument of a started program can (the
 /// C strings of `execve` end at it) — every run would fail to start, a
 /// hook's at the failover that needs it.
 pub(super) fn argv_problem(argv: &[String]) -> Option<&'static str> {
     if argv.first().is_none_or(|p| p.is_empty()) {
         return Some("must name a program: [\"/path/to/prog\", \"arg\", ...]");
+    }
+    if argv[0].contains('/') && !argv[0].starts_with('/') {
+        return Some(
+            "names its program by a relative path, which is looked up from the directory the \
+             service happens to start in (\"/\" under systemd): every run could fail to find it; \
+             give its absolute path (or a bare name, looked up in PATH)",
+        );
     }
     if argv.iter().any(|a| a.contains('\0')) {
         return Some(
@@ -396,7 +503,11 @@ impl<'t, 'r> Cx<'t, 'r> {
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        let col = before[line_start..].chars().count() + 1;
+        let mut col = before[line_start..].chars().count() + 1;
+        // A byte order mark (which toml skips) is no column an editor shows.
+        if line == 1 && offset > 0 && self.text.starts_with(BOM) {
+            col -= 1;
+        }
         (line, col)
     }
 
@@ -455,8 +566,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             value.map(|_| MASK.to_string())
         } else {
-            value
+            value.map(|v| shorten(&mask_assignments(&v)))
         };
+        let message = mask_assignments(&message);
         self.problems.push(Problem {
             file: self.path.clone(),
             line,
@@ -716,7 +828,11 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_frontend_client_certs(o, &frontends);
         }
         self.check_frontend_binds(&frontends, &groups);
-        self.check_haproxy_backends(&haproxy_frontends, &groups);
+        self.check_shared_records(&groups);
+        self.check_shared_backends(&groups, &haproxy_frontends);
+        if let Some(o) = &orchestrator {
+            self.check_zone_ids(o, &frontends, &groups);
+        }
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);

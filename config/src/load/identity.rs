@@ -6,7 +6,7 @@ use super::*;
 
 impl<'t, 'r> Cx<'t, 'r> {
     /// Two sites of one group that identify themselves alike cannot be told
-    /// apart by a verify step: refused.
+    /// apart by a verify step: refused (see [`alike`]).
     pub(super) fn check_identities(
         &mut self,
         group: &str,
@@ -22,14 +22,14 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ) else {
                     continue;
                 };
-                if ia == ib {
+                if let Some(how) = alike(ia, ib) {
                     let key = format!("sites.{}.identity", b.get_ref());
                     self.push(
                         self.at(&key),
                         &key,
                         None,
                         format!(
-                            "the same as sites.{}.identity, and both serve group {group}: a verify step could not tell them apart",
+                            "{how} sites.{}.identity, and both serve group {group}: a verify step could not tell them apart",
                             a.get_ref()
                         ),
                     );
@@ -90,5 +90,48 @@ impl<'t, 'r> Cx<'t, 'r> {
         if id.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
         }
+    }
+}
+
+/// How `b` is identified like `a`, if an answer of one site can match the
+/// other's identity: the same header (names compare without case, as
+/// HTTP's do) with the same value, whatever path or timeout each asks
+/// with; or a `body_contains` inside the other's (an answer holding
+/// "node web10" holds "node web1" too).
+fn alike(a: &crate::Identity, b: &crate::Identity) -> Option<&'static str> {
+    match (a, b) {
+        (
+            crate::Identity {
+                header: Some(ha),
+                value: Some(va),
+                ..
+            },
+            crate::Identity {
+                header: Some(hb),
+                value: Some(vb),
+                ..
+            },
+        ) => (ha.eq_ignore_ascii_case(hb) && va == vb).then_some("the same header and value as"),
+        (
+            crate::Identity {
+                body_contains: Some(na),
+                ..
+            },
+            crate::Identity {
+                body_contains: Some(nb),
+                ..
+            },
+        ) => {
+            if na.is_empty() || nb.is_empty() {
+                None // refused on its own: it matches every answer
+            } else if na == nb {
+                Some("the same as")
+            } else if na.contains(nb.as_str()) || nb.contains(na.as_str()) {
+                Some("a body_contains inside (or around) that of")
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }

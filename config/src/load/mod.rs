@@ -132,7 +132,11 @@ fn load_with(path: &Path, deployment: bool) -> Result<Config, ConfigError> {
             let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
             let line = good.iter().filter(|b| **b == b'\n').count() + 1;
             let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            let mut col = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+            // A byte order mark is no column an editor shows.
+            if line == 1 && good.starts_with("\u{feff}".as_bytes()) {
+                col -= 1;
+            }
             return Err(problem(
                 line,
                 col,
@@ -288,9 +292,11 @@ mod notify;
 mod orchestrator;
 mod replication;
 mod schemes;
+mod shared;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod zone_ids;
 
 use engine::*;
 /// A `[frontends.NAME]` entry checked against its kind.

@@ -61,6 +61,9 @@ impl<'t, 'r> Cx<'t, 'r> {
                 "shorter: a loop that never rests, or every request timed out)",
             );
         }
+        if let Some(c) = &o.client_tls {
+            self.check_client_tls("orchestrator.client_tls", c);
+        }
         if let Some(t) = &o.tls {
             self.check_tls("orchestrator.tls", t);
             if o.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
@@ -408,14 +411,29 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
+    /// A client certificate's files are absolute paths, like a server's.
+    pub(super) fn check_client_tls(&mut self, key: &str, c: &crate::ClientTls) {
+        self.absolute_files(key, [("cert", Some(&c.cert)), ("key", Some(&c.key))]);
+    }
+
     /// A TLS table's files are absolute paths.
     pub(super) fn check_tls(&mut self, key: &str, t: &crate::TlsConfig) {
-        let files = [
-            ("cert", Some(&t.cert)),
-            ("key", Some(&t.key)),
-            ("ca", t.ca.as_ref()),
-            ("client_ca", t.client_ca.as_ref()),
-        ];
+        self.absolute_files(
+            key,
+            [
+                ("cert", Some(&t.cert)),
+                ("key", Some(&t.key)),
+                ("ca", t.ca.as_ref()),
+                ("client_ca", t.client_ca.as_ref()),
+            ],
+        );
+    }
+
+    fn absolute_files<'p>(
+        &mut self,
+        key: &str,
+        files: impl IntoIterator<Item = (&'static str, Option<&'p std::path::PathBuf>)>,
+    ) {
         for (field, path) in files {
             if let Some(p) = path {
                 if !p.is_absolute() {

@@ -45,7 +45,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         let group_sites: Vec<String> = list.iter().map(|s| s.get_ref().clone()).collect();
         for site in r.sites.keys() {
             if !group_sites.contains(site) {
-                let k = format!("{base}.sites.{site}");
+                let k = fmt_path(&format!("{base}.sites"), &[Seg::Key(site.clone())]);
                 self.push(
                     self.at(&k),
                     &k,
@@ -112,13 +112,28 @@ impl<'t, 'r> Cx<'t, 'r> {
                     need(self, "containers", "[\"name\", ...] (the placement list)");
                 }
                 for (i, c) in r.containers.iter().enumerate() {
-                    if c.is_empty() || c.contains('/') {
+                    if let Some(why) = placement_container_problem(c) {
                         let k = format!("{base}.containers[{i}]");
+                        self.push(self.at(&k), &k, Some(format!("{c:?}")), why);
+                    }
+                }
+                // Named in every X-Container-Sync-To (`//REALM/CLUSTER/…`).
+                let names = std::iter::once((format!("{base}.realm"), r.realm.as_ref())).chain(
+                    r.sites
+                        .iter()
+                        .map(|(s, rs)| (format!("{base}.sites.{s}.cluster"), rs.cluster.as_ref())),
+                );
+                for (k, v) in names {
+                    let Some(v) = v.filter(|_| plan == P::SwiftContainerSync) else {
+                        continue;
+                    };
+                    if v.is_empty() || v.contains('/') || v.chars().any(char::is_control) {
                         self.push(
                             self.at(&k),
                             &k,
-                            Some(format!("{c:?}")),
-                            "must be a container name (no '/')",
+                            Some(format!("{v:?}")),
+                            "must be a realm or cluster name from container-sync-realms.conf \
+                             (not empty, no '/' or control character)",
                         );
                     }
                 }
@@ -140,9 +155,18 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
             }
             P::Command => {
-                for (k, v) in [("start", &r.start), ("resync", &r.resync)] {
+                // start and resync are needed; stop, verify and lag, when
+                // given, run as they are (stop at every move away).
+                for (k, v, needed) in [
+                    ("start", &r.start, true),
+                    ("resync", &r.resync, true),
+                    ("stop", &r.stop, false),
+                    ("verify", &r.verify, false),
+                    ("lag", &r.lag, false),
+                ] {
                     match v {
-                        None => need(self, k, "[\"/path/to/prog\", \"arg\", ...]"),
+                        None if needed => need(self, k, "[\"/path/to/prog\", \"arg\", ...]"),
+                        None => {}
                         Some(argv) => {
                             if let Some(why) = argv_problem(argv) {
                                 let key = format!("{base}.{k}");
@@ -253,10 +277,14 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.push(self.at(&key), &key, Some(format!("{h:?}")), e);
                 }
             }
+            // (manifest, quarantine: where what was last confirmed in sync,
+            // and what a failback moved aside, are kept across restarts.)
             for (k, p) in [
                 ("path", &rs.path),
                 ("ssh_key", &rs.ssh_key),
                 ("known_hosts", &rs.known_hosts),
+                ("manifest", &rs.manifest),
+                ("quarantine", &rs.quarantine),
             ] {
                 if p.as_ref().is_some_and(|p| !p.is_absolute()) {
                     let key = format!("{skey}.{k}");
@@ -396,4 +424,39 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
         }
     }
+}
+
+/// The suffix of the side container a quarantined object goes to
+/// (`NAME.warden-quarantine`, the agents' `quarantine_container`).
+const QUARANTINE_SUFFIX: &str = ".warden-quarantine";
+
+/// Why `c` cannot be a container of a Swift plan's placement list, or
+/// `None`: the agents' copier and resync refuse such a list when the
+/// replication starts (at a failover) — an empty name, one with a '/' or
+/// a control character, "." or ".." (URLs resolve them into another
+/// path), or one whose quarantine container (`NAME.warden-quarantine`)
+/// would pass Swift's 256 bytes.
+fn placement_container_problem(c: &str) -> Option<String> {
+    let max = 256 - QUARANTINE_SUFFIX.len();
+    let why = if c.is_empty() {
+        "is empty".to_string()
+    } else if c.contains('/') {
+        "holds a '/' (a container name is one path segment)".into()
+    } else if c.chars().any(char::is_control) {
+        "holds a control character".into()
+    } else if c == "." || c == ".." {
+        "is \".\" or \"..\", which a URL resolves into another path".into()
+    } else if c.len() > max {
+        format!(
+            "is {} bytes long; at most {max}, so that its quarantine container \
+             (NAME{QUARANTINE_SUFFIX}) fits Swift's 256",
+            c.len()
+        )
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{why}: not a usable container name: the agents would refuse the placement list when the replication \
+         or its resync starts (a failover, a failback)"
+    ))
 }

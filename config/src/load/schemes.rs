@@ -164,63 +164,6 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
     }
 
-    /// Two groups cannot drive one backend of one HAProxy (the same
-    /// `[frontends.NAME]`, or two names on one runtime address): each keeps
-    /// its own fence there and routes by putting the servers of its other
-    /// sites in maintenance, so each undoes the other's routes — and each
-    /// one's reconciliation moves them back, cutting users on every pass —
-    /// and the backend's users reach either group's sites. Reported at the
-    /// later group's `backend`.
-    pub(super) fn check_haproxy_backends(
-        &mut self,
-        haproxy: &BTreeMap<String, HaproxyFrontendConfig>,
-        groups: &BTreeMap<String, GroupConfig>,
-    ) {
-        // Who drives what: (runtime, backend, group, frontend).
-        let mut driven: Vec<(&RuntimeAddr, &str, &str, &str)> = Vec::new();
-        for (g, gc) in groups {
-            let Some(fs) = gc.frontend.as_ref().map(|f| f.get_ref()) else {
-                continue;
-            };
-            let Some(backend) = fs.backend.as_ref() else {
-                continue;
-            };
-            if *fs.driver.get_ref() != FrontendDriverKind::Haproxy {
-                continue;
-            }
-            let be = backend.get_ref().as_str();
-            let mut mine = Vec::new();
-            for fe in &fs.frontends {
-                let fe = fe.get_ref().as_str();
-                let Some(h) = haproxy.get(fe) else { continue };
-                mine.push((&h.runtime, be, g.as_str(), fe));
-            }
-            let first = mine.iter().find_map(|(runtime, _, _, fe)| {
-                driven
-                    .iter()
-                    .find(|(r, b, _, _)| r == runtime && *b == be)
-                    .map(|(_, _, other, by)| (*other, *by, *runtime, *fe))
-            });
-            if let Some((other, by, runtime, fe)) = first {
-                let which = if by == fe {
-                    format!("frontend {by}")
-                } else {
-                    format!("frontend {by}: the same runtime {runtime} as {fe}")
-                };
-                let key = format!("groups.{g}.frontend.backend");
-                self.push(
-                    backend.span(),
-                    &key,
-                    Some(format!("{be:?}")),
-                    format!(
-                        "group {other} drives backend {be} of this HAProxy ({which}) already: two groups on one backend undo each other's routes (each puts the servers of its other sites in maintenance) and share its users; give each group its own backend in haproxy.cfg"
-                    ),
-                );
-            }
-            driven.extend(mine);
-        }
-    }
-
     pub(super) fn check_frontend_scheme(
         &mut self,
         name: &str,
@@ -804,6 +747,7 @@ impl<'t, 'r> Cx<'t, 'r> {
 /// host: the same IP and port, or a loopback IP at the port of a wildcard
 /// listen.
 fn own_listen(listen: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let (listen, b) = (canonical(listen), canonical(b));
     let wildcard = match listen.ip() {
         std::net::IpAddr::V4(v4) => v4.is_unspecified(),
         std::net::IpAddr::V6(v6) => {
@@ -815,9 +759,18 @@ fn own_listen(listen: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
         && (b.ip() == listen.ip() || (wildcard && b.ip().is_loopback()))
 }
 
+/// `a` with an IPv4-mapped IPv6 address (`[::ffff:10.0.0.5]:443`) as the
+/// IPv4 address it is: a dual-stack socket bound there binds the IPv4
+/// one (`[::ffff:0.0.0.0]` is the IPv4 wildcard), and a connection to it
+/// reaches it.
+pub(super) fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(a.ip().to_canonical(), a.port())
+}
+
 /// Whether one host cannot bind both `a` and `b`: one port (not 0, any
 /// free one), and the same IP or a wildcard covering the other.
 pub(super) fn binds_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    let (a, b) = (canonical(a), canonical(b));
     // A v6 wildcard is dual-stack (Linux's default): it covers v4 too.
     let covers =
         |w: SocketAddr, o: SocketAddr| w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4());

@@ -308,3 +308,20 @@ fn a_body_limit_below_an_agents_largest_report_is_refused() {
     let ok = text.replace("max_body_bytes = 4096", "max_body_bytes = 65536");
     parse(&ok, Path::new("guard.conf")).expect("the default");
 }
+
+/// A key `fmt_path` quoted (it holds a '.', a '[', a quote or a control
+/// character) is one step again: `at` found no such path and placed the
+/// problem at the enclosing table.
+#[test]
+fn a_quoted_key_is_one_step() {
+    for name in ["t.x", "a[0]", "q\"uote", "tab\there", "é.\u{1}", ""] {
+        let segs = vec![
+            Seg::Key("groups".into()),
+            Seg::Index(2),
+            Seg::Key(name.into()),
+            Seg::Key("x".into()),
+        ];
+        let key = fmt_path("", &segs);
+        assert_eq!(parse_path(&key), segs, "{key}");
+    }
+}

@@ -669,8 +669,14 @@ fn operator_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NamedToke
 fn var_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let names = Vec::<String>::deserialize(d)?;
     if let Some(bad) = names.iter().find(|n| !crate::child::valid_var_name(n)) {
+        let hint = if bad.contains('=') {
+            ": pass_env lists the names of variables passed on from warden's own environment, not \
+             NAME=VALUE"
+        } else {
+            ""
+        };
         return Err(serde::de::Error::custom(format!(
-            "{bad:?} is not an environment variable name (letters, digits and _, not starting with a digit)"
+            "{bad:?} is not an environment variable name (letters, digits and _, not starting with a digit){hint}"
         )));
     }
     Ok(names)

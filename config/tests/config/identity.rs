@@ -84,3 +84,39 @@ fn two_sites_of_a_group_identified_alike_are_refused() {
     assert!(p.message.contains("same as sites.ca.identity"), "{p}");
     assert!(p.message.contains("group web"), "{p}");
 }
+
+/// Identities that differ only where the verify step does not look were
+/// accepted as different: the same header in other letter case with the
+/// same value, or the same header and value asked for on another path
+/// (or with another timeout) — an answer of either site matches both —
+/// and a body_contains inside the other's ("node web1" is in every answer
+/// holding "node web10"): a verify of ca passed while tx still served.
+/// Refused at the later site; another value or a needle of its own is fine.
+#[test]
+fn identities_an_answer_of_the_other_site_matches_are_refused() {
+    for (ca, tx, how) in [
+        (
+            "header = \"X-Served-By\"\nvalue = \"web1\"",
+            "header = \"x-served-by\"\nvalue = \"web1\"\npath = \"/whoami\"\ntimeout = \"1s\"",
+            "same header and value",
+        ),
+        (
+            "body_contains = \"node web1\"",
+            "body_contains = \"node web10\"",
+            "body_contains inside",
+        ),
+    ] {
+        let p = one(&with_identities(ca, tx));
+        assert_eq!(p.key, "sites.tx.identity");
+        assert!(p.message.contains(how), "{p}");
+        assert!(p.message.contains("sites.ca.identity"), "{p}");
+    }
+    ok(&with_identities(
+        "header = \"X-Served-By\"\nvalue = \"web1\"",
+        "header = \"x-served-by\"\nvalue = \"web2\"",
+    ));
+    ok(&with_identities(
+        "body_contains = \"node web1 \"",
+        "body_contains = \"node web10 \"",
+    ));
+}

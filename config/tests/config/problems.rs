@@ -367,3 +367,77 @@ fn many_headers_nested_too_deep_are_reported_quickly() {
     assert!(!p.is_empty());
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// A byte order mark at the start of the file (some editors write one;
+/// toml skips it) is no column: a problem on the first line was placed
+/// one column to the right of where an editor shows it. Later lines, and
+/// a file without one, are unchanged.
+#[test]
+fn a_byte_order_mark_is_not_a_column() {
+    let text = format!("\u{feff}[orchestratorx]\n{BASE}");
+    let p = problems(&text);
+    let found = find(&p, "orchestratorx");
+    assert_eq!((found.line, found.col), (1, 2), "{}", show(&p));
+    let text = format!(
+        "\u{feff}{}",
+        BASE.replace("interval = \"500ms\"", "interval = \"5xx\"")
+    );
+    let found = one(&text);
+    assert_eq!((found.line, found.col), pos_of(&text, "\"5xx\""), "{found}");
+    // Bytes that are not UTF-8 on the first line, after the mark.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.conf");
+    std::fs::write(&path, b"\xef\xbb\xbfab\xff\n").unwrap();
+    let e = warden_config::load(&path).unwrap_err().to_string();
+    assert!(e.contains("bom.conf:1:3: (file): not UTF-8"), "{e}");
+}
+
+/// A problem under a key that had to be quoted (`"t.x"`, not a name) was
+/// placed at the table around it (its path was split at the quoted dot),
+/// and a stranger site of a replication table was named `sites.c.a` and
+/// placed at its `sites` table.
+#[test]
+fn a_problem_under_a_quoted_key_is_placed_at_that_key() {
+    let text = format!(
+        "{BASE}\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\nprovider = \"rfc2136\"\n\
+         name = \"www.example.net\"\nserver = \"127.0.0.1:53\"\nzone = \"example.net\"\n\
+         credentials = {{ file = \"/etc/warden/tsig.key\" }}\nkey_name = \"k\"\n\
+         addresses = {{ ca = \"10.1.0.10\", tx = \"10.2.0.11\", \"t.x\" = \"10.2.0.10\" }}\n\
+         [groups.www.replication]\nplan = \"none\"\n[groups.www.replication.sites.\"c.a\"]\n"
+    );
+    let p = problems(&text);
+    let a = find(&p, "groups.www.dns.addresses.\"t.x\"");
+    assert_eq!(
+        (a.line, a.col),
+        pos_of(&text, "\"10.2.0.10\""),
+        "{}",
+        show(&p)
+    );
+    let r = find(&p, "groups.www.replication.sites.\"c.a\"");
+    // (A [header] table is placed at its header.)
+    assert_eq!(
+        (r.line, r.col),
+        (pos_of(&text, "\"c.a\"]").0, 1),
+        "{}",
+        show(&p)
+    );
+}
+
+/// A problem showed its value whole however long it was: a relative
+/// data_dir of 100,000 characters made a problem line of 100 KB (in
+/// check-config's output and each service's log). A long value is cut,
+/// saying how long it is; a short one is shown whole.
+#[test]
+fn a_long_value_is_shown_cut() {
+    let long = "a".repeat(100_000);
+    let text = BASE.replace("\"/var/lib/warden\"", &format!("\"{long}\""));
+    let p = one(&text);
+    let line = p.to_string();
+    assert!(line.len() < 1000, "{} bytes", line.len());
+    assert!(
+        line.contains("(100002 characters)") && line.contains("absolute path"),
+        "{line}"
+    );
+    let p = one(&BASE.replace("\"/var/lib/warden\"", "\"var/lib/warden\""));
+    assert_eq!(p.value.as_deref(), Some("\"var/lib/warden\""));
+}

@@ -217,3 +217,69 @@ fn none_and_command_plans() {
     find(&p, "groups.web.replication.start");
     find(&p, "groups.web.replication.resync");
 }
+
+/// A placement container, a realm or a cluster name the agents refuse
+/// when the replication starts (at a failover: "containers: \"..\" is not
+/// a usable container name") was accepted by check-config, which refused
+/// only an empty name or a '/': "." and "..", a control character, a name
+/// whose quarantine container (NAME.warden-quarantine) passes Swift's 256
+/// bytes. Each is refused at its place; 238 bytes is the longest.
+#[test]
+fn placement_names_the_agents_refuse_are_refused_here() {
+    let long = "c".repeat(239);
+    for (bad, why) in [
+        ("..", "another path"),
+        (".", "another path"),
+        ("ph\\u0001otos", "control character"),
+        (long.as_str(), "quarantine container"),
+    ] {
+        let text = format!("{BASE}{SWIFT}").replace("\"photos\"", &format!("\"{bad}\""));
+        let p = problems(&text);
+        let found = find(&p, "groups.web.replication.containers[0]");
+        assert_eq!(
+            (found.line, found.col),
+            pos_of(&text, &format!("\"{bad}\"")),
+            "{found}"
+        );
+        assert!(found.message.contains(why), "{bad}: {found}");
+    }
+    ok(&format!("{BASE}{SWIFT}").replace("\"photos\"", &format!("\"{}\"", "c".repeat(238))));
+    for (from, key) in [
+        ("realm = \"realm1\"", "groups.web.replication.realm"),
+        (
+            "cluster = \"clusterb\"",
+            "groups.web.replication.sites.tx.cluster",
+        ),
+    ] {
+        let to = from.replace(['1', 'b'], "/x");
+        let p = problems(&format!("{BASE}{SWIFT}").replace(from, &to));
+        find(&p, key);
+    }
+}
+
+/// A command plan's optional phases were never checked: `stop = []`, a
+/// `verify` whose program holds a NUL, `lag = [""]` passed check-config,
+/// and then every move away from the site failed its stop ("empty
+/// command"), every verify could not start, and the lag poller failed
+/// every 5 s. Each is refused at its key, as `start` and `resync` are.
+#[test]
+fn a_command_plans_optional_phases_are_checked_too() {
+    let text = format!(
+        "{BASE}\n[groups.web.replication]\nplan = \"command\"\n\
+         start = [\"/usr/local/bin/db-repl\", \"start\"]\nresync = [\"/usr/local/bin/db-repl\", \"resync\"]\n\
+         stop = []\nverify = [\"/usr/local/bin/db-repl\\u0000\"]\nlag = [\"\", \"lag\"]\n"
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{}", show(&p));
+    for (key, needle) in [
+        ("groups.web.replication.stop", "[]"),
+        (
+            "groups.web.replication.verify",
+            "[\"/usr/local/bin/db-repl\\u0000\"]",
+        ),
+        ("groups.web.replication.lag", "[\"\", \"lag\"]"),
+    ] {
+        let found = find(&p, key);
+        assert_eq!((found.line, found.col), pos_of(&text, needle), "{found}");
+    }
+}

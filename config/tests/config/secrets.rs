@@ -342,3 +342,87 @@ fn a_token_no_header_can_carry_is_refused_at_load() {
     };
     assert!(Secret::load_token("k", &r).is_ok());
 }
+
+/// A secret reference to something that is not a file: a directory was
+/// told "readable by every user (mode 0755): run `chmod 600`", which
+/// fixes nothing; a FIFO blocked the process's start for ever, waiting
+/// for a writer; a file of any size was read whole (a device never ends).
+/// Each is refused saying what it is, never echoing a value.
+#[test]
+fn a_secret_reference_to_no_secret_file_says_what_it_is() {
+    use std::os::unix::fs::PermissionsExt;
+    let at = |path: &std::path::Path| SecretRef {
+        file: Some(path.to_path_buf()),
+        env: None,
+        others_may_read: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let e = secret_err(&at(dir.path()));
+    assert!(e.contains("is a directory") && !e.contains("chmod"), "{e}");
+
+    let fifo = dir.path().join("token.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let r = at(&fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(Secret::load("orchestrator.operator_token", &r).map(|_| ()));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(Err(e)) => assert!(e.to_string().contains("a FIFO"), "{e}"),
+        Ok(Ok(())) => panic!("a FIFO was read as a secret"),
+        Err(_) => panic!("loading a secret from a FIFO hung"),
+    }
+
+    let big = file_with(&format!("{SECRET}{}", "x".repeat(100_000)));
+    let e = secret_err(&at(big.path()));
+    assert!(e.contains("larger than 65536 bytes"), "{e}");
+    assert!(!e.contains(SECRET), "{e}");
+}
+
+/// A secret written as `NAME=VALUE` where no secret belongs was echoed
+/// by the problem it caused: `pass_env = ["DB_PASSWORD=…"]` (pass_env
+/// lists names; its message quoted the entry, its value the array), a
+/// command's `--password=…`, a check URL's `?api_key=…`. The value of
+/// every such assignment whose name looks secret is masked wherever a
+/// problem shows it; the name stays, to say what is wrong.
+#[test]
+fn a_secret_assigned_in_a_value_is_masked_wherever_a_problem_shows_it() {
+    let text = BASE
+        .replace(
+            "agent_token = { env = \"WARDEN_CA_TOKEN\" }",
+            &format!("agent_token = {{ env = \"WARDEN_CA_TOKEN\" }}\npass_env = [\"DB_PASSWORD={SECRET}\"]"),
+        )
+        .replace(
+            "http://127.0.0.1:8080/healthz",
+            &format!("http://127.0.0.1:0/healthz?api_key={SECRET}&x=1"),
+        )
+        + &format!(
+            "\n[[sites.tx.promote]]\nname = \"p\"\ncommand = [\"\", \"--password={SECRET}\"]\n"
+        );
+    let e = assert_no_leak(&text);
+    let p = problems(&text);
+    assert_eq!(p.len(), 3, "{e}");
+    let env = find(&p, "sites.ca.pass_env");
+    assert!(
+        env.message.contains("\"DB_PASSWORD=****\"") && env.message.contains("not NAME=VALUE"),
+        "{env}"
+    );
+    assert!(
+        find(&p, "sites.ca.checks[0].url")
+            .to_string()
+            .contains("api_key=****&x=1"),
+        "{e}"
+    );
+    assert!(
+        find(&p, "sites.tx.promote[0].command")
+            .to_string()
+            .contains("--password=****"),
+        "{e}"
+    );
+}

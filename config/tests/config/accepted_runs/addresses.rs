@@ -1,0 +1,234 @@
+//! `HOST:PORT` addresses: what is not one is refused; an address other
+//! hosts dial must name one host and port (check-config).
+
+use super::{at, deployment_problems};
+use crate::{find, ok, pos_of_nth, problems, BASE};
+
+#[test]
+fn addresses_that_are_not_host_port_are_refused() {
+    for bad in [
+        "http://127.0.0.1:18081",
+        "::1:18081",
+        "host name:80",
+        "h/x:80",
+    ] {
+        let text = BASE.replace("\"10.1.0.10:8443\"", &format!("\"{bad}\""));
+        at(
+            &text,
+            "groups.web.frontend.backends.ca",
+            &format!("\"{bad}\""),
+        );
+    }
+    for good in ["[::1]:18081", "app.ca.example.net:8443", "10.1.0.10:1"] {
+        ok(&BASE.replace("\"10.1.0.10:8443\"", &format!("\"{good}\"")));
+    }
+    let text = BASE.replace(
+        "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+        "kind = \"tcp\"\naddress = \"tcp://x:18080\"",
+    );
+    at(&text, "sites.ca.checks[0].address", "\"tcp://x:18080\"");
+}
+
+/// `check_deployment` refuses an address other hosts dial given as port 0
+/// or as a wildcard IP: the orchestrator's API without `url`, a built-in
+/// frontend's control API, an HAProxy's TCP runtime API. A wildcard
+/// orchestrator with `url` passes; plain `parse` accepts them all (a
+/// single process's tests use port 0).
+#[test]
+fn an_address_other_hosts_dial_must_name_one_host_and_port() {
+    let check = deployment_problems;
+    let haproxy = "\n[frontends.hp]\nkind = \"haproxy\"\nruntime = \"0.0.0.0:9999\"\n";
+    let text = BASE
+        .replace("listen = \"10.0.0.2:7000\"", "listen = \"0.0.0.0:7000\"")
+        .replace("control = \"10.0.0.5:7100\"", "control = \"10.0.0.5:0\"")
+        + haproxy;
+    ok(&text);
+    let ps = check(&text);
+    let said: Vec<(String, usize, usize, String)> = ps
+        .iter()
+        .map(|p| (p.key.clone(), p.line, p.col, p.message.clone()))
+        .collect();
+    assert_eq!(ps.len(), 3, "{said:?}");
+    let o = find(&ps, "orchestrator.listen");
+    assert_eq!((o.line, o.col), pos_of_nth(&text, "\"0.0.0.0:7000\"", 0));
+    assert!(o.message.contains("set url"), "{said:?}");
+    let c = find(&ps, "frontends.fe1.control");
+    assert_eq!((c.line, c.col), pos_of_nth(&text, "\"10.0.0.5:0\"", 0));
+    assert!(c.message.contains("port 0"), "{said:?}");
+    let h = find(&ps, "frontends.hp.runtime");
+    assert!(h.message.contains("every address of its host"), "{said:?}");
+    // The wildcard orchestrator with its url, the others named: accepted.
+    let fixed = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"0.0.0.0:7000\"\nurl = \"http://10.0.0.2:7000\"",
+    ) + &haproxy.replace("0.0.0.0", "10.0.0.7");
+    assert_eq!(check(&fixed), vec![]);
+    // A url that names the wildcard, or port 0, is no better.
+    for url in [
+        "http://0.0.0.0:7000",
+        "http://[::]:7000",
+        "http://10.0.0.2:0",
+    ] {
+        let text = fixed.replace("http://10.0.0.2:7000", url);
+        let ps = check(&text);
+        assert_eq!(ps.len(), 1, "{url}: {ps:?}");
+        assert_eq!(ps[0].key, "orchestrator.url", "{url}");
+    }
+}
+
+/// The same checks on the forms that are easy to miss: a wildcard written
+/// as an IPv4-mapped IPv6 address (`[::ffff:0.0.0.0]` is every IPv4
+/// address of the host on Linux, and dialled it is the dialler itself), a
+/// node's address at its own line and column, the orchestrator's own `url`
+/// left beside `nodes` (unused: each node's is dialled), and a group's
+/// users' `listen` on port 0 (users, and the hybrid probe, dial it).
+#[test]
+fn dialled_addresses_in_every_form() {
+    let check = deployment_problems;
+    let keys = |ps: &[warden_config::Problem]| -> Vec<String> {
+        ps.iter().map(|p| p.key.clone()).collect()
+    };
+    // IPv4-mapped wildcards, in listen and in url.
+    let mapped = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[::ffff:0.0.0.0]:7000\"",
+    );
+    ok(&mapped);
+    assert_eq!(keys(&check(&mapped)), ["orchestrator.listen"]);
+    let mapped_url = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"0.0.0.0:7000\"\nurl = \"http://[::ffff:0.0.0.0]:7000\"",
+    );
+    assert_eq!(keys(&check(&mapped_url)), ["orchestrator.url"]);
+    // Plain IPv6 forms that can be dialled pass; `[::]` with a url too.
+    for listen in ["[2001:db8::2]:7000", "[::1]:7000"] {
+        let t = BASE.replace("10.0.0.2:7000", listen);
+        assert_eq!(check(&t), vec![], "{listen}");
+    }
+    let t = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[::]:7000\"\nurl = \"http://[2001:db8::2]:7000\"",
+    );
+    assert_eq!(check(&t), vec![]);
+
+    // Nodes: the top-level listen and url are unused; each node's counts.
+    let nodes = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"0.0.0.0:0\"\nurl = \"http://0.0.0.0:7000\"\nstore = \"etcd\"",
+    ) + "\n[orchestrator.etcd]\nendpoints = [\"http://10.0.0.9:2379\"]\n\
+         [[orchestrator.nodes]]\nname = \"n1\"\nlisten = \"10.0.0.2:7000\"\n\
+         [[orchestrator.nodes]]\nname = \"n2\"\nlisten = \"10.0.0.3:0\"\n";
+    ok(&nodes);
+    let ps = check(&nodes);
+    assert_eq!(keys(&ps), ["orchestrator.nodes[1].listen"], "{ps:?}");
+    assert_eq!(
+        (ps[0].line, ps[0].col),
+        pos_of_nth(&nodes, "\"10.0.0.3:0\"", 0)
+    );
+
+    // A group's users' port 0.
+    let zero = BASE.replace("listen = \"10.0.0.5:443\"", "listen = \"0.0.0.0:0\"");
+    ok(&zero);
+    let ps = check(&zero);
+    assert_eq!(keys(&ps), ["groups.web.frontend.listen"], "{ps:?}");
+    assert_eq!(
+        (ps[0].line, ps[0].col),
+        pos_of_nth(&zero, "\"0.0.0.0:0\"", 0)
+    );
+    // Its wildcard is fine: the frontend's own host is where users go.
+    let wild = BASE.replace("listen = \"10.0.0.5:443\"", "listen = \"0.0.0.0:443\"");
+    assert_eq!(check(&wild), vec![]);
+}
+
+/// An IPv6 address with a zone id (`[fe80::1%2]`) parses and binds, but
+/// no URL can carry it: an orchestrator listening there without `url`
+/// was accepted and its agents then refused to start ("is not a URL"),
+/// a frontend's control there was accepted and every route the
+/// orchestrator sent it failed, and a group's listen there was accepted
+/// and the verify step (which probes it from its IP, zone lost) failed
+/// every failover. Each is refused at its key and line:col by every load;
+/// a zone beside a `url`, or where nothing builds a URL from it (a
+/// backend, a TCP check), is fine.
+#[test]
+fn an_address_with_a_zone_id_is_refused_where_it_is_reached_by_url() {
+    let zoned = "[fe80::1%2]";
+    // The orchestrator's API, a frontend's control API, a group's listen.
+    for (from, key) in [
+        ("10.0.0.2:7000", "orchestrator.listen"),
+        ("10.0.0.5:7100", "frontends.fe1.control"),
+        ("10.0.0.5:443", "groups.web.frontend.listen"),
+    ] {
+        let to = format!("{zoned}:{}", from.rsplit_once(':').unwrap().1);
+        let text = BASE.replace(from, &to);
+        let m = at(&text, key, &format!("\"{to}\""));
+        assert!(m.contains("zone id (%2)"), "{key}: {m}");
+    }
+    // A node without its url.
+    let nodes = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"10.0.0.2:7000\"\nstore = \"etcd\"",
+    ) + "\n[orchestrator.etcd]\nendpoints = [\"http://10.0.0.9:2379\"]\n\
+         [[orchestrator.nodes]]\nname = \"n1\"\nlisten = \"[fe80::1%2]:7000\"\n\
+         url = \"http://[fe80::1]:7000\"\n\
+         [[orchestrator.nodes]]\nname = \"n2\"\nlisten = \"[fe80::2%2]:7000\"\n";
+    let p = problems(&nodes);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].key, "orchestrator.nodes[1].listen");
+    // Beside a url, on a backend, in a TCP check: fine.
+    ok(&BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[fe80::1%2]:7000\"\nurl = \"http://warden.example.net:7000\"",
+    ));
+    ok(&BASE.replace("10.1.0.10:8443", "[fe80::1%2]:8443"));
+    ok(&BASE.replace(
+        "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+        "kind = \"tcp\"\naddress = \"[fe80::1%2]:5432\"",
+    ));
+}
+
+/// A link-local IPv6 address without its zone (`[fe80::1]:7000`) cannot
+/// be bound (the kernel says "Invalid argument"): an orchestrator, a
+/// frontend's control API or a group's listen there passed check-config
+/// and the process stopped at start. Refused at its key; a link-local
+/// address with its zone beside a url binds (the orchestrator's).
+#[test]
+fn a_link_local_address_without_its_zone_is_refused_where_it_is_bound() {
+    for (from, key) in [
+        ("10.0.0.2:7000", "orchestrator.listen"),
+        ("10.0.0.5:7100", "frontends.fe1.control"),
+        ("10.0.0.5:443", "groups.web.frontend.listen"),
+    ] {
+        let to = format!("[fe80::1]:{}", from.rsplit_once(':').unwrap().1);
+        let text = BASE.replace(from, &to);
+        let m = at(&text, key, &format!("\"{to}\""));
+        assert!(
+            m.contains("link-local address without its zone"),
+            "{key}: {m}"
+        );
+    }
+    ok(&BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[fe80::1%2]:7000\"\nurl = \"http://warden.example.net:7000\"",
+    ));
+    ok(&BASE.replace("10.0.0.2:7000", "[fd00::2]:7000"));
+}
+
+/// check-config: an orchestrator url (a node's) naming a link-local IPv6
+/// address (`http://[fe80::1]:7000`) parses, but a connection to a
+/// link-local address needs its zone, which a URL cannot carry: every
+/// agent report and CLI call failed ("Invalid argument"). Refused at the
+/// url.
+#[test]
+fn a_url_other_hosts_dial_is_not_link_local() {
+    let text = BASE.replace(
+        "listen = \"10.0.0.2:7000\"",
+        "listen = \"[fe80::1%2]:7000\"\nurl = \"http://[fe80::1]:7000\"",
+    );
+    ok(&text);
+    let ps = deployment_problems(&text);
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0].key, "orchestrator.url");
+    assert!(ps[0].message.contains("link-local"), "{ps:?}");
+    let fine = text.replace("http://[fe80::1]:7000", "http://[2001:db8::2]:7000");
+    assert_eq!(deployment_problems(&fine), vec![]);
+}
