@@ -150,8 +150,34 @@ fn answering(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic:
         for c in l.incoming() {
             let Ok(mut c) = c else { return };
             h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            // The whole request (headers, then Content-Length bytes), so
+            // that closing does not reset the connection under the answer.
+            let mut got = Vec::new();
             let mut buf = [0u8; 65536];
-            let _ = c.read(&mut buf);
+            let whole = |got: &[u8]| {
+                let text = String::from_utf8_lossy(got);
+                let Some(end) = text.find("\r\n\r\n") else {
+                    return false;
+                };
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                got.len() >= end + 4 + len
+            };
+            while !whole(&got) {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            // One answer per connection, said: the client does not send
+            // its next request on a connection this side has closed.
+            let answer = answer.replacen("\r\n", "\r\nConnection: close\r\n", 1);
             let _ = c.write_all(answer.as_bytes());
         }
     });
