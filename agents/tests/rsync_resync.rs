@@ -453,3 +453,53 @@ async fn divergent_items_are_quarantined_across_filesystems() {
         "peer's version of the conflict"
     );
 }
+
+/// The returning site's directory was its own volume (the agent recorded it
+/// as a mount point) and the volume is gone when the failback's resync
+/// runs: the pass pulls nothing into the directory under the mount point
+/// and says why; once the volume is mounted again, it pulls. Before, the
+/// pass filled the directory on the root filesystem, the site was promoted
+/// on it, and the volume, mounted again, would hide what users wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_pulls_nothing_into_a_directory_whose_volume_is_gone() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    std::fs::create_dir_all(d.src()).unwrap();
+    write(&d.target(), "at-peer.txt", "the peer's data");
+    let state = d.dir.path().join("agent-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let dirs = vec![("web".to_string(), d.src())];
+    {
+        let Some(_volume) = Tmpfs::mount(&d.src()) else {
+            return;
+        };
+        let seen = warden_agents::volumes::note(&state, &dirs).unwrap();
+        assert_eq!(seen, ["web"]);
+    }
+    let mut s = settings(&d);
+    s.volume = Some((state.clone(), "web".into()));
+    let resyncer = RsyncResyncer::new(s).unwrap();
+    let e = resyncer
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("was a mount point and is not one now"),
+        "{e}"
+    );
+    assert!(files(&d.src()).is_empty(), "pulled under the mount point");
+    let Some(_volume) = Tmpfs::mount(&d.src()) else {
+        return;
+    };
+    resyncer
+        .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
+        .await
+        .expect("the volume is back");
+    assert_eq!(
+        std::fs::read_to_string(d.src().join("at-peer.txt")).unwrap(),
+        "the peer's data"
+    );
+}

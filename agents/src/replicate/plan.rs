@@ -118,6 +118,7 @@ pub fn rsync_settings(
     s.acls = r.rsync_acls();
     s.hard_links = r.rsync_hard_links();
     s.sparse = r.rsync_sparse();
+    s.volume = Some((crate::settings::state_dir(config, from), group.to_string()));
     Ok(s)
 }
 

@@ -168,6 +168,17 @@ impl RsyncResyncer {
             path: dir.display().to_string(),
             reason: e.to_string(),
         };
+        // Not into the directory under a volume that is gone: the pass
+        // would fill it, the site would be promoted on it, and the volume,
+        // mounted again, would hide what users then wrote.
+        if let Some((state_dir, group)) = &self.settings.volume {
+            crate::volumes::unmounted(state_dir, group, dir).map_err(|reason| {
+                AgentError::LocalTarget {
+                    path: dir.display().to_string(),
+                    reason,
+                }
+            })?;
+        }
         std::fs::create_dir_all(dir).map_err(err)?;
         let probe = dir.join(format!(".warden-write-probe-{}", std::process::id()));
         std::fs::write(&probe, b"").map_err(err)?;

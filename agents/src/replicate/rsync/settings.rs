@@ -59,6 +59,11 @@ pub struct RsyncSettings {
     /// the login's) instead of a daemon module; `module` and `password` are
     /// then unused.
     pub ssh: Option<SshLogin>,
+    /// Where this site records its directory as a mount point
+    /// ([`crate::volumes`]): the agent's state directory and the group. A
+    /// resync pass does not pull into a directory recorded as one that is
+    /// not one now.
+    pub volume: Option<(PathBuf, String)>,
 }
 
 /// rsync over ssh: where the peer keeps the data and how to log in.
@@ -109,6 +114,7 @@ impl RsyncSettings {
             hard_links: true,
             sparse: true,
             ssh: None,
+            volume: None,
         }
     }
 
