@@ -69,7 +69,8 @@ fn read(state_dir: &Path) -> Result<File, String> {
 }
 
 /// Look at each of `dirs`: record those that are mount points now and are
-/// not recorded yet (with their group). The groups recorded now.
+/// not recorded yet (with their group). The groups of `dirs` recorded now,
+/// newly or before.
 pub fn note(state_dir: &Path, dirs: &[(String, PathBuf)]) -> Result<Vec<String>, String> {
     let mut file = match read(state_dir) {
         Ok(f) => f,
@@ -80,43 +81,41 @@ pub fn note(state_dir: &Path, dirs: &[(String, PathBuf)]) -> Result<Vec<String>,
             File::default()
         }
     };
-    let mut new = Vec::new();
+    let mut recorded = Vec::new();
+    let mut new = false;
     for (group, dir) in dirs {
-        if file.mounted.get(group) == Some(dir) {
-            continue;
-        }
-        if is_mount_point(dir).unwrap_or(false) {
+        if file.mounted.get(group) != Some(dir) {
+            if !is_mount_point(dir).unwrap_or(false) {
+                continue;
+            }
+            info!(group = %group, "this site's directory of the group is a mount point: pushes into it are refused while it is not");
             file.mounted.insert(group.clone(), dir.clone());
-            new.push(group.clone());
+            new = true;
         }
+        recorded.push(group.clone());
     }
-    if !new.is_empty() {
+    if new {
         let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
         warden_config::durable::replace(&state_dir.join(FILE_NAME), &body)
             .map_err(|e| format!("cannot record this site's data volumes: {e}"))?;
     }
-    Ok(new)
+    Ok(recorded)
 }
 
 /// The agent's part: [`note`] at start and every `every` until `stop`, off
-/// the runtime (a hung filesystem blocks only this look).
+/// the runtime (a hung filesystem blocks only this look), for the
+/// directories not recorded yet: once every one is, nothing is left to
+/// look at (a record is never taken back).
 pub async fn watch(
     state_dir: PathBuf,
-    dirs: Vec<(String, PathBuf)>,
+    mut dirs: Vec<(String, PathBuf)>,
     every: Duration,
     stop: CancellationToken,
 ) {
-    if dirs.is_empty() {
-        return;
-    }
-    loop {
+    while !dirs.is_empty() {
         let (s, d) = (state_dir.clone(), dirs.clone());
         match tokio::task::spawn_blocking(move || note(&s, &d)).await {
-            Ok(Ok(new)) => {
-                for group in new {
-                    info!(group = %group, "this site's directory of the group is a mount point: pushes into it are refused while it is not");
-                }
-            }
+            Ok(Ok(recorded)) => dirs.retain(|(g, _)| !recorded.contains(g)),
             Ok(Err(e)) => warn!(cause = %e, "cannot record this site's data volumes"),
             Err(e) => warn!(cause = %e, "the look at this site's data volumes failed"),
         }

@@ -62,6 +62,7 @@ mod detect;
 mod divergent;
 mod entry;
 mod events;
+mod failed;
 #[cfg(test)]
 mod failed_roles_tests;
 mod fence;

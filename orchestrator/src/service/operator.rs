@@ -81,7 +81,7 @@ impl Shared {
             // fenced by it, with the other end promoted late or half: a
             // failover to its own active site fences that other end and
             // promotes the active site again, at a new epoch.
-            let Some(from) = Self::failed_other_end_locked(&st, &g, to) else {
+            let Some(from) = super::failed::other_end(&st, &g) else {
                 return Err(OrchestratorError::Conflict(format!(
                     "{to} is already the active site of group {group}"
                 )));
@@ -108,23 +108,6 @@ impl Shared {
         };
         let trigger = operator_label(by);
         self.start_runbook_locked(&mut st, group, kind, to, &trigger, false, vec![])
-    }
-
-    /// For a `failed` group `g` and a failover to its own active site
-    /// `to`: the other end of the runbook that failed (the site it moved
-    /// users toward, or away from), which the failover fences. None when
-    /// the group is not failed or no runbook of it names another site.
-    fn failed_other_end_locked(st: &State, g: &GroupState, to: &str) -> Option<String> {
-        if g.phase != Phase::Failed {
-            return None;
-        }
-        let last = st
-            .runbooks
-            .values()
-            .filter(|rb| rb.group == g.name)
-            .max_by_key(|rb| rb.id)?;
-        let other = if last.to != to { &last.to } else { &last.from };
-        (other != to).then(|| other.clone())
     }
 
     pub fn operator_failback(
@@ -477,7 +460,11 @@ impl Shared {
         {
             out.push(b);
         }
-        if let Some(f) = st.groups.get(group).and_then(|g| failed_alert(&st, g)) {
+        if let Some(f) = st
+            .groups
+            .get(group)
+            .and_then(|g| super::failed::alert(&st, g))
+        {
             out.push(f);
         }
         if let Some(gc) = self.cfg.groups.get(group) {
@@ -669,42 +656,4 @@ pub(crate) fn operator_label(by: &str) -> String {
     } else {
         format!("operator {by}")
     }
-}
-
-/// A `failed` group: which runbook failed, where, and the operator's two
-/// ways on (see [`Shared::operator_failover_seen`]).
-fn failed_alert(st: &State, g: &GroupState) -> Option<String> {
-    if g.phase != Phase::Failed {
-        return None;
-    }
-    let rb = st
-        .runbooks
-        .values()
-        .filter(|rb| rb.group == g.name)
-        .max_by_key(|rb| rb.id)?;
-    let step = rb
-        .steps
-        .iter()
-        .find(|s| s.status == crate::model::StepStatus::Failed)
-        .map(|s| format!(" at step {}: {}", runbook::step_str(s.name), s.detail))
-        .unwrap_or_default();
-    let other = if rb.to != g.active { &rb.to } else { &rb.from };
-    let stay = if other != &g.active {
-        format!(
-            ", or `warden failover {} --to {}` to stay on {} ({other} is fenced, {} promoted again)",
-            g.name, g.active, g.active, g.active
-        )
-    } else {
-        String::new()
-    };
-    Some(format!(
-        "the last runbook ({}, {} {} → {} at epoch {}) failed{step}; the group waits for the operator: \
-         fix the cause, then `warden failover {} --to SITE` to move users{stay}",
-        rb.id,
-        runbook::kind_str(rb.kind),
-        rb.from,
-        rb.to,
-        rb.epoch,
-        g.name
-    ))
 }
