@@ -501,6 +501,17 @@ async fn execute(
             });
             continue;
         }
+        // Not onto the directory under a data volume that is gone.
+        if cmd.kind == CommandKind::Promote {
+            let s = &shared.settings;
+            if let Err(e) =
+                crate::volumes::before_promote(&s.state_dir, &s.volumes, &cmd.group).await
+            {
+                warn!(command = %cmd.id, "{e}");
+                finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
+                continue;
+            }
+        }
         // A promote's role goes to disk first: from now on the rsync gate
         // refuses pushes into this site.
         if let Err(e) = shared.authority.promoting(&cmd) {

@@ -1,14 +1,15 @@
 //! A standby whose data volume is unmounted, with the real binaries and
 //! real rsync daemons on network-namespace hosts: the active site's pushes
 //! are refused by the standby's gate, with the reason, and land again once
-//! the volume is back.
+//! the volume is back; a standby whose declared volume is not mounted is
+//! not promoted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::lab::{self, secs};
+use crate::lab::{self, secs, Deploy};
 use crate::site::{text, Data};
 
 /// A tmpfs at `volume`, bind-mounted on `at` (the site's data directory);
@@ -145,5 +146,62 @@ fn a_push_into_a_standby_whose_volume_is_gone_is_refused_until_it_is_back() -> R
         (Some("1"), Some("2"))
     );
     drop(volume);
+    Ok(())
+}
+
+/// b's data directory is declared a volume of its own (`mount_point =
+/// true`), and the volume is not mounted when b's agent starts (so b never
+/// saw it mounted and recorded nothing). a's pushes are refused by b's gate
+/// from the first ("declared a mount point"), nothing lands in the
+/// directory under the mount point, and an operator's failover to b fails
+/// at b's promote with the reason: b is not promoted onto the empty
+/// directory, its promote hook never runs. Before, the gate judged only a
+/// directory once seen mounted, so the pushes filled b's root filesystem,
+/// and b was promoted on that copy; with a volume that was never seen
+/// mounted and nothing at all pushed, b would have served an empty tree.
+#[test]
+fn a_standby_whose_declared_volume_is_not_mounted_takes_no_push_and_no_promote() -> Result<()> {
+    let Some(x) = Data::with_b_mount_point("keep") else {
+        return Ok(());
+    };
+    x.write("a", "one.txt", "1")?;
+    x.start()?;
+    let err = lab::eventually(secs(30), secs(0.25), || {
+        let r = x.replication()?;
+        let errors = r["errors"].as_array().cloned().unwrap_or_default();
+        errors
+            .iter()
+            .filter_map(|e| e.as_str())
+            .find(|e| e.contains("declared a mount point"))
+            .map(str::to_string)
+            .with_context(|| format!("no refusal yet: {r}"))
+    })?;
+    assert!(err.contains("refused a push"), "{err}");
+    let under: Vec<_> = std::fs::read_dir(x.dir("b"))?.collect();
+    assert!(under.is_empty(), "pushed under b's mount point: {under:?}");
+    x.d.wait_verdict("b", "healthy", secs(20))?;
+    x.d.cli_ok(&["failover", "web", "--to", "b"])?;
+    let g = lab::eventually(secs(60), secs(0.2), || {
+        let g = x.d.group()?;
+        anyhow::ensure!(g["phase"] == "failed", "group {}", g["phase"]);
+        Ok(g)
+    })?;
+    assert_eq!(g["active"], "a", "{g}");
+    let rb = x.d.runbooks()?.last().cloned().unwrap_or_default();
+    let steps = rb["steps"].as_array().cloned().unwrap_or_default();
+    let promote = steps
+        .iter()
+        .find(|s| s["name"] == "promote")
+        .with_context(|| format!("no promote step: {rb}"))?;
+    let detail = promote["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("not promoted") && detail.contains("declared a mount point"),
+        "{promote}"
+    );
+    let hooks = x.d.hook_log();
+    assert!(
+        !hooks.contains("promote b"),
+        "b's promote hook ran: {hooks}"
+    );
     Ok(())
 }

@@ -46,7 +46,7 @@ pub use manifest::{
     classify, Classification, DivergentItem, DivergentPolicy, DivergentReason, Item, Listing,
     Manifest,
 };
-pub use rsync::{RsyncReplicator, RsyncSettings, SshLogin};
+pub use rsync::{RsyncReplicator, RsyncSettings, SshLogin, Volume};
 pub use rsync_resync::RsyncResyncer;
 pub use swift::{
     ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftClient, SwiftContainerSync,

@@ -194,6 +194,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "known_hosts",
                     "manifest",
                     "quarantine",
+                    "mount_point",
                 ],
             ),
             // `auth_url` + `user` + `key` (tempauth) or `keystone`: the
@@ -224,7 +225,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
                 continue;
             };
-            let present: [(&str, bool); 14] = [
+            let present: [(&str, bool); 15] = [
                 ("path", rs.path.is_some()),
                 ("module", rs.module.is_some()),
                 ("ssh", rs.ssh.is_some()),
@@ -239,6 +240,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ("keystone", rs.keystone.is_some()),
                 ("cluster", rs.cluster.is_some()),
                 ("account", rs.account.is_some()),
+                ("mount_point", rs.mount_point.is_some()),
             ];
             for (k, p) in present {
                 let key = format!("{skey}.{k}");

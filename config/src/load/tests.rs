@@ -123,6 +123,48 @@ fn rsync_attribute_keys_default_on_and_belong_to_the_rsync_plan() {
 }
 
 #[test]
+fn mount_point_belongs_to_an_rsync_site_and_is_a_boolean() {
+    let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
+    let site = |name: &str, extra: &str| {
+        format!("\n[groups.web.replication.sites.{name}]\npath = \"/srv/{name}\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = {{ env = \"X\" }}\n{extra}")
+    };
+    std::env::set_var("X", "pw");
+    let text = format!(
+        "{rsync}{}{}",
+        site("a", ""),
+        site("b", "mount_point = true\n")
+    );
+    let c = parse(&text, Path::new("mount.conf")).unwrap();
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!(
+        (r.sites["a"].is_mount_point(), r.sites["b"].is_mount_point()),
+        (false, true)
+    );
+    let text = format!(
+        "{rsync}{}{}",
+        site("a", ""),
+        site("b", "mount_point = \"yes\"\n")
+    );
+    match parse(&text, Path::new("mount.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key.ends_with("mount_point"))
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert_eq!((e.line, e.col), pos(&text, "\"yes\""), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another plan (none, here) has no directory to mount.
+    let (_, p) = problems("\n[groups.web.replication.sites.b]\nmount_point = true\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "groups.web.replication.sites.b.mount_point")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(e.message.contains("does not use this key"), "{e}");
+}
+
+#[test]
 fn durations_longer_than_ten_years_are_refused_where_they_are() {
     // Appended to [groups.web.replication]; then a table of its own.
     let (text, p) = problems("resync_timeout = \"300000000000y\"\n");

@@ -220,9 +220,20 @@ pub struct ReplicationSite {
     /// swift-container-sync: the account (`AUTH_test`); default from the storage URL.
     #[serde(default)]
     pub account: Option<String>,
+    /// rsync: `path` is a volume of its own (a mount point). While it is
+    /// not mounted, nothing is sent from it, pushed into it or pulled into
+    /// it (docs/rsyncd.md), from the agent's first start on — without this
+    /// key, only once the agent has seen it mounted.
+    #[serde(default)]
+    pub mount_point: Option<bool>,
 }
 
 impl ReplicationSite {
+    /// Whether `path` is declared a mount point (`mount_point = true`).
+    pub fn is_mount_point(&self) -> bool {
+        self.mount_point.unwrap_or(false)
+    }
+
     /// `module` split into (host, port, module name).
     pub fn rsync_target(&self) -> Option<(String, u16, String)> {
         parse_rsync_module(self.module.as_deref()?).ok()

@@ -217,7 +217,8 @@ struct Shared {
     transfer: tokio::sync::RwLock<()>,
     /// The manifest being maintained; `None` until loaded (or without `settings.manifest`).
     book: Mutex<Option<Book>>,
-    /// Whether the source was a mount point when replication started.
+    /// Whether the source was a mount point when replication started (or
+    /// is declared one: `mount_point = true`).
     was_mount: Mutex<bool>,
     /// Set once the peer module was seen to store symlinks byte for byte
     /// ([`check_symlinks`], before the first full pass that reaches it).
@@ -302,7 +303,7 @@ impl Replicator for RsyncReplicator {
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watched = Watched::start(shared)?;
         *shared.was_mount.lock().unwrap() =
-            is_mount_point(&shared.settings.source).unwrap_or(false);
+            shared.declared_mount() || is_mount_point(&shared.settings.source).unwrap_or(false);
         shared.state.lock().unwrap().full_since = Some(Instant::now());
         let cancel = shutdown.child_token();
         *self.starting.lock().unwrap() = Some(cancel.clone());

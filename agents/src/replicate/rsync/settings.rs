@@ -59,11 +59,22 @@ pub struct RsyncSettings {
     /// the login's) instead of a daemon module; `module` and `password` are
     /// then unused.
     pub ssh: Option<SshLogin>,
-    /// Where this site records its directory as a mount point
-    /// ([`crate::volumes`]): the agent's state directory and the group. A
-    /// resync pass does not pull into a directory recorded as one that is
-    /// not one now.
-    pub volume: Option<(PathBuf, String)>,
+    /// This site's directory as a volume ([`crate::volumes`]): a resync
+    /// pass does not pull into one that is not mounted now, and nothing is
+    /// sent from one that is not.
+    pub volume: Option<Volume>,
+}
+
+/// Where this site records its directory as a mount point, and whether
+/// the config declares it one.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// The agent's state directory (`volumes.json`).
+    pub state_dir: PathBuf,
+    /// The group.
+    pub group: String,
+    /// `mount_point = true` for this site's directory.
+    pub declared: bool,
 }
 
 /// rsync over ssh: where the peer keeps the data and how to log in.
