@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use warden_config::model::ReplicationPlan;
 use warden_config::Config;
+use warden_proto::agent::AuthorityWire;
 
 /// The file in the agent's state directory.
 pub const FILE_NAME: &str = "volumes.json";
@@ -125,21 +127,48 @@ pub fn note(state_dir: &Path, dirs: &[Dir]) -> Result<Vec<String>, String> {
     Ok(recorded)
 }
 
-/// The agent's part: [`note`] at start and every `every` until `stop`, off
-/// the runtime (a hung filesystem blocks only this look), for the
-/// directories not recorded yet: once every one is, nothing is left to
-/// look at (a record is never taken back).
+/// Per group: why this site cannot be promoted now (its directory is
+/// declared or was seen a mount point and is not one), as [`watch`] last
+/// looked; carried by every report ([`Unfit::mark`]) so the orchestrator
+/// knows before it orders a promote that would be refused.
+#[derive(Debug, Clone, Default)]
+pub struct Unfit(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Unfit {
+    /// `wire` with each group's reason, if it has one.
+    pub fn mark(&self, mut wire: Vec<AuthorityWire>) -> Vec<AuthorityWire> {
+        let now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for a in &mut wire {
+            a.unfit = now.get(&a.group).cloned();
+        }
+        wire
+    }
+
+    fn set(&self, now: BTreeMap<String, String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    }
+}
+
+/// The agent's part, at start and every `every` until `stop`, off the
+/// runtime (a hung filesystem blocks only this look): [`note`] the
+/// directories not recorded yet (a record is never taken back), and set
+/// `unfit` for each directory declared or recorded a mount point that is
+/// not one now.
 pub async fn watch(
     state_dir: PathBuf,
-    mut dirs: Vec<Dir>,
+    dirs: Vec<Dir>,
     every: Duration,
+    unfit: Unfit,
     stop: CancellationToken,
 ) {
+    let mut recorded: Vec<String> = Vec::new();
     while !dirs.is_empty() {
-        let (s, d) = (state_dir.clone(), dirs.clone());
-        match tokio::task::spawn_blocking(move || note(&s, &d)).await {
-            Ok(Ok(recorded)) => dirs.retain(|d| !recorded.contains(&d.group)),
-            Ok(Err(e)) => warn!(cause = %e, "cannot record this site's data volumes"),
+        let (s, d, r) = (state_dir.clone(), dirs.clone(), recorded.clone());
+        match tokio::task::spawn_blocking(move || look(&s, &d, r)).await {
+            Ok((now, why)) => {
+                recorded = now;
+                unfit.set(why);
+            }
             Err(e) => warn!(cause = %e, "the look at this site's data volumes failed"),
         }
         tokio::select! {
@@ -149,6 +178,36 @@ pub async fn watch(
     }
 }
 
+/// One look of [`watch`]: the groups recorded now, and why each group
+/// whose volume is gone cannot be promoted.
+fn look(
+    state_dir: &Path,
+    dirs: &[Dir],
+    mut recorded: Vec<String>,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let fresh: Vec<Dir> = dirs
+        .iter()
+        .filter(|d| !recorded.contains(&d.group))
+        .cloned()
+        .collect();
+    if !fresh.is_empty() {
+        match note(state_dir, &fresh) {
+            Ok(now) => recorded.extend(now),
+            Err(e) => warn!(cause = %e, "cannot record this site's data volumes"),
+        }
+    }
+    let why = dirs
+        .iter()
+        .filter_map(|d| {
+            let seen = recorded.contains(&d.group);
+            judge(&d.group, &d.path, d.declared, seen)
+                .err()
+                .map(|why| (d.group.clone(), why))
+        })
+        .collect();
+    (recorded, why)
+}
+
 /// Why a push into `group`'s directory `dir` at this site must be refused:
 /// it is declared a mount point (`mount_point = true`: `declared`) or was
 /// seen as one, and is not one now (or cannot be looked at), or the record
@@ -156,6 +215,17 @@ pub async fn watch(
 pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> Result<(), String> {
     let file = read(state_dir)?;
     let seen = file.mounted.get(group).map(PathBuf::as_path) == Some(dir);
+    judge(group, dir, declared, seen).map_err(|why| {
+        format!(
+            "{why}: a push would write into the directory under it; mount the volume again \
+             (pushes land again by themselves)"
+        )
+    })
+}
+
+/// Whether `group`'s directory `dir` is a mount point if it must be one
+/// (`declared`, or `seen`: recorded as one): `Err` says it is not.
+fn judge(group: &str, dir: &Path, declared: bool, seen: bool) -> Result<(), String> {
     if !declared && !seen {
         return Ok(());
     }
@@ -168,13 +238,11 @@ pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> R
         Ok(true) => Ok(()),
         Ok(false) => Err(format!(
             "this site's directory {} of group {group} {was} and is not one now \
-             (its volume unmounted?): a push would write into the directory under it; mount \
-             the volume again (pushes land again by themselves)",
+             (its volume unmounted?)",
             dir.display()
         )),
         Err(e) => Err(format!(
-            "this site's directory {} of group {group} {was} and cannot be looked \
-             at now ({e}); mount the volume again",
+            "this site's directory {} of group {group} {was} and cannot be looked at now ({e})",
             dir.display()
         )),
     }
@@ -191,15 +259,17 @@ pub async fn before_promote(state_dir: &Path, dirs: &[Dir], group: &str) -> Resu
         return Ok(());
     };
     let state_dir = state_dir.to_path_buf();
-    let looked =
-        tokio::task::spawn_blocking(move || unmounted(&state_dir, &d.group, &d.path, d.declared))
-            .await
-            .map_err(|e| format!("the look at this site's data volume failed: {e}"))?;
+    let looked = tokio::task::spawn_blocking(move || {
+        let seen = read(&state_dir)?.mounted.get(&d.group) == Some(&d.path);
+        judge(&d.group, &d.path, d.declared, seen)
+    })
+    .await
+    .map_err(|e| format!("the look at this site's data volume failed: {e}"))?;
     looked.map_err(|why| {
         format!(
             "not promoted: {why}. Promoted on the directory under the mount point, this site \
              would serve what is there and take users' writes the volume would hide once \
-             mounted again"
+             mounted again; mount the volume, then move the group again"
         )
     })
 }

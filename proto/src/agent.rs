@@ -67,6 +67,10 @@ pub struct AuthorityWire {
     /// This site may push replicated data (no demote since its last resync).
     #[serde(default)]
     pub may_push: bool,
+    /// Why this site cannot be promoted for the group now, if it cannot
+    /// (its data volume is not mounted): a promote would be refused.
+    #[serde(default)]
+    pub unfit: Option<String>,
 }
 
 /// One group's replication as seen by one site's agent.

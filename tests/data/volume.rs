@@ -153,12 +153,13 @@ fn a_push_into_a_standby_whose_volume_is_gone_is_refused_until_it_is_back() -> R
 /// true`), and the volume is not mounted when b's agent starts (so b never
 /// saw it mounted and recorded nothing). a's pushes are refused by b's gate
 /// from the first ("declared a mount point"), nothing lands in the
-/// directory under the mount point, and an operator's failover to b fails
-/// at b's promote with the reason: b is not promoted onto the empty
+/// directory under the mount point, and the group's alerts say b cannot
+/// be promoted. a's service dies: the automatic failover to b waits for
+/// approval with that reason instead of starting; approved anyway, it
+/// fails at b's promote, saying so — b is not promoted onto the empty
 /// directory, its promote hook never runs. Before, the gate judged only a
 /// directory once seen mounted, so the pushes filled b's root filesystem,
-/// and b was promoted on that copy; with a volume that was never seen
-/// mounted and nothing at all pushed, b would have served an empty tree.
+/// and b was failed over to and promoted on that copy.
 #[test]
 fn a_standby_whose_declared_volume_is_not_mounted_takes_no_push_and_no_promote() -> Result<()> {
     let Some(x) = Data::with_b_mount_point("keep") else {
@@ -179,8 +180,27 @@ fn a_standby_whose_declared_volume_is_not_mounted_takes_no_push_and_no_promote()
     assert!(err.contains("refused a push"), "{err}");
     let under: Vec<_> = std::fs::read_dir(x.dir("b"))?.collect();
     assert!(under.is_empty(), "pushed under b's mount point: {under:?}");
+    lab::eventually(secs(30), secs(0.25), || {
+        let alerts = x.d.group()?["alerts"].to_string();
+        anyhow::ensure!(
+            alerts.contains("site b cannot be promoted for group web now"),
+            "no alert yet: {alerts}"
+        );
+        Ok(())
+    })?;
     x.d.wait_verdict("b", "healthy", secs(20))?;
-    x.d.cli_ok(&["failover", "web", "--to", "b"])?;
+    x.d.lab.kill("svc-a")?;
+    let g = lab::eventually(secs(30), secs(0.25), || {
+        let g = x.d.group()?;
+        anyhow::ensure!(g["phase"] == "pending_approval", "group {}", g["phase"]);
+        Ok(g)
+    })?;
+    let reason = g["pending"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("site b cannot be promoted") && reason.contains("declared a mount point"),
+        "{reason}"
+    );
+    x.d.cli_ok(&["approve", "web"])?;
     let g = lab::eventually(secs(60), secs(0.2), || {
         let g = x.d.group()?;
         anyhow::ensure!(g["phase"] == "failed", "group {}", g["phase"]);

@@ -105,6 +105,9 @@ impl Shared {
         rep.authority.retain(|a| member(&a.group));
         for a in &mut rep.authority {
             cut(&mut a.role, NAME_MAX);
+            if let Some(u) = &mut a.unfit {
+                cut(u, TEXT_MAX);
+            }
         }
         for what in dropped {
             let first = self

@@ -467,6 +467,7 @@ impl Shared {
         {
             out.push(f);
         }
+        out.extend(self.unfit_alerts_locked(&st, group));
         if let Some(gc) = self.cfg.groups.get(group) {
             for site in gc.site_names() {
                 if let Some((_, r)) = Self::replication_status(&st, &site, group) {
