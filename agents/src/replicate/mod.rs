@@ -163,6 +163,13 @@ pub trait Replicator: Send + Sync {
         None
     }
 
+    /// What the last audit of the peer found changed there behind
+    /// replication's back (and sent again); `None` once an audit finds
+    /// nothing. Default: `None`.
+    fn drift(&self) -> Option<String> {
+        None
+    }
+
     /// While the mass-delete guard holds replication: its message (what
     /// the pass would have deleted, what to do). `None` otherwise, and
     /// again once a pass is within the limits. Default: `None`.

@@ -115,6 +115,7 @@ pub fn rsync_settings(
     s.manifest = Some(manifest_path(here, &path));
     s.quarantine = Some(quarantine_path(here, &path));
     s.guard = DeleteGuard::from_config(r);
+    s.audit_every = Some(r.rsync_audit_every());
     s.xattrs = r.rsync_xattrs();
     s.acls = r.rsync_acls();
     s.hard_links = r.rsync_hard_links();

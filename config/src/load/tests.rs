@@ -165,6 +165,45 @@ fn mount_point_belongs_to_an_rsync_site_and_is_a_boolean() {
 }
 
 #[test]
+fn audit_every_defaults_to_six_hours_on_the_rsync_plan_only() {
+    let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
+    let sites = "\n[groups.web.replication.sites.a]\npath = \"/srv/a\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n[groups.web.replication.sites.b]\npath = \"/srv/b\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n";
+    std::env::set_var("X", "pw");
+    let every = |extra: &str| {
+        let c = parse(&format!("{rsync}{extra}{sites}"), Path::new("audit.conf")).unwrap();
+        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+        r.rsync_audit_every()
+    };
+    assert_eq!(every(""), std::time::Duration::from_secs(6 * 3600));
+    assert_eq!(
+        every("audit_every = \"10m\"\n"),
+        std::time::Duration::from_secs(600)
+    );
+    let text = format!("{rsync}audit_every = \"0s\"\n{sites}");
+    match parse(&text, Path::new("audit.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key.ends_with("audit_every"))
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert!(
+                e.message.contains("greater than zero")
+                    || e.message.contains("positive")
+                    || e.message.contains("> 0"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, p) = problems("audit_every = \"1h\"\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "groups.web.replication.audit_every")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(e.message.contains("does not use this key"), "{e}");
+}
+
+#[test]
 fn durations_longer_than_ten_years_are_refused_where_they_are() {
     // Appended to [groups.web.replication]; then a table of its own.
     let (text, p) = problems("resync_timeout = \"300000000000y\"\n");

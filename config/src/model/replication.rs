@@ -82,6 +82,13 @@ pub struct ReplicationConfig {
     /// (Patroni's `maximum_lag_on_failover`).
     #[serde(default, deserialize_with = "duration::option::deserialize")]
     pub max_lag_on_failover: Option<Duration>,
+    /// rsync: a full pass compares the whole trees this long after the
+    /// last one (default 6 hours), so what changed at the peer behind
+    /// replication's back — a file removed or altered there, a disk
+    /// restored from an old copy — is found, reported and sent again.
+    /// Read it with [`Self::rsync_audit_every`].
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    pub audit_every: Option<Duration>,
     /// Mass-delete guard: a pass that would delete more than this share of
     /// the peer's items (0.0–1.0) *and* more than `max_delete_count` items
     /// stops, alerts and waits for `warden clear`.
@@ -155,6 +162,12 @@ impl ReplicationConfig {
     /// rsync `hard_links` (default true).
     pub fn rsync_hard_links(&self) -> bool {
         self.hard_links.unwrap_or(true)
+    }
+
+    /// rsync `audit_every` (default 6 hours).
+    pub fn rsync_audit_every(&self) -> Duration {
+        self.audit_every
+            .unwrap_or(Duration::from_secs(DEFAULT_AUDIT_EVERY_S))
     }
 
     /// rsync `sparse` (default true).
@@ -305,6 +318,9 @@ fn parse_host_port(hp: &str, default: u16) -> Result<(String, u16), String> {
 fn default_max_delete_share() -> f64 {
     0.10
 }
+
+/// The default of `audit_every`: 6 hours.
+pub const DEFAULT_AUDIT_EVERY_S: u64 = 6 * 3600;
 
 fn default_max_delete_count() -> u64 {
     100

@@ -90,6 +90,9 @@ impl Shared {
             if let Some(g) = &mut r.guard {
                 cut(g, TEXT_MAX);
             }
+            if let Some(d) = &mut r.drift {
+                cut(d, TEXT_MAX);
+            }
             r.refused.truncate(REFUSED_MAX);
             for n in &mut r.refused {
                 cut(n, NAME_MAX * 4);

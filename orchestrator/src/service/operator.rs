@@ -474,6 +474,9 @@ impl Shared {
                     if let Some(guard) = r.guard {
                         out.push(format!("replication at {site}: {guard}"));
                     }
+                    if let Some(drift) = r.drift {
+                        out.push(format!("replication at {site}: {drift}"));
+                    }
                     if r.refused_total > 0 {
                         out.push(format!(
                             "replication at {site}: {} item(s) refused (names that cannot be copied safely), e.g. {}; rename or remove them at the source (`warden clear` does not lift this)",

@@ -41,6 +41,11 @@ pub struct RsyncSettings {
     /// Where a resync moves divergent local items aside; `None` means the
     /// sibling `<source>.warden-quarantine/`.
     pub quarantine: Option<PathBuf>,
+    /// A full pass compares the whole trees this long after the last one
+    /// (an audit: what it sends or deletes that nothing here changed was
+    /// changed at the peer, [`super::RsyncReplicator`]'s `drift`); `None`:
+    /// only the full passes owed for a cause.
+    pub audit_every: Option<Duration>,
     /// The mass-delete guard's thresholds (`max_delete_share`, `max_delete_count`).
     pub guard: DeleteGuard,
     /// What the guard holds, shared with the agent's replication role.
@@ -118,6 +123,7 @@ impl RsyncSettings {
             io_timeout: Duration::from_secs(30),
             manifest: None,
             quarantine: None,
+            audit_every: None,
             guard: DeleteGuard::default(),
             hold: GuardHold::new(),
             xattrs: true,
