@@ -199,11 +199,27 @@ async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
     let status = r.status();
     let text = r.text().await.unwrap_or_default();
     if !status.is_success() {
-        let msg = serde_json::from_str::<Value>(&text)
+        // The API's `{"error": …}`; anything else (a proxy's page) shown
+        // cut short. Either escaped: no line or escape sequence of its own
+        // reaches the terminal.
+        let msg = match serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or(text);
-        bail!("orchestrator answered {status}: {msg}");
+        {
+            Some(error) => error,
+            None => {
+                let mut end = text.len().min(200);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let more = if end < text.len() { "…" } else { "" };
+                format!("{}{more}", &text[..end])
+            }
+        };
+        bail!(
+            "orchestrator answered {status}: {}",
+            warden_orchestrator::text::printable(&msg)
+        );
     }
     if text.is_empty() {
         return Ok(Value::Null);

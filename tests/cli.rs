@@ -496,6 +496,15 @@ fn status_into_a_closed_pipe_ends_quietly() {
 /// group on `a` at epoch 7, any other request 202 `{"runbook": 1}`; each
 /// request ("METHOD PATH", body) is sent to the receiver. Its URL.
 fn fake_api() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    fake_api_answering("202 Accepted", r#"{"runbook":1}"#)
+}
+
+/// [`fake_api`] whose answer to every request but `GET /v1/groups/web`
+/// (which also shows a pending failover to b) is `status` with `answer`.
+fn fake_api_answering(
+    status: &'static str,
+    answer: &'static str,
+) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -527,10 +536,10 @@ fn fake_api() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
             let (status, answer) = if req == "GET /v1/groups/web" {
                 (
                     "200 OK",
-                    r#"{"name":"web","primary":"a","active":"a","epoch":7}"#,
+                    r#"{"name":"web","primary":"a","active":"a","epoch":7,"pending":{"kind":"failover","to":"b","reason":"automatic = false","since_unix_ms":5}}"#,
                 )
             } else {
-                ("202 Accepted", r#"{"runbook":1}"#)
+                (status, answer)
             };
             // Recorded before the answer: the CLI has exited only after it.
             if tx.send((req, text(&body))).is_err() {
@@ -670,6 +679,104 @@ fn a_move_with_an_epoch_is_sent_only_while_the_group_is_at_it() {
             "{current:?}"
         );
     }
+}
+
+/// An answer that says nothing of what was done — `{}`, an empty body, a
+/// JSON array, as a proxy, a wrong URL or a broken orchestrator may give
+/// with a 2xx status — is not taken for success: each action fails (exit
+/// 1) saying the answer does not name what it started, and `warden status
+/// --json` does not print it as the status. Before, the CLI printed
+/// "failover of web to b started (runbook null)" and exited 0.
+#[test]
+fn an_answer_that_names_nothing_done_is_no_success() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    for (status, answer) in [("200 OK", "{}"), ("200 OK", ""), ("202 Accepted", "[1]")] {
+        let (url, _requests) = fake_api_answering(status, answer);
+        for args in [
+            vec!["failover", "web", "--to", "b"],
+            vec!["failback", "web"],
+            vec!["switchover", "web", "--to", "b"],
+            vec!["resync", "web"],
+            vec!["approve", "web"],
+            vec!["adopt-epoch", "web"],
+            vec!["clear", "web"],
+            vec!["status", "--json"],
+        ] {
+            let out = Command::new(WARDEN)
+                .args(&args)
+                .args(["--url", &url, "--token-file"])
+                .arg(&token)
+                .env("WARDEN_LOG", "error")
+                .env_remove("WARDEN_CONFIG")
+                .output()
+                .unwrap();
+            let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{args:?} answered {status} {answer:?}: {stdout}{stderr}"
+            );
+            assert!(
+                !stdout.contains("null") && !stdout.contains("started"),
+                "{args:?} answered {status} {answer:?}: {stdout}"
+            );
+            assert!(
+                stderr.contains("the orchestrator's answer"),
+                "{args:?} answered {status} {answer:?}: {stderr}"
+            );
+        }
+    }
+}
+
+/// A refusal whose body is not the API's JSON (a proxy's HTML page, with
+/// whatever it holds) is shown escaped and cut short: it reaches the
+/// terminal as no escape sequence and no screenful. Before, it was
+/// printed as it came.
+#[test]
+fn a_refusal_that_is_not_json_is_shown_escaped_and_short() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    const PAGE: &str = concat!(
+        "<html>\u{1b}]0;owned\u{7}\u{1b}[2J<body>bad gateway</body>",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "</html>"
+    );
+    let (url, _requests) = fake_api_answering("502 Bad Gateway", PAGE);
+    let out = Command::new(WARDEN)
+        .args([
+            "failover",
+            "web",
+            "--to",
+            "b",
+            "--url",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("502 Bad Gateway"), "{stderr}");
+    assert!(
+        !stderr.trim_end().chars().any(char::is_control),
+        "a control character reached the terminal: {stderr:?}"
+    );
+    assert!(stderr.contains(r"\u{1b}"), "shown escaped: {stderr}");
+    assert!(
+        stderr.len() < 600 && !stderr.contains("</html>"),
+        "not cut short ({} bytes): {stderr}",
+        stderr.len()
+    );
 }
 
 /// `warden rsync-gate ARGS` in `dir` with the rsync daemon's variables

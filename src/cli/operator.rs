@@ -16,12 +16,20 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 Some(leader) => {
                     let base = leader["url"].as_str().unwrap_or_default().to_string();
                     match c.get_at(&base, "/v1/status").await {
-                        Ok((200, v)) => v,
+                        Ok((200, v)) if is_status(&v) => v,
                         _ => c.get("/v1/status").await?,
                     }
                 }
                 None => c.get("/v1/status").await?,
             };
+            // `--json` prints what is served (a status of another version
+            // too), but only a status: an object with its groups.
+            if !is_status(&v) {
+                bail!(
+                    "the orchestrator's answer is not a status (an object with its groups): {}",
+                    shown(&v)
+                );
+            }
             let many = c.bases().len() > 1 || v.get("leadership").is_some_and(|l| !l.is_null());
             if *json {
                 let mut v = v;
@@ -45,27 +53,24 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/v1/groups/{group}/failover"), body)
                 .await?;
-            println!(
-                "failover of {group} to {to} started (runbook {})",
-                v["runbook"]
-            );
+            let id = started(&v)?;
+            println!("failover of {group} to {to} started (runbook {id})");
         }
         Cmd::Failback { group, epoch } => {
             let body = as_seen(c, group, *epoch, serde_json::json!({})).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/failback"), body)
                 .await?;
-            println!("failback of {group} started (runbook {})", v["runbook"]);
+            let id = started(&v)?;
+            println!("failback of {group} started (runbook {id})");
         }
         Cmd::Switchover { group, to, epoch } => {
             let body = as_seen(c, group, *epoch, serde_json::json!({ "to": to })).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/switchover"), body)
                 .await?;
-            println!(
-                "switchover of {group} to {to} started (runbook {})",
-                v["runbook"]
-            );
+            let id = started(&v)?;
+            println!("switchover of {group} to {to} started (runbook {id})");
         }
         Cmd::Drill {
             group,
@@ -78,9 +83,9 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/v1/groups/{group}/resync"), Value::Null)
                 .await?;
+            let id = started(&v)?;
             println!(
-                "resync of {group} started (runbook {}): the standby is brought in line with the active site, then replication resumes",
-                v["runbook"]
+                "resync of {group} started (runbook {id}): the standby is brought in line with the active site, then replication resumes"
             );
         }
         Cmd::Approve { group, to } => {
@@ -114,10 +119,10 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                     serde_json::to_value(&seen)?,
                 )
                 .await?;
+            let id = started(&v)?;
             println!(
-                "approved {} → {target}; runbook {} started for {group}",
+                "approved {} → {target}; runbook {id} started for {group}",
                 pending["kind"].as_str().unwrap_or("move"),
-                v["runbook"]
             );
         }
         Cmd::Maintenance { group, mode } => {
@@ -136,6 +141,12 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 serde_json::json!({ "deletions": deletions })
             };
             let v = c.post(&format!("/v1/groups/{group}/clear"), body).await?;
+            if !v.get("cleared").is_some_and(Value::is_array) {
+                bail!(
+                    "the orchestrator's answer does not say what was cleared: {}; see `warden status {group}`",
+                    shown(&v)
+                );
+            }
             let list = |key: &str| -> Vec<String> {
                 v[key]
                     .as_array()
@@ -165,10 +176,13 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/v1/groups/{group}/adopt-epoch"), body)
                 .await?;
-            println!(
-                "{group}: adopted epoch {}; the next move carries a higher one",
-                v["epoch"]
-            );
+            let Some(epoch) = v.get("epoch").and_then(Value::as_u64) else {
+                bail!(
+                    "the orchestrator's answer names no epoch: {}; whether it adopted one is not known: see `warden status {group}`",
+                    shown(&v)
+                );
+            };
+            println!("{group}: adopted epoch {epoch}; the next move carries a higher one");
         }
         Cmd::Events { json, group, after } => {
             let mut path = format!("/v1/events?after={after}");
@@ -191,6 +205,41 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         _ => bail!("not a client command"),
     }
     Ok(())
+}
+
+/// The runbook an action's answer says it started. An answer that names
+/// none (`{}`, an empty body: a proxy's, a wrong URL's) is not taken for
+/// success: whether anything started is not known.
+fn started(v: &Value) -> anyhow::Result<u64> {
+    v.get("runbook").and_then(Value::as_u64).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the orchestrator's answer names no runbook: {}; whether anything started is not known: see `warden status`",
+            shown(v)
+        )
+    })
+}
+
+/// Whether `v` is a status answer: an object with its groups.
+fn is_status(v: &Value) -> bool {
+    v.get("groups").is_some_and(Value::is_array)
+}
+
+/// An unexpected answer as an error shows it: escaped, and cut short.
+fn shown(v: &Value) -> String {
+    let text = match v {
+        Value::Null => "(no body)".to_string(),
+        other => other.to_string(),
+    };
+    let mut text = warden_orchestrator::text::printable(&text).into_owned();
+    if text.len() > 200 {
+        let mut end = 200;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// A move's `body` with the group as read here (from the leader when one
