@@ -505,6 +505,24 @@ fn fake_api_answering(
     status: &'static str,
     answer: &'static str,
 ) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    fake_server(move |req| {
+        if req == "GET /v1/groups/web" {
+            (
+                "200 OK",
+                r#"{"name":"web","primary":"a","active":"a","epoch":7,"pending":{"kind":"failover","to":"b","reason":"automatic = false","since_unix_ms":5}}"#,
+            )
+        } else {
+            (status, answer)
+        }
+    })
+}
+
+/// A fake HTTP server on 127.0.0.1 answering each request ("METHOD PATH")
+/// as `route` says (status line, JSON body); each request (and its body)
+/// is sent to the receiver. Its URL.
+fn fake_server(
+    route: impl Fn(&str) -> (&'static str, &'static str) + Send + 'static,
+) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -533,14 +551,7 @@ fn fake_api_answering(
             let _ = r.read_exact(&mut body);
             let req: Vec<&str> = line.split_whitespace().take(2).collect();
             let req = req.join(" ");
-            let (status, answer) = if req == "GET /v1/groups/web" {
-                (
-                    "200 OK",
-                    r#"{"name":"web","primary":"a","active":"a","epoch":7,"pending":{"kind":"failover","to":"b","reason":"automatic = false","since_unix_ms":5}}"#,
-                )
-            } else {
-                (status, answer)
-            };
+            let (status, answer) = route(&req);
             // Recorded before the answer: the CLI has exited only after it.
             if tx.send((req, text(&body))).is_err() {
                 return;
@@ -727,6 +738,66 @@ fn an_answer_that_names_nothing_done_is_no_success() {
             );
         }
     }
+}
+
+/// With several orchestrators, `warden approve` reads the pending decision
+/// from the leader, as the moves read the group: a follower's mirror may
+/// lag (or not read etcd at all), and an approval naming its older
+/// decision would be refused by the leader again and again (or the CLI
+/// would say nothing is pending). Before, it read from the first URL.
+#[test]
+fn approve_reads_the_pending_decision_from_the_leader() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let node = |leader: bool, since: u64| {
+        let view: &'static str = if leader {
+            r#"{"node":"o2","is_leader":true,"leader":"o2"}"#
+        } else {
+            r#"{"node":"o1","is_leader":false,"leader":"o2"}"#
+        };
+        let group: &'static str = Box::leak(
+            format!(r#"{{"name":"web","primary":"a","active":"a","epoch":7,"phase":"pending_approval","pending":{{"kind":"failover","to":"b","reason":"automatic = false","since_unix_ms":{since}}}}}"#)
+                .into_boxed_str(),
+        );
+        fake_server(move |req| match req {
+            "GET /v1/leader" if leader => ("200 OK", view),
+            "GET /v1/leader" => ("503 Service Unavailable", view),
+            "GET /v1/groups/web" => ("200 OK", group),
+            _ => ("202 Accepted", r#"{"runbook":3}"#),
+        })
+    };
+    // The follower still shows the decision withdrawn since (5); the
+    // leader the one pending now (9).
+    let (follower, at_follower) = node(false, 5);
+    let (leader, _at_leader) = node(true, 9);
+    let out = Command::new(WARDEN)
+        .args([
+            "approve",
+            "web",
+            "--url",
+            &format!("{follower},{leader}"),
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let (_, body) = at_follower
+        .try_iter()
+        .find(|(r, _)| r == "POST /v1/groups/web/approve")
+        .expect("the approval was posted");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(
+        body["since_unix_ms"], 9,
+        "the approval names the decision the leader has: {body}"
+    );
 }
 
 /// A refusal whose body is not the API's JSON (a proxy's HTML page, with

@@ -91,7 +91,12 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         Cmd::Approve { group, to } => {
             // The decision approved is the one read here, named in the
             // approval: one made meanwhile is refused (409), not approved.
-            let view = c.get(&format!("/v1/groups/{group}")).await?;
+            // Read from the leader when one is known: a follower's mirror
+            // may lag, and its decision be one the leader has withdrawn.
+            let view = super::drill::Reader::new(c)
+                .await
+                .get(&format!("/v1/groups/{group}"))
+                .await?;
             let pending = view.get("pending").cloned().unwrap_or(Value::Null);
             if pending.is_null() {
                 bail!("group {group} has no pending decision; nothing approved");
