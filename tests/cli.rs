@@ -800,6 +800,66 @@ fn approve_reads_the_pending_decision_from_the_leader() {
     );
 }
 
+/// `warden events` shows every event after `--after`, to the newest: the
+/// API answers a page at a time (oldest first, 1000 by default), and the
+/// events of the incident at hand are the last ones. Before, the CLI asked
+/// once and showed the oldest 1000, saying nothing of the rest: with more
+/// stored, the newest (a pending decision, a failed runbook's detail, which
+/// the procedures send the operator to read there) were never shown.
+#[test]
+fn events_are_shown_to_the_newest() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let page = |ids: std::ops::RangeInclusive<u64>| -> &'static str {
+        let events: Vec<serde_json::Value> = ids
+            .map(|id| {
+                serde_json::json!({
+                    "id": id, "time_unix_ms": id, "kind": "site_down", "group": "web",
+                    "site": "a", "message": format!("event number {id}"),
+                })
+            })
+            .collect();
+        Box::leak(serde_json::to_string(&events).unwrap().into_boxed_str())
+    };
+    let (first, second) = (page(1..=1000), page(1001..=1003));
+    let (url, requests) = fake_server(move |req| {
+        let after = req
+            .split_once("after=")
+            .map(|(_, a)| a.split('&').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        match after.as_str() {
+            "0" => ("200 OK", first),
+            "1000" => ("200 OK", second),
+            _ => ("200 OK", "[]"),
+        }
+    });
+    for json in [false, true] {
+        let out = Command::new(WARDEN)
+            .args(["events", "--group", "web", "--url", &url, "--token-file"])
+            .arg(&token)
+            .args(json.then_some("--json"))
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let asked: Vec<String> = requests.try_iter().map(|(r, _)| r).collect();
+        if json {
+            let v: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("one JSON array");
+            let ids: Vec<u64> = v.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+            assert_eq!(ids, (1..=1003).collect::<Vec<_>>(), "{asked:?}");
+        } else {
+            assert!(
+                stdout.contains("event number 1003") && stdout.contains("event number 1\n"),
+                "the newest event is not shown ({asked:?}): …{}",
+                &stdout[stdout.len().saturating_sub(300)..]
+            );
+            assert_eq!(stdout.lines().count(), 1003, "{asked:?}");
+        }
+    }
+}
+
 /// A refusal whose body is not the API's JSON (a proxy's HTML page, with
 /// whatever it holds) is shown escaped and cut short: it reaches the
 /// terminal as no escape sequence and no screenful. Before, it was

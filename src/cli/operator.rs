@@ -189,25 +189,69 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             };
             println!("{group}: adopted epoch {epoch}; the next move carries a higher one");
         }
-        Cmd::Events { json, group, after } => {
-            let mut path = format!("/v1/events?after={after}");
-            if let Some(g) = group {
-                path.push_str(&format!("&group={g}"));
-            }
-            let v = c.get(&path).await?;
-            if *json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
-            } else {
-                let events: Vec<warden_orchestrator::model::Event> = serde_json::from_value(v)
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "the orchestrator's events are not what this CLI reads: {e}"
-                        )
-                    })?;
-                emit(&render_events(&events))?;
-            }
-        }
+        Cmd::Events { json, group, after } => events(c, *json, group.as_deref(), *after).await?,
         _ => bail!("not a client command"),
+    }
+    Ok(())
+}
+
+/// Events asked of the API at a time (its default page).
+const EVENTS_PAGE: usize = 1000;
+
+/// `warden events`: every event after `after` (of `group`), to the newest,
+/// a page at a time, each written as it comes (the API answers the oldest
+/// first, a page at most: one request showed the oldest page and never
+/// the events of the incident at hand). `--json` writes what is served,
+/// as one array.
+async fn events(c: &Client, json: bool, group: Option<&str>, after: u64) -> anyhow::Result<()> {
+    let mut after = after;
+    let mut first = true;
+    if json && !write_more("[")? {
+        return Ok(());
+    }
+    loop {
+        let mut path = format!("/v1/events?after={after}&limit={EVENTS_PAGE}");
+        if let Some(g) = group {
+            path.push_str(&format!("&group={g}"));
+        }
+        let v = c.get(&path).await?;
+        let Some(page) = v.as_array() else {
+            bail!(
+                "the orchestrator's answer is not a list of events: {}",
+                shown(&v)
+            );
+        };
+        let Some(last) = page.last() else { break };
+        let Some(last) = last.get("id").and_then(Value::as_u64) else {
+            bail!("the orchestrator's events are not what this CLI reads: an event without its id");
+        };
+        let text = if json {
+            let mut out = String::new();
+            for e in page {
+                out.push_str(if first { "\n" } else { ",\n" });
+                out.push_str(&serde_json::to_string_pretty(e)?);
+                first = false;
+            }
+            out
+        } else {
+            let events: Vec<warden_orchestrator::model::Event> = serde_json::from_value(v.clone())
+                .map_err(|e| {
+                    anyhow::anyhow!("the orchestrator's events are not what this CLI reads: {e}")
+                })?;
+            render_events(&events)
+        };
+        if !write_more(&text)? {
+            return Ok(());
+        }
+        // Oldest first: a short page is the last one. Ids that do not go
+        // up would ask for the same page for ever.
+        if page.len() < EVENTS_PAGE || last <= after {
+            break;
+        }
+        after = last;
+    }
+    if json {
+        write_more("\n]\n")?;
     }
     Ok(())
 }
@@ -301,10 +345,16 @@ pub(super) async fn orchestrators(c: &Client) -> Vec<Value> {
 /// status | head`) ends the output quietly: `print!` would panic on the
 /// broken pipe.
 pub(super) fn emit(text: &str) -> anyhow::Result<()> {
+    write_more(text).map(|_| ())
+}
+
+/// [`emit`]; whether the reader still reads (false: stop writing).
+fn write_more(text: &str) -> anyhow::Result<bool> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
