@@ -860,6 +860,36 @@ fn events_are_shown_to_the_newest() {
     }
 }
 
+/// A group argument no group can have (a `/`, a `?`) is refused before
+/// anything is sent: it is put in the request's path, where
+/// `web/approve?` made `warden resync` post an approval of whatever was
+/// pending.
+#[test]
+fn a_group_argument_that_is_no_group_name_sends_nothing() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let (url, requests) = fake_api();
+    for args in [
+        vec!["resync", "web/approve?x="],
+        vec!["maintenance", "web/approve?", "on"],
+        vec!["events", "--group", "web&after=9"],
+    ] {
+        let out = Command::new(WARDEN)
+            .args(&args)
+            .args(["--url", &url, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("is not a group name"), "{args:?}: {stderr}");
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert!(sent.is_empty(), "{args:?}: sent {sent:?}");
+    }
+}
+
 /// A refusal whose body is not the API's JSON (a proxy's HTML page, with
 /// whatever it holds) is shown escaped and cut short: it reaches the
 /// terminal as no escape sequence and no screenful. Before, it was

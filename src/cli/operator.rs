@@ -9,6 +9,15 @@ use super::render::{render_events, render_status};
 use crate::client::Client;
 
 pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
+    // A group is named in the request's path (or query): a name no group
+    // can have — `web/approve?` — would reach another endpoint (a resync
+    // turned into an approval). Refused before anything is sent.
+    if let Some(g) = group_of(cmd).filter(|g| !warden_config::load::valid_name(g)) {
+        bail!(
+            "{:?} is not a group name (1 to 63 letters, digits, '-' and '_'); nothing sent",
+            warden_orchestrator::text::printable(g)
+        );
+    }
     match cmd {
         Cmd::Status { json } => {
             let nodes = orchestrators(c).await;
@@ -193,6 +202,23 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         _ => bail!("not a client command"),
     }
     Ok(())
+}
+
+/// The group a client command names, if any.
+fn group_of(cmd: &Cmd) -> Option<&str> {
+    match cmd {
+        Cmd::Failover { group, .. }
+        | Cmd::Failback { group, .. }
+        | Cmd::Switchover { group, .. }
+        | Cmd::Drill { group, .. }
+        | Cmd::Resync { group }
+        | Cmd::Approve { group, .. }
+        | Cmd::Maintenance { group, .. }
+        | Cmd::Clear { group, .. }
+        | Cmd::AdoptEpoch { group, .. } => Some(group),
+        Cmd::Events { group, .. } => group.as_deref(),
+        _ => None,
+    }
 }
 
 /// Events asked of the API at a time (its default page).
