@@ -694,8 +694,8 @@ fn a_move_with_an_epoch_is_sent_only_while_the_group_is_at_it() {
 
 /// An answer that says nothing of what was done — `{}`, an empty body, a
 /// JSON array, as a proxy, a wrong URL or a broken orchestrator may give
-/// with a 2xx status — is not taken for success: each action fails (exit
-/// 1) saying the answer does not name what it started, and `warden status
+/// with a 2xx status — is not taken for success: each action exits 1,
+/// saying the answer does not name what it started, and `warden status
 /// --json` does not print it as the status. Before, the CLI printed
 /// "failover of web to b started (runbook null)" and exited 0.
 #[test]
