@@ -164,7 +164,11 @@ pub async fn watch(
     let mut recorded: Vec<String> = Vec::new();
     while !dirs.is_empty() {
         let (s, d, r) = (state_dir.clone(), dirs.clone(), recorded.clone());
-        match tokio::task::spawn_blocking(move || look(&s, &d, r)).await {
+        let looked = tokio::select! {
+            _ = stop.cancelled() => return,
+            l = tokio::task::spawn_blocking(move || look(&s, &d, r)) => l,
+        };
+        match looked {
             Ok((now, why)) => {
                 recorded = now;
                 unfit.set(why);
