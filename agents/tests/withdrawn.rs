@@ -48,8 +48,9 @@ struct Fake {
     /// only term 7's late answers withdraw it.
     take_over: bool,
     handed_again: bool,
-    /// Play a late answer: term 9 withdraws the second promote, then term
-    /// 7's answer from before the take-over lists it again.
+    /// Play a late answer: term 9 hands the second promote out again and
+    /// withdraws it, then term 7's answer from before the take-over lists
+    /// it among the commands.
     late: bool,
     late_told: bool,
     handed: bool,
@@ -72,7 +73,13 @@ async fn report(State(fake): State<Shared>, Json(r): Json<AgentReport>) -> Json<
         f.handed = true;
         resp.term = 7;
         resp.commands = vec![first(), second()];
+    } else if f.late && !f.handed_again {
+        // The new leader resumes the runbook: it asks for the promote again.
+        f.handed_again = true;
+        resp.term = 9;
+        resp.commands = vec![second()];
     } else if f.late && !f.withdrawn_told {
+        // ... then the runbook ends: it takes the promote back.
         f.withdrawn_told = true;
         resp.term = 9;
         resp.withdrawn = vec![Withdrawn {
@@ -196,7 +203,10 @@ async fn a_deposed_leaders_late_withdrawal_does_not_stop_what_the_new_leader_han
 async fn a_deposed_leaders_late_answer_does_not_hand_out_again_what_the_new_leader_withdrew() {
     let (fake, log) = scenario(false, true).await;
     let f = fake.lock().unwrap();
-    assert!(f.withdrawn_told && f.late_told, "the scenario played out");
+    assert!(
+        f.handed_again && f.withdrawn_told && f.late_told,
+        "the scenario played out"
+    );
     let of = |id: &str| f.outcomes.iter().find(|o| o.id == id).cloned().unwrap();
     let (done, withdrawn) = (of(&first().id), of(&second().id));
     assert!(done.ok, "the first promote ran: {done:?}");
