@@ -7,7 +7,9 @@
 //! - a command below the highest epoch seen is refused (the outcome says so);
 //!   the highest epoch is raised, and written to disk, *before* a command runs,
 //!   so a replayed older id is refused even after a crash mid-command;
-//! - a demote at the highest epoch or above always runs;
+//! - a demote at the highest epoch or above always runs, even when its epoch
+//!   cannot be written first (a full disk): its epoch is then written with
+//!   its record, when it succeeded;
 //! - a site that was demoted (failed away from) never pushes data again until
 //!   a resync for a newer epoch than that demote has completed here
 //!   (`start_replication` is refused until then).
@@ -313,13 +315,22 @@ impl Authority {
             if let Some(a) = next.get_mut(&cmd.group) {
                 a.epoch = cmd.epoch;
             }
-            self.save(&next).map_err(|e| {
-                format!(
-                    "refused: cannot persist epoch {} before acting: {e}",
-                    cmd.epoch
-                )
-            })?;
-            *g = next;
+            match self.save(&next) {
+                Ok(()) => *g = next,
+                // A demote is the safe direction: a site whose disk is full
+                // (often why it is failed away from) still stops taking
+                // users' writes. Its epoch is written with its record
+                // ([`Self::record`]); meanwhile nothing is raised unwritten.
+                Err(e) if cmd.kind == CommandKind::Demote => {
+                    warn!(path = %self.path.display(), cause = %e, command = %cmd.id, "cannot persist the demote's epoch before acting; demoting all the same");
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "refused: cannot persist epoch {} before acting: {e}",
+                        cmd.epoch
+                    ))
+                }
+            }
         }
         Ok(())
     }
@@ -374,6 +385,9 @@ impl Authority {
             return Ok(());
         };
         let before = a.clone();
+        // Normally raised before acting already; a demote that could not
+        // write it then writes it now, with what it changed.
+        a.epoch = a.epoch.max(cmd.epoch);
         match cmd.kind {
             CommandKind::Promote => {
                 a.role = Role::Active;
@@ -717,6 +731,43 @@ mod tests {
         let a = Authority::open(dir.path(), "b", &groups()).unwrap();
         let e = a.admit(&cmd(4, CommandKind::Demote, "b")).unwrap_err();
         assert!(e.contains("older than epoch 5"), "{e}");
+    }
+
+    /// A demote is the safe direction: a site whose disk is full (often
+    /// the very reason it is failed away from) still runs its demote hooks
+    /// although the new epoch cannot be written. Nothing is held unwritten:
+    /// the epoch is raised with the demote's record, on disk first, so an
+    /// older order is refused from then on, across a restart too.
+    #[test]
+    fn a_demote_runs_when_its_epoch_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap();
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let demote = cmd(5, CommandKind::Demote, "a");
+        a.admit(&demote)
+            .expect("a demote runs whatever the disk says");
+        assert_eq!(a.get("web").unwrap().epoch, 4, "not raised unwritten");
+        // Still full when it ends: not recorded, the outcome says so.
+        assert!(a.record(&demote).is_err());
+        assert_eq!(a.get("web").unwrap().role, Role::Active);
+        // The disk takes writes again: the demote and its epoch go together.
+        std::fs::remove_dir(&tmp).unwrap();
+        a.record(&demote).unwrap();
+        drop(a);
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let w = a.get("web").unwrap();
+        assert_eq!((w.epoch, w.role, w.demoted_at), (5, Role::Standby, Some(5)));
+        let e = a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap_err();
+        assert!(e.contains("older than epoch 5"), "{e}");
+        // Any other order still needs its epoch on disk first.
+        std::fs::create_dir(&tmp).unwrap();
+        let e = a.admit(&cmd(6, CommandKind::Promote, "a")).unwrap_err();
+        assert!(e.contains("cannot persist epoch 6"), "{e}");
+        std::fs::remove_dir(&tmp).unwrap();
     }
 
     #[test]
