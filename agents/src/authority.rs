@@ -15,6 +15,10 @@
 //!   (`start_replication` is refused until then).
 //!
 //! The state file is written whole to a temporary file, fsync'd, and renamed.
+//! An agent that cannot write it refuses to start when it has something new
+//! to write (a first start, a group added, roles forgotten); a restart with
+//! nothing new (a full disk) starts with the state it read, so that the
+//! site can still be demoted.
 //! A lost state file is told from a first start by the agent's `agent.site`
 //! marker, written beside it at the first start and never removed: with the
 //! marker and without the file, every group's role starts as
@@ -180,7 +184,9 @@ impl Authority {
         // volume's lost+found, a packager's placeholder, a shared
         // directory.
         let mut forgotten = false;
-        let mut file = match read_file(&path, site)? {
+        let read = read_file(&path, site)?;
+        let as_read = read.as_ref().map(|f| f.groups.clone());
+        let mut file = match read {
             Some(file) => file,
             None => {
                 forgotten = dir.join(MARKER_NAME).exists();
@@ -212,8 +218,17 @@ impl Authority {
             path,
             groups: Mutex::new(file.groups),
         };
-        a.save(&a.lock())
-            .map_err(|detail| state_error(&a.path, detail))?;
+        let saved = a.save(&a.lock());
+        match saved {
+            Ok(()) => {}
+            // Nothing new to write (a restart): it starts with the state it
+            // read, so that a site whose disk is full — often why it is
+            // failed away from — can still be demoted.
+            Err(e) if as_read.as_ref() == Some(&*a.lock()) => {
+                warn!(path = %a.path.display(), cause = %e, "cannot rewrite the authority state: starting with the state read; orders that raise an epoch are refused until it can be written (a demote still runs)");
+            }
+            Err(detail) => return Err(state_error(&a.path, detail)),
+        }
         let marker = dir.join(MARKER_NAME);
         warden_config::durable::mark(&marker, format!("{site}\n").as_bytes())
             .map_err(|e| state_error(&marker, format!("cannot write it: {e}")))?;
@@ -767,6 +782,33 @@ mod tests {
         std::fs::create_dir(&tmp).unwrap();
         let e = a.admit(&cmd(6, CommandKind::Promote, "a")).unwrap_err();
         assert!(e.contains("cannot persist epoch 6"), "{e}");
+        std::fs::remove_dir(&tmp).unwrap();
+    }
+
+    /// An agent restarted on a full disk (often the very trouble its site is
+    /// failed away from for) starts with the state it reads, so that it can
+    /// still be demoted; it refuses to start only when it has something
+    /// new to write (a first start, a group added, roles forgotten).
+    #[test]
+    fn an_agent_restarts_on_a_full_disk_with_the_state_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap();
+        drop(a);
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let a =
+            Authority::open(dir.path(), "a", &groups()).expect("nothing new to write: it starts");
+        assert_eq!(a.get("web").unwrap().epoch, 4);
+        a.admit(&cmd(5, CommandKind::Demote, "a"))
+            .expect("and can be demoted");
+        drop(a);
+        let mut more = groups();
+        more.push(("db".into(), "a".into()));
+        let e = Authority::open(dir.path(), "a", &more).unwrap_err();
+        assert!(e.to_string().contains("authority.json"), "{e}");
         std::fs::remove_dir(&tmp).unwrap();
     }
 
