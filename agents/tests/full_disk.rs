@@ -1,6 +1,7 @@
 //! A demote on a full disk: the site's state directory takes no write
 //! (the disk filled up — often the very trouble the site is failed away
-//! for), and the orchestrator demotes the site at a new epoch. The demote
+//! for), the agent restarts (it starts with the state it reads), and the
+//! orchestrator demotes the site at a new epoch. The demote
 //! is the safe direction: its hooks run although the new epoch cannot be
 //! written first, and its outcome says that the new state was not
 //! written. Asked again once the disk takes writes (the orchestrator
@@ -94,14 +95,29 @@ async fn a_demote_runs_its_hooks_when_the_state_dir_takes_no_write() {
     let mut settings = lone_site::settings(&format!("http://{addr}"), tmp.path(), &hook);
     settings.demote = settings.promote.clone();
     let state = settings.state_dir.clone();
-    let shutdown = CancellationToken::new();
-    let agent = tokio::spawn(run(settings, shutdown.clone()));
+    let first_run = CancellationToken::new();
+    let agent = tokio::spawn(run(settings.clone(), first_run.clone()));
 
     // The agent has written its state at its start; from now on the disk
-    // takes nothing.
+    // takes nothing, and the agent restarts (its unit restarted, the host
+    // rebooted): it starts with the state it reads.
     eventually(&fake, "a first report", |f| f.reports > 0).await;
+    first_run.cancel();
+    tokio::time::timeout(Duration::from_secs(10), agent)
+        .await
+        .expect("the first run stops")
+        .unwrap()
+        .unwrap();
     let blocker = state.join(format!("authority.json.tmp.{}", std::process::id()));
     std::fs::create_dir(&blocker).unwrap();
+    let seen = fake.lock().unwrap().reports;
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(settings, shutdown.clone()));
+    eventually(&fake, "a report of the restarted agent", |f| {
+        f.reports > seen
+    })
+    .await;
+    assert!(!agent.is_finished(), "{:?}", agent.await);
     fake.lock().unwrap().handing = Some(demote(""));
     eventually(&fake, "the demote's outcome", |f| !f.outcomes.is_empty()).await;
     let first = fake.lock().unwrap().outcomes[0].clone();
