@@ -7,12 +7,18 @@
 //! - a command below the highest epoch seen is refused (the outcome says so);
 //!   the highest epoch is raised, and written to disk, *before* a command runs,
 //!   so a replayed older id is refused even after a crash mid-command;
-//! - a demote at the highest epoch or above always runs;
+//! - a demote at the highest epoch or above always runs, even when its epoch
+//!   cannot be written first (a full disk): its epoch is then written with
+//!   its record, when it succeeded;
 //! - a site that was demoted (failed away from) never pushes data again until
 //!   a resync for a newer epoch than that demote has completed here
 //!   (`start_replication` is refused until then).
 //!
 //! The state file is written whole to a temporary file, fsync'd, and renamed.
+//! An agent that cannot write it refuses to start when it has something new
+//! to write (a first start, a group added, roles forgotten); a restart with
+//! nothing new (a full disk) starts with the state it read, so that the
+//! site can still be demoted.
 //! A lost state file is told from a first start by the agent's `agent.site`
 //! marker, written beside it at the first start and never removed: with the
 //! marker and without the file, every group's role starts as
@@ -178,7 +184,9 @@ impl Authority {
         // volume's lost+found, a packager's placeholder, a shared
         // directory.
         let mut forgotten = false;
-        let mut file = match read_file(&path, site)? {
+        let read = read_file(&path, site)?;
+        let as_read = read.as_ref().map(|f| f.groups.clone());
+        let mut file = match read {
             Some(file) => file,
             None => {
                 forgotten = dir.join(MARKER_NAME).exists();
@@ -210,8 +218,17 @@ impl Authority {
             path,
             groups: Mutex::new(file.groups),
         };
-        a.save(&a.lock())
-            .map_err(|detail| state_error(&a.path, detail))?;
+        let saved = a.save(&a.lock());
+        match saved {
+            Ok(()) => {}
+            // Nothing new to write (a restart): it starts with the state it
+            // read, so that a site whose disk is full — often why it is
+            // failed away from — can still be demoted.
+            Err(e) if as_read.as_ref() == Some(&*a.lock()) => {
+                warn!(path = %a.path.display(), cause = %e, "cannot rewrite the authority state: starting with the state read; orders that raise an epoch are refused until it can be written (a demote still runs)");
+            }
+            Err(detail) => return Err(state_error(&a.path, detail)),
+        }
         let marker = dir.join(MARKER_NAME);
         warden_config::durable::mark(&marker, format!("{site}\n").as_bytes())
             .map_err(|e| state_error(&marker, format!("cannot write it: {e}")))?;
@@ -313,13 +330,22 @@ impl Authority {
             if let Some(a) = next.get_mut(&cmd.group) {
                 a.epoch = cmd.epoch;
             }
-            self.save(&next).map_err(|e| {
-                format!(
-                    "refused: cannot persist epoch {} before acting: {e}",
-                    cmd.epoch
-                )
-            })?;
-            *g = next;
+            match self.save(&next) {
+                Ok(()) => *g = next,
+                // A demote is the safe direction: a site whose disk is full
+                // (often why it is failed away from) still stops taking
+                // users' writes. Its epoch is written with its record
+                // ([`Self::record`]); meanwhile nothing is raised unwritten.
+                Err(e) if cmd.kind == CommandKind::Demote => {
+                    warn!(path = %self.path.display(), cause = %e, command = %cmd.id, "cannot persist the demote's epoch before acting; demoting all the same");
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "refused: cannot persist epoch {} before acting: {e}",
+                        cmd.epoch
+                    ))
+                }
+            }
         }
         Ok(())
     }
@@ -374,6 +400,9 @@ impl Authority {
             return Ok(());
         };
         let before = a.clone();
+        // Normally raised before acting already; a demote that could not
+        // write it then writes it now, with what it changed.
+        a.epoch = a.epoch.max(cmd.epoch);
         match cmd.kind {
             CommandKind::Promote => {
                 a.role = Role::Active;
@@ -718,6 +747,70 @@ mod tests {
         let a = Authority::open(dir.path(), "b", &groups()).unwrap();
         let e = a.admit(&cmd(4, CommandKind::Demote, "b")).unwrap_err();
         assert!(e.contains("older than epoch 5"), "{e}");
+    }
+
+    /// A demote is the safe direction: a site whose disk is full (often
+    /// the very reason it is failed away from) still runs its demote hooks
+    /// although the new epoch cannot be written. Nothing is held unwritten:
+    /// the epoch is raised with the demote's record, on disk first, so an
+    /// older order is refused from then on, across a restart too.
+    #[test]
+    fn a_demote_runs_when_its_epoch_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap();
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let demote = cmd(5, CommandKind::Demote, "a");
+        a.admit(&demote)
+            .expect("a demote runs whatever the disk says");
+        assert_eq!(a.get("web").unwrap().epoch, 4, "not raised unwritten");
+        // Still full when it ends: not recorded, the outcome says so.
+        assert!(a.record(&demote).is_err());
+        assert_eq!(a.get("web").unwrap().role, Role::Active);
+        // The disk takes writes again: the demote and its epoch go together.
+        std::fs::remove_dir(&tmp).unwrap();
+        a.record(&demote).unwrap();
+        drop(a);
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        let w = a.get("web").unwrap();
+        assert_eq!((w.epoch, w.role, w.demoted_at), (5, Role::Standby, Some(5)));
+        let e = a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap_err();
+        assert!(e.contains("older than epoch 5"), "{e}");
+        // Any other order still needs its epoch on disk first.
+        std::fs::create_dir(&tmp).unwrap();
+        let e = a.admit(&cmd(6, CommandKind::Promote, "a")).unwrap_err();
+        assert!(e.contains("cannot persist epoch 6"), "{e}");
+        std::fs::remove_dir(&tmp).unwrap();
+    }
+
+    /// An agent restarted on a full disk (often the very trouble its site is
+    /// failed away from for) starts with the state it reads, so that it can
+    /// still be demoted; it refuses to start only when it has something
+    /// new to write (a first start, a group added, roles forgotten).
+    #[test]
+    fn an_agent_restarts_on_a_full_disk_with_the_state_it_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+        a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap();
+        drop(a);
+        let tmp = dir
+            .path()
+            .join(format!("authority.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        let a =
+            Authority::open(dir.path(), "a", &groups()).expect("nothing new to write: it starts");
+        assert_eq!(a.get("web").unwrap().epoch, 4);
+        a.admit(&cmd(5, CommandKind::Demote, "a"))
+            .expect("and can be demoted");
+        drop(a);
+        let mut more = groups();
+        more.push(("db".into(), "a".into()));
+        let e = Authority::open(dir.path(), "a", &more).unwrap_err();
+        assert!(e.to_string().contains("authority.json"), "{e}");
+        std::fs::remove_dir(&tmp).unwrap();
     }
 
     #[test]

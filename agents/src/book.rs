@@ -29,9 +29,11 @@ pub(crate) struct CommandBook {
     /// highest leader term that handed it out: only an answer of that term
     /// or a later one may take it back (see [`CommandBook::recall`]).
     active: HashMap<String, u64>,
-    /// Ids among `active` the orchestrator withdrew, and why: one not
-    /// started yet is not started (see [`CommandBook::recalled`]).
-    recalled: HashMap<String, String>,
+    /// Ids among `active` the orchestrator withdrew, why, and the leader
+    /// term of the answer that withdrew them: one not started yet is not
+    /// started (see [`CommandBook::recalled`]), unless an answer of that
+    /// term or a later one hands it out again.
+    recalled: HashMap<String, (String, u64)>,
     /// The last [`FINISHED_KEPT`] outcomes, oldest first: a repeated id gets
     /// its outcome again instead of a second run. Kept without the checks a
     /// promote ran after its hooks: those were fresh once, not at a resend.
@@ -46,9 +48,18 @@ impl CommandBook {
     /// A command delivered in an answer made under leader term `term`.
     pub(crate) fn offer(&mut self, cmd: &Command, term: u64) -> Offer {
         if let Some(by) = self.active.get_mut(&cmd.id) {
-            // Listed as waiting again: asked anew, no longer taken back.
+            // Listed as waiting again by the term that took it back or a
+            // later one: asked anew, no longer taken back. A deposed
+            // leader's answer made before the take-over and delayed in
+            // transit asks nothing anew.
             *by = (*by).max(term);
-            self.recalled.remove(&cmd.id);
+            if self
+                .recalled
+                .get(&cmd.id)
+                .is_some_and(|(_, at)| term >= *at)
+            {
+                self.recalled.remove(&cmd.id);
+            }
             return Offer::Ignore;
         }
         if let Some(done) = self.finished.iter().find(|o| o.id == cmd.id) {
@@ -65,12 +76,22 @@ impl CommandBook {
     /// under leader term `term`; only those held here (queued or running)
     /// and last handed out under that term or an earlier one are kept: a
     /// deposed leader's answer delayed in transit does not take back what
-    /// a later leader handed out again. Returns how many were kept.
+    /// a later leader handed out again, nor (see [`CommandBook::offer`])
+    /// hand out again what a later leader took back. Returns how many
+    /// were kept.
     pub(crate) fn recall(&mut self, withdrawn: &[Withdrawn], term: u64) -> usize {
         let mut held = 0;
         for w in withdrawn {
             if self.active.get(&w.id).is_some_and(|by| *by <= term) {
-                held += usize::from(self.recalled.insert(w.id.clone(), w.why.clone()).is_none());
+                // The latest recalling term counts (answers may arrive out of order).
+                match self.recalled.get_mut(&w.id) {
+                    Some((why, at)) if *at <= term => (*why, *at) = (w.why.clone(), term),
+                    Some(_) => {}
+                    None => {
+                        self.recalled.insert(w.id.clone(), (w.why.clone(), term));
+                        held += 1;
+                    }
+                }
             }
         }
         held
@@ -79,7 +100,7 @@ impl CommandBook {
     /// Why command `id`, about to start, was taken back by the
     /// orchestrator, if it was: it is then not run.
     pub(crate) fn recalled(&self, id: &str) -> Option<&str> {
-        self.recalled.get(id).map(String::as_str)
+        self.recalled.get(id).map(|(why, _)| why.as_str())
     }
 
     pub(crate) fn finish(&mut self, outcome: CommandOutcome) {
@@ -260,5 +281,34 @@ mod tests {
         assert_eq!(b.recall(&withdrawn("q"), 0), 1);
         // An id not held is not kept.
         assert_eq!(b.recall(&withdrawn("r"), 99), 0);
+    }
+
+    /// A command the leader of term 9 took back stays taken back when a
+    /// deposed leader's answer (term 7), made before the take-over and
+    /// delayed in transit, lists it among the commands again: only an
+    /// answer of the recalling term or a later one asks it anew.
+    #[test]
+    fn a_deposed_leaders_late_answer_does_not_hand_out_again_what_a_later_leader_took_back() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("p"), 7), Offer::Run);
+        assert_eq!(b.recall(&withdrawn("p"), 9), 1);
+        assert_eq!(b.offer(&cmd("p"), 7), Offer::Ignore);
+        assert_eq!(
+            b.recalled("p"),
+            Some("runbook 3 ended"),
+            "a deposed leader's late answer asked it anew"
+        );
+        // The deposed leader's own late withdrawal does not lower the bar.
+        assert_eq!(b.recall(&withdrawn("p"), 7), 0);
+        assert_eq!(b.offer(&cmd("p"), 8), Offer::Ignore);
+        assert!(b.recalled("p").is_some(), "term 8 is older than term 9");
+        // The recalling term (or a later one) asks it anew: it runs.
+        assert_eq!(b.offer(&cmd("p"), 9), Offer::Ignore);
+        assert_eq!(b.recalled("p"), None);
+        // A single orchestrator (term 0) asks anew as ever.
+        assert_eq!(b.offer(&cmd("q"), 0), Offer::Run);
+        assert_eq!(b.recall(&withdrawn("q"), 0), 1);
+        assert_eq!(b.offer(&cmd("q"), 0), Offer::Ignore);
+        assert_eq!(b.recalled("q"), None);
     }
 }

@@ -10,6 +10,10 @@
 //! later hooks are not run. The last 2 KiB of the failing hook's stdout and
 //! stderr, every loaded secret masked, go into the outcome's `detail`.
 //!
+//! A hook that ends keeps what it started (a service it launched), even
+//! one still writing to the hook's stdout or stderr: those are drained,
+//! never closed under it (`warden_checks::child`).
+//!
 //! Dropping a running [`run_hooks`] future kills the current hook
 //! (`kill_on_drop`). Hooks must be idempotent: the orchestrator may ask again
 //! after an agent restart.
@@ -218,6 +222,40 @@ mod tests {
         assert!(
             alive,
             "a service a hook started was killed when the hook ended"
+        );
+    }
+
+    /// A service a hook starts without sending its output elsewhere
+    /// (`app &`, `nohup app &` under a pipe) writes to the hook's pipes
+    /// for as long as it runs: it must not be killed by a closed pipe
+    /// (SIGPIPE) once the hook has ended and its output was taken.
+    #[tokio::test]
+    async fn a_service_a_hook_started_may_write_to_its_pipes_after_the_hook_ended() {
+        let marker = temp_file("still-writing");
+        let pid = temp_file("writer-pid");
+        let script = format!(
+            "(sleep 1; echo still running; echo to stderr >&2; touch {}; sleep 30) & echo $! > {}; echo started",
+            marker.display(),
+            pid.display()
+        );
+        let run = run_hook(&hook("starts", &["sh", "-c", &script], "5s"), &cx()).await;
+        assert!(run.outcome.ok, "{run:?}");
+        assert!(run.output.contains("started"), "{run:?}");
+        let mut wrote = false;
+        for _ in 0..50 {
+            if marker.exists() {
+                wrote = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let left = std::fs::read_to_string(&pid).unwrap_or_default();
+        let _ = std::process::Command::new("kill").arg(left.trim()).status();
+        let _ = std::fs::remove_file(&pid);
+        let _ = std::fs::remove_file(&marker);
+        assert!(
+            wrote,
+            "the service the hook started died writing to its output after the hook ended"
         );
     }
 

@@ -12,7 +12,10 @@
 //! A withdrawal counts only from the leader term that handed the command
 //! out, or a later one: when a new leader (term 9) hands the second promote
 //! out again after a take-over, a deposed leader's (term 7) answer that
-//! withdraws it, delayed in transit, does not stop it.
+//! withdraws it, delayed in transit, does not stop it; and when the new
+//! leader (term 9) withdraws it, a deposed leader's answer that still
+//! lists it among the commands, delayed in transit, does not hand it out
+//! again.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,6 +48,11 @@ struct Fake {
     /// only term 7's late answers withdraw it.
     take_over: bool,
     handed_again: bool,
+    /// Play a late answer: term 9 hands the second promote out again and
+    /// withdraws it, then term 7's answer from before the take-over lists
+    /// it among the commands.
+    late: bool,
+    late_told: bool,
     handed: bool,
     withdrawn_told: bool,
     outcomes: Vec<CommandOutcome>,
@@ -65,6 +73,28 @@ async fn report(State(fake): State<Shared>, Json(r): Json<AgentReport>) -> Json<
         f.handed = true;
         resp.term = 7;
         resp.commands = vec![first(), second()];
+    } else if f.late && !f.handed_again {
+        // The new leader resumes the runbook: it asks for the promote again.
+        f.handed_again = true;
+        resp.term = 9;
+        resp.commands = vec![second()];
+    } else if f.late && !f.withdrawn_told {
+        // ... then the runbook ends: it takes the promote back.
+        f.withdrawn_told = true;
+        resp.term = 9;
+        resp.withdrawn = vec![Withdrawn {
+            id: second().id,
+            why: "runbook 3 ended: rolled back".into(),
+        }];
+    } else if f.late {
+        // Term 9 has no news (a stream answers only news); term 7's answer
+        // arrives once, late.
+        resp.term = 9;
+        if !f.late_told {
+            f.late_told = true;
+            resp.term = 7;
+            resp.commands = vec![second()];
+        }
     } else if f.take_over && !f.handed_again {
         f.handed_again = true;
         resp.term = 9;
@@ -88,10 +118,11 @@ async fn poll() -> Json<ReportResponse> {
 
 /// Runs the agent against the fake until both promotes have an outcome;
 /// returns the fake and the hook log (the epoch of every hook run).
-async fn scenario(take_over: bool) -> (Shared, String) {
+async fn scenario(take_over: bool, late: bool) -> (Shared, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let fake: Shared = Arc::new(Mutex::new(Fake {
         take_over,
+        late,
         ..Fake::default()
     }));
     let app = Router::new()
@@ -134,7 +165,7 @@ async fn scenario(take_over: bool) -> (Shared, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_withdrawn_while_it_waits_is_not_started() {
-    let (fake, log) = scenario(false).await;
+    let (fake, log) = scenario(false, false).await;
     let f = fake.lock().unwrap();
     assert!(f.withdrawn_told);
     let of = |id: &str| f.outcomes.iter().find(|o| o.id == id).cloned().unwrap();
@@ -159,11 +190,29 @@ async fn an_order_withdrawn_while_it_waits_is_not_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_leaders_late_withdrawal_does_not_stop_what_the_new_leader_handed_out() {
-    let (fake, log) = scenario(true).await;
+    let (fake, log) = scenario(true, false).await;
     let f = fake.lock().unwrap();
     assert!(f.handed_again && f.withdrawn_told);
     for o in &f.outcomes {
         assert!(o.ok, "both promotes ran: {:?}", f.outcomes);
     }
     assert_eq!(log, "7\n8\n", "both promotes' hooks ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leaders_late_answer_does_not_hand_out_again_what_the_new_leader_withdrew() {
+    let (fake, log) = scenario(false, true).await;
+    let f = fake.lock().unwrap();
+    assert!(
+        f.handed_again && f.withdrawn_told && f.late_told,
+        "the scenario played out"
+    );
+    let of = |id: &str| f.outcomes.iter().find(|o| o.id == id).cloned().unwrap();
+    let (done, withdrawn) = (of(&first().id), of(&second().id));
+    assert!(done.ok, "the first promote ran: {done:?}");
+    assert!(
+        !withdrawn.ok && withdrawn.detail.contains("withdrawn by the orchestrator"),
+        "the promote term 9 withdrew is not run: {withdrawn:?}"
+    );
+    assert_eq!(log, "7\n", "only the first promote's hook ran");
 }

@@ -6,7 +6,8 @@
 //! command that ends keeps what it started), and the last
 //! [`OUTPUT_TAIL_BYTES`] of what it wrote, every loaded secret masked.
 //! It is judged by its exit, not its pipes: a process it leaves holding
-//! them delays the answer by [`PIPE_GRACE`] at most.
+//! them delays the answer by [`PIPE_GRACE`] at most, and they are drained
+//! (not closed) for as long as that process holds them.
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -140,8 +141,16 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
             let _ = child.kill().await;
         }
     }
-    let _ = tokio::time::timeout(PIPE_GRACE, futures::future::join_all(readers)).await;
+    let _ = tokio::time::timeout(PIPE_GRACE, futures::future::join_all(readers.iter_mut())).await;
     let output = warden_config::child::scrub(&tail.lock().map(|t| t.text()).unwrap_or_default());
+    // A process it left holding the pipes (a service a hook started with
+    // its output not sent elsewhere) keeps writing to them: they are
+    // drained until it closes them, never closed under it (its next write
+    // would kill it with SIGPIPE). Only a run dropped before its end
+    // closes them (its process group is killed then).
+    for r in readers {
+        drop(r.detach());
+    }
     match waited {
         Ok(Ok(status)) => Ok(Finished { status, output }),
         Ok(Err(e)) => Err(Failure::Wait(format!("cannot wait: {}", describe_io(&e)))),

@@ -442,7 +442,9 @@ pub struct ReportResponse {
     /// answer can exist). The agent keeps, per command it holds, the
     /// highest term that handed it out, and takes a withdrawal of it only
     /// from that term or a later one: a deposed leader's answer delayed in
-    /// transit cannot take back a command a later leader handed out again.
+    /// transit cannot take back a command a later leader handed out again;
+    /// and a command a withdrawal took back is asked anew only by an
+    /// answer of that withdrawal's term or a later one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
 }
