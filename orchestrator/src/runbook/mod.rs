@@ -253,7 +253,7 @@ pub async fn execute(
             release_hold(&rb, env);
             if rb.kind == RunbookKind::Failover {
                 roll_forward_failover(&mut rb, env);
-                end_failed(&rb, env, store, name, &detail);
+                end_failed(&mut rb, env, store, name, &detail);
                 return rb;
             }
             // The failure is recorded before anything is undone: a
@@ -263,6 +263,7 @@ pub async fn execute(
             // would never reach the new one, and both would be active).
             // It finishes the rollback instead (`rolling_back`).
             rb.rolling_back = true;
+            rb.revision = rb.revision.saturating_add(1);
             match crate::store::blocking(|| store.put_runbook(&rb)) {
                 Ok(()) => {}
                 Err(e @ crate::OrchestratorError::Deposed(_)) => {
@@ -290,7 +291,7 @@ pub async fn execute(
     }
     rb.status = RunbookStatus::Succeeded;
     rb.finished_unix_ms = Some(env.now_ms());
-    final_record(&rb, store);
+    final_record(&mut rb, store);
     env.progress(&rb);
     env.event(
         EventKind::RunbookSucceeded,
@@ -359,7 +360,13 @@ fn release_hold(rb: &Runbook, env: &dyn RunbookEnv) {
 }
 
 /// Record a failed runbook's end (step `name` failed with `detail`).
-fn end_failed(rb: &Runbook, env: &dyn RunbookEnv, store: &dyn Store, name: StepName, detail: &str) {
+fn end_failed(
+    rb: &mut Runbook,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+    name: StepName,
+    detail: &str,
+) {
     final_record(rb, store);
     env.progress(rb);
     env.event(
@@ -413,7 +420,9 @@ pub const PERSIST_RETRY: Duration = Duration::from_secs(5);
 
 /// Record a finished runbook. If this write is lost the store still says
 /// `running`, and a restart resumes the idempotent steps: safe, so only warn.
-fn final_record(rb: &Runbook, store: &dyn Store) {
+fn final_record(rb: &mut Runbook, store: &dyn Store) {
+    rb.revision = rb.revision.saturating_add(1);
+    let rb = &*rb;
     if let Err(e) = crate::store::blocking(|| store.put_runbook(rb)) {
         tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the finished runbook; it will be resumed on restart");
     }
@@ -431,6 +440,9 @@ async fn persist(
     store: &dyn Store,
 ) -> bool {
     let started = tokio::time::Instant::now();
+    // A newer record than any written before (and any still queued to the
+    // group writer: the decision's, retried on a full disk).
+    rb.revision = rb.revision.saturating_add(1);
     let mut written = crate::store::blocking(|| store.put_runbook(rb));
     while let Err(e) = &written {
         if matches!(e, crate::OrchestratorError::Deposed(_))
