@@ -96,6 +96,9 @@ mod runbooks;
 mod seen;
 #[cfg(test)]
 mod silence_tests;
+mod skew;
+#[cfg(test)]
+mod skew_tests;
 #[cfg(test)]
 mod state_tests;
 mod stops;
@@ -479,7 +482,8 @@ impl Shared {
         } = settings;
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let clock = Clock::new();
-        let loaded = load_state(&cfg, store.as_ref())?;
+        let mut loaded = load_state(&cfg, store.as_ref())?;
+        skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
         if mode.is_local() {
             // One process: it acts from the start, so the corrections are written now.
             for g in &loaded.to_write {
