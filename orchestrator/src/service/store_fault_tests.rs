@@ -41,6 +41,14 @@ pub(super) struct FaultyStore {
 }
 
 impl FaultyStore {
+    /// One that acts when it cannot write, as the local file store does.
+    pub(super) fn volatile() -> Self {
+        FaultyStore {
+            volatile: true,
+            ..FaultyStore::default()
+        }
+    }
+
     /// Lets the armed read return its (older) snapshot.
     pub(super) fn release(&self) {
         *self.released.0.lock().unwrap() = true;
