@@ -88,3 +88,102 @@ async fn a_journal_that_cannot_say_means_a_full_final_pass() {
         d.detail
     );
 }
+
+/// A store that refuses a runbook record over etcd's request limit (1.5 MiB
+/// by default: "etcdserver: request is too large"), as etcd does.
+#[derive(Default)]
+struct RequestLimit {
+    inner: MemStore,
+}
+
+impl Store for RequestLimit {
+    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &crate::model::GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.put_runbook(rb)?;
+        self.inner.put_group(g)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        if serde_json::to_vec(rb).map_or(0, |b| b.len()) > 1536 * 1024 {
+            return Err(crate::OrchestratorError::store(
+                "etcd: write a runbook",
+                "etcdserver: request is too large",
+            ));
+        }
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// The old active site's journal names 50,000 changes (about 3 MiB of
+/// names: a busy site, a long resync) — more than a runbook's record can
+/// carry into etcd. The final pass is a full one, the names are not kept
+/// in the runbook, and the failback ends on a. Before, the demote's record
+/// carried every name: etcd refused it at every try, and the failback
+/// failed there ("cannot persist step demote") with b demoted and nothing
+/// rolled back — users on a site whose demote hooks had stopped it.
+#[tokio::test(start_paused = true)]
+async fn a_journal_too_long_for_the_runbooks_record_means_a_full_final_pass() {
+    let w = world_on("b", 2);
+    w.replication.store(true, Ordering::Relaxed);
+    let names: Vec<String> = (0..50_000)
+        .map(|i| format!("projects/2026/reports/quarter-{i:06}.ods"))
+        .collect();
+    *w.journaled.lock().unwrap() = Some(names);
+    let store = RequestLimit::default();
+    let rb = execute(
+        failback_rb(),
+        &w,
+        &store,
+        &policy(Fencing::BestEffort, None),
+    )
+    .await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{:#?}", statuses(&rb));
+    assert_eq!(rb.changed, None);
+    let sent = w.sent.lock().unwrap().clone();
+    let (_, fin) = first(&sent, "a", CommandKind::FinalSync);
+    assert_eq!(fin.changed, None, "a full final pass");
+    let d = rb
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::Demote)
+        .unwrap();
+    assert!(
+        d.detail.contains("50000 changed") && d.detail.contains("a full final pass"),
+        "{}",
+        d.detail
+    );
+    let stored = store.inner.runbooks().unwrap();
+    assert_eq!(stored[0].status, RunbookStatus::Succeeded);
+}
