@@ -12,7 +12,8 @@ use crate::cli::Cli;
 /// An operator's connection to the orchestrator API: one URL, or every
 /// orchestrator of an etcd deployment (tried in turn; an action answered
 /// with a redirect to the leader is sent there, but only when the leader's
-/// URL is one of these — a forged redirect never gets the token).
+/// URL is one of these — a forged redirect never gets the token; one
+/// answered 503 — that node knows no leader — goes to the next).
 pub(crate) struct Client {
     bases: Vec<String>,
     token: Secret,
@@ -151,6 +152,18 @@ impl Client {
                     continue;
                 }
             };
+            // An orchestrator that does not lead and knows no leader (one
+            // cut off from etcd: the others may still elect one) refuses
+            // an action before it is read: nothing was done there, and the
+            // next orchestrator may lead.
+            if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                let refused = answer(r)
+                    .await
+                    .err()
+                    .unwrap_or_else(|| anyhow!("orchestrator answered 503"));
+                last = Some(refused.context(format!("the orchestrator at {base}")));
+                continue;
+            }
             if r.status() != reqwest::StatusCode::TEMPORARY_REDIRECT {
                 return answer(r).await;
             }
@@ -199,11 +212,27 @@ async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
     let status = r.status();
     let text = r.text().await.unwrap_or_default();
     if !status.is_success() {
-        let msg = serde_json::from_str::<Value>(&text)
+        // The API's `{"error": …}`; anything else (a proxy's page) shown
+        // cut short. Either escaped: no line or escape sequence of its own
+        // reaches the terminal.
+        let msg = match serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-            .unwrap_or(text);
-        bail!("orchestrator answered {status}: {msg}");
+        {
+            Some(error) => error,
+            None => {
+                let mut end = text.len().min(200);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let more = if end < text.len() { "…" } else { "" };
+                format!("{}{more}", &text[..end])
+            }
+        };
+        bail!(
+            "orchestrator answered {status}: {}",
+            warden_orchestrator::text::printable(&msg)
+        );
     }
     if text.is_empty() {
         return Ok(Value::Null);
@@ -329,6 +358,50 @@ mod tests {
         let c = client(vec![slow, next]);
         c.get("/v1/status").await.unwrap();
         assert_eq!(next_hits.load(Ordering::SeqCst), 2);
+    }
+
+    /// An orchestrator that knows no leader (503: cut off from etcd, it
+    /// sees none) did nothing with the action: the next one, which may
+    /// lead, gets it. Before, the CLI stopped at the first one's 503 and
+    /// the operator could not act while the first URL listed was the node
+    /// cut off.
+    #[tokio::test]
+    async fn an_orchestrator_that_knows_no_leader_passes_the_action_on() {
+        let cut_off = serve(Router::new().route(
+            "/v1/groups/web/failover",
+            post(|| async {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    r#"{"error":"no orchestrator leads now (etcd: unavailable); actions wait for a leader"}"#,
+                )
+            }),
+        ))
+        .await;
+        let leader = serve(Router::new().route(
+            "/v1/groups/web/failover",
+            post(|| async { (StatusCode::ACCEPTED, "{\"runbook\": 7}") }),
+        ))
+        .await;
+        let mut c = Client::with(cut_off.clone(), Secret::new("operator-token-x")).unwrap();
+        c.bases.push(leader);
+        let v = c
+            .post("/v1/groups/web/failover", serde_json::json!({"to": "b"}))
+            .await
+            .unwrap();
+        assert_eq!(v["runbook"], 7);
+        // Alone, its refusal is the answer, said as it came.
+        let c = Client::with(cut_off, Secret::new("operator-token-x")).unwrap();
+        let err = format!(
+            "{:#}",
+            c.post("/v1/groups/web/failover", serde_json::json!({"to": "b"}))
+                .await
+                .unwrap_err()
+        );
+        assert!(
+            err.contains("503") && err.contains("no orchestrator leads now"),
+            "{err}"
+        );
     }
 
     /// A redirect to a configured orchestrator is followed once.

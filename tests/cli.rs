@@ -496,6 +496,33 @@ fn status_into_a_closed_pipe_ends_quietly() {
 /// group on `a` at epoch 7, any other request 202 `{"runbook": 1}`; each
 /// request ("METHOD PATH", body) is sent to the receiver. Its URL.
 fn fake_api() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    fake_api_answering("202 Accepted", r#"{"runbook":1}"#)
+}
+
+/// [`fake_api`] whose answer to every request but `GET /v1/groups/web`
+/// (which also shows a pending failover to b) is `status` with `answer`.
+fn fake_api_answering(
+    status: &'static str,
+    answer: &'static str,
+) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    fake_server(move |req| {
+        if req == "GET /v1/groups/web" {
+            (
+                "200 OK",
+                r#"{"name":"web","primary":"a","active":"a","epoch":7,"pending":{"kind":"failover","to":"b","reason":"automatic = false","since_unix_ms":5}}"#,
+            )
+        } else {
+            (status, answer)
+        }
+    })
+}
+
+/// A fake HTTP server on 127.0.0.1 answering each request ("METHOD PATH")
+/// as `route` says (status line, JSON body); each request (and its body)
+/// is sent to the receiver. Its URL.
+fn fake_server(
+    route: impl Fn(&str) -> (&'static str, &'static str) + Send + 'static,
+) -> (String, std::sync::mpsc::Receiver<(String, String)>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -524,14 +551,7 @@ fn fake_api() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
             let _ = r.read_exact(&mut body);
             let req: Vec<&str> = line.split_whitespace().take(2).collect();
             let req = req.join(" ");
-            let (status, answer) = if req == "GET /v1/groups/web" {
-                (
-                    "200 OK",
-                    r#"{"name":"web","primary":"a","active":"a","epoch":7}"#,
-                )
-            } else {
-                ("202 Accepted", r#"{"runbook":1}"#)
-            };
+            let (status, answer) = route(&req);
             // Recorded before the answer: the CLI has exited only after it.
             if tx.send((req, text(&body))).is_err() {
                 return;
@@ -670,6 +690,254 @@ fn a_move_with_an_epoch_is_sent_only_while_the_group_is_at_it() {
             "{current:?}"
         );
     }
+}
+
+/// An answer that says nothing of what was done — `{}`, an empty body, a
+/// JSON array, as a proxy, a wrong URL or a broken orchestrator may give
+/// with a 2xx status — is not taken for success: each action exits 1,
+/// saying the answer does not name what it started, and `warden status
+/// --json` does not print it as the status. Before, the CLI printed
+/// "failover of web to b started (runbook null)" and exited 0.
+#[test]
+fn an_answer_that_names_nothing_done_is_no_success() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    for (status, answer) in [("200 OK", "{}"), ("200 OK", ""), ("202 Accepted", "[1]")] {
+        let (url, _requests) = fake_api_answering(status, answer);
+        for args in [
+            vec!["failover", "web", "--to", "b"],
+            vec!["failback", "web"],
+            vec!["switchover", "web", "--to", "b"],
+            vec!["resync", "web"],
+            vec!["approve", "web"],
+            vec!["adopt-epoch", "web"],
+            vec!["clear", "web"],
+            vec!["status", "--json"],
+        ] {
+            let out = Command::new(WARDEN)
+                .args(&args)
+                .args(["--url", &url, "--token-file"])
+                .arg(&token)
+                .env("WARDEN_LOG", "error")
+                .env_remove("WARDEN_CONFIG")
+                .output()
+                .unwrap();
+            let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{args:?} answered {status} {answer:?}: {stdout}{stderr}"
+            );
+            assert!(
+                !stdout.contains("null") && !stdout.contains("started"),
+                "{args:?} answered {status} {answer:?}: {stdout}"
+            );
+            assert!(
+                stderr.contains("the orchestrator's answer"),
+                "{args:?} answered {status} {answer:?}: {stderr}"
+            );
+        }
+    }
+}
+
+/// With several orchestrators, `warden approve` reads the pending decision
+/// from the leader, as the moves read the group: a follower's mirror may
+/// lag (or not read etcd at all), and an approval naming its older
+/// decision would be refused by the leader again and again (or the CLI
+/// would say nothing is pending). Before, it read from the first URL.
+#[test]
+fn approve_reads_the_pending_decision_from_the_leader() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let node = |leader: bool, since: u64| {
+        let view: &'static str = if leader {
+            r#"{"node":"o2","is_leader":true,"leader":"o2"}"#
+        } else {
+            r#"{"node":"o1","is_leader":false,"leader":"o2"}"#
+        };
+        let group: &'static str = Box::leak(
+            format!(r#"{{"name":"web","primary":"a","active":"a","epoch":7,"phase":"pending_approval","pending":{{"kind":"failover","to":"b","reason":"automatic = false","since_unix_ms":{since}}}}}"#)
+                .into_boxed_str(),
+        );
+        fake_server(move |req| match req {
+            "GET /v1/leader" if leader => ("200 OK", view),
+            "GET /v1/leader" => ("503 Service Unavailable", view),
+            "GET /v1/groups/web" => ("200 OK", group),
+            _ => ("202 Accepted", r#"{"runbook":3}"#),
+        })
+    };
+    // The follower still shows the decision withdrawn since (5); the
+    // leader the one pending now (9).
+    let (follower, at_follower) = node(false, 5);
+    let (leader, _at_leader) = node(true, 9);
+    let out = Command::new(WARDEN)
+        .args([
+            "approve",
+            "web",
+            "--url",
+            &format!("{follower},{leader}"),
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let (_, body) = at_follower
+        .try_iter()
+        .find(|(r, _)| r == "POST /v1/groups/web/approve")
+        .expect("the approval was posted");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(
+        body["since_unix_ms"], 9,
+        "the approval names the decision the leader has: {body}"
+    );
+}
+
+/// `warden events` shows every event after `--after`, to the newest: the
+/// API answers a page at a time (oldest first, 1000 by default), and the
+/// events of the incident at hand are the last ones. Before, the CLI asked
+/// once and showed the oldest 1000, saying nothing of the rest: with more
+/// stored, the newest (a pending decision, a failed runbook's detail, which
+/// the procedures send the operator to read there) were never shown.
+#[test]
+fn events_are_shown_to_the_newest() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let page = |ids: std::ops::RangeInclusive<u64>| -> &'static str {
+        let events: Vec<serde_json::Value> = ids
+            .map(|id| {
+                serde_json::json!({
+                    "id": id, "time_unix_ms": id, "kind": "site_down", "group": "web",
+                    "site": "a", "message": format!("event number {id}"),
+                })
+            })
+            .collect();
+        Box::leak(serde_json::to_string(&events).unwrap().into_boxed_str())
+    };
+    let (first, second) = (page(1..=1000), page(1001..=1003));
+    let (url, requests) = fake_server(move |req| {
+        let after = req
+            .split_once("after=")
+            .map(|(_, a)| a.split('&').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        match after.as_str() {
+            "0" => ("200 OK", first),
+            "1000" => ("200 OK", second),
+            _ => ("200 OK", "[]"),
+        }
+    });
+    for json in [false, true] {
+        let out = Command::new(WARDEN)
+            .args(["events", "--group", "web", "--url", &url, "--token-file"])
+            .arg(&token)
+            .args(json.then_some("--json"))
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let asked: Vec<String> = requests.try_iter().map(|(r, _)| r).collect();
+        if json {
+            let v: Vec<serde_json::Value> = serde_json::from_str(&stdout).expect("one JSON array");
+            let ids: Vec<u64> = v.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+            assert_eq!(ids, (1..=1003).collect::<Vec<_>>(), "{asked:?}");
+        } else {
+            assert!(
+                stdout.contains("event number 1003") && stdout.contains("event number 1\n"),
+                "the newest event is not shown ({asked:?}): …{}",
+                &stdout[stdout.len().saturating_sub(300)..]
+            );
+            assert_eq!(stdout.lines().count(), 1003, "{asked:?}");
+        }
+    }
+}
+
+/// A group argument no group can have (a `/`, a `?`) is refused before
+/// anything is sent: it is put in the request's path, where
+/// `web/approve?` made `warden resync` post an approval of whatever was
+/// pending.
+#[test]
+fn a_group_argument_that_is_no_group_name_sends_nothing() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let (url, requests) = fake_api();
+    for args in [
+        vec!["resync", "web/approve?x="],
+        vec!["maintenance", "web/approve?", "on"],
+        vec!["events", "--group", "web&after=9"],
+    ] {
+        let out = Command::new(WARDEN)
+            .args(&args)
+            .args(["--url", &url, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("is not a group name"), "{args:?}: {stderr}");
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert!(sent.is_empty(), "{args:?}: sent {sent:?}");
+    }
+}
+
+/// A refusal whose body is not the API's JSON (a proxy's HTML page, with
+/// whatever it holds) is shown escaped and cut short: it reaches the
+/// terminal as no escape sequence and no screenful. Before, it was
+/// printed as it came.
+#[test]
+fn a_refusal_that_is_not_json_is_shown_escaped_and_short() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    const PAGE: &str = concat!(
+        "<html>\u{1b}]0;owned\u{7}\u{1b}[2J<body>bad gateway</body>",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "</html>"
+    );
+    let (url, _requests) = fake_api_answering("502 Bad Gateway", PAGE);
+    let out = Command::new(WARDEN)
+        .args([
+            "failover",
+            "web",
+            "--to",
+            "b",
+            "--url",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("502 Bad Gateway"), "{stderr}");
+    assert!(
+        !stderr.trim_end().chars().any(char::is_control),
+        "a control character reached the terminal: {stderr:?}"
+    );
+    assert!(stderr.contains(r"\u{1b}"), "shown escaped: {stderr}");
+    assert!(
+        stderr.len() < 600 && !stderr.contains("</html>"),
+        "not cut short ({} bytes): {stderr}",
+        stderr.len()
+    );
 }
 
 /// `warden rsync-gate ARGS` in `dir` with the rsync daemon's variables

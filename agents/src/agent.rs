@@ -138,6 +138,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         orchestrator,
         probe,
         book: Mutex::new(CommandBook::default()),
+        unfit: crate::volumes::Unfit::default(),
         queue,
         finished: Notify::new(),
         peer_views: PeerViews::default(),
@@ -171,6 +172,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         shared.settings.state_dir.clone(),
         shared.settings.volumes.clone(),
         shared.settings.interval,
+        shared.unfit.clone(),
         token.clone(),
     ));
     tasks.spawn(execute(shared, queued, token.clone()));
@@ -241,6 +243,8 @@ struct Shared {
     finished: Notify,
     /// The latest probes of the peer sites (their own schedule; see [`crate::peers`]).
     peer_views: PeerViews,
+    /// Per group, why this site cannot be promoted now (see [`crate::volumes`]).
+    unfit: crate::volumes::Unfit,
 }
 
 impl Shared {
@@ -302,7 +306,7 @@ impl Shared {
                 .map(|r| r.status())
                 .map(|statuses| pages::page_replication(statuses, seq))
                 .unwrap_or_default(),
-            authority: self.authority.wire(),
+            authority: self.unfit.mark(self.authority.wire()),
         }
     }
 
@@ -500,6 +504,17 @@ async fn execute(
                 finish(&shared, &cmd, outcome);
             });
             continue;
+        }
+        // Not onto the directory under a data volume that is gone.
+        if cmd.kind == CommandKind::Promote {
+            let s = &shared.settings;
+            if let Err(e) =
+                crate::volumes::before_promote(&s.state_dir, &s.volumes, &cmd.group).await
+            {
+                warn!(command = %cmd.id, "{e}");
+                finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
+                continue;
+            }
         }
         // A promote's role goes to disk first: from now on the rsync gate
         // refuses pushes into this site.

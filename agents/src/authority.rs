@@ -464,6 +464,7 @@ impl Authority {
                 role: a.role.as_str().to_string(),
                 demoted_at: a.demoted_at,
                 may_push: a.may_push(),
+                unfit: None,
             })
             .collect()
     }

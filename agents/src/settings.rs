@@ -45,7 +45,7 @@ pub struct AgentSettings {
     /// This site's groups and each group's primary site.
     pub groups: Vec<(String, String)>,
     /// This site's directory of each group with an rsync plan (see [`crate::volumes`]).
-    pub volumes: Vec<(String, std::path::PathBuf)>,
+    pub volumes: Vec<crate::volumes::Dir>,
     /// TLS towards the orchestrator (its CA, this site's client certificate).
     pub tls: Option<rustls::ClientConfig>,
 }

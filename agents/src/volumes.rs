@@ -13,10 +13,15 @@
 //! data nobody replicated. The pusher's replication shows the refusal
 //! with its reason; pushes land again once the volume is back. A directory
 //! that is meant to stay unmounted is forgotten by removing its entry (or
-//! the file) while the agent is stopped (docs/rsyncd.md).
+//! the file) while the agent is stopped (docs/rsyncd.md). A directory the
+//! config declares a mount point (`mount_point = true`, [`Dir::declared`])
+//! is judged so from the first start, seen mounted or not; and a site is
+//! not promoted onto such a directory that is not mounted
+//! ([`before_promote`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use warden_config::model::ReplicationPlan;
 use warden_config::Config;
+use warden_proto::agent::AuthorityWire;
 
 /// The file in the agent's state directory.
 pub const FILE_NAME: &str = "volumes.json";
@@ -45,15 +51,31 @@ pub fn is_mount_point(path: &Path) -> std::io::Result<bool> {
     Ok(std::fs::metadata(&path)?.dev() != std::fs::metadata(parent)?.dev())
 }
 
-/// This site's directory of each group with an rsync plan: (group, path).
-pub fn directories(config: &Config, site: &str) -> Vec<(String, PathBuf)> {
+/// This site's directory of a group with an rsync plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dir {
+    /// The group.
+    pub group: String,
+    /// Its directory at this site (`path`).
+    pub path: PathBuf,
+    /// The config declares it a mount point (`mount_point = true`).
+    pub declared: bool,
+}
+
+/// This site's directory of each group with an rsync plan.
+pub fn directories(config: &Config, site: &str) -> Vec<Dir> {
     config
         .groups
         .iter()
         .filter_map(|(name, g)| {
             let r = g.replication()?;
-            let path = r.sites.get(site)?.path.clone()?;
-            (r.plan == ReplicationPlan::Rsync).then(|| (name.clone(), path))
+            let here = r.sites.get(site)?;
+            let path = here.path.clone()?;
+            (r.plan == ReplicationPlan::Rsync).then(|| Dir {
+                group: name.clone(),
+                path,
+                declared: here.is_mount_point(),
+            })
         })
         .collect()
 }
@@ -71,7 +93,7 @@ fn read(state_dir: &Path) -> Result<File, String> {
 /// Look at each of `dirs`: record those that are mount points now and are
 /// not recorded yet (with their group). The groups of `dirs` recorded now,
 /// newly or before.
-pub fn note(state_dir: &Path, dirs: &[(String, PathBuf)]) -> Result<Vec<String>, String> {
+pub fn note(state_dir: &Path, dirs: &[Dir]) -> Result<Vec<String>, String> {
     let mut file = match read(state_dir) {
         Ok(f) => f,
         Err(e) => {
@@ -83,7 +105,10 @@ pub fn note(state_dir: &Path, dirs: &[(String, PathBuf)]) -> Result<Vec<String>,
     };
     let mut recorded = Vec::new();
     let mut new = false;
-    for (group, dir) in dirs {
+    for Dir {
+        group, path: dir, ..
+    } in dirs
+    {
         if file.mounted.get(group) != Some(dir) {
             if !is_mount_point(dir).unwrap_or(false) {
                 continue;
@@ -102,21 +127,52 @@ pub fn note(state_dir: &Path, dirs: &[(String, PathBuf)]) -> Result<Vec<String>,
     Ok(recorded)
 }
 
-/// The agent's part: [`note`] at start and every `every` until `stop`, off
-/// the runtime (a hung filesystem blocks only this look), for the
-/// directories not recorded yet: once every one is, nothing is left to
-/// look at (a record is never taken back).
+/// Per group: why this site cannot be promoted now (its directory is
+/// declared or was seen a mount point and is not one), as [`watch`] last
+/// looked; carried by every report ([`Unfit::mark`]) so the orchestrator
+/// knows before it orders a promote that would be refused.
+#[derive(Debug, Clone, Default)]
+pub struct Unfit(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Unfit {
+    /// `wire` with each group's reason, if it has one.
+    pub fn mark(&self, mut wire: Vec<AuthorityWire>) -> Vec<AuthorityWire> {
+        let now = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for a in &mut wire {
+            a.unfit = now.get(&a.group).cloned();
+        }
+        wire
+    }
+
+    fn set(&self, now: BTreeMap<String, String>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = now;
+    }
+}
+
+/// The agent's part, at start and every `every` until `stop`, off the
+/// runtime (a hung filesystem blocks only this look): [`note`] the
+/// directories not recorded yet (a record is never taken back), and set
+/// `unfit` for each directory declared or recorded a mount point that is
+/// not one now.
 pub async fn watch(
     state_dir: PathBuf,
-    mut dirs: Vec<(String, PathBuf)>,
+    dirs: Vec<Dir>,
     every: Duration,
+    unfit: Unfit,
     stop: CancellationToken,
 ) {
+    let mut recorded: Vec<String> = Vec::new();
     while !dirs.is_empty() {
-        let (s, d) = (state_dir.clone(), dirs.clone());
-        match tokio::task::spawn_blocking(move || note(&s, &d)).await {
-            Ok(Ok(recorded)) => dirs.retain(|(g, _)| !recorded.contains(g)),
-            Ok(Err(e)) => warn!(cause = %e, "cannot record this site's data volumes"),
+        let (s, d, r) = (state_dir.clone(), dirs.clone(), recorded.clone());
+        let looked = tokio::select! {
+            _ = stop.cancelled() => return,
+            l = tokio::task::spawn_blocking(move || look(&s, &d, r)) => l,
+        };
+        match looked {
+            Ok((now, why)) => {
+                recorded = now;
+                unfit.set(why);
+            }
             Err(e) => warn!(cause = %e, "the look at this site's data volumes failed"),
         }
         tokio::select! {
@@ -126,26 +182,139 @@ pub async fn watch(
     }
 }
 
+/// One look of [`watch`]: the groups recorded now, and why each group
+/// whose volume is gone cannot be promoted.
+fn look(
+    state_dir: &Path,
+    dirs: &[Dir],
+    mut recorded: Vec<String>,
+) -> (Vec<String>, BTreeMap<String, String>) {
+    let fresh: Vec<Dir> = dirs
+        .iter()
+        .filter(|d| !recorded.contains(&d.group))
+        .cloned()
+        .collect();
+    if !fresh.is_empty() {
+        match note(state_dir, &fresh) {
+            Ok(now) => recorded.extend(now),
+            Err(e) => warn!(cause = %e, "cannot record this site's data volumes"),
+        }
+    }
+    let why = dirs
+        .iter()
+        .filter_map(|d| {
+            let seen = recorded.contains(&d.group);
+            judge(&d.group, &d.path, d.declared, seen)
+                .err()
+                .map(|why| (d.group.clone(), why))
+        })
+        .collect();
+    (recorded, why)
+}
+
 /// Why a push into `group`'s directory `dir` at this site must be refused:
-/// it was seen as a mount point and is not one now (or cannot be looked
-/// at), or the record cannot be read (the gate fails closed).
-pub fn unmounted(state_dir: &Path, group: &str, dir: &Path) -> Result<(), String> {
+/// it is declared a mount point (`mount_point = true`: `declared`) or was
+/// seen as one, and is not one now (or cannot be looked at), or the record
+/// cannot be read (the gate fails closed).
+pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> Result<(), String> {
     let file = read(state_dir)?;
-    if file.mounted.get(group).map(PathBuf::as_path) != Some(dir) {
+    let seen = file.mounted.get(group).map(PathBuf::as_path) == Some(dir);
+    judge(group, dir, declared, seen).map_err(|why| {
+        format!(
+            "{why}: a push would write into the directory under it; mount the volume again \
+             (pushes land again by themselves)"
+        )
+    })
+}
+
+/// Whether `group`'s directory `dir` is a mount point if it must be one
+/// (`declared`, or `seen`: recorded as one): `Err` says it is not.
+fn judge(group: &str, dir: &Path, declared: bool, seen: bool) -> Result<(), String> {
+    if !declared && !seen {
         return Ok(());
     }
+    let was = if declared {
+        "is declared a mount point (mount_point = true)"
+    } else {
+        "was a mount point"
+    };
     match is_mount_point(dir) {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!(
-            "this site's directory {} of group {group} was a mount point and is not one now \
-             (its volume unmounted?): a push would write into the directory under it; mount \
-             the volume again (pushes land again by themselves)",
+            "this site's directory {} of group {group} {was} and is not one now \
+             (its volume unmounted?)",
             dir.display()
         )),
         Err(e) => Err(format!(
-            "this site's directory {} of group {group} was a mount point and cannot be looked \
-             at now ({e}); mount the volume again",
+            "this site's directory {} of group {group} {was} and cannot be looked at now ({e})",
             dir.display()
         )),
+    }
+}
+
+/// Why `group` must not be promoted here: its directory at this site is
+/// declared or was seen a mount point and is not one now. Promoted on the
+/// directory under the mount point (on the root filesystem), the site
+/// would serve what is there — nothing, or stale data — take users'
+/// writes into it, and the volume, mounted again, would hide them. Looked
+/// at off the runtime (a hung filesystem blocks only this look).
+pub async fn before_promote(state_dir: &Path, dirs: &[Dir], group: &str) -> Result<(), String> {
+    let Some(d) = dirs.iter().find(|d| d.group == group).cloned() else {
+        return Ok(());
+    };
+    let state_dir = state_dir.to_path_buf();
+    let looked = tokio::task::spawn_blocking(move || {
+        let seen = read(&state_dir)?.mounted.get(&d.group) == Some(&d.path);
+        judge(&d.group, &d.path, d.declared, seen)
+    })
+    .await
+    .map_err(|e| format!("the look at this site's data volume failed: {e}"))?;
+    looked.map_err(|why| {
+        format!(
+            "not promoted: {why}. Promoted on the directory under the mount point, this site \
+             would serve what is there and take users' writes the volume would hide once \
+             mounted again; mount the volume, then move the group again"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(path: &Path, declared: bool) -> Dir {
+        Dir {
+            group: "web".into(),
+            path: path.to_path_buf(),
+            declared,
+        }
+    }
+
+    /// A promote onto a directory declared a mount point that is not one
+    /// is refused with the reason; undeclared and never seen mounted, or
+    /// declared and mounted (`/` always is), it goes ahead, and another
+    /// group's promote is not judged by this one's directory.
+    #[tokio::test]
+    async fn a_promote_onto_a_declared_volume_that_is_not_mounted_is_refused() {
+        let state = tempfile::tempdir().unwrap();
+        let data = state.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let e = before_promote(state.path(), &[dir(&data, true)], "web")
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("not promoted: ")
+                && e.contains("declared a mount point (mount_point = true) and is not one now"),
+            "{e}"
+        );
+        before_promote(state.path(), &[dir(&data, true)], "api")
+            .await
+            .unwrap();
+        before_promote(state.path(), &[dir(&data, false)], "web")
+            .await
+            .unwrap();
+        before_promote(state.path(), &[dir(Path::new("/"), true)], "web")
+            .await
+            .unwrap();
     }
 }

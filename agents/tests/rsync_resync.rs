@@ -470,7 +470,11 @@ async fn a_resync_pulls_nothing_into_a_directory_whose_volume_is_gone() {
     write(&d.target(), "at-peer.txt", "the peer's data");
     let state = d.dir.path().join("agent-state");
     std::fs::create_dir_all(&state).unwrap();
-    let dirs = vec![("web".to_string(), d.src())];
+    let dirs = vec![warden_agents::volumes::Dir {
+        group: "web".into(),
+        path: d.src(),
+        declared: false,
+    }];
     {
         let Some(_volume) = Tmpfs::mount(&d.src()) else {
             return;
@@ -479,7 +483,11 @@ async fn a_resync_pulls_nothing_into_a_directory_whose_volume_is_gone() {
         assert_eq!(seen, ["web"]);
     }
     let mut s = settings(&d);
-    s.volume = Some((state.clone(), "web".into()));
+    s.volume = Some(warden_agents::replicate::Volume {
+        state_dir: state.clone(),
+        group: "web".into(),
+        declared: false,
+    });
     let resyncer = RsyncResyncer::new(s).unwrap();
     let e = resyncer
         .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)

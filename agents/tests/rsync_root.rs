@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use warden_agents::replicate::{Replicator, RsyncReplicator};
+use warden_agents::replicate::{Replicator, RsyncReplicator, Volume};
 
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
@@ -118,5 +118,50 @@ async fn a_filesystem_mounted_on_the_source_after_the_start_is_watched() {
     arrives(&dst, "a.txt", "a, on the volume").await;
     write(&src, "b.txt", "written on the volume");
     arrives(&dst, "b.txt", "written on the volume").await;
+    repl.stop().await;
+}
+
+/// The source is declared a volume of its own (`mount_point = true`) and is
+/// not mounted when replication starts (a late iSCSI or NFS mount, an
+/// operator's mistake): nothing is sent from the directory under the mount
+/// point — the guard holds, saying so — and once the volume is mounted,
+/// what users write on it reaches the peer by itself. Before, the first
+/// full pass sent the root filesystem's directory (and, had it been empty,
+/// the peer's tree would have been deleted by it within the guard's share).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_volume_not_mounted_at_the_start_sends_nothing_until_mounted() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (src, dst) = (d.src(), d.target());
+    write(&src, "under.txt", "on the root filesystem");
+    let state = tempfile::tempdir().unwrap();
+    let mut s = d.settings("drdata", PASSWORD);
+    s.volume = Some(Volume {
+        state_dir: state.path().to_path_buf(),
+        group: "web".into(),
+        declared: true,
+    });
+    let hold = s.hold.clone();
+    let repl = RsyncReplicator::new(s);
+    repl.start(CancellationToken::new()).await.unwrap();
+    let held = hold.held().expect("the guard holds the first pass");
+    assert!(
+        held.contains("is declared a mount point (mount_point = true)"),
+        "{held}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !dst.join("under.txt").exists(),
+        "sent from under the mount point"
+    );
+
+    let Some(_volume) = Tmpfs::mount(&src) else {
+        return;
+    };
+    write(&src, "on-volume.txt", "written on the volume");
+    arrives(&dst, "on-volume.txt", "written on the volume").await;
+    assert!(!dst.join("under.txt").exists());
     repl.stop().await;
 }

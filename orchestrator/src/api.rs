@@ -416,7 +416,23 @@ async fn switchover(
     }
 }
 
-async fn resync(State(s): S, Operator(by): Operator, Path(g): Path<String>) -> Response {
+/// `POST …/resync` body: none (empty, `null` or `{}`); any field is
+/// refused (400), as in every operator body: it was read by nobody, so a
+/// `from`/`epoch` sent as for the moves was never checked and the resync
+/// ran whatever the group had become.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResyncBody {}
+
+async fn resync(
+    State(s): S,
+    Operator(by): Operator,
+    Path(g): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = optional_json::<ResyncBody>(&s, &body) {
+        return r;
+    }
     match s.operator_resync(&g, &by) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),

@@ -67,6 +67,10 @@ pub struct AuthorityWire {
     /// This site may push replicated data (no demote since its last resync).
     #[serde(default)]
     pub may_push: bool,
+    /// Why this site cannot be promoted for the group now, if it cannot
+    /// (its data volume is not mounted): a promote would be refused.
+    #[serde(default)]
+    pub unfit: Option<String>,
 }
 
 /// One group's replication as seen by one site's agent.
@@ -117,6 +121,11 @@ pub struct ReplicationStatus {
     /// operator runs `warden clear GROUP`.
     #[serde(default)]
     pub guard: Option<String>,
+    /// What the last audit (a periodic full pass) found changed at the
+    /// peer behind replication's back — removed, altered or added there —
+    /// and sent again; `None` once an audit finds nothing.
+    #[serde(default)]
+    pub drift: Option<String>,
     /// Items that cannot be replicated safely (Swift names with dot segments
     /// or control characters): refused, never copied or deleted. First
     /// items only; `refused_total` counts them all.

@@ -9,6 +9,15 @@ use super::render::{render_events, render_status};
 use crate::client::Client;
 
 pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
+    // A group is named in the request's path (or query): a name no group
+    // can have — `web/approve?` — would reach another endpoint (a resync
+    // turned into an approval). Refused before anything is sent.
+    if let Some(g) = group_of(cmd).filter(|g| !warden_config::load::valid_name(g)) {
+        bail!(
+            "{:?} is not a group name (1 to 63 letters, digits, '-' and '_'); nothing sent",
+            warden_orchestrator::text::printable(g)
+        );
+    }
     match cmd {
         Cmd::Status { json } => {
             let nodes = orchestrators(c).await;
@@ -16,12 +25,20 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 Some(leader) => {
                     let base = leader["url"].as_str().unwrap_or_default().to_string();
                     match c.get_at(&base, "/v1/status").await {
-                        Ok((200, v)) => v,
+                        Ok((200, v)) if is_status(&v) => v,
                         _ => c.get("/v1/status").await?,
                     }
                 }
                 None => c.get("/v1/status").await?,
             };
+            // `--json` prints what is served (a status of another version
+            // too), but only a status: an object with its groups.
+            if !is_status(&v) {
+                bail!(
+                    "the orchestrator's answer is not a status (an object with its groups): {}",
+                    shown(&v)
+                );
+            }
             let many = c.bases().len() > 1 || v.get("leadership").is_some_and(|l| !l.is_null());
             if *json {
                 let mut v = v;
@@ -45,27 +62,24 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/v1/groups/{group}/failover"), body)
                 .await?;
-            println!(
-                "failover of {group} to {to} started (runbook {})",
-                v["runbook"]
-            );
+            let id = started(&v)?;
+            println!("failover of {group} to {to} started (runbook {id})");
         }
         Cmd::Failback { group, epoch } => {
             let body = as_seen(c, group, *epoch, serde_json::json!({})).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/failback"), body)
                 .await?;
-            println!("failback of {group} started (runbook {})", v["runbook"]);
+            let id = started(&v)?;
+            println!("failback of {group} started (runbook {id})");
         }
         Cmd::Switchover { group, to, epoch } => {
             let body = as_seen(c, group, *epoch, serde_json::json!({ "to": to })).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/switchover"), body)
                 .await?;
-            println!(
-                "switchover of {group} to {to} started (runbook {})",
-                v["runbook"]
-            );
+            let id = started(&v)?;
+            println!("switchover of {group} to {to} started (runbook {id})");
         }
         Cmd::Drill {
             group,
@@ -78,15 +92,20 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/v1/groups/{group}/resync"), Value::Null)
                 .await?;
+            let id = started(&v)?;
             println!(
-                "resync of {group} started (runbook {}): the standby is brought in line with the active site, then replication resumes",
-                v["runbook"]
+                "resync of {group} started (runbook {id}): the standby is brought in line with the active site, then replication resumes"
             );
         }
         Cmd::Approve { group, to } => {
             // The decision approved is the one read here, named in the
             // approval: one made meanwhile is refused (409), not approved.
-            let view = c.get(&format!("/v1/groups/{group}")).await?;
+            // Read from the leader when one is known: a follower's mirror
+            // may lag, and its decision be one the leader has withdrawn.
+            let view = super::drill::Reader::new(c)
+                .await
+                .get(&format!("/v1/groups/{group}"))
+                .await?;
             let pending = view.get("pending").cloned().unwrap_or(Value::Null);
             if pending.is_null() {
                 bail!("group {group} has no pending decision; nothing approved");
@@ -114,10 +133,10 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                     serde_json::to_value(&seen)?,
                 )
                 .await?;
+            let id = started(&v)?;
             println!(
-                "approved {} → {target}; runbook {} started for {group}",
+                "approved {} → {target}; runbook {id} started for {group}",
                 pending["kind"].as_str().unwrap_or("move"),
-                v["runbook"]
             );
         }
         Cmd::Maintenance { group, mode } => {
@@ -136,6 +155,12 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 serde_json::json!({ "deletions": deletions })
             };
             let v = c.post(&format!("/v1/groups/{group}/clear"), body).await?;
+            if !v.get("cleared").is_some_and(Value::is_array) {
+                bail!(
+                    "the orchestrator's answer does not say what was cleared: {}; see `warden status {group}`",
+                    shown(&v)
+                );
+            }
             let list = |key: &str| -> Vec<String> {
                 v[key]
                     .as_array()
@@ -165,32 +190,131 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let v = c
                 .post(&format!("/v1/groups/{group}/adopt-epoch"), body)
                 .await?;
-            println!(
-                "{group}: adopted epoch {}; the next move carries a higher one",
-                v["epoch"]
-            );
+            let Some(epoch) = v.get("epoch").and_then(Value::as_u64) else {
+                bail!(
+                    "the orchestrator's answer names no epoch: {}; whether it adopted one is not known: see `warden status {group}`",
+                    shown(&v)
+                );
+            };
+            println!("{group}: adopted epoch {epoch}; the next move carries a higher one");
         }
-        Cmd::Events { json, group, after } => {
-            let mut path = format!("/v1/events?after={after}");
-            if let Some(g) = group {
-                path.push_str(&format!("&group={g}"));
-            }
-            let v = c.get(&path).await?;
-            if *json {
-                emit(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
-            } else {
-                let events: Vec<warden_orchestrator::model::Event> = serde_json::from_value(v)
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "the orchestrator's events are not what this CLI reads: {e}"
-                        )
-                    })?;
-                emit(&render_events(&events))?;
-            }
-        }
+        Cmd::Events { json, group, after } => events(c, *json, group.as_deref(), *after).await?,
         _ => bail!("not a client command"),
     }
     Ok(())
+}
+
+/// The group a client command names, if any.
+fn group_of(cmd: &Cmd) -> Option<&str> {
+    match cmd {
+        Cmd::Failover { group, .. }
+        | Cmd::Failback { group, .. }
+        | Cmd::Switchover { group, .. }
+        | Cmd::Drill { group, .. }
+        | Cmd::Resync { group }
+        | Cmd::Approve { group, .. }
+        | Cmd::Maintenance { group, .. }
+        | Cmd::Clear { group, .. }
+        | Cmd::AdoptEpoch { group, .. } => Some(group),
+        Cmd::Events { group, .. } => group.as_deref(),
+        _ => None,
+    }
+}
+
+/// Events asked of the API at a time (its default page).
+const EVENTS_PAGE: usize = 1000;
+
+/// `warden events`: every event after `after` (of `group`), to the newest,
+/// a page at a time, each written as it comes (the API answers the oldest
+/// first, a page at most: one request showed the oldest page and never
+/// the events of the incident at hand). `--json` writes what is served,
+/// as one array.
+async fn events(c: &Client, json: bool, group: Option<&str>, after: u64) -> anyhow::Result<()> {
+    let mut after = after;
+    let mut first = true;
+    if json && !write_more("[")? {
+        return Ok(());
+    }
+    loop {
+        let mut path = format!("/v1/events?after={after}&limit={EVENTS_PAGE}");
+        if let Some(g) = group {
+            path.push_str(&format!("&group={g}"));
+        }
+        let v = c.get(&path).await?;
+        let Some(page) = v.as_array() else {
+            bail!(
+                "the orchestrator's answer is not a list of events: {}",
+                shown(&v)
+            );
+        };
+        let Some(last) = page.last() else { break };
+        let Some(last) = last.get("id").and_then(Value::as_u64) else {
+            bail!("the orchestrator's events are not what this CLI reads: an event without its id");
+        };
+        let text = if json {
+            let mut out = String::new();
+            for e in page {
+                out.push_str(if first { "\n" } else { ",\n" });
+                out.push_str(&serde_json::to_string_pretty(e)?);
+                first = false;
+            }
+            out
+        } else {
+            let events: Vec<warden_orchestrator::model::Event> = serde_json::from_value(v.clone())
+                .map_err(|e| {
+                    anyhow::anyhow!("the orchestrator's events are not what this CLI reads: {e}")
+                })?;
+            render_events(&events)
+        };
+        if !write_more(&text)? {
+            return Ok(());
+        }
+        // Oldest first: a short page is the last one. Ids that do not go
+        // up would ask for the same page for ever.
+        if page.len() < EVENTS_PAGE || last <= after {
+            break;
+        }
+        after = last;
+    }
+    if json {
+        write_more("\n]\n")?;
+    }
+    Ok(())
+}
+
+/// The runbook an action's answer says it started. An answer that names
+/// none (`{}`, an empty body: a proxy's, a wrong URL's) is not taken for
+/// success: whether anything started is not known.
+fn started(v: &Value) -> anyhow::Result<u64> {
+    v.get("runbook").and_then(Value::as_u64).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the orchestrator's answer names no runbook: {}; whether anything started is not known: see `warden status`",
+            shown(v)
+        )
+    })
+}
+
+/// Whether `v` is a status answer: an object with its groups.
+fn is_status(v: &Value) -> bool {
+    v.get("groups").is_some_and(Value::is_array)
+}
+
+/// An unexpected answer as an error shows it: escaped, and cut short.
+fn shown(v: &Value) -> String {
+    let text = match v {
+        Value::Null => "(no body)".to_string(),
+        other => other.to_string(),
+    };
+    let mut text = warden_orchestrator::text::printable(&text).into_owned();
+    if text.len() > 200 {
+        let mut end = 200;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
 }
 
 /// A move's `body` with the group as read here (from the leader when one
@@ -247,10 +371,16 @@ pub(super) async fn orchestrators(c: &Client) -> Vec<Value> {
 /// status | head`) ends the output quietly: `print!` would panic on the
 /// broken pipe.
 pub(super) fn emit(text: &str) -> anyhow::Result<()> {
+    write_more(text).map(|_| ())
+}
+
+/// [`emit`]; whether the reader still reads (false: stop writing).
+fn write_more(text: &str) -> anyhow::Result<bool> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }

@@ -56,6 +56,27 @@ impl Data {
         ))
     }
 
+    /// As [`Data::new`] with `policy`, and b's directory declared a volume
+    /// of its own (`mount_point = true`).
+    pub(crate) fn with_b_mount_point(policy: &str) -> Option<Data> {
+        let lab = lab::Lab::new_or_skip(HOSTS)?;
+        let dir = lab.dir().to_path_buf();
+        let dirs = [dir.join("a-data"), dir.join("b-data")];
+        let mut extra = Self::daemon_sites(&lab, &dirs, policy, "pw-b-right");
+        // b's table is the plan's last (and the plan the config's last):
+        // the key lands in it.
+        extra.push_str("mount_point = true\n");
+        Some(Self::deploy(
+            lab,
+            dirs,
+            extra,
+            "auto",
+            "true",
+            "true",
+            Transport::Daemon,
+        ))
+    }
+
     /// A deployment on `lab` whose sites replicate `dirs` (`[a, b]`, made
     /// here when missing); `promote` and `demote` are both sites' promote
     /// and demote hooks (shell snippets).

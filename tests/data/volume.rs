@@ -1,14 +1,15 @@
 //! A standby whose data volume is unmounted, with the real binaries and
 //! real rsync daemons on network-namespace hosts: the active site's pushes
 //! are refused by the standby's gate, with the reason, and land again once
-//! the volume is back.
+//! the volume is back; a standby whose declared volume is not mounted is
+//! not promoted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::lab::{self, secs};
+use crate::lab::{self, secs, Deploy};
 use crate::site::{text, Data};
 
 /// A tmpfs at `volume`, bind-mounted on `at` (the site's data directory);
@@ -52,6 +53,37 @@ impl Volume {
         };
         run(&["mount", "--bind", &path(volume), &path(at)])?;
         Ok(v)
+    }
+
+    /// A tmpfs at `volume` only: the site's data directory `at` is not
+    /// mounted yet (see [`Volume::attach`]). Made before the site's
+    /// processes start, the tmpfs is in their mount namespaces too.
+    fn unattached(volume: &Path, at: &Path) -> Result<Volume> {
+        std::fs::create_dir_all(volume)?;
+        std::fs::create_dir_all(at)?;
+        run(&[
+            "mount",
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=16m,mode=0755",
+            "tmpfs",
+            &volume.display().to_string(),
+        ])
+        .context("a tmpfs for the volume (CI runs the tests as root)")?;
+        Ok(Volume {
+            volume: volume.to_path_buf(),
+            at: at.to_path_buf(),
+        })
+    }
+
+    /// The volume given back as this test sees the filesystem.
+    fn attach_here(&self) -> Result<()> {
+        let (v, at) = (
+            self.volume.display().to_string(),
+            self.at.display().to_string(),
+        );
+        run(&["mount", "--bind", &v, &at]).map(drop)
     }
 
     /// `args` in the mount namespace of process `pid`.
@@ -144,6 +176,87 @@ fn a_push_into_a_standby_whose_volume_is_gone_is_refused_until_it_is_back() -> R
         ),
         (Some("1"), Some("2"))
     );
+    drop(volume);
+    Ok(())
+}
+
+/// b's data directory is declared a volume of its own (`mount_point =
+/// true`), and the volume is not mounted when b's agent starts (so b never
+/// saw it mounted and recorded nothing). a's pushes are refused by b's gate
+/// from the first ("declared a mount point"), nothing lands in the
+/// directory under the mount point, and the group's alerts say b cannot
+/// be promoted. a's service dies: the automatic failover to b waits for
+/// approval with that reason instead of starting, and the approval is
+/// refused while b says so (nothing fenced, no runbook). The volume is
+/// mounted: a's data reaches it, the alert goes, and the approval moves
+/// users to b, promoted on its volume. Before, the gate judged only a
+/// directory once seen mounted, so the pushes filled b's root filesystem,
+/// and b was failed over to and promoted on that copy, which the volume,
+/// mounted later, hid.
+#[test]
+fn a_standby_whose_declared_volume_is_not_mounted_takes_no_push_and_no_promote() -> Result<()> {
+    let Some(x) = Data::with_b_mount_point("keep") else {
+        return Ok(());
+    };
+    let volume = Volume::unattached(&x.d.lab.dir().join("b-volume"), &x.dir("b"))?;
+    x.write("a", "one.txt", "1")?;
+    x.start()?;
+    let err = lab::eventually(secs(30), secs(0.25), || {
+        let r = x.replication()?;
+        let errors = r["errors"].as_array().cloned().unwrap_or_default();
+        errors
+            .iter()
+            .filter_map(|e| e.as_str())
+            .find(|e| e.contains("declared a mount point"))
+            .map(str::to_string)
+            .with_context(|| format!("no refusal yet: {r}"))
+    })?;
+    assert!(err.contains("refused a push"), "{err}");
+    let under: Vec<_> = std::fs::read_dir(x.dir("b"))?.collect();
+    assert!(under.is_empty(), "pushed under b's mount point: {under:?}");
+    let alerted = |x: &Data| -> Result<bool> {
+        let alerts = x.d.group()?["alerts"].to_string();
+        Ok(alerts.contains("site b cannot be promoted for group web now"))
+    };
+    lab::eventually(secs(30), secs(0.25), || {
+        anyhow::ensure!(alerted(&x)?, "no alert yet");
+        Ok(())
+    })?;
+    x.d.wait_verdict("b", "healthy", secs(20))?;
+    x.d.lab.kill("svc-a")?;
+    let g = lab::eventually(secs(30), secs(0.25), || {
+        let g = x.d.group()?;
+        anyhow::ensure!(g["phase"] == "pending_approval", "group {}", g["phase"]);
+        Ok(g)
+    })?;
+    let reason = g["pending"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("site b cannot be promoted") && reason.contains("declared a mount point"),
+        "{reason}"
+    );
+    let refused = x.d.operator().cli(&["approve", "web"])?;
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("nothing was started"),
+        "{err}"
+    );
+    assert!(x.d.runbooks()?.is_empty(), "no runbook started");
+    // The volume is mounted, where b's agent, b's rsync daemon and this
+    // test see the filesystem: a's data reaches it, the alert goes.
+    for p in ["agent-b", "rsyncd-b"] {
+        volume.attach(x.d.lab.pid(p)?)?;
+    }
+    volume.attach_here()?;
+    lab::eventually(secs(30), secs(0.25), || {
+        anyhow::ensure!(!alerted(&x)?, "still alerted");
+        Ok(())
+    })?;
+    let b = x.wait_same(secs(30)).context("a → b onto b's volume")?;
+    assert_eq!(text(&b, "one.txt").as_deref(), Some("1"));
+    x.d.cli_ok(&["approve", "web"])?;
+    x.d.wait_users_on("b", secs(30))?;
+    let hooks = x.d.hook_log();
+    assert!(hooks.contains("promote b"), "b promoted: {hooks}");
     drop(volume);
     Ok(())
 }

@@ -124,6 +124,35 @@ async fn browse(
         if seen != serde_json::json!([0, "undefined", format!("ALERT {hostile}")]) {
             bail!("markup in the status was not shown as text: {seen}");
         }
+        // A site confirmed down whose last round was healthy (recovering:
+        // rise rounds and hold_down to go) is still down for the
+        // orchestrator: the page says so, as `warden status` marks it
+        // (`healthy*`), and names what a pending decision is.
+        let recovering = serde_json::json!({ "isolated": false, "groups": [{
+            "name": "web", "scheme": "frontend", "primary": "a", "active": "b",
+            "epoch": 2, "phase": "pending_approval", "maintenance": false,
+            "pending": { "kind": "failback", "to": "a", "reason": "automatic = false",
+                         "since_unix_ms": 1 },
+            "alerts": [], "sites": [
+                { "name": "a", "verdict": "healthy", "confirmed_down": true, "reason": "" },
+                { "name": "b", "verdict": "healthy", "confirmed_down": false, "reason": "" },
+            ],
+        }]});
+        let seen = c
+            .execute(
+                "render(arguments[0]); \
+                 const v = (s) => document.querySelector(\"tr[data-site='\" + s + \"'] .verdict\").textContent; \
+                 return [v('a'), v('b'), document.querySelector('.pending').textContent];",
+                vec![recovering],
+            )
+            .await?;
+        let shown: Vec<String> = serde_json::from_value(seen.clone())?;
+        if !shown[0].contains("confirmed down")
+            || shown[1].contains("confirmed down")
+            || !shown[2].contains("failback → a")
+        {
+            bail!("the page does not say what the status says: {seen}");
+        }
         shows_a.send(Step::ShowsA)?;
         // a's service dies: the page follows the failover by itself.
         wait_text(&c, "section[data-group='web'] .active", "b", secs(60)).await?;

@@ -675,6 +675,15 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             400,
             "unknown field",
         ),
+        // resync takes no body: a field in one is refused, not ignored.
+        (
+            "a field in a resync's body",
+            "POST",
+            "/v1/groups/web/resync",
+            r#"{"from":"b","epoch":999}"#.into(),
+            400,
+            "unknown field",
+        ),
         (
             "approve with nothing pending",
             "POST",

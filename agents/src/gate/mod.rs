@@ -177,14 +177,14 @@ fn judge(
             // The standby's own directory of the group, where the push
             // writes (the daemon's module path or, over ssh, the group's
             // directory): not into an empty one whose volume is gone.
-            let data = config
+            let here = config
                 .groups
                 .get(group)
                 .and_then(|g| g.replication())
-                .and_then(|r| r.sites.get(site))
-                .and_then(|s| s.path.as_deref());
-            if let Some(data) = data {
-                crate::volumes::unmounted(&dir, group, data).map_err(&refused)?;
+                .and_then(|r| r.sites.get(site));
+            if let Some((data, here)) = here.and_then(|h| Some((h.path.as_deref()?, h))) {
+                crate::volumes::unmounted(&dir, group, data, here.is_mount_point())
+                    .map_err(&refused)?;
             }
             Ok(a.epoch)
         }
@@ -261,6 +261,12 @@ mod tests {
     }
 
     fn config(state_dir: &std::path::Path) -> Config {
+        config_with(state_dir, "/srv/b", "")
+    }
+
+    /// The config with b's directory at `b_path` and `b_extra` in b's
+    /// rsync table.
+    fn config_with(state_dir: &std::path::Path, b_path: &str, b_extra: &str) -> Config {
         let text = format!(
             r#"
 [orchestrator]
@@ -299,10 +305,11 @@ user = "warden"
 password = {{ file = "/nonexistent/never-read" }}
 
 [groups.web.replication.sites.b]
-path = "/srv/b"
+path = "{b_path}"
 module = "10.2.0.10:8873/appdata-b"
 user = "warden"
 password = {{ file = "/nonexistent/never-read" }}
+{b_extra}
 "#,
             state_dir.display()
         );
@@ -381,5 +388,28 @@ password = {{ file = "/nonexistent/never-read" }}
         b.record(&promote).unwrap();
         let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
         assert!(e.contains("is the active site"), "{e}");
+    }
+
+    /// b's directory is declared a volume of its own and is not a mount
+    /// point (never mounted since the agent started: nothing recorded):
+    /// a push into standby b is refused, saying so. Before, only a
+    /// directory once seen mounted was judged, and the push landed.
+    #[test]
+    fn a_push_into_a_declared_volume_that_is_not_mounted_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("b-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let groups = vec![("web".to_string(), "a".to_string())];
+        let _b = Authority::open(dir.path(), "b", &groups).unwrap();
+        let data = data.display().to_string();
+        let cfg = config_with(dir.path(), &data, "mount_point = true");
+        let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+        assert!(
+            e.contains("declared a mount point (mount_point = true) and is not one now"),
+            "{e}"
+        );
+        // The root directory is always a mount point: the push lands.
+        let cfg = config_with(dir.path(), "/", "mount_point = true");
+        assert!(check(&cfg, "b", &push("appdata-b")).is_ok());
     }
 }

@@ -46,7 +46,7 @@ pub use manifest::{
     classify, Classification, DivergentItem, DivergentPolicy, DivergentReason, Item, Listing,
     Manifest,
 };
-pub use rsync::{RsyncReplicator, RsyncSettings, SshLogin};
+pub use rsync::{RsyncReplicator, RsyncSettings, SshLogin, Volume};
 pub use rsync_resync::RsyncResyncer;
 pub use swift::{
     ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftClient, SwiftContainerSync,
@@ -160,6 +160,13 @@ pub trait Replicator: Send + Sync {
     /// background (an unreachable peer, a refused login or push): the last
     /// failure. `None` once a transfer gets through. Default: `None`.
     fn failing(&self) -> Option<String> {
+        None
+    }
+
+    /// What the last audit of the peer found changed there behind
+    /// replication's back (and sent again); `None` once an audit finds
+    /// nothing. Default: `None`.
+    fn drift(&self) -> Option<String> {
         None
     }
 

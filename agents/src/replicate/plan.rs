@@ -28,6 +28,7 @@ use super::{
     DivergentPolicy, NoReplication, PassReport, Replicator, ResyncProgress, Resyncer,
     RsyncReplicator, RsyncResyncer, RsyncSettings, SshLogin, SwiftContainerSync, SwiftReplicator,
     SwiftReplicatorSettings, SwiftResyncer, SwiftResyncerSettings, SwiftSettings, VerifyReport,
+    Volume,
 };
 use crate::AgentError;
 
@@ -114,11 +115,16 @@ pub fn rsync_settings(
     s.manifest = Some(manifest_path(here, &path));
     s.quarantine = Some(quarantine_path(here, &path));
     s.guard = DeleteGuard::from_config(r);
+    s.audit_every = Some(r.rsync_audit_every());
     s.xattrs = r.rsync_xattrs();
     s.acls = r.rsync_acls();
     s.hard_links = r.rsync_hard_links();
     s.sparse = r.rsync_sparse();
-    s.volume = Some((crate::settings::state_dir(config, from), group.to_string()));
+    s.volume = Some(Volume {
+        state_dir: crate::settings::state_dir(config, from),
+        group: group.to_string(),
+        declared: here.is_mount_point(),
+    });
     Ok(s)
 }
 

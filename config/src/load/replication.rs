@@ -25,6 +25,9 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.positive(&format!("{base}.{k}"));
             }
         }
+        if r.audit_every.is_some_and(|d| d.is_zero()) {
+            self.positive(&format!("{base}.audit_every"));
+        }
         if r.concurrency == 0 {
             let k = format!("{base}.concurrency");
             self.push(self.at(&k), &k, self.value_at(&k), "must be at least 1");
@@ -59,8 +62,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         let swift = matches!(plan, P::Swift | P::SwiftContainerSync);
         // Group-level keys only some plans use.
-        let group_keys: [(&str, bool, bool); 11] = [
+        let group_keys: [(&str, bool, bool); 12] = [
             ("xattrs", r.xattrs.is_some(), plan == P::Rsync),
+            ("audit_every", r.audit_every.is_some(), plan == P::Rsync),
             ("acls", r.acls.is_some(), plan == P::Rsync),
             ("hard_links", r.hard_links.is_some(), plan == P::Rsync),
             ("sparse", r.sparse.is_some(), plan == P::Rsync),
@@ -194,6 +198,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "known_hosts",
                     "manifest",
                     "quarantine",
+                    "mount_point",
                 ],
             ),
             // `auth_url` + `user` + `key` (tempauth) or `keystone`: the
@@ -224,7 +229,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
                 continue;
             };
-            let present: [(&str, bool); 14] = [
+            let present: [(&str, bool); 15] = [
                 ("path", rs.path.is_some()),
                 ("module", rs.module.is_some()),
                 ("ssh", rs.ssh.is_some()),
@@ -239,6 +244,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ("keystone", rs.keystone.is_some()),
                 ("cluster", rs.cluster.is_some()),
                 ("account", rs.account.is_some()),
+                ("mount_point", rs.mount_point.is_some()),
             ];
             for (k, p) in present {
                 let key = format!("{skey}.{k}");

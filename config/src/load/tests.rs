@@ -123,6 +123,87 @@ fn rsync_attribute_keys_default_on_and_belong_to_the_rsync_plan() {
 }
 
 #[test]
+fn mount_point_belongs_to_an_rsync_site_and_is_a_boolean() {
+    let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
+    let site = |name: &str, extra: &str| {
+        format!("\n[groups.web.replication.sites.{name}]\npath = \"/srv/{name}\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = {{ env = \"X\" }}\n{extra}")
+    };
+    std::env::set_var("X", "pw");
+    let text = format!(
+        "{rsync}{}{}",
+        site("a", ""),
+        site("b", "mount_point = true\n")
+    );
+    let c = parse(&text, Path::new("mount.conf")).unwrap();
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!(
+        (r.sites["a"].is_mount_point(), r.sites["b"].is_mount_point()),
+        (false, true)
+    );
+    let text = format!(
+        "{rsync}{}{}",
+        site("a", ""),
+        site("b", "mount_point = \"yes\"\n")
+    );
+    match parse(&text, Path::new("mount.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key.ends_with("mount_point"))
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert_eq!((e.line, e.col), pos(&text, "\"yes\""), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another plan (none, here) has no directory to mount.
+    let (_, p) = problems("\n[groups.web.replication.sites.b]\nmount_point = true\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "groups.web.replication.sites.b.mount_point")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(e.message.contains("does not use this key"), "{e}");
+}
+
+#[test]
+fn audit_every_defaults_to_six_hours_on_the_rsync_plan_only() {
+    let rsync = BASE.replace("plan = \"none\"", "plan = \"rsync\"");
+    let sites = "\n[groups.web.replication.sites.a]\npath = \"/srv/a\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n[groups.web.replication.sites.b]\npath = \"/srv/b\"\nmodule = \"h/m\"\nuser = \"u\"\npassword = { env = \"X\" }\n";
+    std::env::set_var("X", "pw");
+    let every = |extra: &str| {
+        let c = parse(&format!("{rsync}{extra}{sites}"), Path::new("audit.conf")).unwrap();
+        let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+        r.rsync_audit_every()
+    };
+    assert_eq!(every(""), std::time::Duration::from_secs(6 * 3600));
+    assert_eq!(
+        every("audit_every = \"10m\"\n"),
+        std::time::Duration::from_secs(600)
+    );
+    let text = format!("{rsync}audit_every = \"0s\"\n{sites}");
+    match parse(&text, Path::new("audit.conf")) {
+        Err(ConfigError::Invalid(p)) => {
+            let e = p
+                .iter()
+                .find(|x| x.key.ends_with("audit_every"))
+                .unwrap_or_else(|| panic!("{p:?}"));
+            assert!(
+                e.message.contains("greater than zero")
+                    || e.message.contains("positive")
+                    || e.message.contains("> 0"),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_, p) = problems("audit_every = \"1h\"\n");
+    let e = p
+        .iter()
+        .find(|x| x.key == "groups.web.replication.audit_every")
+        .unwrap_or_else(|| panic!("{p:?}"));
+    assert!(e.message.contains("does not use this key"), "{e}");
+}
+
+#[test]
 fn durations_longer_than_ten_years_are_refused_where_they_are() {
     // Appended to [groups.web.replication]; then a table of its own.
     let (text, p) = problems("resync_timeout = \"300000000000y\"\n");

@@ -82,6 +82,13 @@ pub struct ReplicationConfig {
     /// (Patroni's `maximum_lag_on_failover`).
     #[serde(default, deserialize_with = "duration::option::deserialize")]
     pub max_lag_on_failover: Option<Duration>,
+    /// rsync: a full pass compares the whole trees this long after the
+    /// last one (default 6 hours), so what changed at the peer behind
+    /// replication's back — a file removed or altered there, a disk
+    /// restored from an old copy — is found, reported and sent again.
+    /// Read it with [`Self::rsync_audit_every`].
+    #[serde(default, deserialize_with = "duration::option::deserialize")]
+    pub audit_every: Option<Duration>,
     /// Mass-delete guard: a pass that would delete more than this share of
     /// the peer's items (0.0–1.0) *and* more than `max_delete_count` items
     /// stops, alerts and waits for `warden clear`.
@@ -157,6 +164,12 @@ impl ReplicationConfig {
         self.hard_links.unwrap_or(true)
     }
 
+    /// rsync `audit_every` (default 6 hours).
+    pub fn rsync_audit_every(&self) -> Duration {
+        self.audit_every
+            .unwrap_or(Duration::from_secs(DEFAULT_AUDIT_EVERY_S))
+    }
+
     /// rsync `sparse` (default true).
     pub fn rsync_sparse(&self) -> bool {
         self.sparse.unwrap_or(true)
@@ -220,9 +233,20 @@ pub struct ReplicationSite {
     /// swift-container-sync: the account (`AUTH_test`); default from the storage URL.
     #[serde(default)]
     pub account: Option<String>,
+    /// rsync: `path` is a volume of its own (a mount point). While it is
+    /// not mounted, nothing is sent from it, pushed into it or pulled into
+    /// it (docs/rsyncd.md), from the agent's first start on — without this
+    /// key, only once the agent has seen it mounted.
+    #[serde(default)]
+    pub mount_point: Option<bool>,
 }
 
 impl ReplicationSite {
+    /// Whether `path` is declared a mount point (`mount_point = true`).
+    pub fn is_mount_point(&self) -> bool {
+        self.mount_point.unwrap_or(false)
+    }
+
     /// `module` split into (host, port, module name).
     pub fn rsync_target(&self) -> Option<(String, u16, String)> {
         parse_rsync_module(self.module.as_deref()?).ok()
@@ -294,6 +318,9 @@ fn parse_host_port(hp: &str, default: u16) -> Result<(String, u16), String> {
 fn default_max_delete_share() -> f64 {
     0.10
 }
+
+/// The default of `audit_every`: 6 hours.
+pub const DEFAULT_AUDIT_EVERY_S: u64 = 6 * 3600;
 
 fn default_max_delete_count() -> u64 {
     100

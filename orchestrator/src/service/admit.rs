@@ -90,6 +90,9 @@ impl Shared {
             if let Some(g) = &mut r.guard {
                 cut(g, TEXT_MAX);
             }
+            if let Some(d) = &mut r.drift {
+                cut(d, TEXT_MAX);
+            }
             r.refused.truncate(REFUSED_MAX);
             for n in &mut r.refused {
                 cut(n, NAME_MAX * 4);
@@ -105,6 +108,9 @@ impl Shared {
         rep.authority.retain(|a| member(&a.group));
         for a in &mut rep.authority {
             cut(&mut a.role, NAME_MAX);
+            if let Some(u) = &mut a.unfit {
+                cut(u, TEXT_MAX);
+            }
         }
         for what in dropped {
             let first = self

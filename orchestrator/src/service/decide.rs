@@ -238,6 +238,8 @@ impl Shared {
             Some(why)
         } else if let Some(why) = self.lag_too_large_locked(st, group, kind, to) {
             Some(why)
+        } else if let Some(why) = self.unfit_locked(st, group, to) {
+            Some(format!("{why}; the promote would be refused"))
         } else if recent >= self.cfg.detection.max_failovers {
             Some(format!(
                 "failover budget exhausted: {recent} automatic moves in the last {} (max_failovers = {})",

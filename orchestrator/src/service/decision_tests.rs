@@ -162,6 +162,74 @@ async fn an_absurd_lag_saturates_the_rpo_and_holds_the_failover() {
     assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
 }
 
+/// A standby whose agent says it cannot be promoted now (its data volume
+/// is not mounted: the promote would be refused): an automatic failover
+/// to it waits for approval with that reason, and the group's alerts say
+/// it while it lasts; approved, or ordered by an operator, while it says
+/// so, the move is refused before anything is fenced, and approved once it
+/// says nothing more, it goes ahead. A standby that says nothing is failed
+/// over to at once. Before, the failover started, fenced a, and failed at
+/// b's promote.
+#[tokio::test(start_paused = true)]
+async fn a_standby_that_cannot_be_promoted_is_not_failed_over_to_without_approval() {
+    let why = "this site's directory /srv/b of group web is declared a mount point \
+               (mount_point = true) and is not one now (its volume unmounted?)";
+    for unfit in [Some(why), None] {
+        let dir = test_dir(true, 5);
+        let text = config_text(&dir, true, 5, "");
+        let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+        for _ in 0..4 {
+            round_unfit(&s, true, unfit).await;
+        }
+        let alerts = s.alerts("web");
+        let said = alerts
+            .iter()
+            .any(|a| a.contains("site b cannot be promoted for group web now") && a.contains(why));
+        assert_eq!(said, unfit.is_some(), "{unfit:?}: {alerts:?}");
+        // a's service dies.
+        for _ in 0..12 {
+            round_unfit(&s, false, unfit).await;
+        }
+        let g = group(&s);
+        if unfit.is_some() {
+            assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
+            let p = g.pending.expect("pending");
+            assert!(
+                p.reason.contains("site b cannot be promoted") && p.reason.contains(why),
+                "{}",
+                p.reason
+            );
+            assert_eq!(fake.route.lock().unwrap().0, None, "nobody moved");
+            // Approved, or ordered by an operator, while b still says so:
+            // refused, nothing started, no epoch spent, no site fenced.
+            let epoch = g.epoch;
+            for e in [
+                s.operator_approve("web", "operator").unwrap_err(),
+                s.operator_failover("web", "b", "operator").unwrap_err(),
+            ] {
+                let e = e.to_string();
+                assert!(
+                    e.contains("site b cannot be promoted") && e.contains("nothing was started"),
+                    "{e}"
+                );
+            }
+            let g = group(&s);
+            assert_eq!((g.phase, g.epoch), (Phase::PendingApproval, epoch));
+            assert_eq!(s.lock().runbooks.len(), 0, "no runbook");
+            // The volume is back (b says nothing): the approval moves users.
+            round_unfit(&s, false, None).await;
+            s.operator_approve("web", "operator").expect("approve");
+            rounds_until(&s, false, 40, "failover after approval", |g| {
+                g.phase == Phase::Steady && g.active == "b"
+            })
+            .await;
+        } else {
+            assert_eq!((g.phase, g.active.as_str()), (Phase::Steady, "b"), "{g:#?}");
+            assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+        }
+    }
+}
+
 /// `max_lag_on_failover`: an automatic failover to a standby that was too far
 /// behind (or whose lag is unknown) waits for approval, the lag in the reason;
 /// a standby within it is failed over to at once.

@@ -4,7 +4,7 @@
 //! time, and rounds of reports driven by hand.
 use super::*;
 use crate::store::MemStore;
-use warden_proto::agent::{CheckResult, PeerProbe};
+use warden_proto::agent::{AuthorityWire, CheckResult, PeerProbe};
 use warden_strategies::Strategy;
 
 #[derive(Default)]
@@ -521,7 +521,13 @@ pub(super) async fn round_inner(s: &Arc<Shared>, a_up: bool, settle: bool) {
 
 /// [`round_inner`]; a's report carries its replication toward b with `lag` (ms).
 pub(super) async fn round_lag(s: &Arc<Shared>, a_up: bool, settle: bool, lag: Option<u64>) {
-    round_with(s, (a_up, true), settle, lag, &|_| false).await;
+    round_with(s, (a_up, true), settle, lag, &|_| false, None).await;
+}
+
+/// One round as [`round_lag`] (settled, no lag) in which b's agent says
+/// why it cannot be promoted for group web (`unfit`), or nothing.
+pub(super) async fn round_unfit(s: &Arc<Shared>, a_up: bool, unfit: Option<&str>) {
+    round_with(s, (a_up, true), true, None, &|_| false, unfit).await;
 }
 
 /// One 250 ms round in which each site's service is up or down as told,
@@ -534,7 +540,7 @@ pub(super) async fn round_sites(
     b_up: bool,
     held: &dyn Fn(&Command) -> bool,
 ) -> Vec<(String, Command)> {
-    round_with(s, (a_up, b_up), true, None, held).await
+    round_with(s, (a_up, b_up), true, None, held, None).await
 }
 
 /// [`round_sites`] without waiting for the store writer (a full disk).
@@ -547,13 +553,15 @@ pub(super) async fn round_sites_unsettled(
 }
 
 /// The round every helper above runs: `up` for sites a and b, `settle`
-/// (wait for the store writer), a's replication `lag`, `held` commands.
+/// (wait for the store writer), a's replication `lag`, `held` commands,
+/// and why b says it cannot be promoted (`unfit_b`).
 async fn round_with(
     s: &Arc<Shared>,
     (a_up, b_up): (bool, bool),
     settle: bool,
     lag: Option<u64>,
     held: &dyn Fn(&Command) -> bool,
+    unfit_b: Option<&str>,
 ) -> Vec<(String, Command)> {
     let mut answered = Vec::new();
     for (site, peer, local, peer_up) in [("a", "b", a_up, b_up), ("b", "a", b_up, a_up)] {
@@ -601,7 +609,15 @@ async fn round_with(
                 }],
                 _ => vec![],
             },
-            authority: vec![],
+            authority: match (site, unfit_b) {
+                ("b", Some(why)) => vec![AuthorityWire {
+                    group: "web".into(),
+                    role: "standby".into(),
+                    unfit: Some(why.into()),
+                    ..AuthorityWire::default()
+                }],
+                _ => vec![],
+            },
         });
     }
     {

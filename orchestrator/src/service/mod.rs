@@ -106,6 +106,7 @@ mod stops;
 mod store_fault_tests;
 #[cfg(test)]
 mod tests;
+mod unfit;
 mod views;
 
 pub use authority::EpochAhead;

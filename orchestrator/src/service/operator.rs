@@ -467,11 +467,15 @@ impl Shared {
         {
             out.push(f);
         }
+        out.extend(self.unfit_alerts_locked(&st, group));
         if let Some(gc) = self.cfg.groups.get(group) {
             for site in gc.site_names() {
                 if let Some((_, r)) = Self::replication_status(&st, &site, group) {
                     if let Some(guard) = r.guard {
                         out.push(format!("replication at {site}: {guard}"));
+                    }
+                    if let Some(drift) = r.drift {
+                        out.push(format!("replication at {site}: {drift}"));
                     }
                     if r.refused_total > 0 {
                         out.push(format!(

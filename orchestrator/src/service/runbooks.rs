@@ -81,6 +81,16 @@ impl Shared {
         automatic: bool,
         evidence: Vec<EvidenceRow>,
     ) -> Result<u64, OrchestratorError> {
+        // Every move promotes `to` (a failback after its resync into it):
+        // not one its agent says it would refuse.
+        if kind != RunbookKind::Resync {
+            if let Some(why) = self.unfit_locked(st, group, to) {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{why}: its promote would be refused, so nothing was started (no site \
+                     fenced); mount its volume, then order the move again"
+                )));
+            }
+        }
         let epoch = self.next_epoch_locked(st, group)?;
         let now = self.clock.now_ms();
         let g = st

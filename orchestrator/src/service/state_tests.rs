@@ -43,6 +43,7 @@ pub(super) fn role_report(
             role: role.into(),
             demoted_at: None,
             may_push: role == "active",
+            unfit: None,
         }],
     }
 }

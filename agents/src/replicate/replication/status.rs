@@ -42,6 +42,7 @@ impl Replication {
                         if s.error.is_none() {
                             s.error = replicator.failing();
                         }
+                        s.drift = replicator.drift();
                         // Plans that hold their own guard or refuse names (Swift).
                         if s.guard.is_none() {
                             s.guard = replicator.guard();

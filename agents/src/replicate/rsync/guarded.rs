@@ -8,9 +8,14 @@
 use super::*;
 
 impl Shared {
-    /// The source was a mount point at start and is not one now: held
-    /// (`Err`), unless the operator released it (`Ok(true)`, and the source
-    /// as it is now becomes the baseline).
+    /// Whether the config declares the source a mount point.
+    pub(super) fn declared_mount(&self) -> bool {
+        self.settings.volume.as_ref().is_some_and(|v| v.declared)
+    }
+
+    /// The source was a mount point at start (or is declared one) and is
+    /// not one now: held (`Err`), unless the operator released it
+    /// (`Ok(true)`, and the source as it is now becomes the baseline).
     pub(super) fn check_mount(&self) -> Result<bool, AgentError> {
         let s = &self.settings;
         if !*self.was_mount.lock().unwrap() {
@@ -19,8 +24,13 @@ impl Shared {
         if is_mount_point(&s.source).unwrap_or(false) {
             return Ok(false);
         }
+        let was = if self.declared_mount() {
+            "is declared a mount point (mount_point = true)"
+        } else {
+            "was a mount point when replication started"
+        };
         let why = format!(
-            "mass-delete guard: the replication source {} was a mount point when replication started \
+            "mass-delete guard: the replication source {} {was} \
              and is not one now (unmounted?); nothing was sent or deleted. Mount it again (replication \
              resumes by itself), or run `warden clear GROUP --deletions SITE` if the data now lives there unmounted",
             s.source.display()

@@ -30,7 +30,9 @@
 //!   directory whose creation was lost, or that got no watch, would send
 //!   no event again. While the tree cannot be watched whole, a full pass
 //!   runs every [`ROOT_CHECK_EVERY`] instead, and the status says so.
-//!   Failures are retried with exponential backoff.
+//!   Failures are retried with exponential backoff. One also runs
+//!   `audit_every` after the last ([`audit`]): what it changes at the peer
+//!   that nothing here changed is drift, said in the status.
 //! - Every full pass is guarded (DESIGN §10): a dry run (`-n --delete -ii`)
 //!   counts what it would delete out of the items at the target first, and
 //!   the pass does not run when that is more than `max_delete_share` *and*
@@ -107,6 +109,7 @@ use super::recent_deletes::Side;
 use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
+mod audit;
 mod book;
 mod classify;
 #[cfg(test)]
@@ -162,6 +165,12 @@ struct State {
     /// was lost, or that got no watch, sends no event for what is written
     /// in it later.
     rewatch: bool,
+    /// An audit is owed (`audit_every` passed since `last_full`): a full
+    /// pass that owes nothing to a change here, so it does not count in
+    /// the lag.
+    audit_due: bool,
+    /// When the last full pass went through.
+    last_full: Option<Instant>,
 }
 
 impl State {
@@ -217,7 +226,8 @@ struct Shared {
     transfer: tokio::sync::RwLock<()>,
     /// The manifest being maintained; `None` until loaded (or without `settings.manifest`).
     book: Mutex<Option<Book>>,
-    /// Whether the source was a mount point when replication started.
+    /// Whether the source was a mount point when replication started (or
+    /// is declared one: `mount_point = true`).
     was_mount: Mutex<bool>,
     /// Set once the peer module was seen to store symlinks byte for byte
     /// ([`check_symlinks`], before the first full pass that reaches it).
@@ -230,6 +240,9 @@ struct Shared {
     /// up: the inotify watch limit, …) while full passes stand in for
     /// inotify; `None` while it is watched. Shown as the status's error.
     unwatched: Mutex<Option<String>>,
+    /// What the last audit found changed at the peer behind replication's
+    /// back (sent again by it); `None` once an audit finds nothing.
+    drift: Mutex<Option<String>>,
 }
 
 /// The rsync [`Replicator`]. See the module docs.
@@ -264,6 +277,7 @@ impl RsyncReplicator {
                 module_checked: std::sync::atomic::AtomicBool::new(false),
                 failing: Mutex::new(None),
                 unwatched: Mutex::new(None),
+                drift: Mutex::new(None),
             }),
             running: Default::default(),
             starting: Mutex::new(None),
@@ -302,7 +316,7 @@ impl Replicator for RsyncReplicator {
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watched = Watched::start(shared)?;
         *shared.was_mount.lock().unwrap() =
-            is_mount_point(&shared.settings.source).unwrap_or(false);
+            shared.declared_mount() || is_mount_point(&shared.settings.source).unwrap_or(false);
         shared.state.lock().unwrap().full_since = Some(Instant::now());
         let cancel = shutdown.child_token();
         *self.starting.lock().unwrap() = Some(cancel.clone());
@@ -346,7 +360,10 @@ impl Replicator for RsyncReplicator {
     ) -> Result<ResyncReport, AgentError> {
         self.shared.load_book()?;
         self.shared.check_module(&cancel).await?;
-        let report = self.shared.full_pass(&cancel, progress.as_ref()).await?;
+        let report = self
+            .shared
+            .full_pass(&cancel, progress.as_ref(), None)
+            .await?;
         self.shared.save_manifest(false).await;
         Ok(report)
     }
@@ -359,6 +376,10 @@ impl Replicator for RsyncReplicator {
     fn failing(&self) -> Option<String> {
         let failing = self.shared.failing.lock().unwrap().clone();
         failing.or_else(|| self.shared.unwatched.lock().unwrap().clone())
+    }
+
+    fn drift(&self) -> Option<String> {
+        self.shared.drift.lock().unwrap().clone()
     }
 
     async fn verify(&self) -> Result<Vec<Difference>, AgentError> {

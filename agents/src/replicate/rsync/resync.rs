@@ -171,13 +171,13 @@ impl RsyncResyncer {
         // Not into the directory under a volume that is gone: the pass
         // would fill it, the site would be promoted on it, and the volume,
         // mounted again, would hide what users then wrote.
-        if let Some((state_dir, group)) = &self.settings.volume {
-            crate::volumes::unmounted(state_dir, group, dir).map_err(|reason| {
-                AgentError::LocalTarget {
+        if let Some(v) = &self.settings.volume {
+            crate::volumes::unmounted(&v.state_dir, &v.group, dir, v.declared).map_err(
+                |reason| AgentError::LocalTarget {
                     path: dir.display().to_string(),
                     reason,
-                }
-            })?;
+                },
+            )?;
         }
         std::fs::create_dir_all(dir).map_err(err)?;
         let probe = dir.join(format!(".warden-write-probe-{}", std::process::id()));

@@ -41,6 +41,11 @@ pub struct RsyncSettings {
     /// Where a resync moves divergent local items aside; `None` means the
     /// sibling `<source>.warden-quarantine/`.
     pub quarantine: Option<PathBuf>,
+    /// A full pass compares the whole trees this long after the last one
+    /// (an audit: what it sends or deletes that nothing here changed was
+    /// changed at the peer, [`super::RsyncReplicator`]'s `drift`); `None`:
+    /// only the full passes owed for a cause.
+    pub audit_every: Option<Duration>,
     /// The mass-delete guard's thresholds (`max_delete_share`, `max_delete_count`).
     pub guard: DeleteGuard,
     /// What the guard holds, shared with the agent's replication role.
@@ -59,11 +64,22 @@ pub struct RsyncSettings {
     /// the login's) instead of a daemon module; `module` and `password` are
     /// then unused.
     pub ssh: Option<SshLogin>,
-    /// Where this site records its directory as a mount point
-    /// ([`crate::volumes`]): the agent's state directory and the group. A
-    /// resync pass does not pull into a directory recorded as one that is
-    /// not one now.
-    pub volume: Option<(PathBuf, String)>,
+    /// This site's directory as a volume ([`crate::volumes`]): a resync
+    /// pass does not pull into one that is not mounted now, and nothing is
+    /// sent from one that is not.
+    pub volume: Option<Volume>,
+}
+
+/// Where this site records its directory as a mount point, and whether
+/// the config declares it one.
+#[derive(Debug, Clone)]
+pub struct Volume {
+    /// The agent's state directory (`volumes.json`).
+    pub state_dir: PathBuf,
+    /// The group.
+    pub group: String,
+    /// `mount_point = true` for this site's directory.
+    pub declared: bool,
 }
 
 /// rsync over ssh: where the peer keeps the data and how to log in.
@@ -107,6 +123,7 @@ impl RsyncSettings {
             io_timeout: Duration::from_secs(30),
             manifest: None,
             quarantine: None,
+            audit_every: None,
             guard: DeleteGuard::default(),
             hold: GuardHold::new(),
             xattrs: true,

@@ -79,18 +79,45 @@ impl Shared {
     /// deleted nothing: what was pending goes back to the batches, which run
     /// until its retry (a delete among them is carried by a batch).
     pub(super) async fn run_full(&self, cancel: &CancellationToken) -> Result<(), AgentError> {
-        let (pending, pending_since) = {
+        let (pending, pending_since, audit) = {
             let mut st = self.state.lock().unwrap();
+            // An audit is a full pass owed to nothing here: one owed for a
+            // cause (a failure, an overflow) may send anything.
+            let audit = std::mem::take(&mut st.audit_due) && st.full_since.is_none();
             let pending_since = st.pending_since.take();
             let since = earliest(st.full_since.take(), pending_since);
             st.full_inflight_since = earliest(st.full_inflight_since, since);
-            (std::mem::take(&mut st.paths), pending_since)
+            (std::mem::take(&mut st.paths), pending_since, audit)
         };
+        let mut seen = audit.then(super::audit::Seen::default);
         let result = match self.check_module(cancel).await {
-            Ok(()) => self.full_pass(cancel, None).await.map(|_| ()),
+            Ok(()) => self
+                .full_pass(cancel, None, seen.as_mut())
+                .await
+                .map(|_| ()),
             Err(e) => Err(e),
         };
+        if let (Ok(()), Some(seen)) = (&result, &seen) {
+            // What changed here while it ran is not the peer's doing.
+            let mut changed: Vec<PathBuf> = pending.iter().cloned().collect();
+            {
+                let st = self.state.lock().unwrap();
+                changed.extend(st.paths.iter().cloned());
+                changed.extend(st.batch_paths.iter().cloned());
+            }
+            let drift = seen.drift(&changed, &self.settings.target());
+            match &drift {
+                Some(d) => warn!(target = %self.settings.target(), "{d}"),
+                None => {
+                    debug!(target = %self.settings.target(), "audit: the peer holds what replication put there")
+                }
+            }
+            *self.drift.lock().unwrap() = drift;
+        }
         let mut st = self.state.lock().unwrap();
+        if result.is_ok() {
+            st.last_full = Some(Instant::now());
+        }
         if result.is_err() {
             st.full_since = earliest(st.full_since, st.full_inflight_since);
         }
@@ -205,6 +232,7 @@ impl Shared {
         &self,
         cancel: &CancellationToken,
         progress: Option<&watch::Sender<Progress>>,
+        mut seen: Option<&mut super::audit::Seen>,
     ) -> Result<ResyncReport, AgentError> {
         let s = &self.settings;
         let started = Instant::now();
@@ -258,6 +286,9 @@ impl Shared {
         let ran = self
             .rsync(args, None, true, cancel, |line| {
                 done.items += 1;
+                if let Some(seen) = seen.as_deref_mut() {
+                    seen.note(line);
+                }
                 if line.starts_with(['<', '>']) {
                     let len = line
                         .get(12..)

@@ -33,6 +33,7 @@ pub(super) async fn work_loop(
     let mut running: tokio::task::JoinSet<Result<(), AgentError>> = tokio::task::JoinSet::new();
     loop {
         watched.recheck(shared).await;
+        shared.audit_if_due();
         while let Some(done) = running.try_join_next() {
             if !shared.batch_done(done, &mut failing).await {
                 return;
@@ -41,7 +42,7 @@ pub(super) async fn work_loop(
         let (full, pending, since, many, removed) = {
             let st = shared.state.lock().unwrap();
             (
-                st.full_since.is_some(),
+                st.full_since.is_some() || st.audit_due,
                 !st.paths.is_empty(),
                 st.pending_since,
                 st.paths.len() >= s.batch_max,
@@ -156,6 +157,21 @@ pub(super) async fn work_loop(
 }
 
 impl Shared {
+    /// Owes an audit ([`super::audit`]) once `audit_every` passed since
+    /// the last full pass, unless a full pass is owed or running anyway.
+    fn audit_if_due(&self) {
+        let Some(every) = self.settings.audit_every else {
+            return;
+        };
+        let mut st = self.state.lock().unwrap();
+        if st.full_since.is_none()
+            && st.full_inflight_since.is_none()
+            && st.last_full.is_some_and(|t| t.elapsed() >= every)
+        {
+            st.audit_due = true;
+        }
+    }
+
     /// Handles a finished batch; `false` when the worker must end (cancelled).
     pub(super) async fn batch_done(
         &self,

@@ -116,7 +116,11 @@ function card(g) {
     " · epoch " + g.epoch + " · " + g.scheme + (g.maintenance ? " · MAINTENANCE" : ""));
   c.append(meta);
   for (const a of g.alerts || []) c.append(el("p", "alert", "ALERT " + a));
-  if (g.pending) c.append(el("p", "pending", "pending approval: " + (g.pending.reason || "")));
+  const p = g.pending;
+  if (p) {
+    c.append(el("p", "pending", "pending approval: " + p.kind + " → " + p.to +
+      (p.reason ? " (" + p.reason + ")" : "")));
+  }
   const t = el("table", "sites");
   const head = el("tr");
   for (const h of ["site", "verdict", "why"]) head.append(el("th", null, h));
@@ -124,8 +128,12 @@ function card(g) {
   for (const s of g.sites || []) {
     const tr = el("tr", "site");
     tr.dataset.site = s.name;
-    tr.append(el("td", null, s.name), el("td", "verdict verdict-" + s.verdict, s.verdict),
-      el("td", null, s.reason));
+    // The last round's verdict; a site confirmed down stays so (and is
+    // treated as down) until rise healthy rounds and hold_down have passed,
+    // whatever its last round said: shown, as `warden status` marks it.
+    const verdict = s.confirmed_down ? s.verdict + " · confirmed down" : s.verdict;
+    const cls = "verdict verdict-" + s.verdict + (s.confirmed_down ? " confirmed-down" : "");
+    tr.append(el("td", null, s.name), el("td", cls, verdict), el("td", null, s.reason));
     t.append(tr);
   }
   c.append(t);
