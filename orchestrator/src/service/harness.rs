@@ -549,7 +549,7 @@ pub(super) async fn round_sites_unsettled(
     up: (bool, bool),
     held: &dyn Fn(&Command) -> bool,
 ) -> Vec<(String, Command)> {
-    round_with(s, up, false, None, held).await
+    round_with(s, up, false, None, held, None).await
 }
 
 /// The round every helper above runs: `up` for sites a and b, `settle`
