@@ -289,6 +289,12 @@ pub struct Runbook {
     /// the next leader) finishes the rollback — never the cut-over.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolling_back: bool,
+    /// Raised by the engine before each write of the record: a store never
+    /// puts a record over a stored one of a higher revision (the group
+    /// writer's retry of a decision, on a full disk, over a step the
+    /// runbook recorded from memory since).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 impl Runbook {
@@ -337,7 +343,20 @@ impl Runbook {
             preempted: false,
             rolled_forward: false,
             rolling_back: false,
+            revision: 0,
         }
+    }
+
+    /// Whether a stored record (`stored`, its JSON) is of a higher revision
+    /// than this one, which then must not be written over it. A record that
+    /// does not say (or does not decode) is older.
+    pub fn older_than_stored(&self, stored: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Revision {
+            #[serde(default)]
+            revision: u64,
+        }
+        serde_json::from_slice::<Revision>(stored).is_ok_and(|r| r.revision > self.revision)
     }
 
     /// The site users are on once the runbook has switched: `to`, except

@@ -27,7 +27,15 @@ pub trait Store: Send + Sync {
         groups.iter().try_for_each(|g| self.put_group(g))
     }
     /// Write a group and a runbook together (a decision and its runbook are one fact).
+    /// The runbook as [`Store::put_runbook`] writes it.
     fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError>;
+    /// Write a runbook's record — not over a stored one of a higher
+    /// `revision` ([`Runbook::older_than_stored`]), which is kept: with a
+    /// store that may act unwritten, the group writer's retry of a decision
+    /// (its runbook's first record) can come after the runbook recorded
+    /// steps from memory. A store that may not act unwritten (etcd) needs
+    /// no check: a runbook acts only once its decision is written, and
+    /// nothing writes that record again.
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError>;
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError>;
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError>;
@@ -120,6 +128,29 @@ fn dec<T: DeserializeOwned>(b: &[u8], what: &str, file: &Path) -> Result<T, Orch
     serde_json::from_slice(b).map_err(|e| {
         OrchestratorError::store(format!("cannot decode {what} in {}", file.display()), e)
     })
+}
+
+/// Put `rb` (encoded: `bytes`) in `t`, unless the record there is of a
+/// higher revision (see [`Store::put_runbook`]).
+fn put_newest(
+    t: &mut redb::Table<'_, u64, &[u8]>,
+    rb: &Runbook,
+    bytes: &[u8],
+) -> Result<(), OrchestratorError> {
+    let older = t
+        .get(rb.id)
+        .map_err(se)?
+        .is_some_and(|stored| rb.older_than_stored(stored.value()));
+    if older {
+        tracing::debug!(
+            runbook = rb.id,
+            revision = rb.revision,
+            "a newer record of the runbook is stored: kept"
+        );
+        return Ok(());
+    }
+    t.insert(rb.id, bytes).map_err(se)?;
+    Ok(())
 }
 
 fn se(e: impl Into<redb::Error>) -> OrchestratorError {
@@ -334,7 +365,7 @@ impl Store for LocalStore {
                 let mut t = tx.open_table(GROUPS).map_err(se)?;
                 t.insert(g.name.as_str(), gb.as_slice()).map_err(se)?;
                 let mut r = tx.open_table(RUNBOOKS).map_err(se)?;
-                r.insert(rb.id, rbb.as_slice()).map_err(se)?;
+                put_newest(&mut r, rb, &rbb)?;
             }
             tx.commit().map_err(se)
         })
@@ -346,7 +377,7 @@ impl Store for LocalStore {
             let tx = db.begin_write().map_err(se)?;
             {
                 let mut t = tx.open_table(RUNBOOKS).map_err(se)?;
-                t.insert(rb.id, bytes.as_slice()).map_err(se)?;
+                put_newest(&mut t, rb, &bytes)?;
             }
             tx.commit().map_err(se)
         })
@@ -479,6 +510,19 @@ struct MemInner {
     events: std::collections::BTreeMap<u64, Event>,
 }
 
+impl MemInner {
+    /// `rb`, unless a record of a higher revision is held (see [`Store::put_runbook`]).
+    fn put_newest(&mut self, rb: &Runbook) {
+        if self
+            .runbooks
+            .get(&rb.id)
+            .is_none_or(|stored| stored.revision <= rb.revision)
+        {
+            self.runbooks.insert(rb.id, rb.clone());
+        }
+    }
+}
+
 impl Store for MemStore {
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
         Ok(self
@@ -501,15 +545,11 @@ impl Store for MemStore {
     fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
         let mut i = self.inner.lock().expect("poisoned");
         i.groups.insert(g.name.clone(), g.clone());
-        i.runbooks.insert(rb.id, rb.clone());
+        i.put_newest(rb);
         Ok(())
     }
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
-        self.inner
-            .lock()
-            .expect("poisoned")
-            .runbooks
-            .insert(rb.id, rb.clone());
+        self.inner.lock().expect("poisoned").put_newest(rb);
         Ok(())
     }
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
@@ -740,6 +780,42 @@ mod tests {
         let s = LocalStore::open(dir.path()).unwrap();
         let ids: Vec<u64> = s.events(0, 4).unwrap().iter().map(|e| e.id).collect();
         assert_eq!(ids, [1, 2, 3, 4]);
+    }
+
+    /// A runbook's record is never put back to an older revision, alone or
+    /// with its group (the group is written); the same revision is.
+    #[test]
+    fn an_older_runbook_record_is_never_written_over_a_newer_one() {
+        use crate::model::RunbookKind;
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalStore::open(dir.path()).unwrap();
+        let mem = MemStore::default();
+        let first = Runbook::new(3, "web", RunbookKind::Failover, "a", "b", 2, "op", 1, 1);
+        let mut newer = first.clone();
+        newer.revision = 2;
+        newer.resumes = 1;
+        for s in [&local as &dyn Store, &mem] {
+            s.put_runbook(&newer).unwrap();
+            s.put_runbook(&first).unwrap();
+            let mut g: GroupState = serde_json::from_value(serde_json::json!({
+                "name": "web", "active": "a", "epoch": 2, "phase": "running",
+                "maintenance": false, "pending": null, "runbook": 3,
+            }))
+            .unwrap();
+            s.put_group_and_runbook(&g, &first).unwrap();
+            assert_eq!(s.runbooks().unwrap(), vec![newer.clone()]);
+            assert_eq!(
+                s.groups().unwrap()[0].runbook,
+                Some(3),
+                "the group is written"
+            );
+            let mut same = newer.clone();
+            same.resumes = 2;
+            g.epoch = 3;
+            s.put_group_and_runbook(&g, &same).unwrap();
+            assert_eq!(s.runbooks().unwrap(), vec![same]);
+            assert_eq!(s.groups().unwrap()[0].epoch, 3);
+        }
     }
 
     #[test]

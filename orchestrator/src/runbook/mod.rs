@@ -253,7 +253,7 @@ pub async fn execute(
             release_hold(&rb, env);
             if rb.kind == RunbookKind::Failover {
                 roll_forward_failover(&mut rb, env);
-                end_failed(&rb, env, store, name, &detail);
+                end_failed(&mut rb, env, store, name, &detail);
                 return rb;
             }
             // The failure is recorded before anything is undone: a
@@ -263,6 +263,7 @@ pub async fn execute(
             // would never reach the new one, and both would be active).
             // It finishes the rollback instead (`rolling_back`).
             rb.rolling_back = true;
+            rb.revision = rb.revision.saturating_add(1);
             match crate::store::blocking(|| store.put_runbook(&rb)) {
                 Ok(()) => {}
                 Err(e @ crate::OrchestratorError::Deposed(_)) => {
@@ -290,7 +291,7 @@ pub async fn execute(
     }
     rb.status = RunbookStatus::Succeeded;
     rb.finished_unix_ms = Some(env.now_ms());
-    final_record(&rb, store);
+    final_record(&mut rb, store);
     env.progress(&rb);
     env.event(
         EventKind::RunbookSucceeded,
@@ -359,7 +360,13 @@ fn release_hold(rb: &Runbook, env: &dyn RunbookEnv) {
 }
 
 /// Record a failed runbook's end (step `name` failed with `detail`).
-fn end_failed(rb: &Runbook, env: &dyn RunbookEnv, store: &dyn Store, name: StepName, detail: &str) {
+fn end_failed(
+    rb: &mut Runbook,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+    name: StepName,
+    detail: &str,
+) {
     final_record(rb, store);
     env.progress(rb);
     env.event(
@@ -408,22 +415,34 @@ fn started(rb: &Runbook, n: StepName) -> bool {
         .any(|s| s.name == n && s.status != StepStatus::Pending)
 }
 
-/// How long a failing runbook write is retried before the runbook fails.
+/// How long a failing runbook write is retried before an alert says the
+/// runbook waits for the store.
 pub const PERSIST_RETRY: Duration = Duration::from_secs(5);
+
+/// The longest pause between two tries of a runbook write the store refuses.
+const PERSIST_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Record a finished runbook. If this write is lost the store still says
 /// `running`, and a restart resumes the idempotent steps: safe, so only warn.
-fn final_record(rb: &Runbook, store: &dyn Store) {
+fn final_record(rb: &mut Runbook, store: &dyn Store) {
+    rb.revision = rb.revision.saturating_add(1);
+    let rb = &*rb;
     if let Err(e) = crate::store::blocking(|| store.put_runbook(rb)) {
         tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the finished runbook; it will be resumed on restart");
     }
 }
 
-/// Write `rb` and publish its progress; on a store error mark it failed
-/// (in memory: the store holds the last good record to resume from).
+/// Write `rb` and publish its progress. False only when this orchestrator
+/// was deposed (another leads and resumes the runbook from the store).
 ///
-/// A store error is retried for [`PERSIST_RETRY`] first (etcd electing a new
-/// raft leader takes a second or two); a deposed orchestrator stops at once.
+/// A store that may act unwritten (the local file on a full disk) goes on
+/// from memory. Any other store's refusal is tried again, with a growing
+/// pause, for as long as the runbook's task runs (the licence ends it): no
+/// step starts, nor does the next one, without its record — and a refusal
+/// of the record alone is no failure of the move (giving up there left a
+/// failback failed after its demote, with nothing rolled back). After
+/// [`PERSIST_RETRY`] an alert says the runbook waits; etcd's raft leader
+/// elections take a second or two, its space quota needs an operator.
 async fn persist(
     rb: &mut Runbook,
     step: StepName,
@@ -431,46 +450,58 @@ async fn persist(
     store: &dyn Store,
 ) -> bool {
     let started = tokio::time::Instant::now();
-    let mut written = crate::store::blocking(|| store.put_runbook(rb));
-    while let Err(e) = &written {
-        if matches!(e, crate::OrchestratorError::Deposed(_))
-            || store.may_act_unwritten()
-            || started.elapsed() >= PERSIST_RETRY
-        {
-            break;
-        }
-        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the runbook; retrying");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        written = crate::store::blocking(|| store.put_runbook(rb));
-    }
-    match written {
-        Ok(()) => {
-            env.progress(rb);
-            true
-        }
-        Err(e @ crate::OrchestratorError::Deposed(_)) => {
-            // Another orchestrator leads: it resumes this runbook from the
-            // store. Stop without a word in the record (still `running`).
-            tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: runbook left to the new leader");
-            false
-        }
-        Err(e) if store.may_act_unwritten() => {
-            // A full disk must not stop a failover that does not need it: go
-            // on from memory (the decision's alert already said so).
-            tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "step not persisted; going on from memory");
-            env.progress(rb);
-            true
-        }
-        Err(e) => {
-            env.event(
-                EventKind::RunbookFailed,
-                &rb.group,
-                None,
-                format!("cannot persist step {}: {e}", step_str(step)),
-                Some(rb.id),
-            );
-            rb.status = RunbookStatus::Failed;
-            false
+    // A newer record than any written before (and any still queued to the
+    // group writer: the decision's, retried on a full disk).
+    rb.revision = rb.revision.saturating_add(1);
+    let mut pause = Duration::from_millis(250);
+    let mut said = false;
+    loop {
+        match crate::store::blocking(|| store.put_runbook(rb)) {
+            Ok(()) => {
+                env.progress(rb);
+                if said {
+                    env.event(
+                        EventKind::Alert,
+                        &rb.group,
+                        None,
+                        format!("step {} recorded: the runbook goes on", step_str(step)),
+                        Some(rb.id),
+                    );
+                }
+                return true;
+            }
+            Err(e @ crate::OrchestratorError::Deposed(_)) => {
+                // Another orchestrator leads: it resumes this runbook from
+                // the store. Stop without a word in the record (still `running`).
+                tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: runbook left to the new leader");
+                return false;
+            }
+            Err(e) if store.may_act_unwritten() => {
+                // A full disk must not stop a failover that does not need it: go
+                // on from memory (the decision's alert already said so).
+                tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "step not persisted; going on from memory");
+                env.progress(rb);
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "cannot persist the runbook; retrying");
+                if !said && started.elapsed() >= PERSIST_RETRY {
+                    said = true;
+                    env.event(
+                        EventKind::Alert,
+                        &rb.group,
+                        None,
+                        format!(
+                            "cannot record step {} ({e}): the runbook waits until the store takes the record; \
+                             nothing more is done unrecorded",
+                            step_str(step)
+                        ),
+                        Some(rb.id),
+                    );
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(PERSIST_BACKOFF_MAX);
+            }
         }
     }
 }

@@ -197,6 +197,13 @@ fn cmd_stays_target(rb: &Runbook, name: StepName) -> bool {
     !rb.kind.moves_users() && name == StepName::Resync
 }
 
+/// The most a demote's journal names may take (their JSON) to be carried
+/// to the final pass through the runbook's record: each write of the
+/// record must stay within one etcd request (1.5 MiB by default, with the
+/// rest of the record), and the final sync's command within an answer to
+/// the agent. More names: a full final pass, always correct.
+pub(super) const CHANGED_CARRY_BYTES: usize = 256 * 1024;
+
 /// Failback cut-over: writes stop at the active site before the final pass.
 async fn demote(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     let t = policy.step_timeout;
@@ -208,10 +215,22 @@ async fn demote(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome 
             let (said, names) = match o.journal.clone() {
                 Some(j) if Some(j.mark) == rb.journal && j.names.is_some() => {
                     let n = j.names.as_ref().map_or(0, Vec::len);
-                    (
-                        format!("its journal names {n} changed since the resync began"),
-                        j.names,
-                    )
+                    let bytes: usize = j.names.iter().flatten().map(|n| n.len() + 3).sum();
+                    if bytes > CHANGED_CARRY_BYTES {
+                        (
+                            format!(
+                                "its journal names {n} changed since the resync began, more than the \
+                                 runbook's record carries ({} KiB): a full final pass",
+                                CHANGED_CARRY_BYTES / 1024
+                            ),
+                            None,
+                        )
+                    } else {
+                        (
+                            format!("its journal names {n} changed since the resync began"),
+                            j.names,
+                        )
+                    }
                 }
                 Some(j) => (
                     format!(

@@ -245,3 +245,78 @@ async fn a_crash_inside_a_batch_of_writes_leaves_no_group_naming_a_missing_runbo
     let loaded = load_state(s.config(), &store.inner).unwrap();
     assert_ne!(loaded.groups["web"].phase, Phase::Failed);
 }
+
+/// The disk is full when a failover a → b is decided: the decision (the
+/// group's record with its runbook) is not written, and the runbook goes on
+/// from memory; its own step records fit and are stored — a fenced, b's
+/// promote running. The process dies before the decision's retry lands.
+/// Started again on that store, the orchestrator resumes the failover (the
+/// group runs its newest runbook, at that runbook's epoch) and it ends with
+/// users on b. Before, the group's record said steady on a: the failover
+/// was left half done — a fenced, nobody promoted, the runbook shown
+/// running for ever — until an operator found it.
+#[tokio::test(start_paused = true)]
+async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::volatile());
+    let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    store.decisions_full.store(true, SeqCst);
+    let id = s.operator_failover("web", "b", "operator").unwrap();
+    let stored = |id: u64| {
+        store
+            .inner
+            .runbooks()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+    };
+    let promoting = |rb: &Runbook| {
+        rb.steps
+            .iter()
+            .any(|st| st.name == StepName::Promote && st.status == StepStatus::Running)
+    };
+    let hung = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
+    for _ in 0..40 {
+        if stored(id).is_some_and(|r| promoting(&r)) {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &hung).await;
+    }
+    // SIGKILL: nothing more of that process acts or is written.
+    s.licence().revoke("test: the process is killed");
+    let died = stored(id).expect("the runbook's steps are stored");
+    assert!(promoting(&died), "{died:#?}");
+    let web = store.inner.groups().unwrap();
+    assert_eq!(
+        web.iter().find(|g| g.name == "web").map(|g| g.phase),
+        Some(Phase::Steady),
+        "the decision is not stored"
+    );
+
+    let copy = MemStore::default();
+    for g in store.inner.groups().unwrap() {
+        copy.put_group(&g).unwrap();
+    }
+    for rb in store.inner.runbooks().unwrap() {
+        copy.put_runbook(&rb).unwrap();
+    }
+    let (s2, fake2) = start_from(&text, &dir, Arc::new(copy)).expect("restart");
+    let route = fake.route.lock().unwrap().clone();
+    *fake2.route.lock().unwrap() = route;
+    s2.resume();
+    sites_until(
+        &s2,
+        (true, true),
+        &answer_all,
+        60,
+        "the failover resumed and ended on b",
+        |g| g.phase == Phase::Steady && g.active == "b",
+    )
+    .await;
+    assert_eq!(group(&s2).epoch, died.epoch);
+    assert_eq!(s2.lock().runbooks[&id].status, RunbookStatus::Succeeded);
+    assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("b"));
+}

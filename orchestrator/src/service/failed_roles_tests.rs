@@ -169,3 +169,52 @@ async fn a_failed_group_fails_over_to_its_own_active_site_fencing_the_other_end(
         (RunbookKind::Failover, "b", "a", RunbookStatus::Succeeded)
     );
 }
+
+/// The same failed group, the orchestrator started again on its store:
+/// a failover to its own active site still fences the other end of the
+/// move that failed (found in the store) and promotes a again. Checked
+/// after a restart that the memory of the failed runbook comes from the
+/// store, not from the process that ran it.
+#[tokio::test(start_paused = true)]
+async fn after_a_restart_a_failed_group_still_fails_over_to_its_own_active_site() {
+    use crate::store::{MemStore, Store};
+    let dir = super::harness::test_dir(false, 5);
+    let text = super::harness::config_text(&dir, false, 5, "");
+    let store = Arc::new(MemStore::default());
+    let (s, _fake) = super::harness::start_from(&text, &dir, store.clone()).unwrap();
+    s.operator_failover("web", "b", "operator").unwrap();
+    let hung = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
+    sites_until(&s, (true, true), &hung, 200, "the failover failed", |g| {
+        g.phase == Phase::Failed
+    })
+    .await;
+    s.writer_settled().await;
+    s.licence().revoke("test: the process is stopped");
+    let copy = MemStore::default();
+    for g in store.groups().unwrap() {
+        copy.put_group(&g).unwrap();
+    }
+    for rb in store.runbooks().unwrap() {
+        copy.put_runbook(&rb).unwrap();
+    }
+    let (s2, _fake2) = super::harness::start_from(&text, &dir, Arc::new(copy)).unwrap();
+    assert_eq!(
+        (group(&s2).phase, group(&s2).active.as_str()),
+        (Phase::Failed, "a")
+    );
+    let failed_at = group(&s2).epoch;
+    super::harness::sites_rounds(&s2, 4, (true, true), &answer_all).await;
+    s2.operator_failover("web", "a", "operator")
+        .expect("a failover to the failed group's own site after a restart");
+    let sent = sites_until(&s2, (true, true), &answer_all, 200, "back on a", |g| {
+        g.phase == Phase::Steady && g.active == "a"
+    })
+    .await;
+    let epoch = group(&s2).epoch;
+    assert!(epoch > failed_at);
+    assert!(
+        sent.iter()
+            .any(|(site, c)| site == "b" && c.kind == CommandKind::Demote && c.epoch == epoch),
+        "b fenced: {sent:?}"
+    );
+}

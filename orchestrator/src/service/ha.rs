@@ -60,10 +60,11 @@ impl Role for HaRole {
         let s = self.0.clone();
         let store = s.store.clone();
         let cfg = s.cfg.clone();
-        let loaded = tokio::task::spawn_blocking(move || load_state(&cfg, store.as_ref()))
+        let mut loaded = tokio::task::spawn_blocking(move || load_state(&cfg, store.as_ref()))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
+        super::skew::times_ahead(&mut loaded, &s.cfg, s.clock.now_ms());
         {
             let mut st = s.lock();
             if let Some(ha) = &s.ha {

@@ -543,6 +543,15 @@ pub(super) async fn round_sites(
     round_with(s, (a_up, b_up), true, None, held, None).await
 }
 
+/// [`round_sites`] without waiting for the store writer (a full disk).
+pub(super) async fn round_sites_unsettled(
+    s: &Arc<Shared>,
+    up: (bool, bool),
+    held: &dyn Fn(&Command) -> bool,
+) -> Vec<(String, Command)> {
+    round_with(s, up, false, None, held, None).await
+}
+
 /// The round every helper above runs: `up` for sites a and b, `settle`
 /// (wait for the store writer), a's replication `lag`, `held` commands,
 /// and why b says it cannot be promoted (`unfit_b`).

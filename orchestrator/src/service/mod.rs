@@ -96,6 +96,9 @@ mod runbooks;
 mod seen;
 #[cfg(test)]
 mod silence_tests;
+mod skew;
+#[cfg(test)]
+mod skew_tests;
 #[cfg(test)]
 mod state_tests;
 mod stops;
@@ -253,6 +256,43 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     }
     let runbooks: BTreeMap<u64, Runbook> =
         store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
+    // A group whose newest runbook, stored running (or rolling back), is at
+    // an epoch above the group's record: that record is from before the
+    // runbook's decision, which never landed (the local store on a full
+    // disk: the runbook went on from memory and its steps were written
+    // before the decision's retry), and the process ended. The group runs
+    // it again, to be resumed: a move left half done (the old site fenced,
+    // nobody promoted) and forgotten is worse than one finished.
+    let mut newest: BTreeMap<&str, &Runbook> = BTreeMap::new();
+    for rb in runbooks.values() {
+        newest.insert(rb.group.as_str(), rb);
+    }
+    for g in groups.values_mut() {
+        let Some(rb) = newest.get(g.name.as_str()) else {
+            continue;
+        };
+        let live = rb.status == RunbookStatus::Running || rb.rolling_back;
+        if !live || g.phase == Phase::Running || rb.epoch <= g.epoch {
+            continue;
+        }
+        warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch,
+              "the group's record is from before its running runbook was decided: the group runs it again (resumed)");
+        g.epoch = rb.epoch;
+        g.phase = Phase::Running;
+        g.runbook = Some(rb.id);
+        g.pending = None;
+        g.hold = None;
+        let replicated = cfg
+            .groups
+            .get(&g.name)
+            .is_some_and(|c| c.replication.is_some());
+        if rb.kind == RunbookKind::Failover && replicated {
+            g.replication_paused_since_unix_ms
+                .get_or_insert(rb.started_unix_ms);
+        }
+        to_write.retain(|w| w.name != g.name);
+        to_write.push(g.clone());
+    }
     // A store that lost a group's record (or holds an older one) still
     // holds the runbooks it decided: the epoch never goes below theirs.
     for rb in runbooks.values() {
@@ -480,7 +520,8 @@ impl Shared {
         } = settings;
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let clock = Clock::new();
-        let loaded = load_state(&cfg, store.as_ref())?;
+        let mut loaded = load_state(&cfg, store.as_ref())?;
+        skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
         if mode.is_local() {
             // One process: it acts from the start, so the corrections are written now.
             for g in &loaded.to_write {

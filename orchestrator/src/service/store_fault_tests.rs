@@ -35,9 +35,20 @@ pub(super) struct FaultyStore {
     /// The process dies once a failed runbook is written: that write is
     /// stored, every later one refused (as `full`).
     pub(super) dies_at_failure: std::sync::atomic::AtomicBool,
+    /// Only a decision's write (a group with its runbook) fails, as on a
+    /// full disk: the group's record is the larger one.
+    pub(super) decisions_full: std::sync::atomic::AtomicBool,
 }
 
 impl FaultyStore {
+    /// One that acts when it cannot write, as the local file store does.
+    pub(super) fn volatile() -> Self {
+        FaultyStore {
+            volatile: true,
+            ..FaultyStore::default()
+        }
+    }
+
     /// Lets the armed read return its (older) snapshot.
     pub(super) fn release(&self) {
         *self.released.0.lock().unwrap() = true;
@@ -109,6 +120,12 @@ impl crate::store::Store for FaultyStore {
             };
             self.write_done.store(true, SeqCst);
             judged?;
+        }
+        if self.decisions_full.load(SeqCst) {
+            return Err(crate::OrchestratorError::store(
+                "write",
+                std::io::Error::other("No space left on device (os error 28)"),
+            ));
         }
         self.check()?;
         self.inner.put_group_and_runbook(g, rb)
@@ -477,4 +494,63 @@ async fn a_write_of_an_ended_term_refused_in_the_next_does_not_end_it() {
     );
     let stored = store.inner.groups().unwrap();
     assert!(stored.iter().any(|g| g.name == "web" && g.maintenance));
+}
+
+/// The disk is full when a failover is decided: the decision's write
+/// fails, and the runbook goes on from memory; its own step records fit
+/// and are stored as it goes (its promote of b is running, b's agent has
+/// not answered yet). Then the group writer's retry of the decision lands.
+/// It must not put the runbook's initial record (every step pending) over
+/// the newer one: a crash then would resume the failover from its first
+/// step, and a failback's `rolling_back` record overwritten so would be
+/// resumed as its cut-over. Before, the retry wrote the initial record.
+#[tokio::test(start_paused = true)]
+async fn a_retried_decision_never_puts_its_runbook_back_to_the_initial_record() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(FaultyStore {
+        volatile: true,
+        ..FaultyStore::default()
+    });
+    let (s, _fake, _dir) = setup_with(false, 5, "", store.clone());
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    store.decisions_full.store(true, SeqCst);
+    let id = s.operator_failover("web", "b", "operator").unwrap();
+    let stored = || {
+        store
+            .inner
+            .runbooks()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+    };
+    let promoting = |rb: &Runbook| {
+        rb.steps
+            .iter()
+            .any(|st| st.name == StepName::Promote && st.status == StepStatus::Running)
+    };
+    let hung = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
+    for _ in 0..40 {
+        if stored().is_some_and(|r| promoting(&r)) {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &hung).await;
+    }
+    assert!(
+        stored().is_some_and(|r| promoting(&r)),
+        "the runbook's step records are stored: {:#?}",
+        stored()
+    );
+    assert_eq!(group(&s).phase, Phase::Running);
+    // Room on the disk again: the writer's retry of the decision lands.
+    store.decisions_full.store(false, SeqCst);
+    s.writer_settled().await;
+    let rb = stored().expect("stored");
+    assert!(
+        promoting(&rb),
+        "the retried decision put the runbook's initial record over its newer one: {:#?}",
+        rb.steps
+    );
+    assert_eq!(rb, s.lock().runbooks[&id], "memory and store agree");
 }

@@ -1,6 +1,7 @@
 //! The failback's hand-over: the old active site's change journal, the
 //! names its demote hands to the final pass, and replicas.
 use super::*;
+use std::sync::atomic::AtomicBool;
 
 /// A failback with replication: the old active site's journal starts
 /// before the resync, its demote is asked for the names since that mark,
@@ -87,4 +88,216 @@ async fn a_journal_that_cannot_say_means_a_full_final_pass() {
         "{}",
         d.detail
     );
+}
+
+/// A store that refuses a runbook record over etcd's request limit (1.5 MiB
+/// by default: "etcdserver: request is too large"), as etcd does.
+#[derive(Default)]
+struct RequestLimit {
+    inner: MemStore,
+}
+
+impl Store for RequestLimit {
+    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &crate::model::GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.put_runbook(rb)?;
+        self.inner.put_group(g)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        if serde_json::to_vec(rb).map_or(0, |b| b.len()) > 1536 * 1024 {
+            return Err(crate::OrchestratorError::store(
+                "etcd: write a runbook",
+                "etcdserver: request is too large",
+            ));
+        }
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// The old active site's journal names 50,000 changes (about 3 MiB of
+/// names: a busy site, a long resync) — more than a runbook's record can
+/// carry into etcd. The final pass is a full one, the names are not kept
+/// in the runbook, and the failback ends on a. Before, the demote's record
+/// carried every name: etcd refused it at every try, and the failback
+/// failed there ("cannot persist step demote") with b demoted and nothing
+/// rolled back — users on a site whose demote hooks had stopped it.
+#[tokio::test(start_paused = true)]
+async fn a_journal_too_long_for_the_runbooks_record_means_a_full_final_pass() {
+    let w = world_on("b", 2);
+    w.replication.store(true, Ordering::Relaxed);
+    let names: Vec<String> = (0..50_000)
+        .map(|i| format!("projects/2026/reports/quarter-{i:06}.ods"))
+        .collect();
+    *w.journaled.lock().unwrap() = Some(names);
+    let store = RequestLimit::default();
+    let rb = execute(
+        failback_rb(),
+        &w,
+        &store,
+        &policy(Fencing::BestEffort, None),
+    )
+    .await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{:#?}", statuses(&rb));
+    assert_eq!(rb.changed, None);
+    let sent = w.sent.lock().unwrap().clone();
+    let (_, fin) = first(&sent, "a", CommandKind::FinalSync);
+    assert_eq!(fin.changed, None, "a full final pass");
+    let d = rb
+        .steps
+        .iter()
+        .find(|s| s.name == StepName::Demote)
+        .unwrap();
+    assert!(
+        d.detail.contains("50000 changed") && d.detail.contains("a full final pass"),
+        "{}",
+        d.detail
+    );
+    let stored = store.inner.runbooks().unwrap();
+    assert_eq!(stored[0].status, RunbookStatus::Succeeded);
+}
+
+/// A store (as etcd) that refuses every write of a record whose `step` is
+/// done while `refusing` holds — not as a deposed leader's ("mvcc:
+/// database space exceeded": etcd's space quota reached).
+struct Refusing {
+    inner: MemStore,
+    step: StepName,
+    refusing: AtomicBool,
+    refused: std::sync::atomic::AtomicU32,
+}
+
+impl Store for Refusing {
+    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
+        self.inner.groups()
+    }
+    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_group(g)
+    }
+    fn put_group_and_runbook(
+        &self,
+        g: &crate::model::GroupState,
+        rb: &Runbook,
+    ) -> Result<(), crate::OrchestratorError> {
+        self.put_runbook(rb)?;
+        self.inner.put_group(g)
+    }
+    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
+        let done = rb
+            .steps
+            .iter()
+            .any(|s| s.name == self.step && s.status == StepStatus::Done);
+        if done && self.refusing.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(crate::OrchestratorError::store(
+                "etcd: write a runbook",
+                "etcdserver: mvcc: database space exceeded",
+            ));
+        }
+        self.inner.put_runbook(rb)
+    }
+    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
+        self.inner.runbooks()
+    }
+    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
+        self.inner.put_event(e)
+    }
+    fn events(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
+        self.inner.events(after, limit)
+    }
+    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
+        self.inner.last_event_id()
+    }
+    fn prune_events(
+        &self,
+        keep: usize,
+        before: u64,
+        max: usize,
+    ) -> Result<usize, crate::OrchestratorError> {
+        self.inner.prune_events(keep, before, max)
+    }
+}
+
+/// The store refuses the record of the failback's finished demote (etcd
+/// out of space; the leader keeps its lease): the runbook waits, saying
+/// so, and goes on once the store takes the record again — it ends on a.
+/// Before, it gave up after five seconds: failed, with b demoted and
+/// nothing rolled back (users on a site whose demote hooks had stopped
+/// it), though nothing but the record had failed.
+#[tokio::test(start_paused = true)]
+async fn a_step_the_store_cannot_record_waits_for_the_store_not_fails() {
+    let w = world_on("b", 2);
+    let store = Refusing {
+        inner: MemStore::default(),
+        step: StepName::Demote,
+        refusing: AtomicBool::new(true),
+        refused: Default::default(),
+    };
+    let p = policy(Fencing::BestEffort, None);
+    let run = execute(failback_rb(), &w, &store, &p);
+    tokio::pin!(run);
+    let early = tokio::select! {
+        rb = &mut run => Some(rb),
+        _ = tokio::time::sleep(Duration::from_secs(60)) => None,
+    };
+    assert!(
+        early.is_none(),
+        "the runbook ended while its record could not be written: {:#?}",
+        early.map(|rb| (rb.status, statuses(&rb)))
+    );
+    assert!(store.refused.load(Ordering::SeqCst) > 1, "retried");
+    assert_eq!(
+        w.runs("a", CommandKind::Promote),
+        0,
+        "nothing done unrecorded"
+    );
+    assert!(
+        w.events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(k, m)| *k == EventKind::Alert && m.contains("database space exceeded")),
+        "said: {:?}",
+        w.events.lock().unwrap()
+    );
+    store.refusing.store(false, Ordering::SeqCst);
+    let rb = run.await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{:#?}", statuses(&rb));
+    assert_eq!(w.route.lock().unwrap().0.as_deref(), Some("a"));
 }

@@ -27,11 +27,14 @@ async fn crash_and_resume(kind: RunbookKind, crash_in: StepName) {
         ..CrashStore::default()
     };
     let p = policy(Fencing::BestEffort, None);
-    let died = execute(rb0, &w, &store, &p).await;
-    assert_ne!(
-        died.status,
-        RunbookStatus::Succeeded,
-        "crash injected in {crash_in:?}"
+    // The process dies: its runbook waits for a store that takes no more
+    // writes, until it is gone.
+    let died = tokio::time::timeout(Duration::from_secs(120), execute(rb0, &w, &store, &p)).await;
+    assert!(
+        died.as_ref()
+            .is_err_and(|_| store.crashed.load(Ordering::SeqCst)),
+        "crash injected in {crash_in:?}: {:?}",
+        died.map(|rb| rb.status)
     );
     // The restarted process reads the store and resumes.
     let persisted = store.inner.runbooks().unwrap().pop().unwrap();
