@@ -140,25 +140,34 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     let mut retried = false;
     // Set once the connection is held (counted until it is let go).
     let mut held: Option<Held<'_>> = None;
-    // A cut-over is under way (the routed site is being demoted): do not
-    // even try it; wait for the switch, at most the hold time.
-    if let Some(deadline) = until.filter(|_| group.paused()) {
-        let h = held.get_or_insert_with(|| Held::new(&group));
-        debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
-        match wait_for_switch(&group, &generation, deadline, h, peer, &client, true).await {
-            Waited::Over => return,
-            Waited::Switched => {
-                if !rejoin(&group, &mut generation, &mut counted) {
-                    return;
+    // Whether the routed site was tried already (a cut-over may have come
+    // since; before the first try, only if an order stood at the arrival).
+    let mut tried = false;
+    let mut backend = loop {
+        // A cut-over is under way (the routed site is being demoted): do
+        // not even try it; wait for the switch, at most the hold time — a
+        // connection arriving now, and one held, retrying or connecting
+        // since before the order alike.
+        if (tried || until.is_some()) && group.paused() {
+            if let Some(deadline) = until.or_else(|| group.hold_until()) {
+                until = Some(deadline);
+                let h = held.get_or_insert_with(|| Held::new(&group));
+                debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the connection waits for the switch");
+                match wait_for_switch(&group, &generation, deadline, h, peer, &client, true).await {
+                    Waited::Over => return,
+                    Waited::Switched => {
+                        if !rejoin(&group, &mut generation, &mut counted) {
+                            return;
+                        }
+                    }
+                    // The routed site stays: try it (held still, should it fail).
+                    Waited::CalledOff => {
+                        debug!(group = %group.name, %peer, site = %generation.site, "cut-over called off: the waiting connection goes to the routed site");
+                    }
                 }
             }
-            // The routed site stays: try it (held still, should it fail).
-            Waited::CalledOff => {
-                debug!(group = %group.name, %peer, site = %generation.site, "cut-over called off: the waiting connection goes to the routed site");
-            }
         }
-    }
-    let mut backend = loop {
+        tried = true;
         let give_up = retry_until.filter(|_| until.is_none());
         let failed = match attempt(&group, &generation, until, give_up, &client).await {
             Attempt::Connected(s) => {
@@ -180,6 +189,8 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 continue;
             }
             Attempt::Switched => None,
+            // Given up for a cut-over order: wait for its switch (above).
+            Attempt::Paused => continue,
             Attempt::Failed(why) => Some(why),
         };
         let site = generation.site.as_str();
@@ -285,6 +296,9 @@ enum Attempt {
     Failed(String),
     /// Under a hold: the route switched while connecting.
     Switched,
+    /// Under a hold: a cut-over order came while connecting (the site
+    /// connected to is about to be demoted); the connect is given up.
+    Paused,
     /// No hold: the route switched (or the generation ended) before the
     /// backend answered; the connection goes to the new route.
     Moved,
@@ -292,9 +306,10 @@ enum Attempt {
     Closed,
 }
 
-/// Connect to `generation`'s backend. Under a hold (`until`), a route switch
-/// or the end of the hold interrupts the attempt; without one, a route
-/// switch moves the connection to the new route (nothing was relayed yet).
+/// Connect to `generation`'s backend. Under a hold (`until`), a route
+/// switch, a cut-over order or the end of the hold interrupts the attempt;
+/// without one, a route switch moves the connection to the new route
+/// (nothing was relayed yet).
 async fn attempt(
     group: &GroupRoute,
     generation: &Generation,
@@ -354,12 +369,28 @@ async fn attempt(
     if *switches.borrow() != generation.number {
         return Attempt::Switched;
     }
+    let mut orders = group.orders();
     tokio::select! {
         _ = group.shutdown().cancelled() => Attempt::Closed,
         _ = switches.changed() => Attempt::Switched,
+        _ = cut_over(group, &mut orders) => Attempt::Paused,
         _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
         r = connect => outcome(r),
         _ = left(client) => Attempt::Closed,
+    }
+}
+
+/// Resolves once a cut-over order stands that came after `orders` was
+/// last seen.
+async fn cut_over(group: &GroupRoute, orders: &mut tokio::sync::watch::Receiver<u64>) {
+    loop {
+        if orders.changed().await.is_err() {
+            // The group (its sender) outlives this connection: never.
+            return std::future::pending().await;
+        }
+        if group.paused() {
+            return;
+        }
     }
 }
 

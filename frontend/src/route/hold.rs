@@ -6,7 +6,8 @@
 //! held connection that fails again once the order was withdrawn, lapsed
 //! or ended by its switch is let go, as one arriving then; a cut-over
 //! order (`pause`) makes new connections wait for the switch without
-//! trying the current backend. The order is fenced by epoch like a route.
+//! trying the current backend — those already held, retrying or
+//! connecting when it comes too. The order is fenced by epoch like a route.
 //!
 //! Owns the orders' state ([`Holds`], kept with the route under the group's
 //! lock), [`GroupRoute::set_hold`] and its refusals ([`HoldRefused`]), what
