@@ -296,8 +296,8 @@ enum Attempt {
     Failed(String),
     /// Under a hold: the route switched while connecting.
     Switched,
-    /// Under a hold: a cut-over order came while connecting (the site
-    /// connected to is about to be demoted); the connect is given up.
+    /// A cut-over order came while connecting (the site connected to is
+    /// about to be demoted); the connect is given up.
     Paused,
     /// No hold: the route switched (or the generation ended) before the
     /// backend answered; the connection goes to the new route.
@@ -352,6 +352,13 @@ async fn attempt(
                 None => std::future::pending().await,
             }
         };
+        // A cut-over order coming meanwhile gives the connect up: the site
+        // is about to be demoted. (Subscribed to only once the connect is
+        // found under way: this block runs when first polled.)
+        let paused = async {
+            let mut orders = group.orders();
+            cut_over(group, &mut orders).await
+        };
         // (The generation's token is a child of the shutdown token: it
         // fires on shutdown too, and `Moved` checks which it was.) The
         // connect goes first: a backend on this host answers within the
@@ -362,6 +369,7 @@ async fn attempt(
             r = connect => outcome(r),
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
+            _ = paused => Attempt::Paused,
             _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
             _ = gone => Attempt::Closed,
         };

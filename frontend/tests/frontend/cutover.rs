@@ -100,6 +100,36 @@ async fn a_connect_under_way_at_the_cut_over_does_not_reach_the_site_being_demot
     serving.abort();
 }
 
+/// The same with no order at all when the user arrived (nothing was
+/// suspected yet): its connect to a, under way when the cut-over order
+/// comes, is given up too.
+#[tokio::test]
+async fn a_connect_under_way_without_an_order_does_not_reach_the_site_being_demoted() {
+    let (dead, queue, fill) = blackhole().await;
+    let (fe, _b) = start_on(dead).await;
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = fe.pause("web", 2, 20_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    drop(fill);
+    let serving = tokio::spawn(answer_as_a(queue));
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let route = fe.route("web").await;
+    assert_eq!(
+        count(&route, "held_now"),
+        1,
+        "not waiting for the switch: {route}"
+    );
+    assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
+    assert_eq!(
+        c.answer().await.as_deref(),
+        Some("b"),
+        "the connect under way reached the site being demoted"
+    );
+    serving.abort();
+}
+
 /// Serve every connection of `l` as site a's echo backend does.
 async fn answer_as_a(l: TcpListener) {
     while let Ok((s, _)) = l.accept().await {
