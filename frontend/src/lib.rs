@@ -73,6 +73,10 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Option<oneshot::Sender<BoundAddrs>>,
 ) -> Result<(), FrontendError> {
+    // SIGHUP (a reload of the control API's TLS files) must not end the
+    // frontend, TLS or not: caught from the start (tokio keeps the handler;
+    // the control API's server listens to it).
+    let _ = warden_serve::catch_hangup();
     // What the open-file limit allows (raised first, when it may be: every
     // group's listening sockets count against it).
     let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);
