@@ -236,7 +236,14 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 continue;
             }
             if let Some(why) = failed {
-                warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
+                // Said at the 1st, 2nd, 4th… of the group: a line per
+                // connection would let anyone fill the log in an outage.
+                let failed = group.held.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                if failed.is_power_of_two() {
+                    warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, failed, "backend connect failed; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such failure)");
+                } else {
+                    debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
+                }
             }
             return;
         };
@@ -485,8 +492,13 @@ async fn wait_for_switch(
         tokio::select! {
             _ = group.shutdown().cancelled() => return Waited::Over,
             _ = tokio::time::sleep_until(deadline) => {
-                h.timed_out();
-                warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
+                // Said at the 1st, 2nd, 4th… (counted on /metrics).
+                let timed_out = h.timed_out();
+                if timed_out.is_power_of_two() {
+                    warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, timed_out, "held connection: no route change within the hold time; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such connection; all in warden_frontend_held_timed_out_total)");
+                } else {
+                    debug!(group = %group.name, %peer, site = %generation.site, "held connection: no route change within the hold time; closing client connection");
+                }
                 return Waited::Over;
             }
             _ = switches.changed() => return Waited::Switched,
@@ -520,8 +532,9 @@ impl<'a> Held<'a> {
         self.group.held.rescued.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn timed_out(&self) {
-        self.group.held.timed_out.fetch_add(1, Ordering::Relaxed);
+    /// Count it; how many of the group's held connections timed out so far.
+    fn timed_out(&self) -> u64 {
+        self.group.held.timed_out.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 

@@ -61,6 +61,10 @@ pub(crate) struct HeldCounts {
     pub(crate) timed_out: AtomicU64,
     /// Refused without a hold order and tried again (`connect_retry`).
     pub(crate) retried: AtomicU64,
+    /// Closed, not held, because their backend failed (only for the rate
+    /// of the warning that says so: users may open them as fast as they
+    /// like during an outage).
+    pub(crate) failed: AtomicU64,
 }
 
 /// Why a [`GroupRoute::set_hold`] was refused; nothing changed.
