@@ -21,6 +21,7 @@ use warden_config::Secret;
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
 use crate::balance::Balance;
 use crate::fence::Fence;
+use crate::rare::Rare;
 use crate::route::{Applied, GroupRoute, HoldRefused, Refused, Table};
 
 /// Largest accepted request body.
@@ -43,6 +44,8 @@ struct Ctx {
     /// warning is written at the 1st, 2nd, 4th… only: anyone who reaches
     /// the port can send them, as fast as it likes).
     unauthorized: Arc<AtomicU64>,
+    /// When an unauthorized request was last warned about.
+    unauthorized_said: Arc<Rare>,
 }
 
 /// An error answer: a status and an [`ErrorBody`].
@@ -90,6 +93,7 @@ pub(crate) fn router(
         token: Arc::new(token),
         cert_name: cert_name.map(Arc::from),
         unauthorized: Arc::new(AtomicU64::new(0)),
+        unauthorized_said: Arc::new(Rare::default()),
     };
     Router::new()
         .route("/v1/health", get(health))
@@ -122,8 +126,8 @@ async fn authenticate(State(ctx): State<Ctx>, req: Request, next: Next) -> Respo
         let presented = req.headers().contains_key(header::AUTHORIZATION);
         let refused = ctx.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
         // Never log the presented value: it may be a near-miss of the real token.
-        if refused.is_power_of_two() {
-            warn!(%peer, method = %req.method(), path = %req.uri().path(), token_presented = presented, refused, "unauthorized control request (said at the 1st, 2nd, 4th, 8th… refusal; every one counted in warden_frontend_unauthorized_requests_total)");
+        if ctx.unauthorized_said.due(refused) {
+            warn!(%peer, method = %req.method(), path = %req.uri().path(), token_presented = presented, refused, "unauthorized control request (said at the 1st, 2nd, 4th, 8th… refusal, and once a minute; every one counted in warden_frontend_unauthorized_requests_total)");
         }
         return ApiError::new(
             StatusCode::UNAUTHORIZED,

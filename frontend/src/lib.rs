@@ -13,6 +13,7 @@
 //! - `workers`: the data path's threads, each with its own runtime;
 //! - `proxy`: the accept loops and the per-connection handling;
 //! - `relay`: the bytes of one connection, both ways, and how it ends;
+//! - `rare`: how often a warning users or peers can cause is written;
 //! - `control`: the axum control API (authentication, fencing);
 //! - [`error`]: the error enum, [`FrontendError`].
 //!
@@ -30,6 +31,7 @@ pub mod error;
 mod fence;
 mod listener;
 mod proxy;
+mod rare;
 mod relay;
 mod route;
 pub mod settings;

@@ -236,11 +236,10 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 continue;
             }
             if let Some(why) = failed {
-                // Said at the 1st, 2nd, 4th… of the group: a line per
-                // connection would let anyone fill the log in an outage.
+                // Not a line per connection ([`crate::rare`]).
                 let failed = group.held.failed.fetch_add(1, Ordering::Relaxed) + 1;
-                if failed.is_power_of_two() {
-                    warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, failed, "backend connect failed; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such failure)");
+                if group.held.failed_said.due(failed) {
+                    warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, failed, "backend connect failed; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such failure, and once a minute)");
                 } else {
                     debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
                 }
@@ -492,10 +491,10 @@ async fn wait_for_switch(
         tokio::select! {
             _ = group.shutdown().cancelled() => return Waited::Over,
             _ = tokio::time::sleep_until(deadline) => {
-                // Said at the 1st, 2nd, 4th… (counted on /metrics).
+                // Not a line per connection ([`crate::rare`]).
                 let timed_out = h.timed_out();
-                if timed_out.is_power_of_two() {
-                    warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, timed_out, "held connection: no route change within the hold time; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such connection; all in warden_frontend_held_timed_out_total)");
+                if group.held.timed_out_said.due(timed_out) {
+                    warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, timed_out, "held connection: no route change within the hold time; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such connection, and once a minute; all in warden_frontend_held_timed_out_total)");
                 } else {
                     debug!(group = %group.name, %peer, site = %generation.site, "held connection: no route change within the hold time; closing client connection");
                 }

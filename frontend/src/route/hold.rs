@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::{GroupRoute, Inner};
 use crate::api::{Hold, RouteState, MAX_HOLD_TTL_MS};
+use crate::rare::Rare;
 
 /// The hold orders of one group: part of its route's state ([`Inner`]).
 #[derive(Default)]
@@ -61,10 +62,13 @@ pub(crate) struct HeldCounts {
     pub(crate) timed_out: AtomicU64,
     /// Refused without a hold order and tried again (`connect_retry`).
     pub(crate) retried: AtomicU64,
-    /// Closed, not held, because their backend failed (only for the rate
-    /// of the warning that says so: users may open them as fast as they
-    /// like during an outage).
+    /// Closed, not held, because their backend failed (for the warning
+    /// that says so: users may open them as fast as they like).
     pub(crate) failed: AtomicU64,
+    /// When a failed connect was last warned about ([`crate::rare`]).
+    pub(crate) failed_said: Rare,
+    /// When a held connection let go was last warned about.
+    pub(crate) timed_out_said: Rare,
 }
 
 /// Why a [`GroupRoute::set_hold`] was refused; nothing changed.
