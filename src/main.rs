@@ -33,8 +33,13 @@ fn init_tracing(quiet: bool) {
     }
 }
 
-/// First SIGINT/SIGTERM cancels `token` (graceful); a second one exits at once.
+/// First SIGINT/SIGTERM cancels `token` (graceful); a second one exits at
+/// once. SIGHUP — the reload of TLS files, and what a certificate renewal,
+/// a `systemctl reload` or a log rotation sends to every process — ends
+/// none: caught from here on, whether or not the process has TLS to read
+/// again (`warden_serve::catch_hangup`).
 fn shutdown_on_signal(token: CancellationToken) {
+    let _ = warden_serve::catch_hangup();
     tokio::spawn(async move {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -293,6 +293,63 @@ command = ["/bin/sh", "-c", "env > {0}.tmp && mv {0}.tmp {0}"]
     );
 }
 
+/// SIGHUP (a certificate renewal's `kill -HUP`, a `systemctl reload`, a
+/// log rotation; the docs give it as the reload of TLS files) leaves a
+/// long-running process running: an agent, which serves no API and no
+/// TLS, carries on. Before, only a TLS listener caught the signal, and its
+/// default action ended every other process.
+#[test]
+fn a_hangup_does_not_end_an_agent() {
+    use std::time::{Duration, Instant};
+    let (dir, good, _) = configs();
+    let mut agent = Command::new(WARDEN)
+        .args(["agent", "--site", "a", "--config"])
+        .arg(&good)
+        .current_dir(dir.path())
+        .env("WARDEN_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Started: its first log line is out (read on a thread: no deadlock
+    // on a full pipe).
+    let stderr = agent.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader};
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(20));
+    assert!(
+        first.is_ok(),
+        "the agent said nothing: {:?}",
+        agent.try_wait()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.try_wait().unwrap().is_none(), "the agent stopped");
+    let sent = Command::new("kill")
+        .args(["-HUP", &agent.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut ended = None;
+    while Instant::now() < deadline && ended.is_none() {
+        ended = agent.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let said: Vec<String> = rx.try_iter().collect();
+    assert!(
+        ended.is_none(),
+        "SIGHUP ended the agent: {ended:?}; it said {said:?}"
+    );
+}
+
 /// A frontend's control address that is the orchestrator's own API
 /// address (or loopback at the port of an orchestrator listening on a
 /// wildcard) is refused at its line and column: the orchestrator would

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -20,6 +21,7 @@ use warden_config::Secret;
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
 use crate::balance::Balance;
 use crate::fence::Fence;
+use crate::rare::Rare;
 use crate::route::{Applied, GroupRoute, HoldRefused, Refused, Table};
 
 /// Largest accepted request body.
@@ -38,6 +40,12 @@ struct Ctx {
     /// must carry (`orchestrator`): another certificate of the same CA (an
     /// agent's, an operator's) with the token is no licence to switch.
     cert_name: Option<Arc<str>>,
+    /// Requests refused for a missing or wrong token (on `/metrics`; the
+    /// warning is written at the 1st, 2nd, 4th… only: anyone who reaches
+    /// the port can send them, as fast as it likes).
+    unauthorized: Arc<AtomicU64>,
+    /// When an unauthorized request was last warned about.
+    unauthorized_said: Arc<Rare>,
 }
 
 /// An error answer: a status and an [`ErrorBody`].
@@ -84,6 +92,8 @@ pub(crate) fn router(
         balance,
         token: Arc::new(token),
         cert_name: cert_name.map(Arc::from),
+        unauthorized: Arc::new(AtomicU64::new(0)),
+        unauthorized_said: Arc::new(Rare::default()),
     };
     Router::new()
         .route("/v1/health", get(health))
@@ -114,8 +124,11 @@ async fn authenticate(State(ctx): State<Ctx>, req: Request, next: Next) -> Respo
             .map(|c| c.0.to_string())
             .unwrap_or_default();
         let presented = req.headers().contains_key(header::AUTHORIZATION);
+        let refused = ctx.unauthorized.fetch_add(1, Ordering::Relaxed) + 1;
         // Never log the presented value: it may be a near-miss of the real token.
-        warn!(%peer, method = %req.method(), path = %req.uri().path(), token_presented = presented, "unauthorized control request");
+        if ctx.unauthorized_said.due(refused) {
+            warn!(%peer, method = %req.method(), path = %req.uri().path(), token_presented = presented, refused, "unauthorized control request (said at the 1st, 2nd, 4th, 8th… refusal, and once a minute; every one counted in warden_frontend_unauthorized_requests_total)");
+        }
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token (Authorization: Bearer <token>)",
@@ -439,6 +452,10 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
     out.push_str(&format!(
         "# HELP warden_frontend_handed_over_connections_total Connections a busier proxy worker handed to a less busy one.\n# TYPE warden_frontend_handed_over_connections_total counter\nwarden_frontend_handed_over_connections_total {}\n",
         ctx.balance.handed_over()
+    ));
+    out.push_str(&format!(
+        "# HELP warden_frontend_unauthorized_requests_total Control API requests refused for a missing or wrong token.\n# TYPE warden_frontend_unauthorized_requests_total counter\nwarden_frontend_unauthorized_requests_total {}\n",
+        ctx.unauthorized.load(Ordering::Relaxed)
     ));
     if let Some(fence) = &ctx.fence {
         out.push_str(&format!(

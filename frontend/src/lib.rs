@@ -13,6 +13,7 @@
 //! - `workers`: the data path's threads, each with its own runtime;
 //! - `proxy`: the accept loops and the per-connection handling;
 //! - `relay`: the bytes of one connection, both ways, and how it ends;
+//! - `rare`: how often a warning users or peers can cause is written;
 //! - `control`: the axum control API (authentication, fencing);
 //! - [`error`]: the error enum, [`FrontendError`].
 //!
@@ -30,6 +31,7 @@ pub mod error;
 mod fence;
 mod listener;
 mod proxy;
+mod rare;
 mod relay;
 mod route;
 pub mod settings;
@@ -73,6 +75,10 @@ pub async fn run(
     shutdown: CancellationToken,
     ready: Option<oneshot::Sender<BoundAddrs>>,
 ) -> Result<(), FrontendError> {
+    // SIGHUP (a reload of the control API's TLS files) must not end the
+    // frontend, TLS or not: caught from the start (tokio keeps the handler;
+    // the control API's server listens to it).
+    let _ = warden_serve::catch_hangup();
     // What the open-file limit allows (raised first, when it may be: every
     // group's listening sockets count against it).
     let fd_limit = warden_serve::raise_fd_limit().unwrap_or(1024);

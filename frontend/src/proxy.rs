@@ -140,25 +140,34 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     let mut retried = false;
     // Set once the connection is held (counted until it is let go).
     let mut held: Option<Held<'_>> = None;
-    // A cut-over is under way (the routed site is being demoted): do not
-    // even try it; wait for the switch, at most the hold time.
-    if let Some(deadline) = until.filter(|_| group.paused()) {
-        let h = held.get_or_insert_with(|| Held::new(&group));
-        debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the new connection waits for the switch");
-        match wait_for_switch(&group, &generation, deadline, h, peer, &client, true).await {
-            Waited::Over => return,
-            Waited::Switched => {
-                if !rejoin(&group, &mut generation, &mut counted) {
-                    return;
+    // Whether the routed site was tried already (a cut-over may have come
+    // since; before the first try, only if an order stood at the arrival).
+    let mut tried = false;
+    let mut backend = loop {
+        // A cut-over is under way (the routed site is being demoted): do
+        // not even try it; wait for the switch, at most the hold time — a
+        // connection arriving now, and one held, retrying or connecting
+        // since before the order alike.
+        if (tried || until.is_some()) && group.paused() {
+            if let Some(deadline) = until.or_else(|| group.hold_until()) {
+                until = Some(deadline);
+                let h = held.get_or_insert_with(|| Held::new(&group));
+                debug!(group = %group.name, %peer, site = %generation.site, "cut-over under way: the connection waits for the switch");
+                match wait_for_switch(&group, &generation, deadline, h, peer, &client, true).await {
+                    Waited::Over => return,
+                    Waited::Switched => {
+                        if !rejoin(&group, &mut generation, &mut counted) {
+                            return;
+                        }
+                    }
+                    // The routed site stays: try it (held still, should it fail).
+                    Waited::CalledOff => {
+                        debug!(group = %group.name, %peer, site = %generation.site, "cut-over called off: the waiting connection goes to the routed site");
+                    }
                 }
             }
-            // The routed site stays: try it (held still, should it fail).
-            Waited::CalledOff => {
-                debug!(group = %group.name, %peer, site = %generation.site, "cut-over called off: the waiting connection goes to the routed site");
-            }
         }
-    }
-    let mut backend = loop {
+        tried = true;
         let give_up = retry_until.filter(|_| until.is_none());
         let failed = match attempt(&group, &generation, until, give_up, &client).await {
             Attempt::Connected(s) => {
@@ -180,6 +189,8 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 continue;
             }
             Attempt::Switched => None,
+            // Given up for a cut-over order: wait for its switch (above).
+            Attempt::Paused => continue,
             Attempt::Failed(why) => Some(why),
         };
         let site = generation.site.as_str();
@@ -225,7 +236,13 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 continue;
             }
             if let Some(why) = failed {
-                warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
+                // Not a line per connection ([`crate::rare`]).
+                let failed = group.held.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                if group.held.failed_said.due(failed) {
+                    warn!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, failed, "backend connect failed; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such failure, and once a minute)");
+                } else {
+                    debug!(group = %group.name, %peer, site, backend = backend_addr, cause = %why, "backend connect failed; closing client connection");
+                }
             }
             return;
         };
@@ -285,6 +302,9 @@ enum Attempt {
     Failed(String),
     /// Under a hold: the route switched while connecting.
     Switched,
+    /// A cut-over order came while connecting (the site connected to is
+    /// about to be demoted); the connect is given up.
+    Paused,
     /// No hold: the route switched (or the generation ended) before the
     /// backend answered; the connection goes to the new route.
     Moved,
@@ -292,9 +312,10 @@ enum Attempt {
     Closed,
 }
 
-/// Connect to `generation`'s backend. Under a hold (`until`), a route switch
-/// or the end of the hold interrupts the attempt; without one, a route
-/// switch moves the connection to the new route (nothing was relayed yet).
+/// Connect to `generation`'s backend. Under a hold (`until`), a route
+/// switch, a cut-over order or the end of the hold interrupts the attempt;
+/// without one, a route switch moves the connection to the new route
+/// (nothing was relayed yet).
 async fn attempt(
     group: &GroupRoute,
     generation: &Generation,
@@ -337,6 +358,13 @@ async fn attempt(
                 None => std::future::pending().await,
             }
         };
+        // A cut-over order coming meanwhile gives the connect up: the site
+        // is about to be demoted. (Subscribed to only once the connect is
+        // found under way: this block runs when first polled.)
+        let paused = async {
+            let mut orders = group.orders();
+            cut_over(group, &mut orders).await
+        };
         // (The generation's token is a child of the shutdown token: it
         // fires on shutdown too, and `Moved` checks which it was.) The
         // connect goes first: a backend on this host answers within the
@@ -347,6 +375,7 @@ async fn attempt(
             r = connect => outcome(r),
             _ = generation.cancel.cancelled() => Attempt::Moved,
             _ = switches.changed() => Attempt::Moved,
+            _ = paused => Attempt::Paused,
             _ = retry_over => Attempt::Failed("no answer within connect_retry".into()),
             _ = gone => Attempt::Closed,
         };
@@ -354,12 +383,28 @@ async fn attempt(
     if *switches.borrow() != generation.number {
         return Attempt::Switched;
     }
+    let mut orders = group.orders();
     tokio::select! {
         _ = group.shutdown().cancelled() => Attempt::Closed,
         _ = switches.changed() => Attempt::Switched,
+        _ = cut_over(group, &mut orders) => Attempt::Paused,
         _ = tokio::time::sleep_until(until) => Attempt::Failed("no answer within the hold time".into()),
         r = connect => outcome(r),
         _ = left(client) => Attempt::Closed,
+    }
+}
+
+/// Resolves once a cut-over order stands that came after `orders` was
+/// last seen.
+async fn cut_over(group: &GroupRoute, orders: &mut tokio::sync::watch::Receiver<u64>) {
+    loop {
+        if orders.changed().await.is_err() {
+            // The group (its sender) outlives this connection: never.
+            return std::future::pending().await;
+        }
+        if group.paused() {
+            return;
+        }
     }
 }
 
@@ -446,8 +491,13 @@ async fn wait_for_switch(
         tokio::select! {
             _ = group.shutdown().cancelled() => return Waited::Over,
             _ = tokio::time::sleep_until(deadline) => {
-                h.timed_out();
-                warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, "held connection: no route change within the hold time; closing client connection");
+                // Not a line per connection ([`crate::rare`]).
+                let timed_out = h.timed_out();
+                if group.held.timed_out_said.due(timed_out) {
+                    warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, timed_out, "held connection: no route change within the hold time; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such connection, and once a minute; all in warden_frontend_held_timed_out_total)");
+                } else {
+                    debug!(group = %group.name, %peer, site = %generation.site, "held connection: no route change within the hold time; closing client connection");
+                }
                 return Waited::Over;
             }
             _ = switches.changed() => return Waited::Switched,
@@ -481,8 +531,9 @@ impl<'a> Held<'a> {
         self.group.held.rescued.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn timed_out(&self) {
-        self.group.held.timed_out.fetch_add(1, Ordering::Relaxed);
+    /// Count it; how many of the group's held connections timed out so far.
+    fn timed_out(&self) -> u64 {
+        self.group.held.timed_out.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 

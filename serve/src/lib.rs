@@ -30,7 +30,8 @@
 //! router as a [`PeerCertificate`] extension. Authentication before the body
 //! is read is the router's part (a middleware that runs before any
 //! extractor). [`raise_fd_limit`] lifts the process's soft descriptor limit
-//! to its hard limit at start.
+//! to its hard limit at start; [`catch_hangup`] keeps SIGHUP (a reload of
+//! the TLS files) from ending the process, with TLS or without.
 
 pub mod accept;
 mod standing;
@@ -168,8 +169,9 @@ pub async fn serve<S>(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let open = Arc::new(Open::new(limits.max_connections));
     let mut conns = tokio::task::JoinSet::new();
-    if let Some(t) = &tls {
-        conns.spawn(reload_on_hangup(t.clone(), shutdown.clone()));
+    // Caught before the first connection, TLS or not (see `catch_hangup`).
+    if let Some(hup) = catch_hangup() {
+        conns.spawn(on_hangup(hup, tls.clone(), shutdown.clone()));
     }
     let mut refused: u64 = 0;
     let mut failed: u64 = 0;
@@ -372,12 +374,30 @@ pub fn raise_fd_limit() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
 }
 
-/// SIGHUP: read the TLS files again (a rotated certificate), until `stop`.
-async fn reload_on_hangup(tls: Arc<tls::ServerTls>, stop: CancellationToken) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        warn!("cannot install the SIGHUP handler: TLS files reload only when they change");
-        return;
-    };
+/// Makes SIGHUP harmless to this process from now on and returns its
+/// stream (none: the handler cannot be installed, said in a warning).
+/// SIGHUP is what a certificate renewal's `kill -HUP`, a `systemctl reload`
+/// or a log rotation sends, and the docs name it as the reload of the TLS
+/// files; its default action ends the process. Once caught, tokio keeps the
+/// handler for the life of the process, whatever becomes of the stream.
+/// Call it first thing, within the runtime: [`serve`] calls it too.
+pub fn catch_hangup() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => Some(hup),
+        Err(e) => {
+            warn!(error = %e, "cannot install the SIGHUP handler: a SIGHUP would end this process; TLS files reload only when they change");
+            None
+        }
+    }
+}
+
+/// SIGHUP: read the TLS files again (a rotated certificate), until `stop`;
+/// without TLS, say there is nothing to read again.
+async fn on_hangup(
+    mut hup: tokio::signal::unix::Signal,
+    tls: Option<Arc<tls::ServerTls>>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -385,9 +405,12 @@ async fn reload_on_hangup(tls: Arc<tls::ServerTls>, stop: CancellationToken) {
                 if got.is_none() {
                     return;
                 }
-                match tls.reload() {
-                    Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
-                    Err(e) => warn!(error = %e, "SIGHUP: the TLS files do not load; keeping the previous ones"),
+                match &tls {
+                    Some(tls) => match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate and key reloaded"),
+                        Err(e) => warn!(error = %e, "SIGHUP: the TLS files do not load; keeping the previous ones"),
+                    },
+                    None => tracing::info!("SIGHUP: no TLS files to read again (the configuration is read at start only: restart to change it)"),
                 }
             }
         }

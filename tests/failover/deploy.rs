@@ -82,6 +82,12 @@ impl Deploy for Deployment {
     fn warden_bin(&self) -> &'static str {
         WARDEN
     }
+    /// The frontend's data path at debug: every connection it closes
+    /// because its backend failed is a line (at info only some are, not to
+    /// let users fill the log), which hold.rs reads.
+    fn warden_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[("WARDEN_LOG", "info,warden_frontend::proxy=debug")]
+    }
 }
 
 impl Deployment {

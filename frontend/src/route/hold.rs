@@ -6,7 +6,8 @@
 //! held connection that fails again once the order was withdrawn, lapsed
 //! or ended by its switch is let go, as one arriving then; a cut-over
 //! order (`pause`) makes new connections wait for the switch without
-//! trying the current backend. The order is fenced by epoch like a route.
+//! trying the current backend — those already held, retrying or
+//! connecting when it comes too. The order is fenced by epoch like a route.
 //!
 //! Owns the orders' state ([`Holds`], kept with the route under the group's
 //! lock), [`GroupRoute::set_hold`] and its refusals ([`HoldRefused`]), what
@@ -23,6 +24,7 @@ use tokio::time::Instant;
 
 use super::{GroupRoute, Inner};
 use crate::api::{Hold, RouteState, MAX_HOLD_TTL_MS};
+use crate::rare::Rare;
 
 /// The hold orders of one group: part of its route's state ([`Inner`]).
 #[derive(Default)]
@@ -60,6 +62,13 @@ pub(crate) struct HeldCounts {
     pub(crate) timed_out: AtomicU64,
     /// Refused without a hold order and tried again (`connect_retry`).
     pub(crate) retried: AtomicU64,
+    /// Closed, not held, because their backend failed (for the warning
+    /// that says so: users may open them as fast as they like).
+    pub(crate) failed: AtomicU64,
+    /// When a failed connect was last warned about ([`crate::rare`]).
+    pub(crate) failed_said: Rare,
+    /// When a held connection let go was last warned about.
+    pub(crate) timed_out_said: Rare,
 }
 
 /// Why a [`GroupRoute::set_hold`] was refused; nothing changed.

@@ -1,0 +1,76 @@
+//! The control API against a peer without the token: refused, and what it
+//! costs the frontend is bounded — no log line per refused request.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::harness::{start_web, TOKEN};
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Anyone who reaches the control port, token or not, could make the
+/// frontend write a warning per request it sent — thousands a second on
+/// one kept-alive connection, enough to fill the disk the logs (and the
+/// fence) are on, or to push the lines of the last failover out of the
+/// journal. Refusals are counted on `/metrics`; the warning is written at
+/// the 1st, 2nd, 4th, 8th… with the count so far.
+#[tokio::test]
+async fn refused_requests_are_counted_not_each_logged() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (fe, _a, _b) = start_web(Duration::from_secs(5)).await;
+    for i in 0..200 {
+        let token = (i % 2 == 0).then_some("wrong-token");
+        let (status, _) = fe.get("/v1/routes", token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let text =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let warned = text
+        .lines()
+        .filter(|l| l.contains("unauthorized control request"))
+        .count();
+    assert!(
+        (1..=10).contains(&warned),
+        "{warned} warnings for 200 refused requests"
+    );
+    assert!(text.contains("refused=128"), "the count is said:\n{text}");
+
+    let resp = crate::harness::http_client()
+        .get(fe.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("metrics answer");
+    let metrics = resp.text().await.expect("metrics text");
+    let line = "warden_frontend_unauthorized_requests_total 200";
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "{line:?} not in:\n{metrics}"
+    );
+}
