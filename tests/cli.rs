@@ -1146,3 +1146,56 @@ password = {{ file = "{d}/op" }}
         text(&out.stdout)
     );
 }
+
+/// `warden clear GROUP --deletions SITE` names back the held pass it read
+/// (`replication.held`), so the orchestrator releases that one only: run
+/// again from shell history after the hold changed, it releases nothing.
+#[test]
+fn clear_names_back_the_hold_it_read() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    let (url, seen) = fake_server(|req| match req {
+        "GET /v1/leader" => ("200 OK", r#"{"node":"o1","is_leader":true,"leader":"o1"}"#),
+        "GET /v1/groups/web" => (
+            "200 OK",
+            r#"{"name":"web","primary":"a","active":"a","epoch":7,"phase":"steady","replication":{"held":{"a":"a pass would delete 700 of b's 1000 items"}}}"#,
+        ),
+        _ => (
+            "200 OK",
+            r#"{"cleared":["the mass-delete guard at a lets the held pass go ahead once"]}"#,
+        ),
+    });
+    let out = Command::new(WARDEN)
+        .args([
+            "clear",
+            "web",
+            "--deletions",
+            "a",
+            "--url",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let (_, body) = seen
+        .try_iter()
+        .find(|(r, _)| r == "POST /v1/groups/web/clear")
+        .expect("a clear was sent");
+    let body: serde_json::Value = serde_json::from_str(&body).expect(&body);
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "deletions": ["a"],
+            "seen": {"a": "a pass would delete 700 of b's 1000 items"}
+        })
+    );
+}

@@ -163,6 +163,7 @@ mod tests {
             replica: false,
             peer_resynced: false,
             stays_target: false,
+            guard_seen: None,
         }
     }
 

@@ -427,3 +427,54 @@ async fn deletions_no_count_foresaw_stop_at_the_limits() {
     let out = run(&r, CommandKind::StopReplication).await;
     assert!(out.ok, "{}", out.detail);
 }
+
+/// A release order names the hold the operator read: a late or replayed
+/// one whose hold is not the one held now releases nothing (the peer keeps
+/// its files, the outcome says what is held); the one naming it lets the
+/// held pass go ahead once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_lets_go_only_the_hold_it_names() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    fill(&d.src());
+    let r = site_a(&d, "");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    empty(&d.src());
+    eventually(PATIENCE, "the guard holds replication", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    let clear = |seen: &str| {
+        let mut c = cmd(CommandKind::Clear, 1);
+        c.guard_seen = Some(seen.to_string());
+        c
+    };
+    let stale = clear("mass-delete guard: a hold read long ago");
+    let out = r
+        .run(&stale, &tokio_util::sync::CancellationToken::new())
+        .await;
+    assert!(
+        !out.ok && out.detail.contains("not released") && out.detail.contains(&held),
+        "{}",
+        out.detail
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        file_count(&d.target()),
+        FILES,
+        "nothing deleted at the peer"
+    );
+    assert!(status(&r).guard.is_some(), "still held");
+    let out = r
+        .run(&clear(&held), &tokio_util::sync::CancellationToken::new())
+        .await;
+    assert!(out.ok && out.detail.contains("released"), "{}", out.detail);
+    eventually(PATIENCE, "the released pass empties the peer", || {
+        file_count(&d.target()) == 0
+    })
+    .await;
+}

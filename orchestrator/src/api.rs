@@ -568,6 +568,10 @@ pub struct ClearView {
 struct ClearBody {
     #[serde(default)]
     deletions: Vec<String>,
+    /// Per site named in `deletions`: the held pass's message as the
+    /// operator read it; a hold that is not that one is not released.
+    #[serde(default)]
+    seen: std::collections::BTreeMap<String, String>,
 }
 
 async fn clear(
@@ -584,7 +588,7 @@ async fn clear(
             Err(r) => return r,
         }
     };
-    match s.operator_clear(&g, &by, &b.deletions) {
+    match s.operator_clear_seen(&g, &by, &b.deletions, &b.seen) {
         Ok(c) => Json(ClearView {
             cleared: c.cleared,
             not_cleared: c.not_cleared,

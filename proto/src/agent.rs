@@ -312,6 +312,12 @@ pub struct Command {
     /// place (the peer's pushes would delete it): `keep` quarantines it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stays_target: bool,
+    /// Clear: the hold the operator read and releases (the mass-delete
+    /// guard's message as reported): the agent releases only that one, so
+    /// a clear replayed or late never releases a hold nobody read. `None`
+    /// (an older orchestrator): whatever is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_seen: Option<String>,
 }
 
 /// A point in one site's change journal: the journal (`id`, new for every
@@ -349,6 +355,7 @@ impl Command {
             replica: false,
             peer_resynced: false,
             stays_target: false,
+            guard_seen: None,
         }
     }
 

@@ -152,7 +152,20 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let body = if deletions.is_empty() {
                 Value::Null
             } else {
-                serde_json::json!({ "deletions": deletions })
+                // The held passes as read now, named back: a hold that is
+                // not one of them (a new one since; this command replayed
+                // from shell history) is not released. Read from the
+                // leader when one is known, as the moves are.
+                let view = super::drill::Reader::new(c)
+                    .await
+                    .get(&format!("/v1/groups/{group}"))
+                    .await?;
+                let held = &view["replication"]["held"];
+                let seen: serde_json::Map<String, Value> = deletions
+                    .iter()
+                    .filter_map(|site| Some((site.clone(), held.get(site)?.clone())))
+                    .collect();
+                serde_json::json!({ "deletions": deletions, "seen": seen })
             };
             let v = c.post(&format!("/v1/groups/{group}/clear"), body).await?;
             if !v.get("cleared").is_some_and(Value::is_array) {

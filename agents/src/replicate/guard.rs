@@ -165,6 +165,16 @@ impl Trip {
     }
 }
 
+/// Whether `seen` — a hold's message as the operator read it, through
+/// the orchestrator, which cuts a long one to its first bytes and `…` —
+/// is the message `held`.
+pub fn same_hold(held: &str, seen: &str) -> bool {
+    held == seen
+        || seen.strip_suffix('…').is_some_and(|head| {
+            !head.is_empty() && held.len() > head.len() && held.starts_with(head)
+        })
+}
+
 impl GuardHold {
     /// A hold with nothing held.
     pub fn new() -> Self {
@@ -243,6 +253,24 @@ impl GuardHold {
         held
     }
 
+    /// [`GuardHold::release`] of the hold the operator read (`seen`, its
+    /// message) only: `Err` with what is held now (`None`: nothing) when
+    /// that is not it — a clear replayed, or late, after the hold changed.
+    pub fn release_seen(&self, seen: &str) -> Result<String, Option<String>> {
+        let held = {
+            let mut st = self.state();
+            match st.held.clone() {
+                Some(held) if same_hold(&held, seen) => {
+                    st.release = st.held_trip;
+                    held
+                }
+                other => return Err(other),
+            }
+        };
+        self.0.released.notify_one();
+        Ok(held)
+    }
+
     /// Resolves when the operator releases the hold (for a held pass waiting to retry).
     pub async fn released(&self) {
         self.0.released.notified().await
@@ -252,6 +280,25 @@ impl GuardHold {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A release that names the hold it was read as lets only that one go:
+    /// a hold tripped since (other counts) stays, and nothing is released
+    /// where nothing is held; the message as the orchestrator cut it still
+    /// names its hold.
+    #[test]
+    fn a_release_names_the_hold_it_lets_go() {
+        let h = GuardHold::new();
+        assert_eq!(h.release_seen("anything"), Err(None));
+        let now = "mass-delete guard: a pass would delete 700 of 1000 items at b";
+        h.trip(Trip::Deletes(700), now.into()).unwrap_err();
+        let read = "mass-delete guard: a pass would delete 500 of 1000 items at b";
+        assert_eq!(h.release_seen(read), Err(Some(now.to_string())));
+        assert_eq!(h.trip(Trip::Deletes(700), now.into()), Err(now.to_string()));
+        let cut = format!("{}…", &now[..20]);
+        assert_eq!(h.release_seen(&cut), Ok(now.to_string()));
+        assert_eq!(h.trip(Trip::Deletes(700), now.into()), Ok(true));
+        assert!(!same_hold(now, "…") && !same_hold("short", "shorter…"));
+    }
 
     #[test]
     fn a_hold_is_released_once_and_only_when_held() {

@@ -183,6 +183,14 @@ pub trait Replicator: Send + Sync {
     fn clear_guard(&self) -> bool {
         false
     }
+
+    /// [`Self::clear_guard`] only while the hold is the one the operator
+    /// read (`seen`, the message [`Self::guard`] gave).
+    fn clear_guard_seen(&self, seen: &str) -> bool {
+        self.guard()
+            .is_some_and(|held| guard::same_hold(&held, seen))
+            && self.clear_guard()
+    }
 }
 
 /// How far a resync pass has got: done and left (sent while it runs).

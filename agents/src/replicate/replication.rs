@@ -269,7 +269,8 @@ impl Replication {
         };
         if cmd.kind == CommandKind::Clear {
             // Never queued behind a held pass: it is what that pass waits for.
-            return out(true, self.clear(g, &cmd.group));
+            let (ok, detail) = self.clear(g, &cmd.group, cmd.guard_seen.as_deref());
+            return out(ok, detail);
         }
         if cmd.kind == CommandKind::Journal {
             // The peer pulls from here from now on: stop pushing into it
@@ -337,7 +338,14 @@ impl Replication {
             CommandKind::StopReplication => Ok(self.stop(g, &cmd.group).await),
             CommandKind::Resync => self.catch_up(g, cmd, &token).await,
             CommandKind::FinalSync => self.final_sync(g, cmd, &token).await,
-            CommandKind::Clear => Ok(self.clear(g, &cmd.group)),
+            CommandKind::Clear => {
+                let (ok, detail) = self.clear(g, &cmd.group, cmd.guard_seen.as_deref());
+                if ok {
+                    Ok(detail)
+                } else {
+                    Err(detail)
+                }
+            }
             CommandKind::Promote | CommandKind::Demote | CommandKind::Journal => Err(format!(
                 "{} is not a replication command",
                 cmd.kind.as_str()
@@ -370,25 +378,53 @@ impl Replication {
     }
 
     /// `warden clear GROUP`: a pass held by the mass-delete guard goes ahead once.
-    fn clear(&self, g: &GroupRepl, group: &str) -> String {
+    /// The operator's release of a held pass: of the hold they read
+    /// (`seen`) only, when the order says which; `false` when that hold is
+    /// not the one held now.
+    fn clear(&self, g: &GroupRepl, group: &str, seen: Option<&str>) -> (bool, String) {
         let plan_held = {
             let run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             match &run.role {
-                Role::Source { replicator, .. } => replicator.clone().clear_guard(),
+                Role::Source { replicator, .. } => match seen {
+                    Some(seen) => replicator.clone().clear_guard_seen(seen),
+                    None => replicator.clone().clear_guard(),
+                },
                 _ => false,
             }
         };
         if plan_held {
             warn!(group = %group, "operator released the round held by the plan's mass-delete guard");
-            return "released the round held by the mass-delete guard; it goes ahead once"
-                .to_string();
+            return (
+                true,
+                "released the round held by the mass-delete guard; it goes ahead once".to_string(),
+            );
         }
-        match g.hold.release() {
-            Some(held) => {
+        let released = match seen {
+            Some(seen) => g.hold.release_seen(seen),
+            None => g.hold.release().ok_or(None),
+        };
+        match released {
+            Ok(held) => {
                 warn!(group = %group, held = %held, "operator released the pass held by the mass-delete guard");
-                format!("released the pass held by the mass-delete guard; it goes ahead once (it was held: {held})")
+                (
+                    true,
+                    format!("released the pass held by the mass-delete guard; it goes ahead once (it was held: {held})"),
+                )
             }
-            None => "nothing held by the mass-delete guard".to_string(),
+            Err(Some(now)) if seen.is_some() => (
+                false,
+                format!(
+                    "not released: the pass held now is not the one the operator read (held now: \
+                     {now}); read it again (`warden status`) and clear it if it is meant"
+                ),
+            ),
+            Err(_) if seen.is_some() => (
+                false,
+                "not released: nothing is held by the mass-delete guard now (the hold the \
+                 operator read has ended)"
+                    .to_string(),
+            ),
+            Err(_) => (true, "nothing held by the mass-delete guard".to_string()),
         }
     }
 

@@ -504,6 +504,21 @@ impl Shared {
         by: &str,
         deletions: &[String],
     ) -> Result<Cleared, OrchestratorError> {
+        self.operator_clear_seen(group, by, deletions, &BTreeMap::new())
+    }
+
+    /// [`Shared::operator_clear`] of the holds the operator read: `seen`,
+    /// per site, the held pass's message as read; a site whose hold is not
+    /// that one (a new hold since, a clear replayed from shell history) is
+    /// not released. Every release order names the hold it releases, so
+    /// the agent lets nothing else go either.
+    pub fn operator_clear_seen(
+        &self,
+        group: &str,
+        by: &str,
+        deletions: &[String],
+        seen: &BTreeMap<String, String>,
+    ) -> Result<Cleared, OrchestratorError> {
         self.must_act()?;
         let strategy = self
             .strategies
@@ -534,9 +549,20 @@ impl Shared {
             for site in &sites {
                 let guard = Self::replication_status(&st, site, group).and_then(|(_, r)| r.guard);
                 match guard {
+                    Some(why)
+                        if deletions.contains(site)
+                            && seen.get(site).is_some_and(|read| *read != why) =>
+                    {
+                        not_cleared.push(format!(
+                            "the pass held at {site} is not the one you read (held now: {why}); \
+                             nothing released there: read it again (`warden status {group}`) and \
+                             clear it if it is meant"
+                        ))
+                    }
                     Some(why) if deletions.contains(site) => {
                         let mut cmd = Command::new(group, epoch, CommandKind::Clear).to_site(site);
                         cmd.id = format!("{}:{now_ms}", cmd.id);
+                        cmd.guard_seen = Some(why.clone());
                         st.ledger.queue(cmd, None);
                         lifted.push(format!(
                             "the mass-delete guard at {site} lets the held pass go ahead once ({why})"

@@ -267,6 +267,70 @@ async fn metrics_show_states_verdicts_and_runbook_outcomes() {
 /// operator names a: `warden clear` for something else (a DNS block, a
 /// stopped failback) leaves it held and says how to release it; a name
 /// that is not a site of the group changes nothing.
+/// A clear names the hold the operator read: one whose hold changed since
+/// (a new trip; the command replayed from shell history) releases nothing
+/// there and says what is held now; one that matches queues a release
+/// order naming that hold, so the agent lets nothing else go either.
+#[tokio::test(start_paused = true)]
+async fn clear_releases_only_the_hold_the_operator_read() {
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
+    let held = "a pass would delete 700 of b's 1000 items";
+    s.accept_report(AgentReport {
+        site: "a".into(),
+        seq: 100,
+        started_unix_ms: 0,
+        boot: String::new(),
+        checks: vec![check(true)],
+        peers: vec![],
+        outcomes: vec![],
+        replication: vec![warden_proto::agent::ReplicationStatus {
+            group: "web".into(),
+            role: "source".into(),
+            peer: Some("b".into()),
+            epoch: 1,
+            guard: Some(held.into()),
+            ..Default::default()
+        }],
+        authority: vec![],
+    });
+    let clears = |s: &Shared| {
+        s.lock()
+            .ledger
+            .pending_for("a")
+            .into_iter()
+            .filter(|c| c.kind == CommandKind::Clear)
+            .collect::<Vec<_>>()
+    };
+    // The status says what is held, per site.
+    let view = s.group_view("web").expect("view");
+    let shown = view.replication.expect("replication").held;
+    assert_eq!(shown.get("a").map(String::as_str), Some(held));
+
+    let read: BTreeMap<String, String> = [(
+        "a".to_string(),
+        "a pass would delete 500 of b's 1000 items".to_string(),
+    )]
+    .into();
+    let c = s
+        .operator_clear_seen("web", "operator", &["a".to_string()], &read)
+        .expect("clear");
+    assert!(clears(&s).is_empty(), "released a hold nobody read: {c:?}");
+    assert!(
+        c.not_cleared
+            .iter()
+            .any(|k| k.contains("not the one you read") && k.contains("700 of b's 1000")),
+        "{c:?}"
+    );
+
+    let read: BTreeMap<String, String> = [("a".to_string(), held.to_string())].into();
+    let c = s
+        .operator_clear_seen("web", "operator", &["a".to_string()], &read)
+        .expect("clear");
+    let queued = clears(&s);
+    assert_eq!(queued.len(), 1, "{c:?}");
+    assert_eq!(queued[0].guard_seen.as_deref(), Some(held));
+}
+
 #[tokio::test(start_paused = true)]
 async fn clear_releases_a_held_deletion_only_at_the_sites_it_names() {
     let (s, _fake, _dir) = replicated("manual", 5, "").await;

@@ -95,6 +95,10 @@ pub struct ReplicationView {
     /// the site.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub divergent_not_stored: u64,
+    /// Per site: the pass its mass-delete guard holds, as the site said
+    /// it (what `warden clear --deletions SITE` releases, naming it back).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub held: BTreeMap<String, String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -130,6 +134,7 @@ pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<Replication
             .len()
             .saturating_add(usize::try_from(g.divergent_not_stored).unwrap_or(usize::MAX)),
         divergent_not_stored: g.divergent_not_stored,
+        held: BTreeMap::new(),
     };
     for site in &sites {
         let Some((_, r)) = Shared::replication_status(&st, site, &g.name) else {
@@ -137,6 +142,9 @@ pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<Replication
         };
         if let Some(e) = &r.error {
             v.errors.push(format!("{site}: {e}"));
+        }
+        if let Some(held) = &r.guard {
+            v.held.insert(site.clone(), held.clone());
         }
         match r.role.as_str() {
             // While replication is paused (a failover stopped it), a
