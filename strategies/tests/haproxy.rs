@@ -778,7 +778,10 @@ async fn stale_epoch_is_refused_and_the_fence_outlives_the_orchestrator() {
         .activate(&to("a", SwitchMode::Immediate), 5)
         .await
         .expect_err("conflict");
-    assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+    assert!(
+        matches!(err, StrategyError::EpochTaken { epoch: 5, .. }) && err.is_fencing(),
+        "{err:?}"
+    );
     assert!(
         err.to_string().contains("conflicting decision for epoch 5"),
         "{err}"

@@ -233,7 +233,7 @@ impl Shared {
 
     /// Whether `site`'s agent, in a report received within
     /// `agent_timeout`, says it holds the `active` role in `group`.
-    fn reports_active_locked(&self, st: &State, site: &str, group: &str) -> bool {
+    pub(crate) fn reports_active_locked(&self, st: &State, site: &str, group: &str) -> bool {
         st.evidence.report(site).is_some_and(|(at, r)| {
             at.elapsed() <= self.cfg.detection.agent_timeout
                 && r.authority

@@ -274,6 +274,16 @@ impl Shared {
                     vec![],
                     None,
                 ),
+                // The frontend holds another site at the group's own epoch:
+                // only a newer epoch moves it (see `split`).
+                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                    let seen = format!("site layer: {drift}; {e}");
+                    let key = format!("reconcile/{}/site/{fe}", g.name);
+                    // The group moved on (or the licence ended): the next
+                    // pass judges it anew.
+                    let _ = self.mend_split(g, h, term, &key, &seen).await;
+                    return;
+                }
                 Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
                 Err(e) => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
             }

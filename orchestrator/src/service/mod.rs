@@ -96,6 +96,9 @@ mod runbooks;
 mod seen;
 #[cfg(test)]
 mod silence_tests;
+mod split;
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod state_tests;
 mod stops;

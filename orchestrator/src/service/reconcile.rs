@@ -154,6 +154,19 @@ impl Shared {
                         }
                     }
                 }
+                // An element holds another site at the group's own epoch
+                // (a late switch and a rollback's route back landed on
+                // different elements): no order at this epoch moves it.
+                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                    let seen = format!("{drift}; {e}");
+                    if self
+                        .mend_split(&g, &**strategy, term, &key, &seen)
+                        .await
+                        .is_none()
+                    {
+                        return;
+                    }
+                }
                 Err(e) => {
                     let what = if let Some(b) = &unread {
                         // The element can be neither read nor written:
