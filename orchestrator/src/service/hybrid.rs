@@ -231,7 +231,12 @@ impl Shared {
             site: g.active.clone(),
             mode: SwitchMode::Immediate,
         };
-        for (fe, read) in h.routes().await {
+        // Reads under the term's gate, as the other schemes' (see
+        // `reconcile_groups`): what a read leaves for later asks the licence.
+        let Some(routes) = self.licence.gated(term, h.routes()).await else {
+            return;
+        };
+        for (fe, read) in routes {
             let (site, epoch) = match read {
                 Ok(x) => x,
                 Err(e) if e.is_transient() => continue,
@@ -301,7 +306,9 @@ impl Shared {
                 return;
             }
         }
-        let observed = h.dns_current().await;
+        let Some(observed) = self.licence.gated(term, h.dns_current()).await else {
+            return;
+        };
         // Unread DNS is not a drift: a re-point is then a precaution.
         let blind = observed.is_err();
         let drift = match observed {

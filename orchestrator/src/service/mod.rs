@@ -87,6 +87,8 @@ pub mod polls;
 mod preempt_tests;
 #[cfg(test)]
 mod probe_tests;
+#[cfg(test)]
+mod read_gate_tests;
 mod reconcile;
 mod replay;
 mod replication;

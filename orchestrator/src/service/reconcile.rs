@@ -63,7 +63,12 @@ impl Shared {
                 self.reconcile_hybrid(&g, h, term).await;
                 continue;
             }
-            let observed = strategy.current_in(&pass).await;
+            // Under the term's gate: a read may leave an order for later
+            // (the end of an HAProxy drain it found unended), which asks
+            // the licence of the read that left it (`warden_strategies::gate`).
+            let Some(observed) = self.licence.gated(term, strategy.current_in(&pass)).await else {
+                return;
+            };
             if let Ok(o) = &observed {
                 if o.epoch > g.epoch {
                     // A move decided since the snapshot is not an epoch
