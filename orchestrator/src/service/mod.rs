@@ -109,6 +109,8 @@ mod store_fault_tests;
 #[cfg(test)]
 mod tests;
 mod unfit;
+#[cfg(test)]
+mod verify_restart_tests;
 mod views;
 
 pub use authority::EpochAhead;
