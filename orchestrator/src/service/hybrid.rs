@@ -177,6 +177,47 @@ impl Shared {
             let Some(h) = strategy.hybrid() else {
                 return;
             };
+            // The frontend the name moves to routes the group's active
+            // site at its epoch first: one that missed the last switch
+            // (unreachable then, or restarted since) would send every
+            // user to the site failed away from until reconciliation's
+            // next pass. Its control API unreachable: its route is
+            // unknown, not known wrong — the name moves as before (the
+            // frontend it leaves is down).
+            let decided = me.lock().groups.get(&group).cloned();
+            if let Some(g) = decided {
+                let route = SiteRoute {
+                    site: g.active.clone(),
+                    mode: SwitchMode::Immediate,
+                };
+                let set = tokio::select! {
+                    r = me.licence.gated(&term, h.set_route(&frontend, &route, g.epoch)) => r,
+                    _ = term.cancelled() => None,
+                };
+                match set {
+                    None => {
+                        me.lock().dns_moving.remove(&group);
+                        return;
+                    }
+                    Some(Err(e)) if !e.is_transient() => {
+                        me.lock().dns_moving.remove(&group);
+                        me.event(
+                            if e.is_fencing() { EventKind::Fencing } else { EventKind::ReconcileFailed },
+                            Some(&group),
+                            None,
+                            format!(
+                                "frontend layer: the name is not moved to {frontend}: it does not take the route to {} at epoch {} ({e}); \
+                                 users would reach another site through it",
+                                g.active, g.epoch
+                            ),
+                            vec![],
+                            None,
+                        );
+                        return;
+                    }
+                    Some(_) => {}
+                }
+            }
             let started = Instant::now();
             // The wait for the store may have been long: the update asks
             // the term's gate as it leaves.

@@ -74,6 +74,8 @@ mod ha;
 pub(crate) mod harness;
 mod hold;
 mod hybrid;
+#[cfg(test)]
+mod hybrid_move_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;
