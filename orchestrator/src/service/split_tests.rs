@@ -171,3 +171,62 @@ async fn a_split_is_not_mended_toward_a_site_that_does_not_say_it_is_active() {
         s.lock().recent
     );
 }
+
+/// The same split in a `hybrid` group's site layer: mended the same way.
+#[tokio::test(start_paused = true)]
+async fn a_hybrid_site_layer_split_is_mended_at_the_next_epoch() {
+    use warden_strategies::dns::{DnsStrategy, RecordValue};
+    use warden_strategies::hybrid::HybridStrategy;
+    let dir = test_dir(true, 5);
+    let fe1 = Arc::new(Fenced("fe1".into(), Mutex::new((Some("b".into()), 3))));
+    let fe2 = Arc::new(Fenced("fe2".into(), Mutex::new((Some("a".into()), 3))));
+    let drivers: Vec<Arc<dyn FrontendDriver>> = vec![fe1.clone(), fe2.clone()];
+    let s = start_with_routing(
+        &super::harness::hybrid_text(&dir),
+        &dir,
+        Arc::new(MemStore::default()),
+        Mode::Local,
+        move |_, name| {
+            let addresses = ["fe1", "fe2"]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    (
+                        f.to_string(),
+                        RecordValue::parse(&format!("192.0.2.{}", i + 1)).unwrap(),
+                    )
+                })
+                .collect();
+            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
+                name,
+                FrontendStrategy::new(name, drivers.clone()).unwrap(),
+                DnsStrategy::new(
+                    name,
+                    vec!["www.example.net".into()],
+                    addresses,
+                    vec![],
+                    Duration::from_secs(1),
+                    Arc::new(super::harness::FakeDns::default()),
+                ),
+            )))
+        },
+    )
+    .expect("config");
+    {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.active = "b".into();
+        g.epoch = 3;
+    }
+    reports(&s, "b", "active", 1);
+    s.reconcile_once().await;
+    s.reconcile_once().await;
+    let want = (Some("b".to_string()), 4);
+    assert_eq!(
+        (fe1.1.lock().unwrap().clone(), fe2.1.lock().unwrap().clone()),
+        (want.clone(), want),
+        "{:#?}",
+        s.lock().recent
+    );
+    assert_eq!(s.lock().groups["web"].epoch, 4);
+}
