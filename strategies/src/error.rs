@@ -28,6 +28,17 @@ pub enum StrategyError {
     /// event; never retried blindly.
     #[error("refused by {element}: {reason}")]
     Conflict { element: String, reason: String },
+    /// The routing element already holds another decision at this very
+    /// epoch (another site routed at it): another orchestrator, or an
+    /// earlier leader of this one (a late order still in flight), acted
+    /// at the epoch. A fencing event, not a malformed order: only a newer
+    /// epoch can move that element.
+    #[error("refused by {element}: another decision holds epoch {epoch} there ({reason})")]
+    EpochTaken {
+        element: String,
+        epoch: Epoch,
+        reason: String,
+    },
     /// The provider is blocked until an operator acts (a fatal answer such as
     /// `badauth`, or a retry hold such as `911`): no request was sent.
     #[error("{element} is blocked: {reason}")]
@@ -52,6 +63,7 @@ impl StrategyError {
             | StrategyError::Unreachable { element, .. }
             | StrategyError::Rejected { element, .. }
             | StrategyError::Conflict { element, .. }
+            | StrategyError::EpochTaken { element, .. }
             | StrategyError::Blocked { element, .. }
             | StrategyError::Unlicensed { element } => Some(element),
             StrategyError::Config(_) => None,
@@ -63,7 +75,9 @@ impl StrategyError {
     pub fn is_fencing(&self) -> bool {
         matches!(
             self,
-            StrategyError::StaleEpoch { .. } | StrategyError::Conflict { .. }
+            StrategyError::StaleEpoch { .. }
+                | StrategyError::Conflict { .. }
+                | StrategyError::EpochTaken { .. }
         )
     }
 }

@@ -648,6 +648,44 @@ async fn a_drain_left_by_a_stopped_orchestrator_is_ended_by_the_next_one() {
     );
 }
 
+/// The drain end a read leaves behind asks the licence of the read that
+/// found it (the orchestrator reads under its term's gate): a leader
+/// deposed after its read ends no drain — the new leader's own read does.
+#[tokio::test]
+async fn a_drain_end_left_by_a_read_is_not_sent_once_its_licence_ended() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    let ha = Haproxy::start("readgate", 29500, false, &servers(&a, &b, false)).await;
+    let drain = Duration::from_secs(1);
+    let first = strategy(settings(ha.unix(), "be_web", drain));
+    first
+        .activate(&to("a", SwitchMode::Immediate), 1)
+        .await
+        .expect("route to a");
+    first
+        .activate(&to("b", SwitchMode::Drain), 2)
+        .await
+        .expect("planned switch to b");
+    drop(first);
+    let licensed = Arc::new(AtomicBool::new(true));
+    let held = licensed.clone();
+    let gate: warden_strategies::gate::Gate = Arc::new(move || held.load(Ordering::SeqCst));
+    let second = strategy(settings(ha.unix(), "be_web", drain));
+    let seen = warden_strategies::gate::under(gate, second.current()).await;
+    assert_eq!(seen.expect("readable"), observed(Some("b"), 2));
+    // Deposed before the drain time is over: nothing is sent.
+    licensed.store(false, Ordering::SeqCst);
+    tokio::time::sleep(drain * 3).await;
+    assert_eq!(
+        ha.admin_states().await,
+        vec![("srv_a".to_string(), 8), ("srv_b".to_string(), 0)],
+        "a deposed leader's read must not end the drain"
+    );
+}
+
 #[tokio::test]
 async fn a_newer_route_cancels_a_pending_drain() {
     if !haproxy_available() {
@@ -778,7 +816,10 @@ async fn stale_epoch_is_refused_and_the_fence_outlives_the_orchestrator() {
         .activate(&to("a", SwitchMode::Immediate), 5)
         .await
         .expect_err("conflict");
-    assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+    assert!(
+        matches!(err, StrategyError::EpochTaken { epoch: 5, .. }) && err.is_fencing(),
+        "{err:?}"
+    );
     assert!(
         err.to_string().contains("conflicting decision for epoch 5"),
         "{err}"

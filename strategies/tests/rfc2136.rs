@@ -567,6 +567,10 @@ async fn another_site_at_the_same_epoch_is_refused(kind: Kind) {
         "{e}"
     );
     assert!(!e.is_transient(), "{e}");
+    assert!(
+        matches!(e, StrategyError::EpochTaken { epoch: 5, .. }) && e.is_fencing(),
+        "a fencing refusal, not a malformed order: {e:?}"
+    );
     assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
     second
         .publish("a", &value(A), 5)

@@ -287,15 +287,8 @@ async fn promote(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome
 /// errors are retried with backoff, a fencing refusal or a block is final.
 async fn switch(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     let t = policy.step_timeout;
-    let mode = match rb.kind {
-        RunbookKind::Failover => SwitchMode::Immediate,
-        RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => SwitchMode::Drain,
-    };
     let site = rb.users_site();
-    let route = SiteRoute {
-        site: site.to_string(),
-        mode,
-    };
+    let route = switch_route(rb);
     let mut delay = Duration::from_millis(50);
     let deadline = tokio::time::Instant::now() + t.saturating_sub(Duration::from_millis(200));
     loop {
@@ -335,13 +328,37 @@ async fn switch(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome 
     }
 }
 
+/// The route the switch step sends (and the verify step sends again).
+fn switch_route(rb: &Runbook) -> SiteRoute {
+    let mode = match rb.kind {
+        RunbookKind::Failover => SwitchMode::Immediate,
+        RunbookKind::Failback | RunbookKind::Switchover | RunbookKind::Resync => SwitchMode::Drain,
+    };
+    SiteRoute {
+        site: rb.users_site().to_string(),
+        mode,
+    }
+}
+
+/// How often the verify step sends the switch's route again while the
+/// routing layer, at the runbook's epoch, does not show it everywhere.
+const VERIFY_REAPPLY_EVERY: Duration = Duration::from_secs(1);
+
 /// Done once the routing layer reports the new site at the epoch (or a
 /// later one) without drift and the entry probe reaches that site.
+///
+/// While the layer, at the runbook's epoch, does not show the route
+/// everywhere, the switch's own order is sent again (once a second at
+/// most): an element restarted since the switch (a frontend comes back
+/// routing nothing until told) gets it back, which reconciliation — that
+/// skips a group whose runbook runs — would only do after the step failed.
+/// The same site at the same epoch changes nothing where it was taken.
 async fn verify(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     let t = policy.step_timeout;
     let deadline = tokio::time::Instant::now() + t.saturating_sub(Duration::from_millis(200));
+    let mut reapplied: Option<tokio::time::Instant> = None;
     loop {
-        let last;
+        let mut last;
         match env.current(&rb.group).await {
             Ok(o)
                 if o.site.as_deref() == Some(rb.to.as_str())
@@ -364,7 +381,15 @@ async fn verify(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome 
                     o.site,
                     o.epoch,
                     o.drift.join("; ")
-                )
+                );
+                // Not above the runbook's epoch: no newer decision took it.
+                let due = reapplied.is_none_or(|at| at.elapsed() >= VERIFY_REAPPLY_EVERY);
+                if o.epoch <= rb.epoch && due {
+                    reapplied = Some(tokio::time::Instant::now());
+                    if let Err(e) = env.activate(&rb.group, &switch_route(rb), rb.epoch).await {
+                        last = format!("{last}; the switch's route sent again: {e}");
+                    }
+                }
             }
             Err(e) => last = e.to_string(),
         }

@@ -233,7 +233,7 @@ impl Shared {
 
     /// Whether `site`'s agent, in a report received within
     /// `agent_timeout`, says it holds the `active` role in `group`.
-    fn reports_active_locked(&self, st: &State, site: &str, group: &str) -> bool {
+    pub(crate) fn reports_active_locked(&self, st: &State, site: &str, group: &str) -> bool {
         st.evidence.report(site).is_some_and(|(at, r)| {
             at.elapsed() <= self.cfg.detection.agent_timeout
                 && r.authority
@@ -342,7 +342,21 @@ impl Shared {
             let Some(strategy) = self.strategies.get(&name).cloned() else {
                 continue;
             };
-            let observed = tokio::time::timeout(ADOPT_TIMEOUT, strategy.current()).await;
+            // Under the licence's gate: a read may leave an order for
+            // later (the end of an HAProxy drain it found unended), which
+            // must not outlive the licence (see `warden_strategies::gate`).
+            let read = async {
+                match self.licence.token() {
+                    Some(term) => self.licence.gated(&term, strategy.current()).await,
+                    None => Some(strategy.current().await),
+                }
+            };
+            let observed = match tokio::time::timeout(ADOPT_TIMEOUT, read).await {
+                Ok(Some(o)) => Ok(o),
+                // The licence ended: the next holder adopts.
+                Ok(None) => return,
+                Err(t) => Err(t),
+            };
             let mut st = self.lock();
             st.fresh.remove(&name);
             let Some(g) = st.groups.get(&name).cloned() else {

@@ -386,8 +386,9 @@ impl warden_strategies::dns::DnsProvider for FakeDns {
                 });
             }
             if epoch == *seen && last != frontend {
-                return Err(StrategyError::Rejected {
+                return Err(StrategyError::EpochTaken {
                     element: "fake DNS".into(),
+                    epoch,
                     reason: format!(
                         "conflicting decision for epoch {epoch}: {last} at this epoch, refused {frontend}"
                     ),

@@ -177,6 +177,47 @@ impl Shared {
             let Some(h) = strategy.hybrid() else {
                 return;
             };
+            // The frontend the name moves to routes the group's active
+            // site at its epoch first: one that missed the last switch
+            // (unreachable then, or restarted since) would send every
+            // user to the site failed away from until reconciliation's
+            // next pass. Its control API unreachable: its route is
+            // unknown, not known wrong — the name moves as before (the
+            // frontend it leaves is down).
+            let decided = me.lock().groups.get(&group).cloned();
+            if let Some(g) = decided {
+                let route = SiteRoute {
+                    site: g.active.clone(),
+                    mode: SwitchMode::Immediate,
+                };
+                let set = tokio::select! {
+                    r = me.licence.gated(&term, h.set_route(&frontend, &route, g.epoch)) => r,
+                    _ = term.cancelled() => None,
+                };
+                match set {
+                    None => {
+                        me.lock().dns_moving.remove(&group);
+                        return;
+                    }
+                    Some(Err(e)) if !e.is_transient() => {
+                        me.lock().dns_moving.remove(&group);
+                        me.event(
+                            if e.is_fencing() { EventKind::Fencing } else { EventKind::ReconcileFailed },
+                            Some(&group),
+                            None,
+                            format!(
+                                "frontend layer: the name is not moved to {frontend}: it does not take the route to {} at epoch {} ({e}); \
+                                 users would reach another site through it",
+                                g.active, g.epoch
+                            ),
+                            vec![],
+                            None,
+                        );
+                        return;
+                    }
+                    Some(_) => {}
+                }
+            }
             let started = Instant::now();
             // The wait for the store may have been long: the update asks
             // the term's gate as it leaves.
@@ -231,7 +272,12 @@ impl Shared {
             site: g.active.clone(),
             mode: SwitchMode::Immediate,
         };
-        for (fe, read) in h.routes().await {
+        // Reads under the term's gate, as the other schemes' (see
+        // `reconcile_groups`): what a read leaves for later asks the licence.
+        let Some(routes) = self.licence.gated(term, h.routes()).await else {
+            return;
+        };
+        for (fe, read) in routes {
             let (site, epoch) = match read {
                 Ok(x) => x,
                 Err(e) if e.is_transient() => continue,
@@ -274,6 +320,16 @@ impl Shared {
                     vec![],
                     None,
                 ),
+                // The frontend holds another site at the group's own epoch:
+                // only a newer epoch moves it (see `split`).
+                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                    let seen = format!("site layer: {drift}; {e}");
+                    let key = format!("reconcile/{}/site/{fe}", g.name);
+                    // The group moved on (or the licence ended): the next
+                    // pass judges it anew.
+                    let _ = self.mend_split(g, h, term, &key, &seen).await;
+                    return;
+                }
                 Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
                 Err(e) => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
             }
@@ -291,7 +347,9 @@ impl Shared {
                 return;
             }
         }
-        let observed = h.dns_current().await;
+        let Some(observed) = self.licence.gated(term, h.dns_current()).await else {
+            return;
+        };
         // Unread DNS is not a drift: a re-point is then a precaution.
         let blind = observed.is_err();
         let drift = match observed {

@@ -74,6 +74,8 @@ mod ha;
 pub(crate) mod harness;
 mod hold;
 mod hybrid;
+#[cfg(test)]
+mod hybrid_move_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;
@@ -87,6 +89,8 @@ pub mod polls;
 mod preempt_tests;
 #[cfg(test)]
 mod probe_tests;
+#[cfg(test)]
+mod read_gate_tests;
 mod reconcile;
 mod replay;
 mod replication;
@@ -99,6 +103,9 @@ mod silence_tests;
 mod skew;
 #[cfg(test)]
 mod skew_tests;
+mod split;
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod state_tests;
 mod stops;
@@ -107,6 +114,8 @@ mod store_fault_tests;
 #[cfg(test)]
 mod tests;
 mod unfit;
+#[cfg(test)]
+mod verify_restart_tests;
 mod views;
 
 pub use authority::EpochAhead;

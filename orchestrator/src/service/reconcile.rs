@@ -63,7 +63,12 @@ impl Shared {
                 self.reconcile_hybrid(&g, h, term).await;
                 continue;
             }
-            let observed = strategy.current_in(&pass).await;
+            // Under the term's gate: a read may leave an order for later
+            // (the end of an HAProxy drain it found unended), which asks
+            // the licence of the read that left it (`warden_strategies::gate`).
+            let Some(observed) = self.licence.gated(term, strategy.current_in(&pass)).await else {
+                return;
+            };
             if let Ok(o) = &observed {
                 if o.epoch > g.epoch {
                     // A move decided since the snapshot is not an epoch
@@ -152,6 +157,19 @@ impl Shared {
                         None => {
                             self.drift_reapplied(&drift_key, &g.name, &g.active, g.epoch, &drift)
                         }
+                    }
+                }
+                // An element holds another site at the group's own epoch
+                // (a late switch and a rollback's route back landed on
+                // different elements): no order at this epoch moves it.
+                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                    let seen = format!("{drift}; {e}");
+                    if self
+                        .mend_split(&g, &**strategy, term, &key, &seen)
+                        .await
+                        .is_none()
+                    {
+                        return;
                     }
                 }
                 Err(e) => {

@@ -520,7 +520,14 @@ impl RunbookEnv for Env {
             .strategies
             .get(group)
             .ok_or_else(|| StrategyError::Config(format!("no strategy for group {group}")))?;
-        s.current().await
+        // Under the term's gate, as `activate`: a read may leave an order
+        // for later (the end of an HAProxy drain it found unended), which
+        // must not outlive the runbook's licence.
+        match self.shared.licence.gated(&self.term, s.current()).await {
+            Some(r) => r,
+            // The next holder resumes the step: this one waits to be cancelled.
+            None => std::future::pending().await,
+        }
     }
 
     async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String> {

@@ -143,8 +143,15 @@ impl BuiltinDriver {
         }
     }
 
-    /// Turn a non-2xx answer into an error; `sent` is the epoch of a PUT.
-    async fn refusal(&self, resp: reqwest::Response, sent: Option<u64>) -> StrategyError {
+    /// Turn a non-2xx answer into an error; `sent` is the epoch of a PUT,
+    /// `route` whether it was a route order (a 409 at its own epoch is then
+    /// another decision holding that epoch: [`StrategyError::EpochTaken`]).
+    async fn refusal(
+        &self,
+        resp: reqwest::Response,
+        sent: Option<u64>,
+        route: bool,
+    ) -> StrategyError {
         let status = resp.status();
         let text = match self.body(resp, MAX_ROUTE_ANSWER, "the refusal").await {
             Ok(t) => String::from_utf8_lossy(&t).into_owned(),
@@ -165,6 +172,16 @@ impl BuiltinDriver {
                     element: self.element.clone(),
                     sent,
                     seen: *seen,
+                };
+            }
+            // The frontend routes another site at this very epoch (see
+            // `warden_frontend`'s route table): not a malformed order, a
+            // fencing refusal — another orchestrator or leader acted at it.
+            if *seen == sent && route {
+                return StrategyError::EpochTaken {
+                    element: self.element.clone(),
+                    epoch: sent,
+                    reason: body.as_ref().map(|b| b.error.clone()).unwrap_or_default(),
                 };
             }
         }
@@ -211,7 +228,7 @@ impl FrontendDriver for BuiltinDriver {
             .await
             .map_err(|e| self.unreachable(&e))?;
         if !resp.status().is_success() {
-            return Err(self.refusal(resp, Some(epoch)).await);
+            return Err(self.refusal(resp, Some(epoch), true).await);
         }
         let body = self.body(resp, MAX_ROUTE_ANSWER, "PUT").await?;
         let state: RouteState = serde_json::from_slice(&body)
@@ -245,7 +262,7 @@ impl FrontendDriver for BuiltinDriver {
             .await
             .map_err(|e| self.unreachable(&e))?;
         if !resp.status().is_success() {
-            return Err(self.refusal(resp, Some(epoch)).await);
+            return Err(self.refusal(resp, Some(epoch), false).await);
         }
         debug!(frontend = %self.name, group = %self.group, epoch, ttl_ms = body.ttl_ms, "frontend hold order sent");
         Ok(())
@@ -295,7 +312,7 @@ impl BuiltinDriver {
             .await
             .map_err(|e| self.unreachable(&e))?;
         if !resp.status().is_success() {
-            return Err(self.refusal(resp, None).await);
+            return Err(self.refusal(resp, None, false).await);
         }
         Ok(resp)
     }

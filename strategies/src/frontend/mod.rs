@@ -30,8 +30,10 @@ type RouteRead = Result<(Option<String>, u64), StrategyError>;
 ///
 /// Both calls are idempotent and may be repeated (a resumed runbook, a
 /// reconcile). Errors: [`StrategyError::StaleEpoch`] when the frontend has
-/// accepted a newer epoch, [`StrategyError::Unreachable`] when it cannot be
-/// reached (retry), [`StrategyError::Rejected`] for everything else.
+/// accepted a newer epoch, [`StrategyError::EpochTaken`] when it routes
+/// another site at the order's very epoch, [`StrategyError::Unreachable`]
+/// when it cannot be reached (retry), [`StrategyError::Rejected`] for
+/// everything else.
 #[async_trait]
 pub trait FrontendDriver: Send + Sync {
     /// The frontend's name (`[frontends.NAME]`), used in drift lines and events.
@@ -670,12 +672,18 @@ mod tests {
         }
         assert!(!err.is_transient());
 
-        // Two decisions for one epoch: refused, but not "stale".
+        // Two decisions for one epoch: refused, but not "stale" — and not
+        // a malformed order either: a fencing refusal that says the epoch
+        // is another decision's.
         let err = s
             .activate(&route("a", SwitchMode::Immediate), 5)
             .await
             .expect_err("conflict");
-        assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
+        assert!(
+            matches!(&err, StrategyError::EpochTaken { element, epoch: 5, .. } if element == "frontend fe1"),
+            "{err:?}"
+        );
+        assert!(err.is_fencing() && !err.is_transient(), "{err:?}");
         assert!(
             err.to_string().contains("conflicting decision for epoch 5"),
             "{err}"

@@ -139,8 +139,9 @@ impl World {
             });
         }
         if epoch == r.1 && r.0.as_deref() != Some(route.site.as_str()) {
-            return Err(StrategyError::Rejected {
+            return Err(StrategyError::EpochTaken {
                 element: "fe1".into(),
+                epoch,
                 reason: "conflicting route for the same epoch".into(),
             });
         }

@@ -164,11 +164,13 @@ impl Rfc2136Provider {
     /// failover as a `hybrid` group's move to another frontend, has an
     /// epoch of its own).
     fn conflicts(&self, m: &zone::Marker, site: &str, epoch: Epoch) -> Option<StrategyError> {
-        (m.epoch == epoch && m.site != site).then(|| {
-            self.rejected(format!(
+        (m.epoch == epoch && m.site != site).then(|| StrategyError::EpochTaken {
+            element: self.element.clone(),
+            epoch,
+            reason: format!(
                 "conflicting decision for epoch {epoch}: the marker {} says group {} was routed to {:?} at this epoch, refused {site:?}",
                 self.marker, self.group, m.site
-            ))
+            ),
         })
     }
 

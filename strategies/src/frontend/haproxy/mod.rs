@@ -45,7 +45,7 @@
 //!
 //! `set_route` reads the fence first and refuses an epoch lower than the one
 //! held ([`StrategyError::StaleEpoch`]) and a different site at the same
-//! epoch ([`StrategyError::Rejected`], "conflicting decision"); then it
+//! epoch ([`StrategyError::EpochTaken`], "conflicting decision"); then it
 //! writes the fence, then the servers. The Runtime API has no
 //! compare-and-set, so the check and the write are separate commands: two
 //! orchestrators writing within the same few milliseconds can interleave, and
@@ -408,10 +408,14 @@ impl Inner {
             });
         }
         if epoch == fence.epoch && fence.site != site {
-            return Err(self.rejected(format!(
-                "conflicting decision for epoch {epoch}: group {} already routes to {:?} at this epoch, refused {site:?}",
-                self.settings.group, fence.site
-            )));
+            return Err(StrategyError::EpochTaken {
+                element: self.element.clone(),
+                epoch,
+                reason: format!(
+                    "conflicting decision for epoch {epoch}: group {} already routes to {:?} at this epoch, refused {site:?}",
+                    self.settings.group, fence.site
+                ),
+            });
         }
         Ok(epoch == fence.epoch)
     }

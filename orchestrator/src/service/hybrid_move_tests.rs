@@ -1,0 +1,138 @@
+//! A `hybrid` group's DNS name moved to a frontend that holds an older
+//! route (it missed the last switch: unreachable then, or restarted since):
+//! the frontend is given the group's route before the name points at it.
+
+use super::harness::{frontends_round, hybrid_text, start_with_routing, test_dir};
+use super::*;
+use crate::store::MemStore;
+use warden_strategies::dns::{DnsProvider, DnsStrategy, ProviderView, RecordValue};
+use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
+use warden_strategies::hybrid::HybridStrategy;
+
+/// A frontend's route: the site, the epoch.
+type Route = (Option<String>, u64);
+
+/// A frontend that takes every route not older than its own.
+struct Fe(String, Mutex<Route>);
+
+#[async_trait]
+impl FrontendDriver for Fe {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    async fn set_route(&self, site: &str, epoch: u64, _: SwitchMode) -> Result<(), StrategyError> {
+        let mut r = self.1.lock().unwrap();
+        if epoch < r.1 {
+            return Err(StrategyError::StaleEpoch {
+                element: format!("frontend {}", self.0),
+                sent: epoch,
+                seen: r.1,
+            });
+        }
+        *r = (Some(site.to_string()), epoch);
+        Ok(())
+    }
+    async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+        Ok(self.1.lock().unwrap().clone())
+    }
+}
+
+/// The DNS provider: each publish, with the route of the frontend it
+/// points at, as that frontend holds it then (what users get from then on).
+struct Dns {
+    frontends: BTreeMap<String, Arc<Fe>>,
+    published: Mutex<Vec<(String, Route)>>,
+}
+
+#[async_trait]
+impl DnsProvider for Dns {
+    fn kind(&self) -> &'static str {
+        "fake"
+    }
+    async fn publish(&self, frontend: &str, _: &RecordValue, _: u64) -> Result<(), StrategyError> {
+        let route = self.frontends[frontend].1.lock().unwrap().clone();
+        self.published
+            .lock()
+            .unwrap()
+            .push((frontend.to_string(), route));
+        Ok(())
+    }
+    async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
+        Ok(None)
+    }
+}
+
+/// Before, the name moved to fe2 while fe2 still routed users to a at
+/// epoch 1 (it missed the failover to b at 2): every user then went to
+/// the site failed away from, until a later reconciliation pass.
+#[tokio::test(start_paused = true)]
+async fn the_name_moves_to_a_frontend_only_once_it_routes_the_active_site() {
+    let dir = test_dir(true, 5);
+    let fe1 = Arc::new(Fe("fe1".into(), Mutex::new((Some("b".into()), 2))));
+    let fe2 = Arc::new(Fe("fe2".into(), Mutex::new((Some("a".into()), 1))));
+    let dns = Arc::new(Dns {
+        frontends: BTreeMap::from([("fe1".into(), fe1.clone()), ("fe2".into(), fe2.clone())]),
+        published: Mutex::default(),
+    });
+    let provider = dns.clone();
+    // Not automatic: no failback to a moves the group while fe1 is judged.
+    let text = hybrid_text(&dir).replace("automatic = true", "automatic = false");
+    let s = start_with_routing(
+        &text,
+        &dir,
+        Arc::new(MemStore::default()),
+        Mode::Local,
+        move |_, name| {
+            let drivers: Vec<Arc<dyn FrontendDriver>> = vec![fe1.clone(), fe2.clone()];
+            let addresses = ["fe1", "fe2"]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    (
+                        f.to_string(),
+                        RecordValue::parse(&format!("192.0.2.{}", i + 1)).unwrap(),
+                    )
+                })
+                .collect();
+            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
+                name,
+                FrontendStrategy::new(name, drivers).unwrap(),
+                DnsStrategy::new(
+                    name,
+                    vec!["www.example.net".into()],
+                    addresses,
+                    vec![],
+                    Duration::from_secs(1),
+                    provider.clone(),
+                ),
+            )))
+        },
+    )
+    .expect("config");
+    {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.active = "b".into();
+        g.epoch = 2;
+    }
+    for _ in 0..8 {
+        frontends_round(&s, (true, true)).await;
+    }
+    for _ in 0..6 {
+        frontends_round(&s, (false, true)).await;
+    }
+    let g = s.lock().groups["web"].clone();
+    assert_eq!(
+        (g.frontend.as_deref(), g.active.as_str(), g.epoch),
+        (Some("fe2"), "b", 2)
+    );
+    let published = dns.published.lock().unwrap().clone();
+    assert!(!published.is_empty(), "the name moved");
+    for (fe, route) in &published {
+        assert_eq!(
+            (fe.as_str(), route),
+            ("fe2", &(Some("b".to_string()), 2)),
+            "the name pointed at a frontend routing elsewhere: {published:?}"
+        );
+    }
+}
