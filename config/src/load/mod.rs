@@ -288,6 +288,7 @@ mod dial;
 mod engine;
 mod identity;
 mod keystone;
+mod loops;
 mod notify;
 mod orchestrator;
 mod replication;

@@ -406,3 +406,59 @@ fn a_quoted_key_is_one_step() {
         assert_eq!(parse_path(&key), segs, "{key}");
     }
 }
+
+/// A built-in group's backend that is another group's `listen` on the same
+/// frontend — the same address, or a wildcard's port reached at the
+/// loopback — is refused where it is written: connections would loop
+/// through the frontend. A backend on another port, or another host,
+/// passes. Before, only the group's own listen was refused.
+#[test]
+fn a_backend_that_is_the_frontends_own_listen_is_refused() {
+    let with = |web_backend: &str, api_listen: &str| {
+        let text = BASE.replace("127.0.0.1:8081", web_backend).replace(
+            "[groups.web.replication]",
+            &format!(
+                "[groups.api]\nsites = [\"a\", \"b\"]\nscheme = \"frontend\"\n\n\
+                 [groups.api.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\n\
+                 listen = \"{api_listen}\"\nbackends = {{ a = \"10.9.0.1:80\", b = \"10.9.0.2:80\" }}\n\n\
+                 [groups.web.replication]"
+            ),
+        );
+        (parse(&text, Path::new("loop.conf")), text)
+    };
+    std::env::set_var("T", "t");
+    for (backend, listen, other) in [
+        ("127.0.0.1:9000", "127.0.0.1:9000", "api"),
+        ("127.0.0.1:9000", "0.0.0.0:9000", "api"),
+        ("127.0.0.1:9000", "[::]:9000", "api"),
+    ] {
+        let (parsed, text) = with(backend, listen);
+        match parsed {
+            Err(ConfigError::Invalid(p)) => {
+                let e = p
+                    .iter()
+                    .find(|x| x.key == "groups.web.frontend.backends.b")
+                    .unwrap_or_else(|| panic!("{backend} {listen}: {p:?}"));
+                assert!(
+                    e.message
+                        .contains(&format!("frontend fe1 listens for group {other}"))
+                        && e.message.contains("loop"),
+                    "{e}"
+                );
+                assert_eq!(
+                    (e.line, e.col),
+                    pos(&text, &format!("\"{backend}\"")),
+                    "{e}"
+                );
+            }
+            other => panic!("{backend} {listen}: {other:?}"),
+        }
+    }
+    for (backend, listen) in [
+        ("127.0.0.1:9001", "0.0.0.0:9000"),
+        ("10.9.9.9:9000", "0.0.0.0:9000"),
+    ] {
+        let (parsed, _) = with(backend, listen);
+        parsed.unwrap_or_else(|e| panic!("{backend} {listen}: {e}"));
+    }
+}
