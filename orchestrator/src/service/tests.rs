@@ -267,14 +267,9 @@ async fn metrics_show_states_verdicts_and_runbook_outcomes() {
 /// operator names a: `warden clear` for something else (a DNS block, a
 /// stopped failback) leaves it held and says how to release it; a name
 /// that is not a site of the group changes nothing.
-/// A clear names the hold the operator read: one whose hold changed since
-/// (a new trip; the command replayed from shell history) releases nothing
-/// there and says what is held now; one that matches queues a release
-/// order naming that hold, so the agent lets nothing else go either.
-#[tokio::test(start_paused = true)]
-async fn clear_releases_only_the_hold_the_operator_read() {
-    let (s, _fake, _dir) = replicated("manual", 5, "").await;
-    let held = "a pass would delete 700 of b's 1000 items";
+/// Site a reports, as the active site replicating to b, a pass its
+/// mass-delete guard holds (`held`).
+fn report_held(s: &Shared, held: &str) {
     s.accept_report(AgentReport {
         site: "a".into(),
         seq: 100,
@@ -293,6 +288,17 @@ async fn clear_releases_only_the_hold_the_operator_read() {
         }],
         authority: vec![],
     });
+}
+
+/// A clear names the hold the operator read: one whose hold changed since
+/// (a new trip; the command replayed from shell history) releases nothing
+/// there and says what is held now; one that matches queues a release
+/// order naming that hold, so the agent lets nothing else go either.
+#[tokio::test(start_paused = true)]
+async fn clear_releases_only_the_hold_the_operator_read() {
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
+    let held = "a pass would delete 700 of b's 1000 items";
+    report_held(&s, held);
     let clears = |s: &Shared| {
         s.lock()
             .ledger
@@ -334,24 +340,7 @@ async fn clear_releases_only_the_hold_the_operator_read() {
 #[tokio::test(start_paused = true)]
 async fn clear_releases_a_held_deletion_only_at_the_sites_it_names() {
     let (s, _fake, _dir) = replicated("manual", 5, "").await;
-    s.accept_report(AgentReport {
-        site: "a".into(),
-        seq: 100,
-        started_unix_ms: 0,
-        boot: String::new(),
-        checks: vec![check(true)],
-        peers: vec![],
-        outcomes: vec![],
-        replication: vec![warden_proto::agent::ReplicationStatus {
-            group: "web".into(),
-            role: "source".into(),
-            peer: Some("b".into()),
-            epoch: 1,
-            guard: Some("a pass would delete 500 of b's 1000 items".into()),
-            ..Default::default()
-        }],
-        authority: vec![],
-    });
+    report_held(&s, "a pass would delete 500 of b's 1000 items");
     let clears = |s: &Shared| {
         s.lock()
             .ledger
