@@ -215,7 +215,7 @@ impl Metrics {
         );
         registry.register(
             "notify_failed",
-            "Notifications given up, per entry and reason (queue_full, refused, retries_exhausted)",
+            "Notifications given up, per entry and reason (queue_full, refused, retries_exhausted, shutdown, not_leader)",
             notify_failed.clone(),
         );
         Metrics {

@@ -78,7 +78,7 @@ impl Worker {
                 if !shared.licence.is_held() {
                     let n = self.drop_all(&shared, "not_leader") + 1;
                     shared.metrics.notify_failed(&self.cfg.name, "not_leader");
-                    warn!(notify = %self.cfg.name, events = n, "notifications dropped: this orchestrator no longer holds the licence to act (the leader tells)");
+                    warn!(notify = %self.cfg.name, events = n, "notifications dropped: this orchestrator no longer holds the licence to act; they are not sent by the next leader either (counted in warden_notify_failed_total, reason not_leader; the events stay in the event log)");
                     break;
                 }
                 let result = tokio::select! {
