@@ -304,3 +304,58 @@ async fn a_directory_swapped_at_the_peer_ends_equal_here() {
         "{again:?}"
     );
 }
+
+/// A file with another hard link written in place at the peer, then the
+/// name written through removed (or replaced) before the demote: the
+/// journal names only that name, which the peer no longer has as a linked
+/// file, while the other name's content changed. The returning site still
+/// holds the two names linked (the last pass carried the link): a pass of
+/// the journaled names would leave the other name's old content here, so
+/// it refuses and the full pass runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_file_written_then_unlinked_at_the_peer_means_a_full_pass() {
+    if !have_rsync() {
+        return;
+    }
+    for replace in [false, true] {
+        let d = Daemon::start();
+        let active = d.target();
+        write(&active, "dir/f", "version 1");
+        std::fs::hard_link(active.join("dir/f"), active.join("g")).unwrap();
+        let (journal, mark) = synced(&d).await;
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(active.join("dir/f"))
+                .unwrap();
+            f.write_all(b"version 2").unwrap();
+        }
+        if replace {
+            write(&active, "dir/f.new", "another file");
+            std::fs::rename(active.join("dir/f.new"), active.join("dir/f")).unwrap();
+        } else {
+            std::fs::remove_file(active.join("dir/f")).unwrap();
+        }
+        assert_eq!(std::fs::read(active.join("g")).unwrap(), b"version 2");
+        let names = changed(journal.since(mark).await.unwrap());
+        assert!(!names.contains(&"g".to_string()), "{names:?}");
+
+        let fin = RsyncResyncer::new(settings(&d)).unwrap();
+        match fin
+            .pass_changed(&names, &[], false, CancellationToken::new())
+            .await
+            .unwrap()
+        {
+            Err(why) => assert!(why.contains("hard link"), "{why}"),
+            Ok(report) => {
+                assert_eq!(
+                    String::from_utf8_lossy(&std::fs::read(d.src().join("g")).unwrap()),
+                    "version 2",
+                    "g here after the journaled pass of {names:?} ({report:?})"
+                );
+                assert_eq!(tree(&d.src()), tree(&active), "after the journaled pass");
+            }
+        }
+    }
+}
