@@ -74,13 +74,26 @@ fn coarse_now() -> i128 {
     i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
 }
 
+/// How long [`ChangeJournal::since`] may look through the tree for changes
+/// without events: longer, and it cannot tell (a full final pass; the
+/// demote waiting on it must end well within its step).
+const SCAN_BUDGET: Duration = Duration::from_secs(10);
+
 /// The regular files under `root` (symlinks not followed) whose ctime is at
-/// or after `since` (ns): changed, whether or not inotify said so.
-fn changed_since(root: &Path, since: i128) -> std::io::Result<Vec<PathBuf>> {
+/// or after `since` (ns): changed, whether or not inotify said so. Gives up
+/// after `budget`.
+fn changed_since(root: &Path, since: i128, budget: Duration) -> std::io::Result<Vec<PathBuf>> {
     use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + budget;
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
+        if std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::other(format!(
+                "the tree took more than {} s to look through",
+                budget.as_secs()
+            )));
+        }
         let entries = match std::fs::read_dir(root.join(&rel)) {
             Ok(e) => e,
             // Removed meanwhile: its removal is an event.
@@ -320,7 +333,7 @@ impl ChangeJournal {
         };
         // What changed without an event (a shared mapping, a link outside).
         let root = self.root.clone();
-        let silent = tokio::task::spawn_blocking(move || changed_since(&root, since))
+        let silent = tokio::task::spawn_blocking(move || changed_since(&root, since, SCAN_BUDGET))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot look for changes without events: {e}"))?;
@@ -464,6 +477,16 @@ mod tests {
         std::fs::rename(&turned, &current).unwrap();
         let e = j.since(mark).await.unwrap_err();
         assert!(e.contains("no longer the directory journaled"), "{e}");
+    }
+
+    #[test]
+    fn the_look_for_changes_without_events_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let found = changed_since(dir.path(), 0, Duration::from_secs(60)).unwrap();
+        assert_eq!(found, vec![PathBuf::from("f")]);
+        let e = changed_since(dir.path(), 0, Duration::ZERO).unwrap_err();
+        assert!(e.to_string().contains("to look through"), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
