@@ -67,6 +67,9 @@ async fn synced(d: &Daemon) -> (ChangeJournal, warden_agents::wire::JournalMark)
     write(&active, "gone/soon/b.txt", "b");
     write(&active, "top.txt", "top");
     std::os::unix::fs::symlink("docs/0/f0.txt", active.join("link")).unwrap();
+    // Past the clock tick of those writes: a file changed in the mark's own
+    // tick is named too (its ctime cannot tell).
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let journal = ChangeJournal::start(&active, &d.dir.path().join("journal-barrier")).unwrap();
     let mark = journal.mark_flushed().await.unwrap();
     let first = RsyncResyncer::new(settings(d)).unwrap();
@@ -180,6 +183,7 @@ async fn a_local_change_under_a_journaled_name_means_a_full_pass_and_nothing_cha
     for i in 0..150 {
         write(&active, &format!("bulk/f{i}.txt"), "bulk");
     }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let mark = journal.mark_flushed().await.unwrap();
     fresh
         .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
@@ -303,4 +307,97 @@ async fn a_directory_swapped_at_the_peer_ends_equal_here() {
         (0, 0, 0),
         "{again:?}"
     );
+}
+
+/// A file with another hard link written in place at the peer, then the
+/// name written through removed (or replaced) before the demote: the
+/// journal names only that name, which the peer no longer has as a linked
+/// file, while the other name's content changed. The returning site still
+/// holds the two names linked (the last pass carried the link): a pass of
+/// the journaled names would leave the other name's old content here, so
+/// it refuses and the full pass runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_file_written_then_unlinked_at_the_peer_means_a_full_pass() {
+    if !have_rsync() {
+        return;
+    }
+    for replace in [false, true] {
+        let d = Daemon::start();
+        let active = d.target();
+        write(&active, "dir/f", "version 1");
+        std::fs::hard_link(active.join("dir/f"), active.join("g")).unwrap();
+        let (journal, mark) = synced(&d).await;
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(active.join("dir/f"))
+                .unwrap();
+            f.write_all(b"version 2").unwrap();
+        }
+        if replace {
+            write(&active, "dir/f.new", "another file");
+            std::fs::rename(active.join("dir/f.new"), active.join("dir/f")).unwrap();
+        } else {
+            std::fs::remove_file(active.join("dir/f")).unwrap();
+        }
+        assert_eq!(std::fs::read(active.join("g")).unwrap(), b"version 2");
+        // The journal finds g by its ctime; inotify named only dir/f, and
+        // those are the names an older peer's journal sends.
+        let names: Vec<String> = changed(journal.since(mark).await.unwrap())
+            .into_iter()
+            .filter(|n| n != "g")
+            .collect();
+
+        let fin = RsyncResyncer::new(settings(&d)).unwrap();
+        match fin
+            .pass_changed(&names, &[], false, CancellationToken::new())
+            .await
+            .unwrap()
+        {
+            Err(why) => assert!(why.contains("hard link"), "{why}"),
+            Ok(report) => {
+                assert_eq!(
+                    String::from_utf8_lossy(&std::fs::read(d.src().join("g")).unwrap()),
+                    "version 2",
+                    "g here after the journaled pass of {names:?} ({report:?})"
+                );
+                assert_eq!(tree(&d.src()), tree(&active), "after the journaled pass");
+            }
+        }
+    }
+}
+
+/// A file changed at the peer with no inotify event in the tree: written
+/// through a hard link outside it, that link then removed (a write through
+/// a shared mapping, `mmap`, is never reported either: inotify(7)). The
+/// kernel moved the file's ctime all the same: the journal names it, and
+/// the journaled pass brings it here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_without_an_inotify_event_is_journaled() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let active = d.target();
+    write(&active, "db/pages", "page 1 of the database, version 1");
+    let (journal, mark) = synced(&d).await;
+    let outside = d.dir.path().join("outside-link");
+    std::fs::hard_link(active.join("db/pages"), &outside).unwrap();
+    std::fs::write(&outside, "page 1 of the database, version 2").unwrap();
+    std::fs::remove_file(&outside).unwrap();
+    assert!(std::fs::read_to_string(active.join("db/pages"))
+        .unwrap()
+        .ends_with("version 2"));
+    let names = changed(journal.since(mark).await.unwrap());
+    assert!(
+        names.contains(&"db/pages".to_string()),
+        "the change is not journaled: {names:?}"
+    );
+    let fin = RsyncResyncer::new(settings(&d)).unwrap();
+    fin.pass_changed(&names, &[], false, CancellationToken::new())
+        .await
+        .unwrap()
+        .expect("a journaled pass");
+    assert_eq!(tree(&d.src()), tree(&active), "after the journaled pass");
 }

@@ -108,3 +108,38 @@ async fn a_replicas_differences_are_stale_copies_replaced_not_divergent() {
         }
     }
 }
+
+/// A file with other hard links written in place after the mark: every one
+/// of its names changed, the journal saw only the one written through. With
+/// `hard_links = false` too (the returning site holds the other names as
+/// copies of their own, which a pass of the journaled names would leave
+/// stale), the demote says it cannot tell: a full final pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_linked_file_written_in_place_means_a_full_pass_without_hard_links_too() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    std::fs::write(d.src().join("f"), "version 1").unwrap();
+    std::fs::hard_link(d.src().join("f"), d.src().join("g")).unwrap();
+    let r = site_a(&d, "hard_links = false");
+    let j = run(&r, CommandKind::Journal).await;
+    assert!(j.ok, "{j:?}");
+    let mark = j.journal.as_ref().expect("a mark").mark;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.src().join("f"))
+            .unwrap();
+        f.write_all(b"version 2").unwrap();
+    }
+    assert_eq!(std::fs::read(d.src().join("g")).unwrap(), b"version 2");
+    let rep = r.journal_since("web", mark).await;
+    assert!(
+        rep.names.is_none(),
+        "g changed with f, but the names are {:?}",
+        rep.names
+    );
+    assert!(rep.note.contains("hard links"), "{}", rep.note);
+}

@@ -16,6 +16,14 @@
 //! sends their subtree), so inotify's gap between a new directory and its
 //! watch does not matter.
 //!
+//! Some changes send no event into the tree at all: a write through a shared
+//! mapping (`mmap`; inotify(7)), or through a hard link outside the tree.
+//! The kernel moves the file's ctime all the same (no user can set it), so
+//! `since` also names every regular file whose ctime is not older than the
+//! mark, read on the clock file timestamps take (`CLOCK_REALTIME_COARSE`):
+//! a stat of each file, at the cut-over, far less than a full pass's walk of
+//! both sites and their listing.
+//!
 //! inotify watches the directory, not its path: once the path names
 //! another directory (the data directory removed or renamed away and
 //! another put in its place, a filesystem mounted or unmounted there, a
@@ -55,6 +63,63 @@ struct State {
     broken: Option<String>,
     /// Barrier files whose event arrived.
     barriers: HashSet<OsString>,
+    /// Each mark's seq → when it was first handed out (ns, the clock of
+    /// file timestamps).
+    marked: HashMap<u64, i128>,
+}
+
+/// Now on the clock the kernel stamps file times with (ns since the epoch).
+fn coarse_now() -> i128 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
+}
+
+/// How long [`ChangeJournal::since`] may look through the tree for changes
+/// without events: longer, and it cannot tell (a full final pass; the
+/// demote waiting on it must end well within its step).
+const SCAN_BUDGET: Duration = Duration::from_secs(10);
+
+/// The regular files under `root` (symlinks not followed) whose ctime is at
+/// or after `since` (ns): changed, whether or not inotify said so. Gives up
+/// after `budget`.
+fn changed_since(root: &Path, since: i128, budget: Duration) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let deadline = std::time::Instant::now() + budget;
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        if std::time::Instant::now() >= deadline {
+            return Err(std::io::Error::other(format!(
+                "the tree took more than {} s to look through",
+                budget.as_secs()
+            )));
+        }
+        let entries = match std::fs::read_dir(root.join(&rel)) {
+            Ok(e) => e,
+            // Removed meanwhile: its removal is an event.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !rel.as_os_str().is_empty() => {
+                continue
+            }
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = rel.join(entry.file_name());
+            let meta = match entry.metadata() {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if meta.is_dir() {
+                stack.push(name);
+            } else if meta.is_file()
+                && i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()) >= since
+            {
+                out.push(name);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A running journal; dropping it stops the watch and removes its barrier
@@ -209,10 +274,10 @@ impl ChangeJournal {
 
     /// Where the journal stands now.
     pub fn mark(&self) -> JournalMark {
-        JournalMark {
-            id: self.id,
-            seq: lock(&self.state).seq,
-        }
+        let mut st = lock(&self.state);
+        let seq = st.seq;
+        st.marked.entry(seq).or_insert_with(coarse_now);
+        JournalMark { id: self.id, seq }
     }
 
     /// [`ChangeJournal::mark`] after a flush: changes made before the call
@@ -247,19 +312,36 @@ impl ChangeJournal {
             }
             Err(e) => return Err(format!("{}: {e}", self.root.display())),
         }
-        let st = lock(&self.state);
-        if mark.seq > st.seq {
-            return Err(format!(
-                "the mark ({}) is ahead of the journal ({})",
-                mark.seq, st.seq
-            ));
+        let (mut names, since) = {
+            let st = lock(&self.state);
+            if mark.seq > st.seq {
+                return Err(format!(
+                    "the mark ({}) is ahead of the journal ({})",
+                    mark.seq, st.seq
+                ));
+            }
+            let Some(since) = st.marked.get(&mark.seq).copied() else {
+                return Err(format!("the mark ({}) was never handed out", mark.seq));
+            };
+            let names: HashSet<PathBuf> = st
+                .names
+                .iter()
+                .filter(|(_, seq)| **seq > mark.seq)
+                .map(|(n, _)| n.clone())
+                .collect();
+            (names, since)
+        };
+        // What changed without an event (a shared mapping, a link outside).
+        let root = self.root.clone();
+        let silent = tokio::task::spawn_blocking(move || changed_since(&root, since, SCAN_BUDGET))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot look for changes without events: {e}"))?;
+        names.extend(silent);
+        if names.len() > MAX_NAMES {
+            return Err(format!("more than {MAX_NAMES} names changed"));
         }
-        let mut names: Vec<PathBuf> = st
-            .names
-            .iter()
-            .filter(|(_, seq)| **seq > mark.seq)
-            .map(|(n, _)| n.clone())
-            .collect();
+        let mut names: Vec<PathBuf> = names.into_iter().collect();
         names.sort();
         Ok(names)
     }
@@ -329,6 +411,9 @@ mod tests {
         std::fs::write(root.join("old/deep/kept.txt"), "x").unwrap();
         let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
         std::fs::write(root.join("before.txt"), "before the mark").unwrap();
+        // Past the clock tick of that write: a file changed in the mark's
+        // own tick (4 ms or less) is named too, as its ctime cannot tell.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let mark = j.mark_flushed().await.unwrap();
         let empty = j.since(mark).await.unwrap();
         assert!(empty.is_empty(), "{empty:?}");
@@ -392,6 +477,16 @@ mod tests {
         std::fs::rename(&turned, &current).unwrap();
         let e = j.since(mark).await.unwrap_err();
         assert!(e.contains("no longer the directory journaled"), "{e}");
+    }
+
+    #[test]
+    fn the_look_for_changes_without_events_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let found = changed_since(dir.path(), 0, Duration::from_secs(60)).unwrap();
+        assert_eq!(found, vec![PathBuf::from("f")]);
+        let e = changed_since(dir.path(), 0, Duration::ZERO).unwrap_err();
+        assert!(e.to_string().contains("to look through"), "{e}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

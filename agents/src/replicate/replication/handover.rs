@@ -190,21 +190,22 @@ impl Replication {
                 names.len()
             ));
         }
-        // `-H` links only names sent together: a changed file that has other
-        // names needs the full pass.
-        if g.cfg.rsync_hard_links() {
-            let root = j.root();
-            let linked = names.iter().find(|n| {
-                root.join(n)
-                    .symlink_metadata()
-                    .is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::nlink(&m) > 1)
-            });
-            if let Some(n) = linked {
-                return none(format!(
-                    "{} changed and has other hard links",
-                    escape_name(n.as_os_str().as_encoded_bytes())
-                ));
-            }
+        // A changed file that has other names changed under all of them,
+        // and the journal saw only the one written through: the full pass.
+        // With or without `-H` (without, the returning site holds the other
+        // names as copies of their own, which the journaled names leave stale;
+        // with, it links only names sent together).
+        let root = j.root();
+        let linked = names.iter().find(|n| {
+            root.join(n)
+                .symlink_metadata()
+                .is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::nlink(&m) > 1)
+        });
+        if let Some(n) = linked {
+            return none(format!(
+                "{} changed and has other hard links",
+                escape_name(n.as_os_str().as_encoded_bytes())
+            ));
         }
         let escaped: Vec<String> = names
             .iter()

@@ -55,7 +55,8 @@ impl RsyncResyncer {
         let manifest = std::sync::Arc::new(self.take_manifest().await?);
         // 1. What is here at or under the changed names, all unchanged since confirmed?
         let (root, names, old) = (s.source.clone(), changed.to_vec(), manifest.clone());
-        let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old))
+        let linked = s.hard_links;
+        let checked = tokio::task::spawn_blocking(move || local_items(&root, &names, &old, linked))
             .await
             .map_err(|e| AgentError::Task(e.to_string()))?;
         let (here, stamps, moved) = match checked {
@@ -388,11 +389,17 @@ fn through_link(root: &Path, name: &str) -> bool {
 
 /// Every item here at or under `names` (files, symlinks, empty
 /// directories, as a pass lists them) with its stamp, and those of them
-/// the manifest does not call unchanged; `Err` says what cannot be read.
+/// the manifest does not call unchanged; `Err` says what cannot be read,
+/// or (`hard_links`: the passes carry links) that a file among them has
+/// other hard links here: the last pass linked them because the peer's
+/// were, and a write there through the journaled name changed the other
+/// names too, unnamed when the written name was then removed or replaced
+/// (the peer's demote sees no link left to refuse).
 fn local_items(
     root: &Path,
     names: &[String],
     manifest: &Manifest,
+    hard_links: bool,
 ) -> Result<(Listing, Stamps, Vec<String>), String> {
     let mut moved = Vec::new();
     let mut here = Listing::new();
@@ -425,6 +432,11 @@ fn local_items(
             }
             dir_item()
         } else {
+            if hard_links && meta.is_file() && std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+                return Err(format!(
+                    "{name} here has other hard links (the peer may have changed them under names it did not journal)"
+                ));
+            }
             match item_of(&meta) {
                 Some(i) => i,
                 // Not a kind the plan carries (socket, device): never deleted by a pass either.
