@@ -308,9 +308,14 @@ impl Shared {
         args.push(source_arg(&s.source));
         args.push(s.url().into());
         let mut done = Progress::default();
+        // What rsync deleted at the peer, even if the pass then fails.
+        let mut deleted = 0u64;
         let ran = self
             .rsync(args, None, true, cancel, |line| {
                 done.items += 1;
+                if line.starts_with("*deleting") {
+                    deleted += 1;
+                }
                 if let Some(seen) = seen.as_deref_mut() {
                     seen.note(line);
                 }
@@ -327,13 +332,15 @@ impl Shared {
             })
             .await;
         if let Err(e) = &ran {
-            // code 25: rsync deleted up to --max-delete, they stay counted
+            // code 25: rsync deleted up to --max-delete, they stay counted.
+            // Another failure counts what rsync said it deleted before it
+            // (a peer full or cut off mid-pass deletes first): a source
+            // emptied a few items at a time while every pass fails would
+            // otherwise be deleted whole, never counted in the window.
             if !released && !matches!(e, AgentError::Rsync { code: 25, .. }) {
-                self.state
-                    .lock()
-                    .unwrap()
-                    .recent_deletes
-                    .undo(now, dry.deletes);
+                let mut st = self.state.lock().unwrap();
+                st.recent_deletes.undo(now, dry.deletes);
+                st.recent_deletes.add(Instant::now(), deleted);
             }
         }
         ran.map_err(|e| match e {
