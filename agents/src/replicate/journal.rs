@@ -341,8 +341,22 @@ impl ChangeJournal {
         if names.len() > MAX_NAMES {
             return Err(format!("more than {MAX_NAMES} names changed"));
         }
-        let mut names: Vec<PathBuf> = names.into_iter().collect();
-        names.sort();
+        // A name reached through what is no directory now (a directory
+        // replaced by a symlink after its entries changed): that link or
+        // file is named instead. The returning site's pull of the name
+        // would have the daemon follow the link and make it a directory
+        // there holding what is behind it; and a name under another one
+        // adds nothing to its pull (`-r`) but that.
+        let root = self.root.clone();
+        let names = tokio::task::spawn_blocking(move || {
+            let names = names
+                .into_iter()
+                .map(|n| crate::replicate::rsync::non_dir_ancestor(&root, &n).unwrap_or(n))
+                .collect();
+            crate::replicate::rsync::without_nested(names)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         Ok(names)
     }
 
@@ -428,7 +442,6 @@ mod tests {
         let names = j.since(mark).await.unwrap();
         for want in [
             "top.txt",
-            "old/deep/kept.txt",
             "old/deep",
             "new",
             "before.txt",
@@ -440,6 +453,41 @@ mod tests {
                 "{want} missing from {names:?}"
             );
         }
+        // Under a named directory (gone, or new): pulled with it.
+        for under in ["old/deep/kept.txt", "new/a", "new/a/b/f.txt"] {
+            assert!(
+                !names.contains(&PathBuf::from(under)),
+                "{under} in {names:?}"
+            );
+        }
+    }
+
+    /// A directory replaced by a symlink (or a file) after its entries
+    /// changed: the link is named, not the entries reached through it (a
+    /// pull of those would have the peer follow the link and make it a
+    /// directory at the returning site).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn names_through_a_link_are_named_by_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(root.join("d/sub")).unwrap();
+        std::fs::create_dir_all(root.join("e")).unwrap();
+        std::fs::create_dir_all(root.join("keep")).unwrap();
+        std::fs::write(root.join("d/sub/f.txt"), "x").unwrap();
+        std::fs::write(root.join("e/f.txt"), "x").unwrap();
+        let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mark = j.mark_flushed().await.unwrap();
+        std::fs::write(root.join("d/sub/f.txt"), "changed").unwrap();
+        std::fs::write(root.join("e/f.txt"), "changed").unwrap();
+        std::fs::write(root.join("keep/f.txt"), "new").unwrap();
+        std::fs::remove_dir_all(root.join("d")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("d")).unwrap();
+        std::fs::remove_dir_all(root.join("e")).unwrap();
+        std::fs::write(root.join("e"), "a file now").unwrap();
+        let names = j.since(mark).await.unwrap();
+        let want: Vec<PathBuf> = ["d", "e", "keep/f.txt"].iter().map(PathBuf::from).collect();
+        assert_eq!(names, want);
     }
 
     /// The data directory replaced after the mark: what is written in the

@@ -61,6 +61,67 @@ pub(super) fn count_under(items: &Listing, name: &str) -> u64 {
     under + u64::from(items.contains_key(name))
 }
 
+/// The shallowest proper ancestor of `rel` (relative to `root`) that is
+/// not a real directory here — a symlink, a file, or nothing: `rel` is then
+/// no item of this tree, and rsync, handed `rel`, would follow the symlink
+/// (its `--relative` path components are followed), sending what lies
+/// behind it (outside the tree, even) as a directory in place of the link.
+/// `None` when every ancestor is a directory (or cannot be looked at: rsync
+/// then says why).
+pub(crate) fn non_dir_ancestor(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let mut at = PathBuf::new();
+    let mut parts = rel.components().peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            break;
+        }
+        at.push(part);
+        match root.join(&at).symlink_metadata() {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Some(at),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(at),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// `paths` without those under another of them: `-r` sends a listed
+/// directory's subtree anyway, and a listed name that is no directory (a
+/// directory replaced by a symlink) must be sent as itself, never be made a
+/// directory again by a name under it.
+pub(crate) fn without_nested(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    let all: BTreeSet<PathBuf> = paths.iter().cloned().collect();
+    let mut out: Vec<PathBuf> = paths
+        .into_iter()
+        .filter(|p| !p.ancestors().skip(1).any(|a| all.contains(a)))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A batch's paths as they may go to rsync: `(send, later)`. A path
+/// reached through something that is no longer a directory here
+/// ([`non_dir_ancestor`]) is not sent: that ancestor is, in this batch
+/// when it is listed, else `later` (a batch of its own, once no running
+/// batch overlaps it). Then [`without_nested`].
+pub(crate) fn through_non_dirs(root: &Path, paths: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let listed: BTreeSet<PathBuf> = paths.iter().cloned().collect();
+    let mut send = Vec::new();
+    let mut later = BTreeSet::new();
+    for p in paths {
+        match non_dir_ancestor(root, &p) {
+            None => send.push(p),
+            Some(a) if listed.contains(&a) => {}
+            Some(a) => {
+                later.insert(a);
+            }
+        }
+    }
+    (without_nested(send), later.into_iter().collect())
+}
+
 /// Whether a regular file among `paths` (relative to `root`; directories
 /// with their subtrees, symlinks not followed) has hard links whose other
 /// names are not among them: `-H` only links names sent in the same

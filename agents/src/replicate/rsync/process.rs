@@ -230,11 +230,27 @@ pub(crate) async fn run_rsync(
         &stderr_task.await.unwrap_or_default(),
     ));
     match status.code() {
+        Some(0) => Ok(()),
+        // rsync's exit code names one condition: "some files vanished"
+        // (24) outranks "--max-delete stopped deletions" (25). A pass that
+        // left deletions undone is not done, whatever else vanished.
+        Some(24)
+            if stderr
+                .lines()
+                .any(|l| l.trim_start().starts_with(MAX_DELETE_STOPPED)) =>
+        {
+            Err(classify(s, 25, &stderr))
+        }
         // 24: some files vanished while being sent: normal for a live tree; inotify reports them.
-        Some(0) | Some(24) => Ok(()),
+        Some(24) => Ok(()),
         code => Err(classify(s, code.unwrap_or(-1), &stderr)),
     }
 }
+
+/// What rsync says (on stderr, from whichever side deleted) when
+/// `--max-delete` stopped its deletions: "Deletions stopped due to
+/// --max-delete limit (N skipped)".
+const MAX_DELETE_STOPPED: &str = "Deletions stopped due to --max-delete limit";
 
 /// How long a stopped rsync has to clean up before it is killed. It
 /// usually ends within tens of milliseconds (the stop returns as soon as

@@ -14,15 +14,40 @@ impl Shared {
     /// batch. The root ([`ROOT`]) is never listed: a batch that names it or
     /// a top-level entry (whose creation, rewrite or deletion at the peer
     /// changes the peer root's mtime) ends with [`Shared::send_root`].
+    /// A path reached through something that is no directory here any more
+    /// (a directory replaced by a symlink while its old entries' events
+    /// waited) is not listed: rsync would follow the link and send what is
+    /// behind it, outside the tree even, as a directory at the peer in place
+    /// of the link. The link itself is sent instead — by this batch when it
+    /// names it, else it goes to `later`, for a batch of its own
+    /// ([`through_non_dirs`]).
     pub(super) async fn send_batch(
         &self,
         paths: Vec<PathBuf>,
         cancel: &CancellationToken,
+        later: &mut Vec<PathBuf>,
     ) -> Result<bool, AgentError> {
         let s = &self.settings;
         let (root, paths): (Vec<PathBuf>, Vec<PathBuf>) =
             paths.into_iter().partition(|p| p == Path::new(ROOT));
         let touches_root = !root.is_empty() || paths.iter().any(|p| p.components().count() == 1);
+        let paths = if paths.is_empty() {
+            paths
+        } else {
+            let source = s.source.clone();
+            let (send, not_yet) =
+                tokio::task::spawn_blocking(move || through_non_dirs(&source, paths))
+                    .await
+                    .map_err(|e| AgentError::Task(e.to_string()))?;
+            if !not_yet.is_empty() {
+                debug!(
+                    paths = ?not_yet,
+                    "batch paths reached through a symlink or a file here: the link or file is sent instead"
+                );
+            }
+            *later = not_yet;
+            send
+        };
         if s.hard_links && !paths.is_empty() {
             let (root, list) = (s.source.clone(), paths.clone());
             let linked = tokio::task::spawn_blocking(move || links_outside(&root, &list))
@@ -283,9 +308,14 @@ impl Shared {
         args.push(source_arg(&s.source));
         args.push(s.url().into());
         let mut done = Progress::default();
+        // What rsync deleted at the peer, even if the pass then fails.
+        let mut deleted = 0u64;
         let ran = self
             .rsync(args, None, true, cancel, |line| {
                 done.items += 1;
+                if line.starts_with("*deleting") {
+                    deleted += 1;
+                }
                 if let Some(seen) = seen.as_deref_mut() {
                     seen.note(line);
                 }
@@ -302,13 +332,15 @@ impl Shared {
             })
             .await;
         if let Err(e) = &ran {
-            // code 25: rsync deleted up to --max-delete, they stay counted
+            // code 25: rsync deleted up to --max-delete, they stay counted.
+            // Another failure counts what rsync said it deleted before it
+            // (a peer full or cut off mid-pass deletes first): a source
+            // emptied a few items at a time while every pass fails would
+            // otherwise be deleted whole, never counted in the window.
             if !released && !matches!(e, AgentError::Rsync { code: 25, .. }) {
-                self.state
-                    .lock()
-                    .unwrap()
-                    .recent_deletes
-                    .undo(now, dry.deletes);
+                let mut st = self.state.lock().unwrap();
+                st.recent_deletes.undo(now, dry.deletes);
+                st.recent_deletes.add(Instant::now(), deleted);
             }
         }
         ran.map_err(|e| match e {

@@ -241,7 +241,8 @@ impl Shared {
         paths: Vec<PathBuf>,
         cancel: CancellationToken,
     ) -> Result<(), AgentError> {
-        let (result, owe_full) = match self.send_batch(paths, &cancel).await {
+        let mut later = Vec::new();
+        let (result, owe_full) = match self.send_batch(paths, &cancel, &mut later).await {
             Ok(sent) => (Ok(()), !sent),
             Err(e) => (Err(e), true),
         };
@@ -252,6 +253,11 @@ impl Shared {
             }
             if owe_full {
                 st.full_since = earliest(st.full_since, Some(since));
+            }
+            if !later.is_empty() {
+                // (what this batch did not send, pending since its change)
+                st.paths.extend(later);
+                st.pending_since = earliest(st.pending_since, Some(since));
             }
         }
         drop(st);

@@ -43,6 +43,27 @@ impl RsyncResyncer {
                 "the journal names {bad:?}, which is not a relative path inside the tree"
             )));
         }
+        // A name under another named one is pulled with it (`-r`); listed
+        // too, it would have the daemon follow the other name when that is
+        // a symlink at the peer (a directory replaced by a link after its
+        // entries changed), and make it a directory here holding what the
+        // link points at.
+        let named: BTreeSet<&str> = changed.iter().map(String::as_str).collect();
+        let changed: Vec<String> = changed
+            .iter()
+            .filter(|n| {
+                let mut up = n.as_str();
+                while let Some((parent, _)) = up.rsplit_once('/') {
+                    if named.contains(parent) {
+                        return false;
+                    }
+                    up = parent;
+                }
+                true
+            })
+            .cloned()
+            .collect();
+        let changed = &changed[..];
         if let Some(k) = kept.iter().find(|k| {
             changed
                 .iter()
