@@ -82,20 +82,27 @@ impl Shared {
                 continue;
             }
             // Confirmed when no other frontend could take the name, and
-            // judged healthy again now (a prompt round that did not judge
-            // it: as the last round left it): a move would send users off
-            // a frontend that serves them, on a verdict this round's
-            // evidence contradicts. It waits for a down round (or the
-            // frontend's recovery, which ends the incident).
-            let serving = match by_fe.get(current.as_str()) {
-                Some(r) => r.verdict == Verdict::Healthy,
-                None => st
-                    .fe_detector
-                    .track(&current)
-                    .is_some_and(|t| t.last == Some(Verdict::Healthy)),
+            // not judged down now (a prompt round that did not judge it:
+            // as the last round left it) — healthy again, or a path fault
+            // (the orchestrator's probe failing alone, no frontend's
+            // death): a move would send users off a frontend that may
+            // well serve them, on a verdict this round's evidence does not
+            // bear out. It waits for a down round (or the frontend's
+            // recovery, which ends the incident).
+            let (down_now, serving) = {
+                let verdict = match by_fe.get(current.as_str()) {
+                    Some(r) => Some(&r.verdict),
+                    None => st.fe_detector.track(&current).and_then(|t| t.last.as_ref()),
+                };
+                (
+                    matches!(verdict, Some(Verdict::Down(_))),
+                    verdict == Some(&Verdict::Healthy),
+                )
             };
-            if serving {
-                st.recorded.observe(&format!("no_frontend/{name}"), None);
+            if !down_now {
+                if serving {
+                    st.recorded.observe(&format!("no_frontend/{name}"), None);
+                }
                 continue;
             }
             let evidence: Vec<EvidenceRow> = frontends

@@ -99,6 +99,8 @@ mod resync_tests;
 mod runbooks;
 mod seen;
 #[cfg(test)]
+mod serving_again_tests;
+#[cfg(test)]
 mod silence_tests;
 mod skew;
 #[cfg(test)]
