@@ -299,9 +299,15 @@ impl Shared {
                     continue;
                 }
             };
+            let said = format!("{HYBRID_DRIFT}{}/site/{fe}", g.name);
+            let persists = format!("{said}/persists");
             if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
-                self.level_cleared(&format!("reconcile/{}/read/{fe}", g.name));
-                self.level_cleared(&format!("reconcile/{}/site/{fe}", g.name));
+                self.levels_cleared(&[
+                    &format!("reconcile/{}/read/{fe}", g.name),
+                    &format!("reconcile/{}/site/{fe}", g.name),
+                    &said,
+                    &persists,
+                ]);
                 continue;
             }
             let drift = match &site {
@@ -319,13 +325,21 @@ impl Shared {
                 return;
             };
             match set {
-                Ok(()) => self.event(
-                    EventKind::Reconciled,
-                    Some(&g.name),
+                // Said as observed: corrected once; the same drift seen
+                // again after this re-apply, once as persisting (see
+                // `reapplied_said`), not "corrected" every pass.
+                Ok(()) => self.reapplied_said(
+                    &said,
+                    &persists,
+                    &g.name,
                     Some(&g.active),
+                    &drift,
                     format!("site layer: routing drift corrected: {drift}; re-applied {} at epoch {} to {fe}", g.active, g.epoch),
-                    vec![],
-                    None,
+                    format!(
+                        "site layer: routing drift persists after re-applying {} at epoch {} to {fe}: {drift}; \
+                         {fe} answers but does not change (re-applied every pass)",
+                        g.active, g.epoch
+                    ),
                 ),
                 // The frontend holds another site at the group's own epoch:
                 // only a newer epoch moves it (see `split`).
@@ -359,9 +373,11 @@ impl Shared {
         };
         // Unread DNS is not a drift: a re-point is then a precaution.
         let blind = observed.is_err();
+        let said = format!("{HYBRID_DRIFT}{}/dns", g.name);
+        let persists = format!("{said}/persists");
         let drift = match observed {
             Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => {
-                self.level_cleared(&format!("reconcile/{}/dns", g.name));
+                self.levels_cleared(&[&format!("reconcile/{}/dns", g.name), &said, &persists]);
                 return;
             }
             Ok(o) => format!(
@@ -395,15 +411,23 @@ impl Shared {
                 None,
                 format!("frontend layer: {drift}; pointed the name at {want} (epoch {epoch}) as a precaution (no drift was seen)"),
             ),
+            // Said as observed: corrected once; the same drift seen again
+            // after this re-point (a provider that answers Ok and keeps its
+            // own idea, nameservers that are not the provider's), once as
+            // persisting — not "corrected" every pass.
             Ok(()) => {
                 self.level_cleared(&format!("reconcile/{}/dns", g.name));
-                self.event(
-                    EventKind::Reconciled,
-                    Some(&g.name),
+                self.reapplied_said(
+                    &said,
+                    &persists,
+                    &g.name,
                     None,
+                    &drift,
                     format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {epoch})"),
-                    vec![],
-                    None,
+                    format!(
+                        "frontend layer: DNS drift persists after pointing the name at {want} (epoch {epoch}): {drift}; \
+                         the DNS answers but does not change (pointed again every pass)"
+                    ),
                 )
             }
             Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
@@ -412,3 +436,9 @@ impl Shared {
         }
     }
 }
+
+/// Key prefix of a hybrid group's drift last re-applied and of one that
+/// persisted after its re-apply (see [`Shared::reapplied_said`]):
+/// `reconcile-hybrid/GROUP/dns` and `…/site/FRONTEND`, each with
+/// `…/persists`; forgotten once that layer reads right.
+const HYBRID_DRIFT: &str = "reconcile-hybrid/";

@@ -75,6 +75,8 @@ pub(crate) mod harness;
 mod hold;
 mod hybrid;
 #[cfg(test)]
+mod hybrid_drift_tests;
+#[cfg(test)]
 mod hybrid_move_tests;
 mod intake;
 #[cfg(test)]
