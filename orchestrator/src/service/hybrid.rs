@@ -110,13 +110,23 @@ impl Shared {
                 .filter(|f| by_fe.contains_key(f.as_str()))
                 .flat_map(|f| st.fe_detector.evidence(&st.fe_evidence, f, now))
                 .collect();
+            // Healthy this round; in a prompt round, which judges only the
+            // frontends the bad evidence is about, the others as the last
+            // round left them (as for sites, see `decisions_locked`).
             let target = frontends
                 .iter()
                 .find(|f| {
                     **f != current
-                        && by_fe
-                            .get(f.as_str())
-                            .is_some_and(|r| r.verdict == Verdict::Healthy)
+                        && match by_fe.get(f.as_str()) {
+                            Some(r) => r.verdict == Verdict::Healthy,
+                            None => {
+                                prompt_for.is_some()
+                                    && st
+                                        .fe_detector
+                                        .track(f)
+                                        .is_some_and(|t| t.last == Some(Verdict::Healthy))
+                            }
+                        }
                 })
                 .cloned();
             let Some(target) = target else {
