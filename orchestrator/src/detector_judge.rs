@@ -191,6 +191,14 @@ impl Detector {
         // down only when a peer, heard recently, sees it failing too: the
         // orchestrator alone never brings a verdict down.
         let peer_agrees = peers_failing > 0;
+        // Without a fresh agent: what was heard of it. An agent never heard
+        // from (the orchestrator just started) is not said to be stale or
+        // unreachable: nothing was observed of it (DESIGN §3).
+        let heard = if agent.is_some() {
+            "agent stale"
+        } else {
+            "no report from its agent yet"
+        };
 
         let verdict = if agent_fresh
             && silent
@@ -248,21 +256,19 @@ impl Detector {
                 Verdict::Healthy
             }
         } else if answered == 0 {
-            Verdict::Unknown("agent stale and no outside vantage point answered".into())
+            Verdict::Unknown(format!("{heard} and no outside vantage point answered"))
         } else if outside_failing * 2 > answered && peer_agrees {
-            Verdict::Down(format!("agent stale and {outside_failing} of {answered} outside vantage points see the service failing"))
+            Verdict::Down(format!("{heard} and {outside_failing} of {answered} outside vantage points see the service failing"))
         } else if outside_failing * 2 > answered {
             // The orchestrator's probe, failing, is the only one that
             // answered (a majority of one without a peer).
-            Verdict::Unknown(
-                "agent stale and only the orchestrator's own probe answered (failing): no peer's view tells a lost site from the orchestrator's own lost path"
-                    .into(),
-            )
+            Verdict::Unknown(format!(
+                "{heard} and only the orchestrator's own probe answered (failing): no peer's view tells a lost site from the orchestrator's own lost path"
+            ))
         } else if external == Some(true) && peers_ok {
-            Verdict::PathFault(
-                "agent unreachable and orchestrator probes fail, but peers reach the service"
-                    .into(),
-            )
+            Verdict::PathFault(format!(
+                "{heard} and orchestrator probes fail, but peers reach the service"
+            ))
         } else if agent.is_none() {
             // Nothing was ever heard from it (the orchestrator just started,
             // or the agent never did): say that, not that an agent died.

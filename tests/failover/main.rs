@@ -18,6 +18,7 @@ mod haproxy;
 mod hold;
 mod notify;
 mod roles;
+mod serving_again;
 mod tls;
 mod verify;
 

@@ -289,6 +289,43 @@ async fn a_site_never_heard_from_is_unknown_not_a_dead_agent() {
     assert!(matches!(World::a(&r).verdict, Verdict::DeadAgent(_)));
 }
 
+/// A site whose agent was never heard from (the orchestrator just
+/// started) is judged on the outside views as a stale one — a site lost
+/// before the orchestrator started is still confirmed down — but no
+/// verdict says its agent is stale or unreachable: nothing was observed of
+/// it. Before, a path fault to it said "agent unreachable" and its
+/// confirmation "agent stale" (in the events an operator reads).
+#[tokio::test(start_paused = true)]
+async fn a_site_never_heard_from_is_never_said_to_have_a_stale_agent() {
+    let mut w = World::new();
+    let said = |v: &Verdict| {
+        let r = v.reason();
+        assert!(r.contains("no report from its agent yet"), "{v:?}");
+        assert!(!r.contains("stale") && !r.contains("unreachable"), "{v:?}");
+    };
+    // The orchestrator's probe fails, b reaches a: a path fault.
+    w.feed(None, true, Some(false), true, true);
+    let r = w.round();
+    assert!(matches!(World::a(&r).verdict, Verdict::PathFault(_)));
+    said(&World::a(&r).verdict);
+    // Nobody outside answers about a.
+    w.ev.external.remove("a");
+    w.feed(None, true, None, true, false);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let r = w.round();
+    assert!(matches!(World::a(&r).verdict, Verdict::Unknown(_)));
+    said(&World::a(&r).verdict);
+    // a is lost, b sees it: down, and confirmed after `fall` rounds.
+    for _ in 0..3 {
+        w.feed(None, false, Some(false), true, true);
+        let r = w.round();
+        assert!(matches!(World::a(&r).verdict, Verdict::Down(_)));
+        said(&World::a(&r).verdict);
+        tick().await;
+    }
+    assert!(w.det.confirmed_down("a"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn dead_agent_with_healthy_service_is_not_a_disaster() {
     let mut w = World::new();

@@ -42,16 +42,18 @@ impl Shared {
             judged.iter().map(|s| (s.site.as_str(), s)).collect();
         // A prompt round judged only some sites: the others stand as the
         // last regular round left them.
-        let healthy = |st: &State, s: &str| match by_site.get(s) {
-            Some(r) => r.verdict == Verdict::Healthy,
+        let judged_now = |st: &State, s: &str, is: fn(&Verdict) -> bool| match by_site.get(s) {
+            Some(r) => is(&r.verdict),
             None => {
                 prompt
                     && st
                         .detector
                         .track(s)
-                        .is_some_and(|t| t.last == Some(Verdict::Healthy))
+                        .is_some_and(|t| t.last.as_ref().is_some_and(is))
             }
         };
+        let healthy = |st: &State, s: &str| judged_now(st, s, |v| *v == Verdict::Healthy);
+        let down = |st: &State, s: &str| judged_now(st, s, |v| matches!(v, Verdict::Down(_)));
         for name in names {
             let Some(mut g) = st.groups.get(&name).cloned() else {
                 continue;
@@ -124,13 +126,18 @@ impl Shared {
             }
             // Failover?
             if active_track.confirmed_down {
-                // Confirmed when no standby could take it, and judged
-                // healthy again now: a failover would move users off a site
-                // that serves them, on a verdict the evidence of this round
-                // contradicts. It waits for a down round (or the site's
-                // recovery, which ends the incident).
-                if healthy(st, &g.active) {
-                    st.recorded.observe(&format!("no_standby/{name}"), None);
+                // Confirmed when no standby could take it, and not judged
+                // down now: healthy again, or a round that cannot judge it
+                // (a path fault, a dead agent, too little evidence — none
+                // of them a disaster, DESIGN §3). A failover would move
+                // users off a site that may well serve them, on a verdict
+                // the evidence of this round does not bear out. It waits
+                // for a down round (or the site's recovery, which ends the
+                // incident).
+                if !down(st, &g.active) {
+                    if healthy(st, &g.active) {
+                        st.recorded.observe(&format!("no_standby/{name}"), None);
+                    }
                     continue;
                 }
                 if g.incident_started_unix_ms.is_none() {

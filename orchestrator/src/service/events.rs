@@ -186,4 +186,12 @@ impl Shared {
     pub(crate) fn level_cleared(&self, key: &str) {
         self.lock().recorded.observe(key, None);
     }
+
+    /// [`Shared::level_cleared`] for each of `keys`, under one lock.
+    pub(crate) fn levels_cleared(&self, keys: &[&str]) {
+        let mut st = self.lock();
+        for k in keys {
+            st.recorded.observe(k, None);
+        }
+    }
 }

@@ -82,20 +82,27 @@ impl Shared {
                 continue;
             }
             // Confirmed when no other frontend could take the name, and
-            // judged healthy again now (a prompt round that did not judge
-            // it: as the last round left it): a move would send users off
-            // a frontend that serves them, on a verdict this round's
-            // evidence contradicts. It waits for a down round (or the
-            // frontend's recovery, which ends the incident).
-            let serving = match by_fe.get(current.as_str()) {
-                Some(r) => r.verdict == Verdict::Healthy,
-                None => st
-                    .fe_detector
-                    .track(&current)
-                    .is_some_and(|t| t.last == Some(Verdict::Healthy)),
+            // not judged down now (a prompt round that did not judge it:
+            // as the last round left it) — healthy again, or a path fault
+            // (the orchestrator's probe failing alone, no frontend's
+            // death): a move would send users off a frontend that may
+            // well serve them, on a verdict this round's evidence does not
+            // bear out. It waits for a down round (or the frontend's
+            // recovery, which ends the incident).
+            let (down_now, serving) = {
+                let verdict = match by_fe.get(current.as_str()) {
+                    Some(r) => Some(&r.verdict),
+                    None => st.fe_detector.track(&current).and_then(|t| t.last.as_ref()),
+                };
+                (
+                    matches!(verdict, Some(Verdict::Down(_))),
+                    verdict == Some(&Verdict::Healthy),
+                )
             };
-            if serving {
-                st.recorded.observe(&format!("no_frontend/{name}"), None);
+            if !down_now {
+                if serving {
+                    st.recorded.observe(&format!("no_frontend/{name}"), None);
+                }
                 continue;
             }
             let evidence: Vec<EvidenceRow> = frontends
@@ -103,13 +110,23 @@ impl Shared {
                 .filter(|f| by_fe.contains_key(f.as_str()))
                 .flat_map(|f| st.fe_detector.evidence(&st.fe_evidence, f, now))
                 .collect();
+            // Healthy this round; in a prompt round, which judges only the
+            // frontends the bad evidence is about, the others as the last
+            // round left them (as for sites, see `decisions_locked`).
             let target = frontends
                 .iter()
                 .find(|f| {
                     **f != current
-                        && by_fe
-                            .get(f.as_str())
-                            .is_some_and(|r| r.verdict == Verdict::Healthy)
+                        && match by_fe.get(f.as_str()) {
+                            Some(r) => r.verdict == Verdict::Healthy,
+                            None => {
+                                prompt_for.is_some()
+                                    && st
+                                        .fe_detector
+                                        .track(f)
+                                        .is_some_and(|t| t.last == Some(Verdict::Healthy))
+                            }
+                        }
                 })
                 .cloned();
             let Some(target) = target else {
@@ -292,9 +309,15 @@ impl Shared {
                     continue;
                 }
             };
+            let said = format!("{HYBRID_DRIFT}{}/site/{fe}", g.name);
+            let persists = format!("{said}/persists");
             if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
-                self.level_cleared(&format!("reconcile/{}/read/{fe}", g.name));
-                self.level_cleared(&format!("reconcile/{}/site/{fe}", g.name));
+                self.levels_cleared(&[
+                    &format!("reconcile/{}/read/{fe}", g.name),
+                    &format!("reconcile/{}/site/{fe}", g.name),
+                    &said,
+                    &persists,
+                ]);
                 continue;
             }
             let drift = match &site {
@@ -312,13 +335,21 @@ impl Shared {
                 return;
             };
             match set {
-                Ok(()) => self.event(
-                    EventKind::Reconciled,
-                    Some(&g.name),
+                // Said as observed: corrected once; the same drift seen
+                // again after this re-apply, once as persisting (see
+                // `reapplied_said`), not "corrected" every pass.
+                Ok(()) => self.reapplied_said(
+                    &said,
+                    &persists,
+                    &g.name,
                     Some(&g.active),
+                    &drift,
                     format!("site layer: routing drift corrected: {drift}; re-applied {} at epoch {} to {fe}", g.active, g.epoch),
-                    vec![],
-                    None,
+                    format!(
+                        "site layer: routing drift persists after re-applying {} at epoch {} to {fe}: {drift}; \
+                         {fe} answers but does not change (re-applied every pass)",
+                        g.active, g.epoch
+                    ),
                 ),
                 // The frontend holds another site at the group's own epoch:
                 // only a newer epoch moves it (see `split`).
@@ -352,9 +383,11 @@ impl Shared {
         };
         // Unread DNS is not a drift: a re-point is then a precaution.
         let blind = observed.is_err();
+        let said = format!("{HYBRID_DRIFT}{}/dns", g.name);
+        let persists = format!("{said}/persists");
         let drift = match observed {
             Ok(o) if o.site.as_deref() == Some(want.as_str()) && o.drift.is_empty() => {
-                self.level_cleared(&format!("reconcile/{}/dns", g.name));
+                self.levels_cleared(&[&format!("reconcile/{}/dns", g.name), &said, &persists]);
                 return;
             }
             Ok(o) => format!(
@@ -388,15 +421,23 @@ impl Shared {
                 None,
                 format!("frontend layer: {drift}; pointed the name at {want} (epoch {epoch}) as a precaution (no drift was seen)"),
             ),
+            // Said as observed: corrected once; the same drift seen again
+            // after this re-point (a provider that answers Ok and keeps its
+            // own idea, nameservers that are not the provider's), once as
+            // persisting — not "corrected" every pass.
             Ok(()) => {
                 self.level_cleared(&format!("reconcile/{}/dns", g.name));
-                self.event(
-                    EventKind::Reconciled,
-                    Some(&g.name),
+                self.reapplied_said(
+                    &said,
+                    &persists,
+                    &g.name,
                     None,
+                    &drift,
                     format!("frontend layer: DNS drift corrected: {drift}; the name points at {want} again (epoch {epoch})"),
-                    vec![],
-                    None,
+                    format!(
+                        "frontend layer: DNS drift persists after pointing the name at {want} (epoch {epoch}): {drift}; \
+                         the DNS answers but does not change (pointed again every pass)"
+                    ),
                 )
             }
             Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/dns", g.name), EventKind::Fencing, &g.name, None, format!("frontend layer: DNS reconcile refused: {e}")),
@@ -405,3 +446,9 @@ impl Shared {
         }
     }
 }
+
+/// Key prefix of a hybrid group's drift last re-applied and of one that
+/// persisted after its re-apply (see [`Shared::reapplied_said`]):
+/// `reconcile-hybrid/GROUP/dns` and `…/site/FRONTEND`, each with
+/// `…/persists`; forgotten once that layer reads right.
+const HYBRID_DRIFT: &str = "reconcile-hybrid/";

@@ -1,10 +1,14 @@
-//! A `hybrid` group's DNS name moved to a frontend that holds an older
-//! route (it missed the last switch: unreachable then, or restarted since):
-//! the frontend is given the group's route before the name points at it.
+//! Where a `hybrid` group's DNS name moves: to a frontend that holds an
+//! older route (it missed the last switch: unreachable then, or restarted
+//! since) only once it is given the group's route; in a prompt round, to a
+//! frontend the last round judged healthy.
 
-use super::harness::{frontends_round, hybrid_text, start_with_routing, test_dir};
+use super::harness::{
+    check, frontends_round, hybrid_text, start_hybrid, start_with_routing, test_dir,
+};
 use super::*;
 use crate::store::MemStore;
+use warden_proto::agent::PeerProbe;
 use warden_strategies::dns::{DnsProvider, DnsStrategy, ProviderView, RecordValue};
 use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
 use warden_strategies::hybrid::HybridStrategy;
@@ -135,4 +139,83 @@ async fn the_name_moves_to_a_frontend_only_once_it_routes_the_active_site() {
             "the name pointed at a frontend routing elsewhere: {published:?}"
         );
     }
+}
+
+/// With `fall = 1` a prompt round confirms a frontend down at once; it
+/// judges only that frontend, and the others stand as the last regular
+/// round left them (as for sites). fe2 was healthy there: the name moves
+/// to it now. Before, fe2 — not judged in the prompt round — counted as
+/// not healthy: an event said "no other frontend of group web is healthy;
+/// DNS stays" while fe2 was, and the name waited for the next round.
+#[tokio::test(start_paused = true)]
+async fn a_prompt_round_moves_the_name_to_a_frontend_healthy_in_the_last_round() {
+    let dir = test_dir(true, 5);
+    let text = hybrid_text(&dir).replace("fall = 3", "fall = 1");
+    let (s, dns) = start_hybrid(&text, &dir).expect("config");
+    for _ in 0..8 {
+        frontends_round(&s, (true, true)).await;
+    }
+    assert_eq!(
+        s.lock()
+            .fe_detector
+            .track("fe2")
+            .and_then(|t| t.last.clone()),
+        Some(Verdict::Healthy)
+    );
+    // fe1 is lost: every vantage point's probe of it fails, at once.
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.fe_evidence
+            .external
+            .insert("fe1".into(), (now, vec![check(false)]));
+        for site in ["a", "b"] {
+            st.fe_evidence.insert_report(
+                now,
+                AgentReport {
+                    site: site.into(),
+                    seq: 1,
+                    started_unix_ms: 0,
+                    boot: String::new(),
+                    checks: vec![check(true)],
+                    peers: [("fe1", false), ("fe2", true)]
+                        .map(|(fe, up)| PeerProbe {
+                            site: fe.into(),
+                            results: vec![check(up)],
+                            age_ms: 0,
+                        })
+                        .to_vec(),
+                    outcomes: vec![],
+                    replication: vec![],
+                    authority: vec![],
+                },
+            );
+        }
+    }
+    assert!(s.detect_prompt(&std::collections::BTreeSet::from(["fe1".to_string()])));
+    assert!(s.lock().fe_detector.confirmed_down("fe1"));
+    let no_standby: Vec<String> = s
+        .lock()
+        .recent
+        .iter()
+        .filter(|e| e.kind == EventKind::NoStandby)
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(no_standby, Vec::<String>::new(), "fe2 was healthy");
+    assert_eq!(
+        s.lock().groups["web"].frontend.as_deref(),
+        Some("fe2"),
+        "the name moves in the round that confirmed fe1 down"
+    );
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(50)).await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        dns.0.lock().unwrap().last().map(|m| m.0.as_str()),
+        Some("fe2")
+    );
 }

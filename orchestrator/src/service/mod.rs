@@ -75,6 +75,8 @@ pub(crate) mod harness;
 mod hold;
 mod hybrid;
 #[cfg(test)]
+mod hybrid_drift_tests;
+#[cfg(test)]
 mod hybrid_move_tests;
 mod intake;
 #[cfg(test)]
@@ -98,6 +100,8 @@ mod replication;
 mod resync_tests;
 mod runbooks;
 mod seen;
+#[cfg(test)]
+mod serving_again_tests;
 #[cfg(test)]
 mod silence_tests;
 mod skew;

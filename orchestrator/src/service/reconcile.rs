@@ -208,24 +208,47 @@ impl Shared {
     /// declines to resend); that is said once too, as a failure, instead
     /// of "corrected" every pass.
     fn drift_reapplied(&self, key: &str, group: &str, active: &str, epoch: u64, drift: &str) {
-        let mut st = self.lock();
-        let (kind, msg) = if st.recorded.observe(key, Some(drift)) {
-            (
-                EventKind::Reconciled,
-                format!("routing drift corrected: {drift}; re-applied {active} at epoch {epoch}"),
-            )
-        } else {
-            let persists = format!("{DRIFT_PREFIX}persists/{group}");
-            let msg = format!(
+        self.reapplied_said(
+            key,
+            &format!("{DRIFT_PREFIX}persists/{group}"),
+            group,
+            Some(active),
+            drift,
+            format!("routing drift corrected: {drift}; re-applied {active} at epoch {epoch}"),
+            format!(
                 "routing drift persists after re-applying {active} at epoch {epoch}: {drift}; \
                  the routing layer answers but does not change (re-applied every pass)"
-            );
-            if !st.recorded.observe(&persists, Some(&msg)) {
+            ),
+        );
+    }
+
+    /// The event of a re-apply the layer answered Ok to, saying what was
+    /// observed: `corrected` the first time drift `drift` is seen (kept
+    /// under `key`); the same drift seen again, after that re-apply, was
+    /// not corrected — `persists` is said once (kept under `persists_key`)
+    /// as a failure, and nothing more while it stays. The caller forgets
+    /// both keys once it sees no drift, so a later one is news again.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn reapplied_said(
+        &self,
+        key: &str,
+        persists_key: &str,
+        group: &str,
+        site: Option<&str>,
+        drift: &str,
+        corrected: String,
+        persists: String,
+    ) {
+        let mut st = self.lock();
+        let (kind, msg) = if st.recorded.observe(key, Some(drift)) {
+            (EventKind::Reconciled, corrected)
+        } else {
+            if !st.recorded.observe(persists_key, Some(&persists)) {
                 return;
             }
-            (EventKind::ReconcileFailed, msg)
+            (EventKind::ReconcileFailed, persists)
         };
-        self.event_locked(&mut st, kind, Some(group), Some(active), msg, vec![], None);
+        self.event_locked(&mut st, kind, Some(group), site, msg, vec![], None);
     }
 
     /// One event per routing element that could not be read in the pass
