@@ -213,7 +213,19 @@ impl Detector {
                 agent.map(|(at, _)| age_ms(now, *at)).unwrap_or(0)
             ))
         } else if agent_fresh {
-            if local_failing {
+            if local_failing && silent && peers > peers_failing {
+                // Its agent's last word (a check failing) is all that is
+                // left of it, and a peer heard recently reaches the
+                // service: as a silent peer's last failing view, a silent
+                // agent's is no agreement (its check may have passed
+                // since; the orchestrator's failing probe may be its own
+                // lost path to the site).
+                Verdict::Unconfirmed(format!(
+                    "critical check failing in the agent's last report, but the agent is silent (no report for {} ms) and {} of {answered} outside vantage points reach the service",
+                    agent.map(|(at, _)| age_ms(now, *at)).unwrap_or(0),
+                    answered - outside_failing
+                ))
+            } else if local_failing {
                 if outside_failing >= 1 {
                     Verdict::Down(format!("critical check failing locally, confirmed by {outside_failing} of {answered} outside vantage points"))
                 } else {

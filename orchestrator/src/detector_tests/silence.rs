@@ -37,11 +37,14 @@ async fn a_prompt_round_starts_a_streak_at_once_and_only_that() {
         assert!(!World::a(&r).counted);
     }
     assert_eq!(w.det.track("a").unwrap().down_rounds, 1);
-    // The streak goes on in regular rounds, one interval apart: fall = 3
-    // is reached two intervals after the prompt round.
+    // The streak goes on in regular rounds, one interval apart (a's agent
+    // reporting the failure on): fall = 3 is reached two intervals after
+    // the prompt round.
     tick().await;
+    w.feed(Some(false), true, Some(false), true, true);
     w.round();
     tick().await;
+    w.feed(Some(false), true, Some(false), true, true);
     let r = w.round();
     assert!(World::a(&r)
         .transitions
@@ -525,4 +528,49 @@ async fn the_orchestrators_probe_alone_never_brings_a_frontend_down() {
     // An agent that reports again and cannot reach fe1 either: down.
     ev.insert_report(Instant::now(), report("a", true, &[("fe1", false)]));
     assert_eq!(det.verdict(&ev, "fe1", Instant::now()).label(), "down");
+}
+
+/// a's agent reported a critical check failing once, then fell silent (its
+/// path to the orchestrator lost, say), while the orchestrator's probe of
+/// a fails too (the same lost path) and b, reporting, still reaches a's
+/// service. The agent's last word is no agreement once it is silent, as a
+/// silent peer's last failing view is none: a is never confirmed down on
+/// it. Before, rule 1 counted the last report for as long as it was fresh
+/// (`agent_timeout`): down rounds enough for `fall`, and a serving site
+/// failed over from.
+#[tokio::test(start_paused = true)]
+async fn a_silent_agents_last_failing_check_is_no_agreement_while_a_peer_reaches_the_service() {
+    let mut w = World::new();
+    w.feed(Some(true), true, Some(true), true, true);
+    w.round();
+    tick().await;
+    // The last report of a: its check failing.
+    w.feed(Some(false), true, Some(false), true, true);
+    w.round();
+    // No report from a from now on; the orchestrator's probe fails, b
+    // reaches a. One interval on, a is not silent yet (its agent fresh:
+    // rule 1); from one and a half on, it is, until `agent_timeout`.
+    tick().await;
+    w.feed(None, true, Some(false), true, true);
+    w.round();
+    for _ in 0..3 {
+        tick().await;
+        w.feed(None, true, Some(false), true, true);
+        let r = w.round();
+        let a = World::a(&r);
+        assert!(
+            matches!(&a.verdict, Verdict::Unconfirmed(why) if why.contains("silent")),
+            "{:?}",
+            a.verdict
+        );
+    }
+    assert!(!w.det.confirmed_down("a"), "a serving site confirmed down");
+    // The service really dies (b sees it failing too): down, by rule 3
+    // while the agent is silent.
+    for _ in 0..3 {
+        tick().await;
+        w.feed(None, false, Some(false), true, true);
+        w.round();
+    }
+    assert!(w.det.confirmed_down("a"));
 }
