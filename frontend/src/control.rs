@@ -254,6 +254,12 @@ async fn put_route(
             Ok(Json(state))
         }
         Err(refused) => {
+            match &refused {
+                Refused::Stale { .. } => &g.refused.stale,
+                Refused::Conflict { .. } => &g.refused.conflict,
+                Refused::UnknownSite { .. } => &g.refused.unknown_site,
+            }
+            .fetch_add(1, Ordering::Relaxed);
             let err = match refused {
                 Refused::UnknownSite { site, allowed } => ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -336,6 +342,13 @@ async fn put_hold(
             Ok(Json(state))
         }
         Err(refused) => {
+            match &refused {
+                HoldRefused::Stale { .. } => &g.refused.stale,
+                HoldRefused::Withdrawn { .. } | HoldRefused::Switched { .. } => {
+                    &g.refused.late_copy
+                }
+            }
+            .fetch_add(1, Ordering::Relaxed);
             let err = match refused {
                 HoldRefused::Stale { seen } => stale(
                     req.epoch,
@@ -441,6 +454,14 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
         for (group, s) in &states {
             out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", value(s)));
+        }
+    }
+    out.push_str("# HELP warden_frontend_refused_orders_total Route and hold orders refused by the group's epoch fence, by reason: stale (older than the highest epoch accepted), conflict (another site at an epoch a route already named), late_copy (a cut-over whose order was withdrawn or whose switch came), unknown_site (a site the group has no backend for). An orchestrator that was deposed, or a second one, still sending.\n# TYPE warden_frontend_refused_orders_total counter\n");
+    for (group, g) in ctx.table.routes() {
+        for (reason, n) in g.refused.counts() {
+            out.push_str(&format!(
+                "warden_frontend_refused_orders_total{{group=\"{group}\",reason=\"{reason}\"}} {n}\n"
+            ));
         }
     }
     out.push_str("# HELP warden_frontend_worker_connections Client connections each proxy worker serves.\n# TYPE warden_frontend_worker_connections gauge\n");

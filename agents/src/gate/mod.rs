@@ -10,7 +10,9 @@
 //!   demote), a stale script, or a copied password — and with `--delete` it
 //!   would overwrite or delete writes acknowledged here. rsync shows the
 //!   refusal, with the reason, to the pusher;
-//! - a push into a standby passes;
+//! - a push into a standby passes — of every group whose plan names the
+//!   module here (the daemon names the module, not its host: two groups'
+//!   modules at one site may share the name);
 //! - a **read** (the daemon sends: a failback's pull, a listing, the
 //!   symlink probe's read-back) changes nothing here and passes — unless
 //!   it asks the daemon to remove what it sends (`--remove-source-files`,
@@ -28,6 +30,9 @@
 //! on a path inside a group's directory at this site.
 
 pub mod ssh;
+
+#[cfg(test)]
+mod shared_tests;
 
 use warden_config::model::ReplicationPlan;
 use warden_config::Config;
@@ -116,10 +121,14 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
             t.module, t.host
         )
     };
-    let group = config
+    // Every group whose plan names this module here: the daemon names the
+    // module only, not its host, so two groups whose modules at this site
+    // share a name (two daemons) are told apart by nothing — the push is
+    // judged by each of them, never by whichever comes first.
+    let groups: Vec<&String> = config
         .groups
         .iter()
-        .find_map(|(name, g)| {
+        .filter_map(|(name, g)| {
             let r = g.replication()?;
             // `HOST[:PORT]/MODULE` (one name: the config's checks see to
             // it): the daemon names only MODULE.
@@ -127,17 +136,36 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
             let name_only = module.split_once('/').map_or(module, |(_, m)| m);
             (r.plan == ReplicationPlan::Rsync && name_only == t.module).then_some(name)
         })
-        .ok_or_else(|| {
-            refused(format!(
-                "no group's rsync plan names this module for site {site} \
-                 (`sites.{site}.module` in `[groups.NAME.replication]`)"
-            ))
-        })?;
-    let epoch = judge(config, site, group, refused)?;
+        .collect();
+    if groups.is_empty() {
+        return Err(refused(format!(
+            "no group's rsync plan names this module for site {site} \
+             (`sites.{site}.module` in `[groups.NAME.replication]`)"
+        )));
+    }
+    let standby = judge_all(config, site, &groups, refused)?;
     Ok(format!(
-        "push into module {:?} from {}: site {site} is a standby of group {group} (epoch {epoch})",
+        "push into module {:?} from {}: site {site} is {standby}",
         t.module, t.host
     ))
+}
+
+/// [`judge`] for each of `groups` (those a push may write into): refused
+/// when any one refuses — a push judged by one group's role could land in
+/// another's data at the site that group's users write to. `Ok` says
+/// what each is: "a standby of group G (epoch E)", joined.
+fn judge_all(
+    config: &Config,
+    site: &str,
+    groups: &[&String],
+    refused: impl Fn(String) -> String,
+) -> Result<String, String> {
+    let mut said = Vec::new();
+    for group in groups {
+        let epoch = judge(config, site, group, &refused)?;
+        said.push(format!("a standby of group {group} (epoch {epoch})"));
+    }
+    Ok(said.join(" and "))
 }
 
 /// Refuses a push into `site` for `group` unless this site's durable state

@@ -830,6 +830,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         self.check_frontend_binds(&frontends, &groups);
         self.check_shared_records(&groups);
         self.check_shared_backends(&groups, &haproxy_frontends);
+        self.check_shared_data(&groups);
         self.check_looping_backends(&groups, &frontends);
         if let Some(o) = &orchestrator {
             self.check_zone_ids(o, &frontends, &groups);

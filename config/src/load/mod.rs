@@ -294,6 +294,7 @@ mod orchestrator;
 mod replication;
 mod schemes;
 mod shared;
+mod shared_data;
 #[cfg(test)]
 mod tests;
 mod tokens;

@@ -63,6 +63,7 @@ impl Table {
                     switched: watch::Sender::new(0),
                     orders: watch::Sender::new(0),
                     held: HeldCounts::default(),
+                    refused: RefusedOrders::default(),
                     shutdown: shutdown.clone(),
                     tasks: tasks.clone(),
                     inner: Mutex::new(Inner {
@@ -81,6 +82,11 @@ impl Table {
 
     pub(crate) fn group(&self, name: &str) -> Option<&Arc<GroupRoute>> {
         self.groups.get(name)
+    }
+
+    /// Every group's route, by name.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = (&String, &Arc<GroupRoute>)> {
+        self.groups.iter()
     }
 
     pub(crate) fn names(&self) -> Vec<String> {
@@ -113,6 +119,8 @@ pub(crate) struct GroupRoute {
     orders: watch::Sender<u64>,
     /// What the hold did (reported in [`RouteState`] and `/metrics`).
     pub(crate) held: HeldCounts,
+    /// Orders refused by the group's fence (on `/metrics`).
+    pub(crate) refused: RefusedOrders,
     /// Parent of every generation token (cancelled on shutdown).
     shutdown: CancellationToken,
     /// Tracks drain timers so that shutdown can wait for them.
@@ -144,6 +152,35 @@ struct Inner {
     /// `epoch` named before it ([`crate::fence`]); another site at that
     /// epoch is a conflict, as it was before the restart.
     kept_site: Option<String>,
+}
+
+/// Route and hold orders the group refused, per reason, since the start
+/// (`warden_frontend_refused_orders_total`). A stale or conflicting one
+/// comes from an authority older than, or beside, one this frontend
+/// obeyed — a deposed or second orchestrator still sending — which an
+/// operator alerts on; the log line alone would go unseen.
+#[derive(Default)]
+pub(crate) struct RefusedOrders {
+    /// Older than the highest epoch accepted (a route or a hold order).
+    pub(crate) stale: AtomicU64,
+    /// Another site at the epoch a route already named (a conflicting decision).
+    pub(crate) conflict: AtomicU64,
+    /// A cut-over at an epoch whose order was withdrawn, or whose switch came.
+    pub(crate) late_copy: AtomicU64,
+    /// A route to a site the group has no backend for (configs that differ).
+    pub(crate) unknown_site: AtomicU64,
+}
+
+impl RefusedOrders {
+    /// `(reason label, count)` of each kind, for `/metrics`.
+    pub(crate) fn counts(&self) -> [(&'static str, u64); 4] {
+        [
+            ("stale", self.stale.load(Ordering::Relaxed)),
+            ("conflict", self.conflict.load(Ordering::Relaxed)),
+            ("late_copy", self.late_copy.load(Ordering::Relaxed)),
+            ("unknown_site", self.unknown_site.load(Ordering::Relaxed)),
+        ]
+    }
 }
 
 /// One period of routing to one backend (see the module docs); a cheap

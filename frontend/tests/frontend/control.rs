@@ -74,3 +74,55 @@ async fn refused_requests_are_counted_not_each_logged() {
         "{line:?} not in:\n{metrics}"
     );
 }
+
+/// Every order the fence refuses is counted on `/metrics`, per group and
+/// reason: a deposed orchestrator (or a second one) still sending routes
+/// and holds shows there, where an operator's alert can see it. Before,
+/// the refusal was only a log line (and the 409 the sender got): nothing
+/// on the frontend's side to alert on.
+#[tokio::test]
+async fn fencing_refusals_are_counted_per_group_and_reason() {
+    use crate::harness::assert_refused;
+
+    let (fe, _a, _b) = start_web(Duration::from_secs(5)).await;
+    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
+    // A deposed orchestrator's route, older than the one obeyed.
+    let (status, body) = fe.put("web", "b", 4, "immediate").await;
+    assert_refused(status, &body, "stale epoch 4 < 5");
+    // And its hold order.
+    let (status, body) = fe.hold("web", 3, 10_000).await;
+    assert_refused(status, &body, "stale epoch 3 < 5");
+    // Another site at the epoch already routed: a conflicting decision.
+    let (status, body) = fe.put("web", "b", 5, "immediate").await;
+    assert_refused(status, &body, "conflicting decision for epoch 5");
+    // A late copy of a cut-over whose switch has come.
+    let (status, body) = fe.pause("web", 5, 10_000).await;
+    assert_refused(status, &body, "this one is a late copy");
+    // Orders it takes are not counted.
+    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
+    assert_eq!(fe.hold("web", 6, 10_000).await.0, StatusCode::OK);
+
+    let metrics = crate::harness::http_client()
+        .get(fe.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    for (reason, n) in [
+        ("stale", 2),
+        ("conflict", 1),
+        ("late_copy", 1),
+        ("unknown_site", 0),
+    ] {
+        let line = format!(
+            "warden_frontend_refused_orders_total{{group=\"web\",reason=\"{reason}\"}} {n}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} not in:\n{metrics}"
+        );
+    }
+}

@@ -311,6 +311,21 @@ impl Shared {
             };
             let said = format!("{HYBRID_DRIFT}{}/site/{fe}", g.name);
             let persists = format!("{said}/persists");
+            if epoch > g.epoch {
+                // An epoch above the group's, as the other schemes' routing
+                // layer (see `reconcile_groups`): another orchestrator, or a
+                // store older than what it decided, routes this frontend.
+                // Recorded (decisions and replication orders held until
+                // `warden adopt-epoch`), never re-applied over — judged
+                // against the group as it is now (a move decided since
+                // the snapshot is no epoch seen ahead).
+                let mut st = self.lock();
+                let now = st.groups.get(&g.name).cloned();
+                if let Some(now) = now.filter(|x| epoch > x.epoch && x.phase != Phase::Running) {
+                    self.note_epoch_ahead_locked(&mut st, &now, epoch, &format!("frontend {fe}"));
+                }
+                continue;
+            }
             if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
                 self.levels_cleared(&[
                     &format!("reconcile/{}/read/{fe}", g.name),

@@ -1,0 +1,115 @@
+//! The gate where two groups of a site share a module name (two daemons,
+//! one per host of the site): the daemon names the module only, so the
+//! push is judged by every group it may write into, never by whichever
+//! the config lists first.
+
+use super::*;
+use crate::authority::Authority;
+use crate::wire::{Command, CommandKind};
+
+/// Groups `api` (b standby) and `web` (b to be promoted), each with an
+/// rsync plan; b's table of each group gets `b_api` and `b_web`.
+fn two_groups(state_dir: &std::path::Path, b_api: &str, b_web: &str) -> Config {
+    let group = |name: &str, port: u16, b: &str| {
+        format!(
+            r#"
+[groups.{name}]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.{name}.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:{port}"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+
+[groups.{name}.replication]
+plan = "rsync"
+
+[groups.{name}.replication.sites.a]
+path = "/srv/a/{name}"
+module = "10.1.0.10/{name}"
+user = "warden"
+password = {{ file = "/nonexistent/never-read" }}
+
+[groups.{name}.replication.sites.b]
+user = "warden"
+{b}
+"#
+        )
+    };
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/nonexistent/warden-gate-test"
+operator_token = {{ file = "/nonexistent/never-read" }}
+
+[sites.a]
+agent_token = {{ file = "/nonexistent/never-read" }}
+
+[sites.b]
+agent_token = {{ file = "/nonexistent/never-read" }}
+state_dir = "{}"
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "/nonexistent/never-read" }}
+{}{}"#,
+        state_dir.display(),
+        group("api", 8000, b_api),
+        group("web", 8001, b_web),
+    );
+    warden_config::parse(&text, std::path::Path::new("gate-test.conf"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// b's agent state: standby in both groups, then promoted in `web`.
+fn b_active_in_web(dir: &std::path::Path) -> Authority {
+    let groups = vec![
+        ("api".to_string(), "a".to_string()),
+        ("web".to_string(), "a".to_string()),
+    ];
+    let b = Authority::open(dir, "b", &groups).unwrap();
+    let promote = Command::new("web", 3, CommandKind::Promote).to_site("b");
+    b.admit(&promote).unwrap();
+    b.record(&promote).unwrap();
+    b
+}
+
+/// Site b runs one daemon per host, each with a module named `data`:
+/// `api`'s (b a standby there) and `web`'s (b its active site). The daemon
+/// names the module only, so a push into `data` may be `web`'s: refused
+/// while b is active in either. Before, it was judged by `api` alone (the
+/// first group listed) and landed in `web`'s data at its active site.
+#[test]
+fn a_module_name_two_groups_share_is_judged_by_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = r#"password = { file = "/nonexistent/never-read" }"#;
+    let cfg = two_groups(
+        dir.path(),
+        &format!("path = \"/srv/b/api\"\nmodule = \"10.2.0.10/data\"\n{password}"),
+        &format!("path = \"/srv/b/web\"\nmodule = \"10.2.0.11/data\"\n{password}"),
+    );
+    let push = Transfer {
+        module: "data".into(),
+        push: true,
+        host: "10.1.0.10".into(),
+        removes: false,
+    };
+    let b = b_active_in_web(dir.path());
+    let e = check(&cfg, "b", &push).expect_err("b is web's active site");
+    assert!(
+        e.contains("site b is the active site of group web (epoch 3)"),
+        "{e}"
+    );
+    // Demoted in `web` too: a standby of both, the push lands.
+    let demote = Command::new("web", 4, CommandKind::Demote).to_site("b");
+    b.admit(&demote).unwrap();
+    b.record(&demote).unwrap();
+    let ok = check(&cfg, "b", &push).unwrap();
+    assert!(
+        ok.contains("standby of group api") && ok.contains("standby of group web (epoch 4)"),
+        "{ok}"
+    );
+}
