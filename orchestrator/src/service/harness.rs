@@ -304,40 +304,45 @@ pub(super) fn hybrid_text(dir: &std::path::Path) -> String {
 /// One round ([`round_sites`], both sites up) in which the probes of
 /// frontends fe1 and fe2 — the orchestrator's and both agents' — succeed
 /// or fail as `up` says.
-pub(super) async fn frontends_round(s: &Arc<Shared>, (fe1, fe2): (bool, bool)) {
-    {
-        let mut st = s.lock();
-        let now = Instant::now();
-        for (fe, up) in [("fe1", fe1), ("fe2", fe2)] {
-            st.fe_evidence
-                .external
-                .insert(fe.into(), (now, vec![check(up)]));
-        }
-        for site in ["a", "b"] {
-            let peers = [("fe1", fe1), ("fe2", fe2)]
-                .map(|(fe, up)| PeerProbe {
-                    site: fe.into(),
-                    results: vec![check(up)],
-                    age_ms: 0,
-                })
-                .to_vec();
-            st.fe_evidence.insert_report(
-                now,
-                AgentReport {
-                    site: site.into(),
-                    seq: 1,
-                    started_unix_ms: 0,
-                    boot: String::new(),
-                    checks: vec![check(true)],
-                    peers,
-                    outcomes: vec![],
-                    replication: vec![],
-                    authority: vec![],
-                },
-            );
-        }
-    }
+pub(super) async fn frontends_round(s: &Arc<Shared>, up: (bool, bool)) {
+    frontends_seen(s, up, up);
     round_sites(s, true, true, &answer_all).await;
+}
+
+/// Evidence about frontends fe1 and fe2, now: what the orchestrator's
+/// probes see (`orchestrator`: fe1 up, fe2 up) and what both agents' (a's
+/// and b's) probes see (`agents`), without a round.
+pub(super) fn frontends_seen(s: &Shared, orchestrator: (bool, bool), agents: (bool, bool)) {
+    let mut st = s.lock();
+    let now = Instant::now();
+    for (fe, up) in [("fe1", orchestrator.0), ("fe2", orchestrator.1)] {
+        st.fe_evidence
+            .external
+            .insert(fe.into(), (now, vec![check(up)]));
+    }
+    for site in ["a", "b"] {
+        let peers = [("fe1", agents.0), ("fe2", agents.1)]
+            .map(|(fe, up)| PeerProbe {
+                site: fe.into(),
+                results: vec![check(up)],
+                age_ms: 0,
+            })
+            .to_vec();
+        st.fe_evidence.insert_report(
+            now,
+            AgentReport {
+                site: site.into(),
+                seq: 1,
+                started_unix_ms: 0,
+                boot: String::new(),
+                checks: vec![check(true)],
+                peers,
+                outcomes: vec![],
+                replication: vec![],
+                authority: vec![],
+            },
+        );
+    }
 }
 
 /// A frontend of a fake `hybrid` routing: takes every route.

@@ -5,11 +5,10 @@
 //! group: an epoch seen ahead.
 
 use super::harness::{
-    check, frontends_round, hybrid_text, start_hybrid, start_with_routing, test_dir,
+    frontends_round, frontends_seen, hybrid_text, start_hybrid, start_with_routing, test_dir,
 };
 use super::*;
 use crate::store::MemStore;
-use warden_proto::agent::PeerProbe;
 use warden_strategies::dns::{DnsProvider, DnsStrategy, ProviderView, RecordValue};
 use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
 use warden_strategies::hybrid::HybridStrategy;
@@ -172,35 +171,7 @@ async fn a_prompt_round_moves_the_name_to_a_frontend_healthy_in_the_last_round()
         Some(Verdict::Healthy)
     );
     // fe1 is lost: every vantage point's probe of it fails, at once.
-    {
-        let mut st = s.lock();
-        let now = Instant::now();
-        st.fe_evidence
-            .external
-            .insert("fe1".into(), (now, vec![check(false)]));
-        for site in ["a", "b"] {
-            st.fe_evidence.insert_report(
-                now,
-                AgentReport {
-                    site: site.into(),
-                    seq: 1,
-                    started_unix_ms: 0,
-                    boot: String::new(),
-                    checks: vec![check(true)],
-                    peers: [("fe1", false), ("fe2", true)]
-                        .map(|(fe, up)| PeerProbe {
-                            site: fe.into(),
-                            results: vec![check(up)],
-                            age_ms: 0,
-                        })
-                        .to_vec(),
-                    outcomes: vec![],
-                    replication: vec![],
-                    authority: vec![],
-                },
-            );
-        }
-    }
+    frontends_seen(&s, (false, true), (false, true));
     assert!(s.detect_prompt(&std::collections::BTreeSet::from(["fe1".to_string()])));
     assert!(s.lock().fe_detector.confirmed_down("fe1"));
     let no_standby: Vec<String> = s

@@ -130,39 +130,7 @@ async fn a_path_fault_to_a_frontend_that_serves_again_keeps_the_name() {
     frontends_round(&s, (true, true)).await;
     assert_eq!(moved(&s), None);
     // Only the orchestrator's probe of fe1 fails.
-    {
-        let mut st = s.lock();
-        let now = Instant::now();
-        st.fe_evidence
-            .external
-            .insert("fe1".into(), (now, vec![check(false)]));
-        st.fe_evidence
-            .external
-            .insert("fe2".into(), (now, vec![check(true)]));
-        for site in ["a", "b"] {
-            let peers = ["fe1", "fe2"]
-                .map(|fe| PeerProbe {
-                    site: fe.into(),
-                    results: vec![check(true)],
-                    age_ms: 0,
-                })
-                .to_vec();
-            st.fe_evidence.insert_report(
-                now,
-                AgentReport {
-                    site: site.into(),
-                    seq: 1,
-                    started_unix_ms: 0,
-                    boot: String::new(),
-                    checks: vec![check(true)],
-                    peers,
-                    outcomes: vec![],
-                    replication: vec![],
-                    authority: vec![],
-                },
-            );
-        }
-    }
+    frontends_seen(&s, (false, true), (true, true));
     round_sites(&s, true, true, &answer_all).await;
     let fe1 = s
         .lock()
