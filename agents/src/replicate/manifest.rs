@@ -32,7 +32,9 @@
 //! different content is a conflict. Changes at the peer never make an item
 //! divergent: the peer's side is the pull's to settle
 //! (`rsync_resync.rs`). Empty directories are items too (version [`DIR`]), so a
-//! divergent empty directory follows the policy like a file.
+//! divergent empty directory follows the policy like a file; so are special
+//! files (FIFOs, sockets, device nodes; `rsync -a` carries them), versioned
+//! like files. Older manifests, which hold none, read the same.
 //!
 //! File names are bytes, not text: the rsync plan keys its listings with
 //! [`escape_name`] (UTF-8 as is, a backslash as `\\`, every other byte as

@@ -156,7 +156,8 @@ pub(super) fn links_outside(root: &Path, paths: &[PathBuf]) -> bool {
 pub(crate) use crate::volumes::is_mount_point;
 
 /// The manifest form of the tree under `root`: files, symlinks (not
-/// followed) and empty directories, named by their path relative to `root`
+/// followed), special files (FIFOs, sockets, device nodes: `rsync -a`
+/// carries them) and empty directories, named by their path relative to `root`
 /// with `/` ([`escape_name`]d bytes), versioned by their mtime in whole
 /// seconds ([`DIR`] for directories). A missing `root` is an error.
 pub(crate) fn list_local(root: &Path) -> std::io::Result<Listing> {
@@ -216,11 +217,14 @@ pub(crate) fn dir_item() -> Item {
     }
 }
 
-/// The manifest item of a file or symlink (`None` for anything else).
+/// The manifest item of a file, symlink or special file (FIFO, socket,
+/// device node: `rsync -a` carries them, so a pass must also delete them);
+/// `None` for a directory.
 pub(crate) fn item_of(meta: &std::fs::Metadata) -> Option<Item> {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let ft = meta.file_type();
-    (ft.is_file() || ft.is_symlink()).then(|| Item {
+    let special = ft.is_fifo() || ft.is_socket() || ft.is_char_device() || ft.is_block_device();
+    (ft.is_file() || ft.is_symlink() || special).then(|| Item {
         size: meta.len(),
         version: meta.mtime().to_string(),
     })

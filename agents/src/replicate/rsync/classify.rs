@@ -61,7 +61,7 @@ pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError
             module: s.module.clone(),
         }
     } else if daemon
-        && (stderr.contains("module is read only") || stderr.contains("Permission denied"))
+        && (stderr.contains("module is read only") || lines.iter().any(|l| refused_write(l)))
     {
         AgentError::ReplicationReadOnly {
             target,
@@ -82,6 +82,19 @@ pub(crate) fn classify(s: &RsyncSettings, code: i32, stderr: &str) -> AgentError
             detail,
         }
     }
+}
+
+/// Whether an rsync stderr line is a write refused where the data is
+/// received (`mkstemp … Permission denied`, the daemon's uid without write
+/// permission): a "Permission denied" that is not the sending side's. The
+/// sender's (`[sender] send_files failed to open …`, `[sender] opendir …`)
+/// is an item it could not read — of the source when pushing — which
+/// rsync skips, going on with the rest (code 23): no read-only peer.
+fn refused_write(line: &str) -> bool {
+    line.contains("Permission denied")
+        && !line.contains("[sender]")
+        // (an older rsync does not tag its messages with the role)
+        && !line.contains("send_files failed to open")
 }
 
 /// What every refusal of `warden rsync-gate` starts with, on whichever

@@ -101,7 +101,8 @@ pub(super) fn anchored(name: &[u8]) -> Vec<u8> {
 pub(crate) struct Settled {
     /// [`escape_name`]d, without a directory's trailing `/`.
     pub name: String,
-    /// `f` file, `L` symlink, `d` directory (rsync's second flag).
+    /// `f` file, `L` symlink, `d` directory, `S` FIFO or socket, `D`
+    /// device node (rsync's second flag).
     pub kind: u8,
     /// Content was transferred (`>f`, a new or changed symlink `cL`).
     pub fetched: bool,
@@ -204,8 +205,8 @@ pub(super) fn confirm(
             // it would move it. The size may differ from the list's when
             // the peer's file grew while it was read: what arrived is still
             // the peer's.
-            (Ok(m), b'f' | b'L')
-                if (m.is_file() == (it.kind == b'f'))
+            (Ok(m), b'f' | b'L' | b'S' | b'D')
+                if kind_of(m) == it.kind
                     && m.mtime() == it.mtime
                     && (m.len() == it.size || it.fetched) =>
             {
@@ -222,7 +223,7 @@ pub(super) fn confirm(
                     }
                 }
             }
-            (_, b'f' | b'L' | b'd') => None,
+            (_, b'f' | b'L' | b'S' | b'D' | b'd') => None,
             _ => continue,
         };
         match (entry, meta) {
@@ -239,12 +240,30 @@ pub(super) fn confirm(
     (items, new_stamps, missing)
 }
 
-/// One line of `rsync --list-only -r --no-h` (with `TZ=UTC`) → a file or symlink.
-/// Directories and anything else give `None`.
+/// rsync's itemized kind letter ([`Settled::kind`]) of what `m` is here.
+pub(crate) fn kind_of(m: &std::fs::Metadata) -> u8 {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = m.file_type();
+    if ft.is_file() {
+        b'f'
+    } else if ft.is_symlink() {
+        b'L'
+    } else if ft.is_dir() {
+        b'd'
+    } else if ft.is_char_device() || ft.is_block_device() {
+        b'D'
+    } else {
+        b'S'
+    }
+}
+
+/// One line of `rsync --list-only -r --no-h` (with `TZ=UTC`) → a file,
+/// symlink or special file (FIFO, socket, device node). Directories and
+/// anything else give `None`.
 pub(crate) fn parse_list_line(line: &str) -> Option<(String, Item)> {
     let (perms, rest) = line.split_once(' ')?;
     let kind = perms.as_bytes().first()?;
-    if !matches!(kind, b'-' | b'l') || perms.len() != 10 {
+    if !matches!(kind, b'-' | b'l' | b'p' | b's' | b'c' | b'b') || perms.len() != 10 {
         return None;
     }
     let (size, rest) = rest.trim_start().split_once(' ')?;

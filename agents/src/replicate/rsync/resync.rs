@@ -4,8 +4,8 @@
 //!
 //! One [`Resyncer::pass`] (issue 11: it loses nothing, undoes nothing):
 //! 1. loads the pair [`Manifest`] and lists the local tree with each item's
-//!    [`Stamp`] (inode, ns mtime, ctime): files, symlinks, empty
-//!    directories; names are bytes throughout, keyed by their lossless
+//!    [`Stamp`] (inode, ns mtime, ctime): files, symlinks, special files
+//!    (FIFOs, sockets, device nodes), empty directories; names are bytes throughout, keyed by their lossless
 //!    [`escape_name`] form (also what reports show);
 //! 2. only a local item the manifest does not call unchanged
 //!    ([`Manifest::unchanged`]) can be divergent, and only if its content
@@ -134,7 +134,7 @@ impl RsyncResyncer {
         &self.quarantine
     }
 
-    /// The peer module's files and symlinks.
+    /// The peer module's files, symlinks and special files.
     async fn list_peer(&self, cancel: &CancellationToken) -> Result<Listing, AgentError> {
         let args = vec![
             "--list-only".into(),
@@ -578,7 +578,8 @@ impl RsyncResyncer {
         Ok(out)
     }
 
-    /// Deletes `names` here (files, symlinks, empty directories), then the
+    /// Deletes `names` here (files, symlinks, special files, empty
+    /// directories), then the
     /// directories they leave empty that the peer does not have, and takes
     /// them out of `m`.
     fn delete_here(

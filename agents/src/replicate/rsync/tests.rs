@@ -243,6 +243,28 @@ fn errors_never_quote_the_password() {
 }
 
 #[test]
+fn a_daemon_receivers_refused_write_is_read_only_the_senders_unreadable_item_is_not() {
+    let s = RsyncSettings::new("/src", "127.0.0.1", "drdata", "drsync", Secret::new("pw"));
+    let refused = classify(
+        &s,
+        23,
+        "rsync: [receiver] mkstemp \"/.x.abc\" (in drdata) failed: Permission denied (13)\n",
+    );
+    assert!(
+        matches!(refused, AgentError::ReplicationReadOnly { .. }),
+        "{refused}"
+    );
+    for unreadable in [
+        "rsync: [sender] send_files failed to open \"/src/secret\": Permission denied (13)\n",
+        "rsync: [sender] opendir \"/src/locked\" failed: Permission denied (13)\n",
+        "rsync: send_files failed to open \"/src/secret\": Permission denied (13)\n",
+    ] {
+        let e = classify(&s, 23, unreadable);
+        assert!(matches!(e, AgentError::Rsync { code: 23, .. }), "{e}");
+    }
+}
+
+#[test]
 fn over_ssh_the_login_the_host_key_the_gate_and_rsyncs_own_errors_are_told_apart() {
     let login = SshLogin {
         path: "/srv/b data".into(),

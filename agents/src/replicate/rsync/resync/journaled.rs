@@ -408,8 +408,8 @@ fn through_link(root: &Path, name: &str) -> bool {
     false
 }
 
-/// Every item here at or under `names` (files, symlinks, empty
-/// directories, as a pass lists them) with its stamp, and those of them
+/// Every item here at or under `names` (files, symlinks, special files,
+/// empty directories, as a pass lists them) with its stamp, and those of them
 /// the manifest does not call unchanged; `Err` says what cannot be read,
 /// or (`hard_links`: the passes carry links) that a file among them has
 /// other hard links here: the last pass linked them because the peer's
@@ -460,8 +460,8 @@ fn local_items(
             }
             match item_of(&meta) {
                 Some(i) => i,
-                // Not a kind the plan carries (socket, device): never deleted by a pass either.
-                None => return Err(format!("{name} here is not a file, link or directory")),
+                // (a directory is handled above)
+                None => return Err(format!("{name} here is of no kind a pass carries")),
             }
         };
         let stamp = Stamp::of(&meta);

@@ -28,6 +28,15 @@ fn parses_list_only_lines() {
         parse_list_line("lrwxrwxrwx           7 2024/02/29 12:00:00 link -> x y.txt"),
         Some(("link".into(), it(7, 1_709_208_000)))
     );
+    // Special files are items too (`rsync -a` carries them).
+    for kind in ['p', 's', 'c', 'b'] {
+        assert_eq!(
+            parse_list_line(&format!(
+                "{kind}rw-r--r--           0 2020/01/01 00:00:00 pipe"
+            )),
+            Some(("pipe".into(), it(0, 1_577_836_800)))
+        );
+    }
     assert_eq!(
         parse_list_line("drwxr-xr-x        4096 2026/11/22 00:30:34 sub"),
         None
