@@ -131,3 +131,79 @@ async fn a_special_file_deleted_at_the_active_site_is_deleted_at_the_returning_o
     );
     assert!(is_fifo(&here.join("only-at-a")));
 }
+
+/// A daemon module whose receiver does not run as root (`uid = nobody`)
+/// skips device nodes — `skipping non-regular file "null-dev"`, exit 0 —
+/// so the peer never holds the node. The push's book must not count it
+/// as carried: the failback's resync then finds it only here (divergent,
+/// kept), not deleted at the active site, and leaves it. Before, the full
+/// pass recorded it from the listing and the resync deleted it at a.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_node_the_peer_did_not_create_is_not_deleted_at_failback() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start_with(" uid = nobody\n gid = nogroup\n");
+    let (here, active) = (d.src(), d.target());
+    std::os::unix::fs::chown(&active, Some(65534), Some(65534)).unwrap();
+    write(&here, "data.txt", "data");
+    let made = Command::new("mknod")
+        .arg(here.join("null-dev"))
+        .args(["c", "1", "3"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(made, "mknod (root) for a device node");
+    let push = RsyncReplicator::new(settings(&d));
+    push.resync(CancellationToken::new(), None).await.unwrap();
+    drop(push);
+    assert_eq!(
+        std::fs::read_to_string(active.join("data.txt")).unwrap(),
+        "data"
+    );
+    assert!(
+        gone(&active.join("null-dev")),
+        "a receiver that is not root made a device node"
+    );
+    // One made while replication runs goes in a batch, with a file.
+    let push = RsyncReplicator::new(settings(&d));
+    let cancel = CancellationToken::new();
+    push.start(cancel.clone()).await.unwrap();
+    let made = Command::new("mknod")
+        .arg(here.join("zero-dev"))
+        .args(["c", "1", "5"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(made);
+    write(&here, "marker.txt", "after the node");
+    arrives(&active, "marker.txt", "after the node").await;
+    push.stop().await;
+    cancel.cancel();
+    assert!(gone(&active.join("zero-dev")));
+    let report = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    for node in ["null-dev", "zero-dev"] {
+        assert!(
+            !gone(&here.join(node)),
+            "the device node {node} the peer never held was deleted here: {report:?}"
+        );
+    }
+    assert_eq!(report.deleted, 0, "{report:?}");
+    let div: Vec<(&str, DivergentReason)> = report
+        .divergent
+        .iter()
+        .map(|i| (i.name.as_str(), i.reason))
+        .collect();
+    assert_eq!(
+        div,
+        vec![
+            ("null-dev", DivergentReason::NotInManifest),
+            ("zero-dev", DivergentReason::NotInManifest)
+        ],
+        "{report:?}"
+    );
+}

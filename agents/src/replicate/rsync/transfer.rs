@@ -213,9 +213,12 @@ impl Shared {
             source_arg(&s.source),
             s.url().into(),
         ]);
+        let mut skipped = Vec::new();
         let ran = self
             .rsync(args, Some(list), false, cancel, |line| {
-                if line.starts_with("*deleting") {
+                if let Some(name) = not_created(line) {
+                    skipped.push(name);
+                } else if line.starts_with("*deleting") {
                     *deleted += 1;
                 }
             })
@@ -243,12 +246,23 @@ impl Shared {
             let after = tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
                 .await
                 .map_err(|e| AgentError::Task(e.to_string()))?;
-            let updates = confirmed_updates(before, after);
+            let mut updates = confirmed_updates(before, after);
+            // What the peer did not create was not carried.
+            updates.retain(|u| !matches!(u, Update::Set(name, ..) if skipped.contains(name)));
+            for u in &mut updates {
+                if let Update::Subtree(_, items, stamps) = u {
+                    for name in &skipped {
+                        items.remove(name);
+                        stamps.remove(name);
+                    }
+                }
+            }
             if let Some(b) = self.book.lock().unwrap().as_mut() {
                 apply_updates(b, updates);
                 b.dirty = true;
             }
         }
+        said_not_created(&s.target(), &skipped);
         Ok(())
     }
 
@@ -310,8 +324,14 @@ impl Shared {
         let mut done = Progress::default();
         // What rsync deleted at the peer, even if the pass then fails.
         let mut deleted = 0u64;
+        // What the peer's receiver did not create (see [`not_created`]).
+        let mut skipped = Vec::new();
         let ran = self
             .rsync(args, None, true, cancel, |line| {
+                if let Some(name) = not_created(line) {
+                    skipped.push(name);
+                    return;
+                }
                 done.items += 1;
                 if line.starts_with("*deleting") {
                     deleted += 1;
@@ -372,6 +392,7 @@ impl Shared {
         }
         s.hold.passed();
         self.state.lock().unwrap().target_items = Some(dry.source_items);
+        said_not_created(&target, &skipped);
         debug!(
             items = done.items,
             bytes = done.bytes,
@@ -382,10 +403,12 @@ impl Shared {
             // what did keeps its older entry (see `confirmed_updates`).
             let (_, after) = self.list_source().await?;
             if let Some(b) = self.book.lock().unwrap().as_mut() {
+                // ... and what the peer did not create was not carried.
                 let changed: Vec<String> = stamps
                     .iter()
                     .filter(|(name, st)| after.get(*name) != Some(*st))
                     .map(|(name, _)| name.clone())
+                    .chain(skipped)
                     .collect();
                 for name in changed {
                     items.remove(&name);
@@ -419,5 +442,34 @@ impl Shared {
                 path: s.source.display().to_string(),
                 reason: format!("cannot list it for the manifest: {e}"),
             })
+    }
+}
+
+/// The name (as the manifest writes it) of an item the receiving rsync did
+/// not create: `skipping non-regular file "NAME"`, what a receiver that
+/// does not run as root says of a device node, exiting 0 all the same.
+/// Such an item is not counted as carried: the book keeps what it had of
+/// the name, so a failback does not take the peer's lack of it for a
+/// delete and remove it at the returning site.
+fn not_created(line: &str) -> Option<String> {
+    let name = line
+        .strip_prefix("skipping non-regular file \"")?
+        .strip_suffix('"')?;
+    Some(crate::replicate::manifest::escape_name(&rsync_unescape(
+        name,
+    )))
+}
+
+/// A warning naming what the peer's receiver did not create, if anything.
+fn said_not_created(target: &str, skipped: &[String]) {
+    if let Some(first) = skipped.first() {
+        warn!(
+            %target,
+            count = skipped.len(),
+            "the peer did not create {} special file(s), e.g. {first:?} (a device node: its rsync \
+             receiver does not run as root — `uid = root` in the module, docs/rsyncd.md); they are not \
+             counted as replicated",
+            skipped.len()
+        );
     }
 }
