@@ -187,6 +187,9 @@ async fn a_prompt_round_moves_the_name_to_a_frontend_healthy_in_the_last_round()
         Some("fe2"),
         "the name moves in the round that confirmed fe1 down"
     );
+    // The move acts once its decision is durable: the store's writer
+    // works on a thread of its own, in real time, however loaded.
+    s.writer_settled().await;
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
