@@ -95,8 +95,21 @@ impl Volume {
     }
 
     /// The volume taken away, as process `pid` sees the filesystem.
+    /// A push under way holds the mount for a moment ("target is busy"):
+    /// tried again for a while, then detached lazily — gone at once for
+    /// every new lookup, as a lost mount is.
     fn detach(&self, pid: u32) -> Result<()> {
-        Self::within(pid, &["umount", &self.at.display().to_string()]).map(drop)
+        let at = self.at.display().to_string();
+        for _ in 0..25 {
+            match Self::within(pid, &["umount", &at]) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.to_string().contains("busy") => {
+                    std::thread::sleep(std::time::Duration::from_millis(200))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Self::within(pid, &["umount", "-l", &at]).map(drop)
     }
 
     /// The volume given back, as process `pid` sees the filesystem.
