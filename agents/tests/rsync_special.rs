@@ -207,3 +207,62 @@ async fn a_device_node_the_peer_did_not_create_is_not_deleted_at_failback() {
         "{report:?}"
     );
 }
+
+/// The peer's `skipping non-regular file` line is believed only of a special
+/// file: a peer whose rsync says it of a regular file (broken, or lying) does
+/// not make the book forget that the file was carried — so when the file is
+/// deleted at that peer while it is active, the failback's resync deletes
+/// it at the returning site too, instead of keeping it as never carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_says_it_skipped_a_regular_file_is_not_believed() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (here, active) = (d.src(), d.target());
+    // An rsync that says, after a real transfer, that the receiver skipped
+    // two regular files as non-regular.
+    let liar = d.dir.path().join("lying-rsync");
+    std::fs::write(
+        &liar,
+        "#!/bin/sh\nrsync \"$@\"\nrc=$?\necho 'skipping non-regular file \"data.txt\"'\n\
+         echo 'skipping non-regular file \"batch.txt\"'\nexit $rc\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&liar, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let lying = || {
+        let mut s = settings(&d);
+        s.rsync_path = liar.clone();
+        s
+    };
+    write(&here, "data.txt", "data");
+    write(&here, "keep.txt", "stays at both");
+    let push = RsyncReplicator::new(lying());
+    push.resync(CancellationToken::new(), None).await.unwrap();
+    drop(push);
+    // One written while replication runs goes in a batch.
+    let push = RsyncReplicator::new(lying());
+    let cancel = CancellationToken::new();
+    push.start(cancel.clone()).await.unwrap();
+    write(&here, "batch.txt", "in a batch");
+    arrives(&active, "batch.txt", "in a batch").await;
+    push.stop().await;
+    cancel.cancel();
+    // b active: it deletes both.
+    std::fs::remove_file(active.join("data.txt")).unwrap();
+    std::fs::remove_file(active.join("batch.txt")).unwrap();
+    let report = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    for name in ["data.txt", "batch.txt"] {
+        assert!(
+            gone(&here.join(name)),
+            "{name}, carried and deleted at the active site, is back at the returning one: {report:?}"
+        );
+    }
+    assert!(report.divergent.is_empty(), "{report:?}");
+    assert_eq!(report.deleted, 2, "{report:?}");
+    assert!(!gone(&here.join("keep.txt")));
+}

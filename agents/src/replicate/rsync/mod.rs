@@ -120,6 +120,7 @@ mod pull;
 pub mod receivers;
 pub mod resync;
 mod settings;
+mod skipped;
 #[cfg(test)]
 mod tests;
 mod transfer;

@@ -4,6 +4,7 @@
 //! the guarded full pass (`--delete`), and the manifest bookkeeping each
 //! confirms (what was stat'ed the same before and after it).
 
+use super::skipped::{believed, not_created};
 use super::*;
 use tokio::sync::watch;
 
@@ -213,16 +214,17 @@ impl Shared {
             source_arg(&s.source),
             s.url().into(),
         ]);
-        let mut skipped = Vec::new();
+        let mut said = Vec::new();
         let ran = self
             .rsync(args, Some(list), false, cancel, |line| {
                 if let Some(name) = not_created(line) {
-                    skipped.push(name);
+                    said.push(name);
                 } else if line.starts_with("*deleting") {
                     *deleted += 1;
                 }
             })
             .await;
+        let skipped = believed(&s.source, &s.target(), said);
         if let Err(e) = ran {
             // rsync stopped deleting at `--max-delete` (code 25, or 23 when
             // a directory it could not empty was to be replaced)
@@ -262,7 +264,6 @@ impl Shared {
                 b.dirty = true;
             }
         }
-        said_not_created(&s.target(), &skipped);
         Ok(())
     }
 
@@ -324,12 +325,12 @@ impl Shared {
         let mut done = Progress::default();
         // What rsync deleted at the peer, even if the pass then fails.
         let mut deleted = 0u64;
-        // What the peer's receiver did not create (see [`not_created`]).
-        let mut skipped = Vec::new();
+        // What the peer's receiver said it did not create (see [`believed`]).
+        let mut said = Vec::new();
         let ran = self
             .rsync(args, None, true, cancel, |line| {
                 if let Some(name) = not_created(line) {
-                    skipped.push(name);
+                    said.push(name);
                     return;
                 }
                 done.items += 1;
@@ -351,6 +352,7 @@ impl Shared {
                 }
             })
             .await;
+        let skipped = believed(&s.source, &target, said);
         if let Err(e) = &ran {
             // code 25: rsync deleted up to --max-delete, they stay counted.
             // Another failure counts what rsync said it deleted before it
@@ -392,7 +394,6 @@ impl Shared {
         }
         s.hold.passed();
         self.state.lock().unwrap().target_items = Some(dry.source_items);
-        said_not_created(&target, &skipped);
         debug!(
             items = done.items,
             bytes = done.bytes,
@@ -442,34 +443,5 @@ impl Shared {
                 path: s.source.display().to_string(),
                 reason: format!("cannot list it for the manifest: {e}"),
             })
-    }
-}
-
-/// The name (as the manifest writes it) of an item the receiving rsync did
-/// not create: `skipping non-regular file "NAME"`, what a receiver that
-/// does not run as root says of a device node, exiting 0 all the same.
-/// Such an item is not counted as carried: the book keeps what it had of
-/// the name, so a failback does not take the peer's lack of it for a
-/// delete and remove it at the returning site.
-fn not_created(line: &str) -> Option<String> {
-    let name = line
-        .strip_prefix("skipping non-regular file \"")?
-        .strip_suffix('"')?;
-    Some(crate::replicate::manifest::escape_name(&rsync_unescape(
-        name,
-    )))
-}
-
-/// A warning naming what the peer's receiver did not create, if anything.
-fn said_not_created(target: &str, skipped: &[String]) {
-    if let Some(first) = skipped.first() {
-        warn!(
-            %target,
-            count = skipped.len(),
-            "the peer did not create {} special file(s), e.g. {first:?} (a device node: its rsync \
-             receiver does not run as root — `uid = root` in the module, docs/rsyncd.md); they are not \
-             counted as replicated",
-            skipped.len()
-        );
     }
 }
