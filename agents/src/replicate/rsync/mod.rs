@@ -111,6 +111,7 @@ use crate::AgentError;
 
 mod audit;
 mod book;
+mod carried;
 mod classify;
 #[cfg(test)]
 mod fuzz;
@@ -128,6 +129,7 @@ mod watcher;
 mod worker;
 
 pub(crate) use book::*;
+use carried::*;
 pub(crate) use classify::*;
 use guarded::{batch_args, BatchDeletes, MAX_DELETE_ARG};
 pub(crate) use process::*;

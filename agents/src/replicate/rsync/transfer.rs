@@ -248,20 +248,8 @@ impl Shared {
             let after = tokio::task::spawn_blocking(move || stat_paths(&root, &paths))
                 .await
                 .map_err(|e| AgentError::Task(e.to_string()))?;
-            let mut updates = confirmed_updates(before, after);
-            // What the peer did not create was not carried.
-            updates.retain(|u| !matches!(u, Update::Set(name, ..) if skipped.contains(name)));
-            for u in &mut updates {
-                if let Update::Subtree(_, items, stamps) = u {
-                    for name in &skipped {
-                        items.remove(name);
-                        stamps.remove(name);
-                    }
-                }
-            }
             if let Some(b) = self.book.lock().unwrap().as_mut() {
-                apply_updates(b, updates);
-                b.dirty = true;
+                after_batch(b, before, after, &skipped);
             }
         }
         Ok(())
@@ -399,31 +387,11 @@ impl Shared {
             bytes = done.bytes,
             "rsync full pass done"
         );
-        if let Some((mut items, mut stamps)) = before {
-            // Only what did not change while the pass ran is what it carried;
-            // what did keeps its older entry (see `confirmed_updates`).
+        if let Some((items, stamps)) = before {
+            // Only what did not change while the pass ran is what it carried.
             let (_, after) = self.list_source().await?;
             if let Some(b) = self.book.lock().unwrap().as_mut() {
-                // ... and what the peer did not create was not carried.
-                let changed: Vec<String> = stamps
-                    .iter()
-                    .filter(|(name, st)| after.get(*name) != Some(*st))
-                    .map(|(name, _)| name.clone())
-                    .chain(skipped)
-                    .collect();
-                for name in changed {
-                    items.remove(&name);
-                    stamps.remove(&name);
-                    if let Some(old) = b.items.get(&name) {
-                        items.insert(name.clone(), old.clone());
-                        if let Some(st) = b.stamps.get(&name) {
-                            stamps.insert(name, *st);
-                        }
-                    }
-                }
-                b.items = items;
-                b.stamps = stamps;
-                b.dirty = true;
+                after_pass(b, items, stamps, &after, &skipped);
             }
         }
         Ok(ResyncReport {
