@@ -243,8 +243,13 @@ pub(crate) enum Cmd {
         /// Run as the forced command of the peers' ssh key (`command=` in
         /// authorized_keys): judge SSH_ORIGINAL_COMMAND and, when it
         /// passes, run that rsync server; a refusal goes to stderr.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "early")]
         ssh: bool,
+        /// Run as the module's `early exec`: keep the order the pusher
+        /// states (rsync's `--early-input`: group, site, epoch) for the
+        /// `pre-xfer exec` of the same connection, which judges it.
+        #[arg(long)]
+        early: bool,
     },
     /// A strict fake No-IP update server (integration tests): stats at GET /test/stats.
     #[command(hide = true)]

@@ -6,6 +6,7 @@
 //! judges `SSH_ORIGINAL_COMMAND` and runs the rsync server it asked for,
 //! or says on stderr why not.
 
+use std::io::Read as _;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -42,16 +43,62 @@ pub(super) fn rsync_gate(config: Option<&Path>, site: &str) -> ExitCode {
         Ok(c) => c,
         Err(why) => return refuse(why),
     };
-    let transfer = match warden_agents::gate::Transfer::from_env(|k| std::env::var(k).ok()) {
+    let var = |k: &str| std::env::var(k).ok();
+    let mut transfer = match warden_agents::gate::Transfer::from_env(var) {
         Ok(t) => t,
         Err(e) => return refuse(format!("warden rsync-gate: refused the transfer: {e}")),
     };
+    // What this connection's `early exec` kept, if the module has one.
+    transfer.order = warden_agents::gate::order::take(
+        &warden_agents::settings::state_dir(&cfg, site),
+        &var("RSYNC_PID").unwrap_or_default(),
+        &transfer.module,
+        &transfer.host,
+    );
     match warden_agents::gate::check(&cfg, site, &transfer) {
         Ok(passed) => {
             eprintln!("warden rsync-gate: {passed}");
             ExitCode::SUCCESS
         }
         Err(why) => refuse(why),
+    }
+}
+
+/// `rsync-gate --early`: the module's `early exec`. Keeps the order the
+/// pusher sent on stdin (rsync's `--early-input`, possibly nothing) for the
+/// `pre-xfer exec` of the same connection (`RSYNC_PID`), which judges it.
+/// The daemon shows the pusher nothing of an `early exec`: a failure here
+/// (exit 1: the transfer is aborted) is said on stderr, the daemon's log.
+pub(super) fn early_gate(config: Option<&Path>, site: &str) -> ExitCode {
+    let refuse = |why: String| {
+        eprintln!("{why}");
+        ExitCode::FAILURE
+    };
+    let cfg = match load(config, site) {
+        Ok(c) => c,
+        Err(why) => return refuse(why),
+    };
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let mut input = Vec::new();
+    // rsync sends at most about 5 KiB; read a little more, no further.
+    if let Err(e) = std::io::stdin()
+        .lock()
+        .take(16 * 1024)
+        .read_to_end(&mut input)
+    {
+        return refuse(format!(
+            "warden rsync-gate: refused the transfer: cannot read the early input: {e}"
+        ));
+    }
+    match warden_agents::gate::order::keep(
+        &warden_agents::settings::state_dir(&cfg, site),
+        &var("RSYNC_PID"),
+        &var("RSYNC_MODULE_NAME"),
+        &var("RSYNC_HOST_ADDR"),
+        &input,
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => refuse(format!("warden rsync-gate: refused the transfer: {e}")),
     }
 }
 

@@ -169,10 +169,19 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
             };
             check_config(&file)
         }
-        Cmd::RsyncGate { site, ssh: false } => {
-            super::gate::rsync_gate(cli.config.as_deref(), &site)
-        }
-        Cmd::RsyncGate { site, ssh: true } => super::gate::ssh_gate(cli.config.as_deref(), &site),
+        Cmd::RsyncGate {
+            site,
+            ssh: false,
+            early: false,
+        } => super::gate::rsync_gate(cli.config.as_deref(), &site),
+        Cmd::RsyncGate {
+            site,
+            ssh: false,
+            early: true,
+        } => super::gate::early_gate(cli.config.as_deref(), &site),
+        Cmd::RsyncGate {
+            site, ssh: true, ..
+        } => super::gate::ssh_gate(cli.config.as_deref(), &site),
         Cmd::Probe {
             target,
             interval,

@@ -594,7 +594,9 @@ fn two_thousand_quarantined_items_do_not_stop_reports() -> Result<()> {
 /// changes. The same push dressed as a read (`--sender` passed as the value
 /// of `--suffix`) is refused too, and so is a read that would remove what
 /// it sends (`--remove-source-files`). The legitimate flows pass the same gate: the continuous
-/// replication into the standby b, and reads of a's module.
+/// replication into the standby b (which states its order: group, site,
+/// epoch), and reads of a's module. A push into b stating an older epoch
+/// than b knows, or none, is refused.
 #[test]
 fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
     let Some(x) = Data::new("keep", "pw-b-right") else {
@@ -698,6 +700,50 @@ fn a_push_into_the_active_site_is_refused_by_its_gate() -> Result<()> {
         Some("still replicated")
     );
     assert!(!both.contains_key("forged.txt"));
+    // That replication states its order to b's `early exec` (group, site
+    // a, the epoch a knows). A push into the standby b stating an epoch
+    // older than b knows — a site failed away from by a failover it never
+    // heard of, in a group of more sites — is refused, saying so; so is
+    // one that states no order. Nothing at b changes.
+    let epoch = x.d.group()?["epoch"]
+        .as_u64()
+        .context("the group's epoch")?;
+    let pw_b = lab.write_file("forged-b.pw", "pw-b-right")?;
+    let stale = lab.write_file(
+        "stale.order",
+        format!("warden-push group=web site=a epoch={}\n", epoch - 1),
+    )?;
+    let into_b = format!("rsync://warden@{}:873/data/", lab.ip("b"));
+    for (early, says) in [
+        (
+            Some(&stale),
+            format!(
+                "a push of group web from site a at epoch {}, but site b knows epoch {epoch}",
+                epoch - 1
+            ),
+        ),
+        (None, "it states no order".to_string()),
+    ] {
+        let mut args = vec![
+            "-a".to_string(),
+            "--delete".into(),
+            format!("--password-file={}", pw_b.display()),
+        ];
+        args.extend(early.map(|f| format!("--early-input={}", f.display())));
+        args.push(format!("{}/", forged.display()));
+        args.push(into_b.clone());
+        let out = lab.run("a", "rsync", args)?;
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.status.success() && said.contains(&says),
+            "a push into b stating {early:?}: refused, saying {says:?}: {said}"
+        );
+        assert_eq!(tree(&x.dir("b"))?, both, "nothing at the standby changed");
+    }
     Ok(())
 }
 

@@ -175,8 +175,10 @@ impl Data {
     /// The site's rsync daemon: module `data` = the site's directory.
     /// As docs/rsyncd.md asks: `use chroot = yes` and `munge symlinks = no`,
     /// so symlinks arrive byte for byte (warden refuses a module that munges),
-    /// and `warden rsync-gate` as the module's `pre-xfer exec`, so a push
-    /// into the site while it is active is refused.
+    /// and `warden rsync-gate` as the module's `early exec` (`--early`: the
+    /// pusher's stated order kept) and `pre-xfer exec`, so a push into the
+    /// site while it is active, or stated at an older epoch than the site
+    /// knows, is refused.
     pub(crate) fn start_rsyncd(&self, site: &str) -> Result<()> {
         let lab = &self.d.lab;
         let secrets = lab.write_file(
@@ -190,11 +192,11 @@ impl Data {
         let conf = lab.write_file(
             &format!("rsyncd-{site}.conf"),
             format!(
-                "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n pre-xfer exec = {} --config {} rsync-gate --site {site}\n",
+                "use chroot = yes\nmunge symlinks = no\nsocket options = TCP_NODELAY\nuid = root\ngid = root\nmax connections = 20\n\n[data]\n path = {}\n read only = no\n auth users = {RSYNC_USER}\n secrets file = {}\n early exec = {warden} --config {config} rsync-gate --site {site} --early\n pre-xfer exec = {warden} --config {config} rsync-gate --site {site}\n",
                 self.dir(site).display(),
                 secrets.display(),
-                crate::deploy::WARDEN,
-                self.d.config.display()
+                warden = crate::deploy::WARDEN,
+                config = self.d.config.display()
             ),
         )?;
         let ip = lab.ip(site);

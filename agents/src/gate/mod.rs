@@ -29,6 +29,7 @@
 //! has to be rsync's server, with only the options warden's client sends,
 //! on a path inside a group's directory at this site.
 
+pub mod order;
 pub mod ssh;
 
 #[cfg(test)]
@@ -38,6 +39,7 @@ use warden_config::model::ReplicationPlan;
 use warden_config::Config;
 
 use crate::authority::{self, Role};
+use order::{PushOrder, Stated};
 
 /// One transfer, as the rsync daemon describes it to its `pre-xfer exec`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub struct Transfer {
     /// The client asked the daemon to remove the files it sends
     /// ([`REMOVING`] among its arguments): a read that deletes here.
     pub removes: bool,
+    /// The order the pusher stated ([`order`]), as the `early exec` kept
+    /// it; [`Stated::NotAsked`] from [`Transfer::from_env`].
+    pub order: Stated,
 }
 
 /// The daemon's options that make it delete what it sends (rsync's
@@ -90,6 +95,7 @@ impl Transfer {
             push: !sends,
             host: var("RSYNC_HOST_ADDR").unwrap_or_else(|| "an unknown host".into()),
             removes,
+            order: Stated::NotAsked,
         })
     }
 }
@@ -144,28 +150,106 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
         )));
     }
     let standby = judge_all(config, site, &groups, refused)?;
+    let order = stated_order(config, site, &groups, &t.order).map_err(&refused)?;
+    if let Some((o, known)) = order.and_then(|o| Some((o, standby.epoch_of(&o.group)?))) {
+        if o.epoch < known {
+            return Err(refused(format!(
+                "it is a push of group {} from site {} at epoch {}, but site {site} knows epoch \
+                 {known} of the group: the pusher was failed away from or demoted without \
+                 hearing of it, and its data is older than what the group's active site writes",
+                o.group, o.site, o.epoch
+            )));
+        }
+    }
     Ok(format!(
-        "push into module {:?} from {}: site {site} is {standby}",
-        t.module, t.host
+        "push into module {:?} from {}{}: site {site} is {}",
+        t.module,
+        t.host,
+        order.map_or(String::new(), |o| format!(
+            " (site {} for group {} at epoch {})",
+            o.site, o.group, o.epoch
+        )),
+        standby.said()
     ))
+}
+
+/// The order a push stated, checked against this site's config: `None`
+/// when the module's daemon has no `early exec` (judged by role alone);
+/// `Err` when the push stated none, a bad one, or one that names another
+/// group or a site that cannot push it here.
+fn stated_order<'a>(
+    config: &Config,
+    site: &str,
+    groups: &[&String],
+    stated: &'a Stated,
+) -> Result<Option<&'a PushOrder>, String> {
+    let o = match stated {
+        Stated::NotAsked => return Ok(None),
+        Stated::Nothing => {
+            return Err(
+                "it states no order (group, site and epoch: rsync's --early-input, which \
+                 every warden agent sends); the module's `early exec` asks for one"
+                    .into(),
+            )
+        }
+        Stated::Bad(why) => return Err(why.clone()),
+        Stated::Order(o) => o,
+    };
+    if !groups.iter().any(|g| **g == o.group) {
+        return Err(format!(
+            "it says it replicates group {:?}, which does not replicate through this module at \
+             site {site}",
+            o.group
+        ));
+    }
+    let sites = config
+        .groups
+        .get(&o.group)
+        .map(|g| g.site_names())
+        .unwrap_or_default();
+    if o.site == site || !sites.contains(&o.site) {
+        return Err(format!(
+            "it says it comes from site {:?}, which is not another site of group {}",
+            o.site, o.group
+        ));
+    }
+    Ok(Some(o))
+}
+
+/// What [`judge_all`] found: each group's epoch at this standby.
+struct Standby(Vec<(String, u64)>);
+
+impl Standby {
+    fn epoch_of(&self, group: &str) -> Option<u64> {
+        self.0.iter().find(|(g, _)| g == group).map(|(_, e)| *e)
+    }
+
+    /// "a standby of group G (epoch E)", joined.
+    fn said(&self) -> String {
+        self.0
+            .iter()
+            .map(|(g, e)| format!("a standby of group {g} (epoch {e})"))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
 }
 
 /// [`judge`] for each of `groups` (those a push may write into): refused
 /// when any one refuses — a push judged by one group's role could land in
-/// another's data at the site that group's users write to. `Ok` says
-/// what each is: "a standby of group G (epoch E)", joined.
+/// another's data at the site that group's users write to. `Ok`: each
+/// group's epoch here.
 fn judge_all(
     config: &Config,
     site: &str,
     groups: &[&String],
     refused: impl Fn(String) -> String,
-) -> Result<String, String> {
-    let mut said = Vec::new();
+) -> Result<Standby, String> {
+    let mut each = Vec::new();
     for group in groups {
         let epoch = judge(config, site, group, &refused)?;
-        said.push(format!("a standby of group {group} (epoch {epoch})"));
+        each.push((group.to_string(), epoch));
     }
-    Ok(said.join(" and "))
+    Ok(Standby(each))
 }
 
 /// Refuses a push into `site` for `group` unless this site's durable state
@@ -351,6 +435,7 @@ password = {{ file = "/nonexistent/never-read" }}
             push: true,
             host: "10.1.0.10".into(),
             removes: false,
+            order: Stated::NotAsked,
         }
     }
 
@@ -439,5 +524,59 @@ password = {{ file = "/nonexistent/never-read" }}
         // The root directory is always a mount point: the push lands.
         let cfg = config_with(dir.path(), "/", "mount_point = true");
         assert!(check(&cfg, "b", &push("appdata-b")).is_ok());
+    }
+
+    /// A push states its order (the daemon's `early exec` kept it): one
+    /// from a site behind the epoch this standby knows of the group is
+    /// refused, saying so; so is one that states none, or names another
+    /// group or this site. Before, a standby took a push from any site that
+    /// still believed it was active.
+    #[test]
+    fn a_push_stated_at_an_older_epoch_than_known_here_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let groups = vec![("web".to_string(), "a".to_string())];
+        let b = Authority::open(dir.path(), "b", &groups).unwrap();
+        let demote = Command::new("web", 5, CommandKind::Demote).to_site("b");
+        b.admit(&demote).unwrap();
+        b.record(&demote).unwrap();
+        let stating = |group: &str, site: &str, epoch: u64| Transfer {
+            order: Stated::Order(PushOrder {
+                group: group.into(),
+                site: site.into(),
+                epoch,
+            }),
+            ..push("appdata-b")
+        };
+        let e = check(&cfg, "b", &stating("web", "a", 4)).unwrap_err();
+        assert!(
+            e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
+            "{e}"
+        );
+        for epoch in [5, 6] {
+            let ok = check(&cfg, "b", &stating("web", "a", epoch)).unwrap();
+            assert!(
+                ok.contains(&format!("(site a for group web at epoch {epoch})")),
+                "{ok}"
+            );
+        }
+        let e = check(&cfg, "b", &stating("db", "a", 9)).unwrap_err();
+        assert!(e.contains("replicates group \"db\""), "{e}");
+        for site in ["b", "z"] {
+            let e = check(&cfg, "b", &stating("web", site, 9)).unwrap_err();
+            assert!(e.contains("not another site of group web"), "{e}");
+        }
+        let silent = Transfer {
+            order: Stated::Nothing,
+            ..push("appdata-b")
+        };
+        let e = check(&cfg, "b", &silent).unwrap_err();
+        assert!(e.contains("states no order"), "{e}");
+        // A read is not judged by any order.
+        let read = Transfer {
+            push: false,
+            ..stating("web", "a", 1)
+        };
+        assert!(check(&cfg, "b", &read).is_ok());
     }
 }

@@ -96,6 +96,7 @@ fn a_module_name_two_groups_share_is_judged_by_both() {
         push: true,
         host: "10.1.0.10".into(),
         removes: false,
+        order: super::order::Stated::NotAsked,
     };
     let b = b_active_in_web(dir.path());
     let e = check(&cfg, "b", &push).expect_err("b is web's active site");

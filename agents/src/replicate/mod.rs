@@ -59,16 +59,34 @@ pub use swift::{
 /// command, before it acts on the peer (a container-sync start retried in
 /// the background). Cheap: memory only.
 #[derive(Clone)]
-pub struct OrderCheck(Arc<dyn Fn() -> Result<(), String> + Send + Sync>);
+pub struct OrderCheck {
+    stands: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+    epoch: Option<Arc<dyn Fn() -> Option<u64> + Send + Sync>>,
+}
 
 impl OrderCheck {
     pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Self {
-        OrderCheck(Arc::new(check))
+        OrderCheck {
+            stands: Arc::new(check),
+            epoch: None,
+        }
+    }
+
+    /// With the group's epoch as the agent knows it now (what a push
+    /// states to the peer: [`crate::gate::order`]).
+    pub fn with_epoch(mut self, epoch: impl Fn() -> Option<u64> + Send + Sync + 'static) -> Self {
+        self.epoch = Some(Arc::new(epoch));
+        self
     }
 
     /// `Err(why)` once the order no longer stands.
     pub fn stands(&self) -> Result<(), String> {
-        (self.0)()
+        (self.stands)()
+    }
+
+    /// The group's epoch as the agent knows it now, if it can say.
+    pub fn epoch_now(&self) -> Option<u64> {
+        self.epoch.as_ref().and_then(|e| e())
     }
 }
 

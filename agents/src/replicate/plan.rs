@@ -364,6 +364,14 @@ pub fn replicator_checked(
         ReplicationPlan::Rsync => {
             let mut s = rsync_settings(config, group, site, peer)?;
             s.hold = hold.clone();
+            s.stated = Some(crate::replicate::rsync::StatedPush {
+                order: crate::gate::order::PushOrder {
+                    group: group.into(),
+                    site: site.into(),
+                    epoch,
+                },
+                now: order_stands,
+            });
             Ok(Arc::new(RsyncReplicator::new(s)))
         }
         ReplicationPlan::Swift => {

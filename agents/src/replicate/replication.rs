@@ -226,10 +226,12 @@ impl Replication {
     /// The check a start of `group` at `epoch` hands its replicator.
     fn order_check(&self, group: &str, epoch: u64) -> Option<OrderCheck> {
         let authority = self.authority.get()?.clone();
+        let (a, g) = (authority.clone(), group.to_string());
         let group = group.to_string();
-        Some(OrderCheck::new(move || {
-            authority.still_active(&group, epoch)
-        }))
+        Some(
+            OrderCheck::new(move || authority.still_active(&group, epoch))
+                .with_epoch(move || a.get(&g).map(|x| x.epoch)),
+        )
     }
 
     /// Carries out one replication command; never panics, always an outcome.

@@ -150,6 +150,8 @@ pub(crate) async fn run_rsync(
     args.insert(0, "--modify-window=-1".into());
     args.insert(0, format!("--timeout={secs}").into());
     let mut cmd = Command::new(&s.rsync_path);
+    // Removed when the transfer ends (rsync reads it as it connects).
+    let mut early = None;
     match &s.ssh {
         Some(login) => {
             args.insert(0, ssh_command(s, login, secs).into());
@@ -164,6 +166,13 @@ pub(crate) async fn run_rsync(
             // carries — most of a cut-over's final pass. The daemon side
             // needs `socket options = TCP_NODELAY` too (docs/rsyncd.md).
             args.insert(0, "--sockopts=TCP_NODELAY".into());
+            if let Some(stated) = &s.stated {
+                // The daemon's `early exec` reads it (docs/rsyncd.md); a
+                // module without one ignores it.
+                let file = early_input(&stated.line())?;
+                args.insert(0, format!("--early-input={}", file.path().display()).into());
+                early = Some(file);
+            }
             cmd.env_clear()
                 .envs(warden_config::child::clean_env())
                 .env("RSYNC_PASSWORD", s.password.expose());
@@ -222,6 +231,7 @@ pub(crate) async fn run_rsync(
     };
     // Exited and reaped: its group id may be reused, never kill it now.
     group.disarm();
+    drop(early);
     let status = status.map_err(|source| AgentError::RsyncSpawn {
         program: s.rsync_path.display().to_string(),
         source,
@@ -245,6 +255,21 @@ pub(crate) async fn run_rsync(
         Some(24) => Ok(()),
         code => Err(classify(s, code.unwrap_or(-1), &stderr)),
     }
+}
+
+/// A file holding `line`, for rsync's `--early-input` (removed on drop).
+fn early_input(line: &str) -> Result<tempfile::NamedTempFile, AgentError> {
+    use std::io::Write as _;
+    let mut f = tempfile::Builder::new()
+        .prefix("warden-push-")
+        .tempfile()
+        .and_then(|mut f| f.write_all(line.as_bytes()).map(|()| f))
+        .map_err(|e| AgentError::State {
+            path: std::env::temp_dir().display().to_string(),
+            detail: format!("cannot write a push's early input: {e}"),
+        })?;
+    let _ = f.flush();
+    Ok(f)
 }
 
 /// What rsync says (on stderr, from whichever side deleted) when

@@ -68,6 +68,32 @@ pub struct RsyncSettings {
     /// pass does not pull into one that is not mounted now, and nothing is
     /// sent from one that is not.
     pub volume: Option<Volume>,
+    /// What a push states to the peer's daemon (its group, this site, its
+    /// epoch: [`crate::gate::order`]); `None`: nothing stated.
+    pub stated: Option<StatedPush>,
+}
+
+/// The order a push states to the peer's rsync daemon with
+/// `--early-input`, for the daemon's `early exec` and the gate
+/// ([`crate::gate::order`]).
+#[derive(Debug, Clone)]
+pub struct StatedPush {
+    /// The group, this site, and the epoch of the start order.
+    pub order: crate::gate::order::PushOrder,
+    /// The agent's authority: the epoch it knows when a transfer starts,
+    /// stated when newer than the start order's.
+    pub now: Option<crate::replicate::OrderCheck>,
+}
+
+impl StatedPush {
+    /// The early input of a transfer starting now.
+    pub fn line(&self) -> String {
+        let mut o = self.order.clone();
+        if let Some(e) = self.now.as_ref().and_then(|n| n.epoch_now()) {
+            o.epoch = o.epoch.max(e);
+        }
+        o.line()
+    }
 }
 
 /// Where this site records its directory as a mount point, and whether
@@ -132,6 +158,7 @@ impl RsyncSettings {
             sparse: true,
             ssh: None,
             volume: None,
+            stated: None,
         }
     }
 
