@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use warden_agents::gate::order::PushOrder;
+use warden_agents::replicate::rsync::StatedPush;
 use warden_agents::replicate::{RsyncSettings, SshLogin};
 
 use super::{run_warden, sshd, Kill, Mirror};
@@ -209,6 +211,15 @@ pub(crate) async fn start_warden_ssh(work: &Path, src: &Path, ssh: &Ssh) -> Resu
     };
     let target = work.join("target");
     std::os::unix::fs::chown(&target, Some(ssh.user.uid), Some(ssh.user.gid))?;
-    let s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, &ssh.user.name, login);
+    let mut s = RsyncSettings::over_ssh(src, "127.0.0.1", ssh.port, &ssh.user.name, login);
+    // As an agent's push states it (b's gate refuses a push without it).
+    s.stated = Some(StatedPush {
+        order: PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch: 1,
+        },
+        now: None,
+    });
     run_warden(s).await
 }

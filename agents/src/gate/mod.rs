@@ -152,14 +152,7 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
     let standby = judge_all(config, site, &groups, refused)?;
     let order = stated_order(config, site, &groups, &t.order).map_err(&refused)?;
     if let Some((o, known)) = order.and_then(|o| Some((o, standby.epoch_of(&o.group)?))) {
-        if o.epoch < known {
-            return Err(refused(format!(
-                "it is a push of group {} from site {} at epoch {}, but site {site} knows epoch \
-                 {known} of the group: the pusher was failed away from or demoted without \
-                 hearing of it, and its data is older than what the group's active site writes",
-                o.group, o.site, o.epoch
-            )));
-        }
+        not_behind(o, known, site).map_err(refused)?;
     }
     Ok(format!(
         "push into module {:?} from {}{}: site {site} is {}",
@@ -171,6 +164,20 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
         )),
         standby.said()
     ))
+}
+
+/// `Err` when the push's order `o` is older than the epoch `known` of its
+/// group at `site`.
+fn not_behind(o: &PushOrder, known: u64, site: &str) -> Result<(), String> {
+    if o.epoch < known {
+        return Err(format!(
+            "it is a push of group {} from site {} at epoch {}, but site {site} knows epoch \
+             {known} of the group: the pusher was failed away from or demoted without \
+             hearing of it, and its data is older than what the group's active site writes",
+            o.group, o.site, o.epoch
+        ));
+    }
+    Ok(())
 }
 
 /// The order a push stated, checked against this site's config: `None`
@@ -187,8 +194,9 @@ fn stated_order<'a>(
         Stated::NotAsked => return Ok(None),
         Stated::Nothing => {
             return Err(
-                "it states no order (group, site and epoch: rsync's --early-input, which \
-                 every warden agent sends); the module's `early exec` asks for one"
+                "it states no order (its group, site and epoch, which every warden \
+                 agent's push states: rsync's --early-input, or over ssh the command's first \
+                 word WARDEN_PUSH=)"
                     .into(),
             )
         }

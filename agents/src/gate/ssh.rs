@@ -16,6 +16,8 @@ use std::path::{Component, Path, PathBuf};
 use warden_config::model::ReplicationPlan;
 use warden_config::Config;
 
+use super::order::{PushOrder, Stated};
+
 /// Long options rsync's client puts on the server's command line for the
 /// transfers warden makes, that take no value.
 const FLAGS: &[&str] = &[
@@ -53,6 +55,22 @@ pub struct SshTransfer {
     pub paths: Vec<PathBuf>,
     /// Who asked (`SSH_CLIENT`'s address), for the messages.
     pub from: String,
+    /// The order the pusher stated: a first word `WARDEN_PUSH=LINE`
+    /// ([`super::order`]; warden's client puts it in `--rsync-path`),
+    /// removed from `argv`. [`Stated::Nothing`] without it.
+    pub order: Stated,
+}
+
+/// The first word of a command that states the push's order.
+pub const ORDER_WORD: &str = "WARDEN_PUSH=";
+
+/// `--rsync-path` for a push stating `order`: the word the gate reads,
+/// then `rsync` (a shell without the gate would take the word for an
+/// environment variable and run rsync all the same).
+pub fn rsync_path_stating(order_line: &str) -> String {
+    let line = order_line.trim_end();
+    let quoted = shlex::try_quote(line).map_or_else(|_| "''".into(), |q| q.into_owned());
+    format!("{ORDER_WORD}{quoted} rsync")
 }
 
 impl SshTransfer {
@@ -68,8 +86,16 @@ impl SshTransfer {
             "no command was asked for (an interactive login): this key runs only rsync's server"
                 .to_string()
         })?;
-        let argv = shlex::split(command)
+        let mut argv = shlex::split(command)
             .ok_or_else(|| format!("the command {command:?} is not well quoted"))?;
+        let order = match argv.first().and_then(|w| w.strip_prefix(ORDER_WORD)) {
+            Some(line) => {
+                let o = PushOrder::parse(line).map_or_else(Stated::Bad, Stated::Order);
+                argv.remove(0);
+                o
+            }
+            None => Stated::Nothing,
+        };
         // Exactly `rsync` (the caller runs the one on its PATH): another
         // program named rsync (`--rsync-path`) is not run.
         if argv.first().map(String::as_str) != Some("rsync")
@@ -107,6 +133,7 @@ impl SshTransfer {
             push,
             paths,
             from,
+            order,
         })
     }
 }
@@ -280,11 +307,17 @@ pub fn check(config: &Config, site: &str, t: &SshTransfer) -> Result<(PathBuf, S
         ));
     }
     let epoch = super::judge(config, site, group, refused)?;
+    let groups = [&group.to_string()];
+    let o = super::stated_order(config, site, &groups, &t.order)
+        .map_err(refused)?
+        .ok_or_else(|| refused("it states no order".into()))?;
+    super::not_behind(o, epoch, site).map_err(refused)?;
     Ok((
         dir,
         format!(
-            "push into group {group}'s directory from {}: site {site} is a standby (epoch {epoch})",
-            t.from
+            "push into group {group}'s directory from {} (site {} at epoch {}): site {site} is a \
+             standby (epoch {epoch})",
+            t.from, o.site, o.epoch
         ),
     ))
 }
@@ -412,5 +445,111 @@ mod tests {
         }
         let e = SshTransfer::parse(None, None).unwrap_err();
         assert!(e.contains("interactive login"), "{e}");
+    }
+
+    /// warden's client states its order in `--rsync-path`; the gate reads
+    /// it off the command (and runs rsync without it). A push into a
+    /// standby stated at an older epoch than the standby knows is refused,
+    /// saying so; so is one that states none. Before, an ssh push was
+    /// judged by the standby's role alone.
+    #[test]
+    fn a_push_over_ssh_states_its_order_and_an_older_one_is_refused() {
+        use crate::authority::Authority;
+        use crate::wire::{Command, CommandKind};
+        let o = PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch: 4,
+        };
+        let cmd = |o: &PushOrder| {
+            format!(
+                "{} --server -logDtpre.iLsfxCIvu --delete . /srv/b/",
+                rsync_path_stating(&o.line())
+            )
+        };
+        let t = parse(&cmd(&o)).unwrap();
+        assert_eq!(t.order, Stated::Order(o.clone()));
+        assert_eq!(t.argv[0], "rsync");
+        assert!(t.push);
+        let bad = parse("WARDEN_PUSH=junk rsync --server -l . /srv/b/").unwrap();
+        assert!(matches!(bad.order, Stated::Bad(_)), "{bad:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("b");
+        std::fs::create_dir_all(&data).unwrap();
+        let cfg = warden_config::parse(
+            &format!(
+                r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/nonexistent/warden-gate-test"
+operator_token = {{ file = "/nonexistent/never-read" }}
+
+[sites.a]
+agent_token = {{ file = "/nonexistent/never-read" }}
+
+[sites.b]
+agent_token = {{ file = "/nonexistent/never-read" }}
+state_dir = "{state}"
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "/nonexistent/never-read" }}
+
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+
+[groups.web.replication]
+plan = "rsync"
+
+[groups.web.replication.sites.a]
+path = "/srv/a"
+ssh = "10.1.0.10"
+user = "warden"
+ssh_key = "/nonexistent/key"
+known_hosts = "/nonexistent/known_hosts"
+
+[groups.web.replication.sites.b]
+path = "{data}"
+ssh = "10.2.0.10"
+user = "warden"
+ssh_key = "/nonexistent/key"
+known_hosts = "/nonexistent/known_hosts"
+"#,
+                state = dir.path().display(),
+                data = data.display()
+            ),
+            Path::new("gate-ssh-test.conf"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let groups = vec![("web".to_string(), "a".to_string())];
+        let b = Authority::open(dir.path(), "b", &groups).unwrap();
+        let demote = Command::new("web", 5, CommandKind::Demote).to_site("b");
+        b.admit(&demote).unwrap();
+        b.record(&demote).unwrap();
+        let push =
+            |c: String| parse(&c.replace("/srv/b/", &format!("{}/", data.display()))).unwrap();
+        let e = check(&cfg, "b", &push(cmd(&o))).unwrap_err();
+        assert!(
+            e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
+            "{e}"
+        );
+        let now = PushOrder { epoch: 5, ..o };
+        let (_, ok) = check(&cfg, "b", &push(cmd(&now))).unwrap();
+        assert!(ok.contains("(site a at epoch 5)"), "{ok}");
+        let e = check(
+            &cfg,
+            "b",
+            &push("rsync --server -logDtpre.iLsfxCIvu --delete . /srv/b/".into()),
+        )
+        .unwrap_err();
+        assert!(e.contains("states no order"), "{e}");
     }
 }

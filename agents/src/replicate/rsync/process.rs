@@ -156,6 +156,11 @@ pub(crate) async fn run_rsync(
         Some(login) => {
             args.insert(0, ssh_command(s, login, secs).into());
             args.insert(0, "-e".into());
+            if let Some(stated) = &s.stated {
+                // The peer's forced command reads it (docs/rsyncd.md).
+                let path = crate::gate::ssh::rsync_path_stating(&stated.line());
+                args.insert(0, format!("--rsync-path={path}").into());
+            }
             cmd.env_clear().envs(warden_config::child::clean_env());
         }
         None => {
