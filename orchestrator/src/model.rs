@@ -369,6 +369,18 @@ impl Runbook {
         }
     }
 
+    /// Whether the record's steps are those this version runs for its
+    /// kind, in that order ([`StepName::for_kind`]). The engine runs a
+    /// record's steps as stored: any other list (another version's, a
+    /// damaged record) could switch users before the final pass, or skip
+    /// the promote.
+    pub fn steps_as_run(&self) -> bool {
+        self.steps
+            .iter()
+            .map(|s| s.name)
+            .eq(StepName::for_kind(self.kind).iter().copied())
+    }
+
     /// Index of the first step not finished.
     pub fn next_step(&self) -> Option<usize> {
         self.steps

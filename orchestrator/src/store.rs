@@ -153,6 +153,21 @@ fn put_newest(
     Ok(())
 }
 
+/// A record stored under another key than its own (`what`: where it was
+/// found; `record`: what it says it is): a copy or a damaged record. Taken
+/// as what it says, it would stand in for the real one (the later key
+/// read wins: a group's epoch and active site put back), and be written
+/// back over it.
+fn misplaced(what: &str, record: &str, file: &Path) -> OrchestratorError {
+    OrchestratorError::store(
+        format!("cannot read {what} in {}", file.display()),
+        format!(
+            "the record under this key is {record}, which belongs under its own key: \
+             a copy or a damaged record; restore the file from a backup"
+        ),
+    )
+}
+
 fn se(e: impl Into<redb::Error>) -> OrchestratorError {
     OrchestratorError::store("redb", e.into())
 }
@@ -317,11 +332,12 @@ impl Store for LocalStore {
             let mut out = Vec::new();
             for item in t.iter().map_err(se)? {
                 let (k, v) = item.map_err(se)?;
-                out.push(dec(
-                    v.value(),
-                    &format!("the record of group {:?}", k.value()),
-                    &self.path,
-                )?);
+                let what = format!("the record of group {:?}", k.value());
+                let g: GroupState = dec(v.value(), &what, &self.path)?;
+                if g.name != k.value() {
+                    return Err(misplaced(&what, &format!("group {:?}", g.name), &self.path));
+                }
+                out.push(g);
             }
             Ok(out)
         })
@@ -390,11 +406,12 @@ impl Store for LocalStore {
             let mut out = Vec::new();
             for item in t.iter().map_err(se)? {
                 let (k, v) = item.map_err(se)?;
-                out.push(dec(
-                    v.value(),
-                    &format!("runbook {}", k.value()),
-                    &self.path,
-                )?);
+                let what = format!("runbook {}", k.value());
+                let rb: Runbook = dec(v.value(), &what, &self.path)?;
+                if rb.id != k.value() {
+                    return Err(misplaced(&what, &format!("runbook {}", rb.id), &self.path));
+                }
+                out.push(rb);
             }
             Ok(out)
         })
@@ -615,6 +632,10 @@ impl Store for MemStore {
             .unwrap_or(0))
     }
 }
+
+#[cfg(test)]
+#[path = "store_key_tests.rs"]
+mod key_tests;
 
 #[cfg(test)]
 mod tests {

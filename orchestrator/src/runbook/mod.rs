@@ -262,22 +262,21 @@ pub async fn execute(
             // already put users back on the old site (writes there
             // would never reach the new one, and both would be active).
             // It finishes the rollback instead (`rolling_back`).
+            // A store that refuses the record is tried again, as for any
+            // step ([`persist`]): rolling back unrecorded left the store
+            // saying the step runs, and the next leader (this one's licence
+            // lost in the same etcd trouble) or a restart resumed the
+            // cut-over past the rollback. Only the local file on a full
+            // disk rolls back from memory.
             rb.rolling_back = true;
-            rb.revision = rb.revision.saturating_add(1);
-            match crate::store::blocking(|| store.put_runbook(&rb)) {
-                Ok(()) => {}
-                Err(e @ crate::OrchestratorError::Deposed(_)) => {
-                    // Another orchestrator leads and resumes the failed
-                    // step from its record: nothing is undone here.
-                    tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: the failed step is left to the new leader, no rollback from here");
-                    rb.status = RunbookStatus::Running;
-                    rb.finished_unix_ms = None;
-                    rb.rolling_back = false;
-                    return rb;
-                }
-                Err(e) => {
-                    tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot record the failure before the rollback; rolling back from memory");
-                }
+            if !persist(&mut rb, name, env, store).await {
+                // Another orchestrator leads and resumes the failed
+                // step from its record: nothing is undone here.
+                tracing::warn!(group = %rb.group, runbook = rb.id, "deposed: the failed step is left to the new leader, no rollback from here");
+                rb.status = RunbookStatus::Running;
+                rb.finished_unix_ms = None;
+                rb.rolling_back = false;
+                return rb;
             }
             roll_back_and_end(&mut rb, env, store, policy, name, &detail).await;
             return rb;

@@ -94,6 +94,8 @@ mod probe_tests;
 #[cfg(test)]
 mod read_gate_tests;
 mod reconcile;
+#[cfg(test)]
+mod record_tests;
 mod replay;
 mod replication;
 #[cfg(test)]
@@ -325,6 +327,33 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     // ever, refusing every move: it is failed instead, so the operator
     // decides.
     for g in groups.values_mut() {
+        // A runbook to resume whose steps this version does not run as
+        // stored (written by another version, or damaged): refused before
+        // anything acts or is written, naming it.
+        let live = g.runbook.and_then(|id| runbooks.get(&id)).filter(|rb| {
+            g.phase == Phase::Running && (rb.status == RunbookStatus::Running || rb.rolling_back)
+        });
+        if let Some(rb) = live.filter(|rb| !rb.steps_as_run()) {
+            let names = |steps: &mut dyn Iterator<Item = StepName>| {
+                steps.map(runbook::step_str).collect::<Vec<_>>().join(", ")
+            };
+            return Err(OrchestratorError::Setup(format!(
+                "the state store ({}) holds runbook {} of group {} ({} {} → {} at epoch {}, to be resumed) \
+                 with the steps [{}], not those this version runs for a {} [{}]: written by another \
+                 version of warden, or damaged. Nothing was resumed or written: finish it with the \
+                 version that wrote it, or restore the store from a backup",
+                store.describe(),
+                rb.id,
+                g.name,
+                runbook::kind_str(rb.kind),
+                rb.from,
+                rb.to,
+                rb.epoch,
+                names(&mut rb.steps.iter().map(|s| s.name)),
+                runbook::kind_str(rb.kind),
+                names(&mut StepName::for_kind(rb.kind).iter().copied()),
+            )));
+        }
         let sites = cfg
             .groups
             .get(&g.name)

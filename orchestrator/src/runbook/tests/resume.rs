@@ -175,3 +175,70 @@ async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
         "no switch (b routed again at the runbook's epoch, by the rollback)"
     );
 }
+
+/// A failback's demote of the active site gets no answer in time (its
+/// agent runs it, slowly), and the store refuses the failure's record
+/// (etcd electing a leader; then the process dies). Nothing is undone
+/// while the store says the demote runs: a rollback from memory promoted
+/// b again, and the next leader, resuming the demote from the record,
+/// got the agent's first answer ("demoted") and went on to promote a
+/// while b took writes again.
+#[tokio::test(start_paused = true)]
+async fn a_failure_the_store_refuses_to_record_is_not_rolled_back_unrecorded() {
+    let w = std::sync::Arc::new(world_on("b", 2));
+    w.replication.store(true, Ordering::Relaxed);
+    *w.demote_takes.lock().unwrap() = Some(Duration::from_secs(60));
+    // The store refuses every write once b's demote was sent.
+    let seen = w.clone();
+    let store = CrashStore {
+        dies_when: Some(Box::new(move || {
+            seen.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(s, c)| s == "b" && c.kind == CommandKind::Demote)
+        })),
+        ..CrashStore::default()
+    };
+    let p = policy(Fencing::BestEffort, None);
+    let died = tokio::time::timeout(
+        Duration::from_secs(120),
+        execute(failback_rb(), &*w, &store, &p),
+    )
+    .await;
+    assert!(
+        died.is_err(),
+        "the runbook waits for the store to take its failure: {:?}",
+        died.map(|rb| (rb.status, rb.aborted))
+    );
+    assert_eq!(
+        w.runs("b", CommandKind::Promote),
+        0,
+        "b promoted again while the store says its demote runs"
+    );
+    assert_eq!(
+        *w.route.lock().unwrap(),
+        (Some("b".to_string()), 2, 0),
+        "the routing layer untouched"
+    );
+    // The next leader resumes the demote, which b's agent answers now.
+    let persisted = store.inner.runbooks().unwrap().pop().unwrap();
+    let at = persisted.next_step().unwrap();
+    assert_eq!(
+        (persisted.steps[at].name, persisted.steps[at].status),
+        (StepName::Demote, StepStatus::Running)
+    );
+    *w.demote_takes.lock().unwrap() = None;
+    let done = execute(persisted, &*w, &MemStore::default(), &p).await;
+    assert_eq!(done.status, RunbookStatus::Succeeded, "{done:#?}");
+    assert_eq!(
+        w.runs("b", CommandKind::Promote),
+        0,
+        "b never promoted again"
+    );
+    assert_eq!(
+        *w.route.lock().unwrap(),
+        (Some("a".to_string()), 3, 1),
+        "one switch, to a"
+    );
+}
