@@ -25,7 +25,15 @@ const MAX_INPUT: usize = 8 * 1024;
 
 /// A handoff older than this is from a connection that ended before its
 /// `pre-xfer exec` (or from another configuration): never taken, removed.
-const STALE_AFTER: Duration = Duration::from_secs(3600);
+/// (The daemon runs the `pre-xfer exec` as soon as the client has sent its
+/// arguments, right after the `early exec`.)
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Most handoffs waiting at once: each is removed by its connection's
+/// `pre-xfer exec` within moments, so more than this (far above a daemon's
+/// `max connections`) is a client that opens connections and drops them
+/// after the `early exec`; the connection is refused, the disk not filled.
+const MAX_WAITING: usize = 1024;
 
 /// What a pushing site states of its push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +137,7 @@ pub fn keep(
     let pid = pid_name(pid)?;
     let d = dir(state_dir);
     std::fs::create_dir_all(&d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    let mut waiting = 0;
     if let Ok(entries) = std::fs::read_dir(&d) {
         for e in entries.flatten() {
             let old = e
@@ -139,8 +148,17 @@ pub fn keep(
                 .is_some_and(|age| age > STALE_AFTER);
             if old {
                 let _ = std::fs::remove_file(e.path());
+            } else {
+                waiting += 1;
             }
         }
+    }
+    if waiting >= MAX_WAITING {
+        return Err(format!(
+            "{} holds {waiting} pushes' orders not yet judged (connections dropped after their \
+             early exec?); this one is refused until they age out",
+            d.display()
+        ));
     }
     let input = &input[..input.len().min(MAX_INPUT)];
     let h = Handoff {
@@ -255,5 +273,11 @@ mod tests {
         ));
         assert!(keep(d.path(), "../x", "data", "h", b"").is_err());
         assert_eq!(take(d.path(), "../x", "data", "h"), Stated::NotAsked);
+        // Connections dropped after their early exec: bounded.
+        for pid in 0..MAX_WAITING {
+            keep(d.path(), &(1000 + pid).to_string(), "data", "h", b"").unwrap();
+        }
+        let e = keep(d.path(), "99", "data", "h", b"").unwrap_err();
+        assert!(e.contains("not yet judged"), "{e}");
     }
 }
