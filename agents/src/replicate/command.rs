@@ -8,7 +8,11 @@
 //!   ([`CommandLine`]); stdin is closed; it runs in its own process group so
 //!   that a timeout or a cancel kills it with everything it started.
 //! - Its environment tells it what it serves: `WARDEN_GROUP`, `WARDEN_PEER`,
-//!   `WARDEN_PHASE` (`start`, `stop`, `resync`, `verify`, `lag`); a resync
+//!   `WARDEN_PHASE` (`start`, `stop`, `resync`, `verify`, `lag`), and the
+//!   authority it acts under — `WARDEN_SITE` (this site) and `WARDEN_EPOCH`
+//!   (the epoch of the order it serves: a start's, a resync's), for a
+//!   script to state to its receiver, which can refuse an older one
+//!   (as warden's own rsync gate does); a resync
 //!   pass adds `WARDEN_DIVERGENT_POLICY`, a verify `WARDEN_EXCEPT` (the kept
 //!   names, one a line).
 //! - Exit 0 is success; anything else (or the timeout) is
@@ -71,6 +75,10 @@ pub struct CommandSettings {
     pub group: String,
     /// `WARDEN_PEER`: the peer site of this direction.
     pub peer: String,
+    /// `WARDEN_SITE`: this site (unset when empty).
+    pub site: String,
+    /// `WARDEN_EPOCH`: the epoch of the order served (unset when `None`).
+    pub epoch: Option<u64>,
     /// Starts continuous replication towards the peer.
     pub start: CommandLine,
     /// Stops it.
@@ -100,6 +108,8 @@ impl CommandSettings {
         CommandSettings {
             group: group.into(),
             peer: peer.into(),
+            site: String::new(),
+            epoch: None,
             start,
             stop,
             resync,
@@ -177,6 +187,8 @@ async fn run(
         .env("WARDEN_GROUP", &s.group)
         .env("WARDEN_PEER", &s.peer)
         .env("WARDEN_PHASE", phase)
+        .envs((!s.site.is_empty()).then(|| ("WARDEN_SITE", s.site.clone())))
+        .envs(s.epoch.map(|e| ("WARDEN_EPOCH", e.to_string())))
         .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

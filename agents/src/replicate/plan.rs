@@ -289,7 +289,14 @@ pub fn active_fence(
     ActiveFence::new(swift_settings(r, group, site)?, site, r.containers.clone()).map(Some)
 }
 
-fn command_plan(r: &ReplicationConfig, group: &str, peer: &str) -> CommandPlan {
+/// The `command` plan of `site` towards `peer`, serving an order of `epoch`.
+fn command_plan(
+    r: &ReplicationConfig,
+    group: &str,
+    site: &str,
+    peer: &str,
+    epoch: Option<u64>,
+) -> CommandPlan {
     let line = |v: &Option<Vec<String>>| {
         CommandLine::Argv(v.clone().unwrap_or_else(|| vec!["true".to_string()]))
     };
@@ -303,6 +310,8 @@ fn command_plan(r: &ReplicationConfig, group: &str, peer: &str) -> CommandPlan {
     );
     s.lag = r.lag.clone().map(CommandLine::Argv);
     s.timeout = r.resync_timeout;
+    s.site = site.into();
+    s.epoch = epoch;
     CommandPlan::new(s)
 }
 
@@ -396,7 +405,7 @@ pub fn replicator_checked(
             order_stands,
         )?)),
         ReplicationPlan::None => Ok(Arc::new(NoReplication)),
-        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, site, peer, Some(epoch)))),
     }
 }
 
@@ -407,15 +416,17 @@ pub fn resyncer(
     site: &str,
     peer: &str,
 ) -> Result<Arc<dyn Resyncer>, AgentError> {
-    resyncer_held(config, group, site, peer, &GuardHold::new())
+    resyncer_held(config, group, site, peer, None, &GuardHold::new())
 }
 
-/// [`resyncer`], its mass-delete guard reporting into `hold`.
+/// [`resyncer`] for an order of `epoch`, its mass-delete guard reporting
+/// into `hold`.
 pub fn resyncer_held(
     config: &Config,
     group: &str,
     site: &str,
     peer: &str,
+    epoch: Option<u64>,
     hold: &GuardHold,
 ) -> Result<Arc<dyn Resyncer>, AgentError> {
     let r = repl(config, group)?;
@@ -440,7 +451,7 @@ pub fn resyncer_held(
             Ok(Arc::new(SwiftResyncer::new(s)?))
         }
         ReplicationPlan::None => Ok(Arc::new(NoResync)),
-        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, peer))),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, site, peer, epoch))),
     }
 }
 
@@ -629,5 +640,31 @@ interface = "internal"
         );
         assert!(replicator(&c, "web", "a", "b", 1).is_ok());
         assert!(resyncer(&c, "web", "b", "a").is_ok());
+    }
+
+    /// The `command` plan's scripts are told the authority they act under
+    /// — this site and the order's epoch — so that one can state it to its
+    /// receiver, as warden's rsync push does. Before, a script knew its
+    /// group, peer and phase only.
+    #[tokio::test]
+    async fn a_command_plan_is_told_its_site_and_the_orders_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("env");
+        let line = format!(
+            "[\"sh\", \"-c\", \"echo $WARDEN_PHASE $WARDEN_SITE $WARDEN_PEER $WARDEN_EPOCH >> {}\"]",
+            log.display()
+        );
+        let c = config(&format!(
+            "[groups.web.replication]\nplan = \"command\"\nstart = {line}\nresync = {line}\n"
+        ));
+        let cancel = CancellationToken::new();
+        let r = replicator(&c, "web", "a", "b", 7).unwrap();
+        r.start(cancel.clone()).await.unwrap();
+        r.stop().await;
+        let p = resyncer_held(&c, "web", "b", "a", Some(9), &GuardHold::new()).unwrap();
+        p.pass(DivergentPolicy::Keep, cancel, None).await.unwrap();
+        let said = std::fs::read_to_string(&log).unwrap();
+        assert!(said.lines().any(|l| l == "start a b 7"), "{said}");
+        assert!(said.lines().any(|l| l == "resync b a 9"), "{said}");
     }
 }

@@ -16,8 +16,15 @@ impl Replication {
         peer: &str,
     ) -> Result<(String, Arc<dyn Resyncer>, watch::Sender<ResyncProgress>), String> {
         let stopped = self.stop(g, &cmd.group).await;
-        let resyncer = plan::resyncer_held(&self.config, &cmd.group, &self.site, peer, &g.hold)
-            .map_err(|e| e.to_string())?;
+        let resyncer = plan::resyncer_held(
+            &self.config,
+            &cmd.group,
+            &self.site,
+            peer,
+            Some(cmd.epoch),
+            &g.hold,
+        )
+        .map_err(|e| e.to_string())?;
         let (tx, rx) = watch::channel(ResyncProgress::default());
         let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
         run.role = Role::Resync {
@@ -96,7 +103,14 @@ impl Replication {
         peer: &str,
         kept: &[String],
     ) -> String {
-        let fresh = match plan::resyncer_held(&self.config, &cmd.group, &self.site, peer, &g.hold) {
+        let fresh = match plan::resyncer_held(
+            &self.config,
+            &cmd.group,
+            &self.site,
+            peer,
+            Some(cmd.epoch),
+            &g.hold,
+        ) {
             Ok(r) => r,
             Err(e) => return format!("checksum pre-check not run: {e}"),
         };
