@@ -29,6 +29,8 @@ pub mod service;
 pub mod settings;
 pub mod store;
 pub mod text;
+#[cfg(test)]
+mod wrapped_store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,6 +4,7 @@ use super::harness::*;
 use super::store_fault_tests::FaultyStore;
 use super::*;
 use crate::store::{MemStore, Store};
+use crate::wrapped_store::{Wrapped, Write};
 
 /// A failback b → a whose promote of a times out (a's agent never
 /// answers it): the failure is recorded, and the process dies right there,
@@ -114,8 +115,11 @@ struct DiesAfter {
     refused: std::sync::atomic::AtomicU64,
 }
 
-impl DiesAfter {
-    fn write(&self) -> Result<(), OrchestratorError> {
+impl Wrapped for DiesAfter {
+    fn inner(&self) -> &MemStore {
+        &self.inner
+    }
+    fn before(&self, _w: Write<'_>) -> Result<(), OrchestratorError> {
         use std::sync::atomic::Ordering::SeqCst;
         if self.writes_left.fetch_sub(1, SeqCst) > 0 {
             return Ok(());
@@ -125,44 +129,6 @@ impl DiesAfter {
             "write",
             std::io::Error::other("process killed"),
         ))
-    }
-}
-
-impl Store for DiesAfter {
-    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
-        self.inner.groups()
-    }
-    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
-        self.write()?;
-        self.inner.put_group(g)
-    }
-    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
-        self.write()?;
-        self.inner.put_group_and_runbook(g, rb)
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
-        self.write()?;
-        self.inner.put_runbook(rb)
-    }
-    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        self.inner.runbooks()
-    }
-    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
-        self.inner.put_event(e)
-    }
-    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
-        self.inner.events(after, limit)
-    }
-    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
-        self.inner.last_event_id()
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before: u64,
-        max: usize,
-    ) -> Result<usize, OrchestratorError> {
-        self.inner.prune_events(keep, before, max)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The failback's hand-over: the old active site's change journal, the
 //! names its demote hands to the final pass, and replicas.
 use super::*;
+use crate::wrapped_store::{Wrapped, Write};
 use std::sync::atomic::AtomicBool;
 
 /// A failback with replication: the old active site's journal starts
@@ -97,53 +98,21 @@ struct RequestLimit {
     inner: MemStore,
 }
 
-impl Store for RequestLimit {
-    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
-        self.inner.groups()
+impl Wrapped for RequestLimit {
+    fn inner(&self) -> &MemStore {
+        &self.inner
     }
-    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_group(g)
-    }
-    fn put_group_and_runbook(
-        &self,
-        g: &crate::model::GroupState,
-        rb: &Runbook,
-    ) -> Result<(), crate::OrchestratorError> {
-        self.put_runbook(rb)?;
-        self.inner.put_group(g)
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
-        if serde_json::to_vec(rb).map_or(0, |b| b.len()) > 1536 * 1024 {
+    fn before(&self, w: Write<'_>) -> Result<(), crate::OrchestratorError> {
+        let size = w
+            .runbook()
+            .map_or(0, |rb| serde_json::to_vec(rb).map_or(0, |b| b.len()));
+        if size > 1536 * 1024 {
             return Err(crate::OrchestratorError::store(
                 "etcd: write a runbook",
                 "etcdserver: request is too large",
             ));
         }
-        self.inner.put_runbook(rb)
-    }
-    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
-        self.inner.runbooks()
-    }
-    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_event(e)
-    }
-    fn events(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
-        self.inner.events(after, limit)
-    }
-    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
-        self.inner.last_event_id()
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before: u64,
-        max: usize,
-    ) -> Result<usize, crate::OrchestratorError> {
-        self.inner.prune_events(keep, before, max)
+        Ok(())
     }
 }
 
@@ -199,26 +168,16 @@ struct Refusing {
     refused: std::sync::atomic::AtomicU32,
 }
 
-impl Store for Refusing {
-    fn groups(&self) -> Result<Vec<crate::model::GroupState>, crate::OrchestratorError> {
-        self.inner.groups()
+impl Wrapped for Refusing {
+    fn inner(&self) -> &MemStore {
+        &self.inner
     }
-    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_group(g)
-    }
-    fn put_group_and_runbook(
-        &self,
-        g: &crate::model::GroupState,
-        rb: &Runbook,
-    ) -> Result<(), crate::OrchestratorError> {
-        self.put_runbook(rb)?;
-        self.inner.put_group(g)
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), crate::OrchestratorError> {
-        let done = rb
-            .steps
-            .iter()
-            .any(|s| s.name == self.step && s.status == StepStatus::Done);
+    fn before(&self, w: Write<'_>) -> Result<(), crate::OrchestratorError> {
+        let done = w.runbook().is_some_and(|rb| {
+            rb.steps
+                .iter()
+                .any(|s| s.name == self.step && s.status == StepStatus::Done)
+        });
         if done && self.refusing.load(Ordering::SeqCst) {
             self.refused.fetch_add(1, Ordering::SeqCst);
             return Err(crate::OrchestratorError::store(
@@ -226,31 +185,7 @@ impl Store for Refusing {
                 "etcdserver: mvcc: database space exceeded",
             ));
         }
-        self.inner.put_runbook(rb)
-    }
-    fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
-        self.inner.runbooks()
-    }
-    fn put_event(&self, e: &crate::model::Event) -> Result<(), crate::OrchestratorError> {
-        self.inner.put_event(e)
-    }
-    fn events(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<crate::model::Event>, crate::OrchestratorError> {
-        self.inner.events(after, limit)
-    }
-    fn last_event_id(&self) -> Result<u64, crate::OrchestratorError> {
-        self.inner.last_event_id()
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before: u64,
-        max: usize,
-    ) -> Result<usize, crate::OrchestratorError> {
-        self.inner.prune_events(keep, before, max)
+        Ok(())
     }
 }
 

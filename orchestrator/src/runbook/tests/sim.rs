@@ -3,7 +3,7 @@
 //! place), stale sites, holds and events ([`World`]), and a store that
 //! "crashes" after a given step was persisted ([`CrashStore`]).
 use super::*;
-use crate::model::Event;
+use crate::wrapped_store::{Wrapped, Write};
 use crate::OrchestratorError;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -370,21 +370,14 @@ pub(super) struct CrashStore {
     pub(super) dies_when: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
-impl Store for CrashStore {
-    fn groups(&self) -> Result<Vec<crate::model::GroupState>, OrchestratorError> {
-        self.inner.groups()
+impl Wrapped for CrashStore {
+    fn inner(&self) -> &MemStore {
+        &self.inner
     }
-    fn put_group(&self, g: &crate::model::GroupState) -> Result<(), OrchestratorError> {
-        self.inner.put_group(g)
-    }
-    fn put_group_and_runbook(
-        &self,
-        g: &crate::model::GroupState,
-        rb: &Runbook,
-    ) -> Result<(), OrchestratorError> {
-        self.inner.put_group_and_runbook(g, rb)
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
+    fn before(&self, w: Write<'_>) -> Result<(), OrchestratorError> {
+        if !matches!(w, Write::Runbook(_)) {
+            return Ok(());
+        }
         if self.dies_when.as_ref().is_some_and(|dies| dies()) {
             self.crashed.store(true, Ordering::SeqCst);
         }
@@ -394,36 +387,18 @@ impl Store for CrashStore {
                 std::io::Error::other("process killed"),
             ));
         }
-        self.inner.put_runbook(rb)?;
-        if let Some(step) = self.crash_in {
-            if rb
-                .steps
-                .iter()
-                .any(|s| s.name == step && s.status == StepStatus::Running)
-            {
-                self.crashed.store(true, Ordering::SeqCst);
-            }
-        }
         Ok(())
     }
-    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        self.inner.runbooks()
-    }
-    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
-        self.inner.put_event(e)
-    }
-    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
-        self.inner.events(after, limit)
-    }
-    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
-        self.inner.last_event_id()
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before_unix_ms: u64,
-        max: usize,
-    ) -> Result<usize, OrchestratorError> {
-        self.inner.prune_events(keep, before_unix_ms, max)
+    fn after(&self, w: Write<'_>) {
+        let (Write::Runbook(rb), Some(step)) = (w, self.crash_in) else {
+            return;
+        };
+        if rb
+            .steps
+            .iter()
+            .any(|s| s.name == step && s.status == StepStatus::Running)
+        {
+            self.crashed.store(true, Ordering::SeqCst);
+        }
     }
 }
