@@ -178,6 +178,8 @@ async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
 
 #[path = "swift_scenarios/broken_link.rs"]
 mod broken_link;
+#[path = "swift_scenarios/container_sync_failback.rs"]
+mod container_sync_failback;
 #[path = "swift_scenarios/container_sync_fence.rs"]
 mod container_sync_fence;
 #[path = "swift_scenarios/copier_fence.rs"]
@@ -2307,6 +2309,11 @@ async fn swift_plans_against_two_real_clusters() {
     )
     .await;
     run.run("container_sync", container_sync(&env)).await;
+    run.run(
+        "container_sync_failback",
+        container_sync_failback::container_sync_failback(&env),
+    )
+    .await;
     run.run(
         "container_sync_fence",
         container_sync_fence::container_sync_fence(&env),
