@@ -2262,6 +2262,8 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("object_headers", whole_objects::object_headers(&env))
         .await;
     run.run("long_names", whole_objects::long_names(&env)).await;
+    run.run("crowded_metadata", whole_objects::crowded_metadata(&env))
+        .await;
     run.run("broken_static_link", broken_link::broken_static_link(&env))
         .await;
     run.run("quarantine_large", quarantine_large(&env)).await;
