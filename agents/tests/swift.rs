@@ -178,6 +178,8 @@ async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
 
 #[path = "swift_scenarios/broken_link.rs"]
 mod broken_link;
+#[path = "swift_scenarios/container_sync_failback.rs"]
+mod container_sync_failback;
 #[path = "swift_scenarios/container_sync_fence.rs"]
 mod container_sync_fence;
 #[path = "swift_scenarios/copier_fence.rs"]
@@ -2260,6 +2262,8 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("object_headers", whole_objects::object_headers(&env))
         .await;
     run.run("long_names", whole_objects::long_names(&env)).await;
+    run.run("crowded_metadata", whole_objects::crowded_metadata(&env))
+        .await;
     run.run("broken_static_link", broken_link::broken_static_link(&env))
         .await;
     run.run("quarantine_large", quarantine_large(&env)).await;
@@ -2307,6 +2311,11 @@ async fn swift_plans_against_two_real_clusters() {
     )
     .await;
     run.run("container_sync", container_sync(&env)).await;
+    run.run(
+        "container_sync_failback",
+        container_sync_failback::container_sync_failback(&env),
+    )
+    .await;
     run.run(
         "container_sync_fence",
         container_sync_fence::container_sync_fence(&env),

@@ -252,6 +252,8 @@ fn container_sync(
     .at_epoch(group, epoch);
     s.poll = r.interval;
     s.order_stands = order_stands;
+    // the manifest this site's failback resync reads
+    s.manifest = Some(swift_manifest(r, group, here));
     SwiftContainerSync::new(s)
 }
 

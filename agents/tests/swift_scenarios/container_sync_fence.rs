@@ -25,6 +25,7 @@ fn agent(env: &Env<'_>, site: &str, c: &str) -> Result<Replication> {
     std::env::set_var(SECRET_ENV, SYNC_KEY);
     let key_env = format!("{SECRET_ENV}_SWIFT");
     std::env::set_var(&key_env, swiftd::CONFIG_KEY);
+    let dir = env.cl.scratch().join("fence-agent");
     let table = format!(
         r#"plan = "swift-container-sync"
 containers = ["{c}"]
@@ -35,11 +36,13 @@ auth_url = "{a_url}"
 user = "{user}"
 key = {{ env = "{key_env}" }}
 cluster = "{a_name}"
+manifest = "{dir}/a.swift-manifest.json"
 [groups.web.replication.sites.b]
 auth_url = "{b_url}"
 user = "{user}"
 key = {{ env = "{key_env}" }}
 cluster = "{b_name}"
+manifest = "{dir}/b.swift-manifest.json"
 "#,
         realm = swiftd::REALM,
         a_url = env.cl.a.auth_url,
@@ -47,8 +50,8 @@ cluster = "{b_name}"
         a_name = env.cl.a.name,
         b_name = env.cl.b.name,
         user = swiftd::CONFIG_USER,
+        dir = dir.display(),
     );
-    let dir = env.cl.scratch().join("fence-agent");
     let text = web::config_text(SECRET_ENV, &dir.display().to_string(), &table);
     let config = warden_config::parse(&text, std::path::Path::new("fence.conf"))?;
     Replication::from_config(&config, site).context("group web replicates")

@@ -209,7 +209,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             ),
             P::SwiftContainerSync => (
                 &["cluster"],
-                &["auth_url", "user", "key", "keystone", "cluster", "account"],
+                &[
+                    "auth_url", "user", "key", "keystone", "cluster", "account", "manifest",
+                ],
             ),
             P::None | P::Command => (&[], &[]),
         };

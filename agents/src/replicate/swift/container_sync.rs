@@ -40,6 +40,7 @@
 //! so both listings show the same timestamps.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -51,6 +52,7 @@ use tracing::{debug, info, warn};
 use warden_config::Secret;
 
 use super::client::{SwiftClient, SwiftSettings};
+use super::synced::Synced;
 use super::{compare, copy_object, ensure_containers, list_pair, split_name, us_to_system};
 use crate::replicate::OrderCheck;
 use crate::replicate::{Difference, Progress, Replicator, ResyncReport};
@@ -87,6 +89,10 @@ pub struct ContainerSyncSettings {
     /// each write to the peer's, so a start retried in the background
     /// never keys the peer for an epoch a newer one superseded.
     pub order_stands: Option<OrderCheck>,
+    /// The pair manifest: what both sides hold alike, written by each poll
+    /// that saw it change, read by this site's failback resync (default:
+    /// none kept; `synced.rs`).
+    pub manifest: Option<PathBuf>,
 }
 
 impl ContainerSyncSettings {
@@ -113,6 +119,7 @@ impl ContainerSyncSettings {
             poll: Duration::from_secs(1),
             retry_max: Duration::from_secs(10),
             order_stands: None,
+            manifest: None,
         }
     }
 
@@ -237,6 +244,8 @@ struct Shared {
     /// Why the start was given up (its order superseded), reported as
     /// [`Replicator::failing`]; set once by the task that retried it.
     given_up: Mutex<Option<String>>,
+    /// What both sides hold alike, recorded by each poll (`synced.rs`).
+    synced: Option<Synced>,
 }
 
 /// The `swift-container-sync` [`Replicator`]. See the module docs.
@@ -273,9 +282,11 @@ impl SwiftContainerSync {
         let local = SwiftClient::new(settings.local.clone())?;
         let peer = SwiftClient::new(settings.peer.clone())?;
         let key = epoch_key(&settings.sync_key, &settings.group, settings.epoch);
+        let synced = settings.manifest.clone().map(Synced::new);
         Ok(SwiftContainerSync {
             shared: Arc::new(Shared {
                 key,
+                synced,
                 settings,
                 local,
                 peer,
@@ -359,9 +370,13 @@ impl Shared {
         Ok(())
     }
 
-    /// Lists both sides; the oldest object here the peer lacks or holds older.
+    /// Lists both sides; the oldest object here the peer lacks or holds
+    /// older. What both hold alike is recorded first (`synced.rs`).
     async fn measure(&self) -> Result<Option<SystemTime>, AgentError> {
         let (a, b) = list_pair(&self.local, &self.peer, &self.settings.containers).await?;
+        if let Some(synced) = &self.synced {
+            synced.record(&a, &b);
+        }
         let oldest = a
             .iter()
             .filter(|(n, e)| match b.get(*n) {

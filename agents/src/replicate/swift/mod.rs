@@ -19,7 +19,9 @@
 //!   `start`, the sync key derived from the order's epoch so a site keyed
 //!   for an older epoch cannot push; [`ContainerSyncSite`], what a demote,
 //!   stop or promote does to one site's containers), and the `none` plan
-//!   ([`NoReplication`], a stretched cluster).
+//!   ([`NoReplication`], a stretched cluster); `synced`: what the
+//!   `swift-container-sync` poll records of the objects both sides hold
+//!   alike (the pair manifest its failback reads).
 //!
 //! **Timestamps.** Swift's rule is "the newer X-Timestamp wins". A client
 //! cannot set X-Timestamp on a PUT: the proxy's gatekeeper moves it aside
@@ -114,6 +116,7 @@ mod large;
 pub mod names;
 pub mod resync;
 pub(crate) mod seen;
+mod synced;
 mod url;
 
 use std::collections::{BTreeMap, BTreeSet};
