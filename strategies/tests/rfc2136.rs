@@ -653,6 +653,42 @@ async fn knot_an_address_of_a_type_no_target_uses_is_drift() {
     an_address_of_a_type_no_target_uses_is_drift(Kind::Knot).await;
 }
 
+/// The name's TTL raised by hand to a day, its address left as warden
+/// wrote it (the record deleted and added again with `nsupdate`). Users' resolvers now keep the answer for a day: after the
+/// next failover they stay on the site failed away from that long, while
+/// the authoritative servers answer the new site and verify says done.
+/// The long TTL is drift (the name still points at b), and the re-apply
+/// writes the group's own TTL back.
+async fn a_ttl_above_the_groups_is_drift(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let st = strategy(&s, provider(&s, key(&s)));
+    st.activate(&route("b"), 2).await.expect("switch");
+    nsupdate(
+        &s,
+        &format!("update delete {NAME} A\nupdate add {NAME} 86400 A {B}\n"),
+    );
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site.as_deref(), Some("b"), "{o:?}");
+    assert!(
+        o.drift.iter().any(|d| d.contains("86400")),
+        "a day-long TTL is drift: {o:?}"
+    );
+    st.activate(&route("b"), 2).await.expect("re-apply b");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("b"), 2), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_ttl_above_the_groups_is_drift() {
+    a_ttl_above_the_groups_is_drift(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_ttl_above_the_groups_is_drift() {
+    a_ttl_above_the_groups_is_drift(Kind::Knot).await;
+}
+
 /// The name was made a CNAME by hand (pointed at another host's name). An
 /// UPDATE that adds an A record beside a CNAME is answered NOERROR by the
 /// server and the add silently ignored (RFC 2136 §3.4.2.2; BIND and Knot

@@ -420,6 +420,10 @@ impl DnsProvider for Rfc2136Provider {
         }
     }
 
+    fn ttl(&self) -> Option<u32> {
+        Some(self.ttl)
+    }
+
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
         let snap = self.read().await?;
         let mut drift = Vec::new();
