@@ -689,6 +689,40 @@ async fn knot_a_ttl_above_the_groups_is_drift() {
     a_ttl_above_the_groups_is_drift(Kind::Knot).await;
 }
 
+/// `zone` names a zone the server does not serve (here the record's own
+/// name, inside the zone it does serve): the reads are answered from the
+/// served zone, and BIND answers the update NOTAUTH (RFC 2136 §3.1.2: not
+/// authoritative for the zone named), signed with our key. The error said
+/// the server rejected our TSIG signature and sent the operator to check a
+/// key the server had accepted; it names the zone to check now. (Knot
+/// answers such an update unsigned: not believed, as any unsigned answer.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_update_of_a_zone_the_server_does_not_serve_says_so() {
+    let Some(s) = start(Kind::Bind) else { return };
+    let p = Rfc2136Provider::new(
+        "web",
+        s.prep.listen,
+        NAME,
+        &[NAME.to_string()],
+        5,
+        key(&s),
+        Duration::from_secs(2),
+    )
+    .expect("provider");
+    let e = p
+        .publish("b", &value(B), 2)
+        .await
+        .expect_err("no zone app.dr.example.test at the server");
+    let text = e.to_string();
+    assert!(matches!(e, StrategyError::Rejected { .. }), "{text}");
+    assert!(
+        text.contains(&format!("not authoritative for zone {NAME}"))
+            && !text.contains("rejected our TSIG"),
+        "{text}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A, "no change");
+}
+
 /// The name was made a CNAME by hand (pointed at another host's name). An
 /// UPDATE that adds an A record beside a CNAME is answered NOERROR by the
 /// server and the add silently ignored (RFC 2136 §3.4.2.2; BIND and Knot

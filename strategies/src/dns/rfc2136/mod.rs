@@ -395,6 +395,19 @@ impl DnsProvider for Rfc2136Provider {
                     ),
                 })
             }
+            // NOTAUTH in an answer that checked, with no TSIG error in
+            // it: the server took our key but does not serve the zone
+            // named (RFC 2136 §3.1.2) — its name, or the server, is wrong.
+            ResponseCode::NotAuth
+                if resp
+                    .signature()
+                    .is_some_and(|s| s.data.error.is_none()) =>
+            {
+                Err(self.rejected(format!(
+                    "NOTAUTH: the server accepted key {} but is not authoritative for zone {} (RFC 2136 §3.1.2): check that groups.{}.dns.zone names a zone this server serves (the zone's apex, not a name inside it) and that groups.{}.dns.server is that zone's primary",
+                    self.key.name, self.zone_text, self.group, self.group
+                )))
+            }
             ResponseCode::NotAuth
             | ResponseCode::BADSIG
             | ResponseCode::BADKEY
