@@ -498,6 +498,39 @@ mod tests {
         assert!(k.signer().is_ok());
     }
 
+    /// A BIND key whose name holds a field's word (tsig-keygen takes any
+    /// name): the fields are the key's statements, not the first place
+    /// the word appears. "tsig-secret" was refused as "not valid base64";
+    /// "algorithm", its secret given first, was refused with the secret
+    /// quoted in the error as the algorithm.
+    #[test]
+    fn a_bind_key_named_after_its_fields_parses() {
+        for (name, alg, text) in [
+            (
+                "tsig-secret",
+                "hmac-sha256",
+                format!(
+                    "key \"tsig-secret\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{B64}\";\n}};\n"
+                ),
+            ),
+            (
+                "algorithm",
+                "hmac-sha512",
+                format!("key \"algorithm\" {{ secret \"{B64}\"; algorithm hmac-sha512; }};"),
+            ),
+        ] {
+            let k = TsigKey::parse(&text, None, None).unwrap_or_else(|e| {
+                panic!(
+                    "{name}: {e} (the secret quoted: {})",
+                    e.to_ascii_lowercase()
+                        .contains(&B64[..16].to_ascii_lowercase())
+                )
+            });
+            assert_eq!((k.name.as_str(), k.algorithm.as_str()), (name, alg));
+            assert!(k.signer().is_ok());
+        }
+    }
+
     #[test]
     fn bad_keys_say_what_is_wrong_without_the_secret() {
         for (text, want) in [
