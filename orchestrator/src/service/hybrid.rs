@@ -79,6 +79,7 @@ impl Shared {
                 .is_some_and(|t| t.confirmed_down)
             {
                 st.recorded.observe(&format!("no_frontend/{name}"), None);
+                st.recorded.observe(&format!("frontend_held/{name}"), None);
                 continue;
             }
             // Confirmed when no other frontend could take the name, and
@@ -102,6 +103,20 @@ impl Shared {
             if !down_now {
                 if serving {
                     st.recorded.observe(&format!("no_frontend/{name}"), None);
+                }
+                continue;
+            }
+            // An epoch seen above the group's holds automatic decisions
+            // until `warden adopt-epoch` (another orchestrator may be
+            // acting): this move is one, at an epoch of its own, and a
+            // dyndns2 server keeps no epoch to refuse it with.
+            if st.epoch_ahead.contains_key(&name) {
+                let why = self.held_locked(st, &name).unwrap_or_default();
+                if st
+                    .recorded
+                    .observe(&format!("frontend_held/{name}"), Some(current.as_str()))
+                {
+                    self.event_locked(st, EventKind::Alert, Some(&name), None, format!("frontend layer: {current} is confirmed down, but the DNS name of group {name} is not moved: {why}"), vec![], None);
                 }
                 continue;
             }
