@@ -411,6 +411,27 @@ impl Shared {
         let Some(observed) = self.licence.gated(term, h.dns_current()).await else {
             return;
         };
+        if let Some(o) = observed.as_ref().ok().filter(|o| o.epoch > g.dns_epoch()) {
+            // As the site layer's frontends: the name written at an epoch
+            // above the group's (another orchestrator, or a store older
+            // than what it decided) is an epoch seen ahead — recorded
+            // (decisions held until `warden adopt-epoch`), never pointed
+            // over; judged against the group as it is now.
+            let mut st = self.lock();
+            let moving = st.dns_moving.contains(&g.name);
+            let now = st.groups.get(&g.name).cloned();
+            if let Some(now) =
+                now.filter(|x| o.epoch > x.dns_epoch() && x.phase != Phase::Running && !moving)
+            {
+                self.note_epoch_ahead_locked(
+                    &mut st,
+                    &now,
+                    o.epoch,
+                    "the DNS name of the frontend layer",
+                );
+            }
+            return;
+        }
         // Unread DNS is not a drift: a re-point is then a precaution.
         let blind = observed.is_err();
         let said = format!("{HYBRID_DRIFT}{}/dns", g.name);
