@@ -325,6 +325,14 @@ impl DnsProvider for Rfc2136Provider {
                 // check is not the server's word (forged, altered): the
                 // update may or may not have been applied, and the next try
                 // may reach the server.
+                if why.contains("carried no TSIG") {
+                    // Knot answers an update of a zone it does not serve
+                    // unsigned: not believed, but the zone can be asked
+                    // (signed) whether it is one of this server's.
+                    if let Some(e) = self.zone_not_served().await {
+                        return Err(e);
+                    }
+                }
                 return Err(if why.contains("server rejected our TSIG") {
                     self.rejected(format!("update of {} refused: {why}", self.names[0].0))
                 } else {
