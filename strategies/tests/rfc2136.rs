@@ -653,6 +653,90 @@ async fn knot_an_address_of_a_type_no_target_uses_is_drift() {
     an_address_of_a_type_no_target_uses_is_drift(Kind::Knot).await;
 }
 
+/// The name's TTL raised by hand to a day, its address left as warden
+/// wrote it (the record deleted and added again with `nsupdate`). Users' resolvers now keep the answer for a day: after the
+/// next failover they stay on the site failed away from that long, while
+/// the authoritative servers answer the new site and verify says done.
+/// The long TTL is drift (the name still points at b), and the re-apply
+/// writes the group's own TTL back.
+async fn a_ttl_above_the_groups_is_drift(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let st = strategy(&s, provider(&s, key(&s)));
+    st.activate(&route("b"), 2).await.expect("switch");
+    nsupdate(
+        &s,
+        &format!("update delete {NAME} A\nupdate add {NAME} 86400 A {B}\n"),
+    );
+    let o = st.current().await.expect("current");
+    assert_eq!(o.site.as_deref(), Some("b"), "{o:?}");
+    assert!(
+        o.drift.iter().any(|d| d.contains("86400")),
+        "a day-long TTL is drift: {o:?}"
+    );
+    st.activate(&route("b"), 2).await.expect("re-apply b");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("b"), 2), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_ttl_above_the_groups_is_drift() {
+    a_ttl_above_the_groups_is_drift(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_ttl_above_the_groups_is_drift() {
+    a_ttl_above_the_groups_is_drift(Kind::Knot).await;
+}
+
+/// `zone` names a zone the server does not serve (here the record's own
+/// name, inside the zone it does serve): the reads are answered from the
+/// served zone, and BIND answers the update NOTAUTH (RFC 2136 §3.1.2: not
+/// authoritative for the zone named), signed with our key. The error said
+/// the server rejected our TSIG signature and sent the operator to check a
+/// key the server had accepted; it names the zone to check now. (Knot
+/// answers such an update unsigned: not believed, as any unsigned answer
+/// — it was retried as a transient "forged" answer until the step's
+/// deadline; the zone's SOA, asked signed, now tells it is no zone there.)
+async fn an_update_of_a_zone_the_server_does_not_serve_says_so(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = Rfc2136Provider::new(
+        "web",
+        s.prep.listen,
+        NAME,
+        &[NAME.to_string()],
+        5,
+        key(&s),
+        Duration::from_secs(2),
+    )
+    .expect("provider");
+    let e = p
+        .publish("b", &value(B), 2)
+        .await
+        .expect_err("no zone app.dr.example.test at the server");
+    let text = e.to_string();
+    assert!(matches!(e, StrategyError::Rejected { .. }), "{text}");
+    let said = match kind {
+        Kind::Bind => format!("not authoritative for zone {NAME}"),
+        Kind::Knot => format!("zone {NAME} is not a zone this server serves"),
+    };
+    assert!(
+        text.contains(&said) && !text.contains("rejected our TSIG"),
+        "{text}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A, "no change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_update_of_a_zone_the_server_does_not_serve_says_so() {
+    an_update_of_a_zone_the_server_does_not_serve_says_so(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_update_of_a_zone_the_server_does_not_serve_says_so() {
+    an_update_of_a_zone_the_server_does_not_serve_says_so(Kind::Knot).await;
+}
+
 /// The name was made a CNAME by hand (pointed at another host's name). An
 /// UPDATE that adds an A record beside a CNAME is answered NOERROR by the
 /// server and the add silently ignored (RFC 2136 §3.4.2.2; BIND and Knot

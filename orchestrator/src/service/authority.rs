@@ -357,6 +357,26 @@ impl Shared {
                 Ok(None) => return,
                 Err(t) => Err(t),
             };
+            // A hybrid group's DNS name too (the frontend layer: its own
+            // decisions, at epochs of their own): which frontend it points
+            // at and at what epoch. Unadopted, a name moved before would be
+            // an epoch seen ahead, and pointed back at the first frontend.
+            let dns = match strategy.hybrid() {
+                Some(h) => {
+                    let read = async {
+                        match self.licence.token() {
+                            Some(term) => self.licence.gated(&term, h.dns_current()).await,
+                            None => Some(h.dns_current().await),
+                        }
+                    };
+                    match tokio::time::timeout(ADOPT_TIMEOUT, read).await {
+                        Ok(None) => return,
+                        Ok(Some(Ok(o))) if o.epoch > 0 => Some((o, h.frontend_names())),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
             let mut st = self.lock();
             st.fresh.remove(&name);
             let Some(g) = st.groups.get(&name).cloned() else {
@@ -432,6 +452,22 @@ impl Shared {
                     g.clone(),
                 ),
             };
+            let (mut msg, mut ng) = (msg, ng);
+            if let Some((o, frontends)) = dns.filter(|(o, _)| o.epoch > ng.dns_epoch()) {
+                match o.site.filter(|f| frontends.contains(f)) {
+                    Some(fe) => {
+                        msg.push_str(&format!(
+                            "; the DNS name points at frontend {fe} (frontend layer, epoch {})",
+                            o.epoch
+                        ));
+                        ng.frontend = Some(fe);
+                        ng.frontend_epoch = o.epoch;
+                    }
+                    // At no frontend: pointing it at one is a decision
+                    // above the last.
+                    None => ng.frontend_epoch = o.epoch + 1,
+                }
+            }
             self.put_group_locked(&mut st, ng);
             self.event_locked(
                 &mut st,

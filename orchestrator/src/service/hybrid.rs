@@ -79,6 +79,7 @@ impl Shared {
                 .is_some_and(|t| t.confirmed_down)
             {
                 st.recorded.observe(&format!("no_frontend/{name}"), None);
+                st.recorded.observe(&format!("frontend_held/{name}"), None);
                 continue;
             }
             // Confirmed when no other frontend could take the name, and
@@ -102,6 +103,20 @@ impl Shared {
             if !down_now {
                 if serving {
                     st.recorded.observe(&format!("no_frontend/{name}"), None);
+                }
+                continue;
+            }
+            // An epoch seen above the group's holds automatic decisions
+            // until `warden adopt-epoch` (another orchestrator may be
+            // acting): this move is one, at an epoch of its own, and a
+            // dyndns2 server keeps no epoch to refuse it with.
+            if st.epoch_ahead.contains_key(&name) {
+                let why = self.held_locked(st, &name).unwrap_or_default();
+                if st
+                    .recorded
+                    .observe(&format!("frontend_held/{name}"), Some(current.as_str()))
+                {
+                    self.event_locked(st, EventKind::Alert, Some(&name), None, format!("frontend layer: {current} is confirmed down, but the DNS name of group {name} is not moved: {why}"), vec![], None);
                 }
                 continue;
             }
@@ -396,6 +411,27 @@ impl Shared {
         let Some(observed) = self.licence.gated(term, h.dns_current()).await else {
             return;
         };
+        if let Some(o) = observed.as_ref().ok().filter(|o| o.epoch > g.dns_epoch()) {
+            // As the site layer's frontends: the name written at an epoch
+            // above the group's (another orchestrator, or a store older
+            // than what it decided) is an epoch seen ahead — recorded
+            // (decisions held until `warden adopt-epoch`), never pointed
+            // over; judged against the group as it is now.
+            let mut st = self.lock();
+            let moving = st.dns_moving.contains(&g.name);
+            let now = st.groups.get(&g.name).cloned();
+            if let Some(now) =
+                now.filter(|x| o.epoch > x.dns_epoch() && x.phase != Phase::Running && !moving)
+            {
+                self.note_epoch_ahead_locked(
+                    &mut st,
+                    &now,
+                    o.epoch,
+                    "the DNS name of the frontend layer",
+                );
+            }
+            return;
+        }
         // Unread DNS is not a drift: a re-point is then a precaution.
         let blind = observed.is_err();
         let said = format!("{HYBRID_DRIFT}{}/dns", g.name);

@@ -43,6 +43,8 @@ struct Dns {
     points_at: Mutex<String>,
     ignore: AtomicBool,
     published: std::sync::atomic::AtomicUsize,
+    /// The epoch of the decision that last wrote the name (rfc2136's marker).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 fn address(frontend: &str) -> RecordValue {
@@ -69,7 +71,7 @@ impl DnsProvider for Dns {
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
         Ok(Some(ProviderView {
             value: Some(address(&self.points_at.lock().unwrap())),
-            epoch: 0,
+            epoch: self.epoch.load(SeqCst),
             site: None,
             drift: vec![],
         }))
@@ -85,9 +87,9 @@ fn reconcile_events(s: &Shared) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
-    let dir = test_dir(true, 5);
+/// The orchestrator of hybrid group `web` over frontends fe1 and fe2 and
+/// the DNS provider, the name at fe1.
+fn hybrid(dir: &std::path::Path) -> (Arc<Shared>, Vec<Arc<Fe>>, Arc<Dns>) {
     let fes: Vec<Arc<Fe>> = ["fe1", "fe2"]
         .iter()
         .map(|n| {
@@ -102,11 +104,12 @@ async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
         points_at: Mutex::new("fe1".into()),
         ignore: AtomicBool::new(false),
         published: Default::default(),
+        epoch: Default::default(),
     });
     let (drivers, provider) = (fes.clone(), dns.clone());
     let s = start_with_routing(
-        &hybrid_text(&dir),
-        &dir,
+        &hybrid_text(dir),
+        dir,
         Arc::new(MemStore::default()),
         Mode::Local,
         move |_, name| {
@@ -131,6 +134,13 @@ async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
         },
     )
     .expect("config");
+    (s, fes, dns)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
     let g = s.lock().groups["web"].clone();
     for fe in &fes {
         *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
@@ -190,4 +200,65 @@ async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
         said[1].starts_with("site layer: routing drift persists"),
         "{said:#?}"
     );
+}
+
+/// The name was written at epoch 9 by another decision (another
+/// orchestrator, or a store older than what it decided), at fe2 where this
+/// orchestrator's group wants fe1 at its own epoch: an epoch seen ahead,
+/// as a frontend ahead is — decisions held until `warden adopt-epoch`, and
+/// the name not pointed back over the newer decision. Before, every pass
+/// pointed it at fe1 at the group's older epoch (rfc2136's marker: the
+/// zone's compare-and-set refused it as stale) and nothing was held: the
+/// frontend layer and the site decisions went on at epochs the name's
+/// writer had passed.
+#[tokio::test(start_paused = true)]
+async fn a_dns_name_written_at_a_newer_epoch_is_an_epoch_seen_ahead() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.hold = None;
+        g.clone()
+    };
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(9, SeqCst);
+    s.reconcile_once().await;
+    assert_eq!(dns.published.load(SeqCst), 0, "not pointed over epoch 9");
+    let held = {
+        let st = s.lock();
+        s.held_locked(&st, "web")
+    };
+    let held = held.expect("decisions held");
+    assert!(held.contains("holds epoch 9 for web"), "{held}");
+}
+
+/// A store new to the group (lost, or another backend) adopts the
+/// frontend layer as it adopts the site layer: the name at fe2, written
+/// at epoch 9 by a move before the store was lost, is the group's
+/// frontend at its own epoch — not an epoch seen ahead, and not pointed
+/// back at fe1.
+#[tokio::test(start_paused = true)]
+async fn a_new_store_adopts_where_the_dns_name_points() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = s.lock().groups["web"].clone();
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), 3);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(9, SeqCst);
+    s.lock().fresh.insert("web".into());
+    s.adopt_fresh_groups().await;
+    let g = s.lock().groups["web"].clone();
+    assert_eq!(
+        (g.epoch, g.frontend.as_deref(), g.frontend_epoch),
+        (3, Some("fe2"), 9)
+    );
+    s.reconcile_once().await;
+    assert_eq!(dns.published.load(SeqCst), 0, "left at fe2");
+    assert!(s.lock().epoch_ahead.is_empty(), "no epoch seen ahead");
 }

@@ -149,6 +149,56 @@ async fn the_name_moves_to_a_frontend_only_once_it_routes_the_active_site() {
     }
 }
 
+/// While an epoch above the group's is seen (another orchestrator acting,
+/// or a store older than what it decided), automatic decisions wait for
+/// `warden adopt-epoch`: the frontend layer's move of the DNS name is one
+/// (it takes an epoch of its own, and a dyndns2 server keeps none to
+/// refuse it with). Before, fe1 confirmed down moved the name to fe2 at
+/// this orchestrator's `dns_epoch() + 1`, over whatever the one ahead
+/// had published; now nothing is published and an alert says why.
+#[tokio::test(start_paused = true)]
+async fn the_name_does_not_move_while_an_epoch_is_seen_ahead() {
+    let dir = test_dir(true, 5);
+    let fe1 = Arc::new(Fe("fe1".into(), Mutex::new((Some("b".into()), 2))));
+    let fe2 = Arc::new(Fe("fe2".into(), Mutex::new((Some("b".into()), 2))));
+    let (s, dns) = hybrid(&dir, &fe1, &fe2);
+    {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.active = "b".into();
+        g.epoch = 2;
+        let g = g.clone();
+        s.note_epoch_ahead_locked(&mut st, &g, 7, "the routing layer");
+    }
+    for _ in 0..8 {
+        frontends_round(&s, (true, true)).await;
+    }
+    for _ in 0..6 {
+        frontends_round(&s, (false, true)).await;
+    }
+    assert!(s.lock().fe_detector.confirmed_down("fe1"));
+    s.writer_settled().await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    let g = s.lock().groups["web"].clone();
+    assert_eq!(
+        (g.frontend.as_deref(), g.frontend_epoch),
+        (None, 0),
+        "no move decided"
+    );
+    assert_eq!(*dns.published.lock().unwrap(), vec![], "nothing published");
+    let said: Vec<String> = s
+        .lock()
+        .recent
+        .iter()
+        .filter(|e| e.kind == EventKind::Alert && e.message.contains("fe1 is confirmed down"))
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(said.len(), 1, "said once: {said:?}");
+    assert!(said[0].contains("epoch 7"), "{said:?}");
+}
+
 /// With `fall = 1` a prompt round confirms a frontend down at once; it
 /// judges only that frontend, and the others stand as the last regular
 /// round left them (as for sites). fe2 was healthy there: the name moves

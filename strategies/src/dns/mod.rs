@@ -94,6 +94,14 @@ pub trait DnsProvider: Send + Sync {
     /// The provider's own view (rfc2136: read from the primary server;
     /// dyndns2: the last answer of the update server, `None` before any).
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError>;
+    /// The TTL the provider gives every record it writes (rfc2136: the
+    /// group's `ttl`); `None` when the provider sets its own (dyndns2).
+    /// An authoritative answer with a longer TTL is drift: resolvers keep
+    /// it that long, so users stay on a site failed away from longer than
+    /// the group was set up for, while the servers already answer the new one.
+    fn ttl(&self) -> Option<u32> {
+        None
+    }
     /// Blocks and holds in force, one line each (see [`Strategy::alerts`]).
     fn alerts(&self) -> Vec<String> {
         Vec::new()
@@ -394,6 +402,12 @@ impl Strategy for DnsStrategy {
                         drift.push(format!(
                             "{name} at {ns} holds several addresses of one type ({})",
                             a.all.join(", ")
+                        ));
+                    }
+                    if let Some((ttl, max)) = a.ttl.zip(self.provider.ttl()).filter(|(t, m)| t > m)
+                    {
+                        drift.push(format!(
+                            "{name} at {ns} has a TTL of {ttl} s, above the group's {max} s: resolvers keep the answer that long after a switch"
                         ));
                     }
                     match &reference {

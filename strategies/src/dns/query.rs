@@ -134,7 +134,8 @@ pub struct AddrAnswer {
     pub extra_v6: bool,
     /// Every address seen, for messages.
     pub all: Vec<String>,
-    /// TTL of the first address record.
+    /// The highest TTL of its address records: how long a resolver may
+    /// keep the answer.
     pub ttl: Option<u32>,
 }
 
@@ -187,7 +188,7 @@ pub async fn address_records(
             match &rec.data {
                 RData::A(a) => {
                     out.all.push(a.0.to_string());
-                    out.ttl.get_or_insert(rec.ttl);
+                    out.ttl = out.ttl.max(Some(rec.ttl));
                     if out.value.v4.is_some() {
                         out.extra_v4 = true;
                     } else {
@@ -196,7 +197,7 @@ pub async fn address_records(
                 }
                 RData::AAAA(a) => {
                     out.all.push(a.0.to_string());
-                    out.ttl.get_or_insert(rec.ttl);
+                    out.ttl = out.ttl.max(Some(rec.ttl));
                     if out.value.v6.is_some() {
                         out.extra_v6 = true;
                     } else {

@@ -325,6 +325,14 @@ impl DnsProvider for Rfc2136Provider {
                 // check is not the server's word (forged, altered): the
                 // update may or may not have been applied, and the next try
                 // may reach the server.
+                if why.contains("carried no TSIG") {
+                    // Knot answers an update of a zone it does not serve
+                    // unsigned: not believed, but the zone can be asked
+                    // (signed) whether it is one of this server's.
+                    if let Some(e) = self.zone_not_served().await {
+                        return Err(e);
+                    }
+                }
                 return Err(if why.contains("server rejected our TSIG") {
                     self.rejected(format!("update of {} refused: {why}", self.names[0].0))
                 } else {
@@ -395,6 +403,19 @@ impl DnsProvider for Rfc2136Provider {
                     ),
                 })
             }
+            // NOTAUTH in an answer that checked, with no TSIG error in
+            // it: the server took our key but does not serve the zone
+            // named (RFC 2136 §3.1.2) — its name, or the server, is wrong.
+            ResponseCode::NotAuth
+                if resp
+                    .signature()
+                    .is_some_and(|s| s.data.error.is_none()) =>
+            {
+                Err(self.rejected(format!(
+                    "NOTAUTH: the server accepted key {} but is not authoritative for zone {} (RFC 2136 §3.1.2): check that groups.{}.dns.zone names a zone this server serves (the zone's apex, not a name inside it) and that groups.{}.dns.server is that zone's primary",
+                    self.key.name, self.zone_text, self.group, self.group
+                )))
+            }
             ResponseCode::NotAuth
             | ResponseCode::BADSIG
             | ResponseCode::BADKEY
@@ -418,6 +439,10 @@ impl DnsProvider for Rfc2136Provider {
             }
             other => Err(self.rejected(format!("the server answered {other} to the update"))),
         }
+    }
+
+    fn ttl(&self) -> Option<u32> {
+        Some(self.ttl)
     }
 
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
@@ -479,6 +504,39 @@ mod tests {
             ("k4", "hmac-sha256")
         );
         assert!(k.signer().is_ok());
+    }
+
+    /// A BIND key whose name holds a field's word (tsig-keygen takes any
+    /// name): the fields are the key's statements, not the first place
+    /// the word appears. "tsig-secret" was refused as "not valid base64";
+    /// "algorithm", its secret given first, was refused with the secret
+    /// quoted in the error as the algorithm.
+    #[test]
+    fn a_bind_key_named_after_its_fields_parses() {
+        for (name, alg, text) in [
+            (
+                "tsig-secret",
+                "hmac-sha256",
+                format!(
+                    "key \"tsig-secret\" {{\n\talgorithm hmac-sha256;\n\tsecret \"{B64}\";\n}};\n"
+                ),
+            ),
+            (
+                "algorithm",
+                "hmac-sha512",
+                format!("key \"algorithm\" {{ secret \"{B64}\"; algorithm hmac-sha512; }};"),
+            ),
+        ] {
+            let k = TsigKey::parse(&text, None, None).unwrap_or_else(|e| {
+                panic!(
+                    "{name}: {e} (the secret quoted: {})",
+                    e.to_ascii_lowercase()
+                        .contains(&B64[..16].to_ascii_lowercase())
+                )
+            });
+            assert_eq!((k.name.as_str(), k.algorithm.as_str()), (name, alg));
+            assert!(k.signer().is_ok());
+        }
     }
 
     #[test]

@@ -48,8 +48,10 @@ impl TsigKey {
                 .map(|s| s.trim().trim_matches('"').to_string())
                 .filter(|s| !s.is_empty())
                 .ok_or("a BIND key file must start with key \"NAME\" {")?;
-            let alg = field_after(text, "algorithm").ok_or("the BIND key has no algorithm")?;
-            let secret = field_after(text, "secret").ok_or("the BIND key has no secret")?;
+            // The statements inside the braces: the name may hold either word.
+            let body = text.split_once('{').map_or("", |(_, b)| b);
+            let alg = statement(body, "algorithm").ok_or("the BIND key has no algorithm")?;
+            let secret = statement(body, "secret").ok_or("the BIND key has no secret")?;
             (name, alg, secret)
         } else if text.contains("secret:") {
             // Knot keymgr: key:\n  - id: NAME\n    algorithm: ALG\n    secret: B64
@@ -123,11 +125,12 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&text[i..j])
 }
 
+/// The value of the statement `word` among a BIND key's statements:
 /// `algorithm hmac-sha256;` → `hmac-sha256`; `secret "x";` → `x`.
-fn field_after(text: &str, word: &str) -> Option<String> {
-    let i = text.find(word)? + word.len();
-    let rest = &text[i..];
-    let j = rest.find(';')?;
-    let v = rest[..j].trim().trim_matches('"').trim();
-    (!v.is_empty()).then(|| v.to_string())
+fn statement(body: &str, word: &str) -> Option<String> {
+    body.split(';').find_map(|st| {
+        let (k, v) = st.trim().split_once(char::is_whitespace)?;
+        let v = v.trim().trim_matches('"').trim();
+        (k == word && !v.is_empty()).then(|| v.to_string())
+    })
 }

@@ -200,6 +200,32 @@ impl Rfc2136Provider {
         Ok(r)
     }
 
+    /// The zone is not one this server serves: its SOA, asked signed, is
+    /// answered (authoritatively, the answer checked) without a SOA at the
+    /// zone's own name — the name lies inside a zone of the server's.
+    /// `None` when it is one, or when that cannot be told.
+    pub(super) async fn zone_not_served(&self) -> Option<StrategyError> {
+        let r = self.ask(&self.zone, RecordType::SOA).await.ok()?;
+        let apex = r
+            .answers
+            .iter()
+            .any(|rec| rec.name == self.zone && matches!(rec.data, RData::SOA(_)));
+        let parent = r
+            .authorities
+            .iter()
+            .find(|rec| matches!(rec.data, RData::SOA(_)))
+            .map(|rec| rec.name.to_string());
+        (!apex).then(|| {
+            self.rejected(format!(
+                "zone {} is not a zone this server serves (asked for its SOA, the server answered {}): set groups.{}.dns.zone to the zone's apex and groups.{}.dns.server to its primary",
+                self.zone_text,
+                parent.map_or("none".to_string(), |p| format!("from zone {}", p.trim_end_matches('.'))),
+                self.group,
+                self.group
+            ))
+        })
+    }
+
     /// The UPDATE that moves every name from `from` to `to` at `epoch`.
     pub(super) fn update_message(
         &self,
