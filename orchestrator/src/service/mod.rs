@@ -60,6 +60,7 @@ mod decide;
 mod decision_tests;
 mod detect;
 mod divergent;
+mod dns_move;
 mod entry;
 mod events;
 mod failed;
