@@ -381,6 +381,13 @@ impl Runbook {
             .eq(StepName::for_kind(self.kind).iter().copied())
     }
 
+    /// Ended: not running, and not failed with its rollback still under
+    /// way (a failed failback or switchover is recorded as failed before
+    /// its rollback runs; it has ended once that rollback has).
+    pub fn ended(&self) -> bool {
+        self.status != RunbookStatus::Running && !self.rolling_back
+    }
+
     /// Index of the first step not finished.
     pub fn next_step(&self) -> Option<usize> {
         self.steps

@@ -274,7 +274,7 @@ async fn wait(c: &Reader<'_>, id: u64, timeout: Duration) -> anyhow::Result<Runb
         let rb: Runbook = serde_json::from_value(v).map_err(|e| {
             anyhow::anyhow!("the orchestrator's runbook is not what this CLI reads: {e}")
         })?;
-        if rb.status != RunbookStatus::Running {
+        if rb.ended() {
             return Ok(rb);
         }
         if Instant::now() >= deadline {

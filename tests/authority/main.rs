@@ -110,8 +110,10 @@ fn wait_runbook_done(d: &Deployment, id: &Value) -> Result<Value> {
     lab::eventually(secs(60), secs(0.25), || {
         let rbs = d.runbooks()?;
         let rb = runbook_of(&rbs, id).context("runbook not listed")?;
-        if rb["status"] == "running" {
-            bail!("runbook {id} still running");
+        // A failed failback is recorded as failed before its rollback
+        // runs (`rolling_back`): it has ended once the rollback has.
+        if rb["status"] == "running" || rb["rolling_back"] == true {
+            bail!("runbook {id} still running or rolling back");
         }
         Ok(rb.clone())
     })
