@@ -42,7 +42,8 @@ pub struct Hold {
     /// Fencing token: the group's epoch as the orchestrator knows it; lower
     /// than the highest route or hold epoch seen → 409. Also 409 at that
     /// epoch for a late copy of a cut-over (`pause`): after the withdrawal
-    /// of the order of its epoch, or at the epoch the group is already
+    /// of the order of its epoch (unless both carry `seq` and the
+    /// cut-over's is higher: given after it), or at the epoch the group is already
     /// routed at (the switch it announced has come).
     pub epoch: u64,
     /// The order's place among the orders of its epoch (the orchestrator

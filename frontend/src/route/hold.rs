@@ -40,6 +40,10 @@ pub(super) struct Holds {
     /// switch that order announced is not coming, and a cut-over at that
     /// epoch arriving later is a late copy, not a new announcement.
     withdrawn: u64,
+    /// The place (`seq`) of that withdrawal (0: unplaced): a cut-over at
+    /// its epoch placed after it was given later — a leader that resumed
+    /// the runbook — and is no late copy.
+    withdrawn_seq: u64,
 }
 
 /// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
@@ -142,7 +146,10 @@ impl GroupRoute {
     /// sends its orders without waiting for each other, so they may arrive
     /// out of order: a cut-over (`pause`) after the withdrawal of the
     /// order of its epoch (a runbook that failed before its switch
-    /// withdraws at the epoch it held at), or after the switch it announced
+    /// withdraws at the epoch it held at) — unless both are placed and it
+    /// was given after the withdrawal (a leader that resumed the runbook
+    /// at its epoch, the deposed one's withdrawal landing first) —, or
+    /// after the switch it announced
     /// (the route is already at its epoch). Either would keep new users off
     /// a healthy site, waiting for a switch that never comes. A plain hold
     /// (no `pause`) at such an epoch stays allowed: it is how a suspected
@@ -164,14 +171,25 @@ impl GroupRoute {
             });
         }
         if req.ttl_ms > 0 && req.pause {
-            if req.epoch <= inner.holds.withdrawn {
+            let w = &inner.holds;
+            let after_withdrawal = req.seq > 0
+                && req.epoch == w.withdrawn
+                && w.withdrawn_seq > 0
+                && req.seq > w.withdrawn_seq;
+            if req.epoch <= w.withdrawn && !after_withdrawal {
                 return Err(HoldRefused::Withdrawn { epoch: req.epoch });
             }
             if inner.current.is_some() && req.epoch <= inner.epoch {
                 return Err(HoldRefused::Switched { epoch: req.epoch });
             }
         } else if req.ttl_ms == 0 {
-            inner.holds.withdrawn = inner.holds.withdrawn.max(req.epoch);
+            let w = &mut inner.holds;
+            w.withdrawn_seq = match req.epoch.cmp(&w.withdrawn) {
+                std::cmp::Ordering::Greater => req.seq,
+                std::cmp::Ordering::Equal => w.withdrawn_seq.max(req.seq),
+                std::cmp::Ordering::Less => w.withdrawn_seq,
+            };
+            w.withdrawn = w.withdrawn.max(req.epoch);
         }
         inner.holds.seq = if same_epoch {
             inner.holds.seq.max(req.seq)

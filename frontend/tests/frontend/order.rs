@@ -67,3 +67,41 @@ async fn an_order_older_than_the_newest_of_its_epoch_is_refused() {
         "{line:?} not in:\n{metrics}"
     );
 }
+
+/// A runbook's step failed and its leader withdrew the cut-over, but the
+/// store refused to record the failure (the leader was deposed): the next
+/// leader resumes the step at the runbook's epoch and orders the cut-over
+/// again, after the withdrawal. Its order is no late copy: taken, users
+/// wait for the switch. One given before the withdrawal is still refused.
+#[tokio::test]
+async fn a_cut_over_given_after_the_withdrawal_of_its_epoch_is_taken() {
+    let (fe, _b, _dead) = start_dead_a(Duration::from_secs(5)).await;
+    let remaining = |v: &serde_json::Value| v["hold_remaining_ms"].as_u64().unwrap_or(0);
+
+    assert_eq!(
+        fe.hold_seq("web", 2, 10, 60_000, true).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(fe.hold_seq("web", 2, 11, 0, true).await.0, StatusCode::OK);
+    let (status, body) = fe.hold_seq("web", 2, 10, 60_000, true).await;
+    assert_refused(status, &body, "late copy");
+
+    let (status, body) = fe.hold_seq("web", 2, 12, 60_000, true).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the resumed cut-over is refused: {body}"
+    );
+    assert!(remaining(&body) > 50_000, "{body}");
+    // A new user waits for the switch instead of failing.
+    let mut c = crate::harness::Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        fe.route("web").await["held_now"].as_u64() == Some(1),
+        Duration::from_secs(2),
+        "the new user is not waiting: {}",
+        fe.route("web").await
+    );
+    assert_eq!(fe.put("web", "b", 2, "immediate").await.0, StatusCode::OK);
+    assert_eq!(c.answer().await.as_deref(), Some("b"));
+}
