@@ -344,9 +344,9 @@ async fn put_hold(
         Err(refused) => {
             match &refused {
                 HoldRefused::Stale { .. } => &g.refused.stale,
-                HoldRefused::Withdrawn { .. } | HoldRefused::Switched { .. } => {
-                    &g.refused.late_copy
-                }
+                HoldRefused::Withdrawn { .. }
+                | HoldRefused::Switched { .. }
+                | HoldRefused::Older { .. } => &g.refused.late_copy,
             }
             .fetch_add(1, Ordering::Relaxed);
             let err = match refused {
@@ -355,6 +355,13 @@ async fn put_hold(
                     seen,
                     format!("hold order refused; a newer decision or order was already applied to group {group:?}"),
                 ),
+                HoldRefused::Older { epoch, seq, newest } => ApiError {
+                    status: StatusCode::CONFLICT,
+                    body: ErrorBody {
+                        error: format!("hold order refused: an older order (seq {seq}) than the newest of epoch {epoch} group {group:?} took (seq {newest}); this one is a late copy"),
+                        seen_epoch: Some(epoch),
+                    },
+                },
                 HoldRefused::Withdrawn { epoch } => ApiError {
                     status: StatusCode::CONFLICT,
                     body: ErrorBody {
@@ -370,7 +377,7 @@ async fn put_hold(
                     },
                 },
             };
-            warn!(group = %group, epoch = req.epoch, pause = req.pause, reason = %err.body.error, "hold order refused");
+            warn!(group = %group, epoch = req.epoch, seq = req.seq, pause = req.pause, reason = %err.body.error, "hold order refused");
             Err(err)
         }
     }
@@ -456,7 +463,7 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
             out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", value(s)));
         }
     }
-    out.push_str("# HELP warden_frontend_refused_orders_total Route and hold orders refused by the group's epoch fence, by reason: stale (older than the highest epoch accepted), conflict (another site at an epoch a route already named), late_copy (a cut-over whose order was withdrawn or whose switch came), unknown_site (a site the group has no backend for). An orchestrator that was deposed, or a second one, still sending.\n# TYPE warden_frontend_refused_orders_total counter\n");
+    out.push_str("# HELP warden_frontend_refused_orders_total Route and hold orders refused by the group's epoch fence, by reason: stale (older than the highest epoch accepted), conflict (another site at an epoch a route already named), late_copy (a hold order placed before the newest of its epoch, or a cut-over whose order was withdrawn or whose switch came), unknown_site (a site the group has no backend for). An orchestrator that was deposed, or a second one, still sending.\n# TYPE warden_frontend_refused_orders_total counter\n");
     for (group, g) in ctx.table.routes() {
         for (reason, n) in g.refused.counts() {
             out.push_str(&format!(

@@ -42,9 +42,21 @@ pub struct Hold {
     /// Fencing token: the group's epoch as the orchestrator knows it; lower
     /// than the highest route or hold epoch seen → 409. Also 409 at that
     /// epoch for a late copy of a cut-over (`pause`): after the withdrawal
-    /// of the order of its epoch, or at the epoch the group is already
+    /// of the order of its epoch (unless both carry `seq` and the
+    /// cut-over's is higher: given after it), or at the epoch the group is already
     /// routed at (the switch it announced has come).
     pub epoch: u64,
+    /// The order's place among the orders of its epoch (the orchestrator
+    /// sends them without waiting for each other, so they may land out of
+    /// order): at the epoch of the newest order the group took, one with a
+    /// lower `seq` is older → 409 (a late copy), whatever it asks; the same
+    /// `seq` is a repeat, taken. The orchestrator gives the time it gave
+    /// the order (ms since the Unix epoch, strictly increasing within a
+    /// process), so a leader that resumes a runbook at its epoch orders
+    /// after its predecessor. Absent or `0`: unordered (an older
+    /// orchestrator), judged by the epoch alone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
     /// How long the order stands, in ms (capped by the frontend at
     /// [`MAX_HOLD_TTL_MS`]); `0` withdraws an order.
     pub ttl_ms: u64,
@@ -55,6 +67,11 @@ pub struct Hold {
     /// it fails. Absent: `false` (an older orchestrator).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pause: bool,
+}
+
+/// `seq` absent: an unordered order.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The longest a hold order stands: a crashed or deposed orchestrator

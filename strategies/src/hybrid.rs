@@ -150,10 +150,11 @@ impl Strategy for HybridStrategy {
     async fn hold(
         &self,
         epoch: Epoch,
+        seq: u64,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
-        self.frontends.hold(epoch, ttl, pause).await
+        self.frontends.hold(epoch, seq, ttl, pause).await
     }
 
     /// Site layer: send the route to every frontend at once. Succeeds when

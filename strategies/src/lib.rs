@@ -102,15 +102,18 @@ pub trait Strategy: Send + Sync {
     /// connections instead of failing them does so for `ttl` (a zero `ttl`
     /// withdraws the order), fenced by `epoch`; with `pause` (a cut-over is
     /// under way) new connections wait for the switch without trying the
-    /// current site. Best effort and idempotent; the default holds nothing
-    /// (DNS cannot).
+    /// current site. `seq` places the order among those of its epoch
+    /// (`warden_proto::frontend::Hold::seq`: a receiver refuses one placed
+    /// before the newest it took, as orders may land out of order). Best
+    /// effort and idempotent; the default holds nothing (DNS cannot).
     async fn hold(
         &self,
         epoch: Epoch,
+        seq: u64,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
-        let _ = (epoch, ttl, pause);
+        let _ = (epoch, seq, ttl, pause);
         Ok(())
     }
     /// Conditions only an operator can clear (a DNS provider blocked after a

@@ -33,10 +33,17 @@ pub(super) struct Holds {
     order: Option<HoldOrder>,
     /// Highest epoch of an accepted hold order (fences older orders).
     pub(super) epoch: u64,
+    /// The highest place (`seq`) of an order taken at `epoch`: an order of
+    /// that epoch placed lower was given before it and is refused.
+    seq: u64,
     /// Highest epoch whose hold order was withdrawn (`ttl_ms` 0): the
     /// switch that order announced is not coming, and a cut-over at that
     /// epoch arriving later is a late copy, not a new announcement.
     withdrawn: u64,
+    /// The place (`seq`) of that withdrawal (0: unplaced): a cut-over at
+    /// its epoch placed after it was given later — a leader that resumed
+    /// the runbook — and is no late copy.
+    withdrawn_seq: u64,
 }
 
 /// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
@@ -76,6 +83,9 @@ pub(crate) struct HeldCounts {
 pub(crate) enum HoldRefused {
     /// A higher epoch was already accepted (a route or a hold order).
     Stale { seen: u64 },
+    /// An order of this epoch given after it (a higher `seq`) was already
+    /// taken: this one landed late.
+    Older { epoch: u64, seq: u64, newest: u64 },
     /// A cut-over (`pause`) at an epoch whose hold order was withdrawn:
     /// its switch is not coming.
     Withdrawn { epoch: u64 },
@@ -128,12 +138,18 @@ impl GroupRoute {
 
     /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
     ///
-    /// Refused when older than the epoch already seen, and also at that
+    /// Refused when older than the epoch already seen, or at the epoch of
+    /// the newest order taken and placed before it (a lower `seq`: given
+    /// earlier, landed later — a hold landing after its withdrawal would
+    /// hold users for its whole ttl), and also at that
     /// epoch when the order can only be a late copy — the orchestrator
     /// sends its orders without waiting for each other, so they may arrive
     /// out of order: a cut-over (`pause`) after the withdrawal of the
     /// order of its epoch (a runbook that failed before its switch
-    /// withdraws at the epoch it held at), or after the switch it announced
+    /// withdraws at the epoch it held at) — unless both are placed and it
+    /// was given after the withdrawal (a leader that resumed the runbook
+    /// at its epoch, the deposed one's withdrawal landing first) —, or
+    /// after the switch it announced
     /// (the route is already at its epoch). Either would keep new users off
     /// a healthy site, waiting for a switch that never comes. A plain hold
     /// (no `pause`) at such an epoch stays allowed: it is how a suspected
@@ -146,16 +162,40 @@ impl GroupRoute {
         if req.epoch < seen {
             return Err(HoldRefused::Stale { seen });
         }
+        let same_epoch = req.epoch == inner.holds.epoch;
+        if req.seq > 0 && same_epoch && req.seq < inner.holds.seq {
+            return Err(HoldRefused::Older {
+                epoch: req.epoch,
+                seq: req.seq,
+                newest: inner.holds.seq,
+            });
+        }
         if req.ttl_ms > 0 && req.pause {
-            if req.epoch <= inner.holds.withdrawn {
+            let w = &inner.holds;
+            let after_withdrawal = req.seq > 0
+                && req.epoch == w.withdrawn
+                && w.withdrawn_seq > 0
+                && req.seq > w.withdrawn_seq;
+            if req.epoch <= w.withdrawn && !after_withdrawal {
                 return Err(HoldRefused::Withdrawn { epoch: req.epoch });
             }
             if inner.current.is_some() && req.epoch <= inner.epoch {
                 return Err(HoldRefused::Switched { epoch: req.epoch });
             }
         } else if req.ttl_ms == 0 {
-            inner.holds.withdrawn = inner.holds.withdrawn.max(req.epoch);
+            let w = &mut inner.holds;
+            w.withdrawn_seq = match req.epoch.cmp(&w.withdrawn) {
+                std::cmp::Ordering::Greater => req.seq,
+                std::cmp::Ordering::Equal => w.withdrawn_seq.max(req.seq),
+                std::cmp::Ordering::Less => w.withdrawn_seq,
+            };
+            w.withdrawn = w.withdrawn.max(req.epoch);
         }
+        inner.holds.seq = if same_epoch {
+            inner.holds.seq.max(req.seq)
+        } else {
+            req.seq
+        };
         inner.holds.epoch = req.epoch;
         inner.holds.order = (req.ttl_ms > 0).then(|| HoldOrder {
             until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),

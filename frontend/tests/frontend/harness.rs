@@ -190,6 +190,25 @@ impl Frontend {
         .await
     }
 
+    /// PUT a hold order with its place among the orders of its epoch (`seq`).
+    pub(crate) async fn hold_seq(
+        &self,
+        group: &str,
+        epoch: u64,
+        seq: u64,
+        ttl_ms: u64,
+        pause: bool,
+    ) -> (StatusCode, Value) {
+        let body =
+            serde_json::json!({ "epoch": epoch, "seq": seq, "ttl_ms": ttl_ms, "pause": pause });
+        self.put_path(
+            &format!("/v1/routes/{group}/hold"),
+            body.to_string(),
+            Some(TOKEN),
+        )
+        .await
+    }
+
     pub(crate) async fn put_raw(
         &self,
         group: &str,

@@ -16,7 +16,7 @@ use crate::harness::{
 
 /// Group "web": site a refuses every connection, site b answers "b";
 /// connections are held for at most `hold`.
-async fn start_dead_a(hold: Duration) -> (Frontend, Echo, SocketAddr) {
+pub(crate) async fn start_dead_a(hold: Duration) -> (Frontend, Echo, SocketAddr) {
     let dead = refusing().await;
     let b = echo("b").await;
     let mut g = group(&[("a", dead), ("b", b.addr)], Duration::from_secs(5));
@@ -248,10 +248,10 @@ async fn connect_retry_keeps_a_refused_user_until_the_hold_order_comes() {
 /// A connection closed without being held: well under any hold these
 /// tests order (5 s or more), with room for a loaded machine (500 ms
 /// flaked while two builds ran).
-const FAST: Duration = Duration::from_millis(1200);
+pub(crate) const FAST: Duration = Duration::from_millis(1200);
 
 /// Open a connection and measure how long until the frontend closes it.
-async fn closed_after(fe: &Frontend) -> Duration {
+pub(crate) async fn closed_after(fe: &Frontend) -> Duration {
     let t = Instant::now();
     let mut c = Conn::open(fe.listen("web")).await;
     c.closed_within(Duration::from_secs(5)).await;

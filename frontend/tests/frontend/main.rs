@@ -6,6 +6,7 @@ mod cutover;
 mod fence;
 mod harness;
 mod hold;
+mod order;
 mod relay;
 
 use std::collections::BTreeMap;

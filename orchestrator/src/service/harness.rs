@@ -12,9 +12,10 @@ pub(super) struct FakeRoute {
     pub(super) route: Mutex<(Option<String>, u64)>,
     /// `current` fails as if the layer could not be reached.
     pub(super) blind: std::sync::atomic::AtomicBool,
-    /// Hold orders received: (epoch, ttl).
     /// Hold orders: (epoch, ttl, pause).
     pub(super) holds: Mutex<Vec<(u64, Duration, bool)>>,
+    /// Each hold order's place (`seq`), as `holds` lists them.
+    pub(super) hold_seqs: Mutex<Vec<u64>>,
     /// Runs at each `current` before it answers (what happens meanwhile).
     #[allow(clippy::type_complexity)]
     pub(super) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
@@ -72,8 +73,15 @@ impl Strategy for FakeRoute {
             .map(|s| format!("{} — lifted", s.line))
             .collect()
     }
-    async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
+    async fn hold(
+        &self,
+        epoch: u64,
+        seq: u64,
+        ttl: Duration,
+        pause: bool,
+    ) -> Result<(), StrategyError> {
         self.holds.lock().unwrap().push((epoch, ttl, pause));
+        self.hold_seqs.lock().unwrap().push(seq);
         Ok(())
     }
     async fn current(&self) -> Result<Observed, StrategyError> {

@@ -7,29 +7,51 @@
 //! active site (see [`crate::runbook::RunbookEnv::hold`]). Best effort: a
 //! frontend that misses an order only fails connections fast, as without
 //! it; an order lapses on its own, so a deposed or crashed orchestrator
-//! cannot leave a frontend holding.
+//! cannot leave a frontend holding. Orders are sent by tasks of their own,
+//! never waiting for each other, so each carries its place among the
+//! orders of its epoch (`seq`): a frontend refuses one placed before the
+//! newest it took — a suspicion's hold landing after the withdrawal that
+//! followed it no longer holds users for its whole ttl.
 
 use super::*;
 
 impl Shared {
     /// Send a hold order (`ttl` zero: withdraw it) for `group` at `epoch` to
     /// its routing layer, in a task under the licence; never waited for.
+    /// Placed now ([`Shared::next_hold_seq`]), as given, whenever it lands.
     pub(crate) fn order_hold(&self, group: &str, epoch: u64, ttl: Duration, pause: bool) {
         let Some(routing) = self.strategies.get(group).cloned() else {
             return;
         };
+        let seq = self.next_hold_seq();
         let group = group.to_string();
         let licence = self.licence.clone();
         self.licence.spawn(move |term| async move {
             tokio::select! {
                 _ = term.cancelled() => {}
-                r = licence.gated(&term, routing.hold(epoch, ttl, pause)) => match r {
+                r = licence.gated(&term, routing.hold(epoch, seq, ttl, pause)) => match r {
                     None => {}
                     Some(Ok(())) => tracing::debug!(group = %group, epoch, ttl = ?ttl, "hold order sent"),
                     Some(Err(e)) => warn!(group = %group, epoch, cause = %e, "hold order not taken; a failing connection is closed at once there"),
                 },
             }
         });
+    }
+
+    /// The place of a hold order given now: the time in Unix ms, strictly
+    /// increasing within this process — so a leader that takes over a
+    /// runbook at its epoch places its orders after its predecessor's
+    /// (clocks apart by less than the lease).
+    pub(crate) fn next_hold_seq(&self) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.clock.now_ms().max(1);
+        let next = |last: u64| now.max(last.saturating_add(1));
+        match self
+            .hold_seq
+            .fetch_update(SeqCst, SeqCst, |last| Some(next(last)))
+        {
+            Ok(last) | Err(last) => next(last),
+        }
     }
 
     /// `site` looks down from one vantage point: hold for every steady

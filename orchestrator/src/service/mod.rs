@@ -506,6 +506,8 @@ pub struct Shared {
     unsaved_notify: tokio::sync::Notify,
     /// Held while this process may act (see [`Licence`]).
     licence: Arc<Licence>,
+    /// The place of the last hold order given (see [`Shared::order_hold`]).
+    hold_seq: std::sync::atomic::AtomicU64,
     /// Site → the groups it belongs to (built once: reports look it up).
     site_groups: foldhash::HashMap<String, Vec<String>>,
     /// Every group's name, in order (built once: each round goes over them).
@@ -701,6 +703,7 @@ impl Shared {
             unsaved: Mutex::new(Vec::new()),
             unsaved_notify: tokio::sync::Notify::new(),
             licence,
+            hold_seq: std::sync::atomic::AtomicU64::new(0),
             site_groups,
             group_names,
             writer,

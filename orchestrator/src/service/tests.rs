@@ -63,6 +63,41 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
     assert_eq!(fake.holds.lock().unwrap().len(), holds.len());
 }
 
+/// Hold orders are sent by tasks of their own and may land out of order;
+/// each carries its place, taken when it is given: a withdrawal given
+/// after a hold — in the same millisecond too — is placed after it, and a
+/// cut-over given next after both, so a frontend can refuse whichever
+/// lands late.
+#[tokio::test(start_paused = true)]
+async fn each_hold_order_is_placed_after_the_one_given_before_it() {
+    let (s, fake, _dir) = setup(true, 5);
+    let ttl = Duration::from_secs(30);
+    s.order_hold("web", 1, ttl, false);
+    s.order_hold("web", 1, Duration::ZERO, false);
+    s.order_hold("web", 1, ttl, true);
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    let holds = fake.holds.lock().unwrap().clone();
+    let seqs = fake.hold_seqs.lock().unwrap().clone();
+    let place = |ttl: Duration, pause: bool| {
+        let i = holds
+            .iter()
+            .position(|h| h.1 == ttl && h.2 == pause)
+            .unwrap_or_else(|| panic!("order ({ttl:?}, {pause}) not sent: {holds:?}"));
+        seqs[i]
+    };
+    let (hold, release, cut_over) = (
+        place(ttl, false),
+        place(Duration::ZERO, false),
+        place(ttl, true),
+    );
+    assert!(
+        0 < hold && hold < release && release < cut_over,
+        "placed in the order given: {holds:?} {seqs:?}"
+    );
+}
+
 /// A node that does not hold the licence (a follower, a deposed leader)
 /// orders no hold, however loudly a site fails: only the leader speaks to
 /// the frontends.

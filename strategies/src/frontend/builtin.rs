@@ -246,9 +246,16 @@ impl FrontendDriver for BuiltinDriver {
         Ok(())
     }
 
-    async fn hold(&self, epoch: u64, ttl: Duration, pause: bool) -> Result<(), StrategyError> {
+    async fn hold(
+        &self,
+        epoch: u64,
+        seq: u64,
+        ttl: Duration,
+        pause: bool,
+    ) -> Result<(), StrategyError> {
         let body = Hold {
             epoch,
+            seq,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             pause,
         };
@@ -264,7 +271,7 @@ impl FrontendDriver for BuiltinDriver {
         if !resp.status().is_success() {
             return Err(self.refusal(resp, Some(epoch), false).await);
         }
-        debug!(frontend = %self.name, group = %self.group, epoch, ttl_ms = body.ttl_ms, "frontend hold order sent");
+        debug!(frontend = %self.name, group = %self.group, epoch, seq, ttl_ms = body.ttl_ms, "frontend hold order sent");
         Ok(())
     }
 

@@ -59,10 +59,11 @@ pub trait FrontendDriver: Send + Sync {
     async fn hold(
         &self,
         epoch: u64,
+        seq: u64,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
-        let _ = (epoch, ttl, pause);
+        let _ = (epoch, seq, ttl, pause);
         Ok(())
     }
 }
@@ -335,6 +336,7 @@ impl Strategy for FrontendStrategy {
     async fn hold(
         &self,
         epoch: Epoch,
+        seq: u64,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
@@ -344,7 +346,7 @@ impl Strategy for FrontendStrategy {
         let sends = self
             .drivers
             .iter()
-            .map(|d| async move { (d.name(), d.hold(epoch, ttl, pause).await) });
+            .map(|d| async move { (d.name(), d.hold(epoch, seq, ttl, pause).await) });
         let mut errors = Vec::new();
         for (frontend, result) in join_all(sends).await {
             if let Err(e) = result {
@@ -492,12 +494,12 @@ mod tests {
         s.activate(&route("a", SwitchMode::Immediate), 3)
             .await
             .expect("activate a");
-        s.hold(3, Duration::from_secs(30), false)
+        s.hold(3, 1, Duration::from_secs(30), false)
             .await
             .expect("hold at the frontend's epoch");
         let d = driver("fe1", &fe, TOKEN);
         let e = d
-            .hold(2, Duration::from_secs(30), false)
+            .hold(2, 1, Duration::from_secs(30), false)
             .await
             .expect_err("an older epoch is refused");
         assert!(
@@ -512,7 +514,7 @@ mod tests {
             "{e:?}"
         );
         let e = driver("fe1", &fe, "wrong-token-xyz")
-            .hold(4, Duration::from_secs(30), false)
+            .hold(4, 1, Duration::from_secs(30), false)
             .await
             .expect_err("only the orchestrator's token");
         assert!(e.to_string().contains("401"), "{e}");
@@ -579,7 +581,7 @@ mod tests {
         .await
         .expect_err("not sent");
         assert!(matches!(e, StrategyError::Unlicensed { .. }), "{e:?}");
-        let e = crate::gate::under(closed, s.hold(1, Duration::from_secs(30), false))
+        let e = crate::gate::under(closed, s.hold(1, 1, Duration::from_secs(30), false))
             .await
             .expect_err("not sent");
         assert!(matches!(e, StrategyError::Unlicensed { .. }), "{e:?}");
