@@ -186,6 +186,8 @@ mod container_sync_fence;
 mod copier_fence;
 #[path = "swift_scenarios/expired.rs"]
 mod expired;
+#[path = "swift_scenarios/fence_container.rs"]
+mod fence_container;
 #[path = "swift_scenarios/lagging_kinds.rs"]
 mod lagging_kinds;
 #[path = "swift_scenarios/peer_containers.rs"]
@@ -2331,6 +2333,11 @@ async fn swift_plans_against_two_real_clusters() {
     run.run(
         "copier_fence_mid_round",
         copier_fence::copier_fence_mid_round(&env),
+    )
+    .await;
+    run.run(
+        "copier_fence_deleted_container",
+        fence_container::deleted_container(&env),
     )
     .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))

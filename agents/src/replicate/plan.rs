@@ -288,7 +288,13 @@ pub fn active_fence(
     if r.plan != ReplicationPlan::Swift {
         return Ok(None);
     }
-    ActiveFence::new(swift_settings(r, group, site)?, site, r.containers.clone()).map(Some)
+    ActiveFence::new(
+        swift_settings(r, group, site)?,
+        group,
+        site,
+        r.containers.clone(),
+    )
+    .map(Some)
 }
 
 /// The `command` plan of `site` towards `peer`, serving an order of `epoch`.

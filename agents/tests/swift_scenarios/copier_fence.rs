@@ -14,17 +14,30 @@ use warden_agents::wire::{Command, CommandKind};
 
 use super::*;
 
-const GROUP: &str = "web";
+pub(super) const GROUP: &str = "web";
 const SECRET_ENV: &str = "WARDEN_SWIFT_COPIER_FENCE_SECRET";
 
 /// The agent's replication at `site` (a fresh one: an agent just started),
 /// group `web` on container `c` with the `swift` plan; each site's manifest
 /// in the scratch directory.
-fn agent(env: &Env<'_>, site: &str, c: &str) -> Result<Replication> {
+pub(super) fn agent(env: &Env<'_>, site: &str, c: &str) -> Result<Replication> {
+    agent_in(env, GROUP, site, c, "copier-fence-agent")
+}
+
+/// [`agent`] for the group `group` (its fence container is the group's
+/// own: each scenario promotes its own group), with its manifests in the
+/// scratch directory `dir`.
+pub(super) fn agent_in(
+    env: &Env<'_>,
+    group: &str,
+    site: &str,
+    c: &str,
+    dir: &str,
+) -> Result<Replication> {
     std::env::set_var(SECRET_ENV, "copier-fence-token");
     let key_env = format!("{SECRET_ENV}_SWIFT");
     std::env::set_var(&key_env, swiftd::CONFIG_KEY);
-    let dir = env.cl.scratch().join("copier-fence-agent");
+    let dir = env.cl.scratch().join(dir);
     let manifest = |s: &str| dir.join(format!("{s}.manifest.json")).display().to_string();
     let table = format!(
         r#"plan = "swift"
@@ -47,25 +60,26 @@ manifest = "{mb}"
         ma = manifest("a"),
         mb = manifest("b"),
     );
-    let text = web::config_text(SECRET_ENV, &dir.display().to_string(), &table);
+    let text = web::config_text(SECRET_ENV, &dir.display().to_string(), &table)
+        .replace("[groups.web", &format!("[groups.{group}"));
     let config = warden_config::parse(&text, std::path::Path::new("copier-fence.conf"))?;
     Replication::from_config(&config, site).context("group web replicates")
 }
 
-fn start(site: &str, peer: &str, epoch: u64) -> Command {
+pub(super) fn start(site: &str, peer: &str, epoch: u64) -> Command {
     let mut c = Command::new(GROUP, epoch, CommandKind::StartReplication).to_site(site);
     c.peer = Some(peer.into());
     c
 }
 
 /// The fence on `c` at `cl`, as stored.
-async fn fence(cl: &SwiftClient, c: &str) -> Result<Option<String>> {
+pub(super) async fn fence(cl: &SwiftClient, c: &str) -> Result<Option<String>> {
     let h = cl.head_container(c).await?.context("container")?;
     Ok(h.get(ACTIVE_HEADER).map(str::to_string))
 }
 
 /// The body of every object of `c` at `cl`, by name.
-async fn contents(cl: &SwiftClient, c: &str) -> Result<BTreeMap<String, String>> {
+pub(super) async fn contents(cl: &SwiftClient, c: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for n in names(cl, c).await? {
         out.insert(n.clone(), body(cl, c, &n).await?.unwrap_or_default());
@@ -304,35 +318,39 @@ pub(crate) async fn copier_fence_mid_round(env: &Env<'_>) -> Result<()> {
 
     let (a, b) = (&env.a, &env.b);
     let dir = env.cl.scratch().join("copier-fence-agent");
-    let copier = |c: &str, manifest: &str, tune: &dyn Fn(&mut SwiftReplicatorSettings)| {
-        let mut s = SwiftReplicatorSettings::new(
-            env.cl.a.settings(),
-            env.cl.b.settings(),
-            vec![c.to_string()],
-            dir.join(manifest),
-        )
-        .order(GROUP, "a", "b", 1);
-        tune(&mut s);
-        SwiftReplicator::new(s)
-    };
+    // each part its own group: the first part's promote fences its whole
+    // group at b (the group's fence container)
+    const MID: &str = "webmid";
+    let copier =
+        |group: &str, c: &str, manifest: &str, tune: &dyn Fn(&mut SwiftReplicatorSettings)| {
+            let mut s = SwiftReplicatorSettings::new(
+                env.cl.a.settings(),
+                env.cl.b.settings(),
+                vec![c.to_string()],
+                dir.join(manifest),
+            )
+            .order(group, "a", "b", 1);
+            tune(&mut s);
+            SwiftReplicator::new(s)
+        };
 
     // A long round: many objects, the destination promoted once a few
     // are copied.
     let c = "copierfencemid";
     const MANY: usize = 600;
-    let at_a = agent(env, "a", c)?;
-    ensure!(at_a.promoted(GROUP, 1).await.is_some());
+    let at_a = agent_in(env, MID, "a", c, "copier-fence-mid")?;
+    ensure!(at_a.promoted(MID, 1).await.is_some());
     put_many(a, c, "obj-", MANY).await?;
-    let repl = copier(c, "mid.manifest.json", &|_| {})?;
+    let repl = copier(MID, c, "mid.manifest.json", &|_| {})?;
     let concurrency = repl.settings().concurrency as u64;
-    let at_b = agent(env, "b", c)?;
+    let at_b = agent_in(env, MID, "b", c, "copier-fence-mid")?;
     let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
     let round = repl.resync(CancellationToken::new(), Some(tx));
     let promote = async {
         rx.wait_for(|p| p.items >= 30)
             .await
             .map_err(|_| anyhow::anyhow!("the round ended before 30 copies"))?;
-        let said = at_b.promoted(GROUP, 2).await.context("b's promote")?;
+        let said = at_b.promoted(MID, 2).await.context("b's promote")?;
         ensure!(said.contains("fenced as active at epoch 2"), "{said}");
         Ok::<_, anyhow::Error>(rx.borrow().items)
     };
@@ -378,7 +396,7 @@ pub(crate) async fn copier_fence_mid_round(env: &Env<'_>) -> Result<()> {
         s.fence_recheck_ops = 100_000;
         s.fence_recheck_every = Duration::from_secs(3600);
     };
-    let repl = copier(c, "del.manifest.json", &slow)?;
+    let repl = copier("webdel", c, "del.manifest.json", &slow)?;
     repl.resync(CancellationToken::new(), None).await?;
     ensure!(names(b, c).await?.len() == 20);
     for i in 0..20 {

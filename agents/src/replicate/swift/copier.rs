@@ -92,6 +92,17 @@ pub(super) fn now_us() -> u64 {
 }
 
 impl Shared {
+    /// One HEAD on each side of every placement container, then of the
+    /// group's fence container ([`fence_container`]): the fence is read
+    /// from all of them, the placement containers are the first
+    /// `containers.len()`.
+    async fn fence_heads(&self) -> Result<ContainerHeads, AgentError> {
+        let s = &self.settings;
+        let mut names = s.containers.clone();
+        names.extend(fence_container(&s.order.group));
+        head_containers(&self.src, &self.dst, &names).await
+    }
+
     /// [`AgentError::Fenced`] when one of the destination's containers
     /// (`None`: missing) carries a fence this copier's order must respect
     /// (`fence.rs`), remembered for [`Replicator::failing`].
@@ -181,8 +192,9 @@ impl Shared {
         let work = async {
             // The HEADs that tell which containers to create or update
             // there also carry its fence: read before anything is written.
-            let heads = head_containers(&self.src, &self.dst, &s.containers).await?;
+            let mut heads = self.fence_heads().await?;
             self.check_fence(&heads)?;
+            heads.truncate(s.containers.len());
             reconcile_containers(&self.src, &self.dst, heads).await?;
             let manifest = self.manifest()?;
             let (src, dst, refused) =
@@ -202,7 +214,7 @@ impl Shared {
         // Listings and plan may have taken a while: a promote meanwhile
         // stops the copies and deletes too (a HEAD per container and side).
         let again = async {
-            let heads = head_containers(&self.src, &self.dst, &s.containers).await?;
+            let heads = self.fence_heads().await?;
             self.check_fence(&heads)?;
             Ok::<_, AgentError>(heads)
         };

@@ -9,8 +9,14 @@
 //!
 //! - a promote at epoch N sets [`ACTIVE_HEADER`]
 //!   (`X-Container-Meta-Warden-Active: epoch=N site=S`) on every placement
-//!   container of its own cluster ([`ActiveFence::set`]; a container it
-//!   lacks is created with it), needing nothing from the peer;
+//!   container of its own cluster and on the group's fence container
+//!   ([`fence_container`], `warden-fence.GROUP`, holding no object)
+//!   ([`ActiveFence::set`]; a container it lacks is created with it),
+//!   needing nothing from the peer. The fence container is what keeps the
+//!   mark when users of the new active site delete a placement container
+//!   (the mark on it goes with it): the copier reads it beside the
+//!   placement containers, so a deposed copier neither re-creates the
+//!   container they deleted nor copies its stale objects into it;
 //! - the copier knows the epoch of the start order it was built for
 //!   ([`SwiftReplicatorSettings::order`](super::SwiftReplicatorSettings::order)).
 //!   Every round reads the fence from the container HEADs it makes anyway
@@ -85,6 +91,15 @@ impl ActiveMark {
     }
 }
 
+/// The container of `group`'s fence at each site: the promote's mark on
+/// a container users have no reason to touch (it holds no object; the
+/// copier neither lists nor copies it), so the fence outlives a placement
+/// container deleted at the active site. `None` for an empty group name
+/// (a copier built without an order).
+pub fn fence_container(group: &str) -> Option<String> {
+    (!group.is_empty()).then(|| format!("warden-fence.{group}"))
+}
+
 /// The order a copier was built for: its group, its own site and peer,
 /// the epoch of the start order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -152,16 +167,20 @@ impl CopierOrder {
 pub struct ActiveFence {
     client: SwiftClient,
     site: String,
+    /// The placement containers, then the group's fence container.
     containers: Vec<String>,
 }
 
 impl ActiveFence {
-    /// This site's cluster, its name and the group's placement list.
+    /// This site's cluster, the group, the site's name and the group's
+    /// placement list.
     pub fn new(
         local: SwiftSettings,
+        group: &str,
         site: impl Into<String>,
-        containers: Vec<String>,
+        mut containers: Vec<String>,
     ) -> Result<Self, AgentError> {
+        containers.extend(fence_container(group));
         Ok(ActiveFence {
             client: SwiftClient::new(local)?,
             site: site.into(),
@@ -169,9 +188,11 @@ impl ActiveFence {
         })
     }
 
-    /// Sets `epoch=EPOCH site=SITE` on every container here (creating a
-    /// missing one with it): from now on a copier of an older order writes
-    /// nothing into them. Tries them all, then answers the first failure.
+    /// Sets `epoch=EPOCH site=SITE` on every placement container here and
+    /// on the group's fence container (creating a missing one with it):
+    /// from now on a copier of an older order writes nothing into this
+    /// cluster, even into a placement container deleted and created again.
+    /// Tries them all, then answers the first failure.
     pub async fn set(&self, epoch: u64) -> Result<(), AgentError> {
         let mark = ActiveMark {
             epoch,
@@ -318,6 +339,12 @@ mod tests {
             why.contains("cannot read") && why.contains("garbage"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn each_group_has_its_fence_container() {
+        assert_eq!(fence_container("web").as_deref(), Some("warden-fence.web"));
+        assert_eq!(fence_container(""), None);
     }
 
     #[test]

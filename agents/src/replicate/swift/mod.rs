@@ -144,7 +144,7 @@ pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSetti
 pub use container_sync::{
     epoch_key, ContainerSyncSettings, ContainerSyncSite, NoReplication, SwiftContainerSync,
 };
-pub use fence::{ActiveFence, ActiveMark, CopierOrder, ACTIVE_HEADER};
+pub use fence::{fence_container, ActiveFence, ActiveMark, CopierOrder, ACTIVE_HEADER};
 pub use resync::{SwiftResyncer, SwiftResyncerSettings};
 
 /// The metadata header carrying a copy's origin timestamp (lower case, as sent).
