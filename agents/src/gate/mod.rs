@@ -34,6 +34,8 @@ pub mod ssh;
 
 #[cfg(test)]
 mod shared_tests;
+#[cfg(test)]
+mod test_config;
 
 use warden_config::model::ReplicationPlan;
 use warden_config::Config;
@@ -387,54 +389,10 @@ mod tests {
     /// The config with b's directory at `b_path` and `b_extra` in b's
     /// rsync table.
     fn config_with(state_dir: &std::path::Path, b_path: &str, b_extra: &str) -> Config {
-        let text = format!(
-            r#"
-[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/nonexistent/warden-gate-test"
-operator_token = {{ file = "/nonexistent/never-read" }}
-
-[sites.a]
-agent_token = {{ file = "/nonexistent/never-read" }}
-
-[sites.b]
-agent_token = {{ file = "/nonexistent/never-read" }}
-state_dir = "{}"
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ file = "/nonexistent/never-read" }}
-
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-
-[groups.web.replication]
-plan = "rsync"
-
-[groups.web.replication.sites.a]
-path = "/srv/a"
-module = "10.1.0.10/appdata"
-user = "warden"
-password = {{ file = "/nonexistent/never-read" }}
-
-[groups.web.replication.sites.b]
-path = "{b_path}"
-module = "10.2.0.10:8873/appdata-b"
-user = "warden"
-password = {{ file = "/nonexistent/never-read" }}
-{b_extra}
-"#,
-            state_dir.display()
-        );
-        warden_config::parse(&text, std::path::Path::new("gate-test.conf"))
-            .unwrap_or_else(|e| panic!("{e}"))
+        use super::test_config::{config, daemon_site, group};
+        let a = daemon_site("/srv/a", "10.1.0.10/appdata", "");
+        let b = daemon_site(b_path, "10.2.0.10:8873/appdata-b", b_extra);
+        config(state_dir, &[group("web", 8000, &a, &b)])
     }
 
     fn push(module: &str) -> Transfer {

@@ -10,58 +10,16 @@ use crate::wire::{Command, CommandKind};
 /// Groups `api` (b standby) and `web` (b to be promoted), each with an
 /// rsync plan; b's table of each group gets `b_api` and `b_web`.
 fn two_groups(state_dir: &std::path::Path, b_api: &str, b_web: &str) -> Config {
-    let group = |name: &str, port: u16, b: &str| {
-        format!(
-            r#"
-[groups.{name}]
-sites = ["a", "b"]
-scheme = "frontend"
-
-[groups.{name}.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:{port}"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-
-[groups.{name}.replication]
-plan = "rsync"
-
-[groups.{name}.replication.sites.a]
-path = "/srv/a/{name}"
-module = "10.1.0.10/{name}"
-user = "warden"
-password = {{ file = "/nonexistent/never-read" }}
-
-[groups.{name}.replication.sites.b]
-user = "warden"
-{b}
-"#
-        )
-    };
-    let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/nonexistent/warden-gate-test"
-operator_token = {{ file = "/nonexistent/never-read" }}
-
-[sites.a]
-agent_token = {{ file = "/nonexistent/never-read" }}
-
-[sites.b]
-agent_token = {{ file = "/nonexistent/never-read" }}
-state_dir = "{}"
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ file = "/nonexistent/never-read" }}
-{}{}"#,
-        state_dir.display(),
-        group("api", 8000, b_api),
-        group("web", 8001, b_web),
-    );
-    warden_config::parse(&text, std::path::Path::new("gate-test.conf"))
-        .unwrap_or_else(|e| panic!("{e}"))
+    use super::test_config::{config, daemon_site, group};
+    let a = |name: &str| daemon_site(&format!("/srv/a/{name}"), &format!("10.1.0.10/{name}"), "");
+    let b = |extra: &str| format!("user = \"warden\"\n{extra}");
+    config(
+        state_dir,
+        &[
+            group("api", 8000, &a("api"), &b(b_api)),
+            group("web", 8001, &a("web"), &b(b_web)),
+        ],
+    )
 }
 
 /// b's agent state: standby in both groups, then promoted in `web`.

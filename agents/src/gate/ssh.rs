@@ -477,58 +477,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("b");
         std::fs::create_dir_all(&data).unwrap();
-        let cfg = warden_config::parse(
-            &format!(
-                r#"
-[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/nonexistent/warden-gate-test"
-operator_token = {{ file = "/nonexistent/never-read" }}
-
-[sites.a]
-agent_token = {{ file = "/nonexistent/never-read" }}
-
-[sites.b]
-agent_token = {{ file = "/nonexistent/never-read" }}
-state_dir = "{state}"
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ file = "/nonexistent/never-read" }}
-
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-
-[groups.web.replication]
-plan = "rsync"
-
-[groups.web.replication.sites.a]
-path = "/srv/a"
-ssh = "10.1.0.10"
-user = "warden"
-ssh_key = "/nonexistent/key"
-known_hosts = "/nonexistent/known_hosts"
-
-[groups.web.replication.sites.b]
-path = "{data}"
-ssh = "10.2.0.10"
-user = "warden"
-ssh_key = "/nonexistent/key"
-known_hosts = "/nonexistent/known_hosts"
-"#,
-                state = dir.path().display(),
-                data = data.display()
-            ),
-            Path::new("gate-ssh-test.conf"),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        let site = |path: &str, host: &str| {
+            format!(
+                "path = \"{path}\"\nssh = \"{host}\"\nuser = \"warden\"\n\
+                 ssh_key = \"/nonexistent/key\"\nknown_hosts = \"/nonexistent/known_hosts\"\n"
+            )
+        };
+        let cfg = super::super::test_config::config(
+            dir.path(),
+            &[super::super::test_config::group(
+                "web",
+                8000,
+                &site("/srv/a", "10.1.0.10"),
+                &site(&data.display().to_string(), "10.2.0.10"),
+            )],
+        );
         let groups = vec![("web".to_string(), "a".to_string())];
         let b = Authority::open(dir.path(), "b", &groups).unwrap();
         let demote = Command::new("web", 5, CommandKind::Demote).to_site("b");
