@@ -447,7 +447,10 @@ impl Shared {
             };
             let (mut msg, mut ng) = (msg, ng);
             if let DnsRead::Read(o, frontends) = &dns {
-                let above = ng.dns_epoch();
+                // The group's frontend layer is as new as the rest: the
+                // name at any epoch is what it knows (one below the routes'
+                // is a move before a failover, not a name to point over).
+                let above = ng.frontend_epoch;
                 if let Some(said) = adopt_dns_name(&mut ng, o, frontends, above) {
                     msg.push_str(&format!("; {said}"));
                 }

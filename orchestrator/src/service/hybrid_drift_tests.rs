@@ -391,3 +391,33 @@ async fn adopt_epoch_with_the_dns_name_unread_adopts_nothing_of_it() {
         "{adopted}"
     );
 }
+
+/// A store new to the group adopts where the DNS name points whatever the
+/// routes' epoch: the name moved to fe2 at epoch 5 (fe1 down), then a
+/// failover routed the frontends at epoch 9, then the store was lost. The
+/// name is the group's frontend fe2 at its epoch 5, and left there. Before,
+/// only a name above the routes' epoch was adopted: the group kept fe1,
+/// and the next pass pointed the name at fe1 at epoch 9 — which the zone
+/// takes (its marker is at 5) — sending users to the frontend the name had
+/// been moved off, with no decision to do so.
+#[tokio::test(start_paused = true)]
+async fn a_new_store_adopts_a_dns_name_written_below_the_routes_epoch() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = s.lock().groups["web"].clone();
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), 9);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(5, SeqCst);
+    s.lock().fresh.insert("web".into());
+    s.adopt_fresh_groups().await;
+    let g = s.lock().groups["web"].clone();
+    assert_eq!(
+        (g.epoch, g.frontend.as_deref(), g.frontend_epoch),
+        (9, Some("fe2"), 5)
+    );
+    s.reconcile_once().await;
+    assert_eq!(dns.published.load(SeqCst), 0, "left at fe2");
+    assert_eq!(dns.points_at.lock().unwrap().as_str(), "fe2");
+}
