@@ -494,7 +494,7 @@ async fn adopt_epoch(
             Err(r) => return r,
         }
     };
-    match s.operator_adopt_epoch_seen(&g, &by, b.epoch) {
+    match s.operator_adopt_epoch_seen(&g, &by, b.epoch).await {
         Ok(epoch) => Json(AdoptedView { epoch }).into_response(),
         Err(e) => e.into_response(),
     }

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use warden_proto::agent::{AuthorityWire, Command, CommandKind};
 
+use super::adopt_dns::{adopt_dns_name, DnsRead, DNS_SEEN_AT};
 use super::{Shared, State};
 use crate::model::{EventKind, GroupState, Phase};
 use crate::OrchestratorError;
@@ -40,6 +41,10 @@ pub struct EpochAhead {
 
 /// How long a fresh store waits for the routing layer's answer at start.
 const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An adoption whose licence ended while it read the routing layer.
+const LICENCE_ENDED: &str =
+    "this orchestrator's licence to act ended while it read the DNS name; nothing adopted: ask the one that holds it";
 
 /// Epochs an adopted epoch must leave below `u64::MAX` (one is used per
 /// decision): adopting one closer would freeze the group after a few moves.
@@ -361,21 +366,9 @@ impl Shared {
             // decisions, at epochs of their own): which frontend it points
             // at and at what epoch. Unadopted, a name moved before would be
             // an epoch seen ahead, and pointed back at the first frontend.
-            let dns = match strategy.hybrid() {
-                Some(h) => {
-                    let read = async {
-                        match self.licence.token() {
-                            Some(term) => self.licence.gated(&term, h.dns_current()).await,
-                            None => Some(h.dns_current().await),
-                        }
-                    };
-                    match tokio::time::timeout(ADOPT_TIMEOUT, read).await {
-                        Ok(None) => return,
-                        Ok(Some(Ok(o))) if o.epoch > 0 => Some((o, h.frontend_names())),
-                        _ => None,
-                    }
-                }
-                None => None,
+            let dns = match self.dns_for_adoption(&name, ADOPT_TIMEOUT).await {
+                None => return,
+                Some(d) => d,
             };
             let mut st = self.lock();
             st.fresh.remove(&name);
@@ -453,19 +446,13 @@ impl Shared {
                 ),
             };
             let (mut msg, mut ng) = (msg, ng);
-            if let Some((o, frontends)) = dns.filter(|(o, _)| o.epoch > ng.dns_epoch()) {
-                match o.site.filter(|f| frontends.contains(f)) {
-                    Some(fe) => {
-                        msg.push_str(&format!(
-                            "; the DNS name points at frontend {fe} (frontend layer, epoch {})",
-                            o.epoch
-                        ));
-                        ng.frontend = Some(fe);
-                        ng.frontend_epoch = o.epoch;
-                    }
-                    // At no frontend: pointing it at one is a decision
-                    // above the last.
-                    None => ng.frontend_epoch = o.epoch + 1,
+            if let DnsRead::Read(o, frontends) = &dns {
+                // The group's frontend layer is as new as the rest: the
+                // name at any epoch is what it knows (one below the routes'
+                // is a move before a failover, not a name to point over).
+                let above = ng.frontend_epoch;
+                if let Some(said) = adopt_dns_name(&mut ng, o, frontends, above) {
+                    msg.push_str(&format!("; {said}"));
                 }
             }
             self.put_group_locked(&mut st, ng);
@@ -483,21 +470,37 @@ impl Shared {
 
     /// `warden adopt-epoch GROUP`: take the higher epoch seen outside as the
     /// group's own, so that the next move carries a higher one still.
-    pub fn operator_adopt_epoch(&self, group: &str, by: &str) -> Result<u64, OrchestratorError> {
-        self.operator_adopt_epoch_seen(group, by, None)
+    pub async fn operator_adopt_epoch(
+        &self,
+        group: &str,
+        by: &str,
+    ) -> Result<u64, OrchestratorError> {
+        self.operator_adopt_epoch_seen(group, by, None).await
     }
 
     /// [`Shared::operator_adopt_epoch`] of the epoch the operator saw:
     /// with `seen`, only when the epoch seen ahead is that one. One that
     /// grew since (whoever holds it still acts) or another element's is
     /// not adopted by a late or replayed order (409, nothing changed).
-    pub fn operator_adopt_epoch_seen(
+    ///
+    /// A `hybrid` group adopts its DNS name too, as a new store does: the
+    /// frontend it points at, at the epoch it was written at, when above
+    /// the group's frontend layer — else the zone would refuse the next
+    /// pointing at the adopted epoch as another decision at that epoch, and
+    /// the frontend layer would watch a frontend users no longer enter at.
+    /// A name that cannot be read is adopted in nothing (said so); when it
+    /// is the epoch seen ahead, nothing is adopted at all (409).
+    pub async fn operator_adopt_epoch_seen(
         &self,
         group: &str,
         by: &str,
         seen: Option<u64>,
     ) -> Result<u64, OrchestratorError> {
         self.must_act()?;
+        let dns = self
+            .dns_for_adoption(group, ADOPT_TIMEOUT)
+            .await
+            .ok_or_else(|| OrchestratorError::Conflict(LICENCE_ENDED.into()))?;
         let mut st = self.lock();
         let g = st
             .groups
@@ -537,6 +540,22 @@ impl Shared {
         let mut ng = g.clone();
         ng.epoch = ahead.epoch;
         ng.hold = None;
+        let frontend_layer = match &dns {
+            DnsRead::NoName => String::new(),
+            DnsRead::Read(o, frontends) => adopt_dns_name(&mut ng, o, frontends, g.dns_epoch())
+                .map(|said| format!("; {said}"))
+                .unwrap_or_default(),
+            DnsRead::Unread(e) if ahead.seen_at == DNS_SEEN_AT => {
+                return Err(OrchestratorError::Conflict(format!(
+                    "group {group}: the epoch seen ahead is the DNS name's, and the name cannot be read now ({e}): \
+                     nothing adopted (its epoch without the frontend it points at would be refused by the zone). \
+                     Adopt when the DNS answers"
+                )));
+            }
+            DnsRead::Unread(e) => format!(
+                "; the DNS name could not be read ({e}): nothing of the frontend layer adopted"
+            ),
+        };
         self.put_group_locked(&mut st, ng);
         st.epoch_ahead.remove(group);
         let withdrawn = st.ledger.withdraw_below(
@@ -551,7 +570,7 @@ impl Shared {
             None,
             format!(
                 "{} adopted epoch {} seen at {} (the group was at {}); {} queued command(s) withdrawn; \
-                 the next move carries epoch {}",
+                 the next move carries epoch {}{frontend_layer}",
                 super::operator::operator_label(by),
                 ahead.epoch,
                 ahead.seen_at,

@@ -315,12 +315,7 @@ impl Shared {
             if let Some(now) =
                 now.filter(|x| o.epoch > x.dns_epoch() && x.phase != Phase::Running && !moving)
             {
-                self.note_epoch_ahead_locked(
-                    &mut st,
-                    &now,
-                    o.epoch,
-                    "the DNS name of the frontend layer",
-                );
+                self.note_epoch_ahead_locked(&mut st, &now, o.epoch, super::adopt_dns::DNS_SEEN_AT);
             }
             return;
         }

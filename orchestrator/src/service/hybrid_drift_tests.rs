@@ -45,6 +45,8 @@ struct Dns {
     published: std::sync::atomic::AtomicUsize,
     /// The epoch of the decision that last wrote the name (rfc2136's marker).
     epoch: std::sync::atomic::AtomicU64,
+    /// The authoritative servers do not answer while set.
+    unread: AtomicBool,
 }
 
 fn address(frontend: &str) -> RecordValue {
@@ -69,6 +71,12 @@ impl DnsProvider for Dns {
         Ok(())
     }
     async fn observe(&self) -> Result<Option<ProviderView>, StrategyError> {
+        if self.unread.load(SeqCst) {
+            return Err(StrategyError::Unreachable {
+                element: "ns1".into(),
+                reason: "timed out".into(),
+            });
+        }
         Ok(Some(ProviderView {
             value: Some(address(&self.points_at.lock().unwrap())),
             epoch: self.epoch.load(SeqCst),
@@ -105,6 +113,7 @@ fn hybrid(dir: &std::path::Path) -> (Arc<Shared>, Vec<Arc<Fe>>, Arc<Dns>) {
         ignore: AtomicBool::new(false),
         published: Default::default(),
         epoch: Default::default(),
+        unread: AtomicBool::new(false),
     });
     let (drivers, provider) = (fes.clone(), dns.clone());
     let s = start_with_routing(
@@ -261,4 +270,154 @@ async fn a_new_store_adopts_where_the_dns_name_points() {
     s.reconcile_once().await;
     assert_eq!(dns.published.load(SeqCst), 0, "left at fe2");
     assert!(s.lock().epoch_ahead.is_empty(), "no epoch seen ahead");
+}
+
+/// `warden adopt-epoch` of a DNS name written at a newer epoch (another
+/// orchestrator moved it to fe2 at epoch 9) takes where the name points,
+/// as a new store does: fe2 at epoch 9 is the group's frontend, and the
+/// name is left there. Before, the adopt set the group's epoch to 9 and
+/// kept fe1: the next pass pointed the name back at fe1 at epoch 9 (the
+/// zone refuses another decision at the marker's epoch) and the frontend
+/// layer watched fe1, where users no longer enter.
+#[tokio::test(start_paused = true)]
+async fn adopt_epoch_takes_where_the_dns_name_points() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.hold = None;
+        g.clone()
+    };
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(9, SeqCst);
+    s.reconcile_once().await;
+    assert!(s.lock().epoch_ahead.contains_key("web"), "seen ahead");
+    assert_eq!(
+        s.operator_adopt_epoch_seen("web", "operator", Some(9))
+            .await
+            .expect("adopted"),
+        9
+    );
+    let g = s.lock().groups["web"].clone();
+    assert_eq!(
+        (g.epoch, g.frontend.as_deref(), g.frontend_epoch),
+        (9, Some("fe2"), 9)
+    );
+    let adopted = s
+        .lock()
+        .recent
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Adopted)
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(adopted.contains("points at frontend fe2"), "{adopted}");
+    s.reconcile_once().await;
+    assert_eq!(dns.published.load(SeqCst), 0, "left at fe2");
+    assert_eq!(dns.points_at.lock().unwrap().as_str(), "fe2");
+    assert!(s.lock().epoch_ahead.is_empty(), "nothing seen ahead");
+}
+
+/// An adopt that cannot read the DNS name adopts nothing of it and says
+/// so: when the name's is the epoch seen ahead, nothing at all (409, the
+/// alert stays); when a frontend's is, that epoch is adopted and the
+/// event says the frontend layer was not.
+#[tokio::test(start_paused = true)]
+async fn adopt_epoch_with_the_dns_name_unread_adopts_nothing_of_it() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.hold = None;
+        g.clone()
+    };
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(9, SeqCst);
+    s.reconcile_once().await;
+    dns.unread.store(true, SeqCst);
+    let refused = s
+        .operator_adopt_epoch("web", "operator")
+        .await
+        .expect_err("the name's epoch, unread");
+    assert!(
+        matches!(refused, OrchestratorError::Conflict(_)),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("nothing adopted"), "{refused}");
+    let now = s.lock().groups["web"].clone();
+    assert_eq!(
+        (now.epoch, now.frontend.as_deref()),
+        (g.epoch, g.frontend.as_deref())
+    );
+    assert!(s.lock().epoch_ahead.contains_key("web"), "still alerted");
+
+    // A frontend's epoch ahead: adopted, the frontend layer not.
+    s.lock().epoch_ahead.insert(
+        "web".into(),
+        authority::EpochAhead {
+            epoch: 12,
+            seen_at: "frontend fe1".into(),
+        },
+    );
+    assert_eq!(
+        s.operator_adopt_epoch("web", "operator")
+            .await
+            .expect("adopted"),
+        12
+    );
+    let now = s.lock().groups["web"].clone();
+    assert_eq!(
+        (now.epoch, now.frontend.as_deref(), now.frontend_epoch),
+        (12, g.frontend.as_deref(), g.frontend_epoch)
+    );
+    let adopted = s
+        .lock()
+        .recent
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Adopted)
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(
+        adopted.contains("the DNS name could not be read"),
+        "{adopted}"
+    );
+}
+
+/// A store new to the group adopts where the DNS name points whatever the
+/// routes' epoch: the name moved to fe2 at epoch 5 (fe1 down), then a
+/// failover routed the frontends at epoch 9, then the store was lost. The
+/// name is the group's frontend fe2 at its epoch 5, and left there. Before,
+/// only a name above the routes' epoch was adopted: the group kept fe1,
+/// and the next pass pointed the name at fe1 at epoch 9 — which the zone
+/// takes (its marker is at 5) — sending users to the frontend the name had
+/// been moved off, with no decision to do so.
+#[tokio::test(start_paused = true)]
+async fn a_new_store_adopts_a_dns_name_written_below_the_routes_epoch() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = s.lock().groups["web"].clone();
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), 9);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(5, SeqCst);
+    s.lock().fresh.insert("web".into());
+    s.adopt_fresh_groups().await;
+    let g = s.lock().groups["web"].clone();
+    assert_eq!(
+        (g.epoch, g.frontend.as_deref(), g.frontend_epoch),
+        (9, Some("fe2"), 5)
+    );
+    s.reconcile_once().await;
+    assert_eq!(dns.published.load(SeqCst), 0, "left at fe2");
+    assert_eq!(dns.points_at.lock().unwrap().as_str(), "fe2");
 }

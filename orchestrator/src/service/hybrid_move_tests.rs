@@ -291,7 +291,9 @@ async fn a_frontend_ahead_of_the_group_is_an_epoch_seen_ahead() {
         "fe1 keeps what it holds"
     );
     assert_eq!(
-        s.operator_adopt_epoch("web", "operator").expect("adopted"),
+        s.operator_adopt_epoch("web", "operator")
+            .await
+            .expect("adopted"),
         7
     );
 }

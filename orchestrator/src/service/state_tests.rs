@@ -62,7 +62,7 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
     s.lock()
         .epoch_ahead
         .insert("web".into(), ahead(u64::MAX - 1));
-    let refused = s.operator_adopt_epoch("web", "operator").unwrap_err();
+    let refused = s.operator_adopt_epoch("web", "operator").await.unwrap_err();
     assert!(refused.to_string().contains("1 more move"), "{refused}");
     assert_eq!(group(&s).epoch, before);
     assert!(s.lock().epoch_ahead.contains_key("web"), "still alerted");
@@ -71,6 +71,7 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
         .insert("web".into(), ahead(1_000_000_000_000_000_000));
     assert_eq!(
         s.operator_adopt_epoch("web", "operator")
+            .await
             .expect("far ahead, adoptable"),
         1_000_000_000_000_000_000
     );
@@ -92,6 +93,7 @@ async fn an_adoption_of_an_epoch_since_outgrown_is_refused() {
     s.lock().epoch_ahead.insert("web".into(), ahead(before + 9));
     let refused = s
         .operator_adopt_epoch_seen("web", "operator", Some(before + 5))
+        .await
         .unwrap_err();
     assert!(
         matches!(refused, OrchestratorError::Conflict(_)),
@@ -102,6 +104,7 @@ async fn an_adoption_of_an_epoch_since_outgrown_is_refused() {
     assert!(s.lock().epoch_ahead.contains_key("web"), "still alerted");
     assert_eq!(
         s.operator_adopt_epoch_seen("web", "operator", Some(before + 9))
+            .await
             .expect("the epoch seen now"),
         before + 9
     );
