@@ -245,11 +245,14 @@ async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
             .any(|st| st.name == StepName::Promote && st.status == StepStatus::Running)
     };
     let hung = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
-    for _ in 0..40 {
+    for _ in 0..400 {
         if stored(id).is_some_and(|r| promoting(&r)) {
             break;
         }
         round_sites_unsettled(&s, (true, true), &hung).await;
+        // The step records are written on a blocking thread, in real time
+        // (the test's clock is paused): give it some on a loaded machine.
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // SIGKILL: nothing more of that process acts or is written.
     s.licence().revoke("test: the process is killed");
