@@ -176,7 +176,8 @@ async fn report(
     Json(take(&mut f, r))
 }
 
-/// Reports on a stream after this many are followed by a close from the fake.
+/// Reports on a stream after this many (and the outcome's ack) are followed
+/// by a close from the fake.
 const CLOSE_AFTER: u32 = 4;
 
 async fn report_stream(
@@ -211,7 +212,12 @@ async fn streamed(fake: Shared, mut socket: WebSocket) {
             }
         }
         taken += 1;
-        if taken == CLOSE_AFTER {
+        // Not before the outcome is acked: a report the agent wrote on a
+        // stream the fake then closed is lost with the promote's fresh
+        // checks, which only the first copy carries (by design) — the
+        // test would see a later copy without them.
+        let acked = fake.lock().unwrap().acked_at.is_some();
+        if taken >= CLOSE_AFTER && acked {
             let _ = socket.send(Message::Close(None)).await;
             return;
         }
