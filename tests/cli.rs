@@ -623,9 +623,10 @@ fn fake_server(
     (url, rx)
 }
 
-/// `warden failover`, `failback` and `switchover` read the group first and
-/// send what they read (its active site and epoch): the orchestrator
-/// refuses the move (409) if the group moved on before it arrives. Before,
+/// `warden failover`, `failback`, `switchover` and `resync` read the group
+/// first and send what they read (its active site and epoch): the
+/// orchestrator refuses the move (409) if the group moved on before it
+/// arrives. Before,
 /// a failover (and a failback, a switchover) carried no expectation and
 /// ran against whatever the group had become.
 #[test]
@@ -648,6 +649,11 @@ fn moves_are_sent_for_the_group_as_read() {
             vec!["switchover", "web", "--to", "b"],
             "/v1/groups/web/switchover",
             serde_json::json!({ "to": "b" }),
+        ),
+        (
+            vec!["resync", "web"],
+            "/v1/groups/web/resync",
+            serde_json::json!({}),
         ),
     ] {
         let out = Command::new(WARDEN)
@@ -706,6 +712,7 @@ fn a_move_with_an_epoch_is_sent_only_while_the_group_is_at_it() {
             vec!["switchover", "web", "--to", "b"],
             "/v1/groups/web/switchover",
         ),
+        (vec!["resync", "web"], "/v1/groups/web/resync"),
     ] {
         // The group (at epoch 7) moved on since the operator read epoch 6.
         let stale: Vec<&str> = args.iter().copied().chain(["--epoch", "6"]).collect();

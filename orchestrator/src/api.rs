@@ -416,24 +416,21 @@ async fn switchover(
     }
 }
 
-/// `POST …/resync` body: none (empty, `null` or `{}`); any field is
-/// refused (400), as in every operator body: it was read by nobody, so a
-/// `from`/`epoch` sent as for the moves was never checked and the resync
-/// ran whatever the group had become.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ResyncBody {}
-
+/// `POST …/resync`: an optional body says what the group was when the
+/// operator asked ([`crate::service::SeenGroup`]: `from`, `epoch`), as for
+/// the moves; none (empty, `null` or `{}`) resyncs whatever the group is.
+/// Any other field is refused (400), as in every operator body.
 async fn resync(
     State(s): S,
     Operator(by): Operator,
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = optional_json::<ResyncBody>(&s, &body) {
-        return r;
-    }
-    match s.operator_resync(&g, &by) {
+    let seen: crate::service::SeenGroup = match optional_json(&s, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match s.operator_resync_seen(&g, &by, &seen) {
         Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
         Err(e) => e.into_response(),
     }

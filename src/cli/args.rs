@@ -154,7 +154,12 @@ pub(crate) enum Cmd {
     /// Resume replication paused since a failover or a new store: resync
     /// the standby from the active site (what it wrote on its own is kept
     /// or quarantined), then replicate to it again. Users do not move.
-    Resync { group: String },
+    Resync {
+        group: String,
+        /// Only if the group is still at this epoch (see `failover --epoch`).
+        #[arg(long)]
+        epoch: Option<u64>,
+    },
     /// Approve a pending decision (manual mode or exhausted failover
     /// budget): the one pending when the command reads the group, shown
     /// and sent with the approval, so a decision made after it is not

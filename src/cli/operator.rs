@@ -88,10 +88,9 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             timeout,
             json,
         } => super::drill::run(c, group, to.as_deref(), *stay, *timeout, *json).await?,
-        Cmd::Resync { group } => {
-            let v = c
-                .post(&format!("/v1/groups/{group}/resync"), Value::Null)
-                .await?;
+        Cmd::Resync { group, epoch } => {
+            let body = as_seen(c, group, *epoch, serde_json::json!({})).await?;
+            let v = c.post(&format!("/v1/groups/{group}/resync"), body).await?;
             let id = started(&v)?;
             println!(
                 "resync of {group} started (runbook {id}): the standby is brought in line with the active site, then replication resumes"
@@ -224,7 +223,7 @@ fn group_of(cmd: &Cmd) -> Option<&str> {
         | Cmd::Failback { group, .. }
         | Cmd::Switchover { group, .. }
         | Cmd::Drill { group, .. }
-        | Cmd::Resync { group }
+        | Cmd::Resync { group, .. }
         | Cmd::Approve { group, .. }
         | Cmd::Maintenance { group, .. }
         | Cmd::Clear { group, .. }

@@ -676,14 +676,23 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             400,
             "unknown field",
         ),
-        // resync takes no body: a field in one is refused, not ignored.
+        // resync takes what the operator saw (as the moves do); any other
+        // field is refused, not ignored.
         (
-            "a field in a resync's body",
+            "an unknown field in a resync's body",
+            "POST",
+            "/v1/groups/web/resync",
+            r#"{"force":true}"#.into(),
+            400,
+            "unknown field",
+        ),
+        (
+            "a resync of the group as it was never seen",
             "POST",
             "/v1/groups/web/resync",
             r#"{"from":"b","epoch":999}"#.into(),
-            400,
-            "unknown field",
+            409,
+            "moved on",
         ),
         (
             "approve with nothing pending",

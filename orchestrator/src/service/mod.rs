@@ -51,6 +51,7 @@ use crate::OrchestratorError;
 #[cfg(test)]
 mod accepted;
 mod admit;
+mod adopt;
 mod adopt_dns;
 mod authority;
 mod cadence;

@@ -245,13 +245,29 @@ impl Shared {
         group: &str,
         by: &str,
     ) -> Result<u64, OrchestratorError> {
+        self.operator_resync_seen(group, by, &SeenGroup::default())
+    }
+
+    /// [`Shared::operator_resync`], refused when the group is not as the
+    /// operator saw it (`seen`: its active site, its epoch) — a resync asked
+    /// before a move and landing after it would bring the other site in
+    /// line, one whose writes the operator never looked at.
+    pub fn operator_resync_seen(
+        self: &Arc<Self>,
+        group: &str,
+        by: &str,
+        seen: &SeenGroup,
+    ) -> Result<u64, OrchestratorError> {
         let gc = self.group_config(group)?;
+        let mut st = self.lock();
+        if let Some(g) = st.groups.get(group) {
+            seen.check(g, "resync")?;
+        }
         if gc.replication().is_none() {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} has no replication plan: nothing to resync"
             )));
         }
-        let mut st = self.lock();
         let g = Self::idle_group_locked(&st, group)?;
         if g.replication_paused_since_unix_ms.is_none() {
             return Err(OrchestratorError::Conflict(format!(

@@ -137,3 +137,52 @@ async fn a_resync_without_a_replication_plan_is_refused() {
     let e = s.operator_resync("web", "operator").unwrap_err();
     assert!(e.to_string().contains("no replication plan"), "{e}");
 }
+
+/// A resync carries the group as the operator saw it (its active site,
+/// its epoch), as a move does: asked before the group moved and landing
+/// after (a proxy's retry, a command re-run from shell history), it would
+/// bring the other site in line — one whose own writes the operator never
+/// looked at. It is refused and nothing starts; one for the group as it is
+/// now is taken. Before, the resync's body was refused whole (`warden
+/// resync` sent none) and a late resync ran whatever the group had become.
+#[tokio::test(start_paused = true)]
+async fn a_resync_asked_of_a_group_that_moved_on_is_refused() {
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
+    let looked = group(&s);
+    fail_over_to_b(&s).await;
+    sites_rounds(&s, 16, (true, true), &answer_all).await;
+    let now = group(&s);
+    assert_eq!(now.active, "b");
+    assert!(now.replication_paused_since_unix_ms.is_some());
+    let seen = |from: &str, epoch: u64| SeenGroup {
+        from: Some(from.into()),
+        epoch: Some(epoch),
+    };
+    let runbooks = s.lock().runbooks.len();
+    for stale in [
+        seen("a", looked.epoch),
+        seen("a", now.epoch),
+        seen("b", looked.epoch),
+    ] {
+        let e = s
+            .operator_resync_seen("web", "operator", &stale)
+            .unwrap_err();
+        assert!(
+            matches!(e, OrchestratorError::Conflict(_))
+                && e.to_string().contains("resync")
+                && e.to_string()
+                    .contains(&format!("it now runs on b at epoch {}", now.epoch)),
+            "{stale:?}: {e}"
+        );
+    }
+    assert_eq!(s.lock().runbooks.len(), runbooks, "nothing started");
+    assert!(group(&s).replication_paused_since_unix_ms.is_some());
+    let id = s
+        .operator_resync_seen("web", "operator", &seen("b", now.epoch))
+        .expect("as seen");
+    let rb = s.lock().runbooks[&id].clone();
+    assert_eq!(
+        (rb.kind, rb.from.as_str(), rb.to.as_str()),
+        (RunbookKind::Resync, "b", "a")
+    );
+}
