@@ -63,8 +63,10 @@ pub enum Verdict {
     Met,
     /// The whole interval is on the other side.
     NotMet,
-    /// The interval spans 1.0, or there are fewer than [`MIN_ROUNDS`].
+    /// The interval spans 1.0.
     NotShown,
+    /// Fewer than [`MIN_ROUNDS`] rounds: not judged, whatever the interval.
+    TooFewRounds,
 }
 
 impl std::fmt::Display for Verdict {
@@ -73,6 +75,12 @@ impl std::fmt::Display for Verdict {
             Verdict::Met => "met",
             Verdict::NotMet => "NOT met",
             Verdict::NotShown => "not shown (the interval spans 1.00)",
+            Verdict::TooFewRounds => {
+                return write!(
+                    f,
+                    "not judged (fewer than {MIN_ROUNDS} rounds: run with `ROUNDS={MIN_ROUNDS}` or more)"
+                )
+            }
         })
     }
 }
@@ -166,7 +174,7 @@ impl Interval {
     /// rounds show nothing.
     pub fn verdict(&self, goal: Goal) -> Verdict {
         if self.rounds < MIN_ROUNDS {
-            return Verdict::NotShown;
+            return Verdict::TooFewRounds;
         }
         let (good, bad) = match goal {
             Goal::AtLeastOne => (self.low >= 1.0, self.high < 1.0),
@@ -339,13 +347,17 @@ mod tests {
         // A clear lead over too few rounds is not judged.
         let few = paired_interval(&[1.5, 1.6, 1.55, 1.52]).unwrap();
         assert!(few.low > 1.0, "{few}");
-        assert_eq!(few.verdict(Goal::AtLeastOne), Verdict::NotShown);
+        assert_eq!(few.verdict(Goal::AtLeastOne), Verdict::TooFewRounds);
+        assert!(few
+            .verdict(Goal::AtLeastOne)
+            .to_string()
+            .contains("fewer than 10 rounds"));
         // A failed round (NaN) is left out, not counted as a round.
         let mut rounds = vec![1.2, 1.3, 1.25, 1.22, 1.28, 1.24, 1.26, 1.21, 1.27];
         rounds.push(f64::NAN);
         let i = paired_interval(&rounds).unwrap();
         assert_eq!(i.rounds, 9);
-        assert_eq!(i.verdict(Goal::AtLeastOne), Verdict::NotShown);
+        assert_eq!(i.verdict(Goal::AtLeastOne), Verdict::TooFewRounds);
         rounds.push(1.23);
         let j = paired_interval(&rounds).unwrap();
         assert_eq!(j.rounds, 10);
