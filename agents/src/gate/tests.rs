@@ -1,0 +1,232 @@
+//! Tests of the gate's judgement of a push (role, stated order, module).
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::authority::Authority;
+use crate::wire::{Command, CommandKind};
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+#[test]
+fn the_daemons_arguments_say_push_or_read() {
+    let push = env(&[
+        ("RSYNC_MODULE_NAME", "appdata"),
+        ("RSYNC_HOST_ADDR", "10.1.0.10"),
+        ("RSYNC_ARG0", "rsyncd"),
+        ("RSYNC_ARG1", "--server"),
+        ("RSYNC_ARG2", "-logDtpre.iLsfxCIvu"),
+        ("RSYNC_ARG3", "--delete"),
+        ("RSYNC_ARG4", "."),
+    ]);
+    let t = Transfer::from_env(push).unwrap();
+    assert!(t.push);
+    assert_eq!(t.module, "appdata");
+    let read = env(&[
+        ("RSYNC_MODULE_NAME", "appdata"),
+        ("RSYNC_ARG0", "rsyncd"),
+        ("RSYNC_ARG1", "--server"),
+        ("RSYNC_ARG2", "--sender"),
+        ("RSYNC_ARG3", "-logDtpre.iLsfxCIvu"),
+    ]);
+    assert!(!Transfer::from_env(read).unwrap().push);
+    // `--sender` as the value of another option: the daemon still
+    // receives, so this is a push whatever the word says.
+    let disguised = env(&[
+        ("RSYNC_MODULE_NAME", "appdata"),
+        ("RSYNC_ARG0", "rsyncd"),
+        ("RSYNC_ARG1", "--server"),
+        ("RSYNC_ARG2", "-logDtpre.iLsfxCIvu"),
+        ("RSYNC_ARG3", "--delete"),
+        ("RSYNC_ARG4", "--suffix"),
+        ("RSYNC_ARG5", "--sender"),
+    ]);
+    assert!(Transfer::from_env(disguised).unwrap().push);
+    // A read that asks the daemon to remove what it sends.
+    for remove in REMOVING {
+        let removing = env(&[
+            ("RSYNC_MODULE_NAME", "appdata"),
+            ("RSYNC_ARG0", "rsyncd"),
+            ("RSYNC_ARG1", "--server"),
+            ("RSYNC_ARG2", "--sender"),
+            ("RSYNC_ARG3", "-logDtpre.iLsfxCIvu"),
+            ("RSYNC_ARG4", remove),
+            ("RSYNC_ARG5", "."),
+            ("RSYNC_ARG6", "files/"),
+        ]);
+        let t = Transfer::from_env(removing).unwrap();
+        assert!(!t.push && t.removes, "{remove}");
+    }
+    let e = Transfer::from_env(env(&[("RSYNC_ARG0", "rsyncd")])).unwrap_err();
+    assert!(e.contains("RSYNC_MODULE_NAME is not set"), "{e}");
+}
+
+fn config(state_dir: &std::path::Path) -> Config {
+    config_with(state_dir, "/srv/b", "")
+}
+
+/// The config with b's directory at `b_path` and `b_extra` in b's
+/// rsync table.
+fn config_with(state_dir: &std::path::Path, b_path: &str, b_extra: &str) -> Config {
+    use super::test_config::{config, daemon_site, group};
+    let a = daemon_site("/srv/a", "10.1.0.10/appdata", "");
+    let b = daemon_site(b_path, "10.2.0.10:8873/appdata-b", b_extra);
+    config(state_dir, &[group("web", 8000, &a, &b)])
+}
+
+fn push(module: &str) -> Transfer {
+    Transfer {
+        module: module.into(),
+        push: true,
+        host: "10.1.0.10".into(),
+        removes: false,
+        order: Stated::NotAsked,
+    }
+}
+
+#[test]
+fn a_push_lands_only_at_a_standby() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    // No state yet: fail closed.
+    let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+    assert!(
+        e.contains("cannot be known") && e.contains("never started"),
+        "{e}"
+    );
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    let ok = check(&cfg, "b", &push("appdata-b")).unwrap();
+    assert!(ok.contains("standby of group web"), "{ok}");
+    let removing = Transfer {
+        push: false,
+        removes: true,
+        ..push("appdata-b")
+    };
+    let e = check(&cfg, "b", &removing).unwrap_err();
+    assert!(e.contains("removes what it sends"), "{e}");
+    // b is promoted: pushes into it are refused from now on, reads pass.
+    let promote = Command::new("web", 4, CommandKind::Promote).to_site("b");
+    b.admit(&promote).unwrap();
+    b.record(&promote).unwrap();
+    let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+    assert!(
+        e.contains("site b is the active site of group web (epoch 4)")
+            && e.contains("from 10.1.0.10"),
+        "{e}"
+    );
+    let read = Transfer {
+        push: false,
+        ..push("appdata-b")
+    };
+    assert!(check(&cfg, "b", &read).is_ok());
+    // A read that removes what it sends deletes here: refused, at the
+    // active site and at a standby alike.
+    let removing = Transfer {
+        removes: true,
+        ..read.clone()
+    };
+    let e = check(&cfg, "b", &removing).unwrap_err();
+    assert!(e.contains("removes what it sends"), "{e}");
+    // A module no plan names for this site (a's module, here) is refused.
+    let e = check(&cfg, "b", &push("appdata")).unwrap_err();
+    assert!(e.contains("no group's rsync plan names this module"), "{e}");
+    // Active b loses its state file (a restored disk): its agent
+    // restarts not knowing its role, which could be active: refused.
+    drop(b);
+    std::fs::remove_file(dir.path().join("authority.json")).unwrap();
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+    assert!(
+        e.contains("role in group web is unknown") && e.contains("was lost"),
+        "{e}"
+    );
+    // The orchestrator promotes it again: still refused, as active.
+    b.admit(&promote).unwrap();
+    b.record(&promote).unwrap();
+    let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+    assert!(e.contains("is the active site"), "{e}");
+}
+
+/// b's directory is declared a volume of its own and is not a mount
+/// point (never mounted since the agent started: nothing recorded):
+/// a push into standby b is refused, saying so. Before, only a
+/// directory once seen mounted was judged, and the push landed.
+#[test]
+fn a_push_into_a_declared_volume_that_is_not_mounted_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("b-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let _b = Authority::open(dir.path(), "b", &groups).unwrap();
+    let data = data.display().to_string();
+    let cfg = config_with(dir.path(), &data, "mount_point = true");
+    let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+    assert!(
+        e.contains("declared a mount point (mount_point = true) and is not one now"),
+        "{e}"
+    );
+    // The root directory is always a mount point: the push lands.
+    let cfg = config_with(dir.path(), "/", "mount_point = true");
+    assert!(check(&cfg, "b", &push("appdata-b")).is_ok());
+}
+
+/// A push states its order (the daemon's `early exec` kept it): one
+/// from a site behind the epoch this standby knows of the group is
+/// refused, saying so; so is one that states none, or names another
+/// group or this site. Before, a standby took a push from any site that
+/// still believed it was active.
+#[test]
+fn a_push_stated_at_an_older_epoch_than_known_here_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    let demote = Command::new("web", 5, CommandKind::Demote).to_site("b");
+    b.admit(&demote).unwrap();
+    b.record(&demote).unwrap();
+    let stating = |group: &str, site: &str, epoch: u64| Transfer {
+        order: Stated::Order(PushOrder {
+            group: group.into(),
+            site: site.into(),
+            epoch,
+        }),
+        ..push("appdata-b")
+    };
+    let e = check(&cfg, "b", &stating("web", "a", 4)).unwrap_err();
+    assert!(
+        e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
+        "{e}"
+    );
+    for epoch in [5, 6] {
+        let ok = check(&cfg, "b", &stating("web", "a", epoch)).unwrap();
+        assert!(
+            ok.contains(&format!("(site a for group web at epoch {epoch})")),
+            "{ok}"
+        );
+    }
+    let e = check(&cfg, "b", &stating("db", "a", 9)).unwrap_err();
+    assert!(e.contains("replicates group \"db\""), "{e}");
+    for site in ["b", "z"] {
+        let e = check(&cfg, "b", &stating("web", site, 9)).unwrap_err();
+        assert!(e.contains("not another site of group web"), "{e}");
+    }
+    let silent = Transfer {
+        order: Stated::Nothing,
+        ..push("appdata-b")
+    };
+    let e = check(&cfg, "b", &silent).unwrap_err();
+    assert!(e.contains("states no order"), "{e}");
+    // A read is not judged by any order.
+    let read = Transfer {
+        push: false,
+        ..stating("web", "a", 1)
+    };
+    assert!(check(&cfg, "b", &read).is_ok());
+}
