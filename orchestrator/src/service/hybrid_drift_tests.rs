@@ -146,6 +146,28 @@ fn hybrid(dir: &std::path::Path) -> (Arc<Shared>, Vec<Arc<Fe>>, Arc<Dns>) {
     (s, fes, dns)
 }
 
+/// A hybrid group (no start-up hold) whose frontends route it at its own
+/// epoch while its DNS name points at fe2, written at epoch 9 (another
+/// orchestrator's move, or one before the store was lost), after one
+/// reconcile pass.
+async fn name_moved_to_fe2_at_epoch_9() -> (super::harness::TestDir, Arc<Shared>, Arc<Dns>) {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = {
+        let mut st = s.lock();
+        let g = st.groups.get_mut("web").expect("web");
+        g.hold = None;
+        g.clone()
+    };
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(9, SeqCst);
+    s.reconcile_once().await;
+    (dir, s, dns)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
     let dir = test_dir(true, 5);
@@ -222,20 +244,7 @@ async fn a_hybrid_drift_that_stays_is_said_once_not_corrected_every_pass() {
 /// writer had passed.
 #[tokio::test(start_paused = true)]
 async fn a_dns_name_written_at_a_newer_epoch_is_an_epoch_seen_ahead() {
-    let dir = test_dir(true, 5);
-    let (s, fes, dns) = hybrid(&dir);
-    let g = {
-        let mut st = s.lock();
-        let g = st.groups.get_mut("web").expect("web");
-        g.hold = None;
-        g.clone()
-    };
-    for fe in &fes {
-        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
-    }
-    *dns.points_at.lock().unwrap() = "fe2".into();
-    dns.epoch.store(9, SeqCst);
-    s.reconcile_once().await;
+    let (_dir, s, dns) = name_moved_to_fe2_at_epoch_9().await;
     assert_eq!(dns.published.load(SeqCst), 0, "not pointed over epoch 9");
     let held = {
         let st = s.lock();
@@ -281,20 +290,7 @@ async fn a_new_store_adopts_where_the_dns_name_points() {
 /// layer watched fe1, where users no longer enter.
 #[tokio::test(start_paused = true)]
 async fn adopt_epoch_takes_where_the_dns_name_points() {
-    let dir = test_dir(true, 5);
-    let (s, fes, dns) = hybrid(&dir);
-    let g = {
-        let mut st = s.lock();
-        let g = st.groups.get_mut("web").expect("web");
-        g.hold = None;
-        g.clone()
-    };
-    for fe in &fes {
-        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
-    }
-    *dns.points_at.lock().unwrap() = "fe2".into();
-    dns.epoch.store(9, SeqCst);
-    s.reconcile_once().await;
+    let (_dir, s, dns) = name_moved_to_fe2_at_epoch_9().await;
     assert!(s.lock().epoch_ahead.contains_key("web"), "seen ahead");
     assert_eq!(
         s.operator_adopt_epoch_seen("web", "operator", Some(9))
@@ -328,20 +324,8 @@ async fn adopt_epoch_takes_where_the_dns_name_points() {
 /// event says the frontend layer was not.
 #[tokio::test(start_paused = true)]
 async fn adopt_epoch_with_the_dns_name_unread_adopts_nothing_of_it() {
-    let dir = test_dir(true, 5);
-    let (s, fes, dns) = hybrid(&dir);
-    let g = {
-        let mut st = s.lock();
-        let g = st.groups.get_mut("web").expect("web");
-        g.hold = None;
-        g.clone()
-    };
-    for fe in &fes {
-        *fe.route.lock().unwrap() = (Some(g.active.clone()), g.epoch);
-    }
-    *dns.points_at.lock().unwrap() = "fe2".into();
-    dns.epoch.store(9, SeqCst);
-    s.reconcile_once().await;
+    let (_dir, s, dns) = name_moved_to_fe2_at_epoch_9().await;
+    let g = s.lock().groups["web"].clone();
     dns.unread.store(true, SeqCst);
     let refused = s
         .operator_adopt_epoch("web", "operator")
