@@ -34,6 +34,11 @@ use warden_strategies::HoldPlace;
 /// a fault, not a clock.
 pub(crate) const TAKEN_AHEAD_MAX: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest a single orchestrator's start waits to read back the
+/// routing of the groups whose runbooks it resumes
+/// ([`Shared::learn_hold_places`]).
+const HOLD_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Shared {
     /// Send a hold order (`ttl` zero: withdraw it) for `group` at `epoch` to
     /// its routing layer, in a task under the licence; never waited for.
@@ -96,6 +101,33 @@ impl Shared {
         {
             Ok(last) | Err(last) => next(last),
         }
+    }
+
+    /// Before a single orchestrator resumes its runbooks at start: read
+    /// back the routing of each group whose runbook it resumes (all at
+    /// once, for [`HOLD_READ_TIMEOUT`] at most), so that the cut-over it
+    /// orders first is placed after the orders its former self gave —
+    /// with a clock since stepped back. Steady groups are read by the
+    /// first reconciliation (running ones are skipped there); a layer not
+    /// read now is learned from the refusal of the first order.
+    pub async fn learn_hold_places(&self) {
+        let running: Vec<crate::routing::Routing> = {
+            let st = self.lock();
+            st.groups
+                .values()
+                .filter(|g| g.phase == Phase::Running)
+                .filter_map(|g| self.strategies.get(&g.name).cloned())
+                .collect()
+        };
+        let Some(term) = self.licence.token().filter(|_| !running.is_empty()) else {
+            return;
+        };
+        // Under the licence's gate: a read may leave an order for later
+        // (the end of an HAProxy drain it found unended).
+        let reads = running
+            .iter()
+            .map(|r| self.licence.gated(&term, r.current()));
+        let _ = tokio::time::timeout(HOLD_READ_TIMEOUT, futures::future::join_all(reads)).await;
     }
 
     /// `site` looks down from one vantage point: hold for every steady

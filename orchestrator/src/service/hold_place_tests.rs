@@ -163,6 +163,46 @@ async fn a_restart_with_the_clock_stepped_back_still_has_its_hold_orders_taken()
     );
 }
 
+/// A single orchestrator killed mid-runbook and started again after its
+/// clock was stepped back a minute: before it resumes the runbook it reads
+/// the group's route back (reconciliation skips a running group), so the
+/// cut-over it orders first is placed after its former self's and taken.
+/// Before, it was refused as a late copy: users were not held for the
+/// switch the resumed runbook was about to make.
+#[tokio::test(start_paused = true)]
+async fn a_runbook_resumed_after_a_clock_step_back_has_its_first_cut_over_taken() {
+    let store = Arc::new(MemStore::default());
+    let fake = Arc::new(FakeRoute::default());
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let ttl = Duration::from_secs(30);
+    let start = |clock: Clock| on_fake(&text, &dir, &store, &fake, Mode::Local, clock);
+
+    let killed = start(Clock::new());
+    killed.order_hold("web", 2, ttl, true);
+    settle().await;
+    killed.licence.revoke("test: the process is killed");
+    fake.hold_reported.store(0, SeqCst);
+
+    let restarted = start(Clock::new().behind(60_000));
+    // The runbook it resumes (its group running).
+    restarted
+        .lock()
+        .groups
+        .get_mut("web")
+        .expect("group web")
+        .phase = Phase::Running;
+    restarted.learn_hold_places().await;
+    restarted.order_hold("web", 2, ttl, true);
+    settle().await;
+    assert_eq!(
+        *fake.hold_taken.lock().unwrap(),
+        vec![(0, true), (0, true)],
+        "the resumed runbook's cut-over must be taken: seqs {:?}",
+        fake.hold_seqs.lock().unwrap()
+    );
+}
+
 /// A frontend that reports a place two days ahead of this orchestrator's
 /// clock (a broken frontend, or a forged answer) is not believed: placed
 /// after it, every later order would be pinned at the top of `seq` — all
