@@ -61,6 +61,7 @@ impl ApiError {
             body: ErrorBody {
                 error: error.into(),
                 seen_epoch: None,
+                ..ErrorBody::default()
             },
         }
     }
@@ -277,6 +278,7 @@ async fn put_route(
                             "conflicting decision for epoch {epoch}: group {group:?} was already routed to {routed:?} at this epoch, refused {requested:?}"
                         ),
                         seen_epoch: Some(epoch),
+                        ..ErrorBody::default()
                     },
                 },
             };
@@ -355,11 +357,20 @@ async fn put_hold(
                     seen,
                     format!("hold order refused; a newer decision or order was already applied to group {group:?}"),
                 ),
-                HoldRefused::Older { epoch, seq, newest } => ApiError {
+                HoldRefused::Older {
+                    epoch,
+                    place,
+                    newest,
+                } => ApiError {
                     status: StatusCode::CONFLICT,
                     body: ErrorBody {
-                        error: format!("hold order refused: an older order (seq {seq}) than the newest of epoch {epoch} group {group:?} took (seq {newest}); this one is a late copy"),
+                        error: format!(
+                            "hold order refused: an older order (term {}, seq {}) than the newest of epoch {epoch} group {group:?} took (term {}, seq {}); this one is a late copy",
+                            place.term, place.seq, newest.term, newest.seq
+                        ),
                         seen_epoch: Some(epoch),
+                        newest_term: Some(newest.term),
+                        newest_seq: Some(newest.seq),
                     },
                 },
                 HoldRefused::Withdrawn { epoch } => ApiError {
@@ -367,6 +378,7 @@ async fn put_hold(
                     body: ErrorBody {
                         error: format!("hold order refused: the hold order of epoch {epoch} for group {group:?} was withdrawn (its switch is not coming); this one is a late copy"),
                         seen_epoch: Some(epoch),
+                        ..ErrorBody::default()
                     },
                 },
                 HoldRefused::Switched { epoch } => ApiError {
@@ -374,10 +386,11 @@ async fn put_hold(
                     body: ErrorBody {
                         error: format!("cut-over order refused: group {group:?} is already routed at epoch {epoch}, the switch it announced has come; this one is a late copy"),
                         seen_epoch: Some(epoch),
+                        ..ErrorBody::default()
                     },
                 },
             };
-            warn!(group = %group, epoch = req.epoch, seq = req.seq, pause = req.pause, reason = %err.body.error, "hold order refused");
+            warn!(group = %group, epoch = req.epoch, term = req.term, seq = req.seq, pause = req.pause, reason = %err.body.error, "hold order refused");
             Err(err)
         }
     }
@@ -391,6 +404,7 @@ fn stale(sent: u64, seen: u64, what: String) -> ApiError {
         body: ErrorBody {
             error: format!("stale epoch {sent} < {seen}: {what}"),
             seen_epoch: Some(seen),
+            ..ErrorBody::default()
         },
     }
 }

@@ -150,6 +150,7 @@ pub async fn run(
     } else {
         shared.restore_provider_stops();
         shared.adopt_fresh_groups().await;
+        shared.learn_hold_places().await;
         shared.resume();
     }
 

@@ -4,7 +4,8 @@
 //! - `PUT /v1/routes/{group}` with [`SetRoute`] → 200 [`RouteState`], 409 on a stale epoch;
 //! - `GET /v1/routes` → map group → [`RouteState`];
 //! - `GET /v1/routes/{group}` → [`RouteState`] of one group;
-//! - `PUT /v1/routes/{group}/hold` with [`Hold`] → 200 [`RouteState`], 409 on a stale epoch;
+//! - `PUT /v1/routes/{group}/hold` with [`Hold`] → 200 [`RouteState`], 409 on a stale epoch
+//!   or an order placed before the newest of its epoch (with that newest place);
 //! - `GET /v1/health` → 200 while the frontend runs;
 //! - `GET /metrics` → Prometheus text: routes, connections, held connections.
 //!
@@ -43,20 +44,29 @@ pub struct Hold {
     /// than the highest route or hold epoch seen → 409. Also 409 at that
     /// epoch for a late copy of a cut-over (`pause`): after the withdrawal
     /// of the order of its epoch (unless both carry `seq` and the
-    /// cut-over's is higher: given after it), or at the epoch the group is already
+    /// cut-over is placed after it: given after it), or at the epoch the group is already
     /// routed at (the switch it announced has come).
     pub epoch: u64,
     /// The order's place among the orders of its epoch (the orchestrator
     /// sends them without waiting for each other, so they may land out of
-    /// order): at the epoch of the newest order the group took, one with a
-    /// lower `seq` is older → 409 (a late copy), whatever it asks; the same
-    /// `seq` is a repeat, taken. The orchestrator gives the time it gave
+    /// order), with `term`: at the epoch of the newest order the group
+    /// took, one placed lower — a lower `term`, or the same `term` and a
+    /// lower `seq` — is older → 409 (a late copy, with the newest place
+    /// taken in `newest_term`/`newest_seq`), whatever it asks; the same
+    /// place is a repeat, taken. The orchestrator gives the time it gave
     /// the order (ms since the Unix epoch, strictly increasing within a
-    /// process), so a leader that resumes a runbook at its epoch orders
-    /// after its predecessor. Absent or `0`: unordered (an older
-    /// orchestrator), judged by the epoch alone.
+    /// process, and above every place a frontend reported taken). Absent
+    /// or `0`: unordered (an older orchestrator), judged by the epoch alone.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seq: u64,
+    /// The term of the licence the order was given under, placed before
+    /// `seq`: with etcd, the revision at which the giver's leader key was
+    /// created — it grows with every election, so a later leader's orders
+    /// outrank its predecessor's whatever their clocks say, and a deposed
+    /// leader's late copy stays refused. Absent or `0`: no term (a single
+    /// orchestrator on its local store, or an older one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
     /// How long the order stands, in ms (capped by the frontend at
     /// [`MAX_HOLD_TTL_MS`]); `0` withdraws an order.
     pub ttl_ms: u64,
@@ -121,14 +131,32 @@ pub struct RouteState {
     /// (`connect_retry`).
     #[serde(default)]
     pub retried_total: u64,
+    /// The term ([`Hold::term`]) of the newest hold order taken at the
+    /// group's highest hold epoch; absent: none, or none with a term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_term: Option<u64>,
+    /// The place ([`Hold::seq`]) of the newest hold order taken at the
+    /// group's highest hold epoch; absent: none placed (or an older
+    /// frontend). The orchestrator places its later orders above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_seq: Option<u64>,
 }
 
 /// Body of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
     /// What went wrong, for humans and logs.
     pub error: String,
     /// On 409: the highest epoch this frontend has accepted for the group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_epoch: Option<u64>,
+    /// On 409 for a hold order placed before the newest of its epoch: that
+    /// newest order's term ([`Hold::term`]; absent: 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_term: Option<u64>,
+    /// On 409 for a hold order placed before the newest of its epoch: that
+    /// newest order's place ([`Hold::seq`]), which the orchestrator places
+    /// its later orders above (never re-sending the refused one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_seq: Option<u64>,
 }

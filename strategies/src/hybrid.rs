@@ -24,7 +24,7 @@ use warden_config::Config;
 
 use crate::dns::DnsStrategy;
 use crate::frontend::{most_severe, FrontendDriver, FrontendStrategy};
-use crate::{Epoch, Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
+use crate::{Epoch, HoldPlace, Observed, SiteRoute, Strategy, StrategyError, SwitchMode};
 
 /// The `hybrid` strategy of one group: a [`FrontendStrategy`] (site layer)
 /// and a [`DnsStrategy`] over the frontends' addresses (frontend layer).
@@ -150,11 +150,16 @@ impl Strategy for HybridStrategy {
     async fn hold(
         &self,
         epoch: Epoch,
-        seq: u64,
+        place: HoldPlace,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
-        self.frontends.hold(epoch, seq, ttl, pause).await
+        self.frontends.hold(epoch, place, ttl, pause).await
+    }
+
+    /// Site layer: the frontends' reports (see [`Strategy::hold_seq_taken`]).
+    fn hold_seq_taken(&self) -> u64 {
+        self.frontends.hold_seq_taken()
     }
 
     /// Site layer: send the route to every frontend at once. Succeeds when

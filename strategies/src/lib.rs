@@ -49,6 +49,20 @@ pub struct SiteRoute {
     pub mode: SwitchMode,
 }
 
+/// A hold order's place among the orders of its epoch
+/// (`warden_proto::frontend::Hold`'s `term` and `seq`): ordered by the
+/// giver's licence term first — with etcd the revision at which its
+/// leader key was created, so a later leader outranks its predecessor
+/// whatever their clocks say; 0 alone on a local store —, then by `seq`,
+/// the giver's own order of giving them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HoldPlace {
+    /// The giver's licence term (0: none).
+    pub term: u64,
+    /// The giver's place for it within its term (0: unordered).
+    pub seq: u64,
+}
+
 /// How existing connections are treated on a switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -102,19 +116,27 @@ pub trait Strategy: Send + Sync {
     /// connections instead of failing them does so for `ttl` (a zero `ttl`
     /// withdraws the order), fenced by `epoch`; with `pause` (a cut-over is
     /// under way) new connections wait for the switch without trying the
-    /// current site. `seq` places the order among those of its epoch
-    /// (`warden_proto::frontend::Hold::seq`: a receiver refuses one placed
-    /// before the newest it took, as orders may land out of order). Best
-    /// effort and idempotent; the default holds nothing (DNS cannot).
+    /// current site. `place` places the order among those of its epoch
+    /// ([`HoldPlace`]: a receiver refuses one placed before the newest it
+    /// took, as orders may land out of order). Best effort and idempotent;
+    /// the default holds nothing (DNS cannot).
     async fn hold(
         &self,
         epoch: Epoch,
-        seq: u64,
+        place: HoldPlace,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
-        let _ = (epoch, seq, ttl, pause);
+        let _ = (epoch, place, ttl, pause);
         Ok(())
+    }
+    /// The highest `seq` ([`HoldPlace::seq`]) an element of the layer
+    /// reported taken — in a route read back, or in refusing an order
+    /// placed before it —, 0 when none did: the orchestrator places its
+    /// later hold orders above it (a predecessor's clock ahead of its own).
+    /// The default: none (a layer that takes no hold order).
+    fn hold_seq_taken(&self) -> u64 {
+        0
     }
     /// Conditions only an operator can clear (a DNS provider blocked after a
     /// fatal answer, a retry hold): one line each; empty when healthy.

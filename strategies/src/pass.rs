@@ -10,8 +10,9 @@ use tokio::sync::OnceCell;
 
 use crate::StrategyError;
 
-/// A routing element's route of every group it serves: group → (site, epoch).
-pub type RouteTable = BTreeMap<String, (Option<String>, u64)>;
+/// A routing element's route of every group it serves: group → (site,
+/// epoch, the `seq` of the newest hold order it took at its hold epoch).
+pub type RouteTable = BTreeMap<String, (Option<String>, u64, Option<u64>)>;
 
 /// Why a table could not be read, kept to give every reader of the pass
 /// the same error ([`StrategyError`] is not `Clone`).

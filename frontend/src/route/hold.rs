@@ -33,17 +33,41 @@ pub(super) struct Holds {
     order: Option<HoldOrder>,
     /// Highest epoch of an accepted hold order (fences older orders).
     pub(super) epoch: u64,
-    /// The highest place (`seq`) of an order taken at `epoch`: an order of
-    /// that epoch placed lower was given before it and is refused.
-    seq: u64,
+    /// The highest place of an order taken at `epoch`: an order of that
+    /// epoch placed lower was given before it and is refused.
+    place: Place,
     /// Highest epoch whose hold order was withdrawn (`ttl_ms` 0): the
     /// switch that order announced is not coming, and a cut-over at that
     /// epoch arriving later is a late copy, not a new announcement.
     withdrawn: u64,
-    /// The place (`seq`) of that withdrawal (0: unplaced): a cut-over at
+    /// The place of that withdrawal (`seq` 0: unplaced): a cut-over at
     /// its epoch placed after it was given later — a leader that resumed
     /// the runbook — and is no late copy.
-    withdrawn_seq: u64,
+    withdrawn_place: Place,
+}
+
+/// An order's place among the orders of its epoch: its giver's licence
+/// term first, then its `seq` ([`crate::api::Hold`]). A later leader's
+/// term is higher, so its orders outrank its predecessor's whatever the
+/// two hosts' clocks say; within a term the giver's `seq` orders them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Place {
+    pub(crate) term: u64,
+    pub(crate) seq: u64,
+}
+
+impl Place {
+    fn of(req: &Hold) -> Place {
+        Place {
+            term: req.term,
+            seq: req.seq,
+        }
+    }
+
+    /// Whether the order is placed at all (`seq` 0: an older orchestrator).
+    fn placed(&self) -> bool {
+        self.seq > 0
+    }
 }
 
 /// An accepted hold order; the next switch removes it (see [`GroupRoute::set`]).
@@ -83,9 +107,14 @@ pub(crate) struct HeldCounts {
 pub(crate) enum HoldRefused {
     /// A higher epoch was already accepted (a route or a hold order).
     Stale { seen: u64 },
-    /// An order of this epoch given after it (a higher `seq`) was already
-    /// taken: this one landed late.
-    Older { epoch: u64, seq: u64, newest: u64 },
+    /// An order of this epoch given after it (placed higher: a higher
+    /// term, or a higher `seq` in the same term) was already taken: this
+    /// one landed late. `newest` is that order's place.
+    Older {
+        epoch: u64,
+        place: Place,
+        newest: Place,
+    },
     /// A cut-over (`pause`) at an epoch whose hold order was withdrawn:
     /// its switch is not coming.
     Withdrawn { epoch: u64 },
@@ -114,6 +143,17 @@ impl Holds {
         false
     }
 
+    /// The place of the newest order taken at the highest hold epoch, as
+    /// [`RouteState`] reports it (`hold_term`, `hold_seq`): none placed,
+    /// `None`s.
+    pub(super) fn newest(&self) -> (Option<u64>, Option<u64>) {
+        let p = self.place;
+        (
+            (p.placed() && p.term > 0).then_some(p.term),
+            p.placed().then_some(p.seq),
+        )
+    }
+
     /// What is left of the order in effect, in milliseconds (0: none).
     pub(super) fn remaining_ms(&self) -> u64 {
         self.order.as_ref().map_or(0, |o| {
@@ -139,9 +179,10 @@ impl GroupRoute {
     /// Apply a hold order, fenced by its epoch (see [`crate::api::Hold`]).
     ///
     /// Refused when older than the epoch already seen, or at the epoch of
-    /// the newest order taken and placed before it (a lower `seq`: given
-    /// earlier, landed later — a hold landing after its withdrawal would
-    /// hold users for its whole ttl), and also at that
+    /// the newest order taken and placed before it (a lower [`Place`]: a
+    /// lower term — a deposed leader's —, or a lower `seq` in the same
+    /// term: given earlier, landed later — a hold landing after its
+    /// withdrawal would hold users for its whole ttl), and also at that
     /// epoch when the order can only be a late copy — the orchestrator
     /// sends its orders without waiting for each other, so they may arrive
     /// out of order: a cut-over (`pause`) after the withdrawal of the
@@ -163,19 +204,20 @@ impl GroupRoute {
             return Err(HoldRefused::Stale { seen });
         }
         let same_epoch = req.epoch == inner.holds.epoch;
-        if req.seq > 0 && same_epoch && req.seq < inner.holds.seq {
+        let place = Place::of(req);
+        if place.placed() && same_epoch && place < inner.holds.place {
             return Err(HoldRefused::Older {
                 epoch: req.epoch,
-                seq: req.seq,
-                newest: inner.holds.seq,
+                place,
+                newest: inner.holds.place,
             });
         }
         if req.ttl_ms > 0 && req.pause {
             let w = &inner.holds;
-            let after_withdrawal = req.seq > 0
+            let after_withdrawal = place.placed()
                 && req.epoch == w.withdrawn
-                && w.withdrawn_seq > 0
-                && req.seq > w.withdrawn_seq;
+                && w.withdrawn_place.placed()
+                && place > w.withdrawn_place;
             if req.epoch <= w.withdrawn && !after_withdrawal {
                 return Err(HoldRefused::Withdrawn { epoch: req.epoch });
             }
@@ -184,17 +226,17 @@ impl GroupRoute {
             }
         } else if req.ttl_ms == 0 {
             let w = &mut inner.holds;
-            w.withdrawn_seq = match req.epoch.cmp(&w.withdrawn) {
-                std::cmp::Ordering::Greater => req.seq,
-                std::cmp::Ordering::Equal => w.withdrawn_seq.max(req.seq),
-                std::cmp::Ordering::Less => w.withdrawn_seq,
+            w.withdrawn_place = match req.epoch.cmp(&w.withdrawn) {
+                std::cmp::Ordering::Greater => place,
+                std::cmp::Ordering::Equal => w.withdrawn_place.max(place),
+                std::cmp::Ordering::Less => w.withdrawn_place,
             };
             w.withdrawn = w.withdrawn.max(req.epoch);
         }
-        inner.holds.seq = if same_epoch {
-            inner.holds.seq.max(req.seq)
+        inner.holds.place = if same_epoch {
+            inner.holds.place.max(place)
         } else {
-            req.seq
+            place
         };
         inner.holds.epoch = req.epoch;
         inner.holds.order = (req.ttl_ms > 0).then(|| HoldOrder {

@@ -302,6 +302,7 @@ impl GroupRoute {
     }
 
     fn state_of(&self, inner: &Inner) -> RouteState {
+        let (hold_term, hold_seq) = inner.holds.newest();
         RouteState {
             site: inner.current.as_ref().map(|g| g.site.clone()),
             backend: inner.current.as_ref().map(|g| g.backend.clone()),
@@ -314,6 +315,8 @@ impl GroupRoute {
             held_rescued: self.held.rescued.load(Ordering::Relaxed),
             held_timed_out: self.held.timed_out.load(Ordering::Relaxed),
             retried_total: self.held.retried.load(Ordering::Relaxed),
+            hold_term,
+            hold_seq,
         }
     }
 

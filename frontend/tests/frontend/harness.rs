@@ -209,6 +209,26 @@ impl Frontend {
         .await
     }
 
+    /// PUT a hold order placed by its giver's licence term and `seq`.
+    pub(crate) async fn hold_placed(
+        &self,
+        group: &str,
+        epoch: u64,
+        (term, seq): (u64, u64),
+        ttl_ms: u64,
+        pause: bool,
+    ) -> (StatusCode, Value) {
+        let body = serde_json::json!({
+            "epoch": epoch, "term": term, "seq": seq, "ttl_ms": ttl_ms, "pause": pause
+        });
+        self.put_path(
+            &format!("/v1/routes/{group}/hold"),
+            body.to_string(),
+            Some(TOKEN),
+        )
+        .await
+    }
+
     pub(crate) async fn put_raw(
         &self,
         group: &str,

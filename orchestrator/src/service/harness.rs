@@ -16,6 +16,16 @@ pub(super) struct FakeRoute {
     pub(super) holds: Mutex<Vec<(u64, Duration, bool)>>,
     /// Each hold order's place (`seq`), as `holds` lists them.
     pub(super) hold_seqs: Mutex<Vec<u64>>,
+    /// Each hold order's term and whether it was taken, as `holds` lists
+    /// them: the fake fences hold orders as `warden frontend` does — one
+    /// below the highest epoch is stale, one placed before the newest of
+    /// its epoch is refused, naming that newest.
+    pub(super) hold_taken: Mutex<Vec<(u64, bool)>>,
+    /// The hold fence: the highest hold epoch and the newest place taken at it.
+    pub(super) hold_fence: Mutex<(u64, warden_strategies::HoldPlace)>,
+    /// The highest `seq` this layer reported taken (in a read, or in a
+    /// refusal), as the builtin driver keeps it.
+    pub(super) hold_reported: std::sync::atomic::AtomicU64,
     /// Runs at each `current` before it answers (what happens meanwhile).
     #[allow(clippy::type_complexity)]
     pub(super) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
@@ -76,13 +86,48 @@ impl Strategy for FakeRoute {
     async fn hold(
         &self,
         epoch: u64,
-        seq: u64,
+        place: warden_strategies::HoldPlace,
         ttl: Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
+        use std::sync::atomic::Ordering::SeqCst;
         self.holds.lock().unwrap().push((epoch, ttl, pause));
-        self.hold_seqs.lock().unwrap().push(seq);
+        self.hold_seqs.lock().unwrap().push(place.seq);
+        let mut fence = self.hold_fence.lock().unwrap();
+        let refused = if epoch < fence.0 {
+            Some(StrategyError::StaleEpoch {
+                element: "fake".into(),
+                sent: epoch,
+                seen: fence.0,
+            })
+        } else if epoch == fence.0 && place.seq > 0 && place < fence.1 {
+            self.hold_reported.fetch_max(fence.1.seq, SeqCst);
+            Some(StrategyError::Rejected {
+                element: "fake".into(),
+                reason: format!(
+                    "hold order refused: an older order {place:?} than the newest {:?}",
+                    fence.1
+                ),
+            })
+        } else {
+            None
+        };
+        self.hold_taken
+            .lock()
+            .unwrap()
+            .push((place.term, refused.is_none()));
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        *fence = if epoch == fence.0 {
+            (epoch, fence.1.max(place))
+        } else {
+            (epoch, place)
+        };
         Ok(())
+    }
+    fn hold_seq_taken(&self) -> u64 {
+        self.hold_reported.load(std::sync::atomic::Ordering::SeqCst)
     }
     async fn current(&self) -> Result<Observed, StrategyError> {
         if let Some(f) = self.on_read.lock().unwrap().as_ref() {
@@ -94,6 +139,9 @@ impl Strategy for FakeRoute {
                 reason: "request timed out".into(),
             });
         }
+        let taken = self.hold_fence.lock().unwrap().1.seq;
+        self.hold_reported
+            .fetch_max(taken, std::sync::atomic::Ordering::SeqCst);
         let r = self.route.lock().unwrap();
         Ok(Observed {
             site: r.0.clone(),
@@ -281,6 +329,19 @@ pub(super) fn start_with_routing(
     mode: Mode,
     routing_of: impl Fn(&warden_config::Config, &str) -> crate::routing::Routing,
 ) -> Result<Arc<Shared>, warden_config::ConfigError> {
+    start_clocked(text, dir, store, mode, Clock::new(), routing_of)
+}
+
+/// [`start_with_routing`] telling the time by `clock` (a host's clock
+/// behind another's: [`Clock::behind`]).
+pub(super) fn start_clocked(
+    text: &str,
+    dir: &std::path::Path,
+    store: Arc<dyn crate::store::Store>,
+    mode: Mode,
+    clock: Clock,
+    routing_of: impl Fn(&warden_config::Config, &str) -> crate::routing::Routing,
+) -> Result<Arc<Shared>, warden_config::ConfigError> {
     let cfg = warden_config::parse(text, &dir.join("failover.conf"))?;
     let strategies: BTreeMap<String, crate::routing::Routing> = cfg
         .groups
@@ -290,7 +351,7 @@ pub(super) fn start_with_routing(
     let settings =
         crate::settings::OrchestratorSettings::with_strategies(cfg, strategies).expect("settings");
     let shared =
-        Shared::with_mode(settings, store, CancellationToken::new(), mode).expect("shared");
+        Shared::with_clock(settings, store, CancellationToken::new(), mode, clock).expect("shared");
     tokio::spawn(shared.clone().write_groups(CancellationToken::new()));
     Ok(shared)
 }

@@ -76,6 +76,8 @@ mod ha;
 #[cfg(test)]
 pub(crate) mod harness;
 mod hold;
+#[cfg(test)]
+mod hold_place_tests;
 mod hybrid;
 #[cfg(test)]
 mod hybrid_drift_tests;
@@ -155,6 +157,15 @@ impl Clock {
     }
     pub fn now_ms(&self) -> u64 {
         self.base_unix_ms + self.base.elapsed().as_millis() as u64
+    }
+    /// This clock set `ms` back (a host whose clock is behind another's,
+    /// or was stepped back).
+    #[cfg(test)]
+    pub(crate) fn behind(self, ms: u64) -> Clock {
+        Clock {
+            base_unix_ms: self.base_unix_ms.saturating_sub(ms),
+            ..self
+        }
     }
     pub fn to_ms(&self, at: Instant) -> u64 {
         let off = at.saturating_duration_since(self.base).as_millis() as u64;
@@ -556,6 +567,17 @@ impl Shared {
         shutdown: CancellationToken,
         mode: Mode,
     ) -> Result<Arc<Shared>, OrchestratorError> {
+        Self::with_clock(settings, store, shutdown, mode, Clock::new())
+    }
+
+    /// [`Shared::with_mode`] telling the time by `clock`.
+    pub(crate) fn with_clock(
+        settings: OrchestratorSettings,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+        mode: Mode,
+        clock: Clock,
+    ) -> Result<Arc<Shared>, OrchestratorError> {
         let OrchestratorSettings {
             config: cfg,
             operators,
@@ -566,7 +588,6 @@ impl Shared {
             notify_secrets,
         } = settings;
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
-        let clock = Clock::new();
         let mut loaded = load_state(&cfg, store.as_ref())?;
         skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
         if mode.is_local() {

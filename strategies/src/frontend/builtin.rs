@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use warden_proto::frontend::{ErrorBody, Hold, RouteMode, RouteState, SetRoute};
 use super::FrontendDriver;
 use crate::pass::TableError;
 use crate::text::chain;
-use crate::{ReadPass, RouteTable, StrategyError, SwitchMode};
+use crate::{HoldPlace, ReadPass, RouteTable, StrategyError, SwitchMode};
 
 fn quote_body(text: &str) -> String {
     crate::text::quote(text, QUOTE_MAX, "body")
@@ -36,6 +37,11 @@ pub struct BuiltinDriver {
     client: reqwest::Client,
     /// The client's time for one request.
     timeout: Duration,
+    /// The highest hold `seq` the frontend reported taken for the group (a
+    /// route read back, a refusal of an order placed before it): the
+    /// orchestrator places its later orders above it
+    /// ([`crate::Strategy::hold_seq_taken`]).
+    hold_seq_taken: AtomicU64,
 }
 
 impl std::fmt::Debug for BuiltinDriver {
@@ -100,7 +106,15 @@ impl BuiltinDriver {
             token,
             client,
             timeout,
+            hold_seq_taken: AtomicU64::new(0),
         })
+    }
+
+    /// The frontend reported a hold order placed at `seq` taken.
+    fn taken(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            self.hold_seq_taken.fetch_max(seq, Ordering::Relaxed);
+        }
     }
 
     /// Speaks https to the control API with `tls` (the frontend's CA, the
@@ -158,6 +172,9 @@ impl BuiltinDriver {
             Err(e) => return e,
         };
         let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+        // An order placed before the newest of its epoch: later ones are
+        // placed above that one (the refused one is not sent again).
+        self.taken(body.as_ref().and_then(|b| b.newest_seq));
         if let (
             StatusCode::CONFLICT,
             Some(sent),
@@ -233,6 +250,7 @@ impl FrontendDriver for BuiltinDriver {
         let body = self.body(resp, MAX_ROUTE_ANSWER, "PUT").await?;
         let state: RouteState = serde_json::from_slice(&body)
             .map_err(|e| self.rejected(format!("unreadable answer to PUT: {e}")))?;
+        self.taken(state.hold_seq);
         // A frontend that took the order holds exactly it (its epoch is the
         // route's, see `warden_frontend`'s route table): anything else is
         // not the route asked for, whatever the status says.
@@ -249,13 +267,14 @@ impl FrontendDriver for BuiltinDriver {
     async fn hold(
         &self,
         epoch: u64,
-        seq: u64,
+        place: HoldPlace,
         ttl: Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
         let body = Hold {
             epoch,
-            seq,
+            seq: place.seq,
+            term: place.term,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             pause,
         };
@@ -271,8 +290,12 @@ impl FrontendDriver for BuiltinDriver {
         if !resp.status().is_success() {
             return Err(self.refusal(resp, Some(epoch), false).await);
         }
-        debug!(frontend = %self.name, group = %self.group, epoch, seq, ttl_ms = body.ttl_ms, "frontend hold order sent");
+        debug!(frontend = %self.name, group = %self.group, epoch, term = place.term, seq = place.seq, ttl_ms = body.ttl_ms, "frontend hold order sent");
         Ok(())
+    }
+
+    fn hold_seq_taken(&self) -> u64 {
+        self.hold_seq_taken.load(Ordering::Relaxed)
     }
 
     /// Within a pass, the frontend's whole route table (`GET /v1/routes`)
@@ -285,13 +308,15 @@ impl FrontendDriver for BuiltinDriver {
             })
             .await
             .map_err(|e| e.error(&self.element))?;
-        table.get(&self.group).cloned().ok_or_else(|| {
+        let (site, epoch, seq) = table.get(&self.group).cloned().ok_or_else(|| {
             self.rejected(format!(
                 "its route table has no group {:?} ({} groups served)",
                 self.group,
                 table.len()
             ))
-        })
+        })?;
+        self.taken(seq);
+        Ok((site, epoch))
     }
 
     async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
@@ -299,6 +324,7 @@ impl FrontendDriver for BuiltinDriver {
         let body = self.body(resp, MAX_ROUTE_ANSWER, "GET").await?;
         let state: RouteState = serde_json::from_slice(&body)
             .map_err(|e| self.rejected(format!("unreadable answer to GET: {e}")))?;
+        self.taken(state.hold_seq);
         Ok((state.site, state.epoch))
     }
 }
@@ -352,7 +378,7 @@ impl BuiltinDriver {
             serde_json::from_slice::<BTreeMap<String, RouteState>>(&body).map(|states| {
                 states
                     .into_iter()
-                    .map(|(group, st)| (group, (st.site, st.epoch)))
+                    .map(|(group, st)| (group, (st.site, st.epoch, st.hold_seq)))
                     .collect::<RouteTable>()
             })
         })

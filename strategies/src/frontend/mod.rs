@@ -19,7 +19,7 @@ use warden_config::{Config, FrontendDriverKind, Secret};
 pub mod builtin;
 pub mod haproxy;
 
-use crate::{Epoch, Observed, ReadPass, SiteRoute, Strategy, StrategyError, SwitchMode};
+use crate::{Epoch, HoldPlace, Observed, ReadPass, SiteRoute, Strategy, StrategyError, SwitchMode};
 pub use builtin::BuiltinDriver;
 pub use haproxy::{HaproxyDriver, HaproxySettings};
 
@@ -55,16 +55,22 @@ pub trait FrontendDriver: Send + Sync {
         self.route().await
     }
     /// Hold new connections whose backend fails for `ttl` (see
-    /// [`Strategy::hold`]); the default holds nothing (HAProxy cannot).
+    /// [`Strategy::hold`]); the default holds nothing (HAProxy cannot:
+    /// it takes no hold order, so no place either).
     async fn hold(
         &self,
         epoch: u64,
-        seq: u64,
+        place: HoldPlace,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
-        let _ = (epoch, seq, ttl, pause);
+        let _ = (epoch, place, ttl, pause);
         Ok(())
+    }
+    /// The highest hold `seq` this frontend reported taken (see
+    /// [`Strategy::hold_seq_taken`]); the default: none.
+    fn hold_seq_taken(&self) -> u64 {
+        0
     }
 }
 
@@ -336,7 +342,7 @@ impl Strategy for FrontendStrategy {
     async fn hold(
         &self,
         epoch: Epoch,
-        seq: u64,
+        place: HoldPlace,
         ttl: std::time::Duration,
         pause: bool,
     ) -> Result<(), StrategyError> {
@@ -346,7 +352,7 @@ impl Strategy for FrontendStrategy {
         let sends = self
             .drivers
             .iter()
-            .map(|d| async move { (d.name(), d.hold(epoch, seq, ttl, pause).await) });
+            .map(|d| async move { (d.name(), d.hold(epoch, place, ttl, pause).await) });
         let mut errors = Vec::new();
         for (frontend, result) in join_all(sends).await {
             if let Err(e) = result {
@@ -358,6 +364,15 @@ impl Strategy for FrontendStrategy {
             None => Ok(()),
             Some(e) => Err(e),
         }
+    }
+
+    /// The highest hold `seq` any of the group's frontends reported taken.
+    fn hold_seq_taken(&self) -> u64 {
+        self.drivers
+            .iter()
+            .map(|d| d.hold_seq_taken())
+            .max()
+            .unwrap_or(0)
     }
 
     /// Read every frontend's route: the highest epoch reported and the
@@ -487,6 +502,54 @@ mod tests {
         }
     }
 
+    /// What a frontend reports of the newest hold order it took reaches
+    /// the orchestrator through the driver: in refusing an order placed
+    /// before it (a restarted orchestrator whose clock was stepped back),
+    /// and in a route read back, by group or in a pass's table.
+    #[tokio::test]
+    async fn the_newest_hold_place_a_frontend_took_is_learned_from_its_answers() {
+        let fe = frontend().await;
+        let strategy =
+            || FrontendStrategy::new("web", vec![driver("fe1", &fe, TOKEN)]).expect("strategy");
+        let ttl = Duration::from_secs(30);
+        let s = strategy();
+        s.activate(&route("a", SwitchMode::Immediate), 3)
+            .await
+            .expect("activate a");
+        s.hold(
+            3,
+            HoldPlace {
+                term: 0,
+                seq: 5_000,
+            },
+            ttl,
+            false,
+        )
+        .await
+        .expect("taken");
+        let restarted = strategy();
+        assert_eq!(restarted.hold_seq_taken(), 0, "nothing heard yet");
+        restarted
+            .hold(
+                3,
+                HoldPlace {
+                    term: 0,
+                    seq: 4_000,
+                },
+                ttl,
+                false,
+            )
+            .await
+            .expect_err("placed before the newest");
+        assert_eq!(restarted.hold_seq_taken(), 5_000, "from the refusal");
+        let reader = strategy();
+        reader.current().await.expect("read");
+        assert_eq!(reader.hold_seq_taken(), 5_000, "from the route read back");
+        let reader = strategy();
+        reader.current_in(&ReadPass::new()).await.expect("read");
+        assert_eq!(reader.hold_seq_taken(), 5_000, "from the route table");
+    }
+
     #[tokio::test]
     async fn hold_orders_reach_the_frontend_and_an_older_epoch_is_stale() {
         let fe = frontend().await;
@@ -494,12 +557,22 @@ mod tests {
         s.activate(&route("a", SwitchMode::Immediate), 3)
             .await
             .expect("activate a");
-        s.hold(3, 1, Duration::from_secs(30), false)
-            .await
-            .expect("hold at the frontend's epoch");
+        s.hold(
+            3,
+            HoldPlace { term: 0, seq: 1 },
+            Duration::from_secs(30),
+            false,
+        )
+        .await
+        .expect("hold at the frontend's epoch");
         let d = driver("fe1", &fe, TOKEN);
         let e = d
-            .hold(2, 1, Duration::from_secs(30), false)
+            .hold(
+                2,
+                HoldPlace { term: 0, seq: 1 },
+                Duration::from_secs(30),
+                false,
+            )
             .await
             .expect_err("an older epoch is refused");
         assert!(
@@ -514,7 +587,12 @@ mod tests {
             "{e:?}"
         );
         let e = driver("fe1", &fe, "wrong-token-xyz")
-            .hold(4, 1, Duration::from_secs(30), false)
+            .hold(
+                4,
+                HoldPlace { term: 0, seq: 1 },
+                Duration::from_secs(30),
+                false,
+            )
             .await
             .expect_err("only the orchestrator's token");
         assert!(e.to_string().contains("401"), "{e}");
@@ -581,9 +659,17 @@ mod tests {
         .await
         .expect_err("not sent");
         assert!(matches!(e, StrategyError::Unlicensed { .. }), "{e:?}");
-        let e = crate::gate::under(closed, s.hold(1, 1, Duration::from_secs(30), false))
-            .await
-            .expect_err("not sent");
+        let e = crate::gate::under(
+            closed,
+            s.hold(
+                1,
+                HoldPlace { term: 0, seq: 1 },
+                Duration::from_secs(30),
+                false,
+            ),
+        )
+        .await
+        .expect_err("not sent");
         assert!(matches!(e, StrategyError::Unlicensed { .. }), "{e:?}");
         let untouched = Observed {
             site: None,
