@@ -53,8 +53,10 @@ mod accepted;
 mod admit;
 mod adopt;
 mod adopt_dns;
+mod approve;
 mod authority;
 mod cadence;
+mod clear;
 #[cfg(test)]
 mod crash_tests;
 mod decide;
@@ -129,9 +131,10 @@ mod unfit;
 mod verify_restart_tests;
 mod views;
 
+pub use approve::SeenPending;
 pub use authority::EpochAhead;
+pub use clear::Cleared;
 pub use ha::HaRole;
-pub use operator::{Cleared, SeenPending};
 pub use seen::SeenGroup;
 pub use views::{
     DivergentPage, GroupView, ReplicationView, SiteView, StatusView, DIVERGENT_IN_STATUS,
