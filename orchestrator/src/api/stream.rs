@@ -3,7 +3,7 @@
 //!
 //! A stream belongs to the site of the token that opened it. Every text (or
 //! binary) message is one report, taken exactly as `POST /v1/reports` takes
-//! it (`super::take_report`: the same site check, limits and replay guard).
+//! it (`super::agent::take_report`: the same site check, limits and replay guard).
 //! An answer goes back only when it says something the agent has not been
 //! told on this stream: commands, acked outcomes, epochs other than the last
 //! ones sent, or a refusal. A steady agent thus costs one read per report
@@ -36,8 +36,9 @@ use axum::response::{IntoResponse, Response};
 use warden_proto::agent::StreamAnswer;
 use warden_serve::ConnectionSlot;
 
+use super::agent::take_report;
 use super::auth::AgentSite;
-use super::{err, take_report, S};
+use super::{err, S};
 use crate::service::Shared;
 
 /// A stream that has received nothing (no report, no ping) for this long
