@@ -10,9 +10,9 @@
 //!   that changed verdict;
 //! - **peers**: probe the peer sites every interval ([`crate::peers`]): a
 //!   dead peer's probe timeout never delays a report;
-//! - **poll**: long-poll `GET {base}/v1/agents/commands?wait_ms=N` so that
+//! - **poll** ([`poll`]): long-poll `GET {base}/v1/agents/commands?wait_ms=N` so that
 //!   commands arrive well within one interval;
-//! - **executor**: run commands one at a time, in arrival order (a promote and
+//! - **executor** ([`execute`]): run commands one at a time, in arrival order (a promote and
 //!   a demote of the same site never overlap). A promote writes its role
 //!   (`active`) to disk before anything else, so the rsync gate refuses new
 //!   pushes into the site; then a pull into the site stops and rsync pushes
@@ -39,7 +39,7 @@
 //! will time the command out or ask again, and hooks are idempotent.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -51,22 +51,20 @@ use crate::authority::Authority;
 use crate::book::{CommandBook, Offer};
 use crate::checks::{describe_http_error, CheckSet};
 use crate::error::AgentError;
-use crate::hooks::{run_hooks, HookContext};
 use crate::peers::PeerViews;
 use crate::settings::with_timeout_at_most;
 pub use crate::settings::{AgentSettings, PeerEndpoints};
 use crate::state_lock::StateLock;
-use crate::wire::{AgentReport, ApiError, Command, CommandKind, CommandOutcome, ReportResponse};
+use crate::wire::{AgentReport, ApiError, Command, ReportResponse};
 
+mod execute;
 mod fit;
 mod pages;
+mod poll;
 mod stream;
 
 /// How long the tasks get to stop after shutdown before they are aborted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Outcome detail of replication commands at a site without a replication plan.
-const NO_REPLICATION: &str = "replication is not configured for this site";
 
 /// Run the agent until `shutdown` is cancelled.
 ///
@@ -166,7 +164,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         });
     }
     for i in 0..shared.targets.len() {
-        tasks.spawn(poll_loop(shared.clone(), i, token.clone()));
+        tasks.spawn(poll::poll_loop(shared.clone(), i, token.clone()));
     }
     tasks.spawn(crate::volumes::watch(
         shared.settings.state_dir.clone(),
@@ -175,7 +173,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         shared.unfit.clone(),
         token.clone(),
     ));
-    tasks.spawn(execute(shared, queued, token.clone()));
+    tasks.spawn(execute::execute(shared, queued, token.clone()));
 
     let mut result = Ok(());
     loop {
@@ -321,18 +319,6 @@ impl Shared {
         self.call(req).await
     }
 
-    async fn poll(&self, target: usize) -> Result<ReportResponse, AgentError> {
-        let wait_ms = u64::try_from(self.settings.long_poll.as_millis()).unwrap_or(u64::MAX);
-        let req = self
-            .orchestrator
-            .get(format!(
-                "{}?wait_ms={wait_ms}",
-                self.targets[target].commands_url
-            ))
-            .timeout(self.settings.long_poll + self.settings.interval.max(Duration::from_secs(2)));
-        self.call(req).await
-    }
-
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<ReportResponse, AgentError> {
         let unreachable = |e: reqwest::Error| AgentError::Unreachable(describe_http_error(&e));
         let resp = req
@@ -406,240 +392,6 @@ async fn report_loop(shared: Arc<Shared>, token: CancellationToken) {
     while couriers.join_next().await.is_some() {}
 }
 
-async fn poll_loop(shared: Arc<Shared>, target: usize, token: CancellationToken) {
-    let interval = shared.settings.interval;
-    let first_backoff = interval.min(Duration::from_millis(100));
-    let mut backoff = first_backoff;
-    let mut link = Link::new("command poll", &shared.targets[target].commands_url);
-    // Answers in a row that brought nothing new.
-    let mut quiet = 0u32;
-    loop {
-        let started = Instant::now();
-        let answer = tokio::select! {
-            _ = token.cancelled() => return,
-            a = shared.poll(target) => a,
-        };
-        let pause = match answer {
-            Ok(resp) => {
-                link.up();
-                backoff = first_backoff;
-                // Poll again at once after news, and once after an early
-                // answer without news (the report may have brought the same
-                // command first); an orchestrator that does not hold the poll,
-                // or repeats commands already taken, gets one per interval.
-                let news = shared.handle(resp, "poll") > 0;
-                if news || started.elapsed() >= interval {
-                    quiet = 0;
-                    Duration::ZERO
-                } else {
-                    quiet += 1;
-                    if quiet == 1 {
-                        Duration::ZERO
-                    } else {
-                        interval.saturating_sub(started.elapsed())
-                    }
-                }
-            }
-            Err(e) => {
-                link.down(&e);
-                let pause = backoff;
-                backoff = (backoff * 2).min(interval);
-                pause
-            }
-        };
-        if !pause.is_zero() {
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
-    }
-}
-
-/// Runs queued commands one at a time.
-async fn execute(
-    shared: Arc<Shared>,
-    mut queued: mpsc::UnboundedReceiver<Command>,
-    token: CancellationToken,
-) {
-    // Replication commands run in their own tasks, tracked here: dropping
-    // the set on shutdown aborts them.
-    let mut replication = JoinSet::new();
-    loop {
-        let cmd = tokio::select! {
-            _ = token.cancelled() => return,
-            Some(_) = replication.join_next(), if !replication.is_empty() => continue,
-            c = queued.recv() => match c {
-                Some(c) => c,
-                None => return,
-            },
-        };
-        // Taken back while it waited here (its runbook ended, the epoch
-        // moved on, a demote superseded it): started now, it would act on
-        // a decision the orchestrator no longer stands by.
-        let recalled = shared.book().recalled(&cmd.id).map(str::to_string);
-        if let Some(why) = recalled {
-            let note = format!("not run: withdrawn by the orchestrator before it started ({why})");
-            warn!(command = %cmd.id, "{note}");
-            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, note));
-            continue;
-        }
-        if let Err(refusal) = shared.authority.admit(&cmd) {
-            warn!(command = %cmd.id, "{refusal}");
-            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, refusal));
-            continue;
-        }
-        if is_replication(cmd.kind) {
-            // Replication commands can run for minutes (a resync): they get
-            // their own task, so hooks and reports are not held up. Each
-            // group runs one replication command at a time.
-            let shared = shared.clone();
-            let token = token.clone();
-            replication.spawn(async move {
-                let admit = |c: &Command| shared.authority.admit(c);
-                let outcome = tokio::select! {
-                    _ = token.cancelled() => return,
-                    o = run_command(&shared.settings, &cmd, &token, &admit) => o,
-                };
-                finish(&shared, &cmd, outcome);
-            });
-            continue;
-        }
-        // Not onto the directory under a data volume that is gone.
-        if cmd.kind == CommandKind::Promote {
-            let s = &shared.settings;
-            if let Err(e) =
-                crate::volumes::before_promote(&s.state_dir, &s.volumes, &cmd.group).await
-            {
-                warn!(command = %cmd.id, "{e}");
-                finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
-                continue;
-            }
-        }
-        // A promote's role goes to disk first: from now on the rsync gate
-        // refuses pushes into this site.
-        if let Err(e) = shared.authority.promoting(&cmd) {
-            warn!(command = %cmd.id, "{e}");
-            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
-            continue;
-        }
-        // A pull into this site (a resync of a failback given up) stops,
-        // and a push into it still running from before (the gate judged
-        // it when it began) ends, before the promote's hooks open the site
-        // to users' writes.
-        let mut pull_stopped = None;
-        if let (CommandKind::Promote, Some(r)) = (cmd.kind, &shared.settings.replication) {
-            pull_stopped = tokio::select! {
-                _ = token.cancelled() => return,
-                s = r.promoted(&cmd.group, cmd.epoch) => s,
-            };
-            if let Some(s) = &pull_stopped {
-                info!(command = %cmd.id, "{s}");
-            }
-        }
-        // Cancelling drops the hook run, which kills the running hook.
-        let mut outcome = tokio::select! {
-            _ = token.cancelled() => return,
-            o = run_command(&shared.settings, &cmd, &token, &|_| Ok(())) => o,
-        };
-        if let Some(s) = pull_stopped {
-            outcome.detail = if outcome.detail.is_empty() {
-                s
-            } else {
-                format!("{}; {s}", outcome.detail)
-            };
-        }
-        if outcome.ok && cmd.kind == CommandKind::Promote && !shared.settings.checks.is_empty() {
-            // Checks taken after the hooks travel with the outcome: the
-            // orchestrator need not wait for the next report to see them.
-            let checks = tokio::select! {
-                _ = token.cancelled() => return,
-                c = shared.checks.run_all_now(&shared.probe) => c,
-            };
-            outcome.checks = Some(checks);
-        }
-        if let (true, Some(r)) = (
-            outcome.ok && cmd.kind == CommandKind::Demote,
-            &shared.settings.replication,
-        ) {
-            // A demoted site must not push its data to the peer.
-            if let Some(stopped) = r.demoted(&cmd.group).await {
-                info!(command = %cmd.id, "{stopped}");
-                outcome.detail = format!("{}; {stopped}", outcome.detail);
-            }
-            // The hooks stopped the writes: what changed since the resync
-            // began is now final.
-            if let Some(mark) = cmd.journal_since {
-                outcome.journal = Some(r.journal_since(&cmd.group, mark).await);
-            }
-        }
-        finish(&shared, &cmd, outcome);
-    }
-}
-
-/// Records a finished command's outcome and wakes the report loop.
-fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
-    if outcome.ok {
-        if let Err(e) = shared.authority.record(cmd) {
-            // Done but not recorded: the orchestrator must not count on it.
-            outcome.ok = false;
-            outcome.detail = format!("{}; but {e}", outcome.detail);
-        }
-    }
-    if outcome.ok {
-        info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
-    } else {
-        warn!(command = %cmd.id, detail = %outcome.detail, "command failed");
-    }
-    shared.book().finish(outcome);
-    shared.finished.notify_one();
-}
-
-/// Run `cmd`; a replication command's start asks `admit` again when its
-/// turn comes (see [`crate::replication::Replication::run_checked`]).
-async fn run_command(
-    settings: &AgentSettings,
-    cmd: &Command,
-    token: &CancellationToken,
-    admit: &(dyn Fn(&Command) -> Result<(), String> + Sync),
-) -> CommandOutcome {
-    let hooks = match cmd.kind {
-        CommandKind::Promote => &settings.promote,
-        CommandKind::Demote => &settings.demote,
-        CommandKind::StartReplication
-        | CommandKind::StopReplication
-        | CommandKind::Resync
-        | CommandKind::FinalSync
-        | CommandKind::Clear
-        | CommandKind::Journal => {
-            return match &settings.replication {
-                Some(r) => r.run_checked(cmd, token, admit).await,
-                None => CommandOutcome::failed(&cmd.id, NO_REPLICATION),
-            };
-        }
-    };
-    info!(command = %cmd.id, group = %cmd.group, epoch = cmd.epoch, hooks = hooks.len(), "running {} hooks", cmd.kind.as_str());
-    let cx = HookContext {
-        group: cmd.group.clone(),
-        epoch: cmd.epoch,
-        site: settings.site.clone(),
-        action: cmd.kind,
-    };
-    run_hooks(&cmd.id, hooks, &cx).await
-}
-
-fn is_replication(kind: CommandKind) -> bool {
-    matches!(
-        kind,
-        CommandKind::StartReplication
-            | CommandKind::StopReplication
-            | CommandKind::Resync
-            | CommandKind::FinalSync
-            | CommandKind::Clear
-            | CommandKind::Journal
-    )
-}
-
 /// Health of one connection to the orchestrator, so that failures are
 /// logged once per change of cause rather than once per attempt.
 struct Link {
@@ -671,33 +423,6 @@ impl Link {
     fn up(&mut self) {
         if self.failing.take().is_some() {
             info!(request = self.what, url = %self.url, "orchestrator reachable again");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn replication_commands_are_refused() {
-        let settings = AgentSettings::bare("ca", "http://127.0.0.1:1");
-        for kind in [
-            CommandKind::StartReplication,
-            CommandKind::StopReplication,
-            CommandKind::Resync,
-            CommandKind::FinalSync,
-        ] {
-            let out = run_command(
-                &settings,
-                &Command::new("g", 3, kind),
-                &CancellationToken::new(),
-                &|_| Ok(()),
-            )
-            .await;
-            assert!(!out.ok);
-            assert_eq!(out.detail, NO_REPLICATION);
-            assert_eq!(out.id, format!("g:3:{}", kind.as_str()));
         }
     }
 }
