@@ -9,7 +9,10 @@
 //!   SLO/DLO manifests and symlinks are recognised and written again.
 //! - This module: the `swift` plan, [`SwiftReplicator`]: a poll loop (every
 //!   `interval`) that copies a source cluster's placement containers to a
-//!   destination cluster; `copier`: its rounds.
+//!   destination cluster; `copier`: its rounds; `settings`: its settings.
+//! - `containers`: the placement containers on both clusters (checked,
+//!   HEADed, made to exist with the replicated headers); `listing`: both
+//!   clusters' listings and their comparison (for every plan).
 //! - [`fence`]: the copier's fence: a promote marks its own cluster's
 //!   containers active at its epoch ([`ActiveFence`]), and a copier built
 //!   for an older start order writes nothing into a cluster so marked.
@@ -108,19 +111,21 @@
 mod body;
 pub mod client;
 pub mod container_sync;
+mod containers;
 mod copier;
 mod copy;
 pub mod fence;
 mod guard_state;
 mod large;
+mod listing;
 pub mod names;
 pub mod resync;
 pub(crate) mod seen;
+mod settings;
 mod synced;
 mod url;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -136,9 +141,16 @@ use super::{
 };
 use crate::AgentError;
 
+pub(crate) use containers::{
+    check_containers, ensure_containers, follow_containers, head_containers, reconcile_containers,
+    ContainerHeads,
+};
 use copier::*;
 pub(crate) use copy::{apply, copy_object, copy_renamed, Done, Op, Pace};
 use guard_state::GuardState;
+pub(crate) use listing::{
+    compare, list_one, list_pair, list_pair_refused, note_broken, note_refused, split_name, Objects,
+};
 
 pub use client::{ContainerInfo, ObjectEntry, ObjectInfo, SwiftClient, SwiftSettings};
 pub use container_sync::{
@@ -146,6 +158,7 @@ pub use container_sync::{
 };
 pub use fence::{fence_container, ActiveFence, ActiveMark, CopierOrder, ACTIVE_HEADER};
 pub use resync::{SwiftResyncer, SwiftResyncerSettings};
+pub use settings::{SwiftReplicatorSettings, FENCE_RECHECK_EVERY, FENCE_RECHECK_OPS};
 
 /// The metadata header carrying a copy's origin timestamp (lower case, as sent).
 pub const ORIGIN_TS_HEADER: &str = "x-object-meta-warden-ts";
@@ -198,136 +211,6 @@ pub fn parse_version(v: &str) -> Option<(&str, u64)> {
     Some((etag, client::parse_x_timestamp(ts)?))
 }
 
-/// A round's copies and deletes read the destination's fence again before
-/// this many more start ([`SwiftReplicatorSettings::fence_recheck_ops`]).
-pub const FENCE_RECHECK_OPS: usize = 100;
-/// ... and at least this often ([`SwiftReplicatorSettings::fence_recheck_every`]).
-pub const FENCE_RECHECK_EVERY: Duration = Duration::from_secs(2);
-
-/// The `swift` plan's settings. [`SwiftReplicatorSettings::new`] fills the defaults.
-#[derive(Debug, Clone)]
-pub struct SwiftReplicatorSettings {
-    /// The cluster replicated from (this site).
-    pub source: SwiftSettings,
-    /// The cluster replicated to (the peer site).
-    pub destination: SwiftSettings,
-    /// The group's placement list: the containers kept on every site.
-    pub containers: Vec<String>,
-    /// The pair manifest (JSON), saved after each round that changed it.
-    pub manifest: PathBuf,
-    /// Pause after a round that found nothing to do (default 1 s); a round
-    /// that copied or deleted something is followed by the next at once.
-    pub interval: Duration,
-    /// Copies and deletes in flight at once (default 16).
-    pub concurrency: usize,
-    /// First retry delay after a failed round (doubles up to `retry_max`; default 200 ms).
-    pub retry_min: Duration,
-    /// Longest retry delay (default 10 s).
-    pub retry_max: Duration,
-    /// The mass-delete guard's limits (default [`DeleteGuard::default`]).
-    pub guard: DeleteGuard,
-    /// The start order the copier runs for (default: no group or site,
-    /// epoch 0): a destination fenced at a newer epoch ([`fence`]) stops it.
-    pub order: CopierOrder,
-    /// While a round copies and deletes, the destination's fence is read
-    /// again before at most this many more ops start (default 100)...
-    pub fence_recheck_ops: usize,
-    /// ... and at least this often (default 2 s), and before the first
-    /// delete ([`fence`]).
-    pub fence_recheck_every: Duration,
-}
-
-impl SwiftReplicatorSettings {
-    /// Settings with the defaults: interval 1 s, concurrency 16, retries 200 ms to 10 s.
-    pub fn new(
-        source: SwiftSettings,
-        destination: SwiftSettings,
-        containers: Vec<String>,
-        manifest: impl Into<PathBuf>,
-    ) -> Self {
-        SwiftReplicatorSettings {
-            source,
-            destination,
-            containers,
-            manifest: manifest.into(),
-            interval: Duration::from_secs(1),
-            concurrency: 16,
-            retry_min: Duration::from_millis(200),
-            retry_max: Duration::from_secs(10),
-            guard: DeleteGuard::default(),
-            order: CopierOrder::default(),
-            fence_recheck_ops: FENCE_RECHECK_OPS,
-            fence_recheck_every: FENCE_RECHECK_EVERY,
-        }
-    }
-
-    /// The same settings for the start order of `group` at `epoch`, from
-    /// `site` to `peer`: the copier stops at a destination fenced by a
-    /// promote of that epoch or a newer one ([`fence`]).
-    pub fn order(
-        mut self,
-        group: impl Into<String>,
-        site: impl Into<String>,
-        peer: impl Into<String>,
-        epoch: u64,
-    ) -> Self {
-        self.order = CopierOrder {
-            group: group.into(),
-            site: site.into(),
-            peer: peer.into(),
-            epoch,
-        };
-        self
-    }
-
-    fn validate(&self) -> Result<(), AgentError> {
-        let bad = |key: &str, reason: &str| {
-            Err(AgentError::InvalidSetting {
-                key: key.into(),
-                reason: reason.into(),
-            })
-        };
-        if self.containers.is_empty() {
-            return bad("containers", "list at least one container to replicate");
-        }
-        check_containers(&self.containers)?;
-        if self.concurrency == 0 {
-            return bad("concurrency", "must be at least 1");
-        }
-        if self.interval.is_zero() {
-            return bad("interval", "must be more than zero");
-        }
-        if self.fence_recheck_ops == 0 {
-            return bad("fence_recheck_ops", "must be at least 1");
-        }
-        if self.fence_recheck_every.is_zero() {
-            return bad("fence_recheck_every", "must be more than zero");
-        }
-        Ok(())
-    }
-}
-
-/// Refuses a placement list with a name [`names`] does not accept (also as
-/// the base of a quarantine container).
-pub(crate) fn check_containers(containers: &[String]) -> Result<(), AgentError> {
-    for c in containers {
-        let reason = names::container_problem(c).map(str::to_string).or_else(|| {
-            names::container_problem(&quarantine_container(c))
-                .map(|r| format!("its quarantine container (NAME.warden-quarantine) is {r}"))
-        });
-        if let Some(reason) = reason {
-            return Err(AgentError::InvalidSetting {
-                key: "containers".into(),
-                reason: format!(
-                    "{:?} is not a usable container name: {reason}",
-                    names::display(c)
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// A cluster named for messages: its auth URL's scheme, host and port (no
 /// user info, path or query).
 pub(crate) fn cluster_label(settings: &SwiftSettings) -> String {
@@ -347,213 +230,6 @@ pub(crate) fn cluster_label(settings: &SwiftSettings) -> String {
             (None, None) => "the Swift cluster".into(),
         },
     }
-}
-
-/// Both clusters' headers of each of `containers` (`None`: missing there).
-pub(crate) type ContainerHeads = Vec<(String, Option<ContainerInfo>, Option<ContainerInfo>)>;
-
-/// One HEAD of every container of `containers` on each cluster.
-pub(crate) async fn head_containers(
-    a: &SwiftClient,
-    b: &SwiftClient,
-    containers: &[String],
-) -> Result<ContainerHeads, AgentError> {
-    let mut out = Vec::with_capacity(containers.len());
-    for c in containers {
-        let (ha, hb) = tokio::try_join!(a.head_container(c), b.head_container(c))?;
-        out.push((c.clone(), ha, hb));
-    }
-    Ok(out)
-}
-
-/// Makes every container of `containers` exist on both clusters; `a`'s
-/// replicated headers (metadata, ACLs) win, a container only `b` holds is
-/// created at `a` with `b`'s headers.
-pub(crate) async fn ensure_containers(
-    a: &SwiftClient,
-    b: &SwiftClient,
-    containers: &[String],
-) -> Result<(), AgentError> {
-    let heads = head_containers(a, b, containers).await?;
-    reconcile_containers(a, b, heads).await
-}
-
-/// The containers of `containers` that `a` holds made to exist at `b`
-/// with `a`'s replicated headers; nothing is written at `a`, and a
-/// container `a` lacks stays as it is at `b` (listed empty at `a`). The
-/// failback's resync: `a` the active peer, whose containers only its own
-/// users and its copier change — a container they deleted there must not
-/// come back from the returning site, with that site's stale ACLs.
-pub(crate) async fn follow_containers(
-    a: &SwiftClient,
-    b: &SwiftClient,
-    containers: &[String],
-) -> Result<(), AgentError> {
-    let heads = head_containers(a, b, containers)
-        .await?
-        .into_iter()
-        .filter(|(_, ha, _)| ha.is_some())
-        .collect();
-    reconcile_containers(a, b, heads).await
-}
-
-/// [`ensure_containers`] from the HEADs already made ([`head_containers`]).
-pub(crate) async fn reconcile_containers(
-    a: &SwiftClient,
-    b: &SwiftClient,
-    heads: ContainerHeads,
-) -> Result<(), AgentError> {
-    for (c, ha, hb) in heads {
-        let c = c.as_str();
-        match (ha, hb) {
-            (None, None) => {
-                a.put_container(c, &BTreeMap::new()).await?;
-                b.put_container(c, &BTreeMap::new()).await?;
-                info!(container = %c, "created container on both clusters");
-            }
-            (Some(ia), None) => {
-                b.put_container(c, &ia.replicated()).await?;
-                info!(container = %c, "created container at the peer cluster");
-            }
-            (None, Some(ib)) => {
-                a.put_container(c, &ib.replicated()).await?;
-                info!(container = %c, "container found only at the peer, created here too");
-            }
-            (Some(ia), Some(ib)) => {
-                let want = ia.replicated();
-                let have = ib.replicated();
-                if want != have {
-                    let mut h = want.clone();
-                    for k in have.keys().filter(|k| !want.contains_key(*k)) {
-                        let rest = k.strip_prefix("x-").unwrap_or(k);
-                        h.insert(format!("x-remove-{rest}"), "x".into());
-                    }
-                    b.post_container(c, &h).await?;
-                    debug!(container = %c, "container metadata copied to the peer cluster");
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A listing keyed `container/object`.
-pub(crate) type Objects = BTreeMap<String, ObjectEntry>;
-
-/// Both clusters' listings of `containers` (missing container = empty),
-/// keyed `container/object`, without the refused names.
-pub(crate) async fn list_pair(
-    a: &SwiftClient,
-    b: &SwiftClient,
-    containers: &[String],
-) -> Result<(Objects, Objects), AgentError> {
-    let (la, lb, _) = list_pair_refused(a, b, containers).await?;
-    Ok((la, lb))
-}
-
-/// [`list_pair`], and the names left out ([`names::refused_entry`], both
-/// sides, sorted, each once).
-pub(crate) async fn list_pair_refused(
-    a: &SwiftClient,
-    b: &SwiftClient,
-    containers: &[String],
-) -> Result<(Objects, Objects, Vec<String>), AgentError> {
-    let mut la = BTreeMap::new();
-    let mut lb = BTreeMap::new();
-    let mut refused = BTreeSet::new();
-    for c in containers {
-        let (ea, eb) = tokio::try_join!(a.list_objects(c), b.list_objects(c))?;
-        keep_listed(c, ea, &mut la, &mut refused);
-        keep_listed(c, eb, &mut lb, &mut refused);
-    }
-    Ok((la, lb, refused.into_iter().collect()))
-}
-
-/// One cluster's placement containers as [`list_pair`] lists each side.
-pub(crate) async fn list_one(
-    cluster: &SwiftClient,
-    containers: &[String],
-) -> Result<Objects, AgentError> {
-    let mut out = BTreeMap::new();
-    let mut refused = BTreeSet::new();
-    for c in containers {
-        keep_listed(c, cluster.list_objects(c).await?, &mut out, &mut refused);
-    }
-    Ok(out)
-}
-
-/// A container's listing into `into` as `container/object`, the names a URL
-/// would rewrite into `refused` instead.
-fn keep_listed(
-    c: &str,
-    list: Option<Vec<ObjectEntry>>,
-    into: &mut Objects,
-    refused: &mut BTreeSet<String>,
-) {
-    for e in list.unwrap_or_default() {
-        match names::object_problem(&e.name) {
-            Some(reason) => {
-                refused.insert(names::refused_entry(c, &e.name, reason));
-            }
-            None => {
-                into.insert(format!("{c}/{}", e.name), e);
-            }
-        }
-    }
-}
-
-/// Logs each refused name not in `before` once (the alert), returns `now`.
-/// Logs each static link broken at the source not in `before` once, returns `now`.
-pub(crate) fn note_broken(before: &[String], now: Vec<String>, side: &str) -> Vec<String> {
-    for n in now.iter().filter(|n| !before.contains(n)) {
-        warn!(link = %n, "{side}: a static symlink broken at the source is not copied (Swift refuses it anywhere else); it follows once mended there");
-    }
-    now
-}
-
-pub(crate) fn note_refused(before: &[String], now: Vec<String>, side: &str) -> Vec<String> {
-    let new: Vec<&String> = now.iter().filter(|n| !before.contains(n)).collect();
-    if !new.is_empty() {
-        warn!(
-            count = now.len(),
-            new = ?new.iter().take(10).collect::<Vec<_>>(),
-            "{side}: Swift objects with names that cannot be replicated safely are refused (never copied or deleted); rename them"
-        );
-    }
-    now
-}
-
-/// Name + ETag comparison of two listings (`a` = source, `b` = target).
-pub(crate) fn compare(
-    a: &BTreeMap<String, ObjectEntry>,
-    b: &BTreeMap<String, ObjectEntry>,
-) -> Vec<Difference> {
-    let mut out = Vec::new();
-    for (name, e) in a {
-        match b.get(name) {
-            None => out.push(Difference {
-                path: name.into(),
-                kind: DifferenceKind::MissingAtTarget,
-            }),
-            Some(f) if f.hash != e.hash => out.push(Difference {
-                path: name.into(),
-                kind: DifferenceKind::Changed,
-            }),
-            Some(_) => {}
-        }
-    }
-    for name in b.keys().filter(|n| !a.contains_key(*n)) {
-        out.push(Difference {
-            path: name.into(),
-            kind: DifferenceKind::ExtraAtTarget,
-        });
-    }
-    out
-}
-
-/// `container/object` → (container, object).
-pub(crate) fn split_name(name: &str) -> (&str, &str) {
-    name.split_once('/').unwrap_or((name, ""))
 }
 
 pub(crate) fn us_to_system(us: u64) -> SystemTime {
