@@ -4,7 +4,8 @@
 //! the group's current route generation and closed when that generation ends
 //! (see [`crate::route`]). Under a hold order a connection whose backend
 //! refuses or times out is held until the route switches (then connected to
-//! the new backend) or its hold time is over. The bytes are moved by
+//! the new backend) or its hold time is over (`held`); backends are dialled
+//! by `connect`. The bytes are moved by
 //! [`crate::relay`]. Client connections are capped and closed when idle
 //! ([`crate::budget`]); a worker serving clearly more connections than
 //! another hands new ones to it ([`crate::balance`]).
@@ -27,17 +28,14 @@ use crate::budget::{Activity, ClientSlots, Slot, CLIENT_IDLE_TIMEOUT};
 use crate::listener::Acceptor;
 use crate::relay;
 use crate::route::{ConnGuard, Generation, GroupRoute};
+use connect::{connect, BACKEND_CONNECT_TIMEOUT};
+use held::{wait_for_switch, Held, Waited};
 
-/// Time allowed to connect to a backend before the client is dropped (name
-/// lookup included; shared between the addresses a name resolves to).
-const BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+mod connect;
+mod held;
+
 /// Pause between two connects of a refused connection under `connect_retry`.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
-/// Pause between two connects of a held connection to the routed site (it
-/// also waits for a switch): a suspected site whose service is back within
-/// the hold time takes its users. Longer than [`RETRY_PAUSE`]: holds are
-/// ordered when a site may be lost, so many connections may be held.
-const HELD_RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Pause after an accept that failed for want of resources (out of file
 /// descriptors) so the loop does not spin; a connection's own failure is
 /// no reason to pause ([`warden_serve::accept`]).
@@ -415,7 +413,7 @@ async fn cut_over(group: &GroupRoute, orders: &mut tokio::sync::watch::Receiver<
 /// nobody. A client that sent bytes and then ended its side stays: it may
 /// have half-closed to wait for its answer (as HAProxy without
 /// `abortonclose`); only a reset lets it go.
-async fn left(client: &TcpStream) {
+pub(super) async fn left(client: &TcpStream) {
     let mut one = [0u8; 1];
     match client.peek(&mut one).await {
         Ok(0) | Err(_) => return,
@@ -441,223 +439,5 @@ fn rejoin(group: &Arc<GroupRoute>, generation: &mut Generation, counted: &mut Co
             true
         }
         None => false,
-    }
-}
-
-/// How a held connection's wait ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Waited {
-    /// The route switched away from the generation waited on.
-    Switched,
-    /// The cut-over order it waited on was withdrawn or lapsed, and no
-    /// other stands: the switch is not coming, the routed site stays. For
-    /// a connection held after a failed connect: time to try the routed
-    /// site again (every [`HELD_RETRY_PAUSE`], and at once when an order
-    /// comes, such as the hold's withdrawal).
-    CalledOff,
-    /// The hold time is over, the client left or shutdown came: let go.
-    Over,
-}
-
-/// Wait, held, until the route switches away from `generation`, the hold
-/// time is over, the client leaves or shutdown comes; with `paused` (a
-/// connection waiting on a cut-over order without trying the routed site),
-/// also until that order is called off; without (a connection whose
-/// connect failed), also until it is time to try the routed site again.
-async fn wait_for_switch(
-    group: &GroupRoute,
-    generation: &Generation,
-    deadline: Instant,
-    h: &Held<'_>,
-    peer: SocketAddr,
-    client: &TcpStream,
-    paused: bool,
-) -> Waited {
-    let mut switches = group.switches();
-    let mut orders = group.orders();
-    loop {
-        if *switches.borrow() != generation.number {
-            return Waited::Switched;
-        }
-        if paused && !group.paused() {
-            return Waited::CalledOff;
-        }
-        // A cut-over order lapses on its own, without a word.
-        let lapses = group
-            .order_lapses()
-            .filter(|t| paused && *t < deadline)
-            .unwrap_or(deadline);
-        let retry = Instant::now() + HELD_RETRY_PAUSE;
-        tokio::select! {
-            _ = group.shutdown().cancelled() => return Waited::Over,
-            _ = tokio::time::sleep_until(deadline) => {
-                // Not a line per connection ([`crate::rare`]).
-                let timed_out = h.timed_out();
-                if group.held.timed_out_said.due(timed_out) {
-                    warn!(group = %group.name, %peer, site = %generation.site, backend = %generation.backend, timed_out, "held connection: no route change within the hold time; closing client connection (said at the group's 1st, 2nd, 4th, 8th… such connection, and once a minute; all in warden_frontend_held_timed_out_total)");
-                } else {
-                    debug!(group = %group.name, %peer, site = %generation.site, "held connection: no route change within the hold time; closing client connection");
-                }
-                return Waited::Over;
-            }
-            _ = switches.changed() => return Waited::Switched,
-            _ = left(client) => {
-                debug!(group = %group.name, %peer, "the held client left; letting it go");
-                return Waited::Over;
-            }
-            // Another order: look again (at the top); a connection that
-            // tried the routed site tries it again (a withdrawn hold: the
-            // switch is not coming).
-            _ = orders.changed() => if !paused { return Waited::CalledOff },
-            _ = tokio::time::sleep_until(lapses), if paused && lapses < deadline => {}
-            _ = tokio::time::sleep_until(retry), if !paused && retry < deadline => return Waited::CalledOff,
-        }
-    }
-}
-
-/// A held connection: counted in `held_now` until dropped.
-struct Held<'a> {
-    group: &'a GroupRoute,
-}
-
-impl<'a> Held<'a> {
-    fn new(group: &'a GroupRoute) -> Held<'a> {
-        group.held.total.fetch_add(1, Ordering::Relaxed);
-        group.held.now.fetch_add(1, Ordering::Relaxed);
-        Held { group }
-    }
-
-    fn rescued(self) {
-        self.group.held.rescued.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Count it; how many of the group's held connections timed out so far.
-    fn timed_out(&self) -> u64 {
-        self.group.held.timed_out.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.group.held.now.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Connect to `generation`'s backend by `deadline`: its address when it is
-/// one, else the addresses its `host:port` resolves to ([`connect_any`]),
-/// with `TCP_NODELAY` set before the connect.
-async fn connect(generation: &Generation, deadline: Instant) -> io::Result<TcpStream> {
-    if let Some(addr) = generation.backend_ip {
-        return connect_to(addr).await;
-    }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(generation.backend.as_str())
-        .await?
-        .collect();
-    connect_any(&addrs, deadline).await
-}
-
-/// Connect to each of `addrs` in turn until one answers, each given an
-/// equal share of the time left until `deadline`: an address whose packets
-/// vanish (a host down behind a name that has several) must not take the
-/// whole connect timeout and leave the others untried.
-async fn connect_any(addrs: &[SocketAddr], deadline: Instant) -> io::Result<TcpStream> {
-    let mut last = None;
-    for (i, &addr) in addrs.iter().enumerate() {
-        let left = u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
-        let share = deadline.saturating_duration_since(Instant::now()) / left;
-        match tokio::time::timeout(share, connect_to(addr)).await {
-            Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) => last = Some(e),
-            Err(_) => {
-                last = Some(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("{addr} did not answer within {}ms", share.as_millis()),
-                ))
-            }
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the backend address resolves to no address",
-        )
-    }))
-}
-
-/// Connect to `addr`. A connect that is complete when the call returns (a
-/// backend on this host: the handshake ran within it) is used at once;
-/// otherwise the socket is waited for until writable and its error read,
-/// as tokio's own connect does. `TcpSocket::connect` always waits for the
-/// runtime's next readiness event, a turn of the event loop per connection.
-async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
-    if let Err(e) = socket.set_tcp_nodelay(true) {
-        debug!(%addr, cause = %e, "cannot set TCP_NODELAY on backend socket");
-    }
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
-    let stream = TcpStream::from_std(socket.into())?;
-    // Connected already: the peer's address is known. (Bytes written to a
-    // socket still connecting would wait in it, but a refused or silent
-    // backend must fail here, where a hold or a retry can take over.)
-    if stream.peer_addr().is_ok() {
-        return Ok(stream);
-    }
-    stream.writable().await?;
-    if let Some(e) = stream.take_error()? {
-        return Err(e);
-    }
-    // Writable without an error but not connected cannot happen on Linux;
-    // say so rather than relay into a socket that is not one.
-    stream.peer_addr()?;
-    Ok(stream)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An address whose connects hang, as to a host whose packets vanish:
-    /// a loopback listener that never accepts, its queue full (Linux then
-    /// drops new SYNs); keep the returned sockets alive while it is used.
-    async fn blackhole() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let l = sock.listen(0).unwrap();
-        let addr = l.local_addr().unwrap();
-        let mut fill = Vec::new();
-        for _ in 0..8 {
-            match tokio::time::timeout(Duration::from_millis(200), TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => fill.push(s),
-                _ => return (addr, l, fill),
-            }
-        }
-        panic!("the accept queue of {addr} never filled");
-    }
-
-    /// A name resolving to a dead address first and a live one second (a
-    /// host down behind a name with several) still connects, within the
-    /// connect timeout.
-    #[tokio::test]
-    async fn a_silent_address_does_not_keep_the_next_one_untried() {
-        let _hole = blackhole().await;
-        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addrs = [_hole.0, live.local_addr().unwrap()];
-        let deadline = Instant::now() + BACKEND_CONNECT_TIMEOUT;
-        let t = Instant::now();
-        let got = tokio::time::timeout_at(deadline, connect_any(&addrs, deadline)).await;
-        let s = got
-            .expect("connected within the connect timeout")
-            .expect("the live address answers");
-        assert_eq!(s.peer_addr().unwrap(), addrs[1]);
-        assert!(t.elapsed() < BACKEND_CONNECT_TIMEOUT, "{:?}", t.elapsed());
     }
 }
