@@ -834,6 +834,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         self.check_looping_backends(&groups, &frontends);
         if let Some(o) = &orchestrator {
             self.check_zone_ids(o, &frontends, &groups);
+            self.check_report_sizes(o, &sites, &groups);
         }
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);

@@ -292,6 +292,7 @@ mod loops;
 mod notify;
 mod orchestrator;
 mod replication;
+mod report_size;
 mod schemes;
 mod shared;
 mod shared_data;
