@@ -823,6 +823,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
             self.check_identities(name, g, &sites);
             self.check_hook_times(name, g, &sites);
+            if let Some(f) = g.frontend_scheme() {
+                self.check_shared_site_backends(name, f);
+            }
         }
         if let Some(o) = &orchestrator {
             self.check_frontend_client_certs(o, &frontends);

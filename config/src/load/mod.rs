@@ -283,6 +283,7 @@ impl<'t> SpanlessPlaces<'t> {
     }
 }
 
+mod backends;
 mod checks;
 mod dial;
 mod engine;
