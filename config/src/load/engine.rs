@@ -843,6 +843,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);
             self.check_shared_hosts(&o.data_dir, &frontends, &groups);
+            self.check_probed_addrs(&sites, &groups);
         }
 
         Some(Config {

@@ -292,6 +292,7 @@ mod keystone;
 mod loops;
 mod notify;
 mod orchestrator;
+mod probed;
 mod replication;
 mod report_size;
 mod schemes;
