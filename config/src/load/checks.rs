@@ -5,6 +5,12 @@
 
 use super::*;
 
+/// The shortest time allowed for an answer (see [`Cx::timeout_floor`]):
+/// `"1ns"` or `"500us"` (a unit mistaken) passed, and each run of the
+/// check, hook or update it bounds was cut off before any host could
+/// answer; 10 ms is the floor `detection.probe_timeout` has too.
+pub(super) const MIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl<'t, 'r> Cx<'t, 'r> {
     /// A directory of durable state (the orchestrator's store, an agent's
     /// authority, a frontend's fence) must not depend on the directory a
@@ -61,6 +67,19 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
             );
         }
+    }
+
+    /// `key`, the time allowed for something another process or host must
+    /// answer (a check or probe, a hook, a runbook step, a DNS update, an
+    /// etcd request, a resync), must be at least [`MIN_TIMEOUT`] when it is
+    /// not zero (zero has its own message).
+    pub(super) fn timeout_floor(&mut self, key: &str, v: std::time::Duration) {
+        self.at_least(
+            key,
+            v,
+            MIN_TIMEOUT,
+            "shorter, nothing answers within it: it would fail every time)",
+        );
     }
 
     /// `key` (a duration) must be at most `max`; `why` completes "(…" in the message.
@@ -267,9 +286,11 @@ impl<'t, 'r> Cx<'t, 'r> {
                         why,
                     );
                 }
+                let k = format!("sites.{name}.{list}[{i}].timeout");
                 if h.timeout.is_zero() {
-                    self.positive(&format!("sites.{name}.{list}[{i}].timeout"));
+                    self.positive(&k);
                 }
+                self.timeout_floor(&k, h.timeout);
             }
         }
     }
@@ -563,6 +584,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if c.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
         }
+        self.timeout_floor(&format!("{key}.timeout"), c.timeout);
         if c.interval.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("{key}.interval"));
         }
@@ -673,6 +695,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if g.step_timeout.is_zero() {
             self.positive(&format!("groups.{name}.step_timeout"));
         }
+        self.timeout_floor(&format!("groups.{name}.step_timeout"), g.step_timeout);
         // (A frontend table the scheme does not use is reported above; its
         // contents are not checked.)
         if let Some(fs) = g.frontend.as_ref().filter(|_| need_fe) {

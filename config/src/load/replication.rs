@@ -25,6 +25,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.positive(&format!("{base}.{k}"));
             }
         }
+        self.timeout_floor(&format!("{base}.resync_timeout"), r.resync_timeout);
         if r.audit_every.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("{base}.audit_every"));
         }

@@ -618,6 +618,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if dns.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
         }
+        self.timeout_floor(&format!("{key}.timeout"), dns.timeout);
         if let Some(port) = dns.entry_port {
             let k = format!("{key}.entry_port");
             if scheme == Scheme::Hybrid {

@@ -441,3 +441,82 @@ fn a_long_value_is_shown_cut() {
     let p = one(&BASE.replace("\"/var/lib/warden\"", "\"var/lib/warden\""));
     assert_eq!(p.value.as_deref(), Some("\"var/lib/warden\""));
 }
+
+/// A time allowed for an answer shorter than 10 ms (`"1ns"`, `"500us"`:
+/// a unit mistaken) was accepted for a check or endpoint, a hook, a
+/// runbook step, an identity request, a DNS update, an etcd request and
+/// a resync; each run it bounds is cut off before any host or process can
+/// answer (a site's checks failing every round, a promote or a failover's
+/// DNS update failing at every try). Each is refused at its position with
+/// the least it may be; 10 ms passes.
+#[test]
+fn timeouts_nothing_can_answer_within_are_rejected_at_their_position() {
+    let dns = "\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\n\
+               provider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"ns1.example.net:53\"\n\
+               zone = \"example.net\"\naddresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }\n\
+               timeout = \"T\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            BASE.replace(
+                "url = \"http://127.0.0.1:8080/healthz\"",
+                "url = \"http://127.0.0.1:8080/healthz\"\ntimeout = \"T\"",
+            ),
+            "sites.ca.checks[0].timeout",
+        ),
+        (
+            BASE.replace(
+                "[sites.tx]",
+                "[[sites.ca.promote]]\nname = \"db\"\ncommand = [\"/usr/bin/true\"]\ntimeout = \"T\"\n\n[sites.tx]",
+            ),
+            "sites.ca.promote[0].timeout",
+        ),
+        (
+            BASE.replace("scheme = \"frontend\"", "scheme = \"frontend\"\nstep_timeout = \"T\""),
+            "groups.web.step_timeout",
+        ),
+        (
+            BASE.replace(
+                "[sites.tx]",
+                "[sites.ca.identity]\nheader = \"X-Site\"\nvalue = \"ca\"\ntimeout = \"T\"\n\n[sites.tx]",
+            ),
+            "sites.ca.identity.timeout",
+        ),
+        (format!("{BASE}{dns}"), "groups.www.dns.timeout"),
+        (
+            format!(
+                "{BASE}\n[groups.web.replication]\nplan = \"command\"\nstart = [\"/usr/bin/true\"]\n\
+                 resync = [\"/usr/bin/true\"]\nresync_timeout = \"T\"\n"
+            ),
+            "groups.web.replication.resync_timeout",
+        ),
+        (
+            BASE.replace(
+                "[detection]",
+                "store = \"etcd\"\n[orchestrator.etcd]\nendpoints = [\"http://10.0.0.9:2379\"]\ntimeout = \"T\"\n\n[detection]",
+            ),
+            "orchestrator.etcd.timeout",
+        ),
+    ];
+    for (text, key) in cases {
+        for short in ["1ns", "500us", "9ms"] {
+            let t = text.replace("\"T\"", &format!("\"{short}\""));
+            let p = problems(&t);
+            let e = find(&p, key);
+            assert_eq!(
+                (e.line, e.col),
+                pos_of(&t, &format!("\"{short}\"")),
+                "{}",
+                show(&p)
+            );
+            assert!(e.message.contains("at least \"10ms\""), "{e}");
+        }
+        let fine = text.replace("\"T\"", "\"10ms\"");
+        let p = warden_config::parse(&fine, Path::new("test.conf"));
+        let p = match p {
+            Ok(_) => vec![],
+            Err(warden_config::ConfigError::Invalid(p)) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(p.iter().all(|x| x.key != key), "{key}: {}", show(&p));
+    }
+}
