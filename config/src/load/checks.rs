@@ -644,7 +644,8 @@ impl<'t, 'r> Cx<'t, 'r> {
         let need_dns = matches!(scheme, Scheme::Dns | Scheme::Hybrid);
         let scheme_shown = format!("\"{}\"", scheme.as_str());
         let scheme_key = format!("groups.{name}.scheme");
-        if need_fe && g.frontend.is_none() {
+        // (A table written as [[...]] is reported already.)
+        if need_fe && g.frontend.is_none() && !self.covered(&format!("groups.{name}.frontend")) {
             self.push(
                 g.scheme.span(),
                 &scheme_key,
@@ -655,7 +656,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
             );
         }
-        if need_dns && g.dns.is_none() {
+        if need_dns && g.dns.is_none() && !self.covered(&format!("groups.{name}.dns")) {
             self.push(
                 g.scheme.span(),
                 &scheme_key,

@@ -637,6 +637,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         value: &Spanned<DeValue<'_>>,
     ) -> Option<T> {
         let mut v = value.clone();
+        if !self.refuse_table_lists(base, &mut v) {
+            return None;
+        }
         let mut removed: Vec<String> = Vec::new();
         for _ in 0..MAX_ROUNDS {
             let err = match T::deserialize(ValueDeserializer::from(v.clone())) {

@@ -298,6 +298,7 @@ mod report_size;
 mod schemes;
 mod shared;
 mod shared_data;
+mod table_lists;
 #[cfg(test)]
 mod tests;
 mod tokens;

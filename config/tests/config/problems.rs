@@ -520,3 +520,48 @@ fn timeouts_nothing_can_answer_within_are_rejected_at_their_position() {
         assert!(p.iter().all(|x| x.key != key), "{key}: {}", show(&p));
     }
 }
+
+/// A table written as a list of tables (`[[KEY]]` for `[KEY]`) was
+/// refused with nonsense (serde builds a struct from an array, its
+/// elements taken as the fields in order): `[[orchestrator]]` read
+/// "orchestrator[0]: expected an IP:PORT address such as \"10.0.0.1:7000\",
+/// found a table", `[[groups.web.frontend]]` "wanted exactly 1 element,
+/// more than 1 element", and every key of `[[sites.tx]]` was an unknown
+/// key of a secret reference. Each is now reported once, at its header,
+/// saying what it is and how to write it; real lists are untouched.
+#[test]
+fn a_table_written_as_a_list_of_tables_is_said_to_be_one() {
+    for (header, key) in [
+        ("[orchestrator]", "orchestrator"),
+        ("[detection]", "detection"),
+        ("[sites.tx]", "sites.tx"),
+        ("[frontends.fe1]", "frontends.fe1"),
+        ("[groups.web.frontend]", "groups.web.frontend"),
+    ] {
+        let text = BASE.replacen(&format!("\n{header}\n"), &format!("\n[{header}]\n"), 1);
+        let text = if header == "[orchestrator]" {
+            text.replacen("[orchestrator]\n", "[[orchestrator]]\n", 1)
+        } else {
+            text
+        };
+        assert!(text.contains(&format!("[{header}]")), "{header}");
+        let p = crate::one(&text);
+        assert_eq!(p.key, key, "{p}");
+        assert_eq!(
+            (p.line, p.col),
+            pos_of(&text, &format!("[{header}]")),
+            "{p}"
+        );
+        assert!(
+            p.message.contains(&format!(
+                "[[{key}]] starts a list of tables, and {key} is not one"
+            )),
+            "{p}"
+        );
+        assert!(p.message.contains(&format!("write [{key}]")), "{p}");
+    }
+    crate::ok(&BASE.replace(
+        "[sites.tx]",
+        "[[sites.ca.promote]]\nname = \"p\"\ncommand = [\"/usr/bin/true\"]\n\n[sites.tx]",
+    ));
+}
