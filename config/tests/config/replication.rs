@@ -319,3 +319,22 @@ fn a_needed_key_is_reported_where_it_is_written_with_its_own_value() {
         "{p}"
     );
 }
+
+/// A share given as a string was refused with "expected f64, found a
+/// string": a Rust type's name, where every other number says what it
+/// takes. It now asks for a number, at the value.
+#[test]
+fn a_share_of_the_wrong_type_asks_for_a_number() {
+    let text = format!("{BASE}{RSYNC}").replace(
+        "plan = \"rsync\"\n",
+        "plan = \"rsync\"\nmax_delete_share = \"0.5\"\n",
+    );
+    let p = crate::one(&text);
+    assert_eq!(p.key, "groups.web.replication.max_delete_share", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"0.5\""), "{p}");
+    assert!(
+        p.message.contains("expected a number such as 0.1") && !p.message.contains("f64"),
+        "{p}"
+    );
+    ok(&text.replace("\"0.5\"", "1"));
+}
