@@ -320,6 +320,7 @@ pub(super) fn describe_expected(expected: &str) -> String {
         "u64" | "usize" => "an integer from 0 to 18446744073709551615".into(),
         // (A Rust type's name said nothing to an operator: "expected f64".)
         "f64" | "f32" => "a number such as 0.1 (an integer is taken too)".into(),
+        "path string" => "a path (a string) such as \"/var/lib/warden\"".into(),
         "a borrowed string" | "a string" => "a string".into(),
         "a boolean" => "a boolean (true or false)".into(),
         _ if e.starts_with("struct ") => "a table".into(),

@@ -565,3 +565,19 @@ fn a_table_written_as_a_list_of_tables_is_said_to_be_one() {
         "[[sites.ca.promote]]\nname = \"p\"\ncommand = [\"/usr/bin/true\"]\n\n[sites.tx]",
     ));
 }
+
+/// A path of the wrong type was refused with serde's "expected path
+/// string, found an integer"; it now asks for a path, as every other
+/// type's message says what it takes.
+#[test]
+fn a_path_of_the_wrong_type_asks_for_a_path() {
+    let text = BASE.replace("data_dir = \"/var/lib/warden\"", "data_dir = 7");
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.data_dir", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "7\n"), "{p}");
+    assert!(
+        p.message
+            .contains("expected a path (a string) such as \"/var/lib/warden\", found an integer"),
+        "{p}"
+    );
+}
