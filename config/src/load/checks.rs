@@ -450,7 +450,17 @@ impl<'t, 'r> Cx<'t, 'r> {
                         Some(format!("{:?}", sv.get_ref())),
                         "must be an IP address with an optional port other than 0 (53 when left out), e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
                     ),
-                    Some(_) => {}
+                    Some(sv) => {
+                        let why = c.dns_server().and_then(|a| dns_server_wildcard(a.ip()));
+                        if let Some(why) = why {
+                            self.push(
+                                sv.span(),
+                                &format!("{key}.server"),
+                                Some(format!("{:?}", sv.get_ref())),
+                                why,
+                            );
+                        }
+                    }
                 }
                 match &c.query {
                     None => self.push(

@@ -1,7 +1,7 @@
 //! The check of `warden check-config` ([`super::check_deployment`]) that
 //! what other hosts probe or forward to is not a wildcard IP (`0.0.0.0`,
 //! `::`, `::ffff:0.0.0.0`): a site's endpoints (its `tcp` address, `http`
-//! URL, `dns` server), probed by the orchestrator and the peer sites'
+//! URL; a `dns` server is refused by every load), probed by the orchestrator and the peer sites'
 //! agents, and a built-in group's backends, dialled by its frontends. A
 //! wildcard is every address of the host that listens; dialled, it is the
 //! dialler itself: the orchestrator judged the site by a service on its
@@ -29,7 +29,6 @@ fn probed_wildcard(c: &CheckSpec) -> Option<IpAddr> {
             url::Host::Ipv6(a) => IpAddr::V6(a),
             url::Host::Domain(_) => return None,
         },
-        CheckKind::Dns => c.dns_server()?.ip(),
         _ => return None,
     };
     wildcard(ip).then_some(ip)
@@ -48,8 +47,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 };
                 let field = match c.kind.get_ref() {
                     CheckKind::Tcp => "address",
-                    CheckKind::Http => "url",
-                    _ => "server",
+                    _ => "url",
                 };
                 let key = format!("sites.{name}.endpoints[{i}].{field}");
                 self.push(
