@@ -65,7 +65,11 @@ impl<'t, 'r> Cx<'t, 'r> {
     ) {
         match v.get_ref() {
             DeValue::Array(a) => {
-                let header = self.text.get(v.span()).is_some_and(|s| s.starts_with("[["));
+                // `[[KEY]]` headers: an array of tables whose text starts
+                // with `[[` (an inline `[[]]` or `[["a"]]` holds arrays).
+                let header = !a.is_empty()
+                    && a.iter().all(|i| matches!(i.get_ref(), DeValue::Table(_)))
+                    && self.text.get(v.span()).is_some_and(|s| s.starts_with("[["));
                 if header && !is_list(&fmt_path(base, path)) {
                     found.push((path.clone(), v.span()));
                     return;

@@ -564,6 +564,14 @@ fn a_table_written_as_a_list_of_tables_is_said_to_be_one() {
         "[sites.tx]",
         "[[sites.ca.promote]]\nname = \"p\"\ncommand = [\"/usr/bin/true\"]\n\n[sites.tx]",
     ));
+    // An inline array of arrays is no list of tables: its own message.
+    let text = BASE.replace("sites = [\"ca\", \"tx\"]", "sites = [[]]");
+    let p = crate::one(&text);
+    assert_eq!(p.key, "groups.web.sites[0]", "{p}");
+    assert!(
+        p.message.contains("expected a string, found an array"),
+        "{p}"
+    );
 }
 
 /// A path of the wrong type was refused with serde's "expected path
