@@ -256,7 +256,7 @@ fn main() -> Result<()> {
     }
     for g in 0..groups {
         let (a, b) = (2 * g, 2 * g + 1);
-        writeln!(conf, "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\n[groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\nbackends = {{ s{a} = \"127.0.0.1:9\", s{b} = \"127.0.0.1:9\" }}\n")?;
+        writeln!(conf, "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\n[groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\nbackends = {{ s{a} = \"127.0.0.1:9\", s{b} = \"127.0.0.1:10\" }}\n")?;
     }
     let cfg = dir.join("failover.conf");
     std::fs::write(&cfg, conf)?;

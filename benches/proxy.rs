@@ -723,7 +723,7 @@ async fn start_frontend(
          [frontends.fe1]\ncontrol = \"{control}\"\ntoken = {{ file = \"{tok}\" }}\n\n\
          [groups.bench]\nsites = [\"a\", \"b\"]\nscheme = \"frontend\"\n\
          [groups.bench.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"{addr}\"\n\
-         backends = {{ a = \"{backend}\", b = \"{backend}\" }}\n",
+         backends = {{ a = \"{backend}\", b = \"127.0.0.1:1\" }}\n",
         data = dir.join(format!("data-{name}")).display(),
         tok = dir.join("fe.token").display(),
     );

@@ -70,7 +70,7 @@ fn config(dir: &std::path::Path, groups: usize) -> Result<(String, Vec<String>)>
             conf,
             "[groups.g{g}]\nsites = [\"s{a}\", \"s{b}\"]\nscheme = \"frontend\"\n\
              [groups.g{g}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\n\
-             listen = \"127.0.0.1:0\"\nbackends = {{ s{a} = \"127.0.0.1:9\", s{b} = \"127.0.0.1:9\" }}"
+             listen = \"127.0.0.1:0\"\nbackends = {{ s{a} = \"127.0.0.1:9\", s{b} = \"127.0.0.1:10\" }}"
         )?;
     }
     Ok((conf, tokens))

@@ -5,6 +5,12 @@
 
 use super::*;
 
+/// The shortest time allowed for an answer (see [`Cx::timeout_floor`]):
+/// `"1ns"` or `"500us"` (a unit mistaken) passed, and each run of the
+/// check, hook or update it bounds was cut off before any host could
+/// answer; 10 ms is the floor `detection.probe_timeout` has too.
+pub(super) const MIN_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(10);
+
 impl<'t, 'r> Cx<'t, 'r> {
     /// A directory of durable state (the orchestrator's store, an agent's
     /// authority, a frontend's fence) must not depend on the directory a
@@ -61,6 +67,19 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
             );
         }
+    }
+
+    /// `key`, the time allowed for something another process or host must
+    /// answer (a check or probe, a hook, a runbook step, a DNS update, an
+    /// etcd request, a resync), must be at least [`MIN_TIMEOUT`] when it is
+    /// not zero (zero has its own message).
+    pub(super) fn timeout_floor(&mut self, key: &str, v: std::time::Duration) {
+        self.at_least(
+            key,
+            v,
+            MIN_TIMEOUT,
+            "shorter, nothing answers within it: it would fail every time)",
+        );
     }
 
     /// `key` (a duration) must be at most `max`; `why` completes "(…" in the message.
@@ -267,9 +286,11 @@ impl<'t, 'r> Cx<'t, 'r> {
                         why,
                     );
                 }
+                let k = format!("sites.{name}.{list}[{i}].timeout");
                 if h.timeout.is_zero() {
-                    self.positive(&format!("sites.{name}.{list}[{i}].timeout"));
+                    self.positive(&k);
                 }
+                self.timeout_floor(&k, h.timeout);
             }
         }
     }
@@ -429,7 +450,17 @@ impl<'t, 'r> Cx<'t, 'r> {
                         Some(format!("{:?}", sv.get_ref())),
                         "must be an IP address with an optional port other than 0 (53 when left out), e.g. \"10.1.0.53\" or \"[2001:db8::53]:5353\"",
                     ),
-                    Some(_) => {}
+                    Some(sv) => {
+                        let why = c.dns_server().and_then(|a| dns_server_wildcard(a.ip()));
+                        if let Some(why) = why {
+                            self.push(
+                                sv.span(),
+                                &format!("{key}.server"),
+                                Some(format!("{:?}", sv.get_ref())),
+                                why,
+                            );
+                        }
+                    }
                 }
                 match &c.query {
                     None => self.push(
@@ -563,6 +594,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if c.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
         }
+        self.timeout_floor(&format!("{key}.timeout"), c.timeout);
         if c.interval.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("{key}.interval"));
         }
@@ -622,7 +654,8 @@ impl<'t, 'r> Cx<'t, 'r> {
         let need_dns = matches!(scheme, Scheme::Dns | Scheme::Hybrid);
         let scheme_shown = format!("\"{}\"", scheme.as_str());
         let scheme_key = format!("groups.{name}.scheme");
-        if need_fe && g.frontend.is_none() {
+        // (A table written as [[...]] is reported already.)
+        if need_fe && g.frontend.is_none() && !self.covered(&format!("groups.{name}.frontend")) {
             self.push(
                 g.scheme.span(),
                 &scheme_key,
@@ -633,7 +666,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 ),
             );
         }
-        if need_dns && g.dns.is_none() {
+        if need_dns && g.dns.is_none() && !self.covered(&format!("groups.{name}.dns")) {
             self.push(
                 g.scheme.span(),
                 &scheme_key,
@@ -673,6 +706,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if g.step_timeout.is_zero() {
             self.positive(&format!("groups.{name}.step_timeout"));
         }
+        self.timeout_floor(&format!("groups.{name}.step_timeout"), g.step_timeout);
         // (A frontend table the scheme does not use is reported above; its
         // contents are not checked.)
         if let Some(fs) = g.frontend.as_ref().filter(|_| need_fe) {

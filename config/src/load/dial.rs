@@ -341,7 +341,7 @@ impl<'t, 'r> Cx<'t, 'r> {
 
 /// Every address of the host: `0.0.0.0`, `::`, or the IPv4 one written as
 /// an IPv4-mapped IPv6 address (`::ffff:0.0.0.0`, bound as IPv4's on Linux).
-fn wildcard(ip: IpAddr) -> bool {
+pub(super) fn wildcard(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_unspecified(),
         IpAddr::V6(v6) => {

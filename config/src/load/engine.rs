@@ -318,6 +318,9 @@ pub(super) fn describe_expected(expected: &str) -> String {
         "u16" => "an integer from 0 to 65535".into(),
         "u32" => "an integer from 0 to 4294967295".into(),
         "u64" | "usize" => "an integer from 0 to 18446744073709551615".into(),
+        // (A Rust type's name said nothing to an operator: "expected f64".)
+        "f64" | "f32" => "a number such as 0.1 (an integer is taken too)".into(),
+        "path string" => "a path (a string) such as \"/var/lib/warden\"".into(),
         "a borrowed string" | "a string" => "a string".into(),
         "a boolean" => "a boolean (true or false)".into(),
         _ if e.starts_with("struct ") => "a table".into(),
@@ -637,6 +640,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         value: &Spanned<DeValue<'_>>,
     ) -> Option<T> {
         let mut v = value.clone();
+        if !self.refuse_table_lists(base, &mut v) {
+            return None;
+        }
         let mut removed: Vec<String> = Vec::new();
         for _ in 0..MAX_ROUNDS {
             let err = match T::deserialize(ValueDeserializer::from(v.clone())) {
@@ -823,6 +829,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.check_group(name, g, &site_names, &frontend_names, &frontend_kinds);
             self.check_identities(name, g, &sites);
             self.check_hook_times(name, g, &sites);
+            if let Some(f) = g.frontend_scheme() {
+                self.check_shared_site_backends(name, f);
+            }
         }
         if let Some(o) = &orchestrator {
             self.check_frontend_client_certs(o, &frontends);
@@ -834,11 +843,13 @@ impl<'t, 'r> Cx<'t, 'r> {
         self.check_looping_backends(&groups, &frontends);
         if let Some(o) = &orchestrator {
             self.check_zone_ids(o, &frontends, &groups);
+            self.check_report_sizes(o, &sites, &groups);
         }
         if let (true, Some(o)) = (self.deployment, &orchestrator) {
             self.check_token_refs(o, &sites, &frontends);
             self.check_dial_addrs(o, &frontends, &haproxy_frontends, &groups);
             self.check_shared_hosts(&o.data_dir, &frontends, &groups);
+            self.check_probed_addrs(&sites, &groups);
         }
 
         Some(Config {

@@ -90,6 +90,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if id.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
         }
+        self.timeout_floor(&format!("{key}.timeout"), id.timeout);
     }
 }
 

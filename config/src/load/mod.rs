@@ -283,6 +283,7 @@ impl<'t> SpanlessPlaces<'t> {
     }
 }
 
+mod backends;
 mod checks;
 mod dial;
 mod engine;
@@ -291,10 +292,13 @@ mod keystone;
 mod loops;
 mod notify;
 mod orchestrator;
+mod probed;
 mod replication;
+mod report_size;
 mod schemes;
 mod shared;
 mod shared_data;
+mod table_lists;
 #[cfg(test)]
 mod tests;
 mod tokens;

@@ -169,6 +169,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "must be whole seconds between 2s and 60s (etcd grants leases in seconds, 2s at least with its default election timeout)",
                 );
             }
+            self.timeout_floor("orchestrator.etcd.timeout", e.timeout);
             if e.timeout.is_zero() || e.timeout * 2 > ttl {
                 let value = self.value_at("orchestrator.etcd.timeout");
                 self.push(

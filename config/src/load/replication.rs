@@ -25,6 +25,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.positive(&format!("{base}.{k}"));
             }
         }
+        self.timeout_floor(&format!("{base}.resync_timeout"), r.resync_timeout);
         if r.audit_every.is_some_and(|d| d.is_zero()) {
             self.positive(&format!("{base}.audit_every"));
         }
@@ -101,14 +102,15 @@ impl<'t, 'r> Cx<'t, 'r> {
             );
         }
         let plan_key = format!("{base}.plan");
+        // At the key with its value when it is written (`containers = []`),
+        // else at the plan, which shows no value of the missing key.
         let need = |this: &mut Self, key: &str, what: &str| {
             let k = format!("{base}.{key}");
-            this.push(
-                this.at(&plan_key),
-                &k,
-                Some(shown.clone()),
-                format!("plan {shown} needs {key} = {what}"),
-            );
+            let (at, value) = match this.value_at(&k) {
+                Some(v) => (this.at(&k), Some(v)),
+                None => (this.at(&plan_key), None),
+            };
+            this.push(at, &k, value, format!("plan {shown} needs {key} = {what}"));
         };
         match plan {
             P::Swift | P::SwiftContainerSync => {

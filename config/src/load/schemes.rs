@@ -466,6 +466,18 @@ impl<'t, 'r> Cx<'t, 'r> {
         if dns.ttl.is_zero() {
             self.positive(&format!("{key}.ttl"));
         }
+        // A record's TTL is a number of seconds: "1500ms" was written as 1s
+        // and "1ns" as 1s, nothing said.
+        if dns.ttl.subsec_nanos() != 0 {
+            let k = format!("{key}.ttl");
+            self.push(
+                self.at(&k),
+                &k,
+                self.value_at(&k),
+                "must be whole seconds (a DNS TTL is a number of seconds; a fraction would be \
+                 dropped), e.g. \"60s\"",
+            );
+        }
         match dns.provider {
             DnsProviderKind::Rfc2136 => {
                 for (field, val, example) in [
@@ -618,6 +630,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         if dns.timeout.is_zero() {
             self.positive(&format!("{key}.timeout"));
         }
+        self.timeout_floor(&format!("{key}.timeout"), dns.timeout);
         if let Some(port) = dns.entry_port {
             let k = format!("{key}.entry_port");
             if scheme == Scheme::Hybrid {

@@ -288,10 +288,39 @@ pub fn parse_record_addresses(
     Ok((v4, v6))
 }
 
+/// Why no DNS server can be asked at `ip`: a wildcard (`0.0.0.0`, `::`,
+/// `::ffff:0.0.0.0`) is every address of a host; a question sent there
+/// reaches the asker's own host, whose answer comes from another address
+/// (`127.0.0.1`), and the resolver ignores it ("does not match
+/// name_server: 0.0.0.0:53"): every query and update failed.
+pub fn dns_server_wildcard(ip: std::net::IpAddr) -> Option<String> {
+    let wildcard = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified())
+        }
+    };
+    wildcard.then(|| {
+        format!(
+            "{ip} is every address of a host, where no DNS server can be asked: the answer comes \
+             from another address and is ignored, so every query and update fails; give the \
+             server's address"
+        )
+    })
+}
+
 /// Check the form of a DNS server: `IP`, `IP:PORT`, `[IPv6]:PORT`, `HOST`
-/// or `HOST:PORT` (port 53 when absent). Does not resolve anything.
+/// or `HOST:PORT` (port 53 when absent), not a wildcard IP
+/// ([`dns_server_wildcard`]). Does not resolve anything.
 pub fn dns_server_syntax(s: &str) -> Result<(), String> {
     let s = s.trim();
+    let ip = s
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| s.parse::<std::net::IpAddr>());
+    if let Some(why) = ip.ok().and_then(dns_server_wildcard) {
+        return Err(why);
+    }
     if let Ok(a) = s.parse::<std::net::SocketAddr>() {
         // Port 0 parses, but no query or update can be sent there.
         return if a.port() == 0 {

@@ -441,3 +441,151 @@ fn a_long_value_is_shown_cut() {
     let p = one(&BASE.replace("\"/var/lib/warden\"", "\"var/lib/warden\""));
     assert_eq!(p.value.as_deref(), Some("\"var/lib/warden\""));
 }
+
+/// A time allowed for an answer shorter than 10 ms (`"1ns"`, `"500us"`:
+/// a unit mistaken) was accepted for a check or endpoint, a hook, a
+/// runbook step, an identity request, a DNS update, an etcd request and
+/// a resync; each run it bounds is cut off before any host or process can
+/// answer (a site's checks failing every round, a promote or a failover's
+/// DNS update failing at every try). Each is refused at its position with
+/// the least it may be; 10 ms passes.
+#[test]
+fn timeouts_nothing_can_answer_within_are_rejected_at_their_position() {
+    let dns = "\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\n\
+               provider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"ns1.example.net:53\"\n\
+               zone = \"example.net\"\naddresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }\n\
+               timeout = \"T\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            BASE.replace(
+                "url = \"http://127.0.0.1:8080/healthz\"",
+                "url = \"http://127.0.0.1:8080/healthz\"\ntimeout = \"T\"",
+            ),
+            "sites.ca.checks[0].timeout",
+        ),
+        (
+            BASE.replace(
+                "[sites.tx]",
+                "[[sites.ca.promote]]\nname = \"db\"\ncommand = [\"/usr/bin/true\"]\ntimeout = \"T\"\n\n[sites.tx]",
+            ),
+            "sites.ca.promote[0].timeout",
+        ),
+        (
+            BASE.replace("scheme = \"frontend\"", "scheme = \"frontend\"\nstep_timeout = \"T\""),
+            "groups.web.step_timeout",
+        ),
+        (
+            BASE.replace(
+                "[sites.tx]",
+                "[sites.ca.identity]\nheader = \"X-Site\"\nvalue = \"ca\"\ntimeout = \"T\"\n\n[sites.tx]",
+            ),
+            "sites.ca.identity.timeout",
+        ),
+        (format!("{BASE}{dns}"), "groups.www.dns.timeout"),
+        (
+            format!(
+                "{BASE}\n[groups.web.replication]\nplan = \"command\"\nstart = [\"/usr/bin/true\"]\n\
+                 resync = [\"/usr/bin/true\"]\nresync_timeout = \"T\"\n"
+            ),
+            "groups.web.replication.resync_timeout",
+        ),
+        (
+            BASE.replace(
+                "[detection]",
+                "store = \"etcd\"\n[orchestrator.etcd]\nendpoints = [\"http://10.0.0.9:2379\"]\ntimeout = \"T\"\n\n[detection]",
+            ),
+            "orchestrator.etcd.timeout",
+        ),
+    ];
+    for (text, key) in cases {
+        for short in ["1ns", "500us", "9ms"] {
+            let t = text.replace("\"T\"", &format!("\"{short}\""));
+            let p = problems(&t);
+            let e = find(&p, key);
+            assert_eq!(
+                (e.line, e.col),
+                pos_of(&t, &format!("\"{short}\"")),
+                "{}",
+                show(&p)
+            );
+            assert!(e.message.contains("at least \"10ms\""), "{e}");
+        }
+        let fine = text.replace("\"T\"", "\"10ms\"");
+        let p = warden_config::parse(&fine, Path::new("test.conf"));
+        let p = match p {
+            Ok(_) => vec![],
+            Err(warden_config::ConfigError::Invalid(p)) => p,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(p.iter().all(|x| x.key != key), "{key}: {}", show(&p));
+    }
+}
+
+/// A table written as a list of tables (`[[KEY]]` for `[KEY]`) was
+/// refused with nonsense (serde builds a struct from an array, its
+/// elements taken as the fields in order): `[[orchestrator]]` read
+/// "orchestrator[0]: expected an IP:PORT address such as \"10.0.0.1:7000\",
+/// found a table", `[[groups.web.frontend]]` "wanted exactly 1 element,
+/// more than 1 element", and every key of `[[sites.tx]]` was an unknown
+/// key of a secret reference. Each is now reported once, at its header,
+/// saying what it is and how to write it; real lists are untouched.
+#[test]
+fn a_table_written_as_a_list_of_tables_is_said_to_be_one() {
+    for (header, key) in [
+        ("[orchestrator]", "orchestrator"),
+        ("[detection]", "detection"),
+        ("[sites.tx]", "sites.tx"),
+        ("[frontends.fe1]", "frontends.fe1"),
+        ("[groups.web.frontend]", "groups.web.frontend"),
+    ] {
+        let text = BASE.replacen(&format!("\n{header}\n"), &format!("\n[{header}]\n"), 1);
+        let text = if header == "[orchestrator]" {
+            text.replacen("[orchestrator]\n", "[[orchestrator]]\n", 1)
+        } else {
+            text
+        };
+        assert!(text.contains(&format!("[{header}]")), "{header}");
+        let p = crate::one(&text);
+        assert_eq!(p.key, key, "{p}");
+        assert_eq!(
+            (p.line, p.col),
+            pos_of(&text, &format!("[{header}]")),
+            "{p}"
+        );
+        assert!(
+            p.message.contains(&format!(
+                "[[{key}]] starts a list of tables, and {key} is not one"
+            )),
+            "{p}"
+        );
+        assert!(p.message.contains(&format!("write [{key}]")), "{p}");
+    }
+    crate::ok(&BASE.replace(
+        "[sites.tx]",
+        "[[sites.ca.promote]]\nname = \"p\"\ncommand = [\"/usr/bin/true\"]\n\n[sites.tx]",
+    ));
+    // An inline array of arrays is no list of tables: its own message.
+    let text = BASE.replace("sites = [\"ca\", \"tx\"]", "sites = [[]]");
+    let p = crate::one(&text);
+    assert_eq!(p.key, "groups.web.sites[0]", "{p}");
+    assert!(
+        p.message.contains("expected a string, found an array"),
+        "{p}"
+    );
+}
+
+/// A path of the wrong type was refused with serde's "expected path
+/// string, found an integer"; it now asks for a path, as every other
+/// type's message says what it takes.
+#[test]
+fn a_path_of_the_wrong_type_asks_for_a_path() {
+    let text = BASE.replace("data_dir = \"/var/lib/warden\"", "data_dir = 7");
+    let p = one(&text);
+    assert_eq!(p.key, "orchestrator.data_dir", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "7\n"), "{p}");
+    assert!(
+        p.message
+            .contains("expected a path (a string) such as \"/var/lib/warden\", found an integer"),
+        "{p}"
+    );
+}

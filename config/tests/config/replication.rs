@@ -283,3 +283,58 @@ fn a_command_plans_optional_phases_are_checked_too() {
         assert_eq!((found.line, found.col), pos_of(&text, needle), "{found}");
     }
 }
+
+/// A key a plan needs, written empty or left out, is reported at the key
+/// when it is written and at the plan when it is not, never showing the
+/// plan's value as its own. `containers = []` was placed at the plan's
+/// line and read `groups.web.replication.containers = "swift": plan
+/// "swift" needs containers = ...`, naming a value the file never gave it.
+#[test]
+fn a_needed_key_is_reported_where_it_is_written_with_its_own_value() {
+    let text = format!("{BASE}{SWIFT}")
+        .replace("swift-container-sync", "swift")
+        .replace("realm = \"realm1\"\n", "")
+        .replace("containers = [\"photos\", \"docs\"]", "containers = []");
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("sync_key") && !l.starts_with("cluster"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let p = crate::one(&text);
+    assert_eq!(p.key, "groups.web.replication.containers", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "[]"), "{p}");
+    assert_eq!(p.value.as_deref(), Some("[]"), "{p}");
+    // Left out: at the plan, with no value.
+    let missing = text.replace("containers = []\n", "");
+    let p = crate::one(&missing);
+    assert_eq!(p.key, "groups.web.replication.containers", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&missing, "\"swift\""), "{p}");
+    assert_eq!(p.value, None, "{p}");
+    let p = crate::one(&format!(
+        "{BASE}\n[groups.web.replication]\nplan = \"command\"\nstart = [\"/bin/true\"]\n"
+    ));
+    assert_eq!(
+        (p.key.as_str(), p.value.as_deref()),
+        ("groups.web.replication.resync", None),
+        "{p}"
+    );
+}
+
+/// A share given as a string was refused with "expected f64, found a
+/// string": a Rust type's name, where every other number says what it
+/// takes. It now asks for a number, at the value.
+#[test]
+fn a_share_of_the_wrong_type_asks_for_a_number() {
+    let text = format!("{BASE}{RSYNC}").replace(
+        "plan = \"rsync\"\n",
+        "plan = \"rsync\"\nmax_delete_share = \"0.5\"\n",
+    );
+    let p = crate::one(&text);
+    assert_eq!(p.key, "groups.web.replication.max_delete_share", "{p}");
+    assert_eq!((p.line, p.col), pos_of(&text, "\"0.5\""), "{p}");
+    assert!(
+        p.message.contains("expected a number such as 0.1") && !p.message.contains("f64"),
+        "{p}"
+    );
+    ok(&text.replace("\"0.5\"", "1"));
+}

@@ -232,3 +232,93 @@ fn a_url_other_hosts_dial_is_not_link_local() {
     let fine = text.replace("http://[fe80::1]:7000", "http://[2001:db8::2]:7000");
     assert_eq!(deployment_problems(&fine), vec![]);
 }
+
+/// What other hosts probe or forward to given as a wildcard IP: a site's
+/// endpoints (probed by the orchestrator and the peer agents; a `dns`
+/// server at a wildcard is refused by every load) and a
+/// built-in group's backends (dialled by its frontends). Dialled, a
+/// wildcard is the dialler's own host (tried: `0.0.0.0:27081` reached the
+/// prober's own 127.0.0.1:27081), so the site was judged by a service on
+/// the prober's host and users were sent to the frontend's. check-config
+/// refuses each at its line and column; a named or loopback address
+/// passes, and a single process's `parse` still accepts them.
+#[test]
+fn a_wildcard_other_hosts_probe_or_forward_to_is_refused() {
+    let check = deployment_problems;
+    let endpoints = |tcp: &str, url: &str, server: &str| {
+        BASE.replace(
+            "[sites.tx]",
+            &format!(
+                "[[sites.ca.endpoints]]\nname = \"db\"\nkind = \"tcp\"\naddress = \"{tcp}\"\n\n\
+                 [[sites.ca.endpoints]]\nname = \"web\"\nkind = \"http\"\nurl = \"{url}\"\n\n\
+                 [[sites.ca.endpoints]]\nname = \"ns\"\nkind = \"dns\"\nserver = \"{server}\"\n\
+                 query = \"www.example.net\"\n\n[sites.tx]"
+            ),
+        )
+    };
+    let text = endpoints("0.0.0.0:5432", "http://[::]:8080/healthz", "10.1.0.53")
+        .replace("ca = \"10.1.0.10:8443\"", "ca = \"0.0.0.0:8443\"");
+    ok(&text);
+    let ps = check(&text);
+    let keys: Vec<&str> = ps.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "sites.ca.endpoints[0].address",
+            "sites.ca.endpoints[1].url",
+            "groups.web.frontend.backends.ca",
+        ],
+        "{ps:?}"
+    );
+    for (p, value) in ps.iter().zip([
+        "\"0.0.0.0:5432\"",
+        "\"http://[::]:8080/healthz\"",
+        "\"0.0.0.0:8443\"",
+    ]) {
+        assert_eq!((p.line, p.col), pos_of_nth(&text, value, 0), "{p}");
+        assert!(p.message.contains("is every address of its host"), "{p}");
+    }
+    // Named and loopback addresses are dialled as written.
+    let fine = endpoints(
+        "10.1.0.10:5432",
+        "http://[::1]:8080/healthz",
+        "127.0.0.1:53",
+    );
+    assert_eq!(check(&fine), vec![]);
+}
+
+/// A DNS server at a wildcard IP: rfc2136's `server` and `nameservers`, a
+/// `dns` check's or endpoint's `server`. The question reaches the asker's
+/// own host, whose answer comes from another address and is ignored
+/// (tried on loopback with Knot at 127.0.0.1:27053 and server =
+/// "0.0.0.0:27053": "ignoring response from 127.0.0.1:27053 because it
+/// does not match name_server: 0.0.0.0:27053" at every try, the
+/// failover's switch step never done), even on one host: refused by
+/// every load, at each value.
+#[test]
+fn a_dns_server_at_a_wildcard_ip_is_refused() {
+    let text = BASE.replace(
+        "[sites.tx]",
+        "[[sites.ca.checks]]\nname = \"ns\"\nkind = \"dns\"\nserver = \"0.0.0.0\"\n\
+         query = \"www.example.net\"\n\n[[sites.ca.endpoints]]\nname = \"ns\"\nkind = \"dns\"\n\
+         server = \"[::]:53\"\nquery = \"www.example.net\"\n\n[sites.tx]",
+    ) + "\n[groups.www]\nsites = [\"ca\", \"tx\"]\nscheme = \"dns\"\n[groups.www.dns]\n\
+         provider = \"rfc2136\"\nname = \"www.example.net\"\nserver = \"0.0.0.0:5353\"\n\
+         zone = \"example.net\"\nnameservers = [\"10.0.0.53\", \"[::ffff:0.0.0.0]:53\"]\n\
+         addresses = { ca = \"10.1.0.10\", tx = \"10.2.0.10\" }\n";
+    let p = problems(&text);
+    for (key, value) in [
+        ("sites.ca.checks[1].server", "\"0.0.0.0\""),
+        ("sites.ca.endpoints[0].server", "\"[::]:53\""),
+        ("groups.www.dns.server", "\"0.0.0.0:5353\""),
+        ("groups.www.dns.nameservers[1]", "\"[::ffff:0.0.0.0]:53\""),
+    ] {
+        let e = find(&p, key);
+        assert_eq!((e.line, e.col), pos_of_nth(&text, value, 0), "{e}");
+        assert!(
+            e.message.contains("where no DNS server can be asked"),
+            "{e}"
+        );
+    }
+    assert_eq!(p.len(), 4, "{p:?}");
+}

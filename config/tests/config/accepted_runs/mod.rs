@@ -6,13 +6,15 @@
 //! `dns_and_urls.rs` DNS names, URLs, DNS servers; `addresses.rs` HOST:PORT
 //! and dialled addresses; `binding.rs` one port or state_dir bound twice;
 //! `tokens.rs` a token shared between roles; `nul.rs` NUL in commands, paths;
-//! `programs.rs` a program or a file named by a relative path.
+//! `programs.rs` a program or a file named by a relative path; `report_size.rs`
+//! a site's report within the body limit.
 
 mod addresses;
 mod binding;
 mod dns_and_urls;
 mod nul;
 mod programs;
+mod report_size;
 mod tokens;
 
 use crate::{find, pos_of_nth, problems, BASE};
