@@ -66,11 +66,7 @@ impl SwiftResyncer {
     /// `X-Delete-At` answers 404 at once while the listing shows it until
     /// the object-expirer reaps it (minutes, or never where none runs) —
     /// not a difference for a verification to fail on.
-    async fn holds(
-        &self,
-        cluster: &SwiftClient,
-        name: &str,
-    ) -> Result<bool, AgentError> {
+    async fn holds(&self, cluster: &SwiftClient, name: &str) -> Result<bool, AgentError> {
         let (c, o) = split_name(name);
         cluster.exists_as_stored(c, o).await
     }
@@ -80,11 +76,7 @@ impl SwiftResyncer {
     /// the peer's listing lags ([`delete_if_gone`]), and not a difference.
     /// A manifest or link is not compared this way (its listed hash is not
     /// its ETag): it stays a difference.
-    async fn peer_holds_unlisted(
-        &self,
-        name: &str,
-        h: &ObjectEntry,
-    ) -> Result<bool, AgentError> {
+    async fn peer_holds_unlisted(&self, name: &str, h: &ObjectEntry) -> Result<bool, AgentError> {
         if h.slo_etag.is_some() || h.symlink_path.is_some() {
             return Ok(false);
         }
