@@ -4,7 +4,8 @@
 //! - [`events`]: the event log (buffered, written by one task, never under the lock);
 //! - [`intake`]: agent reports and command polls, the orchestrator's own probes;
 //! - [`detect`]: the detection round and the decisions it leads to;
-//! - [`runbooks`]: start, run (tracked tasks) and resume runbooks, the live `RunbookEnv`;
+//! - [`runbooks`]: start, run (tracked tasks) and resume runbooks;
+//! - [`runbook_env`]: the live `RunbookEnv` (commands, health, routes, fence);
 //! - [`finish`]: what a finished runbook leaves (group state, withdrawn commands, aborted moves, metrics);
 //! - [`replication`]: replication orders per round, replication status, RPO;
 //! - [`divergent`]: divergent lists assembled from report pages;
@@ -107,6 +108,7 @@ mod replay;
 mod replication;
 #[cfg(test)]
 mod resync_tests;
+mod runbook_env;
 mod runbooks;
 mod seen;
 #[cfg(test)]

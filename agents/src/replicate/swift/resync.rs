@@ -60,41 +60,12 @@ use crate::replicate::{
 };
 use crate::AgentError;
 
-/// Settings of a [`SwiftResyncer`]. [`SwiftResyncerSettings::new`] fills the defaults.
-#[derive(Debug, Clone)]
-pub struct SwiftResyncerSettings {
-    /// This (stale, returning) cluster.
-    pub here: SwiftSettings,
-    /// The active peer cluster.
-    pub peer: SwiftSettings,
-    /// The group's placement list.
-    pub containers: Vec<String>,
-    /// The pair manifest (the same file the replicator of this pair keeps).
-    pub manifest: PathBuf,
-    /// Fetches and deletes in flight at once (default 16).
-    pub concurrency: usize,
-    /// The mass-delete guard's limits (default [`DeleteGuard::default`]).
-    pub guard: DeleteGuard,
-}
+mod settings;
+mod verify;
+mod versions;
 
-impl SwiftResyncerSettings {
-    /// Settings with the default concurrency (16).
-    pub fn new(
-        here: SwiftSettings,
-        peer: SwiftSettings,
-        containers: Vec<String>,
-        manifest: impl Into<PathBuf>,
-    ) -> Self {
-        SwiftResyncerSettings {
-            here,
-            peer,
-            containers,
-            manifest: manifest.into(),
-            concurrency: 16,
-            guard: DeleteGuard::default(),
-        }
-    }
-}
+pub use settings::SwiftResyncerSettings;
+use versions::versions;
 
 /// The Swift [`Resyncer`]. See the module docs.
 pub struct SwiftResyncer {
@@ -138,141 +109,6 @@ impl SwiftResyncer {
             guard: Mutex::new(guard),
         })
     }
-}
-
-impl SwiftResyncer {
-    /// After a pass: remember the listing timestamps of what it made equal
-    /// (`seen.rs`): this site's as listed now, after the fetches; the
-    /// peer's as compared (not listed again: a change there since is a
-    /// change the next pass must see). Divergent items kept as they are and
-    /// failed names keep what was remembered of them.
-    async fn remember(
-        &self,
-        before: &super::seen::Seen,
-        equal: &[String],
-        peer_raw: &BTreeMap<String, ObjectEntry>,
-        divergent: &[DivergentItem],
-        failed: &[String],
-    ) -> Result<(), AgentError> {
-        let s = &self.settings;
-        // this site only: the peer's side is what the pass compared
-        let here_now = super::list_one(&self.here, &s.containers).await?;
-        let mut seen = super::seen::Seen::new();
-        for name in equal {
-            // a divergent item left as it is stays divergent
-            let kept = divergent
-                .iter()
-                .any(|d| &d.name == name && d.action == "kept")
-                || failed.contains(name);
-            let now = match (here_now.get(name), peer_raw.get(name)) {
-                (Some(h), Some(p)) if !kept && h.hash == p.hash => Some(super::seen::Stamps {
-                    here: h.timestamp_us(),
-                    peer: Some(p.timestamp_us()),
-                }),
-                _ => before.get(name).copied(),
-            };
-            if let Some(stamps) = now {
-                seen.insert(name.clone(), stamps);
-            }
-        }
-        super::seen::save(
-            &s.manifest,
-            &cluster_label(&s.here),
-            &cluster_label(&s.peer),
-            &seen,
-        )
-    }
-
-    /// Whether `cluster` holds `name` (`container/object`) itself, asked of
-    /// its object servers (a HEAD as stored): an object past its
-    /// `X-Delete-At` answers 404 at once while the listing shows it until
-    /// the object-expirer reaps it (minutes, or never where none runs) —
-    /// not a difference for a verification to fail on.
-    async fn holds(&self, cluster: &SwiftClient, name: &str) -> Result<bool, AgentError> {
-        let (c, o) = split_name(name);
-        cluster.exists_as_stored(c, o).await
-    }
-
-    /// Whether a plain object here that the peer's listing does not show
-    /// is still at the peer, the same (its ETag): what a pass keeps when
-    /// the peer's listing lags ([`delete_if_gone`]), and not a difference.
-    /// A manifest or link is not compared this way (its listed hash is not
-    /// its ETag): it stays a difference.
-    async fn peer_holds_unlisted(&self, name: &str, h: &ObjectEntry) -> Result<bool, AgentError> {
-        if h.slo_etag.is_some() || h.symlink_path.is_some() {
-            return Ok(false);
-        }
-        let (c, o) = split_name(name);
-        Ok(self
-            .peer
-            .head_object(c, o)
-            .await?
-            .is_some_and(|i| i.etag.trim_matches('"') == h.hash))
-    }
-}
-
-/// Listings → versioned [`Listing`]s that [`classify`] can compare (module docs).
-fn versions(
-    manifest: &Manifest,
-    here: &BTreeMap<String, ObjectEntry>,
-    peer: &BTreeMap<String, ObjectEntry>,
-    seen: &super::seen::Seen,
-) -> (Listing, Listing) {
-    let v = |name: &String, e: &ObjectEntry, at_peer: Option<&ObjectEntry>, moved: bool| {
-        let recorded = manifest.items.get(name);
-        let known =
-            recorded.filter(|i| parse_version(&i.version).is_some_and(|(etag, _)| etag == e.hash));
-        let legacy = recorded.filter(|i| {
-            parse_version(&i.version).is_some_and(|(etag, ts)| legacy_link(etag, ts, e))
-        });
-        let version = match (known, at_peer, legacy) {
-            // the same ETag, but listed later than when last confirmed
-            // equal: changed on this side since (a metadata-only POST)
-            (Some(_), _, _) if moved => version(&e.hash, e.timestamp_us()),
-            (Some(i), _, _) => i.version.clone(),
-            // the same content on both sides: the same version (the peer's
-            // timestamp), whatever a legacy entry matches on one side only
-            (None, Some(p), _) if p.hash == e.hash => version(&e.hash, p.timestamp_us()),
-            (None, _, Some(i)) => i.version.clone(),
-            (None, _, None) => version(&e.hash, e.timestamp_us()),
-        };
-        let item = Item {
-            size: e.bytes,
-            version,
-        };
-        (name.clone(), item)
-    };
-    let h = here
-        .iter()
-        .map(|(n, e)| {
-            let moved = seen.get(n).is_some_and(|s| s.here != e.timestamp_us());
-            v(n, e, peer.get(n), moved)
-        })
-        .collect();
-    let p = peer
-        .iter()
-        .map(|(n, e)| {
-            let moved = seen
-                .get(n)
-                .and_then(|s| s.peer)
-                .is_some_and(|t| t != e.timestamp_us());
-            v(n, e, Some(e), moved)
-        })
-        .collect();
-    (h, p)
-}
-
-/// A manifest entry written before a symlink's version named its target
-/// (only the link's own ETag, the empty MD5 every link has): the same
-/// link when nothing rewrote it since, i.e. its timestamp is the one
-/// recorded. It then counts as unchanged here, and the peer's version is
-/// fetched if it differs (once; the manifest is then rewritten).
-fn legacy_link(etag: &str, ts: u64, e: &ObjectEntry) -> bool {
-    e.symlink_path.is_some()
-        && e.hash
-            .split_once(";symlink=")
-            .is_some_and(|(own, _)| own == etag)
-        && ts == e.timestamp_us()
 }
 
 #[async_trait]
@@ -574,54 +410,7 @@ impl Resyncer for SwiftResyncer {
     }
 
     async fn verify(&self, except: &[String]) -> Result<VerifyReport, AgentError> {
-        let s = &self.settings;
-        let (peer, here) = list_pair(&self.peer, &self.here, &s.containers).await?;
-        let mut report = VerifyReport {
-            items: peer.len() as u64,
-            bytes: peer.values().map(|e| e.bytes).sum(),
-            ..Default::default()
-        };
-        let broken = self.broken.lock().unwrap().clone();
-        for (name, e) in &peer {
-            if broken.contains_key(name) && !here.contains_key(name) {
-                // broken at the peer: it cannot exist here (listed as refused)
-                report.excepted += 1;
-                continue;
-            }
-            match here.get(name) {
-                // listed at the peer but gone there (past its X-Delete-At,
-                // not reaped yet): nothing here to miss — said, as Swift
-                // answers the same 404 when its object servers do not
-                // serve an object they should hold
-                None if !self.holds(&self.peer, name).await? => {
-                    warn!(object = %name, peer = %cluster_label(&s.peer), "listed at the peer, which answers 404 for it (past its X-Delete-At and not reaped yet, or its object servers do not serve it): not counted as missing here");
-                }
-                None => report.differences.push(Difference {
-                    path: name.into(),
-                    kind: DifferenceKind::MissingAtTarget,
-                }),
-                Some(h) if h.hash != e.hash || h.bytes != e.bytes => {
-                    report.differences.push(Difference {
-                        path: name.into(),
-                        kind: DifferenceKind::Changed,
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-        for (name, h) in here.iter().filter(|(n, _)| !peer.contains_key(*n)) {
-            if except.iter().any(|x| x == name) {
-                report.excepted += 1;
-            } else if !self.peer_holds_unlisted(name, h).await?
-                && self.holds(&self.here, name).await?
-            {
-                report.differences.push(Difference {
-                    path: name.into(),
-                    kind: DifferenceKind::ExtraAtTarget,
-                });
-            }
-        }
-        Ok(report)
+        self.verify_listings(except).await
     }
 
     fn refused(&self) -> Vec<String> {
