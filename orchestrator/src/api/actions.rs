@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use super::auth::Operator;
 use super::{no_body, optional_json, parse_json, S};
 
-/// `POST …/failover` body: the target, and optionally what the group was
-/// when the operator asked ([`crate::service::SeenGroup`]; a body without
-/// them, as older clients send, fails over whatever the group is now).
+/// `POST …/failover` and `…/switchover` body: the target, and optionally
+/// what the group was when the operator asked
+/// ([`crate::service::SeenGroup`]; a body without them, as older clients
+/// send, moves whatever the group is now).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FailoverBody {
+struct MoveToBody {
     to: String,
     #[serde(default)]
     from: Option<String>,
@@ -32,13 +33,23 @@ struct Started {
     runbook: u64,
 }
 
+/// An action that starts a runbook: 202 with its id, or the service's
+/// refusal.
+fn started(r: Result<u64, crate::OrchestratorError>) -> Response {
+    match r {
+        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST …/failover`: [`MoveToBody`].
 pub(super) async fn failover(
     State(s): S,
     Operator(by): Operator,
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let b: FailoverBody = match parse_json(&s, &body) {
+    let b: MoveToBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -46,10 +57,7 @@ pub(super) async fn failover(
         from: b.from,
         epoch: b.epoch,
     };
-    match s.operator_failover_seen(&g, &b.to, &by, &seen) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    started(s.operator_failover_seen(&g, &b.to, &by, &seen))
 }
 
 /// `POST …/failback`: an optional body says what the group was when the
@@ -65,31 +73,17 @@ pub(super) async fn failback(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_failback_seen(&g, &by, &seen) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    started(s.operator_failback_seen(&g, &by, &seen))
 }
 
-/// `POST …/switchover` body: the target, and optionally what the group was
-/// when the operator asked ([`crate::service::SeenGroup`]).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SwitchoverBody {
-    to: String,
-    #[serde(default)]
-    from: Option<String>,
-    #[serde(default)]
-    epoch: Option<u64>,
-}
-
+/// `POST …/switchover`: [`MoveToBody`].
 pub(super) async fn switchover(
     State(s): S,
     Operator(by): Operator,
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let b: SwitchoverBody = match parse_json(&s, &body) {
+    let b: MoveToBody = match parse_json(&s, &body) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -97,10 +91,7 @@ pub(super) async fn switchover(
         from: b.from,
         epoch: b.epoch,
     };
-    match s.operator_switchover_seen(&g, &b.to, &by, &seen) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    started(s.operator_switchover_seen(&g, &b.to, &by, &seen))
 }
 
 /// `POST …/resync`: an optional body says what the group was when the
@@ -117,10 +108,7 @@ pub(super) async fn resync(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_resync_seen(&g, &by, &seen) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    started(s.operator_resync_seen(&g, &by, &seen))
 }
 
 /// `POST .../approve`: the body says which pending decision is approved
@@ -136,10 +124,7 @@ pub(super) async fn approve(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_approve_seen(&g, &by, &seen) {
-        Ok(id) => (StatusCode::ACCEPTED, Json(Started { runbook: id })).into_response(),
-        Err(e) => e.into_response(),
-    }
+    started(s.operator_approve_seen(&g, &by, &seen))
 }
 
 /// `POST /v1/groups/{group}/adopt-epoch` answer.
