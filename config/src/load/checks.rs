@@ -5,6 +5,9 @@
 
 use super::*;
 
+/// The longest name of a check, an endpoint or a hook, in characters.
+const MAX_LABEL_CHARS: usize = 128;
+
 /// The shortest time allowed for an answer (see [`Cx::timeout_floor`]):
 /// `"1ns"` or `"500us"` (a unit mistaken) passed, and each run of the
 /// check, hook or update it bounds was cut off before any host could
@@ -262,6 +265,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                         "endpoints are probed from other hosts: allowed kinds are \"http\", \"tcp\" and \"dns\"",
                     );
                 }
+                self.check_label(&format!("{key}.name"), &c.name);
                 if !seen.insert(c.name.as_str()) {
                     let k = format!("{key}.name");
                     self.push(
@@ -278,6 +282,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         for (list, hooks) in [("promote", &site.promote), ("demote", &site.demote)] {
             for (i, h) in hooks.iter().enumerate() {
+                self.check_label(&format!("sites.{name}.{list}[{i}].name"), &h.name);
                 if let Some(why) = argv_problem(h.command.get_ref()) {
                     self.push(
                         h.command.span(),
@@ -293,6 +298,24 @@ impl<'t, 'r> Cx<'t, 'r> {
                 self.timeout_floor(&k, h.timeout);
             }
         }
+    }
+
+    /// Report the name of a check, an endpoint or a hook at `key` unless it
+    /// is a label: it is written into reports, events, alerts and log
+    /// lines, so it must say something (not empty or blank), stay one line
+    /// (no control characters: a newline in a name would forge a log line
+    /// of its own) and stay short.
+    fn check_label(&mut self, key: &str, label: &str) {
+        let why = if label.trim().is_empty() {
+            "must name it: not empty or blank"
+        } else if label.chars().any(char::is_control) {
+            "must be one line of text: no control characters (a newline, a tab, an escape)"
+        } else if label.chars().count() > MAX_LABEL_CHARS {
+            "is too long: at most 128 characters"
+        } else {
+            return;
+        };
+        self.push(self.at(key), key, Some(format!("{label:?}")), why);
     }
 
     /// Report `u` at `key` unless it is an http(s) URL the services accept

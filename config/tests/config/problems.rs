@@ -589,3 +589,53 @@ fn a_path_of_the_wrong_type_asks_for_a_path() {
         "{p}"
     );
 }
+
+/// The name of a check, an endpoint or a hook is written into reports,
+/// events, alerts and log lines: one that is blank says nothing, one with a
+/// newline or an escape forges a line of its own in the log (`name =
+/// "app\nERROR site tx confirmed down"`), one of 70,000 characters fills a
+/// report. Each is refused at its position, saying why; a name with
+/// spaces or non-ASCII letters stays fine. Before, every one was accepted.
+#[test]
+fn a_name_that_is_no_one_line_label_is_refused_at_its_position() {
+    let with_hook = BASE.replace(
+        "[sites.tx]",
+        "[[sites.ca.promote]]\nname = \"db\"\ncommand = [\"/usr/bin/true\"]\n\n[sites.tx]",
+    );
+    let places = [
+        (
+            BASE.to_string(),
+            "sites.ca.checks[0].name",
+            "name = \"app\"",
+        ),
+        (with_hook, "sites.ca.promote[0].name", "name = \"db\""),
+    ];
+    let long = format!("\"{}\"", "n".repeat(129));
+    let bad = [
+        ("\"  \"", "not empty or blank"),
+        (
+            "\"app\\nERROR site tx confirmed down\"",
+            "no control characters",
+        ),
+        ("\"app\\u001b[31m\"", "no control characters"),
+        (long.as_str(), "at most 128 characters"),
+    ];
+    for (text, key, written) in &places {
+        for (name, why) in bad {
+            let t = text.replacen(written, &format!("name = {name}"), 1);
+            let p = problems(&t);
+            let e = find(&p, key);
+            assert_eq!((e.line, e.col), pos_of(&t, name), "{}", show(&p));
+            assert!(e.message.contains(why), "{key} = {name}: {e}");
+        }
+        for fine in ["\"app health\"", "\"santé\""] {
+            let t = text.replacen(written, &format!("name = {fine}"), 1);
+            let p = match warden_config::parse(&t, Path::new("test.conf")) {
+                Ok(_) => vec![],
+                Err(warden_config::ConfigError::Invalid(p)) => p,
+                Err(e) => panic!("{e}"),
+            };
+            assert!(p.iter().all(|x| x.key != *key), "{fine}: {}", show(&p));
+        }
+    }
+}
