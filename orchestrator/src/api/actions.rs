@@ -28,6 +28,17 @@ struct MoveToBody {
     epoch: Option<u64>,
 }
 
+impl MoveToBody {
+    /// The target, and the group as the operator saw it.
+    fn split(self) -> (String, crate::service::SeenGroup) {
+        let seen = crate::service::SeenGroup {
+            from: self.from,
+            epoch: self.epoch,
+        };
+        (self.to, seen)
+    }
+}
+
 #[derive(Serialize)]
 struct Started {
     runbook: u64,
@@ -49,15 +60,13 @@ pub(super) async fn failover(
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let b: MoveToBody = match parse_json(&s, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let seen = crate::service::SeenGroup {
-        from: b.from,
-        epoch: b.epoch,
-    };
-    started(s.operator_failover_seen(&g, &b.to, &by, &seen))
+    match parse_json::<MoveToBody>(&s, &body) {
+        Ok(b) => {
+            let (to, seen) = b.split();
+            started(s.operator_failover_seen(&g, &to, &by, &seen))
+        }
+        Err(r) => r,
+    }
 }
 
 /// `POST …/failback`: an optional body says what the group was when the
@@ -83,15 +92,13 @@ pub(super) async fn switchover(
     Path(g): Path<String>,
     body: Bytes,
 ) -> Response {
-    let b: MoveToBody = match parse_json(&s, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let seen = crate::service::SeenGroup {
-        from: b.from,
-        epoch: b.epoch,
-    };
-    started(s.operator_switchover_seen(&g, &b.to, &by, &seen))
+    match parse_json::<MoveToBody>(&s, &body) {
+        Ok(b) => {
+            let (to, seen) = b.split();
+            started(s.operator_switchover_seen(&g, &to, &by, &seen))
+        }
+        Err(r) => r,
+    }
 }
 
 /// `POST …/resync`: an optional body says what the group was when the
