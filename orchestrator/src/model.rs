@@ -477,6 +477,18 @@ pub struct Event {
     pub evidence: Vec<EvidenceRow>,
     #[serde(default)]
     pub runbook: Option<u64>,
+    /// The epoch the event is about: its runbook's (a runbook's steps,
+    /// its end), else the group's when it was recorded; none for an event
+    /// of no group. A receiver of notifications orders a group's events
+    /// by it and can refuse one older than the newest it acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// The leader term it was recorded in (with etcd: the revision this
+    /// node's leader key was created at, growing with every election;
+    /// none, 0, on a local store): a notification from a deposed leader
+    /// arriving late names a term below the new leader's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

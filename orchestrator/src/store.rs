@@ -652,6 +652,8 @@ mod tests {
             message: format!("e{id}"),
             evidence: vec![],
             runbook: None,
+            epoch: None,
+            term: 0,
         }
     }
 

@@ -134,6 +134,8 @@ async fn events_page_and_prune_in_etcd() {
             message: format!("event {id}"),
             evidence: vec![],
             runbook: None,
+            epoch: None,
+            term: 0,
         })
         .collect();
     s.put_events(&events).unwrap();
@@ -172,6 +174,8 @@ async fn keys_written_by_hand_neither_renumber_events_nor_replace_records() {
         message: format!("event {id}"),
         evidence: vec![],
         runbook: None,
+        epoch: None,
+        term: 0,
     };
     s.put_events(&(1..=35).map(event).collect::<Vec<_>>())
         .unwrap();

@@ -214,10 +214,12 @@ pub(crate) fn render_events(events: &[Event]) -> String {
         let when = humantime::format_rfc3339_millis(
             std::time::UNIX_EPOCH + Duration::from_millis(e.time_unix_ms),
         );
+        // The epoch it is about, where it has one.
+        let epoch = e.epoch.map(|n| format!(" epoch={n}")).unwrap_or_default();
         put_line(
             &mut out,
             &format!(
-                "#{} {} {:<20} group={} site={}  {}",
+                "#{} {} {:<20} group={} site={}{epoch}  {}",
                 e.id,
                 when,
                 name(&e.kind),
@@ -349,6 +351,23 @@ mod tests {
             out.contains(r"x\n  ALERT: forged line\u{1b}]0;owned\u{7}"),
             "{out}"
         );
+    }
+
+    /// `warden events` says the epoch an event of a group is about (an
+    /// older orchestrator's events, without one, and a site's say none).
+    #[test]
+    fn events_name_their_epoch() {
+        let events: Vec<Event> = serde_json::from_value(serde_json::json!([
+            {"id": 1, "time_unix_ms": 0, "kind": "runbook_succeeded", "group": "web",
+             "site": "b", "message": "done", "epoch": 4, "runbook": 2},
+            {"id": 2, "time_unix_ms": 0, "kind": "site_confirmed_down", "site": "a",
+             "message": "down"},
+        ]))
+        .unwrap();
+        let out = render_events(&events);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("group=web site=b epoch=4  done"), "{out}");
+        assert!(lines[1].contains("group=- site=a  down"), "{out}");
     }
 
     /// The same for `warden events` and the orchestrators' list (etcd's

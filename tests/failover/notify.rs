@@ -183,6 +183,22 @@ kinds = ["runbook_started", "runbook_succeeded"]
         .find(|r| r["event"]["kind"] == "runbook_succeeded")
         .context("succeeded")?;
     assert_eq!(succeeded["event"]["group"], "web");
+    // A group's events name the epoch they are about: the failover's
+    // runbook is at the epoch its message names. A site's confirmation
+    // is of no one group: no epoch. A local store: no leader term (0,
+    // left out).
+    assert!(confirmed["event"].get("epoch").is_none(), "{confirmed}");
+    let started = ok
+        .iter()
+        .find(|r| r["event"]["kind"] == "runbook_started")
+        .context("runbook started")?;
+    assert_eq!(started["event"]["epoch"], 2, "{started}");
+    assert_eq!(succeeded["event"]["epoch"], 2, "{succeeded}");
+    assert!(succeeded["event"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("at epoch 2"));
+    assert!(succeeded["event"].get("term").is_none(), "{succeeded}");
     assert!(succeeded["event"]["message"]
         .as_str()
         .unwrap_or_default()
@@ -210,6 +226,11 @@ kinds = ["runbook_started", "runbook_succeeded"]
         .collect();
     assert_eq!(events.len(), 2, "{text}");
     assert_eq!(events[1]["kind"], "runbook_succeeded");
+    assert_eq!(events[1]["epoch"], 2, "{text}");
+    assert!(
+        text.lines().any(|l| l == "env WARDEN_EPOCH=2") && text.contains("env WARDEN_TERM=0"),
+        "the command is told the epoch and the term: {text}"
+    );
     assert!(
         !text.contains(&secret),
         "the webhook secret reached the command"

@@ -32,7 +32,13 @@ impl Shared {
         evidence: Vec<EvidenceRow>,
         runbook: Option<u64>,
     ) {
+        let epoch = match runbook.and_then(|id| st.runbooks.get(&id)) {
+            Some(rb) => Some(rb.epoch),
+            None => group.and_then(|g| st.groups.get(g)).map(|g| g.epoch),
+        };
         let e = Event {
+            epoch,
+            term: self.hold_term(),
             id: st.next_event,
             time_unix_ms: self.clock.now_ms(),
             kind,

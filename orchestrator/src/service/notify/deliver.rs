@@ -201,6 +201,11 @@ impl Worker {
             ("WARDEN_EVENT_KIND", kind),
             ("WARDEN_GROUP", e.group.clone().unwrap_or_default()),
             ("WARDEN_SITE", e.site.clone().unwrap_or_default()),
+            (
+                "WARDEN_EPOCH",
+                e.epoch.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+            ("WARDEN_TERM", e.term.to_string()),
         ];
         let mut input = body.to_vec();
         input.push(b'\n');

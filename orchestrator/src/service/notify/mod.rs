@@ -6,7 +6,8 @@
 //!
 //! - A webhook gets `POST url` with the event as JSON (`id`, `kind`,
 //!   `group`, `site`, `message`, `time_unix_ms`, `evidence`, `runbook`,
-//!   `delivery`), `X-Warden-Event: KIND`, `X-Warden-Delivery: BOOT-ID`
+//!   `epoch` and `term` (the authority it was recorded under: see
+//!   [`Event`]), `delivery`), `X-Warden-Event: KIND`, `X-Warden-Delivery: BOOT-ID`
 //!   (the body's `delivery`: the process's random boot tag and the event
 //!   id; receivers drop repeats by it — a retried delivery may arrive
 //!   twice — and a restarted orchestrator, whose event ids may start
@@ -21,7 +22,7 @@
 //!   secret): the entry's name is.
 //! - A command gets the same JSON on its standard input and
 //!   `WARDEN_DELIVERY`, `WARDEN_EVENT_ID`, `WARDEN_EVENT_KIND`,
-//!   `WARDEN_GROUP`, `WARDEN_SITE`
+//!   `WARDEN_GROUP`, `WARDEN_SITE`, `WARDEN_EPOCH`, `WARDEN_TERM`
 //!   in a clean environment; exit 0 is delivered, anything else retried (a
 //!   program that is missing or not executable is given up at once).
 //! - An event is retried (back-off 1 s to 1 min) until `retry_for` after

@@ -105,6 +105,8 @@ fn event() -> Event {
         message: "failover a → b failed".into(),
         evidence: vec![],
         runbook: Some(3),
+        epoch: Some(4),
+        term: 0,
     }
 }
 
@@ -293,13 +295,17 @@ async fn a_follower_tells_nothing_and_a_deposed_leader_stops_telling() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
     let posts = Arc::new(AtomicUsize::new(0));
     let failing = Arc::new(AtomicBool::new(false));
-    let (p, f) = (posts.clone(), failing.clone());
+    let bodies = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let (p, f, b) = (posts.clone(), failing.clone(), bodies.clone());
     let app = axum::Router::new().route(
         "/x",
-        axum::routing::post(move || {
-            let (p, f) = (p.clone(), f.clone());
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (p, f, b) = (p.clone(), f.clone(), b.clone());
             async move {
                 p.fetch_add(1, SeqCst);
+                b.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
                 if f.load(SeqCst) {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
@@ -345,10 +351,16 @@ async fn a_follower_tells_nothing_and_a_deposed_leader_stops_telling() {
     assert_eq!(s.notify.waiting("t"), 0);
     assert_eq!(posts.load(SeqCst), 0, "a follower tells nothing");
 
-    HaRole(s.clone()).take_over(1).await.unwrap();
+    HaRole(s.clone()).take_over(7).await.unwrap();
     alert("seen while leading");
     settle().await;
     assert_eq!(posts.load(SeqCst), 1, "the leader tells");
+    // under its term (the leader key's revision), at the group's epoch:
+    // a receiver can refuse what an older leader or epoch says later
+    let told = bodies.lock().unwrap()[0].clone();
+    assert_eq!(told["term"], 7, "{told}");
+    assert_eq!(told["epoch"], s.lock().groups["web"].epoch, "{told}");
+    assert!(told["epoch"].as_u64().is_some_and(|e| e > 0), "{told}");
 
     failing.store(true, SeqCst);
     alert("being retried when deposed");
