@@ -682,6 +682,49 @@ fn moves_are_sent_for_the_group_as_read() {
     }
 }
 
+/// `warden maintenance` reads the group first and names the maintenance
+/// change it read, so an order sent before another operator's change is
+/// refused by the orchestrator, not applied over it; an orchestrator that
+/// shows no such change (older) gets the order without it.
+#[test]
+fn maintenance_is_sent_as_read() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    for (group, want) in [
+        (
+            r#"{"name":"web","active":"a","epoch":7,"maintenance":true,"maintenance_seq":3}"#,
+            serde_json::json!({ "on": false, "maintenance_seq": 3 }),
+        ),
+        (
+            r#"{"name":"web","active":"a","epoch":7,"maintenance":true}"#,
+            serde_json::json!({ "on": false }),
+        ),
+    ] {
+        let (url, requests) = fake_server(move |req| {
+            if req == "GET /v1/groups/web" {
+                ("200 OK", group)
+            } else {
+                ("204 No Content", "")
+            }
+        });
+        let out = Command::new(WARDEN)
+            .args(["maintenance", "web", "off", "--url", &url, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), "maintenance off for web");
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert_eq!(sent.len(), 2, "{sent:?}");
+        assert_eq!(sent[0].0, "GET /v1/groups/web", "read first");
+        assert_eq!(sent[1].0, "POST /v1/groups/web/maintenance");
+        let body: serde_json::Value = serde_json::from_str(&sent[1].1).unwrap_or_default();
+        assert_eq!(body, want);
+    }
+}
+
 /// With `--epoch N` (the operator's own reading of `warden status`), a
 /// move is sent only while the group is at epoch N: one re-run later from
 /// shell history, after the group moved on, is refused here with what the

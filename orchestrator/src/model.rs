@@ -41,6 +41,12 @@ pub struct GroupState {
     /// Operator maintenance: no automatic decisions.
     #[serde(default)]
     pub maintenance: bool,
+    /// How many times an operator changed `maintenance` (turned it on or
+    /// off when it was not): an order names the change it was read at, so
+    /// one sent before another operator's change (a delayed request, a
+    /// command re-run from shell history) is refused, not applied over it.
+    #[serde(default)]
+    pub maintenance_seq: u64,
     #[serde(default)]
     pub pending: Option<Pending>,
     /// Runbook in progress, if any.

@@ -80,6 +80,7 @@ mod tests {
             epoch: 2,
             phase: Phase::Steady,
             maintenance: false,
+            maintenance_seq: 0,
             pending: None,
             runbook: None,
             moves_unix_ms: vec![],

@@ -140,11 +140,20 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         }
         Cmd::Maintenance { group, mode } => {
             let on = matches!(mode, OnOff::On);
-            c.post(
-                &format!("/v1/groups/{group}/maintenance"),
-                serde_json::json!({ "on": on }),
-            )
-            .await?;
+            // The maintenance change read here, named in the order: one
+            // made meanwhile by another operator is refused (409), not
+            // undone. Read from the leader when one is known.
+            let view = super::drill::Reader::new(c)
+                .await
+                .get(&format!("/v1/groups/{group}"))
+                .await?;
+            let mut body = serde_json::json!({ "on": on });
+            // An orchestrator older than the field shows none: sent without.
+            if let Some(seq) = view.get("maintenance_seq").and_then(Value::as_u64) {
+                body["maintenance_seq"] = seq.into();
+            }
+            c.post(&format!("/v1/groups/{group}/maintenance"), body)
+                .await?;
             println!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
         Cmd::Clear { group, deletions } => {

@@ -173,6 +173,10 @@ pub(super) async fn adopt_epoch(
 #[serde(deny_unknown_fields)]
 struct MaintenanceBody {
     on: bool,
+    /// The group's maintenance change the operator read (`maintenance_seq`
+    /// of the group's view); refused when maintenance changed since.
+    #[serde(default)]
+    maintenance_seq: Option<u64>,
 }
 
 pub(super) async fn maintenance(
@@ -185,7 +189,7 @@ pub(super) async fn maintenance(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_maintenance(&g, b.on, &by) {
+    match s.operator_maintenance_seen(&g, b.on, b.maintenance_seq, &by) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

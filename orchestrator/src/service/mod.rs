@@ -89,6 +89,8 @@ mod hybrid_move_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;
+#[cfg(test)]
+mod maintenance_tests;
 mod notify;
 mod operator;
 #[cfg(test)]
@@ -213,6 +215,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             epoch: 1,
             phase: Phase::Steady,
             maintenance: false,
+            maintenance_seq: 0,
             pending: None,
             runbook: None,
             moves_unix_ms: vec![],

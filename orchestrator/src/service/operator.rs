@@ -313,6 +313,19 @@ impl Shared {
         on: bool,
         by: &str,
     ) -> Result<(), OrchestratorError> {
+        self.operator_maintenance_seen(group, on, None, by)
+    }
+
+    /// [`Shared::operator_maintenance`] as read at the group's maintenance
+    /// change `seen` (its `maintenance_seq`): refused (409), nothing
+    /// changed, when maintenance was changed since.
+    pub fn operator_maintenance_seen(
+        &self,
+        group: &str,
+        on: bool,
+        seen: Option<u64>,
+        by: &str,
+    ) -> Result<(), OrchestratorError> {
         self.must_act()?;
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
@@ -321,6 +334,19 @@ impl Shared {
         let Some(mut g) = st.groups.get(group).cloned() else {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
         };
+        if let Some(seen) = seen.filter(|s| *s != g.maintenance_seq) {
+            return Err(OrchestratorError::Conflict(format!(
+                "maintenance {} of group {group} was asked as read at its change {seen}; \
+                 it was changed since (now {}, change {}): nothing was done \
+                 (look at `warden status` and ask again)",
+                if on { "on" } else { "off" },
+                if g.maintenance { "on" } else { "off" },
+                g.maintenance_seq
+            )));
+        }
+        if g.maintenance != on {
+            g.maintenance_seq += 1;
+        }
         g.maintenance = on;
         self.persist(&g);
         st.groups.insert(group.to_string(), g);

@@ -31,6 +31,10 @@ pub struct GroupView {
     pub epoch: u64,
     pub phase: Phase,
     pub maintenance: bool,
+    /// The group's maintenance change (`GroupState::maintenance_seq`): what
+    /// `POST …/maintenance` may name as read.
+    #[serde(default)]
+    pub maintenance_seq: u64,
     /// Placed on a site other than the primary by a switchover: automatic
     /// failback leaves it there until `warden failback GROUP`.
     #[serde(default)]
@@ -249,6 +253,7 @@ pub(crate) fn group_view(s: &Shared, g: &GroupState) -> Option<GroupView> {
         epoch: g.epoch,
         phase: g.phase,
         maintenance: g.maintenance,
+        maintenance_seq: g.maintenance_seq,
         switched_over: g.switched_over,
         pending: g.pending.clone(),
         runbook,
