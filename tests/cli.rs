@@ -1200,6 +1200,8 @@ password = {{ file = "{d}/op" }}
 /// `warden clear GROUP --deletions SITE` names back the held pass it read
 /// (`replication.held`), so the orchestrator releases that one only: run
 /// again from shell history after the hold changed, it releases nothing.
+/// Every clear names back the alerts and the count of divergent items it
+/// read, so one raised or grown since is not lifted.
 #[test]
 fn clear_names_back_the_hold_it_read() {
     let (dir, _, _) = configs();
@@ -1208,7 +1210,7 @@ fn clear_names_back_the_hold_it_read() {
         "GET /v1/leader" => ("200 OK", r#"{"node":"o1","is_leader":true,"leader":"o1"}"#),
         "GET /v1/groups/web" => (
             "200 OK",
-            r#"{"name":"web","primary":"a","active":"a","epoch":7,"phase":"steady","replication":{"held":{"a":"a pass would delete 700 of b's 1000 items"}}}"#,
+            r#"{"name":"web","primary":"a","active":"a","epoch":7,"phase":"steady","alerts":["replication at a: a pass would delete 700 of b's 1000 items"],"replication":{"divergent_total":2,"held":{"a":"a pass would delete 700 of b's 1000 items"}}}"#,
         ),
         _ => (
             "200 OK",
@@ -1245,7 +1247,9 @@ fn clear_names_back_the_hold_it_read() {
         body,
         serde_json::json!({
             "deletions": ["a"],
-            "seen": {"a": "a pass would delete 700 of b's 1000 items"}
+            "seen": {"a": "a pass would delete 700 of b's 1000 items"},
+            "alerts": ["replication at a: a pass would delete 700 of b's 1000 items"],
+            "divergent": 2,
         })
     );
 }

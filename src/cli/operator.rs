@@ -157,24 +157,31 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             println!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
         Cmd::Clear { group, deletions } => {
-            let body = if deletions.is_empty() {
-                Value::Null
-            } else {
-                // The held passes as read now, named back: a hold that is
-                // not one of them (a new one since; this command replayed
-                // from shell history) is not released. Read from the
-                // leader when one is known, as the moves are.
-                let view = super::drill::Reader::new(c)
-                    .await
-                    .get(&format!("/v1/groups/{group}"))
-                    .await?;
+            // What is cleared is what is read now, named back: an alert
+            // raised since, a divergent list grown since, a hold that is
+            // not one of those read (this command replayed from shell
+            // history, delayed in a proxy) is not lifted. Read from the
+            // leader when one is known, as the moves are.
+            let view = super::drill::Reader::new(c)
+                .await
+                .get(&format!("/v1/groups/{group}"))
+                .await?;
+            let mut body = serde_json::json!({});
+            if let Some(alerts) = view.get("alerts").filter(|a| a.is_array()) {
+                body["alerts"] = alerts.clone();
+            }
+            if let Some(n) = view["replication"]["divergent_total"].as_u64() {
+                body["divergent"] = n.into();
+            }
+            if !deletions.is_empty() {
                 let held = &view["replication"]["held"];
                 let seen: serde_json::Map<String, Value> = deletions
                     .iter()
                     .filter_map(|site| Some((site.clone(), held.get(site)?.clone())))
                     .collect();
-                serde_json::json!({ "deletions": deletions, "seen": seen })
-            };
+                body["deletions"] = serde_json::json!(deletions);
+                body["seen"] = Value::Object(seen);
+            }
             let v = c.post(&format!("/v1/groups/{group}/clear"), body).await?;
             if !v.get("cleared").is_some_and(Value::is_array) {
                 bail!(

@@ -218,6 +218,14 @@ struct ClearBody {
     /// operator read it; a hold that is not that one is not released.
     #[serde(default)]
     seen: std::collections::BTreeMap<String, String>,
+    /// The group's alerts as the operator read them: one raised since is
+    /// not lifted.
+    #[serde(default)]
+    alerts: Option<Vec<String>>,
+    /// How many divergent items the operator read: a list that changed
+    /// since is not acknowledged.
+    #[serde(default)]
+    divergent: Option<u64>,
 }
 
 pub(super) async fn clear(
@@ -234,7 +242,11 @@ pub(super) async fn clear(
             Err(r) => return r,
         }
     };
-    match s.operator_clear_seen(&g, &by, &b.deletions, &b.seen) {
+    let read = crate::service::AlertsRead {
+        alerts: b.alerts,
+        divergent: b.divergent,
+    };
+    match s.operator_clear_read(&g, &by, &b.deletions, &b.seen, &read) {
         Ok(c) => Json(ClearView {
             cleared: c.cleared,
             not_cleared: c.not_cleared,

@@ -86,6 +86,22 @@ impl Shared {
         deletions: &[String],
         seen: &BTreeMap<String, String>,
     ) -> Result<Cleared, OrchestratorError> {
+        self.operator_clear_read(group, by, deletions, seen, &AlertsRead::default())
+    }
+
+    /// [`Shared::operator_clear_seen`] of the alerts the operator read
+    /// (`read`): a provider's block or hold, a stopped automatic failback
+    /// or a divergent list raised after the reading (a clear delayed in
+    /// transit, replayed from shell history) stays, said in `not_cleared`
+    /// — never lifted or acknowledged unread.
+    pub fn operator_clear_read(
+        &self,
+        group: &str,
+        by: &str,
+        deletions: &[String],
+        seen: &BTreeMap<String, String>,
+        read: &AlertsRead,
+    ) -> Result<Cleared, OrchestratorError> {
         self.must_act()?;
         let strategy = self
             .strategies
@@ -103,8 +119,18 @@ impl Shared {
                 sites.join(", ")
             )));
         }
-        let mut lifted = strategy.clear_alerts();
         let mut not_cleared = Vec::new();
+        let unread = read.unread(strategy.alerts());
+        let mut lifted = if unread.is_empty() {
+            strategy.clear_alerts()
+        } else {
+            not_cleared.push(format!(
+                "raised after you read the alerts, so nothing of the routing layer's was lifted: {}; \
+                 read them again (`warden status {group}`) and clear if meant",
+                unread.join("; ")
+            ));
+            Vec::new()
+        };
         self.sync_provider_stops(Some(group));
         {
             let mut st = self.lock();
@@ -150,7 +176,12 @@ impl Shared {
                 self.command_tick.send_modify(|v| *v += 1);
             }
             if let Some(g) = st.groups.get(group).cloned() {
-                if g.failback_blocked.is_some() {
+                let blocked = g.failback_blocked.clone();
+                if let Some(b) = blocked.filter(|b| !read.unread(vec![b.clone()]).is_empty()) {
+                    not_cleared.push(format!(
+                        "raised after you read the alerts, so automatic failback stays stopped: {b}"
+                    ));
+                } else if g.failback_blocked.is_some() {
                     let mut ng = g;
                     crate::retry::reset(&mut ng);
                     ng.failback_retry_unix_ms = None;
@@ -159,11 +190,14 @@ impl Shared {
                 }
             }
             if let Some(g) = st.groups.get(group).cloned() {
-                if !g.divergent.is_empty() || g.divergent_not_stored > 0 {
-                    lifted.push(format!(
-                        "{} divergent item(s) acknowledged",
-                        (g.divergent.len() as u64).saturating_add(g.divergent_not_stored)
+                let total = (g.divergent.len() as u64).saturating_add(g.divergent_not_stored);
+                if let Some(n) = read.divergent.filter(|n| total > 0 && *n != total) {
+                    not_cleared.push(format!(
+                        "{total} divergent item(s) listed now, {n} when you read them: none acknowledged; \
+                         read the list again (`warden status {group}`) and clear if meant"
                     ));
+                } else if total > 0 {
+                    lifted.push(format!("{total} divergent item(s) acknowledged"));
                     let mut ng = g;
                     ng.divergent.clear();
                     ng.divergent_not_stored = 0;
@@ -201,6 +235,29 @@ impl Shared {
             cleared: lifted,
             not_cleared,
         })
+    }
+}
+
+/// What the operator read before `warden clear` (its request names it):
+/// the group's alerts and how many divergent items were listed. `None`:
+/// not said (an older client, the API without a reading) — whatever is
+/// raised is lifted, as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertsRead {
+    /// The group's `alerts` as read.
+    pub alerts: Option<Vec<String>>,
+    /// The replication's `divergent_total` as read.
+    pub divergent: Option<u64>,
+}
+
+impl AlertsRead {
+    /// Which of `now` the operator did not read (none when no reading
+    /// was said).
+    fn unread(&self, now: Vec<String>) -> Vec<String> {
+        match &self.alerts {
+            None => Vec::new(),
+            Some(read) => now.into_iter().filter(|a| !read.contains(a)).collect(),
+        }
     }
 }
 

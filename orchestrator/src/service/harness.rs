@@ -40,6 +40,8 @@ pub(super) struct FakeRoute {
     pub(super) stops: Mutex<Vec<warden_strategies::ProviderStop>>,
     /// What each `restore_stops` was given.
     pub(super) restored: Mutex<Vec<Vec<warden_strategies::ProviderStop>>>,
+    /// The alerts this layer raises (a provider's block), until cleared.
+    pub(super) alerts: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -71,6 +73,12 @@ impl Strategy for FakeRoute {
     }
     fn stops(&self) -> Vec<warden_strategies::ProviderStop> {
         self.stops.lock().unwrap().clone()
+    }
+    fn alerts(&self) -> Vec<String> {
+        self.alerts.lock().unwrap().clone()
+    }
+    fn clear_alerts(&self) -> Vec<String> {
+        std::mem::take(&mut *self.alerts.lock().unwrap())
     }
     /// Takes back every stop but one whose `config` is "changed".
     fn restore_stops(&self, stops: &[warden_strategies::ProviderStop]) -> Vec<String> {

@@ -59,6 +59,8 @@ mod authority;
 mod cadence;
 mod clear;
 #[cfg(test)]
+mod clear_read_tests;
+#[cfg(test)]
 mod crash_tests;
 mod decide;
 #[cfg(test)]
@@ -137,7 +139,7 @@ mod views;
 
 pub use approve::SeenPending;
 pub use authority::EpochAhead;
-pub use clear::Cleared;
+pub use clear::{AlertsRead, Cleared};
 pub use ha::HaRole;
 pub use seen::SeenGroup;
 pub use views::{
