@@ -299,6 +299,7 @@ mod schemes;
 mod shared;
 mod shared_data;
 mod table_lists;
+mod tables;
 #[cfg(test)]
 mod tests;
 mod tokens;
