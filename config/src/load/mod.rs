@@ -286,7 +286,9 @@ impl<'t> SpanlessPlaces<'t> {
 mod backends;
 mod checks;
 mod dial;
+mod dns;
 mod engine;
+mod frontends;
 mod identity;
 mod keystone;
 mod loops;
