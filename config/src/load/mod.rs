@@ -285,8 +285,12 @@ impl<'t> SpanlessPlaces<'t> {
 
 mod backends;
 mod checks;
+mod common;
 mod dial;
+mod dns;
 mod engine;
+mod frontends;
+mod groups;
 mod identity;
 mod keystone;
 mod loops;
@@ -298,9 +302,12 @@ mod report_size;
 mod schemes;
 mod shared;
 mod shared_data;
+mod sites;
 mod table_lists;
+mod tables;
 #[cfg(test)]
 mod tests;
+mod timing;
 mod tokens;
 mod zone_ids;
 

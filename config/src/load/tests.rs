@@ -390,23 +390,6 @@ fn a_body_limit_below_an_agents_largest_report_is_refused() {
     parse(&ok, Path::new("guard.conf")).expect("the default");
 }
 
-/// A key `fmt_path` quoted (it holds a '.', a '[', a quote or a control
-/// character) is one step again: `at` found no such path and placed the
-/// problem at the enclosing table.
-#[test]
-fn a_quoted_key_is_one_step() {
-    for name in ["t.x", "a[0]", "q\"uote", "tab\there", "é.\u{1}", ""] {
-        let segs = vec![
-            Seg::Key("groups".into()),
-            Seg::Index(2),
-            Seg::Key(name.into()),
-            Seg::Key("x".into()),
-        ];
-        let key = fmt_path("", &segs);
-        assert_eq!(parse_path(&key), segs, "{key}");
-    }
-}
-
 /// A built-in group's backend that is another group's `listen` on the same
 /// frontend — the same address, or a wildcard's port reached at the
 /// loopback — is refused where it is written: connections would loop

@@ -374,3 +374,46 @@ pub fn parse_dns_server(s: &str) -> Result<std::net::SocketAddr, String> {
         .next()
         .ok_or_else(|| format!("DNS server {s:?} has no address"))
 }
+
+/// How a group moves traffic.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Dns,
+    Frontend,
+    Hybrid,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Dns => "dns",
+            Scheme::Frontend => "frontend",
+            Scheme::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// When to fail back.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailbackMode {
+    /// After the primary is recovered (rise + hold_down).
+    #[default]
+    Auto,
+    /// Only on `warden failback GROUP`.
+    Manual,
+}
+
+/// How hard the old active site is fenced.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fencing {
+    /// Fencing must succeed (demote acknowledged or fence command exit 0).
+    Required,
+    /// Try; go on if the old site cannot be reached.
+    #[default]
+    BestEffort,
+    /// Do not fence.
+    Off,
+}

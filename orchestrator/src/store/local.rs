@@ -1,5 +1,6 @@
-//! The orchestrator's durable state behind the [`Store`] trait, and its
-//! embedded implementation [`LocalStore`] (redb, one file under the data dir).
+//! [`LocalStore`]: the store as one redb file under the data dir, held by
+//! the directory's lock, opened again (the same file only) after an error;
+//! a record read under another key than its own is an error.
 //!
 //! Every write is one ACID transaction, so a process killed at any point
 //! leaves either the old or the new value, never a torn one.
@@ -14,79 +15,11 @@ use serde::Serialize;
 use crate::model::{Event, GroupState, Runbook};
 use crate::OrchestratorError;
 
+use super::Store;
+
 const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups");
 const RUNBOOKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("runbooks");
 const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
-
-/// Durable state. Implementations must make each call atomic.
-pub trait Store: Send + Sync {
-    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError>;
-    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError>;
-    /// Write several groups; implementations should batch them.
-    fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
-        groups.iter().try_for_each(|g| self.put_group(g))
-    }
-    /// Write a group and a runbook together (a decision and its runbook are one fact).
-    /// The runbook as [`Store::put_runbook`] writes it.
-    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError>;
-    /// Write a runbook's record — not over a stored one of a higher
-    /// `revision` ([`Runbook::older_than_stored`]), which is kept: with a
-    /// store that may act unwritten, the group writer's retry of a decision
-    /// (its runbook's first record) can come after the runbook recorded
-    /// steps from memory. A store that may not act unwritten (etcd) needs
-    /// no check: a runbook acts only once its decision is written, and
-    /// nothing writes that record again.
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError>;
-    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError>;
-    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError>;
-    /// Write several events; implementations should make it one transaction.
-    fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
-        events.iter().try_for_each(|e| self.put_event(e))
-    }
-    /// Events with id > `after`, oldest first, at most `limit`.
-    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError>;
-    fn last_event_id(&self) -> Result<u64, OrchestratorError>;
-    /// Deletes the oldest events beyond the newest `keep` and those recorded
-    /// before `before_unix_ms`, at most `max` in one call; how many went.
-    fn prune_events(
-        &self,
-        keep: usize,
-        before_unix_ms: u64,
-        max: usize,
-    ) -> Result<usize, OrchestratorError>;
-    /// Whether this process may write now (etcd: only the leader).
-    fn writable(&self) -> bool {
-        true
-    }
-    /// Where the state is, for alerts.
-    fn describe(&self) -> String {
-        "the state store".into()
-    }
-    /// A number that changes whenever a group or runbook is written, if the
-    /// store can tell cheaply (a follower mirrors only when it moved).
-    fn state_version(&self) -> Option<i64> {
-        None
-    }
-    /// Whether the orchestrator may act when this store cannot write (the
-    /// local file on a full disk: a failover from memory beats none). Never
-    /// with etcd: there, a refused write is the loss of the licence.
-    fn may_act_unwritten(&self) -> bool {
-        false
-    }
-}
-
-/// Run a blocking store call from async code: on a multi-thread runtime the
-/// worker hands its other tasks to a new worker first (`block_in_place`),
-/// so a disk commit never stalls the tasks that share the thread; on a
-/// current-thread runtime (tests) it simply runs.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
 
 /// redb-backed store at `DATA_DIR/warden.redb`.
 #[derive(Clone)]
@@ -514,133 +447,15 @@ impl Store for LocalStore {
     }
 }
 
-/// An in-memory store for unit tests (and to show the trait's contract).
-#[derive(Default)]
-pub struct MemStore {
-    inner: std::sync::Mutex<MemInner>,
-}
-
-#[derive(Default)]
-struct MemInner {
-    groups: std::collections::BTreeMap<String, GroupState>,
-    runbooks: std::collections::BTreeMap<u64, Runbook>,
-    events: std::collections::BTreeMap<u64, Event>,
-}
-
-impl MemInner {
-    /// `rb`, unless a record of a higher revision is held (see [`Store::put_runbook`]).
-    fn put_newest(&mut self, rb: &Runbook) {
-        if self
-            .runbooks
-            .get(&rb.id)
-            .is_none_or(|stored| stored.revision <= rb.revision)
-        {
-            self.runbooks.insert(rb.id, rb.clone());
-        }
-    }
-}
-
-impl Store for MemStore {
-    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
-        Ok(self
-            .inner
-            .lock()
-            .expect("poisoned")
-            .groups
-            .values()
-            .cloned()
-            .collect())
-    }
-    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
-        self.inner
-            .lock()
-            .expect("poisoned")
-            .groups
-            .insert(g.name.clone(), g.clone());
-        Ok(())
-    }
-    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
-        let mut i = self.inner.lock().expect("poisoned");
-        i.groups.insert(g.name.clone(), g.clone());
-        i.put_newest(rb);
-        Ok(())
-    }
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
-        self.inner.lock().expect("poisoned").put_newest(rb);
-        Ok(())
-    }
-    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        Ok(self
-            .inner
-            .lock()
-            .expect("poisoned")
-            .runbooks
-            .values()
-            .cloned()
-            .collect())
-    }
-    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
-        self.inner
-            .lock()
-            .expect("poisoned")
-            .events
-            .insert(e.id, e.clone());
-        Ok(())
-    }
-    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
-        Ok(self
-            .inner
-            .lock()
-            .expect("poisoned")
-            .events
-            .range(after.saturating_add(1)..)
-            .take(limit)
-            .map(|(_, e)| e.clone())
-            .collect())
-    }
-    fn prune_events(
-        &self,
-        keep: usize,
-        before_unix_ms: u64,
-        max: usize,
-    ) -> Result<usize, OrchestratorError> {
-        let mut inner = self.inner.lock().expect("poisoned");
-        let mut excess = inner.events.len().saturating_sub(keep);
-        let mut removed = 0;
-        while removed < max {
-            let Some((&id, e)) = inner.events.iter().next() else {
-                break;
-            };
-            if excess == 0 && e.time_unix_ms >= before_unix_ms {
-                break;
-            }
-            inner.events.remove(&id);
-            excess = excess.saturating_sub(1);
-            removed += 1;
-        }
-        Ok(removed)
-    }
-    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
-        Ok(self
-            .inner
-            .lock()
-            .expect("poisoned")
-            .events
-            .keys()
-            .next_back()
-            .copied()
-            .unwrap_or(0))
-    }
-}
-
 #[cfg(test)]
-#[path = "store_key_tests.rs"]
+#[path = "key_tests.rs"]
 mod key_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::EventKind;
+    use crate::store::MemStore;
 
     fn ev(id: u64) -> Event {
         Event {
