@@ -46,12 +46,13 @@ pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
         Err(e) => return (false, format!("cannot ask {server}: {e}")),
     };
     let fqdn = format!("{}.", name.trim_end_matches('.'));
+    // whole, as answered: compared with `expect` so, and cut only to be shown
     let answers: Vec<String> = match resolver.lookup(fqdn.as_str(), rtype).await {
         Ok(lookup) => lookup
             .answers()
             .iter()
             .filter(|r| r.record_type() == rtype)
-            .map(|r| one_line(&r.data.to_string()))
+            .map(|r| r.data.to_string())
             .collect(),
         Err(e) => {
             return (
@@ -69,7 +70,11 @@ pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
             format!("{server} has no {rtype_text} record for {name}"),
         );
     }
-    let shown = answers.join(", ");
+    let shown = answers
+        .iter()
+        .map(|a| one_line(a))
+        .collect::<Vec<_>>()
+        .join(", ");
     match spec.expect.as_deref() {
         Some(want) if !answers.iter().any(|a| same(a, want)) => (
             false,
@@ -103,6 +108,78 @@ fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
+    use hickory_resolver::proto::op::{Message, OpCode};
+    use hickory_resolver::proto::rr::{rdata, Name, RData, Record};
+
+    use super::*;
+
+    /// A DNS server on 127.0.0.1 that answers every question with
+    /// `answers` (a name and its data each), as the question's answer.
+    async fn answering(answers: Vec<(&'static str, RData)>) -> SocketAddr {
+        let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = sock.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            loop {
+                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                    return;
+                };
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut m = Message::response(q.metadata.id, OpCode::Query);
+                m.metadata.recursion_desired = q.metadata.recursion_desired;
+                m.metadata.authoritative = true;
+                m.add_queries(q.queries.clone());
+                for (name, data) in &answers {
+                    let name = Name::from_ascii(name).unwrap();
+                    m.add_answer(Record::from_rdata(name, 60, data.clone()));
+                }
+                let _ = sock.send_to(&m.to_vec().unwrap(), from).await;
+            }
+        });
+        addr
+    }
+
+    fn spec(server: SocketAddr, query: &str, rtype: &str, expect: &str) -> CheckSpec {
+        toml::from_str(&format!(
+            "name = \"dns\"\nkind = \"dns\"\ntimeout = \"5s\"\nserver = \"{server}\"\n\
+             query = \"{query}\"\nrecord_type = \"{rtype}\"\nexpect = {expect:?}\n"
+        ))
+        .unwrap()
+    }
+
+    /// A TXT record longer than a detail shows of it (a DKIM key, a long
+    /// SPF record) is compared whole with `expect`: the server answering
+    /// exactly the expected value is healthy, one answering the expected
+    /// value with more after it (its first 300 characters alike) is not.
+    /// Before, each answer was cut to 300 characters (and its control
+    /// characters made spaces) before the comparison: the expected value
+    /// never matched, so a live server looked dead; and a value of 300
+    /// characters matched any answer that began with it.
+    #[tokio::test]
+    async fn a_long_txt_answer_is_compared_whole() {
+        let key = format!("v=DKIM1; k=rsa; p={}", "MIIBIjANBgkqhkiG9w0B".repeat(20));
+        assert!(key.len() > 300);
+        let server = answering(vec![(
+            "sel._domainkey.example.org.",
+            RData::TXT(rdata::TXT::new(vec![key[..255].into(), key[255..].into()])),
+        )])
+        .await;
+        let r = dns_check(&spec(server, "sel._domainkey.example.org", "TXT", &key)).await;
+        assert!(r.0, "{r:?}");
+        let r = dns_check(&spec(
+            server,
+            "sel._domainkey.example.org",
+            "TXT",
+            &key[..300],
+        ))
+        .await;
+        assert!(!r.0, "{r:?}");
+    }
+
     #[test]
     fn answers_match_as_addresses_or_names() {
         assert!(super::same("2001:db8::10", "2001:0db8:0::10"));
