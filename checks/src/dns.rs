@@ -2,12 +2,14 @@
 //! (hickory's resolver pointed at that server alone: UDP, TCP when the
 //! answer is truncated, no cache, no hosts file, one attempt within the
 //! check's timeout). Healthy when the server answers records of the type
-//! for the name, and, with `expect`, one of them is that value.
+//! for the name (or a name it is a CNAME of; records of other names in
+//! the answer are none of its), and, with `expect`, one of them is that
+//! value, compared whole.
 
 use std::str::FromStr;
 
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
-use hickory_resolver::proto::rr::RecordType;
+use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 use warden_config::CheckSpec;
 
 pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
@@ -48,12 +50,15 @@ pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
     let fqdn = format!("{}.", name.trim_end_matches('.'));
     // whole, as answered: compared with `expect` so, and cut only to be shown
     let answers: Vec<String> = match resolver.lookup(fqdn.as_str(), rtype).await {
-        Ok(lookup) => lookup
-            .answers()
-            .iter()
-            .filter(|r| r.record_type() == rtype)
-            .map(|r| r.data.to_string())
-            .collect(),
+        Ok(lookup) => {
+            let names = asked_names(&fqdn, rtype, lookup.answers());
+            lookup
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == rtype && names.contains(&r.name))
+                .map(|r| r.data.to_string())
+                .collect()
+        }
         Err(e) => {
             return (
                 false,
@@ -84,6 +89,34 @@ pub(crate) async fn dns_check(spec: &CheckSpec) -> (bool, String) {
     }
 }
 
+/// The names whose records answer the question for `fqdn`: it, and the
+/// names it is a CNAME of, link by link (asking for a CNAME, it alone).
+/// A record of any other name in the answer section (a server that lies,
+/// or mixes up its zones) is no answer to the question.
+fn asked_names(fqdn: &str, rtype: RecordType, answers: &[Record]) -> Vec<Name> {
+    let Ok(asked) = Name::from_ascii(fqdn) else {
+        return Vec::new();
+    };
+    let mut names = vec![asked];
+    if rtype == RecordType::CNAME {
+        return names;
+    }
+    // each pass adds at least one link, or ends it
+    for _ in 0..answers.len() {
+        let next = answers.iter().find_map(|r| match &r.data {
+            RData::CNAME(target) if names.contains(&r.name) && !names.contains(&target.0) => {
+                Some(target.0.clone())
+            }
+            _ => None,
+        });
+        match next {
+            Some(n) => names.push(n),
+            None => break,
+        }
+    }
+    names
+}
+
 /// An answer equals the expected value: addresses compared as addresses
 /// (`2001:db8::10` is `2001:0db8:0::10`), anything else as text without
 /// case or final dot (an MX or SRV answer includes its numbers, as written
@@ -111,7 +144,7 @@ mod tests {
     use std::net::SocketAddr;
 
     use hickory_resolver::proto::op::{Message, OpCode};
-    use hickory_resolver::proto::rr::{rdata, Name, RData, Record};
+    use hickory_resolver::proto::rr::rdata;
 
     use super::*;
 
@@ -178,6 +211,35 @@ mod tests {
         ))
         .await;
         assert!(!r.0, "{r:?}");
+    }
+
+    /// Records of other names than the one asked, in the answer section
+    /// beside its own (a server that lies, or one that answers from a
+    /// zone it mixes up), are not its answer: a site whose name still
+    /// points at the old address is not healthy because another name has
+    /// the expected one. A name the asked one is a CNAME of, and its
+    /// records, are its answer (names compared without case).
+    #[tokio::test]
+    async fn records_of_another_name_are_not_the_answer() {
+        let a = |ip: &str| RData::A(rdata::A(ip.parse().unwrap()));
+        let server = answering(vec![
+            ("app.example.org.", a("10.0.0.5")),
+            ("standby.example.org.", a("10.1.0.10")),
+        ])
+        .await;
+        let r = dns_check(&spec(server, "app.example.org", "A", "10.1.0.10")).await;
+        assert!(!r.0, "{r:?}");
+        assert!(r.1.contains("A is 10.0.0.5, expected 10.1.0.10"), "{r:?}");
+        let chained = answering(vec![
+            (
+                "app.example.org.",
+                RData::CNAME(rdata::CNAME(Name::from_ascii("LB.example.net.").unwrap())),
+            ),
+            ("lb.example.net.", a("10.1.0.10")),
+        ])
+        .await;
+        let r = dns_check(&spec(chained, "app.example.org", "A", "10.1.0.10")).await;
+        assert!(r.0, "{r:?}");
     }
 
     #[test]
