@@ -11,11 +11,12 @@
 //! is the HTTP side (`http`, `keystone`, `swift`): one reqwest client per
 //! port, whose DNS resolver knows that port, so when the client needs a new
 //! connection to a name it resolves the name, races a connect to each of
-//! its addresses and hands hyper the winner alone. TLS (SNI, certificate
-//! verification) and `Host` stay on the name, as reqwest does them;
-//! redirects and proxies as the client's builder says. A name with one
-//! address costs one lookup and one connect; one with several a connect
-//! per address more. An IP address in the URL is connected to as it is
+//! its addresses (its first [`MAX_RACED`]) and hands hyper the winner
+//! alone. TLS (SNI, certificate verification) and `Host` stay on the
+//! name, as reqwest does them; redirects and proxies as the client's
+//! builder says. A name with one address costs one lookup and one
+//! connect; one with several a connect per address more (at most
+//! [`MAX_RACED`]). An IP address in the URL is connected to as it is
 //! (hyper never asks the resolver).
 //!
 //! No connection is kept between checks: each check opens its own, as a
@@ -30,12 +31,21 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-/// Connect to every one of `addrs` at once; the first that answers, else
-/// the first failure (no address: "the name has no address").
+/// Most addresses of a name raced at once: its first ones, in the
+/// resolver's order. A name of thousands (a DNS answer of a liar's or a
+/// mistake's) would otherwise take a socket each, held until the check's
+/// timeout where packets vanish: every file descriptor of the
+/// orchestrator that probes it.
+pub(crate) const MAX_RACED: usize = 16;
+
+/// Connect to every one of `addrs` (its first [`MAX_RACED`]) at once; the
+/// first that answers, else the first failure (no address: "the name has
+/// no address").
 pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> std::io::Result<SocketAddr> {
     use futures::stream::{FuturesUnordered, StreamExt};
     let mut tries: FuturesUnordered<_> = addrs
         .iter()
+        .take(MAX_RACED)
         .map(|a| async move { tokio::net::TcpStream::connect(*a).await.map(|_| *a) })
         .collect();
     let mut first_error = None;

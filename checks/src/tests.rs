@@ -357,6 +357,39 @@ async fn tcp_reaches_a_later_address_when_the_first_drops_packets() {
     assert!(connect_any(&[]).await.is_err());
 }
 
+/// A name with a great many addresses (a DNS answer of thousands of
+/// records, a liar's or a mistake's): the race connects to its first
+/// [`reach::MAX_RACED`] at once, not to every one. Before, every address
+/// was connected to at once, a socket each, held until the check's
+/// timeout where packets vanish: a site's name could take every file
+/// descriptor of the orchestrator that probes it (its API, its store,
+/// every other group's probes).
+#[tokio::test]
+async fn a_name_with_very_many_addresses_is_raced_at_a_few() {
+    let mut listeners = Vec::new();
+    for _ in 0..(4 * reach::MAX_RACED) {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let addrs: Vec<std::net::SocketAddr> =
+        listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let won = connect_any(&addrs).await.unwrap();
+    assert!(addrs[..reach::MAX_RACED].contains(&won), "{won}");
+    // the connections each listener was sent (handshakes the kernel
+    // completed, whether or not the race kept them)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut connected = 0;
+    for l in &listeners {
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(10), l.accept()).await {
+            connected += 1;
+        }
+    }
+    assert!(
+        (1..=reach::MAX_RACED).contains(&connected),
+        "{connected} connections for a name of {} addresses",
+        addrs.len()
+    );
+}
+
 /// A service whose listener is gone (it accepts no new connection)
 /// while a connection it accepted earlier is still answered, kept
 /// alive: a new user cannot get in, so the check fails. With the
