@@ -216,22 +216,19 @@ impl Catalog {
             .iter()
             .filter(|e| e.service_type == service_type)
             .collect();
-        let missing = |wanted: String| {
-            let mut found: Vec<String> = of_service
-                .iter()
-                .map(|e| format!("{}/{}", e.region, e.interface))
-                .collect();
-            found.dedup();
-            OpenStackError::NoEndpoint {
-                url: auth_url.to_string(),
-                service: service_type.to_string(),
-                wanted,
-                found: if found.is_empty() {
-                    "none for it".to_string()
-                } else {
-                    found.join(", ")
-                },
-            }
+        let missing = |wanted: String| OpenStackError::NoEndpoint {
+            url: auth_url.to_string(),
+            service: service_type.to_string(),
+            wanted,
+            found: if of_service.is_empty() {
+                "none for it".to_string()
+            } else {
+                listed(
+                    of_service
+                        .iter()
+                        .map(|e| format!("{}/{}", e.region, e.interface)),
+                )
+            },
         };
         let region = match region {
             Some(r) => r.to_string(),
@@ -245,7 +242,7 @@ impl Catalog {
                     _ => {
                         return Err(missing(format!(
                             "without a region (it is offered in regions {}: set region)",
-                            regions.join(", ")
+                            listed(regions.iter().map(|r| r.to_string()))
                         )))
                     }
                 }
@@ -260,6 +257,32 @@ impl Catalog {
             .map(|e| e.url.clone())
             .ok_or_else(|| missing(format!("in region {region} for interface {interface}")))
     }
+}
+
+/// At most this many of what a catalog offers are named in a message.
+const SHOWN: usize = 10;
+
+/// `items` (what a catalog offers) for a message: each once, in their
+/// order, on one line, the first [`SHOWN`] named and the others counted. A
+/// catalog may hold thousands, in names with line breaks.
+fn listed(items: impl Iterator<Item = String>) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut shown = Vec::new();
+    let mut more = 0usize;
+    for item in items {
+        if seen.insert(item.clone()) {
+            if shown.len() < SHOWN {
+                shown.push(one_line(&item, 64));
+            } else {
+                more += 1;
+            }
+        }
+    }
+    let mut out = shown.join(", ");
+    if more > 0 {
+        out.push_str(&format!(", and {more} more"));
+    }
+    out
 }
 
 #[derive(Deserialize)]

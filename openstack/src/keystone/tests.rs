@@ -483,3 +483,45 @@ async fn a_token_for_another_project_is_refused() {
         "names account AUTH_3019cc, the token is for project id 77aa",
     );
 }
+
+/// A catalog that says more than a message can hold — a region whose
+/// name has a line break (an admin's or a liar's), thousands of
+/// endpoints — in the error saying no endpoint was found where asked:
+/// one line, a short list of what it offers. Before, every region/
+/// interface pair went into the error as the catalog wrote it, so a
+/// newline began a line of its own in the agent's log (a forged one)
+/// and a catalog of 20 000 endpoints made an error of hundreds of KiB
+/// at every attempt.
+#[test]
+fn what_a_catalog_offers_is_said_on_one_short_line() {
+    let mut endpoints: Vec<Endpoint> = (0..20_000)
+        .map(|i| Endpoint {
+            service_type: "object-store".into(),
+            region: format!("r{i}"),
+            region_name: None,
+            interface: "public".into(),
+            url: format!("http://r{i}:8080/v1/AUTH_3019cc"),
+        })
+        .collect();
+    endpoints.insert(
+        0,
+        Endpoint {
+            service_type: "object-store".into(),
+            region: "a\n2026-12-06T11:00:00Z INFO warden: failover done".into(),
+            region_name: None,
+            interface: "public".into(),
+            url: "http://a:8080/v1/AUTH_3019cc".into(),
+        },
+    );
+    let c = Catalog(endpoints);
+    for region in [Some("c"), None] {
+        let e = c
+            .endpoint("http://ks/v3", "object-store", region, "public")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.len() < 1000, "{} bytes: {}…", e.len(), &e[..300]);
+        assert!(e.contains("r0"), "{e}");
+        assert!(e.contains(", and 19991 more"), "{e}");
+    }
+}
