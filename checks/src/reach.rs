@@ -119,10 +119,19 @@ struct Inner {
     /// The clients' properties (proxy, redirects, TLS), without a resolver.
     builder: fn() -> reqwest::ClientBuilder,
     lookup: Lookup,
-    /// The client of each port met so far; a URL's port is one of those
-    /// configured, so this stays small.
+    /// The client of each port met so far, the first [`MAX_PORTS`] (see
+    /// there).
     by_port: Mutex<HashMap<u16, reqwest::Client>>,
 }
+
+/// Most ports whose client is kept: more than a config names (an
+/// orchestrator probes every group's endpoints with one), a few MiB at
+/// most. A URL's port is mostly one of those configured, but a `swift`
+/// check's storage URL is whatever Keystone's catalog says at each login:
+/// one that names another port every time (a liar's) would keep a client
+/// each (about 100 KiB) for the life of the process. A port met when that
+/// many are kept gets a client for its use alone.
+pub(crate) const MAX_PORTS: usize = 256;
 
 impl ProbeClient {
     /// Clients built by `builder`, with the racing resolver added; one is
@@ -184,8 +193,17 @@ impl ProbeClient {
                 lookup: self.inner.lookup.clone(),
             })
             .build()?;
-        by_port.insert(port, c.clone());
+        if by_port.len() < MAX_PORTS {
+            by_port.insert(port, c.clone());
+        }
         Ok(c)
+    }
+
+    /// The ports whose clients are kept.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> Vec<u16> {
+        let by_port = self.inner.by_port.lock().unwrap_or_else(|p| p.into_inner());
+        by_port.keys().copied().collect()
     }
 }
 

@@ -390,6 +390,26 @@ async fn a_name_with_very_many_addresses_is_raced_at_a_few() {
     );
 }
 
+/// A Keystone whose catalog names its Swift at another port at every
+/// login (a liar's): the clients kept stay [`reach::MAX_PORTS`] at most,
+/// and the first ports met (those configured, used from the first round)
+/// keep theirs. Before, a client (about 100 KiB) was kept for every port
+/// ever named, for the life of the agent.
+#[tokio::test]
+async fn the_clients_kept_per_port_stay_few() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let probe = probe_client().unwrap();
+    probe.for_url("https://svc.test:8443/").unwrap();
+    for port in 20_000..20_000 + reach::MAX_PORTS as u16 + 8 {
+        probe
+            .for_url(&format!("https://swift.test:{port}/"))
+            .unwrap();
+    }
+    let kept = probe.kept();
+    assert!(kept.len() <= reach::MAX_PORTS, "{} kept", kept.len());
+    assert!(kept.contains(&8443), "{kept:?}");
+}
+
 /// A service whose listener is gone (it accepts no new connection)
 /// while a connection it accepted earlier is still answered, kept
 /// alive: a new user cannot get in, so the check fails. With the
