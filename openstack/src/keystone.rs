@@ -22,7 +22,7 @@ use serde_json::json;
 use tracing::debug;
 use warden_config::{ConfigError, KeystoneConfig, Secret, SecretRef};
 
-use crate::text::{masked, one_line, service_message, transport};
+use crate::text::{listed, masked, one_line, service_message, transport};
 use crate::OpenStackError;
 
 /// The largest token answer read (a catalog of a large cloud is tens of KiB).
@@ -257,32 +257,6 @@ impl Catalog {
             .map(|e| e.url.clone())
             .ok_or_else(|| missing(format!("in region {region} for interface {interface}")))
     }
-}
-
-/// At most this many of what a catalog offers are named in a message.
-const SHOWN: usize = 10;
-
-/// `items` (what a catalog offers) for a message: each once, in their
-/// order, on one line, the first [`SHOWN`] named and the others counted. A
-/// catalog may hold thousands, in names with line breaks.
-fn listed(items: impl Iterator<Item = String>) -> String {
-    let mut seen = std::collections::HashSet::new();
-    let mut shown = Vec::new();
-    let mut more = 0usize;
-    for item in items {
-        if seen.insert(item.clone()) {
-            if shown.len() < SHOWN {
-                shown.push(one_line(&item, 64));
-            } else {
-                more += 1;
-            }
-        }
-    }
-    let mut out = shown.join(", ");
-    if more > 0 {
-        out.push_str(&format!(", and {more} more"));
-    }
-    out
 }
 
 #[derive(Deserialize)]

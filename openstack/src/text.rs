@@ -1,4 +1,5 @@
-//! Putting what a server or a connection said into one short line.
+//! Putting what a server or a connection said into one short line: a
+//! bounded list of what it offers, the secret of the request masked.
 
 use std::error::Error as _;
 
@@ -34,6 +35,32 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
         .collect();
     if text.trim().chars().count() > max {
         out.push('…');
+    }
+    out
+}
+
+/// At most this many of what a catalog offers are named in a message.
+const SHOWN: usize = 10;
+
+/// `items` (what a catalog offers, say) for a message: each once, in their
+/// order, on one line, the first [`SHOWN`] named and the others counted. A
+/// catalog may hold thousands, in names with line breaks.
+pub(crate) fn listed(items: impl Iterator<Item = String>) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut shown = Vec::new();
+    let mut more = 0usize;
+    for item in items {
+        if seen.insert(item.clone()) {
+            if shown.len() < SHOWN {
+                shown.push(one_line(&item, 64));
+            } else {
+                more += 1;
+            }
+        }
+    }
+    let mut out = shown.join(", ");
+    if more > 0 {
+        out.push_str(&format!(", and {more} more"));
     }
     out
 }
