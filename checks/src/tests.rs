@@ -410,6 +410,28 @@ async fn the_clients_kept_per_port_stay_few() {
     assert!(kept.contains(&8443), "{kept:?}");
 }
 
+/// A name of more IPv6 addresses than are raced, listed first, and a few
+/// IPv4 ones: the IPv4 ones are raced too (the families in turn), so a
+/// broken IPv6 route does not make the service look down. Taken in the
+/// list's order, the first [`reach::MAX_RACED`] were all IPv6.
+#[test]
+fn both_families_of_a_long_list_are_raced() {
+    let v6: Vec<std::net::SocketAddr> = (1..=40)
+        .map(|i| format!("[2001:db8::{i:x}]:443").parse().unwrap())
+        .collect();
+    let v4: Vec<std::net::SocketAddr> = (1..=3)
+        .map(|i| format!("192.0.2.{i}:443").parse().unwrap())
+        .collect();
+    let all: Vec<_> = v6.iter().chain(&v4).copied().collect();
+    let r = reach::raced(&all);
+    assert_eq!(r.len(), reach::MAX_RACED);
+    assert!(v4.iter().all(|a| r.contains(a)), "{r:?}");
+    assert_eq!(&r[..3], &[v6[0], v4[0], v6[1]]);
+    // one family: its first ones, in order
+    assert_eq!(reach::raced(&v6), v6[..reach::MAX_RACED].to_vec());
+    assert_eq!(reach::raced(&v4), v4);
+}
+
 /// A service whose listener is gone (it accepts no new connection)
 /// while a connection it accepted earlier is still answered, kept
 /// alive: a new user cannot get in, so the check fails. With the
