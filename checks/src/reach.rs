@@ -11,11 +11,12 @@
 //! is the HTTP side (`http`, `keystone`, `swift`): one reqwest client per
 //! port, whose DNS resolver knows that port, so when the client needs a new
 //! connection to a name it resolves the name, races a connect to each of
-//! its addresses and hands hyper the winner alone. TLS (SNI, certificate
-//! verification) and `Host` stay on the name, as reqwest does them;
-//! redirects and proxies as the client's builder says. A name with one
-//! address costs one lookup and one connect; one with several a connect
-//! per address more. An IP address in the URL is connected to as it is
+//! its addresses ([`raced`]: at most [`MAX_RACED`]) and hands hyper the
+//! winner alone. TLS (SNI, certificate verification) and `Host` stay on
+//! the name, as reqwest does them; redirects and proxies as the client's
+//! builder says. A name with one address costs one lookup and one
+//! connect; one with several a connect per address more (at most
+//! [`MAX_RACED`]). An IP address in the URL is connected to as it is
 //! (hyper never asks the resolver).
 //!
 //! No connection is kept between checks: each check opens its own, as a
@@ -30,13 +31,47 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-/// Connect to every one of `addrs` at once; the first that answers, else
-/// the first failure (no address: "the name has no address").
+/// Most addresses of a name raced at once ([`raced`]). A name of
+/// thousands (a DNS answer of a liar's or a mistake's) would otherwise
+/// take a socket each, held until the check's timeout where packets
+/// vanish: every file descriptor of the orchestrator that probes it.
+pub(crate) const MAX_RACED: usize = 16;
+
+/// The addresses of `addrs` raced: the families taken in turn (as RFC
+/// 8305 interleaves them), the first family of the list first, each in
+/// the resolver's order, [`MAX_RACED`] at most. Taken in the list's order
+/// alone, a name of more IPv6 addresses than that (listed first) behind
+/// a broken IPv6 route would race none of its IPv4 ones: judged down.
+pub(crate) fn raced(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let first_v6 = addrs.first().is_some_and(SocketAddr::is_ipv6);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for addr in addrs {
+        if addr.is_ipv6() == first_v6 {
+            a.push(*addr);
+        } else {
+            b.push(*addr);
+        }
+    }
+    let (mut a, mut b) = (a.into_iter(), b.into_iter());
+    let mut out = Vec::new();
+    while out.len() < MAX_RACED {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+    out.truncate(MAX_RACED);
+    out
+}
+
+/// Connect to every one of `addrs` (those [`raced`]) at once; the first
+/// that answers, else the first failure (no address: "the name has no
+/// address").
 pub(crate) async fn connect_any(addrs: &[SocketAddr]) -> std::io::Result<SocketAddr> {
     use futures::stream::{FuturesUnordered, StreamExt};
-    let mut tries: FuturesUnordered<_> = addrs
-        .iter()
-        .map(|a| async move { tokio::net::TcpStream::connect(*a).await.map(|_| *a) })
+    let mut tries: FuturesUnordered<_> = raced(addrs)
+        .into_iter()
+        .map(|a| async move { tokio::net::TcpStream::connect(a).await.map(|_| a) })
         .collect();
     let mut first_error = None;
     while let Some(r) = tries.next().await {
@@ -109,10 +144,19 @@ struct Inner {
     /// The clients' properties (proxy, redirects, TLS), without a resolver.
     builder: fn() -> reqwest::ClientBuilder,
     lookup: Lookup,
-    /// The client of each port met so far; a URL's port is one of those
-    /// configured, so this stays small.
+    /// The client of each port met so far, the first [`MAX_PORTS`] (see
+    /// there).
     by_port: Mutex<HashMap<u16, reqwest::Client>>,
 }
+
+/// Most ports whose client is kept: more than a config names (an
+/// orchestrator probes every group's endpoints with one), a few MiB at
+/// most. A URL's port is mostly one of those configured, but a `swift`
+/// check's storage URL is whatever Keystone's catalog says at each login:
+/// one that names another port every time (a liar's) would keep a client
+/// each (about 100 KiB) for the life of the process. A port met when that
+/// many are kept gets a client for its use alone.
+pub(crate) const MAX_PORTS: usize = 256;
 
 impl ProbeClient {
     /// Clients built by `builder`, with the racing resolver added; one is
@@ -174,8 +218,17 @@ impl ProbeClient {
                 lookup: self.inner.lookup.clone(),
             })
             .build()?;
-        by_port.insert(port, c.clone());
+        if by_port.len() < MAX_PORTS {
+            by_port.insert(port, c.clone());
+        }
         Ok(c)
+    }
+
+    /// The ports whose clients are kept.
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> Vec<u16> {
+        let by_port = self.inner.by_port.lock().unwrap_or_else(|p| p.into_inner());
+        by_port.keys().copied().collect()
     }
 }
 

@@ -357,6 +357,81 @@ async fn tcp_reaches_a_later_address_when_the_first_drops_packets() {
     assert!(connect_any(&[]).await.is_err());
 }
 
+/// A name with a great many addresses (a DNS answer of thousands of
+/// records, a liar's or a mistake's): the race connects to its first
+/// [`reach::MAX_RACED`] at once, not to every one. Before, every address
+/// was connected to at once, a socket each, held until the check's
+/// timeout where packets vanish: a site's name could take every file
+/// descriptor of the orchestrator that probes it (its API, its store,
+/// every other group's probes).
+#[tokio::test]
+async fn a_name_with_very_many_addresses_is_raced_at_a_few() {
+    let mut listeners = Vec::new();
+    for _ in 0..(4 * reach::MAX_RACED) {
+        listeners.push(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    let addrs: Vec<std::net::SocketAddr> =
+        listeners.iter().map(|l| l.local_addr().unwrap()).collect();
+    let won = connect_any(&addrs).await.unwrap();
+    assert!(addrs[..reach::MAX_RACED].contains(&won), "{won}");
+    // the connections each listener was sent (handshakes the kernel
+    // completed, whether or not the race kept them)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut connected = 0;
+    for l in &listeners {
+        while let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(10), l.accept()).await {
+            connected += 1;
+        }
+    }
+    assert!(
+        (1..=reach::MAX_RACED).contains(&connected),
+        "{connected} connections for a name of {} addresses",
+        addrs.len()
+    );
+}
+
+/// A Keystone whose catalog names its Swift at another port at every
+/// login (a liar's): the clients kept stay [`reach::MAX_PORTS`] at most,
+/// and the first ports met (those configured, used from the first round)
+/// keep theirs. Before, a client (about 100 KiB) was kept for every port
+/// ever named, for the life of the agent.
+#[tokio::test]
+async fn the_clients_kept_per_port_stay_few() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let probe = probe_client().unwrap();
+    probe.for_url("https://svc.test:8443/").unwrap();
+    for port in 20_000..20_000 + reach::MAX_PORTS as u16 + 8 {
+        probe
+            .for_url(&format!("https://swift.test:{port}/"))
+            .unwrap();
+    }
+    let kept = probe.kept();
+    assert!(kept.len() <= reach::MAX_PORTS, "{} kept", kept.len());
+    assert!(kept.contains(&8443), "{kept:?}");
+}
+
+/// A name of more IPv6 addresses than are raced, listed first, and a few
+/// IPv4 ones: the IPv4 ones are raced too (the families in turn), so a
+/// broken IPv6 route does not make the service look down. Taken in the
+/// list's order, the first [`reach::MAX_RACED`] were all IPv6.
+#[test]
+fn both_families_of_a_long_list_are_raced() {
+    let v6: Vec<std::net::SocketAddr> = (1..=40)
+        .map(|i| format!("[2001:db8::{i:x}]:443").parse().unwrap())
+        .collect();
+    let v4: Vec<std::net::SocketAddr> = (1..=3)
+        .map(|i| format!("192.0.2.{i}:443").parse().unwrap())
+        .collect();
+    let all: Vec<_> = v6.iter().chain(&v4).copied().collect();
+    let r = reach::raced(&all);
+    assert_eq!(r.len(), reach::MAX_RACED);
+    assert!(v4.iter().all(|a| r.contains(a)), "{r:?}");
+    assert_eq!(&r[..3], &[v6[0], v4[0], v6[1]]);
+    // one family: its first ones, in order
+    assert_eq!(reach::raced(&v6), v6[..reach::MAX_RACED].to_vec());
+    assert_eq!(reach::raced(&v4), v4);
+}
+
 /// A service whose listener is gone (it accepts no new connection)
 /// while a connection it accepted earlier is still answered, kept
 /// alive: a new user cannot get in, so the check fails. With the

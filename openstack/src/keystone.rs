@@ -22,7 +22,7 @@ use serde_json::json;
 use tracing::debug;
 use warden_config::{ConfigError, KeystoneConfig, Secret, SecretRef};
 
-use crate::text::{one_line, service_message, transport};
+use crate::text::{listed, masked, one_line, service_message, transport};
 use crate::OpenStackError;
 
 /// The largest token answer read (a catalog of a large cloud is tens of KiB).
@@ -67,6 +67,14 @@ impl Credentials {
             Credentials::ApplicationCredential { id, .. } => {
                 format!("application credential {id}")
             }
+        }
+    }
+
+    /// The password or application-credential secret.
+    fn secret(&self) -> &Secret {
+        match self {
+            Credentials::Password { password, .. } => password,
+            Credentials::ApplicationCredential { secret, .. } => secret,
         }
     }
 
@@ -208,22 +216,19 @@ impl Catalog {
             .iter()
             .filter(|e| e.service_type == service_type)
             .collect();
-        let missing = |wanted: String| {
-            let mut found: Vec<String> = of_service
-                .iter()
-                .map(|e| format!("{}/{}", e.region, e.interface))
-                .collect();
-            found.dedup();
-            OpenStackError::NoEndpoint {
-                url: auth_url.to_string(),
-                service: service_type.to_string(),
-                wanted,
-                found: if found.is_empty() {
-                    "none for it".to_string()
-                } else {
-                    found.join(", ")
-                },
-            }
+        let missing = |wanted: String| OpenStackError::NoEndpoint {
+            url: auth_url.to_string(),
+            service: service_type.to_string(),
+            wanted,
+            found: if of_service.is_empty() {
+                "none for it".to_string()
+            } else {
+                listed(
+                    of_service
+                        .iter()
+                        .map(|e| format!("{}/{}", e.region, e.interface)),
+                )
+            },
         };
         let region = match region {
             Some(r) => r.to_string(),
@@ -237,7 +242,7 @@ impl Catalog {
                     _ => {
                         return Err(missing(format!(
                             "without a region (it is offered in regions {}: set region)",
-                            regions.join(", ")
+                            listed(regions.iter().map(|r| r.to_string()))
                         )))
                     }
                 }
@@ -421,14 +426,14 @@ pub async fn issue_token(
             url,
             who: settings.credentials.who(),
             status: status.as_u16(),
-            message: service_message(&body),
+            message: service_message(&body, credentials.secret().expose()),
         });
     }
     if !status.is_success() {
         return Err(OpenStackError::Status {
             url,
             status: status.as_u16(),
-            message: service_message(&body),
+            message: service_message(&body, credentials.secret().expose()),
         });
     }
     let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -441,9 +446,16 @@ pub async fn issue_token(
             ),
         });
     };
+    // serde's words may quote a value of the answer
     let answer: Answer = serde_json::from_slice(&body).map_err(|e| OpenStackError::BadAnswer {
         url: url.clone(),
-        detail: one_line(&format!("not a v3 token answer: {e}"), 300),
+        detail: one_line(
+            &masked(
+                &format!("not a v3 token answer: {e}"),
+                credentials.secret().expose(),
+            ),
+            300,
+        ),
     })?;
     let t = answer.token;
     check_scope(&url, &credentials, t.project.as_ref())?;

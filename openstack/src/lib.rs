@@ -11,7 +11,8 @@
 //!
 //! Passwords, keys, application-credential secrets and tokens are
 //! [`Secret`]s: they go into a request body or header and nowhere else —
-//! never into an error, a log line or `Debug`.
+//! never into an error, a log line or `Debug`, not even where an error
+//! answer quotes the request (written `****` there).
 
 mod error;
 pub mod keystone;

@@ -54,14 +54,14 @@ pub async fn authenticate(
             url: auth_url.to_string(),
             who: user.to_string(),
             status: status.as_u16(),
-            message: service_message(&body),
+            message: service_message(&body, key.expose()),
         });
     }
     if !status.is_success() {
         return Err(OpenStackError::Status {
             url: auth_url.to_string(),
             status: status.as_u16(),
-            message: service_message(&body),
+            message: service_message(&body, key.expose()),
         });
     }
     match (storage_url, token) {

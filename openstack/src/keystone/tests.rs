@@ -141,7 +141,7 @@ fn a_lifetime_only_from_two_readable_times_in_order() {
 
 /// A server that answers every request with `answer` and counts them.
 fn answering(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -150,31 +150,7 @@ fn answering(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic:
         for c in l.incoming() {
             let Ok(mut c) = c else { return };
             h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            // The whole request (headers, then Content-Length bytes), so
-            // that closing does not reset the connection under the answer.
-            let mut got = Vec::new();
-            let mut buf = [0u8; 65536];
-            let whole = |got: &[u8]| {
-                let text = String::from_utf8_lossy(got);
-                let Some(end) = text.find("\r\n\r\n") else {
-                    return false;
-                };
-                let len = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                got.len() >= end + 4 + len
-            };
-            while !whole(&got) {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => got.extend_from_slice(&buf[..n]),
-                }
-            }
+            let _ = read_request(&mut c);
             // One answer per connection, said: the client does not send
             // its next request on a connection this side has closed.
             let answer = answer.replacen("\r\n", "\r\nConnection: close\r\n", 1);
@@ -182,6 +158,136 @@ fn answering(answer: &'static str) -> (String, std::sync::Arc<std::sync::atomic:
         }
     });
     (format!("http://{addr}"), hits)
+}
+
+/// The whole request (headers, then Content-Length bytes), so that
+/// closing does not reset the connection under the answer.
+fn read_request(c: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    let whole = |got: &[u8]| {
+        let text = String::from_utf8_lossy(got);
+        let Some(end) = text.find("\r\n\r\n") else {
+            return false;
+        };
+        let len = text[..end]
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        got.len() >= end + 4 + len
+    };
+    while !whole(&got) {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+/// A server that answers every request with `status` and a body that
+/// quotes the request (`body` of its head and its body), as a validation
+/// error of Keystone's own (which quotes the value it refused), a web
+/// application firewall's block page or an echo service mistaken for
+/// Keystone do.
+fn echoing(status: &'static str, body: fn(&str, &str) -> String) -> String {
+    use std::io::Write;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            let request = read_request(&mut c);
+            let text = String::from_utf8_lossy(&request);
+            let (head, sent) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+            let body = body(head, sent);
+            let answer = format!(
+                "HTTP/1.1 {status}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = c.write_all(answer.as_bytes());
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// A login answered with an error that quotes the request (Keystone's
+/// schema validation quotes the value it refused; a firewall's or an echo
+/// service's page the whole body): the error, and so a check's detail,
+/// an event and the logs, says what was answered with the password, key
+/// or secret written `****`, also where the answer's JSON escapes it.
+/// Before, the password was in the error as the server quoted it.
+#[tokio::test]
+async fn an_answer_quoting_the_request_does_not_put_the_secret_in_the_error() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = crate::client_builder().build().unwrap();
+    let login = |url: &str, credentials: Credentials| KeystoneSettings {
+        auth_url: format!("{url}/v3"),
+        credentials,
+        region: None,
+        interface: "public".into(),
+        secret_from: None,
+    };
+    let password = |pw: &str| Credentials::Password {
+        user: "warden".into(),
+        user_domain: "Default".into(),
+        password: Secret::new(pw),
+        project: "dr".into(),
+        project_domain: "Default".into(),
+    };
+    let no_secret = |e: OpenStackError, secret: &str, status: u16| {
+        let text = e.to_string();
+        assert!(
+            matches!(&e, OpenStackError::Status { status: s, .. } | OpenStackError::Refused { status: s, .. } if *s == status),
+            "{e:?}"
+        );
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("****"), "{text}");
+    };
+    // the request's body on the first line of a plain answer
+    let plain = echoing("400 Bad Request", |_, sent| format!("refused: {sent}\n"));
+    let e = issue_token(&http, &login(&plain, password("pw-quoted-back")))
+        .await
+        .unwrap_err();
+    no_secret(e, "pw-quoted-back", 400);
+    // in an OpenStack error message, the JSON body quoted in JSON: a
+    // quote in the password comes back escaped
+    let json = echoing("400 Bad Request", |_, sent| {
+        serde_json::json!({"error": {"code": 400, "message": format!("Invalid input: {sent}")}})
+            .to_string()
+    });
+    let e = issue_token(&http, &login(&json, password("pw\"quoted\"back")))
+        .await
+        .unwrap_err();
+    no_secret(e, "quoted", 400);
+    let app = Credentials::ApplicationCredential {
+        id: "d281".into(),
+        secret: Secret::new("app-secret-quoted-back"),
+    };
+    let e = issue_token(&http, &login(&json, app)).await.unwrap_err();
+    no_secret(e, "app-secret-quoted-back", 400);
+    // tempauth's key, sent in a header, quoted in a refusal
+    let keys = echoing("401 Unauthorized", |head, _| {
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-auth-key: "))
+            .unwrap_or_default();
+        format!("no user t:u with key {key}\n")
+    });
+    let e = crate::tempauth::authenticate(
+        &http,
+        &format!("{keys}/auth/v1.0"),
+        "t:u",
+        &Secret::new("key-quoted-back"),
+    )
+    .await
+    .unwrap_err();
+    no_secret(e, "key-quoted-back", 401);
 }
 
 #[tokio::test]
@@ -376,4 +482,46 @@ async fn a_token_for_another_project_is_refused() {
         app(&url).authenticate(&http).await.unwrap_err(),
         "names account AUTH_3019cc, the token is for project id 77aa",
     );
+}
+
+/// A catalog that says more than a message can hold — a region whose
+/// name has a line break (an admin's or a liar's), thousands of
+/// endpoints — in the error saying no endpoint was found where asked:
+/// one line, a short list of what it offers. Before, every region/
+/// interface pair went into the error as the catalog wrote it, so a
+/// newline began a line of its own in the agent's log (a forged one)
+/// and a catalog of 20 000 endpoints made an error of hundreds of KiB
+/// at every attempt.
+#[test]
+fn what_a_catalog_offers_is_said_on_one_short_line() {
+    let mut endpoints: Vec<Endpoint> = (0..20_000)
+        .map(|i| Endpoint {
+            service_type: "object-store".into(),
+            region: format!("r{i}"),
+            region_name: None,
+            interface: "public".into(),
+            url: format!("http://r{i}:8080/v1/AUTH_3019cc"),
+        })
+        .collect();
+    endpoints.insert(
+        0,
+        Endpoint {
+            service_type: "object-store".into(),
+            region: "a\n2026-12-06T11:00:00Z INFO warden: failover done".into(),
+            region_name: None,
+            interface: "public".into(),
+            url: "http://a:8080/v1/AUTH_3019cc".into(),
+        },
+    );
+    let c = Catalog(endpoints);
+    for region in [Some("c"), None] {
+        let e = c
+            .endpoint("http://ks/v3", "object-store", region, "public")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert!(e.len() < 1000, "{} bytes: {}…", e.len(), &e[..300]);
+        assert!(e.contains("r0"), "{e}");
+        assert!(e.contains(", and 19991 more"), "{e}");
+    }
 }
