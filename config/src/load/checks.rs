@@ -200,6 +200,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                 kind == CheckKind::Dns,
             ),
             ("expect", c.expect.is_some(), kind == CheckKind::Dns),
+            (
+                "expect_status",
+                c.expect_status.is_some(),
+                kind == CheckKind::Http,
+            ),
+            (
+                "body_contains",
+                c.body_contains.is_some(),
+                kind == CheckKind::Http,
+            ),
         ] {
             if present && !used {
                 let k = format!("{key}.{name}");
@@ -207,7 +217,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.at(&k),
                     &k,
                     None,
-                    "not used by this kind (keystone: keystone and swift; container: swift; server, query, record_type, expect: dns); remove it",
+                    "not used by this kind (keystone: keystone and swift; container: swift; server, query, record_type, expect: dns; expect_status, body_contains: http); remove it",
                 );
             }
         }
@@ -227,6 +237,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "must be a Swift container name: 1-256 bytes, not \".\" or \"..\", no '/', no control characters",
                 );
             }
+        }
+        if c.body_contains.as_deref() == Some("") {
+            let k = format!("{key}.body_contains");
+            self.push(
+                self.at(&k),
+                &k,
+                Some("\"\"".into()),
+                "empty: every body holds it, so it tells nothing (and an empty body would fail); \
+                 give the text a healthy answer holds, or leave the key out",
+            );
         }
         if let Some(s) = c.expect_status {
             if !(100..=599).contains(&s) {

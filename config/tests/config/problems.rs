@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{find, one, pos_of, problems, show, BASE};
+use crate::{find, ok, one, pos_of, problems, show, BASE};
 
 #[test]
 fn several_problems_listed_at_once_sorted_by_line() {
@@ -638,4 +638,42 @@ fn a_name_that_is_no_one_line_label_is_refused_at_its_position() {
             assert!(p.iter().all(|x| x.key != *key), "{fine}: {}", show(&p));
         }
     }
+}
+
+/// A key only `http` checks read, on a check of another kind, was taken
+/// and ignored: `body_contains = "ok"` on a `tcp` check looked like a
+/// check of the page while only the port was tried. Each is refused at
+/// its place; so is an empty `body_contains` (every body holds it, and an
+/// empty body failed it).
+#[test]
+fn http_keys_on_other_kinds_and_an_empty_body_match_are_refused_at_their_place() {
+    let tcp = BASE.replace(
+        "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+        "kind = \"tcp\"\naddress = \"127.0.0.1:8080\"\nexpect_status = 204\nbody_contains = \"ok\"",
+    );
+    let p = problems(&tcp);
+    for key in ["expect_status", "body_contains"] {
+        let e = find(&p, &format!("sites.ca.checks[0].{key}"));
+        assert!(e.message.contains("not used by this kind"), "{}", show(&p));
+        assert!(e.message.contains("body_contains: http"), "{}", show(&p));
+    }
+    assert_eq!(
+        (
+            find(&p, "sites.ca.checks[0].body_contains").line,
+            find(&p, "sites.ca.checks[0].body_contains").col
+        ),
+        pos_of(&tcp, "\"ok\"")
+    );
+    let empty = BASE.replace(
+        "url = \"http://127.0.0.1:8080/healthz\"",
+        "url = \"http://127.0.0.1:8080/healthz\"\nbody_contains = \"\"",
+    );
+    let p = problems(&empty);
+    let e = find(&p, "sites.ca.checks[0].body_contains");
+    assert!(e.message.contains("every body holds it"), "{}", show(&p));
+    // what stays accepted: both on an http check
+    ok(&BASE.replace(
+        "url = \"http://127.0.0.1:8080/healthz\"",
+        "url = \"http://127.0.0.1:8080/healthz\"\nexpect_status = 204\nbody_contains = \"ok\"",
+    ));
 }
