@@ -186,6 +186,9 @@ impl<'t, 'r> Cx<'t, 'r> {
         }
         let kind = *c.kind.get_ref();
         for (name, present, used) in [
+            ("url", c.url.is_some(), kind == CheckKind::Http),
+            ("address", c.address.is_some(), kind == CheckKind::Tcp),
+            ("command", c.command.is_some(), kind == CheckKind::Command),
             (
                 "keystone",
                 c.keystone.is_some(),
@@ -217,7 +220,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     self.at(&k),
                     &k,
                     None,
-                    "not used by this kind (keystone: keystone and swift; container: swift; server, query, record_type, expect: dns; expect_status, body_contains: http); remove it",
+                    "not used by this kind (url, expect_status, body_contains: http; address: tcp; command: command; keystone: keystone and swift; container: swift; server, query, record_type, expect: dns); remove it",
                 );
             }
         }

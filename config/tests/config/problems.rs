@@ -677,3 +677,43 @@ fn http_keys_on_other_kinds_and_an_empty_body_match_are_refused_at_their_place()
         "url = \"http://127.0.0.1:8080/healthz\"\nexpect_status = 204\nbody_contains = \"ok\"",
     ));
 }
+
+/// What one kind reads, given to another, is refused at its place, not
+/// ignored: a `url` on a `tcp` check (the port of `address` is tried, not
+/// the page), an `address` or a `command` on an `http` check, a `url` on a
+/// `command` check — each looked like part of the check and was not.
+#[test]
+fn the_target_of_one_kind_on_another_is_refused_at_its_place() {
+    for (from, to, key) in [
+        (
+            "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+            "kind = \"tcp\"\naddress = \"127.0.0.1:8080\"\nurl = \"http://127.0.0.1:8080/\"",
+            "url",
+        ),
+        (
+            "url = \"http://127.0.0.1:8080/healthz\"",
+            "url = \"http://127.0.0.1:8080/healthz\"\naddress = \"127.0.0.1:8080\"",
+            "address",
+        ),
+        (
+            "url = \"http://127.0.0.1:8080/healthz\"",
+            "url = \"http://127.0.0.1:8080/healthz\"\ncommand = [\"/bin/true\"]",
+            "command",
+        ),
+        (
+            "kind = \"http\"\nurl = \"http://127.0.0.1:8080/healthz\"",
+            "kind = \"command\"\ncommand = [\"/bin/true\"]\nurl = \"http://127.0.0.1:8080/\"",
+            "url",
+        ),
+    ] {
+        let text = BASE.replace(from, to);
+        let p = problems(&text);
+        let e = find(&p, &format!("sites.ca.checks[0].{key}"));
+        assert!(
+            e.message.contains("not used by this kind"),
+            "{key}: {}",
+            show(&p)
+        );
+        assert_eq!(p.len(), 1, "{key}: {}", show(&p));
+    }
+}
