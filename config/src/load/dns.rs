@@ -117,6 +117,16 @@ impl<'t, 'r> Cx<'t, 'r> {
                         );
                     }
                 }
+                if dns.zone.is_some() {
+                    let k = format!("{key}.zone");
+                    self.push(
+                        self.at(&k),
+                        &k,
+                        None,
+                        "only provider \"rfc2136\" updates a zone (this provider updates the host \
+                         names themselves); remove this key",
+                    );
+                }
             }
         }
         if dns.provider == DnsProviderKind::Rfc2136 {

@@ -317,6 +317,19 @@ fn dns_provider_keys_are_checked_where_they_are() {
             "server = \"https://members.example.net/nic/update\"\nname = "
         )
     ));
+    // A zone is rfc2136's: given to noip it was taken and ignored.
+    let zoned = format!(
+        "{BASE}{}",
+        dyn2.replace("\"dyndns2\"", "\"noip\"")
+            .replace("name = ", "zone = \"example.net\"\nname = ")
+    );
+    let p = one(&zoned);
+    assert_eq!(p.key, "groups.www.dns.zone");
+    assert!(
+        p.message.contains("only provider \"rfc2136\""),
+        "{}",
+        p.message
+    );
 }
 
 /// A dyndns2 update (No-IP's too) sets the addresses it names and leaves
