@@ -119,7 +119,7 @@ scheme = "dns"
 provider = "noip"
 name = "swift.example.org"
 credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
-addresses = {{ ca = "192.0.2.1", tx = "192.0.2.2", ny = "192.0.2.3" }}
+addresses = {{ ca = "10.77.2.1", tx = "10.77.2.2", ny = "10.77.2.3" }}
 "#,
         token = token_file.display(),
         log = hook_log.display(),

@@ -420,7 +420,7 @@ fn both_families_of_a_long_list_are_raced() {
         .map(|i| format!("[2001:db8::{i:x}]:443").parse().unwrap())
         .collect();
     let v4: Vec<std::net::SocketAddr> = (1..=3)
-        .map(|i| format!("192.0.2.{i}:443").parse().unwrap())
+        .map(|i| format!("10.77.2.{i}:443").parse().unwrap())
         .collect();
     let all: Vec<_> = v6.iter().chain(&v4).copied().collect();
     let r = reach::raced(&all);

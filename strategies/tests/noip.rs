@@ -90,19 +90,19 @@ async fn good_answer_confirms_the_value() {
         "nothing known before an answer"
     );
 
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
 
-    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
     let view = p.observe().await.unwrap().expect("a view after good");
-    assert_eq!(view.value, Some(v4("192.0.2.10")));
+    assert_eq!(view.value, Some(v4("10.77.2.10")));
     assert_eq!(view.epoch, 1);
     assert!(view.drift.is_empty());
     let log = fake.log();
     assert_eq!(log.len(), 1);
     assert!(log[0].authorized, "basic auth accepted");
-    assert_eq!(log[0].answer, "good 192.0.2.10");
+    assert_eq!(log[0].answer, "good 10.77.2.10");
     assert_eq!(log[0].hostnames, vec![WWW.to_string()]);
-    assert_eq!(log[0].myip.as_deref(), Some("192.0.2.10"));
+    assert_eq!(log[0].myip.as_deref(), Some("10.77.2.10"));
     assert_eq!(log[0].user_agent.as_deref(), Some(DEFAULT_USER_AGENT));
     assert!(p.alerts().is_empty());
 }
@@ -113,7 +113,7 @@ async fn configured_user_agent_reaches_the_server() {
     let run = start(&fake).await;
     let ua = "Example-Corp warden/0.1.0 dns-team@example.net";
     let p = provider_with(Flavor::Noip, &run, &[WWW], &creds(PASSWORD), Some(ua));
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
     assert_eq!(fake.log()[0].user_agent.as_deref(), Some(ua));
 }
 
@@ -122,22 +122,22 @@ async fn nochg_is_not_caused_again_and_again() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
-    p.publish("ca", &v4("192.0.2.10"), 2).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 2).await.unwrap();
     assert_eq!(fake.requests(), 1, "a confirmed value is not sent again");
     assert_eq!(p.observe().await.unwrap().unwrap().epoch, 2);
 
     // A restarted orchestrator knows nothing: its first update is allowed
     // (and earns one nochg), the next one is not sent.
     let restarted = provider(Flavor::Noip, &run, &[WWW]);
-    restarted.publish("ca", &v4("192.0.2.10"), 2).await.unwrap();
-    restarted.publish("ca", &v4("192.0.2.10"), 2).await.unwrap();
-    restarted.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    restarted.publish("ca", &v4("10.77.2.10"), 2).await.unwrap();
+    restarted.publish("ca", &v4("10.77.2.10"), 2).await.unwrap();
+    restarted.publish("ca", &v4("10.77.2.10"), 3).await.unwrap();
     assert_eq!(fake.requests(), 2);
     let stats = fake.stats();
     assert_eq!((stats.good, stats.nochg), (1, 1));
-    assert_eq!(fake.log()[1].answer, "nochg 192.0.2.10");
+    assert_eq!(fake.log()[1].answer, "nochg 10.77.2.10");
 
     // A different value is sent.
     restarted
@@ -161,7 +161,7 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
-    let value = v4("192.0.2.10");
+    let value = v4("10.77.2.10");
     p.publish("ca", &value, 1).await.unwrap();
     // What DnsStrategy::activate does each pass while the nameservers
     // show another address.
@@ -170,7 +170,7 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
         p.publish("ca", &value, epoch)
     };
     pass(1).await.expect("the first doubt is sent");
-    assert_eq!(fake.log()[1].answer, "nochg 192.0.2.10");
+    assert_eq!(fake.log()[1].answer, "nochg 10.77.2.10");
     for _ in 0..20 {
         pass(1).await.expect("taken as held");
     }
@@ -188,13 +188,13 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     tokio::time::resume();
     p.publish("ca", &value, 2).await.expect("put right");
     assert_eq!(fake.requests(), 3);
-    assert_eq!(fake.log()[2].answer, "good 192.0.2.10");
-    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    assert_eq!(fake.log()[2].answer, "good 10.77.2.10");
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
 }
 
 /// A server that does not set the addresses sent (it ignores `myip` and
 /// uses its own idea, here 203.0.113.5) answers every update of
-/// 192.0.2.10 with `nochg 203.0.113.5`. The route is never confirmed, so
+/// 10.77.2.10 with `nochg 203.0.113.5`. The route is never confirmed, so
 /// every reconciliation pass (every 2 s) publishes again: the same request
 /// must not be sent each time — each earns a needless `nochg`, and No-IP
 /// blocks clients that cause many. It is refused without a request for 30
@@ -205,7 +205,7 @@ async fn an_update_answered_with_other_addresses_is_not_repeated_every_pass() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
-    let value = v4("192.0.2.10");
+    let value = v4("10.77.2.10");
     for _ in 0..30 {
         fake.answer_next("nochg 203.0.113.5");
     }
@@ -233,12 +233,12 @@ async fn an_update_answered_with_other_addresses_is_not_repeated_every_pass() {
     fake.heal();
     let lifted = p.clear();
     assert!(
-        lifted.iter().any(|l| l.contains("192.0.2.10")),
+        lifted.iter().any(|l| l.contains("10.77.2.10")),
         "{lifted:?}"
     );
     p.publish("ca", &value, 1).await.expect("sent after clear");
     assert_eq!(fake.requests(), 2);
-    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
     // Another value answered with other addresses: refused again for 30
     // minutes; a value that was not is still sent.
     let tx = v4("198.51.100.20");
@@ -270,7 +270,7 @@ async fn code_911_holds_updates_for_30_minutes() {
     let p = provider(Flavor::Noip, &run, &[WWW]);
     fake.fail_next("911", 1);
 
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "911");
     assert_blocked(&e, "30 min");
     assert_eq!(fake.requests(), 1);
@@ -282,7 +282,7 @@ async fn code_911_holds_updates_for_30_minutes() {
     tokio::time::pause();
     tokio::time::advance(HOLD - Duration::from_secs(60)).await;
     for epoch in 1..4 {
-        let e = p.publish("ca", &v4("192.0.2.10"), epoch).await.unwrap_err();
+        let e = p.publish("ca", &v4("10.77.2.10"), epoch).await.unwrap_err();
         assert_blocked(&e, "no request was sent");
     }
     assert_eq!(p.alerts().len(), 1, "still held after 29 minutes");
@@ -291,9 +291,9 @@ async fn code_911_holds_updates_for_30_minutes() {
     tokio::time::resume();
 
     assert_eq!(fake.requests(), 1, "no request during the hold");
-    p.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 3).await.unwrap();
     assert_eq!(fake.requests(), 2);
-    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
 }
 
 #[tokio::test]
@@ -302,18 +302,18 @@ async fn a_hold_can_be_cleared_by_the_operator() {
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
     fake.fail_next("911", 1);
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     let lifted = p.clear();
     assert_eq!(lifted.len(), 1);
     assert!(lifted[0].contains("911"));
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
     assert_eq!(fake.requests(), 2);
 }
 
 /// Publish a fatal case, then check: `Blocked`, an alert, further publishes
 /// send nothing, `clear()` lifts it and the next publish is sent.
 async fn fatal_case(fake: &FakeNoip, p: &DyndnsProvider, code: &str) {
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, &format!("`{code}`"));
     let sent = fake.requests();
     assert_eq!(sent, 1, "{code}: one request");
@@ -321,7 +321,7 @@ async fn fatal_case(fake: &FakeNoip, p: &DyndnsProvider, code: &str) {
     assert_eq!(alerts.len(), 1, "{code}: {alerts:?}");
     assert!(alerts[0].contains(code), "{code}: {alerts:?}");
     assert!(alerts[0].contains("updates stopped"), "{alerts:?}");
-    for (epoch, value) in [(2, "192.0.2.10"), (3, "198.51.100.20"), (4, "203.0.113.30")] {
+    for (epoch, value) in [(2, "10.77.2.10"), (3, "198.51.100.20"), (4, "203.0.113.30")] {
         let e = p.publish("tx", &v4(value), epoch).await.unwrap_err();
         assert_blocked(&e, "no request was sent");
     }
@@ -331,7 +331,7 @@ async fn fatal_case(fake: &FakeNoip, p: &DyndnsProvider, code: &str) {
     let lifted = p.clear();
     assert_eq!(lifted.len(), 1, "{code}");
     assert!(p.alerts().is_empty());
-    let _ = p.publish("ca", &v4("192.0.2.10"), 5).await;
+    let _ = p.publish("ca", &v4("10.77.2.10"), 5).await;
     assert_eq!(fake.requests(), sent + 1, "{code}: sent again after clear");
 }
 
@@ -357,7 +357,7 @@ async fn a_block_outlives_a_restart_until_cleared() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2]);
     let run = start(&fake).await;
     let p = provider_with(Flavor::Noip, &run, &[WWW], &creds("wrong-password"), None);
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_eq!(fake.requests(), 1);
     let stored = p.stops();
     assert_eq!(stored.len(), 1, "{stored:?}");
@@ -372,12 +372,12 @@ async fn a_block_outlives_a_restart_until_cleared() {
     let p2 = provider(Flavor::Noip, &run, &[WWW]);
     assert!(p2.restore_stops(&stored).is_empty());
     assert_eq!(p2.alerts().len(), 1);
-    let e = p2.publish("ca", &v4("192.0.2.10"), 2).await.unwrap_err();
+    let e = p2.publish("ca", &v4("10.77.2.10"), 2).await.unwrap_err();
     assert_blocked(&e, "no request was sent");
     assert_eq!(fake.requests(), 1, "a restarted provider does not hammer");
     assert_eq!(p2.clear().len(), 1);
     assert!(p2.stops().is_empty());
-    p2.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    p2.publish("ca", &v4("10.77.2.10"), 3).await.unwrap();
     assert_eq!(fake.requests(), 2);
 
     // Other hostnames (or another server or user agent): not theirs.
@@ -415,7 +415,7 @@ async fn a_hold_outlives_a_restart_until_it_ends() {
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
     fake.fail_next("911", 1);
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     let stored = p.stops();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].kind, warden_strategies::StopKind::Hold);
@@ -431,7 +431,7 @@ async fn a_hold_outlives_a_restart_until_it_ends() {
 
     let p2 = provider(Flavor::Noip, &run, &[WWW]);
     assert!(p2.restore_stops(&stored).is_empty());
-    let e = p2.publish("ca", &v4("192.0.2.10"), 2).await.unwrap_err();
+    let e = p2.publish("ca", &v4("10.77.2.10"), 2).await.unwrap_err();
     assert_blocked(&e, "no request was sent");
     assert_eq!(fake.requests(), 1);
     tokio::time::pause();
@@ -446,7 +446,7 @@ async fn a_hold_outlives_a_restart_until_it_ends() {
     let dropped = p3.restore_stops(&ended);
     assert_eq!(dropped.len(), 1);
     assert!(dropped[0].contains("ended"), "{dropped:?}");
-    p3.publish("ca", &v4("192.0.2.10"), 3).await.unwrap();
+    p3.publish("ca", &v4("10.77.2.10"), 3).await.unwrap();
     assert_eq!(fake.requests(), 2);
 
     // A stored end far in the future (a clock that was wrong): at most 30 min.
@@ -490,7 +490,7 @@ async fn abuse_and_donator_stop_updates() {
         fatal_case(&fake, &p, code).await;
         assert_eq!(
             fake.ip_of(WWW),
-            Some(ips("192.0.2.10")),
+            Some(ips("10.77.2.10")),
             "{code}: the update after clear went through"
         );
     }
@@ -499,23 +499,23 @@ async fn abuse_and_donator_stop_updates() {
 #[tokio::test]
 async fn several_hostnames_get_one_code_per_line() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW, WWW2, WWW3]);
-    fake.set_ip(WWW2, ips("192.0.2.10"));
+    fake.set_ip(WWW2, ips("10.77.2.10"));
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW, WWW2, WWW3]);
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
     let log = fake.log();
     assert_eq!(log.len(), 1, "one update for every hostname");
     assert_eq!(log[0].hostnames, vec![WWW, WWW2, WWW3]);
     assert_eq!(
         log[0].answer,
-        "good 192.0.2.10\nnochg 192.0.2.10\ngood 192.0.2.10"
+        "good 10.77.2.10\nnochg 10.77.2.10\ngood 10.77.2.10"
     );
     for h in [WWW, WWW2, WWW3] {
-        assert_eq!(fake.ip_of(h), Some(ips("192.0.2.10")));
+        assert_eq!(fake.ip_of(h), Some(ips("10.77.2.10")));
     }
     assert_eq!(
         p.observe().await.unwrap().unwrap().value,
-        Some(v4("192.0.2.10"))
+        Some(v4("10.77.2.10"))
     );
 }
 
@@ -524,10 +524,10 @@ async fn mixed_answers_count_the_fatal_one() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW, "ghost.example.net"]);
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "`nohost` for ghost.example.net");
-    assert_eq!(fake.log()[0].answer, "good 192.0.2.10\nnohost");
-    assert_eq!(fake.ip_of(WWW), Some(ips("192.0.2.10")));
+    assert_eq!(fake.log()[0].answer, "good 10.77.2.10\nnohost");
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
     let view = p.observe().await.unwrap().unwrap();
     assert_eq!(view.value, None, "the names disagree");
     assert_eq!(view.epoch, 0, "the publish did not complete");
@@ -548,7 +548,7 @@ async fn one_failure_line_for_several_hostnames_applies_to_all() {
         &creds("wrong-password"),
         None,
     );
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "`badauth` for www.example.net, www2.example.net");
 }
 
@@ -557,16 +557,16 @@ async fn ipv6_goes_in_myipv6() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
-    let dual = RecordValue::parse("192.0.2.10, 2001:db8::10").unwrap();
+    let dual = RecordValue::parse("10.77.2.10, 2001:db8::10").unwrap();
     p.publish("ca", &dual, 1).await.unwrap();
     let log = fake.log();
-    assert_eq!(log[0].myip.as_deref(), Some("192.0.2.10"));
+    assert_eq!(log[0].myip.as_deref(), Some("10.77.2.10"));
     assert_eq!(log[0].myipv6.as_deref(), Some("2001:db8::10"));
-    assert_eq!(log[0].answer, "good 192.0.2.10,2001:db8::10");
+    assert_eq!(log[0].answer, "good 10.77.2.10,2001:db8::10");
     assert_eq!(
         fake.ip_of(WWW),
         Some(HostIps {
-            v4: Some("192.0.2.10".parse().unwrap()),
+            v4: Some("10.77.2.10".parse().unwrap()),
             v6: Some("2001:db8::10".parse().unwrap()),
         })
     );
@@ -586,7 +586,7 @@ async fn dyndns2_codes() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]).with_flavor(noip::Flavor::Dyndns2);
     let run = start(&fake).await;
     let p = provider(Flavor::Dyndns2, &run, &["www"]);
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "`notfqdn`");
     assert_eq!(p.alerts().len(), 1);
 
@@ -596,10 +596,10 @@ async fn dyndns2_codes() {
         .with_max_hosts(1);
     let run = start(&fake).await;
     let p = provider(Flavor::Dyndns2, &run, &[WWW, WWW2]);
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "`numhost`");
     assert_eq!(fake.log()[0].answer, "numhost");
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_eq!(fake.requests(), 1);
 
     // dnserr: a hold, like 911.
@@ -607,13 +607,13 @@ async fn dyndns2_codes() {
     let run = start(&fake).await;
     let p = provider(Flavor::Dyndns2, &run, &[WWW]);
     fake.fail_next("dnserr", 1);
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "held until");
     assert_blocked(&e, "`dnserr`");
     // A bare `good` (no address) is fine from a dyndns2 server.
     p.clear();
     fake.answer_next("good");
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
     assert_eq!(fake.requests(), 2);
 }
 
@@ -623,7 +623,7 @@ async fn unknown_answer_is_rejected_and_quoted() {
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW, WWW2]);
     fake.answer_next("<html><body>Scheduled maintenance</body></html>");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     match &e {
         StrategyError::Rejected { reason, .. } => {
             assert!(reason.contains("Scheduled maintenance"), "{reason}");
@@ -634,7 +634,7 @@ async fn unknown_answer_is_rejected_and_quoted() {
     // The same update is not sent again at once (a server that answers
     // nonsense is not sent it every few seconds); the operator's clear
     // lets it go.
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("no request was sent") && reason.contains("Scheduled maintenance")),
         "{e}"
@@ -642,8 +642,8 @@ async fn unknown_answer_is_rejected_and_quoted() {
     assert_eq!(fake.requests(), 1);
     p.clear();
     // Fewer lines than hostnames.
-    fake.answer_next("good 192.0.2.10");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    fake.answer_next("good 10.77.2.10");
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("1 line for 2 hostnames")),
         "{e}"
@@ -651,12 +651,12 @@ async fn unknown_answer_is_rejected_and_quoted() {
     p.clear();
     // A very long answer is quoted truncated.
     fake.answer_next(&"x".repeat(5000));
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(e.to_string().len() < 1000, "{}", e.to_string().len());
     p.clear();
     // The server set another address than the one sent.
     fake.answer_next("good 203.0.113.99\ngood 203.0.113.99");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("203.0.113.99")),
         "{e}"
@@ -671,19 +671,19 @@ async fn http_errors_say_what_happened() {
     let p = provider(Flavor::Noip, &run, &[WWW]);
 
     fake.status_next(503, "Service Unavailable");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("HTTP 503"), "{e}");
     assert!(p.alerts().is_empty());
     // Not sent again at once: still transient, no request.
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("no request was sent"), "{e}");
     assert_eq!(fake.requests(), 1);
     p.clear();
 
     fake.status_next(404, "Not Found");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("HTTP 404") && reason.contains("update URL")),
         "{e}"
@@ -691,7 +691,7 @@ async fn http_errors_say_what_happened() {
     p.clear();
 
     fake.status_next(302, "");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(
         matches!(&e, StrategyError::Rejected { reason, .. } if reason.contains("redirect")),
         "{e}"
@@ -700,21 +700,21 @@ async fn http_errors_say_what_happened() {
 
     // A 5xx whose body is a return code is that code.
     fake.status_next(500, "911");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "held until");
     p.clear();
 
     // 401 without a code: the credentials are refused; stop.
     fake.status_next(401, "Unauthorized");
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_blocked(&e, "HTTP 401");
     assert_blocked(&e, "credentials");
     let n = fake.requests();
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert_eq!(fake.requests(), n);
     p.clear();
 
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
 }
 
 #[tokio::test]
@@ -733,11 +733,11 @@ async fn timeouts_and_refused_connections_are_transient() {
     )
     .unwrap();
     fake.stall_next();
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("no answer within"), "{e}");
     // Resent once the pause after a failure has passed, not at once.
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(
         e.is_transient() && e.to_string().contains("no request was sent"),
         "{e:?}"
@@ -746,7 +746,7 @@ async fn timeouts_and_refused_connections_are_transient() {
     tokio::time::pause();
     tokio::time::advance(FAILED_PAUSE).await;
     tokio::time::resume();
-    p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap();
     assert_eq!(fake.requests(), 2);
 
     // Nothing listens there any more.
@@ -763,7 +763,7 @@ async fn timeouts_and_refused_connections_are_transient() {
         Duration::from_millis(300),
     )
     .unwrap();
-    let e = p.publish("ca", &v4("192.0.2.10"), 1).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
     assert!(e.to_string().contains("8245"), "the No-IP hint: {e}");
 }
@@ -800,7 +800,7 @@ async fn a_failed_update_is_not_resent_every_pass() {
         Duration::from_millis(300),
     )
     .unwrap();
-    let ca = v4("192.0.2.10");
+    let ca = v4("10.77.2.10");
     fake.stall_next();
     for _ in 0..20 {
         fake.status_next(503, "Service Unavailable");
@@ -846,7 +846,7 @@ async fn stale_epoch_is_refused_without_a_request() {
     let run = start(&fake).await;
     let p = provider(Flavor::Noip, &run, &[WWW]);
     p.publish("tx", &v4("198.51.100.20"), 5).await.unwrap();
-    let e = p.publish("ca", &v4("192.0.2.10"), 4).await.unwrap_err();
+    let e = p.publish("ca", &v4("10.77.2.10"), 4).await.unwrap_err();
     assert!(
         matches!(
             e,
@@ -881,7 +881,7 @@ async fn an_older_order_after_an_unanswered_update_is_refused() {
         Duration::from_millis(300),
     )
     .unwrap();
-    p.publish("ca", &v4("192.0.2.10"), 5).await.unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 5).await.unwrap();
     fake.stall_next();
     let e = p
         .publish("tx", &v4("198.51.100.20"), 6)
@@ -890,7 +890,7 @@ async fn an_older_order_after_an_unanswered_update_is_refused() {
     assert!(e.is_transient(), "{e:?}");
     assert_eq!(fake.requests(), 2);
     let e = p
-        .publish("ca", &v4("192.0.2.10"), 5)
+        .publish("ca", &v4("10.77.2.10"), 5)
         .await
         .expect_err("older than an update that may be in force");
     assert!(
@@ -978,7 +978,7 @@ async fn the_password_is_never_shown() {
             shown.push(format!("{e:?}"));
         }
     };
-    record(p.publish("ca", &v4("192.0.2.10"), 1).await);
+    record(p.publish("ca", &v4("10.77.2.10"), 1).await);
     for body in ["garbage", "badauth", "911"] {
         p.clear();
         fake.answer_next(body);
@@ -996,7 +996,7 @@ async fn the_password_is_never_shown() {
         &creds("wrong-Pa55-w0rd-never-shown"),
         None,
     );
-    record(wrong.publish("ca", &v4("192.0.2.10"), 1).await);
+    record(wrong.publish("ca", &v4("10.77.2.10"), 1).await);
     shown.extend(p.alerts());
     shown.extend(wrong.alerts());
     shown.push(format!("{wrong:?}"));
@@ -1014,7 +1014,7 @@ async fn the_password_is_never_shown() {
         Duration::from_secs(1),
     )
     .unwrap();
-    if let Err(e) = gone.publish("ca", &v4("192.0.2.10"), 1).await {
+    if let Err(e) = gone.publish("ca", &v4("10.77.2.10"), 1).await {
         shown.push(format!("{e:?}"));
     }
 
@@ -1035,7 +1035,7 @@ async fn the_fake_is_strict_about_the_protocol() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
     let run = start(&fake).await;
     let http = reqwest::Client::new();
-    let url = format!("{}?hostname={WWW}&myip=192.0.2.10", run.update_url());
+    let url = format!("{}?hostname={WWW}&myip=10.77.2.10", run.update_url());
     let ua = "Example warden/0.1 ops@example.net";
 
     // No basic authentication: the HTTP challenge, no return code.
@@ -1172,7 +1172,7 @@ credentials = {{ file = "{cred}" }}
 user_agent = "Example-Corp warden/0.1.0 dns@example.net"
 
 [groups.www.dns.addresses]
-ca = "192.0.2.10"
+ca = "10.77.2.10"
 tx = "198.51.100.20"
 "#,
         dir = dir.path().display(),

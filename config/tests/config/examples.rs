@@ -48,6 +48,46 @@ fn examples_never_use_documentation_addresses() {
     }
 }
 
+/// 192.0.2.0/24 is the uplink of the machines the tests run on: no test
+/// may point a record, a check or a connection there. Every Rust source
+/// of the workspace is read for it; the lab's self-test (which asks the
+/// kernel how it would route there, to prove its isolation) and this
+/// guard are the only places that name it.
+#[test]
+fn no_source_uses_the_machines_uplink_addresses() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    assert!(
+        files.len() > 100,
+        "the workspace's sources: {}",
+        files.len()
+    );
+    let allowed = ["lab_selftest/main.rs", "config/examples.rs"];
+    let needle = ["192", "0", "2", ""].join(".");
+    let found: Vec<String> = files
+        .iter()
+        .filter(|p| !allowed.iter().any(|a| p.ends_with(a)))
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains(&needle)))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(found.is_empty(), "sources naming {needle}x: {found:#?}");
+}
+
 #[test]
 fn frontend_example() {
     let c = example("frontend.conf");

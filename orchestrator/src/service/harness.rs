@@ -520,7 +520,7 @@ pub(super) fn start_hybrid(
                 .map(|(i, f)| {
                     (
                         f.clone(),
-                        RecordValue::parse(&format!("192.0.2.{}", i + 1)).unwrap(),
+                        RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
                     )
                 })
                 .collect();

@@ -51,9 +51,9 @@ struct Dns {
 
 fn address(frontend: &str) -> RecordValue {
     RecordValue::parse(if frontend == "fe1" {
-        "192.0.2.1"
+        "10.77.2.1"
     } else {
-        "192.0.2.2"
+        "10.77.2.2"
     })
     .unwrap()
 }

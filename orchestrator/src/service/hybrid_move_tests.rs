@@ -90,7 +90,7 @@ fn hybrid(dir: &std::path::Path, fe1: &Arc<Fe>, fe2: &Arc<Fe>) -> (Arc<Shared>, 
                 .map(|(i, f)| {
                     (
                         f.to_string(),
-                        RecordValue::parse(&format!("192.0.2.{}", i + 1)).unwrap(),
+                        RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
                     )
                 })
                 .collect();

@@ -167,7 +167,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
         store.clone(),
         Mode::Elected(view),
         move |_, name| {
-            let sites = [("a", "192.0.2.1"), ("b", "192.0.2.2")]
+            let sites = [("a", "10.77.2.1"), ("b", "10.77.2.2")]
                 .into_iter()
                 .map(|(s, ip)| (s.to_string(), RecordValue::parse(ip).unwrap()))
                 .collect();

@@ -193,7 +193,7 @@ async fn a_hybrid_site_layer_split_is_mended_at_the_next_epoch() {
                 .map(|(i, f)| {
                     (
                         f.to_string(),
-                        RecordValue::parse(&format!("192.0.2.{}", i + 1)).unwrap(),
+                        RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
                     )
                 })
                 .collect();

@@ -86,7 +86,7 @@ pub const DEFAULT_USER_AGENT: &str = concat!(
 /// "retry the update no sooner than 30 minutes".
 pub const HOLD: Duration = Duration::from_secs(30 * 60);
 
-/// The longest answer to an update read: a line per name (`good 192.0.2.1`)
+/// The longest answer to an update read: a line per name (`good 10.77.2.1`)
 /// is far shorter; a server sending more is not a dyndns2 update server.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -513,7 +513,7 @@ mod tests {
     #[tokio::test]
     async fn an_endless_answer_is_cut_at_the_limit() {
         let (addr, sent) = crate::capped::endless_server(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngood 192.0.2.7",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ngood 10.77.2.7",
             b"",
         )
         .await;
@@ -528,7 +528,7 @@ mod tests {
         )
         .expect("provider");
         let value = RecordValue {
-            v4: Some("192.0.2.7".parse().unwrap()),
+            v4: Some("10.77.2.7".parse().unwrap()),
             v6: None,
         };
         let e = p
@@ -552,11 +552,11 @@ mod tests {
 
     #[test]
     fn parses_dual_stack() {
-        let l = parse_answer("good 192.0.2.1,2001:db8::1", 1, Flavor::Noip).unwrap();
+        let l = parse_answer("good 10.77.2.1,2001:db8::1", 1, Flavor::Noip).unwrap();
         assert_eq!(
             value_of(&l[0].ips),
             RecordValue {
-                v4: Some("192.0.2.1".parse().unwrap()),
+                v4: Some("10.77.2.1".parse().unwrap()),
                 v6: Some("2001:db8::1".parse().unwrap())
             }
         );
