@@ -280,6 +280,11 @@ async fn a_full_disk_is_an_alert_and_the_failover_still_routes_users() {
         round(&s, true).await;
     }
     store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    // A slow disk too: the decision's refusal comes 20 ms later, in real
+    // time, on the store thread (many rounds of a paused clock).
+    store
+        .decision_write_ms
+        .store(20, std::sync::atomic::Ordering::SeqCst);
     let mut moved = false;
     for _ in 0..60 {
         round_inner(&s, false, false).await;
