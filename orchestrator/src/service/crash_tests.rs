@@ -230,6 +230,9 @@ async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
     let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     store.decisions_full.store(true, SeqCst);
+    // A slow disk too: the decision's refusal comes 20 ms later, in real
+    // time, on the store thread (many rounds of a paused clock).
+    store.decision_write_ms.store(20, SeqCst);
     let id = s.operator_failover("web", "b", "operator").unwrap();
     let stored = |id: u64| {
         store
@@ -245,14 +248,11 @@ async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
             .any(|st| st.name == StepName::Promote && st.status == StepStatus::Running)
     };
     let hung = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
-    for _ in 0..400 {
+    for _ in 0..40 {
         if stored(id).is_some_and(|r| promoting(&r)) {
             break;
         }
         round_sites_unsettled(&s, (true, true), &hung).await;
-        // The step records are written on a blocking thread, in real time
-        // (the test's clock is paused): give it some on a loaded machine.
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     // SIGKILL: nothing more of that process acts or is written.
     s.licence().revoke("test: the process is killed");

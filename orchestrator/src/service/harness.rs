@@ -597,7 +597,9 @@ pub(super) async fn round(s: &Arc<Shared>, a_up: bool) {
     round_inner(s, a_up, true).await
 }
 
-/// [`round`]; `settle`: wait for the store writer (not with a full disk).
+/// [`round`]; `settle`: wait until the store holds every change (not with
+/// a full disk). Unsettled, a round still lets a commit under way end
+/// before its clock moves ([`Shared::writer_idle`]).
 pub(super) async fn round_inner(s: &Arc<Shared>, a_up: bool, settle: bool) {
     round_lag(s, a_up, settle, None).await
 }
@@ -626,7 +628,8 @@ pub(super) async fn round_sites(
     round_with(s, (a_up, b_up), true, None, held, None).await
 }
 
-/// [`round_sites`] without waiting for the store writer (a full disk).
+/// [`round_sites`] without waiting until the store holds the changes (a
+/// full disk): only a commit under way ends before the clock moves.
 pub(super) async fn round_sites_unsettled(
     s: &Arc<Shared>,
     up: (bool, bool),
@@ -720,6 +723,12 @@ async fn round_with(
     for _ in 0..20 {
         tokio::task::yield_now().await;
     }
+    // A commit the writer began (this round's changes, a retry on a full
+    // disk) ends before the clock moves: paused time does not wait for the
+    // store's blocking thread, and a round's 250 ms would otherwise pass
+    // while a loaded machine has not run it yet — a runbook waiting for its
+    // decision's commit to fail would not start for many rounds.
+    s.writer_idle().await;
     tokio::time::advance(Duration::from_millis(250)).await;
     for _ in 0..20 {
         tokio::task::yield_now().await;

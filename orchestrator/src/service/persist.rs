@@ -39,6 +39,10 @@ pub(crate) struct GroupWriter {
     written: watch::Sender<u64>,
     /// The newest sequence number whose commit failed (a full disk).
     failed: watch::Sender<u64>,
+    /// A commit is on the store's blocking thread now. Tests wait for it
+    /// to end before they move their paused clock, which does not wait for
+    /// a blocking thread (`Shared::writer_idle`).
+    committing: watch::Sender<bool>,
     /// Each group's highest epoch known durable (loaded from the store or
     /// committed since): the epoch agents may be told. One only queued may
     /// still be lost (a write etcd refuses, then a step-down), and an agent
@@ -54,6 +58,7 @@ impl GroupWriter {
             notify: Notify::new(),
             written: watch::channel(0).0,
             failed: watch::channel(0).0,
+            committing: watch::channel(false).0,
             durable: Mutex::new(BTreeMap::new()),
         }
     }
@@ -140,6 +145,14 @@ impl Shared {
         self.writer
             .durable_or_failed(seq, false, &CancellationToken::new())
             .await;
+    }
+
+    /// Wait until no commit is on the store's blocking thread: one under
+    /// way has ended (durable, failed or refused); a failed one's retry a
+    /// second later is not waited for (a full disk).
+    #[cfg(test)]
+    pub(crate) async fn writer_idle(&self) {
+        let _ = self.writer.committing.subscribe().wait_for(|c| !c).await;
     }
 
     /// Before acting on change `seq` (a decision): wait until it is durable,
@@ -234,6 +247,7 @@ impl Shared {
                 }
                 let store = self.store.clone();
                 let (g2, r2) = (groups.clone(), runbooks.clone());
+                self.writer.committing.send_replace(true);
                 let result = tokio::task::spawn_blocking(move || {
                     let mut groups = g2;
                     // A group's state is written with its newest runbook
@@ -258,6 +272,7 @@ impl Shared {
                     Ok::<(), crate::OrchestratorError>(())
                 })
                 .await;
+                self.writer.committing.send_replace(false);
                 match result {
                     Ok(Ok(())) => {
                         self.writer.committed(groups.values());

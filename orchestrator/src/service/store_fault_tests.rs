@@ -38,6 +38,9 @@ pub(super) struct FaultyStore {
     /// Only a decision's write (a group with its runbook) fails, as on a
     /// full disk: the group's record is the larger one.
     pub(super) decisions_full: std::sync::atomic::AtomicBool,
+    /// A decision's write takes this many milliseconds of real time (a slow
+    /// disk): the store thread works while a test's paused clock stands.
+    pub(super) decision_write_ms: std::sync::atomic::AtomicU64,
 }
 
 impl FaultyStore {
@@ -121,6 +124,7 @@ impl crate::store::Store for FaultyStore {
             self.write_done.store(true, SeqCst);
             judged?;
         }
+        std::thread::sleep(Duration::from_millis(self.decision_write_ms.load(SeqCst)));
         if self.decisions_full.load(SeqCst) {
             return Err(crate::OrchestratorError::store(
                 "write",
@@ -276,6 +280,11 @@ async fn a_full_disk_is_an_alert_and_the_failover_still_routes_users() {
         round(&s, true).await;
     }
     store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    // A slow disk too: the decision's refusal comes 20 ms later, in real
+    // time, on the store thread (many rounds of a paused clock).
+    store
+        .decision_write_ms
+        .store(20, std::sync::atomic::Ordering::SeqCst);
     let mut moved = false;
     for _ in 0..60 {
         round_inner(&s, false, false).await;
@@ -516,6 +525,9 @@ async fn a_retried_decision_never_puts_its_runbook_back_to_the_initial_record() 
         round(&s, true).await;
     }
     store.decisions_full.store(true, SeqCst);
+    // A slow disk too: the decision's refusal comes 20 ms later, in real
+    // time, on the store thread (many rounds of a paused clock).
+    store.decision_write_ms.store(20, SeqCst);
     let id = s.operator_failover("web", "b", "operator").unwrap();
     let stored = || {
         store
