@@ -209,6 +209,19 @@ impl<'t, 'r> Cx<'t, 'r> {
                 "driver \"haproxy\" does not use backends: the server addresses are in haproxy.cfg (one `server` per site in the backend); name each site's server with servers = { SITE = \"SERVER\" } instead",
             );
         }
+        // The built-in frontend holds users' connections; HAProxy cannot be
+        // told to: given here, it was taken and did nothing.
+        let hkey = format!("{key}.hold_connections");
+        if self.value_at(&hkey).is_some() {
+            self.push(
+                self.at(&hkey),
+                &hkey,
+                self.value_at(&hkey),
+                "driver \"haproxy\" holds no connection (haproxy.cfg's `timeout connect`, `retries` \
+                 and `option redispatch` decide what a user whose server refuses sees); \
+                 hold_connections is the built-in frontend's: remove this key",
+            );
+        }
         if !f.connect_retry.is_zero() {
             let k = format!("{key}.connect_retry");
             self.push(

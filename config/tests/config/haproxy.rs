@@ -285,6 +285,24 @@ fn connect_retry_is_the_builtin_frontends_and_bounded() {
     assert!(p.message.contains("haproxy.cfg"), "{p}");
 }
 
+/// `hold_connections` is the built-in frontend's: given to an HAProxy
+/// group it was taken and did nothing (HAProxy is never told to hold).
+/// Refused at its place, even at its default value; left out, fine.
+#[test]
+fn hold_connections_on_an_haproxy_group_is_refused_at_its_place() {
+    for value in ["\"2s\"", "\"0s\""] {
+        let text = base().replace(
+            "drain_timeout = \"10s\"",
+            &format!("drain_timeout = \"10s\"\nhold_connections = {value}"),
+        );
+        let p = one(&text);
+        assert_eq!(p.key, "groups.shop.frontend.hold_connections");
+        assert_eq!((p.line, p.col), pos_of(&text, value));
+        assert!(p.message.contains("built-in frontend's"), "{p}");
+    }
+    ok(&base());
+}
+
 /// Two groups driving one backend of one HAProxy (the same runtime API,
 /// under one frontend name or two) were accepted: each group's route sets
 /// that backend's servers for its own site, undoing the other's moves,
