@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{find, one, pos_of, problems, show, BASE};
+use crate::{find, one, pos_of, pos_of_nth, problems, show, BASE};
 
 #[test]
 fn several_problems_listed_at_once_sorted_by_line() {
@@ -638,4 +638,52 @@ fn a_name_that_is_no_one_line_label_is_refused_at_its_position() {
             assert!(p.iter().all(|x| x.key != *key), "{fine}: {}", show(&p));
         }
     }
+}
+
+/// An operator's name that is not allowed — given twice, the reserved
+/// `operator`, a space in it — is said at the name, showing it: a name is
+/// no secret (its actions' events carry it), so the message is not masked
+/// into "oper****tor n****me" as it was when the name was taken for one.
+#[test]
+fn an_operator_name_problem_is_said_at_the_name_and_shows_it() {
+    let with = |list: &str| {
+        BASE.replace(
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            &format!("operator_token = {{ file = \"/etc/warden/operator.token\" }}\n{list}"),
+        )
+    };
+    // Given twice: said at the second, naming the first.
+    let t = with(
+        "operators = [{ name = \"a\", token = { file = \"/etc/warden/a.token\" } }, \
+         { name = \"a\", token = { file = \"/etc/warden/b.token\" } }]",
+    );
+    let p = one(&t);
+    assert_eq!(p.key, "orchestrator.operators[1].name", "{p}");
+    assert_eq!((p.line, p.col), pos_of_nth(&t, "\"a\"", 1), "{p}");
+    assert_eq!(p.value.as_deref(), Some("\"a\""), "{p}");
+    assert!(
+        p.message.contains("orchestrator.operators[0] too") && !p.message.contains("****"),
+        "{p}"
+    );
+    // The reserved name, and one with a space.
+    for (name, says) in [
+        ("\"operator\"", "orchestrator.operator_token"),
+        ("\"al ice\"", "1 to 64 of letters, digits"),
+    ] {
+        let t = with(&format!(
+            "operators = [{{ name = {name}, token = {{ file = \"/etc/warden/a.token\" }} }}]"
+        ));
+        let p = one(&t);
+        assert_eq!(p.key, "orchestrator.operators[0].name", "{p}");
+        assert_eq!((p.line, p.col), pos_of(&t, name), "{p}");
+        assert_eq!(p.value.as_deref(), Some(name), "{p}");
+        assert!(
+            p.message.contains(says) && !p.message.contains("****"),
+            "{p}"
+        );
+    }
+    // A token pasted in place of the list is still never echoed.
+    let t = with("operators = [\"s3cret-token-value\"]");
+    let shown = show(&problems(&t));
+    assert!(!shown.contains("s3cret"), "{shown}");
 }
