@@ -167,6 +167,9 @@ pub(crate) async fn run(
     mut on_event: Option<OnEvent>,
 ) -> Result<ProbeReport, String> {
     let t = parse_target(target)?;
+    if interval.is_zero() {
+        return Err("--interval must be above zero: one attempt every interval, e.g. 100ms".into());
+    }
     let timeout = timeout.unwrap_or(interval).max(Duration::from_millis(50));
     let dns = match resolver {
         Some(server) => Some(TtlResolver::new(server, timeout)?),

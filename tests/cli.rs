@@ -1206,3 +1206,27 @@ fn clear_names_back_the_hold_it_read() {
         })
     );
 }
+
+/// `warden probe` refuses what it cannot measure with, saying so, exit 64:
+/// `--interval 0s` (it panicked: "`period` must be non-zero").
+#[test]
+fn probe_refuses_a_zero_interval() {
+    let out = Command::new(WARDEN)
+        .args([
+            "probe",
+            "127.0.0.1:9",
+            "--interval",
+            "0s",
+            "--duration",
+            "1s",
+        ])
+        .env("WARDEN_LOG", "error")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--interval must be above zero") && !err.contains("panicked"),
+        "{err}"
+    );
+}
