@@ -1230,3 +1230,36 @@ fn probe_refuses_a_zero_interval() {
         "{err}"
     );
 }
+
+/// `warden probe` refuses a target no attempt can reach — a URL that does
+/// not parse, a port 0 — saying so, exit 64, instead of measuring a 100 %
+/// outage that is only the typo's (it printed "outage started: request
+/// failed" and exited 0).
+#[test]
+fn probe_refuses_a_target_that_cannot_be_reached() {
+    for (target, says) in [
+        ("http://[::1", "is not a URL"),
+        ("http://127.0.0.1:0/", "port 0"),
+        ("tcp://127.0.0.1:0", "give http://host:port/path"),
+        ("127.0.0.1:0", "give http://host:port/path"),
+    ] {
+        let out = Command::new(WARDEN)
+            .args([
+                "probe",
+                target,
+                "--interval",
+                "100ms",
+                "--duration",
+                "300ms",
+            ])
+            .env("WARDEN_LOG", "error")
+            .output()
+            .unwrap();
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(64), "{target}: {o}{e}");
+        assert!(
+            e.contains(says) && !o.contains("outage"),
+            "{target}: {o}{e}"
+        );
+    }
+}
