@@ -1263,3 +1263,37 @@ fn probe_refuses_a_target_that_cannot_be_reached() {
         );
     }
 }
+
+/// `warden drill GROUP --timeout 0s` is refused before anything is sent:
+/// with no time to wait, the drill would start its switchover and stop
+/// waiting at once, leaving users on the standby with no failback (it read
+/// the group and went on).
+#[test]
+fn drill_refuses_a_zero_timeout_before_sending_anything() {
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    let out = Command::new(WARDEN)
+        .args([
+            "drill",
+            "web",
+            "--timeout",
+            "0s",
+            "--url",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--timeout") && err.contains("above zero"),
+        "{err}"
+    );
+    let sent: Vec<(String, String)> = requests.try_iter().collect();
+    assert!(sent.is_empty(), "nothing is sent: {sent:?}");
+}

@@ -145,8 +145,10 @@ pub(crate) enum Cmd {
         /// How long users stay on the standby before the failback.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         stay: Duration,
-        /// How long each move may take before the drill stops waiting.
-        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        /// How long each move may take before the drill stops waiting
+        /// (above zero: the drill would start its switchover and stop
+        /// waiting at once, leaving users on the standby).
+        #[arg(long, default_value = "15m", value_parser = parse_move_timeout)]
         timeout: Duration,
         #[arg(long)]
         json: bool,
@@ -275,6 +277,17 @@ pub(crate) enum Cmd {
         #[arg(long, value_enum, default_value = "noip")]
         flavor: crate::fake_noip::FakeFlavor,
     },
+}
+
+/// `drill --timeout`: a duration above zero.
+fn parse_move_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err(
+            "must be above zero: the drill would start its switchover and stop waiting at once, leaving users on the standby".into(),
+        ),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {
