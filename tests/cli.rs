@@ -1297,3 +1297,38 @@ fn drill_refuses_a_zero_timeout_before_sending_anything() {
     let sent: Vec<(String, String)> = requests.try_iter().collect();
     assert!(sent.is_empty(), "nothing is sent: {sent:?}");
 }
+
+/// A `--url` the API's paths cannot be added to — a query (`/?x` asked
+/// `/?x/v1/status`, the dashboard's page), another scheme, credentials —
+/// is refused with what is wrong, exit 64, before anything is sent (it
+/// was sent, and the answer reported as "not what this CLI reads"); a
+/// password in it is never echoed.
+#[test]
+fn a_url_the_api_paths_cannot_be_added_to_is_refused() {
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    let port = url.rsplit(':').next().unwrap().to_string();
+    for (bad, says) in [
+        (format!("{url}/?x"), "query or fragment"),
+        (format!("{url}/#top"), "query or fragment"),
+        (format!("ftp://127.0.0.1:{port}"), "http:// or https://"),
+        (format!("http://op:hunter2@127.0.0.1:{port}"), "credentials"),
+    ] {
+        let out = Command::new(WARDEN)
+            .args(["status", "--url", &bad, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{bad}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("hunter2"),
+            "{bad}: {err}"
+        );
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert!(sent.is_empty(), "{bad}: nothing is sent: {sent:?}");
+    }
+}
