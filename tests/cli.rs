@@ -1332,3 +1332,29 @@ fn a_url_the_api_paths_cannot_be_added_to_is_refused() {
         assert!(sent.is_empty(), "{bad}: nothing is sent: {sent:?}");
     }
 }
+
+/// A `--token-file` every user can read is refused with the `chmod` that
+/// fixes it, and nothing else to do: a file named on the command line has
+/// no reference where `others_may_read = true` could be set (the message
+/// advised it).
+#[test]
+fn a_token_file_every_user_can_read_is_refused_with_the_fix_that_applies() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(WARDEN)
+        .args(["status", "--url", "http://127.0.0.1:9", "--token-file"])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--token-file")
+            && err.contains("chmod 600")
+            && !err.contains("others_may_read"),
+        "{err}"
+    );
+}
