@@ -101,10 +101,11 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let Some(t) = &o.tls {
             self.check_tls("orchestrator.tls", t);
             if o.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+                let value = self.value_at("orchestrator.url");
                 self.push(
                     self.at("orchestrator.url"),
                     "orchestrator.url",
-                    o.url.clone(),
+                    value,
                     "the API speaks TLS (orchestrator.tls): the url must be https://",
                 );
             }
@@ -293,12 +294,8 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             if !listens.insert(n.listen) {
                 let k = format!("orchestrator.nodes[{i}].listen");
-                self.push(
-                    self.at(&k),
-                    &k,
-                    Some(n.listen.to_string()),
-                    "is another node's address too",
-                );
+                let value = self.value_at(&k);
+                self.push(self.at(&k), &k, value, "is another node's address too");
             }
             if let Some(u) = &n.url {
                 let k = format!("orchestrator.nodes[{i}].url");

@@ -687,3 +687,37 @@ fn an_operator_name_problem_is_said_at_the_name_and_shows_it() {
     let shown = show(&problems(&t));
     assert!(!shown.contains("s3cret"), "{shown}");
 }
+
+/// ` = VALUE` is what the file says, as written (quoted, as every other
+/// problem shows a string): an http:// url beside orchestrator.tls, and a
+/// node's listen given twice, were shown bare (`orchestrator.url =
+/// http://…`, `orchestrator.nodes[1].listen = 10.0.1.2:7000`).
+#[test]
+fn a_value_is_shown_as_written_in_the_file() {
+    let tls = BASE.replace(
+        "listen = \"10.0.0.2:7000\"\n",
+        "listen = \"10.0.0.2:7000\"\nurl = \"http://warden.example.net:7000\"\n\
+         tls = { cert = \"/etc/warden/tls/orch.pem\", key = \"/etc/warden/tls/orch.key\" }\n",
+    );
+    let p = one(&tls);
+    assert_eq!(p.key, "orchestrator.url", "{p}");
+    assert_eq!(
+        p.value.as_deref(),
+        Some("\"http://warden.example.net:7000\""),
+        "{p}"
+    );
+    let nodes = BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }\n",
+        "operator_token = { file = \"/etc/warden/operator.token\" }\nstore = \"etcd\"\n\
+         etcd = { endpoints = [\"http://10.0.1.5:2379\"] }\n\
+         nodes = [{ name = \"a\", listen = \"10.0.1.2:7000\" }, { name = \"b\", listen = \"10.0.1.2:7000\" }]\n",
+    );
+    let p = problems(&nodes);
+    let e = find(&p, "orchestrator.nodes[1].listen");
+    assert_eq!(
+        e.value.as_deref(),
+        Some("\"10.0.1.2:7000\""),
+        "{}",
+        show(&p)
+    );
+}
