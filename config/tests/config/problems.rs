@@ -228,12 +228,28 @@ fn syntax_errors_have_line_and_column() {
     assert_eq!(p[0].key, "(syntax)");
     assert_eq!(p[0].line, pos_of(&text, "[sites.tx").0, "{}", show(&p));
 
-    // A table defined twice.
+    // A table defined twice: said with the table and its first line.
     let text = format!("{BASE}\n[sites.ca]\nagent_token = {{ env = \"X\" }}\n");
     let p = problems(&text);
     assert_eq!(p[0].key, "(syntax)");
     assert!(p[0].message.contains("duplicate"), "{}", show(&p));
     assert_eq!(p[0].line, pos_of_last(&text, "[sites.ca]").0);
+    let first = pos_of(&text, "[sites.ca]").0;
+    assert!(
+        p[0].message.contains(&format!(
+            "the table [sites.ca] is written twice (first at line {first})"
+        )),
+        "{}",
+        show(&p)
+    );
+    // A key set twice: said with the key.
+    let text = BASE.replace(
+        "interval = \"500ms\"",
+        "interval = \"500ms\"\ninterval = \"1s\"",
+    );
+    let p = one(&text);
+    assert_eq!(p.line, pos_of(&text, "interval = \"1s\"").0, "{p}");
+    assert!(p.message.contains("interval is set twice"), "{p}");
 
     // Several syntax errors at once.
     let text = BASE
