@@ -203,9 +203,19 @@ pub(crate) async fn run(
     let mut last_body: Option<String> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // `--duration` ends the run when it is up, not at the first tick after
+    // it (an interval longer than the duration ran a whole interval).
+    let end = async {
+        match duration.and_then(|d| start.checked_add(d)) {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = &mut end => break,
             _ = tick.tick() => {}
         }
         if duration.is_some_and(|d| start.elapsed() >= d) {

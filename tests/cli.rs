@@ -1358,3 +1358,38 @@ fn a_token_file_every_user_can_read_is_refused_with_the_fix_that_applies() {
         "{err}"
     );
 }
+
+/// `warden probe --duration D` stops when D is up, also with an interval
+/// longer than D (it ran until the next tick: `--interval 1h --duration
+/// 300ms` measured for an hour).
+#[test]
+fn probe_stops_when_its_duration_is_up() {
+    let mut child = Command::new(WARDEN)
+        .args([
+            "probe",
+            "127.0.0.1:9",
+            "--interval",
+            "1h",
+            "--duration",
+            "300ms",
+        ])
+        .env("WARDEN_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Generous: the run is 300 ms; an hour is what is ruled out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("warden probe --duration 300ms still ran after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}{}", text(&out.stderr));
+    assert!(o.contains("1 attempts"), "{o}");
+}
