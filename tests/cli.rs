@@ -1,6 +1,8 @@
 //! The `warden` binary's command line, run as a user runs it: which file
-//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`), and
-//! `rsync-gate` as an rsync daemon runs it.
+//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`), `rsync-gate`
+//! as an rsync daemon runs it, the operator commands against a fake API
+//! (what they send, and bad `--url`, `--token-file`, `drill --timeout`
+//! refused before anything is sent), and `probe`'s refusals and duration.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
