@@ -20,6 +20,36 @@ pub(crate) struct Client {
     http: reqwest::Client,
 }
 
+/// A `--url` the API's paths can be added to, as `orchestrator.url` must
+/// be: http(s), a host, a port other than 0, no query or fragment (the
+/// paths would end up inside them: `http://h:7000/?x` asked
+/// `http://h:7000/?x/v1/status`, the dashboard's page), no credentials
+/// (the token is the credential; the URL is shown in errors, so it is not
+/// echoed then).
+fn check_base(u: &str) -> anyhow::Result<()> {
+    const E: &str = "e.g. http://10.0.0.2:7000";
+    let url = reqwest::Url::parse(u).map_err(|e| anyhow!("--url {u:?} is not a URL ({e}); {E}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!("--url holds credentials (user:password@): the operator token is the credential (--token-file); {E}");
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--url {u:?} must be an http:// or https:// URL; {E}");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        bail!("--url {u:?} names no host; {E}");
+    }
+    if url.port() == Some(0) {
+        bail!("--url {u:?} has port 0, where nothing can be reached; {E}");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!(
+            "--url {u:?} holds a query or fragment: the API's paths are added to it (…/v1/status) \
+             and would end up inside it; give scheme, host, port and at most a path"
+        );
+    }
+    Ok(())
+}
+
 impl Client {
     pub(crate) fn new(cli: &Cli) -> anyhow::Result<Client> {
         let cfg = match &cli.config {
@@ -27,11 +57,17 @@ impl Client {
             None => None,
         };
         let bases: Vec<String> = match (&cli.url, &cfg) {
-            (Some(u), _) => u
-                .split(',')
-                .map(|u| u.trim().trim_end_matches('/').to_string())
-                .filter(|u| !u.is_empty())
-                .collect(),
+            (Some(u), _) => {
+                let bases: Vec<String> = u
+                    .split(',')
+                    .map(|u| u.trim().trim_end_matches('/').to_string())
+                    .filter(|u| !u.is_empty())
+                    .collect();
+                for b in &bases {
+                    check_base(b)?;
+                }
+                bases
+            }
             (None, Some(c)) => c.orchestrator.urls(),
             (None, None) => {
                 bail!("give --config FILE or --url URL (or WARDEN_CONFIG / WARDEN_URL)")

@@ -105,20 +105,30 @@ enum Target {
     Http(String),
 }
 
+/// The target, or why it can never be reached: a URL that does not parse
+/// or names no host, a port missing or 0 (each attempt would fail, and the
+/// report show a 100 % outage that is only the typo's).
 fn parse_target(t: &str) -> Result<Target, String> {
+    let usage = "give http://host:port/path, tcp://host:port or host:port";
     if t.starts_with("http://") || t.starts_with("https://") {
-        Ok(Target::Http(t.to_string()))
-    } else if let Some(rest) = t.strip_prefix("tcp://") {
-        Ok(Target::Tcp(rest.to_string()))
-    } else if t
-        .rsplit_once(':')
-        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-    {
-        Ok(Target::Tcp(t.to_string()))
-    } else {
-        Err(format!(
-            "target {t:?}: give http://host:port/path, tcp://host:port or host:port"
-        ))
+        let u = reqwest::Url::parse(t)
+            .map_err(|e| format!("target {t:?} is not a URL ({e}): {usage}"))?;
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err(format!("target {t:?} names no host: {usage}"));
+        }
+        if u.port() == Some(0) {
+            return Err(format!(
+                "target {t:?} has port 0, where nothing can be reached: {usage}"
+            ));
+        }
+        return Ok(Target::Http(t.to_string()));
+    }
+    let hp = t.strip_prefix("tcp://").unwrap_or(t);
+    match hp.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(Target::Tcp(hp.to_string()))
+        }
+        _ => Err(format!("target {t:?}: {usage}")),
     }
 }
 
@@ -167,6 +177,9 @@ pub(crate) async fn run(
     mut on_event: Option<OnEvent>,
 ) -> Result<ProbeReport, String> {
     let t = parse_target(target)?;
+    if interval.is_zero() {
+        return Err("--interval must be above zero: one attempt every interval, e.g. 100ms".into());
+    }
     let timeout = timeout.unwrap_or(interval).max(Duration::from_millis(50));
     let dns = match resolver {
         Some(server) => Some(TtlResolver::new(server, timeout)?),
@@ -190,9 +203,19 @@ pub(crate) async fn run(
     let mut last_body: Option<String> = None;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // `--duration` ends the run when it is up, not at the first tick after
+    // it (an interval longer than the duration ran a whole interval).
+    let end = async {
+        match duration.and_then(|d| start.checked_add(d)) {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(end);
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = &mut end => break,
             _ = tick.tick() => {}
         }
         if duration.is_some_and(|d| start.elapsed() >= d) {

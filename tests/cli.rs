@@ -1,6 +1,8 @@
 //! The `warden` binary's command line, run as a user runs it: which file
-//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`), and
-//! `rsync-gate` as an rsync daemon runs it.
+//! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`), `rsync-gate`
+//! as an rsync daemon runs it, the operator commands against a fake API
+//! (what they send, and bad `--url`, `--token-file`, `drill --timeout`
+//! refused before anything is sent), and `probe`'s refusals and duration.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1252,4 +1254,191 @@ fn clear_names_back_the_hold_it_read() {
             "divergent": 2,
         })
     );
+}
+
+/// `warden probe` refuses what it cannot measure with, saying so, exit 64:
+/// `--interval 0s` (it panicked: "`period` must be non-zero").
+#[test]
+fn probe_refuses_a_zero_interval() {
+    let out = Command::new(WARDEN)
+        .args([
+            "probe",
+            "127.0.0.1:9",
+            "--interval",
+            "0s",
+            "--duration",
+            "1s",
+        ])
+        .env("WARDEN_LOG", "error")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--interval must be above zero") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+/// `warden probe` refuses a target no attempt can reach — a URL that does
+/// not parse, a port 0 — saying so, exit 64, instead of measuring a 100 %
+/// outage that is only the typo's (it printed "outage started: request
+/// failed" and exited 0).
+#[test]
+fn probe_refuses_a_target_that_cannot_be_reached() {
+    for (target, says) in [
+        ("http://[::1", "is not a URL"),
+        ("http://127.0.0.1:0/", "port 0"),
+        ("tcp://127.0.0.1:0", "give http://host:port/path"),
+        ("127.0.0.1:0", "give http://host:port/path"),
+    ] {
+        let out = Command::new(WARDEN)
+            .args([
+                "probe",
+                target,
+                "--interval",
+                "100ms",
+                "--duration",
+                "300ms",
+            ])
+            .env("WARDEN_LOG", "error")
+            .output()
+            .unwrap();
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(64), "{target}: {o}{e}");
+        assert!(
+            e.contains(says) && !o.contains("outage"),
+            "{target}: {o}{e}"
+        );
+    }
+}
+
+/// `warden drill GROUP --timeout 0s` is refused before anything is sent:
+/// with no time to wait, the drill would start its switchover and stop
+/// waiting at once, leaving users on the standby with no failback (it read
+/// the group and went on).
+#[test]
+fn drill_refuses_a_zero_timeout_before_sending_anything() {
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    let out = Command::new(WARDEN)
+        .args([
+            "drill",
+            "web",
+            "--timeout",
+            "0s",
+            "--url",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--timeout") && err.contains("above zero"),
+        "{err}"
+    );
+    let sent: Vec<(String, String)> = requests.try_iter().collect();
+    assert!(sent.is_empty(), "nothing is sent: {sent:?}");
+}
+
+/// A `--url` the API's paths cannot be added to — a query (`/?x` asked
+/// `/?x/v1/status`, the dashboard's page), another scheme, credentials —
+/// is refused with what is wrong, exit 64, before anything is sent (it
+/// was sent, and the answer reported as "not what this CLI reads"); a
+/// password in it is never echoed.
+#[test]
+fn a_url_the_api_paths_cannot_be_added_to_is_refused() {
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    let port = url.rsplit(':').next().unwrap().to_string();
+    for (bad, says) in [
+        (format!("{url}/?x"), "query or fragment"),
+        (format!("{url}/#top"), "query or fragment"),
+        (format!("ftp://127.0.0.1:{port}"), "http:// or https://"),
+        (format!("http://op:hunter2@127.0.0.1:{port}"), "credentials"),
+    ] {
+        let out = Command::new(WARDEN)
+            .args(["status", "--url", &bad, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{bad}: {err}");
+        assert!(
+            err.contains(says) && !err.contains("hunter2"),
+            "{bad}: {err}"
+        );
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert!(sent.is_empty(), "{bad}: nothing is sent: {sent:?}");
+    }
+}
+
+/// A `--token-file` every user can read is refused with the `chmod` that
+/// fixes it, and nothing else to do: a file named on the command line has
+/// no reference where `others_may_read = true` could be set (the message
+/// advised it).
+#[test]
+fn a_token_file_every_user_can_read_is_refused_with_the_fix_that_applies() {
+    let (dir, _, _) = configs();
+    let token = dir.path().join("op");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new(WARDEN)
+        .args(["status", "--url", "http://127.0.0.1:9", "--token-file"])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--token-file")
+            && err.contains("chmod 600")
+            && !err.contains("others_may_read"),
+        "{err}"
+    );
+}
+
+/// `warden probe --duration D` stops when D is up, also with an interval
+/// longer than D (it ran until the next tick: `--interval 1h --duration
+/// 300ms` measured for an hour).
+#[test]
+fn probe_stops_when_its_duration_is_up() {
+    let mut child = Command::new(WARDEN)
+        .args([
+            "probe",
+            "127.0.0.1:9",
+            "--interval",
+            "1h",
+            "--duration",
+            "300ms",
+        ])
+        .env("WARDEN_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Generous: the run is 300 ms; an hour is what is ruled out.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("warden probe --duration 300ms still ran after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let o = text(&out.stdout);
+    assert!(out.status.success(), "{o}{}", text(&out.stderr));
+    assert!(o.contains("1 attempts"), "{o}");
 }

@@ -186,11 +186,17 @@ fn check_mode(
         tracing::warn!(key, "{what}; allowed by others_may_read = true");
         return Ok(());
     }
+    // A file named on the command line (`--token-file`) has no reference
+    // in which `others_may_read` could be set.
+    let or_accept = if key.starts_with("--") {
+        ""
+    } else {
+        ", or set `others_may_read = true` in this secret's reference to accept it"
+    };
     Err(ConfigError::Secret {
         key: key.to_string(),
         reason: format!(
-            "{what}: run `chmod 600 {}` (or 640 with a group that may read it), \
-             or set `others_may_read = true` in this secret's reference to accept it",
+            "{what}: run `chmod 600 {}` (or 640 with a group that may read it){or_accept}",
             path.display()
         ),
     })

@@ -85,11 +85,13 @@ pub(crate) enum Cmd {
     },
     /// Run a site's agent.
     Agent {
+        /// The site this agent runs at (a `[sites.NAME]` of the config).
         #[arg(long)]
         site: String,
     },
     /// Run a built-in frontend (TCP proxy with control API).
     Frontend {
+        /// This frontend's name (a `[frontends.NAME]` of kind "builtin").
         #[arg(long)]
         name: String,
     },
@@ -101,6 +103,7 @@ pub(crate) enum Cmd {
     },
     /// Groups: active site, state, epoch, per-site health per vantage point.
     Status {
+        /// Print the orchestrator's answer as JSON (text as it is, unescaped).
         #[arg(long)]
         json: bool,
     },
@@ -145,9 +148,12 @@ pub(crate) enum Cmd {
         /// How long users stay on the standby before the failback.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         stay: Duration,
-        /// How long each move may take before the drill stops waiting.
-        #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+        /// How long each move may take before the drill stops waiting
+        /// (above zero: the drill would start its switchover and stop
+        /// waiting at once, leaving users on the standby).
+        #[arg(long, default_value = "15m", value_parser = parse_move_timeout)]
         timeout: Duration,
+        /// Print the report (`succeeded`, each move with its steps) as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -171,7 +177,11 @@ pub(crate) enum Cmd {
         to: Option<String>,
     },
     /// Maintenance mode: no automatic decisions for the group.
-    Maintenance { group: String, mode: OnOff },
+    Maintenance {
+        group: String,
+        /// `on`: no automatic failover or failback; `off`: decide again.
+        mode: OnOff,
+    },
     /// Lift a group's alerts after fixing their cause (e.g. a DNS provider
     /// that stopped itself after `badauth`, or a `911` retry hold).
     Clear {
@@ -192,8 +202,10 @@ pub(crate) enum Cmd {
     },
     /// Decisions with the evidence behind them.
     Events {
+        /// Print the events as one JSON array.
         #[arg(long)]
         json: bool,
+        /// Only this group's events.
         #[arg(long)]
         group: Option<String>,
         /// Only events with id greater than this.
@@ -204,6 +216,7 @@ pub(crate) enum Cmd {
     Probe {
         /// http://host:port/path, or host:port / tcp://host:port.
         target: String,
+        /// One attempt every this long (above zero).
         #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
         interval: Duration,
         /// Per-attempt timeout (default: the interval, at least 50ms).
@@ -223,6 +236,7 @@ pub(crate) enum Cmd {
     },
     /// Local quickstart: two sites, agents, orchestrator and a frontend; a failover and a failback.
     Demo {
+        /// Print one JSON summary at the end instead of the narration.
         #[arg(long)]
         json: bool,
     },
@@ -275,6 +289,17 @@ pub(crate) enum Cmd {
         #[arg(long, value_enum, default_value = "noip")]
         flavor: crate::fake_noip::FakeFlavor,
     },
+}
+
+/// `drill --timeout`: a duration above zero.
+fn parse_move_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err(
+            "must be above zero: the drill would start its switchover and stop waiting at once, leaving users on the standby".into(),
+        ),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_resolver(s: &str) -> Result<std::net::SocketAddr, String> {

@@ -173,12 +173,11 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
         let mut places = SpanlessPlaces::new(text);
         for e in &syntax {
             let span = e.span().unwrap_or_else(|| places.next(e.message()));
-            cx.push(
-                span,
-                "(syntax)",
-                None,
-                format!("invalid TOML: {}", e.message().trim()),
-            );
+            let message = match e.message().trim() {
+                "duplicate key" => duplicate(text, &span),
+                m => m.to_string(),
+            };
+            cx.push(span, "(syntax)", None, format!("invalid TOML: {message}"));
         }
         None
     };
@@ -191,6 +190,45 @@ fn parse_with(text: &str, path: &Path, deployment: bool) -> Result<Config, Confi
     problems.sort_by(|a, b| (a.line, a.col, &a.key).cmp(&(b.line, b.col, &b.key)));
     problems.dedup();
     Err(ConfigError::Invalid(problems))
+}
+
+/// toml's "duplicate key", said with what is written twice and where it
+/// was first: a `[table]` header (its first line), or a key (set once in
+/// its table).
+fn duplicate(text: &str, span: &Range<usize>) -> String {
+    let start = span.start.min(text.len());
+    if !text.is_char_boundary(start) {
+        return "duplicate key: a key or [table] written twice; write it once".to_string();
+    }
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[line_start..line_end].trim();
+    let header = |l: &str| -> Option<String> {
+        let l = l.split('#').next()?.trim();
+        (l.starts_with('[') && l.ends_with(']')).then(|| l.to_string())
+    };
+    if let Some(h) = header(line) {
+        let first = text[..line_start]
+            .lines()
+            .position(|l| header(l).as_deref() == Some(h.as_str()));
+        return match first {
+            Some(n) => format!(
+                "duplicate key: the table {h} is written twice (first at line {}); write it once, with all its keys",
+                n + 1
+            ),
+            None => format!("duplicate key: the table {h} is defined already; write it once, with all its keys"),
+        };
+    }
+    match text
+        .get(span.clone())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    {
+        Some(k) if k.len() <= 64 && !k.contains('\n') => {
+            format!("duplicate key: {k} is set twice in its table; set it once")
+        }
+        _ => "duplicate key: a key set twice in its table; set it once".to_string(),
+    }
 }
 
 /// Where the syntax errors that toml gives no place for (its recursion

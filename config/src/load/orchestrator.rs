@@ -11,12 +11,46 @@ use super::*;
 const MIN_BODY_BYTES: usize = 64 * 1024;
 
 impl<'t, 'r> Cx<'t, 'r> {
+    /// `[[orchestrator.operators]]` names: 1–64 of letters, digits, `.`,
+    /// `_`, `-`; not `operator` (the `operator_token`'s); unique. Each
+    /// problem at the name, which it shows (a name is no secret).
+    fn check_operator_names(&mut self, o: &OrchestratorConfig) {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, t) in o.operators.iter().enumerate() {
+            let key = format!("orchestrator.operators[{i}].name");
+            let valid = (1..=64).contains(&t.name.len())
+                && t.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            let problem = if !valid {
+                Some("an operator name is 1 to 64 of letters, digits, '.', '_', '-'".to_string())
+            } else if t.name == "operator" {
+                Some(
+                    "is the name orchestrator.operator_token's actions are recorded under; choose another"
+                        .to_string(),
+                )
+            } else if let Some(first) = seen.get(t.name.as_str()) {
+                Some(format!(
+                    "is the name of orchestrator.operators[{first}] too: each operator's actions are recorded under its own name; give each its own"
+                ))
+            } else {
+                seen.insert(&t.name, i);
+                None
+            };
+            if let Some(message) = problem {
+                let value = self.value_at(&key);
+                self.push(self.at(&key), &key, value, message);
+            }
+        }
+    }
+
     pub(super) fn check_orchestrator(&mut self, o: &OrchestratorConfig) {
         self.check_state_dir("orchestrator.data_dir", &o.data_dir);
         self.check_secret("orchestrator.operator_token", &o.operator_token);
         for (i, t) in o.operators.iter().enumerate() {
             self.check_secret(&format!("orchestrator.operators[{i}].token"), &t.token);
         }
+        self.check_operator_names(o);
         if let Some(r) = &o.read_token {
             self.check_secret("orchestrator.read_token", r);
         }
@@ -67,10 +101,11 @@ impl<'t, 'r> Cx<'t, 'r> {
         if let Some(t) = &o.tls {
             self.check_tls("orchestrator.tls", t);
             if o.url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+                let value = self.value_at("orchestrator.url");
                 self.push(
                     self.at("orchestrator.url"),
                     "orchestrator.url",
-                    o.url.clone(),
+                    value,
                     "the API speaks TLS (orchestrator.tls): the url must be https://",
                 );
             }
@@ -259,12 +294,8 @@ impl<'t, 'r> Cx<'t, 'r> {
             }
             if !listens.insert(n.listen) {
                 let k = format!("orchestrator.nodes[{i}].listen");
-                self.push(
-                    self.at(&k),
-                    &k,
-                    Some(n.listen.to_string()),
-                    "is another node's address too",
-                );
+                let value = self.value_at(&k);
+                self.push(self.at(&k), &k, value, "is another node's address too");
             }
             if let Some(u) = &n.url {
                 let k = format!("orchestrator.nodes[{i}].url");

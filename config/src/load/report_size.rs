@@ -114,15 +114,22 @@ impl<'t, 'r> Cx<'t, 'r> {
             return;
         }
         let key = "orchestrator.max_body_bytes";
+        // The value as written; left unset, the default is the limit (said
+        // in the message: no value is shown that the file does not hold).
+        let value = self.value_at(key);
+        let limit = match value {
+            Some(_) => "this limit".to_string(),
+            None => format!("the default limit of {} bytes", o.max_body_bytes),
+        };
         self.push(
             self.at(key),
             key,
-            Some(o.max_body_bytes.to_string()),
+            value,
             format!(
                 "site {site}'s agent can send a report of up to {need} bytes (its checks, its peers' \
                  endpoints, its {groups_of} groups, room for a command outcome and, with replication, a \
                  divergent page), over \
-                 this limit: the orchestrator would refuse every report of it and the site would stay \
+                 {limit}: the orchestrator would refuse every report of it and the site would stay \
                  unknown; set max_body_bytes = {need} or more (or split the site's groups)"
             ),
         );

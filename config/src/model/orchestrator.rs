@@ -19,8 +19,9 @@ pub struct OrchestratorConfig {
     /// Operator bearer token (needed for every API call that is not an agent
     /// report); its events name it `operator`.
     pub operator_token: SecretRef,
-    /// More operator tokens, each with the name its actions' events record.
-    #[serde(default, deserialize_with = "operator_list")]
+    /// More operator tokens, each with the name its actions' events record
+    /// (names checked by [`crate::load`], each at its own position).
+    #[serde(default)]
     pub operators: Vec<NamedToken>,
     /// A read-only bearer token: status, groups, sites, events, runbooks,
     /// divergent lists and metrics; never an action.
@@ -240,34 +241,4 @@ pub struct NamedToken {
     pub name: String,
     /// The token.
     pub token: SecretRef,
-}
-
-/// Operator names: valid, unique, not `operator` (the `operator_token`'s).
-fn operator_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<NamedToken>, D::Error> {
-    let list = Vec::<NamedToken>::deserialize(d)?;
-    let mut seen = std::collections::BTreeSet::new();
-    for t in &list {
-        let ok = (1..=64).contains(&t.name.len())
-            && t.name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !ok {
-            return Err(serde::de::Error::custom(format!(
-                "operator name {:?}: 1 to 64 of letters, digits, '.', '_', '-'",
-                t.name
-            )));
-        }
-        if t.name == "operator" {
-            return Err(serde::de::Error::custom(
-                "operator name \"operator\" is the name of orchestrator.operator_token; choose another",
-            ));
-        }
-        if !seen.insert(t.name.as_str()) {
-            return Err(serde::de::Error::custom(format!(
-                "operator name {:?} is given twice",
-                t.name
-            )));
-        }
-    }
-    Ok(list)
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::{find, ok, one, pos_of, problems, show, BASE};
+use crate::{find, ok, one, pos_of, pos_of_nth, problems, show, BASE};
 
 #[test]
 fn several_problems_listed_at_once_sorted_by_line() {
@@ -228,12 +228,28 @@ fn syntax_errors_have_line_and_column() {
     assert_eq!(p[0].key, "(syntax)");
     assert_eq!(p[0].line, pos_of(&text, "[sites.tx").0, "{}", show(&p));
 
-    // A table defined twice.
+    // A table defined twice: said with the table and its first line.
     let text = format!("{BASE}\n[sites.ca]\nagent_token = {{ env = \"X\" }}\n");
     let p = problems(&text);
     assert_eq!(p[0].key, "(syntax)");
     assert!(p[0].message.contains("duplicate"), "{}", show(&p));
     assert_eq!(p[0].line, pos_of_last(&text, "[sites.ca]").0);
+    let first = pos_of(&text, "[sites.ca]").0;
+    assert!(
+        p[0].message.contains(&format!(
+            "the table [sites.ca] is written twice (first at line {first})"
+        )),
+        "{}",
+        show(&p)
+    );
+    // A key set twice: said with the key.
+    let text = BASE.replace(
+        "interval = \"500ms\"",
+        "interval = \"500ms\"\ninterval = \"1s\"",
+    );
+    let p = one(&text);
+    assert_eq!(p.line, pos_of(&text, "interval = \"1s\"").0, "{p}");
+    assert!(p.message.contains("interval is set twice"), "{p}");
 
     // Several syntax errors at once.
     let text = BASE
@@ -716,4 +732,86 @@ fn the_target_of_one_kind_on_another_is_refused_at_its_place() {
         );
         assert_eq!(p.len(), 1, "{key}: {}", show(&p));
     }
+}
+
+/// An operator's name that is not allowed — given twice, the reserved
+/// `operator`, a space in it — is said at the name, showing it: a name is
+/// no secret (its actions' events carry it), so the message is not masked
+/// into "oper****tor n****me" as it was when the name was taken for one.
+#[test]
+fn an_operator_name_problem_is_said_at_the_name_and_shows_it() {
+    let with = |list: &str| {
+        BASE.replace(
+            "operator_token = { file = \"/etc/warden/operator.token\" }",
+            &format!("operator_token = {{ file = \"/etc/warden/operator.token\" }}\n{list}"),
+        )
+    };
+    // Given twice: said at the second, naming the first.
+    let t = with(
+        "operators = [{ name = \"a\", token = { file = \"/etc/warden/a.token\" } }, \
+         { name = \"a\", token = { file = \"/etc/warden/b.token\" } }]",
+    );
+    let p = one(&t);
+    assert_eq!(p.key, "orchestrator.operators[1].name", "{p}");
+    assert_eq!((p.line, p.col), pos_of_nth(&t, "\"a\"", 1), "{p}");
+    assert_eq!(p.value.as_deref(), Some("\"a\""), "{p}");
+    assert!(
+        p.message.contains("orchestrator.operators[0] too") && !p.message.contains("****"),
+        "{p}"
+    );
+    // The reserved name, and one with a space.
+    for (name, says) in [
+        ("\"operator\"", "orchestrator.operator_token"),
+        ("\"al ice\"", "1 to 64 of letters, digits"),
+    ] {
+        let t = with(&format!(
+            "operators = [{{ name = {name}, token = {{ file = \"/etc/warden/a.token\" }} }}]"
+        ));
+        let p = one(&t);
+        assert_eq!(p.key, "orchestrator.operators[0].name", "{p}");
+        assert_eq!((p.line, p.col), pos_of(&t, name), "{p}");
+        assert_eq!(p.value.as_deref(), Some(name), "{p}");
+        assert!(
+            p.message.contains(says) && !p.message.contains("****"),
+            "{p}"
+        );
+    }
+    // A token pasted in place of the list is still never echoed.
+    let t = with("operators = [\"s3cret-token-value\"]");
+    let shown = show(&problems(&t));
+    assert!(!shown.contains("s3cret"), "{shown}");
+}
+
+/// ` = VALUE` is what the file says, as written (quoted, as every other
+/// problem shows a string): an http:// url beside orchestrator.tls, and a
+/// node's listen given twice, were shown bare (`orchestrator.url =
+/// http://…`, `orchestrator.nodes[1].listen = 10.0.1.2:7000`).
+#[test]
+fn a_value_is_shown_as_written_in_the_file() {
+    let tls = BASE.replace(
+        "listen = \"10.0.0.2:7000\"\n",
+        "listen = \"10.0.0.2:7000\"\nurl = \"http://warden.example.net:7000\"\n\
+         tls = { cert = \"/etc/warden/tls/orch.pem\", key = \"/etc/warden/tls/orch.key\" }\n",
+    );
+    let p = one(&tls);
+    assert_eq!(p.key, "orchestrator.url", "{p}");
+    assert_eq!(
+        p.value.as_deref(),
+        Some("\"http://warden.example.net:7000\""),
+        "{p}"
+    );
+    let nodes = BASE.replace(
+        "operator_token = { file = \"/etc/warden/operator.token\" }\n",
+        "operator_token = { file = \"/etc/warden/operator.token\" }\nstore = \"etcd\"\n\
+         etcd = { endpoints = [\"http://10.0.1.5:2379\"] }\n\
+         nodes = [{ name = \"a\", listen = \"10.0.1.2:7000\" }, { name = \"b\", listen = \"10.0.1.2:7000\" }]\n",
+    );
+    let p = problems(&nodes);
+    let e = find(&p, "orchestrator.nodes[1].listen");
+    assert_eq!(
+        e.value.as_deref(),
+        Some("\"10.0.1.2:7000\""),
+        "{}",
+        show(&p)
+    );
 }

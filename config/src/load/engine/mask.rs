@@ -16,10 +16,17 @@ pub(in crate::load) const SECRET_WORDS: &[&str] = &[
 /// How a masked value is shown.
 pub(in crate::load) const MASK: &str = "\"****\"";
 
-/// Is any part of this dotted key secret-looking?
+/// Is any part of this dotted key secret-looking? An operator's `name`
+/// (`orchestrator.operators[N].name`) is not: it is recorded in the events
+/// of its actions, and a problem with it must show it (masked, the name
+/// "a" given twice read "oper****tor n****me \"****\" is given twice").
 pub(in crate::load) fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| k.contains(w))
+    let operator_name = k
+        .strip_prefix("orchestrator.operators[")
+        .and_then(|rest| rest.split_once("].name"))
+        .is_some_and(|(i, after)| after.is_empty() && i.parse::<usize>().is_ok());
+    !operator_name && SECRET_WORDS.iter().any(|w| k.contains(w))
 }
 
 /// `text` with the value of every `NAME=VALUE` whose name looks secret

@@ -38,6 +38,13 @@ fn a_report_the_body_limit_cannot_hold_is_refused() {
             .contains("site ca's agent can send a report of up to"),
         "{e}"
     );
+    // Not in the file: no value shown as if it were written there; the
+    // message says the default is the limit.
+    assert_eq!(e.value, None, "{e}");
+    assert!(
+        e.message.contains("over the default limit of 65536 bytes"),
+        "{e}"
+    );
     assert!(e.message.contains("its 601 groups"), "{e}");
     let need: usize = e
         .message
@@ -61,8 +68,9 @@ fn a_report_the_body_limit_cannot_hold_is_refused() {
     );
     let p = problems(&short);
     assert!(
-        p.iter()
-            .any(|x| x.key == "orchestrator.max_body_bytes" && (x.line, x.col) == (2, 18)),
+        p.iter().any(|x| x.key == "orchestrator.max_body_bytes"
+            && (x.line, x.col) == (2, 18)
+            && x.value.as_deref() == Some(&(need - 1).to_string())),
         "{p:?}"
     );
     // A few groups are far within the default.
