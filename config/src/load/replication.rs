@@ -81,7 +81,13 @@ impl<'t, 'r> Cx<'t, 'r> {
             ("resync", r.resync.is_some(), plan == P::Command),
             ("verify", r.verify.is_some(), plan == P::Command),
         ];
-        for (k, present, used) in group_keys {
+        // Keys with a default: present when the file writes them.
+        let written = |cx: &Self, k: &str| cx.value_at(&format!("{base}.{k}")).is_some();
+        let defaulted = [
+            ("interval", written(self, "interval"), swift),
+            ("concurrency", written(self, "concurrency"), swift),
+        ];
+        for (k, present, used) in group_keys.into_iter().chain(defaulted) {
             let key = format!("{base}.{k}");
             if present && !used {
                 self.push(

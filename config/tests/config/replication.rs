@@ -338,3 +338,29 @@ fn a_share_of_the_wrong_type_asks_for_a_number() {
     );
     ok(&text.replace("\"0.5\"", "1"));
 }
+
+/// `interval` and `concurrency` are the Swift plans' (how often listings
+/// are compared, copies at once): given to an rsync plan they were taken
+/// and did nothing, as if tuning its rounds. Refused at their place, even
+/// at their defaults; a Swift plan takes them.
+#[test]
+fn the_swift_plans_tuning_keys_are_refused_on_an_rsync_plan() {
+    let text = format!("{BASE}{RSYNC}").replace(
+        "resync_lag_max = \"500ms\"",
+        "resync_lag_max = \"500ms\"\ninterval = \"10s\"\nconcurrency = 16",
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    for (k, v) in [("interval", "\"10s\""), ("concurrency", "16")] {
+        let e = find(&p, &format!("groups.web.replication.{k}"));
+        assert!(e.message.contains("does not use this key"), "{}", show(&p));
+        assert_eq!((e.line, e.col), pos_of(&text, v), "{k}");
+    }
+    let swift = format!("{BASE}{SWIFT}").replace(
+        "containers = [\"photos\", \"docs\"]",
+        "containers = [\"photos\", \"docs\"]\ninterval = \"10s\"\nconcurrency = 4",
+    );
+    let c = ok(&swift);
+    let r = c.groups["web"].replication.as_ref().unwrap().get_ref();
+    assert_eq!((r.interval, r.concurrency), (Duration::from_secs(10), 4));
+}
