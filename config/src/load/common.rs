@@ -107,6 +107,18 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "must be the path of a file holding the secret",
                 )
             }
+            // Only a file has readers to allow: with `env` it was taken
+            // and said nothing.
+            (None, Some(_)) if s.others_may_read => {
+                let k = format!("{key}.others_may_read");
+                self.push(
+                    self.at(&k),
+                    &k,
+                    None,
+                    "only a secret `file` is read with its permissions checked; an `env` \
+                     secret has none to allow: remove this key",
+                )
+            }
             _ => {}
         }
     }

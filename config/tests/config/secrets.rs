@@ -122,6 +122,26 @@ fn secret_ref_needs_exactly_one_source() {
     assert_eq!(p.key, "sites.tx.agent_token.env");
 }
 
+/// `others_may_read` allows a secret file that every user can read; an
+/// `env` secret has no permissions to allow, so the key there was taken
+/// and said nothing. Refused at its place.
+#[test]
+fn others_may_read_on_an_env_secret_is_refused_at_its_place() {
+    let text = BASE.replace(
+        "{ env = \"WARDEN_TX_TOKEN\" }",
+        "{ env = \"WARDEN_TX_TOKEN\", others_may_read = true }",
+    );
+    let p = one(&text);
+    assert_eq!(p.key, "sites.tx.agent_token.others_may_read");
+    assert_eq!((p.line, p.col), pos_of(&text, "true }"));
+    assert!(p.message.contains("only a secret `file`"), "{p}");
+    // with a file, it is what it is for
+    crate::ok(&BASE.replace(
+        "{ env = \"WARDEN_TX_TOKEN\" }",
+        "{ file = \"/etc/warden/tx\", others_may_read = true }",
+    ));
+}
+
 fn secret_err(r: &SecretRef) -> String {
     match Secret::load("orchestrator.operator_token", r) {
         Ok(_) => panic!("expected an error"),
