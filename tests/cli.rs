@@ -1345,6 +1345,28 @@ fn drill_refuses_a_zero_timeout_before_sending_anything() {
     );
     let sent: Vec<(String, String)> = requests.try_iter().collect();
     assert!(sent.is_empty(), "nothing is sent: {sent:?}");
+    // A stay or a timeout of ages overflowed the drill's clock after its
+    // switchover had started (a panic, users left on the standby).
+    for (flag, value) in [
+        ("--stay", "300000000years"),
+        ("--timeout", "300000000years"),
+    ] {
+        let out = Command::new(WARDEN)
+            .args(["drill", "web", flag, value, "--url", &url, "--token-file"])
+            .arg(&token)
+            .env("WARDEN_LOG", "error")
+            .env_remove("WARDEN_CONFIG")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(
+            err.contains(flag) && err.contains("at most 30 days"),
+            "{err}"
+        );
+        let sent: Vec<(String, String)> = requests.try_iter().collect();
+        assert!(sent.is_empty(), "{flag}: nothing is sent: {sent:?}");
+    }
 }
 
 /// A `--url` the API's paths cannot be added to — a query (`/?x` asked

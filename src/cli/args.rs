@@ -145,8 +145,9 @@ pub(crate) enum Cmd {
         /// The standby to move to (default: the group's first other site).
         #[arg(long)]
         to: Option<String>,
-        /// How long users stay on the standby before the failback.
-        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        /// How long users stay on the standby before the failback (at
+        /// most 30 days).
+        #[arg(long, default_value = "30s", value_parser = parse_drill_stay)]
         stay: Duration,
         /// How long each move may take before the drill stops waiting
         /// (above zero: the drill would start its switchover and stop
@@ -291,12 +292,27 @@ pub(crate) enum Cmd {
     },
 }
 
-/// `drill --timeout`: a duration above zero.
+/// The longest `drill --stay` and `--timeout`: a drill's clock must be
+/// able to reach its end (a value of ages overflowed it, after the
+/// switchover had started — users left on the standby by a panic).
+const DRILL_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `drill --stay`: at most [`DRILL_MAX`].
+fn parse_drill_stay(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d > DRILL_MAX => Err("must be at most 30 days".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `drill --timeout`: a duration above zero, at most [`DRILL_MAX`].
 fn parse_move_timeout(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if d.is_zero() => Err(
             "must be above zero: the drill would start its switchover and stop waiting at once, leaving users on the standby".into(),
         ),
+        Ok(d) if d > DRILL_MAX => Err("must be at most 30 days".into()),
         Ok(d) => Ok(d),
         Err(e) => Err(e.to_string()),
     }
