@@ -14,41 +14,33 @@
 //! another node won — fails in etcd itself and comes back as
 //! [`OrchestratorError::Deposed`]; a node that never won writes nothing.
 //!
-//! The [`Store`] trait is synchronous (its callers run on blocking threads
-//! or hold no lock); the etcd client is async. Calls run on a private
-//! runtime of one thread and the caller waits for the answer, bounded by the
-//! configured request timeout.
+//! The [`Store`](crate::store::Store) trait is synchronous (its callers run
+//! on blocking threads or hold no lock); the etcd client is async. Calls run
+//! on a private runtime of one thread and the caller waits for the answer,
+//! bounded by the configured request timeout.
 //!
-//! This file owns [`EtcdStore`]: its connection and runtime, the guarded
-//! write path and the [`Store`] implementation. The records' encoding, size
-//! limits and key helpers are in `codec`; the retry of transient failures
-//! (`retrying`, [`Fail`]) is in `retry`, shared with the leader loop.
+//! This file owns [`EtcdStore`]: its connection and runtime and the guarded
+//! write path. The `Store` implementation (groups, runbooks, events; paged
+//! reads) is in `records`; the records' encoding, size limits and key helpers
+//! are in `codec`; the retry of transient failures (`retrying`, [`Fail`]) is
+//! in `retry`, shared with the leader loop.
 
 mod codec;
 pub mod leader;
+mod records;
 mod retry;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, SortOrder, SortTarget,
-    Txn, TxnOp,
-};
-use serde::de::DeserializeOwned;
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
 use warden_config::EtcdConfig;
 
-use crate::model::{Event, GroupState, Runbook};
 use crate::store::blocking as wait;
-use crate::store::Store;
 use crate::OrchestratorError;
-use tracing::warn;
 
-use codec::{
-    dec, enc, enc_group, mismatch, prefix_end, put, LIST_DECODE_BYTES, LIST_PAGE, PRUNE_PAGE,
-    TXN_BYTES, TXN_OPS,
-};
+use codec::{TXN_BYTES, TXN_OPS};
 pub(crate) use retry::retrying;
 pub use retry::Fail;
 
@@ -160,10 +152,6 @@ impl EtcdStore {
         self.key("leader")
     }
 
-    fn id_key(&self, table: &str, id: u64) -> Vec<u8> {
-        self.key(&format!("{table}/{id:020}"))
-    }
-
     /// Writes are allowed under the leader key created at revision `term`
     /// on lease `lease` (`None`: this node is not the leader and writes
     /// nothing). Both are compared: after etcd was rebuilt empty (or
@@ -257,49 +245,6 @@ impl EtcdStore {
         Ok(())
     }
 
-    /// Every record of `table`, with its key.
-    fn list_keyed<T: DeserializeOwned + Send + 'static>(
-        &self,
-        what: &'static str,
-        table: &str,
-    ) -> Result<Vec<(Vec<u8>, T)>, OrchestratorError> {
-        // In pages, all at the first page's revision (one snapshot): runbooks
-        // are never pruned, so a table read whole would one day be too large
-        // an answer and stop the orchestrator from starting.
-        let prefix = self.key(&format!("{table}/"));
-        let end = prefix_end(&prefix);
-        let mut from = prefix;
-        let mut revision = 0;
-        let mut out = Vec::new();
-        loop {
-            let (f, e) = (from.clone(), end.clone());
-            let resp = self.call(what, move |c| {
-                let (f, e) = (f.clone(), e.clone());
-                async move {
-                    let mut o = GetOptions::new().with_range(e).with_limit(LIST_PAGE);
-                    if revision > 0 {
-                        o = o.with_revision(revision);
-                    }
-                    let mut kv = c.kv_client().max_decoding_message_size(LIST_DECODE_BYTES);
-                    kv.get(f, Some(o)).await
-                }
-            })?;
-            if revision == 0 {
-                revision = resp.header().map_or(0, |h| h.revision());
-            }
-            for kv in resp.kvs() {
-                out.push((kv.key().to_vec(), dec(kv.key(), kv.value())?));
-            }
-            match resp.kvs().last() {
-                Some(last) if resp.more() => {
-                    from = last.key().to_vec();
-                    from.push(0);
-                }
-                _ => return Ok(out),
-            }
-        }
-    }
-
     /// Who leads now (the leader key's value), read from etcd.
     pub fn leader_now(&self) -> Result<Option<String>, OrchestratorError> {
         let key = self.leader_key();
@@ -311,252 +256,5 @@ impl EtcdStore {
             .kvs()
             .first()
             .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()))
-    }
-}
-
-impl Store for EtcdStore {
-    fn writable(&self) -> bool {
-        self.guard
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-    }
-
-    fn describe(&self) -> String {
-        format!("etcd under {}", self.prefix)
-    }
-
-    fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
-        let (keys, groups): (Vec<Vec<u8>>, Vec<GroupState>) = self
-            .list_keyed("read groups", "groups")?
-            .into_iter()
-            .unzip();
-        // A record is the group its key names: a copy under another key
-        // (written by hand) must not stand in for it, nor be written back
-        // over the real one.
-        for (k, g) in keys.iter().zip(&groups) {
-            if *k != self.key(&format!("groups/{}", g.name)) {
-                return Err(mismatch(k, &format!("group {:?}", g.name)));
-            }
-        }
-        Ok(groups)
-    }
-
-    fn state_version(&self) -> Option<i64> {
-        // The newest modification among groups and runbooks (keys only).
-        let mut newest = 0;
-        for table in ["groups/", "runbooks/"] {
-            let prefix = self.key(table);
-            let resp = self
-                .call("read the state version", move |mut c| {
-                    let p = prefix.clone();
-                    async move {
-                        c.get(
-                            p,
-                            Some(
-                                GetOptions::new()
-                                    .with_prefix()
-                                    .with_keys_only()
-                                    .with_sort(SortTarget::Mod, SortOrder::Descend)
-                                    .with_limit(1),
-                            ),
-                        )
-                        .await
-                    }
-                })
-                .ok()?;
-            newest = newest.max(resp.kvs().first().map(|kv| kv.mod_revision()).unwrap_or(0));
-        }
-        Some(newest)
-    }
-
-    fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError> {
-        let op = put(self.key(&format!("groups/{}", g.name)), enc_group(g)?);
-        self.write("write a group", vec![op])
-    }
-
-    fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {
-        let ops = groups
-            .iter()
-            .map(|g| Ok(put(self.key(&format!("groups/{}", g.name)), enc_group(g)?)))
-            .collect::<Result<Vec<_>, OrchestratorError>>()?;
-        self.write("write groups", ops)
-    }
-
-    fn put_group_and_runbook(&self, g: &GroupState, rb: &Runbook) -> Result<(), OrchestratorError> {
-        // One transaction, never split: the group's record is bounded
-        // (GROUP_RECORD_BYTES) so that the pair fits.
-        let (group, _) = put(self.key(&format!("groups/{}", g.name)), enc_group(g)?);
-        let (runbook, _) = put(self.id_key("runbooks", rb.id), enc(rb)?);
-        self.commit("write a decision", vec![vec![group, runbook]])
-    }
-
-    fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError> {
-        let op = put(self.id_key("runbooks", rb.id), enc(rb)?);
-        self.write("write a runbook", vec![op])
-    }
-
-    fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        let (keys, runbooks): (Vec<Vec<u8>>, Vec<Runbook>) = self
-            .list_keyed("read runbooks", "runbooks")?
-            .into_iter()
-            .unzip();
-        for (k, rb) in keys.iter().zip(&runbooks) {
-            if *k != self.id_key("runbooks", rb.id) {
-                return Err(mismatch(k, &format!("runbook {}", rb.id)));
-            }
-        }
-        Ok(runbooks)
-    }
-
-    fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
-        self.put_events(std::slice::from_ref(e))
-    }
-
-    fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
-        let ops = events
-            .iter()
-            .map(|e| Ok(put(self.id_key("events", e.id), enc(e)?)))
-            .collect::<Result<Vec<_>, OrchestratorError>>()?;
-        self.write("write events", ops)
-    }
-
-    fn events(&self, after: u64, limit: usize) -> Result<Vec<Event>, OrchestratorError> {
-        let from = self.id_key("events", after.saturating_add(1));
-        let end = prefix_end(&self.key("events/"));
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let resp = self.call("read events", move |mut c| {
-            let (from, end) = (from.clone(), end.clone());
-            async move {
-                c.get(
-                    from,
-                    Some(GetOptions::new().with_range(end).with_limit(limit)),
-                )
-                .await
-            }
-        })?;
-        resp.kvs()
-            .iter()
-            .map(|kv| dec(kv.key(), kv.value()))
-            .collect()
-    }
-
-    fn last_event_id(&self) -> Result<u64, OrchestratorError> {
-        // Event keys are 20-digit ids: only keys starting with a digit are
-        // read (`events/0` up to `events/:`), the highest first, and a key
-        // among them that is not an id is skipped, said by its name — never
-        // read as "no events", which would number new events over old ones.
-        let prefix = self.key("events/");
-        let (from, to) = (self.key("events/0"), self.key("events/:"));
-        let resp = self.call("read the last event", move |mut c| {
-            let (from, to) = (from.clone(), to.clone());
-            async move {
-                c.get(
-                    from,
-                    Some(
-                        GetOptions::new()
-                            .with_range(to)
-                            .with_sort(SortTarget::Key, SortOrder::Descend)
-                            .with_limit(64)
-                            .with_keys_only(),
-                    ),
-                )
-                .await
-            }
-        })?;
-        let mut strays = Vec::new();
-        for kv in resp.kvs() {
-            let rest = &kv.key()[prefix.len()..];
-            let id = std::str::from_utf8(rest)
-                .ok()
-                .filter(|r| r.len() == 20 && r.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|r| r.parse::<u64>().ok());
-            match id {
-                Some(id) => {
-                    for k in &strays {
-                        warn!(key = %k, "a key under events/ that is not an event id: skipped");
-                    }
-                    return Ok(id);
-                }
-                None => strays.push(String::from_utf8_lossy(kv.key()).escape_debug().to_string()),
-            }
-        }
-        if strays.is_empty() {
-            return Ok(0);
-        }
-        Err(OrchestratorError::store(
-            "read the last event",
-            format!(
-                "{} key(s) under events/ that are not event ids, and no event id among the \
-                 highest 64 (first: {}): remove them (etcdctl del)",
-                strays.len(),
-                strays[0]
-            ),
-        ))
-    }
-
-    fn prune_events(
-        &self,
-        keep: usize,
-        before_unix_ms: u64,
-        max: usize,
-    ) -> Result<usize, OrchestratorError> {
-        let prefix = self.key("events/");
-        let p = prefix.clone();
-        let count = self
-            .call("count events", move |mut c| {
-                let p = p.clone();
-                async move {
-                    c.get(p, Some(GetOptions::new().with_prefix().with_count_only()))
-                        .await
-                }
-            })?
-            .count();
-        let excess = usize::try_from(count).unwrap_or(0).saturating_sub(keep);
-        // Read from the oldest only as far as something goes: the excess by
-        // count, then by age a page that starts at one event and doubles
-        // while they are all old (a batch in steady state reads one event).
-        let end_all = prefix_end(&prefix);
-        let mut oldest: Vec<Vec<u8>> = Vec::new();
-        let mut from = prefix.clone();
-        let mut page = 1usize;
-        'pages: while oldest.len() < max {
-            let want = if oldest.len() < excess {
-                (excess - oldest.len()).min(PRUNE_PAGE)
-            } else {
-                page
-            }
-            .min(max - oldest.len());
-            let (f, e) = (from.clone(), end_all.clone());
-            let limit = i64::try_from(want).unwrap_or(i64::MAX);
-            let resp = self.call("read the oldest events", move |mut c| {
-                let (f, e) = (f.clone(), e.clone());
-                async move {
-                    c.get(f, Some(GetOptions::new().with_range(e).with_limit(limit)))
-                        .await
-                }
-            })?;
-            if resp.kvs().is_empty() {
-                break;
-            }
-            for kv in resp.kvs() {
-                let ev: Event = dec(kv.key(), kv.value())?;
-                if oldest.len() >= excess && ev.time_unix_ms >= before_unix_ms {
-                    break 'pages;
-                }
-                oldest.push(kv.key().to_vec());
-                from = prefix_end(kv.key());
-            }
-            page = (page * 2).min(PRUNE_PAGE);
-        }
-        let doomed = oldest.len();
-        if doomed == 0 {
-            return Ok(0);
-        }
-        let first = oldest[0].clone();
-        let end = prefix_end(&oldest[doomed - 1]);
-        let op = TxnOp::delete(first, Some(DeleteOptions::new().with_range(end)));
-        self.write("prune events", vec![(op, 0)])?;
-        Ok(doomed)
     }
 }

@@ -7,126 +7,26 @@
 //! no-op at the routing layer. Safe to cancel at any await point: cancelling
 //! leaves the runbook `running` in the store, to be resumed.
 //!
-//! This module owns the order of the steps and their records; what each
-//! step does is in [`steps`], what a failed one undoes in [`rollback`].
+//! This module owns the order of the steps; what the engine needs from the
+//! world is in [`env`], the steps' records in the store in [`record`], what
+//! each step does in [`steps`], what a failed one undoes in [`rollback`].
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use warden_config::Fencing;
-use warden_proto::agent::{Command, CommandOutcome, JournalMark};
-use warden_strategies::{Observed, SiteRoute, StrategyError};
+use warden_proto::agent::{CommandOutcome, JournalMark};
 
 use crate::model::{EventKind, Runbook, RunbookKind, RunbookStatus, StepName, StepStatus};
 use crate::store::Store;
 
+mod env;
+mod record;
 mod rollback;
 mod steps;
+pub use env::{FenceOrder, Policy, RunbookEnv};
+pub use record::PERSIST_RETRY;
+use record::{final_record, persist};
 use rollback::{roll_forward_failover, rollback};
 use steps::run_step;
-
-/// What a fence command is told, in its environment: `WARDEN_GROUP`,
-/// `WARDEN_EPOCH`, `WARDEN_SITE` (the site to fence: users are being moved
-/// away from it), `WARDEN_TARGET` (the site being promoted; never to be
-/// fenced) and `WARDEN_ACTION=fence`. One command serves every direction of
-/// a group's moves, so it must act on `WARDEN_SITE`.
-#[derive(Debug, Clone, Copy)]
-pub struct FenceOrder<'a> {
-    pub group: &'a str,
-    pub epoch: u64,
-    pub site: &'a str,
-    pub target: &'a str,
-}
-
-/// What the engine needs from the world. The service implements it with
-/// agents, strategies and probes; unit tests with a simulation.
-#[async_trait]
-pub trait RunbookEnv: Send + Sync {
-    /// Wall-clock unix ms (derived from tokio time, so paused tests move it).
-    fn now_ms(&self) -> u64;
-    /// Whether the site's agent reported recently.
-    fn agent_fresh(&self, site: &str) -> bool;
-    /// Whether it reported within two of its report intervals (not silent):
-    /// the fence step sends no demote to wait for to a silent site.
-    fn agent_heard(&self, site: &str) -> bool {
-        self.agent_fresh(site)
-    }
-    /// Queue a command for the site's agent and wait for its outcome.
-    async fn command(
-        &self,
-        site: &str,
-        cmd: Command,
-        timeout: Duration,
-    ) -> Result<CommandOutcome, String>;
-    /// Wait until the site's agent reports every critical check passing.
-    async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String>;
-    async fn activate(
-        &self,
-        group: &str,
-        route: &SiteRoute,
-        epoch: u64,
-    ) -> Result<(), StrategyError>;
-    async fn current(&self, group: &str) -> Result<Observed, StrategyError>;
-    /// End-to-end probe through the group's public entry for users reaching
-    /// `site` (its identity when it declares one); Ok(detail) when it answers so.
-    async fn probe_entry(&self, group: &str, site: &str) -> Result<String, String>;
-    /// Run the group's fence command against `order.site` (told in its
-    /// environment, see [`FenceOrder`]).
-    async fn fence_command(
-        &self,
-        argv: &[String],
-        order: &FenceOrder<'_>,
-        timeout: Duration,
-    ) -> Result<String, String>;
-    /// Whether the group has a replication plan.
-    fn has_replication(&self, group: &str) -> bool;
-    /// Tell the group's routing layer a switch is coming (`ttl` > 0) or no
-    /// longer is (`ttl` zero): frontends hold new connections whose backend
-    /// fails instead of closing them. Best effort, never waited for.
-    fn hold(&self, _group: &str, _epoch: u64, _ttl: Duration) {}
-    /// A resync or final-sync step at `site` finished: record what its agent
-    /// reported (divergent items) for status and events.
-    fn resync_finished(&self, _rb: &Runbook, _site: &str) {}
-    /// The runbook was persisted with new progress (for status views).
-    fn progress(&self, _rb: &Runbook) {}
-    /// Resolves, with what was seen, once the site users are on (`rb.from`)
-    /// is confirmed down while `rb` (a failback or switchover) has not begun
-    /// its cut-over: the engine then gives the move up, so that the failover
-    /// it needs is not held for as long as a resync may take. Never resolves
-    /// by default.
-    async fn active_lost(&self, _rb: &Runbook) -> String {
-        std::future::pending().await
-    }
-    /// Record an event.
-    fn event(
-        &self,
-        kind: EventKind,
-        group: &str,
-        site: Option<&str>,
-        message: String,
-        runbook: Option<u64>,
-    );
-}
-
-/// Per-group settings the engine obeys.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub fencing: Fencing,
-    pub fence_command: Option<Vec<String>>,
-    pub step_timeout: Duration,
-    /// Time allowed for the resync and final-sync steps (`resync_timeout`).
-    pub resync_timeout: Duration,
-}
-
-impl Policy {
-    /// The time allowed for one step.
-    pub fn timeout_of(&self, step: StepName) -> Duration {
-        match step {
-            StepName::Resync | StepName::FinalSync => self.resync_timeout.max(self.step_timeout),
-            _ => self.step_timeout,
-        }
-    }
-}
 
 enum Outcome {
     Done(String),
@@ -412,97 +312,6 @@ fn started(rb: &Runbook, n: StepName) -> bool {
     rb.steps
         .iter()
         .any(|s| s.name == n && s.status != StepStatus::Pending)
-}
-
-/// How long a failing runbook write is retried before an alert says the
-/// runbook waits for the store.
-pub const PERSIST_RETRY: Duration = Duration::from_secs(5);
-
-/// The longest pause between two tries of a runbook write the store refuses.
-const PERSIST_BACKOFF_MAX: Duration = Duration::from_secs(5);
-
-/// Record a finished runbook. If this write is lost the store still says
-/// `running`, and a restart resumes the idempotent steps: safe, so only warn.
-fn final_record(rb: &mut Runbook, store: &dyn Store) {
-    rb.revision = rb.revision.saturating_add(1);
-    let rb = &*rb;
-    if let Err(e) = crate::store::blocking(|| store.put_runbook(rb)) {
-        tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "cannot persist the finished runbook; it will be resumed on restart");
-    }
-}
-
-/// Write `rb` and publish its progress. False only when this orchestrator
-/// was deposed (another leads and resumes the runbook from the store).
-///
-/// A store that may act unwritten (the local file on a full disk) goes on
-/// from memory. Any other store's refusal is tried again, with a growing
-/// pause, for as long as the runbook's task runs (the licence ends it): no
-/// step starts, nor does the next one, without its record — and a refusal
-/// of the record alone is no failure of the move (giving up there left a
-/// failback failed after its demote, with nothing rolled back). After
-/// [`PERSIST_RETRY`] an alert says the runbook waits; etcd's raft leader
-/// elections take a second or two, its space quota needs an operator.
-async fn persist(
-    rb: &mut Runbook,
-    step: StepName,
-    env: &dyn RunbookEnv,
-    store: &dyn Store,
-) -> bool {
-    let started = tokio::time::Instant::now();
-    // A newer record than any written before (and any still queued to the
-    // group writer: the decision's, retried on a full disk).
-    rb.revision = rb.revision.saturating_add(1);
-    let mut pause = Duration::from_millis(250);
-    let mut said = false;
-    loop {
-        match crate::store::blocking(|| store.put_runbook(rb)) {
-            Ok(()) => {
-                env.progress(rb);
-                if said {
-                    env.event(
-                        EventKind::Alert,
-                        &rb.group,
-                        None,
-                        format!("step {} recorded: the runbook goes on", step_str(step)),
-                        Some(rb.id),
-                    );
-                }
-                return true;
-            }
-            Err(e @ crate::OrchestratorError::Deposed(_)) => {
-                // Another orchestrator leads: it resumes this runbook from
-                // the store. Stop without a word in the record (still `running`).
-                tracing::warn!(group = %rb.group, runbook = rb.id, cause = %e, "deposed: runbook left to the new leader");
-                return false;
-            }
-            Err(e) if store.may_act_unwritten() => {
-                // A full disk must not stop a failover that does not need it: go
-                // on from memory (the decision's alert already said so).
-                tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "step not persisted; going on from memory");
-                env.progress(rb);
-                return true;
-            }
-            Err(e) => {
-                tracing::warn!(group = %rb.group, runbook = rb.id, step = step_str(step), cause = %e, "cannot persist the runbook; retrying");
-                if !said && started.elapsed() >= PERSIST_RETRY {
-                    said = true;
-                    env.event(
-                        EventKind::Alert,
-                        &rb.group,
-                        None,
-                        format!(
-                            "cannot record step {} ({e}): the runbook waits until the store takes the record; \
-                             nothing more is done unrecorded",
-                            step_str(step)
-                        ),
-                        Some(rb.id),
-                    );
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(PERSIST_BACKOFF_MAX);
-            }
-        }
-    }
 }
 
 pub fn kind_str(k: RunbookKind) -> &'static str {

@@ -7,9 +7,13 @@
 //! (`rollback`).
 use super::*;
 use crate::store::MemStore;
+use async_trait::async_trait;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
+use warden_config::Fencing;
+use warden_proto::agent::Command;
 use warden_proto::agent::CommandKind;
+use warden_strategies::{Observed, SiteRoute, StrategyError};
 
 mod failover;
 mod given_up;

@@ -46,10 +46,11 @@
 //! Here: the provider, its configuration and [`DnsProvider`] (`publish`
 //! decides what is pending, then sends one request). `answer.rs`: return
 //! codes, answer parsing and quoting; `request.rs`: the HTTP side;
-//! `state.rs`: what the server confirmed, the pauses and the stops in
-//! force (blocks, holds).
+//! `state.rs`: what the server confirmed and the pauses; `blocks.rs`: the
+//! stops in force (blocks, holds) and taking them back from the store.
 
 mod answer;
+mod blocks;
 mod request;
 mod state;
 
@@ -236,7 +237,7 @@ impl DyndnsProvider {
         })?;
         let mut shown = url.clone();
         shown.set_query(None);
-        let config_digest = state::config_digest(flavor, &url, names, user_agent_configured);
+        let config_digest = blocks::config_digest(flavor, &url, names, user_agent_configured);
         Ok(DyndnsProvider {
             config_digest,
             flavor,

@@ -14,8 +14,11 @@
 //!
 //! - this file: [`HaproxySettings`], [`HaproxyDriver`] and its
 //!   [`FrontendDriver`] impl, with the policy on top of single commands:
-//!   which server stands for which site, the epoch fence check, the end of
-//!   a drain;
+//!   which server stands for which site, in which order servers move;
+//! - `fence.rs`: the epoch fence (what this driver wrote, whether an order
+//!   may go ahead, the check before each server is touched);
+//! - `drain.rs`: the end of a drain (the pending end, its timer, a drain
+//!   left unended taken up again);
 //! - `runtime.rs`: talking to the Runtime API (one command per connection,
 //!   reply limits, errors and hints, one helper per command warden sends);
 //! - `parse.rs`: the strict parsers of its replies (`show servers state`,
@@ -66,6 +69,8 @@
 //! once `drain_timeout` has passed since HAProxy began it
 //! (`srv_time_since_last_change`), fenced like any drain end.
 
+mod drain;
+mod fence;
 mod parse;
 mod runtime;
 
@@ -74,11 +79,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tracing::{debug, warn};
+use tracing::debug;
 use warden_config::{valid_haproxy_name, RuntimeAddr};
 
 use super::FrontendDriver;
 use crate::{StrategyError, SwitchMode};
+use drain::PendingDrain;
 use parse::{Fence, ServerState};
 // At their old paths (`crate::frontend::haproxy::parse_*`, used by the fuzz tests).
 pub(crate) use parse::{parse_fence, parse_servers_state};
@@ -126,27 +132,11 @@ struct Inner {
     written: Mutex<Option<Fence>>,
 }
 
-struct PendingDrain {
-    epoch: u64,
-    site: String,
-    task: tokio::task::AbortHandle,
-}
-
 impl std::fmt::Debug for HaproxyDriver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HaproxyDriver")
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for HaproxyDriver {
-    fn drop(&mut self) {
-        if let Ok(mut d) = self.drain.lock() {
-            if let Some(p) = d.take() {
-                p.task.abort();
-            }
-        }
     }
 }
 
@@ -218,84 +208,6 @@ impl HaproxyDriver {
             ))
         })
     }
-
-    /// End the drain of `servers` (see `Inner::finish_drain`) for the route
-    /// (`epoch`, `site`) after `after`; the pending end, replacing any other.
-    fn end_drain_after(&self, epoch: u64, site: &str, servers: Vec<String>, after: Duration) {
-        let task_inner = Arc::clone(&self.inner);
-        let owned_site = site.to_string();
-        // The drain ends under the licence of the route that began it: an
-        // orchestrator deposed meanwhile cuts nothing (see `crate::gate`).
-        let gate = crate::gate::current();
-        let task = tokio::spawn(crate::gate::under_opt(gate, async move {
-            tokio::time::sleep(after).await;
-            task_inner.finish_drain(epoch, &owned_site, &servers).await;
-        }));
-        let mut d = self.drain.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = d.replace(PendingDrain {
-            epoch,
-            site: site.to_string(),
-            task: task.abort_handle(),
-        }) {
-            old.task.abort();
-        }
-    }
-
-    /// A route read that finds servers of other sites still draining under
-    /// the route the fence names (`epoch`, `site`), with no end of that
-    /// drain pending in this driver: their drain was started by an
-    /// orchestrator that stopped since (its timer went with it), or its end
-    /// failed (the Runtime API did not answer then). Nothing else would end
-    /// it — the route reads right, so reconciliation sees no drift — and
-    /// the old site would keep its connections for good. It is ended as
-    /// the route ordered: once `drain_timeout` has passed since HAProxy
-    /// began the drain (`srv_time_since_last_change`; from now when it
-    /// does not say), and only while the fence still names that route.
-    fn resume_drain(&self, epoch: u64, site: &str, servers: &[(&str, &ServerState)]) {
-        let draining: Vec<&ServerState> = servers
-            .iter()
-            .filter(|(s, st)| *s != site && st.draining())
-            .map(|(_, st)| *st)
-            .collect();
-        if draining.is_empty() || self.supersede_drain(epoch, site) {
-            return;
-        }
-        let drain = self.inner.settings.drain_timeout;
-        let after = draining
-            .iter()
-            .map(|st| drain.saturating_sub(Duration::from_secs(st.since_change.unwrap_or(0))))
-            .min()
-            .unwrap_or(drain);
-        let names: Vec<String> = draining.iter().map(|st| st.name.clone()).collect();
-        warn!(
-            group = %self.inner.settings.group,
-            frontend = %self.inner.settings.frontend,
-            servers = ?names,
-            epoch,
-            site,
-            ending_in = ?after,
-            "HAProxy servers still draining with no end pending (the orchestrator that began the drain stopped, or its end failed): ending the drain"
-        );
-        self.end_drain_after(epoch, site, names, after);
-    }
-
-    /// Abort the pending drain end unless it belongs to (`epoch`, `site`).
-    /// Returns whether a pending drain for exactly that route is kept.
-    fn supersede_drain(&self, epoch: u64, site: &str) -> bool {
-        let Ok(mut d) = self.drain.lock() else {
-            return false;
-        };
-        match d.as_ref() {
-            Some(p) if p.epoch == epoch && p.site == site && !p.task.is_finished() => true,
-            Some(_) => {
-                if let Some(p) = d.take() {
-                    p.task.abort();
-                }
-                false
-            }
-            None => false,
-        }
-    }
 }
 
 impl Inner {
@@ -339,141 +251,6 @@ impl Inner {
             present.join(", "),
             s.group
         )))
-    }
-
-    /// The highest route this driver wrote (see `Inner::written`).
-    fn written(&self) -> Option<Fence> {
-        self.written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Remember that HAProxy's fence holds (`epoch`, `site`) by this driver's order.
-    fn remember(&self, epoch: u64, site: &str) {
-        let mut w = self.written.lock().unwrap_or_else(|p| p.into_inner());
-        if w.as_ref().is_none_or(|f| f.epoch < epoch) {
-            *w = Some(Fence {
-                epoch,
-                site: site.to_string(),
-            });
-        }
-    }
-
-    /// Whether an order for `site` at `epoch` may go ahead by the fence in
-    /// HAProxy now: an error for an older epoch or another site at the same
-    /// one; `Ok(true)` when the fence already says (`epoch`, `site`),
-    /// `Ok(false)` when it is older or not set (to be written).
-    ///
-    /// HAProxy forgets the fence when it restarts or reloads. A fence found
-    /// missing, or below the highest one this driver wrote, was lost that
-    /// way (and perhaps written again since by an older writer): the order
-    /// is judged by what this driver wrote, and an order that fails that
-    /// test writes it back before it is refused, so that the next older
-    /// order — another process's too — is refused by HAProxy itself.
-    async fn fence_admits(&self, epoch: u64, site: &str) -> Result<bool, StrategyError> {
-        let held = self.read_fence().await?;
-        let fence = match (held, self.written()) {
-            (held, Some(w)) if held.as_ref().is_none_or(|h| h.epoch < w.epoch) => {
-                let refused = epoch < w.epoch || (epoch == w.epoch && w.site != site);
-                warn!(
-                    group = %self.settings.group,
-                    frontend = %self.settings.frontend,
-                    held = %held.as_ref().map_or("none".to_string(), |h| format!("{}:{}", h.epoch, h.site)),
-                    written = %format!("{}:{}", w.epoch, w.site),
-                    "HAProxy lost warden's fence (restarted or reloaded?): judging the order by the fence this orchestrator wrote{}",
-                    if refused { ", and writing it back" } else { "" }
-                );
-                if refused {
-                    self.write_fence(w.epoch, &w.site).await?;
-                }
-                // Not HAProxy's: whatever the order, its fence is written.
-                return self.judge(epoch, site, &w).map(|_| false);
-            }
-            (None, _) => return Ok(false),
-            (Some(h), _) => h,
-        };
-        self.judge(epoch, site, &fence)
-    }
-
-    /// An order for `site` at `epoch` against `fence`: an error for an
-    /// older epoch or another site at the same one, else whether the fence
-    /// already says (`epoch`, `site`).
-    fn judge(&self, epoch: u64, site: &str, fence: &Fence) -> Result<bool, StrategyError> {
-        if epoch < fence.epoch {
-            return Err(StrategyError::StaleEpoch {
-                element: self.element.clone(),
-                sent: epoch,
-                seen: fence.epoch,
-            });
-        }
-        if epoch == fence.epoch && fence.site != site {
-            return Err(StrategyError::EpochTaken {
-                element: self.element.clone(),
-                epoch,
-                reason: format!(
-                    "conflicting decision for epoch {epoch}: group {} already routes to {:?} at this epoch, refused {site:?}",
-                    self.settings.group, fence.site
-                ),
-            });
-        }
-        Ok(epoch == fence.epoch)
-    }
-
-    /// Before a server of a route at (`epoch`, `site`) is touched: the fence
-    /// this route wrote still stands. HAProxy's variables have no
-    /// compare-and-set, so a newer route written meanwhile (by the current
-    /// leader while this one — perhaps a deposed leader's late call — was
-    /// between commands) ends this one with an error here, before it
-    /// touches a server; a fence found older than this route (an older
-    /// writer's late fence, or none: HAProxy restarted) is written again.
-    /// What is left is a race within one command's round trip, which the
-    /// newer route's own checks and reconciliation repair.
-    async fn fence_holds(&self, epoch: u64, site: &str) -> Result<(), StrategyError> {
-        if !self.fence_admits(epoch, site).await? {
-            self.write_fence(epoch, site).await?;
-        }
-        self.remember(epoch, site);
-        Ok(())
-    }
-
-    /// The end of a drain: every server in `servers` that is still draining
-    /// goes to maintenance and loses its connections, if the fence still
-    /// holds (`epoch`, `site`). A newer route writes the fence before it
-    /// touches any server, so the fence is read after the servers' states and
-    /// again just before each server: a newer route is left alone (but for a
-    /// race within one command's round trip, which reconciliation repairs).
-    async fn finish_drain(&self, epoch: u64, site: &str, servers: &[String]) {
-        let (g, fe) = (&self.settings.group, &self.settings.frontend);
-        let state = match self.servers_state().await {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(group = %g, frontend = %fe, cause = %e, "cannot end the drain: servers stay in drain");
-                return;
-            }
-        };
-        for server in servers {
-            if !state.iter().any(|s| &s.name == server && s.draining()) {
-                continue;
-            }
-            match self.read_fence().await {
-                Ok(Some(f)) if f.epoch == epoch && f.site == site => {}
-                Ok(f) => {
-                    debug!(group = %g, epoch, ?f, "route changed during the drain; leaving the servers alone");
-                    return;
-                }
-                Err(e) => {
-                    warn!(group = %g, frontend = %fe, cause = %e, "cannot end the drain: servers stay in drain");
-                    return;
-                }
-            }
-            match self.cut(server).await {
-                Ok(()) => debug!(group = %g, frontend = %fe, server = %server, "drain ended"),
-                Err(e) => {
-                    warn!(group = %g, frontend = %fe, server = %server, cause = %e, "cannot end the drain of a server")
-                }
-            }
-        }
     }
 }
 

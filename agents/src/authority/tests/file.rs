@@ -1,0 +1,109 @@
+//! The authority's state file: a restart on a full disk, a lost file told
+//! from a first start by the marker, a file of another site or of none.
+
+use super::*;
+
+/// An agent restarted on a full disk (often the very trouble its site is
+/// failed away from for) starts with the state it reads, so that it can
+/// still be demoted; it refuses to start only when it has something
+/// new to write (a first start, a group added, roles forgotten).
+#[test]
+fn an_agent_restarts_on_a_full_disk_with_the_state_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap();
+    drop(a);
+    let tmp = dir
+        .path()
+        .join(format!("authority.json.tmp.{}", std::process::id()));
+    std::fs::create_dir(&tmp).unwrap();
+    let a = Authority::open(dir.path(), "a", &groups()).expect("nothing new to write: it starts");
+    assert_eq!(a.get("web").unwrap().epoch, 4);
+    a.admit(&cmd(5, CommandKind::Demote, "a"))
+        .expect("and can be demoted");
+    drop(a);
+    let mut more = groups();
+    more.push(("db".into(), "a".into()));
+    let e = Authority::open(dir.path(), "a", &more).unwrap_err();
+    assert!(e.to_string().contains("authority.json"), "{e}");
+    std::fs::remove_dir(&tmp).unwrap();
+}
+
+/// A state file lost from a directory in use: every role is unknown
+/// (the configured one proves nothing), nothing is pushed, and the
+/// orchestrator's promote or demote makes it known again. A first
+/// start (no marker, whatever else the directory holds) takes the
+/// configured roles.
+#[test]
+fn a_lost_state_file_forgets_the_roles_until_the_orchestrator_says_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    assert_eq!(a.get("web").unwrap().role, Role::Active, "first start");
+    let demote = cmd(4, CommandKind::Demote, "a");
+    a.admit(&demote).unwrap();
+    a.record(&demote).unwrap();
+    drop(a);
+    // Only the state file goes: the agent's marker says the directory
+    // was in use.
+    std::fs::remove_file(dir.path().join("authority.json")).unwrap();
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    let w = a.wire();
+    assert_eq!((w[0].role.as_str(), w[0].may_push), ("unknown", false));
+    assert_eq!(read(dir.path(), "a").unwrap()["web"].role, Role::Unknown);
+    let e = a
+        .admit(&cmd(0, CommandKind::StartReplication, "a"))
+        .unwrap_err();
+    assert!(e.contains("role in group web is unknown"), "{e}");
+    // The orchestrator says its epoch, then demotes it again there.
+    a.observe(&BTreeMap::from([("web".to_string(), 4)]));
+    let again = cmd(4, CommandKind::Demote, "a");
+    a.admit(&again).unwrap();
+    a.record(&again).unwrap();
+    let w = a.wire();
+    assert_eq!((w[0].role.as_str(), w[0].may_push), ("standby", false));
+    // Where it is the active site, a promote makes it active again.
+    let dir = tempfile::tempdir().unwrap();
+    drop(Authority::open(dir.path(), "b", &groups()).unwrap());
+    std::fs::remove_file(dir.path().join("authority.json")).unwrap();
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    assert_eq!(b.get("web").unwrap().role, Role::Unknown);
+    let promote = cmd(6, CommandKind::Promote, "b");
+    b.admit(&promote).unwrap();
+    b.record(&promote).unwrap();
+    assert_eq!(read(dir.path(), "b").unwrap()["web"].role, Role::Active);
+    b.admit(&cmd(6, CommandKind::StartReplication, "b"))
+        .unwrap();
+    // Other files in a directory without the marker are no sign of
+    // use (a volume's lost+found): a first start.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("lost+found")).unwrap();
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    assert_eq!(a.get("web").unwrap().role, Role::Active);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("agent.site")).unwrap(),
+        "a\n"
+    );
+}
+
+#[test]
+fn a_state_dir_of_another_site_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    Authority::open(dir.path(), "a", &groups()).unwrap();
+    let e = Authority::open(dir.path(), "b", &groups()).unwrap_err();
+    assert!(e.to_string().contains("belongs to site \"a\""), "{e}");
+}
+
+#[test]
+fn a_state_file_that_names_no_site_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("authority.json");
+    let text = r#"{"site": "", "groups": {"web": {"epoch": 9, "role": "active"}}}"#;
+    std::fs::write(&file, text).unwrap();
+    let e = Authority::open(dir.path(), "a", &groups()).unwrap_err();
+    assert!(e.to_string().contains("names no site"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "left as it was"
+    );
+}
