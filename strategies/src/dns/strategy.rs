@@ -17,7 +17,6 @@ impl DnsStrategy {
             .map(|(k, _)| k.clone())
     }
 
-    /// Which record types any target uses (skip asking for the others).
     /// `site` (where the names point) as the site of the decision at the
     /// provider's epoch — unless the provider's record of that decision
     /// names another target (the records changed by hand, or restored
@@ -41,6 +40,7 @@ impl DnsStrategy {
         }
     }
 
+    /// Which record types any target uses (skip asking for the others).
     fn types_in_use(&self) -> (bool, bool) {
         let v4 = self.sites.values().any(|v| v.v4.is_some());
         let v6 = self.sites.values().any(|v| v.v6.is_some());
