@@ -1,0 +1,81 @@
+//! The orchestrator's answers to an agent: [`ReportResponse`] to a report
+//! or a command poll, [`StreamAnswer`] on the report stream
+//! ([`REPORT_STREAM_PATH`]), with the commands it took back ([`Withdrawn`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::Command;
+
+/// The orchestrator's answer to a report or a command poll.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ReportResponse {
+    /// Commands to run (the agent ignores ids it already ran or is running).
+    #[serde(default)]
+    pub commands: Vec<Command>,
+    /// Outcome ids the orchestrator has recorded; the agent stops resending them.
+    #[serde(default)]
+    pub acked: Vec<String>,
+    /// The current epoch of every group of the agent's site: the agent keeps
+    /// the highest it has seen and refuses commands below it.
+    #[serde(default)]
+    pub epochs: std::collections::BTreeMap<String, u64>,
+    /// Commands handed to this site and taken back since (their runbook
+    /// ended, the epoch moved on, a demote superseded them): the agent
+    /// does not start one it still holds, and reports it not run. Only
+    /// the leader sends them; recent ones only (see the orchestrator's
+    /// ledger).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<Withdrawn>,
+    /// The leader term the answer was made under: with several
+    /// orchestrators, the etcd revision at which the answering leader
+    /// won its lease; 0 with a single orchestrator (no other leader's
+    /// answer can exist). The agent keeps, per command it holds, the
+    /// highest term that handed it out, and takes a withdrawal of it only
+    /// from that term or a later one: a deposed leader's answer delayed in
+    /// transit cannot take back a command a later leader handed out again;
+    /// and a command a withdrawal took back is asked anew only by an
+    /// answer of that withdrawal's term or a later one.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A command taken back by the orchestrator, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Withdrawn {
+    pub id: String,
+    /// "runbook 12 ended", "superseded by web:5:demote", ...
+    pub why: String,
+}
+
+/// The report stream: `GET` with the agent's bearer token, upgraded to a
+/// WebSocket. Each text message from the agent is one [`AgentReport`](super::AgentReport),
+/// taken exactly as a `POST /v1/reports` would be; the orchestrator answers
+/// with a [`StreamAnswer`] only when there is news (commands, acked
+/// outcomes, epochs other than the last ones it sent on this stream, or a
+/// refusal), so a steady agent costs one message a report and none back.
+/// The agent's WebSocket pings tell it the stream is alive.
+pub const REPORT_STREAM_PATH: &str = "/v1/reports/stream";
+
+/// What the orchestrator sends on a report stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamAnswer {
+    /// The answer to the report `seq`, as `POST /v1/reports` would have it.
+    Answer {
+        seq: u64,
+        #[serde(flatten)]
+        answer: ReportResponse,
+    },
+    /// The report `seq` was refused with the HTTP status a `POST` would
+    /// have had (400 malformed, 403 another site's, 409 replayed); the
+    /// stream stays open.
+    Refused {
+        seq: u64,
+        status: u16,
+        error: String,
+    },
+}
