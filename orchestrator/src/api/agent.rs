@@ -61,12 +61,8 @@ pub(crate) fn take_report(
             ),
         );
     }
-    if rep.checks.len() > 256 || rep.peers.len() > 256 || rep.outcomes.len() > 256 {
-        return refuse(
-            seq,
-            StatusCode::BAD_REQUEST,
-            "report has more than 256 checks, peers or outcomes".into(),
-        );
+    if let Err(why) = s.report_lists_fit(&rep) {
+        return refuse(seq, StatusCode::BAD_REQUEST, why);
     }
     if let Some(p) = rep.peers.iter().find(|p| !s.is_probe_target(&p.site)) {
         return refuse(
@@ -129,3 +125,7 @@ pub(super) async fn poll_commands(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

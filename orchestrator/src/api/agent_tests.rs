@@ -1,0 +1,114 @@
+//! `take_report`'s limits on a report's lists, as the agent's own
+//! config makes them: a hub site (the standby of many primaries) probes
+//! every primary, and a site may have many checks; their reports must be
+//! taken, while a report that carries more than its site could is still
+//! refused.
+
+use std::fmt::Write as _;
+
+use axum::http::StatusCode;
+use warden_proto::agent::{AgentReport, CheckResult, PeerProbe};
+
+use super::take_report;
+use crate::service::harness::{config_head, start_service, write_tokens};
+
+/// Primaries p0… each in a group of its own with the hub `dr`, each with
+/// an endpoint `dr`'s agent probes; `dr` has `checks` checks of its own.
+fn hub_text(dir: &std::path::Path, primaries: usize, checks: usize) -> String {
+    let d = dir.display();
+    let mut text = config_head(dir, 1, "max_body_bytes = 16777216\n");
+    writeln!(
+        text,
+        "[frontends.fe1]\ncontrol = \"127.0.0.1:1\"\ntoken = {{ file = \"{d}/fe\" }}\n\
+         [sites.dr]\nagent_token = {{ file = \"{d}/a\" }}"
+    )
+    .unwrap();
+    for i in 0..checks {
+        writeln!(
+            text,
+            "[[sites.dr.checks]]\nname = \"c{i}\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/c{i}\""
+        )
+        .unwrap();
+    }
+    for i in 0..primaries {
+        let token = dir.join(format!("p{i}"));
+        std::fs::write(&token, format!("agent-p{i}-secret")).unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        writeln!(
+            text,
+            "[sites.p{i}]\nagent_token = {{ file = \"{d}/p{i}\" }}\n\
+             [[sites.p{i}.endpoints]]\nname = \"web\"\nkind = \"http\"\nurl = \"http://127.0.0.1:9/p{i}\"\n\
+             [groups.g{i}]\nsites = [\"p{i}\", \"dr\"]\nscheme = \"frontend\"\nautomatic = false\n\
+             [groups.g{i}.frontend]\ndriver = \"builtin\"\nfrontends = [\"fe1\"]\nlisten = \"127.0.0.1:0\"\n\
+             backends = {{ p{i} = \"127.0.0.1:1\", dr = \"127.0.0.1:2\" }}"
+        )
+        .unwrap();
+    }
+    text
+}
+
+fn result(name: &str) -> CheckResult {
+    CheckResult {
+        name: name.into(),
+        ok: true,
+        critical: true,
+        detail: "status 200".into(),
+        elapsed_ms: 1,
+    }
+}
+
+/// What `dr`'s agent sends: one result per check, one probe per primary.
+fn hub_report(seq: u64, primaries: usize, checks: usize) -> Vec<u8> {
+    let report = AgentReport {
+        site: "dr".into(),
+        seq,
+        boot: "b1".into(),
+        started_unix_ms: 1,
+        checks: (0..checks).map(|i| result(&format!("c{i}"))).collect(),
+        peers: (0..primaries)
+            .map(|i| PeerProbe {
+                site: format!("p{i}"),
+                results: vec![result("web")],
+                age_ms: 0,
+            })
+            .collect(),
+        outcomes: vec![],
+        replication: vec![],
+        authority: vec![],
+    };
+    serde_json::to_vec(&report).unwrap()
+}
+
+/// A hub site, standby of 300 primaries and with 300 checks: `warden
+/// check-config` takes the file, and the hub's agent reports every check
+/// and a probe of every primary. Before, every one of its reports was
+/// refused (400, "more than 256 checks, peers or outcomes"): the hub's
+/// agent was never heard, its site unknown for good.
+#[tokio::test]
+async fn a_hub_sites_report_with_more_than_256_peers_and_checks_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tokens(dir.path());
+    let text = hub_text(dir.path(), 300, 300);
+    let s = start_service(&text, dir.path()).expect("config");
+
+    let taken = take_report(&s, "dr", &hub_report(1, 300, 300));
+    if let Err(r) = &taken {
+        panic!("refused with {}: {}", r.status, r.error);
+    }
+    // Only the peers: the checks alone; the checks alone too.
+    assert!(take_report(&s, "dr", &hub_report(2, 300, 0)).is_ok());
+    assert!(take_report(&s, "dr", &hub_report(3, 0, 300)).is_ok());
+
+    // More than the config could give the site is still refused.
+    let more = take_report(&s, "dr", &hub_report(4, 300, 600));
+    let r = more.expect_err("600 checks from a site with 300");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.error);
+    assert!(r.error.contains("checks"), "{}", r.error);
+    // A primary (one check-less site in one group) keeps the bound of 256.
+    let mut forged: AgentReport = serde_json::from_slice(&hub_report(1, 0, 257)).unwrap();
+    forged.site = "p0".into();
+    let r = take_report(&s, "p0", &serde_json::to_vec(&forged).unwrap())
+        .expect_err("257 checks from a site with none");
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.error);
+}
