@@ -64,13 +64,6 @@ pub(crate) fn take_report(
     if let Err(why) = s.report_lists_fit(&rep) {
         return refuse(seq, StatusCode::BAD_REQUEST, why);
     }
-    if let Some(p) = rep.peers.iter().find(|p| !s.is_probe_target(&p.site)) {
-        return refuse(
-            seq,
-            StatusCode::BAD_REQUEST,
-            format!("peers: unknown site or hybrid frontend {:?}", p.site),
-        );
-    }
     if let Err(why) = s.admit_report_seq(&rep) {
         return refuse(seq, StatusCode::CONFLICT, why);
     }

@@ -1,8 +1,8 @@
-//! `take_report`'s limits on a report's lists, as the agent's own
-//! config makes them: a hub site (the standby of many primaries) probes
-//! every primary, and a site may have many checks; their reports must be
-//! taken, while a report that carries more than its site could is still
-//! refused.
+//! `take_report` on what an agent's own config makes its reports carry: a
+//! hub site (the standby of many primaries) probes every primary, a site
+//! may have many checks, and an agent's config may name a site the
+//! orchestrator's does not yet; those reports must be taken, while a
+//! report that carries more than its site could is still refused.
 
 use std::fmt::Write as _;
 
@@ -111,4 +111,28 @@ async fn a_hub_sites_report_with_more_than_256_peers_and_checks_is_taken() {
     let r = take_report(&s, "p0", &serde_json::to_vec(&forged).unwrap())
         .expect_err("257 checks from a site with none");
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.error);
+}
+
+/// A config that adds primary p2 (group g2 with the hub) reached the hub's
+/// agent before the orchestrator was restarted with it: the agent probes
+/// p2, which the orchestrator does not know yet. Its report is taken
+/// without that probe (said once in the log, as a probe of a peer the
+/// orchestrator does not give the site). Before, every report of the hub
+/// was refused (400, "peers: unknown site") until the orchestrator's
+/// restart: its outcomes unheard, a runbook waiting for them failed.
+#[tokio::test]
+async fn a_probe_of_a_site_the_orchestrator_does_not_know_yet_is_dropped_not_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tokens(dir.path());
+    let s = start_service(&hub_text(dir.path(), 2, 1), dir.path()).expect("config");
+    let report: AgentReport = serde_json::from_slice(&hub_report(1, 3, 1)).unwrap();
+    assert_eq!(report.peers[2].site, "p2");
+    let taken = take_report(&s, "dr", &serde_json::to_vec(&report).unwrap());
+    match taken {
+        Ok((seq, answer)) => {
+            assert_eq!(seq, 1);
+            assert!(answer.epochs.contains_key("g1"), "{answer:?}");
+        }
+        Err(r) => panic!("refused with {}: {}", r.status, r.error),
+    }
 }
