@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 
 use super::*;
 
-/// The most entries a report's lists may hold whatever the config (see
-/// [`Shared::report_lists_fit`]).
+/// The room a report's lists have beyond what the config gives its site;
+/// all of it for outcomes (see [`Shared::report_lists_fit`]).
 const REPORT_LIST_MAX: usize = 256;
 
 impl Shared {
@@ -30,11 +30,12 @@ impl Shared {
     }
 
     /// Whether the lists of `report` (authenticated for its site) are no
-    /// longer than its agent's can be: [`REPORT_LIST_MAX`] entries each,
-    /// or for checks and peer probes as many as the config gives the
-    /// site where that is more (a hub site, the standby of hundreds of
-    /// primaries, probes every one of them). An agent keeps at most
-    /// [`REPORT_LIST_MAX`] outcomes. `Err` says which list is too long.
+    /// longer than its agent's can be: checks and peer probes as many as
+    /// the config gives the site (a hub site, the standby of hundreds of
+    /// primaries, probes every one of them) and [`REPORT_LIST_MAX`] more
+    /// (an agent whose config is ahead of this orchestrator's: what it
+    /// adds is dropped, see `admit`); outcomes [`REPORT_LIST_MAX`], the
+    /// most an agent keeps. `Err` says which list is too long.
     pub fn report_lists_fit(&self, report: &AgentReport) -> Result<(), String> {
         let site = report.site.as_str();
         let checks = self.cfg.sites.get(site).map_or(0, |c| c.checks.len());
@@ -44,7 +45,7 @@ impl Shared {
             ("peers", report.peers.len(), probes),
             ("outcomes", report.outcomes.len(), 0),
         ] {
-            let max = own.max(REPORT_LIST_MAX);
+            let max = own + REPORT_LIST_MAX;
             if len > max {
                 return Err(format!(
                     "report has {len} {list}, more than the {max} site {site:?}'s agent can send"
