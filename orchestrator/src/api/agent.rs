@@ -61,19 +61,8 @@ pub(crate) fn take_report(
             ),
         );
     }
-    if rep.checks.len() > 256 || rep.peers.len() > 256 || rep.outcomes.len() > 256 {
-        return refuse(
-            seq,
-            StatusCode::BAD_REQUEST,
-            "report has more than 256 checks, peers or outcomes".into(),
-        );
-    }
-    if let Some(p) = rep.peers.iter().find(|p| !s.is_probe_target(&p.site)) {
-        return refuse(
-            seq,
-            StatusCode::BAD_REQUEST,
-            format!("peers: unknown site or hybrid frontend {:?}", p.site),
-        );
+    if let Err(why) = s.report_lists_fit(&rep) {
+        return refuse(seq, StatusCode::BAD_REQUEST, why);
     }
     if let Err(why) = s.admit_report_seq(&rep) {
         return refuse(seq, StatusCode::CONFLICT, why);
@@ -129,3 +118,7 @@ pub(super) async fn poll_commands(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

@@ -44,7 +44,13 @@ impl Shared {
             }
             let ok = probes.is_some_and(|t| t.contains(&p.site));
             if !ok {
-                dropped.push(format!("a probe of {}, which it does not probe", p.site));
+                dropped.push(if self.is_probe_target(&p.site) {
+                    format!("a probe of {}, which it does not probe", p.site)
+                } else {
+                    // Not named: what is said once per site stays bounded
+                    // whatever names a report makes up.
+                    "a probe of a site or hybrid frontend not in this orchestrator's config".into()
+                });
             }
             ok
         });
@@ -168,6 +174,28 @@ mod tests {
             .into_iter()
             .map(|r| r.vantage)
             .collect()
+    }
+
+    /// Probes of made-up sites (an agent's config ahead of the
+    /// orchestrator's, or a token holder's inventions) are dropped from
+    /// the evidence, and what is said once about them stays one entry per
+    /// site however many names the reports make up.
+    #[tokio::test(start_paused = true)]
+    async fn probes_of_sites_not_in_the_config_are_dropped_and_said_once_per_site() {
+        let s = two_groups();
+        for seq in 1..=50 {
+            let mut r = report("s1", seq, vec![]);
+            r.peers = vec![probe(&format!("made-up-{seq}"), false), probe("s0", true)];
+            s.accept_report(r);
+        }
+        let of_s0 = vantages(&s, "s0");
+        assert!(of_s0.contains(&"peer:s1".to_string()), "{of_s0:?}");
+        let said = s.admit_warned.lock().unwrap();
+        assert_eq!(
+            said.iter().filter(|(site, _)| site == "s1").count(),
+            1,
+            "{said:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

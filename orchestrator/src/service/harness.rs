@@ -303,6 +303,16 @@ pub(super) fn start_from(
     Ok((shared, fake))
 }
 
+/// [`start_from`] for tests outside the service (the API's): the service
+/// alone, on a memory store.
+pub(crate) fn start_service(
+    text: &str,
+    dir: &std::path::Path,
+) -> Result<Arc<Shared>, warden_config::ConfigError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    start_from(text, dir, Arc::new(MemStore::default())).map(|(s, _)| s)
+}
+
 /// [`start_from`] with the fake route of each group from `route_of`
 /// (several groups on one routing element: the same route for them).
 pub(super) fn start_routed(

@@ -6,6 +6,10 @@ use std::collections::BTreeSet;
 
 use super::*;
 
+/// The room a report's lists have beyond what the config gives its site;
+/// all of it for outcomes (see [`Shared::report_lists_fit`]).
+const REPORT_LIST_MAX: usize = 256;
+
 impl Shared {
     /// Which site a bearer token belongs to.
     pub fn site_of_token(&self, token: &str) -> Option<&str> {
@@ -23,6 +27,32 @@ impl Shared {
     /// process (see [`replay`]).
     pub fn admit_report_seq(&self, report: &AgentReport) -> Result<(), String> {
         self.report_seqs.admit_report(report)
+    }
+
+    /// Whether the lists of `report` (authenticated for its site) are no
+    /// longer than its agent's can be: checks and peer probes as many as
+    /// the config gives the site (a hub site, the standby of hundreds of
+    /// primaries, probes every one of them) and [`REPORT_LIST_MAX`] more
+    /// (an agent whose config is ahead of this orchestrator's: what it
+    /// adds is dropped, see `admit`); outcomes [`REPORT_LIST_MAX`], the
+    /// most an agent keeps. `Err` says which list is too long.
+    pub fn report_lists_fit(&self, report: &AgentReport) -> Result<(), String> {
+        let site = report.site.as_str();
+        let checks = self.cfg.sites.get(site).map_or(0, |c| c.checks.len());
+        let probes = self.site_probes.get(site).map_or(0, |t| t.len());
+        for (list, len, own) in [
+            ("checks", report.checks.len(), checks),
+            ("peers", report.peers.len(), probes),
+            ("outcomes", report.outcomes.len(), 0),
+        ] {
+            let max = own + REPORT_LIST_MAX;
+            if len > max {
+                return Err(format!(
+                    "report has {len} {list}, more than the {max} site {site:?}'s agent can send"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Accept a report (already authenticated for `site`).
