@@ -6,6 +6,12 @@ use super::*;
 use crate::model::{EvidenceRow, Pending, Phase};
 use serde::{Deserialize, Serialize};
 
+mod metrics;
+mod replication;
+
+pub(crate) use replication::replication_view;
+pub use replication::{ReplicationView, DIVERGENT_IN_STATUS};
+
 /// Health of one site as the orchestrator sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SiteView {
@@ -57,125 +63,8 @@ pub struct GroupView {
     pub replication: Option<ReplicationView>,
 }
 
-/// A group's replication, as `warden status` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ReplicationView {
-    pub plan: String,
-    /// The group's divergent policy.
-    pub divergent_policy: String,
-    /// `replicating` (active → standby runs), `paused` (after a failover,
-    /// until the failback's resync), `resync` (a returning site fetches),
-    /// `starting`, or `not running`.
-    pub state: String,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub target: Option<String>,
-    /// The active site's reported lag, ms.
-    #[serde(default)]
-    pub lag_ms: Option<u64>,
-    /// What losing the active site now would lose, ms (lag + report age, or
-    /// the time since replication was paused).
-    #[serde(default)]
-    pub rpo_ms: Option<u64>,
-    /// A resync that runs now: items/bytes done and left, passes.
-    #[serde(default)]
-    pub progress: Option<warden_proto::agent::ResyncProgressWire>,
-    #[serde(default)]
-    pub passes: u32,
-    /// `SITE: error` for every site whose last replication attempt failed.
-    #[serde(default)]
-    pub errors: Vec<String>,
-    /// Divergent items found by the last resync: the first
-    /// [`DIVERGENT_IN_STATUS`]; all of them through
-    /// `GET /v1/groups/{group}/divergent`.
-    #[serde(default)]
-    pub divergent: Vec<warden_proto::agent::DivergentWire>,
-    /// How many divergent items there are in all.
-    #[serde(default)]
-    pub divergent_total: usize,
-    /// Of those, how many the store could not keep (etcd's request limit;
-    /// see `GroupState::divergent_not_stored`): not listed here, still at
-    /// the site.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub divergent_not_stored: u64,
-    /// Per site: the pass its mass-delete guard holds, as the site said
-    /// it (what `warden clear --deletions SITE` releases, naming it back).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub held: BTreeMap<String, String>,
-}
-
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-/// Divergent items shown in a status view.
-pub const DIVERGENT_IN_STATUS: usize = 100;
-
-pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<ReplicationView> {
-    let rc = s.cfg.groups.get(&g.name)?.replication()?;
-    let st = s.lock();
-    let sites = s.cfg.groups.get(&g.name)?.site_names();
-    let mut v = ReplicationView {
-        plan: rc.plan.as_str().to_string(),
-        divergent_policy: rc.divergent.as_str().to_string(),
-        state: "not running".into(),
-        source: None,
-        target: None,
-        lag_ms: None,
-        rpo_ms: s.rpo_ms(&st, &g.name, s.clock.now_ms()),
-        progress: None,
-        passes: 0,
-        errors: Vec::new(),
-        divergent: g
-            .divergent
-            .iter()
-            .take(DIVERGENT_IN_STATUS)
-            .cloned()
-            .collect(),
-        divergent_total: g
-            .divergent
-            .len()
-            .saturating_add(usize::try_from(g.divergent_not_stored).unwrap_or(usize::MAX)),
-        divergent_not_stored: g.divergent_not_stored,
-        held: BTreeMap::new(),
-    };
-    for site in &sites {
-        let Some((_, r)) = Shared::replication_status(&st, site, &g.name) else {
-            continue;
-        };
-        if let Some(e) = &r.error {
-            v.errors.push(format!("{site}: {e}"));
-        }
-        if let Some(held) = &r.guard {
-            v.held.insert(site.clone(), held.clone());
-        }
-        match r.role.as_str() {
-            // While replication is paused (a failover stopped it), a
-            // "source" report is the old active site's last word, not
-            // replication running: the state stays "paused" (before, it
-            // read "replicating a → b" until the failover's runbook ended,
-            // with a confirmed down).
-            "source" if *site == g.active && g.replication_paused_since_unix_ms.is_none() => {
-                v.state = "replicating".into();
-                v.source = Some(site.clone());
-                v.target = r.peer.clone();
-                v.lag_ms = r.lag_ms;
-            }
-            "resync" => {
-                v.state = "resync".into();
-                v.source = r.peer.clone();
-                v.target = Some(site.clone());
-                v.progress = r.progress;
-                v.passes = r.passes;
-            }
-            _ => {}
-        }
-    }
-    if v.state == "not running" && g.replication_paused_since_unix_ms.is_some() {
-        v.state = "paused".into();
-    }
-    Some(v)
 }
 
 /// `GET /v1/status`.
@@ -382,91 +271,5 @@ impl Shared {
         }
         out.truncate(limit);
         Ok(out)
-    }
-
-    /// The gauges read off the status when scraped: isolation, each
-    /// group's state and maintenance, each site's verdict, replication
-    /// errors.
-    fn set_state_metrics(&self, view: &StatusView) {
-        use crate::metrics::{GROUP_STATES, VERDICTS};
-        let m = &self.metrics;
-        let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        m.isolated.set(i64::from(view.isolated));
-        let mut verdicts = std::collections::BTreeMap::new();
-        for g in &view.groups {
-            let state = serde_json::json!(g.phase);
-            let state = state.as_str().unwrap_or_default();
-            for s in GROUP_STATES {
-                m.group_state
-                    .get_or_create(&l(&[("group", &g.name), ("state", s)]))
-                    .set(i64::from(s == state));
-            }
-            m.group_maintenance
-                .get_or_create(&l(&[("group", &g.name)]))
-                .set(i64::from(g.maintenance));
-            if let Some(r) = &g.replication {
-                m.replication_errors
-                    .get_or_create(&l(&[("group", &g.name)]))
-                    .set(r.errors.len() as i64);
-            }
-            for site in &g.sites {
-                verdicts.insert(site.name.clone(), site.verdict.clone());
-            }
-        }
-        for (site, verdict) in &verdicts {
-            for v in VERDICTS {
-                m.site_verdict
-                    .get_or_create(&l(&[("site", site), ("verdict", v)]))
-                    .set(i64::from(v == verdict));
-            }
-        }
-    }
-
-    /// Prometheus text (OpenMetrics when `openmetrics`, else the classic
-    /// format), with the gauges that are computed when scraped.
-    pub fn metrics_text(&self, openmetrics: bool) -> String {
-        let view = self.status_view();
-        let alerts: usize = view.groups.iter().map(|g| g.alerts.len()).sum();
-        self.metrics.alerts.set(alerts as i64);
-        self.set_state_metrics(&view);
-        self.metrics.leader.set(i64::from(self.licence.is_held()));
-        if let Some(l) = self.leadership() {
-            self.metrics
-                .etcd_up
-                .get_or_create(&vec![("node".to_string(), l.node.clone())])
-                .set(i64::from(l.etcd_ok));
-        }
-        {
-            let st = self.lock();
-            let now = self.clock.now_ms();
-            for (name, g) in &self.cfg.groups {
-                if g.replication.is_some() {
-                    let labels = vec![("group".to_string(), name.clone())];
-                    match self.rpo_ms(&st, name, now) {
-                        Some(ms) => {
-                            self.metrics
-                                .rpo_seconds
-                                .get_or_create(&labels)
-                                .set(ms as f64 / 1000.0);
-                        }
-                        // Unknown: no sample (a number would be read as a lag).
-                        None => {
-                            self.metrics.rpo_seconds.remove(&labels);
-                        }
-                    }
-                }
-            }
-        }
-        let text = self.metrics.encode();
-        if openmetrics {
-            text
-        } else {
-            crate::metrics::classic_text(&text)
-        }
     }
 }

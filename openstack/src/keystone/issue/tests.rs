@@ -3,6 +3,7 @@
 //! in `agents/tests/keystone.rs` and `checks/tests/openstack.rs`).
 
 use super::*;
+use crate::keystone::*;
 
 fn catalog() -> Catalog {
     // as Keystone 22 answers for the test deployment: regions a and b

@@ -1,0 +1,92 @@
+//! The metrics scrape: the gauges read off the status view when scraped,
+//! and the Prometheus or OpenMetrics text.
+
+use super::*;
+
+impl Shared {
+    /// The gauges read off the status when scraped: isolation, each
+    /// group's state and maintenance, each site's verdict, replication
+    /// errors.
+    fn set_state_metrics(&self, view: &StatusView) {
+        use crate::metrics::{GROUP_STATES, VERDICTS};
+        let m = &self.metrics;
+        let l = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        m.isolated.set(i64::from(view.isolated));
+        let mut verdicts = std::collections::BTreeMap::new();
+        for g in &view.groups {
+            let state = serde_json::json!(g.phase);
+            let state = state.as_str().unwrap_or_default();
+            for s in GROUP_STATES {
+                m.group_state
+                    .get_or_create(&l(&[("group", &g.name), ("state", s)]))
+                    .set(i64::from(s == state));
+            }
+            m.group_maintenance
+                .get_or_create(&l(&[("group", &g.name)]))
+                .set(i64::from(g.maintenance));
+            if let Some(r) = &g.replication {
+                m.replication_errors
+                    .get_or_create(&l(&[("group", &g.name)]))
+                    .set(r.errors.len() as i64);
+            }
+            for site in &g.sites {
+                verdicts.insert(site.name.clone(), site.verdict.clone());
+            }
+        }
+        for (site, verdict) in &verdicts {
+            for v in VERDICTS {
+                m.site_verdict
+                    .get_or_create(&l(&[("site", site), ("verdict", v)]))
+                    .set(i64::from(v == verdict));
+            }
+        }
+    }
+
+    /// Prometheus text (OpenMetrics when `openmetrics`, else the classic
+    /// format), with the gauges that are computed when scraped.
+    pub fn metrics_text(&self, openmetrics: bool) -> String {
+        let view = self.status_view();
+        let alerts: usize = view.groups.iter().map(|g| g.alerts.len()).sum();
+        self.metrics.alerts.set(alerts as i64);
+        self.set_state_metrics(&view);
+        self.metrics.leader.set(i64::from(self.licence.is_held()));
+        if let Some(l) = self.leadership() {
+            self.metrics
+                .etcd_up
+                .get_or_create(&vec![("node".to_string(), l.node.clone())])
+                .set(i64::from(l.etcd_ok));
+        }
+        {
+            let st = self.lock();
+            let now = self.clock.now_ms();
+            for (name, g) in &self.cfg.groups {
+                if g.replication.is_some() {
+                    let labels = vec![("group".to_string(), name.clone())];
+                    match self.rpo_ms(&st, name, now) {
+                        Some(ms) => {
+                            self.metrics
+                                .rpo_seconds
+                                .get_or_create(&labels)
+                                .set(ms as f64 / 1000.0);
+                        }
+                        // Unknown: no sample (a number would be read as a lag).
+                        None => {
+                            self.metrics.rpo_seconds.remove(&labels);
+                        }
+                    }
+                }
+            }
+        }
+        let text = self.metrics.encode();
+        if openmetrics {
+            text
+        } else {
+            crate::metrics::classic_text(&text)
+        }
+    }
+}
