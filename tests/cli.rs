@@ -551,6 +551,19 @@ fn status_into_a_closed_pipe_ends_quietly() {
     assert!(out.status.success(), "{:?}: {err}", out.status);
 }
 
+/// `warden ARGS --url URL --token-file TOKEN`, as an operator runs it: no
+/// config from the environment, only errors logged.
+fn operator_cli(args: &[&str], url: &str, token: &Path) -> Output {
+    Command::new(WARDEN)
+        .args(args)
+        .args(["--url", url, "--token-file"])
+        .arg(token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .output()
+        .unwrap()
+}
+
 /// A fake orchestrator API on 127.0.0.1: `GET /v1/groups/web` answers the
 /// group on `a` at epoch 7, any other request 202 `{"runbook": 1}`; each
 /// request ("METHOD PATH", body) is sent to the receiver. Its URL.
@@ -658,14 +671,7 @@ fn moves_are_sent_for_the_group_as_read() {
             serde_json::json!({}),
         ),
     ] {
-        let out = Command::new(WARDEN)
-            .args(&args)
-            .args(["--url", &url, "--token-file"])
-            .arg(&token)
-            .env("WARDEN_LOG", "error")
-            .env_remove("WARDEN_CONFIG")
-            .output()
-            .unwrap();
+        let out = operator_cli(&args, &url, &token);
         assert!(
             out.status.success(),
             "{args:?}: {}{}",
@@ -709,13 +715,7 @@ fn maintenance_is_sent_as_read() {
                 ("204 No Content", "")
             }
         });
-        let out = Command::new(WARDEN)
-            .args(["maintenance", "web", "off", "--url", &url, "--token-file"])
-            .arg(&token)
-            .env("WARDEN_LOG", "error")
-            .env_remove("WARDEN_CONFIG")
-            .output()
-            .unwrap();
+        let out = operator_cli(&["maintenance", "web", "off"], &url, &token);
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert_eq!(text(&out.stdout).trim(), "maintenance off for web");
         let sent: Vec<(String, String)> = requests.try_iter().collect();
@@ -737,16 +737,7 @@ fn a_move_with_an_epoch_is_sent_only_while_the_group_is_at_it() {
     let (dir, _, _) = configs();
     let (url, requests) = fake_api();
     let token = dir.path().join("op");
-    let run = |args: &[&str]| {
-        Command::new(WARDEN)
-            .args(args)
-            .args(["--url", &url, "--token-file"])
-            .arg(&token)
-            .env("WARDEN_LOG", "error")
-            .env_remove("WARDEN_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| operator_cli(args, &url, &token);
     for (args, path) in [
         (
             vec!["failover", "web", "--to", "b"],
@@ -823,14 +814,7 @@ fn an_answer_that_names_nothing_done_is_no_success() {
             vec!["clear", "web"],
             vec!["status", "--json"],
         ] {
-            let out = Command::new(WARDEN)
-                .args(&args)
-                .args(["--url", &url, "--token-file"])
-                .arg(&token)
-                .env("WARDEN_LOG", "error")
-                .env_remove("WARDEN_CONFIG")
-                .output()
-                .unwrap();
+            let out = operator_cli(&args, &url, &token);
             let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
             assert_eq!(
                 out.status.code(),
@@ -983,14 +967,7 @@ fn a_group_argument_that_is_no_group_name_sends_nothing() {
         vec!["maintenance", "web/approve?", "on"],
         vec!["events", "--group", "web&after=9"],
     ] {
-        let out = Command::new(WARDEN)
-            .args(&args)
-            .args(["--url", &url, "--token-file"])
-            .arg(&token)
-            .env("WARDEN_LOG", "error")
-            .env_remove("WARDEN_CONFIG")
-            .output()
-            .unwrap();
+        let out = operator_cli(&args, &url, &token);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains("is not a group name"), "{args:?}: {stderr}");
@@ -1019,21 +996,7 @@ fn a_refusal_that_is_not_json_is_shown_escaped_and_short() {
         "</html>"
     );
     let (url, _requests) = fake_api_answering("502 Bad Gateway", PAGE);
-    let out = Command::new(WARDEN)
-        .args([
-            "failover",
-            "web",
-            "--to",
-            "b",
-            "--url",
-            &url,
-            "--token-file",
-        ])
-        .arg(&token)
-        .env("WARDEN_LOG", "error")
-        .env_remove("WARDEN_CONFIG")
-        .output()
-        .unwrap();
+    let out = operator_cli(&["failover", "web", "--to", "b"], &url, &token);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("502 Bad Gateway"), "{stderr}");
@@ -1219,21 +1182,7 @@ fn clear_names_back_the_hold_it_read() {
             r#"{"cleared":["the mass-delete guard at a lets the held pass go ahead once"]}"#,
         ),
     });
-    let out = Command::new(WARDEN)
-        .args([
-            "clear",
-            "web",
-            "--deletions",
-            "a",
-            "--url",
-            &url,
-            "--token-file",
-        ])
-        .arg(&token)
-        .env("WARDEN_LOG", "error")
-        .env_remove("WARDEN_CONFIG")
-        .output()
-        .unwrap();
+    let out = operator_cli(&["clear", "web", "--deletions", "a"], &url, &token);
     assert!(
         out.status.success(),
         "{}{}",
@@ -1322,21 +1271,7 @@ fn drill_refuses_a_zero_timeout_before_sending_anything() {
     let (dir, _, _) = configs();
     let (url, requests) = fake_api();
     let token = dir.path().join("op");
-    let out = Command::new(WARDEN)
-        .args([
-            "drill",
-            "web",
-            "--timeout",
-            "0s",
-            "--url",
-            &url,
-            "--token-file",
-        ])
-        .arg(&token)
-        .env("WARDEN_LOG", "error")
-        .env_remove("WARDEN_CONFIG")
-        .output()
-        .unwrap();
+    let out = operator_cli(&["drill", "web", "--timeout", "0s"], &url, &token);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -1351,13 +1286,7 @@ fn drill_refuses_a_zero_timeout_before_sending_anything() {
         ("--stay", "300000000years"),
         ("--timeout", "300000000years"),
     ] {
-        let out = Command::new(WARDEN)
-            .args(["drill", "web", flag, value, "--url", &url, "--token-file"])
-            .arg(&token)
-            .env("WARDEN_LOG", "error")
-            .env_remove("WARDEN_CONFIG")
-            .output()
-            .unwrap();
+        let out = operator_cli(&["drill", "web", flag, value], &url, &token);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
         assert!(
@@ -1386,13 +1315,7 @@ fn a_url_the_api_paths_cannot_be_added_to_is_refused() {
         (format!("ftp://127.0.0.1:{port}"), "http:// or https://"),
         (format!("http://op:hunter2@127.0.0.1:{port}"), "credentials"),
     ] {
-        let out = Command::new(WARDEN)
-            .args(["status", "--url", &bad, "--token-file"])
-            .arg(&token)
-            .env("WARDEN_LOG", "error")
-            .env_remove("WARDEN_CONFIG")
-            .output()
-            .unwrap();
+        let out = operator_cli(&["status"], &bad, &token);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{bad}: {err}");
         assert!(
@@ -1413,13 +1336,7 @@ fn a_token_file_every_user_can_read_is_refused_with_the_fix_that_applies() {
     let (dir, _, _) = configs();
     let token = dir.path().join("op");
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let out = Command::new(WARDEN)
-        .args(["status", "--url", "http://127.0.0.1:9", "--token-file"])
-        .arg(&token)
-        .env("WARDEN_LOG", "error")
-        .env_remove("WARDEN_CONFIG")
-        .output()
-        .unwrap();
+    let out = operator_cli(&["status"], "http://127.0.0.1:9", &token);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(
