@@ -153,17 +153,7 @@ mod tests {
     fn cmd(id: &str) -> Command {
         Command {
             id: id.into(),
-            group: "g".into(),
-            epoch: 1,
-            kind: CommandKind::Promote,
-            peer: None,
-            site: String::new(),
-            journal_since: None,
-            changed: None,
-            replica: false,
-            peer_resynced: false,
-            stays_target: false,
-            guard_seen: None,
+            ..Command::new("g", 1, CommandKind::Promote)
         }
     }
 
