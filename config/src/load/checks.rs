@@ -185,7 +185,9 @@ impl<'t, 'r> Cx<'t, 'r> {
             },
         }
         let kind = *c.kind.get_ref();
-        for (name, present, used) in [
+        self.refuse_unread(
+            key,
+            [
             ("url", c.url.is_some(), kind == CheckKind::Http),
             ("address", c.address.is_some(), kind == CheckKind::Tcp),
             ("command", c.command.is_some(), kind == CheckKind::Command),
@@ -213,17 +215,9 @@ impl<'t, 'r> Cx<'t, 'r> {
                 c.body_contains.is_some(),
                 kind == CheckKind::Http,
             ),
-        ] {
-            if present && !used {
-                let k = format!("{key}.{name}");
-                self.push(
-                    self.at(&k),
-                    &k,
-                    None,
-                    "not used by this kind (url, expect_status, body_contains: http; address: tcp; command: command; keystone: keystone and swift; container: swift; server, query, record_type, expect: dns); remove it",
-                );
-            }
-        }
+        ],
+            "not used by this kind (url, expect_status, body_contains: http; address: tcp; command: command; keystone: keystone and swift; container: swift; server, query, record_type, expect: dns); remove it",
+        );
         if let Some(cn) = &c.container {
             if cn.is_empty()
                 || cn == "."

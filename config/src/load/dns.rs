@@ -106,27 +106,20 @@ impl<'t, 'r> Cx<'t, 'r> {
                         "the update URL, e.g. \"https://dynupdate.no-ip.com/nic/update\"",
                     );
                 }
-                for (field, v) in [("key_name", &dns.key_name), ("algorithm", &dns.algorithm)] {
-                    if v.is_some() {
-                        let k = format!("{key}.{field}");
-                        self.push(
-                            self.at(&k),
-                            &k,
-                            None,
-                            "only provider \"rfc2136\" uses a TSIG key; remove this key",
-                        );
-                    }
-                }
-                if dns.zone.is_some() {
-                    let k = format!("{key}.zone");
-                    self.push(
-                        self.at(&k),
-                        &k,
-                        None,
-                        "only provider \"rfc2136\" updates a zone (this provider updates the host \
-                         names themselves); remove this key",
-                    );
-                }
+                self.refuse_unread(
+                    &key,
+                    [
+                        ("key_name", dns.key_name.is_some(), false),
+                        ("algorithm", dns.algorithm.is_some(), false),
+                    ],
+                    "only provider \"rfc2136\" uses a TSIG key; remove this key",
+                );
+                self.refuse_unread(
+                    &key,
+                    [("zone", dns.zone.is_some(), false)],
+                    "only provider \"rfc2136\" updates a zone (this provider updates the host \
+                     names themselves); remove this key",
+                );
             }
         }
         if dns.provider == DnsProviderKind::Rfc2136 {

@@ -83,32 +83,18 @@ impl<'t, 'r> Cx<'t, 'r> {
             ("resync", r.resync.is_some(), plan == P::Command),
             ("verify", r.verify.is_some(), plan == P::Command),
         ];
-        // Keys with a default: present when the file writes them.
-        let written = |cx: &Self, k: &str| cx.value_at(&format!("{base}.{k}")).is_some();
+        // Keys with a default: given when the file writes them.
         let defaulted = [
-            ("interval", written(self, "interval"), swift),
-            ("concurrency", written(self, "concurrency"), swift),
+            ("interval", self.written(&format!("{base}.interval")), swift),
+            (
+                "concurrency",
+                self.written(&format!("{base}.concurrency")),
+                swift,
+            ),
+            ("lag", r.lag.is_some(), plan == P::Command),
         ];
-        for (k, present, used) in group_keys.into_iter().chain(defaulted) {
-            let key = format!("{base}.{k}");
-            if present && !used {
-                self.push(
-                    self.at(&key),
-                    &key,
-                    None,
-                    format!("plan {shown} does not use this key; remove it"),
-                );
-            }
-        }
-        if r.lag.is_some() && plan != P::Command {
-            let key = format!("{base}.lag");
-            self.push(
-                self.at(&key),
-                &key,
-                None,
-                format!("plan {shown} does not use this key; remove it"),
-            );
-        }
+        let why = format!("plan {shown} does not use this key; remove it");
+        self.refuse_unread(&base, group_keys.into_iter().chain(defaulted), &why);
         let plan_key = format!("{base}.plan");
         // At the key with its value when it is written (`containers = []`),
         // else at the plan, which shows no value of the missing key.

@@ -212,7 +212,7 @@ impl<'t, 'r> Cx<'t, 'r> {
         // The built-in frontend holds users' connections; HAProxy cannot be
         // told to: given here, it was taken and did nothing.
         let hkey = format!("{key}.hold_connections");
-        if self.value_at(&hkey).is_some() {
+        if self.written(&hkey) {
             self.push(
                 self.at(&hkey),
                 &hkey,

@@ -158,6 +158,29 @@ impl<'t, 'r> Cx<'t, 'r> {
         self.shown(node)
     }
 
+    /// Whether the file writes the dotted `key`: for a key with a default,
+    /// whose parsed value cannot tell.
+    pub(in crate::load) fn written(&self, key: &str) -> bool {
+        get(self.root, &parse_path(key)).is_some()
+    }
+
+    /// Each key of `base` given where nothing reads it (`(name, given,
+    /// read)` with `given && !read`) is refused at its place, saying `why`:
+    /// a key taken and ignored would look like part of what runs.
+    pub(in crate::load) fn refuse_unread<'k>(
+        &mut self,
+        base: &str,
+        keys: impl IntoIterator<Item = (&'k str, bool, bool)>,
+        why: &str,
+    ) {
+        for (name, given, read) in keys {
+            if given && !read {
+                let k = format!("{base}.{name}");
+                self.push(self.at(&k), &k, None, why);
+            }
+        }
+    }
+
     /// Deserialize one table; every serde error becomes a problem under its
     /// precise dotted key (see the module doc).
     ///
