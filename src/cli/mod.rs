@@ -7,6 +7,7 @@
 //! API client itself is [`crate::client`], shared with the quickstart.
 
 mod args;
+mod as_read;
 mod drill;
 mod gate;
 mod operator;

@@ -5,6 +5,7 @@ use serde_json::Value;
 use anyhow::bail;
 
 use super::args::{Cmd, OnOff};
+use super::as_read::{approve_body, clear_body, maintenance_body, move_body, read_group};
 use super::render::{render_events, render_status};
 use crate::client::Client;
 
@@ -58,7 +59,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             }
         }
         Cmd::Failover { group, to, epoch } => {
-            let body = as_seen(c, group, *epoch, serde_json::json!({ "to": to })).await?;
+            let body = move_body(c, group, *epoch, serde_json::json!({ "to": to })).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/failover"), body)
                 .await?;
@@ -66,7 +67,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             println!("failover of {group} to {to} started (runbook {id})");
         }
         Cmd::Failback { group, epoch } => {
-            let body = as_seen(c, group, *epoch, serde_json::json!({})).await?;
+            let body = move_body(c, group, *epoch, serde_json::json!({})).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/failback"), body)
                 .await?;
@@ -74,7 +75,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             println!("failback of {group} started (runbook {id})");
         }
         Cmd::Switchover { group, to, epoch } => {
-            let body = as_seen(c, group, *epoch, serde_json::json!({ "to": to })).await?;
+            let body = move_body(c, group, *epoch, serde_json::json!({ "to": to })).await?;
             let v = c
                 .post(&format!("/v1/groups/{group}/switchover"), body)
                 .await?;
@@ -89,7 +90,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             json,
         } => super::drill::run(c, group, to.as_deref(), *stay, *timeout, *json).await?,
         Cmd::Resync { group, epoch } => {
-            let body = as_seen(c, group, *epoch, serde_json::json!({})).await?;
+            let body = move_body(c, group, *epoch, serde_json::json!({})).await?;
             let v = c.post(&format!("/v1/groups/{group}/resync"), body).await?;
             let id = started(&v)?;
             println!(
@@ -97,91 +98,21 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             );
         }
         Cmd::Approve { group, to } => {
-            // The decision approved is the one read here, named in the
-            // approval: one made meanwhile is refused (409), not approved.
-            // Read from the leader when one is known: a follower's mirror
-            // may lag, and its decision be one the leader has withdrawn.
-            let view = super::drill::Reader::new(c)
-                .await
-                .get(&format!("/v1/groups/{group}"))
-                .await?;
-            let pending = view.get("pending").cloned().unwrap_or(Value::Null);
-            if pending.is_null() {
-                bail!("group {group} has no pending decision; nothing approved");
-            }
-            let seen: warden_orchestrator::service::SeenPending =
-                serde_json::from_value(serde_json::json!({
-                    "kind": pending["kind"],
-                    "to": pending["to"],
-                    "since_unix_ms": pending["since_unix_ms"],
-                }))
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the orchestrator's pending decision is not what this CLI reads: {e}"
-                    )
-                })?;
-            let target = seen.to.clone().unwrap_or_default();
-            if let Some(want) = to.as_deref().filter(|w| *w != target) {
-                bail!(
-                    "the pending decision of {group} is a move to {target}, not to {want}; nothing approved"
-                );
-            }
-            let v = c
-                .post(
-                    &format!("/v1/groups/{group}/approve"),
-                    serde_json::to_value(&seen)?,
-                )
-                .await?;
+            let view = read_group(c, group).await?;
+            let (body, target, kind) = approve_body(&view, group, to.as_deref())?;
+            let v = c.post(&format!("/v1/groups/{group}/approve"), body).await?;
             let id = started(&v)?;
-            println!(
-                "approved {} → {target}; runbook {id} started for {group}",
-                pending["kind"].as_str().unwrap_or("move"),
-            );
+            println!("approved {kind} → {target}; runbook {id} started for {group}");
         }
         Cmd::Maintenance { group, mode } => {
             let on = matches!(mode, OnOff::On);
-            // The maintenance change read here, named in the order: one
-            // made meanwhile by another operator is refused (409), not
-            // undone. Read from the leader when one is known.
-            let view = super::drill::Reader::new(c)
-                .await
-                .get(&format!("/v1/groups/{group}"))
-                .await?;
-            let mut body = serde_json::json!({ "on": on });
-            // An orchestrator older than the field shows none: sent without.
-            if let Some(seq) = view.get("maintenance_seq").and_then(Value::as_u64) {
-                body["maintenance_seq"] = seq.into();
-            }
+            let body = maintenance_body(&read_group(c, group).await?, on);
             c.post(&format!("/v1/groups/{group}/maintenance"), body)
                 .await?;
             println!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
         Cmd::Clear { group, deletions } => {
-            // What is cleared is what is read now, named back: an alert
-            // raised since, a divergent list grown since, a hold that is
-            // not one of those read (this command replayed from shell
-            // history, delayed in a proxy) is not lifted. Read from the
-            // leader when one is known, as the moves are.
-            let view = super::drill::Reader::new(c)
-                .await
-                .get(&format!("/v1/groups/{group}"))
-                .await?;
-            let mut body = serde_json::json!({});
-            if let Some(alerts) = view.get("alerts").filter(|a| a.is_array()) {
-                body["alerts"] = alerts.clone();
-            }
-            if let Some(n) = view["replication"]["divergent_total"].as_u64() {
-                body["divergent"] = n.into();
-            }
-            if !deletions.is_empty() {
-                let held = &view["replication"]["held"];
-                let seen: serde_json::Map<String, Value> = deletions
-                    .iter()
-                    .filter_map(|site| Some((site.clone(), held.get(site)?.clone())))
-                    .collect();
-                body["deletions"] = serde_json::json!(deletions);
-                body["seen"] = Value::Object(seen);
-            }
+            let body = clear_body(&read_group(c, group).await?, deletions);
             let v = c.post(&format!("/v1/groups/{group}/clear"), body).await?;
             if !v.get("cleared").is_some_and(Value::is_array) {
                 bail!(
@@ -343,39 +274,6 @@ fn shown(v: &Value) -> String {
         text.push('…');
     }
     text
-}
-
-/// A move's `body` with the group as read here (from the leader when one
-/// is known): its active site (`from`) and `epoch`. The move is then made
-/// only of that group: one that moved on before the request arrives (a
-/// proxy's retry, a request delayed in transit, a failover and failback
-/// in between) is refused (409) and nothing is done. With `--epoch`
-/// (`expected`), the operator's own reading: a group found at another
-/// epoch is not sent at all (a command re-run from shell history after
-/// the group moved on), and the orchestrator checks it again on arrival.
-async fn as_seen(
-    c: &Client,
-    group: &str,
-    expected: Option<u64>,
-    mut body: Value,
-) -> anyhow::Result<Value> {
-    let g = super::drill::Reader::new(c)
-        .await
-        .get(&format!("/v1/groups/{group}"))
-        .await?;
-    let (Some(active), Some(epoch)) = (g["active"].as_str(), g["epoch"].as_u64()) else {
-        bail!("the orchestrator's view of group {group} has no active site or epoch; nothing sent");
-    };
-    if let Some(want) = expected.filter(|&want| want != epoch) {
-        bail!(
-            "group {group} is at epoch {epoch} (active: {}), not at epoch {want} as --epoch says: \
-             it moved on since; nothing sent (read `warden status` again)",
-            warden_orchestrator::text::printable(active)
-        );
-    }
-    body["from"] = active.into();
-    body["epoch"] = epoch.into();
-    Ok(body)
 }
 
 /// `GET /v1/leader` of every orchestrator, each with its `url`; an
