@@ -69,6 +69,8 @@ mod detect;
 mod divergent;
 mod dns_move;
 mod entry;
+#[cfg(test)]
+mod event_epoch_tests;
 mod events;
 mod failed;
 #[cfg(test)]
