@@ -2,6 +2,8 @@
 //! recovery; `silence.rs` the rounds about when evidence comes and goes.
 use super::*;
 use warden_proto::agent::PeerProbe;
+// One check result, as the service's tests build it.
+use crate::service::harness::check;
 
 mod silence;
 
@@ -15,21 +17,6 @@ fn cfg() -> Detection {
         probe_timeout: Duration::from_millis(200),
         max_failovers: 2,
         failover_window: Duration::from_secs(3600),
-    }
-}
-
-fn check(ok: bool) -> CheckResult {
-    CheckResult {
-        name: "web".into(),
-        ok,
-        critical: true,
-        detail: if ok {
-            "status 200"
-        } else {
-            "connection refused"
-        }
-        .into(),
-        elapsed_ms: 1,
     }
 }
 

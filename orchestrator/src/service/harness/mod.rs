@@ -15,6 +15,8 @@ mod rounds;
 pub(in crate::service) use fake_route::*;
 pub(in crate::service) use hybrid::*;
 pub(in crate::service) use rounds::*;
+// One check result, for the detector's tests too.
+pub(crate) use rounds::check;
 
 pub(super) fn setup(automatic: bool, max_failovers: u32) -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
     setup_with(automatic, max_failovers, "", Arc::new(MemStore::default()))

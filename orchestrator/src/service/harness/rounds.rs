@@ -2,7 +2,8 @@
 //! checks and probes, the detector's round, runbooks answered or hung.
 use super::*;
 
-pub(in crate::service) fn check(ok: bool) -> CheckResult {
+/// Check `web`'s result: passing, or refused.
+pub(crate) fn check(ok: bool) -> CheckResult {
     CheckResult {
         name: "web".into(),
         ok,
