@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use super::harness::{hybrid_text, start_with_routing, test_dir};
 use super::*;
 use crate::store::MemStore;
-use warden_strategies::dns::{DnsProvider, DnsStrategy, ProviderView, RecordValue};
-use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
-use warden_strategies::hybrid::HybridStrategy;
+use warden_strategies::dns::{DnsProvider, ProviderView, RecordValue};
+use warden_strategies::frontend::FrontendDriver;
 
 /// A frontend that ignores the routes it is sent while `ignore` is set.
 struct Fe {
@@ -124,22 +123,7 @@ fn hybrid(dir: &std::path::Path) -> (Arc<Shared>, Vec<Arc<Fe>>, Arc<Dns>) {
         move |_, name| {
             let drivers: Vec<Arc<dyn FrontendDriver>> =
                 drivers.iter().map(|d| d.clone() as _).collect();
-            let addresses = ["fe1", "fe2"]
-                .iter()
-                .map(|f| (f.to_string(), address(f)))
-                .collect();
-            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
-                name,
-                FrontendStrategy::new(name, drivers).unwrap(),
-                DnsStrategy::new(
-                    name,
-                    vec!["www.example.net".into()],
-                    addresses,
-                    vec![],
-                    Duration::from_secs(1),
-                    provider.clone(),
-                ),
-            )))
+            super::harness::hybrid_routing(name, &["fe1", "fe2"], drivers, provider.clone())
         },
     )
     .expect("config");

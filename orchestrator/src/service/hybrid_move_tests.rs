@@ -9,9 +9,8 @@ use super::harness::{
 };
 use super::*;
 use crate::store::MemStore;
-use warden_strategies::dns::{DnsProvider, DnsStrategy, ProviderView, RecordValue};
-use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
-use warden_strategies::hybrid::HybridStrategy;
+use warden_strategies::dns::{DnsProvider, ProviderView, RecordValue};
+use warden_strategies::frontend::FrontendDriver;
 
 /// A frontend's route: the site, the epoch.
 type Route = (Option<String>, u64);
@@ -84,28 +83,7 @@ fn hybrid(dir: &std::path::Path, fe1: &Arc<Fe>, fe2: &Arc<Fe>) -> (Arc<Shared>, 
         Mode::Local,
         move |_, name| {
             let drivers: Vec<Arc<dyn FrontendDriver>> = vec![fe1.clone(), fe2.clone()];
-            let addresses = ["fe1", "fe2"]
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    (
-                        f.to_string(),
-                        RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
-                    )
-                })
-                .collect();
-            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
-                name,
-                FrontendStrategy::new(name, drivers).unwrap(),
-                DnsStrategy::new(
-                    name,
-                    vec!["www.example.net".into()],
-                    addresses,
-                    vec![],
-                    Duration::from_secs(1),
-                    provider.clone(),
-                ),
-            )))
+            super::harness::hybrid_routing(name, &["fe1", "fe2"], drivers, provider.clone())
         },
     )
     .expect("config");

@@ -175,8 +175,6 @@ async fn a_split_is_not_mended_toward_a_site_that_does_not_say_it_is_active() {
 /// The same split in a `hybrid` group's site layer: mended the same way.
 #[tokio::test(start_paused = true)]
 async fn a_hybrid_site_layer_split_is_mended_at_the_next_epoch() {
-    use warden_strategies::dns::{DnsStrategy, RecordValue};
-    use warden_strategies::hybrid::HybridStrategy;
     let dir = test_dir(true, 5);
     let fe1 = Arc::new(Fenced("fe1".into(), Mutex::new((Some("b".into()), 3))));
     let fe2 = Arc::new(Fenced("fe2".into(), Mutex::new((Some("a".into()), 3))));
@@ -187,28 +185,12 @@ async fn a_hybrid_site_layer_split_is_mended_at_the_next_epoch() {
         Arc::new(MemStore::default()),
         Mode::Local,
         move |_, name| {
-            let addresses = ["fe1", "fe2"]
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    (
-                        f.to_string(),
-                        RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
-                    )
-                })
-                .collect();
-            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
+            super::harness::hybrid_routing(
                 name,
-                FrontendStrategy::new(name, drivers.clone()).unwrap(),
-                DnsStrategy::new(
-                    name,
-                    vec!["www.example.net".into()],
-                    addresses,
-                    vec![],
-                    Duration::from_secs(1),
-                    Arc::new(super::harness::FakeDns::default()),
-                ),
-            )))
+                &["fe1", "fe2"],
+                drivers.clone(),
+                Arc::new(super::harness::FakeDns::default()),
+            )
         },
     )
     .expect("config");

@@ -127,6 +127,42 @@ impl warden_strategies::dns::DnsProvider for FakeDns {
     }
 }
 
+/// The routing of `hybrid` group `name`: `drivers`, one per frontend of
+/// `frontends` (in that order), under the DNS name `www.example.net`,
+/// where frontend i answers 10.77.2.(i+1), written through `provider`.
+pub(in crate::service) fn hybrid_routing(
+    name: &str,
+    frontends: &[&str],
+    drivers: Vec<Arc<dyn warden_strategies::frontend::FrontendDriver>>,
+    provider: Arc<dyn warden_strategies::dns::DnsProvider>,
+) -> crate::routing::Routing {
+    use warden_strategies::dns::{DnsStrategy, RecordValue};
+    use warden_strategies::frontend::FrontendStrategy;
+    use warden_strategies::hybrid::HybridStrategy;
+    let addresses = frontends
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                f.to_string(),
+                RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
+            )
+        })
+        .collect();
+    crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
+        name,
+        FrontendStrategy::new(name, drivers).unwrap(),
+        DnsStrategy::new(
+            name,
+            vec!["www.example.net".into()],
+            addresses,
+            vec![],
+            Duration::from_secs(1),
+            provider,
+        ),
+    )))
+}
+
 /// The service on config `text`, every `hybrid` group on fake frontends
 /// (one per frontend it names) and the DNS provider returned; the other
 /// groups on fake routes.
@@ -134,9 +170,7 @@ pub(in crate::service) fn start_hybrid(
     text: &str,
     dir: &std::path::Path,
 ) -> Result<(Arc<Shared>, Arc<FakeDns>), warden_config::ConfigError> {
-    use warden_strategies::dns::{DnsStrategy, RecordValue};
-    use warden_strategies::frontend::{FrontendDriver, FrontendStrategy};
-    use warden_strategies::hybrid::HybridStrategy;
+    use warden_strategies::frontend::FrontendDriver;
     let dns = Arc::new(FakeDns::default());
     let provider = dns.clone();
     let shared = start_with_routing(
@@ -156,28 +190,8 @@ pub(in crate::service) fn start_hybrid(
                 .iter()
                 .map(|f| Arc::new(FakeFrontend(f.clone(), Mutex::default())) as _)
                 .collect();
-            let addresses = names
-                .iter()
-                .enumerate()
-                .map(|(i, f)| {
-                    (
-                        f.clone(),
-                        RecordValue::parse(&format!("10.77.2.{}", i + 1)).unwrap(),
-                    )
-                })
-                .collect();
-            crate::routing::Routing::Hybrid(Arc::new(HybridStrategy::new(
-                name,
-                FrontendStrategy::new(name, drivers).unwrap(),
-                DnsStrategy::new(
-                    name,
-                    vec!["www.example.net".into()],
-                    addresses,
-                    vec![],
-                    Duration::from_secs(1),
-                    provider.clone(),
-                ),
-            )))
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            hybrid_routing(name, &names, drivers, provider.clone())
         },
     )?;
     Ok((shared, dns))
