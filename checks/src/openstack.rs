@@ -348,17 +348,28 @@ mod tests {
 
     /// `app` served at `live` on the port of a black hole at `dead` (the
     /// name `os.test` is 127.0.0.1 and 127.0.0.2, in that order); the
-    /// port and the hole, to be kept while it is used.
+    /// port and the hole, to be kept while it is used. The hole's port is
+    /// the kernel's pick at `dead` only: at `live` it may be taken (by
+    /// another test, or by the source port of a connection filling an
+    /// earlier hole there), so a taken one is left for another hole.
     async fn behind_a_black_hole(
         app: axum::Router,
         dead: &str,
         live: &str,
     ) -> (u16, (tokio::net::TcpListener, Vec<tokio::net::TcpStream>)) {
-        let hole = black_hole(dead).await;
-        let port = hole.0.local_addr().unwrap().port();
-        let live = tokio::net::TcpListener::bind((live, port)).await.unwrap();
-        tokio::spawn(async move { axum::serve(live, app).await.unwrap() });
-        (port, hole)
+        for _ in 0..20 {
+            let hole = black_hole(dead).await;
+            let port = hole.0.local_addr().unwrap().port();
+            match tokio::net::TcpListener::bind((live, port)).await {
+                Ok(l) => {
+                    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+                    return (port, hole);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+                Err(e) => panic!("cannot listen at {live}:{port}: {e}"),
+            }
+        }
+        panic!("no port free at both {dead} and {live} in 20 tries");
     }
 
     /// A Keystone issuing any login a token for project `dr` (id `dr`,
