@@ -2,7 +2,8 @@
 //! `check-config` checks (FILE, `--config`, `WARDEN_CONFIG`), `rsync-gate`
 //! as an rsync daemon runs it, the operator commands against a fake API
 //! (what they send, and bad `--url`, `--token-file`, `drill --timeout`
-//! refused before anything is sent), and `probe`'s refusals and duration.
+//! refused before anything is sent), `probe`'s refusals and duration, and
+//! an unknown `orchestrator --node` said before any secret is read.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -1380,4 +1381,31 @@ fn probe_stops_when_its_duration_is_up() {
     let o = text(&out.stdout);
     assert!(out.status.success(), "{o}{}", text(&out.stderr));
     assert!(o.contains("1 attempts"), "{o}");
+}
+
+/// A mistyped `--node` is said first, before the config's secrets are
+/// read: examples/ha.conf names secret files and variables this machine
+/// does not have, and the operator who typed `o-nowhere` learns the node
+/// names, not a missing token file (which would be fixed in vain).
+#[test]
+fn orchestrator_names_an_unknown_node_before_reading_secrets() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ha.conf");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(WARDEN)
+        .args(["orchestrator", "--config"])
+        .arg(&example)
+        .args(["--node", "o-nowhere"])
+        .current_dir(dir.path())
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .env_remove("WARDEN_CA_AGENT_TOKEN")
+        .output()
+        .expect("run warden");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--node o-nowhere: no such node in [[orchestrator.nodes]] (known: o-ca, o-tx, o-witness)"),
+        "{err}"
+    );
+    assert!(!err.contains("operator.token"), "{err}");
 }

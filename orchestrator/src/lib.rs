@@ -44,7 +44,7 @@ pub use crate::error::OrchestratorError;
 use crate::etcd::leader::{Election, Leadership};
 use crate::etcd::EtcdStore;
 use crate::service::{HaRole, Mode, Shared};
-pub use crate::settings::OrchestratorSettings;
+pub use crate::settings::{node_known, OrchestratorSettings};
 use crate::store::LocalStore;
 
 /// Run the orchestrator until `shutdown` fires. `ready` receives the bound API address.

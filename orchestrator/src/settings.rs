@@ -125,22 +125,40 @@ impl OrchestratorSettings {
 
     /// Run as node `name` of `[[orchestrator.nodes]]`: its `listen` and `url`.
     pub fn as_node(mut self, name: &str) -> Result<Self, OrchestratorError> {
-        let o = &self.config.orchestrator;
-        let Some(mine) = o.for_node(name) else {
-            let known: Vec<&str> = o.nodes.iter().map(|n| n.name.as_str()).collect();
-            return Err(OrchestratorError::Setup(if known.is_empty() {
-                format!("--node {name}: the config has no [[orchestrator.nodes]]")
-            } else {
-                format!(
-                    "--node {name}: no such node in [[orchestrator.nodes]] (known: {})",
-                    known.join(", ")
-                )
-            }));
+        let Some(mine) = self.config.orchestrator.for_node(name) else {
+            return Err(unknown_node(&self.config, name));
         };
         self.config.orchestrator = mine;
         self.node = Some(name.to_string());
         Ok(self)
     }
+}
+
+/// `Ok` if `--node name` names one of the config's `[[orchestrator.nodes]]`:
+/// asked before any secret is loaded, so a mistyped node name is said first
+/// (not after the operator has fixed every secret file of the config).
+pub fn node_known(config: &Config, name: &str) -> Result<(), OrchestratorError> {
+    match config.orchestrator.nodes.iter().any(|n| n.name == name) {
+        true => Ok(()),
+        false => Err(unknown_node(config, name)),
+    }
+}
+
+fn unknown_node(config: &Config, name: &str) -> OrchestratorError {
+    let known: Vec<&str> = config
+        .orchestrator
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    OrchestratorError::Setup(if known.is_empty() {
+        format!("--node {name}: the config has no [[orchestrator.nodes]]")
+    } else {
+        format!(
+            "--node {name}: no such node in [[orchestrator.nodes]] (known: {})",
+            known.join(", ")
+        )
+    })
 }
 
 /// SHA-256 of a bearer token: agent tokens are looked up by it, so the

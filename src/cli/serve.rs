@@ -97,6 +97,11 @@ pub(crate) async fn dispatch(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(c) => return c,
             };
+            if let Some(n) = &node {
+                if let Err(e) = warden_orchestrator::node_known(&cfg, n) {
+                    return config_exit(e);
+                }
+            }
             warden_config::child::configure(&cfg, &cfg.orchestrator.pass_env);
             let settings = match warden_orchestrator::OrchestratorSettings::from_config(cfg)
                 .and_then(|s| match &node {
