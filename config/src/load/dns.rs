@@ -17,6 +17,14 @@ impl<'t, 'r> Cx<'t, 'r> {
     ) {
         let dns = d.get_ref();
         let key = format!("groups.{name}.dns");
+        self.check_dns_record(&key, dns);
+        self.check_dns_provider(&key, scheme, dns);
+        self.check_dns_addresses(&key, scheme, dns, list, sites, fe_names);
+    }
+
+    /// The record itself: its name, TTL, the User-Agent's characters and
+    /// the credentials' reference.
+    fn check_dns_record(&mut self, key: &str, dns: &DnsScheme) {
         if let Some(c) = &dns.credentials {
             self.check_secret(&format!("{key}.credentials"), c);
         }
@@ -68,6 +76,11 @@ impl<'t, 'r> Cx<'t, 'r> {
                  dropped), e.g. \"60s\"",
             );
         }
+    }
+
+    /// Each provider's own keys (and those it does not read), the name
+    /// servers asked, aliases, timeout and entry port.
+    fn check_dns_provider(&mut self, key: &str, scheme: Scheme, dns: &DnsScheme) {
         match dns.provider {
             DnsProviderKind::Rfc2136 => {
                 for (field, val, example) in [
@@ -107,7 +120,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     );
                 }
                 self.refuse_unread(
-                    &key,
+                    key,
                     [
                         ("key_name", dns.key_name.is_some(), false),
                         ("algorithm", dns.algorithm.is_some(), false),
@@ -115,7 +128,7 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "only provider \"rfc2136\" uses a TSIG key; remove this key",
                 );
                 self.refuse_unread(
-                    &key,
+                    key,
                     [("zone", dns.zone.is_some(), false)],
                     "only provider \"rfc2136\" updates a zone (this provider updates the host \
                      names themselves); remove this key",
@@ -242,6 +255,20 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+    }
+
+    /// The addresses per site (or per frontend, hybrid): one per target,
+    /// each its own, and the same address families where the provider
+    /// cannot remove one.
+    fn check_dns_addresses(
+        &mut self,
+        key: &str,
+        scheme: Scheme,
+        dns: &DnsScheme,
+        list: &[Spanned<String>],
+        sites: &BTreeSet<String>,
+        fe_names: Option<Vec<String>>,
+    ) {
         // Which names `addresses` is keyed by: sites (dns) or the group's
         // frontends (hybrid: users resolve to a frontend, which picks the site).
         let (what, expected): (&str, Vec<String>) = match scheme {

@@ -63,6 +63,67 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+        self.check_plan_keys(&base, r, &shown);
+        let plan_key = format!("{base}.plan");
+        // Per-site keys.
+        let (needed, allowed): (&[&str], &[&str]) = match plan {
+            // `module` + `password` or `ssh` + `ssh_key` + `known_hosts`:
+            // the transport's own check below.
+            P::Rsync => (
+                &["path", "user"],
+                &[
+                    "path",
+                    "module",
+                    "user",
+                    "password",
+                    "ssh",
+                    "ssh_key",
+                    "known_hosts",
+                    "manifest",
+                    "quarantine",
+                    "mount_point",
+                ],
+            ),
+            // `auth_url` + `user` + `key` (tempauth) or `keystone`: the
+            // login's own check below.
+            P::Swift => (
+                &[],
+                &["auth_url", "user", "key", "keystone", "manifest", "account"],
+            ),
+            P::SwiftContainerSync => (
+                &["cluster"],
+                &[
+                    "auth_url", "user", "key", "keystone", "cluster", "account", "manifest",
+                ],
+            ),
+            P::None | P::Command => (&[], &[]),
+        };
+        for site in &group_sites {
+            let skey = format!("{base}.sites.{site}");
+            let Some(rs) = r.sites.get(site) else {
+                if !needed.is_empty() {
+                    self.push(
+                        self.at(&plan_key),
+                        &skey,
+                        Some(shown.clone()),
+                        format!(
+                            "plan {shown} needs a [{skey}] table with {}",
+                            needed.join(", ")
+                        ),
+                    );
+                }
+                continue;
+            };
+            self.check_replication_site(&skey, rs, plan, &shown, needed, allowed);
+        }
+    }
+
+    /// The group-level keys of the plan: those it needs (containers, a
+    /// realm and sync key, a command plan's programs) and those it does
+    /// not read.
+    fn check_plan_keys(&mut self, base: &str, r: &crate::model::ReplicationConfig, shown: &str) {
+        use crate::model::ReplicationPlan as P;
+        let plan = r.plan;
         let swift = matches!(plan, P::Swift | P::SwiftContainerSync);
         // Group-level keys only some plans use.
         let group_keys: [(&str, bool, bool); 12] = [
@@ -94,7 +155,7 @@ impl<'t, 'r> Cx<'t, 'r> {
             ("lag", r.lag.is_some(), plan == P::Command),
         ];
         let why = format!("plan {shown} does not use this key; remove it");
-        self.refuse_unread(&base, group_keys.into_iter().chain(defaulted), &why);
+        self.refuse_unread(base, group_keys.into_iter().chain(defaulted), &why);
         let plan_key = format!("{base}.plan");
         // At the key with its value when it is written (`containers = []`),
         // else at the plan, which shows no value of the missing key.
@@ -177,163 +238,6 @@ impl<'t, 'r> Cx<'t, 'r> {
                 }
             }
             P::Rsync | P::None => {}
-        }
-        // Per-site keys.
-        let (needed, allowed): (&[&str], &[&str]) = match plan {
-            // `module` + `password` or `ssh` + `ssh_key` + `known_hosts`:
-            // the transport's own check below.
-            P::Rsync => (
-                &["path", "user"],
-                &[
-                    "path",
-                    "module",
-                    "user",
-                    "password",
-                    "ssh",
-                    "ssh_key",
-                    "known_hosts",
-                    "manifest",
-                    "quarantine",
-                    "mount_point",
-                ],
-            ),
-            // `auth_url` + `user` + `key` (tempauth) or `keystone`: the
-            // login's own check below.
-            P::Swift => (
-                &[],
-                &["auth_url", "user", "key", "keystone", "manifest", "account"],
-            ),
-            P::SwiftContainerSync => (
-                &["cluster"],
-                &[
-                    "auth_url", "user", "key", "keystone", "cluster", "account", "manifest",
-                ],
-            ),
-            P::None | P::Command => (&[], &[]),
-        };
-        for site in &group_sites {
-            let skey = format!("{base}.sites.{site}");
-            let Some(rs) = r.sites.get(site) else {
-                if !needed.is_empty() {
-                    self.push(
-                        self.at(&plan_key),
-                        &skey,
-                        Some(shown.clone()),
-                        format!(
-                            "plan {shown} needs a [{skey}] table with {}",
-                            needed.join(", ")
-                        ),
-                    );
-                }
-                continue;
-            };
-            let present: [(&str, bool); 15] = [
-                ("path", rs.path.is_some()),
-                ("module", rs.module.is_some()),
-                ("ssh", rs.ssh.is_some()),
-                ("ssh_key", rs.ssh_key.is_some()),
-                ("known_hosts", rs.known_hosts.is_some()),
-                ("user", rs.user.is_some()),
-                ("password", rs.password.is_some()),
-                ("manifest", rs.manifest.is_some()),
-                ("quarantine", rs.quarantine.is_some()),
-                ("auth_url", rs.auth_url.is_some()),
-                ("key", rs.key.is_some()),
-                ("keystone", rs.keystone.is_some()),
-                ("cluster", rs.cluster.is_some()),
-                ("account", rs.account.is_some()),
-                ("mount_point", rs.mount_point.is_some()),
-            ];
-            for (k, p) in present {
-                let key = format!("{skey}.{k}");
-                if p && !allowed.contains(&k) {
-                    self.push(
-                        self.at(&key),
-                        &key,
-                        None,
-                        format!("plan {shown} does not use this key; remove it"),
-                    );
-                }
-                if !p && needed.contains(&k) {
-                    self.push(
-                        self.at(&skey),
-                        &key,
-                        None,
-                        format!("missing: plan {shown} needs {k} for every site of the group"),
-                    );
-                }
-            }
-            if plan == P::Rsync {
-                self.check_rsync_transport(&skey, rs);
-            }
-            if matches!(plan, P::Swift | P::SwiftContainerSync) {
-                self.check_swift_login(&skey, rs, &shown);
-            }
-            if let Some(m) = &rs.module {
-                if let Err(e) = crate::model::parse_rsync_module(m) {
-                    let key = format!("{skey}.module");
-                    self.push(self.at(&key), &key, Some(format!("{m:?}")), e);
-                }
-            }
-            if let Some(h) = &rs.ssh {
-                if let Err(e) = crate::model::parse_ssh_host(h) {
-                    let key = format!("{skey}.ssh");
-                    self.push(self.at(&key), &key, Some(format!("{h:?}")), e);
-                }
-            }
-            // (manifest, quarantine: where what was last confirmed in sync,
-            // and what a failback moved aside, are kept across restarts.)
-            for (k, p) in [
-                ("path", &rs.path),
-                ("ssh_key", &rs.ssh_key),
-                ("known_hosts", &rs.known_hosts),
-                ("manifest", &rs.manifest),
-                ("quarantine", &rs.quarantine),
-            ] {
-                if p.as_ref().is_some_and(|p| !p.is_absolute()) {
-                    let key = format!("{skey}.{k}");
-                    self.push(
-                        self.at(&key),
-                        &key,
-                        self.value_at(&key),
-                        "must be an absolute path",
-                    );
-                }
-            }
-            // The ssh client's `-e` string quotes these paths in double
-            // quotes, and rsync's remote command names `path`: a quote, a
-            // backslash or a control character cannot be carried faithfully.
-            for (k, p) in [
-                ("ssh_key", rs.ssh_key.as_ref()),
-                ("known_hosts", rs.known_hosts.as_ref()),
-            ] {
-                if p.is_some_and(|p| {
-                    p.to_string_lossy()
-                        .chars()
-                        .any(|c| c == '"' || c == '\\' || c.is_control())
-                }) {
-                    let key = format!("{skey}.{k}");
-                    self.push(
-                        self.at(&key),
-                        &key,
-                        self.value_at(&key),
-                        "must not contain '\"', '\\' or control characters (it goes into ssh's command line)",
-                    );
-                }
-            }
-            if let Some(u) = &rs.auth_url {
-                self.check_url(
-                    &format!("{skey}.auth_url"),
-                    u,
-                    "e.g. \"http://10.0.0.2:8080/auth/v1.0\"",
-                );
-            }
-            if let Some(pw) = &rs.password {
-                self.check_secret(&format!("{skey}.password"), pw);
-            }
-            if let Some(k) = &rs.key {
-                self.check_secret(&format!("{skey}.key"), k);
-            }
         }
     }
 }
