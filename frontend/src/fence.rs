@@ -48,8 +48,9 @@ pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(1);
 /// The file's name in the frontend's state directory.
 const FILE_NAME: &str = "fence.json";
 
-/// Written beside the file with its first write, never removed: the file
-/// missing where the marker is means the fence was lost (not a first start).
+/// Written beside the file with its first write (and with any later one
+/// that finds it gone: a wiped directory), never removed: the file missing
+/// where the marker is means the fence was lost (not a first start).
 const MARKER_NAME: &str = "fence.kept";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -169,7 +170,7 @@ impl Fence {
         let (q, target) = (Arc::clone(&queue), path.clone());
         std::thread::Builder::new()
             .name("fence-writer".into())
-            .spawn(move || write_loop(&q, &target, marked, &tx))
+            .spawn(move || write_loop(&q, &target, &tx))
             .map_err(|e| fail(format!("cannot start its writer thread: {e}")))?;
         Ok(Fence {
             path,
@@ -321,7 +322,7 @@ impl Fence {
 /// The writer thread: write the latest fence handed to it, one write at a
 /// time, and say how it went, until the fence is dropped. A write that
 /// hangs holds this thread only.
-fn write_loop(queue: &Queue, path: &Path, mut marked: bool, saved: &watch::Sender<Saved>) {
+fn write_loop(queue: &Queue, path: &Path, saved: &watch::Sender<Saved>) {
     loop {
         let (version, body) = {
             let mut next = queue.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -335,21 +336,21 @@ fn write_loop(queue: &Queue, path: &Path, mut marked: bool, saved: &watch::Sende
                 next = queue.ready.wait(next).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let error = write(path, &body, &mut marked).err().map(|e| e.to_string());
+        let error = write(path, &body).err().map(|e| e.to_string());
         saved.send_replace(Saved { version, error });
     }
 }
 
-fn write(path: &Path, body: &[u8], marked: &mut bool) -> std::io::Result<()> {
+/// Write the fence, then the marker unless it is there: every time, not
+/// only the first — a directory wiped while the frontend runs is made
+/// again with both, so a fence.json lost later is still told from a
+/// first start (the marker's check is one `stat`).
+fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     warden_config::durable::replace(path, body)?;
-    if !*marked {
-        warden_config::durable::mark(&path.with_file_name(MARKER_NAME), b"")?;
-        *marked = true;
-    }
-    Ok(())
+    warden_config::durable::mark(&path.with_file_name(MARKER_NAME), b"")
 }
 
 #[cfg(test)]
@@ -419,6 +420,25 @@ mod tests {
         f.raise("db", 3, None).await.unwrap();
         f.raise("web", 5, Some("a")).await.unwrap();
         assert!(!f.lost(), "every group's fence is on disk");
+    }
+
+    /// A state_dir wiped while the frontend runs (fence and marker gone)
+    /// gets both back with the next write: a fence.json lost after that
+    /// is still told from a first start. Before, only the file came back,
+    /// and a later loss of it was taken for a first start — every epoch
+    /// forgotten, and nothing said.
+    #[tokio::test]
+    async fn a_marker_wiped_with_its_directory_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("fe");
+        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
+        f.raise("web", 3, Some("a")).await.unwrap();
+        std::fs::remove_dir_all(&sub).unwrap();
+        f.raise("web", 4, Some("b")).await.unwrap();
+        drop(f);
+        std::fs::remove_file(sub.join(FILE_NAME)).unwrap();
+        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
+        assert!(f.lost(), "fence.json was kept, then lost");
     }
 
     #[tokio::test]
