@@ -15,7 +15,8 @@
 //! Nothing can tell the frontend the epochs it forgot, so it still takes
 //! orders, but says so: an error at start, and `warden_frontend_fence_lost`
 //! 1 until an order is kept again for every group it serves (an order for
-//! one group fences that group only). A fence that
+//! one group fences that group only; one whose own write failed is kept
+//! by the next write that works, whichever group's). A fence that
 //! cannot be written (a full disk, a removed directory) does not stop an
 //! order: like the orchestrator on a full disk, the frontend acts from
 //! memory — the fence there still refuses older orders until a restart —
@@ -47,8 +48,9 @@ pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(1);
 /// The file's name in the frontend's state directory.
 const FILE_NAME: &str = "fence.json";
 
-/// Written beside the file with its first write, never removed: the file
-/// missing where the marker is means the fence was lost (not a first start).
+/// Written beside the file with its first write (and with any later one
+/// that finds it gone: a wiped directory), never removed: the file missing
+/// where the marker is means the fence was lost (not a first start).
 const MARKER_NAME: &str = "fence.kept";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -82,8 +84,8 @@ pub(crate) struct Fence {
     /// (failed, or not done within [`WRITE_PATIENCE`]): memory is ahead of
     /// the file until a write of it, or of a later version, succeeds.
     ahead: AtomicU64,
-    /// The groups whose fence was lost and that no order has fenced
-    /// since (see [`Fence::lost`]).
+    /// The groups whose fence was lost and that no write has kept since
+    /// (see [`Fence::lost`]).
     lost: Mutex<BTreeSet<String>>,
 }
 
@@ -168,7 +170,7 @@ impl Fence {
         let (q, target) = (Arc::clone(&queue), path.clone());
         std::thread::Builder::new()
             .name("fence-writer".into())
-            .spawn(move || write_loop(&q, &target, marked, &tx))
+            .spawn(move || write_loop(&q, &target, &tx))
             .map_err(|e| fail(format!("cannot start its writer thread: {e}")))?;
         Ok(Fence {
             path,
@@ -224,7 +226,9 @@ impl Fence {
                 self.path.display()
             )
         };
-        let Some(version) = self.stage(group, epoch, site).map_err(|e| cannot(&e))? else {
+        let (version, kept) = self.stage(group, epoch, site).map_err(|e| cannot(&e))?;
+        let Some(version) = version else {
+            self.found(&kept);
             return Ok(());
         };
         let mut saved = self.saved.clone();
@@ -240,10 +244,7 @@ impl Fence {
         };
         match error {
             None => {
-                self.lost
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(group);
+                self.found(&kept);
                 Ok(())
             }
             Some(e) => {
@@ -253,12 +254,29 @@ impl Fence {
         }
     }
 
+    /// `kept`, the groups of a fence now on disk, are fenced again: none
+    /// of them is lost any more (every write holds every group's fence, so
+    /// a group whose own write failed is kept by the next one that works).
+    fn found(&self, kept: &[String]) {
+        let mut lost = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        if !lost.is_empty() {
+            for g in kept {
+                lost.remove(g);
+            }
+        }
+    }
+
     /// The memory part of [`Fence::raise`]: the fence kept in memory, and
     /// handed to the writer thread when it changed or memory is ahead of
-    /// the file; the version to wait for (none: it is on disk already). An
-    /// order that changes nothing still waits for a write under way that
-    /// holds what it relies on.
-    fn stage(&self, group: &str, epoch: u64, site: Option<&str>) -> Result<Option<u64>, String> {
+    /// the file; the version to wait for (none: it is on disk already),
+    /// and the groups that version holds. An order that changes nothing
+    /// still waits for a write under way that holds what it relies on.
+    fn stage(
+        &self,
+        group: &str,
+        epoch: u64,
+        site: Option<&str>,
+    ) -> Result<(Option<u64>, Vec<String>), String> {
         let unsaved = self.unsaved();
         let mut guard = self.lock();
         let (f, handed) = &mut *guard;
@@ -283,24 +301,28 @@ impl Fence {
             }
             None if unsaved => {}
             None => {
+                // The latest version handed holds every group in memory:
+                // each change hands a new one.
                 let done = self.saved.borrow().version;
-                return Ok((done < *handed).then_some(*handed));
+                let kept = f.groups.keys().cloned().collect();
+                return Ok(((done < *handed).then_some(*handed), kept));
             }
         }
         let body = serde_json::to_vec_pretty(&*f).map_err(|e| e.to_string())?;
         *handed += 1;
         let version = *handed;
+        let kept = f.groups.keys().cloned().collect();
         let mut next = self.queue.next.lock().unwrap_or_else(|p| p.into_inner());
         next.body = Some((version, body));
         self.queue.ready.notify_one();
-        Ok(Some(version))
+        Ok((Some(version), kept))
     }
 }
 
 /// The writer thread: write the latest fence handed to it, one write at a
 /// time, and say how it went, until the fence is dropped. A write that
 /// hangs holds this thread only.
-fn write_loop(queue: &Queue, path: &Path, mut marked: bool, saved: &watch::Sender<Saved>) {
+fn write_loop(queue: &Queue, path: &Path, saved: &watch::Sender<Saved>) {
     loop {
         let (version, body) = {
             let mut next = queue.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -314,21 +336,21 @@ fn write_loop(queue: &Queue, path: &Path, mut marked: bool, saved: &watch::Sende
                 next = queue.ready.wait(next).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let error = write(path, &body, &mut marked).err().map(|e| e.to_string());
+        let error = write(path, &body).err().map(|e| e.to_string());
         saved.send_replace(Saved { version, error });
     }
 }
 
-fn write(path: &Path, body: &[u8], marked: &mut bool) -> std::io::Result<()> {
+/// Write the fence, then the marker unless it is there: every time, not
+/// only the first — a directory wiped while the frontend runs is made
+/// again with both, so a fence.json lost later is still told from a
+/// first start (the marker's check is one `stat`).
+fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     warden_config::durable::replace(path, body)?;
-    if !*marked {
-        warden_config::durable::mark(&path.with_file_name(MARKER_NAME), b"")?;
-        *marked = true;
-    }
-    Ok(())
+    warden_config::durable::mark(&path.with_file_name(MARKER_NAME), b"")
 }
 
 #[cfg(test)]
@@ -360,6 +382,63 @@ mod tests {
         assert!(f.lost(), "db's epochs are still forgotten");
         f.raise("db", 2, None).await.unwrap();
         assert!(!f.lost(), "kept again for every group");
+    }
+
+    /// A lost fence whose first write for a group failed (a full disk)
+    /// is kept for that group once any later write succeeds — every write
+    /// holds every group's fence —, and the alert ends then: a group
+    /// whose orders stop coming (its route taken from memory, no drift
+    /// left to reconcile) is not shown as lost for good.
+    #[tokio::test]
+    async fn a_lost_group_kept_by_another_groups_write_is_no_longer_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
+        f.raise("web", 3, Some("a")).await.unwrap();
+        drop(f);
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
+        assert!(f.lost());
+        let tmp = dir
+            .path()
+            .join(format!("fence.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        f.raise("web", 4, Some("b")).await.unwrap_err();
+        std::fs::remove_dir(&tmp).unwrap();
+        f.raise("db", 2, None).await.unwrap();
+        let on_disk = Fence::open(dir.path(), "fe1", &groups()).unwrap().kept();
+        assert_eq!(on_disk["web"].epoch, 4, "db's write kept web's fence");
+        assert!(!f.lost(), "every group's fence is on disk");
+
+        // The same when the group's next order is a repeat (nothing new
+        // to write: its fence is on disk already).
+        drop(f);
+        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
+        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        f.raise("web", 5, Some("a")).await.unwrap_err();
+        std::fs::remove_dir(&tmp).unwrap();
+        f.raise("db", 3, None).await.unwrap();
+        f.raise("web", 5, Some("a")).await.unwrap();
+        assert!(!f.lost(), "every group's fence is on disk");
+    }
+
+    /// A state_dir wiped while the frontend runs (fence and marker gone)
+    /// gets both back with the next write: a fence.json lost after that
+    /// is still told from a first start. Before, only the file came back,
+    /// and a later loss of it was taken for a first start — every epoch
+    /// forgotten, and nothing said.
+    #[tokio::test]
+    async fn a_marker_wiped_with_its_directory_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("fe");
+        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
+        f.raise("web", 3, Some("a")).await.unwrap();
+        std::fs::remove_dir_all(&sub).unwrap();
+        f.raise("web", 4, Some("b")).await.unwrap();
+        drop(f);
+        std::fs::remove_file(sub.join(FILE_NAME)).unwrap();
+        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
+        assert!(f.lost(), "fence.json was kept, then lost");
     }
 
     #[tokio::test]

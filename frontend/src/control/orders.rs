@@ -1,9 +1,11 @@
 //! The orders of the control API: `PUT /v1/routes/{group}` and
 //! `PUT /v1/routes/{group}/hold`, each epoch-fenced by the group's route,
 //! the epoch kept on disk before the order takes effect, and their refusals
-//! put into answers (404, 400, 409 with `seen_epoch`).
+//! put into answers (404, 400, 409 with `seen_epoch`). An order once parsed
+//! runs to its end in a task of its own, whatever becomes of its request.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -14,7 +16,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{group_in_path, group_route, ApiError, Ctx};
 use crate::api::{ErrorBody, Hold, RouteState, SetRoute};
-use crate::route::{Applied, HoldRefused, Refused};
+use crate::route::{Applied, GroupRoute, HoldRefused, Refused};
 
 pub(super) async fn put_route(
     State(ctx): State<Ctx>,
@@ -24,6 +26,35 @@ pub(super) async fn put_route(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
+    carry_out(route_order(ctx, group, g, req)).await
+}
+
+/// Run an order to its end, whatever becomes of its request: once its
+/// fence is raised (in memory, and on its way to disk) the order takes
+/// effect, even if its sender gives up or its connection drops while the
+/// write is waited for — the server then drops the request's handler,
+/// which would leave the fence above the route (a late order between the
+/// two taken now, refused after a restart) and the order half done.
+async fn carry_out<F>(order: F) -> Result<Json<RouteState>, ApiError>
+where
+    F: std::future::Future<Output = Result<Json<RouteState>, ApiError>> + Send + 'static,
+{
+    tokio::spawn(order).await.unwrap_or_else(|e| {
+        error!(cause = %e, "an order's task failed");
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the order's task failed; read the route back before sending it again",
+        ))
+    })
+}
+
+/// A route order, from its fence write to its effect (see [`carry_out`]).
+async fn route_order(
+    ctx: Ctx,
+    group: String,
+    g: Arc<GroupRoute>,
+    req: SetRoute,
+) -> Result<Json<RouteState>, ApiError> {
     let _ordering = g.ordering.lock().await;
     if g.has_site(&req.site) {
         keep_epoch(&ctx, &group, req.epoch, Some(&req.site)).await;
@@ -127,6 +158,16 @@ pub(super) async fn put_hold(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
+    carry_out(hold_order(ctx, group, g, req)).await
+}
+
+/// A hold order, from its fence write to its effect (see [`carry_out`]).
+async fn hold_order(
+    ctx: Ctx,
+    group: String,
+    g: Arc<GroupRoute>,
+    req: Hold,
+) -> Result<Json<RouteState>, ApiError> {
     let _ordering = g.ordering.lock().await;
     keep_epoch(&ctx, &group, req.epoch, None).await;
     match g.set_hold(&req) {

@@ -108,33 +108,7 @@ async fn a_fence_write_that_hangs_stops_no_order() {
     let fe = start_settings(s).await;
     assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
 
-    let fifo = root.join(format!("fe-test/fence.json.tmp.{}", std::process::id()));
-    let made = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(made.success(), "mkfifo {}", fifo.display());
-    // Should an order wait for the write for good (it holds a thread of
-    // the runtime, which then cannot stop), the disk answers once the
-    // test ends (passed or failed): the FIFO's read end is opened (without
-    // waiting) now and then for a while; then the directory goes.
-    let (_ended, end) = std::sync::mpsc::channel::<()>();
-    let (late, dir) = (fifo.clone(), root.clone());
-    std::thread::spawn(move || {
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = end.recv();
-        for _ in 0..40 {
-            if !late.exists() {
-                break;
-            }
-            let _open = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&late);
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+    let (fifo, _ended) = hang_writes(&root);
 
     let t = std::time::Instant::now();
     let (status, body) = fe.put("web", "a", 7, "immediate").await;
@@ -176,6 +150,90 @@ async fn a_fence_write_that_hangs_stops_no_order() {
         serde_json::json!({ "epoch": 9, "site": "b" }),
         "{kept}"
     );
+    stop(fe).await;
+}
+
+/// Make the fence writes of the frontend `fe-test` under `root` hang: a
+/// FIFO where the fence's temporary file goes (returned), which a write
+/// opens and then waits on for a reader. Should an order wait for the write
+/// for good (it holds a thread of the runtime, which then cannot stop), the
+/// disk answers once the returned sender is dropped (the test ends, passed
+/// or failed): the FIFO's read end is opened (without waiting) now and then
+/// for a while; then `root` goes.
+fn hang_writes(root: &std::path::Path) -> (std::path::PathBuf, std::sync::mpsc::Sender<()>) {
+    let fifo = root.join(format!("fe-test/fence.json.tmp.{}", std::process::id()));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    let (ended, end) = std::sync::mpsc::channel::<()>();
+    let (late, dir) = (fifo.clone(), root.to_path_buf());
+    std::thread::spawn(move || {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = end.recv();
+        for _ in 0..40 {
+            if !late.exists() {
+                break;
+            }
+            let _open = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&late);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+    (fifo, ended)
+}
+
+/// An order whose sender gives up while the order waits for its fence
+/// write (a disk that does not answer; the orchestrator's client timing
+/// out, or its connection dropped) still takes effect: its fence was
+/// already raised, in memory and on its way to disk. Before, the order
+/// was abandoned with its request mid-wait: the fence said epoch 7 while
+/// the route stayed at 6 — a late order at 6 (a deposed orchestrator's)
+/// was then taken by the running frontend, though a restart would refuse
+/// it, and the route the fence names never came.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_sender_left_during_its_fence_write_takes_effect() {
+    let root = tempfile::tempdir().expect("tempdir").keep();
+    let (a, b) = (echo("a").await, echo("b").await);
+    let groups = BTreeMap::from([(
+        "web".to_string(),
+        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
+    )]);
+    let mut s = settings(groups);
+    s.state_dir = Some(root.join("fe-test"));
+    let fe = start_settings(s).await;
+    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
+    let (_fifo, _ended) = hang_writes(&root);
+
+    // The sender gives up long before the write's patience (1 s) is over.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .no_proxy()
+        .build()
+        .expect("client");
+    let sent = impatient
+        .put(fe.url("/v1/routes/web"))
+        .bearer_auth(crate::harness::TOKEN)
+        .json(&serde_json::json!({ "site": "a", "epoch": 7, "mode": "immediate" }))
+        .send()
+        .await;
+    assert!(sent.is_err(), "answered within 200 ms: {sent:?}");
+
+    crate::assert_eventually!(
+        {
+            let r = fe.route("web").await;
+            r["site"] == "a" && r["epoch"] == 7
+        },
+        Duration::from_secs(5),
+        "the order its fence names took effect"
+    );
+    let (status, body) = fe.put("web", "b", 6, "immediate").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["seen_epoch"], 7, "{body}");
     stop(fe).await;
 }
 

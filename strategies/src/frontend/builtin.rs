@@ -1,6 +1,6 @@
 //! The `builtin` frontend driver: the control API of `warden frontend`
 //! ([`warden_proto::frontend`]), one group per driver, over plain HTTP with a
-//! bearer token.
+//! bearer token; an answer that redirects is a refusal, never followed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -126,6 +126,7 @@ impl BuiltinDriver {
             .timeout(Self::DEFAULT_TIMEOUT)
             .connect_timeout(Self::DEFAULT_TIMEOUT)
             .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
             .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| {
@@ -209,6 +210,7 @@ impl BuiltinDriver {
         let hint = match status {
             StatusCode::UNAUTHORIZED => " (check frontends.NAME.token: the orchestrator and the frontend must hold the same token)",
             StatusCode::NOT_FOUND => " (is this frontend configured to serve the group? restart it after changing failover.conf)",
+            s if s.is_redirection() => " (a redirect, not followed: warden's control API never redirects; frontends.NAME.control must be the frontend's own control address)",
             _ => "",
         };
         self.rejected(format!("HTTP {}: {reason}{hint}", status.as_u16()))
@@ -396,8 +398,12 @@ fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
-        // Control traffic goes straight to the frontend's address, never through an HTTP proxy.
-        .no_proxy();
+        // Control traffic goes straight to the frontend's address, never
+        // through an HTTP proxy, and never on to where an answer points:
+        // warden's control API does not redirect, and what answers
+        // elsewhere is not the frontend the order is for.
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
     let builder = if rustls::crypto::CryptoProvider::get_default().is_some() {
         builder
     } else {
@@ -441,6 +447,64 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// A control API that answers every request with `status` and a
+    /// `Location` of `to` (a redirect).
+    async fn redirecting(status: &'static str, to: String) -> SocketAddr {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let to = to.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nlocation: {to}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    /// Whatever answers on a frontend's control address with a redirect
+    /// (not warden's control API, which never redirects: another service
+    /// on the port, a proxy in the way) has not taken the order, and what
+    /// answers where it points is not the frontend the orchestrator
+    /// addresses: neither a route order nor a read follows it. Before, the
+    /// driver followed it, and a `200` there with the route asked for was
+    /// taken as the route set at this frontend.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let elsewhere = answering(
+            r#"{"site":"b","backend":"127.0.0.1:9","epoch":7,"switches":1,"active_connections":0}"#,
+        )
+        .await;
+        for status in ["307 Temporary Redirect", "302 Found"] {
+            let addr = redirecting(status, format!("http://{elsewhere}/v1/routes/web")).await;
+            let d = BuiltinDriver::new(
+                "fe1",
+                "web",
+                addr,
+                Secret::new("driver-test-token"),
+                BuiltinDriver::DEFAULT_TIMEOUT,
+            )
+            .expect("driver");
+            let e = d
+                .set_route("b", 7, SwitchMode::Immediate)
+                .await
+                .expect_err("the frontend did not take the route");
+            let code = &status[..3];
+            assert!(e.to_string().contains(&format!("HTTP {code}")), "{e}");
+            assert!(!e.is_transient(), "{e}");
+            let e = d.route().await.expect_err("not the frontend's route");
+            assert!(e.to_string().contains(&format!("HTTP {code}")), "{e}");
+        }
     }
 
     /// A peer on the control address that streams an endless answer (no
