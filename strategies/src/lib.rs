@@ -111,6 +111,22 @@ pub trait Strategy: Send + Sync {
         let _ = pass;
         self.current().await
     }
+    /// Put `target` at `epoch` back where `pass` read a drift (a reconcile):
+    /// the elements read in `pass` at exactly that site and epoch are left
+    /// alone — a repeat of an `immediate` order there would cut the
+    /// connections a planned switchover left draining, on elements that
+    /// never drifted —, every other one (drifted, or unread) gets `target`.
+    /// The default sends to the whole layer, as `activate` (a layer with
+    /// one element, or none that drains).
+    async fn reapply(
+        &self,
+        target: &SiteRoute,
+        epoch: Epoch,
+        pass: &ReadPass,
+    ) -> Result<(), StrategyError> {
+        let _ = pass;
+        self.activate(target, epoch).await
+    }
     /// A switch of the group may be coming (its site is suspected, or a
     /// runbook is under way): a routing layer that can hold new users'
     /// connections instead of failing them does so for `ttl` (a zero `ttl`

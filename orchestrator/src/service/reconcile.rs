@@ -144,7 +144,7 @@ impl Shared {
             let key = format!("reconcile/{}", g.name);
             let Some(applied) = self
                 .licence
-                .gated(term, strategy.activate(&route, g.epoch))
+                .gated(term, strategy.reapply(&route, g.epoch, &pass))
                 .await
             else {
                 return;

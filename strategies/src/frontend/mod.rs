@@ -240,6 +240,19 @@ pub(crate) fn most_severe(errors: Vec<StrategyError>) -> Option<StrategyError> {
 }
 
 impl FrontendStrategy {
+    /// `target`'s site has a backend in the group.
+    fn known_site(&self, target: &SiteRoute) -> Result<(), StrategyError> {
+        if !self.sites.is_empty() && !self.sites.contains(&target.site) {
+            return Err(StrategyError::Config(format!(
+                "site {:?} has no backend in group {}; sites: [{}]",
+                target.site,
+                self.group,
+                self.sites.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// What every frontend's read says together. The epoch is the highest
     /// reported and the site the one the frontends at that epoch report
     /// (the newest decision any of them took; most of them, the first
@@ -310,14 +323,7 @@ impl Strategy for FrontendStrategy {
     /// Send the route to every frontend at once; fail if any failed (after
     /// all were tried), with the error chosen by `most_severe`.
     async fn activate(&self, target: &SiteRoute, epoch: Epoch) -> Result<(), StrategyError> {
-        if !self.sites.is_empty() && !self.sites.contains(&target.site) {
-            return Err(StrategyError::Config(format!(
-                "site {:?} has no backend in group {}; sites: [{}]",
-                target.site,
-                self.group,
-                self.sites.join(", ")
-            )));
-        }
+        self.known_site(target)?;
         let sends = self.drivers.iter().map(|d| async move {
             (
                 d.name(),
@@ -328,6 +334,39 @@ impl Strategy for FrontendStrategy {
         for (frontend, result) in join_all(sends).await {
             if let Err(e) = result {
                 warn!(group = %self.group, frontend, site = %target.site, epoch, cause = %e, "frontend did not take the route");
+                errors.push(e);
+            }
+        }
+        match most_severe(errors) {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// [`Strategy::reapply`]: the route to every frontend not read in
+    /// `pass` at `target` and `epoch` (the others have it, and may still
+    /// drain a planned switchover's connections, which a repeat of an
+    /// immediate order would cut); fail if any failed, after all were tried.
+    async fn reapply(
+        &self,
+        target: &SiteRoute,
+        epoch: Epoch,
+        pass: &ReadPass,
+    ) -> Result<(), StrategyError> {
+        self.known_site(target)?;
+        let sends = self.drivers.iter().map(|d| async move {
+            match d.route_in(pass).await {
+                Ok((Some(site), e)) if site == target.site && e == epoch => (d.name(), Ok(())),
+                _ => (
+                    d.name(),
+                    d.set_route(&target.site, epoch, target.mode).await,
+                ),
+            }
+        });
+        let mut errors = Vec::new();
+        for (frontend, result) in join_all(sends).await {
+            if let Err(e) = result {
+                warn!(group = %self.group, frontend, site = %target.site, epoch, cause = %e, "frontend did not take the route again");
                 errors.push(e);
             }
         }
@@ -426,6 +465,22 @@ mod tests {
     }
 
     async fn frontend_at(control: SocketAddr) -> Fe {
+        frontend_with(
+            control,
+            ["127.0.0.1:9", "127.0.0.1:9"],
+            Duration::from_secs(1),
+        )
+        .await
+        .0
+    }
+
+    /// A frontend serving group "web" with sites a and b at `backends`,
+    /// draining for `drain`; with the address its group listens on.
+    async fn frontend_with(
+        control: SocketAddr,
+        backends: [&str; 2],
+        drain: Duration,
+    ) -> (Fe, SocketAddr) {
         let settings = FrontendSettings {
             name: "fe-test".into(),
             control,
@@ -436,10 +491,10 @@ mod tests {
                 GroupSettings {
                     listen: "127.0.0.1:0".parse().expect("addr"),
                     backends: BTreeMap::from([
-                        ("a".to_string(), "127.0.0.1:9".to_string()),
-                        ("b".to_string(), "127.0.0.1:9".to_string()),
+                        ("a".to_string(), backends[0].to_string()),
+                        ("b".to_string(), backends[1].to_string()),
                     ]),
-                    drain_timeout: Duration::from_secs(1),
+                    drain_timeout: drain,
                     hold_connections: Duration::from_secs(2),
                     connect_retry: Duration::ZERO,
                 },
@@ -453,11 +508,15 @@ mod tests {
             .await
             .expect("ready in time")
             .expect("ready");
-        Fe {
-            control: bound.control,
-            stop,
-            handle: Some(handle),
-        }
+        let listen = bound.groups["web"];
+        (
+            Fe {
+                control: bound.control,
+                stop,
+                handle: Some(handle),
+            },
+            listen,
+        )
     }
 
     async fn frontend() -> Fe {
@@ -887,6 +946,98 @@ mod tests {
             matches!(&err, StrategyError::Unreachable { element, .. } if element == "every frontend of group web"),
             "{err:?}"
         );
+    }
+
+    /// An echo server on 127.0.0.1: every connection answers what it is
+    /// sent, until the peer closes.
+    async fn echo_backend() -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = c.read(&mut buf).await {
+                        if c.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// `msg` sent on `c` comes back (the connection still relays).
+    async fn echoes(c: &mut tokio::net::TcpStream, msg: &[u8]) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        if c.write_all(msg).await.is_err() {
+            return false;
+        }
+        let mut back = vec![0u8; msg.len()];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), c.read_exact(&mut back)).await,
+            Ok(Ok(_))
+        ) && back == msg
+    }
+
+    /// A reconcile puts the route back where it drifted, and only there:
+    /// after a planned switchover (a to b, draining a's connections), fe2
+    /// restarts empty; the route re-applied to fe2 must not reach fe1,
+    /// which has it — an immediate repeat there cut the connections the
+    /// switchover left draining, users' downloads and sessions the
+    /// operator chose to let finish.
+    #[tokio::test]
+    async fn a_reapply_reaches_the_drifted_frontend_only_and_drains_stay() {
+        let (a, b) = (echo_backend().await, echo_backend().await);
+        let (a, b) = (a.to_string(), b.to_string());
+        let drain = Duration::from_secs(120);
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let (fe1, listen1) = frontend_with(any, [&a, &b], drain).await;
+        let (fe2, _) = frontend_with(any, [&a, &b], drain).await;
+        let s = FrontendStrategy::new(
+            "web",
+            vec![driver("fe1", &fe1, TOKEN), driver("fe2", &fe2, TOKEN)],
+        )
+        .expect("strategy");
+        s.activate(&route("a", SwitchMode::Immediate), 1)
+            .await
+            .expect("a at 1");
+        let mut user = tokio::net::TcpStream::connect(listen1)
+            .await
+            .expect("connect through fe1");
+        assert!(echoes(&mut user, b"to a").await, "relayed to a");
+        s.activate(&route("b", SwitchMode::Drain), 2)
+            .await
+            .expect("switchover to b at 2, draining");
+        assert!(echoes(&mut user, b"still a").await, "a's connection drains");
+
+        // fe2 restarts with no route: a drift.
+        let control2 = fe2.control;
+        fe2.stop().await;
+        let (fe2, _) = frontend_with(control2, [&a, &b], drain).await;
+        let pass = ReadPass::new();
+        let seen = s.current_in(&pass).await.expect("readable");
+        assert_eq!(seen.drift, vec!["fe2 has no route".to_string()]);
+
+        s.reapply(&route("b", SwitchMode::Immediate), 2, &pass)
+            .await
+            .expect("re-applied");
+        let seen = s.current().await.expect("readable");
+        assert_eq!(
+            (seen.site.as_deref(), seen.epoch, seen.drift.len()),
+            (Some("b"), 2, 0),
+            "{seen:?}"
+        );
+        assert!(
+            echoes(&mut user, b"after the reconcile").await,
+            "the connection fe1 drains survives a reconcile of fe2"
+        );
+        fe1.stop().await;
+        fe2.stop().await;
     }
 
     /// A scripted driver for the agreement logic.
