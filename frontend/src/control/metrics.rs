@@ -27,7 +27,7 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
         (
             "warden_frontend_route_epoch",
             "gauge",
-            "Highest epoch accepted for the group.",
+            "Epoch of the group's route (a hold order may have fenced a higher one; refusals name it as seen_epoch).",
             |s| s.epoch,
         ),
         (
