@@ -115,9 +115,19 @@ impl Role for HaRole {
         // Then the routing layer is compared with the state just loaded at
         // once, not a reconcile interval later: a deposed leader may have
         // left it behind.
-        s.licence.spawn(move |_term| async move {
+        // All of it this term's only: a take-over that outlives its term
+        // (adoption waits for a routing layer up to its timeout) does
+        // nothing under a later one this node won since — that one's own
+        // take-over resumes the runbooks, and twice would run each twice.
+        s.licence.spawn(move |term| async move {
             me.adopt_fresh_groups().await;
+            if !me.licence.holds(&term) {
+                return;
+            }
             me.resume();
+            if !me.licence.holds(&term) {
+                return;
+            }
             me.reconcile_once().await;
         });
         Ok(())

@@ -133,6 +133,8 @@ mod stops;
 #[cfg(test)]
 mod store_fault_tests;
 #[cfg(test)]
+mod takeover_tests;
+#[cfg(test)]
 mod tests;
 mod unfit;
 #[cfg(test)]

@@ -1,0 +1,120 @@
+//! A take-over's own work (adopting groups new to the store, resuming the
+//! runbooks it loaded, the first reconciliation) belongs to the term it
+//! was won for: once that term ends, none of it goes on under a later one
+//! the node has won since — that term's take-over does it, once.
+use super::harness::*;
+use super::*;
+use crate::etcd::leader::{Leadership, Role};
+use crate::store::{MemStore, Store};
+
+/// A node elected on a store holding group g1 mid-switchover (runbook 1,
+/// to be resumed) and nothing of g0 (new: adopted from its routing layer,
+/// which does not answer yet). The node loses its first term while the
+/// take-over still waits for g0's layer, and wins a second one, whose
+/// take-over waits there too. When the layer answers, runbook 1 is resumed
+/// once. Before, the first term's take-over went on under the second
+/// (it looked at the licence, held again, not at its own term) and resumed
+/// runbook 1 too: two tasks running one runbook (its fence command and
+/// hooks ordered twice, its end recorded twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_over_cut_short_by_the_end_of_its_term_resumes_nothing_under_the_next() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let dir = test_dir(false, 5);
+    let text = many_groups_text(&dir, 2);
+    let store = Arc::new(MemStore::default());
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
+    let mut g1 = load_state(&cfg, store.as_ref()).unwrap().groups["g1"].clone();
+    let rb = Runbook::new(
+        1,
+        "g1",
+        RunbookKind::Switchover,
+        "s2",
+        "s3",
+        2,
+        "operator",
+        1,
+        1,
+    );
+    g1.epoch = 2;
+    g1.phase = Phase::Running;
+    g1.runbook = Some(1);
+    g1.hold = None;
+    store.put_group_and_runbook(&g1, &rb).unwrap();
+
+    // g0's routing layer: every read waits until released.
+    let (release, stalled) = watch::channel(true);
+    let reads = Arc::new(AtomicUsize::new(0));
+    let g0 = Arc::new(FakeRoute::default());
+    *g0.stalled.lock().unwrap() = Some(stalled);
+    let counted = reads.clone();
+    *g0.on_read.lock().unwrap() = Some(Box::new(move || {
+        counted.fetch_add(1, SeqCst);
+    }));
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        move |name| {
+            if name == "g0" {
+                g0.clone()
+            } else {
+                Arc::new(FakeRoute::default())
+            }
+        },
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = HaRole(s.clone());
+    let reads_reach = |n: usize| {
+        let reads = reads.clone();
+        async move {
+            for _ in 0..500 {
+                if reads.load(SeqCst) >= n {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!(
+                "g0's routing layer was read {} times, not {n}",
+                reads.load(SeqCst)
+            );
+        }
+    };
+
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    role.take_over(7).await.unwrap();
+    reads_reach(1).await;
+    // The lease is lost while the take-over waits for g0's layer ...
+    role.step_down("test: the lease was lost");
+    // ... and won again: this term's take-over waits there too.
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    role.take_over(9).await.unwrap();
+    reads_reach(2).await;
+    release.send_replace(false);
+
+    let resumed = || {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::RunbookResumed && e.runbook == Some(1))
+            .map(|e| (e.term, e.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..500 {
+        if !resumed().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Whatever else would resume it comes at once: given a generous while.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let resumed = resumed();
+    assert_eq!(
+        resumed.len(),
+        1,
+        "runbook 1 resumed {} times under term 9: {resumed:?}",
+        resumed.len()
+    );
+    s.licence().revoke("test: end");
+}
