@@ -398,3 +398,53 @@ async fn records_larger_than_an_etcd_request_are_cut_or_split_not_refused() {
         .expect("the decision is written");
     assert!(s.runbooks().unwrap().iter().any(|r| r.id == 7));
 }
+
+/// Event records this version cannot read — one written by a newer
+/// version (a kind this one does not know, a field it does not have; a
+/// rolling upgrade, then this node leads again) and one that is no event
+/// at all — do not stop the pruning of the event log: the newer one is
+/// pruned by its time like any other, the other as the oldest. Before,
+/// pruning failed at the first of them for good ("unknown variant"): the
+/// log grew without bound towards etcd's space quota (at which etcd takes
+/// no more writes), and the event writer wrote its batch again every
+/// second under a "cannot write events" alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_this_version_cannot_read_do_not_stop_pruning() {
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t13/")).unwrap();
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
+    let event = |id: u64| Event {
+        id,
+        time_unix_ms: id * 10,
+        kind: EventKind::Started,
+        group: None,
+        site: None,
+        message: format!("event {id}"),
+        evidence: vec![],
+        runbook: None,
+        epoch: None,
+        term: 0,
+    };
+    s.put_events(&(1..=10).map(event).collect::<Vec<_>>())
+        .unwrap();
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
+    let newer = serde_json::json!({
+        "id": 1, "time_unix_ms": 10, "kind": "quorum_regained",
+        "message": "from a newer version", "shard": 3,
+    });
+    c.put(format!("/t13/events/{:020}", 1), newer.to_string(), None)
+        .await
+        .unwrap();
+    c.put(format!("/t13/events/{:020}", 2), "not an event", None)
+        .await
+        .unwrap();
+    // Nothing beyond the count to keep; by age, everything before 35 ms.
+    let pruned = s.prune_events(100, 35, 10_000).unwrap();
+    assert_eq!(pruned, 3, "ids 1 (newer), 2 (no event) and 3 (30 ms) go");
+    let rest = s.events(0, 100).unwrap();
+    assert_eq!(rest.first().map(|e| e.id), Some(4));
+    assert_eq!(rest.len(), 7);
+}
