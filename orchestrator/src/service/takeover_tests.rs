@@ -118,3 +118,70 @@ async fn a_take_over_cut_short_by_the_end_of_its_term_resumes_nothing_under_the_
     );
     s.licence().revoke("test: end");
 }
+
+/// A node's events while it follows are its own log lines, numbered from
+/// where the store was when it started — the leader has used those ids
+/// since. From the moment the node wins the leader key, the store takes
+/// its writes (etcd's guard is its term) while its take-over still loads
+/// the state; the events its detector recorded meanwhile (a site going
+/// down with the old leader: just then) were written under the leader's
+/// ids, over the leader's events. Here the store takes writes throughout
+/// (a memory store), standing for that window. None of the follower's
+/// events is written; the leader's event 6 stays. Before: replaced by
+/// the follower's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followers_events_never_overwrite_the_leaders() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let event = |id: u64, message: &str| Event {
+        id,
+        time_unix_ms: now + id,
+        kind: EventKind::Started,
+        group: None,
+        site: None,
+        message: message.to_string(),
+        evidence: vec![],
+        runbook: None,
+        epoch: None,
+        term: 3,
+    };
+    let store = Arc::new(MemStore::default());
+    let old: Vec<Event> = (1..=5).map(|id| event(id, "the leader's")).collect();
+    store.put_events(&old).unwrap();
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let writer = tokio::spawn(s.clone().write_events(stop.clone()));
+    // The leader goes on recording: ids 6 to 8.
+    let newer: Vec<Event> = (6..=8).map(|id| event(id, "the leader's")).collect();
+    store.put_events(&newer).unwrap();
+    // This node, following, records an observation of its own.
+    s.event(
+        EventKind::SiteDown,
+        None,
+        Some("a"),
+        "seen by the follower".into(),
+        vec![],
+        None,
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    writer.await.unwrap();
+    let stored = store.events(0, 100).unwrap();
+    let messages: Vec<(u64, &str)> = stored.iter().map(|e| (e.id, e.message.as_str())).collect();
+    assert!(
+        stored.iter().all(|e| e.message == "the leader's") && stored.len() == 8,
+        "the follower's event was written over the leader's: {messages:?}"
+    );
+}
