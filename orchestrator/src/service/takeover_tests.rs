@@ -1,7 +1,8 @@
-//! A take-over's own work (adopting groups new to the store, resuming the
-//! runbooks it loaded, the first reconciliation) belongs to the term it
-//! was won for: once that term ends, none of it goes on under a later one
-//! the node has won since — that term's take-over does it, once.
+//! Around a take-over: its own work (adopting groups new to the store,
+//! resuming the runbooks it loaded, the first reconciliation) belongs to
+//! the term it was won for — once that term ends, none of it goes on under
+//! a later one the node has won since; and what the node recorded while it
+//! followed is never written as the leader's record.
 use super::harness::*;
 use super::*;
 use crate::etcd::leader::{Leadership, Role};
