@@ -84,6 +84,13 @@ pub enum EventKind {
     /// The orchestrator took a state it did not decide (a new store adopting
     /// the routing layer, or the operator's `warden adopt-epoch`).
     Adopted,
+    /// An event of a kind this version does not know, read from the store
+    /// (written by another version: with etcd every node reads every
+    /// node's events, and nodes are upgraded one at a time): listed with
+    /// its message as `other`, never recorded here, not a kind `notify`
+    /// can name.
+    #[serde(other)]
+    Other,
 }
 
 /// A decision or observation, with the evidence behind it.
