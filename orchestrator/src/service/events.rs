@@ -165,6 +165,8 @@ impl Shared {
             .map(|(what, cause)| {
                 if what == "etcd" {
                     format!("etcd does not answer: {cause} — no orchestrator acts without a majority of its members; routes stay as they are")
+                } else if what == super::ha::MIRROR {
+                    format!("this node follows and cannot read the state from the store ({}): {cause} — the groups and runbooks it shows may be older than the leader's; ask the leader", self.store.describe())
                 } else {
                     format!(
                         "the store ({}) cannot write {what}: {cause} — free space or fix the disk; {}",
