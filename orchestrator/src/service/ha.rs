@@ -115,22 +115,20 @@ impl Role for HaRole {
             vec![],
             None,
         );
-        // Adoption may wait for an unreachable routing layer: it runs under
-        // the licence, not in the take-over the lease renewal waits for.
+        // Under the licence, not in the take-over the lease renewal waits
+        // for: the runbooks it loaded resume first (a move under way —
+        // users may be down — never waits for the adoption of groups new
+        // to the store, each of which may wait for its routing layer up to
+        // its timeout); then the adoption; then the routing layer is
+        // compared with the state just loaded at once, not a reconcile
+        // interval later (a deposed leader may have left it behind). All
+        // of it this term's only: what outlives its term (the adoption's
+        // wait) does nothing under a later one this node won since, whose
+        // own take-over does it.
         let me = s.clone();
-        // Then the routing layer is compared with the state just loaded at
-        // once, not a reconcile interval later: a deposed leader may have
-        // left it behind.
-        // All of it this term's only: a take-over that outlives its term
-        // (adoption waits for a routing layer up to its timeout) does
-        // nothing under a later one this node won since — that one's own
-        // take-over resumes the runbooks, and twice would run each twice.
         s.licence.spawn(move |term| async move {
-            me.adopt_fresh_groups().await;
-            if !me.licence.holds(&term) {
-                return;
-            }
             me.resume();
+            me.adopt_fresh_groups().await;
             if !me.licence.holds(&term) {
                 return;
             }
