@@ -2,7 +2,7 @@
 //! member on loopback, started and killed by each test): one leader, which
 //! steps down within the lease TTL when etcd stops answering; a node that
 //! cannot take over backs off; a slow take-over still holds the lease it
-//! won; the licence to act lapses at the lease's deadline even when the
+//! won, and one longer than the lease renews it meanwhile; the licence to act lapses at the lease's deadline even when the
 //! loop does not run.
 
 mod member;
@@ -434,4 +434,122 @@ async fn a_leader_whose_key_is_deleted_steps_down_at_once() {
     assert!(!v1.borrow().is_leader, "n1 still says it leads");
     stop.cancel();
     let _ = t1.await;
+}
+
+/// A take-over that lasts three lease TTLs (a large state read page by
+/// page from members across sites) keeps the lease it won: the lease is
+/// renewed while it runs, the leader key still names this node at its
+/// end, the node leads, and a second node campaigning meanwhile never
+/// wins. Before, the take-over was bounded by the lease it won (no renewal
+/// until it ended): cut at 1.8 s, the lease given back, and again at every
+/// win — a state that took longer than one lease to load could never be
+/// led.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_over_longer_than_the_lease_renews_it_meanwhile() {
+    /// Takes `took`, then says whether the leader key still names `node`.
+    struct Long {
+        url: String,
+        key: Vec<u8>,
+        node: String,
+        took: Duration,
+        held_at_end: Mutex<Option<bool>>,
+        licence: Licence,
+    }
+    #[async_trait]
+    impl Role for Long {
+        async fn take_over(&self, _term: i64) -> Result<(), String> {
+            tokio::time::sleep(self.took).await;
+            let mut c = etcd_client::Client::connect([self.url.as_str()], None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let r = c
+                .get(self.key.clone(), None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let held = r
+                .kvs()
+                .first()
+                .is_some_and(|kv| kv.value() == self.node.as_bytes());
+            *self.held_at_end.lock().unwrap() = Some(held);
+            self.licence.grant();
+            Ok(())
+        }
+        fn step_down(&self, why: &str) {
+            self.licence.revoke(why);
+        }
+        fn lease_until(&self, deadline: tokio::time::Instant) -> bool {
+            self.licence.lapse_at(deadline)
+        }
+        fn etcd_health(&self, _trouble: Option<&str>) {}
+    }
+    let Some(e) = etcd() else { return };
+    let shutdown = CancellationToken::new();
+    let ttl = Duration::from_secs(2);
+    let store = EtcdStore::connect(&cfg(&e.url, "/t12/")).unwrap();
+    let long = Arc::new(Long {
+        url: e.url.clone(),
+        key: store.leader_key(),
+        node: "n1".into(),
+        took: ttl * 3,
+        held_at_end: Mutex::new(None),
+        licence: Licence::new(&shutdown),
+    });
+    let (view, v1) = watch::channel(Leadership::new("n1", ttl));
+    let e1 = Election {
+        store,
+        node: "n1".into(),
+        ttl,
+        timeout: Duration::from_millis(500),
+        role: long.clone(),
+        view,
+    };
+    let stop = CancellationToken::new();
+    let t1 = tokio::spawn(e1.run(stop.clone()));
+    // n1 has won (its key is on its lease) and is taking over: n2 campaigns.
+    let t = Instant::now();
+    while v1.borrow().term.is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "n1 was not elected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = Arc::new(Recorder::default());
+    let (view2, _v2) = watch::channel(Leadership::new("n2", ttl));
+    let e2 = Election {
+        store: EtcdStore::connect(&cfg(&e.url, "/t12/")).unwrap(),
+        node: "n2".into(),
+        ttl,
+        timeout: Duration::from_millis(500),
+        role: other.clone(),
+        view: view2,
+    };
+    let t2 = tokio::spawn(e2.run(stop.clone()));
+    let t = Instant::now();
+    while long.held_at_end.lock().unwrap().is_none() || !v1.borrow().is_leader {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "n1 did not take over: {:?}",
+            *v1.borrow()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        *long.held_at_end.lock().unwrap(),
+        Some(true),
+        "the lease expired during the take-over"
+    );
+    assert!(long.licence.is_held(), "n1 acts once it has taken over");
+    // Well within the lease after the take-over: n1 still leads, n2 never did.
+    tokio::time::sleep(ttl).await;
+    assert!(v1.borrow().is_leader && long.licence.is_held());
+    let leads: Vec<String> = other
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, l)| l.clone())
+        .filter(|l| l.starts_with("lead"))
+        .collect();
+    assert!(leads.is_empty(), "n2 won while n1 took over: {leads:?}");
+    stop.cancel();
+    t1.await.unwrap();
+    t2.await.unwrap();
 }

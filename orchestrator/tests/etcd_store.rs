@@ -398,3 +398,103 @@ async fn records_larger_than_an_etcd_request_are_cut_or_split_not_refused() {
         .expect("the decision is written");
     assert!(s.runbooks().unwrap().iter().any(|r| r.id == 7));
 }
+
+/// Event records this version cannot read — one written by a newer
+/// version (a kind this one does not know, a field it does not have; a
+/// rolling upgrade, then this node leads again) and one that is no event
+/// at all — do not stop the pruning of the event log: the newer one is
+/// pruned by its time like any other, the other as the oldest. Before,
+/// pruning failed at the first of them for good ("unknown variant"): the
+/// log grew without bound towards etcd's space quota (at which etcd takes
+/// no more writes), and the event writer wrote its batch again every
+/// second under a "cannot write events" alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_this_version_cannot_read_do_not_stop_pruning() {
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t13/")).unwrap();
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
+    let event = |id: u64| Event {
+        id,
+        time_unix_ms: id * 10,
+        kind: EventKind::Started,
+        group: None,
+        site: None,
+        message: format!("event {id}"),
+        evidence: vec![],
+        runbook: None,
+        epoch: None,
+        term: 0,
+    };
+    s.put_events(&(1..=10).map(event).collect::<Vec<_>>())
+        .unwrap();
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
+    let newer = serde_json::json!({
+        "id": 1, "time_unix_ms": 10, "kind": "quorum_regained",
+        "message": "from a newer version", "shard": 3,
+    });
+    c.put(format!("/t13/events/{:020}", 1), newer.to_string(), None)
+        .await
+        .unwrap();
+    c.put(format!("/t13/events/{:020}", 2), "not an event", None)
+        .await
+        .unwrap();
+    // Nothing beyond the count to keep; by age, everything before 35 ms.
+    let pruned = s.prune_events(100, 35, 10_000).unwrap();
+    assert_eq!(pruned, 3, "ids 1 (newer), 2 (no event) and 3 (30 ms) go");
+    let rest = s.events(0, 100).unwrap();
+    assert_eq!(rest.first().map(|e| e.id), Some(4));
+    assert_eq!(rest.len(), 7);
+}
+
+/// An event of a kind this version does not know (written by a newer
+/// version while it led: a rolling upgrade, every node reads every node's
+/// events) is listed as kind `other`, with its message, among the others.
+/// Before, every page of events holding it failed ("unknown variant"):
+/// `warden events` and `/v1/events` showed nothing on the older nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_of_a_kind_this_version_does_not_know_is_listed() {
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t14/")).unwrap();
+    let (term, lease) = take_key(&e.url, &s, "n").await;
+    s.set_guard(Some((term, lease)));
+    let event = |id: u64| Event {
+        id,
+        time_unix_ms: id,
+        kind: EventKind::Started,
+        group: None,
+        site: None,
+        message: format!("event {id}"),
+        evidence: vec![],
+        runbook: None,
+        epoch: None,
+        term: 0,
+    };
+    s.put_events(&[event(1), event(3)]).unwrap();
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
+    let newer = serde_json::json!({
+        "id": 2, "time_unix_ms": 2, "kind": "quorum_regained",
+        "message": "from a newer version", "shard": 3,
+    });
+    c.put(format!("/t14/events/{:020}", 2), newer.to_string(), None)
+        .await
+        .unwrap();
+    let listed: Vec<(u64, EventKind, String)> = s
+        .events(0, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.id, e.kind, e.message))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (1, EventKind::Started, "event 1".to_string()),
+            (2, EventKind::Other, "from a newer version".to_string()),
+            (3, EventKind::Started, "event 3".to_string()),
+        ]
+    );
+}

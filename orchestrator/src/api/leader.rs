@@ -3,7 +3,8 @@
 //! `/leader`), `GET /healthz` (200 while the process serves), and the
 //! guard of operator actions: a node that does not lead answers them with
 //! `307 Temporary Redirect` to the leader's URL (the CLI follows it only to
-//! an orchestrator URL it knows), or `503` when nobody leads.
+//! an orchestrator URL it knows), or `503` when nobody leads — or when the
+//! leader is a node this node's config does not name (503 naming it).
 
 use std::sync::Arc;
 
@@ -113,6 +114,21 @@ pub async fn leader_only(State(s): State<Arc<Shared>>, req: Request, next: Next)
             )
                 .into_response()
         }
+        // A leader this node's config does not name (the nodes' configs
+        // differ: one restarted with a new file, not the others yet): it
+        // cannot be redirected to, but it leads — said, never "nobody".
+        (Some(name), None) if name != &v.node => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "error": format!(
+                    "orchestrator {} does not lead; the leader is {name}, which this node's config does not \
+                     name in [[orchestrator.nodes]] (give every node the same config): send the action to {name}",
+                    v.node
+                ),
+                "leader": name,
+            })),
+        )
+            .into_response(),
         _ => {
             let why = v
                 .etcd_trouble

@@ -290,8 +290,17 @@ impl Store for EtcdStore {
                 break;
             }
             for kv in resp.kvs() {
-                let ev: Event = dec(kv.key(), kv.value())?;
-                if oldest.len() >= excess && ev.time_unix_ms >= before_unix_ms {
+                // By its time alone: a record this version cannot read
+                // whole (another version's event) is judged like any
+                // other, one with no time (no event) goes as the oldest.
+                let old = match crate::model::recorded_at(kv.value()) {
+                    Some(t) => t < before_unix_ms,
+                    None => {
+                        warn!(key = %String::from_utf8_lossy(kv.key()).escape_debug(), "a record under events/ that is not an event: pruned with the oldest");
+                        true
+                    }
+                };
+                if oldest.len() >= excess && !old {
                     break 'pages;
                 }
                 oldest.push(kv.key().to_vec());

@@ -19,6 +19,21 @@ pub struct EvidenceRow {
     pub age_ms: Option<u64>,
 }
 
+/// When a stored event was recorded, read from its JSON alone — what the
+/// event log's retention judges by. An event written by another version
+/// (a kind this one does not know, fields it does not have) still says;
+/// `None`: the record is no event at all. Pruning never stops at a record
+/// it cannot read whole: the log would grow for good.
+pub fn recorded_at(json: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Stamp {
+        time_unix_ms: u64,
+    }
+    serde_json::from_slice::<Stamp>(json)
+        .ok()
+        .map(|s| s.time_unix_ms)
+}
+
 /// What kind of thing happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +84,13 @@ pub enum EventKind {
     /// The orchestrator took a state it did not decide (a new store adopting
     /// the routing layer, or the operator's `warden adopt-epoch`).
     Adopted,
+    /// An event of a kind this version does not know, read from the store
+    /// (written by another version: with etcd every node reads every
+    /// node's events, and nodes are upgraded one at a time): listed with
+    /// its message as `other`, never recorded here, not a kind `notify`
+    /// can name.
+    #[serde(other)]
+    Other,
 }
 
 /// A decision or observation, with the evidence behind it.

@@ -9,7 +9,7 @@
 mod event;
 mod runbook;
 
-pub use event::{Event, EventKind, EvidenceRow};
+pub use event::{recorded_at, Event, EventKind, EvidenceRow};
 pub use runbook::{Runbook, RunbookKind, RunbookStatus, StepName, StepRecord, StepStatus};
 
 use serde::{Deserialize, Serialize};

@@ -76,10 +76,19 @@ impl Shared {
                 _ = stop.cancelled() => true,
             };
             let under = self.licence.term_number();
+            // Looked at before the batch is taken: a take-over empties
+            // `unsaved` before it takes the licence, so a batch taken under
+            // the licence holds no event recorded while following.
+            let leading = self.ha.is_none() || self.licence.is_held();
             let batch =
                 std::mem::take(&mut *self.unsaved.lock().unwrap_or_else(|p| p.into_inner()));
-            if !batch.is_empty() && !self.store.writable() {
-                // A follower's events are its own log lines, not the record.
+            if !batch.is_empty() && (!leading || !self.store.writable()) {
+                // A follower's events are its own log lines, not the record
+                // — numbered from where the store was when it started, ids
+                // the leader has used since. Also once it has won the
+                // leader key (etcd then takes its writes) while its
+                // take-over loads the state: written, they would replace
+                // the leader's events under those ids.
                 tracing::debug!(events = batch.len(), "not the leader: events not written");
             } else if !batch.is_empty() {
                 let store = self.store.clone();
@@ -156,6 +165,8 @@ impl Shared {
             .map(|(what, cause)| {
                 if what == "etcd" {
                     format!("etcd does not answer: {cause} — no orchestrator acts without a majority of its members; routes stay as they are")
+                } else if what == super::ha::MIRROR {
+                    format!("this node follows and cannot read the state from the store ({}): {cause} — the groups and runbooks it shows may be older than the leader's; ask the leader", self.store.describe())
                 } else {
                     format!(
                         "the store ({}) cannot write {what}: {cause} — free space or fix the disk; {}",

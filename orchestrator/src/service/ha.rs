@@ -16,6 +16,10 @@ use std::time::Duration;
 use super::*;
 use crate::etcd::leader::{Leadership, Role};
 
+/// The store trouble key of a follower's mirror that cannot be read
+/// ([`Shared::mirror_store`]): its alert says the node's view may be stale.
+pub(crate) const MIRROR: &str = "mirror";
+
 /// This node's leadership as the election loop last saw it.
 pub(crate) struct Ha {
     view: watch::Receiver<Leadership>,
@@ -90,6 +94,8 @@ impl Role for HaRole {
         }
         // What a follower recorded is not the leader's to write.
         s.unsaved.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        // The state is loaded: no copy of it is stale any more.
+        s.store_ok(MIRROR);
         for g in &loaded.to_write {
             s.persist(g);
         }
@@ -109,15 +115,23 @@ impl Role for HaRole {
             vec![],
             None,
         );
-        // Adoption may wait for an unreachable routing layer: it runs under
-        // the licence, not in the take-over the lease renewal waits for.
+        // Under the licence, not in the take-over the lease renewal waits
+        // for: the runbooks it loaded resume first (a move under way —
+        // users may be down — never waits for the adoption of groups new
+        // to the store, each of which may wait for its routing layer up to
+        // its timeout); then the adoption; then the routing layer is
+        // compared with the state just loaded at once, not a reconcile
+        // interval later (a deposed leader may have left it behind). All
+        // of it this term's only: what outlives its term (the adoption's
+        // wait) does nothing under a later one this node won since, whose
+        // own take-over does it.
         let me = s.clone();
-        // Then the routing layer is compared with the state just loaded at
-        // once, not a reconcile interval later: a deposed leader may have
-        // left it behind.
-        s.licence.spawn(move |_term| async move {
-            me.adopt_fresh_groups().await;
+        s.licence.spawn(move |term| async move {
             me.resume();
+            me.adopt_fresh_groups().await;
+            if !me.licence.holds(&term) {
+                return;
+            }
             me.reconcile_once().await;
         });
         Ok(())
@@ -208,8 +222,15 @@ impl Shared {
             Ok::<_, OrchestratorError>(Some((version, store.groups()?, store.runbooks()?)))
         })
         .await;
-        let Ok(Ok(Some((version, groups, runbooks)))) = read else {
-            return;
+        let (version, groups, runbooks) = match read {
+            Ok(Ok(Some(read))) => read,
+            Ok(Ok(None)) => return self.store_ok(MIRROR),
+            // Said, not left silent: what this node shows (status, reads)
+            // would be an older state as if it were the current one — a
+            // record it cannot read (written by a newer version) would
+            // keep it so for good.
+            Ok(Err(e)) => return self.store_trouble(MIRROR, &e.to_string()),
+            Err(e) => return self.store_trouble(MIRROR, &e.to_string()),
         };
         let mut st = self.lock();
         if self.licence.is_held()
@@ -218,6 +239,7 @@ impl Shared {
             return;
         }
         *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner()) = version;
+        self.store_ok(MIRROR);
         for g in groups {
             if self.cfg.groups.contains_key(&g.name) {
                 st.groups.insert(g.name.clone(), g);

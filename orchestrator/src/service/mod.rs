@@ -78,6 +78,8 @@ mod failed_roles_tests;
 mod fence;
 mod finish;
 #[cfg(test)]
+mod follower_api_tests;
+#[cfg(test)]
 mod fresh_checks_tests;
 mod ha;
 #[cfg(test)]
@@ -132,6 +134,8 @@ mod state_tests;
 mod stops;
 #[cfg(test)]
 mod store_fault_tests;
+#[cfg(test)]
+mod takeover_tests;
 #[cfg(test)]
 mod tests;
 mod unfit;

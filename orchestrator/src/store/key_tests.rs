@@ -80,3 +80,41 @@ fn a_record_under_another_key_than_its_own_is_refused_not_taken_for_it() {
     assert_eq!((g.len(), g[0].epoch, g[0].active.as_str()), (1, 10, "b"));
     assert_eq!(s.runbooks().unwrap(), vec![real]);
 }
+
+/// Event records this version cannot read whole (a newer version's kind,
+/// a record that is no event) are pruned by their time, or as the oldest
+/// when they have none: before, pruning failed at them for good
+/// ("unknown variant") and the event log grew without bound.
+#[test]
+fn events_this_version_cannot_read_do_not_stop_pruning() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = LocalStore::open(dir.path()).unwrap();
+    let event = |id: u64| Event {
+        id,
+        time_unix_ms: id * 10,
+        kind: crate::model::EventKind::Started,
+        group: None,
+        site: None,
+        message: format!("event {id}"),
+        evidence: vec![],
+        runbook: None,
+        epoch: None,
+        term: 0,
+    };
+    s.put_events(&(1..=10).map(event).collect::<Vec<_>>())
+        .unwrap();
+    drop(s);
+    let file = dir.path().join("warden.redb");
+    let newer = serde_json::json!({
+        "id": 1, "time_unix_ms": 10, "kind": "quorum_regained",
+        "message": "from a newer version", "shard": 3,
+    });
+    put_raw(&file, EVENTS, 1, newer.to_string().as_bytes());
+    put_raw(&file, EVENTS, 2, b"not an event");
+    let s = LocalStore::open(dir.path()).unwrap();
+    let pruned = s.prune_events(100, 35, 10_000).unwrap();
+    assert_eq!(pruned, 3, "ids 1 (newer), 2 (no event) and 3 (30 ms) go");
+    let rest = s.events(0, 100).unwrap();
+    assert_eq!(rest.first().map(|e| e.id), Some(4));
+    assert_eq!(rest.len(), 7);
+}

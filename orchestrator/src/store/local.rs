@@ -419,14 +419,12 @@ impl Store for LocalStore {
                 while removed < max {
                     let oldest = match t.first().map_err(se)? {
                         Some((k, v)) => {
+                            // By its time alone (see `recorded_at`): an
+                            // event of another version is judged like any
+                            // other, a record with no time goes as the oldest.
                             let old = excess > 0
-                                || dec::<Event>(
-                                    v.value(),
-                                    &format!("event {}", k.value()),
-                                    &self.path,
-                                )?
-                                .time_unix_ms
-                                    < before_unix_ms;
+                                || crate::model::recorded_at(v.value())
+                                    .is_none_or(|t| t < before_unix_ms);
                             old.then(|| k.value())
                         }
                         None => None,

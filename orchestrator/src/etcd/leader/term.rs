@@ -1,5 +1,6 @@
 //! The held term: from a won lease to its end. `lead` loads the state
-//! (`Role::take_over`), keeps the lease alive every third of the TTL, watches
+//! (`Role::take_over`, the lease renewed meanwhile: `take_over_renewing`),
+//! keeps the lease alive every third of the TTL, watches
 //! the leader key (`key_gone`) and steps down at the deadline, on the key's
 //! loss or at shutdown; `end_term` stops acting first, then gives the key
 //! back if etcd still lets it.
@@ -33,11 +34,10 @@ impl Election {
             v.seen_at = Some(Instant::now());
         });
         info!(node = %self.node, term, "won the leader lease; loading the state from etcd");
-        let take_over = tokio::select! {
-            r = self.role.take_over(term) => r,
-            _ = tokio::time::sleep_until(deadline) => Err("the state could not be loaded within the lease".into()),
-            _ = stop.cancelled() => Err("shutdown".into()),
-        };
+        let period = ttl / 3;
+        let take_over = self
+            .take_over_renewing(client, lease, term, &mut deadline, period, stop)
+            .await;
         if let Err(e) = take_over {
             self.end_term(client, &format!("cannot take over: {e}"))
                 .await;
@@ -51,7 +51,6 @@ impl Election {
             v.is_leader = true;
             v.take_over_failed = None;
         });
-        let period = ttl / 3;
         let key = self.store.leader_key();
         // The leader key watched from its creation: an operator who deletes
         // it, or revokes its lease (which deletes it), ends the term at
@@ -157,6 +156,67 @@ impl Election {
                 }
             }
         }
+    }
+
+    /// [`Role::take_over`], with the lease renewed every `period` while it
+    /// runs (`deadline` moved with each renewal): loading a large state
+    /// (runbooks are never pruned) page by page from members across sites
+    /// may take longer than one lease, and a take-over bounded by the
+    /// lease it won would fail at every win — no node could ever lead.
+    /// An error when the take-over fails, when no renewal comes back
+    /// before the deadline, when etcd says the lease is gone, or at
+    /// shutdown.
+    async fn take_over_renewing(
+        &self,
+        client: &mut Client,
+        lease: i64,
+        term: i64,
+        deadline: &mut Instant,
+        period: Duration,
+        stop: &CancellationToken,
+    ) -> Result<(), String> {
+        let until = std::sync::Mutex::new(*deadline);
+        let until_now = || *until.lock().unwrap_or_else(|p| p.into_inner());
+        let renewing = async {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until_now()) => {
+                        return "the lease could not be renewed while the state was loaded".to_string();
+                    }
+                    _ = tokio::time::sleep(period) => {}
+                }
+                let sent = Instant::now();
+                let alive = tokio::select! {
+                    r = self.keep_alive(client, lease) => r,
+                    _ = tokio::time::sleep_until(until_now()) => Renewal::Failed("the lease deadline passed during the keep-alive".into()),
+                };
+                match alive {
+                    Renewal::Renewed(granted) => {
+                        self.healthy();
+                        let next = sent + granted - granted / 10;
+                        *until.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                        // The licence is not granted yet: what it says of
+                        // an earlier term's lapse does not matter here.
+                        let _ = self.role.lease_until(next);
+                        self.view.send_modify(|v| {
+                            v.lease_remaining_ms =
+                                Some(next.saturating_duration_since(Instant::now()).as_millis()
+                                    as u64);
+                            v.seen_at = Some(Instant::now());
+                        });
+                    }
+                    Renewal::Expired => return "etcd says the lease has expired".to_string(),
+                    Renewal::Failed(e) => self.trouble(&format!("keep-alive: {e}")),
+                }
+            }
+        };
+        let out = tokio::select! {
+            r = self.role.take_over(term) => r,
+            why = renewing => Err(why),
+            _ = stop.cancelled() => Err("shutdown".into()),
+        };
+        *deadline = until_now();
+        out
     }
 
     /// Stop acting, then give the key back if etcd still lets us.

@@ -24,6 +24,9 @@ pub(in crate::service) struct FakeRoute {
     /// Runs at each `current` before it answers (what happens meanwhile).
     #[allow(clippy::type_complexity)]
     pub(in crate::service) on_read: Mutex<Option<Box<dyn Fn() + Send>>>,
+    /// While it says true, `current` waits (after `on_read`): a layer
+    /// that does not answer yet, for as long as a test wants.
+    pub(in crate::service) stalled: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     /// `activate` fails as if the layer could not be reached.
     pub(in crate::service) refuse_writes: std::sync::atomic::AtomicBool,
     /// `activate` answers Ok and changes nothing (a layer that keeps its
@@ -135,6 +138,10 @@ impl Strategy for FakeRoute {
     async fn current(&self) -> Result<Observed, StrategyError> {
         if let Some(f) = self.on_read.lock().unwrap().as_ref() {
             f();
+        }
+        let stalled = self.stalled.lock().unwrap().clone();
+        if let Some(mut s) = stalled {
+            let _ = s.wait_for(|held| !held).await;
         }
         if self.blind.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StrategyError::Unreachable {
