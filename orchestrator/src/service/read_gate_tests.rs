@@ -59,7 +59,11 @@ async fn what_a_read_leaves_for_later_asks_the_licence_of_the_read() {
     let gates: Vec<Option<Gate>> = fe.gates.lock().unwrap().drain(..).collect();
     // The adoption's read, reconciliation's, and the re-apply's (which
     // sends only where the route is not: `Strategy::reapply`).
-    assert_eq!(gates.len(), 3, "the adoption's read and reconciliation's two");
+    assert_eq!(
+        gates.len(),
+        3,
+        "the adoption's read and reconciliation's two"
+    );
     for (i, g) in gates.iter().enumerate() {
         let g = g
             .as_ref()
