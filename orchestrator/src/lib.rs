@@ -148,10 +148,7 @@ pub async fn run(
             },
         );
     } else {
-        shared.restore_provider_stops();
-        shared.adopt_fresh_groups().await;
-        shared.learn_hold_places().await;
-        shared.resume();
+        shared.start_alone().await;
     }
 
     tasks.spawn(shared.clone().probe_loop(shutdown.clone()));

@@ -24,8 +24,21 @@ const LICENCE_ENDED: &str =
 const ADOPT_HEADROOM: u64 = 1 << 32;
 
 impl Shared {
+    /// A single orchestrator's start (no election; the elected one's is its
+    /// take-over): the routing layer's stops given back, the hold places of
+    /// the groups it finds running learned, their runbooks resumed — a move
+    /// under way (users may be down) never waits for the adoption of groups
+    /// new to the store, each of which may wait for its routing layer up to
+    /// its timeout —, then those groups adopted.
+    pub async fn start_alone(self: &Arc<Self>) {
+        self.restore_provider_stops();
+        self.learn_hold_places().await;
+        self.resume();
+        self.adopt_fresh_groups().await;
+    }
+
     /// Groups new to the store: adopt what the routing layer shows. Runs once
-    /// at start, before the loops.
+    /// at start (after the runbooks found running resumed), before the loops.
     pub async fn adopt_fresh_groups(self: &Arc<Self>) {
         let fresh: Vec<String> = self.lock().fresh.iter().cloned().collect();
         for name in fresh {

@@ -2,7 +2,9 @@
 //! resuming the runbooks it loaded, the first reconciliation) belongs to
 //! the term it was won for — once that term ends, none of it goes on under
 //! a later one the node has won since; and what the node recorded while it
-//! followed is never written as the leader's record.
+//! followed is never written as the leader's record. At a take-over and at
+//! a single orchestrator's start alike, the runbooks found running resume
+//! before groups new to the store are adopted.
 use super::harness::*;
 use super::*;
 use crate::etcd::leader::{Leadership, Role};
@@ -201,6 +203,45 @@ async fn a_followers_events_never_overwrite_the_leaders() {
 /// first, one after the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_resumes_runbooks_before_adopting_new_groups() {
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let order = resumed_or_adopted_first(Mode::Elected(view), |s| async move {
+        let role = HaRole(s.clone());
+        assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+        role.take_over(7).await.unwrap();
+    })
+    .await;
+    assert_eq!(
+        order,
+        vec![EventKind::RunbookResumed, EventKind::Adopted],
+        "g1's runbook waited for g0's adoption"
+    );
+}
+
+/// The same at a single orchestrator's start (`Shared::start_alone`, what
+/// `run` does without etcd): runbook 1 resumes while g0's adoption still
+/// waits for its routing layer. Before, the start adopted first, every
+/// new group one after the other, and only then resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_orchestrator_resumes_runbooks_before_adopting_new_groups() {
+    let order = resumed_or_adopted_first(Mode::Local, |s| async move {
+        tokio::spawn(async move { s.start_alone().await });
+    })
+    .await;
+    assert_eq!(
+        order,
+        vec![EventKind::RunbookResumed, EventKind::Adopted],
+        "g1's runbook waited for g0's adoption"
+    );
+}
+
+/// A store holding g1 mid-switchover (runbook 1) and nothing of g0, whose
+/// routing layer answers only after a second; `start` starts the service
+/// in `mode`: the order in which runbook 1 resumed and g0 was adopted.
+async fn resumed_or_adopted_first<F, Fut>(mode: Mode, start: F) -> Vec<EventKind>
+where
+    F: FnOnce(Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = test_dir(false, 5);
     let text = many_groups_text(&dir, 2);
     let store = Arc::new(MemStore::default());
@@ -226,7 +267,6 @@ async fn a_new_leader_resumes_runbooks_before_adopting_new_groups() {
     let (release, stalled) = watch::channel(true);
     let g0 = Arc::new(FakeRoute::default());
     *g0.stalled.lock().unwrap() = Some(stalled);
-    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
     let s = start_routed_as(
         &text,
         &dir,
@@ -238,12 +278,10 @@ async fn a_new_leader_resumes_runbooks_before_adopting_new_groups() {
                 Arc::new(FakeRoute::default())
             }
         },
-        Mode::Elected(view),
+        mode,
     )
     .unwrap();
-    let role = HaRole(s.clone());
-    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
-    role.take_over(7).await.unwrap();
+    start(s.clone()).await;
     let order = || {
         s.lock()
             .recent
@@ -265,10 +303,7 @@ async fn a_new_leader_resumes_runbooks_before_adopting_new_groups() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(
-        order(),
-        vec![EventKind::RunbookResumed, EventKind::Adopted],
-        "g1's runbook waited for g0's adoption"
-    );
+    let seen = order();
     s.licence().revoke("test: end");
+    seen
 }
