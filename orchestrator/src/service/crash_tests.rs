@@ -289,3 +289,112 @@ async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
     assert_eq!(s2.lock().runbooks[&id].status, RunbookStatus::Succeeded);
     assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("b"));
 }
+
+/// The disk fills while a failover a → b runs: its end (the group steady
+/// on b, with its last record) is not written — the engine's own last
+/// record of the runbook is. The operator then fails over back to a: that
+/// decision is not written either and runs from memory, its step records
+/// stored as it goes (b fenced, a's promote running). The process dies.
+/// The store's group record is still the first failover's decision
+/// (running runbook 1); its newest runbook, running at a later epoch, is
+/// the move in progress. Started again, the orchestrator resumes that move
+/// and it ends with users on a. Before, the group's record named the
+/// finished failover, whose end was replayed: the group steady on b — b
+/// demoted by the fence of the forgotten move — and that move shown
+/// running for ever.
+#[tokio::test(start_paused = true)]
+async fn a_move_decided_after_an_unwritten_end_is_resumed_after_a_crash() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::volatile());
+    let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    let stored = |id: u64| {
+        store
+            .inner
+            .runbooks()
+            .unwrap()
+            .into_iter()
+            .find(|r| r.id == id)
+    };
+    let promoting = |rb: &Runbook| {
+        rb.steps
+            .iter()
+            .any(|st| st.name == StepName::Promote && st.status == StepStatus::Running)
+    };
+    let first = s.operator_failover("web", "b", "operator").unwrap();
+    let b_promote = |c: &Command| c.kind == CommandKind::Promote && c.site == "b";
+    for _ in 0..40 {
+        if stored(first).is_some_and(|r| promoting(&r)) {
+            break;
+        }
+        round_sites(&s, true, true, &b_promote).await;
+    }
+    assert!(stored(first).is_some_and(|r| promoting(&r)));
+    // The disk fills: the failover's end is not written.
+    store.decisions_full.store(true, SeqCst);
+    store.decision_write_ms.store(20, SeqCst);
+    for _ in 0..40 {
+        if group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &answer_all).await;
+    }
+    assert_eq!(
+        (group(&s).phase, group(&s).active.as_str()),
+        (Phase::Steady, "b")
+    );
+    assert_eq!(
+        stored(first).map(|r| r.status),
+        Some(RunbookStatus::Succeeded)
+    );
+    // Back to a, decided on the full disk.
+    let second = s.operator_failover("web", "a", "operator").unwrap();
+    let a_promote = |c: &Command| c.kind == CommandKind::Promote && c.site == "a";
+    for _ in 0..40 {
+        if stored(second).is_some_and(|r| promoting(&r)) {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &a_promote).await;
+    }
+    // SIGKILL: nothing more of that process acts or is written.
+    s.licence().revoke("test: the process is killed");
+    let died = stored(second).expect("the second move's steps are stored");
+    assert!(promoting(&died), "{died:#?}");
+    let web = store.inner.groups().unwrap();
+    let web = web.iter().find(|g| g.name == "web").expect("stored");
+    assert_eq!(
+        (web.phase, web.runbook),
+        (Phase::Running, Some(first)),
+        "the store holds the first failover's decision only"
+    );
+
+    let copy = MemStore::default();
+    for g in store.inner.groups().unwrap() {
+        copy.put_group(&g).unwrap();
+    }
+    for rb in store.inner.runbooks().unwrap() {
+        copy.put_runbook(&rb).unwrap();
+    }
+    let (s2, fake2) = start_from(&text, &dir, Arc::new(copy)).expect("restart");
+    let route = fake.route.lock().unwrap().clone();
+    *fake2.route.lock().unwrap() = route;
+    s2.resume();
+    for _ in 0..60 {
+        if group(&s2).phase != Phase::Running {
+            break;
+        }
+        round_sites(&s2, true, true, &answer_all).await;
+    }
+    let g = group(&s2);
+    let rb = s2.lock().runbooks[&second].clone();
+    assert_eq!(
+        (g.phase, g.active.as_str(), g.epoch),
+        (Phase::Steady, "a", died.epoch),
+        "the move in progress resumed and ended on a: {g:#?}\n{:?}",
+        rb.status
+    );
+    assert_eq!(rb.status, RunbookStatus::Succeeded);
+    assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("a"));
+}

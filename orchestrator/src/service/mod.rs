@@ -303,7 +303,11 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     // disk: the runbook went on from memory and its steps were written
     // before the decision's retry), and the process ended. The group runs
     // it again, to be resumed: a move left half done (the old site fenced,
-    // nobody promoted) and forgotten is worse than one finished.
+    // nobody promoted) and forgotten is worse than one finished. Also when
+    // the record says the group runs an older runbook: that one's end was
+    // not written either (the same full disk), and the newest runbook was
+    // decided after it ended — replaying its end would leave the newest
+    // move's fenced site active and that move running for ever.
     let mut newest: BTreeMap<&str, &Runbook> = BTreeMap::new();
     for rb in runbooks.values() {
         newest.insert(rb.group.as_str(), rb);
@@ -313,7 +317,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             continue;
         };
         let live = rb.status == RunbookStatus::Running || rb.rolling_back;
-        if !live || g.phase == Phase::Running || rb.epoch <= g.epoch {
+        if !live || g.runbook == Some(rb.id) || rb.epoch <= g.epoch {
             continue;
         }
         warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch,
