@@ -294,16 +294,13 @@ async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
 /// on b, with its last record) is not written — the engine's own last
 /// record of the runbook is. The operator then fails over back to a: that
 /// decision is not written either and runs from memory, its step records
-/// stored as it goes (b fenced, a's promote running). The process dies.
-/// The store's group record is still the first failover's decision
-/// (running runbook 1); its newest runbook, running at a later epoch, is
-/// the move in progress. Started again, the orchestrator resumes that move
-/// and it ends with users on a. Before, the group's record named the
-/// finished failover, whose end was replayed: the group steady on b — b
-/// demoted by the fence of the forgotten move — and that move shown
-/// running for ever.
-#[tokio::test(start_paused = true)]
-async fn a_move_decided_after_an_unwritten_end_is_resumed_after_a_crash() {
+/// stored as it goes (b fenced, a's promote running). The process dies,
+/// and is started again on the store it left: the group's record there is
+/// still the first failover's decision (running runbook 1, active a); its
+/// newest runbook, running at a later epoch, is the move in progress.
+/// `a_promotes`: whether a's agent answers the resumed promote. The
+/// restarted service after the move's end, and the move's runbook.
+async fn resumed_after_an_unwritten_end(a_promotes: bool) -> (GroupState, Runbook, Option<String>) {
     use std::sync::atomic::Ordering::SeqCst;
     let dir = test_dir(false, 5);
     let text = config_text(&dir, false, 5, "");
@@ -365,8 +362,8 @@ async fn a_move_decided_after_an_unwritten_end_is_resumed_after_a_crash() {
     let web = store.inner.groups().unwrap();
     let web = web.iter().find(|g| g.name == "web").expect("stored");
     assert_eq!(
-        (web.phase, web.runbook),
-        (Phase::Running, Some(first)),
+        (web.phase, web.runbook, web.active.as_str()),
+        (Phase::Running, Some(first), "a"),
         "the store holds the first failover's decision only"
     );
 
@@ -381,20 +378,51 @@ async fn a_move_decided_after_an_unwritten_end_is_resumed_after_a_crash() {
     let route = fake.route.lock().unwrap().clone();
     *fake2.route.lock().unwrap() = route;
     s2.resume();
-    for _ in 0..60 {
+    let held = |c: &Command| !a_promotes && a_promote(c);
+    for _ in 0..80 {
         if group(&s2).phase != Phase::Running {
             break;
         }
-        round_sites(&s2, true, true, &answer_all).await;
+        round_sites(&s2, true, true, &held).await;
     }
-    let g = group(&s2);
     let rb = s2.lock().runbooks[&second].clone();
+    assert_eq!(rb.epoch, died.epoch);
+    let routed = fake2.route.lock().unwrap().0.clone();
+    (group(&s2), rb, routed)
+}
+
+/// [`resumed_after_an_unwritten_end`], a promoted: the move in progress
+/// resumes and ends with users on a. Before, the group's record named the
+/// finished failover, whose end was replayed: the group steady on b — b
+/// demoted by the fence of the forgotten move — and that move shown
+/// running for ever.
+#[tokio::test(start_paused = true)]
+async fn a_move_decided_after_an_unwritten_end_is_resumed_after_a_crash() {
+    let (g, rb, routed) = resumed_after_an_unwritten_end(true).await;
     assert_eq!(
         (g.phase, g.active.as_str(), g.epoch),
-        (Phase::Steady, "a", died.epoch),
+        (Phase::Steady, "a", rb.epoch),
         "the move in progress resumed and ended on a: {g:#?}\n{:?}",
         rb.status
     );
     assert_eq!(rb.status, RunbookStatus::Succeeded);
-    assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("a"));
+    assert_eq!(routed.as_deref(), Some("a"));
+}
+
+/// [`resumed_after_an_unwritten_end`], a's promote never answered: the
+/// resumed move back to a (a failback: a is the primary) is rolled back,
+/// and the group stays steady on b, where the first failover put users
+/// and where they still are. Before, the resumed runbook took the active
+/// site from the stale record (a), and the group was left on a, whose
+/// promote had just failed.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_move_that_fails_leaves_the_group_where_users_are() {
+    let (g, rb, routed) = resumed_after_an_unwritten_end(false).await;
+    assert!(rb.status == RunbookStatus::Failed && rb.aborted, "{rb:#?}");
+    assert_eq!(
+        (g.phase, g.active.as_str(), g.epoch),
+        (Phase::Steady, "b", rb.epoch),
+        "{g:#?}"
+    );
+    assert_eq!(routed.as_deref(), Some("b"), "users were never moved");
 }

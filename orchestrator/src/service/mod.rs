@@ -322,6 +322,14 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         }
         warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch,
               "the group's record is from before its running runbook was decided: the group runs it again (resumed)");
+        // The older runbook the record names ended before this one was
+        // decided: users are where it left them (its end as
+        // `finish_runbook` makes it), which the newest one moves from.
+        if let Some(older) = g.runbook.and_then(|id| runbooks.get(&id)) {
+            if older.group == g.name && older.moved_users() {
+                g.active = older.to.clone();
+            }
+        }
         g.epoch = rb.epoch;
         g.phase = Phase::Running;
         g.runbook = Some(rb.id);
