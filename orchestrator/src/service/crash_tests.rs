@@ -426,3 +426,79 @@ async fn a_resumed_move_that_fails_leaves_the_group_where_users_are() {
     );
     assert_eq!(routed.as_deref(), Some("b"), "users were never moved");
 }
+
+/// The disk is full when a failover a → b is decided, and stays so while
+/// it runs: neither the decision nor the group's end (steady on b) is
+/// written — the runbook's own records are, its last one saying it
+/// succeeded. The process dies. Started again on that store, the group
+/// is where the failover left it: steady on b, at the failover's epoch.
+/// Before, only a runbook still running was taken over from the store:
+/// the group came back steady on a — the site the failover fenced, while
+/// users are on b — at the failover's epoch (raised to its runbook's); a
+/// site reporting itself active where another is the group's active site
+/// is told to demote, and b is that site.
+#[tokio::test(start_paused = true)]
+async fn a_failover_that_ended_unrecorded_is_not_undone_by_a_restart() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::volatile());
+    let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    store.decisions_full.store(true, SeqCst);
+    store.decision_write_ms.store(20, SeqCst);
+    let id = s.operator_failover("web", "b", "operator").unwrap();
+    for _ in 0..40 {
+        if group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &answer_all).await;
+    }
+    assert_eq!(
+        (group(&s).phase, group(&s).active.as_str()),
+        (Phase::Steady, "b")
+    );
+    // SIGKILL: nothing more of that process acts or is written.
+    s.licence().revoke("test: the process is killed");
+    let ended = store
+        .inner
+        .runbooks()
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("the runbook's records are stored");
+    assert_eq!(ended.status, RunbookStatus::Succeeded);
+    let web = store.inner.groups().unwrap();
+    let web = web.iter().find(|g| g.name == "web").expect("stored");
+    assert_eq!(
+        (web.phase, web.active.as_str()),
+        (Phase::Steady, "a"),
+        "neither the decision nor the end is stored"
+    );
+
+    let copy = MemStore::default();
+    for g in store.inner.groups().unwrap() {
+        copy.put_group(&g).unwrap();
+    }
+    for rb in store.inner.runbooks().unwrap() {
+        copy.put_runbook(&rb).unwrap();
+    }
+    let (s2, fake2) = start_from(&text, &dir, Arc::new(copy)).expect("restart");
+    let route = fake.route.lock().unwrap().clone();
+    *fake2.route.lock().unwrap() = route;
+    s2.resume();
+    let sent = sites_rounds(&s2, 8, (true, true), &answer_all).await;
+    let g = group(&s2);
+    assert_eq!(
+        (g.phase, g.active.as_str(), g.epoch),
+        (Phase::Steady, "b", ended.epoch),
+        "{g:#?}"
+    );
+    assert!(
+        !sent
+            .iter()
+            .any(|(site, c)| site == "b" && c.kind == CommandKind::Demote),
+        "b, where users are, was demoted: {sent:#?}"
+    );
+    assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("b"));
+}

@@ -297,17 +297,18 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     }
     let runbooks: BTreeMap<u64, Runbook> =
         store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
-    // A group whose newest runbook, stored running (or rolling back), is at
-    // an epoch above the group's record: that record is from before the
-    // runbook's decision, which never landed (the local store on a full
-    // disk: the runbook went on from memory and its steps were written
-    // before the decision's retry), and the process ended. The group runs
-    // it again, to be resumed: a move left half done (the old site fenced,
-    // nobody promoted) and forgotten is worse than one finished. Also when
+    // A group whose newest runbook is at an epoch above the group's
+    // record: that record is from before the runbook's decision, which
+    // never landed (the local store on a full disk: the runbook went on
+    // from memory, its own records written — they are smaller — and the
+    // decision's retry never was), and the process ended. The group runs
+    // it again: resumed when it is stored running (or rolling back) — a
+    // move left half done (the old site fenced, nobody promoted) and
+    // forgotten is worse than one finished — or, when it ended, ended
+    // again by `Shared::resume` as `finish_runbook` ends any runbook: the
+    // group where it left users, not back on the site it fenced. Also when
     // the record says the group runs an older runbook: that one's end was
-    // not written either (the same full disk), and the newest runbook was
-    // decided after it ended — replaying its end would leave the newest
-    // move's fenced site active and that move running for ever.
+    // not written either, and the newest runbook was decided after it.
     let mut newest: BTreeMap<&str, &Runbook> = BTreeMap::new();
     for rb in runbooks.values() {
         newest.insert(rb.group.as_str(), rb);
@@ -316,17 +317,28 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         let Some(rb) = newest.get(g.name.as_str()) else {
             continue;
         };
-        let live = rb.status == RunbookStatus::Running || rb.rolling_back;
-        if !live || g.runbook == Some(rb.id) || rb.epoch <= g.epoch {
+        if g.runbook == Some(rb.id) || rb.epoch <= g.epoch {
             continue;
         }
-        warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch,
-              "the group's record is from before its running runbook was decided: the group runs it again (resumed)");
-        // The older runbook the record names ended before this one was
-        // decided: users are where it left them (its end as
+        // A record naming a runbook the store does not hold is not from
+        // before the newest one: a damaged store, failed below.
+        if g.runbook.is_some_and(|id| !runbooks.contains_key(&id)) {
+            continue;
+        }
+        let live = rb.status == RunbookStatus::Running || rb.rolling_back;
+        warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch, live,
+              "the group's record is from before its newest runbook was decided: the group runs it again (resumed, or ended as it ended)");
+        // The older runbooks the record does not reflect (the one it
+        // names, those decided since) ended before the newest was
+        // decided: users are where they left them (each one's end as
         // `finish_runbook` makes it), which the newest one moves from.
-        if let Some(older) = g.runbook.and_then(|id| runbooks.get(&id)) {
-            if older.group == g.name && older.moved_users() {
+        let (record_epoch, record_runbook) = (g.epoch, g.runbook);
+        for older in runbooks.values().filter(|r| {
+            r.group == g.name
+                && r.id < rb.id
+                && (r.epoch > record_epoch || record_runbook == Some(r.id))
+        }) {
+            if older.moved_users() {
                 g.active = older.to.clone();
             }
         }
