@@ -332,13 +332,19 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         // names, those decided since) ended before the newest was
         // decided: users are where they left them (each one's end as
         // `finish_runbook` makes it), which the newest one moves from.
+        // Never a site the group no longer has (the config changed since).
         let (record_epoch, record_runbook) = (g.epoch, g.runbook);
+        let sites = cfg
+            .groups
+            .get(&g.name)
+            .map(|c| c.site_names())
+            .unwrap_or_default();
         for older in runbooks.values().filter(|r| {
             r.group == g.name
                 && r.id < rb.id
                 && (r.epoch > record_epoch || record_runbook == Some(r.id))
         }) {
-            if older.moved_users() {
+            if older.moved_users() && sites.contains(&older.to) {
                 g.active = older.to.clone();
             }
         }
