@@ -292,14 +292,16 @@ async fn a_failover_whose_decision_was_never_stored_is_resumed_after_a_crash() {
 
 /// The disk fills while a failover a → b runs: its end (the group steady
 /// on b, with its last record) is not written — the engine's own last
-/// record of the runbook is. The operator then fails over back to a: that
+/// record of the runbook is. The operator then moves users back to a
+/// (`warden failover --to a`: a failback, a being the primary): that
 /// decision is not written either and runs from memory, its step records
-/// stored as it goes (b fenced, a's promote running). The process dies,
+/// stored as it goes (b demoted, a's promote running). The process dies,
 /// and is started again on the store it left: the group's record there is
 /// still the first failover's decision (running runbook 1, active a); its
 /// newest runbook, running at a later epoch, is the move in progress.
 /// `a_promotes`: whether a's agent answers the resumed promote. The
-/// restarted service after the move's end, and the move's runbook.
+/// restarted service's group after the move's end, the move's runbook and
+/// where the routing layer sends users.
 async fn resumed_after_an_unwritten_end(a_promotes: bool) -> (GroupState, Runbook, Option<String>) {
     use std::sync::atomic::Ordering::SeqCst;
     let dir = test_dir(false, 5);
@@ -394,8 +396,7 @@ async fn resumed_after_an_unwritten_end(a_promotes: bool) -> (GroupState, Runboo
 /// [`resumed_after_an_unwritten_end`], a promoted: the move in progress
 /// resumes and ends with users on a. Before, the group's record named the
 /// finished failover, whose end was replayed: the group steady on b — b
-/// demoted by the fence of the forgotten move — and that move shown
-/// running for ever.
+/// demoted by the forgotten move — and that move shown running for ever.
 #[tokio::test(start_paused = true)]
 async fn a_move_decided_after_an_unwritten_end_is_resumed_after_a_crash() {
     let (g, rb, routed) = resumed_after_an_unwritten_end(true).await;
