@@ -503,3 +503,65 @@ async fn a_failover_that_ended_unrecorded_is_not_undone_by_a_restart() {
     );
     assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("b"));
 }
+
+/// The scenario of [`a_failover_that_ended_unrecorded_is_not_undone_by_a_restart`],
+/// the disk still full when the orchestrator starts again: the state read
+/// needs its correction written (the group at the failover's epoch, on
+/// b), and the store cannot write it. The orchestrator starts all the
+/// same — with the correction in memory, the store's alert raised, and
+/// the write retried until there is room — as it acts on a full disk
+/// while it runs. Before, it refused to start (every group without an
+/// orchestrator until space was freed).
+#[tokio::test(start_paused = true)]
+async fn a_restart_on_a_full_disk_starts_with_its_corrections_unwritten() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::volatile());
+    let (s, _fake) = start_from(&text, &dir, store.clone()).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    store.decisions_full.store(true, SeqCst);
+    store.decision_write_ms.store(20, SeqCst);
+    let id = s.operator_failover("web", "b", "operator").unwrap();
+    for _ in 0..40 {
+        if group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &answer_all).await;
+    }
+    s.licence().revoke("test: the process is killed");
+
+    let full = Arc::new(FaultyStore::volatile());
+    for g in store.inner.groups().unwrap() {
+        full.inner.put_group(&g).unwrap();
+    }
+    for rb in store.inner.runbooks().unwrap() {
+        full.inner.put_runbook(&rb).unwrap();
+    }
+    full.full.store(true, SeqCst);
+    let (s2, _fake2) = start_from(&text, &dir, full.clone()).expect("restart");
+    s2.resume();
+    let epoch = s2.lock().runbooks[&id].epoch;
+    let g = group(&s2);
+    assert_eq!(
+        (g.phase, g.active.as_str(), g.epoch),
+        (Phase::Steady, "b", epoch),
+        "{g:#?}"
+    );
+    assert!(
+        s2.alerts("web")
+            .iter()
+            .any(|a| a.contains("cannot write group state")),
+        "{:?}",
+        s2.alerts("web")
+    );
+    // Room again: the correction is written.
+    full.full.store(false, SeqCst);
+    for _ in 0..20 {
+        round_sites(&s2, true, true, &answer_all).await;
+    }
+    let stored = full.inner.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("stored");
+    assert_eq!((web.active.as_str(), web.epoch), ("b", epoch));
+    assert!(s2.alerts("web").is_empty(), "{:?}", s2.alerts("web"));
+}

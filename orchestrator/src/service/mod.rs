@@ -632,12 +632,13 @@ impl Shared {
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let mut loaded = load_state(&cfg, store.as_ref())?;
         skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
-        if mode.is_local() {
-            // One process: it acts from the start, so the corrections are written now.
-            for g in &loaded.to_write {
-                store.put_group(g)?;
-            }
-        }
+        // One process: it acts from the start, so the corrections are
+        // written now (or, on a full disk, retried by the group writer).
+        let (unwritten, store_cause) = if mode.is_local() {
+            persist::write_corrections(store.as_ref(), &loaded.to_write)?
+        } else {
+            (Vec::new(), None)
+        };
         let Loaded {
             groups,
             fresh: fresh_groups,
@@ -670,6 +671,9 @@ impl Shared {
             .with_report_intervals(report_intervals());
         let writer = persist::GroupWriter::new();
         writer.loaded(groups.values());
+        for g in &unwritten {
+            writer.queue(g, None);
+        }
         let state = State {
             evidence: Evidence::default(),
             detector,
@@ -746,7 +750,12 @@ impl Shared {
             reader,
             report_seqs: replay::ReportSeqs::default(),
             polls: polls::Polls::default(),
-            store_trouble: Mutex::new(BTreeMap::new()),
+            store_trouble: Mutex::new(
+                store_cause
+                    .map(|c| ("group state".to_string(), c))
+                    .into_iter()
+                    .collect(),
+            ),
             agent_tokens,
             store,
             strategies,

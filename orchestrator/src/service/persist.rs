@@ -130,6 +130,33 @@ impl GroupWriter {
     }
 }
 
+/// At the start of a single orchestrator (which acts from the start): the
+/// state read's corrections (`to_write`) written now. A store that may act
+/// unwritten (the local file on a full disk) and cannot write one: the
+/// orchestrator starts all the same, as it acts on a full disk while it
+/// runs — those returned, with the cause, are to be queued to the group
+/// writer (retried until the store takes them) under the store's alert.
+/// Any other store's refusal refuses the start.
+pub(crate) fn write_corrections(
+    store: &dyn crate::store::Store,
+    to_write: &[GroupState],
+) -> Result<(Vec<GroupState>, Option<String>), crate::OrchestratorError> {
+    let mut unwritten = Vec::new();
+    let mut cause = None;
+    for g in to_write {
+        match store.put_group(g) {
+            Ok(()) => {}
+            Err(e) if store.may_act_unwritten() => {
+                warn!(group = %g.name, cause = %e, "cannot write the group's corrected state at start; starting with it in memory, the write retried");
+                cause = Some(e.to_string());
+                unwritten.push(g.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((unwritten, cause))
+}
+
 /// The epoch of group `name` an agent may be told, from the writer's
 /// [`GroupWriter::durable`] map: `epoch` (the one in memory) when it is
 /// durable, else the highest durable one.
