@@ -157,6 +157,11 @@ pub(crate) fn write_corrections(
     Ok((unwritten, cause))
 }
 
+/// How long an operator's answer waits for the change to be stored
+/// ([`Shared::stored_for_operator`]): within the CLI's 10 s, with room for
+/// a few of the group writer's retries (one a second).
+pub(crate) const OPERATOR_STORE_WAIT: Duration = Duration::from_secs(5);
+
 /// The epoch of group `name` an agent may be told, from the writer's
 /// [`GroupWriter::durable`] map: `epoch` (the one in memory) when it is
 /// durable, else the highest durable one.
@@ -215,6 +220,51 @@ impl Shared {
                 );
                 true
             }
+        }
+    }
+
+    /// Before an operator is told that change `seq` (theirs) is made: wait
+    /// until it is stored, [`OPERATOR_STORE_WAIT`] at most. `Err` when it
+    /// is not: the licence `term` (the one it was made under) ended first
+    /// — the change is void, the next holder never had it — or the store
+    /// does not take it (a full disk, etcd refusing): in effect here, lost
+    /// with this process. `what` names the change.
+    pub(crate) async fn stored_for_operator(
+        &self,
+        seq: u64,
+        term: Option<CancellationToken>,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), crate::OrchestratorError> {
+        let Some(term) = term else {
+            return Err(crate::OrchestratorError::Deposed(format!(
+                "{} was not stored: this orchestrator holds no licence to act",
+                what()
+            )));
+        };
+        let volatile = self.store.may_act_unwritten();
+        let waited = tokio::time::timeout(
+            OPERATOR_STORE_WAIT,
+            self.writer.durable_or_failed(seq, volatile, &term),
+        )
+        .await;
+        match waited {
+            Ok(Some(true)) => Ok(()),
+            Ok(None) => Err(crate::OrchestratorError::Deposed(format!(
+                "{} was not stored before this orchestrator's licence to act ended: it is void; \
+                 ask the orchestrator that acts now",
+                what()
+            ))),
+            Ok(Some(false)) | Err(_) => Err(crate::OrchestratorError::store(
+                format!(
+                    "{} is in effect at this orchestrator but not stored",
+                    what()
+                ),
+                format!(
+                    "the store ({}) does not take it yet (see the store's alert): a restart, or \
+                     another orchestrator taking over, would not have it; ask again once it writes",
+                    self.store.describe()
+                ),
+            )),
         }
     }
 
