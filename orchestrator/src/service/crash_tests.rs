@@ -565,3 +565,78 @@ async fn a_restart_on_a_full_disk_starts_with_its_corrections_unwritten() {
     assert_eq!((web.active.as_str(), web.epoch), ("b", epoch));
     assert!(s2.alerts("web").is_empty(), "{:?}", s2.alerts("web"));
 }
+
+/// The disk is full from before a failover a → b until after the process
+/// died: nothing of it is stored (neither the decision nor a step), but
+/// it ran from memory to its end — a demoted, b promoted, users routed to
+/// b at the failover's epoch. Started again, the group's record says a at
+/// the epoch before; b's agent and the routing layer hold the newer one
+/// (the epoch-ahead alert), and the operator adopts it as
+/// docs/operations.md says. b, reporting `active` at the group's epoch
+/// where the group's record names a — which reports `standby`, fenced —
+/// is the only site holding the role, and users are on it: it is not
+/// demoted, and an alert says the two disagree. Before, b was told to
+/// demote at once: both sites demoted, users routed to a stopped service.
+#[tokio::test(start_paused = true)]
+async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one() {
+    use super::state_tests::role_report;
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(FaultyStore::volatile());
+    let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    let before = group(&s).epoch;
+    store.full.store(true, SeqCst);
+    s.operator_failover("web", "b", "operator").unwrap();
+    for _ in 0..40 {
+        if group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &answer_all).await;
+    }
+    let epoch = group(&s).epoch;
+    assert_eq!((group(&s).active.as_str(), epoch), ("b", before + 1));
+    s.licence().revoke("test: the process is killed");
+    assert!(store.inner.runbooks().unwrap().is_empty(), "nothing stored");
+
+    let copy = MemStore::default();
+    for g in store.inner.groups().unwrap() {
+        copy.put_group(&g).unwrap();
+    }
+    let (s2, fake2) = start_from(&text, &dir, Arc::new(copy)).expect("restart");
+    let route = fake.route.lock().unwrap().clone();
+    *fake2.route.lock().unwrap() = route;
+    s2.resume();
+    assert_eq!(
+        (group(&s2).active.as_str(), group(&s2).epoch),
+        ("a", before)
+    );
+    // (Reconciliation's route back to a at the group's epoch is the
+    // routing layer's to refuse — a frontend's fence takes one site per
+    // epoch; this fake takes it: what is looked at here is the roles.)
+    s2.accept_report(role_report("b", 1, epoch, "active", vec![]));
+    s2.accept_report(role_report("a", 1, epoch, "standby", vec![]));
+    assert_eq!(
+        s2.operator_adopt_epoch("web", "operator").await.unwrap(),
+        epoch
+    );
+    for seq in 2..6 {
+        s2.accept_report(role_report("a", seq, epoch, "standby", vec![]));
+        s2.accept_report(role_report("b", seq, epoch, "active", vec![]));
+        s2.reconcile_once().await;
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+    let told_b: Vec<_> = s2.commands_for("b");
+    assert!(
+        !told_b.iter().any(|c| c.kind == CommandKind::Demote),
+        "b, the only site holding the role, was told to demote: {told_b:#?}"
+    );
+    assert!(
+        s2.lock().recent.iter().any(|e| e.kind == EventKind::Alert
+            && e.message.contains("b reports the active role")
+            && e.message.contains("a reports standby")),
+        "{:#?}",
+        s2.lock().recent
+    );
+}
