@@ -568,17 +568,15 @@ async fn a_restart_on_a_full_disk_starts_with_its_corrections_unwritten() {
 
 /// The disk is full from before a failover a → b until after the process
 /// died: nothing of it is stored (neither the decision nor a step), but
-/// it ran from memory to its end — a demoted, b promoted, users routed to
-/// b at the failover's epoch. Started again, the group's record says a at
-/// the epoch before; b's agent and the routing layer hold the newer one
-/// (the epoch-ahead alert), and the operator adopts it as
-/// docs/operations.md says. b, reporting `active` at the group's epoch
-/// where the group's record names a — which reports `standby`, fenced —
-/// is the only site holding the role, and users are on it: it is not
-/// demoted, and an alert says the two disagree. Before, b was told to
-/// demote at once: both sites demoted, users routed to a stopped service.
-#[tokio::test(start_paused = true)]
-async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one() {
+/// it ran from memory — a demoted, b promoted at the failover's epoch;
+/// the switch to b reached the routing layer (`switched`) or not (the
+/// layer refused the writes: the failover is carried forward, users left
+/// on a). Started again, the group's record says a at the epoch before;
+/// b's agent holds the newer one (the epoch-ahead alert), and the
+/// operator adopts it as docs/operations.md says. Then a few rounds of
+/// reports: a says `standby` (fenced), b `active`. The restarted service,
+/// and the failover's epoch.
+async fn adopted_after_a_move_lost_with_its_process(switched: bool) -> (Arc<Shared>, u64) {
     use super::state_tests::role_report;
     use std::sync::atomic::Ordering::SeqCst;
     let dir = test_dir(false, 5);
@@ -588,9 +586,10 @@ async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one(
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     let before = group(&s).epoch;
     store.full.store(true, SeqCst);
+    fake.refuse_writes.store(!switched, SeqCst);
     s.operator_failover("web", "b", "operator").unwrap();
-    for _ in 0..40 {
-        if group(&s).phase == Phase::Steady {
+    for _ in 0..80 {
+        if group(&s).phase != Phase::Running {
             break;
         }
         round_sites_unsettled(&s, (true, true), &answer_all).await;
@@ -599,24 +598,27 @@ async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one(
     assert_eq!((group(&s).active.as_str(), epoch), ("b", before + 1));
     s.licence().revoke("test: the process is killed");
     assert!(store.inner.runbooks().unwrap().is_empty(), "nothing stored");
+    let route = fake.route.lock().unwrap().clone();
+    assert_eq!(route.1 == epoch, switched, "{route:?}");
 
     let copy = MemStore::default();
     for g in store.inner.groups().unwrap() {
         copy.put_group(&g).unwrap();
     }
     let (s2, fake2) = start_from(&text, &dir, Arc::new(copy)).expect("restart");
-    let route = fake.route.lock().unwrap().clone();
     *fake2.route.lock().unwrap() = route;
+    // (Reconciliation's route back to a at the group's epoch is the
+    // routing layer's to refuse — a frontend's fence takes one site per
+    // epoch; this fake takes it: the roles are what is looked at.)
+    fake2.refuse_writes.store(true, SeqCst);
     s2.resume();
     assert_eq!(
         (group(&s2).active.as_str(), group(&s2).epoch),
         ("a", before)
     );
-    // (Reconciliation's route back to a at the group's epoch is the
-    // routing layer's to refuse — a frontend's fence takes one site per
-    // epoch; this fake takes it: what is looked at here is the roles.)
     s2.accept_report(role_report("b", 1, epoch, "active", vec![]));
     s2.accept_report(role_report("a", 1, epoch, "standby", vec![]));
+    s2.reconcile_once().await;
     assert_eq!(
         s2.operator_adopt_epoch("web", "operator").await.unwrap(),
         epoch
@@ -627,6 +629,18 @@ async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one(
         s2.reconcile_once().await;
         tokio::time::advance(Duration::from_millis(250)).await;
     }
+    (s2, epoch)
+}
+
+/// [`adopted_after_a_move_lost_with_its_process`], the switch never
+/// reached the routing layer: the group's record names a, which reports
+/// `standby`; b, reporting `active` at the group's epoch, is the only site
+/// holding the role. It is not demoted, and an alert says the two
+/// disagree. Before, b was told to demote at once: no site held the role.
+#[tokio::test(start_paused = true)]
+async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one() {
+    let (s2, _epoch) = adopted_after_a_move_lost_with_its_process(false).await;
+    assert_eq!(group(&s2).active, "a");
     let told_b: Vec<_> = s2.commands_for("b");
     assert!(
         !told_b.iter().any(|c| c.kind == CommandKind::Demote),
@@ -636,6 +650,42 @@ async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one(
         s2.lock().recent.iter().any(|e| e.kind == EventKind::Alert
             && e.message.contains("b reports the active role")
             && e.message.contains("a reports standby")),
+        "{:#?}",
+        s2.lock().recent
+    );
+}
+
+/// [`adopted_after_a_move_lost_with_its_process`], the switch reached the
+/// routing layer: it routes users to b at the epoch adopted, and the
+/// adoption takes b as the group's active site too (as a new store adopts
+/// what the routing layer shows), with replication left to the operator:
+/// the record says where users are, nothing tells b to demote and
+/// reconciliation has nothing to route back. Before, the group stayed on
+/// a — fenced, its service stopped — and reconciliation routed users back
+/// to it wherever the routing layer takes a route at an epoch it already
+/// holds (a dyndns2 provider keeps no epoch).
+#[tokio::test(start_paused = true)]
+async fn an_adopted_epoch_takes_the_site_the_routing_layer_routes_to_at_it() {
+    let (s2, epoch) = adopted_after_a_move_lost_with_its_process(true).await;
+    let g = group(&s2);
+    assert_eq!(
+        (g.active.as_str(), g.epoch, g.phase),
+        ("b", epoch, Phase::Steady),
+        "{g:#?}"
+    );
+    assert!(g.switched_over, "no automatic failback: {g:#?}");
+    assert!(
+        !s2.commands_for("b")
+            .iter()
+            .any(|c| c.kind == CommandKind::Demote),
+        "{:#?}",
+        s2.commands_for("b")
+    );
+    assert!(
+        s2.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::Adopted && e.message.contains("routes users to b")),
         "{:#?}",
         s2.lock().recent
     );
