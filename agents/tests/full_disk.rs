@@ -4,7 +4,7 @@
 //! orchestrator demotes the site at a new epoch. The demote
 //! is the safe direction: its hooks run although the new epoch cannot be
 //! written first, and its outcome says that the new state was not
-//! written. Asked again once the disk takes writes (the orchestrator
+//! written — and counts (the site is fenced). Asked again once the disk takes writes (the orchestrator
 //! demotes a site that still reports itself active), the demote is
 //! recorded with its epoch. Against a fake orchestrator on 127.0.0.1:0;
 //! the agent runs in this process, so a directory in place of its next
@@ -126,8 +126,10 @@ async fn a_demote_runs_its_hooks_when_the_state_dir_takes_no_write() {
         log, "demote 3\n",
         "the demote's hooks ran on the full disk: {first:?}"
     );
+    // Counted all the same: the site is fenced (its hooks ran), and a
+    // failover under a required fence goes on.
     assert!(
-        !first.ok && first.detail.contains("could not be written"),
+        first.ok && first.detail.contains("could not be written"),
         "the outcome says the new state is not on disk: {first:?}"
     );
     let on_disk = warden_agents::authority::read(&state, "a").unwrap();

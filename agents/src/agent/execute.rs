@@ -142,11 +142,7 @@ pub(super) async fn execute(
 /// Records a finished command's outcome and wakes the report loop.
 fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
     if outcome.ok {
-        if let Err(e) = shared.authority.record(cmd) {
-            // Done but not recorded: the orchestrator must not count on it.
-            outcome.ok = false;
-            outcome.detail = format!("{}; but {e}", outcome.detail);
-        }
+        outcome = settled(cmd, outcome, shared.authority.record(cmd));
     }
     if outcome.ok {
         info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
@@ -155,6 +151,36 @@ fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
     }
     shared.book().finish(outcome);
     shared.finished.notify_one();
+}
+
+/// A successful command's outcome, once what it changed was (or could not
+/// be) written to the authority state (`recorded`).
+fn settled(
+    cmd: &Command,
+    mut outcome: CommandOutcome,
+    recorded: Result<(), String>,
+) -> CommandOutcome {
+    match recorded {
+        Ok(()) => {}
+        // The hooks stopped the site (and its pushes ended): it is fenced,
+        // only its memory of it is not on disk. Its role there stays
+        // `active` — the gate keeps refusing pushes into it, the safe
+        // side — and it reports that role, so the orchestrator tells it to
+        // demote again. Counted: a failover off a site whose disk is full,
+        // often why it is failed away from, goes on under a required fence.
+        Err(e) if cmd.kind == CommandKind::Demote => {
+            outcome.detail = format!(
+                "{}; the site is demoted (its hooks ran), but {e}",
+                outcome.detail
+            );
+        }
+        // Done but not recorded: the orchestrator must not count on it.
+        Err(e) => {
+            outcome.ok = false;
+            outcome.detail = format!("{}; but {e}", outcome.detail);
+        }
+    }
+    outcome
 }
 
 /// Run `cmd`; a replication command's start asks `admit` again when its
@@ -205,6 +231,45 @@ fn is_replication(kind: CommandKind) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A site whose disk is full (often why it is failed away from) is
+    /// told to demote: its hooks run and succeed — its service stopped,
+    /// its pushes ended — but its new role cannot be written. The outcome
+    /// says so and still counts: the site is fenced (a `fencing =
+    /// "required"` failover goes on; its role on disk stays `active`, so
+    /// the gate keeps refusing pushes into it, and the orchestrator tells
+    /// it to demote again while it reports that role). A promote that
+    /// cannot be recorded does not count (the gate still sees a standby).
+    /// Before, the demote's outcome said it failed: a required fence
+    /// failed, the failover stopped with the old site already stopped and
+    /// nobody promoted — and did so again at every new try while the disk
+    /// stayed full.
+    #[test]
+    fn a_demote_whose_role_cannot_be_written_still_counts() {
+        let ok = |id: &str| CommandOutcome {
+            id: id.into(),
+            ok: true,
+            detail: "1 demote hook succeeded".into(),
+            hooks: vec![],
+            checks: None,
+            journal: None,
+            kept_in_place: None,
+        };
+        let full = || Err("No space left on device (os error 28)".to_string());
+        let demote = Command::new("g", 5, CommandKind::Demote);
+        let o = settled(&demote, ok(&demote.id), full());
+        assert!(o.ok, "{o:?}");
+        assert!(
+            o.detail.contains("demoted") && o.detail.contains("No space left"),
+            "{}",
+            o.detail
+        );
+        let promote = Command::new("g", 5, CommandKind::Promote);
+        let o = settled(&promote, ok(&promote.id), full());
+        assert!(!o.ok && o.detail.contains("No space left"), "{o:?}");
+        let o = settled(&demote, ok(&demote.id), Ok(()));
+        assert_eq!(o, ok(&demote.id));
+    }
 
     #[tokio::test]
     async fn replication_commands_are_refused() {

@@ -189,7 +189,10 @@ pub(super) async fn maintenance(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match s.operator_maintenance_seen(&g, b.on, b.maintenance_seq, &by) {
+    match s
+        .operator_maintenance_stored(&g, b.on, b.maintenance_seq, &by)
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

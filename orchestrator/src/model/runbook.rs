@@ -256,6 +256,18 @@ impl Runbook {
         }
     }
 
+    /// Whether users were moved to `to`, or may have begun to be: its
+    /// switch done, or rolled forward (`to` then stays the active site and
+    /// reconciliation completes the route). Never for a resync in place.
+    pub fn moved_users(&self) -> bool {
+        self.kind.moves_users()
+            && (self.rolled_forward
+                || self
+                    .steps
+                    .iter()
+                    .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done))
+    }
+
     /// Whether the record's steps are those this version runs for its
     /// kind, in that order ([`StepName::for_kind`]). The engine runs a
     /// record's steps as stored: any other list (another version's, a

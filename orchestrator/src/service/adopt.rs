@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::adopt_dns::{adopt_dns_name, DnsRead, DNS_SEEN_AT};
 use super::Shared;
-use crate::model::{EventKind, Phase};
+use crate::model::{EventKind, GroupState, Phase};
 use crate::OrchestratorError;
 
 /// How long a fresh store waits for the routing layer's answer at start.
@@ -199,6 +199,10 @@ impl Shared {
             .dns_for_adoption(group, ADOPT_TIMEOUT)
             .await
             .ok_or_else(|| OrchestratorError::Conflict(LICENCE_ENDED.into()))?;
+        let routes = self
+            .routes_for_adoption(group)
+            .await
+            .ok_or_else(|| OrchestratorError::Conflict(LICENCE_ENDED.into()))?;
         let mut st = self.lock();
         let g = st
             .groups
@@ -238,6 +242,7 @@ impl Shared {
         let mut ng = g.clone();
         ng.epoch = ahead.epoch;
         ng.hold = None;
+        let site_layer = self.adopt_routed_site(&mut ng, &g, ahead.epoch, routes.as_ref());
         let frontend_layer = match &dns {
             DnsRead::NoName => String::new(),
             DnsRead::Read(o, frontends) => adopt_dns_name(&mut ng, o, frontends, g.dns_epoch())
@@ -268,7 +273,7 @@ impl Shared {
             None,
             format!(
                 "{} adopted epoch {} seen at {} (the group was at {}); {} queued command(s) withdrawn; \
-                 the next move carries epoch {}{frontend_layer}",
+                 the next move carries epoch {}{site_layer}{frontend_layer}",
                 super::operator::operator_label(by),
                 ahead.epoch,
                 ahead.seen_at,
@@ -280,5 +285,69 @@ impl Shared {
             None,
         );
         Ok(ahead.epoch)
+    }
+
+    /// What the routing layer shows of `group`, read under the licence for
+    /// `warden adopt-epoch`: `None` when the licence ended meanwhile,
+    /// `Some(None)` when it cannot be read (in [`ADOPT_TIMEOUT`]).
+    async fn routes_for_adoption(
+        &self,
+        group: &str,
+    ) -> Option<Option<warden_strategies::Observed>> {
+        let strategy = self.strategies.get(group).cloned()?;
+        let term = self.licence.token()?;
+        let read = self.licence.gated(&term, strategy.current());
+        match tokio::time::timeout(ADOPT_TIMEOUT, read).await {
+            Ok(None) => None,
+            Ok(Some(Ok(o))) => Some(Some(o)),
+            Ok(Some(Err(_))) | Err(_) => Some(None),
+        }
+    }
+
+    /// `warden adopt-epoch` of `epoch` into `ng` (the group, `g`, as it
+    /// was): when the whole routing layer routes users to one site of the
+    /// group at that very epoch, other than the group's active site, that
+    /// site becomes the group's active one, as a new store adopts it — the
+    /// epoch came with a move this store never recorded (run from memory
+    /// and lost with its process, or another orchestrator's). Left as the
+    /// active site, the one it moved from (fenced) would be routed to
+    /// again wherever the layer takes a route at an epoch it holds, and
+    /// the site users are on told to demote. What it says for the event.
+    fn adopt_routed_site(
+        &self,
+        ng: &mut GroupState,
+        g: &GroupState,
+        epoch: u64,
+        routes: Option<&warden_strategies::Observed>,
+    ) -> String {
+        let Some(gc) = self.cfg.groups.get(&g.name) else {
+            return String::new();
+        };
+        let Some(site) = routes
+            .filter(|o| o.epoch == epoch && o.drift.is_empty() && o.unread.is_empty())
+            .and_then(|o| o.site.clone())
+            .filter(|s| *s != g.active && gc.site_names().contains(s))
+        else {
+            return String::new();
+        };
+        ng.active = site.clone();
+        // Away from the primary for a reason this store cannot know: no
+        // automatic failback moves users back; replication waits for a
+        // resync (what the two sites hold is not known here).
+        ng.switched_over = site != gc.primary();
+        if gc.replication.is_some() {
+            ng.replication_paused_since_unix_ms
+                .get_or_insert(self.clock.now_ms());
+        }
+        format!(
+            "; the routing layer routes users to {site} at that epoch: {site} is the group's active \
+             site now (it was {}){}",
+            g.active,
+            if gc.replication.is_some() {
+                "; replication paused until a failback, switchover or `warden resync`"
+            } else {
+                ""
+            }
+        )
     }
 }

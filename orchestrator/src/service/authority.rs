@@ -149,6 +149,33 @@ impl Shared {
                 }
             } else if g.phase != Phase::Steady {
                 continue;
+            } else if a.role == "active"
+                && g.active != site
+                && self.reported_role_locked(st, &g.active, &g.name) == Some("standby")
+            {
+                // The group's active site says it does not hold the role
+                // (fenced): this site is the only one that does, and
+                // demoting it would leave the role — and users routed to
+                // it — to nobody. The group's record is not where users
+                // are (a move run from memory and lost with its process,
+                // its epoch then adopted): said, for the operator.
+                let msg = format!(
+                    "{site} reports the active role in group {} at epoch {} while the group's active                      site {} reports standby: {site} is not demoted (no site would hold the role).                      The group's record may not be where users are: `warden status {}`, then                      `warden failover {} --to {site}` if users are on {site}",
+                    g.name, a.epoch, g.active, g.name, g.name
+                );
+                let key = format!("sole_active/{}", g.name);
+                if st.recorded.observe(&key, Some(&msg)) {
+                    self.event_locked(
+                        st,
+                        EventKind::Alert,
+                        Some(&g.name),
+                        Some(site),
+                        msg,
+                        vec![],
+                        None,
+                    );
+                }
+                continue;
             }
             // A site that forgot its role (its state file lost: role
             // `unknown`) is told it again — a promote where it is the
@@ -222,12 +249,20 @@ impl Shared {
     /// Whether `site`'s agent, in a report received within
     /// `agent_timeout`, says it holds the `active` role in `group`.
     pub(crate) fn reports_active_locked(&self, st: &State, site: &str, group: &str) -> bool {
-        st.evidence.report(site).is_some_and(|(at, r)| {
-            at.elapsed() <= self.cfg.detection.agent_timeout
-                && r.authority
-                    .iter()
-                    .any(|a| a.group == group && a.role == "active")
-        })
+        self.reported_role_locked(st, site, group) == Some("active")
+    }
+
+    /// The role in `group` `site`'s agent says it holds, in a report
+    /// received within `agent_timeout`.
+    fn reported_role_locked<'a>(&self, st: &'a State, site: &str, group: &str) -> Option<&'a str> {
+        let (at, r) = st.evidence.report(site)?;
+        if at.elapsed() > self.cfg.detection.agent_timeout {
+            return None;
+        }
+        r.authority
+            .iter()
+            .find(|a| a.group == group)
+            .map(|a| a.role.as_str())
     }
 
     /// Record an epoch above the group's (state lock held); alert once per new value.

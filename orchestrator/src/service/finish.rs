@@ -29,12 +29,7 @@ impl Shared {
         // Users moved (a resync's switch routes the same site again), or
         // may have begun to: a switch rolled forward leaves `to` active
         // and reconciliation completes its route.
-        let switched = rb.kind.moves_users()
-            && (rb.rolled_forward
-                || rb
-                    .steps
-                    .iter()
-                    .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done));
+        let switched = rb.moved_users();
         if switched {
             ng.active = rb.to.clone();
             let primary = self.cfg.groups.get(&rb.group).map(|c| c.primary());

@@ -62,3 +62,59 @@ async fn a_maintenance_order_read_before_another_operators_change_is_refused() {
     let v = s.group_view("web").expect("a view");
     assert_eq!((v.maintenance, v.maintenance_seq), (false, 4));
 }
+
+/// `POST /v1/groups/web/maintenance` as the CLI sends it; the answer's
+/// status and body.
+async fn ask_maintenance(s: &Arc<Shared>, on: bool) -> (u16, String) {
+    use tower::ServiceExt;
+    let req = axum::extract::Request::post("/v1/groups/web/maintenance")
+        .header("authorization", "Bearer operator-secret")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(format!("{{\"on\": {on}}}")))
+        .unwrap();
+    let r = crate::api::router(s.clone()).oneshot(req).await.unwrap();
+    let status = r.status().as_u16();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// An operator turns maintenance on (to work on site a) while the store
+/// does not take writes (etcd without a majority), and this orchestrator's
+/// licence ends before it does (its lease lapses): the change was never
+/// stored, and the next leader has no maintenance. The operator is told
+/// so, not 204: the answer waits until the change is stored. With the
+/// store writing, the answer is 204 once it is stored. Before, 204 came
+/// at once, and the operator took site a down believing no automatic
+/// failover would follow.
+#[tokio::test(start_paused = true)]
+async fn maintenance_is_acknowledged_only_once_stored() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(super::store_fault_tests::FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(true, 5, "", store.clone());
+    s.writer_settled().await;
+    store.full.store(true, SeqCst);
+    let asked = tokio::spawn({
+        let s = s.clone();
+        async move { ask_maintenance(&s, true).await }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.licence().revoke("test: the lease lapsed");
+    let (status, body) = asked.await.unwrap();
+    let stored = store.inner.groups().unwrap();
+    assert!(
+        !stored.iter().any(|g| g.name == "web" && g.maintenance),
+        "nothing stored"
+    );
+    assert!(
+        !(200..300).contains(&status) && body.contains("not stored"),
+        "{status} {body}"
+    );
+
+    // A store that writes: 204, and it is stored.
+    let store = Arc::new(super::store_fault_tests::FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(true, 5, "", store.clone());
+    let (status, body) = ask_maintenance(&s, true).await;
+    assert_eq!(status, 204, "{body}");
+    let stored = store.inner.groups().unwrap();
+    assert!(stored.iter().any(|g| g.name == "web" && g.maintenance));
+}

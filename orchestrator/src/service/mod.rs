@@ -97,6 +97,7 @@ mod intake;
 mod lease_tests;
 #[cfg(test)]
 mod maintenance_tests;
+mod newest;
 mod notify;
 mod operator;
 #[cfg(test)]
@@ -301,43 +302,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     }
     let runbooks: BTreeMap<u64, Runbook> =
         store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
-    // A group whose newest runbook, stored running (or rolling back), is at
-    // an epoch above the group's record: that record is from before the
-    // runbook's decision, which never landed (the local store on a full
-    // disk: the runbook went on from memory and its steps were written
-    // before the decision's retry), and the process ended. The group runs
-    // it again, to be resumed: a move left half done (the old site fenced,
-    // nobody promoted) and forgotten is worse than one finished.
-    let mut newest: BTreeMap<&str, &Runbook> = BTreeMap::new();
-    for rb in runbooks.values() {
-        newest.insert(rb.group.as_str(), rb);
-    }
-    for g in groups.values_mut() {
-        let Some(rb) = newest.get(g.name.as_str()) else {
-            continue;
-        };
-        let live = rb.status == RunbookStatus::Running || rb.rolling_back;
-        if !live || g.phase == Phase::Running || rb.epoch <= g.epoch {
-            continue;
-        }
-        warn!(group = %g.name, stored = g.epoch, runbook = rb.id, epoch = rb.epoch,
-              "the group's record is from before its running runbook was decided: the group runs it again (resumed)");
-        g.epoch = rb.epoch;
-        g.phase = Phase::Running;
-        g.runbook = Some(rb.id);
-        g.pending = None;
-        g.hold = None;
-        let replicated = cfg
-            .groups
-            .get(&g.name)
-            .is_some_and(|c| c.replication.is_some());
-        if rb.kind == RunbookKind::Failover && replicated {
-            g.replication_paused_since_unix_ms
-                .get_or_insert(rb.started_unix_ms);
-        }
-        to_write.retain(|w| w.name != g.name);
-        to_write.push(g.clone());
-    }
+    newest::run_newest_runbooks(cfg, &mut groups, &runbooks, &mut to_write);
     // A store that lost a group's record (or holds an older one) still
     // holds the runbooks it decided: the epoch never goes below theirs.
     for rb in runbooks.values() {
@@ -606,12 +571,13 @@ impl Shared {
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let mut loaded = load_state(&cfg, store.as_ref())?;
         skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
-        if mode.is_local() {
-            // One process: it acts from the start, so the corrections are written now.
-            for g in &loaded.to_write {
-                store.put_group(g)?;
-            }
-        }
+        // One process: it acts from the start, so the corrections are
+        // written now (or, on a full disk, retried by the group writer).
+        let (unwritten, store_cause) = if mode.is_local() {
+            persist::write_corrections(store.as_ref(), &loaded.to_write)?
+        } else {
+            (Vec::new(), None)
+        };
         let Loaded {
             groups,
             fresh: fresh_groups,
@@ -644,6 +610,9 @@ impl Shared {
             .with_report_intervals(report_intervals());
         let writer = persist::GroupWriter::new();
         writer.loaded(groups.values());
+        for g in &unwritten {
+            writer.queue(g, None);
+        }
         let state = State {
             evidence: Evidence::default(),
             detector,
@@ -720,7 +689,12 @@ impl Shared {
             reader,
             report_seqs: replay::ReportSeqs::default(),
             polls: polls::Polls::default(),
-            store_trouble: Mutex::new(BTreeMap::new()),
+            store_trouble: Mutex::new(
+                store_cause
+                    .map(|c| ("group state".to_string(), c))
+                    .into_iter()
+                    .collect(),
+            ),
             agent_tokens,
             store,
             strategies,

@@ -326,6 +326,42 @@ impl Shared {
         seen: Option<u64>,
         by: &str,
     ) -> Result<(), OrchestratorError> {
+        self.maintenance_change(group, on, seen, by).map(|_| ())
+    }
+
+    /// [`Shared::operator_maintenance_seen`] answered once the change is
+    /// stored (`POST .../maintenance`): an operator told that maintenance
+    /// is on takes a site down on that word, and a change only in this
+    /// orchestrator's memory is lost with it (a crash, a step-down: the
+    /// next leader never had it) — then the automatic failover the
+    /// operator turned off follows. See [`Shared::stored_for_operator`].
+    pub async fn operator_maintenance_stored(
+        &self,
+        group: &str,
+        on: bool,
+        seen: Option<u64>,
+        by: &str,
+    ) -> Result<(), OrchestratorError> {
+        let term = self.licence.token();
+        let seq = self.maintenance_change(group, on, seen, by)?;
+        let what = || {
+            format!(
+                "maintenance {} of group {group}",
+                if on { "on" } else { "off" }
+            )
+        };
+        self.stored_for_operator(seq, term, what).await
+    }
+
+    /// The change of [`Shared::operator_maintenance_seen`], made; its
+    /// sequence number in the group writer.
+    fn maintenance_change(
+        &self,
+        group: &str,
+        on: bool,
+        seen: Option<u64>,
+        by: &str,
+    ) -> Result<u64, OrchestratorError> {
         self.must_act()?;
         if !self.cfg.groups.contains_key(group) {
             return Err(OrchestratorError::NotFound(format!("group {group:?}")));
@@ -348,7 +384,7 @@ impl Shared {
             g.maintenance_seq += 1;
         }
         g.maintenance = on;
-        self.persist(&g);
+        let seq = self.persist(&g);
         st.groups.insert(group.to_string(), g);
         self.event_locked(
             &mut st,
@@ -367,7 +403,7 @@ impl Shared {
             vec![],
             None,
         );
-        Ok(())
+        Ok(seq)
     }
 }
 

@@ -123,12 +123,46 @@ impl GroupWriter {
         let mut written = self.written.subscribe();
         let mut failed = self.failed.subscribe();
         tokio::select! {
+            // Durable first: a later batch's failure says nothing of this one.
+            biased;
             r = written.wait_for(|w| *w >= seq) => r.is_ok().then_some(true),
             r = failed.wait_for(|f| *f >= seq), if volatile => r.is_ok().then_some(false),
             _ = stop.cancelled() => None,
         }
     }
 }
+
+/// At the start of a single orchestrator (which acts from the start): the
+/// state read's corrections (`to_write`) written now. A store that may act
+/// unwritten (the local file on a full disk) and cannot write one: the
+/// orchestrator starts all the same, as it acts on a full disk while it
+/// runs — those returned, with the cause, are to be queued to the group
+/// writer (retried until the store takes them) under the store's alert.
+/// Any other store's refusal refuses the start.
+pub(crate) fn write_corrections(
+    store: &dyn crate::store::Store,
+    to_write: &[GroupState],
+) -> Result<(Vec<GroupState>, Option<String>), crate::OrchestratorError> {
+    let mut unwritten = Vec::new();
+    let mut cause = None;
+    for g in to_write {
+        match store.put_group(g) {
+            Ok(()) => {}
+            Err(e) if store.may_act_unwritten() => {
+                warn!(group = %g.name, cause = %e, "cannot write the group's corrected state at start; starting with it in memory, the write retried");
+                cause = Some(e.to_string());
+                unwritten.push(g.clone());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((unwritten, cause))
+}
+
+/// How long an operator's answer waits for the change to be stored
+/// ([`Shared::stored_for_operator`]): within the CLI's 10 s, with room for
+/// a few of the group writer's retries (one a second).
+pub(crate) const OPERATOR_STORE_WAIT: Duration = Duration::from_secs(5);
 
 /// The epoch of group `name` an agent may be told, from the writer's
 /// [`GroupWriter::durable`] map: `epoch` (the one in memory) when it is
@@ -188,6 +222,51 @@ impl Shared {
                 );
                 true
             }
+        }
+    }
+
+    /// Before an operator is told that change `seq` (theirs) is made: wait
+    /// until it is stored, [`OPERATOR_STORE_WAIT`] at most. `Err` when it
+    /// is not: the licence `term` (the one it was made under) ended first
+    /// — the change is void, the next holder never had it — or the store
+    /// does not take it (a full disk, etcd refusing): in effect here, lost
+    /// with this process. `what` names the change.
+    pub(crate) async fn stored_for_operator(
+        &self,
+        seq: u64,
+        term: Option<CancellationToken>,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), crate::OrchestratorError> {
+        let Some(term) = term else {
+            return Err(crate::OrchestratorError::Deposed(format!(
+                "{} was not stored: this orchestrator holds no licence to act",
+                what()
+            )));
+        };
+        let volatile = self.store.may_act_unwritten();
+        let waited = tokio::time::timeout(
+            OPERATOR_STORE_WAIT,
+            self.writer.durable_or_failed(seq, volatile, &term),
+        )
+        .await;
+        match waited {
+            Ok(Some(true)) => Ok(()),
+            Ok(None) => Err(crate::OrchestratorError::Deposed(format!(
+                "{} was not stored before this orchestrator's licence to act ended: it is void; \
+                 ask the orchestrator that acts now",
+                what()
+            ))),
+            Ok(Some(false)) | Err(_) => Err(crate::OrchestratorError::store(
+                format!(
+                    "{} is in effect at this orchestrator but not stored",
+                    what()
+                ),
+                format!(
+                    "the store ({}) does not take it yet (see the store's alert): a restart, or \
+                     another orchestrator taking over, would not have it; ask again once it writes",
+                    self.store.describe()
+                ),
+            )),
         }
     }
 
@@ -325,5 +404,26 @@ impl Shared {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A change that is durable is said durable, also once a later batch
+    /// failed (a full disk after it): an operator is not told that
+    /// maintenance stored a moment ago was not. Before, either answer was
+    /// picked at random when both had happened.
+    #[tokio::test]
+    async fn a_durable_change_is_durable_whatever_failed_after_it() {
+        let w = GroupWriter::new();
+        w.written.send_replace(5);
+        w.failed.send_replace(6);
+        let stop = CancellationToken::new();
+        for _ in 0..64 {
+            assert_eq!(w.durable_or_failed(5, true, &stop).await, Some(true));
+        }
+        assert_eq!(w.durable_or_failed(6, true, &stop).await, Some(false));
     }
 }

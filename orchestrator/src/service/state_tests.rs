@@ -364,6 +364,41 @@ async fn a_damaged_store_is_read_without_going_back() {
     assert!(err.contains("group web at epoch"), "{err}");
 }
 
+/// A store whose group record is older than its runbooks (their
+/// decisions never written), one of which moved users to a site the
+/// config no longer has: the group is never left naming that site as its
+/// active one (the runbook to resume from it is not usable: failed, the
+/// operator decides).
+#[tokio::test]
+async fn a_stale_record_never_takes_a_site_the_group_no_longer_has() {
+    use crate::store::Store;
+    let dir = test_dir(true, 5);
+    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
+        .expect("config");
+    let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
+    let store = MemStore::default();
+    store
+        .put_group(&GroupState {
+            epoch: 2,
+            ..fresh.clone()
+        })
+        .unwrap();
+    let mut gone = Runbook::new(1, "web", RunbookKind::Failover, "a", "c", 3, "test", 0, 0);
+    gone.status = RunbookStatus::Succeeded;
+    for s in &mut gone.steps {
+        s.status = StepStatus::Done;
+    }
+    store.put_runbook(&gone).unwrap();
+    let back = Runbook::new(2, "web", RunbookKind::Failover, "c", "b", 4, "test", 0, 0);
+    store.put_runbook(&back).unwrap();
+    let g = load_state(&cfg, &store).unwrap().groups["web"].clone();
+    assert_eq!(
+        (g.active.as_str(), g.epoch, g.phase),
+        ("a", 4, Phase::Failed),
+        "{g:#?}"
+    );
+}
+
 /// A new store adopts a group the routing layer shows on b (a planned
 /// switchover under the old store, or a disaster: it cannot tell): users
 /// stay on b through many healthy rounds, until an operator's failback.
