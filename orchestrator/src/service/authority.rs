@@ -160,7 +160,10 @@ impl Shared {
                 // are (a move run from memory and lost with its process,
                 // its epoch then adopted): said, for the operator.
                 let msg = format!(
-                    "{site} reports the active role in group {} at epoch {} while the group's active                      site {} reports standby: {site} is not demoted (no site would hold the role).                      The group's record may not be where users are: `warden status {}`, then                      `warden failover {} --to {site}` if users are on {site}",
+                    "{site} reports the active role in group {} at epoch {} while the group's active \
+                     site {} reports standby: {site} is not demoted (no site would hold the role). \
+                     The group's record may not be where users are: `warden status {}`, then \
+                     `warden failover {} --to {site}` if users are on {site}",
                     g.name, a.epoch, g.active, g.name, g.name
                 );
                 let key = format!("sole_active/{}", g.name);

@@ -649,7 +649,8 @@ async fn the_only_active_site_is_not_demoted_when_the_record_names_a_fenced_one(
     assert!(
         s2.lock().recent.iter().any(|e| e.kind == EventKind::Alert
             && e.message.contains("b reports the active role")
-            && e.message.contains("a reports standby")),
+            && e.message
+                .contains("while the group's active site a reports standby")),
         "{:#?}",
         s2.lock().recent
     );
