@@ -161,7 +161,9 @@ fn tempauth_and_keystone_are_not_mixed_and_one_is_needed() {
     let p = problems(&text);
     let e = find(&p, "groups.web.replication.sites.ca.key");
     assert!(
-        e.message.contains("logs in with its keystone table"),
+        e.message.contains(
+            "logs in with its keystone table; auth_url, user and key are tempauth's: remove it"
+        ),
         "{}",
         show(&p)
     );
@@ -171,7 +173,9 @@ fn tempauth_and_keystone_are_not_mixed_and_one_is_needed() {
     let p = problems(&text);
     let e = find(&p, "groups.web.replication.sites.ca.auth_url");
     assert!(
-        e.message.contains("or a keystone table instead"),
+        e.message.contains(
+            "for every site of the group (tempauth: auth_url, user, key), or a keystone table instead"
+        ),
         "{}",
         show(&p)
     );

@@ -150,7 +150,8 @@ impl<'t, 'r> Cx<'t, 'r> {
                             self.at(&key),
                             &key,
                             None,
-                            "the site logs in with its keystone table; auth_url, user and key are                              tempauth's: remove it",
+                            "the site logs in with its keystone table; auth_url, user and key are \
+                             tempauth's: remove it",
                         );
                     }
                 }
@@ -165,7 +166,8 @@ impl<'t, 'r> Cx<'t, 'r> {
                             &key,
                             None,
                             format!(
-                                "missing: plan {shown} needs {name} for every site of the group                                  (tempauth: auth_url, user, key), or a keystone table instead"
+                                "missing: plan {shown} needs {name} for every site of the group \
+                                 (tempauth: auth_url, user, key), or a keystone table instead"
                             ),
                         );
                     }
