@@ -818,6 +818,55 @@ async fn knot_a_marker_behind_a_cname_is_not_the_marker() {
     a_marker_behind_a_cname_is_not_the_marker(Kind::Knot).await;
 }
 
+/// The marker written by hand the way nsupdate and zone files take it
+/// unquoted (`TXT warden epoch=5 site=a`: three strings, as an operator
+/// puts it back after a restore): it is the decision of epoch 5 for a
+/// (a late order of epoch 4 is refused, the name shows a at 5), and the
+/// compare-and-set names the record as the server holds it, so the next
+/// decision goes through: before, its strings were joined into one, read
+/// as no marker, and the prerequisite (one string) never matched the
+/// record (three): every update was refused as a hand edit, every
+/// reconciliation too, and the group could not be failed over at all.
+async fn a_marker_in_several_strings_is_read_and_replaced(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    nsupdate(
+        &s,
+        &format!("update add _warden.{NAME} 5 TXT warden epoch=5 site=a\n"),
+    );
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden\" \"epoch=5\" \"site=a\"", "the premise");
+    let st = strategy(&s, provider(&s, key(&s)));
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 5), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+    let e = st.activate(&route("b"), 4).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 4,
+                seen: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    st.activate(&route("b"), 6).await.expect("b at 6");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden epoch=6 site=b\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_marker_in_several_strings_is_read_and_replaced() {
+    a_marker_in_several_strings_is_read_and_replaced(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_marker_in_several_strings_is_read_and_replaced() {
+    a_marker_in_several_strings_is_read_and_replaced(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

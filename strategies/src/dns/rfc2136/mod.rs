@@ -576,7 +576,7 @@ mod tests {
         ] {
             let snap = zone::Snapshot {
                 names: vec![],
-                marker_txt: txt,
+                marker_txt: txt.into_iter().map(|t| TXT::new(vec![t])).collect(),
             };
             assert_eq!(
                 snap.marker(),
