@@ -188,7 +188,11 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     tokio::time::resume();
     p.publish("ca", &value, 2).await.expect("put right");
     assert_eq!(fake.requests(), 3);
-    assert_eq!(fake.log()[2].answer, "good 10.77.2.10");
+    let log = fake.log();
+    assert_eq!(
+        log.last().map(|r| r.answer.as_str()),
+        Some("good 10.77.2.10")
+    );
     assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
 }
 
@@ -912,6 +916,54 @@ async fn an_older_order_after_an_unanswered_update_is_refused() {
         .await
         .expect("the retry of epoch 6");
     assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
+}
+
+/// A switch's update to tx at epoch 6 gets no answer: No-IP applied it,
+/// its answer lost. The runbook then routes ca again at the same epoch (a
+/// failback's rollback: as far as the provider can tell the switch
+/// reached nothing) — the update must be sent: the provider no longer
+/// knows that the name holds ca. It answered "already confirmed" without
+/// a request, so users stayed at tx, the site the rollback demotes, and
+/// the provider (and every reading without nameservers) said ca.
+#[tokio::test]
+async fn an_update_after_an_unanswered_one_is_sent() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 5).await.unwrap();
+    fake.stall_next();
+    let e = p
+        .publish("tx", &v4("10.77.2.20"), 6)
+        .await
+        .expect_err("no answer");
+    assert!(e.is_transient(), "{e:?}");
+    // No-IP applied it; its answer was lost.
+    fake.set_ip(WWW, ips("10.77.2.20"));
+    let view = p.observe().await.unwrap();
+    assert!(
+        view.as_ref().is_none_or(|v| v.value.is_none()),
+        "the provider cannot know what the name holds: {view:?}"
+    );
+    p.publish("ca", &v4("10.77.2.10"), 6)
+        .await
+        .expect("ca again at 6");
+    assert_eq!(fake.requests(), 3, "the update to ca was sent");
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
+    let log = fake.log();
+    assert_eq!(
+        log.last().map(|r| r.answer.as_str()),
+        Some("good 10.77.2.10")
+    );
 }
 
 #[tokio::test]
