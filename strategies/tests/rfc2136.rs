@@ -867,6 +867,42 @@ async fn knot_a_marker_in_several_strings_is_read_and_replaced() {
     a_marker_in_several_strings_is_read_and_replaced(Kind::Knot).await;
 }
 
+/// An alias that is the name itself written in other case (`aliases =
+/// ["APP.dr.example.test"]`: DNS names compare without case, the
+/// configuration kept both). Each went into the UPDATE: BIND refused the
+/// doubled prerequisite (NXRRSET) at every update, so the group was never
+/// moved, every try said to be a hand edit. The name is updated once.
+async fn an_alias_in_other_case_is_the_name(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = Rfc2136Provider::new(
+        "web",
+        s.prep.listen,
+        ZONE,
+        &[NAME.to_string(), NAME.to_uppercase()],
+        5,
+        key(&s),
+        Duration::from_secs(2),
+    )
+    .expect("provider");
+    p.publish("b", &value(B), 2).await.expect("b at 2");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    p.publish("a", &value(A), 3).await.expect("a at 3");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+    let v = p.observe().await.expect("observe").expect("view");
+    assert_eq!((v.value, v.epoch), (Some(value(A)), 3), "{v:?}");
+    assert!(v.drift.is_empty(), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_alias_in_other_case_is_the_name() {
+    an_alias_in_other_case_is_the_name(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_alias_in_other_case_is_the_name() {
+    an_alias_in_other_case_is_the_name(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {
