@@ -966,6 +966,74 @@ async fn an_update_after_an_unanswered_one_is_sent() {
     );
 }
 
+/// An alias that is the name in other case (`aliases =
+/// ["WWW.example.net"]`; host names compare without case): both went into
+/// every update, and the server, which applied the first, answered the
+/// second `nochg` — a needless `nochg` with every update, which No-IP
+/// answers by blocking the client. The name is sent once.
+#[tokio::test]
+async fn an_alias_in_other_case_is_sent_once() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cred = dir.path().join("noip.cred");
+    std::fs::write(&cred, format!("{USER}:{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&cred, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "{dir}"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN" }}
+
+[sites.ca]
+agent_token = {{ env = "WARDEN_TEST_CA" }}
+
+[sites.tx]
+agent_token = {{ env = "WARDEN_TEST_TX" }}
+
+[groups.www]
+sites = ["ca", "tx"]
+scheme = "dns"
+
+[groups.www.dns]
+provider = "noip"
+name = "{WWW}"
+aliases = ["{upper}."]
+server = "{url}"
+credentials = {{ file = "{cred}" }}
+user_agent = "Example-Corp warden/0.1.0 dns@example.net"
+
+[groups.www.dns.addresses]
+ca = "10.77.2.10"
+tx = "10.77.2.20"
+"#,
+        dir = dir.path().display(),
+        upper = WWW.to_uppercase(),
+        url = run.update_url(),
+        cred = cred.display(),
+    );
+    let cfg = match warden_config::parse(&text, std::path::Path::new("test.conf")) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    let s = DnsStrategy::for_targets(&cfg, "www").unwrap();
+    for (site, epoch) in [("tx", 1), ("ca", 2)] {
+        let route = SiteRoute {
+            site: site.into(),
+            mode: SwitchMode::Immediate,
+        };
+        s.activate(&route, epoch).await.unwrap();
+    }
+    let log = fake.log();
+    assert_eq!(
+        log.iter().map(|r| r.hostnames.clone()).collect::<Vec<_>>(),
+        vec![vec![WWW.to_string()], vec![WWW.to_string()]]
+    );
+    let stats = fake.stats();
+    assert_eq!((stats.good, stats.nochg), (2, 0), "{log:?}");
+}
+
 #[tokio::test]
 async fn bad_settings_are_config_errors() {
     let names = vec![WWW.to_string()];

@@ -249,12 +249,15 @@ impl DnsStrategy {
     }
 }
 
-/// The record users resolve, then its aliases, as absolute names without the trailing dot.
+/// The record users resolve, then its aliases, as absolute names without
+/// the trailing dot; each once (host names compare without case: an alias
+/// that is the name in other case would be updated twice in one request,
+/// the second answered with a needless `nochg`).
 pub fn names_of(dns: &DnsScheme) -> Vec<String> {
     let mut names = vec![dns.name.trim().trim_end_matches('.').to_string()];
     for a in &dns.aliases {
         let a = a.trim().trim_end_matches('.').to_string();
-        if !names.contains(&a) {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&a)) {
             names.push(a);
         }
     }
