@@ -903,6 +903,42 @@ async fn knot_an_alias_in_other_case_is_the_name() {
     an_alias_in_other_case_is_the_name(Kind::Knot).await;
 }
 
+/// The marker garbled by a hand edit (`warden epoch=7b site=b`): no
+/// decision can be read from it, so nothing fences the name at the DNS
+/// side. The provider reads it as such, but the strategy dropped its
+/// provider's lines whenever it asked nameservers (always, for rfc2136):
+/// the name showed the site without drift — a `hybrid` group, whose
+/// reconciliation re-points its name on drift only, kept the garbled
+/// marker for good, and `warden status` never said so. It is drift, and
+/// the next update writes a marker again.
+async fn an_unreadable_marker_is_drift(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    nsupdate(
+        &s,
+        &format!("update add _warden.{NAME} 5 TXT \"warden epoch=7b site=b\"\n"),
+    );
+    let st = strategy(&s, provider(&s, key(&s)));
+    let o = st.current().await.expect("current");
+    assert!(
+        o.drift.iter().any(|d| d.contains("unreadable marker")),
+        "{o:?}"
+    );
+    st.activate(&route("a"), 8).await.expect("a at 8");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 8), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_unreadable_marker_is_drift() {
+    an_unreadable_marker_is_drift(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_unreadable_marker_is_drift() {
+    an_unreadable_marker_is_drift(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {
