@@ -1034,6 +1034,32 @@ tx = "10.77.2.20"
     assert_eq!((stats.good, stats.nochg), (2, 0), "{log:?}");
 }
 
+/// An update refused by HTTP status (401: the credentials; 404: not the
+/// update URL) was not carried out: what the server confirmed before
+/// still holds, and routing that value again after the operator's fix
+/// sends nothing (it would earn a needless `nochg`). Only an answer that
+/// may hide an applied update (none, a 5xx, text that is no answer) makes
+/// the provider forget it.
+#[tokio::test]
+async fn an_update_refused_by_status_keeps_what_was_confirmed() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    p.publish("ca", &v4("10.77.2.10"), 5).await.unwrap();
+    fake.status_next(401, "Unauthorized");
+    let e = p.publish("tx", &v4("10.77.2.20"), 6).await.unwrap_err();
+    assert!(matches!(e, StrategyError::Blocked { .. }), "{e:?}");
+    p.clear();
+    fake.status_next(404, "Not Found");
+    p.publish("tx", &v4("10.77.2.20"), 7).await.unwrap_err();
+    assert_eq!(fake.requests(), 3);
+    p.publish("ca", &v4("10.77.2.10"), 7)
+        .await
+        .expect("ca still confirmed");
+    assert_eq!(fake.requests(), 3, "no needless update of ca");
+    assert_eq!(fake.stats().nochg, 0);
+}
+
 #[tokio::test]
 async fn bad_settings_are_config_errors() {
     let names = vec![WWW.to_string()];

@@ -65,7 +65,14 @@ impl DyndnsProvider {
                     return self.settle(pending, value, epoch, &lines, &body);
                 }
             }
-            return Err(self.unanswered(pending, self.status_error(status, &body, location)));
+            let e = self.status_error(status, &body, location);
+            // A 5xx may come after the update was applied (a proxy that
+            // gave up waiting); a refusal (3xx, 4xx) was not carried out.
+            return Err(if status.is_server_error() {
+                self.unanswered(pending, e)
+            } else {
+                e
+            });
         }
         let lines = parse_answer(&body, pending.len(), self.flavor).map_err(|why| {
             self.unanswered(pending, self.rejected(format!(
