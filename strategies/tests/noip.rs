@@ -188,7 +188,11 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     tokio::time::resume();
     p.publish("ca", &value, 2).await.expect("put right");
     assert_eq!(fake.requests(), 3);
-    assert_eq!(fake.log()[2].answer, "good 10.77.2.10");
+    let log = fake.log();
+    assert_eq!(
+        log.last().map(|r| r.answer.as_str()),
+        Some("good 10.77.2.10")
+    );
     assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
 }
 
@@ -912,6 +916,148 @@ async fn an_older_order_after_an_unanswered_update_is_refused() {
         .await
         .expect("the retry of epoch 6");
     assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
+}
+
+/// A switch's update to tx at epoch 6 gets no answer: No-IP applied it,
+/// its answer lost. The runbook then routes ca again at the same epoch (a
+/// failback's rollback: as far as the provider can tell the switch
+/// reached nothing) — the update must be sent: the provider no longer
+/// knows that the name holds ca. It answered "already confirmed" without
+/// a request, so users stayed at tx, the site the rollback demotes, and
+/// the provider (and every reading without nameservers) said ca.
+#[tokio::test]
+async fn an_update_after_an_unanswered_one_is_sent() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let p = DyndnsProvider::new(
+        Flavor::Noip,
+        "web",
+        Some(&run.update_url()),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_millis(300),
+    )
+    .unwrap();
+    p.publish("ca", &v4("10.77.2.10"), 5).await.unwrap();
+    fake.stall_next();
+    let e = p
+        .publish("tx", &v4("10.77.2.20"), 6)
+        .await
+        .expect_err("no answer");
+    assert!(e.is_transient(), "{e:?}");
+    // No-IP applied it; its answer was lost.
+    fake.set_ip(WWW, ips("10.77.2.20"));
+    let view = p.observe().await.unwrap();
+    assert!(
+        view.as_ref().is_none_or(|v| v.value.is_none()),
+        "the provider cannot know what the name holds: {view:?}"
+    );
+    p.publish("ca", &v4("10.77.2.10"), 6)
+        .await
+        .expect("ca again at 6");
+    assert_eq!(fake.requests(), 3, "the update to ca was sent");
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
+    let log = fake.log();
+    assert_eq!(
+        log.last().map(|r| r.answer.as_str()),
+        Some("good 10.77.2.10")
+    );
+}
+
+/// An alias that is the name in other case (`aliases =
+/// ["WWW.example.net"]`; host names compare without case): both went into
+/// every update, and the server, which applied the first, answered the
+/// second `nochg` — a needless `nochg` with every update, which No-IP
+/// answers by blocking the client. The name is sent once.
+#[tokio::test]
+async fn an_alias_in_other_case_is_sent_once() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cred = dir.path().join("noip.cred");
+    std::fs::write(&cred, format!("{USER}:{PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&cred, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "{dir}"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN" }}
+
+[sites.ca]
+agent_token = {{ env = "WARDEN_TEST_CA" }}
+
+[sites.tx]
+agent_token = {{ env = "WARDEN_TEST_TX" }}
+
+[groups.www]
+sites = ["ca", "tx"]
+scheme = "dns"
+
+[groups.www.dns]
+provider = "noip"
+name = "{WWW}"
+aliases = ["{upper}."]
+server = "{url}"
+credentials = {{ file = "{cred}" }}
+user_agent = "Example-Corp warden/0.1.0 dns@example.net"
+
+[groups.www.dns.addresses]
+ca = "10.77.2.10"
+tx = "10.77.2.20"
+"#,
+        dir = dir.path().display(),
+        upper = WWW.to_uppercase(),
+        url = run.update_url(),
+        cred = cred.display(),
+    );
+    let cfg = match warden_config::parse(&text, std::path::Path::new("test.conf")) {
+        Ok(c) => c,
+        Err(e) => panic!("config: {e}"),
+    };
+    let s = DnsStrategy::for_targets(&cfg, "www").unwrap();
+    for (site, epoch) in [("tx", 1), ("ca", 2)] {
+        let route = SiteRoute {
+            site: site.into(),
+            mode: SwitchMode::Immediate,
+        };
+        s.activate(&route, epoch).await.unwrap();
+    }
+    let log = fake.log();
+    assert_eq!(
+        log.iter().map(|r| r.hostnames.clone()).collect::<Vec<_>>(),
+        vec![vec![WWW.to_string()], vec![WWW.to_string()]]
+    );
+    let stats = fake.stats();
+    assert_eq!((stats.good, stats.nochg), (2, 0), "{log:?}");
+}
+
+/// An update refused by HTTP status (401: the credentials; 404: not the
+/// update URL) was not carried out: what the server confirmed before
+/// still holds, and routing that value again after the operator's fix
+/// sends nothing (it would earn a needless `nochg`). Only an answer that
+/// may hide an applied update (none, a 5xx, text that is no answer) makes
+/// the provider forget it.
+#[tokio::test]
+async fn an_update_refused_by_status_keeps_what_was_confirmed() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let p = provider(Flavor::Noip, &run, &[WWW]);
+    p.publish("ca", &v4("10.77.2.10"), 5).await.unwrap();
+    fake.status_next(401, "Unauthorized");
+    let e = p.publish("tx", &v4("10.77.2.20"), 6).await.unwrap_err();
+    assert!(matches!(e, StrategyError::Blocked { .. }), "{e:?}");
+    p.clear();
+    fake.status_next(404, "Not Found");
+    p.publish("tx", &v4("10.77.2.20"), 7).await.unwrap_err();
+    assert_eq!(fake.requests(), 3);
+    p.publish("ca", &v4("10.77.2.10"), 7)
+        .await
+        .expect("ca still confirmed");
+    assert_eq!(fake.requests(), 3, "no needless update of ca");
+    assert_eq!(fake.stats().nochg, 0);
 }
 
 #[tokio::test]

@@ -818,6 +818,127 @@ async fn knot_a_marker_behind_a_cname_is_not_the_marker() {
     a_marker_behind_a_cname_is_not_the_marker(Kind::Knot).await;
 }
 
+/// The marker written by hand the way nsupdate and zone files take it
+/// unquoted (`TXT warden epoch=5 site=a`: three strings, as an operator
+/// puts it back after a restore): it is the decision of epoch 5 for a
+/// (a late order of epoch 4 is refused, the name shows a at 5), and the
+/// compare-and-set names the record as the server holds it, so the next
+/// decision goes through: before, its strings were joined into one, read
+/// as no marker, and the prerequisite (one string) never matched the
+/// record (three): every update was refused as a hand edit, every
+/// reconciliation too, and the group could not be failed over at all.
+async fn a_marker_in_several_strings_is_read_and_replaced(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    nsupdate(
+        &s,
+        &format!("update add _warden.{NAME} 5 TXT warden epoch=5 site=a\n"),
+    );
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden\" \"epoch=5\" \"site=a\"", "the premise");
+    let st = strategy(&s, provider(&s, key(&s)));
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 5), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+    let e = st.activate(&route("b"), 4).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            StrategyError::StaleEpoch {
+                sent: 4,
+                seen: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    st.activate(&route("b"), 6).await.expect("b at 6");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    let marker = dnsd::dig(s.prep.listen, &format!("_warden.{NAME}"), "TXT").unwrap();
+    assert_eq!(marker, "\"warden epoch=6 site=b\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_a_marker_in_several_strings_is_read_and_replaced() {
+    a_marker_in_several_strings_is_read_and_replaced(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_a_marker_in_several_strings_is_read_and_replaced() {
+    a_marker_in_several_strings_is_read_and_replaced(Kind::Knot).await;
+}
+
+/// An alias that is the name itself written in other case (`aliases =
+/// ["APP.dr.example.test"]`: DNS names compare without case, the
+/// configuration kept both). Each went into the UPDATE: BIND refused the
+/// doubled prerequisite (NXRRSET) at every update, so the group was never
+/// moved, every try said to be a hand edit. The name is updated once.
+async fn an_alias_in_other_case_is_the_name(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    let p = Rfc2136Provider::new(
+        "web",
+        s.prep.listen,
+        ZONE,
+        &[NAME.to_string(), NAME.to_uppercase()],
+        5,
+        key(&s),
+        Duration::from_secs(2),
+    )
+    .expect("provider");
+    p.publish("b", &value(B), 2).await.expect("b at 2");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), B);
+    p.publish("a", &value(A), 3).await.expect("a at 3");
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
+    let v = p.observe().await.expect("observe").expect("view");
+    assert_eq!((v.value, v.epoch), (Some(value(A)), 3), "{v:?}");
+    assert!(v.drift.is_empty(), "{v:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_alias_in_other_case_is_the_name() {
+    an_alias_in_other_case_is_the_name(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_alias_in_other_case_is_the_name() {
+    an_alias_in_other_case_is_the_name(Kind::Knot).await;
+}
+
+/// The marker garbled by a hand edit (`warden epoch=7b site=b`): no
+/// decision can be read from it, so nothing fences the name at the DNS
+/// side. The provider reads it as such, but the strategy dropped its
+/// provider's lines whenever it asked nameservers (always, for rfc2136):
+/// the name showed the site without drift — a `hybrid` group, whose
+/// reconciliation re-points its name on drift only, kept the garbled
+/// marker for good, and `warden status` never said so. It is drift, and
+/// the next update writes a marker again.
+async fn an_unreadable_marker_is_drift(kind: Kind) {
+    let Some(s) = start(kind) else { return };
+    nsupdate(
+        &s,
+        &format!("update add _warden.{NAME} 5 TXT \"warden epoch=7b site=b\"\n"),
+    );
+    let st = strategy(&s, provider(&s, key(&s)));
+    let o = st.current().await.expect("current");
+    assert!(
+        o.drift.iter().any(|d| d.contains("unreadable marker")),
+        "{o:?}"
+    );
+    st.activate(&route("a"), 8).await.expect("a at 8");
+    let o = st.current().await.expect("current");
+    assert_eq!((o.site.as_deref(), o.epoch), (Some("a"), 8), "{o:?}");
+    assert!(o.drift.is_empty(), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_an_unreadable_marker_is_drift() {
+    an_unreadable_marker_is_drift(Kind::Bind).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn knot_an_unreadable_marker_is_drift() {
+    an_unreadable_marker_is_drift(Kind::Knot).await;
+}
+
 /// A server that is down: a transient error naming it (the runbook retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_is_transient() {

@@ -71,7 +71,9 @@ pub struct ProviderView {
     /// The target the decision at `epoch` named, when the provider keeps a
     /// record of it (rfc2136: the marker's site); `None`: not kept.
     pub site: Option<String>,
-    /// Lines that describe disagreement (empty when consistent).
+    /// Lines that describe disagreement (empty when consistent). With
+    /// nameservers, kept only from a provider that reads its server (see
+    /// [`DnsProvider::skips_confirmed`]).
     pub drift: Vec<String>,
 }
 
@@ -125,7 +127,10 @@ pub trait DnsProvider: Send + Sync {
     /// (dyndns2: no needless `nochg`), so the strategy must ask the
     /// authoritative servers first and [`DnsProvider::forget`] what they
     /// contradict. `false` (rfc2136 reads the zone itself and always sends):
-    /// nothing is asked before a publish.
+    /// nothing is asked before a publish. Such a provider works from
+    /// memory: with nameservers, its view's drift lines (about what it
+    /// confirmed) give way to their answers; another's (rfc2136: read from
+    /// the primary, e.g. an unreadable marker) are kept.
     fn skips_confirmed(&self) -> bool {
         false
     }
@@ -249,12 +254,15 @@ impl DnsStrategy {
     }
 }
 
-/// The record users resolve, then its aliases, as absolute names without the trailing dot.
+/// The record users resolve, then its aliases, as absolute names without
+/// the trailing dot; each once (host names compare without case: an alias
+/// that is the name in other case would be updated twice in one request,
+/// the second answered with a needless `nochg`).
 pub fn names_of(dns: &DnsScheme) -> Vec<String> {
     let mut names = vec![dns.name.trim().trim_end_matches('.').to_string()];
     for a in &dns.aliases {
         let a = a.trim().trim_end_matches('.').to_string();
-        if !names.contains(&a) {
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&a)) {
             names.push(a);
         }
     }

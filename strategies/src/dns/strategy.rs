@@ -96,8 +96,9 @@ impl Strategy for DnsStrategy {
     /// Ask every authoritative server for every name (no cache, AA bit
     /// checked). The observed site is the one whose addresses the first
     /// server gives for the main name; every other disagreement is a drift
-    /// line. The epoch is the provider's. Without nameservers, the provider's
-    /// own view is used.
+    /// line. The epoch is the provider's, and so are the drift lines of a
+    /// provider that reads its server (rfc2136: an unreadable marker).
+    /// Without nameservers, the provider's own view is used.
     async fn current(&self) -> Result<Observed, StrategyError> {
         let view = self.provider.observe().await;
         if self.nameservers.is_empty() {
@@ -192,7 +193,20 @@ impl Strategy for DnsStrategy {
             ));
         }
         let (site, epoch) = match view {
-            Ok(Some(v)) => (self.decided(site, &v, &mut drift), v.epoch),
+            Ok(Some(v)) => {
+                // A view read from the provider's server (rfc2136: the
+                // primary) says what the nameservers cannot (a marker no
+                // decision can be read from); one the provider remembers
+                // (dyndns2) is replaced by their answers.
+                if !self.provider.skips_confirmed() {
+                    for d in &v.drift {
+                        if !drift.contains(d) {
+                            drift.push(d.clone());
+                        }
+                    }
+                }
+                (self.decided(site, &v, &mut drift), v.epoch)
+            }
             Ok(None) => (site, 0),
             Err(e) => {
                 drift.push(format!("cannot read the provider's epoch: {e}"));

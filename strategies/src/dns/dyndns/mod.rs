@@ -41,7 +41,9 @@
 //! each failure in a row up to [`FAILED_PAUSE_MAX`]) and refused meanwhile
 //! without a request, as the same kind of error: a slow server may apply
 //! every request whose answer warden no longer waits for, and each resend
-//! would be a needless update. Another value is sent at once. The
+//! would be a needless update. Another value is sent at once, also the
+//! one the server confirmed before: the unanswered update may be in force,
+//! so what was confirmed for its hostnames is forgotten. The
 //! password never reaches a log line, an error or `Debug` output.
 //!
 //! Here: the provider and its settings. `config.rs`: building it from the

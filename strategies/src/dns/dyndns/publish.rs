@@ -35,7 +35,7 @@ impl DyndnsProvider {
             .header(reqwest::header::USER_AGENT, &self.user_agent)
             .send()
             .await
-            .map_err(|e| self.transport_error(&e))?;
+            .map_err(|e| self.unanswered(pending, self.transport_error(&e)))?;
         let status = resp.status();
         let location = resp
             .headers()
@@ -46,14 +46,16 @@ impl DyndnsProvider {
         // is not read into memory whole.
         let body = match crate::capped::body(resp, MAX_ANSWER).await {
             Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(crate::capped::Capped::Transport(e)) => return Err(self.transport_error(&e)),
+            Err(crate::capped::Capped::Transport(e)) => {
+                return Err(self.unanswered(pending, self.transport_error(&e)))
+            }
             Err(crate::capped::Capped::TooLong) => {
-                return Err(self.rejected(format!(
+                return Err(self.unanswered(pending, self.rejected(format!(
                     "the answer to an update of {} (HTTP {}) is longer than {MAX_ANSWER} bytes: not a {} update server?",
                     pending.join(", "),
                     status.as_u16(),
                     self.flavor.label()
-                )))
+                ))))
             }
         };
         if !status.is_success() {
@@ -63,16 +65,23 @@ impl DyndnsProvider {
                     return self.settle(pending, value, epoch, &lines, &body);
                 }
             }
-            return Err(self.status_error(status, &body, location));
+            let e = self.status_error(status, &body, location);
+            // A 5xx may come after the update was applied (a proxy that
+            // gave up waiting); a refusal (3xx, 4xx) was not carried out.
+            return Err(if status.is_server_error() {
+                self.unanswered(pending, e)
+            } else {
+                e
+            });
         }
         let lines = parse_answer(&body, pending.len(), self.flavor).map_err(|why| {
-            self.rejected(format!(
+            self.unanswered(pending, self.rejected(format!(
                 "unexpected answer {} to an update of {}: {why}; is groups.{}.dns.server a {} update URL?",
                 quote(&body),
                 pending.join(", "),
                 self.group,
                 self.flavor.label()
-            ))
+            )))
         })?;
         self.settle(pending, value, epoch, &lines, &body)
     }
@@ -160,7 +169,7 @@ impl DnsProvider for DyndnsProvider {
         for n in &self.names {
             match (st.confirmed.get(n), &reference) {
                 (None, _) => drift.push(format!(
-                    "{n}: no address confirmed by {} since start",
+                    "{n}: no address confirmed by {} (none since start, or the answer to its last update was lost)",
                     self.element
                 )),
                 (Some(v), Some(r)) if v == r => {}

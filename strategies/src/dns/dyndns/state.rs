@@ -99,6 +99,22 @@ impl DyndnsProvider {
         (what, why)
     }
 
+    /// An update of `hosts` left and its answer does not say what the
+    /// server did (none came, an HTTP error, text that is no answer): it
+    /// may have been applied, so what the server confirmed for them before
+    /// is no longer known, and the next update of any value is sent (the
+    /// old value too: a rollback's route back must reach the server, not
+    /// be skipped as "already confirmed" while the name holds the new one).
+    /// Returns `e`.
+    pub(super) fn unanswered(&self, hosts: &[String], e: StrategyError) -> StrategyError {
+        let mut st = self.lock();
+        for h in hosts {
+            st.confirmed.remove(h);
+            st.nochg.remove(h);
+        }
+        e
+    }
+
     /// The authoritative servers show `names` holding something else than
     /// what the server confirmed: send for them again at the next publish
     /// — unless the server answered `nochg` for that very value less than

@@ -54,8 +54,10 @@ pub(crate) struct Marker {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(super) struct Snapshot {
     pub(super) names: Vec<NameRecords>,
-    /// Raw TXT strings at the marker name (each record's strings joined).
-    pub(super) marker_txt: Vec<String>,
+    /// The TXT records at the marker name as the server holds them (each
+    /// record's strings unjoined: the prerequisite must name them byte for
+    /// byte, or the server never finds the RRset it names).
+    pub(super) marker_txt: Vec<TXT>,
 }
 
 impl Snapshot {
@@ -67,12 +69,29 @@ impl Snapshot {
     pub(super) fn marker(&self) -> Option<Marker> {
         self.marker_txt
             .iter()
-            .filter_map(|t| parse_marker(t))
+            .filter_map(marker_of)
             .max_by_key(|m| m.epoch)
     }
     pub(super) fn all_hold(&self, v: &RecordValue) -> bool {
         self.names.iter().all(|n| n.holds(v))
     }
+}
+
+/// The marker one TXT record holds. Its strings are read as one text (a
+/// string cut at 255 bytes goes on in the next) and as words: the marker
+/// written by hand unquoted (`TXT warden epoch=5 site=a` in nsupdate or a
+/// zone file) is three strings. Of the two readings, the higher epoch
+/// (the stricter fence).
+pub(super) fn marker_of(t: &TXT) -> Option<Marker> {
+    let strings: Vec<String> = t
+        .txt_data
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    [strings.concat(), strings.join(" ")]
+        .iter()
+        .filter_map(|s| parse_marker(s))
+        .max_by_key(|m| m.epoch)
 }
 
 pub(super) fn marker_text(epoch: Epoch, site: &str) -> String {
@@ -131,7 +150,7 @@ impl Rfc2136Provider {
                 continue;
             }
             if let RData::TXT(t) = &rec.data {
-                snap.marker_txt.push(txt_string(t));
+                snap.marker_txt.push(t.clone());
             }
         }
         Ok(snap)
@@ -278,7 +297,7 @@ impl Rfc2136Provider {
             RecordType::TXT,
             from.marker_txt
                 .iter()
-                .map(|t| RData::TXT(TXT::new(vec![t.clone()])))
+                .map(|t| RData::TXT(t.clone()))
                 .collect(),
         );
         let mut del =
@@ -306,12 +325,4 @@ pub(super) fn prerequisite(msg: &mut Message, name: &Name, rtype: RecordType, va
             msg.add_pre_requisite(Record::from_rdata(name.clone(), 0, v));
         }
     }
-}
-
-pub(super) fn txt_string(t: &TXT) -> String {
-    t.txt_data
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .collect::<Vec<_>>()
-        .join("")
 }
