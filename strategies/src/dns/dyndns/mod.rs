@@ -122,7 +122,9 @@ impl fmt::Debug for DyndnsProvider {
         f.debug_struct("DyndnsProvider")
             .field("kind", &self.flavor.kind())
             .field("group", &self.group)
-            .field("url", &self.url.as_str())
+            // Without its query, as errors and logs show it: a provider
+            // may take a token there.
+            .field("server", &self.element)
             .field("names", &self.names)
             .field("user", &self.user)
             .field("password", &self.password)
@@ -167,6 +169,26 @@ mod tests {
     use super::request::encode;
     use super::state::value_of;
     use super::*;
+
+    /// A token a provider takes in the update URL's query is a secret:
+    /// the provider's `Debug` (what a `?provider` in a log line prints)
+    /// shows the URL as errors do, without it, and masks the password.
+    #[test]
+    fn debug_shows_no_token_of_the_url() {
+        let p = DyndnsProvider::new(
+            Flavor::Dyndns2,
+            "web",
+            Some("https://members.example.net/nic/update?token=tok-s3cr3t-xyz"),
+            &["www.example.net".to_string()],
+            &Secret::new("user:pw-s3cr3t-xyz"),
+            None,
+            Duration::from_secs(5),
+        )
+        .expect("provider");
+        let shown = format!("{p:?}");
+        assert!(shown.contains("members.example.net/nic/update"), "{shown}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+    }
 
     #[test]
     fn parses_one_line_per_host() {
