@@ -112,6 +112,9 @@ struct Handoff {
     input: String,
     /// Seconds since the epoch when it was kept.
     at: u64,
+    /// [`boot_secs`] when it was kept (absent from an older version's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    boot: Option<u64>,
 }
 
 fn dir(state_dir: &Path) -> PathBuf {
@@ -122,6 +125,25 @@ fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Seconds since the host booted (`CLOCK_BOOTTIME`): the same for both
+/// execs of a connection and never stepped — a wall clock set forward
+/// by more than [`STALE_AFTER`] between them (NTP's first sync) made the
+/// handoff look stale, its stated order dropped and the push judged by
+/// role only.
+fn boot_secs() -> u64 {
+    rustix::time::clock_gettime(rustix::time::ClockId::Boottime).tv_sec as u64
+}
+
+/// How long ago `h` was kept: by the boot clock when it says (every
+/// handoff this version keeps), else by the wall clock (one kept by an
+/// older version, a moment before an upgrade).
+fn age(h: &Handoff) -> u64 {
+    match h.boot {
+        Some(b) => boot_secs().saturating_sub(b),
+        None => now_secs().saturating_sub(h.at),
+    }
 }
 
 /// The `early exec`: keeps `input` (the client's early input, possibly
@@ -140,12 +162,19 @@ pub fn keep(
     let mut waiting = 0;
     if let Ok(entries) = std::fs::read_dir(&d) {
         for e in entries.flatten() {
+            // Old by its modification time (the wall clock), and by what
+            // it says of itself (the boot clock) when it can be read: a
+            // clock set forward makes every waiting handoff look old.
             let old = e
                 .metadata()
                 .and_then(|m| m.modified())
                 .ok()
                 .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE_AFTER);
+                .is_some_and(|age| age > STALE_AFTER)
+                && std::fs::read(e.path())
+                    .ok()
+                    .and_then(|t| serde_json::from_slice::<Handoff>(&t).ok())
+                    .is_none_or(|h| age(&h) > STALE_AFTER.as_secs());
             if old {
                 let _ = std::fs::remove_file(e.path());
             } else {
@@ -166,6 +195,7 @@ pub fn keep(
         host: host.into(),
         input: String::from_utf8_lossy(input).into_owned(),
         at: now_secs(),
+        boot: Some(boot_secs()),
     };
     let text = serde_json::to_vec(&h).map_err(|e| e.to_string())?;
     let path = d.join(pid);
@@ -190,10 +220,7 @@ pub fn take(state_dir: &Path, pid: &str, module: &str, host: &str) -> Stated {
             path.display()
         ));
     };
-    if h.module != module
-        || h.host != host
-        || now_secs().saturating_sub(h.at) > STALE_AFTER.as_secs()
-    {
+    if h.module != module || h.host != host || age(&h) > STALE_AFTER.as_secs() {
         return Stated::NotAsked;
     }
     if h.input.is_empty() {
@@ -279,5 +306,51 @@ mod tests {
         }
         let e = keep(d.path(), "99", "data", "h", b"").unwrap_err();
         assert!(e.contains("not yet judged"), "{e}");
+    }
+
+    /// The wall clock set forward by more than [`STALE_AFTER`] between
+    /// the daemon's two execs (NTP's first sync after a boot): the order
+    /// the push stated is still judged — before, the handoff looked
+    /// stale, was dropped, and the push was judged by role only (a
+    /// deposed site's push at an old epoch let through), and the next
+    /// connection's early exec removed every handoff waiting.
+    #[test]
+    fn a_clock_set_forward_between_the_execs_keeps_the_stated_order() {
+        let d = tempfile::tempdir().unwrap();
+        let line = b"warden-push group=web site=a epoch=7\n";
+        keep(d.path(), "41", "data", "10.0.0.1", line).unwrap();
+        keep(d.path(), "42", "data", "10.0.0.1", line).unwrap();
+        // What the wall clock says of both: kept an hour ago.
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for pid in ["41", "42"] {
+            let p = dir(d.path()).join(pid);
+            let mut h: Handoff = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            h.at -= 3600;
+            std::fs::write(&p, serde_json::to_vec(&h).unwrap()).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        // Another connection's early exec does not sweep them away...
+        keep(d.path(), "43", "data", "10.0.0.1", line).unwrap();
+        // ...and each pre-xfer exec judges the order its push stated.
+        for pid in ["41", "42"] {
+            assert!(
+                matches!(
+                    take(d.path(), pid, "data", "10.0.0.1"),
+                    Stated::Order(o) if o.epoch == 7
+                ),
+                "connection {pid}'s order was dropped"
+            );
+        }
+        // One kept by an older version (no boot clock) is still judged by
+        // the wall clock.
+        let p = dir(d.path()).join("44");
+        let old = r#"{"module":"data","host":"h","input":"","at":5}"#;
+        std::fs::write(&p, old).unwrap();
+        assert_eq!(take(d.path(), "44", "data", "h"), Stated::NotAsked);
     }
 }
