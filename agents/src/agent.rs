@@ -24,7 +24,8 @@
 //! id already finished gets its stored outcome sent again, never a second
 //! run. Outcomes travel with every report until the orchestrator lists them in
 //! `acked`. A command the orchestrator lists as `withdrawn` while it still
-//! waits here is not started: its outcome says so.
+//! waits here is not started: its outcome says so; handed out again later
+//! (by the term that took it back or a later one), it runs.
 //!
 //! One agent per state directory: `run` first takes the lock of the
 //! site's `state_dir` (`crate::state_lock`), and a second agent of the

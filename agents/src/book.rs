@@ -1,8 +1,9 @@
 //! The agent's command book: delivery made idempotent by command id (an id
 //! queued or running is ignored, one already finished gets its stored
 //! outcome again, never a second run), the commands the orchestrator took
-//! back while they waited here, and the outcomes that travel with every
-//! report until the orchestrator acks them.
+//! back while they waited here (reported not run; asked anew, they run),
+//! and the outcomes that travel with every report until the orchestrator
+//! acks them.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -42,6 +43,11 @@ pub(crate) struct CommandBook {
     /// A promote's checks go with the first report only (see
     /// [`CommandBook::for_report`]).
     unacked: Vec<CommandOutcome>,
+    /// Ids among `finished` that never ran (taken back before they
+    /// started, see [`CommandBook::withheld`]), each with the leader term
+    /// that took it back: handed out again by that term or a later one
+    /// (the orchestrator asks a withdrawn command anew), it runs.
+    withheld: HashMap<String, u64>,
 }
 
 impl CommandBook {
@@ -61,6 +67,15 @@ impl CommandBook {
                 self.recalled.remove(&cmd.id);
             }
             return Offer::Ignore;
+        }
+        if self.withheld.get(&cmd.id).is_some_and(|at| term >= *at) {
+            // Never run: asked anew, it runs now; the outcome that said
+            // it was not run answers nothing any more.
+            self.withheld.remove(&cmd.id);
+            self.finished.retain(|o| o.id != cmd.id);
+            self.unacked.retain(|o| o.id != cmd.id);
+            self.active.insert(cmd.id.clone(), term);
+            return Offer::Run;
         }
         if let Some(done) = self.finished.iter().find(|o| o.id == cmd.id) {
             if !self.unacked.iter().any(|o| o.id == cmd.id) {
@@ -103,8 +118,21 @@ impl CommandBook {
         self.recalled.get(id).map(|(why, _)| why.as_str())
     }
 
+    /// Command `outcome.id`, taken back before it started, is reported not
+    /// run: like [`CommandBook::finish`], but asked anew by the term that
+    /// took it back or a later one, it runs (see [`CommandBook::offer`]).
+    pub(crate) fn withheld(&mut self, outcome: CommandOutcome) {
+        let at = self.recalled.get(&outcome.id).map(|(_, at)| *at);
+        let id = outcome.id.clone();
+        self.finish(outcome);
+        if let Some(at) = at {
+            self.withheld.insert(id, at);
+        }
+    }
+
     pub(crate) fn finish(&mut self, outcome: CommandOutcome) {
         self.active.remove(&outcome.id);
+        self.withheld.remove(&outcome.id);
         self.recalled.remove(&outcome.id);
         self.finished.retain(|o| o.id != outcome.id);
         self.finished.push_back(CommandOutcome {
@@ -112,7 +140,9 @@ impl CommandBook {
             ..outcome.clone()
         });
         while self.finished.len() > FINISHED_KEPT {
-            self.finished.pop_front();
+            if let Some(gone) = self.finished.pop_front() {
+                self.withheld.remove(&gone.id);
+            }
         }
         self.unacked.retain(|o| o.id != outcome.id);
         self.unacked.push(outcome);
@@ -301,5 +331,41 @@ mod tests {
         assert_eq!(b.recall(&withdrawn("q"), 0), 1);
         assert_eq!(b.offer(&cmd("q"), 0), Offer::Ignore);
         assert_eq!(b.recalled("q"), None);
+    }
+
+    /// A promote waiting behind another command's hooks is taken back
+    /// (its runbook ended) and reported not run; the orchestrator later
+    /// asks the same id anew (its ledger queues a withdrawn command
+    /// again). It must run then: answering with the old "not run" would
+    /// make the orchestrator record a failure of an order never tried.
+    /// Only the term that took it back, or a later one, asks it anew.
+    #[test]
+    fn a_command_withdrawn_before_it_ran_runs_when_asked_anew() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("p"), 9), Offer::Run);
+        assert_eq!(b.recall(&withdrawn("p"), 9), 1);
+        let not_run = CommandOutcome::failed("p", "not run: withdrawn");
+        b.withheld(not_run.clone());
+        assert_eq!(b.unacked(), vec![not_run.clone()]);
+        // A deposed leader's late answer still listing it: not asked anew.
+        assert_eq!(b.offer(&cmd("p"), 7), Offer::Resend);
+        assert_eq!(b.unacked(), vec![not_run]);
+        b.ack(&["p".to_string()]);
+        // The leader asks it anew: it runs, and only its new outcome goes.
+        assert_eq!(
+            b.offer(&cmd("p"), 9),
+            Offer::Run,
+            "a command that never ran was answered with its old outcome"
+        );
+        assert!(b.unacked().is_empty());
+        assert_eq!(b.offer(&cmd("p"), 9), Offer::Ignore);
+        b.finish(outcome("p"));
+        assert_eq!(b.unacked(), vec![outcome("p")]);
+        // Run once: from now on its outcome is resent, never a second run.
+        assert_eq!(b.offer(&cmd("p"), 10), Offer::Resend);
+        // A command that ran and failed is not run again.
+        assert_eq!(b.offer(&cmd("q"), 0), Offer::Run);
+        b.finish(CommandOutcome::failed("q", "hook failed"));
+        assert_eq!(b.offer(&cmd("q"), 0), Offer::Resend);
     }
 }

@@ -160,7 +160,12 @@ impl CheckSet {
         let mut out = kept;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         for (i, r) in due.into_iter().zip(fresh) {
-            last[i] = Some((now, r.clone()));
+            // Not over a result taken after this round began (a promote's
+            // fresh run, finished while this round's checks still ran):
+            // the next rounds would repeat an older view as the last one.
+            if last[i].as_ref().is_none_or(|(at, _)| *at <= now) {
+                last[i] = Some((now, r.clone()));
+            }
             out[i] = Some(r);
         }
         out.into_iter().flatten().collect()

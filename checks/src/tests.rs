@@ -50,6 +50,51 @@ async fn a_command_check_cut_off_by_its_timeout_is_killed_with_what_it_started()
     );
 }
 
+/// A promote's fresh checks finish while a report's round, begun before
+/// the promote's hooks opened the site, still runs the same check: that
+/// older round must not replace the fresh result as the check's last, or
+/// every report until the check's interval passes says the site is down
+/// again although the promote's own checks saw it up.
+#[tokio::test]
+async fn a_round_begun_before_a_promotes_fresh_checks_does_not_replace_their_result() {
+    let dir = std::env::temp_dir().join(format!("warden-checkset-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (started, up) = (dir.join("started"), dir.join("up"));
+    let set = std::sync::Arc::new(CheckSet::new(vec![spec(&format!(
+        "name = \"site\"\nkind = \"command\"\ninterval = \"1h\"\ntimeout = \"30s\"\n\
+         command = [\"/bin/sh\", \"-c\", \"touch {}; test -e {} && exit 0; sleep 4; exit 1\"]",
+        started.display(),
+        up.display()
+    ))]));
+    let c = client();
+    // A report's round: the site is still down when its check looks.
+    let round = {
+        let (set, c) = (set.clone(), c.clone());
+        tokio::spawn(async move { set.run_due(&c).await })
+    };
+    for _ in 0..200 {
+        if started.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.exists(), "the report's round never ran its check");
+    // The promote's hooks opened the site; its fresh checks see it up.
+    std::fs::write(&up, "").unwrap();
+    let fresh = set.run_all_now(&c).await;
+    assert!(fresh[0].ok, "{fresh:?}");
+    let old = round.await.unwrap();
+    assert!(!old[0].ok, "{old:?}");
+    // The next report: the fresh result, not the one seen before the hooks.
+    let next = set.run_due(&c).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        next, fresh,
+        "a result from before the promote's hooks came back"
+    );
+}
+
 #[tokio::test]
 async fn a_check_with_an_interval_runs_that_often_and_reports_its_last_result_between() {
     let dir = std::env::temp_dir().join(format!("warden-checkset-{}", std::process::id()));

@@ -43,7 +43,10 @@ pub(super) async fn execute(
         if let Some(why) = recalled {
             let note = format!("not run: withdrawn by the orchestrator before it started ({why})");
             warn!(command = %cmd.id, "{note}");
-            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, note));
+            shared
+                .book()
+                .withheld(CommandOutcome::failed(&cmd.id, note));
+            shared.finished.notify_one();
             continue;
         }
         if let Err(refusal) = shared.authority.admit(&cmd) {

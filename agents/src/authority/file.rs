@@ -124,6 +124,7 @@ impl Authority {
             site: site.to_string(),
             path,
             groups: Mutex::new(file.groups),
+            configured: groups.iter().map(|(g, _)| g.clone()).collect(),
         };
         let saved = a.save(&a.lock());
         match saved {

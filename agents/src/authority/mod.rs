@@ -35,7 +35,7 @@ mod tests;
 
 pub use file::read;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -113,6 +113,10 @@ pub struct Authority {
     site: String,
     path: PathBuf,
     groups: Mutex<BTreeMap<String, GroupAuthority>>,
+    /// The groups this site is in by its config now. `groups` also keeps
+    /// those it was taken out of (their epochs stay remembered, should it
+    /// be put back), but commands for them are refused.
+    configured: BTreeSet<String>,
 }
 
 impl Authority {

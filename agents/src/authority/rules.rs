@@ -56,7 +56,10 @@ impl Authority {
             ));
         }
         let mut g = self.lock();
-        let Some(a) = g.get_mut(&cmd.group) else {
+        // Its state file still remembers a group the site was taken out
+        // of (an orchestrator whose config still has the site in it).
+        let in_config = self.configured.contains(&cmd.group);
+        let Some(a) = g.get_mut(&cmd.group).filter(|_| in_config) else {
             return Err(format!(
                 "refused: site {} is not in group {:?}",
                 self.site, cmd.group

@@ -353,3 +353,32 @@ fn a_site_promoted_after_its_demote_pushes_once_its_peer_was_resynced_from_it() 
         .expect("a plain start after the agent restarted");
     assert!(a.wire()[0].may_push);
 }
+
+/// The site is taken out of group `old` (its config changed, the agent
+/// restarted) while an orchestrator whose config still has it there asks
+/// it to promote `old`: refused, as for a group it was never in. Its state
+/// file keeps the group's epoch (a replayed order stays refused should it
+/// be put back). Before, the remembered group let the promote run the
+/// site's hooks for a group it no longer serves.
+#[test]
+fn a_command_for_a_group_the_site_was_taken_out_of_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = vec![("web".into(), "a".into()), ("old".into(), "a".into())];
+    let a = Authority::open(dir.path(), "a", &both).unwrap();
+    a.admit(&Command::new("old", 4, CommandKind::Demote).to_site("a"))
+        .unwrap();
+    drop(a);
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    let e = a
+        .admit(&Command::new("old", 5, CommandKind::Promote).to_site("a"))
+        .expect_err("a promote of a group this site is no longer in was admitted");
+    assert!(e.contains("not in group \"old\""), "{e}");
+    a.admit(&cmd(1, CommandKind::Promote, "a")).unwrap();
+    // Put back in the group: what it remembered of it stands.
+    drop(a);
+    let a = Authority::open(dir.path(), "a", &both).unwrap();
+    let e = a
+        .admit(&Command::new("old", 3, CommandKind::Promote).to_site("a"))
+        .unwrap_err();
+    assert!(e.contains("older than epoch 4"), "{e}");
+}
