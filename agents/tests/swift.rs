@@ -194,6 +194,8 @@ mod lagging_kinds;
 mod peer_containers;
 #[path = "swift_scenarios/short_pages.rs"]
 mod short_pages;
+#[path = "swift_scenarios/unlisted_here.rs"]
+mod unlisted_here;
 #[path = "support/web.rs"]
 mod web;
 #[path = "swift_scenarios/whole_objects.rs"]
@@ -2273,6 +2275,8 @@ async fn swift_plans_against_two_real_clusters() {
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;
     run.run("lagging_links", lagging_kinds::lagging_links(&env))
+        .await;
+    run.run("unlisted_here", unlisted_here::unlisted_here(&env))
         .await;
     run.run("short_pages", short_pages::short_pages(&env)).await;
     run.run("expired_objects", expired::expired_objects(&env))

@@ -5,7 +5,10 @@
 //! A pass lists both clusters, gives every object its version
 //! (`ETAG@ORIGIN_TS`: the manifest's version when the ETag matches it, else
 //! the same string on both sides when the ETags agree, else the listing's
-//! timestamp), runs [`classify`], then in this order: divergent items per
+//! timestamp), runs [`classify`], asks this site's object servers about
+//! every name it would fetch or delete (a version here that the listing
+//! does not show yet, its container update still pending, is divergent
+//! too: `unlisted.rs`), then in this order: divergent items per
 //! the [`DivergentPolicy`] (quarantine = server-side copy into
 //! `<container>.warden-quarantine` here, named `object@TS`, then delete;
 //! an SLO manifest or symlink last, written again naming its segments or
@@ -61,6 +64,7 @@ use crate::replicate::{
 use crate::AgentError;
 
 mod settings;
+mod unlisted;
 mod verify;
 mod versions;
 
@@ -144,6 +148,11 @@ impl Resyncer for SwiftResyncer {
         );
         let (here, peer) = versions(&manifest, &here_raw, &peer_raw, &seen);
         let plan = classify(&manifest, &here, &peer);
+        // what this site holds but does not list yet: not overwritten unseen
+        let (plan, unlisted) = tokio::select! {
+            r = self.unlisted_changes(plan, &manifest, &here_raw, &peer_raw) => r?,
+            _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
+        };
         // deletes here: what the peer deleted, and what the policy discards
         let discards = match policy {
             DivergentPolicy::Discard => plan.divergent.iter().filter(|(_, _, p)| !p).count(),
@@ -210,7 +219,11 @@ impl Resyncer for SwiftResyncer {
             .filter(|(_, _, peer_has)| quarantined(*peer_has))
             .map(|(name, _, _)| {
                 let (c, o) = split_name(name);
-                let ts = here_raw.get(name).map(|e| e.timestamp_us()).unwrap_or(0);
+                let ts = unlisted
+                    .get(name)
+                    .copied()
+                    .or_else(|| here_raw.get(name).map(|e| e.timestamp_us()))
+                    .unwrap_or(0);
                 (
                     name.as_str(),
                     (quarantine_container(c), quarantine_object(o, ts)),

@@ -1,7 +1,8 @@
 //! Listings (containers of the account, objects of a container; paged,
 //! each page read up to a bound, each page after the first beginning past
 //! its marker and every page's names in order, each once, or the listing
-//! fails, a short page the last only when the answer's count agrees) and
+//! fails, a short page the last only when the answer's count agrees, a
+//! container that answers 404 after a page of it a failed listing) and
 //! the containers' own calls (HEAD, PUT, POST, DELETE) of [`SwiftClient`].
 
 use super::*;
@@ -41,7 +42,21 @@ impl SwiftClient {
             let marker = out.last().map(|e| e.name.clone());
             let Some((page, total)) = self.page::<ObjectEntry>(target, marker.as_deref()).await?
             else {
-                return Ok(None);
+                return match marker {
+                    None => Ok(None),
+                    // Pages of it were read: not a container that does
+                    // not exist. Taken for one, its objects would be
+                    // missing from this side's listing (copied or fetched
+                    // again, asked to be deleted at the other side).
+                    Some(m) => Err(self.listing_error(
+                        target,
+                        format!(
+                            "the container answered 404 to the page after {} ({} names listed):                              deleted meanwhile, or its servers do not serve it now; a listing cut                              short is not taken for a missing container",
+                            crate::replicate::swift::names::display(&m),
+                            out.len()
+                        ),
+                    )),
+                };
             };
             self.advances(target, marker.as_deref(), page.iter().map(|e| &e.name))?;
             let n = page.len();
@@ -85,20 +100,7 @@ impl SwiftClient {
         marker: Option<&str>,
         names: impl Iterator<Item = &'n String>,
     ) -> Result<(), AgentError> {
-        let bad = |detail: String| AgentError::SwiftBadResponse {
-            url: format!(
-                "{}, {}",
-                crate::replicate::swift::cluster_label(&self.settings),
-                match target {
-                    Target::Container(c) => format!(
-                        "the listing of {}",
-                        crate::replicate::swift::names::display(c)
-                    ),
-                    _ => "the account's listing".to_string(),
-                }
-            ),
-            detail,
-        };
+        let bad = |detail: String| self.listing_error(target, detail);
         let show = crate::replicate::swift::names::display;
         let mut before: Option<&str> = marker;
         for (i, name) in names.enumerate() {
@@ -124,6 +126,24 @@ impl SwiftClient {
             before = Some(name);
         }
         Ok(())
+    }
+
+    /// A listing of `target` that is not trusted, saying why (`detail`).
+    fn listing_error(&self, target: Target<'_>, detail: String) -> AgentError {
+        AgentError::SwiftBadResponse {
+            url: format!(
+                "{}, {}",
+                crate::replicate::swift::cluster_label(&self.settings),
+                match target {
+                    Target::Container(c) => format!(
+                        "the listing of {}",
+                        crate::replicate::swift::names::display(c)
+                    ),
+                    _ => "the account's listing".to_string(),
+                }
+            ),
+            detail,
+        }
     }
 
     /// One page after `marker`, with the count the answer says the whole

@@ -412,6 +412,15 @@ mod tests {
     /// A server that answers tempauth, and every listing with a page of
     /// `names` (in that order) whatever the query.
     async fn listing_always(names: [&'static str; 2]) -> String {
+        listing_server(names, false).await
+    }
+
+    /// [`listing_always`], but a page asked for with a `marker` is
+    /// answered 404 when `later_404` (a container gone after its first
+    /// page, or servers that do not serve it now; Swift's Object Storage
+    /// API: `GET /v1/{account}/{container}` answers 404 Not Found when the
+    /// container does not exist).
+    async fn listing_server(names: [&'static str; 2], later_404: bool) -> String {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -435,7 +444,9 @@ mod tests {
                                 break;
                             }
                         }
-                        let answer = if line.contains("/auth") {
+                        let answer = if later_404 && line.contains("marker=") {
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+                        } else if line.contains("/auth") {
                             format!(
                                 "HTTP/1.1 200 OK\r\nX-Storage-Url: {base}/v1/AUTH_t\r\n\
                                  X-Auth-Token: tk\r\nContent-Length: 0\r\n\r\n"
@@ -513,6 +524,28 @@ mod tests {
                 .expect("the account's listing too");
             assert!(r.is_err(), "{names:?}: {r:?}");
         }
+    }
+
+    /// A container that answers 404 after a full page of names fails the
+    /// listing: taken for "no such container", every object of it was
+    /// missing from that side (the copier copied them all again, or asked
+    /// for their deletes at the other side; a failback fetched them all).
+    #[tokio::test]
+    async fn a_container_gone_after_its_first_page_is_an_error_not_missing() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = listing_server(["a", "b"], true).await;
+        let mut s = SwiftSettings::new(format!("{base}/auth/v1.0"), "t:u", Secret::new("k"));
+        s.page_size = 2;
+        let c = SwiftClient::new(s).unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(10), c.list_objects("c"))
+            .await
+            .expect("the listing ends");
+        let e = r.expect_err("a listing cut short by a 404 is not a missing container");
+        let text = e.to_string();
+        assert!(
+            text.contains("answered 404 to the page after b (2 names listed)") && e.is_retryable(),
+            "{text}"
+        );
     }
 
     #[test]
