@@ -122,11 +122,7 @@ impl BuiltinDriver {
     /// its own connection pool.
     pub fn with_tls(mut self, tls: rustls::ClientConfig) -> Result<BuiltinDriver, StrategyError> {
         let control = self.base.trim_start_matches("http://").to_string();
-        self.client = reqwest::Client::builder()
-            .timeout(Self::DEFAULT_TIMEOUT)
-            .connect_timeout(Self::DEFAULT_TIMEOUT)
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
+        self.client = control_client(self.timeout)
             .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| {
@@ -390,20 +386,25 @@ impl BuiltinDriver {
     }
 }
 
+/// What every client of a frontend's control API is, plain or TLS: bounded
+/// by `timeout`; straight to the frontend's address, never through an
+/// HTTP proxy, and never on to where an answer points (warden's control
+/// API does not redirect, and what answers elsewhere is not the frontend
+/// the order is for).
+fn control_client(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+}
+
 /// An HTTP client for control requests. reqwest is built with
 /// `rustls-no-provider`: when the process installed no rustls crypto provider,
 /// TLS is configured here with `ring` and no trusted roots, which is enough for
 /// the plain-HTTP control API and installs nothing process-wide.
 fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    let builder = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        // Control traffic goes straight to the frontend's address, never
-        // through an HTTP proxy, and never on to where an answer points:
-        // warden's control API does not redirect, and what answers
-        // elsewhere is not the frontend the order is for.
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none());
+    let builder = control_client(timeout);
     let builder = if rustls::crypto::CryptoProvider::get_default().is_some() {
         builder
     } else {
