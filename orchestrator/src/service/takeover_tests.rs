@@ -26,25 +26,7 @@ async fn a_take_over_cut_short_by_the_end_of_its_term_resumes_nothing_under_the_
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     let dir = test_dir(false, 5);
     let text = many_groups_text(&dir, 2);
-    let store = Arc::new(MemStore::default());
-    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
-    let mut g1 = load_state(&cfg, store.as_ref()).unwrap().groups["g1"].clone();
-    let rb = Runbook::new(
-        1,
-        "g1",
-        RunbookKind::Switchover,
-        "s2",
-        "s3",
-        2,
-        "operator",
-        1,
-        1,
-    );
-    g1.epoch = 2;
-    g1.phase = Phase::Running;
-    g1.runbook = Some(1);
-    g1.hold = None;
-    store.put_group_and_runbook(&g1, &rb).unwrap();
+    let store = mid_switchover(&dir, &text);
 
     // g0's routing layer: every read waits until released.
     let (release, stalled) = watch::channel(true);
@@ -244,25 +226,7 @@ where
 {
     let dir = test_dir(false, 5);
     let text = many_groups_text(&dir, 2);
-    let store = Arc::new(MemStore::default());
-    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
-    let mut g1 = load_state(&cfg, store.as_ref()).unwrap().groups["g1"].clone();
-    let rb = Runbook::new(
-        1,
-        "g1",
-        RunbookKind::Switchover,
-        "s2",
-        "s3",
-        2,
-        "operator",
-        1,
-        1,
-    );
-    g1.epoch = 2;
-    g1.phase = Phase::Running;
-    g1.runbook = Some(1);
-    g1.hold = None;
-    store.put_group_and_runbook(&g1, &rb).unwrap();
+    let store = mid_switchover(&dir, &text);
     // g0's routing layer answers only once released.
     let (release, stalled) = watch::channel(true);
     let g0 = Arc::new(FakeRoute::default());
@@ -306,4 +270,29 @@ where
     let seen = order();
     s.licence().revoke("test: end");
     seen
+}
+
+/// A store for `text` (in `dir`) holding g1 mid-switchover s2 → s3 at
+/// epoch 2 (runbook 1, running) and nothing of g0.
+fn mid_switchover(dir: &std::path::Path, text: &str) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::default());
+    let cfg = warden_config::parse(text, &dir.join("failover.conf")).unwrap();
+    let mut g1 = load_state(&cfg, store.as_ref()).unwrap().groups["g1"].clone();
+    let rb = Runbook::new(
+        1,
+        "g1",
+        RunbookKind::Switchover,
+        "s2",
+        "s3",
+        2,
+        "operator",
+        1,
+        1,
+    );
+    g1.epoch = 2;
+    g1.phase = Phase::Running;
+    g1.runbook = Some(1);
+    g1.hold = None;
+    store.put_group_and_runbook(&g1, &rb).unwrap();
+    store
 }
