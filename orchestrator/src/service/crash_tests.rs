@@ -440,21 +440,9 @@ async fn a_resumed_move_that_fails_leaves_the_group_where_users_are() {
 /// is told to demote, and b is that site.
 #[tokio::test(start_paused = true)]
 async fn a_failover_that_ended_unrecorded_is_not_undone_by_a_restart() {
-    use std::sync::atomic::Ordering::SeqCst;
     let dir = test_dir(false, 5);
     let text = config_text(&dir, false, 5, "");
-    let store = Arc::new(FaultyStore::volatile());
-    let (s, fake) = start_from(&text, &dir, store.clone()).expect("config");
-    sites_rounds(&s, 4, (true, true), &answer_all).await;
-    store.decisions_full.store(true, SeqCst);
-    store.decision_write_ms.store(20, SeqCst);
-    let id = s.operator_failover("web", "b", "operator").unwrap();
-    for _ in 0..40 {
-        if group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites_unsettled(&s, (true, true), &answer_all).await;
-    }
+    let (s, fake, store, id) = failover_with_its_decisions_unwritten(&dir, &text).await;
     assert_eq!(
         (group(&s).phase, group(&s).active.as_str()),
         (Phase::Steady, "b")
@@ -517,18 +505,7 @@ async fn a_restart_on_a_full_disk_starts_with_its_corrections_unwritten() {
     use std::sync::atomic::Ordering::SeqCst;
     let dir = test_dir(false, 5);
     let text = config_text(&dir, false, 5, "");
-    let store = Arc::new(FaultyStore::volatile());
-    let (s, _fake) = start_from(&text, &dir, store.clone()).expect("config");
-    sites_rounds(&s, 4, (true, true), &answer_all).await;
-    store.decisions_full.store(true, SeqCst);
-    store.decision_write_ms.store(20, SeqCst);
-    let id = s.operator_failover("web", "b", "operator").unwrap();
-    for _ in 0..40 {
-        if group(&s).phase == Phase::Steady {
-            break;
-        }
-        round_sites_unsettled(&s, (true, true), &answer_all).await;
-    }
+    let (s, _fake, store, id) = failover_with_its_decisions_unwritten(&dir, &text).await;
     s.licence().revoke("test: the process is killed");
 
     let full = Arc::new(FaultyStore::volatile());
@@ -690,4 +667,28 @@ async fn an_adopted_epoch_takes_the_site_the_routing_layer_routes_to_at_it() {
         "{:#?}",
         s2.lock().recent
     );
+}
+
+/// The orchestrator of `text` (in `dir`) on a volatile store whose disk
+/// fills for decisions before an operator's failover a → b, which then
+/// runs from memory to its end: the service, its routing, the store and
+/// the runbook's id.
+async fn failover_with_its_decisions_unwritten(
+    dir: &std::path::Path,
+    text: &str,
+) -> (Arc<Shared>, Arc<FakeRoute>, Arc<FaultyStore>, u64) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(FaultyStore::volatile());
+    let (s, fake) = start_from(text, dir, store.clone()).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    store.decisions_full.store(true, SeqCst);
+    store.decision_write_ms.store(20, SeqCst);
+    let id = s.operator_failover("web", "b", "operator").unwrap();
+    for _ in 0..40 {
+        if group(&s).phase == Phase::Steady {
+            break;
+        }
+        round_sites_unsettled(&s, (true, true), &answer_all).await;
+    }
+    (s, fake, store, id)
 }
