@@ -68,7 +68,13 @@ impl CommandBook {
             }
             return Offer::Ignore;
         }
-        if self.withheld.get(&cmd.id).is_some_and(|at| term >= *at) {
+        // Asked anew only once the orchestrator has heard that it never
+        // ran (that outcome acked): a copy of an answer made before the
+        // take-back, late on the other channel (the stream and the
+        // long-poll), lists it under the same term, and must not run a
+        // promote the orchestrator withdrew.
+        let heard = !self.unacked.iter().any(|o| o.id == cmd.id);
+        if heard && self.withheld.get(&cmd.id).is_some_and(|at| term >= *at) {
             // Never run: asked anew, it runs now; the outcome that said
             // it was not run answers nothing any more.
             self.withheld.remove(&cmd.id);
@@ -349,6 +355,11 @@ mod tests {
         assert_eq!(b.unacked(), vec![not_run.clone()]);
         // A deposed leader's late answer still listing it: not asked anew.
         assert_eq!(b.offer(&cmd("p"), 7), Offer::Resend);
+        assert_eq!(b.unacked(), vec![not_run.clone()]);
+        // An answer of the same leader made before the take-back, late on
+        // the other channel: its "not run" is not acked yet, so this is
+        // no new ask.
+        assert_eq!(b.offer(&cmd("p"), 9), Offer::Resend);
         assert_eq!(b.unacked(), vec![not_run]);
         b.ack(&["p".to_string()]);
         // The leader asks it anew: it runs, and only its new outcome goes.
