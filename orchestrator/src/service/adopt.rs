@@ -21,7 +21,7 @@ const LICENCE_ENDED: &str =
 /// Epochs an adopted epoch must leave below `u64::MAX` (one is used per
 /// decision): adopting one closer would freeze the group after a few moves.
 /// Far-ahead epochs (a frontend pushed to 10^18 by mistake) stay adoptable.
-const ADOPT_HEADROOM: u64 = 1 << 32;
+pub(super) const ADOPT_HEADROOM: u64 = 1 << 32;
 
 impl Shared {
     /// A single orchestrator's start (no election; the elected one's is its
@@ -82,7 +82,16 @@ impl Shared {
             let (msg, ng) = match observed {
                 Ok(Ok(o)) if o.epoch > 0 => {
                     let mut ng = g.clone();
-                    ng.epoch = o.epoch.max(g.epoch);
+                    // An epoch so near the largest that the group would have
+                    // few moves left is forged or corrupt (a real one grows
+                    // by one per decision): where users are routed is
+                    // taken, its epoch is not (stored, it would stop every
+                    // later start: see `load_state`). The reconcile then
+                    // sees it ahead and alerts; `adopt-epoch` refuses it too.
+                    let too_near = o.epoch > u64::MAX - ADOPT_HEADROOM;
+                    if !too_near {
+                        ng.epoch = o.epoch.max(g.epoch);
+                    }
                     let site = o.site.filter(|s| sites.contains(s));
                     if let Some(s) = &site {
                         ng.active = s.clone();
@@ -102,10 +111,21 @@ impl Shared {
                     }
                     (
                         format!(
-                            "the store had no state for {name}: adopted what the routing layer shows: {} at epoch {}{}{}; \
+                            "the store had no state for {name}: adopted what the routing layer shows: {} at epoch {}{}{}{}; \
                              automatic decisions wait until every site has reported (or `warden approve`)",
                             site.as_deref().map(|s| format!("active {s}")).unwrap_or_else(|| format!("no consistent route, keeping {}", g.active)),
                             o.epoch,
+                            if too_near {
+                                format!(
+                                    " — an epoch {} below the largest there is, not adopted (forged or corrupt; a real one \
+                                     grows by one per decision): the group stays at epoch {}, and the element that holds it \
+                                     refuses its orders until it is reset (e.g. restart the frontend, delete the DNS marker)",
+                                    u64::MAX - o.epoch,
+                                    ng.epoch
+                                )
+                            } else {
+                                String::new()
+                            },
                             if has_plan { "; replication paused until a failback, switchover or `warden resync` resyncs" } else { "" },
                             if ng.switched_over {
                                 format!("; it stays on {} until `warden failback {name}` (a new store cannot tell a disaster from a planned move)", ng.active)

@@ -58,6 +58,16 @@ pub(super) fn adopt_dns_name(
     if o.epoch <= above {
         return None;
     }
+    if o.epoch > u64::MAX - super::adopt::ADOPT_HEADROOM {
+        // Forged or corrupt (see `adopt_fresh_groups`): not taken, and no
+        // pointing can carry an epoch above it.
+        return Some(format!(
+            "the DNS name's marker holds epoch {}, {} below the largest there is: not adopted (forged or corrupt); \
+             the zone refuses the group's pointings until the marker is deleted",
+            o.epoch,
+            u64::MAX - o.epoch
+        ));
+    }
     match o.site.as_ref().filter(|f| frontends.contains(f)) {
         Some(fe) => {
             ng.frontend = Some(fe.clone());

@@ -265,6 +265,41 @@ async fn a_new_store_adopts_where_the_dns_name_points() {
     assert!(s.lock().epoch_ahead.is_empty(), "no epoch seen ahead");
 }
 
+/// A DNS marker at the largest epoch there is (forged, or a hand edit):
+/// a new store says it did not take the name's epoch. Before, it was
+/// taken: the next pointing of the name added one to u64::MAX (a panic in
+/// a debug build, epoch 0 in a release one), and the store was refused at
+/// the next start ("within 2^32 of the largest").
+#[tokio::test(start_paused = true)]
+async fn a_new_store_does_not_adopt_a_dns_marker_at_the_largest_epoch() {
+    let dir = test_dir(true, 5);
+    let (s, fes, dns) = hybrid(&dir);
+    let g = s.lock().groups["web"].clone();
+    for fe in &fes {
+        *fe.route.lock().unwrap() = (Some(g.active.clone()), 3);
+    }
+    *dns.points_at.lock().unwrap() = "fe2".into();
+    dns.epoch.store(u64::MAX, SeqCst);
+    s.lock().fresh.insert("web".into());
+    s.adopt_fresh_groups().await;
+    let g = s.lock().groups["web"].clone();
+    assert_eq!((g.epoch, g.frontend_epoch), (3, 0), "{g:#?}");
+    let adopted = s
+        .lock()
+        .recent
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Adopted)
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(
+        adopted.contains(
+            "marker holds epoch 18446744073709551615, 0 below the largest there is: not adopted"
+        ),
+        "{adopted}"
+    );
+}
+
 /// `warden adopt-epoch` of a DNS name written at a newer epoch (another
 /// orchestrator moved it to fe2 at epoch 9) takes where the name points,
 /// as a new store does: fe2 at epoch 9 is the group's frontend, and the

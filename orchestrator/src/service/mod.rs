@@ -379,10 +379,12 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         ))
     };
     for g in groups.values() {
-        if g.epoch > u64::MAX - (1 << 32) {
+        // The frontend layer's epoch too: its next pointing adds one.
+        if g.dns_epoch() > u64::MAX - adopt::ADOPT_HEADROOM {
             return Err(corrupt(format!(
                 "group {} at epoch {}, within 2^32 of the largest",
-                g.name, g.epoch
+                g.name,
+                g.dns_epoch()
             )));
         }
     }

@@ -77,6 +77,46 @@ async fn an_epoch_too_near_the_largest_is_not_adopted() {
     );
 }
 
+/// A store new to the group finds the routing layer at an epoch near the
+/// largest (a frontend's fence file damaged or forged): it takes where
+/// users are routed (b), not the epoch — adopted, the epoch would leave the
+/// group a few moves and stop every later start on the same store ("within
+/// 2^32 of the largest") — and says so; the element is then an epoch seen
+/// ahead (alerted), and an orchestrator started anew on the store runs.
+#[tokio::test(start_paused = true)]
+async fn a_new_store_does_not_adopt_an_epoch_near_the_largest() {
+    let store: Arc<dyn crate::store::Store> = Arc::new(MemStore::default());
+    let (s, fake, dir) = super::harness::setup_with(true, 5, "", store.clone());
+    let before = group(&s).epoch;
+    *fake.route.lock().unwrap() = (Some("b".into()), u64::MAX - 1);
+    s.adopt_fresh_groups().await;
+    let g = group(&s);
+    assert_eq!((g.active.as_str(), g.epoch), ("b", before), "{g:#?}");
+    let adopted = s
+        .lock()
+        .recent
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::Adopted)
+        .map(|e| e.message.clone())
+        .unwrap_or_default();
+    assert!(
+        adopted.contains("active b")
+            && adopted.contains("1 below the largest there is, not adopted"),
+        "{adopted}"
+    );
+    s.reconcile_once().await;
+    assert_eq!(
+        s.lock().epoch_ahead.get("web").map(|a| a.epoch),
+        Some(u64::MAX - 1),
+        "the element holding it is alerted"
+    );
+    s.writer_settled().await;
+    let text = config_text(&dir, true, 5, "");
+    let (again, _) = start_from(&text, &dir, store).expect("a later start on the same store");
+    assert_eq!(group(&again).epoch, before);
+}
+
 /// An adoption names the epoch the operator saw ahead: once a higher one
 /// is seen (whoever holds it still acts), a late or replayed order for
 /// the first adopts nothing and keeps the alert; one naming the epoch
