@@ -26,6 +26,7 @@ pub(super) async fn put_route(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: SetRoute = parse_body(body, "SetRoute")?;
+    beyond_reach(req.epoch)?;
     carry_out(route_order(ctx, group, g, req)).await
 }
 
@@ -149,6 +150,19 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid {what} body: {e}")))
 }
 
+/// 400 for an order at an epoch no orchestrator decides (see
+/// [`warden_proto::EPOCH_CEILING`]): kept, it would fence off every later
+/// order of the group.
+fn beyond_reach(epoch: u64) -> Result<(), ApiError> {
+    match warden_proto::epoch_beyond_reach(epoch) {
+        Some(why) => {
+            warn!(epoch, "an order refused: {why}");
+            Err(ApiError::new(StatusCode::BAD_REQUEST, why))
+        }
+        None => Ok(()),
+    }
+}
+
 /// A hold order (see [`crate::api::Hold`]), fenced like a route.
 pub(super) async fn put_hold(
     State(ctx): State<Ctx>,
@@ -158,6 +172,7 @@ pub(super) async fn put_hold(
     let group = group_in_path(group)?;
     let g = group_route(&ctx, &group)?;
     let req: Hold = parse_body(body, "Hold")?;
+    beyond_reach(req.epoch)?;
     carry_out(hold_order(ctx, group, g, req)).await
 }
 

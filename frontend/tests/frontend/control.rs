@@ -126,3 +126,33 @@ async fn fencing_refusals_are_counted_per_group_and_reason() {
         );
     }
 }
+
+/// An order at an epoch no orchestrator decides (within 2^32 of the
+/// largest: forged, or a corrupt sender) is refused with 400 and kept
+/// nowhere: an order at the next real epoch is still taken. Before, it was
+/// taken and its epoch kept, on disk too, so every later order of the
+/// group was refused as stale — for good, a restart included.
+#[tokio::test]
+async fn an_order_at_an_epoch_no_orchestrator_decides_is_refused() {
+    let (fe, _a, _b) = start_web(Duration::from_secs(5)).await;
+    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
+    for epoch in [u64::MAX, warden_proto::EPOCH_CEILING + 1] {
+        let (status, body) = fe.put("web", "b", epoch, "immediate").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("below the largest there is")),
+            "{body}"
+        );
+        let (status, body) = fe.hold("web", epoch, 10_000).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let route = fe.route("web").await;
+    assert_eq!(
+        (route["site"].as_str(), route["epoch"].as_u64()),
+        (Some("a"), Some(5)),
+        "{route}"
+    );
+    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
+}

@@ -21,7 +21,7 @@ const LICENCE_ENDED: &str =
 /// Epochs an adopted epoch must leave below `u64::MAX` (one is used per
 /// decision): adopting one closer would freeze the group after a few moves.
 /// Far-ahead epochs (a frontend pushed to 10^18 by mistake) stay adoptable.
-pub(super) const ADOPT_HEADROOM: u64 = 1 << 32;
+pub(super) const ADOPT_HEADROOM: u64 = u64::MAX - warden_proto::EPOCH_CEILING;
 
 impl Shared {
     /// A single orchestrator's start (no election; the elected one's is its
