@@ -37,6 +37,27 @@ pub struct ReportResponse {
     /// answer of that withdrawal's term or a later one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
+    /// The answer's place among the answers of the orchestrator process
+    /// that made it (see [`AnswerOrder`]): two answers of one leader may
+    /// arrive out of order across the report stream and the command
+    /// long-poll, and the agent takes no command or withdrawal from one
+    /// older than the newest it took from that process. Absent from an
+    /// older orchestrator (its answers are taken as they come, as before)
+    /// and from an answer that hands out nothing (a follower's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<AnswerOrder>,
+}
+
+/// Where an answer stands among its maker's: `maker` a random tag the
+/// orchestrator process draws at start (a restarted one is a new maker,
+/// never judged older than its previous life), `n` strictly increasing
+/// over that process's answers, given under the lock its answers are
+/// made under (a higher `n` saw the ledger later). Only answers of one
+/// maker are compared; the term rules order those of different makers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AnswerOrder {
+    pub maker: String,
+    pub n: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
