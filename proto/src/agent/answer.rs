@@ -100,3 +100,51 @@ pub enum StreamAnswer {
         error: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wire compatibility both ways: an older orchestrator's answer (no
+    /// `order`) reads as unplaced, and an answer without a place is
+    /// written as before; an answer with one keeps it on the report
+    /// stream (flattened into `StreamAnswer`), and an older agent, which
+    /// knows no `order`, still reads it.
+    #[test]
+    fn an_answers_place_is_optional_both_ways() {
+        let old: ReportResponse =
+            serde_json::from_str(r#"{"commands":[],"acked":["a"],"term":7}"#).unwrap();
+        assert_eq!(old.order, None);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"commands":[],"acked":["a"],"epochs":{},"term":7}"#
+        );
+        let placed = StreamAnswer::Answer {
+            seq: 3,
+            answer: ReportResponse {
+                order: Some(AnswerOrder {
+                    maker: "5f0c".into(),
+                    n: 42,
+                }),
+                ..old
+            },
+        };
+        let text = serde_json::to_string(&placed).unwrap();
+        assert!(
+            text.contains(r#""order":{"maker":"5f0c","n":42}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<StreamAnswer>(&text).unwrap(), placed);
+        /// What an older agent reads an answer into.
+        #[derive(Deserialize)]
+        struct Older {
+            acked: Vec<String>,
+            term: u64,
+        }
+        let StreamAnswer::Answer { answer, .. } = placed else {
+            unreachable!()
+        };
+        let older: Older = serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap();
+        assert_eq!((older.acked, older.term), (vec!["a".to_string()], 7));
+    }
+}
