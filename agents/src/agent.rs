@@ -25,7 +25,10 @@
 //! run. Outcomes travel with every report until the orchestrator lists them in
 //! `acked`. A command the orchestrator lists as `withdrawn` while it still
 //! waits here is not started: its outcome says so; handed out again later
-//! (by the term that took it back or a later one), it runs.
+//! (by the term that took it back or a later one), it runs. An answer
+//! placed before the newest one taken from the same orchestrator process
+//! (its `order`: the two channels may deliver them out of order) starts
+//! and takes back nothing; its acks and epochs still count.
 //!
 //! One agent per state directory: `run` first takes the lock of the
 //! site's `state_dir` (`crate::state_lock`), and a second agent of the
@@ -258,17 +261,16 @@ impl Shared {
     fn handle(&self, resp: ReportResponse, via: &'static str) -> usize {
         self.authority.observe(&resp.epochs);
         let mut book = self.book();
-        book.ack(&resp.acked);
-        if book.recall(&resp.withdrawn, resp.term) > 0 {
-            for w in &resp.withdrawn {
-                if book.recalled(&w.id).is_some() {
-                    info!(command = %w.id, why = %w.why, via, "command withdrawn by the orchestrator");
-                }
-            }
+        let taken = book.answer(resp);
+        if taken.stale {
+            debug!(via, "answer made before the newest one taken from its orchestrator: only its acks and epochs count");
+        }
+        for w in &taken.recalled {
+            info!(command = %w.id, why = %w.why, via, "command withdrawn by the orchestrator");
         }
         let mut new = 0;
-        for cmd in resp.commands {
-            match book.offer(&cmd, resp.term) {
+        for (cmd, offer) in taken.offers {
+            match offer {
                 Offer::Run => {
                     info!(command = %cmd.id, kind = cmd.kind.as_str(), via, "command received");
                     new += 1;

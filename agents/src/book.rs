@@ -4,13 +4,34 @@
 //! back while they waited here (reported not run; asked anew, they run),
 //! and the outcomes that travel with every report until the orchestrator
 //! acks them.
+//!
+//! An answer is taken whole ([`CommandBook::answer`]); one placed before
+//! the newest already taken from the same orchestrator process (its
+//! [`AnswerOrder`]) — made earlier, late on the other channel — starts
+//! nothing and takes nothing back: only its acks count.
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::wire::{Command, CommandOutcome, Withdrawn};
+use crate::wire::{AnswerOrder, Command, CommandOutcome, ReportResponse, Withdrawn};
 
 /// How many finished outcomes are kept for answering a repeated command id.
 pub(crate) const FINISHED_KEPT: usize = 256;
+
+/// How many orchestrator processes' newest answers are remembered (a few
+/// orchestrators, each restarted now and then).
+const MAKERS_KEPT: usize = 16;
+
+/// What an answer brought (see [`CommandBook::answer`]).
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    /// Made before the newest answer already taken from its maker: its
+    /// commands and withdrawals were passed over.
+    pub stale: bool,
+    /// The withdrawals that took back a command held here.
+    pub recalled: Vec<Withdrawn>,
+    /// Every command listed, with what to do with it.
+    pub offers: Vec<(Command, Offer)>,
+}
 
 /// What to do with a delivered command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,9 +69,65 @@ pub(crate) struct CommandBook {
     /// that took it back: handed out again by that term or a later one
     /// (the orchestrator asks a withdrawn command anew), it runs.
     withheld: HashMap<String, u64>,
+    /// The newest answer taken from each orchestrator process, the one
+    /// heard from last at the back (see [`CommandBook::answer`]).
+    newest: VecDeque<AnswerOrder>,
 }
 
 impl CommandBook {
+    /// Takes an orchestrator's answer: its acks always (facts, whenever
+    /// they arrive); its withdrawals ([`CommandBook::recall`]) and commands
+    /// ([`CommandBook::offer`]) only if it is not older than the newest
+    /// answer already taken from the same orchestrator process. Two
+    /// answers of one leader travel on two channels (the report stream or
+    /// POST, and the command long-poll); one made before a take-back and
+    /// late would otherwise start the command taken back — also when the
+    /// take-back came before the command was held here at all. The
+    /// orchestrator lists its pending commands in every answer, so one
+    /// passed over costs nothing a newer answer does not carry.
+    pub(crate) fn answer(&mut self, resp: ReportResponse) -> Taken {
+        self.ack(&resp.acked);
+        if !self.in_place(resp.order.as_ref()) {
+            return Taken {
+                stale: true,
+                ..Taken::default()
+            };
+        }
+        let mut taken = Taken::default();
+        if self.recall(&resp.withdrawn, resp.term) > 0 {
+            taken.recalled = resp
+                .withdrawn
+                .into_iter()
+                .filter(|w| self.recalled(&w.id).is_some())
+                .collect();
+        }
+        for cmd in resp.commands {
+            let offer = self.offer(&cmd, resp.term);
+            taken.offers.push((cmd, offer));
+        }
+        taken
+    }
+
+    /// Whether an answer placed at `order` is not older than the newest
+    /// taken from its maker (and, if so, now the newest). Without a place
+    /// (an older orchestrator's answer) it is taken as it comes.
+    fn in_place(&mut self, order: Option<&AnswerOrder>) -> bool {
+        let Some(order) = order else {
+            return true;
+        };
+        if let Some(i) = self.newest.iter().position(|o| o.maker == order.maker) {
+            if order.n < self.newest[i].n {
+                return false;
+            }
+            self.newest.remove(i);
+        }
+        self.newest.push_back(order.clone());
+        if self.newest.len() > MAKERS_KEPT {
+            self.newest.pop_front();
+        }
+        true
+    }
+
     /// A command delivered in an answer made under leader term `term`.
     pub(crate) fn offer(&mut self, cmd: &Command, term: u64) -> Offer {
         if let Some(by) = self.active.get_mut(&cmd.id) {
@@ -378,5 +455,159 @@ mod tests {
         assert_eq!(b.offer(&cmd("q"), 0), Offer::Run);
         b.finish(CommandOutcome::failed("q", "hook failed"));
         assert_eq!(b.offer(&cmd("q"), 0), Offer::Resend);
+    }
+
+    /// An answer of maker `maker` at place `n` (`None`: an older
+    /// orchestrator's, without a place) under term 9.
+    fn answer(
+        maker: &str,
+        n: Option<u64>,
+        commands: &[Command],
+        withdrawn: Vec<Withdrawn>,
+    ) -> ReportResponse {
+        ReportResponse {
+            commands: commands.to_vec(),
+            withdrawn,
+            term: 9,
+            order: n.map(|n| AnswerOrder {
+                maker: maker.into(),
+                n,
+            }),
+            ..ReportResponse::default()
+        }
+    }
+
+    /// The ids an answer had queued to run.
+    fn runs(t: &Taken) -> Vec<String> {
+        t.offers
+            .iter()
+            .filter(|(_, o)| *o == Offer::Run)
+            .map(|(c, _)| c.id.clone())
+            .collect()
+    }
+
+    /// The leader hands out promote `p` (answer 1, made for a long-poll),
+    /// then takes it back (answer 2, a report's, its runbook ended). Answer
+    /// 2 arrives first: the agent does not hold `p` yet, so there is
+    /// nothing to take back — and answer 1, late, must not start it.
+    #[test]
+    fn a_withdrawal_that_arrived_first_stops_the_older_answers_offer() {
+        let mut b = CommandBook::default();
+        let t = b.answer(answer("m", Some(2), &[], withdrawn("p")));
+        assert!(!t.stale && t.recalled.is_empty(), "{t:?}");
+        let t = b.answer(answer("m", Some(1), &[cmd("p")], vec![]));
+        assert!(
+            runs(&t).is_empty(),
+            "a withdrawn order was started by an older answer: {t:?}"
+        );
+        assert!(t.stale, "{t:?}");
+        // The leader queues it again (asked anew): its next answer lists
+        // it, and it runs.
+        let t = b.answer(answer("m", Some(3), &[cmd("p")], vec![]));
+        assert_eq!(runs(&t), vec!["p".to_string()]);
+    }
+
+    /// Held already (from answer 1), `p` is taken back by answer 3; answer
+    /// 2, made before the take-back and late on the other channel, still
+    /// lists it: that must not ask it anew (the term alone says it may).
+    #[test]
+    fn an_older_answer_does_not_undo_a_withdrawal_of_a_held_command() {
+        let mut b = CommandBook::default();
+        let t = b.answer(answer("m", Some(1), &[cmd("p")], vec![]));
+        assert_eq!(runs(&t), vec!["p".to_string()]);
+        let t = b.answer(answer("m", Some(3), &[], withdrawn("p")));
+        assert_eq!(t.recalled, withdrawn("p"));
+        let t = b.answer(answer("m", Some(2), &[cmd("p")], vec![]));
+        assert_eq!(
+            b.recalled("p"),
+            Some("runbook 3 ended"),
+            "an older answer asked a withdrawn command anew"
+        );
+        assert!(t.stale && t.offers.is_empty(), "{t:?}");
+        // A newer answer that lists it again does ask it anew.
+        b.answer(answer("m", Some(4), &[cmd("p")], vec![]));
+        assert_eq!(b.recalled("p"), None);
+    }
+
+    /// The leader first told the site to promote (answer 1), then, the
+    /// failover given up, to demote (answer 2, the promote superseded).
+    /// Answer 2 arrives first: the demote runs, and answer 1, late, does
+    /// not start the promote after it. Answer 2's withdrawal, arriving
+    /// after a newer answer 3 that asked the promote anew, is passed over
+    /// too: it would take back what the leader asks for now.
+    #[test]
+    fn an_older_answers_promote_does_not_follow_the_newer_answers_demote() {
+        let mut b = CommandBook::default();
+        let demote = Command {
+            id: "d".into(),
+            ..Command::new("g", 2, CommandKind::Demote)
+        };
+        let t = b.answer(answer("m", Some(2), &[demote], withdrawn("p")));
+        assert_eq!(runs(&t), vec!["d".to_string()]);
+        let t = b.answer(answer("m", Some(1), &[cmd("p")], vec![]));
+        assert!(runs(&t).is_empty(), "the superseded promote ran: {t:?}");
+
+        let mut b = CommandBook::default();
+        let t = b.answer(answer("m", Some(3), &[cmd("p")], vec![]));
+        assert_eq!(runs(&t), vec!["p".to_string()]);
+        let t = b.answer(answer("m", Some(2), &[], withdrawn("p")));
+        assert_eq!(b.recalled("p"), None, "an older answer took it back");
+        assert!(t.stale && t.recalled.is_empty(), "{t:?}");
+    }
+
+    /// A stale answer's acks still count: the orchestrator recorded those
+    /// outcomes whenever the answer arrives.
+    #[test]
+    fn an_older_answers_acks_count() {
+        let mut b = CommandBook::default();
+        b.answer(answer("m", Some(1), &[cmd("a")], vec![]));
+        b.finish(outcome("a"));
+        b.answer(answer("m", Some(3), &[], vec![]));
+        let late = ReportResponse {
+            acked: vec!["a".into()],
+            ..answer("m", Some(2), &[], vec![])
+        };
+        let t = b.answer(late);
+        assert!(b.unacked().is_empty(), "{:?}", b.unacked());
+        assert!(t.stale);
+    }
+
+    /// A single orchestrator (term 0) restarts: the new process is another
+    /// maker, whose count starts again — its answers are not older than
+    /// the previous life's. Answers of an orchestrator without places are
+    /// taken as they come (as before places existed).
+    #[test]
+    fn a_restarted_orchestrator_and_an_older_one_are_heard() {
+        let mut b = CommandBook::default();
+        let mut old = answer("before", Some(500), &[], vec![]);
+        old.term = 0;
+        assert!(!b.answer(old).stale);
+        let mut new = answer("after", Some(1), &[cmd("p")], vec![]);
+        new.term = 0;
+        let t = b.answer(new);
+        assert_eq!(runs(&t), vec!["p".to_string()], "{t:?}");
+        // The previous life's answers go on being judged among themselves.
+        let t = b.answer(answer("before", Some(499), &[cmd("r")], vec![]));
+        assert!(runs(&t).is_empty(), "{t:?}");
+        // An older orchestrator: no place, taken as it comes.
+        let t = b.answer(answer("", None, &[cmd("q")], vec![]));
+        assert_eq!(runs(&t), vec!["q".to_string()]);
+        let t = b.answer(answer("", None, &[], withdrawn("q")));
+        assert_eq!(t.recalled, withdrawn("q"));
+    }
+
+    /// Only the last [`MAKERS_KEPT`] makers are remembered: one forgotten
+    /// is heard again as a new one.
+    #[test]
+    fn the_makers_remembered_are_bounded() {
+        let mut b = CommandBook::default();
+        for i in 0..=MAKERS_KEPT {
+            b.answer(answer(&i.to_string(), Some(10), &[], vec![]));
+        }
+        assert_eq!(b.newest.len(), MAKERS_KEPT);
+        let t = b.answer(answer("0", Some(1), &[cmd("p")], vec![]));
+        assert_eq!(runs(&t), vec!["p".to_string()], "maker 0 is forgotten");
+        let t = b.answer(answer("5", Some(1), &[cmd("q")], vec![]));
+        assert!(runs(&t).is_empty(), "maker 5 is remembered: {t:?}");
     }
 }

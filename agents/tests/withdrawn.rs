@@ -16,6 +16,10 @@
 //! leader (term 9) withdraws it, a deposed leader's answer that still
 //! lists it among the commands, delayed in transit, does not hand it out
 //! again.
+//!
+//! A promote that waits before its hooks (here: a push still receiving
+//! into the site, which ignores SIGTERM and is killed after the grace) is
+//! stopped there by a withdrawal, or a newer epoch, that came meanwhile.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -215,4 +219,188 @@ async fn a_deposed_leaders_late_answer_does_not_hand_out_again_what_the_new_lead
         "the promote term 9 withdrew is not run: {withdrawn:?}"
     );
     assert_eq!(log, "7\n", "only the first promote's hook ran");
+}
+
+/// The promote-that-waits scenario: what the fake tells once the promote
+/// is in its wait (the stand-in push got its SIGTERM), and what it saw.
+struct Waiting {
+    /// Tell a newer epoch instead of withdrawing the promote.
+    epoch: bool,
+    /// Written by the stand-in push when it is asked to end.
+    mark: std::path::PathBuf,
+    handed: bool,
+    told: bool,
+    outcomes: Vec<CommandOutcome>,
+}
+
+type WaitShared = Arc<Mutex<Waiting>>;
+
+async fn waiting_report(
+    State(fake): State<WaitShared>,
+    Json(r): Json<AgentReport>,
+) -> Json<ReportResponse> {
+    let mut f = fake.lock().unwrap();
+    let mut resp = ReportResponse::default();
+    for o in r.outcomes {
+        resp.acked.push(o.id.clone());
+        f.outcomes.push(o);
+    }
+    if !f.handed {
+        f.handed = true;
+        resp.commands = vec![second()];
+    }
+    Json(resp)
+}
+
+/// Answers at once when the promote is in its wait: the withdrawal (or
+/// epoch 9); otherwise nothing after a while.
+async fn waiting_poll(State(fake): State<WaitShared>) -> Json<ReportResponse> {
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
+        {
+            let mut f = fake.lock().unwrap();
+            if !f.told && f.mark.exists() {
+                f.told = true;
+                let mut resp = ReportResponse::default();
+                if f.epoch {
+                    resp.epochs.insert("web".into(), 9);
+                } else {
+                    resp.withdrawn = vec![Withdrawn {
+                        id: second().id,
+                        why: "runbook 3 ended: rolled back".into(),
+                    }];
+                }
+                return Json(resp);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Json(ReportResponse::default())
+}
+
+/// The stand-in push, killed however the test ends.
+struct StandIn(std::process::Child);
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the agent (site a, rsync replication) against the fake until the
+/// promote has an outcome; returns it and the hook log.
+async fn promote_that_waits(epoch: bool) -> (CommandOutcome, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::Builder::new()
+        .prefix("warden-agent-test-")
+        .tempdir()
+        .unwrap();
+    let data = tmp.path().join("a-data");
+    std::fs::create_dir_all(&data).unwrap();
+    let fake: WaitShared = Arc::new(Mutex::new(Waiting {
+        epoch,
+        mark: tmp.path().join("asked-to-end"),
+        handed: false,
+        told: false,
+        outcomes: Vec::new(),
+    }));
+    let app = Router::new()
+        .route("/v1/reports", post(waiting_report))
+        .route("/v1/agents/commands", get(waiting_poll))
+        .with_state(fake.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let hook_log = tmp.path().join("hook-log");
+    let hook = format!("echo \"$WARDEN_EPOCH\" >> {}", hook_log.display());
+    let password = tmp.path().join("rsync-password");
+    std::fs::write(&password, "unused-rsync-password\n").unwrap();
+    std::fs::set_permissions(
+        &password,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let site = |path: &std::path::Path| {
+        format!(
+            "path = \"{}\"\nmodule = \"127.0.0.1:9/drdata\"\nuser = \"drsync\"\n\
+             password = {{ file = \"{}\" }}\n",
+            path.display(),
+            password.display()
+        )
+    };
+    let replication = format!(
+        "[groups.web.replication]\nplan = \"rsync\"\n\n\
+         [groups.web.replication.sites.a]\n{}\n\
+         [groups.web.replication.sites.b]\n{}",
+        site(&data),
+        site(&tmp.path().join("b-data"))
+    );
+    let settings =
+        lone_site::settings_with(&format!("http://{addr}"), tmp.path(), &hook, &replication);
+    // A push still receiving into the site, as the promote finds one in
+    // /proc: a process named rsync, run as `rsync --server`, in the
+    // group's directory. It ignores SIGTERM (noting it), so the promote
+    // waits the grace out before it kills it.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/sh", bin.join("rsync")).unwrap();
+    let script = format!(
+        "trap 'echo term >> {}' TERM; while :; do sleep 0.05; done",
+        fake.lock().unwrap().mark.display()
+    );
+    let _push = StandIn(
+        std::process::Command::new(bin.join("rsync"))
+            .args(["-c", &script, "rsync", "--server", "."])
+            .current_dir(&data)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(settings, shutdown.clone()));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outcome = loop {
+        if let Some(o) = fake.lock().unwrap().outcomes.first().cloned() {
+            break o;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the promote's outcome within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), agent).await;
+    assert!(fake.lock().unwrap().told, "the scenario played out");
+    let log = std::fs::read_to_string(&hook_log).unwrap_or_default();
+    (outcome, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_withdrawn_while_it_waited_for_the_handover_runs_no_hook() {
+    let (outcome, log) = promote_that_waits(false).await;
+    assert_eq!(log, "", "the withdrawn promote's hooks ran: {outcome:?}");
+    assert!(
+        !outcome.ok
+            && outcome
+                .detail
+                .contains("withdrawn by the orchestrator before its hooks ran")
+            && outcome.detail.contains("runbook 3 ended"),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_overtaken_by_a_newer_epoch_while_it_waited_runs_no_hook() {
+    let (outcome, log) = promote_that_waits(true).await;
+    assert_eq!(log, "", "the outdated promote's hooks ran: {outcome:?}");
+    assert!(
+        !outcome.ok && outcome.detail.contains("older than epoch 9"),
+        "{outcome:?}"
+    );
 }

@@ -1,8 +1,9 @@
 //! The executor: commands run one at a time, in arrival order — each first
 //! checked (withdrawn while it waited, refused by the site's authority), a
 //! promote's role written to disk and a pull into the site stopped before
-//! its hooks, replication commands in tasks of their own — and each
-//! outcome recorded in the book for the next report.
+//! its hooks (and the checks made again after that wait, right before
+//! them), replication commands in tasks of their own — and each outcome
+//! recorded in the book for the next report.
 
 use std::sync::Arc;
 
@@ -102,6 +103,9 @@ pub(super) async fn execute(
                 info!(command = %cmd.id, "{s}");
             }
         }
+        if cmd.kind == CommandKind::Promote && stopped_before_hooks(&shared, &cmd, &pull_stopped) {
+            continue;
+        }
         // Cancelling drops the hook run, which kills the running hook.
         let mut outcome = tokio::select! {
             _ = token.cancelled() => return,
@@ -140,6 +144,45 @@ pub(super) async fn execute(
         }
         finish(&shared, &cmd, outcome);
     }
+}
+
+/// A promote about to run its hooks after it waited (its volumes looked
+/// at, a pull into the site stopped, pushes into it ended, containers
+/// fenced): a withdrawal or a newer epoch that came meanwhile stops it
+/// here, before its hooks open the site to users' writes. The outcome is
+/// recorded (with what the wait did: `waited`) and `true` returned. Its
+/// role stays `active` on disk (pushes stay refused: the safe side, as
+/// after a promote whose hooks failed) until the orchestrator says
+/// otherwise.
+fn stopped_before_hooks(shared: &Shared, cmd: &Command, waited: &Option<String>) -> bool {
+    let with_wait = |note: String| match waited {
+        Some(w) => format!("{note}; {w}"),
+        None => note,
+    };
+    let recalled = shared.book().recalled(&cmd.id).map(str::to_string);
+    if let Some(why) = recalled {
+        let note = format!(
+            "not run: withdrawn by the orchestrator before its hooks ran, \
+             while the promote waited for the site to be handed over ({why})"
+        );
+        warn!(command = %cmd.id, "{note}");
+        shared
+            .book()
+            .withheld(CommandOutcome::failed(&cmd.id, with_wait(note)));
+        shared.finished.notify_one();
+        return true;
+    }
+    if let Err(refusal) = shared.authority.admit(cmd) {
+        let note = format!("{refusal} (seen while the promote waited, before its hooks ran)");
+        warn!(command = %cmd.id, "{note}");
+        finish(
+            shared,
+            cmd,
+            CommandOutcome::failed(&cmd.id, with_wait(note)),
+        );
+        return true;
+    }
+    false
 }
 
 /// Records a finished command's outcome and wakes the report loop.

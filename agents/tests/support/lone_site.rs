@@ -10,6 +10,17 @@ const TOKEN: &str = "agent-token-lone-site-0123";
 /// Site a's settings: the orchestrator at `base`, files in `dir`, and a
 /// promote hook `mark` that runs `sh -c promote_sh`.
 pub(crate) fn settings(base: &str, dir: &std::path::Path, promote_sh: &str) -> AgentSettings {
+    settings_with(base, dir, promote_sh, "")
+}
+
+/// [`settings`] with `extra` TOML at the end of the config (a
+/// `[groups.web.replication]` table).
+pub(crate) fn settings_with(
+    base: &str,
+    dir: &std::path::Path,
+    promote_sh: &str,
+    extra: &str,
+) -> AgentSettings {
     let token = dir.join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -46,6 +57,7 @@ provider = "noip"
 name = "web.example.org"
 credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
 addresses = {{ a = "198.51.100.1", b = "198.51.100.2" }}
+{extra}
 "#,
         data = dir.display(),
         token = token.display(),

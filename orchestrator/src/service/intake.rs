@@ -110,6 +110,7 @@ impl Shared {
                 epochs: self.epochs_of_locked(&st, &site),
                 withdrawn: st.ledger.recalled_for(&site, now),
                 term: self.answer_term(),
+                order: Some(st.answer_orders.next()),
             }
         } else {
             ReportResponse::default()
@@ -155,10 +156,12 @@ impl Shared {
             return (ReportResponse::default(), false);
         };
         let (commands, fresh) = ledger.take_for_poll(site);
+        let withdrawn = ledger.recalled_for(site, Instant::now());
         let answer = ReportResponse {
             commands,
-            withdrawn: ledger.recalled_for(site, Instant::now()),
+            withdrawn,
             term,
+            order: Some(st.answer_orders.next()),
             ..ReportResponse::default()
         };
         (answer, fresh)

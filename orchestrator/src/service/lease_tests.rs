@@ -248,7 +248,9 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
 /// revision of the leader key): the agent takes a withdrawal only from the
 /// term that handed the command out or a later one, so a deposed leader's
 /// answer delayed in transit cannot take back what the next leader handed
-/// out again (`warden_agents` book tests).
+/// out again (`warden_agents` book tests). It also says its place among
+/// this process's answers, whichever channel carries it, so the agent
+/// can tell a late one of the same term.
 #[tokio::test(start_paused = true)]
 async fn answers_to_agents_carry_the_leaders_term() {
     let (s, _fake, _leadership) = elected(Arc::new(MemStore::default()));
@@ -258,7 +260,15 @@ async fn answers_to_agents_carry_the_leaders_term() {
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1000, vec![]));
     assert_eq!(answer.term, 17, "a report's answer: {answer:?}");
-    assert_eq!(s.poll_answer("b").0.term, 17, "a poll's answer");
+    let polled = s.poll_answer("b").0;
+    assert_eq!(polled.term, 17, "a poll's answer");
+    // Each in its place among this process's answers, across channels.
+    let (first, then) = (answer.order.expect("placed"), polled.order.expect("placed"));
+    assert_eq!(first.maker, then.maker, "one process, one maker");
+    assert!(
+        then.n > first.n,
+        "made later, placed later: {first:?}, {then:?}"
+    );
 
     role.step_down("test: another node won");
     assert_eq!(
@@ -271,6 +281,11 @@ async fn answers_to_agents_carry_the_leaders_term() {
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1001, vec![]));
     assert_eq!(answer.term, 23, "after a new election: {answer:?}");
     assert_eq!(s.poll_answer("b").0.term, 23);
+    let again = answer.order.expect("placed");
+    assert!(
+        again.maker == then.maker && again.n > then.n,
+        "the count goes on across terms: {then:?}, {again:?}"
+    );
 }
 
 /// The switchover's runbook at `epoch` is stored and still running: left

@@ -54,6 +54,7 @@ mod accepted;
 mod admit;
 mod adopt;
 mod adopt_dns;
+mod answer_order;
 mod approve;
 mod authority;
 mod cadence;
@@ -443,6 +444,8 @@ pub struct State {
     fresh: std::collections::BTreeSet<String>,
     /// Divergent lists being assembled from report pages, per (site, group).
     divergent_pages: BTreeMap<(String, String), divergent::Assembly>,
+    /// The place of this process's answers to agents (see [`answer_order`]).
+    answer_orders: answer_order::AnswerOrders,
     /// Per group: when the last hold order for a suspected active site was
     /// sent (renewed at most every half its ttl, see [`hold`]).
     suspect_holds: BTreeMap<String, Instant>,
@@ -638,6 +641,7 @@ impl Shared {
             refence_exhausted: Default::default(),
             fresh: fresh_groups,
             divergent_pages: BTreeMap::new(),
+            answer_orders: answer_order::AnswerOrders::new(),
             suspect_holds: BTreeMap::new(),
         };
         let frontend_probes = cfg.hybrid_frontend_probes();

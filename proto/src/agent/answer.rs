@@ -37,6 +37,27 @@ pub struct ReportResponse {
     /// answer of that withdrawal's term or a later one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
+    /// The answer's place among the answers of the orchestrator process
+    /// that made it (see [`AnswerOrder`]): two answers of one leader may
+    /// arrive out of order across the report stream and the command
+    /// long-poll, and the agent takes no command or withdrawal from one
+    /// older than the newest it took from that process. Absent from an
+    /// older orchestrator (its answers are taken as they come, as before)
+    /// and from an answer that hands out nothing (a follower's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<AnswerOrder>,
+}
+
+/// Where an answer stands among its maker's: `maker` a random tag the
+/// orchestrator process draws at start (a restarted one is a new maker,
+/// never judged older than its previous life), `n` strictly increasing
+/// over that process's answers, given under the lock its answers are
+/// made under (a higher `n` saw the ledger later). Only answers of one
+/// maker are compared; the term rules order those of different makers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AnswerOrder {
+    pub maker: String,
+    pub n: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -78,4 +99,52 @@ pub enum StreamAnswer {
         status: u16,
         error: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wire compatibility both ways: an older orchestrator's answer (no
+    /// `order`) reads as unplaced, and an answer without a place is
+    /// written as before; an answer with one keeps it on the report
+    /// stream (flattened into `StreamAnswer`), and an older agent, which
+    /// knows no `order`, still reads it.
+    #[test]
+    fn an_answers_place_is_optional_both_ways() {
+        let old: ReportResponse =
+            serde_json::from_str(r#"{"commands":[],"acked":["a"],"term":7}"#).unwrap();
+        assert_eq!(old.order, None);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"commands":[],"acked":["a"],"epochs":{},"term":7}"#
+        );
+        let placed = StreamAnswer::Answer {
+            seq: 3,
+            answer: ReportResponse {
+                order: Some(AnswerOrder {
+                    maker: "5f0c".into(),
+                    n: 42,
+                }),
+                ..old
+            },
+        };
+        let text = serde_json::to_string(&placed).unwrap();
+        assert!(
+            text.contains(r#""order":{"maker":"5f0c","n":42}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<StreamAnswer>(&text).unwrap(), placed);
+        /// What an older agent reads an answer into.
+        #[derive(Deserialize)]
+        struct Older {
+            acked: Vec<String>,
+            term: u64,
+        }
+        let StreamAnswer::Answer { answer, .. } = placed else {
+            unreachable!()
+        };
+        let older: Older = serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap();
+        assert_eq!((older.acked, older.term), (vec!["a".to_string()], 7));
+    }
 }

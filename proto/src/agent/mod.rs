@@ -26,7 +26,7 @@ mod answer;
 mod command;
 mod replication;
 
-pub use answer::{ReportResponse, StreamAnswer, Withdrawn, REPORT_STREAM_PATH};
+pub use answer::{AnswerOrder, ReportResponse, StreamAnswer, Withdrawn, REPORT_STREAM_PATH};
 pub use command::{Command, CommandKind, CommandOutcome, HookOutcome, JournalMark, JournalReport};
 pub use replication::{
     divergent_page_fits, DivergentWire, ReplicationStatus, ResyncProgressWire, DIVERGENT_NAME_MAX,
