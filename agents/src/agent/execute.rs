@@ -62,11 +62,30 @@ pub(super) async fn execute(
             let shared = shared.clone();
             let token = token.clone();
             replication.spawn(async move {
-                let admit = |c: &Command| shared.authority.admit(c);
+                // Asked again when its turn comes (behind the group's
+                // running command, maybe a long resync): a withdrawal that
+                // came meanwhile stops it as one before its start does.
+                let withdrawn = std::sync::atomic::AtomicBool::new(false);
+                let admit = |c: &Command| {
+                    let recalled = shared.book().recalled(&c.id).map(str::to_string);
+                    if let Some(why) = recalled {
+                        withdrawn.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return Err(format!(
+                            "not run: withdrawn by the orchestrator while it waited for its turn ({why})"
+                        ));
+                    }
+                    shared.authority.admit(c)
+                };
                 let outcome = tokio::select! {
                     _ = token.cancelled() => return,
                     o = run_command(&shared.settings, &cmd, &token, &admit) => o,
                 };
+                if withdrawn.load(std::sync::atomic::Ordering::SeqCst) {
+                    warn!(command = %cmd.id, detail = %outcome.detail, "command not run");
+                    shared.book().withheld(outcome);
+                    shared.finished.notify_one();
+                    return;
+                }
                 finish(&shared, &cmd, outcome);
             });
             continue;
