@@ -17,7 +17,9 @@
 //! config declares a mount point (`mount_point = true`, [`Dir::declared`])
 //! is judged so from the first start, seen mounted or not; and a site is
 //! not promoted onto such a directory that is not mounted
-//! ([`before_promote`]).
+//! ([`before_promote`]). A damaged record, recorded afresh, keeps each
+//! directory not mounted at that moment as unsure: pushes into it stay
+//! refused until it is seen mounted, a promote onto it is not.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,15 @@ pub const FILE_NAME: &str = "volumes.json";
 struct File {
     /// Group → its directory at this site, seen as a mount point.
     mounted: BTreeMap<String, PathBuf>,
+    /// Group → its directory at this site, not mounted when a damaged
+    /// record was recorded afresh: it may have been a mount point the
+    /// damage made the agent forget. Pushes and a resync's pulls into it
+    /// are refused while it is not one ([`unmounted`]); a promote is not
+    /// ([`before_promote`]: a failover is never stopped by a damaged
+    /// file). Moved to `mounted` once seen mounted. Absent from an older
+    /// version's file (and ignored by an older version).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    unsure: BTreeMap<String, PathBuf>,
 }
 
 /// Whether `path` is a mount point: on another device than its parent
@@ -92,29 +103,42 @@ fn read(state_dir: &Path) -> Result<File, String> {
 
 /// Look at each of `dirs`: record those that are mount points now and are
 /// not recorded yet (with their group). The groups of `dirs` recorded now,
-/// newly or before.
+/// newly or before (not those only unsure).
+///
+/// A damaged record is recorded afresh from what is mounted now; each of
+/// `dirs` not mounted at that moment may have been a mount point the
+/// record knew, so it is kept as unsure ([`File::unsure`]): pushes into it
+/// stay refused until it is seen mounted — forgotten, they would land in
+/// the directory under the volume (the gate failing open).
 pub fn note(state_dir: &Path, dirs: &[Dir]) -> Result<Vec<String>, String> {
-    let mut file = match read(state_dir) {
-        Ok(f) => f,
+    let (mut file, damaged) = match read(state_dir) {
+        Ok(f) => (f, false),
         Err(e) => {
             // Not the gate's file to fix; the agent's: said, then replaced
             // by what is mounted now (the gate refuses pushes meanwhile).
-            warn!(cause = %e, "the record of this site's data volumes is damaged; recording them afresh");
-            File::default()
+            warn!(cause = %e, "the record of this site's data volumes is damaged; recording them afresh (pushes into a directory not mounted now stay refused until it is)");
+            (File::default(), true)
         }
     };
     let mut recorded = Vec::new();
-    let mut new = false;
+    let mut new = damaged;
     for Dir {
         group, path: dir, ..
     } in dirs
     {
         if file.mounted.get(group) != Some(dir) {
             if !is_mount_point(dir).unwrap_or(false) {
+                if damaged {
+                    file.unsure.insert(group.clone(), dir.clone());
+                }
                 continue;
             }
             info!(group = %group, "this site's directory of the group is a mount point: pushes into it are refused while it is not");
             file.mounted.insert(group.clone(), dir.clone());
+            new = true;
+        }
+        if file.unsure.get(group) == Some(dir) {
+            file.unsure.remove(group);
             new = true;
         }
         recorded.push(group.clone());
@@ -218,7 +242,13 @@ fn look(
 /// cannot be read (the gate fails closed).
 pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> Result<(), String> {
     let file = read(state_dir)?;
-    let seen = file.mounted.get(group).map(PathBuf::as_path) == Some(dir);
+    let seen = if file.mounted.get(group).map(PathBuf::as_path) == Some(dir) {
+        Seen::Mounted
+    } else if file.unsure.get(group).map(PathBuf::as_path) == Some(dir) {
+        Seen::Unsure
+    } else {
+        Seen::No
+    };
     judge(group, dir, declared, seen).map_err(|why| {
         format!(
             "{why}: a push would write into the directory under it; mount the volume again \
@@ -227,16 +257,40 @@ pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> R
     })
 }
 
-/// Whether `group`'s directory `dir` is a mount point if it must be one
-/// (`declared`, or `seen`: recorded as one): `Err` says it is not.
-fn judge(group: &str, dir: &Path, declared: bool, seen: bool) -> Result<(), String> {
-    if !declared && !seen {
-        return Ok(());
+/// What the record says of a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Nothing.
+    No,
+    /// Seen as a mount point.
+    Mounted,
+    /// Not mounted when a damaged record was recorded afresh ([`File::unsure`]).
+    Unsure,
+}
+
+impl From<bool> for Seen {
+    fn from(mounted: bool) -> Seen {
+        if mounted {
+            Seen::Mounted
+        } else {
+            Seen::No
+        }
     }
-    let was = if declared {
-        "is declared a mount point (mount_point = true)"
-    } else {
-        "was a mount point"
+}
+
+/// Whether `group`'s directory `dir` is a mount point if it must be one
+/// (`declared`, or `seen`: recorded as one or unsure): `Err` says it is not.
+fn judge(group: &str, dir: &Path, declared: bool, seen: impl Into<Seen>) -> Result<(), String> {
+    let was = match (declared, seen.into()) {
+        (true, _) => "is declared a mount point (mount_point = true)",
+        (false, Seen::Mounted) => "was a mount point",
+        (false, Seen::Unsure) => {
+            "may have been a mount point (the record of this site's volumes, \
+             volumes.json, was damaged and recorded afresh while it was not mounted; \
+             remove its entry from `unsure` there, the agent stopped, if it is meant \
+             to stay unmounted)"
+        }
+        (false, Seen::No) => return Ok(()),
     };
     match is_mount_point(dir) {
         Ok(true) => Ok(()),
@@ -316,5 +370,68 @@ mod tests {
         before_promote(state.path(), &[dir(Path::new("/"), true)], "web")
             .await
             .unwrap();
+    }
+
+    /// A damaged volumes.json recorded afresh while one group's volume is
+    /// mounted (`/` always is) and another's is not: pushes into the one
+    /// not mounted stay refused (it may have been a mount point the
+    /// record knew), with the reason; a promote onto it is not refused.
+    /// Before, the record kept only what was mounted at that moment, and
+    /// the gate took pushes into the directory under the volume.
+    #[tokio::test]
+    async fn a_damaged_record_keeps_refusing_pushes_into_a_directory_not_mounted() {
+        let state = tempfile::tempdir().unwrap();
+        let data = state.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            state.path().join(FILE_NAME),
+            b"{\"mounted\": {\"web\": \"/sr",
+        )
+        .unwrap();
+        let dirs = [
+            Dir {
+                group: "root".into(),
+                path: PathBuf::from("/"),
+                declared: false,
+            },
+            dir(&data, false),
+        ];
+        let recorded = note(state.path(), &dirs).unwrap();
+        assert_eq!(recorded, ["root"]);
+        let e = unmounted(state.path(), "web", &data, false)
+            .expect_err("a push into a directory the damaged record may have known was let in");
+        assert!(
+            e.contains("may have been a mount point") && e.contains("is not one now"),
+            "{e}"
+        );
+        unmounted(state.path(), "root", Path::new("/"), false).unwrap();
+        before_promote(state.path(), &dirs, "web").await.unwrap();
+        // Read again at the next look: still unsure, still refused.
+        assert_eq!(note(state.path(), &dirs).unwrap(), ["root"]);
+        assert!(unmounted(state.path(), "web", &data, false).is_err());
+        // Seen mounted: recorded as any other volume, and a push into it
+        // refused again once it is gone.
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&data)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "cannot mount a tmpfs"
+            );
+            eprintln!("note: cannot mount a tmpfs (not root?), skipping the rest");
+            return;
+        }
+        let recorded = note(state.path(), &dirs);
+        let pushed = unmounted(state.path(), "web", &data, false);
+        let _ = std::process::Command::new("umount").arg(&data).status();
+        assert_eq!(recorded.unwrap(), ["root", "web"]);
+        pushed.unwrap();
+        let e = unmounted(state.path(), "web", &data, false).unwrap_err();
+        assert!(e.contains("was a mount point and is not one now"), "{e}");
+        let body = std::fs::read_to_string(state.path().join(FILE_NAME)).unwrap();
+        assert!(!body.contains("unsure"), "{body}");
     }
 }
