@@ -236,6 +236,18 @@ fn look(
     (recorded, why)
 }
 
+/// Whether the record holds `group`'s directory `dir` at this site as a
+/// mount point (seen mounted, or unsure after a damaged record): the
+/// source side's guard then sends nothing from it while it is not one,
+/// as if it were declared. A record that cannot be read says no (the
+/// agent records it afresh, keeping what is not mounted as unsure).
+pub fn recorded(state_dir: &Path, group: &str, dir: &Path) -> bool {
+    read(state_dir).is_ok_and(|f| {
+        f.mounted.get(group).map(PathBuf::as_path) == Some(dir)
+            || f.unsure.get(group).map(PathBuf::as_path) == Some(dir)
+    })
+}
+
 /// Why a push into `group`'s directory `dir` at this site must be refused:
 /// it is declared a mount point (`mount_point = true`: `declared`) or was
 /// seen as one, and is not one now (or cannot be looked at), or the record
