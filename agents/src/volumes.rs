@@ -253,6 +253,24 @@ pub fn recorded(state_dir: &Path, group: &str, dir: &Path) -> bool {
 /// seen as one, and is not one now (or cannot be looked at), or the record
 /// cannot be read (the gate fails closed).
 pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> Result<(), String> {
+    not_mounted(state_dir, group, dir, declared).map_err(|why| {
+        format!(
+            "{why}: a push would write into the directory under it; mount the volume again \
+             (pushes land again by themselves)"
+        )
+    })
+}
+
+/// Whether `group`'s directory `dir` at this site is declared a mount point
+/// or recorded as one (seen, or unsure) and is not one now: `Err` says so
+/// (or that the record cannot be read), for [`unmounted`] and the gate's
+/// reads.
+pub fn not_mounted(
+    state_dir: &Path,
+    group: &str,
+    dir: &Path,
+    declared: bool,
+) -> Result<(), String> {
     let file = read(state_dir)?;
     let seen = if file.mounted.get(group).map(PathBuf::as_path) == Some(dir) {
         Seen::Mounted
@@ -261,12 +279,7 @@ pub fn unmounted(state_dir: &Path, group: &str, dir: &Path, declared: bool) -> R
     } else {
         Seen::No
     };
-    judge(group, dir, declared, seen).map_err(|why| {
-        format!(
-            "{why}: a push would write into the directory under it; mount the volume again \
-             (pushes land again by themselves)"
-        )
-    })
+    judge(group, dir, declared, seen)
 }
 
 /// What the record says of a directory.
