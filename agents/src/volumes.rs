@@ -213,6 +213,14 @@ fn look(
     dirs: &[Dir],
     mut recorded: Vec<String>,
 ) -> (Vec<String>, BTreeMap<String, String>) {
+    // Damaged since the last look: every directory is looked at again and
+    // the record rewritten whole ([`note`] keeps those not mounted now as
+    // unsure). Rewritten from the fresh ones alone, it forgot the others
+    // (their pushes then let in), and left unread until then, it kept
+    // every promote refused.
+    if read(state_dir).is_err() {
+        recorded.clear();
+    }
     let fresh: Vec<Dir> = dirs
         .iter()
         .filter(|d| !recorded.contains(&d.group))
@@ -458,5 +466,44 @@ mod tests {
         assert!(e.contains("was a mount point and is not one now"), "{e}");
         let body = std::fs::read_to_string(state.path().join(FILE_NAME)).unwrap();
         assert!(!body.contains("unsure"), "{body}");
+    }
+
+    /// The record damaged while the agent runs, every directory already
+    /// recorded: the next look rewrites it whole, so a promote is not
+    /// refused for it and pushes into a recorded directory not mounted now
+    /// stay refused. Before, a look noted only directories not recorded
+    /// yet: the damaged file stayed, and every promote was refused ("cannot
+    /// be read") until the agent restarted.
+    #[tokio::test]
+    async fn a_record_damaged_while_the_agent_runs_is_rewritten_whole() {
+        let state = tempfile::tempdir().unwrap();
+        let data = state.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let dirs = [
+            Dir {
+                group: "root".into(),
+                path: PathBuf::from("/"),
+                declared: false,
+            },
+            dir(&data, false),
+        ];
+        // web recorded by an earlier look, its volume gone since
+        let body = format!(
+            r#"{{"mounted": {{"root": "/", "web": "{}"}}}}"#,
+            data.display()
+        );
+        std::fs::write(state.path().join(FILE_NAME), body).unwrap();
+        let (recorded, _) = look(state.path(), &dirs, Vec::new());
+        assert_eq!(recorded, ["root", "web"]);
+        std::fs::write(state.path().join(FILE_NAME), b"{\"mounted\": {\"ro").unwrap();
+        let (recorded, unfit) = look(state.path(), &dirs, recorded);
+        before_promote(state.path(), &dirs, "root")
+            .await
+            .expect("a promote refused for a damaged record");
+        before_promote(state.path(), &dirs, "web").await.unwrap();
+        let e = unmounted(state.path(), "web", &data, false).unwrap_err();
+        assert!(e.contains("may have been a mount point"), "{e}");
+        assert_eq!(recorded, ["root"]);
+        assert!(unfit.is_empty(), "{unfit:?}");
     }
 }
