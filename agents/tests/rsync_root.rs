@@ -165,3 +165,62 @@ async fn a_declared_volume_not_mounted_at_the_start_sends_nothing_until_mounted(
     assert!(!dst.join("under.txt").exists());
     repl.stop().await;
 }
+
+/// The agent restarted while its data volume is not mounted (a boot whose
+/// mount failed), the volume undeclared but recorded in `volumes.json` by
+/// an earlier run that saw it mounted; the directory under the mount
+/// point holds a file (written there while the volume was not mounted):
+/// nothing is sent from it and nothing is deleted at the peer — the
+/// guard holds, saying so — and once the volume is back, what is written
+/// on it arrives. Before, only a declared volume or one mounted at the
+/// start was guarded: the first full pass sent the directory under the
+/// mount point and deleted the peer's copy (within the guard's 100 items).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_volume_not_mounted_at_the_start_sends_nothing_until_mounted() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (src, dst) = (d.src(), d.target());
+    let state = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(&src).unwrap();
+    let dirs = [warden_agents::volumes::Dir {
+        group: "web".into(),
+        path: src.clone(),
+        declared: false,
+    }];
+    {
+        // An earlier run of the agent saw it mounted.
+        let Some(_volume) = Tmpfs::mount(&src) else {
+            return;
+        };
+        let recorded = warden_agents::volumes::note(state.path(), &dirs).unwrap();
+        assert_eq!(recorded, ["web"]);
+    }
+    write(&dst, "replicated.txt", "the active site's data, replicated");
+    write(&src, "under.txt", "on the root filesystem");
+    let mut s = d.settings("drdata", PASSWORD);
+    s.volume = Some(Volume {
+        state_dir: state.path().to_path_buf(),
+        group: "web".into(),
+        declared: false,
+    });
+    let hold = s.hold.clone();
+    let repl = RsyncReplicator::new(s);
+    repl.start(CancellationToken::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        dst.join("replicated.txt").exists() && !dst.join("under.txt").exists(),
+        "the peer's copy was replaced by the directory under the mount point"
+    );
+    let held = hold.held().expect("the guard holds the first pass");
+    assert!(held.contains("was seen a mount point"), "{held}");
+
+    let Some(_volume) = Tmpfs::mount(&src) else {
+        return;
+    };
+    write(&src, "on-volume.txt", "written on the volume");
+    arrives(&dst, "on-volume.txt", "written on the volume").await;
+    assert!(!dst.join("under.txt").exists());
+    repl.stop().await;
+}

@@ -2,7 +2,8 @@
 //! real rsync daemons on network-namespace hosts: the active site's pushes
 //! are refused by the standby's gate, with the reason, and land again once
 //! the volume is back; a standby whose declared volume is not mounted is
-//! not promoted.
+//! not promoted; and a failback reads nothing from an active site whose
+//! volume is lost until it is back.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -270,6 +271,85 @@ fn a_standby_whose_declared_volume_is_not_mounted_takes_no_push_and_no_promote()
     x.d.wait_users_on("b", secs(30))?;
     let hooks = x.d.hook_log();
     assert!(hooks.contains("promote b"), "b promoted: {hooks}");
+    drop(volume);
+    Ok(())
+}
+
+/// Site a fails over to b, whose data directory is its own volume; users
+/// write at b. Then b's volume is lost where b's rsync daemon sees the
+/// filesystem, and a stray file lies in the directory under the mount
+/// point. a returns: the failback's resync reads b's module, and b's gate
+/// refuses the read ("is not the group's data") — a keeps every file it
+/// had and takes nothing from under the mount point, users stay on b.
+/// The volume is back: the failback completes with b's writes at a.
+/// Before, every read passed: the resync took the stray file for b's
+/// tree, fetched it, and deleted a's files that b "no longer had"
+/// (within the mass-delete guard's limits; only an empty module held).
+#[test]
+fn a_failback_reads_nothing_from_an_active_site_whose_volume_is_gone() -> Result<()> {
+    let Some(x) = Data::new("keep", "pw-b-right") else {
+        return Ok(());
+    };
+    let volume = Volume::mount(&x.d.lab.dir().join("b-volume"), &x.dir("b"))?;
+    let files = ["one.txt", "two.txt", "docs/three.txt"];
+    for f in files {
+        x.write("a", f, f)?;
+    }
+    x.start()?;
+    x.wait_same(secs(30)).context("a → b onto b's volume")?;
+    // b's agent has recorded its directory as a mount point by now.
+    let seen = x.d.lab.dir().join("state-b").join("volumes.json");
+    lab::eventually(secs(10), secs(0.25), || {
+        let record = std::fs::read_to_string(&seen).unwrap_or_default();
+        anyhow::ensure!(record.contains("\"web\""), "not recorded yet: {record}");
+        Ok(())
+    })?;
+    // The manifest is flushed at most once a second.
+    std::thread::sleep(secs(1.5));
+    x.kill_site("a")?;
+    x.d.wait_users_on("b", secs(30))?;
+    x.write("b", "during.txt", "written at b during the disaster")?;
+    let rsyncd = x.d.lab.pid("rsyncd-b")?;
+    volume.detach(rsyncd)?;
+    let stray = x.dir("b").join("stray.txt").display().to_string();
+    Volume::within(
+        rsyncd,
+        &["sh", "-c", &format!("echo under the mount point > {stray}")],
+    )?;
+
+    x.restart_site("a")?;
+    lab::eventually(secs(60), secs(0.5), || {
+        let said = format!(
+            "{}{}",
+            serde_json::to_string(&x.d.runbooks()?)?,
+            x.replication()?
+        );
+        anyhow::ensure!(
+            said.contains("is not the group's data"),
+            "no refused read yet: {said}"
+        );
+        Ok(())
+    })?;
+    let a = crate::site::tree(&x.dir("a"))?;
+    for f in files {
+        assert!(a.contains_key(f), "{f} deleted at a: {:?}", a.keys());
+    }
+    assert!(
+        !a.contains_key("stray.txt"),
+        "fetched from under b's mount point"
+    );
+    x.d.wait_users_on("b", secs(1))?;
+
+    // The volume is back: the failback goes through with b's writes.
+    volume.attach(rsyncd)?;
+    x.d.wait_users_on("a", secs(120))
+        .context("failback to a once b's volume is back")?;
+    let a = crate::site::tree(&x.dir("a"))?;
+    assert_eq!(
+        text(&a, "during.txt").as_deref(),
+        Some("written at b during the disaster")
+    );
+    assert!(!a.contains_key("stray.txt"));
     drop(volume);
     Ok(())
 }

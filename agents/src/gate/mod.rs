@@ -17,7 +17,9 @@
 //!   symlink probe's read-back) changes nothing here and passes — unless
 //!   it asks the daemon to remove what it sends (`--remove-source-files`,
 //!   which a module that takes pushes obeys): that deletes here, at any
-//!   role, and is refused.
+//!   role, and is refused; and unless the group's directory here is a
+//!   volume that is gone ([`read_of_volume`]): what lies under the mount
+//!   point is no copy of the group's data to pull.
 //!
 //! It fails closed: a module no group's rsync plan names for this site,
 //! a state that cannot be read, or a role the agent forgot (its state file
@@ -117,18 +119,6 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
             REMOVING.join(" or ")
         ));
     }
-    if !t.push {
-        return Ok(format!(
-            "a read of module {:?} by {}: nothing changes here",
-            t.module, t.host
-        ));
-    }
-    let refused = |why: String| {
-        format!(
-            "warden rsync-gate: refused a push into module {:?} of site {site} from {}: {why}",
-            t.module, t.host
-        )
-    };
     // Every group whose plan names this module here: the daemon names the
     // module only, not its host, so two groups whose modules at this site
     // share a name (two daemons) are told apart by nothing — the push is
@@ -145,6 +135,27 @@ pub fn check(config: &Config, site: &str, t: &Transfer) -> Result<String, String
             (r.plan == ReplicationPlan::Rsync && name_only == t.module).then_some(name)
         })
         .collect();
+    if !t.push {
+        for group in &groups {
+            read_of_volume(config, site, group).map_err(|why| {
+                format!(
+                    "warden rsync-gate: refused a read of module {:?} of site {site} from {}: \
+                     {why}",
+                    t.module, t.host
+                )
+            })?;
+        }
+        return Ok(format!(
+            "a read of module {:?} by {}: nothing changes here",
+            t.module, t.host
+        ));
+    }
+    let refused = |why: String| {
+        format!(
+            "warden rsync-gate: refused a push into module {:?} of site {site} from {}: {why}",
+            t.module, t.host
+        )
+    };
     if groups.is_empty() {
         return Err(refused(format!(
             "no group's rsync plan names this module for site {site} \
@@ -260,6 +271,32 @@ fn judge_all(
         each.push((group.to_string(), epoch));
     }
     Ok(Standby(each))
+}
+
+/// A read of `group`'s directory at `site` whose volume is gone (declared
+/// or recorded a mount point, not one now) is refused, at any role: what
+/// the directory under the mount point holds is not the group's data, and
+/// a failback's resync reading it would take it for the active site's tree
+/// — fetch its stale files over the returning site's and delete there what
+/// it lacks (within the mass-delete guard's limits). An empty directory is
+/// held by that guard; one holding a few files was not.
+pub(crate) fn read_of_volume(config: &Config, site: &str, group: &str) -> Result<(), String> {
+    let here = config
+        .groups
+        .get(group)
+        .and_then(|g| g.replication())
+        .and_then(|r| r.sites.get(site));
+    let Some((data, here)) = here.and_then(|h| Some((h.path.as_deref()?, h))) else {
+        return Ok(());
+    };
+    let dir = crate::settings::state_dir(config, site);
+    crate::volumes::not_mounted(&dir, group, data, here.is_mount_point()).map_err(|why| {
+        format!(
+            "{why}: what it holds is not the group's data, and a resync reading it would fetch \
+             its files and delete what it lacks at the reader; mount the volume again (reads \
+             pass again by themselves)"
+        )
+    })
 }
 
 /// Refuses a push into `site` for `group` unless this site's durable state

@@ -298,6 +298,7 @@ pub fn check(config: &Config, site: &str, t: &SshTransfer) -> Result<(PathBuf, S
         resolves_inside(p, &dir, t.push).map_err(&refused)?;
     }
     if !t.push {
+        super::read_of_volume(config, site, group).map_err(&refused)?;
         return Ok((
             dir,
             format!(

@@ -189,3 +189,48 @@ fn a_push_over_ssh_states_its_order_and_an_older_one_is_refused() {
     .unwrap_err();
     assert!(e.contains("states no order"), "{e}");
 }
+
+/// Over ssh as through the daemon: a read of b's directory whose declared
+/// volume is gone is refused, saying so; mounted (`/` always is), it
+/// passes. Before, every read passed.
+#[test]
+fn a_read_over_ssh_of_a_volume_that_is_gone_is_refused() {
+    use crate::authority::Authority;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("b");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg_at = |path: &str| {
+        let site = |path: &str, host: &str| {
+            format!(
+                "path = \"{path}\"\nssh = \"{host}\"\nuser = \"warden\"\n\
+                 ssh_key = \"/nonexistent/key\"\nknown_hosts = \"/nonexistent/known_hosts\"\n\
+                 mount_point = true\n"
+            )
+        };
+        super::super::test_config::config(
+            dir.path(),
+            &[super::super::test_config::group(
+                "web",
+                8000,
+                &site("/srv/a", "10.1.0.10"),
+                &site(path, "10.2.0.10"),
+            )],
+        )
+    };
+    let groups = vec![("web".to_string(), "b".to_string())];
+    let _b = Authority::open(dir.path(), "b", &groups).unwrap();
+    let read = |path: &str| {
+        parse(&format!(
+            "rsync --server --sender -lde.LsfxCIvu --list-only --timeout=30 . {path}/"
+        ))
+        .unwrap()
+    };
+    let data = data.display().to_string();
+    let e = check(&cfg_at(&data), "b", &read(&data)).unwrap_err();
+    assert!(
+        e.starts_with("warden rsync-gate: refused a read of")
+            && e.contains("declared a mount point (mount_point = true) and is not one now"),
+        "{e}"
+    );
+    check(&cfg_at("/"), "b", &read("")).unwrap();
+}

@@ -177,6 +177,47 @@ fn a_push_into_a_declared_volume_that_is_not_mounted_is_refused() {
     assert!(check(&cfg, "b", &push("appdata-b")).is_ok());
 }
 
+/// b's directory is a volume (declared, or recorded as seen mounted) that
+/// is gone: a read of b's module — a failback's resync at a pulling from
+/// active b — is refused, saying so, whatever b's role; with the volume
+/// mounted (`/` always is) it passes. Before, every read passed, and the
+/// resync took the few files under the mount point for b's tree.
+#[test]
+fn a_read_of_a_volume_that_is_gone_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("b-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("stale.txt"), "under the mount point").unwrap();
+    let groups = vec![("web".to_string(), "b".to_string())];
+    let _b = Authority::open(dir.path(), "b", &groups).unwrap();
+    let read = Transfer {
+        push: false,
+        ..push("appdata-b")
+    };
+    let cfg = config_with(
+        dir.path(),
+        &data.display().to_string(),
+        "mount_point = true",
+    );
+    let e = check(&cfg, "b", &read).unwrap_err();
+    assert!(
+        e.starts_with("warden rsync-gate: refused a read of module \"appdata-b\" of site b")
+            && e.contains("declared a mount point (mount_point = true) and is not one now")
+            && e.contains("is not the group's data"),
+        "{e}"
+    );
+    // recorded, not declared
+    let recorded = format!(r#"{{"mounted": {{"web": "{}"}}}}"#, data.display());
+    std::fs::write(dir.path().join(crate::volumes::FILE_NAME), recorded).unwrap();
+    let cfg = config_with(dir.path(), &data.display().to_string(), "");
+    let e = check(&cfg, "b", &read).unwrap_err();
+    assert!(e.contains("was a mount point and is not one now"), "{e}");
+    std::fs::remove_file(dir.path().join(crate::volumes::FILE_NAME)).unwrap();
+    assert!(check(&cfg, "b", &read).is_ok());
+    let cfg = config_with(dir.path(), "/", "mount_point = true");
+    assert!(check(&cfg, "b", &read).is_ok());
+}
+
 /// A push states its order (the daemon's `early exec` kept it): one
 /// from a site behind the epoch this standby knows of the group is
 /// refused, saying so; so is one that states none, or names another

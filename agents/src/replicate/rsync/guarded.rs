@@ -13,6 +13,16 @@ impl Shared {
         self.settings.volume.as_ref().is_some_and(|v| v.declared)
     }
 
+    /// Whether this site's record of its volumes (`volumes.json`) holds the
+    /// source as a mount point: seen mounted by an earlier run of the
+    /// agent, so a start while it is not mounted (a boot whose mount
+    /// failed) holds like a declared one.
+    pub(super) fn recorded_mount(&self) -> bool {
+        self.settings.volume.as_ref().is_some_and(|v| {
+            crate::volumes::recorded(&v.state_dir, &v.group, &self.settings.source)
+        })
+    }
+
     /// The source was a mount point at start (or is declared one) and is
     /// not one now: held (`Err`), unless the operator released it
     /// (`Ok(true)`, and the source as it is now becomes the baseline).
@@ -26,6 +36,8 @@ impl Shared {
         }
         let was = if self.declared_mount() {
             "is declared a mount point (mount_point = true)"
+        } else if self.recorded_mount() {
+            "was seen a mount point (recorded in the agent's volumes.json)"
         } else {
             "was a mount point when replication started"
         };

@@ -230,7 +230,8 @@ struct Shared {
     /// The manifest being maintained; `None` until loaded (or without `settings.manifest`).
     book: Mutex<Option<Book>>,
     /// Whether the source was a mount point when replication started (or
-    /// is declared one: `mount_point = true`).
+    /// is declared one: `mount_point = true`, or recorded as one in the
+    /// site's `volumes.json`).
     was_mount: Mutex<bool>,
     /// Set once the peer module was seen to store symlinks byte for byte
     /// ([`check_symlinks`], before the first full pass that reaches it).
@@ -318,8 +319,9 @@ impl Replicator for RsyncReplicator {
         shared.load_book()?;
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watched = Watched::start(shared)?;
-        *shared.was_mount.lock().unwrap() =
-            shared.declared_mount() || is_mount_point(&shared.settings.source).unwrap_or(false);
+        *shared.was_mount.lock().unwrap() = shared.declared_mount()
+            || shared.recorded_mount()
+            || is_mount_point(&shared.settings.source).unwrap_or(false);
         shared.state.lock().unwrap().full_since = Some(Instant::now());
         let cancel = shutdown.child_token();
         *self.starting.lock().unwrap() = Some(cancel.clone());
