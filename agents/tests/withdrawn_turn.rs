@@ -24,6 +24,7 @@ use warden_agents::wire::{
 };
 
 #[path = "support/lone_site.rs"]
+#[allow(dead_code)] // `settings` (no replication) is for other tests.
 mod lone_site;
 
 fn resync(id: &str) -> Command {
