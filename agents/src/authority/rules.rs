@@ -12,6 +12,10 @@ use tracing::{info, warn};
 use super::{Authority, DemoteMark, Role};
 use crate::wire::{Command, CommandKind};
 
+/// The one epoch no move can follow (there is no epoch above it): refused
+/// in orders and never raised to, whoever says it.
+pub(crate) const FINAL_EPOCH: u64 = u64::MAX;
+
 impl Authority {
     /// Raise the highest epochs to what the orchestrator says is current:
     /// on disk first, then here. When the file cannot be written nothing is
@@ -23,6 +27,10 @@ impl Authority {
         let mut next = g.clone();
         let mut changed = false;
         for (group, &epoch) in epochs {
+            if epoch == FINAL_EPOCH {
+                warn!(group = %group, epoch, "the orchestrator says group {group} is at epoch {epoch}, which no move can follow: not raised (no leader can have set it)");
+                continue;
+            }
             if let Some(a) = next.get_mut(group) {
                 if epoch > a.epoch {
                     a.epoch = epoch;
@@ -53,6 +61,17 @@ impl Authority {
             return Err(format!(
                 "refused: {} is addressed to site {:?}, this agent is site {:?}",
                 cmd.id, cmd.site, self.site
+            ));
+        }
+        // No leader can have issued it: a move after it would need an
+        // epoch above it, and there is none. Kept, it would make this
+        // agent refuse every later order until its state file was edited
+        // by hand.
+        if cmd.epoch == FINAL_EPOCH {
+            return Err(format!(
+                "refused: {} carries epoch {}, the largest there is: no move could ever \
+                 follow it, so no leader can have issued it (a forged or corrupted order)",
+                cmd.id, cmd.epoch
             ));
         }
         let mut g = self.lock();
