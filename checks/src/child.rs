@@ -36,7 +36,7 @@ pub enum Output {
 }
 
 /// One command to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Command<'a> {
     /// The program and its arguments.
     pub argv: &'a [String],
@@ -46,6 +46,20 @@ pub struct Command<'a> {
     pub stdin: Option<Vec<u8>>,
     pub timeout: Duration,
     pub output: Output,
+    /// Told its process id (its process group's too) once it started: a
+    /// caller that must find it again after its own death records it.
+    pub started: Option<&'a (dyn Fn(u32) + Sync)>,
+}
+
+impl std::fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("argv", &self.argv)
+            .field("timeout", &self.timeout)
+            .field("output", &self.output)
+            .field("started", &self.started.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A command that ran to its end.
@@ -110,6 +124,9 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     // Armed while it runs: a timed-out or dropped run is killed with its
     // process group; one that ended keeps what it started.
     let mut group = warden_config::child::GroupKill::new(child.id());
+    if let (Some(started), Some(pid)) = (cmd.started, child.id()) {
+        started(pid);
+    }
     // Written while it runs: a command that does not read it all gets a
     // closed pipe, never a stuck caller.
     let _writer = match (cmd.stdin, child.stdin.take()) {

@@ -201,6 +201,17 @@ fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
     if outcome.ok {
         outcome = settled(cmd, outcome, shared.authority.record(cmd));
     }
+    // The first outcome after a start tells the orchestrator which hooks
+    // of the previous process were still running, and were ended.
+    let leftovers =
+        std::mem::take(&mut *shared.leftovers.lock().unwrap_or_else(|p| p.into_inner()));
+    for line in leftovers {
+        outcome.detail = if outcome.detail.is_empty() {
+            line
+        } else {
+            format!("{}; {line}", outcome.detail)
+        };
+    }
     if outcome.ok {
         info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
     } else {
@@ -269,6 +280,7 @@ async fn run_command(
         epoch: cmd.epoch,
         site: settings.site.clone(),
         action: cmd.kind,
+        state_dir: Some(settings.state_dir.clone()),
     };
     run_hooks(&cmd.id, hooks, &cx).await
 }

@@ -33,6 +33,7 @@ pub(super) async fn run(
         stdin: None,
         timeout,
         output: child::Output::Stderr,
+        started: None,
     })
     .await;
     match run {
