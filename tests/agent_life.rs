@@ -134,8 +134,9 @@ fn group_members(pgid: u32) -> Vec<u32> {
 /// (its own process group) lives on. The restarted agent is asked to
 /// demote: the old promote hook's group is gone before the demote's hook
 /// starts (the demote hook looks), and the demote's outcome says what was
-/// ended. Before, the old promote hook still ran (state `S`) while the
-/// demote's hook ran.
+/// ended. So is a process the hook moved out of its group (`setsid`).
+/// Before, the old promote hook still ran (state `S`) while the demote's
+/// hook ran.
 #[test]
 fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,6 +154,8 @@ fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
     let f = fake.clone();
     std::thread::spawn(move || serve(listener, f));
     let pid_file = d.join("promote.pid");
+    // a process the hook moved out of its group (setsid)
+    let stray_file = d.join("stray.pid");
     let saw = d.join("demote.saw");
     let conf = d.join("warden.conf");
     std::fs::write(
@@ -168,11 +171,11 @@ interval = "200ms"
 agent_token = {{ file = "{d}/a" }}
 [[sites.a.promote]]
 name = "slow-promote"
-command = ["/bin/sh", "-c", "echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; sleep 120; echo done"]
+command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {stray}.tmp; mv {stray}.tmp {stray}; exec sleep 120' & echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; sleep 120; echo done"]
 timeout = "2m"
 [[sites.a.demote]]
 name = "look"
-command = ["/bin/sh", "-c", "p=$(cat {pid}); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}} > {saw}"]
+command = ["/bin/sh", "-c", "for f in {pid} {stray}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
 timeout = "30s"
 [sites.b]
 agent_token = {{ file = "{d}/b" }}
@@ -191,6 +194,7 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
 "#,
             d = d.display(),
             pid = pid_file.display(),
+            stray = stray_file.display(),
             saw = saw.display(),
         ),
     )
@@ -199,8 +203,9 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     let (log1, log2) = (d.join("agent1.log"), d.join("agent2.log"));
     let mut first = agent(&conf, &log1);
     let started = wait_for("the promote hook starts", Duration::from_secs(30), || {
-        pid_file.exists() || first.try_wait().unwrap().is_some()
-    }) && pid_file.exists();
+        (pid_file.exists() && stray_file.exists()) || first.try_wait().unwrap().is_some()
+    }) && pid_file.exists()
+        && stray_file.exists();
     let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     if !started {
         let _ = first.kill();
@@ -208,12 +213,15 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
         panic!("the promote hook never started: {}", text(&log1));
     }
     let hook: u32 = text(&pid_file).trim().parse().unwrap();
+    let stray: u32 = text(&stray_file).trim().parse().unwrap();
     // recorded just after it started
     std::thread::sleep(Duration::from_millis(300));
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let alive_after_kill = state(hook).is_some_and(|s| s != 'Z');
+    let alive_after_kill = [hook, stray]
+        .iter()
+        .all(|&p| state(p).is_some_and(|s| s != 'Z'));
 
     fake.lock().unwrap().answer = order("demote");
     let mut second = agent(&conf, &log2);
@@ -229,7 +237,8 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     });
     let _ = second.kill();
     let _ = second.wait();
-    let left = group_members(hook);
+    let mut left = group_members(hook);
+    left.extend(group_members(stray));
     for pid in &left {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
@@ -242,11 +251,11 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     );
     assert!(looked, "the demote hook never ran: {}", text(&log2));
     let seen = text(&saw);
+    let states: Vec<&str> = seen.lines().collect();
     assert!(
-        matches!(seen.trim(), "gone" | "Z"),
-        "the previous agent's promote hook was still running (state {}) when the \
-         demote's hook ran: {}",
-        seen.trim(),
+        states.len() == 2 && states.iter().all(|s| matches!(*s, "gone" | "Z")),
+        "the previous agent's promote hook, or what it moved out of its group, was \
+         still running (states {states:?}) when the demote's hook ran: {}",
         text(&log2)
     );
     assert!(left.is_empty(), "its group lives on: {left:?}");
@@ -266,7 +275,8 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     );
     let log = text(&log2);
     assert!(
-        log.contains("left running by the agent's previous process"),
+        log.contains("left running by the agent's previous process")
+            && log.contains("with 1 process it had moved out of its group"),
         "{log}"
     );
 }

@@ -16,10 +16,14 @@
 //! ended in the meantime (its leader gone) keeps what it started, as any
 //! hook that ends does.
 //!
+//! What the hook moved out of its group (`setsid`, a double fork) is found
+//! by its run's mark, recorded too (`warden_config::run_mark`), and killed
+//! after the group.
+//!
 //! Limits: a hook is recorded just after it started (an agent killed in that
-//! instant leaves it unrecorded); a process that left the hook's group
-//! (`setsid`, its own group) is not in it and is not ended; Linux only
-//! (`/proc`), elsewhere nothing is found.
+//! instant leaves it unrecorded); what left the group with another
+//! environment is not found (see `run_mark`); Linux only (`/proc`),
+//! elsewhere nothing is found.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +50,10 @@ struct Record {
     start: u64,
     /// `/proc/sys/kernel/random/boot_id` when it started.
     boot: String,
+    /// Its run's mark (`warden_config::run_mark`): what it moved out of its
+    /// group is found by it.
+    #[serde(default)]
+    mark: Option<String>,
     command: String,
     hook: String,
 }
@@ -68,7 +76,13 @@ impl Drop for Recorded {
 /// Record hook `hook` of `command`, process `pid`, as running in
 /// `state_dir`. A record that cannot be written is logged and the hook runs
 /// on: it only would not be found after an agent's crash.
-pub fn record(state_dir: &Path, pid: u32, command: &str, hook: &str) -> Option<Recorded> {
+pub fn record(
+    state_dir: &Path,
+    pid: u32,
+    mark: &str,
+    command: &str,
+    hook: &str,
+) -> Option<Recorded> {
     let Some(stat) = stat(pid) else {
         return None; // ended already
     };
@@ -78,6 +92,7 @@ pub fn record(state_dir: &Path, pid: u32, command: &str, hook: &str) -> Option<R
         pid,
         start: stat.start,
         boot: boot_id(),
+        mark: Some(mark.to_string()),
         command: command.to_string(),
         hook: hook.to_string(),
     };
@@ -137,9 +152,19 @@ async fn end_group(r: &Record) -> String {
         }
     }
     group.disarm();
+    // What it moved out of its group (`setsid`, a double fork) goes too.
+    let strays = r
+        .mark
+        .as_deref()
+        .map_or(0, |m| warden_config::run_mark::RunMark::of(m).kill_marked());
+    let strays = match strays {
+        0 => String::new(),
+        1 => ", with 1 process it had moved out of its group,".into(),
+        n => format!(", with {n} processes it had moved out of its group,"),
+    };
     let line = format!(
         "{} hook {:?} of {}, left running by the agent's previous process \
-         (process group {}), was {how} before this agent took any command",
+         (process group {}), was {how}{strays} before this agent took any command",
         action(&r.command),
         r.hook,
         r.command,
@@ -244,9 +269,9 @@ mod tests {
                 .unwrap()
         };
         let (mut hook, mut other) = (spawn(), spawn());
-        let kept = record(dir.path(), hook.id(), "web:3:promote", "db").unwrap();
+        let kept = record(dir.path(), hook.id(), "m1", "web:3:promote", "db").unwrap();
         std::mem::forget(kept);
-        let reused = record(dir.path(), other.id(), "web:2:demote", "db").unwrap();
+        let reused = record(dir.path(), other.id(), "m2", "web:2:demote", "db").unwrap();
         let path = reused.0.clone();
         std::mem::forget(reused);
         let mut r: Record = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

@@ -121,9 +121,9 @@ async fn run_recorded(hook: &HookSpec, cx: &HookContext, command_id: &str) -> Ho
     // Dropped with this run (the hook ended, or was killed with the run):
     // the record goes with it.
     let recorded = Mutex::new(None);
-    let record = |pid: u32| {
+    let record = |pid: u32, mark: &str| {
         if let Some(dir) = &cx.state_dir {
-            let r = crate::hook_groups::record(dir, pid, command_id, &hook.name);
+            let r = crate::hook_groups::record(dir, pid, mark, command_id, &hook.name);
             *recorded.lock().unwrap_or_else(|p| p.into_inner()) = r;
         }
     };

@@ -37,6 +37,9 @@ pub enum Output {
     Both,
 }
 
+/// Told a started command's process id and its run's mark.
+pub type Started<'a> = dyn Fn(u32, &str) + Sync + 'a;
+
 /// One command to run.
 #[derive(Clone)]
 pub struct Command<'a> {
@@ -48,9 +51,10 @@ pub struct Command<'a> {
     pub stdin: Option<Vec<u8>>,
     pub timeout: Duration,
     pub output: Output,
-    /// Told its process id (its process group's too) once it started: a
-    /// caller that must find it again after its own death records it.
-    pub started: Option<&'a (dyn Fn(u32) + Sync)>,
+    /// Told its process id (its process group's too) and its run's mark
+    /// (`warden_config::run_mark`) once it started: a caller that must find
+    /// it again after its own death records them.
+    pub started: Option<&'a Started<'a>>,
 }
 
 impl std::fmt::Debug for Command<'_> {
@@ -128,10 +132,10 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     // Armed while it runs: a timed-out or dropped run is killed with its
     // process group and what it moved out of it (found by its mark); one
     // that ended keeps what it started.
-    let mut group = warden_config::child::GroupKill::with_mark(child.id(), mark);
     if let (Some(started), Some(pid)) = (cmd.started, child.id()) {
-        started(pid);
+        started(pid, mark.value());
     }
+    let mut group = warden_config::child::GroupKill::with_mark(child.id(), mark);
     // Written while it runs: a command that does not read it all gets a
     // closed pipe, never a stuck caller.
     let _writer = match (cmd.stdin, child.stdin.take()) {

@@ -52,6 +52,11 @@ impl RunMark {
         ))
     }
 
+    /// The mark of a run that had `value` (recorded by another process).
+    pub fn of(value: &str) -> RunMark {
+        RunMark(value.to_string())
+    }
+
     /// The value of [`VAR`] in the run's environment.
     pub fn value(&self) -> &str {
         &self.0
