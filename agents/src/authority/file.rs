@@ -61,6 +61,19 @@ fn read_file(path: &Path, site: &str) -> Result<Option<File>, AgentError> {
             file.site
         )));
     }
+    // Kept by an older agent, which took such an order: with it, every
+    // later order of the group would be refused as older, for good.
+    if let Some((group, _)) = file
+        .groups
+        .iter()
+        .find(|(_, a)| a.epoch == super::rules::FINAL_EPOCH)
+    {
+        return Err(fail(format!(
+            "it holds epoch {} for group {group}, which no leader can have issued (no move \
+             could follow it): set that group's epoch to the one `warden status` shows",
+            super::rules::FINAL_EPOCH
+        )));
+    }
     Ok(Some(file))
 }
 

@@ -138,3 +138,26 @@ fn a_damaged_state_file_stops_the_agent_and_is_kept() {
         assert_eq!(std::fs::read(&file).unwrap(), bytes, "left as it was");
     }
 }
+
+/// A state file an older agent wrote after taking an order at epoch
+/// u64::MAX: every later order of the group would be refused as older.
+/// The agent says so at start, naming the group, instead of refusing every
+/// order in silence; the file is left as it was.
+#[test]
+fn a_state_file_at_the_last_epoch_there_is_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("authority.json");
+    let text = format!(
+        r#"{{"site": "a", "groups": {{"web": {{"epoch": {}, "role": "standby"}}}}}}"#,
+        u64::MAX
+    );
+    std::fs::write(&file, &text).unwrap();
+    let e = Authority::open(dir.path(), "a", &groups())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("group web") && e.contains("no leader can have issued"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}
