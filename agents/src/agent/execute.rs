@@ -185,7 +185,11 @@ impl Replicating {
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
-        let why: String = why.chars().take(300).collect();
+        // It goes into events: no loaded secret in it.
+        let why: String = warden_config::child::scrub(&why)
+            .chars()
+            .take(300)
+            .collect();
         let detail = format!(
             "{} failed: the agent's task running it panicked ({why}), a bug in the agent; \
              what it had done is not known, see the agent's log",
