@@ -148,7 +148,7 @@ async fn end_group(r: &Record) -> String {
         group.kill_now();
         how = "killed (SIGKILL)";
         if !gone_within(r.pid, KILL_WAIT).await {
-            how = "sent SIGKILL, but some of it is still there";
+            how = "sent SIGKILL (some of it had not ended 10 s later)";
         }
     }
     group.disarm();
