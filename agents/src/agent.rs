@@ -40,7 +40,10 @@
 //! exceeds the interval.
 //!
 //! On shutdown a running hook is killed (`kill_on_drop`); the orchestrator
-//! will time the command out or ask again, and hooks are idempotent.
+//! will time the command out or ask again, and hooks are idempotent. An
+//! agent killed outright (SIGKILL) cannot: its next process ends the hooks
+//! it left running before it takes any command ([`crate::hook_groups`]).
+//! Said in the log, and in the outcome of the first command it finishes.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,6 +121,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     if let Some(r) = &settings.replication {
         r.attach_authority(authority.clone());
     }
+    // Before any command is taken: a hook of this agent's previous process
+    // (killed with SIGKILL) still running would fight the next command's.
+    let leftovers = crate::hook_groups::end_leftovers(&settings.state_dir).await;
     let (queue, queued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         authority,
@@ -144,6 +150,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         queue,
         finished: Notify::new(),
         peer_views: PeerViews::default(),
+        leftovers: Mutex::new(leftovers),
     });
 
     info!(
@@ -247,6 +254,9 @@ struct Shared {
     peer_views: PeerViews,
     /// Per group, why this site cannot be promoted now (see [`crate::volumes`]).
     unfit: crate::volumes::Unfit,
+    /// The hooks of the agent's previous process ended at start
+    /// ([`crate::hook_groups`]): said in the next command's outcome.
+    leftovers: Mutex<Vec<String>>,
 }
 
 impl Shared {

@@ -16,8 +16,12 @@
 //!
 //! Dropping a running [`run_hooks`] future kills the current hook
 //! (`kill_on_drop`). Hooks must be idempotent: the orchestrator may ask again
-//! after an agent restart.
+//! after an agent restart. While a hook runs it is recorded in the
+//! `state_dir` ([`HookContext::state_dir`]), so that the agent's next process
+//! ends it should this one be killed outright ([`crate::hook_groups`]).
 
+use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use tracing::{info, warn};
@@ -42,6 +46,10 @@ pub struct HookContext {
     pub site: String,
     /// `WARDEN_ACTION`: [`CommandKind::as_str`] of the command.
     pub action: CommandKind,
+    /// The site's `state_dir`, where each running hook is recorded so that
+    /// the agent's next process ends it should this one die meanwhile
+    /// ([`crate::hook_groups`]); `None`: not recorded.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// One hook run: the outcome sent to the orchestrator, plus its output tail.
@@ -60,7 +68,7 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
     let action = cx.action.as_str();
     let mut outcomes = Vec::with_capacity(hooks.len());
     for hook in hooks {
-        let run = run_hook(hook, cx).await;
+        let run = run_recorded(hook, cx, command_id).await;
         if run.outcome.ok {
             info!(command = %command_id, hook = %hook.name, elapsed_ms = run.outcome.elapsed_ms, "hook succeeded");
             outcomes.push(run.outcome);
@@ -104,7 +112,21 @@ pub async fn run_hooks(command_id: &str, hooks: &[HookSpec], cx: &HookContext) -
 
 /// Run one hook with its timeout; never fails, the outcome says what happened.
 pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
+    run_recorded(hook, cx, "").await
+}
+
+/// [`run_hook`] for `command_id`, recorded in `cx.state_dir` while it runs.
+async fn run_recorded(hook: &HookSpec, cx: &HookContext, command_id: &str) -> HookRun {
     let started = Instant::now();
+    // Dropped with this run (the hook ended, or was killed with the run):
+    // the record goes with it.
+    let recorded = Mutex::new(None);
+    let record = |pid: u32, mark: &str| {
+        if let Some(dir) = &cx.state_dir {
+            let r = crate::hook_groups::record(dir, pid, mark, command_id, &hook.name);
+            *recorded.lock().unwrap_or_else(|p| p.into_inner()) = r;
+        }
+    };
     let fail = |detail: String, started: Instant| HookRun {
         outcome: HookOutcome {
             name: hook.name.clone(),
@@ -127,8 +149,10 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
         stdin: None,
         timeout: hook.timeout,
         output: child::Output::Both,
+        started: Some(&record),
     })
     .await;
+    drop(recorded);
     let (ok, exit_code, detail, output) = match run {
         Ok(f) => (
             f.status.success(),
@@ -164,6 +188,7 @@ mod tests {
             epoch: 7,
             site: "ca".into(),
             action: CommandKind::Promote,
+            state_dir: None,
         }
     }
 

@@ -7,6 +7,9 @@
 //! - [`wire`]: agent ⇄ orchestrator JSON types, a compatibility boundary;
 //! - [`checks`]: one http/tcp/command check or probe → one [`wire::CheckResult`];
 //! - [`hooks`]: a promote/demote hook list → one [`wire::CommandOutcome`];
+//! - [`hook_groups`]: each running hook's process group recorded in the
+//!   `state_dir`, and those the agent's previous process left running ended
+//!   at start;
 //! - [`settings`]: [`AgentSettings`], resolved from the config;
 //! - [`agent`]: the [`run`] loop (reports, command long-poll, command
 //!   execution), with `book` (delivery idempotent by command id, outcomes
@@ -30,6 +33,7 @@ mod book;
 pub mod checks;
 pub mod error;
 pub mod gate;
+pub mod hook_groups;
 pub mod hooks;
 mod peers;
 pub mod replicate;

@@ -25,6 +25,7 @@ fn cx() -> HookContext {
         epoch: 4,
         site: "a".into(),
         action: CommandKind::Promote,
+        state_dir: None,
     }
 }
 

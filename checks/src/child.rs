@@ -1,9 +1,11 @@
 //! Running one of warden's commands — a promote/demote hook, a command
 //! check, a fence command, a notify command — the one way: argv without a
 //! shell, a clean environment (`warden_config::child::clean_env`) plus the
-//! variables the caller gives, stdin closed or fed, its own process group
-//! (killed whole when it overruns its timeout or the run is dropped; a
-//! command that ends keeps what it started), and the last
+//! variables the caller gives and its run's mark
+//! (`warden_config::run_mark`), stdin closed or fed, its own process group
+//! (killed whole when it overruns its timeout or the run is dropped, with
+//! what it moved out of the group and still carries its mark; a command
+//! that ends keeps what it started), and the last
 //! [`OUTPUT_TAIL_BYTES`] of what it wrote, every loaded secret masked.
 //! It is judged by its exit, not its pipes: a process it leaves holding
 //! them delays the answer by [`PIPE_GRACE`] at most, and they are drained
@@ -35,8 +37,11 @@ pub enum Output {
     Both,
 }
 
+/// Told a started command's process id and its run's mark.
+pub type Started<'a> = dyn Fn(u32, &str) + Sync + 'a;
+
 /// One command to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Command<'a> {
     /// The program and its arguments.
     pub argv: &'a [String],
@@ -46,6 +51,21 @@ pub struct Command<'a> {
     pub stdin: Option<Vec<u8>>,
     pub timeout: Duration,
     pub output: Output,
+    /// Told its process id (its process group's too) and its run's mark
+    /// (`warden_config::run_mark`) once it started: a caller that must find
+    /// it again after its own death records them.
+    pub started: Option<&'a Started<'a>>,
+}
+
+impl std::fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("argv", &self.argv)
+            .field("timeout", &self.timeout)
+            .field("output", &self.output)
+            .field("started", &self.started.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A command that ran to its end.
@@ -79,11 +99,13 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
         });
     };
     let pipe = |keep: bool| if keep { Stdio::piped() } else { Stdio::null() };
+    let mark = warden_config::run_mark::RunMark::new();
     let spawned = tokio::process::Command::new(program)
         .args(args)
         .env_clear()
         .envs(warden_config::child::clean_env())
         .envs(cmd.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env(warden_config::run_mark::VAR, mark.value())
         .stdin(pipe(cmd.stdin.is_some()))
         .stdout(pipe(cmd.output == Output::Both))
         .stderr(pipe(cmd.output != Output::Discard))
@@ -108,8 +130,12 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
         }
     };
     // Armed while it runs: a timed-out or dropped run is killed with its
-    // process group; one that ended keeps what it started.
-    let mut group = warden_config::child::GroupKill::new(child.id());
+    // process group and what it moved out of it (found by its mark); one
+    // that ended keeps what it started.
+    if let (Some(started), Some(pid)) = (cmd.started, child.id()) {
+        started(pid, mark.value());
+    }
+    let mut group = warden_config::child::GroupKill::with_mark(child.id(), mark);
     // Written while it runs: a command that does not read it all gets a
     // closed pipe, never a stuck caller.
     let _writer = match (cmd.stdin, child.stdin.take()) {

@@ -267,6 +267,7 @@ async fn command_check(spec: &CheckSpec) -> (bool, String) {
         stdin: None,
         timeout: spec.timeout,
         output: child::Output::Discard,
+        started: None,
     })
     .await;
     match run {

@@ -50,6 +50,60 @@ async fn a_command_check_cut_off_by_its_timeout_is_killed_with_what_it_started()
     );
 }
 
+/// A command check cut off by its timeout whose children left its process
+/// group — one by `setsid` while its parent waits, one by a daemon's
+/// double fork (its parent gone: re-parented to init) — has them killed
+/// too. Before, the group kill missed both: they ran on (here 30 s; a real
+/// daemon for ever, holding its ports and files), one more at every round
+/// of the check.
+#[tokio::test]
+async fn a_command_check_cut_off_by_its_timeout_is_killed_with_what_left_its_group() {
+    let dir = std::env::temp_dir().join(format!("warden-check-setsid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("setsid.pid"), dir.join("daemon.pid"));
+    let script = format!(
+        "setsid sh -c 'echo $$ > {a}.tmp; mv {a}.tmp {a}; exec sleep 30' & \
+         (setsid sh -c 'echo $$ > {b}.tmp; mv {b}.tmp {b}; exec sleep 30' &); sleep 30",
+        a = a.display(),
+        b = b.display()
+    );
+    let c = spec(&format!(
+        "name = \"daemonizes\"\nkind = \"command\"\ntimeout = \"1s\"\n\
+         command = [\"/bin/sh\", \"-c\", {script:?}]"
+    ));
+    let r = run_check(&c, &client()).await;
+    assert!(!r.ok && r.detail.contains("timed out"), "{r:?}");
+    let pids: Vec<String> = [&a, &b]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap().trim().to_string())
+        .collect();
+    // gone, or a zombie init has not reaped yet
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, r)| !r.starts_with('Z'))
+            })
+            .unwrap_or(false)
+    };
+    let mut waited = 0;
+    while pids.iter().any(|p| alive(p)) && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let left: Vec<&String> = pids.iter().filter(|p| alive(p)).collect();
+    for p in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", p])
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        left.is_empty(),
+        "processes the check moved out of its group outlived it: {left:?} of {pids:?}"
+    );
+}
+
 /// A promote's fresh checks finish while a report's round, begun before
 /// the promote's hooks opened the site, still runs the same check: that
 /// older round must not replace the fresh result as the check's last, or

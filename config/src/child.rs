@@ -67,19 +67,37 @@ fn secrets() -> RwLockReadGuard<'static, Secrets> {
 /// whatever it started in the background (a shell's `&`, a grandchild
 /// holding its pipes) goes with it. Hooks, command checks, the fence
 /// command and rsync keep one while they wait; a timed-out or cancelled
-/// wait drops it armed.
-pub struct GroupKill(Option<u32>);
+/// wait drops it armed. With a run's mark ([`GroupKill::with_mark`]) it
+/// also kills what the child moved out of its group (`setsid`, a double
+/// fork): see [`crate::run_mark`].
+pub struct GroupKill(Option<u32>, Option<crate::run_mark::RunMark>);
 
 impl GroupKill {
     /// Armed for the group of `pid` (`None`: the child is gone already).
     pub fn new(pid: Option<u32>) -> GroupKill {
-        GroupKill(pid)
+        GroupKill(pid, None)
     }
 
-    /// Kills the group now (once). Safe from reaching another process: it
-    /// is called only while the leader has not been reaped (a timed-out or
-    /// cancelled wait), so its id still names its own group.
+    /// Armed for the group of `pid` and every process that carries `mark`
+    /// (the child was started with it in its environment).
+    pub fn with_mark(pid: Option<u32>, mark: crate::run_mark::RunMark) -> GroupKill {
+        GroupKill(pid, Some(mark))
+    }
+
+    /// Kills the group now (once), then what carries its mark. Safe from
+    /// reaching another process: it is called only while the leader has
+    /// not been reaped (a timed-out or cancelled wait), so its id still
+    /// names its own group.
     pub fn kill_now(&mut self) {
+        if self.0.is_some() {
+            self.kill_group();
+        }
+        if let Some(mark) = self.1.take() {
+            mark.kill_marked();
+        }
+    }
+
+    fn kill_group(&mut self) {
         let Some(pid) = self.0.take() else { return };
         let Some(pid) = i32::try_from(pid)
             .ok()
@@ -117,6 +135,7 @@ impl GroupKill {
     /// The child ended as it should: leave what it started alone.
     pub fn disarm(&mut self) {
         self.0 = None;
+        self.1 = None;
     }
 }
 

@@ -17,6 +17,7 @@ pub mod durable;
 mod error;
 pub mod load;
 pub mod model;
+pub mod run_mark;
 pub mod secret;
 
 pub use load::{check_deployment, load, parse, Problem};

@@ -2,9 +2,12 @@
 //! checked (withdrawn while it waited, refused by the site's authority), a
 //! promote's role written to disk and a pull into the site stopped before
 //! its hooks (and the checks made again after that wait, right before
-//! them), replication commands in tasks of their own — and each outcome
-//! recorded in the book for the next report.
+//! them), replication commands in tasks of their own (one whose task
+//! panics still ends, failed) — and each outcome recorded in the book
+//! for the next report.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -27,11 +30,16 @@ pub(super) async fn execute(
 ) {
     // Replication commands run in their own tasks, tracked here: dropping
     // the set on shutdown aborts them.
-    let mut replication = JoinSet::new();
+    let mut replication = Replicating::default();
     loop {
         let cmd = tokio::select! {
             _ = token.cancelled() => return,
-            Some(_) = replication.join_next(), if !replication.is_empty() => continue,
+            ended = replication.next(), if !replication.is_empty() => {
+                if let Some((cmd, outcome)) = ended {
+                    finish(&shared, &cmd, outcome);
+                }
+                continue;
+            }
             c = queued.recv() => match c {
                 Some(c) => c,
                 None => return,
@@ -61,7 +69,7 @@ pub(super) async fn execute(
             // group runs one replication command at a time.
             let shared = shared.clone();
             let token = token.clone();
-            replication.spawn(async move {
+            replication.spawn(cmd.clone(), async move {
                 // Asked again when its turn comes (behind the group's
                 // running command, maybe a long resync): a withdrawal that
                 // came meanwhile stops it as one before its start does.
@@ -204,10 +212,71 @@ fn stopped_before_hooks(shared: &Shared, cmd: &Command, waited: &Option<String>)
     false
 }
 
+/// The replication commands running in tasks of their own, each task with
+/// its command: one whose task panicked (a bug) still ends, failed, instead
+/// of staying "running" in the book while the orchestrator waits for it.
+#[derive(Default)]
+struct Replicating {
+    tasks: JoinSet<()>,
+    commands: HashMap<tokio::task::Id, Command>,
+}
+
+impl Replicating {
+    fn spawn(&mut self, cmd: Command, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.tasks.spawn(task);
+        self.commands.insert(handle.id(), cmd);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Waits for the next task to end (cancel safe). A task that ended on
+    /// its own finished its command itself; one that panicked did not:
+    /// its command and the failed outcome to finish it with.
+    async fn next(&mut self) -> Option<(Command, CommandOutcome)> {
+        let joined = self.tasks.join_next_with_id().await?;
+        let (id, panic) = match joined {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), e.try_into_panic().ok()),
+        };
+        let cmd = self.commands.remove(&id)?;
+        let panic = panic?;
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        // It goes into events: no loaded secret in it.
+        let why: String = warden_config::child::scrub(&why)
+            .chars()
+            .take(300)
+            .collect();
+        let detail = format!(
+            "{} failed: the agent's task running it panicked ({why}), a bug in the agent; \
+             what it had done is not known, see the agent's log",
+            cmd.kind.as_str()
+        );
+        let outcome = CommandOutcome::failed(&cmd.id, detail);
+        Some((cmd, outcome))
+    }
+}
+
 /// Records a finished command's outcome and wakes the report loop.
 fn finish(shared: &Shared, cmd: &Command, mut outcome: CommandOutcome) {
     if outcome.ok {
         outcome = settled(cmd, outcome, shared.authority.record(cmd));
+    }
+    // The first outcome after a start tells the orchestrator which hooks
+    // of the previous process were still running, and were ended.
+    let leftovers =
+        std::mem::take(&mut *shared.leftovers.lock().unwrap_or_else(|p| p.into_inner()));
+    for line in leftovers {
+        outcome.detail = if outcome.detail.is_empty() {
+            line
+        } else {
+            format!("{}; {line}", outcome.detail)
+        };
     }
     if outcome.ok {
         info!(command = %cmd.id, detail = %outcome.detail, "command succeeded");
@@ -277,6 +346,7 @@ async fn run_command(
         epoch: cmd.epoch,
         site: settings.site.clone(),
         action: cmd.kind,
+        state_dir: Some(settings.state_dir.clone()),
     };
     run_hooks(&cmd.id, hooks, &cx).await
 }
@@ -334,6 +404,41 @@ mod tests {
         assert!(!o.ok && o.detail.contains("No space left"), "{o:?}");
         let o = settled(&demote, ok(&demote.id), Ok(()));
         assert_eq!(o, ok(&demote.id));
+    }
+
+    /// A replication command whose task panics (a bug: an unexpected
+    /// state, an arithmetic overflow) must still end. Before, the panic
+    /// was swallowed with the task: the command stayed "running" in the
+    /// book for good, never reported, and the orchestrator waited for it
+    /// until its own timeout (or for ever where there is none).
+    #[tokio::test]
+    async fn a_replication_command_whose_task_panics_ends_failed() {
+        let mut running = Replicating::default();
+        let resync = Command::new("g", 4, CommandKind::Resync);
+        running.spawn(resync.clone(), async {
+            panic!("index out of bounds: the len is 0 but the index is 0")
+        });
+        let start = Command::new("g", 4, CommandKind::StartReplication);
+        running.spawn(start, async {});
+        let mut ended = vec![];
+        while !running.is_empty() {
+            ended.extend(running.next().await);
+        }
+        let [(cmd, outcome)] = &ended[..] else {
+            panic!("the panicked command was not finished: {ended:?}");
+        };
+        assert_eq!(cmd.id, resync.id);
+        assert_eq!(outcome.id, resync.id);
+        assert!(!outcome.ok);
+        assert!(
+            outcome
+                .detail
+                .starts_with("resync failed: the agent's task running it panicked")
+                && outcome.detail.contains("index out of bounds"),
+            "{}",
+            outcome.detail
+        );
+        assert!(running.commands.is_empty(), "every ended task forgotten");
     }
 
     #[tokio::test]

@@ -61,6 +61,18 @@ fn read_file(path: &Path, site: &str) -> Result<Option<File>, AgentError> {
             file.site
         )));
     }
+    // Kept by an older agent, which took such an order: with it, every
+    // later order of the group would be refused as older, for good.
+    if let Some((group, _)) = file
+        .groups
+        .iter()
+        .find(|(_, a)| a.epoch > super::rules::FINAL_EPOCH)
+    {
+        return Err(fail(format!(
+            "it holds an epoch for group {group} within 2^32 of the largest there is, which no \
+             leader can have issued: set that group's epoch to the one `warden status` shows"
+        )));
+    }
     Ok(Some(file))
 }
 

@@ -12,6 +12,11 @@ use tracing::{info, warn};
 use super::{Authority, DemoteMark, Role};
 use crate::wire::{Command, CommandKind};
 
+/// The highest epoch an order may carry ([`warden_proto::EPOCH_CEILING`]):
+/// no orchestrator decides one above it, so one above is refused in
+/// orders and never raised to, whoever says it.
+pub(crate) const FINAL_EPOCH: u64 = warden_proto::EPOCH_CEILING;
+
 impl Authority {
     /// Raise the highest epochs to what the orchestrator says is current:
     /// on disk first, then here. When the file cannot be written nothing is
@@ -23,6 +28,10 @@ impl Authority {
         let mut next = g.clone();
         let mut changed = false;
         for (group, &epoch) in epochs {
+            if epoch > FINAL_EPOCH {
+                warn!(group = %group, epoch, "the orchestrator says group {group} is at epoch {epoch}, within 2^32 of the largest there is: not raised (no leader can have set it)");
+                continue;
+            }
             if let Some(a) = next.get_mut(group) {
                 if epoch > a.epoch {
                     a.epoch = epoch;
@@ -54,6 +63,13 @@ impl Authority {
                 "refused: {} is addressed to site {:?}, this agent is site {:?}",
                 cmd.id, cmd.site, self.site
             ));
+        }
+        // No leader can have issued it: a move after it would need an
+        // epoch above it, and there is none. Kept, it would make this
+        // agent refuse every later order until its state file was edited
+        // by hand.
+        if let Some(why) = warden_proto::epoch_beyond_reach(cmd.epoch) {
+            return Err(format!("refused: {}: {why}", cmd.id));
         }
         let mut g = self.lock();
         // Its state file still remembers a group the site was taken out

@@ -33,6 +33,7 @@ pub(super) async fn run(
         stdin: None,
         timeout,
         output: child::Output::Stderr,
+        started: None,
     })
     .await;
     match run {
@@ -95,10 +96,21 @@ mod tests {
         assert_eq!(r, Ok("exit 0".to_string()));
         assert!(t0.elapsed() < Duration::from_secs(5), "waited for the pipe");
         let told = std::fs::read_to_string(&env).unwrap();
+        // and its run's mark, by which what it moves out of its process
+        // group is found should it overrun (`warden_config::run_mark`)
+        let (marks, told): (Vec<&str>, Vec<&str>) =
+            told.lines().partition(|l| l.starts_with("WARDEN_RUN="));
         assert_eq!(
             told,
-            "WARDEN_ACTION=fence\nWARDEN_EPOCH=7\nWARDEN_GROUP=web\nWARDEN_SITE=a\nWARDEN_TARGET=b\n"
+            [
+                "WARDEN_ACTION=fence",
+                "WARDEN_EPOCH=7",
+                "WARDEN_GROUP=web",
+                "WARDEN_SITE=a",
+                "WARDEN_TARGET=b"
+            ]
         );
+        assert_eq!(marks.len(), 1, "{marks:?}");
         let left = std::fs::read_to_string(&pid).unwrap();
         let _ = std::process::Command::new("kill").arg(left.trim()).status();
     }

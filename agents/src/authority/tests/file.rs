@@ -107,3 +107,57 @@ fn a_state_file_that_names_no_site_is_refused_and_kept() {
         "left as it was"
     );
 }
+
+/// A damaged state file (a torn write by a tool other than the agent, a
+/// disk error, a hand edit gone wrong) stops the agent with an error that
+/// names the file, and is left as it was: never a fresh start at epoch 0,
+/// which would take a deposed leader's orders again (and, at the primary,
+/// role `active`).
+#[test]
+fn a_damaged_state_file_stops_the_agent_and_is_kept() {
+    let damaged: [&[u8]; 5] = [
+        b"",
+        b"{\"site\": \"a\", \"groups\": {\"web\": {\"epoch\": 9, \"ro",
+        b"\x00\x00\x00\x00\x00\x00\x00\x00",
+        b"{\"site\": \"a\", \"groups\": {\"web\": {\"epoch\": -1, \"role\": \"standby\"}}}",
+        b"{\"site\": \"a\", \"groups\": {\"web\": {\"epoch\": 9, \"role\": \"leader\"}}}",
+    ];
+    for bytes in damaged {
+        let dir = tempfile::tempdir().unwrap();
+        Authority::open(dir.path(), "a", &groups()).unwrap();
+        let file = dir.path().join("authority.json");
+        std::fs::write(&file, bytes).unwrap();
+        let e = Authority::open(dir.path(), "a", &groups())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("authority.json") && e.contains("unreadable"),
+            "{:?}: {e}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert_eq!(std::fs::read(&file).unwrap(), bytes, "left as it was");
+    }
+}
+
+/// A state file an older agent wrote after taking an order at epoch
+/// u64::MAX: every later order of the group would be refused as older.
+/// The agent says so at start, naming the group, instead of refusing every
+/// order in silence; the file is left as it was.
+#[test]
+fn a_state_file_at_the_last_epoch_there_is_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("authority.json");
+    let text = format!(
+        r#"{{"site": "a", "groups": {{"web": {{"epoch": {}, "role": "standby"}}}}}}"#,
+        u64::MAX
+    );
+    std::fs::write(&file, &text).unwrap();
+    let e = Authority::open(dir.path(), "a", &groups())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("group web") && e.contains("no leader can have issued"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+}

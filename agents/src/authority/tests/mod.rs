@@ -382,3 +382,31 @@ fn a_command_for_a_group_the_site_was_taken_out_of_is_refused() {
         .unwrap_err();
     assert!(e.contains("older than epoch 4"), "{e}");
 }
+
+/// An order at epoch u64::MAX (forged, or a corrupted leader's): no move
+/// can follow it, so no leader can have issued it. Before, it was
+/// admitted and its epoch written to disk, and the agent then refused
+/// every later order (each "older") until authority.json was edited by
+/// hand — a site nobody could demote or promote any more. Now it is
+/// refused and nothing is written; so is such an epoch in the
+/// orchestrator's answer.
+#[test]
+fn an_order_at_the_last_epoch_there_is_is_refused_and_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    a.admit(&cmd(4, CommandKind::Promote, "a")).unwrap();
+    let e = a
+        .admit(&cmd(u64::MAX, CommandKind::Demote, "a"))
+        .unwrap_err();
+    assert!(e.contains("no leader can have issued it"), "{e}");
+    a.observe(&BTreeMap::from([("web".to_string(), u64::MAX)]));
+    assert_eq!(a.get("web").unwrap().epoch, 4);
+    drop(a);
+    // Nothing of it on disk: after a restart the next real order runs.
+    let a = Authority::open(dir.path(), "a", &groups()).unwrap();
+    assert_eq!(a.get("web").unwrap().epoch, 4);
+    a.admit(&cmd(5, CommandKind::Demote, "a")).unwrap();
+    // The epoch just below it is a real one (a move to it exists).
+    a.admit(&cmd(u64::MAX - 1, CommandKind::Demote, "a"))
+        .unwrap();
+}

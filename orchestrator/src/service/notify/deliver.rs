@@ -215,6 +215,7 @@ impl Worker {
             stdin: Some(input),
             timeout: self.cfg.timeout,
             output: warden_checks::child::Output::Stderr,
+            started: None,
         })
         .await;
         use warden_checks::child::Failure as Run;

@@ -1,0 +1,282 @@
+//! The agent's hooks across its own death, with the real `warden` binary
+//! and a fake orchestrator (plain HTTP on loopback, no namespaces): a hook
+//! runs in its own process group, so an agent killed with SIGKILL leaves
+//! it running; the agent's next process ends it before it takes any
+//! command, so a demote's hooks never run beside the old promote's.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+
+/// What the fake orchestrator answers to every report and poll, and the
+/// reports it was sent.
+#[derive(Default)]
+struct Fake {
+    answer: String,
+    reports: Vec<String>,
+}
+
+fn serve(listener: TcpListener, fake: Arc<Mutex<Fake>>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { return };
+        let fake = fake.clone();
+        std::thread::spawn(move || {
+            let _ = answer(conn, &fake);
+        });
+    }
+}
+
+/// One request, one answer, connection closed.
+fn answer(conn: TcpStream, fake: &Mutex<Fake>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let (status, reply) = if line.contains("/v1/reports/stream") {
+        ("404 Not Found", r#"{"error":"no stream here"}"#.to_string())
+    } else {
+        if line.starts_with("GET /v1/agents/commands") {
+            // a long poll: not at once
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let mut f = fake.lock().unwrap();
+        if line.starts_with("POST /v1/reports") {
+            f.reports.push(String::from_utf8_lossy(&body).into_owned());
+        }
+        ("200 OK", f.answer.clone())
+    };
+    let mut conn = conn;
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{reply}",
+        reply.len()
+    )
+}
+
+fn order(kind: &str) -> String {
+    format!(
+        r#"{{"commands":[{{"id":"web:3:{kind}","group":"web","epoch":3,"kind":"{kind}","site":"a"}}],"epochs":{{"web":3}}}}"#
+    )
+}
+
+fn agent(conf: &Path, log: &Path) -> Child {
+    Command::new(WARDEN)
+        .args(["agent", "--site", "a", "--config"])
+        .arg(conf)
+        .env("WARDEN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("not within {within:?}: {what}");
+    false
+}
+
+/// `/proc/PID/stat`'s state letter, `None` when there is no such process.
+fn state(pid: u32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text.rsplit_once(") ")?.1.chars().next()
+}
+
+/// The live (not zombie) processes of process group `pgid`.
+fn group_members(pgid: u32) -> Vec<u32> {
+    let mut live = vec![];
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some((_, rest)) = text.rsplit_once(") ") else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() != Some(&"Z") && f.get(2) == Some(&pgid.to_string().as_str()) {
+            live.push(pid);
+        }
+    }
+    live
+}
+
+/// An agent killed with SIGKILL while its promote hook sleeps: the hook
+/// (its own process group) lives on. The restarted agent is asked to
+/// demote: the old promote hook's group is gone before the demote's hook
+/// starts (the demote hook looks), and the demote's outcome says what was
+/// ended. So is a process the hook moved out of its group (`setsid`).
+/// Before, the old promote hook still ran (state `S`) while the demote's
+/// hook ran.
+#[test]
+fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["op", "a", "b", "fe"] {
+        std::fs::write(d.join(f), format!("{f}-secret-token")).unwrap();
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fake = Arc::new(Mutex::new(Fake {
+        answer: order("promote"),
+        reports: vec![],
+    }));
+    let f = fake.clone();
+    std::thread::spawn(move || serve(listener, f));
+    let pid_file = d.join("promote.pid");
+    // a process the hook moved out of its group (setsid)
+    let stray_file = d.join("stray.pid");
+    let saw = d.join("demote.saw");
+    let conf = d.join("warden.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[orchestrator]
+listen = "127.0.0.1:{port}"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+[detection]
+interval = "200ms"
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[[sites.a.promote]]
+name = "slow-promote"
+command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {stray}.tmp; mv {stray}.tmp {stray}; exec sleep 120' & echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; sleep 120; echo done"]
+timeout = "2m"
+[[sites.a.demote]]
+name = "look"
+command = ["/bin/sh", "-c", "for f in {pid} {stray}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
+timeout = "30s"
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:9"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["b", "a"]
+scheme = "frontend"
+step_timeout = "3m"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8"
+backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
+"#,
+            d = d.display(),
+            pid = pid_file.display(),
+            stray = stray_file.display(),
+            saw = saw.display(),
+        ),
+    )
+    .unwrap();
+
+    let (log1, log2) = (d.join("agent1.log"), d.join("agent2.log"));
+    let mut first = agent(&conf, &log1);
+    let started = wait_for("the promote hook starts", Duration::from_secs(30), || {
+        (pid_file.exists() && stray_file.exists()) || first.try_wait().unwrap().is_some()
+    }) && pid_file.exists()
+        && stray_file.exists();
+    let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    if !started {
+        let _ = first.kill();
+        let _ = first.wait();
+        panic!("the promote hook never started: {}", text(&log1));
+    }
+    let hook: u32 = text(&pid_file).trim().parse().unwrap();
+    let stray: u32 = text(&stray_file).trim().parse().unwrap();
+    // recorded just after it started
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let alive_after_kill = [hook, stray]
+        .iter()
+        .all(|&p| state(p).is_some_and(|s| s != 'Z'));
+
+    fake.lock().unwrap().answer = order("demote");
+    let mut second = agent(&conf, &log2);
+    let looked = wait_for("the demote hook looks", Duration::from_secs(30), || {
+        saw.exists() || second.try_wait().unwrap().is_some()
+    }) && saw.exists();
+    let reported = wait_for("the demote's outcome", Duration::from_secs(10), || {
+        fake.lock()
+            .unwrap()
+            .reports
+            .iter()
+            .any(|r| r.contains("web:3:demote") && r.contains("\"outcomes\""))
+    });
+    let _ = second.kill();
+    let _ = second.wait();
+    let mut left = group_members(hook);
+    left.extend(group_members(stray));
+    for pid in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+
+    assert!(
+        alive_after_kill,
+        "the promote hook did not outlive the agent's SIGKILL (the test proves nothing)"
+    );
+    assert!(looked, "the demote hook never ran: {}", text(&log2));
+    let seen = text(&saw);
+    let states: Vec<&str> = seen.lines().collect();
+    assert!(
+        states.len() == 2 && states.iter().all(|s| matches!(*s, "gone" | "Z")),
+        "the previous agent's promote hook, or what it moved out of its group, was \
+         still running (states {states:?}) when the demote's hook ran: {}",
+        text(&log2)
+    );
+    assert!(left.is_empty(), "its group lives on: {left:?}");
+    assert!(reported, "no outcome of the demote: {}", text(&log2));
+    let reports = fake.lock().unwrap().reports.clone();
+    let outcome = reports
+        .iter()
+        .rev()
+        .find(|r| r.contains("web:3:demote"))
+        .unwrap();
+    assert!(
+        outcome.contains(
+            "promote hook \\\"slow-promote\\\" of web:3:promote, left running by the \
+             agent's previous process"
+        ),
+        "{outcome}"
+    );
+    let log = text(&log2);
+    assert!(
+        log.contains("left running by the agent's previous process")
+            && log.contains("with 1 process it had moved out of its group"),
+        "{log}"
+    );
+}
