@@ -383,8 +383,9 @@ fn a_command_for_a_group_the_site_was_taken_out_of_is_refused() {
     assert!(e.contains("older than epoch 4"), "{e}");
 }
 
-/// An order at epoch u64::MAX (forged, or a corrupted leader's): no move
-/// can follow it, so no leader can have issued it. Before, it was
+/// An order at epoch u64::MAX (forged, or a corrupted leader's), or any
+/// within 2^32 of it: no orchestrator decides one (see
+/// `warden_proto::EPOCH_CEILING`). Before, it was
 /// admitted and its epoch written to disk, and the agent then refused
 /// every later order (each "older") until authority.json was edited by
 /// hand — a site nobody could demote or promote any more. Now it is
@@ -398,7 +399,10 @@ fn an_order_at_the_last_epoch_there_is_is_refused_and_not_kept() {
     let e = a
         .admit(&cmd(u64::MAX, CommandKind::Demote, "a"))
         .unwrap_err();
-    assert!(e.contains("no leader can have issued it"), "{e}");
+    assert!(
+        e.contains("no orchestrator decides an epoch that near"),
+        "{e}"
+    );
     a.observe(&BTreeMap::from([("web".to_string(), u64::MAX)]));
     assert_eq!(a.get("web").unwrap().epoch, 4);
     drop(a);
@@ -406,7 +410,13 @@ fn an_order_at_the_last_epoch_there_is_is_refused_and_not_kept() {
     let a = Authority::open(dir.path(), "a", &groups()).unwrap();
     assert_eq!(a.get("web").unwrap().epoch, 4);
     a.admit(&cmd(5, CommandKind::Demote, "a")).unwrap();
-    // The epoch just below it is a real one (a move to it exists).
-    a.admit(&cmd(u64::MAX - 1, CommandKind::Demote, "a"))
+    // Nor any within 2^32 of it (warden_proto::EPOCH_CEILING): the
+    // orchestrator never decides one, so none is kept either.
+    let e = a
+        .admit(&cmd(u64::MAX - 1, CommandKind::Demote, "a"))
+        .unwrap_err();
+    assert!(e.contains("1 below the largest there is"), "{e}");
+    // The ceiling itself is a real epoch.
+    a.admit(&cmd(warden_proto::EPOCH_CEILING, CommandKind::Demote, "a"))
         .unwrap();
 }
