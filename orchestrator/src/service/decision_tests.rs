@@ -77,7 +77,8 @@ async fn failover_budget_stops_automatic_moves_until_approved() {
             .count()
     };
     let (epoch, approved_before) = (group(&s).epoch, approvals(&s));
-    s.lock().groups.get_mut("web").unwrap().epoch = u64::MAX;
+    // At the ceiling: no epoch an agent or frontend would take is left.
+    s.lock().groups.get_mut("web").unwrap().epoch = warden_proto::EPOCH_CEILING;
     let refused = s.operator_approve("web", "operator").unwrap_err();
     assert!(refused.to_string().contains("no later epoch"), "{refused}");
     s.lock().groups.get_mut("web").unwrap().epoch = epoch;
@@ -552,7 +553,7 @@ async fn a_refused_failback_keeps_the_automatic_failback_stopped() {
     }
     assert!(!s.lock().detector.confirmed_down("a"));
     assert_eq!(group(&s).active, "b");
-    s.lock().groups.get_mut("web").unwrap().epoch = u64::MAX;
+    s.lock().groups.get_mut("web").unwrap().epoch = warden_proto::EPOCH_CEILING;
     let e = s.operator_failback("web", "operator").unwrap_err();
     assert!(e.to_string().contains("no later epoch"), "{e}");
     assert_eq!(

@@ -42,12 +42,17 @@ impl Shared {
                 x.seen_at, x.epoch, g.epoch
             )));
         }
-        g.epoch.checked_add(1).ok_or_else(|| {
-            OrchestratorError::Conflict(format!(
-                "group {group} is at epoch {}: no later epoch exists",
-                g.epoch
-            ))
-        })
+        // Not above the ceiling: agents and frontends refuse such an order.
+        g.epoch
+            .checked_add(1)
+            .filter(|e| *e <= warden_proto::EPOCH_CEILING)
+            .ok_or_else(|| {
+                OrchestratorError::Conflict(format!(
+                    "group {group} is at epoch {}: no later epoch exists that agents and frontends take \
+                     (warden_proto::EPOCH_CEILING)",
+                    g.epoch
+                ))
+            })
     }
 
     /// Start a runbook away from the group's active site (state lock held
