@@ -141,6 +141,8 @@ mod takeover_tests;
 mod tests;
 mod unfit;
 #[cfg(test)]
+mod upgrade_tests;
+#[cfg(test)]
 mod verify_restart_tests;
 mod views;
 
@@ -244,6 +246,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             failback_blocked: None,
             switched_over: false,
             provider_stops: vec![],
+            unknown: Default::default(),
         };
         let mut changed = !groups.contains_key(name);
         if changed {
@@ -258,10 +261,13 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             // The DNS layer's epochs never go back (its marker would refuse
             // them): pointing the name anew is a decision above the last.
             let frontend_epoch = entry.dns_epoch() + 1;
+            // What a newer version keeps in the record is its own too.
+            let unknown = std::mem::take(&mut entry.unknown);
             *entry = GroupState {
                 epoch,
                 provider_stops,
                 frontend_epoch,
+                unknown,
                 ..fresh
             };
             changed = true;
