@@ -79,6 +79,7 @@ impl Role for HaRole {
             st.groups = loaded.groups;
             st.fresh = loaded.fresh;
             st.runbooks = loaded.runbooks;
+            st.untouched = loaded.untouched;
             st.next_runbook = loaded.next_runbook.max(st.next_runbook);
             // Never below ids this process already gave (and notified).
             st.next_event = loaded.next_event.max(st.next_event);
@@ -115,6 +116,7 @@ impl Role for HaRole {
             vec![],
             None,
         );
+        s.announce_untouched();
         // Under the licence, not in the take-over the lease renewal waits
         // for: the runbooks it loaded resume first (a move under way —
         // users may be down — never waits for the adoption of groups new

@@ -140,6 +140,7 @@ mod takeover_tests;
 #[cfg(test)]
 mod tests;
 mod unfit;
+mod untouched;
 #[cfg(test)]
 mod upgrade_tests;
 #[cfg(test)]
@@ -201,6 +202,8 @@ pub(crate) struct Loaded {
     pub(crate) runbooks: BTreeMap<u64, Runbook>,
     pub(crate) next_runbook: u64,
     pub(crate) next_event: u64,
+    /// Groups left as stored, not acted on (see `untouched`), with their alerts.
+    pub(crate) untouched: BTreeMap<String, String>,
 }
 
 /// Read groups, runbooks and event ids from `store`: groups the config no
@@ -208,17 +211,31 @@ pub(crate) struct Loaded {
 /// active site the group no longer has moves to the primary at a new epoch;
 /// a running runbook or a pending decision naming a site the group no
 /// longer has is not acted on (failed, withdrawn), nor a stored frontend
-/// it no longer has.
+/// it no longer has. On a store other orchestrators share, and for records
+/// this version cannot read, a group is left as stored instead
+/// ([`untouched::set_aside`]).
 pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, OrchestratorError> {
-    let mut groups: BTreeMap<String, GroupState> = store
-        .groups()?
-        .into_iter()
-        .map(|g| (g.name.clone(), g))
-        .collect();
+    let read = store.groups_read()?;
+    let mut groups: BTreeMap<String, GroupState> =
+        read.read.into_iter().map(|g| (g.name.clone(), g)).collect();
     groups.retain(|k, _| cfg.groups.contains_key(k));
+    let runbooks_read = store.runbooks_read()?;
+    let runbooks: BTreeMap<u64, Runbook> =
+        runbooks_read.read.into_iter().map(|r| (r.id, r)).collect();
+    let untouched = untouched::set_aside(
+        cfg,
+        store,
+        &mut groups,
+        &runbooks,
+        &read.unreadable,
+        &runbooks_read.unreadable,
+    );
     let mut fresh_groups = std::collections::BTreeSet::new();
     let mut to_write = Vec::new();
     for (name, g) in &cfg.groups {
+        if untouched.contains_key(name) {
+            continue;
+        }
         let sites = g.site_names();
         let fresh = GroupState {
             name: name.clone(),
@@ -306,8 +323,6 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             to_write.push(entry.clone());
         }
     }
-    let runbooks: BTreeMap<u64, Runbook> =
-        store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
     newest::run_newest_runbooks(cfg, &mut groups, &runbooks, &mut to_write);
     // A store that lost a group's record (or holds an older one) still
     // holds the runbooks it decided: the epoch never goes below theirs.
@@ -392,7 +407,9 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             )));
         }
     }
-    let last_runbook = runbooks.keys().next_back().copied().unwrap_or(0);
+    let last_runbook = runbooks.keys().next_back().copied().unwrap_or(0).max(
+        untouched::highest_unreadable_runbook(&runbooks_read.unreadable),
+    );
     let next_runbook = last_runbook
         .checked_add(1)
         .ok_or_else(|| corrupt(format!("a runbook with id {last_runbook}")))?;
@@ -407,6 +424,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         runbooks,
         next_runbook,
         next_event,
+        untouched,
     })
 }
 
@@ -450,6 +468,9 @@ pub struct State {
     /// Per group: when the last hold order for a suspected active site was
     /// sent (renewed at most every half its ttl, see [`hold`]).
     suspect_holds: BTreeMap<String, Instant>,
+    /// Groups left as stored at the last load, not acted on, with their
+    /// alerts (see `untouched`).
+    untouched: BTreeMap<String, String>,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -576,6 +597,7 @@ impl Shared {
         } = settings;
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let mut loaded = load_state(&cfg, store.as_ref())?;
+        let local = mode.is_local();
         skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
         // One process: it acts from the start, so the corrections are
         // written now (or, on a full disk, retried by the group writer).
@@ -590,6 +612,7 @@ impl Shared {
             runbooks,
             next_runbook,
             next_event,
+            untouched,
             ..
         } = loaded;
         // The agents' probe client: directly, no redirect followed (each
@@ -643,6 +666,7 @@ impl Shared {
             fresh: fresh_groups,
             divergent_pages: BTreeMap::new(),
             suspect_holds: BTreeMap::new(),
+            untouched,
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
         let probe_targets = cfg
@@ -689,7 +713,7 @@ impl Shared {
             }
         }
         let group_names: Vec<String> = cfg.groups.keys().cloned().collect();
-        Ok(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             cfg,
             operators,
             reader,
@@ -732,7 +756,12 @@ impl Shared {
                 Mode::Local => None,
                 Mode::Elected(view) => Some(ha::Ha::new(view)),
             },
-        }))
+        });
+        if local {
+            // With etcd the take-over announces them: this node may follow.
+            shared.announce_untouched();
+        }
+        Ok(shared)
     }
 
     /// The validated config the service runs.

@@ -128,3 +128,225 @@ async fn a_runbook_record_keeps_a_newer_versions_fields_when_resumed() {
     assert_eq!(stored["approved_by"], "alice", "{stored:#}");
     assert_eq!(stored["steps"][1]["fence_token"], "t-77", "{stored:#}");
 }
+
+/// The alerts of group web and its `alert` events, as an operator reads them.
+fn web_alerts(s: &Shared) -> (Vec<String>, Vec<String>) {
+    let events = s
+        .lock()
+        .recent
+        .iter()
+        .filter(|e| e.kind == EventKind::Alert && e.group.as_deref() == Some("web"))
+        .map(|e| e.message.clone())
+        .collect();
+    (s.alerts("web"), events)
+}
+
+/// An operator's failover of web to b, through the API: its status and body.
+async fn failover_web(s: &Arc<Shared>) -> (axum::http::StatusCode, String) {
+    use tower::ServiceExt;
+    let req = axum::http::Request::post("/v1/groups/web/failover")
+        .header("authorization", "Bearer operator-secret")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(r#"{"to":"b"}"#))
+        .unwrap();
+    let r = crate::api::router(s.clone()).oneshot(req).await.unwrap();
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Orchestrators on etcd, mid rolling upgrade: a newer node's config added
+/// site c and web was moved there (active c, epoch 5). This node's config
+/// lists a and b only, and it wins the lease. It leaves web where the
+/// record says — no reset to its primary, no failover while a is down —
+/// writes nothing over the record, says why (an alert in the status and an
+/// `alert` event naming web, c and that its config does not list c) and
+/// refuses an operator's move of web with that reason. Once the configs
+/// agree (this node restarted with c in web's sites) it acts on web as
+/// stored. Before, the take-over reset web to a at epoch 6: users were
+/// moved off c with no failure and no operator order.
+#[tokio::test(start_paused = true)]
+async fn a_leader_whose_config_lacks_the_stored_active_site_leaves_the_group_as_stored() {
+    use crate::etcd::leader::{Leadership, Role};
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
+    let fresh = load_state(&cfg, &crate::store::MemStore::default())
+        .unwrap()
+        .groups["web"]
+        .clone();
+    let store = Arc::new(crate::store::MemStore::shared());
+    let on_c = GroupState {
+        active: "c".into(),
+        epoch: 5,
+        hold: None,
+        ..fresh
+    };
+    store.put_group(&on_c).unwrap();
+
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let role = crate::service::HaRole(s.clone());
+    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    role.take_over(7).await.unwrap();
+    sites_rounds(&s, 16, (false, true), &answer_all).await;
+    s.writer_settled().await;
+
+    let stored = store.groups().unwrap();
+    assert_eq!(stored, vec![on_c.clone()], "the record was written over");
+    assert!(store.runbooks().unwrap().is_empty(), "web was moved");
+    let (alerts, events) = web_alerts(&s);
+    let said = |m: &String| {
+        !m.contains("  ")
+            && m.contains("group web")
+            && m.contains("site c")
+            && m.contains("does not list")
+    };
+    assert!(alerts.iter().any(said), "{alerts:#?}");
+    assert!(events.iter().any(said), "{events:#?}");
+    let (status, body) = failover_web(&s).await;
+    assert_eq!(status, axum::http::StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("does not list"), "{body}");
+
+    // The configs agree: web's sites include c.
+    let d = dir.display();
+    std::fs::write(dir.join("c"), "agent-c-secret").unwrap();
+    std::fs::set_permissions(
+        dir.join("c"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let agreed = text
+        .replace(
+            "[sites.b]",
+            &format!("[sites.c]\nagent_token = {{ file = \"{d}/c\" }}\n[sites.b]"),
+        )
+        .replace(r#"sites = ["a", "b"]"#, r#"sites = ["a", "b", "c"]"#)
+        .replace(
+            r#"b = "127.0.0.1:2" }"#,
+            r#"b = "127.0.0.1:2", c = "127.0.0.1:3" }"#,
+        );
+    let cfg = warden_config::parse(&agreed, &dir.join("failover.conf")).unwrap();
+    let loaded = load_state(&cfg, store.as_ref()).unwrap();
+    assert!(loaded.untouched.is_empty(), "{:?}", loaded.untouched);
+    assert_eq!(loaded.groups["web"], on_c);
+}
+
+/// A newer version's failover of web (runbook 3), with its group record
+/// in `store` as `group` says and a step this version does not know
+/// (`snapshot`) in the runbook.
+fn newer_failover(dir: &std::path::Path, group: serde_json::Value) -> Arc<LocalStore> {
+    let mut rb = serde_json::to_value(Runbook::new(
+        3,
+        "web",
+        RunbookKind::Failover,
+        "a",
+        "b",
+        4,
+        "detector",
+        1,
+        1,
+    ))
+    .unwrap();
+    rb["steps"][1]["name"] = serde_json::json!("snapshot");
+    store_holding(&dir.join("data"), group, Some(rb))
+}
+
+/// A newer version left web in a phase this one does not know
+/// (`quarantined`). This version starts (before, it refused to: "cannot
+/// decode the record of group \"web\" … unknown variant `quarantined`"),
+/// does not act on web (a is down) and writes nothing over the record
+/// (still unreadable to it, as stored), and says what it cannot read,
+/// naming the group and serde's reason. An order about web is refused
+/// with that reason.
+#[tokio::test(start_paused = true)]
+async fn a_group_record_this_version_cannot_read_is_left_as_stored_and_said() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let store = store_holding(
+        &dir.join("data"),
+        serde_json::json!({
+            "name": "web", "active": "a", "epoch": 4, "phase": "quarantined", "hold": null,
+        }),
+        None,
+    );
+    let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
+    sites_rounds(&s, 16, (false, true), &answer_all).await;
+    s.writer_settled().await;
+
+    let groups = store.groups_read().unwrap();
+    assert!(groups.read.is_empty(), "{:?}", groups.read);
+    assert_eq!(groups.unreadable.len(), 1, "{:?}", groups.unreadable);
+    assert!(
+        groups.unreadable[0].cause.contains("quarantined"),
+        "{:?}",
+        groups.unreadable
+    );
+    assert!(store.runbooks().unwrap().is_empty(), "web was moved");
+    let (alerts, events) = web_alerts(&s);
+    let said = |m: &String| {
+        !m.contains("  ")
+            && m.contains("group web")
+            && m.contains("cannot be read by this version")
+            && m.contains("quarantined")
+    };
+    assert!(alerts.iter().any(said), "{alerts:#?}");
+    assert!(events.iter().any(said), "{events:#?}");
+    let (status, body) = failover_web(&s).await;
+    assert_eq!(status, axum::http::StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("quarantined"), "{body}");
+}
+
+/// A newer version runs a failover of web (runbook 3) with a step this
+/// one does not know (`snapshot`), and stops. This version cannot resume
+/// it: it starts (before, it refused to: "cannot decode runbook 3 …
+/// unknown variant `snapshot`", no group acted on), leaves web running
+/// runbook 3 as stored — not marked failed as running a runbook the store
+/// does not hold — and the runbook's record too, and says so naming
+/// runbook 3.
+#[tokio::test(start_paused = true)]
+async fn a_running_runbook_this_version_cannot_read_leaves_its_group_as_stored() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let store = newer_failover(
+        &dir,
+        serde_json::json!({
+            "name": "web", "active": "a", "epoch": 4, "phase": "running",
+            "runbook": 3, "hold": null,
+        }),
+    );
+    let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
+    s.resume();
+    sites_rounds(&s, 16, (false, true), &answer_all).await;
+    s.writer_settled().await;
+
+    let web = stored_web(&store);
+    assert_eq!(
+        (&web["phase"], &web["runbook"], &web["epoch"]),
+        (
+            &serde_json::json!("running"),
+            &serde_json::json!(3),
+            &serde_json::json!(4)
+        ),
+        "{web:#}"
+    );
+    let runbooks = store.runbooks_read().unwrap();
+    assert!(runbooks.read.is_empty(), "{:?}", runbooks.read);
+    assert_eq!(runbooks.unreadable[0].key, "3");
+    let (alerts, events) = web_alerts(&s);
+    let said = |m: &String| {
+        !m.contains("  ")
+            && m.contains("group web")
+            && m.contains("runbook 3")
+            && m.contains("snapshot")
+    };
+    assert!(alerts.iter().any(said), "{alerts:#?}");
+    assert!(events.iter().any(said), "{events:#?}");
+}
