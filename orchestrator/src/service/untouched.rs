@@ -85,21 +85,39 @@ pub(super) fn set_aside(
                 running.map(|rb| (rb.from.as_str(), "the site its running runbook moves from")),
                 running.map(|rb| (rb.to.as_str(), "the site its running runbook moves to")),
             ];
-            if let Some((site, role)) = named
+            let missing_site = named
                 .into_iter()
                 .flatten()
                 .find(|(s, _)| !sites.iter().any(|n| n == s))
-            {
+                .map(|(site, role)| (format!("site {site}"), role));
+            // `hybrid`: the frontend its DNS name points at (a frontend
+            // another node's config added to the group).
+            let missing_frontend = || {
+                g.frontend
+                    .as_ref()
+                    .filter(|fe| {
+                        !gc.frontend
+                            .as_ref()
+                            .is_some_and(|f| f.get_ref().is_served_by(fe))
+                    })
+                    .map(|fe| {
+                        (
+                            format!("frontend {fe}"),
+                            "the frontend its DNS name points at",
+                        )
+                    })
+            };
+            if let Some((what, role)) = missing_site.or_else(missing_frontend) {
                 aside.insert(
                     name.clone(),
                     format!(
-                        "group {name}: the record in {at} names site {site} as {role}, which this \
+                        "group {name}: the record in {at} names {what} as {role}, which this \
                          node's config does not list for the group (sites: {}): another node's \
-                         config is newer, or the site was removed on this node only. Users stay \
-                         where the record says, and the group is not acted on here (no failover, \
-                         no failback, no reset to the primary) until the configs agree: deploy \
-                         the same sites to every node and restart this one, or let a node whose \
-                         config lists {site} lead",
+                         config is newer, or it was removed on this node only. Users stay where \
+                         the record says, and the group is not acted on here (no failover, no \
+                         failback, no reset to the primary) until the configs agree: deploy the \
+                         same group to every node and restart this one, or let a node whose \
+                         config lists {what} lead",
                         sites.join(", ")
                     ),
                 );

@@ -350,3 +350,41 @@ async fn a_running_runbook_this_version_cannot_read_leaves_its_group_as_stored()
     assert!(alerts.iter().any(said), "{alerts:#?}");
     assert!(events.iter().any(said), "{events:#?}");
 }
+
+/// A `hybrid` group on etcd whose DNS name a newer node pointed at
+/// frontend fe3, which that node's config added to web: a leader whose
+/// config serves web from fe1 and fe2 only leaves the record as stored,
+/// naming fe3, where a single orchestrator forgets fe3 (and points the
+/// name anew). Before, the leader forgot it too and wrote that over the
+/// newer node's record.
+#[test]
+fn a_leader_whose_config_lacks_the_stored_frontend_leaves_the_group_as_stored() {
+    let dir = test_dir(true, 5);
+    let cfg = warden_config::parse(&hybrid_text(&dir), &dir.join("failover.conf")).unwrap();
+    let fresh = load_state(&cfg, &crate::store::MemStore::default())
+        .unwrap()
+        .groups["web"]
+        .clone();
+    let on_fe3 = GroupState {
+        frontend: Some("fe3".into()),
+        epoch: 3,
+        hold: None,
+        ..fresh
+    };
+    let shared = crate::store::MemStore::shared();
+    shared.put_group(&on_fe3).unwrap();
+    let loaded = load_state(&cfg, &shared).unwrap();
+    assert!(loaded.to_write.is_empty(), "{:#?}", loaded.to_write);
+    assert!(!loaded.groups.contains_key("web"), "web is acted on");
+    let why = loaded.untouched.get("web").cloned().unwrap_or_default();
+    assert!(
+        why.contains("frontend fe3") && why.contains("does not list") && !why.contains("  "),
+        "{why}"
+    );
+
+    let alone = crate::store::MemStore::default();
+    alone.put_group(&on_fe3).unwrap();
+    let loaded = load_state(&cfg, &alone).unwrap();
+    assert_eq!(loaded.groups["web"].frontend, None);
+    assert!(loaded.untouched.is_empty());
+}
