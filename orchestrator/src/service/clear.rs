@@ -15,7 +15,6 @@ impl Shared {
             .map(|s| s.alerts())
             .unwrap_or_default();
         out.extend(self.store_alerts());
-        out.extend(self.untouched_alerts());
         let st = self.lock();
         if let Some(x) = st.epoch_ahead.get(group) {
             let own = st.groups.get(group).map(|g| g.epoch).unwrap_or_default();

@@ -7,7 +7,7 @@
 //! node only). Correcting such a record from this node's config would move
 //! users with no failure and no operator order; rewriting one it cannot
 //! read would lose what it says. Each is a warn log, an `alert` event and
-//! an alert in the status of every group, until the node that reads the
+//! an alert in the status (beside its groups), until the node that reads the
 //! record (or whose config lists the site) leads, or this one is restarted
 //! with a config (or version) that agrees.
 
@@ -150,8 +150,8 @@ impl Shared {
         }
     }
 
-    /// The alerts of the groups set aside: in every group's status (the
-    /// groups set aside are not in it).
+    /// The alerts of the groups set aside (the status lists them apart:
+    /// those groups are not in it).
     pub(super) fn untouched_alerts(&self) -> Vec<String> {
         self.lock().untouched.values().cloned().collect()
     }
