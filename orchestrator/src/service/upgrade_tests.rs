@@ -391,3 +391,61 @@ fn a_leader_whose_config_lacks_the_stored_frontend_leaves_the_group_as_stored() 
     assert_eq!(loaded.groups["web"].frontend, None);
     assert!(loaded.untouched.is_empty());
 }
+
+/// A follower of a newer leader (etcd, mid rolling upgrade): the leader
+/// moved web to b (epoch 5) by runbook 4, whose record has a step this
+/// version does not know. The follower mirrors web as stored, and says
+/// which record it cannot read (runbook 4). Before, the whole mirror
+/// failed on that record: the follower showed web as it was before the
+/// move (here: not at all), for good.
+#[tokio::test(start_paused = true)]
+async fn a_follower_mirrors_what_it_reads_beside_a_record_it_cannot() {
+    use crate::etcd::leader::Leadership;
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let mut rb = serde_json::to_value(Runbook::new(
+        4,
+        "web",
+        RunbookKind::Failover,
+        "a",
+        "b",
+        4,
+        "detector",
+        1,
+        1,
+    ))
+    .unwrap();
+    rb["steps"][1]["name"] = serde_json::json!("snapshot");
+    let store = store_holding(
+        &dir.join("data"),
+        serde_json::json!({
+            "name": "web", "active": "b", "epoch": 5, "phase": "steady", "hold": null,
+        }),
+        Some(rb),
+    );
+    let (_tx, view) = watch::channel(Leadership::new("n2", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store,
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    s.mirror_store().await;
+
+    let status = s.status_view();
+    let web = status.groups.iter().find(|g| g.name == "web");
+    assert_eq!(
+        web.map(|g| (g.active.as_str(), g.epoch)),
+        Some(("b", 5)),
+        "{status:#?}"
+    );
+    let alerts = s.alerts("web");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("runbook 4 cannot be read by this version") && !a.contains("  ")),
+        "{alerts:#?}"
+    );
+}
