@@ -51,9 +51,12 @@ pub(super) fn set_aside(
             continue;
         };
         let Some(g) = groups.get(name) else { continue };
-        // Its runbook in force, or a decision newer than every runbook of
-        // the group this version reads (the record may not say it yet).
-        let newest = runbooks.values().all(|rb| rb.group != name || rb.id < id);
+        // Its runbook in force, or a decision the group's record does not
+        // reflect yet (at an epoch above the record's, or one it does not
+        // say) that is newer than every runbook of the group this version
+        // reads. An older one, ended, is history: the group is acted on.
+        let newest = runbooks.values().all(|rb| rb.group != name || rb.id < id)
+            && u.epoch.is_none_or(|e| e > g.epoch);
         if g.runbook == Some(id) || newest {
             aside.insert(
                 name.to_string(),

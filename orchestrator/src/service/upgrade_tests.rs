@@ -449,3 +449,39 @@ async fn a_follower_mirrors_what_it_reads_beside_a_record_it_cannot() {
         "{alerts:#?}"
     );
 }
+
+/// A newer version's failover of web (runbook 3, a step this version does
+/// not know) ended long ago: web's record is at its epoch, steady on b.
+/// This version acts on web (the runbook is history), and numbers its next
+/// runbook above 3, never over it.
+#[test]
+fn an_ended_runbook_this_version_cannot_read_is_history_and_its_id_is_kept() {
+    let dir = test_dir(true, 5);
+    let cfg =
+        warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf")).unwrap();
+    let mut rb = serde_json::to_value(Runbook::new(
+        3,
+        "web",
+        RunbookKind::Failover,
+        "a",
+        "b",
+        4,
+        "detector",
+        1,
+        1,
+    ))
+    .unwrap();
+    rb["steps"][1]["name"] = serde_json::json!("snapshot");
+    rb["status"] = serde_json::json!("succeeded");
+    let store = store_holding(
+        &dir.join("data"),
+        serde_json::json!({
+            "name": "web", "active": "b", "epoch": 4, "phase": "steady", "hold": null,
+        }),
+        Some(rb),
+    );
+    let loaded = load_state(&cfg, store.as_ref()).unwrap();
+    assert!(loaded.untouched.is_empty(), "{:?}", loaded.untouched);
+    assert_eq!(loaded.groups["web"].active, "b");
+    assert_eq!(loaded.next_runbook, 4);
+}

@@ -25,6 +25,8 @@ pub struct Unreadable {
     /// The group it is of, as far as its JSON says (`name` of a group,
     /// `group` of a runbook).
     pub group: Option<String>,
+    /// The epoch it is at, as far as its JSON says.
+    pub epoch: Option<u64>,
     /// Why this version cannot read it (serde's words).
     pub cause: String,
 }
@@ -42,6 +44,7 @@ impl Unreadable {
         Some(Unreadable {
             key,
             group,
+            epoch: v.get("epoch").and_then(|e| e.as_u64()),
             cause: cause.to_string(),
         })
     }
