@@ -222,7 +222,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     let runbooks_read = store.runbooks_read()?;
     let runbooks: BTreeMap<u64, Runbook> =
         runbooks_read.read.into_iter().map(|r| (r.id, r)).collect();
-    let untouched = untouched::set_aside(
+    let mut untouched = untouched::set_aside(
         cfg,
         store,
         &mut groups,
@@ -342,10 +342,13 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     // would fence one and fail at the promote) would stay `running` for
     // ever, refusing every move: it is failed instead, so the operator
     // decides.
+    let mut steps_aside = Vec::new();
     for g in groups.values_mut() {
         // A runbook to resume whose steps this version does not run as
         // stored (written by another version, or damaged): refused before
-        // anything acts or is written, naming it.
+        // anything acts or is written, naming it — on a store other nodes
+        // share (a rolling upgrade), its group alone is left as stored
+        // (the node of the version that wrote it resumes it).
         let live = g.runbook.and_then(|id| runbooks.get(&id)).filter(|rb| {
             g.phase == Phase::Running && (rb.status == RunbookStatus::Running || rb.rolling_back)
         });
@@ -353,7 +356,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             let names = |steps: &mut dyn Iterator<Item = StepName>| {
                 steps.map(runbook::step_str).collect::<Vec<_>>().join(", ")
             };
-            return Err(OrchestratorError::Setup(format!(
+            let why = format!(
                 "the state store ({}) holds runbook {} of group {} ({} {} → {} at epoch {}, to be resumed) \
                  with the steps [{}], not those this version runs for a {} [{}]: written by another \
                  version of warden, or damaged. Nothing was resumed or written: finish it with the \
@@ -368,7 +371,12 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
                 names(&mut rb.steps.iter().map(|s| s.name)),
                 runbook::kind_str(rb.kind),
                 names(&mut StepName::for_kind(rb.kind).iter().copied()),
-            )));
+            );
+            if !store.shared() {
+                return Err(OrchestratorError::Setup(why));
+            }
+            steps_aside.push((g.name.clone(), why));
+            continue;
         }
         let sites = cfg
             .groups
@@ -389,6 +397,12 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             to_write.retain(|w| w.name != g.name);
             to_write.push(g.clone());
         }
+    }
+    for (name, why) in steps_aside {
+        warn!(group = %name, "{why}");
+        groups.remove(&name);
+        to_write.retain(|w| w.name != name);
+        untouched.insert(name.clone(), format!("group {name}: {why}"));
     }
     // Ids and epochs near the largest number are a corrupt store (one is
     // used per runbook, event or decision): refused, never wrapped around.
