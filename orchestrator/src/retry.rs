@@ -97,6 +97,7 @@ mod tests {
             failback_blocked: None,
             switched_over: false,
             provider_stops: vec![],
+            unknown: Default::default(),
         }
     }
 
@@ -119,6 +120,7 @@ mod tests {
             finished_unix_ms: None,
             attempts: 1,
             detail: detail.into(),
+            unknown: Default::default(),
         });
         rb
     }

@@ -40,6 +40,13 @@ pub(crate) fn render_status(v: &StatusView) -> String {
         put_line(&mut out, "WARNING: the orchestrator is isolated (reaches no site, hears no agent): deciding nothing");
         out.push('\n');
     }
+    // Groups this node leaves as stored: not among the groups below.
+    for a in &v.alerts {
+        put_line(&mut out, &format!("ALERT: {a}"));
+    }
+    if !v.alerts.is_empty() {
+        out.push('\n');
+    }
     for g in &v.groups {
         put_line(
             &mut out,
@@ -391,5 +398,19 @@ mod tests {
                 "{out}"
             );
         }
+    }
+
+    /// A group the answering node leaves as stored is not among the
+    /// status's groups: its alert (the status's own) is printed first,
+    /// not lost. Before, `warden status` did not show it at all.
+    #[test]
+    fn alerts_about_groups_left_as_stored_are_printed_first() {
+        let mut v = status_with("x");
+        v.alerts = vec!["group api: the record in etcd names site c as its active site".into()];
+        let out = render_status(&v);
+        assert!(
+            out.starts_with("ALERT: group api: the record in etcd names site c"),
+            "{out}"
+        );
     }
 }

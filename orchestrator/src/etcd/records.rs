@@ -12,20 +12,55 @@ use super::codec::{
 };
 use super::EtcdStore;
 use crate::model::{Event, GroupState, Runbook};
-use crate::store::Store;
+use crate::store::{Records, Store, Unreadable};
 use crate::OrchestratorError;
+
+/// Records with their keys.
+type Keyed<T> = Vec<(Vec<u8>, T)>;
 
 impl EtcdStore {
     fn id_key(&self, table: &str, id: u64) -> Vec<u8> {
         self.key(&format!("{table}/{id:020}"))
     }
 
-    /// Every record of `table`, with its key.
-    fn list_keyed<T: DeserializeOwned + Send + 'static>(
+    /// Every record of `table` with its key; those this version's types
+    /// refuse (JSON of another version) set aside, named by their key
+    /// past `table/`.
+    fn list_read<T: DeserializeOwned>(
         &self,
         what: &'static str,
         table: &str,
-    ) -> Result<Vec<(Vec<u8>, T)>, OrchestratorError> {
+    ) -> Result<Records<(Vec<u8>, T)>, OrchestratorError> {
+        let prefix = self.key(&format!("{table}/")).len();
+        let mut read = Vec::new();
+        let mut aside = Vec::new();
+        for (k, v) in self.list_raw(what, table)? {
+            match serde_json::from_slice::<T>(&v) {
+                Ok(t) => read.push((k, t)),
+                Err(e) => {
+                    let name = String::from_utf8_lossy(&k[prefix.min(k.len())..]).to_string();
+                    match Unreadable::of(name, &v, &e) {
+                        Some(u) => aside.push(u),
+                        None => {
+                            let key = String::from_utf8_lossy(&k).escape_debug().to_string();
+                            return Err(OrchestratorError::store(format!("decode {key}"), e));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Records {
+            read,
+            unreadable: aside,
+        })
+    }
+
+    /// Every record of `table`, with its key, as stored.
+    fn list_raw(
+        &self,
+        what: &'static str,
+        table: &str,
+    ) -> Result<Keyed<Vec<u8>>, OrchestratorError> {
         // In pages, all at the first page's revision (one snapshot): runbooks
         // are never pruned, so a table read whole would one day be too large
         // an answer and stop the orchestrator from starting.
@@ -51,7 +86,7 @@ impl EtcdStore {
                 revision = resp.header().map_or(0, |h| h.revision());
             }
             for kv in resp.kvs() {
-                out.push((kv.key().to_vec(), dec(kv.key(), kv.value())?));
+                out.push((kv.key().to_vec(), kv.value().to_vec()));
             }
             match resp.kvs().last() {
                 Some(last) if resp.more() => {
@@ -77,19 +112,30 @@ impl Store for EtcdStore {
     }
 
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
-        let (keys, groups): (Vec<Vec<u8>>, Vec<GroupState>) = self
-            .list_keyed("read groups", "groups")?
-            .into_iter()
-            .unzip();
+        self.groups_read()?.all("group", &self.describe())
+    }
+
+    fn groups_read(&self) -> Result<Records<GroupState>, OrchestratorError> {
+        let Records {
+            read: keyed,
+            unreadable,
+        } = self.list_read::<GroupState>("read groups", "groups")?;
         // A record is the group its key names: a copy under another key
         // (written by hand) must not stand in for it, nor be written back
         // over the real one.
-        for (k, g) in keys.iter().zip(&groups) {
+        for (k, g) in &keyed {
             if *k != self.key(&format!("groups/{}", g.name)) {
                 return Err(mismatch(k, &format!("group {:?}", g.name)));
             }
         }
-        Ok(groups)
+        Ok(Records {
+            read: keyed.into_iter().map(|(_, g)| g).collect(),
+            unreadable,
+        })
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 
     fn state_version(&self) -> Option<i64> {
@@ -147,16 +193,23 @@ impl Store for EtcdStore {
     }
 
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
-        let (keys, runbooks): (Vec<Vec<u8>>, Vec<Runbook>) = self
-            .list_keyed("read runbooks", "runbooks")?
-            .into_iter()
-            .unzip();
-        for (k, rb) in keys.iter().zip(&runbooks) {
+        self.runbooks_read()?.all("runbook", &self.describe())
+    }
+
+    fn runbooks_read(&self) -> Result<Records<Runbook>, OrchestratorError> {
+        let Records {
+            read: keyed,
+            unreadable,
+        } = self.list_read::<Runbook>("read runbooks", "runbooks")?;
+        for (k, rb) in &keyed {
             if *k != self.id_key("runbooks", rb.id) {
                 return Err(mismatch(k, &format!("runbook {}", rb.id)));
             }
         }
-        Ok(runbooks)
+        Ok(Records {
+            read: keyed.into_iter().map(|(_, rb)| rb).collect(),
+            unreadable,
+        })
     }
 
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {

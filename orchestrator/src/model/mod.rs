@@ -14,6 +14,12 @@ pub use runbook::{Runbook, RunbookKind, RunbookStatus, StepName, StepRecord, Ste
 
 use serde::{Deserialize, Serialize};
 
+/// The fields of a stored record this version does not know (written by a
+/// newer one), kept as read and written back with the record: a record is
+/// only ever rewritten whole, and dropping them would lose the newer
+/// node's state once an older node leads (a rolling upgrade with etcd).
+pub type Unknown = serde_json::Map<String, serde_json::Value>;
+
 /// What a group is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,6 +42,9 @@ pub struct Pending {
     /// Why it waits: "automatic = false", "failover budget exhausted (2 in 1h)".
     pub reason: String,
     pub since_unix_ms: u64,
+    /// Fields of a newer version, kept ([`Unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 /// Persistent state of one group.
@@ -120,6 +129,9 @@ pub struct GroupState {
     /// start and take-over, so nothing is sent until they are lifted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provider_stops: Vec<warden_strategies::ProviderStop>,
+    /// Fields of a newer version, kept ([`Unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
 }
 
 impl GroupState {

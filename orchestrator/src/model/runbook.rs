@@ -98,6 +98,9 @@ pub struct StepRecord {
     pub attempts: u32,
     #[serde(default)]
     pub detail: String,
+    /// Fields of a newer version, kept ([`super::Unknown`]).
+    #[serde(flatten)]
+    pub unknown: super::Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +185,9 @@ pub struct Runbook {
     /// runbook recorded from memory since).
     #[serde(default)]
     pub revision: u64,
+    /// Fields of a newer version, kept ([`super::Unknown`]).
+    #[serde(flatten)]
+    pub unknown: super::Unknown,
 }
 
 impl Runbook {
@@ -215,6 +221,7 @@ impl Runbook {
                     finished_unix_ms: None,
                     attempts: 0,
                     detail: String::new(),
+                    unknown: Default::default(),
                 })
                 .collect(),
             started_unix_ms: now,
@@ -231,6 +238,7 @@ impl Runbook {
             rolled_forward: false,
             rolling_back: false,
             revision: 0,
+            unknown: Default::default(),
         }
     }
 

@@ -228,7 +228,7 @@ impl Shared {
             .groups
             .get(group)
             .cloned()
-            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+            .ok_or_else(|| super::untouched::missing_group(&st, group))?;
         if g.phase == Phase::Running {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group} has a runbook running; adopt when it has ended"

@@ -34,7 +34,7 @@ impl Shared {
         }
         let mut st = self.lock();
         let Some(g) = st.groups.get(group).cloned() else {
-            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+            return Err(super::untouched::missing_group(&st, group));
         };
         let Some(p) = g
             .pending

@@ -264,6 +264,7 @@ impl Shared {
                 to: to.to_string(),
                 reason: reason.clone(),
                 since_unix_ms: now,
+                unknown: Default::default(),
             });
             ng.moves_unix_ms.retain(|&t| now.saturating_sub(t) < window);
             self.put_group_locked(st, ng);

@@ -79,6 +79,7 @@ impl Role for HaRole {
             st.groups = loaded.groups;
             st.fresh = loaded.fresh;
             st.runbooks = loaded.runbooks;
+            st.untouched = loaded.untouched;
             st.next_runbook = loaded.next_runbook.max(st.next_runbook);
             // Never below ids this process already gave (and notified).
             st.next_event = loaded.next_event.max(st.next_event);
@@ -115,6 +116,7 @@ impl Role for HaRole {
             vec![],
             None,
         );
+        s.announce_untouched();
         // Under the licence, not in the take-over the lease renewal waits
         // for: the runbooks it loaded resume first (a move under way —
         // users may be down — never waits for the adoption of groups new
@@ -219,7 +221,11 @@ impl Shared {
             if version.is_some() && version == last {
                 return Ok(None);
             }
-            Ok::<_, OrchestratorError>(Some((version, store.groups()?, store.runbooks()?)))
+            Ok::<_, OrchestratorError>(Some((
+                version,
+                store.groups_read()?,
+                store.runbooks_read()?,
+            )))
         })
         .await;
         let (version, groups, runbooks) = match read {
@@ -239,13 +245,40 @@ impl Shared {
             return;
         }
         *ha.mirrored.lock().unwrap_or_else(|p| p.into_inner()) = version;
-        self.store_ok(MIRROR);
-        for g in groups {
+        // Records this version cannot read (a newer leader's) are said;
+        // the others are mirrored all the same.
+        let unreadable: Vec<String> = groups
+            .unreadable
+            .iter()
+            .map(|u| format!("group {}", u.key))
+            .chain(
+                runbooks
+                    .unreadable
+                    .iter()
+                    .map(|u| match u.key.parse::<u64>() {
+                        Ok(id) => format!("runbook {id}"),
+                        Err(_) => format!("runbook {}", u.key),
+                    }),
+            )
+            .collect();
+        if unreadable.is_empty() {
+            self.store_ok(MIRROR);
+        } else {
+            self.store_trouble(
+                MIRROR,
+                &format!(
+                    "{} cannot be read by this version of warden (written by a newer one): \
+                     shown as last read, the rest as stored",
+                    unreadable.join(", ")
+                ),
+            );
+        }
+        for g in groups.read {
             if self.cfg.groups.contains_key(&g.name) {
                 st.groups.insert(g.name.clone(), g);
             }
         }
-        st.runbooks = runbooks.into_iter().map(|r| (r.id, r)).collect();
+        st.runbooks = runbooks.read.into_iter().map(|r| (r.id, r)).collect();
     }
 
     /// How often a follower mirrors the store.

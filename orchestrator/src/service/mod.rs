@@ -141,6 +141,9 @@ mod takeover_tests;
 #[cfg(test)]
 mod tests;
 mod unfit;
+mod untouched;
+#[cfg(test)]
+mod upgrade_tests;
 #[cfg(test)]
 mod verify_restart_tests;
 mod views;
@@ -200,6 +203,8 @@ pub(crate) struct Loaded {
     pub(crate) runbooks: BTreeMap<u64, Runbook>,
     pub(crate) next_runbook: u64,
     pub(crate) next_event: u64,
+    /// Groups left as stored, not acted on (see `untouched`), with their alerts.
+    pub(crate) untouched: BTreeMap<String, String>,
 }
 
 /// Read groups, runbooks and event ids from `store`: groups the config no
@@ -207,17 +212,31 @@ pub(crate) struct Loaded {
 /// active site the group no longer has moves to the primary at a new epoch;
 /// a running runbook or a pending decision naming a site the group no
 /// longer has is not acted on (failed, withdrawn), nor a stored frontend
-/// it no longer has.
+/// it no longer has. On a store other orchestrators share, and for records
+/// this version cannot read, a group is left as stored instead
+/// ([`untouched::set_aside`]).
 pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, OrchestratorError> {
-    let mut groups: BTreeMap<String, GroupState> = store
-        .groups()?
-        .into_iter()
-        .map(|g| (g.name.clone(), g))
-        .collect();
+    let read = store.groups_read()?;
+    let mut groups: BTreeMap<String, GroupState> =
+        read.read.into_iter().map(|g| (g.name.clone(), g)).collect();
     groups.retain(|k, _| cfg.groups.contains_key(k));
+    let runbooks_read = store.runbooks_read()?;
+    let runbooks: BTreeMap<u64, Runbook> =
+        runbooks_read.read.into_iter().map(|r| (r.id, r)).collect();
+    let mut untouched = untouched::set_aside(
+        cfg,
+        store,
+        &mut groups,
+        &runbooks,
+        &read.unreadable,
+        &runbooks_read.unreadable,
+    );
     let mut fresh_groups = std::collections::BTreeSet::new();
     let mut to_write = Vec::new();
     for (name, g) in &cfg.groups {
+        if untouched.contains_key(name) {
+            continue;
+        }
         let sites = g.site_names();
         let fresh = GroupState {
             name: name.clone(),
@@ -245,6 +264,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             failback_blocked: None,
             switched_over: false,
             provider_stops: vec![],
+            unknown: Default::default(),
         };
         let mut changed = !groups.contains_key(name);
         if changed {
@@ -259,10 +279,13 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             // The DNS layer's epochs never go back (its marker would refuse
             // them): pointing the name anew is a decision above the last.
             let frontend_epoch = entry.dns_epoch() + 1;
+            // What a newer version keeps in the record is its own too.
+            let unknown = std::mem::take(&mut entry.unknown);
             *entry = GroupState {
                 epoch,
                 provider_stops,
                 frontend_epoch,
+                unknown,
                 ..fresh
             };
             changed = true;
@@ -301,8 +324,6 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             to_write.push(entry.clone());
         }
     }
-    let runbooks: BTreeMap<u64, Runbook> =
-        store.runbooks()?.into_iter().map(|r| (r.id, r)).collect();
     newest::run_newest_runbooks(cfg, &mut groups, &runbooks, &mut to_write);
     // A store that lost a group's record (or holds an older one) still
     // holds the runbooks it decided: the epoch never goes below theirs.
@@ -322,10 +343,13 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     // would fence one and fail at the promote) would stay `running` for
     // ever, refusing every move: it is failed instead, so the operator
     // decides.
+    let mut steps_aside = Vec::new();
     for g in groups.values_mut() {
         // A runbook to resume whose steps this version does not run as
         // stored (written by another version, or damaged): refused before
-        // anything acts or is written, naming it.
+        // anything acts or is written, naming it — on a store other nodes
+        // share (a rolling upgrade), its group alone is left as stored
+        // (the node of the version that wrote it resumes it).
         let live = g.runbook.and_then(|id| runbooks.get(&id)).filter(|rb| {
             g.phase == Phase::Running && (rb.status == RunbookStatus::Running || rb.rolling_back)
         });
@@ -333,7 +357,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             let names = |steps: &mut dyn Iterator<Item = StepName>| {
                 steps.map(runbook::step_str).collect::<Vec<_>>().join(", ")
             };
-            return Err(OrchestratorError::Setup(format!(
+            let why = format!(
                 "the state store ({}) holds runbook {} of group {} ({} {} → {} at epoch {}, to be resumed) \
                  with the steps [{}], not those this version runs for a {} [{}]: written by another \
                  version of warden, or damaged. Nothing was resumed or written: finish it with the \
@@ -348,7 +372,12 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
                 names(&mut rb.steps.iter().map(|s| s.name)),
                 runbook::kind_str(rb.kind),
                 names(&mut StepName::for_kind(rb.kind).iter().copied()),
-            )));
+            );
+            if !store.shared() {
+                return Err(OrchestratorError::Setup(why));
+            }
+            steps_aside.push((g.name.clone(), why));
+            continue;
         }
         let sites = cfg
             .groups
@@ -370,6 +399,12 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             to_write.push(g.clone());
         }
     }
+    for (name, why) in steps_aside {
+        warn!(group = %name, "{why}");
+        groups.remove(&name);
+        to_write.retain(|w| w.name != name);
+        untouched.insert(name.clone(), format!("group {name}: {why}"));
+    }
     // Ids and epochs near the largest number are a corrupt store (one is
     // used per runbook, event or decision): refused, never wrapped around.
     let corrupt = |what: String| {
@@ -389,7 +424,9 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
             )));
         }
     }
-    let last_runbook = runbooks.keys().next_back().copied().unwrap_or(0);
+    let last_runbook = runbooks.keys().next_back().copied().unwrap_or(0).max(
+        untouched::highest_unreadable_runbook(&runbooks_read.unreadable),
+    );
     let next_runbook = last_runbook
         .checked_add(1)
         .ok_or_else(|| corrupt(format!("a runbook with id {last_runbook}")))?;
@@ -404,6 +441,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         runbooks,
         next_runbook,
         next_event,
+        untouched,
     })
 }
 
@@ -449,6 +487,9 @@ pub struct State {
     /// Per group: when the last hold order for a suspected active site was
     /// sent (renewed at most every half its ttl, see [`hold`]).
     suspect_holds: BTreeMap<String, Instant>,
+    /// Groups left as stored at the last load, not acted on, with their
+    /// alerts (see `untouched`).
+    untouched: BTreeMap<String, String>,
 }
 
 /// Shared by the loops, the API handlers and the runbook tasks.
@@ -575,6 +616,7 @@ impl Shared {
         } = settings;
         let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
         let mut loaded = load_state(&cfg, store.as_ref())?;
+        let local = mode.is_local();
         skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
         // One process: it acts from the start, so the corrections are
         // written now (or, on a full disk, retried by the group writer).
@@ -589,6 +631,7 @@ impl Shared {
             runbooks,
             next_runbook,
             next_event,
+            untouched,
             ..
         } = loaded;
         // The agents' probe client: directly, no redirect followed (each
@@ -643,6 +686,7 @@ impl Shared {
             divergent_pages: BTreeMap::new(),
             answer_orders: answer_order::AnswerOrders::new(),
             suspect_holds: BTreeMap::new(),
+            untouched,
         };
         let frontend_probes = cfg.hybrid_frontend_probes();
         let probe_targets = cfg
@@ -689,7 +733,7 @@ impl Shared {
             }
         }
         let group_names: Vec<String> = cfg.groups.keys().cloned().collect();
-        Ok(Arc::new(Shared {
+        let shared = Arc::new(Shared {
             cfg,
             operators,
             reader,
@@ -732,7 +776,12 @@ impl Shared {
                 Mode::Local => None,
                 Mode::Elected(view) => Some(ha::Ha::new(view)),
             },
-        }))
+        });
+        if local {
+            // With etcd the take-over announces them: this node may follow.
+            shared.announce_untouched();
+        }
+        Ok(shared)
     }
 
     /// The validated config the service runs.

@@ -22,7 +22,7 @@ impl Shared {
             .groups
             .get(group)
             .cloned()
-            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group:?}")))?;
+            .ok_or_else(|| super::untouched::missing_group(st, group))?;
         if g.phase == Phase::Running {
             return Err(OrchestratorError::Conflict(format!(
                 "a runbook (id {}) is running for group {group}",
@@ -368,7 +368,7 @@ impl Shared {
         }
         let mut st = self.lock();
         let Some(mut g) = st.groups.get(group).cloned() else {
-            return Err(OrchestratorError::NotFound(format!("group {group:?}")));
+            return Err(super::untouched::missing_group(&st, group));
         };
         if let Some(seen) = seen.filter(|s| *s != g.maintenance_seq) {
             return Err(OrchestratorError::Conflict(format!(

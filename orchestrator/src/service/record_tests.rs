@@ -5,17 +5,11 @@ use super::harness::{config_text, test_dir};
 use super::*;
 use crate::store::{MemStore, Store};
 
-/// Failback b → a at epoch 4, its demote done, stored with the switch
-/// before the final pass and the promote (another version's order, or a
-/// damaged record). Resumed as stored, its next step routed users to a,
-/// whose data missed the final pass and which was not promoted. The start
-/// is refused, naming the runbook and both lists; the store is as it was.
-#[tokio::test]
-async fn a_runbook_whose_steps_this_version_does_not_run_is_refused_not_resumed() {
-    let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
-    let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
+/// Failback b → a at epoch 4, its demote done, with the switch before the
+/// final pass and the promote (another version's order, or a damaged
+/// record), and web running it at epoch 4: the group and the runbook.
+fn reordered_failback(cfg: &warden_config::Config) -> (GroupState, Runbook) {
+    let fresh = load_state(cfg, &MemStore::default()).unwrap().groups["web"].clone();
     let mut rb = Runbook::new(3, "web", RunbookKind::Failback, "b", "a", 4, "test", 0, 0);
     let at = |rb: &Runbook, n: StepName| rb.steps.iter().position(|s| s.name == n).unwrap();
     let switch = rb.steps.remove(at(&rb, StepName::Switch));
@@ -31,6 +25,45 @@ async fn a_runbook_whose_steps_this_version_does_not_run_is_refused_not_resumed(
         runbook: Some(3),
         ..fresh
     };
+    (group, rb)
+}
+
+/// [`reordered_failback`] on etcd, mid rolling upgrade: a node taking over
+/// leaves web and the runbook as stored, and says so naming the runbook
+/// and both lists — the other groups are acted on. Before, the take-over
+/// was refused as a whole (no group acted on by this node).
+#[test]
+fn on_a_shared_store_a_runbook_whose_steps_this_version_does_not_run_sets_its_group_aside() {
+    let dir = test_dir(true, 5);
+    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
+        .expect("config");
+    let (group, rb) = reordered_failback(&cfg);
+    let store = MemStore::shared();
+    store.put_group(&group).unwrap();
+    store.put_runbook(&rb).unwrap();
+
+    let loaded = load_state(&cfg, &store).unwrap();
+    assert!(!loaded.groups.contains_key("web"));
+    assert!(loaded.to_write.is_empty(), "{:?}", loaded.to_write);
+    let why = loaded.untouched.get("web").cloned().unwrap_or_default();
+    assert!(
+        why.starts_with("group web: ")
+            && why.contains("runbook 3 of group web")
+            && why.contains("decide, resync, demote, switch, final_sync, promote"),
+        "{why}"
+    );
+}
+
+/// [`reordered_failback`]: resumed as stored, its next step routed users
+/// to a, whose data missed the final pass and which was not promoted. The
+/// start is refused, naming the runbook and both lists; the store is as
+/// it was.
+#[tokio::test]
+async fn a_runbook_whose_steps_this_version_does_not_run_is_refused_not_resumed() {
+    let dir = test_dir(true, 5);
+    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
+        .expect("config");
+    let (group, rb) = reordered_failback(&cfg);
     let store = MemStore::default();
     store.put_group(&group).unwrap();
     store.put_runbook(&rb).unwrap();

@@ -34,7 +34,7 @@ impl Shared {
         let g = st
             .groups
             .get(group)
-            .ok_or_else(|| OrchestratorError::NotFound(format!("group {group}")))?;
+            .ok_or_else(|| super::untouched::missing_group(st, group))?;
         if let Some(x) = st.epoch_ahead.get(group) {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group}: {} holds epoch {}, above the group's {}: any move would be refused as stale; \

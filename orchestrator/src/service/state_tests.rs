@@ -729,6 +729,7 @@ async fn a_store_of_another_config_is_not_acted_on_blindly() {
                 to: "c".into(),
                 reason: "automatic = false".into(),
                 since_unix_ms: 0,
+                unknown: Default::default(),
             }),
             ..fresh
         })

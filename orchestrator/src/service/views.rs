@@ -75,6 +75,10 @@ pub struct StatusView {
     /// With `store = "etcd"`: the leadership as the answering node sees it.
     #[serde(default)]
     pub leadership: Option<crate::etcd::leader::Leadership>,
+    /// Alerts about groups not in `groups`: those this node leaves as the
+    /// store holds them (a record it cannot read, a site its config lacks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<String>,
 }
 
 pub(crate) fn site_views(s: &Shared, names: &[String]) -> Vec<SiteView> {
@@ -189,6 +193,7 @@ impl Shared {
             isolated,
             groups: groups.iter().filter_map(|g| group_view(self, g)).collect(),
             leadership: self.leadership(),
+            alerts: self.untouched_alerts(),
         }
     }
 

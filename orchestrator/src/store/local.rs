@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::model::{Event, GroupState, Runbook};
 use crate::OrchestratorError;
 
-use super::Store;
+use super::{Records, Store, Unreadable};
 
 const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups");
 const RUNBOOKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("runbooks");
@@ -237,6 +237,28 @@ impl LocalStore {
         result
     }
 
+    /// Decode one record; one that is JSON this version's types refuse
+    /// (another version's) is set aside in `aside` (`None`), one that is
+    /// no JSON object is an error naming it (`what`).
+    fn dec_or_set_aside<T: DeserializeOwned>(
+        &self,
+        key: String,
+        b: &[u8],
+        what: &str,
+        aside: &mut Vec<Unreadable>,
+    ) -> Result<Option<T>, OrchestratorError> {
+        match serde_json::from_slice(b) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => match Unreadable::of(key, b, &e) {
+                Some(u) => {
+                    aside.push(u);
+                    Ok(None)
+                }
+                None => dec(b, what, &self.path),
+            },
+        }
+    }
+
     /// Close the database and open its file again ([`LocalStore::reopen`]).
     fn open_again(&self) {
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
@@ -259,18 +281,33 @@ impl Store for LocalStore {
     }
 
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
+        self.groups_read()?.all("group", &self.describe())
+    }
+
+    fn groups_read(&self) -> Result<Records<GroupState>, OrchestratorError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(se)?;
             let t = tx.open_table(GROUPS).map_err(se)?;
-            let mut out = Vec::new();
+            let mut out = Records {
+                read: Vec::new(),
+                unreadable: Vec::new(),
+            };
             for item in t.iter().map_err(se)? {
                 let (k, v) = item.map_err(se)?;
                 let what = format!("the record of group {:?}", k.value());
-                let g: GroupState = dec(v.value(), &what, &self.path)?;
+                let Some(g) = self.dec_or_set_aside::<GroupState>(
+                    k.value().to_string(),
+                    v.value(),
+                    &what,
+                    &mut out.unreadable,
+                )?
+                else {
+                    continue;
+                };
                 if g.name != k.value() {
                     return Err(misplaced(&what, &format!("group {:?}", g.name), &self.path));
                 }
-                out.push(g);
+                out.read.push(g);
             }
             Ok(out)
         })
@@ -333,18 +370,33 @@ impl Store for LocalStore {
     }
 
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
+        self.runbooks_read()?.all("runbook", &self.describe())
+    }
+
+    fn runbooks_read(&self) -> Result<Records<Runbook>, OrchestratorError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(se)?;
             let t = tx.open_table(RUNBOOKS).map_err(se)?;
-            let mut out = Vec::new();
+            let mut out = Records {
+                read: Vec::new(),
+                unreadable: Vec::new(),
+            };
             for item in t.iter().map_err(se)? {
                 let (k, v) = item.map_err(se)?;
                 let what = format!("runbook {}", k.value());
-                let rb: Runbook = dec(v.value(), &what, &self.path)?;
+                let Some(rb) = self.dec_or_set_aside::<Runbook>(
+                    k.value().to_string(),
+                    v.value(),
+                    &what,
+                    &mut out.unreadable,
+                )?
+                else {
+                    continue;
+                };
                 if rb.id != k.value() {
                     return Err(misplaced(&what, &format!("runbook {}", rb.id), &self.path));
                 }
-                out.push(rb);
+                out.read.push(rb);
             }
             Ok(out)
         })

@@ -10,6 +10,18 @@ use super::Store;
 #[derive(Default)]
 pub struct MemStore {
     inner: std::sync::Mutex<MemInner>,
+    /// Stands for a store other orchestrators share ([`Store::shared`]).
+    shared: bool,
+}
+
+impl MemStore {
+    /// A memory store that stands for one several orchestrators share (etcd).
+    pub fn shared() -> MemStore {
+        MemStore {
+            shared: true,
+            ..MemStore::default()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -33,6 +45,9 @@ impl MemInner {
 }
 
 impl Store for MemStore {
+    fn shared(&self) -> bool {
+        self.shared
+    }
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError> {
         Ok(self
             .inner

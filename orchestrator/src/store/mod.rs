@@ -1,8 +1,9 @@
 //! The orchestrator's durable state behind the [`Store`] trait, and its
 //! embedded implementation [`LocalStore`] (redb, one file under the data dir).
 //!
-//! This module owns the trait and [`blocking`]; `local.rs` the redb store,
-//! `mem.rs` the in-memory one ([`MemStore`]); the etcd store is `crate::etcd`.
+//! This module owns the trait, [`blocking`] and what a read leaves aside
+//! ([`Records`], [`Unreadable`]); `local.rs` the redb store, `mem.rs` the
+//! in-memory one ([`MemStore`]); the etcd store is `crate::etcd`.
 
 use crate::model::{Event, GroupState, Runbook};
 use crate::OrchestratorError;
@@ -13,9 +14,88 @@ mod mem;
 pub use local::LocalStore;
 pub use mem::MemStore;
 
+/// A stored record this version cannot read: well-formed JSON its types
+/// refuse (a state, kind or step a newer version wrote during a rolling
+/// upgrade). Never acted on nor written over: rewritten by this version,
+/// it would lose what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The record's key: a group's name, a runbook's id.
+    pub key: String,
+    /// The group it is of, as far as its JSON says (`name` of a group,
+    /// `group` of a runbook).
+    pub group: Option<String>,
+    /// The epoch it is at, as far as its JSON says.
+    pub epoch: Option<u64>,
+    /// Why this version cannot read it (serde's words).
+    pub cause: String,
+}
+
+impl Unreadable {
+    /// `bytes` (stored under `key`) when it is JSON that `T` refuses for
+    /// `cause`; `None` when it is no JSON object at all (a damaged record,
+    /// an error of its own).
+    pub fn of(key: String, bytes: &[u8], cause: &serde_json::Error) -> Option<Unreadable> {
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(bytes).ok()?;
+        let group = ["group", "name"]
+            .iter()
+            .find_map(|f| v.get(*f).and_then(|g| g.as_str()))
+            .map(str::to_string);
+        Some(Unreadable {
+            key,
+            group,
+            epoch: v.get("epoch").and_then(|e| e.as_u64()),
+            cause: cause.to_string(),
+        })
+    }
+}
+
+/// The records of a table: those read, and those this version cannot read.
+#[derive(Debug, Clone)]
+pub struct Records<T> {
+    pub read: Vec<T>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl<T> Records<T> {
+    /// Every record read, or an error naming the first unreadable one
+    /// (`table`: "group", "runbook"; `store`: where).
+    pub fn all(self, table: &str, store: &str) -> Result<Vec<T>, OrchestratorError> {
+        match self.unreadable.first() {
+            None => Ok(self.read),
+            Some(u) => Err(OrchestratorError::store(
+                format!("cannot read the {table} record {:?} in {store}", u.key),
+                u.cause.clone(),
+            )),
+        }
+    }
+}
+
 /// Durable state. Implementations must make each call atomic.
 pub trait Store: Send + Sync {
     fn groups(&self) -> Result<Vec<GroupState>, OrchestratorError>;
+    /// The group records, those this version cannot read set apart
+    /// ([`Unreadable`]) rather than failing the whole read.
+    fn groups_read(&self) -> Result<Records<GroupState>, OrchestratorError> {
+        Ok(Records {
+            read: self.groups()?,
+            unreadable: vec![],
+        })
+    }
+    /// The runbook records, as [`Store::groups_read`].
+    fn runbooks_read(&self) -> Result<Records<Runbook>, OrchestratorError> {
+        Ok(Records {
+            read: self.runbooks()?,
+            unreadable: vec![],
+        })
+    }
+    /// Whether other orchestrators share this store (etcd): their configs
+    /// may not be this one's (a rolling upgrade, a site added on one node
+    /// first), so a record naming a site this config lacks is not this
+    /// node's to correct.
+    fn shared(&self) -> bool {
+        false
+    }
     fn put_group(&self, g: &GroupState) -> Result<(), OrchestratorError>;
     /// Write several groups; implementations should batch them.
     fn put_groups(&self, groups: &[GroupState]) -> Result<(), OrchestratorError> {

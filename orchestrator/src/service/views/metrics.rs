@@ -51,7 +51,8 @@ impl Shared {
     /// format), with the gauges that are computed when scraped.
     pub fn metrics_text(&self, openmetrics: bool) -> String {
         let view = self.status_view();
-        let alerts: usize = view.groups.iter().map(|g| g.alerts.len()).sum();
+        let alerts: usize =
+            view.groups.iter().map(|g| g.alerts.len()).sum::<usize>() + view.alerts.len();
         self.metrics.alerts.set(alerts as i64);
         self.set_state_metrics(&view);
         self.metrics.leader.set(i64::from(self.licence.is_held()));
