@@ -206,3 +206,39 @@ async fn a_timeout_or_cancel_kills_the_command_and_its_children() {
     assert!(t0.elapsed() < Duration::from_secs(10));
     wait_dead(&read_pid(&pidfile).await).await;
 }
+
+/// What a plan's command moves out of its process group (`setsid`, as a
+/// script that starts a helper daemon does) is killed with it when the
+/// run is cut off: before, the group kill missed it and it ran on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_command_is_killed_with_what_left_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let mut s = logging_settings(&dir.path().join("log"));
+    s.resync = sh(&format!(
+        "setsid sh -c 'echo $$ > \"{0}.tmp\"; mv \"{0}.tmp\" \"{0}\"; exec sleep 30' & sleep 30",
+        pidfile.display()
+    ));
+    s.timeout = Duration::from_millis(500);
+    let plan = CommandPlan::new(s);
+    let err = Replicator::resync(&plan, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out after 500ms"), "{err}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+    let pid = pid.trim();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !dead(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let survived = !dead(pid);
+    if survived {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", pid])
+            .status();
+    }
+    assert!(
+        !pid.is_empty() && !survived,
+        "the process the command moved out of its group ({pid:?}) outlived it"
+    );
+}

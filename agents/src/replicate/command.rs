@@ -182,8 +182,13 @@ async fn run(
             c
         }
     };
+    // The run's mark: what the command moves out of its process group (a
+    // `setsid`, a daemon's double fork) is found by it and killed with the
+    // group when the run is cut off (see `warden_config::run_mark`).
+    let mark = warden_config::run_mark::RunMark::new();
     c.env_clear()
         .envs(warden_config::child::clean_env())
+        .env(warden_config::run_mark::VAR, mark.value())
         .env("WARDEN_GROUP", &s.group)
         .env("WARDEN_PEER", &s.peer)
         .env("WARDEN_PHASE", phase)
@@ -197,7 +202,7 @@ async fn run(
         .kill_on_drop(true);
     let mut child = c.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
     // the whole process group (a shell's children too) unless it ends by itself
-    let mut group = warden_config::child::GroupKill::new(child.id());
+    let mut group = warden_config::child::GroupKill::with_mark(child.id(), mark);
     let out = tokio::spawn(keep_tail(child.stdout.take().expect("piped"), STDOUT_KEEP));
     let err = tokio::spawn(keep_tail(child.stderr.take().expect("piped"), STDERR_TAIL));
     let outcome = tokio::select! {
