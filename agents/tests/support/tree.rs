@@ -115,21 +115,31 @@ pub(crate) struct Entry {
 }
 
 /// The fidelity manifest of the tree under `root` (`.` is the root itself).
+/// Taken while replication may still write there: an entry that vanishes
+/// during the walk (rsync's temporary file, renamed into place) is left
+/// out — callers compare manifests until they agree, so one taken
+/// mid-transfer only differs and is taken again.
 pub(crate) fn manifest(root: &Path) -> BTreeMap<PathBuf, Entry> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
             let p = e.path();
             out.push(p.strip_prefix(root).unwrap().to_path_buf());
-            if e.file_type().unwrap().is_dir() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 walk(root, &p, out);
             }
         }
     }
     let mut names = vec![PathBuf::from(".")];
     walk(root, root, &mut names);
+    names.retain(|n| root.join(n).symlink_metadata().is_ok());
     let mut inodes: BTreeMap<u64, Vec<PathBuf>> = BTreeMap::new();
     for n in &names {
-        let m = root.join(n).symlink_metadata().unwrap();
+        let Ok(m) = root.join(n).symlink_metadata() else {
+            continue;
+        };
         if m.is_file() && m.nlink() > 1 {
             inodes.entry(m.ino()).or_default().push(n.clone());
         }
@@ -137,7 +147,9 @@ pub(crate) fn manifest(root: &Path) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
     for n in names {
         let p = root.join(&n);
-        let m = p.symlink_metadata().unwrap();
+        let Ok(m) = p.symlink_metadata() else {
+            continue;
+        };
         let ft = m.file_type();
         let kind = if ft.is_dir() {
             "dir"
@@ -150,15 +162,14 @@ pub(crate) fn manifest(root: &Path) -> BTreeMap<PathBuf, Entry> {
         };
         let content = ft.is_file().then(|| {
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            std::fs::read(&p).unwrap().hash(&mut h);
+            // Gone since: hashed as no content (differs; taken again).
+            std::fs::read(&p).ok().hash(&mut h);
             h.finish()
         });
         let symlink = ft.is_symlink().then(|| {
             std::fs::read_link(&p)
-                .unwrap()
-                .as_os_str()
-                .as_bytes()
-                .to_vec()
+                .map(|t| t.as_os_str().as_bytes().to_vec())
+                .unwrap_or_default()
         });
         let xattrs = String::from_utf8_lossy(&run(Command::new("getfattr")
             .args(["-h", "-d", "-m", "-", "-e", "hex", "--absolute-names"])
