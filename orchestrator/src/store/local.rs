@@ -15,11 +15,12 @@ use serde::Serialize;
 use crate::model::{Event, GroupState, Runbook};
 use crate::OrchestratorError;
 
+use super::local_file::{self, corrupt_file, FileId};
 use super::{Records, Store, Unreadable};
 
-const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups");
-const RUNBOOKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("runbooks");
-const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
+pub(super) const GROUPS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("groups");
+pub(super) const RUNBOOKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("runbooks");
+pub(super) const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events");
 
 /// redb-backed store at `DATA_DIR/warden.redb`.
 #[derive(Clone)]
@@ -39,17 +40,6 @@ pub struct LocalStore {
 
 /// The lock file's name in the orchestrator's `data_dir`.
 const LOCK_NAME: &str = "orchestrator.lock";
-
-/// A file's identity: its device and inode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileId(u64, u64);
-
-impl FileId {
-    fn of(m: &std::fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
-        FileId(m.dev(), m.ino())
-    }
-}
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>, OrchestratorError> {
     serde_json::to_vec(v).map_err(|e| OrchestratorError::store("encode", e))
@@ -101,31 +91,8 @@ fn misplaced(what: &str, record: &str, file: &Path) -> OrchestratorError {
     )
 }
 
-fn se(e: impl Into<redb::Error>) -> OrchestratorError {
+pub(super) fn se(e: impl Into<redb::Error>) -> OrchestratorError {
     OrchestratorError::store("redb", e.into())
-}
-
-/// The error for a store file redb panicked on.
-fn corrupt_file(path: &Path) -> OrchestratorError {
-    OrchestratorError::store(
-        format!("cannot read {}", path.display()),
-        "the file is damaged (the database engine found an invalid page): \
-         restore it from a backup, or move it away to start afresh",
-    )
-}
-
-/// An empty store file is a store that lost its content, not a first
-/// start (which finds no file): starting afresh would reset every epoch.
-fn refuse_emptied(path: &Path) -> Result<(), OrchestratorError> {
-    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-        return Err(OrchestratorError::store(
-            format!("cannot open {}", path.display()),
-            "the file is empty: the store lost its content (a first start finds no file). \
-             Restore it from a backup, or move it away to start afresh at epoch 1 \
-             (the routing layer's and the agents' epochs are then adopted)",
-        ));
-    }
-    Ok(())
 }
 
 impl LocalStore {
@@ -144,63 +111,13 @@ impl LocalStore {
             OrchestratorError::store(format!("cannot lock {}", data_dir.display()), why)
         })?;
         let path = data_dir.join("warden.redb");
-        refuse_emptied(&path)?;
-        let opened = std::panic::catch_unwind(|| -> Result<Database, OrchestratorError> {
-            let db = Database::create(&path).map_err(|e| {
-                OrchestratorError::store(format!("cannot open {}", path.display()), e)
-            })?;
-            let tx = db.begin_write().map_err(se)?;
-            tx.open_table(GROUPS).map_err(se)?;
-            tx.open_table(RUNBOOKS).map_err(se)?;
-            tx.open_table(EVENTS).map_err(se)?;
-            tx.commit().map_err(se)?;
-            Ok(db)
-        });
-        let db = opened.unwrap_or_else(|_| Err(corrupt_file(&path)))?;
-        let file = std::fs::metadata(&path)
-            .map(|m| FileId::of(&m))
-            .map_err(|e| OrchestratorError::store(format!("cannot open {}", path.display()), e))?;
+        let (db, file) = local_file::create(&path)?;
         Ok(LocalStore {
             db: Arc::new(std::sync::RwLock::new(Ok(db))),
             path,
             file,
             _lock: Arc::new(lock),
         })
-    }
-
-    /// Open the store's file again after an error: the file this process
-    /// opened at start (`file`: its device and inode), never another. A
-    /// file that is gone (moved or deleted while the orchestrator ran),
-    /// replaced or emptied is an error that says so: opening whatever is at
-    /// the path — redb would even create a fresh, empty store there — would
-    /// take every later write into a store that holds nothing else, and
-    /// the next start would find the groups never written there new, at
-    /// epoch 1.
-    fn reopen(path: &Path, file: FileId) -> Result<Database, OrchestratorError> {
-        let again = || format!("cannot open {} again", path.display());
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(OrchestratorError::store(
-                    again(),
-                    "the file is gone (moved or deleted while the orchestrator ran): \
-                     nothing is written until it is back at that path",
-                ))
-            }
-            Err(e) => return Err(OrchestratorError::store(again(), e)),
-        };
-        if FileId::of(&meta) != file {
-            return Err(OrchestratorError::store(
-                again(),
-                "another file is at that path (the store was replaced while the orchestrator \
-                 ran): nothing is written until the orchestrator is restarted, which reads it",
-            ));
-        }
-        refuse_emptied(path)?;
-        match std::panic::catch_unwind(|| Database::open(path)) {
-            Ok(opened) => opened.map_err(|e| OrchestratorError::store(again(), e)),
-            Err(_) => Err(corrupt_file(path)),
-        }
     }
 
     /// Run `f` on the database. After a failure the database is closed and
@@ -259,12 +176,12 @@ impl LocalStore {
         }
     }
 
-    /// Close the database and open its file again ([`LocalStore::reopen`]).
+    /// Close the database and open its file again ([`local_file::reopen`]).
     fn open_again(&self) {
         let mut guard = self.db.write().unwrap_or_else(|p| p.into_inner());
         // The old handle is closed first: redb opens a file once per process.
         *guard = Err("not opened again yet".to_string());
-        *guard = Self::reopen(&self.path, self.file).map_err(|e| {
+        *guard = local_file::reopen(&self.path, self.file).map_err(|e| {
             tracing::warn!(path = %self.path.display(), cause = %e, "cannot open the store again; retrying at the next operation");
             e.to_string()
         });

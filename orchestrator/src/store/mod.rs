@@ -9,6 +9,7 @@ use crate::model::{Event, GroupState, Runbook};
 use crate::OrchestratorError;
 
 mod local;
+mod local_file;
 mod mem;
 
 pub use local::LocalStore;
