@@ -48,14 +48,8 @@ pub(super) async fn execute(
         // Taken back while it waited here (its runbook ended, the epoch
         // moved on, a demote superseded it): started now, it would act on
         // a decision the orchestrator no longer stands by.
-        let recalled = shared.book().recalled(&cmd.id).map(str::to_string);
-        if let Some(why) = recalled {
-            let note = format!("not run: withdrawn by the orchestrator before it started ({why})");
-            warn!(command = %cmd.id, "{note}");
-            shared
-                .book()
-                .withheld(CommandOutcome::failed(&cmd.id, note));
-            shared.finished.notify_one();
+        if let Some(note) = withdrawn(&shared, &cmd.id, "before it started") {
+            withhold(&shared, CommandOutcome::failed(&cmd.id, note));
             continue;
         }
         if let Err(refusal) = shared.authority.admit(&cmd) {
@@ -73,14 +67,11 @@ pub(super) async fn execute(
                 // Asked again when its turn comes (behind the group's
                 // running command, maybe a long resync): a withdrawal that
                 // came meanwhile stops it as one before its start does.
-                let withdrawn = std::sync::atomic::AtomicBool::new(false);
+                let was_withdrawn = std::sync::atomic::AtomicBool::new(false);
                 let admit = |c: &Command| {
-                    let recalled = shared.book().recalled(&c.id).map(str::to_string);
-                    if let Some(why) = recalled {
-                        withdrawn.store(true, std::sync::atomic::Ordering::SeqCst);
-                        return Err(format!(
-                            "not run: withdrawn by the orchestrator while it waited for its turn ({why})"
-                        ));
+                    if let Some(note) = withdrawn(&shared, &c.id, "while it waited for its turn") {
+                        was_withdrawn.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return Err(note);
                     }
                     shared.authority.admit(c)
                 };
@@ -88,13 +79,11 @@ pub(super) async fn execute(
                     _ = token.cancelled() => return,
                     o = run_command(&shared.settings, &cmd, &token, &admit) => o,
                 };
-                if withdrawn.load(std::sync::atomic::Ordering::SeqCst) {
-                    warn!(command = %cmd.id, detail = %outcome.detail, "command not run");
-                    shared.book().withheld(outcome);
-                    shared.finished.notify_one();
-                    return;
+                if was_withdrawn.load(std::sync::atomic::Ordering::SeqCst) {
+                    withhold(&shared, outcome);
+                } else {
+                    finish(&shared, &cmd, outcome);
                 }
-                finish(&shared, &cmd, outcome);
             });
             continue;
         }
@@ -186,17 +175,9 @@ fn stopped_before_hooks(shared: &Shared, cmd: &Command, waited: &Option<String>)
         Some(w) => format!("{note}; {w}"),
         None => note,
     };
-    let recalled = shared.book().recalled(&cmd.id).map(str::to_string);
-    if let Some(why) = recalled {
-        let note = format!(
-            "not run: withdrawn by the orchestrator before its hooks ran, \
-             while the promote waited for the site to be handed over ({why})"
-        );
-        warn!(command = %cmd.id, "{note}");
-        shared
-            .book()
-            .withheld(CommandOutcome::failed(&cmd.id, with_wait(note)));
-        shared.finished.notify_one();
+    let when = "before its hooks ran, while the promote waited for the site to be handed over";
+    if let Some(note) = withdrawn(shared, &cmd.id, when) {
+        withhold(shared, CommandOutcome::failed(&cmd.id, with_wait(note)));
         return true;
     }
     if let Err(refusal) = shared.authority.admit(cmd) {
@@ -260,6 +241,25 @@ impl Replicating {
         let outcome = CommandOutcome::failed(&cmd.id, detail);
         Some((cmd, outcome))
     }
+}
+
+/// The outcome's note for a command the orchestrator took back, found so
+/// `when` (before its start, at its turn, before its hooks); `None` while
+/// it stands.
+fn withdrawn(shared: &Shared, id: &str, when: &str) -> Option<String> {
+    let why = shared.book().recalled(id)?.to_string();
+    Some(format!(
+        "not run: withdrawn by the orchestrator {when} ({why})"
+    ))
+}
+
+/// Records a command the orchestrator took back as not run (withheld: it
+/// runs when asked anew only once this outcome is acked) and wakes the
+/// report loop.
+fn withhold(shared: &Shared, outcome: CommandOutcome) {
+    warn!(command = %outcome.id, detail = %outcome.detail, "command not run");
+    shared.book().withheld(outcome);
+    shared.finished.notify_one();
 }
 
 /// Records a finished command's outcome and wakes the report loop.
