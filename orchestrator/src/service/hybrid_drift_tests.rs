@@ -284,14 +284,7 @@ async fn a_new_store_does_not_adopt_a_dns_marker_at_the_largest_epoch() {
     s.adopt_fresh_groups().await;
     let g = s.lock().groups["web"].clone();
     assert_eq!((g.epoch, g.frontend_epoch), (3, 0), "{g:#?}");
-    let adopted = s
-        .lock()
-        .recent
-        .iter()
-        .rev()
-        .find(|e| e.kind == EventKind::Adopted)
-        .map(|e| e.message.clone())
-        .unwrap_or_default();
+    let adopted = super::harness::newest_event(&s, EventKind::Adopted);
     assert!(
         adopted.contains(
             "marker holds epoch 18446744073709551615, 0 below the largest there is: not adopted"
@@ -322,14 +315,7 @@ async fn adopt_epoch_takes_where_the_dns_name_points() {
         (g.epoch, g.frontend.as_deref(), g.frontend_epoch),
         (9, Some("fe2"), 9)
     );
-    let adopted = s
-        .lock()
-        .recent
-        .iter()
-        .rev()
-        .find(|e| e.kind == EventKind::Adopted)
-        .map(|e| e.message.clone())
-        .unwrap_or_default();
+    let adopted = super::harness::newest_event(&s, EventKind::Adopted);
     assert!(adopted.contains("points at frontend fe2"), "{adopted}");
     s.reconcile_once().await;
     assert_eq!(dns.published.load(SeqCst), 0, "left at fe2");
@@ -381,14 +367,7 @@ async fn adopt_epoch_with_the_dns_name_unread_adopts_nothing_of_it() {
         (now.epoch, now.frontend.as_deref(), now.frontend_epoch),
         (12, g.frontend.as_deref(), g.frontend_epoch)
     );
-    let adopted = s
-        .lock()
-        .recent
-        .iter()
-        .rev()
-        .find(|e| e.kind == EventKind::Adopted)
-        .map(|e| e.message.clone())
-        .unwrap_or_default();
+    let adopted = super::harness::newest_event(&s, EventKind::Adopted);
     assert!(
         adopted.contains("the DNS name could not be read"),
         "{adopted}"

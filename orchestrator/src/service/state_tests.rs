@@ -92,14 +92,7 @@ async fn a_new_store_does_not_adopt_an_epoch_near_the_largest() {
     s.adopt_fresh_groups().await;
     let g = group(&s);
     assert_eq!((g.active.as_str(), g.epoch), ("b", before), "{g:#?}");
-    let adopted = s
-        .lock()
-        .recent
-        .iter()
-        .rev()
-        .find(|e| e.kind == EventKind::Adopted)
-        .map(|e| e.message.clone())
-        .unwrap_or_default();
+    let adopted = super::harness::newest_event(&s, EventKind::Adopted);
     assert!(
         adopted.contains("active b")
             && adopted.contains("1 below the largest there is, not adopted"),

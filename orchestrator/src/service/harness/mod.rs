@@ -266,3 +266,15 @@ pub(super) fn many_groups_text(dir: &std::path::Path, groups: usize) -> String {
     }
     text
 }
+
+/// The message of the newest event of `kind` in the service's recent
+/// events; empty when there is none.
+pub(super) fn newest_event(s: &Shared, kind: EventKind) -> String {
+    s.lock()
+        .recent
+        .iter()
+        .rev()
+        .find(|e| e.kind == kind)
+        .map(|e| e.message.clone())
+        .unwrap_or_default()
+}
