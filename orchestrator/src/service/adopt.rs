@@ -18,11 +18,6 @@ const ADOPT_TIMEOUT: Duration = Duration::from_secs(5);
 const LICENCE_ENDED: &str =
     "this orchestrator's licence to act ended while it read the DNS name; nothing adopted: ask the one that holds it";
 
-/// Epochs an adopted epoch must leave below `u64::MAX` (one is used per
-/// decision): adopting one closer would freeze the group after a few moves.
-/// Far-ahead epochs (a frontend pushed to 10^18 by mistake) stay adoptable.
-pub(super) const ADOPT_HEADROOM: u64 = u64::MAX - warden_proto::EPOCH_CEILING;
-
 impl Shared {
     /// A single orchestrator's start (no election; the elected one's is its
     /// take-over): the routing layer's stops given back, the hold places of
@@ -88,7 +83,7 @@ impl Shared {
                     // taken, its epoch is not (stored, it would stop every
                     // later start: see `load_state`). The reconcile then
                     // sees it ahead and alerts; `adopt-epoch` refuses it too.
-                    let too_near = o.epoch > u64::MAX - ADOPT_HEADROOM;
+                    let too_near = o.epoch > warden_proto::EPOCH_CEILING;
                     if !too_near {
                         ng.epoch = o.epoch.max(g.epoch);
                     }
@@ -247,7 +242,7 @@ impl Shared {
                 ahead.epoch, ahead.seen_at
             )));
         }
-        if ahead.epoch > u64::MAX - ADOPT_HEADROOM {
+        if ahead.epoch > warden_proto::EPOCH_CEILING {
             return Err(OrchestratorError::Conflict(format!(
                 "group {group}: {} holds epoch {}, {} below the largest there is: adopted, it would leave the group \
                  {} more move(s) before no epoch is left (a forged or corrupt epoch; a real one grows by one per \

@@ -58,7 +58,7 @@ pub(super) fn adopt_dns_name(
     if o.epoch <= above {
         return None;
     }
-    if o.epoch > u64::MAX - super::adopt::ADOPT_HEADROOM {
+    if o.epoch > warden_proto::EPOCH_CEILING {
         // Forged or corrupt (see `adopt_fresh_groups`): not taken, and no
         // pointing can carry an epoch above it.
         return Some(format!(

@@ -416,7 +416,7 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
     };
     for g in groups.values() {
         // The frontend layer's epoch too: its next pointing adds one.
-        if g.dns_epoch() > u64::MAX - adopt::ADOPT_HEADROOM {
+        if g.dns_epoch() > warden_proto::EPOCH_CEILING {
             return Err(corrupt(format!(
                 "group {} at epoch {}, within 2^32 of the largest",
                 g.name,
