@@ -143,6 +143,8 @@ mod tests;
 mod unfit;
 mod untouched;
 #[cfg(test)]
+mod upgrade_nested_tests;
+#[cfg(test)]
 mod upgrade_tests;
 #[cfg(test)]
 mod verify_restart_tests;
