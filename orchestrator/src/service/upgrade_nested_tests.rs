@@ -161,3 +161,57 @@ fn a_stop_of_a_kind_this_version_does_not_know_leaves_its_group_as_stored() {
     let why = loaded.untouched.get("web").cloned().unwrap_or_default();
     assert!(why.contains("quota") && !why.contains("  "), "{why}");
 }
+
+/// A newer leader stored web's divergent list with `checksum` in an item.
+/// Under this version the agent at b reports the same list again (an
+/// agent sends its list in pages, report after report): the stored items
+/// are kept as they are, field and all. A different list replaces them
+/// (a new resync's, as this version reads it).
+#[tokio::test(start_paused = true)]
+async fn the_same_divergent_list_reported_again_keeps_a_newer_versions_fields() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let store = store_holding(
+        &dir.join("data"),
+        serde_json::json!({
+            "name": "web", "active": "a", "epoch": 3, "phase": "steady", "hold": null,
+            "divergent": [
+                {"name": "data/x", "reason": "not_in_manifest", "action": "kept", "checksum": "c1"},
+            ],
+        }),
+        None,
+    );
+    let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
+    let page = |name: &str, digest| warden_proto::agent::ReplicationStatus {
+        group: "web".into(),
+        role: "resync".into(),
+        divergent: vec![warden_proto::agent::DivergentWire {
+            name: name.into(),
+            reason: "not_in_manifest".into(),
+            action: "kept".into(),
+            moved_to: None,
+        }],
+        divergent_total: 1,
+        divergent_digest: digest,
+        ..Default::default()
+    };
+    {
+        let mut st = s.lock();
+        s.divergent_intake_locked(&mut st, "b", &[page("data/x", 9)]);
+    }
+    s.writer_settled().await;
+    let stored = stored_web(&store);
+    assert_eq!(stored["divergent"][0]["checksum"], "c1", "{stored:#}");
+
+    {
+        let mut st = s.lock();
+        s.divergent_intake_locked(&mut st, "b", &[page("data/z", 10)]);
+    }
+    s.writer_settled().await;
+    let stored = stored_web(&store);
+    assert_eq!(
+        stored["divergent"],
+        serde_json::json!([{"name": "data/z", "reason": "not_in_manifest", "action": "kept", "moved_to": null}]),
+        "{stored:#}"
+    );
+}
