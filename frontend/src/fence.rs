@@ -16,7 +16,11 @@
 //! orders, but says so: an error at start, and `warden_frontend_fence_lost`
 //! 1 until an order is kept again for every group it serves (an order for
 //! one group fences that group only; one whose own write failed is kept
-//! by the next write that works, whichever group's). A fence that
+//! by the next write that works, whichever group's). A group the file
+//! fences above [`warden_proto::EPOCH_CEILING`] (an epoch no orchestrator
+//! decides: forged, corrupt, or kept by an older frontend) is that group's
+//! fence lost, said the same way: kept, it would refuse every later order
+//! of the group. A fence that
 //! cannot be written (a full disk, a removed directory) does not stop an
 //! order: like the orchestrator on a full disk, the frontend acts from
 //! memory — the fence there still refuses older orders until a restart —
@@ -134,7 +138,7 @@ impl Fence {
             detail,
         };
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
-        let file = match std::fs::read(&path) {
+        let mut file = match std::fs::read(&path) {
             Ok(bytes) => {
                 let f: File = serde_json::from_slice(&bytes).map_err(|e| {
                     fail(format!(
@@ -156,15 +160,21 @@ impl Fence {
             },
             Err(e) => return Err(fail(format!("cannot read it: {e}"))),
         };
-        let marked = dir.join(MARKER_NAME).exists();
-        let lost: BTreeSet<String> = if marked && !path.exists() {
-            groups.into_iter().cloned().collect()
+        let groups: BTreeSet<String> = groups.into_iter().cloned().collect();
+        let gone = dir.join(MARKER_NAME).exists() && !path.exists();
+        let mut lost: BTreeSet<String> = if gone {
+            groups.clone()
         } else {
             BTreeSet::new()
         };
-        if !lost.is_empty() {
+        if gone && !lost.is_empty() {
             tracing::error!(path = %path.display(), groups = ?lost, "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept for every group");
         }
+        lost.extend(
+            beyond_reach(&mut file, &path)
+                .into_iter()
+                .filter(|g| groups.contains(g)),
+        );
         let queue = Arc::new(Queue::default());
         let (tx, saved) = watch::channel(Saved::default());
         let (q, target) = (Arc::clone(&queue), path.clone());
@@ -317,6 +327,38 @@ impl Fence {
         self.queue.ready.notify_one();
         Ok((Some(version), kept))
     }
+}
+
+/// Take out of `file` (read from `path`) every group fenced above
+/// [`warden_proto::EPOCH_CEILING`], and name them. No orchestrator decides
+/// such an epoch (the control API refuses an order at one, 400), so the
+/// entry is forged, corrupt, or an older frontend's that took such an
+/// order; kept, it would refuse every later order of the group as stale
+/// until someone edited the file. What the group had accepted before it
+/// is gone (the entry holds one epoch), so the group is as if its fence
+/// were lost: nothing refused until the orchestrator routes it again, and
+/// said so. The site it names, named at that epoch by no orchestrator,
+/// goes with it. The file keeps the entry until the next write.
+fn beyond_reach(file: &mut File, path: &Path) -> Vec<String> {
+    let beyond: Vec<(String, u64)> = file
+        .groups
+        .iter()
+        .filter(|(_, k)| k.epoch > warden_proto::EPOCH_CEILING)
+        .map(|(g, k)| (g.clone(), k.epoch))
+        .collect();
+    for (group, epoch) in &beyond {
+        file.groups.remove(group);
+        tracing::error!(
+            path = %path.display(),
+            group = %group,
+            epoch,
+            "fence.json holds an epoch for this group that no orchestrator decides (within 2^32 of the largest there is: \
+             forged, corrupt, or kept by an older frontend): not kept, or every later order of the group would be refused as stale; \
+             the group's fence is forgotten as if fence.json were lost, so the first route of any epoch is taken until the orchestrator \
+             routes it again; warden_frontend_fence_lost is 1 until an order is kept for it"
+        );
+    }
+    beyond.into_iter().map(|(g, _)| g).collect()
 }
 
 /// The writer thread: write the latest fence handed to it, one write at a

@@ -349,7 +349,7 @@ async fn records_larger_than_an_etcd_request_are_cut_or_split_not_refused() {
     let s = EtcdStore::connect(&cfg(&e.url, "/t9/")).unwrap();
     let (term, lease) = take_key(&e.url, &s, "n").await;
     s.set_guard(Some((term, lease)));
-    let item = |i: usize| -> DivergentWire {
+    let item = |i: usize| -> warden_orchestrator::model::Stored<DivergentWire> {
         serde_json::from_value(serde_json::json!({
             "name": format!("data/some/deep/directory/file-{i:06}.bin"),
             "reason": "changed here after the last sync",

@@ -107,7 +107,7 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
             u8::from(fence.unsaved())
         ));
         out.push_str(&format!(
-            "# HELP warden_frontend_fence_lost 1 from a start that found fence.json gone from a state_dir that held it (the highest epochs accepted are forgotten) until an order is kept again for every group it serves.\n# TYPE warden_frontend_fence_lost gauge\nwarden_frontend_fence_lost {}\n",
+            "# HELP warden_frontend_fence_lost 1 from a start that found fence.json gone from a state_dir that held it, or holding for a group an epoch no orchestrator decides (the highest epochs accepted are forgotten), until an order is kept again for every such group it serves.\n# TYPE warden_frontend_fence_lost gauge\nwarden_frontend_fence_lost {}\n",
             u8::from(fence.lost())
         ));
     }

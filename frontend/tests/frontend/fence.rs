@@ -85,6 +85,62 @@ async fn a_restarted_frontend_refuses_orders_below_the_epoch_it_accepted() {
     assert!(err.to_string().contains("fence.json"), "{err}");
 }
 
+/// A fence.json that fences web at an epoch no orchestrator decides
+/// (u64::MAX: forged, corrupt, or kept by an older frontend that took such
+/// an order) beside db at 4. The frontend starts with web's fence
+/// forgotten, as if fence.json were lost for web (route epoch 0,
+/// `warden_frontend_fence_lost` 1), takes the orchestrator's route of web
+/// at 7 and keeps it; db's fence stands. Before, web stayed fenced at
+/// u64::MAX: every later order of web was refused as stale (409) until
+/// someone edited the file.
+#[tokio::test]
+async fn a_kept_epoch_no_orchestrator_decides_is_forgotten_and_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (echo("a").await, echo("b").await);
+    let both = || group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1));
+    let groups = BTreeMap::from([("web".to_string(), both()), ("db".to_string(), both())]);
+    let mut s = settings(groups);
+    let state = dir.path().join("fe-test");
+    s.state_dir = Some(state.clone());
+    std::fs::create_dir_all(&state).expect("state dir");
+    let file = serde_json::json!({
+        "frontend": "fe-test",
+        "groups": {
+            "web": { "epoch": u64::MAX, "site": "a" },
+            "db": { "epoch": 4, "site": "b" },
+        },
+    });
+    std::fs::write(state.join("fence.json"), file.to_string()).expect("write");
+
+    let fe = start_settings(s.clone()).await;
+    let route = fe.route("web").await;
+    assert_eq!(route["epoch"], 0, "{route}");
+    assert_eq!(metric(&fe, "warden_frontend_fence_lost").await, "1");
+    let (status, body) = fe.put("web", "b", 7, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ask_new(fe.listen("web")).await.as_deref(), Some("b"));
+    assert_eq!(metric(&fe, "warden_frontend_fence_lost").await, "0");
+    let (status, body) = fe.put("db", "a", 3, "immediate").await;
+    assert_eq!(status, StatusCode::CONFLICT, "db's fence stands: {body}");
+    stop(fe).await;
+
+    let kept = std::fs::read_to_string(state.join("fence.json")).expect("fence file");
+    let kept: serde_json::Value = serde_json::from_str(&kept).expect("JSON");
+    assert_eq!(
+        kept["groups"],
+        serde_json::json!({
+            "web": { "epoch": 7, "site": "b" },
+            "db": { "epoch": 4, "site": "b" },
+        }),
+        "{kept}"
+    );
+    let fe = start_settings(s).await;
+    assert_eq!(metric(&fe, "warden_frontend_fence_lost").await, "0");
+    let (status, body) = fe.put("web", "a", 6, "immediate").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    stop(fe).await;
+}
+
 /// A state_dir whose writes do not return — a network filesystem that
 /// stopped answering, a dying disk; stood for here by a FIFO where the
 /// fence's temporary file goes, which a write opens and then waits on for

@@ -3,8 +3,9 @@
 //! read endpoints, so fields are only ever added.
 //!
 //! Here: a group's state ([`GroupState`], its [`Phase`] and [`Pending`]
-//! failover); `runbook.rs` a runbook and its steps; `event.rs` events and
-//! the evidence behind them.
+//! failover), and what every rewritten record keeps of a newer version
+//! ([`Unknown`], [`Stored`]); `runbook.rs` a runbook and its steps;
+//! `event.rs` events and the evidence behind them.
 
 mod event;
 mod runbook;
@@ -19,6 +20,42 @@ use serde::{Deserialize, Serialize};
 /// only ever rewritten whole, and dropping them would lose the newer
 /// node's state once an older node leads (a rolling upgrade with etcd).
 pub type Unknown = serde_json::Map<String, serde_json::Value>;
+
+/// A type of another crate (a wire type, a strategy's) as a stored record
+/// holds it: its fields, and beside them ([`Unknown`]) those a newer
+/// version wrote into it — the same keeping as the model's own records
+/// (their `unknown` field), for the types the model does not own. The JSON
+/// is `T`'s. A value this version makes (an agent's report, a strategy's
+/// stop) has none; one read from the store keeps them while it is carried
+/// as read (see where each is replaced: a new divergent list, a stop the
+/// strategy no longer holds). A nested value `T` refuses (an unknown
+/// variant of one of its enums) still refuses the whole record, which is
+/// then set aside (`store::Unreadable`): see `service/stops.rs` for why that is
+/// right for a provider's stop.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored<T> {
+    #[serde(flatten)]
+    pub known: T,
+    /// Fields of a newer version, kept ([`Unknown`]).
+    #[serde(flatten)]
+    pub unknown: Unknown,
+}
+
+impl<T> From<T> for Stored<T> {
+    fn from(known: T) -> Self {
+        Stored {
+            known,
+            unknown: Unknown::new(),
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Stored<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.known
+    }
+}
 
 /// What a group is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,7 +133,7 @@ pub struct GroupState {
     pub replication_paused_since_unix_ms: Option<u64>,
     /// Divergent items reported by the last resync (kept until `warden clear`).
     #[serde(default)]
-    pub divergent: Vec<warden_proto::agent::DivergentWire>,
+    pub divergent: Vec<Stored<warden_proto::agent::DivergentWire>>,
     /// Divergent items left out of this record as stored (etcd's request
     /// limit: the list was cut to fit); the site still holds them (its
     /// quarantine or the items themselves). 0 in the leader's memory.
@@ -128,7 +165,7 @@ pub struct GroupState {
     /// a fatal answer, its hold after `911`): given back to the strategy at
     /// start and take-over, so nothing is sent until they are lifted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub provider_stops: Vec<warden_strategies::ProviderStop>,
+    pub provider_stops: Vec<Stored<warden_strategies::ProviderStop>>,
     /// Fields of a newer version, kept ([`Unknown`]).
     #[serde(flatten)]
     pub unknown: Unknown,

@@ -151,7 +151,7 @@ pub struct Runbook {
     /// site started before the resync (its demote answers with what
     /// changed since).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub journal: Option<JournalMark>,
+    pub journal: Option<super::Stored<JournalMark>>,
     /// The names that demote said changed: the final pass covers only
     /// them. `None`: a full final pass.
     #[serde(default, skip_serializing_if = "Option::is_none")]

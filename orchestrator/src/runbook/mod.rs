@@ -120,7 +120,7 @@ pub async fn execute(
             Outcome::Done(d) => (StepStatus::Done, d),
             Outcome::Carrying(d, carry) => {
                 match carry {
-                    Carry::Journal(mark) => rb.journal = Some(mark),
+                    Carry::Journal(mark) => rb.journal = Some(mark.into()),
                     Carry::Changed(names) => rb.changed = names,
                 }
                 (StepStatus::Done, d)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use warden_proto::agent::{DivergentWire, ReplicationStatus};
 
 use super::{Shared, State};
-use crate::model::{EventKind, Runbook};
+use crate::model::{EventKind, Runbook, Stored};
 
 /// Most items kept of one list (a lying agent cannot make the orchestrator hold more).
 pub(super) const ITEMS_KEPT: u64 = 100_000;
@@ -167,11 +167,13 @@ impl Shared {
         let Some(g) = st.groups.get(group).cloned() else {
             return;
         };
-        if g.divergent == list && g.divergent_not_stored == 0 {
+        // The same list as stored keeps what a newer version wrote into
+        // its items; a new list is a new fact, as this version reads it.
+        if g.divergent.iter().map(|d| &d.known).eq(list.iter()) && g.divergent_not_stored == 0 {
             return;
         }
         let mut ng = g;
-        ng.divergent = list;
+        ng.divergent = list.into_iter().map(Stored::from).collect();
         ng.divergent_not_stored = 0;
         self.persist(&ng);
         let n = ng.divergent.len();

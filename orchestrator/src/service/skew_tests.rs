@@ -4,6 +4,7 @@
 use super::harness::*;
 use super::*;
 use crate::store::{MemStore, Store};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Ten years from now, by the system clock.
 fn years_ahead() -> u64 {

@@ -490,14 +490,14 @@ async fn a_provider_block_is_stored_and_given_back_at_start() {
     s.writer_settled().await;
     assert_eq!(
         stored_group(store.as_ref(), "web").provider_stops,
-        vec![block.clone()]
+        vec![block.clone().into()]
     );
 
     // A new orchestrator on the same store (a restart).
     let (s2, fake2, _dir2) = super::harness::setup_with(true, 5, "", store.clone());
     s2.restore_provider_stops();
     assert_eq!(*fake2.restored.lock().unwrap(), vec![vec![block.clone()]]);
-    assert_eq!(group(&s2).provider_stops, vec![block]);
+    assert_eq!(group(&s2).provider_stops, vec![block.into()]);
 
     // Lifted (`warden clear`): stored as lifted.
     fake2.stops.lock().unwrap().clear();
@@ -531,7 +531,7 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
     let store: Arc<dyn crate::store::Store> = Arc::new(MemStore::default());
     let cfg = warden_config::parse(&text, &dir.join("failover.conf")).unwrap();
     let mut g = load_state(&cfg, store.as_ref()).unwrap().groups["web"].clone();
-    g.provider_stops = vec![stored.clone(), changed.clone()];
+    g.provider_stops = vec![stored.clone().into(), changed.clone().into()];
     store.put_group(&g).unwrap();
     let fake = Arc::new(super::harness::FakeRoute::default());
     *fake.stops.lock().unwrap() = vec![own.clone()];
@@ -573,7 +573,7 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
                 .contains("stored alert not taken back: block of old settings")));
     s.writer_settled().await;
     let web = stored_group(store.as_ref(), "web");
-    assert_eq!(web.provider_stops, vec![stored, own]);
+    assert_eq!(web.provider_stops, vec![stored.into(), own.into()]);
 }
 
 /// A follower's mirror read that began before its take-over (it saw epoch

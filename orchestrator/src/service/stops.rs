@@ -4,8 +4,23 @@
 //! strategy when this orchestrator starts or is elected, stored again
 //! whenever the strategy's stops change. So neither a restart, a crash
 //! loop nor a new leader sends to a provider that said stop.
+//!
+//! A stored stop keeps the fields a newer version wrote into it
+//! ([`Stored`]) across the rewrites here. A stop of a kind this version
+//! does not know makes the group's record unreadable to it, and the group
+//! is left as stored (`untouched`, its alert naming the kind) rather than
+//! acted on with that stop skipped or kept opaque: a stop says the
+//! provider must not be sent to, and every move of the group goes through
+//! it — acted on, the group would send what the provider refused (its
+//! abuse rules end with the account blocked) or, honouring the stop as a
+//! block, fail each move at its switch (a failover half done: promoted,
+//! users not moved). A node of the newer version acts on the group.
 
 use super::*;
+
+use warden_strategies::ProviderStop;
+
+use crate::model::Stored;
 
 impl Shared {
     /// At start (alone) or at take-over (elected): give each strategy its
@@ -15,12 +30,15 @@ impl Shared {
     /// twice). A stop it does not take back (a hold that ended, a block
     /// whose provider settings changed) is an event.
     pub(crate) fn restore_provider_stops(&self) {
-        let stored: Vec<(String, Vec<warden_strategies::ProviderStop>)> = {
+        let stored: Vec<(String, Vec<ProviderStop>)> = {
             let st = self.lock();
             st.groups
                 .values()
                 .filter(|g| !g.provider_stops.is_empty())
-                .map(|g| (g.name.clone(), g.provider_stops.clone()))
+                .map(|g| {
+                    let known = g.provider_stops.iter().map(|s| s.known.clone());
+                    (g.name.clone(), known.collect())
+                })
                 .collect()
         };
         // what the store holds now: a stop dropped below is stored as dropped
@@ -71,10 +89,9 @@ impl Shared {
             .stopped_groups
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let wanted = |name: &String, stops: &Vec<warden_strategies::ProviderStop>| {
-            !stops.is_empty() || stopped.contains(name)
-        };
-        let changed: Vec<(String, Vec<warden_strategies::ProviderStop>)> = match group {
+        let wanted =
+            |name: &String, stops: &Vec<ProviderStop>| !stops.is_empty() || stopped.contains(name);
+        let changed: Vec<(String, Vec<ProviderStop>)> = match group {
             Some(g) => self
                 .strategies
                 .get_key_value(g)
@@ -102,12 +119,34 @@ impl Shared {
             let Some(g) = st.groups.get(&name) else {
                 continue;
             };
-            if g.provider_stops == stops {
+            if g.provider_stops.iter().map(|s| &s.known).eq(stops.iter()) {
                 continue;
             }
             let mut ng = g.clone();
-            ng.provider_stops = stops;
+            ng.provider_stops = kept_with(&g.provider_stops, stops);
             self.put_group_locked(&mut st, ng);
         }
     }
+}
+
+/// The strategy's `stops` as stored, each keeping the fields a newer
+/// version wrote into the same stop as `stored` holds it (its kind, reason
+/// and alert line; a hold's end may have been shortened since): the stops
+/// are written whole whenever one changes, and another stop's change must
+/// not drop them. A stop the strategy no longer holds goes with them.
+fn kept_with(
+    stored: &[Stored<ProviderStop>],
+    stops: Vec<ProviderStop>,
+) -> Vec<Stored<ProviderStop>> {
+    stops
+        .into_iter()
+        .map(|known| {
+            let unknown = stored
+                .iter()
+                .find(|s| s.kind == known.kind && s.reason == known.reason && s.line == known.line)
+                .map(|s| s.unknown.clone())
+                .unwrap_or_default();
+            Stored { known, unknown }
+        })
+        .collect()
 }

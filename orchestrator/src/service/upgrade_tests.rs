@@ -11,7 +11,7 @@ const RUNBOOKS: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::n
 
 /// A local store in `data` holding `group` (and `runbook`) as given, JSON
 /// written by hand.
-fn store_holding(
+pub(super) fn store_holding(
     data: &std::path::Path,
     group: serde_json::Value,
     runbook: Option<serde_json::Value>,
@@ -41,7 +41,7 @@ fn store_holding(
 }
 
 /// The stored record of group web, as JSON.
-fn stored_web(store: &LocalStore) -> serde_json::Value {
+pub(super) fn stored_web(store: &LocalStore) -> serde_json::Value {
     let g = store.groups().unwrap();
     serde_json::to_value(g.iter().find(|g| g.name == "web").unwrap()).unwrap()
 }

@@ -233,7 +233,7 @@ impl Shared {
                 .iter()
                 .skip(offset)
                 .take(limit)
-                .cloned()
+                .map(|d| d.known.clone())
                 .collect(),
         })
     }

@@ -186,11 +186,12 @@ pub(super) async fn demote(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) 
     let t = policy.step_timeout;
     // Failback cut-over: writes must stop at the active site before the final pass.
     let mut cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
-    cmd.journal_since = rb.journal;
+    let journal = rb.journal.as_ref().map(|m| m.known);
+    cmd.journal_since = journal;
     match env.command(&rb.from, cmd, t).await {
         Ok(o) if o.ok && rb.journal.is_some() => {
             let (said, names) = match o.journal.clone() {
-                Some(j) if Some(j.mark) == rb.journal && j.names.is_some() => {
+                Some(j) if Some(j.mark) == journal && j.names.is_some() => {
                     let n = j.names.as_ref().map_or(0, Vec::len);
                     let bytes: usize = j.names.iter().flatten().map(|n| n.len() + 3).sum();
                     if bytes > CHANGED_CARRY_BYTES {

@@ -73,7 +73,7 @@ pub(crate) fn replication_view(s: &Shared, g: &GroupState) -> Option<Replication
             .divergent
             .iter()
             .take(DIVERGENT_IN_STATUS)
-            .cloned()
+            .map(|d| d.known.clone())
             .collect(),
         divergent_total: g
             .divergent
