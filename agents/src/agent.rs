@@ -42,7 +42,8 @@
 //! On shutdown a running hook is killed (`kill_on_drop`); the orchestrator
 //! will time the command out or ask again, and hooks are idempotent. An
 //! agent killed outright (SIGKILL) cannot: its next process ends the hooks
-//! it left running before it takes any command ([`crate::hook_groups`]).
+//! it left running before it takes any command ([`crate::hook_groups`]),
+//! and so its rsync runs (`crate::replicate::rsync::leftovers`).
 //! Said in the log, and in the outcome of the first command it finishes.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -123,7 +124,10 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     }
     // Before any command is taken: a hook of this agent's previous process
     // (killed with SIGKILL) still running would fight the next command's.
-    let leftovers = crate::hook_groups::end_leftovers(&settings.state_dir).await;
+    let mut leftovers = crate::hook_groups::end_leftovers(&settings.state_dir).await;
+    // So would its rsync runs: a push into a peer that may be promoted by
+    // now, a pull into this site (`replicate::rsync::leftovers`).
+    leftovers.extend(crate::replicate::rsync::leftovers::end_leftovers(&settings.state_dir).await);
     let (queue, queued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         authority,

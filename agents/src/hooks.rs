@@ -21,7 +21,6 @@
 //! ends it should this one be killed outright ([`crate::hook_groups`]).
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use tracing::{info, warn};
@@ -118,13 +117,17 @@ pub async fn run_hook(hook: &HookSpec, cx: &HookContext) -> HookRun {
 /// [`run_hook`] for `command_id`, recorded in `cx.state_dir` while it runs.
 async fn run_recorded(hook: &HookSpec, cx: &HookContext, command_id: &str) -> HookRun {
     let started = Instant::now();
-    // Dropped with this run (the hook ended, or was killed with the run):
-    // the record goes with it.
-    let recorded = Mutex::new(None);
-    let record = |pid: u32, mark: &str| {
-        if let Some(dir) = &cx.state_dir {
-            let r = crate::hook_groups::record(dir, pid, mark, command_id, &hook.name);
-            *recorded.lock().unwrap_or_else(|p| p.into_inner()) = r;
+    // Recorded before it starts (its mark), then with its process once it
+    // runs; dropped with this run (the hook ended, or was killed with the
+    // run): the record goes with it.
+    let mark = warden_config::run_mark::RunMark::new();
+    let recorded = cx
+        .state_dir
+        .as_deref()
+        .and_then(|dir| crate::hook_groups::intend(dir, &mark, &cx.group, command_id, &hook.name));
+    let record = |pid: u32, _mark: &str| {
+        if let Some(r) = &recorded {
+            r.started(pid);
         }
     };
     let fail = |detail: String, started: Instant| HookRun {
@@ -150,6 +153,7 @@ async fn run_recorded(hook: &HookSpec, cx: &HookContext, command_id: &str) -> Ho
         timeout: hook.timeout,
         output: child::Output::Both,
         started: Some(&record),
+        mark: Some(mark),
     })
     .await;
     drop(recorded);

@@ -7,9 +7,10 @@
 //! - [`wire`]: agent ⇄ orchestrator JSON types, a compatibility boundary;
 //! - [`checks`]: one http/tcp/command check or probe → one [`wire::CheckResult`];
 //! - [`hooks`]: a promote/demote hook list → one [`wire::CommandOutcome`];
-//! - [`hook_groups`]: each running hook's process group recorded in the
-//!   `state_dir`, and those the agent's previous process left running ended
-//!   at start;
+//! - [`hook_groups`]: each hook recorded in the `state_dir` before it
+//!   starts and while it runs, those the agent's previous process left
+//!   running ended at start (a group's hooks held while one SIGKILL did
+//!   not end lives);
 //! - [`settings`]: [`AgentSettings`], resolved from the config;
 //! - [`agent`]: the [`run`] loop (reports, command long-poll, command
 //!   execution), with `book` (delivery idempotent by command id, outcomes

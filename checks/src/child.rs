@@ -55,6 +55,10 @@ pub struct Command<'a> {
     /// (`warden_config::run_mark`) once it started: a caller that must find
     /// it again after its own death records them.
     pub started: Option<&'a Started<'a>>,
+    /// Its run's mark, made by a caller that records it before the start
+    /// (an agent killed in the instant after the start finds it by it);
+    /// `None`: a new one.
+    pub mark: Option<warden_config::run_mark::RunMark>,
 }
 
 impl std::fmt::Debug for Command<'_> {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for Command<'_> {
             .field("timeout", &self.timeout)
             .field("output", &self.output)
             .field("started", &self.started.is_some())
+            .field("mark", &self.mark)
             .finish_non_exhaustive()
     }
 }
@@ -99,7 +104,7 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
         });
     };
     let pipe = |keep: bool| if keep { Stdio::piped() } else { Stdio::null() };
-    let mark = warden_config::run_mark::RunMark::new();
+    let mark = cmd.mark.unwrap_or_default();
     let spawned = tokio::process::Command::new(program)
         .args(args)
         .env_clear()

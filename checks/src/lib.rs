@@ -268,6 +268,7 @@ async fn command_check(spec: &CheckSpec) -> (bool, String) {
         timeout: spec.timeout,
         output: child::Output::Discard,
         started: None,
+        mark: None,
     })
     .await;
     match run {

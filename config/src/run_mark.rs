@@ -65,38 +65,13 @@ impl RunMark {
     /// SIGKILL to every live process (not this one) whose environment holds
     /// this mark; how many were killed.
     pub fn kill_marked(&self) -> usize {
-        let entry = format!("{VAR}={}", self.0);
-        let me = std::process::id();
         // A process killed a moment ago may not have ended yet: found
         // again, it is not counted again.
         let mut killed = std::collections::BTreeSet::new();
         for _ in 0..PASSES {
-            let Ok(procs) = std::fs::read_dir("/proc") else {
-                break;
-            };
             let mut found = 0;
-            for pid in procs
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-                .filter(|&p| p != me)
-            {
-                let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
-                    continue;
-                };
-                if !env.split(|b| *b == 0).any(|e| e == entry.as_bytes()) {
-                    continue;
-                }
-                let Some(p) = i32::try_from(pid)
-                    .ok()
-                    .and_then(rustix::process::Pid::from_raw)
-                else {
-                    continue;
-                };
-                // A zombie (its environment reads empty) is not found;
-                // one that ended meanwhile: ESRCH.
-                if rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok()
-                    && killed.insert(pid)
-                {
+            for pid in self.marked() {
+                if signal(pid, rustix::process::Signal::KILL) && killed.insert(pid) {
                     found += 1;
                 }
             }
@@ -113,6 +88,45 @@ impl RunMark {
         }
         killed
     }
+
+    /// SIGTERM to every live process (not this one) whose environment
+    /// holds this mark, once (a program that cleans up when asked: rsync
+    /// removes the temporary file of the transfer it was in); how many
+    /// were told.
+    pub fn terminate_marked(&self) -> usize {
+        self.marked()
+            .into_iter()
+            .filter(|&pid| signal(pid, rustix::process::Signal::TERM))
+            .count()
+    }
+
+    /// The live processes (not this one; a zombie's environment reads
+    /// empty) whose environment holds this mark.
+    pub fn marked(&self) -> Vec<u32> {
+        let entry = format!("{VAR}={}", self.0);
+        let me = std::process::id();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return vec![];
+        };
+        procs
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&p| p != me)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
+            })
+            .collect()
+    }
+}
+
+/// `sig` to process `pid`; whether it was sent (one that ended meanwhile:
+/// ESRCH).
+fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|p| rustix::process::kill_process(p, sig).is_ok())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod lab;
 #[allow(dead_code)]
 mod deploy;
 mod fidelity;
+mod orphans;
 mod preempt;
 mod site;
 #[path = "../support/sshd.rs"]

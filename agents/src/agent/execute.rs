@@ -57,6 +57,16 @@ pub(super) async fn execute(
             finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, refusal));
             continue;
         }
+        // A hook of the agent's previous process that SIGKILL did not end
+        // still runs: no hook of its group runs beside it.
+        if matches!(cmd.kind, CommandKind::Promote | CommandKind::Demote) {
+            if let Some(why) = crate::hook_groups::blocking(&shared.settings.state_dir, &cmd.group)
+            {
+                warn!(command = %cmd.id, "{why}");
+                finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, why));
+                continue;
+            }
+        }
         if is_replication(cmd.kind) {
             // Replication commands can run for minutes (a resync): they get
             // their own task, so hooks and reports are not held up. Each

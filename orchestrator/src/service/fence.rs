@@ -34,6 +34,7 @@ pub(super) async fn run(
         timeout,
         output: child::Output::Stderr,
         started: None,
+        mark: None,
     })
     .await;
     match run {

@@ -116,6 +116,7 @@ mod classify;
 #[cfg(test)]
 mod fuzz;
 mod guarded;
+pub mod leftovers;
 mod process;
 mod pull;
 pub mod receivers;

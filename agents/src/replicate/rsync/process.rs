@@ -183,6 +183,12 @@ pub(crate) async fn run_rsync(
                 .env("RSYNC_PASSWORD", s.password.expose());
         }
     }
+    // Its next process finds it by this should the agent be killed
+    // outright ([`super::leftovers`]); shared by every run of the agent,
+    // so never used to stop one run (its process group is).
+    if let Some(mark) = &s.runs_mark {
+        cmd.env(warden_config::run_mark::VAR, mark.value());
+    }
     let mut child = cmd
         .args(&args)
         .env("LC_ALL", "C")

@@ -71,6 +71,10 @@ pub struct RsyncSettings {
     /// What a push states to the peer's daemon (its group, this site, its
     /// epoch: [`crate::gate::order`]); `None`: nothing stated.
     pub stated: Option<StatedPush>,
+    /// The mark of this agent's rsync runs, in the environment of each
+    /// ([`super::leftovers::mark`]), by which its next process finds those
+    /// it left running; `None`: unmarked.
+    pub runs_mark: Option<warden_config::run_mark::RunMark>,
 }
 
 /// The order a push states to the peer's rsync daemon with
@@ -159,6 +163,7 @@ impl RsyncSettings {
             ssh: None,
             volume: None,
             stated: None,
+            runs_mark: None,
         }
     }
 

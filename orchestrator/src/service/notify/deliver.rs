@@ -216,6 +216,7 @@ impl Worker {
             timeout: self.cfg.timeout,
             output: warden_checks::child::Output::Stderr,
             started: None,
+            mark: None,
         })
         .await;
         use warden_checks::child::Failure as Run;
