@@ -32,6 +32,10 @@
 //! the latest fence each time), never on the control API's runtime, and an
 //! order waits for its write that long at most — a hung disk stops no
 //! order and no read of the control API.
+//!
+//! Beside a group's epoch, what fences its next hold order (the newest
+//! order's place, the withdrawn epoch) is kept too ([`hold`]), written
+//! before a hold order that changes it takes effect.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -43,6 +47,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::FrontendError;
+
+mod hold;
+pub(crate) use hold::HoldKept;
 
 /// The longest an order waits for its fence to be written; then it takes
 /// effect from memory, as when the write fails (under the orchestrator's
@@ -73,6 +80,10 @@ pub(crate) struct Kept {
     pub(crate) epoch: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) site: Option<String>,
+    /// What fences the group's next hold order ([`hold`]); none when no
+    /// placed or withdrawn order came at the kept epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) hold: Option<HoldKept>,
 }
 
 /// The fence on disk, and what was last written there.
@@ -170,6 +181,7 @@ impl Fence {
         if gone && !lost.is_empty() {
             tracing::error!(path = %path.display(), groups = ?lost, "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept for every group");
         }
+        hold::drop_unlike(&mut file.groups, &path);
         lost.extend(
             beyond_reach(&mut file, &path)
                 .into_iter()
@@ -218,17 +230,32 @@ impl Fence {
         self.file.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keep `epoch` (with the routed `site`, for a route) for `group` when it
-    /// is higher than the one kept, or names the site at the kept epoch for
-    /// the first time: in memory, and on disk before this returns. An error
-    /// when the file cannot be written, or not within [`WRITE_PATIENCE`];
-    /// memory keeps it anyway (see the module docs), and the next call
-    /// writes again.
+    /// [`Fence::keep`] without a hold fence: `epoch` (with the routed
+    /// `site`, for a route).
+    #[cfg(test)]
     pub(crate) async fn raise(
         &self,
         group: &str,
         epoch: u64,
         site: Option<&str>,
+    ) -> Result<(), String> {
+        self.keep(group, epoch, site, None).await
+    }
+
+    /// Keep `epoch` (with the routed `site`, for a route; with what fences
+    /// the next hold order, `hold`, for a hold order) for `group` when it
+    /// is higher than the one kept, names the site at the kept epoch for
+    /// the first time, or changes its hold fence: in memory, and on disk
+    /// before this returns. An error
+    /// when the file cannot be written, or not within [`WRITE_PATIENCE`];
+    /// memory keeps it anyway (see the module docs), and the next call
+    /// writes again.
+    pub(crate) async fn keep(
+        &self,
+        group: &str,
+        epoch: u64,
+        site: Option<&str>,
+        hold: Option<HoldKept>,
     ) -> Result<(), String> {
         let cannot = |why: &str| {
             format!(
@@ -236,7 +263,9 @@ impl Fence {
                 self.path.display()
             )
         };
-        let (version, kept) = self.stage(group, epoch, site).map_err(|e| cannot(&e))?;
+        let (version, kept) = self
+            .stage(group, epoch, site, hold)
+            .map_err(|e| cannot(&e))?;
         let Some(version) = version else {
             self.found(&kept);
             return Ok(());
@@ -286,25 +315,38 @@ impl Fence {
         group: &str,
         epoch: u64,
         site: Option<&str>,
+        hold: Option<HoldKept>,
     ) -> Result<(Option<u64>, Vec<String>), String> {
         let unsaved = self.unsaved();
         let mut guard = self.lock();
         let (f, handed) = &mut *guard;
-        let next = match f.groups.get(group) {
+        let kept = f.groups.get(group);
+        let mut next = match kept {
             Some(k) if k.epoch > epoch => None,
             Some(k) if k.epoch == epoch => match (&k.site, site) {
                 (None, Some(s)) => Some(Kept {
-                    epoch,
                     site: Some(s.to_string()),
+                    ..k.clone()
                 }),
                 // Kept already; another site at it is refused by the route.
                 _ => None,
             },
+            // A higher epoch: a hold fence below it fences nothing more.
             _ => Some(Kept {
                 epoch,
                 site: site.map(str::to_string),
+                hold: None,
             }),
         };
+        if let Some(h) = hold.filter(|h| h.epoch.max(h.withdrawn) <= epoch) {
+            let base = next.as_ref().or(kept);
+            if base.is_some_and(|k| k.epoch == epoch && k.hold != Some(h)) {
+                next = base.map(|k| Kept {
+                    hold: Some(h),
+                    ..k.clone()
+                });
+            }
+        }
         match next {
             Some(k) => {
                 f.groups.insert(group.to_string(), k);
@@ -498,6 +540,7 @@ mod tests {
         let kept = |epoch, site: Option<&str>| Kept {
             epoch,
             site: site.map(str::to_string),
+            hold: None,
         };
         assert_eq!(
             f.kept(),

@@ -58,7 +58,7 @@ async fn route_order(
 ) -> Result<Json<RouteState>, ApiError> {
     let _ordering = g.ordering.lock().await;
     if g.has_site(&req.site) {
-        keep_epoch(&ctx, &group, req.epoch, Some(&req.site)).await;
+        keep_epoch(&ctx, &group, req.epoch, Some(&req.site), None).await;
     }
     match g.set(&req) {
         Ok((applied, state)) => {
@@ -118,17 +118,24 @@ async fn route_order(
 }
 
 /// Keep `epoch` as the group's fence on disk before an order at it takes
-/// effect (a no-op unless it is higher than the one kept). When the file
+/// effect (a no-op unless it is higher than the one kept, or a hold
+/// order's `hold` fence changed: see [`crate::fence::HoldKept`]). When the file
 /// cannot be written the order is still carried out, fenced from memory
 /// (see [`crate::fence`]): a failover must not wait for a disk — one that
 /// does not answer is waited for [`crate::fence::WRITE_PATIENCE`] at most.
 /// Here, not inside the route's own lock: every new connection takes that
 /// lock, and none may wait for an fsync.
-async fn keep_epoch(ctx: &Ctx, group: &str, epoch: u64, site: Option<&str>) {
+async fn keep_epoch(
+    ctx: &Ctx,
+    group: &str,
+    epoch: u64,
+    site: Option<&str>,
+    hold: Option<crate::fence::HoldKept>,
+) {
     let Some(fence) = &ctx.fence else {
         return;
     };
-    if let Err(e) = fence.raise(group, epoch, site).await {
+    if let Err(e) = fence.keep(group, epoch, site, hold).await {
         error!(group = %group, epoch, cause = %e, "fence not saved: acting from memory (a restart now would forget this epoch); warden_frontend_fence_unsaved is 1 until a write succeeds");
     }
 }
@@ -184,7 +191,10 @@ async fn hold_order(
     req: Hold,
 ) -> Result<Json<RouteState>, ApiError> {
     let _ordering = g.ordering.lock().await;
-    keep_epoch(&ctx, &group, req.epoch, None).await;
+    // What fences the next order (its place, a withdrawal) is kept with
+    // the epoch: a restarted frontend refuses the late copies this one does.
+    let hold = g.hold_fence_after(&req);
+    keep_epoch(&ctx, &group, req.epoch, None, hold).await;
     match g.set_hold(&req) {
         Ok(state) => {
             if req.ttl_ms == 0 {

@@ -14,7 +14,10 @@
 //! the proxy asks of an order (`hold_until`, `paused`, `hold_disabled`) and
 //! the counts of held connections ([`HeldCounts`]). The route ([`super`])
 //! ends the order in effect when it switches, and fences routes by the
-//! orders' epoch too.
+//! orders' epoch too. What fences the next order (the epoch, the newest
+//! place, the withdrawal) is also kept on disk ([`HoldKept`], written by
+//! the control API before the order takes effect) and restored at start;
+//! the order in effect is not.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -24,6 +27,7 @@ use tokio::time::Instant;
 
 use super::{GroupRoute, Inner};
 use crate::api::{Hold, RouteState, MAX_HOLD_TTL_MS};
+use crate::fence::HoldKept;
 use crate::rare::Rare;
 
 /// The hold orders of one group: part of its route's state ([`Inner`]).
@@ -124,6 +128,29 @@ pub(crate) enum HoldRefused {
 }
 
 impl Holds {
+    /// A restarted frontend's hold orders: fenced as `kept` says (none
+    /// kept: nothing beyond the group's epoch), no order in effect — the
+    /// one standing at the stop is not resumed (its giver sends it again
+    /// if it still stands: the same place is taken again).
+    pub(super) fn restored(kept: Option<&HoldKept>) -> Holds {
+        let Some(k) = kept else {
+            return Holds::default();
+        };
+        Holds {
+            order: None,
+            epoch: k.epoch,
+            place: Place {
+                term: k.term,
+                seq: k.seq,
+            },
+            withdrawn: k.withdrawn,
+            withdrawn_place: Place {
+                term: k.withdrawn_term,
+                seq: k.withdrawn_seq,
+            },
+        }
+    }
+
     /// The switch the order announced has come: held connections go to the
     /// new site.
     pub(super) fn end(&mut self) {
@@ -199,52 +226,32 @@ impl GroupRoute {
     /// connections whose backend fails.
     pub(crate) fn set_hold(&self, req: &Hold) -> Result<RouteState, HoldRefused> {
         let mut inner = self.lock();
-        let seen = inner.epoch.max(inner.holds.epoch);
-        if req.epoch < seen {
-            return Err(HoldRefused::Stale { seen });
-        }
-        let same_epoch = req.epoch == inner.holds.epoch;
-        let place = Place::of(req);
-        if place.placed() && same_epoch && place < inner.holds.place {
-            return Err(HoldRefused::Older {
-                epoch: req.epoch,
-                place,
-                newest: inner.holds.place,
-            });
-        }
-        if req.ttl_ms > 0 && req.pause {
-            let w = &inner.holds;
-            let after_withdrawal = place.placed()
-                && req.epoch == w.withdrawn
-                && w.withdrawn_place.placed()
-                && place > w.withdrawn_place;
-            if req.epoch <= w.withdrawn && !after_withdrawal {
-                return Err(HoldRefused::Withdrawn { epoch: req.epoch });
-            }
-            if inner.current.is_some() && req.epoch <= inner.epoch {
-                return Err(HoldRefused::Switched { epoch: req.epoch });
-            }
-        } else if req.ttl_ms == 0 {
-            let w = &mut inner.holds;
-            w.withdrawn_place = match req.epoch.cmp(&w.withdrawn) {
-                std::cmp::Ordering::Greater => place,
-                std::cmp::Ordering::Equal => w.withdrawn_place.max(place),
-                std::cmp::Ordering::Less => w.withdrawn_place,
-            };
-            w.withdrawn = w.withdrawn.max(req.epoch);
-        }
-        inner.holds.place = if same_epoch {
-            inner.holds.place.max(place)
-        } else {
-            place
+        let next = judge(&inner, req)?;
+        let h = &mut inner.holds;
+        h.epoch = next.epoch;
+        h.place = Place {
+            term: next.term,
+            seq: next.seq,
         };
-        inner.holds.epoch = req.epoch;
-        inner.holds.order = (req.ttl_ms > 0).then(|| HoldOrder {
+        h.withdrawn = next.withdrawn;
+        h.withdrawn_place = Place {
+            term: next.withdrawn_term,
+            seq: next.withdrawn_seq,
+        };
+        h.order = (req.ttl_ms > 0).then(|| HoldOrder {
             until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
             pause: req.pause,
         });
         self.orders.send_modify(|n| *n += 1);
         Ok(self.state_of(&inner))
+    }
+
+    /// What would fence the next order once `req` is taken, when there is
+    /// more to keep on disk than its epoch ([`HoldKept::fences`]); none
+    /// when it would be refused. Asked before [`GroupRoute::set_hold`]
+    /// under the group's `ordering` lock, so nothing changes between.
+    pub(crate) fn hold_fence_after(&self, req: &Hold) -> Option<HoldKept> {
+        judge(&self.lock(), req).ok().filter(HoldKept::fences)
     }
 
     /// Whether a cut-over order stands (holding on, not lapsed, no switch
@@ -276,4 +283,56 @@ impl GroupRoute {
     pub(crate) fn hold_disabled(&self) -> bool {
         self.hold_max.is_zero()
     }
+}
+
+/// Whether `req` is taken (see [`GroupRoute::set_hold`] for when it is
+/// not), and what fences the next order once it is.
+fn judge(inner: &Inner, req: &Hold) -> Result<HoldKept, HoldRefused> {
+    let h = &inner.holds;
+    let seen = inner.epoch.max(h.epoch);
+    if req.epoch < seen {
+        return Err(HoldRefused::Stale { seen });
+    }
+    let same_epoch = req.epoch == h.epoch;
+    let place = Place::of(req);
+    if place.placed() && same_epoch && place < h.place {
+        return Err(HoldRefused::Older {
+            epoch: req.epoch,
+            place,
+            newest: h.place,
+        });
+    }
+    let (mut withdrawn, mut withdrawn_place) = (h.withdrawn, h.withdrawn_place);
+    if req.ttl_ms > 0 && req.pause {
+        let after_withdrawal = place.placed()
+            && req.epoch == withdrawn
+            && withdrawn_place.placed()
+            && place > withdrawn_place;
+        if req.epoch <= withdrawn && !after_withdrawal {
+            return Err(HoldRefused::Withdrawn { epoch: req.epoch });
+        }
+        if inner.current.is_some() && req.epoch <= inner.epoch {
+            return Err(HoldRefused::Switched { epoch: req.epoch });
+        }
+    } else if req.ttl_ms == 0 {
+        withdrawn_place = match req.epoch.cmp(&withdrawn) {
+            std::cmp::Ordering::Greater => place,
+            std::cmp::Ordering::Equal => withdrawn_place.max(place),
+            std::cmp::Ordering::Less => withdrawn_place,
+        };
+        withdrawn = withdrawn.max(req.epoch);
+    }
+    let newest = if same_epoch {
+        h.place.max(place)
+    } else {
+        place
+    };
+    Ok(HoldKept {
+        epoch: req.epoch,
+        term: newest.term,
+        seq: newest.seq,
+        withdrawn,
+        withdrawn_term: withdrawn_place.term,
+        withdrawn_seq: withdrawn_place.seq,
+    })
 }

@@ -14,7 +14,7 @@
 //!
 //! Routes are in memory only: a restarted frontend has no route until the
 //! orchestrator's reconciliation sends one. Its fence starts at the epoch
-//! kept on disk ([`crate::fence`]).
+//! kept on disk ([`crate::fence`]), its hold orders' fence at theirs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,6 +71,7 @@ impl Table {
                     inner: Mutex::new(Inner {
                         epoch: kept.get(name).map_or(0, |k| k.epoch),
                         kept_site: kept.get(name).and_then(|k| k.site.clone()),
+                        holds: Holds::restored(kept.get(name).and_then(|k| k.hold.as_ref())),
                         ..Inner::default()
                     }),
                     active: AtomicU64::new(0),

@@ -8,6 +8,7 @@ mod harness;
 mod hold;
 mod order;
 mod relay;
+mod restart;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
