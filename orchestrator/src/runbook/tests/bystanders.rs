@@ -5,8 +5,9 @@ use super::*;
 
 /// c (a third site, reporting) has reported epoch 2 before b's promote
 /// is sent, and the promote step says so. Before, nothing waited for it:
-/// c learnt the epoch whenever its next report was answered, and a
-/// deposed a's push stating epoch 1 could land at c after b was promoted.
+/// c learnt the epoch whenever its next report was answered, and a push
+/// stated at epoch 1 (deposed a's replication, were c its peer) could
+/// land at c after b was promoted.
 #[tokio::test(start_paused = true)]
 async fn a_third_site_takes_the_epoch_before_the_promote() {
     let w = world_on("a", 1);
