@@ -119,6 +119,10 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
         &settings.site,
         &settings.groups,
     )?);
+    // Until the orchestrator has said the groups' epochs, the epochs here
+    // may be older than a failover made while this site was down or cut
+    // off: the rsync gate takes no push meanwhile (`authority::told`).
+    authority.untold();
     if let Some(r) = &settings.replication {
         r.attach_authority(authority.clone());
     }

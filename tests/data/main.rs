@@ -17,6 +17,7 @@ mod site;
 #[path = "../support/sshd.rs"]
 mod sshd;
 mod swift_plan;
+mod three;
 #[path = "../../agents/tests/support/tree.rs"]
 mod tree;
 mod volume;

@@ -137,6 +137,7 @@ impl Authority {
             path,
             groups: Mutex::new(file.groups),
             configured: groups.iter().map(|(g, _)| g.clone()).collect(),
+            untold: Default::default(),
         };
         let saved = a.save(&a.lock());
         match saved {

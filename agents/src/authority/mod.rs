@@ -26,17 +26,22 @@
 //!
 //! Here: the remembered state ([`Role`], [`GroupAuthority`]) and
 //! [`Authority`] with its reads; `file.rs` the state file, its marker and
-//! [`read`]; `rules.rs` the rules applied before and after commands.
+//! [`read`]; `rules.rs` the rules applied before and after commands;
+//! `told.rs` whether the orchestrator has said the epochs since the agent
+//! started ([`untold`]: the rsync gate takes no push until it has).
 
 mod file;
 mod rules;
 #[cfg(test)]
 mod tests;
+mod told;
 
 pub use file::read;
+pub use told::untold;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -117,6 +122,9 @@ pub struct Authority {
     /// those it was taken out of (their epochs stay remembered, should it
     /// be put back), but commands for them are refused.
     configured: BTreeSet<String>,
+    /// This process wrote the `untold` marker and has not removed it yet
+    /// (`told.rs`).
+    untold: AtomicBool,
 }
 
 impl Authority {

@@ -23,7 +23,19 @@ impl Authority {
     /// raised (a command at the new epoch then raises and persists it itself,
     /// or is refused), so this agent never holds an epoch it would forget at
     /// a restart and then let an older order through.
+    ///
+    /// An answer that carries epochs (a leader's) and whose epochs are on
+    /// disk, or were not newer, is the orchestrator's word since the agent
+    /// started: the `untold` marker goes (`told.rs`). A follower's answer
+    /// carries none and says nothing.
     pub fn observe(&self, epochs: &BTreeMap<String, u64>) {
+        if self.raise(epochs) && !epochs.is_empty() {
+            self.told();
+        }
+    }
+
+    /// [`Self::observe`]'s raise: false when the file could not be written.
+    fn raise(&self, epochs: &BTreeMap<String, u64>) -> bool {
         let mut g = self.lock();
         let mut next = g.clone();
         let mut changed = false;
@@ -39,12 +51,17 @@ impl Authority {
                 }
             }
         }
-        if changed {
-            match self.save(&next) {
-                Ok(()) => *g = next,
-                Err(e) => {
-                    warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen; not raised")
-                }
+        if !changed {
+            return true;
+        }
+        match self.save(&next) {
+            Ok(()) => {
+                *g = next;
+                true
+            }
+            Err(e) => {
+                warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen; not raised");
+                false
             }
         }
     }

@@ -23,7 +23,11 @@
 //!
 //! It fails closed: a module no group's rsync plan names for this site,
 //! a state that cannot be read, or a role the agent forgot (its state file
-//! lost from a directory in use: [`Role::Unknown`]) refuses the push.
+//! lost from a directory in use: [`Role::Unknown`]) refuses the push; so
+//! does a standby whose agent has not heard the orchestrator's epochs
+//! since it started ([`authority::untold`]): with three or more sites, a
+//! failover made while it was down or cut off left its epoch behind, and
+//! the deposed site's push states that very epoch.
 //!
 //! Over ssh the gate is the forced command of the peers' key in this
 //! site's `authorized_keys` (`warden rsync-gate --ssh`, [`ssh`]): the same
@@ -331,6 +335,16 @@ fn judge(
             "site {site}'s role in group {group} is unknown: its authority state was lost from \
              a state directory in use, and it may be the active site; pushes land again once \
              the orchestrator has said its role (a demote, or a promote)"
+        ))),
+        // Since it started, the agent has not heard the orchestrator: a
+        // failover made while this site was down or cut off is unknown
+        // here, and a deposed site states the very epoch known here.
+        Role::Standby if authority::untold(&dir) => Err(refused(format!(
+            "site {site}'s agent has not heard from the orchestrator since it started, so \
+             epoch {} of group {group} here may be older than the group's (a failover made \
+             while this site was down or cut off) and a deposed site's push would pass; \
+             pushes land again once the orchestrator has answered its report",
+            a.epoch
         ))),
         Role::Standby => {
             // The standby's own directory of the group, where the push

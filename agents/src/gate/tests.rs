@@ -271,3 +271,56 @@ fn a_push_stated_at_an_older_epoch_than_known_here_is_refused() {
     };
     assert!(check(&cfg, "b", &read).is_ok());
 }
+
+/// Three sites or more: a failover a → c was made while standby b was
+/// down, and b's agent restarts at the epoch it had (4); a, deposed and
+/// cut off, still pushes to b stating that epoch. Until b's agent has
+/// heard the orchestrator, every push is refused (whatever epoch it
+/// states: a forged high one raises nothing); the orchestrator's answer
+/// says epoch 5, and a's push is then refused as older, one at 5 passes.
+/// Before, a's push at epoch 4 landed at b.
+#[test]
+fn a_push_waits_until_the_agent_has_heard_the_orchestrator_since_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    b.observe(&BTreeMap::from([("web".to_string(), 4)]));
+    drop(b);
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    b.untold();
+    let stating = |epoch: u64| Transfer {
+        order: Stated::Order(PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch,
+        }),
+        ..push("appdata-b")
+    };
+    for epoch in [4, 9] {
+        let e = check(&cfg, "b", &stating(epoch)).unwrap_err();
+        assert!(
+            e.contains("site b's agent has not heard from the orchestrator since it started")
+                && e.contains("epoch 4 of group web here may be older")
+                && !e.contains("  "),
+            "{e}"
+        );
+    }
+    let e = check(&cfg, "b", &push("appdata-b")).unwrap_err();
+    assert!(e.contains("has not heard from the orchestrator"), "{e}");
+    let read = Transfer {
+        push: false,
+        ..stating(4)
+    };
+    assert!(
+        check(&cfg, "b", &read).is_ok(),
+        "a read changes nothing here"
+    );
+    b.observe(&BTreeMap::from([("web".to_string(), 5)]));
+    let e = check(&cfg, "b", &stating(4)).unwrap_err();
+    assert!(
+        e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
+        "{e}"
+    );
+    assert!(check(&cfg, "b", &stating(5)).is_ok());
+}

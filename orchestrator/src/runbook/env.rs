@@ -47,6 +47,18 @@ pub trait RunbookEnv: Send + Sync {
     ) -> Result<CommandOutcome, String>;
     /// Wait until the site's agent reports every critical check passing.
     async fn wait_healthy(&self, site: &str, timeout: Duration) -> Result<(), String>;
+    /// The group's sites, primary first (a group may have more than two).
+    fn sites_of(&self, group: &str) -> Vec<String>;
+    /// Wait until the site's agent reports `epoch` of `group`, or a newer
+    /// one: it has it on disk, and its rsync gate refuses a push stated at
+    /// an older one. `Err` says what it last reported.
+    async fn wait_epoch(
+        &self,
+        site: &str,
+        group: &str,
+        epoch: u64,
+        timeout: Duration,
+    ) -> Result<(), String>;
     async fn activate(
         &self,
         group: &str,

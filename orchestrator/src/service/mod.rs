@@ -61,6 +61,8 @@ mod adopt_dns;
 mod answer_order;
 mod approve;
 mod authority;
+#[cfg(test)]
+mod bystander_tests;
 mod cadence;
 mod clear;
 #[cfg(test)]

@@ -142,6 +142,50 @@ impl RunbookEnv for Env {
         }
     }
 
+    fn sites_of(&self, group: &str) -> Vec<String> {
+        self.shared
+            .cfg
+            .groups
+            .get(group)
+            .map(|g| g.site_names())
+            .unwrap_or_default()
+    }
+
+    async fn wait_epoch(
+        &self,
+        site: &str,
+        group: &str,
+        epoch: u64,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        // Any report showing it will do, however old: the agent writes an
+        // epoch to disk before it reports it, and never takes one back.
+        let mut rx = self.shared.report_tick.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = {
+                let st = self.shared.lock();
+                st.evidence.report(site).map(|(_, rep)| {
+                    rep.authority
+                        .iter()
+                        .find(|a| a.group == group)
+                        .map(|a| a.epoch)
+                })
+            };
+            let last = match last {
+                Some(Some(e)) if e >= epoch => return Ok(()),
+                Some(Some(e)) => format!("it last reported epoch {e}"),
+                Some(None) => format!("its reports say nothing of group {group}"),
+                None => "no report from it".to_string(),
+            };
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err("orchestrator shutting down".into()),
+                Err(_) => return Err(last),
+            }
+        }
+    }
+
     fn hold(&self, group: &str, epoch: u64, ttl: Duration) {
         // A cut-over: the active site is about to be demoted (or is
         // confirmed down); new users wait for the switch.

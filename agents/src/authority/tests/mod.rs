@@ -5,6 +5,7 @@ use super::*;
 use crate::wire::{Command, CommandKind};
 
 mod file;
+mod told;
 
 fn groups() -> Vec<(String, String)> {
     vec![("web".into(), "a".into())]

@@ -3,11 +3,13 @@
 //! ([`super`]) runs them in order, records them and rolls back.
 //!
 //! Here: [`run_step`], which picks a step's function, and the steps that
-//! change a site's role (`fence`, `promote`); `replication.rs` the steps
+//! change a site's role (`fence`, `promote`); `bystanders.rs` the group's
+//! other sites taking the epoch before a promote; `replication.rs` the steps
 //! that move data (stop and start replication, resync, the cut-over's
 //! demote and final sync); `routing.rs` the steps at the routing layer
 //! (`switch`, `verify`).
 
+mod bystanders;
 mod replication;
 mod routing;
 
@@ -18,6 +20,7 @@ use warden_proto::agent::{Command, CommandKind, CommandOutcome};
 
 use super::{outcome_text, Outcome, Policy, RunbookEnv};
 use crate::model::{Runbook, StepName};
+use bystanders::bystanders_take_epoch;
 use replication::{demote, replication, stop_replication};
 use routing::{switch, verify};
 
@@ -49,34 +52,49 @@ pub(super) async fn run_step(
     }
 }
 
-/// Promote the new active site and wait for its checks to pass.
+/// Promote the new active site and wait for its checks to pass; first,
+/// the group's other sites take the epoch ([`bystanders`]).
 async fn promote(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     let t = policy.step_timeout;
+    let others = bystanders_take_epoch(rb, env, policy).await;
+    let said = |text: String| {
+        if others.is_empty() {
+            text
+        } else {
+            format!("{}; {text}", others.join("; "))
+        }
+    };
     let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Promote);
     let id = cmd.id.clone();
     let o = match env.command(&rb.to, cmd, t).await {
         Ok(o) if o.ok => o,
-        Ok(o) => return Outcome::Failed(format!("{} promote failed: {}", rb.to, outcome_text(&o))),
-        Err(e) => return Outcome::Failed(format!("{} promote: {e}", rb.to)),
+        Ok(o) => {
+            return Outcome::Failed(said(format!(
+                "{} promote failed: {}",
+                rb.to,
+                outcome_text(&o)
+            )))
+        }
+        Err(e) => return Outcome::Failed(said(format!("{} promote: {e}", rb.to))),
     };
     // Checks the agent ran right after the hooks: no wait for a report.
     if fresh_checks_pass(&id, &o) {
-        return Outcome::Done(format!(
+        return Outcome::Done(said(format!(
             "{} promoted ({}); checks run after the hooks pass",
             rb.to,
             outcome_text(&o)
-        ));
+        )));
     }
     match env.wait_healthy(&rb.to, t).await {
-        Ok(()) => Outcome::Done(format!(
+        Ok(()) => Outcome::Done(said(format!(
             "{} promoted ({}); checks pass",
             rb.to,
             outcome_text(&o)
-        )),
-        Err(e) => Outcome::Failed(format!(
+        ))),
+        Err(e) => Outcome::Failed(said(format!(
             "{} promoted but its checks do not pass: {e}",
             rb.to
-        )),
+        ))),
     }
 }
 

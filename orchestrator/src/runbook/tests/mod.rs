@@ -3,8 +3,9 @@
 //! (`failover`), the promote and its checks (`promote`), resuming after a
 //! crash in every step (`resume`), the failback's journal and replicas
 //! (`handover`), moves given up or stopped before users move
-//! (`given_up`), and what a failed cut-over undoes or carries forward
-//! (`rollback`).
+//! (`given_up`), what a failed cut-over undoes or carries forward
+//! (`rollback`), and a group's third site taking the epoch before a
+//! promote (`bystanders`).
 use super::*;
 use crate::store::MemStore;
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use warden_proto::agent::Command;
 use warden_proto::agent::CommandKind;
 use warden_strategies::{Observed, SiteRoute, StrategyError};
 
+mod bystanders;
 mod failover;
 mod given_up;
 mod handover;

@@ -55,6 +55,12 @@ pub(super) struct World {
     /// A route (site, epoch) that lands right after the next read of the
     /// routing layer (a deposed leader's late switch), fenced as any.
     pub(super) late_route: Mutex<Option<(String, u64)>>,
+    /// The group's sites besides a and b, and how long each takes to
+    /// report a new epoch (`None`: it never does).
+    pub(super) others: Mutex<Vec<(String, Option<Duration>)>>,
+    /// Each epoch a site reported, with the number of commands sent
+    /// before it did.
+    pub(super) took_epoch: Mutex<Vec<(String, u64, usize)>>,
 }
 
 /// A switch that fails, and what the routing layer shows afterwards.
@@ -161,6 +167,41 @@ impl RunbookEnv for World {
     }
     fn agent_fresh(&self, site: &str) -> bool {
         !self.stale.lock().unwrap().iter().any(|s| s == site)
+    }
+    fn sites_of(&self, _group: &str) -> Vec<String> {
+        let mut sites = vec!["a".to_string(), "b".to_string()];
+        sites.extend(self.others.lock().unwrap().iter().map(|(s, _)| s.clone()));
+        sites
+    }
+    async fn wait_epoch(
+        &self,
+        site: &str,
+        _group: &str,
+        epoch: u64,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let takes = self
+            .others
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(s, _)| s == site)
+            .and_then(|(_, t)| *t);
+        match takes.filter(|t| *t <= timeout) {
+            Some(t) => {
+                tokio::time::sleep(t).await;
+                let sent = self.sent.lock().unwrap().len();
+                self.took_epoch
+                    .lock()
+                    .unwrap()
+                    .push((site.to_string(), epoch, sent));
+                Ok(())
+            }
+            None => {
+                tokio::time::sleep(timeout).await;
+                Err("it last reported epoch 1".into())
+            }
+        }
     }
     fn hold(&self, _group: &str, epoch: u64, ttl: Duration) {
         let sent = self.sent.lock().unwrap().len();

@@ -1,0 +1,207 @@
+//! A group of three (a, b, c): standby b's agent starts at the epoch it
+//! had (4) after a failover a → c (epoch 5) it was not there for, against
+//! a fake orchestrator that does not answer at first. Deposed a, still
+//! pushing, states epoch 4. b's rsync gate (`warden_agents::gate::check`,
+//! reading the agent's state directory as the daemon's `pre-xfer exec`
+//! does) refuses every push while b's agent has not heard the
+//! orchestrator; once the fake answers with epoch 5, a's push is refused
+//! as older and c's at 5 passes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warden_agents::authority::Authority;
+use warden_agents::gate::order::{PushOrder, Stated};
+use warden_agents::gate::{check, Transfer};
+use warden_agents::wire::ReportResponse;
+use warden_agents::{run, AgentSettings};
+
+#[derive(Default)]
+struct Fake {
+    /// The orchestrator answers reports (before: 503).
+    answering: AtomicBool,
+    reports: AtomicU32,
+}
+
+async fn report(State(f): State<Arc<Fake>>) -> Response {
+    f.reports.fetch_add(1, Ordering::SeqCst);
+    if !f.answering.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    Json(ReportResponse {
+        epochs: BTreeMap::from([("web".to_string(), 5)]),
+        ..ReportResponse::default()
+    })
+    .into_response()
+}
+
+async fn poll() -> Json<ReportResponse> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Json(ReportResponse::default())
+}
+
+/// The config of sites a, b and c, group web on all three with an rsync
+/// plan; b's state and data in `dir`.
+fn config(base: &str, dir: &Path) -> warden_config::Config {
+    let secret = |name: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, format!("{name}-0123456789abcdef\n")).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        f.display().to_string()
+    };
+    let (token, pw) = (secret("token"), secret("pw"));
+    let mut sites = String::new();
+    for s in ["a", "b", "c"] {
+        let data = dir.join(format!("{s}-data"));
+        std::fs::create_dir_all(&data).unwrap();
+        sites.push_str(&format!(
+            "[groups.web.replication.sites.{s}]\npath = \"{}\"\n\
+             module = \"127.0.0.{}:873/data-{s}\"\nuser = \"warden\"\n\
+             password = {{ file = \"{pw}\" }}\n",
+            data.display(),
+            s.as_bytes()[0] - b'a' + 1,
+        ));
+    }
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:9"
+url = "{base}/"
+data_dir = "{d}"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
+long_poll = "300ms"
+
+[detection]
+interval = "100ms"
+agent_timeout = "1s"
+probe_timeout = "300ms"
+
+[sites.a]
+agent_token = {{ env = "WARDEN_TEST_A_TOKEN_UNUSED" }}
+
+[sites.b]
+agent_token = {{ file = "{token}" }}
+state_dir = "{state}"
+
+[sites.c]
+agent_token = {{ env = "WARDEN_TEST_C_TOKEN_UNUSED" }}
+
+[groups.web]
+sites = ["a", "b", "c"]
+scheme = "dns"
+
+[groups.web.dns]
+provider = "noip"
+name = "web.example.org"
+credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
+addresses = {{ a = "198.51.100.1", b = "198.51.100.2", c = "198.51.100.3" }}
+
+[groups.web.replication]
+plan = "rsync"
+
+{sites}"#,
+        d = dir.display(),
+        state = dir.join("state").display(),
+    );
+    warden_config::parse(&text, Path::new("test.conf")).unwrap()
+}
+
+/// A push into b's module stating `site` of group web at `epoch`.
+fn push(site: &str, epoch: u64) -> Transfer {
+    Transfer {
+        module: "data-b".into(),
+        push: true,
+        host: "127.0.0.1".into(),
+        removes: false,
+        order: Stated::Order(PushOrder {
+            group: "web".into(),
+            site: site.into(),
+            epoch,
+        }),
+    }
+}
+
+/// Waits up to 10 s for `cond`.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Before, b's gate took a's push stated at epoch 4 as soon as b's agent
+/// had started, until the orchestrator's answer raised the epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_standby_takes_no_push_until_the_orchestrator_has_answered() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::Builder::new()
+        .prefix("warden-untold-")
+        .tempdir()
+        .unwrap();
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route("/v1/reports", post(report))
+        .route("/v1/agents/commands", get(poll))
+        .with_state(fake.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let cfg = config(&base, dir.path());
+    // b's previous life: standby at epoch 4.
+    {
+        let b = Authority::open(
+            &dir.path().join("state"),
+            "b",
+            &[("web".into(), "a".into())],
+        )
+        .unwrap();
+        b.observe(&BTreeMap::from([("web".to_string(), 4)]));
+    }
+    assert!(
+        check(&cfg, "b", &push("a", 4)).is_ok(),
+        "as the agent left it"
+    );
+    let shutdown = CancellationToken::new();
+    let agent = tokio::spawn(run(
+        AgentSettings::from_config(&cfg, "b").unwrap(),
+        shutdown.clone(),
+    ));
+    eventually("b's agent reports, unanswered", || {
+        fake.reports.load(Ordering::SeqCst) >= 3
+    })
+    .await;
+    for (site, epoch) in [("a", 4), ("c", 9)] {
+        let e = check(&cfg, "b", &push(site, epoch)).unwrap_err();
+        assert!(
+            e.contains("site b's agent has not heard from the orchestrator since it started"),
+            "{site} at {epoch}: {e}"
+        );
+    }
+    fake.answering.store(true, Ordering::SeqCst);
+    eventually("b takes epoch 5 from the answer", || {
+        check(&cfg, "b", &push("c", 5)).is_ok()
+    })
+    .await;
+    let e = check(&cfg, "b", &push("a", 4)).unwrap_err();
+    assert!(
+        e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
+        "{e}"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), agent)
+        .await
+        .expect("agent stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
