@@ -24,10 +24,12 @@
 //! It fails closed: a module no group's rsync plan names for this site,
 //! a state that cannot be read, or a role the agent forgot (its state file
 //! lost from a directory in use: [`Role::Unknown`]) refuses the push; so
-//! does a standby whose agent has not heard the orchestrator's epochs
-//! since it started ([`authority::untold`]): with three or more sites, a
-//! failover made while it was down or cut off left its epoch behind, and
-//! the deposed site's push states that very epoch.
+//! does a standby of a group of three sites or more whose agent has not
+//! heard the orchestrator's epochs since it started ([`authority::untold`]):
+//! a failover made while it was down or cut off left its epoch behind, and
+//! the deposed site's push states that very epoch. (Of two sites, the one
+//! failed over to is this one, active on disk: pushes into a standby of
+//! two go on while the orchestrator cannot be reached.)
 //!
 //! Over ssh the gate is the forced command of the peers' key in this
 //! site's `authorized_keys` (`warden rsync-gate --ssh`, [`ssh`]): the same
@@ -303,6 +305,14 @@ pub(crate) fn read_of_volume(config: &Config, site: &str, group: &str) -> Result
     })
 }
 
+/// Whether `group` has two sites at most in this site's config.
+fn of_two_sites(config: &Config, group: &str) -> bool {
+    config
+        .groups
+        .get(group)
+        .is_some_and(|g| g.sites.get_ref().len() <= 2)
+}
+
 /// Refuses a push into `site` for `group` unless this site's durable state
 /// says it is a standby of it (`Ok` is that state's epoch); `refused`
 /// words the reason.
@@ -338,14 +348,21 @@ fn judge(
         ))),
         // Since it started, the agent has not heard the orchestrator: a
         // failover made while this site was down or cut off is unknown
-        // here, and a deposed site states the very epoch known here.
-        Role::Standby if authority::untold(&dir) => Err(refused(format!(
-            "site {site}'s agent has not heard from the orchestrator since it started, so \
+        // here, and a deposed site states the very epoch known here. Only
+        // with three sites or more: of two, the site failed over to is
+        // this one, active on disk from its promote — a standby of two
+        // sites has no failover it may have missed — so pushes into it go
+        // on while the orchestrator cannot be reached (a config without
+        // the group counts as more than two: fail closed).
+        Role::Standby if authority::untold(&dir) && !of_two_sites(config, group) => {
+            Err(refused(format!(
+                "site {site}'s agent has not heard from the orchestrator since it started, so \
              epoch {} of group {group} here may be older than the group's (a failover made \
              while this site was down or cut off) and a deposed site's push would pass; \
              pushes land again once the orchestrator has answered its report",
-            a.epoch
-        ))),
+                a.epoch
+            )))
+        }
         Role::Standby => {
             // The standby's own directory of the group, where the push
             // writes (the daemon's module path or, over ssh, the group's

@@ -80,6 +80,14 @@ fn config_with(state_dir: &std::path::Path, b_path: &str, b_extra: &str) -> Conf
     config(state_dir, &[group("web", 8000, &a, &b)])
 }
 
+/// [`config`] with group web of sites a, b and c.
+fn three_sites(state_dir: &std::path::Path) -> Config {
+    use super::test_config::{config, daemon_site, group_of};
+    let a = daemon_site("/srv/a", "10.1.0.10/appdata", "");
+    let b = daemon_site("/srv/b", "10.2.0.10:8873/appdata-b", "");
+    config(state_dir, &[group_of("web", 8000, true, &a, &b)])
+}
+
 fn push(module: &str) -> Transfer {
     Transfer {
         module: module.into(),
@@ -282,7 +290,7 @@ fn a_push_stated_at_an_older_epoch_than_known_here_is_refused() {
 #[test]
 fn a_push_waits_until_the_agent_has_heard_the_orchestrator_since_its_start() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let cfg = three_sites(dir.path());
     let groups = vec![("web".to_string(), "a".to_string())];
     let b = Authority::open(dir.path(), "b", &groups).unwrap();
     b.observe(&BTreeMap::from([("web".to_string(), 4)]));
@@ -323,4 +331,36 @@ fn a_push_waits_until_the_agent_has_heard_the_orchestrator_since_its_start() {
         "{e}"
     );
     assert!(check(&cfg, "b", &stating(5)).is_ok());
+}
+
+/// The same restart with two sites: no failover can have been missed (the
+/// site failed over to is b itself, active on disk from its promote), so
+/// the wait would only stop replication while the orchestrator cannot be
+/// reached. A's push at b's epoch lands; one stated older is refused as
+/// always; b's own config naming a third site makes it wait again.
+#[test]
+fn with_two_sites_a_restarted_standby_takes_the_active_sites_push_before_it_heard_the_orchestrator()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    b.observe(&BTreeMap::from([("web".to_string(), 4)]));
+    drop(b);
+    let b = Authority::open(dir.path(), "b", &groups).unwrap();
+    b.untold();
+    let stating = |epoch: u64| Transfer {
+        order: Stated::Order(PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch,
+        }),
+        ..push("appdata-b")
+    };
+    let cfg = config(dir.path());
+    let r = check(&cfg, "b", &stating(4));
+    assert!(r.is_ok(), "{r:?}");
+    let e = check(&cfg, "b", &stating(3)).unwrap_err();
+    assert!(e.contains("but site b knows epoch 4"), "{e}");
+    let e = check(&three_sites(dir.path()), "b", &stating(4)).unwrap_err();
+    assert!(e.contains("has not heard from the orchestrator"), "{e}");
 }
