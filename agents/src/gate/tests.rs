@@ -280,6 +280,30 @@ fn a_push_stated_at_an_older_epoch_than_known_here_is_refused() {
     assert!(check(&cfg, "b", &read).is_ok());
 }
 
+/// Standby b of group web at epoch 4, its agent started again (its
+/// `untold` marker written) and not told anything yet.
+fn restarted_at_epoch_4(state_dir: &std::path::Path) -> Authority {
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let b = Authority::open(state_dir, "b", &groups).unwrap();
+    b.observe(&BTreeMap::from([("web".to_string(), 4)]));
+    drop(b);
+    let b = Authority::open(state_dir, "b", &groups).unwrap();
+    b.untold();
+    b
+}
+
+/// A push into b's module stating site a's order of group web at `epoch`.
+fn stating(epoch: u64) -> Transfer {
+    Transfer {
+        order: Stated::Order(PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch,
+        }),
+        ..push("appdata-b")
+    }
+}
+
 /// Three sites or more: a failover a → c was made while standby b was
 /// down, and b's agent restarts at the epoch it had (4); a, deposed and
 /// cut off, still pushes to b stating that epoch. Until b's agent has
@@ -291,20 +315,7 @@ fn a_push_stated_at_an_older_epoch_than_known_here_is_refused() {
 fn a_push_waits_until_the_agent_has_heard_the_orchestrator_since_its_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = three_sites(dir.path());
-    let groups = vec![("web".to_string(), "a".to_string())];
-    let b = Authority::open(dir.path(), "b", &groups).unwrap();
-    b.observe(&BTreeMap::from([("web".to_string(), 4)]));
-    drop(b);
-    let b = Authority::open(dir.path(), "b", &groups).unwrap();
-    b.untold();
-    let stating = |epoch: u64| Transfer {
-        order: Stated::Order(PushOrder {
-            group: "web".into(),
-            site: "a".into(),
-            epoch,
-        }),
-        ..push("appdata-b")
-    };
+    let b = restarted_at_epoch_4(dir.path());
     for epoch in [4, 9] {
         let e = check(&cfg, "b", &stating(epoch)).unwrap_err();
         assert!(
@@ -342,20 +353,7 @@ fn a_push_waits_until_the_agent_has_heard_the_orchestrator_since_its_start() {
 fn with_two_sites_a_restarted_standby_takes_the_active_sites_push_before_it_heard_the_orchestrator()
 {
     let dir = tempfile::tempdir().unwrap();
-    let groups = vec![("web".to_string(), "a".to_string())];
-    let b = Authority::open(dir.path(), "b", &groups).unwrap();
-    b.observe(&BTreeMap::from([("web".to_string(), 4)]));
-    drop(b);
-    let b = Authority::open(dir.path(), "b", &groups).unwrap();
-    b.untold();
-    let stating = |epoch: u64| Transfer {
-        order: Stated::Order(PushOrder {
-            group: "web".into(),
-            site: "a".into(),
-            epoch,
-        }),
-        ..push("appdata-b")
-    };
+    let _b = restarted_at_epoch_4(dir.path());
     let cfg = config(dir.path());
     let r = check(&cfg, "b", &stating(4));
     assert!(r.is_ok(), "{r:?}");
