@@ -70,6 +70,7 @@ fn missing(group: &str, site: &str, key: &str) -> AgentError {
 
 /// The `command` plan of `site` towards `peer`, serving an order of `epoch`.
 fn command_plan(
+    config: &Config,
     r: &ReplicationConfig,
     group: &str,
     site: &str,
@@ -91,6 +92,7 @@ fn command_plan(
     s.timeout = r.resync_timeout;
     s.site = site.into();
     s.epoch = epoch;
+    s.state_dir = Some(crate::settings::state_dir(config, site));
     CommandPlan::new(s)
 }
 
@@ -184,7 +186,14 @@ pub fn replicator_checked(
             order_stands,
         )?)),
         ReplicationPlan::None => Ok(Arc::new(NoReplication)),
-        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, site, peer, Some(epoch)))),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(
+            config,
+            r,
+            group,
+            site,
+            peer,
+            Some(epoch),
+        ))),
     }
 }
 
@@ -230,7 +239,7 @@ pub fn resyncer_held(
             Ok(Arc::new(SwiftResyncer::new(s)?))
         }
         ReplicationPlan::None => Ok(Arc::new(NoResync)),
-        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, site, peer, epoch))),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(config, r, group, site, peer, epoch))),
     }
 }
 
