@@ -455,4 +455,31 @@ interface = "internal"
         assert!(said.lines().any(|l| l == "start a b 7"), "{said}");
         assert!(said.lines().any(|l| l == "resync b a 9"), "{said}");
     }
+
+    /// Every script of the `command` plan carries a mark bound to its
+    /// site's state directory (`crate::leftovers`: the agent's next process
+    /// ends one its death left running). Before, its mark was bound to
+    /// nothing and the script outlived a SIGKILLed agent.
+    #[tokio::test]
+    async fn a_command_plans_scripts_carry_the_mark_of_the_sites_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("env");
+        let line = format!(
+            "[\"sh\", \"-c\", \"echo $WARDEN_RUN >> {}\"]",
+            log.display()
+        );
+        let c = config(&format!(
+            "[groups.web.replication]\nplan = \"command\"\nstart = {line}\nresync = {line}\n"
+        ));
+        let r = replicator(&c, "web", "a", "b", 7).unwrap();
+        r.start(CancellationToken::new()).await.unwrap();
+        r.stop().await;
+        let said = std::fs::read_to_string(&log).unwrap();
+        let state_dir = std::path::absolute(crate::settings::state_dir(&c, "a")).unwrap();
+        let bound = format!("@{}", state_dir.display());
+        assert!(
+            said.lines().any(|l| l.ends_with(&bound)),
+            "{said} (not bound: {bound})"
+        );
+    }
 }
