@@ -280,3 +280,159 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
         "{log}"
     );
 }
+
+/// An agent killed with SIGKILL while its `command` plan's start script
+/// runs (it writes a marker every 100 ms): the script, its own process
+/// group, lives on and would go on pushing with no order behind it. The
+/// restarted agent is asked to demote: the script is gone before the
+/// demote's hook starts (the hook looks), and the demote's outcome says
+/// what was ended. A daemon the promote hook started and left on purpose
+/// (the hook ended in time) is not ended. Before, the script still ran
+/// (state `S`) while the demote's hook ran.
+#[test]
+fn a_replication_script_left_by_a_killed_agent_is_ended_but_a_finished_hooks_daemon_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for f in ["op", "a", "b", "fe"] {
+        std::fs::write(d.join(f), format!("{f}-secret-token")).unwrap();
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let promote_then_start = r#"{"commands":[{"id":"web:3:promote","group":"web","epoch":3,"kind":"promote","site":"a"},{"id":"web:3:start_replication","group":"web","epoch":3,"kind":"start_replication","site":"a","peer":"b"}],"epochs":{"web":3}}"#;
+    let fake = Arc::new(Mutex::new(Fake {
+        answer: promote_then_start.into(),
+        reports: vec![],
+    }));
+    let f = fake.clone();
+    std::thread::spawn(move || serve(listener, f));
+    let (script, daemon) = (d.join("script.pid"), d.join("daemon.pid"));
+    let (pushed, saw) = (d.join("pushed"), d.join("demote.saw"));
+    let conf = d.join("warden.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[orchestrator]
+listen = "127.0.0.1:{port}"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+[detection]
+interval = "200ms"
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[[sites.a.promote]]
+name = "start-daemon"
+command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {daemon}.tmp; mv {daemon}.tmp {daemon}; exec sleep 120' </dev/null >/dev/null 2>&1 & exit 0"]
+timeout = "30s"
+[[sites.a.demote]]
+name = "look"
+command = ["/bin/sh", "-c", "for f in {script} {daemon}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
+timeout = "30s"
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:9"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["b", "a"]
+scheme = "frontend"
+step_timeout = "3m"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8"
+backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
+[groups.web.replication]
+plan = "command"
+start = ["/bin/sh", "-c", "[ -e {script} ] || {{ echo $$ > {script}.tmp && mv {script}.tmp {script}; }}; while :; do date >> {pushed}; sleep 0.1; done"]
+stop = ["/bin/true"]
+resync = ["/bin/true"]
+"#,
+            d = d.display(),
+            script = script.display(),
+            daemon = daemon.display(),
+            pushed = pushed.display(),
+            saw = saw.display(),
+        ),
+    )
+    .unwrap();
+
+    let (log1, log2) = (d.join("agent1.log"), d.join("agent2.log"));
+    let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut first = agent(&conf, &log1);
+    let started = wait_for("the start script runs", Duration::from_secs(30), || {
+        (script.exists() && daemon.exists()) || first.try_wait().unwrap().is_some()
+    }) && script.exists()
+        && daemon.exists();
+    if !started {
+        let _ = first.kill();
+        let _ = first.wait();
+        panic!(
+            "the promote's daemon or the start script never started: {}",
+            text(&log1)
+        );
+    }
+    let script_pid: u32 = text(&script).trim().parse().unwrap();
+    let daemon_pid: u32 = text(&daemon).trim().parse().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let alive = |p: u32| state(p).is_some_and(|s| s != 'Z');
+    let alive_after_kill = alive(script_pid) && alive(daemon_pid);
+
+    fake.lock().unwrap().answer = order("demote");
+    let mut second = agent(&conf, &log2);
+    let looked = wait_for("the demote hook looks", Duration::from_secs(30), || {
+        saw.exists() || second.try_wait().unwrap().is_some()
+    }) && saw.exists();
+    let reported = wait_for("the demote's outcome", Duration::from_secs(10), || {
+        fake.lock()
+            .unwrap()
+            .reports
+            .iter()
+            .any(|r| r.contains("web:3:demote") && r.contains("\"outcomes\""))
+    });
+    let _ = second.kill();
+    let _ = second.wait();
+    let daemon_alive_at_end = alive(daemon_pid);
+    let mut left = group_members(script_pid);
+    left.extend(group_members(daemon_pid));
+    for pid in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+
+    assert!(
+        alive_after_kill,
+        "the start script or the promote's daemon did not outlive the agent's SIGKILL (the \
+         test proves nothing): {}",
+        text(&log1)
+    );
+    assert!(looked, "the demote hook never ran: {}", text(&log2));
+    let seen = text(&saw);
+    let states: Vec<&str> = seen.lines().collect();
+    assert!(
+        states.first().is_some_and(|s| matches!(*s, "gone" | "Z")),
+        "the previous agent's replication start script was still running (state {states:?}) \
+         when the demote's hook ran: {}",
+        text(&log2)
+    );
+    assert!(
+        states.get(1).is_some_and(|s| !matches!(*s, "gone" | "Z")) && daemon_alive_at_end,
+        "the daemon a finished promote hook started was ended (state {states:?}): {}",
+        text(&log2)
+    );
+    assert!(reported, "no outcome of the demote: {}", text(&log2));
+    let reports = fake.lock().unwrap().reports.clone();
+    let outcome = reports
+        .iter()
+        .rev()
+        .find(|r| r.contains("web:3:demote"))
+        .unwrap();
+    assert!(
+        outcome.contains("left running by the agent's previous process (a push or pull of its"),
+        "{outcome}"
+    );
+}

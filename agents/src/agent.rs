@@ -43,7 +43,8 @@
 //! will time the command out or ask again, and hooks are idempotent. An
 //! agent killed outright (SIGKILL) cannot: its next process ends the hooks
 //! it left running before it takes any command ([`crate::hook_groups`]),
-//! and so its rsync runs (`crate::replicate::rsync::leftovers`).
+//! and so everything else it ran and left running: rsync, replication
+//! commands, command checks (`crate::leftovers`).
 //! Said in the log, and in the outcome of the first command it finishes.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -129,9 +130,11 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     // Before any command is taken: a hook of this agent's previous process
     // (killed with SIGKILL) still running would fight the next command's.
     let mut leftovers = crate::hook_groups::end_leftovers(&settings.state_dir).await;
-    // So would its rsync runs: a push into a peer that may be promoted by
-    // now, a pull into this site (`replicate::rsync::leftovers`).
-    leftovers.extend(crate::replicate::rsync::leftovers::end_leftovers(&settings.state_dir).await);
+    // So would everything else it ran (`crate::leftovers`): a push into a
+    // peer that may be promoted by now, a pull into this site, a
+    // replication script, a check command.
+    let held = crate::hook_groups::held_marks(&settings.state_dir);
+    leftovers.extend(crate::leftovers::end_leftovers(&settings.state_dir, &held).await);
     let (queue, queued) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         authority,
@@ -149,7 +152,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0),
-        checks: CheckSet::new(settings.checks.clone()),
+        checks: CheckSet::new(settings.checks.clone()).bound_to(&settings.state_dir),
         settings,
         orchestrator,
         probe,

@@ -27,6 +27,11 @@
 //! refused with what still runs and how to end it; the first one after it
 //! ended runs.
 //!
+//! Everything else the previous process left running is
+//! `crate::leftovers`'s, which runs after [`end_leftovers`] and leaves the
+//! groups this module holds ([`held_marks`]) and what a hook that ended
+//! kept alone. A hook's mark is bound to the `state_dir`.
+//!
 //! Limits: what left the group with another environment is not found (see
 //! `run_mark`); a hook that ended on its own before its process was
 //! recorded has what it started ended too; Linux only (`/proc`),
@@ -123,7 +128,8 @@ pub fn intend(
 ) -> Option<Recorded> {
     let dir = state_dir.join(DIR);
     let recorded = Recorded {
-        path: dir.join(format!("{}.json", mark.value())),
+        // its run: a mark bound to the state directory holds its path too
+        path: dir.join(format!("{}.json", mark.parts().0)),
         record: Record {
             pid: None,
             start: None,
@@ -225,6 +231,11 @@ async fn end_leftovers_with(state_dir: &Path, patience: &Patience) -> Vec<String
             }
             Some(r) => {
                 info!(command = %r.command, hook = %r.hook, pid = ?r.pid, "a hook of the agent's previous process ended on its own");
+                // It ended: what it started is kept, as for any hook that
+                // ends (`crate::leftovers` leaves it alone).
+                if let Some(m) = &r.mark {
+                    RunMark::of(m).keep_what_is_left();
+                }
             }
             None => warn!(path = %path.display(), "an unreadable running-hook record: removed"),
         }
@@ -233,6 +244,19 @@ async fn end_leftovers_with(state_dir: &Path, patience: &Patience) -> Vec<String
         }
     }
     said
+}
+
+/// The marks of the hooks whose records [`end_leftovers`] kept (groups
+/// SIGKILL did not end): theirs, not `crate::leftovers`'s to end.
+pub fn held_marks(state_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join(DIR)) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Record>(&b).ok()?.mark)
+        .collect()
 }
 
 /// Whether `r`'s process `pid` is the one recorded.

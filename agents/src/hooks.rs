@@ -120,7 +120,13 @@ async fn run_recorded(hook: &HookSpec, cx: &HookContext, command_id: &str) -> Ho
     // Recorded before it starts (its mark), then with its process once it
     // runs; dropped with this run (the hook ended, or was killed with the
     // run): the record goes with it.
-    let mark = warden_config::run_mark::RunMark::new();
+    // Bound to the state directory: what it leaves behind after it ended
+    // in time is kept across a restart, what it leaves by the agent's
+    // death is ended (`crate::leftovers`).
+    let mark = match cx.state_dir.as_deref() {
+        Some(dir) => warden_config::run_mark::RunMark::bound(dir),
+        None => warden_config::run_mark::RunMark::new(),
+    };
     let recorded = cx
         .state_dir
         .as_deref()

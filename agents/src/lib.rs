@@ -11,6 +11,10 @@
 //!   starts and while it runs, those the agent's previous process left
 //!   running ended at start (a group's hooks held while one SIGKILL did
 //!   not end lives);
+//! - [`leftovers`]: everything else the agent's previous process left
+//!   running (rsync, replication commands, command checks, what they
+//!   started; not what a run that ended kept), found by the mark bound to
+//!   the `state_dir` and ended at start;
 //! - [`settings`]: [`AgentSettings`], resolved from the config;
 //! - [`agent`]: the [`run`] loop (reports, command long-poll, command
 //!   execution), with `book` (delivery idempotent by command id, outcomes
@@ -36,6 +40,7 @@ pub mod error;
 pub mod gate;
 pub mod hook_groups;
 pub mod hooks;
+pub mod leftovers;
 mod peers;
 pub mod replicate;
 pub mod settings;

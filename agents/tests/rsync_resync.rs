@@ -421,7 +421,28 @@ async fn divergent_items_are_quarantined_across_filesystems() {
         .metadata()
         .unwrap()
         .mtime();
-    let resyncer = RsyncResyncer::new(settings(&d)).unwrap();
+    // Every rsync it runs, the copy across filesystems too, carries the
+    // agent's mark (`warden_agents::leftovers`: the agent's next process
+    // ends one its death left running): a wrapper logs it.
+    let mut s = settings(&d);
+    let mark = warden_agents::leftovers::rsync_mark(&d.dir.path().join("state"));
+    s.runs_mark = Some(mark.clone());
+    let (wrapper, said) = (
+        d.dir.path().join("rsync-wrapper"),
+        d.dir.path().join("marks"),
+    );
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"${{WARDEN_RUN:-unmarked}} $*\" >> '{}'\nexec '{}' \"$@\"\n",
+            said.display(),
+            s.rsync_path.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.rsync_path = wrapper;
+    let resyncer = RsyncResyncer::new(s).unwrap();
     let quarantine = resyncer.quarantine().to_path_buf();
     assert_ne!(
         quarantine.parent().unwrap().metadata().unwrap().dev(),
@@ -452,6 +473,18 @@ async fn divergent_items_are_quarantined_across_filesystems() {
         std::fs::read_to_string(stale.join("conflict.txt")).unwrap(),
         "peer's version of the conflict"
     );
+    let runs = std::fs::read_to_string(&said).unwrap();
+    let copies = runs
+        .lines()
+        .filter(|l| l.contains(&*quarantine.to_string_lossy()))
+        .count();
+    assert!(copies > 0, "no copy into the quarantine was logged: {runs}");
+    for run in runs.lines() {
+        assert!(
+            run.starts_with(&format!("{} ", mark.value())),
+            "an rsync without the agent's mark: {run}"
+        );
+    }
 }
 
 /// The returning site's directory was its own volume (the agent recorded it

@@ -11,6 +11,7 @@
 //! endpoints.
 
 use std::error::Error as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use warden_config::{CheckKind, CheckSpec};
@@ -64,12 +65,24 @@ fn probe_builder() -> reqwest::ClientBuilder {
 /// irrelevant because the whole check (connect, headers, body) runs under
 /// `spec.timeout`.
 pub async fn run_check(spec: &CheckSpec, client: &ProbeClient) -> CheckResult {
+    run_check_bound(spec, client, None).await
+}
+
+/// [`run_check`] for the agent whose state directory is `state_dir`: a
+/// command check's `WARDEN_RUN` mark is bound to it
+/// (`warden_config::run_mark`), so that the agent's next process ends one
+/// its death left running, with what it started.
+pub async fn run_check_bound(
+    spec: &CheckSpec,
+    client: &ProbeClient,
+    state_dir: Option<&Path>,
+) -> CheckResult {
     let started = Instant::now();
     let attempt = async {
         match spec.kind.get_ref() {
             CheckKind::Http => http_check(spec, client).await,
             CheckKind::Tcp => tcp_check(spec).await,
-            CheckKind::Command => command_check(spec).await,
+            CheckKind::Command => command_check(spec, state_dir).await,
             CheckKind::Keystone => match openstack::clients() {
                 Ok(c) => openstack::keystone_check(spec, c).await,
                 Err(e) => (false, e),
@@ -115,13 +128,27 @@ fn bounded(detail: &str) -> String {
 /// run; in between, a round reports its last result.
 pub struct CheckSet {
     specs: Vec<CheckSpec>,
+    /// The agent's state directory, which command checks' marks are bound
+    /// to ([`run_check_bound`]); `None`: unbound.
+    state_dir: Option<std::path::PathBuf>,
     last: std::sync::Mutex<Vec<Option<(Instant, CheckResult)>>>,
 }
 
 impl CheckSet {
     pub fn new(specs: Vec<CheckSpec>) -> CheckSet {
         let last = std::sync::Mutex::new(vec![None; specs.len()]);
-        CheckSet { specs, last }
+        CheckSet {
+            specs,
+            last,
+            state_dir: None,
+        }
+    }
+
+    /// Its command checks' marks bound to the agent's `state_dir`
+    /// ([`run_check_bound`]).
+    pub fn bound_to(mut self, state_dir: &Path) -> CheckSet {
+        self.state_dir = Some(state_dir.to_path_buf());
+        self
     }
 
     /// Every check now, whatever its interval (a promote's fresh checks);
@@ -129,7 +156,12 @@ impl CheckSet {
     /// one taken before them.
     pub async fn run_all_now(&self, client: &ProbeClient) -> Vec<CheckResult> {
         let now = Instant::now();
-        let results = run_all(&self.specs, client).await;
+        let results = futures::future::join_all(
+            self.specs
+                .iter()
+                .map(|s| run_check_bound(s, client, self.state_dir.as_deref())),
+        )
+        .await;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         for (slot, r) in last.iter_mut().zip(&results) {
             *slot = Some((now, r.clone()));
@@ -155,8 +187,11 @@ impl CheckSet {
                 .collect()
         };
         let due: Vec<usize> = (0..kept.len()).filter(|i| kept[*i].is_none()).collect();
-        let fresh =
-            futures::future::join_all(due.iter().map(|i| run_check(&self.specs[*i], client))).await;
+        let fresh = futures::future::join_all(
+            due.iter()
+                .map(|i| run_check_bound(&self.specs[*i], client, self.state_dir.as_deref())),
+        )
+        .await;
         let mut out = kept;
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         for (i, r) in due.into_iter().zip(fresh) {
@@ -257,7 +292,7 @@ async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
     }
 }
 
-async fn command_check(spec: &CheckSpec) -> (bool, String) {
+async fn command_check(spec: &CheckSpec, state_dir: Option<&Path>) -> (bool, String) {
     let Some(argv) = spec.command.as_ref() else {
         return (false, "no command configured".into());
     };
@@ -268,7 +303,7 @@ async fn command_check(spec: &CheckSpec) -> (bool, String) {
         timeout: spec.timeout,
         output: child::Output::Discard,
         started: None,
-        mark: None,
+        mark: state_dir.map(warden_config::run_mark::RunMark::bound),
     })
     .await;
     match run {

@@ -695,3 +695,29 @@ async fn run_all_is_concurrent_and_ordered() {
     );
     assert!(rs.iter().all(|r| r.ok));
 }
+
+/// An agent's command checks carry a mark bound to its state directory
+/// (`warden_config::run_mark`): its next process ends one its death left
+/// running. Before, a check's mark was bound to nothing.
+#[tokio::test]
+async fn an_agents_command_checks_carry_the_mark_of_its_state_dir() {
+    let dir = std::env::temp_dir().join(format!("warden-check-bound-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let said = dir.join("mark");
+    let c = spec(&format!(
+        "name = \"c\"\nkind = \"command\"\n\
+         command = [\"/bin/sh\", \"-c\", \"echo $WARDEN_RUN > {}\"]",
+        said.display()
+    ));
+    let set = CheckSet::new(vec![c]).bound_to(&dir);
+    assert!(set.run_all_now(&client()).await[0].ok);
+    let first = std::fs::read_to_string(&said).unwrap();
+    let _ = std::fs::remove_file(&said);
+    assert!(set.run_due(&client()).await[0].ok);
+    let second = std::fs::read_to_string(&said).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let bound = format!("@{}", std::path::absolute(&dir).unwrap().display());
+    for mark in [first.trim(), second.trim()] {
+        assert!(mark.ends_with(&bound), "{mark} (not bound: {bound})");
+    }
+}

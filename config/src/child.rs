@@ -132,10 +132,14 @@ impl GroupKill {
         }
     }
 
-    /// The child ended as it should: leave what it started alone.
+    /// The child ended as it should: leave what it started alone (and
+    /// keep it across a restart of the agent whose state directory its
+    /// mark is bound to: [`crate::run_mark::RunMark::keep_what_is_left`]).
     pub fn disarm(&mut self) {
         self.0 = None;
-        self.1 = None;
+        if let Some(mark) = self.1.take() {
+            mark.keep_what_is_left();
+        }
     }
 }
 

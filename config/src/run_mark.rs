@@ -8,6 +8,18 @@
 //! ([`crate::child::GroupKill::with_mark`]); a command that ends in time
 //! keeps what it started, marked or not.
 //!
+//! A mark may be *bound* to the state directory of the agent that made it
+//! ([`RunMark::bound`], [`RunMark::bound_named`]): `RUN@STATE_DIR` (the
+//! directory made absolute; `RUN` never holds an `@`). Every process an
+//! agent runs carries such a mark — hooks, command checks, replication
+//! commands, rsync — so that its next process, should it be killed
+//! outright, finds all it left running ([`bound_to`]) and no other agent's:
+//! two agents of different sites on one host have different state
+//! directories. A bound run that ends in time and leaves processes behind
+//! (a daemon a promote hook started, on purpose) has them recorded as
+//! kept ([`RunMark::keep_what_is_left`], `STATE_DIR/kept-runs/RUN`): the
+//! next process leaves those alone.
+//!
 //! Limits: a process that was started with another environment (`env -i`,
 //! `sudo`, `systemd-run`, a service manager) or runs as another user (its
 //! environment cannot be read) is not found; Linux only (`/proc`).
@@ -15,11 +27,19 @@
 //! become the agent's child (to reap), and an orphan still could not be
 //! told to belong to the run that was cut off.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The variable that carries a run's mark.
 pub const VAR: &str = "WARDEN_RUN";
+
+/// Between a bound mark's run and its state directory.
+const BOUND: char = '@';
+
+/// The directory, in a state directory, of the runs that ended in time
+/// and left processes behind (kept: not ended by the next agent process).
+pub const KEPT_DIR: &str = "kept-runs";
 
 /// How many times the processes are looked through for the mark: one that
 /// forks while it is being killed leaves a new marked process.
@@ -55,6 +75,57 @@ impl RunMark {
     /// The mark of a run that had `value` (recorded by another process).
     pub fn of(value: &str) -> RunMark {
         RunMark(value.to_string())
+    }
+
+    /// A new mark bound to the agent whose state directory is `state_dir`
+    /// (module docs).
+    pub fn bound(state_dir: &Path) -> RunMark {
+        Self::bound_named(&Self::new().0, state_dir)
+    }
+
+    /// The mark `run@STATE_DIR`, for runs that need no part of their own
+    /// (every rsync of the agent: none is ever kept). `run` holds no `@`.
+    pub fn bound_named(run: &str, state_dir: &Path) -> RunMark {
+        RunMark(format!("{run}{BOUND}{}", absolute(state_dir).display()))
+    }
+
+    /// Its run, and the state directory it is bound to (`None`: unbound).
+    pub fn parts(&self) -> (&str, Option<&str>) {
+        match self.0.split_once(BOUND) {
+            Some((run, dir)) => (run, Some(dir)),
+            None => (&self.0, None),
+        }
+    }
+
+    /// The run ended in time: when it is bound and processes carrying its
+    /// mark still live (a daemon it started), it is recorded as kept in
+    /// its state directory, so that the agent's next process does not end
+    /// them (module docs). A record that cannot be written is logged.
+    pub fn keep_what_is_left(&self) {
+        let (run, Some(dir)) = self.parts() else {
+            return;
+        };
+        let left = self.marked();
+        if left.is_empty() {
+            return;
+        }
+        let kept = Path::new(dir).join(KEPT_DIR);
+        let written = std::fs::create_dir_all(&kept)
+            .and_then(|()| std::fs::write(kept.join(run), self.0.as_bytes()));
+        match written {
+            Ok(()) => tracing::info!(
+                run,
+                processes = left.len(),
+                "a command ended and left processes running (a daemon it started): kept, \
+                 also across a restart of the agent"
+            ),
+            Err(e) => tracing::warn!(
+                run,
+                cause = %e,
+                "cannot record the processes a command left running as kept: should the \
+                 agent be killed, its next start would end them"
+            ),
+        }
     }
 
     /// The value of [`VAR`] in the run's environment.
@@ -120,6 +191,51 @@ impl RunMark {
     }
 }
 
+/// `path` made absolute (not resolved: the same spelling across restarts).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Every live process (not this one) whose mark is bound to `state_dir`,
+/// with its mark.
+pub fn bound_to(state_dir: &Path) -> Vec<(u32, RunMark)> {
+    let dir = absolute(state_dir).display().to_string();
+    let prefix = format!("{VAR}=");
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| p != me)
+        .filter_map(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let value = env
+                .split(|b| *b == 0)
+                .find_map(|e| e.strip_prefix(prefix.as_bytes()))?;
+            let mark = RunMark(String::from_utf8_lossy(value).into_owned());
+            (mark.parts().1 == Some(dir.as_str())).then_some((pid, mark))
+        })
+        .collect()
+}
+
+/// The runs of `state_dir` recorded as kept ([`RunMark::keep_what_is_left`]).
+pub fn kept(state_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(state_dir.join(KEPT_DIR))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Forgets that `run` of `state_dir` is kept (none of its processes lives).
+pub fn forget_kept(state_dir: &Path, run: &str) {
+    let _ = std::fs::remove_file(state_dir.join(KEPT_DIR).join(run));
+}
+
 /// `sig` to process `pid`; whether it was sent (one that ended meanwhile:
 /// ESRCH).
 fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
@@ -136,6 +252,19 @@ mod tests {
     #[test]
     fn marks_differ() {
         assert_ne!(RunMark::new(), RunMark::new());
+    }
+
+    #[test]
+    fn a_bound_mark_names_its_run_and_its_state_directory() {
+        let m = RunMark::bound(Path::new("/var/lib/a@b"));
+        let (run, dir) = m.parts();
+        assert!(!run.is_empty() && !run.contains('@'), "{run}");
+        assert_eq!(dir, Some("/var/lib/a@b"));
+        assert_eq!(RunMark::new().parts().1, None);
+        assert_eq!(
+            RunMark::bound_named("rsync", Path::new("/s")).value(),
+            "rsync@/s"
+        );
     }
 
     #[test]

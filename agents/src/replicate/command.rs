@@ -15,6 +15,10 @@
 //!   (as warden's own rsync gate does); a resync
 //!   pass adds `WARDEN_DIVERGENT_POLICY`, a verify `WARDEN_EXCEPT` (the kept
 //!   names, one a line).
+//! - Its `WARDEN_RUN` mark is bound to the agent's `state_dir`: a command
+//!   the agent's death left running, and what it started, is ended by
+//!   its next process (`crate::leftovers`); what a command that ended
+//!   started (a daemon of `start`) is kept.
 //! - Exit 0 is success; anything else (or the timeout) is
 //!   [`AgentError::ReplicationCommand`] with the tail of its stderr.
 //! - `lag` (optional) prints the replication lag in milliseconds; it runs
@@ -91,6 +95,10 @@ pub struct CommandSettings {
     pub lag: Option<CommandLine>,
     /// Longest run of any command; it is killed past this.
     pub timeout: Duration,
+    /// The agent's `state_dir`, which every command's mark is bound to
+    /// (`crate::leftovers`: the agent's next process ends one its death
+    /// left running); `None`: unbound.
+    pub state_dir: Option<std::path::PathBuf>,
     /// How often the lag command runs while replication runs.
     pub lag_interval: Duration,
 }
@@ -116,6 +124,7 @@ impl CommandSettings {
             verify,
             lag: None,
             timeout: Duration::from_secs(600),
+            state_dir: None,
             lag_interval: Duration::from_secs(5),
         }
     }
@@ -184,8 +193,13 @@ async fn run(
     };
     // The run's mark: what the command moves out of its process group (a
     // `setsid`, a daemon's double fork) is found by it and killed with the
-    // group when the run is cut off (see `warden_config::run_mark`).
-    let mark = warden_config::run_mark::RunMark::new();
+    // group when the run is cut off (see `warden_config::run_mark`); bound
+    // to the state directory, by it the agent's next process ends what
+    // this one's death left running (`crate::leftovers`).
+    let mark = match &s.state_dir {
+        Some(dir) => warden_config::run_mark::RunMark::bound(dir),
+        None => warden_config::run_mark::RunMark::new(),
+    };
     c.env_clear()
         .envs(warden_config::child::clean_env())
         .env(warden_config::run_mark::VAR, mark.value())

@@ -70,6 +70,7 @@ fn missing(group: &str, site: &str, key: &str) -> AgentError {
 
 /// The `command` plan of `site` towards `peer`, serving an order of `epoch`.
 fn command_plan(
+    config: &Config,
     r: &ReplicationConfig,
     group: &str,
     site: &str,
@@ -91,6 +92,7 @@ fn command_plan(
     s.timeout = r.resync_timeout;
     s.site = site.into();
     s.epoch = epoch;
+    s.state_dir = Some(crate::settings::state_dir(config, site));
     CommandPlan::new(s)
 }
 
@@ -184,7 +186,14 @@ pub fn replicator_checked(
             order_stands,
         )?)),
         ReplicationPlan::None => Ok(Arc::new(NoReplication)),
-        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, site, peer, Some(epoch)))),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(
+            config,
+            r,
+            group,
+            site,
+            peer,
+            Some(epoch),
+        ))),
     }
 }
 
@@ -230,7 +239,7 @@ pub fn resyncer_held(
             Ok(Arc::new(SwiftResyncer::new(s)?))
         }
         ReplicationPlan::None => Ok(Arc::new(NoResync)),
-        ReplicationPlan::Command => Ok(Arc::new(command_plan(r, group, site, peer, epoch))),
+        ReplicationPlan::Command => Ok(Arc::new(command_plan(config, r, group, site, peer, epoch))),
     }
 }
 
@@ -445,5 +454,32 @@ interface = "internal"
         let said = std::fs::read_to_string(&log).unwrap();
         assert!(said.lines().any(|l| l == "start a b 7"), "{said}");
         assert!(said.lines().any(|l| l == "resync b a 9"), "{said}");
+    }
+
+    /// Every script of the `command` plan carries a mark bound to its
+    /// site's state directory (`crate::leftovers`: the agent's next process
+    /// ends one its death left running). Before, its mark was bound to
+    /// nothing and the script outlived a SIGKILLed agent.
+    #[tokio::test]
+    async fn a_command_plans_scripts_carry_the_mark_of_the_sites_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("env");
+        let line = format!(
+            "[\"sh\", \"-c\", \"echo $WARDEN_RUN >> {}\"]",
+            log.display()
+        );
+        let c = config(&format!(
+            "[groups.web.replication]\nplan = \"command\"\nstart = {line}\nresync = {line}\n"
+        ));
+        let r = replicator(&c, "web", "a", "b", 7).unwrap();
+        r.start(CancellationToken::new()).await.unwrap();
+        r.stop().await;
+        let said = std::fs::read_to_string(&log).unwrap();
+        let state_dir = std::path::absolute(crate::settings::state_dir(&c, "a")).unwrap();
+        let bound = format!("@{}", state_dir.display());
+        assert!(
+            said.lines().any(|l| l.ends_with(&bound)),
+            "{said} (not bound: {bound})"
+        );
     }
 }

@@ -64,7 +64,7 @@ pub fn rsync_settings(
     s.hard_links = r.rsync_hard_links();
     s.sparse = r.rsync_sparse();
     let state_dir = crate::settings::state_dir(config, from);
-    s.runs_mark = Some(crate::replicate::rsync::leftovers::mark(&state_dir));
+    s.runs_mark = Some(crate::leftovers::rsync_mark(&state_dir));
     s.volume = Some(Volume {
         state_dir,
         group: group.to_string(),

@@ -116,7 +116,6 @@ mod classify;
 #[cfg(test)]
 mod fuzz;
 mod guarded;
-pub mod leftovers;
 mod process;
 mod pull;
 pub mod receivers;

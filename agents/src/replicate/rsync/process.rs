@@ -184,7 +184,7 @@ pub(crate) async fn run_rsync(
         }
     }
     // Its next process finds it by this should the agent be killed
-    // outright ([`super::leftovers`]); shared by every run of the agent,
+    // outright ([`crate::leftovers`]); shared by every run of the agent,
     // so never used to stop one run (its process group is).
     if let Some(mark) = &s.runs_mark {
         cmd.env(warden_config::run_mark::VAR, mark.value());

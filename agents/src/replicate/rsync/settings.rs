@@ -72,7 +72,7 @@ pub struct RsyncSettings {
     /// epoch: [`crate::gate::order`]); `None`: nothing stated.
     pub stated: Option<StatedPush>,
     /// The mark of this agent's rsync runs, in the environment of each
-    /// ([`super::leftovers::mark`]), by which its next process finds those
+    /// ([`crate::leftovers::rsync_mark`]), by which its next process finds those
     /// it left running; `None`: unmarked.
     pub runs_mark: Option<warden_config::run_mark::RunMark>,
 }

@@ -56,9 +56,14 @@ impl RsyncResyncer {
             }
             args.push(a);
         }
-        let out = tokio::process::Command::new(&s.rsync_path)
-            .env_clear()
-            .envs(warden_config::child::clean_env())
+        let mut cmd = tokio::process::Command::new(&s.rsync_path);
+        cmd.env_clear().envs(warden_config::child::clean_env());
+        // Ended by the agent's next process should this one be killed
+        // while it copies (`crate::leftovers`), as every rsync of it.
+        if let Some(mark) = &s.runs_mark {
+            cmd.env(warden_config::run_mark::VAR, mark.value());
+        }
+        let out = cmd
             .env("LC_ALL", "C")
             .args(&args)
             .stdin(std::process::Stdio::null())
