@@ -160,6 +160,7 @@ async fn run_recorded(hook: &HookSpec, cx: &HookContext, command_id: &str) -> Ho
         output: child::Output::Both,
         started: Some(&record),
         mark: Some(mark),
+        keep_left: true,
     })
     .await;
     drop(recorded);

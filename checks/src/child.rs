@@ -59,6 +59,12 @@ pub struct Command<'a> {
     /// (an agent killed in the instant after the start finds it by it);
     /// `None`: a new one.
     pub mark: Option<warden_config::run_mark::RunMark>,
+    /// What a run that ended in time left running (a daemon a hook
+    /// started) is recorded as kept across a restart of the agent
+    /// (`RunMark::keep_what_is_left`, which reads every process's
+    /// environment); `false` (a check, run every few seconds): not looked
+    /// for, and ended by the agent's next process should it be killed.
+    pub keep_left: bool,
 }
 
 impl std::fmt::Debug for Command<'_> {
@@ -69,6 +75,7 @@ impl std::fmt::Debug for Command<'_> {
             .field("output", &self.output)
             .field("started", &self.started.is_some())
             .field("mark", &self.mark)
+            .field("keep_left", &self.keep_left)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +112,7 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     };
     let pipe = |keep: bool| if keep { Stdio::piped() } else { Stdio::null() };
     let mark = cmd.mark.unwrap_or_default();
+    let keep_left = cmd.keep_left;
     let spawned = tokio::process::Command::new(program)
         .args(args)
         .env_clear()
@@ -166,7 +174,8 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     }
     let waited = tokio::time::timeout(cmd.timeout, child.wait()).await;
     match &waited {
-        Ok(_) => group.disarm(),
+        Ok(_) if keep_left => group.disarm(),
+        Ok(_) => group.disarm_unkept(),
         Err(_) => {
             group.kill_now();
             let _ = child.kill().await;

@@ -304,6 +304,7 @@ async fn command_check(spec: &CheckSpec, state_dir: Option<&Path>) -> (bool, Str
         output: child::Output::Discard,
         started: None,
         mark: state_dir.map(warden_config::run_mark::RunMark::bound),
+        keep_left: false,
     })
     .await;
     match run {

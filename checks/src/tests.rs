@@ -721,3 +721,41 @@ async fn an_agents_command_checks_carry_the_mark_of_its_state_dir() {
         assert!(mark.ends_with(&bound), "{mark} (not bound: {bound})");
     }
 }
+
+/// A command check that ended in time and left a process running (a
+/// `sleep` in the background): not recorded as kept — the agent's next
+/// process ends it with its other leftovers — and no process's environment
+/// read for it at each end of the check. Before, every check run that
+/// ended in time scanned `/proc/*/environ`, and one that left something
+/// wrote it into `kept-runs`, sparing it at the agent's next start.
+#[tokio::test]
+async fn what_a_check_leaves_running_is_not_kept() {
+    let dir = std::env::temp_dir().join(format!("warden-check-unkept-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c = spec(
+        "name = \"c\"\nkind = \"command\"\n\
+         command = [\"/bin/sh\", \"-c\", \"sleep 30 >/dev/null 2>&1 & exit 0\"]",
+    );
+    let set = CheckSet::new(vec![c]).bound_to(&dir);
+    assert!(set.run_all_now(&client()).await[0].ok);
+    let left = warden_config::run_mark::bound_to(&dir);
+    let kept = dir.join(warden_config::run_mark::KEPT_DIR);
+    let kept_runs: Vec<_> = std::fs::read_dir(&kept)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    for (pid, _) in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        left.len(),
+        1,
+        "the check's background sleep runs, bound to the agent's state_dir"
+    );
+    assert!(
+        kept_runs.is_empty(),
+        "what the check left was recorded as kept: {kept_runs:?}"
+    );
+}

@@ -132,6 +132,17 @@ impl GroupKill {
         }
     }
 
+    /// The child ended as it should, and what it left running is not
+    /// looked for: left alone now, not kept across a restart of the agent
+    /// (its next process ends it with the rest of its marked runs). For a
+    /// command run every few seconds (a check), which has no business
+    /// starting a daemon: keeping would read every process's environment
+    /// at each of its ends.
+    pub fn disarm_unkept(&mut self) {
+        self.0 = None;
+        self.1 = None;
+    }
+
     /// The child ended as it should: leave what it started alone (and
     /// keep it across a restart of the agent whose state directory its
     /// mark is bound to: [`crate::run_mark::RunMark::keep_what_is_left`]).

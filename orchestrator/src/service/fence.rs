@@ -35,6 +35,7 @@ pub(super) async fn run(
         output: child::Output::Stderr,
         started: None,
         mark: None,
+        keep_left: false,
     })
     .await;
     match run {

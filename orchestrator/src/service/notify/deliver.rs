@@ -217,6 +217,7 @@ impl Worker {
             output: warden_checks::child::Output::Stderr,
             started: None,
             mark: None,
+            keep_left: false,
         })
         .await;
         use warden_checks::child::Failure as Run;
