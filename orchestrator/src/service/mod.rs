@@ -16,6 +16,8 @@
 //! - [`hybrid`]: the frontend layer of hybrid groups;
 //! - [`hold`]: hold orders to frontends while a switch may be coming;
 //! - [`reconcile`]: routing drift, re-applied;
+//! - [`reconcile_running`]: the route users had before a runbook, kept
+//!   until its cut-over begins;
 //! - [`authority`]: adoption by a new store, epochs seen ahead, demoting a site
 //!   failed away from while cut off, dropped outcomes;
 //! - [`operator`]: operator actions and alerts;
@@ -120,6 +122,9 @@ mod probe_tests;
 #[cfg(test)]
 mod read_gate_tests;
 mod reconcile;
+mod reconcile_running;
+#[cfg(test)]
+mod reconcile_running_tests;
 #[cfg(test)]
 mod record_tests;
 mod replay;

@@ -53,11 +53,23 @@ impl Shared {
             if i % RECONCILE_PART == RECONCILE_PART - 1 {
                 tokio::task::yield_now().await;
             }
-            if g.phase == Phase::Running {
-                continue;
-            }
             let Some(strategy) = self.strategies.get(&g.name) else {
                 continue;
+            };
+            // A running group is its runbook's, except before its cut-over
+            // (see `reconcile_running`): the route users had before it is
+            // compared and re-applied, at the epoch it was routed at.
+            // Hybrid groups' site and DNS layers are left to the runbook.
+            let before = if g.phase == Phase::Running {
+                if strategy.hybrid().is_some() {
+                    continue;
+                }
+                match self.before_cut_over(&g) {
+                    Some(b) => Some(b),
+                    None => continue,
+                }
+            } else {
+                None
             };
             if let Some(h) = strategy.hybrid() {
                 self.reconcile_hybrid(&g, h, term).await;
@@ -83,6 +95,19 @@ impl Shared {
                     continue;
                 }
             }
+            // The epoch the route is compared and re-applied at: the
+            // group's, or before a runbook's cut-over the one before it.
+            let epoch = before.as_ref().map_or(g.epoch, |b| b.epoch);
+            if before.is_some() {
+                match &observed {
+                    // At the runbook's epoch: its own orders (a hold, a
+                    // switch) reached the layer; nothing older goes there.
+                    Ok(o) if o.epoch > epoch => continue,
+                    // Unread: no precaution while a runbook runs.
+                    Err(_) => continue,
+                    Ok(_) => {}
+                }
+            }
             // Say exactly what was seen: a drift, or nothing at all (the
             // layer could not be read; re-applying is then a precaution,
             // not a correction, said once for the element, see `Blind`).
@@ -90,7 +115,7 @@ impl Shared {
                 Ok(o)
                     if o.site.as_deref() == Some(g.active.as_str())
                         && o.drift.is_empty()
-                        && o.epoch == g.epoch =>
+                        && o.epoch == epoch =>
                 {
                     None
                 }
@@ -120,16 +145,18 @@ impl Shared {
                     continue;
                 }
             }
-            // Re-check that nothing started meanwhile.
-            {
-                let st = self.lock();
-                if st
+            // Re-check that nothing started meanwhile (before a cut-over:
+            // that it has still not begun).
+            let unchanged = match &before {
+                Some(b) => self.still_before_cut_over(&g, b),
+                None => self
+                    .lock()
                     .groups
                     .get(&g.name)
-                    .is_none_or(|x| x.phase == Phase::Running || x.epoch != g.epoch)
-                {
-                    continue;
-                }
+                    .is_some_and(|x| x.phase != Phase::Running && x.epoch == g.epoch),
+            };
+            if !unchanged {
+                continue;
             }
             // Nothing is re-applied once the licence has ended (or lapsed:
             // a leader paused past its lease and resumed mid-pass), and
@@ -144,7 +171,7 @@ impl Shared {
             let key = format!("reconcile/{}", g.name);
             let Some(applied) = self
                 .licence
-                .gated(term, strategy.reapply(&route, g.epoch, &pass))
+                .gated(term, strategy.reapply(&route, epoch, &pass))
                 .await
             else {
                 return;
@@ -154,15 +181,22 @@ impl Shared {
                     self.level_cleared(&key);
                     match &unread {
                         Some(b) => blind.reapplied(b, &g.name),
-                        None => {
-                            self.drift_reapplied(&drift_key, &g.name, &g.active, g.epoch, &drift)
-                        }
+                        None => self.drift_reapplied(
+                            &drift_key,
+                            &g.name,
+                            &g.active,
+                            epoch,
+                            &drift,
+                            before.as_ref().map(|b| b.what.as_str()),
+                        ),
                     }
                 }
                 // An element holds another site at the group's own epoch
                 // (a late switch and a rollback's route back landed on
                 // different elements): no order at this epoch moves it.
-                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                Err(e @ StrategyError::EpochTaken { epoch, .. })
+                    if epoch == g.epoch && before.is_none() =>
+                {
                     let seen = format!("{drift}; {e}");
                     if self
                         .mend_split(&g, &**strategy, term, &key, &seen)
@@ -171,6 +205,16 @@ impl Shared {
                     {
                         return;
                     }
+                }
+                // The cut-over began since the re-check: its orders fenced
+                // this route, as they should (nothing to say).
+                Err(e)
+                    if e.is_fencing()
+                        && before
+                            .as_ref()
+                            .is_some_and(|b| !self.still_before_cut_over(&g, b)) =>
+                {
+                    info!(group = %g.name, cause = %e, "route from before the runbook refused: its cut-over began meanwhile");
                 }
                 Err(e) => {
                     let what = if let Some(b) = &unread {
@@ -181,12 +225,24 @@ impl Shared {
                     } else {
                         format!("cannot correct routing drift ({drift})")
                     };
+                    let during = before
+                        .as_ref()
+                        .map(|b| {
+                            format!(
+                                " (the route from before the runbook, at epoch {epoch}: {})",
+                                b.what
+                            )
+                        })
+                        .unwrap_or_default();
                     let (kind, msg) = if e.is_fencing() {
-                        (EventKind::Fencing, format!("reconcile refused: {e}"))
+                        (
+                            EventKind::Fencing,
+                            format!("reconcile refused: {e}{during}"),
+                        )
                     } else if matches!(e, StrategyError::Blocked { .. }) {
-                        (EventKind::Alert, format!("{what}: {e}"))
+                        (EventKind::Alert, format!("{what}: {e}{during}"))
                     } else {
-                        (EventKind::ReconcileFailed, format!("{what}: {e}"))
+                        (EventKind::ReconcileFailed, format!("{what}: {e}{during}"))
                     };
                     // Recorded when the cause changes, not every cycle.
                     self.event_level(&key, kind, &g.name, None, msg);
@@ -207,17 +263,32 @@ impl Shared {
     /// name whose nameservers are not the provider's, a provider that
     /// declines to resend); that is said once too, as a failure, instead
     /// of "corrected" every pass.
-    fn drift_reapplied(&self, key: &str, group: &str, active: &str, epoch: u64, drift: &str) {
+    /// `during`: the running runbook whose cut-over has not begun (the
+    /// route is the one users had before it), said in the events.
+    fn drift_reapplied(
+        &self,
+        key: &str,
+        group: &str,
+        active: &str,
+        epoch: u64,
+        drift: &str,
+        during: Option<&str>,
+    ) {
+        let during = during
+            .map(|w| format!(", the epoch it was routed at before the runbook: {w}"))
+            .unwrap_or_default();
         self.reapplied_said(
             key,
             &format!("{DRIFT_PREFIX}persists/{group}"),
             group,
             Some(active),
             drift,
-            format!("routing drift corrected: {drift}; re-applied {active} at epoch {epoch}"),
             format!(
-                "routing drift persists after re-applying {active} at epoch {epoch}: {drift}; \
-                 the routing layer answers but does not change (re-applied every pass)"
+                "routing drift corrected: {drift}; re-applied {active} at epoch {epoch}{during}"
+            ),
+            format!(
+                "routing drift persists after re-applying {active} at epoch {epoch}{during}: \
+                 {drift}; the routing layer answers but does not change (re-applied every pass)"
             ),
         );
     }
