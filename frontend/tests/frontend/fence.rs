@@ -309,3 +309,52 @@ async fn metric(fe: &Frontend, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} not in:\n{text}"))
         .to_string()
 }
+
+/// What the orchestrator's reconciliation relies on while a failback's
+/// resync runs (runbook at epoch 7, users on b routed at 6): a frontend
+/// restarted then (fence kept at 6, no route) takes b again at 6 and
+/// serves users; the runbook's cut-over hold at 7 fences a late copy of
+/// that route; its switch to a at 7 is taken. Had b been routed at the
+/// runbook's own epoch 7, the restarted frontend would refuse the switch
+/// to a at 7 (another site at an epoch a route already named).
+#[tokio::test]
+async fn a_restarted_frontend_takes_the_route_from_before_a_runbook_and_then_its_switch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (echo("a").await, echo("b").await);
+    let groups = BTreeMap::from([(
+        "web".to_string(),
+        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
+    )]);
+    let mut s = settings(groups);
+    s.state_dir = Some(dir.path().join("fe-test"));
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
+    stop(fe).await;
+
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(ask_new(fe.listen("web")).await, None, "restarted: no route");
+    // Reconciliation before the cut-over: b at the epoch before the runbook's.
+    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
+    assert_eq!(ask_new(fe.listen("web")).await.as_deref(), Some("b"));
+    // The demote's cut-over hold at 7; a late copy of the route at 6 is stale.
+    assert_eq!(fe.pause("web", 7, 10_000).await.0, StatusCode::OK);
+    let (status, body) = fe.put("web", "b", 6, "immediate").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["seen_epoch"], 7, "{body}");
+    // The switch.
+    let (status, body) = fe.put("web", "a", 7, "drain").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ask_new(fe.listen("web")).await.as_deref(), Some("a"));
+    stop(fe).await;
+
+    // b routed at the runbook's epoch instead: the switch is refused.
+    std::fs::remove_dir_all(dir.path().join("fe-test")).expect("fresh state");
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
+    stop(fe).await;
+    let fe = start_settings(s).await;
+    assert_eq!(fe.put("web", "b", 7, "immediate").await.0, StatusCode::OK);
+    let (status, body) = fe.put("web", "a", 7, "drain").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    stop(fe).await;
+}

@@ -276,6 +276,33 @@ impl Runbook {
                     .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done))
     }
 
+    /// Whether users are still where this runbook found them, routed as
+    /// before it (its `from`, at the group's epoch before the runbook's):
+    /// it runs (not rolling back) and has not begun the step that takes
+    /// them off that site — a failback's or switchover's demote (writes
+    /// stop there, and its hold order at the runbook's epoch fences older
+    /// routes), a resync's switch (the same site at the runbook's epoch).
+    /// Never for a failover: its fence cuts the old site at once, and its
+    /// hold orders are in flight from the start.
+    pub fn before_cut_over(&self) -> bool {
+        let cut_over = match self.kind {
+            RunbookKind::Failover => return false,
+            RunbookKind::Failback | RunbookKind::Switchover => StepName::Demote,
+            RunbookKind::Resync => StepName::Switch,
+        };
+        self.status == RunbookStatus::Running
+            && !self.rolling_back
+            && self
+                .steps
+                .iter()
+                .take_while(|s| s.name != cut_over)
+                .all(|s| matches!(s.name, StepName::Decide | StepName::Resync))
+            && self
+                .steps
+                .iter()
+                .any(|s| s.name == cut_over && s.status == StepStatus::Pending)
+    }
+
     /// Whether the record's steps are those this version runs for its
     /// kind, in that order ([`StepName::for_kind`]). The engine runs a
     /// record's steps as stored: any other list (another version's, a

@@ -16,6 +16,9 @@
 //! - [`hybrid`]: the frontend layer of hybrid groups;
 //! - [`hold`]: hold orders to frontends while a switch may be coming;
 //! - [`reconcile`]: routing drift, re-applied;
+//! - [`reconcile_blind`]: the routing elements a pass could not read;
+//! - [`reconcile_running`]: the route users had before a runbook, kept
+//!   until its cut-over begins;
 //! - [`authority`]: adoption by a new store, epochs seen ahead, demoting a site
 //!   failed away from while cut off, dropped outcomes;
 //! - [`operator`]: operator actions and alerts;
@@ -120,6 +123,10 @@ mod probe_tests;
 #[cfg(test)]
 mod read_gate_tests;
 mod reconcile;
+mod reconcile_blind;
+mod reconcile_running;
+#[cfg(test)]
+mod reconcile_running_tests;
 #[cfg(test)]
 mod record_tests;
 mod replay;

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::reconcile_blind::Blind;
 use super::*;
 
 /// Groups copied, or compared, between two yields of a reconciliation
@@ -53,11 +54,23 @@ impl Shared {
             if i % RECONCILE_PART == RECONCILE_PART - 1 {
                 tokio::task::yield_now().await;
             }
-            if g.phase == Phase::Running {
-                continue;
-            }
             let Some(strategy) = self.strategies.get(&g.name) else {
                 continue;
+            };
+            // A running group is its runbook's, except before its cut-over
+            // (see `reconcile_running`): the route users had before it is
+            // compared and re-applied, at the epoch it was routed at.
+            // Hybrid groups' site and DNS layers are left to the runbook.
+            let before = if g.phase == Phase::Running {
+                if strategy.hybrid().is_some() {
+                    continue;
+                }
+                match self.before_cut_over(&g) {
+                    Some(b) => Some(b),
+                    None => continue,
+                }
+            } else {
+                None
             };
             if let Some(h) = strategy.hybrid() {
                 self.reconcile_hybrid(&g, h, term).await;
@@ -83,6 +96,19 @@ impl Shared {
                     continue;
                 }
             }
+            // The epoch the route is compared and re-applied at: the
+            // group's, or before a runbook's cut-over the one before it.
+            let epoch = before.as_ref().map_or(g.epoch, |b| b.epoch);
+            if before.is_some() {
+                match &observed {
+                    // At the runbook's epoch: its own orders (a hold, a
+                    // switch) reached the layer; nothing older goes there.
+                    Ok(o) if o.epoch > epoch => continue,
+                    // Unread: no precaution while a runbook runs.
+                    Err(_) => continue,
+                    Ok(_) => {}
+                }
+            }
             // Say exactly what was seen: a drift, or nothing at all (the
             // layer could not be read; re-applying is then a precaution,
             // not a correction, said once for the element, see `Blind`).
@@ -90,7 +116,7 @@ impl Shared {
                 Ok(o)
                     if o.site.as_deref() == Some(g.active.as_str())
                         && o.drift.is_empty()
-                        && o.epoch == g.epoch =>
+                        && o.epoch == epoch =>
                 {
                     None
                 }
@@ -120,16 +146,18 @@ impl Shared {
                     continue;
                 }
             }
-            // Re-check that nothing started meanwhile.
-            {
-                let st = self.lock();
-                if st
+            // Re-check that nothing started meanwhile (before a cut-over:
+            // that it has still not begun).
+            let unchanged = match &before {
+                Some(b) => self.still_before_cut_over(&g, b),
+                None => self
+                    .lock()
                     .groups
                     .get(&g.name)
-                    .is_none_or(|x| x.phase == Phase::Running || x.epoch != g.epoch)
-                {
-                    continue;
-                }
+                    .is_some_and(|x| x.phase != Phase::Running && x.epoch == g.epoch),
+            };
+            if !unchanged {
+                continue;
             }
             // Nothing is re-applied once the licence has ended (or lapsed:
             // a leader paused past its lease and resumed mid-pass), and
@@ -144,7 +172,7 @@ impl Shared {
             let key = format!("reconcile/{}", g.name);
             let Some(applied) = self
                 .licence
-                .gated(term, strategy.reapply(&route, g.epoch, &pass))
+                .gated(term, strategy.reapply(&route, epoch, &pass))
                 .await
             else {
                 return;
@@ -154,15 +182,22 @@ impl Shared {
                     self.level_cleared(&key);
                     match &unread {
                         Some(b) => blind.reapplied(b, &g.name),
-                        None => {
-                            self.drift_reapplied(&drift_key, &g.name, &g.active, g.epoch, &drift)
-                        }
+                        None => self.drift_reapplied(
+                            &drift_key,
+                            &g.name,
+                            &g.active,
+                            epoch,
+                            &drift,
+                            before.as_ref().map(|b| b.what.as_str()),
+                        ),
                     }
                 }
                 // An element holds another site at the group's own epoch
                 // (a late switch and a rollback's route back landed on
                 // different elements): no order at this epoch moves it.
-                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                Err(e @ StrategyError::EpochTaken { epoch, .. })
+                    if epoch == g.epoch && before.is_none() =>
+                {
                     let seen = format!("{drift}; {e}");
                     if self
                         .mend_split(&g, &**strategy, term, &key, &seen)
@@ -171,6 +206,16 @@ impl Shared {
                     {
                         return;
                     }
+                }
+                // The cut-over began since the re-check: its orders fenced
+                // this route, as they should (nothing to say).
+                Err(e)
+                    if e.is_fencing()
+                        && before
+                            .as_ref()
+                            .is_some_and(|b| !self.still_before_cut_over(&g, b)) =>
+                {
+                    info!(group = %g.name, cause = %e, "route from before the runbook refused: its cut-over began meanwhile");
                 }
                 Err(e) => {
                     let what = if let Some(b) = &unread {
@@ -181,12 +226,24 @@ impl Shared {
                     } else {
                         format!("cannot correct routing drift ({drift})")
                     };
+                    let during = before
+                        .as_ref()
+                        .map(|b| {
+                            format!(
+                                " (the route from before the runbook, at epoch {epoch}: {})",
+                                b.what
+                            )
+                        })
+                        .unwrap_or_default();
                     let (kind, msg) = if e.is_fencing() {
-                        (EventKind::Fencing, format!("reconcile refused: {e}"))
+                        (
+                            EventKind::Fencing,
+                            format!("reconcile refused: {e}{during}"),
+                        )
                     } else if matches!(e, StrategyError::Blocked { .. }) {
-                        (EventKind::Alert, format!("{what}: {e}"))
+                        (EventKind::Alert, format!("{what}: {e}{during}"))
                     } else {
-                        (EventKind::ReconcileFailed, format!("{what}: {e}"))
+                        (EventKind::ReconcileFailed, format!("{what}: {e}{during}"))
                     };
                     // Recorded when the cause changes, not every cycle.
                     self.event_level(&key, kind, &g.name, None, msg);
@@ -207,17 +264,32 @@ impl Shared {
     /// name whose nameservers are not the provider's, a provider that
     /// declines to resend); that is said once too, as a failure, instead
     /// of "corrected" every pass.
-    fn drift_reapplied(&self, key: &str, group: &str, active: &str, epoch: u64, drift: &str) {
+    /// `during`: the running runbook whose cut-over has not begun (the
+    /// route is the one users had before it), said in the events.
+    fn drift_reapplied(
+        &self,
+        key: &str,
+        group: &str,
+        active: &str,
+        epoch: u64,
+        drift: &str,
+        during: Option<&str>,
+    ) {
+        let during = during
+            .map(|w| format!(", the epoch it was routed at before the runbook: {w}"))
+            .unwrap_or_default();
         self.reapplied_said(
             key,
             &format!("{DRIFT_PREFIX}persists/{group}"),
             group,
             Some(active),
             drift,
-            format!("routing drift corrected: {drift}; re-applied {active} at epoch {epoch}"),
             format!(
-                "routing drift persists after re-applying {active} at epoch {epoch}: {drift}; \
-                 the routing layer answers but does not change (re-applied every pass)"
+                "routing drift corrected: {drift}; re-applied {active} at epoch {epoch}{during}"
+            ),
+            format!(
+                "routing drift persists after re-applying {active} at epoch {epoch}{during}: \
+                 {drift}; the routing layer answers but does not change (re-applied every pass)"
             ),
         );
     }
@@ -251,57 +323,6 @@ impl Shared {
         self.event_locked(&mut st, kind, Some(group), site, msg, vec![], None);
     }
 
-    /// One event per routing element that could not be read in the pass
-    /// (recorded when it changes, not every pass; forgotten once the
-    /// element is read again), instead of one per group: a frontend's table
-    /// that times out once is every one of its groups unobserved.
-    fn record_blind(&self, blind: Blind) {
-        let mut st = self.lock();
-        let keys: BTreeSet<String> = blind
-            .elements
-            .keys()
-            .map(|e| format!("{BLIND_PREFIX}{e}"))
-            .collect();
-        st.recorded.clear_prefix_except(BLIND_PREFIX, &keys);
-        for (element, b) in blind.elements {
-            let mut msg = b.reason.clone();
-            if !b.reapplied.is_empty() {
-                msg.push_str(&format!(
-                    "; re-applied the decided route of {} as a precaution (no drift was seen)",
-                    Blind::groups(&b.reapplied)
-                ));
-            }
-            if !b.skipped.is_empty() {
-                msg.push_str(&format!(
-                    "; {} not re-applied this pass (a re-apply to it failed)",
-                    Blind::groups(&b.skipped)
-                ));
-            }
-            if b.reapplied.is_empty() && b.skipped.is_empty() {
-                // Its only group's re-apply failed: that group's event says so.
-                continue;
-            }
-            let key = format!("{BLIND_PREFIX}{element}");
-            if st.recorded.observe(&key, Some(&msg)) {
-                // The group, when the element serves only one.
-                let mut groups = b.reapplied.iter().chain(&b.skipped);
-                let one = match (groups.next(), groups.next()) {
-                    (Some(g), None) => Some(g.clone()),
-                    _ => None,
-                };
-                self.event_locked(
-                    &mut st,
-                    EventKind::Reconciled,
-                    one.as_deref(),
-                    None,
-                    msg,
-                    vec![],
-                    None,
-                );
-            }
-        }
-    }
-
     /// Whether `g` is still the decided state (nothing started meanwhile).
     pub(crate) fn unchanged(&self, g: &GroupState) -> bool {
         self.lock().groups.get(&g.name).is_some_and(|x| {
@@ -313,78 +334,9 @@ impl Shared {
     }
 }
 
-/// Key prefix of the per-element condition "could not be read" (see
-/// [`Shared::record_blind`]).
-const BLIND_PREFIX: &str = "reconcile-blind/";
 /// Keys of a group's drift last seen (and of one that persisted after its
 /// re-apply): `reconcile-drift/GROUP`, `reconcile-drift/persists/GROUP`.
 const DRIFT_PREFIX: &str = "reconcile-drift/";
-
-/// The routing elements a pass could not read, with what it did about
-/// their groups: each group's decided route is re-applied as a precaution,
-/// until a re-apply to the element fails (then the element can be neither
-/// read nor written, and its other groups wait for the next pass instead
-/// of a request each).
-#[derive(Default)]
-struct Blind {
-    elements: BTreeMap<String, BlindElement>,
-}
-
-#[derive(Default)]
-struct BlindElement {
-    /// Why the element could not be read (the first group's error).
-    reason: String,
-    reapplied: Vec<String>,
-    skipped: Vec<String>,
-    given_up: bool,
-}
-
-impl Blind {
-    /// The element `element` could not be read (`reason`): its key.
-    fn element(&mut self, element: &str, reason: &str) -> String {
-        self.elements
-            .entry(element.to_string())
-            .or_insert_with(|| BlindElement {
-                reason: reason.to_string(),
-                ..BlindElement::default()
-            });
-        element.to_string()
-    }
-
-    fn given_up(&self, element: &str) -> bool {
-        self.elements.get(element).is_some_and(|b| b.given_up)
-    }
-
-    fn give_up(&mut self, element: &str) {
-        if let Some(b) = self.elements.get_mut(element) {
-            b.given_up = true;
-        }
-    }
-
-    fn skip(&mut self, element: &str, group: &str) {
-        if let Some(b) = self.elements.get_mut(element) {
-            b.skipped.push(group.to_string());
-        }
-    }
-
-    fn reapplied(&mut self, element: &str, group: &str) {
-        if let Some(b) = self.elements.get_mut(element) {
-            b.reapplied.push(group.to_string());
-        }
-    }
-
-    /// "group web" or "3 groups (a, b, c)", at most ten named.
-    fn groups(names: &[String]) -> String {
-        match names {
-            [one] => format!("group {one}"),
-            _ => {
-                let shown: Vec<&str> = names.iter().take(10).map(String::as_str).collect();
-                let more = if names.len() > 10 { ", …" } else { "" };
-                format!("{} groups ({}{more})", names.len(), shown.join(", "))
-            }
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

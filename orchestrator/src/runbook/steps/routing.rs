@@ -77,7 +77,8 @@ const VERIFY_REAPPLY_EVERY: Duration = Duration::from_secs(1);
 /// everywhere, the switch's own order is sent again (once a second at
 /// most): an element restarted since the switch (a frontend comes back
 /// routing nothing until told) gets it back, which reconciliation — that
-/// skips a group whose runbook runs — would only do after the step failed.
+/// leaves a group whose runbook has begun its cut-over to the runbook —
+/// would only do after the step failed.
 /// The same site at the same epoch changes nothing where it was taken.
 pub(super) async fn verify(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     let t = policy.step_timeout;
