@@ -268,12 +268,14 @@ pub(crate) async fn run_rsync(
     }
 }
 
-/// A file holding `line`, for rsync's `--early-input` (removed on drop).
+/// A file holding `line`, for rsync's `--early-input` (removed on drop),
+/// in warden's private temporary directory ([`super::pull::private_temp_dir`]):
+/// an agent killed outright (SIGKILL) during a push leaves it behind, and
+/// there it litters no shared directory.
 fn early_input(line: &str) -> Result<tempfile::NamedTempFile, AgentError> {
     use std::io::Write as _;
-    let mut f = tempfile::Builder::new()
-        .prefix("warden-push-")
-        .tempfile()
+    let mut f = super::pull::private_temp_dir()
+        .and_then(|dir| tempfile::Builder::new().prefix("push-").tempfile_in(dir))
         .and_then(|mut f| f.write_all(line.as_bytes()).map(|()| f))
         .map_err(|e| AgentError::State {
             path: std::env::temp_dir().display().to_string(),
@@ -397,4 +399,22 @@ pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
         return None;
     };
     Some(Difference { path, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A push's early input (the order it states) is written in warden's
+    /// private temporary directory, never at the top of the shared one:
+    /// an agent killed during a push leaves it behind (before, a
+    /// `warden-push-*` file in /tmp per push cut off so).
+    #[test]
+    fn a_pushs_early_input_is_kept_in_wardens_private_directory() {
+        let f = super::early_input("warden-push group=web site=a epoch=7\n").unwrap();
+        let private = super::super::pull::private_temp_dir().unwrap();
+        assert_eq!(f.path().parent(), Some(private.as_path()));
+        assert_eq!(
+            std::fs::read_to_string(f.path()).unwrap(),
+            "warden-push group=web site=a epoch=7\n"
+        );
+    }
 }
