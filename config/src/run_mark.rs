@@ -174,21 +174,33 @@ impl RunMark {
     /// The live processes (not this one; a zombie's environment reads
     /// empty) whose environment holds this mark.
     pub fn marked(&self) -> Vec<u32> {
-        let entry = format!("{VAR}={}", self.0);
-        let me = std::process::id();
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return vec![];
-        };
-        procs
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&p| p != me)
-            .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|b| *b == 0).any(|e| e == entry.as_bytes()))
-            })
+        others_marks()
+            .filter(|(_, value)| value.as_slice() == self.0.as_bytes())
+            .map(|(pid, _)| pid)
             .collect()
     }
+}
+
+/// Every live process but this one whose environment holds a mark, with
+/// the mark's value (as in the environment: bytes). A process that ends
+/// meanwhile, or whose environment cannot be read, is passed over.
+fn others_marks() -> impl Iterator<Item = (u32, Vec<u8>)> {
+    let prefix = format!("{VAR}=");
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(move |&p| p != me)
+        .filter_map(move |pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let value = env
+                .split(|b| *b == 0)
+                .find_map(|e| e.strip_prefix(prefix.as_bytes()))?
+                .to_vec();
+            Some((pid, value))
+        })
 }
 
 /// `path` made absolute (not resolved: the same spelling across restarts).
@@ -200,21 +212,9 @@ fn absolute(path: &Path) -> PathBuf {
 /// with its mark.
 pub fn bound_to(state_dir: &Path) -> Vec<(u32, RunMark)> {
     let dir = absolute(state_dir).display().to_string();
-    let prefix = format!("{VAR}=");
-    let me = std::process::id();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return vec![];
-    };
-    procs
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| p != me)
-        .filter_map(|pid| {
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let value = env
-                .split(|b| *b == 0)
-                .find_map(|e| e.strip_prefix(prefix.as_bytes()))?;
-            let mark = RunMark(String::from_utf8_lossy(value).into_owned());
+    others_marks()
+        .filter_map(|(pid, value)| {
+            let mark = RunMark(String::from_utf8_lossy(&value).into_owned());
             (mark.parts().1 == Some(dir.as_str())).then_some((pid, mark))
         })
         .collect()
