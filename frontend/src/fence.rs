@@ -36,11 +36,16 @@
 //! Beside a group's epoch, what fences its next hold order (the newest
 //! order's place, the withdrawn epoch) is kept too ([`hold`]), written
 //! before a hold order that changes it takes effect.
+//!
+//! Rooms: this file is the fence in memory — each order judged against
+//! the epoch kept, the wait for its write, what is lost or unsaved;
+//! `file` is `fence.json` itself (its form, its load at start, the thread
+//! that writes it); [`hold`] the hold orders' part of a group's fence.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -48,29 +53,16 @@ use tokio::sync::watch;
 
 use crate::FrontendError;
 
+mod file;
 mod hold;
 pub(crate) use hold::HoldKept;
+
+use file::{File, Queue, Saved};
 
 /// The longest an order waits for its fence to be written; then it takes
 /// effect from memory, as when the write fails (under the orchestrator's
 /// own 2 s for a control request).
 pub(crate) const WRITE_PATIENCE: Duration = Duration::from_secs(1);
-
-/// The file's name in the frontend's state directory.
-const FILE_NAME: &str = "fence.json";
-
-/// Written beside the file with its first write (and with any later one
-/// that finds it gone: a wiped directory), never removed: the file missing
-/// where the marker is means the fence was lost (not a first start).
-const MARKER_NAME: &str = "fence.kept";
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct File {
-    /// The `[frontends.NAME]` it belongs to.
-    frontend: String,
-    /// Highest epoch accepted, per group.
-    groups: BTreeMap<String, Kept>,
-}
 
 /// One group's fence: the highest epoch accepted, and the site a route at
 /// that epoch named (none: only a hold order came at it) — another site at
@@ -104,29 +96,6 @@ pub(crate) struct Fence {
     lost: Mutex<BTreeSet<String>>,
 }
 
-/// The next fence to write (the latest version of it: one write covers
-/// every earlier version), handed from [`Fence::raise`] to the writer thread.
-#[derive(Default)]
-struct Queue {
-    next: Mutex<Next>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct Next {
-    /// The version and its body, until the writer takes it.
-    body: Option<(u64, Vec<u8>)>,
-    /// The fence is dropped: the writer thread ends.
-    closed: bool,
-}
-
-/// The writer thread's last write: of which version, and its error.
-#[derive(Debug, Clone, Default)]
-struct Saved {
-    version: u64,
-    error: Option<String>,
-}
-
 impl Drop for Fence {
     fn drop(&mut self) {
         let mut next = self.queue.next.lock().unwrap_or_else(|p| p.into_inner());
@@ -143,57 +112,17 @@ impl Fence {
         name: &str,
         groups: impl IntoIterator<Item = &'a String>,
     ) -> Result<Fence, FrontendError> {
-        let path = dir.join(FILE_NAME);
-        let fail = |detail: String| FrontendError::State {
-            path: path.clone(),
-            detail,
-        };
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
-        let mut file = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let f: File = serde_json::from_slice(&bytes).map_err(|e| {
-                    fail(format!(
-                        "unreadable ({e}); it holds the highest epoch this frontend accepted per group: \
-                         restore it, or remove it only when no orchestrator older than the current one can reach this frontend"
-                    ))
-                })?;
-                if f.frontend != name {
-                    return Err(fail(format!(
-                        "it belongs to frontend {:?}, not {name:?}: give every frontend its own state_dir",
-                        f.frontend
-                    )));
-                }
-                f
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File {
-                frontend: name.to_string(),
-                groups: BTreeMap::new(),
-            },
-            Err(e) => return Err(fail(format!("cannot read it: {e}"))),
-        };
-        let groups: BTreeSet<String> = groups.into_iter().cloned().collect();
-        let gone = dir.join(MARKER_NAME).exists() && !path.exists();
-        let mut lost: BTreeSet<String> = if gone {
-            groups.clone()
-        } else {
-            BTreeSet::new()
-        };
-        if gone && !lost.is_empty() {
-            tracing::error!(path = %path.display(), groups = ?lost, "fence.json is gone from a state_dir that held it: the highest epochs this frontend accepted are forgotten, so the first route of any epoch is taken (a deposed orchestrator's late one too) until the orchestrator routes again; warden_frontend_fence_lost is 1 until an order is kept for every group");
-        }
-        hold::drop_unlike(&mut file.groups, &path);
-        lost.extend(
-            beyond_reach(&mut file, &path)
-                .into_iter()
-                .filter(|g| groups.contains(g)),
-        );
+        let (path, file, lost) = file::load(dir, name, groups)?;
         let queue = Arc::new(Queue::default());
         let (tx, saved) = watch::channel(Saved::default());
         let (q, target) = (Arc::clone(&queue), path.clone());
         std::thread::Builder::new()
             .name("fence-writer".into())
-            .spawn(move || write_loop(&q, &target, &tx))
-            .map_err(|e| fail(format!("cannot start its writer thread: {e}")))?;
+            .spawn(move || file::write_loop(&q, &target, &tx))
+            .map_err(|e| FrontendError::State {
+                path: path.clone(),
+                detail: format!("cannot start its writer thread: {e}"),
+            })?;
         Ok(Fence {
             path,
             file: Mutex::new((file, 0)),
@@ -371,101 +300,14 @@ impl Fence {
     }
 }
 
-/// Take out of `file` (read from `path`) every group fenced above
-/// [`warden_proto::EPOCH_CEILING`], and name them. No orchestrator decides
-/// such an epoch (the control API refuses an order at one, 400), so the
-/// entry is forged, corrupt, or an older frontend's that took such an
-/// order; kept, it would refuse every later order of the group as stale
-/// until someone edited the file. What the group had accepted before it
-/// is gone (the entry holds one epoch), so the group is as if its fence
-/// were lost: nothing refused until the orchestrator routes it again, and
-/// said so. The site it names, named at that epoch by no orchestrator,
-/// goes with it. The file keeps the entry until the next write.
-fn beyond_reach(file: &mut File, path: &Path) -> Vec<String> {
-    let beyond: Vec<(String, u64)> = file
-        .groups
-        .iter()
-        .filter(|(_, k)| k.epoch > warden_proto::EPOCH_CEILING)
-        .map(|(g, k)| (g.clone(), k.epoch))
-        .collect();
-    for (group, epoch) in &beyond {
-        file.groups.remove(group);
-        tracing::error!(
-            path = %path.display(),
-            group = %group,
-            epoch,
-            "fence.json holds an epoch for this group that no orchestrator decides (within 2^32 of the largest there is: \
-             forged, corrupt, or kept by an older frontend): not kept, or every later order of the group would be refused as stale; \
-             the group's fence is forgotten as if fence.json were lost, so the first route of any epoch is taken until the orchestrator \
-             routes it again; warden_frontend_fence_lost is 1 until an order is kept for it"
-        );
-    }
-    beyond.into_iter().map(|(g, _)| g).collect()
-}
-
-/// The writer thread: write the latest fence handed to it, one write at a
-/// time, and say how it went, until the fence is dropped. A write that
-/// hangs holds this thread only.
-fn write_loop(queue: &Queue, path: &Path, saved: &watch::Sender<Saved>) {
-    loop {
-        let (version, body) = {
-            let mut next = queue.next.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
-                if let Some(b) = next.body.take() {
-                    break b;
-                }
-                if next.closed {
-                    return;
-                }
-                next = queue.ready.wait(next).unwrap_or_else(|p| p.into_inner());
-            }
-        };
-        let error = write(path, &body).err().map(|e| e.to_string());
-        saved.send_replace(Saved { version, error });
-    }
-}
-
-/// Write the fence, then the marker unless it is there: every time, not
-/// only the first — a directory wiped while the frontend runs is made
-/// again with both, so a fence.json lost later is still told from a
-/// first start (the marker's check is one `stat`).
-fn write(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    warden_config::durable::replace(path, body)?;
-    warden_config::durable::mark(&path.with_file_name(MARKER_NAME), b"")
-}
-
 #[cfg(test)]
 mod tests {
+    use super::file::FILE_NAME;
     use super::*;
 
-    /// A first start (no marker) is not a loss; a fence file gone where
-    /// one was kept is, until the next order is kept.
     /// The groups the frontend serves.
-    fn groups() -> Vec<String> {
+    pub(super) fn groups() -> Vec<String> {
         vec!["db".into(), "web".into()]
-    }
-
-    #[tokio::test]
-    async fn a_lost_fence_file_is_told_from_a_first_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
-        assert!(!f.lost(), "a first start");
-        drop(f);
-        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
-        assert!(!f.lost(), "no order kept yet: nothing to lose");
-        f.raise("web", 3, Some("a")).await.unwrap();
-        drop(f);
-        std::fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
-        let f = Fence::open(dir.path(), "fe1", &groups()).unwrap();
-        assert!(f.lost());
-        assert!(f.kept().is_empty(), "nothing to refuse with");
-        f.raise("web", 4, Some("b")).await.unwrap();
-        assert!(f.lost(), "db's epochs are still forgotten");
-        f.raise("db", 2, None).await.unwrap();
-        assert!(!f.lost(), "kept again for every group");
     }
 
     /// A lost fence whose first write for a group failed (a full disk)
@@ -506,25 +348,6 @@ mod tests {
         assert!(!f.lost(), "every group's fence is on disk");
     }
 
-    /// A state_dir wiped while the frontend runs (fence and marker gone)
-    /// gets both back with the next write: a fence.json lost after that
-    /// is still told from a first start. Before, only the file came back,
-    /// and a later loss of it was taken for a first start — every epoch
-    /// forgotten, and nothing said.
-    #[tokio::test]
-    async fn a_marker_wiped_with_its_directory_is_written_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("fe");
-        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
-        f.raise("web", 3, Some("a")).await.unwrap();
-        std::fs::remove_dir_all(&sub).unwrap();
-        f.raise("web", 4, Some("b")).await.unwrap();
-        drop(f);
-        std::fs::remove_file(sub.join(FILE_NAME)).unwrap();
-        let f = Fence::open(&sub, "fe1", &groups()).unwrap();
-        assert!(f.lost(), "fence.json was kept, then lost");
-    }
-
     #[tokio::test]
     async fn epochs_survive_a_reopen_and_only_rise() {
         let dir = tempfile::tempdir().unwrap();
@@ -549,26 +372,6 @@ mod tests {
                 ("web".to_string(), kept(6, Some("b")))
             ])
         );
-    }
-
-    #[test]
-    fn a_garbage_or_foreign_file_is_refused_and_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
-        std::fs::write(&path, b"{\"frontend\": \"fe1\", \"groups\": {\"web\": 6").unwrap();
-        let e = Fence::open(dir.path(), "fe1", &groups())
-            .err()
-            .expect("refused");
-        assert!(e.to_string().contains("unreadable"), "{e}");
-        assert!(path.exists(), "kept for the operator");
-        Fence::open(dir.path(), "fe2", &groups())
-            .err()
-            .expect("refused");
-        std::fs::write(&path, b"{\"frontend\": \"fe2\", \"groups\": {}}").unwrap();
-        let e = Fence::open(dir.path(), "fe1", &groups())
-            .err()
-            .expect("refused");
-        assert!(e.to_string().contains("belongs to frontend \"fe2\""), "{e}");
     }
 
     /// A write that fails leaves memory ahead of the file, says so, and is
