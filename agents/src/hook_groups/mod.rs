@@ -175,6 +175,24 @@ impl Recorded {
     }
 }
 
+/// Every record in `state_dir` with its path; `None` for one that cannot
+/// be read or parsed.
+fn records(state_dir: &Path) -> Vec<(PathBuf, Option<Record>)> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join(DIR)) else {
+        return vec![];
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let path = e.path();
+            let record = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+            (path, record)
+        })
+        .collect()
+}
+
 /// `promote` of `web:3:promote`.
 fn action(command: &str) -> &str {
     command.rsplit(':').next().unwrap_or(command)

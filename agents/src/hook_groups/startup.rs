@@ -6,8 +6,9 @@
 //! by its mark and killed after the group. A hook whose process was not
 //! recorded yet (the agent killed in the instant after its start) is found
 //! by its mark alone. A hook that ended in the meantime (its leader gone)
-//! keeps what it started, as any hook that ends does. A group still there
-//! [`KILL_WAIT`] after SIGKILL keeps its record (`super::held`).
+//! keeps what it started, as any hook that ends does. A group (or, for a
+//! hook found by its mark alone, a marked process) still there [`KILL_WAIT`]
+//! after SIGKILL keeps its record (`super::held`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,8 +16,10 @@ use std::time::Duration;
 use tracing::{info, warn};
 use warden_config::run_mark::RunMark;
 
+use rustix::process::Signal;
+
 use super::procfs::{boot_id, group_alive, stat};
-use super::{action, Record, DIR};
+use super::{action, records, Record};
 
 /// How long a leftover hook group gets to end after SIGTERM.
 pub const TERM_GRACE: Duration = Duration::from_secs(5);
@@ -32,11 +35,14 @@ pub async fn end_leftovers(state_dir: &Path) -> Vec<String> {
 }
 
 /// How long [`end_leftovers`] waits, and how it signals (a test's stand-in
-/// for a group that SIGKILL does not end).
+/// for processes that SIGKILL does not end).
 pub(super) struct Patience {
     pub(super) term: Duration,
     pub(super) kill: Duration,
-    pub(super) signal: fn(u32, rustix::process::Signal),
+    /// To a process group.
+    pub(super) signal: fn(u32, Signal),
+    /// To every process carrying a run's mark.
+    pub(super) signal_marked: fn(&RunMark, Signal),
 }
 
 impl Patience {
@@ -44,21 +50,14 @@ impl Patience {
         term: TERM_GRACE,
         kill: KILL_WAIT,
         signal: signal_group,
+        signal_marked,
     };
 }
 
 pub(super) async fn end_leftovers_with(state_dir: &Path, patience: &Patience) -> Vec<String> {
-    let dir = state_dir.join(DIR);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return vec![];
-    };
     let boot = boot_id();
     let mut said = vec![];
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let record = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+    for (path, record) in records(state_dir) {
         let mut keep = false;
         match record {
             Some(r) if r.boot == boot && r.pid.is_some_and(|p| alive(&r, p)) => {
@@ -67,8 +66,9 @@ pub(super) async fn end_leftovers_with(state_dir: &Path, patience: &Patience) ->
                 keep = !gone;
             }
             Some(r) if r.boot == boot && r.pid.is_none() => {
-                if let Some(line) = end_marked(&r, patience).await {
+                if let Some((line, gone)) = end_marked(&r, patience).await {
                     said.push(line);
+                    keep = !gone;
                 }
             }
             Some(r) => {
@@ -98,22 +98,13 @@ fn alive(r: &Record, pid: u32) -> bool {
 async fn end_group(r: &Record, patience: &Patience) -> (String, bool) {
     let pgid = r.pid.unwrap_or_default();
     warn!(command = %r.command, hook = %r.hook, group = pgid, "a hook of the agent's previous process still runs: ending its process group before taking any command");
-    (patience.signal)(pgid, rustix::process::Signal::TERM);
-    let mut how = "ended on SIGTERM".to_string();
-    let mut gone = true;
-    if !gone_within(pgid, patience.term).await {
-        (patience.signal)(pgid, rustix::process::Signal::KILL);
-        how = "killed (SIGKILL)".into();
-        if !gone_within(pgid, patience.kill).await {
-            gone = false;
-            how = format!(
-                "sent SIGKILL, and some of it still ran {} s later: no promote or demote \
-                 of group {} runs here while it does",
-                patience.kill.as_secs(),
-                r.group()
-            );
-        }
-    }
+    let (how, gone) = end_in_steps(
+        r,
+        patience,
+        |sig| (patience.signal)(pgid, sig),
+        || !group_alive(pgid),
+    )
+    .await;
     // What it moved out of its group (`setsid`, a double fork) goes too.
     let strays = r
         .mark
@@ -137,26 +128,23 @@ async fn end_group(r: &Record, patience: &Patience) -> (String, bool) {
 
 /// A hook whose process was not recorded (the agent killed in the instant
 /// after its start, or before it): its processes, found by its mark, get
-/// SIGTERM, and SIGKILL after [`TERM_GRACE`]; what was done, `None` when
-/// none was found (it never started).
-async fn end_marked(r: &Record, patience: &Patience) -> Option<String> {
+/// SIGTERM, SIGKILL after [`TERM_GRACE`], then it waits until they are
+/// gone; what was done and whether they are gone, `None` when none was
+/// found (it never started).
+async fn end_marked(r: &Record, patience: &Patience) -> Option<(String, bool)> {
     let mark = RunMark::of(r.mark.as_deref()?);
     let found = mark.marked().len();
     if found == 0 {
         info!(command = %r.command, hook = %r.hook, "a hook the agent's previous process was about to start never ran, or ended");
         return None;
     }
-    mark.terminate_marked();
-    let until = tokio::time::Instant::now() + patience.term;
-    let mut how = "ended on SIGTERM";
-    while !mark.marked().is_empty() {
-        if tokio::time::Instant::now() >= until {
-            mark.kill_marked();
-            how = "killed (SIGKILL)";
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (how, gone) = end_in_steps(
+        r,
+        patience,
+        |sig| (patience.signal_marked)(&mark, sig),
+        || mark.marked().is_empty(),
+    )
+    .await;
     let line = format!(
         "{} hook {:?} of {}, started by the agent's previous process just before it was \
          killed (its process not recorded yet; {found} process{} found by its run's mark), \
@@ -167,11 +155,46 @@ async fn end_marked(r: &Record, patience: &Patience) -> Option<String> {
         if found == 1 { "" } else { "es" },
     );
     warn!("{line}");
-    Some(line)
+    Some((line, gone))
+}
+
+/// SIGTERM through `send`, SIGKILL once `patience.term` passed and `gone`
+/// is not yet true, then up to `patience.kill` for `gone`: how it ended
+/// (the words of the outcome), and whether it is gone.
+async fn end_in_steps(
+    r: &Record,
+    patience: &Patience,
+    send: impl Fn(Signal),
+    gone: impl Fn() -> bool,
+) -> (String, bool) {
+    send(Signal::TERM);
+    if gone_within(&gone, patience.term).await {
+        return ("ended on SIGTERM".into(), true);
+    }
+    send(Signal::KILL);
+    if gone_within(&gone, patience.kill).await {
+        return ("killed (SIGKILL)".into(), true);
+    }
+    let how = format!(
+        "sent SIGKILL, and some of it still ran {} s later: no promote or demote \
+         of group {} runs here while it does",
+        patience.kill.as_secs(),
+        r.group()
+    );
+    (how, false)
+}
+
+/// `sig` to every process carrying `mark`.
+fn signal_marked(mark: &RunMark, sig: Signal) {
+    if sig == Signal::KILL {
+        mark.kill_marked();
+    } else {
+        mark.terminate_marked();
+    }
 }
 
 /// `sig` to process group `pgid`.
-pub(super) fn signal_group(pgid: u32, sig: rustix::process::Signal) {
+pub(super) fn signal_group(pgid: u32, sig: Signal) {
     let Some(pid) = i32::try_from(pgid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -185,11 +208,11 @@ pub(super) fn signal_group(pgid: u32, sig: rustix::process::Signal) {
     }
 }
 
-/// Waits until no live process is left in group `pgid`, up to `within`.
-pub(super) async fn gone_within(pgid: u32, within: Duration) -> bool {
+/// Waits until `gone` is true, up to `within`; whether it is.
+pub(super) async fn gone_within(gone: impl Fn() -> bool, within: Duration) -> bool {
     let until = tokio::time::Instant::now() + within;
     loop {
-        if !group_alive(pgid) {
+        if gone() {
             return true;
         }
         if tokio::time::Instant::now() >= until {
@@ -202,7 +225,7 @@ pub(super) async fn gone_within(pgid: u32, within: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook_groups::{intend, spawn_group, KILLED_AFTER_START};
+    use crate::hook_groups::{intend, spawn_group, DIR, KILLED_AFTER_START};
 
     /// A hook still running from a previous life (its record left) is
     /// ended with its whole group; a record whose process is another one
