@@ -234,7 +234,7 @@ impl Fence {
         }
     }
 
-    /// The memory part of [`Fence::raise`]: the fence kept in memory, and
+    /// The memory part of [`Fence::keep`]: the fence kept in memory, and
     /// handed to the writer thread when it changed or memory is ahead of
     /// the file; the version to wait for (none: it is on disk already),
     /// and the groups that version holds. An order that changes nothing

@@ -32,7 +32,7 @@ pub(super) struct File {
 }
 
 /// The next fence to write (the latest version of it: one write covers
-/// every earlier version), handed from [`super::Fence::raise`] to the writer thread.
+/// every earlier version), handed from [`super::Fence::keep`] to the writer thread.
 #[derive(Default)]
 pub(super) struct Queue {
     pub(super) next: Mutex<Next>,
