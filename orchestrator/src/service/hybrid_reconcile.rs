@@ -1,7 +1,10 @@
 //! Reconciliation of `hybrid` groups, both layers: the site layer (each
 //! frontend's own route, compared and re-applied frontend by frontend) and
 //! the frontend layer (the DNS name pointed at the decided frontend).
+//! While a runbook runs and has not begun its cut-over, only the site
+//! layer, at the epoch before the runbook's (see `reconcile_running`).
 
+use super::reconcile_running::BeforeCutOver;
 use super::*;
 
 impl Shared {
@@ -11,12 +14,23 @@ impl Shared {
     /// are left to the frontend layer. Frontend layer: the DNS name must
     /// point at the decided frontend (a hand edit or a failed move is redone),
     /// unless that frontend is confirmed down (the detector moves it).
-    pub(crate) async fn reconcile_hybrid(
+    ///
+    /// `before`: the group's runbook runs and has not begun its cut-over
+    /// ([`Shared::before_cut_over`]). Each frontend is then compared with,
+    /// and given, the active site at the epoch before the runbook's (a
+    /// frontend restarted during a failback's resync serves users again);
+    /// one that took the runbook's own orders is left to it, the step is
+    /// checked again under the state lock before each write, and the DNS
+    /// name is the runbook's.
+    pub(super) async fn reconcile_hybrid(
         &self,
         g: &GroupState,
         h: &warden_strategies::hybrid::HybridStrategy,
+        before: Option<&BeforeCutOver>,
         term: &CancellationToken,
     ) {
+        // The epoch each frontend is compared and re-applied at.
+        let at = before.map_or(g.epoch, |b| b.epoch);
         let route = SiteRoute {
             site: g.active.clone(),
             mode: SwitchMode::Immediate,
@@ -58,7 +72,10 @@ impl Shared {
                 }
                 continue;
             }
-            if site.as_deref() == Some(g.active.as_str()) && epoch == g.epoch {
+            if before.is_some_and(|b| b.reached_by_runbook(epoch)) {
+                continue;
+            }
+            if site.as_deref() == Some(g.active.as_str()) && epoch == at {
                 self.levels_cleared(&[
                     &format!("reconcile/{}/read/{fe}", g.name),
                     &format!("reconcile/{}/site/{fe}", g.name),
@@ -71,16 +88,19 @@ impl Shared {
                 None => format!("{fe} has no route (restarted empty?) at epoch {epoch}"),
                 Some(s) => format!("{fe} routes to {s} at epoch {epoch}"),
             };
-            if !self.unchanged(g) || !self.licence.holds(term) {
+            let unchanged = match before {
+                Some(b) => self.still_before_cut_over(g, b),
+                None => self.unchanged(g),
+            };
+            if !unchanged || !self.licence.holds(term) {
                 return;
             }
-            let Some(set) = self
-                .licence
-                .gated(term, h.set_route(&fe, &route, g.epoch))
-                .await
-            else {
+            let Some(set) = self.licence.gated(term, h.set_route(&fe, &route, at)).await else {
                 return;
             };
+            let (reapplied, failed) = before.map_or_else(Default::default, |b| {
+                (b.reapplied_words(), b.failed_words())
+            });
             match set {
                 // Said as observed: corrected once; the same drift seen
                 // again after this re-apply, once as persisting (see
@@ -91,16 +111,19 @@ impl Shared {
                     &g.name,
                     Some(&g.active),
                     &drift,
-                    format!("site layer: routing drift corrected: {drift}; re-applied {} at epoch {} to {fe}", g.active, g.epoch),
+                    format!("site layer: routing drift corrected: {drift}; re-applied {} at epoch {at} to {fe}{reapplied}", g.active),
                     format!(
-                        "site layer: routing drift persists after re-applying {} at epoch {} to {fe}: {drift}; \
-                         {fe} answers but does not change (re-applied every pass)",
-                        g.active, g.epoch
+                        "site layer: routing drift persists after re-applying {} at epoch {at} to {fe}{reapplied}: \
+                         {drift}; {fe} answers but does not change (re-applied every pass)",
+                        g.active
                     ),
                 ),
                 // The frontend holds another site at the group's own epoch:
-                // only a newer epoch moves it (see `split`).
-                Err(e @ StrategyError::EpochTaken { epoch, .. }) if epoch == g.epoch => {
+                // only a newer epoch moves it (see `split`). Not at the
+                // epoch before a runbook's: that is the runbook's to move.
+                Err(e @ StrategyError::EpochTaken { epoch, .. })
+                    if epoch == g.epoch && before.is_none() =>
+                {
                     let seen = format!("site layer: {drift}; {e}");
                     let key = format!("reconcile/{}/site/{fe}", g.name);
                     // The group moved on (or the licence ended): the next
@@ -108,9 +131,18 @@ impl Shared {
                     let _ = self.mend_split(g, h, term, &key, &seen).await;
                     return;
                 }
-                Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}")),
-                Err(e) => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}")),
+                // The runbook's cut-over began since the re-check: its
+                // orders fenced this route, as they should.
+                Err(e) if self.fenced_by_cut_over(g, before, &e) => {
+                    info!(group = %g.name, frontend = %fe, cause = %e, "route from before the runbook refused: its cut-over began meanwhile");
+                }
+                Err(e) if e.is_fencing() => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::Fencing, &g.name, None, format!("site layer: reconcile of {fe} refused: {e}{failed}")),
+                Err(e) => self.event_level(&format!("reconcile/{}/site/{fe}", g.name), EventKind::ReconcileFailed, &g.name, None, format!("site layer: cannot correct {fe} ({drift}): {e}{failed}")),
             }
+        }
+        // The DNS name is the runbook's while it runs.
+        if before.is_some() {
+            return;
         }
         let frontends = h.frontend_names();
         let want = g.frontend.clone().unwrap_or_else(|| frontends[0].clone());

@@ -105,6 +105,8 @@ mod hybrid_drift_tests;
 #[cfg(test)]
 mod hybrid_move_tests;
 mod hybrid_reconcile;
+#[cfg(test)]
+mod hybrid_running_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;
