@@ -14,6 +14,7 @@
 //! - [`replication`]: replication orders per round, replication status, RPO;
 //! - [`divergent`]: divergent lists assembled from report pages;
 //! - [`hybrid`]: the frontend layer of hybrid groups;
+//! - [`hybrid_reconcile`]: reconciling both layers of hybrid groups;
 //! - [`hold`]: hold orders to frontends while a switch may be coming;
 //! - [`reconcile`]: routing drift, re-applied;
 //! - [`reconcile_blind`]: the routing elements a pass could not read;
@@ -103,6 +104,9 @@ mod hybrid;
 mod hybrid_drift_tests;
 #[cfg(test)]
 mod hybrid_move_tests;
+mod hybrid_reconcile;
+#[cfg(test)]
+mod hybrid_running_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;

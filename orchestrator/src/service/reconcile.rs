@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::reconcile_blind::Blind;
+use super::reconcile_running::BeforeCutOver;
 use super::*;
 
 /// Groups copied, or compared, between two yields of a reconciliation
@@ -59,12 +60,10 @@ impl Shared {
             };
             // A running group is its runbook's, except before its cut-over
             // (see `reconcile_running`): the route users had before it is
-            // compared and re-applied, at the epoch it was routed at.
-            // Hybrid groups' site and DNS layers are left to the runbook.
+            // compared and re-applied, at the epoch it was routed at (a
+            // hybrid group's: each frontend's; its DNS name is left to the
+            // runbook).
             let before = if g.phase == Phase::Running {
-                if strategy.hybrid().is_some() {
-                    continue;
-                }
                 match self.before_cut_over(&g) {
                     Some(b) => Some(b),
                     None => continue,
@@ -73,7 +72,7 @@ impl Shared {
                 None
             };
             if let Some(h) = strategy.hybrid() {
-                self.reconcile_hybrid(&g, h, term).await;
+                self.reconcile_hybrid(&g, h, before.as_ref(), term).await;
                 continue;
             }
             // Under the term's gate: a read may leave an order for later
@@ -99,11 +98,11 @@ impl Shared {
             // The epoch the route is compared and re-applied at: the
             // group's, or before a runbook's cut-over the one before it.
             let epoch = before.as_ref().map_or(g.epoch, |b| b.epoch);
-            if before.is_some() {
+            if let Some(b) = &before {
                 match &observed {
                     // At the runbook's epoch: its own orders (a hold, a
                     // switch) reached the layer; nothing older goes there.
-                    Ok(o) if o.epoch > epoch => continue,
+                    Ok(o) if b.reached_by_runbook(o.epoch) => continue,
                     // Unread: no precaution while a runbook runs.
                     Err(_) => continue,
                     Ok(_) => {}
@@ -188,7 +187,7 @@ impl Shared {
                             &g.active,
                             epoch,
                             &drift,
-                            before.as_ref().map(|b| b.what.as_str()),
+                            before.as_ref(),
                         ),
                     }
                 }
@@ -209,12 +208,7 @@ impl Shared {
                 }
                 // The cut-over began since the re-check: its orders fenced
                 // this route, as they should (nothing to say).
-                Err(e)
-                    if e.is_fencing()
-                        && before
-                            .as_ref()
-                            .is_some_and(|b| !self.still_before_cut_over(&g, b)) =>
-                {
+                Err(e) if self.fenced_by_cut_over(&g, before.as_ref(), &e) => {
                     info!(group = %g.name, cause = %e, "route from before the runbook refused: its cut-over began meanwhile");
                 }
                 Err(e) => {
@@ -228,12 +222,7 @@ impl Shared {
                     };
                     let during = before
                         .as_ref()
-                        .map(|b| {
-                            format!(
-                                " (the route from before the runbook, at epoch {epoch}: {})",
-                                b.what
-                            )
-                        })
+                        .map(BeforeCutOver::failed_words)
                         .unwrap_or_default();
                     let (kind, msg) = if e.is_fencing() {
                         (
@@ -273,10 +262,10 @@ impl Shared {
         active: &str,
         epoch: u64,
         drift: &str,
-        during: Option<&str>,
+        during: Option<&BeforeCutOver>,
     ) {
         let during = during
-            .map(|w| format!(", the epoch it was routed at before the runbook: {w}"))
+            .map(BeforeCutOver::reapplied_words)
             .unwrap_or_default();
         self.reapplied_said(
             key,

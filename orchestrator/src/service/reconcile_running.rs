@@ -14,6 +14,11 @@
 //! so a route landing after either is refused as stale; one landing
 //! before leaves the frontend as one that never restarted is at that
 //! point (the old site routed until the switch).
+//!
+//! Both the single routing layer (`reconcile.rs`) and each frontend of a
+//! `hybrid` group (`hybrid_reconcile.rs`, its DNS name left to the
+//! runbook) use what is here: the step check, the epoch before the
+//! runbook's, the re-check under the lock and the words of the events.
 
 use super::*;
 
@@ -27,6 +32,32 @@ pub(super) struct BeforeCutOver {
     pub epoch: u64,
     /// The runbook and where it is, for events.
     pub what: String,
+}
+
+impl BeforeCutOver {
+    /// Whether a routing element read at `epoch` already took the
+    /// runbook's own orders (a hold, a switch, at the runbook's epoch):
+    /// nothing older is sent there.
+    pub(super) fn reached_by_runbook(&self, epoch: u64) -> bool {
+        epoch > self.epoch
+    }
+
+    /// The end of a `routing drift corrected` event (and of its
+    /// `persists`): why the route is the one from before the runbook.
+    pub(super) fn reapplied_words(&self) -> String {
+        format!(
+            ", the epoch it was routed at before the runbook: {}",
+            self.what
+        )
+    }
+
+    /// The end of a refusal or failure event of that route.
+    pub(super) fn failed_words(&self) -> String {
+        format!(
+            " (the route from before the runbook, at epoch {}: {})",
+            self.epoch, self.what
+        )
+    }
 }
 
 impl Shared {
@@ -76,5 +107,17 @@ impl Shared {
                 && x.runbook == Some(b.runbook)
                 && self.before_cut_over(&x).is_some()
         })
+    }
+
+    /// Whether an order refused as `e` was fenced off by the runbook's
+    /// cut-over, begun since `b` was read: as it should be (nothing to
+    /// say). `false` outside a runbook (`b` is `None`).
+    pub(super) fn fenced_by_cut_over(
+        &self,
+        g: &GroupState,
+        b: Option<&BeforeCutOver>,
+        e: &StrategyError,
+    ) -> bool {
+        e.is_fencing() && b.is_some_and(|b| !self.still_before_cut_over(g, b))
     }
 }
