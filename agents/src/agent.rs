@@ -56,7 +56,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::authority::Authority;
+use crate::authority::{Authority, Heard};
 use crate::book::{CommandBook, Offer};
 use crate::checks::{describe_http_error, CheckSet};
 use crate::error::AgentError;
@@ -277,10 +277,16 @@ impl Shared {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Apply an orchestrator answer: drop acked outcomes, take new commands.
-    /// Returns how many commands were new.
-    fn handle(&self, resp: ReportResponse, via: &'static str) -> usize {
-        self.authority.observe(&resp.epochs);
+    /// Apply an answer of orchestrator `target`: drop acked outcomes, take
+    /// new commands. Returns how many commands were new. A deposed
+    /// orchestrator's (a leader term below one taken here, see
+    /// `authority::told`) counts for its acks only.
+    fn handle(&self, mut resp: ReportResponse, via: &'static str, target: usize) -> usize {
+        let from = &self.targets[target].base;
+        if let Heard::Deposed { .. } = self.authority.answered(&resp, from) {
+            resp.commands.clear();
+            resp.withdrawn.clear();
+        }
         let mut book = self.book();
         let taken = book.answer(resp);
         if taken.stale {
