@@ -28,7 +28,9 @@
 //! (by the term that took it back or a later one), it runs. An answer
 //! placed before the newest one taken from the same orchestrator process
 //! (its `order`: the two channels may deliver them out of order) starts
-//! and takes back nothing; its acks and epochs still count.
+//! and takes back nothing; its acks and epochs still count. An answer of
+//! a leader term below the highest the agent has taken (a deposed
+//! leader's, `authority::told`) counts for its acks only.
 //!
 //! One agent per state directory: `run` first takes the lock of the
 //! site's `state_dir` (`crate::state_lock`), and a second agent of the

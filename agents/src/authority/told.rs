@@ -186,6 +186,15 @@ impl Authority {
         *last = Some(refusal);
     }
 
+    /// The refusal said last (tests: what the log says).
+    #[cfg(test)]
+    pub(crate) fn last_refusal(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The orchestrator's epochs are on disk (or were not newer): the
     /// marker goes, and the gate judges pushes by them again.
     pub(super) fn told(&self) {

@@ -75,6 +75,11 @@ fn a_deposed_leaders_answer_after_a_restart_ends_no_wait() {
         );
     }
     assert_eq!(read(dir.path(), "b").unwrap()["web"].epoch, 5);
+    let said = b.last_refusal().unwrap_or_default();
+    assert!(
+        said.contains("the orchestrator at L0 answers under leader term 6, below term 7 this agent has taken: a deposed leader's answer, none of its epochs, orders or withdrawals taken"),
+        "{said}"
+    );
     let standby = crate::wire::ReportResponse::default();
     assert_eq!(b.answered(&standby, "L2"), Heard::Nothing);
     assert!(untold(dir.path()), "a standby's answer ended the wait");
@@ -97,6 +102,11 @@ fn an_answer_behind_this_site_ends_no_wait_whatever_its_term() {
     assert_eq!(b.answered(&answer(4, 9), "X"), Heard::Unsettled);
     assert!(untold(dir.path()), "epoch 4 at term 9 ended the wait");
     assert_eq!(read(dir.path(), "b").unwrap()["web"].epoch, 5, "lowered");
+    let said = b.last_refusal().unwrap_or_default();
+    assert!(
+        said.contains("the orchestrator at X (leader term 9) says group web is at epoch 4, below epoch 5 this site holds"),
+        "{said}"
+    );
     assert_eq!(b.answered(&answer(5, 7), "L1"), Heard::Leader);
     assert!(!untold(dir.path()));
 }
