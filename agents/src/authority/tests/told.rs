@@ -135,3 +135,31 @@ fn terms_started_over_are_followed_from_the_next_epoch() {
         Heard::Deposed { known: 3 }
     );
 }
+
+/// A new leader's term that cannot be written (a full disk) is not taken,
+/// but its answer, whose epochs are those on disk, still ends the wait:
+/// the leader of the term on disk is still heard afterwards.
+#[test]
+fn a_term_that_cannot_be_written_is_not_taken_but_its_answer_is_the_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    b.answered(&answer(5, 7), "L1");
+    b.untold();
+    let tmp = dir
+        .path()
+        .join(format!("authority.json.tmp.{}", std::process::id()));
+    std::fs::create_dir(&tmp).unwrap();
+    assert_eq!(b.answered(&answer(5, 8), "L2"), Heard::Leader);
+    assert!(!untold(dir.path()));
+    assert_eq!(
+        b.answered(&answer(6, 8), "L2"),
+        Heard::Unsettled,
+        "not on disk"
+    );
+    std::fs::remove_dir(&tmp).unwrap();
+    assert_eq!(
+        b.answered(&answer(5, 7), "L1"),
+        Heard::Leader,
+        "term 8 taken unwritten"
+    );
+}
