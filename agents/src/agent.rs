@@ -28,7 +28,9 @@
 //! (by the term that took it back or a later one), it runs. An answer
 //! placed before the newest one taken from the same orchestrator process
 //! (its `order`: the two channels may deliver them out of order) starts
-//! and takes back nothing; its acks and epochs still count.
+//! and takes back nothing; its acks and epochs still count. An answer of
+//! a leader term below the highest the agent has taken (a deposed
+//! leader's, `authority::told`) counts for its acks only.
 //!
 //! One agent per state directory: `run` first takes the lock of the
 //! site's `state_dir` (`crate::state_lock`), and a second agent of the
@@ -56,7 +58,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::authority::Authority;
+use crate::authority::{Authority, Heard};
 use crate::book::{CommandBook, Offer};
 use crate::checks::{describe_http_error, CheckSet};
 use crate::error::AgentError;
@@ -277,10 +279,16 @@ impl Shared {
         self.book.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Apply an orchestrator answer: drop acked outcomes, take new commands.
-    /// Returns how many commands were new.
-    fn handle(&self, resp: ReportResponse, via: &'static str) -> usize {
-        self.authority.observe(&resp.epochs);
+    /// Apply an answer of orchestrator `target`: drop acked outcomes, take
+    /// new commands. Returns how many commands were new. A deposed
+    /// orchestrator's (a leader term below one taken here, see
+    /// `authority::told`) counts for its acks only.
+    fn handle(&self, mut resp: ReportResponse, via: &'static str, target: usize) -> usize {
+        let from = &self.targets[target].base;
+        if let Heard::Deposed { .. } = self.authority.answered(&resp, from) {
+            resp.commands.clear();
+            resp.withdrawn.clear();
+        }
         let mut book = self.book();
         let taken = book.answer(resp);
         if taken.stale {

@@ -46,7 +46,7 @@ pub(super) async fn poll_loop(shared: Arc<Shared>, target: usize, token: Cancell
                 // answer without news (the report may have brought the same
                 // command first); an orchestrator that does not hold the poll,
                 // or repeats commands already taken, gets one per interval.
-                let news = shared.handle(resp, "poll") > 0;
+                let news = shared.handle(resp, "poll", target) > 0;
                 if news || started.elapsed() >= interval {
                     quiet = 0;
                     Duration::ZERO

@@ -265,7 +265,7 @@ pub(super) async fn courier(
                 match a {
                     Ok(StreamAnswer::Answer { answer, .. }) => {
                         link.up();
-                        shared.handle(answer, "report");
+                        shared.handle(answer, "report", target);
                     }
                     Ok(StreamAnswer::Refused { seq, status, error }) => {
                         debug!(seq, status, "report refused on the stream");
@@ -343,7 +343,7 @@ pub(super) async fn courier(
         match answer {
             Ok(resp) => {
                 link.up();
-                shared.handle(resp, "report");
+                shared.handle(resp, "report", target);
             }
             Err(e) => link.down(&e),
         }

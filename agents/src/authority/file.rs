@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,14 @@ use crate::error::AgentError;
 struct File {
     site: String,
     groups: BTreeMap<String, GroupAuthority>,
+    /// The highest leader term heard in an answer whose epochs were taken
+    /// (`told.rs`). Absent (a first start, an older agent's file): 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    term: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The state file's name in the site's `state_dir`.
@@ -138,6 +147,8 @@ impl Authority {
             groups: Mutex::new(file.groups),
             configured: groups.iter().map(|(g, _)| g.clone()).collect(),
             untold: Default::default(),
+            term: AtomicU64::new(file.term),
+            refused: Default::default(),
         };
         let saved = a.save(&a.lock());
         match saved {
@@ -156,10 +167,22 @@ impl Authority {
         Ok(a)
     }
 
+    /// Writes `groups` with the term known now (the caller holds the
+    /// groups' lock, under which the term changes).
     pub(super) fn save(&self, groups: &BTreeMap<String, GroupAuthority>) -> Result<(), String> {
+        self.save_with_term(groups, self.term.load(Ordering::SeqCst))
+    }
+
+    /// Writes `groups` and `term` (a term raised with them, `told.rs`).
+    pub(super) fn save_with_term(
+        &self,
+        groups: &BTreeMap<String, GroupAuthority>,
+        term: u64,
+    ) -> Result<(), String> {
         let file = File {
             site: self.site.clone(),
             groups: groups.clone(),
+            term,
         };
         let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
         warden_config::durable::replace(&self.path, &body).map_err(|e| e.to_string())

@@ -28,7 +28,9 @@
 //! [`Authority`] with its reads; `file.rs` the state file, its marker and
 //! [`read`]; `rules.rs` the rules applied before and after commands;
 //! `told.rs` whether the orchestrator has said the epochs since the agent
-//! started ([`untold`]: the rsync gate takes no push until it has).
+//! started ([`untold`]: the rsync gate takes no push until it has), and
+//! the highest leader term heard, below which an answer is a deposed
+//! orchestrator's ([`Authority::answered`]).
 
 mod file;
 mod rules;
@@ -37,11 +39,11 @@ mod tests;
 mod told;
 
 pub use file::read;
-pub use told::untold;
+pub use told::{untold, Heard};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -125,6 +127,12 @@ pub struct Authority {
     /// This process wrote the `untold` marker and has not removed it yet
     /// (`told.rs`).
     untold: AtomicBool,
+    /// The highest leader term heard in an answer whose epochs were taken,
+    /// as on disk (`told.rs`); changed only under the `groups` lock.
+    term: AtomicU64,
+    /// The last refusal said at warn level (`told.rs`): the same one
+    /// again, every report interval, goes to debug.
+    refused: Mutex<Option<String>>,
 }
 
 impl Authority {

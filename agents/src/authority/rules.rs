@@ -1,6 +1,6 @@
 //! The authority's rules, applied before and after every command: the
-//! highest epoch raised on disk before acting ([`Authority::observe`],
-//! [`Authority::admit`]), a promote's role on disk before its hooks
+//! highest epoch raised on disk before acting ([`Authority::admit`]; by
+//! the orchestrator's answers in `told.rs`), a promote's role on disk before its hooks
 //! ([`Authority::promoting`]), what a successful command changed
 //! ([`Authority::record`]), and whether a push still stands
 //! ([`Authority::still_active`]).
@@ -24,46 +24,17 @@ impl Authority {
     /// or is refused), so this agent never holds an epoch it would forget at
     /// a restart and then let an older order through.
     ///
-    /// An answer that carries epochs (a leader's) and whose epochs are on
-    /// disk, or were not newer, is the orchestrator's word since the agent
-    /// started: the `untold` marker goes (`told.rs`). A follower's answer
-    /// carries none and says nothing.
-    pub fn observe(&self, epochs: &BTreeMap<String, u64>) {
-        if self.raise(epochs) && !epochs.is_empty() {
-            self.told();
-        }
-    }
-
-    /// [`Self::observe`]'s raise: false when the file could not be written.
-    fn raise(&self, epochs: &BTreeMap<String, u64>) -> bool {
-        let mut g = self.lock();
-        let mut next = g.clone();
-        let mut changed = false;
-        for (group, &epoch) in epochs {
-            if epoch > FINAL_EPOCH {
-                warn!(group = %group, epoch, "the orchestrator says group {group} is at epoch {epoch}, within 2^32 of the largest there is: not raised (no leader can have set it)");
-                continue;
-            }
-            if let Some(a) = next.get_mut(group) {
-                if epoch > a.epoch {
-                    a.epoch = epoch;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            return true;
-        }
-        match self.save(&next) {
-            Ok(()) => {
-                *g = next;
-                true
-            }
-            Err(e) => {
-                warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen; not raised");
-                false
-            }
-        }
+    /// The answer of a single orchestrator (leader term 0), taken as
+    /// [`Self::answered`] takes it: one that carries epochs no lower than
+    /// those on disk, and whose epochs are on disk, is the orchestrator's
+    /// word since the agent started (the `untold` marker goes, `told.rs`).
+    /// A follower's answer carries none and says nothing.
+    pub fn observe(&self, epochs: &BTreeMap<String, u64>) -> super::Heard {
+        let answer = crate::wire::ReportResponse {
+            epochs: epochs.clone(),
+            ..Default::default()
+        };
+        self.answered(&answer, "the orchestrator")
     }
 
     /// May `cmd` run here? Raises (and persists) the highest epoch when it

@@ -18,13 +18,50 @@
 //! agent starts all the same (the gate then judges by the epoch on disk,
 //! as before); one that cannot be removed keeps pushes refused (the safe
 //! side) until a later answer removes it.
+//!
+//! Only a current leader's answer ends the wait ([`Authority::answered`]).
+//! With several orchestrators each answer carries its leader term, and the
+//! agent keeps the highest term whose answer it took, on disk with the
+//! epochs (a restart must not make a deposed leader look current). An
+//! answer of a lower term is a deposed orchestrator's (a leader paused or
+//! cut off past its lease that still believes it leads): nothing of it is
+//! taken — no epoch, no order, no withdrawal — and the wait goes on. An
+//! answer that states an epoch below one on disk (a leader behind this
+//! site: deposed, confused, or with a replaced store) raises what it may,
+//! lowers nothing, ends no wait and is not kept as the term. Terms start
+//! over with a new etcd cluster (or one orchestrator after several): an
+//! answer of a lower term that states an epoch above one on disk cannot be
+//! a deposed leader's (no leader tells an epoch before it is stored, and a
+//! deposed one stores none after its successor won), so it is taken and
+//! its term kept — the agent follows the new terms from the group's next
+//! epoch on, as the frontends do.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
+use super::rules::FINAL_EPOCH;
 use super::Authority;
+use crate::wire::ReportResponse;
+
+/// How the authority took an orchestrator's answer ([`Authority::answered`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// No epochs (a follower's answer, a long-poll's): it says nothing of
+    /// them; its orders, if any, are taken (a current leader's long-poll).
+    Nothing,
+    /// A current leader's: its epochs are on disk, the wait is over.
+    Leader,
+    /// Made under a leader term below `known`, the highest one taken here:
+    /// a deposed orchestrator's. None of its epochs, orders or withdrawals
+    /// are taken.
+    Deposed { known: u64 },
+    /// Epochs below those on disk, or that could not be written: higher
+    /// ones are taken, nothing is lowered, the wait goes on; its orders
+    /// are judged by their epochs as ever.
+    Unsettled,
+}
 
 /// The marker's name in the site's `state_dir`.
 const UNTOLD_NAME: &str = "untold";
@@ -54,6 +91,108 @@ impl Authority {
                 warn!(path = %path.display(), cause = %e, "cannot write the marker that keeps pushes into this site refused until the orchestrator has said the groups' epochs; the rsync gate judges by the epochs on disk meanwhile")
             }
         }
+    }
+
+    /// Take an orchestrator's answer, made by `from`: its epochs and term
+    /// (see the module docs). The caller takes no order or withdrawal of
+    /// one [`Heard::Deposed`].
+    pub fn answered(&self, resp: &ReportResponse, from: &str) -> Heard {
+        if resp.epochs.is_empty() && resp.commands.is_empty() && resp.withdrawn.is_empty() {
+            return Heard::Nothing;
+        }
+        let mut g = self.lock();
+        let known = self.term.load(Ordering::SeqCst);
+        let mut next = g.clone();
+        let (mut raised, mut below) = (false, None);
+        for (group, &epoch) in &resp.epochs {
+            if epoch > FINAL_EPOCH {
+                warn!(group = %group, epoch, from, "the orchestrator says group {group} is at epoch {epoch}, within 2^32 of the largest there is: not raised (no leader can have set it)");
+                continue;
+            }
+            if let Some(a) = next.get_mut(group) {
+                if epoch > a.epoch {
+                    a.epoch = epoch;
+                    raised = true;
+                } else if epoch < a.epoch && below.is_none() {
+                    below = Some((group.clone(), epoch, a.epoch));
+                }
+            }
+        }
+        // A deposed leader stores no epoch after its successor won: one
+        // of a lower term states none above this site's, unless the
+        // terms started over (see the module docs).
+        if resp.term < known && (!raised || below.is_some()) {
+            drop(g);
+            self.say(format!(
+                "the orchestrator at {from} answers under leader term {}, below term {known} this \
+                 agent has taken: a deposed leader's answer, none of its epochs, orders or \
+                 withdrawals taken (if the orchestrators' etcd cluster was replaced, their terms \
+                 started over: its answers are taken from the group's next epoch on)",
+                resp.term
+            ));
+            return Heard::Deposed { known };
+        }
+        if resp.epochs.is_empty() {
+            return Heard::Nothing;
+        }
+        // Kept only with epochs no lower than this site's (a term stated
+        // by an answer behind it proves nothing).
+        let mut term = if below.is_none() { resp.term } else { known };
+        if raised || term != known {
+            match self.save_with_term(&next, term) {
+                Ok(()) => {
+                    *g = next;
+                    self.term.store(term, Ordering::SeqCst);
+                }
+                Err(e) if raised => {
+                    warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen; not raised");
+                    return Heard::Unsettled;
+                }
+                // The epochs on disk are the answer's: it is the word all
+                // the same; its term is taken once it can be written.
+                Err(e) => {
+                    warn!(path = %self.path.display(), cause = %e, term, "cannot persist the leader term of the orchestrator's answer; not taken");
+                    term = known;
+                }
+            }
+        }
+        drop(g);
+        if term < known {
+            warn!(from, term, known, "an answer of leader term {term}, below term {known} taken before, states a newer epoch than this site's: the orchestrators' terms started over (a new etcd cluster, or one orchestrator after several); its term is followed from now on");
+        }
+        if let Some((group, epoch, own)) = below {
+            self.say(format!(
+                "the orchestrator at {from} (leader term {}) says group {group} is at epoch {epoch}, \
+                 below epoch {own} this site holds: an orchestrator behind this site (deposed, or its \
+                 store replaced); nothing is lowered, and pushes into this site stay refused until a \
+                 leader states the current epochs",
+                resp.term
+            ));
+            return Heard::Unsettled;
+        }
+        self.told();
+        Heard::Leader
+    }
+
+    /// A refusal, said at warn level when it is not the one said last
+    /// (the same answer comes every report interval), else at debug.
+    fn say(&self, refusal: String) {
+        let mut last = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_ref() == Some(&refusal) {
+            debug!("{refusal}");
+            return;
+        }
+        warn!("{refusal}");
+        *last = Some(refusal);
+    }
+
+    /// The refusal said last (tests: what the log says).
+    #[cfg(test)]
+    pub(crate) fn last_refusal(&self) -> Option<String> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The orchestrator's epochs are on disk (or were not newer): the

@@ -1,0 +1,250 @@
+//! A group of three (a, b, c): standby b's agent took epoch 5 from leader
+//! L1 (term 7), and restarts. The first orchestrator to answer it then is
+//! L0, a leader deposed at term 6 that still believes it leads (paused or
+//! cut off past its lease), with the epoch it knew (5) and an order of
+//! that epoch; then a standby orchestrator (no epochs, no term). Neither
+//! ends b's `untold` wait — its rsync gate (read as the daemon's
+//! `pre-xfer exec` does) still refuses deposed a's push stated at 5 —,
+//! and b runs no order of L0's: no outcome of it is ever reported. L1's
+//! answer (epoch 6: a failover b was not there for) ends the wait.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use warden_agents::gate::order::{PushOrder, Stated};
+use warden_agents::gate::{check, Transfer};
+use warden_agents::wire::{Command, CommandKind, ReportResponse};
+use warden_agents::{run, AgentSettings};
+
+/// The fake orchestrator: what it answers every report with (`None`:
+/// 503), how many reports it answered so, and the outcome ids reported.
+#[derive(Default)]
+struct Fake {
+    answer: Mutex<Option<ReportResponse>>,
+    answered: Mutex<u32>,
+    outcomes: Mutex<Vec<String>>,
+}
+
+impl Fake {
+    /// Answers from now on with `answer`; counts afresh.
+    fn answer_with(&self, answer: ReportResponse) {
+        *self.answer.lock().unwrap() = Some(answer);
+        *self.answered.lock().unwrap() = 0;
+    }
+
+    fn answered(&self) -> u32 {
+        *self.answered.lock().unwrap()
+    }
+}
+
+async fn report(State(f): State<Arc<Fake>>, body: Bytes) -> Response {
+    let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    for o in report["outcomes"].as_array().into_iter().flatten() {
+        f.outcomes
+            .lock()
+            .unwrap()
+            .push(o["id"].as_str().unwrap_or_default().to_string());
+    }
+    let Some(answer) = f.answer.lock().unwrap().clone() else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    *f.answered.lock().unwrap() += 1;
+    Json(answer).into_response()
+}
+
+async fn poll() -> Json<ReportResponse> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Json(ReportResponse::default())
+}
+
+/// A leader's answer under `term`: group web at `epoch`, and `commands`.
+fn leader(term: u64, epoch: u64, commands: Vec<Command>) -> ReportResponse {
+    ReportResponse {
+        epochs: BTreeMap::from([("web".to_string(), epoch)]),
+        term,
+        commands,
+        ..ReportResponse::default()
+    }
+}
+
+/// The config of sites a, b and c, group web on all three with an rsync
+/// plan; b's state and data in `dir`.
+fn config(base: &str, dir: &Path) -> warden_config::Config {
+    let secret = |name: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, format!("{name}-0123456789abcdef\n")).unwrap();
+        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        f.display().to_string()
+    };
+    let (token, pw) = (secret("token"), secret("pw"));
+    let mut sites = String::new();
+    for (i, s) in ["a", "b", "c"].into_iter().enumerate() {
+        let data = dir.join(format!("{s}-data"));
+        std::fs::create_dir_all(&data).unwrap();
+        sites.push_str(&format!(
+            "[groups.web.replication.sites.{s}]\npath = \"{}\"\n\
+             module = \"127.0.0.{}:873/data-{s}\"\nuser = \"warden\"\n\
+             password = {{ file = \"{pw}\" }}\n",
+            data.display(),
+            i + 1,
+        ));
+    }
+    let text = format!(
+        r#"
+[orchestrator]
+listen = "127.0.0.1:9"
+url = "{base}/"
+data_dir = "{d}"
+operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
+long_poll = "300ms"
+
+[detection]
+interval = "100ms"
+agent_timeout = "1s"
+probe_timeout = "300ms"
+
+[sites.a]
+agent_token = {{ env = "WARDEN_TEST_A_TOKEN_UNUSED" }}
+
+[sites.b]
+agent_token = {{ file = "{token}" }}
+state_dir = "{state}"
+
+[sites.c]
+agent_token = {{ env = "WARDEN_TEST_C_TOKEN_UNUSED" }}
+
+[groups.web]
+sites = ["a", "b", "c"]
+scheme = "dns"
+
+[groups.web.dns]
+provider = "noip"
+name = "web.example.org"
+credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
+addresses = {{ a = "198.51.100.1", b = "198.51.100.2", c = "198.51.100.3" }}
+
+[groups.web.replication]
+plan = "rsync"
+
+{sites}"#,
+        d = dir.display(),
+        state = dir.join("state").display(),
+    );
+    warden_config::parse(&text, Path::new("test.conf")).unwrap()
+}
+
+/// A push into b's module stating `site` of group web at `epoch`.
+fn push(site: &str, epoch: u64) -> Transfer {
+    Transfer {
+        module: "data-b".into(),
+        push: true,
+        host: "127.0.0.1".into(),
+        removes: false,
+        order: Stated::Order(PushOrder {
+            group: "web".into(),
+            site: site.into(),
+            epoch,
+        }),
+    }
+}
+
+/// Waits up to 10 s for `cond`.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// b's agent, running until the token is cancelled.
+fn start(cfg: &warden_config::Config) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let shutdown = CancellationToken::new();
+    let settings = AgentSettings::from_config(cfg, "b").unwrap();
+    let token = shutdown.clone();
+    let agent = tokio::spawn(async move { run(settings, token).await.unwrap() });
+    (shutdown, agent)
+}
+
+async fn stop((shutdown, agent): (CancellationToken, tokio::task::JoinHandle<()>)) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), agent)
+        .await
+        .expect("agent stops on shutdown")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_orders_it() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::Builder::new()
+        .prefix("warden-untold-deposed-")
+        .tempdir()
+        .unwrap();
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route("/v1/reports", post(report))
+        .route("/v1/agents/commands", get(poll))
+        .with_state(fake.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let cfg = config(&base, dir.path());
+
+    // b's previous life: L1 (term 7) said epoch 5.
+    fake.answer_with(leader(7, 5, vec![]));
+    let agent = start(&cfg);
+    eventually("b takes epoch 5 from L1", || {
+        check(&cfg, "b", &push("c", 5)).is_ok()
+    })
+    .await;
+    stop(agent).await;
+
+    // Restarted: deposed L0 (term 6) answers first, with an order.
+    let order = Command::new("web", 5, CommandKind::Clear).to_site("b");
+    fake.answer_with(leader(6, 5, vec![order.clone()]));
+    let agent = start(&cfg);
+    eventually("L0 answers b's reports", || fake.answered() >= 5).await;
+    let waiting = "site b's agent has not heard from the orchestrator since it started";
+    let e = check(&cfg, "b", &push("a", 5)).unwrap_err();
+    assert!(e.contains(waiting), "after L0's answers: {e}");
+    assert!(
+        !fake.outcomes.lock().unwrap().contains(&order.id),
+        "b ran L0's order {}",
+        order.id
+    );
+    // A standby orchestrator's answer says nothing either.
+    fake.answer_with(ReportResponse::default());
+    eventually("the standby answers b's reports", || fake.answered() >= 5).await;
+    let e = check(&cfg, "b", &push("a", 5)).unwrap_err();
+    assert!(e.contains(waiting), "after the standby's answers: {e}");
+
+    // L1 again, at epoch 6.
+    fake.answer_with(leader(7, 6, vec![]));
+    eventually("b takes epoch 6 from L1", || {
+        check(&cfg, "b", &push("c", 6)).is_ok()
+    })
+    .await;
+    let e = check(&cfg, "b", &push("a", 5)).unwrap_err();
+    assert!(
+        e.contains("a push of group web from site a at epoch 5, but site b knows epoch 6"),
+        "{e}"
+    );
+    eventually("b reports again", || fake.answered() >= 3).await;
+    assert!(
+        !fake.outcomes.lock().unwrap().contains(&order.id),
+        "b ran L0's order {}",
+        order.id
+    );
+    stop(agent).await;
+}
