@@ -238,7 +238,7 @@ pub fn forget_kept(state_dir: &Path, run: &str) {
 
 /// `sig` to process `pid`; whether it was sent (one that ended meanwhile:
 /// ESRCH).
-fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
+pub(crate) fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
     i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)

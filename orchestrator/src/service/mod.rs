@@ -106,6 +106,7 @@ mod hybrid_move_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;
+mod leftovers;
 mod load;
 #[cfg(test)]
 mod maintenance_tests;
