@@ -100,8 +100,87 @@ fn describe(swept: &Swept) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::harness;
     use super::*;
     use warden_config::run_sweep::Ended;
+
+    /// Two orchestrators on one host (two `data_dir`s): a start ends what
+    /// is bound to its own directory only, and says so in an event.
+    #[tokio::test]
+    async fn a_start_ends_its_own_leftovers_and_no_other_orchestrators() {
+        let (da, db) = (harness::test_dir(true, 5), harness::test_dir(true, 5));
+        let start = |d: &Path| {
+            let text = harness::config_text(d, true, 5, "");
+            let store = Arc::new(crate::store::MemStore::default());
+            harness::start_from(&text, d, store).unwrap().0
+        };
+        let (a, b) = (start(&da), start(&db));
+        assert_eq!(a.run_dir, da.join("data"));
+        let spawn = |s: &Shared| {
+            std::process::Command::new("sleep")
+                .arg("60")
+                .env(
+                    warden_config::run_mark::VAR,
+                    mark(FENCE, &s.run_dir).value(),
+                )
+                .spawn()
+                .unwrap()
+        };
+        let (mut mine, mut theirs) = (spawn(&a), spawn(&b));
+        // their environments are readable once they run
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        a.end_leftovers().await;
+        let mine_ended = mine.try_wait().unwrap().is_some();
+        let theirs_alive = theirs.try_wait().unwrap().is_none();
+        for c in [&mut mine, &mut theirs] {
+            let _ = (c.kill(), c.wait());
+        }
+        assert!(mine_ended, "its own fence command still runs");
+        assert!(
+            theirs_alive,
+            "another orchestrator's fence command was ended"
+        );
+        let said: Vec<String> = a
+            .lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Started)
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(
+            said,
+            [format!(
+                "ended 1 process left by the previous orchestrator process (with SIGTERM) \
+                 before resuming any runbook: fence command pid {} (sleep)",
+                mine.id()
+            )]
+        );
+    }
+
+    /// With etcd the nodes of one host may share `data_dir`: each node's
+    /// marks are bound to a name of its own in it.
+    #[test]
+    fn etcd_nodes_sharing_a_data_dir_have_run_directories_of_their_own() {
+        let d = harness::test_dir(true, 5);
+        let etcd =
+            "store = \"etcd\"\n[orchestrator.etcd]\nendpoints = [\"http://127.0.0.1:2379\"]\n\
+                    [[orchestrator.nodes]]\nname = \"n1\"\nlisten = \"127.0.0.1:7001\"\n\
+                    [[orchestrator.nodes]]\nname = \"n2\"\nlisten = \"127.0.0.1:7002\"\n";
+        let settings = |extra: &str| {
+            let text = harness::config_head(&d, 5, extra)
+                + &format!(
+                    "[sites.a]\nagent_token = {{ file = \"{}/a\" }}\n",
+                    d.display()
+                );
+            let cfg = warden_config::parse(&text, &d.join("failover.conf")).unwrap();
+            crate::OrchestratorSettings::with_strategies(cfg, Default::default()).unwrap()
+        };
+        assert_eq!(settings("").run_dir(), d.join("data"));
+        let n1 = settings(etcd).as_node("n1").unwrap().run_dir();
+        let n2 = settings(etcd).as_node("n2").unwrap().run_dir();
+        assert_eq!(n1, d.join("data").join("node-n1"));
+        assert_eq!(n2, d.join("data").join("node-n2"));
+    }
 
     #[test]
     fn a_mark_is_bound_to_the_run_directory_and_says_its_kind() {
