@@ -156,7 +156,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     let fencing = wait_for(
         "the first fence command runs",
         Duration::from_secs(30),
-        || pids(&pids_file).len() == 1,
+        || pids(&pids_file).len() == 1 && pids(&sleep_file).len() == 1,
     );
     // SIGKILL: nothing of the orchestrator's own ends its commands
     let _ = first.kill();

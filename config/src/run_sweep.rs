@@ -135,12 +135,17 @@ mod tests {
         let mut a = spawn(&fence, "exec sleep 60");
         let mut b = spawn(&stubborn, "trap '' TERM; sleep 60 & wait");
         let mut c = spawn(&spared, "exec sleep 60");
-        let mut d = spawn(
-            &RunMark::bound_named("fence-1", there.path()),
-            "exec sleep 60",
-        );
-        // their environments are readable once they run
-        std::thread::sleep(Duration::from_millis(300));
+        let other = RunMark::bound_named("fence-1", there.path());
+        let mut d = spawn(&other, "exec sleep 60");
+        // their environments are readable once they run (exec'd; b's
+        // background sleep started)
+        for _ in 0..200 {
+            let found = |m: &RunMark, n| m.marked().len() >= n;
+            if found(&fence, 1) && found(&stubborn, 2) && found(&spared, 1) && found(&other, 1) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let swept = end_bound(
             here.path(),
             |m| m.parts().0 == "daemon-1",

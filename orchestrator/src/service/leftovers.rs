@@ -57,8 +57,16 @@ impl Shared {
         let swept =
             tokio::task::spawn_blocking(move || run_sweep::end_bound(&dir, |_| false, TERM_GRACE))
                 .await;
-        let Ok(Some(swept)) = swept else {
-            return;
+        let swept = match swept {
+            Ok(Some(swept)) => swept,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(
+                    cause = %e,
+                    "cannot look for what the previous orchestrator process left running"
+                );
+                return;
+            }
         };
         let line = describe(&swept);
         tracing::warn!("{line}");
@@ -117,18 +125,22 @@ mod tests {
         let (a, b) = (start(&da), start(&db));
         assert_eq!(a.run_dir, da.join("data"));
         let spawn = |s: &Shared| {
-            std::process::Command::new("sleep")
+            let m = mark(FENCE, &s.run_dir);
+            let child = std::process::Command::new("sleep")
                 .arg("60")
-                .env(
-                    warden_config::run_mark::VAR,
-                    mark(FENCE, &s.run_dir).value(),
-                )
+                .env(warden_config::run_mark::VAR, m.value())
                 .spawn()
-                .unwrap()
+                .unwrap();
+            (child, m)
         };
-        let (mut mine, mut theirs) = (spawn(&a), spawn(&b));
-        // their environments are readable once they run
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ((mut mine, m1), (mut theirs, m2)) = (spawn(&a), spawn(&b));
+        // their environments are readable once they run (exec'd)
+        for _ in 0..200 {
+            if m1.marked().contains(&mine.id()) && m2.marked().contains(&theirs.id()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         a.end_leftovers().await;
         let mine_ended = mine.try_wait().unwrap().is_some();
         let theirs_alive = theirs.try_wait().unwrap().is_none();
