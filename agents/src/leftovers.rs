@@ -47,13 +47,10 @@ use std::time::Duration;
 
 use tracing::warn;
 use warden_config::run_mark::{self, RunMark};
+use warden_config::run_sweep;
 
 /// How long the leftover processes get to end after SIGTERM.
 pub const TERM_GRACE: Duration = Duration::from_secs(3);
-
-/// How many times SIGKILL goes to what is still found (a process that
-/// forks while it is being killed leaves a new one).
-const KILL_PASSES: usize = 5;
 
 /// The mark of every rsync run of the agent whose state directory is
 /// `state_dir`: no part of its own (no rsync is ever kept).
@@ -63,7 +60,8 @@ pub fn rsync_mark(state_dir: &Path) -> RunMark {
 
 /// Ends what the agent's previous process left running (module docs),
 /// except the marks in `held` (hook groups `crate::hook_groups` keeps);
-/// what was done, `None` when nothing was found.
+/// what was done, `None` when nothing was found. The sweep itself is
+/// `warden_config::run_sweep`'s (the orchestrator's too).
 pub async fn end_leftovers(state_dir: &Path, held: &[String]) -> Option<String> {
     let kept: BTreeSet<String> = run_mark::kept(state_dir).into_iter().collect();
     let all = run_mark::bound_to(state_dir);
@@ -73,80 +71,42 @@ pub async fn end_leftovers(state_dir: &Path, held: &[String]) -> Option<String> 
             run_mark::forget_kept(state_dir, run);
         }
     }
-    let find = || -> Vec<u32> {
-        run_mark::bound_to(state_dir)
-            .into_iter()
-            .filter(|(_, m)| !kept.contains(m.parts().0) && !held.iter().any(|h| h == m.value()))
-            .map(|(pid, _)| pid)
-            .collect()
-    };
-    let found = find();
-    if found.is_empty() {
-        return None;
-    }
-    let names = names(&found);
-    warn!(processes = found.len(), %names, "processes of the agent's previous process still run: ending them before taking any command");
-    for &pid in &found {
-        signal(pid, rustix::process::Signal::TERM);
-    }
-    let until = tokio::time::Instant::now() + TERM_GRACE;
-    let mut how = "ended on SIGTERM";
-    while !find().is_empty() {
-        if tokio::time::Instant::now() >= until {
-            for _ in 0..KILL_PASSES {
-                let left = find();
-                if left.is_empty() {
-                    break;
-                }
-                for pid in left {
-                    signal(pid, rustix::process::Signal::KILL);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            how = "killed (SIGKILL)";
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let n = found.len();
+    let dir = state_dir.to_path_buf();
+    let held = held.to_vec();
+    let spare =
+        move |m: &RunMark| kept.contains(m.parts().0) || held.iter().any(|h| h == m.value());
+    let swept = tokio::task::spawn_blocking(move || run_sweep::end_bound(&dir, spare, TERM_GRACE))
+        .await
+        .ok()
+        .flatten()?;
+    let names = names(swept.ended.iter().map(|e| e.program.as_str()));
+    let n = swept.ended.len();
     let line = format!(
         "{n} process{} ({names}) left running by the agent's previous process (a push or pull \
          of its replication, a replication command, a check command, or what they started) \
-         {} {how} before this agent took any command",
+         {} {} before this agent took any command",
         if n == 1 { "" } else { "es" },
         if n == 1 { "was" } else { "were" },
+        swept.how(),
     );
     warn!("{line}");
     Some(line)
 }
 
-/// "rsync ×2, sh": the programs of `pids` (`/proc/PID/comm`), counted.
-fn names(pids: &[u32]) -> String {
-    let mut counted = BTreeMap::<String, usize>::new();
-    for pid in pids {
-        let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_else(|_| "?".into());
+/// "rsync ×2, sh": the programs, counted.
+fn names<'a>(programs: impl Iterator<Item = &'a str>) -> String {
+    let mut counted = BTreeMap::<&str, usize>::new();
+    for name in programs {
         *counted.entry(name).or_default() += 1;
     }
     counted
         .into_iter()
         .map(|(name, n)| match n {
-            1 => name,
+            1 => name.to_string(),
             n => format!("{name} ×{n}"),
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `sig` to process `pid` (one that ended meanwhile: nothing).
-fn signal(pid: u32, sig: rustix::process::Signal) {
-    if let Some(p) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(p, sig);
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod error;
 pub mod load;
 pub mod model;
 pub mod run_mark;
+pub mod run_sweep;
 pub mod secret;
 
 pub use load::{check_deployment, load, parse, Problem};

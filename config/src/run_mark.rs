@@ -18,7 +18,10 @@
 //! directories. A bound run that ends in time and leaves processes behind
 //! (a daemon a promote hook started, on purpose) has them recorded as
 //! kept ([`RunMark::keep_what_is_left`], `STATE_DIR/kept-runs/RUN`): the
-//! next process leaves those alone.
+//! next process leaves those alone. The orchestrator binds the marks of
+//! its fence and notify commands the same way, to its own run directory
+//! (its `data_dir`; with etcd, its node's name in it). The sweep at start
+//! of what is bound to a directory is [`crate::run_sweep`]'s.
 //!
 //! Limits: a process that was started with another environment (`env -i`,
 //! `sudo`, `systemd-run`, a service manager) or runs as another user (its
@@ -238,7 +241,7 @@ pub fn forget_kept(state_dir: &Path, run: &str) {
 
 /// `sig` to process `pid`; whether it was sent (one that ended meanwhile:
 /// ESRCH).
-fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
+pub(crate) fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
     i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)

@@ -127,6 +127,9 @@ pub async fn run(
         vec![],
         None,
     );
+    // What a killed predecessor's fence or notify commands left running
+    // ends before anything is resumed, sent or served.
+    shared.end_leftovers().await;
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(shared.clone().write_events(shutdown.clone()));
     tasks.spawn(shared.clone().write_groups(shutdown.clone()));

@@ -123,6 +123,23 @@ impl OrchestratorSettings {
         })
     }
 
+    /// The directory the marks of the commands this process runs (fence,
+    /// notify) are bound to (`warden_config::run_mark`), which its next
+    /// process sweeps at start (`service::leftovers`): `data_dir` on a
+    /// local store (one process per directory: its lock); with etcd,
+    /// where the nodes of one host may share a `data_dir`, its node's
+    /// `DATA_DIR/node-NAME` (a name, not a directory made).
+    pub fn run_dir(&self) -> std::path::PathBuf {
+        let o = &self.config.orchestrator;
+        match o.store {
+            warden_config::StoreKind::Local => o.data_dir.clone(),
+            warden_config::StoreKind::Etcd => o.data_dir.join(format!(
+                "node-{}",
+                self.node.as_deref().unwrap_or("orchestrator")
+            )),
+        }
+    }
+
     /// Run as node `name` of `[[orchestrator.nodes]]`: its `listen` and `url`.
     pub fn as_node(mut self, name: &str) -> Result<Self, OrchestratorError> {
         let Some(mine) = self.config.orchestrator.for_node(name) else {

@@ -6,6 +6,7 @@
 //! make a fence that exited 0 look timed out. The run itself is the one
 //! every command of warden's gets (`warden_checks::child`).
 
+use std::path::Path;
 use std::time::Duration;
 
 use warden_checks::child;
@@ -15,10 +16,14 @@ use crate::runbook::FenceOrder;
 /// How much of stderr (its end) is kept for the step's note.
 const STDERR_KEEP: usize = 300;
 
+/// Runs the fence command `argv` for `order`, its mark bound to `run_dir`
+/// (found and ended by the next process should this one be killed while
+/// it runs: `super::leftovers`).
 pub(super) async fn run(
     argv: &[String],
     order: &FenceOrder<'_>,
     timeout: Duration,
+    run_dir: &Path,
 ) -> Result<String, String> {
     let env = [
         ("WARDEN_GROUP", order.group.to_string()),
@@ -34,7 +39,7 @@ pub(super) async fn run(
         timeout,
         output: child::Output::Stderr,
         started: None,
-        mark: None,
+        mark: Some(super::leftovers::mark(super::leftovers::FENCE, run_dir)),
         keep_left: false,
     })
     .await;
@@ -94,12 +99,15 @@ mod tests {
         );
         let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script];
         let t0 = std::time::Instant::now();
-        let r = run(&argv, &order(), Duration::from_secs(10)).await;
+        let r = run(&argv, &order(), Duration::from_secs(10), dir.path()).await;
         assert_eq!(r, Ok("exit 0".to_string()));
         assert!(t0.elapsed() < Duration::from_secs(5), "waited for the pipe");
         let told = std::fs::read_to_string(&env).unwrap();
         // and its run's mark, by which what it moves out of its process
-        // group is found should it overrun (`warden_config::run_mark`)
+        // group is found should it overrun (`warden_config::run_mark`),
+        // bound to the orchestrator's run directory: should the
+        // orchestrator be killed while it runs, its next process ends it
+        // (`super::leftovers`)
         let (marks, told): (Vec<&str>, Vec<&str>) =
             told.lines().partition(|l| l.starts_with("WARDEN_RUN="));
         assert_eq!(
@@ -113,6 +121,11 @@ mod tests {
             ]
         );
         assert_eq!(marks.len(), 1, "{marks:?}");
+        let bound = format!("@{}", std::path::absolute(dir.path()).unwrap().display());
+        assert!(
+            marks[0].starts_with("WARDEN_RUN=fence-") && marks[0].ends_with(&bound),
+            "{marks:?} not bound to {bound}"
+        );
         let left = std::fs::read_to_string(&pid).unwrap();
         let _ = std::process::Command::new("kill").arg(left.trim()).status();
     }
@@ -123,7 +136,7 @@ mod tests {
         let pid = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; sleep 30", pid.display());
         let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script];
-        let r = run(&argv, &order(), Duration::from_millis(500)).await;
+        let r = run(&argv, &order(), Duration::from_millis(500), dir.path()).await;
         assert!(r.as_ref().is_err_and(|e| e.contains("timed out")), "{r:?}");
         let left = std::fs::read_to_string(&pid).unwrap();
         let left = left.trim();
@@ -143,7 +156,7 @@ mod tests {
             "-c".to_string(),
             "echo \"PDU refused: rack $WARDEN_SITE locked\" >&2; exit 3".to_string(),
         ];
-        let r = run(&argv, &order(), Duration::from_secs(10)).await;
+        let r = run(&argv, &order(), Duration::from_secs(10), Path::new("/d")).await;
         assert_eq!(
             r,
             Err("exit status: 3: PDU refused: rack a locked".to_string())
@@ -161,7 +174,7 @@ mod tests {
              echo 'rack powered off' >&2; exit 0"
                 .to_string(),
         ];
-        let r = run(&argv, &order(), Duration::from_secs(20)).await;
+        let r = run(&argv, &order(), Duration::from_secs(20), Path::new("/d")).await;
         assert_eq!(r, Ok("exit 0".to_string()));
         let argv = vec![
             "/bin/sh".to_string(),
@@ -170,7 +183,7 @@ mod tests {
              echo 'PDU busy' >&2; exit 1"
                 .to_string(),
         ];
-        let r = run(&argv, &order(), Duration::from_secs(20)).await;
+        let r = run(&argv, &order(), Duration::from_secs(20), Path::new("/d")).await;
         assert!(
             r.as_ref()
                 .is_err_and(|e| e.starts_with("exit status: 1:") && e.ends_with("PDU busy")),

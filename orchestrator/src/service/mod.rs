@@ -110,6 +110,7 @@ mod hybrid_running_tests;
 mod intake;
 #[cfg(test)]
 mod lease_tests;
+mod leftovers;
 mod load;
 #[cfg(test)]
 mod maintenance_tests;

@@ -247,7 +247,7 @@ impl RunbookEnv for Env {
         timeout: Duration,
     ) -> Result<String, String> {
         self.licensed().await;
-        super::fence::run(argv, order, timeout).await
+        super::fence::run(argv, order, timeout, &self.shared.run_dir).await
     }
 
     async fn active_lost(&self, rb: &Runbook) -> String {

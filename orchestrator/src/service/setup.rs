@@ -32,6 +32,7 @@ impl Shared {
         mode: Mode,
         clock: Clock,
     ) -> Result<Arc<Shared>, OrchestratorError> {
+        let run_dir = settings.run_dir();
         let OrchestratorSettings {
             config: cfg,
             operators,
@@ -41,7 +42,7 @@ impl Shared {
             node: _,
             notify_secrets,
         } = settings;
-        let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets)?;
+        let notify = notify::Notify::new(&cfg.orchestrator.notify, notify_secrets, &run_dir)?;
         let mut loaded = load_state(&cfg, store.as_ref())?;
         let local = mode.is_local();
         skew::times_ahead(&mut loaded, &cfg, clock.now_ms());
@@ -198,6 +199,7 @@ impl Shared {
             group_names,
             writer,
             notify,
+            run_dir,
             stopped_groups: Mutex::default(),
             ha: match mode {
                 Mode::Local => None,

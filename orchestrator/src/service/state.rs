@@ -111,6 +111,9 @@ pub struct Shared {
     pub(super) writer: persist::GroupWriter,
     /// `[[orchestrator.notify]]`: webhooks and commands told of events.
     pub(super) notify: notify::Notify,
+    /// What the marks of its fence and notify commands are bound to
+    /// ([`crate::OrchestratorSettings::run_dir`]; see [`leftovers`]).
+    pub(super) run_dir: std::path::PathBuf,
     /// Groups whose stored provider stops are not empty (`stops.rs`); its
     /// lock also puts syncs in order.
     pub(super) stopped_groups: Mutex<std::collections::BTreeSet<String>>,

@@ -13,6 +13,8 @@ pub(crate) struct Worker {
     pub(super) http: reqwest::Client,
     /// This process's tag in delivery ids.
     pub(super) boot: String,
+    /// What its command's mark is bound to (`super::super::leftovers`).
+    pub(super) run_dir: std::path::PathBuf,
 }
 
 /// How one delivery failed.
@@ -216,7 +218,10 @@ impl Worker {
             timeout: self.cfg.timeout,
             output: warden_checks::child::Output::Stderr,
             started: None,
-            mark: None,
+            mark: Some(super::super::leftovers::mark(
+                super::super::leftovers::NOTIFY,
+                &self.run_dir,
+            )),
             keep_left: false,
         })
         .await;

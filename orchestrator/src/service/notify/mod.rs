@@ -86,10 +86,12 @@ pub(crate) struct Notify {
 }
 
 impl Notify {
-    /// The entries of `list`, each with its secret (loaded by the settings).
+    /// The entries of `list`, each with its secret (loaded by the settings);
+    /// their commands' marks bound to `run_dir` (`super::leftovers`).
     pub(crate) fn new(
         list: &[NotifyConfig],
         secrets: Vec<Option<Secret>>,
+        run_dir: &std::path::Path,
     ) -> Result<Notify, OrchestratorError> {
         let mut tag = [0u8; 4];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut tag).map_err(
@@ -122,6 +124,7 @@ impl Notify {
                 queue,
                 http,
                 boot: boot.clone(),
+                run_dir: run_dir.to_path_buf(),
             });
         }
         Ok(Notify {

@@ -3,6 +3,7 @@
 
 use super::deliver::{signature, Failure};
 use super::*;
+use std::path::Path;
 
 /// Every kind the config accepts is a kind the service records, and
 /// the other way round: the two lists cannot drift apart.
@@ -99,7 +100,12 @@ fn entry(url: Option<String>, command: Option<Vec<String>>) -> NotifyConfig {
 
 fn worker(cfg: NotifyConfig) -> Worker {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let n = Notify::new(std::slice::from_ref(&cfg), vec![None]).unwrap();
+    let n = Notify::new(
+        std::slice::from_ref(&cfg),
+        vec![None],
+        Path::new("/srv/warden"),
+    )
+    .unwrap();
     n.workers().pop().unwrap()
 }
 
@@ -206,6 +212,22 @@ async fn failures_are_retried_or_given_up_by_what_they_are() {
         ]),
     ));
     assert!(w.deliver(&e, &body).await.is_ok(), "the event on stdin");
+    // its mark is bound to the orchestrator's run directory: should the
+    // orchestrator be killed while it runs, the next process ends it
+    let w = worker(entry(
+        None,
+        Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "case $WARDEN_RUN in notify-*@/srv/warden) exit 0;; *) echo \"$WARDEN_RUN\" >&2; exit 1;; esac".into(),
+        ]),
+    ));
+    match w.deliver(&e, &body).await {
+        Ok(()) => {}
+        Err(Failure::Again(why) | Failure::GiveUp(why) | Failure::Later(why, _)) => {
+            panic!("the notify command's mark is not bound: {why}")
+        }
+    }
 }
 
 /// A receiver that never answers fills the queue: new events are
@@ -216,6 +238,7 @@ fn a_full_queue_drops_and_counts() {
     let n = Notify::new(
         &[entry(Some("http://127.0.0.1:9/".into()), None)],
         vec![None],
+        Path::new("/srv/warden"),
     )
     .unwrap();
     let metrics = Metrics::new();

@@ -1,0 +1,218 @@
+//! The orchestrator's commands across its own death, with the real
+//! `warden` binary on loopback (no agents, no namespaces): a fence command
+//! runs in its own process group, so an orchestrator killed with SIGKILL
+//! during a failover's fence step leaves it running; the restarted process
+//! resumes the runbook and runs the fence step again — and must first end
+//! the old fence command, so that two never run at once against one site.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
+const OPERATOR: &str = "op-secret-token";
+
+fn secret(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+    std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// `METHOD PATH` with the operator's token; the answer's status line and
+/// body (`None`: no answer).
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(String, String)> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {OPERATOR}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+fn orchestrator(conf: &Path, log: &Path) -> Child {
+    Command::new(WARDEN)
+        .args(["orchestrator", "--config"])
+        .arg(conf)
+        .env("WARDEN_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("not within {within:?}: {what}");
+    false
+}
+
+/// Whether `pid` runs (a zombie, ended but not yet reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn pids(file: &Path) -> Vec<u32> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// An orchestrator SIGKILLed while a failover's fence command (a slow
+/// power-off: 60 s) runs is restarted: the resumed runbook runs the fence
+/// step again, and the first fence command is gone before the second one
+/// starts (the second one looks, and says so if it is not); the
+/// restarted orchestrator says what it ended, with its pid, in an event.
+#[test]
+fn a_killed_orchestrators_fence_command_is_ended_before_the_step_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret(d, "op", OPERATOR);
+    for s in ["a", "b", "fe"] {
+        secret(d, s, &format!("{s}-secret-token-of-this-test"));
+    }
+    let (pids_file, beside) = (d.join("fence.pids"), d.join("fence.beside"));
+    let sleep_file = d.join("fence.sleep");
+    let script = d.join("fence.sh");
+    // Each run says which earlier run still lives as it starts; the first
+    // is a slow power-off, the next ones are quick.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nfor p in $(cat {pids} 2>/dev/null); do\n\
+             \x20 s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1)\n\
+             \x20 if [ -n \"$s\" ] && [ \"$s\" != Z ]; then echo \"$$ started beside $p\" >> {beside}; fi\n\
+             done\necho $$ >> {pids}\n\
+             if [ $(wc -l < {pids}) -eq 1 ]; then sleep 60 & echo $! > {sleep}; wait $!; fi\nexit 0\n",
+            pids = pids_file.display(),
+            beside = beside.display(),
+            sleep = sleep_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let conf = d.join("warden.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[orchestrator]
+listen = "127.0.0.1:{port}"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+automatic = false
+step_timeout = "90s"
+fencing = "required"
+fence_command = ["{script}"]
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:0"
+backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
+"#,
+            d = d.display(),
+            script = script.display()
+        ),
+    )
+    .unwrap();
+    let (log1, log2) = (d.join("orchestrator-1.log"), d.join("orchestrator-2.log"));
+    let mut first = orchestrator(&conf, &log1);
+    let up = wait_for("the orchestrator answers", Duration::from_secs(30), || {
+        http(port, "GET", "/v1/status", "").is_some_and(|(s, _)| s.contains(" 200 "))
+    });
+    let asked = up.then(|| http(port, "POST", "/v1/groups/web/failover", r#"{"to":"b"}"#));
+    let fencing = wait_for(
+        "the first fence command runs",
+        Duration::from_secs(30),
+        || pids(&pids_file).len() == 1 && pids(&sleep_file).len() == 1,
+    );
+    // SIGKILL: nothing of the orchestrator's own ends its commands
+    let _ = first.kill();
+    let _ = first.wait();
+    let old = pids(&pids_file);
+    let outlived = old.first().is_some_and(|&p| alive(p));
+    let mut second = orchestrator(&conf, &log2);
+    let again = wait_for(
+        "the resumed fence step runs the fence command again",
+        Duration::from_secs(60),
+        || pids(&pids_file).len() >= 2,
+    );
+    let events = wait_for(
+        "the orchestrator answers again",
+        Duration::from_secs(30),
+        || http(port, "GET", "/v1/events", "").is_some(),
+    )
+    .then(|| http(port, "GET", "/v1/events?limit=1000", ""))
+    .flatten()
+    .map(|(_, body)| body)
+    .unwrap_or_default();
+    let old_alive = old.first().is_some_and(|&p| alive(p));
+    let _ = second.kill();
+    let _ = second.wait();
+    // what this test started ends with it, whatever it found
+    for p in pids(&pids_file).into_iter().chain(pids(&sleep_file)) {
+        if alive(p) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
+        }
+    }
+    let said = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
+    assert!(
+        up && fencing,
+        "no fence command ran (asked: {asked:?}): {}",
+        said(&log1)
+    );
+    assert!(
+        outlived,
+        "the fence command did not outlive its orchestrator"
+    );
+    assert!(again, "the fence step did not run again: {}", said(&log2));
+    assert_eq!(
+        said(&beside),
+        "",
+        "a fence command started beside the killed orchestrator's"
+    );
+    assert!(
+        !old_alive,
+        "the killed orchestrator's fence command {old:?} still runs"
+    );
+    let pid = old[0];
+    assert!(
+        events.contains("ended 2 processes left by the previous orchestrator process")
+            && events.contains(&format!("fence command pid {pid} (fence.sh)")),
+        "no event says the fence command {pid} was ended: {events}"
+    );
+}
