@@ -188,6 +188,20 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     (conf, fake)
 }
 
+/// Site a's demote hook `look`: writes to `saw` the state letter of the
+/// process whose pid each of `pid_files` holds, `gone` where there is none.
+fn look_hook(pid_files: [&Path; 2], saw: &Path) -> String {
+    format!(
+        r#"[[sites.a.demote]]
+name = "look"
+command = ["/bin/sh", "-c", "for f in {first} {second}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
+timeout = "30s""#,
+        first = pid_files[0].display(),
+        second = pid_files[1].display(),
+        saw = saw.display(),
+    )
+}
+
 /// The first agent, started on `conf` and left running once every one of
 /// `files` (written by what it starts) is there; the test ends with its log
 /// when it exits or `what` does not start first.
@@ -278,13 +292,10 @@ fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
 name = "slow-promote"
 command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {stray}.tmp; mv {stray}.tmp {stray}; exec sleep 120' & echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; sleep 120; echo done"]
 timeout = "2m"
-[[sites.a.demote]]
-name = "look"
-command = ["/bin/sh", "-c", "for f in {pid} {stray}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
-timeout = "30s""#,
+{look}"#,
         pid = pid_file.display(),
         stray = stray_file.display(),
-        saw = saw.display(),
+        look = look_hook([&pid_file, &stray_file], &saw),
     );
     let (conf, fake) = lone_agent(d, order("promote"), &hooks, "");
 
@@ -352,13 +363,9 @@ fn a_replication_script_left_by_a_killed_agent_is_ended_but_a_finished_hooks_dae
 name = "start-daemon"
 command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {daemon}.tmp; mv {daemon}.tmp {daemon}; exec sleep 120' </dev/null >/dev/null 2>&1 & exit 0"]
 timeout = "30s"
-[[sites.a.demote]]
-name = "look"
-command = ["/bin/sh", "-c", "for f in {script} {daemon}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
-timeout = "30s""#,
-        script = script.display(),
+{look}"#,
         daemon = daemon.display(),
-        saw = saw.display(),
+        look = look_hook([&script, &daemon], &saw),
     );
     let replication = format!(
         r#"[groups.web.replication]
