@@ -8,20 +8,16 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::harness::{ask_new, echo, group, settings, start_settings, Frontend};
-use crate::kept::{echo_web_kept_in, stop};
+use crate::kept::{echo_web_kept_in, restarted_after_route, stop};
 
 #[tokio::test]
 async fn a_restarted_frontend_refuses_orders_below_the_epoch_it_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
 
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
-    stop(fe).await;
-
     // Restarted: no route (until the orchestrator sends it), but the fence
     // stands at 6.
-    let fe = start_settings(s.clone()).await;
+    let fe = restarted_after_route(&s, "b", 6).await;
     let route = fe.route("web").await;
     assert_eq!(route["site"], serde_json::Value::Null, "{route}");
     assert_eq!(route["epoch"], 6, "{route}");
@@ -297,11 +293,7 @@ async fn metric(fe: &Frontend, name: &str) -> String {
 async fn a_restarted_frontend_takes_the_route_from_before_a_runbook_and_then_its_switch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
-    stop(fe).await;
-
-    let fe = start_settings(s.clone()).await;
+    let fe = restarted_after_route(&s, "b", 6).await;
     assert_eq!(ask_new(fe.listen("web")).await, None, "restarted: no route");
     // Reconciliation before the cut-over: b at the epoch before the runbook's.
     assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
@@ -319,10 +311,7 @@ async fn a_restarted_frontend_takes_the_route_from_before_a_runbook_and_then_its
 
     // b routed at the runbook's epoch instead: the switch is refused.
     std::fs::remove_dir_all(dir.path().join("fe-test")).expect("fresh state");
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
-    stop(fe).await;
-    let fe = start_settings(s).await;
+    let fe = restarted_after_route(&s, "b", 6).await;
     assert_eq!(fe.put("web", "b", 7, "immediate").await.0, StatusCode::OK);
     let (status, body) = fe.put("web", "a", 7, "drain").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

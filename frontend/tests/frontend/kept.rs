@@ -7,9 +7,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use reqwest::StatusCode;
 use warden_frontend::FrontendSettings;
 
-use crate::harness::{echo, group, settings, Echo, Frontend};
+use crate::harness::{echo, group, settings, start_settings, Echo, Frontend};
 
 /// Stops `fe` as a restart does: shutdown, then `run`'s clean end.
 pub(crate) async fn stop(mut fe: Frontend) {
@@ -17,6 +18,22 @@ pub(crate) async fn stop(mut fe: Frontend) {
     if let Some(h) = fe.handle.take() {
         h.await.expect("joined").expect("clean stop");
     }
+}
+
+/// A frontend started on `s` that routes web to `site` at `epoch` and
+/// stops; then the frontend started again on the state that one kept.
+pub(crate) async fn restarted_after_route(
+    s: &FrontendSettings,
+    site: &str,
+    epoch: u64,
+) -> Frontend {
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(
+        fe.put("web", site, epoch, "immediate").await.0,
+        StatusCode::OK
+    );
+    stop(fe).await;
+    start_settings(s.clone()).await
 }
 
 /// The settings of one group "web" over `backends` (drained for 1 s),
