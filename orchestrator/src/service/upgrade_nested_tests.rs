@@ -131,8 +131,7 @@ async fn a_runbooks_journal_mark_keeps_a_newer_versions_field_when_resumed() {
 #[test]
 fn a_stop_of_a_kind_this_version_does_not_know_leaves_its_group_as_stored() {
     let dir = test_dir(true, 5);
-    let cfg =
-        warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf")).unwrap();
+    let cfg = test_config(&dir);
     let mut stop = serde_json::to_value(block("dns/noip group web: over quota")).unwrap();
     stop["kind"] = serde_json::json!("quota");
     let store = store_holding(

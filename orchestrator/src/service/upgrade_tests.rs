@@ -444,8 +444,7 @@ async fn a_follower_mirrors_what_it_reads_beside_a_record_it_cannot() {
 #[test]
 fn an_ended_runbook_this_version_cannot_read_is_history_and_its_id_is_kept() {
     let dir = test_dir(true, 5);
-    let cfg =
-        warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf")).unwrap();
+    let cfg = test_config(&dir);
     let mut rb = newer_runbook(3);
     rb["status"] = serde_json::json!("succeeded");
     let store = store_holding(
