@@ -4,7 +4,9 @@
 //! version as read, whatever it changed around them. The records are put
 //! in the store file by hand, as JSON, the way a newer node leaves them.
 use super::harness::*;
-use super::upgrade_tests::{runbook_json, store_holding, stored_group_with, stored_web};
+use super::upgrade_tests::{
+    fail_web_over_to_b, runbook_json, store_holding, stored_group_with, stored_web,
+};
 use super::*;
 
 /// A block of web's DNS provider, as this version stores it.
@@ -53,12 +55,7 @@ async fn a_group_records_divergent_items_and_stops_keep_a_newer_versions_fields(
         .unwrap()
         .push(block("dns/noip group web: abuse"));
     s.sync_provider_stops(Some("web"));
-    sites_rounds(&s, 8, (true, true), &answer_all).await;
-    rounds_until(&s, false, 80, "web failed over to b", |g| {
-        g.active == "b" && g.phase == Phase::Steady
-    })
-    .await;
-    s.writer_settled().await;
+    fail_web_over_to_b(&s).await;
 
     let stored = stored_web(&store);
     assert_eq!(stored["active"], "b", "{stored:#}");

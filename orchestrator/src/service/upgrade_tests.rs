@@ -83,6 +83,17 @@ fn newer_runbook(id: u64) -> serde_json::Value {
     rb
 }
 
+/// Both sites report healthy a while, then a is down until web has failed
+/// over to b and is steady there; the store's writes have settled.
+pub(super) async fn fail_web_over_to_b(s: &Arc<Shared>) {
+    sites_rounds(s, 8, (true, true), &answer_all).await;
+    rounds_until(s, false, 80, "web failed over to b", |g| {
+        g.active == "b" && g.phase == Phase::Steady
+    })
+    .await;
+    s.writer_settled().await;
+}
+
 /// A newer version kept `quorum_witness` in group web's record (steady on
 /// a, epoch 3). This version loads it, fails web over to b (a down) and
 /// writes the record back: the field is still there, with the move.
@@ -99,12 +110,7 @@ async fn a_group_record_keeps_a_newer_versions_field_across_a_failover() {
         None,
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
-    sites_rounds(&s, 8, (true, true), &answer_all).await;
-    rounds_until(&s, false, 80, "web failed over to b", |g| {
-        g.active == "b" && g.phase == Phase::Steady
-    })
-    .await;
-    s.writer_settled().await;
+    fail_web_over_to_b(&s).await;
 
     let stored = stored_web(&store);
     assert_eq!(
