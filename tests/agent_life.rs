@@ -7,7 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,17 +130,17 @@ fn group_members(pgid: u32) -> Vec<u32> {
     live
 }
 
-/// An agent killed with SIGKILL while its promote hook sleeps: the hook
-/// (its own process group) lives on. The restarted agent is asked to
-/// demote: the old promote hook's group is gone before the demote's hook
-/// starts (the demote hook looks), and the demote's outcome says what was
-/// ended. So is a process the hook moved out of its group (`setsid`).
-/// Before, the old promote hook still ran (state `S`) while the demote's
-/// hook ran.
-#[test]
-fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A lone agent's surroundings in `d`: the token files, a fake
+/// orchestrator answering `answer` to every report and poll, and the
+/// config (returned with the fake) of site `a`, whose hooks are `hooks`
+/// (its `[[sites.a.promote]]` and `[[sites.a.demote]]` tables), beside a
+/// site `b` and a built-in frontend group `web` that ends with `web_tail`.
+fn lone_agent(
+    d: &Path,
+    answer: String,
+    hooks: &str,
+    web_tail: &str,
+) -> (PathBuf, Arc<Mutex<Fake>>) {
     for f in ["op", "a", "b", "fe"] {
         std::fs::write(d.join(f), format!("{f}-secret-token")).unwrap();
         std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -148,15 +148,11 @@ fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let fake = Arc::new(Mutex::new(Fake {
-        answer: order("promote"),
+        answer,
         reports: vec![],
     }));
     let f = fake.clone();
     std::thread::spawn(move || serve(listener, f));
-    let pid_file = d.join("promote.pid");
-    // a process the hook moved out of its group (setsid)
-    let stray_file = d.join("stray.pid");
-    let saw = d.join("demote.saw");
     let conf = d.join("warden.conf");
     std::fs::write(
         &conf,
@@ -169,14 +165,7 @@ operator_token = {{ file = "{d}/op" }}
 interval = "200ms"
 [sites.a]
 agent_token = {{ file = "{d}/a" }}
-[[sites.a.promote]]
-name = "slow-promote"
-command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {stray}.tmp; mv {stray}.tmp {stray}; exec sleep 120' & echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; sleep 120; echo done"]
-timeout = "2m"
-[[sites.a.demote]]
-name = "look"
-command = ["/bin/sh", "-c", "for f in {pid} {stray}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
-timeout = "30s"
+{hooks}
 [sites.b]
 agent_token = {{ file = "{d}/b" }}
 [frontends.fe1]
@@ -191,40 +180,61 @@ driver = "builtin"
 frontends = ["fe1"]
 listen = "127.0.0.1:8"
 backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
-"#,
+{web_tail}"#,
             d = d.display(),
-            pid = pid_file.display(),
-            stray = stray_file.display(),
-            saw = saw.display(),
         ),
     )
     .unwrap();
+    (conf, fake)
+}
 
-    let (log1, log2) = (d.join("agent1.log"), d.join("agent2.log"));
-    let mut first = agent(&conf, &log1);
-    let started = wait_for("the promote hook starts", Duration::from_secs(30), || {
-        (pid_file.exists() && stray_file.exists()) || first.try_wait().unwrap().is_some()
-    }) && pid_file.exists()
-        && stray_file.exists();
-    let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+/// Site a's demote hook `look`: writes to `saw` the state letter of the
+/// process whose pid each of `pid_files` holds, `gone` where there is none.
+fn look_hook(pid_files: [&Path; 2], saw: &Path) -> String {
+    format!(
+        r#"[[sites.a.demote]]
+name = "look"
+command = ["/bin/sh", "-c", "for f in {first} {second}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
+timeout = "30s""#,
+        first = pid_files[0].display(),
+        second = pid_files[1].display(),
+        saw = saw.display(),
+    )
+}
+
+/// The first agent, started on `conf` and left running once every one of
+/// `files` (written by what it starts) is there; the test ends with its log
+/// when it exits or `what` does not start first.
+fn first_agent(conf: &Path, log: &Path, what: &str, files: &[&Path]) -> Child {
+    let mut first = agent(conf, log);
+    let all = || files.iter().all(|f| f.exists());
+    let started = wait_for(&format!("{what} starts"), Duration::from_secs(30), || {
+        all() || first.try_wait().unwrap().is_some()
+    }) && all();
     if !started {
         let _ = first.kill();
         let _ = first.wait();
-        panic!("the promote hook never started: {}", text(&log1));
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        panic!("{what} never started: {log}");
     }
-    let hook: u32 = text(&pid_file).trim().parse().unwrap();
-    let stray: u32 = text(&stray_file).trim().parse().unwrap();
-    // recorded just after it started
-    std::thread::sleep(Duration::from_millis(300));
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let alive_after_kill = [hook, stray]
-        .iter()
-        .all(|&p| state(p).is_some_and(|s| s != 'Z'));
+    first
+}
 
+/// Kills `agent` with SIGKILL a moment after what it started recorded
+/// itself, and gives the kernel a moment to reap it.
+fn kill_hard(mut agent: Child) {
+    std::thread::sleep(Duration::from_millis(300));
+    agent.kill().unwrap(); // SIGKILL
+    agent.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+/// The restarted agent, ordered to demote: whether its demote hook wrote
+/// `saw` and whether the demote's outcome was reported; the agent is ended
+/// either way.
+fn restart_to_demote(conf: &Path, log: &Path, fake: &Mutex<Fake>, saw: &Path) -> (bool, bool) {
     fake.lock().unwrap().answer = order("demote");
-    let mut second = agent(&conf, &log2);
+    let mut second = agent(conf, log);
     let looked = wait_for("the demote hook looks", Duration::from_secs(30), || {
         saw.exists() || second.try_wait().unwrap().is_some()
     }) && saw.exists();
@@ -237,13 +247,70 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     });
     let _ = second.kill();
     let _ = second.wait();
-    let mut left = group_members(hook);
-    left.extend(group_members(stray));
+    (looked, reported)
+}
+
+/// The live members of the process groups led by `leaders`, each killed
+/// (so the test leaves nothing behind) and returned for its assertion.
+fn end_groups(leaders: &[u32]) -> Vec<u32> {
+    let left: Vec<u32> = leaders.iter().flat_map(|&l| group_members(l)).collect();
     for pid in &left {
         let _ = Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status();
     }
+    left
+}
+
+/// The last report about the demote.
+fn demote_outcome(fake: &Mutex<Fake>) -> String {
+    let reports = fake.lock().unwrap().reports.clone();
+    reports
+        .into_iter()
+        .rev()
+        .find(|r| r.contains("web:3:demote"))
+        .unwrap()
+}
+
+/// An agent killed with SIGKILL while its promote hook sleeps: the hook
+/// (its own process group) lives on. The restarted agent is asked to
+/// demote: the old promote hook's group is gone before the demote's hook
+/// starts (the demote hook looks), and the demote's outcome says what was
+/// ended. So is a process the hook moved out of its group (`setsid`).
+/// Before, the old promote hook still ran (state `S`) while the demote's
+/// hook ran.
+#[test]
+fn a_hook_left_by_a_killed_agent_is_ended_before_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pid_file = d.join("promote.pid");
+    // a process the hook moved out of its group (setsid)
+    let stray_file = d.join("stray.pid");
+    let saw = d.join("demote.saw");
+    let hooks = format!(
+        r#"[[sites.a.promote]]
+name = "slow-promote"
+command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {stray}.tmp; mv {stray}.tmp {stray}; exec sleep 120' & echo $$ > {pid}.tmp && mv {pid}.tmp {pid}; sleep 120; echo done"]
+timeout = "2m"
+{look}"#,
+        pid = pid_file.display(),
+        stray = stray_file.display(),
+        look = look_hook([&pid_file, &stray_file], &saw),
+    );
+    let (conf, fake) = lone_agent(d, order("promote"), &hooks, "");
+
+    let (log1, log2) = (d.join("agent1.log"), d.join("agent2.log"));
+    let first = first_agent(&conf, &log1, "the promote hook", &[&pid_file, &stray_file]);
+    let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let hook: u32 = text(&pid_file).trim().parse().unwrap();
+    let stray: u32 = text(&stray_file).trim().parse().unwrap();
+    kill_hard(first);
+    let alive_after_kill = [hook, stray]
+        .iter()
+        .all(|&p| state(p).is_some_and(|s| s != 'Z'));
+
+    let (looked, reported) = restart_to_demote(&conf, &log2, &fake, &saw);
+    let left = end_groups(&[hook, stray]);
 
     assert!(
         alive_after_kill,
@@ -260,12 +327,7 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
     );
     assert!(left.is_empty(), "its group lives on: {left:?}");
     assert!(reported, "no outcome of the demote: {}", text(&log2));
-    let reports = fake.lock().unwrap().reports.clone();
-    let outcome = reports
-        .iter()
-        .rev()
-        .find(|r| r.contains("web:3:demote"))
-        .unwrap();
+    let outcome = demote_outcome(&fake);
     assert!(
         outcome.contains(
             "promote hook \\\"slow-promote\\\" of web:3:promote, left running by the \
@@ -293,116 +355,47 @@ backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
 fn a_replication_script_left_by_a_killed_agent_is_ended_but_a_finished_hooks_daemon_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    for f in ["op", "a", "b", "fe"] {
-        std::fs::write(d.join(f), format!("{f}-secret-token")).unwrap();
-        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let promote_then_start = r#"{"commands":[{"id":"web:3:promote","group":"web","epoch":3,"kind":"promote","site":"a"},{"id":"web:3:start_replication","group":"web","epoch":3,"kind":"start_replication","site":"a","peer":"b"}],"epochs":{"web":3}}"#;
-    let fake = Arc::new(Mutex::new(Fake {
-        answer: promote_then_start.into(),
-        reports: vec![],
-    }));
-    let f = fake.clone();
-    std::thread::spawn(move || serve(listener, f));
     let (script, daemon) = (d.join("script.pid"), d.join("daemon.pid"));
     let (pushed, saw) = (d.join("pushed"), d.join("demote.saw"));
-    let conf = d.join("warden.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"[orchestrator]
-listen = "127.0.0.1:{port}"
-data_dir = "{d}/data"
-operator_token = {{ file = "{d}/op" }}
-[detection]
-interval = "200ms"
-[sites.a]
-agent_token = {{ file = "{d}/a" }}
-[[sites.a.promote]]
+    let hooks = format!(
+        r#"[[sites.a.promote]]
 name = "start-daemon"
 command = ["/bin/sh", "-c", "setsid sh -c 'echo $$ > {daemon}.tmp; mv {daemon}.tmp {daemon}; exec sleep 120' </dev/null >/dev/null 2>&1 & exit 0"]
 timeout = "30s"
-[[sites.a.demote]]
-name = "look"
-command = ["/bin/sh", "-c", "for f in {script} {daemon}; do p=$(cat $f); s=$(sed 's/.*) //' /proc/$p/stat 2>/dev/null | cut -c1); echo ${{s:-gone}}; done > {saw}.tmp; mv {saw}.tmp {saw}"]
-timeout = "30s"
-[sites.b]
-agent_token = {{ file = "{d}/b" }}
-[frontends.fe1]
-control = "127.0.0.1:9"
-token = {{ file = "{d}/fe" }}
-[groups.web]
-sites = ["b", "a"]
-scheme = "frontend"
-step_timeout = "3m"
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8"
-backends = {{ a = "127.0.0.1:10", b = "127.0.0.1:11" }}
-[groups.web.replication]
+{look}"#,
+        daemon = daemon.display(),
+        look = look_hook([&script, &daemon], &saw),
+    );
+    let replication = format!(
+        r#"[groups.web.replication]
 plan = "command"
 start = ["/bin/sh", "-c", "[ -e {script} ] || {{ echo $$ > {script}.tmp && mv {script}.tmp {script}; }}; while :; do date >> {pushed}; sleep 0.1; done"]
 stop = ["/bin/true"]
 resync = ["/bin/true"]
 "#,
-            d = d.display(),
-            script = script.display(),
-            daemon = daemon.display(),
-            pushed = pushed.display(),
-            saw = saw.display(),
-        ),
-    )
-    .unwrap();
+        script = script.display(),
+        pushed = pushed.display(),
+    );
+    let (conf, fake) = lone_agent(d, promote_then_start.into(), &hooks, &replication);
 
     let (log1, log2) = (d.join("agent1.log"), d.join("agent2.log"));
     let text = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    let mut first = agent(&conf, &log1);
-    let started = wait_for("the start script runs", Duration::from_secs(30), || {
-        (script.exists() && daemon.exists()) || first.try_wait().unwrap().is_some()
-    }) && script.exists()
-        && daemon.exists();
-    if !started {
-        let _ = first.kill();
-        let _ = first.wait();
-        panic!(
-            "the promote's daemon or the start script never started: {}",
-            text(&log1)
-        );
-    }
+    let first = first_agent(
+        &conf,
+        &log1,
+        "the promote's daemon or the start script",
+        &[&script, &daemon],
+    );
     let script_pid: u32 = text(&script).trim().parse().unwrap();
     let daemon_pid: u32 = text(&daemon).trim().parse().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    first.kill().unwrap(); // SIGKILL
-    first.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    kill_hard(first);
     let alive = |p: u32| state(p).is_some_and(|s| s != 'Z');
     let alive_after_kill = alive(script_pid) && alive(daemon_pid);
 
-    fake.lock().unwrap().answer = order("demote");
-    let mut second = agent(&conf, &log2);
-    let looked = wait_for("the demote hook looks", Duration::from_secs(30), || {
-        saw.exists() || second.try_wait().unwrap().is_some()
-    }) && saw.exists();
-    let reported = wait_for("the demote's outcome", Duration::from_secs(10), || {
-        fake.lock()
-            .unwrap()
-            .reports
-            .iter()
-            .any(|r| r.contains("web:3:demote") && r.contains("\"outcomes\""))
-    });
-    let _ = second.kill();
-    let _ = second.wait();
+    let (looked, reported) = restart_to_demote(&conf, &log2, &fake, &saw);
     let daemon_alive_at_end = alive(daemon_pid);
-    let mut left = group_members(script_pid);
-    left.extend(group_members(daemon_pid));
-    for pid in &left {
-        let _ = Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status();
-    }
+    end_groups(&[script_pid, daemon_pid]);
 
     assert!(
         alive_after_kill,
@@ -425,12 +418,7 @@ resync = ["/bin/true"]
         text(&log2)
     );
     assert!(reported, "no outcome of the demote: {}", text(&log2));
-    let reports = fake.lock().unwrap().reports.clone();
-    let outcome = reports
-        .iter()
-        .rev()
-        .find(|r| r.contains("web:3:demote"))
-        .unwrap();
+    let outcome = demote_outcome(&fake);
     assert!(
         outcome.contains("left running by the agent's previous process (a push or pull of its"),
         "{outcome}"

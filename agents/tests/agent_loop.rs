@@ -19,6 +19,10 @@ use tokio_util::sync::CancellationToken;
 use warden_agents::wire::{AgentReport, Command, CommandKind, ReportResponse, StreamAnswer};
 use warden_agents::{run, AgentError, AgentSettings};
 
+#[path = "support/lone_site.rs"]
+#[allow(dead_code)] // its `settings` are site a's; ca's config is written here.
+mod lone_site;
+
 const TOKEN: &str = "agent-token-ca-0123456789";
 
 fn install_crypto() {
@@ -76,20 +80,10 @@ fn config_marked(
     .unwrap();
     // Each test's agent keeps its authority state (highest epochs) apart.
     let state_dir = dir.join(format!("{tag}-state"));
+    let orchestrator =
+        lone_site::orchestrator_tables(base, std::path::Path::new("/tmp/warden-agent-test"));
     let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:9"
-url = "{base}/"
-data_dir = "/tmp/warden-agent-test"
-operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
-long_poll = "300ms"
-
-[detection]
-interval = "100ms"
-agent_timeout = "1s"
-probe_timeout = "300ms"
-
+        r#"{orchestrator}
 [sites.ca]
 agent_token = {{ file = "{token}" }}
 state_dir = "{state}"

@@ -11,15 +11,18 @@
 //! temporary state file (`authority.json.tmp.PID`) makes every write fail.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
+use axum::Json;
 use tokio_util::sync::CancellationToken;
 use warden_agents::run;
 use warden_agents::wire::{AgentReport, Command, CommandKind, CommandOutcome, ReportResponse};
+
+#[path = "support/fake_orchestrator.rs"]
+#[allow(dead_code)] // `standby_of_web`: this site starts without an authority.
+mod fake_orchestrator;
 
 #[path = "support/lone_site.rs"]
 mod lone_site;
@@ -64,35 +67,22 @@ async fn poll() -> Json<ReportResponse> {
 
 /// Waits (10 s at most) until `cond` holds on the fake.
 async fn eventually(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond(&fake.lock().unwrap()) {
-        assert!(Instant::now() < deadline, "{what} within 10 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    fake_orchestrator::until(fake, what, Duration::from_secs(10), cond).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demote_runs_its_hooks_when_the_state_dir_takes_no_write() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let fake: Shared = Arc::default();
-    let app = Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll))
-        .with_state(fake.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = fake_orchestrator::serve(post(report), get(poll), fake.clone()).await;
 
-    let tmp = tempfile::Builder::new()
-        .prefix("warden-agent-test-")
-        .tempdir()
-        .unwrap();
+    let tmp = fake_orchestrator::temp_dir();
     let hook_log = tmp.path().join("hook-log");
     let hook = format!(
         "echo \"$WARDEN_ACTION $WARDEN_EPOCH\" >> {}",
         hook_log.display()
     );
-    let mut settings = lone_site::settings(&format!("http://{addr}"), tmp.path(), &hook);
+    let mut settings = lone_site::settings(&base, tmp.path(), &hook);
     settings.demote = settings.promote.clone();
     let state = settings.state_dir.clone();
     let first_run = CancellationToken::new();

@@ -7,15 +7,18 @@
 //! promote to every answer, as the real one does until its outcome arrives.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
+use axum::Json;
 use tokio_util::sync::CancellationToken;
 use warden_agents::wire::{AgentReport, Command, CommandKind, ReportResponse};
 use warden_agents::{run, AgentError, AgentSettings};
+
+#[path = "support/fake_orchestrator.rs"]
+#[allow(dead_code)] // `temp_dir`, `standby_of_web`: for other tests.
+mod fake_orchestrator;
 
 #[path = "support/lone_site.rs"]
 mod lone_site;
@@ -62,14 +65,8 @@ async fn poll(State(fake): State<Shared>) -> Json<ReportResponse> {
 
 async fn fake_orchestrator() -> (String, Shared) {
     let fake: Shared = Arc::default();
-    let app = Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll))
-        .with_state(fake.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), fake)
+    let base = fake_orchestrator::serve(post(report), get(poll), fake.clone()).await;
+    (base, fake)
 }
 
 /// Site a of group web (a and b), its promote hook appending a line to `log`.
@@ -82,11 +79,7 @@ fn settings(base: &str, dir: &std::path::Path, log: &std::path::Path) -> AgentSe
 }
 
 async fn eventually(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond(&fake.lock().unwrap()) {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    fake_orchestrator::until(fake, what, Duration::from_secs(10), cond).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

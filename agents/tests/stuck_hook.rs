@@ -9,15 +9,17 @@
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
+use axum::Json;
 use tokio_util::sync::CancellationToken;
 use warden_agents::run;
 use warden_agents::wire::{AgentReport, Command, CommandKind, CommandOutcome, ReportResponse};
+
+#[path = "support/fake_orchestrator.rs"]
+mod fake_orchestrator;
 
 #[path = "support/lone_site.rs"]
 #[allow(dead_code)]
@@ -59,11 +61,7 @@ fn promote(id: &str) -> Command {
 }
 
 async fn until(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cond(&fake.lock().unwrap()) {
-        assert!(Instant::now() < deadline, "not within 30 s: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    fake_orchestrator::until(fake, what, Duration::from_secs(30), cond).await
 }
 
 /// A promote while the leftover lives is refused, its hook not run, with
@@ -72,31 +70,17 @@ async fn until(fake: &Shared, what: &str, cond: impl Fn(&Fake) -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leftover_hook_sigkill_did_not_end_holds_its_groups_promote() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tmp = tempfile::Builder::new()
-        .prefix("warden-agent-test-")
-        .tempdir()
-        .unwrap();
+    let tmp = fake_orchestrator::temp_dir();
     let fake: Shared = Arc::default();
-    let app = Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll))
-        .with_state(fake.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = fake_orchestrator::serve(post(report), get(poll), fake.clone()).await;
 
     let ran = tmp.path().join("promote-ran");
     let settings = lone_site::settings(
-        &format!("http://{addr}"),
+        &base,
         tmp.path(),
         &format!("echo ran >> '{}'", ran.display()),
     );
-    warden_agents::authority::Authority::open(
-        &tmp.path().join("state"),
-        "a",
-        &[("web".into(), "b".into())],
-    )
-    .expect("authority");
+    fake_orchestrator::standby_of_web(tmp.path());
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(settings, shutdown.clone()));
     until(&fake, "a first report", |f| f.reports > 0).await;

@@ -26,6 +26,10 @@ use warden_agents::gate::{check, Transfer};
 use warden_agents::wire::ReportResponse;
 use warden_agents::{run, AgentSettings};
 
+#[path = "support/lone_site.rs"]
+#[allow(dead_code)] // its `settings` are site a's; b's config is written here.
+mod lone_site;
+
 #[derive(Default)]
 struct Fake {
     /// The orchestrator answers reports (before: 503).
@@ -55,8 +59,7 @@ async fn poll() -> Json<ReportResponse> {
 fn config(base: &str, dir: &Path) -> warden_config::Config {
     let secret = |name: &str| {
         let f = dir.join(name);
-        std::fs::write(&f, format!("{name}-0123456789abcdef\n")).unwrap();
-        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        lone_site::private_file(&f, &format!("{name}-0123456789abcdef\n"));
         f.display().to_string()
     };
     let (token, pw) = (secret("token"), secret("pw"));
@@ -73,19 +76,7 @@ fn config(base: &str, dir: &Path) -> warden_config::Config {
         ));
     }
     let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:9"
-url = "{base}/"
-data_dir = "{d}"
-operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
-long_poll = "300ms"
-
-[detection]
-interval = "100ms"
-agent_timeout = "1s"
-probe_timeout = "300ms"
-
+        r#"{orchestrator}
 [sites.a]
 agent_token = {{ env = "WARDEN_TEST_A_TOKEN_UNUSED" }}
 
@@ -110,7 +101,7 @@ addresses = {{ a = "198.51.100.1", b = "198.51.100.2", c = "198.51.100.3" }}
 plan = "rsync"
 
 {sites}"#,
-        d = dir.display(),
+        orchestrator = lone_site::orchestrator_tables(base, dir),
         state = dir.join("state").display(),
     );
     warden_config::parse(&text, Path::new("test.conf")).unwrap()

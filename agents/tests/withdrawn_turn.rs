@@ -15,13 +15,16 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
+use axum::Json;
 use tokio_util::sync::CancellationToken;
 use warden_agents::run;
 use warden_agents::wire::{
     AgentReport, Command, CommandKind, CommandOutcome, ReportResponse, Withdrawn,
 };
+
+#[path = "support/fake_orchestrator.rs"]
+#[allow(dead_code)] // `until`: this test waits with the outcomes in view.
+mod fake_orchestrator;
 
 #[path = "support/lone_site.rs"]
 #[allow(dead_code)] // `settings` (no replication) is for other tests.
@@ -104,10 +107,7 @@ async fn poll(State(fake): State<Shared>) -> Json<ReportResponse> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resync_withdrawn_while_it_waited_for_its_turn_is_not_run() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tmp = tempfile::Builder::new()
-        .prefix("warden-agent-test-")
-        .tempdir()
-        .unwrap();
+    let tmp = fake_orchestrator::temp_dir();
     let log = tmp.path().join("start-log");
     let fake: Shared = Arc::new(Mutex::new(Fake {
         log: log.clone(),
@@ -116,13 +116,7 @@ async fn a_resync_withdrawn_while_it_waited_for_its_turn_is_not_run() {
         told: false,
         outcomes: Vec::new(),
     }));
-    let app = Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll))
-        .with_state(fake.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = fake_orchestrator::serve(post(report), get(poll), fake.clone()).await;
 
     let script = format!(
         "echo begin >> '{0}'; sleep 1.5; echo end >> '{0}'",
@@ -132,15 +126,9 @@ async fn a_resync_withdrawn_while_it_waited_for_its_turn_is_not_run() {
         "[groups.web.replication]\nplan = \"command\"\n\
          start = [\"/bin/true\"]\nstop = [\"/bin/true\"]\nresync = [\"/bin/sh\", \"-c\", {script:?}]\n"
     );
-    let settings =
-        lone_site::settings_with(&format!("http://{addr}"), tmp.path(), "true", &replication);
+    let settings = lone_site::settings_with(&base, tmp.path(), "true", &replication);
     // Site a is the standby (b active): a resync pulls into it.
-    warden_agents::authority::Authority::open(
-        &tmp.path().join("state"),
-        "a",
-        &[("web".into(), "b".into())],
-    )
-    .expect("authority");
+    fake_orchestrator::standby_of_web(tmp.path());
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(settings, shutdown.clone()));
 

@@ -71,33 +71,12 @@ pub fn reset(g: &mut GroupState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Phase, RunbookKind, StepName, StepRecord};
+    use crate::model::{RunbookKind, StepName, StepRecord};
 
     fn group() -> GroupState {
         GroupState {
-            name: "web".into(),
-            active: "b".into(),
             epoch: 2,
-            phase: Phase::Steady,
-            maintenance: false,
-            maintenance_seq: 0,
-            pending: None,
-            runbook: None,
-            moves_unix_ms: vec![],
-            incident_started_unix_ms: None,
-            frontend: None,
-            frontend_epoch: 0,
-            replication_paused_since_unix_ms: None,
-            divergent: vec![],
-            divergent_not_stored: 0,
-            failback_retry_unix_ms: None,
-            hold: None,
-            failback_aborts: 0,
-            last_failback_failure: None,
-            failback_blocked: None,
-            switched_over: false,
-            provider_stops: vec![],
-            unknown: Default::default(),
+            ..GroupState::fresh("web", "b")
         }
     }
 

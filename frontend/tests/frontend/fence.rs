@@ -8,32 +8,16 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::harness::{ask_new, echo, group, settings, start_settings, Frontend};
-
-async fn stop(mut fe: Frontend) {
-    fe.shutdown.cancel();
-    if let Some(h) = fe.handle.take() {
-        h.await.expect("joined").expect("clean stop");
-    }
-}
+use crate::kept::{echo_web_kept_in, restarted_after_route, stop};
 
 #[tokio::test]
 async fn a_restarted_frontend_refuses_orders_below_the_epoch_it_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (echo("a").await, echo("b").await);
-    let groups = BTreeMap::from([(
-        "web".to_string(),
-        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
-    )]);
-    let mut s = settings(groups);
-    s.state_dir = Some(dir.path().join("fe-test"));
-
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
-    stop(fe).await;
+    let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
 
     // Restarted: no route (until the orchestrator sends it), but the fence
     // stands at 6.
-    let fe = start_settings(s.clone()).await;
+    let fe = restarted_after_route(&s, "b", 6).await;
     let route = fe.route("web").await;
     assert_eq!(route["site"], serde_json::Value::Null, "{route}");
     assert_eq!(route["epoch"], 6, "{route}");
@@ -154,13 +138,7 @@ async fn a_kept_epoch_no_orchestrator_decides_is_forgotten_and_said() {
 async fn a_fence_write_that_hangs_stops_no_order() {
     // Kept past the test: removed by the thread that lets a hung write go.
     let root = tempfile::tempdir().expect("tempdir").keep();
-    let (a, b) = (echo("a").await, echo("b").await);
-    let groups = BTreeMap::from([(
-        "web".to_string(),
-        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
-    )]);
-    let mut s = settings(groups);
-    s.state_dir = Some(root.join("fe-test"));
+    let (s, _a, _b) = echo_web_kept_in(&root).await;
     let fe = start_settings(s).await;
     assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
 
@@ -254,13 +232,7 @@ fn hang_writes(root: &std::path::Path) -> (std::path::PathBuf, std::sync::mpsc::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_whose_sender_left_during_its_fence_write_takes_effect() {
     let root = tempfile::tempdir().expect("tempdir").keep();
-    let (a, b) = (echo("a").await, echo("b").await);
-    let groups = BTreeMap::from([(
-        "web".to_string(),
-        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
-    )]);
-    let mut s = settings(groups);
-    s.state_dir = Some(root.join("fe-test"));
+    let (s, _a, _b) = echo_web_kept_in(&root).await;
     let fe = start_settings(s).await;
     assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
     let (_fifo, _ended) = hang_writes(&root);
@@ -320,18 +292,8 @@ async fn metric(fe: &Frontend, name: &str) -> String {
 #[tokio::test]
 async fn a_restarted_frontend_takes_the_route_from_before_a_runbook_and_then_its_switch() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (echo("a").await, echo("b").await);
-    let groups = BTreeMap::from([(
-        "web".to_string(),
-        group(&[("a", a.addr), ("b", b.addr)], Duration::from_secs(1)),
-    )]);
-    let mut s = settings(groups);
-    s.state_dir = Some(dir.path().join("fe-test"));
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
-    stop(fe).await;
-
-    let fe = start_settings(s.clone()).await;
+    let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
+    let fe = restarted_after_route(&s, "b", 6).await;
     assert_eq!(ask_new(fe.listen("web")).await, None, "restarted: no route");
     // Reconciliation before the cut-over: b at the epoch before the runbook's.
     assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
@@ -349,10 +311,7 @@ async fn a_restarted_frontend_takes_the_route_from_before_a_runbook_and_then_its
 
     // b routed at the runbook's epoch instead: the switch is refused.
     std::fs::remove_dir_all(dir.path().join("fe-test")).expect("fresh state");
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "b", 6, "immediate").await.0, StatusCode::OK);
-    stop(fe).await;
-    let fe = start_settings(s).await;
+    let fe = restarted_after_route(&s, "b", 6).await;
     assert_eq!(fe.put("web", "b", 7, "immediate").await.0, StatusCode::OK);
     let (status, body) = fe.put("web", "a", 7, "drain").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");

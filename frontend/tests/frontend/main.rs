@@ -6,6 +6,7 @@ mod cutover;
 mod fence;
 mod harness;
 mod hold;
+mod kept;
 mod order;
 mod relay;
 mod restart;

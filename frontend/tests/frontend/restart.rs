@@ -5,23 +5,12 @@
 //! late or deposed orders it refused before; the order in effect at the
 //! restart is not resumed (only its giver's order again starts it).
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::harness::{
-    assert_refused, echo, group, refusing, settings, start_settings, Echo, Frontend,
-};
+use crate::harness::{assert_refused, echo, refusing, start_settings, Echo, Frontend};
 use crate::hold::{closed_after, FAST};
-
-async fn stop(mut fe: Frontend) {
-    fe.shutdown.cancel();
-    if let Some(h) = fe.handle.take() {
-        h.await.expect("joined").expect("clean stop");
-    }
-}
+use crate::kept::{stop, web_kept_in};
 
 fn count(route: &Value, field: &str) -> u64 {
     route[field]
@@ -34,13 +23,22 @@ fn count(route: &Value, field: &str) -> u64 {
 async fn web_with_dead_a(dir: &std::path::Path) -> (warden_frontend::FrontendSettings, Echo) {
     let dead = refusing().await;
     let b = echo("b").await;
-    let groups = BTreeMap::from([(
-        "web".to_string(),
-        group(&[("a", dead), ("b", b.addr)], Duration::from_secs(1)),
-    )]);
-    let mut s = settings(groups);
-    s.state_dir = Some(dir.join("fe-test"));
-    (s, b)
+    (web_kept_in(dir, &[("a", dead), ("b", b.addr)]), b)
+}
+
+/// A frontend started on `s` that routed `a` at 5 and then took the hold
+/// order of `epoch` placed at `place` for 60 s (a cut-over when `pause`).
+async fn routed_then_holding(
+    s: &warden_frontend::FrontendSettings,
+    epoch: u64,
+    place: (u64, u64),
+    pause: bool,
+) -> Frontend {
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
+    let (status, body) = fe.hold_placed("web", epoch, place, 60_000, pause).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    fe
 }
 
 /// Leader term 2 announced a suspected `a` at epoch 5 (a plain hold,
@@ -56,10 +54,7 @@ async fn web_with_dead_a(dir: &std::path::Path) -> (warden_frontend::FrontendSet
 async fn a_restarted_frontend_still_refuses_a_hold_placed_before_the_newest_it_took() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _b) = web_with_dead_a(dir.path()).await;
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
-    let (status, body) = fe.hold_placed("web", 5, (2, 200), 60_000, false).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let fe = routed_then_holding(&s, 5, (2, 200), false).await;
     stop(fe).await;
 
     let fe = start_settings(s.clone()).await;
@@ -107,10 +102,7 @@ async fn a_restarted_frontend_still_refuses_a_hold_placed_before_the_newest_it_t
 async fn a_restarted_frontend_still_refuses_a_cut_over_whose_order_was_withdrawn() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _b) = web_with_dead_a(dir.path()).await;
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
-    let (status, body) = fe.hold_placed("web", 6, (2, 300), 60_000, true).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let fe = routed_then_holding(&s, 6, (2, 300), true).await;
     let (status, body) = fe.hold_placed("web", 6, (2, 400), 0, false).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // An older orchestrator's (unplaced) copies are fenced the same way.
@@ -160,10 +152,7 @@ async fn a_restarted_frontend_still_refuses_a_cut_over_whose_order_was_withdrawn
 async fn an_order_in_effect_at_a_restart_is_not_resumed_and_may_be_sent_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (s, _b) = web_with_dead_a(dir.path()).await;
-    let fe = start_settings(s.clone()).await;
-    assert_eq!(fe.put("web", "a", 5, "immediate").await.0, StatusCode::OK);
-    let (status, body) = fe.hold_placed("web", 6, (2, 300), 60_000, true).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let fe = routed_then_holding(&s, 6, (2, 300), true).await;
     stop(fe).await;
 
     let fe = start_settings(s.clone()).await;

@@ -172,6 +172,36 @@ pub struct GroupState {
 }
 
 impl GroupState {
+    /// A group that has never moved: on `primary` at epoch 1, steady,
+    /// nothing pending, held by nothing, no failback history.
+    pub fn fresh(name: &str, primary: &str) -> Self {
+        GroupState {
+            name: name.to_string(),
+            active: primary.to_string(),
+            epoch: 1,
+            phase: Phase::Steady,
+            maintenance: false,
+            maintenance_seq: 0,
+            pending: None,
+            runbook: None,
+            moves_unix_ms: vec![],
+            incident_started_unix_ms: None,
+            frontend: None,
+            frontend_epoch: 0,
+            replication_paused_since_unix_ms: None,
+            divergent: vec![],
+            divergent_not_stored: 0,
+            failback_retry_unix_ms: None,
+            hold: None,
+            failback_aborts: 0,
+            last_failback_failure: None,
+            failback_blocked: None,
+            switched_over: false,
+            provider_stops: vec![],
+            unknown: Default::default(),
+        }
+    }
+
     /// The epoch every write of a `hybrid` group's DNS layer carries: its
     /// last frontend-layer decision's, or the group's when that is higher
     /// (both only grow, so neither a site-layer move nor a store from

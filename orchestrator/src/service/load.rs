@@ -51,32 +51,11 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         }
         let sites = g.site_names();
         let fresh = GroupState {
-            name: name.clone(),
-            active: g.primary().to_string(),
-            epoch: 1,
-            phase: Phase::Steady,
-            maintenance: false,
-            maintenance_seq: 0,
-            pending: None,
-            runbook: None,
-            moves_unix_ms: vec![],
-            incident_started_unix_ms: None,
-            frontend: None,
-            frontend_epoch: 0,
-            replication_paused_since_unix_ms: None,
-            divergent: vec![],
-            divergent_not_stored: 0,
-            failback_retry_unix_ms: None,
             hold: Some(
                 "the group is new to the store: automatic decisions wait until every site has reported"
                     .to_string(),
             ),
-            failback_aborts: 0,
-            last_failback_failure: None,
-            failback_blocked: None,
-            switched_over: false,
-            provider_stops: vec![],
-            unknown: Default::default(),
+            ..GroupState::fresh(name, g.primary())
         };
         let mut changed = !groups.contains_key(name);
         if changed {

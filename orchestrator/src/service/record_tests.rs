@@ -1,7 +1,7 @@
 //! A stored runbook to resume that this version would not run as it was
 //! written (another version's steps, a damaged record) is a clear error at
 //! start: nothing resumed, nothing written.
-use super::harness::{config_text, test_dir};
+use super::harness::{test_config, test_dir};
 use super::*;
 use crate::store::{MemStore, Store};
 
@@ -35,8 +35,7 @@ fn reordered_failback(cfg: &warden_config::Config) -> (GroupState, Runbook) {
 #[test]
 fn on_a_shared_store_a_runbook_whose_steps_this_version_does_not_run_sets_its_group_aside() {
     let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
+    let cfg = test_config(&dir);
     let (group, rb) = reordered_failback(&cfg);
     let store = MemStore::shared();
     store.put_group(&group).unwrap();
@@ -61,8 +60,7 @@ fn on_a_shared_store_a_runbook_whose_steps_this_version_does_not_run_sets_its_gr
 #[tokio::test]
 async fn a_runbook_whose_steps_this_version_does_not_run_is_refused_not_resumed() {
     let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
+    let cfg = test_config(&dir);
     let (group, rb) = reordered_failback(&cfg);
     let store = MemStore::default();
     store.put_group(&group).unwrap();

@@ -2,7 +2,9 @@
 //! adopted, a site that forgot its demote is demoted again, a damaged
 //! store is read without going back on what it decided, and a failover
 //! whose switch failed is completed toward the site it promoted.
-use super::harness::{check, config_text, group, round, rounds_until, setup, start_from, test_dir};
+use super::harness::{
+    check, config_text, group, round, rounds_until, setup, start_from, test_config, test_dir,
+};
 use super::*;
 use crate::store::MemStore;
 use warden_proto::agent::AuthorityWire;
@@ -340,8 +342,7 @@ async fn replication_waits_until_a_forgotten_role_is_said_again() {
 async fn a_damaged_store_is_read_without_going_back() {
     use crate::store::Store;
     let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
+    let cfg = test_config(&dir);
     let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
     let runbook = |id: u64, epoch: u64| {
         Runbook::new(
@@ -406,8 +407,7 @@ async fn a_damaged_store_is_read_without_going_back() {
 async fn a_stale_record_never_takes_a_site_the_group_no_longer_has() {
     use crate::store::Store;
     let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
+    let cfg = test_config(&dir);
     let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
     let store = MemStore::default();
     store
@@ -686,8 +686,7 @@ async fn a_resumed_runbook_waits_for_the_first_reports() {
 async fn a_store_of_another_config_is_not_acted_on_blindly() {
     use crate::store::Store;
     let dir = test_dir(true, 5);
-    let cfg = warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf"))
-        .expect("config");
+    let cfg = test_config(&dir);
     let fresh = load_state(&cfg, &MemStore::default()).unwrap().groups["web"].clone();
 
     let store = MemStore::default();

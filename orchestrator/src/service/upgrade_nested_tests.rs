@@ -4,7 +4,9 @@
 //! version as read, whatever it changed around them. The records are put
 //! in the store file by hand, as JSON, the way a newer node leaves them.
 use super::harness::*;
-use super::upgrade_tests::{store_holding, stored_web};
+use super::upgrade_tests::{
+    fail_web_over_to_b, runbook_json, store_holding, stored_group_with, stored_web,
+};
 use super::*;
 
 /// A block of web's DNS provider, as this version stores it.
@@ -33,14 +35,13 @@ async fn a_group_records_divergent_items_and_stops_keep_a_newer_versions_fields(
     stop["earned_by"] = serde_json::json!("o-tx");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 3, "phase": "steady", "hold": null,
+        stored_group_with(serde_json::json!({
             "divergent": [
                 {"name": "data/x", "reason": "not_in_manifest", "action": "kept", "checksum": "c1"},
                 {"name": "data/y", "reason": "not_in_manifest", "action": "kept"},
             ],
             "provider_stops": [stop],
-        }),
+        })),
         None,
     );
     let (s, fake) = start_from(&text, &dir, store.clone()).unwrap();
@@ -54,12 +55,7 @@ async fn a_group_records_divergent_items_and_stops_keep_a_newer_versions_fields(
         .unwrap()
         .push(block("dns/noip group web: abuse"));
     s.sync_provider_stops(Some("web"));
-    sites_rounds(&s, 8, (true, true), &answer_all).await;
-    rounds_until(&s, false, 80, "web failed over to b", |g| {
-        g.active == "b" && g.phase == Phase::Steady
-    })
-    .await;
-    s.writer_settled().await;
+    fail_web_over_to_b(&s).await;
 
     let stored = stored_web(&store);
     assert_eq!(stored["active"], "b", "{stored:#}");
@@ -89,27 +85,15 @@ async fn a_group_records_divergent_items_and_stops_keep_a_newer_versions_fields(
 async fn a_runbooks_journal_mark_keeps_a_newer_versions_field_when_resumed() {
     let dir = test_dir(true, 5);
     let text = config_text(&dir, true, 5, "");
-    let mut rb = serde_json::to_value(Runbook::new(
-        2,
-        "web",
-        RunbookKind::Failback,
-        "b",
-        "a",
-        5,
-        "failback",
-        1,
-        1,
-    ))
-    .unwrap();
+    let mut rb = runbook_json(2, RunbookKind::Failback, ("b", "a"), 5, "failback");
     rb["steps"][0]["status"] = serde_json::json!("done");
     rb["steps"][1]["status"] = serde_json::json!("done");
     rb["journal"] = serde_json::json!({"id": 7, "seq": 3, "since_unix_ms": 99});
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "b", "epoch": 5, "phase": "running",
-            "runbook": 2, "hold": null,
-        }),
+        stored_group_with(serde_json::json!({
+            "active": "b", "epoch": 5, "phase": "running", "runbook": 2,
+        })),
         Some(rb),
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
@@ -144,16 +128,12 @@ async fn a_runbooks_journal_mark_keeps_a_newer_versions_field_when_resumed() {
 #[test]
 fn a_stop_of_a_kind_this_version_does_not_know_leaves_its_group_as_stored() {
     let dir = test_dir(true, 5);
-    let cfg =
-        warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf")).unwrap();
+    let cfg = test_config(&dir);
     let mut stop = serde_json::to_value(block("dns/noip group web: over quota")).unwrap();
     stop["kind"] = serde_json::json!("quota");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 3, "phase": "steady", "hold": null,
-            "provider_stops": [stop],
-        }),
+        stored_group_with(serde_json::json!({"provider_stops": [stop]})),
         None,
     );
     let loaded = load_state(&cfg, store.as_ref()).unwrap();
@@ -173,12 +153,11 @@ async fn the_same_divergent_list_reported_again_keeps_a_newer_versions_fields() 
     let text = config_text(&dir, true, 5, "");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 3, "phase": "steady", "hold": null,
+        stored_group_with(serde_json::json!({
             "divergent": [
                 {"name": "data/x", "reason": "not_in_manifest", "action": "kept", "checksum": "c1"},
             ],
-        }),
+        })),
         None,
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();

@@ -46,6 +46,54 @@ pub(super) fn stored_web(store: &LocalStore) -> serde_json::Value {
     serde_json::to_value(g.iter().find(|g| g.name == "web").unwrap()).unwrap()
 }
 
+/// Group web's record as a version stored it: steady on a at epoch 3, no
+/// hold, with `fields` (an object: a newer version's fields, or another
+/// site, epoch or phase) set over it.
+pub(super) fn stored_group_with(fields: serde_json::Value) -> serde_json::Value {
+    let mut group = serde_json::json!({
+        "name": "web", "active": "a", "epoch": 3, "phase": "steady", "hold": null,
+    });
+    for (k, v) in fields.as_object().expect("an object of fields") {
+        group[k] = v.clone();
+    }
+    group
+}
+
+/// Runbook `id` of group web, `kind` from `from` to `to` at `epoch`,
+/// started by `trigger`, as JSON for a test to change the way a newer
+/// version wrote it.
+pub(super) fn runbook_json(
+    id: u64,
+    kind: RunbookKind,
+    (from, to): (&str, &str),
+    epoch: u64,
+    trigger: &str,
+) -> serde_json::Value {
+    serde_json::to_value(Runbook::new(
+        id, "web", kind, from, to, epoch, trigger, 1, 1,
+    ))
+    .unwrap()
+}
+
+/// A newer version's failover of web from a to b at epoch 4 (runbook
+/// `id`), with a step this version does not know (`snapshot`).
+fn newer_runbook(id: u64) -> serde_json::Value {
+    let mut rb = runbook_json(id, RunbookKind::Failover, ("a", "b"), 4, "detector");
+    rb["steps"][1]["name"] = serde_json::json!("snapshot");
+    rb
+}
+
+/// Both sites report healthy a while, then a is down until web has failed
+/// over to b and is steady there; the store's writes have settled.
+pub(super) async fn fail_web_over_to_b(s: &Arc<Shared>) {
+    sites_rounds(s, 8, (true, true), &answer_all).await;
+    rounds_until(s, false, 80, "web failed over to b", |g| {
+        g.active == "b" && g.phase == Phase::Steady
+    })
+    .await;
+    s.writer_settled().await;
+}
+
 /// A newer version kept `quorum_witness` in group web's record (steady on
 /// a, epoch 3). This version loads it, fails web over to b (a down) and
 /// writes the record back: the field is still there, with the move.
@@ -58,19 +106,11 @@ async fn a_group_record_keeps_a_newer_versions_field_across_a_failover() {
     let witness = serde_json::json!({"site": "c", "since_unix_ms": 5});
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 3, "phase": "steady",
-            "hold": null, "quorum_witness": witness,
-        }),
+        stored_group_with(serde_json::json!({"quorum_witness": witness})),
         None,
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
-    sites_rounds(&s, 8, (true, true), &answer_all).await;
-    rounds_until(&s, false, 80, "web failed over to b", |g| {
-        g.active == "b" && g.phase == Phase::Steady
-    })
-    .await;
-    s.writer_settled().await;
+    fail_web_over_to_b(&s).await;
 
     let stored = stored_web(&store);
     assert_eq!(
@@ -90,27 +130,13 @@ async fn a_group_record_keeps_a_newer_versions_field_across_a_failover() {
 async fn a_runbook_record_keeps_a_newer_versions_fields_when_resumed() {
     let dir = test_dir(true, 5);
     let text = config_text(&dir, true, 5, "");
-    let mut rb = serde_json::to_value(Runbook::new(
-        1,
-        "web",
-        RunbookKind::Failover,
-        "a",
-        "b",
-        2,
-        "detector",
-        1,
-        1,
-    ))
-    .unwrap();
+    let mut rb = runbook_json(1, RunbookKind::Failover, ("a", "b"), 2, "detector");
     rb["steps"][0]["status"] = serde_json::json!("done");
     rb["approved_by"] = serde_json::json!("alice");
     rb["steps"][1]["fence_token"] = serde_json::json!("t-77");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 2, "phase": "running",
-            "runbook": 1, "hold": null,
-        }),
+        stored_group_with(serde_json::json!({"epoch": 2, "phase": "running", "runbook": 1})),
         Some(rb),
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
@@ -246,20 +272,7 @@ async fn a_leader_whose_config_lacks_the_stored_active_site_leaves_the_group_as_
 /// in `store` as `group` says and a step this version does not know
 /// (`snapshot`) in the runbook.
 fn newer_failover(dir: &std::path::Path, group: serde_json::Value) -> Arc<LocalStore> {
-    let mut rb = serde_json::to_value(Runbook::new(
-        3,
-        "web",
-        RunbookKind::Failover,
-        "a",
-        "b",
-        4,
-        "detector",
-        1,
-        1,
-    ))
-    .unwrap();
-    rb["steps"][1]["name"] = serde_json::json!("snapshot");
-    store_holding(&dir.join("data"), group, Some(rb))
+    store_holding(&dir.join("data"), group, Some(newer_runbook(3)))
 }
 
 /// A newer version left web in a phase this one does not know
@@ -275,9 +288,7 @@ async fn a_group_record_this_version_cannot_read_is_left_as_stored_and_said() {
     let text = config_text(&dir, true, 5, "");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 4, "phase": "quarantined", "hold": null,
-        }),
+        stored_group_with(serde_json::json!({"epoch": 4, "phase": "quarantined"})),
         None,
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
@@ -320,10 +331,7 @@ async fn a_running_runbook_this_version_cannot_read_leaves_its_group_as_stored()
     let text = config_text(&dir, true, 5, "");
     let store = newer_failover(
         &dir,
-        serde_json::json!({
-            "name": "web", "active": "a", "epoch": 4, "phase": "running",
-            "runbook": 3, "hold": null,
-        }),
+        stored_group_with(serde_json::json!({"epoch": 4, "phase": "running", "runbook": 3})),
     );
     let (s, _fake) = start_from(&text, &dir, store.clone()).unwrap();
     s.resume();
@@ -403,25 +411,10 @@ async fn a_follower_mirrors_what_it_reads_beside_a_record_it_cannot() {
     use crate::etcd::leader::Leadership;
     let dir = test_dir(true, 5);
     let text = config_text(&dir, true, 5, "");
-    let mut rb = serde_json::to_value(Runbook::new(
-        4,
-        "web",
-        RunbookKind::Failover,
-        "a",
-        "b",
-        4,
-        "detector",
-        1,
-        1,
-    ))
-    .unwrap();
-    rb["steps"][1]["name"] = serde_json::json!("snapshot");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "b", "epoch": 5, "phase": "steady", "hold": null,
-        }),
-        Some(rb),
+        stored_group_with(serde_json::json!({"active": "b", "epoch": 5})),
+        Some(newer_runbook(4)),
     );
     let (_tx, view) = watch::channel(Leadership::new("n2", Duration::from_secs(3)));
     let s = start_routed_as(
@@ -457,27 +450,12 @@ async fn a_follower_mirrors_what_it_reads_beside_a_record_it_cannot() {
 #[test]
 fn an_ended_runbook_this_version_cannot_read_is_history_and_its_id_is_kept() {
     let dir = test_dir(true, 5);
-    let cfg =
-        warden_config::parse(&config_text(&dir, true, 5, ""), &dir.join("failover.conf")).unwrap();
-    let mut rb = serde_json::to_value(Runbook::new(
-        3,
-        "web",
-        RunbookKind::Failover,
-        "a",
-        "b",
-        4,
-        "detector",
-        1,
-        1,
-    ))
-    .unwrap();
-    rb["steps"][1]["name"] = serde_json::json!("snapshot");
+    let cfg = test_config(&dir);
+    let mut rb = newer_runbook(3);
     rb["status"] = serde_json::json!("succeeded");
     let store = store_holding(
         &dir.join("data"),
-        serde_json::json!({
-            "name": "web", "active": "b", "epoch": 4, "phase": "steady", "hold": null,
-        }),
+        stored_group_with(serde_json::json!({"active": "b", "epoch": 4})),
         Some(rb),
     );
     let loaded = load_state(&cfg, store.as_ref()).unwrap();

@@ -128,6 +128,13 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     )
 }
 
+/// [`config_text`] (automatic, at most 5 failovers) as the orchestrator
+/// reads it, for a test of what it loads from a store.
+pub(super) fn test_config(dir: &std::path::Path) -> warden_config::Config {
+    warden_config::parse(&config_text(dir, true, 5, ""), &dir.join("failover.conf"))
+        .expect("config")
+}
+
 /// [`setup`] with extra `[orchestrator]` lines and a given store.
 pub(super) fn setup_with(
     automatic: bool,
