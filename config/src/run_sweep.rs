@@ -137,11 +137,27 @@ mod tests {
         let mut c = spawn(&spared, "exec sleep 60");
         let other = RunMark::bound_named("fence-1", there.path());
         let mut d = spawn(&other, "exec sleep 60");
-        // their environments are readable once they run (exec'd; b's
-        // background sleep started)
+        // Until each runs what it will run: a shell carries the mark
+        // before it execs `sleep` (and b's background child before its
+        // own exec), and is named by what it runs at the sweep.
+        let programs = |m: &RunMark| {
+            let mut p: Vec<String> = m
+                .marked()
+                .into_iter()
+                .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).ok())
+                .map(|c| c.trim().to_string())
+                .collect();
+            p.sort();
+            p
+        };
+        let sleep = vec!["sleep".to_string()];
+        let sh_sleep = vec!["sh".to_string(), "sleep".to_string()];
         for _ in 0..200 {
-            let found = |m: &RunMark, n| m.marked().len() >= n;
-            if found(&fence, 1) && found(&stubborn, 2) && found(&spared, 1) && found(&other, 1) {
+            if programs(&fence) == sleep
+                && programs(&stubborn) == sh_sleep
+                && programs(&spared) == sleep
+                && programs(&other) == sleep
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
