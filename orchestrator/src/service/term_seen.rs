@@ -9,6 +9,8 @@
 //! (level-triggered through `recorded`), and forgets it once a report of
 //! the site no longer says so. A follower hands out no order: it says
 //! nothing. A report without the field (an older agent) says nothing.
+//! The status shows each site's term (`views`), and the scrape's
+//! `warden_site_refuses_orders` gauge whether it is above (`views/metrics`).
 
 use super::*;
 

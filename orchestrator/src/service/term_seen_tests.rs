@@ -24,11 +24,26 @@ fn refusals(s: &Shared, site: &str) -> Vec<String> {
         .collect()
 }
 
+/// `warden_site_refuses_orders` of sites a and b, as scraped.
+fn refusing(s: &Shared) -> Vec<(&'static str, u32)> {
+    let m = s.metrics_text(false);
+    ["a", "b"]
+        .into_iter()
+        .map(|site| {
+            let series = format!("warden_site_refuses_orders{{site=\"{site}\"}} ");
+            let line = m.lines().find(|l| l.starts_with(&series));
+            let value = line.and_then(|l| l[series.len()..].parse().ok());
+            (site, value.unwrap_or_else(|| panic!("no {series}in:\n{m}")))
+        })
+        .collect()
+}
+
 /// One orchestrator (term 0) after several: site a's agent took term 17
 /// from the old leaders and refuses this one's orders. Said once, however
 /// many reports say so, with what to do; shown in the site's status; not
 /// said again once a report says a term not above this leader's (the
 /// agent took the group's next epoch), and said anew if it holds again.
+/// `warden_site_refuses_orders` follows it.
 #[tokio::test]
 async fn an_agent_above_this_leaders_term_is_one_alert_until_it_takes_its_orders() {
     let (s, _fake, _dir) = setup(false, 5);
@@ -52,11 +67,13 @@ async fn an_agent_above_this_leaders_term_is_one_alert_until_it_takes_its_orders
         .map(|v| (v.name, v.taken_term))
         .collect();
     assert_eq!(terms, [("a".into(), Some(17)), ("b".into(), Some(0))]);
+    assert_eq!(refusing(&s), [("a", 1), ("b", 0)]);
     for seq in 6..=8 {
         s.accept_report(report("a", seq, Some(0)));
     }
     assert_eq!(refusals(&s, "a").len(), 1, "cleared, not said again");
     assert!(!s.lock().recorded.holds("taken_term/a"), "still recorded");
+    assert_eq!(refusing(&s), [("a", 0), ("b", 0)]);
     s.accept_report(report("a", 9, Some(17)));
     assert_eq!(refusals(&s, "a").len(), 2, "it holds again: said anew");
 }
