@@ -317,7 +317,8 @@ impl Shared {
     }
 
     /// This round's report: the checks run now, the latest peer views, the
-    /// outcomes not yet acked, replication and authority.
+    /// outcomes not yet acked, replication and authority, with the leader
+    /// term taken (below which an answer's orders are refused here).
     async fn report(&self, seq: u64) -> AgentReport {
         let checks = self.checks.run_due(&self.probe).await;
         let peers = self.peer_views.snapshot();
@@ -337,6 +338,7 @@ impl Shared {
                 .map(|statuses| pages::page_replication(statuses, seq))
                 .unwrap_or_default(),
             authority: self.unfit.mark(self.authority.wire()),
+            taken_term: Some(self.authority.term()),
         }
     }
 

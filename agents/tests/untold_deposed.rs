@@ -7,6 +7,8 @@
 //! `pre-xfer exec` does) still refuses deposed a's push stated at 5 —,
 //! and b runs no order of L0's: no outcome of it is ever reported. L1's
 //! answer (epoch 6: a failover b was not there for) ends the wait.
+//! Every report of b's says the leader term it took (7, kept across the
+//! restart), so that L0's refusal can be seen at the orchestrators.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,12 +29,14 @@ use warden_agents::wire::{Command, CommandKind, ReportResponse};
 use warden_agents::{run, AgentSettings};
 
 /// The fake orchestrator: what it answers every report with (`None`:
-/// 503), how many reports it answered so, and the outcome ids reported.
+/// 503), how many reports it answered so, the outcome ids reported and
+/// the leader term the last report said was taken.
 #[derive(Default)]
 struct Fake {
     answer: Mutex<Option<ReportResponse>>,
     answered: Mutex<u32>,
     outcomes: Mutex<Vec<String>>,
+    taken_term: Mutex<Option<u64>>,
 }
 
 impl Fake {
@@ -45,10 +49,15 @@ impl Fake {
     fn answered(&self) -> u32 {
         *self.answered.lock().unwrap()
     }
+
+    fn taken_term(&self) -> Option<u64> {
+        *self.taken_term.lock().unwrap()
+    }
 }
 
 async fn report(State(f): State<Arc<Fake>>, body: Bytes) -> Response {
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    *f.taken_term.lock().unwrap() = report["taken_term"].as_u64();
     for o in report["outcomes"].as_array().into_iter().flatten() {
         f.outcomes
             .lock()
@@ -208,6 +217,10 @@ async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_order
         check(&cfg, "b", &push("c", 5)).is_ok()
     })
     .await;
+    eventually("b reports the term it took from L1 (7)", || {
+        fake.taken_term() == Some(7)
+    })
+    .await;
     stop(agent).await;
 
     // Restarted: deposed L0 (term 6) answers first, with an order.
@@ -218,6 +231,11 @@ async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_order
     let waiting = "site b's agent has not heard from the orchestrator since it started";
     let e = check(&cfg, "b", &push("a", 5)).unwrap_err();
     assert!(e.contains(waiting), "after L0's answers: {e}");
+    assert_eq!(
+        fake.taken_term(),
+        Some(7),
+        "b's reports while L0 (term 6) answers: the term taken before the restart"
+    );
     assert!(
         !fake.outcomes.lock().unwrap().contains(&order.id),
         "b ran L0's order {}",

@@ -60,6 +60,9 @@ pub struct Metrics {
     /// Per `site` and `verdict` (healthy, down, path_fault, dead_agent,
     /// unconfirmed, unknown): 1 for the last round's verdict. Set when scraped.
     pub site_verdict: Family<Vec<(String, String)>, Gauge>,
+    /// Per `site`: 1 while this leader's orders are refused there (its
+    /// agent took a leader term above this leader's). Set when scraped.
+    pub site_refuses_orders: Family<Vec<(String, String)>, Gauge>,
     /// Per `group` with replication: replication errors the sites report
     /// now. Set when scraped.
     pub replication_errors: Family<Vec<(String, String)>, Gauge>,
@@ -97,6 +100,7 @@ impl Metrics {
         let group_state = Family::<Vec<(String, String)>, Gauge>::default();
         let group_maintenance = Family::<Vec<(String, String)>, Gauge>::default();
         let site_verdict = Family::<Vec<(String, String)>, Gauge>::default();
+        let site_refuses_orders = Family::<Vec<(String, String)>, Gauge>::default();
         let replication_errors = Family::<Vec<(String, String)>, Gauge>::default();
         registry.register(
             "isolated",
@@ -117,6 +121,11 @@ impl Metrics {
             "site_verdict",
             "1 for each site's last verdict (healthy, down, path_fault, dead_agent, unconfirmed, unknown), 0 for the others",
             site_verdict.clone(),
+        );
+        registry.register(
+            "site_refuses_orders",
+            "1 while a site's agent refuses this leader's orders: it took a leader term above this leader's (the terms started over)",
+            site_refuses_orders.clone(),
         );
         registry.register(
             "replication_errors",
@@ -227,6 +236,7 @@ impl Metrics {
             group_state,
             group_maintenance,
             site_verdict,
+            site_refuses_orders,
             replication_errors,
             report_streams,
             prompt_rounds,

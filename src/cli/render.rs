@@ -33,9 +33,20 @@ fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_else(|| "-".into())
 }
 
+/// The leader term the answering node's orders are made under: 0 alone
+/// (no etcd), its lease's while it leads; `None` on a follower.
+fn own_term(v: &StatusView) -> Option<u64> {
+    match &v.leadership {
+        None => Some(0),
+        Some(l) if l.is_leader => l.term.and_then(|t| u64::try_from(t).ok()),
+        Some(_) => None,
+    }
+}
+
 /// The human table of `warden status`.
 pub(crate) fn render_status(v: &StatusView) -> String {
     let mut out = String::new();
+    let own = own_term(v);
     if v.isolated {
         put_line(&mut out, "WARNING: the orchestrator is isolated (reaches no site, hears no agent): deciding nothing");
         out.push('\n');
@@ -207,6 +218,19 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                     &format!("  {:<12} {:<12} (no evidence yet)", site.name, verdict),
                 );
             }
+            if let (Some(taken), Some(own)) = (site.taken_term, own) {
+                if taken > own {
+                    put_line(
+                        &mut out,
+                        &format!(
+                            "  {:<12} REFUSES THIS LEADER'S ORDERS: its agent took leader term \
+                             {taken}, this leader's is {own} (`warden events`: the alert says \
+                             what to do)",
+                            site.name
+                        ),
+                    );
+                }
+            }
         }
         out.push('\n');
     }
@@ -358,6 +382,42 @@ mod tests {
             out.contains(r"x\n  ALERT: forged line\u{1b}]0;owned\u{7}"),
             "{out}"
         );
+    }
+
+    /// A site whose agent took a leader term above the answering leader's
+    /// (its orders refused there) has a line saying so; one at or below
+    /// it, an older agent's (no term), or a follower's status (no term
+    /// of its own to compare) has none.
+    #[test]
+    fn a_site_refusing_this_leaders_orders_is_shown() {
+        let with = |taken: serde_json::Value, leadership: serde_json::Value| {
+            let mut v = serde_json::to_value(status_with("x")).unwrap();
+            v["groups"][0]["sites"][0]["taken_term"] = taken;
+            v["leadership"] = leadership;
+            render_status(&serde_json::from_value(v).unwrap())
+        };
+        let leading = |is_leader: bool, term: Option<i64>| {
+            serde_json::json!({"node": "o1", "leader": "o1", "is_leader": is_leader,
+                "term": term, "lease_ttl_ms": 10000, "etcd_ok": true})
+        };
+        let refused =
+            "  a            REFUSES THIS LEADER'S ORDERS: its agent took leader term 17, \
+                       this leader's is 3 (`warden events`: the alert says what to do)";
+        let out = with(17.into(), leading(true, Some(3)));
+        assert!(out.lines().any(|l| l == refused), "{out}");
+        let alone = with(17.into(), serde_json::Value::Null);
+        assert!(
+            alone.contains("took leader term 17, this leader's is 0"),
+            "{alone}"
+        );
+        for (taken, leadership) in [
+            (3.into(), leading(true, Some(3))),
+            (serde_json::Value::Null, serde_json::Value::Null),
+            (17.into(), leading(false, None)),
+        ] {
+            let out = with(taken.clone(), leadership);
+            assert!(!out.contains("REFUSES"), "taken {taken}: {out}");
+        }
     }
 
     /// `warden events` says the epoch an event of a group is about (an

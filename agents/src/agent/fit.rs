@@ -119,6 +119,7 @@ mod tests {
                 .collect(),
             replication: Vec::new(),
             authority: Vec::new(),
+            taken_term: None,
         }
     }
 

@@ -121,6 +121,7 @@ mod tests {
             outcomes: Vec::new(),
             replication,
             authority: Vec::new(),
+            taken_term: None,
         }
     }
 

@@ -155,6 +155,13 @@ impl Authority {
             .collect()
     }
 
+    /// The highest leader term whose answer was taken, as on disk
+    /// (`told.rs`): reported, so the leader can say when its own term is
+    /// below it and its orders are refused here.
+    pub fn term(&self) -> u64 {
+        self.term.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// One group's state (tests, status).
     pub fn get(&self, group: &str) -> Option<GroupAuthority> {
         self.lock().get(group).cloned()

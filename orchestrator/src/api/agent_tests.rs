@@ -76,6 +76,7 @@ fn hub_report(seq: u64, primaries: usize, checks: usize) -> Vec<u8> {
         outcomes: vec![],
         replication: vec![],
         authority: vec![],
+        taken_term: None,
     };
     serde_json::to_vec(&report).unwrap()
 }

@@ -18,6 +18,7 @@ pub(super) fn report(site: &str, seq: u64, outcomes: Vec<CommandOutcome>) -> Age
         outcomes,
         replication: vec![],
         authority: vec![],
+        taken_term: None,
     }
 }
 

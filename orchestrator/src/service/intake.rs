@@ -81,6 +81,7 @@ impl Shared {
             }
             self.authority_check_locked(&mut st, &site, &report.authority);
             self.divergent_intake_locked(&mut st, &site, &report.replication);
+            self.taken_term_check_locked(&mut st, &site, report.taken_term);
         }
         if report
             .peers

@@ -24,6 +24,8 @@
 //!   failed away from while cut off, dropped outcomes;
 //! - [`operator`]: operator actions and alerts;
 //! - [`replay`]: each agent process's report sequence (replays refused);
+//! - [`term_seen`]: the leader term each site's agent took, above this
+//!   leader's (its orders refused there): an alert;
 //! - [`polls`]: concurrent command long-polls per site (capped);
 //! - [`views`]: read-only views for the API.
 //!
@@ -160,6 +162,9 @@ mod stops;
 mod store_fault_tests;
 #[cfg(test)]
 mod takeover_tests;
+mod term_seen;
+#[cfg(test)]
+mod term_seen_tests;
 #[cfg(test)]
 mod tests;
 mod unfit;

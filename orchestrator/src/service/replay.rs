@@ -125,6 +125,7 @@ mod tests {
             outcomes: vec![],
             replication: vec![],
             authority: vec![],
+            taken_term: None,
         };
         s.admit_report(&rep(1_000, 1)).unwrap();
         s.admit_report(&rep(1_000, 172_800)).unwrap();

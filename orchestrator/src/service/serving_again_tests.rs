@@ -26,6 +26,7 @@ async fn path_fault_to_a(s: &Arc<Shared>) {
             outcomes: vec![],
             replication: vec![],
             authority: vec![],
+            taken_term: None,
         });
     }
     {

@@ -49,6 +49,7 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
             outcomes: vec![],
             replication: vec![],
             authority: vec![],
+            taken_term: None,
         });
         step(1).await;
     }

@@ -93,6 +93,7 @@ fn reports(s: &Arc<Shared>, site: &str, role: &str, seq: u64) {
             role: role.into(),
             ..AuthorityWire::default()
         }],
+        taken_term: None,
     });
 }
 

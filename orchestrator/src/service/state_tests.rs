@@ -47,6 +47,7 @@ pub(super) fn role_report(
             may_push: role == "active",
             unfit: None,
         }],
+        taken_term: None,
     }
 }
 

@@ -28,6 +28,7 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
         outcomes: vec![],
         replication: vec![],
         authority: vec![],
+        taken_term: None,
     });
     for _ in 0..20 {
         tokio::task::yield_now().await;
@@ -322,6 +323,7 @@ fn report_held(s: &Shared, held: &str) {
             ..Default::default()
         }],
         authority: vec![],
+        taken_term: None,
     });
 }
 

@@ -25,6 +25,12 @@ pub struct SiteView {
     /// Time left before a recovering site counts as recovered.
     pub hold_down_left_ms: Option<u64>,
     pub evidence: Vec<EvidenceRow>,
+    /// The leader term the site's agent took, as its last report says
+    /// (absent: no report yet, an older agent, or a hybrid frontend).
+    /// Above the leader's term, the agent refuses its orders (an `alert`
+    /// event says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_term: Option<u64>,
 }
 
 /// A group as shown by `warden status`.
@@ -88,7 +94,7 @@ pub(crate) fn site_views(s: &Shared, names: &[String]) -> Vec<SiteView> {
 /// Site views from the site detector, or (`frontends`) from the detector of hybrid frontends.
 pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteView> {
     let st = s.lock();
-    let (detector, evidence) = if frontends {
+    let (detector, evidence_of) = if frontends {
         (&st.fe_detector, &st.fe_evidence)
     } else {
         (&st.detector, &st.evidence)
@@ -97,7 +103,7 @@ pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteVi
     names
         .iter()
         .map(|n| {
-            let (v, evidence) = detector.evaluate(evidence, n, now);
+            let (v, evidence) = detector.evaluate(evidence_of, n, now);
             let t = detector.track(n).cloned().unwrap_or_default();
             SiteView {
                 name: n.clone(),
@@ -119,6 +125,10 @@ pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteVi
                     None
                 },
                 evidence,
+                taken_term: evidence_of
+                    .report(n)
+                    .and_then(|(_, r)| r.taken_term)
+                    .filter(|_| !frontends),
             }
         })
         .collect()

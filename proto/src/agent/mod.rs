@@ -65,6 +65,14 @@ pub struct AgentReport {
     /// (kept on disk, so it survives restarts).
     #[serde(default)]
     pub authority: Vec<AuthorityWire>,
+    /// The highest leader term whose answer this agent took (kept on disk
+    /// with its epochs): an answer of a lower term is taken for its acks
+    /// only, its orders are not run (see [`ReportResponse::term`]). The
+    /// leader compares it with its own term and says when its orders are
+    /// refused so (the orchestrators' terms started over). Absent from an
+    /// older agent's report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_term: Option<u64>,
 }
 
 /// What one agent believes about one group: the highest epoch it has seen,

@@ -38,6 +38,7 @@ fn report(site: &str, local_ok: bool, peers: &[(&str, bool)]) -> AgentReport {
         replication: vec![],
         outcomes: vec![],
         authority: vec![],
+        taken_term: None,
     }
 }
 

@@ -59,6 +59,7 @@ pub(in crate::service) fn frontends_seen(
                 outcomes: vec![],
                 replication: vec![],
                 authority: vec![],
+                taken_term: None,
             },
         );
     }

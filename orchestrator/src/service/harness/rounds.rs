@@ -136,6 +136,7 @@ async fn round_with(
                 }],
                 _ => vec![],
             },
+            taken_term: None,
         });
     }
     {

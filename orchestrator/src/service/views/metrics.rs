@@ -5,8 +5,8 @@ use super::*;
 
 impl Shared {
     /// The gauges read off the status when scraped: isolation, each
-    /// group's state and maintenance, each site's verdict, replication
-    /// errors.
+    /// group's state and maintenance, each site's verdict and whether it
+    /// refuses this leader's orders (`term_seen`), replication errors.
     fn set_state_metrics(&self, view: &StatusView) {
         use crate::metrics::{GROUP_STATES, VERDICTS};
         let m = &self.metrics;
@@ -18,6 +18,8 @@ impl Shared {
         };
         m.isolated.set(i64::from(view.isolated));
         let mut verdicts = std::collections::BTreeMap::new();
+        let mut refuses = std::collections::BTreeMap::new();
+        let own = self.licence.is_held().then(|| self.answer_term());
         for g in &view.groups {
             let state = serde_json::json!(g.phase);
             let state = state.as_str().unwrap_or_default();
@@ -36,6 +38,8 @@ impl Shared {
             }
             for site in &g.sites {
                 verdicts.insert(site.name.clone(), site.verdict.clone());
+                let above = site.taken_term.zip(own).is_some_and(|(t, o)| t > o);
+                refuses.insert(site.name.clone(), above);
             }
         }
         for (site, verdict) in &verdicts {
@@ -44,6 +48,11 @@ impl Shared {
                     .get_or_create(&l(&[("site", site), ("verdict", v)]))
                     .set(i64::from(v == verdict));
             }
+        }
+        for (site, above) in &refuses {
+            m.site_refuses_orders
+                .get_or_create(&l(&[("site", site)]))
+                .set(i64::from(*above));
         }
     }
 

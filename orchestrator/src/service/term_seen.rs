@@ -1,0 +1,52 @@
+//! The leader term each site's agent has taken ([`AgentReport::taken_term`])
+//! against this leader's own: an agent that took a higher term takes this
+//! leader's answers as a deposed leader's — its orders (promote, demote,
+//! start-replication, resync…) are not run — until the group's next epoch.
+//! That happens when the orchestrators' terms start over (a new etcd
+//! cluster: terms are the create revision of the leader key; or one
+//! orchestrator, term 0, after several), and the agent alone says it only
+//! in its log. Here the leader says it once per site as an `alert` event
+//! (level-triggered through `recorded`), and forgets it once a report of
+//! the site no longer says so. A follower hands out no order: it says
+//! nothing. A report without the field (an older agent) says nothing.
+//! The status shows each site's term (`views`), and the scrape's
+//! `warden_site_refuses_orders` gauge whether it is above (`views/metrics`).
+
+use super::*;
+
+impl Shared {
+    /// For a report of `site` taken by the leader (state lock held):
+    /// `taken` its agent's leader term, against [`Shared::answer_term`].
+    pub(super) fn taken_term_check_locked(&self, st: &mut State, site: &str, taken: Option<u64>) {
+        let own = self.answer_term();
+        let refusal = taken
+            .filter(|&t| t > own)
+            .map(|t| refused_message(site, t, own));
+        let key = format!("taken_term/{site}");
+        if st.recorded.observe(&key, refusal.as_deref()) {
+            match refusal {
+                Some(msg) => {
+                    self.event_locked(st, EventKind::Alert, None, Some(site), msg, vec![], None)
+                }
+                None => {
+                    info!(
+                        site,
+                        term = own,
+                        "site {site}'s agent takes this leader's orders again"
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// The alert: what was observed, and what to do.
+fn refused_message(site: &str, taken: u64, own: u64) -> String {
+    format!(
+        "site {site}'s agent refuses this orchestrator's orders: it took leader term {taken}, \
+         this leader's term is {own} (the orchestrators' terms started over: a new etcd \
+         cluster, or one orchestrator after several); its orders run again from the group's \
+         next epoch, or sooner: stop the agent, set \"term\" to 0 in its authority.json (in \
+         its state_dir), start it"
+    )
+}
