@@ -8,10 +8,9 @@
 //! as older and c's at 5 passes.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,14 +20,16 @@ use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use warden_agents::authority::Authority;
-use warden_agents::gate::order::{PushOrder, Stated};
-use warden_agents::gate::{check, Transfer};
+use warden_agents::gate::check;
 use warden_agents::wire::ReportResponse;
 use warden_agents::{run, AgentSettings};
 
 #[path = "support/lone_site.rs"]
 #[allow(dead_code)] // its `settings` are site a's; b's config is written here.
 mod lone_site;
+#[path = "support/three_sites.rs"]
+mod three_sites;
+use three_sites::{config, eventually, push};
 
 #[derive(Default)]
 struct Fake {
@@ -52,83 +53,6 @@ async fn report(State(f): State<Arc<Fake>>) -> Response {
 async fn poll() -> Json<ReportResponse> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     Json(ReportResponse::default())
-}
-
-/// The config of sites a, b and c, group web on all three with an rsync
-/// plan; b's state and data in `dir`.
-fn config(base: &str, dir: &Path) -> warden_config::Config {
-    let secret = |name: &str| {
-        let f = dir.join(name);
-        lone_site::private_file(&f, &format!("{name}-0123456789abcdef\n"));
-        f.display().to_string()
-    };
-    let (token, pw) = (secret("token"), secret("pw"));
-    let mut sites = String::new();
-    for s in ["a", "b", "c"] {
-        let data = dir.join(format!("{s}-data"));
-        std::fs::create_dir_all(&data).unwrap();
-        sites.push_str(&format!(
-            "[groups.web.replication.sites.{s}]\npath = \"{}\"\n\
-             module = \"127.0.0.{}:873/data-{s}\"\nuser = \"warden\"\n\
-             password = {{ file = \"{pw}\" }}\n",
-            data.display(),
-            s.as_bytes()[0] - b'a' + 1,
-        ));
-    }
-    let text = format!(
-        r#"{orchestrator}
-[sites.a]
-agent_token = {{ env = "WARDEN_TEST_A_TOKEN_UNUSED" }}
-
-[sites.b]
-agent_token = {{ file = "{token}" }}
-state_dir = "{state}"
-
-[sites.c]
-agent_token = {{ env = "WARDEN_TEST_C_TOKEN_UNUSED" }}
-
-[groups.web]
-sites = ["a", "b", "c"]
-scheme = "dns"
-
-[groups.web.dns]
-provider = "noip"
-name = "web.example.org"
-credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
-addresses = {{ a = "198.51.100.1", b = "198.51.100.2", c = "198.51.100.3" }}
-
-[groups.web.replication]
-plan = "rsync"
-
-{sites}"#,
-        orchestrator = lone_site::orchestrator_tables(base, dir),
-        state = dir.join("state").display(),
-    );
-    warden_config::parse(&text, Path::new("test.conf")).unwrap()
-}
-
-/// A push into b's module stating `site` of group web at `epoch`.
-fn push(site: &str, epoch: u64) -> Transfer {
-    Transfer {
-        module: "data-b".into(),
-        push: true,
-        host: "127.0.0.1".into(),
-        removes: false,
-        order: Stated::Order(PushOrder {
-            group: "web".into(),
-            site: site.into(),
-            epoch,
-        }),
-    }
-}
-
-/// Waits up to 10 s for `cond`.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Before, b's gate took a's push stated at epoch 4 as soon as b's agent

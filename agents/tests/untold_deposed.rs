@@ -11,9 +11,8 @@
 //! restart), so that L0's refusal can be seen at the orchestrators.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -23,10 +22,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use warden_agents::gate::order::{PushOrder, Stated};
-use warden_agents::gate::{check, Transfer};
+use warden_agents::gate::check;
 use warden_agents::wire::{Command, CommandKind, ReportResponse};
 use warden_agents::{run, AgentSettings};
+
+#[path = "support/lone_site.rs"]
+#[allow(dead_code)] // three_sites' secrets and tables; b's config is written there.
+mod lone_site;
+#[path = "support/three_sites.rs"]
+mod three_sites;
+use three_sites::{config, eventually, push};
 
 /// The fake orchestrator: what it answers every report with (`None`:
 /// 503), how many reports it answered so, the outcome ids reported and
@@ -83,96 +88,6 @@ fn leader(term: u64, epoch: u64, commands: Vec<Command>) -> ReportResponse {
         term,
         commands,
         ..ReportResponse::default()
-    }
-}
-
-/// The config of sites a, b and c, group web on all three with an rsync
-/// plan; b's state and data in `dir`.
-fn config(base: &str, dir: &Path) -> warden_config::Config {
-    let secret = |name: &str| {
-        let f = dir.join(name);
-        std::fs::write(&f, format!("{name}-0123456789abcdef\n")).unwrap();
-        std::fs::set_permissions(&f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-        f.display().to_string()
-    };
-    let (token, pw) = (secret("token"), secret("pw"));
-    let mut sites = String::new();
-    for (i, s) in ["a", "b", "c"].into_iter().enumerate() {
-        let data = dir.join(format!("{s}-data"));
-        std::fs::create_dir_all(&data).unwrap();
-        sites.push_str(&format!(
-            "[groups.web.replication.sites.{s}]\npath = \"{}\"\n\
-             module = \"127.0.0.{}:873/data-{s}\"\nuser = \"warden\"\n\
-             password = {{ file = \"{pw}\" }}\n",
-            data.display(),
-            i + 1,
-        ));
-    }
-    let text = format!(
-        r#"
-[orchestrator]
-listen = "127.0.0.1:9"
-url = "{base}/"
-data_dir = "{d}"
-operator_token = {{ env = "WARDEN_TEST_OPERATOR_TOKEN_UNUSED" }}
-long_poll = "300ms"
-
-[detection]
-interval = "100ms"
-agent_timeout = "1s"
-probe_timeout = "300ms"
-
-[sites.a]
-agent_token = {{ env = "WARDEN_TEST_A_TOKEN_UNUSED" }}
-
-[sites.b]
-agent_token = {{ file = "{token}" }}
-state_dir = "{state}"
-
-[sites.c]
-agent_token = {{ env = "WARDEN_TEST_C_TOKEN_UNUSED" }}
-
-[groups.web]
-sites = ["a", "b", "c"]
-scheme = "dns"
-
-[groups.web.dns]
-provider = "noip"
-name = "web.example.org"
-credentials = {{ env = "WARDEN_TEST_DNS_CREDENTIALS_UNUSED" }}
-addresses = {{ a = "198.51.100.1", b = "198.51.100.2", c = "198.51.100.3" }}
-
-[groups.web.replication]
-plan = "rsync"
-
-{sites}"#,
-        d = dir.display(),
-        state = dir.join("state").display(),
-    );
-    warden_config::parse(&text, Path::new("test.conf")).unwrap()
-}
-
-/// A push into b's module stating `site` of group web at `epoch`.
-fn push(site: &str, epoch: u64) -> Transfer {
-    Transfer {
-        module: "data-b".into(),
-        push: true,
-        host: "127.0.0.1".into(),
-        removes: false,
-        order: Stated::Order(PushOrder {
-            group: "web".into(),
-            site: site.into(),
-            epoch,
-        }),
-    }
-}
-
-/// Waits up to 10 s for `cond`.
-async fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
