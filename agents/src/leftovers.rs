@@ -16,7 +16,8 @@
 //! before it takes any command or runs any check, the agent ends every
 //! process bound to its state directory ([`end_leftovers`]): SIGTERM
 //! (rsync removes the temporary file of the transfer it was in), up to
-//! [`TERM_GRACE`], then SIGKILL. Said in the log and in the outcome of
+//! [`TERM_GRACE`], then SIGKILL (what SIGKILL does not end within
+//! `run_sweep::KILL_WAIT` is named as still running, not as ended). Said in the log and in the outcome of
 //! the first command it finishes.
 //!
 //! Not ended: what a run that *ended in time* left behind on purpose (a
@@ -89,6 +90,14 @@ pub async fn end_leftovers(state_dir: &Path, held: &[String]) -> Option<String> 
         if n == 1 { "was" } else { "were" },
         swept.how(),
     );
+    // Named, not said to be ended (stuck in the kernel, on a dead mount).
+    let line = match swept.ending {
+        run_sweep::Ending::Survived => format!(
+            "{line}: a push, pull or replication command started now may run beside it (end \
+             it, or restart the host)"
+        ),
+        _ => line,
+    };
     warn!("{line}");
     Some(line)
 }

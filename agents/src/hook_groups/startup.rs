@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use warden_config::run_mark::RunMark;
+use warden_config::run_sweep::{self, Ending};
 
 use rustix::process::Signal;
 
@@ -26,7 +27,7 @@ pub const TERM_GRACE: Duration = Duration::from_secs(5);
 
 /// How long the agent waits for a group to be gone after SIGKILL (a process
 /// stuck in the kernel, on a dead NFS mount, does not die at once).
-pub const KILL_WAIT: Duration = Duration::from_secs(10);
+pub const KILL_WAIT: Duration = run_sweep::KILL_WAIT;
 
 /// End the hooks the agent's previous process left running (module docs);
 /// one line per hook ended, for the log and the next outcome.
@@ -98,11 +99,12 @@ fn alive(r: &Record, pid: u32) -> bool {
 async fn end_group(r: &Record, patience: &Patience) -> (String, bool) {
     let pgid = r.pid.unwrap_or_default();
     warn!(command = %r.command, hook = %r.hook, group = pgid, "a hook of the agent's previous process still runs: ending its process group before taking any command");
+    let signal = patience.signal;
     let (how, gone) = end_in_steps(
         r,
         patience,
-        |sig| (patience.signal)(pgid, sig),
-        || !group_alive(pgid),
+        move |sig| signal(pgid, sig),
+        move || !group_alive(pgid),
     )
     .await;
     // What it moved out of its group (`setsid`, a double fork) goes too.
@@ -138,11 +140,12 @@ async fn end_marked(r: &Record, patience: &Patience) -> Option<(String, bool)> {
         info!(command = %r.command, hook = %r.hook, "a hook the agent's previous process was about to start never ran, or ended");
         return None;
     }
+    let (signal, to, seen) = (patience.signal_marked, mark.clone(), mark.clone());
     let (how, gone) = end_in_steps(
         r,
         patience,
-        |sig| (patience.signal_marked)(&mark, sig),
-        || mark.marked().is_empty(),
+        move |sig| signal(&to, sig),
+        move || seen.marked().is_empty(),
     )
     .await;
     let line = format!(
@@ -159,29 +162,33 @@ async fn end_marked(r: &Record, patience: &Patience) -> Option<(String, bool)> {
 }
 
 /// SIGTERM through `send`, SIGKILL once `patience.term` passed and `gone`
-/// is not yet true, then up to `patience.kill` for `gone`: how it ended
-/// (the words of the outcome), and whether it is gone.
+/// is not yet true, then up to `patience.kill` for `gone`
+/// (`warden_config::run_sweep::end_in_steps`, on a blocking thread): how
+/// it ended (the words of the outcome), and whether it is gone.
 async fn end_in_steps(
     r: &Record,
     patience: &Patience,
-    send: impl Fn(Signal),
-    gone: impl Fn() -> bool,
+    send: impl Fn(Signal) + Send + 'static,
+    gone: impl Fn() -> bool + Send + 'static,
 ) -> (String, bool) {
-    send(Signal::TERM);
-    if gone_within(&gone, patience.term).await {
-        return ("ended on SIGTERM".into(), true);
+    let (term, kill) = (patience.term, patience.kill);
+    let ending =
+        tokio::task::spawn_blocking(move || run_sweep::end_in_steps(send, gone, term, kill))
+            .await
+            .unwrap_or(Ending::Survived);
+    match ending {
+        Ending::OnTerm => ("ended on SIGTERM".into(), true),
+        Ending::Killed => ("killed (SIGKILL)".into(), true),
+        Ending::Survived => (
+            format!(
+                "sent SIGKILL, and some of it still ran {} s later: no promote or demote \
+                 of group {} runs here while it does",
+                patience.kill.as_secs(),
+                r.group()
+            ),
+            false,
+        ),
     }
-    send(Signal::KILL);
-    if gone_within(&gone, patience.kill).await {
-        return ("killed (SIGKILL)".into(), true);
-    }
-    let how = format!(
-        "sent SIGKILL, and some of it still ran {} s later: no promote or demote \
-         of group {} runs here while it does",
-        patience.kill.as_secs(),
-        r.group()
-    );
-    (how, false)
 }
 
 /// `sig` to every process carrying `mark`.
@@ -209,6 +216,7 @@ pub(super) fn signal_group(pgid: u32, sig: Signal) {
 }
 
 /// Waits until `gone` is true, up to `within`; whether it is.
+#[cfg(test)]
 pub(super) async fn gone_within(gone: impl Fn() -> bool, within: Duration) -> bool {
     let until = tokio::time::Instant::now() + within;
     loop {

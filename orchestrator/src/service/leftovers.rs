@@ -15,7 +15,9 @@
 //! `crate::run` before the API serves and the licence is taken), the
 //! orchestrator ends every process bound to its run directory
 //! (`warden_config::run_sweep`: SIGTERM, up to [`TERM_GRACE`], then
-//! SIGKILL), and says which in the log and in an event.
+//! SIGKILL and up to its kill wait), and says which in the log and in an
+//! event — an `alert` naming what still runs after SIGKILL (stuck in the
+//! kernel), which a resumed fence step may run beside.
 //!
 //! Never touched: another orchestrator's commands (another `data_dir`, or
 //! another node), an agent's (bound to its state directory). Limits are
@@ -29,7 +31,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use warden_config::run_mark::RunMark;
-use warden_config::run_sweep::{self, Swept};
+use warden_config::run_sweep::{self, Ending, Swept};
 
 use super::*;
 
@@ -70,7 +72,11 @@ impl Shared {
         };
         let line = describe(&swept);
         tracing::warn!("{line}");
-        self.event(EventKind::Started, None, None, line, vec![], None);
+        let kind = match swept.ending {
+            Ending::Survived => EventKind::Alert,
+            _ => EventKind::Started,
+        };
+        self.event(kind, None, None, line, vec![], None);
     }
 }
 
@@ -97,11 +103,20 @@ fn describe(swept: &Swept) -> String {
         .into_iter()
         .map(|(what, pids)| format!("{what} {}", pids.join(", ")))
         .collect();
+    let plural = if n == 1 { "" } else { "es" };
+    if swept.ending == Ending::Survived {
+        return format!(
+            "found {n} process{plural} left by the previous orchestrator process before \
+             resuming any runbook: {}; {}: a fence step resumed now may run its command beside \
+             it (end it, or restart the host)",
+            what.join("; "),
+            swept.how()
+        );
+    }
     format!(
-        "ended {n} process{} left by the previous orchestrator process (with SIGTERM{}) before \
-         resuming any runbook: {}",
-        if n == 1 { "" } else { "es" },
-        if swept.killed { ", then SIGKILL" } else { "" },
+        "ended {n} process{plural} left by the previous orchestrator process (with SIGTERM{}) \
+         before resuming any runbook: {}",
+        if swept.killed() { ", then SIGKILL" } else { "" },
         what.join("; ")
     )
 }
@@ -216,13 +231,29 @@ mod tests {
                 ended(11, "ipmitool", FENCE),
                 ended(12, "curl", NOTIFY),
             ],
-            killed: true,
+            ending: Ending::Killed,
+            left: vec![],
+            kill_wait: Duration::from_secs(10),
         };
         assert_eq!(
             describe(&swept),
             "ended 3 processes left by the previous orchestrator process (with SIGTERM, then \
              SIGKILL) before resuming any runbook: fence command pid 10 (sh), pid 11 \
              (ipmitool); notify command pid 12 (curl)"
+        );
+        // One that SIGKILL did not end (stuck in the kernel) is not said
+        // to be ended.
+        let stuck = Swept {
+            ending: Ending::Survived,
+            left: vec![11],
+            ..swept
+        };
+        assert_eq!(
+            describe(&stuck),
+            "found 3 processes left by the previous orchestrator process before resuming any \
+             runbook: fence command pid 10 (sh), pid 11 (ipmitool); notify command pid 12 \
+             (curl); sent SIGKILL, and 1 of them (pid 11) still ran 10 s later: a fence step \
+             resumed now may run its command beside it (end it, or restart the host)"
         );
     }
 }
