@@ -114,13 +114,7 @@ mod tests {
         r.started(stuck.id());
         of_a_previous_process(&r.path);
         std::mem::forget(r);
-        let patience = Patience {
-            term: Duration::from_millis(200),
-            kill: Duration::from_millis(300),
-            signal: |_, _| {},
-            signal_marked: |_, _| {},
-        };
-        let said = end_leftovers_with(dir.path(), &patience).await;
+        let said = end_leftovers_with(dir.path(), &Patience::STUCK).await;
         let refused = blocking(dir.path(), "web");
         let other_group = blocking(dir.path(), "db");
         signal_group(stuck.id(), rustix::process::Signal::KILL);
@@ -175,13 +169,7 @@ mod tests {
         while mark.marked().is_empty() && std::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let patience = Patience {
-            term: Duration::from_millis(200),
-            kill: Duration::from_millis(300),
-            signal: |_, _| {},
-            signal_marked: |_, _| {},
-        };
-        let said = end_leftovers_with(dir.path(), &patience).await;
+        let said = end_leftovers_with(dir.path(), &Patience::STUCK).await;
         let refused = blocking(dir.path(), "web");
         let held = held_marks(dir.path());
         let _ = stuck.kill();

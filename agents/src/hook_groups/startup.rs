@@ -53,6 +53,16 @@ impl Patience {
         signal: signal_group,
         signal_marked,
     };
+
+    /// A test's stand-in for processes that neither SIGTERM nor SIGKILL
+    /// ends (stuck in the kernel): nothing is sent, waits are short.
+    #[cfg(test)]
+    pub(super) const STUCK: Patience = Patience {
+        term: Duration::from_millis(200),
+        kill: Duration::from_millis(300),
+        signal: |_, _| {},
+        signal_marked: |_, _| {},
+    };
 }
 
 pub(super) async fn end_leftovers_with(state_dir: &Path, patience: &Patience) -> Vec<String> {
