@@ -302,8 +302,10 @@ mod tests {
         let here = tempfile::tempdir().unwrap();
         let mark = RunMark::bound_named("fence-1", here.path());
         let mut stuck = spawn(&mark, "exec sleep 60");
+        // Until it runs `sleep`: its environment is not read while it execs.
+        let comm = || std::fs::read_to_string(format!("/proc/{}/comm", stuck.id()));
         for _ in 0..200 {
-            if !mark.marked().is_empty() {
+            if mark.marked() == [stuck.id()] && comm().is_ok_and(|c| c.trim() == "sleep") {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
