@@ -325,11 +325,17 @@ mod tests {
         l.wait().await;
     }
 
-    /// A fake boot clock (ms): runs while tokio's paused clock stands still.
-    static BOOT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3_600_000);
+    /// Fake boot clocks (ms), one per test (tests run at once): they run
+    /// while tokio's paused clock stands still.
+    static WOKEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3_600_000);
+    static RENEWED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(3_600_000);
 
-    fn fake_boot() -> Duration {
-        Duration::from_millis(BOOT_MS.load(std::sync::atomic::Ordering::SeqCst))
+    fn woken_boot() -> Duration {
+        Duration::from_millis(WOKEN.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    fn renewed_boot() -> Duration {
+        Duration::from_millis(RENEWED.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// A leader host suspended for ten minutes with a 10 s lease wakes up:
@@ -340,10 +346,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_host_woken_from_suspension_past_its_lease_finds_its_licence_lapsed() {
         let shutdown = CancellationToken::new();
-        let l = Arc::new(Licence::new(&shutdown).with_boot_clock(fake_boot));
+        let l = Arc::new(Licence::new(&shutdown).with_boot_clock(woken_boot));
         let asked = Asked {
             at: Instant::now(),
-            boot: fake_boot(),
+            boot: woken_boot(),
         };
         assert!(l.lapse_at(asked.deadline(Duration::from_secs(9))));
         l.grant();
@@ -351,7 +357,7 @@ mod tests {
         let gate = l.gate(&term);
         assert!(gate(), "the gate is open within the lease");
 
-        BOOT_MS.fetch_add(600_000, std::sync::atomic::Ordering::SeqCst);
+        WOKEN.fetch_add(600_000, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(Instant::now(), asked.at, "tokio's clock stood still");
 
         assert!(!gate(), "an order left after the host woke past its lease");
@@ -361,12 +367,40 @@ mod tests {
         assert!(cause.contains("boot clock"), "{cause}");
         let renewed = Asked {
             at: Instant::now(),
-            boot: fake_boot(),
+            boot: woken_boot(),
         };
         assert!(
             !l.lapse_at(renewed.deadline(Duration::from_secs(9))),
             "a renewal after the lapse renewed the licence"
         );
         assert!(!l.is_held());
+    }
+
+    /// A renewal sent before a suspension that comes back after it, past
+    /// the deadline on the boot clock only, with nothing having looked at
+    /// the licence meanwhile: it renews no licence (the term ends; a new
+    /// one must be won), as a renewal that comes back after the monotonic
+    /// deadline does.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_back_after_the_boot_deadline_renews_no_licence() {
+        let shutdown = CancellationToken::new();
+        let l = Licence::new(&shutdown).with_boot_clock(renewed_boot);
+        let asked = Asked {
+            at: Instant::now(),
+            boot: renewed_boot(),
+        };
+        assert!(l.lapse_at(asked.deadline(Duration::from_secs(9))));
+        l.grant();
+        let term = l.token().expect("the licence is held");
+        let sent = Asked {
+            at: Instant::now(),
+            boot: renewed_boot(),
+        };
+        RENEWED.fetch_add(600_000, std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            !l.lapse_at(sent.deadline(Duration::from_secs(9))),
+            "a renewal that came back past the boot deadline renewed the licence"
+        );
+        assert!(term.is_cancelled() && !l.is_held());
     }
 }

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{retrying, EtcdStore};
-use crate::licence::{boot_clock, Asked, Deadline};
+use crate::licence::{Asked, Deadline};
 
 mod campaign;
 mod term;

@@ -89,20 +89,14 @@ impl Election {
                         continue;
                     }
                 },
+                // On the monotonic clock only: after a suspension past the
+                // deadline the licence has lapsed by itself (the boot
+                // clock), and the next renewal ends the term — etcd says
+                // the lease expired, or `lease_until` that it lapsed.
                 _ = tokio::time::sleep_until(deadline.at) => {
                     self.trouble("the leader lease could not be renewed in time");
                     self.end_term(client, "the lease could not be renewed before its deadline").await;
                     return Outcome::Lost("lease deadline".into());
-                }
-                // The monotonic clock stands still while the host is
-                // suspended: the boot clock is looked at every poll.
-                _ = tokio::time::sleep(self.poll()) => {
-                    if deadline.boot_passed(boot_clock()) {
-                        warn!(node = %self.node, "the host's boot clock says the leader lease ran out (suspended?) while its monotonic clock still counts time left");
-                        self.end_term(client, "the host's boot clock says the lease ran out (suspended?)").await;
-                        return Outcome::Lost("lease deadline (boot clock)".into());
-                    }
-                    continue;
                 }
                 _ = tokio::time::sleep_until(next) => {}
             }
