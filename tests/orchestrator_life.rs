@@ -4,6 +4,8 @@
 //! during a failover's fence step leaves it running; the restarted process
 //! resumes the runbook and runs the fence step again — and must first end
 //! the old fence command, so that two never run at once against one site.
+//! And a second process of one etcd node on the host is refused before it
+//! ends anything of the running one's.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -214,5 +216,189 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
         events.contains("ended 2 processes left by the previous orchestrator process")
             && events.contains(&format!("fence command pid {pid} (fence.sh)")),
         "no event says the fence command {pid} was ended: {events}"
+    );
+}
+
+/// One etcd member on loopback (Debian's `etcd-server`), killed on drop;
+/// `None` (the test skipped) when etcd is not installed outside CI.
+struct Etcd {
+    child: Child,
+    /// Its data directory, removed after it.
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+fn etcd() -> Option<(Etcd, String)> {
+    if !Path::new("/usr/bin/etcd").is_file() {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!ci, "etcd is needed (apt-get install etcd-server)");
+        eprintln!("skipped: etcd not installed");
+        return None;
+    }
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, peer) = (free_port(), free_port());
+        let url = format!("http://127.0.0.1:{client}");
+        let peer = format!("http://127.0.0.1:{peer}");
+        let child = Command::new("/usr/bin/etcd")
+            .args(["--name", "t1", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("t1={peer}")])
+            .args(["--logger", "zap", "--log-outputs"])
+            .arg(dir.path().join("etcd.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut e = Etcd { child, _dir: dir };
+        let up = wait_for("etcd listens", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", client)).is_ok()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        if up && e.child.try_wait().ok().flatten().is_none() {
+            return Some((e, url));
+        }
+        let _ = e.child.kill();
+    }
+    panic!("etcd did not start in 5 attempts");
+}
+
+/// A second `warden orchestrator --node n1` on the host (a second copy of
+/// the config, n1 at another address; a unit started twice) while n1
+/// runs: it exits non-zero saying another process runs as n1, naming the
+/// lock file and that process's pid — and ends nothing: a process bound
+/// to n1's run directory (as its fence command would be) still runs, and
+/// n1 still leads.
+#[test]
+fn a_second_process_of_a_running_etcd_node_is_refused_and_ends_nothing() {
+    let Some((_etcd, url)) = etcd() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret(d, "op", OPERATOR);
+    for s in ["a", "b", "fe"] {
+        secret(d, s, &format!("{s}-secret-token-of-this-test"));
+    }
+    let conf = |name: &str, port: u16| {
+        let path = d.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                r#"[orchestrator]
+listen = "127.0.0.1:1"
+data_dir = "{d}/data"
+operator_token = {{ file = "{d}/op" }}
+store = "etcd"
+[orchestrator.etcd]
+endpoints = ["{url}"]
+lease_ttl = "2s"
+[[orchestrator.nodes]]
+name = "n1"
+listen = "127.0.0.1:{port}"
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+automatic = false
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:0"
+backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let port = free_port();
+    let (one, other) = (conf("one.conf", port), conf("other.conf", free_port()));
+    let start = |conf: &Path, log: &Path| {
+        Command::new(WARDEN)
+            .args(["orchestrator", "--node", "n1", "--config"])
+            .arg(conf)
+            .env("WARDEN_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let (log1, log2) = (d.join("n1-first.log"), d.join("n1-second.log"));
+    let mut first = start(&one, &log1);
+    let leads = wait_for("the first n1 leads", Duration::from_secs(30), || {
+        http(port, "GET", "/v1/leader", "").is_some_and(|(s, _)| s.contains(" 200 "))
+    });
+    // A process bound to n1's run directory, as its fence command is.
+    let run_dir = d.join("data").join("node-n1");
+    let mut marked = Command::new("sleep")
+        .arg("60")
+        .env("WARDEN_RUN", format!("fence-test@{}", run_dir.display()))
+        .spawn()
+        .unwrap();
+    let mut second = start(&other, &log2);
+    let mut exit = None;
+    wait_for("the second n1 exits", Duration::from_secs(30), || {
+        exit = second.try_wait().ok().flatten();
+        exit.is_some()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let marked_runs = marked.try_wait().ok().flatten().is_none();
+    let still_leads = http(port, "GET", "/v1/leader", "").is_some_and(|(s, _)| s.contains(" 200 "));
+    let first_pid = first.id();
+    for c in [&mut first, &mut second, &mut marked] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let said = |f: &Path| std::fs::read_to_string(f).unwrap_or_default();
+    assert!(leads, "the first n1 did not lead: {}", said(&log1));
+    let second_said = said(&log2);
+    assert!(
+        marked_runs,
+        "the second n1 ended the first one's process: {second_said}"
+    );
+    assert!(
+        exit.is_some_and(|e| !e.success()),
+        "the second n1 did not exit with an error ({exit:?}): {second_said}"
+    );
+    assert!(still_leads, "the first n1 no longer leads: {}", said(&log1));
+    let lock = run_dir.join("node.lock");
+    assert!(
+        second_said.contains("another orchestrator runs as node n1")
+            && second_said.contains(&lock.display().to_string())
+            && second_said.contains(&format!("pid {first_pid}")),
+        "the second n1 did not say who holds n1: {second_said}"
     );
 }

@@ -31,6 +31,17 @@ pub enum OrchestratorError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Another process runs as this node on this host (it holds the node's
+    /// run directory): stop one of them; nothing was ended or campaigned.
+    #[error(
+        "another orchestrator runs as node {node} on this host ({holder} holds {lock}): \
+         one process per node; this one ends nothing and exits"
+    )]
+    NodeRunning {
+        node: String,
+        lock: String,
+        holder: String,
+    },
     /// This orchestrator does not (or no longer) hold the leader lease: its
     /// write was refused, by etcd itself when another node leads.
     #[error("not the leader: {0}")]

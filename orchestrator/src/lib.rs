@@ -11,7 +11,8 @@
 //! - [`commands`]: the command ledger (who a command was queued for, its outcome);
 //! - [`retry`]: bounded failback retries;
 //! - [`api`]: the HTTP API; [`model`]: persisted and reported types; [`metrics`];
-//! - [`text`]: agent-supplied text cut to size and made printable.
+//! - [`text`]: agent-supplied text cut to size and made printable;
+//! - [`node_lock`]: one process per etcd node on a host.
 
 pub mod api;
 pub mod commands;
@@ -21,6 +22,7 @@ pub mod etcd;
 pub mod licence;
 pub mod metrics;
 pub mod model;
+pub mod node_lock;
 pub mod recorded;
 pub mod retry;
 pub mod routing;
@@ -72,6 +74,10 @@ pub async fn run(
         None => None,
     };
     let mut election = None;
+    // With etcd, one process per node on this host, held until `run`
+    // returns: taken before the sweep of the node's run directory and the
+    // campaign (`node_lock`).
+    let mut _node_lock = None;
     let shared = match (o.store, &o.etcd) {
         (StoreKind::Etcd, Some(etcd)) => {
             if !o.nodes.is_empty() && settings.node.is_none() {
@@ -79,6 +85,7 @@ pub async fn run(
                     "the config lists [[orchestrator.nodes]]: start each with --node NAME".into(),
                 ));
             }
+            _node_lock = Some(node_lock::lock(&settings)?);
             let node = settings
                 .node
                 .clone()

@@ -128,7 +128,8 @@ impl OrchestratorSettings {
     /// process sweeps at start (`service::leftovers`): `data_dir` on a
     /// local store (one process per directory: its lock); with etcd,
     /// where the nodes of one host may share a `data_dir`, its node's
-    /// `DATA_DIR/node-NAME` (a name, not a directory made).
+    /// `DATA_DIR/node-NAME` (made at start, when the node takes its lock
+    /// there: `crate::node_lock`).
     pub fn run_dir(&self) -> std::path::PathBuf {
         let o = &self.config.orchestrator;
         match o.store {

@@ -309,7 +309,7 @@ impl Role for Licensed {
         self.licence.revoke(why);
         self.downs.lock().unwrap().push(why.to_string());
     }
-    fn lease_until(&self, deadline: tokio::time::Instant) -> bool {
+    fn lease_until(&self, deadline: warden_orchestrator::licence::Deadline) -> bool {
         self.licence.lapse_at(deadline)
     }
     fn etcd_health(&self, _trouble: Option<&str>) {
@@ -477,7 +477,7 @@ async fn a_take_over_longer_than_the_lease_renews_it_meanwhile() {
         fn step_down(&self, why: &str) {
             self.licence.revoke(why);
         }
-        fn lease_until(&self, deadline: tokio::time::Instant) -> bool {
+        fn lease_until(&self, deadline: warden_orchestrator::licence::Deadline) -> bool {
             self.licence.lapse_at(deadline)
         }
         fn etcd_health(&self, _trouble: Option<&str>) {}

@@ -4,7 +4,8 @@
 //! guard of operator actions: a node that does not lead answers them with
 //! `307 Temporary Redirect` to the leader's URL (the CLI follows it only to
 //! an orchestrator URL it knows), or `503` when nobody leads — or when the
-//! leader is a node this node's config does not name (503 naming it).
+//! leader is a node this node's config does not name, or bears this
+//! node's own name without this process holding the lease (503 naming it).
 
 use std::sync::Arc;
 
@@ -129,6 +130,31 @@ pub async fn leader_only(State(s): State<Arc<Shared>>, req: Request, next: Next)
             })),
         )
             .into_response(),
+        // The leader key names this very node, yet this process holds no
+        // licence: it is loading the state it just won, or the key is on
+        // another lease — this node's previous process's (until it runs
+        // out), or another process's started with this node's name (on
+        // another host) that leads and acts. Never "nobody leads".
+        (Some(name), _) => {
+            let error = if v.term.is_some() {
+                format!(
+                    "orchestrator {name} won the leader lease and is loading the state; \
+                     try again in a moment"
+                )
+            } else {
+                format!(
+                    "orchestrator {name} does not lead, but the leader key names {name}: \
+                     held by another process started as {name} (on another host: give every \
+                     node its own name), or by this node's previous process until its lease \
+                     runs out; actions wait"
+                )
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "error": error, "leader": name })),
+            )
+                .into_response()
+        }
         _ => {
             let why = v
                 .etcd_trouble

@@ -13,6 +13,9 @@
 //! is the send time of the last keep-alive etcd answered plus the TTL, less a
 //! tenth: etcd expires the lease no earlier than the TTL after it *received*
 //! that keep-alive, so the leader stops acting before anyone else can win.
+//! The deadline is counted on the monotonic clock and on the boot clock
+//! ([`Deadline`]): a host suspended past it (the monotonic clock stands
+//! still meanwhile) finds it passed when it wakes.
 //! At the deadline (etcd unreachable, a partition, a pause), or when the key
 //! is no longer its own (seen at once by a watch on the key — an operator
 //! who deletes it, revokes its lease or rewrites it, even on its lease
@@ -40,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{retrying, EtcdStore};
+use crate::licence::{Asked, Deadline};
 
 mod campaign;
 mod term;
@@ -52,13 +56,14 @@ pub trait Role: Send + Sync {
     async fn take_over(&self, term: i64) -> Result<(), String>;
     /// This node lost the lease (or shuts down): stop acting now.
     fn step_down(&self, why: &str);
-    /// This node's lease runs (by its own count) until `deadline`: called
-    /// before [`Role::take_over`] and at every renewal. Nothing may act
-    /// past it, whether or not this loop got to run and step down (a
-    /// paused process, a starved runtime). False when the licence has
+    /// This node's lease runs (by its own count) until `deadline`, on the
+    /// monotonic and the boot clock: called before [`Role::take_over`] and
+    /// at every renewal. Nothing may act past it on either clock, whether
+    /// or not this loop got to run and step down (a paused process, a
+    /// starved runtime, a suspended host). False when the licence has
     /// lapsed already (the renewal came back after the deadline): the
     /// term ends.
-    fn lease_until(&self, _deadline: Instant) -> bool {
+    fn lease_until(&self, _deadline: Deadline) -> bool {
         true
     }
     /// etcd answered (`None`) or failed (`Some(cause)`).
@@ -190,7 +195,7 @@ impl Election {
         let mut refusals: u32 = 0;
         while !stop.is_cancelled() {
             // The lease runs from its grant: counted from before it was asked.
-            let asked = Instant::now();
+            let asked = Asked::now();
             let grant = retrying(self.timeout, client.clone(), |mut c| async move {
                 c.lease_grant(ttl_s, None).await
             })

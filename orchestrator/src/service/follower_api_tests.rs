@@ -52,6 +52,52 @@ async fn a_follower_names_a_leader_its_config_does_not_know() {
     assert!(s.lock().runbooks.is_empty(), "a follower started a runbook");
 }
 
+/// The same node name on two hosts (one etcd): the leader key names n1,
+/// held by the other host's n1, which leads and acts. This n1 does not
+/// hold the lease: it refuses the action (503, nothing started), names
+/// the leader and says why it can be its own name. Before, it said "no
+/// orchestrator leads now; actions wait for a leader".
+#[tokio::test]
+async fn a_follower_named_like_the_leader_says_another_process_holds_its_name() {
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let mut seen = Leadership::new("n1", Duration::from_secs(3));
+    seen.leader = Some("n1".into());
+    seen.etcd_ok = true;
+    seen.etcd_trouble = None;
+    let (_tx, view) = watch::channel(seen);
+    let s = start_routed_as(
+        &text,
+        &dir,
+        Arc::new(MemStore::default()),
+        |_| Arc::new(FakeRoute::default()),
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let req = axum::http::Request::post("/v1/groups/web/failover")
+        .header("authorization", "Bearer operator-secret")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(r#"{"to":"b"}"#))
+        .unwrap();
+    let r = crate::api::router(s.clone()).oneshot(req).await.unwrap();
+    let status = r.status();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        status,
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "{body}"
+    );
+    assert_eq!(body["leader"], "n1", "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("another process started as n1") && !error.contains("no orchestrator leads"),
+        "{body}"
+    );
+    assert!(!error.contains("  "), "runs of spaces in {error:?}");
+    assert!(s.lock().runbooks.is_empty(), "a follower started a runbook");
+}
+
 /// A memory store whose groups stop being readable (a record written by a
 /// newer version, say) once `broken` is set.
 #[derive(Default)]

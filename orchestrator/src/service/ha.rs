@@ -157,10 +157,11 @@ impl Role for HaRole {
         warn!(cause = %why, "stepped down: not acting until elected again");
     }
 
-    fn lease_until(&self, deadline: Instant) -> bool {
+    fn lease_until(&self, deadline: crate::licence::Deadline) -> bool {
         // The licence lapses at the lease's deadline by itself: a process
-        // paused past it (or whose election loop is late) answers no report
-        // with an order and takes no action once it resumes, before the
+        // paused past it (or whose election loop is late), or a host woken
+        // from suspension past it (the boot clock), answers no report with
+        // an order and takes no action once it resumes, before the
         // election loop steps down.
         self.0.licence.lapse_at(deadline)
     }

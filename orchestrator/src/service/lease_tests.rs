@@ -39,7 +39,7 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
     let store = Arc::new(MemStore::default());
     let (s, fake, _leadership) = elected(store.clone());
     let role = HaRole(s.clone());
-    assert!(role.lease_until(Instant::now() + Duration::from_secs(60)));
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(60)).into()));
     role.take_over(1).await.unwrap();
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     let activations = || fake.activations.load(std::sync::atomic::Ordering::SeqCst);
@@ -65,7 +65,7 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
 
     // The last renewal gives the lease one more second; then the process
     // does not run its election loop (paused, starved) while time passes.
-    assert!(role.lease_until(Instant::now() + Duration::from_secs(1)));
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(1)).into()));
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline + Duration::from_millis(500) {
         round_sites(&s, true, true, &promote).await;
@@ -183,7 +183,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
     )
     .unwrap();
     let role = HaRole(s.clone());
-    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
     role.take_over(1).await.unwrap();
     // The take-over's reconciliation cannot read the server, and routes a
     // again as a precaution: its last act.
@@ -225,7 +225,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
     // The switch asks the server (2 s); the lease ends in 200 ms, and
     // nothing else looks at the licence meanwhile (the process is paused).
     let deadline = Instant::now() + Duration::from_millis(200);
-    assert!(role.lease_until(deadline));
+    assert!(role.lease_until(deadline.into()));
     tokio::time::sleep(Duration::from_secs(6)).await;
     let late: Vec<(String, u64)> = dns
         .0
@@ -255,7 +255,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
 async fn answers_to_agents_carry_the_leaders_term() {
     let (s, _fake, _leadership) = elected(Arc::new(MemStore::default()));
     let role = HaRole(s.clone());
-    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
     role.take_over(17).await.unwrap();
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1000, vec![]));
@@ -276,7 +276,7 @@ async fn answers_to_agents_carry_the_leaders_term() {
         ReportResponse::default(),
         "a follower answers with nothing"
     );
-    assert!(role.lease_until(Instant::now() + Duration::from_secs(600)));
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
     role.take_over(23).await.unwrap();
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1001, vec![]));
     assert_eq!(answer.term, 23, "after a new election: {answer:?}");

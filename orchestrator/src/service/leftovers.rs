@@ -20,7 +20,9 @@
 //! kernel), which a resumed fence step may run beside.
 //!
 //! Never touched: another orchestrator's commands (another `data_dir`, or
-//! another node), an agent's (bound to its state directory). Limits are
+//! another node), an agent's (bound to its state directory), the running
+//! process's own (a second process of the same node stops at its lock
+//! before this sweep: `crate::node_lock`; the local store's lock likewise). Limits are
 //! `run_mark`'s: a process started with another environment (`sudo`,
 //! `env -i`, `systemd-run`) or as another user is not found. A fence
 //! command must be idempotent all the same: one the sweep cut short may

@@ -13,7 +13,7 @@ impl Election {
         client: &mut Client,
         lease: i64,
         ttl: Duration,
-        granted_at: Instant,
+        granted_at: Asked,
         stop: &CancellationToken,
     ) -> Outcome {
         let key = self.store.leader_key();
@@ -44,7 +44,7 @@ impl Election {
                     // poll ago. Renew now, so that the first term (and the
                     // take-over it allows) counts from a renewal known to be
                     // sent now; if etcd does not answer, from the last one.
-                    let renewing = Instant::now();
+                    let renewing = Asked::now();
                     let from = match self.keep_alive(client, lease).await {
                         Renewal::Renewed(_) => renewing,
                         Renewal::Expired => return Outcome::Lost("own lease expired".into()),
@@ -76,7 +76,7 @@ impl Election {
                             // lease alive, so waiting for it to expire would
                             // wait forever. Renew first, so the deadline
                             // counts from a renewal we know was sent now.
-                            let (term, sent) = (*created, Instant::now());
+                            let (term, sent) = (*created, Asked::now());
                             match self.keep_alive(client, lease).await {
                                 Renewal::Renewed(_) => {
                                     self.healthy();
@@ -131,8 +131,8 @@ impl Election {
                 Err(e) if e.lease_gone() => return Outcome::Lost("own lease expired".into()),
                 Err(e) => self.trouble(&format!("campaign: {e}")),
             }
-            if last_alive.elapsed() >= ttl / 3 {
-                let renewing = Instant::now();
+            if last_alive.at.elapsed() >= ttl / 3 {
+                let renewing = Asked::now();
                 match self.keep_alive(client, lease).await {
                     Renewal::Renewed(_) => last_alive = renewing,
                     Renewal::Expired => return Outcome::Lost("own lease expired".into()),

@@ -16,11 +16,11 @@ impl Election {
         lease: i64,
         ttl: Duration,
         term: i64,
-        sent: Instant,
+        sent: Asked,
         stop: &CancellationToken,
     ) -> Outcome {
         let margin = ttl / 10;
-        let mut deadline = sent + ttl - margin;
+        let mut deadline = sent.deadline(ttl - margin);
         self.role.lease_until(deadline);
         self.store.set_guard(Some((term, lease)));
         self.view.send_modify(|v| {
@@ -28,6 +28,7 @@ impl Election {
             v.term = Some(term);
             v.lease_remaining_ms = Some(
                 deadline
+                    .at
                     .saturating_duration_since(Instant::now())
                     .as_millis() as u64,
             );
@@ -88,7 +89,11 @@ impl Election {
                         continue;
                     }
                 },
-                _ = tokio::time::sleep_until(deadline) => {
+                // On the monotonic clock only: after a suspension past the
+                // deadline the licence has lapsed by itself (the boot
+                // clock), and the next renewal ends the term — etcd says
+                // the lease expired, or `lease_until` that it lapsed.
+                _ = tokio::time::sleep_until(deadline.at) => {
                     self.trouble("the leader lease could not be renewed in time");
                     self.end_term(client, "the lease could not be renewed before its deadline").await;
                     return Outcome::Lost("lease deadline".into());
@@ -96,10 +101,10 @@ impl Election {
                 _ = tokio::time::sleep_until(next) => {}
             }
             next = Instant::now() + period;
-            let sent = Instant::now();
+            let sent = Asked::now();
             let alive = tokio::select! {
                 r = self.keep_alive(client, lease) => r,
-                _ = tokio::time::sleep_until(deadline) => Renewal::Failed("the lease deadline passed during the keep-alive".into()),
+                _ = tokio::time::sleep_until(deadline.at) => Renewal::Failed("the lease deadline passed during the keep-alive".into()),
             };
             match alive {
                 Renewal::Renewed(granted) => {
@@ -118,7 +123,7 @@ impl Election {
                     match ours {
                         Ok(true) => {
                             self.healthy();
-                            deadline = sent + granted - granted / 10;
+                            deadline = sent.deadline(granted - granted / 10);
                             if !self.role.lease_until(deadline) {
                                 self.end_term(
                                     client,
@@ -130,6 +135,7 @@ impl Election {
                             self.view.send_modify(|v| {
                                 v.lease_remaining_ms = Some(
                                     deadline
+                                        .at
                                         .saturating_duration_since(Instant::now())
                                         .as_millis() as u64,
                                 );
@@ -171,7 +177,7 @@ impl Election {
         client: &mut Client,
         lease: i64,
         term: i64,
-        deadline: &mut Instant,
+        deadline: &mut Deadline,
         period: Duration,
         stop: &CancellationToken,
     ) -> Result<(), String> {
@@ -180,28 +186,30 @@ impl Election {
         let renewing = async {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(until_now()) => {
+                    _ = tokio::time::sleep_until(until_now().at) => {
                         return "the lease could not be renewed while the state was loaded".to_string();
                     }
                     _ = tokio::time::sleep(period) => {}
                 }
-                let sent = Instant::now();
+                let sent = Asked::now();
                 let alive = tokio::select! {
                     r = self.keep_alive(client, lease) => r,
-                    _ = tokio::time::sleep_until(until_now()) => Renewal::Failed("the lease deadline passed during the keep-alive".into()),
+                    _ = tokio::time::sleep_until(until_now().at) => Renewal::Failed("the lease deadline passed during the keep-alive".into()),
                 };
                 match alive {
                     Renewal::Renewed(granted) => {
                         self.healthy();
-                        let next = sent + granted - granted / 10;
+                        let next = sent.deadline(granted - granted / 10);
                         *until.lock().unwrap_or_else(|p| p.into_inner()) = next;
                         // The licence is not granted yet: what it says of
                         // an earlier term's lapse does not matter here.
                         let _ = self.role.lease_until(next);
                         self.view.send_modify(|v| {
-                            v.lease_remaining_ms =
-                                Some(next.saturating_duration_since(Instant::now()).as_millis()
-                                    as u64);
+                            v.lease_remaining_ms = Some(
+                                next.at
+                                    .saturating_duration_since(Instant::now())
+                                    .as_millis() as u64,
+                            );
                             v.seen_at = Some(Instant::now());
                         });
                     }
