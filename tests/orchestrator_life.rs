@@ -14,6 +14,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// One etcd member on loopback, killed on drop (the orchestrator crate's
+/// own etcd tests' starter).
+#[allow(dead_code)]
+#[path = "../orchestrator/tests/member/mod.rs"]
+mod member;
+
 const WARDEN: &str = env!("CARGO_BIN_EXE_warden");
 const OPERATOR: &str = "op-secret-token";
 
@@ -219,73 +225,11 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     );
 }
 
-/// One etcd member on loopback (Debian's `etcd-server`), killed on drop;
-/// `None` (the test skipped) when etcd is not installed outside CI.
-struct Etcd {
-    child: Child,
-    /// Its data directory, removed after it.
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
         .port()
-}
-
-fn etcd() -> Option<(Etcd, String)> {
-    if !Path::new("/usr/bin/etcd").is_file() {
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "etcd is needed (apt-get install etcd-server)");
-        eprintln!("skipped: etcd not installed");
-        return None;
-    }
-    for _ in 0..5 {
-        let dir = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let url = format!("http://127.0.0.1:{client}");
-        let peer = format!("http://127.0.0.1:{peer}");
-        let child = Command::new("/usr/bin/etcd")
-            .args(["--name", "t1", "--data-dir"])
-            .arg(dir.path().join("data"))
-            .args([
-                "--listen-client-urls",
-                &url,
-                "--advertise-client-urls",
-                &url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("t1={peer}")])
-            .args(["--logger", "zap", "--log-outputs"])
-            .arg(dir.path().join("etcd.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut e = Etcd { child, _dir: dir };
-        let up = wait_for("etcd listens", Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", client)).is_ok()
-        });
-        std::thread::sleep(Duration::from_millis(300));
-        if up && e.child.try_wait().ok().flatten().is_none() {
-            return Some((e, url));
-        }
-        let _ = e.child.kill();
-    }
-    panic!("etcd did not start in 5 attempts");
 }
 
 /// A second `warden orchestrator --node n1` on the host (a second copy of
@@ -296,9 +240,10 @@ fn etcd() -> Option<(Etcd, String)> {
 /// n1 still leads.
 #[test]
 fn a_second_process_of_a_running_etcd_node_is_refused_and_ends_nothing() {
-    let Some((_etcd, url)) = etcd() else {
+    let Some(etcd) = member::etcd() else {
         return;
     };
+    let url = etcd.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     secret(d, "op", OPERATOR);
