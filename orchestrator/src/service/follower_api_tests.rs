@@ -7,17 +7,13 @@ use crate::etcd::leader::Leadership;
 use crate::store::{MemStore, Store};
 use tower::ServiceExt;
 
-/// The nodes' configs differ (one restarted with a new file): the leader
-/// `n9` is a node this follower's config does not name, so it cannot
-/// redirect there. It refuses the action (503, nothing started) naming
-/// the leader. Before, it said "no orchestrator leads now; actions wait
-/// for a leader" while n9 led and acted.
-#[tokio::test]
-async fn a_follower_names_a_leader_its_config_does_not_know() {
+/// A follower n1 (etcd answers; the leader key names `leader`) asked for a
+/// failover of web to b: it answers 503; the node and the answer's body.
+async fn failover_asked_of_follower_n1_while(leader: &str) -> (Arc<Shared>, serde_json::Value) {
     let dir = test_dir(false, 5);
     let text = config_text(&dir, false, 5, "");
     let mut seen = Leadership::new("n1", Duration::from_secs(3));
-    seen.leader = Some("n9".into());
+    seen.leader = Some(leader.into());
     seen.etcd_ok = true;
     seen.etcd_trouble = None;
     let (_tx, view) = watch::channel(seen);
@@ -43,6 +39,17 @@ async fn a_follower_names_a_leader_its_config_does_not_know() {
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         "{body}"
     );
+    (s, body)
+}
+
+/// The nodes' configs differ (one restarted with a new file): the leader
+/// `n9` is a node this follower's config does not name, so it cannot
+/// redirect there. It refuses the action (503, nothing started) naming
+/// the leader. Before, it said "no orchestrator leads now; actions wait
+/// for a leader" while n9 led and acted.
+#[tokio::test]
+async fn a_follower_names_a_leader_its_config_does_not_know() {
+    let (s, body) = failover_asked_of_follower_n1_while("n9").await;
     assert_eq!(body["leader"], "n9", "{body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
@@ -59,35 +66,7 @@ async fn a_follower_names_a_leader_its_config_does_not_know() {
 /// orchestrator leads now; actions wait for a leader".
 #[tokio::test]
 async fn a_follower_named_like_the_leader_says_another_process_holds_its_name() {
-    let dir = test_dir(false, 5);
-    let text = config_text(&dir, false, 5, "");
-    let mut seen = Leadership::new("n1", Duration::from_secs(3));
-    seen.leader = Some("n1".into());
-    seen.etcd_ok = true;
-    seen.etcd_trouble = None;
-    let (_tx, view) = watch::channel(seen);
-    let s = start_routed_as(
-        &text,
-        &dir,
-        Arc::new(MemStore::default()),
-        |_| Arc::new(FakeRoute::default()),
-        Mode::Elected(view),
-    )
-    .unwrap();
-    let req = axum::http::Request::post("/v1/groups/web/failover")
-        .header("authorization", "Bearer operator-secret")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(r#"{"to":"b"}"#))
-        .unwrap();
-    let r = crate::api::router(s.clone()).oneshot(req).await.unwrap();
-    let status = r.status();
-    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        status,
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "{body}"
-    );
+    let (s, body) = failover_asked_of_follower_n1_while("n1").await;
     assert_eq!(body["leader"], "n1", "{body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
