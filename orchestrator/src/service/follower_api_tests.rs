@@ -8,8 +8,11 @@ use crate::store::{MemStore, Store};
 use tower::ServiceExt;
 
 /// A follower n1 (etcd answers; the leader key names `leader`) asked for a
-/// failover of web to b: it answers 503; the node and the answer's body.
-async fn failover_asked_of_follower_n1_while(leader: &str) -> (Arc<Shared>, serde_json::Value) {
+/// failover of web to b: it answers 503; the node, the answer's body and
+/// the node's directory (removed when dropped).
+async fn failover_asked_of_follower_n1_while(
+    leader: &str,
+) -> (Arc<Shared>, serde_json::Value, TestDir) {
     let dir = test_dir(false, 5);
     let text = config_text(&dir, false, 5, "");
     let mut seen = Leadership::new("n1", Duration::from_secs(3));
@@ -39,7 +42,7 @@ async fn failover_asked_of_follower_n1_while(leader: &str) -> (Arc<Shared>, serd
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
         "{body}"
     );
-    (s, body)
+    (s, body, dir)
 }
 
 /// The nodes' configs differ (one restarted with a new file): the leader
@@ -49,7 +52,7 @@ async fn failover_asked_of_follower_n1_while(leader: &str) -> (Arc<Shared>, serd
 /// for a leader" while n9 led and acted.
 #[tokio::test]
 async fn a_follower_names_a_leader_its_config_does_not_know() {
-    let (s, body) = failover_asked_of_follower_n1_while("n9").await;
+    let (s, body, _dir) = failover_asked_of_follower_n1_while("n9").await;
     assert_eq!(body["leader"], "n9", "{body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
@@ -66,7 +69,7 @@ async fn a_follower_names_a_leader_its_config_does_not_know() {
 /// orchestrator leads now; actions wait for a leader".
 #[tokio::test]
 async fn a_follower_named_like_the_leader_says_another_process_holds_its_name() {
-    let (s, body) = failover_asked_of_follower_n1_while("n1").await;
+    let (s, body, _dir) = failover_asked_of_follower_n1_while("n1").await;
     assert_eq!(body["leader"], "n1", "{body}");
     let error = body["error"].as_str().unwrap_or_default();
     assert!(
