@@ -21,6 +21,9 @@ impl Election {
         // When the last renewal etcd answered was sent (the lease runs from
         // there, not from when the answer came).
         let mut last_alive = granted_at;
+        // The lease of a leader key naming this node that was said last: said
+        // once per such key, not at every poll.
+        let mut said_own: Option<i64> = None;
         loop {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
@@ -114,11 +117,18 @@ impl Election {
                             .map(|s| s * 1000),
                         None => None,
                     };
-                    if holder.as_ref().is_some_and(|(n, _, _)| n == &self.node) {
-                        // Our own key from an earlier life (a restart within
-                        // its TTL, another lease): wait for it to expire like
-                        // anyone else.
-                        info!(node = %self.node, "the leader key still names this node from before; waiting for it to expire");
+                    if let Some((_, held_by, _)) =
+                        holder.as_ref().filter(|(n, _, _)| n == &self.node)
+                    {
+                        // A key naming this node on another lease: this
+                        // node's previous process (a restart within its
+                        // TTL), or another process started with the same
+                        // `--node` elsewhere (which leads then). Waited for
+                        // like anyone else's; said once per key.
+                        if said_own != Some(*held_by) {
+                            said_own = Some(*held_by);
+                            warn!(node = %self.node, lease = held_by, "the leader key names this node but is held on another lease: this node's previous process (until its lease runs out) or another process started as the same node; following it");
+                        }
                     }
                     self.view.send_modify(|v| {
                         v.leader = holder.map(|(n, _, _)| n);
