@@ -27,7 +27,7 @@ struct Recorder {
 
 #[async_trait]
 impl Role for Recorder {
-    async fn take_over(&self, term: i64) -> Result<(), String> {
+    async fn take_over(&self, term: i64, _cluster: Option<u64>) -> Result<(), String> {
         self.log
             .lock()
             .unwrap()
@@ -156,7 +156,7 @@ async fn a_node_that_cannot_take_over_backs_off_and_says_why() {
     struct Broken(Mutex<u32>);
     #[async_trait]
     impl Role for Broken {
-        async fn take_over(&self, _term: i64) -> Result<(), String> {
+        async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
             *self.0.lock().unwrap() += 1;
             Err("decode groups/web: expected value at line 1".into())
         }
@@ -206,7 +206,7 @@ struct SlowTakeOver {
 
 #[async_trait]
 impl Role for SlowTakeOver {
-    async fn take_over(&self, _term: i64) -> Result<(), String> {
+    async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let mut c = etcd_client::Client::connect([self.url.as_str()], None)
             .await
@@ -301,7 +301,7 @@ impl Licensed {
 
 #[async_trait]
 impl Role for Licensed {
-    async fn take_over(&self, _term: i64) -> Result<(), String> {
+    async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
         self.licence.grant();
         Ok(())
     }
@@ -457,7 +457,7 @@ async fn a_take_over_longer_than_the_lease_renews_it_meanwhile() {
     }
     #[async_trait]
     impl Role for Long {
-        async fn take_over(&self, _term: i64) -> Result<(), String> {
+        async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
             tokio::time::sleep(self.took).await;
             let mut c = etcd_client::Client::connect([self.url.as_str()], None)
                 .await

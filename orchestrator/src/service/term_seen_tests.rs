@@ -57,9 +57,10 @@ async fn an_agent_above_this_leaders_term_is_one_alert_until_it_takes_its_orders
         said[0],
         "site a's agent refuses this orchestrator's orders: it took leader term 17, this \
          leader's term is 0 (the orchestrators' terms started over: a new etcd cluster, or \
-         one orchestrator after several); its orders run again from the group's next epoch, \
-         or sooner: stop the agent, set \"term\" to 0 in its authority.json (in its \
-         state_dir), start it"
+         one orchestrator after several; and the agent cannot tell the two terms' clusters \
+         apart: an older agent, or a term it took from an older orchestrator that does not \
+         say its cluster); its orders run again from the group's next epoch, or sooner: stop \
+         the agent, set \"term\" to 0 in its authority.json (in its state_dir), start it"
     );
     assert!(refusals(&s, "b").is_empty(), "b took term 0");
     let terms: Vec<_> = super::views::site_views(&s, &["a".into(), "b".into()])
@@ -94,4 +95,32 @@ async fn an_older_agents_report_without_a_term_raises_nothing() {
     assert_eq!(views[0].taken_term, None);
     let shown = serde_json::to_value(&views[0]).unwrap();
     assert!(shown.get("taken_term").is_none(), "{shown}");
+}
+
+/// An agent that says the etcd cluster of its term is compared only when
+/// that cluster is this leader's: site a keeps term 17 of cluster a while
+/// this orchestrator runs alone (no cluster, term 0) — it takes this
+/// leader's next answer as the orchestrators' move, so nothing is said and
+/// its term is not shown; site b keeps term 17 of no cluster (a term
+/// taken from an older orchestrator), which it compares with this one's:
+/// said, as before.
+#[tokio::test]
+async fn an_agent_of_another_etcd_cluster_is_not_compared() {
+    let (s, _fake, _dir) = setup(false, 5);
+    let of = |site: &str, seq, cluster| AgentReport {
+        taken_cluster: Some(cluster),
+        ..report(site, seq, Some(17))
+    };
+    for seq in 1..=3 {
+        s.accept_report(of("a", seq, Some(0xa)));
+        s.accept_report(of("b", seq, None));
+    }
+    assert!(refusals(&s, "a").is_empty(), "{:#?}", refusals(&s, "a"));
+    assert_eq!(refusals(&s, "b").len(), 1);
+    assert_eq!(refusing(&s), [("a", 0), ("b", 1)]);
+    let terms: Vec<_> = super::views::site_views(&s, &["a".into(), "b".into()])
+        .into_iter()
+        .map(|v| (v.name, v.taken_term))
+        .collect();
+    assert_eq!(terms, [("a".into(), None), ("b".into(), Some(17))]);
 }
