@@ -209,7 +209,15 @@ impl Authority {
             }
         }
         drop(g);
-        if let Some(to) = moved_to {
+        if let (Some(to), None) = (moved_to, kept.cluster) {
+            // No cluster kept before: a first start, an older file, or one
+            // orchestrator before etcd — nothing was left.
+            info!(
+                from,
+                "the orchestrators' leader terms are of {}: followed from term {term}",
+                cluster::name(to)
+            );
+        } else if let Some(to) = moved_to {
             warn!(
                 from,
                 "orchestrators moved from {} to {}: terms start over at {term}",

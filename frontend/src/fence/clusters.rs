@@ -89,11 +89,20 @@ impl Clusters {
                 let from = k.cluster;
                 cluster::retire(&mut k.retired, from);
                 k.cluster = cluster;
-                tracing::warn!(
-                    "orchestrators moved from {} to {}: terms start over at {term}",
-                    cluster::name(from),
-                    cluster::name(cluster)
-                );
+                if from.is_none() {
+                    // Nothing left: a first start, an older file, or one
+                    // orchestrator before etcd.
+                    tracing::info!(
+                        "the orchestrators' leader terms are of {}: followed from term {term}",
+                        cluster::name(cluster)
+                    );
+                } else {
+                    tracing::warn!(
+                        "orchestrators moved from {} to {}: terms start over at {term}",
+                        cluster::name(from),
+                        cluster::name(cluster)
+                    );
+                }
                 Ok(Some(k.clone()))
             }
         }
