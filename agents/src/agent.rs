@@ -339,6 +339,7 @@ impl Shared {
                 .unwrap_or_default(),
             authority: self.unfit.mark(self.authority.wire()),
             taken_term: Some(self.authority.term()),
+            taken_cluster: Some(self.authority.cluster()),
         }
     }
 

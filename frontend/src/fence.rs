@@ -37,10 +37,15 @@
 //! order's place, the withdrawn epoch) is kept too ([`hold`]), written
 //! before a hold order that changes it takes effect.
 //!
+//! Frontend-wide, the etcd cluster of the hold orders' terms and the
+//! clusters left are kept too ([`clusters`]), written with the fence of
+//! the order that moved them.
+//!
 //! Rooms: this file is the fence in memory — each order judged against
 //! the epoch kept, the wait for its write, what is lost or unsaved;
 //! `file` is `fence.json` itself (its form, its load at start, the thread
-//! that writes it); [`hold`] the hold orders' part of a group's fence.
+//! that writes it); [`hold`] the hold orders' part of a group's fence;
+//! [`clusters`] the hold orders' etcd clusters.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -53,8 +58,10 @@ use tokio::sync::watch;
 
 use crate::FrontendError;
 
+mod clusters;
 mod file;
 mod hold;
+pub(crate) use clusters::{Clusters, ClustersKept};
 pub(crate) use hold::HoldKept;
 
 use file::{File, Queue, Saved};
@@ -94,6 +101,10 @@ pub(crate) struct Fence {
     /// The groups whose fence was lost and that no write has kept since
     /// (see [`Fence::lost`]).
     lost: Mutex<BTreeSet<String>>,
+    /// The clusters changed ([`Fence::moved`]) and are not handed to the
+    /// writer yet: the next [`Fence::keep`] writes even when its group's
+    /// fence is unchanged.
+    moved: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Fence {
@@ -130,6 +141,7 @@ impl Fence {
             saved,
             ahead: AtomicU64::new(0),
             lost: Mutex::new(lost),
+            moved: Default::default(),
         })
     }
 
@@ -153,6 +165,19 @@ impl Fence {
     /// The fences kept, per group.
     pub(crate) fn kept(&self) -> BTreeMap<String, Kept> {
         self.lock().0.groups.clone()
+    }
+
+    /// The hold orders' etcd clusters as kept ([`clusters`]).
+    pub(crate) fn clusters(&self) -> ClustersKept {
+        self.lock().0.clusters.clone()
+    }
+
+    /// The orchestrators moved to another etcd cluster ([`clusters`]):
+    /// kept in memory now, on disk with the next [`Fence::keep`] (the one
+    /// of the order that moved them, before it takes effect).
+    pub(crate) fn moved(&self, clusters: ClustersKept) {
+        self.lock().0.clusters = clusters;
+        self.moved.store(true, Ordering::SeqCst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (File, u64)> {
@@ -246,8 +271,8 @@ impl Fence {
         site: Option<&str>,
         hold: Option<HoldKept>,
     ) -> Result<(Option<u64>, Vec<String>), String> {
-        let unsaved = self.unsaved();
         let mut guard = self.lock();
+        let unsaved = self.unsaved() || self.moved.swap(false, Ordering::SeqCst);
         let (f, handed) = &mut *guard;
         let kept = f.groups.get(group);
         let mut next = match kept {

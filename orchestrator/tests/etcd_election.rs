@@ -23,11 +23,14 @@ use warden_orchestrator::licence::Licence;
 #[derive(Default)]
 struct Recorder {
     log: Mutex<Vec<(Instant, String)>>,
+    /// The etcd cluster the last take-over was handed with its term.
+    cluster: Mutex<Option<Option<u64>>>,
 }
 
 #[async_trait]
 impl Role for Recorder {
-    async fn take_over(&self, term: i64) -> Result<(), String> {
+    async fn take_over(&self, term: i64, cluster: Option<u64>) -> Result<(), String> {
+        *self.cluster.lock().unwrap() = Some(cluster);
         self.log
             .lock()
             .unwrap()
@@ -67,6 +70,33 @@ fn election_for(
         },
         seen,
     )
+}
+
+/// The term is handed to the service with the id of the etcd cluster it
+/// is a revision of (from the header of the transaction that won it):
+/// answers and hold orders carry it, and receivers compare terms within
+/// one cluster only (`warden_proto::cluster`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_won_term_comes_with_its_etcd_clusters_id() {
+    let Some(e) = etcd() else { return };
+    let stop = CancellationToken::new();
+    let r = Arc::new(Recorder::default());
+    let (el, v) = election(&e, "n1", r.clone());
+    let t = tokio::spawn(el.run(stop.clone()));
+    let since = Instant::now();
+    while !v.borrow().is_leader {
+        assert!(since.elapsed() < Duration::from_secs(10), "not elected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
+    let status = client.status().await.unwrap();
+    let id = status.header().expect("a header").cluster_id();
+    assert_ne!(id, 0);
+    assert_eq!(*r.cluster.lock().unwrap(), Some(Some(id)));
+    stop.cancel();
+    t.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,7 +186,7 @@ async fn a_node_that_cannot_take_over_backs_off_and_says_why() {
     struct Broken(Mutex<u32>);
     #[async_trait]
     impl Role for Broken {
-        async fn take_over(&self, _term: i64) -> Result<(), String> {
+        async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
             *self.0.lock().unwrap() += 1;
             Err("decode groups/web: expected value at line 1".into())
         }
@@ -206,7 +236,7 @@ struct SlowTakeOver {
 
 #[async_trait]
 impl Role for SlowTakeOver {
-    async fn take_over(&self, _term: i64) -> Result<(), String> {
+    async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let mut c = etcd_client::Client::connect([self.url.as_str()], None)
             .await
@@ -301,7 +331,7 @@ impl Licensed {
 
 #[async_trait]
 impl Role for Licensed {
-    async fn take_over(&self, _term: i64) -> Result<(), String> {
+    async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
         self.licence.grant();
         Ok(())
     }
@@ -457,7 +487,7 @@ async fn a_take_over_longer_than_the_lease_renews_it_meanwhile() {
     }
     #[async_trait]
     impl Role for Long {
-        async fn take_over(&self, _term: i64) -> Result<(), String> {
+        async fn take_over(&self, _term: i64, _cluster: Option<u64>) -> Result<(), String> {
             tokio::time::sleep(self.took).await;
             let mut c = etcd_client::Client::connect([self.url.as_str()], None)
                 .await

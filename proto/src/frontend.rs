@@ -67,6 +67,16 @@ pub struct Hold {
     /// orchestrator on its local store, or an older one).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
+    /// The etcd cluster `term` belongs to (its `cluster_id`): terms start
+    /// over in a new cluster, so the frontend compares the places of one
+    /// cluster only, refuses an order of a cluster it left, and takes one
+    /// of a cluster it never heard as the orchestrators' move there,
+    /// whatever its term (see [`crate::cluster`]). Absent: no cluster (a
+    /// single orchestrator, or an older one: judged by `term` as before).
+    /// Sent only with etcd, after the frontends were upgraded (an older
+    /// frontend refuses an unknown field, 400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u64>,
     /// How long the order stands, in ms (capped by the frontend at
     /// [`MAX_HOLD_TTL_MS`]); `0` withdraws an order.
     pub ttl_ms: u64,

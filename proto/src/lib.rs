@@ -1,10 +1,13 @@
 //! warden's wire types: every body that crosses a process boundary between
 //! warden's own parts, in one small crate with no behaviour (serde only), so
 //! that each side depends on the protocol and not on the other side's code
-//! (plus [`require_object`], the one check every receiver makes first).
+//! (plus [`require_object`], the one check every receiver makes first, and
+//! [`cluster::judge`], the one rule every receiver applies to a leader
+//! term's etcd cluster).
 //!
 //! - [`agent`]: agent ⇄ orchestrator (`/v1/reports`, `/v1/agents/commands`);
-//! - [`frontend`]: the built-in frontend's control API (`/v1/routes`).
+//! - [`frontend`]: the built-in frontend's control API (`/v1/routes`);
+//! - [`cluster`]: the etcd cluster a leader term belongs to.
 //!
 //! Compatibility rule: fields are only ever added, each with
 //! `#[serde(default)]`, and never renamed or removed. Bodies that an *older*
@@ -13,6 +16,7 @@
 //! older orchestrator; what the new field means is then simply not used.
 
 pub mod agent;
+pub mod cluster;
 pub mod frontend;
 
 /// The highest epoch an order may carry: `u64::MAX` less 2^32. An

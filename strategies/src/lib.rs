@@ -61,6 +61,11 @@ pub struct HoldPlace {
     pub term: u64,
     /// The giver's place for it within its term (0: unordered).
     pub seq: u64,
+    /// The etcd cluster `term` belongs to (`None`: none, a single
+    /// orchestrator): a frontend compares the places of one cluster only
+    /// (`warden_proto::cluster`).
+    #[serde(default)]
+    pub cluster: Option<u64>,
 }
 
 /// How existing connections are treated on a switch.

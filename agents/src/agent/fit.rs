@@ -120,6 +120,7 @@ mod tests {
             replication: Vec::new(),
             authority: Vec::new(),
             taken_term: None,
+            taken_cluster: None,
         }
     }
 

@@ -122,6 +122,7 @@ mod tests {
             replication,
             authority: Vec::new(),
             taken_term: None,
+            taken_cluster: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use super::{Authority, GroupAuthority, Role};
+use super::{Authority, Clusters, GroupAuthority, Role};
 use crate::error::AgentError;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -22,6 +22,14 @@ struct File {
     /// (`told.rs`). Absent (a first start, an older agent's file): 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     term: u64,
+    /// The etcd cluster of `term` (`told.rs`). Absent (no cluster, or an
+    /// older agent's file): `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<u64>,
+    /// The etcd clusters this site left, oldest first: their answers are
+    /// a deposed leader's. Absent: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired: Vec<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -149,6 +157,10 @@ impl Authority {
             untold: Default::default(),
             term: AtomicU64::new(file.term),
             refused: Default::default(),
+            clusters: Mutex::new(Clusters {
+                cluster: file.cluster,
+                retired: file.retired,
+            }),
         };
         let saved = a.save(&a.lock());
         match saved {
@@ -170,19 +182,23 @@ impl Authority {
     /// Writes `groups` with the term known now (the caller holds the
     /// groups' lock, under which the term changes).
     pub(super) fn save(&self, groups: &BTreeMap<String, GroupAuthority>) -> Result<(), String> {
-        self.save_with_term(groups, self.term.load(Ordering::SeqCst))
+        self.save_with(groups, self.term.load(Ordering::SeqCst), &self.clusters())
     }
 
-    /// Writes `groups` and `term` (a term raised with them, `told.rs`).
-    pub(super) fn save_with_term(
+    /// Writes `groups`, `term` and its `clusters` (a term raised with
+    /// them, a move to another etcd cluster: `told.rs`).
+    pub(super) fn save_with(
         &self,
         groups: &BTreeMap<String, GroupAuthority>,
         term: u64,
+        clusters: &Clusters,
     ) -> Result<(), String> {
         let file = File {
             site: self.site.clone(),
             groups: groups.clone(),
             term,
+            cluster: clusters.cluster,
+            retired: clusters.retired.clone(),
         };
         let body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
         warden_config::durable::replace(&self.path, &body).map_err(|e| e.to_string())

@@ -30,7 +30,8 @@
 //! `told.rs` whether the orchestrator has said the epochs since the agent
 //! started ([`untold`]: the rsync gate takes no push until it has), and
 //! the highest leader term heard, below which an answer is a deposed
-//! orchestrator's ([`Authority::answered`]).
+//! orchestrator's ([`Authority::answered`]), with its etcd cluster and
+//! the clusters this site left ([`Clusters`]).
 
 mod file;
 mod rules;
@@ -133,6 +134,20 @@ pub struct Authority {
     /// The last refusal said at warn level (`told.rs`): the same one
     /// again, every report interval, goes to debug.
     refused: Mutex<Option<String>>,
+    /// The etcd cluster of `term`, and the clusters left, as on disk
+    /// (`told.rs`); changed only under the `groups` lock.
+    clusters: Mutex<Clusters>,
+}
+
+/// The etcd cluster whose leader term the agent keeps (`None`: none — a
+/// single orchestrator's, an older orchestrator's, or none heard yet) and
+/// the clusters this site left, the last
+/// [`warden_proto::cluster::RETIRED_KEPT`]: an answer of one of them is a
+/// deposed leader's (`told.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Clusters {
+    pub cluster: Option<u64>,
+    pub retired: Vec<u64>,
 }
 
 impl Authority {
@@ -160,6 +175,21 @@ impl Authority {
     /// below it and its orders are refused here.
     pub fn term(&self) -> u64 {
         self.term.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The etcd cluster of [`Authority::term`] (`None`: no cluster),
+    /// reported with it.
+    pub fn cluster(&self) -> Option<u64> {
+        self.clusters_lock().cluster
+    }
+
+    fn clusters_lock(&self) -> std::sync::MutexGuard<'_, Clusters> {
+        self.clusters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The kept cluster and those left, as now.
+    fn clusters(&self) -> Clusters {
+        self.clusters_lock().clone()
     }
 
     /// One group's state (tests, status).

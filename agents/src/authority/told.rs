@@ -34,12 +34,34 @@
 //! a deposed leader's (no leader tells an epoch before it is stored, and a
 //! deposed one stores none after its successor won), so it is taken and
 //! its term kept — the agent follows the new terms from the group's next
-//! epoch on, as the frontends do.
+//! epoch on (the fallback for an orchestrator that does not say its
+//! cluster).
+//!
+//! Terms are compared within one etcd cluster only: each answer says the
+//! cluster of its term ([`ReportResponse::cluster`]), and the agent keeps
+//! the cluster with the term and the clusters this site left
+//! (`authority.json` "cluster" and "retired"), by the rule of
+//! [`warden_proto::cluster`]. An answer of a cluster this site left is a
+//! deposed leader's, whatever its term (a leader of the old cluster still
+//! speaking after the orchestrators moved: a paused process, an answer
+//! delayed in transit — it carries the old id, so it cannot pass for the
+//! new cluster; before the move it was plain term order). An answer of a
+//! cluster neither kept nor left (a new etcd cluster whose revisions
+//! started over) is the orchestrators' move: taken at the groups' current
+//! epochs, its term and cluster kept, the cluster left retired, said once
+//! at warn ("orchestrators moved from etcd cluster X to Y: terms start
+//! over at T"). A move is not taken from an answer behind this site. An
+//! answer without a cluster (an older orchestrator with etcd, or one
+//! orchestrator alone, term 0) is judged by its term as before — never a
+//! move: a lone orchestrator left running after the move to etcd must not
+//! take the site off the cluster.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use tracing::{debug, info, warn};
+
+use warden_proto::cluster::{self, Judged};
 
 use super::rules::FINAL_EPOCH;
 use super::Authority;
@@ -102,6 +124,20 @@ impl Authority {
         }
         let mut g = self.lock();
         let known = self.term.load(Ordering::SeqCst);
+        let kept = self.clusters();
+        let judged = cluster::judge(kept.cluster, &kept.retired, resp.cluster);
+        if let Judged::Retired { left_for } = judged {
+            drop(g);
+            self.say(format!(
+                "the orchestrator at {from} answers under leader term {} of {}, which this site \
+                 left for {}: a deposed leader's answer, none of its epochs, orders or \
+                 withdrawals taken",
+                resp.term,
+                cluster::name(resp.cluster),
+                cluster::name(left_for)
+            ));
+            return Heard::Deposed { known };
+        }
         let mut next = g.clone();
         let (mut raised, mut below) = (false, None);
         for (group, &epoch) in &resp.epochs {
@@ -120,29 +156,46 @@ impl Authority {
         }
         // A deposed leader stores no epoch after its successor won: one
         // of a lower term states none above this site's, unless the
-        // terms started over (see the module docs).
-        if resp.term < known && (!raised || below.is_some()) {
+        // terms started over (see the module docs). Terms are compared
+        // within one etcd cluster only.
+        if judged == Judged::Kept && resp.term < known && (!raised || below.is_some()) {
             drop(g);
             self.say(format!(
                 "the orchestrator at {from} answers under leader term {}, below term {known} this \
                  agent has taken: a deposed leader's answer, none of its epochs, orders or \
-                 withdrawals taken (if the orchestrators' etcd cluster was replaced, their terms \
-                 started over: its answers are taken from the group's next epoch on)",
+                 withdrawals taken (if the orchestrators' etcd cluster was replaced by an older \
+                 orchestrator that does not say its cluster, their terms started over: its \
+                 answers are taken from the group's next epoch on)",
                 resp.term
             ));
             return Heard::Deposed { known };
         }
-        if resp.epochs.is_empty() {
+        // The orchestrators moved to another etcd cluster: kept with its
+        // term, the cluster left retired —
+        // unless the answer is behind this site (it proves nothing).
+        let moved = (judged == Judged::Moved && below.is_none()).then(|| {
+            let mut m = kept.clone();
+            cluster::retire(&mut m.retired, kept.cluster);
+            m.cluster = resp.cluster;
+            m
+        });
+        if resp.epochs.is_empty() && moved.is_none() {
             return Heard::Nothing;
         }
         // Kept only with epochs no lower than this site's (a term stated
         // by an answer behind it proves nothing).
         let mut term = if below.is_none() { resp.term } else { known };
-        if raised || term != known {
-            match self.save_with_term(&next, term) {
+        let mut moved_to = None;
+        if raised || term != known || moved.is_some() {
+            let clusters = moved.as_ref().unwrap_or(&kept);
+            match self.save_with(&next, term, clusters) {
                 Ok(()) => {
                     *g = next;
                     self.term.store(term, Ordering::SeqCst);
+                    if let Some(m) = moved {
+                        *self.clusters_lock() = m;
+                        moved_to = Some(resp.cluster);
+                    }
                 }
                 Err(e) if raised => {
                     warn!(path = %self.path.display(), cause = %e, "cannot persist the highest epochs seen; not raised");
@@ -157,8 +210,23 @@ impl Authority {
             }
         }
         drop(g);
-        if term < known {
-            warn!(from, term, known, "an answer of leader term {term}, below term {known} taken before, states a newer epoch than this site's: the orchestrators' terms started over (a new etcd cluster, or one orchestrator after several); its term is followed from now on");
+        if let (Some(to), None) = (moved_to, kept.cluster) {
+            // No cluster kept before: a first start, an older file, or one
+            // orchestrator before etcd — nothing was left.
+            info!(
+                from,
+                "the orchestrators' leader terms are of {}: followed from term {term}",
+                cluster::name(to)
+            );
+        } else if let Some(to) = moved_to {
+            warn!(
+                from,
+                "orchestrators moved from {} to {}: terms start over at {term}",
+                cluster::name(kept.cluster),
+                cluster::name(to)
+            );
+        } else if term < known {
+            warn!(from, term, known, "an answer of leader term {term}, below term {known} taken before, states a newer epoch than this site's: the orchestrators' terms started over (an etcd cluster replaced under an orchestrator that does not say its cluster); its term is followed from now on");
         }
         if let Some((group, epoch, own)) = below {
             self.say(format!(
@@ -169,6 +237,9 @@ impl Authority {
                 resp.term
             ));
             return Heard::Unsettled;
+        }
+        if resp.epochs.is_empty() {
+            return Heard::Nothing;
         }
         self.told();
         Heard::Leader

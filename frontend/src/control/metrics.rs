@@ -79,7 +79,7 @@ pub(super) async fn metrics(State(ctx): State<Ctx>) -> Response {
             out.push_str(&format!("{name}{{group=\"{group}\"}} {}\n", value(s)));
         }
     }
-    out.push_str("# HELP warden_frontend_refused_orders_total Route and hold orders refused by the group's epoch fence, by reason: stale (older than the highest epoch accepted), conflict (another site at an epoch a route already named), late_copy (a hold order placed before the newest of its epoch, or a cut-over whose order was withdrawn or whose switch came), unknown_site (a site the group has no backend for). An orchestrator that was deposed, or a second one, still sending.\n# TYPE warden_frontend_refused_orders_total counter\n");
+    out.push_str("# HELP warden_frontend_refused_orders_total Route and hold orders refused by the group's epoch fence, by reason: stale (older than the highest epoch accepted), conflict (another site at an epoch a route already named), late_copy (a hold order placed before the newest of its epoch, or of an etcd cluster the frontend left, or a cut-over whose order was withdrawn or whose switch came), unknown_site (a site the group has no backend for). An orchestrator that was deposed, or a second one, still sending.\n# TYPE warden_frontend_refused_orders_total counter\n");
     for (group, g) in ctx.table.routes() {
         for (reason, n) in g.refused.counts() {
             out.push_str(&format!(

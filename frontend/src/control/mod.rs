@@ -23,7 +23,7 @@ use warden_config::Secret;
 
 use crate::api::{ErrorBody, RouteState};
 use crate::balance::Balance;
-use crate::fence::Fence;
+use crate::fence::{Clusters, Fence};
 use crate::rare::Rare;
 use crate::route::{GroupRoute, Table};
 use metrics::metrics;
@@ -38,6 +38,9 @@ struct Ctx {
     /// Where an epoch is kept before an order that raises it takes effect
     /// (none: settings made by hand, memory only).
     fence: Option<Arc<Fence>>,
+    /// The etcd cluster of the hold orders' terms and those left (kept in
+    /// the fence too, when there is one).
+    clusters: Arc<Clusters>,
     /// How connections are spread over the proxy workers (for `/metrics`).
     balance: Arc<Balance>,
     token: Arc<Secret>,
@@ -92,9 +95,11 @@ pub(crate) fn router(
     token: Secret,
     cert_name: Option<&str>,
 ) -> Router {
+    let kept = fence.as_ref().map(|f| f.clusters()).unwrap_or_default();
     let ctx = Ctx {
         table,
         fence,
+        clusters: Arc::new(Clusters::new(kept)),
         balance,
         token: Arc::new(token),
         cert_name: cert_name.map(Arc::from),

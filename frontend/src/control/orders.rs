@@ -191,10 +191,27 @@ async fn hold_order(
     req: Hold,
 ) -> Result<Json<RouteState>, ApiError> {
     let _ordering = g.ordering.lock().await;
+    // Of an etcd cluster this frontend left: a deposed leader's, whatever
+    // its place (`crate::fence::clusters`).
+    if let Some(why) = ctx.clusters.refusal(req.cluster) {
+        return Err(left_cluster(&g, &group, &req, why));
+    }
     // What fences the next order (its place, a withdrawal) is kept with
     // the epoch: a restarted frontend refuses the late copies this one does.
-    let hold = g.hold_fence_after(&req);
-    keep_epoch(&ctx, &group, req.epoch, None, hold).await;
+    let judged = g.hold_fence_after(&req);
+    if judged.is_ok() {
+        // Taken: of another cluster, the orchestrators' move, kept with it.
+        match ctx.clusters.take(req.cluster, req.term) {
+            Ok(Some(moved)) => {
+                if let Some(fence) = &ctx.fence {
+                    fence.moved(moved);
+                }
+            }
+            Ok(None) => {}
+            Err(why) => return Err(left_cluster(&g, &group, &req, why)),
+        }
+    }
+    keep_epoch(&ctx, &group, req.epoch, None, judged.ok().flatten()).await;
     match g.set_hold(&req) {
         Ok(state) => {
             if req.ttl_ms == 0 {
@@ -256,6 +273,23 @@ async fn hold_order(
             warn!(group = %group, epoch = req.epoch, term = req.term, seq = req.seq, pause = req.pause, reason = %err.body.error, "hold order refused");
             Err(err)
         }
+    }
+}
+
+/// 409 for a hold order of an etcd cluster this frontend left (`why`).
+fn left_cluster(g: &GroupRoute, group: &str, req: &Hold, why: String) -> ApiError {
+    g.refused.late_copy.fetch_add(1, Ordering::Relaxed);
+    let error = format!(
+        "hold order refused: {why} (group {group:?}, term {})",
+        req.term
+    );
+    warn!(group = %group, epoch = req.epoch, term = req.term, seq = req.seq, reason = %error, "hold order refused");
+    ApiError {
+        status: StatusCode::CONFLICT,
+        body: ErrorBody {
+            error,
+            ..ErrorBody::default()
+        },
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{hold, Kept};
+use super::{hold, ClustersKept, Kept};
 use crate::FrontendError;
 
 /// The file's name in the frontend's state directory.
@@ -29,6 +29,10 @@ pub(super) struct File {
     pub(super) frontend: String,
     /// Highest epoch accepted, per group.
     pub(super) groups: BTreeMap<String, Kept>,
+    /// The etcd cluster of the hold orders' terms, and those left
+    /// ([`super::clusters`]): "cluster" and "retired" beside the groups.
+    #[serde(flatten)]
+    pub(super) clusters: ClustersKept,
 }
 
 /// The next fence to write (the latest version of it: one write covers
@@ -87,6 +91,7 @@ pub(super) fn load<'a>(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => File {
             frontend: name.to_string(),
             groups: BTreeMap::new(),
+            clusters: ClustersKept::default(),
         },
         Err(e) => return Err(fail(format!("cannot read it: {e}"))),
     };

@@ -1,5 +1,6 @@
 //! The hold orders' part of a group's durable fence ([`HoldKept`]): the
-//! epoch of the newest hold order taken, its place (term, seq), and the
+//! epoch of the newest hold order taken, its place (term, seq, and the
+//! etcd cluster of the term), and the
 //! highest epoch whose order was withdrawn with that withdrawal's place —
 //! what fences the *next* hold order (`route::hold`). Kept in
 //! `fence.json` beside the group's epoch, as an optional `hold` object, so
@@ -39,6 +40,13 @@ pub(crate) struct HoldKept {
     pub(crate) withdrawn_term: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub(crate) withdrawn_seq: u64,
+    /// The etcd clusters of those two places' terms (absent: none, or an
+    /// older frontend's file): places are compared within one cluster
+    /// ([`super::clusters`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cluster: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) withdrawn_cluster: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -138,6 +146,8 @@ mod tests {
             withdrawn: 6,
             withdrawn_term: 2,
             withdrawn_seq: 400,
+            cluster: None,
+            withdrawn_cluster: None,
         };
         let f = Fence::open(dir.path(), "fe1", &groups).unwrap();
         f.keep("web", 6, None, Some(h)).await.unwrap();

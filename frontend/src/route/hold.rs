@@ -54,10 +54,15 @@ pub(super) struct Holds {
 /// term first, then its `seq` ([`crate::api::Hold`]). A later leader's
 /// term is higher, so its orders outrank its predecessor's whatever the
 /// two hosts' clocks say; within a term the giver's `seq` orders them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+/// Terms are compared within one etcd cluster (`cluster`) only: an order
+/// of another cluster than a place's was given after it — the
+/// orchestrators moved, and the frontend refused it before it got here
+/// if its cluster is one it left ([`crate::fence::Clusters`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Place {
     pub(crate) term: u64,
     pub(crate) seq: u64,
+    pub(crate) cluster: Option<u64>,
 }
 
 impl Place {
@@ -65,6 +70,31 @@ impl Place {
         Place {
             term: req.term,
             seq: req.seq,
+            cluster: req.cluster,
+        }
+    }
+
+    /// Whether this order was given before the one at `other`: by
+    /// (term, seq) in one etcd cluster, or when this one says no cluster
+    /// (an older orchestrator with etcd, or one orchestrator alone: by
+    /// term, as before — never a move, `warden_proto::cluster`); never
+    /// when it is of another cluster (the move came after).
+    fn before(&self, other: &Place) -> bool {
+        let comparable = self.cluster == other.cluster || self.cluster.is_none();
+        comparable && (self.term, self.seq) < (other.term, other.seq)
+    }
+
+    /// Whether this order was given after the one at `other`.
+    fn after(&self, other: &Place) -> bool {
+        !self.before(other) && self != other
+    }
+
+    /// The later of this order's place and `other`.
+    fn later(self, other: Place) -> Place {
+        if self.before(&other) {
+            other
+        } else {
+            self
         }
     }
 
@@ -142,11 +172,13 @@ impl Holds {
             place: Place {
                 term: k.term,
                 seq: k.seq,
+                cluster: k.cluster,
             },
             withdrawn: k.withdrawn,
             withdrawn_place: Place {
                 term: k.withdrawn_term,
                 seq: k.withdrawn_seq,
+                cluster: k.withdrawn_cluster,
             },
         }
     }
@@ -232,11 +264,13 @@ impl GroupRoute {
         h.place = Place {
             term: next.term,
             seq: next.seq,
+            cluster: next.cluster,
         };
         h.withdrawn = next.withdrawn;
         h.withdrawn_place = Place {
             term: next.withdrawn_term,
             seq: next.withdrawn_seq,
+            cluster: next.withdrawn_cluster,
         };
         h.order = (req.ttl_ms > 0).then(|| HoldOrder {
             until: Instant::now() + Duration::from_millis(req.ttl_ms.min(MAX_HOLD_TTL_MS)),
@@ -247,11 +281,11 @@ impl GroupRoute {
     }
 
     /// What would fence the next order once `req` is taken, when there is
-    /// more to keep on disk than its epoch ([`HoldKept::fences`]); none
+    /// more to keep on disk than its epoch ([`HoldKept::fences`]); `Err`
     /// when it would be refused. Asked before [`GroupRoute::set_hold`]
     /// under the group's `ordering` lock, so nothing changes between.
-    pub(crate) fn hold_fence_after(&self, req: &Hold) -> Option<HoldKept> {
-        judge(&self.lock(), req).ok().filter(HoldKept::fences)
+    pub(crate) fn hold_fence_after(&self, req: &Hold) -> Result<Option<HoldKept>, HoldRefused> {
+        judge(&self.lock(), req).map(|k| Some(k).filter(HoldKept::fences))
     }
 
     /// Whether a cut-over order stands (holding on, not lapsed, no switch
@@ -295,7 +329,7 @@ fn judge(inner: &Inner, req: &Hold) -> Result<HoldKept, HoldRefused> {
     }
     let same_epoch = req.epoch == h.epoch;
     let place = Place::of(req);
-    if place.placed() && same_epoch && place < h.place {
+    if place.placed() && same_epoch && place.before(&h.place) {
         return Err(HoldRefused::Older {
             epoch: req.epoch,
             place,
@@ -307,7 +341,7 @@ fn judge(inner: &Inner, req: &Hold) -> Result<HoldKept, HoldRefused> {
         let after_withdrawal = place.placed()
             && req.epoch == withdrawn
             && withdrawn_place.placed()
-            && place > withdrawn_place;
+            && place.after(&withdrawn_place);
         if req.epoch <= withdrawn && !after_withdrawal {
             return Err(HoldRefused::Withdrawn { epoch: req.epoch });
         }
@@ -317,13 +351,13 @@ fn judge(inner: &Inner, req: &Hold) -> Result<HoldKept, HoldRefused> {
     } else if req.ttl_ms == 0 {
         withdrawn_place = match req.epoch.cmp(&withdrawn) {
             std::cmp::Ordering::Greater => place,
-            std::cmp::Ordering::Equal => withdrawn_place.max(place),
+            std::cmp::Ordering::Equal => place.later(withdrawn_place),
             std::cmp::Ordering::Less => withdrawn_place,
         };
         withdrawn = withdrawn.max(req.epoch);
     }
     let newest = if same_epoch {
-        h.place.max(place)
+        place.later(h.place)
     } else {
         place
     };
@@ -334,5 +368,7 @@ fn judge(inner: &Inner, req: &Hold) -> Result<HoldKept, HoldRefused> {
         withdrawn,
         withdrawn_term: withdrawn_place.term,
         withdrawn_seq: withdrawn_place.seq,
+        cluster: newest.cluster,
+        withdrawn_cluster: withdrawn_place.cluster,
     })
 }

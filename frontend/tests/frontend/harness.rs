@@ -229,6 +229,24 @@ impl Frontend {
         .await
     }
 
+    /// A hold order placed at (`term`, `seq`) of etcd cluster `cluster`
+    /// (`None`: the field absent, no cluster).
+    pub(crate) async fn hold_of(
+        &self,
+        epoch: u64,
+        (cluster, term, seq): (Option<u64>, u64, u64),
+        ttl_ms: u64,
+    ) -> (StatusCode, Value) {
+        let mut body = serde_json::json!({
+            "epoch": epoch, "term": term, "seq": seq, "ttl_ms": ttl_ms
+        });
+        if let Some(c) = cluster {
+            body["cluster"] = c.into();
+        }
+        self.put_path("/v1/routes/web/hold", body.to_string(), Some(TOKEN))
+            .await
+    }
+
     pub(crate) async fn put_raw(
         &self,
         group: &str,

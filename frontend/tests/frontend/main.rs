@@ -1,6 +1,7 @@
 //! Integration tests of the built-in frontend: real TCP on 127.0.0.1 with
 //! port 0, echo backends that answer their name, the control API over HTTP.
 
+mod cluster;
 mod control;
 mod cutover;
 mod fence;

@@ -77,6 +77,7 @@ fn hub_report(seq: u64, primaries: usize, checks: usize) -> Vec<u8> {
         replication: vec![],
         authority: vec![],
         taken_term: None,
+        taken_cluster: None,
     };
     serde_json::to_vec(&report).unwrap()
 }

@@ -51,9 +51,12 @@ mod term;
 /// What the service does when this node wins or loses the lease.
 #[async_trait]
 pub trait Role: Send + Sync {
-    /// This node won: load the state from the store, then take the licence.
-    /// An error gives the lease back.
-    async fn take_over(&self, term: i64) -> Result<(), String>;
+    /// This node won `term` (the leader key's create revision) in etcd
+    /// cluster `cluster` (its `cluster_id`, from the answer that made it
+    /// leader; `None` when etcd's answer had no header): load the state
+    /// from the store, then take the licence. An error gives the lease
+    /// back.
+    async fn take_over(&self, term: i64, cluster: Option<u64>) -> Result<(), String>;
     /// This node lost the lease (or shuts down): stop acting now.
     fn step_down(&self, why: &str);
     /// This node's lease runs (by its own count) until `deadline`, on the

@@ -135,6 +135,7 @@ async fn the_third_site_has_the_epoch_before_the_new_active_site_is_promoted() {
                     ..AuthorityWire::default()
                 }],
                 taken_term: None,
+                taken_cluster: None,
             });
             let told = answer.epochs.get("web").copied().unwrap_or(0);
             if site == "b" && told > agents[1].epoch && b_learnt.is_none() {

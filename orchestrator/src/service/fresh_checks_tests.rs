@@ -19,6 +19,7 @@ pub(super) fn report(site: &str, seq: u64, outcomes: Vec<CommandOutcome>) -> Age
         replication: vec![],
         authority: vec![],
         taken_term: None,
+        taken_cluster: None,
     }
 }
 

@@ -36,6 +36,10 @@ pub(crate) struct Ha {
     /// created at), set under the state lock with the ledger of that term;
     /// told in every answer to an agent ([`ReportResponse::term`]).
     term: std::sync::atomic::AtomicU64,
+    /// The etcd cluster `term` is a revision of (`cluster_id`), set with
+    /// it; told with it ([`ReportResponse::cluster`], a hold order's
+    /// place): terms start over in a new cluster.
+    cluster: Mutex<Option<u64>>,
 }
 
 impl Ha {
@@ -46,12 +50,18 @@ impl Ha {
             mirrored: Mutex::new(None),
             takeovers: std::sync::atomic::AtomicU64::new(0),
             term: std::sync::atomic::AtomicU64::new(0),
+            cluster: Mutex::new(None),
         }
     }
 
     /// The term of this node's current (or last) leadership.
     pub(crate) fn term(&self) -> u64 {
         self.term.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The etcd cluster of [`Ha::term`].
+    pub(crate) fn cluster(&self) -> Option<u64> {
+        *self.cluster.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -60,7 +70,7 @@ pub struct HaRole(pub Arc<Shared>);
 
 #[async_trait]
 impl Role for HaRole {
-    async fn take_over(&self, term: i64) -> Result<(), String> {
+    async fn take_over(&self, term: i64, cluster: Option<u64>) -> Result<(), String> {
         let s = self.0.clone();
         let store = s.store.clone();
         let cfg = s.cfg.clone();
@@ -88,6 +98,7 @@ impl Role for HaRole {
                 // A revision is never negative.
                 ha.term
                     .store(term.max(0) as u64, std::sync::atomic::Ordering::SeqCst);
+                *ha.cluster.lock().unwrap_or_else(|p| p.into_inner()) = cluster;
             }
             st.dns_moving.clear();
             st.recorded = Default::default();

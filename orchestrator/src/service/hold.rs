@@ -50,6 +50,7 @@ impl Shared {
         let place = HoldPlace {
             term: self.hold_term(),
             seq: self.next_hold_seq(routing.hold_seq_taken()),
+            cluster: self.hold_cluster(),
         };
         let group = group.to_string();
         let licence = self.licence.clone();
@@ -70,6 +71,12 @@ impl Shared {
     /// every election); alone on a local store, none (0).
     pub(crate) fn hold_term(&self) -> u64 {
         self.ha.as_ref().map_or(0, |h| h.term())
+    }
+
+    /// The etcd cluster of [`Shared::hold_term`] (none alone on a local
+    /// store): a frontend compares the places of one cluster only.
+    pub(crate) fn hold_cluster(&self) -> Option<u64> {
+        self.ha.as_ref().and_then(|h| h.cluster())
     }
 
     /// The `seq` of a hold order given now: the time in Unix ms, strictly

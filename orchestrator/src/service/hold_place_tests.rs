@@ -58,7 +58,10 @@ async fn a_new_leader_with_a_clock_behind_has_its_hold_orders_taken() {
     };
 
     let (old, _old_keep) = node(Clock::new());
-    HaRole(old.clone()).take_over(5).await.unwrap();
+    HaRole(old.clone())
+        .take_over(5, Some(0xe7c0))
+        .await
+        .unwrap();
     settle().await;
     old.order_hold("web", 1, ttl, true);
     settle().await;
@@ -66,13 +69,17 @@ async fn a_new_leader_with_a_clock_behind_has_its_hold_orders_taken() {
     let late = HoldPlace {
         term: old.hold_term(),
         seq: old.next_hold_seq(0),
+        cluster: old.hold_cluster(),
     };
     HaRole(old.clone()).step_down("test: lease lost");
     // Another process: its driver has heard of no place yet.
     fake.hold_reported.store(0, SeqCst);
 
     let (new, _new_keep) = node(Clock::new().behind(60_000));
-    HaRole(new.clone()).take_over(9).await.unwrap();
+    HaRole(new.clone())
+        .take_over(9, Some(0xe7c0))
+        .await
+        .unwrap();
     settle().await;
     new.order_hold("web", 1, Duration::ZERO, true);
     settle().await;
@@ -103,6 +110,11 @@ async fn a_new_leader_with_a_clock_behind_has_its_hold_orders_taken() {
         (late.term, newest.term),
         (5, 9),
         "each order carries its leader's term"
+    );
+    assert_eq!(
+        (late.cluster, newest.cluster),
+        (Some(0xe7c0), Some(0xe7c0)),
+        "and the etcd cluster of that term"
     );
 }
 

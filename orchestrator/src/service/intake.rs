@@ -81,7 +81,8 @@ impl Shared {
             }
             self.authority_check_locked(&mut st, &site, &report.authority);
             self.divergent_intake_locked(&mut st, &site, &report.replication);
-            self.taken_term_check_locked(&mut st, &site, report.taken_term);
+            let taken = term_seen::comparable(&report, self.answer_cluster());
+            self.taken_term_check_locked(&mut st, &site, taken);
         }
         if report
             .peers
@@ -111,6 +112,7 @@ impl Shared {
                 epochs: self.epochs_of_locked(&st, &site),
                 withdrawn: st.ledger.recalled_for(&site, now),
                 term: self.answer_term(),
+                cluster: self.answer_cluster(),
                 order: Some(st.answer_orders.next()),
             }
         } else {
@@ -152,7 +154,7 @@ impl Shared {
     /// never labelled with another's. Nothing without the licence.
     pub fn poll_answer(&self, site: &str) -> (ReportResponse, bool) {
         let mut st = self.lock();
-        let term = self.answer_term();
+        let (term, cluster) = (self.answer_term(), self.answer_cluster());
         let Some(ledger) = self.ledger_to_hand_out(&mut st) else {
             return (ReportResponse::default(), false);
         };
@@ -162,6 +164,7 @@ impl Shared {
             commands,
             withdrawn,
             term,
+            cluster,
             order: Some(st.answer_orders.next()),
             ..ReportResponse::default()
         };
@@ -173,6 +176,12 @@ impl Shared {
     /// with several orchestrators, 0 with one.
     pub(crate) fn answer_term(&self) -> u64 {
         self.ha.as_ref().map_or(0, ha::Ha::term)
+    }
+
+    /// The etcd cluster of [`Shared::answer_term`] (see
+    /// [`ReportResponse::cluster`]): `None` with one orchestrator.
+    pub(crate) fn answer_cluster(&self) -> Option<u64> {
+        self.ha.as_ref().and_then(ha::Ha::cluster)
     }
 
     /// [`Shared::poll_answer`]'s commands.

@@ -11,7 +11,7 @@ use crate::store::{MemStore, Store};
 /// A node of an elected deployment on `store`, routing through a fake (not
 /// leading yet), with what must live as long as it: the sender of its
 /// leadership view and its directory.
-fn elected(
+pub(super) fn elected(
     store: Arc<MemStore>,
 ) -> (
     Arc<Shared>,
@@ -40,7 +40,7 @@ async fn a_leader_running_again_past_its_lease_deadline_acts_on_nothing() {
     let (s, fake, _leadership) = elected(store.clone());
     let role = HaRole(s.clone());
     assert!(role.lease_until((Instant::now() + Duration::from_secs(60)).into()));
-    role.take_over(1).await.unwrap();
+    role.take_over(1, None).await.unwrap();
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     let activations = || fake.activations.load(std::sync::atomic::Ordering::SeqCst);
     let before = (fake.route.lock().unwrap().clone(), activations());
@@ -184,7 +184,7 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
     .unwrap();
     let role = HaRole(s.clone());
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(1).await.unwrap();
+    role.take_over(1, None).await.unwrap();
     // The take-over's reconciliation cannot read the server, and routes a
     // again as a precaution: its last act.
     for _ in 0..200 {
@@ -245,7 +245,8 @@ async fn an_update_read_for_past_the_lease_deadline_is_not_sent() {
 }
 
 /// Every answer to an agent says the term it was made under (the etcd
-/// revision of the leader key): the agent takes a withdrawal only from the
+/// revision of the leader key) and the etcd cluster of that term (terms
+/// start over in a new one: the agent compares terms of one cluster): the agent takes a withdrawal only from the
 /// term that handed the command out or a later one, so a deposed leader's
 /// answer delayed in transit cannot take back what the next leader handed
 /// out again (`warden_agents` book tests). It also says its place among
@@ -256,12 +257,20 @@ async fn answers_to_agents_carry_the_leaders_term() {
     let (s, _fake, _leadership) = elected(Arc::new(MemStore::default()));
     let role = HaRole(s.clone());
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(17).await.unwrap();
+    role.take_over(17, Some(0xa)).await.unwrap();
     sites_rounds(&s, 4, (true, true), &answer_all).await;
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1000, vec![]));
-    assert_eq!(answer.term, 17, "a report's answer: {answer:?}");
+    assert_eq!(
+        (answer.term, answer.cluster),
+        (17, Some(0xa)),
+        "a report's answer: {answer:?}"
+    );
     let polled = s.poll_answer("b").0;
-    assert_eq!(polled.term, 17, "a poll's answer");
+    assert_eq!(
+        (polled.term, polled.cluster),
+        (17, Some(0xa)),
+        "a poll's answer"
+    );
     // Each in its place among this process's answers, across channels.
     let (first, then) = (answer.order.expect("placed"), polled.order.expect("placed"));
     assert_eq!(first.maker, then.maker, "one process, one maker");
@@ -277,10 +286,14 @@ async fn answers_to_agents_carry_the_leaders_term() {
         "a follower answers with nothing"
     );
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(23).await.unwrap();
+    role.take_over(3, Some(0xb)).await.unwrap();
     let answer = s.accept_report(super::fresh_checks_tests::report("b", 1001, vec![]));
-    assert_eq!(answer.term, 23, "after a new election: {answer:?}");
-    assert_eq!(s.poll_answer("b").0.term, 23);
+    assert_eq!(
+        (answer.term, answer.cluster),
+        (3, Some(0xb)),
+        "after a new election in a new etcd cluster: {answer:?}"
+    );
+    assert_eq!(s.poll_answer("b").0.cluster, Some(0xb));
     let again = answer.order.expect("placed");
     assert!(
         again.maker == then.maker && again.n > then.n,

@@ -126,6 +126,7 @@ mod tests {
             replication: vec![],
             authority: vec![],
             taken_term: None,
+            taken_cluster: None,
         };
         s.admit_report(&rep(1_000, 1)).unwrap();
         s.admit_report(&rep(1_000, 172_800)).unwrap();

@@ -27,6 +27,7 @@ async fn path_fault_to_a(s: &Arc<Shared>) {
             replication: vec![],
             authority: vec![],
             taken_term: None,
+            taken_cluster: None,
         });
     }
     {

@@ -50,6 +50,7 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
             replication: vec![],
             authority: vec![],
             taken_term: None,
+            taken_cluster: None,
         });
         step(1).await;
     }

@@ -94,6 +94,7 @@ fn reports(s: &Arc<Shared>, site: &str, role: &str, seq: u64) {
             ..AuthorityWire::default()
         }],
         taken_term: None,
+        taken_cluster: None,
     });
 }
 

@@ -48,6 +48,7 @@ pub(super) fn role_report(
             unfit: None,
         }],
         taken_term: None,
+        taken_cluster: None,
     }
 }
 
@@ -556,7 +557,7 @@ async fn an_elected_node_takes_the_stored_stops_back_with_its_own() {
         fake.restored.lock().unwrap().is_empty(),
         "a follower restores nothing"
     );
-    HaRole(s.clone()).take_over(1).await.unwrap();
+    HaRole(s.clone()).take_over(1, None).await.unwrap();
     assert_eq!(
         *fake.restored.lock().unwrap(),
         vec![vec![stored.clone(), changed, own.clone()]]
@@ -615,7 +616,7 @@ async fn a_mirror_read_from_before_the_take_over_does_not_undo_it() {
     // The deposed leader's last write, then this node's take-over.
     g.epoch = 2;
     store.put_group(&g).unwrap();
-    HaRole(s.clone()).take_over(1).await.unwrap();
+    HaRole(s.clone()).take_over(1, None).await.unwrap();
     assert_eq!(s.lock().groups["web"].epoch, 2, "loaded at the take-over");
     HaRole(s.clone()).step_down("test: lease lost");
     store.release();

@@ -392,7 +392,7 @@ async fn a_write_in_flight_at_a_step_down_is_not_made_in_the_next_term() {
     )
     .unwrap();
     let role = HaRole(s.clone());
-    role.take_over(1).await.unwrap();
+    role.take_over(1, None).await.unwrap();
     s.writer_settled().await;
     let before = group(&s).epoch;
 
@@ -411,7 +411,7 @@ async fn a_write_in_flight_at_a_step_down_is_not_made_in_the_next_term() {
     );
 
     role.step_down("the lease could not be renewed before its deadline");
-    role.take_over(2).await.unwrap();
+    role.take_over(2, None).await.unwrap();
     assert_eq!(
         group(&s).epoch,
         before,
@@ -472,7 +472,7 @@ async fn a_write_of_an_ended_term_refused_in_the_next_does_not_end_it() {
     )
     .unwrap();
     let role = HaRole(s.clone());
-    role.take_over(1).await.unwrap();
+    role.take_over(1, None).await.unwrap();
     s.writer_settled().await;
 
     store.write_armed.store(true, SeqCst);
@@ -489,7 +489,7 @@ async fn a_write_of_an_ended_term_refused_in_the_next_does_not_end_it() {
         "the decision is being written"
     );
     role.step_down("the lease could not be renewed before its deadline");
-    role.take_over(2).await.unwrap();
+    role.take_over(2, None).await.unwrap();
 
     // The new term changes the group; the old write is refused meanwhile.
     s.operator_maintenance("web", true, "operator")

@@ -70,13 +70,13 @@ async fn a_take_over_cut_short_by_the_end_of_its_term_resumes_nothing_under_the_
     };
 
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(7).await.unwrap();
+    role.take_over(7, None).await.unwrap();
     reads_reach(1).await;
     // The lease is lost while the take-over waits for g0's layer ...
     role.step_down("test: the lease was lost");
     // ... and won again: this term's take-over waits there too.
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(9).await.unwrap();
+    role.take_over(9, None).await.unwrap();
     reads_reach(2).await;
     release.send_replace(false);
 
@@ -189,7 +189,7 @@ async fn a_new_leader_resumes_runbooks_before_adopting_new_groups() {
     let order = resumed_or_adopted_first(Mode::Elected(view), |s| async move {
         let role = HaRole(s.clone());
         assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-        role.take_over(7).await.unwrap();
+        role.take_over(7, None).await.unwrap();
     })
     .await;
     assert_eq!(

@@ -11,6 +11,14 @@
 //! nothing. A report without the field (an older agent) says nothing.
 //! The status shows each site's term (`views`), and the scrape's
 //! `warden_site_refuses_orders` gauge whether it is above (`views/metrics`).
+//!
+//! Terms are compared within one etcd cluster only ([`comparable`]): an
+//! agent that says it keeps another cluster's term (the orchestrators
+//! moved to a new etcd cluster) takes this leader's next answer as the
+//! move, at the groups' current epochs (`warden_proto::cluster`): nothing
+//! to say. An agent that does not say its cluster (an older one) is
+//! compared by term, as before; so is every agent of one orchestrator
+//! alone (no cluster, term 0: never a move, see `warden_proto::cluster`).
 
 use super::*;
 
@@ -40,13 +48,27 @@ impl Shared {
     }
 }
 
+/// The term `report` says its agent took, when it can be compared with
+/// this leader's, of etcd cluster `own`: the agent keeps a term of that
+/// cluster, or does not say its cluster (an older agent), or this is one
+/// orchestrator alone (no cluster: every agent judges its term 0 by term,
+/// never as a move — `warden_proto::cluster`).
+pub(crate) fn comparable(report: &AgentReport, own: Option<u64>) -> Option<u64> {
+    match report.taken_cluster {
+        Some(kept) if kept != own && own.is_some() => None,
+        _ => report.taken_term,
+    }
+}
+
 /// The alert: what was observed, and what to do.
 fn refused_message(site: &str, taken: u64, own: u64) -> String {
     format!(
         "site {site}'s agent refuses this orchestrator's orders: it took leader term {taken}, \
          this leader's term is {own} (the orchestrators' terms started over: a new etcd \
-         cluster, or one orchestrator after several); its orders run again from the group's \
-         next epoch, or sooner: stop the agent, set \"term\" to 0 in its authority.json (in \
-         its state_dir), start it"
+         cluster, or one orchestrator after several; and the agent cannot tell the two terms' \
+         clusters apart: an older agent, or a term it took from an older orchestrator that \
+         does not say its cluster); its orders run again from the group's next epoch, or \
+         sooner: stop the agent, set \"term\" to 0 in its authority.json (in its state_dir), \
+         start it"
     )
 }

@@ -57,9 +57,10 @@ async fn an_agent_above_this_leaders_term_is_one_alert_until_it_takes_its_orders
         said[0],
         "site a's agent refuses this orchestrator's orders: it took leader term 17, this \
          leader's term is 0 (the orchestrators' terms started over: a new etcd cluster, or \
-         one orchestrator after several); its orders run again from the group's next epoch, \
-         or sooner: stop the agent, set \"term\" to 0 in its authority.json (in its \
-         state_dir), start it"
+         one orchestrator after several; and the agent cannot tell the two terms' clusters \
+         apart: an older agent, or a term it took from an older orchestrator that does not \
+         say its cluster); its orders run again from the group's next epoch, or sooner: stop \
+         the agent, set \"term\" to 0 in its authority.json (in its state_dir), start it"
     );
     assert!(refusals(&s, "b").is_empty(), "b took term 0");
     let terms: Vec<_> = super::views::site_views(&s, &["a".into(), "b".into()])
@@ -94,4 +95,56 @@ async fn an_older_agents_report_without_a_term_raises_nothing() {
     assert_eq!(views[0].taken_term, None);
     let shown = serde_json::to_value(&views[0]).unwrap();
     assert!(shown.get("taken_term").is_none(), "{shown}");
+}
+
+/// An agent that says the etcd cluster of its term is compared only when
+/// that cluster is this leader's: this leader leads under term 3 of etcd
+/// cluster b; site a keeps term 17 of cluster a — it takes this leader's
+/// next answer as the orchestrators' move, so nothing is said and its
+/// term is not shown; site b's agent does not say its cluster (an older
+/// agent) and keeps term 17, which it compares with this one's: said, as
+/// before.
+#[tokio::test(start_paused = true)]
+async fn an_agent_of_another_etcd_cluster_is_not_compared() {
+    use crate::etcd::leader::Role;
+    let (s, _fake, _leadership) =
+        super::lease_tests::elected(Arc::new(crate::store::MemStore::default()));
+    let role = HaRole(s.clone());
+    let until = tokio::time::Instant::now() + Duration::from_secs(600);
+    assert!(role.lease_until(until.into()));
+    role.take_over(3, Some(0xb)).await.unwrap();
+    let of = |site: &str, seq, cluster| AgentReport {
+        taken_cluster: cluster,
+        ..report(site, seq, Some(17))
+    };
+    for seq in 1..=3 {
+        s.accept_report(of("a", seq, Some(Some(0xa))));
+        s.accept_report(of("b", seq, None));
+    }
+    assert!(refusals(&s, "a").is_empty(), "{:#?}", refusals(&s, "a"));
+    assert_eq!(refusals(&s, "b").len(), 1);
+    assert_eq!(refusing(&s), [("a", 0), ("b", 1)]);
+    let terms: Vec<_> = super::views::site_views(&s, &["a".into(), "b".into()])
+        .into_iter()
+        .map(|v| (v.name, v.taken_term))
+        .collect();
+    assert_eq!(terms, [("a".into(), None), ("b".into(), Some(17))]);
+}
+
+/// One orchestrator alone (no cluster, term 0) after several: every agent
+/// judges its answers by its term — never as a move (a lone orchestrator
+/// left running, or its late answer, must not take the sites back from
+/// the etcd cluster) — so site a, which keeps term 17 of etcd cluster a,
+/// refuses its orders, and that is said.
+#[tokio::test]
+async fn one_orchestrator_alone_is_compared_with_every_agents_term() {
+    let (s, _fake, _dir) = setup(false, 5);
+    for seq in 1..=3 {
+        s.accept_report(AgentReport {
+            taken_cluster: Some(Some(0xa)),
+            ..report("a", seq, Some(17))
+        });
+    }
+    assert_eq!(refusals(&s, "a").len(), 1, "{:#?}", refusals(&s, "a"));
+    assert_eq!(refusing(&s), [("a", 1), ("b", 0)]);
 }

@@ -29,6 +29,7 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
         replication: vec![],
         authority: vec![],
         taken_term: None,
+        taken_cluster: None,
     });
     for _ in 0..20 {
         tokio::task::yield_now().await;
@@ -324,6 +325,7 @@ fn report_held(s: &Shared, held: &str) {
         }],
         authority: vec![],
         taken_term: None,
+        taken_cluster: None,
     });
 }
 

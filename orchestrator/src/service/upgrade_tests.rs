@@ -224,7 +224,7 @@ async fn a_leader_whose_config_lacks_the_stored_active_site_leaves_the_group_as_
     .unwrap();
     let role = crate::service::HaRole(s.clone());
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(7).await.unwrap();
+    role.take_over(7, None).await.unwrap();
     sites_rounds(&s, 16, (false, true), &answer_all).await;
     s.writer_settled().await;
 

@@ -26,7 +26,8 @@ pub struct SiteView {
     pub hold_down_left_ms: Option<u64>,
     pub evidence: Vec<EvidenceRow>,
     /// The leader term the site's agent took, as its last report says
-    /// (absent: no report yet, an older agent, or a hybrid frontend).
+    /// (absent: no report yet, an older agent, a hybrid frontend, or a
+    /// term of another etcd cluster than this node's — not comparable).
     /// Above the leader's term, the agent refuses its orders (an `alert`
     /// event says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +128,7 @@ pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteVi
                 evidence,
                 taken_term: evidence_of
                     .report(n)
-                    .and_then(|(_, r)| r.taken_term)
+                    .and_then(|(_, r)| super::term_seen::comparable(r, s.answer_cluster()))
                     .filter(|_| !frontends),
             }
         })

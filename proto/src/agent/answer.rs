@@ -37,6 +37,15 @@ pub struct ReportResponse {
     /// answer of that withdrawal's term or a later one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
+    /// The etcd cluster `term` belongs to (its `cluster_id`): terms start
+    /// over in a new cluster, so the agent compares terms of one cluster
+    /// only, refuses an answer of a cluster it left, and takes one of a
+    /// cluster it never heard, whatever its term (see
+    /// [`crate::cluster`]). Absent: no cluster — a single orchestrator, or
+    /// an older orchestrator (then judged by `term` alone, as before); an
+    /// older agent ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u64>,
     /// The answer's place among the answers of the orchestrator process
     /// that made it (see [`AnswerOrder`]): two answers of one leader may
     /// arrive out of order across the report stream and the command
@@ -146,5 +155,38 @@ mod tests {
         };
         let older: Older = serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap();
         assert_eq!((older.acked, older.term), (vec!["a".to_string()], 7));
+    }
+
+    /// An answer's etcd cluster: absent from an older or a single
+    /// orchestrator (read as `None`, written as before); kept when there,
+    /// and an older agent still reads the answer. A report's
+    /// `taken_cluster` tells `null` (no cluster kept) from absent (an
+    /// agent that knows no clusters).
+    #[test]
+    fn an_answers_cluster_is_optional_both_ways() {
+        let old: ReportResponse = serde_json::from_str(r#"{"term":7}"#).unwrap();
+        assert_eq!(old.cluster, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("cluster"));
+        let new = ReportResponse {
+            cluster: Some(0x1c2f),
+            ..old
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert!(text.contains(r#""cluster":7215"#), "{text}");
+        #[derive(Deserialize)]
+        struct Older {
+            term: u64,
+        }
+        assert_eq!(serde_json::from_str::<Older>(&text).unwrap().term, 7);
+        let taken = |json: &str| {
+            serde_json::from_str::<crate::agent::AgentReport>(json)
+                .map(|r| r.taken_cluster)
+                .unwrap()
+        };
+        let report = r#"{"site":"b","seq":1,"sent_at_ms":0}"#;
+        assert_eq!(taken(report), None);
+        let with = |v: &str| report.replace("}", &format!(r#","taken_cluster":{v}}}"#));
+        assert_eq!(taken(&with("null")), Some(None));
+        assert_eq!(taken(&with("9")), Some(Some(9)));
     }
 }

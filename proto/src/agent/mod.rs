@@ -73,6 +73,24 @@ pub struct AgentReport {
     /// older agent's report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_term: Option<u64>,
+    /// The etcd cluster of `taken_term` ([`ReportResponse::cluster`]):
+    /// `Some(None)` (`null`) when the agent keeps no cluster (a single
+    /// orchestrator's term, or none heard yet). Absent (`None`) from an
+    /// agent that knows no clusters (it compares terms alone). The leader
+    /// says its orders are refused only when the agent's cluster is its
+    /// own and the term above (or, from an agent without it, the term
+    /// above).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub taken_cluster: Option<Option<u64>>,
+}
+
+/// A field that is there, `null` or not: `Some` (absent: the default, `None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 /// What one agent believes about one group: the highest epoch it has seen,

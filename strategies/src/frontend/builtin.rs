@@ -273,6 +273,7 @@ impl FrontendDriver for BuiltinDriver {
             epoch,
             seq: place.seq,
             term: place.term,
+            cluster: place.cluster,
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             pause,
         };

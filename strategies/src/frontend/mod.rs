@@ -580,6 +580,7 @@ mod tests {
             HoldPlace {
                 term: 0,
                 seq: 5_000,
+                cluster: None,
             },
             ttl,
             false,
@@ -594,6 +595,7 @@ mod tests {
                 HoldPlace {
                     term: 0,
                     seq: 4_000,
+                    cluster: None,
                 },
                 ttl,
                 false,
@@ -618,7 +620,11 @@ mod tests {
             .expect("activate a");
         s.hold(
             3,
-            HoldPlace { term: 0, seq: 1 },
+            HoldPlace {
+                term: 0,
+                seq: 1,
+                cluster: None,
+            },
             Duration::from_secs(30),
             false,
         )
@@ -628,7 +634,11 @@ mod tests {
         let e = d
             .hold(
                 2,
-                HoldPlace { term: 0, seq: 1 },
+                HoldPlace {
+                    term: 0,
+                    seq: 1,
+                    cluster: None,
+                },
                 Duration::from_secs(30),
                 false,
             )
@@ -648,7 +658,11 @@ mod tests {
         let e = driver("fe1", &fe, "wrong-token-xyz")
             .hold(
                 4,
-                HoldPlace { term: 0, seq: 1 },
+                HoldPlace {
+                    term: 0,
+                    seq: 1,
+                    cluster: None,
+                },
                 Duration::from_secs(30),
                 false,
             )
@@ -722,7 +736,11 @@ mod tests {
             closed,
             s.hold(
                 1,
-                HoldPlace { term: 0, seq: 1 },
+                HoldPlace {
+                    term: 0,
+                    seq: 1,
+                    cluster: None,
+                },
                 Duration::from_secs(30),
                 false,
             ),

@@ -163,3 +163,127 @@ fn a_term_that_cannot_be_written_is_not_taken_but_its_answer_is_the_word() {
         "term 8 taken unwritten"
     );
 }
+
+/// A leader's answer of etcd cluster `cluster` (`None`: no cluster).
+fn answer_of(web: u64, term: u64, cluster: Option<u64>) -> crate::wire::ReportResponse {
+    crate::wire::ReportResponse {
+        cluster,
+        ..answer(web, term)
+    }
+}
+
+/// The orchestrators moved from etcd cluster a (b took epoch 5 from its
+/// leader at term 17) to a new cluster b, whose revisions started over:
+/// b's leader, at term 3, is taken at the group's current epoch — the
+/// wait ends, its term and cluster are kept, a is retired — and a late
+/// answer of cluster a (a deposed leader, whatever its term) is refused
+/// and said so; after a restart too, from `authority.json`.
+#[test]
+fn a_new_etcd_clusters_lower_term_is_taken_and_the_old_clusters_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    assert_eq!(
+        b.answered(&answer_of(5, 17, Some(0xa)), "L1"),
+        Heard::Leader
+    );
+    drop(b);
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    b.untold();
+    assert_eq!(
+        b.answered(&answer_of(5, 3, Some(0xb)), "N1"),
+        Heard::Leader,
+        "the new cluster's leader at the current epoch"
+    );
+    assert!(!untold(dir.path()), "its answer ended the wait");
+    assert_eq!((b.term(), b.cluster()), (3, Some(0xb)));
+    for term in [17, 40] {
+        assert_eq!(
+            b.answered(&answer_of(5, term, Some(0xa)), "L1"),
+            Heard::Deposed { known: 3 },
+            "cluster a at term {term}"
+        );
+    }
+    let said = b.last_refusal().unwrap_or_default();
+    assert!(
+        said.contains("the orchestrator at L1 answers under leader term 40 of etcd cluster a, which this site left for etcd cluster b: a deposed leader's answer"),
+        "{said}"
+    );
+    drop(b);
+    let file = std::fs::read_to_string(dir.path().join("authority.json")).unwrap();
+    assert!(
+        file.contains("\"cluster\": 11") && file.contains("\"retired\": [\n    10\n  ]"),
+        "{file}"
+    );
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    b.untold();
+    assert_eq!(
+        b.answered(&answer_of(5, 17, Some(0xa)), "L1"),
+        Heard::Deposed { known: 3 },
+        "cluster a after a restart"
+    );
+    assert!(untold(dir.path()));
+    assert_eq!(
+        b.answered(&answer_of(5, 2, Some(0xb)), "N0"),
+        Heard::Deposed { known: 3 },
+        "b's own order by term"
+    );
+    assert_eq!(b.answered(&answer_of(5, 4, Some(0xb)), "N2"), Heard::Leader);
+}
+
+/// One orchestrator (no cluster, term 0) after several is no move: judged
+/// by its term, below the kept one, it is a deposed leader's at the
+/// current epoch (a lone orchestrator left running after the move to etcd,
+/// or its answer delayed across it, must not take the site off the etcd
+/// cluster and retire it) — until it states an epoch above the site's.
+/// Then etcd again (a new cluster) is a move. An older orchestrator with
+/// etcd (no cluster said, a term) is judged by its term: a deposed one of
+/// them moves nothing. An older agent's file (a term, no cluster) takes
+/// the first cluster it hears.
+#[test]
+fn one_orchestrator_after_several_and_back_to_a_new_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    assert_eq!(b.answered(&answer(5, 17), "older"), Heard::Leader);
+    assert_eq!(
+        b.answered(&answer_of(5, 16, None), "older deposed"),
+        Heard::Deposed { known: 17 }
+    );
+    assert_eq!(
+        b.answered(&answer_of(5, 9, Some(0xa)), "L1"),
+        Heard::Leader,
+        "the first cluster heard"
+    );
+    assert_eq!(b.cluster(), Some(0xa));
+    assert_eq!(
+        b.answered(&answer_of(5, 0, None), "alone"),
+        Heard::Deposed { known: 9 },
+        "one orchestrator at the current epoch: by its term"
+    );
+    assert_eq!((b.term(), b.cluster()), (9, Some(0xa)), "nothing moved");
+    assert_eq!(
+        b.answered(&answer_of(5, 10, Some(0xa)), "L1"),
+        Heard::Leader,
+        "cluster a still leads"
+    );
+    assert_eq!(
+        b.answered(&answer_of(6, 0, None), "alone"),
+        Heard::Leader,
+        "one orchestrator at the group's next epoch"
+    );
+    assert_eq!(
+        (b.term(), b.cluster()),
+        (0, Some(0xa)),
+        "its term followed, no move"
+    );
+    assert_eq!(
+        b.answered(&answer_of(6, 1, Some(0xc)), "C1"),
+        Heard::Leader,
+        "a new cluster"
+    );
+    assert_eq!(b.cluster(), Some(0xc));
+    assert_eq!(
+        b.answered(&answer_of(6, 30, Some(0xa)), "L1"),
+        Heard::Deposed { known: 1 },
+        "the cluster left"
+    );
+}

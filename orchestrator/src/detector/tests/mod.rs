@@ -39,6 +39,7 @@ fn report(site: &str, local_ok: bool, peers: &[(&str, bool)]) -> AgentReport {
         outcomes: vec![],
         authority: vec![],
         taken_term: None,
+        taken_cluster: None,
     }
 }
 

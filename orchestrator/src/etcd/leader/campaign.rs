@@ -42,6 +42,9 @@ impl Election {
                 Ok(resp) if resp.succeeded() => {
                     self.healthy();
                     let term = resp.header().map(|h| h.revision()).unwrap_or(0);
+                    // The cluster the term is a revision of: terms start
+                    // over in a new one (`warden_proto::cluster`).
+                    let cluster = resp.header().map(|h| h.cluster_id());
                     // Putting the key on the lease did not renew it: it runs
                     // from its last renewal, up to a third of the TTL and a
                     // poll ago. Renew now, so that the first term (and the
@@ -56,7 +59,9 @@ impl Election {
                             last_alive
                         }
                     };
-                    return self.lead(client, lease, ttl, term, from, stop).await;
+                    return self
+                        .lead(client, lease, ttl, (term, cluster), from, stop)
+                        .await;
                 }
                 Ok(resp) => {
                     self.healthy();
@@ -80,11 +85,14 @@ impl Election {
                             // wait forever. Renew first, so the deadline
                             // counts from a renewal we know was sent now.
                             let (term, sent) = (*created, Asked::now());
+                            let cluster = resp.header().map(|h| h.cluster_id());
                             match self.keep_alive(client, lease).await {
                                 Renewal::Renewed(_) => {
                                     self.healthy();
                                     info!(node = %self.node, term, "the leader key is already on this node's lease (an answer was lost): leading");
-                                    return self.lead(client, lease, ttl, term, sent, stop).await;
+                                    return self
+                                        .lead(client, lease, ttl, (term, cluster), sent, stop)
+                                        .await;
                                 }
                                 Renewal::Expired => {
                                     return Outcome::Lost("own lease expired".into())

@@ -15,10 +15,12 @@ impl Election {
         client: &mut Client,
         lease: i64,
         ttl: Duration,
-        term: i64,
+        won: (i64, Option<u64>),
         sent: Asked,
         stop: &CancellationToken,
     ) -> Outcome {
+        // The term, and the etcd cluster it is a revision of.
+        let (term, cluster) = won;
         let margin = ttl / 10;
         let mut deadline = sent.deadline(ttl - margin);
         self.role.lease_until(deadline);
@@ -37,7 +39,7 @@ impl Election {
         info!(node = %self.node, term, "won the leader lease; loading the state from etcd");
         let period = ttl / 3;
         let take_over = self
-            .take_over_renewing(client, lease, term, &mut deadline, period, stop)
+            .take_over_renewing(client, lease, (term, cluster), &mut deadline, period, stop)
             .await;
         if let Err(e) = take_over {
             self.end_term(client, &format!("cannot take over: {e}"))
@@ -176,7 +178,7 @@ impl Election {
         &self,
         client: &mut Client,
         lease: i64,
-        term: i64,
+        won: (i64, Option<u64>),
         deadline: &mut Deadline,
         period: Duration,
         stop: &CancellationToken,
@@ -219,7 +221,7 @@ impl Election {
             }
         };
         let out = tokio::select! {
-            r = self.role.take_over(term) => r,
+            r = self.role.take_over(won.0, won.1) => r,
             why = renewing => Err(why),
             _ = stop.cancelled() => Err("shutdown".into()),
         };

@@ -60,6 +60,7 @@ pub(in crate::service) fn frontends_seen(
                 replication: vec![],
                 authority: vec![],
                 taken_term: None,
+                taken_cluster: None,
             },
         );
     }

@@ -137,6 +137,7 @@ async fn round_with(
                 _ => vec![],
             },
             taken_term: None,
+            taken_cluster: None,
         });
     }
     {

@@ -382,7 +382,7 @@ async fn a_follower_tells_nothing_and_a_deposed_leader_stops_telling() {
     assert_eq!(s.notify.waiting("t"), 0);
     assert_eq!(posts.load(SeqCst), 0, "a follower tells nothing");
 
-    HaRole(s.clone()).take_over(7).await.unwrap();
+    HaRole(s.clone()).take_over(7, None).await.unwrap();
     alert("seen while leading");
     settle().await;
     assert_eq!(posts.load(SeqCst), 1, "the leader tells");

@@ -1,0 +1,62 @@
+//! Hold orders across a move of the orchestrators to a new etcd cluster,
+//! whose revisions — the leaders' terms — start over: the new cluster's
+//! orders are taken at the group's current epoch, the old cluster's are
+//! refused from then on, after a restart too (`fence.json`).
+
+use reqwest::StatusCode;
+
+use crate::harness::{assert_refused, start_settings};
+use crate::kept::{echo_web_kept_in, stop};
+
+/// Cluster a's leader (term 17) placed a hold order at epoch 2; the
+/// orchestrators are moved to a new etcd cluster b, whose leader is at
+/// term 3. Its orders at epoch 2 are taken (before: refused as older
+/// than term 17's — "older order" — until the group's next epoch); a
+/// late order of cluster a, whatever its term, is refused and says so,
+/// also once the frontend restarted; b's own orders are placed by term
+/// among themselves. One orchestrator (no cluster, term 0) after b is no
+/// move: placed by its term, below b's (a lone orchestrator left running
+/// must not take the frontend off the etcd cluster), it is refused and b's
+/// next order is taken.
+#[tokio::test]
+async fn a_new_etcd_clusters_hold_orders_are_taken_and_the_old_clusters_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(fe.put("web", "a", 2, "immediate").await.0, StatusCode::OK);
+    let seq = 1_796_540_980_000;
+    let (a, b) = (Some(0xa), Some(0xb));
+    let (status, body) = fe.hold_of(2, (a, 17, seq), 60_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = fe.hold_of(2, (b, 3, seq + 1), 60_000).await;
+    assert_eq!(status, StatusCode::OK, "the new cluster's order: {body}");
+    assert_eq!(body["hold_term"], 3, "{body}");
+    let (status, body) = fe.hold_of(2, (a, 40, seq + 2), 0).await;
+    assert_refused(
+        status,
+        &body,
+        "of etcd cluster a, which this frontend left for etcd cluster b",
+    );
+    stop(fe).await;
+
+    let kept = std::fs::read_to_string(dir.path().join("fe-test/fence.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(
+        (kept["cluster"].clone(), kept["retired"].clone()),
+        (11.into(), serde_json::json!([10])),
+        "{kept}"
+    );
+    let fe = start_settings(s.clone()).await;
+    let (status, body) = fe.hold_of(2, (a, 17, seq + 3), 0).await;
+    assert_refused(status, &body, "which this frontend left for etcd cluster b");
+    let (status, body) = fe.hold_of(2, (b, 2, seq + 4), 0).await;
+    assert_refused(status, &body, "older order");
+    let (status, body) = fe.hold_of(2, (b, 3, seq + 1), 60_000).await;
+    assert_eq!(status, StatusCode::OK, "a repeat of b's order: {body}");
+
+    let (status, body) = fe.hold_of(2, (None, 0, seq + 5), 0).await;
+    assert_refused(status, &body, "older order");
+    let (status, body) = fe.hold_of(2, (b, 4, seq + 6), 0).await;
+    assert_eq!(status, StatusCode::OK, "b's next order: {body}");
+    assert_eq!(body["hold_term"], 4, "{body}");
+}
