@@ -43,7 +43,12 @@
 //! following it); the way back is a new cluster, or the id taken out of
 //! the receiver's `retired` list while it is stopped. A receiver that
 //! keeps no cluster yet (`None`: a first start, or a file of an older
-//! version) takes the first cluster it hears as a move, retiring nothing.
+//! version) takes the first cluster it hears as a move, retiring nothing —
+//! except that a term kept of no cluster (from an orchestrator older than
+//! clusters, with etcd) is compared with that first cluster's by term
+//! (the agent: `told.rs`; the frontend: a hold place of no cluster): in a
+//! rolling upgrade on one etcd cluster, an upgraded leader deposed before
+//! an older one must not pass as a move.
 
 /// How many clusters left a receiver remembers: a cluster that falls off
 /// (after that many moves) would be taken again as a new one.

@@ -126,6 +126,15 @@ impl Authority {
         let known = self.term.load(Ordering::SeqCst);
         let kept = self.clusters();
         let judged = cluster::judge(kept.cluster, &kept.retired, resp.cluster);
+        // A term kept of no known cluster (taken from an orchestrator older
+        // than clusters, with etcd) may be of the very cluster this answer
+        // names (a rolling upgrade on one etcd cluster): judged by its term,
+        // its cluster kept if it is taken — not a move, which would take a
+        // deposed upgraded leader whatever its term. (A new cluster after
+        // such a term is then taken from a group's next epoch, as before
+        // clusters.)
+        let unknown_term = judged == Judged::Moved && kept.cluster.is_none() && known > 0;
+        let by_term = judged == Judged::Kept || unknown_term;
         if let Judged::Retired { left_for } = judged {
             drop(g);
             self.say(format!(
@@ -158,7 +167,7 @@ impl Authority {
         // of a lower term states none above this site's, unless the
         // terms started over (see the module docs). Terms are compared
         // within one etcd cluster only.
-        if judged == Judged::Kept && resp.term < known && (!raised || below.is_some()) {
+        if by_term && resp.term < known && (!raised || below.is_some()) {
             drop(g);
             self.say(format!(
                 "the orchestrator at {from} answers under leader term {}, below term {known} this \

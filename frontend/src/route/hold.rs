@@ -75,12 +75,16 @@ impl Place {
     }
 
     /// Whether this order was given before the one at `other`: by
-    /// (term, seq) in one etcd cluster, or when this one says no cluster
+    /// (term, seq) in one etcd cluster, or when either says no cluster
     /// (an older orchestrator with etcd, or one orchestrator alone: by
-    /// term, as before — never a move, `warden_proto::cluster`); never
-    /// when it is of another cluster (the move came after).
+    /// term, as before — never a move, `warden_proto::cluster`; an order
+    /// of a cluster after a place of no cluster may be of that very
+    /// cluster: a deposed upgraded leader of a rolling upgrade is placed
+    /// by its term); never when both say clusters and they differ (the
+    /// move came after).
     fn before(&self, other: &Place) -> bool {
-        let comparable = self.cluster == other.cluster || self.cluster.is_none();
+        let comparable =
+            self.cluster == other.cluster || self.cluster.is_none() || other.cluster.is_none();
         comparable && (self.term, self.seq) < (other.term, other.seq)
     }
 
@@ -371,4 +375,32 @@ fn judge(inner: &Inner, req: &Hold) -> Result<HoldKept, HoldRefused> {
         cluster: newest.cluster,
         withdrawn_cluster: withdrawn_place.cluster,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Place;
+
+    fn at(term: u64, seq: u64, cluster: Option<u64>) -> Place {
+        Place { term, seq, cluster }
+    }
+
+    /// Places compare by (term, seq) within one cluster and whenever one
+    /// says no cluster; an order of another cluster than the place's
+    /// comes after it (the orchestrators' move).
+    #[test]
+    fn places_compare_by_term_unless_both_say_different_clusters() {
+        let (a, b) = (Some(0xa), Some(0xb));
+        assert!(at(16, 9, a).before(&at(17, 1, a)));
+        assert!(!at(3, 1, b).before(&at(17, 9, a)), "a new cluster: after");
+        assert!(
+            at(0, 9, None).before(&at(3, 1, b)),
+            "one orchestrator: by term"
+        );
+        // A rolling upgrade on one etcd cluster: the place is an older
+        // orchestrator's (no cluster, term 19); an upgraded leader deposed
+        // before it (term 18) is placed before it, its successor after.
+        assert!(at(18, 9, a).before(&at(19, 1, None)));
+        assert!(!at(20, 1, a).before(&at(19, 9, None)));
+    }
 }

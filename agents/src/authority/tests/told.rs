@@ -237,8 +237,10 @@ fn a_new_etcd_clusters_lower_term_is_taken_and_the_old_clusters_refused() {
 /// cluster and retire it) — until it states an epoch above the site's.
 /// Then etcd again (a new cluster) is a move. An older orchestrator with
 /// etcd (no cluster said, a term) is judged by its term: a deposed one of
-/// them moves nothing. An older agent's file (a term, no cluster) takes
-/// the first cluster it hears.
+/// them moves nothing. A term kept of no known cluster (from such an
+/// orchestrator) is compared with the first cluster heard: a deposed
+/// upgraded leader of that very cluster (a rolling upgrade) is refused,
+/// its successor taken and its cluster kept.
 #[test]
 fn one_orchestrator_after_several_and_back_to_a_new_cluster() {
     let dir = tempfile::tempdir().unwrap();
@@ -249,19 +251,29 @@ fn one_orchestrator_after_several_and_back_to_a_new_cluster() {
         Heard::Deposed { known: 17 }
     );
     assert_eq!(
-        b.answered(&answer_of(5, 9, Some(0xa)), "L1"),
+        b.answered(&answer_of(5, 15, Some(0xa)), "upgraded, deposed"),
+        Heard::Deposed { known: 17 },
+        "the first cluster heard, below the term kept of no known cluster"
+    );
+    assert_eq!(b.cluster(), None, "nothing kept of a refused answer");
+    assert_eq!(
+        b.answered(&answer_of(5, 18, Some(0xa)), "L1"),
         Heard::Leader,
-        "the first cluster heard"
+        "the first cluster heard, its successor"
     );
     assert_eq!(b.cluster(), Some(0xa));
     assert_eq!(
+        b.answered(&answer_of(5, 9, Some(0xa)), "L1 deposed"),
+        Heard::Deposed { known: 18 }
+    );
+    assert_eq!(
         b.answered(&answer_of(5, 0, None), "alone"),
-        Heard::Deposed { known: 9 },
+        Heard::Deposed { known: 18 },
         "one orchestrator at the current epoch: by its term"
     );
-    assert_eq!((b.term(), b.cluster()), (9, Some(0xa)), "nothing moved");
+    assert_eq!((b.term(), b.cluster()), (18, Some(0xa)), "nothing moved");
     assert_eq!(
-        b.answered(&answer_of(5, 10, Some(0xa)), "L1"),
+        b.answered(&answer_of(5, 19, Some(0xa)), "L1"),
         Heard::Leader,
         "cluster a still leads"
     );
