@@ -50,12 +50,14 @@ impl Shared {
 
 /// The term `report` says its agent took, when it can be compared with
 /// this leader's, of etcd cluster `own`: the agent keeps a term of that
-/// cluster, or does not say its cluster (an older agent), or this is one
+/// cluster or of none, or does not say its cluster (an older agent), or this is one
 /// orchestrator alone (no cluster: every agent judges its term 0 by term,
 /// never as a move — `warden_proto::cluster`).
 pub(crate) fn comparable(report: &AgentReport, own: Option<u64>) -> Option<u64> {
     match report.taken_cluster {
-        Some(kept) if kept != own && own.is_some() => None,
+        // An agent keeping a term of no cluster compares this leader's by
+        // term too (`warden_agents` authority: a rolling upgrade).
+        Some(Some(kept)) if Some(kept) != own && own.is_some() => None,
         _ => report.taken_term,
     }
 }

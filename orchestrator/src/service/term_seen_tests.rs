@@ -148,3 +148,25 @@ async fn one_orchestrator_alone_is_compared_with_every_agents_term() {
     assert_eq!(refusals(&s, "a").len(), 1, "{:#?}", refusals(&s, "a"));
     assert_eq!(refusing(&s), [("a", 1), ("b", 0)]);
 }
+
+/// An agent that keeps a term of no cluster (taken from an orchestrator
+/// older than clusters, with etcd) judges this leader's answers by its
+/// term, whatever this leader's cluster (a rolling upgrade): its term 17
+/// is above this leader's 3, so it refuses this leader's orders — said.
+#[tokio::test(start_paused = true)]
+async fn an_agent_keeping_a_term_of_no_cluster_is_compared_with_a_clusters_leader() {
+    use crate::etcd::leader::Role;
+    let (s, _fake, _leadership) =
+        super::lease_tests::elected(Arc::new(crate::store::MemStore::default()));
+    let role = HaRole(s.clone());
+    let until = tokio::time::Instant::now() + Duration::from_secs(600);
+    assert!(role.lease_until(until.into()));
+    role.take_over(3, Some(0xb)).await.unwrap();
+    for seq in 1..=3 {
+        s.accept_report(AgentReport {
+            taken_cluster: Some(None),
+            ..report("a", seq, Some(17))
+        });
+    }
+    assert_eq!(refusals(&s, "a").len(), 1, "{:#?}", refusals(&s, "a"));
+}
