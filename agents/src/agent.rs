@@ -290,6 +290,10 @@ impl Shared {
             resp.withdrawn.clear();
         }
         let mut book = self.book();
+        if self.authority.take_cluster_left() {
+            // The old cluster's terms rank below the new one's (`book`).
+            book.clusters_moved();
+        }
         let taken = book.answer(resp);
         if taken.stale {
             debug!(via, "answer made before the newest one taken from its orchestrator: only its acks and epochs count");

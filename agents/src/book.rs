@@ -170,6 +170,19 @@ impl CommandBook {
         Offer::Run
     }
 
+    /// The orchestrators moved to a new etcd cluster, whose leader terms
+    /// start over: the terms kept with held and withheld commands (of the
+    /// cluster left) rank below every term of the new one, so its leader
+    /// may take back or hand out again what the old cluster's handed out
+    /// or took back (its terms would be judged older otherwise, until a
+    /// restart). The old cluster's leaders are refused whole meanwhile
+    /// (`crate::authority`).
+    pub(crate) fn clusters_moved(&mut self) {
+        self.active.values_mut().for_each(|t| *t = 0);
+        self.recalled.values_mut().for_each(|(_, t)| *t = 0);
+        self.withheld.values_mut().for_each(|t| *t = 0);
+    }
+
     /// Notes the commands the orchestrator took back in an answer made
     /// under leader term `term`; only those held here (queued or running)
     /// and last handed out under that term or an earlier one are kept: a
@@ -356,6 +369,24 @@ mod tests {
             id: id.into(),
             why: "runbook 3 ended".into(),
         }]
+    }
+
+    /// The orchestrators moved to a new etcd cluster (terms start over):
+    /// a promote the old cluster's leader handed out at term 17, still
+    /// queued here, is taken back by the new cluster's leader at term 3.
+    /// Before, the book judged term 3 older than 17 and kept it, to run.
+    #[test]
+    fn after_a_move_to_a_new_cluster_its_leader_takes_back_the_old_clusters_commands() {
+        let mut b = CommandBook::default();
+        assert_eq!(b.offer(&cmd("p"), 17), Offer::Run);
+        assert_eq!(
+            b.recall(&withdrawn("p"), 3),
+            0,
+            "term 3 of the same cluster: older"
+        );
+        b.clusters_moved();
+        assert_eq!(b.recall(&withdrawn("p"), 3), 1);
+        assert_eq!(b.recalled("p"), Some("runbook 3 ended"));
     }
 
     #[test]

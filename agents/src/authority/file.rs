@@ -161,6 +161,7 @@ impl Authority {
                 cluster: file.cluster,
                 retired: file.retired,
             }),
+            left_cluster: Default::default(),
         };
         let saved = a.save(&a.lock());
         match saved {

@@ -137,6 +137,9 @@ pub struct Authority {
     /// The etcd cluster of `term`, and the clusters left, as on disk
     /// (`told.rs`); changed only under the `groups` lock.
     clusters: Mutex<Clusters>,
+    /// A cluster was left (the orchestrators moved) since the command
+    /// book last heard of it ([`Authority::take_cluster_left`]).
+    left_cluster: AtomicBool,
 }
 
 /// The etcd cluster whose leader term the agent keeps (`None`: none — a

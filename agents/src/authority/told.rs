@@ -115,6 +115,14 @@ impl Authority {
         }
     }
 
+    /// Whether a cluster was left (the orchestrators moved to a new etcd
+    /// cluster, whose terms start over) since the last call: the command
+    /// book's terms, of the cluster left, then compare with nothing
+    /// (`crate::book::CommandBook::clusters_moved`).
+    pub fn take_cluster_left(&self) -> bool {
+        self.left_cluster.swap(false, Ordering::SeqCst)
+    }
+
     /// Take an orchestrator's answer, made by `from`: its epochs and term
     /// (see the module docs). The caller takes no order or withdrawal of
     /// one [`Heard::Deposed`].
@@ -204,6 +212,9 @@ impl Authority {
                     if let Some(m) = moved {
                         *self.clusters_lock() = m;
                         moved_to = Some(resp.cluster);
+                        if kept.cluster.is_some() {
+                            self.left_cluster.store(true, Ordering::SeqCst);
+                        }
                     }
                 }
                 Err(e) if raised => {

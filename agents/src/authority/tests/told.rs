@@ -186,6 +186,10 @@ fn a_new_etcd_clusters_lower_term_is_taken_and_the_old_clusters_refused() {
         b.answered(&answer_of(5, 17, Some(0xa)), "L1"),
         Heard::Leader
     );
+    assert!(
+        !b.take_cluster_left(),
+        "the first cluster heard leaves none"
+    );
     drop(b);
     let b = Authority::open(dir.path(), "b", &groups()).unwrap();
     b.untold();
@@ -196,6 +200,11 @@ fn a_new_etcd_clusters_lower_term_is_taken_and_the_old_clusters_refused() {
     );
     assert!(!untold(dir.path()), "its answer ended the wait");
     assert_eq!((b.term(), b.cluster()), (3, Some(0xb)));
+    assert!(
+        b.take_cluster_left(),
+        "cluster a left: told to the command book"
+    );
+    assert!(!b.take_cluster_left(), "told once");
     for term in [17, 40] {
         assert_eq!(
             b.answered(&answer_of(5, term, Some(0xa)), "L1"),
