@@ -153,6 +153,34 @@ async fn browse(
         {
             bail!("the page does not say what the status says: {seen}");
         }
+        // A site whose agent took a higher leader term than this leader's
+        // (the orchestrators' terms started over) refuses its orders: the
+        // page says so under the sites, as `warden status` does; a site
+        // at or below this leader's term is not named.
+        let refusing = serde_json::json!({ "isolated": false,
+            "leadership": { "is_leader": true, "term": 3 },
+            "groups": [{
+            "name": "web", "scheme": "frontend", "primary": "a", "active": "a",
+            "epoch": 2, "phase": "steady", "maintenance": false, "alerts": [], "sites": [
+                { "name": "a", "verdict": "healthy", "reason": "", "taken_term": 17 },
+                { "name": "b", "verdict": "healthy", "reason": "", "taken_term": 3 },
+            ],
+        }]});
+        let seen = c
+            .execute(
+                "render(arguments[0]); \
+                 return Array.from(document.querySelectorAll('.refuses')).map((p) => p.textContent);",
+                vec![refusing],
+            )
+            .await?;
+        if seen
+            != serde_json::json!([
+                "site a REFUSES THIS LEADER'S ORDERS: its agent took leader term 17, this \
+                 leader's is 3 (the alert says what to do)"
+            ])
+        {
+            bail!("the page does not say which site refuses this leader's orders: {seen}");
+        }
         shows_a.send(Step::ShowsA)?;
         // a's service dies: the page follows the failover by itself.
         wait_text(&c, "section[data-group='web'] .active", "b", secs(60)).await?;

@@ -101,11 +101,20 @@ function render(v) {
     $("state").textContent = "updated " + now + follower;
     $("state").className = "";
   }
-  const cards = (v.groups || []).map(card);
+  const own = ownTerm(v);
+  const cards = (v.groups || []).map((g) => card(g, own));
   $("groups").replaceChildren(...cards);
 }
 
-function card(g) {
+// The leader term this orchestrator answers agents under: 0 alone; a
+// follower hands out no order (none), as `warden status` judges it.
+function ownTerm(v) {
+  const l = v.leadership;
+  if (!l) return 0;
+  return l.is_leader && typeof l.term === "number" ? l.term : null;
+}
+
+function card(g, own) {
   const c = el("section", "group phase-" + g.phase);
   c.dataset.group = g.name;
   c.append(el("h2", null, g.name));
@@ -137,6 +146,19 @@ function card(g) {
     t.append(tr);
   }
   c.append(t);
+  // A site whose agent took a higher leader term refuses this leader's
+  // orders (the terms started over; the status gives the term only when
+  // the agent compares it with this leader's): said under the sites, as
+  // `warden status` does; the alert says what to do.
+  for (const s of g.sites || []) {
+    if (own != null && typeof s.taken_term === "number" && s.taken_term > own) {
+      const p = el("p", "alert refuses", "site " + s.name +
+        " REFUSES THIS LEADER'S ORDERS: its agent took leader term " + s.taken_term +
+        ", this leader's is " + own + " (the alert says what to do)");
+      p.dataset.site = s.name;
+      c.append(p);
+    }
+  }
   const rb = g.runbook;
   if (rb) {
     c.append(el("p", "runbook", "last runbook " + rb.id + ": " + rb.kind + " " + rb.from +
