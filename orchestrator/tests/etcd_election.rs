@@ -95,6 +95,11 @@ async fn a_won_term_comes_with_its_etcd_clusters_id() {
     let id = status.header().expect("a header").cluster_id();
     assert_ne!(id, 0);
     assert_eq!(*r.cluster.lock().unwrap(), Some(Some(id)));
+    assert_eq!(
+        v.borrow().cluster,
+        Some(id),
+        "the leader's view (/v1/leader, warden status) names its cluster"
+    );
     stop.cancel();
     t.await.unwrap();
 }

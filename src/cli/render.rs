@@ -292,7 +292,13 @@ pub(crate) fn render_orchestrators(nodes: &[serde_json::Value]) -> String {
         }
         let node = n["node"].as_str().unwrap_or("?");
         let role = if n["is_leader"].as_bool() == Some(true) {
-            "LEADER".to_string()
+            // Its term, and the etcd cluster the term is a revision of
+            // (terms start over in a new cluster).
+            match (n["term"].as_i64(), n["cluster"].as_u64()) {
+                (Some(t), Some(c)) => format!("LEADER (term {t} of etcd cluster {c:x})"),
+                (Some(t), None) => format!("LEADER (term {t})"),
+                _ => "LEADER".to_string(),
+            }
         } else {
             match n["leader"].as_str() {
                 Some(l) => format!("follower (leader {l})"),
@@ -458,6 +464,23 @@ mod tests {
                 "{out}"
             );
         }
+    }
+
+    /// The leader's line names its term and the etcd cluster the term is
+    /// a revision of (receivers compare terms within one cluster).
+    #[test]
+    fn the_leader_is_shown_with_its_term_and_etcd_cluster() {
+        let node = |cluster: serde_json::Value| {
+            serde_json::json!({
+                "url": "http://o1:7700", "node": "o1", "is_leader": true, "leader": "o1",
+                "term": 17, "cluster": cluster, "lease_ttl_ms": 10000,
+                "lease_remaining_ms": 8000, "etcd_ok": true,
+            })
+        };
+        let out = render_orchestrators(&[node(0x1c2f.into())]);
+        assert!(out.contains("o1         http://o1:7700  LEADER (term 17 of etcd cluster 1c2f)  lease 8.0s left of 10s  etcd ok"), "{out}");
+        let out = render_orchestrators(&[node(serde_json::Value::Null)]);
+        assert!(out.contains("LEADER (term 17)  lease"), "{out}");
     }
 
     /// A group the answering node leaves as stored is not among the

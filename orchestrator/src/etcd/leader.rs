@@ -84,6 +84,11 @@ pub struct Leadership {
     pub is_leader: bool,
     /// The leader key's create revision while this node leads.
     pub term: Option<i64>,
+    /// The etcd cluster `term` is a revision of (its `cluster_id`), while
+    /// this node leads: terms start over in a new cluster, and receivers
+    /// compare terms within one (`warden_proto::cluster`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u64>,
     /// The lease's time to live.
     pub lease_ttl_ms: u64,
     /// Time left of the leader's lease, as last seen (the leader's own
@@ -108,6 +113,7 @@ impl Leadership {
             leader: None,
             is_leader: false,
             term: None,
+            cluster: None,
             lease_ttl_ms: ttl.as_millis() as u64,
             lease_remaining_ms: None,
             etcd_ok: false,
@@ -254,6 +260,7 @@ impl Election {
         self.view.send_modify(|v| {
             v.is_leader = false;
             v.term = None;
+            v.cluster = None;
         });
     }
 

@@ -28,6 +28,7 @@ impl Election {
         self.view.send_modify(|v| {
             v.leader = Some(self.node.clone());
             v.term = Some(term);
+            v.cluster = cluster;
             v.lease_remaining_ms = Some(
                 deadline
                     .at
@@ -241,6 +242,7 @@ impl Election {
         self.view.send_modify(|v| {
             v.is_leader = false;
             v.term = None;
+            v.cluster = None;
             v.leader = None;
             v.lease_remaining_ms = None;
         });
