@@ -11,75 +11,19 @@
 //! restart), so that L0's refusal can be seen at the orchestrators.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use warden_agents::gate::check;
 use warden_agents::wire::{Command, CommandKind, ReportResponse};
-use warden_agents::{run, AgentSettings};
 
+#[path = "support/answering.rs"]
+#[allow(dead_code)] // taken_cluster: cluster_moved's.
+mod answering;
 #[path = "support/lone_site.rs"]
 #[allow(dead_code)] // three_sites' secrets and tables; b's config is written there.
 mod lone_site;
 #[path = "support/three_sites.rs"]
 mod three_sites;
+use answering::{start, stop};
 use three_sites::{config, eventually, push};
-
-/// The fake orchestrator: what it answers every report with (`None`:
-/// 503), how many reports it answered so, the outcome ids reported and
-/// the leader term the last report said was taken.
-#[derive(Default)]
-struct Fake {
-    answer: Mutex<Option<ReportResponse>>,
-    answered: Mutex<u32>,
-    outcomes: Mutex<Vec<String>>,
-    taken_term: Mutex<Option<u64>>,
-}
-
-impl Fake {
-    /// Answers from now on with `answer`; counts afresh.
-    fn answer_with(&self, answer: ReportResponse) {
-        *self.answer.lock().unwrap() = Some(answer);
-        *self.answered.lock().unwrap() = 0;
-    }
-
-    fn answered(&self) -> u32 {
-        *self.answered.lock().unwrap()
-    }
-
-    fn taken_term(&self) -> Option<u64> {
-        *self.taken_term.lock().unwrap()
-    }
-}
-
-async fn report(State(f): State<Arc<Fake>>, body: Bytes) -> Response {
-    let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    *f.taken_term.lock().unwrap() = report["taken_term"].as_u64();
-    for o in report["outcomes"].as_array().into_iter().flatten() {
-        f.outcomes
-            .lock()
-            .unwrap()
-            .push(o["id"].as_str().unwrap_or_default().to_string());
-    }
-    let Some(answer) = f.answer.lock().unwrap().clone() else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
-    *f.answered.lock().unwrap() += 1;
-    Json(answer).into_response()
-}
-
-async fn poll() -> Json<ReportResponse> {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    Json(ReportResponse::default())
-}
 
 /// A leader's answer under `term`: group web at `epoch`, and `commands`.
 fn leader(term: u64, epoch: u64, commands: Vec<Command>) -> ReportResponse {
@@ -91,23 +35,6 @@ fn leader(term: u64, epoch: u64, commands: Vec<Command>) -> ReportResponse {
     }
 }
 
-/// b's agent, running until the token is cancelled.
-fn start(cfg: &warden_config::Config) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let shutdown = CancellationToken::new();
-    let settings = AgentSettings::from_config(cfg, "b").unwrap();
-    let token = shutdown.clone();
-    let agent = tokio::spawn(async move { run(settings, token).await.unwrap() });
-    (shutdown, agent)
-}
-
-async fn stop((shutdown, agent): (CancellationToken, tokio::task::JoinHandle<()>)) {
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), agent)
-        .await
-        .expect("agent stops on shutdown")
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_orders_it() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -115,14 +42,7 @@ async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_order
         .prefix("warden-untold-deposed-")
         .tempdir()
         .unwrap();
-    let fake = Arc::new(Fake::default());
-    let app = Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll))
-        .with_state(fake.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (fake, base) = answering::serve().await;
     let cfg = config(&base, dir.path());
 
     // b's previous life: L1 (term 7) said epoch 5.
@@ -151,11 +71,7 @@ async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_order
         Some(7),
         "b's reports while L0 (term 6) answers: the term taken before the restart"
     );
-    assert!(
-        !fake.outcomes.lock().unwrap().contains(&order.id),
-        "b ran L0's order {}",
-        order.id
-    );
+    assert!(!fake.ran(&order), "b ran L0's order {}", order.id);
     // A standby orchestrator's answer says nothing either.
     fake.answer_with(ReportResponse::default());
     eventually("the standby answers b's reports", || fake.answered() >= 5).await;
@@ -174,10 +90,6 @@ async fn a_deposed_orchestrator_neither_ends_a_restarted_standbys_wait_nor_order
         "{e}"
     );
     eventually("b reports again", || fake.answered() >= 3).await;
-    assert!(
-        !fake.outcomes.lock().unwrap().contains(&order.id),
-        "b ran L0's order {}",
-        order.id
-    );
+    assert!(!fake.ran(&order), "b ran L0's order {}", order.id);
     stop(agent).await;
 }
