@@ -285,11 +285,15 @@ impl Shared {
     /// `authority::told`) counts for its acks only.
     fn handle(&self, mut resp: ReportResponse, via: &'static str, target: usize) -> usize {
         let from = &self.targets[target].base;
+        // The book is held from before the answer is judged until it is
+        // booked: an answer judged before another channel's moved this site
+        // to a new etcd cluster must not be booked after that move's reset
+        // of the book's terms (`CommandBook::clusters_moved`).
+        let mut book = self.book();
         if let Heard::Deposed { .. } = self.authority.answered(&resp, from) {
             resp.commands.clear();
             resp.withdrawn.clear();
         }
-        let mut book = self.book();
         if self.authority.take_cluster_left() {
             // The old cluster's terms rank below the new one's (`book`).
             book.clusters_moved();
@@ -344,6 +348,7 @@ impl Shared {
             authority: self.unfit.mark(self.authority.wire()),
             taken_term: Some(self.authority.term()),
             taken_cluster: Some(self.authority.cluster()),
+            left_clusters: self.authority.left_clusters(),
         }
     }
 

@@ -72,34 +72,78 @@ fn election_for(
     )
 }
 
-/// The term is handed to the service with the id of the etcd cluster it
-/// is a revision of (from the header of the transaction that won it):
+/// The term is handed to the service with the identity of the etcd data
+/// it is a revision of (`PREFIX identity`, made by the first campaign):
 /// answers and hold orders carry it, and receivers compare terms within
-/// one cluster only (`warden_proto::cluster`).
+/// one cluster only (`warden_proto::cluster`). A second node reads the
+/// same. etcd rebuilt empty on the same URLs keeps etcd's own
+/// `cluster_id` (a hash of its members' peer URLs and token) — which is
+/// why it is not used: receivers that left the old data would refuse the
+/// new leader for good — but has a new identity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_won_term_comes_with_its_etcd_clusters_id() {
+async fn a_won_term_comes_with_its_etcd_datas_identity() {
     let Some(e) = etcd() else { return };
+    let identity = |url: String| async move {
+        let mut client = etcd_client::Client::connect([url.as_str()], None)
+            .await
+            .unwrap();
+        let etcd_id = client
+            .status()
+            .await
+            .unwrap()
+            .header()
+            .unwrap()
+            .cluster_id();
+        let kv = client.get("/t3/identity", None).await.unwrap();
+        let text = String::from_utf8(kv.kvs()[0].value().to_vec()).unwrap();
+        (etcd_id, u64::from_str_radix(&text, 16).unwrap())
+    };
+    let lead = |e: &Etcd, node: &str| {
+        let r = Arc::new(Recorder::default());
+        let (el, v) = election(e, node, r.clone());
+        (el, v, r)
+    };
+    let won = |v: watch::Receiver<Leadership>| async move {
+        let since = Instant::now();
+        while !v.borrow().is_leader {
+            assert!(since.elapsed() < Duration::from_secs(10), "not elected");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        v
+    };
     let stop = CancellationToken::new();
-    let r = Arc::new(Recorder::default());
-    let (el, v) = election(&e, "n1", r.clone());
+    let (el, v, r) = lead(&e, "n1");
     let t = tokio::spawn(el.run(stop.clone()));
-    let since = Instant::now();
-    while !v.borrow().is_leader {
-        assert!(since.elapsed() < Duration::from_secs(10), "not elected");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut client = etcd_client::Client::connect([e.url.as_str()], None)
-        .await
-        .unwrap();
-    let status = client.status().await.unwrap();
-    let id = status.header().expect("a header").cluster_id();
-    assert_ne!(id, 0);
+    let v = won(v).await;
+    let (etcd_id, id) = identity(e.url.clone()).await;
     assert_eq!(*r.cluster.lock().unwrap(), Some(Some(id)));
     assert_eq!(
         v.borrow().cluster,
         Some(id),
-        "the leader's view (/v1/leader, warden status) names its cluster"
+        "the leader's view (/v1/leader, warden status) names it"
     );
+    stop.cancel();
+    t.await.unwrap();
+
+    // Another node, later: the same identity.
+    let stop = CancellationToken::new();
+    let (el, v, r) = lead(&e, "n2");
+    let t = tokio::spawn(el.run(stop.clone()));
+    won(v).await;
+    assert_eq!(*r.cluster.lock().unwrap(), Some(Some(id)), "n2 reads n1's");
+    stop.cancel();
+    t.await.unwrap();
+
+    // etcd rebuilt empty on the same URLs: etcd's id repeats, ours not.
+    let e = e.wiped();
+    let stop = CancellationToken::new();
+    let (el, v, r) = lead(&e, "n1");
+    let t = tokio::spawn(el.run(stop.clone()));
+    won(v).await;
+    let (etcd_again, again) = identity(e.url.clone()).await;
+    assert_eq!(etcd_again, etcd_id, "etcd's own cluster_id repeats");
+    assert_ne!(again, id, "a new identity for the new data");
+    assert_eq!(*r.cluster.lock().unwrap(), Some(Some(again)));
     stop.cancel();
     t.await.unwrap();
 }

@@ -8,8 +8,10 @@
 //! orchestrator alone has no cluster and term 0. So the term alone cannot
 //! tell a deposed leader (lower term, same cluster) from the leader of a
 //! new cluster (lower term, other cluster). Each term is therefore sent
-//! with its cluster's id (etcd's `cluster_id`, drawn at random when the
-//! cluster is created; `None`: no cluster — a single orchestrator, or an
+//! with its cluster's id (the identity of the orchestrators' data in etcd: a
+//! random id the first orchestrator writes under the prefix, gone with the
+//! data — not etcd's own `cluster_id`, which a cluster rebuilt on the same
+//! hosts and flags repeats; `None`: no cluster — a single orchestrator, or an
 //! older orchestrator that does not say it), and each receiver keeps the
 //! cluster of the term it keeps, plus the clusters it has left
 //! (`retired`, the last [`RETIRED_KEPT`]):

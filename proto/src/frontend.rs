@@ -67,7 +67,7 @@ pub struct Hold {
     /// orchestrator on its local store, or an older one).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
-    /// The etcd cluster `term` belongs to (its `cluster_id`): terms start
+    /// The etcd cluster `term` belongs to (the identity of the orchestrators' data in it, `P identity`): terms start
     /// over in a new cluster, so the frontend compares the places of one
     /// cluster only, refuses an order of a cluster it left, and takes one
     /// of a cluster it never heard as the orchestrators' move there,

@@ -218,6 +218,16 @@ pub(crate) fn render_status(v: &StatusView) -> String {
                     &format!("  {:<12} {:<12} (no evidence yet)", site.name, verdict),
                 );
             }
+            if let (Some(left), Some(_)) = (site.left_cluster, own) {
+                put_line(
+                    &mut out,
+                    &format!(
+                        "  {:<12} REFUSES THIS LEADER'S ORDERS: its agent left this leader's \
+                         etcd cluster {left:x} (`warden events`: the alert says what to do)",
+                        site.name
+                    ),
+                );
+            }
             if let (Some(taken), Some(own)) = (site.taken_term, own) {
                 if taken > own {
                     put_line(

@@ -123,6 +123,7 @@ mod tests {
             authority: Vec::new(),
             taken_term: None,
             taken_cluster: None,
+            left_clusters: vec![],
         }
     }
 

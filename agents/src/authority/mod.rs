@@ -186,6 +186,12 @@ impl Authority {
         self.clusters_lock().cluster
     }
 
+    /// The etcd clusters this site left (refused whatever their term),
+    /// reported so that a leader of one can say it is refused.
+    pub fn left_clusters(&self) -> Vec<u64> {
+        self.clusters_lock().retired.clone()
+    }
+
     fn clusters_lock(&self) -> std::sync::MutexGuard<'_, Clusters> {
         self.clusters.lock().unwrap_or_else(|p| p.into_inner())
     }

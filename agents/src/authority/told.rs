@@ -175,6 +175,25 @@ impl Authority {
         // of a lower term states none above this site's, unless the
         // terms started over (see the module docs). Terms are compared
         // within one etcd cluster only.
+        // An answer of a cluster this site has not followed that is behind
+        // it proves nothing (a deposed leader of it, or one with a replaced
+        // store): not the orchestrators' move, and with no term to judge it
+        // by against this site's, none of it is taken.
+        if judged == Judged::Moved && !unknown_term {
+            if let Some((group, epoch, own)) = &below {
+                let why = format!(
+                    "the orchestrator at {from} answers under leader term {} of {}, which this \
+                     site has not followed, and says group {group} is at epoch {epoch}, below \
+                     epoch {own} this site holds: an answer behind this site is not taken as \
+                     the orchestrators' move; none of its epochs, orders or withdrawals taken",
+                    resp.term,
+                    cluster::name(resp.cluster)
+                );
+                drop(g);
+                self.say(why);
+                return Heard::Deposed { known };
+            }
+        }
         if by_term && resp.term < known && (!raised || below.is_some()) {
             drop(g);
             self.say(format!(
@@ -241,7 +260,7 @@ impl Authority {
         } else if let Some(to) = moved_to {
             warn!(
                 from,
-                "orchestrators moved from {} to {}: terms start over at {term}",
+                "orchestrators moved from {} to {}: leader terms are of the new one from term {term} on",
                 cluster::name(kept.cluster),
                 cluster::name(to)
             );

@@ -200,15 +200,16 @@ async fn hold_order(
     // the epoch: a restarted frontend refuses the late copies this one does.
     let judged = g.hold_fence_after(&req);
     if judged.is_ok() {
-        // Taken: of another cluster, the orchestrators' move, kept with it.
-        match ctx.clusters.take(req.cluster, req.term) {
-            Ok(Some(moved)) => {
-                if let Some(fence) = &ctx.fence {
-                    fence.moved(moved);
-                }
+        // Taken: of another cluster, the orchestrators' move, kept with it
+        // (in the fence file's next write, staged before any other order
+        // is judged by it).
+        let keep = |moved| {
+            if let Some(fence) = &ctx.fence {
+                fence.moved(moved);
             }
-            Ok(None) => {}
-            Err(why) => return Err(left_cluster(&g, &group, &req, why)),
+        };
+        if let Err(why) = ctx.clusters.take(req.cluster, req.term, keep) {
+            return Err(left_cluster(&g, &group, &req, why));
         }
     }
     keep_epoch(&ctx, &group, req.epoch, None, judged.ok().flatten()).await;

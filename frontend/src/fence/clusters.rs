@@ -73,16 +73,20 @@ impl Clusters {
 
     /// An order of leader `term` of `cluster` is taken: when it is the
     /// orchestrators' move, the clusters to keep from now on (said at
-    /// warn); `Err` when, since [`Clusters::refusal`], another order
-    /// moved this frontend off `cluster`.
+    /// warn), handed to `keep` while this lock is held — so no other
+    /// order is judged by the new clusters before the fence file holds
+    /// them (a crash between the two would let the cluster left back in);
+    /// `Err` when, since [`Clusters::refusal`], another order moved this
+    /// frontend off `cluster`.
     pub(crate) fn take(
         &self,
         cluster: Option<u64>,
         term: u64,
-    ) -> Result<Option<ClustersKept>, String> {
+        keep: impl FnOnce(ClustersKept),
+    ) -> Result<(), String> {
         let mut k = self.lock();
         match cluster::judge(k.cluster, &k.retired, cluster) {
-            Judged::Kept => Ok(None),
+            Judged::Kept => Ok(()),
             Judged::Retired { left_for } => Err(left(cluster, left_for)),
             Judged::Moved => {
                 let from = k.cluster;
@@ -97,12 +101,14 @@ impl Clusters {
                     );
                 } else {
                     tracing::warn!(
-                        "orchestrators moved from {} to {}: terms start over at {term}",
+                        "orchestrators moved from {} to {}: leader terms are of the new one from \
+                         term {term} on",
                         cluster::name(from),
                         cluster::name(cluster)
                     );
                 }
-                Ok(Some(k.clone()))
+                keep(k.clone());
+                Ok(())
             }
         }
     }
@@ -136,9 +142,11 @@ mod tests {
             cluster: Some(0xa),
             retired: vec![],
         };
-        assert_eq!(c.take(Some(0xa), 17), Ok(Some(first)), "a first cluster");
-        let moved = c.take(Some(0xb), 3).unwrap().expect("a move");
-        f.moved(moved);
+        let kept = std::cell::RefCell::new(None);
+        let keep = |k: ClustersKept| *kept.borrow_mut() = Some(k);
+        assert_eq!(c.take(Some(0xa), 17, keep), Ok(()));
+        assert_eq!(kept.take(), Some(first), "a first cluster");
+        c.take(Some(0xb), 3, |moved| f.moved(moved)).unwrap();
         f.raise("web", 2, Some("a")).await.unwrap();
         drop(f);
         let f = Fence::open(dir.path(), "fe1", &groups).unwrap();
@@ -147,7 +155,7 @@ mod tests {
             c.refusal(Some(0xa)).as_deref(),
             Some("of etcd cluster a, which this frontend left for etcd cluster b: a deposed leader's order")
         );
-        assert_eq!(c.take(Some(0xb), 3), Ok(None));
+        assert_eq!(c.take(Some(0xb), 3, |_| panic!("no move")), Ok(()));
         let older: super::super::file::File =
             serde_json::from_str(r#"{"frontend": "fe1", "groups": {}}"#).unwrap();
         assert_eq!(older.clusters, ClustersKept::default());

@@ -78,6 +78,7 @@ fn hub_report(seq: u64, primaries: usize, checks: usize) -> Vec<u8> {
         authority: vec![],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     };
     serde_json::to_vec(&report).unwrap()
 }

@@ -46,13 +46,14 @@ use super::{retrying, EtcdStore};
 use crate::licence::{Asked, Deadline};
 
 mod campaign;
+mod identity;
 mod term;
 
 /// What the service does when this node wins or loses the lease.
 #[async_trait]
 pub trait Role: Send + Sync {
     /// This node won `term` (the leader key's create revision) in etcd
-    /// cluster `cluster` (its `cluster_id`, from the answer that made it
+    /// cluster `cluster` (its data's identity, `identity`, read with the answer that made it
     /// leader; `None` when etcd's answer had no header): load the state
     /// from the store, then take the licence. An error gives the lease
     /// back.
@@ -84,7 +85,7 @@ pub struct Leadership {
     pub is_leader: bool,
     /// The leader key's create revision while this node leads.
     pub term: Option<i64>,
-    /// The etcd cluster `term` is a revision of (its `cluster_id`), while
+    /// The etcd cluster `term` is a revision of (its data's identity, `identity`), while
     /// this node leads: terms start over in a new cluster, and receivers
     /// compare terms within one (`warden_proto::cluster`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,8 @@
 //!
 //! Key layout under the configured prefix `P`:
 //! - `P leader`: the name of the node holding the licence, attached to its lease;
+//! - `P identity`: the data's random id (16 hex digits), made once, told
+//!   with every leader term as its `cluster` (`leader::identity`);
 //! - `P groups/NAME`, `P runbooks/ID`, `P events/ID` (ids zero-padded to 20
 //!   digits, so key order is id order): JSON, as the local store keeps them.
 //!

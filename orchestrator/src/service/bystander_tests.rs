@@ -136,6 +136,7 @@ async fn the_third_site_has_the_epoch_before_the_new_active_site_is_promoted() {
                 }],
                 taken_term: None,
                 taken_cluster: None,
+                left_clusters: vec![],
             });
             let told = answer.epochs.get("web").copied().unwrap_or(0);
             if site == "b" && told > agents[1].epoch && b_learnt.is_none() {

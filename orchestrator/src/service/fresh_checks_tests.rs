@@ -20,6 +20,7 @@ pub(super) fn report(site: &str, seq: u64, outcomes: Vec<CommandOutcome>) -> Age
         authority: vec![],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     }
 }
 

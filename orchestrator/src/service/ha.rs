@@ -36,7 +36,7 @@ pub(crate) struct Ha {
     /// created at), set under the state lock with the ledger of that term;
     /// told in every answer to an agent ([`ReportResponse::term`]).
     term: std::sync::atomic::AtomicU64,
-    /// The etcd cluster `term` is a revision of (`cluster_id`), set with
+    /// The etcd cluster `term` is a revision of (its data's identity), set with
     /// it; told with it ([`ReportResponse::cluster`], a hold order's
     /// place): terms start over in a new cluster.
     cluster: Mutex<Option<u64>>,

@@ -82,7 +82,8 @@ impl Shared {
             self.authority_check_locked(&mut st, &site, &report.authority);
             self.divergent_intake_locked(&mut st, &site, &report.replication);
             let taken = term_seen::comparable(&report, self.answer_cluster());
-            self.taken_term_check_locked(&mut st, &site, taken);
+            let left = term_seen::left_this_cluster(&report, self.answer_cluster());
+            self.taken_term_check_locked(&mut st, &site, taken, left);
         }
         if report
             .peers

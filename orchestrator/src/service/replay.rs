@@ -127,6 +127,7 @@ mod tests {
             authority: vec![],
             taken_term: None,
             taken_cluster: None,
+            left_clusters: vec![],
         };
         s.admit_report(&rep(1_000, 1)).unwrap();
         s.admit_report(&rep(1_000, 172_800)).unwrap();

@@ -97,6 +97,7 @@ async fn a_resync_resumes_paused_replication_without_moving_users() {
         authority: vec![],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     });
     let fb = s.operator_failback("web", "operator").expect("failback");
     assert!(s.lock().runbooks[&fb].replica, "a was b's replica");

@@ -28,6 +28,7 @@ async fn path_fault_to_a(s: &Arc<Shared>) {
             authority: vec![],
             taken_term: None,
             taken_cluster: None,
+            left_clusters: vec![],
         });
     }
     {

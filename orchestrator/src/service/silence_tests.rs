@@ -51,6 +51,7 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
             authority: vec![],
             taken_term: None,
             taken_cluster: None,
+            left_clusters: vec![],
         });
         step(1).await;
     }

@@ -95,6 +95,7 @@ fn reports(s: &Arc<Shared>, site: &str, role: &str, seq: u64) {
         }],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     });
 }
 

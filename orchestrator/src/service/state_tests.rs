@@ -49,6 +49,7 @@ pub(super) fn role_report(
         }],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     }
 }
 

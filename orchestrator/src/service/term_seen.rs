@@ -25,11 +25,20 @@ use super::*;
 impl Shared {
     /// For a report of `site` taken by the leader (state lock held):
     /// `taken` its agent's leader term, against [`Shared::answer_term`].
-    pub(super) fn taken_term_check_locked(&self, st: &mut State, site: &str, taken: Option<u64>) {
+    pub(super) fn taken_term_check_locked(
+        &self,
+        st: &mut State,
+        site: &str,
+        taken: Option<u64>,
+        left: Option<(u64, Option<u64>)>,
+    ) {
         let own = self.answer_term();
-        let refusal = taken
-            .filter(|&t| t > own)
-            .map(|t| refused_message(site, t, own));
+        let refusal = match left {
+            Some((this, kept)) => Some(left_message(site, this, kept)),
+            None => taken
+                .filter(|&t| t > own)
+                .map(|t| refused_message(site, t, own)),
+        };
         let key = format!("taken_term/{site}");
         if st.recorded.observe(&key, refusal.as_deref()) {
             match refusal {
@@ -60,6 +69,36 @@ pub(crate) fn comparable(report: &AgentReport, own: Option<u64>) -> Option<u64> 
         Some(Some(kept)) if Some(kept) != own && own.is_some() => None,
         _ => report.taken_term,
     }
+}
+
+/// When `report`'s agent left this leader's etcd cluster `own` (it is
+/// among the clusters it reports left): this cluster and the one the
+/// agent keeps. Such an agent refuses every answer of this leader whatever
+/// its term, for good — the data was restored from before the move, or
+/// the orchestrators went back to it.
+pub(crate) fn left_this_cluster(
+    report: &AgentReport,
+    own: Option<u64>,
+) -> Option<(u64, Option<u64>)> {
+    let own = own?;
+    report
+        .left_clusters
+        .contains(&own)
+        .then(|| (own, report.taken_cluster.flatten()))
+}
+
+/// The alert for an agent that left this leader's cluster.
+fn left_message(site: &str, this: u64, kept: Option<u64>) -> String {
+    format!(
+        "site {site}'s agent refuses this orchestrator's orders: it left {} for {} (the \
+         orchestrators moved away from this etcd data and back: a restore from before the move?), \
+         so it takes every answer of this leader as a deposed leader's; once nothing of the \
+         leaders of {} can still arrive: stop the agent, take {this} out of \"retired\" in its \
+         authority.json (in its state_dir), start it",
+        warden_proto::cluster::name(Some(this)),
+        warden_proto::cluster::name(kept),
+        warden_proto::cluster::name(kept),
+    )
 }
 
 /// The alert: what was observed, and what to do.

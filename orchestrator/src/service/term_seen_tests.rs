@@ -97,6 +97,25 @@ async fn an_older_agents_report_without_a_term_raises_nothing() {
     assert!(shown.get("taken_term").is_none(), "{shown}");
 }
 
+/// An elected node leading under term 3 of etcd cluster b, with what must
+/// live as long as it.
+async fn leader_of_cluster_b_at_term_3() -> (
+    Arc<Shared>,
+    (
+        tokio::sync::watch::Sender<crate::etcd::leader::Leadership>,
+        super::harness::TestDir,
+    ),
+) {
+    use crate::etcd::leader::Role;
+    let (s, _fake, leadership) =
+        super::lease_tests::elected(Arc::new(crate::store::MemStore::default()));
+    let role = HaRole(s.clone());
+    let until = tokio::time::Instant::now() + Duration::from_secs(600);
+    assert!(role.lease_until(until.into()));
+    role.take_over(3, Some(0xb)).await.unwrap();
+    (s, leadership)
+}
+
 /// An agent that says the etcd cluster of its term is compared only when
 /// that cluster is this leader's: this leader leads under term 3 of etcd
 /// cluster b; site a keeps term 17 of cluster a — it takes this leader's
@@ -106,13 +125,7 @@ async fn an_older_agents_report_without_a_term_raises_nothing() {
 /// before.
 #[tokio::test(start_paused = true)]
 async fn an_agent_of_another_etcd_cluster_is_not_compared() {
-    use crate::etcd::leader::Role;
-    let (s, _fake, _leadership) =
-        super::lease_tests::elected(Arc::new(crate::store::MemStore::default()));
-    let role = HaRole(s.clone());
-    let until = tokio::time::Instant::now() + Duration::from_secs(600);
-    assert!(role.lease_until(until.into()));
-    role.take_over(3, Some(0xb)).await.unwrap();
+    let (s, _leadership) = leader_of_cluster_b_at_term_3().await;
     let of = |site: &str, seq, cluster| AgentReport {
         taken_cluster: cluster,
         ..report(site, seq, Some(17))
@@ -155,13 +168,7 @@ async fn one_orchestrator_alone_is_compared_with_every_agents_term() {
 /// is above this leader's 3, so it refuses this leader's orders — said.
 #[tokio::test(start_paused = true)]
 async fn an_agent_keeping_a_term_of_no_cluster_is_compared_with_a_clusters_leader() {
-    use crate::etcd::leader::Role;
-    let (s, _fake, _leadership) =
-        super::lease_tests::elected(Arc::new(crate::store::MemStore::default()));
-    let role = HaRole(s.clone());
-    let until = tokio::time::Instant::now() + Duration::from_secs(600);
-    assert!(role.lease_until(until.into()));
-    role.take_over(3, Some(0xb)).await.unwrap();
+    let (s, _leadership) = leader_of_cluster_b_at_term_3().await;
     for seq in 1..=3 {
         s.accept_report(AgentReport {
             taken_cluster: Some(None),
@@ -169,4 +176,35 @@ async fn an_agent_keeping_a_term_of_no_cluster_is_compared_with_a_clusters_leade
         });
     }
     assert_eq!(refusals(&s, "a").len(), 1, "{:#?}", refusals(&s, "a"));
+}
+
+/// An agent that left this leader's etcd cluster (it went on to cluster
+/// c; this leader's cluster b came back: data restored from before the
+/// move) refuses every answer of this leader whatever its term, for good:
+/// said, with what to do, shown in the status and the gauge. Before,
+/// nothing was said: the agent keeps another cluster, and such an agent
+/// was taken to follow this leader's next answer as a move.
+#[tokio::test(start_paused = true)]
+async fn an_agent_that_left_this_leaders_cluster_is_said_to_refuse_it() {
+    let (s, _leadership) = leader_of_cluster_b_at_term_3().await;
+    for seq in 1..=3 {
+        s.accept_report(AgentReport {
+            taken_cluster: Some(Some(0xc)),
+            left_clusters: vec![0xa, 0xb],
+            ..report("a", seq, Some(2))
+        });
+    }
+    let said = refusals(&s, "a");
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].starts_with(
+            "site a's agent refuses this orchestrator's orders: it left etcd cluster b for etcd \
+             cluster c (the orchestrators moved away from this etcd data and back"
+        ) && said[0].contains("take 11 out of \"retired\" in its authority.json"),
+        "{}",
+        said[0]
+    );
+    assert_eq!(refusing(&s), [("a", 1), ("b", 0)]);
+    let views = super::views::site_views(&s, &["a".into()]);
+    assert_eq!(views[0].left_cluster, Some(0xb));
 }

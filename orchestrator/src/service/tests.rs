@@ -30,6 +30,7 @@ async fn hold_orders_at_the_first_sign_and_before_the_fence_and_none_otherwise()
         authority: vec![],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     });
     for _ in 0..20 {
         tokio::task::yield_now().await;
@@ -326,6 +327,7 @@ fn report_held(s: &Shared, held: &str) {
         authority: vec![],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     });
 }
 

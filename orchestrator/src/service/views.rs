@@ -32,6 +32,11 @@ pub struct SiteView {
     /// event says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_term: Option<u64>,
+    /// This node's etcd cluster, when the site's agent left it (it
+    /// refuses every answer of this leader whatever its term; an `alert`
+    /// event says what to do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_cluster: Option<u64>,
 }
 
 /// A group as shown by `warden status`.
@@ -129,6 +134,11 @@ pub(crate) fn views(s: &Shared, names: &[String], frontends: bool) -> Vec<SiteVi
                 taken_term: evidence_of
                     .report(n)
                     .and_then(|(_, r)| super::term_seen::comparable(r, s.answer_cluster()))
+                    .filter(|_| !frontends),
+                left_cluster: evidence_of
+                    .report(n)
+                    .and_then(|(_, r)| super::term_seen::left_this_cluster(r, s.answer_cluster()))
+                    .map(|(this, _)| this)
                     .filter(|_| !frontends),
             }
         })

@@ -37,7 +37,7 @@ pub struct ReportResponse {
     /// answer of that withdrawal's term or a later one.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub term: u64,
-    /// The etcd cluster `term` belongs to (its `cluster_id`): terms start
+    /// The etcd cluster `term` belongs to (the identity of the orchestrators' data in it, `P identity`): terms start
     /// over in a new cluster, so the agent compares terms of one cluster
     /// only, refuses an answer of a cluster it left, and takes one of a
     /// cluster it never heard, whatever its term (see

@@ -86,6 +86,13 @@ pub struct AgentReport {
         skip_serializing_if = "Option::is_none"
     )]
     pub taken_cluster: Option<Option<u64>>,
+    /// The etcd clusters the agent's site left (`retired`, see
+    /// `warden_proto::cluster`): an answer of one is refused whatever its
+    /// term. The leader says so when its own is among them (it is refused
+    /// for good until the operator takes it out). Absent from an older
+    /// agent's report, and when none was left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_clusters: Vec<u64>,
 }
 
 /// A field that is there, `null` or not: `Some` (absent: the default, `None`).

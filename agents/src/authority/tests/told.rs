@@ -308,3 +308,37 @@ fn one_orchestrator_after_several_and_back_to_a_new_cluster() {
         "the cluster left"
     );
 }
+
+/// An answer of a cluster this site has not followed that is behind it
+/// (a deposed leader of a new cluster, or one whose store was replaced)
+/// is not the orchestrators' move, and with no term to judge it by against
+/// this site's, none of it is taken: before, it was Unsettled — its orders
+/// judged by their epochs alone, and run — while the cluster kept stayed
+/// the old one.
+#[test]
+fn a_new_clusters_answer_behind_this_site_is_taken_as_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    assert_eq!(
+        b.answered(&answer_of(6, 17, Some(0xa)), "L1"),
+        Heard::Leader
+    );
+    assert_eq!(
+        b.answered(&answer_of(5, 3, Some(0xb)), "N1"),
+        Heard::Deposed { known: 17 }
+    );
+    assert_eq!((b.term(), b.cluster()), (17, Some(0xa)), "nothing moved");
+    let said = b.last_refusal().unwrap_or_default();
+    assert!(
+        said.contains(
+            "which this site has not followed, and says group web is at epoch 5, below epoch 6"
+        ),
+        "{said}"
+    );
+    assert_eq!(
+        b.answered(&answer_of(6, 3, Some(0xb)), "N1"),
+        Heard::Leader,
+        "in step with this site: the move"
+    );
+    assert_eq!(b.cluster(), Some(0xb));
+}

@@ -40,6 +40,7 @@ fn report(site: &str, local_ok: bool, peers: &[(&str, bool)]) -> AgentReport {
         authority: vec![],
         taken_term: None,
         taken_cluster: None,
+        left_clusters: vec![],
     }
 }
 

@@ -2,6 +2,8 @@
 //! until it is free, then put it on this node's lease and lead. A key
 //! already on this very lease (an answer lost) is this node's term; a key
 //! on no lease (written by hand) is removed, while it is still that key.
+//! The term is told with the data's identity, read in the same answer
+//! (`identity`).
 
 use super::*;
 
@@ -17,6 +19,11 @@ impl Election {
         stop: &CancellationToken,
     ) -> Outcome {
         let key = self.store.leader_key();
+        let id_key = self.store.key(identity::IDENTITY);
+        // The data's identity, told with the term (`identity`): made once.
+        if let Err(e) = self.ensure_identity(client).await {
+            self.trouble(&format!("cannot make the identity key: {e}"));
+        }
         // The lease must outlive the campaign: keep it alive while following.
         // When the last renewal etcd answered was sent (the lease runs from
         // there, not from when the answer came).
@@ -27,12 +34,18 @@ impl Election {
         loop {
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-                .and_then([TxnOp::put(
-                    key.clone(),
-                    self.node.clone(),
-                    Some(PutOptions::new().with_lease(lease)),
-                )])
-                .or_else([TxnOp::get(key.clone(), None)]);
+                .and_then([
+                    TxnOp::put(
+                        key.clone(),
+                        self.node.clone(),
+                        Some(PutOptions::new().with_lease(lease)),
+                    ),
+                    TxnOp::get(id_key.clone(), None),
+                ])
+                .or_else([
+                    TxnOp::get(key.clone(), None),
+                    TxnOp::get(id_key.clone(), None),
+                ]);
             let answer = retrying(self.timeout, client.clone(), |mut c| {
                 let txn = txn.clone();
                 async move { c.txn(txn).await }
@@ -42,9 +55,9 @@ impl Election {
                 Ok(resp) if resp.succeeded() => {
                     self.healthy();
                     let term = resp.header().map(|h| h.revision()).unwrap_or(0);
-                    // The cluster the term is a revision of: terms start
-                    // over in a new one (`warden_proto::cluster`).
-                    let cluster = resp.header().map(|h| h.cluster_id());
+                    // The data the term is a revision of: terms start
+                    // over when it is rebuilt (`identity`).
+                    let cluster = self.identity(&resp, &id_key);
                     // Putting the key on the lease did not renew it: it runs
                     // from its last renewal, up to a third of the TTL and a
                     // poll ago. Renew now, so that the first term (and the
@@ -66,13 +79,17 @@ impl Election {
                 Ok(resp) => {
                     self.healthy();
                     let holder = resp.op_responses().into_iter().find_map(|r| match r {
-                        TxnOpResponse::Get(g) => g.kvs().first().map(|kv| {
-                            (
-                                String::from_utf8_lossy(kv.value()).into_owned(),
-                                kv.lease(),
-                                kv.create_revision(),
-                            )
-                        }),
+                        TxnOpResponse::Get(g) => g
+                            .kvs()
+                            .iter()
+                            .find(|kv| kv.key() == key.as_slice())
+                            .map(|kv| {
+                                (
+                                    String::from_utf8_lossy(kv.value()).into_owned(),
+                                    kv.lease(),
+                                    kv.create_revision(),
+                                )
+                            }),
                         _ => None,
                     });
                     if let Some((_, held_by, created)) = &holder {
@@ -85,7 +102,7 @@ impl Election {
                             // wait forever. Renew first, so the deadline
                             // counts from a renewal we know was sent now.
                             let (term, sent) = (*created, Asked::now());
-                            let cluster = resp.header().map(|h| h.cluster_id());
+                            let cluster = self.identity(&resp, &id_key);
                             match self.keep_alive(client, lease).await {
                                 Renewal::Renewed(_) => {
                                     self.healthy();
@@ -185,6 +202,19 @@ impl Election {
             Err(e) => {
                 self.trouble(&format!("removing a leader key on no lease: {e}"));
                 false
+            }
+        }
+    }
+
+    /// The identity read with a campaign's answer (`identity`): `None`
+    /// (terms told without a cluster, judged by term by every receiver)
+    /// when it is missing or unreadable, said at warn.
+    fn identity(&self, resp: &etcd_client::TxnResponse, id_key: &[u8]) -> Option<u64> {
+        match identity::identity_in(resp, id_key) {
+            Ok(id) => Some(id),
+            Err(why) => {
+                warn!(node = %self.node, "the orchestrators' identity key in etcd cannot be read ({why}): this term is told without it, and agents and frontends judge it by its term alone");
+                None
             }
         }
     }

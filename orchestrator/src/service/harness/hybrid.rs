@@ -61,6 +61,7 @@ pub(in crate::service) fn frontends_seen(
                 authority: vec![],
                 taken_term: None,
                 taken_cluster: None,
+                left_clusters: vec![],
             },
         );
     }

@@ -138,6 +138,7 @@ async fn round_with(
             },
             taken_term: None,
             taken_cluster: None,
+            left_clusters: vec![],
         });
     }
     {

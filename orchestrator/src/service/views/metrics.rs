@@ -39,7 +39,8 @@ impl Shared {
             for site in &g.sites {
                 verdicts.insert(site.name.clone(), site.verdict.clone());
                 let above = site.taken_term.zip(own).is_some_and(|(t, o)| t > o);
-                refuses.insert(site.name.clone(), above);
+                let left = own.is_some() && site.left_cluster.is_some();
+                refuses.insert(site.name.clone(), above || left);
             }
         }
         for (site, verdict) in &verdicts {
