@@ -125,7 +125,7 @@ fn spawn(bin: &std::path::Path, flags: &[String], url: String, peer: String) -> 
 impl Etcd {
     /// The member killed and started again on the same URLs with an empty
     /// data directory (rebuilt by an operator): revisions start again from 1.
-    #[allow(dead_code)] // etcd_store.rs only
+    #[allow(dead_code)] // etcd_store.rs and etcd_election.rs
     pub(crate) fn wiped(self) -> Etcd {
         let (bin, flags) = (self.bin.clone(), self.flags.clone());
         let (url, peer) = (self.url.clone(), self.peer.clone());
