@@ -14,8 +14,9 @@
 //!
 //! The deadline is kept on two clocks ([`Deadline`]): tokio's (monotonic,
 //! what paused-time tests drive) and the boot clock (`CLOCK_BOOTTIME`,
-//! which counts the time a host spent suspended — S3, a VM paused with its
-//! clock stopped — where the monotonic clock stands still). etcd's lease
+//! which counts the time a host spent suspended — S3, hibernation — where
+//! the monotonic clock stands still; a VM paused by its hypervisor may
+//! stop both, and then only etcd's lease and the receivers' terms count). etcd's lease
 //! runs on etcd's clocks meanwhile: a host woken after the lease ran out
 //! must find its licence lapsed, so the licence lapses when either clock
 //! says the deadline passed.
