@@ -41,6 +41,25 @@ fn pids() -> Vec<u32> {
         .collect()
 }
 
+/// Waits (up to 10 s) until the daemon serves no connection (no live
+/// child): the receiving end of a push killed mid-transfer finishes on
+/// its own (it may still create what it had been sent), and nothing
+/// written after that can come from warden any more.
+async fn daemon_settled(d: &Daemon) {
+    let Some(daemon) = d.pid() else { return };
+    let t = std::time::Instant::now();
+    while pids()
+        .into_iter()
+        .any(|p| stat(p).is_some_and(|(_, state, ppid, _)| ppid == daemon && state != 'Z'))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the daemon still serves a connection 10 s after the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Process groups of the live rsync processes this test started through
 /// warden (descendants of this process not in its own group: the daemon is).
 fn warden_rsync_groups() -> BTreeSet<u32> {
@@ -157,6 +176,10 @@ async fn stop_interrupts_the_initial_pass_and_a_resync_and_kills_rsync() {
         out.detail
     );
     assert_eq!(status(&r).role, "idle");
+    // The daemon's end of the killed push may still be finishing what it
+    // had received (under load, a directory or file after the stop): the
+    // count is taken once it is done.
+    daemon_settled(&d).await;
     let sent = snapshot(&d.target()).len();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(

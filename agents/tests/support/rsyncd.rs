@@ -137,6 +137,12 @@ impl Daemon {
         panic!("the rsync daemon exited at start on 5 ports in a row (see its log)")
     }
 
+    /// The daemon's process id, while it runs (its connections are its
+    /// children: `--no-detach`).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// (Re)starts the daemon on its port; panics when it cannot.
     pub(crate) fn up(&mut self) {
         if let Err(Start::Exited(why) | Start::NotReady(why)) = self.try_up() {
