@@ -12,6 +12,7 @@ use warden_agents::gate::check;
 use warden_agents::wire::{Command, CommandKind, ReportResponse};
 
 #[path = "support/answering.rs"]
+#[allow(dead_code)] // reports: untold's.
 mod answering;
 #[path = "support/lone_site.rs"]
 #[allow(dead_code)] // three_sites' secrets and tables; b's config is written there.

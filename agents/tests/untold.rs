@@ -8,52 +8,21 @@
 //! as older and c's at 5 passes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use warden_agents::authority::Authority;
 use warden_agents::gate::check;
 use warden_agents::wire::ReportResponse;
-use warden_agents::{run, AgentSettings};
 
+#[path = "support/answering.rs"]
+#[allow(dead_code)] // orders and terms: untold_deposed's and cluster_moved's.
+mod answering;
 #[path = "support/lone_site.rs"]
 #[allow(dead_code)] // its `settings` are site a's; b's config is written here.
 mod lone_site;
 #[path = "support/three_sites.rs"]
 mod three_sites;
+use answering::{start, stop};
 use three_sites::{config, eventually, push};
-
-#[derive(Default)]
-struct Fake {
-    /// The orchestrator answers reports (before: 503).
-    answering: AtomicBool,
-    reports: AtomicU32,
-}
-
-async fn report(State(f): State<Arc<Fake>>) -> Response {
-    f.reports.fetch_add(1, Ordering::SeqCst);
-    if !f.answering.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    Json(ReportResponse {
-        epochs: BTreeMap::from([("web".to_string(), 5)]),
-        ..ReportResponse::default()
-    })
-    .into_response()
-}
-
-async fn poll() -> Json<ReportResponse> {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    Json(ReportResponse::default())
-}
 
 /// Before, b's gate took a's push stated at epoch 4 as soon as b's agent
 /// had started, until the orchestrator's answer raised the epoch.
@@ -64,14 +33,7 @@ async fn a_restarted_standby_takes_no_push_until_the_orchestrator_has_answered()
         .prefix("warden-untold-")
         .tempdir()
         .unwrap();
-    let fake = Arc::new(Fake::default());
-    let app = Router::new()
-        .route("/v1/reports", post(report))
-        .route("/v1/agents/commands", get(poll))
-        .with_state(fake.clone());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (fake, base) = answering::serve().await;
     let cfg = config(&base, dir.path());
     // b's previous life: standby at epoch 4.
     {
@@ -87,15 +49,8 @@ async fn a_restarted_standby_takes_no_push_until_the_orchestrator_has_answered()
         check(&cfg, "b", &push("a", 4)).is_ok(),
         "as the agent left it"
     );
-    let shutdown = CancellationToken::new();
-    let agent = tokio::spawn(run(
-        AgentSettings::from_config(&cfg, "b").unwrap(),
-        shutdown.clone(),
-    ));
-    eventually("b's agent reports, unanswered", || {
-        fake.reports.load(Ordering::SeqCst) >= 3
-    })
-    .await;
+    let agent = start(&cfg);
+    eventually("b's agent reports, unanswered", || fake.reports() >= 3).await;
     for (site, epoch) in [("a", 4), ("c", 9)] {
         let e = check(&cfg, "b", &push(site, epoch)).unwrap_err();
         assert!(
@@ -103,7 +58,10 @@ async fn a_restarted_standby_takes_no_push_until_the_orchestrator_has_answered()
             "{site} at {epoch}: {e}"
         );
     }
-    fake.answering.store(true, Ordering::SeqCst);
+    fake.answer_with(ReportResponse {
+        epochs: BTreeMap::from([("web".to_string(), 5)]),
+        ..ReportResponse::default()
+    });
     eventually("b takes epoch 5 from the answer", || {
         check(&cfg, "b", &push("c", 5)).is_ok()
     })
@@ -113,10 +71,5 @@ async fn a_restarted_standby_takes_no_push_until_the_orchestrator_has_answered()
         e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
         "{e}"
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(5), agent)
-        .await
-        .expect("agent stops on shutdown")
-        .unwrap()
-        .unwrap();
+    stop(agent).await;
 }

@@ -1,7 +1,7 @@
 //! A fake orchestrator that answers every report of site b's agent with
 //! what the test sets (a leader's answer, a deposed one's, a standby's),
 //! and counts what the reports say; b's agent started and stopped around
-//! it. Shared by `untold_deposed.rs` and `cluster_moved.rs`.
+//! it. Shared by `untold.rs`, `untold_deposed.rs` and `cluster_moved.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +24,8 @@ use warden_agents::{run, AgentSettings};
 pub(crate) struct Fake {
     answer: Mutex<Option<ReportResponse>>,
     answered: Mutex<u32>,
+    /// Every report, answered or not.
+    reports: Mutex<u32>,
     outcomes: Mutex<Vec<String>>,
     taken_term: Mutex<Option<u64>>,
     taken_cluster: Mutex<Option<serde_json::Value>>,
@@ -38,6 +40,11 @@ impl Fake {
 
     pub(crate) fn answered(&self) -> u32 {
         *self.answered.lock().unwrap()
+    }
+
+    /// Reports received, answered or not (503 before any answer is set).
+    pub(crate) fn reports(&self) -> u32 {
+        *self.reports.lock().unwrap()
     }
 
     pub(crate) fn taken_term(&self) -> Option<u64> {
@@ -55,6 +62,7 @@ impl Fake {
 }
 
 async fn report(State(f): State<Arc<Fake>>, body: Bytes) -> Response {
+    *f.reports.lock().unwrap() += 1;
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap();
     *f.taken_term.lock().unwrap() = report["taken_term"].as_u64();
     *f.taken_cluster.lock().unwrap() = report.get("taken_cluster").cloned();
