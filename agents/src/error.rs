@@ -158,6 +158,12 @@ pub enum AgentError {
     /// epochs): nothing was written; not retryable, a newer order replaces it.
     #[error("{0}")]
     Fenced(String),
+    /// This site's order to push no longer stands (`OrderCheck`: a newer
+    /// epoch known here, or the site no longer active): nothing was sent.
+    /// Retried: a newer start order toward the same peer makes it stand
+    /// again; a demote ends the replicator.
+    #[error("nothing sent: this site's order to push no longer stands: {0}")]
+    PushOrderGone(String),
     /// A replication call was cancelled by its token: not an error of the peer.
     #[error("replication cancelled")]
     ReplicationCancelled,

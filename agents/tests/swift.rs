@@ -2344,6 +2344,8 @@ async fn swift_plans_against_two_real_clusters() {
         fence_container::deleted_container(&env),
     )
     .await;
+    run.run("copier_fence_third_site", fence_container::third_site(&env))
+        .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))
         .await;
     run.run("token_renewal", token_renewal(&env)).await;

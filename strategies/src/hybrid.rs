@@ -257,6 +257,11 @@ impl Strategy for HybridStrategy {
         self.dns.clear_alerts()
     }
 
+    /// The DNS layer's memory (the frontends are read each time).
+    fn term_began(&self) {
+        self.dns.term_began()
+    }
+
     fn stops(&self) -> Vec<crate::ProviderStop> {
         self.dns.stops()
     }

@@ -181,6 +181,14 @@ pub trait Strategy: Send + Sync {
         let _ = stops;
         Vec::new()
     }
+    /// This process takes the lead (a leader term begins, `orchestrator`'s
+    /// take-over): whatever the strategy remembers of its layer from an
+    /// earlier term of this process (a DNS provider's confirmed names, the
+    /// records it last wrote) may have been undone by the leaders between,
+    /// and is forgotten before any order of this term is sent — else a
+    /// switch to what it remembers sends nothing and its verify passes on
+    /// memory. The default: nothing remembered.
+    fn term_began(&self) {}
 }
 
 pub use error::StrategyError;

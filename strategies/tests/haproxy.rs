@@ -1336,6 +1336,55 @@ async fn servers_that_disagree_with_the_fence_are_no_route_at_its_epoch() {
     assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
 }
 
+/// A third server in the backend that maps to no site (a second server
+/// for site a added by hand, a `server-template` slot resolved): after a
+/// switch to b it is still ready, and HAProxy sends users to it too. The
+/// route read says so — no route, naming the server — instead of "b at
+/// 6", so verify fails and the reconcile says why; once the server is in
+/// maintenance the route reads b again. Before, only the mapped servers
+/// were counted: b at 6, while users still reached site a.
+#[tokio::test]
+async fn a_ready_server_of_no_site_is_no_route() {
+    if !haproxy_available() {
+        return;
+    }
+    let (a, b) = two_sites().await;
+    // Before srv_b: with `balance first`, it takes every user while ready.
+    let mut three = servers(&a, &b, false);
+    three.insert(
+        1,
+        Server {
+            name: "srv_a2",
+            addr: a.addr,
+            disabled: false,
+        },
+    );
+    let ha = Haproxy::start("unmapped", 29460, false, &three).await;
+    let s = strategy(settings(ha.unix(), "be_web", Duration::from_secs(1)));
+    s.activate(&to("b", SwitchMode::Immediate), 6)
+        .await
+        .expect("route to b at 6");
+    assert_eq!(
+        served_by(ha.front).await.as_deref(),
+        Ok("site-a"),
+        "srv_a2 takes users to site a"
+    );
+    let e = s.current().await.expect_err("a route read as b");
+    assert!(
+        e.to_string().contains("srv_a2") && e.to_string().contains("no site"),
+        "{e}"
+    );
+    assert_eq!(
+        raw(&ha.unix(), "set server be_web/srv_a2 state maint")
+            .await
+            .expect("api")
+            .trim(),
+        ""
+    );
+    assert_eq!(s.current().await.expect("readable"), observed(Some("b"), 6));
+    assert_eq!(served_by(ha.front).await.as_deref(), Ok("site-b"));
+}
+
 /// The restart docs/configuration.md advises with the fence kept too (its
 /// variable written into a config file HAProxy reads at start): a deposed
 /// leader that never saw epoch 6 — a process of its own, nothing

@@ -148,6 +148,36 @@ async fn nochg_is_not_caused_again_and_again() {
     assert_eq!(fake.ip_of(WWW), Some(ips("198.51.100.20")));
 }
 
+/// Two orchestrators on etcd, each with its provider: n leads and points
+/// the name at A; n loses its lease (a slow renewal) and follows, m leads
+/// and moves the name to B; n leads again. What n confirmed in its
+/// earlier term is forgotten as its term begins, so its failback to A is
+/// sent — before, n's memory said A was confirmed: nothing was sent, its
+/// verify (no nameservers: the provider's view) passed on that memory, and
+/// users stayed on B.
+#[tokio::test]
+async fn a_new_leader_term_forgets_what_an_earlier_term_confirmed() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let n = provider(Flavor::Noip, &run, &[WWW]);
+    let m = provider(Flavor::Noip, &run, &[WWW]);
+    n.publish("a", &v4("10.77.1.10"), 5).await.unwrap();
+    m.publish("b", &v4("10.77.2.10"), 6).await.unwrap();
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
+    assert_eq!(fake.requests(), 2);
+
+    n.term_began();
+    assert_eq!(
+        n.observe().await.unwrap(),
+        None,
+        "an earlier term's confirmation is no view of the name now"
+    );
+    n.publish("a", &v4("10.77.1.10"), 7).await.unwrap();
+    assert_eq!(fake.requests(), 3, "the failback to A was not sent");
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.1.10")));
+    assert_eq!(n.observe().await.unwrap().unwrap().epoch, 7);
+}
+
 /// The authoritative servers the strategy verifies with disagree with what
 /// No-IP confirmed (they lag behind it, or are not No-IP's): every
 /// reconciliation pass (every 2 s) the strategy makes the provider

@@ -362,3 +362,71 @@ fn with_two_sites_a_restarted_standby_takes_the_active_sites_push_before_it_hear
     let e = check(&three_sites(dir.path()), "b", &stating(4)).unwrap_err();
     assert!(e.contains("has not heard from the orchestrator"), "{e}");
 }
+
+/// Three sites: a, active at epoch 4 and pushing into standby b, hears of
+/// epoch 5 (a failover to c) before its stop arrives (cut off from the
+/// orchestrator after that answer, or its executor busy with another
+/// group's hooks). Its pushes go on stating its own order's epoch, 4 —
+/// refused at b, which knows 5 — and its replicator sends nothing more
+/// under that order. A newer start toward the same peer (a promoted again
+/// at 6, its replicator kept) states 6. Before, a stated the epoch it
+/// had merely heard, 5, and b's gate let the deposed site's push in.
+#[test]
+fn a_deposed_site_that_heard_the_new_epoch_states_its_own_and_sends_nothing() {
+    use crate::replicate::rsync::StatedPush;
+    use crate::replicate::OrderCheck;
+    use std::sync::Arc;
+    let a_dir = tempfile::tempdir().unwrap();
+    let b_dir = tempfile::tempdir().unwrap();
+    let groups = vec![("web".to_string(), "a".to_string())];
+    let a = Arc::new(Authority::open(a_dir.path(), "a", &groups).unwrap());
+    let promote = |epoch| Command::new("web", epoch, CommandKind::Promote).to_site("a");
+    a.admit(&promote(4)).unwrap();
+    a.record(&promote(4)).unwrap();
+    let judged = a.clone();
+    let pushing = StatedPush {
+        order: PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch: 4,
+        },
+        now: Some(OrderCheck::new(4, move |e| judged.still_active("web", e))),
+    };
+    assert!(pushing.stands().is_ok());
+    let b = Authority::open(b_dir.path(), "b", &groups).unwrap();
+    b.observe(&BTreeMap::from([("web".to_string(), 4)]));
+    let cfg = three_sites(b_dir.path());
+    let stated = |p: &StatedPush| Transfer {
+        order: Stated::Order(PushOrder::parse(&p.line()).unwrap()),
+        ..push("appdata-b")
+    };
+    assert!(check(&cfg, "b", &stated(&pushing)).is_ok(), "a's push at 4");
+
+    // The failover to c at epoch 5: both a and b hear of it.
+    a.observe(&BTreeMap::from([("web".to_string(), 5)]));
+    b.observe(&BTreeMap::from([("web".to_string(), 5)]));
+    assert!(
+        pushing.line().contains("epoch=4"),
+        "a deposed site states the epoch it heard of: {}",
+        pushing.line()
+    );
+    let e = check(&cfg, "b", &stated(&pushing)).unwrap_err();
+    assert!(
+        e.contains("a push of group web from site a at epoch 4, but site b knows epoch 5"),
+        "{e}"
+    );
+    let why = pushing.stands().unwrap_err();
+    assert!(
+        why.contains("epoch 5 of group web is known at site a"),
+        "{why}"
+    );
+
+    // a is promoted again at 6 and its start keeps the replicator.
+    a.admit(&promote(6)).unwrap();
+    a.record(&promote(6)).unwrap();
+    pushing.now.as_ref().unwrap().raise(6);
+    assert!(pushing.stands().is_ok());
+    assert!(pushing.line().contains("epoch=6"), "{}", pushing.line());
+    b.observe(&BTreeMap::from([("web".to_string(), 6)]));
+    assert!(check(&cfg, "b", &stated(&pushing)).is_ok(), "a's push at 6");
+}

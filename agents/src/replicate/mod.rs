@@ -56,43 +56,56 @@ pub use swift::{
 /// Whether the order a replicator was built for still stands at this
 /// site (the agent's authority: this site still active in the group, no
 /// newer epoch known); `Err` says why not. Asked by work that outlives its
-/// command, before it acts on the peer (a container-sync start retried in
-/// the background). Cheap: memory only.
+/// command before it acts on the peer (every rsync push, every `swift`
+/// copier round, a container-sync start retried in the background).
+/// Cheap: memory only.
+///
+/// It holds the order's epoch — the one a push states to the peer
+/// ([`crate::gate::order`]) — never an epoch the site merely heard: a
+/// site deposed at 4 that heard of epoch 5 (a failover elsewhere) must not
+/// pass a third site's gate as if it were the active site of 5. A newer
+/// start order that keeps the replicator ([`OrderCheck::raise`]) is the
+/// only way up. Clones share the epoch.
 #[derive(Clone)]
 pub struct OrderCheck {
-    stands: Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
-    epoch: Option<Arc<dyn Fn() -> Option<u64> + Send + Sync>>,
+    stands: Arc<dyn Fn(u64) -> Result<(), String> + Send + Sync>,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl OrderCheck {
-    pub fn new(check: impl Fn() -> Result<(), String> + Send + Sync + 'static) -> Self {
+    /// An order of `epoch`, judged by `check` (given the order's epoch
+    /// as it is then).
+    pub fn new(
+        epoch: u64,
+        check: impl Fn(u64) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
         OrderCheck {
             stands: Arc::new(check),
-            epoch: None,
+            epoch: Arc::new(std::sync::atomic::AtomicU64::new(epoch)),
         }
-    }
-
-    /// With the group's epoch as the agent knows it now (what a push
-    /// states to the peer: [`crate::gate::order`]).
-    pub fn with_epoch(mut self, epoch: impl Fn() -> Option<u64> + Send + Sync + 'static) -> Self {
-        self.epoch = Some(Arc::new(epoch));
-        self
     }
 
     /// `Err(why)` once the order no longer stands.
     pub fn stands(&self) -> Result<(), String> {
-        (self.stands)()
+        (self.stands)(self.epoch())
     }
 
-    /// The group's epoch as the agent knows it now, if it can say.
-    pub fn epoch_now(&self) -> Option<u64> {
-        self.epoch.as_ref().and_then(|e| e())
+    /// The order's epoch (raised by a newer start that kept the replicator).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A newer start order toward the same peer kept the replicator: from
+    /// now on it runs under `epoch` (never lowered).
+    pub fn raise(&self, epoch: u64) {
+        self.epoch
+            .fetch_max(epoch, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl std::fmt::Debug for OrderCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OrderCheck")
+        write!(f, "OrderCheck(epoch {})", self.epoch())
     }
 }
 

@@ -174,7 +174,8 @@ pub fn replicator_checked(
             s.interval = r.interval;
             s.concurrency = r.concurrency;
             s.guard = crate::replicate::guard::DeleteGuard::from_config(r);
-            let s = s.order(group, site, peer, epoch);
+            let mut s = s.order(group, site, peer, epoch);
+            s.order_stands = order_stands;
             Ok(Arc::new(SwiftReplicator::new(s)?))
         }
         ReplicationPlan::SwiftContainerSync => Ok(Arc::new(container_sync(

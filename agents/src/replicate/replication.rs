@@ -91,6 +91,9 @@ enum Role {
     Source {
         peer: String,
         epoch: u64,
+        /// The order the replicator runs under (`None`: no authority
+        /// attached): a newer start that keeps the replicator raises it.
+        order: Option<OrderCheck>,
         replicator: Arc<dyn Replicator>,
         /// Cancels the replicator's background work.
         cancel: CancellationToken,
@@ -230,12 +233,10 @@ impl Replication {
     /// The check a start of `group` at `epoch` hands its replicator.
     fn order_check(&self, group: &str, epoch: u64) -> Option<OrderCheck> {
         let authority = self.authority.get()?.clone();
-        let (a, g) = (authority.clone(), group.to_string());
         let group = group.to_string();
-        Some(
-            OrderCheck::new(move || authority.still_active(&group, epoch))
-                .with_epoch(move || a.get(&g).map(|x| x.epoch)),
-        )
+        Some(OrderCheck::new(epoch, move |e| {
+            authority.still_active(&group, e)
+        }))
     }
 
     fn peer_of(&self, cmd: &Command) -> Result<String, String> {

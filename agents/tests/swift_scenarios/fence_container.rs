@@ -85,3 +85,62 @@ pub(crate) async fn deleted_container(env: &Env<'_>) -> Result<()> {
     at_b.shutdown().await;
     Ok(())
 }
+
+/// Three sites: a's copier at epoch 1 copies into b, a standby that no
+/// promote marks. The failover to a third site (c) at epoch 2 reaches a's
+/// agent (an answer) before its stop does: a's copier writes nothing more
+/// into b — b's containers carry no fence newer than its order, so only
+/// a's own word can stop it — and says why. Before, it went on copying
+/// a's writes (and deletes) after the failover into b.
+pub(crate) async fn third_site(env: &Env<'_>) -> Result<()> {
+    use std::sync::Arc;
+    use warden_agents::authority::Authority;
+    use warden_agents::replicate::OrderCheck;
+    use warden_agents::wire::{Command, CommandKind};
+    let (a, b) = (&env.a, &env.b);
+    let c = "fencethird";
+    const GROUP: &str = "webthird";
+    let state = env.cl.scratch().join("fence-third-authority");
+    std::fs::create_dir_all(&state)?;
+    let groups = vec![(GROUP.to_string(), "a".to_string())];
+    let at_a = Arc::new(Authority::open(&state, "a", &groups)?);
+    let promote = Command::new(GROUP, 1, CommandKind::Promote).to_site("a");
+    at_a.admit(&promote).map_err(anyhow::Error::msg)?;
+    at_a.record(&promote).map_err(anyhow::Error::msg)?;
+    let judged = at_a.clone();
+    let mut settings = SwiftReplicatorSettings::new(
+        env.cl.a.settings(),
+        env.cl.b.settings(),
+        vec![c.to_string()],
+        env.cl.scratch().join("fence-third.manifest.json"),
+    )
+    .order(GROUP, "a", "b", 1);
+    settings.order_stands = Some(OrderCheck::new(1, move |e| judged.still_active(GROUP, e)));
+    let copier = SwiftReplicator::new(settings)?;
+    a.put_container(c, &BTreeMap::new()).await?;
+    put(a, c, "x", "written at a at epoch 1").await?;
+    copier.resync(CancellationToken::new(), None).await?;
+    ensure!(names(b, c).await? == ["x"]);
+
+    // The failover to c at epoch 2, heard at a; users at a (cut off from
+    // its users' new site, not from b's Swift) go on writing there.
+    at_a.observe(&BTreeMap::from([(GROUP.to_string(), 2)]));
+    put(a, c, "stale", "written at a after the failover").await?;
+    match copier.resync(CancellationToken::new(), None).await {
+        Err(AgentError::Fenced(why)) => ensure!(
+            why.contains("epoch 2 of group webthird is known at site a")
+                && why.contains("nothing more written"),
+            "{why}"
+        ),
+        other => bail!("the deposed copier's round was not refused: {other:?}"),
+    }
+    ensure!(
+        names(b, c).await? == ["x"],
+        "the deposed copier wrote into the third site: {:?}",
+        names(b, c).await
+    );
+    ensure!(copier
+        .failing()
+        .is_some_and(|f| f.contains("known at site a")));
+    Ok(())
+}

@@ -23,7 +23,11 @@ impl Shared {
             return Ok("no entry address to probe".into());
         }
         // Hybrid: users enter through whichever frontend DNS points at, and a
-        // dead frontend is the frontend layer's business: one entry suffices.
+        // dead frontend is the frontend layer's business: one entry that
+        // answers suffices, the others may be unreachable. One that answers
+        // wrong (as another site, or as none) fails the step all the same:
+        // users sent there (now, or after the DNS layer moves) reach the
+        // wrong site.
         let any = g.scheme() == Scheme::Hybrid;
         let identity = self.cfg.sites.get(site).and_then(|s| s.identity.as_ref());
         let mut reached = Vec::new();
@@ -31,12 +35,12 @@ impl Shared {
         for a in &addrs {
             let r = match identity {
                 Some(id) => self.identify(g, *a, site, id).await,
-                None => connect(*a).await,
+                None => connect(*a).await.map_err(Missed::Unreached),
             };
             match r {
                 Ok(d) => reached.push(d),
-                Err(e) if !any => return Err(e),
-                Err(e) => failed.push(e),
+                Err(Missed::Unreached(e)) if any => failed.push(e),
+                Err(Missed::Unreached(e) | Missed::Wrong(e)) => return Err(e),
             }
         }
         if reached.is_empty() {
@@ -53,7 +57,7 @@ impl Shared {
         addr: SocketAddr,
         site: &str,
         id: &warden_config::Identity,
-    ) -> Result<String, String> {
+    ) -> Result<String, Missed> {
         // A new connection every time (`entry_http` pools none).
         let url = format!("http://{addr}{}", id.path);
         let mut req = self
@@ -66,11 +70,11 @@ impl Shared {
             req = req.header(reqwest::header::HOST, dns.name.as_str());
         }
         let resp = req.send().await.map_err(|e| {
-            format!(
+            Missed::Unreached(format!(
                 "entry {addr}: GET {}: {}",
                 id.path,
                 warden_checks::describe_http_error(&e)
-            )
+            ))
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -93,7 +97,7 @@ impl Shared {
                     .and_then(|c| c.identity.as_ref())
                     .is_some_and(|o| o.matches(pairs(), &body))
         });
-        Err(match other {
+        Err(Missed::Wrong(match other {
             Some(o) => format!(
                 "entry {addr} answers as {o}, not {site} (GET {} → {status}; {site} is identified by {})",
                 id.path,
@@ -104,8 +108,16 @@ impl Shared {
                 id.path,
                 describe(id)
             ),
-        })
+        }))
     }
+}
+
+/// Why an entry did not answer as the target site.
+enum Missed {
+    /// It could not be reached (nothing answered).
+    Unreached(String),
+    /// It answered, but not as the target site.
+    Wrong(String),
 }
 
 /// Where users of a `dns` group reach `site`: its record addresses on the

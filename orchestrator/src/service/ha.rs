@@ -111,6 +111,12 @@ impl Role for HaRole {
         for g in &loaded.to_write {
             s.persist(g);
         }
+        // What a strategy remembers of its layer from an earlier term of
+        // this process may have been undone by the leaders between: it is
+        // forgotten before this term sends anything (`Strategy::term_began`).
+        for strategy in s.strategies.values() {
+            strategy.term_began();
+        }
         s.licence.grant();
         s.restore_provider_stops();
         let node =

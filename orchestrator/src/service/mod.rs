@@ -84,6 +84,8 @@ mod divergent;
 mod dns_move;
 mod entry;
 #[cfg(test)]
+mod entry_tests;
+#[cfg(test)]
 mod event_epoch_tests;
 mod events;
 mod failed;

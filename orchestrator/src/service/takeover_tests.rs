@@ -296,3 +296,53 @@ fn mid_switchover(dir: &std::path::Path, text: &str) -> Arc<MemStore> {
     store.put_group_and_runbook(&g1, &rb).unwrap();
     store
 }
+
+/// Every term this node wins makes each group's routing layer forget
+/// what it remembers of an earlier term (`Strategy::term_began`: a DNS
+/// provider's confirmed names, which other leaders may have changed since)
+/// before the term orders anything. Before, a node leading again trusted
+/// its first term's memory: a switch to what it remembered sent nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_term_won_makes_the_routing_layers_forget_an_earlier_terms_memory() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = many_groups_text(&dir, 2);
+    let store = mid_switchover(&dir, &text);
+    let layers: Arc<Mutex<Vec<Arc<FakeRoute>>>> = Arc::default();
+    let made = layers.clone();
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_routed_as(
+        &text,
+        &dir,
+        store.clone(),
+        move |_| {
+            let layer = Arc::new(FakeRoute::default());
+            made.lock().unwrap().push(layer.clone());
+            layer
+        },
+        Mode::Elected(view),
+    )
+    .unwrap();
+    let began = || {
+        layers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| l.terms_began.load(SeqCst))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(began(), vec![0, 0], "a follower forgets nothing");
+    let role = HaRole(s.clone());
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
+    role.take_over(7, None).await.unwrap();
+    assert_eq!(began(), vec![1, 1]);
+    role.step_down("test: the lease was lost");
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
+    role.take_over(9, None).await.unwrap();
+    assert_eq!(
+        began(),
+        vec![2, 2],
+        "the second term trusted the first's memory"
+    );
+    role.step_down("test: done");
+}

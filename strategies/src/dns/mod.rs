@@ -138,6 +138,12 @@ pub trait DnsProvider: Send + Sync {
     /// provider believes it confirmed (a hand edit at the provider): the next
     /// `publish` must send for them instead of trusting its memory.
     fn forget(&self, _names: &[String]) {}
+    /// A new leader term begins in this process ([`Strategy::term_began`]):
+    /// what the provider remembers of the names (what it confirmed, what
+    /// it last wrote) is of an earlier term, and another leader may have
+    /// changed them since — forgotten, so the next publish sends and the
+    /// next read asks. Stops (blocks, holds) and the epochs it sent stay.
+    fn term_began(&self) {}
 }
 
 /// The `dns` strategy of one group.

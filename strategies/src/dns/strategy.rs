@@ -229,6 +229,10 @@ impl Strategy for DnsStrategy {
         self.provider.clear()
     }
 
+    fn term_began(&self) {
+        self.provider.term_began()
+    }
+
     fn stops(&self) -> Vec<crate::ProviderStop> {
         self.provider.stops()
     }

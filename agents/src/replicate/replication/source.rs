@@ -26,12 +26,20 @@ impl Replication {
         {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             if let Role::Source {
-                peer: p, epoch: e, ..
+                peer: p,
+                epoch: e,
+                order,
+                ..
             } = &mut run.role
             {
                 if *p == peer {
                     if !rekeyed || *e == cmd.epoch {
                         *e = cmd.epoch;
+                        // Its pushes state the new order's epoch, and are
+                        // judged by it (`OrderCheck`).
+                        if let Some(o) = order {
+                            o.raise(cmd.epoch);
+                        }
                         return Ok(format!(
                             "replication {} → {peer} already running",
                             self.site
@@ -58,6 +66,7 @@ impl Replication {
         } else {
             self.stop_role(g).await;
         }
+        let order = self.order_check(&cmd.group, cmd.epoch);
         let replicator = plan::replicator_checked(
             &self.config,
             &cmd.group,
@@ -65,7 +74,7 @@ impl Replication {
             &peer,
             cmd.epoch,
             &g.hold,
-            self.order_check(&cmd.group, cmd.epoch),
+            order.clone(),
         )
         .map_err(|e| e.to_string())?;
         // Lives as long as the replicator; a stop cancels it (the initial pass too).
@@ -86,6 +95,7 @@ impl Replication {
         run.role = Role::Source {
             peer: peer.clone(),
             epoch: cmd.epoch,
+            order,
             replicator,
             cancel,
         };

@@ -143,6 +143,12 @@ pub(crate) async fn run_rsync(
     cancel: &CancellationToken,
     mut on_line: impl FnMut(&str) + Send,
 ) -> Result<(), AgentError> {
+    // Nothing is sent under an order that no longer stands (a failover
+    // elsewhere known here, this site demoted): checked right before each
+    // transfer, so a batch or pass started later never goes out.
+    if let Some(Err(why)) = s.stated.as_ref().map(StatedPush::stands) {
+        return Err(AgentError::PushOrderGone(why));
+    }
     let secs = s.io_timeout.as_secs().max(1);
     // Compare modification times to the nanosecond: with the default (whole
     // seconds) a same-size rewrite within the second of the last transfer

@@ -79,24 +79,34 @@ pub struct RsyncSettings {
 
 /// The order a push states to the peer's rsync daemon with
 /// `--early-input`, for the daemon's `early exec` and the gate
-/// ([`crate::gate::order`]).
+/// ([`crate::gate::order`]), and the check every push passes first.
 #[derive(Debug, Clone)]
 pub struct StatedPush {
     /// The group, this site, and the epoch of the start order.
     pub order: crate::gate::order::PushOrder,
-    /// The agent's authority: the epoch it knows when a transfer starts,
-    /// stated when newer than the start order's.
+    /// The agent's authority over the start order: its epoch (raised by a
+    /// newer start that kept the replicator) and whether it still stands.
+    /// `None`: the order as built, never judged here.
     pub now: Option<crate::replicate::OrderCheck>,
 }
 
 impl StatedPush {
-    /// The early input of a transfer starting now.
+    /// The early input of a transfer starting now: the order's epoch,
+    /// never a newer one this site merely heard of (a deposed site would
+    /// pass a third site's gate as the new active site's push).
     pub fn line(&self) -> String {
         let mut o = self.order.clone();
-        if let Some(e) = self.now.as_ref().and_then(|n| n.epoch_now()) {
-            o.epoch = o.epoch.max(e);
+        if let Some(n) = &self.now {
+            o.epoch = o.epoch.max(n.epoch());
         }
         o.line()
+    }
+
+    /// `Err(why)` when this site's order to push no longer stands (it
+    /// heard of a newer epoch, or it is no longer active): nothing may be
+    /// sent under it.
+    pub fn stands(&self) -> Result<(), String> {
+        self.now.as_ref().map_or(Ok(()), |n| n.stands())
     }
 }
 

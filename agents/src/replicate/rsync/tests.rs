@@ -334,3 +334,32 @@ fn over_ssh_the_login_the_host_key_the_gate_and_rsyncs_own_errors_are_told_apart
         AgentError::ReplicationUnreachable { .. }
     ));
 }
+
+/// A push under an order that no longer stands (this site heard of a
+/// newer epoch) starts no rsync at all: refused here, saying why. Before,
+/// the transfer ran (here: the missing rsync program was spawned).
+#[tokio::test]
+async fn nothing_is_sent_under_an_order_that_no_longer_stands() {
+    let mut s = RsyncSettings::new("/src", "127.0.0.1", "drdata", "drsync", Secret::new("pw"));
+    s.rsync_path = "/nonexistent/rsync".into();
+    s.stated = Some(StatedPush {
+        order: crate::gate::order::PushOrder {
+            group: "web".into(),
+            site: "a".into(),
+            epoch: 4,
+        },
+        now: Some(crate::replicate::OrderCheck::new(4, |e| {
+            Err(format!(
+                "epoch 5 is known here, newer than the order's epoch {e}"
+            ))
+        })),
+    });
+    let e = run_rsync(&s, vec![], None, &CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, AgentError::PushOrderGone(why) if why.contains("order's epoch 4")),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("nothing sent"), "{e}");
+}

@@ -99,13 +99,27 @@ impl Shared {
     /// [`AgentError::Fenced`] when one of the destination's containers
     /// (`None`: missing) carries a fence this copier's order must respect
     /// (`fence.rs`), remembered for [`Replicator::failing`].
+    /// Before that, this site's own word: an order it knows is stale (a
+    /// newer epoch heard, no longer active) writes nothing either.
     fn check_fence(&self, heads: &ContainerHeads) -> Result<(), AgentError> {
         let s = &self.settings;
         let dest = cluster_label(&s.destination);
-        let why = heads
-            .iter()
-            .filter_map(|(c, own, d)| s.order.refusal(c, d.as_ref()?, own.as_ref(), &dest))
-            .next();
+        let stale = s.order_stands.as_ref().and_then(|o| o.stands().err());
+        let why = stale
+            .map(|why| {
+                format!(
+                    "swift replication of group {} at epoch {} → {dest} stopped, nothing more written: {why}",
+                    s.order.group, s.order.epoch
+                )
+            })
+            .or_else(|| {
+                heads
+                    .iter()
+                    .filter_map(|(c, own, d)| {
+                        s.order.refusal(c, d.as_ref()?, own.as_ref(), &dest)
+                    })
+                    .next()
+            });
         match why {
             Some(why) => {
                 self.state.lock().unwrap().fenced = Some(why.clone());

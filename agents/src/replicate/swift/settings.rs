@@ -40,6 +40,11 @@ pub struct SwiftReplicatorSettings {
     /// The start order the copier runs for (default: no group or site,
     /// epoch 0): a destination fenced at a newer epoch ([`fence`](super::fence)) stops it.
     pub order: CopierOrder,
+    /// The agent's authority over that order (`None`: not judged here):
+    /// once this site knows a newer epoch or is no longer active, the
+    /// copier writes nothing more — into any destination, fenced or not
+    /// (a third site is marked by no promote).
+    pub order_stands: Option<crate::replicate::OrderCheck>,
     /// While a round copies and deletes, the destination's fence is read
     /// again before at most this many more ops start (default 100)...
     pub fence_recheck_ops: usize,
@@ -67,6 +72,7 @@ impl SwiftReplicatorSettings {
             retry_max: Duration::from_secs(10),
             guard: DeleteGuard::default(),
             order: CopierOrder::default(),
+            order_stands: None,
             fence_recheck_ops: FENCE_RECHECK_OPS,
             fence_recheck_every: FENCE_RECHECK_EVERY,
         }

@@ -40,6 +40,8 @@ pub(in crate::service) struct FakeRoute {
     pub(in crate::service) restored: Mutex<Vec<Vec<warden_strategies::ProviderStop>>>,
     /// The alerts this layer raises (a provider's block), until cleared.
     pub(in crate::service) alerts: Mutex<Vec<String>>,
+    /// `term_began` calls received.
+    pub(in crate::service) terms_began: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -79,6 +81,10 @@ impl Strategy for FakeRoute {
         std::mem::take(&mut *self.alerts.lock().unwrap())
     }
     /// Takes back every stop but one whose `config` is "changed".
+    fn term_began(&self) {
+        self.terms_began
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     fn restore_stops(&self, stops: &[warden_strategies::ProviderStop]) -> Vec<String> {
         self.restored.lock().unwrap().push(stops.to_vec());
         let (kept, dropped): (Vec<_>, Vec<_>) =

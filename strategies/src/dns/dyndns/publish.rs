@@ -236,6 +236,12 @@ impl DnsProvider for DyndnsProvider {
     fn forget(&self, names: &[String]) {
         self.doubt(names);
     }
+
+    fn term_began(&self) {
+        let mut st = self.lock();
+        st.confirmed.clear();
+        st.nochg.clear();
+    }
 }
 
 #[cfg(test)]

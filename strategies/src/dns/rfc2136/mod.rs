@@ -447,6 +447,13 @@ impl DnsProvider for Rfc2136Provider {
         }
     }
 
+    /// The records last written may have been changed by other leaders
+    /// since: read the zone again before the next update (its
+    /// compare-and-set would otherwise fail on them and the switch with it).
+    fn term_began(&self) {
+        self.set_last(None);
+    }
+
     fn ttl(&self) -> Option<u32> {
         Some(self.ttl)
     }

@@ -308,6 +308,23 @@ impl FrontendDriver for HaproxyDriver {
         let inner = &self.inner;
         let state = inner.servers_state().await?;
         let servers = inner.site_servers(&state)?;
+        // A ready server of no site (a second one added by hand, a
+        // `server-template` slot resolved) takes users too: wherever the
+        // site servers point, users are not all there. Said, never read as
+        // a route (`set_route` leaves such a server alone: it is no site's).
+        let unmapped: Vec<&str> = state
+            .iter()
+            .filter(|x| x.ready() && !servers.iter().any(|(_, s)| s.name == x.name))
+            .map(|x| x.name.as_str())
+            .collect();
+        if !unmapped.is_empty() {
+            return Err(inner.rejected(format!(
+                "backend {} has server(s) [{}] ready that map to no site: users are sent there too, so it routes to no one site; put them in maintenance or name them in groups.{}.frontend.servers",
+                inner.settings.backend,
+                unmapped.join(", "),
+                inner.settings.group
+            )));
+        }
         let fence = inner.read_fence().await?;
         let ready: Vec<&str> = servers
             .iter()
