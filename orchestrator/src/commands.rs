@@ -370,8 +370,13 @@ fn bounded(o: &CommandOutcome) -> CommandOutcome {
             j.note = format!("{bytes} bytes of changed names, more than this orchestrator keeps");
         }
     }
+    if o.checks.as_ref().is_some_and(|c| c.len() > CHECKS_MAX) {
+        // Cut short, they could leave out the one critical check that
+        // fails: none are kept, and the promote step waits for a report,
+        // which carries every check (`fresh_checks_pass`).
+        o.checks = None;
+    }
     if let Some(checks) = &mut o.checks {
-        checks.truncate(CHECKS_MAX);
         for c in checks {
             cut(&mut c.name, 256);
             cut(&mut c.detail, DETAIL_MAX / 4);
@@ -407,6 +412,45 @@ mod tests {
             journal: None,
             kept_in_place: None,
         }
+    }
+
+    /// A promote outcome with more checks than are kept (65: 64 that
+    /// pass, then a critical one that fails) keeps none, so the promote
+    /// step waits for a report (which carries every check). Before, the
+    /// list was cut to the first 64 — all passing — and the step ended on
+    /// "checks pass" with the site's failing critical check left out.
+    #[test]
+    fn a_promote_outcome_with_more_checks_than_kept_keeps_none() {
+        let mut l = Ledger::default();
+        let promote = cmd("web", 3, CommandKind::Promote, "b");
+        l.queue(promote.clone(), Some(1));
+        let check = |i: usize, ok: bool| warden_proto::agent::CheckResult {
+            name: format!("c{i}"),
+            ok,
+            critical: true,
+            detail: String::new(),
+            elapsed_ms: 1,
+        };
+        let mut o = ok(&promote.id);
+        o.checks = Some((0..CHECKS_MAX).map(|i| check(i, true)).collect());
+        o.checks.as_mut().unwrap().push(check(CHECKS_MAX, false));
+        assert_eq!(l.accept("b", &o), Accepted::Recorded);
+        let kept = l.outcome(&promote.id).expect("recorded");
+        assert_eq!(
+            kept.checks.as_ref().map(Vec::len),
+            None,
+            "a cut list of checks, all passing, was kept"
+        );
+        // As many as are kept: all of them, the failing one too.
+        let mut l = Ledger::default();
+        l.queue(promote.clone(), Some(1));
+        o.checks.as_mut().unwrap().remove(0);
+        assert_eq!(l.accept("b", &o), Accepted::Recorded);
+        let kept = l.outcome(&promote.id).expect("recorded");
+        assert!(kept
+            .checks
+            .as_ref()
+            .is_some_and(|c| c.len() == CHECKS_MAX && c.iter().any(|c| !c.ok)));
     }
 
     #[test]

@@ -180,6 +180,27 @@ impl Authority {
         // store): not the orchestrators' move, and with no term to judge it
         // by against this site's, none of it is taken.
         if judged == Judged::Moved && !unknown_term {
+            // An answer that states no epochs (a command poll's) cannot
+            // be judged "not behind": no move is taken from it, and none
+            // of its orders (the same orders come again in the report
+            // answers, which carry the epochs). Else an orchestrator of a
+            // cluster behind this site, refused on the report channel,
+            // moved the site through the poll and had the real leader
+            // refused for good.
+            if resp.epochs.is_empty() {
+                let why = format!(
+                    "the orchestrator at {from} answers a command poll under leader term {} of {}, which this site has not followed, without the groups' epochs: a move is taken only from an answer that says them (its report answer); none of its orders or withdrawals taken",
+                    resp.term,
+                    cluster::name(resp.cluster)
+                );
+                drop(g);
+                if kept.cluster.is_some() {
+                    self.say(why);
+                } else {
+                    debug!("{why}");
+                }
+                return Heard::Deposed { known };
+            }
             if let Some((group, epoch, own)) = &below {
                 let why = format!(
                     "the orchestrator at {from} answers under leader term {} of {}, which this \

@@ -79,6 +79,32 @@ impl Shared {
         // hold-down): it would move users off a site that serves them (the
         // rule of the automatic decisions, DESIGN §3). It waits for a down
         // round, or is withdrawn when the site recovers.
+        // A failover pending while the active site is not confirmed down
+        // now: it recovered while the group was in maintenance (no
+        // decision withdraws a pending one then), or this orchestrator has
+        // not judged it since it started (the decision was loaded from the
+        // store). The failover would move users off a site that may serve
+        // them, with no final pass of its data: it waits until the site is
+        // confirmed down again (an automatic round withdraws it once the
+        // site is judged recovered).
+        if p.kind == RunbookKind::Failover && !st.detector.confirmed_down(&g.active) {
+            let since_start = st
+                .detector
+                .track(&g.active)
+                .is_none_or(|t| t.last.is_none());
+            return Err(OrchestratorError::Conflict(format!(
+                "{} is not confirmed down now ({}): the pending failover would move users off a site that may serve them; \
+                 nothing started (it can be approved once {} is confirmed down again); to move users anyway: `warden failover {group} --to {}`",
+                g.active,
+                if since_start {
+                    "not judged yet since this orchestrator started"
+                } else {
+                    "it recovered"
+                },
+                g.active,
+                p.to
+            )));
+        }
         if p.kind == RunbookKind::Failover
             && st
                 .detector

@@ -862,3 +862,40 @@ async fn a_pending_failover_is_not_approved_while_the_active_site_serves_again()
     .await;
     assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
 }
+
+/// A failover pending approval (manual mode) while a is down; the
+/// operator puts the group in maintenance (no decision withdraws the
+/// pending one then) and a recovers (rise rounds and the hold-down). The
+/// approval is refused, saying a is not confirmed down, and nothing
+/// moves. Before, it ran the failover: users moved off a recovered a, with
+/// no final pass of its data.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failover_is_not_approved_once_the_active_site_recovered_in_maintenance() {
+    let (s, fake, _dir) = setup(false, 5);
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    let p = group(&s).pending.expect("pending failover");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    s.operator_maintenance("web", true, "operator").unwrap();
+    for _ in 0..40 {
+        round_sites(&s, true, true, &answer_all).await;
+        tokio::time::advance(Duration::from_millis(250)).await;
+        if !s.lock().detector.confirmed_down("a") {
+            break;
+        }
+    }
+    assert!(!s.lock().detector.confirmed_down("a"), "a never recovered");
+    assert!(group(&s).pending.is_some(), "withdrawn in maintenance");
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(
+        matches!(e, OrchestratorError::Conflict(_))
+            && e.to_string()
+                .contains("a is not confirmed down now (it recovered)"),
+        "{e}"
+    );
+    assert!(
+        s.lock().runbooks.is_empty(),
+        "users moved off a, which recovered"
+    );
+    assert_ne!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+}

@@ -342,3 +342,50 @@ fn a_new_clusters_answer_behind_this_site_is_taken_as_nothing() {
     );
     assert_eq!(b.cluster(), Some(0xb));
 }
+
+/// b follows etcd cluster a (term 17, epoch 6). An orchestrator of a
+/// cluster b has not followed, its store behind this site, answers b's
+/// command poll: one promote, and no epochs (a poll's answer never says
+/// them). Nothing of it is taken — no move, its order dropped, said so —
+/// and cluster a's leader is still heard. Before, the poll's answer was
+/// taken as the orchestrators' move (only epochs below the site's stopped
+/// one, and it had none): cluster a retired, its leader refused for good,
+/// the behind orchestrator's promote queued.
+#[test]
+fn a_command_polls_answer_of_a_cluster_not_followed_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Authority::open(dir.path(), "b", &groups()).unwrap();
+    assert_eq!(
+        b.answered(&answer_of(6, 17, Some(0xa)), "L1"),
+        Heard::Leader
+    );
+    let poll = crate::wire::ReportResponse {
+        commands: vec![
+            crate::wire::Command::new("web", 6, crate::wire::CommandKind::Promote).to_site("b"),
+        ],
+        term: 3,
+        cluster: Some(0xb),
+        ..Default::default()
+    };
+    assert_eq!(b.answered(&poll, "L9"), Heard::Deposed { known: 17 });
+    assert_eq!((b.term(), b.cluster()), (17, Some(0xa)));
+    assert!(!b.take_cluster_left());
+    let said = b.last_refusal().unwrap_or_default();
+    assert!(
+        said.contains("answers a command poll under leader term 3 of etcd cluster b")
+            && said.contains("none of its orders or withdrawals taken"),
+        "{said}"
+    );
+    assert_eq!(
+        b.answered(&answer_of(6, 18, Some(0xa)), "L1"),
+        Heard::Leader
+    );
+    // A first start keeps no cluster yet: the poll's answer of the first
+    // cluster heard waits for its report answer, which moves it.
+    let fresh = tempfile::tempdir().unwrap();
+    let c = Authority::open(fresh.path(), "b", &groups()).unwrap();
+    assert_eq!(c.answered(&poll, "L9"), Heard::Deposed { known: 0 });
+    assert_eq!(c.cluster(), None);
+    assert_eq!(c.answered(&answer_of(6, 3, Some(0xb)), "L9"), Heard::Leader);
+    assert_eq!(c.cluster(), Some(0xb));
+}
