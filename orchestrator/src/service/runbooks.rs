@@ -196,14 +196,18 @@ impl Shared {
         Ok(id)
     }
 
-    /// Before a resumed runbook acts: wait until both its sites' agents
-    /// have reported to this process, for one `agent_timeout` at most. An
-    /// orchestrator that has just started has heard nobody yet, and a step
-    /// that asks whether an agent is fresh (required fencing, a demote) would
-    /// otherwise judge a live agent silent. A new leader on etcd has heard
-    /// them all along: no wait. False when the licence ended meanwhile.
-    async fn sites_heard(&self, rb: &Runbook, term: &CancellationToken) -> bool {
-        let deadline = Instant::now() + self.cfg.detection.agent_timeout;
+    /// Before a runbook acts: wait until both its sites' agents have
+    /// reported to this process, until `deadline` at most. An orchestrator
+    /// that has just started has heard nobody yet, and a step that asks
+    /// whether an agent is fresh (required fencing, a demote under
+    /// best-effort fencing, stopping replication) would otherwise judge a
+    /// live agent silent — and leave a site active beside the new one. A
+    /// resumed runbook waits one `agent_timeout`; a new one (an operator's
+    /// move, an approval) only within `agent_timeout` of the process's
+    /// start (after it, an agent not heard is silent: a failover must not
+    /// wait for a dead site). A new leader on etcd has heard them all
+    /// along: no wait. False when the licence ended meanwhile.
+    async fn sites_heard(&self, rb: &Runbook, term: &CancellationToken, deadline: Instant) -> bool {
         loop {
             let heard = {
                 let st = self.lock();
@@ -245,8 +249,15 @@ impl Shared {
                     return;
                 }
             }
-            if durable.is_none() && !me.sites_heard(&rb, &term).await {
-                return;
+            let wait = me.cfg.detection.agent_timeout;
+            let deadline = match durable {
+                None => Some(Instant::now() + wait),
+                Some(_) => Some(me.started + wait).filter(|d| *d > Instant::now()),
+            };
+            if let Some(deadline) = deadline {
+                if !me.sites_heard(&rb, &term, deadline).await {
+                    return;
+                }
             }
             let Some(policy) = me.policy(&rb.group) else {
                 warn!(group = %rb.group, runbook = rb.id, "runbook of a group that is no longer configured: left in the store");

@@ -201,6 +201,7 @@ impl Shared {
             notify,
             run_dir,
             stopped_groups: Mutex::default(),
+            started: Instant::now(),
             ha: match mode {
                 Mode::Local => None,
                 Mode::Elected(view) => Some(ha::Ha::new(view)),

@@ -119,6 +119,9 @@ pub struct Shared {
     pub(super) stopped_groups: Mutex<std::collections::BTreeSet<String>>,
     /// With etcd: the leadership as this node sees it (see [`ha`]).
     pub(super) ha: Option<ha::Ha>,
+    /// When this process started: until `agent_timeout` after it, an agent
+    /// not heard yet may be alive (see `Shared::sites_heard`).
+    pub(super) started: Instant,
 }
 
 /// How a service gets its licence to act.

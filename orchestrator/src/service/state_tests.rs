@@ -680,6 +680,44 @@ async fn a_resumed_runbook_waits_for_the_first_reports() {
     assert_ne!(rb.status, RunbookStatus::Failed, "{rb:#?}");
 }
 
+/// The same for a runbook an operator starts right after the start (best-
+/// effort fencing, the default): `warden failover web --to b` within the
+/// first `agent_timeout` waits for a's first report, and a — live, still
+/// active — is ordered to demote. Before, only resumed runbooks waited:
+/// the fence step judged a's live agent silent ("demote not sent"), and b
+/// was promoted with a still active.
+#[tokio::test(start_paused = true)]
+async fn a_move_started_right_after_the_start_waits_for_the_first_reports() {
+    use super::fresh_checks_tests::report;
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let (s, _fake) =
+        super::harness::start_from(&text, &dir, Arc::new(MemStore::default())).expect("start");
+    s.operator_failover("web", "b", "operator")
+        .expect("failover");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.accept_report(report("a", 1, vec![]));
+    s.accept_report(report("b", 1, vec![]));
+    let mut demote = false;
+    for seq in 2..40 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let answer = s.accept_report(report("a", seq, vec![]));
+        s.accept_report(report("b", seq, vec![]));
+        demote |= answer
+            .commands
+            .iter()
+            .any(|c| c.kind == CommandKind::Demote);
+        if demote {
+            break;
+        }
+    }
+    let rb = s.lock().runbooks.values().next().cloned().expect("runbook");
+    assert!(
+        demote,
+        "a, live and active, was not ordered to demote: {rb:#?}"
+    );
+}
+
 /// A store written under another config: a running failover to a site the
 /// group no longer has is not resumed (it would fence a, then fail at the
 /// promote): the group is failed, for the operator; a pending decision to
