@@ -129,6 +129,14 @@ impl Shared {
                 self.note_epoch_ahead_locked(st, &g, a.epoch, &format!("{site}'s agent"));
                 continue;
             }
+            // Agents are told only epochs the store holds (the answers'
+            // `epochs` too): a group whose epoch is still being written (a
+            // split mended at a new one) is looked at again at a later
+            // report — an order at an epoch lost with a deposed leader's
+            // write would hold the next leader's moves (epoch ahead).
+            if super::persist::durable_epoch(&self.writer.durable(), &g.name, g.epoch) < g.epoch {
+                continue;
+            }
             if g.phase == Phase::Failed {
                 // A failed runbook leaves the group for the operator, and
                 // its `active` may not be where users are (a move left as

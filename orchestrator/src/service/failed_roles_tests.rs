@@ -32,11 +32,15 @@ async fn in_a_failed_group_a_second_active_site_is_demoted() {
     let (s, _fake, _dir) = setup(true, 5);
     let epoch = {
         let mut st = s.lock();
-        let g = st.groups.get_mut("web").unwrap();
+        let mut g = st.groups["web"].clone();
         g.epoch += 1;
         g.phase = Phase::Failed;
-        g.epoch
+        let epoch = g.epoch;
+        // Stored: agents are told only epochs the store holds.
+        s.put_group_locked(&mut st, g);
+        epoch
     };
+    s.writer_settled().await;
     assert_eq!(group(&s).active, "a");
     // b promoted late; a not heard from (or demoted by the fence).
     s.accept_report(says("b", 1, epoch, "active"));

@@ -53,6 +53,10 @@ impl Shared {
             if g.phase == Phase::Running || self.held_locked(st, &name).is_some() {
                 continue;
             }
+            // Orders carry only epochs the store holds (see `authority.rs`).
+            if super::persist::durable_epoch(&self.writer.durable(), &name, g.epoch) < g.epoch {
+                continue;
+            }
             let sites = gc.site_names();
             let standby = sites.iter().find(|s| **s != g.active).cloned();
             let want_source = g.replication_paused_since_unix_ms.is_none();

@@ -566,3 +566,54 @@ async fn a_retried_decision_never_puts_its_runbook_back_to_the_initial_record() 
     );
     assert_eq!(rb, s.lock().runbooks[&id], "memory and store agree");
 }
+
+/// The same for the orders a report's answer carries: the group's epoch
+/// raised in memory (a split mended at the next one) while the store
+/// cannot write it, b reports the active role it should not hold — it is
+/// not ordered to demote at the epoch the store does not hold; once
+/// written, it is. Before, the refence demote was built from the epoch in
+/// memory and handed out at once: an agent holding an epoch lost with a
+/// deposed leader's write holds every later leader's moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_carries_only_an_epoch_the_store_holds() {
+    use warden_proto::agent::AuthorityWire;
+    let store = Arc::new(FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(false, 1, "", store.clone());
+    s.writer_settled().await;
+    let before = s.lock().groups["web"].epoch;
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    {
+        let mut st = s.lock();
+        let mut g = st.groups["web"].clone();
+        assert_eq!((g.active.as_str(), g.phase), ("a", Phase::Steady));
+        g.epoch = before + 1;
+        s.put_group_locked(&mut st, g);
+    }
+    let b_active = |seq| {
+        let mut r = super::fresh_checks_tests::report("b", seq, vec![]);
+        r.authority = vec![AuthorityWire {
+            group: "web".into(),
+            epoch: before,
+            role: "active".into(),
+            ..AuthorityWire::default()
+        }];
+        s.accept_report(r)
+    };
+    let answer = b_active(1);
+    assert!(
+        answer.commands.iter().all(|c| c.epoch <= before),
+        "an order at an epoch the store does not hold: {:?}",
+        answer.commands
+    );
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.writer_settled().await;
+    let answer = b_active(2);
+    assert!(
+        answer
+            .commands
+            .iter()
+            .any(|c| c.kind == CommandKind::Demote && c.epoch == before + 1),
+        "{:?}",
+        answer.commands
+    );
+}
