@@ -168,6 +168,20 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
         tried = true;
         let give_up = retry_until.filter(|_| until.is_none());
         let failed = match attempt(&group, &generation, until, give_up, &client).await {
+            // The route switched while the backend answered (in the same
+            // poll, or before this task ran again): nothing was relayed
+            // yet, so the connection goes to the new route — the backend
+            // connection to the old site is closed unused.
+            Attempt::Connected(_) if moved_on(&group, &generation) => {
+                if group.shutdown().is_cancelled() {
+                    return;
+                }
+                if !rejoin(&group, &mut generation, &mut counted) {
+                    return;
+                }
+                debug!(group = %group.name, %peer, to = %generation.site, "route switched as the backend answered; connecting to the new site");
+                continue;
+            }
             Attempt::Connected(s) => {
                 if let Some(h) = held.take() {
                     h.rescued();
@@ -269,6 +283,8 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     debug!(group = %group.name, %peer, site, backend = backend_addr, "proxying");
     let activity = Activity::new();
     let cut = tokio::select! {
+        // A cut that came first is seen before the relay sends a byte.
+        biased;
         _ = generation.cancel.cancelled() => true,
         _ = activity.idle_for(CLIENT_IDLE_TIMEOUT) => {
             debug!(group = %group.name, %peer, site, idle = ?CLIENT_IDLE_TIMEOUT, "idle connection closed");
@@ -420,13 +436,21 @@ pub(super) async fn left(client: &TcpStream) {
         Ok(_) => {}
     }
     // Bytes are waiting (they stay for the backend): the socket stays
-    // readable, so look at its error now and then instead.
+    // readable, so look at its error now and then instead — first at once:
+    // a caller that looks for a while only (a `connect_retry` pause, shorter
+    // than `LEFT_LOOK`) would otherwise never look.
     loop {
-        tokio::time::sleep(LEFT_LOOK).await;
         if !matches!(client.take_error(), Ok(None)) {
             return;
         }
+        tokio::time::sleep(LEFT_LOOK).await;
     }
+}
+
+/// Whether `generation` is no longer the group's route: ended (an
+/// immediate switch, a drain's end, shutdown) or followed by another.
+fn moved_on(group: &GroupRoute, generation: &Generation) -> bool {
+    generation.cancel.is_cancelled() || group.switch_count() != generation.number
 }
 
 /// Join `group`'s current generation again (after a switch, or to retry):

@@ -248,6 +248,11 @@ impl GroupRoute {
         Some((generation, guard, hold))
     }
 
+    /// How many switches the route has had (the newest generation's number).
+    pub(crate) fn switch_count(&self) -> u64 {
+        *self.switched.borrow()
+    }
+
     /// A receiver of the switch count, marked seen at its current value.
     pub(crate) fn switches(&self) -> watch::Receiver<u64> {
         let mut rx = self.switched.subscribe();

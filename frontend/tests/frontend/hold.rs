@@ -245,6 +245,44 @@ async fn connect_retry_keeps_a_refused_user_until_the_hold_order_comes() {
     assert_eq!(count(&route, "held_total"), 1, "{route}");
 }
 
+/// A user whose connect is retried (`connect_retry`, no hold order) sends
+/// its request, gives up and resets: it is let go at once, and when the
+/// route then switches its request is sent nowhere. Before, the check for
+/// a client that left only ran after 200 ms, and each retry pause (25 ms)
+/// started it again: the connection stayed for the whole retry window,
+/// and a switch within it delivered the request of a client that had gone.
+#[tokio::test]
+async fn a_user_who_leaves_while_its_connect_is_retried_is_let_go_at_once() {
+    let dead = refusing().await;
+    let b = echo("b").await;
+    let mut g = group(&[("a", dead), ("b", b.addr)], Duration::from_secs(5));
+    g.connect_retry = Duration::from_secs(8);
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    assert_eq!(fe.put("web", "a", 1, "immediate").await.0, StatusCode::OK);
+    let mut c = tokio::net::TcpStream::connect(fe.listen("web"))
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut c, b"who\n")
+        .await
+        .expect("send");
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "retried_total") == 1,
+        Duration::from_secs(2),
+        "the refused connection is tried again: {}",
+        fe.route("web").await
+    );
+    socket2::SockRef::from(&c)
+        .set_linger(Some(Duration::ZERO))
+        .expect("linger");
+    drop(c);
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "active_connections") == 0,
+        Duration::from_secs(3),
+        "the user who left is still kept (connect_retry 8 s): {}",
+        fe.route("web").await
+    );
+}
+
 /// A connection closed without being held: well under any hold these
 /// tests order (5 s or more), with room for a loaded machine (500 ms
 /// flaked while two builds ran).
