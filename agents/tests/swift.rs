@@ -178,6 +178,8 @@ async fn names(c: &SwiftClient, cont: &str) -> Result<Vec<String>> {
 
 #[path = "swift_scenarios/broken_link.rs"]
 mod broken_link;
+#[path = "swift_scenarios/cancelled_round.rs"]
+mod cancelled_round;
 #[path = "swift_scenarios/container_sync_failback.rs"]
 mod container_sync_failback;
 #[path = "swift_scenarios/container_sync_fence.rs"]
@@ -2342,6 +2344,11 @@ async fn swift_plans_against_two_real_clusters() {
     run.run(
         "copier_fence_deleted_container",
         fence_container::deleted_container(&env),
+    )
+    .await;
+    run.run(
+        "copier_cancelled_round",
+        cancelled_round::cancelled_round(&env),
     )
     .await;
     run.run("copier_fence_third_site", fence_container::third_site(&env))

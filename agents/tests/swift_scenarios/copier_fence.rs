@@ -293,7 +293,7 @@ pub(crate) async fn copier_fence(env: &Env<'_>) -> Result<()> {
 }
 
 /// `n` objects `{prefix}{i}` written at `cl` in `c`, 16 at a time.
-async fn put_many(cl: &SwiftClient, c: &str, prefix: &str, n: usize) -> Result<()> {
+pub(crate) async fn put_many(cl: &SwiftClient, c: &str, prefix: &str, n: usize) -> Result<()> {
     use futures::StreamExt;
     let mut puts =
         futures::stream::iter(0..n)

@@ -341,11 +341,11 @@ impl Shared {
             each,
         )
         .await;
-        // Cancelled: nothing to keep. Stopped by the fence (or a fence it
-        // could not read): what was done until then is kept below.
-        if let Err(AgentError::ReplicationCancelled) = applied {
-            return Err(AgentError::ReplicationCancelled);
-        }
+        // Cancelled (a stop, a demote), stopped by the fence (or a fence
+        // it could not read): what was done until then is kept below — the
+        // failback's resync reads this manifest, and an object copied but
+        // not in it, then deleted at the peer by its users, would be taken
+        // for a write here that never reached the peer, and kept.
         if applied.is_ok() {
             let mut st = self.state.lock().unwrap();
             st.broken = note_broken(&st.broken, broken, "swift replication");
