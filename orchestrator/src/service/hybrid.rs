@@ -121,6 +121,18 @@ impl Shared {
                 }
                 continue;
             }
+            // Just started: the frontends were judged on the vantage points
+            // heard so far (DESIGN §7), as a site is — no automatic move
+            // before one evidence window has passed.
+            if !self.evidence_warm() {
+                if st
+                    .recorded
+                    .observe(&format!("frontend_cold/{name}"), Some(current.as_str()))
+                {
+                    info!(group = %name, frontend = %current, "just started: the DNS name is not moved off a frontend confirmed down before one evidence window has passed");
+                }
+                continue;
+            }
             let evidence: Vec<EvidenceRow> = frontends
                 .iter()
                 .filter(|f| by_fe.contains_key(f.as_str()))

@@ -275,3 +275,50 @@ async fn a_frontend_ahead_of_the_group_is_an_epoch_seen_ahead() {
         7
     );
 }
+
+/// An orchestrator on etcd that has just started and leads at once makes
+/// no automatic move of a hybrid group's DNS name before one evidence
+/// window (agent_timeout + fall × interval) has passed — its frontends
+/// were judged on the vantage points heard so far, as sites are (DESIGN
+/// §7) — and the same evidence moves it after. Before, only the sites'
+/// decisions waited: a fresh leader whose own path to fe1 failed, with
+/// one agent's, moved the name off a serving frontend.
+#[tokio::test(start_paused = true)]
+async fn a_fresh_leader_moves_no_dns_name_before_one_evidence_window() {
+    use crate::etcd::leader::{Leadership, Role};
+    let dir = test_dir(true, 5);
+    let text = hybrid_text(&dir).replace("fall = 3", "fall = 1");
+    let dns = Arc::new(super::harness::FakeDns::default());
+    let provider = dns.clone();
+    let (_tx, view) = watch::channel(Leadership::new("n1", Duration::from_secs(3)));
+    let s = start_with_routing(
+        &text,
+        &dir,
+        Arc::new(MemStore::default()),
+        Mode::Elected(view),
+        move |_, name| {
+            let drivers: Vec<Arc<dyn FrontendDriver>> = ["fe1", "fe2"]
+                .iter()
+                .map(|f| Arc::new(Fe(f.to_string(), Mutex::default())) as _)
+                .collect();
+            super::harness::hybrid_routing(name, &["fe1", "fe2"], drivers, provider.clone())
+        },
+    )
+    .expect("config");
+    let role = HaRole(s.clone());
+    assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
+    role.take_over(1, None).await.unwrap();
+    // fe1 is lost as far as the vantage points heard so far see it.
+    frontends_round(&s, (false, true)).await;
+    assert!(s.lock().fe_detector.confirmed_down("fe1"));
+    assert_eq!(
+        s.lock().groups["web"].frontend.as_deref(),
+        None,
+        "the name moved before one evidence window had passed"
+    );
+    // After the window, the same evidence moves it.
+    tokio::time::advance(Duration::from_secs(3)).await;
+    frontends_round(&s, (false, true)).await;
+    assert_eq!(s.lock().groups["web"].frontend.as_deref(), Some("fe2"));
+    role.step_down("test: done");
+}
