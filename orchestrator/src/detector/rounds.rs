@@ -64,6 +64,11 @@ pub struct SiteTrack {
     /// First down round of the current incident (for RTO).
     pub first_failing: Option<Instant>,
     pub last: Option<Verdict>,
+    /// When a prompt round last started a down streak: a regular round
+    /// less than one interval later does not count its next down round
+    /// (a streak's rounds stay one interval apart for each site, whatever
+    /// other sites' prompt rounds did to the shared tick).
+    pub prompted_at: Option<Instant>,
 }
 
 impl SiteTrack {
@@ -148,6 +153,9 @@ impl Detector {
                     && matches!(verdict, Verdict::Down(_))
                     && self.wants_prompt(&name);
                 let transitions = if starts {
+                    if let Some(t) = self.sites.get_mut(&name) {
+                        t.prompted_at = Some(now);
+                    }
                     self.count(&name, &verdict, now)
                 } else {
                     Vec::new()
@@ -213,6 +221,12 @@ impl Detector {
             .zip(verdicts)
             .map(|(name, verdict)| {
                 let track = if isolated { None } else { sites.get_mut(name) };
+                // The streak a prompt round started less than one interval
+                // ago: its next down round waits for a later regular round.
+                let track = track.filter(|t| {
+                    !(matches!(verdict, Verdict::Down(_))
+                        && t.prompted_at.is_some_and(|p| now < p + cfg.interval))
+                });
                 let counted = track.is_some();
                 let transitions = match track {
                     Some(t) => count_on(cfg, t, &verdict, now),

@@ -11,8 +11,12 @@
 //!
 //! A prompt round evaluates only the sites the bad evidence is about and
 //! only starts down streaks ([`Detector::prompt_round`]); when it did, the
-//! tick restarts from it, so the streak's later rounds still come one
-//! interval apart. Triggers are for sites not already in a streak; a
+//! tick restarts from it (the first since the last regular round only),
+//! so the streak's later rounds still come one interval apart; a regular
+//! round less than an interval after a site's prompt round does not count
+//! that site's next down round (`SiteTrack::prompted_at`), so a cascade of
+//! sites, each starting a streak, neither holds the regular rounds off nor
+//! shortens any site's spacing. Triggers are for sites not already in a streak; a
 //! prompt probe covers only the sites named and waits at least a quarter
 //! interval after the previous one, so a flapping site cannot make either
 //! run hot. Silence is looked for
@@ -96,6 +100,13 @@ impl Shared {
         // Every silence up to here has been judged (by a round or a prompt round).
         let mut judged = Instant::now();
         let mut last_silence: Option<Instant> = None;
+        // Whether a prompt round restarted the tick since the last regular
+        // round: only the first does (one streak's next round comes one
+        // interval after its first); later ones, of other sites, leave it —
+        // each site's spacing is kept by the detector (`prompted_at`) —,
+        // else a cascade of sites each starting a streak within an
+        // interval of the last would hold every regular round off.
+        let mut restarted = false;
         loop {
             let now = Instant::now();
             let silence = {
@@ -120,6 +131,7 @@ impl Shared {
                     self.detect_round().await;
                     judged = now;
                     next_tick = (next_tick + interval).max(Instant::now());
+                    restarted = false;
                     continue;
                 }
                 if silence.is_some_and(|at| now >= at) {
@@ -133,8 +145,9 @@ impl Shared {
                 continue;
             }
             self.metrics().prompt_rounds.inc();
-            if self.detect_prompt(&sites) {
+            if self.detect_prompt(&sites) && !restarted {
                 next_tick = Instant::now() + interval;
+                restarted = true;
             }
         }
     }

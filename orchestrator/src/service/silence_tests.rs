@@ -75,3 +75,82 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
     stop.cancel();
     detection.await.unwrap();
 }
+
+/// s0 is lost (its own critical check fails, s1 and the orchestrator's
+/// probe see it failing) while, every 200 ms, another site starts a down
+/// streak (a prompt round counts its first down round) and heals. s0 is
+/// confirmed down within a few intervals. Before, every prompt round that
+/// counted restarted the shared tick: with a streak started every 200 ms
+/// (interval 250 ms) no regular round ever came, and s0 stayed at its
+/// first down round for as long as the cascade lasted.
+#[tokio::test(start_paused = true)]
+async fn a_cascade_of_prompt_rounds_does_not_hold_off_a_sites_confirmation() {
+    let (s, _dir) = service();
+    let stop = CancellationToken::new();
+    let detection = tokio::spawn(s.clone().detection_loop(stop.clone()));
+    // Site `i` says its own check and its peer's are `own` and `peer`;
+    // the orchestrator's probe of it says `own` too.
+    let report = |i: usize, own: bool, peer: bool, seq: u64| {
+        s.lock()
+            .evidence
+            .external
+            .insert(format!("s{i}"), (Instant::now(), vec![check(own)]));
+        s.accept_report(AgentReport {
+            site: format!("s{i}"),
+            seq,
+            started_unix_ms: 0,
+            boot: String::new(),
+            checks: vec![check(own)],
+            peers: vec![PeerProbe {
+                site: format!("s{}", i ^ 1),
+                results: vec![check(peer)],
+                age_ms: 0,
+            }],
+            outcomes: vec![],
+            replication: vec![],
+            authority: vec![],
+            taken_term: None,
+            taken_cluster: None,
+            left_clusters: vec![],
+        });
+    };
+    // Every site healthy first, heard by the orchestrator.
+    for i in 0..2 * GROUPS {
+        report(i, true, true, 1);
+    }
+    step(600).await;
+    let start = Instant::now();
+    let mut confirmed = None;
+    let mut streaking: Option<usize> = None;
+    let mut next = 2;
+    for tick in 0..60u64 {
+        let seq = tick + 2;
+        report(0, false, true, seq);
+        report(1, true, false, seq);
+        if tick % 4 == 0 && next + 1 < 2 * GROUPS {
+            // Another site's streak starts (a prompt round counts it) ...
+            report(next, false, true, seq);
+            report(next + 1, true, false, seq);
+            streaking = Some(next);
+            next += 2;
+        } else if let Some(i) = streaking.take() {
+            // ... and ends.
+            report(i, true, true, seq);
+            report(i + 1, true, true, seq);
+        }
+        for i in (2..next).filter(|i| streaking.is_none_or(|k| *i != k && *i != k + 1)) {
+            report(i, true, true, seq);
+        }
+        step(50).await;
+        if confirmed.is_none() && s.lock().detector.confirmed_down("s0") {
+            confirmed = Some(start.elapsed());
+        }
+    }
+    let track = s.lock().detector.track("s0").cloned();
+    assert!(
+        confirmed.is_some_and(|t| t <= Duration::from_millis(1500)),
+        "s0 confirmed down after {confirmed:?} (interval 250 ms, fall 3): {track:?}"
+    );
+    stop.cancel();
+    detection.await.unwrap();
+}
