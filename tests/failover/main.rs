@@ -770,6 +770,24 @@ fn bad_input_is_refused_and_changes_nothing() -> Result<()> {
             404,
             "no group",
         ),
+        // A misspelt filter would read as "no filter": every group's events,
+        // from the first.
+        (
+            "events with a misspelt filter",
+            "GET",
+            "/v1/events?grop=web",
+            String::new(),
+            400,
+            "unknown field `grop`",
+        ),
+        (
+            "runbooks with a misspelt filter",
+            "GET",
+            "/v1/runbooks?gruop=web",
+            String::new(),
+            400,
+            "unknown field `gruop`",
+        ),
     ];
     for (what, method, path, body, want, needle) in cases {
         let token = match what {

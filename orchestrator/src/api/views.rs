@@ -31,7 +31,10 @@ pub(super) async fn sites(State(s): S, _: Reader) -> Response {
     Json(s.site_views()).into_response()
 }
 
+/// Unknown parameters are refused: a misspelt one would read as absent
+/// (every group's events, from the first).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PageQuery {
     #[serde(default)]
     offset: usize,
@@ -45,11 +48,17 @@ pub(super) async fn divergent(
     Path(g): Path<String>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(q)) = q else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "offset and limit must be non-negative integers",
-        );
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "query: offset and limit must be non-negative integers ({})",
+                    e.body_text()
+                ),
+            )
+        }
     };
     let limit = q.limit.unwrap_or(500).min(5000);
     match s.divergent_page(&g, q.offset, limit) {
@@ -59,6 +68,7 @@ pub(super) async fn divergent(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct EventsQuery {
     #[serde(default)]
     after: u64,
@@ -73,11 +83,17 @@ pub(super) async fn events(
     _: Reader,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(q)) = q else {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "query: after and limit must be integers, group a name",
-        );
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "query: after and limit must be integers, group a name ({})",
+                    e.body_text()
+                ),
+            )
+        }
     };
     if let Some(r) = unknown_group(&s, q.group.as_deref()) {
         return r;
@@ -90,12 +106,26 @@ pub(super) async fn events(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct RunbooksQuery {
     #[serde(default)]
     group: Option<String>,
 }
 
-pub(super) async fn runbooks(State(s): S, _: Reader, Query(q): Query<RunbooksQuery>) -> Response {
+pub(super) async fn runbooks(
+    State(s): S,
+    _: Reader,
+    q: Result<Query<RunbooksQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("query: group must be a name ({})", e.body_text()),
+            )
+        }
+    };
     if let Some(r) = unknown_group(&s, q.group.as_deref()) {
         return r;
     }

@@ -123,7 +123,11 @@ impl Shared {
                 g.active, p.to
             )));
         }
-        // Nothing is recorded or changed unless the runbook can start.
+        // Nothing is recorded or changed unless the runbook can start: no
+        // "approved" event, no budget reset, for one refused below.
+        if let Some(refused) = self.unpromotable_locked(&st, group, p.kind, &p.to) {
+            return Err(refused);
+        }
         self.next_epoch_locked(&st, group)?;
         self.event_locked(
             &mut st,

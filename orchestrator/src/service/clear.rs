@@ -152,6 +152,22 @@ impl Shared {
                              clear it if it is meant"
                         ))
                     }
+                    // Nothing was held here when the operator read the
+                    // group (no hold said for the site), and the alerts
+                    // read do not show this one: it was raised since.
+                    Some(why)
+                        if deletions.contains(site)
+                            && !seen.contains_key(site)
+                            && read.alerts.as_ref().is_some_and(|a| {
+                                !a.contains(&format!("replication at {site}: {why}"))
+                            }) =>
+                    {
+                        not_cleared.push(format!(
+                            "the pass held at {site} was held after you read the group's alerts \
+                             (held now: {why}); nothing released there: read it again (`warden \
+                             status {group}`) and clear it if it is meant"
+                        ))
+                    }
                     Some(why) if deletions.contains(site) => {
                         let mut cmd = Command::new(group, epoch, CommandKind::Clear).to_site(site);
                         cmd.id = format!("{}:{now_ms}", cmd.id);

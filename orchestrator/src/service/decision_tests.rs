@@ -217,6 +217,20 @@ async fn a_standby_that_cannot_be_promoted_is_not_failed_over_to_without_approva
             let g = group(&s);
             assert_eq!((g.phase, g.epoch), (Phase::PendingApproval, epoch));
             assert_eq!(s.lock().runbooks.len(), 0, "no runbook");
+            // Nor said approved (before, the event was recorded, and the
+            // failover budget reset, ahead of the refusal).
+            let approved: Vec<String> = s
+                .lock()
+                .recent
+                .iter()
+                .filter(|e| e.kind == EventKind::Approved && e.message.contains(" approved "))
+                .map(|e| e.message.clone())
+                .collect();
+            assert_eq!(
+                approved,
+                Vec::<String>::new(),
+                "a refused approval was said approved"
+            );
             // The volume is back (b says nothing): the approval moves users.
             round_unfit(&s, false, None).await;
             s.operator_approve("web", "operator").expect("approve");

@@ -85,7 +85,17 @@ impl Shared {
                     if forgot {
                         continue;
                     }
-                    if r.role == "source" && r.peer.as_deref() == Some(peer.as_str()) {
+                    // Already pushing to the standby under this epoch's
+                    // order. Under an older one (the group's epoch rose
+                    // while the same site stayed active: a switchover or
+                    // failback given up before its demote, a split
+                    // mended, `adopt-epoch`), its pushes no longer stand at
+                    // the site (it knows the newer epoch): the start at
+                    // this epoch raises the kept replicator's order.
+                    if r.role == "source"
+                        && r.peer.as_deref() == Some(peer.as_str())
+                        && r.epoch >= g.epoch
+                    {
                         continue;
                     }
                     if r.role == "resync" {

@@ -55,6 +55,26 @@ impl Shared {
             })
     }
 
+    /// Every move promotes `to` (a failback after its resync into it): not
+    /// one its agent says it would refuse. The refusal, said before
+    /// anything is recorded (an approval checks it first too).
+    pub(crate) fn unpromotable_locked(
+        &self,
+        st: &State,
+        group: &str,
+        kind: RunbookKind,
+        to: &str,
+    ) -> Option<OrchestratorError> {
+        if kind == RunbookKind::Resync {
+            return None;
+        }
+        let why = self.unfit_locked(st, group, to)?;
+        Some(OrchestratorError::Conflict(format!(
+            "{why}: its promote would be refused, so nothing was started (no site \
+             fenced); mount its volume, then order the move again"
+        )))
+    }
+
     /// Start a runbook away from the group's active site (state lock held
     /// by caller). Returns its id.
     #[allow(clippy::too_many_arguments)]
@@ -86,15 +106,8 @@ impl Shared {
         automatic: bool,
         evidence: Vec<EvidenceRow>,
     ) -> Result<u64, OrchestratorError> {
-        // Every move promotes `to` (a failback after its resync into it):
-        // not one its agent says it would refuse.
-        if kind != RunbookKind::Resync {
-            if let Some(why) = self.unfit_locked(st, group, to) {
-                return Err(OrchestratorError::Conflict(format!(
-                    "{why}: its promote would be refused, so nothing was started (no site \
-                     fenced); mount its volume, then order the move again"
-                )));
-            }
+        if let Some(refused) = self.unpromotable_locked(st, group, kind, to) {
+            return Err(refused);
         }
         let epoch = self.next_epoch_locked(st, group)?;
         let now = self.clock.now_ms();

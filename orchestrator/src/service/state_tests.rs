@@ -336,6 +336,60 @@ async fn replication_waits_until_a_forgotten_role_is_said_again() {
     assert_eq!(group(&s).epoch, epoch);
 }
 
+/// The group's epoch rises while its active site stays (a switchover
+/// given up before its demote, a split mended, `adopt-epoch`): the active
+/// site, still pushing to the standby under the older epoch's order — which
+/// no longer stands there, it knows the newer epoch —, is asked to start
+/// again at the group's epoch (its kept replicator takes the newer order).
+/// Before, a site reporting `source → b` was never asked again, whatever
+/// the epoch: its pushes stopped for good (the order stale at the site).
+#[tokio::test(start_paused = true)]
+async fn an_active_site_pushing_under_an_older_epoch_is_asked_to_start_at_the_groups() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "") + "[groups.web.replication]\nplan = \"none\"\n";
+    let (s, _fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    for _ in 0..3 {
+        round(&s, true).await;
+    }
+    let epoch = group(&s).epoch;
+    let report = |seq: u64, group_epoch: u64, order_epoch: u64| {
+        let mut r = role_report("a", seq, group_epoch, "active", vec![]);
+        r.replication = vec![ReplicationStatus {
+            group: "web".into(),
+            role: "source".into(),
+            peer: Some("b".into()),
+            epoch: order_epoch,
+            ..ReplicationStatus::default()
+        }];
+        r
+    };
+    let starts = |s: &Shared| {
+        s.commands_for("a")
+            .into_iter()
+            .filter(|c| c.kind == CommandKind::StartReplication)
+            .map(|c| (c.epoch, c.peer))
+            .collect::<Vec<_>>()
+    };
+    s.accept_report(report(1, epoch, epoch));
+    s.detect_round().await;
+    assert_eq!(starts(&s), vec![], "already pushing under this epoch");
+    {
+        let mut st = s.lock();
+        let mut g = st.groups["web"].clone();
+        g.epoch = epoch + 1;
+        s.put_group_locked(&mut st, g);
+    }
+    s.writer_settled().await;
+    s.accept_report(report(2, epoch + 1, epoch));
+    s.detect_round().await;
+    assert_eq!(
+        starts(&s),
+        vec![(epoch + 1, Some("b".to_string()))],
+        "a's pushes under epoch {epoch} no longer stand: it must be asked at {}",
+        epoch + 1
+    );
+}
+
 /// A store that lost or mangled records is read without going back on
 /// anything it decided: a group's epoch is never below its own runbooks',
 /// a group running a runbook the store does not hold is failed (the

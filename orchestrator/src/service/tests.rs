@@ -378,6 +378,63 @@ async fn clear_releases_only_the_hold_the_operator_read() {
     assert_eq!(queued[0].guard_seen.as_deref(), Some(held));
 }
 
+/// `warden clear --deletions a` read the group while nothing was held at
+/// a (no hold said for a; its alerts read without one); a's guard trips
+/// before the clear reaches the leader. Nothing is released there, and it
+/// says why. Before, a site named without a hold read released whatever
+/// was held by then: a pass nobody read went ahead.
+#[tokio::test(start_paused = true)]
+async fn clear_releases_no_hold_raised_after_the_alerts_were_read() {
+    let (s, _fake, _dir) = replicated("manual", 5, "").await;
+    let read = AlertsRead {
+        alerts: Some(s.alerts("web")),
+        divergent: None,
+    };
+    let held = "a pass would delete 900 of b's 1000 items";
+    report_held(&s, held);
+    let c = s
+        .operator_clear_read(
+            "web",
+            "operator",
+            &["a".to_string()],
+            &BTreeMap::new(),
+            &read,
+        )
+        .expect("clear");
+    let released = s
+        .lock()
+        .ledger
+        .pending_for("a")
+        .into_iter()
+        .any(|c| c.kind == CommandKind::Clear);
+    assert!(!released, "released a hold raised after the reading: {c:?}");
+    assert!(
+        c.not_cleared
+            .iter()
+            .any(|k| k.contains("held after you read") && k.contains("900 of b's 1000")),
+        "{c:?}"
+    );
+    // Read again (the hold among the alerts): released.
+    let read = AlertsRead {
+        alerts: Some(s.alerts("web")),
+        divergent: None,
+    };
+    s.operator_clear_read(
+        "web",
+        "operator",
+        &["a".to_string()],
+        &BTreeMap::new(),
+        &read,
+    )
+    .expect("clear");
+    assert!(s
+        .lock()
+        .ledger
+        .pending_for("a")
+        .into_iter()
+        .any(|c| c.kind == CommandKind::Clear && c.guard_seen.as_deref() == Some(held)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn clear_releases_a_held_deletion_only_at_the_sites_it_names() {
     let (s, _fake, _dir) = replicated("manual", 5, "").await;
