@@ -117,7 +117,7 @@ impl Detector {
             Some((at, results))
                 if now.saturating_duration_since(*at) <= fresh_window && !results.is_empty() =>
             {
-                let failing = results.iter().any(|r| !r.ok);
+                let failing = warden_proto::agent::service_failing(results);
                 add(&|| EvidenceRow {
                     site: site.into(),
                     vantage: "orchestrator".into(),

@@ -129,14 +129,6 @@ impl Shared {
                 self.note_epoch_ahead_locked(st, &g, a.epoch, &format!("{site}'s agent"));
                 continue;
             }
-            // Agents are told only epochs the store holds (the answers'
-            // `epochs` too): a group whose epoch is still being written (a
-            // split mended at a new one) is looked at again at a later
-            // report — an order at an epoch lost with a deposed leader's
-            // write would hold the next leader's moves (epoch ahead).
-            if super::persist::durable_epoch(&self.writer.durable(), &g.name, g.epoch) < g.epoch {
-                continue;
-            }
             if g.phase == Phase::Failed {
                 // A failed runbook leaves the group for the operator, and
                 // its `active` may not be where users are (a move left as
@@ -206,6 +198,14 @@ impl Shared {
                 (false, "unknown") | (false, "active") => CommandKind::Demote,
                 _ => continue,
             };
+            // Agents are told only epochs the store holds (the answers'
+            // `epochs` too): a group whose epoch is still being written (a
+            // split mended at a new one) is ordered at a later report — an
+            // order at an epoch lost with a deposed leader's write would
+            // hold the next leader's moves (epoch ahead).
+            if super::persist::durable_epoch(&self.writer.durable(), &g.name, g.epoch) < g.epoch {
+                continue;
+            }
             let base = Command::new(&g.name, g.epoch, kind).to_site(site);
             let cmd = match refence(&st.ledger, base) {
                 Refence::Queued => continue,

@@ -3,6 +3,50 @@
 
 use super::*;
 
+/// The most evidence rows an event keeps: the isolation event has one per
+/// site of the deployment, and a stored event must stay well within what
+/// the store takes in one write (etcd: 1.5 MiB a request) — one too large
+/// would be refused for good and hold every later event back.
+pub(crate) const EVIDENCE_ROWS_MAX: usize = 200;
+/// The longest detail an evidence row keeps, and the longest message.
+const DETAIL_MAX: usize = 1024;
+const MESSAGE_MAX: usize = 16 * 1024;
+
+/// `text` cut to at most `max` bytes (on a character boundary), saying so.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" …(cut)");
+    }
+    text
+}
+
+/// At most [`EVIDENCE_ROWS_MAX`] rows (then one that says how many more
+/// there were), each detail cut to [`DETAIL_MAX`].
+fn bounded(mut rows: Vec<EvidenceRow>) -> Vec<EvidenceRow> {
+    let more = rows.len().saturating_sub(EVIDENCE_ROWS_MAX);
+    rows.truncate(EVIDENCE_ROWS_MAX);
+    for r in &mut rows {
+        r.detail = cut(std::mem::take(&mut r.detail), DETAIL_MAX);
+    }
+    if more > 0 {
+        rows.push(EvidenceRow {
+            site: "…".into(),
+            vantage: "-".into(),
+            status: "omitted".into(),
+            detail: format!(
+                "{more} more evidence rows not kept (an event keeps at most {EVIDENCE_ROWS_MAX})"
+            ),
+            age_ms: None,
+        });
+    }
+    rows
+}
+
 /// Events kept in memory at most while the store cannot write them.
 const UNSAVED_MAX: usize = 10_000;
 
@@ -44,8 +88,8 @@ impl Shared {
             kind,
             group: group.map(str::to_string),
             site: site.map(str::to_string),
-            message,
-            evidence,
+            message: cut(message, MESSAGE_MAX),
+            evidence: bounded(evidence),
             runbook,
         };
         st.next_event += 1;
@@ -210,5 +254,44 @@ impl Shared {
         for k in keys {
             st.recorded.observe(k, None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event of a deployment of 20,000 sites (the isolation event has a
+    /// row per site) keeps 200 rows and says how many more there were, and
+    /// a huge detail or message is cut: stored, it stays far below etcd's
+    /// request limit. Before, it carried every row (about 5 MB): etcd
+    /// refused it, and the event writer retried it first for ever, holding
+    /// every later event back.
+    #[test]
+    fn an_event_of_many_sites_keeps_a_bounded_size() {
+        let rows: Vec<EvidenceRow> = (0..20_000)
+            .map(|i| EvidenceRow {
+                site: format!("site-{i}"),
+                vantage: "orchestrator".into(),
+                status: "failing".into(),
+                detail: "x".repeat(if i == 0 { 100_000 } else { 200 }),
+                age_ms: Some(1),
+            })
+            .collect();
+        let kept = bounded(rows);
+        assert_eq!(kept.len(), EVIDENCE_ROWS_MAX + 1);
+        assert!(
+            kept.last()
+                .unwrap()
+                .detail
+                .starts_with("19800 more evidence rows"),
+            "{:?}",
+            kept.last()
+        );
+        assert!(kept[0].detail.len() <= DETAIL_MAX + 16);
+        let json = serde_json::to_string(&kept).unwrap();
+        assert!(json.len() < 256 * 1024, "{} bytes", json.len());
+        let m = cut("é".repeat(20_000), MESSAGE_MAX);
+        assert!(m.len() <= MESSAGE_MAX + 16 && m.ends_with("…(cut)"));
     }
 }

@@ -274,7 +274,7 @@ impl Shared {
         let now = Instant::now();
         let mut st = self.lock();
         for (name, r) in results {
-            let failing = r.iter().any(|c| !c.ok);
+            let failing = warden_proto::agent::service_failing(&r);
             if failing {
                 self.suspect_locked(&mut st, &name, now);
             }
@@ -284,7 +284,7 @@ impl Shared {
             }
         }
         for (name, r) in fe_results {
-            let failing = r.iter().any(|c| !c.ok);
+            let failing = warden_proto::agent::service_failing(&r);
             st.fe_evidence.external.insert(name.clone(), (now, r));
             if failing {
                 self.prompt_round_locked(&st, &name);

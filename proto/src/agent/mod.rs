@@ -156,10 +156,19 @@ pub struct PeerProbe {
 }
 
 impl PeerProbe {
-    /// The site's service is failing from this vantage point when any endpoint fails.
+    /// The site's service is failing from this vantage point when any of
+    /// its critical endpoints fails ([`service_failing`]), or none answered.
     pub fn failing(&self) -> bool {
-        self.results.is_empty() || self.results.iter().any(|r| !r.ok)
+        self.results.is_empty() || service_failing(&self.results)
     }
+}
+
+/// Whether probes of a site's endpoints say its service fails: a critical
+/// one fails. A non-critical endpoint is only reported (its failure is
+/// shown, never counted as the site's): else an endpoint down for
+/// maintenance would be outside agreement for a site whose agent died.
+pub fn service_failing(results: &[CheckResult]) -> bool {
+    results.iter().any(|r| !r.ok && r.critical)
 }
 
 /// Error body of every 4xx/5xx answer of the orchestrator and frontend APIs.

@@ -503,3 +503,39 @@ async fn agentless_targets_follow_the_majority_of_vantage_points() {
     }
     assert_eq!(confirmed, 3);
 }
+
+/// a's agent has died; its critical endpoint `web` serves, its
+/// non-critical `admin` endpoint is down (maintenance), as both the
+/// orchestrator's probe and b's view see. A dead agent, never a site down:
+/// a non-critical endpoint is only reported. Before, any failing endpoint
+/// counted, and the two outside views agreed "failing": Down, and after
+/// `fall` rounds a failover of a serving site.
+#[tokio::test(start_paused = true)]
+async fn a_failing_non_critical_endpoint_is_not_outside_agreement() {
+    let mut w = World::new();
+    w.feed(Some(true), true, Some(true), true, true);
+    w.round();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let admin = CheckResult {
+        critical: false,
+        name: "admin".into(),
+        ..check(false)
+    };
+    let seen = vec![check(true), admin];
+    let now = Instant::now();
+    let mut b = report("b", true, &[]);
+    b.peers = vec![PeerProbe {
+        site: "a".into(),
+        results: seen.clone(),
+        age_ms: 0,
+    }];
+    w.ev.insert_report(now, b);
+    w.ev.external.insert("a".into(), (now, seen));
+    w.ev.external.insert("b".into(), (now, vec![check(true)]));
+    let r = w.round();
+    assert!(
+        matches!(World::a(&r).verdict, Verdict::DeadAgent(_)),
+        "{:?}",
+        World::a(&r).verdict
+    );
+}
