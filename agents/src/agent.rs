@@ -55,7 +55,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::authority::Authority;
 use crate::book::CommandBook;
@@ -88,6 +88,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// installed before calling this (the binary does it).
 pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result<(), AgentError> {
     settings.validate()?;
+    // Every peer probe runs at once (a hub site probes many primaries,
+    // each name raced over its addresses): with the usual soft limit of
+    // 1024 descriptors, "too many open files" would read as peers failing
+    // and make this site a false outside witness.
+    if let Some(n) = warden_serve::raise_fd_limit() {
+        debug!(fd_limit = n, "open-file limit");
+    }
     let interval = settings.interval;
     // A slow check must not hold up the schedule beyond one interval.
     let mut settings = settings;
