@@ -283,8 +283,6 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
     debug!(group = %group.name, %peer, site, backend = backend_addr, "proxying");
     let activity = Activity::new();
     let cut = tokio::select! {
-        // A cut that came first is seen before the relay sends a byte.
-        biased;
         _ = generation.cancel.cancelled() => true,
         _ = activity.idle_for(CLIENT_IDLE_TIMEOUT) => {
             debug!(group = %group.name, %peer, site, idle = ?CLIENT_IDLE_TIMEOUT, "idle connection closed");

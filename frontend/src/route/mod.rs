@@ -63,6 +63,7 @@ impl Table {
                     hold_max: g.hold_connections,
                     retry_max: g.connect_retry,
                     switched: watch::Sender::new(0),
+                    switch_count: std::sync::atomic::AtomicU64::new(0),
                     orders: watch::Sender::new(0),
                     held: HeldCounts::default(),
                     refused: RefusedOrders::default(),
@@ -116,6 +117,9 @@ pub(crate) struct GroupRoute {
     pub(crate) retry_max: Duration,
     /// The number of switches so far; held connections wait for it to move.
     switched: watch::Sender<u64>,
+    /// The same number, read by every new connection once it is connected
+    /// (`switch_count`): an atomic, not the channel's lock, on that path.
+    switch_count: std::sync::atomic::AtomicU64,
     /// The number of hold orders accepted so far; connections waiting on a
     /// cut-over order look again when it moves (a withdrawal lets them go
     /// to the routed site).
@@ -250,7 +254,7 @@ impl GroupRoute {
 
     /// How many switches the route has had (the newest generation's number).
     pub(crate) fn switch_count(&self) -> u64 {
-        *self.switched.borrow()
+        self.switch_count.load(Ordering::Acquire)
     }
 
     /// A receiver of the switch count, marked seen at its current value.

@@ -116,6 +116,7 @@ impl GroupRoute {
                 inner.switches += 1;
                 // The switch the order announced has come: held connections go to the new site.
                 inner.holds.end();
+                self.switch_count.store(inner.switches, Ordering::Release);
                 self.switched.send_replace(inner.switches);
                 match req.mode {
                     RouteMode::Immediate => {
