@@ -50,15 +50,7 @@ pub(super) async fn divergent(
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
-        Err(e) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "query: offset and limit must be non-negative integers ({})",
-                    e.body_text()
-                ),
-            )
-        }
+        Err(e) => return bad_query("query: offset and limit must be non-negative integers", &e),
     };
     let limit = q.limit.unwrap_or(500).min(5000);
     match s.divergent_page(&g, q.offset, limit) {
@@ -85,15 +77,7 @@ pub(super) async fn events(
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
-        Err(e) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "query: after and limit must be integers, group a name ({})",
-                    e.body_text()
-                ),
-            )
-        }
+        Err(e) => return bad_query("query: after and limit must be integers, group a name", &e),
     };
     if let Some(r) = unknown_group(&s, q.group.as_deref()) {
         return r;
@@ -119,17 +103,21 @@ pub(super) async fn runbooks(
 ) -> Response {
     let q = match q {
         Ok(Query(q)) => q,
-        Err(e) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                format!("query: group must be a name ({})", e.body_text()),
-            )
-        }
+        Err(e) => return bad_query("query: group must be a name", &e),
     };
     if let Some(r) = unknown_group(&s, q.group.as_deref()) {
         return r;
     }
     Json(s.runbooks(q.group.as_deref())).into_response()
+}
+
+/// 400 for a query that cannot be read (a wrong type, an unknown
+/// parameter): `what` says what is expected, the rejection which part.
+fn bad_query(what: &str, e: &axum::extract::rejection::QueryRejection) -> Response {
+    err(
+        StatusCode::BAD_REQUEST,
+        format!("{what} ({})", e.body_text()),
+    )
 }
 
 /// 404 for a `group=` filter naming no group of the config (an empty list

@@ -66,6 +66,8 @@ mod adopt;
 mod adopt_dns;
 mod answer_order;
 mod approve;
+#[cfg(test)]
+mod approve_tests;
 mod authority;
 #[cfg(test)]
 mod bystander_tests;

@@ -19,6 +19,29 @@ fn service() -> (Arc<Shared>, super::harness::TestDir) {
     (shared, dir)
 }
 
+/// Site `s{i}`'s report number `seq`: its own check `own`, its peer's
+/// (`s{i ^ 1}`) as it sees it `peer`.
+fn site_report(i: usize, own: bool, peer: bool, seq: u64) -> AgentReport {
+    AgentReport {
+        site: format!("s{i}"),
+        seq,
+        started_unix_ms: 0,
+        boot: String::new(),
+        checks: vec![check(own)],
+        peers: vec![PeerProbe {
+            site: format!("s{}", i ^ 1),
+            results: vec![check(peer)],
+            age_ms: 0,
+        }],
+        outcomes: vec![],
+        replication: vec![],
+        authority: vec![],
+        taken_term: None,
+        taken_cluster: None,
+        left_clusters: vec![],
+    }
+}
+
 async fn step(ms: u64) {
     tokio::time::advance(Duration::from_millis(ms)).await;
     for _ in 0..10 {
@@ -35,24 +58,7 @@ async fn agents_falling_silent_together_cost_a_few_prompt_rounds_not_one_each() 
     // healthy), then none reports again: their silences come a
     // millisecond apart too, 376 ms after each report.
     for i in 0..2 * GROUPS {
-        s.accept_report(AgentReport {
-            site: format!("s{i}"),
-            seq: 1,
-            started_unix_ms: 0,
-            boot: String::new(),
-            checks: vec![check(true)],
-            peers: vec![PeerProbe {
-                site: format!("s{}", i ^ 1),
-                results: vec![check(true)],
-                age_ms: 0,
-            }],
-            outcomes: vec![],
-            replication: vec![],
-            authority: vec![],
-            taken_term: None,
-            taken_cluster: None,
-            left_clusters: vec![],
-        });
+        s.accept_report(site_report(i, true, true, 1));
         step(1).await;
     }
     let before = s.metrics().prompt_rounds.get();
@@ -95,24 +101,7 @@ async fn a_cascade_of_prompt_rounds_does_not_hold_off_a_sites_confirmation() {
             .evidence
             .external
             .insert(format!("s{i}"), (Instant::now(), vec![check(own)]));
-        s.accept_report(AgentReport {
-            site: format!("s{i}"),
-            seq,
-            started_unix_ms: 0,
-            boot: String::new(),
-            checks: vec![check(own)],
-            peers: vec![PeerProbe {
-                site: format!("s{}", i ^ 1),
-                results: vec![check(peer)],
-                age_ms: 0,
-            }],
-            outcomes: vec![],
-            replication: vec![],
-            authority: vec![],
-            taken_term: None,
-            taken_cluster: None,
-            left_clusters: vec![],
-        });
+        s.accept_report(site_report(i, own, peer, seq));
     };
     // Every site healthy first, heard by the orchestrator.
     for i in 0..2 * GROUPS {

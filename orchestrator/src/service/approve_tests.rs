@@ -1,0 +1,192 @@
+//! Operator approvals of pending decisions: refused when the decision
+//! was replaced, when its target is down, or when the active site is not
+//! confirmed down now (it serves again, or recovered in maintenance).
+use super::harness::*;
+use super::*;
+
+/// An approval is of the decision as it stands now: a pending failover to
+/// b is refused once b is confirmed down (starting it would fence a and
+/// then fail), and nothing is recorded.
+#[tokio::test(start_paused = true)]
+async fn approving_a_failover_to_a_site_now_down_is_refused() {
+    let (s, _fake, _dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "pending failover", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    assert_eq!(group(&s).pending.unwrap().to, "b");
+    // Now b dies too (a stays down: the failover stays pending).
+    sites_rounds(&s, 12, (false, false), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("b"));
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let before = approvals(&s);
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(e.to_string().contains("confirmed down now"), "{e}");
+    assert!(s.lock().runbooks.is_empty(), "nothing started");
+    assert_eq!(approvals(&s), before, "a refused approval recorded");
+}
+
+/// An approval names the decision the operator saw: once that one was
+/// withdrawn (a recovered) and a new one made (a down again), a late or
+/// replayed approval of the first is refused and changes nothing; one
+/// naming the decision pending now (or another kind or target) is
+/// judged the same way.
+#[tokio::test(start_paused = true)]
+async fn an_approval_of_a_decision_since_replaced_is_refused() {
+    let (s, _fake, _dir) = setup(false, 5);
+    for _ in 0..4 {
+        round(&s, true).await;
+    }
+    rounds_until(&s, false, 40, "pending failover", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    let first = group(&s).pending.expect("pending");
+    let seen = SeenPending {
+        kind: Some(first.kind),
+        to: Some(first.to.clone()),
+        since_unix_ms: Some(first.since_unix_ms),
+    };
+    // a recovers: the pending failover is withdrawn; a goes down again: a
+    // new one waits.
+    rounds_until(&s, true, 40, "withdrawn", |g| g.phase == Phase::Steady).await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    rounds_until(&s, false, 40, "pending again", |g| {
+        g.phase == Phase::PendingApproval
+    })
+    .await;
+    let second = group(&s).pending.expect("pending");
+    assert_ne!(second.since_unix_ms, first.since_unix_ms);
+    let approvals = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::Approved)
+            .count()
+    };
+    let before = approvals(&s);
+    let e = s
+        .operator_approve_seen("web", "operator", &seen)
+        .unwrap_err();
+    assert!(matches!(e, OrchestratorError::Conflict(_)), "{e}");
+    assert!(e.to_string().contains("nothing approved"), "{e}");
+    for wrong in [
+        SeenPending {
+            kind: Some(RunbookKind::Failback),
+            ..Default::default()
+        },
+        SeenPending {
+            to: Some("a".into()),
+            ..Default::default()
+        },
+    ] {
+        let e = s
+            .operator_approve_seen("web", "operator", &wrong)
+            .unwrap_err();
+        assert!(e.to_string().contains("nothing approved"), "{e}");
+    }
+    let g = group(&s);
+    assert_eq!(
+        (g.phase, g.pending),
+        (Phase::PendingApproval, Some(second.clone()))
+    );
+    assert!(s.lock().runbooks.is_empty(), "nothing started");
+    assert_eq!(approvals(&s), before, "a refused approval recorded");
+    // The decision pending now, named as it is: approved.
+    s.operator_approve_seen(
+        "web",
+        "operator",
+        &SeenPending {
+            kind: Some(second.kind),
+            to: Some(second.to.clone()),
+            since_unix_ms: Some(second.since_unix_ms),
+        },
+    )
+    .expect("approve");
+    assert_eq!(approvals(&s), before + 1);
+}
+
+/// A failover pending approval (manual mode) while a is down, approved
+/// once a serves again — still confirmed down, not yet recovered: refused,
+/// nothing moves. Before, the approval moved users off a serving a. After
+/// a down round the same approval runs the failover.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failover_is_not_approved_while_the_active_site_serves_again() {
+    let (s, fake, _dir) = setup(false, 5);
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    let p = group(&s).pending.expect("pending failover");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    // a serves again.
+    sites_rounds(&s, 2, (true, true), &answer_all).await;
+    assert!(s.lock().detector.confirmed_down("a"));
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(
+        matches!(e, OrchestratorError::Conflict(_)) && e.to_string().contains("serves again"),
+        "{e}"
+    );
+    assert!(
+        s.lock().runbooks.is_empty(),
+        "users moved off a, which serves them"
+    );
+    assert_eq!(group(&s).phase, Phase::PendingApproval);
+    // a is lost again: the decision stands, and the approval runs it.
+    round_sites(&s, false, true, &answer_all).await;
+    s.operator_approve("web", "operator").expect("approve");
+    sites_until(
+        &s,
+        (false, true),
+        &answer_all,
+        40,
+        "failover after approval",
+        |g| g.phase == Phase::Steady && g.active == "b",
+    )
+    .await;
+    assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+}
+
+/// A failover pending approval (manual mode) while a is down; the
+/// operator puts the group in maintenance (no decision withdraws the
+/// pending one then) and a recovers (rise rounds and the hold-down). The
+/// approval is refused, saying a is not confirmed down, and nothing
+/// moves. Before, it ran the failover: users moved off a recovered a, with
+/// no final pass of its data.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failover_is_not_approved_once_the_active_site_recovered_in_maintenance() {
+    let (s, fake, _dir) = setup(false, 5);
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    let p = group(&s).pending.expect("pending failover");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    s.operator_maintenance("web", true, "operator").unwrap();
+    for _ in 0..40 {
+        round_sites(&s, true, true, &answer_all).await;
+        tokio::time::advance(Duration::from_millis(250)).await;
+        if !s.lock().detector.confirmed_down("a") {
+            break;
+        }
+    }
+    assert!(!s.lock().detector.confirmed_down("a"), "a never recovered");
+    assert!(group(&s).pending.is_some(), "withdrawn in maintenance");
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(
+        matches!(e, OrchestratorError::Conflict(_))
+            && e.to_string()
+                .contains("a is not confirmed down now (it recovered)"),
+        "{e}"
+    );
+    assert!(
+        s.lock().runbooks.is_empty(),
+        "users moved off a, which recovered"
+    );
+    assert_ne!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+}
