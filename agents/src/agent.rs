@@ -114,8 +114,11 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
             .collect();
     }
 
-    let mut builder =
-        reqwest::Client::builder().connect_timeout(interval.max(Duration::from_secs(1)));
+    // The orchestrators' names are looked up without the blocking pool,
+    // which the volume and journal looks use (see `SystemNames`).
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(interval.max(Duration::from_secs(1)))
+        .dns_resolver(Arc::new(warden_checks::SystemNames::new()));
     if let Some(tls) = settings.tls.clone() {
         builder = builder.tls_backend_preconfigured(tls);
     }

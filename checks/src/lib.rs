@@ -20,8 +20,10 @@ use warden_proto::agent::CheckResult;
 
 pub mod child;
 mod dns;
+mod names;
 mod openstack;
 mod reach;
+pub use names::SystemNames;
 pub use openstack::DEFAULT_CONTAINER;
 pub use reach::ProbeClient;
 
@@ -59,7 +61,8 @@ fn probe_builder() -> reqwest::ClientBuilder {
 
 /// Run one check, bounded by `spec.timeout`.
 ///
-/// `client` is used for `http` checks, and is [`probe_client`]
+/// `client` is used for `http` checks and the name lookups of `tcp` ones,
+/// and is [`probe_client`]
 /// (`keystone` and `swift` have their own, which follows no redirect either
 /// and reaches a name's addresses the same way); its clients' timeouts are
 /// irrelevant because the whole check (connect, headers, body) runs under
@@ -81,7 +84,7 @@ pub async fn run_check_bound(
     let attempt = async {
         match spec.kind.get_ref() {
             CheckKind::Http => http_check(spec, client).await,
-            CheckKind::Tcp => tcp_check(spec).await,
+            CheckKind::Tcp => tcp_check(spec, client).await,
             CheckKind::Command => command_check(spec, state_dir).await,
             CheckKind::Keystone => match openstack::clients() {
                 Ok(c) => openstack::keystone_check(spec, c).await,
@@ -277,15 +280,17 @@ fn redirected(status: u16, expected: u16, resp: &reqwest::Response) -> String {
     }
 }
 
-async fn tcp_check(spec: &CheckSpec) -> (bool, String) {
+async fn tcp_check(spec: &CheckSpec, client: &ProbeClient) -> (bool, String) {
     let Some(address) = &spec.address else {
         return (false, "no address configured".into());
     };
-    let addrs: Vec<std::net::SocketAddr> =
-        match tokio::net::lookup_host(address.get_ref().as_str()).await {
-            Ok(a) => a.collect(),
-            Err(e) => return (false, describe_io(&e)),
-        };
+    let Some((host, port)) = names::host_port(address.get_ref()) else {
+        return (false, format!("{}: not host:port", address.get_ref()));
+    };
+    let addrs = match client.addresses(host, port).await {
+        Ok(a) => a,
+        Err(e) => return (false, describe_io(&e)),
+    };
     match reach::connect_any(&addrs).await {
         Ok(_) => (true, "connected".into()),
         Err(e) => (false, describe_io(&e)),

@@ -31,6 +31,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::names::SystemNames;
+
 /// Most addresses of a name raced at once ([`raced`]). A name of
 /// thousands (a DNS answer of a liar's or a mistake's) would otherwise
 /// take a socket each, held until the check's timeout where packets
@@ -92,8 +94,9 @@ fn no_address() -> std::io::Error {
 /// Where a name's addresses come from.
 #[derive(Clone)]
 enum Lookup {
-    /// The system's resolver (`getaddrinfo`: hosts file, DNS), as reqwest's own.
-    System,
+    /// The system's configuration (hosts file, DNS) through an
+    /// asynchronous resolver ([`SystemNames`]).
+    System(SystemNames),
     /// A fixed table, for tests: a name with the addresses a test needs.
     #[cfg(test)]
     Table(Arc<HashMap<String, Vec<std::net::IpAddr>>>),
@@ -102,7 +105,7 @@ enum Lookup {
 impl Lookup {
     async fn addresses(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
         match self {
-            Lookup::System => Ok(tokio::net::lookup_host((host, port)).await?.collect()),
+            Lookup::System(names) => names.addresses(host, port).await,
             #[cfg(test)]
             Lookup::Table(t) => Ok(t
                 .get(host)
@@ -162,7 +165,13 @@ impl ProbeClient {
     /// Clients built by `builder`, with the racing resolver added; one is
     /// built now, so a builder that cannot build fails here, at start.
     pub(crate) fn new(builder: fn() -> reqwest::ClientBuilder) -> Result<Self, reqwest::Error> {
-        Self::with_lookup(builder, Lookup::System)
+        Self::with_lookup(builder, Lookup::System(SystemNames::new()))
+    }
+
+    /// Clients whose names resolve through `names` alone.
+    #[cfg(test)]
+    pub(crate) fn with_names(builder: fn() -> reqwest::ClientBuilder, names: SystemNames) -> Self {
+        Self::with_lookup(builder, Lookup::System(names)).unwrap()
     }
 
     fn with_lookup(
@@ -192,6 +201,16 @@ impl ProbeClient {
             .map(|(n, ips)| (n.to_string(), ips.to_vec()))
             .collect();
         Self::with_lookup(builder, Lookup::Table(Arc::new(t))).unwrap()
+    }
+
+    /// The addresses of `host` at `port`, as this client's connections
+    /// look them up.
+    pub(crate) async fn addresses(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> std::io::Result<Vec<SocketAddr>> {
+        self.inner.lookup.addresses(host, port).await
     }
 
     /// The client for `url` (its port's); an error is the check's detail.

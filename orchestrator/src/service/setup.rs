@@ -70,6 +70,8 @@ impl Shared {
         let entry_http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .no_proxy()
+            // names looked up without the blocking pool (see `SystemNames`)
+            .dns_resolver(std::sync::Arc::new(warden_checks::SystemNames::new()))
             .build()
             .map_err(|e| {
                 OrchestratorError::Setup(format!("cannot build the entry probe http client: {e}"))
