@@ -166,6 +166,13 @@ pub struct GroupState {
     /// start and take-over, so nothing is sent until they are lifted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provider_stops: Vec<Stored<warden_strategies::ProviderStop>>,
+    /// Written before its adoption (DESIGN §10: a group new to the store
+    /// adopts what the routing layer shows): a start that finds it so
+    /// adopts the group again, rather than taking this record — the
+    /// placeholder of a start that ended (a crash, a leader change) while
+    /// it read the routing layer — for the group's state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopting: bool,
     /// Fields of a newer version, kept ([`Unknown`]).
     #[serde(flatten)]
     pub unknown: Unknown,
@@ -198,6 +205,7 @@ impl GroupState {
             failback_blocked: None,
             switched_over: false,
             provider_stops: vec![],
+            adopting: false,
             unknown: Default::default(),
         }
     }

@@ -159,6 +159,7 @@ impl Shared {
                 ),
             };
             let (mut msg, mut ng) = (msg, ng);
+            ng.adopting = false;
             if let DnsRead::Read(o, frontends) = &dns {
                 // The group's frontend layer is as new as the rest: the
                 // name at any epoch is what it knows (one below the routes'

@@ -692,3 +692,52 @@ async fn failover_with_its_decisions_unwritten(
     }
     (s, fake, store, id)
 }
+
+/// A start that ends before it adopted a group new to the store (killed,
+/// or deposed while it read the routing layer, which may take seconds):
+/// the placeholder it stored (the primary at epoch 1) is not taken for
+/// the group's state by the next start, which adopts what the routing
+/// layer shows — users on b at epoch 7. Before, the placeholder was
+/// loaded as the group's state: nothing adopted, b's epoch an alert
+/// until `warden adopt-epoch`, and reconciliation routed users back to a.
+#[tokio::test(start_paused = true)]
+async fn a_start_that_ended_before_adopting_a_group_leaves_it_to_the_next() {
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(MemStore::default());
+    let (s, _) = start_from(&text, &dir, store.clone()).expect("config");
+    // Killed before its adoption: what it stored is a placeholder.
+    s.licence().revoke("test: the process is killed");
+    let stored = store.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("stored");
+    assert!(web.adopting, "{web:#?}");
+    assert_eq!((web.active.as_str(), web.epoch), ("a", 1));
+
+    let (s2, fake2) = start_from(&text, &dir, store.clone()).expect("restart");
+    *fake2.route.lock().unwrap() = (Some("b".into()), 7);
+    s2.adopt_fresh_groups().await;
+    let g = group(&s2);
+    assert_eq!(
+        (g.active.as_str(), g.epoch, g.adopting),
+        ("b", 7, false),
+        "the placeholder was taken for the group's state: {g:#?}"
+    );
+    assert!(
+        s2.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::Adopted && e.message.contains("active b at epoch 7")),
+        "{:#?}",
+        s2.lock().recent
+    );
+    // Adopted and written so: a third start adopts nothing again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = store.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("stored");
+    assert_eq!(
+        (web.active.as_str(), web.epoch, web.adopting),
+        ("b", 7, false)
+    );
+    let (s3, _) = start_from(&text, &dir, store.clone()).expect("restart");
+    assert!(s3.lock().fresh.is_empty(), "{:?}", s3.lock().fresh);
+}

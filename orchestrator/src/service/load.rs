@@ -55,10 +55,14 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
                 "the group is new to the store: automatic decisions wait until every site has reported"
                     .to_string(),
             ),
+            // written so until adopted (see `GroupState::adopting`)
+            adopting: true,
             ..GroupState::fresh(name, g.primary())
         };
         let mut changed = !groups.contains_key(name);
-        if changed {
+        // New to the store, or stored by a start that ended before it
+        // adopted the group: adopted by this one.
+        if changed || groups.get(name).is_some_and(|g| g.adopting) {
             fresh_groups.insert(name.clone());
         }
         let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
@@ -76,6 +80,8 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
                 epoch,
                 provider_stops,
                 frontend_epoch,
+                // adopted by this start only if it was not yet
+                adopting: entry.adopting,
                 unknown,
                 ..fresh
             };
