@@ -96,6 +96,19 @@ fn command_plan(
     CommandPlan::new(s)
 }
 
+/// The `command` plan of `site` towards `peer` serving no order: its
+/// `stop`, run when this agent holds no replicator of the group (see
+/// `Replication::stop_unheld`).
+pub(crate) fn command_stopper(
+    config: &Config,
+    group: &str,
+    site: &str,
+    peer: &str,
+) -> Result<CommandPlan, AgentError> {
+    let r = repl(config, group)?;
+    Ok(command_plan(config, r, group, site, peer, None))
+}
+
 /// Plan `none` (a stretched cluster): nothing to fetch, nothing differs.
 struct NoResync;
 

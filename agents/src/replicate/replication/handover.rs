@@ -52,6 +52,11 @@ impl Replication {
             return Some(self.stop_pushing(g, group).await);
         }
         // Not pushing as far as this agent knows (it may have restarted):
+        // the `command` plan's stop runs all the same (what its start
+        // launched may still push), without waiting behind a pull.
+        if let Some(said) = self.stop_unheld(g, group).await {
+            return Some(said);
+        }
         // the headers go all the same, without waiting behind a pull that
         // may hold the group for minutes (it removed them when it began).
         let said = self.remove_sync_to(g, group).await?;

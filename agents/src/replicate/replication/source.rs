@@ -131,15 +131,59 @@ impl Replication {
     /// remembers none, and Swift's daemon pushes as long as the header is
     /// there). What to say in the outcome.
     pub(super) async fn stop(&self, g: &GroupRepl, group: &str) -> String {
-        let stopped = self.stop_role(g).await;
+        let stopped = match self.stop_role(g).await {
+            Some(said) => said,
+            None => self
+                .stop_unheld(g, group)
+                .await
+                .unwrap_or_else(|| format!("no replication was running from {}", self.site)),
+        };
         match self.remove_sync_to(g, group).await {
             Some(said) => format!("{stopped}; {said}"),
             None => stopped,
         }
     }
 
-    /// Ends the role's replicator, if it is `source`.
-    pub(super) async fn stop_role(&self, g: &GroupRepl) -> String {
+    /// The `command` plan's `stop` when this agent holds no replicator of
+    /// the group — it restarted since its start, or a demote or stop
+    /// cancelled the start before it ended: what the `start` command
+    /// launched (a daemon, a `systemctl start`ed unit) may still push, and
+    /// only the plan's `stop` ends it (it must be idempotent: "after an
+    /// agent restart, `stop` runs even if this process never started").
+    /// Run toward each other site of the group, as the start's peer is not
+    /// known. What to say; `None` for the other plans.
+    pub(super) async fn stop_unheld(&self, g: &GroupRepl, group: &str) -> Option<String> {
+        if g.cfg.plan != ReplicationPlan::Command {
+            return None;
+        }
+        let peers: Vec<String> = self
+            .config
+            .groups
+            .get(group)?
+            .site_names()
+            .into_iter()
+            .filter(|s| *s != self.site)
+            .collect();
+        let mut said = Vec::new();
+        for peer in peers {
+            match plan::command_stopper(&self.config, group, &self.site, &peer) {
+                Ok(p) => {
+                    p.stop().await;
+                    said.push(format!("its stop command run toward {peer}"));
+                }
+                Err(e) => said.push(format!("no stop command toward {peer}: {e}")),
+            }
+        }
+        Some(format!(
+            "no replicator of {group} held at {} (restarted, or its start cut short): {}",
+            self.site,
+            said.join("; ")
+        ))
+    }
+
+    /// Ends the role's replicator, if it is `source`: what to say, `None`
+    /// when it was not.
+    pub(super) async fn stop_role(&self, g: &GroupRepl) -> Option<String> {
         let role = {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::replace(&mut run.role, Role::Idle)
@@ -155,9 +199,9 @@ impl Replication {
             } => {
                 replicator.stop().await;
                 cancel.cancel();
-                format!("replication {} → {peer} stopped", self.site)
+                Some(format!("replication {} → {peer} stopped", self.site))
             }
-            _ => format!("no replication was running from {}", self.site),
+            _ => None,
         }
     }
 
