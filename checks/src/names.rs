@@ -12,12 +12,21 @@
 //! asked by several checks at once is asked once (hickory's request
 //! sharing), and an answer is kept for its TTL.
 //!
+//! As glibc's `getaddrinfo` (`hosts: files dns`): a name in `/etc/hosts`
+//! is answered from it alone, with every address it has there — no DNS
+//! question for the other family, no search domain (a name pinned there
+//! is reachable through a DNS outage, and never mixed with what DNS says
+//! of it); others are asked of the nameservers of `/etc/resolv.conf`,
+//! with its `search` list (not the host's own domain before it), both
+//! families (the check races them, see [`crate::reach`]). An address with
+//! a zone (`fe80::1%eth0`) is read by the system (no DNS either).
+//!
 //! The configuration is read again when `/etc/resolv.conf` or `/etc/hosts`
 //! change (looked at most once a second), as `getaddrinfo` would see an
 //! edit. Without a usable `/etc/resolv.conf` (no file, no `nameserver`),
-//! lookups ask 127.0.0.1:53, as glibc does. Both address families are
-//! asked for (the check races them, see [`crate::reach`]).
+//! lookups ask 127.0.0.1:53, as glibc does.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -49,6 +58,9 @@ pub struct SystemNames {
 struct Built {
     /// The resolver, or why none could be built (each lookup says it).
     resolver: Result<TokioResolver, String>,
+    /// The names of the hosts file (lower case, no final dot) and their
+    /// addresses, in the file's order.
+    hosts: Arc<HashMap<String, Vec<IpAddr>>>,
     /// What the configuration files looked like when it was built.
     stamp: Stamp,
     looked: Instant,
@@ -78,7 +90,8 @@ fn stamp() -> Stamp {
 /// The options every lookup takes, over those of the configuration.
 fn tuned(mut opts: ResolverOpts) -> ResolverOpts {
     opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
-    opts.use_hosts_file = ResolveHosts::Always;
+    // Answered before the resolver is asked (`Built::hosts`).
+    opts.use_hosts_file = ResolveHosts::Never;
     opts.negative_max_ttl = Some(NEGATIVE_MAX_TTL);
     opts
 }
@@ -95,7 +108,17 @@ fn build(config: ResolverConfig, opts: ResolverOpts) -> Result<TokioResolver, St
 /// 127.0.0.1:53 when it gives no nameserver (glibc's default).
 fn from_system() -> Result<TokioResolver, String> {
     match hickory_resolver::system_conf::read_system_conf() {
-        Ok((config, opts)) => build(config, opts),
+        // Without the host's own domain, which hickory searches before the
+        // `search` list (glibc uses the list alone; a `domain` line is in
+        // it when it is the last of the two).
+        Ok((config, opts)) => build(
+            ResolverConfig::from_parts(
+                None,
+                config.search().to_vec(),
+                config.name_servers().to_vec(),
+            ),
+            opts,
+        ),
         Err(_) => build(
             ResolverConfig::from_parts(
                 None,
@@ -113,26 +136,58 @@ impl Default for SystemNames {
     }
 }
 
+/// The hosts file's names and addresses (`IP NAME ALIAS…`, `#` comments).
+fn read_hosts(path: &Path) -> HashMap<String, Vec<IpAddr>> {
+    let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return names;
+    };
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut fields = line.split_whitespace();
+        let Some(ip) = fields.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        for name in fields {
+            let addrs = names.entry(canonical(name)).or_default();
+            if !addrs.contains(&ip) {
+                addrs.push(ip);
+            }
+        }
+    }
+    names
+}
+
+/// A name as the hosts file is searched for it: lower case, no final dot.
+fn canonical(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
 impl SystemNames {
     /// The system's configuration, read now and again on a change.
     pub fn new() -> Self {
+        // The stamp before the files are read: a change in between is
+        // seen at the next look.
+        let stamp = stamp();
         SystemNames {
             inner: Arc::new(Mutex::new(Built {
                 resolver: from_system(),
-                stamp: stamp(),
+                hosts: Arc::new(read_hosts(Path::new(HOSTS))),
+                stamp,
                 looked: Instant::now(),
             })),
             fixed: false,
         }
     }
 
-    /// A resolver asking `config`'s nameservers with `opts`, never the
-    /// system's (tests: a nameserver on a test port).
+    /// A resolver asking `config`'s nameservers with `opts`, and the
+    /// hosts file `hosts`, never the system's (tests).
     #[cfg(test)]
-    pub(crate) fn with_config(config: ResolverConfig, opts: ResolverOpts) -> Self {
+    pub(crate) fn with_config(config: ResolverConfig, opts: ResolverOpts, hosts: &Path) -> Self {
         SystemNames {
             inner: Arc::new(Mutex::new(Built {
                 resolver: build(config, opts),
+                hosts: Arc::new(read_hosts(hosts)),
                 stamp: stamp(),
                 looked: Instant::now(),
             })),
@@ -142,17 +197,24 @@ impl SystemNames {
 
     /// The resolver to ask now: rebuilt first if the configuration
     /// files changed since it was built.
-    fn resolver(&self) -> Result<TokioResolver, String> {
+    #[allow(clippy::type_complexity)]
+    fn resolver(
+        &self,
+    ) -> (
+        Result<TokioResolver, String>,
+        Arc<HashMap<String, Vec<IpAddr>>>,
+    ) {
         let mut b = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if !self.fixed && b.looked.elapsed() >= RELOOK {
             b.looked = Instant::now();
             let now = stamp();
             if now != b.stamp {
-                b.resolver = from_system();
                 b.stamp = now;
+                b.resolver = from_system();
+                b.hosts = Arc::new(read_hosts(Path::new(HOSTS)));
             }
         }
-        b.resolver.clone()
+        (b.resolver.clone(), Arc::clone(&b.hosts))
     }
 
     /// The addresses of `host` at `port`; an IP address is its own.
@@ -164,7 +226,16 @@ impl SystemNames {
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        let resolver = self.resolver().map_err(io::Error::other)?;
+        if bare.contains('%') {
+            // An address with a zone (`fe80::1%eth0`): the system reads it
+            // at once (numeric, no DNS); a name holds no `%`.
+            return Ok(tokio::net::lookup_host((bare, port)).await?.collect());
+        }
+        let (resolver, hosts) = self.resolver();
+        if let Some(ips) = hosts.get(&canonical(bare)) {
+            return Ok(ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect());
+        }
+        let resolver = resolver.map_err(io::Error::other)?;
         match resolver.lookup_ip(bare).await {
             Ok(found) => Ok(found.iter().map(|ip| SocketAddr::new(ip, port)).collect()),
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(io::Error::new(
@@ -210,15 +281,28 @@ mod tests {
     use crate::{probe_client, run_check, ProbeClient};
 
     /// A resolver asking only the nameserver at `server` (UDP), each
-    /// question at most `attempts` times, `timeout` apart.
+    /// question at most `attempts` times, `timeout` apart; no hosts file.
     fn asking(server: SocketAddr, timeout: Duration, attempts: usize) -> SystemNames {
+        asking_with_hosts(server, timeout, attempts, Path::new("/nonexistent/hosts"))
+    }
+
+    fn asking_with_hosts(
+        server: SocketAddr,
+        timeout: Duration,
+        attempts: usize,
+        hosts: &Path,
+    ) -> SystemNames {
         let mut udp = ConnectionConfig::udp();
         udp.port = server.port();
         let ns = NameServerConfig::new(server.ip(), true, vec![udp]);
         let mut opts = ResolverOpts::default();
         opts.timeout = timeout;
         opts.attempts = attempts;
-        SystemNames::with_config(ResolverConfig::from_parts(None, vec![], vec![ns]), opts)
+        SystemNames::with_config(
+            ResolverConfig::from_parts(None, vec![], vec![ns]),
+            opts,
+            hosts,
+        )
     }
 
     /// What a test nameserver answers.
@@ -381,6 +465,67 @@ mod tests {
                 assert!(!r.ok && r.detail.contains("timed out"), "{r:?}");
             }
         });
+    }
+
+    /// A name in the hosts file is answered from it alone, with every
+    /// address it has there (its alias too, whatever the case or a final
+    /// dot), while the nameserver is silent: nothing is asked of it. As
+    /// glibc does; before (hickory's own hosts handling) the family the
+    /// file lacks was asked of DNS and waited for: a name pinned there
+    /// failed its checks through a DNS outage.
+    #[tokio::test]
+    async fn a_name_in_the_hosts_file_is_answered_from_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(
+            &hosts,
+            "# pinned\n127.0.0.1 db.warden.test dbalias  # the database\n\n127.0.0.2 db.warden.test\nnot-an-ip other\n",
+        )
+        .unwrap();
+        let (ns, asked) = nameserver(Says::Silence).await;
+        let names = asking_with_hosts(ns, Duration::from_secs(2), 2, &hosts);
+        let started = std::time::Instant::now();
+        let a = names.addresses("DB.warden.test.", 5432).await.unwrap();
+        assert_eq!(
+            a,
+            vec![
+                "127.0.0.1:5432".parse().unwrap(),
+                "127.0.0.2:5432".parse().unwrap()
+            ]
+        );
+        let a = names.addresses("dbalias", 80).await.unwrap();
+        assert_eq!(a, vec!["127.0.0.1:80".parse().unwrap()]);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 0, "the nameserver was asked");
+        // A check through it while DNS is silent.
+        let live = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = live.local_addr().unwrap().port();
+        let r = run_check(
+            &tcp_spec(&format!("db.warden.test:{port}"), "1s"),
+            &client(names),
+        )
+        .await;
+        assert!(r.ok, "{r:?}");
+    }
+
+    /// An address with a zone is its own, read without DNS.
+    #[tokio::test]
+    async fn an_address_with_a_zone_is_read_without_dns() {
+        let (ns, asked) = nameserver(Says::Silence).await;
+        let names = asking(ns, Duration::from_secs(2), 2);
+        let a = tokio::time::timeout(Duration::from_secs(1), names.addresses("[fe80::1%1]", 5432))
+            .await
+            .expect("at once")
+            .unwrap();
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].ip(), "fe80::1".parse::<IpAddr>().unwrap());
+        assert_eq!(a[0].port(), 5432);
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
     }
 
     #[test]

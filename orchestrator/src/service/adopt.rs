@@ -75,6 +75,25 @@ impl Shared {
                 .map(|c| c.site_names())
                 .unwrap_or_default();
             let (msg, ng) = match observed {
+                // Routed as the record says (the placeholder of a start
+                // that ended before its adoption, kept by a node of an
+                // earlier version that routed it; or a group that never
+                // moved): nothing to adopt, and nothing to pause.
+                Ok(Ok(o))
+                    if o.epoch > 0
+                        && o.epoch <= g.epoch
+                        && o.site.as_deref() == Some(g.active.as_str()) =>
+                {
+                    (
+                        format!(
+                            "the store had no state for {name} adopted yet; the routing layer routes users to {} at \
+                             epoch {}, as the record says: nothing to adopt; automatic decisions wait until every \
+                             site has reported",
+                            g.active, o.epoch
+                        ),
+                        g.clone(),
+                    )
+                }
                 Ok(Ok(o)) if o.epoch > 0 => {
                     let mut ng = g.clone();
                     // An epoch so near the largest that the group would have
@@ -169,7 +188,22 @@ impl Shared {
                     msg.push_str(&format!("; {said}"));
                 }
             }
+            let adopted = ng.epoch;
             self.put_group_locked(&mut st, ng);
+            // Seen ahead of the placeholder while the routing layer was
+            // read (an agent's report of the epoch just adopted, on a new
+            // leader's term): no longer ahead — left, it would hold every
+            // decision for approval and refuse every move until `warden
+            // adopt-epoch`. Orders queued at an epoch below are withdrawn.
+            if st
+                .epoch_ahead
+                .get(&name)
+                .is_some_and(|x| x.epoch <= adopted)
+            {
+                st.epoch_ahead.remove(&name);
+            }
+            st.ledger
+                .withdraw_below(&name, adopted, &format!("epoch {adopted} adopted"));
             self.event_locked(
                 &mut st,
                 EventKind::Adopted,

@@ -715,7 +715,20 @@ async fn a_start_that_ended_before_adopting_a_group_leaves_it_to_the_next() {
 
     let (s2, fake2) = start_from(&text, &dir, store.clone()).expect("restart");
     *fake2.route.lock().unwrap() = (Some("b".into()), 7);
+    // b's agent reports the epoch it holds before the adoption has read
+    // the routing layer (a new leader's licence is granted first): seen
+    // ahead of the placeholder, then adopted — no longer ahead.
+    s2.accept_report(super::state_tests::role_report("b", 1, 7, "active", vec![]));
+    assert!(
+        s2.lock().epoch_ahead.contains_key("web"),
+        "b's epoch 7 is seen ahead of 1"
+    );
     s2.adopt_fresh_groups().await;
+    assert!(
+        !s2.lock().epoch_ahead.contains_key("web"),
+        "the epoch adopted is still held ahead: {:?}",
+        s2.lock().epoch_ahead.get("web")
+    );
     let g = group(&s2);
     assert_eq!(
         (g.active.as_str(), g.epoch, g.adopting),
@@ -740,4 +753,49 @@ async fn a_start_that_ended_before_adopting_a_group_leaves_it_to_the_next() {
     );
     let (s3, _) = start_from(&text, &dir, store.clone()).expect("restart");
     assert!(s3.lock().fresh.is_empty(), "{:?}", s3.lock().fresh);
+}
+
+/// A record marked `adopting` that moved since (a node of an earlier
+/// version, which keeps the flag it does not know, decided on it) is the
+/// group's state: not adopted again. And a placeholder the routing layer
+/// routes as it says (the primary at epoch 1) is adopted without pausing
+/// its replication.
+#[tokio::test(start_paused = true)]
+async fn only_a_placeholder_is_adopted_again_and_one_routed_as_it_says_changes_nothing() {
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let store = Arc::new(MemStore::default());
+    let mut moved = GroupState::fresh("web", "a");
+    moved.adopting = true;
+    moved.epoch = 3;
+    moved.active = "b".into();
+    store.put_group(&moved).unwrap();
+    let (s, _) = start_from(&text, &dir, store.clone()).expect("start");
+    assert!(
+        s.lock().fresh.is_empty(),
+        "a moved record was adopted again"
+    );
+    assert_eq!((group(&s).active.as_str(), group(&s).epoch), ("b", 3));
+
+    let store = Arc::new(MemStore::default());
+    let mut placeholder = GroupState::fresh("web", "a");
+    placeholder.adopting = true;
+    store.put_group(&placeholder).unwrap();
+    // (A replicated group: an adoption of a move pauses its replication.)
+    let replicated = format!("{text}[groups.web.replication]\nplan = \"none\"\n");
+    let (s, fake) = start_from(&replicated, &dir, store.clone()).expect("start");
+    assert!(s.lock().fresh.contains("web"));
+    *fake.route.lock().unwrap() = (Some("a".into()), 1);
+    s.adopt_fresh_groups().await;
+    let g = group(&s);
+    assert_eq!((g.active.as_str(), g.epoch, g.adopting), ("a", 1, false));
+    assert_eq!(g.replication_paused_since_unix_ms, None, "{g:#?}");
+    assert!(
+        s.lock()
+            .recent
+            .iter()
+            .any(|e| e.kind == EventKind::Adopted && e.message.contains("as the record says")),
+        "{:#?}",
+        s.lock().recent
+    );
 }

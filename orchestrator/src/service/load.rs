@@ -62,7 +62,14 @@ pub(crate) fn load_state(cfg: &Config, store: &dyn Store) -> Result<Loaded, Orch
         let mut changed = !groups.contains_key(name);
         // New to the store, or stored by a start that ended before it
         // adopted the group: adopted by this one.
-        if changed || groups.get(name).is_some_and(|g| g.adopting) {
+        // (Only its placeholder: a record that moved since — a node of an
+        // earlier version, which keeps the flag it does not know, acted
+        // on it — is the group's state.)
+        if changed
+            || groups
+                .get(name)
+                .is_some_and(|g| g.adopting && g.epoch <= 1 && g.phase == Phase::Steady)
+        {
             fresh_groups.insert(name.clone());
         }
         let entry = groups.entry(name.clone()).or_insert_with(|| fresh.clone());
