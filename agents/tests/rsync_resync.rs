@@ -275,23 +275,37 @@ async fn wrong_password_missing_module_and_unwritable_target_fail_clearly_and_ch
     assert!(err.to_string().contains("same.txt/sub"), "{err}");
     assert_eq!(snapshot(&d.src()), before);
 
-    // A read-only directory (only meaningful when not running as root).
+    // A directory this site cannot write: a 0555 one (for anyone but
+    // root), else (root) a volume mounted read-only — as a data volume the
+    // kernel remounted read-only after I/O errors.
     let ro = d.dir.path().join("ro-local");
     std::fs::create_dir(&ro).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
-    if std::fs::write(ro.join("probe"), b"").is_err() {
-        let mut s = settings(&d);
-        s.source = ro.clone();
-        let err = RsyncResyncer::new(s)
-            .unwrap()
-            .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, AgentError::LocalTarget { .. }), "{err:?}");
+    let _mounted = if std::fs::write(ro.join("probe"), b"").is_ok() {
+        let _ = std::fs::remove_file(ro.join("probe"));
+        let Some(m) = Tmpfs::mount_with(&ro, "ro,size=1m,mode=0755") else {
+            std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+            return;
+        };
+        assert!(
+            std::fs::write(ro.join("probe"), b"").is_err(),
+            "the read-only volume takes writes"
+        );
+        Some(m)
     } else {
-        eprintln!("note: running as root, the 0555 directory case is not testable");
-    }
+        None
+    };
+    let mut s = settings(&d);
+    s.source = ro.clone();
+    let err = RsyncResyncer::new(s)
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AgentError::LocalTarget { .. }), "{err:?}");
+    assert!(err.to_string().contains("ro-local"), "{err}");
+    drop(_mounted);
     std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -366,8 +380,13 @@ struct Tmpfs(PathBuf);
 impl Tmpfs {
     /// `None` (a skip) when this process cannot mount; in CI, a failure.
     fn mount(dir: &Path) -> Option<Tmpfs> {
+        Self::mount_with(dir, "size=16m,mode=0755")
+    }
+
+    /// [`Tmpfs::mount`] with the mount options `opts`.
+    fn mount_with(dir: &Path, opts: &str) -> Option<Tmpfs> {
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
             .arg(dir)
             .stderr(std::process::Stdio::null())
             .status()

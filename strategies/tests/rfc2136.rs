@@ -534,7 +534,17 @@ async fn records_that_disagree_with_the_marker_are_no_site(kind: Kind) {
             .any(|d| d.contains("the decision of epoch 2 named b")),
         "{o:?}"
     );
-    let _ = st.activate(&route("b"), 2).await;
+    // The first write after the hand edit carries what warden last
+    // wrote as its prerequisite: the server refuses it, and says so; the
+    // zone is left as edited. The next write (knowing the zone now)
+    // corrects it.
+    let first = st.activate(&route("b"), 2).await;
+    assert!(
+        matches!(&first, Err(warden_strategies::StrategyError::Conflict { reason, .. })
+            if reason.contains("prerequisite failed") && reason.contains("changed outside warden")),
+        "{first:?}"
+    );
+    assert_eq!(dnsd::dig(s.prep.listen, NAME, "A").unwrap(), A);
     st.activate(&route("b"), 2).await.expect("corrected");
     let o = st.current().await.expect("current");
     assert_eq!((o.site.as_deref(), o.epoch), (Some("b"), 2), "{o:?}");

@@ -1131,7 +1131,13 @@ fn a_failover_stops_a_slow_initial_pass_at_once() -> Result<()> {
     assert_eq!(stop["status"], "done", "{rb:#}");
     let took = stop["finished_unix_ms"].as_u64().unwrap_or(u64::MAX)
         - stop["started_unix_ms"].as_u64().unwrap_or(0);
-    assert!(took <= 1_500, "stop took {took} ms: {stop}");
+    // The agent's rsync stop grace (1.5 s: SIGTERM, then SIGKILL) and the
+    // order's way there and back, stretched on a slow machine.
+    let bound = lab::patient(secs(3)).as_millis() as u64;
+    assert!(
+        took <= bound,
+        "stop took {took} ms (bound {bound} ms): {stop}"
+    );
     std::thread::sleep(secs(1));
     let left = clients(&x);
     assert!(left.is_empty(), "rsync pushes left at a: {left:?}");
@@ -1408,7 +1414,7 @@ fn a_lagging_standby_waits_for_approval() -> Result<()> {
         "a",
         "iptables",
         [
-            "-A", "OUTPUT", "-p", "tcp", "-d", &b, "--dport", "873", "-j", "REJECT",
+            "-w", "5", "-A", "OUTPUT", "-p", "tcp", "-d", &b, "--dport", "873", "-j", "REJECT",
         ],
     )?;
     x.write("a", "late.txt", "never reached b")?;

@@ -167,7 +167,13 @@ fn abusive_clients_never_block_status_or_switching() -> Result<()> {
         std::thread::sleep(secs(0.3));
     }
     eprintln!("slowest `warden status` under abuse: {slowest:?}");
-    assert!(slowest < secs(1), "warden status took {slowest:?}");
+    // (A process started in a namespace, on a loaded two-core machine:
+    // starved, it would take its whole 10 s request timeout.)
+    let bound = lab::patient(secs(2));
+    assert!(
+        slowest < bound,
+        "warden status took {slowest:?} (bound {bound:?})"
+    );
     let fe_fds = fds(d.lab.pid("frontend")?);
     eprintln!("frontend descriptors with the public port flooded: {fe_fds}");
     assert!(fe_fds > 3000, "the flood reached the frontend: {fe_fds}");

@@ -312,7 +312,9 @@ fn leader_cut_off_from_etcd_stops_acting_within_the_lease() -> Result<()> {
     d.lab.run_ok(
         "a",
         "iptables",
-        ["-A", "OUTPUT", "-p", "tcp", "--dport", "2379", "-j", "DROP"],
+        [
+            "-w", "5", "-A", "OUTPUT", "-p", "tcp", "--dport", "2379", "-j", "DROP",
+        ],
     )?;
     let cut = Instant::now();
     lab::eventually(LEASE_TTL + secs(2), secs(0.05), || {

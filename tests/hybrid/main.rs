@@ -163,6 +163,8 @@ fn unreadable_dns_is_re_pointed_as_a_precaution_and_said_once() {
                 "dns",
                 "iptables",
                 [
+                    "-w",
+                    "5",
                     "-A",
                     "INPUT",
                     "-p",
