@@ -32,6 +32,9 @@ enum Used {
     /// A Swift container of its placement list in one account there: the
     /// account (its login, lower case) and the container.
     Container(String, String),
+    /// Its pair manifest there, when written (any plan): one record of
+    /// what was last in sync cannot be two groups'.
+    Manifest(PathBuf),
 }
 
 impl Used {
@@ -40,6 +43,7 @@ impl Used {
             (Used::Dir(a), Used::Dir(b)) => a.starts_with(b) || b.starts_with(a),
             (Used::Module(a), Used::Module(b)) => a == b,
             (Used::Container(a, c), Used::Container(b, d)) => a == b && c == d,
+            (Used::Manifest(a), Used::Manifest(b)) => a == b,
             _ => false,
         }
     }
@@ -51,6 +55,13 @@ impl<'t, 'r> Cx<'t, 'r> {
         let mut all: Vec<(usize, String, String, String, Used)> = Vec::new();
         for (g, gc) in groups {
             let Some(r) = gc.replication() else { continue };
+            for (site, rs) in &r.sites {
+                if let Some(m) = rs.manifest.as_ref().filter(|m| m.is_absolute()) {
+                    let k = format!("groups.{g}.replication.sites.{site}.manifest");
+                    let at = self.at(&k).start;
+                    all.push((at, k, g.clone(), site.clone(), Used::Manifest(m.clone())));
+                }
+            }
             if matches!(
                 r.plan,
                 ReplicationPlan::Swift | ReplicationPlan::SwiftContainerSync
@@ -115,6 +126,12 @@ impl<'t, 'r> Cx<'t, 'r> {
                     "is the module of {first} too: both groups would push into one directory at \
                      site {site}, each deleting the other's files (--delete); give each group a \
                      module of its own"
+                ),
+                Used::Manifest(_) => format!(
+                    "is the manifest of {first} too: each group's replication would take the \
+                     other's record of what was last in sync at site {site} for its own (a \
+                     failback would keep deleted files or drop acknowledged writes); give each \
+                     group a manifest of its own"
                 ),
                 Used::Container(_, c) => format!(
                     "container {c} is in {first} too, in the same account at site {site}: a \
@@ -273,6 +290,71 @@ token = {{ env = "T" }}
             other => panic!("{other:?}"),
         }
         let text = two_groups("path = \"/srv/b/api\"\nmodule = \"10.2.0.10:8873/web\"");
+        parse(&text, Path::new("shared.conf")).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// rsync: a manifest or quarantine inside the replicated path (or
+    /// holding it) is refused where it is written; so is a manifest two
+    /// groups name at one site. Before, all were taken: the quarantine was
+    /// replicated into the peer's live data, each manifest save was a
+    /// change to push, and two groups read one record of what was in sync.
+    #[test]
+    fn an_rsync_manifest_or_quarantine_in_the_data_or_shared_is_refused() {
+        std::env::set_var("T", "t");
+        let base = "path = \"/srv/b/api\"\nmodule = \"10.2.0.10/api\"";
+        for (extra, key, says) in [
+            (
+                "manifest = \"/srv/b/api/.manifest.json\"",
+                "groups.api.replication.sites.b.manifest",
+                "is inside the replicated path /srv/b/api",
+            ),
+            (
+                "quarantine = \"/srv/b/api/.quarantine\"",
+                "groups.api.replication.sites.b.quarantine",
+                "is inside the replicated path /srv/b/api",
+            ),
+            (
+                "quarantine = \"/srv/b\"",
+                "groups.api.replication.sites.b.quarantine",
+                "holds the replicated path /srv/b/api",
+            ),
+        ] {
+            let text = two_groups(&format!("{base}\n{extra}"));
+            match parse(&text, Path::new("shared.conf")) {
+                Err(ConfigError::Invalid(p)) => {
+                    let e = p
+                        .iter()
+                        .find(|x| x.key == key)
+                        .unwrap_or_else(|| panic!("{extra}: {p:?}"));
+                    assert!(e.message.contains(says), "{e}");
+                }
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        let shared = "manifest = \"/var/lib/warden/b.json\"";
+        let text = two_groups(&format!("{base}\n{shared}")).replacen(
+            "path = \"/srv/b/web\"",
+            &format!("path = \"/srv/b/web\"\n{shared}"),
+            1,
+        );
+        match parse(&text, Path::new("shared.conf")) {
+            Err(ConfigError::Invalid(p)) => {
+                let e = p
+                    .iter()
+                    .find(|x| x.key == "groups.api.replication.sites.b.manifest")
+                    .unwrap_or_else(|| panic!("{p:?}"));
+                assert!(
+                    e.message
+                        .contains("is the manifest of groups.web.replication.sites.b.manifest too"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Beside the path, its own: fine.
+        let text = two_groups(&format!(
+            "{base}\nmanifest = \"/srv/b/api.m.json\"\nquarantine = \"/srv/b/api.q\""
+        ));
         parse(&text, Path::new("shared.conf")).unwrap_or_else(|e| panic!("{e}"));
     }
 

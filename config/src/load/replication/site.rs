@@ -92,6 +92,39 @@ impl<'t, 'r> Cx<'t, 'r> {
                 );
             }
         }
+        // rsync: the manifest and the quarantine are kept beside the
+        // replicated directory, never in it — inside, the quarantine (the
+        // writes a failback set aside) would be replicated into the peer's
+        // live data, and each manifest save would be a change to push (and
+        // overwrite the peer's own). Nor may the directory be inside them.
+        if plan == P::Rsync {
+            if let Some(path) = rs.path.as_ref().filter(|p| p.is_absolute()) {
+                for (k, p) in [("manifest", &rs.manifest), ("quarantine", &rs.quarantine)] {
+                    let Some(p) = p.as_ref().filter(|p| p.is_absolute()) else {
+                        continue;
+                    };
+                    let why = if p.starts_with(path) {
+                        Some(format!(
+                            "is inside the replicated path {}: it would be replicated with the \
+                             data; keep it beside the path (the default is PATH.warden-{k}{})",
+                            path.display(),
+                            if k == "manifest" { ".json" } else { "" }
+                        ))
+                    } else if path.starts_with(p) {
+                        Some(format!(
+                            "holds the replicated path {}: keep it beside the path",
+                            path.display()
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        let key = format!("{skey}.{k}");
+                        self.push(self.at(&key), &key, self.value_at(&key), why);
+                    }
+                }
+            }
+        }
         // The ssh client's `-e` string quotes these paths in double
         // quotes, and rsync's remote command names `path`: a quote, a
         // backslash or a control character cannot be carried faithfully.
