@@ -304,16 +304,38 @@ command = ["/bin/sh", "-c", "env > {0}.tmp && mv {0}.tmp {0}"]
 #[test]
 fn a_hangup_does_not_end_an_agent() {
     use std::time::{Duration, Instant};
+    /// The agent, killed and reaped however the test ends (a failed
+    /// assertion included).
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    impl std::ops::Deref for Killed {
+        type Target = std::process::Child;
+        fn deref(&self) -> &std::process::Child {
+            &self.0
+        }
+    }
+    impl std::ops::DerefMut for Killed {
+        fn deref_mut(&mut self) -> &mut std::process::Child {
+            &mut self.0
+        }
+    }
     let (dir, good, _) = configs();
-    let mut agent = Command::new(WARDEN)
-        .args(["agent", "--site", "a", "--config"])
-        .arg(&good)
-        .current_dir(dir.path())
-        .env("WARDEN_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut agent = Killed(
+        Command::new(WARDEN)
+            .args(["agent", "--site", "a", "--config"])
+            .arg(&good)
+            .current_dir(dir.path())
+            .env("WARDEN_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Started: its first log line is out (read on a thread: no deadlock
     // on a full pipe).
     let stderr = agent.stderr.take().unwrap();

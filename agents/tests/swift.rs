@@ -2351,6 +2351,8 @@ async fn swift_plans_against_two_real_clusters() {
         cancelled_round::cancelled_round(&env),
     )
     .await;
+    run.run("copier_killed_round", cancelled_round::killed_round(&env))
+        .await;
     run.run("copier_fence_third_site", fence_container::third_site(&env))
         .await;
     run.run("peer_down_and_back", peer_down_and_back(&env))

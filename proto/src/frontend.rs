@@ -30,6 +30,20 @@ pub struct SetRoute {
     /// "immediate" (close old connections now) or "drain" (let them finish for drain_timeout).
     #[serde(default)]
     pub mode: RouteMode,
+    /// The term of the licence the order was given under (as
+    /// [`Hold::term`]): said in a refusal. Absent or `0`: no term.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
+    /// The etcd cluster of `term` (as [`Hold::cluster`]): an order of a
+    /// cluster this frontend left (a deposed leader of the old cluster,
+    /// still licensed there) is refused, 409, whatever its epoch — as
+    /// its hold orders are. The move to a new cluster is taken with a
+    /// hold order (every move sends one before its route). Absent: judged
+    /// by the epoch alone (one orchestrator, or an older one). Sent only
+    /// with etcd, after the frontends were upgraded (an older frontend
+    /// refuses an unknown field, 400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u64>,
 }
 
 /// A hold order: a switch of the group may be coming (its site is suspected,

@@ -262,6 +262,10 @@ impl Strategy for HybridStrategy {
         self.dns.term_began()
     }
 
+    fn leads_under(&self, term: u64, cluster: Option<u64>) {
+        self.frontends.leads_under(term, cluster)
+    }
+
     fn stops(&self) -> Vec<crate::ProviderStop> {
         self.dns.stops()
     }

@@ -189,6 +189,16 @@ pub trait Strategy: Send + Sync {
     /// switch to what it remembers sends nothing and its verify passes on
     /// memory. The default: nothing remembered.
     fn term_began(&self) {}
+
+    /// The leader term this process leads under from now on: `term` and
+    /// its etcd `cluster` (called with [`Strategy::term_began`]). Route
+    /// orders to receivers that judge clusters (`warden frontend`) state
+    /// them, so a frontend that left a cluster refuses that cluster's
+    /// deposed leader's routes as it refuses its hold orders. The
+    /// default: no receiver judges them.
+    fn leads_under(&self, term: u64, cluster: Option<u64>) {
+        let _ = (term, cluster);
+    }
 }
 
 pub use error::StrategyError;

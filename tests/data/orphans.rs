@@ -108,12 +108,15 @@ fn a_push_left_by_a_killed_agent_is_ended_by_its_next_process() -> Result<()> {
     ended.map_err(|e| {
         anyhow::anyhow!("{e}: the killed agent's pushes {left:?} still ran; a's log: {log}")
     })?;
-    assert!(
-        log.contains(
-            "left running by the agent's previous process (a push or pull of its replication"
-        ),
-        "{log}"
-    );
+    // Said once the sweep has seen them end (it kills, waits, then logs:
+    // the pushes may be gone a moment before the line is written).
+    x.d.lab
+        .wait_log(
+            "agent-a",
+            "left running by the agent's previous process (a push or pull of its replication",
+            secs(10),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}: a's log: {}", x.d.lab.log("agent-a")))?;
     let rbs = x.d.runbooks()?;
     assert!(
         rbs.iter().all(|r| r["kind"] != "failover"),

@@ -55,3 +55,60 @@ pub(crate) async fn cancelled_round(env: &Env<'_>) -> Result<()> {
     );
     Ok(())
 }
+
+/// A `swift` copier whose agent dies mid-round (the round's future is
+/// dropped: no cancel path runs, as with a SIGKILL or a power loss) has
+/// saved what the round confirmed up to about a second before: the
+/// manifest is saved while a round runs, not only at its end. Before, a
+/// long round's copies were all missing from the manifest (the failback
+/// then kept, as writes here, objects the peer's users deleted since).
+pub(crate) async fn killed_round(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::{Manifest, Progress};
+    let b = &env.b;
+    let c = "killedround";
+    const MANY: usize = 1500;
+    let manifest = env.cl.scratch().join("killed-round.manifest.json");
+    let repl = SwiftReplicator::new(
+        SwiftReplicatorSettings::new(
+            env.cl.a.settings(),
+            env.cl.b.settings(),
+            vec![c.to_string()],
+            manifest.clone(),
+        )
+        .order("webkilled", "a", "b", 1),
+    )?;
+    env.a.put_container(c, &BTreeMap::new()).await?;
+    put_many(&env.a, c, "obj-", MANY).await?;
+    let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+    let copied_then = {
+        let round = repl.resync(CancellationToken::new(), Some(tx));
+        tokio::pin!(round);
+        let seen = tokio::select! {
+            r = &mut round => anyhow::bail!("the round ended before it was killed (the test proves nothing): {r:?}"),
+            w = async {
+                rx.wait_for(|p| p.items >= 30).await.map(|p| p.items)
+            } => w.map_err(|_| anyhow::anyhow!("no progress"))?,
+        };
+        // A second and a half more of copies, then the agent dies.
+        tokio::select! {
+            r = &mut round => anyhow::bail!("the round ended before it was killed (the test proves nothing): {r:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(1500)) => {}
+        }
+        seen
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let at_b = names(b, c).await?;
+    ensure!(
+        at_b.len() < MANY,
+        "every object reached b: the round was not cut short"
+    );
+    let kept = Manifest::load(&manifest)
+        .map(|m| m.items.len())
+        .unwrap_or(0);
+    ensure!(
+        kept as u64 >= copied_then,
+        "the manifest keeps {kept} objects after the round was killed; {copied_then} were copied more than a second before ({} at b)",
+        at_b.len()
+    );
+    Ok(())
+}

@@ -57,6 +57,24 @@ async fn route_order(
     req: SetRoute,
 ) -> Result<Json<RouteState>, ApiError> {
     let _ordering = g.ordering.lock().await;
+    // Of an etcd cluster this frontend left: a deposed leader's (still
+    // licensed in its old cluster), whatever its epoch — before anything
+    // is kept (`crate::fence::clusters`).
+    if let Some(why) = ctx.clusters.refusal(req.cluster) {
+        g.refused.late_copy.fetch_add(1, Ordering::Relaxed);
+        let error = format!(
+            "route order refused: {why} (group {group:?}, term {})",
+            req.term
+        );
+        warn!(group = %group, site = %req.site, epoch = req.epoch, term = req.term, reason = %error, "route command refused");
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            body: ErrorBody {
+                error,
+                ..ErrorBody::default()
+            },
+        });
+    }
     if g.has_site(&req.site) {
         keep_epoch(&ctx, &group, req.epoch, Some(&req.site), None).await;
     }

@@ -60,3 +60,67 @@ async fn a_new_etcd_clusters_hold_orders_are_taken_and_the_old_clusters_refused(
     assert_eq!(status, StatusCode::OK, "b's next order: {body}");
     assert_eq!(body["hold_term"], 4, "{body}");
 }
+
+/// A route order of a cluster this frontend left — a leader of the old
+/// cluster still licensed there (its etcd kept a majority) after the
+/// orchestrators moved to cluster b — is refused whatever its epoch, and
+/// the route stays; after a restart too. Before, a route order stated no
+/// cluster and was judged by its epoch alone: the old leader's rollback
+/// route at a new epoch was taken, the new cluster's leader saw an epoch
+/// ahead it never decided, and its next moves were refused. The new
+/// cluster's own route orders (and an order stating no cluster) are
+/// judged by their epoch as ever.
+#[tokio::test]
+async fn a_route_order_of_a_cluster_the_frontend_left_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
+    let fe = start_settings(s.clone()).await;
+    assert_eq!(fe.put("web", "b", 5, "immediate").await.0, StatusCode::OK);
+    let seq = 1_796_540_980_000;
+    let (a, b) = (0xa_u64, 0xb_u64);
+    // Cluster a's leader placed a hold order; the orchestrators move to
+    // cluster b: its first hold order.
+    let (status, body) = fe.hold_of(5, (Some(a), 40, seq - 10), 0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = fe.hold_of(5, (Some(b), 3, seq), 60_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let old = |epoch: u64, site: &str| {
+        serde_json::json!({ "site": site, "epoch": epoch, "mode": "immediate", "term": 40, "cluster": a })
+            .to_string()
+    };
+    let (status, body) = fe
+        .put_raw("web", old(6, "b"), Some(crate::harness::TOKEN))
+        .await;
+    assert_refused(
+        status,
+        &body,
+        "route order refused: of etcd cluster a, which this frontend left for etcd cluster b",
+    );
+    let route = fe.route("web").await;
+    assert_eq!(
+        (route["site"].clone(), route["epoch"].clone()),
+        ("b".into(), 5.into()),
+        "{route}"
+    );
+    stop(fe).await;
+
+    let fe = start_settings(s.clone()).await;
+    let (status, body) = fe
+        .put_raw("web", old(7, "a"), Some(crate::harness::TOKEN))
+        .await;
+    assert_refused(status, &body, "which this frontend left for etcd cluster b");
+    // (A restarted frontend routes nothing until told; its fence is kept.)
+    let route = fe.route("web").await;
+    assert_eq!(
+        (route["site"].clone(), route["epoch"].clone()),
+        (serde_json::Value::Null, 5.into()),
+        "{route}"
+    );
+    // Cluster b's leader routes at 6: taken.
+    let new = serde_json::json!({ "site": "a", "epoch": 6, "mode": "immediate", "term": 3, "cluster": b });
+    let (status, body) = fe
+        .put_raw("web", new.to_string(), Some(crate::harness::TOKEN))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(fe.put("web", "a", 7, "immediate").await.0, StatusCode::OK);
+}

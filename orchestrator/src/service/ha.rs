@@ -114,8 +114,12 @@ impl Role for HaRole {
         // What a strategy remembers of its layer from an earlier term of
         // this process may have been undone by the leaders between: it is
         // forgotten before this term sends anything (`Strategy::term_began`).
+        // And this term's place, which route orders state to the frontends
+        // (a frontend that left a cluster refuses its deposed leader's).
+        let (term_now, cluster_now) = (s.hold_term(), s.hold_cluster());
         for strategy in s.strategies.values() {
             strategy.term_began();
+            strategy.leads_under(term_now, cluster_now);
         }
         s.licence.grant();
         s.restore_provider_stops();
@@ -146,6 +150,11 @@ impl Role for HaRole {
         // own take-over does it.
         let me = s.clone();
         s.licence.spawn(move |term| async move {
+            // First run after this node already won a later term (a
+            // starved scheduler): that term's own take-over resumes.
+            if !me.licence.holds(&term) {
+                return;
+            }
             me.resume();
             me.adopt_fresh_groups().await;
             if !me.licence.holds(&term) {

@@ -327,7 +327,21 @@ impl Shared {
                 let store = self.store.clone();
                 let (g2, r2) = (groups.clone(), runbooks.clone());
                 self.writer.committing.send_replace(true);
+                let licence = Arc::clone(&self.licence);
                 let result = tokio::task::spawn_blocking(move || {
+                    // The store's guard is read at each call: a batch whose
+                    // term ended between two of its calls (this node
+                    // stepped down and won again) writes no more of it
+                    // under the later term (which loaded the store anew).
+                    let same_term = || {
+                        if licence.term_number() == under {
+                            Ok(())
+                        } else {
+                            Err(crate::OrchestratorError::Deposed(
+                                "the licence's term ended while its writes were made".into(),
+                            ))
+                        }
+                    };
                     let mut groups = g2;
                     // A group's state is written with its newest runbook
                     // of the batch (the one it names when it names one),
@@ -341,12 +355,14 @@ impl Shared {
                         } else {
                             None
                         };
+                        same_term()?;
                         match g {
                             Some(g) => store.put_group_and_runbook(&g, rb)?,
                             None => store.put_runbook(rb)?,
                         }
                     }
                     let rest: Vec<_> = groups.into_values().collect();
+                    same_term()?;
                     store.put_groups(&rest)?;
                     Ok::<(), crate::OrchestratorError>(())
                 })

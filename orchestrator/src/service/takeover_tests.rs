@@ -338,11 +338,16 @@ async fn each_term_won_makes_the_routing_layers_forget_an_earlier_terms_memory()
     assert_eq!(began(), vec![1, 1]);
     role.step_down("test: the lease was lost");
     assert!(role.lease_until((Instant::now() + Duration::from_secs(600)).into()));
-    role.take_over(9, None).await.unwrap();
+    role.take_over(9, Some(0xb)).await.unwrap();
     assert_eq!(
         began(),
         vec![2, 2],
         "the second term trusted the first's memory"
     );
+    // Each layer is told the term and cluster its route orders state (a
+    // frontend that left a cluster refuses that cluster's leader's routes).
+    for l in layers.lock().unwrap().iter() {
+        assert_eq!(*l.leads.lock().unwrap(), vec![(7, None), (9, Some(0xb))]);
+    }
     role.step_down("test: done");
 }

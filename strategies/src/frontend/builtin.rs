@@ -42,6 +42,9 @@ pub struct BuiltinDriver {
     /// orchestrator places its later orders above it
     /// ([`crate::Strategy::hold_seq_taken`]).
     hold_seq_taken: AtomicU64,
+    /// The leader term and etcd cluster route orders state
+    /// ([`crate::Strategy::leads_under`]): none until one is given.
+    leads_under: std::sync::Mutex<(u64, Option<u64>)>,
 }
 
 impl std::fmt::Debug for BuiltinDriver {
@@ -107,6 +110,7 @@ impl BuiltinDriver {
             client,
             timeout,
             hold_seq_taken: AtomicU64::new(0),
+            leads_under: std::sync::Mutex::new((0, None)),
         })
     }
 
@@ -225,6 +229,7 @@ impl FrontendDriver for BuiltinDriver {
         epoch: u64,
         mode: SwitchMode,
     ) -> Result<(), StrategyError> {
+        let (term, cluster) = *self.leads_under.lock().unwrap_or_else(|p| p.into_inner());
         let body = SetRoute {
             site: site.to_string(),
             epoch,
@@ -232,6 +237,8 @@ impl FrontendDriver for BuiltinDriver {
                 SwitchMode::Immediate => RouteMode::Immediate,
                 SwitchMode::Drain => RouteMode::Drain,
             },
+            term,
+            cluster,
         };
         crate::gate::check(&self.element)?;
         let resp = self
@@ -295,6 +302,10 @@ impl FrontendDriver for BuiltinDriver {
 
     fn hold_seq_taken(&self) -> u64 {
         self.hold_seq_taken.load(Ordering::Relaxed)
+    }
+
+    fn leads_under(&self, term: u64, cluster: Option<u64>) {
+        *self.leads_under.lock().unwrap_or_else(|p| p.into_inner()) = (term, cluster);
     }
 
     /// Within a pass, the frontend's whole route table (`GET /v1/routes`)
@@ -472,6 +483,85 @@ mod tests {
             }
         });
         addr
+    }
+
+    /// A route order states the term and etcd cluster this orchestrator
+    /// leads under once it was told them (a frontend that left the
+    /// cluster refuses it); before that (one orchestrator alone), neither.
+    #[tokio::test]
+    async fn a_route_order_states_the_term_and_cluster_it_is_given_under() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let kept = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let kept = kept.clone();
+                tokio::spawn(async move {
+                    // The whole request: headers, then content-length bytes.
+                    let mut req = Vec::new();
+                    let mut buf = vec![0u8; 8192];
+                    let body = loop {
+                        let n = s.read(&mut buf).await.unwrap_or(0);
+                        req.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&req).to_string();
+                        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                            let len = head
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().to_string())
+                                })
+                                .and_then(|v| v.parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if body.len() >= len || n == 0 {
+                                break body.to_string();
+                            }
+                        }
+                        if n == 0 {
+                            break String::new();
+                        }
+                    };
+                    kept.lock().unwrap().push(body);
+                    let body = r#"{"site":"b","backend":"127.0.0.1:9","epoch":7,"switches":1,"active_connections":0}"#;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let d = BuiltinDriver::new(
+            "fe1",
+            "web",
+            addr,
+            Secret::new("driver-test-token"),
+            BuiltinDriver::DEFAULT_TIMEOUT,
+        )
+        .expect("driver");
+        d.set_route("b", 7, SwitchMode::Immediate)
+            .await
+            .expect("set");
+        d.leads_under(40, Some(0xb));
+        d.set_route("b", 7, SwitchMode::Immediate)
+            .await
+            .expect("set");
+        let seen = seen.lock().unwrap().clone();
+        let bodies: Vec<serde_json::Value> = seen
+            .iter()
+            .map(|b| serde_json::from_str(b).expect("a JSON body"))
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![
+                serde_json::json!({"site": "b", "epoch": 7, "mode": "immediate"}),
+                serde_json::json!({"site": "b", "epoch": 7, "mode": "immediate", "term": 40, "cluster": 11}),
+            ]
+        );
     }
 
     /// Whatever answers on a frontend's control address with a redirect

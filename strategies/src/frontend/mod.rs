@@ -72,6 +72,11 @@ pub trait FrontendDriver: Send + Sync {
     fn hold_seq_taken(&self) -> u64 {
         0
     }
+    /// See [`Strategy::leads_under`]; the default (HAProxy: its runtime
+    /// API takes no cluster): nothing.
+    fn leads_under(&self, term: u64, cluster: Option<u64>) {
+        let _ = (term, cluster);
+    }
 }
 
 /// The `frontend` strategy of one group: every frontend of the group gets
@@ -318,6 +323,12 @@ impl FrontendStrategy {
 impl Strategy for FrontendStrategy {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn leads_under(&self, term: u64, cluster: Option<u64>) {
+        for d in &self.drivers {
+            d.leads_under(term, cluster);
+        }
     }
 
     /// Send the route to every frontend at once; fail if any failed (after

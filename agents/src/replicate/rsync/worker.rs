@@ -135,7 +135,11 @@ pub(super) async fn work_loop(
             }
             // Everything pending overlaps a running batch: wait for one to end.
         }
-        let save_in = shared.save_due_in().filter(|_| running.is_empty());
+        // Due while batches still run too: confirmations of batches that
+        // ended wait for no longer one (a 20 GB file's), else an agent
+        // killed meanwhile leaves the failback a manifest without them
+        // (an item deleted at the peer since would be kept as a write here).
+        let save_in = shared.save_due_in();
         let retry_in = full_retry_at
             .filter(|_| full)
             .map(|t| t.saturating_duration_since(Instant::now()));

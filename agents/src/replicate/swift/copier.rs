@@ -267,7 +267,24 @@ impl Shared {
         let mut done = Progress::default();
         let mut first_err = None;
         let mut broken = Vec::new();
+        // Deletes of objects the destination does not list yet: their
+        // entries stay until the delete is done.
+        let deleting: BTreeSet<String> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Delete(n) if !dst.contains_key(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
         let mut deleted: BTreeSet<String> = BTreeSet::new();
+        // What is confirmed so far is saved every MANIFEST_SAVE_EVERY of a
+        // long round too, not only at its end: an agent killed in the
+        // middle (a power loss) must not leave the failback a manifest
+        // without the objects it copied — deleted at the peer by its users
+        // since, they would be taken for writes here never replicated, and
+        // kept.
+        let mut saved_at = Instant::now();
+        let mut last_saved: Option<Listing> = None;
         let each = |name: String, r: Result<Done, AgentError>| {
             match r {
                 Ok(Done::Copied(Some(item))) => {
@@ -318,16 +335,27 @@ impl Shared {
             if let Some(tx) = progress {
                 tx.send_replace(done);
             }
+            if saved_at.elapsed() >= MANIFEST_SAVE_EVERY {
+                saved_at = Instant::now();
+                let items = booked(
+                    &manifest.items,
+                    &confirmed,
+                    &deleted,
+                    &src,
+                    &dst,
+                    &deleting,
+                    &s.containers,
+                );
+                if items != manifest.items && last_saved.as_ref() != Some(&items) {
+                    match Manifest::confirmed(items.clone()).save(&s.manifest) {
+                        Ok(()) => last_saved = Some(items),
+                        Err(e) => {
+                            warn!(cause = %e, "cannot save the swift manifest in the middle of a round; saved at its end")
+                        }
+                    }
+                }
+            }
         };
-        // Deletes of objects the destination does not list yet: their
-        // entries stay until the delete is done.
-        let deleting: BTreeSet<String> = ops
-            .iter()
-            .filter_map(|o| match o {
-                Op::Delete(n) if !dst.contains_key(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect();
         let applied = apply(
             &self.src,
             &self.dst,
@@ -357,19 +385,15 @@ impl Shared {
             .carried(released, checked_at, deleted.len() as u64);
         // Old entries of names whose copy or delete failed or was skipped
         // stay: they still describe what was last equal on both sides.
-        let mut items: Listing = manifest
-            .items
-            .iter()
-            .filter(|(n, _)| {
-                !confirmed.contains_key(*n)
-                    && !deleted.contains(*n)
-                    && (src.contains_key(*n) || dst.contains_key(*n) || deleting.contains(*n))
-            })
-            .map(|(n, i)| (n.clone(), i.clone()))
-            .collect();
-        items.append(&mut confirmed);
-        let in_placement = |n: &str| s.containers.iter().any(|c| split_name(n).0 == c);
-        items.retain(|n, _| in_placement(n));
+        let items = booked(
+            &manifest.items,
+            &confirmed,
+            &deleted,
+            &src,
+            &dst,
+            &deleting,
+            &s.containers,
+        );
         if items != manifest.items {
             let m = Manifest::confirmed(items);
             m.save(&s.manifest)?;
@@ -388,4 +412,33 @@ impl Shared {
             }
         }
     }
+}
+
+/// How often a round's confirmations so far are saved while it runs.
+const MANIFEST_SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The manifest after a round's work so far: the round's old entries of
+/// names neither confirmed nor deleted since (and still listed on a side,
+/// or being deleted), the confirmed ones, within the placement list.
+fn booked<A, B>(
+    old: &Listing,
+    confirmed: &Listing,
+    deleted: &BTreeSet<String>,
+    src: &BTreeMap<String, A>,
+    dst: &BTreeMap<String, B>,
+    deleting: &BTreeSet<String>,
+    containers: &[String],
+) -> Listing {
+    let mut items: Listing = old
+        .iter()
+        .filter(|(n, _)| {
+            !confirmed.contains_key(*n)
+                && !deleted.contains(*n)
+                && (src.contains_key(*n) || dst.contains_key(*n) || deleting.contains(*n))
+        })
+        .map(|(n, i)| (n.clone(), i.clone()))
+        .collect();
+    items.extend(confirmed.iter().map(|(n, i)| (n.clone(), i.clone())));
+    items.retain(|n, _| containers.iter().any(|c| split_name(n).0 == c));
+    items
 }

@@ -42,6 +42,8 @@ pub(in crate::service) struct FakeRoute {
     pub(in crate::service) alerts: Mutex<Vec<String>>,
     /// `term_began` calls received.
     pub(in crate::service) terms_began: std::sync::atomic::AtomicUsize,
+    /// `leads_under` calls received: (term, cluster) each.
+    pub(in crate::service) leads: Mutex<Vec<(u64, Option<u64>)>>,
 }
 
 #[async_trait]
@@ -84,6 +86,9 @@ impl Strategy for FakeRoute {
     fn term_began(&self) {
         self.terms_began
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn leads_under(&self, term: u64, cluster: Option<u64>) {
+        self.leads.lock().unwrap().push((term, cluster));
     }
     fn restore_stops(&self, stops: &[warden_strategies::ProviderStop]) -> Vec<String> {
         self.restored.lock().unwrap().push(stops.to_vec());
