@@ -735,7 +735,7 @@ fn maintenance_is_sent_as_read() {
             if req == "GET /v1/groups/web" {
                 ("200 OK", group)
             } else {
-                ("204 No Content", "")
+                ("200 OK", r#"{"maintenance":false,"maintenance_seq":4}"#)
             }
         });
         let out = operator_cli(&["maintenance", "web", "off"], &url, &token);
@@ -747,6 +747,32 @@ fn maintenance_is_sent_as_read() {
         assert_eq!(sent[1].0, "POST /v1/groups/web/maintenance");
         let body: serde_json::Value = serde_json::from_str(&sent[1].1).unwrap_or_default();
         assert_eq!(body, want);
+    }
+    // An answer that does not say maintenance is what was asked (a
+    // proxy's empty 2xx, an orchestrator that answered before storing)
+    // is no success. Before, any 2xx printed "maintenance off for web".
+    for answer in [
+        ("204 No Content", ""),
+        ("200 OK", "{}"),
+        ("200 OK", r#"{"maintenance":true}"#),
+    ] {
+        let (url, _requests) = fake_server(move |req| {
+            if req == "GET /v1/groups/web" {
+                (
+                    "200 OK",
+                    r#"{"name":"web","active":"a","epoch":7,"maintenance":true,"maintenance_seq":3}"#,
+                )
+            } else {
+                answer
+            }
+        });
+        let out = operator_cli(&["maintenance", "web", "off"], &url, &token);
+        assert!(!out.status.success(), "{answer:?}: {}", text(&out.stdout));
+        assert!(
+            text(&out.stderr).contains("does not say maintenance is off for web"),
+            "{answer:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
@@ -1186,8 +1212,9 @@ password = {{ file = "{d}/op" }}
 }
 
 /// `warden clear GROUP --deletions SITE` names back the held pass it read
-/// (`replication.held`), so the orchestrator releases that one only: run
-/// again from shell history after the hold changed, it releases nothing.
+/// (`replication.held`), so the orchestrator releases that one only: a
+/// copy that arrives after the hold changed (delayed in transit) releases
+/// nothing. (A re-run from shell history reads the group again.)
 /// Every clear names back the alerts and the count of divergent items it
 /// read, so one raised or grown since is not lifted.
 #[test]
@@ -1430,4 +1457,105 @@ fn orchestrator_names_an_unknown_node_before_reading_secrets() {
         "{err}"
     );
     assert!(!err.contains("operator.token"), "{err}");
+}
+
+/// `rsync-gate --ssh` runs rsync's server in the group's directory (a
+/// fake `rsync` first in `PATH` says where it was started). A promote
+/// finds the pushes still running into a directory by their working
+/// directory, and rsync's server moves into its destination only once the
+/// client's file list has come: started in the login's home, a push let in
+/// just before a promote was missed by it, and applied after it (users'
+/// first writes at the new active site overwritten).
+#[test]
+fn the_ssh_gate_runs_rsync_in_the_groups_directory() {
+    let (dir, good, _) = configs();
+    let d = dir.path();
+    for f in ["key", "known"] {
+        std::fs::write(d.join(f), "x\n").unwrap();
+        std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::create_dir_all(d.join("b-data")).unwrap();
+    let conf = d.join("ssh.conf");
+    let text = std::fs::read_to_string(&good).unwrap()
+        + &format!(
+            r#"state_dir = "{d}/state-a"
+[sites.b]
+agent_token = {{ file = "{d}/a" }}
+state_dir = "{d}/state-b"
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "{d}/op" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+[groups.web.replication]
+plan = "rsync"
+[groups.web.replication.sites.a]
+path = "{d}/a-data"
+ssh = "10.1.0.10:2222"
+user = "root"
+ssh_key = "{d}/key"
+known_hosts = "{d}/known"
+[groups.web.replication.sites.b]
+path = "{d}/b-data"
+ssh = "10.2.0.10:2222"
+user = "root"
+ssh_key = "{d}/key"
+known_hosts = "{d}/known"
+"#,
+            d = d.display()
+        );
+    std::fs::write(&conf, text).unwrap();
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let cwd = d.join("cwd");
+    std::fs::write(
+        bin.join("rsync"),
+        format!("#!/bin/sh\npwd > '{}'\n", cwd.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin.join("rsync"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let read = format!(
+        "rsync --server --sender -lde.LsfxCIvu --list-only --timeout=30 . {}/b-data/",
+        d.display()
+    );
+    let out = Command::new(WARDEN)
+        .args([
+            "--config",
+            conf.to_str().unwrap(),
+            "rsync-gate",
+            "--site",
+            "b",
+            "--ssh",
+        ])
+        .current_dir("/")
+        .env("WARDEN_LOG", "error")
+        .env("SSH_ORIGINAL_COMMAND", &read)
+        .env("SSH_CLIENT", "10.1.0.10 40022 22")
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .expect("run warden");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started_in = std::fs::read_to_string(&cwd).expect("the fake rsync ran");
+    assert_eq!(
+        std::path::Path::new(started_in.trim()),
+        d.join("b-data").canonicalize().unwrap(),
+        "rsync's server was not started in the group's directory"
+    );
 }

@@ -123,13 +123,20 @@ pub(super) fn ssh_gate(config: Option<&Path>, site: &str) -> ExitCode {
         Ok(t) => t,
         Err(e) => return refuse(format!("warden rsync-gate: refused the transfer: {e}")),
     };
-    if let Err(why) = warden_agents::gate::ssh::check(&cfg, site, &transfer) {
-        return refuse(why);
-    }
-    // `argv[0]` is `rsync` (the parse sees to it): the one on PATH. Only
-    // if exec fails does this return.
+    let dir = match warden_agents::gate::ssh::check(&cfg, site, &transfer) {
+        Ok((dir, _)) => dir,
+        Err(why) => return refuse(why),
+    };
+    // `argv[0]` is `rsync` (the parse sees to it): the one on PATH, run in
+    // the group's directory — a promote finds the pushes still running
+    // into it by their working directory, and rsync's server moves into
+    // its destination only once the client's file list has come (a round
+    // trip later, or more): started elsewhere, a push let in just before
+    // the promote was missed, and applied after it. Only if exec fails
+    // does this return.
     let e = std::process::Command::new("rsync")
         .args(&transfer.argv[1..])
+        .current_dir(&dir)
         .exec();
     refuse(format!(
         "warden rsync-gate: the transfer passed, but rsync cannot be run: {e}"

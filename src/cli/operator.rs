@@ -107,8 +107,20 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
         Cmd::Maintenance { group, mode } => {
             let on = matches!(mode, OnOff::On);
             let body = maintenance_body(&read_group(c, group).await?, on);
-            c.post(&format!("/v1/groups/{group}/maintenance"), body)
+            let v = c
+                .post(&format!("/v1/groups/{group}/maintenance"), body)
                 .await?;
+            // Stored, and said so: anything else (a proxy's empty 200, an
+            // orchestrator that answered before storing) is no success —
+            // an operator who then takes the site down would see the
+            // group failed over.
+            if v.get("maintenance").and_then(Value::as_bool) != Some(on) {
+                bail!(
+                    "the orchestrator's answer does not say maintenance is {} for {group}: {}; see `warden status {group}`",
+                    if on { "on" } else { "off" },
+                    shown(&v)
+                );
+            }
             println!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
         Cmd::Clear { group, deletions } => {

@@ -193,7 +193,11 @@ pub(super) async fn maintenance(
         .operator_maintenance_stored(&g, b.on, b.maintenance_seq, &by)
         .await
     {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok((maintenance, maintenance_seq)) => Json(serde_json::json!({
+            "maintenance": maintenance,
+            "maintenance_seq": maintenance_seq,
+        }))
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -292,7 +292,7 @@ impl Shared {
         let mut ng = g.clone();
         ng.epoch = ahead.epoch;
         ng.hold = None;
-        let site_layer = self.adopt_routed_site(&mut ng, &g, ahead.epoch, routes.as_ref());
+        let site_layer = self.adopt_routed_site(&st, &mut ng, &g, ahead.epoch, routes.as_ref());
         let frontend_layer = match &dns {
             DnsRead::NoName => String::new(),
             DnsRead::Read(o, frontends) => adopt_dns_name(&mut ng, o, frontends, g.dns_epoch())
@@ -365,6 +365,7 @@ impl Shared {
     /// the site users are on told to demote. What it says for the event.
     fn adopt_routed_site(
         &self,
+        st: &super::State,
         ng: &mut GroupState,
         g: &GroupState,
         epoch: u64,
@@ -373,13 +374,38 @@ impl Shared {
         let Some(gc) = self.cfg.groups.get(&g.name) else {
             return String::new();
         };
-        let Some(site) = routes
-            .filter(|o| o.epoch == epoch && o.drift.is_empty() && o.unread.is_empty())
-            .and_then(|o| o.site.clone())
-            .filter(|s| *s != g.active && gc.site_names().contains(s))
-        else {
-            return String::new();
+        let sites = gc.site_names();
+        let settled = routes.filter(|o| o.drift.is_empty() && o.unread.is_empty());
+        let routed = settled
+            .filter(|o| o.epoch == epoch)
+            .and_then(|o| o.site.clone());
+        // The routing layer cannot tell (a frontend or nameserver that
+        // cannot be read, one that disagrees): the site whose agent alone
+        // holds the active role at that epoch is where the move went.
+        // Kept on the old active site, it would be told to demote at once
+        // (it reports `active` beside the record's site): users' site down.
+        let (site, how) = match routed {
+            Some(site) => {
+                let how = format!("the routing layer routes users to {site} at that epoch");
+                (site, how)
+            }
+            // Read whole and agreeing, at another epoch: the move never
+            // reached it — users are where it routes; nothing moves here.
+            None if settled.is_some() => return String::new(),
+            None => match self.sole_active_at_locked(st, &g.name, epoch, &sites) {
+                Some(site) => {
+                    let how = format!(
+                        "the routing layer could not tell, and {site}'s agent is the only one that \
+                         reports the active role at that epoch"
+                    );
+                    (site, how)
+                }
+                None => return String::new(),
+            },
         };
+        if site == g.active || !sites.contains(&site) {
+            return String::new();
+        }
         ng.active = site.clone();
         // Away from the primary for a reason this store cannot know: no
         // automatic failback moves users back; replication waits for a
@@ -390,8 +416,7 @@ impl Shared {
                 .get_or_insert(self.clock.now_ms());
         }
         format!(
-            "; the routing layer routes users to {site} at that epoch: {site} is the group's active \
-             site now (it was {}){}",
+            "; {how}: {site} is the group's active site now (it was {}){}",
             g.active,
             if gc.replication.is_some() {
                 "; replication paused until a failback, switchover or `warden resync`"

@@ -263,6 +263,28 @@ impl Shared {
         self.reported_role_locked(st, site, group) == Some("active")
     }
 
+    /// The one site of `sites` whose agent reports the active role in
+    /// `group` at exactly `epoch` (in a report received within
+    /// `agent_timeout`), if exactly one does.
+    pub(crate) fn sole_active_at_locked(
+        &self,
+        st: &State,
+        group: &str,
+        epoch: u64,
+        sites: &[String],
+    ) -> Option<String> {
+        let mut active = sites.iter().filter(|site| {
+            st.evidence.report(site).is_some_and(|(at, r)| {
+                at.elapsed() <= self.cfg.detection.agent_timeout
+                    && r.authority
+                        .iter()
+                        .any(|a| a.group == group && a.role == "active" && a.epoch == epoch)
+            })
+        });
+        let one = active.next()?;
+        active.next().is_none().then(|| one.clone())
+    }
+
     /// The role in `group` `site`'s agent says it holds, in a report
     /// received within `agent_timeout`.
     fn reported_role_locked<'a>(&self, st: &'a State, site: &str, group: &str) -> Option<&'a str> {

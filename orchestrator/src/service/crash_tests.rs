@@ -799,3 +799,49 @@ async fn only_a_placeholder_is_adopted_again_and_one_routed_as_it_says_changes_n
         s.lock().recent
     );
 }
+
+/// `warden adopt-epoch` after a move lost with its process, the routing
+/// layer unreadable and a (the record's site) silent — lost: b, whose
+/// agent alone reports the active role at the adopted epoch, becomes the
+/// group's active site, and is not told to demote. Before, the epoch was
+/// adopted with a kept as the active site, and b's next report had it
+/// demoted: the site users were on, down.
+#[tokio::test(start_paused = true)]
+async fn an_adopted_epoch_with_the_routing_layer_unread_takes_the_sole_active_site() {
+    use super::state_tests::role_report;
+    use std::sync::atomic::Ordering::SeqCst;
+    let dir = test_dir(false, 5);
+    let text = config_text(&dir, false, 5, "");
+    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    let epoch = group(&s).epoch + 3;
+    fake.blind.store(true, SeqCst);
+    s.accept_report(role_report("b", 1, epoch, "active", vec![]));
+    s.reconcile_once().await;
+    assert!(s.lock().epoch_ahead.contains_key("web"));
+    assert_eq!(
+        s.operator_adopt_epoch("web", "operator").await.unwrap(),
+        epoch
+    );
+    let g = group(&s);
+    assert_eq!((g.active.as_str(), g.epoch), ("b", epoch), "{g:#?}");
+    assert!(
+        s.lock().recent.iter().any(|e| e.kind == EventKind::Adopted
+            && e.message
+                .contains("the routing layer could not tell, and b's agent is the only one")),
+        "{:#?}",
+        s.lock().recent
+    );
+    for seq in 2..6 {
+        s.accept_report(role_report("b", seq, epoch, "active", vec![]));
+        s.reconcile_once().await;
+        tokio::time::advance(Duration::from_millis(250)).await;
+    }
+    assert!(
+        !s.commands_for("b")
+            .iter()
+            .any(|c| c.kind == CommandKind::Demote),
+        "b, where users are, was told to demote: {:#?}",
+        s.commands_for("b")
+    );
+}

@@ -82,8 +82,8 @@ async fn ask_maintenance(s: &Arc<Shared>, on: bool) -> (u16, String) {
 /// does not take writes (etcd without a majority), and this orchestrator's
 /// licence ends before it does (its lease lapses): the change was never
 /// stored, and the next leader has no maintenance. The operator is told
-/// so, not 204: the answer waits until the change is stored. With the
-/// store writing, the answer is 204 once it is stored. Before, 204 came
+/// so, not 200: the answer waits until the change is stored. With the
+/// store writing, the answer is 200 once it is stored. Before, 204 came
 /// at once, and the operator took site a down believing no automatic
 /// failover would follow.
 #[tokio::test(start_paused = true)]
@@ -110,11 +110,12 @@ async fn maintenance_is_acknowledged_only_once_stored() {
         "{status} {body}"
     );
 
-    // A store that writes: 204, and it is stored.
+    // A store that writes: 200 saying what is stored, and it is stored.
     let store = Arc::new(super::store_fault_tests::FaultyStore::default());
     let (s, _fake, _dir) = setup_with(true, 5, "", store.clone());
     let (status, body) = ask_maintenance(&s, true).await;
-    assert_eq!(status, 204, "{body}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""maintenance":true"#), "{body}");
     let stored = store.inner.groups().unwrap();
     assert!(stored.iter().any(|g| g.name == "web" && g.maintenance));
 }

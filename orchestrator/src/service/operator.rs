@@ -341,7 +341,7 @@ impl Shared {
         on: bool,
         seen: Option<u64>,
         by: &str,
-    ) -> Result<(), OrchestratorError> {
+    ) -> Result<(bool, u64), OrchestratorError> {
         let term = self.licence.token();
         let seq = self.maintenance_change(group, on, seen, by)?;
         let what = || {
@@ -350,7 +350,15 @@ impl Shared {
                 if on { "on" } else { "off" }
             )
         };
-        self.stored_for_operator(seq, term, what).await
+        self.stored_for_operator(seq, term, what).await?;
+        // What is stored now (the answer says it, so a client can tell
+        // a stored change from any 2xx in the way).
+        let st = self.lock();
+        let g = st
+            .groups
+            .get(group)
+            .ok_or_else(|| super::untouched::missing_group(&st, group))?;
+        Ok((g.maintenance, g.maintenance_seq))
     }
 
     /// The change of [`Shared::operator_maintenance_seen`], made; its
