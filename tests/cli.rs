@@ -748,6 +748,32 @@ fn maintenance_is_sent_as_read() {
         let body: serde_json::Value = serde_json::from_str(&sent[1].1).unwrap_or_default();
         assert_eq!(body, want);
     }
+    // An older orchestrator answers 204 once stored: the group read
+    // again shows it, and that is taken.
+    let posted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = posted.clone();
+    let (url, _requests) = fake_server(move |req| {
+        use std::sync::atomic::Ordering::SeqCst;
+        if req == "GET /v1/groups/web" {
+            if seen.load(SeqCst) {
+                (
+                    "200 OK",
+                    r#"{"name":"web","active":"a","epoch":7,"maintenance":false,"maintenance_seq":4}"#,
+                )
+            } else {
+                (
+                    "200 OK",
+                    r#"{"name":"web","active":"a","epoch":7,"maintenance":true,"maintenance_seq":3}"#,
+                )
+            }
+        } else {
+            seen.store(true, SeqCst);
+            ("204 No Content", "")
+        }
+    });
+    let out = operator_cli(&["maintenance", "web", "off"], &url, &token);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "maintenance off for web");
     // An answer that does not say maintenance is what was asked (a
     // proxy's empty 2xx, an orchestrator that answered before storing)
     // is no success. Before, any 2xx printed "maintenance off for web".

@@ -108,17 +108,21 @@ fn build(config: ResolverConfig, opts: ResolverOpts) -> Result<TokioResolver, St
 /// 127.0.0.1:53 when it gives no nameserver (glibc's default).
 fn from_system() -> Result<TokioResolver, String> {
     match hickory_resolver::system_conf::read_system_conf() {
-        // Without the host's own domain, which hickory searches before the
-        // `search` list (glibc uses the list alone; a `domain` line is in
-        // it when it is the last of the two).
-        Ok((config, opts)) => build(
-            ResolverConfig::from_parts(
-                None,
-                config.search().to_vec(),
-                config.name_servers().to_vec(),
-            ),
-            opts,
-        ),
+        // As glibc: the `search` list alone (a `domain` line is in it when
+        // it is the last of the two), not the host's own domain before it
+        // (hickory's); with neither line, the host's domain (glibc's
+        // fallback: `db` on `agent1.corp.example` is `db.corp.example`).
+        Ok((config, opts)) => {
+            let search = if config.search().is_empty() {
+                config.domain().cloned().into_iter().collect()
+            } else {
+                config.search().to_vec()
+            };
+            build(
+                ResolverConfig::from_parts(None, search, config.name_servers().to_vec()),
+                opts,
+            )
+        }
         Err(_) => build(
             ResolverConfig::from_parts(
                 None,

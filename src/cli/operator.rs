@@ -114,7 +114,16 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             // orchestrator that answered before storing) is no success —
             // an operator who then takes the site down would see the
             // group failed over.
-            if v.get("maintenance").and_then(Value::as_bool) != Some(on) {
+            // An older orchestrator answers 204 once it stored the change:
+            // the group is read again for what it holds.
+            let stored = match v.get("maintenance").and_then(Value::as_bool) {
+                Some(m) => m == on,
+                None if v.is_null() => {
+                    read_group(c, group).await?["maintenance"].as_bool() == Some(on)
+                }
+                None => false,
+            };
+            if !stored {
                 bail!(
                     "the orchestrator's answer does not say maintenance is {} for {group}: {}; see `warden status {group}`",
                     if on { "on" } else { "off" },

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use tracing::debug;
+use tracing::{debug, warn};
 use warden_config::Secret;
 use warden_proto::frontend::{ErrorBody, Hold, RouteMode, RouteState, SetRoute};
 
@@ -45,6 +45,9 @@ pub struct BuiltinDriver {
     /// The leader term and etcd cluster route orders state
     /// ([`crate::Strategy::leads_under`]): none until one is given.
     leads_under: std::sync::Mutex<(u64, Option<u64>)>,
+    /// This frontend refused a route order's term and cluster as unknown
+    /// fields (an older version): they are left out from then on.
+    route_fields_refused: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for BuiltinDriver {
@@ -111,6 +114,7 @@ impl BuiltinDriver {
             timeout,
             hold_seq_taken: AtomicU64::new(0),
             leads_under: std::sync::Mutex::new((0, None)),
+            route_fields_refused: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -172,7 +176,18 @@ impl BuiltinDriver {
             Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) => return e,
         };
-        let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+        self.refusal_text(status, &text, sent, route)
+    }
+
+    /// [`BuiltinDriver::refusal`] of an answer already read.
+    fn refusal_text(
+        &self,
+        status: StatusCode,
+        text: &str,
+        sent: Option<u64>,
+        route: bool,
+    ) -> StrategyError {
+        let body: Option<ErrorBody> = serde_json::from_str(text).ok();
         // An order placed before the newest of its epoch: later ones are
         // placed above that one (the refused one is not sent again).
         self.taken(body.as_ref().and_then(|b| b.newest_seq));
@@ -205,7 +220,7 @@ impl BuiltinDriver {
         }
         let reason = match body {
             Some(b) => b.error,
-            None => quote_body(&text),
+            None => quote_body(text),
         };
         let hint = match status {
             StatusCode::UNAUTHORIZED => " (check frontends.NAME.token: the orchestrator and the frontend must hold the same token)",
@@ -230,7 +245,7 @@ impl FrontendDriver for BuiltinDriver {
         mode: SwitchMode,
     ) -> Result<(), StrategyError> {
         let (term, cluster) = *self.leads_under.lock().unwrap_or_else(|p| p.into_inner());
-        let body = SetRoute {
+        let mut body = SetRoute {
             site: site.to_string(),
             epoch,
             mode: match mode {
@@ -240,18 +255,39 @@ impl FrontendDriver for BuiltinDriver {
             term,
             cluster,
         };
-        crate::gate::check(&self.element)?;
-        let resp = self
-            .client
-            .put(self.url())
-            .bearer_auth(self.token.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
-        if !resp.status().is_success() {
-            return Err(self.refusal(resp, Some(epoch), true).await);
+        // A frontend older than the route order's term and cluster (a
+        // rolling upgrade, a rollback) refuses them as unknown fields:
+        // it is sent the order without them, as before they existed.
+        if self.route_fields_refused.load(Ordering::Relaxed) {
+            (body.term, body.cluster) = (0, None);
         }
+        let resp = loop {
+            crate::gate::check(&self.element)?;
+            let resp = self
+                .client
+                .put(self.url())
+                .bearer_auth(self.token.expose())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(&e))?;
+            let status = resp.status();
+            if status.is_success() {
+                break resp;
+            }
+            let text = match self.body(resp, MAX_ROUTE_ANSWER, "the refusal").await {
+                Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+                Err(e) => return Err(e),
+            };
+            let stated = body.term != 0 || body.cluster.is_some();
+            if status == StatusCode::BAD_REQUEST && stated && text.contains("unknown field") {
+                self.route_fields_refused.store(true, Ordering::Relaxed);
+                warn!(frontend = %self.name, "this frontend is older than route orders' term and cluster: sent without them (it cannot refuse a deposed etcd cluster's routes; upgrade it)");
+                (body.term, body.cluster) = (0, None);
+                continue;
+            }
+            return Err(self.refusal_text(status, &text, Some(epoch), true));
+        };
         let body = self.body(resp, MAX_ROUTE_ANSWER, "PUT").await?;
         let state: RouteState = serde_json::from_slice(&body)
             .map_err(|e| self.rejected(format!("unreadable answer to PUT: {e}")))?;
@@ -485,11 +521,11 @@ mod tests {
         addr
     }
 
-    /// A route order states the term and etcd cluster this orchestrator
-    /// leads under once it was told them (a frontend that left the
-    /// cluster refuses it); before that (one orchestrator alone), neither.
-    #[tokio::test]
-    async fn a_route_order_states_the_term_and_cluster_it_is_given_under() {
+    /// A control API that keeps each request's body and answers with
+    /// what `answer` says of it (status line, body).
+    async fn keeping(
+        answer: fn(&str) -> (&'static str, &'static str),
+    ) -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -525,24 +561,48 @@ mod tests {
                             break String::new();
                         }
                     };
+                    let (status, answer) = answer(&body);
                     kept.lock().unwrap().push(body);
-                    let body = r#"{"site":"b","backend":"127.0.0.1:9","epoch":7,"switches":1,"active_connections":0}"#;
                     let answer = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
                     );
                     let _ = s.write_all(answer.as_bytes()).await;
                 });
             }
         });
-        let d = BuiltinDriver::new(
+        (addr, seen)
+    }
+
+    const ROUTED: &str =
+        r#"{"site":"b","backend":"127.0.0.1:9","epoch":7,"switches":1,"active_connections":0}"#;
+
+    fn driver(addr: SocketAddr) -> BuiltinDriver {
+        BuiltinDriver::new(
             "fe1",
             "web",
             addr,
             Secret::new("driver-test-token"),
             BuiltinDriver::DEFAULT_TIMEOUT,
         )
-        .expect("driver");
+        .expect("driver")
+    }
+
+    fn bodies(seen: &std::sync::Mutex<Vec<String>>) -> Vec<serde_json::Value> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str(b).expect("a JSON body"))
+            .collect()
+    }
+
+    /// A route order states the term and etcd cluster this orchestrator
+    /// leads under once it was told them (a frontend that left the
+    /// cluster refuses it); before that (one orchestrator alone), neither.
+    #[tokio::test]
+    async fn a_route_order_states_the_term_and_cluster_it_is_given_under() {
+        let (addr, seen) = keeping(|_| ("200 OK", ROUTED)).await;
+        let d = driver(addr);
         d.set_route("b", 7, SwitchMode::Immediate)
             .await
             .expect("set");
@@ -550,16 +610,47 @@ mod tests {
         d.set_route("b", 7, SwitchMode::Immediate)
             .await
             .expect("set");
-        let seen = seen.lock().unwrap().clone();
-        let bodies: Vec<serde_json::Value> = seen
-            .iter()
-            .map(|b| serde_json::from_str(b).expect("a JSON body"))
-            .collect();
         assert_eq!(
-            bodies,
+            bodies(&seen),
             vec![
                 serde_json::json!({"site": "b", "epoch": 7, "mode": "immediate"}),
                 serde_json::json!({"site": "b", "epoch": 7, "mode": "immediate", "term": 40, "cluster": 11}),
+            ]
+        );
+    }
+
+    /// A frontend older than those fields (a rolling upgrade, a rollback)
+    /// refuses them as unknown (400): the order is sent again without
+    /// them, and so are the later ones. Before, every route order of an
+    /// orchestrator on etcd was refused by it: no switch through it.
+    #[tokio::test]
+    async fn an_older_frontend_gets_route_orders_without_term_and_cluster() {
+        let (addr, seen) = keeping(|body| {
+            if body.contains("\"term\"") {
+                (
+                    "400 Bad Request",
+                    r#"{"error":"invalid SetRoute: unknown field `term`, expected one of `site`, `epoch`, `mode`"}"#,
+                )
+            } else {
+                ("200 OK", ROUTED)
+            }
+        })
+        .await;
+        let d = driver(addr);
+        d.leads_under(40, Some(0xb));
+        d.set_route("b", 7, SwitchMode::Immediate)
+            .await
+            .expect("set without the fields");
+        d.set_route("b", 7, SwitchMode::Immediate)
+            .await
+            .expect("set");
+        let plain = serde_json::json!({"site": "b", "epoch": 7, "mode": "immediate"});
+        assert_eq!(
+            bodies(&seen),
+            vec![
+                serde_json::json!({"site": "b", "epoch": 7, "mode": "immediate", "term": 40, "cluster": 11}),
+                plain.clone(),
+                plain,
             ]
         );
     }
