@@ -1087,6 +1087,45 @@ fn a_refusal_that_is_not_json_is_shown_escaped_and_short() {
     );
 }
 
+/// `good`'s config (site a, its `state_dir` in `d`) with site b
+/// (`b_extra` its own lines), frontend fe1 and group web replicating with
+/// the rsync plan between `d/a-data` and `d/b-data`, each site's table
+/// ending with `transport(site)` (a daemon module, or ssh).
+fn web_rsync_conf(
+    good: &Path,
+    d: &Path,
+    b_extra: &str,
+    transport: impl Fn(&str) -> String,
+) -> String {
+    std::fs::read_to_string(good).unwrap()
+        + &format!(
+            r#"state_dir = "{d}/state-a"
+[sites.b]
+agent_token = {{ file = "{d}/a" }}
+{b_extra}[frontends.fe1]
+control = "127.0.0.1:7100"
+token = {{ file = "{d}/op" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:8000"
+backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
+[groups.web.replication]
+plan = "rsync"
+[groups.web.replication.sites.a]
+path = "{d}/a-data"
+{a}[groups.web.replication.sites.b]
+path = "{d}/b-data"
+{b}"#,
+            d = d.display(),
+            a = transport("a"),
+            b = transport("b"),
+        )
+}
+
 /// `warden rsync-gate ARGS` in `dir` with the rsync daemon's variables
 /// `vars` (and no others).
 fn gate(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
@@ -1109,37 +1148,13 @@ fn rsync_gate_says_its_verdict_and_fails_closed() {
     let (dir, good, _) = configs();
     let d = dir.path();
     let conf = d.join("gate.conf");
-    let text_of = std::fs::read_to_string(&good).unwrap()
-        + &format!(
-            r#"state_dir = "{d}/state-a"
-[sites.b]
-agent_token = {{ file = "{d}/a" }}
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ file = "{d}/op" }}
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-[groups.web.replication]
-plan = "rsync"
-[groups.web.replication.sites.a]
-path = "{d}/a-data"
-module = "10.1.0.10/appdata"
-user = "warden"
-password = {{ file = "{d}/op" }}
-[groups.web.replication.sites.b]
-path = "{d}/b-data"
-module = "10.2.0.10/appdata"
-user = "warden"
-password = {{ file = "{d}/op" }}
-"#,
-            d = d.display()
-        );
+    let text_of = web_rsync_conf(&good, d, "", |site| {
+        let n = if site == "a" { 1 } else { 2 };
+        format!(
+            "module = \"10.{n}.0.10/appdata\"\nuser = \"warden\"\npassword = {{ file = \"{}/op\" }}\n",
+            d.display()
+        )
+    });
     std::fs::write(&conf, text_of).unwrap();
     let conf = conf.to_str().unwrap();
     let push = [
@@ -1502,40 +1517,18 @@ fn the_ssh_gate_runs_rsync_in_the_groups_directory() {
     }
     std::fs::create_dir_all(d.join("b-data")).unwrap();
     let conf = d.join("ssh.conf");
-    let text = std::fs::read_to_string(&good).unwrap()
-        + &format!(
-            r#"state_dir = "{d}/state-a"
-[sites.b]
-agent_token = {{ file = "{d}/a" }}
-state_dir = "{d}/state-b"
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ file = "{d}/op" }}
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:8000"
-backends = {{ a = "127.0.0.1:8080", b = "127.0.0.1:8081" }}
-[groups.web.replication]
-plan = "rsync"
-[groups.web.replication.sites.a]
-path = "{d}/a-data"
-ssh = "10.1.0.10:2222"
-user = "root"
-ssh_key = "{d}/key"
-known_hosts = "{d}/known"
-[groups.web.replication.sites.b]
-path = "{d}/b-data"
-ssh = "10.2.0.10:2222"
-user = "root"
-ssh_key = "{d}/key"
-known_hosts = "{d}/known"
-"#,
-            d = d.display()
-        );
+    let text = web_rsync_conf(
+        &good,
+        d,
+        &format!("state_dir = \"{}/state-b\"\n", d.display()),
+        |site| {
+            let n = if site == "a" { 1 } else { 2 };
+            format!(
+                "ssh = \"10.{n}.0.10:2222\"\nuser = \"root\"\nssh_key = \"{d}/key\"\nknown_hosts = \"{d}/known\"\n",
+                d = d.display()
+            )
+        },
+    );
     std::fs::write(&conf, text).unwrap();
     let bin = d.join("bin");
     std::fs::create_dir_all(&bin).unwrap();

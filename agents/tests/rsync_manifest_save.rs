@@ -30,24 +30,14 @@ async fn a_batch_is_booked_on_disk_while_a_long_one_still_runs() {
     }
     let d = Daemon::start();
     // The next rsync started after `slow` appears sleeps 30 s first.
-    let bin = d.dir.path().join("slow-bin");
-    std::fs::create_dir(&bin).unwrap();
     let flag = d.dir.path().join("slow");
-    rsync_wrapper(
-        &bin.join("rsync"),
+    rsync_wrapper_in_path(
+        d.dir.path(),
         &format!(
             "if [ -e '{f}' ]; then rm -f '{f}'; sleep 30; fi",
             f = flag.display()
         ),
         "",
-    );
-    std::env::set_var(
-        "PATH",
-        format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ),
     );
     let manifest = d.src().with_extension("warden-manifest.json");
     let booked = |name: &str| {

@@ -58,9 +58,15 @@ pub(crate) fn rsync_wrapper(path: &Path, body: &str, extra: &str) {
 
 /// Puts an rsync limited to 256 KiB/s first in this process's `PATH`.
 pub(crate) fn slow_rsync_in_path(dir: &Path) {
+    rsync_wrapper_in_path(dir, "", "--bwlimit=256");
+}
+
+/// Puts an [`rsync_wrapper`] (`body`, `extra`) first in this process's
+/// `PATH`, in `dir/slow-bin`.
+pub(crate) fn rsync_wrapper_in_path(dir: &Path, body: &str, extra: &str) {
     let bin = dir.join("slow-bin");
     std::fs::create_dir(&bin).unwrap();
-    rsync_wrapper(&bin.join("rsync"), "", "--bwlimit=256");
+    rsync_wrapper(&bin.join("rsync"), body, extra);
     std::env::set_var(
         "PATH",
         format!(

@@ -7,12 +7,16 @@
 use super::copier_fence::put_many;
 use super::*;
 
-pub(crate) async fn cancelled_round(env: &Env<'_>) -> Result<()> {
-    use warden_agents::replicate::{Manifest, Progress};
-    let b = &env.b;
-    let c = "cancelledround";
-    const MANY: usize = 600;
-    let manifest = env.cl.scratch().join("cancelled-round.manifest.json");
+/// A copier a → b of container `c` (group `group`, epoch 1) with a
+/// manifest of its own, and `many` objects at a to copy: the copier and
+/// its manifest's path.
+async fn round_of(
+    env: &Env<'_>,
+    c: &str,
+    group: &str,
+    many: usize,
+) -> Result<(SwiftReplicator, std::path::PathBuf)> {
+    let manifest = env.cl.scratch().join(format!("{c}.manifest.json"));
     let repl = SwiftReplicator::new(
         SwiftReplicatorSettings::new(
             env.cl.a.settings(),
@@ -20,10 +24,19 @@ pub(crate) async fn cancelled_round(env: &Env<'_>) -> Result<()> {
             vec![c.to_string()],
             manifest.clone(),
         )
-        .order("webcancel", "a", "b", 1),
+        .order(group, "a", "b", 1),
     )?;
     env.a.put_container(c, &BTreeMap::new()).await?;
-    put_many(&env.a, c, "obj-", MANY).await?;
+    put_many(&env.a, c, "obj-", many).await?;
+    Ok((repl, manifest))
+}
+
+pub(crate) async fn cancelled_round(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::{Manifest, Progress};
+    let b = &env.b;
+    let c = "cancelledround";
+    const MANY: usize = 600;
+    let (repl, manifest) = round_of(env, c, "webcancel", MANY).await?;
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
     let round = repl.resync(cancel.clone(), Some(tx));
@@ -67,18 +80,7 @@ pub(crate) async fn killed_round(env: &Env<'_>) -> Result<()> {
     let b = &env.b;
     let c = "killedround";
     const MANY: usize = 1500;
-    let manifest = env.cl.scratch().join("killed-round.manifest.json");
-    let repl = SwiftReplicator::new(
-        SwiftReplicatorSettings::new(
-            env.cl.a.settings(),
-            env.cl.b.settings(),
-            vec![c.to_string()],
-            manifest.clone(),
-        )
-        .order("webkilled", "a", "b", 1),
-    )?;
-    env.a.put_container(c, &BTreeMap::new()).await?;
-    put_many(&env.a, c, "obj-", MANY).await?;
+    let (repl, manifest) = round_of(env, c, "webkilled", MANY).await?;
     let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
     let copied_then = {
         let round = repl.resync(CancellationToken::new(), Some(tx));
