@@ -178,6 +178,24 @@ fn swift_account(rs: &ReplicationSite) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The orchestrator, sites a and b and frontend fe1 the groups below
+    /// are written after.
+    const HEAD: &str = r#"[orchestrator]
+listen = "127.0.0.1:7000"
+data_dir = "/var/lib/warden"
+operator_token = { env = "T" }
+
+[sites.a]
+agent_token = { env = "T" }
+
+[sites.b]
+agent_token = { env = "T" }
+
+[frontends.fe1]
+control = "127.0.0.1:7100"
+token = { env = "T" }
+"#;
+
     /// Groups web and api with rsync plans; `api_b` is api's table at b.
     fn two_groups(api_b: &str) -> String {
         let group = |name: &str, port: u16, b: &str| {
@@ -210,21 +228,7 @@ password = {{ env = "T" }}
             )
         };
         format!(
-            r#"[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/var/lib/warden"
-operator_token = {{ env = "T" }}
-
-[sites.a]
-agent_token = {{ env = "T" }}
-
-[sites.b]
-agent_token = {{ env = "T" }}
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ env = "T" }}
-{}{}"#,
+            "{HEAD}{}{}",
             group(
                 "web",
                 8000,
@@ -393,21 +397,7 @@ manifest = "/var/lib/warden/{name}.b.json"
             )
         };
         format!(
-            r#"[orchestrator]
-listen = "127.0.0.1:7000"
-data_dir = "/var/lib/warden"
-operator_token = {{ env = "T" }}
-
-[sites.a]
-agent_token = {{ env = "T" }}
-
-[sites.b]
-agent_token = {{ env = "T" }}
-
-[frontends.fe1]
-control = "127.0.0.1:7100"
-token = {{ env = "T" }}
-{}{}"#,
+            "{HEAD}{}{}",
             group(
                 "web",
                 8000,

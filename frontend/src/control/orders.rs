@@ -61,19 +61,7 @@ async fn route_order(
     // licensed in its old cluster), whatever its epoch — before anything
     // is kept (`crate::fence::clusters`).
     if let Some(why) = ctx.clusters.refusal(req.cluster) {
-        g.refused.late_copy.fetch_add(1, Ordering::Relaxed);
-        let error = format!(
-            "route order refused: {why} (group {group:?}, term {})",
-            req.term
-        );
-        warn!(group = %group, site = %req.site, epoch = req.epoch, term = req.term, reason = %error, "route command refused");
-        return Err(ApiError {
-            status: StatusCode::CONFLICT,
-            body: ErrorBody {
-                error,
-                ..ErrorBody::default()
-            },
-        });
+        return Err(left_cluster(&g, &group, "route", req.epoch, req.term, why));
     }
     if g.has_site(&req.site) {
         keep_epoch(&ctx, &group, req.epoch, Some(&req.site), None).await;
@@ -212,7 +200,7 @@ async fn hold_order(
     // Of an etcd cluster this frontend left: a deposed leader's, whatever
     // its place (`crate::fence::clusters`).
     if let Some(why) = ctx.clusters.refusal(req.cluster) {
-        return Err(left_cluster(&g, &group, &req, why));
+        return Err(left_cluster(&g, &group, "hold", req.epoch, req.term, why));
     }
     // What fences the next order (its place, a withdrawal) is kept with
     // the epoch: a restarted frontend refuses the late copies this one does.
@@ -227,7 +215,7 @@ async fn hold_order(
             }
         };
         if let Err(why) = ctx.clusters.take(req.cluster, req.term, keep) {
-            return Err(left_cluster(&g, &group, &req, why));
+            return Err(left_cluster(&g, &group, "hold", req.epoch, req.term, why));
         }
     }
     keep_epoch(&ctx, &group, req.epoch, None, judged.ok().flatten()).await;
@@ -295,14 +283,19 @@ async fn hold_order(
     }
 }
 
-/// 409 for a hold order of an etcd cluster this frontend left (`why`).
-fn left_cluster(g: &GroupRoute, group: &str, req: &Hold, why: String) -> ApiError {
+/// 409 for a `kind` order (route or hold) of an etcd cluster this
+/// frontend left (`why`), counted a late copy.
+fn left_cluster(
+    g: &GroupRoute,
+    group: &str,
+    kind: &str,
+    epoch: u64,
+    term: u64,
+    why: String,
+) -> ApiError {
     g.refused.late_copy.fetch_add(1, Ordering::Relaxed);
-    let error = format!(
-        "hold order refused: {why} (group {group:?}, term {})",
-        req.term
-    );
-    warn!(group = %group, epoch = req.epoch, term = req.term, seq = req.seq, reason = %error, "hold order refused");
+    let error = format!("{kind} order refused: {why} (group {group:?}, term {term})");
+    warn!(group = %group, epoch, term, reason = %error, "{kind} order refused");
     ApiError {
         status: StatusCode::CONFLICT,
         body: ErrorBody {

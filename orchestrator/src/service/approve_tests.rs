@@ -4,12 +4,10 @@
 use super::harness::*;
 use super::*;
 
-/// An approval is of the decision as it stands now: a pending failover to
-/// b is refused once b is confirmed down (starting it would fence a and
-/// then fail), and nothing is recorded.
-#[tokio::test(start_paused = true)]
-async fn approving_a_failover_to_a_site_now_down_is_refused() {
-    let (s, _fake, _dir) = setup(false, 5);
+/// Manual mode, a healthy then down until a failover to b is pending
+/// (rounds of a's service alone).
+async fn pending_by_rounds() -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
+    let (s, fake, dir) = setup(false, 5);
     for _ in 0..4 {
         round(&s, true).await;
     }
@@ -17,6 +15,26 @@ async fn approving_a_failover_to_a_site_now_down_is_refused() {
         g.phase == Phase::PendingApproval
     })
     .await;
+    (s, fake, dir)
+}
+
+/// The same through rounds of both sites, every command answered: the
+/// failover to b pending.
+async fn pending_by_site_rounds() -> (Arc<Shared>, Arc<FakeRoute>, TestDir) {
+    let (s, fake, dir) = setup(false, 5);
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    let p = group(&s).pending.expect("pending failover");
+    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    (s, fake, dir)
+}
+
+/// An approval is of the decision as it stands now: a pending failover to
+/// b is refused once b is confirmed down (starting it would fence a and
+/// then fail), and nothing is recorded.
+#[tokio::test(start_paused = true)]
+async fn approving_a_failover_to_a_site_now_down_is_refused() {
+    let (s, _fake, _dir) = pending_by_rounds().await;
     assert_eq!(group(&s).pending.unwrap().to, "b");
     // Now b dies too (a stays down: the failover stays pending).
     sites_rounds(&s, 12, (false, false), &answer_all).await;
@@ -42,14 +60,7 @@ async fn approving_a_failover_to_a_site_now_down_is_refused() {
 /// judged the same way.
 #[tokio::test(start_paused = true)]
 async fn an_approval_of_a_decision_since_replaced_is_refused() {
-    let (s, _fake, _dir) = setup(false, 5);
-    for _ in 0..4 {
-        round(&s, true).await;
-    }
-    rounds_until(&s, false, 40, "pending failover", |g| {
-        g.phase == Phase::PendingApproval
-    })
-    .await;
+    let (s, _fake, _dir) = pending_by_rounds().await;
     let first = group(&s).pending.expect("pending");
     let seen = SeenPending {
         kind: Some(first.kind),
@@ -121,11 +132,7 @@ async fn an_approval_of_a_decision_since_replaced_is_refused() {
 /// a down round the same approval runs the failover.
 #[tokio::test(start_paused = true)]
 async fn a_pending_failover_is_not_approved_while_the_active_site_serves_again() {
-    let (s, fake, _dir) = setup(false, 5);
-    sites_rounds(&s, 4, (true, true), &answer_all).await;
-    sites_rounds(&s, 10, (false, true), &answer_all).await;
-    let p = group(&s).pending.expect("pending failover");
-    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    let (s, fake, _dir) = pending_by_site_rounds().await;
     // a serves again.
     sites_rounds(&s, 2, (true, true), &answer_all).await;
     assert!(s.lock().detector.confirmed_down("a"));
@@ -162,11 +169,7 @@ async fn a_pending_failover_is_not_approved_while_the_active_site_serves_again()
 /// no final pass of its data.
 #[tokio::test(start_paused = true)]
 async fn a_pending_failover_is_not_approved_once_the_active_site_recovered_in_maintenance() {
-    let (s, fake, _dir) = setup(false, 5);
-    sites_rounds(&s, 4, (true, true), &answer_all).await;
-    sites_rounds(&s, 10, (false, true), &answer_all).await;
-    let p = group(&s).pending.expect("pending failover");
-    assert_eq!((p.kind, p.to.as_str()), (RunbookKind::Failover, "b"));
+    let (s, fake, _dir) = pending_by_site_rounds().await;
     s.operator_maintenance("web", true, "operator").unwrap();
     for _ in 0..40 {
         round_sites(&s, true, true, &answer_all).await;
