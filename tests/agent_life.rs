@@ -392,14 +392,18 @@ resync = ["/bin/true"]
     // The promote hook's daemon is recorded kept once the hook has ended
     // (said in the log); killed before that, the agent never kept it — a
     // loaded machine can take longer than `kill_hard`'s moment.
+    let kept = wait_for("the promote's daemon kept", Duration::from_secs(30), || {
+        text(&log1).contains("left processes running (a daemon it started): kept")
+    });
+    kill_hard(first);
+    if !kept {
+        end_groups(&[script_pid, daemon_pid]);
+    }
     assert!(
-        wait_for("the promote's daemon kept", Duration::from_secs(30), || {
-            text(&log1).contains("left processes running (a daemon it started): kept")
-        }),
+        kept,
         "the promote's daemon was never recorded kept: {}",
         text(&log1)
     );
-    kill_hard(first);
     let alive = |p: u32| state(p).is_some_and(|s| s != 'Z');
     let alive_after_kill = alive(script_pid) && alive(daemon_pid);
 

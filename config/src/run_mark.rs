@@ -108,7 +108,18 @@ impl RunMark {
         let (run, Some(dir)) = self.parts() else {
             return;
         };
-        let left = self.marked();
+        let mut left = self.marked();
+        // A daemon in the middle of its `exec` (a hook's `setsid sh -c
+        // '… exec sleep'`) shows no environment for that moment: looked
+        // at again, briefly, before nothing is taken as left. (Hooks end
+        // rarely; a check's end does not come here.)
+        for _ in 0..5 {
+            if !left.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            left = self.marked();
+        }
         if left.is_empty() {
             return;
         }
