@@ -159,6 +159,49 @@ async fn xattrs_acls_hard_links_sparse_files_and_symlinks_arrive_identical() {
         "resync verify: {:?}",
         v.differences
     );
+
+    // What the pull carries beside content, lost here after it (as a
+    // receiver that did not keep it would): the verification a cut-over
+    // waits for names each item — the last pass's delta, and the whole
+    // tree on a fresh resyncer (directories too).
+    // (Items of no hard-link group: rsync names one name of a group.)
+    let object = "objects/1023/abc/0123456789abcdef0123456789abcabc/1700000000.00000.data";
+    setfattr(&back.join(object), "user.swift.metadata", b"not the peer's");
+    std::fs::set_permissions(back.join("owned.txt"), PermissionsExt::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(back.join("sparse.img"), Some(4321), None).unwrap();
+    setfacl(&back.join("acl/shared.txt"), &["-x", "g:2345"]);
+    std::fs::set_permissions(back.join("files"), PermissionsExt::from_mode(0o755)).unwrap();
+    let named = |diffs: &[warden_agents::replicate::Difference]| {
+        let mut n: Vec<String> = diffs
+            .iter()
+            .map(|d| d.path.to_string_lossy().trim_end_matches('/').to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let files = ["acl/shared.txt", object, "owned.txt", "sparse.img"];
+    let v = resync.verify(&[]).await.unwrap();
+    let delta = named(&v.differences);
+    for f in files {
+        assert!(
+            delta.iter().any(|n| n == f),
+            "the pass's verification does not name {f}: {delta:?}"
+        );
+    }
+    let fresh = RsyncResyncer::new({
+        let mut s = d.settings("drdata", PASSWORD);
+        s.source = back.clone();
+        s.manifest = Some(d.dir.path().join("b.manifest.json"));
+        s
+    })
+    .unwrap();
+    let whole = named(&fresh.verify(&[]).await.unwrap().differences);
+    for f in files.iter().chain(&["files"]) {
+        assert!(
+            whole.iter().any(|n| n == f),
+            "the whole tree's verification does not name {f}: {whole:?}"
+        );
+    }
 }
 
 /// Restarts `d` with these global lines instead of the chroot and

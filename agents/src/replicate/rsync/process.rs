@@ -367,6 +367,37 @@ pub(crate) fn rsync_unescape(name: &str) -> Vec<u8> {
     out
 }
 
+/// One line of a failback's verification (`rsync -n -a … --out-format='%i
+/// %n'` from the active peer into this site) → a difference, if it is one:
+/// what [`parse_difference`] counts, and also an item — a directory and
+/// the tree's root included — whose mode, owner, group, ACL or xattrs
+/// would change (`p`, `o`, `g`, `a`, `x`). The pull carries them all
+/// (`-a`, with `-A`/`-X` when set), so any of them differing is data the
+/// returning site did not get. rsync itemizes an owner only when this
+/// process could set it (root), a group only when it could change to it:
+/// a difference shown is one a pull could mend. A directory's own mtime
+/// still follows its children, never a difference.
+pub(crate) fn parse_whole_difference(line: &str) -> Option<Difference> {
+    if let Some(d) = parse_difference(line) {
+        return Some(d);
+    }
+    let (item, name) = line.split_at_checked(11)?;
+    let name = name.strip_prefix(' ')?;
+    let flags = item.as_bytes();
+    if name.is_empty() || flags.starts_with(b"*") {
+        return None;
+    }
+    let attrs = flags.get(5) == Some(&b'p')
+        || flags.get(6) == Some(&b'o')
+        || flags.get(7) == Some(&b'g')
+        || flags.get(9) == Some(&b'a')
+        || flags.get(10) == Some(&b'x');
+    attrs.then(|| Difference {
+        path: PathBuf::from(OsString::from_vec(rsync_unescape(name))),
+        kind: DifferenceKind::Changed,
+    })
+}
+
 /// One line of `rsync --dry-run --out-format='%i %n'` → a difference, if it is one.
 pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
     let (item, name) = line.split_at_checked(11)?;

@@ -56,8 +56,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
-    attribute_args, list_local, list_local_stamped, parse_difference, rsync_unescape, run_rsync,
-    source_arg, RsyncSettings,
+    attribute_args, list_local, list_local_stamped, parse_whole_difference, rsync_unescape,
+    run_rsync, source_arg, RsyncSettings,
 };
 use crate::replicate::guard::{GuardHold, RecentDeletes, Trip};
 use crate::replicate::manifest::{

@@ -45,6 +45,46 @@ fn parses_itemized_differences() {
     );
 }
 
+/// A failback's verification also counts modes, owners, groups, ACLs and
+/// xattrs, of directories and the root too — never a directory's mtime.
+#[test]
+fn a_resyncs_verification_counts_what_the_pull_carries_beside_content() {
+    let changed = |p: &str| {
+        Some(Difference {
+            path: PathBuf::from(p),
+            kind: DifferenceKind::Changed,
+        })
+    };
+    for (line, name) in [
+        (".f...p..... mode-only", "mode-only"),
+        (".f....o.... owner", "owner"),
+        (".f.....g... group", "group"),
+        (".d.......a. dir/", "dir/"),
+        (".d...p..... ./", "./"),
+        (".d........x ./", "./"),
+        ("<f.st...... a/b", "a/b"),
+    ] {
+        assert_eq!(parse_whole_difference(line), changed(name), "{line}");
+    }
+    assert_eq!(
+        parse_whole_difference("<f+++++++++ new.txt"),
+        parse_difference("<f+++++++++ new.txt")
+    );
+    for line in [
+        ".d..t...... dir/",
+        ".d..t...... ./",
+        ".f          same",
+        "*deleting   x",
+        "short",
+    ] {
+        assert_ne!(
+            parse_whole_difference(line).map(|d| d.kind),
+            Some(DifferenceKind::Changed),
+            "{line}"
+        );
+    }
+}
+
 #[test]
 fn a_batch_with_hard_links_outside_it_needs_a_full_pass() {
     let dir = std::env::temp_dir().join(format!("warden-links-test-{}", std::process::id()));

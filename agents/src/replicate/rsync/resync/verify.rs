@@ -1,7 +1,9 @@
 //! A failback's verification of the pull ([`Resyncer::verify`]): after a
 //! pass of the same resyncer, that pass's delta by checksum (what it
 //! fetched, what it could not confirm, kept items unless excepted); on a
-//! fresh resyncer, the whole tree by checksum. Both only read the peer.
+//! fresh resyncer, the whole tree by checksum. Both count what the pull
+//! carries beside content (modes, owners, ACLs, xattrs, hard links:
+//! [`parse_whole_difference`]) and only read the peer.
 
 use super::*;
 
@@ -23,7 +25,8 @@ impl RsyncResyncer {
                 list.extend_from_slice(&unescape_name(n));
                 list.push(0);
             }
-            // Attributes too: a lost xattr or ACL is a difference.
+            // Attributes too: a lost mode, owner, xattr or ACL, or a
+            // hard link not made, is a difference (`parse_whole_difference`).
             let args = self.pull_args(
                 &[
                     "-n",
@@ -35,10 +38,8 @@ impl RsyncResyncer {
                 None,
             );
             run_rsync(s, args, Some(list), &cancel, |line| {
-                if let Some(d) = parse_difference(line) {
-                    if d.kind != DifferenceKind::Changed || line.as_bytes().get(2) == Some(&b'c') {
-                        differences.push(d);
-                    }
+                if let Some(d) = parse_whole_difference(line) {
+                    differences.push(d);
                 }
             })
             .await?;
@@ -76,7 +77,7 @@ impl RsyncResyncer {
         );
         let mut differences = Vec::new();
         run_rsync(s, args, None, &cancel, |line| {
-            if let Some(d) = parse_difference(line) {
+            if let Some(d) = parse_whole_difference(line) {
                 differences.push(d);
             }
         })
