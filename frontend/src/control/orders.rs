@@ -63,6 +63,20 @@ async fn route_order(
     if let Some(why) = ctx.clusters.refusal(req.cluster) {
         return Err(left_cluster(&g, &group, "route", req.epoch, req.term, why));
     }
+    if g.refusal(&req).is_none() {
+        // Taken: of another cluster, the orchestrators' move, kept with
+        // its fence (as a hold order's): from now on the cluster left is
+        // refused, its leader deposed — also when no hold order of the
+        // new cluster came first (a route re-applied by reconciliation).
+        let keep = |moved| {
+            if let Some(fence) = &ctx.fence {
+                fence.moved(moved);
+            }
+        };
+        if let Err(why) = ctx.clusters.take(req.cluster, req.term, keep) {
+            return Err(left_cluster(&g, &group, "route", req.epoch, req.term, why));
+        }
+    }
     if g.has_site(&req.site) {
         keep_epoch(&ctx, &group, req.epoch, Some(&req.site), None).await;
     }

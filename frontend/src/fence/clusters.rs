@@ -21,6 +21,11 @@
 //!   warn, and the order is placed after every place of a cluster left
 //!   (`route::hold`), so it is taken at the group's current epoch.
 //!
+//! Route orders state their term's cluster too, and are judged by the
+//! same rule: one of a cluster left is refused, one of a new cluster is
+//! the move (a route re-applied by the new cluster's leader with no hold
+//! order before it), but a route order is placed by its epoch alone.
+//!
 //! The move is taken only with an order that is taken (one refused by its
 //! epoch moves nothing), and written to `fence.json` before that order
 //! takes effect (with the group's fence), so a restarted frontend still

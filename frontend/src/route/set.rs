@@ -35,16 +35,23 @@ pub(crate) enum Refused {
 }
 
 impl GroupRoute {
-    /// Apply a route command, fenced by its epoch (see [`crate::api`]).
-    pub(crate) fn set(&self, req: &SetRoute) -> Result<(Applied, RouteState), Refused> {
-        let Some(backend) = self.backends.get(&req.site) else {
+    /// Why a route command would be refused now, if it would: what
+    /// [`GroupRoute::set`] judges before it changes anything. (The caller
+    /// holds the group's ordering lock, so no other order of the group
+    /// comes between this and its `set`.)
+    pub(crate) fn refusal(&self, req: &SetRoute) -> Option<Refused> {
+        self.judge(&self.lock(), req).err()
+    }
+
+    /// The route command's judgement by its site and epoch (see
+    /// [`GroupRoute::set`]); nothing changes.
+    fn judge(&self, inner: &Inner, req: &SetRoute) -> Result<(), Refused> {
+        if !self.backends.contains_key(&req.site) {
             return Err(Refused::UnknownSite {
                 site: req.site.clone(),
                 allowed: self.allowed_sites(),
             });
-        };
-        let mut inner = self.lock();
-        inner.draining.retain(|g| !g.cancel.is_cancelled());
+        }
         // A hold order's epoch fences routes too: an order at epoch e says
         // an orchestrator acts at e (a runbook holds before it switches),
         // so a route below e comes from an older authority.
@@ -55,16 +62,30 @@ impl GroupRoute {
                 seen,
             });
         }
-        let routed = inner.current.as_ref().map(|g| g.site.clone());
-        if let Some(kept) = inner.kept_site.as_ref().filter(|_| routed.is_none()) {
-            if req.epoch == inner.epoch && *kept != req.site {
-                return Err(Refused::Conflict {
-                    epoch: req.epoch,
-                    routed: kept.clone(),
-                    requested: req.site.clone(),
-                });
-            }
+        let routed = inner
+            .current
+            .as_ref()
+            .map(|g| &g.site)
+            .or(inner.kept_site.as_ref());
+        match routed {
+            Some(site) if req.epoch == inner.epoch && *site != req.site => Err(Refused::Conflict {
+                epoch: req.epoch,
+                routed: site.clone(),
+                requested: req.site.clone(),
+            }),
+            _ => Ok(()),
         }
+    }
+
+    /// Apply a route command, fenced by its epoch (see [`crate::api`]).
+    pub(crate) fn set(&self, req: &SetRoute) -> Result<(Applied, RouteState), Refused> {
+        let mut inner = self.lock();
+        inner.draining.retain(|g| !g.cancel.is_cancelled());
+        self.judge(&inner, req)?;
+        let Some(backend) = self.backends.get(&req.site) else {
+            unreachable!("judged: the site has a backend");
+        };
+        let routed = inner.current.as_ref().map(|g| g.site.clone());
         let applied = match routed {
             Some(site) if site == req.site => {
                 let from = inner.epoch;
@@ -93,13 +114,6 @@ impl GroupRoute {
                 } else {
                     Applied::EpochRaised { from }
                 }
-            }
-            Some(site) if req.epoch == inner.epoch => {
-                return Err(Refused::Conflict {
-                    epoch: req.epoch,
-                    routed: site,
-                    requested: req.site.clone(),
-                });
             }
             from => {
                 let next = Generation(Arc::new(GenerationData {

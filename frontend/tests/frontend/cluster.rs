@@ -124,3 +124,57 @@ async fn a_route_order_of_a_cluster_the_frontend_left_is_refused() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(fe.put("web", "a", 7, "immediate").await.0, StatusCode::OK);
 }
+
+/// A route order of a new cluster is the orchestrators' move as a hold
+/// order is: with no hold order of cluster b before it (b's leader
+/// re-applies the route by reconciliation), the frontend keeps b from
+/// then on — a later route order of cluster a, the deposed leader's
+/// rollback at a higher epoch, is refused, after a restart too. Before,
+/// only a hold order moved the frontend, and a's order was judged by its
+/// epoch alone: taken. A route order refused by its epoch moves nothing.
+#[tokio::test]
+async fn a_route_order_of_a_new_cluster_moves_the_frontend() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _a, _b) = echo_web_kept_in(dir.path()).await;
+    let fe = start_settings(s.clone()).await;
+    let (a, b, c) = (0xa_u64, 0xb_u64, 0xc_u64);
+    let order = |epoch: u64, site: &str, term: u64, cluster: u64| {
+        serde_json::json!({ "site": site, "epoch": epoch, "mode": "immediate", "term": term, "cluster": cluster })
+            .to_string()
+    };
+    let token = Some(crate::harness::TOKEN);
+    let (status, body) = fe.put_raw("web", order(5, "a", 40, a), token).await;
+    assert_eq!(status, StatusCode::OK, "cluster a's route: {body}");
+    // Cluster c's order below the epoch: refused by its epoch, no move.
+    let (status, body) = fe.put_raw("web", order(4, "b", 2, c), token).await;
+    assert_refused(status, &body, "stale epoch 4 < 5");
+    // Cluster b's leader re-applies the route at the same epoch: the move.
+    let (status, body) = fe.put_raw("web", order(5, "a", 3, b), token).await;
+    assert_eq!(status, StatusCode::OK, "cluster b's route: {body}");
+    let (status, body) = fe.put_raw("web", order(6, "b", 41, a), token).await;
+    assert_refused(
+        status,
+        &body,
+        "route order refused: of etcd cluster a, which this frontend left for etcd cluster b",
+    );
+    let route = fe.route("web").await;
+    assert_eq!(
+        (route["site"].clone(), route["epoch"].clone()),
+        ("a".into(), 5.into()),
+        "{route}"
+    );
+    stop(fe).await;
+
+    let kept = std::fs::read_to_string(dir.path().join("fe-test/fence.json")).unwrap();
+    let kept: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    assert_eq!(
+        (kept["cluster"].clone(), kept["retired"].clone()),
+        (11.into(), serde_json::json!([10])),
+        "cluster c's refused order moved nothing: {kept}"
+    );
+    let fe = start_settings(s).await;
+    let (status, body) = fe.put_raw("web", order(7, "b", 42, a), token).await;
+    assert_refused(status, &body, "which this frontend left for etcd cluster b");
+    let (status, body) = fe.put_raw("web", order(6, "b", 3, b), token).await;
+    assert_eq!(status, StatusCode::OK, "cluster b's next route: {body}");
+}
