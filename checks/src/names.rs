@@ -140,19 +140,35 @@ impl Default for SystemNames {
     }
 }
 
-/// The hosts file's names and addresses (`IP NAME ALIAS…`, `#` comments).
+/// The hosts file's names and addresses (`IP NAME ALIAS…`, `#` comments),
+/// read as bytes as glibc does: a line or a name that is not UTF-8 (a
+/// comment saved in Latin-1) is skipped alone, never the whole file. A
+/// file that exists but cannot be read is said at warn (every name it
+/// pins would otherwise go to DNS with nothing said).
 fn read_hosts(path: &Path) -> HashMap<String, Vec<IpAddr>> {
     let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return names;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return names,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), cause = %e, "cannot read the hosts file: its names are looked up in DNS");
+            return names;
+        }
     };
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("");
-        let mut fields = line.split_whitespace();
-        let Some(ip) = fields.next().and_then(|a| a.parse::<IpAddr>().ok()) else {
+    for line in bytes.split(|b| *b == b'\n') {
+        let line = line.split(|b| *b == b'#').next().unwrap_or_default();
+        let mut fields = line
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty())
+            .map(std::str::from_utf8);
+        let Some(ip) = fields
+            .next()
+            .and_then(|a| a.ok())
+            .and_then(|a| a.parse::<IpAddr>().ok())
+        else {
             continue;
         };
-        for name in fields {
+        for name in fields.flatten() {
             let addrs = names.entry(canonical(name)).or_default();
             if !addrs.contains(&ip) {
                 addrs.push(ip);
@@ -515,6 +531,32 @@ mod tests {
         )
         .await;
         assert!(r.ok, "{r:?}");
+    }
+
+    /// A byte that is not UTF-8 in the hosts file (a comment saved in
+    /// Latin-1, a name in another encoding) skips its field, not the
+    /// file: the names pinned there are still answered from it alone.
+    /// (Before, the whole file was dropped and every name went to DNS.)
+    #[tokio::test]
+    async fn a_hosts_file_with_bytes_that_are_not_utf8_still_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(
+            &hosts,
+            b"# Serveur base de donn\xe9es\r\n127.0.0.1\tdb.warden.test caf\xe9\r\n127.0.0.3 \xff\n",
+        )
+        .unwrap();
+        let (ns, asked) = nameserver(Says::Silence).await;
+        let names = asking_with_hosts(ns, Duration::from_secs(2), 2, &hosts);
+        let a = tokio::time::timeout(
+            Duration::from_millis(500),
+            names.addresses("db.warden.test", 80),
+        )
+        .await
+        .expect("answered from the hosts file, not DNS")
+        .unwrap();
+        assert_eq!(a, vec!["127.0.0.1:80".parse().unwrap()]);
+        assert_eq!(asked.load(Ordering::SeqCst), 0, "the nameserver was asked");
     }
 
     /// An address with a zone is its own, read without DNS.
