@@ -4,11 +4,15 @@
 //! `get var` of the fence variable ([`parse_fence`] into a [`Fence`]). Pure
 //! functions of the reply text, so they are unit- and fuzz-tested here.
 
-/// `srv_admin_state` flags meaning "no new traffic": forced, inherited,
-/// resolution and hostname maintenance (0x01, 0x02, 0x20, 0x40), forced and
-/// inherited drain (0x08, 0x10). 0x04 (maintenance from haproxy.cfg's
-/// `disabled`) stays set after `state ready` and does not stop traffic.
-const ADMIN_MAINT: u32 = 0x01 | 0x02 | 0x20 | 0x40;
+/// `srv_admin_state` flags meaning "no new traffic": forced, inherited
+/// and resolution maintenance (0x01, 0x02, 0x20: HAProxy's own
+/// `SRV_ADMF_MAINT` mask, 0x23), forced and inherited drain (0x08, 0x10).
+/// 0x04 (maintenance from haproxy.cfg's `disabled`) stays set after
+/// `state ready` and does not stop traffic; nor does 0x40 (2.x
+/// `SRV_ADMF_HMAINT`, 3.x `SRV_ADMF_FQDN_CHANGED`: the server's FQDN was
+/// set at run time — kept for good, exported in this dump): a server with
+/// it still takes users, so it must be drained and cut like any other.
+const ADMIN_MAINT: u32 = 0x01 | 0x02 | 0x20;
 const ADMIN_DRAIN: u32 = 0x08 | 0x10;
 
 /// One server's line of `show servers state`.
@@ -177,6 +181,28 @@ mod tests {
         // `disabled` in haproxy.cfg, then `state ready`: admin 4 takes traffic.
         let d = dump(&["3 be 1 a 127.0.0.1 2 4 1 1 0 1 0 1 6 0 0 0 - 1 - 0 0 - - 0"]);
         assert!(parse_servers_state(&d, "be").expect("parses")[0].ready());
+    }
+
+    /// 0x40 (an FQDN set at run time, kept for good) is no maintenance: a
+    /// server with it takes users (HAProxy's own mask is 0x23), so it is
+    /// ready, or draining with 0x08. Before, it was read as maintenance:
+    /// a drain switch sent it no `state drain`, and it went on taking
+    /// users beside the new site while the route read back as moved.
+    #[test]
+    fn an_fqdn_set_at_run_time_is_no_maintenance() {
+        let line = |admin: u32| {
+            dump(&[&format!(
+                "3 be 1 a 127.0.0.1 2 {admin} 1 1 0 1 0 1 6 0 0 0 a.example 1 - 0 0 - - 0"
+            )])
+        };
+        let s = parse_servers_state(&line(0x40), "be").expect("parses");
+        assert!(s[0].ready() && !s[0].draining());
+        let s = parse_servers_state(&line(0x48), "be").expect("parses");
+        assert!(s[0].draining() && !s[0].ready());
+        let s = parse_servers_state(&line(0x41), "be").expect("parses");
+        assert!(s[0].in_maint() && !s[0].ready() && !s[0].draining());
+        let s = parse_servers_state(&line(0x60), "be").expect("parses");
+        assert!(s[0].in_maint());
     }
 
     #[test]
