@@ -374,6 +374,61 @@ async fn a_peer_emptied_between_passes_is_held_at_the_total() {
     assert_eq!(files(&here).len(), 8, "nothing more deleted here");
 }
 
+/// A returning site that was never a source (no manifest: every item is
+/// its own change) resynced under `discard` — a switchover's replica
+/// pass, whatever the config says — from a peer module that is empty
+/// (emptied at the active site, whose push guard held): every item is
+/// divergent, the peer lacking it, and each would be discarded. Those
+/// discards go through the mass-delete guard as deletes do: the pass is
+/// held, as from an empty peer, and nothing here is removed. Before, the
+/// discards ran ahead of the guard, which counted deletes only: the
+/// returning site was emptied and verified equal to the empty peer.
+/// With the peer's data back, the next pass discards only what the peer
+/// still lacks, and what the peer has arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discards_against_an_empty_peer_are_held_by_the_guard() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (here, peer) = (d.src(), d.target());
+    for i in 0..10 {
+        write(&here, &format!("d/f{i}"), &format!("file {i}"));
+    }
+    assert!(files(&peer).is_empty());
+    let resyncer = RsyncResyncer::new(settings(&d)).unwrap();
+    let err = resyncer
+        .pass(DivergentPolicy::Discard, CancellationToken::new(), None)
+        .await
+        .unwrap_err();
+    let AgentError::DeleteGuard(msg) = err else {
+        panic!("held by the guard: {err:?}");
+    };
+    assert!(
+        msg.contains("is empty") && msg.contains("10 of the 10 items") && msg.contains("discarded"),
+        "{msg}"
+    );
+    assert_eq!(files(&here).len(), 10, "nothing discarded here");
+
+    // The peer's data is back (all but f9): f9 alone is discarded.
+    for i in 0..9 {
+        write(&peer, &format!("d/f{i}"), &format!("peer's file {i}"));
+    }
+    let report = resyncer
+        .pass(DivergentPolicy::Discard, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let discarded: Vec<&str> = report
+        .divergent
+        .iter()
+        .filter(|i| i.action == "discarded")
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(discarded.len(), 10, "{report:?}");
+    assert_eq!(files(&here), files(&peer));
+    assert!(!here.join("d/f9").exists());
+}
+
 /// A tmpfs mounted on a directory, unmounted on drop (also when the test fails).
 struct Tmpfs(PathBuf);
 

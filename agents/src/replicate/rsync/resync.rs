@@ -14,7 +14,9 @@
 //!    peer, even while the pass runs, is never divergent;
 //! 3. applies the [`DivergentPolicy`] to divergent items *before* anything is
 //!    overwritten: `quarantine` moves them to `<quarantine>/<unix-ms>/<name>`,
-//!    `discard` deletes them, `keep` leaves them in place, excluded from the
+//!    `discard` deletes them (those the peer lacks only after its listing,
+//!    through the mass-delete guard with the deletes: step 6), `keep`
+//!    leaves them in place, excluded from the
 //!    pull (`- /name`, raw bytes, wildcards escaped) — except a conflict (the
 //!    peer has the name too), which is moved to the quarantine because the
 //!    peer's version wins;
@@ -29,8 +31,9 @@
 //!    sending is deleted by the next pass; recorded even when the pull
 //!    failed midway (what it settled is confirmed);
 //! 6. deletes here what is unchanged since confirmed and the peer no longer
-//!    lists, after the mass-delete guard ([`GuardHold`]): a pass that would
-//!    delete more than `max_delete_share` *and* `max_delete_count` of the
+//!    lists, and discards what `discard` drops that the peer lacks, after
+//!    the mass-delete guard ([`GuardHold`]): a pass that would delete (or
+//!    discard) more than `max_delete_share` *and* `max_delete_count` of the
 //!    local items, or any when the peer module is empty, deletes nothing
 //!    ([`AgentError::DeleteGuard`]) until the cause is fixed or the operator
 //!    releases it once. A wrong password or a missing module fails at the
@@ -197,30 +200,48 @@ impl RsyncResyncer {
     }
 
     /// The mass-delete guard for a pass that deletes `deletes` of the `here`
-    /// local items (the peer deleted them, says the manifest), counted with
-    /// the deletions of the passes of the last
+    /// local items (the peer deleted them, says the manifest) and discards
+    /// `discards` more (divergent, the peer lacks them, under `discard`:
+    /// as gone from here as a delete), counted with the deletions of the
+    /// passes of the last
     /// [`DELETE_WINDOW`](crate::replicate::guard::DELETE_WINDOW): `Ok(true)`
     /// when the operator released the held pass.
-    fn guard(&self, deletes: &[String], here: u64, peer_empty: bool) -> Result<bool, AgentError> {
+    fn guard(
+        &self,
+        deletes: &[String],
+        discards: usize,
+        here: u64,
+        peer_empty: bool,
+    ) -> Result<bool, AgentError> {
         let s = &self.settings;
         let hold: &GuardHold = &s.hold;
-        if deletes.is_empty() {
+        let count = deletes.len() + discards;
+        if count == 0 {
             hold.passed();
             return Ok(false);
         }
         let recent = self.recent.lock().unwrap().total(Instant::now());
         let local = format!("{} (here)", s.source.display());
         let verdict = if peer_empty {
+            let what = match (deletes.len(), discards) {
+                (d, 0) => format!("the manifest says {d} of the {here} items in {local} are in sync with it"),
+                (0, x) => format!(
+                    "{x} of the {here} items in {local} would be discarded (divergent: the peer lacks them)"
+                ),
+                (d, x) => format!(
+                    "the manifest says {d} of the {here} items in {local} are in sync with it, and {x} more \
+                     would be discarded (divergent: the peer lacks them)"
+                ),
+            };
             hold.trip(Trip::EmptyPeer, format!(
-                "mass-delete guard: the peer module {} is empty while the manifest says {} of the {here} \
-                 items in {local} are in sync with it; nothing was deleted here. Check the peer (wrong \
-                 module, emptied, unmounted?): the resync goes on by itself once its data is back; run \
-                 `warden clear GROUP --deletions SITE` only if the peer's data was really deleted",
+                "mass-delete guard: the peer module {} is empty while {what}; nothing was deleted here. \
+                 Check the peer (wrong module, emptied, unmounted?): the resync goes on by itself once \
+                 its data is back; run `warden clear GROUP --deletions SITE` only if the peer's data was \
+                 really deleted",
                 s.target(),
-                deletes.len()
             ))
         } else {
-            hold.check(&s.guard, deletes.len() as u64, recent, here, &local)
+            hold.check(&s.guard, count as u64, recent, here, &local)
         };
         let released = verdict.map_err(AgentError::DeleteGuard)?;
         hold.passed();
@@ -301,12 +322,21 @@ impl Resyncer for RsyncResyncer {
             }
         }
 
-        // 2. Divergent items first: nothing is overwritten before they are safe.
+        // 2. Divergent items first: nothing is overwritten before they are
+        //    safe. Under `discard`, what the peer lacks is not overwritten by
+        //    the pull: its discard waits for the peer's listing and the
+        //    mass-delete guard (5), as a delete does — an emptied or wrong
+        //    peer module must not empty this site through the discards.
         let stamp = now_ms();
         let mut divergent = Vec::new();
         let mut keep: BTreeSet<String> = BTreeSet::new();
+        let mut discard_later: Vec<(String, DivergentReason)> = Vec::new();
         for (name, reason, peer_has) in &div {
             let (action, moved_to) = match (policy, peer_has) {
+                (DivergentPolicy::Discard, false) => {
+                    discard_later.push((name.clone(), *reason));
+                    continue;
+                }
                 // Gone meanwhile: nothing to keep.
                 (DivergentPolicy::Keep, false) if self.local(name).symlink_metadata().is_err() => {
                     continue
@@ -326,26 +356,13 @@ impl Resyncer for RsyncResyncer {
                     // Shown like the names: non-UTF-8 bytes as `\xNN`.
                     ("quarantined", Some(escape_name(to.as_os_str().as_bytes())))
                 }
-                // Removed, not left to be overwritten: with the same size
-                // and mtime, rsync's quick check would keep it.
-                (DivergentPolicy::Discard, _) => {
-                    let p = self.local(name);
-                    let removed = if here.get(name).is_some_and(Item::is_dir) {
-                        std::fs::remove_dir(&p)
-                    } else {
-                        std::fs::remove_file(&p)
-                    };
-                    match removed {
-                        Ok(()) => {}
+                // The peer has it: removed, not left to be overwritten —
+                // with the same size and mtime, rsync's quick check would
+                // keep it.
+                (DivergentPolicy::Discard, true) => {
+                    if !self.discard(name, &here)? {
                         // Gone meanwhile: nothing to discard.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            return Err(AgentError::Divergent {
-                                action: "discard".into(),
-                                name: name.clone(),
-                                reason: e.to_string(),
-                            })
-                        }
+                        continue;
                     }
                     ("discarded", None)
                 }
@@ -359,16 +376,7 @@ impl Resyncer for RsyncResyncer {
             });
         }
         let divergent_names: BTreeSet<&String> = div.iter().map(|(n, _, _)| n).collect();
-        // Directories only the moved or discarded items were in go with them.
-        for d in divergent.iter().filter(|d| d.action != "kept") {
-            let mut up = d.name.as_str();
-            while let Some((parent, _)) = up.rsplit_once('/') {
-                if std::fs::remove_dir(self.local(parent)).is_err() {
-                    break;
-                }
-                up = parent;
-            }
-        }
+        self.remove_emptied_parents(divergent.iter().filter(|d| d.action != "kept"));
 
         // 3. One pull without --delete: `-ii` itemizes every item of the
         //    peer, so this one scan of the peer also tells what it lacks.
@@ -443,16 +451,37 @@ impl Resyncer for RsyncResyncer {
                 .filter(|(n, i)| !(i.is_dir() && holds_under(&peer_names, n)))
                 .map(|(n, _)| n.clone())
                 .collect();
-            let checked = self.guard(&deletes, here.len() as u64, peer_names.is_empty());
+            // The discards that waited (2): what the peer still does not list.
+            discard_later.retain(|(n, _)| !peer_names.contains(n));
+            let checked = self.guard(
+                &deletes,
+                discard_later.len(),
+                here.len() as u64,
+                peer_names.is_empty(),
+            );
             if let Ok(released) = checked {
                 self.delete_here(&deletes, &peer_names, &mut next)?;
                 now.items_done += deletes.len() as u64;
+                let first = divergent.len();
+                for (name, reason) in &discard_later {
+                    if self.discard(name, &here)? {
+                        warn!(item = %name, ?reason, action = "discarded", "divergent item at the returning site");
+                        divergent.push(DivergentItem {
+                            name: name.clone(),
+                            reason: *reason,
+                            action: "discarded".into(),
+                            moved_to: None,
+                        });
+                    }
+                }
+                self.remove_emptied_parents(divergent[first..].iter());
                 // counted once done (a pass that failed before them is
                 // retried and checks them again)
-                self.recent
-                    .lock()
-                    .unwrap()
-                    .passed(released, Instant::now(), deletes.len() as u64);
+                self.recent.lock().unwrap().passed(
+                    released,
+                    Instant::now(),
+                    (deletes.len() + discard_later.len()) as u64,
+                );
             }
             held = checked.map(|_| ());
         }
@@ -582,6 +611,40 @@ impl RsyncResyncer {
     /// directories), then the
     /// directories they leave empty that the peer does not have, and takes
     /// them out of `m`.
+    /// Discard the divergent item `name` (a file, a symlink, a special
+    /// file, or an empty directory as `here` lists it): `false` when it
+    /// was gone already.
+    fn discard(&self, name: &str, here: &Listing) -> Result<bool, AgentError> {
+        let p = self.local(name);
+        let removed = if here.get(name).is_some_and(Item::is_dir) {
+            std::fs::remove_dir(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match removed {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(AgentError::Divergent {
+                action: "discard".into(),
+                name: name.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Directories only the moved or discarded `items` were in go with them.
+    fn remove_emptied_parents<'a>(&self, items: impl Iterator<Item = &'a DivergentItem>) {
+        for d in items {
+            let mut up = d.name.as_str();
+            while let Some((parent, _)) = up.rsplit_once('/') {
+                if std::fs::remove_dir(self.local(parent)).is_err() {
+                    break;
+                }
+                up = parent;
+            }
+        }
+    }
+
     fn delete_here(
         &self,
         names: &[String],
