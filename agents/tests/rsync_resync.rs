@@ -429,6 +429,52 @@ async fn discards_against_an_empty_peer_are_held_by_the_guard() {
     assert!(!here.join("d/f9").exists());
 }
 
+/// Two names of one inode here (`x`, `y`), in sync with the peer. The
+/// peer deletes `y`: the pass deletes it here, which moves the ctime of
+/// `x` (the inode's link count). The peer then deletes `x`: the next pass
+/// deletes it here too — `x` did not change here, the pass's own delete
+/// moved its ctime. Before, `x` kept the stamp taken before that delete,
+/// counted as changed here, and was kept as a divergent write (then
+/// pushed back to the peer at the promote: a delete acknowledged at the
+/// active site undone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_of_one_hard_link_does_not_make_its_twin_a_divergent_write() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (here, peer) = (d.src(), d.target());
+    write(&here, "x", "linked twice");
+    std::fs::hard_link(here.join("x"), here.join("y")).unwrap();
+    write(&here, "other", "stays");
+    let push = RsyncReplicator::new(settings(&d));
+    push.resync(CancellationToken::new(), None).await.unwrap();
+    assert_eq!(files(&here), files(&peer));
+    let resyncer = RsyncResyncer::new(settings(&d)).unwrap();
+
+    std::fs::remove_file(peer.join("y")).unwrap();
+    let report = resyncer
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.deleted, report.divergent.len()),
+        (1, 0),
+        "{report:?}"
+    );
+    assert!(!here.join("y").exists() && here.join("x").exists());
+
+    std::fs::remove_file(peer.join("x")).unwrap();
+    let report = resyncer
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert_eq!(report.divergent, vec![], "x is no write of this site");
+    assert_eq!(report.deleted, 1, "{report:?}");
+    assert!(!here.join("x").exists(), "the peer's delete of x is undone");
+    assert_eq!(files(&here), files(&peer));
+}
+
 /// A tmpfs mounted on a directory, unmounted on drop (also when the test fails).
 struct Tmpfs(PathBuf);
 

@@ -162,6 +162,36 @@ pub(super) struct Delta {
     pub(super) bytes: u64,
 }
 
+/// After a pass removed, moved aside or (re)linked names here (`touched`:
+/// their inodes, before and after): the other names of those inodes —
+/// hard links — had their ctime moved by the pass, not by a change. Their
+/// stamps in `m` are taken again when nothing else of theirs moved (the
+/// same inode, the mtime to the nanosecond, the size); else such a name
+/// counts as changed here at the next pass, and one the peer deleted
+/// since is kept as a divergent write — then pushed back to the peer.
+pub(super) fn restamp_linked(root: &Path, m: &mut Manifest, touched: &BTreeSet<u64>) {
+    if touched.is_empty() {
+        return;
+    }
+    let Manifest { items, stamps, .. } = m;
+    for (name, st) in stamps.iter_mut() {
+        if !touched.contains(&st.ino) {
+            continue;
+        }
+        let path = root.join(OsStr::from_bytes(&unescape_name(name)));
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let now = Stamp::of(&meta);
+        if now.ino == st.ino
+            && now.mtime_ns == st.mtime_ns
+            && items.get(name).is_some_and(|i| i.size == meta.len())
+        {
+            st.ctime_ns = now.ctime_ns;
+        }
+    }
+}
+
 /// The manifest after a pull: every item rsync `settled` that is here as
 /// rsync reported it (kind, whole-second mtime, size unless it fetched the
 /// content) is confirmed with a stat taken now; an older entry stays while its item here is untouched

@@ -485,6 +485,23 @@ impl Resyncer for RsyncResyncer {
             }
             held = checked.map(|_| ());
         }
+        // What this pass removed, moved aside or fetched (a fetch with
+        // `-H` may link a new name to an inode here): their inodes' other
+        // names are stamped again (`restamp_linked`).
+        let touched: BTreeSet<u64> = deletes
+            .iter()
+            .chain(
+                divergent
+                    .iter()
+                    .filter(|d| d.action != "kept")
+                    .map(|d| &d.name),
+            )
+            .chain(&fetched_names)
+            .flat_map(|n| [stamps.get(n), next.stamps.get(n)])
+            .flatten()
+            .map(|st| st.ino)
+            .collect();
+        restamp_linked(&s.source, &mut next, &touched);
         let (confirmed, confirmed_bytes) = (
             next.items.len() as u64,
             next.items.values().map(|i| i.size).sum::<u64>(),

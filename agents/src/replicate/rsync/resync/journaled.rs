@@ -343,6 +343,15 @@ impl RsyncResyncer {
         for (k, v) in new_stamps {
             next.stamps.insert(k, v);
         }
+        // The other names of inodes this pass deleted, replaced or linked
+        // (hard links): their ctime moved with it (`restamp_linked`).
+        let touched: BTreeSet<u64> = changed
+            .iter()
+            .flat_map(|n| [stamps.get(n), next.stamps.get(n)])
+            .flatten()
+            .map(|st| st.ino)
+            .collect();
+        restamp_linked(&s.source, &mut next, &touched);
         next.confirmed_unix_ms = now_ms();
         let (confirmed, confirmed_bytes) = (
             next.items.len() as u64,
