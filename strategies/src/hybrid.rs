@@ -198,7 +198,11 @@ impl Strategy for HybridStrategy {
     /// [`FrontendStrategy`]'s `current`; a frontend that answers something
     /// else is a drift line. Unreachable frontends are the frontend layer's
     /// business (health checks, DNS) and are left out, listed in `unread`;
-    /// fails when none answers.
+    /// one that answers but whose route cannot be read (refused, a dump
+    /// it cannot make sense of: an HAProxy backend with a ready server of
+    /// no site) is a drift line, as in the `frontend` scheme — its users
+    /// may be sent anywhere, and a verify must not pass over it. Fails
+    /// when none answers.
     async fn current(&self) -> Result<Observed, StrategyError> {
         let reads = self.routes().await;
         let answers: Vec<(&str, &(Option<String>, Epoch))> = reads
@@ -210,9 +214,16 @@ impl Strategy for HybridStrategy {
                 .iter()
                 .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
                 .collect();
-            return Err(StrategyError::Unreachable {
-                element: format!("every frontend of group {}", self.group),
-                reason: reasons.join("; "),
+            let refused = reads
+                .into_iter()
+                .filter_map(|(_, r)| r.err())
+                .find(|e| !e.is_transient());
+            return Err(match refused {
+                Some(e) => e,
+                None => StrategyError::Unreachable {
+                    element: format!("every frontend of group {}", self.group),
+                    reason: reasons.join("; "),
+                },
             });
         }
         let epoch = answers.iter().map(|(_, (_, e))| *e).max().unwrap_or(0);
@@ -230,16 +241,23 @@ impl Strategy for HybridStrategy {
         }
         let site = best.and_then(|(s, _)| s.clone());
         let mut drift = Vec::new();
-        for (frontend, (s, e)) in &answers {
-            match s {
-                _ if *s == site && *e == epoch => {}
-                None => drift.push(format!("{frontend} has no route")),
-                Some(s) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
+        for (frontend, read) in &reads {
+            match read {
+                Err(e) if e.is_transient() => {}
+                Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
+                Ok((s, e)) if *s == site && *e == epoch => {}
+                Ok((None, _)) => drift.push(format!("{frontend} has no route")),
+                Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
             }
         }
         let unread = reads
             .iter()
-            .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+            .filter_map(|(n, r)| {
+                r.as_ref()
+                    .err()
+                    .filter(|e| e.is_transient())
+                    .map(|e| format!("{n}: {e}"))
+            })
             .collect();
         Ok(Observed {
             site,
@@ -324,6 +342,26 @@ mod tests {
         }
     }
 
+    /// A frontend that answers but whose route cannot be read (an HAProxy
+    /// backend with a ready server of no site).
+    struct Unreadable(&'static str);
+
+    #[async_trait]
+    impl FrontendDriver for Unreadable {
+        fn name(&self) -> &str {
+            self.0
+        }
+        async fn set_route(&self, _: &str, _: u64, _: SwitchMode) -> Result<(), StrategyError> {
+            Ok(())
+        }
+        async fn route(&self) -> Result<(Option<String>, u64), StrategyError> {
+            Err(StrategyError::Rejected {
+                element: self.0.into(),
+                reason: "server srv_x is ready but maps to no site".into(),
+            })
+        }
+    }
+
     /// A DNS provider that is never asked.
     struct Silent;
 
@@ -394,5 +432,34 @@ mod tests {
             "{:?}",
             seen.unread
         );
+    }
+
+    /// fe2 answers but its route cannot be read (refused, not unreachable):
+    /// a drift line, as in the `frontend` scheme — its users may be sent
+    /// to a site the decision did not name, so a verify that reads fe1 at
+    /// the decision must not pass. Before, it was listed as unread only,
+    /// which a verify does not look at: a switch ended Done. With no
+    /// frontend readable, the refusal is the error, not "unreachable".
+    #[tokio::test]
+    async fn a_frontend_whose_route_is_refused_is_a_drift_not_unread() {
+        let drivers: Vec<Arc<dyn FrontendDriver>> = vec![
+            Arc::new(Fixed("fe1", Some("b"), 7)),
+            Arc::new(Unreadable("fe2")),
+            Arc::new(Gone("fe3")),
+        ];
+        let seen = over(drivers).current().await.expect("readable");
+        assert_eq!((seen.site.as_deref(), seen.epoch), (Some("b"), 7));
+        assert_eq!(seen.drift.len(), 1, "{:?}", seen.drift);
+        assert!(
+            seen.drift[0].starts_with("fe2 cannot be read: ") && seen.drift[0].contains("no site"),
+            "{:?}",
+            seen.drift
+        );
+        assert_eq!(seen.unread.len(), 1, "{:?}", seen.unread);
+        assert!(seen.unread[0].starts_with("fe3: "), "{:?}", seen.unread);
+        let drivers: Vec<Arc<dyn FrontendDriver>> =
+            vec![Arc::new(Unreadable("fe2")), Arc::new(Gone("fe3"))];
+        let err = over(drivers).current().await.unwrap_err();
+        assert!(matches!(err, StrategyError::Rejected { .. }), "{err:?}");
     }
 }
