@@ -226,6 +226,91 @@ async fn a_doubt_answered_nochg_is_not_sent_again_every_pass() {
     assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
 }
 
+/// An authoritative nameserver of the fake's hosts on 127.0.0.1 (UDP): it
+/// answers, with the AA bit, the A record No-IP holds for the name asked
+/// — as No-IP's own nameservers publish what it holds.
+async fn nameserver_of(fake: &FakeNoip) -> std::net::SocketAddr {
+    use hickory_net::proto::op::{Message, OpCode};
+    use hickory_net::proto::rr::{rdata, RData, Record, RecordType};
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let fake = fake.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut m = Message::response(q.metadata.id, OpCode::Query);
+            m.metadata.authoritative = true;
+            m.add_queries(q.queries.clone());
+            if let Some(asked) = q.queries.first() {
+                let host = asked.name().to_ascii();
+                let held = fake.ip_of(host.trim_end_matches('.'));
+                if let (RecordType::A, Some(ip)) = (asked.query_type(), held.and_then(|h| h.v4)) {
+                    m.add_answer(Record::from_rdata(
+                        asked.name().clone(),
+                        60,
+                        RData::A(rdata::A(ip)),
+                    ));
+                }
+            }
+            let _ = sock.send_to(&m.to_vec().unwrap(), from).await;
+        }
+    });
+    addr
+}
+
+/// The group's nameservers are a dead one first (at the site that was
+/// lost) and No-IP's. A hand edit at No-IP puts the name back on site a
+/// after warden confirmed b: verification (which asks every nameserver)
+/// sees the drift, and the reconciliation's re-apply must send — the
+/// provider's memory of b is contradicted by a server that answers from
+/// its zone. Before, only the first nameserver was asked before a
+/// publish: it did not answer, nothing was forgotten, and every re-apply
+/// returned Ok without a request while users resolved to the lost site.
+#[tokio::test]
+async fn a_hand_edit_seen_by_any_nameserver_is_put_right() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let ns = nameserver_of(&fake).await;
+    let dead = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sites = std::collections::BTreeMap::from([
+        ("a".to_string(), v4("10.77.1.10")),
+        ("b".to_string(), v4("10.77.2.10")),
+    ]);
+    let st = DnsStrategy::new(
+        "web",
+        vec![WWW.to_string()],
+        sites,
+        vec![dead.local_addr().unwrap(), ns],
+        Duration::from_millis(300),
+        Arc::new(provider(Flavor::Noip, &run, &[WWW])),
+    );
+    let to_b = SiteRoute {
+        site: "b".into(),
+        mode: SwitchMode::Immediate,
+    };
+    st.activate(&to_b, 2).await.expect("switch to b");
+    assert_eq!(fake.requests(), 1);
+    let seen = st.current().await.expect("readable");
+    assert_eq!(seen.site.as_deref(), Some("b"), "{seen:?}");
+
+    fake.set_ip(WWW, ips("10.77.1.10"));
+    let seen = st.current().await.expect("readable");
+    assert_eq!(
+        seen.site.as_deref(),
+        Some("a"),
+        "the hand edit is seen: {seen:?}"
+    );
+    st.activate(&to_b, 2).await.expect("re-applied");
+    assert_eq!(fake.requests(), 2, "the re-apply sent nothing");
+    assert_eq!(fake.ip_of(WWW), Some(ips("10.77.2.10")));
+}
+
 /// A server that does not set the addresses sent (it ignores `myip` and
 /// uses its own idea, here 203.0.113.5) answers every update of
 /// 10.77.2.10 with `nochg 203.0.113.5`. The route is never confirmed, so

@@ -138,6 +138,13 @@ pub trait DnsProvider: Send + Sync {
     /// provider believes it confirmed (a hand edit at the provider): the next
     /// `publish` must send for them instead of trusting its memory.
     fn forget(&self, _names: &[String]) {}
+    /// An authoritative server answered `seen` for `name` (the types the
+    /// targets use), read by [`Strategy::current`] from every nameserver:
+    /// a provider that skips what it confirmed forgets `name` when `seen`
+    /// is not what it confirmed, as [`DnsProvider::forget`] — so the
+    /// reconciliation's re-apply sends, even when the nameserver `publish`
+    /// asks first does not answer. Default: nothing.
+    fn contradicted(&self, _name: &str, _seen: &RecordValue) {}
     /// A new leader term begins in this process ([`Strategy::term_began`]):
     /// what the provider remembers of the names (what it confirmed, what
     /// it last wrote) is of an earlier term, and another leader may have

@@ -138,6 +138,20 @@ impl Strategy for DnsStrategy {
             })
         });
         let answers = join_all(asks).await;
+        if self.provider.skips_confirmed() {
+            // What it confirmed, against every server that answered from
+            // its zone (`activate` asks only the first, which may be down).
+            let (want4, want6) = self.types_in_use();
+            for (_, name, r) in &answers {
+                if let Some(a) = r.as_ref().ok().filter(|a| a.authoritative) {
+                    let seen = RecordValue {
+                        v4: a.value.v4.filter(|_| want4),
+                        v6: a.value.v6.filter(|_| want6),
+                    };
+                    self.provider.contradicted(name, &seen);
+                }
+            }
+        }
         let mut drift = Vec::new();
         let mut reference: Option<RecordValue> = None;
         let mut any_ok = false;

@@ -237,6 +237,13 @@ impl DnsProvider for DyndnsProvider {
         self.doubt(names);
     }
 
+    fn contradicted(&self, name: &str, seen: &RecordValue) {
+        let other = self.lock().confirmed.get(name).is_some_and(|v| v != seen);
+        if other {
+            self.doubt(&[name.to_string()]);
+        }
+    }
+
     fn term_began(&self) {
         let mut st = self.lock();
         st.confirmed.clear();
