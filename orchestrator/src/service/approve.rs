@@ -105,17 +105,37 @@ impl Shared {
                 p.to
             )));
         }
-        if p.kind == RunbookKind::Failover
-            && st
-                .detector
-                .track(&g.active)
-                .is_some_and(|t| t.confirmed_down && t.last == Some(Verdict::Healthy))
-        {
-            return Err(OrchestratorError::Conflict(format!(
-                "{} serves again (judged healthy in the last round, not yet recovered): the pending failover would move users off it; \
-                 nothing started (it is withdrawn when {} recovers); to move users anyway: `warden failover {group} --to {}`",
-                g.active, g.active, p.to
-            )));
+        // Likewise after a round that could not judge the site (a path
+        // fault, a dead agent, too little evidence): an automatic failover
+        // runs only after a down round, and so does an approved one — the
+        // site may serve its users (its agent gone, the orchestrator's own
+        // path to it broken), and a demote that cannot reach it would leave
+        // two sites serving.
+        let last = st.detector.track(&g.active).and_then(|t| t.last.clone());
+        match last {
+            _ if p.kind != RunbookKind::Failover => {}
+            Some(Verdict::Down(_)) => {}
+            Some(Verdict::Healthy) => {
+                return Err(OrchestratorError::Conflict(format!(
+                    "{} serves again (judged healthy in the last round, not yet recovered): the pending failover would move users off it; \
+                     nothing started (it is withdrawn when {} recovers); to move users anyway: `warden failover {group} --to {}`",
+                    g.active, g.active, p.to
+                )));
+            }
+            other => {
+                let judged = other.map_or("not judged".to_string(), |v| match &v {
+                    Verdict::PathFault(w)
+                    | Verdict::DeadAgent(w)
+                    | Verdict::Unconfirmed(w)
+                    | Verdict::Unknown(w) => format!("{}: {w}", v.label()),
+                    _ => v.label().to_string(),
+                });
+                return Err(OrchestratorError::Conflict(format!(
+                    "the last round did not judge {} down ({judged}): the pending failover runs after a down round, as an automatic one; \
+                     nothing started (approve again after the next down round); to move users anyway: `warden failover {group} --to {}`",
+                    g.active, p.to
+                )));
+            }
         }
         if p.kind == RunbookKind::Failback && st.detector.confirmed_down(&g.active) {
             return Err(OrchestratorError::Conflict(format!(

@@ -3,6 +3,7 @@
 //! confirmed down now (it serves again, or recovered in maintenance).
 use super::harness::*;
 use super::*;
+use crate::store::MemStore;
 
 /// Manual mode, a healthy then down until a failover to b is pending
 /// (rounds of a's service alone).
@@ -159,6 +160,92 @@ async fn a_pending_failover_is_not_approved_while_the_active_site_serves_again()
     )
     .await;
     assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+}
+
+/// A failover pending approval (manual mode) while a is down, approved
+/// after a round that could not judge a — a path fault: a's agent and b
+/// reach it, the orchestrator's own probe fails. a is still confirmed
+/// down (a path fault neither counts nor erases), but an approved
+/// failover runs after a down round, as an automatic one: refused, saying
+/// what the last round judged, and nothing moves. Before, only a healthy
+/// last round refused, and the approval demoted an a that served its
+/// users. After a down round the same approval runs the failover.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failover_is_not_approved_after_a_round_that_could_not_judge_the_site() {
+    let (s, fake, _dir) = pending_by_site_rounds().await;
+    path_fault_to_a(&s).await;
+    assert!(s.lock().detector.confirmed_down("a"));
+    let e = s.operator_approve("web", "operator").unwrap_err();
+    assert!(
+        matches!(e, OrchestratorError::Conflict(_))
+            && e.to_string().contains("did not judge a down (path_fault"),
+        "{e}"
+    );
+    assert!(s.lock().runbooks.is_empty(), "users moved off a");
+    assert_eq!(group(&s).phase, Phase::PendingApproval);
+    round_sites(&s, false, true, &answer_all).await;
+    s.operator_approve("web", "operator").expect("approve");
+    sites_until(
+        &s,
+        (false, true),
+        &answer_all,
+        40,
+        "failover after approval",
+        |g| g.phase == Phase::Steady && g.active == "b",
+    )
+    .await;
+    assert_eq!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
+}
+
+/// A failover pending approval is in the store; its process stops and a
+/// new one starts on that store while a is still down. Its first rounds
+/// judge a down but not yet confirmed (that takes `fall` rounds): the
+/// pending failover stands — no "withdrawn" event, which would say a
+/// recovered when nobody saw it serve — and once a is confirmed down
+/// again, the approval runs it. Before, the first round withdrew every
+/// pending failover ("… is no longer confirmed down") and the decision came
+/// back under a new stamp. It is withdrawn when a is judged recovered.
+#[tokio::test(start_paused = true)]
+async fn a_pending_failover_is_kept_by_a_process_that_has_not_judged_the_site_yet() {
+    let store = Arc::new(MemStore::default());
+    let (s, _fake, dir) = setup_with(false, 5, "", store.clone());
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    let decided = group(&s).pending.expect("pending failover");
+    s.licence().revoke("test: the process stops");
+
+    let text = config_text(&dir, false, 5, "");
+    let (s2, fake2) = start_from(&text, &dir, store).expect("restart");
+    s2.resume();
+    let withdrawn = |s: &Shared| {
+        s.lock()
+            .recent
+            .iter()
+            .filter(|e| e.kind == EventKind::PendingApproval && e.message.contains("withdrawn"))
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+    };
+    round_sites(&s2, false, true, &answer_all).await;
+    assert!(!s2.lock().detector.confirmed_down("a"));
+    let g = group(&s2);
+    assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
+    assert_eq!(g.pending.as_ref(), Some(&decided), "the same decision");
+    assert_eq!(withdrawn(&s2), Vec::<String>::new());
+    sites_rounds(&s2, 6, (false, true), &answer_all).await;
+    assert!(s2.lock().detector.confirmed_down("a"));
+    assert_eq!(group(&s2).pending.as_ref(), Some(&decided));
+    s2.operator_approve("web", "operator").expect("approve");
+    sites_until(
+        &s2,
+        (false, true),
+        &answer_all,
+        40,
+        "failover after approval",
+        |g| g.phase == Phase::Steady && g.active == "b",
+    )
+    .await;
+    assert_eq!(fake2.route.lock().unwrap().0.as_deref(), Some("b"));
+    assert_eq!(withdrawn(&s2), Vec::<String>::new());
 }
 
 /// A failover pending approval (manual mode) while a is down; the

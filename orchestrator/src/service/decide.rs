@@ -64,6 +64,15 @@ impl Shared {
             if g.maintenance || g.phase == Phase::Running {
                 continue;
             }
+            // An incident that ended without a move — the active site
+            // recovered (no standby could take its place, or the pending
+            // failover was withdrawn) — is over: its first failing evidence
+            // is no start of the next one, whose RTO would be counted from
+            // it (in `runbook_succeeded` and `warden_group_last_rto_seconds`).
+            if g.incident_started_unix_ms.is_some() && st.detector.is_recovered(&g.active, now) {
+                g.incident_started_unix_ms = None;
+                self.put_group_locked(st, g.clone());
+            }
             let active_track = st.detector.track(&g.active).cloned().unwrap_or_default();
             let sites = gc.site_names();
             // The evidence table, now, of the group's sites judged this round.
@@ -75,17 +84,23 @@ impl Shared {
                     .collect()
             };
             if g.phase == Phase::PendingApproval {
-                // A pending failover is void once the active site is no
-                // longer confirmed down; a pending failback or switchover
-                // once it is (it would resync from it): withdrawn, and then
-                // the failover is decided below like for any group.
+                // A pending failover is void once the active site is
+                // judged recovered (rise rounds and the hold-down: seen
+                // here, not merely "not confirmed down", which every site
+                // is in a process that just started or took over and has
+                // not judged it yet — a withdrawal then would say what
+                // nobody observed); a pending failback or switchover once
+                // it is confirmed down (it would resync from it):
+                // withdrawn, and then the failover is decided below like
+                // for any group.
                 let void = g.pending.as_ref().and_then(|p| {
                     let failover = p.kind == RunbookKind::Failover;
                     match (failover, active_track.confirmed_down) {
-                        (true, false) => Some(format!(
-                            "pending failover withdrawn: {} is no longer confirmed down",
+                        (true, false) if st.detector.is_recovered(&g.active, now) => Some(format!(
+                            "pending failover withdrawn: {} recovered (no longer confirmed down)",
                             g.active
                         )),
+                        (true, false) => None,
                         (false, true) => Some(format!(
                             "pending {} → {} withdrawn: {} is confirmed down; deciding a failover instead",
                             runbook::kind_str(p.kind),
@@ -204,7 +219,11 @@ impl Shared {
             .detector
             .track(&g.active)
             .is_none_or(|t| !t.confirmed_down && !matches!(t.last, Some(Verdict::Down(_))));
-        g.phase == Phase::Steady && on_primary && active_well
+        // (An incident still recorded is looked at: its end clears it.)
+        g.phase == Phase::Steady
+            && on_primary
+            && active_well
+            && g.incident_started_unix_ms.is_none()
     }
 
     /// An automatic decision: start it, or make it pending (manual mode, budget).
@@ -308,14 +327,15 @@ impl Shared {
             .max_lag_on_failover?;
         let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
         let shown = humantime::format_duration(max);
-        match Self::last_lag_ms(st, group) {
+        match Self::last_lag_ms(st, group, to) {
             Some(lag) if lag <= max_ms => None,
             Some(lag) => Some(format!(
                 "standby {to} was {} behind at the last report (max_lag_on_failover = {shown}): promoting it would lose those writes",
                 humantime::format_duration(Duration::from_millis(lag))
             )),
             None => Some(format!(
-                "the replication lag toward standby {to} is unknown (max_lag_on_failover = {shown})"
+                "the replication lag toward standby {to} is unknown — no report of the active site \
+                 replicating into {to} (max_lag_on_failover = {shown})"
             )),
         }
     }

@@ -245,6 +245,73 @@ async fn a_standby_that_cannot_be_promoted_is_not_failed_over_to_without_approva
     }
 }
 
+/// An incident that ends without a move (a and b lost together, then
+/// both back: no standby could take a's place, and a recovered) is over:
+/// the next failover's RTO counts from its own first failing evidence.
+/// Before, the first incident's start stayed on the group (cleared only by
+/// a successful move) and the next failover — however much later — said
+/// an RTO counted from it.
+#[tokio::test(start_paused = true)]
+async fn an_incident_that_ended_without_a_move_is_no_start_of_the_next() {
+    let (s, _fake, _dir) = setup(true, 5);
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, false), &answer_all).await;
+    assert!(
+        group(&s).incident_started_unix_ms.is_some(),
+        "{:#?}",
+        group(&s)
+    );
+    sites_rounds(&s, 20, (true, true), &answer_all).await;
+    assert!(s.lock().detector.is_recovered("a", Instant::now()));
+    assert_eq!(group(&s).incident_started_unix_ms, None, "{:#?}", group(&s));
+    let second = s.clock.now_ms();
+    sites_until(&s, (false, true), &answer_all, 40, "failover", |g| {
+        g.phase == Phase::Steady && g.active == "b"
+    })
+    .await;
+    let rb = s
+        .runbooks(Some("web"))
+        .into_iter()
+        .find(|r| r.kind == RunbookKind::Failover)
+        .expect("the failover");
+    assert!(
+        rb.incident_started_unix_ms >= second,
+        "counted from {} (the second incident began at {second})",
+        rb.incident_started_unix_ms
+    );
+    assert!(rb.rto_ms.is_some_and(|r| r < 10_000), "{:?}", rb.rto_ms);
+}
+
+/// `max_lag_on_failover` judges the lag toward the standby failed over
+/// to: the active site reporting a small lag toward another site (here
+/// "c": in a group of three, a replicates into c, and b is the one
+/// healthy) says nothing of what b holds — unknown, so the failover to b
+/// waits for approval. Before, the 1 s toward c passed the 30 s limit and
+/// b, never replicated into, was promoted at once.
+#[tokio::test(start_paused = true)]
+async fn a_lag_toward_another_site_is_no_lag_of_the_standby() {
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "")
+        + "[groups.web.replication]\nplan = \"none\"\nmax_lag_on_failover = \"30s\"\n";
+    let (s, fake) = start_from(&text, &dir, Arc::new(MemStore::default())).expect("config");
+    for _ in 0..4 {
+        round_lag_toward(&s, true, 1_000, "c").await;
+    }
+    for _ in 0..12 {
+        round_lag_toward(&s, false, 1_000, "c").await;
+    }
+    let g = group(&s);
+    assert_eq!(g.phase, Phase::PendingApproval, "{g:#?}");
+    let p = g.pending.expect("pending");
+    assert!(
+        p.reason.contains("toward standby b is unknown")
+            && p.reason.contains("max_lag_on_failover"),
+        "{}",
+        p.reason
+    );
+    assert_eq!(fake.route.lock().unwrap().0, None, "nobody moved");
+}
+
 /// `max_lag_on_failover`: an automatic failover to a standby that was too far
 /// behind (or whose lag is unknown) waits for approval, the lag in the reason;
 /// a standby within it is failed over to at once.

@@ -178,15 +178,16 @@ impl Shared {
     /// this moment. The active site's reported lag plus the report's age;
     /// while replication is paused (after a failover), the time since the
     /// pause. `None` when the active site reports no replication.
-    /// The replication lag toward the standby at the active site's last
-    /// report (not growing with the report's age), if it was replicating.
-    pub(crate) fn last_lag_ms(st: &State, group: &str) -> Option<u64> {
+    /// The replication lag toward `to` at the active site's last report
+    /// (not growing with the report's age), if it was replicating into
+    /// `to` — a lag toward another site says nothing of what `to` holds.
+    pub(crate) fn last_lag_ms(st: &State, group: &str, to: &str) -> Option<u64> {
         let g = st.groups.get(group)?;
         if g.replication_paused_since_unix_ms.is_some() {
             return None;
         }
         let (_, r) = Self::replication_status(st, &g.active, group)?;
-        if r.role != "source" {
+        if r.role != "source" || r.peer.as_deref() != Some(to) {
             return None;
         }
         r.lag_ms

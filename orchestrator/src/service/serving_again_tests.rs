@@ -6,48 +6,6 @@
 //! and moves nobody.
 use super::harness::*;
 use super::*;
-use warden_proto::agent::PeerProbe;
-
-/// One round ([`round_sites`]'s, both sites and both agents up) in which
-/// the orchestrator's own probe of `a` fails: a path fault.
-async fn path_fault_to_a(s: &Arc<Shared>) {
-    for (site, peer) in [("a", "b"), ("b", "a")] {
-        s.accept_report(AgentReport {
-            site: site.into(),
-            seq: 1,
-            started_unix_ms: 0,
-            boot: String::new(),
-            checks: vec![check(true)],
-            peers: vec![PeerProbe {
-                site: peer.into(),
-                results: vec![check(true)],
-                age_ms: 0,
-            }],
-            outcomes: vec![],
-            replication: vec![],
-            authority: vec![],
-            taken_term: None,
-            taken_cluster: None,
-            left_clusters: vec![],
-        });
-    }
-    {
-        let mut st = s.lock();
-        let now = Instant::now();
-        st.evidence
-            .external
-            .insert("a".into(), (now, vec![check(false)]));
-        st.evidence
-            .external
-            .insert("b".into(), (now, vec![check(true)]));
-    }
-    s.detect_round().await;
-    s.writer_settled().await;
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
-    }
-    tokio::time::advance(Duration::from_millis(250)).await;
-}
 
 fn last_verdict(s: &Shared, site: &str) -> Option<Verdict> {
     s.lock().detector.track(site).and_then(|t| t.last.clone())

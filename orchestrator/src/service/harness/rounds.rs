@@ -38,7 +38,27 @@ pub(in crate::service) async fn round_lag(
     settle: bool,
     lag: Option<u64>,
 ) {
-    round_with(s, (a_up, true), settle, lag, &|_| false, None).await;
+    round_with(
+        s,
+        (a_up, true),
+        settle,
+        lag.map(|l| (l, "b")),
+        &|_| false,
+        None,
+    )
+    .await;
+}
+
+/// One round as [`round_lag`] (settled), a's replication `lag` reported
+/// toward site `peer` (not b: a site of another group's layout, a
+/// misreport).
+pub(in crate::service) async fn round_lag_toward(
+    s: &Arc<Shared>,
+    a_up: bool,
+    lag: u64,
+    peer: &'static str,
+) {
+    round_with(s, (a_up, true), true, Some((lag, peer)), &|_| false, None).await;
 }
 
 /// One round as [`round_lag`] (settled, no lag) in which b's agent says
@@ -71,13 +91,14 @@ pub(in crate::service) async fn round_sites_unsettled(
 }
 
 /// The round every helper above runs: `up` for sites a and b, `settle`
-/// (wait for the store writer), a's replication `lag`, `held` commands,
-/// and why b says it cannot be promoted (`unfit_b`).
+/// (wait for the store writer), a's replication `lag` and the peer it is
+/// toward, `held` commands, and why b says it cannot be promoted
+/// (`unfit_b`).
 async fn round_with(
     s: &Arc<Shared>,
     (a_up, b_up): (bool, bool),
     settle: bool,
-    lag: Option<u64>,
+    lag: Option<(u64, &'static str)>,
     held: &dyn Fn(&Command) -> bool,
     unfit_b: Option<&str>,
 ) -> Vec<(String, Command)> {
@@ -117,10 +138,10 @@ async fn round_with(
             }],
             outcomes,
             replication: match (site, lag) {
-                ("a", Some(ms)) => vec![ReplicationStatus {
+                ("a", Some((ms, toward))) => vec![ReplicationStatus {
                     group: "web".into(),
                     role: "source".into(),
-                    peer: Some("b".into()),
+                    peer: Some(toward.into()),
                     epoch: 1,
                     lag_ms: Some(ms),
                     ..ReplicationStatus::default()
@@ -169,6 +190,47 @@ async fn round_with(
         tokio::task::yield_now().await;
     }
     answered
+}
+
+/// One round ([`round_sites`]'s, both sites and both agents up) in which
+/// the orchestrator's own probe of `a` fails: a path fault.
+pub(in crate::service) async fn path_fault_to_a(s: &Arc<Shared>) {
+    for (site, peer) in [("a", "b"), ("b", "a")] {
+        s.accept_report(AgentReport {
+            site: site.into(),
+            seq: 1,
+            started_unix_ms: 0,
+            boot: String::new(),
+            checks: vec![check(true)],
+            peers: vec![PeerProbe {
+                site: peer.into(),
+                results: vec![check(true)],
+                age_ms: 0,
+            }],
+            outcomes: vec![],
+            replication: vec![],
+            authority: vec![],
+            taken_term: None,
+            taken_cluster: None,
+            left_clusters: vec![],
+        });
+    }
+    {
+        let mut st = s.lock();
+        let now = Instant::now();
+        st.evidence
+            .external
+            .insert("a".into(), (now, vec![check(false)]));
+        st.evidence
+            .external
+            .insert("b".into(), (now, vec![check(true)]));
+    }
+    s.detect_round().await;
+    s.writer_settled().await;
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_millis(250)).await;
 }
 
 pub(in crate::service) fn group(s: &Shared) -> GroupState {
