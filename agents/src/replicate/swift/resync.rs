@@ -583,6 +583,20 @@ mod tests {
         assert_eq!(plan.divergent.len(), 1, "changed here: {plan:?}");
         let plan = plan_of(&posted_here, &posted_at_peer, &remembered);
         assert_eq!(plan.divergent.len(), 1, "changed on both sides: {plan:?}");
+        // Copied in the copier's last round: the peer's stamp not known yet
+        // (no round listed the peer since). A POST at the peer since cannot
+        // be told from none: the peer's version is fetched. Before, with no
+        // peer stamp the peer counted as unmoved, and the POST was lost.
+        let copied_last = Seen::from([(
+            "c/o".to_string(),
+            Stamps {
+                here: here.timestamp_us(),
+                peer: None,
+            },
+        )]);
+        let plan = plan_of(&here, &posted_at_peer, &copied_last);
+        assert_eq!(plan.fetch, vec!["c/o".to_string()], "{plan:?}");
+        assert!(plan.divergent.is_empty(), "{plan:?}");
         // Nothing remembered (an agent from before): as before, in sync.
         let plan = plan_of(&here, &posted_at_peer, &Seen::new());
         assert!(

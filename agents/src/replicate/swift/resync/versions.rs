@@ -92,10 +92,14 @@ pub(super) fn versions(
     let p = peer
         .iter()
         .map(|(n, e)| {
+            // No peer stamp yet (copied in the copier's last round, before a
+            // round listed the peer again): a change there since cannot be
+            // told from none, so it counts as one — at worst one fetch too
+            // many; else a metadata POST or a new X-Delete-At acknowledged
+            // at the peer would be lost at failback.
             let moved = seen
                 .get(n)
-                .and_then(|s| s.peer)
-                .is_some_and(|t| t != e.timestamp_us());
+                .is_some_and(|s| s.peer.is_none_or(|t| t != e.timestamp_us()));
             v(n, e, Some(e), moved)
         })
         .collect();
