@@ -237,8 +237,20 @@ impl SystemNames {
         (b.resolver.clone(), Arc::clone(&b.hosts))
     }
 
+    /// The addresses of `address`, a `host:port` (`[v6]:port` too): as
+    /// [`SystemNames::addresses`]; an error when it has no port.
+    pub async fn lookup(&self, address: &str) -> io::Result<Vec<SocketAddr>> {
+        let (host, port) = host_port(address).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{address:?} is not HOST:PORT"),
+            )
+        })?;
+        self.addresses(host, port).await
+    }
+
     /// The addresses of `host` at `port`; an IP address is its own.
-    pub(crate) async fn addresses(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    pub async fn addresses(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let bare = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))

@@ -157,6 +157,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                         if !rejoin(&group, &mut generation, &mut counted) {
                             return;
                         }
+                        rescued(&mut until);
                     }
                     // The routed site stays: try it (held still, should it fail).
                     Waited::CalledOff => {
@@ -274,6 +275,7 @@ async fn handle(mut client: TcpStream, peer: SocketAddr, group: Arc<GroupRoute>)
                 if !rejoin(&group, &mut generation, &mut counted) {
                     return;
                 }
+                rescued(&mut until);
             }
         }
     };
@@ -442,6 +444,18 @@ pub(super) async fn left(client: &TcpStream) {
             return;
         }
         tokio::time::sleep(LEFT_LOOK).await;
+    }
+}
+
+/// A held connection the switch rescued goes to the new site with the
+/// whole connect timeout, not only what is left of its hold: a switch that
+/// came near the end of the hold (or a first SYN to the new site lost) must
+/// not close the user the switch was for — the order has ended, so a
+/// connect that runs out is not held again. One the new site refuses still
+/// fails at once.
+fn rescued(until: &mut Option<Instant>) {
+    if let Some(u) = until {
+        *u = (*u).max(Instant::now() + BACKEND_CONNECT_TIMEOUT);
     }
 }
 

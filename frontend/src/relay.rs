@@ -14,11 +14,15 @@
 //!   client bytes that have not arrived yet — they are refused;
 //! - the client ends its stream: passed on as a half-close of the backend,
 //!   whose answer still flows until the backend ends;
-//! - the backend refuses the client's bytes (a write to it fails: it closed
-//!   or reset the connection, as a server that answers an upload early and
-//!   closes without reading the rest does): the client's bytes are dropped,
-//!   and what the backend sent before still reaches the client, until its
-//!   end or its reset;
+//! - the backend refuses the client's bytes (a write to it, or the
+//!   half-close passed on to it, fails: it reset the connection, as a
+//!   server that answers an upload early and closes without reading the
+//!   rest does): the client's bytes are dropped, and what the backend sent
+//!   before still reaches the client — then a reset, as a direct
+//!   connection would give, once all of it has left this host
+//!   ([`reset_once_sent`]). The failed write took the socket's error, and
+//!   reads after it end as cleanly as a finished stream: a clean end there
+//!   would make a cut download look whole;
 //! - any other error on either socket (a reset, most often): the other
 //!   socket is then reset too (closed with `SO_LINGER` 0), never closed
 //!   cleanly — a clean end would make a cut download or upload look whole
@@ -190,6 +194,43 @@ fn abort(peer: &TcpStream, e: io::Error) -> io::Error {
     e
 }
 
+/// How long a client is given to take what the backend sent before its
+/// reset, before the reset is passed on anyway ([`reset_once_sent`]).
+const SEND_OUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether all `client` was given has left this host (nothing waits
+/// unsent), once `TCP_NOTSENT_LOWAT` is 1: `poll` says writable only then.
+fn all_sent(client: &TcpStream) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(client, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&now)) {
+        Ok(1) => fds[0].revents().contains(PollFlags::OUT),
+        // (an error: the client is gone; nothing more to wait for)
+        Ok(_) => false,
+        Err(_) => true,
+    }
+}
+
+/// Make `client`'s close a reset once what it was given has left this
+/// host — sent, not dropped by the reset — or after [`SEND_OUT`] (a client
+/// that does not read): the backend reset the connection, and the client
+/// must not take the end of what it got for a finished stream.
+async fn reset_once_sent(client: &TcpStream) {
+    let sock = SockRef::from(client);
+    if sock.set_tcp_notsent_lowat(1).is_ok() {
+        let until = tokio::time::Instant::now() + SEND_OUT;
+        while !all_sent(client) && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    // At worst the client sees a clean end, as before.
+    let _ = sock.set_linger(Some(std::time::Duration::ZERO));
+}
+
 /// Relay between `client` and `backend` until the connection ends (see the
 /// module docs); every byte moved touches `activity`.
 pub(crate) async fn relay(
@@ -199,7 +240,8 @@ pub(crate) async fn relay(
 ) -> io::Result<Moved> {
     let (mut up, mut down) = (Half::new(), Half::new());
     // Set when the backend refused the client's bytes: they are dropped,
-    // and the connection ends with the backend's answer (module docs).
+    // and the connection ends with the backend's answer, then a reset
+    // (module docs).
     let mut refused: Option<io::Error> = None;
     match up.early(client, backend, activity) {
         Ok(()) => {}
@@ -209,12 +251,16 @@ pub(crate) async fn relay(
             refused = Some(e);
         }
     }
-    poll_fn(|cx| -> Poll<io::Result<()>> {
+    let ended = poll_fn(|cx| -> Poll<io::Result<Option<io::Error>>> {
         if !up.shut {
             if let Poll::Ready(r) = up.poll_copy(cx, client, backend, activity) {
                 match r {
                     Ok(()) => {
-                        ready!(Pin::new(&mut *backend).poll_shutdown(cx))?;
+                        // A half-close the backend refuses (it reset the
+                        // connection) is a refusal too.
+                        if let Err(e) = ready!(Pin::new(&mut *backend).poll_shutdown(cx)) {
+                            refused = Some(e);
+                        }
                     }
                     Err(Fault::Read(e)) => return Poll::Ready(Err(abort(backend, e))),
                     // What the backend sent before still goes to the client.
@@ -222,7 +268,7 @@ pub(crate) async fn relay(
                 }
                 up.shut = true;
                 if down.shut {
-                    return Poll::Ready(refused.take().map_or(Ok(()), Err));
+                    return Poll::Ready(Ok(refused.take()));
                 }
             }
         }
@@ -234,24 +280,28 @@ pub(crate) async fn relay(
                     Err(Fault::Write(e)) => return Poll::Ready(Err(abort(backend, e))),
                 }
                 if let Some(e) = refused.take() {
-                    return Poll::Ready(Err(e));
+                    return Poll::Ready(Ok(Some(e)));
                 }
                 let client_done = up.drained()
                     && (up.eof
                         || !poll_client_waiting(cx, client).map_err(|e| abort(backend, e))?);
                 if client_done {
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(Ok(None));
                 }
-                ready!(Pin::new(&mut *client).poll_shutdown(cx))?;
+                ready!(Pin::new(&mut *client).poll_shutdown(cx)).map_err(|e| abort(backend, e))?;
                 down.shut = true;
                 if up.shut {
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(Ok(None));
                 }
             }
         }
         Poll::Pending
     })
     .await?;
+    if let Some(e) = ended {
+        reset_once_sent(client).await;
+        return Err(e);
+    }
     Ok(Moved {
         up: up.moved,
         down: down.moved,

@@ -60,7 +60,8 @@ pub(crate) fn spawn(
                 Ok(rt) => {
                     let result =
                         rt.block_on(serve(index, share, inbox, balance, stop, slots, grace));
-                    // A name lookup still on the blocking pool is not waited for.
+                    // Nothing on the blocking pool is waited for (only an
+                    // address with a zone is read there, by the system).
                     rt.shutdown_timeout(grace);
                     result
                 }

@@ -1,5 +1,10 @@
 //! Connecting to a backend: its address, or each address its name resolves
 //! to in turn within one deadline, `TCP_NODELAY` set before the connect.
+//! A name is looked up by this worker's own asynchronous resolver
+//! ([`warden_checks::SystemNames`]: `/etc/hosts` first, then the
+//! nameservers of `/etc/resolv.conf`, answers kept for their TTL), never on
+//! the runtime's blocking pool: a lookup ends with its connection's
+//! deadline, and a DNS outage holds no thread per connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
+use warden_checks::SystemNames;
 
 use crate::route::Generation;
 
@@ -22,9 +28,13 @@ pub(super) async fn connect(generation: &Generation, deadline: Instant) -> io::R
     if let Some(addr) = generation.backend_ip {
         return connect_to(addr).await;
     }
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(generation.backend.as_str())
-        .await?
-        .collect();
+    thread_local! {
+        /// This worker's lookups: a resolver per worker thread, whose
+        /// connections live on that worker's own runtime.
+        static NAMES: SystemNames = SystemNames::new();
+    }
+    let names = NAMES.with(SystemNames::clone);
+    let addrs = names.lookup(generation.backend.as_str()).await?;
     connect_any(&addrs, deadline).await
 }
 
@@ -113,6 +123,38 @@ mod tests {
             }
         }
         panic!("the accept queue of {addr} never filled");
+    }
+
+    /// A backend given by name is looked up without the runtime's blocking
+    /// pool: on a worker whose one blocking thread is taken (by a lookup
+    /// that waits for a silent nameserver, say), a connection to
+    /// `localhost:PORT` (answered from `/etc/hosts`) still connects at
+    /// once. Before, `tokio::net::lookup_host` queued behind it.
+    #[test]
+    fn a_backend_name_is_looked_up_off_the_blocking_pool() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = live.local_addr().unwrap().port();
+            let busy = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_secs(3)));
+            let deadline = Instant::now() + BACKEND_CONNECT_TIMEOUT;
+            let g = crate::route::Generation::for_test(&format!("localhost:{port}"));
+            let t = Instant::now();
+            let s = tokio::time::timeout(Duration::from_secs(2), connect(&g, deadline))
+                .await
+                .expect("connected while the blocking pool is busy")
+                .expect("localhost answers");
+            assert_eq!(s.peer_addr().unwrap().port(), port);
+            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+            let g = crate::route::Generation::for_test("no-port-here");
+            let e = connect(&g, deadline).await.unwrap_err();
+            assert!(e.to_string().contains("is not HOST:PORT"), "{e}");
+            busy.await.unwrap();
+        });
     }
 
     /// A name resolving to a dead address first and a live one second (a

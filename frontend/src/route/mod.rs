@@ -209,6 +209,21 @@ pub(crate) struct GenerationData {
     active: AtomicU64,
 }
 
+#[cfg(test)]
+impl Generation {
+    /// A generation of site "a" whose backend is `backend` (tests).
+    pub(crate) fn for_test(backend: &str) -> Generation {
+        Generation(Arc::new(GenerationData {
+            number: 1,
+            site: "a".into(),
+            backend: backend.into(),
+            backend_ip: backend.parse().ok(),
+            cancel: CancellationToken::new(),
+            active: AtomicU64::new(0),
+        }))
+    }
+}
+
 impl std::ops::Deref for Generation {
     type Target = GenerationData;
 

@@ -93,6 +93,63 @@ async fn a_held_connection_is_connected_to_the_new_site_when_the_route_changes()
     }
 }
 
+/// A held user rescued by a switch that comes near the end of its hold
+/// (about 300 ms left) to a site whose first SYN is lost (its accept queue
+/// full, freed a moment later; the SYN is sent again about a second
+/// after): the user reaches the new site, counted rescued. The connect
+/// after a switch runs the connect timeout, not what is left of the hold.
+/// Before, it raced the old hold's end: the user the switch was for was
+/// closed ("no answer within the hold time", blaming the new site) and
+/// counted neither rescued nor timed out.
+#[tokio::test]
+async fn a_user_rescued_near_the_end_of_its_hold_gets_the_time_to_connect() {
+    let dead = refusing().await;
+    let (b_addr, b_listener, fill) = blackhole().await;
+    let mut g = group(&[("a", dead), ("b", b_addr)], Duration::from_secs(5));
+    g.hold_connections = Duration::from_millis(1000);
+    let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
+    let (status, body) = fe.put("web", "a", 1, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = fe.hold("web", 1, 10_000).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut c = Conn::open(fe.listen("web")).await;
+    c.send().await;
+    crate::assert_eventually!(
+        count(&fe.route("web").await, "held_now") == 1,
+        Duration::from_secs(2),
+        "the connection is not held: {}",
+        fe.route("web").await
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (status, body) = fe.put("web", "b", 2, "immediate").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // b's queue frees after the hold would have ended; then b answers.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(fill);
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = b_listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+                let (r, mut w) = conn.into_split();
+                let mut lines = BufReader::new(r).lines();
+                while let Ok(Some(_)) = lines.next_line().await {
+                    if w.write_all(b"b\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        c.answer().await.as_deref(),
+        Some("b"),
+        "the user the switch was for reaches b"
+    );
+    let route = fe.route("web").await;
+    assert_eq!(count(&route, "held_rescued"), 1, "{route}");
+    assert_eq!(count(&route, "held_timed_out"), 0, "{route}");
+}
+
 #[tokio::test]
 async fn without_a_hold_a_connection_still_connecting_at_a_switch_goes_to_the_new_site() {
     // Site a's packets vanish (its connects hang); nobody ordered a hold.

@@ -455,6 +455,46 @@ async fn a_backend_reset_mid_stream_reaches_the_client_as_a_reset() {
     assert!(r.is_err(), "a clean end instead of a reset: {r:?}");
 }
 
+/// A download backed up behind a client that does not read yet; the
+/// backend is reset meanwhile (its reset waits unread at the frontend),
+/// and then the client sends a byte: the frontend's write of it to the
+/// backend fails — and takes the socket's error, so the backend socket
+/// then reads to a clean end. The client must still see the download cut
+/// (what arrived, then a reset), never a clean end. Before, the refused
+/// write ended the relay with an error and the client was closed cleanly:
+/// a truncated download looked whole. The same when the client
+/// half-closes instead (the half-close passed on fails).
+#[tokio::test]
+async fn a_backend_reset_seen_through_a_refused_write_reaches_the_client_as_a_reset() {
+    for half_close in [false, true] {
+        let total = 8 << 20;
+        let addr = backend(move |mut s| async move {
+            let _ = tokio::time::timeout(Duration::from_millis(500), s.write_all(&pattern(total)))
+                .await;
+            reset(s);
+        })
+        .await;
+        let (_fe, listen) = through(addr).await;
+        let mut c = TcpStream::connect(listen).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        if half_close {
+            c.shutdown().await.expect("half-close");
+        } else {
+            c.write_all(b"x").await.expect("one byte");
+        }
+        let mut got = Vec::new();
+        let r = tokio::time::timeout(PATIENCE, c.read_to_end(&mut got))
+            .await
+            .expect("the end arrives");
+        assert!(got.len() < total, "the backend's reset cut the download");
+        assert!(
+            r.is_err(),
+            "half-close {half_close}: a clean end after {} of {total} bytes: {r:?}",
+            got.len()
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_client_reset_mid_upload_reaches_the_backend_as_a_reset() {
     // A client whose upload is cut by a reset: the backend must not see a
