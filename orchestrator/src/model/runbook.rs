@@ -179,6 +179,15 @@ pub struct Runbook {
     /// the next leader) finishes the rollback — never the cut-over.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rolling_back: bool,
+    /// The rollback decided to put users back on the old site (the switch
+    /// reached none of the routing layer, or never began) and recorded it
+    /// before it undid anything: a rollback resumed after a crash or by
+    /// the next leader finishes going back, whatever the routing layer
+    /// reads then — part of it may have taken the route back, a frontend
+    /// restarted empty or unreachable; carrying the move forward then
+    /// would name a site active that the first attempt demoted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rolling_back_to_old: bool,
     /// Raised by the engine before each write of the record: a store never
     /// puts a record over a stored one of a higher revision (the group
     /// writer's retry of a decision, on a full disk, over a step the
@@ -237,6 +246,7 @@ impl Runbook {
             preempted: false,
             rolled_forward: false,
             rolling_back: false,
+            rolling_back_to_old: false,
             revision: 0,
             unknown: Default::default(),
         }

@@ -242,7 +242,15 @@ async fn roll_back_and_end(
     name: StepName,
     detail: &str,
 ) {
-    rollback(rb, env, policy).await;
+    if !rollback(rb, env, store, policy, name).await {
+        // Deposed while recording the rollback's direction: nothing was
+        // undone here; the next leader resumes the rollback from the store.
+        tracing::warn!(group = %rb.group, runbook = rb.id, "deposed: the rollback is left to the new leader");
+        rb.status = RunbookStatus::Running;
+        rb.finished_unix_ms = None;
+        rb.rolling_back = false;
+        return;
+    }
     rb.rolling_back = false;
     end_failed(rb, env, store, name, detail);
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use warden_proto::agent::{Command, CommandKind};
 use warden_strategies::{SiteRoute, SwitchMode};
 
+use super::record::persist;
 use super::{kind_str, outcome_text, started, Policy, RunbookEnv};
+use crate::store::Store;
 use crate::model::{EventKind, Runbook, StepName, StepStatus};
 
 /// A failover whose switch failed after its promote: the new site is
@@ -97,33 +99,54 @@ async fn reached_nowhere(rb: &Runbook, env: &dyn RunbookEnv) -> Result<String, S
 /// that the switch reached none of it, the runbook rolls forward instead
 /// — the new site (promoted, holding the final pass) stays active, the old
 /// one stays demoted, and reconciliation completes the route.
-pub(super) async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Policy) {
+///
+/// The direction, once it is back to the old site, is recorded before
+/// anything is undone (`rolling_back_to_old`): a rollback resumed after a
+/// crash or by the next leader finishes it, whatever the routing layer
+/// reads then. `false` when this orchestrator was deposed while recording
+/// it (nothing undone here).
+pub(super) async fn rollback(
+    rb: &mut Runbook,
+    env: &dyn RunbookEnv,
+    store: &dyn Store,
+    policy: &Policy,
+    failed: StepName,
+) -> bool {
     if !rb.kind.moves_users() {
         // Nothing was demoted and users never moved: the group is as it was
         // (replication still paused).
         rb.aborted = true;
-        return;
+        return true;
     }
     let switch_done = rb
         .steps
         .iter()
         .any(|s| s.name == StepName::Switch && s.status == StepStatus::Done);
     if switch_done {
-        return;
+        return true;
     }
+    // Decided back by an earlier attempt of this rollback (recorded).
+    let resumed_back = rb.rolling_back_to_old;
     let mut seen = None;
-    if started(rb, StepName::Switch) {
+    if started(rb, StepName::Switch) && !resumed_back {
         match reached_nowhere(rb, env).await {
             Ok(s) => seen = Some(s),
             Err(s) => {
                 carry_forward(rb, env, &s);
-                return;
+                return true;
             }
         }
     }
     if !started(rb, StepName::Demote) {
         rb.aborted = true;
-        return;
+        return true;
+    }
+    if !resumed_back {
+        rb.rolling_back_to_old = true;
+        if !persist(rb, failed, env, store).await {
+            rb.rolling_back_to_old = false;
+            return false;
+        }
     }
     // Before anything is undone, the routing layer is told the old site at
     // the runbook's epoch: a late route to the new site at this epoch (a
@@ -132,11 +155,33 @@ pub(super) async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Po
     // reconciliation's route back to the old site at the same epoch.
     let claimed = match claim_back(rb, env, policy).await {
         Claim::GoOn(s) => s,
+        // Resumed: the first attempt may have demoted the new site already;
+        // the rollback is finished (the old site promoted again), and the
+        // part of the layer that refuses the route back is said — the
+        // reconciliation and the operator see to it.
+        Claim::Refused { seen, .. } if resumed_back => {
+            env.event(
+                EventKind::Alert,
+                &rb.group,
+                Some(&rb.from),
+                format!(
+                    "the resumed rollback of the {} {} → {} goes on (decided and recorded before the \
+                     restart): the route back to {} was refused ({seen}); {} is promoted again",
+                    kind_str(rb.kind),
+                    rb.from,
+                    rb.to,
+                    rb.from,
+                    rb.from
+                ),
+                Some(rb.id),
+            );
+            format!("the route back was refused: {seen}")
+        }
         // A late route to the new site at this epoch landed first (the
         // switch began: the new site is promoted): users may reach it.
         Claim::Refused { seen, epoch } if epoch == rb.epoch && started(rb, StepName::Switch) => {
             carry_forward(rb, env, &seen);
-            return;
+            return true;
         }
         Claim::Refused { seen, .. } => {
             // A decision this runbook did not make holds the layer (a
@@ -157,7 +202,7 @@ pub(super) async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Po
                 ),
                 Some(rb.id),
             );
-            return;
+            return true;
         }
     };
     // The new site first: never two sites promoted at once.
@@ -209,6 +254,7 @@ pub(super) async fn rollback(rb: &mut Runbook, env: &dyn RunbookEnv, policy: &Po
         ),
         Some(rb.id),
     );
+    true
 }
 
 /// A failed switch may have reached part of the routing layer (`seen`

@@ -176,6 +176,86 @@ async fn a_crash_during_a_rollback_never_resumes_the_cut_over() {
     );
 }
 
+/// A failback b → a whose switch reached none of the routing layer is
+/// rolled back: the direction is recorded, then a demoted again and b
+/// promoted again — and the process dies before the end is recorded. The resumed rollback finds the layer unreadable
+/// now (a frontend restarted, or out of this node's reach): it finishes
+/// going back — b promoted again, the runbook aborted — and never carries
+/// the move forward. Before, the resumed rollback read the layer again
+/// and, unable to read it, carried the move forward: a (demoted by the
+/// first attempt) recorded as the active site, b left demoted, users on
+/// no writable site.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollback_is_not_carried_forward_when_the_layer_reads_differently() {
+    let w = std::sync::Arc::new(world_on("b", 2));
+    w.replication.store(true, Ordering::Relaxed);
+    *w.switch_fault.lock().unwrap() = Some(SwitchFault::Nowhere);
+    // The process dies once the rollback's demote of a was ordered.
+    let seen = w.clone();
+    let store = CrashStore {
+        dies_when: Some(Box::new(move || {
+            seen.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(s, c)| s == "a" && c.kind == CommandKind::Demote)
+        })),
+        ..CrashStore::default()
+    };
+    let rb0 = Runbook::new(
+        1,
+        "web",
+        RunbookKind::Failback,
+        "b",
+        "a",
+        3,
+        "detector",
+        1_000_000,
+        1_000_000,
+    );
+    let p = policy(Fencing::BestEffort, None);
+    let died = execute(rb0, &*w, &store, &p).await;
+    assert_eq!(died.status, RunbookStatus::Failed);
+    let persisted = store.inner.runbooks().unwrap().pop().unwrap();
+    assert!(
+        persisted.rolling_back && persisted.rolling_back_to_old,
+        "the direction was recorded before anything was undone: {persisted:#?}"
+    );
+    let promotes_of_b = || {
+        w.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, c)| s == "b" && c.kind == CommandKind::Promote)
+            .count()
+    };
+    let before = promotes_of_b();
+
+    *w.switch_fault.lock().unwrap() = Some(SwitchFault::Unreadable);
+    let done = execute(persisted, &*w, &MemStore::default(), &p).await;
+    assert_eq!(done.status, RunbookStatus::Failed);
+    assert!(
+        !done.rolled_forward && done.aborted && !done.rolling_back,
+        "{done:#?}"
+    );
+    assert!(
+        promotes_of_b() > before,
+        "the resumed rollback orders b promoted again"
+    );
+    let alerts: Vec<String> = w
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k == EventKind::Alert)
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert!(
+        !alerts.iter().any(|a| a.contains("not rolled back")),
+        "{alerts:#?}"
+    );
+}
+
 /// A failback's demote of the active site gets no answer in time (its
 /// agent runs it, slowly), and the store refuses the failure's record
 /// (etcd electing a leader; then the process dies). Nothing is undone
