@@ -10,8 +10,8 @@ use warden_strategies::{SiteRoute, SwitchMode};
 
 use super::record::persist;
 use super::{kind_str, outcome_text, started, Policy, RunbookEnv};
-use crate::store::Store;
 use crate::model::{EventKind, Runbook, StepName, StepStatus};
+use crate::store::Store;
 
 /// A failover whose switch failed after its promote: the new site is
 /// promoted and the old one fenced or down, and part of the routing layer
