@@ -107,4 +107,24 @@ async fn a_hook_sees_no_secret_and_its_output_is_masked() {
         "{}",
         out.detail
     );
+
+    // 4. A secret written in two pieces to stdout, with a line to stderr
+    // between them (a program that buffers stdout and writes stderr at
+    // once): masked whole, neither piece shown. Before, the two streams
+    // went into one tail as they came and the pieces passed unmasked
+    // ("token=<first half>progress\n<second half>").
+    let (head, rest) = password.expose().split_at(10);
+    let script = format!(
+        "printf 'token=%s' '{head}'; sleep 0.3; echo progress >&2; sleep 0.3; \
+         printf '%s\\n' '{rest}'; exit 1"
+    );
+    let out = run_hooks("web:4:promote", &[hook("split", &script)], &cx()).await;
+    assert!(!out.ok);
+    assert!(out.detail.contains("progress"), "{}", out.detail);
+    assert!(
+        !out.detail.contains(head) && !out.detail.contains(rest),
+        "{}",
+        out.detail
+    );
+    assert!(out.detail.contains("token=****"), "{}", out.detail);
 }

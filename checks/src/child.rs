@@ -164,12 +164,12 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
         readers.push(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-            collect(out, tail.clone()),
+            collect(out, tail.clone(), 0),
         )));
     }
     if let Some(err) = child.stderr.take() {
         readers.push(tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-            collect(err, tail.clone()),
+            collect(err, tail.clone(), 1),
         )));
     }
     let waited = tokio::time::timeout(cmd.timeout, child.wait()).await;
@@ -198,42 +198,71 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     }
 }
 
-/// Copy a pipe into the shared tail until EOF or an error.
-async fn collect(mut pipe: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>) {
+/// Copy a pipe (`stream` 0: stdout, 1: stderr) into the shared tail until
+/// EOF or an error.
+async fn collect(mut pipe: impl AsyncRead + Unpin, tail: Arc<Mutex<Tail>>, stream: usize) {
     let mut buf = [0u8; 1024];
     loop {
         match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 if let Ok(mut t) = tail.lock() {
-                    t.push(&buf[..n]);
+                    t.push(stream, &buf[..n]);
                 }
             }
         }
     }
 }
 
-/// The last [`OUTPUT_TAIL_BYTES`] bytes written.
+/// The last [`OUTPUT_TAIL_BYTES`] bytes written, both streams in the order
+/// they came. Each stream's last bytes that could begin a secret (one
+/// fewer than the longest loaded one) wait in its `pending` until more of
+/// that stream comes: a secret written in two pieces with the other
+/// stream's bytes between them (a program that buffers stdout and writes
+/// stderr at once) is masked whole, within its own stream, before it is
+/// put beside the other's.
 #[derive(Default)]
-struct Tail(Vec<u8>);
+struct Tail {
+    kept: Vec<u8>,
+    pending: [Vec<u8>; 2],
+}
 
 impl Tail {
-    fn push(&mut self, bytes: &[u8]) {
-        self.0.extend_from_slice(bytes);
-        if self.0.len() > OUTPUT_TAIL_BYTES {
-            let cut = self.0.len() - OUTPUT_TAIL_BYTES;
-            self.0.drain(..cut);
+    fn push(&mut self, stream: usize, bytes: &[u8]) {
+        let pending = &mut self.pending[stream];
+        pending.extend_from_slice(bytes);
+        let masked = warden_config::child::mask_bytes(pending);
+        let hold = warden_config::child::longest_secret()
+            .saturating_sub(1)
+            .min(masked.len());
+        let (out, rest) = masked.split_at(masked.len() - hold);
+        self.kept.extend_from_slice(out);
+        self.pending[stream] = rest.to_vec();
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        if self.kept.len() > OUTPUT_TAIL_BYTES {
+            let cut = self.kept.len() - OUTPUT_TAIL_BYTES;
+            self.kept.drain(..cut);
         }
     }
 
     fn text(&self) -> String {
+        // What each stream still holds back comes last (its end).
+        let mut all = self.kept.clone();
+        for p in &self.pending {
+            all.extend_from_slice(p);
+        }
+        if all.len() > OUTPUT_TAIL_BYTES {
+            all.drain(..all.len() - OUTPUT_TAIL_BYTES);
+        }
         // The cut may split a UTF-8 sequence: skip continuation bytes at the start.
-        let start = self
-            .0
+        let start = all
             .iter()
             .position(|b| (b & 0xC0) != 0x80)
-            .unwrap_or(self.0.len());
-        String::from_utf8_lossy(&self.0[start..]).trim().to_string()
+            .unwrap_or(all.len());
+        String::from_utf8_lossy(&all[start..]).trim().to_string()
     }
 }
 
@@ -244,8 +273,8 @@ mod tests {
     #[test]
     fn tail_skips_split_utf8() {
         let mut t = Tail::default();
-        t.push("é".repeat(OUTPUT_TAIL_BYTES).as_bytes());
-        t.push(b"x");
+        t.push(0, "é".repeat(OUTPUT_TAIL_BYTES).as_bytes());
+        t.push(0, b"x");
         let s = t.text();
         assert!(s.ends_with('x'));
         assert!(!s.contains('\u{FFFD}'));

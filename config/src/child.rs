@@ -247,6 +247,40 @@ pub fn clean_env() -> Vec<(OsString, OsString)> {
     out
 }
 
+/// The length of the longest loaded secret, in bytes (0: none): a stream
+/// read in chunks holds back one byte less than this, so that no secret is
+/// cut between two chunks — and another stream's bytes written between
+/// them — before it is masked ([`mask_bytes`]).
+pub fn longest_secret() -> usize {
+    secrets().longest_first.first().map_or(0, String::len)
+}
+
+/// `bytes` (one stream's output, not yet text) with every loaded secret
+/// replaced by `****`, byte for byte.
+pub fn mask_bytes(bytes: &[u8]) -> Vec<u8> {
+    let secrets = secrets();
+    let mut out = bytes.to_vec();
+    for s in secrets.longest_first.iter() {
+        let s = s.as_bytes();
+        if s.is_empty() || out.len() < s.len() {
+            continue;
+        }
+        let mut masked = Vec::with_capacity(out.len());
+        let mut i = 0;
+        while i < out.len() {
+            if out[i..].starts_with(s) {
+                masked.extend_from_slice(b"****");
+                i += s.len();
+            } else {
+                masked.push(out[i]);
+                i += 1;
+            }
+        }
+        out = masked;
+    }
+    out
+}
+
 /// `text` with every loaded secret replaced by `****`, and a piece of one
 /// (at least 4 characters) masked where the text begins or ends — an
 /// output tail cut in the middle of a secret.

@@ -268,7 +268,10 @@ pub(crate) async fn relay(
                 }
                 up.shut = true;
                 if down.shut {
-                    return Poll::Ready(Ok(refused.take()));
+                    // The backend's answer ended cleanly before (its end
+                    // passed on as a half-close): the client has it whole,
+                    // and closes as usual; only its own bytes were refused.
+                    return Poll::Ready(refused.take().map_or(Ok(None), Err));
                 }
             }
         }

@@ -1,4 +1,8 @@
-//! The executor: commands run one at a time, in arrival order — each first
+//! The executor: each group's commands run one at a time, in arrival
+//! order, in a lane of the group's own — groups side by side, so a slow
+//! hook of one group does not hold another's promote while its step clock
+//! runs at the orchestrator (a site that takes over several groups at once
+//! runs their hooks together, as separate hosts would) — each first
 //! checked (withdrawn while it waited, refused by the site's authority), a
 //! promote's role written to disk and a pull into the site stopped before
 //! its hooks (and the checks made again after that wait, right before
@@ -22,7 +26,8 @@ use crate::wire::{Command, CommandKind, CommandOutcome};
 /// Outcome detail of replication commands at a site without a replication plan.
 const NO_REPLICATION: &str = "replication is not configured for this site";
 
-/// Runs queued commands one at a time.
+/// Runs queued commands: replication commands in tasks of their own, the
+/// others in their group's lane ([`lane`]), one at a time per group.
 pub(super) async fn execute(
     shared: Arc<Shared>,
     mut queued: mpsc::UnboundedReceiver<Command>,
@@ -31,6 +36,10 @@ pub(super) async fn execute(
     // Replication commands run in their own tasks, tracked here: dropping
     // the set on shutdown aborts them.
     let mut replication = Replicating::default();
+    // Each group's lane (its hooks' commands, in arrival order); dropping
+    // the set on shutdown aborts them.
+    let mut lanes: JoinSet<()> = JoinSet::new();
+    let mut senders: HashMap<String, mpsc::UnboundedSender<Command>> = HashMap::new();
     loop {
         let cmd = tokio::select! {
             _ = token.cancelled() => return,
@@ -40,11 +49,34 @@ pub(super) async fn execute(
                 }
                 continue;
             }
+            // A lane ends only on shutdown, or by a bug (a panic): its
+            // group gets a new one with its next command.
+            _ = lanes.join_next(), if !lanes.is_empty() => {
+                senders.retain(|_, tx| !tx.is_closed());
+                continue;
+            }
             c = queued.recv() => match c {
                 Some(c) => c,
                 None => return,
             },
         };
+        if !is_replication(cmd.kind) {
+            let group = cmd.group.clone();
+            let cmd = match senders.get(&group) {
+                Some(tx) => match tx.send(cmd) {
+                    Ok(()) => continue,
+                    // Its lane ended (a panic): a new one below.
+                    Err(mpsc::error::SendError(cmd)) => cmd,
+                },
+                None => cmd,
+            };
+            let (tx, rx) = mpsc::unbounded_channel();
+            lanes.spawn(lane(shared.clone(), rx, token.clone()));
+            // (The lane holds the receiver: this send cannot fail.)
+            let _ = tx.send(cmd);
+            senders.insert(group, tx);
+            continue;
+        }
         // Taken back while it waited here (its runbook ended, the epoch
         // moved on, a demote superseded it): started now, it would act on
         // a decision the orchestrator no longer stands by.
@@ -57,17 +89,7 @@ pub(super) async fn execute(
             finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, refusal));
             continue;
         }
-        // A hook of the agent's previous process that SIGKILL did not end
-        // still runs: no hook of its group runs beside it.
-        if matches!(cmd.kind, CommandKind::Promote | CommandKind::Demote) {
-            if let Some(why) = crate::hook_groups::blocking(&shared.settings.state_dir, &cmd.group)
-            {
-                warn!(command = %cmd.id, "{why}");
-                finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, why));
-                continue;
-            }
-        }
-        if is_replication(cmd.kind) {
+        {
             // Replication commands can run for minutes (a resync): they get
             // their own task, so hooks and reports are not held up. Each
             // group runs one replication command at a time.
@@ -97,79 +119,122 @@ pub(super) async fn execute(
             });
             continue;
         }
-        // Not onto the directory under a data volume that is gone.
-        if cmd.kind == CommandKind::Promote {
-            let s = &shared.settings;
-            if let Err(e) =
-                crate::volumes::before_promote(&s.state_dir, &s.volumes, &cmd.group).await
-            {
-                warn!(command = %cmd.id, "{e}");
-                finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
-                continue;
-            }
+    }
+}
+
+/// One group's lane: its commands one at a time, in arrival order, until
+/// shutdown (or the executor ends).
+async fn lane(
+    shared: Arc<Shared>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    token: CancellationToken,
+) {
+    loop {
+        let cmd = tokio::select! {
+            _ = token.cancelled() => return,
+            c = commands.recv() => match c {
+                Some(c) => c,
+                None => return,
+            },
+        };
+        run_in_lane(shared.clone(), cmd, token.clone()).await;
+    }
+}
+
+/// A command of a group's lane (not a replication command): checked at its
+/// turn, then its hooks; its outcome recorded. Returns early on shutdown.
+async fn run_in_lane(shared: Arc<Shared>, cmd: Command, token: CancellationToken) {
+    // Taken back while it waited here (its runbook ended, the epoch
+    // moved on, a demote superseded it): started now, it would act on
+    // a decision the orchestrator no longer stands by.
+    if let Some(note) = withdrawn(&shared, &cmd.id, "before it started") {
+        withhold(&shared, CommandOutcome::failed(&cmd.id, note));
+        return;
+    }
+    if let Err(refusal) = shared.authority.admit(&cmd) {
+        warn!(command = %cmd.id, "{refusal}");
+        finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, refusal));
+        return;
+    }
+    // A hook of the agent's previous process that SIGKILL did not end
+    // still runs: no hook of its group runs beside it.
+    if matches!(cmd.kind, CommandKind::Promote | CommandKind::Demote) {
+        if let Some(why) = crate::hook_groups::blocking(&shared.settings.state_dir, &cmd.group) {
+            warn!(command = %cmd.id, "{why}");
+            finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, why));
+            return;
         }
-        // A promote's role goes to disk first: from now on the rsync gate
-        // refuses pushes into this site.
-        if let Err(e) = shared.authority.promoting(&cmd) {
+    }
+    // Not onto the directory under a data volume that is gone.
+    if cmd.kind == CommandKind::Promote {
+        let s = &shared.settings;
+        if let Err(e) = crate::volumes::before_promote(&s.state_dir, &s.volumes, &cmd.group).await {
             warn!(command = %cmd.id, "{e}");
             finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
-            continue;
+            return;
         }
-        // A pull into this site (a resync of a failback given up) stops,
-        // and a push into it still running from before (the gate judged
-        // it when it began) ends, before the promote's hooks open the site
-        // to users' writes.
-        let mut pull_stopped = None;
-        if let (CommandKind::Promote, Some(r)) = (cmd.kind, &shared.settings.replication) {
-            pull_stopped = tokio::select! {
-                _ = token.cancelled() => return,
-                s = r.promoted(&cmd.group, cmd.epoch) => s,
-            };
-            if let Some(s) = &pull_stopped {
-                info!(command = %cmd.id, "{s}");
-            }
-        }
-        if cmd.kind == CommandKind::Promote && stopped_before_hooks(&shared, &cmd, &pull_stopped) {
-            continue;
-        }
-        // Cancelling drops the hook run, which kills the running hook.
-        let mut outcome = tokio::select! {
-            _ = token.cancelled() => return,
-            o = run_command(&shared.settings, &cmd, &token, &|_| Ok(())) => o,
-        };
-        if let Some(s) = pull_stopped {
-            outcome.detail = if outcome.detail.is_empty() {
-                s
-            } else {
-                format!("{}; {s}", outcome.detail)
-            };
-        }
-        if outcome.ok && cmd.kind == CommandKind::Promote && !shared.settings.checks.is_empty() {
-            // Checks taken after the hooks travel with the outcome: the
-            // orchestrator need not wait for the next report to see them.
-            let checks = tokio::select! {
-                _ = token.cancelled() => return,
-                c = shared.checks.run_all_now(&shared.probe) => c,
-            };
-            outcome.checks = Some(checks);
-        }
-        if let (true, Some(r)) = (
-            outcome.ok && cmd.kind == CommandKind::Demote,
-            &shared.settings.replication,
-        ) {
-            // A demoted site must not push its data to the peer.
-            if let Some(stopped) = r.demoted(&cmd.group).await {
-                info!(command = %cmd.id, "{stopped}");
-                outcome.detail = format!("{}; {stopped}", outcome.detail);
-            }
-            // The hooks stopped the writes: what changed since the resync
-            // began is now final.
-            if let Some(mark) = cmd.journal_since {
-                outcome.journal = Some(r.journal_since(&cmd.group, mark).await);
-            }
-        }
-        finish(&shared, &cmd, outcome);
     }
+    // A promote's role goes to disk first: from now on the rsync gate
+    // refuses pushes into this site.
+    if let Err(e) = shared.authority.promoting(&cmd) {
+        warn!(command = %cmd.id, "{e}");
+        finish(&shared, &cmd, CommandOutcome::failed(&cmd.id, e));
+        return;
+    }
+    // A pull into this site (a resync of a failback given up) stops,
+    // and a push into it still running from before (the gate judged
+    // it when it began) ends, before the promote's hooks open the site
+    // to users' writes.
+    let mut pull_stopped = None;
+    if let (CommandKind::Promote, Some(r)) = (cmd.kind, &shared.settings.replication) {
+        pull_stopped = tokio::select! {
+            _ = token.cancelled() => return,
+            s = r.promoted(&cmd.group, cmd.epoch) => s,
+        };
+        if let Some(s) = &pull_stopped {
+            info!(command = %cmd.id, "{s}");
+        }
+    }
+    if cmd.kind == CommandKind::Promote && stopped_before_hooks(&shared, &cmd, &pull_stopped) {
+        return;
+    }
+    // Cancelling drops the hook run, which kills the running hook.
+    let mut outcome = tokio::select! {
+        _ = token.cancelled() => return,
+        o = run_command(&shared.settings, &cmd, &token, &|_| Ok(())) => o,
+    };
+    if let Some(s) = pull_stopped {
+        outcome.detail = if outcome.detail.is_empty() {
+            s
+        } else {
+            format!("{}; {s}", outcome.detail)
+        };
+    }
+    if outcome.ok && cmd.kind == CommandKind::Promote && !shared.settings.checks.is_empty() {
+        // Checks taken after the hooks travel with the outcome: the
+        // orchestrator need not wait for the next report to see them.
+        let checks = tokio::select! {
+            _ = token.cancelled() => return,
+            c = shared.checks.run_all_now(&shared.probe) => c,
+        };
+        outcome.checks = Some(checks);
+    }
+    if let (true, Some(r)) = (
+        outcome.ok && cmd.kind == CommandKind::Demote,
+        &shared.settings.replication,
+    ) {
+        // A demoted site must not push its data to the peer.
+        if let Some(stopped) = r.demoted(&cmd.group).await {
+            info!(command = %cmd.id, "{stopped}");
+            outcome.detail = format!("{}; {stopped}", outcome.detail);
+        }
+        // The hooks stopped the writes: what changed since the resync
+        // began is now final.
+        if let Some(mark) = cmd.journal_since {
+            outcome.journal = Some(r.journal_since(&cmd.group, mark).await);
+        }
+    }
+    finish(&shared, &cmd, outcome);
 }
 
 /// A promote about to run its hooks after it waited (its volumes looked

@@ -94,9 +94,9 @@ async fn a_held_connection_is_connected_to_the_new_site_when_the_route_changes()
 }
 
 /// A held user rescued by a switch that comes near the end of its hold
-/// (about 300 ms left) to a site whose first SYN is lost (its accept queue
-/// full, freed a moment later; the SYN is sent again about a second
-/// after): the user reaches the new site, counted rescued. The connect
+/// (about 1.5 s left) to a site whose first SYNs are lost (its accept
+/// queue full, freed 2 s later; the SYN is sent again 1 s and 3 s after
+/// the first): the user reaches the new site, counted rescued. The connect
 /// after a switch runs the connect timeout, not what is left of the hold.
 /// Before, it raced the old hold's end: the user the switch was for was
 /// closed ("no answer within the hold time", blaming the new site) and
@@ -106,7 +106,7 @@ async fn a_user_rescued_near_the_end_of_its_hold_gets_the_time_to_connect() {
     let dead = refusing().await;
     let (b_addr, b_listener, fill) = blackhole().await;
     let mut g = group(&[("a", dead), ("b", b_addr)], Duration::from_secs(5));
-    g.hold_connections = Duration::from_millis(1000);
+    g.hold_connections = Duration::from_millis(3000);
     let fe = start(BTreeMap::from([("web".to_string(), g)])).await;
     let (status, body) = fe.put("web", "a", 1, "immediate").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -120,11 +120,12 @@ async fn a_user_rescued_near_the_end_of_its_hold_gets_the_time_to_connect() {
         "the connection is not held: {}",
         fe.route("web").await
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, body) = fe.put("web", "b", 2, "immediate").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    // b's queue frees after the hold would have ended; then b answers.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // b's queue frees after the hold would have ended (about 1.5 s left
+    // at the switch); the frontend's SYN is sent again 3 s after its first.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     drop(fill);
     tokio::spawn(async move {
         while let Ok((conn, _)) = b_listener.accept().await {

@@ -455,7 +455,8 @@ async fn a_backend_reset_mid_stream_reaches_the_client_as_a_reset() {
     assert!(r.is_err(), "a clean end instead of a reset: {r:?}");
 }
 
-/// A download backed up behind a client that does not read yet; the
+/// A download backed up behind a client that does not read yet (32 MiB:
+/// more than the sockets' buffers hold on the way); the
 /// backend is reset meanwhile (its reset waits unread at the frontend),
 /// and then the client sends a byte: the frontend's write of it to the
 /// backend fails — and takes the socket's error, so the backend socket
@@ -467,7 +468,8 @@ async fn a_backend_reset_mid_stream_reaches_the_client_as_a_reset() {
 #[tokio::test]
 async fn a_backend_reset_seen_through_a_refused_write_reaches_the_client_as_a_reset() {
     for half_close in [false, true] {
-        let total = 8 << 20;
+        // More than loopback's socket buffers hold along the way.
+        let total = 32 << 20;
         let addr = backend(move |mut s| async move {
             let _ = tokio::time::timeout(Duration::from_millis(500), s.write_all(&pattern(total)))
                 .await;

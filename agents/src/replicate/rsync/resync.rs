@@ -382,7 +382,14 @@ impl Resyncer for RsyncResyncer {
         //    peer, so this one scan of the peer also tells what it lacks.
         //    Kept items are excluded (the peer's name, if it appears
         //    meanwhile, waits for the next pass).
-        let rules: Vec<Vec<u8>> = keep.iter().map(|n| rule("-", n)).collect();
+        // So are the discards that wait (2): the pull must not overwrite
+        // one (a peer that has the name by now) before it is counted,
+        // discarded and reported; the peer's version comes next pass.
+        let rules: Vec<Vec<u8>> = keep
+            .iter()
+            .chain(discard_later.iter().map(|(n, _)| n))
+            .map(|n| rule("-", n))
+            .collect();
         let filter = self.filter_file(&rules)?;
         let args = self.pull_args(&["--force", "-ii", ITEMIZED], filter.as_ref());
         let mut now = ResyncProgress::default();
@@ -451,8 +458,6 @@ impl Resyncer for RsyncResyncer {
                 .filter(|(n, i)| !(i.is_dir() && holds_under(&peer_names, n)))
                 .map(|(n, _)| n.clone())
                 .collect();
-            // The discards that waited (2): what the peer still does not list.
-            discard_later.retain(|(n, _)| !peer_names.contains(n));
             let checked = self.guard(
                 &deletes,
                 discard_later.len(),

@@ -19,7 +19,7 @@ pub fn epoch_key(sync_key: &Secret, group: &str, epoch: u64) -> Secret {
         format!("warden container-sync epoch={epoch} group={group}").as_bytes(),
     );
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    Secret::new(hex)
+    Secret::registered(hex)
 }
 
 pub(super) fn header(name: &str, value: &str) -> BTreeMap<String, String> {
