@@ -214,10 +214,21 @@ impl Client {
                     "orchestrator {base} redirects to {location:?}, which is not one of the configured orchestrators; not following it"
                 );
             };
-            let r = self
-                .once(&method, leader, path, body.as_ref())
-                .await
-                .with_context(|| format!("no answer from the leader at {leader}"))?;
+            let r = match self.once(&method, leader, path, body.as_ref()).await {
+                Ok(r) => r,
+                // As on the first hop: an action that may have reached the
+                // leader says so, one that never left says it did not.
+                Err(e) if method != reqwest::Method::GET && !e.is_connect() => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "no answer from the leader at {leader}; the action may have been \
+                         carried out there: look with `warden status` before sending it again"
+                    )));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("cannot reach the leader at {leader}")));
+                }
+            };
             if r.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
                 bail!("the leader changed while the request was sent; try again");
             }
@@ -457,5 +468,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(v["runbook"], 7);
+    }
+
+    /// Through a follower's redirect, the leader takes the action but its
+    /// answer does not come in time: the error says the action may have
+    /// been carried out (as on the first hop), and the leader was asked
+    /// once. Before, it said only "no answer from the leader", read as
+    /// "nothing happened" — and the operator moved users again.
+    #[tokio::test]
+    async fn a_redirected_action_that_may_have_been_taken_says_so() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        let leader = serve(Router::new().route(
+            "/v1/groups/web/failover",
+            post(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    (StatusCode::ACCEPTED, "{\"runbook\": 7}")
+                }
+            }),
+        ))
+        .await;
+        let follower = redirecting_follower(format!("{leader}/v1/groups/web/failover")).await;
+        let c = Client {
+            bases: vec![follower, leader],
+            token: Secret::new("operator-token-x"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_millis(300))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        };
+        let err = format!(
+            "{:#}",
+            c.post("/v1/groups/web/failover", serde_json::json!({"to": "b"}))
+                .await
+                .unwrap_err()
+        );
+        assert!(err.contains("may have been carried out"), "{err}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
 }

@@ -661,6 +661,45 @@ fn fake_server(
     (url, rx)
 }
 
+/// A move's confirmation printed into a closed pipe (the reader of
+/// `warden failover … | tee` gone): the move was started, and the CLI
+/// says so by its exit code — no panic (exit 101), which a script takes
+/// for a failed move.
+#[test]
+fn a_move_confirmed_into_a_closed_pipe_is_no_failure() {
+    use std::process::Stdio;
+    let (dir, _, _) = configs();
+    let (url, requests) = fake_api();
+    let token = dir.path().join("op");
+    let mut child = Command::new(WARDEN)
+        .args([
+            "failover",
+            "web",
+            "--to",
+            "b",
+            "--url",
+            &url,
+            "--token-file",
+        ])
+        .arg(&token)
+        .env("WARDEN_LOG", "error")
+        .env_remove("WARDEN_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    let sent: Vec<String> = requests.try_iter().map(|(r, _)| r).collect();
+    assert!(
+        sent.contains(&"POST /v1/groups/web/failover".to_string()),
+        "{sent:?}"
+    );
+}
+
 /// `warden failover`, `failback`, `switchover` and `resync` read the group
 /// first and send what they read (its active site and epoch): the
 /// orchestrator refuses the move (409) if the group moved on before it

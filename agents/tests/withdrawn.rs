@@ -350,7 +350,10 @@ async fn promote_that_waits(epoch: bool) -> (CommandOutcome, String) {
         "trap 'echo term >> {}' TERM; while :; do sleep 0.05; done",
         fake.lock().unwrap().mark.display()
     );
-    let _push = StandIn(
+    // The copy was open for writing a moment ago: a child another test
+    // thread forked meanwhile may still hold it open (exec then says "text
+    // file busy", ETXTBSY) until that child execs — tried again a moment later.
+    let spawn = || {
         std::process::Command::new(bin.join("rsync"))
             .args(["-c", &script, "rsync", "--server", "."])
             .current_dir(&data)
@@ -358,8 +361,18 @@ async fn promote_that_waits(epoch: bool) -> (CommandOutcome, String) {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap(),
-    );
+    };
+    let mut spawned = spawn();
+    for _ in 0..100 {
+        match &spawned {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(20));
+                spawned = spawn();
+            }
+            _ => break,
+        }
+    }
+    let _push = StandIn(spawned.unwrap());
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(settings, shutdown.clone()));
 

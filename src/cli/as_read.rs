@@ -3,8 +3,10 @@
 //! request names what was seen — the active site and epoch for a move or
 //! a resync, the pending decision for an approval, the maintenance change,
 //! the alerts, divergent count and held passes for a clear — so the
-//! orchestrator refuses, or leaves alone, what changed since (a request
-//! delayed in a proxy, a command re-run from shell history).
+//! orchestrator refuses, or leaves alone, what changed between the read
+//! and the request's arrival (a request delayed in a proxy). A command
+//! re-run from shell history reads the group again: it acts on what
+//! stands at the re-run (only a move's `--epoch N` pins what was seen).
 
 use anyhow::bail;
 use serde_json::Value;

@@ -9,6 +9,15 @@ use super::as_read::{approve_body, clear_body, maintenance_body, move_body, read
 use super::render::{render_events, render_status};
 use crate::client::Client;
 
+/// A line to stdout through [`emit`] (a confirmation printed after the
+/// action was taken must not panic on a closed pipe: the action is done,
+/// and the exit code says so).
+macro_rules! say {
+    ($($t:tt)*) => {
+        emit(&format!("{}\n", format!($($t)*)))?
+    };
+}
+
 pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
     // A group is named in the request's path (or query): a name no group
     // can have — `web/approve?` — would reach another endpoint (a resync
@@ -64,7 +73,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 .post(&format!("/v1/groups/{group}/failover"), body)
                 .await?;
             let id = started(&v)?;
-            println!("failover of {group} to {to} started (runbook {id})");
+            say!("failover of {group} to {to} started (runbook {id})");
         }
         Cmd::Failback { group, epoch } => {
             let body = move_body(c, group, *epoch, serde_json::json!({})).await?;
@@ -72,7 +81,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 .post(&format!("/v1/groups/{group}/failback"), body)
                 .await?;
             let id = started(&v)?;
-            println!("failback of {group} started (runbook {id})");
+            say!("failback of {group} started (runbook {id})");
         }
         Cmd::Switchover { group, to, epoch } => {
             let body = move_body(c, group, *epoch, serde_json::json!({ "to": to })).await?;
@@ -80,7 +89,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                 .post(&format!("/v1/groups/{group}/switchover"), body)
                 .await?;
             let id = started(&v)?;
-            println!("switchover of {group} to {to} started (runbook {id})");
+            say!("switchover of {group} to {to} started (runbook {id})");
         }
         Cmd::Drill {
             group,
@@ -93,7 +102,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let body = move_body(c, group, *epoch, serde_json::json!({})).await?;
             let v = c.post(&format!("/v1/groups/{group}/resync"), body).await?;
             let id = started(&v)?;
-            println!(
+            say!(
                 "resync of {group} started (runbook {id}): the standby is brought in line with the active site, then replication resumes"
             );
         }
@@ -102,7 +111,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             let (body, target, kind) = approve_body(&view, group, to.as_deref())?;
             let v = c.post(&format!("/v1/groups/{group}/approve"), body).await?;
             let id = started(&v)?;
-            println!("approved {kind} → {target}; runbook {id} started for {group}");
+            say!("approved {kind} → {target}; runbook {id} started for {group}");
         }
         Cmd::Maintenance { group, mode } => {
             let on = matches!(mode, OnOff::On);
@@ -130,7 +139,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                     shown(&v)
                 );
             }
-            println!("maintenance {} for {group}", if on { "on" } else { "off" });
+            say!("maintenance {} for {group}", if on { "on" } else { "off" });
         }
         Cmd::Clear { group, deletions } => {
             let body = clear_body(&read_group(c, group).await?, deletions);
@@ -151,15 +160,15 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
             };
             let (lifted, kept) = (list("cleared"), list("not_cleared"));
             if lifted.is_empty() && kept.is_empty() {
-                println!("{group}: nothing was blocked");
+                say!("{group}: nothing was blocked");
             } else if lifted.is_empty() {
-                println!("{group}: nothing cleared");
+                say!("{group}: nothing cleared");
             }
             for l in lifted {
-                println!("{group}: cleared: {l}");
+                say!("{group}: cleared: {l}");
             }
             for k in kept {
-                println!("{group}: not cleared: {k}");
+                say!("{group}: not cleared: {k}");
             }
         }
         Cmd::AdoptEpoch { group, epoch } => {
@@ -176,7 +185,7 @@ pub(super) async fn run_client(c: &Client, cmd: &Cmd) -> anyhow::Result<()> {
                     shown(&v)
                 );
             };
-            println!("{group}: adopted epoch {epoch}; the next move carries a higher one");
+            say!("{group}: adopted epoch {epoch}; the next move carries a higher one");
         }
         Cmd::Events { json, group, after } => events(c, *json, group.as_deref(), *after).await?,
         _ => bail!("not a client command"),

@@ -44,7 +44,8 @@ struct Started {
     runbook: u64,
 }
 
-/// An action that starts a runbook: 202 with its id, or the service's
+/// An action that starts a runbook: 202 with its id once its decision is
+/// stored ([`crate::service::Shared::runbook_stored`]), or the service's
 /// refusal.
 fn started(r: Result<u64, crate::OrchestratorError>) -> Response {
     match r {
@@ -63,7 +64,10 @@ pub(super) async fn failover(
     match parse_json::<MoveToBody>(&s, &body) {
         Ok(b) => {
             let (to, seen) = b.split();
-            started(s.operator_failover_seen(&g, &to, &by, &seen))
+            started(
+                s.runbook_stored(&g, |s| s.operator_failover_seen(&g, &to, &by, &seen))
+                    .await,
+            )
         }
         Err(r) => r,
     }
@@ -82,7 +86,10 @@ pub(super) async fn failback(
         Ok(b) => b,
         Err(r) => return r,
     };
-    started(s.operator_failback_seen(&g, &by, &seen))
+    started(
+        s.runbook_stored(&g, |s| s.operator_failback_seen(&g, &by, &seen))
+            .await,
+    )
 }
 
 /// `POST …/switchover`: [`MoveToBody`].
@@ -95,7 +102,10 @@ pub(super) async fn switchover(
     match parse_json::<MoveToBody>(&s, &body) {
         Ok(b) => {
             let (to, seen) = b.split();
-            started(s.operator_switchover_seen(&g, &to, &by, &seen))
+            started(
+                s.runbook_stored(&g, |s| s.operator_switchover_seen(&g, &to, &by, &seen))
+                    .await,
+            )
         }
         Err(r) => r,
     }
@@ -115,7 +125,10 @@ pub(super) async fn resync(
         Ok(b) => b,
         Err(r) => return r,
     };
-    started(s.operator_resync_seen(&g, &by, &seen))
+    started(
+        s.runbook_stored(&g, |s| s.operator_resync_seen(&g, &by, &seen))
+            .await,
+    )
 }
 
 /// `POST .../approve`: the body says which pending decision is approved
@@ -131,7 +144,10 @@ pub(super) async fn approve(
         Ok(b) => b,
         Err(r) => return r,
     };
-    started(s.operator_approve_seen(&g, &by, &seen))
+    started(
+        s.runbook_stored(&g, |s| s.operator_approve_seen(&g, &by, &seen))
+            .await,
+    )
 }
 
 /// `POST /v1/groups/{group}/adopt-epoch` answer.

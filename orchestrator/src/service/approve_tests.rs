@@ -280,3 +280,53 @@ async fn a_pending_failover_is_not_approved_once_the_active_site_recovered_in_ma
     );
     assert_ne!(fake.route.lock().unwrap().0.as_deref(), Some("b"));
 }
+
+/// `POST /v1/groups/web/approve` through the router.
+async fn ask_approve(s: &Arc<Shared>) -> (u16, String) {
+    use tower::ServiceExt;
+    let req = axum::extract::Request::post("/v1/groups/web/approve")
+        .header("authorization", "Bearer operator-secret")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = crate::api::router(s.clone()).oneshot(req).await.unwrap();
+    let status = r.status().as_u16();
+    let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A failover waits for approval; the store stops taking writes (etcd
+/// without a majority) and the operator approves; this orchestrator's
+/// licence ends before the store takes the decision. The approval was
+/// never stored — the next leader has the failover still pending — and the
+/// operator is told so, not "runbook N started". Before, 202 came at once
+/// and the approval was lost with the step-down, users left on the lost
+/// site. With the store writing, the answer is 202 once it is stored.
+#[tokio::test(start_paused = true)]
+async fn an_approval_is_acknowledged_only_once_its_decision_is_stored() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(super::store_fault_tests::FaultyStore::default());
+    let (s, _fake, _dir) = setup_with(false, 5, "", store.clone());
+    sites_rounds(&s, 4, (true, true), &answer_all).await;
+    sites_rounds(&s, 10, (false, true), &answer_all).await;
+    assert_eq!(group(&s).phase, Phase::PendingApproval);
+    s.writer_settled().await;
+    store.full.store(true, SeqCst);
+    let asked = tokio::spawn({
+        let s = s.clone();
+        async move { ask_approve(&s).await }
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.licence().revoke("test: the lease lapsed");
+    let (status, body) = asked.await.unwrap();
+    assert!(
+        !(200..300).contains(&status) && body.contains("not stored"),
+        "{status} {body}"
+    );
+    let stored = store.inner.groups().unwrap();
+    let web = stored.iter().find(|g| g.name == "web").expect("web stored");
+    assert_eq!(web.phase, Phase::PendingApproval, "{web:#?}");
+    assert!(
+        store.inner.runbooks().unwrap().is_empty(),
+        "no runbook stored"
+    );
+}

@@ -270,6 +270,28 @@ impl Shared {
         }
     }
 
+    /// An operator's move or approval (`start`: it starts a runbook and
+    /// queues its decision) answered once the decision is stored: told
+    /// "runbook N started", an operator does not ask again — and a decision
+    /// only in this orchestrator's memory is lost with it (a step-down:
+    /// the next leader still has the group pending, or on the site that was
+    /// lost). Everything queued when `start` returned is waited for, the
+    /// decision with it. See [`Shared::stored_for_operator`].
+    pub async fn runbook_stored(
+        self: &Arc<Self>,
+        group: &str,
+        start: impl FnOnce(&Arc<Self>) -> Result<u64, crate::OrchestratorError>,
+    ) -> Result<u64, crate::OrchestratorError> {
+        let term = self.licence.token();
+        let id = start(self)?;
+        let seq = self.writer.lock().seq;
+        self.stored_for_operator(seq, term, || {
+            format!("runbook {id} of group {group} (its decision)")
+        })
+        .await?;
+        Ok(id)
+    }
+
     /// Queue a group's new state for the store (never writes under the lock).
     pub(crate) fn persist(&self, g: &GroupState) -> u64 {
         self.writer.queue(g, None)
