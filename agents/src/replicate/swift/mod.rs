@@ -264,6 +264,12 @@ struct State {
     /// Why the copier stopped for good: a newer active site's fence at the
     /// destination ([`fence`]); reported as [`Replicator::failing`].
     fenced: Option<String>,
+    /// Objects the destination holds in a newer version than the
+    /// source's, found by the last round's plan and left as they are:
+    /// written there, not by replication (a write at the standby after a
+    /// failback's cut-over, a hand edit). Reported as
+    /// [`Replicator::drift`] while any is seen.
+    newer_at_destination: Vec<String>,
 }
 
 struct Shared {
@@ -402,6 +408,23 @@ impl Replicator for SwiftReplicator {
 
     fn guard(&self) -> Option<String> {
         self.shared.state.lock().unwrap().guard.held.clone()
+    }
+
+    /// Objects newer at the destination than here, left as they are: the
+    /// sites differ, and only an operator can say which version stands.
+    fn drift(&self) -> Option<String> {
+        let st = self.shared.state.lock().unwrap();
+        let newer = &st.newer_at_destination;
+        let first = newer.first()?;
+        Some(format!(
+            "swift replication: {} object(s) at {} are newer than at {} and were left as they \
+             are, e.g. {first:?}: written there, not by replication (after a cut-over, or by \
+             hand)? The sites differ until the newer version is written here again or removed \
+             there",
+            newer.len(),
+            cluster_label(&self.shared.settings.destination),
+            cluster_label(&self.shared.settings.source),
+        ))
     }
 
     /// Only the fence's refusal: the copier stopped ([`fence`]).

@@ -31,6 +31,7 @@ impl Shared {
         let mut oldest: Option<u64> = None;
         let mut note = |us: u64| oldest = Some(oldest.map_or(us, |o| o.min(us)));
         let mut in_sync_seen = Vec::new();
+        let mut newer = Vec::new();
         for (name, e) in src {
             let m = manifest
                 .items
@@ -93,6 +94,7 @@ impl Shared {
                         true
                     } else {
                         debug!(object = %name, "destination holds a newer version, left as is");
+                        newer.push(name.clone());
                         false
                     }
                 }
@@ -136,6 +138,17 @@ impl Shared {
                 }
             }
         }
+        let mut st = self.state.lock().unwrap();
+        // Said when what is seen changes, not every round.
+        if !newer.is_empty() && newer != st.newer_at_destination {
+            warn!(
+                objects = newer.len(),
+                example = %newer[0],
+                "the destination holds newer versions than the source; left as they are"
+            );
+        }
+        st.newer_at_destination = newer;
+        drop(st);
         Ok((ops, confirmed, oldest.map(us_to_system), in_sync_seen))
     }
 }
