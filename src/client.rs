@@ -174,11 +174,8 @@ impl Client {
                 // first one changed (a second failover after the first
                 // runbook ended, an approval of the decision made next).
                 // Only one that never left (no connection) tries the next.
-                Err(e) if method != reqwest::Method::GET && !e.is_connect() => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "no answer from the orchestrator at {base}; the action may have been \
-                         carried out there: look with `warden status` before sending it again"
-                    )));
+                Err(e) if may_have_acted(&method, &e) => {
+                    return Err(unanswered(e, "the orchestrator", base));
                 }
                 Err(e) => {
                     last = Some(
@@ -214,15 +211,12 @@ impl Client {
                     "orchestrator {base} redirects to {location:?}, which is not one of the configured orchestrators; not following it"
                 );
             };
+            // As on the first hop: an action that may have reached the
+            // leader says so, one that never left says it did not.
             let r = match self.once(&method, leader, path, body.as_ref()).await {
                 Ok(r) => r,
-                // As on the first hop: an action that may have reached the
-                // leader says so, one that never left says it did not.
-                Err(e) if method != reqwest::Method::GET && !e.is_connect() => {
-                    return Err(anyhow::Error::new(e).context(format!(
-                        "no answer from the leader at {leader}; the action may have been \
-                         carried out there: look with `warden status` before sending it again"
-                    )));
+                Err(e) if may_have_acted(&method, &e) => {
+                    return Err(unanswered(e, "the leader", leader));
                 }
                 Err(e) => {
                     return Err(anyhow::Error::new(e)
@@ -285,6 +279,21 @@ async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
         return Ok(Value::Null);
     }
     serde_json::from_str(&text).map_err(|e| anyhow!("orchestrator sent malformed JSON: {e}"))
+}
+
+/// Whether a request that failed with `e` may have been acted on: an
+/// action (not a read) whose request may have left (not a refused
+/// connection) — it timed out, or the connection broke after it was sent.
+fn may_have_acted(method: &reqwest::Method, e: &reqwest::Error) -> bool {
+    *method != reqwest::Method::GET && !e.is_connect()
+}
+
+/// The error of an action `who` at `url` may have carried out unanswered.
+fn unanswered(e: reqwest::Error, who: &str, url: &str) -> anyhow::Error {
+    anyhow::Error::new(e).context(format!(
+        "no answer from {who} at {url}; the action may have been carried out there: \
+         look with `warden status` before sending it again"
+    ))
 }
 
 #[cfg(test)]
