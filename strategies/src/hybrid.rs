@@ -226,28 +226,15 @@ impl Strategy for HybridStrategy {
                 },
             });
         }
-        let epoch = answers.iter().map(|(_, (_, e))| *e).max().unwrap_or(0);
-        let newest: Vec<&Option<String>> = answers
-            .iter()
-            .filter(|(_, (_, e))| *e == epoch)
-            .map(|(_, (s, _))| s)
-            .collect();
-        let mut best: Option<(&Option<String>, usize)> = None;
-        for site in &newest {
-            let n = newest.iter().filter(|s| *s == site).count();
-            if best.is_none_or(|(_, m)| n > m) {
-                best = Some((site, n));
-            }
-        }
-        let site = best.and_then(|(s, _)| s.clone());
+        let (site, epoch) = crate::frontend::newest_route(answers.iter().map(|(_, a)| *a));
         let mut drift = Vec::new();
         for (frontend, read) in &reads {
             match read {
                 Err(e) if e.is_transient() => {}
                 Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
-                Ok((s, e)) if *s == site && *e == epoch => {}
-                Ok((None, _)) => drift.push(format!("{frontend} has no route")),
-                Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
+                Ok(answer) => drift.extend(crate::frontend::answer_drift(
+                    frontend, answer, &site, epoch,
+                )),
             }
         }
         let unread = reads

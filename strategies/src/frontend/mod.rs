@@ -26,6 +26,45 @@ pub use haproxy::{HaproxyDriver, HaproxySettings};
 /// One frontend's read of a group's route: (site, epoch), or why not.
 type RouteRead = Result<(Option<String>, u64), StrategyError>;
 
+/// The route a layer of frontends stands at, from their answers (site,
+/// epoch): the highest epoch, and the site most frontends at it route to
+/// (the first listed winning a tie) — never a site paired with an epoch no
+/// decision gave it. Shared by the `frontend` and `hybrid` schemes.
+pub(crate) fn newest_route<'a>(
+    answers: impl Iterator<Item = &'a (Option<String>, u64)>,
+) -> (Option<String>, u64) {
+    let answers: Vec<&(Option<String>, u64)> = answers.collect();
+    let epoch = answers.iter().map(|(_, e)| *e).max().unwrap_or(0);
+    let newest: Vec<&Option<String>> = answers
+        .iter()
+        .filter(|(_, e)| *e == epoch)
+        .map(|(s, _)| s)
+        .collect();
+    let mut best: Option<(&Option<String>, usize)> = None;
+    for site in &newest {
+        let n = newest.iter().filter(|s| *s == site).count();
+        if best.is_none_or(|(_, m)| n > m) {
+            best = Some((site, n));
+        }
+    }
+    (best.and_then(|(s, _)| s.clone()), epoch)
+}
+
+/// The drift line of `frontend` answering `answer` while the layer stands
+/// at (`site`, `epoch`); none when it agrees.
+pub(crate) fn answer_drift(
+    frontend: &str,
+    answer: &(Option<String>, u64),
+    site: &Option<String>,
+    epoch: u64,
+) -> Option<String> {
+    match answer {
+        (s, e) if s == site && *e == epoch => None,
+        (None, _) => Some(format!("{frontend} has no route")),
+        (Some(s), e) => Some(format!("{frontend} routes to {s} at epoch {e}")),
+    }
+}
+
 /// One frontend as the strategy drives it, for one group.
 ///
 /// Both calls are idempotent and may be repeated (a resumed runbook, a
@@ -286,18 +325,7 @@ impl FrontendStrategy {
                 StrategyError::Config(format!("group {}: no frontends", self.group))
             }));
         }
-        let epoch = answers.iter().map(|(_, e)| *e).max().unwrap_or(0);
-        let newest: Vec<&&(Option<String>, u64)> =
-            answers.iter().filter(|(_, e)| *e == epoch).collect();
-        let mut best: Option<(&Option<String>, usize)> = None;
-        for (site, _) in &newest {
-            let n = newest.iter().filter(|(s, _)| s == site).count();
-            if best.is_none_or(|(_, m)| n > m) {
-                best = Some((site, n));
-            }
-        }
-        let site = best.and_then(|(s, _)| s.clone());
-
+        let (site, epoch) = newest_route(answers.into_iter());
         let mut drift = Vec::new();
         for (frontend, read) in &reads {
             match read {
@@ -305,9 +333,7 @@ impl FrontendStrategy {
                     drift.push(format!("{frontend} unreachable: {reason}"))
                 }
                 Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
-                Ok((s, e)) if *s == site && *e == epoch => {}
-                Ok((None, _)) => drift.push(format!("{frontend} has no route")),
-                Ok((Some(s), e)) => drift.push(format!("{frontend} routes to {s} at epoch {e}")),
+                Ok(answer) => drift.extend(answer_drift(frontend, answer, &site, epoch)),
             }
         }
         Ok(Observed {
