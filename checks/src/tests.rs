@@ -218,11 +218,13 @@ async fn server() -> String {
     format!("http://{addr}")
 }
 
-/// An address nobody listens on.
+/// An address nobody listens on: a port bound and never listened on, held
+/// for the rest of the run so that no test running beside this one takes it.
 async fn closed_port() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::mem::forget(sock);
     addr.to_string()
 }
 

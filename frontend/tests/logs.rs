@@ -46,11 +46,15 @@ impl Captured {
     }
 }
 
-/// An address that refuses connections (a port just bound and released).
+/// An address that refuses connections: a port bound and never listened on
+/// (the kernel answers a SYN with a reset), held for the rest of the run so
+/// that no test running beside this one can take it.
 async fn refusing() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
+    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    std::mem::forget(sock);
     addr
 }
 

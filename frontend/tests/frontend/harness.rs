@@ -1,14 +1,15 @@
 //! Shared test harness: echo backends that answer their name, a frontend
 //! started on 127.0.0.1 port 0, and a control API client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use warden_config::Secret;
@@ -34,7 +35,11 @@ pub(crate) async fn echo(name: &'static str) -> Echo {
 
 /// [`echo`] on `addr` (a backend coming back where it was).
 pub(crate) async fn echo_at(name: &'static str, addr: SocketAddr) -> Echo {
-    let listener = TcpListener::bind(addr).await.expect("bind echo backend");
+    let held = held_ports().lock().expect("held ports").remove(&addr);
+    let listener = match held {
+        Some(sock) => sock.listen(1024).expect("listen on the held port"),
+        None => TcpListener::bind(addr).await.expect("bind echo backend"),
+    };
     let addr = listener.local_addr().expect("echo addr");
     let stop = CancellationToken::new();
     let s = stop.clone();
@@ -364,11 +369,22 @@ impl Conn {
     }
 }
 
-/// An address that refuses connections (a port just bound and released).
+/// Sockets bound by [`refusing`] and not listening, kept so that no other
+/// test (they run in parallel) can take their ports; [`echo_at`] turns one
+/// into its listener when a backend comes back there.
+fn held_ports() -> &'static Mutex<HashMap<SocketAddr, TcpSocket>> {
+    static HELD: OnceLock<Mutex<HashMap<SocketAddr, TcpSocket>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+/// An address that refuses connections: a port bound and never listened on
+/// (the kernel answers a SYN with a reset), held for the rest of the run.
 pub(crate) async fn refusing() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
+    let sock = TcpSocket::new_v4().expect("socket");
+    sock.bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = sock.local_addr().expect("addr");
+    held_ports().lock().expect("held ports").insert(addr, sock);
     addr
 }
 
