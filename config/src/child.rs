@@ -13,6 +13,8 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::sync::{RwLock, RwLockReadGuard};
 
+use aho_corasick::{AhoCorasick, MatchKind};
+
 /// Variables every child gets from warden's own environment (when set):
 /// what programs need to run, nothing that can hold a credential.
 pub const BASE_ENV: &[&str] = &[
@@ -29,6 +31,7 @@ static SECRETS: RwLock<Secrets> = RwLock::new(Secrets {
     longest_first: Vec::new(),
     known: BTreeSet::new(),
     sorted: true,
+    matcher: None,
 });
 static SECRET_VARS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 static PASS: RwLock<Vec<String>> = RwLock::new(Vec::new());
@@ -46,6 +49,11 @@ struct Secrets {
     /// recorded once.
     known: BTreeSet<String>,
     sorted: bool,
+    /// Finds every secret in one pass over a text (leftmost, longest
+    /// first), built when the set is next read after a change: with one
+    /// token per site and each secret's encoded forms, a text is looked at
+    /// once, not once per secret. `None` while there are none.
+    matcher: Option<AhoCorasick>,
 }
 
 /// The secrets, longest first.
@@ -58,6 +66,16 @@ fn secrets() -> RwLockReadGuard<'static, Secrets> {
         drop(r);
         let mut w = SECRETS.write().unwrap_or_else(|p| p.into_inner());
         w.longest_first.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        w.longest_first.retain(|v| !v.is_empty());
+        w.matcher = if w.longest_first.is_empty() {
+            None
+        } else {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&w.longest_first)
+                .map_err(|e| tracing::error!("secrets cannot be matched: {e}"))
+                .ok()
+        };
         w.sorted = true;
     }
 }
@@ -160,12 +178,64 @@ impl Drop for GroupKill {
     }
 }
 
-/// Records a loaded secret (and the variable it came from).
+/// Shortest encoded form of a secret masked on its own ([`encoded_forms`]):
+/// shorter runs of base64 would mask ordinary words.
+const ENCODED_MIN: usize = 8;
+
+/// The forms a secret takes when a program encodes it on its way out, each
+/// masked like the secret itself: its base64 (standard and URL-safe) at
+/// each of the three alignments it can have inside a longer encoded text —
+/// `curl -v -u user:PASSWORD` prints `Authorization: Basic` and the base64
+/// of `user:PASSWORD`, where the password's bytes start at any offset — cut
+/// to the characters that depend on the secret's bytes alone; its
+/// percent-encoding (a URL's query or user part); and its JSON string
+/// escape. Only forms that differ from the secret and are at least
+/// [`ENCODED_MIN`] long.
+fn encoded_forms(value: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let bytes = value.as_bytes();
+    let mut forms = Vec::new();
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for align in 0..3usize {
+            // `align` bytes before the secret; encoded character `i` covers
+            // bits [6i, 6i + 6) and depends on the secret alone when those
+            // bits lie within the secret's [8·align, 8·(align + n)).
+            let mut input = vec![0u8; align];
+            input.extend_from_slice(bytes);
+            let encoded = engine.encode(&input);
+            let start = (8 * align).div_ceil(6);
+            let end = (8 * (align + bytes.len())) / 6;
+            if end > start {
+                forms.push(encoded[start..end].to_string());
+            }
+        }
+    }
+    forms.push(
+        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+            .to_string(),
+    );
+    if let Ok(json) = serde_json::to_string(value) {
+        forms.push(json[1..json.len() - 1].to_string());
+    }
+    forms.retain(|f| f.len() >= ENCODED_MIN && f != value);
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
+/// Records a loaded secret (and the variable it came from), with its
+/// encoded forms ([`encoded_forms`]).
 pub(crate) fn register(value: &str, var: Option<&str>) {
     let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
     if s.known.insert(value.to_string()) {
         s.longest_first.push(value.to_string());
         s.sorted = false;
+        for form in encoded_forms(value) {
+            if s.known.insert(form.clone()) {
+                s.longest_first.push(form);
+            }
+        }
     }
     if let Some(var) = var {
         let mut v = SECRET_VARS.write().unwrap_or_else(|p| p.into_inner());
@@ -259,25 +329,17 @@ pub fn longest_secret() -> usize {
 /// replaced by `****`, byte for byte.
 pub fn mask_bytes(bytes: &[u8]) -> Vec<u8> {
     let secrets = secrets();
-    let mut out = bytes.to_vec();
-    for s in secrets.longest_first.iter() {
-        let s = s.as_bytes();
-        if s.is_empty() || out.len() < s.len() {
-            continue;
-        }
-        let mut masked = Vec::with_capacity(out.len());
-        let mut i = 0;
-        while i < out.len() {
-            if out[i..].starts_with(s) {
-                masked.extend_from_slice(b"****");
-                i += s.len();
-            } else {
-                masked.push(out[i]);
-                i += 1;
-            }
-        }
-        out = masked;
+    let Some(matcher) = secrets.matcher.as_ref() else {
+        return bytes.to_vec();
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    for m in matcher.find_iter(bytes) {
+        out.extend_from_slice(&bytes[at..m.start()]);
+        out.extend_from_slice(b"****");
+        at = m.end();
     }
+    out.extend_from_slice(&bytes[at..]);
     out
 }
 
@@ -285,14 +347,12 @@ pub fn mask_bytes(bytes: &[u8]) -> Vec<u8> {
 /// (at least 4 characters) masked where the text begins or ends — an
 /// output tail cut in the middle of a secret.
 pub fn scrub(text: &str) -> String {
+    let masked = mask_bytes(text.as_bytes());
+    // Every match is a whole secret, valid UTF-8 itself, replaced by ASCII.
+    let mut out = String::from_utf8(masked)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     let secrets = secrets();
     let secrets = &secrets.longest_first;
-    let mut out = text.to_string();
-    for s in secrets.iter() {
-        if out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "****");
-        }
-    }
     for s in secrets.iter() {
         // The longest suffix of the secret the text starts with.
         if let Some(n) = (PARTIAL_MIN..s.len())
@@ -365,6 +425,45 @@ mod tests {
         assert!(!clean_env()
             .iter()
             .any(|(k, _)| k == "WARDEN_TEST_CHILD_PLAIN"));
+    }
+
+    #[test]
+    fn encoded_forms_of_a_secret_are_masked() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine;
+        let secret = "s3cr3t/pass+word?&=\"x";
+        register(secret, None);
+        // `curl -v -u USER:PASSWORD` prints the base64 of both: the
+        // password starts at every offset modulo 3 as the user's name grows.
+        for user in ["", "a", "ab", "abc", "admin", "operator"] {
+            for engine in [&STANDARD, &URL_SAFE] {
+                let header = engine.encode(format!("{user}:{secret}"));
+                let line = format!("> Authorization: Basic {header}");
+                let out = scrub(&line);
+                assert!(out.contains("****"), "{line} was left as it is");
+                // What is left of the encoded text no longer holds the
+                // secret: at most a few characters at each end of it.
+                let left: String = out
+                    .trim_start_matches("> Authorization: Basic ")
+                    .replace("****", "");
+                assert!(
+                    left.len() <= user.len() * 4 / 3 + 6,
+                    "{line} became {out}: too much of it left"
+                );
+            }
+        }
+        let query = format!(
+            "GET /x?token={}",
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+        );
+        assert_eq!(scrub(&query), "GET /x?token=****");
+        let json = format!(
+            "{{\"password\":{}}}",
+            serde_json::to_string(secret).unwrap()
+        );
+        assert_eq!(scrub(&json), "{\"password\":\"****\"}");
+        // Short runs are not masked on their own: "pass" is no secret.
+        assert_eq!(scrub("a pass word"), "a pass word");
     }
 
     #[test]
