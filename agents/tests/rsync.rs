@@ -128,6 +128,59 @@ async fn converges_after_the_daemon_was_down() {
     repl.stop().await;
 }
 
+/// An agent restarted while its pushes keep failing owes what it owed
+/// before: the lag counts from the oldest change not carried before the
+/// restart (kept beside the manifest), not from the new start — else
+/// `max_lag_on_failover` would trust a standby hours behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_outlives_a_restart_of_the_replicator() {
+    if !have_rsync() {
+        return;
+    }
+    let mut d = Daemon::start();
+    std::fs::write(d.src().join("f0.txt"), "v1").unwrap();
+    let mut settings = d.settings("drdata", PASSWORD);
+    settings.manifest = Some(d.dir.path().join("lag-manifest.json"));
+    let repl = RsyncReplicator::new(settings.clone());
+    let shutdown = CancellationToken::new();
+    repl.start(shutdown.clone()).await.unwrap();
+    converges(&d, "initial").await;
+
+    d.down();
+    std::fs::write(d.src().join("f1.txt"), "written while the peer was down").unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(repl.lag() >= Duration::from_secs(2), "{:?}", repl.lag());
+    shutdown.cancel();
+    repl.stop().await;
+
+    // The agent starts again while the peer is still down.
+    let again = RsyncReplicator::new(settings.clone());
+    let shutdown = CancellationToken::new();
+    again.start(shutdown.clone()).await.unwrap();
+    assert!(
+        again.lag() >= Duration::from_secs(3),
+        "the restarted replicator's lag is {:?}: it forgot the 3 s owed before",
+        again.lag()
+    );
+    d.up();
+    converges(&d, "after the peer came back").await;
+    let deadline = Instant::now() + PATIENCE;
+    while again.lag() > Duration::ZERO {
+        assert!(Instant::now() < deadline, "lag stays {:?}", again.lag());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // In sync: kept no more, a third start owes nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    shutdown.cancel();
+    again.stop().await;
+    let third = RsyncReplicator::new(settings);
+    let shutdown = CancellationToken::new();
+    third.start(shutdown.clone()).await.unwrap();
+    assert!(third.lag() < Duration::from_secs(1), "{:?}", third.lag());
+    shutdown.cancel();
+    third.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_fails_clearly_on_wrong_password_missing_module_and_read_only_target() {
     if !have_rsync() {

@@ -188,10 +188,11 @@ async fn an_empty_peer_module_never_makes_a_resync_delete_local_files() {
     assert!(manifest.exists(), "the push recorded the manifest");
     let before = snapshot(&d.src());
 
-    // The peer module comes back empty (wrong disk mounted, say).
+    // The peer module comes back empty: a blank volume mounted there (a
+    // fresh ext4 holds only an empty lost+found, which is no data).
     let saved = d.dir.path().join("saved");
     std::fs::rename(d.target(), &saved).unwrap();
-    std::fs::create_dir(d.target()).unwrap();
+    std::fs::create_dir_all(d.target().join("lost+found")).unwrap();
     let r = std::sync::Arc::new(r);
     let resync = tokio::spawn({
         let r = r.clone();
@@ -208,11 +209,14 @@ async fn an_empty_peer_module_never_makes_a_resync_delete_local_files() {
     );
     assert_eq!(status(&r).role, "resync");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(snapshot(&d.src()), before, "nothing deleted here");
+    // (the peer's empty lost+found may have been pulled: nothing else)
+    let mut here = snapshot(&d.src());
+    here.remove(std::path::Path::new("lost+found"));
+    assert_eq!(here, before, "nothing deleted here");
     assert!(!resync.is_finished(), "the held resync waits");
 
     // The peer's data is back: the waiting resync goes on by itself.
-    std::fs::remove_dir(d.target()).unwrap();
+    std::fs::remove_dir_all(d.target()).unwrap();
     std::fs::rename(&saved, d.target()).unwrap();
     let out = tokio::time::timeout(PATIENCE, resync)
         .await
@@ -221,6 +225,43 @@ async fn an_empty_peer_module_never_makes_a_resync_delete_local_files() {
     assert!(out.ok, "{}", out.detail);
     assert_eq!(snapshot(&d.src()), before);
     assert_eq!(status(&r).guard, None);
+}
+
+/// A blank volume mounted at the source path (a fresh ext4 holds only an
+/// empty `lost+found`) is an empty source all the same: held, in a group
+/// small enough that the count limit would let every deletion through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_volume_at_the_source_is_held_as_an_empty_source() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    for i in 0..20 {
+        std::fs::write(d.src().join(format!("f{i}")), format!("file {i}")).unwrap();
+    }
+    let r = site_a(&d, "");
+    let out = run(&r, CommandKind::StartReplication).await;
+    assert!(out.ok, "{}", out.detail);
+    assert_eq!(file_count(&d.target()), 20);
+
+    let blank = d.dir.path().join("blank-volume");
+    std::fs::create_dir_all(blank.join("lost+found")).unwrap();
+    std::fs::rename(d.src(), d.dir.path().join("old-volume")).unwrap();
+    std::fs::rename(&blank, d.src()).unwrap();
+    eventually(PATIENCE, "the guard holds replication", || {
+        status(&r).guard.is_some()
+    })
+    .await;
+    let held = status(&r).guard.unwrap();
+    assert!(held.contains("is empty"), "{held}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        file_count(&d.target()),
+        20,
+        "nothing was deleted at the peer"
+    );
+    let out = run(&r, CommandKind::StopReplication).await;
+    assert!(out.ok, "{}", out.detail);
 }
 
 /// The limits of the slow-emptying drills: half the files, more than 3.

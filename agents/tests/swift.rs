@@ -638,6 +638,35 @@ async fn delete_guard_empty_source(env: &Env<'_>) -> Result<()> {
         .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)
         .await?;
     ensure!(p.deleted == 3 && names(a, c).await?.is_empty(), "{p:?}");
+
+    // A site that was never a source (no manifest), resynced under the
+    // discard policy — as a switchover's replica pass always is — from a
+    // peer that lists nothing: what it holds is divergent and the peer
+    // lacks it, so the pass would discard it all. Held the same way.
+    let c = "guardemptydiscard";
+    a.put_container(c, &BTreeMap::new()).await?;
+    b.put_container(c, &BTreeMap::new()).await?;
+    for o in all {
+        put(a, c, o, o).await?;
+    }
+    let res = env.resyncer(true, &[c], "guardemptydiscard.json", DeleteGuard::default());
+    let r = res
+        .pass(DivergentPolicy::Discard, CancellationToken::new(), None)
+        .await;
+    let Err(AgentError::DeleteGuard(msg)) = r else {
+        bail!(
+            "discards against an empty peer were not held: {r:?}; here now {:?}",
+            names(a, c).await?
+        );
+    };
+    ensure!(
+        msg.contains("lists no object") && msg.contains("3 the peer lacks"),
+        "{msg}"
+    );
+    ensure!(
+        names(a, c).await? == all,
+        "nothing discarded at A while held"
+    );
     Ok(())
 }
 

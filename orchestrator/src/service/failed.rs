@@ -10,10 +10,7 @@ fn last_failed<'a>(st: &'a State, g: &GroupState) -> Option<&'a Runbook> {
     if g.phase != Phase::Failed {
         return None;
     }
-    st.runbooks
-        .values()
-        .filter(|rb| rb.group == g.name)
-        .max_by_key(|rb| rb.id)
+    st.runbooks.newest_of(&g.name)
 }
 
 /// The other end of the move that failed, seen from the group's active

@@ -88,7 +88,7 @@ impl Role for HaRole {
             s.writer.loaded(loaded.groups.values());
             st.groups = loaded.groups;
             st.fresh = loaded.fresh;
-            st.runbooks = loaded.runbooks;
+            st.runbooks = loaded.runbooks.into();
             st.untouched = loaded.untouched;
             st.next_runbook = loaded.next_runbook.max(st.next_runbook);
             // Never below ids this process already gave (and notified).

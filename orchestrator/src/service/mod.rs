@@ -145,6 +145,7 @@ mod replication;
 #[cfg(test)]
 mod resync_tests;
 mod runbook_env;
+mod runbook_map;
 mod runbooks;
 mod seen;
 #[cfg(test)]

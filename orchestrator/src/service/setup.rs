@@ -99,7 +99,7 @@ impl Shared {
             recent: VecDeque::new(),
             next_event,
             next_runbook,
-            runbooks,
+            runbooks: runbooks.into(),
             recorded: Default::default(),
             fe_evidence: Evidence::default(),
             // The agents probing the frontends fall silent after their own

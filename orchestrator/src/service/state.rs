@@ -18,7 +18,7 @@ pub struct State {
     pub(super) next_event: u64,
     pub(super) next_runbook: u64,
     /// Latest runbook per id (running and recent).
-    pub(super) runbooks: BTreeMap<u64, Runbook>,
+    pub(super) runbooks: runbook_map::RunbookMap,
     /// What was last recorded of every condition worth an event (level-triggered).
     pub(super) recorded: crate::recorded::Recorded,
     /// `hybrid` groups' frontends judged like sites (DESIGN §3) from the

@@ -151,13 +151,7 @@ pub(crate) fn group_view(s: &Shared, g: &GroupState) -> Option<GroupView> {
         let st = s.lock();
         g.runbook
             .and_then(|id| st.runbooks.get(&id).cloned())
-            .or_else(|| {
-                st.runbooks
-                    .values()
-                    .rev()
-                    .find(|r| r.group == g.name)
-                    .cloned()
-            })
+            .or_else(|| st.runbooks.newest_of(&g.name).cloned())
     };
     Some(GroupView {
         name: g.name.clone(),

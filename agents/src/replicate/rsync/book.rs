@@ -19,12 +19,52 @@ pub(super) struct Book {
 /// How often the manifest is saved at most.
 pub(super) const MANIFEST_SAVE_EVERY: Duration = Duration::from_secs(1);
 
+/// The directory `mkfs` puts at the root of a fresh ext2/3/4 volume. Empty,
+/// it is no data: a tree that holds nothing else counts as empty for the
+/// holds of an empty source or peer (a blank volume mounted at a source
+/// path, a peer module on a fresh volume), as an unmounted one does.
+pub(super) const FRESH_VOLUME_DIR: &str = "lost+found";
+
+/// Whether every name (relative to a tree's root, a directory's with or
+/// without its trailing `/`) is the top-level [`FRESH_VOLUME_DIR`] itself:
+/// the tree holds no data. Nothing under it may be listed (what `fsck`
+/// put there is data).
+pub(super) fn only_fresh_volume_dir<'a>(names: impl IntoIterator<Item = &'a str>) -> bool {
+    names
+        .into_iter()
+        .all(|n| n.trim_end_matches('/') == FRESH_VOLUME_DIR)
+}
+
+/// Whether the directory `root` holds nothing but an empty
+/// [`FRESH_VOLUME_DIR`] (`false` when it cannot be read: not known empty).
+pub(super) fn holds_no_data(root: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return false;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else {
+            return false;
+        };
+        let is_fresh_dir = entry.file_name() == FRESH_VOLUME_DIR
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && std::fs::read_dir(entry.path()).is_ok_and(|mut d| d.next().is_none());
+        if !is_fresh_dir {
+            return false;
+        }
+    }
+    true
+}
+
 /// What a full pass's dry run found (see [`Shared::dry_run`]).
 #[derive(Debug, Default, Clone)]
 pub(super) struct DryRun {
     pub(super) deletes: u64,
     pub(super) source_items: u64,
     pub(super) target_items: u64,
+    /// Of `source_items` and `target_items`, the top-level
+    /// [`FRESH_VOLUME_DIR`] (0 or 1 each): not data.
+    pub(super) source_fresh_dir: u64,
+    pub(super) target_fresh_dir: u64,
     /// The dry run could not read part of the source (rsync code 23): it
     /// counted no deletion, and the pass must delete none (rsync itself
     /// skips deletions then; a pass that could read it all would delete

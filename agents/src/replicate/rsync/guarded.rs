@@ -87,9 +87,7 @@ impl Shared {
                     _ => Here::Other,
                 })
                 .collect();
-            let empty = std::fs::read_dir(&root)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
+            let empty = holds_no_data(&root);
             (kinds, empty)
         })
         .await
@@ -266,14 +264,19 @@ impl Shared {
                 if name.trim_start() == "./" || name.is_empty() {
                     return;
                 }
+                let fresh = u64::from(only_fresh_volume_dir([name.trim_start()]));
                 if flags.starts_with("*deleting") {
                     dry.deletes += 1;
                     dry.target_items += 1;
+                    dry.target_fresh_dir += fresh;
                 } else if flags.get(2..).is_some_and(|f| f.starts_with("+++++++")) {
                     dry.source_items += 1;
+                    dry.source_fresh_dir += fresh;
                 } else if flags.starts_with(['<', '>', 'c', 'h', '.']) {
                     dry.source_items += 1;
                     dry.target_items += 1;
+                    dry.source_fresh_dir += fresh;
+                    dry.target_fresh_dir += fresh;
                 }
             })
             .await;

@@ -110,6 +110,7 @@ use super::{Difference, DifferenceKind, Progress, Replicator, ResyncReport};
 use crate::AgentError;
 
 mod audit;
+mod behind;
 mod book;
 mod carried;
 mod classify;
@@ -247,6 +248,8 @@ struct Shared {
     /// What the last audit found changed at the peer behind replication's
     /// back (sent again by it); `None` once an audit finds nothing.
     drift: Mutex<Option<String>>,
+    /// The lag kept beside the manifest ([`behind`]).
+    behind: Mutex<behind::BehindState>,
 }
 
 /// The rsync [`Replicator`]. See the module docs.
@@ -282,6 +285,7 @@ impl RsyncReplicator {
                 failing: Mutex::new(None),
                 unwatched: Mutex::new(None),
                 drift: Mutex::new(None),
+                behind: Mutex::default(),
             }),
             running: Default::default(),
             starting: Mutex::new(None),
@@ -323,6 +327,7 @@ impl Replicator for RsyncReplicator {
             || shared.recorded_mount()
             || is_mount_point(&shared.settings.source).unwrap_or(false);
         shared.state.lock().unwrap().full_since = Some(Instant::now());
+        shared.take_up_behind();
         let cancel = shutdown.child_token();
         *self.starting.lock().unwrap() = Some(cancel.clone());
         let first = shared.run_full(&cancel).await;
@@ -374,8 +379,9 @@ impl Replicator for RsyncReplicator {
     }
 
     fn lag(&self) -> Duration {
-        let s = self.shared.state.lock().unwrap();
-        s.oldest().map(|t| t.elapsed()).unwrap_or_default()
+        let oldest = self.shared.state.lock().unwrap().oldest();
+        // while behind, at least what was owed before this start
+        oldest.map_or(Duration::ZERO, |t| t.elapsed().max(self.shared.kept_lag()))
     }
 
     fn failing(&self) -> Option<String> {

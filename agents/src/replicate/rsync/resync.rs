@@ -59,8 +59,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
-    attribute_args, list_local, list_local_stamped, parse_whole_difference, rsync_unescape,
-    run_rsync, source_arg, RsyncSettings,
+    attribute_args, list_local, list_local_stamped, only_fresh_volume_dir, parse_whole_difference,
+    rsync_unescape, run_rsync, source_arg, RsyncSettings,
 };
 use crate::replicate::guard::{GuardHold, RecentDeletes, Trip};
 use crate::replicate::manifest::{
@@ -414,7 +414,7 @@ impl Resyncer for RsyncResyncer {
                 &deletes,
                 discard_later.len(),
                 here.len() as u64,
-                peer_names.is_empty(),
+                only_fresh_volume_dir(peer_names.iter().map(String::as_str)),
             );
             if let Ok(released) = checked {
                 self.delete_here(&deletes, &peer_names, &mut next)?;

@@ -278,7 +278,10 @@ impl Shared {
         // emptied a file at a time: the batch that tripped owes this pass)
         let now = Instant::now();
         let recent = self.state.lock().unwrap().recent_deletes.total(now);
-        let verdict = if dry.source_items == 0 && dry.target_items > 0 {
+        // a blank volume's lost+found is no data on either side
+        let verdict = if dry.source_items == dry.source_fresh_dir
+            && dry.target_items > dry.target_fresh_dir
+        {
             s.hold.trip(Trip::EmptySource, format!(
                 "mass-delete guard: the replication source {} is empty while {target} holds {} items; \
                  nothing was deleted. Check the source (emptied, unmounted?): replication resumes by itself \

@@ -34,6 +34,8 @@ pub(super) async fn work_loop(
     loop {
         watched.recheck(shared).await;
         shared.audit_if_due();
+        // behind for long, or in sync again: kept for the next start
+        shared.note_behind().await;
         while let Some(done) = running.try_join_next() {
             if !shared.batch_done(done, &mut failing).await {
                 return;

@@ -160,20 +160,24 @@ impl Resyncer for SwiftResyncer {
         };
         let deletes = (plan.delete.len() + discards) as u64;
         let checked_at = Instant::now();
-        // A peer that lists nothing at all while the manifest says objects
-        // here are in sync with it (emptied, the wrong account or region):
-        // held whatever the counts, as the rsync plan holds an empty peer.
-        let emptied = (!plan.delete.is_empty() && peer_raw.is_empty()).then(|| {
+        // A peer that lists nothing at all while this pass would remove
+        // objects here — the manifest says they are in sync with it, or
+        // the policy discards what the peer lacks (a switchover's replica
+        // pass always does; a site that was never a source has no
+        // manifest): emptied, the wrong account or region. Held whatever
+        // the counts, as the rsync plan holds an empty peer.
+        let emptied = (deletes > 0 && peer_raw.is_empty()).then(|| {
             format!(
-                "mass-delete guard: the peer {} lists no object in any placement container while the \
-                 manifest says {} of the {} objects at {} are in sync with it; nothing was deleted \
-                 here. Check the peer (emptied, wrong account or region, containers lost?): the \
-                 resync goes on by itself once its objects are back; run `warden clear GROUP --deletions SITE` only \
-                 if the peer's objects were really deleted",
+                "mass-delete guard: the peer {} lists no object in any placement container while \
+                 this pass would remove {deletes} of the {} objects at {} ({} the manifest says are \
+                 in sync with it, {discards} the peer lacks that the divergent policy discards); \
+                 nothing was removed here. Check the peer (emptied, wrong account or region, \
+                 containers lost?): the resync goes on by itself once its objects are back; run \
+                 `warden clear GROUP --deletions SITE` only if the peer's objects were really deleted",
                 cluster_label(&s.peer),
-                plan.delete.len(),
                 here.len(),
                 cluster_label(&s.here),
+                plan.delete.len(),
             )
         });
         let released = self

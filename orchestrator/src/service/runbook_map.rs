@@ -1,0 +1,120 @@
+//! [`RunbookMap`]: the runbooks in memory by id, and the newest of each
+//! group found without a scan. Runbook records are kept for good; the
+//! status, `/v1/groups` and every `/metrics` scrape ask for each group's
+//! newest, and a walk back through every stored runbook per group made
+//! those answers cost groups × runbooks — seconds at 10,000 groups after a
+//! year of drills, on the worker that also renews the etcd lease.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
+
+use crate::model::Runbook;
+
+/// Runbooks by id (read through `Deref`), with each group's newest.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RunbookMap {
+    by_id: BTreeMap<u64, Runbook>,
+    /// Group → the highest runbook id of it in `by_id`.
+    newest: HashMap<String, u64>,
+}
+
+impl Deref for RunbookMap {
+    type Target = BTreeMap<u64, Runbook>;
+    fn deref(&self) -> &Self::Target {
+        &self.by_id
+    }
+}
+
+impl RunbookMap {
+    /// Inserts (or replaces) the runbook `id`.
+    pub(crate) fn insert(&mut self, id: u64, rb: Runbook) -> Option<Runbook> {
+        let newest = self.newest.entry(rb.group.clone()).or_insert(id);
+        *newest = (*newest).max(id);
+        let old = self.by_id.insert(id, rb);
+        if let Some(old) = &old {
+            // A runbook keeps its group; if a replacement ever named
+            // another, the old group's newest is found again.
+            if old.group != self.by_id[&id].group {
+                self.reindex(&old.group.clone());
+            }
+        }
+        old
+    }
+
+    /// The runbook `id`, to update in place (its id and group stay).
+    #[cfg(test)]
+    pub(crate) fn get_mut(&mut self, id: &u64) -> Option<&mut Runbook> {
+        self.by_id.get_mut(id)
+    }
+
+    /// The newest runbook of `group`, if any is in memory.
+    pub(crate) fn newest_of(&self, group: &str) -> Option<&Runbook> {
+        self.newest.get(group).and_then(|id| self.by_id.get(id))
+    }
+
+    fn reindex(&mut self, group: &str) {
+        match self.by_id.values().rev().find(|r| r.group == group) {
+            Some(r) => {
+                self.newest.insert(group.to_string(), r.id);
+            }
+            None => {
+                self.newest.remove(group);
+            }
+        }
+    }
+}
+
+impl FromIterator<(u64, Runbook)> for RunbookMap {
+    fn from_iter<I: IntoIterator<Item = (u64, Runbook)>>(iter: I) -> Self {
+        let mut map = RunbookMap::default();
+        for (id, rb) in iter {
+            map.insert(id, rb);
+        }
+        map
+    }
+}
+
+impl From<BTreeMap<u64, Runbook>> for RunbookMap {
+    fn from(by_id: BTreeMap<u64, Runbook>) -> Self {
+        by_id.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rb(id: u64, group: &str) -> Runbook {
+        use crate::model::RunbookKind;
+        Runbook::new(
+            id,
+            group,
+            RunbookKind::Failover,
+            "a",
+            "b",
+            1,
+            "detector",
+            0,
+            0,
+        )
+    }
+
+    #[test]
+    fn the_newest_of_each_group_is_kept_through_inserts_and_replacements() {
+        let mut m: RunbookMap = [(1, rb(1, "web")), (2, rb(2, "db")), (3, rb(3, "web"))]
+            .into_iter()
+            .collect();
+        assert_eq!(m.newest_of("web").map(|r| r.id), Some(3));
+        assert_eq!(m.newest_of("db").map(|r| r.id), Some(2));
+        assert!(m.newest_of("api").is_none());
+        m.insert(1, rb(1, "web"));
+        assert_eq!(
+            m.newest_of("web").map(|r| r.id),
+            Some(3),
+            "an older one replaced"
+        );
+        m.insert(7, rb(7, "db"));
+        assert_eq!(m.newest_of("db").map(|r| r.id), Some(7));
+        assert_eq!(m.len(), 4);
+    }
+}
