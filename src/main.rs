@@ -17,6 +17,28 @@ use crate::cli::{Cli, Cmd};
 /// Exit status for configuration errors (EX_CONFIG-like, as sysexits' EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
 
+/// The log's writer: every event, formatted whole, goes through the masking
+/// of loaded secrets (and their encoded forms) that children's output gets
+/// ([`warden_config::child::mask_bytes`]) before it reaches stderr. What
+/// warden writes itself never holds a secret; this is for what its
+/// dependencies write at debug and trace levels — tungstenite's handshake
+/// logs the request with its `Authorization: Bearer` header at trace.
+struct MaskedStderr;
+
+impl std::io::Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::Write::write_all(
+            &mut std::io::stderr(),
+            &warden_config::child::mask_bytes(buf),
+        )?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut std::io::stderr())
+    }
+}
+
 fn init_tracing(quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if quiet { "warn" } else { "info" };
@@ -24,7 +46,7 @@ fn init_tracing(quiet: bool) {
     let json = std::env::var("WARDEN_LOG_FORMAT").is_ok_and(|v| v == "json");
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| MaskedStderr)
         .with_target(false);
     if json {
         b.json().init();

@@ -438,3 +438,45 @@ resync = ["/bin/true"]
         "{outcome}"
     );
 }
+
+/// An agent logging at trace level (an operator chasing "report stream
+/// ended"): its dependencies log what they send — tungstenite's handshake
+/// the request with its `Authorization: Bearer` header — and nothing of
+/// the agent's token may reach the log. Every line warden logs goes
+/// through the masking of loaded secrets.
+#[test]
+fn a_trace_log_holds_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (conf, fake) = lone_agent(d, r#"{"commands":[],"epochs":{}}"#.into(), "", "");
+    let log = d.join("agent.log");
+    let mut child = Command::new(WARDEN)
+        .args(["agent", "--site", "a", "--config"])
+        .arg(&conf)
+        .env("WARDEN_LOG", "trace")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let reported = wait_for("a report", Duration::from_secs(20), || {
+        !fake.lock().unwrap().reports.is_empty()
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(reported, "the agent never reported: {text}");
+    // The test proves something only if the handshake was logged.
+    assert!(
+        text.contains("authorization") || text.contains("Authorization"),
+        "nothing logged the stream's request headers at trace"
+    );
+    assert!(
+        !text.contains("a-secret-token"),
+        "the agent's token is in its log:\n{}",
+        text.lines()
+            .filter(|l| l.contains("a-secret-token"))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

@@ -211,12 +211,44 @@ fn encoded_forms(value: &str) -> Vec<String> {
             }
         }
     }
-    forms.push(
-        percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
-            .to_string(),
-    );
+    // Percent-encodings as encoders write them: every byte but letters and
+    // digits; RFC 3986's unreserved `-._~` kept (curl, jq's @uri, Go); that
+    // and `/` kept (Python's quote); a form's, `+` for a space.
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
+    for set in [NON_ALPHANUMERIC, UNRESERVED, PATH] {
+        forms.push(utf8_percent_encode(value, set).to_string());
+    }
+    forms.push(form_urlencoded::byte_serialize(bytes).collect());
+    // JSON string escapes: serde's (and most), Go's (`&<>` as `\u00XX`),
+    // and an ASCII-only one (Python's default: every other character as
+    // `\uXXXX`, lowercase hex).
     if let Ok(json) = serde_json::to_string(value) {
-        forms.push(json[1..json.len() - 1].to_string());
+        let inner = &json[1..json.len() - 1];
+        forms.push(inner.to_string());
+        forms.push(
+            inner
+                .replace('&', "\\u0026")
+                .replace('<', "\\u003c")
+                .replace('>', "\\u003e"),
+        );
+        let mut ascii = String::with_capacity(inner.len());
+        for c in inner.chars() {
+            if c.is_ascii() {
+                ascii.push(c);
+            } else {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    ascii.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+        forms.push(ascii);
     }
     forms.retain(|f| f.len() >= ENCODED_MIN && f != value);
     forms.sort();
@@ -457,6 +489,20 @@ mod tests {
             percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
         );
         assert_eq!(scrub(&query), "GET /x?token=****");
+        // As other encoders write it: curl (RFC 3986: `-._~` kept),
+        // Python's quote (and `/`), a form (`+` for a space); Go's and
+        // Python's JSON.
+        let other = "Tr0ub4dor&3-horse/é s~x";
+        register(other, None);
+        for (shown, how) in [
+            ("Tr0ub4dor%263-horse%2F%C3%A9%20s~x", "curl"),
+            ("Tr0ub4dor%263-horse/%C3%A9%20s~x", "python quote"),
+            ("Tr0ub4dor%263-horse%2F%C3%A9+s%7Ex", "form"),
+            ("Tr0ub4dor\\u00263-horse/é s~x", "go json"),
+            ("Tr0ub4dor&3-horse/\\u00e9 s~x", "python json"),
+        ] {
+            assert_eq!(scrub(&format!("pw={shown};")), "pw=****;", "{how}");
+        }
         let json = format!(
             "{{\"password\":{}}}",
             serde_json::to_string(secret).unwrap()

@@ -783,6 +783,37 @@ async fn unknown_answer_is_rejected_and_quoted() {
     assert!(p.alerts().is_empty(), "not a block");
 }
 
+/// A dyndns2 server URL carrying a token in its query, answered by a
+/// redirect that echoes the request (a server sending plain HTTP to HTTPS:
+/// `return 301 https://$host$request_uri`): the error says where it
+/// points, by origin only — the step's text is stored in events and sent
+/// to notify hooks, and the token must not go with it.
+#[tokio::test]
+async fn a_redirect_that_echoes_the_query_puts_no_token_in_the_error() {
+    let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);
+    let run = start(&fake).await;
+    let names = vec![WWW.to_string()];
+    let server = format!("{}?token=tok-s3cr3t-xyz", run.update_url());
+    let p = DyndnsProvider::new(
+        Flavor::Dyndns2,
+        "web",
+        Some(&server),
+        &names,
+        &creds(PASSWORD),
+        None,
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    fake.redirect_echo_next(301);
+    let e = p.publish("ca", &v4("10.77.2.10"), 1).await.unwrap_err();
+    let shown = format!("{e} {e:?}");
+    assert!(
+        shown.contains("redirect to") && shown.contains("https://127.0.0.1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("s3cr3t"), "{shown}");
+}
+
 #[tokio::test]
 async fn http_errors_say_what_happened() {
     let fake = FakeNoip::new(USER, PASSWORD, &[WWW]);

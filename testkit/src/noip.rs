@@ -130,6 +130,9 @@ enum Scripted {
     Raw(String),
     /// This HTTP status and body.
     Status(u16, String),
+    /// This redirect status, to `https://` this host with the request's
+    /// own path and query (nginx's `return 301 https://$host$request_uri`).
+    RedirectEcho(u16),
     /// No answer for an hour (a client's timeout fires first).
     Stall,
 }
@@ -311,6 +314,13 @@ impl FakeNoip {
         self.lock()
             .script
             .push_back(Scripted::Status(status, body.to_string()));
+    }
+
+    /// Answer the next request with redirect `status` to `https://` the
+    /// same host and the request's own path and query, as a server that
+    /// sends plain HTTP to HTTPS does.
+    pub fn redirect_echo_next(&self, status: u16) {
+        self.lock().script.push_back(Scripted::RedirectEcho(status));
     }
 
     /// Do not answer the next request (for an hour): the client's timeout fires.
@@ -506,6 +516,29 @@ async fn update(
                 StatusCode::from_u16(st).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 body,
             ),
+            Scripted::RedirectEcho(st) => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("localhost")
+                    .to_string();
+                let to = format!(
+                    "https://{host}/nic/update{}",
+                    query
+                        .as_deref()
+                        .map(|q| format!("?{q}"))
+                        .unwrap_or_default()
+                );
+                let mut r = fake.finish(
+                    rec,
+                    StatusCode::from_u16(st).unwrap_or(StatusCode::MOVED_PERMANENTLY),
+                    String::new(),
+                );
+                if let Ok(v) = axum::http::HeaderValue::from_str(&to) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                r
+            }
             Scripted::Stall => {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 fake.finish(rec, StatusCode::OK, "911".into())

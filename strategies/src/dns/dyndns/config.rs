@@ -79,17 +79,20 @@ impl DyndnsProvider {
                 "server: the URL holds credentials; put them in credentials (a file or an environment variable) and remove them from the URL".into(),
             ));
         }
+        // Shown without its query and fragment: a token may be in them.
+        let shown = {
+            let mut u = url.clone();
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        };
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(cfg(format!(
-                "server: {:?} is not an http:// or https:// URL with a host",
-                url.as_str()
+                "server: {shown:?} is not an http:// or https:// URL with a host"
             )));
         }
         if url.fragment().is_some() {
-            return Err(cfg(format!(
-                "server: {:?} has a #fragment; remove it",
-                url.as_str()
-            )));
+            return Err(cfg(format!("server: {shown:?} has a #fragment; remove it")));
         }
         let (user, password) = match credentials.expose().split_once(':') {
             Some((u, p)) if !u.trim().is_empty() && !p.is_empty() => {

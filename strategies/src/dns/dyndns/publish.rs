@@ -37,11 +37,16 @@ impl DyndnsProvider {
             .await
             .map_err(|e| self.unanswered(pending, self.transport_error(&e)))?;
         let status = resp.status();
+        // Where a redirect points, by origin only: a server that sends
+        // plain HTTP to HTTPS echoes the request's path and query, and a
+        // token in the update URL's query would follow it into the error.
         let location = resp
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+            .and_then(|l| resp.url().join(l).ok())
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null");
         // An answer is a line per name: anything longer is not one, and
         // is not read into memory whole.
         let body = match crate::capped::body(resp, MAX_ANSWER).await {
