@@ -383,10 +383,7 @@ mod tests {
         let slow = serve(counter(slow_hits.clone(), Duration::from_secs(5))).await;
         let next = serve(counter(next_hits.clone(), Duration::ZERO)).await;
         // A port nobody listens on: the connection is refused.
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("http://{}", l.local_addr().unwrap())
-        };
+        let closed = format!("http://{}", warden_testkit::net::refusing());
         let client = |bases: Vec<String>| Client {
             bases,
             token: Secret::new("operator-token-x"),

@@ -193,7 +193,9 @@ pub(crate) enum Cmd {
         deletions: Vec<String>,
     },
     /// Take the higher epoch the routing layer (or an agent) holds as the
-    /// group's own, after checking that no other orchestrator acts.
+    /// group's own. Run it only once you have made sure no other
+    /// orchestrator (another data directory or etcd prefix) acts on the
+    /// group: this command cannot tell.
     AdoptEpoch {
         group: String,
         /// Adopt only this epoch (the one the alert showed): refused when

@@ -1590,7 +1590,7 @@ async fn configured_from_failover_conf() {
     // Site b's server has the default name: the site's own name.
     let ha = Haproxy::start(
         "configured",
-        29460,
+        29310,
         true,
         &[
             Server {

@@ -5,10 +5,12 @@
 //! - [`noip`]: [`noip::FakeNoip`], a strict fake of No-IP's dynamic DNS update
 //!   server (and of the dyndns2 family it belongs to), usable in-process
 //!   ([`noip::start`], [`noip::serve`]) or as a process (`warden fake-noip`).
+//! - [`net`]: loopback addresses that refuse connections.
 //! - [`stats`]: paired per-round ratios, their bootstrap interval and a
 //!   met / not met / not shown verdict on a 1.0× goal (the proxy bench).
 //!
 //! Nothing here is part of the product; it is published nowhere.
 
+pub mod net;
 pub mod noip;
 pub mod stats;

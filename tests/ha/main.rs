@@ -178,6 +178,11 @@ fn a_leader_frozen_past_its_lease_changes_nothing_when_it_runs_again() -> Result
         "b was promoted again by the frozen leader"
     );
     assert_eq!(d.leaders_now(NODES), vec![next.clone()], "one leader");
+    let (_, view) = d.leader_view(&next)?;
+    assert!(
+        view["cluster"].is_u64() && view["term"].is_i64(),
+        "the leader's /v1/leader names its term and etcd cluster (warden status shows them): {view}"
+    );
     let g = d.group_at(&next)?;
     assert_eq!(
         (g["active"].as_str(), g["phase"].as_str()),

@@ -335,13 +335,8 @@ async fn an_immediate_repeat_cuts_connections_still_draining() {
 #[tokio::test]
 async fn backend_connect_failure_closes_the_client() {
     let a = echo("a").await;
-    // A port with nothing listening: bind, note it, close.
-    let dead = {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        l.local_addr().expect("addr")
-    };
+    // A port with nothing listening (held: no test beside takes it).
+    let dead = crate::harness::refusing().await;
     let groups = BTreeMap::from([(
         "web".to_string(),
         group(&[("a", a.addr), ("b", dead)], DRAIN),

@@ -32,6 +32,11 @@ pub struct LeaderView {
     /// `local` or `etcd`.
     pub store: &'static str,
     pub term: Option<i64>,
+    /// The etcd cluster `term` is a revision of, while this node leads
+    /// (terms start over in a new cluster); `warden status` shows it on
+    /// the leader's line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<u64>,
     pub lease_ttl_ms: Option<u64>,
     pub lease_remaining_ms: Option<u64>,
     /// Whether etcd answered this node's last request.
@@ -51,6 +56,7 @@ pub fn view(s: &Shared) -> LeaderView {
             leader_url: Some(s.config().orchestrator.base_url()),
             store: "local",
             term: None,
+            cluster: None,
             lease_ttl_ms: None,
             lease_remaining_ms: None,
             etcd_ok: None,
@@ -64,6 +70,7 @@ pub fn view(s: &Shared) -> LeaderView {
             leader: l.leader,
             store: "etcd",
             term: l.term,
+            cluster: l.cluster,
             lease_ttl_ms: Some(l.lease_ttl_ms),
             lease_remaining_ms: l.lease_remaining_ms,
             etcd_ok: Some(l.etcd_ok),

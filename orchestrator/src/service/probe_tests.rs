@@ -93,10 +93,7 @@ async fn probed_with_a_proxy_in_the_environment() {
     if std::env::var_os(PROXY_CHILD).is_none() {
         return;
     }
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = warden_testkit::net::refusing();
     let dir = test_dir(true, 5);
     let text = config_text(&dir, true, 5, "").replace(
         "[sites.b]",

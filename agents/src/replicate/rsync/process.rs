@@ -221,12 +221,8 @@ pub(crate) async fn run_rsync(
             let _ = pipe.shutdown().await;
         });
     }
-    let mut stderr_pipe = child.stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = stderr_pipe.read_to_end(&mut buf).await;
-        buf
-    });
+    let stderr_pipe = child.stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(read_bounded_stderr(stderr_pipe));
     let mut lines = BufReader::new(child.stdout.take().expect("stdout is piped")).lines();
     let status = loop {
         tokio::select! {
@@ -272,6 +268,56 @@ pub(crate) async fn run_rsync(
         Some(24) => Ok(()),
         code => Err(classify(s, code.unwrap_or(-1), &stderr)),
     }
+}
+
+/// How much of rsync's error output is kept from its start, and from its
+/// end: what says why it failed (a login refused, a module unknown, the
+/// gate's refusal, a read-only target) comes first, its exit's summary and
+/// `--max-delete`'s stop last. A tree of a million unreadable files makes
+/// one line each: kept whole, that was hundreds of megabytes per pass.
+const STDERR_HEAD: usize = 256 << 10;
+const STDERR_TAIL: usize = 256 << 10;
+
+/// rsync's stderr read to its end, keeping [`STDERR_HEAD`] bytes of its
+/// start and [`STDERR_TAIL`] of its end, with a line saying how much was
+/// left out between them.
+async fn read_bounded_stderr(mut pipe: impl tokio::io::AsyncRead + Unpin) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut tail: std::collections::VecDeque<u8> = std::collections::VecDeque::new();
+    let mut dropped: u64 = 0;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut data = &chunk[..n];
+        if head.len() < STDERR_HEAD {
+            let take = data.len().min(STDERR_HEAD - head.len());
+            head.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        tail.extend(data);
+        if tail.len() > STDERR_TAIL {
+            let over = tail.len() - STDERR_TAIL;
+            tail.drain(..over);
+            dropped += over as u64;
+        }
+    }
+    if dropped > 0 {
+        // the tail from its next whole line
+        let start = tail.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        tail.drain(..start);
+        head.extend_from_slice(
+            format!(
+                "\n[… {} bytes of rsync's error output left out …]\n",
+                dropped + start as u64
+            )
+            .as_bytes(),
+        );
+    }
+    head.extend(tail);
+    head
 }
 
 /// A file holding `line`, for rsync's `--early-input` (removed on drop),
@@ -440,6 +486,34 @@ pub(crate) fn parse_difference(line: &str) -> Option<Difference> {
 
 #[cfg(test)]
 mod tests {
+    /// A flood of error lines keeps its start and its end, and says how
+    /// much it left out; a short one is kept whole.
+    #[tokio::test]
+    async fn rsync_error_output_is_kept_bounded() {
+        let mut text = String::from("@ERROR: first line\n");
+        for i in 0..200_000 {
+            text.push_str(&format!(
+                "rsync: [sender] opendir \"/d/{i}\" failed: Permission denied (13)\n"
+            ));
+        }
+        text.push_str("rsync error: some files/attrs were not transferred (code 23)\n");
+        let kept = super::read_bounded_stderr(text.as_bytes()).await;
+        assert!(
+            kept.len() < super::STDERR_HEAD + super::STDERR_TAIL + 200,
+            "{}",
+            kept.len()
+        );
+        let kept = String::from_utf8(kept).unwrap();
+        assert!(kept.starts_with("@ERROR: first line\n"));
+        assert!(kept.ends_with("(code 23)\n"));
+        assert!(kept.contains("bytes of rsync's error output left out"));
+        let short = "rsync: connection refused\n";
+        assert_eq!(
+            super::read_bounded_stderr(short.as_bytes()).await,
+            short.as_bytes()
+        );
+    }
+
     /// A push's early input (the order it states) is written in warden's
     /// private temporary directory, never at the top of the shared one:
     /// an agent killed during a push leaves it behind (before, a

@@ -358,7 +358,8 @@ impl Replicator for SwiftContainerSync {
             .oldest_pending
             .lock()
             .unwrap()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            // stamped by this site's cluster: aged on its clock
+            .and_then(|t| self.shared.local.now().duration_since(t).ok())
             .unwrap_or_default()
     }
 

@@ -77,13 +77,6 @@ pub(super) async fn worker(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
-pub(super) fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 impl Shared {
     /// One HEAD on each side of every placement container, then of the
     /// group's fence container ([`fence_container`]): the fence is read
@@ -137,7 +130,10 @@ impl Shared {
     ) -> Result<Progress, AgentError> {
         let _one = self.round.lock().await;
         let s = &self.settings;
-        let round_start_us = now_us();
+        // When the round began, in the source cluster's clock (its objects'
+        // timestamps are compared with it): taken at the end, once its
+        // answers have told that clock.
+        let round_started = Instant::now();
         let work = async {
             // The HEADs that tell which containers to create or update
             // there also carry its fence: read before anything is written.
@@ -406,7 +402,8 @@ impl Shared {
             None => {
                 let mut st = self.state.lock().unwrap();
                 st.oldest_pending = None;
-                st.last_ok_start_us = Some(round_start_us);
+                let took = u64::try_from(round_started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                st.last_ok_start_us = Some(self.src.now_us().saturating_sub(took));
                 st.fenced = None;
                 Ok(done)
             }

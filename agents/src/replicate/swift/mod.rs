@@ -390,8 +390,10 @@ impl Replicator for SwiftReplicator {
 
     fn lag(&self) -> Duration {
         let st = self.shared.state.lock().unwrap();
+        // the oldest pending change's stamp is the source cluster's: its
+        // age is counted on that cluster's clock, not this host's
         st.oldest_pending
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .and_then(|t| self.shared.src.now().duration_since(t).ok())
             .unwrap_or_default()
     }
 

@@ -131,8 +131,11 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
         // hooks. With a fence command to fall back on, the demote has half
         // the step at most: the command must have time to run within it.
         let wait = match policy.fencing {
-            Fencing::Required if policy.fence_command.is_some() => policy.step_timeout / 2,
-            Fencing::Required => policy.step_timeout,
+            Fencing::Required if policy.fence_command.is_none() => policy.step_timeout,
+            Fencing::Required => policy.step_timeout / 2,
+            _ if policy.fence_command.is_some() => {
+                (policy.step_timeout / 2).min(Duration::from_secs(10))
+            }
             _ => policy.step_timeout.min(Duration::from_secs(10)),
         };
         let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);

@@ -116,6 +116,30 @@ async fn a_demote_that_never_answers_leaves_the_fence_command_its_turn() {
     assert_eq!(w.fenced.lock().unwrap().len(), 1);
 }
 
+/// The same under best-effort fencing, with a step shorter than twice the
+/// demote's own 10 s cap: the demote waits half the step, not the whole
+/// of it, so the fence command (a PDU's power-off) still runs.
+#[tokio::test(start_paused = true)]
+async fn a_hung_demote_leaves_the_fence_command_its_turn_under_best_effort_too() {
+    let w = world_on("a", 1);
+    *w.demote_takes.lock().unwrap() = Some(Duration::from_secs(3600));
+    let rb = execute(
+        failover_rb(),
+        &w,
+        &MemStore::default(),
+        &policy(Fencing::BestEffort, Some(vec!["true".into()])),
+    )
+    .await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    let fence = &rb.steps[1];
+    assert!(
+        fence.detail.contains("fence command: exit 0"),
+        "{}",
+        fence.detail
+    );
+    assert_eq!(w.fenced.lock().unwrap().len(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hold_is_ordered_before_the_old_site_is_touched_and_withdrawn_when_no_switch_comes() {
     // Failover: before the fence (the first command), for the steps up to the switch.

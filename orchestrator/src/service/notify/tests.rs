@@ -162,10 +162,7 @@ async fn failures_are_retried_or_given_up_by_what_they_are() {
         }
     }
     // nothing listens there any more
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = warden_testkit::net::refusing();
     let w = worker(entry(Some(format!("http://{closed}/x")), None));
     assert!(matches!(w.deliver(&e, &body).await, Err(Failure::Again(_))));
     let w = worker(entry(None, Some(vec!["/nonexistent/notify".into()])));
@@ -268,10 +265,7 @@ fn a_full_queue_drops_and_counts() {
 /// about `retry_for` (one at a time they would take three times it).
 #[tokio::test]
 async fn a_dead_receiver_holds_its_queue_up_for_retry_for_at_most() {
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = warden_testkit::net::refusing();
     let dir = super::super::harness::test_dir(true, 5);
     let text = super::super::harness::config_text(&dir, true, 5, "")
         + &format!(

@@ -35,7 +35,7 @@
 //!   [`AgentError::SwiftStatus`] (retryable when 5xx/408/429).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -51,6 +51,7 @@ use super::url::{checked_url, object_path, strip_query, Target};
 use crate::AgentError;
 
 mod answers;
+mod clock;
 mod containers;
 mod login;
 mod objects;
@@ -122,6 +123,8 @@ pub struct SwiftClient {
     settings: SwiftSettings,
     http: reqwest::Client,
     login: Login,
+    /// The cluster's clock as its answers' `Date` shows it.
+    clock: clock::ClusterClock,
 }
 
 impl std::fmt::Debug for SwiftClient {
@@ -150,7 +153,22 @@ impl SwiftClient {
             settings,
             http,
             login: Login::default(),
+            clock: clock::ClusterClock::default(),
         })
+    }
+
+    /// The cluster's time now, as its last answer's `Date` tells it (this
+    /// host's before any): what its objects' timestamps are compared with.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// [`SwiftClient::now`] in microseconds since the epoch.
+    pub fn now_us(&self) -> u64 {
+        self.now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
     }
 
     pub fn settings(&self) -> &SwiftSettings {
@@ -290,6 +308,7 @@ impl SwiftClient {
         let resp = self
             .send(method.clone(), target, query, headers, body, timeout)
             .await?;
+        self.clock.note(resp.headers());
         let status = resp.status();
         if status.is_success() || allow.contains(&status) {
             return Ok(resp);

@@ -104,7 +104,8 @@ impl Shared {
                 ops.push(Op::Copy(name.clone()));
             }
         }
-        let now_us = now_us();
+        // the source cluster's clock: a delete's lag is counted in it
+        let now_us = self.src.now_us();
         for (name, item) in &manifest.items {
             if src.contains_key(name) {
                 continue;
