@@ -162,6 +162,25 @@ async fn the_lag_outlives_a_restart_of_the_replicator() {
         "the restarted replicator's lag is {:?}: it forgot the 3 s owed before",
         again.lag()
     );
+    // Still owed while its first passes keep failing (each at once: the
+    // daemon refuses), and by a start after that one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        again.lag() >= Duration::from_secs(5),
+        "{:?} after its first failed passes",
+        again.lag()
+    );
+    shutdown.cancel();
+    again.stop().await;
+    let again = RsyncReplicator::new(settings.clone());
+    let shutdown = CancellationToken::new();
+    again.start(shutdown.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        again.lag() >= Duration::from_secs(6),
+        "{:?} at a third start",
+        again.lag()
+    );
     d.up();
     converges(&d, "after the peer came back").await;
     let deadline = Instant::now() + PATIENCE;

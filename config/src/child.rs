@@ -231,6 +231,11 @@ fn encoded_forms(value: &str) -> Vec<String> {
     if let Ok(json) = serde_json::to_string(value) {
         let inner = &json[1..json.len() - 1];
         forms.push(inner.to_string());
+        // escaped twice: a JSON log line of a message that quotes the
+        // secret escaped already (a `{:?}` of a request)
+        if let Ok(twice) = serde_json::to_string(inner) {
+            forms.push(twice[1..twice.len() - 1].to_string());
+        }
         forms.push(
             inner
                 .replace('&', "\\u0026")
@@ -494,6 +499,13 @@ mod tests {
         // Python's JSON.
         let other = "Tr0ub4dor&3-horse/é s~x";
         register(other, None);
+        // A Debug-quoted form inside a JSON log line: escaped twice.
+        let quoted = "tok\"en\\1234567";
+        register(quoted, None);
+        let debug = format!("{:?}", format!("Bearer {quoted}"));
+        let line = serde_json::to_string(&format!("Request: {debug}")).unwrap();
+        assert!(scrub(&line).contains("****"), "{line}");
+        assert!(!scrub(&line).contains("1234567"), "{}", scrub(&line));
         for (shown, how) in [
             ("Tr0ub4dor%263-horse%2F%C3%A9%20s~x", "curl"),
             ("Tr0ub4dor%263-horse/%C3%A9%20s~x", "python quote"),

@@ -500,16 +500,18 @@ fn an_epoch_pushed_far_ahead_is_reported_then_adopted() -> Result<()> {
     let out = d.cli_ok(&["adopt-epoch", "web"])?;
     assert!(out.contains(&huge.to_string()), "{out}");
     assert_eq!(d.group()?["epoch"], huge);
-    let ev = d
-        .events_of("adopted")?
-        .into_iter()
-        .find(|e| {
-            e["message"]
-                .as_str()
-                .unwrap_or("")
-                .contains("operator adopted")
-        })
-        .context("an adopted event names the operator's action")?;
+    // (events reach the log through the store's writer: a moment later)
+    let ev = lab::eventually(secs(5), secs(0.1), || {
+        d.events_of("adopted")?
+            .into_iter()
+            .find(|e| {
+                e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("operator adopted")
+            })
+            .context("an adopted event names the operator's action")
+    })?;
     assert!(
         ev["message"].as_str().unwrap().contains(&huge.to_string()),
         "{ev}"

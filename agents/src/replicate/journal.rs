@@ -63,9 +63,10 @@ struct State {
     broken: Option<String>,
     /// Barrier files whose event arrived.
     barriers: HashSet<OsString>,
-    /// Each mark's seq → when it was first handed out (ns, the clock of
-    /// file timestamps).
-    marked: HashMap<u64, i128>,
+    /// Each mark's seq → when it was first handed out: ns on the clock of
+    /// file timestamps, and on the monotonic clock (how long ago, whatever
+    /// the wall clock did since).
+    marked: HashMap<u64, (i128, std::time::Instant)>,
 }
 
 /// Now on the clock the kernel stamps file times with (ns since the epoch).
@@ -73,6 +74,9 @@ fn coarse_now() -> i128 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
     i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
 }
+
+/// More than one tick of the coarse clock file times are stamped with.
+const COARSE_TICK_MARGIN_NS: i128 = 20_000_000;
 
 /// How long [`ChangeJournal::since`] may look through the tree for changes
 /// without events: longer, and it cannot tell (a full final pass; the
@@ -276,7 +280,9 @@ impl ChangeJournal {
     pub fn mark(&self) -> JournalMark {
         let mut st = lock(&self.state);
         let seq = st.seq;
-        st.marked.entry(seq).or_insert_with(coarse_now);
+        st.marked
+            .entry(seq)
+            .or_insert_with(|| (coarse_now(), std::time::Instant::now()));
         JournalMark { id: self.id, seq }
     }
 
@@ -320,9 +326,22 @@ impl ChangeJournal {
                     mark.seq, st.seq
                 ));
             }
-            let Some(since) = st.marked.get(&mark.seq).copied() else {
+            let Some((wall, at)) = st.marked.get(&mark.seq).copied() else {
                 return Err(format!("the mark ({}) was never handed out", mark.seq));
             };
+            // The wall clock set back since the mark (an NTP step): a file
+            // changed since is stamped before the mark's wall time. Counted
+            // back from now by the time really passed, the cut-off is as
+            // far back as the clock went (naming more is only safe).
+            // Less one tick of the coarse clock (at most 10 ms at HZ=100,
+            // with room): a file changed in the mark's own tick is stamped
+            // with that tick's start, before the exact time passed says.
+            let passed = i128::try_from(at.elapsed().as_nanos()).unwrap_or(i128::MAX);
+            let since = wall.min(
+                coarse_now()
+                    .saturating_sub(passed)
+                    .saturating_sub(COARSE_TICK_MARGIN_NS),
+            );
             let names: HashSet<PathBuf> = st
                 .names
                 .iter()
@@ -418,6 +437,26 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wall_clock_set_back_after_the_mark_still_names_a_silent_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("f.txt"), "v1").unwrap();
+        let outside = dir.path().join("outside-link");
+        std::fs::hard_link(root.join("f.txt"), &outside).unwrap();
+        let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mark = j.mark_flushed().await.unwrap();
+        // The mark as if taken on a wall clock set back 60 s since (an NTP
+        // step): its wall time is 60 s ahead of the file times stamped now.
+        lock(&j.state).marked.get_mut(&mark.seq).unwrap().0 += 60_000_000_000;
+        // A write that sends no event: through a link outside the tree.
+        std::fs::write(&outside, "v2, through a link outside the tree").unwrap();
+        let names = j.since(mark).await.unwrap();
+        assert!(names.contains(&PathBuf::from("f.txt")), "{names:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn names_what_changed_after_the_mark_and_nothing_before() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
@@ -425,9 +464,10 @@ mod tests {
         std::fs::write(root.join("old/deep/kept.txt"), "x").unwrap();
         let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
         std::fs::write(root.join("before.txt"), "before the mark").unwrap();
-        // Past the clock tick of that write: a file changed in the mark's
-        // own tick (4 ms or less) is named too, as its ctime cannot tell.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Past the clock tick of that write and the margin kept for it: a
+        // file changed within COARSE_TICK_MARGIN_NS of the mark is named
+        // too, as its ctime cannot tell.
+        tokio::time::sleep(Duration::from_millis(60)).await;
         let mark = j.mark_flushed().await.unwrap();
         let empty = j.since(mark).await.unwrap();
         assert!(empty.is_empty(), "{empty:?}");

@@ -106,8 +106,17 @@ impl Shared {
             return;
         };
         let oldest = self.state.lock().unwrap().oldest();
+        let (noted, kept) = {
+            let b = self.behind.lock().unwrap();
+            (b.noted, b.kept_since.is_some())
+        };
+        // A lag taken up at start is owed until in sync: a first pass that
+        // fails at once leaves this start's own lag young, which is no
+        // sign of being in sync again.
+        if kept && oldest.is_some() {
+            return;
+        }
         let behind = oldest.filter(|t| t.elapsed() >= NOTE_AFTER);
-        let noted = self.behind.lock().unwrap().noted;
         if behind.is_some() == noted {
             return;
         }

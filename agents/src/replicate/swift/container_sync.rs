@@ -52,8 +52,11 @@ use tracing::{debug, info, warn};
 use warden_config::Secret;
 
 use super::client::{SwiftClient, SwiftSettings};
+use super::listing::Objects;
 use super::synced::Synced;
-use super::{compare, copy_object, ensure_containers, list_pair, split_name, us_to_system};
+use super::{
+    cluster_label, compare, copy_object, ensure_containers, list_pair, split_name, us_to_system,
+};
 use crate::replicate::OrderCheck;
 use crate::replicate::{Difference, Progress, Replicator, ResyncReport};
 use crate::AgentError;
@@ -73,6 +76,9 @@ struct Shared {
     peer: SwiftClient,
     /// The oldest object here that the peer lacks (last poll).
     oldest_pending: Mutex<Option<SystemTime>>,
+    /// Objects the peer holds in another version stamped later than this
+    /// site's (last poll): Swift's sync daemon never replaces them.
+    newer_at_peer: Mutex<Vec<String>>,
     /// Why the start was given up (its order superseded), reported as
     /// [`Replicator::failing`]; set once by the task that retried it.
     given_up: Mutex<Option<String>>,
@@ -123,6 +129,7 @@ impl SwiftContainerSync {
                 local,
                 peer,
                 oldest_pending: Mutex::new(None),
+                newer_at_peer: Mutex::new(Vec::new()),
                 given_up: Mutex::new(None),
             }),
             running: Default::default(),
@@ -202,23 +209,45 @@ impl Shared {
         Ok(())
     }
 
-    /// Lists both sides; the oldest object here the peer lacks or holds
-    /// older. What both hold alike is recorded first (`synced.rs`).
-    async fn measure(&self) -> Result<Option<SystemTime>, AgentError> {
+    /// Lists both sides; the oldest object here the peer lacks or holds in
+    /// another version, and the names the peer holds in another version
+    /// stamped later than here. What both hold alike is recorded first
+    /// (`synced.rs`).
+    async fn measure(&self) -> Result<(Option<SystemTime>, Vec<String>), AgentError> {
         let (a, b) = list_pair(&self.local, &self.peer, &self.settings.containers).await?;
         if let Some(synced) = &self.synced {
             synced.record(&a, &b);
         }
-        let oldest = a
-            .iter()
-            .filter(|(n, e)| match b.get(*n) {
-                None => true,
-                Some(f) => f.hash != e.hash && f.timestamp_us() < e.timestamp_us(),
-            })
-            .map(|(_, e)| e.timestamp_us())
-            .min();
-        Ok(oldest.map(us_to_system))
+        let (oldest, newer) = pending(&a, &b);
+        Ok((oldest.map(us_to_system), newer))
     }
+}
+
+/// What the sync daemon still owes the peer, from the two listings: the
+/// oldest stamp here of an object the peer lacks or holds in another
+/// version — an older-stamped one (not carried yet) or a later-stamped one
+/// (never carried: Swift keeps the later stamp, whatever the real order of
+/// the writes) —, and the names of the later-stamped ones.
+fn pending(here: &Objects, peer: &Objects) -> (Option<u64>, Vec<String>) {
+    let mut oldest: Option<u64> = None;
+    let mut newer = Vec::new();
+    for (name, e) in here {
+        let owed = match peer.get(name) {
+            None => true,
+            Some(f) if f.hash == e.hash => false,
+            Some(f) => {
+                if f.timestamp_us() >= e.timestamp_us() {
+                    newer.push(name.clone());
+                }
+                true
+            }
+        };
+        if owed {
+            let ts = e.timestamp_us();
+            oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
+        }
+    }
+    (oldest, newer)
 }
 
 /// Sets the headers until it works, then measures the lag every `poll`.
@@ -253,7 +282,18 @@ async fn watcher(shared: Arc<Shared>, mut applied: bool, cancel: CancellationTok
             }
         } else {
             match shared.measure().await {
-                Ok(oldest) => *shared.oldest_pending.lock().unwrap() = oldest,
+                Ok((oldest, newer)) => {
+                    *shared.oldest_pending.lock().unwrap() = oldest;
+                    let mut was = shared.newer_at_peer.lock().unwrap();
+                    if !newer.is_empty() && *was != newer {
+                        warn!(
+                            count = newer.len(),
+                            first = %newer[0],
+                            "container sync: the peer holds other versions stamped later than this site's; Swift's sync daemon will not replace them (a peer whose clock runs ahead, or a write there)"
+                        );
+                    }
+                    *was = newer;
+                }
                 Err(e) => debug!(cause = %e, "container sync lag check failed"),
             }
             s.poll
@@ -353,6 +393,24 @@ impl Replicator for SwiftContainerSync {
         self.shared.given_up.lock().unwrap().clone()
     }
 
+    /// Objects the peer holds in another version stamped later than here:
+    /// Swift's sync daemon never replaces an object with an older-stamped
+    /// one, so the sites stay apart until an operator says which stands.
+    fn drift(&self) -> Option<String> {
+        let newer = self.shared.newer_at_peer.lock().unwrap();
+        let first = newer.first()?;
+        Some(format!(
+            "swift container sync: {} object(s) at the peer {} are another version stamped later \
+             than at {}, e.g. {first:?}: Swift's sync daemon will not replace them (the peer's \
+             clock runs ahead, or they were written there). Counted in the lag until the sites \
+             agree: write this site's version again once the peer's clock is right, or remove \
+             the peer's",
+            newer.len(),
+            cluster_label(self.shared.peer.settings()),
+            cluster_label(self.shared.local.settings()),
+        ))
+    }
+
     fn lag(&self) -> Duration {
         self.shared
             .oldest_pending
@@ -405,7 +463,43 @@ impl Replicator for NoReplication {
 
 #[cfg(test)]
 mod tests {
+    use super::super::client::ObjectEntry;
     use super::*;
+
+    fn entry(name: &str, hash: &str, at: &str) -> (String, ObjectEntry) {
+        let e: ObjectEntry = serde_json::from_value(serde_json::json!({
+            "name": name, "hash": hash, "bytes": 1, "last_modified": at,
+        }))
+        .unwrap();
+        (format!("c/{name}"), e)
+    }
+
+    /// A version at the peer stamped later than this site's (its proxies'
+    /// clock ahead, or a write there) is never replaced by Swift's sync
+    /// daemon: owed, in the lag, and named; an older-stamped one is owed
+    /// (not carried yet); the same version is not.
+    #[test]
+    fn a_later_stamped_other_version_at_the_peer_is_owed_and_named() {
+        let here: Objects = [
+            entry("same", "h1", "2026-12-07T10:00:00.000000"),
+            entry("behind", "h2", "2026-12-07T10:00:05.000000"),
+            entry("ahead", "h3", "2026-12-07T10:00:03.000000"),
+        ]
+        .into_iter()
+        .collect();
+        let peer: Objects = [
+            entry("same", "h1", "2026-12-07T10:00:00.000000"),
+            entry("behind", "old", "2026-12-07T09:00:00.000000"),
+            entry("ahead", "theirs", "2026-12-07T11:00:00.000000"),
+        ]
+        .into_iter()
+        .collect();
+        let (oldest, newer) = pending(&here, &peer);
+        assert_eq!(newer, vec!["c/ahead".to_string()]);
+        assert_eq!(oldest, Some(here["c/ahead"].timestamp_us()));
+        let (oldest, newer) = pending(&here, &here);
+        assert_eq!((oldest, newer), (None, vec![]));
+    }
 
     #[test]
     fn the_epoch_key_is_the_hmac_operators_can_compute_with_openssl() {

@@ -402,8 +402,17 @@ impl Shared {
             None => {
                 let mut st = self.state.lock().unwrap();
                 st.oldest_pending = None;
+                // the earliest the round can have begun: the cluster's
+                // clock is known to a second (`Date`), and a cut-off too
+                // late would take a write made just after the listing for
+                // one this round carried
                 let took = u64::try_from(round_started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                st.last_ok_start_us = Some(self.src.now_us().saturating_sub(took));
+                st.last_ok_start_us = Some(
+                    self.src
+                        .now_us()
+                        .saturating_sub(took)
+                        .saturating_sub(1_000_000),
+                );
                 st.fenced = None;
                 Ok(done)
             }
