@@ -141,6 +141,9 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> Result
     authority.untold();
     if let Some(r) = &settings.replication {
         r.attach_authority(authority.clone());
+        // before any command: a header change the previous process had
+        // not landed (a promote's fence) is retried again
+        r.resume_header_changes();
     }
     // Before any command is taken: a hook of this agent's previous process
     // (killed with SIGKILL) still running would fight the next command's.

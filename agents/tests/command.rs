@@ -43,6 +43,55 @@ fn log_lines(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A lag the plan cannot tell is no lag of 0: without a lag command, and
+/// once the lag command fails or prints no number (not its last value,
+/// frozen), the lag is unknown and the plan says why — an unknown lag
+/// holds an automatic failover for approval, a 0 let it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lag_the_plan_cannot_tell_is_unknown_not_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let plan = CommandPlan::new(logging_settings(&log));
+    let shutdown = CancellationToken::new();
+    plan.start(shutdown.clone()).await.unwrap();
+    assert!(!plan.lag_known(), "no lag command: unknown");
+    plan.stop().await;
+
+    let flag = dir.path().join("broken");
+    let mut s = logging_settings(&log);
+    s.lag = Some(CommandLine::Argv(vec![
+        "sh".into(),
+        "-c".into(),
+        format!(
+            "if [ -e {} ]; then echo oops; else echo 250; fi",
+            flag.display()
+        ),
+    ]));
+    s.lag_interval = Duration::from_millis(50);
+    let plan = CommandPlan::new(s);
+    plan.start(shutdown.clone()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !plan.lag_known() {
+        assert!(
+            Instant::now() < deadline,
+            "the lag command's 250 never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(plan.lag(), Duration::from_millis(250));
+    std::fs::write(&flag, "").unwrap();
+    while plan.lag_known() {
+        assert!(
+            Instant::now() < deadline,
+            "a lag command printing no number left the lag known"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let why = plan.failing().unwrap_or_default();
+    assert!(why.contains("\"oops\"") && why.contains("unknown"), "{why}");
+    plan.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_each_phase_with_its_environment_and_reports_lag() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,13 +104,13 @@ async fn runs_each_phase_with_its_environment_and_reports_lag() {
     ]));
     s.lag_interval = Duration::from_millis(50);
     let plan = CommandPlan::new(s);
-    assert_eq!(plan.lag(), Duration::ZERO);
+    assert!(!plan.lag_known(), "no lag before the lag command answered");
 
     let shutdown = CancellationToken::new();
     plan.start(shutdown.clone()).await.unwrap();
     plan.start(shutdown.clone()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while plan.lag() != Duration::from_millis(1234) {
+    while !plan.lag_known() || plan.lag() != Duration::from_millis(1234) {
         assert!(Instant::now() < deadline, "lag stays {:?}", plan.lag());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -70,7 +119,7 @@ async fn runs_each_phase_with_its_environment_and_reports_lag() {
         .unwrap();
     assert_eq!(Replicator::verify(&plan).await.unwrap(), vec![]);
     plan.stop().await;
-    assert_eq!(plan.lag(), Duration::ZERO);
+    assert!(!plan.lag_known(), "stopped: no lag known");
 
     let report = plan
         .pass(DivergentPolicy::Quarantine, CancellationToken::new(), None)

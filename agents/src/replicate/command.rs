@@ -23,7 +23,9 @@
 //!   [`AgentError::ReplicationCommand`] with the tail of its stderr.
 //! - `lag` (optional) prints the replication lag in milliseconds; it runs
 //!   every `lag_interval` while replication runs and [`Replicator::lag`]
-//!   returns the last value (zero without a lag command).
+//!   returns its last number; without a lag command, before its first
+//!   number and after a run that fails or prints none, the lag is unknown
+//!   ([`Replicator::lag_known`]), never a 0 or a frozen old value.
 //!
 //! Every command must be idempotent: the orchestrator may repeat any phase
 //! (after an agent restart, `stop` runs even if this process never started).
@@ -133,8 +135,12 @@ impl CommandSettings {
 /// The `command` plan. See the module docs.
 pub struct CommandPlan {
     settings: Arc<CommandSettings>,
-    /// The last lag the lag command printed, ms (shared with the poller).
+    /// The last lag the lag command printed, ms (shared with the poller);
+    /// [`LAG_UNKNOWN`] before its first answer, after a failed one and
+    /// without a lag command.
     lag_ms: Arc<AtomicU64>,
+    /// Why the lag command's last run told no lag (shared with the poller).
+    lag_failing: Arc<std::sync::Mutex<Option<String>>>,
     /// The lag poller (a token alone when there is no lag command).
     running: crate::replicate::task::TaskSlot,
 }
@@ -144,7 +150,8 @@ impl CommandPlan {
     pub fn new(settings: CommandSettings) -> Self {
         CommandPlan {
             settings: Arc::new(settings),
-            lag_ms: Arc::new(AtomicU64::new(0)),
+            lag_ms: Arc::new(AtomicU64::new(LAG_UNKNOWN)),
+            lag_failing: Arc::default(),
             running: Default::default(),
         }
     }
@@ -288,21 +295,44 @@ async fn keep_tail(mut pipe: impl AsyncRead + Unpin, keep: usize) -> Vec<u8> {
     kept
 }
 
-/// Runs the lag command every `lag_interval` until cancelled.
-async fn poll_lag(s: Arc<CommandSettings>, lag_ms: Arc<AtomicU64>, cancel: CancellationToken) {
+/// [`CommandPlan`]'s lag while none is known.
+const LAG_UNKNOWN: u64 = u64::MAX;
+
+/// Runs the lag command every `lag_interval` until cancelled. A run that
+/// fails or prints no number leaves the lag unknown (not the last value:
+/// a lag frozen at an old number would read as known) and says why.
+async fn poll_lag(
+    s: Arc<CommandSettings>,
+    lag_ms: Arc<AtomicU64>,
+    failing: Arc<std::sync::Mutex<Option<String>>>,
+    cancel: CancellationToken,
+) {
     let Some(cmd) = s.lag.clone() else {
         return;
+    };
+    let set = |lag: u64, why: Option<String>| {
+        lag_ms.store(lag, Ordering::Relaxed);
+        *failing.lock().unwrap_or_else(|p| p.into_inner()) = why;
     };
     loop {
         match run(&s, "lag", &cmd, &[], &cancel).await {
             Ok(out) => match out.trim().parse::<u64>() {
-                Ok(ms) => lag_ms.store(ms, Ordering::Relaxed),
-                Err(_) => {
-                    warn!(output = %out.trim(), "lag command did not print a number of milliseconds")
+                Ok(ms) if ms != LAG_UNKNOWN => set(ms, None),
+                _ => {
+                    let why = format!(
+                        "the lag command printed {:?}, not a number of milliseconds: the lag is unknown",
+                        warden_config::child::scrub(&out.trim().chars().take(200).collect::<String>())
+                    );
+                    warn!("{why}");
+                    set(LAG_UNKNOWN, Some(why));
                 }
             },
             Err(AgentError::ReplicationCancelled) => return,
-            Err(e) => warn!(cause = %e, "lag command failed"),
+            Err(e) => {
+                let why = format!("the lag command failed ({e}): the lag is unknown");
+                warn!("{why}");
+                set(LAG_UNKNOWN, Some(why));
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(s.lag_interval) => {}
@@ -325,6 +355,7 @@ impl Replicator for CommandPlan {
             tokio::spawn(poll_lag(
                 self.settings.clone(),
                 self.lag_ms.clone(),
+                self.lag_failing.clone(),
                 cancel.clone(),
             ))
         });
@@ -340,7 +371,8 @@ impl Replicator for CommandPlan {
             Ok(_) => info!(group = %s.group, peer = %s.peer, "command replication stopped"),
             Err(e) => warn!(cause = %e, "stop command failed"),
         }
-        self.lag_ms.store(0, Ordering::Relaxed);
+        self.lag_ms.store(LAG_UNKNOWN, Ordering::Relaxed);
+        *self.lag_failing.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     async fn resync(
@@ -358,7 +390,25 @@ impl Replicator for CommandPlan {
     }
 
     fn lag(&self) -> Duration {
-        Duration::from_millis(self.lag_ms.load(Ordering::Relaxed))
+        match self.lag_ms.load(Ordering::Relaxed) {
+            LAG_UNKNOWN => Duration::ZERO,
+            ms => Duration::from_millis(ms),
+        }
+    }
+
+    /// Known once the lag command printed a number, until it fails; never
+    /// without a lag command (a script's replication says nothing of how
+    /// far behind the peer is).
+    fn lag_known(&self) -> bool {
+        self.lag_ms.load(Ordering::Relaxed) != LAG_UNKNOWN
+    }
+
+    /// Why the lag command told no lag at its last run.
+    fn failing(&self) -> Option<String> {
+        self.lag_failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     async fn verify(&self) -> Result<Vec<Difference>, AgentError> {

@@ -175,6 +175,14 @@ pub trait Replicator: Send + Sync {
     /// The age of the oldest change not yet at the target; zero when in sync.
     fn lag(&self) -> Duration;
 
+    /// Whether [`Replicator::lag`] is known: a plan that cannot tell (a
+    /// `command` plan without a lag command, or whose lag command fails)
+    /// reports no lag rather than 0 — an unknown lag holds an automatic
+    /// failover for approval (`max_lag_on_failover`). Default: known.
+    fn lag_known(&self) -> bool {
+        true
+    }
+
     /// Compares source and target by relative path, size and mtime; empty
     /// means equal. Read-only at both ends.
     async fn verify(&self) -> Result<Vec<Difference>, AgentError>;

@@ -114,6 +114,8 @@ struct GroupRun {
 
 /// One group's replication at this site.
 struct GroupRepl {
+    /// The group's name.
+    name: String,
     cfg: ReplicationConfig,
     run: Mutex<GroupRun>,
     /// One replication command of a group at a time.
@@ -144,6 +146,8 @@ pub struct Replication {
     /// outlives it (a container-sync start retried in the background)
     /// before each attempt, so an order superseded meanwhile acts no more.
     authority: std::sync::OnceLock<Arc<Authority>>,
+    /// Container header changes not landed yet, kept for the next process.
+    pending: Arc<container_sync::PendingChanges>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -198,6 +202,7 @@ impl Replication {
                 Some((
                     name.clone(),
                     GroupRepl {
+                        name: name.clone(),
                         cfg,
                         run: Mutex::new(GroupRun {
                             role: Role::Idle,
@@ -220,6 +225,9 @@ impl Replication {
             config: config.clone(),
             groups,
             authority: std::sync::OnceLock::new(),
+            pending: Arc::new(container_sync::PendingChanges::open(
+                &crate::settings::state_dir(config, site),
+            )),
         })
     }
 

@@ -151,7 +151,7 @@ impl Shared {
                     .observe(&format!("rpo_over/{name}"), over.then_some("over"))
                 {
                     let shown = rpo.map(|r| format!("{} ms", r)).unwrap_or_else(|| {
-                        "unknown (no replication report from the active site)".into()
+                        "unknown (no replication report from the active site, or a lag it cannot tell)".into()
                     });
                     self.event_locked(
                         st,
@@ -177,7 +177,7 @@ impl Shared {
     /// The RPO of `group` now: what would be lost if its active site died
     /// this moment. The active site's reported lag plus the report's age;
     /// while replication is paused (after a failover), the time since the
-    /// pause. `None` when the active site reports no replication.
+    /// pause. `None` when the active site reports no replication, or no lag (it cannot tell it).
     /// The replication lag toward `to` at the active site's last report
     /// (not growing with the report's age), if it was replicating into
     /// `to` — a lag toward another site says nothing of what `to` holds.
@@ -205,6 +205,8 @@ impl Shared {
         // The lag is the agent's word (a `command` plan's script prints
         // it): a huge one saturates, it never wraps to a small RPO.
         let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-        Some(r.lag_ms.unwrap_or(0).saturating_add(age))
+        // a lag the agent cannot tell (a `command` plan without a lag
+        // command, or whose lag command fails) is an unknown RPO, not 0
+        r.lag_ms.map(|lag| lag.saturating_add(age))
     }
 }

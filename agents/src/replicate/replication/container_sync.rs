@@ -16,7 +16,13 @@
 //!
 //! A change that fails (this site's Swift unreachable) is said in the
 //! command's outcome and, as the status's `error`, in every report until
-//! it lands; a task retries it meanwhile. It does not fail the command:
+//! it lands; a task retries it meanwhile. The change is kept on disk
+//! (`headers-pending.json` in the agent's state directory) until it lands
+//! or a newer change supersedes it, and the agent's next process takes up
+//! its retry before any command ([`Replication::resume_header_changes`]):
+//! a promote whose fence had not landed when the agent was killed (an
+//! OOM, a reboot) left the new active site's containers open to the old
+//! site's copier or daemon for good. It does not fail the command:
 //! what protects the new active site from this site's daemon is the key
 //! its containers got at its promote, not this site's cooperation, and a
 //! failover must not wait for the lost site's Swift (nor for its own: the
@@ -39,8 +45,8 @@ pub(super) struct Retry {
 }
 
 /// What a demote, stop or promote does to this site's containers.
-#[derive(Debug, Clone, Copy)]
-enum Change {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) enum Change {
     /// `swift-container-sync`: remove `X-Container-Sync-To`: this site's
     /// daemon pushes nothing more.
     RemoveSyncTo,
@@ -136,13 +142,65 @@ impl Replication {
 
     /// Stops a header change still retried and waits for its try in
     /// flight: a newer command's change must land after it, not before.
+    /// The change kept on disk is forgotten (superseded).
     pub(super) async fn headers_settled(&self, g: &GroupRepl) {
+        self.stop_header_retry(g).await;
+        self.pending.forget(&g.name);
+    }
+
+    /// [`Replication::headers_settled`] at the agent's shutdown: the change
+    /// stays on disk, for the next process to retry.
+    pub(super) async fn stop_header_retry(&self, g: &GroupRepl) {
         let retry = lock(&g.headers_retry).take();
         if let Some(r) = retry {
             r.cancel.cancel();
             let _ = r.task.await;
         }
         lock(&g.headers).take();
+    }
+
+    /// At the agent's start, before any command: the header change each
+    /// group's previous process had not landed is retried again.
+    pub fn resume_header_changes(&self) {
+        for (group, change) in self.pending.all() {
+            let Some(g) = self.groups.get(&group) else {
+                self.pending.forget(&group);
+                continue;
+            };
+            // kept as the plan makes it; a plan changed since has none
+            let fits = matches!(
+                (g.cfg.plan, change),
+                (ReplicationPlan::Swift, Change::Active(_))
+                    | (
+                        ReplicationPlan::SwiftContainerSync,
+                        Change::RemoveSyncTo | Change::Fence(_)
+                    )
+            );
+            if !fits {
+                self.pending.forget(&group);
+                continue;
+            }
+            let site = match change.site(&self.config, &group, &self.site) {
+                Ok(Some(site)) => site,
+                _ => {
+                    self.pending.forget(&group);
+                    continue;
+                }
+            };
+            let why = change.failed("not landed before this agent's previous process ended");
+            warn!(group = %group, "{why}");
+            *lock(&g.headers) = Some(why);
+            let cancel = CancellationToken::new();
+            let task = tokio::spawn(retry(
+                site,
+                change,
+                group.clone(),
+                g.headers.clone(),
+                self.pending.clone(),
+                cancel.clone(),
+            ));
+            *lock(&g.headers_retry) = Some(Retry { cancel, task });
+        }
     }
 
     async fn change_headers(&self, g: &GroupRepl, group: &str, change: Change) -> Option<String> {
@@ -168,12 +226,14 @@ impl Replication {
         let why = change.failed(&cause);
         warn!(group = %group, "{why}");
         *lock(&g.headers) = Some(why.clone());
+        self.pending.keep(group, change);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(retry(
             site,
             change,
             group.to_string(),
             g.headers.clone(),
+            self.pending.clone(),
             cancel.clone(),
         ));
         *lock(&g.headers_retry) = Some(Retry { cancel, task });
@@ -188,6 +248,7 @@ async fn retry(
     change: Change,
     group: String,
     headers: Arc<Mutex<Option<String>>>,
+    pending: Arc<PendingChanges>,
     cancel: CancellationToken,
 ) {
     let mut pause = RETRY_FIRST;
@@ -200,6 +261,7 @@ async fn retry(
             Ok(()) => {
                 if !cancel.is_cancelled() {
                     lock(&headers).take();
+                    pending.forget_if(&group, change);
                 }
                 info!(group = %group, "{} (retried)", change.done());
                 return;
@@ -214,14 +276,107 @@ async fn retry(
     }
 }
 
+/// The header change of each group not landed yet, kept on disk
+/// (`headers-pending.json` in the state directory: group → change).
+#[derive(Debug)]
+pub(super) struct PendingChanges {
+    path: std::path::PathBuf,
+    kept: Mutex<BTreeMap<String, Change>>,
+}
+
+impl PendingChanges {
+    /// What `state_dir` holds (nothing when the file is missing or
+    /// unreadable: said at warn).
+    pub(super) fn open(state_dir: &std::path::Path) -> Self {
+        let path = state_dir.join("headers-pending.json");
+        let kept = match std::fs::read(&path) {
+            Ok(body) => serde_json::from_slice(&body).unwrap_or_else(|e| {
+                warn!(path = %path.display(), cause = %e, "unreadable record of container header changes not landed: none retried");
+                BTreeMap::new()
+            }),
+            Err(_) => BTreeMap::new(),
+        };
+        PendingChanges {
+            path,
+            kept: Mutex::new(kept),
+        }
+    }
+
+    fn all(&self) -> Vec<(String, Change)> {
+        lock(&self.kept)
+            .iter()
+            .map(|(g, c)| (g.clone(), *c))
+            .collect()
+    }
+
+    fn keep(&self, group: &str, change: Change) {
+        let mut kept = lock(&self.kept);
+        kept.insert(group.to_string(), change);
+        self.save(&kept);
+    }
+
+    fn forget(&self, group: &str) {
+        let mut kept = lock(&self.kept);
+        if kept.remove(group).is_some() {
+            self.save(&kept);
+        }
+    }
+
+    /// Forgets `group`'s change if it is still `change` (a newer one kept
+    /// meanwhile stays).
+    fn forget_if(&self, group: &str, change: Change) {
+        let mut kept = lock(&self.kept);
+        if kept.get(group) == Some(&change) {
+            kept.remove(group);
+            self.save(&kept);
+        }
+    }
+
+    fn save(&self, kept: &BTreeMap<String, Change>) {
+        let written = if kept.is_empty() {
+            match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            serde_json::to_vec(kept)
+                .map_err(std::io::Error::other)
+                .and_then(|body| {
+                    if let Some(dir) = self.path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    warden_config::durable::replace(&self.path, &body)
+                })
+        };
+        if let Err(e) = written {
+            warn!(path = %self.path.display(), cause = %e, "cannot keep the container header changes not landed: a restart of this agent would not retry them");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SECRET: &str = "WARDEN_CSYNC_UNIT_SECRET";
 
-    /// Site a of group `web` with `plan` (a's Swift at a port nothing listens on).
+    /// Site a of group `web` with `plan` (a's Swift at a port nothing
+    /// listens on), its data directory its own.
     fn replication(plan: &str) -> Replication {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = format!(
+            "/tmp/warden-csync-unit-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        replication_in(plan, &dir)
+    }
+
+    /// [`replication`] with the data directory `dir` (a process started
+    /// again on the same one).
+    fn replication_in(plan: &str, dir: &str) -> Replication {
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::env::set_var(SECRET, "csync-unit-secret");
         // The plan's table: the keys every Swift plan has, then its own.
@@ -247,7 +402,7 @@ mod tests {
                 site("b", "cluster = \"clusterb\"\n")
             ),
         };
-        let text = crate::test_web::config_text(SECRET, "/tmp/warden-csync-unit", &table);
+        let text = crate::test_web::config_text(SECRET, dir, &table);
         let config = warden_config::parse(&text, std::path::Path::new("csync-unit.conf")).unwrap();
         Replication::from_config(&config, "a").unwrap()
     }
@@ -334,6 +489,51 @@ mod tests {
         assert!(lock(&r.groups["web"].headers_retry).is_none());
         assert_eq!(r.status()[0].error, None);
         r.shutdown().await;
+    }
+
+    /// A promote whose fence did not land before the agent's process ended
+    /// (killed, rebooted): the next process retries it before any command,
+    /// and says so; a demote then supersedes it, and the process after
+    /// that one retries nothing.
+    #[tokio::test]
+    async fn a_fence_not_landed_is_retried_by_the_next_process() {
+        for (plan, says) in [
+            ("swift", "fenced as active at epoch 4"),
+            ("swift-container-sync", "keyed for epoch 4"),
+        ] {
+            let dir = format!(
+                "/tmp/warden-csync-unit-resume-{}-{plan}",
+                std::process::id()
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            let r = replication_in(plan, &dir);
+            let said = r.promoted("web", 4).await.unwrap_or_default();
+            assert!(said.contains(says), "{plan}: {said}");
+            r.shutdown().await;
+            drop(r);
+
+            let again = replication_in(plan, &dir);
+            again.resume_header_changes();
+            assert!(
+                lock(&again.groups["web"].headers_retry).is_some(),
+                "{plan}: the next process does not retry the fence"
+            );
+            let error = again.status()[0].error.clone().unwrap_or_default();
+            assert!(
+                error.contains(says) && error.contains("previous process"),
+                "{plan}: {error}"
+            );
+            // A demote supersedes it: nothing is left for the next one.
+            let _ = again.demoted("web").await;
+            again.shutdown().await;
+            drop(again);
+            let third = replication_in(plan, &dir);
+            third.resume_header_changes();
+            let left = third.status()[0].error.clone().unwrap_or_default();
+            assert!(!left.contains(says), "{plan}: {left}");
+            third.shutdown().await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     /// Plans without container headers: a promote or demote touches none.

@@ -209,7 +209,8 @@ impl Replication {
     pub async fn shutdown(&self) {
         for g in self.groups.values() {
             self.stop_role(g).await;
-            self.headers_settled(g).await;
+            // a change not landed stays on disk for the next process
+            self.stop_header_retry(g).await;
         }
     }
 }

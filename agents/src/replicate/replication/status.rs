@@ -36,7 +36,9 @@ impl Replication {
                         s.role = "source".into();
                         s.peer = Some(peer.clone());
                         s.epoch = *epoch;
-                        s.lag_ms = Some(replicator.lag().as_millis() as u64);
+                        s.lag_ms = replicator
+                            .lag_known()
+                            .then(|| replicator.lag().as_millis() as u64);
                         // The command that started it may have succeeded
                         // while its transfers fail since.
                         if s.error.is_none() {
