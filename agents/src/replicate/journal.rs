@@ -75,8 +75,12 @@ fn coarse_now() -> i128 {
     i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec)
 }
 
-/// More than one tick of the coarse clock file times are stamped with.
-const COARSE_TICK_MARGIN_NS: i128 = 20_000_000;
+/// One tick of the coarse clock file times are stamped with (its
+/// resolution: 4 ms at HZ=250), and a nanosecond.
+fn coarse_tick_ns() -> i128 {
+    let t = rustix::time::clock_getres(rustix::time::ClockId::RealtimeCoarse);
+    i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec) + 1
+}
 
 /// How long [`ChangeJournal::since`] may look through the tree for changes
 /// without events: longer, and it cannot tell (a full final pass; the
@@ -333,14 +337,14 @@ impl ChangeJournal {
             // changed since is stamped before the mark's wall time. Counted
             // back from now by the time really passed, the cut-off is as
             // far back as the clock went (naming more is only safe).
-            // Less one tick of the coarse clock (at most 10 ms at HZ=100,
-            // with room): a file changed in the mark's own tick is stamped
-            // with that tick's start, before the exact time passed says.
+            // Less one tick of the coarse clock: a file changed in the
+            // mark's own tick is stamped with that tick's start, before
+            // the exact time passed says.
             let passed = i128::try_from(at.elapsed().as_nanos()).unwrap_or(i128::MAX);
             let since = wall.min(
                 coarse_now()
                     .saturating_sub(passed)
-                    .saturating_sub(COARSE_TICK_MARGIN_NS),
+                    .saturating_sub(coarse_tick_ns()),
             );
             let names: HashSet<PathBuf> = st
                 .names
@@ -464,9 +468,9 @@ mod tests {
         std::fs::write(root.join("old/deep/kept.txt"), "x").unwrap();
         let j = ChangeJournal::start(&root, &dir.path().join("barrier")).unwrap();
         std::fs::write(root.join("before.txt"), "before the mark").unwrap();
-        // Past the clock tick of that write and the margin kept for it: a
-        // file changed within COARSE_TICK_MARGIN_NS of the mark is named
-        // too, as its ctime cannot tell.
+        // Past the clock tick of that write and the one kept for it: a
+        // file changed within a tick or two of the mark is named too, as
+        // its ctime cannot tell.
         tokio::time::sleep(Duration::from_millis(60)).await;
         let mark = j.mark_flushed().await.unwrap();
         let empty = j.since(mark).await.unwrap();

@@ -51,6 +51,9 @@ impl Shared {
         // others' are forgotten at its end, under one lock (as the blind
         // elements are), not a look-up per group.
         let mut drifting = BTreeSet::new();
+        // Groups read right this pass: a failure recorded for one is over,
+        // so the same failure later is news again.
+        let mut clean: Vec<String> = Vec::new();
         for (i, g) in groups.into_iter().enumerate() {
             if i % RECONCILE_PART == RECONCILE_PART - 1 {
                 tokio::task::yield_now().await;
@@ -131,7 +134,10 @@ impl Shared {
                 )),
                 Err(e) => Some(format!("cannot observe routing: {e}")),
             };
-            let Some(drift) = drift else { continue };
+            let Some(drift) = drift else {
+                clean.push(format!("reconcile/{}", g.name));
+                continue;
+            };
             let drift_key = format!("{DRIFT_PREFIX}{}", g.name);
             drifting.insert(drift_key.clone());
             drifting.insert(format!("{DRIFT_PREFIX}persists/{}", g.name));
@@ -240,6 +246,7 @@ impl Shared {
             }
         }
         self.record_blind(blind);
+        self.levels_cleared(&clean.iter().map(String::as_str).collect::<Vec<_>>());
         // Gone (or never there): a later drift is news again.
         self.lock()
             .recorded
@@ -578,5 +585,49 @@ mod tests {
             1,
             "g10 still fails the same way: recorded once"
         );
+    }
+
+    /// A failure to correct a drift, then a pass that reads the layer right,
+    /// then the same failure again (the same frontend cut off next week):
+    /// the second is news — an event and its notification — not silenced
+    /// by the first, whose condition was over.
+    #[tokio::test]
+    async fn the_same_failure_after_a_clean_read_is_recorded_again() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = test_dir(false, 1);
+        let routes: BTreeMap<String, Arc<FakeRoute>> = (0..2)
+            .map(|g| (format!("g{g}"), Arc::new(FakeRoute::default())))
+            .collect();
+        let of = routes.clone();
+        let s = start_routed(
+            &many_groups_text(&dir, 2),
+            &dir,
+            Arc::new(MemStore::default()),
+            move |name| of[name].clone(),
+        )
+        .expect("config");
+        let failed = |s: &Shared| {
+            s.lock()
+                .recent
+                .iter()
+                .filter(|e| e.kind == EventKind::ReconcileFailed)
+                .filter(|e| e.group.as_deref() == Some("g1"))
+                .count()
+        };
+        routes["g1"].refuse_writes.store(true, SeqCst);
+        *routes["g1"].route.lock().unwrap() = (Some("elsewhere".into()), 0);
+        s.reconcile_once().await;
+        assert_eq!(failed(&s), 1);
+        let right = {
+            let st = s.lock();
+            let g = &st.groups["g1"];
+            (Some(g.active.clone()), g.epoch)
+        };
+        *routes["g1"].route.lock().unwrap() = right;
+        s.reconcile_once().await;
+        assert_eq!(failed(&s), 1, "read right: nothing to say");
+        *routes["g1"].route.lock().unwrap() = (Some("elsewhere".into()), 0);
+        s.reconcile_once().await;
+        assert_eq!(failed(&s), 2, "the same failure again, after a clean read");
     }
 }
