@@ -218,14 +218,9 @@ async fn server() -> String {
     format!("http://{addr}")
 }
 
-/// An address nobody listens on: a port bound and never listened on, held
-/// for the rest of the run so that no test running beside this one takes it.
+/// An address nobody listens on (held: no test beside takes it).
 async fn closed_port() -> String {
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = sock.local_addr().unwrap();
-    std::mem::forget(sock);
-    addr.to_string()
+    warden_testkit::net::refusing().to_string()
 }
 
 #[tokio::test]

@@ -46,16 +46,9 @@ impl Captured {
     }
 }
 
-/// An address that refuses connections: a port bound and never listened on
-/// (the kernel answers a SYN with a reset), held for the rest of the run so
-/// that no test running beside this one can take it.
+/// An address that refuses connections (held: no test beside takes it).
 async fn refusing() -> SocketAddr {
-    let sock = tokio::net::TcpSocket::new_v4().expect("socket");
-    sock.bind("127.0.0.1:0".parse().expect("addr"))
-        .expect("bind");
-    let addr = sock.local_addr().expect("addr");
-    std::mem::forget(sock);
-    addr
+    warden_testkit::net::refusing()
 }
 
 /// A user: connects, sends a line, and waits for the frontend to close.

@@ -360,9 +360,25 @@ mod tests {
 
     const SECRET: &str = "WARDEN_CSYNC_UNIT_SECRET";
 
+    /// A [`Replication`] whose data directory is removed with it.
+    struct Cleaned(Replication, String);
+
+    impl std::ops::Deref for Cleaned {
+        type Target = Replication;
+        fn deref(&self) -> &Replication {
+            &self.0
+        }
+    }
+
+    impl Drop for Cleaned {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+
     /// Site a of group `web` with `plan` (a's Swift at a port nothing
-    /// listens on), its data directory its own.
-    fn replication(plan: &str) -> Replication {
+    /// listens on), its data directory its own (removed after).
+    fn replication(plan: &str) -> Cleaned {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = format!(
@@ -371,7 +387,7 @@ mod tests {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let _ = std::fs::remove_dir_all(&dir);
-        replication_in(plan, &dir)
+        Cleaned(replication_in(plan, &dir), dir)
     }
 
     /// [`replication`] with the data directory `dir` (a process started
