@@ -39,6 +39,16 @@ pub fn mark(path: &Path, body: &[u8]) -> std::io::Result<()> {
     sync_dir(path)
 }
 
+/// Remove `path` durably (the directory synced); a file already gone is
+/// removed too.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => sync_dir(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn sync_dir(path: &Path) -> std::io::Result<()> {
     let dir = path
         .parent()

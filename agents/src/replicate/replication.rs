@@ -77,6 +77,7 @@ pub const GUARD_RETRY: Duration = Duration::from_secs(2);
 mod commands;
 mod container_sync;
 mod handover;
+mod pending_headers;
 mod resync;
 mod source;
 mod status;
@@ -147,7 +148,7 @@ pub struct Replication {
     /// before each attempt, so an order superseded meanwhile acts no more.
     authority: std::sync::OnceLock<Arc<Authority>>,
     /// Container header changes not landed yet, kept for the next process.
-    pending: Arc<container_sync::PendingChanges>,
+    pending: Arc<pending_headers::PendingChanges>,
 }
 
 impl std::fmt::Debug for Replication {
@@ -225,7 +226,7 @@ impl Replication {
             config: config.clone(),
             groups,
             authority: std::sync::OnceLock::new(),
-            pending: Arc::new(container_sync::PendingChanges::open(
+            pending: Arc::new(pending_headers::PendingChanges::open(
                 &crate::settings::state_dir(config, site),
             )),
         })

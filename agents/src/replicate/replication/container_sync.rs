@@ -28,6 +28,7 @@
 //! failover must not wait for the lost site's Swift (nor for its own: the
 //! copier's fence is retried until it lands).
 
+use super::pending_headers::PendingChanges;
 use super::*;
 use crate::replicate::swift::ActiveFence;
 use crate::replicate::ContainerSyncSite;
@@ -189,18 +190,32 @@ impl Replication {
             };
             let why = change.failed("not landed before this agent's previous process ended");
             warn!(group = %group, "{why}");
-            *lock(&g.headers) = Some(why);
-            let cancel = CancellationToken::new();
-            let task = tokio::spawn(retry(
-                site,
-                change,
-                group.clone(),
-                g.headers.clone(),
-                self.pending.clone(),
-                cancel.clone(),
-            ));
-            *lock(&g.headers_retry) = Some(Retry { cancel, task });
+            self.retry_in_background(g, &group, site, change, why);
         }
+    }
+
+    /// `change` failed (`why`): said in the status until it lands, kept on
+    /// disk for a next process, and tried again by a task of its own.
+    fn retry_in_background(
+        &self,
+        g: &GroupRepl,
+        group: &str,
+        site: Site,
+        change: Change,
+        why: String,
+    ) {
+        *lock(&g.headers) = Some(why);
+        self.pending.keep(group, change);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(retry(
+            site,
+            change,
+            group.to_string(),
+            g.headers.clone(),
+            self.pending.clone(),
+            cancel.clone(),
+        ));
+        *lock(&g.headers_retry) = Some(Retry { cancel, task });
     }
 
     async fn change_headers(&self, g: &GroupRepl, group: &str, change: Change) -> Option<String> {
@@ -225,18 +240,7 @@ impl Replication {
         };
         let why = change.failed(&cause);
         warn!(group = %group, "{why}");
-        *lock(&g.headers) = Some(why.clone());
-        self.pending.keep(group, change);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(retry(
-            site,
-            change,
-            group.to_string(),
-            g.headers.clone(),
-            self.pending.clone(),
-            cancel.clone(),
-        ));
-        *lock(&g.headers_retry) = Some(Retry { cancel, task });
+        self.retry_in_background(g, group, site, change, why.clone());
         Some(why)
     }
 }
@@ -272,84 +276,6 @@ async fn retry(
                 }
                 pause = (pause * 2).min(RETRY_MAX);
             }
-        }
-    }
-}
-
-/// The header change of each group not landed yet, kept on disk
-/// (`headers-pending.json` in the state directory: group → change).
-#[derive(Debug)]
-pub(super) struct PendingChanges {
-    path: std::path::PathBuf,
-    kept: Mutex<BTreeMap<String, Change>>,
-}
-
-impl PendingChanges {
-    /// What `state_dir` holds (nothing when the file is missing or
-    /// unreadable: said at warn).
-    pub(super) fn open(state_dir: &std::path::Path) -> Self {
-        let path = state_dir.join("headers-pending.json");
-        let kept = match std::fs::read(&path) {
-            Ok(body) => serde_json::from_slice(&body).unwrap_or_else(|e| {
-                warn!(path = %path.display(), cause = %e, "unreadable record of container header changes not landed: none retried");
-                BTreeMap::new()
-            }),
-            Err(_) => BTreeMap::new(),
-        };
-        PendingChanges {
-            path,
-            kept: Mutex::new(kept),
-        }
-    }
-
-    fn all(&self) -> Vec<(String, Change)> {
-        lock(&self.kept)
-            .iter()
-            .map(|(g, c)| (g.clone(), *c))
-            .collect()
-    }
-
-    fn keep(&self, group: &str, change: Change) {
-        let mut kept = lock(&self.kept);
-        kept.insert(group.to_string(), change);
-        self.save(&kept);
-    }
-
-    fn forget(&self, group: &str) {
-        let mut kept = lock(&self.kept);
-        if kept.remove(group).is_some() {
-            self.save(&kept);
-        }
-    }
-
-    /// Forgets `group`'s change if it is still `change` (a newer one kept
-    /// meanwhile stays).
-    fn forget_if(&self, group: &str, change: Change) {
-        let mut kept = lock(&self.kept);
-        if kept.get(group) == Some(&change) {
-            kept.remove(group);
-            self.save(&kept);
-        }
-    }
-
-    fn save(&self, kept: &BTreeMap<String, Change>) {
-        let written = if kept.is_empty() {
-            match std::fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            }
-        } else {
-            serde_json::to_vec(kept)
-                .map_err(std::io::Error::other)
-                .and_then(|body| {
-                    if let Some(dir) = self.path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    warden_config::durable::replace(&self.path, &body)
-                })
-        };
-        if let Err(e) = written {
-            warn!(path = %self.path.display(), cause = %e, "cannot keep the container header changes not landed: a restart of this agent would not retry them");
         }
     }
 }

@@ -135,10 +135,7 @@ impl Shared {
                 .map_err(std::io::Error::other)?;
                 warden_config::durable::replace(&file, &body)
             }
-            None => match std::fs::remove_file(&file) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            },
+            None => warden_config::durable::remove(&file),
         })
         .await;
         match written {
