@@ -119,14 +119,30 @@ async fn fence(rb: &Runbook, env: &dyn RunbookEnv, policy: &Policy) -> Outcome {
     }
     let mut notes = Vec::new();
     let mut fenced = false;
-    // Best effort skips a silent site (two missed reports: it is probably
-    // gone); required fencing still tries while the agent is not stale.
+    // Required fencing tries while the agent is not stale, and so does an
+    // operator's failover: a move ordered by hand is no confirmed loss, and
+    // a report late by a moment must not leave the site it leaves active.
+    // An automatic failover under best effort waits only for a site heard
+    // within two report intervals (a silent one is probably gone: waiting
+    // would add to the RTO of a whole-site loss); to one silent longer but
+    // not stale the demote is queued without waiting — delivered if its
+    // agent reports while the runbook runs.
+    let by_hand = rb.trigger.starts_with("operator");
     let reachable = match policy.fencing {
         Fencing::Required => env.agent_fresh(&rb.from),
+        _ if by_hand => env.agent_fresh(&rb.from),
         _ => env.agent_heard(&rb.from),
     };
     let started = tokio::time::Instant::now();
-    if reachable {
+    if !reachable && env.agent_fresh(&rb.from) {
+        let cmd = Command::new(&rb.group, rb.epoch, CommandKind::Demote);
+        // Queued, not waited for: its answer (if any) comes after the step.
+        let _ = env.command(&rb.from, cmd, Duration::ZERO).await;
+        notes.push(format!(
+            "{}'s agent is silent (no report for two report intervals); demote queued for it, not waited for",
+            rb.from
+        ));
+    } else if reachable {
         // Best effort: a site whose service died may still run its demote
         // hooks. With a fence command to fall back on, the demote has half
         // the step at most: the command must have time to run within it.

@@ -52,6 +52,54 @@ async fn best_effort_fencing_goes_on_when_the_old_site_is_unreachable() {
     assert_eq!(w.runs("a", CommandKind::Demote), 0);
 }
 
+/// A site whose agent missed two reports but is not stale: an automatic
+/// failover queues its demote without waiting (a whole-site loss must not
+/// wait on it); an operator's failover sends it and waits for the answer —
+/// a late report must not leave the site it leaves active (CI: a loaded
+/// host's report 0.6 s late, the demote never sent).
+#[tokio::test(start_paused = true)]
+async fn a_silent_but_fresh_site_is_sent_its_demote_awaited_only_when_ordered_by_hand() {
+    let w = world_on("a", 1);
+    w.silent.lock().unwrap().push("a".into());
+    let rb = failover(&w, policy(Fencing::BestEffort, None)).await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    let fence = &rb.steps[1];
+    assert!(
+        fence
+            .detail
+            .contains("demote queued for it, not waited for"),
+        "{}",
+        fence.detail
+    );
+    let sent = w.sent.lock().unwrap().clone();
+    assert!(
+        sent.iter()
+            .any(|(s, c)| s == "a" && c.kind == CommandKind::Demote && c.epoch == 2),
+        "the demote is queued for a at the runbook's epoch: {sent:?}"
+    );
+    // Not waited for: its hooks' answer never came within the step.
+    assert_eq!(w.runs("a", CommandKind::Demote), 0);
+
+    let w = world_on("a", 1);
+    w.silent.lock().unwrap().push("a".into());
+    let mut rb = failover_rb();
+    rb.trigger = "operator".into();
+    let rb = execute(
+        rb,
+        &w,
+        &MemStore::default(),
+        &policy(Fencing::BestEffort, None),
+    )
+    .await;
+    assert_eq!(rb.status, RunbookStatus::Succeeded, "{rb:#?}");
+    assert!(
+        rb.steps[1].detail.starts_with("a demoted"),
+        "{}",
+        rb.steps[1].detail
+    );
+    assert_eq!(w.runs("a", CommandKind::Demote), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn required_fencing_stops_the_runbook_before_any_switch() {
     let w = world_on("a", 1);

@@ -15,6 +15,8 @@ pub(super) struct World {
     pub(super) outcomes: Mutex<HashMap<String, CommandOutcome>>,
     pub(super) hook_runs: Mutex<HashMap<(String, CommandKind), u32>>,
     pub(super) stale: Mutex<Vec<String>>,
+    /// Sites not heard for two report intervals, though not stale yet.
+    pub(super) silent: Mutex<Vec<String>>,
     pub(super) failing_promote: Mutex<Vec<String>>,
     pub(super) unhealthy: Mutex<Vec<String>>,
     /// What the checks a promote outcome carries say (none when unset:
@@ -168,6 +170,9 @@ impl RunbookEnv for World {
     fn agent_fresh(&self, site: &str) -> bool {
         !self.stale.lock().unwrap().iter().any(|s| s == site)
     }
+    fn agent_heard(&self, site: &str) -> bool {
+        self.agent_fresh(site) && !self.silent.lock().unwrap().iter().any(|s| s == site)
+    }
     fn sites_of(&self, _group: &str) -> Vec<String> {
         let mut sites = vec!["a".to_string(), "b".to_string()];
         sites.extend(self.others.lock().unwrap().iter().map(|(s, _)| s.clone()));
@@ -229,8 +234,8 @@ impl RunbookEnv for World {
             CommandKind::Demote => *self.demote_takes.lock().unwrap(),
             _ => None,
         };
-        if let Some(t) = takes.filter(|t| *t > timeout) {
-            let _ = t;
+        // (a timeout of zero: queued, not waited for)
+        if takes.unwrap_or(Duration::from_millis(300)) > timeout {
             tokio::time::sleep(timeout).await;
             return Err(format!("no outcome from {site} within {timeout:?}"));
         }
