@@ -664,3 +664,96 @@ async fn a_resync_pulls_nothing_into_a_directory_whose_volume_is_gone() {
         "the peer's data"
     );
 }
+
+/// The returning site's agent killed in the middle of a failback's long
+/// pull (SIGKILL, the OOM killer, a reboot: modelled by dropping the pass
+/// where it is — its rsync killed with its process group, no manifest
+/// stored), and the active site's users delete files the pull had
+/// already fetched. The next process's pass deletes them here too. Before,
+/// the manifest was recorded only when the pull ended (or failed): the
+/// next pass took every fetched file as unconfirmed, kept them as
+/// divergent writes (policy `keep`) and the cut-over pushed them back —
+/// an acknowledged delete undone. Now each itemized line goes to a log
+/// beside the manifest as it comes, and the next pass confirms it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_cut_off_by_a_kill_leaves_what_it_fetched_confirmed() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (stale, active) = (d.src(), d.target());
+    write(&stale, "seed.txt", "seed");
+    let push = RsyncReplicator::new(settings(&d));
+    push.resync(CancellationToken::new(), None).await.unwrap();
+    // The disaster: the peer takes 40 files of 64 KiB.
+    let blob = "x".repeat(64 * 1024);
+    for i in 0..40 {
+        write(&active, &format!("bulk/{i:02}.dat"), &blob);
+    }
+    // The pull at 256 KiB/s: about four files a second.
+    let mut slow = settings(&d);
+    let wrapper = d.dir.path().join("slow-rsync");
+    rsync_wrapper(&wrapper, "", "--bwlimit=256");
+    slow.rsync_path = wrapper;
+    let r = RsyncResyncer::new(slow).unwrap();
+    let pass = tokio::spawn(async move {
+        r.pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+            .await
+    });
+    let whole = |root: &Path| -> Vec<PathBuf> {
+        files(root)
+            .into_iter()
+            .filter(|(k, v)| k.starts_with("bulk") && v.len() == blob.len())
+            .map(|(k, _)| k)
+            .collect()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while whole(&stale).len() < 4 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the pull fetched {} files in 30 s",
+            whole(&stale).len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The agent dies: the pass is dropped where it is.
+    pass.abort();
+    assert!(
+        pass.await.unwrap_err().is_cancelled(),
+        "the pass was still running"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let arrived = whole(&stale);
+    assert!(
+        (4..40).contains(&arrived.len()),
+        "cut off in the middle: {} of 40 arrived",
+        arrived.len()
+    );
+    // The active site's users delete what had arrived at the returning one.
+    for n in &arrived {
+        std::fs::remove_file(active.join(n)).unwrap();
+    }
+    // The agent's next process: a new resyncer, its pass.
+    let r = RsyncResyncer::new(settings(&d)).unwrap();
+    let report = r
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert!(
+        report.divergent.is_empty(),
+        "files fetched from the peer and deleted there are no writes of this site: {:?}",
+        report.divergent
+    );
+    for n in &arrived {
+        assert!(
+            !stale.join(n).exists(),
+            "{} was deleted at the peer after it arrived: deleted here too",
+            n.display()
+        );
+    }
+    assert_eq!(files(&stale), files(&active));
+    assert!(
+        !d.dir.path().join("state/manifest.json.pulling").exists(),
+        "the pass's log is removed once its manifest is stored"
+    );
+}

@@ -22,6 +22,7 @@ mod three;
 mod tree;
 mod volume;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -252,6 +253,11 @@ fn disaster_writes_come_back_and_divergent_writes_are_quarantined() -> Result<()
 /// Issue test 3: the returning site dies again during the resync → the
 /// failback aborts before anything moves, users stay on b with all data;
 /// when a returns again, the resync resumes and the failback completes.
+/// a dies in the middle of the resync's pull (b's daemon sends at 2 MiB/s
+/// meanwhile), and b's users then delete files that had already reached
+/// a: the next failback deletes them at a too — never kept as a's writes
+/// and pushed back to b (before: the killed pull's files were unconfirmed,
+/// kept under `keep`, and the cut-over restored them at b).
 #[test]
 fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<()> {
     let Some(x) = Data::new("keep", "pw-b-right") else {
@@ -268,9 +274,25 @@ fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<
     for i in 0..1200 {
         x.write("b", &format!("bulk/{:04}.dat", i), &blob)?;
     }
+    // b's daemon slowed, so that a dies in the middle of the pull.
+    x.d.lab.kill("rsyncd-b")?;
+    x.start_rsyncd_with("b", &["--bwlimit=2048"])?;
     x.restart_site("a")?;
-    // Wait until the failback's resync runs, then a dies again.
+    // Wait until the failback's resync runs and has fetched some files
+    // whole, then a dies again.
     failback_resyncing(&x)?;
+    let whole = |t: &BTreeMap<String, Vec<u8>>| -> Vec<String> {
+        t.iter()
+            .filter(|(k, v)| k.starts_with("bulk/") && v.len() == blob.len())
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    lab::eventually(secs(60), secs(0.05), || {
+        let n = whole(&tree(&x.dir("a"))?).len();
+        anyhow::ensure!(n >= 20, "{n} files fetched whole at a");
+        Ok(())
+    })?;
+    let arrived = whole(&tree(&x.dir("a"))?);
     x.kill_site("a")?;
     let ev = x.d.wait_event("failback_aborted", secs(60))?;
     assert!(
@@ -291,6 +313,19 @@ fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<
     assert_eq!(x.d.user_get()?, "b");
     assert_eq!(tree(&x.dir("b"))?.len(), 1201, "nothing lost at b");
 
+    assert!(
+        arrived.len() < 1200,
+        "a died in the middle of the pull: {} of 1200 had arrived",
+        arrived.len()
+    );
+    // b's users delete files that had reached a before it died.
+    x.d.lab.kill("rsyncd-b")?;
+    x.start_rsyncd("b")?;
+    let deleted = &arrived[..10];
+    for n in deleted {
+        std::fs::remove_file(x.dir("b").join(n))?;
+    }
+
     // a returns for good: the resync resumes (a new failback) and completes.
     x.write("b", "late.txt", "written at b while a was down again")?;
     x.restart_site("a")?;
@@ -298,7 +333,7 @@ fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<
         .context("second failback")?;
     let a = lab::eventually(secs(30), secs(0.3), || {
         let a = tree(&x.dir("a"))?;
-        if a.len() >= 1202 {
+        if a.len() >= 1192 {
             Ok(a)
         } else {
             bail!("{} files at a", a.len())
@@ -308,6 +343,16 @@ fn returning_site_dies_during_resync_and_the_failback_resumes_later() -> Result<
         a.contains_key("late.txt") && a.contains_key("bulk/1199.dat") && a.contains_key("seed.txt")
     );
     x.wait_same(secs(30))?;
+    let (a, b) = (tree(&x.dir("a"))?, tree(&x.dir("b"))?);
+    for n in deleted {
+        assert!(
+            !a.contains_key(n) && !b.contains_key(n),
+            "{n}, deleted at b after it reached a, is back (at a: {}, at b: {})",
+            a.contains_key(n),
+            b.contains_key(n)
+        );
+    }
+    assert_eq!((a.len(), b.len()), (1192, 1192));
     Ok(())
 }
 

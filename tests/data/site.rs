@@ -180,6 +180,11 @@ impl Data {
     /// site while it is active, or stated at an older epoch than the site
     /// knows, is refused.
     pub(crate) fn start_rsyncd(&self, site: &str) -> Result<()> {
+        self.start_rsyncd_with(site, &[])
+    }
+
+    /// [`Data::start_rsyncd`] with more daemon options (`--bwlimit=…`).
+    pub(crate) fn start_rsyncd_with(&self, site: &str, extra: &[&str]) -> Result<()> {
         let lab = &self.d.lab;
         let secrets = lab.write_file(
             &format!("rsyncd-{site}.secrets"),
@@ -200,18 +205,15 @@ impl Data {
             ),
         )?;
         let ip = lab.ip(site);
-        lab.spawn(
-            site,
-            &format!("rsyncd-{site}"),
-            "rsync",
-            [
-                "--daemon".to_string(),
-                "--no-detach".into(),
-                format!("--address={ip}"),
-                "--port=873".into(),
-                format!("--config={}", conf.display()),
-            ],
-        )?;
+        let mut args = vec![
+            "--daemon".to_string(),
+            "--no-detach".into(),
+            format!("--address={ip}"),
+            "--port=873".into(),
+            format!("--config={}", conf.display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        lab.spawn(site, &format!("rsyncd-{site}"), "rsync", args)?;
         lab.wait_tcp(site, format!("{ip}:873").parse()?, secs(10))
     }
 

@@ -29,7 +29,9 @@
 //!    (size, mtime, kind), so a file the peer changed while the pass ran is
 //!    confirmed at the version that arrived here, and one it deleted after
 //!    sending is deleted by the next pass; recorded even when the pull
-//!    failed midway (what it settled is confirmed);
+//!    failed midway (what it settled is confirmed), and even when the
+//!    agent was killed during the pull: its itemized lines go to a log on
+//!    disk as they come, which the next pass confirms first (`pull_log`);
 //! 6. deletes here what is unchanged since confirmed and the peer no longer
 //!    lists, and discards what `discard` drops that the peer lacks, after
 //!    the mass-delete guard ([`GuardHold`]): a pass that would delete (or
@@ -77,6 +79,7 @@ use super::pull::*;
 
 mod held;
 mod journaled;
+mod pull_log;
 mod quarantine;
 mod removals;
 #[cfg(test)]
@@ -247,9 +250,12 @@ impl Resyncer for RsyncResyncer {
         let s = &self.settings;
         self.prepare_local()?;
         // The manifest and the local tree, read side by side.
+        // A pull cut off by a kill: what it left half-written goes, and
+        // what it settled is confirmed first.
+        let cut = self.clear_cut_off().await?;
         let (manifest, listed) = tokio::join!(self.take_manifest(), self.list_here_stamped());
-        let manifest = manifest?;
         let (here, stamps) = listed?;
+        let manifest = self.confirm_cut_off(cut, manifest?, &here, &stamps).await?;
 
         // 1. Only what changed here since it was confirmed can be divergent;
         //    its content decides (a checksum dry run, which also says
@@ -350,10 +356,14 @@ impl Resyncer for RsyncResyncer {
         }
         let mut fetched = Progress::default();
         let mut settled: Vec<Settled> = Vec::new();
+        // Each line on disk as it comes: a kill before this pass stores
+        // its manifest leaves the next pass what it settled (`pull_log`).
+        let mut log = self.start_pull_log();
         let pulled = run_rsync(s, args, None, &cancel, |line| {
             let Some(item) = parse_settled(line) else {
                 return;
             };
+            log.append(line);
             if item.fetched {
                 fetched.items += 1;
                 fetched.bytes += item.size;
@@ -367,9 +377,13 @@ impl Resyncer for RsyncResyncer {
         })
         .await;
         drop(filter);
+        drop(log);
         let pulled = match pulled {
             // Nothing settled (wrong password, no module, unreachable): nothing to record.
-            Err(e) if settled.is_empty() => return Err(e),
+            Err(e) if settled.is_empty() => {
+                self.end_pull_log().await?;
+                return Err(e);
+            }
             r => r,
         };
 
@@ -464,6 +478,7 @@ impl Resyncer for RsyncResyncer {
             next.items.values().map(|i| i.size).sum::<u64>(),
         );
         self.store_manifest(next).await?;
+        self.end_pull_log().await?;
         pulled?;
         held?;
         if let Some(tx) = &progress {

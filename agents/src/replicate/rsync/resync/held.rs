@@ -60,6 +60,11 @@ impl HeldManifest {
             .clone()
     }
 
+    /// The manifest's file.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The manifest, taken out of the holder (a pass owns it until it
     /// [`HeldManifest::store`]s the next one; a pass that fails leaves the
     /// holder empty, and the next reads the file). Blocking.

@@ -19,7 +19,9 @@
 //!   at or under a changed name is checked, moved ones by checksum;
 //! - a kept divergent item at or under a changed name;
 //! - deletions over the mass-delete guard's limits (the full pass's guard
-//!   then holds them, with its alert).
+//!   then holds them, with its alert);
+//! - a full pass's pull cut off by a kill whose log is still there
+//!   (`pull_log`): the full pass confirms what it settled first.
 //!
 //! Here: the pass itself; `local.rs` what is here under the names.
 
@@ -77,6 +79,11 @@ impl RsyncResyncer {
             return Ok(Err(format!(
                 "the kept divergent item {k} is among the journaled names"
             )));
+        }
+        if self.pull_cut_off() {
+            return Ok(Err(
+                "a pull was cut off before its pass ended (its log is there): a full pass confirms what it settled first".into(),
+            ));
         }
         let manifest = std::sync::Arc::new(self.take_manifest().await?);
         // 1. What is here at or under the changed names, all unchanged since confirmed?
