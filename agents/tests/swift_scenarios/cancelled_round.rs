@@ -114,3 +114,84 @@ pub(crate) async fn killed_round(env: &Env<'_>) -> Result<()> {
     );
     Ok(())
 }
+
+/// The failback's resync killed in the middle of its fetches (the pass's
+/// future dropped, as with a SIGKILL), then the active site's users
+/// delete objects that had already reached the returning site: the next
+/// pass deletes them here too. Before, the resync saved its manifest only
+/// at the pass's end: every object the killed pass fetched was unknown to
+/// the manifest, and one deleted at the peer since was kept as a write
+/// here (the default `divergent`), then pushed back after the cut-over.
+pub(crate) async fn killed_resync(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::{DivergentPolicy, ResyncProgress};
+    let (a, b) = (&env.a, &env.b);
+    let c = "killedresync";
+    const MANY: usize = 1500;
+    a.put_container(c, &BTreeMap::new()).await?;
+    b.put_container(c, &BTreeMap::new()).await?;
+    put_many(b, c, "obj-", MANY).await?;
+    let guard = DeleteGuard::default();
+    let res = env.resyncer(true, &[c], "killedresync.json", guard);
+    let (tx, mut rx) = tokio::sync::watch::channel(ResyncProgress::default());
+    let early = {
+        let pass = res.pass(DivergentPolicy::Keep, CancellationToken::new(), Some(tx));
+        tokio::pin!(pass);
+        tokio::select! {
+            r = &mut pass => anyhow::bail!("the pass ended before it was killed (the test proves nothing): {r:?}"),
+            w = rx.wait_for(|p| p.items_done >= 30) => {
+                w.map_err(|_| anyhow::anyhow!("no progress"))?;
+            }
+        }
+        // What had arrived by then (the pass paused while this lists).
+        let early = names(a, c).await?;
+        // A second and a half more of fetches, then the agent dies.
+        tokio::select! {
+            r = &mut pass => anyhow::bail!("the pass ended before it was killed (the test proves nothing): {r:?}"),
+            _ = tokio::time::sleep(Duration::from_millis(1500)) => {}
+        }
+        early
+    };
+    drop(res);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let here = names(a, c).await?;
+    ensure!(
+        here.len() < MANY && early.len() >= 20,
+        "cut short in the middle: {} of {MANY} here, {} before the last 1.5 s",
+        here.len(),
+        early.len()
+    );
+    // The active site's users delete 20 objects that had reached a.
+    let gone: Vec<String> = early.iter().take(20).cloned().collect();
+    for o in &gone {
+        b.delete_object(c, o).await?;
+    }
+    // The agent's next process: a new resyncer on the same manifest.
+    let res = env.resyncer(true, &[c], "killedresync.json", guard);
+    let p = res
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await?;
+    let kept: Vec<&str> = p
+        .divergent
+        .iter()
+        .filter(|d| {
+            gone.contains(
+                &d.name
+                    .split_once('/')
+                    .map_or(d.name.clone(), |(_, o)| o.to_string()),
+            )
+        })
+        .map(|d| d.name.as_str())
+        .collect();
+    ensure!(
+        kept.is_empty(),
+        "objects fetched from the peer and deleted there taken for writes here: {kept:?}"
+    );
+    let here = names(a, c).await?;
+    ensure!(
+        gone.iter().all(|o| !here.contains(o)),
+        "deleted at the peer after they arrived, still here: {:?}",
+        gone.iter().filter(|o| here.contains(o)).collect::<Vec<_>>()
+    );
+    ensure!(here.len() == MANY - 20, "{} here", here.len());
+    Ok(())
+}

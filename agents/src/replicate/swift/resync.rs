@@ -63,6 +63,7 @@ use crate::replicate::{
 };
 use crate::AgentError;
 
+mod booked;
 mod settings;
 mod unlisted;
 mod verify;
@@ -330,7 +331,31 @@ impl Resyncer for SwiftResyncer {
         let mut first_err = None;
         let mut failed = Vec::new();
         let mut broken = BTreeMap::new();
+        // Names whose copy or delete has not answered yet: the manifest so
+        // far keeps their old entries (`booked`), saved as the pass runs.
+        let mut waiting: std::collections::BTreeSet<&str> = plan
+            .fetch
+            .iter()
+            .chain(plan.delete.iter())
+            .map(String::as_str)
+            .collect();
+        let mut saved_at = Instant::now();
+        let mut last_saved: Option<Listing> = None;
+        let mut save_so_far = |waiting: &std::collections::BTreeSet<&str>, failed: &[String]| {
+            let mut unsettled = waiting.clone();
+            unsettled.extend(failed.iter().map(String::as_str));
+            let items = booked::so_far(&manifest.items, &peer, &unsettled);
+            if items != manifest.items && last_saved.as_ref() != Some(&items) {
+                match Manifest::confirmed(items.clone()).save(&s.manifest) {
+                    Ok(()) => last_saved = Some(items),
+                    Err(e) => {
+                        warn!(cause = %e, "cannot save the swift manifest in the middle of a resync pass")
+                    }
+                }
+            }
+        };
         let each = |name: String, r: Result<Done, AgentError>| {
+            waiting.remove(name.as_str());
             match r {
                 Ok(Done::Copied(Some(item))) => {
                     fetched.items += 1;
@@ -366,8 +391,12 @@ impl Resyncer for SwiftResyncer {
                     first_err.get_or_insert(e);
                 }
             }
+            if saved_at.elapsed() >= booked::SAVE_EVERY {
+                saved_at = Instant::now();
+                save_so_far(&waiting, &failed);
+            }
         };
-        apply(
+        let applied = apply(
             &self.peer,
             &self.here,
             ops,
@@ -379,7 +408,12 @@ impl Resyncer for SwiftResyncer {
             },
             each,
         )
-        .await?;
+        .await;
+        if let Err(e) = applied {
+            // Cancelled or stopped: what was done until then is kept.
+            save_so_far(&waiting, &failed);
+            return Err(e);
+        }
         let discarded = divergent.iter().filter(|d| d.action == "discarded").count() as u64;
         self.guard
             .lock()
@@ -387,16 +421,8 @@ impl Resyncer for SwiftResyncer {
             .carried(released, checked_at, deleted + discarded);
 
         // 3. the manifest: what the peer holds and is now equal here
-        let mut items: Listing = peer
-            .iter()
-            .filter(|(n, _)| !failed.iter().any(|f| f == *n))
-            .map(|(n, i)| (n.clone(), i.clone()))
-            .collect();
-        for f in &failed {
-            if let Some(old) = manifest.items.get(f) {
-                items.insert(f.clone(), old.clone());
-            }
-        }
+        let unsettled = failed.iter().map(String::as_str).collect();
+        let items = booked::so_far(&manifest.items, &peer, &unsettled);
         let equal: Vec<String> = items.keys().cloned().collect();
         Manifest::confirmed(items).save(&s.manifest)?;
         self.remember(&seen, &equal, &peer_raw, &divergent, &failed)
