@@ -251,6 +251,7 @@ impl Strategy for HybridStrategy {
             epoch,
             drift,
             unread,
+            unread_elements: vec![],
         })
     }
 

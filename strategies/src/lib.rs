@@ -95,6 +95,24 @@ pub struct Observed {
     /// any of it?) cannot conclude while this is not empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unread: Vec<String>,
+    /// The lines of `drift` that only say an element (a frontend, an
+    /// authoritative server) could not be read, with that element's name:
+    /// no disagreement was seen there, only nothing. A reconciliation
+    /// whose drift is all of these corrected nothing it saw (it re-applies
+    /// as a precaution, and says so once per element).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread_elements: Vec<(String, String)>,
+}
+
+impl Observed {
+    /// Every drift line only says an element could not be read.
+    pub fn only_unread_drift(&self) -> bool {
+        !self.drift.is_empty()
+            && self
+                .drift
+                .iter()
+                .all(|d| self.unread_elements.iter().any(|(_, line)| line == d))
+    }
 }
 
 /// How traffic moves for one group.

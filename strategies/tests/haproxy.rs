@@ -428,6 +428,7 @@ fn observed(site: Option<&str>, epoch: u64) -> Observed {
         epoch,
         drift: vec![],
         unread: vec![],
+        unread_elements: vec![],
     }
 }
 

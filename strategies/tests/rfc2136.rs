@@ -253,6 +253,13 @@ async fn a_switch_does_not_wait_for_a_dead_nameserver(kind: Kind) {
         o.drift.iter().any(|d| d.contains("cannot be asked")),
         "verification asks every nameserver: {o:?}"
     );
+    // Nothing seen to differ, only a nameserver unread: no drift for a
+    // reconciliation to call corrected.
+    assert!(o.only_unread_drift(), "{o:?}");
+    assert_eq!(
+        o.unread_elements[0].0,
+        dead.local_addr().expect("addr").to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -159,6 +159,8 @@ mod skew_tests;
 mod split;
 #[cfg(test)]
 mod split_tests;
+#[cfg(test)]
+mod start_tests;
 mod state;
 #[cfg(test)]
 mod state_tests;

@@ -143,7 +143,15 @@ impl Shared {
                 );
             }
             // RPO watch: over rpo_max → one event; back under → one event.
-            if let Some(max) = rc.rpo_max {
+            // Not judged while the active site may simply not have
+            // reported to this process yet (within `agent_timeout` of its
+            // start): an "unknown RPO" then is this process's, not the
+            // site's — it raised a false alert and its "back under" at
+            // every start. A new leader on etcd has heard the agents all
+            // along.
+            let unheard = st.evidence.report(&g.active).is_none()
+                && self.started.elapsed() < self.cfg.detection.agent_timeout;
+            if let Some(max) = rc.rpo_max.filter(|_| !unheard) {
                 let rpo = self.rpo_ms(st, &name, now_ms);
                 let over = rpo.is_none_or(|r| r > max.as_millis() as u64);
                 if st

@@ -16,6 +16,10 @@ pub(crate) struct RunbookMap {
     by_id: BTreeMap<u64, Runbook>,
     /// Group → the highest runbook id of it in `by_id`.
     newest: HashMap<String, u64>,
+    /// (group, kind) → the highest runbook id of them that has an RTO: the
+    /// `warden_group_last_rto_seconds` gauges, read when scraped, so a
+    /// restarted process and a follower show what the store holds.
+    with_rto: HashMap<(String, &'static str), u64>,
 }
 
 impl Deref for RunbookMap {
@@ -30,6 +34,13 @@ impl RunbookMap {
     pub(crate) fn insert(&mut self, id: u64, rb: Runbook) -> Option<Runbook> {
         let newest = self.newest.entry(rb.group.clone()).or_insert(id);
         *newest = (*newest).max(id);
+        if rb.rto_ms.is_some() {
+            let with = self
+                .with_rto
+                .entry((rb.group.clone(), crate::runbook::kind_str(rb.kind)))
+                .or_insert(id);
+            *with = (*with).max(id);
+        }
         let old = self.by_id.insert(id, rb);
         if let Some(old) = &old {
             // A runbook keeps its group; if a replacement ever named
@@ -50,6 +61,11 @@ impl RunbookMap {
     /// The newest runbook of `group`, if any is in memory.
     pub(crate) fn newest_of(&self, group: &str) -> Option<&Runbook> {
         self.newest.get(group).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Each (group, kind)'s newest runbook with an RTO.
+    pub(crate) fn last_rtos(&self) -> impl Iterator<Item = &Runbook> {
+        self.with_rto.values().filter_map(|id| self.by_id.get(id))
     }
 
     fn reindex(&mut self, group: &str) {
@@ -116,5 +132,24 @@ mod tests {
         m.insert(7, rb(7, "db"));
         assert_eq!(m.newest_of("db").map(|r| r.id), Some(7));
         assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn the_newest_rto_of_each_group_and_kind_is_kept() {
+        let with = |id: u64, group: &str, rto: Option<u64>| Runbook {
+            rto_ms: rto,
+            ..rb(id, group)
+        };
+        let m: RunbookMap = [
+            (1, with(1, "web", Some(900))),
+            (2, with(2, "web", Some(700))),
+            (3, with(3, "web", None)),
+            (4, with(4, "db", Some(1200))),
+        ]
+        .into_iter()
+        .collect();
+        let mut got: Vec<(u64, Option<u64>)> = m.last_rtos().map(|r| (r.id, r.rto_ms)).collect();
+        got.sort();
+        assert_eq!(got, vec![(2, Some(700)), (4, Some(1200))]);
     }
 }

@@ -109,6 +109,7 @@ impl Strategy for DnsStrategy {
                     epoch: 0,
                     drift: vec![],
                     unread: vec![],
+                    unread_elements: vec![],
                 },
                 Some(v) => {
                     let mut drift = v.drift.clone();
@@ -123,6 +124,7 @@ impl Strategy for DnsStrategy {
                         epoch: v.epoch,
                         drift,
                         unread: vec![],
+                        unread_elements: vec![],
                     }
                 }
             });
@@ -153,6 +155,7 @@ impl Strategy for DnsStrategy {
             }
         }
         let mut drift = Vec::new();
+        let mut unread_elements = Vec::new();
         let mut reference: Option<RecordValue> = None;
         let mut any_ok = false;
         let mut errors = Vec::new();
@@ -188,7 +191,9 @@ impl Strategy for DnsStrategy {
                     }
                 }
                 Err(e) => {
-                    drift.push(format!("{ns} cannot be asked about {name}: {e}"));
+                    let line = format!("{ns} cannot be asked about {name}: {e}");
+                    unread_elements.push((ns.to_string(), line.clone()));
+                    drift.push(line);
                     errors.push(e.clone());
                 }
             }
@@ -232,6 +237,7 @@ impl Strategy for DnsStrategy {
             epoch,
             drift,
             unread: vec![],
+            unread_elements,
         })
     }
 

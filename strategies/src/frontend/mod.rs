@@ -327,20 +327,28 @@ impl FrontendStrategy {
         }
         let (site, epoch) = newest_route(answers.into_iter());
         let mut drift = Vec::new();
+        let mut unread_elements = Vec::new();
         for (frontend, read) in &reads {
-            match read {
+            let line = match read {
                 Err(StrategyError::Unreachable { reason, .. }) => {
-                    drift.push(format!("{frontend} unreachable: {reason}"))
+                    format!("{frontend} unreachable: {reason}")
                 }
-                Err(e) => drift.push(format!("{frontend} cannot be read: {e}")),
-                Ok(answer) => drift.extend(answer_drift(frontend, answer, &site, epoch)),
-            }
+                Err(e) => format!("{frontend} cannot be read: {e}"),
+                Ok(answer) => {
+                    drift.extend(answer_drift(frontend, answer, &site, epoch));
+                    continue;
+                }
+            };
+            // Named as the frontend's errors name it.
+            unread_elements.push((format!("frontend {frontend}"), line.clone()));
+            drift.push(line);
         }
         Ok(Observed {
             site,
             epoch,
             drift,
             unread: vec![],
+            unread_elements,
         })
     }
 }
@@ -720,7 +728,8 @@ mod tests {
                 site: None,
                 epoch: 0,
                 drift: vec![],
-                unread: vec![]
+                unread: vec![],
+                unread_elements: vec![],
             }
         );
 
@@ -736,7 +745,8 @@ mod tests {
                 site: Some("a".into()),
                 epoch: 1,
                 drift: vec![],
-                unread: vec![]
+                unread: vec![],
+                unread_elements: vec![],
             }
         );
 
@@ -749,7 +759,8 @@ mod tests {
                 site: Some("b".into()),
                 epoch: 2,
                 drift: vec![],
-                unread: vec![]
+                unread: vec![],
+                unread_elements: vec![],
             }
         );
     }
@@ -790,6 +801,7 @@ mod tests {
             epoch: 0,
             drift: vec![],
             unread: vec![],
+            unread_elements: vec![],
         };
         assert_eq!(s.current().await.expect("readable"), untouched);
         let open: crate::gate::Gate = Arc::new(|| true);
@@ -825,6 +837,7 @@ mod tests {
             epoch: 4,
             drift: vec![],
             unread: vec![],
+            unread_elements: vec![],
         };
         assert_eq!(web.current_in(&pass).await.expect("read"), want);
         assert_eq!(web_too.current_in(&pass).await.expect("read"), want);
@@ -951,6 +964,9 @@ mod tests {
             "{:?}",
             seen.drift
         );
+        // Nothing seen to differ: only fe2 unread.
+        assert!(seen.only_unread_drift(), "{seen:?}");
+        assert_eq!(seen.unread_elements[0].0, "frontend fe2");
 
         // Activation reaches fe1 and reports fe2.
         let err = s
@@ -971,6 +987,7 @@ mod tests {
         let _fe2 = frontend_at(fe2_addr).await;
         let seen = s.current().await.expect("readable");
         assert_eq!(seen.drift, vec!["fe2 has no route".to_string()]);
+        assert!(!seen.only_unread_drift(), "a real drift: {seen:?}");
         s.activate(&route("b", SwitchMode::Immediate), 2)
             .await
             .expect("reconcile re-applies");
@@ -980,7 +997,8 @@ mod tests {
                 site: Some("b".into()),
                 epoch: 2,
                 drift: vec![],
-                unread: vec![]
+                unread: vec![],
+                unread_elements: vec![],
             }
         );
     }

@@ -116,18 +116,21 @@ impl World {
                 epoch: r.1,
                 drift: vec!["fe2 unreachable: request timed out".into()],
                 unread: vec![],
+                unread_elements: vec![],
             }),
             Some(SwitchFault::HybridUnread) => Ok(Observed {
                 site: r.0.clone(),
                 epoch: r.1,
                 drift: vec![],
                 unread: vec!["fe2: request timed out".into()],
+                unread_elements: vec![],
             }),
             _ => Ok(Observed {
                 site: r.0.clone(),
                 epoch: r.1,
                 drift: vec![],
                 unread: vec![],
+                unread_elements: vec![],
             }),
         }
     }

@@ -7,6 +7,9 @@ pub(in crate::service) struct FakeRoute {
     pub(in crate::service) route: Mutex<(Option<String>, u64)>,
     /// `current` fails as if the layer could not be reached.
     pub(in crate::service) blind: std::sync::atomic::AtomicBool,
+    /// One element of the layer (this name) cannot be read; the rest
+    /// answers as `route` says.
+    pub(in crate::service) unread_one: Mutex<Option<String>>,
     /// Hold orders: (epoch, ttl, pause).
     pub(in crate::service) holds: Mutex<Vec<(u64, Duration, bool)>>,
     /// Each hold order's place (`seq`), as `holds` lists them.
@@ -164,11 +167,19 @@ impl Strategy for FakeRoute {
         self.hold_reported
             .fetch_max(taken, std::sync::atomic::Ordering::SeqCst);
         let r = self.route.lock().unwrap();
+        let unread_elements: Vec<(String, String)> = self
+            .unread_one
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.clone(), format!("{e} unreachable: request timed out")))
+            .collect();
         Ok(Observed {
             site: r.0.clone(),
             epoch: r.1,
-            drift: vec![],
+            drift: unread_elements.iter().map(|(_, l)| l.clone()).collect(),
             unread: vec![],
+            unread_elements,
         })
     }
 }

@@ -1,5 +1,6 @@
-//! The metrics scrape: the gauges read off the status view when scraped,
-//! and the Prometheus or OpenMetrics text.
+//! The metrics scrape: the gauges read off the status view when scraped
+//! (and the last RTOs off the runbooks in memory), and the Prometheus or
+//! OpenMetrics text.
 
 use super::*;
 
@@ -74,6 +75,27 @@ impl Shared {
         }
         {
             let st = self.lock();
+            // The last RTOs as the runbooks in memory say (loaded from the
+            // store at start and by a follower): not 0 after a restart.
+            let mut last: Option<&Runbook> = None;
+            for rb in st.runbooks.last_rtos() {
+                let rto = rb.rto_ms.unwrap_or_default() as f64 / 1000.0;
+                self.metrics
+                    .group_last_rto_seconds
+                    .get_or_create(&vec![
+                        ("group".to_string(), rb.group.clone()),
+                        ("kind".to_string(), runbook::kind_str(rb.kind).to_string()),
+                    ])
+                    .set(rto);
+                if last.is_none_or(|l| (rb.finished_unix_ms, rb.id) > (l.finished_unix_ms, l.id)) {
+                    last = Some(rb);
+                }
+            }
+            if let Some(rb) = last {
+                self.metrics
+                    .last_rto_seconds
+                    .set(rb.rto_ms.unwrap_or_default() as f64 / 1000.0);
+            }
             let now = self.clock.now_ms();
             for (name, g) in &self.cfg.groups {
                 if g.replication.is_some() {
