@@ -105,6 +105,13 @@ async fn a_replicas_differences_are_stale_copies_replaced_not_divergent() {
         } else {
             assert_eq!(divergent, 2, "a returning site's own writes are divergent");
             assert!(std::path::Path::new(&q).exists(), "set aside");
+            // The agent killed now (its list not all reported yet): the
+            // next process reports the same list, kept on disk. Before, it
+            // reported none — what was set aside left no trace but a log.
+            let listed = status(&r).divergent;
+            drop(r);
+            let next = site_a(&d, r#"divergent = "quarantine""#);
+            assert_eq!(status(&next).divergent, listed, "the next process's list");
         }
     }
 }

@@ -89,7 +89,8 @@ password = {{ env = "{PW_ENV}" }}
         src = d.src().display(),
         target = d.target().display(),
     );
-    web::config_text(PW_ENV, "/tmp/warden-rsync-promote-test", &replication).replace(
+    let data_dir = d.dir.path().join("data").display().to_string();
+    web::config_text(PW_ENV, &data_dir, &replication).replace(
         "[sites.b]\n",
         &format!("[sites.b]\nstate_dir = \"{}\"\n", state.display()),
     )

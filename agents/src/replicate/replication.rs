@@ -76,6 +76,7 @@ pub const GUARD_RETRY: Duration = Duration::from_secs(2);
 
 mod commands;
 mod container_sync;
+mod divergent_kept;
 mod handover;
 mod pending_headers;
 mod resync;
@@ -149,6 +150,8 @@ pub struct Replication {
     authority: std::sync::OnceLock<Arc<Authority>>,
     /// Container header changes not landed yet, kept for the next process.
     pending: Arc<pending_headers::PendingChanges>,
+    /// Each group's divergent list, kept for the next process.
+    divergent: divergent_kept::KeptLists,
 }
 
 impl std::fmt::Debug for Replication {
@@ -194,6 +197,9 @@ pub fn policy_of(d: Divergent) -> DivergentPolicy {
 impl Replication {
     /// The groups of `site` with a `[groups.NAME.replication]` table; `None` when there are none.
     pub fn from_config(config: &Config, site: &str) -> Option<Self> {
+        let state_dir = crate::settings::state_dir(config, site);
+        // What the process before reported (or had still to report).
+        let divergent = divergent_kept::KeptLists::open(&state_dir);
         let groups: BTreeMap<String, GroupRepl> = config
             .groups
             .iter()
@@ -209,7 +215,7 @@ impl Replication {
                             role: Role::Idle,
                             passes: 0,
                             error: None,
-                            divergent: Vec::new(),
+                            divergent: divergent.get(name),
                         }),
                         busy: tokio::sync::Mutex::new(()),
                         current: Mutex::new(None),
@@ -226,9 +232,8 @@ impl Replication {
             config: config.clone(),
             groups,
             authority: std::sync::OnceLock::new(),
-            pending: Arc::new(pending_headers::PendingChanges::open(
-                &crate::settings::state_dir(config, site),
-            )),
+            pending: Arc::new(pending_headers::PendingChanges::open(&state_dir)),
+            divergent,
         })
     }
 

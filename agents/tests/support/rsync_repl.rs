@@ -38,7 +38,10 @@ password = {{ env = "{PW_ENV}" }}
         src = d.src().display(),
         other = d.dir.path().join("b-local").display(),
     );
-    let text = crate::web::config_text(PW_ENV, "/tmp/warden-rsync-repl-test", &replication);
+    // The agents' state (the divergent lists, kept on disk) in the
+    // daemon's directory, removed with it.
+    let data_dir = d.dir.path().join("data").display().to_string();
+    let text = crate::web::config_text(PW_ENV, &data_dir, &replication);
     warden_config::parse(&text, Path::new("rsync-repl-test.conf")).expect("test config")
 }
 

@@ -49,6 +49,7 @@ impl Replication {
             run.passes = 0;
             run.divergent.clear();
         }
+        self.divergent.set(&cmd.group, &[]);
         let policy = policy_for(g, cmd);
         let lag_max = g.cfg.resync_lag_max;
         let (mut fetched, mut bytes, mut deleted) = (0u64, 0u64, 0u64);
@@ -61,11 +62,15 @@ impl Replication {
             bytes += report.fetched.bytes;
             deleted += report.deleted;
             last = report.elapsed;
-            {
+            let list = {
                 let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
                 run.passes = pass;
                 merge_divergent(&mut run.divergent, divergent_of(cmd, report.divergent));
-            }
+                run.divergent.clone()
+            };
+            // On disk before anything reports it: a kill now leaves the
+            // next process the list (`divergent_kept`).
+            self.divergent.set(&cmd.group, &list);
             info!(group = %cmd.group, pass, fetched = report.fetched.items, deleted = report.deleted, elapsed_ms = report.elapsed.as_millis() as u64, "resync pass done");
             if report.elapsed < lag_max {
                 let (div, kept) = {
@@ -174,15 +179,16 @@ impl Replication {
                 (r, how)
             }
         };
-        let kept: Vec<String> = {
+        let (kept, list) = {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             run.passes += 1;
             merge_divergent(
                 &mut run.divergent,
                 divergent_of(cmd, report.divergent.clone()),
             );
-            kept_names(&run.divergent)
+            (kept_names(&run.divergent), run.divergent.clone())
         };
+        self.divergent.set(&cmd.group, &list);
         let v = resyncer
             .verify(&kept)
             .await

@@ -1,0 +1,116 @@
+//! [`KeptLists`]: each group's divergent list — what the returning site's
+//! resync passes quarantined, discarded or kept — kept on disk as it
+//! grows (`divergent.json` in the state directory: group → items), and
+//! read back by the agent's next process. The list reaches the
+//! orchestrator page by page, one per report; an agent killed after a pass
+//! acted on items but before every page got through (SIGKILL, the OOM
+//! killer, a reboot) left an empty list: no `divergent` event, and under
+//! `discard` no trace of what was deleted but the agent's log. The next
+//! process now reports the list as the one before would have, until a new
+//! resync starts a new one.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use tracing::warn;
+
+use super::lock;
+use crate::replicate::DivergentItem;
+
+/// The divergent list of each group that has one, kept on disk.
+#[derive(Debug)]
+pub(super) struct KeptLists {
+    path: std::path::PathBuf,
+    kept: Mutex<BTreeMap<String, Vec<DivergentItem>>>,
+}
+
+impl KeptLists {
+    /// What `state_dir` holds (nothing when the file is missing or
+    /// unreadable: said at warn).
+    pub(super) fn open(state_dir: &std::path::Path) -> Self {
+        let path = state_dir.join("divergent.json");
+        let kept = match std::fs::read(&path) {
+            Ok(body) => serde_json::from_slice(&body).unwrap_or_else(|e| {
+                warn!(path = %path.display(), cause = %e, "unreadable record of the divergent lists: they start empty");
+                BTreeMap::new()
+            }),
+            Err(_) => BTreeMap::new(),
+        };
+        KeptLists {
+            path,
+            kept: Mutex::new(kept),
+        }
+    }
+
+    /// `group`'s list as last kept.
+    pub(super) fn get(&self, group: &str) -> Vec<DivergentItem> {
+        lock(&self.kept).get(group).cloned().unwrap_or_default()
+    }
+
+    /// Keeps `items` as `group`'s list (none: forgotten), on disk before
+    /// it returns.
+    pub(super) fn set(&self, group: &str, items: &[DivergentItem]) {
+        let mut kept = lock(&self.kept);
+        let changed = match kept.get(group) {
+            Some(old) => old.as_slice() != items,
+            None => !items.is_empty(),
+        };
+        if !changed {
+            return;
+        }
+        if items.is_empty() {
+            kept.remove(group);
+        } else {
+            kept.insert(group.to_string(), items.to_vec());
+        }
+        let written = if kept.is_empty() {
+            warden_config::durable::remove(&self.path)
+        } else {
+            serde_json::to_vec(&*kept)
+                .map_err(std::io::Error::other)
+                .and_then(|body| {
+                    if let Some(dir) = self.path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    warden_config::durable::replace(&self.path, &body)
+                })
+        };
+        if let Err(e) = written {
+            warn!(path = %self.path.display(), cause = %e, "cannot keep the divergent lists on disk: an agent restarted now would report none");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replicate::DivergentReason;
+
+    fn item(name: &str, action: &str) -> DivergentItem {
+        DivergentItem {
+            name: name.into(),
+            reason: DivergentReason::NotInManifest,
+            action: action.into(),
+            moved_to: None,
+        }
+    }
+
+    #[test]
+    fn a_list_kept_is_read_back_by_the_next_process_until_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let lists = KeptLists::open(dir.path());
+        assert!(lists.get("web").is_empty());
+        let items = vec![item("a.txt", "discarded"), item("b.txt", "quarantined")];
+        lists.set("web", &items);
+        drop(lists);
+        let next = KeptLists::open(dir.path());
+        assert_eq!(next.get("web"), items, "the next process reports it");
+        assert!(next.get("db").is_empty());
+        next.set("web", &[]);
+        assert!(
+            !dir.path().join("divergent.json").exists(),
+            "none left: no file"
+        );
+        assert!(KeptLists::open(dir.path()).get("web").is_empty());
+    }
+}
