@@ -112,6 +112,18 @@ async fn a_replicas_differences_are_stale_copies_replaced_not_divergent() {
             drop(r);
             let next = site_a(&d, r#"divergent = "quarantine""#);
             assert_eq!(status(&next).divergent, listed, "the next process's list");
+            // The same resync handed out again to the new process (the
+            // orchestrator still waiting for it): the list stays, its pass
+            // adding what it finds (nothing more here).
+            let again = next
+                .run(&c, &tokio_util::sync::CancellationToken::new())
+                .await;
+            assert!(again.ok, "{again:?}");
+            assert_eq!(
+                status(&next).divergent,
+                listed,
+                "kept through the same resync"
+            );
         }
     }
 }

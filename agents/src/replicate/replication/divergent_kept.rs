@@ -6,8 +6,10 @@
 //! acted on items but before every page got through (SIGKILL, the OOM
 //! killer, a reboot) left an empty list: no `divergent` event, and under
 //! `discard` no trace of what was deleted but the agent's log. The next
-//! process now reports the list as the one before would have, until a new
-//! resync starts a new one.
+//! process now reports the list as the one before would have, until a
+//! resync of another epoch (another failback) starts a new one — the same
+//! resync handed out again to the new process (the orchestrator still
+//! waiting for it) adds to the list, never clears it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,7 +23,14 @@ use crate::replicate::DivergentItem;
 #[derive(Debug)]
 pub(super) struct KeptLists {
     path: std::path::PathBuf,
-    kept: Mutex<BTreeMap<String, Vec<DivergentItem>>>,
+    kept: Mutex<BTreeMap<String, Kept>>,
+}
+
+/// One group's list and the epoch of the resync that made it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Kept {
+    epoch: u64,
+    items: Vec<DivergentItem>,
 }
 
 impl KeptLists {
@@ -44,15 +53,23 @@ impl KeptLists {
 
     /// `group`'s list as last kept.
     pub(super) fn get(&self, group: &str) -> Vec<DivergentItem> {
-        lock(&self.kept).get(group).cloned().unwrap_or_default()
+        lock(&self.kept)
+            .get(group)
+            .map(|k| k.items.clone())
+            .unwrap_or_default()
     }
 
-    /// Keeps `items` as `group`'s list (none: forgotten), on disk before
-    /// it returns.
-    pub(super) fn set(&self, group: &str, items: &[DivergentItem]) {
+    /// The epoch of the resync that made `group`'s list, if it has one.
+    pub(super) fn epoch_of(&self, group: &str) -> Option<u64> {
+        lock(&self.kept).get(group).map(|k| k.epoch)
+    }
+
+    /// Keeps `items` as `group`'s list, made by a resync at `epoch` (none:
+    /// forgotten), on disk before it returns.
+    pub(super) fn set(&self, group: &str, epoch: u64, items: &[DivergentItem]) {
         let mut kept = lock(&self.kept);
         let changed = match kept.get(group) {
-            Some(old) => old.as_slice() != items,
+            Some(old) => old.epoch != epoch || old.items.as_slice() != items,
             None => !items.is_empty(),
         };
         if !changed {
@@ -61,7 +78,13 @@ impl KeptLists {
         if items.is_empty() {
             kept.remove(group);
         } else {
-            kept.insert(group.to_string(), items.to_vec());
+            kept.insert(
+                group.to_string(),
+                Kept {
+                    epoch,
+                    items: items.to_vec(),
+                },
+            );
         }
         let written = if kept.is_empty() {
             warden_config::durable::remove(&self.path)
@@ -101,12 +124,13 @@ mod tests {
         let lists = KeptLists::open(dir.path());
         assert!(lists.get("web").is_empty());
         let items = vec![item("a.txt", "discarded"), item("b.txt", "quarantined")];
-        lists.set("web", &items);
+        lists.set("web", 7, &items);
         drop(lists);
         let next = KeptLists::open(dir.path());
         assert_eq!(next.get("web"), items, "the next process reports it");
+        assert_eq!(next.epoch_of("web"), Some(7));
         assert!(next.get("db").is_empty());
-        next.set("web", &[]);
+        next.set("web", 7, &[]);
         assert!(
             !dir.path().join("divergent.json").exists(),
             "none left: no file"

@@ -44,12 +44,21 @@ impl Replication {
     ) -> Result<String, String> {
         let peer = self.peer_of(cmd)?;
         let (stopped, resyncer, tx) = self.enter_resync(g, cmd, &peer).await?;
+        // A new list for a resync of another epoch (another failback); the
+        // same resync handed out again to this process (the one before was
+        // killed while the orchestrator waited) adds to the list it kept —
+        // cleared, its pages not all reported would be lost again.
+        let same = self.divergent.epoch_of(&cmd.group) == Some(cmd.epoch);
         {
             let mut run = g.run.lock().unwrap_or_else(|p| p.into_inner());
             run.passes = 0;
-            run.divergent.clear();
+            if !same {
+                run.divergent.clear();
+            }
         }
-        self.divergent.set(&cmd.group, &[]);
+        if !same {
+            self.divergent.set(&cmd.group, cmd.epoch, &[]);
+        }
         let policy = policy_for(g, cmd);
         let lag_max = g.cfg.resync_lag_max;
         let (mut fetched, mut bytes, mut deleted) = (0u64, 0u64, 0u64);
@@ -70,7 +79,7 @@ impl Replication {
             };
             // On disk before anything reports it: a kill now leaves the
             // next process the list (`divergent_kept`).
-            self.divergent.set(&cmd.group, &list);
+            self.divergent.set(&cmd.group, cmd.epoch, &list);
             info!(group = %cmd.group, pass, fetched = report.fetched.items, deleted = report.deleted, elapsed_ms = report.elapsed.as_millis() as u64, "resync pass done");
             if report.elapsed < lag_max {
                 let (div, kept) = {
@@ -188,7 +197,7 @@ impl Replication {
             );
             (kept_names(&run.divergent), run.divergent.clone())
         };
-        self.divergent.set(&cmd.group, &list);
+        self.divergent.set(&cmd.group, cmd.epoch, &list);
         let v = resyncer
             .verify(&kept)
             .await

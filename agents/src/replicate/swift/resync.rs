@@ -333,24 +333,34 @@ impl Resyncer for SwiftResyncer {
         let mut broken = BTreeMap::new();
         // Names whose copy or delete has not answered yet: the manifest so
         // far keeps their old entries (`booked`), saved as the pass runs.
-        let mut waiting: std::collections::BTreeSet<&str> = plan
+        let ops_names: std::collections::BTreeSet<&str> = plan
             .fetch
             .iter()
             .chain(plan.delete.iter())
             .map(String::as_str)
             .collect();
+        let mut waiting = ops_names.clone();
         let mut saved_at = Instant::now();
         let mut last_saved: Option<Listing> = None;
+        let (here_label, peer_label) = (cluster_label(&s.here), cluster_label(&s.peer));
         let mut save_so_far = |waiting: &std::collections::BTreeSet<&str>, failed: &[String]| {
             let mut unsettled = waiting.clone();
             unsettled.extend(failed.iter().map(String::as_str));
             let items = booked::so_far(&manifest.items, &peer, &unsettled);
-            if items != manifest.items && last_saved.as_ref() != Some(&items) {
-                match Manifest::confirmed(items.clone()).save(&s.manifest) {
-                    Ok(()) => last_saved = Some(items),
-                    Err(e) => {
-                        warn!(cause = %e, "cannot save the swift manifest in the middle of a resync pass")
-                    }
+            if items == manifest.items || last_saved.as_ref() == Some(&items) {
+                return;
+            }
+            // First, the listing timestamps remembered of what the pass
+            // settled are forgotten: a fetched copy is listed here at its
+            // PUT's time, and the old stamp beside the new entry would make
+            // it a change here — a false divergent item at the next pass.
+            let stale = booked::seen_without(&seen, &ops_names, &unsettled);
+            let saved = super::seen::save(&s.manifest, &here_label, &peer_label, &stale)
+                .and_then(|()| Manifest::confirmed(items.clone()).save(&s.manifest));
+            match saved {
+                Ok(()) => last_saved = Some(items),
+                Err(e) => {
+                    warn!(cause = %e, "cannot save the swift manifest in the middle of a resync pass")
                 }
             }
         };

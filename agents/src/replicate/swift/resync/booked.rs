@@ -6,7 +6,10 @@
 //! fetched was unknown to it, and one the active site's users deleted
 //! afterwards was taken by the next pass for a write here never
 //! replicated — kept (the default `divergent`) and pushed back after the
-//! cut-over, undoing an acknowledged delete.
+//! cut-over, undoing an acknowledged delete. Each save first forgets the
+//! listing timestamps remembered (`seen`) of the names it settles: a
+//! fetched copy is listed here at its PUT's time, and the old stamp beside
+//! the new entry would make it a change here at the next pass.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +34,21 @@ pub(super) fn so_far(old: &Listing, peer: &Listing, unsettled: &BTreeSet<&str>) 
         }
     }
     items
+}
+
+/// The listing timestamps remembered beside the manifest (`seen`), less
+/// those of the names among `ops` the pass has settled (not `unsettled`):
+/// saved with a manifest so far, so an object fetched is compared by its
+/// manifest entry alone until the pass's end records its new stamps.
+pub(super) fn seen_without(
+    seen: &crate::replicate::swift::seen::Seen,
+    ops: &BTreeSet<&str>,
+    unsettled: &BTreeSet<&str>,
+) -> crate::replicate::swift::seen::Seen {
+    seen.iter()
+        .filter(|(n, _)| !ops.contains(n.as_str()) || unsettled.contains(n.as_str()))
+        .map(|(n, s)| (n.clone(), *s))
+        .collect()
 }
 
 #[cfg(test)]
