@@ -757,3 +757,62 @@ async fn a_pull_cut_off_by_a_kill_leaves_what_it_fetched_confirmed() {
         "the pass's log is removed once its manifest is stored"
     );
 }
+
+/// An item whose stamp moved here with its content the same (its mode
+/// changed and changed back: a new ctime) is compared with the peer and
+/// found identical — then the peer's users delete it before the pull
+/// lists it (the narrow window between the two; here, as the pull
+/// starts). The next pass deletes it here too. Before, it stayed
+/// unconfirmed, and the next pass took it for a write of this site: kept
+/// (`keep`), then pushed back after the cut-over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_deleted_at_the_peer_between_the_compare_and_the_pull_is_not_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (stale, active) = (d.src(), d.target());
+    write(&stale, "x.txt", "the same at both sites");
+    write(&stale, "y.txt", "another");
+    let push = RsyncReplicator::new(settings(&d));
+    push.resync(CancellationToken::new(), None).await.unwrap();
+    let x = stale.join("x.txt");
+    let mode = std::fs::metadata(&x).unwrap().permissions().mode();
+    std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&x, std::fs::Permissions::from_mode(mode)).unwrap();
+    // The peer's users delete it as the pull starts.
+    let mut deleting = settings(&d);
+    let wrapper = d.dir.path().join("deleting-rsync");
+    rsync_wrapper(
+        &wrapper,
+        &format!(
+            "case \" $* \" in *\" --force \"*) rm -f '{}' ;; esac",
+            active.join("x.txt").display()
+        ),
+        "",
+    );
+    deleting.rsync_path = wrapper;
+    let first = RsyncResyncer::new(deleting)
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert!(first.divergent.is_empty(), "{:?}", first.divergent);
+    assert!(
+        !active.join("x.txt").exists(),
+        "deleted at the peer during the pass"
+    );
+    let second = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert!(
+        second.divergent.is_empty(),
+        "deleted at the peer after it was found identical, not a write here: {:?}",
+        second.divergent
+    );
+    assert!(!x.exists(), "deleted here too");
+    assert_eq!(files(&stale), files(&active));
+}

@@ -78,6 +78,7 @@ mod commands;
 mod container_sync;
 mod divergent_kept;
 mod handover;
+mod kept_file;
 mod pending_headers;
 mod resync;
 mod source;

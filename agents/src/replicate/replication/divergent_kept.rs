@@ -38,13 +38,7 @@ impl KeptLists {
     /// unreadable: said at warn).
     pub(super) fn open(state_dir: &std::path::Path) -> Self {
         let path = state_dir.join("divergent.json");
-        let kept = match std::fs::read(&path) {
-            Ok(body) => serde_json::from_slice(&body).unwrap_or_else(|e| {
-                warn!(path = %path.display(), cause = %e, "unreadable record of the divergent lists: they start empty");
-                BTreeMap::new()
-            }),
-            Err(_) => BTreeMap::new(),
-        };
+        let kept = super::kept_file::load(&path, "the divergent lists");
         KeptLists {
             path,
             kept: Mutex::new(kept),
@@ -86,18 +80,7 @@ impl KeptLists {
                 },
             );
         }
-        let written = if kept.is_empty() {
-            warden_config::durable::remove(&self.path)
-        } else {
-            serde_json::to_vec(&*kept)
-                .map_err(std::io::Error::other)
-                .and_then(|body| {
-                    if let Some(dir) = self.path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    warden_config::durable::replace(&self.path, &body)
-                })
-        };
+        let written = super::kept_file::save(&self.path, &*kept);
         if let Err(e) = written {
             warn!(path = %self.path.display(), cause = %e, "cannot keep the divergent lists on disk: an agent restarted now would report none");
         }

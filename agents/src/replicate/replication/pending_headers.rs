@@ -24,13 +24,7 @@ impl PendingChanges {
     /// unreadable: said at warn).
     pub(super) fn open(state_dir: &std::path::Path) -> Self {
         let path = state_dir.join("headers-pending.json");
-        let kept = match std::fs::read(&path) {
-            Ok(body) => serde_json::from_slice(&body).unwrap_or_else(|e| {
-                warn!(path = %path.display(), cause = %e, "unreadable record of container header changes not landed: none retried");
-                BTreeMap::new()
-            }),
-            Err(_) => BTreeMap::new(),
-        };
+        let kept = super::kept_file::load(&path, "container header changes not landed");
         PendingChanges {
             path,
             kept: Mutex::new(kept),
@@ -68,19 +62,7 @@ impl PendingChanges {
     }
 
     fn save(&self, kept: &BTreeMap<String, Change>) {
-        let written = if kept.is_empty() {
-            warden_config::durable::remove(&self.path)
-        } else {
-            serde_json::to_vec(kept)
-                .map_err(std::io::Error::other)
-                .and_then(|body| {
-                    if let Some(dir) = self.path.parent() {
-                        std::fs::create_dir_all(dir)?;
-                    }
-                    warden_config::durable::replace(&self.path, &body)
-                })
-        };
-        if let Err(e) = written {
+        if let Err(e) = super::kept_file::save(&self.path, kept) {
             warn!(path = %self.path.display(), cause = %e, "cannot keep the container header changes not landed: a restart of this agent would not retry them");
         }
     }

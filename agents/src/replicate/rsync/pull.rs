@@ -144,6 +144,9 @@ pub(crate) fn parse_settled(line: &str) -> Option<Settled> {
 pub(super) enum Same {
     /// The peer holds the same content (or, for a directory, a directory).
     Equal,
+    /// A file or symlink the peer holds the same in content and in every
+    /// attribute the comparison looks at (no flag set): in sync as it is.
+    Identical,
     /// The peer holds another content or another kind of item.
     Differs,
 }

@@ -32,6 +32,10 @@
 //!    failed midway (what it settled is confirmed), and even when the
 //!    agent was killed during the pull: its itemized lines go to a log on
 //!    disk as they come, which the next pass confirms first (`pull_log`);
+//!    an item step 2's comparison found identical at the peer (content and
+//!    attributes) that the pull no longer listed — deleted at the peer
+//!    between the two — is confirmed as it is here, so the next pass
+//!    deletes it instead of taking it for a write here;
 //! 6. deletes here what is unchanged since confirmed and the peer no longer
 //!    lists, and discards what `discard` drops that the peer lacks, after
 //!    the mass-delete guard ([`GuardHold`]): a pass that would delete (or
@@ -274,7 +278,7 @@ impl Resyncer for RsyncResyncer {
                 DivergentReason::NotInManifest
             };
             match at_peer.get(name) {
-                Some(Same::Equal) => {}
+                Some(Same::Equal | Same::Identical) => {}
                 Some(Same::Differs) => div.push((name.clone(), reason, true)),
                 None => div.push((name.clone(), reason, false)),
             }
@@ -411,6 +415,20 @@ impl Resyncer for RsyncResyncer {
             stamps: new_stamps,
             ..Manifest::confirmed_escaped(items)
         };
+        // What the comparison (1) found identical at the peer and the pull
+        // no longer listed: deleted at the peer between the two. It was in
+        // sync: confirmed as it is here, so the next pass deletes it too —
+        // before, it stayed unconfirmed, and the next pass took it for a
+        // write here (kept, then pushed back after the cut-over).
+        for (name, same) in &at_peer {
+            if *same != Same::Identical || peer_names.contains(name) {
+                continue;
+            }
+            if let (Some(item), Some(st)) = (here.get(name), stamps.get(name)) {
+                next.items.insert(name.clone(), item.clone());
+                next.stamps.insert(name.clone(), *st);
+            }
+        }
 
         // 5. Deletions, only after a complete listing of the peer: what is
         //    here unchanged since confirmed and the peer did not list.
@@ -590,7 +608,18 @@ impl RsyncResyncer {
             } else {
                 fb[0] == b'.' && fb[2] != b'+' && fb[1] != b'd'
             };
-            out.insert(name, if same { Same::Equal } else { Same::Differs });
+            let identical = same
+                && !here_dir
+                && matches!(fb[1], b'f' | b'L')
+                && fb[2..].iter().all(|b| matches!(b, b' ' | b'.'));
+            out.insert(
+                name,
+                match (same, identical) {
+                    (true, true) => Same::Identical,
+                    (true, false) => Same::Equal,
+                    _ => Same::Differs,
+                },
+            );
         })
         .await?;
         Ok(out)

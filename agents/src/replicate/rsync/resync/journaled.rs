@@ -102,7 +102,10 @@ impl RsyncResyncer {
         // At a replica they are the peer's older versions.
         if !moved.is_empty() && !replica {
             let at_peer = self.compare(&moved, &here, &cancel).await?;
-            if let Some(n) = moved.iter().find(|n| at_peer.get(*n) != Some(&Same::Equal)) {
+            if let Some(n) = moved
+                .iter()
+                .find(|n| !matches!(at_peer.get(*n), Some(Same::Equal | Same::Identical)))
+            {
                 return Ok(Err(format!(
                     "{n} changed here since the last pass and differs from the peer's (a full pass sets it aside by the policy)"
                 )));
