@@ -362,6 +362,29 @@ mod tests {
     use super::*;
     use crate::store::MemStore;
 
+    /// `n` groups g0…g{n-1}, each on a fake route of its own.
+    fn many_routed(
+        n: usize,
+    ) -> (
+        Arc<Shared>,
+        BTreeMap<String, Arc<FakeRoute>>,
+        super::super::harness::TestDir,
+    ) {
+        let dir = test_dir(false, 1);
+        let routes: BTreeMap<String, Arc<FakeRoute>> = (0..n)
+            .map(|g| (format!("g{g}"), Arc::new(FakeRoute::default())))
+            .collect();
+        let of = routes.clone();
+        let s = start_routed(
+            &many_groups_text(&dir, n),
+            &dir,
+            Arc::new(MemStore::default()),
+            move |name| of[name].clone(),
+        )
+        .expect("config");
+        (s, routes, dir)
+    }
+
     fn last_reconcile_event(s: &Shared) -> String {
         s.lock()
             .recent
@@ -607,18 +630,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_group_reconciled_clears_its_own_condition_not_its_namesakes() {
         use std::sync::atomic::Ordering::SeqCst;
-        let dir = test_dir(false, 1);
-        let routes: BTreeMap<String, Arc<FakeRoute>> = (0..11)
-            .map(|g| (format!("g{g}"), Arc::new(FakeRoute::default())))
-            .collect();
-        let of = routes.clone();
-        let s = start_routed(
-            &many_groups_text(&dir, 11),
-            &dir,
-            Arc::new(MemStore::default()),
-            move |name| of[name].clone(),
-        )
-        .expect("config");
+        let (s, routes, _dir) = many_routed(11);
         for g in ["g1", "g10"] {
             *routes[g].route.lock().unwrap() = (Some("elsewhere".into()), 0);
             routes[g].refuse_writes.store(true, SeqCst);
@@ -650,18 +662,7 @@ mod tests {
     #[tokio::test]
     async fn the_same_failure_after_a_clean_read_is_recorded_again() {
         use std::sync::atomic::Ordering::SeqCst;
-        let dir = test_dir(false, 1);
-        let routes: BTreeMap<String, Arc<FakeRoute>> = (0..2)
-            .map(|g| (format!("g{g}"), Arc::new(FakeRoute::default())))
-            .collect();
-        let of = routes.clone();
-        let s = start_routed(
-            &many_groups_text(&dir, 2),
-            &dir,
-            Arc::new(MemStore::default()),
-            move |name| of[name].clone(),
-        )
-        .expect("config");
+        let (s, routes, _dir) = many_routed(2);
         let failed = |s: &Shared| {
             s.lock()
                 .recent
