@@ -24,7 +24,7 @@ mod dnsd;
 mod deploy;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,13 +47,7 @@ fn env_n(name: &str, default: usize) -> usize {
 }
 
 fn free_port() -> u16 {
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = t.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
+    warden_testkit::net::daemon_port()
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {

@@ -67,13 +67,7 @@ impl Drop for Kill {
 /// A free port below the ephemeral range, so the frontend's 10,000 port-0
 /// listeners cannot take it before the orchestrator binds it.
 fn free_port() -> Result<u16> {
-    let base = 20_000 + (std::process::id() % 5_000) as u16;
-    for p in base..30_000 {
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return Ok(p);
-        }
-    }
-    bail!("no free port in 20000-30000")
+    Ok(warden_testkit::net::daemon_port())
 }
 
 fn proc_cpu_ticks(pid: u32) -> Result<u64> {

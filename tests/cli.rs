@@ -524,10 +524,7 @@ fn status_into_a_closed_pipe_ends_quietly() {
     // orchestrator binds it: it then exits, and starts again on another.
     let mut orch = None;
     for _ in 0..3 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = warden_testkit::net::daemon_port();
         std::fs::write(
             &conf,
             std::fs::read_to_string(&good)

@@ -118,10 +118,7 @@ fn a_killed_orchestrators_fence_command_is_ended_before_the_step_runs_again() {
     )
     .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let port = free_port();
     let conf = d.join("warden.conf");
     std::fs::write(
         &conf,
@@ -226,10 +223,7 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
+    warden_testkit::net::daemon_port()
 }
 
 /// A second `warden orchestrator --node n1` on the host (a second copy of

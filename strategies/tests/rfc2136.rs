@@ -9,7 +9,7 @@
 mod dnsd;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,15 +38,11 @@ impl Drop for Server {
     }
 }
 
-/// A port free on 127.0.0.1 for both UDP and TCP.
+/// A port free on 127.0.0.1 for both UDP and TCP, below the ephemeral
+/// range (a released ephemeral port can be taken by a resolver's socket in
+/// a test running beside before the server binds it).
 fn free_port() -> u16 {
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let p = t.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
+    warden_testkit::net::daemon_port()
 }
 
 fn start(kind: Kind) -> Option<Server> {

@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,11 +128,7 @@ impl Daemon {
         // A free port found here can be taken by another test before the
         // daemon binds it; the daemon then exits at once: take another.
         for _ in 0..5 {
-            daemon.port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            daemon.port = warden_testkit::net::daemon_port();
             match daemon.try_up() {
                 Ok(()) => return daemon,
                 Err(Start::Exited(why)) => eprintln!("rsync daemon: {why}; another port"),

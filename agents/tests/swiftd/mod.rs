@@ -9,7 +9,6 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -66,25 +65,19 @@ fn is_root() -> bool {
 }
 
 /// A base port with `base..base+n` free now and none of them in `taken`
-/// (bound and released; the script binds them right after). Ports chosen
-/// for one start must not overlap: two Swift servers on one port share it
+/// (below the ephemeral range, from a sequence that does not repeat within
+/// the process; the script binds them right after). Ports chosen for one
+/// start must not overlap: two Swift servers on one port share it
 /// (SO_REUSEPORT) and answer each other's requests.
 pub(crate) fn free_ports(taken: &mut Vec<u16>, n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base > 65_000 || (0..n).any(|i| taken.contains(&(base + i))) {
+    loop {
+        let base = warden_testkit::net::daemon_ports(n);
+        if (0..n).any(|i| taken.contains(&(base + i))) {
             continue;
         }
-        if (1..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            taken.extend((0..n).map(|i| base + i));
-            return base;
-        }
+        taken.extend((0..n).map(|i| base + i));
+        return base;
     }
-    panic!("no {n} consecutive free ports found");
 }
 
 impl Clusters {

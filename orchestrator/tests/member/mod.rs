@@ -2,7 +2,6 @@
 //! test against a real etcd and killed on drop, and a store config for it
 //! (shared by `etcd_store.rs` and `etcd_election.rs`).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,10 +26,7 @@ impl Drop for Etcd {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    warden_testkit::net::daemon_port()
 }
 
 pub(crate) fn etcd() -> Option<Etcd> {
