@@ -5,7 +5,8 @@
 //! resumes the runbook and runs the fence step again — and must first end
 //! the old fence command, so that two never run at once against one site.
 //! And a second process of one etcd node on the host is refused before it
-//! ends anything of the running one's.
+//! ends anything of the running one's; and the runbook retention deletes
+//! what is past `runbooks_keep` from the store file as the process starts.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -220,6 +221,115 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
             && events.contains(&format!("fence command pid {pid} (fence.sh)")),
         "no event says the fence command {pid} was ended: {events}"
     );
+}
+
+/// A store file (the local store) that holds 15 ended runbooks of group
+/// web; the orchestrator started on it with `runbooks_keep = 10` shows the
+/// newest 10 (the retention's first pass runs at start), and once it is
+/// stopped the file holds those 10 alone.
+#[test]
+fn the_runbook_retention_deletes_the_oldest_from_the_store_file() {
+    use warden_orchestrator::model::{GroupState, Runbook, RunbookKind, RunbookStatus};
+    use warden_orchestrator::store::{LocalStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret(d, "op", OPERATOR);
+    for s in ["a", "b", "fe"] {
+        secret(d, s, &format!("{s}-secret-token-of-this-test"));
+    }
+    let data = d.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    {
+        let store = LocalStore::open(&data).unwrap();
+        for id in 1..=15 {
+            let mut rb = Runbook::new(
+                id,
+                "web",
+                RunbookKind::Switchover,
+                "a",
+                "b",
+                id,
+                "operator",
+                now - 60_000,
+                now - 60_000,
+            );
+            rb.status = RunbookStatus::Succeeded;
+            rb.finished_unix_ms = Some(now - 50_000 + id);
+            store.put_runbook(&rb).unwrap();
+        }
+        let mut g = GroupState::fresh("web", "b");
+        g.epoch = 15;
+        g.runbook = Some(15);
+        store.put_group(&g).unwrap();
+    }
+    let port = free_port();
+    let conf = d.join("warden.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[orchestrator]
+listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+operator_token = {{ file = "{d}/op" }}
+runbooks_keep = 10
+[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+automatic = false
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:0"
+backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
+"#,
+            d = d.display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let log = d.join("orchestrator.log");
+    let mut o = orchestrator(&conf, &log);
+    let mut shown = String::new();
+    let pruned = wait_for(
+        "the API shows the newest 10 runbooks",
+        Duration::from_secs(30),
+        || {
+            shown = http(port, "GET", "/v1/runbooks?group=web", "")
+                .map(|(_, b)| b)
+                .unwrap_or_default();
+            shown.matches("\"id\":").count() == 10
+        },
+    );
+    let gone = http(port, "GET", "/v1/runbooks/5", "");
+    let _ = Command::new("kill")
+        .args(["-TERM", &o.id().to_string()])
+        .status();
+    let _ = o.wait();
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(pruned, "the API shows {shown}; log: {said}");
+    assert!(
+        gone.as_ref()
+            .is_some_and(|(s, b)| s.contains(" 404 ") && b.contains("no runbook 5")),
+        "runbook 5: {gone:?}"
+    );
+    assert!(
+        said.contains("finished runbooks past the retention deleted"),
+        "{said}"
+    );
+    let store = LocalStore::open(&data).unwrap();
+    let ids: Vec<u64> = store.runbooks().unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(ids, (6..=15).collect::<Vec<_>>(), "the store file");
 }
 
 fn free_port() -> u16 {

@@ -161,6 +161,17 @@ pub async fn run(
         shared.start_alone().await;
     }
 
+    // The runbook retention: a pass on the leader every ten minutes.
+    let s = shared.clone();
+    every(
+        &mut tasks,
+        service::RUNBOOK_PRUNE_PERIOD,
+        shutdown.clone(),
+        move || {
+            let s = s.clone();
+            async move { s.prune_runbooks().await }
+        },
+    );
     tasks.spawn(shared.clone().probe_loop(shutdown.clone()));
     tasks.spawn(shared.clone().detection_loop(shutdown.clone()));
     let s = shared.clone();

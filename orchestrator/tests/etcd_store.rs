@@ -237,6 +237,42 @@ async fn a_table_longer_than_one_answer_is_read_whole() {
     assert!(all.iter().map(|r| r.id).eq(1..=300), "each once, in order");
 }
 
+/// The retention's delete in etcd: more runbooks than one transaction
+/// holds go, those not named stay; a deposed leader's delete is refused
+/// and deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runbooks_are_deleted_by_the_leader_only() {
+    use warden_orchestrator::model::{Runbook, RunbookKind};
+    let Some(e) = etcd() else { return };
+    let s = EtcdStore::connect(&cfg(&e.url, "/t12/")).unwrap();
+    let (term, lease) = take_key(&e.url, &s, "old").await;
+    s.set_guard(Some((term, lease)));
+    for id in 1..=260u64 {
+        let rb = Runbook::new(id, "web", RunbookKind::Failover, "a", "b", id, "t", 0, 0);
+        s.put_runbook(&rb).unwrap();
+    }
+    let doomed: Vec<u64> = (1..=250).filter(|id| id % 25 != 0).collect();
+    s.delete_runbooks(&doomed).expect("the leader deletes");
+    let left: Vec<u64> = s.runbooks().unwrap().iter().map(|r| r.id).collect();
+    let want: Vec<u64> = (1..=260).filter(|id| !doomed.contains(id)).collect();
+    assert_eq!(left, want);
+
+    // Its lease ends: another node takes the key.
+    let mut c = etcd_client::Client::connect([e.url.as_str()], None)
+        .await
+        .unwrap();
+    c.lease_revoke(lease).await.unwrap();
+    let new = EtcdStore::connect(&cfg(&e.url, "/t12/")).unwrap();
+    let (term2, lease2) = take_key(&e.url, &new, "new").await;
+    new.set_guard(Some((term2, lease2)));
+    let late = s.delete_runbooks(&[251, 252]);
+    assert!(
+        matches!(late, Err(OrchestratorError::Deposed(_))),
+        "a deposed leader's delete: {late:?}"
+    );
+    assert_eq!(new.runbooks().unwrap().len(), want.len(), "nothing went");
+}
+
 /// A CA, etcd's server certificate for 127.0.0.1, a client certificate of
 /// that CA and one of another CA, made with openssl in `$1`.
 const CERTS: &str = r#"

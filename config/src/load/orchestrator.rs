@@ -130,6 +130,23 @@ impl<'t, 'r> Cx<'t, 'r> {
                 "must be at least 1h",
             );
         }
+        if !(10..=1_000_000).contains(&o.runbooks_keep) {
+            self.push(
+                self.at("orchestrator.runbooks_keep"),
+                "orchestrator.runbooks_keep",
+                Some(o.runbooks_keep.to_string()),
+                "must be between 10 and 1000000",
+            );
+        }
+        if o.runbooks_max_age < std::time::Duration::from_secs(24 * 3600) {
+            let value = self.value_at("orchestrator.runbooks_max_age");
+            self.push(
+                self.at("orchestrator.runbooks_max_age"),
+                "orchestrator.runbooks_max_age",
+                value,
+                "must be at least 1d",
+            );
+        }
         if !(16..=1_000_000).contains(&o.max_connections) {
             self.push(
                 self.at("orchestrator.max_connections"),

@@ -68,6 +68,17 @@ pub struct OrchestratorConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub events_max_age: Duration,
+    /// Finished runbooks kept per group at least (the newest); older ones
+    /// beyond it are deleted from the store.
+    #[serde(default = "default_runbooks_keep")]
+    pub runbooks_keep: usize,
+    /// Finished runbooks that ended longer ago than this are deleted from
+    /// the store (beyond the newest of each group and kind).
+    #[serde(
+        default = "default_runbooks_max_age",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub runbooks_max_age: Duration,
     /// TLS of the API (the `url` is then `https://`).
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -216,6 +227,12 @@ fn default_events_keep() -> usize {
 }
 fn default_events_max_age() -> Duration {
     Duration::from_secs(90 * 24 * 3600)
+}
+fn default_runbooks_keep() -> usize {
+    1000
+}
+fn default_runbooks_max_age() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
 }
 fn default_max_connections() -> usize {
     4096

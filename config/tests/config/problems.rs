@@ -815,3 +815,37 @@ fn a_value_is_shown_as_written_in_the_file() {
         show(&p)
     );
 }
+
+/// The runbook retention's bounds: at least 10 kept per group and a day of
+/// age, said at the key's value; within them the values are taken.
+#[test]
+fn runbook_retention_out_of_bounds_is_refused_at_its_value() {
+    let with = |keep: &str, age: &str| {
+        BASE.replace(
+            "data_dir = \"/var/lib/warden\"\n",
+            &format!("data_dir = \"/var/lib/warden\"\nrunbooks_keep = {keep}\nrunbooks_max_age = {age}\n"),
+        )
+    };
+    let text = with("3", "\"2h\"");
+    let p = problems(&text);
+    assert_eq!(p.len(), 2, "{}", show(&p));
+    let keep = find(&p, "orchestrator.runbooks_keep");
+    assert_eq!(keep.line, pos_of(&text, "runbooks_keep = 3").0);
+    assert!(keep.message.contains("between 10 and 1000000"), "{keep}");
+    let age = find(&p, "orchestrator.runbooks_max_age");
+    assert_eq!((age.line, age.col), pos_of(&text, "\"2h\""));
+    assert!(age.message.contains("at least 1d"), "{age}");
+
+    let c = ok(&with("10", "\"30d\""));
+    assert_eq!(c.orchestrator.runbooks_keep, 10);
+    assert_eq!(
+        c.orchestrator.runbooks_max_age,
+        std::time::Duration::from_secs(30 * 24 * 3600)
+    );
+    let d = ok(BASE);
+    assert_eq!(d.orchestrator.runbooks_keep, 1000, "the default");
+    assert_eq!(
+        d.orchestrator.runbooks_max_age,
+        std::time::Duration::from_secs(365 * 24 * 3600)
+    );
+}

@@ -61,9 +61,10 @@ impl EtcdStore {
         what: &'static str,
         table: &str,
     ) -> Result<Keyed<Vec<u8>>, OrchestratorError> {
-        // In pages, all at the first page's revision (one snapshot): runbooks
-        // are never pruned, so a table read whole would one day be too large
-        // an answer and stop the orchestrator from starting.
+        // In pages, all at the first page's revision (one snapshot): the
+        // runbooks kept (`runbooks_keep` per group, for `runbooks_max_age`)
+        // can be many, and a table read whole would be too large an answer
+        // and stop the orchestrator from starting.
         let prefix = self.key(&format!("{table}/"));
         let end = prefix_end(&prefix);
         let mut from = prefix;
@@ -194,6 +195,17 @@ impl Store for EtcdStore {
 
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
         self.runbooks_read()?.all("runbook", &self.describe())
+    }
+
+    fn delete_runbooks(&self, ids: &[u64]) -> Result<(), OrchestratorError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ops = ids
+            .iter()
+            .map(|id| (TxnOp::delete(self.id_key("runbooks", *id), None), 0))
+            .collect();
+        self.write("delete runbooks", ops)
     }
 
     fn runbooks_read(&self) -> Result<Records<Runbook>, OrchestratorError> {

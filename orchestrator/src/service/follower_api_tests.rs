@@ -110,6 +110,9 @@ impl Store for Unreadable {
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError> {
         self.inner.runbooks()
     }
+    fn delete_runbooks(&self, ids: &[u64]) -> Result<(), OrchestratorError> {
+        self.inner.delete_runbooks(ids)
+    }
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
         self.inner.put_event(e)
     }

@@ -146,6 +146,7 @@ mod replication;
 mod resync_tests;
 mod runbook_env;
 mod runbook_map;
+mod runbook_prune;
 mod runbooks;
 mod seen;
 #[cfg(test)]
@@ -190,6 +191,7 @@ pub use clear::{AlertsRead, Cleared};
 pub use clock::Clock;
 pub use ha::HaRole;
 pub(crate) use load::{load_state, Loaded};
+pub(crate) use runbook_prune::PRUNE_PERIOD as RUNBOOK_PRUNE_PERIOD;
 pub use seen::SeenGroup;
 pub use state::{Mode, Shared, State};
 pub use views::{

@@ -52,6 +52,34 @@ impl RunbookMap {
         old
     }
 
+    /// Removes the runbook `id` (the retention's), finding its group's
+    /// newest, and its group and kind's newest with an RTO, again if it
+    /// was one of them.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Runbook> {
+        let rb = self.by_id.remove(&id)?;
+        if self.newest.get(&rb.group) == Some(&id) {
+            self.reindex(&rb.group.clone());
+        }
+        let kind = crate::runbook::kind_str(rb.kind);
+        let key = (rb.group.clone(), kind);
+        if self.with_rto.get(&key) == Some(&id) {
+            match self.by_id.values().rev().find(|r| {
+                r.group == rb.group
+                    && r.rto_ms.is_some()
+                    && crate::runbook::kind_str(r.kind) == kind
+            }) {
+                Some(r) => {
+                    let id = r.id;
+                    self.with_rto.insert(key, id);
+                }
+                None => {
+                    self.with_rto.remove(&key);
+                }
+            }
+        }
+        Some(rb)
+    }
+
     /// The runbook `id`, to update in place (its id and group stay).
     #[cfg(test)]
     pub(crate) fn get_mut(&mut self, id: &u64) -> Option<&mut Runbook> {

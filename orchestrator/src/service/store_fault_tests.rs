@@ -146,6 +146,10 @@ impl crate::store::Store for FaultyStore {
     fn runbooks(&self) -> Result<Vec<Runbook>, crate::OrchestratorError> {
         self.inner.runbooks()
     }
+    fn delete_runbooks(&self, ids: &[u64]) -> Result<(), crate::OrchestratorError> {
+        self.check()?;
+        self.inner.delete_runbooks(ids)
+    }
     fn put_event(&self, e: &Event) -> Result<(), crate::OrchestratorError> {
         self.check()?;
         self.inner.put_event(e)
@@ -616,4 +620,31 @@ async fn an_order_carries_only_an_epoch_the_store_holds() {
         "{:?}",
         answer.commands
     );
+}
+
+/// The runbook retention on a store that refuses the delete (a full disk,
+/// a deposed leader's write): memory keeps what the store keeps — nothing
+/// is shown gone that a restart would bring back — and the next pass,
+/// once the store takes writes, deletes them.
+#[tokio::test]
+async fn a_refused_runbook_delete_leaves_memory_as_the_store() {
+    use crate::model::RunbookKind;
+    let store = Arc::new(FaultyStore::default());
+    let now = Clock::new().now_ms();
+    for id in 1..=12 {
+        let mut rb = Runbook::new(id, "web", RunbookKind::Failover, "a", "b", id, "op", 0, 0);
+        rb.status = RunbookStatus::Succeeded;
+        rb.finished_unix_ms = Some(now - 1000);
+        store.inner.put_runbook(&rb).unwrap();
+    }
+    let (s, _fake, _dir) = setup_with(false, 1, "runbooks_keep = 10", store.clone());
+    store.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    s.prune_runbooks().await;
+    assert_eq!(store.inner.runbooks().unwrap().len(), 12);
+    assert_eq!(s.runbooks(Some("web")).len(), 12, "memory as the store");
+    store.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    s.prune_runbooks().await;
+    let ids: Vec<u64> = s.runbooks(Some("web")).iter().map(|r| r.id).collect();
+    assert_eq!(ids, (3..=12).collect::<Vec<_>>());
+    assert_eq!(store.inner.runbooks().unwrap().len(), 10);
 }

@@ -290,6 +290,19 @@ impl Store for LocalStore {
         self.runbooks_read()?.all("runbook", &self.describe())
     }
 
+    fn delete_runbooks(&self, ids: &[u64]) -> Result<(), OrchestratorError> {
+        self.with(|db| {
+            let tx = db.begin_write().map_err(se)?;
+            {
+                let mut t = tx.open_table(RUNBOOKS).map_err(se)?;
+                for id in ids {
+                    t.remove(*id).map_err(se)?;
+                }
+            }
+            tx.commit().map_err(se)
+        })
+    }
+
     fn runbooks_read(&self) -> Result<Records<Runbook>, OrchestratorError> {
         self.with(|db| {
             let tx = db.begin_read().map_err(se)?;
@@ -585,6 +598,32 @@ mod tests {
         let s = LocalStore::open(dir.path()).unwrap();
         let ids: Vec<u64> = s.events(0, 4).unwrap().iter().map(|e| e.id).collect();
         assert_eq!(ids, [1, 2, 3, 4]);
+    }
+
+    /// The retention's delete: the runbooks named go (ids not stored are no
+    /// error), the others and the groups stay, also across a reopen.
+    #[test]
+    fn runbooks_deleted_are_gone_and_the_rest_stays() {
+        use crate::model::RunbookKind;
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalStore::open(dir.path()).unwrap();
+        let mem = MemStore::default();
+        for s in [&local as &dyn Store, &mem] {
+            for id in 1..=6 {
+                let rb = Runbook::new(id, "web", RunbookKind::Failover, "a", "b", id, "op", 1, 1);
+                s.put_runbook(&rb).unwrap();
+            }
+            s.put_group(&GroupState::fresh("web", "a")).unwrap();
+            s.delete_runbooks(&[2, 4, 99]).unwrap();
+            s.delete_runbooks(&[]).unwrap();
+            let ids: Vec<u64> = s.runbooks().unwrap().iter().map(|r| r.id).collect();
+            assert_eq!(ids, [1, 3, 5, 6]);
+            assert_eq!(s.groups().unwrap().len(), 1);
+        }
+        drop(local);
+        let local = LocalStore::open(dir.path()).unwrap();
+        let ids: Vec<u64> = local.runbooks().unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(ids, [1, 3, 5, 6], "after a reopen");
     }
 
     /// A runbook's record is never put back to an older revision, alone or

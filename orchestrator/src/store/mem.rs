@@ -86,6 +86,13 @@ impl Store for MemStore {
             .cloned()
             .collect())
     }
+    fn delete_runbooks(&self, ids: &[u64]) -> Result<(), OrchestratorError> {
+        let mut i = self.inner.lock().expect("poisoned");
+        for id in ids {
+            i.runbooks.remove(id);
+        }
+        Ok(())
+    }
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError> {
         self.inner
             .lock()

@@ -114,6 +114,11 @@ pub trait Store: Send + Sync {
     /// nothing writes that record again.
     fn put_runbook(&self, rb: &Runbook) -> Result<(), OrchestratorError>;
     fn runbooks(&self) -> Result<Vec<Runbook>, OrchestratorError>;
+    /// Deletes the runbook records `ids` (the retention's: finished ones
+    /// only, chosen by the caller) in one transaction where the store
+    /// allows (etcd: in transactions of its size limits, each guarded by
+    /// the leader key); an id not stored is no error.
+    fn delete_runbooks(&self, ids: &[u64]) -> Result<(), OrchestratorError>;
     fn put_event(&self, e: &Event) -> Result<(), OrchestratorError>;
     /// Write several events; implementations should make it one transaction.
     fn put_events(&self, events: &[Event]) -> Result<(), OrchestratorError> {
