@@ -252,7 +252,14 @@ async fn runbooks_are_deleted_by_the_leader_only() {
         s.put_runbook(&rb).unwrap();
     }
     let doomed: Vec<u64> = (1..=250).filter(|id| id % 25 != 0).collect();
+    let follower = EtcdStore::connect(&cfg(&e.url, "/t12/")).unwrap();
+    let before = follower.state_version();
     s.delete_runbooks(&doomed).expect("the leader deletes");
+    assert!(
+        follower.state_version() > before,
+        "a follower sees the state move ({before:?} → {:?}) and mirrors it",
+        follower.state_version()
+    );
     let left: Vec<u64> = s.runbooks().unwrap().iter().map(|r| r.id).collect();
     let want: Vec<u64> = (1..=260).filter(|id| !doomed.contains(id)).collect();
     assert_eq!(left, want);

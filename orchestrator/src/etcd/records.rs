@@ -18,6 +18,10 @@ use crate::OrchestratorError;
 /// Records with their keys.
 type Keyed<T> = Vec<(Vec<u8>, T)>;
 
+/// The key the runbook retention writes with each delete (see
+/// [`Store::delete_runbooks`]): its revision is part of the state version.
+const PRUNED_MARK: &str = "runbooks-pruned";
+
 impl EtcdStore {
     fn id_key(&self, table: &str, id: u64) -> Vec<u8> {
         self.key(&format!("{table}/{id:020}"))
@@ -140,9 +144,10 @@ impl Store for EtcdStore {
     }
 
     fn state_version(&self) -> Option<i64> {
-        // The newest modification among groups and runbooks (keys only).
+        // The newest modification among groups and runbooks (keys only),
+        // and the retention's last delete of runbooks.
         let mut newest = 0;
-        for table in ["groups/", "runbooks/"] {
+        for table in ["groups/", "runbooks/", PRUNED_MARK] {
             let prefix = self.key(table);
             let resp = self
                 .call("read the state version", move |mut c| {
@@ -201,10 +206,16 @@ impl Store for EtcdStore {
         if ids.is_empty() {
             return Ok(());
         }
-        let ops = ids
+        let mut ops: Vec<(TxnOp, usize)> = ids
             .iter()
             .map(|id| (TxnOp::delete(self.id_key("runbooks", *id), None), 0))
             .collect();
+        // A delete leaves no key whose revision moves: this one does, so
+        // followers see the state version change and mirror the store.
+        ops.push(put(
+            self.key(PRUNED_MARK),
+            format!("{} runbooks deleted", ids.len()).into_bytes(),
+        ));
         self.write("delete runbooks", ops)
     }
 
