@@ -134,11 +134,19 @@ impl Client {
     }
 
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(reqwest::Method::GET, path, None).await?.0)
+    }
+
+    /// [`Client::get`], with the answer's headers.
+    pub(crate) async fn get_with_headers(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
         self.send(reqwest::Method::GET, path, None).await
     }
 
     pub(crate) async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::POST, path, Some(body)).await
+        Ok(self.send(reqwest::Method::POST, path, Some(body)).await?.0)
     }
 
     /// `GET {base}{path}` on one orchestrator: its status code and body.
@@ -156,13 +164,14 @@ impl Client {
     }
 
     /// Send to the first orchestrator that answers; follow one redirect to
-    /// the leader when it is a known orchestrator.
+    /// the leader when it is a known orchestrator. The answer's body and
+    /// headers.
     async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
         let mut last = None;
         for base in &self.bases {
             let r = match self.once(&method, base, path, body.as_ref()).await {
@@ -198,7 +207,7 @@ impl Client {
                 continue;
             }
             if r.status() != reqwest::StatusCode::TEMPORARY_REDIRECT {
-                return answer(r).await;
+                return answer_with_headers(r).await;
             }
             let location = r
                 .headers()
@@ -226,7 +235,7 @@ impl Client {
             if r.status() == reqwest::StatusCode::TEMPORARY_REDIRECT {
                 bail!("the leader changed while the request was sent; try again");
             }
-            return answer(r).await;
+            return answer_with_headers(r).await;
         }
         Err(last.unwrap_or_else(|| anyhow!("no orchestrator URL")))
     }
@@ -250,7 +259,15 @@ impl Client {
 }
 
 async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
+    Ok(answer_with_headers(r).await?.0)
+}
+
+/// [`answer`], with the answer's headers.
+async fn answer_with_headers(
+    r: reqwest::Response,
+) -> anyhow::Result<(Value, reqwest::header::HeaderMap)> {
     let status = r.status();
+    let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();
     if !status.is_success() {
         // The API's `{"error": …}`; anything else (a proxy's page) shown
@@ -276,9 +293,11 @@ async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
         );
     }
     if text.is_empty() {
-        return Ok(Value::Null);
+        return Ok((Value::Null, headers));
     }
-    serde_json::from_str(&text).map_err(|e| anyhow!("orchestrator sent malformed JSON: {e}"))
+    let v = serde_json::from_str(&text)
+        .map_err(|e| anyhow!("orchestrator sent malformed JSON: {e}"))?;
+    Ok((v, headers))
 }
 
 /// Whether a request that failed with `e` may have been acted on: an

@@ -233,10 +233,6 @@ fn the_runbook_retention_deletes_the_oldest_from_the_store_file() {
     use warden_orchestrator::store::{LocalStore, Store};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    secret(d, "op", OPERATOR);
-    for s in ["a", "b", "fe"] {
-        secret(d, s, &format!("{s}-secret-token-of-this-test"));
-    }
     let data = d.join("data");
     std::fs::create_dir(&data).unwrap();
     let now = std::time::SystemTime::now()
@@ -267,37 +263,7 @@ fn the_runbook_retention_deletes_the_oldest_from_the_store_file() {
         store.put_group(&g).unwrap();
     }
     let port = free_port();
-    let conf = d.join("warden.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"[orchestrator]
-listen = "127.0.0.1:{port}"
-data_dir = "{data}"
-operator_token = {{ file = "{d}/op" }}
-runbooks_keep = 10
-[sites.a]
-agent_token = {{ file = "{d}/a" }}
-[sites.b]
-agent_token = {{ file = "{d}/b" }}
-[frontends.fe1]
-control = "127.0.0.1:1"
-token = {{ file = "{d}/fe" }}
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-automatic = false
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:0"
-backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
-"#,
-            d = d.display(),
-            data = data.display()
-        ),
-    )
-    .unwrap();
+    let conf = plain_conf(d, &data, port, "runbooks_keep = 10\n");
     let log = d.join("orchestrator.log");
     let mut o = orchestrator(&conf, &log);
     let mut shown = String::new();
@@ -330,6 +296,149 @@ backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
     let store = LocalStore::open(&data).unwrap();
     let ids: Vec<u64> = store.runbooks().unwrap().iter().map(|r| r.id).collect();
     assert_eq!(ids, (6..=15).collect::<Vec<_>>(), "the store file");
+}
+
+/// A config of two sites and a built-in frontend group `web` that is never
+/// reached (no agents, no frontend), the store in `data`, the API on
+/// `port`, `extra` lines in `[orchestrator]`; written to `d/warden.conf`.
+fn plain_conf(d: &Path, data: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+    secret(d, "op", OPERATOR);
+    for s in ["a", "b", "fe"] {
+        secret(d, s, &format!("{s}-secret-token-of-this-test"));
+    }
+    let conf = d.join("warden.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"[orchestrator]
+listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+operator_token = {{ file = "{d}/op" }}
+{extra}[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[frontends.fe1]
+control = "127.0.0.1:1"
+token = {{ file = "{d}/fe" }}
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+automatic = false
+[groups.web.frontend]
+driver = "builtin"
+frontends = ["fe1"]
+listen = "127.0.0.1:0"
+backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
+"#,
+            d = d.display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+/// A store of 45,000 events where group web has two, the 5th and the
+/// 45,000th: a group-filtered `GET /v1/events` reads at most 20,000 of
+/// them per request and says how far it read (`x-warden-scanned-through`)
+/// — one request no longer reads the whole log — and `warden events
+/// --group web` still shows both, asking on from where each scan stopped.
+#[test]
+fn a_group_filtered_event_scan_is_bounded_and_the_cli_reads_on() {
+    use warden_orchestrator::model::{Event, EventKind};
+    use warden_orchestrator::store::{LocalStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = d.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    {
+        let store = LocalStore::open(&data).unwrap();
+        let events: Vec<Event> = (1..=45_000u64)
+            .map(|id| {
+                let web = id == 5 || id == 45_000;
+                Event {
+                    id,
+                    time_unix_ms: now - 60_000 + id,
+                    kind: if web {
+                        EventKind::Maintenance
+                    } else {
+                        EventKind::Started
+                    },
+                    group: web.then(|| "web".to_string()),
+                    site: None,
+                    message: format!("stored event {id}"),
+                    evidence: vec![],
+                    runbook: None,
+                    epoch: None,
+                    term: 0,
+                }
+            })
+            .collect();
+        store.put_events(&events).unwrap();
+    }
+    let port = free_port();
+    let conf = plain_conf(d, &data, port, "");
+    let log = d.join("orchestrator.log");
+    let mut o = orchestrator(&conf, &log);
+    let up = wait_for("the orchestrator answers", Duration::from_secs(30), || {
+        http(port, "GET", "/v1/status", "").is_some_and(|(s, _)| s.contains(" 200 "))
+    });
+    let raw = |after: u64| -> Option<String> {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        write!(
+            conn,
+            "GET /v1/events?group=web&after={after} HTTP/1.1\r\nhost: 127.0.0.1\r\n\
+             authorization: Bearer {OPERATOR}\r\nconnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).ok()?;
+        Some(answer)
+    };
+    let (first, second) = (raw(0).unwrap_or_default(), raw(20_000).unwrap_or_default());
+    let cli = Command::new(WARDEN)
+        .args(["events", "--group", "web", "--json", "--config"])
+        .arg(&conf)
+        .env("WARDEN_LOG", "error")
+        .output()
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &o.id().to_string()])
+        .status();
+    let _ = o.wait();
+    assert!(up, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        first.contains("x-warden-scanned-through: 20000")
+            && first.contains("stored event 5\"")
+            && !first.contains("stored event 45000"),
+        "{first}"
+    );
+    assert!(
+        second.contains("x-warden-scanned-through: 40000") && second.ends_with("[]"),
+        "{second}"
+    );
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let shown: Vec<serde_json::Value> =
+        serde_json::from_slice(&cli.stdout).expect("one JSON array");
+    let ids: Vec<u64> = shown.iter().filter_map(|e| e["id"].as_u64()).collect();
+    assert!(
+        ids.starts_with(&[5, 45_000]),
+        "both stored events of web, in order: {ids:?}"
+    );
+    assert!(
+        shown.iter().all(|e| e["group"] == "web"),
+        "only web's: {ids:?}"
+    );
 }
 
 fn free_port() -> u16 {

@@ -229,14 +229,37 @@ async fn events(c: &Client, json: bool, group: Option<&str>, after: u64) -> anyh
         if let Some(g) = group {
             path.push_str(&format!("&group={g}"));
         }
-        let v = c.get(&path).await?;
+        let (v, headers) = c.get_with_headers(&path).await?;
         let Some(page) = v.as_array() else {
             bail!(
                 "the orchestrator's answer is not a list of events: {}",
                 shown(&v)
             );
         };
-        let Some(last) = page.last() else { break };
+        // A group-filtered scan that stopped at its bound before the log's
+        // end says how far it read: the next page starts there, also when
+        // this one is short or empty.
+        let scanned = match headers.get(warden_orchestrator::service::SCANNED_THROUGH) {
+            None => None,
+            Some(h) => match h.to_str().ok().and_then(|t| t.parse::<u64>().ok()) {
+                Some(id) => Some(id),
+                None => bail!(
+                    "the orchestrator's {} header is no event id: {:?}",
+                    warden_orchestrator::service::SCANNED_THROUGH,
+                    h
+                ),
+            },
+        };
+        let last = match page.last() {
+            None => match scanned {
+                Some(id) if id > after => {
+                    after = id;
+                    continue;
+                }
+                _ => break,
+            },
+            Some(last) => last,
+        };
         let Some(last) = last.get("id").and_then(Value::as_u64) else {
             bail!("the orchestrator's events are not what this CLI reads: an event without its id");
         };
@@ -258,12 +281,14 @@ async fn events(c: &Client, json: bool, group: Option<&str>, after: u64) -> anyh
         if !write_more(&text)? {
             return Ok(());
         }
-        // Oldest first: a short page is the last one. Ids that do not go
-        // up would ask for the same page for ever.
-        if page.len() < EVENTS_PAGE || last <= after {
+        // Oldest first: a short page is the last one, unless the scan
+        // stopped at its bound. Ids that do not go up would ask for the
+        // same page for ever.
+        let next = scanned.map_or(last, |s| s.max(last));
+        if (page.len() < EVENTS_PAGE && scanned.is_none()) || next <= after {
             break;
         }
-        after = last;
+        after = next;
     }
     if json {
         write_more("\n]\n")?;

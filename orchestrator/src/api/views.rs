@@ -84,7 +84,16 @@ pub(super) async fn events(
     }
     let limit = q.limit.unwrap_or(1000).min(10_000);
     match s.events_after(q.after, limit, q.group.as_deref()) {
-        Ok(out) => Json(out).into_response(),
+        Ok(page) => {
+            let mut r = Json(page.events).into_response();
+            if let Some(id) = page.scanned_through {
+                r.headers_mut().insert(
+                    crate::service::SCANNED_THROUGH,
+                    axum::http::HeaderValue::from(id),
+                );
+            }
+            r
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -195,7 +195,8 @@ pub(crate) use runbook_prune::PRUNE_PERIOD as RUNBOOK_PRUNE_PERIOD;
 pub use seen::SeenGroup;
 pub use state::{Mode, Shared, State};
 pub use views::{
-    DivergentPage, GroupView, ReplicationView, SiteView, StatusView, DIVERGENT_IN_STATUS,
+    DivergentPage, EventsPage, GroupView, ReplicationView, SiteView, StatusView,
+    DIVERGENT_IN_STATUS, EVENTS_SCAN_MAX, SCANNED_THROUGH,
 };
 
 /// The service's handles: what the API and the loops reach it through.

@@ -199,6 +199,25 @@ pub struct DivergentPage {
     pub not_stored: u64,
 }
 
+/// The most events a group-filtered `GET /v1/events` reads from the store
+/// per request (see [`Shared::events_after`]).
+pub const EVENTS_SCAN_MAX: usize = 20_000;
+
+/// The header of a group-filtered events answer whose scan stopped at
+/// [`EVENTS_SCAN_MAX`] before the log's end: the id it read up to, where
+/// the client's next request starts (`after=`), whatever the page holds.
+pub const SCANNED_THROUGH: &str = "x-warden-scanned-through";
+
+/// One answer of [`Shared::events_after`].
+#[derive(Debug)]
+pub struct EventsPage {
+    pub events: Vec<Event>,
+    /// The id the scan read up to when it stopped at [`EVENTS_SCAN_MAX`]
+    /// before the log's end with fewer events than asked: the next request
+    /// starts after it (`X-Warden-Scanned-Through`).
+    pub scanned_through: Option<u64>,
+}
+
 impl Shared {
     /// Every group, as `warden status` shows it.
     pub fn status_view(&self) -> StatusView {
@@ -269,20 +288,32 @@ impl Shared {
     }
 
     /// Up to `limit` events after `after`, optionally of one group, paged
-    /// through the store so a filtered query never loads the whole history.
+    /// through the store so a filtered query never loads the whole history
+    /// — and reads at most [`EVENTS_SCAN_MAX`] of it: a group whose events
+    /// are rare in a long log would otherwise cost a read of the whole log
+    /// per request. Where the scan stopped short of the log's end with
+    /// fewer than `limit` found, [`EventsPage::scanned_through`] says how
+    /// far it read (the client asks again from there).
     pub fn events_after(
         &self,
         after: u64,
         limit: usize,
         group: Option<&str>,
-    ) -> Result<Vec<Event>, OrchestratorError> {
+    ) -> Result<EventsPage, OrchestratorError> {
         let mut out: Vec<Event> = Vec::new();
         let mut after = after;
+        let mut scanned = 0;
+        let mut short = false;
         while out.len() < limit {
+            if scanned >= EVENTS_SCAN_MAX {
+                short = true;
+                break;
+            }
             let page = crate::store::blocking(|| self.store.events(after, 1000))?;
             let Some(last) = page.last().map(|e| e.id) else {
                 break;
             };
+            scanned += page.len();
             after = last;
             out.extend(
                 page.into_iter()
@@ -290,6 +321,9 @@ impl Shared {
             );
         }
         out.truncate(limit);
-        Ok(out)
+        Ok(EventsPage {
+            scanned_through: (short && out.len() < limit).then_some(after),
+            events: out,
+        })
     }
 }
