@@ -7,7 +7,9 @@
 //! - `P identity`: the data's random id (16 hex digits), made once, told
 //!   with every leader term as its `cluster` (`leader::identity`);
 //! - `P groups/NAME`, `P runbooks/ID`, `P events/ID` (ids zero-padded to 20
-//!   digits, so key order is id order): JSON, as the local store keeps them.
+//!   digits, so key order is id order): JSON, as the local store keeps them;
+//! - `P runbooks-pruned`: written with each delete of the runbook retention,
+//!   so the state version (followers' mirror) moves with it.
 //!
 //! **Every write is guarded by leadership**: it is one etcd transaction whose
 //! compare says "the leader key is still the one this node created" (its

@@ -35,6 +35,14 @@ impl Clock {
             ..self
         }
     }
+    /// This clock set `ms` ahead (a host booted with its clock wrong).
+    #[cfg(test)]
+    pub(crate) fn ahead(self, ms: u64) -> Clock {
+        Clock {
+            base_unix_ms: self.base_unix_ms.saturating_add(ms),
+            ..self
+        }
+    }
     pub fn to_ms(&self, at: Instant) -> u64 {
         let off = at.saturating_duration_since(self.base).as_millis() as u64;
         self.base_unix_ms + off

@@ -81,3 +81,52 @@ async fn a_hybrid_entry_answering_as_another_site_fails_the_probe() {
         "an unreachable entry failed the probe: {ok}"
     );
 }
+
+/// Group web behind an HAProxy driven through a UNIX socket and listening
+/// on every address (`0.0.0.0:PORT`): the verify step's probe goes to this
+/// host's loopback on that port (the socket is a file here, so that
+/// HAProxy runs here) and judges the site that answers. Before, such an
+/// entry had no address to probe: the step passed with "no entry address
+/// to probe", whichever site answered.
+#[tokio::test]
+async fn an_haproxy_on_a_unix_socket_listening_everywhere_is_probed_on_loopback() {
+    let dir = test_dir(true, 5);
+    let port = warden_testkit::net::daemon_port();
+    let d = dir.display();
+    let text = format!(
+        r#"{head}[sites.a]
+agent_token = {{ file = "{d}/a" }}
+[sites.a.identity]
+header = "X-Served-By"
+value = "a"
+[sites.b]
+agent_token = {{ file = "{d}/b" }}
+[sites.b.identity]
+header = "X-Served-By"
+value = "b"
+[frontends.hx1]
+kind = "haproxy"
+runtime = "/run/haproxy/admin.sock"
+[groups.web]
+sites = ["a", "b"]
+scheme = "frontend"
+[groups.web.frontend]
+driver = "haproxy"
+frontends = ["hx1"]
+listen = "0.0.0.0:{port}"
+backend = "be_web"
+"#,
+        head = super::harness::config_head(&dir, 5, "")
+    );
+    let s = super::harness::start_service(&text, &dir).expect("config");
+    let says = Arc::new(Mutex::new("a".to_string()));
+    let _server = serving(([127, 0, 0, 1], port).into(), says.clone()).await;
+    let e = s.probe_entry("web", "b").await.unwrap_err();
+    assert!(
+        e.contains(&format!("entry 127.0.0.1:{port} answers as a, not b")),
+        "{e}"
+    );
+    *says.lock().unwrap() = "b".into();
+    let ok = s.probe_entry("web", "b").await.unwrap();
+    assert!(ok.contains("answers as b"), "{ok}");
+}

@@ -302,12 +302,28 @@ impl Shared {
             return vec![];
         };
         // Built-in or HAProxy: the listen IP, or the frontend host's when
-        // it listens on every address.
+        // it listens on every address — for an HAProxy driven through a
+        // UNIX socket, this host's loopback: the socket is a file here, so
+        // that HAProxy runs here, and listening on every address it
+        // listens on loopback too.
         f.frontend_names()
             .iter()
             .filter_map(|n| {
                 let ip: IpAddr = if listen.ip().is_unspecified() {
-                    self.cfg.frontend_host_ip(n)?
+                    match self.cfg.frontend_host_ip(n) {
+                        Some(ip) => ip,
+                        None if self.cfg.haproxy_frontends.get(n).is_some_and(|h| {
+                            matches!(h.runtime, warden_config::RuntimeAddr::Unix(_))
+                        }) =>
+                        {
+                            if listen.is_ipv4() {
+                                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+                            } else {
+                                IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+                            }
+                        }
+                        None => return None,
+                    }
                 } else {
                     listen.ip()
                 };

@@ -85,6 +85,14 @@ impl GroupWriter {
         }
     }
 
+    /// Whether every change queued is durable: nothing waits in the queue
+    /// (a failed commit puts its changes back) and the newest change's
+    /// commit went through.
+    pub(crate) fn settled(&self) -> bool {
+        let q = self.lock();
+        q.groups.is_empty() && q.runbooks.is_empty() && *self.written.borrow() >= q.seq
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }

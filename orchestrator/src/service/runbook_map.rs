@@ -1,5 +1,6 @@
 //! [`RunbookMap`]: the runbooks in memory by id, and the newest of each
-//! group found without a scan. Runbook records are kept for good; the
+//! group found without a scan. Runbook records are kept by the thousand
+//! (`runbooks_keep` per group, `runbook_prune.rs`); the
 //! status, `/v1/groups` and every `/metrics` scrape ask for each group's
 //! newest, and a walk back through every stored runbook per group made
 //! those answers cost groups × runbooks — seconds at 10,000 groups after a

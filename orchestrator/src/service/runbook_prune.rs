@@ -10,6 +10,14 @@
 //! read), nor each group and kind's newest with an RTO (the
 //! `warden_group_last_rto_seconds` gauges). Records this version cannot
 //! read are never in memory, so never chosen.
+//!
+//! Age is counted back from the leader's clock or the newest end a
+//! runbook records, whichever is earlier: a leader whose clock runs far
+//! ahead (a host booted with a wrong clock) takes no recent runbook for an
+//! old one. And no pass runs while a group's change waits to be written
+//! (the local store on a full disk): the store's records may then name a
+//! runbook memory has moved past, which must stay for the restart that
+//! reads them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -73,15 +81,21 @@ impl Shared {
     /// node's term as any refused write does.
     pub(crate) async fn prune_runbooks(self: &Arc<Self>) {
         let leading = self.ha.is_none() || self.licence.is_held();
-        if !leading || !self.store.writable() {
+        if !leading || !self.store.writable() || !self.writer.settled() {
             return;
         }
         let under = self.licence.term_number();
         let o = &self.cfg.orchestrator;
         let age = u64::try_from(o.runbooks_max_age.as_millis()).unwrap_or(u64::MAX);
-        let before = self.clock.now_ms().saturating_sub(age);
         let ids = {
             let st = self.lock();
+            let newest_end = st
+                .runbooks
+                .values()
+                .filter_map(|r| r.finished_unix_ms)
+                .max()
+                .unwrap_or(u64::MAX);
+            let before = self.clock.now_ms().min(newest_end).saturating_sub(age);
             doomed(&st.runbooks, &st.groups, o.runbooks_keep, before, PRUNE_MAX)
         };
         if ids.is_empty() {

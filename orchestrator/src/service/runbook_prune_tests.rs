@@ -133,3 +133,39 @@ async fn by_default_a_young_store_keeps_every_runbook() {
     assert_eq!(store.runbooks().unwrap().len(), 40);
     assert_eq!(s.runbooks(None).len(), 40);
 }
+
+/// A leader whose clock runs 400 days ahead (a host booted with a wrong
+/// clock) takes no runbook of yesterday for one older than
+/// `runbooks_max_age` (365 days): age is counted back from the newest end
+/// a runbook records when that is earlier. Before, every ended runbook but
+/// the newest went at its first pass.
+#[tokio::test]
+async fn a_leader_clock_far_ahead_deletes_no_recent_runbook() {
+    let store = Arc::new(MemStore::default());
+    let now = crate::service::Clock::new().now_ms();
+    for id in 1..=20 {
+        store
+            .put_runbook(&ended(
+                id,
+                "web",
+                RunbookKind::Failover,
+                now - 86_400_000 + id,
+                None,
+            ))
+            .unwrap();
+    }
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "");
+    let s = start_clocked(
+        &text,
+        &dir,
+        store.clone(),
+        crate::service::Mode::Local,
+        crate::service::Clock::new().ahead(400 * 86_400_000),
+        |_, _| crate::routing::Routing::Single(Arc::new(FakeRoute::default())),
+    )
+    .expect("config");
+    s.prune_runbooks().await;
+    assert_eq!(store.runbooks().unwrap().len(), 20, "the store");
+    assert_eq!(s.runbooks(Some("web")).len(), 20, "memory");
+}

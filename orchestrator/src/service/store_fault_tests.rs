@@ -648,3 +648,60 @@ async fn a_refused_runbook_delete_leaves_memory_as_the_store() {
     assert_eq!(ids, (3..=12).collect::<Vec<_>>());
     assert_eq!(store.inner.runbooks().unwrap().len(), 10);
 }
+
+/// No retention pass while a group's change waits to be written (the
+/// local store on a nearly full disk: a decision's write refused while
+/// smaller writes and deletes still land): the store's group record may
+/// name a runbook memory moved past, which a restart then reads. Once the
+/// writer has caught up, the pass runs.
+#[tokio::test]
+async fn no_runbook_is_deleted_while_a_group_change_waits_to_be_written() {
+    use crate::model::RunbookKind;
+    use std::sync::atomic::Ordering::SeqCst;
+    let store = Arc::new(FaultyStore::default());
+    let now = Clock::new().now_ms();
+    for id in 1..=12 {
+        let mut rb = Runbook::new(id, "web", RunbookKind::Failover, "a", "b", id, "op", 0, 0);
+        rb.status = RunbookStatus::Succeeded;
+        rb.finished_unix_ms = Some(now - 1000);
+        store.inner.put_runbook(&rb).unwrap();
+    }
+    let (s, _fake, _dir) = setup_with(false, 1, "runbooks_keep = 10", store.clone());
+    let stop = CancellationToken::new();
+    tokio::spawn(s.clone().write_groups(stop.clone()));
+    store.decisions_full.store(true, SeqCst);
+    let g = s.lock().groups["web"].clone();
+    let rb = Runbook::new(
+        13,
+        "web",
+        RunbookKind::Failback,
+        "b",
+        "a",
+        13,
+        "op",
+        now,
+        now,
+    );
+    let seq = s.writer.queue(&g, Some(&rb));
+    let failed = s.writer.durable_or_failed(seq, true, &stop).await;
+    assert_eq!(failed, Some(false), "the decision's write was refused");
+    s.prune_runbooks().await;
+    assert_eq!(
+        store.inner.runbooks().unwrap().len(),
+        12,
+        "deleted while a decision waited to be written"
+    );
+    store.decisions_full.store(false, SeqCst);
+    let written = s.writer.durable_or_failed(seq, false, &stop).await;
+    assert_eq!(written, Some(true), "written at the retry");
+    s.prune_runbooks().await;
+    let ids: Vec<u64> = store
+        .inner
+        .runbooks()
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert!(!ids.contains(&1) && !ids.contains(&2), "{ids:?}");
+    stop.cancel();
+}

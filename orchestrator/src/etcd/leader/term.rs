@@ -169,7 +169,7 @@ impl Election {
 
     /// [`Role::take_over`], with the lease renewed every `period` while it
     /// runs (`deadline` moved with each renewal): loading a large state
-    /// (runbooks are never pruned) page by page from members across sites
+    /// (up to `runbooks_keep` runbooks per group) page by page from members across sites
     /// may take longer than one lease, and a take-over bounded by the
     /// lease it won would fail at every win — no node could ever lead.
     /// An error when the take-over fails, when no renewal comes back
