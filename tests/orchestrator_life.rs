@@ -299,22 +299,21 @@ fn the_runbook_retention_deletes_the_oldest_from_the_store_file() {
 }
 
 /// A config of two sites and a built-in frontend group `web` that is never
-/// reached (no agents, no frontend), the store in `data`, the API on
-/// `port`, `extra` lines in `[orchestrator]`; written to `d/warden.conf`.
-fn plain_conf(d: &Path, data: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+/// reached (no agents, no frontend), with `orchestrator` (its listen,
+/// data_dir, …, tables under it last) in `[orchestrator]`; written to
+/// `d/file`, with the token files it names.
+fn write_conf(d: &Path, file: &str, orchestrator: &str) -> std::path::PathBuf {
     secret(d, "op", OPERATOR);
     for s in ["a", "b", "fe"] {
         secret(d, s, &format!("{s}-secret-token-of-this-test"));
     }
-    let conf = d.join("warden.conf");
+    let conf = d.join(file);
     std::fs::write(
         &conf,
         format!(
             r#"[orchestrator]
-listen = "127.0.0.1:{port}"
-data_dir = "{data}"
 operator_token = {{ file = "{d}/op" }}
-{extra}[sites.a]
+{orchestrator}[sites.a]
 agent_token = {{ file = "{d}/a" }}
 [sites.b]
 agent_token = {{ file = "{d}/b" }}
@@ -332,11 +331,23 @@ listen = "127.0.0.1:0"
 backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
 "#,
             d = d.display(),
-            data = data.display()
         ),
     )
     .unwrap();
     conf
+}
+
+/// [`write_conf`] of a local store in `data`, the API on `port`, `extra`
+/// lines in `[orchestrator]`.
+fn plain_conf(d: &Path, data: &Path, port: u16, extra: &str) -> std::path::PathBuf {
+    write_conf(
+        d,
+        "warden.conf",
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n{extra}",
+            data.display()
+        ),
+    )
 }
 
 /// A store of 45,000 events where group web has two, the 5th and the
@@ -459,19 +470,13 @@ fn a_second_process_of_a_running_etcd_node_is_refused_and_ends_nothing() {
     let url = etcd.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    secret(d, "op", OPERATOR);
-    for s in ["a", "b", "fe"] {
-        secret(d, s, &format!("{s}-secret-token-of-this-test"));
-    }
     let conf = |name: &str, port: u16| {
-        let path = d.join(name);
-        std::fs::write(
-            &path,
-            format!(
-                r#"[orchestrator]
-listen = "127.0.0.1:1"
+        write_conf(
+            d,
+            name,
+            &format!(
+                r#"listen = "127.0.0.1:1"
 data_dir = "{d}/data"
-operator_token = {{ file = "{d}/op" }}
 store = "etcd"
 [orchestrator.etcd]
 endpoints = ["{url}"]
@@ -479,28 +484,10 @@ lease_ttl = "2s"
 [[orchestrator.nodes]]
 name = "n1"
 listen = "127.0.0.1:{port}"
-[sites.a]
-agent_token = {{ file = "{d}/a" }}
-[sites.b]
-agent_token = {{ file = "{d}/b" }}
-[frontends.fe1]
-control = "127.0.0.1:1"
-token = {{ file = "{d}/fe" }}
-[groups.web]
-sites = ["a", "b"]
-scheme = "frontend"
-automatic = false
-[groups.web.frontend]
-driver = "builtin"
-frontends = ["fe1"]
-listen = "127.0.0.1:0"
-backends = {{ a = "127.0.0.1:1", b = "127.0.0.1:2" }}
 "#,
                 d = d.display()
             ),
         )
-        .unwrap();
-        path
     };
     let port = free_port();
     let (one, other) = (conf("one.conf", port), conf("other.conf", free_port()));

@@ -622,14 +622,9 @@ async fn an_order_carries_only_an_epoch_the_store_holds() {
     );
 }
 
-/// The runbook retention on a store that refuses the delete (a full disk,
-/// a deposed leader's write): memory keeps what the store keeps — nothing
-/// is shown gone that a restart would bring back — and the next pass,
-/// once the store takes writes, deletes them.
-#[tokio::test]
-async fn a_refused_runbook_delete_leaves_memory_as_the_store() {
+/// Runbooks 1..=12 of group web, ended a second ago, in `store`; now.
+fn twelve_ended(store: &FaultyStore) -> u64 {
     use crate::model::RunbookKind;
-    let store = Arc::new(FaultyStore::default());
     let now = Clock::new().now_ms();
     for id in 1..=12 {
         let mut rb = Runbook::new(id, "web", RunbookKind::Failover, "a", "b", id, "op", 0, 0);
@@ -637,6 +632,17 @@ async fn a_refused_runbook_delete_leaves_memory_as_the_store() {
         rb.finished_unix_ms = Some(now - 1000);
         store.inner.put_runbook(&rb).unwrap();
     }
+    now
+}
+
+/// The runbook retention on a store that refuses the delete (a full disk,
+/// a deposed leader's write): memory keeps what the store keeps — nothing
+/// is shown gone that a restart would bring back — and the next pass,
+/// once the store takes writes, deletes them.
+#[tokio::test]
+async fn a_refused_runbook_delete_leaves_memory_as_the_store() {
+    let store = Arc::new(FaultyStore::default());
+    twelve_ended(&store);
     let (s, _fake, _dir) = setup_with(false, 1, "runbooks_keep = 10", store.clone());
     store.full.store(true, std::sync::atomic::Ordering::SeqCst);
     s.prune_runbooks().await;
@@ -659,13 +665,7 @@ async fn no_runbook_is_deleted_while_a_group_change_waits_to_be_written() {
     use crate::model::RunbookKind;
     use std::sync::atomic::Ordering::SeqCst;
     let store = Arc::new(FaultyStore::default());
-    let now = Clock::new().now_ms();
-    for id in 1..=12 {
-        let mut rb = Runbook::new(id, "web", RunbookKind::Failover, "a", "b", id, "op", 0, 0);
-        rb.status = RunbookStatus::Succeeded;
-        rb.finished_unix_ms = Some(now - 1000);
-        store.inner.put_runbook(&rb).unwrap();
-    }
+    let now = twelve_ended(&store);
     let (s, _fake, _dir) = setup_with(false, 1, "runbooks_keep = 10", store.clone());
     let stop = CancellationToken::new();
     tokio::spawn(s.clone().write_groups(stop.clone()));
