@@ -139,7 +139,7 @@ impl Shared {
                 let n = batch.len();
                 let o = &self.cfg.orchestrator;
                 let keep = o.events_keep;
-                let before = self.clock.now_ms().saturating_sub(
+                let before = self.history_now_ms().saturating_sub(
                     u64::try_from(o.events_max_age.as_millis()).unwrap_or(u64::MAX),
                 );
                 // Written, then the oldest beyond the retention pruned (at

@@ -74,10 +74,16 @@ impl Role for HaRole {
         let s = self.0.clone();
         let store = s.store.clone();
         let cfg = s.cfg.clone();
-        let mut loaded = tokio::task::spawn_blocking(move || load_state(&cfg, store.as_ref()))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let (mut loaded, newest) = tokio::task::spawn_blocking(move || {
+            load_state(&cfg, store.as_ref()).map(|l| {
+                let newest = super::history::newest_recorded(&l, store.as_ref());
+                (l, newest)
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        s.history.set(newest);
         super::skew::times_ahead(&mut loaded, &s.cfg, s.clock.now_ms());
         {
             let mut st = s.lock();

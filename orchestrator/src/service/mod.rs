@@ -102,6 +102,7 @@ mod fresh_checks_tests;
 mod ha;
 #[cfg(test)]
 pub(crate) mod harness;
+mod history;
 mod hold;
 #[cfg(test)]
 mod hold_place_tests;

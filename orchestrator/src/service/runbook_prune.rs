@@ -11,10 +11,9 @@
 //! `warden_group_last_rto_seconds` gauges). Records this version cannot
 //! read are never in memory, so never chosen.
 //!
-//! Age is counted back from the leader's clock or the newest end a
-//! runbook records, whichever is earlier: a leader whose clock runs far
-//! ahead (a host booted with a wrong clock) takes no recent runbook for an
-//! old one. And no pass runs while a group's change waits to be written
+//! Age is counted back from [`Shared::history_now_ms`]: a leader whose
+//! clock runs far ahead (a host booted with a wrong clock) takes no recent
+//! runbook for an old one. And no pass runs while a group's change waits to be written
 //! (the local store on a full disk): the store's records may then name a
 //! runbook memory has moved past, which must stay for the restart that
 //! reads them.
@@ -89,13 +88,7 @@ impl Shared {
         let age = u64::try_from(o.runbooks_max_age.as_millis()).unwrap_or(u64::MAX);
         let ids = {
             let st = self.lock();
-            let newest_end = st
-                .runbooks
-                .values()
-                .filter_map(|r| r.finished_unix_ms)
-                .max()
-                .unwrap_or(u64::MAX);
-            let before = self.clock.now_ms().min(newest_end).saturating_sub(age);
+            let before = self.history_now_ms().saturating_sub(age);
             doomed(&st.runbooks, &st.groups, o.runbooks_keep, before, PRUNE_MAX)
         };
         if ids.is_empty() {

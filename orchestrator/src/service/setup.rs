@@ -53,6 +53,8 @@ impl Shared {
         } else {
             (Vec::new(), None)
         };
+        let history = history::HistoryAnchor::default();
+        history.set(history::newest_recorded(&loaded, store.as_ref()));
         let Loaded {
             groups,
             fresh: fresh_groups,
@@ -183,6 +185,7 @@ impl Shared {
             command_tick: watch::channel(0).0,
             cadence: cadence::Cadence::default(),
             clock,
+            history,
             http,
             entry_http,
             metrics: Metrics::new(),

@@ -74,6 +74,8 @@ pub struct Shared {
     /// Wakes the detection and probe loops early (see [`cadence`]).
     pub(super) cadence: cadence::Cadence,
     pub(super) clock: Clock,
+    /// What the retention of history counts age back from (see `history`).
+    pub(super) history: super::history::HistoryAnchor,
     pub(super) http: warden_checks::ProbeClient,
     /// The verify step's requests through a public entry: no pooled
     /// connection (one opened before a switch may still be relayed to the
