@@ -16,7 +16,7 @@ impl Shared {
             return Err(format!("no group {group}"));
         };
         let addrs = match g.scheme() {
-            Scheme::Dns => dns_entry(g, site),
+            Scheme::Dns => dns_entry(g, site).into_iter().map(|a| (a, false)).collect(),
             _ => self.entry_addrs(group),
         };
         if addrs.is_empty() {
@@ -32,20 +32,28 @@ impl Shared {
         let identity = self.cfg.sites.get(site).and_then(|s| s.identity.as_ref());
         let mut reached = Vec::new();
         let mut failed = Vec::new();
-        for a in &addrs {
+        // Guessed entries (an HAProxy on a UNIX socket, on this host's
+        // loopback) that cannot be reached: not probed, said.
+        let mut unprobed = Vec::new();
+        for (a, guessed) in &addrs {
             let r = match identity {
                 Some(id) => self.identify(g, *a, site, id).await,
                 None => connect(*a).await.map_err(Missed::Unreached),
             };
             match r {
                 Ok(d) => reached.push(d),
+                Err(Missed::Unreached(e)) if *guessed => unprobed.push(format!(
+                    "{e} (an HAProxy driven through a UNIX socket and listening on every \
+                     address, looked for on this host's loopback): not probed"
+                )),
                 Err(Missed::Unreached(e)) if any => failed.push(e),
                 Err(Missed::Unreached(e) | Missed::Wrong(e)) => return Err(e),
             }
         }
-        if reached.is_empty() {
+        if reached.is_empty() && !failed.is_empty() {
             return Err(failed.join("; "));
         }
+        reached.extend(unprobed);
         Ok(reached.join("; "))
     }
 

@@ -85,9 +85,10 @@ async fn a_hybrid_entry_answering_as_another_site_fails_the_probe() {
 /// Group web behind an HAProxy driven through a UNIX socket and listening
 /// on every address (`0.0.0.0:PORT`): the verify step's probe goes to this
 /// host's loopback on that port (the socket is a file here, so that
-/// HAProxy runs here) and judges the site that answers. Before, such an
-/// entry had no address to probe: the step passed with "no entry address
-/// to probe", whichever site answered.
+/// HAProxy most likely runs here) and judges the site that answers;
+/// nothing there is "not probed", not a failure. Before, such an entry had
+/// no address to probe: the step passed with "no entry address to probe",
+/// whichever site answered.
 #[tokio::test]
 async fn an_haproxy_on_a_unix_socket_listening_everywhere_is_probed_on_loopback() {
     let dir = test_dir(true, 5);
@@ -120,7 +121,7 @@ backend = "be_web"
     );
     let s = super::harness::start_service(&text, &dir).expect("config");
     let says = Arc::new(Mutex::new("a".to_string()));
-    let _server = serving(([127, 0, 0, 1], port).into(), says.clone()).await;
+    let server = serving(([127, 0, 0, 1], port).into(), says.clone()).await;
     let e = s.probe_entry("web", "b").await.unwrap_err();
     assert!(
         e.contains(&format!("entry 127.0.0.1:{port} answers as a, not b")),
@@ -129,4 +130,13 @@ backend = "be_web"
     *says.lock().unwrap() = "b".into();
     let ok = s.probe_entry("web", "b").await.unwrap();
     assert!(ok.contains("answers as b"), "{ok}");
+    // Nothing there (the socket shared into another network namespace):
+    // not probed, said — no failed step where nothing was seen.
+    server.abort();
+    let _ = server.await;
+    let ok = s.probe_entry("web", "b").await.unwrap();
+    assert!(
+        ok.contains(&format!("127.0.0.1:{port}")) && ok.contains("not probed"),
+        "{ok}"
+    );
 }

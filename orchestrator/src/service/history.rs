@@ -8,7 +8,10 @@
 //! old at its first pass and delete it — and everything it records itself
 //! is stamped by that clock, so only what the store held before it can
 //! bound it. A clock behind deletes less: the safe side. An empty store
-//! gives no bound (the clock alone).
+//! gives no bound (the clock alone). Not covered: a process restarted (or
+//! leading again) on a store it wrote while its clock was ahead — its own
+//! records then are the newest and carry the time it was ahead; keeping a
+//! bound of its own in the store would cover it.
 
 use tokio::time::Instant;
 

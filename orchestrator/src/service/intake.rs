@@ -292,8 +292,10 @@ impl Shared {
         }
     }
 
-    /// Address where users enter the group (each frontend's listener).
-    pub(crate) fn entry_addrs(&self, group: &str) -> Vec<SocketAddr> {
+    /// Address where users enter the group (each frontend's listener),
+    /// and whether it is only this host's loopback guessed for an HAProxy
+    /// on a UNIX socket (see below).
+    pub(crate) fn entry_addrs(&self, group: &str) -> Vec<(SocketAddr, bool)> {
         let Some(f) = self.cfg.groups.get(group).and_then(|g| g.frontend_scheme()) else {
             return vec![];
         };
@@ -303,12 +305,15 @@ impl Shared {
         };
         // Built-in or HAProxy: the listen IP, or the frontend host's when
         // it listens on every address — for an HAProxy driven through a
-        // UNIX socket, this host's loopback: the socket is a file here, so
-        // that HAProxy runs here, and listening on every address it
-        // listens on loopback too.
+        // UNIX socket, this host's loopback, guessed: the socket is a file
+        // here, so that HAProxy most likely runs here and, listening on
+        // every address, on loopback too (not when the socket is shared
+        // into another network namespace: then unreachable, said and not
+        // held against the step).
         f.frontend_names()
             .iter()
             .filter_map(|n| {
+                let mut guessed = false;
                 let ip: IpAddr = if listen.ip().is_unspecified() {
                     match self.cfg.frontend_host_ip(n) {
                         Some(ip) => ip,
@@ -316,6 +321,7 @@ impl Shared {
                             matches!(h.runtime, warden_config::RuntimeAddr::Unix(_))
                         }) =>
                         {
+                            guessed = true;
                             if listen.is_ipv4() {
                                 IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
                             } else {
@@ -327,7 +333,7 @@ impl Shared {
                 } else {
                     listen.ip()
                 };
-                Some(SocketAddr::new(ip, listen.port()))
+                Some((SocketAddr::new(ip, listen.port()), guessed))
             })
             .collect()
     }
