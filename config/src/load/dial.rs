@@ -62,11 +62,32 @@ impl<'t, 'r> Cx<'t, 'r> {
             self.dialled(&key, f.control, false, "the orchestrator dials it");
             self.not_an_api(&key, f.control, &apis);
         }
+        // Nodes on several hosts (one not on loopback): whichever leads
+        // drives every HAProxy, so a runtime API only its own host reaches
+        // (a UNIX socket, a loopback address) would be another HAProxy, or
+        // none, under each leader — the HAProxies users enter through
+        // keeping the route of a deposed leader.
+        let spread = o.nodes.iter().any(|n| !n.listen.ip().is_loopback());
         for (name, h) in haproxy {
-            if let RuntimeAddr::Tcp(a) = h.runtime {
-                let key = format!("frontends.{name}.runtime");
-                self.dialled(&key, a, false, "the orchestrator dials it");
-                self.not_an_api(&key, a, &apis);
+            let key = format!("frontends.{name}.runtime");
+            let local = match &h.runtime {
+                RuntimeAddr::Tcp(a) => {
+                    self.dialled(&key, *a, false, "the orchestrator dials it");
+                    self.not_an_api(&key, *a, &apis);
+                    a.ip().is_loopback()
+                }
+                RuntimeAddr::Unix(_) => true,
+            };
+            if spread && local {
+                self.push(
+                    self.at(&key),
+                    &key,
+                    self.value_at(&key),
+                    "only this host reaches it, and with orchestrator.nodes on several hosts \
+                     whichever node leads drives the HAProxy: give its runtime API a TCP address \
+                     every node reaches (`stats socket ipv4@IP:PORT level admin`, on a private \
+                     network)",
+                );
             }
         }
         for (name, g) in groups {

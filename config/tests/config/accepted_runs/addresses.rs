@@ -322,3 +322,58 @@ fn a_dns_server_at_a_wildcard_ip_is_refused() {
     }
     assert_eq!(p.len(), 4, "{p:?}");
 }
+
+/// With orchestrator nodes on several hosts, whichever node leads drives
+/// every HAProxy: a runtime API only one host reaches (a UNIX socket, a
+/// loopback address) is refused by check-config at its value — each
+/// leader would drive another HAProxy, or none, and those users enter
+/// through would keep a deposed leader's route. A TCP address every node
+/// reaches passes, and so do nodes all on one host (loopback).
+#[test]
+fn a_runtime_api_only_one_host_reaches_is_refused_with_nodes_on_several_hosts() {
+    let ha = |listen: [&str; 2]| {
+        format!(
+            "store = \"etcd\"\netcd = {{ endpoints = [\"http://10.0.1.5:2379\"] }}\n\
+             nodes = [{{ name = \"o1\", listen = \"{}\" }}, {{ name = \"o2\", listen = \"{}\" }}]\n",
+            listen[0], listen[1]
+        )
+    };
+    let with = |nodes: &str, runtime: &str| {
+        BASE.replace(
+            "operator_token = { file = \"/etc/warden/operator.token\" }\n",
+            &format!("operator_token = {{ file = \"/etc/warden/operator.token\" }}\n{nodes}"),
+        ) + &format!("\n[frontends.hp]\nkind = \"haproxy\"\nruntime = \"{runtime}\"\n")
+    };
+    let spread = ha(["10.0.1.2:7000", "10.0.2.2:7000"]);
+    for runtime in ["/run/haproxy/admin.sock", "127.0.0.1:9999"] {
+        let text = with(&spread, runtime);
+        ok(&text);
+        let ps = deployment_problems(&text);
+        let h = find(&ps, "frontends.hp.runtime");
+        assert_eq!(
+            (h.line, h.col),
+            pos_of_nth(&text, &format!("\"{runtime}\""), 0),
+            "{h}"
+        );
+        assert!(
+            h.message.contains("only this host reaches it")
+                && h.message.contains("every node reaches"),
+            "{h}"
+        );
+    }
+    let text = with(&spread, "10.0.0.7:9999");
+    assert!(
+        !deployment_problems(&text)
+            .iter()
+            .any(|p| p.key == "frontends.hp.runtime"),
+        "a TCP address every node reaches"
+    );
+    let one_host = ha(["127.0.0.1:7000", "127.0.0.1:7001"]);
+    let text = with(&one_host, "/run/haproxy/admin.sock");
+    assert!(
+        !deployment_problems(&text)
+            .iter()
+            .any(|p| p.key == "frontends.hp.runtime"),
+        "nodes all on one host"
+    );
+}
