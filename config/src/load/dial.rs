@@ -57,17 +57,27 @@ impl<'t, 'r> Cx<'t, 'r> {
                 .map(|(i, n)| (format!("orchestrator.nodes[{i}].listen"), n.listen))
                 .collect()
         };
+        // Nodes on several hosts (one not on loopback): whichever leads
+        // drives every frontend, so a control or runtime API only its own
+        // host reaches (a UNIX socket, a loopback address) would be another
+        // frontend, or none, under each leader — the frontends users enter
+        // through keeping the route of a deposed leader.
+        let spread = o.nodes.iter().any(|n| !n.listen.ip().is_loopback());
         for (name, f) in frontends {
             let key = format!("frontends.{name}.control");
             self.dialled(&key, f.control, false, "the orchestrator dials it");
             self.not_an_api(&key, f.control, &apis);
+            if spread && f.control.ip().is_loopback() {
+                self.push(
+                    self.at(&key),
+                    &key,
+                    self.value_at(&key),
+                    "only this host reaches it, and with orchestrator.nodes on several hosts \
+                     whichever node leads drives the frontend: give its control API an address \
+                     every node reaches",
+                );
+            }
         }
-        // Nodes on several hosts (one not on loopback): whichever leads
-        // drives every HAProxy, so a runtime API only its own host reaches
-        // (a UNIX socket, a loopback address) would be another HAProxy, or
-        // none, under each leader — the HAProxies users enter through
-        // keeping the route of a deposed leader.
-        let spread = o.nodes.iter().any(|n| !n.listen.ip().is_loopback());
         for (name, h) in haproxy {
             let key = format!("frontends.{name}.runtime");
             let local = match &h.runtime {

@@ -327,8 +327,9 @@ fn a_dns_server_at_a_wildcard_ip_is_refused() {
 /// every HAProxy: a runtime API only one host reaches (a UNIX socket, a
 /// loopback address) is refused by check-config at its value — each
 /// leader would drive another HAProxy, or none, and those users enter
-/// through would keep a deposed leader's route. A TCP address every node
-/// reaches passes, and so do nodes all on one host (loopback).
+/// through would keep a deposed leader's route; so is a built-in
+/// frontend's control API on loopback. A TCP address every node reaches
+/// passes, and so do nodes all on one host (loopback).
 #[test]
 fn a_runtime_api_only_one_host_reaches_is_refused_with_nodes_on_several_hosts() {
     let ha = |listen: [&str; 2]| {
@@ -368,6 +369,14 @@ fn a_runtime_api_only_one_host_reaches_is_refused_with_nodes_on_several_hosts() 
             .any(|p| p.key == "frontends.hp.runtime"),
         "a TCP address every node reaches"
     );
+    // A built-in frontend's control API on loopback: the same.
+    let text = with(&spread, "10.0.0.7:9999").replace(
+        "control = \"10.0.0.5:7100\"",
+        "control = \"127.0.0.1:7100\"",
+    );
+    let ps = deployment_problems(&text);
+    let c = find(&ps, "frontends.fe1.control");
+    assert!(c.message.contains("only this host reaches it"), "{c}");
     let one_host = ha(["127.0.0.1:7000", "127.0.0.1:7001"]);
     let text = with(&one_host, "/run/haproxy/admin.sock");
     assert!(
