@@ -32,6 +32,13 @@ fn secret(dir: &Path, name: &str, text: &str) {
 /// `METHOD PATH` with the operator's token; the answer's status line and
 /// body (`None`: no answer).
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(String, String)> {
+    let answer = http_answer(port, method, path, body)?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// [`http`]'s whole answer: status line, headers and body.
+fn http_answer(port: u16, method: &str, path: &str, body: &str) -> Option<String> {
     let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     write!(
@@ -43,8 +50,26 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(String, Stri
     .ok()?;
     let mut answer = String::new();
     conn.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    Some((head.lines().next()?.to_string(), body.to_string()))
+    Some(answer)
+}
+
+/// An orchestrator ended as its service manager ends it (SIGTERM), waited for.
+fn stop(o: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &o.id().to_string()])
+        .status();
+    let _ = o.wait();
+}
+
+/// `d/data`, made, for a store file a test seeds; and the time now (ms).
+fn seeded_dir(d: &Path) -> (std::path::PathBuf, u64) {
+    let data = d.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    (data, now)
 }
 
 fn orchestrator(conf: &Path, log: &Path) -> Child {
@@ -233,12 +258,7 @@ fn the_runbook_retention_deletes_the_oldest_from_the_store_file() {
     use warden_orchestrator::store::{LocalStore, Store};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = d.join("data");
-    std::fs::create_dir(&data).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let (data, now) = seeded_dir(d);
     {
         let store = LocalStore::open(&data).unwrap();
         for id in 1..=15 {
@@ -278,10 +298,7 @@ fn the_runbook_retention_deletes_the_oldest_from_the_store_file() {
         },
     );
     let gone = http(port, "GET", "/v1/runbooks/5", "");
-    let _ = Command::new("kill")
-        .args(["-TERM", &o.id().to_string()])
-        .status();
-    let _ = o.wait();
+    stop(&mut o);
     let said = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(pruned, "the API shows {shown}; log: {said}");
     assert!(
@@ -361,12 +378,7 @@ fn a_group_filtered_event_scan_is_bounded_and_the_cli_reads_on() {
     use warden_orchestrator::store::{LocalStore, Store};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = d.join("data");
-    std::fs::create_dir(&data).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let (data, now) = seeded_dir(d);
     {
         let store = LocalStore::open(&data).unwrap();
         let events: Vec<Event> = (1..=45_000u64)
@@ -399,30 +411,23 @@ fn a_group_filtered_event_scan_is_bounded_and_the_cli_reads_on() {
     let up = wait_for("the orchestrator answers", Duration::from_secs(30), || {
         http(port, "GET", "/v1/status", "").is_some_and(|(s, _)| s.contains(" 200 "))
     });
-    let raw = |after: u64| -> Option<String> {
-        let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(
-            conn,
-            "GET /v1/events?group=web&after={after} HTTP/1.1\r\nhost: 127.0.0.1\r\n\
-             authorization: Bearer {OPERATOR}\r\nconnection: close\r\n\r\n"
+    let raw = |after: u64| {
+        http_answer(
+            port,
+            "GET",
+            &format!("/v1/events?group=web&after={after}"),
+            "",
         )
-        .ok()?;
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).ok()?;
-        Some(answer)
+        .unwrap_or_default()
     };
-    let (first, second) = (raw(0).unwrap_or_default(), raw(20_000).unwrap_or_default());
+    let (first, second) = (raw(0), raw(20_000));
     let cli = Command::new(WARDEN)
         .args(["events", "--group", "web", "--json", "--config"])
         .arg(&conf)
         .env("WARDEN_LOG", "error")
         .output()
         .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &o.id().to_string()])
-        .status();
-    let _ = o.wait();
+    stop(&mut o);
     assert!(up, "{}", std::fs::read_to_string(&log).unwrap_or_default());
     assert!(
         first.contains("x-warden-scanned-through: 20000")

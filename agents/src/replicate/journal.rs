@@ -42,6 +42,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
 
+use super::clock_set::ClockSet;
 use crate::wire::JournalMark;
 use crate::AgentError;
 
@@ -67,73 +68,7 @@ struct State {
     /// file timestamps, and on the monotonic clock (how long ago, whatever
     /// the wall clock did since); and a watch that tells whether the wall
     /// clock was set since (`None`: the kernel gave none).
-    marked: HashMap<u64, (i128, std::time::Instant, Option<Arc<ClockSet>>)>,
-}
-
-/// Whether the wall clock was set (stepped, either way) since this was
-/// made: a `timerfd` on `CLOCK_REALTIME` armed ten years ahead with
-/// `TFD_TIMER_CANCEL_ON_SET`, whose read fails with `ECANCELED` once the
-/// clock was set (timerfd_create(2)). A clock set back and then forward
-/// again between a mark and its read leaves no trace the elapsed time can
-/// show, while a file changed meanwhile is stamped in the past.
-pub(crate) struct ClockSet {
-    fd: rustix::fd::OwnedFd,
-    /// The kernel says it once; kept.
-    seen: std::sync::atomic::AtomicBool,
-}
-
-impl ClockSet {
-    pub(crate) fn arm() -> std::io::Result<ClockSet> {
-        use rustix::time::{
-            timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags,
-            TimerfdTimerFlags, Timespec,
-        };
-        let fd = timerfd_create(
-            TimerfdClockId::Realtime,
-            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-        )?;
-        let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-        let far = Timespec {
-            tv_sec: now.tv_sec.saturating_add(10 * 365 * 86_400),
-            tv_nsec: 0,
-        };
-        let zero = Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        timerfd_settime(
-            &fd,
-            TimerfdTimerFlags::ABSTIME | TimerfdTimerFlags::CANCEL_ON_SET,
-            &Itimerspec {
-                it_interval: zero,
-                it_value: far,
-            },
-        )?;
-        Ok(ClockSet {
-            fd,
-            seen: std::sync::atomic::AtomicBool::new(false),
-        })
-    }
-
-    /// Whether the wall clock was set since [`ClockSet::arm`]; an error
-    /// the kernel gives reads as set (the journal then cannot tell).
-    pub(crate) fn was_set(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        if self.seen.load(Ordering::SeqCst) {
-            return true;
-        }
-        let mut buf = [0u8; 8];
-        let set = match rustix::io::read(&self.fd, &mut buf) {
-            Err(rustix::io::Errno::AGAIN) => false,
-            // Expired: ten years passed on the wall clock.
-            Ok(_) => false,
-            Err(_) => true,
-        };
-        if set {
-            self.seen.store(true, Ordering::SeqCst);
-        }
-        set
-    }
+    marked: HashMap<u64, (i128, std::time::Instant, Option<ClockSet>)>,
 }
 
 /// Now on the clock the kernel stamps file times with (ns since the epoch).
@@ -354,7 +289,7 @@ impl ChangeJournal {
         st.marked.entry(seq).or_insert_with(|| {
             // Armed before the wall time is read: a set in between is seen.
             let clock = match ClockSet::arm() {
-                Ok(c) => Some(Arc::new(c)),
+                Ok(c) => Some(c),
                 Err(e) => {
                     warn!(cause = %e, "change journal: no timerfd to see the wall clock set; a clock set back and forward again after this mark goes unseen");
                     None
@@ -405,13 +340,14 @@ impl ChangeJournal {
                     mark.seq, st.seq
                 ));
             }
-            let Some((wall, at, clock)) = st.marked.get(&mark.seq).cloned() else {
+            let Some((wall, at, clock)) = st.marked.get(&mark.seq) else {
                 return Err(format!("the mark ({}) was never handed out", mark.seq));
             };
+            let (wall, at) = (*wall, *at);
             // Set since the mark (back and forward again, or any step): a
             // file changed without an event meanwhile may be stamped before
             // any cut-off this could take.
-            if clock.is_some_and(|c| c.was_set()) {
+            if clock.as_ref().is_some_and(ClockSet::was_set) {
                 return Err(
                     "the wall clock was set since the mark: a change that sent no event \
                      (a shared mapping, a hard link outside the tree) cannot be told by its \

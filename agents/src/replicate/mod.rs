@@ -17,6 +17,7 @@
 //! itself to the active peer's content, using the pair's [`Manifest`] to tell
 //! deletions from divergent writes ([`manifest`]).
 
+mod clock_set;
 pub mod command;
 pub mod guard;
 pub mod journal;

@@ -73,14 +73,15 @@ pub(crate) fn doomed(
 }
 
 impl Shared {
-    /// One retention pass (see the module docs), on the leader only: the
+    /// One retention pass (see the module docs), only while this process
+    /// holds the licence to act (the leader; in local mode, until it is
+    /// stopped): the
     /// runbooks chosen are deleted from the store, then from memory; a
     /// store that refuses keeps both as they were (tried again at the next
     /// pass), and a refusal because another orchestrator leads ends this
     /// node's term as any refused write does.
     pub(crate) async fn prune_runbooks(self: &Arc<Self>) {
-        let leading = self.ha.is_none() || self.licence.is_held();
-        if !leading || !self.store.writable() || !self.writer.settled() {
+        if self.must_act().is_err() || !self.store.writable() || !self.writer.settled() {
             return;
         }
         let under = self.licence.term_number();

@@ -169,3 +169,24 @@ async fn a_leader_clock_far_ahead_deletes_no_recent_runbook() {
     assert_eq!(store.runbooks().unwrap().len(), 20, "the store");
     assert_eq!(s.runbooks(Some("web")).len(), 20, "memory");
 }
+
+/// A process without the licence to act (a follower, a deposed leader, one
+/// being stopped) deletes nothing: deleting history is an act, and a
+/// deposed leader's delete could take what the new leader still shows.
+#[tokio::test]
+async fn no_runbook_is_deleted_without_the_licence() {
+    let store = Arc::new(MemStore::default());
+    let now = crate::service::Clock::new().now_ms();
+    for id in 1..=25 {
+        store
+            .put_runbook(&ended(id, "web", RunbookKind::Failover, now - 1000, None))
+            .unwrap();
+    }
+    let dir = test_dir(true, 5);
+    let text = config_text(&dir, true, 5, "runbooks_keep = 10\n");
+    let (s, _fake) = start_from(&text, &dir, store.clone()).expect("config");
+    s.licence.revoke("test: deposed");
+    s.prune_runbooks().await;
+    assert_eq!(store.runbooks().unwrap().len(), 25, "the store");
+    assert_eq!(s.runbooks(Some("web")).len(), 25, "memory");
+}
