@@ -2423,6 +2423,11 @@ async fn swift_plans_against_two_real_clusters() {
     .await;
     run.run("copier_killed_round", cancelled_round::killed_round(&env))
         .await;
+    run.run(
+        "copier_sent_unconfirmed",
+        cancelled_round::sent_unconfirmed(&env),
+    )
+    .await;
     run.run("resync_killed_pass", cancelled_round::killed_resync(&env))
         .await;
     run.run("copier_fence_third_site", fence_container::third_site(&env))

@@ -244,6 +244,11 @@ pub enum DivergentReason {
     NotInManifest,
     /// In the manifest, but changed here since it was confirmed.
     ChangedSinceSync,
+    /// Not confirmed at the peer, but sent to it by a transfer this site
+    /// did not see confirmed ([`super::sent`]): the peer lacks it now, and
+    /// may have deleted it after it arrived. Moved to the quarantine even
+    /// under `keep` (the active site's deletion wins).
+    SentUnconfirmed,
 }
 
 /// The resync plan for one stale site.

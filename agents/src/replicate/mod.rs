@@ -26,6 +26,7 @@ pub mod plan;
 pub(crate) mod recent_deletes;
 pub mod replication;
 pub mod rsync;
+pub mod sent;
 /// The rsync plan's failback side (kept at its old path).
 pub use rsync::resync as rsync_resync;
 pub mod swift;

@@ -211,3 +211,111 @@ pub(crate) async fn killed_resync(env: &Env<'_>) -> Result<()> {
     ensure!(here.len() == MANY - 20, "{} here", here.len());
     Ok(())
 }
+
+/// A copier whose site is lost mid-round, before a save confirmed what
+/// the round had copied (its future dropped within the first second);
+/// the active site's users then delete what had arrived. The failback's
+/// resync under `keep` moves those objects to the quarantine
+/// (`sent_unconfirmed`) instead of keeping them in place, where the next
+/// round would copy them back: a delete acknowledged at the active site,
+/// undone. What the round had not announced yet, and a write made after,
+/// stay in place as writes here.
+pub(crate) async fn sent_unconfirmed(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::sent::Sent;
+    use warden_agents::replicate::{DivergentPolicy, DivergentReason, Manifest, Progress};
+    let (a, b) = (&env.a, &env.b);
+    let c = "sentunconfirmed";
+    const MANY: usize = 600;
+    let file = "sentunconfirmed.json";
+    a.put_container(c, &BTreeMap::new()).await?;
+    put_many(a, c, "obj-", MANY).await?;
+    let manifest = env.cl.scratch().join(file);
+    {
+        let repl = env.replicator(&[c], file);
+        let (tx, mut rx) = tokio::sync::watch::channel(Progress::default());
+        let round = repl.resync(CancellationToken::new(), Some(tx));
+        tokio::pin!(round);
+        tokio::select! {
+            r = &mut round => anyhow::bail!("the round ended before it was killed (the test proves nothing): {r:?}"),
+            w = rx.wait_for(|p| p.items >= 10) => { w.map_err(|_| anyhow::anyhow!("no progress"))?; }
+        }
+        // the site is lost: the round's future dropped, no cancel path runs
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let booked = Manifest::load(&manifest)
+        .map(|m| m.items)
+        .unwrap_or_default();
+    let arrived: Vec<String> = names(b, c)
+        .await?
+        .into_iter()
+        .filter(|n| !booked.contains_key(&format!("{c}/{n}")))
+        .collect();
+    ensure!(
+        !arrived.is_empty(),
+        "every copied object was confirmed before the loss (the test proves nothing): {} booked",
+        booked.len()
+    );
+    let record = Sent::load(&Sent::beside(&manifest));
+    ensure!(
+        arrived
+            .iter()
+            .all(|n| record.covers_object(&format!("{c}/{n}"))),
+        "recorded before the copies started: {} names recorded",
+        record.names.len()
+    );
+    // The peer is active: its users delete what had arrived; a is written
+    // once more after the loss (never sent).
+    for o in &arrived {
+        b.delete_object(c, o).await?;
+    }
+    put(a, c, "written-after", "never left a").await?;
+
+    let res = env.resyncer(true, &[c], file, DeleteGuard::default());
+    let p = res
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await?;
+    let by_name: BTreeMap<&str, (&DivergentReason, &str)> = p
+        .divergent
+        .iter()
+        .map(|d| (d.name.as_str(), (&d.reason, d.action.as_str())))
+        .collect();
+    for o in &arrived {
+        let name = format!("{c}/{o}");
+        ensure!(
+            by_name.get(name.as_str()) == Some(&(&DivergentReason::SentUnconfirmed, "quarantined")),
+            "{name}: {:?}",
+            by_name.get(name.as_str())
+        );
+    }
+    ensure!(
+        by_name.get(format!("{c}/written-after").as_str())
+            == Some(&(&DivergentReason::NotInManifest, "kept")),
+        "a write that never left a stays in place: {:?}",
+        by_name.get(format!("{c}/written-after").as_str())
+    );
+    let unconfirmed = by_name
+        .values()
+        .filter(|(r, _)| **r == DivergentReason::SentUnconfirmed)
+        .count();
+    ensure!(
+        unconfirmed <= 256,
+        "only the part announced before the loss is in doubt: {unconfirmed}"
+    );
+    let here = names(a, c).await?;
+    ensure!(
+        arrived.iter().all(|o| !here.contains(o)),
+        "deleted at the active site, back at the returning one"
+    );
+    let moved = names(a, &format!("{c}.warden-quarantine")).await?;
+    ensure!(
+        moved.len() >= arrived.len(),
+        "the returning site's copies are kept aside: {} of {}",
+        moved.len(),
+        arrived.len()
+    );
+    ensure!(
+        !Sent::beside(&manifest).exists(),
+        "a resync pass that completed ends the record"
+    );
+    Ok(())
+}

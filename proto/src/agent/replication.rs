@@ -110,7 +110,7 @@ pub struct ResyncProgressWire {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DivergentWire {
     pub name: String,
-    /// `not_in_manifest` or `changed_since_sync`.
+    /// `not_in_manifest`, `changed_since_sync` or `sent_unconfirmed`.
     pub reason: String,
     /// `kept`, `quarantined` or `discarded`.
     pub action: String,

@@ -126,6 +126,7 @@ mod skipped;
 #[cfg(test)]
 mod tests;
 mod transfer;
+mod unconfirmed;
 mod watcher;
 mod worker;
 
@@ -250,6 +251,8 @@ struct Shared {
     drift: Mutex<Option<String>>,
     /// The lag kept beside the manifest ([`behind`]).
     behind: Mutex<behind::BehindState>,
+    /// What was sent and not confirmed yet ([`unconfirmed`]).
+    sent: Arc<Mutex<unconfirmed::SentBook>>,
 }
 
 /// The rsync [`Replicator`]. See the module docs.
@@ -270,6 +273,7 @@ impl RsyncReplicator {
             .as_deref()
             .map(|m| RecentDeletes::beside(m, Side::Push))
             .unwrap_or_default();
+        let sent = unconfirmed::SentBook::beside(settings.manifest.as_deref());
         RsyncReplicator {
             shared: Arc::new(Shared {
                 settings,
@@ -286,6 +290,7 @@ impl RsyncReplicator {
                 unwatched: Mutex::new(None),
                 drift: Mutex::new(None),
                 behind: Mutex::default(),
+                sent,
             }),
             running: Default::default(),
             starting: Mutex::new(None),
@@ -321,6 +326,7 @@ impl Replicator for RsyncReplicator {
         }
         let shared = &self.shared;
         shared.load_book()?;
+        shared.reload_sent();
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watched = Watched::start(shared)?;
         *shared.was_mount.lock().unwrap() = shared.declared_mount()
@@ -473,7 +479,12 @@ impl Shared {
                 ..Manifest::confirmed_escaped(b.items.clone())
             }
         };
-        let saved = tokio::task::spawn_blocking(move || manifest.save(&path)).await;
+        let busy = self.busy_names();
+        let (sent, root) = (self.sent.clone(), self.settings.source.clone());
+        let saved = tokio::task::spawn_blocking(move || {
+            unconfirmed::save_and_compact(&sent, &root, &path, &manifest, &busy)
+        })
+        .await;
         match saved {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {

@@ -74,6 +74,7 @@ use crate::replicate::manifest::{
     Listing, Manifest, Stamps,
 };
 use crate::replicate::recent_deletes::Side;
+use crate::replicate::sent::Sent;
 use crate::replicate::{
     Difference, DifferenceKind, PassReport, Progress, ResyncProgress, Resyncer, VerifyReport,
 };
@@ -270,6 +271,10 @@ impl Resyncer for RsyncResyncer {
             .map(|(n, _)| n.clone())
             .collect();
         let at_peer = self.compare(&changed, &here, &cancel).await?;
+        // What this site's push sent and never saw confirmed: the peer
+        // lacking it now may have deleted it after it arrived.
+        let sent_file = Sent::beside(self.manifest.path());
+        let sent = Sent::load(&sent_file);
         let mut div = Vec::new();
         for name in &changed {
             let reason = if manifest.items.contains_key(name) {
@@ -280,6 +285,9 @@ impl Resyncer for RsyncResyncer {
             match at_peer.get(name) {
                 Some(Same::Equal | Same::Identical) => {}
                 Some(Same::Differs) => div.push((name.clone(), reason, true)),
+                None if sent.covers(name) => {
+                    div.push((name.clone(), DivergentReason::SentUnconfirmed, false))
+                }
                 None => div.push((name.clone(), reason, false)),
             }
         }
@@ -294,20 +302,26 @@ impl Resyncer for RsyncResyncer {
         let mut keep: BTreeSet<String> = BTreeSet::new();
         let mut discard_later: Vec<(String, DivergentReason)> = Vec::new();
         for (name, reason, peer_has) in &div {
-            let (action, moved_to) = match (policy, peer_has) {
-                (DivergentPolicy::Discard, false) => {
+            // Kept in place only what never reached the peer: a version the
+            // peer has (a conflict) or may have deleted after it arrived
+            // (sent, never confirmed) is moved aside, the active site's wins.
+            let peer_may_have = *peer_has || *reason == DivergentReason::SentUnconfirmed;
+            let (action, moved_to) = match (policy, peer_has, peer_may_have) {
+                (DivergentPolicy::Discard, false, _) => {
                     discard_later.push((name.clone(), *reason));
                     continue;
                 }
                 // Gone meanwhile: nothing to keep.
-                (DivergentPolicy::Keep, false) if self.local(name).symlink_metadata().is_err() => {
+                (DivergentPolicy::Keep, _, false)
+                    if self.local(name).symlink_metadata().is_err() =>
+                {
                     continue
                 }
-                (DivergentPolicy::Keep, false) => {
+                (DivergentPolicy::Keep, _, false) => {
                     keep.insert(name.clone());
                     ("kept", None)
                 }
-                (DivergentPolicy::Keep, true) | (DivergentPolicy::Quarantine, _) => {
+                (DivergentPolicy::Keep, _, true) | (DivergentPolicy::Quarantine, _, _) => {
                     let to = match self.move_aside(name, stamp).await {
                         Ok(to) => to,
                         // Gone meanwhile (a transfer's temporary file, a
@@ -321,7 +335,7 @@ impl Resyncer for RsyncResyncer {
                 // The peer has it: removed, not left to be overwritten —
                 // with the same size and mtime, rsync's quick check would
                 // keep it.
-                (DivergentPolicy::Discard, true) => {
+                (DivergentPolicy::Discard, true, _) => {
                     if !self.discard(name, &here)? {
                         // Gone meanwhile: nothing to discard.
                         continue;
@@ -499,6 +513,12 @@ impl Resyncer for RsyncResyncer {
         self.end_pull_log().await?;
         pulled?;
         held?;
+        // Settled with the peer: what the push once sent is decided.
+        if !sent.is_empty() {
+            if let Err(e) = Sent::default().save(&sent_file) {
+                warn!(cause = %e, "cannot remove the record of what was sent unconfirmed (the next pass reads it again)");
+            }
+        }
         if let Some(tx) = &progress {
             tx.send_replace(now);
         }

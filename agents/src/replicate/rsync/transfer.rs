@@ -176,6 +176,11 @@ impl Shared {
             None
         };
         let counted = self.guard_batch(&paths, before.as_deref(), cancel).await?;
+        // On disk before anything leaves: a site lost from here until the
+        // manifest confirms the batch leaves the failback its names.
+        if before.is_some() {
+            self.note_sending(&paths).await;
+        }
         let mut deleted = 0;
         let sent = self
             .transfer_batch(paths, before, &counted, &mut deleted, cancel)
@@ -225,6 +230,7 @@ impl Shared {
             })
             .await;
         let skipped = believed(&s.source, &s.target(), said);
+        self.not_at_peer(&skipped);
         if let Err(e) = ran {
             // rsync stopped deleting at `--max-delete` (code 25, or 23 when
             // a directory it could not empty was to be replaced)
@@ -313,6 +319,9 @@ impl Shared {
         }
         args.push(source_arg(&s.source));
         args.push(s.url().into());
+        if self.keeps_manifest() {
+            self.note_full_pass().await;
+        }
         let mut done = Progress::default();
         // What rsync deleted at the peer, even if the pass then fails.
         let mut deleted = 0u64;
@@ -396,6 +405,7 @@ impl Shared {
             if let Some(b) = self.book.lock().unwrap().as_mut() {
                 after_pass(b, items, stamps, &after, &skipped);
             }
+            self.full_pass_confirmed();
         }
         Ok(ResyncReport {
             done,

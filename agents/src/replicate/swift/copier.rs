@@ -344,13 +344,29 @@ impl Shared {
                 );
                 if items != manifest.items && last_saved.as_ref() != Some(&items) {
                     match Manifest::confirmed(items.clone()).save(&s.manifest) {
-                        Ok(()) => last_saved = Some(items),
+                        Ok(()) => {
+                            last_saved = Some(items);
+                            crate::replicate::sent::settle_beside(&s.manifest, |n| {
+                                confirmed.contains_key(n)
+                            });
+                        }
                         Err(e) => {
                             warn!(cause = %e, "cannot save the swift manifest in the middle of a round; saved at its end")
                         }
                     }
                 }
             }
+        };
+        // On disk before a copy starts: a site lost from here until the
+        // manifest confirms a copy leaves the failback its name.
+        let announce = |part: &[Op]| {
+            crate::replicate::sent::note_beside(
+                &s.manifest,
+                part.iter().filter_map(|o| match o {
+                    Op::Copy(n) => Some(n.as_str()),
+                    Op::Delete(_) => None,
+                }),
+            )
         };
         let applied = apply(
             &self.src,
@@ -361,6 +377,7 @@ impl Shared {
                 concurrency: s.concurrency,
                 cancel,
                 recheck: Some(&recheck),
+                announce: Some(&announce),
             },
             each,
         )
@@ -394,6 +411,16 @@ impl Shared {
             let m = Manifest::confirmed(items);
             m.save(&s.manifest)?;
             self.state.lock().unwrap().manifest = Some(m);
+        }
+        if applied.is_ok() && first_err.is_none() {
+            // Every copy and delete the round owed is done: the pair is
+            // settled, nothing it or an earlier round sent is in doubt.
+            crate::replicate::sent::end_beside(&s.manifest);
+        } else {
+            // Confirmed by the manifest on disk, or gone here: settled.
+            crate::replicate::sent::settle_beside(&s.manifest, |n| {
+                confirmed.contains_key(n) || !src.contains_key(n)
+            });
         }
         self.save_seen()?;
         applied?;

@@ -42,6 +42,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+
+use crate::replicate::DivergentReason;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -154,6 +156,16 @@ impl Resyncer for SwiftResyncer {
             r = self.unlisted_changes(plan, &manifest, &here_raw, &peer_raw) => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
+        // What this site's copier sent and never saw confirmed: the peer
+        // lacking it now may have deleted it after it arrived.
+        let sent =
+            crate::replicate::sent::Sent::load(&crate::replicate::sent::Sent::beside(&s.manifest));
+        let mut plan = plan;
+        for (name, reason, peer_has) in &mut plan.divergent {
+            if !*peer_has && sent.covers_object(name) {
+                *reason = DivergentReason::SentUnconfirmed;
+            }
+        }
         // deletes here: what the peer deleted, and what the policy discards
         let discards = match policy {
             DivergentPolicy::Discard => plan.divergent.iter().filter(|(_, _, p)| !p).count(),
@@ -212,16 +224,18 @@ impl Resyncer for SwiftResyncer {
         report_progress(0, 0);
 
         // 1. divergent items, before anything here is overwritten
-        let quarantined = |peer_has: bool| match policy {
+        // Kept in place only what never reached the peer: a version the
+        // peer has or may have deleted after it arrived is moved aside.
+        let quarantined = |reason: DivergentReason, peer_has: bool| match policy {
             DivergentPolicy::Quarantine => true,
-            DivergentPolicy::Keep => peer_has,
+            DivergentPolicy::Keep => peer_has || reason == DivergentReason::SentUnconfirmed,
             DivergentPolicy::Discard => false,
         };
         // where each quarantined item goes: `object@TS` in the side container
         let moved: BTreeMap<&str, (String, String)> = plan
             .divergent
             .iter()
-            .filter(|(_, _, peer_has)| quarantined(*peer_has))
+            .filter(|(_, reason, peer_has)| quarantined(*reason, *peer_has))
             .map(|(name, _, _)| {
                 let (c, o) = split_name(name);
                 let ts = unlisted
@@ -250,7 +264,7 @@ impl Resyncer for SwiftResyncer {
                 return Err(AgentError::ReplicationCancelled);
             }
             let (c, o) = split_name(name);
-            let quarantine = quarantined(*peer_has);
+            let quarantine = quarantined(*reason, *peer_has);
             let mut item = DivergentItem {
                 name: name.clone(),
                 reason: *reason,
@@ -415,6 +429,7 @@ impl Resyncer for SwiftResyncer {
                 concurrency: s.concurrency,
                 cancel: &cancel,
                 recheck: None,
+                announce: None,
             },
             each,
         )
@@ -445,6 +460,10 @@ impl Resyncer for SwiftResyncer {
         }
         if let Some(e) = first_err {
             return Err(e);
+        }
+        // Settled with the peer: what the copier once sent is decided.
+        if !sent.is_empty() {
+            crate::replicate::sent::end_beside(&s.manifest);
         }
         info!(
             fetched = fetched.items,

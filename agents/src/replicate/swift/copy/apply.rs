@@ -126,7 +126,17 @@ pub(crate) struct Pace<'r, 'a> {
     pub concurrency: usize,
     pub cancel: &'r CancellationToken,
     pub recheck: Option<&'r Recheck<'a>>,
+    /// Told each part of the ops (at most [`ANNOUNCE_EVERY`]) before any
+    /// of it starts: the copier records what it is about to send.
+    pub announce: Option<&'r Announce<'r>>,
 }
+
+/// What [`Pace::announce`] calls.
+pub(crate) type Announce<'r> = dyn Fn(&[Op]) + Sync + 'r;
+
+/// How many ops [`Pace::announce`] is told at a time: a site lost mid-round
+/// leaves at most this many names recorded that were never sent.
+pub(crate) const ANNOUNCE_EVERY: usize = 256;
 
 /// Carries `ops` from `from` to `to`, `concurrency` at a time: plain
 /// objects and deletes first, then SLO manifests and symlinks (by `from`'s
@@ -147,6 +157,7 @@ pub(crate) async fn apply(
         concurrency,
         cancel,
         recheck,
+        announce,
     } = pace;
     let gate = recheck.map(|recheck| Gate {
         recheck,
@@ -169,7 +180,22 @@ pub(crate) async fn apply(
     let (later, first): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(
         |op| matches!(op, Op::Copy(n) if listing.get(n).is_some_and(ObjectEntry::needs_others)),
     );
-    for batch in [first, later] {
+    let part = if announce.is_some() {
+        ANNOUNCE_EVERY
+    } else {
+        usize::MAX
+    };
+    let mut parts: Vec<Vec<Op>> = Vec::new();
+    for kind in [first, later] {
+        let mut ops = kind.into_iter().peekable();
+        while ops.peek().is_some() {
+            parts.push(ops.by_ref().take(part).collect());
+        }
+    }
+    for batch in parts {
+        if let Some(announce) = announce {
+            announce(&batch);
+        }
         let mut results = futures::stream::iter(batch)
             .map(|op| async move {
                 if let Some(g) = gate {
