@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
-    DivergentPolicy, Manifest, Replicator, Resyncer, RsyncReplicator, RsyncResyncer, RsyncSettings,
+    DivergentPolicy, Manifest, Replicator, Resyncer, RsyncReplicator, RsyncResyncer,
 };
 
 #[path = "support/rsyncd.rs"]
@@ -25,19 +25,6 @@ const SYNCED: &[u8] = b"dir\xfe/in sync\xff[x]*.txt";
 
 fn p(root: &Path, name: &[u8]) -> PathBuf {
     root.join(OsStr::from_bytes(name))
-}
-
-fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    snapshot(root)
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect()
-}
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(d.dir.path().join("state/manifest.json"));
-    s
 }
 
 /// In sync (pushed, manifest recorded): the twin, a non-UTF-8 name with

@@ -22,12 +22,6 @@ use warden_agents::replicate::{
 mod rsyncd;
 use rsyncd::*;
 
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
 /// A directory outside every replicated tree, with names the tree's `d` had.
 fn outside(d: &Daemon) -> PathBuf {
     let out = d.dir.path().join("outside");

@@ -10,24 +10,12 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
     DivergentPolicy, DivergentReason, Manifest, Replicator, Resyncer, RsyncReplicator,
-    RsyncResyncer, RsyncSettings,
+    RsyncResyncer,
 };
 
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
 use rsyncd::*;
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(d.dir.path().join("state/manifest.json"));
-    s
-}
-
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
 
 fn set_mtime(path: &Path, t: SystemTime) {
     std::fs::File::options()

@@ -12,23 +12,11 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::journal::ChangeJournal;
 use warden_agents::replicate::manifest::escape_name;
-use warden_agents::replicate::{DivergentPolicy, Resyncer, RsyncResyncer, RsyncSettings};
+use warden_agents::replicate::{DivergentPolicy, Resyncer, RsyncResyncer};
 
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
 use rsyncd::*;
-
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(d.dir.path().join("state/manifest.json"));
-    s
-}
 
 /// Everything under `root`: files with content, symlinks with target,
 /// directories, and each one's mtime to the nanosecond.

@@ -4,39 +4,18 @@
 //! real push replicator before the "disaster". Needs `rsync` (CI fails
 //! without it, elsewhere the tests skip).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
     DivergentPolicy, DivergentReason, Manifest, Replicator, Resyncer, RsyncReplicator,
-    RsyncResyncer, RsyncSettings,
+    RsyncResyncer,
 };
 use warden_agents::AgentError;
 
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
 use rsyncd::*;
-
-/// Files only (relative path → content).
-fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    snapshot(root)
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect()
-}
-
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(d.dir.path().join("state/manifest.json"));
-    s
-}
 
 /// Both sides in sync through the push replicator (which records the
 /// manifest), then the disaster: the peer takes writes and deletes, the

@@ -28,21 +28,9 @@ use warden_agents::replicate::{
 mod rsyncd;
 use rsyncd::*;
 
-fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    snapshot(root)
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect()
-}
-
+/// Where [`settings`] keeps the pair manifest.
 fn manifest_path(d: &Daemon) -> PathBuf {
     d.dir.path().join("state/manifest.json")
-}
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(manifest_path(d));
-    s
 }
 
 /// Settings whose rsync, once `flag` exists, runs the first transfer whose

@@ -14,18 +14,11 @@ use std::process::Command;
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
     DivergentPolicy, DivergentReason, Replicator, Resyncer, RsyncReplicator, RsyncResyncer,
-    RsyncSettings,
 };
 
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
 use rsyncd::*;
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(d.dir.path().join("state/manifest.json"));
-    s
-}
 
 fn mkfifo(p: &Path) {
     let ok = Command::new("mkfifo").arg(p).status().unwrap().success();

@@ -12,24 +12,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use warden_agents::replicate::{
-    DivergentPolicy, Manifest, Replicator, Resyncer, RsyncReplicator, RsyncResyncer, RsyncSettings,
+    DivergentPolicy, Manifest, Replicator, Resyncer, RsyncReplicator, RsyncResyncer,
 };
 
 #[path = "support/rsyncd.rs"]
 mod rsyncd;
 use rsyncd::*;
-
-fn write(root: &Path, name: &str, body: &str) {
-    let p = root.join(name);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, body).unwrap();
-}
-
-fn settings(d: &Daemon) -> RsyncSettings {
-    let mut s = d.settings("drdata", PASSWORD);
-    s.manifest = Some(d.dir.path().join("state/manifest.json"));
-    s
-}
 
 fn manifest(d: &Daemon) -> BTreeMap<String, String> {
     Manifest::load(&d.dir.path().join("state/manifest.json"))

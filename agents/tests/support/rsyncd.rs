@@ -268,6 +268,22 @@ pub(crate) fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     out
 }
 
+/// The daemon's `drdata` module with the pair manifest at
+/// `state/manifest.json` in the daemon's directory.
+pub(crate) fn settings(d: &Daemon) -> RsyncSettings {
+    let mut s = d.settings("drdata", PASSWORD);
+    s.manifest = Some(d.dir.path().join("state/manifest.json"));
+    s
+}
+
+/// Files only under `root` (relative path → content).
+pub(crate) fn files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    snapshot(root)
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
 /// Writes `body` to `root/name`, making its directories.
 pub(crate) fn write(root: &Path, name: &str, body: &str) {
     let p = root.join(name);
