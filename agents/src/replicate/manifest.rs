@@ -249,6 +249,22 @@ pub enum DivergentReason {
     /// may have deleted it after it arrived. Moved to the quarantine even
     /// under `keep` (the active site's deletion wins).
     SentUnconfirmed,
+    /// Not in the manifest, written here while a resync pull ran that was
+    /// cut off (the agent killed) with its log not naming it: taken for
+    /// what the pull fetched from the peer, which lacks it now. Moved to
+    /// the quarantine even under `keep`.
+    FetchedUnconfirmed,
+}
+
+impl DivergentReason {
+    /// Whether the peer may have held the item although it lacks it now
+    /// (deleted there after it arrived): moved aside even under `keep`.
+    pub fn peer_may_have_had(self) -> bool {
+        matches!(
+            self,
+            DivergentReason::SentUnconfirmed | DivergentReason::FetchedUnconfirmed
+        )
+    }
 }
 
 /// The resync plan for one stale site.

@@ -110,7 +110,8 @@ pub struct ResyncProgressWire {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DivergentWire {
     pub name: String,
-    /// `not_in_manifest`, `changed_since_sync` or `sent_unconfirmed`.
+    /// `not_in_manifest`, `changed_since_sync`, `sent_unconfirmed` or
+    /// `fetched_unconfirmed`.
     pub reason: String,
     /// `kept`, `quarantined` or `discarded`.
     pub action: String,

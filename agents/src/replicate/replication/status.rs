@@ -83,6 +83,7 @@ fn divergent_wire(d: &DivergentItem) -> DivergentWire {
             crate::replicate::DivergentReason::NotInManifest => "not_in_manifest".into(),
             crate::replicate::DivergentReason::ChangedSinceSync => "changed_since_sync".into(),
             crate::replicate::DivergentReason::SentUnconfirmed => "sent_unconfirmed".into(),
+            crate::replicate::DivergentReason::FetchedUnconfirmed => "fetched_unconfirmed".into(),
         },
         action: d.action.clone(),
         moved_to: d.moved_to.clone(),

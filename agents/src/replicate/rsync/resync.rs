@@ -260,7 +260,7 @@ impl Resyncer for RsyncResyncer {
         let cut = self.clear_cut_off().await?;
         let (manifest, listed) = tokio::join!(self.take_manifest(), self.list_here_stamped());
         let (here, stamps) = listed?;
-        let manifest = self.confirm_cut_off(cut, manifest?, &here, &stamps).await?;
+        let (manifest, unlogged) = self.confirm_cut_off(cut, manifest?, &here, &stamps).await?;
 
         // 1. Only what changed here since it was confirmed can be divergent;
         //    its content decides (a checksum dry run, which also says
@@ -288,6 +288,9 @@ impl Resyncer for RsyncResyncer {
                 None if sent.covers(name) => {
                     div.push((name.clone(), DivergentReason::SentUnconfirmed, false))
                 }
+                None if unlogged.contains(name) => {
+                    div.push((name.clone(), DivergentReason::FetchedUnconfirmed, false))
+                }
                 None => div.push((name.clone(), reason, false)),
             }
         }
@@ -305,7 +308,7 @@ impl Resyncer for RsyncResyncer {
             // Kept in place only what never reached the peer: a version the
             // peer has (a conflict) or may have deleted after it arrived
             // (sent, never confirmed) is moved aside, the active site's wins.
-            let peer_may_have = *peer_has || *reason == DivergentReason::SentUnconfirmed;
+            let peer_may_have = *peer_has || reason.peer_may_have_had();
             let (action, moved_to) = match (policy, peer_has, peer_may_have) {
                 (DivergentPolicy::Discard, false, _) => {
                     discard_later.push((name.clone(), *reason));

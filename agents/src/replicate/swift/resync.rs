@@ -228,7 +228,7 @@ impl Resyncer for SwiftResyncer {
         // peer has or may have deleted after it arrived is moved aside.
         let quarantined = |reason: DivergentReason, peer_has: bool| match policy {
             DivergentPolicy::Quarantine => true,
-            DivergentPolicy::Keep => peer_has || reason == DivergentReason::SentUnconfirmed,
+            DivergentPolicy::Keep => peer_has || reason.peer_may_have_had(),
             DivergentPolicy::Discard => false,
         };
         // where each quarantined item goes: `object@TS` in the side container

@@ -148,6 +148,32 @@ impl CutOff {
             .collect()
     }
 
+    /// Items here (`here`, `stamps`) written since the pull began (their
+    /// ctime) that its log does not name and `confirmed` does not call
+    /// unchanged. rsync names an item before it transfers it, but the
+    /// agent reads the lines from a pipe: killed while lines sat unread
+    /// (a loaded host, a pull of many small files), the items they named
+    /// arrived unlogged — and so did the temporary file of one cut in the
+    /// middle. A returning site serves no users while it resyncs, so such
+    /// an item is taken for one the pull fetched from the peer; none when
+    /// the log does not say when it began.
+    fn unlogged(&self, confirmed: &Manifest, here: &Listing, stamps: &Stamps) -> BTreeSet<String> {
+        if self.started_ns <= 0 {
+            return BTreeSet::new();
+        }
+        let logged: BTreeSet<&str> = self.settled.iter().map(|s| s.name.as_str()).collect();
+        here.iter()
+            .filter(|(name, _)| !logged.contains(name.as_str()))
+            .filter(|(name, item)| {
+                stamps.get(*name).is_some_and(|st| {
+                    i128::from(st.ctime_ns) >= self.started_ns
+                        && !confirmed.unchanged(name, item, Some(st))
+                })
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Removes under `root` the temporary files rsync was writing when the
     /// pull was cut off (`.NAME.XXXXXX` beside an item it named for a
     /// transfer that is not here as listed, created since the pull began):
@@ -279,16 +305,18 @@ impl super::RsyncResyncer {
 
     /// `manifest` (as loaded, with the local listing `here`/`stamps` taken
     /// beside it) with what the cut-off pull `cut` settled confirmed,
-    /// stored, and the log removed; as it is without one.
+    /// stored, and the log removed; as it is without one. Also the items
+    /// here the cut-off pull may have written without its log saying so
+    /// ([`CutOff::unlogged`]).
     pub(super) async fn confirm_cut_off(
         &self,
         cut: Option<CutOff>,
         manifest: Manifest,
         here: &Listing,
         stamps: &Stamps,
-    ) -> Result<Manifest, AgentError> {
+    ) -> Result<(Manifest, BTreeSet<String>), AgentError> {
         let Some(cut) = cut else {
-            return Ok(manifest);
+            return Ok((manifest, BTreeSet::new()));
         };
         let root = self.settings.source.clone();
         let (here, stamps) = (here.clone(), stamps.clone());
@@ -308,10 +336,19 @@ impl super::RsyncResyncer {
                 .map(|st| st.ino)
                 .collect();
             restamp_linked(&root, &mut next, &touched);
-            (next, settled.len())
+            let unlogged = cut.unlogged(&next, &here, &stamps);
+            (next, (settled.len(), unlogged))
         })
         .await
         .map_err(|e| AgentError::Task(e.to_string()))?;
+        let (lines, unlogged) = lines;
+        if !unlogged.is_empty() {
+            warn!(
+                target = %self.settings.target(),
+                items = unlogged.len(),
+                "a resync pull was cut off with lines rsync had printed still unread: items written here since it began that its log does not name are taken for what it fetched (the peer lacking one now: moved to the quarantine)"
+            );
+        }
         info!(
             target = %self.settings.target(),
             settled = lines,
@@ -320,7 +357,7 @@ impl super::RsyncResyncer {
         );
         self.store_manifest(next.clone()).await?;
         self.end_pull_log().await?;
-        Ok(next)
+        Ok((next, unlogged))
     }
 }
 
