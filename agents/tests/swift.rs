@@ -2171,6 +2171,48 @@ async fn same_etag_kinds(env: &Env<'_>) -> Result<()> {
 /// them. The failback pass quarantines all four and succeeds; the
 /// quarantined SLO and link still read their content (they name the
 /// quarantined segments), and a second pass has nothing to do.
+/// Objects a copy round sent and never saw confirmed, one of them the
+/// segment of an SLO manifest the round never reached (it is a write
+/// here): under `keep` the manifest stays in place, and so must its
+/// segments — moved aside as `sent_unconfirmed`, they would leave it
+/// unreadable. With a kept SLO or symlink the objects in doubt all stay.
+async fn sent_kept_slo(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::DivergentReason;
+    let ha = Http::new(&env.cl.a).await?;
+    let (c, segs) = ("sk", "sk-segs");
+    for cont in [c, segs] {
+        env.a.put_container(cont, &BTreeMap::new()).await?;
+        env.b.put_container(cont, &BTreeMap::new()).await?;
+    }
+    let want = put_slo(
+        &ha,
+        "sk/slo",
+        &[
+            ("sk-segs/1", pattern(30_000, 3)),
+            ("sk-segs/2", pattern(10_000, 4)),
+        ],
+        &[],
+    )
+    .await?;
+    put(&env.a, c, "plain", "sent, never confirmed").await?;
+    let manifest = env.cl.scratch().join("sk.json");
+    warden_agents::replicate::sent::note_beside(&manifest, ["sk-segs/1", "sk-segs/2", "sk/plain"]);
+    let report = env
+        .resyncer(true, &[segs, c], "sk.json", DeleteGuard::default())
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await?;
+    ensure!(
+        report
+            .divergent
+            .iter()
+            .all(|d| d.action == "kept" && d.reason != DivergentReason::SentUnconfirmed),
+        "{:?}",
+        report.divergent
+    );
+    check_slo(&ha, "sk/slo", &want, &["sk-segs/1", "sk-segs/2"]).await?;
+    Ok(())
+}
+
 async fn quarantine_large(env: &Env<'_>) -> Result<()> {
     let (a, b) = (&env.a, &env.b);
     let ha = Http::new(&env.cl.a).await?;
@@ -2341,6 +2383,7 @@ async fn swift_plans_against_two_real_clusters() {
     run.run("broken_static_link", broken_link::broken_static_link(&env))
         .await;
     run.run("quarantine_large", quarantine_large(&env)).await;
+    run.run("sent_kept_slo", sent_kept_slo(&env)).await;
     run.run("continuous_replication", continuous_replication(&env))
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;

@@ -109,20 +109,20 @@ impl Sent {
         self.full || self.names.contains(name)
     }
 
-    /// Adds `names` (more than [`MAX_NAMES`] in all: `full`); whether it changed.
+    /// Adds `names` (more than [`MAX_NAMES`] in all: `full`); whether what
+    /// it says changed. While `full`, the names are kept all the same (not
+    /// worth a write: `full` covers them): they must stay once it ends.
     pub fn add<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> bool {
-        if self.full {
-            return false;
-        }
         let mut changed = false;
         for n in names {
             changed |= self.names.insert(n.to_string());
         }
         if self.names.len() > MAX_NAMES {
+            let was_full = self.full;
             *self = Sent::everything();
-            return true;
+            return !was_full;
         }
-        changed
+        changed && !self.full
     }
 
     /// Writes it durably ([`warden_config::durable::replace`], making its

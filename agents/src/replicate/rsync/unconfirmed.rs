@@ -56,13 +56,7 @@ impl SentBook {
     /// After `saved` is on disk: drops what it confirms as it is here
     /// (under `root`), keeping what a transfer still holds or waits to
     /// send (`busy`).
-    fn compact(
-        &mut self,
-        root: &Path,
-        saved: &Manifest,
-        busy: &Sent,
-        busy_parents: &BTreeSet<String>,
-    ) -> Result<(), AgentError> {
+    fn compact(&mut self, root: &Path, saved: &Manifest, busy: &Sent) -> Result<(), AgentError> {
         let Some(file) = self.loaded() else {
             return Ok(());
         };
@@ -72,9 +66,15 @@ impl SentBook {
             self.record.add(changed.iter().map(String::as_str));
         }
         if !self.record.full {
-            self.record.names.retain(|name| {
-                busy.covers(name) || busy_parents.contains(name) || !confirmed(root, saved, name)
-            });
+            let mut left = BTreeSet::new();
+            for name in std::mem::take(&mut self.record.names) {
+                if busy.covers(&name) {
+                    left.insert(name);
+                } else {
+                    left.extend(unconfirmed(root, saved, &name));
+                }
+            }
+            self.record.names = left;
         }
         if self.record != before {
             self.record.save(&file)?;
@@ -83,27 +83,40 @@ impl SentBook {
     }
 }
 
-/// Whether `name` under `root` is, whole, what `saved` confirms (or gone).
-fn confirmed(root: &Path, saved: &Manifest, name: &str) -> bool {
+/// What of `name` under `root` `saved` does not confirm as it is: nothing
+/// (confirmed, or gone), the name itself (a file; one that cannot be
+/// read), or a directory's entries that are not confirmed — a directory
+/// named once does not keep its whole subtree in doubt for good.
+fn unconfirmed(root: &Path, saved: &Manifest, name: &str) -> Vec<String> {
     let path = root.join(std::ffi::OsStr::from_bytes(&unescape_name(name)));
     let meta = match path.symlink_metadata() {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
-        Err(_) => return false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(_) => return vec![name.to_string()],
+    };
+    let whole = |ok: bool| {
+        if ok {
+            Vec::new()
+        } else {
+            vec![name.to_string()]
+        }
     };
     if !meta.is_dir() {
-        return item_of(&meta)
-            .is_some_and(|item| saved.unchanged(name, &item, Some(&Stamp::of(&meta))));
+        return whole(
+            item_of(&meta)
+                .is_some_and(|item| saved.unchanged(name, &item, Some(&Stamp::of(&meta)))),
+        );
     }
     match list_local_stamped(&path) {
         Ok((items, _)) if items.is_empty() => {
-            saved.unchanged(name, &dir_item(), Some(&Stamp::of(&meta)))
+            whole(saved.unchanged(name, &dir_item(), Some(&Stamp::of(&meta))))
         }
-        Ok((items, stamps)) => items.iter().all(|(k, item)| {
-            let under = format!("{name}/{k}");
-            saved.unchanged(&under, item, stamps.get(k))
-        }),
-        Err(_) => false,
+        Ok((items, stamps)) => items
+            .iter()
+            .filter(|(k, item)| !saved.unchanged(&format!("{name}/{k}"), item, stamps.get(*k)))
+            .map(|(k, _)| format!("{name}/{k}"))
+            .collect(),
+        Err(_) => vec![name.to_string()],
     }
 }
 
@@ -186,21 +199,14 @@ impl Shared {
     }
 
     /// What the compaction after a save must keep whatever the book says:
-    /// the paths pending or in a running batch (and their parents).
-    pub(super) fn busy_names(&self) -> (Sent, BTreeSet<String>) {
+    /// the paths pending or in a running batch (and what is under them).
+    pub(super) fn busy_names(&self) -> Sent {
         let st = self.state.lock().unwrap();
         let mut busy = Sent::default();
-        let mut parents = BTreeSet::new();
         for p in st.paths.iter().chain(st.batch_paths.iter()) {
-            let name = escape_name(p.as_os_str().as_bytes());
-            let mut at = name.as_str();
-            while let Some(i) = at.rfind('/') {
-                at = &at[..i];
-                parents.insert(at.to_string());
-            }
-            busy.names.insert(name);
+            busy.names.insert(escape_name(p.as_os_str().as_bytes()));
         }
-        (busy, parents)
+        busy
     }
 }
 
@@ -210,14 +216,10 @@ pub(super) fn save_and_compact(
     root: &Path,
     path: &Path,
     manifest: &Manifest,
-    busy: &(Sent, BTreeSet<String>),
+    busy: &Sent,
 ) -> Result<(), AgentError> {
     manifest.save(path)?;
-    if let Err(e) = sent
-        .lock()
-        .unwrap()
-        .compact(root, manifest, &busy.0, &busy.1)
-    {
+    if let Err(e) = sent.lock().unwrap().compact(root, manifest, busy) {
         warn!(cause = %e, "cannot update the record of what was sent unconfirmed (it keeps more than it must)");
     }
     Ok(())
@@ -261,7 +263,7 @@ mod tests {
         m.stamps.insert("busy.txt".into(), bs["busy.txt"]);
         let mut busy = Sent::default();
         busy.names.insert("busy.txt".into());
-        save_and_compact(&book, &root, &manifest_path, &m, &(busy, BTreeSet::new())).unwrap();
+        save_and_compact(&book, &root, &manifest_path, &m, &busy).unwrap();
         let left = Sent::load(&Sent::beside(&manifest_path));
         assert_eq!(
             left.names.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -277,7 +279,7 @@ mod tests {
             stamps,
             ..Manifest::confirmed_escaped(items)
         };
-        let none = (Sent::default(), BTreeSet::new());
+        let none = Sent::default();
         save_and_compact(&book, &root, &manifest_path, &m, &none).unwrap();
         assert!(
             Sent::load(&Sent::beside(&manifest_path)).full,
@@ -297,6 +299,50 @@ mod tests {
         assert!(
             !Sent::beside(&manifest_path).exists(),
             "nothing left: no file"
+        );
+    }
+
+    #[test]
+    fn a_directory_narrows_to_what_is_unconfirmed_and_a_name_noted_while_full_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("src");
+        std::fs::create_dir_all(root.join("up/2026")).unwrap();
+        std::fs::write(root.join("up/2026/a"), b"a").unwrap();
+        std::fs::write(root.join("up/2026/b"), b"b").unwrap();
+        let manifest_path = dir.path().join("m.json");
+        let book = SentBook::beside(Some(&manifest_path));
+        book.lock()
+            .unwrap()
+            .note(&["up".to_string()], false)
+            .unwrap();
+        let (items, stamps) = list_local_stamped(&root).unwrap();
+        let m = Manifest {
+            stamps,
+            ..Manifest::confirmed_escaped(items)
+        };
+        std::fs::write(root.join("up/2026/b"), b"b, written again").unwrap();
+        save_and_compact(&book, &root, &manifest_path, &m, &Sent::default()).unwrap();
+        let left = Sent::load(&Sent::beside(&manifest_path));
+        assert_eq!(
+            left.names.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["up/2026/b"],
+            "the directory no longer holds up/2026/a in doubt"
+        );
+
+        // A full pass starts; a batch is noted while it runs; the pass ends.
+        book.lock().unwrap().note(&[], true).unwrap();
+        std::fs::write(root.join("late.txt"), b"batched while full").unwrap();
+        book.lock()
+            .unwrap()
+            .note(&["late.txt".to_string()], false)
+            .unwrap();
+        book.lock().unwrap().full_done = Some(BTreeSet::new());
+        save_and_compact(&book, &root, &manifest_path, &m, &Sent::default()).unwrap();
+        let left = Sent::load(&Sent::beside(&manifest_path));
+        assert!(!left.full);
+        assert!(
+            left.covers("late.txt"),
+            "sent while full, not confirmed: {left:?}"
         );
     }
 }

@@ -161,9 +161,34 @@ impl Resyncer for SwiftResyncer {
         let sent =
             crate::replicate::sent::Sent::load(&crate::replicate::sent::Sent::beside(&s.manifest));
         let mut plan = plan;
-        for (name, reason, peer_has) in &mut plan.divergent {
-            if !*peer_has && sent.covers_object(name) {
-                *reason = DivergentReason::SentUnconfirmed;
+        let in_doubt: Vec<usize> = plan
+            .divergent
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, _, peer_has))| !*peer_has && sent.covers_object(name))
+            .map(|(i, _)| i)
+            .collect();
+        // An SLO manifest or a symlink kept in place under `keep` may name
+        // a segment or target among them: moving those aside would leave
+        // it broken. Then all stay in place, as before the record (said).
+        let kept_link = policy == DivergentPolicy::Keep
+            && plan
+                .divergent
+                .iter()
+                .enumerate()
+                .any(|(i, (name, _, peer_has))| {
+                    !*peer_has
+                        && !in_doubt.contains(&i)
+                        && here_raw.get(name).is_some_and(ObjectEntry::needs_others)
+                });
+        if kept_link && !in_doubt.is_empty() {
+            warn!(
+                objects = in_doubt.len(),
+                "objects a copy round of this site sent and never saw confirmed are kept in place (not quarantined): an SLO manifest or symlink kept here may name them"
+            );
+        } else {
+            for i in in_doubt {
+                plan.divergent[i].1 = DivergentReason::SentUnconfirmed;
             }
         }
         // deletes here: what the peer deleted, and what the policy discards

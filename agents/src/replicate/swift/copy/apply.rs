@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 
 /// One change a round or pass carries from `from` to `to`.
+#[derive(Clone)]
 pub(crate) enum Op {
     Copy(String),
     /// Gone from `from`'s listing: deleted at `to` ([`delete_if_gone`]).
@@ -126,8 +127,8 @@ pub(crate) struct Pace<'r, 'a> {
     pub concurrency: usize,
     pub cancel: &'r CancellationToken,
     pub recheck: Option<&'r Recheck<'a>>,
-    /// Told each part of the ops (at most [`ANNOUNCE_EVERY`]) before any
-    /// of it starts: the copier records what it is about to send.
+    /// Told each part of the ops (at most [`ANNOUNCE_EVERY`]) before the
+    /// first of it starts: the copier records what it is about to send.
     pub announce: Option<&'r Announce<'r>>,
 }
 
@@ -180,23 +181,21 @@ pub(crate) async fn apply(
     let (later, first): (Vec<Op>, Vec<Op>) = ops.into_iter().partition(
         |op| matches!(op, Op::Copy(n) if listing.get(n).is_some_and(ObjectEntry::needs_others)),
     );
-    let part = if announce.is_some() {
-        ANNOUNCE_EVERY
-    } else {
-        usize::MAX
-    };
-    let mut parts: Vec<Vec<Op>> = Vec::new();
-    for kind in [first, later] {
-        let mut ops = kind.into_iter().peekable();
-        while ops.peek().is_some() {
-            parts.push(ops.by_ref().take(part).collect());
-        }
-    }
-    for batch in parts {
-        if let Some(announce) = announce {
-            announce(&batch);
-        }
-        let mut results = futures::stream::iter(batch)
+    for batch in [first, later] {
+        // Told a part at a time, as the stream takes its first op: no
+        // op waits for another part to end.
+        let mut at = 0;
+        let ops = std::iter::from_fn(|| {
+            let op = batch.get(at)?.clone();
+            if at % ANNOUNCE_EVERY == 0 {
+                if let Some(announce) = announce {
+                    announce(&batch[at..batch.len().min(at + ANNOUNCE_EVERY)]);
+                }
+            }
+            at += 1;
+            Some(op)
+        });
+        let mut results = futures::stream::iter(ops)
             .map(|op| async move {
                 if let Some(g) = gate {
                     if !g.before(matches!(op, Op::Delete(_))).await {
