@@ -872,3 +872,183 @@ async fn items_a_cut_off_pull_wrote_without_logging_them_are_not_kept() {
         "the log is done with"
     );
 }
+
+/// Writes a pull log as a pull that began now writes it (its start only).
+fn pull_log_started(d: &Daemon) {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    std::fs::write(
+        d.dir.path().join("state/manifest.json.pulling"),
+        format!("# warden pull started at {started}\n"),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+}
+
+/// A pull cut off by a kill, then the site promoted (the failback given
+/// up) and pushing: the log it left is gone once the push starts. Left
+/// there, a later failback's first pass read it as its own, and every
+/// write of the site since the old pull began — those `keep` exists for —
+/// was taken for what that pull fetched and quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_log_left_before_a_promote_is_gone_once_the_site_pushes() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let stale = d.src();
+    write(&stale, "seed.txt", "seed");
+    RsyncReplicator::new(settings(&d))
+        .resync(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    pull_log_started(&d);
+    // Promoted: the push starts (and stops again).
+    let push = RsyncReplicator::new(settings(&d));
+    let cancel = CancellationToken::new();
+    push.start(cancel.clone()).await.unwrap();
+    push.stop().await;
+    cancel.cancel();
+    assert!(!d.dir.path().join("state/manifest.json.pulling").exists());
+    // Written while active, never pushed (the site lost); failback.
+    write(&stale, "late.txt", "a write this site never sent");
+    let report = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let div: Vec<(&str, DivergentReason, &str)> = report
+        .divergent
+        .iter()
+        .map(|i| (i.name.as_str(), i.reason, i.action.as_str()))
+        .collect();
+    assert_eq!(div, [("late.txt", DivergentReason::NotInManifest, "kept")]);
+}
+
+/// A kept divergent item hard-linked to a file the pull replaces: the
+/// rename over the file moves the kept name's ctime (one inode), and the
+/// pass is killed before it ends. The next pass must not take the kept
+/// item for what the cut-off pull fetched: the pull's log names what it
+/// left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_hard_link_of_a_file_the_cut_off_pull_replaced_stays_kept() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (stale, active) = (d.src(), d.target());
+    write(&stale, "f.txt", "v1");
+    RsyncReplicator::new(settings(&d))
+        .resync(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    // Written here alone: a snapshot of f.txt by hard link.
+    std::fs::create_dir_all(stale.join("snap")).unwrap();
+    std::fs::hard_link(stale.join("f.txt"), stale.join("snap/f.txt")).unwrap();
+    // The peer changes f.txt; the pull replaces it here, then hangs.
+    write(&active, "f.txt", "v2 at the peer, longer");
+    let flag = d.dir.path().join("hang-pull");
+    std::fs::write(&flag, b"").unwrap();
+    let mut hanging = settings(&d);
+    hanging.rsync_path = d.dir.path().join("hanging-rsync");
+    hanging_rsync(&hanging.rsync_path, &flag, "*\" --force \"*");
+    let r = RsyncResyncer::new(hanging).unwrap();
+    let pass = tokio::spawn(async move {
+        r.pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+            .await
+    });
+    let until = std::time::Instant::now() + PATIENCE;
+    while std::fs::read_to_string(stale.join("f.txt")).ok().as_deref()
+        != Some("v2 at the peer, longer")
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the pull never replaced f.txt"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    pass.abort();
+    assert!(
+        pass.await.unwrap_err().is_cancelled(),
+        "the pass was still running"
+    );
+    assert!(d.dir.path().join("state/manifest.json.pulling").exists());
+    let report = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let div: Vec<(&str, DivergentReason, &str)> = report
+        .divergent
+        .iter()
+        .map(|i| (i.name.as_str(), i.reason, i.action.as_str()))
+        .collect();
+    assert_eq!(
+        div,
+        [("snap/f.txt", DivergentReason::NotInManifest, "kept")]
+    );
+    assert_eq!(
+        std::fs::read_to_string(stale.join("snap/f.txt")).unwrap(),
+        "v1"
+    );
+}
+
+/// The cut-over's journaled pull killed after it fetched: its log is
+/// there, and the next pass confirms what it fetched from it — a file the
+/// active site's users delete afterwards is deleted here too, not kept as
+/// a write of this site and pushed back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_pull_cut_off_leaves_its_log() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let (stale, active) = (d.src(), d.target());
+    write(&stale, "seed.txt", "seed");
+    RsyncReplicator::new(settings(&d))
+        .resync(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    write(&active, "new.txt", "written at the peer during the resync");
+    let flag = d.dir.path().join("hang-pull");
+    std::fs::write(&flag, b"").unwrap();
+    let mut hanging = settings(&d);
+    hanging.rsync_path = d.dir.path().join("hanging-rsync");
+    hanging_rsync(&hanging.rsync_path, &flag, "*\" --files-from=\"*");
+    let r = RsyncResyncer::new(hanging).unwrap();
+    let pass = tokio::spawn(async move {
+        r.pass_changed(
+            &["new.txt".to_string()],
+            &[],
+            false,
+            CancellationToken::new(),
+        )
+        .await
+    });
+    arrives(&stale, "new.txt", "written at the peer during the resync").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    pass.abort();
+    assert!(
+        pass.await.unwrap_err().is_cancelled(),
+        "the pass was still running"
+    );
+    assert!(
+        d.dir.path().join("state/manifest.json.pulling").exists(),
+        "the journaled pull logs as it goes"
+    );
+    std::fs::remove_file(active.join("new.txt")).unwrap();
+    let report = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    assert!(report.divergent.is_empty(), "{:?}", report.divergent);
+    assert!(
+        !stale.join("new.txt").exists(),
+        "deleted at the peer: here too"
+    );
+    assert_eq!(files(&stale), files(&active));
+}

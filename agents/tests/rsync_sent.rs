@@ -33,33 +33,11 @@ fn manifest_path(d: &Daemon) -> PathBuf {
     d.dir.path().join("state/manifest.json")
 }
 
-/// Settings whose rsync, once `flag` exists, runs the first transfer whose
-/// arguments match `pattern` (a shell `case` pattern on ` ARGS `) for real
-/// and then hangs (as a site lost just after a transfer delivered).
+/// Settings whose rsync hangs after the first transfer matching
+/// `pattern` once `flag` exists ([`hanging_rsync`]).
 fn hanging_after(d: &Daemon, flag: &Path, pattern: &str) -> RsyncSettings {
-    let real = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v rsync"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
     let wrapper = d.dir.path().join("hanging-rsync");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ -e '{flag}' ]; then case \" $* \" in {pattern}) rm -f '{flag}'; {real} \"$@\"; exec sleep 120 ;; esac; fi\nexec {real} \"$@\"\n",
-            flag = flag.display(),
-            real = real.trim(),
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    hanging_rsync(&wrapper, flag, pattern);
     let mut s = settings(d);
     s.rsync_path = wrapper;
     s

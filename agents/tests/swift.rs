@@ -2213,6 +2213,52 @@ async fn sent_kept_slo(env: &Env<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The same with a DLO manifest (`X-Object-Manifest`), which a listing
+/// does not show: moving a segment aside would leave it reading short,
+/// with no error.
+async fn sent_kept_dlo(env: &Env<'_>) -> Result<()> {
+    use warden_agents::replicate::DivergentReason;
+    let ha = Http::new(&env.cl.a).await?;
+    let (c, segs) = ("dk", "dk-segs");
+    for cont in [c, segs] {
+        env.a.put_container(cont, &BTreeMap::new()).await?;
+        env.b.put_container(cont, &BTreeMap::new()).await?;
+    }
+    let (s1, s2) = (pattern(20_000, 5), pattern(7_000, 6));
+    ha.put("dk-segs/dlo/1", &[], s1.clone()).await?;
+    ha.put("dk-segs/dlo/2", &[], s2.clone()).await?;
+    ha.put(
+        "dk/dlo",
+        &[("X-Object-Manifest", "dk-segs/dlo/")],
+        Vec::new(),
+    )
+    .await?;
+    let manifest = env.cl.scratch().join("dk.json");
+    warden_agents::replicate::sent::note_beside(&manifest, ["dk-segs/dlo/2"]);
+    let report = env
+        .resyncer(true, &[segs, c], "dk.json", DeleteGuard::default())
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await?;
+    ensure!(
+        report
+            .divergent
+            .iter()
+            .all(|d| d.action == "kept" && d.reason != DivergentReason::SentUnconfirmed),
+        "{:?}",
+        report.divergent
+    );
+    let (status, _, got) = ha.get("dk/dlo").await?;
+    ensure!(status == 200, "GET dk/dlo: {status}");
+    let want: Vec<u8> = s1.into_iter().chain(s2).collect();
+    ensure!(
+        got == want,
+        "the DLO reads {} bytes, want {}",
+        got.len(),
+        want.len()
+    );
+    Ok(())
+}
+
 async fn quarantine_large(env: &Env<'_>) -> Result<()> {
     let (a, b) = (&env.a, &env.b);
     let ha = Http::new(&env.cl.a).await?;
@@ -2384,6 +2430,7 @@ async fn swift_plans_against_two_real_clusters() {
         .await;
     run.run("quarantine_large", quarantine_large(&env)).await;
     run.run("sent_kept_slo", sent_kept_slo(&env)).await;
+    run.run("sent_kept_dlo", sent_kept_dlo(&env)).await;
     run.run("continuous_replication", continuous_replication(&env))
         .await;
     run.run("lagging_listing", lagging_listing(&env)).await;

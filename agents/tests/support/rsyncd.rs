@@ -55,6 +55,30 @@ pub(crate) fn rsync_wrapper(path: &Path, body: &str, extra: &str) {
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
+/// Writes at `path` an rsync that, once `flag` exists, runs the first
+/// transfer whose arguments match `pattern` (a shell `case` pattern on
+/// ` ARGS `) for real and then hangs (removing `flag`): a site or agent
+/// lost just after a transfer delivered, before anyone saw it end.
+pub(crate) fn hanging_rsync(path: &Path, flag: &Path, pattern: &str) {
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v rsync"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    rsync_wrapper(
+        path,
+        &format!(
+            "if [ -e '{flag}' ]; then case \" $* \" in {pattern}) rm -f '{flag}'; {real} \"$@\"; exec sleep 120 ;; esac; fi",
+            flag = flag.display(),
+            real = real.trim(),
+        ),
+        "",
+    );
+}
+
 /// Puts an rsync limited to 256 KiB/s first in this process's `PATH`.
 pub(crate) fn slow_rsync_in_path(dir: &Path) {
     rsync_wrapper_in_path(dir, "", "--bwlimit=256");

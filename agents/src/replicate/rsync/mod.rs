@@ -327,6 +327,9 @@ impl Replicator for RsyncReplicator {
         let shared = &self.shared;
         shared.load_book()?;
         shared.reload_sent();
+        if let Some(m) = &shared.settings.manifest {
+            resync::drop_stale_pull_log(m);
+        }
         // Watch first, then the full pass: nothing changed after the pass started is lost.
         let watched = Watched::start(shared)?;
         *shared.was_mount.lock().unwrap() = shared.declared_mount()

@@ -93,6 +93,21 @@ mod verify;
 
 use held::HeldManifest;
 
+/// Removes the log a cut-off resync pull left beside `manifest`, once the
+/// site pushes (it was promoted: that resync is over, and the push's
+/// first full pass confirms what it carries). Left there, a later
+/// failback's first pass would read it as its own — every write since it
+/// began taken for what that pull fetched.
+pub(crate) fn drop_stale_pull_log(manifest: &Path) {
+    let path = pull_log::path_of(manifest);
+    match pull_log::remove(&path) {
+        Ok(()) => {}
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot remove the log of a resync pull that was cut off before the site was promoted")
+        }
+    }
+}
+
 /// The itemized line of a pull that [`parse_settled`] reads (with `-ii`).
 const ITEMIZED: &str = "--out-format=%i %l %M %n";
 
@@ -379,7 +394,7 @@ impl Resyncer for RsyncResyncer {
         let mut settled: Vec<Settled> = Vec::new();
         // Each line on disk as it comes: a kill before this pass stores
         // its manifest leaves the next pass what it settled (`pull_log`).
-        let mut log = self.start_pull_log();
+        let mut log = self.start_pull_log(keep.iter().chain(discard_later.iter().map(|(n, _)| n)));
         let pulled = run_rsync(s, args, None, &cancel, |line| {
             let Some(item) = parse_settled(line) else {
                 return;

@@ -179,12 +179,18 @@ impl RsyncResyncer {
                 )));
             }
         }
+        // Logged as a full pass's pull is: a kill during it leaves the next
+        // pass what it settled, and what it wrote unlogged (`pull_log`).
+        let mut log = (!list.is_empty()).then(|| self.start_pull_log(kept));
         if !list.is_empty() {
             let args = self.pull_args(&PULL, filter.as_ref());
             run_rsync(s, args, Some(list), &cancel, |line| {
                 if line.starts_with("*deleting") {
                     deleted += 1;
                 } else if let Some(item) = parse_settled(line) {
+                    if let Some(log) = log.as_mut() {
+                        log.append(line);
+                    }
                     if item.fetched {
                         fetched.items += 1;
                         fetched.bytes += item.size;
@@ -368,6 +374,8 @@ impl RsyncResyncer {
             next.items.values().map(|i| i.size).sum::<u64>(),
         );
         self.store_manifest(next).await?;
+        drop(log);
+        self.end_pull_log().await?;
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Delta {
             fetched: settled
                 .iter()

@@ -51,7 +51,11 @@ pub(super) struct PullLog {
 impl PullLog {
     /// A new, empty log at `path` (mode 0600); `None` (with a warning)
     /// when it cannot be created.
-    pub(super) fn create(path: PathBuf) -> PullLog {
+    /// `kept`: the names the pull leaves alone (a pass's kept divergent
+    /// items, its discards that wait), written after the start: their
+    /// ctime may move during the pull (a hard link of a file it replaces)
+    /// without the pull writing them ([`CutOff::unlogged`]).
+    pub(super) fn create<'a>(path: PathBuf, kept: impl IntoIterator<Item = &'a String>) -> PullLog {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -61,6 +65,11 @@ impl PullLog {
         let file = match file.and_then(|mut f| {
             // When it began: what rsync left half-written during it is no older.
             writeln!(f, "{STARTED}{}", now_ns())?;
+            for name in kept {
+                // JSON: a name may hold a newline
+                let quoted = serde_json::to_string(name).map_err(std::io::Error::other)?;
+                writeln!(f, "{KEPT}{quoted}")?;
+            }
             Ok(f)
         }) {
             Ok(f) => Some(f),
@@ -94,6 +103,9 @@ impl PullLog {
 /// The log's first line: when the pull began (unix ns).
 const STARTED: &str = "# warden pull started at ";
 
+/// A line after it for each name the pull leaves alone (a JSON string).
+const KEPT: &str = "# kept ";
+
 /// Now on the clock that stamps ctimes (the coarse wall clock: the fine
 /// one runs up to a tick ahead of it, and a file created right after
 /// would look older than this).
@@ -108,6 +120,8 @@ pub(super) struct CutOff {
     started_ns: i128,
     /// What it settled, in order, as rsync printed it.
     settled: Vec<Settled>,
+    /// What it left alone ([`PullLog::create`]).
+    kept: BTreeSet<String>,
 }
 
 /// The log at `path` of a pull cut off before its pass stored the
@@ -129,10 +143,16 @@ pub(super) fn cut_off(path: &Path) -> std::io::Result<Option<CutOff>> {
         .and_then(|l| l.strip_prefix(STARTED))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    let kept = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(KEPT))
+        .filter_map(|q| serde_json::from_str::<String>(q).ok())
+        .collect();
     let settled = lines.into_iter().filter_map(parse_settled).collect();
     Ok(Some(CutOff {
         started_ns,
         settled,
+        kept,
     }))
 }
 
@@ -163,7 +183,7 @@ impl CutOff {
         }
         let logged: BTreeSet<&str> = self.settled.iter().map(|s| s.name.as_str()).collect();
         here.iter()
-            .filter(|(name, _)| !logged.contains(name.as_str()))
+            .filter(|(name, _)| !logged.contains(name.as_str()) && !self.kept.contains(*name))
             .filter(|(name, item)| {
                 stamps.get(*name).is_some_and(|st| {
                     i128::from(st.ctime_ns) >= self.started_ns
@@ -258,8 +278,8 @@ impl super::RsyncResyncer {
     }
 
     /// A new log for the pull about to run.
-    pub(super) fn start_pull_log(&self) -> PullLog {
-        PullLog::create(self.pull_log_path())
+    pub(super) fn start_pull_log<'a>(&self, kept: impl IntoIterator<Item = &'a String>) -> PullLog {
+        PullLog::create(self.pull_log_path(), kept)
     }
 
     /// Whether a pull was cut off before its pass ended (its log is there).
@@ -370,7 +390,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = path_of(&dir.path().join("m.json"));
         assert!(cut_off(&path).unwrap().is_none(), "no log: none");
-        let mut log = PullLog::create(path.clone());
+        let mut log = PullLog::create(path.clone(), &[]);
         log.append(">f+++++++++ 5 2026/12/07-18:00:00 one.txt");
         log.append(".f          3 2026/12/07-18:00:01 two.txt");
         drop(log);
@@ -419,7 +439,7 @@ mod tests {
         std::fs::write(root.join("d/.old.txt.AAAAAA"), b"keep").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         let path = path_of(&dir.path().join("m.json"));
-        let mut log = PullLog::create(path.clone());
+        let mut log = PullLog::create(path.clone(), &[]);
         log.append(">f+++++++++ 4 2026/12/07-18:00:00 d/old.txt");
         log.append(">f+++++++++ 9 2026/12/07-18:00:00 d/new.txt");
         drop(log);
