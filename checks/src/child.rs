@@ -113,7 +113,8 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
     let pipe = |keep: bool| if keep { Stdio::piped() } else { Stdio::null() };
     let mark = cmd.mark.unwrap_or_default();
     let keep_left = cmd.keep_left;
-    let spawned = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args)
         .env_clear()
         .envs(warden_config::child::clean_env())
@@ -123,8 +124,8 @@ pub async fn run(cmd: Command<'_>) -> Result<Finished, Failure> {
         .stdout(pipe(cmd.output == Output::Both))
         .stderr(pipe(cmd.output != Output::Discard))
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+        .kill_on_drop(true);
+    let spawned = warden_config::child::spawn_unless_busy(|| command.spawn());
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {

@@ -172,6 +172,26 @@ impl GroupKill {
     }
 }
 
+/// Runs `spawn` again while the kernel answers ETXTBSY ("text file
+/// busy"): the program was written a moment ago and a child another
+/// thread forked meanwhile still holds it open for writing until that
+/// child execs (microseconds), or a deployment tool is writing it now. Up
+/// to five more tries over about 60 ms (a blocking wait: a rare path),
+/// then its error.
+pub fn spawn_unless_busy<T>(mut spawn: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut wait = std::time::Duration::from_millis(2);
+    for _ in 0..5 {
+        match spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            r => return r,
+        }
+    }
+    spawn()
+}
+
 impl Drop for GroupKill {
     fn drop(&mut self) {
         self.kill_now();
@@ -412,6 +432,39 @@ pub fn scrub(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_busy_program_is_tried_again_and_then_its_error_is_given() {
+        let busy = || std::io::Error::from(std::io::ErrorKind::ExecutableFileBusy);
+        let mut calls = 0;
+        let r = super::spawn_unless_busy(|| {
+            calls += 1;
+            if calls < 3 {
+                Err(busy())
+            } else {
+                Ok(calls)
+            }
+        });
+        assert_eq!(r.unwrap(), 3);
+        let mut calls = 0;
+        let r: std::io::Result<()> = super::spawn_unless_busy(|| {
+            calls += 1;
+            Err(busy())
+        });
+        assert_eq!(
+            r.unwrap_err().kind(),
+            std::io::ErrorKind::ExecutableFileBusy
+        );
+        assert_eq!(calls, 6, "five more tries, no more");
+        let mut calls = 0;
+        let r: std::io::Result<()> = super::spawn_unless_busy(|| {
+            calls += 1;
+            Err(std::io::Error::from(std::io::ErrorKind::NotFound))
+        });
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "another error is not tried again");
+    }
+
     use super::*;
 
     #[test]

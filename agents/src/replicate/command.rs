@@ -221,7 +221,8 @@ async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = c.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    let mut child = warden_config::child::spawn_unless_busy(|| c.spawn())
+        .map_err(|e| fail(format!("cannot start: {e}")))?;
     // the whole process group (a shell's children too) unless it ends by itself
     let mut group = warden_config::child::GroupKill::with_mark(child.id(), mark);
     let out = tokio::spawn(keep_tail(child.stdout.take().expect("piped"), STDOUT_KEEP));

@@ -195,8 +195,7 @@ pub(crate) async fn run_rsync(
     if let Some(mark) = &s.runs_mark {
         cmd.env(warden_config::run_mark::VAR, mark.value());
     }
-    let mut child = cmd
-        .args(&args)
+    cmd.args(&args)
         .env("LC_ALL", "C")
         .env("TZ", "UTC")
         .stdin(if stdin.is_some() {
@@ -208,12 +207,13 @@ pub(crate) async fn run_rsync(
         .stderr(Stdio::piped())
         // Its own process group: a stop kills rsync and the processes it forked.
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| AgentError::RsyncSpawn {
+        .kill_on_drop(true);
+    let mut child = warden_config::child::spawn_unless_busy(|| cmd.spawn()).map_err(|source| {
+        AgentError::RsyncSpawn {
             program: s.rsync_path.display().to_string(),
             source,
-        })?;
+        }
+    })?;
     let mut group = GroupKill::new(child.id());
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         tokio::spawn(async move {
