@@ -390,3 +390,36 @@ async fn over_ssh_a_push_into_the_directory_ends_and_a_read_from_it_does_not() {
     read.kill().unwrap();
     read.wait().unwrap();
 }
+
+/// A resync pull into b killed outright (its log left beside the
+/// manifest), then b promoted by a failover — which pauses replication, so
+/// b may stay active for long without pushing: the promote removes the
+/// log. Left there, a later failback's first pass at b would read it as
+/// its own and take every write b's users made since for what that pull
+/// fetched (quarantined, not kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promote_removes_the_log_of_a_pull_cut_off_before_it() {
+    if !have_rsync() {
+        return;
+    }
+    std::env::set_var(PW_ENV, PASSWORD);
+    let here = tempfile::tempdir().unwrap();
+    let conf = here.path().join("failover.conf");
+    let d = Daemon::start();
+    let state = here.path().join("state-b");
+    std::fs::write(&conf, config_text(&d, &state)).unwrap();
+    let config = warden_config::load(&conf).expect("test config");
+    let b = Replication::from_config(&config, "b").expect("web replicates at b");
+    let mut log = d.target().into_os_string();
+    log.push(".warden-manifest.json.pulling");
+    std::fs::write(&log, "# warden pull started at 1\n").unwrap();
+    let authority = Authority::open(&state, "b", &[("web".into(), "a".into())]).unwrap();
+    let promote = Command::new("web", 2, CommandKind::Promote).to_site("b");
+    authority.admit(&promote).unwrap();
+    authority.promoting(&promote).unwrap();
+    b.promoted("web", promote.epoch).await;
+    assert!(
+        !Path::new(&log).exists(),
+        "the log of a pull cut off before the promote is gone"
+    );
+}

@@ -1052,3 +1052,54 @@ async fn a_journaled_pull_cut_off_leaves_its_log() {
     );
     assert_eq!(files(&stale), files(&active));
 }
+
+/// A cut-off pull's log says what it wrote unlogged; the next pass fails
+/// before it sets those aside (its comparison with the peer cut off), and
+/// the pass after must still know them: the log stays until a pass's own
+/// pull starts anew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_cut_off_pull_wrote_unlogged_outlives_a_pass_that_fails_before_it() {
+    if !have_rsync() {
+        return;
+    }
+    let d = Daemon::start();
+    let stale = d.src();
+    write(&stale, "seed.txt", "seed");
+    RsyncReplicator::new(settings(&d))
+        .resync(CancellationToken::new(), None)
+        .await
+        .unwrap();
+    pull_log_started(&d);
+    write(&stale, "arrived.txt", "fetched, then deleted at the peer");
+    // The next pass: its checksum comparison with the peer fails.
+    let mut failing = settings(&d);
+    failing.rsync_path = d.dir.path().join("failing-rsync");
+    rsync_wrapper(
+        &failing.rsync_path,
+        "case \" $* \" in *\" -c \"*) exit 10 ;; esac",
+        "",
+    );
+    let first = RsyncResyncer::new(failing)
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await;
+    assert!(first.is_err(), "{first:?}");
+    let report = RsyncResyncer::new(settings(&d))
+        .unwrap()
+        .pass(DivergentPolicy::Keep, CancellationToken::new(), None)
+        .await
+        .unwrap();
+    let div: Vec<(&str, DivergentReason, &str)> = report
+        .divergent
+        .iter()
+        .map(|i| (i.name.as_str(), i.reason, i.action.as_str()))
+        .collect();
+    assert_eq!(
+        div,
+        [(
+            "arrived.txt",
+            DivergentReason::FetchedUnconfirmed,
+            "quarantined"
+        )]
+    );
+}

@@ -90,10 +90,30 @@ impl Replication {
     pub async fn promoted(&self, group: &str, epoch: u64) -> Option<String> {
         let g = self.groups.get(group)?;
         let stopped = self.stop_pulling(g).await;
+        self.drop_pull_log(g);
         let ended = self.end_pushes(g).await;
         let fenced = self.fence(g, group, epoch).await;
         let said: Vec<String> = [stopped, ended, fenced].into_iter().flatten().collect();
         (!said.is_empty()).then(|| said.join("; "))
+    }
+
+    /// The log a resync pull cut off by a kill left here (the rsync plan):
+    /// once promoted, that resync is over — the site may stay active
+    /// without pushing (replication paused) and a later failback's first
+    /// pass would read the log as its own, every write made here since
+    /// taken for what that pull fetched.
+    fn drop_pull_log(&self, g: &GroupRepl) {
+        if g.cfg.plan != ReplicationPlan::Rsync {
+            return;
+        }
+        let Some(site) = g.cfg.sites.get(&self.site) else {
+            return;
+        };
+        let Some(dir) = site.path.as_ref() else {
+            return;
+        };
+        let manifest = crate::replicate::plan::manifest_path(site, dir);
+        crate::replicate::rsync::resync::drop_stale_pull_log(&manifest);
     }
 
     /// The push part of [`Replication::promoted`] (the rsync plan).

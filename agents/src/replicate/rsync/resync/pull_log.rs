@@ -324,8 +324,8 @@ impl super::RsyncResyncer {
     }
 
     /// `manifest` (as loaded, with the local listing `here`/`stamps` taken
-    /// beside it) with what the cut-off pull `cut` settled confirmed,
-    /// stored, and the log removed; as it is without one. Also the items
+    /// beside it) with what the cut-off pull `cut` settled confirmed and
+    /// stored; as it is without one. Also the items
     /// here the cut-off pull may have written without its log saying so
     /// ([`CutOff::unlogged`]).
     pub(super) async fn confirm_cut_off(
@@ -375,8 +375,10 @@ impl super::RsyncResyncer {
             confirmed = next.items.len(),
             "a resync pull was cut off before its pass ended (the agent stopped): what it settled is confirmed from its log"
         );
+        // The log stays until this pass's own pull starts one anew (after
+        // its divergent items are set aside): a pass that fails before
+        // then leaves the next one what it said, `unlogged` included.
         self.store_manifest(next.clone()).await?;
-        self.end_pull_log().await?;
         Ok((next, unlogged))
     }
 }
