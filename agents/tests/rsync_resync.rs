@@ -18,6 +18,14 @@ use warden_agents::AgentError;
 mod rsyncd;
 use rsyncd::*;
 
+/// The push replicator's full pass: both sides in sync, the manifest recorded.
+async fn in_sync(d: &Daemon) {
+    RsyncReplicator::new(settings(d))
+        .resync(CancellationToken::new(), None)
+        .await
+        .unwrap();
+}
+
 /// Both sides in sync through the push replicator (which records the
 /// manifest), then the disaster: the peer takes writes and deletes, the
 /// stale site holds writes that never left it.
@@ -319,8 +327,7 @@ async fn a_peer_emptied_between_passes_is_held_at_the_total() {
     for i in 0..10 {
         write(&here, &format!("f{i}"), &format!("file {i}"));
     }
-    let push = RsyncReplicator::new(settings(&d));
-    push.resync(CancellationToken::new(), None).await.unwrap();
+    in_sync(&d).await;
     assert_eq!(files(&here), files(&peer));
     let mut s = settings(&d);
     s.guard = warden_agents::replicate::guard::DeleteGuard {
@@ -427,8 +434,7 @@ async fn a_delete_of_one_hard_link_does_not_make_its_twin_a_divergent_write() {
     write(&here, "x", "linked twice");
     std::fs::hard_link(here.join("x"), here.join("y")).unwrap();
     write(&here, "other", "stays");
-    let push = RsyncReplicator::new(settings(&d));
-    push.resync(CancellationToken::new(), None).await.unwrap();
+    in_sync(&d).await;
     assert_eq!(files(&here), files(&peer));
     let resyncer = RsyncResyncer::new(settings(&d)).unwrap();
 
@@ -663,8 +669,7 @@ async fn a_pull_cut_off_by_a_kill_leaves_what_it_fetched_confirmed() {
     let d = Daemon::start();
     let (stale, active) = (d.src(), d.target());
     write(&stale, "seed.txt", "seed");
-    let push = RsyncReplicator::new(settings(&d));
-    push.resync(CancellationToken::new(), None).await.unwrap();
+    in_sync(&d).await;
     // The disaster: the peer takes 40 files of 64 KiB.
     let blob = "x".repeat(64 * 1024);
     for i in 0..40 {
@@ -759,8 +764,7 @@ async fn an_item_deleted_at_the_peer_between_the_compare_and_the_pull_is_not_kep
     let (stale, active) = (d.src(), d.target());
     write(&stale, "x.txt", "the same at both sites");
     write(&stale, "y.txt", "another");
-    let push = RsyncReplicator::new(settings(&d));
-    push.resync(CancellationToken::new(), None).await.unwrap();
+    in_sync(&d).await;
     let x = stale.join("x.txt");
     let mode = std::fs::metadata(&x).unwrap().permissions().mode();
     std::fs::set_permissions(&x, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -820,8 +824,7 @@ async fn items_a_cut_off_pull_wrote_without_logging_them_are_not_kept() {
     let d = Daemon::start();
     let (stale, active) = (d.src(), d.target());
     write(&stale, "seed.txt", "seed");
-    let push = RsyncReplicator::new(settings(&d));
-    push.resync(CancellationToken::new(), None).await.unwrap();
+    in_sync(&d).await;
     // Written here before the failback (never replicated).
     write(&stale, "before.txt", "a write of this site");
     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -900,10 +903,7 @@ async fn a_pull_log_left_before_a_promote_is_gone_once_the_site_pushes() {
     let d = Daemon::start();
     let stale = d.src();
     write(&stale, "seed.txt", "seed");
-    RsyncReplicator::new(settings(&d))
-        .resync(CancellationToken::new(), None)
-        .await
-        .unwrap();
+    in_sync(&d).await;
     pull_log_started(&d);
     // Promoted: the push starts (and stops again).
     let push = RsyncReplicator::new(settings(&d));
@@ -940,10 +940,7 @@ async fn a_kept_hard_link_of_a_file_the_cut_off_pull_replaced_stays_kept() {
     let d = Daemon::start();
     let (stale, active) = (d.src(), d.target());
     write(&stale, "f.txt", "v1");
-    RsyncReplicator::new(settings(&d))
-        .resync(CancellationToken::new(), None)
-        .await
-        .unwrap();
+    in_sync(&d).await;
     // Written here alone: a snapshot of f.txt by hard link.
     std::fs::create_dir_all(stale.join("snap")).unwrap();
     std::fs::hard_link(stale.join("f.txt"), stale.join("snap/f.txt")).unwrap();
@@ -1008,10 +1005,7 @@ async fn a_journaled_pull_cut_off_leaves_its_log() {
     let d = Daemon::start();
     let (stale, active) = (d.src(), d.target());
     write(&stale, "seed.txt", "seed");
-    RsyncReplicator::new(settings(&d))
-        .resync(CancellationToken::new(), None)
-        .await
-        .unwrap();
+    in_sync(&d).await;
     write(&active, "new.txt", "written at the peer during the resync");
     let flag = d.dir.path().join("hang-pull");
     std::fs::write(&flag, b"").unwrap();
@@ -1065,10 +1059,7 @@ async fn what_a_cut_off_pull_wrote_unlogged_outlives_a_pass_that_fails_before_it
     let d = Daemon::start();
     let stale = d.src();
     write(&stale, "seed.txt", "seed");
-    RsyncReplicator::new(settings(&d))
-        .resync(CancellationToken::new(), None)
-        .await
-        .unwrap();
+    in_sync(&d).await;
     pull_log_started(&d);
     write(&stale, "arrived.txt", "fetched, then deleted at the peer");
     // The next pass: its checksum comparison with the peer fails.

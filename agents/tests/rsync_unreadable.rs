@@ -42,20 +42,12 @@ async fn an_unreadable_source_file_is_no_read_only_peer_and_stops_no_replication
     write(&src, "secret.txt", "unreadable to the push");
     std::os::unix::fs::chown(src.join("secret.txt"), Some(65534), Some(65534)).unwrap();
     std::fs::set_permissions(src.join("secret.txt"), PermissionsExt::from_mode(0o000)).unwrap();
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v rsync"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let real = real_rsync();
     let wrapper = d.dir.path().join("rsync-no-dac");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nexec setpriv --bounding-set -dac_override,-dac_read_search {} \"$@\"\n",
-            real.trim()
+            "#!/bin/sh\nexec setpriv --bounding-set -dac_override,-dac_read_search {real} \"$@\"\n"
         ),
     )
     .unwrap();

@@ -216,24 +216,25 @@ impl Manifest {
         }
     }
 
-    /// Writes it durably ([`warden_config::durable::replace`]: temporary
-    /// file, sync, rename, directory sync), creating the parent directory.
+    /// Writes it durably ([`save_json`]).
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
-        let err = |e: std::io::Error| AgentError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(err)?;
-            }
-        }
-        let body = serde_json::to_vec(self).map_err(|e| AgentError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        warden_config::durable::replace(path, &body).map_err(err)
+        save_json(path, self)
     }
+}
+
+/// Writes `value` as JSON at `path` durably ([`warden_config::durable::replace`]:
+/// temporary file, sync, rename, directory sync), creating the parent
+/// directory: the manifest and the files kept beside it.
+pub(crate) fn save_json(path: &Path, value: &impl Serialize) -> Result<(), AgentError> {
+    let err = |reason: String| AgentError::Manifest {
+        path: path.display().to_string(),
+        reason,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    let body = serde_json::to_vec(value).map_err(|e| err(e.to_string()))?;
+    warden_config::durable::replace(path, &body).map_err(|e| err(e.to_string()))
 }
 
 /// Why an item is divergent.

@@ -125,28 +125,19 @@ impl Sent {
         changed && !self.full
     }
 
-    /// Writes it durably ([`warden_config::durable::replace`], making its
-    /// directory), or removes the file when nothing is recorded.
+    /// Writes it durably ([`super::manifest::save_json`]), or removes the
+    /// file when nothing is recorded.
     pub fn save(&self, path: &Path) -> Result<(), AgentError> {
-        let err = |e: std::io::Error| AgentError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        };
-        if self.is_empty() {
-            return match std::fs::remove_file(path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(err(e)),
-            };
+        if !self.is_empty() {
+            return super::manifest::save_json(path, self);
         }
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::Manifest {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            _ => Ok(()),
         }
-        let body = serde_json::to_vec(self).map_err(|e| AgentError::Manifest {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        warden_config::durable::replace(path, &body).map_err(err)
     }
 }
 

@@ -35,21 +35,24 @@ pub(crate) fn have_rsync() -> bool {
     ok
 }
 
+/// The real rsync's path (found on `PATH` now).
+pub(crate) fn real_rsync() -> String {
+    let out = Command::new("sh")
+        .args(["-c", "command -v rsync"])
+        .output()
+        .unwrap()
+        .stdout;
+    String::from_utf8(out).unwrap().trim().to_string()
+}
+
 /// Writes an executable `rsync` wrapper at `path`: the shell `body` runs
 /// first, then the real rsync (found on `PATH` now) with `extra` arguments
 /// before the caller's.
 pub(crate) fn rsync_wrapper(path: &Path, body: &str, extra: &str) {
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v rsync"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let real = real_rsync();
     std::fs::write(
         path,
-        format!("#!/bin/sh\n{body}\nexec {} {extra} \"$@\"\n", real.trim()),
+        format!("#!/bin/sh\n{body}\nexec {real} {extra} \"$@\"\n"),
     )
     .unwrap();
     std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -60,20 +63,12 @@ pub(crate) fn rsync_wrapper(path: &Path, body: &str, extra: &str) {
 /// ` ARGS `) for real and then hangs (removing `flag`): a site or agent
 /// lost just after a transfer delivered, before anyone saw it end.
 pub(crate) fn hanging_rsync(path: &Path, flag: &Path, pattern: &str) {
-    let real = String::from_utf8(
-        Command::new("sh")
-            .args(["-c", "command -v rsync"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let real = real_rsync();
     rsync_wrapper(
         path,
         &format!(
             "if [ -e '{flag}' ]; then case \" $* \" in {pattern}) rm -f '{flag}'; {real} \"$@\"; exec sleep 120 ;; esac; fi",
             flag = flag.display(),
-            real = real.trim(),
         ),
         "",
     );

@@ -44,10 +44,6 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use crate::replicate::DivergentReason;
-
-/// How many empty objects kept in place a pass asks whether they are DLO
-/// manifests ([`SwiftResyncer::keeps_a_link`]).
-const DLO_ASK: usize = 1000;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -70,6 +66,7 @@ use crate::replicate::{
 use crate::AgentError;
 
 mod booked;
+mod in_doubt;
 mod settings;
 mod unlisted;
 mod verify;
@@ -92,45 +89,6 @@ pub struct SwiftResyncer {
 }
 
 impl SwiftResyncer {
-    /// Whether a divergent item kept in place (the peer lacks it, not
-    /// among `in_doubt`) is an SLO manifest or a symlink (its listing
-    /// says so) or a DLO manifest (a listing does not show it: each empty
-    /// one is asked, at most [`DLO_ASK`]; more, or an answer that fails,
-    /// count as one).
-    async fn keeps_a_link(
-        &self,
-        divergent: &[(String, DivergentReason, bool)],
-        in_doubt: &[usize],
-        here_raw: &BTreeMap<String, ObjectEntry>,
-    ) -> bool {
-        let kept: Vec<(&String, &ObjectEntry)> = divergent
-            .iter()
-            .enumerate()
-            .filter(|(i, (_, _, peer_has))| !*peer_has && in_doubt.binary_search(i).is_err())
-            .filter_map(|(_, (name, _, _))| here_raw.get(name).map(|e| (name, e)))
-            .collect();
-        if kept.iter().any(|(_, e)| e.needs_others()) {
-            return true;
-        }
-        let empty: Vec<&String> = kept
-            .iter()
-            .filter(|(_, e)| e.bytes == 0)
-            .map(|(n, _)| *n)
-            .collect();
-        if empty.len() > DLO_ASK {
-            return true;
-        }
-        for name in empty {
-            let (c, o) = split_name(name);
-            match self.here.head_with_headers(c, o, &[]).await {
-                Ok(Some((_, h))) if h.contains_key("x-object-manifest") => return true,
-                Ok(_) => {}
-                Err(_) => return true,
-            }
-        }
-        false
-    }
-
     /// Fails when the HTTP client cannot be built or a setting cannot work.
     pub fn new(settings: SwiftResyncerSettings) -> Result<Self, AgentError> {
         if settings.containers.is_empty() {
@@ -199,37 +157,11 @@ impl Resyncer for SwiftResyncer {
             r = self.unlisted_changes(plan, &manifest, &here_raw, &peer_raw) => r?,
             _ = cancel.cancelled() => return Err(AgentError::ReplicationCancelled),
         };
-        // What this site's copier sent and never saw confirmed: the peer
-        // lacking it now may have deleted it after it arrived.
-        let sent =
-            crate::replicate::sent::Sent::load(&crate::replicate::sent::Sent::beside(&s.manifest));
+        // What this site's copier sent and never saw confirmed (`in_doubt`).
         let mut plan = plan;
-        let in_doubt: Vec<usize> = plan
-            .divergent
-            .iter()
-            .enumerate()
-            .filter(|(_, (name, _, peer_has))| !*peer_has && sent.covers_object(name))
-            .map(|(i, _)| i)
-            .collect();
-        // An SLO or DLO manifest or a symlink kept in place under `keep`
-        // may name a segment or target among them: moving those aside
-        // would leave it broken (a DLO silently short). Then all stay in
-        // place, as before the record (said).
-        let kept_link = policy == DivergentPolicy::Keep
-            && !in_doubt.is_empty()
-            && self
-                .keeps_a_link(&plan.divergent, &in_doubt, &here_raw)
-                .await;
-        if kept_link && !in_doubt.is_empty() {
-            warn!(
-                objects = in_doubt.len(),
-                "objects a copy round of this site sent and never saw confirmed are kept in place (not quarantined): an SLO manifest or symlink kept here may name them"
-            );
-        } else {
-            for i in in_doubt {
-                plan.divergent[i].1 = DivergentReason::SentUnconfirmed;
-            }
-        }
+        let sent = self
+            .mark_in_doubt(&mut plan.divergent, policy, &here_raw)
+            .await;
         // deletes here: what the peer deleted, and what the policy discards
         let discards = match policy {
             DivergentPolicy::Discard => plan.divergent.iter().filter(|(_, _, p)| !p).count(),
